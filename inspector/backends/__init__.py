@@ -1,0 +1,1 @@
+"""Inference backends behind one small interface (see :mod:`inspector.backends.base`)."""

@@ -1,0 +1,80 @@
+"""`inspector <command>`: one subcommand per mode.
+
+Each command lives in ``inspector.commands.<name>`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func``. Commands are
+imported lazily by name so ``inspector subscribe`` never pays for torch.
+User errors (:class:`InspectorError`) print one line and exit 2; ``--debug``
+shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from inspector import __version__
+from inspector.errors import InspectorError
+
+# name → (module, one-line help); order is the order shown in --help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("inspector.commands.data", "create or inspect datasets (e.g. 'data synth')"),
+    "train": ("inspector.commands.train", "train an anomaly model on good images"),
+    "evaluate": ("inspector.commands.evaluate", "evaluate a trained run on a test set"),
+    "export": ("inspector.commands.export", "export a run to ONNX (FP32 + FP16) with a sidecar"),
+    "predict": ("inspector.commands.predict", "score images with an exported model"),
+    "quantize": ("inspector.commands.quantize", "make an INT8 Q/DQ ONNX from calibration images"),
+    "build": ("inspector.commands.build", "build a TensorRT engine from an ONNX graph"),
+    "verify": ("inspector.commands.verify", "precision gate: compare a candidate with the FP32 reference"),
+    "calibrate": ("inspector.commands.calibrate", "choose thresholds on good parts with the deployed backend"),
+    "run": ("inspector.commands.run", "run the inspection daemon"),
+    "subscribe": ("inspector.commands.subscribe", "print defect events published by a daemon"),
+    "bench": ("inspector.commands.bench", "benchmark a model or engine"),
+    "demo": ("inspector.commands.demo", "the whole product offline: data, train, export, calibrate, run"),
+}
+
+
+def _available_commands() -> dict[str, tuple[str, str]]:
+    return {n: v for n, v in COMMANDS.items() if importlib.util.find_spec(v[0]) is not None}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only``, import just that command's module."""
+    parser = argparse.ArgumentParser(prog="inspector", description="Real-time visual inspection.")
+    parser.add_argument("--version", action="version", version=f"inspector {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="verbose logging")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name, (module, help_text) in _available_commands().items():
+        if only is None or name == only:
+            importlib.import_module(module).register(sub)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``inspector`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser(only=command if command in COMMANDS else None)
+        args = parser.parse_args(argv)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0 if args.command is None else 2
+        return int(args.func(args) or 0)
+    except InspectorError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

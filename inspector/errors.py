@@ -1,0 +1,35 @@
+"""Typed user-facing errors.
+
+Every error a user can cause (bad config, missing file, corrupt image, dead
+camera, mismatched engine) is raised as an :class:`InspectorError` whose message
+is one line naming *what* and *where*. The CLI prints that line without a
+traceback unless ``--debug`` is given.
+"""
+
+
+class InspectorError(Exception):
+    """Base class: a problem the user can fix, described in one line."""
+
+
+class ConfigError(InspectorError):
+    """Invalid configuration: unknown key, wrong type, bad value."""
+
+
+class DataError(InspectorError):
+    """Missing, unreadable or malformed data (images, masks, dataset folders)."""
+
+
+class ModelError(InspectorError):
+    """Model construction, weights or checkpoint problems."""
+
+
+class ExportError(InspectorError):
+    """ONNX export, sidecar or artifact-integrity problems."""
+
+
+class BackendError(InspectorError):
+    """Inference backend problems: wrong input, mismatched engine, runtime failure."""
+
+
+class SourceError(InspectorError):
+    """Camera / video source problems."""
