@@ -1,0 +1,39 @@
+"""`inspector evaluate RUN --data DIR`: metrics table, metrics.json and plots."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a trained run on a test set",
+                       description="Score the test split of a dataset; write metrics.json and plots.")
+    p.add_argument("run", help="training run folder (or a checkpoint file)")
+    p.add_argument("--data", help="dataset root (default: the run's training data)")
+    p.add_argument("--out", help="output folder (default: RUN/eval)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from inspector.evaluation.evaluate import evaluate_dataset, format_table
+    from inspector.training.checkpoint import load_model
+
+    model, config, _ = load_model(args.run)
+    run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
+    out = Path(args.out) if args.out else run_dir / "eval"
+
+    def scorer(batch):
+        with torch.inference_mode():
+            score, amap = model(torch.from_numpy(batch))
+        return score.numpy(), amap.numpy()
+
+    metrics = evaluate_dataset(scorer, args.data or config.data.path, config.model.image_size,
+                               config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size)
+    print(format_table(metrics))
+    print(f"wrote {out / 'metrics.json'}")
+    return 0

@@ -1,0 +1,53 @@
+"""`inspector train`: train a model on good images into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from inspector.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an anomaly model on good images",
+                       description="Train a student-teacher model on the good images of a dataset.")
+    p.add_argument("--config", help="run config YAML (sections: model, data, train)")
+    p.add_argument("--model", help="model name (default reduced_student)")
+    p.add_argument("--preset", choices=["offline", "paper"], help="offline (default) or paper teacher")
+    p.add_argument("--data", help="dataset root (MVTec/BTAD category folder or a folder of good images)")
+    p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this much training time")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set model.image_size=[256,256]")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.training.config import load_run_config
+    from inspector.training.loop import train
+
+    base: dict = {"model": {}, "data": {}, "train": {}}
+    if args.model:
+        base["model"]["name"] = args.model
+    if args.preset:
+        base["model"]["preset"] = args.preset
+    if args.data:
+        base["data"]["path"] = args.data
+    if args.epochs:
+        base["train"]["epochs"] = args.epochs
+    if args.time_budget:
+        base["train"]["time_budget_s"] = args.time_budget
+    config = load_run_config(args.config, args.set, base={k: v for k, v in base.items() if v})
+    if not config.data.path:
+        raise ConfigError("data.path: no dataset given (use --data DIR)")
+    out = Path(args.out)
+    if (out / "best.pt").exists():
+        raise ConfigError(f"{out}: already holds a trained run; choose another --out")
+    summary = train(config, out)
+    for phase in summary["phases"]:
+        state = " (interrupted)" if phase["interrupted"] else ""
+        print(f"{phase['name']}: {phase['epochs_run']} epochs in {phase['seconds']} s, best epoch "
+              f"{phase['best_epoch']} val loss {phase['best_val_loss']:.5f}{state}")
+    print(f"run saved to {out} (best.pt, config.yaml, history.json)")
+    return 0

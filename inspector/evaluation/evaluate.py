@@ -1,0 +1,80 @@
+"""Evaluate a model on a dataset's test split: metrics.json, plots, overlays.
+
+The scorer is any callable mapping a uint8 batch to ``(scores, maps)`` numpy
+arrays, so the same code evaluates the torch model and a deployed backend.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from inspector.data.datasets import load_batch, load_dataset, load_masks
+from inspector.errors import DataError
+from inspector.evaluation.metrics import evaluate_scores
+
+log = logging.getLogger(__name__)
+Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def score_images(scorer: Scorer, images: np.ndarray, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``scorer`` over ``images`` in batches; maps returned as (N, h, w) float32."""
+    scores, maps = [], []
+    for start in range(0, len(images), batch_size):
+        s, m = scorer(images[start:start + batch_size])
+        scores.append(np.asarray(s, dtype=np.float32).reshape(-1))
+        maps.append(np.asarray(m, dtype=np.float32).reshape(len(s), *np.shape(m)[-2:]))
+    return np.concatenate(scores), np.concatenate(maps)
+
+
+def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[int, int], resize: str,
+                     out_dir: str | Path, plots: bool = True, batch_size: int = 8) -> dict:
+    """Score the test split, compute metrics, write metrics.json (+ plots); return metrics."""
+    dataset = load_dataset(data_root)
+    if not dataset.test:
+        raise DataError(f"{data_root}: no test images (expected test/good and test/<defect> folders)")
+    h, w = image_size
+    images, samples, skipped = load_batch(dataset.test, h, w, resize)
+    scores, maps = score_images(scorer, images, batch_size)
+    labels = np.array([s.label for s in samples])
+    types = [s.defect_type for s in samples]
+    masks = load_masks(samples, h, w, resize)
+    metrics = evaluate_scores(scores, labels, types, maps=maps, masks=masks)
+    metrics["skipped_images"] = [str(s.path) for s, _ in skipped]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    np.savez_compressed(out_dir / "scores.npz", scores=scores, labels=labels,
+                        files=np.array([str(s.path) for s in samples]))
+    if plots:
+        write_plots(out_dir, images, maps, scores, labels, samples, metrics)
+    return metrics
+
+
+def write_plots(out_dir: Path, images, maps, scores, labels, samples, metrics) -> None:
+    from inspector.evaluation.metrics import roc_curve
+    from inspector.evaluation.plots import plot_roc, plot_score_histogram, save_overlays
+
+    fpr, tpr, _ = roc_curve(scores, labels)
+    plot_roc({"image": (fpr, tpr, metrics["image_auroc"])}, out_dir / "roc.png")
+    plot_score_histogram(scores, labels, out_dir / "score_histogram.png", threshold=metrics.get("threshold_f1"))
+    save_overlays(images, maps, scores, samples, out_dir / "overlays")
+
+
+def format_table(metrics: dict) -> str:
+    """A plain-text table of the headline metrics and the per-defect-type breakdown."""
+    def fmt(v):
+        return "   —  " if v is None else f"{v:6.3f}"
+
+    lines = [f"{'':16} {'img AUROC':>9} {'px AUROC':>9} {'AUPRO':>7} {'n':>5}",
+             f"{'all':16} {fmt(metrics['image_auroc']):>9} {fmt(metrics['pixel_auroc']):>9} "
+             f"{fmt(metrics['aupro']):>7} {metrics['n_images']:>5}"]
+    for name, m in sorted(metrics.get("per_defect_type", {}).items()):
+        lines.append(f"{name:16} {fmt(m.get('image_auroc')):>9} {fmt(m.get('pixel_auroc')):>9} "
+                     f"{fmt(m.get('aupro')):>7} {m.get('n', 0):>5}")
+    lines.append(f"F1-max {metrics['f1_max']:.3f} at threshold {metrics['threshold_f1']:.5g}")
+    return "\n".join(lines)

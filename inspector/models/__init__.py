@@ -1,0 +1,1 @@
+"""Anomaly models, registered by name (see :mod:`inspector.models.registry`)."""

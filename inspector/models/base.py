@@ -1,0 +1,160 @@
+"""The student-teacher model contract and the shared single-teacher implementation.
+
+Every model is an ``nn.Module`` whose eval ``forward`` takes the raw uint8 image
+batch (N, H, W, 3) RGB and returns ``(score (N,), anomaly_map (N, 1, H, W))``:
+normalisation, teacher, student, distances, upsampling, smoothing and the
+map→score reduction are all inside, so the exported graph is the whole
+inference (DESIGN.md seam 1). ``loss(images)`` is the training objective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inspector.errors import ConfigError
+from inspector.models.common import (
+    GaussianSmoothing,
+    ImageNormalize,
+    combine_levels,
+    freeze,
+    level_distance,
+    reduce_score,
+)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Fields every model has; each model subclasses it with its own defaults."""
+
+    name: str = ""
+    preset: Literal["offline", "paper"] = "offline"
+    image_size: tuple[int, int] = (256, 256)  # (height, width) of the model input
+    teacher_weights: str | None = None  # a file; None: default resolution; "random": tests only
+    score: Literal["max", "mean", "sum"] = "max"
+    smoothing_sigma: float = 4.0
+
+    def validate(self, where: str) -> None:
+        h, w = self.image_size
+        if h < 32 or w < 32 or h % 32 or w % 32:
+            raise ConfigError(f"{where}.image_size: {h}x{w} must be multiples of 32 and at least 32")
+        if self.smoothing_sigma < 0:
+            raise ConfigError(f"{where}.smoothing_sigma: must be ≥ 0")
+
+
+class AnomalyModel(nn.Module):
+    """Base of all models: uint8 in, ``(score, map)`` out; FP16-capable networks."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.normalize = ImageNormalize()
+        self.smoothing = GaussianSmoothing(config.smoothing_sigma)
+        self.compute_dtype = torch.float32
+
+    def networks(self) -> list[nn.Module]:
+        """The convolutional networks that may run in FP16 (teachers and students)."""
+        raise NotImplementedError
+
+    def trainable(self) -> list[nn.Parameter]:
+        """Parameters the optimiser updates."""
+        raise NotImplementedError
+
+    def set_compute_dtype(self, dtype: torch.dtype) -> "AnomalyModel":
+        """Run the networks in ``dtype``; normalisation, distances and smoothing stay FP32."""
+        for net in self.networks():
+            net.to(dtype)
+        self.compute_dtype = dtype
+        return self
+
+    def network_input(self, images: torch.Tensor) -> torch.Tensor:
+        return self.normalize(images).to(self.compute_dtype)
+
+    def finish(self, amap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Smooth the full-resolution map and reduce it to a score (both FP32)."""
+        amap = self.smoothing(amap.float())
+        return reduce_score(amap, self.config.score), amap
+
+    def describe(self) -> dict:
+        """Identity for the sidecar: name, preset, teachers and parameter counts."""
+        return {
+            "name": self.config.name,
+            "preset": self.config.preset,
+            "parameters": sum(p.numel() for p in self.parameters()),
+            "trainable_parameters": sum(p.numel() for p in self.trainable()),
+        }
+
+
+class SingleTeacherModel(AnomalyModel):
+    """One frozen teacher, one student, per-level distances combined into one map.
+
+    ``teacher_pool[i]`` average-pools teacher level i by that factor before the
+    comparison (the reduced student halves each level's resolution this way).
+    """
+
+    def __init__(self, config, teacher: nn.Module, student: nn.Module,
+                 teacher_pool: tuple[int, ...], map_combination: str) -> None:
+        super().__init__(config)
+        self.teacher = freeze(teacher)
+        self.student = student
+        self.teacher_pool = tuple(teacher_pool)
+        self.map_combination = map_combination
+
+    def networks(self) -> list[nn.Module]:
+        return [self.teacher, self.student]
+
+    def trainable(self) -> list[nn.Parameter]:
+        return list(self.student.parameters())
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()  # BatchNorm of a frozen teacher must never use batch statistics
+        return self
+
+    def teacher_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = self.teacher(x)
+        return [f if k == 1 else F.avg_pool2d(f, k) for f, k in zip(feats, self.teacher_pool)]
+
+    def level_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = self.network_input(images)
+        with torch.no_grad():
+            teacher = self.teacher_features(x)
+        student = self.student(x)
+        return [level_distance(t, s) for t, s in zip(teacher, student)]
+
+    def teacher_targets(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The frozen teacher's features: the training loop may compute them once and cache them."""
+        with torch.no_grad():
+            return self.teacher_features(self.network_input(images))
+
+    def loss_with_targets(self, images: torch.Tensor, targets: list[torch.Tensor]) -> torch.Tensor:
+        """Σ over levels of the mean (over pixels and batch) of the level map."""
+        student = self.student(self.network_input(images))
+        return sum(level_distance(t, s).mean() for t, s in zip(targets, student))
+
+    def loss(self, images: torch.Tensor) -> torch.Tensor:
+        return self.loss_with_targets(images, self.teacher_targets(images))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        size = (images.shape[1], images.shape[2])
+        amap = combine_levels(self.level_maps(images), size, self.map_combination)
+        return self.finish(amap)
+
+    def describe(self) -> dict:
+        info = super().describe()
+        info["teachers"] = [teacher_identity(self.teacher)]
+        info["map_combination"] = self.map_combination
+        return info
+
+
+def teacher_identity(extractor: nn.Module) -> dict:
+    """Backbone name, taps and weight source of a feature extractor (for the sidecar)."""
+    return {
+        "backbone": getattr(extractor, "backbone_name", type(extractor).__name__),
+        "taps": [t.name for t in getattr(extractor, "feature_info", ())],
+        "weights": getattr(extractor, "weights_source", "unknown"),
+    }

@@ -1,0 +1,111 @@
+"""Building blocks shared by the student-teacher models (MODELS.md, "Shared building blocks").
+
+Everything here is part of the exported graph, so it is written for export:
+static shapes, no data-dependent Python control flow, and FP32 for the numerically
+sensitive steps (normalisation, distances, reductions, smoothing) even when the
+networks themselves run in FP16.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# 1e-12 underflows in FP16; features are compared after normalisation, so a
+# larger epsilon costs nothing measurable.
+NORM_EPS = 1e-6
+SCORE_REDUCTIONS = ("max", "mean", "sum")
+
+
+class ImageNormalize(nn.Module):
+    """uint8 (N, H, W, 3) RGB → float32 (N, 3, H, W), /255 and ImageNet mean/std."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0
+        # Folding /255 into mean/std saves one elementwise op in the graph.
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("inv_std", 1.0 / std, persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).to(torch.float32)
+        return (x - self.mean) * self.inv_std
+
+
+def level_distance(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+    """Per-pixel 0.5·‖t̂ − ŝ‖² of channel-normalised features, in FP32: (N, 1, h, w) in [0, 2]."""
+    t = F.normalize(teacher.float(), dim=1, eps=NORM_EPS)
+    s = F.normalize(student.float(), dim=1, eps=NORM_EPS)
+    return 0.5 * (t - s).pow(2).sum(dim=1, keepdim=True)
+
+
+def upsample(level_map: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear (align_corners=False) upsampling of a (N, 1, h, w) map to ``size``."""
+    return F.interpolate(level_map, size=size, mode="bilinear", align_corners=False)
+
+
+def gaussian_kernel1d(sigma: float) -> torch.Tensor:
+    """Normalised 1-D Gaussian truncated at 2σ each side (length 4σ+1)."""
+    radius = int(math.ceil(2 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+class GaussianSmoothing(nn.Module):
+    """2-D Gaussian blur of a (N, 1, H, W) map as two 1-D convolutions (σ = 0 disables).
+
+    Reflect padding keeps the border from being darkened by zeros; the authors'
+    code blurs rows only, which MODELS.md tells us not to copy.
+    """
+
+    def __init__(self, sigma: float = 4.0) -> None:
+        super().__init__()
+        self.sigma = float(sigma)
+        kernel = gaussian_kernel1d(sigma) if sigma > 0 else torch.ones(1)
+        self.radius = (kernel.numel() - 1) // 2
+        self.register_buffer("kernel_h", kernel.view(1, 1, 1, -1), persistent=False)
+        self.register_buffer("kernel_v", kernel.view(1, 1, -1, 1), persistent=False)
+
+    def forward(self, amap: torch.Tensor) -> torch.Tensor:
+        if self.sigma <= 0:
+            return amap
+        r = self.radius
+        x = F.pad(amap, (r, r, 0, 0), mode="reflect")
+        x = F.conv2d(x, self.kernel_h)
+        x = F.pad(x, (0, 0, r, r), mode="reflect")
+        return F.conv2d(x, self.kernel_v)
+
+
+def reduce_score(amap: torch.Tensor, how: str) -> torch.Tensor:
+    """Per-image score (N,) from a (N, 1, H, W) map: max, mean or sum."""
+    flat = amap.flatten(1)
+    if how == "max":
+        return flat.amax(dim=1)
+    if how == "mean":
+        return flat.mean(dim=1)
+    if how == "sum":
+        return flat.sum(dim=1)
+    raise ValueError(f"unknown score reduction '{how}' (choose from {SCORE_REDUCTIONS})")
+
+
+def combine_levels(level_maps: list[torch.Tensor], size: tuple[int, int], how: str) -> torch.Tensor:
+    """Upsample every level map to ``size`` and combine them by 'sum' or 'product'."""
+    combined = upsample(level_maps[0], size)
+    for level_map in level_maps[1:]:
+        up = upsample(level_map, size)
+        combined = combined * up if how == "product" else combined + up
+    return combined
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Freeze a teacher: no gradients, eval mode."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module.eval()

@@ -1,0 +1,1 @@
+"""Reduced student (Thomine et al., VISAPP 2023, §3)."""

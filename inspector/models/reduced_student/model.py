@@ -1,0 +1,40 @@
+"""The reduced student: one residual block per teacher level, trained from scratch.
+
+Paper preset (MODELS.md): ResNet-18 teacher tapped at the stem, layer1, layer2,
+layer3, with layer1..3 average-pooled by 2 so each level halves the resolution
+(64→32→16→8 at 256 input); student = ResNet stem + one stride-2 BasicBlock per level.
+Offline preset: EfficientNet-Lite0 teacher tapped at strides 4/8/16 (already
+halving), student = light stem + one BasicBlock per level mirroring the taps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from inspector.models.backbones import build_backbone
+from inspector.models.base import ModelConfig, SingleTeacherModel
+from inspector.models.student import MirrorStudent
+
+PRESETS = {
+    # backbone, taps, teacher pooling per tap, student stem
+    "paper": ("resnet18", ("stem", "layer1", "layer2", "layer3"), (1, 2, 2, 2), "resnet"),
+    "offline": ("efficientnet_lite0", ("blocks.1", "blocks.2", "blocks.3"), (1, 1, 1), "lite"),
+}
+
+
+@dataclass(frozen=True)
+class ReducedStudentConfig(ModelConfig):
+    name: str = "reduced_student"
+    map_combination: Literal["sum", "product"] = "sum"
+
+
+def build_reduced_student(config: ReducedStudentConfig, taps: tuple[str, ...] | None = None) -> SingleTeacherModel:
+    """Teacher + reduced student; ``taps`` overrides the preset's (MixedTeacher uses fewer)."""
+    backbone, preset_taps, pool, stem = PRESETS[config.preset]
+    taps = taps or preset_taps
+    pool = pool[: len(taps)]
+    teacher = build_backbone(backbone, taps, weights=config.teacher_weights)
+    pooled = tuple(replace(t, stride=t.stride * k) for t, k in zip(teacher.feature_info, pool))
+    student = MirrorStudent(pooled, stem=stem)
+    return SingleTeacherModel(config, teacher, student, pool, config.map_combination)

@@ -1,0 +1,1 @@
+"""STFPM (Wang et al. 2021): the baseline student-teacher feature pyramid."""

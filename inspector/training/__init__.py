@@ -1,0 +1,1 @@
+"""Training glue: run config, loop, checkpoints, progress (kept apart from model code)."""

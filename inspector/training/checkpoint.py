@@ -1,0 +1,69 @@
+"""Checkpoints: the whole model state (teacher included) plus the resolved config.
+
+Keeping the teacher's weights in the checkpoint makes a run folder
+self-contained: export and evaluation never need the ImageNet file again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from inspector.errors import ModelError
+from inspector.models.base import AnomalyModel
+from inspector.models.registry import build_model
+from inspector.training.config import RunConfig, resolve_run_config, run_config_dict
+
+FORMAT = "inspector-checkpoint"
+VERSION = 1
+BEST = "best.pt"
+
+
+def save_checkpoint(path: str | Path, model: AnomalyModel, config: RunConfig, **extra) -> None:
+    """Write atomically (temp file + rename) so Ctrl-C never leaves half a file."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": run_config_dict(config),
+        "model": model.describe(),
+        "state_dict": model.state_dict(),
+        **extra,
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        path = path / BEST
+    if not path.is_file():
+        raise ModelError(f"{path}: checkpoint not found (train a model first: inspector train …)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise ModelError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{path}: not an inspector checkpoint")
+    payload["path"] = str(path)
+    return payload
+
+
+def load_model(path: str | Path) -> tuple[AnomalyModel, RunConfig, dict]:
+    """Rebuild the model of a checkpoint (or run folder) in eval mode."""
+    payload = read_checkpoint(path)
+    config = resolve_run_config(payload["config"])
+    # The checkpoint carries the teacher, so skip resolving ImageNet weights.
+    model_cfg = type(config.model)(**{**vars(config.model), "teacher_weights": "random"})
+    model = build_model(model_cfg)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ModelError(f"{payload['path']}: weights do not fit model '{config.model.name}' ({first})") from None
+    model.config = config.model
+    return model.eval(), config, payload

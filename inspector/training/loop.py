@@ -1,0 +1,237 @@
+"""The training loop: seeded split, epochs, validation, best-checkpoint rule, Ctrl-C safety.
+
+Images are decoded and resized once into memory (uint8) — datasets of good
+parts are small, and decoding PNGs every epoch would dominate a CPU run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from inspector.config import save_yaml
+from inspector.data.datasets import load_batch, load_dataset, split_train_val
+from inspector.errors import DataError
+from inspector.models.base import AnomalyModel
+from inspector.models.registry import build_model
+from inspector.training.checkpoint import BEST, save_checkpoint
+from inspector.training.config import RunConfig, TrainConfig
+from inspector.training.progress import Progress, format_duration
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Phase:
+    """One optimisation phase: which parameters, which loss (AST trains two in a row)."""
+
+    name: str
+    parameters: list
+    loss: Callable[[torch.Tensor], torch.Tensor]
+    train: TrainConfig
+    # Optional split of ``loss`` into frozen targets + the trainable part: when given and
+    # there is no augmentation, targets are computed once per image and cached.
+    targets: Callable[[torch.Tensor], list[torch.Tensor]] | None = None
+    loss_with_targets: Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor] | None = None
+
+
+@dataclass
+class FitResult:
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+    epochs_run: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    history: list = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Decode the good images once and split them into train/validation arrays."""
+    dataset = load_dataset(config.data.path)
+    if len(dataset.train) < 2:
+        raise DataError(f"{config.data.path}: need at least 2 good training images, found {len(dataset.train)}")
+    train, val = split_train_val(dataset.train, config.data.val_fraction, config.data.split_seed)
+    h, w = config.model.image_size
+    train_imgs, train_kept, train_skipped = load_batch(train, h, w, config.data.resize)
+    val_imgs, val_kept, val_skipped = load_batch(val, h, w, config.data.resize)
+    if len(train_kept) == 0 or len(val_kept) == 0:
+        raise DataError(f"{config.data.path}: no readable images left for training/validation")
+    summary = {
+        "root": str(dataset.root),
+        "layout": dataset.layout,
+        "n_train": len(train_kept),
+        "n_val": len(val_kept),
+        "skipped": [str(s.path) for s, _ in train_skipped + val_skipped],
+        "val_files": [s.path.name for s in val_kept],
+        "image_size": list(config.model.image_size),
+        "resize": config.data.resize,
+    }
+    return train_imgs, val_imgs, summary
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def batches(images: np.ndarray, batch_size: int, generator: torch.Generator | None, augment: str):
+    """Yield (indices, uint8 tensor batch), shuffled when a generator is given."""
+    n = len(images)
+    order = torch.randperm(n, generator=generator).numpy() if generator is not None else np.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        if generator is not None and len(idx) < 2 and n >= 2:
+            continue  # a single-image batch breaks BatchNorm statistics; it is re-drawn next epoch
+        batch = torch.from_numpy(images[idx])
+        if augment == "flip" and generator is not None:
+            flip = torch.rand(len(idx), generator=generator) < 0.5
+            batch[flip] = batch[flip].flip(2)
+        yield idx, batch
+
+
+class PhaseLoss:
+    """A phase's loss over an image array, with frozen targets cached when possible."""
+
+    def __init__(self, phase: Phase, images: np.ndarray, model: AnomalyModel) -> None:
+        self.phase = phase
+        self.cache: list[torch.Tensor] | None = None
+        if phase.targets and phase.loss_with_targets and phase.train.augment == "none":
+            model.eval()
+            parts = [phase.targets(torch.from_numpy(images[i:i + 16])) for i in range(0, len(images), 16)]
+            self.cache = [torch.cat(level) for level in zip(*parts)]
+            model.train()
+
+    def __call__(self, idx: np.ndarray, batch: torch.Tensor) -> torch.Tensor:
+        if self.cache is None:
+            return self.phase.loss(batch)
+        index = torch.from_numpy(np.asarray(idx))
+        return self.phase.loss_with_targets(batch, [level[index] for level in self.cache])
+
+
+def validation_loss(model: AnomalyModel, loss_fn: PhaseLoss, images: np.ndarray, batch_size: int) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for idx, batch in batches(images, batch_size, None, "none"):
+            total += float(loss_fn(idx, batch)) * len(batch)
+            count += len(batch)
+    model.train()  # the authors' code forgets this, leaving BatchNorm in eval mode from epoch 2
+    return total / max(count, 1)
+
+
+def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.ndarray,
+        on_best: Callable[[int, float], None], progress_label: str = "train") -> FitResult:
+    """Train one phase; call ``on_best(epoch, val_loss)`` whenever validation improves."""
+    cfg = phase.train
+    generator = torch.Generator().manual_seed(cfg.seed)
+    optimizer = make_optimizer(phase.parameters, cfg)
+    steps_per_epoch = max(1, len(train_imgs) // cfg.batch_size + (len(train_imgs) % cfg.batch_size >= 2))
+    progress = Progress(steps_per_epoch * cfg.epochs, label=progress_label)
+    result = FitResult()
+    start = time.monotonic()
+    train_loss_fn = PhaseLoss(phase, train_imgs, model)
+    val_loss_fn = PhaseLoss(phase, val_imgs, model)
+    model.train()
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            running, seen = 0.0, 0
+            for idx, batch in batches(train_imgs, cfg.batch_size, generator, cfg.augment):
+                optimizer.zero_grad(set_to_none=True)
+                loss = train_loss_fn(idx, batch)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"{phase.name}: loss became {float(loss)} at epoch {epoch}")
+                loss.backward()
+                optimizer.step()
+                value = float(loss.detach())
+                running += value * len(batch)
+                seen += len(batch)
+                progress.step(epoch, cfg.epochs, value)
+            val = validation_loss(model, val_loss_fn, val_imgs, cfg.batch_size)
+            train_loss = running / max(seen, 1)
+            elapsed = time.monotonic() - start
+            result.history.append({"phase": phase.name, "epoch": epoch, "train_loss": train_loss,
+                                   "val_loss": val, "seconds": round(elapsed, 2)})
+            improved = val < result.best_val_loss
+            if improved:
+                result.best_epoch, result.best_val_loss = epoch, val
+                on_best(epoch, val)
+            progress.epoch_end(epoch, cfg.epochs,
+                               f"train {train_loss:.4f} val {val:.4f}{' *' if improved else ''}")
+            result.epochs_run = epoch
+            if cfg.time_budget_s is not None and elapsed >= cfg.time_budget_s:
+                log.info("time budget of %.0f s reached after epoch %d", cfg.time_budget_s, epoch)
+                break
+    except KeyboardInterrupt:
+        result.interrupted = True
+    result.seconds = time.monotonic() - start
+    model.eval()
+    return result
+
+
+def default_phases(model: AnomalyModel, cfg: TrainConfig) -> list[Phase]:
+    """Models may declare ``training_phases(cfg)``; otherwise one phase on ``loss``."""
+    custom = getattr(model, "training_phases", None)
+    if callable(custom):
+        return custom(cfg)
+    return [Phase("student", model.trainable(), model.loss, cfg,
+                  targets=getattr(model, "teacher_targets", None),
+                  loss_with_targets=getattr(model, "loss_with_targets", None))]
+
+
+def train(config: RunConfig, run_dir: str | Path) -> dict:
+    """Train a model as ``config`` says into ``run_dir``; return the run summary."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_yaml(config, run_dir / "config.yaml")
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    seed_everything(config.train.seed)
+    train_imgs, val_imgs, data_summary = load_training_images(config)
+    model = build_model(config.model)
+    summary = {"model": config.model.name, "preset": config.model.preset, "data": data_summary, "phases": []}
+    history: list = []
+
+    def write_history() -> None:
+        (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+
+    for phase in default_phases(model, config.train):
+        def on_best(epoch: int, val: float, phase=phase) -> None:
+            save_checkpoint(run_dir / BEST, model, config, phase=phase.name, epoch=epoch,
+                            val_loss=val, data=data_summary)
+
+        result = fit(model, phase, train_imgs, val_imgs, on_best, progress_label=phase.name)
+        history.extend(result.history)
+        write_history()
+        summary["phases"].append({"name": phase.name, "epochs_run": result.epochs_run,
+                                  "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+                                  "seconds": round(result.seconds, 1), "interrupted": result.interrupted})
+        if result.best_epoch == 0:  # interrupted before the first validation: keep what we have
+            save_checkpoint(run_dir / BEST, model, config, phase=phase.name, epoch=0,
+                            val_loss=None, data=data_summary)
+        if result.interrupted:
+            break
+        # Later phases start from the best weights of this one, as the rule says.
+        _reload_best(model, run_dir / BEST)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    total = sum(p["seconds"] for p in summary["phases"])
+    log.info("training finished in %s; best checkpoint %s", format_duration(total), run_dir / BEST)
+    return summary
+
+
+def _reload_best(model: AnomalyModel, path: Path) -> None:
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    model.load_state_dict(state)

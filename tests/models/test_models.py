@@ -1,0 +1,109 @@
+"""Contract tests parametrised over every registered model (anomalib-style)."""
+
+import pytest
+import torch
+
+from inspector.models.registry import build_model, model_names, parse_model_config
+
+SIZE = 64
+
+
+def make(name, preset="offline", **extra):
+    cfg = parse_model_config({"name": name, "preset": preset, "image_size": [SIZE, SIZE],
+                              "teacher_weights": "random", **extra})
+    torch.manual_seed(0)
+    return build_model(cfg).eval()
+
+
+def images(n=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, SIZE, SIZE, 3), dtype=torch.uint8, generator=g)
+
+
+@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("preset", ["offline", "paper"])
+def test_eval_forward_contract(name, preset):
+    model = make(name, preset)
+    with torch.no_grad():
+        score, amap = model(images())
+    assert score.shape == (3,) and score.dtype == torch.float32
+    assert amap.shape == (3, 1, SIZE, SIZE) and amap.dtype == torch.float32
+    assert torch.isfinite(amap).all() and (amap >= 0).all()
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_score_of_an_image_does_not_depend_on_its_batch(name):
+    model = make(name)
+    batch = images(4)
+    with torch.no_grad():
+        together, maps = model(batch)
+        alone = torch.cat([model(batch[i:i + 1])[0] for i in range(4)])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_train_mode_keeps_teachers_frozen_in_eval(name):
+    model = make(name).train()
+    teachers = [m for n, m in model.named_modules() if n.split(".")[-1].startswith("teacher")]
+    assert teachers, "a model must name its frozen networks teacher*"
+    for teacher in teachers:
+        assert not teacher.training
+        assert all(not p.requires_grad for p in teacher.parameters())
+    assert all(p.requires_grad for p in model.trainable())
+
+
+@pytest.mark.parametrize("name", ["stfpm", "reduced_student"])
+def test_one_sgd_step_lowers_the_loss_on_a_repeated_batch(name):
+    model = make(name).train()
+    opt = torch.optim.SGD(model.trainable(), lr=0.1, momentum=0.9)
+    batch = images(4)
+    first = float(model.loss(batch))
+    for _ in range(5):
+        opt.zero_grad()
+        model.loss(batch).backward()
+        opt.step()
+    assert float(model.loss(batch)) < first
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_fp16_networks_keep_fp32_outputs_without_nan(name):
+    model = make(name)
+    reference, _ = model(images())
+    model.set_compute_dtype(torch.float16)
+    with torch.no_grad():
+        score, amap = model(images())
+    assert score.dtype == torch.float32 and amap.dtype == torch.float32
+    assert torch.isfinite(amap).all()
+    assert torch.allclose(score, reference.detach(), rtol=0.1, atol=1e-3)
+
+
+def test_reduced_student_paper_levels_halve_resolution():
+    model = make("reduced_student", "paper")
+    x = model.network_input(images(1))
+    teacher = model.teacher_features(x)
+    student = model.student(x)
+    assert [t.shape[-1] for t in teacher] == [SIZE // 4, SIZE // 8, SIZE // 16, SIZE // 32]
+    assert [t.shape for t in teacher] == [s.shape for s in student]
+    assert [t.shape[1] for t in teacher] == [64, 64, 128, 256]
+
+
+def test_reduced_student_is_smaller_than_stfpm_student():
+    rs, st = make("reduced_student", "paper"), make("stfpm", "paper")
+    assert sum(p.numel() for p in rs.trainable()) < sum(p.numel() for p in st.trainable())
+
+
+def test_smoothing_is_two_dimensional():
+    from inspector.models.common import GaussianSmoothing
+
+    impulse = torch.zeros(1, 1, 33, 33)
+    impulse[0, 0, 16, 16] = 1.0
+    out = GaussianSmoothing(2.0)(impulse)[0, 0]
+    torch.testing.assert_close(out, out.T)  # rows and columns blurred alike
+    assert abs(float(out.sum()) - 1.0) < 1e-5 and out[16, 16] < 0.1
+
+
+def test_unknown_model_name_suggests():
+    from inspector.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="did you mean 'stfpm'"):
+        parse_model_config({"name": "stfmp"})

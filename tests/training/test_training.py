@@ -1,0 +1,76 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from inspector.cli import main
+from inspector.training.checkpoint import load_model
+
+
+def test_run_folder_holds_config_history_and_loadable_best(trained_run):
+    assert (trained_run / "config.yaml").is_file()
+    config = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert config["model"]["name"] == "reduced_student" and config["train"]["epochs"] == 2
+    history = json.loads((trained_run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(h["val_loss"] > 0 for h in history)
+    model, run_cfg, payload = load_model(trained_run)
+    assert payload["val_loss"] == min(h["val_loss"] for h in history)
+    assert not model.training and run_cfg.model.image_size == (64, 64)
+    with torch.no_grad():
+        score, amap = model(torch.zeros(1, 64, 64, 3, dtype=torch.uint8))
+    assert amap.shape == (1, 1, 64, 64)
+
+
+def test_split_is_seeded_and_recorded(trained_run):
+    summary = json.loads((trained_run / "summary.json").read_text())
+    data = summary["data"]
+    assert data["n_train"] + data["n_val"] == 12 and data["n_val"] >= 2
+    assert data["val_files"]
+
+
+def test_evaluate_writes_metrics_and_plots(trained_run, tiny_dataset, capsys):
+    out = trained_run / "eval_test"
+    assert main(["evaluate", str(trained_run), "--data", str(tiny_dataset), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("image_auroc", "pixel_auroc", "aupro", "f1_max", "per_defect_type"):
+        assert key in metrics
+    assert 0.0 <= metrics["image_auroc"] <= 1.0 and metrics["n_images"] == 10
+    assert (out / "roc.png").stat().st_size > 1000
+    assert (out / "score_histogram.png").stat().st_size > 1000
+    assert "img AUROC" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "missing" in err
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+                 "--set", "train.epoch=3"]) == 2
+    assert "did you mean 'epochs'" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_ctrl_c_leaves_a_usable_checkpoint(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "inspector", "train", "--data", str(tiny_dataset), "--out", str(out),
+           "--epochs", "200", "--set", "model.image_size=[64,64]", "--set", "train.batch_size=4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 120
+    while not (out / "best.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (out / "best.pt").exists(), "no checkpoint written"
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output.decode()
+    assert b"interrupted" in output
+    model, _, payload = load_model(out)
+    assert payload["epoch"] >= 1
