@@ -1,0 +1,221 @@
+"""Dataset readers: MVTec AD, BTAD and plain folders of good images.
+
+:func:`load_dataset` detects the layout from the folder tree:
+
+* **mvtec** — ``train/good/*``, ``test/good/*``, ``test/<defect type>/*``,
+  masks ``ground_truth/<defect type>/<stem>_mask.png`` (KolektorSDD as shipped
+  in shared/data uses it too, with the type ``defect``).
+* **btad** — ``train/ok/*``, ``test/ok/*``, ``test/ko/*``, masks
+  ``ground_truth/ko/<stem>.png`` (BTAD's own naming; ``<stem>_mask.*`` and the
+  other image extensions are accepted as well). ``ok`` is reported as ``good``.
+* **folder** — images directly in the folder: all are training images, no test split.
+
+Listings are sorted by file name so results never depend on filesystem order.
+Defect images without a mask get ``mask_path=None`` (pixel metrics skip them).
+Corrupt images are skipped when loaded (:func:`load_batch`), each with one
+warning, and returned to the caller so they can be counted and reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from inspector.data.images import read_image, read_mask, resize_image, resize_mask
+from inspector.errors import DataError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+LAYOUTS = ("mvtec", "btad", "folder")
+_EXPECTED = ("expected MVTec AD (train/good, test/<type>, ground_truth/<type>), "
+             "BTAD (train/ok, test/ok|ko, ground_truth/ko) or a folder of images "
+             f"({', '.join(IMAGE_EXTENSIONS)})")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a dataset: label 0 = good, 1 = defect; ``mask_path`` None when unknown/good."""
+
+    path: Path
+    label: int
+    defect_type: str
+    mask_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    root: Path
+    layout: str
+    train: tuple[Sample, ...]
+    test: tuple[Sample, ...]
+
+    def summary(self) -> dict:
+        """Counts per split and defect type, plus layout and root (JSON-friendly)."""
+        def counts(samples):
+            return dict(sorted(Counter(s.defect_type for s in samples).items()))
+
+        return {
+            "root": str(self.root),
+            "layout": self.layout,
+            "n_train": len(self.train),
+            "n_test": len(self.test),
+            "train": counts(self.train),
+            "test": counts(self.test),
+            "test_defect_without_mask": sum(1 for s in self.test if s.label == 1 and s.mask_path is None),
+        }
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name (hidden files ignored)."""
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir()
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()),
+                  key=lambda p: p.name)
+
+
+def _mask_index(folder: Path) -> dict[str, Path]:
+    """stem → mask path for a ground-truth folder; ``<stem>_mask.*`` and ``<stem>.*`` both map to stem."""
+    index: dict[str, Path] = {}
+    for p in list_images(folder):
+        stem = p.stem[:-5] if p.stem.endswith("_mask") else p.stem
+        # prefer the exact "<stem>_mask.png" / "<stem>.png" spelling when several exist
+        if stem not in index or p.suffix.lower() == ".png":
+            index[stem] = p
+    return index
+
+
+def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
+    test_dir = root / "test"
+    if not test_dir.is_dir():
+        return []
+    samples: list[Sample] = []
+    for sub in sorted((d for d in test_dir.iterdir() if d.is_dir()), key=lambda d: d.name):
+        if sub.name in good_names:
+            samples += [Sample(p, 0, "good", None) for p in list_images(sub)]
+            continue
+        masks = _mask_index(root / "ground_truth" / sub.name)
+        samples += [Sample(p, 1, sub.name, masks.get(p.stem)) for p in list_images(sub)]
+    return samples
+
+
+def detect_layout(root: Path) -> str | None:
+    if (root / "train" / "good").is_dir():
+        return "mvtec"
+    if (root / "train" / "ok").is_dir():
+        return "btad"
+    if list_images(root):
+        return "folder"
+    return None
+
+
+def load_dataset(root: str | Path) -> Dataset:
+    """Read a dataset folder, detecting its layout (see the module docstring)."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DataError(f"{root}: dataset folder not found ({_EXPECTED})")
+    if not root.is_dir():
+        raise DataError(f"{root}: is not a folder ({_EXPECTED})")
+    layout = detect_layout(root)
+    if layout is None:
+        raise DataError(f"{root}: no images found; {_EXPECTED}")
+    if layout == "folder":
+        train = [Sample(p, 0, "good", None) for p in list_images(root)]
+        test: list[Sample] = []
+    else:
+        good = "good" if layout == "mvtec" else "ok"
+        train = [Sample(p, 0, "good", None) for p in list_images(root / "train" / good)]
+        if not train:
+            raise DataError(f"{root / 'train' / good}: no training images ({', '.join(IMAGE_EXTENSIONS)})")
+        test = _test_samples(root, (good,))
+    missing = sum(1 for s in test if s.label == 1 and s.mask_path is None)
+    if missing:
+        log.info("%s: %d defect image(s) without a ground-truth mask (pixel metrics skip them)", root, missing)
+    return Dataset(root, layout, tuple(train), tuple(test))
+
+
+def split_train_val(samples: Sequence[Sample], val_fraction: float = 0.2,
+                    seed: int = 0) -> tuple[tuple[Sample, ...], tuple[Sample, ...]]:
+    """Seeded train/validation split, independent of the input order.
+
+    Samples are sorted by path first; at least one validation sample when there
+    are two or more samples and ``val_fraction`` > 0. Both parts come back sorted.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    ordered = sorted(samples, key=lambda s: str(s.path))
+    n = len(ordered)
+    n_val = round(n * val_fraction)
+    if val_fraction > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    elif n < 2:
+        n_val = 0
+    perm = np.random.default_rng(seed).permutation(n)
+    val_idx = set(perm[:n_val].tolist())
+    train = tuple(s for i, s in enumerate(ordered) if i not in val_idx)
+    val = tuple(s for i, s in enumerate(ordered) if i in val_idx)
+    return train, val
+
+
+def _workers(n: int) -> int:
+    return max(1, min(8, os.cpu_count() or 1, n))
+
+
+def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str = "square",
+               ) -> tuple[np.ndarray, list[Sample], list[tuple[Sample, str]]]:
+    """Decode and resize ``samples`` into one uint8 (N, height, width, 3) array.
+
+    Unreadable images are skipped (one warning each) and returned as
+    ``(sample, reason)`` pairs; ``kept`` lists the samples in array order.
+    """
+    samples = list(samples)
+    images = np.empty((len(samples), height, width, 3), dtype=np.uint8)
+
+    def load(i: int) -> str | None:
+        try:
+            resize_image(read_image(samples[i].path), height, width, policy, out=images[i])
+        except DataError as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(_workers(len(samples))) as pool:  # cv2 decode/resize release the GIL
+        errors = list(pool.map(load, range(len(samples))))
+    kept_idx = [i for i, e in enumerate(errors) if e is None]
+    skipped = [(samples[i], e) for i, e in enumerate(errors) if e is not None]
+    for _, reason in skipped:
+        log.warning("skipping %s", reason)
+    if skipped:
+        log.warning("skipped %d of %d image(s) that could not be read", len(skipped), len(samples))
+        images = images[kept_idx]
+    return images, [samples[i] for i in kept_idx], skipped
+
+
+def load_masks(samples: Sequence[Sample], height: int, width: int,
+               policy: str = "square") -> list[np.ndarray | None]:
+    """Ground-truth masks resized like :func:`load_batch`: bool (height, width) per sample.
+
+    Good samples get an all-False mask; a defect sample whose mask is missing or
+    unreadable gets None (unknown: pixel metrics skip it; unreadable ones warn).
+    """
+    def load(sample: Sample) -> np.ndarray | None:
+        if sample.label == 0:
+            return np.zeros((height, width), dtype=bool)
+        if sample.mask_path is None:
+            return None
+        try:
+            return resize_mask(read_mask(sample.mask_path), height, width, policy)
+        except DataError as exc:
+            log.warning("ignoring mask: %s", exc)
+            return None
+
+    samples = list(samples)
+    with ThreadPoolExecutor(_workers(len(samples))) as pool:
+        return list(pool.map(load, samples))

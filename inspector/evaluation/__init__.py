@@ -1,0 +1,1 @@
+"""Evaluation: metrics (AUROC, pixel AUROC, AUPRO, F1-max), plots and reports."""

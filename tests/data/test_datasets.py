@@ -1,0 +1,120 @@
+"""Layout detection (real KolektorSDD and MVTec leather subset, BTAD and folder trees), splits, loading."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.data.datasets import Sample, load_batch, load_dataset, load_masks, split_train_val
+from inspector.errors import DataError
+
+
+def _img(path, value=128, shape=(16, 16, 3)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.full(shape, value, np.uint8))
+    return path
+
+
+def test_kolektorsdd(kolektor):
+    ds = load_dataset(kolektor)
+    assert ds.layout == "mvtec"
+    s = ds.summary()
+    assert (s["n_train"], s["test"]) == (223, {"defect": 50, "good": 110})
+    defects = [x for x in ds.test if x.label == 1]
+    assert len(defects) == 50 and all(x.mask_path is not None and x.mask_path.is_file() for x in defects)
+    assert all(x.mask_path.name == x.path.stem + "_mask.png" for x in defects)
+    assert all(x.label == 0 and x.mask_path is None for x in ds.train)
+
+
+def test_mvtec_leather_subset(shared_data):
+    ds = load_dataset(shared_data / "mvtec_leather_subset")
+    s = ds.summary()
+    assert ds.layout == "mvtec" and s["n_train"] == 4
+    assert s["test"] == {"color": 1, "cut": 2, "fold": 2, "glue": 3, "good": 4, "poke": 3}
+    assert sum(x.label for x in ds.test) == 11 and s["test_defect_without_mask"] == 0
+    images, kept, skipped = load_batch(ds.test, 64, 64, "shorter_side_crop")
+    assert images.shape == (15, 64, 64, 3) and not skipped and kept == list(ds.test)
+    masks = load_masks(kept, 64, 64, "shorter_side_crop")
+    assert all(m.shape == (64, 64) and m.dtype == bool for m in masks)
+    assert [bool(m.any()) for m in masks] == [bool(x.label) for x in kept]
+
+
+def test_btad_layout(tmp_path):
+    root = tmp_path / "01"
+    for i in range(3):
+        _img(root / "train" / "ok" / f"{i:04d}.bmp")
+    _img(root / "test" / "ok" / "0000.bmp")
+    _img(root / "test" / "ko" / "0000.bmp")
+    _img(root / "test" / "ko" / "0001.bmp")
+    _img(root / "test" / "ko" / "0002.bmp")
+    _img(root / "ground_truth" / "ko" / "0000.png", 255, (16, 16))  # BTAD's own naming
+    _img(root / "ground_truth" / "ko" / "0001_mask.png", 255, (16, 16))  # MVTec-style naming
+    ds = load_dataset(root)
+    assert ds.layout == "btad" and len(ds.train) == 3
+    assert [(x.label, x.defect_type) for x in ds.test] == [(1, "ko")] * 3 + [(0, "good")]
+    assert [x.mask_path.name if x.mask_path else None for x in ds.test] == ["0000.png", "0001_mask.png", None, None]
+    assert ds.summary()["test_defect_without_mask"] == 1
+
+
+def test_folder_layout_sorted_and_filtered(tmp_path):
+    for name in ("b.JPG", "a.png", "c.tiff"):
+        _img(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / ".hidden.png").write_bytes(b"")
+    ds = load_dataset(tmp_path)
+    assert ds.layout == "folder" and not ds.test
+    assert [x.path.name for x in ds.train] == ["a.png", "b.JPG", "c.tiff"]
+
+
+def test_missing_or_empty_root(tmp_path):
+    with pytest.raises(DataError, match=r"nope: dataset folder not found .*MVTec AD"):
+        load_dataset(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty: no images found; expected MVTec AD .*BTAD"):
+        load_dataset(tmp_path / "empty")
+    (tmp_path / "mv" / "train" / "good").mkdir(parents=True)
+    with pytest.raises(DataError, match="no training images"):
+        load_dataset(tmp_path / "mv")
+
+
+def _samples(n):
+    return [Sample(Path(f"/d/{i:03d}.png"), 0, "good", None) for i in range(n)]
+
+
+def test_split_is_seeded_and_order_independent():
+    samples = _samples(20)
+    train, val = split_train_val(samples, 0.2, seed=3)
+    assert len(val) == 4 and len(train) == 16 and not set(train) & set(val)
+    assert split_train_val(list(reversed(samples)), 0.2, seed=3) == (train, val)
+    assert split_train_val(samples, 0.2, seed=4) != (train, val)
+    assert len(split_train_val(_samples(2), 0.2)[1]) == 1  # at least one validation sample
+    assert split_train_val(_samples(1), 0.2) == (tuple(_samples(1)), ())
+    assert split_train_val(samples, 0.0)[1] == ()
+
+
+def test_corrupt_images_are_skipped_with_one_warning_each(tmp_path, caplog):
+    good = _img(tmp_path / "train" / "good" / "000.png")
+    bad = tmp_path / "train" / "good" / "001.png"
+    bad.write_bytes(good.read_bytes()[:40])
+    _img(tmp_path / "train" / "good" / "002.png", 7)
+    ds = load_dataset(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        images, kept, skipped = load_batch(ds.train, 8, 8, "square")
+    assert images.shape == (2, 8, 8, 3) and images[1, 0, 0, 0] == 7
+    assert [x.path.name for x in kept] == ["000.png", "002.png"]
+    assert len(skipped) == 1 and skipped[0][0].path == bad and "cannot decode" in skipped[0][1]
+    assert sum("001.png" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_load_masks_unknown_and_corrupt(tmp_path):
+    mask = _img(tmp_path / "m.png", 255, (16, 16))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"xx")
+    samples = [Sample(tmp_path / "g.png", 0, "good", None), Sample(tmp_path / "d.png", 1, "cut", mask),
+               Sample(tmp_path / "e.png", 1, "cut", None), Sample(tmp_path / "f.png", 1, "cut", broken)]
+    masks = load_masks(samples, 8, 8)
+    assert not masks[0].any() and masks[1].all() and masks[2] is None and masks[3] is None

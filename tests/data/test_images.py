@@ -1,0 +1,142 @@
+"""Image/mask reading and the resize policies (crop geometry, out= buffers, map_to_frame)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.data.images import (RESIZE_POLICIES, crop_box, map_to_frame, read_image, read_mask,
+                                   resize_image, resize_mask)
+from inspector.errors import DataError
+
+
+def _write(path, img):
+    assert cv2.imwrite(str(path), img)
+    return path
+
+
+def test_read_real_mvtec_png(shared_data):
+    img = read_image(shared_data / "mvtec_leather_subset" / "test" / "cut" / "000.png")
+    assert img.dtype == np.uint8 and img.shape == (1024, 1024, 3)
+    mask = read_mask(shared_data / "mvtec_leather_subset" / "ground_truth" / "cut" / "000_mask.png")
+    assert mask.dtype == bool and mask.shape == (1024, 1024) and 0 < mask.sum() < mask.size
+
+
+def test_read_real_grayscale_kolektor(kolektor):
+    path = sorted((kolektor / "train" / "good").glob("*.png"))[0]
+    img = read_image(path)
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[1] == 500 and img.shape[2] == 3
+    assert np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])
+
+
+def test_colour_order_is_rgb(tmp_path):
+    bgr = np.zeros((4, 5, 3), np.uint8)
+    bgr[..., 2] = 200  # red in OpenCV's BGR
+    img = read_image(_write(tmp_path / "red.png", bgr))
+    assert img.shape == (4, 5, 3) and (img[..., 0] == 200).all() and (img[..., 2] == 0).all()
+
+
+def test_grayscale_rgba_and_16bit(tmp_path):
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    img = read_image(_write(tmp_path / "g.png", gray))
+    assert img.shape == (3, 4, 3) and (img[..., 1] == gray).all()
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    rgba[..., 1] = 77
+    rgba[..., 3] = 10
+    img = read_image(_write(tmp_path / "a.png", rgba))
+    assert img.shape == (3, 4, 3) and (img[..., 1] == 77).all()
+    deep = np.full((3, 4), 65535, np.uint16)
+    deep[0, 0] = 0
+    img = read_image(_write(tmp_path / "d.png", deep))
+    assert img.dtype == np.uint8 and img[0, 0, 0] == 0 and img[1, 1, 0] == 255
+
+
+def test_odd_path_name(tmp_path):
+    path = _write(tmp_path / "x.png", np.zeros((2, 2, 3), np.uint8))
+    odd = tmp_path / "çà et là #1.png"
+    path.rename(odd)
+    assert read_image(odd).shape == (2, 2, 3)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match=r"nope\.png: file not found"):
+        read_image(tmp_path / "nope.png")
+    with pytest.raises(DataError, match="file not found"):
+        read_mask(tmp_path / "nope_mask.png")
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_truncated_and_garbage_files(tmp_path, ext):
+    ok, buf = cv2.imencode(ext, np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = buf.tobytes()
+    (tmp_path / f"cut{ext}").write_bytes(data[: len(data) // 2])
+    (tmp_path / f"empty{ext}").write_bytes(b"")
+    (tmp_path / f"text{ext}").write_bytes(b"not an image at all")
+    for name in ("cut", "empty", "text"):
+        with pytest.raises(DataError, match=r"cannot decode image \(corrupt or unsupported format\)"):
+            read_image(tmp_path / f"{name}{ext}")
+
+
+def test_mask_values(tmp_path):
+    m = np.zeros((4, 4), np.uint8)
+    m[1, 1] = 255
+    m[2, 2] = 100  # below half: not defect in a 0/255 mask
+    assert read_mask(_write(tmp_path / "m.png", m)).sum() == 1
+    ones = (m > 0).astype(np.uint8)  # 0/1 masks
+    assert read_mask(_write(tmp_path / "o.png", ones)).sum() == 2
+    assert read_mask(tmp_path / "m.png", shape=(8, 8, 3)).shape == (8, 8)
+
+
+def test_crop_box_geometry():
+    assert crop_box(1250, 500, 256, 256, "square") == (0, 0, 1250, 500)
+    assert crop_box(1250, 500, 256, 256, "shorter_side_crop") == (375, 0, 500, 500)
+    assert crop_box(300, 600, 256, 256, "shorter_side_crop") == (0, 150, 300, 300)
+    assert crop_box(300, 600, 100, 200, "shorter_side_crop") == (0, 0, 300, 600)
+    with pytest.raises(ValueError, match="unknown resize policy"):
+        crop_box(10, 10, 5, 5, "stretch")
+
+
+@pytest.mark.parametrize("policy", RESIZE_POLICIES)
+def test_resize_shapes_and_out_buffer(policy):
+    img = np.random.default_rng(1).integers(0, 255, (120, 50, 3), dtype=np.uint8)
+    out = np.empty((64, 48, 3), np.uint8)
+    res = resize_image(img, 64, 48, policy, out=out)
+    assert res is out
+    assert np.array_equal(out, resize_image(img, 64, 48, policy))
+    with pytest.raises(ValueError, match="out must be"):
+        resize_image(img, 64, 48, policy, out=np.empty((64, 64, 3), np.uint8))
+    small = resize_image(img[:20, :20], 64, 48, policy)  # enlarging
+    assert small.shape == (64, 48, 3) and small.dtype == np.uint8
+
+
+def test_image_and_mask_share_geometry():
+    """A square drawn in the image and its mask land on the same model pixels under both policies."""
+    img = np.zeros((400, 200, 3), np.uint8)
+    mask = np.zeros((400, 200), bool)
+    img[180:220, 80:120] = 255
+    mask[180:220, 80:120] = True
+    for policy in RESIZE_POLICIES:
+        small = resize_image(img, 100, 100, policy)[..., 0] > 127
+        small_mask = resize_mask(mask, 100, 100, policy)
+        assert small_mask.dtype == bool
+        assert (small != small_mask).sum() <= 0.1 * small_mask.sum()
+    # shorter_side_crop keeps the centre 200x200 at 0.5 scale: the square spans 20 model pixels
+    assert resize_mask(mask, 100, 100, "shorter_side_crop").sum() == 400
+
+
+def test_map_to_frame_round_trip():
+    yy, xx = np.mgrid[0:300, 0:120].astype(np.float32)
+    smooth = np.sin(yy / 40) + np.cos(xx / 25) + 3
+    for policy in RESIZE_POLICIES:
+        box = crop_box(300, 120, 64, 64, policy)
+        model = cv2.resize(smooth[box.top:box.top + box.height, box.left:box.left + box.width], (64, 64),
+                           interpolation=cv2.INTER_AREA)
+        back = map_to_frame(model, 300, 120, policy)
+        assert back.shape == (300, 120) and back.dtype == np.float32
+        inside = back[box.top:box.top + box.height, box.left:box.left + box.width]
+        ref = smooth[box.top:box.top + box.height, box.left:box.left + box.width]
+        assert np.abs(inside - ref)[4:-4, 4:-4].max() < 0.1
+        if policy == "shorter_side_crop":
+            assert box == (90, 0, 120, 120)
+            assert (back[:90] == 0).all() and (back[210:] == 0).all()

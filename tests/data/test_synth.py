@@ -1,0 +1,89 @@
+"""Synthetic datasets: layout, determinism, exact masks, every defect kind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from inspector.data.images import read_image, read_mask
+from inspector.data.synth import DEFECT_KINDS, NOTABLE, good_image, load_sources, make_defect, synthesize
+from inspector.errors import DataError
+
+
+def _digest(root):
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_layout_manifest_and_masks(tmp_path):
+    ds = synthesize(tmp_path / "b", size=64, n_train=4, n_test_good=2, n_test_defect=12, seed=1)
+    s = ds.summary()
+    assert ds.layout == "mvtec" and s["n_train"] == 4
+    assert s["test"] == {**{k: 2 for k in DEFECT_KINDS}, "good": 2}
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["seed"] == 1 and manifest["size"] == 64 and manifest["defects"] == list(DEFECT_KINDS)
+    assert (tmp_path / "b" / "README.txt").is_file()
+    for sample in ds.test:
+        img = read_image(sample.path)
+        assert img.shape == (64, 64, 3)
+        if sample.label:
+            raw = read_image(sample.mask_path)
+            assert set(np.unique(raw)) == {0, 255}
+            assert read_mask(sample.mask_path).sum() >= 6
+
+
+def test_same_seed_same_bytes(tmp_path):
+    kwargs = dict(size=64, n_train=3, n_test_good=2, n_test_defect=6)
+    synthesize(tmp_path / "a", seed=5, **kwargs)
+    synthesize(tmp_path / "b", seed=5, **kwargs)
+    synthesize(tmp_path / "c", seed=6, **kwargs)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
+    # more test images do not change the training images
+    synthesize(tmp_path / "d", seed=5, size=64, n_train=3, n_test_good=4, n_test_defect=1)
+    assert _digest(tmp_path / "a" / "train") == _digest(tmp_path / "d" / "train")
+
+
+@pytest.mark.parametrize("kind", DEFECT_KINDS)
+@pytest.mark.parametrize("texture", ["brick", "gravel"])
+def test_mask_is_exactly_the_changed_pixels(kind, texture):
+    sources = load_sources(texture)
+    for i in range(4):
+        rng = np.random.default_rng([7, i])
+        good = good_image(sources, 96, rng)
+        img, mask = make_defect(good, kind, rng)
+        diff = np.abs(img.astype(int) - good.astype(int)).max(axis=2)
+        assert mask.dtype == bool and mask.shape == (96, 96)
+        assert np.array_equal(mask, diff > 0)  # nothing changed outside the mask
+        assert (diff[mask] >= NOTABLE).all()  # everything inside changed notably
+        assert mask.sum() >= 9  # visible
+        assert mask.mean() < 0.35  # not the whole image
+        assert diff[mask].mean() > 25
+
+
+def test_folder_texture(tmp_path):
+    src = tmp_path / "src"
+    synthesize(src / "tmp", size=128, n_train=2, n_test_good=0, n_test_defect=0)
+    (src / "tmp" / "train" / "good" / "000.png").rename(src / "photo.png")
+    ds = synthesize(tmp_path / "out", texture=src, size=48, n_train=2, n_test_good=1, n_test_defect=1,
+                    defects=("stain",))
+    assert ds.summary()["test"] == {"good": 1, "stain": 1}
+
+
+def test_errors(tmp_path):
+    with pytest.raises(DataError, match="unknown defect kind"):
+        synthesize(tmp_path / "x", size=64, defects=("dent",))
+    with pytest.raises(DataError, match="neither a folder of images nor one of brick"):
+        synthesize(tmp_path / "x", texture=tmp_path / "missing", size=64)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(DataError, match="full: folder exists and is not empty"):
+        synthesize(tmp_path / "full", size=64, n_train=2)
+    synthesize(tmp_path / "full", size=64, n_train=2, n_test_good=0, n_test_defect=0, overwrite=True)
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"  # --force removes only synth's own files
