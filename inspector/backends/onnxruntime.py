@@ -1,0 +1,169 @@
+"""ONNX Runtime backend: the embedded default (CPU), same interface as TensorRT.
+
+The exported graph is the whole inference (DESIGN.md seam 1): input ``images``
+uint8 (N, H, W, 3) RGB, outputs ``score`` (N,) and ``anomaly_map`` (N, 1, h, w)
+float32. The graph is checked against its sidecar (sha256) before it is loaded,
+so a file that does not match what was exported is refused.
+
+Outputs are bound with IO binding into buffers preallocated once per batch
+size and reused: the arrays in an :class:`InferenceResult` stay valid until the
+next :meth:`infer` call *with the same batch size*. Copy what you keep.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from inspector.backends.base import Backend, InferenceResult, InputSpec
+from inspector.errors import BackendError
+from inspector.sidecar import (input_spec_from_sidecar, read_sidecar, sha256_file, sidecar_path_for,
+                               split_graph_name, verify_graph)
+
+INPUT_NAME = "images"
+SCORE_NAME = "score"
+MAP_NAME = "anomaly_map"
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def _import_ort():
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - onnxruntime is a base requirement
+        raise BackendError(f"onnxruntime is not installed ({exc}); pip install onnxruntime") from None
+    return ort
+
+
+class _Outputs:
+    """Preallocated output buffers and an IO binding for one batch size."""
+
+    def __init__(self, session, n: int, map_hw: tuple[int, int], types: dict[str, Any]) -> None:
+        self.scores = np.empty((n,), dtype=types[SCORE_NAME])
+        self.maps = np.empty((n, 1) + map_hw, dtype=types[MAP_NAME])
+        self.binding = session.io_binding()
+        for name, buf in ((SCORE_NAME, self.scores), (MAP_NAME, self.maps)):
+            self.binding.bind_output(name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
+
+
+class OnnxRuntimeBackend(Backend):
+    """An exported ONNX graph on ONNX Runtime (CPU by default)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int | None = None,
+                 providers: Sequence[str] | str | None = None, verify: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise BackendError(f"{self.path}: model file not found")
+        self.sidecar = read_sidecar(sidecar_path_for(self.path))
+        if verify:
+            verify_graph(self.path, self.sidecar)
+        _, suffix_precision = split_graph_name(self.path)
+        entry = self.sidecar["graphs"].get(suffix_precision) or {}
+        self.sha256 = entry.get("sha256") if verify else sha256_file(self.path)
+        self.precision = entry.get("precision", suffix_precision)
+        self._spec = input_spec_from_sidecar(self.sidecar)
+        self._session = self._open_session(threads, providers)
+        self._types = self._check_io()
+        self._outputs: dict[int, _Outputs] = {}
+        self.map_hw = self._probe_map_size()
+
+    # -- loading -----------------------------------------------------------
+    def _open_session(self, threads: int | None, providers):
+        ort = _import_ort()
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.inter_op_num_threads = 1
+        if threads is not None:
+            if threads < 0:
+                raise BackendError(f"{self.path}: threads must be ≥ 0 (0 = all cores), got {threads}")
+            opts.intra_op_num_threads = int(threads)
+        opts.log_severity_level = 3
+        available = ort.get_available_providers()
+        if providers is None:
+            providers = ["CPUExecutionProvider"]
+        elif providers == "auto":
+            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        elif isinstance(providers, str):
+            providers = [providers]
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise BackendError(f"{self.path}: ONNX Runtime provider(s) {missing} not available here; have {available}")
+        try:
+            return ort.InferenceSession(str(self.path), sess_options=opts, providers=list(providers))
+        except Exception as exc:  # InvalidProtobuf, InvalidGraph, Fail … all subclasses of RuntimeError
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(f"{self.path}: ONNX Runtime cannot load this graph ({first[:200]})") from None
+
+    def _check_io(self) -> dict[str, Any]:
+        inputs = {i.name: i for i in self._session.get_inputs()}
+        outputs = {o.name: o for o in self._session.get_outputs()}
+        if list(inputs) != [INPUT_NAME] or inputs[INPUT_NAME].type != "tensor(uint8)":
+            got = [(i.name, i.type) for i in inputs.values()]
+            raise BackendError(f"{self.path}: expected one uint8 input '{INPUT_NAME}', graph has {got}")
+        shape = inputs[INPUT_NAME].shape
+        spec = self._spec
+        if len(shape) != 4 or any(isinstance(d, int) and d != e for d, e in
+                                  zip(shape[1:], (spec.height, spec.width, spec.channels))):
+            raise BackendError(f"{self.path}: graph input shape {shape} does not match the sidecar's "
+                               f"(N, {spec.height}, {spec.width}, {spec.channels})")
+        if isinstance(shape[0], int):  # a static batch dimension
+            self._spec = InputSpec(spec.height, spec.width, spec.channels, spec.dtype, spec.layout, spec.color,
+                                   max_batch=shape[0])
+        types = {}
+        for name in (SCORE_NAME, MAP_NAME):
+            if name not in outputs:
+                raise BackendError(f"{self.path}: graph lacks the '{name}' output (has {sorted(outputs)})")
+            if outputs[name].type not in _ORT_TYPES:
+                raise BackendError(f"{self.path}: output '{name}' has unsupported type {outputs[name].type}")
+            types[name] = _ORT_TYPES[outputs[name].type]
+        return types
+
+    def _probe_map_size(self) -> tuple[int, int]:
+        """One warm-up run at batch 1: learns the map size (may be symbolic) and warms the session."""
+        spec = self._spec
+        probe = np.zeros((1, spec.height, spec.width, spec.channels), dtype=np.uint8)
+        try:
+            score, amap = self._session.run([SCORE_NAME, MAP_NAME], {INPUT_NAME: probe})
+        except Exception as exc:
+            raise BackendError(f"{self.path}: warm-up run failed ({str(exc).splitlines()[0][:200]})") from None
+        if score.shape != (1,) or amap.ndim != 4 or amap.shape[:2] != (1, 1):
+            raise BackendError(f"{self.path}: outputs have shapes score {score.shape}, anomaly_map {amap.shape}; "
+                               f"expected (N,) and (N, 1, h, w)")
+        return int(amap.shape[2]), int(amap.shape[3])
+
+    # -- inference -----------------------------------------------------------
+    @property
+    def input_spec(self) -> InputSpec:
+        return self._spec
+
+    def _run(self, batch: np.ndarray) -> InferenceResult:
+        if self._session is None:
+            raise BackendError(f"{self.path}: backend is closed")
+        n = batch.shape[0]
+        out = self._outputs.get(n)
+        if out is None:
+            out = self._outputs[n] = _Outputs(self._session, n, self.map_hw, self._types)
+        batch = np.ascontiguousarray(batch)
+        out.binding.bind_cpu_input(INPUT_NAME, batch)
+        start = time.perf_counter()
+        try:
+            self._session.run_with_iobinding(out.binding)
+        except Exception as exc:
+            raise BackendError(f"{self.path}: inference failed ({str(exc).splitlines()[0][:200]})") from None
+        compute_ms = (time.perf_counter() - start) * 1e3
+        scores, maps = out.scores, out.maps
+        if scores.dtype != np.float32:
+            scores, maps = scores.astype(np.float32), maps.astype(np.float32)
+        return InferenceResult(scores=scores, maps=maps, timings_ms={"compute": compute_ms})
+
+    def close(self) -> None:
+        self._outputs.clear()
+        self._session = None
+
+    def __repr__(self) -> str:
+        return f"OnnxRuntimeBackend({str(self.path)!r}, precision={self.precision!r})"

@@ -1,0 +1,82 @@
+"""`inspector subscribe`: print (and optionally save) events published by a daemon."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("subscribe", help="print defect events published by a daemon",
+                       description="Subscribe to a daemon's ZeroMQ events and print one line per event.")
+    p.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5556", help="daemon endpoint")
+    p.add_argument("--topic", action="append", default=[],
+                   help="topic prefix, repeatable (default v1/defect and v1/status; 'v1/' = everything)")
+    p.add_argument("--json", action="store_true", help="print each event header as one JSON line")
+    p.add_argument("--save-dir", help="write each event's header (.json) and payloads (.jpg/.png) here")
+    p.add_argument("--count", type=int, default=0, help="exit after this many events (0 = run until Ctrl-C)")
+    p.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds without an event")
+    p.add_argument("--server-key", help="CURVE: the daemon's public key (certificate file or z85)")
+    p.add_argument("--client-cert", help="CURVE: this client's secret certificate file")
+    p.set_defaults(func=run)
+
+
+def describe(event) -> str:
+    """One human-readable line per event."""
+    if event.type == "status":
+        return f"{event.time_utc} {event.camera:<10} status {event.state}" + (f" ({event.reason})" if event.reason else "")
+    if event.type == "stats":
+        totals = event.data.get("totals", {})
+        total = event.data.get("latency_ms", {}).get("total", {})
+        lat = f" e2e p50 {total['p50']:.1f} ms p99 {total['p99']:.1f} ms" if total.get("n") else ""
+        fps = totals.get("fps" if event.final else "fps_window", totals.get("fps", 0))
+        return f"{event.time_utc} stats      {fps:.1f} fps{lat}" + (" (final)" if event.final else "")
+    regions = " ".join(f"[{r['bbox'][0]},{r['bbox'][1]} {r['bbox'][2]}x{r['bbox'][3]} peak {r['peak']:.3g}]"
+                       for r in event.regions[:4])
+    score = "n/a" if event.score is None else f"{event.score:.4g}"
+    line = (f"{event.capture['utc']} {event.camera:<10} #{event.seq:<6} frame {event.frame_id:<7} "
+            f"{event.decision:<9} score {score} (thr {event.threshold:.4g}) "
+            f"e2e {event.latency_ms.get('total', 0):.1f} ms")
+    if event.regions:
+        line += f" {len(event.regions)} region(s) {regions}"
+    if event.error:
+        line += f" error: {event.error}"
+    return line
+
+
+def save(event, folder: Path) -> None:
+    from inspector.events import header_dict
+
+    name = f"{event.type}-{getattr(event, 'camera', 'all')}-{event.seq:07d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(header_dict(event), indent=1))
+    for i, payload in enumerate(event.payloads):
+        (folder / f"{name}.{payload.kind}{payload.suffix}").write_bytes(payload.data)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.client import Subscriber
+    from inspector.events import header_dict
+
+    topics = args.topic or ["v1/defect", "v1/status"]
+    save_dir = Path(args.save_dir) if args.save_dir else None
+    seen = 0
+    with Subscriber(args.endpoint, topics, server_key=args.server_key, client_cert=args.client_cert) as sub:
+        print(f"subscribed to {', '.join(topics)} on {args.endpoint}", file=sys.stderr, flush=True)
+        try:
+            while not args.count or seen < args.count:
+                event = sub.recv(timeout=args.timeout or None)
+                if event is None:
+                    print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
+                    break
+                seen += 1
+                print(json.dumps(header_dict(event)) if args.json else describe(event), flush=True)
+                if save_dir is not None:
+                    save(event, save_dir)
+        except KeyboardInterrupt:
+            pass
+        if sub.gaps:
+            print(f"{sub.gaps} message(s) lost (gaps in sequence numbers)", file=sys.stderr)
+    return 0

@@ -1,0 +1,189 @@
+"""Typed, versioned events and their wire format (ZeroMQ multipart).
+
+A message is ``[topic, header, *payloads]``:
+
+* ``topic``   — UTF-8, prefix-filterable: ``v1/defect/<camera>`` (every frame
+  that is not OK: decision NG, uncertain, or error = not inspected, e.g. its
+  batch failed), ``v1/result/<camera>`` (every frame, off by default),
+  ``v1/status/<camera>`` (camera state changes; re-sent with the same ``seq``
+  when a subscriber joins), ``v1/stats`` (heartbeat; the last one has
+  ``final: true``). A prefix matches longer camera names too
+  (``v1/defect/cam1`` ⊂ ``v1/defect/cam10``): compare ``camera`` when it matters.
+* ``header``  — UTF-8 JSON object with ``schema_version`` and ``type``; the
+  fields of the event dataclass below.
+* payloads    — raw bytes (never base64 in JSON), each described by the entry of
+  the same index in ``header["payloads"]``: ``kind`` (``thumbnail`` |
+  ``anomaly_map``), ``encoding`` (``jpeg`` | ``png``), ``shape``, ``dtype``,
+  ``bytes`` and, for maps, ``range`` ([lo, hi]: pixel value v means
+  lo + v / 255 · (hi − lo)).
+
+``seq`` counts the events of one type for one camera (0, 1, 2 … without gaps
+as published), so a subscriber can count lost messages; ``frame_id`` counts
+captured frames per camera, so gaps there are frames dropped at capture.
+:func:`encode` and :func:`decode` are the only code that knows this layout.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Union
+
+SCHEMA_VERSION = 1
+TOPIC_PREFIX = "v1"
+DECISIONS = ("OK", "NG", "uncertain", "error")
+
+
+def utc_iso(t: float | None = None) -> str:
+    """ISO 8601 UTC with milliseconds, e.g. ``2025-01-31T12:00:00.123Z``."""
+    t = time.time() if t is None else t
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def topic_for(kind: str, camera: str | None = None) -> str:
+    return f"{TOPIC_PREFIX}/{kind}" if camera is None else f"{TOPIC_PREFIX}/{kind}/{camera}"
+
+
+@dataclass
+class Payload:
+    """One binary attachment and its descriptor."""
+
+    kind: str  # thumbnail | anomaly_map
+    encoding: str  # jpeg | png
+    data: bytes
+    shape: list[int]
+    dtype: str = "uint8"
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. {"range": [0, 0.8]}
+
+    def descriptor(self) -> dict[str, Any]:
+        return {"kind": self.kind, "encoding": self.encoding, "shape": list(self.shape), "dtype": self.dtype,
+                "bytes": len(self.data), **self.extra}
+
+    @property
+    def suffix(self) -> str:
+        return {"jpeg": ".jpg", "png": ".png"}.get(self.encoding, ".bin")
+
+
+@dataclass
+class InspectionEvent:
+    """The result of inspecting one frame (topic ``v1/defect/<camera>`` or ``v1/result/<camera>``)."""
+
+    type: str  # defect | result
+    camera: str
+    seq: int
+    frame_id: int
+    event_id: str
+    decision: str
+    score: float | None
+    threshold: float
+    capture: dict[str, Any]  # {"monotonic_ns": int, "utc": iso str}
+    latency_ms: dict[str, float]
+    model: dict[str, Any]  # name, version, precision, sha256, backend
+    regions: list[dict[str, Any]] = field(default_factory=list)  # {"bbox": [x, y, w, h], "area", "peak"}
+    frame: dict[str, int] = field(default_factory=dict)  # {"width", "height"} of the original frame
+    uncertain_band: list[float] | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    payloads: list[Payload] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def topic(self) -> str:
+        return topic_for(self.type, self.camera)
+
+
+@dataclass
+class StatusEvent:
+    """A camera state change (topic ``v1/status/<camera>``): connecting, online, reconnecting, stalled, ended, failed."""
+
+    camera: str
+    seq: int
+    state: str
+    previous: str | None
+    reason: str
+    time_utc: str
+    details: dict[str, Any] = field(default_factory=dict)
+    type: str = "status"
+    schema_version: int = SCHEMA_VERSION
+    payloads: list[Payload] = field(default_factory=list)
+
+    @property
+    def topic(self) -> str:
+        return topic_for("status", self.camera)
+
+
+@dataclass
+class StatsEvent:
+    """The periodic heartbeat (topic ``v1/stats``): rates, drops, latency percentiles, drift."""
+
+    seq: int
+    time_utc: str
+    uptime_s: float
+    final: bool
+    data: dict[str, Any]
+    type: str = "stats"
+    schema_version: int = SCHEMA_VERSION
+    payloads: list[Payload] = field(default_factory=list)
+
+    @property
+    def topic(self) -> str:
+        return topic_for("stats")
+
+
+Event = Union[InspectionEvent, StatusEvent, StatsEvent]
+_TYPES = {"defect": InspectionEvent, "result": InspectionEvent, "status": StatusEvent, "stats": StatsEvent}
+
+
+def header_dict(event: Event) -> dict[str, Any]:
+    """The JSON header of ``event`` (payload bytes replaced by their descriptors)."""
+    data = asdict(event)
+    data["payloads"] = [p.descriptor() for p in event.payloads]
+    return data
+
+
+def encode(event: Event) -> list[bytes]:
+    """``event`` as ZeroMQ frames ``[topic, header JSON, *payloads]``."""
+    header = json.dumps(header_dict(event), separators=(",", ":"), allow_nan=False, default=_json_default)
+    return [event.topic.encode(), header.encode(), *(p.data for p in event.payloads)]
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def decode(frames: list[bytes]) -> Event:
+    """Parse ``[topic, header, *payloads]``; raises ValueError on a malformed or foreign message."""
+    if len(frames) < 2:
+        raise ValueError(f"expected [topic, header, *payloads], got {len(frames)} frame(s)")
+    topic = bytes(frames[0]).decode("utf-8", "replace")
+    try:
+        header = json.loads(bytes(frames[1]))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{topic}: header is not JSON ({exc})") from None
+    if not isinstance(header, dict) or header.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{topic}: unsupported schema_version {header.get('schema_version')!r}"
+                         if isinstance(header, dict) else f"{topic}: header is not an object")
+    cls = _TYPES.get(header.get("type"))
+    if cls is None:
+        raise ValueError(f"{topic}: unknown event type {header.get('type')!r}")
+    descriptors = header.pop("payloads", []) or []
+    blobs = frames[2:]
+    if len(descriptors) != len(blobs):
+        raise ValueError(f"{topic}: header describes {len(descriptors)} payload(s), message has {len(blobs)}")
+    payloads = []
+    for desc, blob in zip(descriptors, blobs):
+        desc = dict(desc)
+        desc.pop("bytes", None)
+        payloads.append(Payload(kind=desc.pop("kind"), encoding=desc.pop("encoding"), data=bytes(blob),
+                                shape=desc.pop("shape", []), dtype=desc.pop("dtype", "uint8"), extra=desc))
+    known = cls.__dataclass_fields__
+    try:
+        return cls(**{k: v for k, v in header.items() if k in known}, payloads=payloads)
+    except TypeError as exc:
+        raise ValueError(f"{topic}: header lacks fields ({exc})") from None

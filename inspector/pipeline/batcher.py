@@ -1,0 +1,149 @@
+"""Batcher: dynamic batching across cameras into preallocated batch buffers.
+
+The batcher takes a free buffer from a small pool, pulls frames from the
+:class:`~inspector.pipeline.capture.FrameHub` round-robin, preprocesses each
+straight into the next slot of the buffer, and hands the batch to the
+inference thread when it holds ``max_batch`` frames or ``max_wait_ms`` passed
+since its first frame. With two or more buffers, the next batch is prepared
+while the current one is inferred. Frames that cannot be preprocessed are
+counted and skipped (they are reported as ``error`` results downstream).
+It ends when every camera has finished and the hub is empty, then sends
+:data:`END` downstream.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from inspector.backends.base import InputSpec
+from inspector.pipeline.capture import FrameHub
+from inspector.pipeline.frame import Frame
+from inspector.pipeline.preprocess import FrameRejected, Preprocessor
+from inspector.pipeline.worker import Throttled, Worker
+from inspector.telemetry import Counters
+
+log = logging.getLogger("inspector.batcher")
+END = None  # sentinel passed down the queues when a stage is done
+_POLL_S = 0.05
+
+
+@dataclass(eq=False)
+class Batch:
+    """Frames preprocessed into ``buffers[index][:n]``; ``items`` is every frame taken, in order
+    (rejected ones included: they go on without inference, marked ``error``)."""
+
+    index: int
+    array: np.ndarray  # view of the first n slots
+    frames: list[Frame]
+    items: list[Frame] = field(default_factory=list)
+
+
+class BufferPool:
+    """``n`` preallocated (max_batch, H, W, 3) uint8 buffers, lent out by index."""
+
+    def __init__(self, n: int, max_batch: int, spec: InputSpec) -> None:
+        self.buffers = [np.zeros((max_batch, spec.height, spec.width, spec.channels), np.uint8) for _ in range(n)]
+        self._free: queue.Queue[int] = queue.Queue()
+        for i in range(n):
+            self._free.put(i)
+
+    def acquire(self, timeout: float) -> int | None:
+        try:
+            return self._free.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def release(self, index: int) -> None:
+        self._free.put(index)
+
+
+class BatchWorker(Worker):
+    def __init__(self, hub: FrameHub, pool: BufferPool, out: queue.Queue, preprocessor: Preprocessor,
+                 max_batch: int, max_wait_ms: float, stop: threading.Event, counters: Counters) -> None:
+        super().__init__("batcher", stop)
+        self.hub, self.pool, self.out, self.pre = hub, pool, out, preprocessor
+        self.max_batch, self.max_wait_s = max_batch, max_wait_ms / 1e3
+        self.counters = counters
+        self._throttle = Throttled(log)
+
+    def loop(self) -> None:
+        try:
+            while True:
+                index = self.pool.acquire(_POLL_S)
+                if index is None:
+                    if self.broken.is_set():
+                        return
+                    continue
+                batch = self._fill(index)
+                if batch is None:
+                    self.pool.release(index)
+                    if self.hub.drained():
+                        return
+                    continue
+                if not self.put_downstream(self.out, batch):
+                    self.counters.add("dropped_shutdown", len(batch.items))
+                    return
+        finally:
+            self.put_downstream(self.out, END)
+
+    def _fill(self, index: int) -> Batch | None:
+        """Collect and preprocess up to max_batch frames; None if nothing arrived."""
+        buf = self.pool.buffers[index]
+        frames: list[Frame] = []
+        items: list[Frame] = []
+        deadline = None
+        while len(frames) < self.max_batch:
+            if deadline is None:
+                timeout = _POLL_S
+            else:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+            got = self.hub.take(self.max_batch - len(frames), timeout)
+            if not got:
+                if deadline is None:
+                    if items:
+                        break
+                    return None
+                if self.hub.drained():
+                    break
+                continue
+            if deadline is None:
+                deadline = time.monotonic() + self.max_wait_s
+            for frame in got:
+                items.append(frame)
+                self._preprocess(frame, buf[len(frames)], frames)
+        if not items:
+            return None
+        now = time.monotonic_ns()
+        for frame in frames:
+            frame.stamp("batched", now)
+        self.counters.add("batches")
+        self.counters.add("batched_frames", len(frames))
+        return Batch(index, buf[: len(frames)], frames, items)
+
+    def _preprocess(self, frame: Frame, slot: np.ndarray, frames: list[Frame]) -> None:
+        try:
+            converted = self.pre.into(frame.image, slot)
+        except FrameRejected as exc:
+            self.counters.add(f"{frame.camera}.rejected.{exc.reason}")
+            self._throttle.warning(f"rej-{frame.camera}-{exc.reason}", "camera '%s' frame %d rejected: %s",
+                                   frame.camera, frame.frame_id, exc)
+            frame.decision, frame.error = "error", f"rejected: {exc}"
+            return
+        except Exception as exc:  # noqa: BLE001 - a per-frame failure never stops the pipeline
+            self.counters.add(f"{frame.camera}.rejected.exception")
+            self._throttle.warning(f"pre-{frame.camera}", "camera '%s' frame %d: preprocessing failed: %r",
+                                   frame.camera, frame.frame_id, exc)
+            frame.decision, frame.error = "error", f"preprocessing failed: {exc}"
+            return
+        if converted:
+            self.counters.add(f"{frame.camera}.converted.{converted}")
+        frame.stamp("preprocessed")
+        frames.append(frame)

@@ -1,0 +1,254 @@
+"""Capture: one thread per camera, feeding a shared :class:`FrameHub`.
+
+Each :class:`CaptureWorker` opens its source, grabs frames (stamped at grab),
+and puts them into its camera's channel of the hub:
+
+* **live** cameras keep only the newest frame: an unconsumed frame is
+  overwritten and counted as a drop;
+* **offline** cameras (files, folders) block while their channel is full and
+  lose nothing.
+
+A live source that fails is reconnected with exponential back-off and jitter;
+the state changes (connecting, online, reconnecting, stalled, ended, failed)
+go to ``on_status``. A watchdog (:meth:`CaptureWorker.check_watchdog`, called
+by the supervisor) flags a source that stopped delivering.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import threading
+import time
+from typing import Callable
+
+from inspector.errors import SourceError
+from inspector.pipeline.config import CameraSection
+from inspector.pipeline.frame import Frame
+from inspector.pipeline.sources import Source, is_live
+from inspector.pipeline.worker import Throttled, Worker, sleep_until
+from inspector.telemetry import Counters
+
+log = logging.getLogger("inspector.capture")
+
+
+class FrameHub:
+    """Per-camera bounded channels behind one condition variable, drained round-robin by the batcher."""
+
+    def __init__(self, counters: Counters) -> None:
+        self._cond = threading.Condition()
+        self._queues: dict[str, collections.deque] = {}
+        self._capacity: dict[str, int] = {}
+        self._live: dict[str, bool] = {}
+        self._open: set[str] = set()
+        self._order: list[str] = []
+        self._next = 0
+        self.counters = counters
+
+    def add_camera(self, camera: str, live: bool, capacity: int) -> None:
+        with self._cond:
+            self._queues[camera] = collections.deque()
+            self._capacity[camera] = 1 if live else max(1, capacity)
+            self._live[camera] = live
+            self._open.add(camera)
+            self._order.append(camera)
+
+    def put(self, frame: Frame, stop: threading.Event) -> bool:
+        """Hand ``frame`` on; False if ``stop`` was set while an offline channel was full."""
+        cam = frame.camera
+        with self._cond:
+            q = self._queues[cam]
+            if self._live[cam]:
+                if len(q) >= self._capacity[cam]:
+                    q.popleft()
+                    self.counters.add(f"{cam}.dropped_live")
+            else:
+                while len(q) >= self._capacity[cam]:
+                    if stop.is_set():
+                        return False
+                    self._cond.wait(0.05)
+            frame.stamp("queued")
+            q.append(frame)
+            self._cond.notify_all()
+        return True
+
+    def close(self, camera: str) -> None:
+        """The producer of ``camera`` is done."""
+        with self._cond:
+            self._open.discard(camera)
+            self._cond.notify_all()
+
+    def take(self, max_n: int, timeout: float) -> list[Frame]:
+        """Up to ``max_n`` frames round-robin across cameras; waits up to ``timeout`` s for the first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not any(self._queues.values()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._open:
+                    return []
+                self._cond.wait(remaining)
+            out: list[Frame] = []
+            n_cams = len(self._order)
+            idle = 0
+            while len(out) < max_n and idle < n_cams:
+                cam = self._order[self._next % n_cams]
+                self._next += 1
+                q = self._queues[cam]
+                if q:
+                    out.append(q.popleft())
+                    idle = 0
+                else:
+                    idle += 1
+            self._cond.notify_all()  # wake blocked offline producers
+            return out
+
+    def drained(self) -> bool:
+        """All producers finished and every channel is empty."""
+        with self._cond:
+            return not self._open and not any(self._queues.values())
+
+    def pending(self) -> int:
+        with self._cond:
+            return sum(len(q) for q in self._queues.values())
+
+
+class Backoff:
+    """Exponential back-off with ± jitter."""
+
+    def __init__(self, initial_s: float, max_s: float, factor: float, jitter: float,
+                 rng: random.Random | None = None) -> None:
+        self.initial_s, self.max_s, self.factor, self.jitter = initial_s, max_s, factor, jitter
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        base = min(self.max_s, self.initial_s * self.factor ** self.attempt)
+        self.attempt += 1
+        return base * (1.0 + self.jitter * self._rng.uniform(-1.0, 1.0))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+StatusCallback = Callable[[str, str, "str | None", str, dict], None]
+
+
+class CaptureWorker(Worker):
+    """Reads one camera's source into the hub; reconnects live sources; reports state changes."""
+
+    def __init__(self, camera: CameraSection, source: Source, hub: FrameHub, stop: threading.Event,
+                 counters: Counters, on_status: StatusCallback, capacity: int = 8) -> None:
+        super().__init__(f"capture-{camera.name}", stop)
+        self.camera, self.source, self.hub, self.counters = camera, source, hub, counters
+        self.live = is_live(camera, source)
+        self.on_status = on_status
+        rc = camera.reconnect
+        self.backoff = Backoff(rc.initial_s, rc.max_s, rc.factor, rc.jitter)
+        self.state: str | None = None
+        self._state_lock = threading.Lock()
+        self.last_frame_ns = time.monotonic_ns()
+        self.frames = 0
+        self.reconnects = 0
+        self._throttle = Throttled(log)
+        hub.add_camera(camera.name, self.live, capacity)
+
+    # -- state ------------------------------------------------------------------------------
+    def set_state(self, state: str, reason: str = "") -> None:
+        with self._state_lock:
+            previous = self.state
+            if previous == state:
+                return
+            self.state = state
+        level = logging.WARNING if state in ("reconnecting", "stalled", "failed") else logging.INFO
+        log.log(level, "camera '%s': %s%s", self.camera.name, state, f" ({reason})" if reason else "")
+        self.on_status(self.camera.name, state, previous, reason,
+                       {"source": self.source.describe(), "live": self.live, "frames": self.frames,
+                        "reconnects": self.reconnects})
+
+    def check_watchdog(self, now_ns: int | None = None) -> None:
+        """Flag a source that delivered nothing for ``watchdog_s`` while online."""
+        now_ns = time.monotonic_ns() if now_ns is None else now_ns
+        if self.state == "online" and now_ns - self.last_frame_ns > self.camera.watchdog_s * 1e9:
+            self.counters.add(f"{self.camera.name}.stalls")
+            self.set_state("stalled", f"no frame for {self.camera.watchdog_s:g} s")
+
+    # -- loop -------------------------------------------------------------------------------
+    def loop(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                if not self._connect():
+                    break
+                if self._pump():
+                    break
+        finally:
+            self.source.close()
+            self.hub.close(self.camera.name)
+
+    def _connect(self) -> bool:
+        """Open the source, retrying with back-off; False when stopping or out of attempts."""
+        self.set_state("connecting" if self.state is None else "reconnecting", self.source.describe())
+        while not self.stop_event.is_set():
+            try:
+                self.source.open()
+                self.last_frame_ns = time.monotonic_ns()
+                self.set_state("online", self.source.describe())
+                return True
+            except SourceError as exc:
+                if not self._wait_retry(str(exc)):
+                    return False
+        return False
+
+    def _wait_retry(self, reason: str) -> bool:
+        limit = self.camera.reconnect.max_attempts
+        if limit and self.backoff.attempt >= limit:
+            self.set_state("failed", f"{reason}; gave up after {limit} attempts")
+            return False
+        delay = self.backoff.next_delay()
+        self.set_state("reconnecting", reason)
+        log.info("camera '%s': retrying in %.2f s (attempt %d)", self.camera.name, delay, self.backoff.attempt)
+        return sleep_until(self.stop_event, time.monotonic() + delay)
+
+    def _pump(self) -> bool:
+        """Read frames until the source ends (True), fails (False: reconnect) or we stop (True)."""
+        cam = self.camera
+        period = 1.0 / cam.fps if cam.fps > 0 else 0.0
+        next_due = time.monotonic()
+        while not self.stop_event.is_set():
+            if period:
+                if not sleep_until(self.stop_event, next_due):
+                    return True
+                next_due = max(next_due + period, time.monotonic() - period)
+            try:
+                grabbed = self.source.read()
+            except SourceError as exc:
+                self.counters.add(f"{cam.name}.source_errors")
+                self.reconnects += 1
+                self.counters.add(f"{cam.name}.reconnects")
+                self.source.close()
+                return not self._wait_retry(str(exc))
+            if grabbed is None:
+                self.set_state("ended", f"{self.frames} frames")
+                return True
+            if grabbed.image is None:
+                self.counters.add(f"{cam.name}.corrupt")
+                self._throttle.warning(f"corrupt-{cam.name}", "camera '%s': skipped a corrupt frame: %s",
+                                       cam.name, grabbed.error)
+                continue
+            self._deliver(grabbed)
+            if cam.max_frames and self.frames >= cam.max_frames:
+                self.set_state("ended", f"max_frames {cam.max_frames} reached")
+                return True
+        return True
+
+    def _deliver(self, grabbed) -> None:
+        cam = self.camera.name
+        frame = Frame(camera=cam, frame_id=self.frames, image=grabbed.image, capture_ns=grabbed.t_ns,
+                      capture_utc=grabbed.t_utc, meta=grabbed.meta)
+        self.frames += 1
+        self.last_frame_ns = grabbed.t_ns
+        if self.state in ("stalled", "reconnecting"):
+            self.set_state("online", "frames flowing again")
+        self.backoff.reset()
+        if self.hub.put(frame, self.stop_event):
+            self.counters.add(f"{cam}.captured")

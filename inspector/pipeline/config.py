@@ -1,0 +1,232 @@
+"""The daemon's configuration (``inspector run --config inspector.yaml``).
+
+Frozen dataclasses loaded with :func:`inspector.config.from_dict` (unknown keys
+rejected with a "did you mean"). ``inspector.example.yaml`` at the repository
+root documents every key; a test keeps the two in step. Relative paths are
+resolved against the directory of the config file (:func:`resolve_paths`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from inspector.config import apply_overrides, from_dict, load_yaml
+from inspector.errors import ConfigError
+
+_CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SOURCE_TYPES = ("auto", "file", "folder", "device", "url", "gstreamer", "synthetic")
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    path: str = ""
+    backend: Literal["auto", "onnxruntime", "tensorrt"] = "auto"
+    threads: int | None = None  # ONNX Runtime intra-op threads (None: all cores)
+    verify: bool = True  # check the graph's sha256 against its sidecar
+
+    def validate(self, where: str) -> None:
+        if not self.path:
+            raise ConfigError(f"{where}.path: required (an exported .onnx or a TensorRT .plan)")
+
+
+@dataclass(frozen=True)
+class ThresholdSection:
+    calibration: str | None = None  # calibration/<model>.yaml made by 'inspector calibrate'
+    image: float | None = None  # explicit image threshold: required without a calibration file, overrides it
+    pixel: float | None = None  # map threshold for defect regions (default: the image threshold)
+    uncertain_band: tuple[float, float] | None = None  # scores in [lo, hi) → "uncertain"
+
+
+@dataclass(frozen=True)
+class ReconnectSection:
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.2  # ± fraction of each delay
+    max_attempts: int = 0  # 0 = retry forever
+
+    def validate(self, where: str) -> None:
+        if self.initial_s <= 0 or self.max_s < self.initial_s or self.factor < 1 or not 0 <= self.jitter < 1:
+            raise ConfigError(f"{where}: need 0 < initial_s ≤ max_s, factor ≥ 1, 0 ≤ jitter < 1")
+
+
+@dataclass(frozen=True)
+class SyntheticSection:
+    texture: str = "brick"  # brick | grass | gravel (scikit-image photos), a folder of images, or procedural
+    size: int = 256  # frames are size × size
+    defect_rate: float = 0.1  # probability that a frame carries an injected defect
+    kinds: tuple[str, ...] = ()  # defect kinds (empty: all kinds the generator has)
+    pool: int = 32  # distinct good frames generated up front (and as many defective ones)
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        if not 0 <= self.defect_rate <= 1:
+            raise ConfigError(f"{where}.defect_rate: must be in [0, 1]")
+        if self.size < 16 or self.pool < 1:
+            raise ConfigError(f"{where}: size must be ≥ 16 and pool ≥ 1")
+
+
+@dataclass(frozen=True)
+class CameraSection:
+    name: str
+    source: str | int  # path, folder, device index, rtsp://…, GStreamer pipeline, or "synthetic"
+    type: Literal["auto", "file", "folder", "device", "url", "gstreamer", "synthetic"] = "auto"
+    mode: Literal["auto", "offline", "live"] = "auto"  # offline: block, lose nothing; live: keep newest
+    loop: bool = False  # replay files/folders forever
+    fps: float = 0.0  # pace files/folders/synthetic (0 = as fast as the pipeline takes them)
+    max_frames: int = 0  # stop this camera after N frames (0 = no limit; synthetic needs it offline)
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0
+    watchdog_s: float = 10.0  # no frame for this long → state 'stalled'
+    reconnect: ReconnectSection = field(default_factory=ReconnectSection)
+    synthetic: SyntheticSection = field(default_factory=SyntheticSection)
+
+    def validate(self, where: str) -> None:
+        if not _CAMERA_NAME.match(self.name):
+            raise ConfigError(f"{where}.name: '{self.name}' must be 1-64 letters, digits, '_', '-' or '.'")
+        if self.fps < 0 or self.max_frames < 0:
+            raise ConfigError(f"{where}: fps and max_frames must be ≥ 0")
+        if self.open_timeout_s <= 0 or self.read_timeout_s <= 0 or self.watchdog_s <= 0:
+            raise ConfigError(f"{where}: timeouts must be > 0")
+
+
+@dataclass(frozen=True)
+class BatchingSection:
+    max_batch: int = 8
+    max_wait_ms: float = 5.0  # wait this long after the first frame for a fuller batch
+    queue_size: int = 8  # frames buffered per camera (offline sources block when full)
+
+    def validate(self, where: str) -> None:
+        if self.max_batch < 1 or self.max_wait_ms < 0 or self.queue_size < 1:
+            raise ConfigError(f"{where}: need max_batch ≥ 1, max_wait_ms ≥ 0, queue_size ≥ 1")
+
+
+@dataclass(frozen=True)
+class ThumbnailSection:
+    enabled: bool = True
+    max_side: int = 320
+    quality: int = 80
+
+
+@dataclass(frozen=True)
+class PostprocessSection:
+    min_region_area: int = 4  # in map pixels
+    max_regions: int = 16  # largest-peak regions kept per frame
+    thumbnail: ThumbnailSection = field(default_factory=ThumbnailSection)
+    heatmap: bool = True  # attach the anomaly map as an 8-bit PNG
+    payloads_on_results: bool = False  # also attach payloads to v1/result events (OK frames)
+
+
+@dataclass(frozen=True)
+class CurveSection:
+    enabled: bool = False
+    server_secret_key: str = ""  # zmq certificate file with the server's secret key (zmq.auth.create_certificates)
+    allowed_clients_dir: str | None = None  # folder of client public certificates; None: any client with the server key
+
+
+@dataclass(frozen=True)
+class PublishSection:
+    endpoint: str = "tcp://127.0.0.1:5556"
+    results: bool = False  # publish every frame on v1/result/<camera>
+    sndhwm: int = 1000  # ZeroMQ send high-water mark (messages queued per subscriber before dropping)
+    queue_size: int = 1024  # events waiting for the publisher thread (full → counted drop)
+    stats_interval_s: float = 1.0
+    curve: CurveSection = field(default_factory=CurveSection)
+
+    def validate(self, where: str) -> None:
+        if not re.match(r"^(tcp|ipc|inproc)://.+", self.endpoint):
+            raise ConfigError(f"{where}.endpoint: '{self.endpoint}' is not a ZeroMQ endpoint (tcp://host:port, ipc://path)")
+        if self.sndhwm < 1 or self.queue_size < 1 or self.stats_interval_s <= 0:
+            raise ConfigError(f"{where}: sndhwm and queue_size must be ≥ 1, stats_interval_s > 0")
+
+
+@dataclass(frozen=True)
+class RecorderSection:
+    enabled: bool = False
+    dir: str = "runs/recordings"
+    queue_size: int = 32
+    max_events: int = 10000  # retention: oldest recordings deleted beyond this many events (0 = no limit)
+    max_bytes: int = 2_000_000_000  # … or beyond this many bytes (0 = no limit)
+    min_free_bytes: int = 500_000_000  # skip recording while the disk has less free space
+
+
+@dataclass(frozen=True)
+class DriftSection:
+    enabled: bool = True  # needs score_stats from a calibration file
+    window: int = 500  # OK scores per camera in the rolling window
+    min_samples: int = 50
+    max_shift_std: float = 3.0  # flag when |rolling mean − calibration mean| > this × calibration std
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    model: ModelSection
+    cameras: tuple[CameraSection, ...]
+    thresholds: ThresholdSection = field(default_factory=ThresholdSection)
+    batching: BatchingSection = field(default_factory=BatchingSection)
+    postprocess: PostprocessSection = field(default_factory=PostprocessSection)
+    publish: PublishSection = field(default_factory=PublishSection)
+    recorder: RecorderSection = field(default_factory=RecorderSection)
+    drift: DriftSection = field(default_factory=DriftSection)
+    summary_json: str | None = None  # write the final stats summary here on shutdown
+    shutdown_timeout_s: float = 10.0
+
+    def validate(self, where: str) -> None:
+        if not self.cameras:
+            raise ConfigError(f"{where}.cameras: at least one camera is required")
+        names = [c.name for c in self.cameras]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"{where}.cameras: duplicate camera name(s) {dup}")
+
+
+def load_daemon_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> DaemonConfig:
+    """Read, validate and resolve ``path`` (relative paths → against the config's folder).
+
+    ``overrides`` are ``key.sub=value`` strings (``--set``) applied before validation.
+    """
+    path = Path(path)
+    data = apply_overrides(load_yaml(path), overrides)
+    return resolve_paths(from_dict(DaemonConfig, data, where=str(path)), path.parent)
+
+
+def daemon_config(data: dict, base_dir: str | Path = ".", where: str = "config") -> DaemonConfig:
+    """Build a config from a dict (tests, benchmarks, the demo)."""
+    return resolve_paths(from_dict(DaemonConfig, data, where=where), Path(base_dir))
+
+
+def _resolve(base: Path, value: str | None) -> str | None:
+    if value is None or value == "":
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else base / p)
+
+
+def _looks_like_path(cam: CameraSection) -> bool:
+    if cam.type in ("file", "folder"):
+        return True
+    if cam.type != "auto" or not isinstance(cam.source, str):
+        return False
+    s = cam.source
+    return not (s.isdigit() or "://" in s or "!" in s or s.startswith("synthetic"))
+
+
+def resolve_paths(cfg: DaemonConfig, base: Path) -> DaemonConfig:
+    rep = dataclasses.replace
+    cams = tuple(rep(c, source=_resolve(base, c.source)) if _looks_like_path(c) else c for c in cfg.cameras)
+    curve = cfg.publish.curve
+    curve = rep(curve, server_secret_key=_resolve(base, curve.server_secret_key),
+                allowed_clients_dir=_resolve(base, curve.allowed_clients_dir))
+    return rep(
+        cfg,
+        model=rep(cfg.model, path=_resolve(base, cfg.model.path)),
+        thresholds=rep(cfg.thresholds, calibration=_resolve(base, cfg.thresholds.calibration)),
+        cameras=cams,
+        publish=rep(cfg.publish, curve=curve),
+        recorder=rep(cfg.recorder, dir=_resolve(base, cfg.recorder.dir)),
+        summary_json=_resolve(base, cfg.summary_json),
+    )

@@ -1,0 +1,318 @@
+"""The daemon: wires the workers together and owns the lifecycle.
+
+::
+
+    capture-<cam> ─┐                 (one thread per camera)
+    capture-<cam> ─┼─► FrameHub ─► batcher ─► inference ─► postprocess ─► publisher ─► ZeroMQ
+                   ┘   (live: newest,          (owns the      (decision,     (owns the     └► recorder
+                        offline: block)         backend)       regions)       socket)
+
+Startup checks cheap things first and fails with one line: model file and
+sidecar, calibration binding (or an explicit threshold), sources, the publish
+endpoint, then loads the backend in its own thread. One stop event: signal
+handlers (installed by ``inspector run``) only set it. Shutdown is ordered —
+capture threads stop, then every stage drains its queue and passes an end
+marker downstream, each join bounded by ``shutdown_timeout_s`` — and the last
+stats are published. :meth:`Daemon.run` returns 0, or 1 if a worker failed, a
+stage did not stop in time, or a camera ended in state ``failed``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import zmq
+
+from inspector.backends import ENGINE_SUFFIXES, load_backend
+from inspector.backends.base import Backend
+from inspector.errors import ConfigError, InspectorError
+from inspector.events import utc_iso
+from inspector.pipeline.batcher import END, BatchWorker, BufferPool
+from inspector.pipeline.capture import CaptureWorker, FrameHub
+from inspector.pipeline.config import DaemonConfig
+from inspector.pipeline.drift import DriftMonitor
+from inspector.pipeline.infer import InferenceWorker
+from inspector.pipeline.postprocess import Decider, PostprocessWorker
+from inspector.pipeline.preprocess import Preprocessor
+from inspector.pipeline.publish import Publisher, PublishWorker, StatusUpdate
+from inspector.pipeline.recorder import RecorderWorker
+from inspector.pipeline.sources import Source, make_source
+from inspector.sidecar import input_spec_from_sidecar, read_sidecar, sha256_file, sidecar_path_for, split_graph_name
+from inspector.telemetry import Counters, RateMeter, format_summary
+from inspector.thresholds import Thresholds, load_thresholds
+
+log = logging.getLogger("inspector.daemon")
+BackendFactory = Callable[[], Backend]
+_BACKEND_LOAD_TIMEOUT_S = 300.0
+
+
+def resolve_thresholds(cfg: DaemonConfig, model_sha: str) -> tuple[Decider, Thresholds | None]:
+    """The decision rule: the calibration file (bound to the model hash) and/or explicit values."""
+    t = cfg.thresholds
+    cal = None
+    if t.calibration:
+        cal = load_thresholds(t.calibration, model_sha, cfg.model.path)
+    elif t.image is None:
+        raise ConfigError("thresholds: no calibration file and no explicit 'image' threshold; run "
+                          f"'inspector calibrate {cfg.model.path} --data <dir> --out calibration/<model>.yaml' "
+                          "and set thresholds.calibration, or set thresholds.image")
+    image = t.image if t.image is not None else cal.image_threshold
+    pixel = t.pixel if t.pixel is not None else (cal.pixel_threshold if cal else image)
+    band = t.uncertain_band if t.uncertain_band is not None else (cal.uncertain_band if cal else None)
+    if cal and (t.image is not None or t.pixel is not None):
+        log.warning("thresholds: explicit values override the calibration file %s", t.calibration)
+    if band is not None and not (band[0] <= image <= band[1] and band[0] < band[1]):
+        raise ConfigError(f"thresholds.uncertain_band: {list(band)} must contain the image threshold {image}")
+    return Decider(float(image), float(pixel), tuple(band) if band else None), cal
+
+
+class Daemon:
+    """The inspection daemon for one config. ``setup()`` → ``start()`` → ``wait()`` / ``run()``."""
+
+    def __init__(self, cfg: DaemonConfig, backend_factory: BackendFactory | None = None,
+                 stop: threading.Event | None = None, context: zmq.Context | None = None) -> None:
+        self.cfg = cfg
+        self.stop = stop or threading.Event()
+        self.counters = Counters()
+        self._backend_factory = backend_factory
+        self._context = context
+        self.run_id = uuid.uuid4().hex[:8]
+        self.publisher: Publisher | None = None
+        self.captures: list[CaptureWorker] = []
+        self.workers: list = []
+        self.final_stats: dict | None = None
+        self.failures: list[str] = []
+        self._started = False
+
+    # -- setup --------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Validate everything that can be checked without threads; bind the socket. One-line errors."""
+        cfg = self.cfg
+        model = Path(cfg.model.path)
+        if not model.is_file():
+            raise ConfigError(f"model.path: {model} not found (export a model with 'inspector export')")
+        if model.suffix.lower() in ENGINE_SUFFIXES:  # an engine sidecar embeds the model sidecar
+            from inspector.backends.tensorrt import read_engine_sidecar
+
+            self.sidecar = read_engine_sidecar(model)["model"]
+        else:
+            self.sidecar = read_sidecar(sidecar_path_for(model))
+        self.spec = input_spec_from_sidecar(self.sidecar)
+        self.policy = self.sidecar["input"].get("resize", "square")
+        self.model_sha = sha256_file(model)
+        self.decider, self.calibration = resolve_thresholds(cfg, self.model_sha)
+        self.sources: dict[str, Source] = {c.name: make_source(c) for c in cfg.cameras}
+        self.publisher = Publisher(cfg.publish, self._context)
+        log.info("publishing on %s", self.publisher.endpoint)
+
+    def _default_backend(self) -> Backend:
+        opts = {}
+        if self.cfg.model.backend != "tensorrt":
+            opts = {"threads": self.cfg.model.threads, "verify": self.cfg.model.verify}
+        return load_backend(self.cfg.model.path, self.cfg.model.backend, **opts)
+
+    def check(self) -> list[str]:
+        """``--check``: setup, load the model, open every source once; returns report lines."""
+        lines = []
+        self.setup()
+        try:
+            backend = (self._backend_factory or self._default_backend)()
+            try:
+                lines.append(f"ok model {self.cfg.model.path} on {backend.name} ({backend.precision}), "
+                             f"input {self.spec.height}x{self.spec.width}, threshold {self.decider.image_threshold:g}"
+                             + (f" from {self.cfg.thresholds.calibration}" if self.calibration else ""))
+            finally:
+                backend.close()
+            for name, src in self.sources.items():
+                src.open()
+                try:
+                    lines.append(f"ok camera '{name}': {src.describe()}")
+                finally:
+                    src.close()
+            lines.append(f"ok publishing on {self.publisher.endpoint}")
+        finally:
+            self.publisher.close()
+        return lines
+
+    # -- start --------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.publisher is None:
+            self.setup()
+        cfg, stop, counters = self.cfg, self.stop, self.counters
+        try:
+            self._start_workers(cfg, stop, counters)
+        except BaseException:
+            self.stop.set()
+            inference = getattr(self, "inference", None)
+            if inference is not None and inference.is_alive():
+                self._to_infer.put(END)  # the backend is closed in its own thread
+                inference.join(self.cfg.shutdown_timeout_s)
+            self.publisher.close()
+            raise
+        self._started = True
+
+    def _start_workers(self, cfg: DaemonConfig, stop: threading.Event, counters: Counters) -> None:
+        n_buffers = 2
+        to_infer: queue.Queue = queue.Queue(maxsize=n_buffers)
+        self._to_infer = to_infer
+        to_post: queue.Queue = queue.Queue(maxsize=4)
+        to_pub: queue.Queue = queue.Queue(maxsize=cfg.publish.queue_size)
+        self.status_queue: queue.Queue = queue.Queue(maxsize=10000)
+        self.drift = DriftMonitor(cfg.drift, self.calibration.score_stats if self.calibration else None)
+
+        self.recorder = RecorderWorker(cfg.recorder, threading.Event(), counters) if cfg.recorder.enabled else None
+        self.inference = InferenceWorker(self._backend_factory or self._default_backend, None, to_infer, to_post,
+                                         stop, counters)
+        self.inference.start()
+        if not self.inference.ready.wait(_BACKEND_LOAD_TIMEOUT_S):
+            raise InspectorError(f"model {cfg.model.path}: backend did not load within {_BACKEND_LOAD_TIMEOUT_S:g} s")
+        if self.inference.startup_error is not None:
+            err = self.inference.startup_error
+            raise err if isinstance(err, InspectorError) else InspectorError(f"model {cfg.model.path}: {err}")
+        backend = self.inference.backend
+        if (backend.input_spec.height, backend.input_spec.width) != (self.spec.height, self.spec.width):
+            raise ConfigError(f"model {cfg.model.path}: backend input {backend.input_spec} differs from its sidecar")
+        max_batch = cfg.batching.max_batch
+        if backend.input_spec.max_batch is not None and backend.input_spec.max_batch < max_batch:
+            log.warning("batching.max_batch %d exceeds the model's maximum batch %d; using %d",
+                        max_batch, backend.input_spec.max_batch, backend.input_spec.max_batch)
+            max_batch = backend.input_spec.max_batch
+        pool = self.inference.pool = BufferPool(n_buffers, max_batch, self.spec)
+        name, _ = split_graph_name(cfg.model.path)
+        self.model_info = {
+            "name": self.sidecar["model"].get("name", name.name), "version": self.sidecar["model"].get("version"),
+            "precision": backend.precision, "backend": backend.name,
+            "sha256": getattr(backend, "sha256", None) or self.model_sha, "run_id": self.run_id,
+        }
+        self.post = PostprocessWorker(self.decider, cfg.postprocess, self.policy, to_post, to_pub, stop, counters,
+                                      self.drift, cfg.postprocess.payloads_on_results)
+        self.publish = PublishWorker(self.publisher, to_pub, self.status_queue, self.model_info, self.decider,
+                                     cfg.publish, stop, counters, self._stats,
+                                     self.recorder.put if self.recorder else None,
+                                     results_payloads=cfg.postprocess.payloads_on_results,
+                                     before_final=self._finish_recorder)
+        self.hub = FrameHub(counters)
+        self.batcher = BatchWorker(self.hub, pool, to_infer, Preprocessor(self.spec, self.policy),
+                                   max_batch, cfg.batching.max_wait_ms, stop, counters)
+        self.captures = [CaptureWorker(c, self.sources[c.name], self.hub, stop, counters, self._on_status,
+                                       capacity=cfg.batching.queue_size) for c in cfg.cameras]
+        self.workers = [self.inference, self.post, self.publish, self.batcher]
+        self.started_at = time.monotonic()
+        self._rate = RateMeter()
+        for w in (self.recorder, self.publish, self.post, self.batcher, *self.captures):
+            if w is not None:
+                w.broken = self.inference.broken  # one shared "a worker failed" flag
+        for w in (self.recorder, self.publish, self.post, self.batcher, *self.captures):
+            if w is not None:
+                w.start()
+        if self.recorder is not None:
+            self.workers.append(self.recorder)
+
+    def _finish_recorder(self) -> None:
+        if self.recorder is not None and self.recorder.is_alive():
+            self.recorder.finish()
+            self.recorder.join(self.cfg.shutdown_timeout_s)
+
+    def _on_status(self, camera: str, state: str, previous: str | None, reason: str, details: dict) -> None:
+        try:
+            self.status_queue.put_nowait(StatusUpdate(camera, state, previous, reason, details, utc_iso()))
+        except queue.Full:
+            self.counters.add("status_dropped")
+
+    def _stats(self) -> dict:
+        """Counters and rates for v1/stats (called by the publisher thread)."""
+        snap = self.counters.snapshot()
+        cams = {}
+        for w in self.captures:
+            name = w.camera.name
+            prefix = name + "."
+            cams[name] = {k[len(prefix):]: v for k, v in snap.items() if k.startswith(prefix)}
+            cams[name].update({"live": w.live, "frames": w.frames, "reconnects": w.reconnects})
+        totals = {k: v for k, v in snap.items() if not any(k.startswith(c + ".") for c in cams)}
+        batches = snap.get("batches", 0)
+        totals["mean_batch"] = round(snap.get("batched_frames", 0) / batches, 3) if batches else 0.0
+        elapsed = max(time.monotonic() - self.started_at, 1e-9)
+        totals["fps"] = round(snap.get("inferred_frames", 0) / elapsed, 3)  # since start
+        totals["fps_window"] = self._rate.rate(snap.get("inferred_frames", 0))  # since the last stats
+        data = {"cameras": cams, "totals": totals}
+        drift = self.drift.snapshot()
+        if drift:
+            data["drift"] = drift
+            for cam, d in drift.items():
+                cams.setdefault(cam, {})["drift_flagged"] = d["flagged"]
+        return data
+
+    # -- run / stop ---------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Thread- and signal-safe: just sets the one stop event."""
+        self.stop.set()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Supervise until stopped, a worker fails, or every camera ended; then shut down. Returns exit code."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.stop.is_set():
+            self.stop.wait(0.1)
+            for w in self.captures:
+                w.check_watchdog()
+            if all(w.finished.is_set() for w in self.captures):
+                log.info("all cameras finished")
+                break
+            if any(w.finished.is_set() for w in self.workers):  # a stage ended early: it failed
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        return self.shutdown()
+
+    def run(self) -> int:
+        self.start()
+        return self.wait()
+
+    def shutdown(self) -> int:
+        """Ordered shutdown: captures, then each stage drains and ends; last stats published."""
+        if not self._started:
+            return 0
+        self._started = False
+        self.stop.set()
+        timeout = self.cfg.shutdown_timeout_s
+        for w in [*self.captures, self.batcher, self.inference, self.post, self.publish]:
+            w.join(timeout)
+            if w.is_alive():
+                self.failures.append(f"{w.name} did not stop within {timeout:g} s")
+        if self.recorder is not None:
+            self._finish_recorder()
+            if self.recorder.is_alive():
+                self.failures.append(f"recorder did not stop within {timeout:g} s")
+        self.publisher.close()
+        for w in [*self.captures, *self.workers]:
+            if w.failure is not None:
+                self.failures.append(f"{w.name} failed: {w.failure}")
+        failed_cams = [w.camera.name for w in self.captures if w.state == "failed"]
+        if failed_cams:
+            self.failures.append(f"camera(s) {failed_cams} failed")
+        self.final_stats = self.publish.final_stats or {}
+        self.final_stats["failures"] = list(self.failures)
+        self._write_summary()
+        return 1 if self.failures else 0
+
+    def _write_summary(self) -> None:
+        stats = self.final_stats
+        totals = stats.get("totals", {})
+        log.info("processed %d frames in %d batches (mean batch %.2f); stage latencies (ms):\n%s",
+                 totals.get("inferred_frames", 0), totals.get("batches", 0), totals.get("mean_batch", 0.0),
+                 format_summary(stats.get("latency_ms", {})))
+        for failure in self.failures:
+            log.error("%s", failure)
+        if self.cfg.summary_json:
+            path = Path(self.cfg.summary_json)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(stats, indent=2, default=str))
+            except OSError as exc:
+                log.error("cannot write summary %s: %s", path, exc.strerror or exc)

@@ -1,0 +1,87 @@
+"""Inference: the one thread that owns the backend.
+
+The backend is created *inside* this thread (CUDA contexts and TensorRT
+execution contexts are per thread) and announced through :attr:`ready`; a load
+error is kept in :attr:`startup_error` for the daemon to report in one line.
+Each batch is scored, each frame gets its score and its own copy of its map
+(the backend's output buffers are reused), and the buffer goes back to the pool.
+An exception in one batch marks that batch's frames as ``error`` and is
+counted; the next batch runs as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Callable
+
+from inspector.backends.base import Backend
+from inspector.pipeline.batcher import END, Batch, BufferPool
+from inspector.pipeline.worker import Throttled, Worker
+from inspector.telemetry import Counters
+
+log = logging.getLogger("inspector.infer")
+
+
+class InferenceWorker(Worker):
+    def __init__(self, backend_factory: Callable[[], Backend], pool: BufferPool | None, inbox: queue.Queue,
+                 out: queue.Queue, stop: threading.Event, counters: Counters) -> None:
+        super().__init__("inference", stop)
+        self.backend_factory, self.inbox, self.out = backend_factory, inbox, out
+        self.pool = pool  # set by the daemon once the backend's maximum batch is known
+        self.counters = counters
+        self.backend: Backend | None = None
+        self.ready = threading.Event()
+        self.startup_error: BaseException | None = None
+        self._throttle = Throttled(log)
+
+    def loop(self) -> None:
+        try:
+            self.backend = self.backend_factory()
+        except BaseException as exc:  # reported by the daemon as a one-line error
+            self.startup_error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        try:
+            while True:
+                try:
+                    batch = self.inbox.get(timeout=0.1)
+                except queue.Empty:
+                    if self.broken.is_set():
+                        return
+                    continue
+                if batch is END:
+                    return
+                self._infer(batch)
+                if not self.put_downstream(self.out, batch.items):
+                    self.counters.add("dropped_shutdown", len(batch.items))
+        finally:
+            self.put_downstream(self.out, END)
+            self.backend.close()
+
+    def _infer(self, batch: Batch) -> None:
+        try:
+            if not batch.frames:
+                return
+            try:
+                result = self.backend.infer(batch.array)
+            except Exception as exc:  # noqa: BLE001 - one bad batch never stops the daemon
+                self.counters.add("inference_errors")
+                self.counters.add("inference_error_frames", len(batch.frames))
+                self._throttle.warning("infer", "inference failed for a batch of %d: %s", len(batch.frames), exc)
+                for frame in batch.frames:
+                    frame.decision, frame.error = "error", f"inference failed: {exc}"
+                return
+            now = time.monotonic_ns()
+            timings = dict(result.timings_ms)
+            for i, frame in enumerate(batch.frames):
+                frame.score = float(result.scores[i])
+                frame.amap = result.maps[i, 0].copy()
+                frame.backend_ms = timings
+                frame.stamp("inferred", now)
+            self.counters.add("inferred_frames", len(batch.frames))
+        finally:
+            self.pool.release(batch.index)

@@ -1,0 +1,151 @@
+"""Postprocess: score → decision, map → defect regions in frame coordinates, image payloads.
+
+:class:`Decider` applies the image threshold (and the optional uncertain
+band), :func:`find_regions` finds connected components of the map above the
+pixel threshold and maps their boxes back onto the ORIGINAL frame through the
+same crop geometry the preprocessing used, and :func:`encode_payloads` makes
+the JPEG thumbnail and the 8-bit heat-map PNG attached to defect events.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from inspector.data.images import crop_box
+from inspector.events import Payload
+from inspector.pipeline.batcher import END
+from inspector.pipeline.config import PostprocessSection
+from inspector.pipeline.drift import DriftMonitor
+from inspector.pipeline.frame import Frame, Region
+from inspector.pipeline.worker import Throttled, Worker
+from inspector.telemetry import Counters
+
+log = logging.getLogger("inspector.postprocess")
+
+
+@dataclass(frozen=True)
+class Decider:
+    """OK / NG / uncertain from a score. With a band [lo, hi): lo ≤ score < hi → uncertain, ≥ hi → NG."""
+
+    image_threshold: float
+    pixel_threshold: float
+    uncertain_band: tuple[float, float] | None = None
+
+    def decide(self, score: float) -> str:
+        if not math.isfinite(score):
+            return "error"
+        if self.uncertain_band is not None:
+            lo, hi = self.uncertain_band
+            return "NG" if score >= hi else ("uncertain" if score >= lo else "OK")
+        return "NG" if score >= self.image_threshold else "OK"
+
+
+def find_regions(amap: np.ndarray, pixel_threshold: float, frame_hw: tuple[int, int], policy: str,
+                 min_area: int = 1, max_regions: int = 16) -> list[Region]:
+    """Connected components of ``amap >= pixel_threshold`` (8-connected) in frame pixel coordinates."""
+    mask = (amap >= pixel_threshold).astype(np.uint8)
+    if not mask.any():
+        return []
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    mh, mw = amap.shape
+    box = crop_box(frame_hw[0], frame_hw[1], mh, mw, policy)
+    sx, sy = box.width / mw, box.height / mh
+    regions = []
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if area < min_area:
+            continue
+        peak = float(amap[y:y + h, x:x + w][labels[y:y + h, x:x + w] == i].max())
+        fx0, fy0 = box.left + math.floor(x * sx), box.top + math.floor(y * sy)
+        fx1, fy1 = box.left + math.ceil((x + w) * sx), box.top + math.ceil((y + h) * sy)
+        regions.append(Region(fx0, fy0, fx1 - fx0, fy1 - fy0, int(round(area * sx * sy)), peak))
+    regions.sort(key=lambda r: r.peak, reverse=True)
+    return regions[:max_regions]
+
+
+def encode_payloads(frame: Frame, cfg: PostprocessSection, pixel_threshold: float) -> list[Payload]:
+    """JPEG thumbnail of the original frame and the anomaly map as an 8-bit PNG (with its value range)."""
+    payloads = []
+    if cfg.thumbnail.enabled:
+        img = frame.image
+        if img.dtype != np.uint8:
+            img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
+        h, w = img.shape[:2]
+        scale = min(1.0, cfg.thumbnail.max_side / max(h, w))
+        if scale < 1.0:
+            img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        if img.ndim == 3 and img.shape[2] == 4:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(cfg.thumbnail.quality)])
+        if ok:
+            payloads.append(Payload("thumbnail", "jpeg", buf.tobytes(), list(img.shape), "uint8",
+                                    {"color": "BGR" if img.ndim == 3 else "GRAY"}))
+    if cfg.heatmap and frame.amap is not None:
+        hi = max(float(frame.amap.max()), pixel_threshold, 1e-12)
+        img = np.clip(frame.amap * (255.0 / hi) + 0.5, 0, 255).astype(np.uint8)
+        ok, buf = cv2.imencode(".png", img)
+        if ok:
+            payloads.append(Payload("anomaly_map", "png", buf.tobytes(), list(img.shape), "uint8",
+                                    {"range": [0.0, round(hi, 6)]}))
+    return payloads
+
+
+class PostprocessWorker(Worker):
+    """Decision, regions, payloads, drift; then on to the publisher (never blocks: full → counted drop)."""
+
+    def __init__(self, decider: Decider, cfg: PostprocessSection, policy: str, inbox: queue.Queue,
+                 out: queue.Queue, stop: threading.Event, counters: Counters, drift: DriftMonitor,
+                 attach_to_results: bool) -> None:
+        super().__init__("postprocess", stop)
+        self.decider, self.cfg, self.policy = decider, cfg, policy
+        self.inbox, self.out, self.counters, self.drift = inbox, out, counters, drift
+        self.attach_to_results = attach_to_results
+        self._throttle = Throttled(log)
+
+    def loop(self) -> None:
+        try:
+            while True:
+                try:
+                    frames = self.inbox.get(timeout=0.1)
+                except queue.Empty:
+                    if self.broken.is_set():
+                        return
+                    continue
+                if frames is END:
+                    return
+                for frame in frames:
+                    self.process(frame)
+                    try:
+                        self.out.put_nowait(frame)
+                    except queue.Full:
+                        self.counters.add("publish_queue_dropped")
+        finally:
+            self.put_downstream(self.out, END)
+
+    def process(self, frame: Frame) -> None:
+        try:
+            if frame.decision != "error":
+                frame.decision = self.decider.decide(frame.score)
+                if frame.decision == "error":
+                    frame.error = f"non-finite score {frame.score}"
+            if frame.decision in ("NG", "uncertain"):
+                frame.regions = find_regions(frame.amap, self.decider.pixel_threshold, frame.size, self.policy,
+                                             self.cfg.min_region_area, self.cfg.max_regions)
+                frame.payloads = encode_payloads(frame, self.cfg, self.decider.pixel_threshold)
+            elif frame.decision == "OK":
+                self.drift.add(frame.camera, frame.score)
+                if self.attach_to_results:
+                    frame.payloads = encode_payloads(frame, self.cfg, self.decider.pixel_threshold)
+        except Exception as exc:  # noqa: BLE001 - a per-frame failure is counted, the pipeline goes on
+            self.counters.add("postprocess_errors")
+            self._throttle.warning("post", "camera '%s' frame %d: postprocessing failed: %r",
+                                   frame.camera, frame.frame_id, exc)
+            frame.decision, frame.error = "error", f"postprocessing failed: {exc}"
+        frame.stamp("postprocessed")

@@ -1,0 +1,81 @@
+"""Preprocess: one captured frame → one slot of the preallocated uint8 batch buffer.
+
+The model graph does its own normalisation (DESIGN.md seam 1), so all that is
+left is geometry and colour: the sidecar's resize policy (the same
+:func:`inspector.data.images.resize_image` training used) and BGR → RGB.
+Grey, BGRA and 16-bit frames are converted (counted by reason); frames that
+cannot be made into an image (empty, wrong rank, odd channel count, unknown
+dtype, too small) raise :class:`FrameRejected` with a short reason.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from inspector.backends.base import InputSpec
+from inspector.data.images import resize_image
+
+MIN_SIDE = 8
+
+
+class FrameRejected(Exception):
+    """A frame that cannot be preprocessed; ``reason`` is a short counter key."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}{': ' + detail if detail else ''}")
+        self.reason = reason
+
+
+def _to_uint8(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+    if image.dtype == np.uint8:
+        return image, None
+    if image.dtype == np.uint16:
+        return ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8), "uint16"
+    if image.dtype in (np.float32, np.float64):
+        if not np.isfinite(image).all():
+            raise FrameRejected("non_finite", "float frame with NaN/inf")
+        scale = 255.0 if float(image.max(initial=0.0)) <= 1.0 else 1.0
+        return np.clip(image * scale + 0.5, 0, 255).astype(np.uint8), "float"
+    raise FrameRejected("dtype", f"unsupported pixel type {image.dtype}")
+
+
+class Preprocessor:
+    """Writes frames into batch slots; holds its own scratch buffers (one per channel count)."""
+
+    def __init__(self, spec: InputSpec, policy: str = "square") -> None:
+        if spec.channels != 3 or spec.color != "RGB" or spec.layout != "NHWC" or spec.dtype != "uint8":
+            raise ValueError(f"unsupported model input {spec}; the daemon feeds uint8 NHWC RGB")
+        self.spec, self.policy = spec, policy
+        self._scratch = {c: np.empty((spec.height, spec.width) + ((c,) if c > 1 else ()), np.uint8) for c in (1, 3, 4)}
+
+    def into(self, image: np.ndarray, out: np.ndarray) -> str | None:
+        """Preprocess ``image`` (BGR / grey / BGRA, as cv2 gives it) into ``out`` (H, W, 3) RGB.
+
+        Returns the conversion applied (``gray``, ``bgra``, ``uint16`` …) or None; raises FrameRejected.
+        """
+        if not isinstance(image, np.ndarray) or image.size == 0:
+            raise FrameRejected("empty", "no pixels")
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        if image.ndim not in (2, 3):
+            raise FrameRejected("shape", f"{image.ndim}-D frame {image.shape}")
+        channels = 1 if image.ndim == 2 else image.shape[2]
+        if channels not in (1, 3, 4):
+            raise FrameRejected("channels", f"{channels} channels")
+        if image.shape[0] < MIN_SIDE or image.shape[1] < MIN_SIDE:
+            raise FrameRejected("too_small", f"{image.shape[1]}x{image.shape[0]}")
+        image, converted = _to_uint8(image)
+        if not image.flags.c_contiguous:
+            image = np.ascontiguousarray(image)
+        h, w = self.spec.height, self.spec.width
+        scratch = self._scratch[channels]
+        resize_image(image, h, w, self.policy, out=scratch)
+        if channels == 3:
+            cv2.cvtColor(scratch, cv2.COLOR_BGR2RGB, dst=out)
+            return converted
+        if channels == 1:
+            cv2.cvtColor(scratch, cv2.COLOR_GRAY2RGB, dst=out)
+            return converted or "gray"
+        cv2.cvtColor(scratch, cv2.COLOR_BGRA2RGB, dst=out)
+        return converted or "bgra"

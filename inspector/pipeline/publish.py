@@ -1,0 +1,292 @@
+"""Publisher: the one thread that owns the ZeroMQ socket.
+
+It turns finished frames into events (:mod:`inspector.events` knows the wire
+format), stamps ``published``, records stage latencies, publishes camera
+status changes and the periodic ``v1/stats`` heartbeat, and hands published
+defect frames to the recorder. The socket is an XPUB (subscribers use plain
+SUB): a new subscription makes it re-send every camera's current status and
+the last stats, so late joiners see state at once. Sends never block: the
+send high-water mark bounds memory per subscriber (ZeroMQ drops beyond it, as
+PUB does) and every send is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import zmq
+
+from inspector.errors import ConfigError
+from inspector.events import Event, InspectionEvent, StatsEvent, StatusEvent, encode, header_dict, utc_iso
+from inspector.pipeline.batcher import END
+from inspector.pipeline.config import PublishSection
+from inspector.pipeline.frame import STAGES, Frame
+from inspector.pipeline.worker import Throttled, Worker
+from inspector.telemetry import Counters, LatencyTracker
+
+log = logging.getLogger("inspector.publish")
+
+
+@dataclass
+class StatusUpdate:
+    """A camera state change travelling to the publisher."""
+
+    camera: str
+    state: str
+    previous: str | None
+    reason: str
+    details: dict[str, Any]
+    time_utc: str
+
+
+class Publisher:
+    """An XPUB socket bound to ``cfg.endpoint`` (optionally CURVE-secured). Create in any thread, then use
+    from one thread only (the publisher worker)."""
+
+    def __init__(self, cfg: PublishSection, context: zmq.Context | None = None) -> None:
+        self.cfg = cfg
+        self.context = context or zmq.Context.instance()
+        self.auth = None
+        self.sent = 0
+        self.send_failed = 0
+        sock = self.context.socket(zmq.XPUB)
+        sock.setsockopt(zmq.SNDHWM, cfg.sndhwm)
+        sock.setsockopt(zmq.LINGER, 500)
+        sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        try:
+            if cfg.curve.enabled:
+                self._setup_curve(sock)
+            sock.bind(cfg.endpoint)
+        except zmq.ZMQError as exc:
+            sock.close(0)
+            self._stop_auth()
+            hint = " (another daemon running? choose another port)" if exc.errno == zmq.EADDRINUSE else ""
+            raise ConfigError(f"publish.endpoint: cannot bind {cfg.endpoint}: {exc.strerror}{hint}") from None
+        self.socket = sock
+        self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def _setup_curve(self, sock: zmq.Socket) -> None:
+        import zmq.auth
+        from zmq.auth.thread import ThreadAuthenticator
+
+        if not zmq.has("curve"):
+            raise ConfigError("publish.curve: this libzmq has no CURVE support")
+        cfg = self.cfg.curve
+        if not cfg.server_secret_key or not Path(cfg.server_secret_key).is_file():
+            raise ConfigError(f"publish.curve.server_secret_key: file '{cfg.server_secret_key}' not found "
+                              f"(make one with zmq.auth.create_certificates)")
+        public, secret = zmq.auth.load_certificate(cfg.server_secret_key)
+        if secret is None:
+            raise ConfigError(f"publish.curve.server_secret_key: {cfg.server_secret_key} holds no secret key")
+        if cfg.allowed_clients_dir and not Path(cfg.allowed_clients_dir).is_dir():
+            raise ConfigError(f"publish.curve.allowed_clients_dir: folder '{cfg.allowed_clients_dir}' not found")
+        self.auth = ThreadAuthenticator(self.context)
+        self.auth.start()
+        self.auth.configure_curve(domain="*", location=cfg.allowed_clients_dir or zmq.auth.CURVE_ALLOW_ANY)
+        sock.curve_secretkey = secret
+        sock.curve_publickey = public
+        sock.curve_server = True
+
+    def send(self, event: Event) -> bool:
+        try:
+            self.socket.send_multipart(encode(event), flags=zmq.NOBLOCK, copy=False)
+            self.sent += 1
+            return True
+        except zmq.Again:
+            self.send_failed += 1
+            return False
+
+    def poll_subscriptions(self) -> list[bytes]:
+        """Subscription messages received since the last call (new topics subscribers asked for)."""
+        subs = []
+        while self.socket.poll(0, zmq.POLLIN):
+            msg = self.socket.recv()
+            if msg and msg[0] == 1:
+                subs.append(msg[1:])
+        return subs
+
+    def wait_for_subscription(self, timeout: float) -> bool:
+        """Before the worker starts: block until a subscriber's first subscription arrives (tests, demo).
+
+        ZeroMQ's slow-joiner problem: events published before a subscription reached the socket are lost.
+        """
+        if not self.socket.poll(int(timeout * 1000), zmq.POLLIN):
+            return False
+        self.poll_subscriptions()
+        return True
+
+    def _stop_auth(self) -> None:
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
+
+    def close(self) -> None:
+        self.socket.close(linger=500)
+        self._stop_auth()
+
+
+class PublishWorker(Worker):
+    """Frames and status updates in, events out; heartbeat every ``stats_interval_s``."""
+
+    def __init__(self, publisher: Publisher, inbox: queue.Queue, status_inbox: queue.Queue, model: dict,
+                 decider, cfg: PublishSection, stop: threading.Event, counters: Counters,
+                 stats_source: Callable[[], dict], recorder_put: Callable[[Frame, dict], None] | None = None,
+                 results_payloads: bool = False, before_final: Callable[[], None] | None = None) -> None:
+        super().__init__("publisher", stop)
+        self.pub, self.inbox, self.status_inbox = publisher, inbox, status_inbox
+        self.model, self.decider, self.cfg, self.counters = model, decider, cfg, counters
+        self.stats_source, self.recorder_put = stats_source, recorder_put
+        self.results_payloads = results_payloads
+        self.before_final = before_final  # e.g. let the recorder finish, so the final stats include it
+        self.latency = LatencyTracker(STAGES[1:])
+        self.seq: dict[tuple[str, str], int] = {}
+        self.per_camera: dict[str, dict[str, int]] = {}
+        self.statuses: dict[str, StatusEvent] = {}
+        self.last_stats: StatsEvent | None = None
+        self.final_stats: dict | None = None
+        self.started = time.monotonic()
+        self._throttle = Throttled(log)
+
+    def _next_seq(self, kind: str, camera: str) -> int:
+        key = (kind, camera)
+        n = self.seq.get(key, 0)
+        self.seq[key] = n + 1
+        return n
+
+    def loop(self) -> None:
+        next_stats = time.monotonic() + self.cfg.stats_interval_s
+        ended = False
+        try:
+            while not ended:
+                try:
+                    item = self.inbox.get(timeout=0.02)
+                    if item is END:
+                        ended = True
+                    else:
+                        self._publish_frame(item)
+                except queue.Empty:
+                    ended = self.broken.is_set()
+                self._drain_status()
+                if self.pub.poll_subscriptions():
+                    self._resend_state()
+                now = time.monotonic()
+                if now >= next_stats:
+                    next_stats = max(next_stats + self.cfg.stats_interval_s, now)
+                    try:
+                        self._publish_stats(final=False)
+                    except Exception as exc:  # noqa: BLE001 - a stats bug must not stop publishing
+                        self.counters.add("stats_errors")
+                        self._throttle.warning("stats", "stats heartbeat failed: %r", exc)
+        finally:
+            self._drain_status()
+            if self.before_final is not None:
+                try:
+                    self.before_final()
+                except Exception as exc:  # noqa: BLE001
+                    log.error("before final stats: %r", exc)
+            self._publish_stats(final=True)
+
+    # -- frames -----------------------------------------------------------------------------
+    def _publish_frame(self, frame: Frame) -> None:
+        try:
+            cam = frame.camera
+            counts = self.per_camera.setdefault(cam, {"processed": 0, "OK": 0, "NG": 0, "uncertain": 0, "error": 0})
+            counts["processed"] += 1
+            counts[frame.decision or "error"] = counts.get(frame.decision or "error", 0) + 1
+            frame.stamp("published")
+            latencies = frame.latencies_ms()
+            header_latency = {k: round(v, 3) for k, v in latencies.items()}
+            for k, v in frame.backend_ms.items():
+                header_latency[f"backend_{k}"] = round(v, 3)
+            kinds = []
+            if frame.decision != "OK":
+                kinds.append("defect")
+            if self.cfg.results:
+                kinds.append("result")
+            for kind in kinds:
+                event = self._event(kind, frame, header_latency)
+                self.pub.send(event)
+                self.counters.add(f"published.{kind}")
+                if kind == "defect" and self.recorder_put is not None:
+                    self.recorder_put(frame, header_dict(event))
+            self.latency.record(latencies)
+        except Exception as exc:  # noqa: BLE001 - a bad event never stops publishing
+            self.counters.add("publish_errors")
+            self._throttle.warning("pub", "camera '%s' frame %d: publishing failed: %r",
+                                   frame.camera, frame.frame_id, exc)
+
+    def _event(self, kind: str, frame: Frame, latency: dict[str, float]) -> InspectionEvent:
+        seq = self._next_seq(kind, frame.camera)
+        h, w = frame.size
+        band = self.decider.uncertain_band
+        payloads = frame.payloads if (kind == "defect" or self.results_payloads) else []
+        return InspectionEvent(
+            type=kind, camera=frame.camera, seq=seq, frame_id=frame.frame_id,
+            event_id=f"{self.model.get('run_id', 'run')}-{frame.camera}-{frame.frame_id}",
+            decision=frame.decision or "error",
+            score=None if frame.score is None or frame.score != frame.score else round(frame.score, 6),
+            threshold=self.decider.image_threshold,
+            capture={"monotonic_ns": frame.capture_ns, "utc": utc_iso(frame.capture_utc)},
+            latency_ms=latency, model={k: v for k, v in self.model.items() if k != "run_id"},
+            regions=[r.to_dict() for r in frame.regions], frame={"width": w, "height": h},
+            uncertain_band=list(band) if band else None, source=_jsonable(frame.meta), error=frame.error,
+            payloads=payloads,
+        )
+
+    # -- status and stats -------------------------------------------------------------------
+    def _drain_status(self) -> None:
+        while True:
+            try:
+                upd: StatusUpdate = self.status_inbox.get_nowait()
+            except queue.Empty:
+                return
+            event = StatusEvent(camera=upd.camera, seq=self._next_seq("status", upd.camera), state=upd.state,
+                                previous=upd.previous, reason=upd.reason, time_utc=upd.time_utc,
+                                details=_jsonable(upd.details))
+            self.statuses[upd.camera] = event
+            self.pub.send(event)
+            self.counters.add("published.status")
+
+    def _resend_state(self) -> None:
+        for event in self.statuses.values():
+            self.pub.send(event)
+        if self.last_stats is not None:
+            self.pub.send(self.last_stats)
+
+    def _publish_stats(self, final: bool) -> None:
+        data = self.stats_source()
+        data["latency_ms"] = self.latency.summary() if final else self.latency.window_summary()
+        if not final:
+            data["latency_ms_cumulative"] = {s: h for s, h in self.latency.summary().items() if s == "total"}
+        for cam, counts in self.per_camera.items():
+            data.setdefault("cameras", {}).setdefault(cam, {}).update(counts)
+        for cam, status in self.statuses.items():
+            data.setdefault("cameras", {}).setdefault(cam, {})["state"] = status.state
+        data["published"] = {"messages": self.pub.sent, "send_failed": self.pub.send_failed}
+        event = StatsEvent(seq=self._next_seq("stats", ""), time_utc=utc_iso(),
+                           uptime_s=round(time.monotonic() - self.started, 3), final=final, data=_jsonable(data))
+        self.last_stats = event
+        self.pub.send(event)
+        if final:
+            self.final_stats = data
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types (numpy scalars → Python, tuples → lists, NaN → None)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)

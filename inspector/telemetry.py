@@ -1,0 +1,150 @@
+"""Stage latency histograms, counters and rates.
+
+:class:`Histogram` keeps log-spaced buckets (4 % wide), so percentiles cost a
+fixed amount of memory however long the daemon runs; the reported p50/p90/p99
+are the bucket's geometric centre clamped to the exact observed min/max (within
+±2 %), the max is exact. :class:`LatencyTracker` turns each frame's stage stamps
+into per-stage and end-to-end histograms, cumulative and for the current
+reporting window. :class:`Counters` is a thread-safe bag of named counts.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import defaultdict
+from typing import Iterable, Mapping
+
+import numpy as np
+
+_RATIO = 1.04
+_LOG_RATIO = math.log(_RATIO)
+_MIN_MS = 1e-3  # bucket 0 holds everything below 1 µs
+_BUCKETS = int(math.ceil(math.log(1e7 / _MIN_MS) / _LOG_RATIO)) + 1  # up to ~3 hours
+PERCENTILES = (50, 90, 99)
+
+
+class Histogram:
+    """A log-bucketed histogram of positive values (milliseconds by convention)."""
+
+    __slots__ = ("counts", "n", "total", "min", "max")
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(_BUCKETS, dtype=np.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        self.counts[:] = 0
+        self.n = 0
+        self.total = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def record(self, value: float) -> None:
+        idx = 0 if value <= _MIN_MS else min(_BUCKETS - 1, int(math.log(value / _MIN_MS) / _LOG_RATIO) + 1)
+        self.counts[idx] += 1
+        self.n += 1
+        self.total += value
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
+
+    def merge(self, other: "Histogram") -> None:
+        self.counts += other.counts
+        self.n += other.n
+        self.total += other.total
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+
+    def percentile(self, q: float) -> float:
+        if self.n == 0:
+            return float("nan")
+        if q >= 100:
+            return self.max
+        rank = max(1, math.ceil(self.n * q / 100.0))
+        idx = int(np.searchsorted(np.cumsum(self.counts), rank))
+        if idx == 0:
+            centre = _MIN_MS
+        else:
+            centre = _MIN_MS * _RATIO ** (idx - 0.5)
+        return min(max(centre, self.min), self.max)
+
+    def summary(self, digits: int = 3) -> dict[str, float]:
+        """{n, mean, p50, p90, p99, max} (NaN-free: empty → n 0 only)."""
+        if self.n == 0:
+            return {"n": 0}
+        out = {"n": self.n, "mean": round(self.total / self.n, digits)}
+        for q in PERCENTILES:
+            out[f"p{q}"] = round(self.percentile(q), digits)
+        out["max"] = round(self.max, digits)
+        return out
+
+
+class LatencyTracker:
+    """Per-stage and end-to-end latency histograms (cumulative and per window). Single writer."""
+
+    def __init__(self, stages: Iterable[str]) -> None:
+        self.stages = tuple(stages) + ("total",)
+        self.cumulative = {s: Histogram() for s in self.stages}
+        self.window = {s: Histogram() for s in self.stages}
+
+    def record(self, latencies_ms: Mapping[str, float]) -> None:
+        for stage, value in latencies_ms.items():
+            if stage in self.cumulative:
+                self.cumulative[stage].record(value)
+                self.window[stage].record(value)
+
+    def window_summary(self, reset: bool = True) -> dict[str, dict[str, float]]:
+        out = {s: h.summary() for s, h in self.window.items() if h.n}
+        if reset:
+            for h in self.window.values():
+                h.reset()
+        return out
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {s: h.summary() for s, h in self.cumulative.items() if h.n}
+
+
+class Counters:
+    """Thread-safe named counters, optionally keyed by camera."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = defaultdict(int)
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def get(self, name: str) -> int:
+        with self._lock:
+            return self._counts.get(name, 0)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class RateMeter:
+    """Events per second over the interval since the last :meth:`rate` call."""
+
+    def __init__(self) -> None:
+        self._last_n = 0
+        self._last_t = time.monotonic()
+
+    def rate(self, n_total: int) -> float:
+        now = time.monotonic()
+        dt = max(now - self._last_t, 1e-9)
+        value = (n_total - self._last_n) / dt
+        self._last_n, self._last_t = n_total, now
+        return round(value, 3)
+
+
+def format_summary(latency: Mapping[str, Mapping[str, float]]) -> str:
+    """A small text table of stage latencies (ms) for the shutdown summary."""
+    lines = [f"{'stage':<14}{'n':>8}{'p50':>10}{'p90':>10}{'p99':>10}{'max':>10}"]
+    for stage, s in latency.items():
+        if not s.get("n"):
+            continue
+        lines.append(f"{stage:<14}{s['n']:>8}{s['p50']:>10.3f}{s['p90']:>10.3f}{s['p99']:>10.3f}{s['max']:>10.3f}")
+    return "\n".join(lines)

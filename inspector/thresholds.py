@@ -1,0 +1,133 @@
+"""The calibration file: thresholds bound to the exact model that was scored.
+
+``calibration/<model>.yaml`` (schema_version 1)::
+
+    schema_version: 1
+    model: {name: rs-brick, sha256: <hex of the graph/engine file>, precision: fp16, backend: tensorrt}
+    image_threshold: 0.42          # score ≥ this → NG
+    pixel_threshold: 0.35          # map ≥ this → defect region
+    uncertain_band: [0.38, 0.47]   # optional: scores in [lo, hi) → "uncertain"; null when unused
+    rule: false_alarm_rate=0.001   # how the threshold was chosen
+    data: {...}                    # what was scored (folder, counts, split)
+    score_stats: {mean: …, std: …, min: …, max: …, p50: …, p99: …, n: …}   # of the good scores
+
+The scores of FP16/INT8 graphs and TensorRT engines differ from FP32, so the
+file records the sha256 of the file that produced the scores and
+:func:`load_thresholds` refuses it for any other model file, naming the
+command that recreates it. This module only reads, validates and writes the
+file; choosing thresholds is ``inspector calibrate``'s job.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from inspector.config import from_dict, to_dict
+from inspector.errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelBinding:
+    """Which model file the thresholds were computed with."""
+
+    name: str
+    sha256: str
+    precision: str = "fp32"
+    backend: str = "onnxruntime"
+
+
+@dataclass(frozen=True)
+class ScoreStats:
+    """Statistics of the good-image scores the thresholds were chosen on."""
+
+    mean: float
+    std: float
+    min: float
+    max: float
+    p50: float
+    p99: float
+    n: int
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A validated calibration file."""
+
+    model: ModelBinding
+    image_threshold: float
+    pixel_threshold: float
+    rule: str = "manual"
+    uncertain_band: tuple[float, float] | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    score_stats: ScoreStats | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def validate(self, where: str) -> None:
+        if self.schema_version != SCHEMA_VERSION:
+            raise ConfigError(f"{where}: unsupported schema_version {self.schema_version} (expected {SCHEMA_VERSION})")
+        for key in ("image_threshold", "pixel_threshold"):
+            if not math.isfinite(getattr(self, key)):
+                raise ConfigError(f"{where}.{key}: must be a finite number")
+        if self.uncertain_band is not None:
+            lo, hi = self.uncertain_band
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= self.image_threshold <= hi and lo < hi):
+                raise ConfigError(f"{where}.uncertain_band: [{lo}, {hi}] must satisfy lo ≤ image_threshold "
+                                  f"({self.image_threshold}) ≤ hi and lo < hi")
+        if len(self.model.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.model.sha256):
+            raise ConfigError(f"{where}.model.sha256: expected 64 lowercase hex digits")
+
+
+def score_stats(scores) -> ScoreStats:
+    """Summary statistics of a set of good-image scores."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if s.size == 0:
+        raise ValueError("score_stats: no scores")
+    return ScoreStats(mean=float(s.mean()), std=float(s.std()), min=float(s.min()), max=float(s.max()),
+                      p50=float(np.percentile(s, 50)), p99=float(np.percentile(s, 99)), n=int(s.size))
+
+
+def read_thresholds(path: str | Path) -> Thresholds:
+    """Load and validate a calibration file (one-line ConfigError naming the file on any problem)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: calibration file not found (create it with 'inspector calibrate')")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: calibration file is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: calibration file must be a mapping")
+    return from_dict(Thresholds, data, where=str(path))
+
+
+def write_thresholds(thresholds: Thresholds, path: str | Path) -> Path:
+    """Write ``thresholds`` as YAML (schema_version first); returns the path."""
+    thresholds.validate(str(path))
+    data = to_dict(thresholds)
+    ordered = {"schema_version": data.pop("schema_version"), "model": data.pop("model")}
+    ordered.update(data)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(ordered, sort_keys=False))
+    return path
+
+
+def load_thresholds(path: str | Path, expected_sha256: str, model_path: str | Path) -> Thresholds:
+    """Read ``path`` and refuse it unless it was made with the model file whose sha256 is given."""
+    thresholds = read_thresholds(path)
+    if thresholds.model.sha256 != expected_sha256:
+        raise ConfigError(
+            f"{path}: calibration was made for another model (sha256 {thresholds.model.sha256[:12]}…, "
+            f"'{thresholds.model.name}' {thresholds.model.precision}), not {model_path} "
+            f"(sha256 {expected_sha256[:12]}…); recreate it with: "
+            f"inspector calibrate {model_path} --data <dir> --out {path}"
+        )
+    return thresholds

@@ -1,0 +1,121 @@
+"""ONNX Runtime backend on a real session of the test model (built by tests/pipeline/conftest.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inspector.backends import load_backend
+from inspector.backends.onnxruntime import OnnxRuntimeBackend
+from inspector.errors import BackendError, ExportError
+from inspector.sidecar import sha256_file
+
+_CONFTEST = Path(__file__).resolve().parents[1] / "pipeline" / "conftest.py"
+
+
+def _pipeline_conftest():
+    spec = importlib.util.spec_from_file_location("pipeline_conftest", _CONFTEST)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    pytest.importorskip("torch")
+    return _pipeline_conftest().build_tiny_model(tmp_path_factory.mktemp("ort")).parent
+
+
+@pytest.fixture
+def model(model_dir, tmp_path) -> Path:
+    """A private copy (tests below tamper with it)."""
+    for p in model_dir.iterdir():
+        (tmp_path / p.name).write_bytes(p.read_bytes())
+    return tmp_path / "tiny.onnx"
+
+
+def _frames(n: int, defects=()) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    batch = np.clip(rng.normal(128, 2, (n, 64, 64, 3)), 0, 255).astype(np.uint8)
+    for i in defects:
+        batch[i, 20:28, 30:38] = 0
+    return batch
+
+
+def test_loads_with_sidecar_identity(model):
+    backend = load_backend(model, threads=1)
+    assert isinstance(backend, OnnxRuntimeBackend)
+    assert backend.name == "onnxruntime" and backend.precision == "fp32"
+    assert backend.sha256 == sha256_file(model)
+    assert backend.sidecar["model"]["name"] == "tiny"
+    spec = backend.input_spec
+    assert (spec.height, spec.width, spec.channels, spec.dtype, spec.layout, spec.color) == \
+        (64, 64, 3, "uint8", "NHWC", "RGB")
+    assert backend.map_hw == (32, 32)
+
+
+def test_infer_scores_maps_and_timings(model):
+    with OnnxRuntimeBackend(model, threads=1) as backend:
+        result = backend.infer(_frames(3, defects=(1,)))
+        assert result.scores.shape == (3,) and result.scores.dtype == np.float32
+        assert result.maps.shape == (3, 1, 32, 32) and result.maps.dtype == np.float32
+        np.testing.assert_allclose(result.scores, result.maps.reshape(3, -1).max(axis=1), rtol=1e-6)
+        assert result.scores[1] > 5 * max(result.scores[0], result.scores[2])
+        assert result.timings_ms["compute"] > 0
+        defect_score = float(result.scores[1])
+        # outputs are preallocated per batch size and reused (documented: copy what you keep)
+        again = backend.infer(_frames(3))
+        assert again.scores is result.scores and result.scores[1] != defect_score
+        single = backend.infer(_frames(1, defects=(0,)))
+        assert single.scores.shape == (1,) and single.scores[0] == pytest.approx(defect_score, rel=1e-3)
+
+
+def test_rejects_bad_batches(model):
+    backend = OnnxRuntimeBackend(model, threads=1)
+    with pytest.raises(BackendError, match="expected dtype uint8"):
+        backend.infer(_frames(2).astype(np.float32))
+    with pytest.raises(BackendError, match=r"shape \(N, 64, 64, 3\)"):
+        backend.infer(np.zeros((2, 32, 32, 3), np.uint8))
+    backend.close()
+    with pytest.raises(BackendError, match="closed"):
+        backend.infer(_frames(1))
+
+
+def test_sha_mismatch_refused(model):
+    side = model.with_suffix(".json")
+    data = json.loads(side.read_text())
+    data["graphs"]["fp32"]["sha256"] = "0" * 64
+    side.write_text(json.dumps(data))
+    with pytest.raises(ExportError, match="does not match its sidecar"):
+        OnnxRuntimeBackend(model)
+    OnnxRuntimeBackend(model, verify=False).close()  # explicit opt-out still loads
+
+
+def test_missing_sidecar_and_file(model, tmp_path):
+    model.with_suffix(".json").unlink()
+    with pytest.raises(ExportError, match="sidecar not found"):
+        OnnxRuntimeBackend(model)
+    with pytest.raises(BackendError, match="model file not found"):
+        OnnxRuntimeBackend(tmp_path / "absent.onnx")
+
+
+@pytest.mark.parametrize("content", [b"this is not a protobuf at all", "truncate"])
+def test_corrupt_graph_is_one_line_error(model, content):
+    data = model.read_bytes()
+    model.write_bytes(data[: len(data) // 2] if content == "truncate" else content)
+    side = model.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    meta["graphs"]["fp32"]["sha256"] = sha256_file(model)  # the sidecar agrees, the file is still broken
+    side.write_text(json.dumps(meta))
+    with pytest.raises(BackendError, match="ONNX Runtime cannot load this graph") as info:
+        OnnxRuntimeBackend(model)
+    assert "\n" not in str(info.value)
+
+
+def test_unavailable_provider(model):
+    with pytest.raises(BackendError, match="not available"):
+        OnnxRuntimeBackend(model, providers=["NoSuchExecutionProvider"])

@@ -1,0 +1,109 @@
+"""Helpers for the daemon tests: frames with known defects written as videos/folders, free ports,
+running a daemon to the end with a subscriber attached. (Fixtures live in conftest.py.)"""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+# -- frames with known defects ----------------------------------------------------
+def make_frame(rng: np.random.Generator, height: int = 96, width: int = 128, defect: bool = False) -> np.ndarray:
+    """A smooth, low-contrast BGR frame; with ``defect`` a dark blob the tiny model scores high."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = 120 + 20 * np.sin(xx / 17.0) * np.cos(yy / 23.0) + rng.normal(0, 1.5, (height, width))
+    if defect:
+        cy, cx = rng.integers(height // 4, 3 * height // 4), rng.integers(width // 4, 3 * width // 4)
+        base[(yy - cy) ** 2 + (xx - cx) ** 2 <= 36] = 10
+    img = np.clip(base, 0, 255).astype(np.uint8)
+    return np.dstack([img, img, img])
+
+
+def defect_pattern(n: int, every: int = 3, offset: int = 1) -> list[bool]:
+    return [(i % every) == offset for i in range(n)]
+
+
+def write_video(path: Path, defects: list[bool], seed: int = 0, fps: float = 25.0) -> Path:
+    """An MJPG .avi with one frame per entry of ``defects``."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    frames = [make_frame(rng, defect=d) for d in defects]
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened(), "cv2.VideoWriter cannot write MJPG here"
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def write_folder(folder: Path, defects: list[bool], seed: int = 0, corrupt: tuple[int, ...] = ()) -> Path:
+    """PNG files 0000.png… (indices in ``corrupt`` get garbage bytes instead of an image)."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i, d in enumerate(defects):
+        frame = make_frame(rng, defect=d)
+        if i in corrupt:
+            (folder / f"{i:04d}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+        else:
+            cv2.imwrite(str(folder / f"{i:04d}.png"), frame)
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- running a daemon in-process ------------------------------------------------------------
+def base_config(model: Path, endpoint: str, cameras: list[dict], **sections) -> dict:
+    cfg = {"model": {"path": str(model), "threads": 1}, "thresholds": {"image": 0.1},
+           "cameras": cameras, "publish": {"endpoint": endpoint, "results": True, "stats_interval_s": 0.2},
+           "shutdown_timeout_s": 10.0}
+    for key, value in sections.items():
+        cfg.setdefault(key, {}).update(value) if isinstance(value, dict) else cfg.__setitem__(key, value)
+    return cfg
+
+
+def collect(sub, timeout: float = 20.0) -> list:
+    """Events until the final stats event (the daemon's last message) or ``timeout`` seconds."""
+    events = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = sub.recv(timeout=0.5)
+        if event is None:
+            continue
+        events.append(event)
+        if event.type == "stats" and event.final:
+            break
+    return events
+
+
+def run_to_end(cfg_dict: dict, topics=("v1/",), backend_factory=None, timeout: float = 30.0):
+    """Run a daemon on offline sources to the end with a subscriber attached; returns (daemon, code, events)."""
+    from inspector.client import Subscriber
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.daemon import Daemon
+
+    daemon = Daemon(daemon_config(cfg_dict), backend_factory=backend_factory)
+    daemon.setup()
+    sub = Subscriber(cfg_dict["publish"]["endpoint"], topics)
+    try:
+        assert daemon.publisher.wait_for_subscription(5.0), "subscriber never connected"
+        daemon.start()
+        code = daemon.wait(timeout=timeout)
+        events = collect(sub, timeout=10.0)
+    finally:
+        sub.close()
+    return daemon, code, events
+
+
+def by_type(events, kind: str, camera: str | None = None) -> list:
+    return [e for e in events if e.type == kind and (camera is None or getattr(e, "camera", None) == camera)]

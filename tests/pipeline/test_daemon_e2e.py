@@ -1,0 +1,146 @@
+"""End to end on real parts: OpenCV-written videos and folders, a real ONNX Runtime session, real ZeroMQ."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline_support import base_config, by_type, defect_pattern, run_to_end, write_folder, write_video
+
+
+def test_video_offline_exact_events(tiny_model, endpoint, tmp_path):
+    defects = defect_pattern(40, every=4, offset=1)
+    video = write_video(tmp_path / "line.avi", defects)
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(video)}],
+                      batching={"max_batch": 4, "max_wait_ms": 2})
+    daemon, code, events = run_to_end(cfg)
+    assert code == 0, daemon.failures
+
+    results = by_type(events, "result", "cam0")
+    assert len(results) == len(defects)  # every frame, exactly once
+    assert [e.seq for e in results] == list(range(len(defects)))  # in sequence, no gaps
+    assert [e.frame_id for e in results] == list(range(len(defects)))
+    assert [e.decision for e in results] == ["NG" if d else "OK" for d in defects]
+
+    ng = by_type(events, "defect", "cam0")
+    assert len(ng) == sum(defects)  # exactly one event per NG frame
+    assert [e.seq for e in ng] == list(range(sum(defects)))
+    assert [e.frame_id for e in ng] == [i for i, d in enumerate(defects) if d]
+
+    event = ng[0]
+    assert event.threshold == pytest.approx(0.1) and event.score >= 0.1
+    assert event.model["name"] == "tiny" and event.model["precision"] == "fp32"
+    assert event.model["backend"] == "onnxruntime" and len(event.model["sha256"]) == 64
+    assert event.frame == {"width": 128, "height": 96}
+    assert event.capture["monotonic_ns"] > 0 and event.capture["utc"].endswith("Z")
+    for stage in ("queued", "preprocessed", "batched", "inferred", "postprocessed", "published", "total"):
+        assert event.latency_ms[stage] >= 0
+    assert event.latency_ms["total"] == pytest.approx(sum(event.latency_ms[s] for s in (
+        "queued", "preprocessed", "batched", "inferred", "postprocessed", "published")), abs=0.01)
+    # one region around the injected blob, in ORIGINAL frame coordinates
+    assert len(event.regions) == 1
+    x, y, w, h = event.regions[0]["bbox"]
+    assert 0 <= x and x + w <= 128 and 0 <= y and y + h <= 96 and 8 <= w <= 40 and 8 <= h <= 40
+    kinds = {p.kind: p for p in event.payloads}
+    thumb = cv2.imdecode(np.frombuffer(kinds["thumbnail"].data, np.uint8), cv2.IMREAD_COLOR)
+    assert thumb.shape == (96, 128, 3)
+    heat = cv2.imdecode(np.frombuffer(kinds["anomaly_map"].data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert heat.shape == (32, 32) and kinds["anomaly_map"].extra["range"][1] == pytest.approx(event.score, rel=1e-4)
+
+    states = [e.state for e in by_type(events, "status", "cam0")]
+    assert states[0] == "connecting" and "online" in states and states[-1] == "ended"
+    final = [e for e in by_type(events, "stats") if e.final]
+    assert len(final) == 1
+    data = final[0].data
+    assert data["cameras"]["cam0"]["processed"] == len(defects)
+    assert data["cameras"]["cam0"]["NG"] == sum(defects)
+    assert data["totals"]["inferred_frames"] == len(defects)
+    assert data["latency_ms"]["total"]["n"] == len(defects)
+    assert {"p50", "p90", "p99", "max"} <= set(data["latency_ms"]["inferred"])
+
+
+def test_two_cameras_folder_with_corrupt_frames(tiny_model, endpoint, tmp_path):
+    d0 = defect_pattern(24, every=3, offset=2)
+    d1 = defect_pattern(18, every=5, offset=0)
+    video = write_video(tmp_path / "a.avi", d0, seed=1)
+    corrupt = (3, 10)
+    folder = write_folder(tmp_path / "b", d1, seed=2, corrupt=corrupt)
+    summary = tmp_path / "summary.json"
+    cfg = base_config(tiny_model, endpoint, [{"name": "a", "source": str(video)},
+                                             {"name": "b", "source": str(folder)}],
+                      batching={"max_batch": 8, "max_wait_ms": 5}, summary_json=str(summary))
+    daemon, code, events = run_to_end(cfg)
+    assert code == 0, daemon.failures
+    for cam, defects, skipped in (("a", d0, ()), ("b", d1, corrupt)):
+        results = by_type(events, "result", cam)
+        kept = [i for i in range(len(defects)) if i not in skipped]
+        assert [e.seq for e in results] == list(range(len(kept)))
+        assert [e.source["index"] for e in results] == kept
+        assert [e.decision for e in results] == ["NG" if defects[i] else "OK" for i in kept]
+        assert len(by_type(events, "defect", cam)) == sum(defects[i] for i in kept)
+    stats = json.loads(summary.read_text())
+    assert stats["cameras"]["b"]["corrupt"] == len(corrupt)  # counted and skipped
+    assert stats["cameras"]["a"]["processed"] == len(d0)
+    assert stats["totals"]["mean_batch"] > 1  # batches really mix cameras/frames
+
+
+def test_synthetic_camera_injects_defects(tiny_model, endpoint):
+    cam = {"name": "syn", "source": "synthetic", "max_frames": 30,
+           "synthetic": {"texture": "procedural", "size": 96, "defect_rate": 0.3, "pool": 4, "seed": 3}}
+    cfg = base_config(tiny_model, endpoint, [cam])
+    daemon, code, events = run_to_end(cfg)
+    assert code == 0, daemon.failures
+    results = by_type(events, "result", "syn")
+    assert len(results) == 30
+    injected = [e.source["injected"] is not None for e in results]
+    assert 0 < sum(injected) < 30
+    assert all(k in (None, "scratch", "crack", "hole", "stain", "colour_spot", "fold")
+               for k in (e.source["injected"] for e in results))
+
+
+def test_recorder_writes_defects_and_keeps_retention(tiny_model, endpoint, tmp_path):
+    defects = [True] * 6 + [False] * 4
+    video = write_video(tmp_path / "v.avi", defects)
+    rec = tmp_path / "rec"
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(video)}],
+                      recorder={"enabled": True, "dir": str(rec), "max_events": 4, "min_free_bytes": 0})
+    daemon, code, events = run_to_end(cfg)
+    assert code == 0, daemon.failures
+    metas = sorted((rec / "cam0").glob("*.json"))
+    assert len(metas) == 4  # retention: the 2 oldest were deleted
+    header = json.loads(metas[-1].read_text())
+    assert header["decision"] == "NG" and header["frame_id"] == 5
+    assert len(list((rec / "cam0").glob("*.heat.png"))) == 4
+    assert cv2.imread(str(metas[-1].with_suffix(".png"))).shape == (96, 128, 3)
+    stats = daemon.final_stats["totals"]
+    assert stats["recorder.written"] == 6 and stats["recorder.deleted"] == 2
+
+
+def test_calibration_file_drift_and_uncertain_band(tiny_model, endpoint, tmp_path):
+    from inspector.sidecar import sha256_file
+    from inspector.thresholds import ModelBinding, ScoreStats, Thresholds, write_thresholds
+
+    defects = [False] * 24 + [True] * 4
+    video = write_video(tmp_path / "v.avi", defects)
+    # calibrated on "good" scores far above what this camera now sees: the camera has drifted
+    cal = write_thresholds(Thresholds(
+        model=ModelBinding("tiny", sha256_file(tiny_model)), image_threshold=0.1, pixel_threshold=0.1,
+        uncertain_band=(0.1, 0.2), rule="test",
+        score_stats=ScoreStats(mean=0.06, std=0.005, min=0.05, max=0.07, p50=0.06, p99=0.069, n=100)),
+        tmp_path / "cal.yaml")
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(video)}],
+                      thresholds={"calibration": str(cal), "image": None},
+                      drift={"min_samples": 10, "window": 50})
+    daemon, code, events = run_to_end(cfg)
+    assert code == 0, daemon.failures
+    results = by_type(events, "result", "cam0")
+    assert [e.decision for e in results[:24]] == ["OK"] * 24
+    assert all(e.decision in ("NG", "uncertain") for e in results[24:])
+    assert results[0].uncertain_band == [0.1, 0.2]
+    final = [e for e in by_type(events, "stats") if e.final][0].data
+    drift = final["drift"]["cam0"]
+    assert drift["n"] == 24 and drift["flagged"] and drift["shift_std"] < -3
+    assert final["cameras"]["cam0"]["drift_flagged"] is True

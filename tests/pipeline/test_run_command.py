@@ -1,0 +1,151 @@
+"""`inspector run`: bad configuration → one clear line each; --check; the example config documents every key."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_support import base_config, write_video
+from inspector.cli import main
+from inspector.pipeline.config import DaemonConfig, daemon_config
+from inspector.sidecar import sha256_file
+from inspector.thresholds import ModelBinding, Thresholds, write_thresholds
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def video(tmp_path) -> Path:
+    return write_video(tmp_path / "v.avi", [False, True, False])
+
+
+def run_cli(tmp_path: Path, cfg: dict, capsys, *extra: str) -> tuple[int, str, str]:
+    path = tmp_path / "inspector.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    code = main(["run", "--config", str(path), *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_check_ok(tiny_model, endpoint, video, tmp_path, capsys):
+    code, out, err = run_cli(tmp_path, base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}]),
+                             capsys, "--check")
+    assert code == 0, err
+    assert "ok model" in out and "ok camera 'c'" in out and "configuration OK" in out
+
+
+def test_unknown_key_suggests(tiny_model, endpoint, video, tmp_path, capsys):
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "sorce": str(video)}])
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    line = one_error_line(err)
+    assert code == 2 and "cameras[0]: unknown key 'sorce'" in line and "did you mean 'source'" in line
+
+
+def test_missing_model(endpoint, video, tmp_path, capsys):
+    cfg = base_config(tmp_path / "nope.onnx", endpoint, [{"name": "c", "source": str(video)}])
+    code, _, err = run_cli(tmp_path, cfg, capsys)
+    line = one_error_line(err)
+    assert code == 2 and "model.path" in line and "nope.onnx not found" in line
+
+
+def test_calibration_for_another_model(tiny_model, endpoint, video, tmp_path, capsys):
+    cal = write_thresholds(Thresholds(model=ModelBinding("other", "ab" * 32, "fp16", "tensorrt"),
+                                      image_threshold=0.2, pixel_threshold=0.2), tmp_path / "cal.yaml")
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}])
+    cfg["thresholds"] = {"calibration": str(cal)}
+    code, _, err = run_cli(tmp_path, cfg, capsys)
+    line = one_error_line(err)
+    assert code == 2 and "another model" in line and f"inspector calibrate {tiny_model}" in line
+
+
+def test_matching_calibration_is_used(tiny_model, endpoint, video, tmp_path, capsys):
+    cal = write_thresholds(Thresholds(model=ModelBinding("tiny", sha256_file(tiny_model)), image_threshold=0.125,
+                                      pixel_threshold=0.1), tmp_path / "cal.yaml")
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}])
+    cfg["thresholds"] = {"calibration": str(cal)}
+    code, out, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 0, err
+    assert "threshold 0.125 from" in out
+
+
+def test_no_threshold_at_all(tiny_model, endpoint, video, tmp_path, capsys):
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}])
+    cfg["thresholds"] = {}
+    code, _, err = run_cli(tmp_path, cfg, capsys)
+    line = one_error_line(err)
+    assert code == 2 and "no calibration file" in line and "inspector calibrate" in line
+
+
+def test_port_in_use(tiny_model, video, tmp_path, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        code, _, err = run_cli(tmp_path, base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}]),
+                               capsys)
+    line = one_error_line(err)
+    assert code == 2 and "cannot bind" in line and "in use" in line
+
+
+def test_missing_video_and_gstreamer_without_support(tiny_model, endpoint, tmp_path, capsys):
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(tmp_path / "missing.avi")}])
+    code, _, err = run_cli(tmp_path, cfg, capsys)
+    assert code == 2 and "camera 'c'" in one_error_line(err) and "missing.avi not found" in err
+    from inspector.pipeline.sources import has_gstreamer
+
+    if not has_gstreamer():
+        cfg["cameras"] = [{"name": "g", "source": "videotestsrc ! videoconvert ! appsink"}]
+        code, _, err = run_cli(tmp_path, cfg, capsys)
+        assert code == 2 and "no GStreamer support" in one_error_line(err)
+
+
+def test_bad_values(tiny_model, endpoint, video, tmp_path, capsys):
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}, {"name": "c", "source": str(video)}])
+    code, _, err = run_cli(tmp_path, cfg, capsys)
+    assert code == 2 and "duplicate camera name" in one_error_line(err)
+    cfg = base_config(tiny_model, "localhost:5556", [{"name": "c", "source": str(video)}])
+    code, _, err = run_cli(tmp_path, cfg, capsys)
+    assert code == 2 and "not a ZeroMQ endpoint" in one_error_line(err)
+
+
+def _leaf_keys(cls, prefix="") -> set[str]:
+    keys = set()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if typing.get_origin(tp) is tuple and dataclasses.is_dataclass(typing.get_args(tp)[0]):
+            tp = typing.get_args(tp)[0]
+        keys.add(prefix + f.name)
+        if dataclasses.is_dataclass(tp):
+            keys |= _leaf_keys(tp, prefix + f.name + ".")
+    return keys
+
+
+def _yaml_keys(data, prefix="") -> set[str]:
+    keys = set()
+    if isinstance(data, list):
+        data = data[0]
+    for k, v in data.items():
+        keys.add(prefix + k)
+        if isinstance(v, (dict, list)) and v and isinstance(v[0] if isinstance(v, list) else v, dict):
+            keys |= _yaml_keys(v, prefix + k + ".")
+    return keys
+
+
+def test_example_config_documents_every_key():
+    data = yaml.safe_load((REPO / "inspector.example.yaml").read_text())
+    cfg = daemon_config(data, base_dir=REPO)  # valid as it stands
+    assert len(cfg.cameras) == 2
+    assert _leaf_keys(DaemonConfig) == _yaml_keys(data)

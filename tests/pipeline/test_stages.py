@@ -1,0 +1,252 @@
+"""The stages one by one: preprocess, postprocess, hub + back-off, sources, drift, recorder."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.backends.base import InputSpec
+from inspector.errors import SourceError
+from inspector.pipeline.capture import Backoff, CaptureWorker, FrameHub
+from inspector.pipeline.config import (CameraSection, DriftSection, PostprocessSection, ReconnectSection,
+                                       RecorderSection, SyntheticSection)
+from inspector.pipeline.drift import DriftMonitor
+from inspector.pipeline.frame import Frame
+from inspector.pipeline.postprocess import Decider, encode_payloads, find_regions
+from inspector.pipeline.preprocess import FrameRejected, Preprocessor
+from inspector.pipeline.recorder import RecorderWorker
+from inspector.pipeline.sources import make_source, make_synthetic_pool, source_type
+from inspector.telemetry import Counters
+from inspector.thresholds import ScoreStats
+
+from pipeline_support import write_folder
+
+
+def _frame(camera="c", i=0, image=None) -> Frame:
+    image = np.zeros((20, 30, 3), np.uint8) if image is None else image
+    return Frame(camera=camera, frame_id=i, image=image, capture_ns=time.monotonic_ns(), capture_utc=time.time())
+
+
+# -- preprocess ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("image, converted, pixel", [
+    (np.dstack([np.full((40, 50), 200, np.uint8), np.zeros((40, 50), np.uint8), np.zeros((40, 50), np.uint8)]),
+     None, [0, 0, 200]),  # BGR blue → RGB
+    (np.full((40, 50), 77, np.uint8), "gray", [77, 77, 77]),
+    (np.full((40, 50, 1), 77, np.uint8), "gray", [77, 77, 77]),
+    (np.dstack([np.full((40, 50), 10, np.uint8)] * 3 + [np.zeros((40, 50), np.uint8)]), "bgra", [10, 10, 10]),
+    (np.full((40, 50, 3), 65535, np.uint16), "uint16", [255, 255, 255]),
+    (np.full((40, 50, 3), 0.5, np.float32), "float", [128, 128, 128]),
+])
+def test_preprocess_converts(image, converted, pixel):
+    pre = Preprocessor(InputSpec(16, 16))
+    batch = np.zeros((2, 16, 16, 3), np.uint8)
+    assert pre.into(image, batch[1]) == converted
+    assert batch[1, 8, 8].tolist() == pixel
+    assert not batch[0].any()  # only its own slot is written
+
+
+@pytest.mark.parametrize("image, reason", [
+    (np.zeros((0, 0, 3), np.uint8), "empty"),
+    (np.zeros((4, 4, 4, 3), np.uint8), "shape"),
+    (np.zeros((20, 20, 2), np.uint8), "channels"),
+    (np.zeros((4, 40, 3), np.uint8), "too_small"),
+    (np.zeros((20, 20, 3), np.int64), "dtype"),
+    (np.full((20, 20, 3), np.nan, np.float32), "non_finite"),
+    ("not an image", "empty"),
+])
+def test_preprocess_rejects(image, reason):
+    with pytest.raises(FrameRejected) as info:
+        Preprocessor(InputSpec(16, 16)).into(image, np.zeros((16, 16, 3), np.uint8))
+    assert info.value.reason == reason
+
+
+def test_preprocess_shorter_side_crop_matches_training_resize():
+    from inspector.data.images import resize_image
+
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 255, (60, 100, 3), dtype=np.uint8)
+    out = np.zeros((32, 32, 3), np.uint8)
+    Preprocessor(InputSpec(32, 32), "shorter_side_crop").into(bgr, out)
+    expected = resize_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), 32, 32, "shorter_side_crop")
+    np.testing.assert_array_equal(out, expected)
+
+
+# -- postprocess ---------------------------------------------------------------------------------
+def test_decider():
+    d = Decider(0.5, 0.4)
+    assert [d.decide(s) for s in (0.1, 0.5, 0.9, float("nan"))] == ["OK", "NG", "NG", "error"]
+    band = Decider(0.5, 0.4, (0.45, 0.6))
+    assert [band.decide(s) for s in (0.44, 0.45, 0.59, 0.6)] == ["OK", "uncertain", "uncertain", "NG"]
+
+
+def test_regions_in_frame_coordinates():
+    amap = np.zeros((32, 32), np.float32)
+    amap[4:8, 10:14] = 0.9  # 4×4 block
+    amap[20, 20] = 0.5  # single pixel: below min area
+    amap[25:27, 2:4] = 0.6
+    regions = find_regions(amap, 0.45, (480, 640), "square", min_area=2)
+    assert len(regions) == 2 and regions[0].peak == pytest.approx(0.9)
+    r = regions[0]  # map pixel = 20 × 15 frame pixels
+    assert (r.x, r.y, r.width, r.height, r.area) == (200, 60, 80, 60, 16 * 300)
+    # shorter-side crop: a 640×480 frame → central 480×480 → 32×32
+    r = find_regions(amap, 0.8, (480, 640), "shorter_side_crop")[0]
+    assert (r.x, r.y, r.width, r.height) == (80 + 150, 60, 60, 60)
+    assert find_regions(np.zeros((8, 8), np.float32), 0.1, (8, 8), "square") == []
+
+
+def test_payloads_decode():
+    frame = _frame(image=np.full((480, 640, 3), 90, np.uint8))
+    frame.amap = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
+    payloads = encode_payloads(frame, PostprocessSection(), pixel_threshold=0.5)
+    thumb, heat = payloads
+    assert thumb.kind == "thumbnail" and thumb.shape == [240, 320, 3]
+    assert cv2.imdecode(np.frombuffer(thumb.data, np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3)
+    img = cv2.imdecode(np.frombuffer(heat.data, np.uint8), cv2.IMREAD_UNCHANGED)
+    lo, hi = heat.extra["range"]
+    np.testing.assert_allclose(lo + img / 255.0 * (hi - lo), frame.amap, atol=1 / 255)
+
+
+# -- hub, back-off, capture ----------------------------------------------------------------------
+def test_hub_live_keeps_newest_and_offline_blocks():
+    counters = Counters()
+    hub = FrameHub(counters)
+    hub.add_camera("live", live=True, capacity=8)
+    hub.add_camera("file", live=False, capacity=2)
+    stop = threading.Event()
+    for i in range(3):
+        assert hub.put(_frame("live", i), stop)
+    assert counters.get("live.dropped_live") == 2
+    assert hub.put(_frame("file", 0), stop) and hub.put(_frame("file", 1), stop)
+    blocked = threading.Thread(target=hub.put, args=(_frame("file", 2), stop))
+    blocked.start()
+    time.sleep(0.1)
+    assert blocked.is_alive()  # offline: waits, loses nothing
+    got = hub.take(8, timeout=0.1)
+    blocked.join(1)
+    assert not blocked.is_alive()
+    assert [(f.camera, f.frame_id) for f in got] == [("live", 2), ("file", 0), ("file", 1)]
+    assert all("queued" in f.stamps for f in got)
+    stop.set()
+    assert hub.put(_frame("file", 3), stop)  # frame 2 (unblocked) + 3: full again
+    assert not hub.put(_frame("file", 4), stop)  # full and stopping: gives up instead of blocking
+    hub.close("live")
+    hub.close("file")
+    assert not hub.drained()
+    hub.take(8, 0.1)
+    assert hub.drained()
+
+
+def test_backoff_grows_with_jitter_and_caps():
+    b = Backoff(0.5, 4.0, 2.0, 0.2, rng=random.Random(0))
+    delays = [b.next_delay() for _ in range(6)]
+    for d, base in zip(delays, (0.5, 1, 2, 4, 4, 4)):
+        assert 0.8 * base <= d <= 1.2 * base
+    assert len(set(delays)) == 6  # jittered
+    b.reset()
+    assert b.next_delay() <= 0.6
+
+
+def test_capture_counts_corrupt_files_and_reports_states(tmp_path):
+    folder = write_folder(tmp_path / "f", [False] * 6, corrupt=(1, 4))
+    cam = CameraSection(name="f", source=str(folder))
+    counters, hub, stop, states = Counters(), FrameHub(Counters()), threading.Event(), []
+    worker = CaptureWorker(cam, make_source(cam), hub, stop, counters,
+                           lambda c, s, p, r, d: states.append(s), capacity=16)
+    worker.start()
+    worker.join(10)
+    assert states == ["connecting", "online", "ended"]
+    assert counters.get("f.corrupt") == 2 and counters.get("f.captured") == 4
+    frames = hub.take(16, 0.1)
+    assert [f.meta["index"] for f in frames] == [0, 2, 3, 5] and [f.frame_id for f in frames] == [0, 1, 2, 3]
+    assert hub.drained()
+
+
+def test_capture_gives_up_after_max_attempts_and_watchdog():
+    cam = CameraSection(name="dead", source="rtsp://127.0.0.1:9/none", open_timeout_s=0.5,
+                        reconnect=ReconnectSection(initial_s=0.01, max_s=0.02, max_attempts=2))
+    states = []
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), Counters(),
+                           lambda c, s, p, r, d: states.append(s))
+    worker.start()
+    worker.join(20)
+    assert states[0] == "connecting" and states[-1] == "failed" and "reconnecting" in states
+    # the watchdog flags an online source that stopped delivering
+    worker.state, worker.last_frame_ns = "online", time.monotonic_ns() - int(11e9)
+    worker.check_watchdog()
+    assert states[-1] == "stalled"
+
+
+def test_source_types(tmp_path):
+    def t(src, **kw):
+        return source_type(CameraSection(name="x", source=src, **kw))
+
+    (tmp_path / "d").mkdir()
+    assert t(0) == "device" and t("2") == "device" and t("/dev/video0") == "device"
+    assert t("rtsp://cam/stream") == "url" and t("http://x/y.mjpg") == "url"
+    assert t("videotestsrc ! appsink") == "gstreamer" and t("synthetic") == "synthetic"
+    assert t(str(tmp_path / "d")) == "folder" and t(str(tmp_path / "clip.mp4")) == "file"
+    with pytest.raises(SourceError, match="cannot tell"):
+        t(str(tmp_path / "nothing"))
+
+
+def test_synthetic_pool_procedural_and_real_texture():
+    good, bad = make_synthetic_pool(SyntheticSection(texture="procedural", size=64, pool=3, kinds=("hole",)), "c")
+    assert len(good) == 3 and len(bad) == 3 and good[0].shape == (64, 64, 3)
+    assert all(k == "hole" for _, k in bad) and not np.array_equal(good[0], bad[0][0])
+    with pytest.raises(SourceError, match="unknown defect kind"):
+        make_synthetic_pool(SyntheticSection(kinds=("dent",)), "c")
+    pytest.importorskip("skimage")
+    good, bad = make_synthetic_pool(SyntheticSection(texture="brick", size=64, pool=2), "c")
+    assert good[0].dtype == np.uint8 and len(bad) == 2
+
+
+# -- drift --------------------------------------------------------------------------------------
+def test_drift_flags_a_moved_camera():
+    ref = ScoreStats(mean=0.2, std=0.01, min=0.17, max=0.24, p50=0.2, p99=0.23, n=500)
+    mon = DriftMonitor(DriftSection(window=100, min_samples=20, max_shift_std=3.0), ref)
+    rng = np.random.default_rng(0)
+    for s in rng.normal(0.2, 0.01, 100):
+        mon.add("steady", float(s))
+    for s in rng.normal(0.26, 0.01, 100):
+        mon.add("moved", float(s))
+    snap = mon.snapshot()
+    assert not snap["steady"]["flagged"] and snap["moved"]["flagged"]
+    assert snap["moved"]["shift_std"] > 3 and snap["moved"]["above_p99"] > 0.5
+    assert DriftMonitor(DriftSection(), None).snapshot() == {}
+
+
+# -- recorder -----------------------------------------------------------------------------------
+def _recorded(cfg: RecorderSection, n: int) -> Counters:
+    counters = Counters()
+    rec = RecorderWorker(cfg, threading.Event(), counters)
+    rec.start()
+    for i in range(n):
+        frame = _frame(i=i)
+        frame.amap = np.ones((8, 8), np.float32)
+        rec.put(frame, {"seq": i, "decision": "NG"})
+    rec.finish()
+    rec.join(10)
+    assert not rec.is_alive() and rec.failure is None
+    return counters
+
+
+def test_recorder_disk_guard_and_byte_retention(tmp_path):
+    c = _recorded(RecorderSection(enabled=True, dir=str(tmp_path / "a"), min_free_bytes=1 << 62), 3)
+    assert c.get("recorder.skipped_low_disk") == 3 and c.get("recorder.written") == 0
+    c = _recorded(RecorderSection(enabled=True, dir=str(tmp_path / "b"), min_free_bytes=0, max_events=0,
+                                  max_bytes=600), 5)
+    files = list((tmp_path / "b" / "c").iterdir())
+    assert c.get("recorder.written") == 5 and c.get("recorder.deleted") >= 1
+    assert sum(p.stat().st_size for p in files) <= 600
+
+
+def test_recorder_survives_unwritable_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    c = _recorded(RecorderSection(enabled=True, dir=str(blocker / "rec"), min_free_bytes=0), 2)
+    assert c.get("recorder.errors") >= 1  # logged and counted, never raised

@@ -1,0 +1,61 @@
+"""Event wire format: [topic, header JSON, *payloads]."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inspector.events import (InspectionEvent, Payload, StatsEvent, StatusEvent, decode, encode, header_dict,
+                              utc_iso)
+
+
+def _inspection(**kw) -> InspectionEvent:
+    base = dict(type="defect", camera="cam0", seq=3, frame_id=17, event_id="r-cam0-17", decision="NG", score=0.7,
+                threshold=0.5, capture={"monotonic_ns": 123, "utc": utc_iso(0)}, latency_ms={"total": 4.2},
+                model={"name": "m", "precision": "fp16"}, regions=[{"bbox": [1, 2, 3, 4], "area": 9, "peak": 0.8}],
+                frame={"width": 640, "height": 480},
+                payloads=[Payload("thumbnail", "jpeg", b"\xff\xd8jpeg", [48, 64, 3]),
+                          Payload("anomaly_map", "png", b"\x89PNG", [32, 32], extra={"range": [0, 0.8]})])
+    base.update(kw)
+    return InspectionEvent(**base)
+
+
+def test_round_trip_with_payloads():
+    event = _inspection()
+    frames = encode(event)
+    assert frames[0] == b"v1/defect/cam0" and frames[2:] == [b"\xff\xd8jpeg", b"\x89PNG"]
+    header = json.loads(frames[1])
+    assert header["schema_version"] == 1 and header["type"] == "defect"
+    assert header["payloads"][1] == {"kind": "anomaly_map", "encoding": "png", "shape": [32, 32], "dtype": "uint8",
+                                     "bytes": 4, "range": [0, 0.8]}
+    back = decode(frames)
+    assert back == event
+    assert back.payloads[0].suffix == ".jpg"
+
+
+def test_status_and_stats_round_trip():
+    status = StatusEvent(camera="c", seq=0, state="online", previous="connecting", reason="", time_utc=utc_iso())
+    stats = StatsEvent(seq=5, time_utc=utc_iso(), uptime_s=1.5, final=True, data={"totals": {"fps": 3.0}})
+    assert decode(encode(status)) == status and encode(status)[0] == b"v1/status/c"
+    assert decode(encode(stats)) == stats and encode(stats)[0] == b"v1/stats"
+    assert "payloads" in header_dict(stats)
+
+
+@pytest.mark.parametrize("frames, match", [
+    ([b"v1/x"], "expected"),
+    ([b"v1/x", b"{not json"], "not JSON"),
+    ([b"v1/x", b'{"schema_version": 9, "type": "stats"}'], "schema_version"),
+    ([b"v1/x", b'{"schema_version": 1, "type": "nope"}'], "unknown event type"),
+    ([b"v1/x", b'{"schema_version": 1, "type": "stats", "payloads": [{"kind": "a", "encoding": "b"}]}'],
+     "describes 1 payload"),
+    ([b"v1/x", b'{"schema_version": 1, "type": "stats"}'], "lacks fields"),
+])
+def test_malformed(frames, match):
+    with pytest.raises(ValueError, match=match):
+        decode(frames)
+
+
+def test_no_nan_on_the_wire():
+    with pytest.raises(ValueError):
+        encode(_inspection(score=float("nan")))

@@ -1,0 +1,73 @@
+"""Calibration file: write/read round trip, validation, binding to the model hash."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from inspector.errors import ConfigError
+from inspector.thresholds import (ModelBinding, Thresholds, load_thresholds, read_thresholds, score_stats,
+                                  write_thresholds)
+
+SHA = "a" * 64
+
+
+def _thresholds(**kw) -> Thresholds:
+    base = dict(model=ModelBinding("rs-brick", SHA, "fp16", "onnxruntime"), image_threshold=0.5,
+                pixel_threshold=0.4, rule="false_alarm_rate=0.01", uncertain_band=(0.45, 0.6),
+                data={"folder": "data/brick/test/good", "n_good": 100},
+                score_stats=score_stats(np.linspace(0.1, 0.3, 101)))
+    base.update(kw)
+    return Thresholds(**base)
+
+
+def test_round_trip(tmp_path):
+    t = _thresholds()
+    path = write_thresholds(t, tmp_path / "cal" / "rs.yaml")
+    raw = yaml.safe_load(path.read_text())
+    assert list(raw)[:2] == ["schema_version", "model"] and raw["schema_version"] == 1
+    assert raw["uncertain_band"] == [0.45, 0.6]
+    back = read_thresholds(path)
+    assert back == t
+    assert back.score_stats.n == 101 and back.score_stats.p50 == pytest.approx(0.2)
+
+
+def test_load_refuses_other_model(tmp_path):
+    path = write_thresholds(_thresholds(), tmp_path / "rs.yaml")
+    assert load_thresholds(path, SHA, "export/rs.onnx").image_threshold == 0.5
+    with pytest.raises(ConfigError) as info:
+        load_thresholds(path, "b" * 64, "export/rs.fp16.onnx")
+    msg = str(info.value)
+    assert "another model" in msg and "\n" not in msg
+    assert f"inspector calibrate export/rs.fp16.onnx --data <dir> --out {path}" in msg
+
+
+@pytest.mark.parametrize("edit, match", [
+    ({"image_threshld": 0.5}, "did you mean 'image_threshold'"),
+    ({"schema_version": 2}, "unsupported schema_version 2"),
+    ({"uncertain_band": [0.6, 0.7]}, "uncertain_band"),
+    ({"image_threshold": "high"}, "expected a number"),
+    ({"model": {"name": "x", "sha256": "xyz"}}, "64 lowercase hex"),
+])
+def test_invalid_files(tmp_path, edit, match):
+    path = write_thresholds(_thresholds(), tmp_path / "rs.yaml")
+    raw = yaml.safe_load(path.read_text())
+    if "image_threshld" in edit:
+        raw.pop("image_threshold")
+    raw.update(edit)
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=match):
+        read_thresholds(path)
+
+
+def test_missing_and_malformed(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        read_thresholds(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        read_thresholds(bad)
+    bad.write_text("- a list")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        read_thresholds(bad)
