@@ -1,0 +1,413 @@
+"""TensorRT runtime backend (TensorRT 10.x and 11.x): deserialise an engine and run it.
+
+An engine ``engines/rs-brick.fp16.plan`` comes with its sidecar
+``engines/rs-brick.fp16.json`` written by ``inspector build``
+(:mod:`inspector.engine_build`). An engine only runs with the TensorRT version
+and the GPU it was built for, so the backend first checks the sidecar against
+this machine (:func:`engine_mismatch`, a pure function) and refuses a mismatch
+with one line ending in the exact ``inspector build …`` command that rebuilds it.
+
+Runtime (one object per loaded engine, used from the thread that made it):
+
+* one execution context and one CUDA stream, owned by the constructing thread;
+* pinned host and device buffers for every I/O tensor, allocated once for the
+  profile's maximum batch; ``set_tensor_address`` is called once;
+* per batch: copy into the pinned input, ``set_input_shape`` only when the
+  batch size changes, async H2D → ``execute_async_v3`` → async D2H on the one
+  stream, one synchronisation; CUDA events time H2D, compute and D2H
+  (``timings_ms`` keys ``h2d``, ``compute``, ``d2h``);
+* optionally (``cuda_graphs=True``) the compute of each batch size is captured
+  into a CUDA graph after its first (warm-up) run and replayed afterwards.
+
+CUDA goes through :mod:`inspector.backends.cuda` (cuda-python by default,
+pycuda with ``cuda="pycuda"``). Nothing here imports TensorRT at import time, so
+the sidecar checks are usable (and tested) without a GPU. The daemon imports
+this module, never the builder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inspector.backends.base import Backend, InferenceResult, InputSpec
+from inspector.errors import BackendError
+from inspector.sidecar import sha256_file
+
+log = logging.getLogger(__name__)
+
+ENGINE_SCHEMA_VERSION = 1
+ENGINE_KIND = "tensorrt-engine"
+INPUT_NAME = "images"
+SCORE_NAME = "score"
+MAP_NAME = "anomaly_map"
+TIMING_KEYS = ("h2d", "compute", "d2h")
+
+
+# -- engine sidecar ------------------------------------------------------------
+
+
+def engine_sidecar_path(engine_path: str | Path) -> Path:
+    """``engines/x.fp16.plan`` → ``engines/x.fp16.json``."""
+    return Path(engine_path).with_suffix(".json")
+
+
+def read_engine_sidecar(engine_path: str | Path) -> dict[str, Any]:
+    """Load an engine's sidecar; one-line BackendError when it is missing or unreadable."""
+    path = engine_sidecar_path(engine_path)
+    if not path.is_file():
+        raise BackendError(f"{engine_path}: engine sidecar {path.name} not found; "
+                           f"rebuild with: inspector build <model>.onnx --out {engine_path}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BackendError(f"{path}: engine sidecar is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("kind") != ENGINE_KIND:
+        raise BackendError(f"{path}: not a TensorRT engine sidecar (kind {data.get('kind') if isinstance(data, dict) else None!r})")
+    return data
+
+
+def write_engine_sidecar(data: dict[str, Any], engine_path: str | Path) -> Path:
+    path = engine_sidecar_path(engine_path)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+@dataclass(frozen=True)
+class RuntimeFacts:
+    """What this machine offers an engine: TensorRT version and GPU."""
+
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+
+
+def rebuild_command(sidecar: dict[str, Any], engine_path: str | Path) -> str:
+    """The ``inspector build …`` command that recreates this engine here."""
+    build = sidecar.get("build") or {}
+    if build.get("command"):
+        return str(build["command"])
+    onnx = (sidecar.get("onnx") or {}).get("path") or "<model>.onnx"
+    max_batch = (sidecar.get("profile") or {}).get("max_batch")
+    parts = ["inspector", "build", str(onnx), "--out", str(engine_path)]
+    if max_batch:
+        parts += ["--max-batch", str(max_batch)]
+    return shlex.join(parts)
+
+
+def source_onnx_candidates(sidecar: dict[str, Any], engine_path: str | Path) -> list[Path]:
+    """Where the engine's source ONNX may be: beside the engine, then its recorded path."""
+    onnx = sidecar.get("onnx") or {}
+    found = []
+    if onnx.get("file"):
+        found.append(Path(engine_path).parent / onnx["file"])
+    if onnx.get("path"):
+        found.append(Path(onnx["path"]))
+    return found
+
+
+def engine_mismatch(sidecar: dict[str, Any], facts: RuntimeFacts, engine_path: str | Path,
+                    onnx_sha256: str | None = None, engine_sha256: str | None = None) -> str | None:
+    """Why this engine cannot run here (one line, ending in the rebuild command), or None.
+
+    ``onnx_sha256`` is the hash of the source ONNX found beside the engine or at
+    its recorded path (None when absent: then the ONNX is not compared); ``engine_sha256`` the hash of
+    the engine file itself (None: not compared).
+    """
+    fix = f"; rebuild with: {rebuild_command(sidecar, engine_path)}"
+    where = str(engine_path)
+    if sidecar.get("schema_version") != ENGINE_SCHEMA_VERSION:
+        return (f"{where}: engine sidecar schema {sidecar.get('schema_version')!r} is not "
+                f"{ENGINE_SCHEMA_VERSION}{fix}")
+    built_trt = str((sidecar.get("tensorrt") or {}).get("version", "?"))
+    if built_trt != facts.tensorrt_version:
+        return f"{where}: built with TensorRT {built_trt}, this machine has TensorRT {facts.tensorrt_version}{fix}"
+    gpu = sidecar.get("gpu") or {}
+    built_cc = str(gpu.get("compute_capability", "?"))
+    built_name = str(gpu.get("name", "?"))
+    if built_cc != facts.compute_capability or built_name != facts.gpu_name:
+        return (f"{where}: built for {built_name} (compute capability {built_cc}), this GPU is "
+                f"{facts.gpu_name} (compute capability {facts.compute_capability}){fix}")
+    recorded = (sidecar.get("engine") or {}).get("sha256")
+    if engine_sha256 is not None and recorded and recorded != engine_sha256:
+        return (f"{where}: engine file sha256 {engine_sha256[:12]}… does not match its sidecar "
+                f"({str(recorded)[:12]}…){fix}")
+    onnx = sidecar.get("onnx") or {}
+    if onnx_sha256 is not None and onnx.get("sha256") != onnx_sha256:
+        return (f"{where}: built from {onnx.get('file', 'an ONNX')} with sha256 {str(onnx.get('sha256'))[:12]}…, "
+                f"the source ONNX now has {onnx_sha256[:12]}…{fix}")
+    return None
+
+
+def check_engine(sidecar: dict[str, Any], facts: RuntimeFacts, engine_path: str | Path,
+                 verify_files: bool = True) -> None:
+    """Raise BackendError when the engine cannot run here (see :func:`engine_mismatch`)."""
+    onnx_sha = engine_sha = None
+    if verify_files:
+        engine_sha = sha256_file(engine_path)
+        onnx_path = next((p for p in source_onnx_candidates(sidecar, engine_path) if p.is_file()), None)
+        onnx_sha = sha256_file(onnx_path) if onnx_path is not None else None
+    problem = engine_mismatch(sidecar, facts, engine_path, onnx_sha256=onnx_sha, engine_sha256=engine_sha)
+    if problem:
+        raise BackendError(problem)
+
+
+def input_spec_from_engine_sidecar(sidecar: dict[str, Any]) -> InputSpec:
+    """The input spec recorded at build time (model sidecar input + profile max batch)."""
+    model_input = (sidecar.get("model") or {}).get("input") or {}
+    shape = ((sidecar.get("io") or {}).get(INPUT_NAME) or {}).get("shape") or [None, None, None, 3]
+    return InputSpec(
+        height=int(model_input.get("height", shape[1])),
+        width=int(model_input.get("width", shape[2])),
+        channels=int(model_input.get("channels", shape[3])),
+        dtype=model_input.get("dtype", "uint8"),
+        layout=model_input.get("layout", "NHWC"),
+        color=model_input.get("color", "RGB"),
+        max_batch=(sidecar.get("profile") or {}).get("max_batch"),
+    )
+
+
+# -- TensorRT helpers shared with the builder -------------------------------------
+
+
+def import_tensorrt():
+    """Import TensorRT or explain how to install it (one line)."""
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise BackendError(f"TensorRT is not installed ({exc}); on a machine with an NVIDIA GPU: "
+                           "pip install -e \".[tensorrt]\"") from None
+    return trt
+
+
+def tensorrt_major(trt) -> int:
+    return int(str(trt.__version__).split(".")[0])
+
+
+def make_logger(trt, min_severity: str = "WARNING", records: list | None = None):
+    """A TensorRT logger forwarding to :mod:`logging` (and collecting into ``records`` if given)."""
+    sev = trt.ILogger.Severity
+    levels = {sev.INTERNAL_ERROR: logging.CRITICAL, sev.ERROR: logging.ERROR, sev.WARNING: logging.WARNING,
+              sev.INFO: logging.INFO, sev.VERBOSE: logging.DEBUG}
+    threshold = levels[getattr(sev, min_severity)]
+    trt_log = logging.getLogger("inspector.tensorrt")
+
+    class _Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+
+        def log(self, severity, msg):  # called by TensorRT, possibly from its threads
+            level = levels.get(severity, logging.INFO)
+            if records is not None and level >= logging.INFO:
+                records.append((logging.getLevelName(level), str(msg)))
+            if level >= threshold:
+                trt_log.log(level, "%s", msg)
+
+    return _Logger()
+
+
+def runtime_facts(trt, cuda) -> RuntimeFacts:
+    info = cuda.device_info()
+    return RuntimeFacts(str(trt.__version__), info.name, info.compute_capability)
+
+
+# -- the backend ------------------------------------------------------------------
+
+
+class _Tensor:
+    """One I/O tensor: name, dtype, per-sample shape, pinned host + device buffers for max batch."""
+
+    def __init__(self, cuda, name: str, dtype: np.dtype, sample_shape: tuple[int, ...], max_batch: int) -> None:
+        self.name = name
+        self.dtype = np.dtype(dtype)
+        self.sample_shape = tuple(int(d) for d in sample_shape)
+        self.sample_bytes = int(np.prod(self.sample_shape, dtype=np.int64)) * self.dtype.itemsize
+        self.host = cuda.pinned((max_batch,) + self.sample_shape, self.dtype)
+        self.device = cuda.device_buffer(self.host.nbytes)
+
+    def close(self) -> None:
+        for buf in (self.device, self.host):
+            buf.close()
+
+
+class TensorRTBackend(Backend):
+    """A TensorRT engine with its sidecar, run on one stream from the constructing thread."""
+
+    name = "tensorrt"
+
+    def __init__(self, path: str | Path, device: int = 0, cuda: str = "cuda-python",
+                 cuda_graphs: bool = False, verify: bool = True) -> None:
+        self.path = Path(path)
+        self._closed = True
+        if not self.path.is_file():
+            raise BackendError(f"{self.path}: engine file not found")
+        if cuda_graphs and cuda == "pycuda":
+            raise BackendError(f"{self.path}: CUDA graphs need the cuda-python wrapper (pycuda has no graph API)")
+        self.sidecar = read_engine_sidecar(self.path)
+        self.precision = str(self.sidecar.get("precision", "fp32"))
+        self.cuda_graphs = bool(cuda_graphs)
+        self.owner_thread = threading.get_ident()
+        trt = import_tensorrt()
+        from inspector.backends.cuda import open_cuda
+
+        self._cuda = open_cuda(cuda, device)
+        self._closed = False
+        self._tensors: dict[str, _Tensor] = {}
+        self._graphs: dict[int, Any] = {}
+        self._events: list = []
+        self._stream = None
+        self._context = self._engine = self._runtime = None
+        try:
+            self.facts = runtime_facts(trt, self._cuda)
+            check_engine(self.sidecar, self.facts, self.path, verify_files=verify)
+            self.sha256 = (self.sidecar.get("engine") or {}).get("sha256") if verify else sha256_file(self.path)
+            self._load(trt)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- loading ---------------------------------------------------------------
+    def _load(self, trt) -> None:
+        self._logger = make_logger(trt)
+        self._runtime = trt.Runtime(self._logger)
+        self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self._engine is None:
+            raise BackendError(f"{self.path}: TensorRT could not deserialise the engine (see the log above); "
+                               f"rebuild with: {rebuild_command(self.sidecar, self.path)}")
+        self._spec = self._check_io(trt)
+        self._context = self._engine.create_execution_context()
+        if self._context is None:
+            raise BackendError(f"{self.path}: cannot create an execution context (out of GPU memory?)")
+        self._stream = self._cuda.stream()
+        self._events = [self._cuda.event() for _ in range(4)]
+        self._allocate(trt)
+        self._batch = 0
+        self.map_hw = self._tensors[MAP_NAME].sample_shape[-2:]
+
+    def _check_io(self, trt) -> InputSpec:
+        engine = self._engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        modes = {n: engine.get_tensor_mode(n) for n in names}
+        inputs = [n for n in names if modes[n] == trt.TensorIOMode.INPUT]
+        if inputs != [INPUT_NAME]:
+            raise BackendError(f"{self.path}: expected one input '{INPUT_NAME}', engine has {inputs}")
+        missing = [n for n in (SCORE_NAME, MAP_NAME) if n not in names]
+        if missing:
+            raise BackendError(f"{self.path}: engine lacks output(s) {missing} (has {names})")
+        if engine.get_tensor_dtype(INPUT_NAME) != trt.DataType.UINT8:
+            raise BackendError(f"{self.path}: input '{INPUT_NAME}' is {engine.get_tensor_dtype(INPUT_NAME)}, expected UINT8")
+        spec = input_spec_from_engine_sidecar(self.sidecar)
+        shape = tuple(engine.get_tensor_shape(INPUT_NAME))
+        if len(shape) != 4 or shape[1:] != (spec.height, spec.width, spec.channels):
+            raise BackendError(f"{self.path}: engine input shape {shape} does not match the sidecar's "
+                               f"(N, {spec.height}, {spec.width}, {spec.channels})")
+        if shape[0] >= 0:
+            max_batch = int(shape[0])
+        else:
+            max_batch = int(tuple(engine.get_tensor_profile_shape(INPUT_NAME, 0)[2])[0])
+        return InputSpec(spec.height, spec.width, spec.channels, spec.dtype, spec.layout, spec.color,
+                         max_batch=max_batch)
+
+    def _allocate(self, trt) -> None:
+        spec, engine, context = self._spec, self._engine, self._context
+        self._set_batch(spec.max_batch)  # output shapes at max batch tell the buffer sizes
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            shape = tuple(context.get_tensor_shape(name))
+            if any(d < 0 for d in shape) or shape[0] != spec.max_batch:
+                raise BackendError(f"{self.path}: tensor '{name}' has unresolved shape {shape} at batch {spec.max_batch}")
+            tensor = _Tensor(self._cuda, name, trt.nptype(engine.get_tensor_dtype(name)), shape[1:], spec.max_batch)
+            self._tensors[name] = tensor
+            if not context.set_tensor_address(name, tensor.device.ptr):
+                raise BackendError(f"{self.path}: set_tensor_address failed for '{name}'")
+        score, amap = self._tensors[SCORE_NAME], self._tensors[MAP_NAME]
+        if score.sample_shape != () or len(amap.sample_shape) != 3 or amap.sample_shape[0] != 1:
+            raise BackendError(f"{self.path}: outputs have per-image shapes score {score.sample_shape}, "
+                               f"anomaly_map {amap.sample_shape}; expected () and (1, h, w)")
+
+    # -- inference -------------------------------------------------------------
+    @property
+    def input_spec(self) -> InputSpec:
+        return self._spec
+
+    def _set_batch(self, n: int) -> None:
+        shape = (n, self._spec.height, self._spec.width, self._spec.channels)
+        if not self._context.set_input_shape(INPUT_NAME, shape):
+            raise BackendError(f"{self.path}: set_input_shape{shape} refused (profile max batch {self._spec.max_batch})")
+        self._batch = n
+
+    def _execute(self) -> None:
+        if not self._context.execute_async_v3(self._stream.ptr):
+            raise BackendError(f"{self.path}: execute_async_v3 failed at batch {self._batch} (see the TensorRT log)")
+
+    def _run(self, batch: np.ndarray) -> InferenceResult:
+        if self._closed:
+            raise BackendError(f"{self.path}: backend is closed")
+        if threading.get_ident() != self.owner_thread:
+            raise BackendError(f"{self.path}: TensorRT backend used from a thread that did not create it")
+        start = time.perf_counter()
+        n = int(batch.shape[0])
+        images, score, amap = (self._tensors[k] for k in (INPUT_NAME, SCORE_NAME, MAP_NAME))
+        images.host.array[:n] = batch
+        if n != self._batch:
+            self._set_batch(n)
+        stream, ev = self._stream, self._events
+        ev[0].record(stream)
+        images.device.copy_from(images.host, n * images.sample_bytes, stream)
+        ev[1].record(stream)
+        graph = self._graphs.get(n)
+        if graph is not None:
+            graph.launch(stream)
+        else:
+            self._execute()
+        ev[2].record(stream)
+        for out in (score, amap):
+            out.device.copy_to(out.host, n * out.sample_bytes, stream)
+        ev[3].record(stream)
+        stream.synchronize()
+        scores = score.host.array[:n].astype(np.float32, copy=True)
+        maps = amap.host.array[:n].astype(np.float32, copy=True)
+        timings = {"h2d": ev[1].elapsed_ms(ev[0]), "compute": ev[2].elapsed_ms(ev[1]),
+                   "d2h": ev[3].elapsed_ms(ev[2])}
+        if self.cuda_graphs and graph is None:  # capture after this (warm-up) run of batch size n
+            try:
+                self._graphs[n] = self._cuda.capture_graph(stream, self._execute)
+            except BackendError as exc:
+                raise BackendError(f"{self.path}: CUDA graph capture failed at batch {n} ({exc}); "
+                                   "run without CUDA graphs") from None
+        timings["total"] = (time.perf_counter() - start) * 1e3
+        return InferenceResult(scores=scores, maps=maps, timings_ms=timings)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._stream is not None:
+                self._stream.synchronize()
+        finally:
+            for graph in self._graphs.values():
+                graph.close()
+            self._graphs.clear()
+            for tensor in self._tensors.values():
+                tensor.close()
+            self._tensors.clear()
+            for event in self._events:
+                event.close()
+            self._events = []
+            self._context = self._engine = self._runtime = None
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
+            self._cuda.close()
+
+    def __repr__(self) -> str:
+        return f"TensorRTBackend({str(self.path)!r}, precision={self.precision!r})"

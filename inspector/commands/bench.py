@@ -1,0 +1,44 @@
+"""`inspector bench MODEL --batch 1,4,8 --duration 10 --json out.json`: throughput and latency per batch size."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="benchmark a model or engine",
+        description="Warm up, then run MODEL back to back for --duration seconds per batch size; report images/s "
+                    "and latency p50/p90/p99 (plus H2D/compute/D2H for TensorRT). Any backend: .onnx → ONNX "
+                    "Runtime, .plan → TensorRT.")
+    p.add_argument("model", help="ONNX graph or TensorRT engine")
+    p.add_argument("--batch", default="1,4,8", help="comma-separated batch sizes (default 1,4,8)")
+    p.add_argument("--duration", type=float, default=10.0, help="measured seconds per batch size (default 10)")
+    p.add_argument("--warmup", type=int, default=10, help="warm-up iterations per batch size (default 10)")
+    p.add_argument("--json", help="write the results as JSON here (e.g. benchmarks/results/trt.json)")
+    p.add_argument("--data", help="benchmark on these images (tiled to the batch) instead of random frames")
+    p.add_argument("--backend", default="auto", help="auto (by file type), onnxruntime or tensorrt")
+    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: ONNX Runtime's choice)")
+    p.add_argument("--cuda", default="cuda-python", choices=("cuda-python", "pycuda"), help="TensorRT's CUDA API")
+    p.add_argument("--cuda-graphs", action="store_true", help="TensorRT: replay a CUDA graph per batch size")
+    p.add_argument("--device", type=int, default=0, help="TensorRT: CUDA device index")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.backends import backend_for_path
+    from inspector.benchmarking import format_results, parse_batches, run_benchmark
+
+    name = backend_for_path(args.model) if args.backend == "auto" else args.backend
+    if name == "tensorrt":
+        options = {"cuda": args.cuda, "cuda_graphs": args.cuda_graphs, "device": args.device}
+    elif name == "onnxruntime":
+        options = {"threads": args.threads}
+    else:
+        options = {}
+    report = run_benchmark(args.model, parse_batches(args.batch), args.duration, args.warmup, backend=name,
+                           data=args.data, json_path=args.json, options=options)
+    print(format_results(report))
+    if args.json:
+        print(f"wrote {report['json_path']}")
+    return 0

@@ -1,0 +1,46 @@
+"""`inspector quantize FP32.onnx --calibration DIR`: an INT8 Q/DQ graph with ONNX Runtime (CPU)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "quantize", help="make an INT8 Q/DQ ONNX from calibration images",
+        description="Quantize the FP32 graph with ONNX Runtime's static quantizer (QDQ, symmetric int8 activations, "
+                    "per-channel int8 weights) on good calibration images. Only the feature convolutions are "
+                    "quantized; normalisation, distances, upsampling, smoothing and scoring stay FP32. Adds "
+                    "graphs.int8 to the model sidecar. With --data, measures the result against FP32 "
+                    "('inspector verify') on the CPU.")
+    p.add_argument("onnx", help="the FP32 graph, e.g. export/rs-brick.onnx")
+    p.add_argument("--calibration", required=True,
+                   help="folder of good images (or a dataset whose train/good is used), e.g. calibration/rs-brick/")
+    p.add_argument("--out", help="output (default and required name: <model>.int8.onnx beside the input)")
+    p.add_argument("--max-images", type=int, default=256, help="calibration images to use (default 256)")
+    p.add_argument("--batch-size", type=int, default=8, help="calibration batch size (default 8)")
+    p.add_argument("--method", default="minmax", choices=("minmax", "entropy", "percentile"),
+                   help="activation range calibration (default minmax: nothing a defect produces is clipped "
+                        "more than the good images' range)")
+    p.add_argument("--exclude", nargs="*", default=(), metavar="NODE", help="extra node names to keep FP32")
+    p.add_argument("--data", help="after quantizing, compare INT8 with FP32 on these images (precision gate)")
+    p.add_argument("--threshold-file", help="calibration YAML for the gate's decision-flip check")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.quantize import default_int8_path, quantize_model
+
+    entry = quantize_model(args.onnx, args.calibration, args.out, max_images=args.max_images,
+                           batch_size=args.batch_size, method=args.method, exclude=args.exclude)
+    q = entry["quantization"]
+    out = args.out or str(default_int8_path(args.onnx))
+    print(f"wrote {out}: {q['quantized_nodes']} convolution(s) quantized, {len(q['kept_fp32_nodes'])} kept FP32, "
+          f"{q['calibration_images']} calibration image(s), {q['calibration_method']}")
+    if not args.data:
+        return 0
+    from inspector.verify import format_report, verify
+
+    report = verify(out, args.onnx, args.data, threshold_file=args.threshold_file)
+    print(format_report(report))
+    return 0 if report["passed"] else 1

@@ -1,0 +1,41 @@
+"""`inspector verify CANDIDATE --reference FP32.onnx --data DIR`: the precision gate."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify", help="precision gate: compare a candidate with the FP32 reference",
+        description="Run the candidate (TensorRT engine, FP16 ONNX or Q/DQ INT8 ONNX) and the FP32 reference on "
+                    "the same images. Fails (exit 1) on NaN/Inf, a decision flip at the threshold, or score/map "
+                    "differences above the tolerances. Writes <candidate>.verify.json.")
+    p.add_argument("candidate", help="engine (.plan) or ONNX graph to check")
+    p.add_argument("--reference", required=True, help="the FP32 ONNX graph")
+    p.add_argument("--data", required=True, help="dataset folder (its test split is used) or a folder of images")
+    p.add_argument("--threshold-file", help="calibration YAML (its image_threshold is checked for flips)")
+    p.add_argument("--threshold", type=float, help="image threshold to check for flips (instead of a file)")
+    p.add_argument("--score-tolerance", type=float, help="max |Δscore| / max |score_ref| (default by precision: "
+                                                         "fp16 0.02, int8 0.1)")
+    p.add_argument("--map-tolerance", type=float, help="p99 |Δmap| / max |map_ref| (default by precision: "
+                                                       "fp16 0.05, int8 0.15)")
+    p.add_argument("--batch", type=int, default=8, help="batch size (default 8, capped at the engine's max)")
+    p.add_argument("--limit", type=int, help="use at most this many images (spread over the set)")
+    p.add_argument("--report", help="report path (default: <candidate>.verify.json)")
+    p.add_argument("--cuda", default="cuda-python", choices=("cuda-python", "pycuda"),
+                   help="CUDA API for a TensorRT candidate")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.backends import backend_for_path
+    from inspector.verify import format_report, verify
+
+    options = {"cuda": args.cuda} if backend_for_path(args.candidate) == "tensorrt" else {}
+    report = verify(args.candidate, args.reference, args.data, threshold=args.threshold,
+                    threshold_file=args.threshold_file, score_tolerance=args.score_tolerance,
+                    map_tolerance=args.map_tolerance, batch=args.batch, limit=args.limit,
+                    report_path=args.report, candidate_options=options)
+    print(format_report(report))
+    return 0 if report["passed"] else 1

@@ -1,0 +1,391 @@
+"""Build a TensorRT engine from an exported ONNX graph (TensorRT 10.x and 11.x).
+
+The portable path (DEPLOY.md): precision lives in the ONNX graph — an FP16 graph
+whose convolutions are FP16 and whose sensitive ops are FP32 behind explicit
+Casts, or a Q/DQ INT8 graph from ``inspector quantize`` — and the network is
+built *strongly typed*. TensorRT 11 removed ``BuilderFlag.FP16/INT8`` and the
+INT8 calibrators; on 10.x an FP32 ONNX may still be built with the FP16 flag
+(``--fp16``) as a fallback, on 11.x that is refused with the command to use.
+
+Before building, :func:`check_strongly_typed` checks the graph on the CPU (every
+tensor typed after ONNX shape inference, no op mixing float precisions without
+an explicit Cast, I/O as the contract says). The engine gets an optimisation
+profile for batch 1..max at the model's fixed H×W, a workspace limit, a builder
+optimisation level and a persisted timing cache, and a sidecar
+(:func:`inspector.backends.tensorrt.engine_sidecar_path`) recording TensorRT
+version, GPU, precision, I/O shapes, profile, the source ONNX's sha256 and the
+model sidecar. The daemon never imports this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+from onnx import TensorProto
+
+from inspector.backends.tensorrt import (ENGINE_KIND, ENGINE_SCHEMA_VERSION, INPUT_NAME, MAP_NAME, SCORE_NAME,
+                                         engine_sidecar_path, import_tensorrt, make_logger, tensorrt_major,
+                                         write_engine_sidecar)
+from inspector.errors import ExportError
+from inspector.sidecar import read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph
+
+log = logging.getLogger(__name__)
+
+FLOAT_TYPES = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16",
+               TensorProto.BFLOAT16: "bfloat16", TensorProto.DOUBLE: "float64"}
+# Ops whose float inputs may legitimately differ in precision (separate ONNX type constraints).
+MIXED_PRECISION_OK = frozenset({"Cast", "CastLike", "QuantizeLinear", "DequantizeLinear", "Resize", "Upsample",
+                                "BatchNormalization", "If", "Loop", "Scan"})
+# Ops that overflow/underflow in FP16 on this project's models (MODELS.md "Precision").
+FP32_SENSITIVE = frozenset({"ReduceL2", "ReduceSum", "ReduceSumSquare", "ReduceMean", "ReduceLogSumExp",
+                            "Sqrt", "Pow", "Div", "Exp", "Log", "Softmax"})
+
+
+# -- the strongly-typed check (CPU, pure ONNX) -------------------------------------
+
+
+@dataclass
+class TypingReport:
+    """Result of :func:`check_strongly_typed`: problems fail the check, warnings do not."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    conv_precisions: dict[str, int] = field(default_factory=dict)
+    has_qdq: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def precision(self) -> str:
+        """int8 with Q/DQ nodes, fp16 when any convolution runs in FP16, else fp32."""
+        if self.has_qdq:
+            return "int8"
+        return "fp16" if self.conv_precisions.get("float16") else "fp32"
+
+
+def _elem_types(graph: onnx.GraphProto) -> dict[str, int]:
+    types: dict[str, int] = {}
+    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type:
+            types[vi.name] = vi.type.tensor_type.elem_type
+    for init in graph.initializer:
+        types[init.name] = init.data_type
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value" and attr.HasField("t"):
+                    types[node.output[0]] = attr.t.data_type
+    return types
+
+
+def _check_io(graph: onnx.GraphProto, report: TypingReport) -> None:
+    inputs = [i for i in graph.input if i.name not in {init.name for init in graph.initializer}]
+    if [i.name for i in inputs] != [INPUT_NAME]:
+        report.problems.append(f"graph inputs are {[i.name for i in inputs]}, expected ['{INPUT_NAME}']")
+    else:
+        t = inputs[0].type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        if t.elem_type != TensorProto.UINT8 or len(dims) != 4 or dims[3] != 3:
+            report.problems.append(f"input '{INPUT_NAME}' is {TensorProto.DataType.Name(t.elem_type)} {dims}, "
+                                   "expected UINT8 [N, H, W, 3]")
+    outputs = {o.name: o.type.tensor_type for o in graph.output}
+    for name, rank in ((SCORE_NAME, 1), (MAP_NAME, 4)):
+        t = outputs.get(name)
+        if t is None:
+            report.problems.append(f"graph lacks the output '{name}' (has {sorted(outputs)})")
+        elif t.elem_type != TensorProto.FLOAT or len(t.shape.dim) != rank:
+            report.problems.append(f"output '{name}' is {TensorProto.DataType.Name(t.elem_type)} rank "
+                                   f"{len(t.shape.dim)}, expected FLOAT rank {rank}")
+
+
+def check_strongly_typed(model: onnx.ModelProto, check_io: bool = True) -> TypingReport:
+    """Check that ``model`` builds as a strongly typed TensorRT network with the intended precision.
+
+    Problems: ONNX shape/type inference fails (strict mode); a node input or
+    output without an inferred element type; an op (other than Cast, Q/DQ,
+    Resize, BatchNormalization) whose float inputs mix precisions — it needs an
+    explicit Cast; with ``check_io``, I/O differing from the contract (uint8
+    ``images`` [N,H,W,3] → float32 ``score`` [N] and ``anomaly_map`` [N,1,h,w]).
+    Warnings: FP32-sensitive ops (reductions, Sqrt, Div, Pow, Exp…) running in FP16.
+    """
+    report = TypingReport()
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as exc:  # InferenceError / ValidationError
+        report.problems.append(f"ONNX type inference failed: {str(exc).strip().splitlines()[0][:300]}")
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
+    graph = inferred.graph
+    types = _elem_types(graph)
+    convs: Counter = Counter()
+    for index, node in enumerate(graph.node):
+        label = f"node {node.name or index} ({node.op_type})"
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            report.has_qdq = True
+        untyped = [t for t in list(node.input) + list(node.output) if t and t not in types]
+        if untyped:
+            report.problems.append(f"{label}: tensor(s) {untyped[:3]} have no type after shape inference")
+        floats = {FLOAT_TYPES[types[t]] for t in node.input if t and types.get(t) in FLOAT_TYPES}
+        if len(floats) > 1 and node.op_type not in MIXED_PRECISION_OK:
+            report.problems.append(f"{label}: mixes {sorted(floats)} inputs without an explicit Cast")
+        if node.op_type in ("Conv", "ConvTranspose") and node.input and types.get(node.input[0]) in FLOAT_TYPES:
+            convs[FLOAT_TYPES[types[node.input[0]]]] += 1
+        if node.op_type in FP32_SENSITIVE and floats == {"float16"}:
+            report.warnings.append(f"{label} runs in FP16 (overflow/underflow risk; keep it FP32)")
+    report.conv_precisions = dict(convs)
+    if check_io:
+        _check_io(graph, report)
+    return report
+
+
+def require_strongly_typed(onnx_path: str | Path, model: onnx.ModelProto) -> TypingReport:
+    """Run :func:`check_strongly_typed`; raise ExportError listing the first problems."""
+    report = check_strongly_typed(model)
+    for warning in report.warnings[:5]:
+        log.warning("%s: %s", onnx_path, warning)
+    if not report.ok:
+        more = f" (+{len(report.problems) - 3} more)" if len(report.problems) > 3 else ""
+        raise ExportError(f"{onnx_path}: not a valid strongly typed graph: {'; '.join(report.problems[:3])}{more}")
+    return report
+
+
+# -- the build ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    max_batch: int = 8
+    opt_batch: int | None = None  # None: = max_batch (the daemon batches up to max)
+    workspace_mb: int | None = 2048  # None: TensorRT's default (device memory)
+    optimization_level: int = 3  # builder_optimization_level 0..5
+    timing_cache: str | None = None  # None: <engine dir>/timing-trt<ver>-sm<cc>.cache; "" disables
+    fp16_flag: bool = False  # TensorRT 10.x only: FP32 ONNX + BuilderFlag.FP16 (weakly typed fallback)
+    device: int = 0
+
+    def validate(self) -> None:
+        if self.max_batch < 1:
+            raise ExportError(f"--max-batch must be ≥ 1, got {self.max_batch}")
+        if self.opt_batch is not None and not 1 <= self.opt_batch <= self.max_batch:
+            raise ExportError(f"--opt-batch must be in 1..{self.max_batch}, got {self.opt_batch}")
+        if not 0 <= self.optimization_level <= 5:
+            raise ExportError(f"--opt-level must be in 0..5, got {self.optimization_level}")
+        if self.workspace_mb is not None and self.workspace_mb < 1:
+            raise ExportError(f"--workspace-mb must be ≥ 1, got {self.workspace_mb}")
+
+
+def default_engine_path(onnx_path: str | Path, precision: str, out_dir: str | Path = "engines") -> Path:
+    """``export/rs-brick.fp16.onnx`` → ``engines/rs-brick.fp16.plan``."""
+    base, _ = split_graph_name(onnx_path)
+    return Path(out_dir) / f"{base.name}.{precision}.plan"
+
+
+def plan_network(graph_precision: str, trt_major: int, fp16_flag: bool, onnx_path: str | Path) -> tuple[str, str]:
+    """(network mode, engine precision) for a graph: ('strongly_typed'|'fp16_flag', 'fp32'|'fp16'|'int8').
+
+    Pure, so the TensorRT 10/11 rules are tested without a GPU.
+    """
+    if not fp16_flag:
+        return "strongly_typed", graph_precision
+    if graph_precision != "fp32":
+        raise ExportError(f"{onnx_path}: --fp16 is only for an FP32 ONNX; this graph is already {graph_precision} "
+                          "and builds strongly typed without it")
+    if trt_major >= 11:
+        base, _ = split_graph_name(onnx_path)
+        raise ExportError(f"{onnx_path}: TensorRT {trt_major} removed BuilderFlag.FP16 (all networks are strongly "
+                          f"typed); build the FP16 ONNX instead: inspector build {base}.fp16.onnx")
+    return "fp16_flag", "fp16"
+
+
+def _rebuild_command(onnx_path: Path, out: Path, opts: BuildOptions) -> str:
+    parts = ["inspector", "build", str(onnx_path), "--out", str(out), "--max-batch", str(opts.max_batch)]
+    if opts.opt_batch is not None:
+        parts += ["--opt-batch", str(opts.opt_batch)]
+    if opts.workspace_mb is not None:
+        parts += ["--workspace-mb", str(opts.workspace_mb)]
+    parts += ["--opt-level", str(opts.optimization_level)]
+    if opts.fp16_flag:
+        parts.append("--fp16")
+    if opts.device:
+        parts += ["--device", str(opts.device)]
+    return shlex.join(parts)
+
+
+def _parse(trt, builder, logger, onnx_path: Path, strongly_typed: bool):
+    flags = 0
+    strong = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)  # deprecated no-op on 11.x
+    if strongly_typed and strong is not None:
+        flags |= 1 << int(strong)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise ExportError(f"{onnx_path}: TensorRT's ONNX parser failed: {' | '.join(errors[:3]) or 'no detail'}")
+    return network, parser
+
+
+def _check_network(trt, network, onnx_path: Path, height: int, width: int) -> None:
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    if [i.name for i in inputs] != [INPUT_NAME]:
+        raise ExportError(f"{onnx_path}: network inputs {[i.name for i in inputs]}, expected ['{INPUT_NAME}']")
+    shape = tuple(inputs[0].shape)
+    if inputs[0].dtype != trt.DataType.UINT8 or len(shape) != 4 or shape[3] != 3:
+        raise ExportError(f"{onnx_path}: input '{INPUT_NAME}' is {inputs[0].dtype} {shape}, expected UINT8 (N, H, W, 3)")
+    for dim, want, what in ((shape[1], height, "height"), (shape[2], width, "width")):
+        if dim not in (-1, want):
+            raise ExportError(f"{onnx_path}: input {what} {dim} differs from the sidecar's {want}")
+
+
+def _timing_cache_path(opts: BuildOptions, out: Path, trt_version: str, cc: str) -> Path | None:
+    if opts.timing_cache == "":
+        return None
+    if opts.timing_cache:
+        return Path(opts.timing_cache)
+    return out.parent / f"timing-trt{trt_version}-sm{cc.replace('.', '')}.cache"
+
+
+def _attach_timing_cache(config, path: Path | None):
+    if path is None:
+        return None
+    blob = path.read_bytes() if path.is_file() else b""
+    cache = config.create_timing_cache(blob)
+    if not config.set_timing_cache(cache, False):
+        log.warning("%s: timing cache does not match this TensorRT/GPU; starting a new one", path)
+        cache = config.create_timing_cache(b"")
+        config.set_timing_cache(cache, False)
+    return cache
+
+
+def _save_timing_cache(config, path: Path | None) -> None:
+    if path is None:
+        return
+    cache = config.get_timing_cache()
+    if cache is None:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(bytes(memoryview(cache.serialize())))
+    os.replace(tmp, path)
+
+
+def _io_record(trt, engine) -> dict[str, Any]:
+    io = {}
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        io[name] = {
+            "mode": "input" if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "output",
+            "dtype": str(engine.get_tensor_dtype(name)).split(".")[-1].lower(),
+            "shape": [int(d) for d in engine.get_tensor_shape(name)],
+        }
+    return io
+
+
+def _log_summary(records: list[tuple[str, str]]) -> dict[str, Any]:
+    counts = Counter(level for level, _ in records)
+    warnings = [msg for level, msg in records if level == "WARNING"]
+    return {"messages": dict(counts), "warnings": warnings[:20]}
+
+
+def _configure(trt, builder, mode: str, options: BuildOptions, height: int, width: int):
+    """Builder config: workspace, optimisation level, FP16 flag (10.x fallback only), batch profile."""
+    config = builder.create_builder_config()
+    if options.workspace_mb is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_mb) << 20)
+    config.builder_optimization_level = int(options.optimization_level)
+    if mode == "fp16_flag":
+        config.set_flag(trt.BuilderFlag.FP16)
+    opt_batch = options.opt_batch or options.max_batch
+    profile = builder.create_optimization_profile()
+    profile.set_shape(INPUT_NAME, (1, height, width, 3), (opt_batch, height, width, 3),
+                      (options.max_batch, height, width, 3))
+    config.add_optimization_profile(profile)
+    return config
+
+
+def _engine_sidecar(trt, engine, out: Path, onnx_path: Path, report: TypingReport, model_sidecar: dict,
+                    gpu, mode: str, precision: str, options: BuildOptions) -> dict[str, Any]:
+    return {
+        "schema_version": ENGINE_SCHEMA_VERSION,
+        "kind": ENGINE_KIND,
+        "engine": {"file": out.name, "sha256": sha256_file(out), "bytes": out.stat().st_size},
+        "tensorrt": {"version": str(trt.__version__), "major": tensorrt_major(trt)},
+        "gpu": {"name": gpu.name, "compute_capability": gpu.compute_capability},
+        "precision": precision,
+        "network": mode,
+        "io": _io_record(trt, engine),
+        "profile": {"min_batch": 1, "opt_batch": options.opt_batch or options.max_batch,
+                    "max_batch": options.max_batch},
+        "onnx": {"file": onnx_path.name, "path": str(onnx_path), "sha256": sha256_file(onnx_path),
+                 "precision": report.precision, "conv_precisions": report.conv_precisions},
+        "build": {"options": asdict(options), "layers": int(getattr(engine, "num_layers", -1)),
+                  "command": _rebuild_command(onnx_path, out, options)},
+        "model": model_sidecar,
+    }
+
+
+def build_engine(onnx_path: str | Path, out: str | Path | None = None,
+                 options: BuildOptions = BuildOptions()) -> dict[str, Any]:
+    """Build ``onnx_path`` into an engine; write the engine, its sidecar and build log; return the sidecar."""
+    options.validate()
+    onnx_path = Path(onnx_path)
+    model_sidecar = verify_graph(onnx_path, read_sidecar(sidecar_path_for(onnx_path)))
+    model = onnx.load(str(onnx_path))
+    report = require_strongly_typed(onnx_path, model)
+    trt = import_tensorrt()
+    major = tensorrt_major(trt)
+    mode, precision = plan_network(report.precision, major, options.fp16_flag, onnx_path)
+    out = Path(out) if out is not None else default_engine_path(onnx_path, precision)
+    if out.suffix not in (".plan", ".engine"):
+        raise ExportError(f"{out}: engine files end in .plan or .engine")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    height, width = int(model_sidecar["input"]["height"]), int(model_sidecar["input"]["width"])
+
+    from inspector.backends.cuda import open_cuda
+
+    cuda = open_cuda("cuda-python", options.device)  # selects the device; GPU name + compute capability
+    try:
+        gpu = cuda.device_info()
+    finally:
+        cuda.close()
+    records: list[tuple[str, str]] = []
+    logger = make_logger(trt, "WARNING", records)
+    builder = trt.Builder(logger)
+    network, _parser = _parse(trt, builder, logger, onnx_path, strongly_typed=(mode == "strongly_typed"))
+    _check_network(trt, network, onnx_path, height, width)
+
+    config = _configure(trt, builder, mode, options, height, width)
+    cache_path = _timing_cache_path(options, out, str(trt.__version__), gpu.compute_capability)
+    _attach_timing_cache(config, cache_path)
+
+    log.info("building %s → %s (TensorRT %s, %s, %s, batch 1..%d)", onnx_path, out, trt.__version__, gpu.name,
+             precision, options.max_batch)
+    start = time.perf_counter()
+    serialized = builder.build_serialized_network(network, config)
+    seconds = time.perf_counter() - start
+    if serialized is None:
+        errors = [msg for level, msg in records if level in ("ERROR", "CRITICAL")]
+        raise ExportError(f"{onnx_path}: TensorRT build failed: {' | '.join(errors[-3:]) or 'see the log above'}")
+    out.write_bytes(bytes(memoryview(serialized)))
+    _save_timing_cache(config, cache_path)
+
+    runtime = trt.Runtime(logger)  # must outlive the engine
+    engine = runtime.deserialize_cuda_engine(out.read_bytes())
+    if engine is None:
+        raise ExportError(f"{out}: the engine just built does not deserialise")
+    sidecar = _engine_sidecar(trt, engine, out, onnx_path, report, model_sidecar, gpu, mode, precision, options)
+    sidecar["build"].update(timing_cache=str(cache_path) if cache_path else None, seconds=round(seconds, 2),
+                            log=_log_summary(records))
+    write_engine_sidecar(sidecar, out)
+    out.with_suffix(".build.log").write_text("".join(f"[{lvl}] {msg}\n" for lvl, msg in records))
+    log.info("built %s in %.1f s: %d layers, %.1f MB, %d warning(s); sidecar %s", out, seconds,
+             sidecar["build"]["layers"], out.stat().st_size / 2**20, len(sidecar["build"]["log"]["warnings"]),
+             engine_sidecar_path(out))
+    del engine, runtime
+    return sidecar

@@ -1,0 +1,217 @@
+"""INT8 by explicit quantization: a Q/DQ ONNX made on the CPU with ONNX Runtime.
+
+TensorRT 11 removed the INT8 builder flag and calibrators; INT8 now means Q/DQ
+nodes in the ONNX graph (DEPLOY.md). :func:`quantize_model` runs ONNX Runtime's
+static quantizer (``quantize_static``, QDQ format) over calibration images:
+
+* symmetric int8 activations (zero point 0, as TensorRT requires) and
+  per-channel symmetric int8 weights; biases stay float;
+* only the *feature* convolutions (teacher/student) are quantized. Everything
+  downstream of the first reduction or resize — L2 normalisation, distances,
+  upsampling, the Gaussian smoothing (two 1-D convolutions) and map → score —
+  is excluded by name, and no other op type is quantized, so those stay FP32;
+* Q/DQ only on the inputs of a convolution, not its output: features leave the
+  convolutions un-quantized before the distance computation.
+
+The result is written as ``<base>.int8.onnx`` beside the FP32 graph and added to
+the model sidecar as ``graphs.int8`` (file, sha256, precision, how it was made).
+ONNX Runtime runs it on the CPU, so ``inspector verify`` measures its accuracy
+against FP32 without a GPU; ``inspector build`` turns it into an INT8 engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import deque
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+
+from inspector.errors import DataError, ExportError
+from inspector.sidecar import (read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph,
+                               write_sidecar)
+
+log = logging.getLogger(__name__)
+
+QUANTIZED_OP_TYPES = ("Conv",)
+# The first op of the scoring tail: everything at or after one of these stays FP32.
+TAIL_OPS = frozenset({"ReduceL2", "ReduceSum", "ReduceSumSquare", "ReduceMean", "ReduceMax", "ReduceMin",
+                      "ReduceProd", "ReduceLogSumExp", "Resize", "Upsample", "TopK", "ArgMax"})
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Give every unnamed node a unique name (the quantizer excludes nodes by name)."""
+    used = {n.name for n in model.graph.node if n.name}
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{index}"
+            while name in used:
+                name += "_"
+            node.name = name
+            used.add(name)
+    return model
+
+
+def tail_nodes(model: onnx.ModelProto) -> set[str]:
+    """Names of the nodes at or downstream of a tail op (reductions, resizes): the scoring part."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for tensor in node.input:
+            consumers.setdefault(tensor, []).append(node)
+    queue = deque(n for n in model.graph.node if n.op_type in TAIL_OPS)
+    seen: set[str] = set()
+    while queue:
+        node = queue.popleft()
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        for tensor in node.output:
+            queue.extend(consumers.get(tensor, ()))
+    return seen
+
+
+def split_quantizable(model: onnx.ModelProto, op_types: Sequence[str] = QUANTIZED_OP_TYPES,
+                      exclude: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """(nodes to quantize, nodes of those op types kept FP32) for a named model."""
+    tail = tail_nodes(model) | set(exclude)
+    candidates = [n.name for n in model.graph.node if n.op_type in op_types]
+    return [n for n in candidates if n not in tail], [n for n in candidates if n in tail]
+
+
+def calibration_images(folder: str | Path, max_images: int | None = None) -> list[Path]:
+    """Good images for calibration: a dataset's train/good, or the images directly in ``folder``."""
+    from inspector.data.datasets import load_dataset
+
+    dataset = load_dataset(folder)
+    paths = [s.path for s in dataset.train]
+    if not paths:
+        raise DataError(f"{folder}: no calibration images")
+    if max_images is not None and len(paths) > max_images:
+        picks = np.linspace(0, len(paths) - 1, max_images).round().astype(int)  # spread over the set, stable
+        paths = [paths[i] for i in sorted(set(picks.tolist()))]
+    return paths
+
+
+def make_reader(paths: Sequence[Path], height: int, width: int, policy: str, batch_size: int = 8):
+    """An ONNX Runtime CalibrationDataReader yielding uint8 NHWC batches for the ``images`` input."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    from inspector.data.datasets import Sample, load_batch
+
+    class ImageReader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.samples = [Sample(Path(p), 0, "good") for p in paths]
+            self.position = 0
+            self.used = 0
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            while self.position < len(self.samples):
+                chunk = self.samples[self.position:self.position + batch_size]
+                self.position += len(chunk)
+                images, kept, _ = load_batch(chunk, height, width, policy)
+                if kept:
+                    self.used += len(kept)
+                    return {"images": images}
+            return None
+
+        def rewind(self) -> None:
+            self.position = 0
+
+    return ImageReader()
+
+
+def _calibration_method(name: str):
+    from onnxruntime.quantization import CalibrationMethod
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    if name not in methods:
+        raise ExportError(f"unknown calibration method '{name}'; choose one of {list(methods)}")
+    return methods[name]
+
+
+def default_int8_path(fp32_path: str | Path) -> Path:
+    base, _ = split_graph_name(fp32_path)
+    return base.with_name(base.name + ".int8.onnx")
+
+
+def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Path | None = None, *,
+                   max_images: int | None = 256, batch_size: int = 8, method: str = "minmax",
+                   op_types: Sequence[str] = QUANTIZED_OP_TYPES, exclude: Sequence[str] = ()) -> dict[str, Any]:
+    """Quantize the FP32 graph to ``<base>.int8.onnx``; update the sidecar; return the sidecar's int8 entry."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    fp32_path = Path(fp32_path)
+    if split_graph_name(fp32_path)[1] != "fp32":
+        raise ExportError(f"{fp32_path}: quantize the FP32 graph (e.g. export/model.onnx), not a reduced-precision one")
+    sidecar_file = sidecar_path_for(fp32_path)
+    sidecar = verify_graph(fp32_path, read_sidecar(sidecar_file))
+    out = Path(out) if out is not None else default_int8_path(fp32_path)
+    if split_graph_name(out)[1] != "int8" or sidecar_path_for(out).resolve() != sidecar_file.resolve():
+        raise ExportError(f"{out}: the INT8 graph must be {default_int8_path(fp32_path)} (beside its sidecar)")
+    inp = sidecar["input"]
+    height, width, policy = int(inp["height"]), int(inp["width"]), inp.get("resize", "square")
+    paths = calibration_images(calibration, max_images)
+    reader = make_reader(paths, height, width, policy, batch_size)
+
+    model = name_nodes(onnx.load(str(fp32_path)))
+    quantize, kept = split_quantizable(model, op_types, exclude)
+    if not quantize:
+        raise ExportError(f"{fp32_path}: no {list(op_types)} node before the scoring tail to quantize")
+    log.info("quantizing %d %s node(s) of %s on %d calibration image(s) from %s; %d kept FP32 (scoring tail)",
+             len(quantize), "/".join(op_types), fp32_path, len(paths), calibration, len(kept))
+    with tempfile.TemporaryDirectory(prefix="inspector-quant-") as tmp:
+        named = Path(tmp) / "named.onnx"
+        onnx.save(model, str(named))
+        try:
+            quantize_static(
+                str(named), str(out), reader,
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(op_types),
+                nodes_to_quantize=quantize,
+                nodes_to_exclude=kept,
+                per_channel=True,
+                reduce_range=False,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=_calibration_method(method),
+                extra_options={
+                    "ActivationSymmetric": True,
+                    "WeightSymmetric": True,
+                    "QuantizeBias": False,
+                    "OpTypesToExcludeOutputQuantization": list(op_types),
+                },
+            )
+        except (DataError, ExportError):
+            raise
+        except Exception as exc:
+            if reader.used == 0:
+                raise DataError(f"{calibration}: none of the calibration images could be read") from None
+            raise ExportError(f"{fp32_path}: ONNX Runtime quantization failed ({str(exc).strip().splitlines()[0][:300]})") from None
+    if reader.used == 0:
+        raise DataError(f"{calibration}: none of the calibration images could be read")
+    entry = {
+        "file": out.name,
+        "sha256": sha256_file(out),
+        "precision": "int8",
+        "quantization": {
+            "tool": "onnxruntime.quantization.quantize_static",
+            "format": "QDQ",
+            "activations": "int8 symmetric (per tensor)",
+            "weights": "int8 symmetric per channel",
+            "calibration_method": method,
+            "calibration_images": reader.used,
+            "calibration_folder": str(calibration),
+            "quantized_nodes": len(quantize),
+            "kept_fp32_nodes": kept,
+            "op_types": list(op_types),
+        },
+    }
+    sidecar["graphs"]["int8"] = entry
+    write_sidecar(sidecar, sidecar_file)
+    log.info("wrote %s (%d Q/DQ-quantized node(s)) and updated %s", out, len(quantize), sidecar_file)
+    return entry

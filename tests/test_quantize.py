@@ -1,0 +1,149 @@
+"""INT8 Q/DQ export with ONNX Runtime's static quantizer, and its accuracy against FP32 on the CPU."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from inspector.cli import main
+from inspector.engine_build import check_strongly_typed
+from inspector.errors import DataError, ExportError
+from inspector.quantize import name_nodes, quantize_model, split_quantizable, tail_nodes
+from inspector.sidecar import read_sidecar, verify_graph
+from tiny_graphs import build_model, write_exported
+
+SIZE = 64  # the tiny_dataset images are 64×64
+
+
+@pytest.fixture()
+def fp32_model(tmp_path):
+    return write_exported(tmp_path / "export", height=SIZE, width=SIZE)
+
+
+@pytest.fixture()
+def int8_model(fp32_model, tiny_dataset):
+    quantize_model(fp32_model, tiny_dataset, batch_size=4)
+    return fp32_model.with_name("tiny.int8.onnx")
+
+
+def test_scoring_tail_is_kept_fp32():
+    model = name_nodes(build_model(SIZE, SIZE))
+    tail = tail_nodes(model)
+    assert {"smooth_rows", "smooth_cols", "dist", "map_up", "score_max"} <= tail
+    assert not {"teacher0_conv", "student1_conv", "x_norm"} & tail
+    quantize, kept = split_quantizable(model)
+    assert sorted(quantize) == ["student0_conv", "student1_conv", "teacher0_conv", "teacher1_conv"]
+    assert sorted(kept) == ["smooth_cols", "smooth_rows"]
+    quantize, kept = split_quantizable(model, exclude=["student1_conv"])
+    assert "student1_conv" in kept and "student1_conv" not in quantize
+
+
+def test_unnamed_nodes_get_unique_names():
+    model = build_model(SIZE, SIZE)
+    for node in model.graph.node[:3]:
+        node.name = ""
+    names = [n.name for n in name_nodes(model).graph.node]
+    assert all(names) and len(set(names)) == len(names)
+
+
+def _producers(model):
+    return {out: node for node in model.graph.node for out in node.output}
+
+
+def test_qdq_graph_structure_and_sidecar(int8_model, fp32_model):
+    sidecar = verify_graph(int8_model)  # sidecar entry exists and its sha256 matches the file
+    entry = sidecar["graphs"]["int8"]
+    assert entry["precision"] == "int8" and entry["file"] == "tiny.int8.onnx"
+    assert entry["quantization"]["calibration_images"] == 12
+    assert sorted(entry["quantization"]["kept_fp32_nodes"]) == ["smooth_cols", "smooth_rows"]
+    assert sidecar["graphs"]["fp32"]["file"] == fp32_model.name  # the other graphs are untouched
+    verify_graph(fp32_model)
+
+    model = onnx.load(str(int8_model))
+    producers = _producers(model)
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    convs = {n.name: n for n in model.graph.node if n.op_type == "Conv"}
+    for name in ("teacher0_conv", "teacher1_conv", "student0_conv", "student1_conv"):
+        x_dq, w_dq = (producers[t] for t in convs[name].input[:2])
+        assert x_dq.op_type == w_dq.op_type == "DequantizeLinear", name
+        w_q, w_scale, w_zero = (inits[t] for t in w_dq.input)
+        assert w_q.dtype == np.int8 and not w_zero.any()  # symmetric int8 weights
+        assert w_scale.shape == (w_q.shape[0],)  # per output channel
+        x_q = producers[x_dq.input[0]]
+        assert x_q.op_type == "QuantizeLinear"
+        assert inits[x_q.input[2]].dtype == np.int8 and not inits[x_q.input[2]].any()  # symmetric int8 activations
+        assert convs[name].input[2] in inits and inits[convs[name].input[2]].dtype == np.float32  # float bias
+    for name in ("smooth_rows", "smooth_cols"):
+        assert all(producers.get(t) is None or producers[t].op_type != "DequantizeLinear"
+                   for t in convs[name].input), name
+    for node in model.graph.node:  # no Q/DQ anywhere in the scoring tail
+        if node.op_type in ("ReduceL2", "ReduceSum", "Resize", "ReduceMax", "Div", "Sub", "Mul"):
+            assert all(producers.get(t) is None or producers[t].op_type != "DequantizeLinear" for t in node.input)
+    report = check_strongly_typed(model)
+    assert report.ok and report.precision == "int8"
+
+
+def test_int8_accuracy_vs_fp32_on_onnxruntime(int8_model, fp32_model, tiny_dataset):
+    from inspector.verify import verify
+
+    report = verify(int8_model, fp32_model, tiny_dataset)
+    assert report["passed"], report["failures"]
+    assert report["candidate"]["precision"] == "int8" and report["candidate"]["backend"] == "onnxruntime"
+    m = report["metrics"]
+    assert m["images"] == 10 and not m["nonfinite_images"]
+    assert 0 < m["score_rel_diff"] < 0.1 and 0 < m["map_rel_diff"] < 0.15
+    written = json.loads(int8_model.with_name("tiny.int8.verify.json").read_text())
+    assert written["passed"] is True
+
+
+def test_refuses_wrong_inputs(fp32_model, tiny_dataset, tmp_path):
+    with pytest.raises(ExportError, match="FP32 graph"):
+        quantize_model(fp32_model.with_name("tiny.fp16.onnx"), tiny_dataset)
+    with pytest.raises(ExportError, match="tiny.int8.onnx"):
+        quantize_model(fp32_model, tiny_dataset, tmp_path / "elsewhere.int8.onnx")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError):
+        quantize_model(fp32_model, empty)
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="none of the calibration images"):
+        quantize_model(fp32_model, corrupt)
+    assert "int8" not in read_sidecar(fp32_model.with_name("tiny.json"))["graphs"]
+
+
+def test_cli_quantize_then_gate(fp32_model, tiny_dataset, capsys):
+    calib = fp32_model.parent.parent / "calib"
+    shutil.copytree(tiny_dataset / "train" / "good", calib)  # a plain folder of good images
+    code = main(["quantize", str(fp32_model), "--calibration", str(calib), "--max-images", "6",
+                 "--data", str(tiny_dataset)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "4 convolution(s) quantized, 2 kept FP32, 6 calibration image(s)" in out
+    assert "PASS" in out
+
+
+def test_real_exported_model_quantizes_and_passes_the_gate(request, tmp_path, tiny_dataset):
+    """The trained, exported reduced student: feature convs quantized, smoothing kept FP32, gate passes."""
+    pytest.importorskip("inspector.exporting")
+    pytest.importorskip("torch")
+    exported = request.getfixturevalue("exported_model")
+    base = exported.name[: -len(".onnx")]
+    for name in (exported.name, f"{base}.fp16.onnx", f"{base}.json"):  # leave the shared fixture untouched
+        shutil.copy(exported.with_name(name), tmp_path / name)
+    fp32 = tmp_path / exported.name
+    entry = quantize_model(fp32, tiny_dataset, batch_size=4)
+    q = entry["quantization"]
+    assert q["quantized_nodes"] > 10 and len(q["kept_fp32_nodes"]) == 2  # the two 1-D smoothing convolutions
+    int8 = tmp_path / f"{base}.int8.onnx"
+    assert check_strongly_typed(onnx.load(str(int8))).precision == "int8"
+    from inspector.verify import verify
+
+    report = verify(int8, fp32, tiny_dataset)
+    assert report["passed"], report["failures"]
