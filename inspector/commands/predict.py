@@ -1,0 +1,131 @@
+"""`inspector predict MODEL IMG... [--backend B] [--out DIR]`: score images, optionally write overlays.
+
+MODEL is an exported ``.onnx`` (ONNX Runtime by default), a TensorRT engine, or a
+training run folder (torch). ``--backend torch`` with an ``.onnx`` uses the run
+the sidecar names. Images of any size are decoded to RGB and resized with the
+model's resize policy (sidecar ``input.resize``), exactly as in training.
+Prints one line per image: ``PATH<TAB>SCORE``. Unreadable images print one
+error line each on stderr and make the exit status 2; the rest are still scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from inspector.errors import DataError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="score images with an exported model",
+                       description="Score images with an exported model (or a run folder with --backend torch).")
+    p.add_argument("model", help="MODEL.onnx, an engine .plan, or a training run folder")
+    p.add_argument("images", nargs="+", help="image files or folders of images")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"],
+                   help="runtime (default: by file type: .onnx → onnxruntime, run folder → torch)")
+    p.add_argument("--out", help="write a heat-map overlay PNG per image into this folder")
+    p.add_argument("--batch-size", type=int, default=8, help="images per inference call (default 8)")
+    p.add_argument("--threads", type=int, help="CPU threads for onnxruntime / torch")
+    p.add_argument("--vmin", type=float, help="overlay colour scale minimum (default: lowest map value seen)")
+    p.add_argument("--vmax", type=float, help="overlay colour scale maximum (default: highest map value seen), "
+                                              "e.g. a calibrated threshold")
+    p.set_defaults(func=run)
+
+
+def resize_policy(backend) -> str:
+    """The resize policy a backend's model was trained with (sidecar, or the run config for torch)."""
+    sidecar = getattr(backend, "sidecar", None)
+    if isinstance(sidecar, dict):
+        return sidecar.get("input", {}).get("resize", "square")
+    return getattr(backend, "resize", "square")
+
+
+def expand_images(items: list[str]) -> list[Path]:
+    """Files as given; folders → their images sorted by name."""
+    from inspector.data.datasets import list_images
+
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        paths.extend(list_images(path) if path.is_dir() else [path])
+    return paths
+
+
+def _batches(paths: list[Path], spec, policy: str, batch_size: int, errors: list[str]):
+    """Yield (paths, uint8 batch) of readable images, resized to the model input."""
+    from inspector.data.images import read_image, resize_image
+
+    chunk: list[Path] = []
+    images: list[np.ndarray] = []
+    for path in paths:
+        try:
+            images.append(resize_image(read_image(path), spec.height, spec.width, policy))
+            chunk.append(path)
+        except DataError as exc:
+            errors.append(str(exc))
+            print(f"error: {exc}", file=sys.stderr)
+        if len(chunk) == batch_size:
+            yield chunk, np.stack(images)
+            chunk, images = [], []
+    if chunk:
+        yield chunk, np.stack(images)
+
+
+def overlay_names(paths: list[Path]) -> list[str]:
+    """``<stem>.png``; when stems clash, ``<parent>_<stem>.png`` for all (crack/000.png → crack_000.png)."""
+    stems = [p.stem for p in paths]
+    qualify = len(set(stems)) < len(stems)
+    names, used = [], set()
+    for path in paths:
+        base = f"{path.parent.name}_{path.stem}" if qualify else path.stem
+        name, k = f"{base}.png", 1
+        while name in used:
+            name, k = f"{base}-{k}.png", k + 1
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy: str,
+                   vmin: float | None, vmax: float | None) -> None:
+    """One PNG per image: the map (back in frame geometry) over the original image."""
+    from inspector.data.images import map_to_frame, read_image
+    from inspector.visual import encode_png, heatmap_overlay
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lo = float(min(m.min() for _, m in results)) if vmin is None else vmin
+    hi = float(max(m.max() for _, m in results)) if vmax is None else vmax
+    for (path, amap), name in zip(results, overlay_names([p for p, _ in results])):
+        frame = read_image(path)
+        frame_map = map_to_frame(amap, frame.shape[0], frame.shape[1], policy)
+        overlay = heatmap_overlay(frame, frame_map, lo, hi, alpha=0.5)
+        (out_dir / name).write_bytes(encode_png(overlay))
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.backends import load_backend
+    from inspector.errors import ConfigError
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size: must be ≥ 1, got {args.batch_size}")
+    options = {} if args.threads is None else {"threads": args.threads}
+    paths = expand_images(args.images)
+    if not paths:
+        raise DataError(f"{' '.join(args.images)}: no images found (files or folders of .png/.jpg/.bmp/.tif)")
+    errors: list[str] = []
+    kept: list[tuple[Path, np.ndarray]] = []
+    with load_backend(args.model, args.backend, **options) as backend:
+        policy = resize_policy(backend)
+        for chunk, batch in _batches(paths, backend.input_spec, policy, args.batch_size, errors):
+            result = backend.infer(batch)
+            for i, path in enumerate(chunk):
+                print(f"{path}\t{float(result.scores[i]):.6f}", flush=True)
+                if args.out:
+                    kept.append((path, np.array(result.maps[i, 0], dtype=np.float32)))  # copy: buffers are reused
+    if args.out and kept:
+        write_overlays(kept, Path(args.out), policy, args.vmin, args.vmax)
+        print(f"wrote {len(kept)} overlay(s) to {args.out}", file=sys.stderr)
+    return 2 if errors else 0

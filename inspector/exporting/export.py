@@ -1,0 +1,201 @@
+"""Checkpoint → ``<base>.onnx`` (FP32) + ``<base>.fp16.onnx`` (strongly typed FP16) + ``<base>.json``.
+
+The FP16 graph comes from the same torch model with
+``model.set_compute_dtype(torch.float16)``: teacher and student run in half
+precision, while normalisation, distances, upsampling, smoothing and the score
+stay float32 behind explicit casts written in the model (MODELS.md
+"Precision"). Each graph is checked (:mod:`inspector.exporting.checks`) and run
+once on ONNX Runtime before anything is written to its final name; graphs are
+moved into place together and the sidecar is written last, so a failed export
+leaves no half-made model behind. Nothing is ever downgraded: a failure of the
+FP16 graph is an :class:`ExportError`, never a silent FP32 copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from inspector import __version__
+from inspector.errors import ExportError
+from inspector.exporting.checks import check_graph
+from inspector.exporting.graph import INPUT_NAME, OUTPUT_NAMES, export_graph
+from inspector.models.base import AnomalyModel
+from inspector.models.common import IMAGENET_MEAN, IMAGENET_STD
+from inspector.sidecar import SCHEMA_VERSION, sha256_file, write_sidecar
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 18  # ONNX Runtime ≥ 1.14, TensorRT 10.x and 11.x
+MIN_OPSET = 18  # the dynamo exporter writes opset 18 when asked for less, and onnx cannot convert Pad down
+PRECISIONS = ("fp32", "fp16")
+PARITY_TOLERANCE = 1e-4  # max |Δmap| as a fraction of the map's range, ORT FP32 vs torch eager
+
+
+def graph_paths(out_base: str | Path) -> dict[str, Path]:
+    """``export/rs-brick`` → fp32 ``rs-brick.onnx``, fp16 ``rs-brick.fp16.onnx``, sidecar ``rs-brick.json``."""
+    base = Path(out_base)
+    if base.suffix in (".onnx", ".json"):
+        base = base.with_suffix("")
+    if base.suffix == ".fp16":
+        base = base.with_suffix("")
+    if not base.name or base.name in (".", ".."):
+        raise ExportError(f"{out_base}: --out needs a file base name such as export/rs-brick")
+    return {"fp32": base.with_name(base.name + ".onnx"), "fp16": base.with_name(base.name + ".fp16.onnx"),
+            "sidecar": base.with_name(base.name + ".json")}
+
+
+def _check_opset(opset: int) -> None:
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ExportError(f"opset {opset}: supported range is {MIN_OPSET}..{newest} (default {DEFAULT_OPSET})")
+
+
+def _model_for(model: AnomalyModel, precision: str) -> AnomalyModel:
+    if precision == "fp32":
+        return model
+    try:
+        return copy.deepcopy(model).set_compute_dtype(torch.float16).eval()
+    except Exception as exc:
+        raise ExportError(f"{model.config.name}: cannot convert the networks to float16 "
+                          f"({type(exc).__name__}: {exc})") from exc
+
+
+def verify_on_onnxruntime(path: Path, reference: AnomalyModel, precision: str) -> dict:
+    """Run the graph once on ONNX Runtime CPU; FP32 must match torch within PARITY_TOLERANCE."""
+    import onnxruntime as ort
+
+    h, w = reference.config.image_size
+    batch = np.random.default_rng(0).integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        score, amap = session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
+    except Exception as exc:
+        raise ExportError(f"{path}: ONNX Runtime cannot run the exported graph "
+                          f"({str(exc).strip().splitlines()[0][:300]})") from None
+    if not (np.isfinite(score).all() and np.isfinite(amap).all()):
+        raise ExportError(f"{path}: the {precision} graph produces NaN/inf on a test batch")
+    if precision != "fp32":
+        return {}
+    with torch.inference_mode():
+        ref_score, ref_map = (t.numpy() for t in reference(torch.from_numpy(batch)))
+    span = float(ref_map.max() - ref_map.min()) or 1.0
+    diff = float(np.abs(amap - ref_map).max()) / span
+    if amap.shape != ref_map.shape or diff > PARITY_TOLERANCE:
+        raise ExportError(f"{path}: ONNX Runtime and torch disagree (max |Δmap| {diff:.2e} of the map's range, "
+                          f"tolerance {PARITY_TOLERANCE:.0e})")
+    return {"max_abs_map_diff_over_range": diff}
+
+
+def _producer() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import onnxscript
+
+    return {"inspector": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+            "onnxscript": getattr(onnxscript, "__version__", "unknown"), "onnxruntime": onnxruntime.__version__,
+            "exporter": "torch.onnx.export(dynamo=True)"}
+
+
+def build_sidecar(model: AnomalyModel, graphs: dict[str, dict], opset: int, *, resize: str,
+                  version: str, identity: dict, training: dict | None) -> dict[str, Any]:
+    """The sidecar document (schema in :mod:`inspector.sidecar`)."""
+    h, w = model.config.image_size
+    fp32 = graphs["fp32"]
+    map_h, map_w = fp32["map_size"]
+    batch = fp32["batch"]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": {"name": model.config.name, "preset": model.config.preset, "version": version,
+                  "score_reduction": model.config.score,
+                  "description": {k: v for k, v in identity.items() if k != "teachers"}},
+        "input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "batch": batch, "height": h, "width": w,
+                  "channels": 3, "color": "RGB", "resize": resize},
+        "preprocessing": {
+            "outside_graph": f"decode to RGB (grayscale replicated), resize to {h}x{w} with policy '{resize}' "
+                             "(inspector.data.images.resize_image)",
+            "in_graph": {"scale": 1 / 255, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        },
+        "outputs": {
+            "score": {"name": "score", "dtype": "float32", "shape": [batch], "reduction": model.config.score},
+            "anomaly_map": {"name": "anomaly_map", "dtype": "float32", "shape": [batch, 1, map_h, map_w]},
+        },
+        "graphs": {p: {k: v for k, v in g.items() if k not in ("batch", "map_size", "opset")}
+                   for p, g in graphs.items()},
+        "opset": opset,
+        "producer": _producer(),
+        "teachers": identity.get("teachers", []),
+        "training": training,
+    }
+
+
+def export_model(model: AnomalyModel, out_base: str | Path, *, resize: str = "square",
+                 opset: int = DEFAULT_OPSET, precisions: Sequence[str] = PRECISIONS, version: str = "unversioned",
+                 identity: dict | None = None, training: dict | None = None) -> dict[str, Any]:
+    """Export ``model`` (FP32, eval) to ONNX graphs + sidecar; returns their paths and the sidecar.
+
+    ``precisions`` must include fp32 (the reference every other graph is compared with).
+    """
+    _check_opset(opset)
+    if "fp32" not in precisions or any(p not in PRECISIONS for p in precisions):
+        raise ExportError(f"precisions {list(precisions)}: choose from {list(PRECISIONS)}, fp32 included")
+    if model.compute_dtype != torch.float32:
+        raise ExportError(f"{model.config.name}: export starts from the FP32 model (got {model.compute_dtype})")
+    paths = graph_paths(out_base)
+    paths["sidecar"].parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    h, w = model.config.image_size
+    graphs: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(dir=paths["sidecar"].parent, prefix=f".{paths['sidecar'].stem}-") as tmp:
+        staged = {}
+        for precision in precisions:
+            target = paths[precision]
+            staged[precision] = Path(tmp) / target.name
+            log.info("exporting %s graph to %s", precision, target)
+            export_graph(_model_for(model, precision), staged[precision], h, w, opset)
+            summary = check_graph(staged[precision], precision, h, w)
+            if summary["opset"] != opset:
+                raise ExportError(f"{target}: asked for opset {opset}, the exporter wrote {summary['opset']}")
+            summary.update(verify_on_onnxruntime(staged[precision], model, precision))
+            graphs[precision] = {"file": target.name, "sha256": sha256_file(staged[precision]),
+                                 "precision": precision, "bytes": staged[precision].stat().st_size, **summary}
+        for precision, src in staged.items():
+            os.replace(src, paths[precision])
+    sidecar = build_sidecar(model, graphs, opset, resize=resize, version=version,
+                            identity=identity or model.describe(), training=training)
+    write_sidecar(sidecar, paths["sidecar"])
+    result: dict[str, Any] = {p: paths[p] for p in precisions}
+    result.update(sidecar=paths["sidecar"], metadata=sidecar)
+    return result
+
+
+def export_run(run_dir: str | Path, out_base: str | Path, opset: int = DEFAULT_OPSET,
+               precisions: Sequence[str] = PRECISIONS, version: str | None = None) -> dict[str, Any]:
+    """Export a training run folder (or checkpoint file): ``{"fp32": path, "fp16": path, "sidecar": path, …}``."""
+    from inspector.training.checkpoint import load_model
+
+    model, config, payload = load_model(run_dir)
+    checkpoint = Path(payload["path"])
+    digest = sha256_file(checkpoint)
+    # The checkpoint's own describe() was taken at training time, when the teacher's
+    # weights source was known; the rebuilt model only knows it loaded a state dict.
+    identity = payload.get("model") or model.describe()
+    training = {
+        "checkpoint": str(checkpoint.resolve()),
+        "checkpoint_sha256": digest,
+        **{k: payload.get(k) for k in ("phase", "epoch", "val_loss")},
+        "data": payload.get("data"),
+        "config": payload.get("config"),
+    }
+    return export_model(model, out_base, resize=config.data.resize, opset=opset, precisions=precisions,
+                        version=version or digest[:12], identity=identity, training=training)
+

@@ -1,0 +1,193 @@
+"""`inspector export` and `inspector predict` end to end, and every bad input giving one clear line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from inspector.backends import load_backend
+from inspector.cli import main
+from inspector.errors import InspectorError
+from inspector.sidecar import read_sidecar, sha256_file
+
+
+def _run(capsys, *argv) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _score_lines(out: str) -> dict[str, float]:
+    rows = [line.split("\t") for line in out.strip().splitlines()]
+    assert all(len(r) == 2 for r in rows), out
+    return {path: float(score) for path, score in rows}
+
+
+@pytest.fixture(scope="module")
+def images(tiny_dataset, tmp_path_factory) -> list[Path]:
+    """The synthetic test split plus a non-square 90×150 colour image and a grayscale one."""
+    paths = sorted((tiny_dataset / "test").rglob("*.png"))
+    extra = tmp_path_factory.mktemp("extra")
+    src = cv2.imread(str(paths[-1]))
+    cv2.imwrite(str(extra / "wide.png"), cv2.resize(src, (150, 90)))
+    cv2.imwrite(str(extra / "gray.png"), cv2.cvtColor(src, cv2.COLOR_BGR2GRAY))
+    return paths + [extra / "wide.png", extra / "gray.png"]
+
+
+# -- export ------------------------------------------------------------------------
+
+def test_export_command_writes_graphs_and_sidecar(trained_run, tmp_path, capsys):
+    rc, out, _ = _run(capsys, "export", trained_run, "--out", tmp_path / "rs-brick", "--opset", 20,
+                      "--model-version", "1.2.0")
+    assert rc == 0
+    assert [line.split()[0] for line in out.splitlines()] == ["fp32", "fp16", "sidecar"]
+    sidecar = read_sidecar(tmp_path / "rs-brick.json")
+    assert sidecar["opset"] == 20 and sidecar["model"]["version"] == "1.2.0"
+    for name in ("rs-brick.onnx", "rs-brick.fp16.onnx"):
+        assert [o.version for o in onnx.load(str(tmp_path / name)).opset_import if o.domain == ""] == [20]
+    with load_backend(tmp_path / "rs-brick.fp16.onnx") as backend:
+        assert backend.precision == "fp16"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--opset", "11"], "opset 11: supported range is 18"),
+    (["--out", ""], "needs a file base name"),
+])
+def test_export_command_refuses_bad_options(trained_run, tmp_path, capsys, argv, message):
+    if "--out" not in argv:
+        argv = argv + ["--out", str(tmp_path / "m")]
+    rc, _, err = _run(capsys, "export", trained_run, *argv)
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_export_command_missing_run(tmp_path, capsys):
+    rc, _, err = _run(capsys, "export", tmp_path / "nope", "--out", tmp_path / "m")
+    assert rc == 2 and "checkpoint not found" in err and len(err.strip().splitlines()) == 1
+
+
+# -- predict -----------------------------------------------------------------------
+
+def test_predict_prints_one_line_per_image_and_writes_overlays(exported_model, images, tmp_path, capsys):
+    rc, out, _ = _run(capsys, "predict", exported_model, *images, "--out", tmp_path / "ov", "--batch-size", 4)
+    assert rc == 0
+    scores = _score_lines(out)
+    assert list(scores) == [str(p) for p in images]
+    assert all(np.isfinite(s) and s > 0 for s in scores.values())
+    overlays = sorted((tmp_path / "ov").glob("*.png"))
+    assert len(overlays) == len(images)
+    wide = cv2.imread(str(next((tmp_path / "ov").glob("extra*_wide.png"))))  # stems clash: names carry the folder
+    assert wide.shape == (90, 150, 3)  # the overlay is drawn on the original frame
+
+
+def test_predict_accepts_a_folder(exported_model, tiny_dataset, capsys):
+    rc, out, _ = _run(capsys, "predict", exported_model, tiny_dataset / "test" / "good")
+    assert rc == 0 and len(_score_lines(out)) == len(list((tiny_dataset / "test" / "good").glob("*.png")))
+
+
+def test_predict_torch_backend_matches_onnxruntime(exported_model, trained_run, images, capsys):
+    _, out_ort, _ = _run(capsys, "predict", exported_model, *images)
+    rc, out_torch, _ = _run(capsys, "predict", trained_run, *images, "--backend", "torch")
+    assert rc == 0
+    ort_scores, torch_scores = _score_lines(out_ort), _score_lines(out_torch)
+    assert list(ort_scores) == list(torch_scores)
+    np.testing.assert_allclose(list(ort_scores.values()), list(torch_scores.values()), rtol=1e-4)
+    rc, out_via_sidecar, _ = _run(capsys, "predict", exported_model, *images[:2], "--backend", "torch")
+    assert rc == 0 and list(_score_lines(out_via_sidecar).values()) == list(torch_scores.values())[:2]
+
+
+def test_predict_fp16_graph_on_onnxruntime(exported_model, images, capsys):
+    _, out32, _ = _run(capsys, "predict", exported_model, *images)
+    rc, out16, _ = _run(capsys, "predict", exported_model.with_name("rs.fp16.onnx"), *images)
+    assert rc == 0
+    np.testing.assert_allclose(list(_score_lines(out16).values()), list(_score_lines(out32).values()), rtol=2e-2)
+
+
+def test_predict_unreadable_image_is_one_line_and_the_rest_is_scored(exported_model, images, tmp_path, capsys):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    rc, out, err = _run(capsys, "predict", exported_model, images[0], broken, images[1])
+    assert rc == 2
+    assert list(_score_lines(out)) == [str(images[0]), str(images[1])]
+    assert err.strip().splitlines() == [f"error: {broken}: cannot decode image (corrupt or unsupported format)"]
+
+
+# -- bad model files: one clear line each (through load_backend and the CLI) --------
+
+def _copy_export(exported_model: Path, dest: Path) -> Path:
+    for p in exported_model.parent.glob("rs*"):
+        shutil.copy(p, dest / p.name)
+    return dest / "rs.onnx"
+
+
+def _rehash(graph: Path) -> None:
+    sidecar_path = graph.with_suffix(".json")
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar["graphs"]["fp32"]["sha256"] = sha256_file(graph)
+    sidecar_path.write_text(json.dumps(sidecar))
+
+
+def _missing_sidecar(graph: Path) -> None:
+    graph.with_suffix(".json").unlink()
+
+
+def _hash_mismatch(graph: Path) -> None:
+    with open(graph, "ab") as fh:
+        fh.write(b"\0")
+
+
+def _truncated(graph: Path) -> None:
+    data = graph.read_bytes()
+    graph.write_bytes(data[: len(data) // 2])
+    _rehash(graph)
+
+
+def _not_onnx(graph: Path) -> None:
+    graph.write_text("this is not a model\n")
+    _rehash(graph)
+
+
+def _bad_sidecar_json(graph: Path) -> None:
+    graph.with_suffix(".json").write_text("{ not json")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_missing_sidecar, "sidecar not found"),
+    (_hash_mismatch, "does not match its sidecar"),
+    (_truncated, "ONNX Runtime cannot load this graph"),
+    (_not_onnx, "ONNX Runtime cannot load this graph"),
+    (_bad_sidecar_json, "sidecar is not valid JSON"),
+])
+def test_damaged_model_files(exported_model, images, tmp_path, capsys, damage, message):
+    graph = _copy_export(exported_model, tmp_path)
+    damage(graph)
+    with pytest.raises(InspectorError, match=message) as err:
+        load_backend(graph)
+    assert "\n" not in str(err.value) and str(graph.parent) in str(err.value)
+    rc, out, err_text = _run(capsys, "predict", graph, images[0])
+    assert rc == 2 and out == ""
+    assert len(err_text.strip().splitlines()) == 1 and message in err_text
+
+
+def test_missing_model_file(images, tmp_path, capsys):
+    rc, _, err = _run(capsys, "predict", tmp_path / "nope.onnx", images[0])
+    assert rc == 2 and "model file not found" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("batch, message", [
+    (np.zeros((1, 32, 64, 3), np.uint8), r"expected a batch of shape \(N, 64, 64, 3\) RGB NHWC, got \(1, 32, 64, 3\)"),
+    (np.zeros((1, 64, 64, 4), np.uint8), r"got \(1, 64, 64, 4\)"),
+    (np.zeros((1, 64, 64), np.uint8), r"got \(1, 64, 64\)"),
+    (np.zeros((1, 64, 64, 3), np.float32), "expected dtype uint8, got float32"),
+])
+@pytest.mark.parametrize("which", ["rs.onnx", "rs.fp16.onnx"])
+def test_wrong_image_size_dtype_channels_on_onnxruntime(exported_model, which, batch, message):
+    with load_backend(exported_model.with_name(which)) as backend:
+        with pytest.raises(InspectorError, match=message) as err:
+            backend.infer(batch)
+    assert "\n" not in str(err.value)
