@@ -27,6 +27,9 @@ class ModelSection:
     backend: Literal["auto", "onnxruntime", "tensorrt"] = "auto"
     threads: int | None = None  # ONNX Runtime intra-op threads (None: all cores)
     verify: bool = True  # check the graph's sha256 against its sidecar
+    cuda: Literal["cuda-python", "pycuda"] = "cuda-python"  # TensorRT: CUDA binding
+    cuda_graphs: bool = False  # TensorRT: replay captured CUDA graphs per batch size
+    device: int = 0  # TensorRT: GPU index
 
     def validate(self, where: str) -> None:
         if not self.path:

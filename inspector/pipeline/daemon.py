@@ -30,7 +30,7 @@ from typing import Callable
 
 import zmq
 
-from inspector.backends import ENGINE_SUFFIXES, load_backend
+from inspector.backends import ENGINE_SUFFIXES, backend_for_path, load_backend
 from inspector.backends.base import Backend
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
@@ -113,10 +113,13 @@ class Daemon:
         log.info("publishing on %s", self.publisher.endpoint)
 
     def _default_backend(self) -> Backend:
-        opts = {}
-        if self.cfg.model.backend != "tensorrt":
-            opts = {"threads": self.cfg.model.threads, "verify": self.cfg.model.verify}
-        return load_backend(self.cfg.model.path, self.cfg.model.backend, **opts)
+        m = self.cfg.model
+        name = backend_for_path(m.path) if m.backend == "auto" else m.backend
+        if name == "tensorrt":
+            opts = {"device": m.device, "cuda": m.cuda, "cuda_graphs": m.cuda_graphs}
+        else:
+            opts = {"threads": m.threads, "verify": m.verify}
+        return load_backend(m.path, name, **opts)
 
     def check(self) -> list[str]:
         """``--check``: setup, load the model, open every source once; returns report lines."""

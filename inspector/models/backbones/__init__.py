@@ -83,6 +83,7 @@ def build_backbone(name: str, taps: Sequence[str], weights: str | os.PathLike | 
     located = locate_weights(name, weights)
     source = RANDOM if located is None else located[1]
     extractor = FeatureExtractor(net, net.feature_steps(), points, source)  # type: ignore[operator]
+    extractor.backbone_name = name  # recorded in the sidecar's teacher identity
     if located is not None:
         load_checked(name, extractor.body, full_state, located[0])
     return extractor
