@@ -1,0 +1,52 @@
+"""The daemon on a really trained and exported reduced student (not the tiny test graph).
+
+The daemon's decisions must be exactly those of the bare backend on the same
+frames at the same threshold: preprocessing, batching and thresholding add
+nothing and lose nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import numpy as np
+
+from inspector.backends import load_backend
+from inspector.data.datasets import load_dataset
+from pipeline_support import base_config, by_type, run_to_end
+
+
+def test_daemon_decisions_match_the_bare_backend(exported_model, tiny_dataset, endpoint, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    samples = load_dataset(tiny_dataset).test
+    for i, sample in enumerate(samples):
+        shutil.copy(sample.path, folder / f"{i:04d}.png")
+
+    with load_backend(exported_model, threads=1) as backend:
+        reference = []
+        for path in sorted(folder.iterdir()):
+            rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+            reference.append(float(backend.infer(rgb[None]).scores[0]))
+    reference = np.array(reference)
+    threshold = float(np.median(reference))
+    expected = ["NG" if s >= threshold else "OK" for s in reference]
+
+    cfg = base_config(exported_model, endpoint, [{"name": "line1", "source": str(folder)}],
+                      batching={"max_batch": 4, "max_wait_ms": 5}, thresholds={"image": threshold})
+    daemon, code, events = run_to_end(cfg, timeout=60)
+    assert code == 0, daemon.failures
+
+    results = by_type(events, "result", "line1")
+    assert [e.frame_id for e in results] == list(range(len(samples)))
+    scores = np.array([e.score for e in results])
+    np.testing.assert_allclose(scores, reference, rtol=2e-3)
+    ambiguous = np.abs(reference - threshold) < 2e-3 * np.abs(threshold)
+    decisions = [e.decision for e in results]
+    assert all(d == x for d, x, a in zip(decisions, expected, ambiguous) if not a)
+
+    ng = by_type(events, "defect", "line1")
+    assert [e.seq for e in ng] == list(range(len(ng)))
+    assert [e.frame_id for e in ng] == [i for i, d in enumerate(decisions) if d == "NG"]
+    assert all(e.model["name"] == "reduced_student" for e in ng)
