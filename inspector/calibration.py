@@ -1,0 +1,422 @@
+"""Threshold calibration with the backend (and precision) that runs in production.
+
+FP16 and INT8 graphs and TensorRT engines shift scores, so thresholds are chosen
+on scores produced by the *deployed* model file, loaded with
+:func:`inspector.backends.load_backend`, never by the torch model. The result is
+a calibration file (:mod:`inspector.thresholds`) bound to that file's sha256.
+
+Rules (predictions are ``score >= threshold``, as everywhere in inspector):
+
+* **false-alarm rate** (default): from good images only. With ``n`` good images
+  at most ``k = floor(rate · n)`` of them may score at or above the threshold;
+  the threshold is placed halfway between the ``(k+1)``-th highest good score
+  and the next higher distinct one. The resolution is ``1/n``: a target finer
+  than that cannot be measured, so the threshold is put just above the highest
+  good score (0 false alarms on the data) and a warning says so.
+* **F1** (``use_defects``): with defective images, the threshold maximising F1,
+  halfway between the lowest score it flags and the next lower score (same
+  decisions on the data, more margin), with its precision and recall.
+* **pixel threshold**: the same two rules on anomaly-map pixels: good-image
+  pixels at a pixel false-alarm rate, or the pixel-F1 optimum over good and
+  defective images with ground-truth masks.
+* **uncertain band** (optional): ``[t·(1−m), t·(1+m))`` around the image threshold.
+
+Which good images: ``good_dir`` (a folder), else the validation split the model
+was trained with (its sidecar records ``training.data.val_files``), else the
+dataset's ``test/good``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from inspector.errors import ConfigError, DataError
+from inspector.thresholds import ModelBinding, Thresholds, score_stats, write_thresholds
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FALSE_ALARM_RATE = 0.001
+DEFAULT_PIXEL_FALSE_ALARM_RATE = 0.001
+SPLITS = ("auto", "val", "test")
+
+
+# ------------------------------------------------------------------------------------------ rules
+@dataclass(frozen=True)
+class Choice:
+    """One chosen threshold, the rule that chose it and what it achieves on the data."""
+
+    threshold: float
+    rule: str
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def _finite_1d(values, what: str) -> np.ndarray:
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    if a.size == 0:
+        raise DataError(f"{what}: nothing to calibrate on (no scores)")
+    if not np.isfinite(a).all():
+        raise DataError(f"{what}: {int((~np.isfinite(a)).sum())} score(s) are NaN or infinite")
+    return a
+
+
+def _check_rate(rate: float, what: str) -> None:
+    if not (isinstance(rate, (int, float)) and 0 < rate < 1):
+        raise ConfigError(f"{what}: must be between 0 and 1 (exclusive), got {rate}")
+
+
+def _above(value: float) -> float:
+    """The smallest float32 strictly greater than ``value`` (scores are float32; the threshold is exactly
+    representable in float32, so comparing in float32 or float64 gives the same decisions)."""
+    v = np.float32(value)
+    if float(v) <= value:
+        v = np.nextafter(v, np.float32(np.inf))
+    return float(v)
+
+
+def _between(low: float, high: float) -> float:
+    """About halfway between ``low`` < ``high`` on the float32 grid: > low and ≤ high."""
+    mid = np.float32(low + (high - low) / 2.0)
+    if float(mid) <= low or float(mid) > high:
+        return _above(low)
+    return float(mid)
+
+
+def _allowed(rate: float, n: int) -> int:
+    """floor(rate · n), robust to 0.29 · 100 = 28.999… style rounding."""
+    return int(math.floor(rate * n * (1 + 1e-9)))
+
+
+def _cut_above_kth(top: np.ndarray, kth: float) -> float:
+    """A threshold > ``kth`` (the (k+1)-th highest value) and ≤ the next higher distinct value in ``top``."""
+    higher = top[top > kth]
+    return _between(kth, float(higher.min())) if higher.size else _above(kth)
+
+
+def threshold_at_false_alarm_rate(good_scores, rate: float, what: str = "image") -> Choice:
+    """Threshold at a target false-alarm rate from good scores only (see the module docstring)."""
+    _check_rate(rate, f"{what} false-alarm rate")
+    s = _finite_1d(good_scores, f"{what} good scores")
+    n = s.size
+    k = min(_allowed(rate, n), n - 1)
+    unit = "good scores" if what == "image" else "good-image pixels"
+    warnings = []
+    if k == 0:
+        threshold = _above(float(s.max()))
+        warnings.append(
+            f"{what}: target false-alarm rate {rate:g} is finer than the resolution of {n} good "
+            f"{'images' if what == 'image' else 'values'} (about 1/{n} = {1 / n:.3g}); used the smallest "
+            f"threshold above all {n} good scores (0 false alarms observed; the true rate is only known to be "
+            f"below about 3/{n} = {min(1.0, 3 / n):.3g}). Add good images (≥ {math.ceil(1 / rate)}) "
+            "to reach the target.")
+    else:
+        top = -np.partition(-s, k)[:k + 1]  # the k+1 highest values, unordered except top[k] = (k+1)-th highest
+        threshold = _cut_above_kth(top[:k], float(top[k]))
+    flagged = int((s >= threshold).sum())
+    details = {"target_false_alarm_rate": rate, "n_good": n, "resolution": 1.0 / n, "allowed_false_alarms": k,
+               "false_alarms": flagged, "false_alarm_rate": flagged / n,
+               "rule_text": (f"at most floor({rate:g}·{n}) = {k} of {n} {unit} ≥ threshold"
+                             if k else f"above all {n} {unit} (target finer than 1/{n})")}
+    return Choice(float(threshold), f"false_alarm_rate={rate:g}", details, tuple(warnings))
+
+
+def threshold_f1(good_scores, defect_scores, what: str = "image") -> Choice:
+    """The F1-optimal threshold between good and defective scores, with its precision and recall."""
+    from inspector.evaluation.metrics import f1_max
+
+    good = _finite_1d(good_scores, f"{what} good scores")
+    bad = _finite_1d(defect_scores, f"{what} defect scores")
+    scores = np.concatenate([good, bad])
+    labels = np.r_[np.zeros(good.size, bool), np.ones(bad.size, bool)]
+    f1, at, precision, recall = f1_max(scores, labels)
+    lower = scores[scores < at]
+    threshold = _between(float(lower.max()), at) if lower.size else at  # same decisions, more margin
+    flagged_good = int((good >= threshold).sum())
+    details = {"f1": f1, "precision": precision, "recall": recall, "n_good": int(good.size),
+               "n_defect": int(bad.size), "false_alarms": flagged_good, "false_alarm_rate": flagged_good / good.size,
+               "missed": int((bad < threshold).sum()),
+               "rule_text": f"F1-optimal over {good.size} good and {bad.size} defective"}
+    warnings = []
+    if bad.size < 10:
+        warnings.append(f"{what}: F1 threshold chosen on only {bad.size} defective sample(s); it may not generalise")
+    return Choice(float(threshold), "f1", details, tuple(warnings))
+
+
+def pixel_threshold_at_false_alarm_rate(good_maps, rate: float) -> Choice:
+    """Map threshold at a target rate of good-image pixels at or above it."""
+    choice = threshold_at_false_alarm_rate(np.asarray(good_maps, dtype=np.float32).reshape(-1), rate, "pixel")
+    d = dict(choice.details)
+    d["n_pixels"] = d.pop("n_good")
+    d["false_alarm_pixels"] = d.pop("false_alarms")
+    d.pop("allowed_false_alarms", None)
+    return Choice(choice.threshold, f"pixel_false_alarm_rate={rate:g}", d, choice.warnings)
+
+
+def pixel_threshold_f1(maps, masks) -> Choice:
+    """The pixel-F1-optimal map threshold over images whose ground-truth mask is known."""
+    pairs = [(np.asarray(m, np.float32), np.asarray(k, bool)) for m, k in zip(maps, masks) if k is not None]
+    if not pairs or not any(k.any() for _, k in pairs):
+        raise DataError("pixel F1: no defect pixels in the ground-truth masks")
+    values = np.concatenate([m.reshape(-1) for m, _ in pairs])
+    labels = np.concatenate([k.reshape(-1) for _, k in pairs])
+    choice = threshold_f1(values[~labels], values[labels], "pixel")
+    d = dict(choice.details)
+    d["n_pixels_good"], d["n_pixels_defect"] = d.pop("n_good"), d.pop("n_defect")
+    d["rule_text"] = "pixel-F1-optimal over the pixels of images with ground-truth masks"
+    return Choice(choice.threshold, "pixel_f1", d, ())
+
+
+def uncertain_band(threshold: float, margin: float) -> tuple[float, float]:
+    """``[t·(1−margin), t·(1+margin))`` around a positive image threshold."""
+    if not 0 < margin < 1:
+        raise ConfigError(f"uncertain margin: must be between 0 and 1 (a fraction of the threshold), got {margin}")
+    if threshold <= 0:
+        raise ConfigError(f"uncertain margin: needs a positive image threshold, got {threshold:g}")
+    return float(threshold * (1 - margin)), float(threshold * (1 + margin))
+
+
+# ------------------------------------------------------------------------------------------ data
+@dataclass
+class ScoredSet:
+    """Images scored by the backend: scores (n,), maps (n, h, w), the samples kept, skipped paths."""
+
+    samples: list
+    scores: np.ndarray
+    maps: np.ndarray
+    skipped: list[str]
+
+
+def model_sidecar(backend) -> dict:
+    """The exported model's sidecar (an engine's sidecar nests it under ``model``)."""
+    sidecar = getattr(backend, "sidecar", None) or {}
+    if "graphs" in sidecar or not isinstance(sidecar.get("model"), dict) or "input" not in sidecar["model"]:
+        return sidecar
+    return sidecar["model"]
+
+
+def _val_names(sidecar: dict) -> list[str]:
+    data = ((sidecar.get("training") or {}).get("data") or {})
+    return list(data.get("val_files") or [])
+
+
+def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | Path | None = None,
+                       split: str = "auto") -> tuple[list, dict, list[str]]:
+    """(good samples, description, warnings) to calibrate on (see the module docstring)."""
+    from inspector.data.datasets import Sample, list_images, load_dataset
+
+    if split not in SPLITS:
+        raise ConfigError(f"split '{split}': choose one of {', '.join(SPLITS)}")
+    if good_dir is not None:
+        folder = Path(good_dir)
+        if not folder.is_dir():
+            raise DataError(f"{folder}: good-image folder not found")
+        samples = [Sample(p, 0, "good") for p in list_images(folder)]
+        if not samples:
+            raise DataError(f"{folder}: no images in the good-image folder")
+        return samples, {"source": "folder", "root": str(folder)}, []
+    if data is None:
+        raise ConfigError("calibrate: give --data DIR (a dataset) or --good-dir DIR (a folder of good images)")
+    dataset = load_dataset(data)
+    warnings = []
+    if split in ("auto", "val"):
+        names = set(_val_names(sidecar))
+        val = [s for s in dataset.train if s.path.name in names]
+        if val:
+            if len(val) < len(names):
+                warnings.append(f"{len(names) - len(val)} validation image(s) recorded at training are not in "
+                                f"{dataset.root}; calibrating on the {len(val)} found")
+            return val, {"source": "validation split", "root": str(dataset.root), "layout": dataset.layout}, warnings
+        if split == "val":
+            raise DataError(f"{dataset.root}: the model's sidecar records no validation images found here "
+                            f"(use --split test or --good-dir)")
+    good = [s for s in dataset.test if s.label == 0]
+    if not good:
+        raise DataError(f"{dataset.root}: no validation split recorded for this model and no test/good images; "
+                        f"use --good-dir")
+    if split == "auto":
+        warnings.append("no validation split recorded for this model in this dataset; calibrating on test/good "
+                        "(metrics on the same test images will be optimistic)")
+    return good, {"source": "test/good", "root": str(dataset.root), "layout": dataset.layout}, warnings
+
+
+def score_samples(backend, samples: Sequence, policy: str, batch_size: int = 8, chunk: int = 64,
+                  on_progress: Callable[[int, int], None] | None = None) -> ScoredSet:
+    """Decode, resize (sidecar policy) and score ``samples`` with ``backend``; corrupt images are skipped."""
+    from inspector.data.datasets import load_batch
+
+    spec = backend.input_spec
+    batch_size = max(1, min(batch_size, spec.max_batch or batch_size))
+    scores, maps, kept, skipped = [], [], [], []
+    for start in range(0, len(samples), chunk):
+        images, ok, bad = load_batch(samples[start:start + chunk], spec.height, spec.width, policy)
+        kept += ok
+        skipped += [str(s.path) for s, _ in bad]
+        for i in range(0, len(images), batch_size):
+            result = backend.infer(images[i:i + batch_size])
+            scores.append(np.array(result.scores, dtype=np.float32).reshape(-1))  # copies: buffers are reused
+            maps.append(np.array(result.maps, dtype=np.float32).reshape(len(result.scores), *result.maps.shape[-2:]))
+        if on_progress:
+            on_progress(min(start + chunk, len(samples)), len(samples))
+    if not kept:
+        raise DataError(f"none of the {len(samples)} image(s) could be read")
+    return ScoredSet(kept, np.concatenate(scores), np.concatenate(maps), skipped)
+
+
+# ------------------------------------------------------------------------------------------ calibrate
+@dataclass
+class Calibration:
+    """What :func:`calibrate` chose and why; ``thresholds`` is what the file holds."""
+
+    thresholds: Thresholds
+    path: Path | None
+    image: Choice
+    pixel: Choice
+    good: ScoredSet
+    defects: ScoredSet | None
+    warnings: list[str]
+
+    def summary_lines(self) -> list[str]:
+        t = self.thresholds
+        lines = [f"model      {t.model.name} ({t.model.precision}, {t.model.backend}), sha256 {t.model.sha256[:12]}…",
+                 f"good data  {t.data['good']['n']} image(s) from {t.data['good']['source']} "
+                 f"({t.data['good']['root']})"]
+        if self.defects is not None:
+            lines.append(f"defects    {len(self.defects.scores)} image(s) from test/<defect>")
+        d = self.image.details
+        line = f"image      threshold {t.image_threshold:.6g}  [{self.image.rule}: {d['rule_text']}]"
+        if self.image.rule == "f1":
+            line += (f"  F1 {d['f1']:.3f}, precision {d['precision']:.3f}, recall {d['recall']:.3f}, "
+                     f"good flagged {d['false_alarms']}/{d['n_good']}")
+        else:
+            line += (f"  resolution 1/{d['n_good']} = {d['resolution']:.3g}, "
+                     f"observed {d['false_alarms']}/{d['n_good']} false alarm(s)")
+        lines.append(line)
+        lines.append(f"pixel      threshold {t.pixel_threshold:.6g}  [{self.pixel.rule}]")
+        if t.uncertain_band:
+            lines.append(f"uncertain  [{t.uncertain_band[0]:.6g}, {t.uncertain_band[1]:.6g})")
+        s = t.score_stats
+        lines.append(f"good scores mean {s.mean:.4g} std {s.std:.3g} min {s.min:.4g} p50 {s.p50:.4g} "
+                     f"p99 {s.p99:.4g} max {s.max:.4g}")
+        return lines
+
+
+def _load_defects(data: str | Path, backend, policy: str, batch_size: int) -> tuple[ScoredSet, list]:
+    from inspector.data.datasets import load_dataset, load_masks
+
+    dataset = load_dataset(data)
+    samples = [s for s in dataset.test if s.label == 1]
+    if not samples:
+        raise DataError(f"{dataset.root}: --use-defects needs test/<defect type> images; found none")
+    scored = score_samples(backend, samples, policy, batch_size)
+    h, w = scored.maps.shape[-2:]
+    return scored, load_masks(scored.samples, h, w, policy)
+
+
+def _sha256(path: Path) -> str:
+    from inspector.sidecar import sha256_file
+
+    return sha256_file(path)
+
+
+def calibrate(model_path: str | Path, data: str | Path | None = None, backend: str = "auto",
+              false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE, out: str | Path | None = None, *,
+              good_dir: str | Path | None = None, split: str = "auto", use_defects: bool = False,
+              pixel_false_alarm_rate: float = DEFAULT_PIXEL_FALSE_ALARM_RATE,
+              uncertain_margin: float | None = None, batch_size: int = 8, threads: int | None = None,
+              backend_options: dict | None = None) -> Calibration:
+    """Score good (and optionally defective) images with the deployed backend; choose and write thresholds.
+
+    ``out`` None: nothing is written (the thresholds are returned). Raises
+    ConfigError / DataError / BackendError with one-line messages.
+    """
+    from inspector.backends import load_backend
+    from inspector.sidecar import split_graph_name
+
+    model_path = Path(model_path)
+    _check_rate(false_alarm_rate, "--false-alarm-rate")
+    _check_rate(pixel_false_alarm_rate, "--pixel-false-alarm-rate")
+    if uncertain_margin is not None and not 0 < uncertain_margin < 1:
+        raise ConfigError(f"--uncertain-margin: must be between 0 and 1, got {uncertain_margin}")
+    from inspector.backends import backend_for_path
+
+    options = dict(backend_options or {})
+    if threads is not None and (backend if backend != "auto" else backend_for_path(model_path)) == "onnxruntime":
+        options.setdefault("threads", threads)
+    engine = load_backend(model_path, backend, **options)
+    try:
+        sidecar = model_sidecar(engine)
+        policy = (sidecar.get("input") or {}).get("resize", "square")
+        samples, description, warnings = select_good_images(data, sidecar, good_dir, split)
+        log.info("scoring %d good image(s) from %s with %s (%s)", len(samples), description["source"],
+                 engine.name, engine.precision)
+        good = score_samples(engine, samples, policy, batch_size)
+        defects, masks = (None, None)
+        if use_defects:
+            if data is None:
+                raise ConfigError("--use-defects needs --data DIR with test/<defect type> images")
+            defects, masks = _load_defects(data, engine, policy, batch_size)
+        binding = ModelBinding(name=split_graph_name(model_path)[0].name, sha256=_sha256(model_path),
+                               precision=str(engine.precision), backend=str(engine.name))
+    finally:
+        engine.close()
+    if good.skipped:
+        warnings.append(f"{len(good.skipped)} good image(s) could not be read and were skipped")
+
+    if defects is not None:
+        image = threshold_f1(good.scores, defects.scores)
+        if any(m is not None and m.any() for m in masks):
+            good_masks = [np.zeros(m.shape, bool) for m in good.maps]
+            pixel = pixel_threshold_f1(list(good.maps) + list(defects.maps), good_masks + list(masks))
+        else:  # defects without ground-truth masks (e.g. some BTAD folders): pixels from good images only
+            pixel = pixel_threshold_at_false_alarm_rate(good.maps, pixel_false_alarm_rate)
+            warnings.append("no ground-truth masks for the defective images: the pixel threshold comes from "
+                            f"good-image pixels at a rate of {pixel_false_alarm_rate:g}")
+    else:
+        image = threshold_at_false_alarm_rate(good.scores, false_alarm_rate)
+        pixel = pixel_threshold_at_false_alarm_rate(good.maps, pixel_false_alarm_rate)
+    warnings += [*image.warnings, *pixel.warnings]
+    band = uncertain_band(image.threshold, uncertain_margin) if uncertain_margin else None
+
+    data_summary: dict[str, Any] = {
+        "good": {**description, "n": int(good.scores.size), "skipped": good.skipped},
+        "image_rule": image.details,
+        "pixel_rule": pixel.details,
+        "map_size": list(good.maps.shape[-2:]),
+        "resize": policy,
+    }
+    if defects is not None:
+        data_summary["defects"] = {"source": "test/<defect type>", "n": int(defects.scores.size),
+                                   "skipped": defects.skipped,
+                                   "with_mask": int(sum(m is not None for m in masks))}
+    if band is not None:
+        data_summary["uncertain"] = {"margin": uncertain_margin,
+                                     "good_in_band": int(((good.scores >= band[0]) & (good.scores < band[1])).sum())}
+    if warnings:
+        data_summary["warnings"] = list(warnings)
+    rule = f"{image.rule}, {pixel.rule}"
+    thresholds = Thresholds(model=binding, image_threshold=image.threshold, pixel_threshold=pixel.threshold,
+                            rule=rule, uncertain_band=band, data=_plain(data_summary),
+                            score_stats=score_stats(good.scores))
+    path = write_thresholds(thresholds, out) if out is not None else None
+    for w in warnings:  # the caller shows them to the user (they are also in the file's data.warnings)
+        log.debug("calibration warning: %s", w)
+    return Calibration(thresholds, path, image, pixel, good, defects, warnings)
+
+
+def _plain(obj: Any) -> Any:
+    """JSON/YAML-safe plain types (numpy scalars → Python; NaN → None)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

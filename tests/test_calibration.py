@@ -1,0 +1,227 @@
+"""Threshold rules on hand-made scores, the calibration file's binding, and the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from inspector.calibration import (pixel_threshold_at_false_alarm_rate, pixel_threshold_f1,
+                                   threshold_at_false_alarm_rate, threshold_f1, uncertain_band)
+from inspector.errors import ConfigError, DataError
+
+
+# -- image threshold at a false-alarm rate ---------------------------------------------------------
+def test_false_alarm_rate_exact_count():
+    scores = np.arange(100, dtype=float)  # 0 … 99
+    choice = threshold_at_false_alarm_rate(scores, 0.05)
+    assert choice.threshold == pytest.approx(94.5)  # halfway between the 6th and 5th highest
+    assert choice.details["false_alarms"] == 5 and choice.details["false_alarm_rate"] == pytest.approx(0.05)
+    assert choice.details["resolution"] == pytest.approx(0.01)
+    assert choice.rule == "false_alarm_rate=0.05" and not choice.warnings
+
+
+def test_false_alarm_rate_order_independent_and_at_resolution():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(1.0, 0.1, 10)
+    a = threshold_at_false_alarm_rate(scores, 0.1)  # exactly 1/n: one false alarm allowed
+    b = threshold_at_false_alarm_rate(rng.permutation(scores), 0.1)
+    top2 = np.sort(scores)[-2:]
+    assert a.threshold == b.threshold == pytest.approx(top2.mean())
+    assert a.details["false_alarms"] == 1 and not a.warnings
+
+
+def test_target_finer_than_resolution_warns_and_says_what_was_used():
+    scores = np.linspace(0.2, 0.6, 40)
+    choice = threshold_at_false_alarm_rate(scores, 0.001)
+    assert choice.threshold > 0.6 and choice.threshold == pytest.approx(0.6)  # just above the highest good score
+    assert choice.details["false_alarms"] == 0 and choice.details["allowed_false_alarms"] == 0
+    (warning,) = choice.warnings
+    assert "finer than the resolution of 40" in warning and "1/40" in warning
+    assert "above all 40 good scores" in warning and "1000" in warning  # how many images reach the target
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_never_more_false_alarms_than_allowed_even_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 6, size=int(rng.integers(5, 60))).astype(np.float32)  # many ties
+    rate = float(rng.uniform(0.01, 0.5))
+    choice = threshold_at_false_alarm_rate(scores, rate)
+    flagged = int((scores >= choice.threshold).sum())
+    assert flagged == choice.details["false_alarms"] <= int(np.floor(rate * scores.size))
+    assert choice.threshold > np.sort(scores)[::-1][int(np.floor(rate * scores.size))]  # the (k+1)-th passes
+
+
+def test_all_ties_above_cut_give_zero_false_alarms():
+    choice = threshold_at_false_alarm_rate([1, 1, 1, 2, 2, 2, 3, 3, 3, 3], 0.2)
+    assert choice.threshold > 3 and choice.details["false_alarms"] == 0
+
+
+@pytest.mark.parametrize("rate", [0, 1, -0.1, 1.5])
+def test_bad_rate_is_a_config_error(rate):
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        threshold_at_false_alarm_rate([1.0, 2.0], rate)
+
+
+def test_nan_scores_are_refused():
+    with pytest.raises(DataError, match="NaN"):
+        threshold_at_false_alarm_rate([1.0, float("nan")], 0.1)
+    with pytest.raises(DataError, match="no scores"):
+        threshold_at_false_alarm_rate([], 0.1)
+
+
+# -- F1 with defects -----------------------------------------------------------------------------
+def test_f1_optimal_threshold_with_precision_recall():
+    good = [0.1, 0.2, 0.3, 0.4]
+    defects = [0.35, 0.5, 0.6]
+    # ≥0.5: F1 .8; ≥0.35: TP 3, FP 1 → P .75, R 1, F1 .857 (best); ≥0.3: F1 .75
+    choice = threshold_f1(good, defects)
+    assert choice.threshold == pytest.approx(0.325)  # halfway between 0.3 and 0.35: same decisions, more margin
+    d = choice.details
+    assert d["f1"] == pytest.approx(6 / 7) and d["precision"] == pytest.approx(0.75) and d["recall"] == 1.0
+    assert d["false_alarms"] == 1 and d["missed"] == 0
+    assert choice.rule == "f1"
+
+
+def test_f1_separable_puts_threshold_in_the_gap():
+    choice = threshold_f1([0.1, 0.2], [0.8, 0.9])
+    assert 0.2 < choice.threshold < 0.8 and choice.details["f1"] == 1.0
+
+
+# -- pixel thresholds ------------------------------------------------------------------------------
+def test_pixel_threshold_at_rate():
+    maps = np.arange(2 * 10 * 10, dtype=np.float32).reshape(2, 10, 10)  # 200 distinct values
+    choice = pixel_threshold_at_false_alarm_rate(maps, 0.01)
+    assert (maps >= choice.threshold).sum() == 2
+    assert choice.details["n_pixels"] == 200 and choice.rule == "pixel_false_alarm_rate=0.01"
+
+
+def test_pixel_f1_finds_the_region():
+    rng = np.random.default_rng(0)
+    maps = rng.uniform(0, 0.5, (3, 16, 16)).astype(np.float32)
+    masks = np.zeros((3, 16, 16), bool)
+    masks[1, 4:8, 4:8] = True
+    maps[1][masks[1]] += 1.0
+    choice = pixel_threshold_f1(list(maps), [masks[0], masks[1], None])
+    assert 0.5 <= choice.threshold <= 1.0 and choice.details["f1"] == 1.0
+    with pytest.raises(DataError, match="no defect pixels"):
+        pixel_threshold_f1(list(maps), [masks[0], masks[0], None])
+
+
+def test_uncertain_band():
+    assert uncertain_band(2.0, 0.1) == pytest.approx((1.8, 2.2))
+    with pytest.raises(ConfigError):
+        uncertain_band(2.0, 1.5)
+    with pytest.raises(ConfigError, match="positive"):
+        uncertain_band(-1.0, 0.1)
+
+
+# -- with a real exported model: the deployed backend, the binding, the CLI ---------------------------
+def test_calibrate_binds_to_the_scored_file(exported_model, tiny_dataset, tmp_path):
+    from inspector.calibration import calibrate
+    from inspector.sidecar import read_sidecar, sha256_file, sidecar_path_for
+    from inspector.thresholds import load_thresholds
+
+    fp32 = exported_model
+    fp16 = fp32.with_name(fp32.name.replace(".onnx", ".fp16.onnx"))
+    out32, out16 = tmp_path / "fp32.yaml", tmp_path / "fp16.yaml"
+    c32 = calibrate(fp32, tiny_dataset, "onnxruntime", 0.001, out32, uncertain_margin=0.1)
+    c16 = calibrate(fp16, tiny_dataset, "onnxruntime", 0.001, out16)
+
+    t = load_thresholds(out32, sha256_file(fp32), fp32)  # accepted for the file it was made with
+    assert t.model.precision == "fp32" and t.model.backend == "onnxruntime" and t.model.name == fp32.stem
+    assert load_thresholds(out16, sha256_file(fp16), fp16).model.precision == "fp16"
+    with pytest.raises(ConfigError, match=r"another model.*inspector calibrate"):
+        load_thresholds(out32, sha256_file(fp16), fp16)  # refused for the FP16 graph
+
+    val_files = read_sidecar(sidecar_path_for(fp32))["training"]["data"]["val_files"]
+    assert t.data["good"]["source"] == "validation split" and t.data["good"]["n"] == len(val_files)
+    assert t.score_stats.n == len(val_files) and t.score_stats.max < t.image_threshold
+    assert t.uncertain_band[0] < t.image_threshold < t.uncertain_band[1]
+    assert any("finer than the resolution" in w for w in c32.warnings)  # 0.001 with a handful of images
+    # scores came from the deployed graphs: FP16 shifts them a little, never by much
+    assert not np.array_equal(c16.good.scores, c32.good.scores)
+    np.testing.assert_allclose(c16.good.scores, c32.good.scores, rtol=0.05)
+    raw = yaml.safe_load(out32.read_text())
+    assert list(raw)[:2] == ["schema_version", "model"] and raw["rule"].startswith("false_alarm_rate=0.001")
+
+
+def test_calibrate_with_defects_and_good_dir(exported_model, tiny_dataset, tmp_path):
+    from inspector.calibration import calibrate
+
+    c = calibrate(exported_model, tiny_dataset, use_defects=True, out=tmp_path / "f1.yaml")
+    assert c.image.rule == "f1" and c.pixel.rule == "pixel_f1"
+    assert {"f1", "precision", "recall"} <= set(c.thresholds.data["image_rule"])
+    assert c.thresholds.data["defects"]["n"] == 6
+
+    g = calibrate(exported_model, good_dir=tiny_dataset / "test" / "good", false_alarm_rate=0.25)
+    assert g.path is None and g.thresholds.data["good"] == {**g.thresholds.data["good"], "source": "folder", "n": 4}
+    assert g.image.details["false_alarms"] == 1
+
+
+def test_calibrate_cli(exported_model, tiny_dataset, tmp_path, capsys):
+    from inspector.cli import main
+
+    out = tmp_path / "cli.yaml"
+    assert main(["calibrate", str(exported_model), "--data", str(tiny_dataset), "--split", "test",
+                 "--false-alarm-rate", "0.001", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "image      threshold" in text and "warning:" in text and "1/4" in text and out.is_file()
+    assert main(["calibrate", str(exported_model), "--data", str(tiny_dataset), "--false-alarm-rate", "2",
+                 "--out", str(out)]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err
+    assert main(["calibrate", str(exported_model), "--out", str(out)]) == 2
+    assert main(["calibrate", str(tmp_path / "missing.onnx"), "--data", str(tiny_dataset)]) == 2
+
+
+# -- which good images ----------------------------------------------------------------------------
+def test_good_images_fall_back_to_test_good_with_a_warning(tiny_dataset):
+    from inspector.calibration import select_good_images
+
+    sidecar = {"training": {"data": {"val_files": ["000.png", "003.png", "gone.png"]}}}
+    samples, desc, warnings = select_good_images(tiny_dataset, sidecar)
+    assert desc["source"] == "validation split" and [s.path.name for s in samples] == ["000.png", "003.png"]
+    assert "1 validation image(s)" in warnings[0]
+    samples, desc, warnings = select_good_images(tiny_dataset, {})  # nothing recorded: test/good
+    assert desc["source"] == "test/good" and len(samples) == 4 and "optimistic" in warnings[0]
+    with pytest.raises(DataError, match="no validation images"):
+        select_good_images(tiny_dataset, {}, split="val")
+    with pytest.raises(ConfigError, match="--good-dir"):
+        select_good_images(None, {})
+
+
+def test_engine_sidecar_nests_the_model_sidecar():
+    from types import SimpleNamespace
+
+    from inspector.calibration import model_sidecar
+
+    onnx_sidecar = {"graphs": {}, "input": {"resize": "shorter_side_crop"}, "training": {"data": {}}}
+    assert model_sidecar(SimpleNamespace(sidecar=onnx_sidecar)) is onnx_sidecar
+    engine = SimpleNamespace(sidecar={"engine": {"sha256": "x"}, "precision": "fp16", "model": onnx_sidecar})
+    assert model_sidecar(engine) is onnx_sidecar
+
+
+def test_corrupt_good_images_are_skipped_and_counted(exported_model, tiny_dataset, tmp_path):
+    import shutil
+
+    from inspector.calibration import calibrate
+
+    folder = tmp_path / "good"
+    shutil.copytree(tiny_dataset / "test" / "good", folder)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    c = calibrate(exported_model, good_dir=folder, false_alarm_rate=0.2)
+    assert c.thresholds.data["good"]["n"] == 4 and c.thresholds.data["good"]["skipped"][0].endswith("broken.png")
+    assert any("could not be read" in w for w in c.warnings)
+
+
+def test_defects_without_masks_fall_back_to_good_pixels(exported_model, tiny_dataset, tmp_path):
+    import shutil
+
+    from inspector.calibration import calibrate
+
+    data = tmp_path / "nomasks"
+    shutil.copytree(tiny_dataset, data, ignore=shutil.ignore_patterns("ground_truth"))
+    c = calibrate(exported_model, data, use_defects=True, split="test")
+    assert c.image.rule == "f1" and c.pixel.rule.startswith("pixel_false_alarm_rate")
+    assert c.thresholds.rule == f"f1, {c.pixel.rule}" and c.thresholds.data["defects"]["with_mask"] == 0
+    assert any("no ground-truth masks" in w for w in c.warnings)
