@@ -36,4 +36,8 @@ def run(args: argparse.Namespace) -> int:
                                config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size)
     print(format_table(metrics))
     print(f"wrote {out / 'metrics.json'}")
+    if not args.no_plots:
+        from inspector.reporting import evaluation_report
+
+        print(f"wrote {evaluation_report(out)}")
     return 0

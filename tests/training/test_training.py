@@ -45,6 +45,8 @@ def test_evaluate_writes_metrics_and_plots(trained_run, tiny_dataset, capsys):
     assert (out / "roc.png").stat().st_size > 1000
     assert (out / "score_histogram.png").stat().st_size > 1000
     assert "img AUROC" in capsys.readouterr().out
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "AUROC" in html
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
