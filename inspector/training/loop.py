@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 
 from inspector.config import save_yaml
 from inspector.data.datasets import load_batch, load_dataset, split_train_val
-from inspector.errors import DataError
+from inspector.errors import DataError, ModelError
 from inspector.models.base import AnomalyModel
 from inspector.models.registry import build_model
 from inspector.training.checkpoint import BEST, save_checkpoint
@@ -134,20 +135,26 @@ def validation_loss(model: AnomalyModel, loss_fn: PhaseLoss, images: np.ndarray,
 
 
 def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.ndarray,
-        on_best: Callable[[int, float], None], progress_label: str = "train") -> FitResult:
-    """Train one phase; call ``on_best(epoch, val_loss)`` whenever validation improves."""
+        on_best: Callable[[int, float], None], progress_label: str = "train",
+        start_epoch: int = 1, best: tuple[int, float] = (0, math.inf)) -> FitResult:
+    """Train one phase; call ``on_best(epoch, val_loss)`` whenever validation improves.
+
+    ``start_epoch``/``best`` continue a resumed phase: epochs before ``start_epoch``
+    were run earlier, ``best`` is (epoch, val loss) of the checkpoint kept then.
+    """
     cfg = phase.train
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed + start_epoch - 1)
     optimizer = make_optimizer(phase.parameters, cfg)
     steps_per_epoch = max(1, len(train_imgs) // cfg.batch_size + (len(train_imgs) % cfg.batch_size >= 2))
-    progress = Progress(steps_per_epoch * cfg.epochs, label=progress_label)
-    result = FitResult()
+    progress = Progress(steps_per_epoch * max(cfg.epochs - start_epoch + 1, 1), label=progress_label,
+                        budget_s=cfg.time_budget_s)
+    result = FitResult(best_epoch=best[0], best_val_loss=best[1])
     start = time.monotonic()
     train_loss_fn = PhaseLoss(phase, train_imgs, model)
     val_loss_fn = PhaseLoss(phase, val_imgs, model)
     model.train()
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(start_epoch, cfg.epochs + 1):
             running, seen = 0.0, 0
             for idx, batch in batches(train_imgs, cfg.batch_size, generator, cfg.augment):
                 optimizer.zero_grad(set_to_none=True)
@@ -192,8 +199,13 @@ def default_phases(model: AnomalyModel, cfg: TrainConfig) -> list[Phase]:
                   loss_with_targets=getattr(model, "loss_with_targets", None))]
 
 
-def train(config: RunConfig, run_dir: str | Path) -> dict:
-    """Train a model as ``config`` says into ``run_dir``; return the run summary."""
+def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
+    """Train a model as ``config`` says into ``run_dir``; return the run summary.
+
+    ``resume``: continue the run already in ``run_dir`` from its ``best.pt``: phases
+    it completed are skipped, an interrupted phase restarts after its last
+    recorded epoch from its best weights (with a fresh optimiser state).
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(config, run_dir / "config.yaml")
@@ -204,16 +216,30 @@ def train(config: RunConfig, run_dir: str | Path) -> dict:
     model = build_model(config.model)
     summary = {"model": config.model.name, "preset": config.model.preset, "data": data_summary, "phases": []}
     history: list = []
+    phases = default_phases(model, config.train)
+    completed: list[str] = []
+    resumed: dict = {}
+    if resume:
+        completed, resumed, history = _resume_state(model, run_dir, [p.name for p in phases])
 
     def write_history() -> None:
         (run_dir / "history.json").write_text(json.dumps(history, indent=1))
 
-    for phase in default_phases(model, config.train):
+    for phase in phases:
+        if phase.name in completed:
+            log.info("phase %s was completed by the run being resumed; skipping it", phase.name)
+            continue
+
         def on_best(epoch: int, val: float, phase=phase) -> None:
             save_checkpoint(run_dir / BEST, model, config, phase=phase.name, epoch=epoch,
-                            val_loss=val, data=data_summary)
+                            val_loss=val, data=data_summary, completed_phases=list(completed))
 
-        result = fit(model, phase, train_imgs, val_imgs, on_best, progress_label=phase.name)
+        start, best = 1, (0, math.inf)
+        if resumed.get("phase") == phase.name:
+            start = 1 + max((h["epoch"] for h in history if h.get("phase") == phase.name), default=0)
+            best = (resumed["epoch"], math.inf if resumed["val_loss"] is None else resumed["val_loss"])
+        result = fit(model, phase, train_imgs, val_imgs, on_best, progress_label=phase.name,
+                     start_epoch=start, best=best)
         history.extend(result.history)
         write_history()
         summary["phases"].append({"name": phase.name, "epochs_run": result.epochs_run,
@@ -221,15 +247,43 @@ def train(config: RunConfig, run_dir: str | Path) -> dict:
                                   "seconds": round(result.seconds, 1), "interrupted": result.interrupted})
         if result.best_epoch == 0:  # interrupted before the first validation: keep what we have
             save_checkpoint(run_dir / BEST, model, config, phase=phase.name, epoch=0,
-                            val_loss=None, data=data_summary)
+                            val_loss=None, data=data_summary, completed_phases=list(completed))
         if result.interrupted:
             break
         # Later phases start from the best weights of this one, as the rule says.
         _reload_best(model, run_dir / BEST)
+        completed.append(phase.name)
+        _mark_completed(run_dir / BEST, completed)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     total = sum(p["seconds"] for p in summary["phases"])
     log.info("training finished in %s; best checkpoint %s", format_duration(total), run_dir / BEST)
     return summary
+
+
+def _resume_state(model: AnomalyModel, run_dir: Path, phase_names: list[str]) -> tuple[list[str], dict, list]:
+    """Load ``best.pt`` of the run to resume into ``model``: (completed phases, checkpoint, history)."""
+    path = run_dir / BEST
+    if not path.is_file():
+        raise ModelError(f"{path}: nothing to resume (no checkpoint in the run folder)")
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(payload["state_dict"])
+    phase = payload.get("phase")
+    if phase not in phase_names:
+        raise ModelError(f"{path}: checkpoint of phase '{phase}', but this model trains {phase_names}")
+    # Checkpoints written before completed_phases existed: every earlier phase was completed.
+    completed = list(payload.get("completed_phases", phase_names[: phase_names.index(phase)]))
+    history_file = run_dir / "history.json"
+    history = json.loads(history_file.read_text()) if history_file.is_file() else []
+    return completed, {"phase": phase, "epoch": payload.get("epoch") or 0, "val_loss": payload.get("val_loss")}, history
+
+
+def _mark_completed(path: Path, completed: list[str]) -> None:
+    """Record in ``best.pt`` that the phases in ``completed`` ran to their end (for --resume)."""
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload["completed_phases"] = list(completed)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
 
 
 def _reload_best(model: AnomalyModel, path: Path) -> None:

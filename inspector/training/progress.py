@@ -16,8 +16,10 @@ def format_duration(seconds: float) -> str:
 class Progress:
     """Shows epoch, step, loss and ETA. ``total_steps`` counts all steps of all epochs."""
 
-    def __init__(self, total_steps: int, label: str = "train", stream=None) -> None:
+    def __init__(self, total_steps: int, label: str = "train", stream=None,
+                 budget_s: float | None = None) -> None:
         self.total = max(total_steps, 1)
+        self.budget_s = budget_s  # a time budget caps the ETA
         self.label = label
         self.stream = stream or sys.stderr
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -38,6 +40,8 @@ class Progress:
     def _line(self, epoch: int, epochs: int, text: str) -> str:
         elapsed = time.monotonic() - self.start
         eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+        if self.budget_s is not None:
+            eta = min(eta, self.budget_s - elapsed)
         width = 24
         filled = int(width * self.done / self.total)
         bar = "█" * filled + "·" * (width - filled)
