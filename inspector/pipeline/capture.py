@@ -68,7 +68,6 @@ class FrameHub:
                     if stop.is_set():
                         return False
                     self._cond.wait(0.05)
-            frame.stamp("queued")
             q.append(frame)
             self._cond.notify_all()
         return True
@@ -96,7 +95,11 @@ class FrameHub:
                 self._next += 1
                 q = self._queues[cam]
                 if q:
-                    out.append(q.popleft())
+                    frame = q.popleft()
+                    # Stamped on leaving the queue, so the "queued" stage is the time spent
+                    # waiting and "preprocessed" is preprocessing alone.
+                    frame.stamp("queued")
+                    out.append(frame)
                     idle = 0
                 else:
                     idle += 1
