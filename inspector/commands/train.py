@@ -18,12 +18,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--epochs", type=int, help="override train.epochs")
     p.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this much training time")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its best checkpoint (finished phases are skipped)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set model.image_size=[256,256]")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from inspector.config import apply_overrides
     from inspector.training.config import load_run_config
     from inspector.training.loop import train
 
@@ -38,16 +41,33 @@ def run(args: argparse.Namespace) -> int:
         base["train"]["epochs"] = args.epochs
     if args.time_budget:
         base["train"]["time_budget_s"] = args.time_budget
+    out = Path(args.out)
+    if args.resume:
+        from inspector.training.checkpoint import read_checkpoint
+        from inspector.training.config import resolve_run_config
+
+        if not (out / "best.pt").exists():
+            raise ConfigError(f"{out}: nothing to resume (no best.pt)")
+        raw = read_checkpoint(out)["config"]  # the run's own config; CLI values still override it
+        for section, values in base.items():
+            raw[section] = {**raw.get(section, {}), **values}
+        config = resolve_run_config(apply_overrides(raw, args.set))
+        summary = train(config, out, resume=True)
+        _print_summary(summary, out)
+        return 0
     config = load_run_config(args.config, args.set, base={k: v for k, v in base.items() if v})
     if not config.data.path:
         raise ConfigError("data.path: no dataset given (use --data DIR)")
-    out = Path(args.out)
     if (out / "best.pt").exists():
-        raise ConfigError(f"{out}: already holds a trained run; choose another --out")
+        raise ConfigError(f"{out}: already holds a trained run; choose another --out or add --resume")
     summary = train(config, out)
+    _print_summary(summary, out)
+    return 0
+
+
+def _print_summary(summary: dict, out: Path) -> None:
     for phase in summary["phases"]:
         state = " (interrupted)" if phase["interrupted"] else ""
         print(f"{phase['name']}: {phase['epochs_run']} epochs in {phase['seconds']} s, best epoch "
               f"{phase['best_epoch']} val loss {phase['best_val_loss']:.5f}{state}")
     print(f"run saved to {out} (best.pt, config.yaml, history.json)")
-    return 0

@@ -76,3 +76,8 @@ def test_ctrl_c_leaves_a_usable_checkpoint(tiny_dataset, tmp_path):
     assert b"interrupted" in output
     model, _, payload = load_model(out)
     assert payload["epoch"] >= 1
+    # --resume continues after the last recorded epoch, with CLI overrides applied
+    done = max(h["epoch"] for h in json.loads((out / "history.json").read_text()))
+    assert main(["train", "--out", str(out), "--resume", "--epochs", str(done + 1)]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history][-1] == done + 1
