@@ -1,0 +1,332 @@
+"""Generate ``SUMMARY.md`` from the benchmark JSON files of one results folder (never edit it by hand).
+
+    python benchmarks/summary.py [--results benchmarks/results]
+
+The machine comes first (from ``suite.json``, written by ``run_all.py``, or
+from any result file), then one table per section. A section whose result file
+is missing says ``skipped: <reason>`` — the reason ``run_all.py`` recorded for
+its step, or that the file is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PAPER = {"rs_over_stfpm_speed": 1.3, "mt_over_rs_latency": 3.0}
+
+
+class Skipped(Exception):
+    """A section cannot be written; the message says why."""
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def fmt(value, digits: int = 2) -> str:
+    """A table cell: numbers rounded, None as '–'."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) < 1e5 else f"{value:.3g}"
+    return str(value)
+
+
+def table(headers: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table (cells through :func:`fmt`)."""
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def get(d: dict | None, *keys, default=None):
+    """``d[k1][k2]…`` or ``default`` where any level is missing."""
+    for key in keys:
+        if not isinstance(d, dict) or key not in d:
+            return default
+        d = d[key]
+    return d
+
+
+class Results:
+    """The JSON files of one results folder plus the suite's step statuses."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.suite = self._read("suite") or {}
+
+    def _read(self, name: str) -> dict | None:
+        path = self.folder / f"{name}.json"
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"warning: {path}: not readable JSON ({exc})", file=sys.stderr)
+            return None
+
+    def load(self, name: str, step: str | None = None) -> dict:
+        """Result ``name`` or :class:`Skipped` with the suite's reason for ``step`` (default: ``name``)."""
+        data = self._read(name)
+        if data is not None:
+            return data
+        raise Skipped(self.reason(step or name, f"no result file ({name}.json)"))
+
+    def optional(self, name: str) -> dict | None:
+        return self._read(name)
+
+    def reason(self, step: str, fallback: str) -> str:
+        info = get(self.suite, "steps", step) or {}
+        if info.get("status") in ("skipped", "failed") and info.get("reason"):
+            return f"{info['status']}: {info['reason']}" if info["status"] == "failed" else info["reason"]
+        return fallback
+
+    def machine(self) -> dict:
+        if self.suite.get("machine"):
+            return self.suite["machine"]
+        for path in sorted(self.folder.glob("*.json")):
+            data = self._read(path.stem) or {}
+            if isinstance(data.get("machine"), dict):
+                return data["machine"]
+        return {}
+
+
+# ------------------------------------------------------------------------------------------ sections
+def machine_section(res: Results) -> list[str]:
+    m = res.machine()
+    versions = m.get("versions") or {k: v for k, v in m.items() if k in ("onnxruntime", "torch", "numpy")}
+    lines = ["## Machine", "",
+             f"- CPU: {m.get('cpu', 'unknown')} ({m.get('cores', m.get('cpus', '?'))} cores)",
+             f"- GPU: {m.get('gpu') or 'none'}",
+             f"- Python {m.get('python', '?')}; " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))]
+    if res.suite:
+        lines.append(f"- Suite run: {res.suite.get('started', '?')} → {res.suite.get('finished', '?')}"
+                     f"{' (--quick)' if res.suite.get('quick') else ''}; 1-min load average before/after: "
+                     f"{fmt(get(res.suite, 'load_average_before_after'))}")
+    return lines
+
+
+def steps_section(res: Results) -> list[str]:
+    steps = get(res.suite, "steps") or {}
+    if not steps:
+        raise Skipped("no suite.json (results not produced by run_all.py)")
+    rows = [[name, s.get("status"), s.get("seconds"), s.get("reason") or ""] for name, s in steps.items()]
+    return table(["step", "status", "seconds", "note"], rows)
+
+
+def backends_section(res: Results) -> list[str]:
+    lines = []
+    models = res.optional("models")
+    if models:
+        rows = [[m["model"], "x".join(map(str, m["image_size"])), m["parameters"], m["gflops_per_image"]]
+                for m in models.get("models", [])]
+        lines += table(["model", "input", "parameters", "GFLOPs / image"], rows) + [""]
+    rows = backend_rows(res.optional("backends")) + precision_speed_rows(res.optional("precision"))
+    if not rows:
+        raise Skipped(res.reason("backends", "no result file (backends.json)"))
+    lines += table(["model", "input", "backend", "precision", "batch", "images/s", "p50 ms", "p99 ms", "runs"], rows)
+    tensorrt = get(res.suite, "steps", "tensorrt")
+    if tensorrt and tensorrt.get("status") != "ok":
+        lines += ["", f"TensorRT FP16/INT8: {tensorrt.get('reason', 'skipped')}"]
+    return lines
+
+
+def backend_rows(data: dict | None) -> list[list]:
+    """Rows of bench_backends.py's torch-vs-ORT figures."""
+    rows = []
+    size = "x".join(map(str, get(data, "settings", "size") or [])) or None
+    for model, res in (get(data, "results") or {}).items():
+        for batch, per in res.get("batches", {}).items():
+            for backend in ("torch", "onnxruntime"):
+                r = per.get(backend)
+                if r:
+                    rows.append([model, size, backend, "fp32", int(batch), r["images_per_s"],
+                                 get(r, "latency_ms", "p50"),
+                                 get(r, "latency_ms", "p99"), r.get("iterations")])
+    return rows
+
+
+def precision_speed_rows(data: dict | None) -> list[list]:
+    """ONNX Runtime rows per precision from run_all.py's precision step."""
+    rows = []
+    for run in get(data, "runs") or []:
+        for precision, per in run.get("precisions", {}).items():
+            size = "x".join(map(str, per.get("image_size") or [])) or None
+            for batch, r in (per.get("speed") or {}).items():
+                rows.append([run["model"], size, "onnxruntime", precision, int(batch), r.get("images_per_s"),
+                             get(r, "latency_ms", "p50"), get(r, "latency_ms", "p99"), r.get("iterations")])
+    return rows
+
+
+def ort_p50(backends: dict | None, model: str, batch: str = "1") -> float | None:
+    return get(backends, "results", model, "batches", batch, "onnxruntime", "latency_ms", "p50")
+
+
+def claims_section(res: Results) -> list[str]:
+    backends = res.optional("backends")
+    rows = []
+    stfpm, rs, mt = (ort_p50(backends, m) for m in ("stfpm", "reduced_student", "mixed_teacher"))
+    if stfpm and rs:
+        rows.append(["reduced student vs STFPM speed (ORT, batch 1, STFPM p50 ÷ RS p50)",
+                     f"~{PAPER['rs_over_stfpm_speed']}× (≈30% faster)", f"{stfpm / rs:.2f}×", "backends.json"])
+    acc = accuracy_claim(res.optional("training_synthetic"))
+    if acc:
+        rows.append(acc)
+    if mt and rs:
+        rows.append(["MixedTeacher vs reduced student latency (ORT, batch 1, MT p50 ÷ RS p50)",
+                     f"~{PAPER['mt_over_rs_latency']}× slower", f"{mt / rs:.2f}×", "backends.json"])
+    for entry in get(res.optional("mixed_teacher"), "datasets") or []:
+        ratio = get(entry, "comparison", "onnxruntime_latency_ratio_mixed_over_reduced")
+        rows.append([f"MixedTeacher vs reduced student latency, {get(entry, 'dataset', 'name')} input",
+                     f"~{PAPER['mt_over_rs_latency']}× slower", f"{fmt(ratio)}×", "mixed_teacher.json"])
+    if not rows:
+        raise Skipped(res.reason("backends", "needs backends.json (stfpm, reduced_student, mixed_teacher)"))
+    return table(["claim", "paper", "measured", "source"], rows)
+
+
+def accuracy_claim(data: dict | None) -> list | None:
+    """'similar texture accuracy': image AUROC of STFPM and the reduced student on the synthetic texture."""
+    by = {r["model"]: get(r, "metrics", "image_auroc") for r in get(data, "results") or []}
+    if by.get("stfpm") is None or by.get("reduced_student") is None:
+        return None
+    return ["reduced student vs STFPM texture accuracy (image AUROC, synthetic texture, equal budget)",
+            "similar", f"RS {by['reduced_student']:.3f} vs STFPM {by['stfpm']:.3f}", "training_synthetic.json"]
+
+
+def pipeline_section(res: Results) -> list[str]:
+    data = res.load("daemon")
+    bare = get(data, "bare_backend", "fps")
+    rows, stage_rows = [], []
+    for r in data.get("runs", []):
+        drops = sum((r.get("drops") or {}).values())
+        lost = r["frames"] - (r.get("events_received") or 0)
+        rows.append([r["cameras"], r["frames"], r.get("events_received"), r["throughput_fps"], bare,
+                     r.get("ratio_to_bare"), r.get("mean_batch"), drops, lost,
+                     "yes" if drops == 0 and lost == 0 else "NO"])
+        stage_rows.append([r["cameras"]] + [f"{fmt(v.get('p50'), 1)} / {fmt(v.get('p99'), 1)}"
+                                            for v in r.get("stages_ms", {}).values()])
+    stages = list((data.get("runs") or [{}])[0].get("stages_ms", {}))
+    lines = table(["cameras", "frames", "events", "pipeline fps", "bare fps", "pipeline ÷ bare", "mean batch",
+                   "dropped", "frames without event", "0 drops"], rows)
+    lines += ["", "Per-stage latency, p50 / p99 ms:", ""] + table(["cameras"] + stages, stage_rows)
+    return lines
+
+
+def live_section(res: Results) -> list[str]:
+    data = res.load("live")
+    rows = [[p["cameras"], p["fps_per_camera"], p["offered_fps"], p["frames_offered"], p["events_received"],
+             p["dropped"], p["drop_fraction"], get(p, "e2e_ms", "p50"), get(p, "e2e_ms", "p99"),
+             get(p, "e2e_ms", "max"), get(p, "e2e_ms", "n")] for p in data.get("points", [])]
+    lines = [f"Bare backend capacity: {fmt(get(data, 'bare_backend', 'fps'))} frames/s at batch "
+             f"{fmt(get(data, 'bare_backend', 'batch'))}.", ""]
+    lines += table(["cameras", "FPS each", "offered FPS", "frames", "events", "dropped", "drop fraction",
+                    "e2e p50 ms", "e2e p99 ms", "e2e max ms", "n"], rows)
+    start = data.get("drops_start")
+    lines += ["", f"Drops start at: {start['cameras']} cameras × {start['fps_per_camera']} FPS "
+                  f"= {start['offered_fps']} FPS offered" if start else "Drops start at: no drops in the sweep"]
+    return lines
+
+
+def accuracy_section(res: Results) -> list[str]:
+    rows = []
+    for name in ("training_kolektorsdd", "training_synthetic"):
+        data = res.optional(name)
+        for r in get(data, "results") or []:
+            rows.append(accuracy_row(name.removeprefix("training_"), r["model"], "fp32 (torch)", r.get("metrics"),
+                                     None, get(r, "train", "seconds")))
+    for entry in get(res.optional("mixed_teacher"), "datasets") or []:
+        for r in entry.get("results", []):
+            rows.append(accuracy_row(get(entry, "dataset", "name"), r["model"], "fp32 (torch)", r.get("metrics"),
+                                     None, get(r, "train", "wall_s")))
+    for entry in get(res.optional("ast"), "datasets") or []:
+        m = get(entry, "ast", "score_sources", "student_teacher", "metrics")
+        rows.append(accuracy_row(get(entry, "dataset", "name"), "ast", "fp32 (torch)", m, None,
+                                 get(entry, "ast", "train", "wall_s")))
+    rows += precision_accuracy_rows(res.optional("precision"))
+    if not rows:
+        raise Skipped(res.reason("accuracy", "no result files (training_*.json, precision.json)"))
+    return table(["dataset", "model", "precision", "image AUROC", "pixel AUROC", "AUPRO", "Δ image AUROC vs fp32",
+                  "train s"], rows)
+
+
+def accuracy_row(dataset, model, precision, metrics, delta, seconds) -> list:
+    metrics = metrics or {}
+    three = lambda v: None if v is None else f"{v:.3f}"  # noqa: E731  (AUROC differences show at the 3rd digit)
+    return [dataset, model, precision, three(metrics.get("image_auroc")), three(metrics.get("pixel_auroc")),
+            three(metrics.get("aupro")), three(delta), seconds]
+
+
+def precision_accuracy_rows(data: dict | None) -> list[list]:
+    rows = []
+    for run in get(data, "runs") or []:
+        ref = get(run, "precisions", "fp32", "metrics", "image_auroc")
+        for precision, per in run.get("precisions", {}).items():
+            m = per.get("metrics") or {}
+            delta = None if ref is None or m.get("image_auroc") is None else m["image_auroc"] - ref
+            rows.append(accuracy_row(run.get("dataset"), run["model"], f"{precision} (onnxruntime)", m, delta, None))
+        for precision, why in (run.get("skipped") or {}).items():
+            rows.append([run.get("dataset"), run["model"], precision, f"skipped: {why}", "", "", "", ""])
+    return rows
+
+
+def cost_section(res: Results) -> list[str]:
+    data = res.load("cost")
+    rows = [[p["model"], p["backend"], f"{p['size']}×{p['size']}", p["batch"], p.get("gflops_per_image"),
+             get(p, "latency_ms", "p50"), get(p, "latency_ms", "p99"), p.get("ms_per_image"), p.get("rss_growth_mib"),
+             p.get("runs")] for p in data.get("points", [])]
+    note = get(data, "settings", "memory") or "peak RSS growth"
+    return [f"Memory: {note}.", ""] + table(["model", "backend", "input", "batch", "GFLOPs / image", "p50 ms",
+                                             "p99 ms", "ms / image", "memory MiB", "runs"], rows)
+
+
+SECTIONS = [
+    ("Suite steps", steps_section),
+    ("1. Backends per model", backends_section),
+    ("2. Paper claims checked", claims_section),
+    ("3. Pipeline overhead (offline, synthetic cameras)", pipeline_section),
+    ("4. Latency under live load", live_section),
+    ("5. Accuracy", accuracy_section),
+    ("6. Cost growth", cost_section),
+]
+
+
+def render(folder: Path) -> str:
+    """The whole SUMMARY.md text for ``folder``."""
+    res = Results(folder)
+    lines = ["# Benchmark summary", "",
+             "Generated by `benchmarks/summary.py` from the JSON files beside it — do not edit by hand.", ""]
+    lines += machine_section(res)
+    for title, section in SECTIONS:
+        lines += ["", f"## {title}", ""]
+        try:
+            lines += section(res)
+        except Skipped as why:
+            lines.append(f"skipped: {why}")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(folder: str | Path) -> Path:
+    """Write ``folder/SUMMARY.md``; return its path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SystemExit(f"error: results folder {folder} does not exist")
+    path = folder / "SUMMARY.md"
+    path.write_text(render(folder))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", default=str(RESULTS), help="results folder (default benchmarks/results)")
+    args = ap.parse_args(argv)
+    print(f"wrote {write_summary(args.results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The benchmark suite's summary generation (from hand-made result JSONs) and the FLOP counter."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import summary  # noqa: E402
+
+MACHINE = {"cpu": "Test CPU 9000", "cores": 2, "python": "3.11.7", "versions": {"onnxruntime": "1.31.1"}}
+
+
+def write(folder: Path, name: str, payload: dict) -> None:
+    (folder / f"{name}.json").write_text(json.dumps({"benchmark": name, "machine": MACHINE, **payload}))
+
+
+def backend_entry(torch_ips: float, ort_ips: float, ort_p50: float) -> dict:
+    lat = lambda p50: {"n": 10, "p50": p50, "p90": p50 * 1.1, "p99": p50 * 1.5, "max": p50 * 2}  # noqa: E731
+    return {"batches": {"1": {"torch": {"iterations": 10, "images_per_s": torch_ips, "latency_ms": lat(50.0)},
+                              "onnxruntime": {"iterations": 12, "images_per_s": ort_ips, "latency_ms": lat(ort_p50)}}}}
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    write(tmp_path, "suite", {"quick": True, "started": "t0", "finished": "t1", "machine": {**MACHINE, "gpu": None},
+                              "steps": {"backends": {"status": "ok", "seconds": 3.0},
+                                        "live": {"status": "skipped", "reason": "bench_live.py not found",
+                                                 "seconds": 0.0}}})
+    write(tmp_path, "backends", {"settings": {"size": [256, 256]}, "results": {"stfpm": backend_entry(11.0, 22.0, 40.0),
+                                             "reduced_student": backend_entry(15.0, 31.0, 30.0),
+                                             "mixed_teacher": backend_entry(4.0, 9.0, 91.0)}})
+    write(tmp_path, "daemon", {"bare_backend": {"fps": 12.16}, "runs": [
+        {"cameras": 2, "frames": 400, "events_received": 400, "throughput_fps": 10.75, "ratio_to_bare": 0.884,
+         "mean_batch": 8.0, "drops": {}, "stages_ms": {"inferred": {"p50": 1382.0, "p99": 2127.6}}}]})
+    write(tmp_path, "cost", {"settings": {"memory": "peak RSS growth"}, "points": [
+        {"model": "reduced_student", "backend": "onnxruntime", "size": 384, "batch": 1, "gflops_per_image": 1.4389,
+         "latency_ms": {"p50": 123.45, "p99": 150.0}, "ms_per_image": 123.45, "rss_growth_mib": 77.5, "runs": 5}]})
+    write(tmp_path, "precision", {"runs": [{"dataset": "synthetic", "model": "reduced_student", "precisions": {
+        "fp32": {"metrics": {"image_auroc": 0.9, "pixel_auroc": 0.95, "aupro": 0.8}, "speed": {}},
+        "int8": {"metrics": {"image_auroc": 0.85, "pixel_auroc": 0.94, "aupro": 0.7}, "image_size": [128, 128],
+                 "speed": {"1": {"iterations": 7, "images_per_s": 44.4, "latency_ms": {"p50": 22.5, "p99": 30.0}}}}},
+        "skipped": {"fp16": "no GPU"}}]})
+    summary.write_summary(tmp_path)
+    return tmp_path
+
+
+def section(text: str, title: str) -> str:
+    """The body of the section whose heading starts with ``title``."""
+    body = text.split(f"## {title}", 1)[1].split("\n", 1)[1]  # drop the rest of the heading line
+    return body.split("\n## ", 1)[0]
+
+
+def test_machine_at_top(results: Path) -> None:
+    text = (results / "SUMMARY.md").read_text()
+    assert text.index("Test CPU 9000 (2 cores)") < text.index("## 1.")
+    assert "GPU: none" in text and "onnxruntime 1.31.1" in text
+
+
+def test_tables_hold_the_numbers(results: Path) -> None:
+    text = (results / "SUMMARY.md").read_text()
+    backends = section(text, "1.")
+    assert "| reduced_student | 256x256 | onnxruntime | fp32 | 1 | 31.00 | 30.00 | 45.00 | 12 |" in backends
+    assert "| reduced_student | 128x128 | onnxruntime | int8 | 1 | 44.40 | 22.50 | 30.00 | 7 |" in backends
+    claims = section(text, "2.")
+    assert "1.33×" in claims  # stfpm 40 ms / reduced student 30 ms
+    assert "3.03×" in claims  # mixed teacher 91 ms / reduced student 30 ms
+    pipeline = section(text, "3.")
+    assert "| 2 | 400 | 400 | 10.75 | 12.16 | 0.88 | 8.00 | 0 | 0 | yes |" in pipeline
+    assert "1382.0 / 2127.6" in pipeline
+    accuracy = section(text, "5.")
+    assert "| synthetic | reduced_student | int8 (onnxruntime) | 0.850 | 0.940 | 0.700 | -0.050 |" in accuracy
+    assert "skipped: no GPU" in accuracy
+    cost = section(text, "6.")
+    assert "| reduced_student | onnxruntime | 384×384 | 1 | 1.44 | 123.45 | 150.00 | 123.45 | 77.50 | 5 |" in cost
+
+
+def test_missing_sections_say_skipped(results: Path) -> None:
+    text = (results / "SUMMARY.md").read_text()
+    assert section(text, "4.").strip() == "skipped: bench_live.py not found"  # reason from suite.json
+    (results / "cost.json").unlink()
+    text = summary.render(results)
+    assert section(text, "6.").strip() == "skipped: no result file (cost.json)"
+
+
+def test_empty_folder_renders(tmp_path: Path) -> None:
+    text = summary.render(tmp_path)
+    assert text.count("skipped:") == 7 and "## Machine" in text
+
+
+def test_flop_counter_matches_hand_count() -> None:
+    torch = pytest.importorskip("torch")
+    from bench_cost import count_flops
+
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),              # 8×16×16 outputs × 3·3·3 MACs
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1, groups=4),     # 8×16×16 outputs × (8/4)·3·3 MACs
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 5),                             # 5 outputs × 8 MACs
+    )
+    macs = 8 * 16 * 16 * 27 + 8 * 16 * 16 * 18 + 5 * 8
+    assert count_flops(net, torch.zeros(1, 3, 16, 16)) == 2 * macs
+    assert count_flops(net, torch.zeros(2, 3, 16, 16)) == 2 * 2 * macs  # hooks are removed after each count
+
+
+def test_live_point_counts_per_camera_drops() -> None:
+    from bench_live import drops_start, summarize_point
+
+    stats = {"totals": {"mean_batch": 2.5, "status_dropped": 0},
+             "cameras": {"cam0": {"dropped_live": 3, "captured": 7}, "cam1": {"dropped_live": 1}}}
+    point = summarize_point(2, 10.0, 10, 0, [5.0, 7.0, 9.0], stats)
+    assert point["dropped"] == point["dropped_live"] == 4 and point["drop_fraction"] == 0.2
+    assert point["offered_fps"] == 20.0 and point["e2e_ms"]["p50"] == 7.0
+    quiet = summarize_point(2, 5.0, 10, 0, [1.0], {"totals": {}, "cameras": {}})
+    assert drops_start([point, quiet], 0.0)["offered_fps"] == 20.0
+    assert drops_start([quiet], 0.0) is None
