@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from inspector.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -11,7 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Warm up, then run MODEL back to back for --duration seconds per batch size; report images/s "
                     "and latency p50/p90/p99 (plus H2D/compute/D2H for TensorRT). Any backend: .onnx → ONNX "
                     "Runtime, .plan → TensorRT.")
-    p.add_argument("model", help="ONNX graph or TensorRT engine")
+    p.add_argument("model", nargs="?", help="ONNX graph or TensorRT engine (not with --suite)")
+    p.add_argument("--suite", action="store_true",
+                   help="run the whole benchmark suite (benchmarks/run_all.py) of a source checkout")
+    p.add_argument("--quick", action="store_true", help="with --suite: the quick (< 5 min) variant")
+    p.add_argument("--out", help="with --suite: results folder (default benchmarks/results/)")
     p.add_argument("--batch", default="1,4,8", help="comma-separated batch sizes (default 1,4,8)")
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds per batch size (default 10)")
     p.add_argument("--warmup", type=int, default=10, help="warm-up iterations per batch size (default 10)")
@@ -26,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.suite:
+        return run_suite(args)
+    if not args.model:
+        raise ConfigError("bench: give a MODEL (.onnx or .plan) or --suite")
     from inspector.backends import backend_for_path
     from inspector.benchmarking import format_results, parse_batches, run_benchmark
 
@@ -42,3 +55,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(f"wrote {report['json_path']}")
     return 0
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    """The suite lives in the repository's benchmarks/ (not installed), so run it as a script."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "run_all.py"
+    if not script.is_file():
+        raise ConfigError(f"{script}: benchmark suite not found (it ships with a source checkout)")
+    cmd = [sys.executable, str(script), *(["--quick"] if args.quick else []),
+           *(["--out", args.out] if args.out else [])]
+    return subprocess.call(cmd)

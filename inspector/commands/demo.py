@@ -37,10 +37,10 @@ class DemoPlan:
     """Sizes of one demo run (the full plan fits a few minutes on a 2-core CPU)."""
 
     size: int = 128  # dataset images and model input (square)
-    n_train: int = 120  # good images (20 % held out for validation and calibration)
+    n_train: int = 250  # good images (20 % held out for validation and calibration)
     n_test_good: int = 30
     n_test_defect: int = 30
-    epochs: int = 15
+    epochs: int = 40
     batch_size: int = 16
     frames: int = 200  # frames the synthetic camera delivers to the daemon
     defect_rate: float = 0.2  # share of those frames with an injected defect
@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "defect events, and write report.html. No network needed.")
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test: under a minute, poor model)")
-    p.add_argument("--epochs", type=int, help="training epochs (default: 15, quick: 1)")
+    p.add_argument("--epochs", type=int, help="training epochs (default: 40, quick: 1)")
     p.add_argument("--frames", type=int, help="frames the synthetic camera sends to the daemon (default 200)")
     p.add_argument("--force", action="store_true", help="overwrite a previous demo in --out")
     p.set_defaults(func=run)
