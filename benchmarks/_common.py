@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import statistics
 import time
 from pathlib import Path
+
+import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -58,3 +61,43 @@ def write_result(name: str, payload: dict, out_dir: Path | None = None) -> Path:
     payload = {"benchmark": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(), **payload}
     path.write_text(json.dumps(payload, indent=2))
     return path
+
+
+def parse_size(text: str) -> list[int]:
+    h, w = text.lower().split("x")
+    return [int(h), int(w)]
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def ort_session(path: Path, threads: int | None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.inter_op_num_threads = 1
+    if threads:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def time_alternating(sessions: dict, size: list[int], rounds: int, per_round: int) -> dict[str, list[float]]:
+    """Batch-1 latency (ms) of each session, timed in alternating rounds after a warm-up."""
+    image = np.random.default_rng(0).integers(0, 256, (1, size[0], size[1], 3), dtype=np.uint8)
+    feeds = {name: {s.get_inputs()[0].name: image} for name, s in sessions.items()}
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for name, s in sessions.items():
+        for _ in range(3):
+            s.run(None, feeds[name])
+    for _ in range(rounds):
+        for name, s in sessions.items():
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                s.run(None, feeds[name])
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    return times

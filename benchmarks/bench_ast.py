@@ -37,7 +37,6 @@ JSON to ``benchmarks/results/ast.json`` (``--name`` changes it).
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from dataclasses import replace
@@ -47,7 +46,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import percentiles, write_result  # noqa: E402
+from _common import cpu_seconds, ort_session, parse_size, percentiles, time_alternating, write_result  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 KOLEKTOR = REPO.parent / "shared" / "data" / "kolektorsdd"
@@ -59,16 +58,6 @@ SCORE_SOURCES = {
     "teacher_z_norm": {"score_source": "likelihood", "likelihood_map": "z_norm", "score": "mean"},
 }
 METRICS = ("image_auroc", "pixel_auroc", "aupro", "f1_max")
-
-
-def parse_size(text: str) -> list[int]:
-    h, w = text.lower().split("x")
-    return [int(h), int(w)]
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def datasets(args, run_root: Path) -> list[dict]:
@@ -180,35 +169,6 @@ def reference_graph(data: dict, args, run_root: Path) -> tuple[Path, dict]:
     config = run_config("reduced_student", data, args, None)
     model = build_model(config.model).eval()
     return Path(export_model(model, out_base, precisions=("fp32",))["fp32"]), {"trained": False}
-
-
-def ort_session(path: Path, threads: int | None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.inter_op_num_threads = 1
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def time_alternating(sessions: dict, size: list[int], rounds: int, per_round: int) -> dict[str, list[float]]:
-    """Batch-1 latency (ms) of each session, timed in alternating rounds after a warm-up."""
-    image = np.random.default_rng(0).integers(0, 256, (1, size[0], size[1], 3), dtype=np.uint8)
-    feeds = {name: {s.get_inputs()[0].name: image} for name, s in sessions.items()}
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    for name, s in sessions.items():
-        for _ in range(3):
-            s.run(None, feeds[name])
-    for _ in range(rounds):
-        for name, s in sessions.items():
-            for _ in range(per_round):
-                t0 = time.perf_counter()
-                s.run(None, feeds[name])
-                times[name].append((time.perf_counter() - t0) * 1e3)
-    return times
 
 
 def bench_dataset(data: dict, args, run_root: Path) -> dict:

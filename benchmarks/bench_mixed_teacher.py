@@ -26,7 +26,6 @@ JSON to ``benchmarks/results/mixed_teacher.json`` (``--name`` changes it).
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from pathlib import Path
@@ -35,22 +34,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import percentiles, write_result  # noqa: E402
+from _common import cpu_seconds, ort_session, parse_size, percentiles, time_alternating, write_result  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 KOLEKTOR = REPO.parent / "shared" / "data" / "kolektorsdd"
 MODELS = ("mixed_teacher", "reduced_student")
-
-
-def parse_size(text: str) -> list[int]:
-    h, w = text.lower().split("x")
-    return [int(h), int(w)]
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process (all threads)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def datasets(args, run_root: Path) -> list[dict]:
@@ -133,35 +121,6 @@ def export_fp32(run_dir: Path, out_base: Path) -> tuple[Path, str]:
     torch.onnx.export(model, (torch.zeros(1, h, w, 3, dtype=torch.uint8),), str(path), input_names=["images"],
                       output_names=["score", "anomaly_map"], opset_version=18, dynamo=False)
     return path, "torch.onnx.export (inspector.exporting not available)"
-
-
-def ort_session(path: Path, threads: int | None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.inter_op_num_threads = 1
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def time_alternating(sessions: dict, size: list[int], rounds: int, per_round: int) -> dict[str, list[float]]:
-    """Batch-1 latency (ms) of each session, timed in alternating rounds after a warm-up."""
-    image = np.random.default_rng(0).integers(0, 256, (1, size[0], size[1], 3), dtype=np.uint8)
-    feeds = {name: {s.get_inputs()[0].name: image} for name, s in sessions.items()}
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    for name, s in sessions.items():
-        for _ in range(3):
-            s.run(None, feeds[name])
-    for _ in range(rounds):
-        for name, s in sessions.items():
-            for _ in range(per_round):
-                t0 = time.perf_counter()
-                s.run(None, feeds[name])
-                times[name].append((time.perf_counter() - t0) * 1e3)
-    return times
 
 
 def bench_dataset(data: dict, args, run_root: Path) -> dict:

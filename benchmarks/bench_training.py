@@ -18,12 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import percentiles, time_calls, write_result  # noqa: E402
-
-
-def parse_size(text: str) -> list[int]:
-    h, w = text.lower().split("x")
-    return [int(h), int(w)]
+from _common import parse_size, percentiles, time_calls, write_result  # noqa: E402
 
 
 def bench_model(name: str, args, run_root: Path) -> dict:
