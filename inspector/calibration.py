@@ -249,6 +249,7 @@ def score_samples(backend, samples: Sequence, policy: str, batch_size: int = 8, 
                   on_progress: Callable[[int, int], None] | None = None) -> ScoredSet:
     """Decode, resize (sidecar policy) and score ``samples`` with ``backend``; corrupt images are skipped."""
     from inspector.data.datasets import load_batch
+    from inspector.evaluation.evaluate import backend_scorer, score_images
 
     spec = backend.input_spec
     batch_size = max(1, min(batch_size, spec.max_batch or batch_size))
@@ -257,10 +258,10 @@ def score_samples(backend, samples: Sequence, policy: str, batch_size: int = 8, 
         images, ok, bad = load_batch(samples[start:start + chunk], spec.height, spec.width, policy)
         kept += ok
         skipped += [str(s.path) for s, _ in bad]
-        for i in range(0, len(images), batch_size):
-            result = backend.infer(images[i:i + batch_size])
-            scores.append(np.array(result.scores, dtype=np.float32).reshape(-1))  # copies: buffers are reused
-            maps.append(np.array(result.maps, dtype=np.float32).reshape(len(result.scores), *result.maps.shape[-2:]))
+        if len(images):
+            chunk_scores, chunk_maps = score_images(backend_scorer(backend), images, batch_size)
+            scores.append(chunk_scores)
+            maps.append(chunk_maps)
         if on_progress:
             on_progress(min(start + chunk, len(samples)), len(samples))
     if not kept:

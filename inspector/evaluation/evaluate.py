@@ -22,13 +22,25 @@ Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def score_images(scorer: Scorer, images: np.ndarray, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``scorer`` over ``images`` in batches; maps returned as (N, h, w) float32."""
+    """Run ``scorer`` over ``images`` in batches; maps returned as (N, h, w) float32.
+
+    Outputs are always copied: backends may reuse their output buffers on the next call.
+    """
     scores, maps = [], []
     for start in range(0, len(images), batch_size):
         s, m = scorer(images[start:start + batch_size])
-        scores.append(np.asarray(s, dtype=np.float32).reshape(-1))
-        maps.append(np.asarray(m, dtype=np.float32).reshape(len(s), *np.shape(m)[-2:]))
+        scores.append(np.array(s, dtype=np.float32).reshape(-1))
+        maps.append(np.array(m, dtype=np.float32).reshape(len(scores[-1]), *np.shape(m)[-2:]))
     return np.concatenate(scores), np.concatenate(maps)
+
+
+def backend_scorer(backend) -> Scorer:
+    """A :data:`Scorer` running a deployed backend (see :mod:`inspector.backends`)."""
+    def scorer(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        result = backend.infer(batch)
+        return result.scores, result.maps
+
+    return scorer
 
 
 def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[int, int], resize: str,
