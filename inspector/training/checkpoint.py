@@ -66,4 +66,19 @@ def load_model(path: str | Path) -> tuple[AnomalyModel, RunConfig, dict]:
         first = str(exc).splitlines()[0]
         raise ModelError(f"{payload['path']}: weights do not fit model '{config.model.name}' ({first})") from None
     model.config = config.model
+    _restore_weight_sources(model, payload.get("model") or {})
     return model.eval(), config, payload
+
+
+def _restore_weight_sources(model: AnomalyModel, saved: dict) -> None:
+    """Put back where the teachers' weights came from: the rebuild used 'random' before loading them."""
+    teachers = saved.get("teachers") or []
+    for name, module in model.named_modules():
+        backbone = getattr(module, "backbone_name", None)
+        if backbone is None or not name.split(".")[0].startswith("teacher"):
+            continue  # students can be extractors too (STFPM); only teachers had ImageNet weights
+        taps = {t.name for t in module.feature_info}
+        for teacher in teachers:
+            if teacher.get("backbone") == backbone and set(teacher.get("taps", ())) <= taps:
+                module.weights_source = teacher.get("weights", module.weights_source)
+                break
