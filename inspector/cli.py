@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from inspector import __version__
 from inspector.errors import InspectorError
+from inspector.interrupts import exit_code as interrupt_exit_code
 
 # name → (module, one-line help); order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -39,19 +41,55 @@ def _available_commands() -> dict[str, tuple[str, str]]:
     return {n: v for n, v in COMMANDS.items() if importlib.util.find_spec(v[0]) is not None}
 
 
+def _add_global_options(parser: argparse.ArgumentParser, default=False) -> None:
+    parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="verbose logging, including library messages (OpenCV, FFmpeg, ONNX Runtime)")
+
+
+def _accept_global_options(parser: argparse.ArgumentParser) -> None:
+    """Let ``--debug``/``-v`` follow the subcommand too (``inspector train -v``), at any depth.
+
+    Sub-parsers default to SUPPRESS so an option given before the subcommand is not
+    reset to False by the sub-parser (a known argparse pitfall).
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                if child.add_help:  # placeholders of commands not loaded have no options
+                    _add_global_options(child, default=argparse.SUPPRESS)
+                    _accept_global_options(child)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``only``, import just that command's module."""
     parser = argparse.ArgumentParser(prog="inspector", description="Real-time visual inspection.")
     parser.add_argument("--version", action="version", version=f"inspector {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("-v", "--verbose", action="store_true", help="verbose logging")
+    _add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name, (module, help_text) in _available_commands().items():
         if only is None or name == only:
             importlib.import_module(module).register(sub)
         else:
             sub.add_parser(name, help=help_text, add_help=False)
+    _accept_global_options(parser)
     return parser
+
+
+def configure_logging(verbose: bool) -> None:
+    """inspector's own INFO lines always; other libraries' only with ``-v`` (warnings and up otherwise).
+
+    Native libraries log to stderr by themselves: OpenCV and its FFmpeg back end read
+    their levels from the environment when cv2 is first imported (set here, before any
+    import of cv2); ONNX Runtime sessions are made with severity "error" by the backend.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("inspector").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET: no FFmpeg demuxer chatter
+        os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,13 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     debug = "--debug" in argv
+    # Before any command module is imported: OpenCV reads its log level when first imported.
+    configure_logging(verbose=any(a in ("-v", "--verbose") for a in argv))
     try:
         parser = build_parser(only=command if command in COMMANDS else None)
         args = parser.parse_args(argv)
-        logging.basicConfig(
-            level=logging.DEBUG if args.verbose else logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if args.command is None else 2
@@ -75,6 +111,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)
-        return 130
+        return interrupt_exit_code(exc)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -21,6 +23,37 @@ import yaml
 from inspector.errors import ConfigError
 
 T = TypeVar("T")
+
+
+class Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading floats the YAML 1.2 way.
+
+    PyYAML implements YAML 1.1, whose float pattern needs a dot and a signed
+    exponent, so ``1e-4`` or ``1E5`` load as strings. Users copy such values from
+    papers and other tools (Ultralytics, anomalib); YAML 1.2 core schema reads them
+    as floats, and so does this loader. Everything else is as ``yaml.safe_load``.
+    """
+
+
+# YAML 1.2 core schema float (https://yaml.org/spec/1.2.2/#10214-floating-point), plus 1.1's
+# ".inf"/".nan" forms, which the 1.2 core schema keeps.
+_FLOAT_1_2 = re.compile(r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
+                          |[-+]?\.(?:inf|Inf|INF)
+                          |\.(?:nan|NaN|NAN))$""", re.X)
+# Only candidates for the new rule: leave ints ("12") to the int resolver, which is tried first.
+Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+for _first in "-+.0123456789":
+    Loader.yaml_implicit_resolvers.setdefault(_first, []).append(("tag:yaml.org,2002:float", _FLOAT_1_2))
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML text with :class:`Loader` (YAML 1.2 floats)."""
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - Loader is a SafeLoader
+
+
+def yaml_dump(data: Any) -> str:
+    """YAML text as inspector writes it: key order kept, non-ASCII as UTF-8 (not ``\\u`` escapes)."""
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def suggest(name: str, choices) -> str:
@@ -125,7 +158,9 @@ def load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
@@ -137,9 +172,24 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
+def resolve_path(value: str, base_dir: str | Path) -> str:
+    """A path written in a config file: ``~`` expanded, relative → joined to ``base_dir``.
+
+    ``base_dir`` is the folder of the file the value was read from, so a config file
+    means the same thing whatever the working directory (README, "Paths").
+    """
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else Path(base_dir) / p)
+
+
+def relative_to_file(path: str | Path, config_file: str | Path) -> str:
+    """``path`` written as a config file at ``config_file`` must spell it (inverse of :func:`resolve_path`)."""
+    return os.path.relpath(Path(path).absolute(), Path(config_file).absolute().parent)
+
+
 def save_yaml(data: Any, path: str | Path) -> None:
     """Write config data (an object or a dict) as YAML."""
-    Path(path).write_text(yaml.safe_dump(to_dict(data), sort_keys=False))
+    Path(path).write_text(yaml_dump(to_dict(data)), encoding="utf-8")
 
 
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
@@ -150,7 +200,7 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
             raise ConfigError(f"--set {item}: expected key=value")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw)
+            value = yaml_load(raw)
         except yaml.YAMLError:
             value = raw
         node = data

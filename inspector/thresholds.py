@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from inspector.config import from_dict, to_dict
+from inspector.config import from_dict, to_dict, yaml_dump, yaml_load
 from inspector.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -100,7 +100,7 @@ def read_thresholds(path: str | Path) -> Thresholds:
     if not path.is_file():
         raise ConfigError(f"{path}: calibration file not found (create it with 'inspector calibrate')")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: calibration file is not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -116,7 +116,7 @@ def write_thresholds(thresholds: Thresholds, path: str | Path) -> Path:
     ordered.update(data)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(ordered, sort_keys=False))
+    path.write_text(yaml_dump(ordered), encoding="utf-8")  # UTF-8, not \u escapes (paths, notes)
     return path
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import threading
@@ -194,10 +195,14 @@ def _score_test_set(model: Path, data: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- daemon
-def daemon_config_dict(model: Path, calibration: Path, plan: DemoPlan, stats_json: Path) -> dict:
+def daemon_config_dict(model: str, calibration: str, plan: DemoPlan, stats_json: str) -> dict:
+    """The demo's in-process daemon: a finite synthetic camera (``plan.frames``), every result published.
+
+    Paths are as the config file in the demo folder spells them: relative to that folder.
+    """
     return {
-        "model": {"path": str(model), "backend": "onnxruntime"},
-        "thresholds": {"calibration": str(calibration)},
+        "model": {"path": model, "backend": "onnxruntime"},
+        "thresholds": {"calibration": calibration},
         "cameras": [{"name": "line1", "source": "synthetic", "max_frames": plan.frames, "watchdog_s": 60.0,
                      "synthetic": {"texture": "brick", "size": plan.size, "defect_rate": plan.defect_rate,
                                    "pool": 16, "seed": plan.seed + 7}}],
@@ -205,9 +210,29 @@ def daemon_config_dict(model: Path, calibration: Path, plan: DemoPlan, stats_jso
         "postprocess": {"thumbnail": {"enabled": True, "max_side": 128}},
         "publish": {"endpoint": "tcp://127.0.0.1:*", "results": True, "stats_interval_s": plan.stats_interval_s},
         "drift": {"min_samples": 20},
-        "summary_json": str(stats_json),
+        "summary_json": stats_json,
         "shutdown_timeout_s": 20.0,
     }
+
+
+LIVE_FPS = 10.0  # the daemon.yaml left for 'inspector run': a camera that never ends, at a watchable rate
+
+USER_CONFIG_HEADER = """\
+# Written by 'inspector demo' for:
+#   inspector run --config {config}
+#   inspector subscribe tcp://127.0.0.1:5556 --topic v1/defect     # in another shell
+# Unlike the demo's own run (a finite {frames}-frame camera), this synthetic camera is live and endless:
+# max_frames 0 and fps {fps:g}, so the daemon inspects until Ctrl-C / SIGTERM and a subscriber started
+# later still sees events. Relative paths resolve against the folder of this file.
+"""
+
+
+def user_daemon_config(cfg: dict) -> dict:
+    """The demo's config turned into one for ``inspector run``: endless live camera, the standard port."""
+    cameras = [{**cam, "max_frames": 0, "fps": LIVE_FPS, "watchdog_s": 10.0} for cam in cfg["cameras"]]
+    return {**cfg, "cameras": cameras, "publish": {**cfg["publish"], "endpoint": "tcp://127.0.0.1:5556",
+                                                  "stats_interval_s": 1.0},
+            "summary_json": "run_stats.json"}
 
 
 def describe_event(event) -> str:
@@ -375,9 +400,12 @@ def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: b
     cal, cal16 = steps.run("calibrate", "Calibrating thresholds with ONNX Runtime on the held-out validation images "
                                  "(FP32, and FP16 for comparison)",
                     _calibrate, model, data, cal_path, plan)
-    cfg = daemon_config_dict(model, cal_path, plan, out / "daemon_stats.json")
-    user_cfg = {**cfg, "publish": {**cfg["publish"], "endpoint": "tcp://127.0.0.1:5556"}}
-    (out / "daemon.yaml").write_text(_yaml(user_cfg))  # for 'inspector run' afterwards (the demo used a free port)
+    # Paths inside config files are relative to the file's folder (here ``out``): the in-process daemon
+    # resolves against ``out`` and daemon.yaml, written into ``out``, works from any working directory.
+    cfg = daemon_config_dict(_rel(model, out), _rel(cal_path, out), plan, "daemon_stats.json")
+    user_config = out / "daemon.yaml"
+    user_config.write_text(USER_CONFIG_HEADER.format(config=user_config, frames=plan.frames, fps=LIVE_FPS)
+                           + _yaml(user_daemon_config(cfg)), encoding="utf-8")
     daemon = steps.run("daemon", f"Running the daemon on a synthetic camera ({plan.frames} frames, "
                                  f"{plan.defect_rate:.0%} with injected defects) with a subscriber",
                        run_daemon, cfg, out, echo_events)
@@ -412,15 +440,19 @@ def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: b
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     steps.say(f"demo finished in {summary['wall_time_s']:.0f} s: report {report_path}, summary {out / 'summary.json'}")
-    steps.say(f"next: inspector run --config {out / 'daemon.yaml'}   (and in another shell: "
-              f"inspector subscribe tcp://127.0.0.1:5556 --topic v1/defect)")
+    steps.say(f"next: inspector run --config {user_config}   (inspects a live synthetic camera until Ctrl-C; "
+              f"in another shell: inspector subscribe tcp://127.0.0.1:5556 --topic v1/defect)")
     return summary
 
 
-def _yaml(data: dict) -> str:
-    import yaml
+def _rel(path: Path, folder: Path) -> str:
+    return os.path.relpath(path.absolute(), folder.absolute())
 
-    return yaml.safe_dump(data, sort_keys=False)
+
+def _yaml(data: dict) -> str:
+    from inspector.config import yaml_dump
+
+    return yaml_dump(data)
 
 
 def _cpu_seconds() -> float:

@@ -9,8 +9,6 @@ DEFAULT_DIR = Path("export")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from inspector.exporting.export import DEFAULT_OPSET
-
     p = sub.add_parser(
         "export", help="export a run to ONNX (FP32 + FP16) with a sidecar",
         description="Export a trained run to NAME.onnx (FP32), NAME.fp16.onnx (strongly typed FP16: "
@@ -18,23 +16,36 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "NAME.json (the sidecar: input spec, resize policy, sha256 of each graph, opset, "
                     "teacher identity, training data). An FP16 failure is an error, never a silent FP32 copy.")
     p.add_argument("run", help="training run folder (or its best.pt checkpoint)")
-    p.add_argument("--out", help="output base path without extension (default: export/<run folder name>)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--out", help="output base path without extension, or an existing folder (or one ending in '/') "
+                                 "to write <run folder name>.* into (default: export/<run folder name>)")
+    # No default here: the exporter's lives with torch code, and --help must not import torch.
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's, recorded in the sidecar)")
     p.add_argument("--model-version", help="version string for the sidecar (default: checkpoint sha256 prefix)")
     p.set_defaults(func=run)
 
 
-def default_out(run: str | Path) -> Path:
+def default_out(run: str | Path, folder: str | Path = DEFAULT_DIR) -> Path:
+    """``folder/<run folder name>``: the base path (no extension) of the exported files."""
     run = Path(run)
     name = run.name if run.is_dir() else run.parent.name
-    return DEFAULT_DIR / (name or "model")
+    return Path(folder) / (name or "model")
+
+
+def out_base(run: str | Path, out: str | None) -> Path:
+    """``--out`` as a base path; an existing folder (or a name ending in '/') receives ``<run name>.*``."""
+    if out is None:
+        return default_out(run)
+    if Path(out).is_dir() or out.endswith(("/", "\\")):
+        return default_out(run, out)
+    return Path(out)
 
 
 def run(args: argparse.Namespace) -> int:
     from inspector.exporting import export_run
+    from inspector.exporting.export import DEFAULT_OPSET
 
-    out = Path(args.out) if args.out is not None else default_out(args.run)
-    result = export_run(args.run, out, opset=args.opset, version=args.model_version)
+    out = out_base(args.run, args.out)
+    result = export_run(args.run, out, opset=args.opset or DEFAULT_OPSET, version=args.model_version)
     sidecar = result["metadata"]
     for precision, entry in sidecar["graphs"].items():
         extra = (f", {entry['conv_float16']} FP16 / {entry['conv_float32']} FP32 convolutions"

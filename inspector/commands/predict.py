@@ -4,7 +4,9 @@ MODEL is an exported ``.onnx`` (ONNX Runtime by default), a TensorRT engine, or 
 training run folder (torch). ``--backend torch`` with an ``.onnx`` uses the run
 the sidecar names. Images of any size are decoded to RGB and resized with the
 model's resize policy (sidecar ``input.resize``), exactly as in training.
-Prints one line per image: ``PATH<TAB>SCORE``. Unreadable images print one
+Prints one line per image: ``PATH<TAB>SCORE``, and with ``--calibration FILE``
+``PATH<TAB>SCORE<TAB>DECISION`` (OK / NG / uncertain, the daemon's rule against the
+file's thresholds; the file must have been made for this very model file). Unreadable images print one
 error line each on stderr and make the exit status 2; the rest are still scored.
 """
 
@@ -26,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="image files or folders of images")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"],
                    help="runtime (default: by file type: .onnx → onnxruntime, run folder → torch)")
+    p.add_argument("--calibration", metavar="FILE",
+                   help="calibration YAML made for this model file by 'inspector calibrate': print OK/NG per "
+                        "image against its threshold")
     p.add_argument("--out", help="write a heat-map overlay PNG per image into this folder")
     p.add_argument("--batch-size", type=int, default=8, help="images per inference call (default 8)")
     p.add_argument("--threads", type=int, help="CPU threads for onnxruntime / torch")
@@ -105,12 +110,26 @@ def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy
         (out_dir / name).write_bytes(encode_png(overlay))
 
 
+def load_decider(calibration: str, model: str):
+    """The daemon's OK/NG/uncertain rule from a calibration file bound to the file ``model``."""
+    from inspector.errors import ConfigError
+    from inspector.pipeline.postprocess import Decider
+    from inspector.sidecar import sha256_file
+    from inspector.thresholds import load_thresholds
+
+    if not Path(model).is_file():
+        raise ConfigError(f"--calibration: needs the model file it was made for (.onnx or .plan), not {model}")
+    t = load_thresholds(calibration, sha256_file(model), model)
+    return Decider(t.image_threshold, t.pixel_threshold, t.uncertain_band)
+
+
 def run(args: argparse.Namespace) -> int:
     from inspector.backends import load_backend
     from inspector.errors import ConfigError
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size: must be ≥ 1, got {args.batch_size}")
+    decider = load_decider(args.calibration, args.model) if args.calibration else None
     options = {} if args.threads is None else {"threads": args.threads}
     paths = expand_images(args.images)
     if not paths:
@@ -122,7 +141,9 @@ def run(args: argparse.Namespace) -> int:
         for chunk, batch in _batches(paths, backend.input_spec, policy, args.batch_size, errors):
             result = backend.infer(batch)
             for i, path in enumerate(chunk):
-                print(f"{path}\t{float(result.scores[i]):.6f}", flush=True)
+                score = float(result.scores[i])
+                verdict = f"\t{decider.decide(score)}" if decider else ""
+                print(f"{path}\t{score:.6f}{verdict}", flush=True)
                 if args.out:
                     kept.append((path, np.array(result.maps[i, 0], dtype=np.float32)))  # copy: buffers are reused
     if args.out and kept:

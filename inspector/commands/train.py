@@ -12,12 +12,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an anomaly model on good images",
                        description="Train a student-teacher model on the good images of a dataset.")
     p.add_argument("--config", help="run config YAML (sections: model, data, train)")
-    p.add_argument("--model", help="model name (default reduced_student)")
+    from inspector.models import model_package_names  # no torch: --help stays fast
+
+    p.add_argument("--model", metavar="NAME",
+                   help=f"model name: {', '.join(model_package_names())} (default reduced_student)")
     p.add_argument("--preset", choices=["offline", "paper"], help="offline (default) or paper teacher")
     p.add_argument("--data", help="dataset root (MVTec/BTAD category folder or a folder of good images)")
     p.add_argument("--out", required=True, help="run folder to create")
-    p.add_argument("--epochs", type=int, help="override train.epochs")
-    p.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this much training time")
+    p.add_argument("--epochs", type=int, help="override train.epochs (≥ 1)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="stop after this much training time (> 0)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its best checkpoint (finished phases are skipped)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -25,7 +29,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Numbers the user typed: 0 is an error, never a silent 'not given'."""
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs: must be ≥ 1, got {args.epochs}")
+    if args.time_budget is not None and not args.time_budget > 0:
+        raise ConfigError(f"--time-budget: must be > 0 seconds, got {args.time_budget:g}")
+
+
 def run(args: argparse.Namespace) -> int:
+    """Train; on SIGINT/SIGTERM keep the best checkpoint and history, exit 130/143."""
+    from inspector.interrupts import sigterm_as_interrupt
+
+    _check_args(args)
+    with sigterm_as_interrupt() as interrupt:
+        code = _train(args)
+    if interrupt.signum is not None:
+        print(f"training stopped by {interrupt.name}; best checkpoint and history.json are in {args.out}",
+              flush=True)
+        return interrupt.exit_code
+    return code
+
+
+def _train(args: argparse.Namespace) -> int:
     from inspector.config import apply_overrides
     from inspector.training.config import load_run_config
     from inspector.training.loop import train
@@ -37,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
         base["model"]["preset"] = args.preset
     if args.data:
         base["data"]["path"] = args.data
-    if args.epochs:
+    if args.epochs is not None:
         base["train"]["epochs"] = args.epochs
-    if args.time_budget:
+    if args.time_budget is not None:
         base["train"]["time_budget_s"] = args.time_budget
     out = Path(args.out)
     if args.resume:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from inspector.config import apply_overrides, from_dict, load_yaml, suggest, to_dict
+from inspector.config import (apply_overrides, from_dict, load_yaml, relative_to_file, resolve_path, save_yaml,
+                              suggest, to_dict)
 from inspector.errors import ConfigError
 from inspector.models.base import ModelConfig
 from inspector.models.registry import get_entry, parse_model_config
@@ -74,10 +75,35 @@ def resolve_run_config(raw: dict) -> RunConfig:
     return RunConfig(model=model, data=data, train=train)
 
 
+# Keys whose values are file or folder paths. Inside a config file they resolve against that
+# file's folder; on the command line (``base``, ``--set``) against the working directory.
+PATH_KEYS = (("data", "path"), ("model", "teacher_weights"), ("model", "efficientnet_weights"))
+NOT_PATHS = ("", "random")  # ``teacher_weights: random`` is a keyword, not a file
+
+
+def resolve_file_paths(raw: dict, base_dir: Path) -> dict:
+    """Copy of ``raw`` with the relative paths of :data:`PATH_KEYS` joined to ``base_dir``.
+
+    The one path rule of every inspector config file (docs: README "Paths"):
+    relative paths in a file are relative to the folder of that file.
+    """
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for section, key in PATH_KEYS:
+        node = raw.get(section)
+        value = node.get(key) if isinstance(node, dict) else None
+        if isinstance(value, str) and value not in NOT_PATHS:
+            node[key] = resolve_path(value, base_dir)
+    return raw
+
+
 def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None,
                     base: dict | None = None) -> RunConfig:
-    """YAML file (optional) → ``base`` values → ``--set`` overrides → RunConfig."""
-    raw = load_yaml(path) if path else {}
+    """YAML file (optional) → ``base`` values → ``--set`` overrides → RunConfig.
+
+    Relative paths in the file resolve against its folder; those in ``base`` and
+    ``overrides`` (the command line) stay relative to the working directory.
+    """
+    raw = resolve_file_paths(load_yaml(path), Path(path).parent) if path else {}
     for section, values in (base or {}).items():
         raw.setdefault(section, {})
         raw[section] = {**(raw[section] or {}), **values}
@@ -86,3 +112,18 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | None 
 
 def run_config_dict(config: RunConfig) -> dict:
     return to_dict(config)
+
+
+def save_run_config(config: RunConfig, path: str | Path) -> None:
+    """Write ``config`` as YAML at ``path`` with its paths relative to ``path``'s folder.
+
+    Paths in the config object are relative to the working directory (or absolute);
+    the saved file follows the file rule, so it stays valid from any working
+    directory and when the run folder moves together with its data.
+    """
+    data = run_config_dict(config)
+    for section, key in PATH_KEYS:
+        value = data.get(section, {}).get(key)
+        if isinstance(value, str) and value not in NOT_PATHS:
+            data[section][key] = relative_to_file(value, path)
+    save_yaml(data, path)

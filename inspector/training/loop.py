@@ -18,13 +18,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from inspector.config import save_yaml
 from inspector.data.datasets import load_batch, load_dataset, split_train_val
 from inspector.errors import DataError, ModelError
 from inspector.models.base import AnomalyModel
 from inspector.models.registry import build_model
 from inspector.training.checkpoint import BEST, save_checkpoint
-from inspector.training.config import RunConfig, TrainConfig
+from inspector.training.config import RunConfig, TrainConfig, save_run_config
 from inspector.training.progress import Progress, format_duration
 
 log = logging.getLogger(__name__)
@@ -208,7 +207,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_yaml(config, run_dir / "config.yaml")
+    save_run_config(config, run_dir / "config.yaml")  # paths relative to the run folder (file rule)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)
