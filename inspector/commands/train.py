@@ -19,11 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=["offline", "paper"], help="offline (default) or paper teacher")
     p.add_argument("--data", help="dataset root (MVTec/BTAD category folder or a folder of good images)")
     p.add_argument("--out", required=True, help="run folder to create")
-    p.add_argument("--epochs", type=int, help="override train.epochs (≥ 1)")
-    p.add_argument("--time-budget", type=float, metavar="SECONDS",
-                   help="stop after this much training time (> 0)")
+    p.add_argument("--epochs", type=int,
+                   help="train exactly N epochs, no early stop (default: until the validation loss stops "
+                        "improving, see train.patience/min_delta/max_epochs); with --resume, extends a run")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this much training time (> 0)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its best checkpoint (finished phases are skipped)")
+                   help="continue the run in --out from its best checkpoint (finished phases are skipped; "
+                        "a finished run is extended when --epochs/--set train.max_epochs allows more epochs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set model.image_size=[256,256]")
     p.set_defaults(func=run)
@@ -93,7 +95,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _print_summary(summary: dict, out: Path) -> None:
     for phase in summary["phases"]:
-        state = " (interrupted)" if phase["interrupted"] else ""
         print(f"{phase['name']}: {phase['epochs_run']} epochs in {phase['seconds']} s, best epoch "
-              f"{phase['best_epoch']} val loss {phase['best_val_loss']:.5f}{state}")
-    print(f"run saved to {out} (best.pt, config.yaml, history.json)")
+              f"{phase['best_epoch']} val loss {phase['best_val_loss']:.5f}")
+        print(f"  stopped: {phase.get('stop_detail') or phase.get('stop_reason', '')}")
+    print(f"run saved to {out} (best.pt, config.yaml, history.json, summary.json)")

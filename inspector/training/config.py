@@ -30,9 +30,31 @@ class DataConfig:
             raise ConfigError(f"{where}.val_fraction: must be between 0 and 1, got {self.val_fraction}")
 
 
+def _check_range(where: str, name: str, value: float | None, low: float, high: float,
+                 low_open: bool = False) -> None:
+    """One-line error unless ``low ≤ value ≤ high`` (``low < value`` when ``low_open``); None passes."""
+    if value is None:
+        return
+    if value > high or value < low or (low_open and value == low):
+        bound = f"{'>' if low_open else '≥'} {low:g} and ≤ {high:g}"
+        raise ConfigError(f"{where}.{name}: must be {bound}, got {value:g}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 40
+    """How a model is trained. Every number has a range (checked in :meth:`validate`).
+
+    Stopping: ``epochs`` None (the default) trains until the validation loss stops
+    improving — no relative improvement above ``min_delta`` for ``patience`` epochs
+    (early stopping, Prechelt 1998) — at most ``max_epochs``. An integer ``epochs``
+    (``--epochs N``) forces exactly N epochs with no early stop. ``time_budget_s``
+    caps each phase's wall time in either mode.
+    """
+
+    epochs: int | None = None
+    max_epochs: int = 300
+    patience: int = 10
+    min_delta: float = 0.005  # relative: an epoch counts as better below best·(1 − min_delta)
     batch_size: int = 16
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = 0.4
@@ -40,17 +62,29 @@ class TrainConfig:
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     seed: int = 0
-    time_budget_s: float | None = None  # stop after this much wall time (equal-budget comparisons)
+    time_budget_s: float | None = None  # stop after this much wall time per phase (time cap)
     threads: int | None = None  # torch intra-op threads; None: all cores
     augment: Literal["none", "flip"] = "none"
 
     def validate(self, where: str) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"{where}.epochs: must be ≥ 1")
-        if self.batch_size < 1:
-            raise ConfigError(f"{where}.batch_size: must be ≥ 1")
-        if self.lr <= 0:
-            raise ConfigError(f"{where}.lr: must be > 0")
+        ranges = {"epochs": (1, 100_000), "max_epochs": (1, 100_000), "patience": (1, 10_000),
+                  "min_delta": (0.0, 0.5), "batch_size": (1, 65_536), "momentum": (0.0, 1.0),
+                  "weight_decay": (0.0, 1.0), "seed": (0, 2**63 - 1), "threads": (1, 4096)}
+        for name, (low, high) in ranges.items():
+            _check_range(where, name, getattr(self, name), low, high)
+        _check_range(where, "lr", self.lr, 0.0, 100.0, low_open=True)
+        _check_range(where, "time_budget_s", self.time_budget_s, 0.0, 30 * 86_400.0, low_open=True)
+        for i, beta in enumerate(self.betas):
+            _check_range(where, f"betas[{i}]", beta, 0.0, 1.0)
+
+    @property
+    def early_stopping(self) -> bool:
+        return self.epochs is None
+
+    @property
+    def epoch_limit(self) -> int:
+        """The last epoch a phase may run: ``epochs`` when forced, else ``max_epochs``."""
+        return self.max_epochs if self.epochs is None else self.epochs
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,13 @@ import numpy as np
 import torch
 
 from inspector.data.datasets import load_batch, load_dataset, split_train_val
-from inspector.errors import DataError, ModelError
+from inspector.errors import ConfigError, DataError, ModelError
 from inspector.models.base import AnomalyModel
 from inspector.models.registry import build_model
 from inspector.training.checkpoint import BEST, save_checkpoint
 from inspector.training.config import RunConfig, TrainConfig, save_run_config
 from inspector.training.progress import Progress, format_duration
+from inspector.training.stopping import INTERRUPTED, StopRule
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class FitResult:
     epochs_run: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    stop_reason: str = ""  # one of stopping.STOP_REASONS
+    stop_detail: str = ""  # the same, as a sentence for the user
     history: list = field(default_factory=list)
 
 
@@ -133,56 +136,71 @@ def validation_loss(model: AnomalyModel, loss_fn: PhaseLoss, images: np.ndarray,
     return total / max(count, 1)
 
 
+def train_epoch(phase: Phase, loss_fn: PhaseLoss, optimizer: torch.optim.Optimizer, images: np.ndarray,
+                generator: torch.Generator, epoch: int, progress: Progress, epochs_label: str) -> float:
+    """One pass over ``images``; returns the mean training loss. Raises FloatingPointError on NaN/inf."""
+    cfg = phase.train
+    running, seen = 0.0, 0
+    for idx, batch in batches(images, cfg.batch_size, generator, cfg.augment):
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(idx, batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{phase.name}: loss became {float(loss)} at epoch {epoch}")
+        loss.backward()
+        optimizer.step()
+        value = float(loss.detach())
+        running += value * len(batch)
+        seen += len(batch)
+        progress.step(epoch, epochs_label, value)
+    return running / max(seen, 1)
+
+
 def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.ndarray,
         on_best: Callable[[int, float], None], progress_label: str = "train",
-        start_epoch: int = 1, best: tuple[int, float] = (0, math.inf)) -> FitResult:
-    """Train one phase; call ``on_best(epoch, val_loss)`` whenever validation improves.
+        start_epoch: int = 1, best: tuple[int, float] = (0, math.inf), earlier: list[dict] = ()) -> FitResult:
+    """Train one phase until its :class:`StopRule` says stop; call ``on_best(epoch, val_loss)``
+    whenever the validation loss reaches a new minimum.
 
-    ``start_epoch``/``best`` continue a resumed phase: epochs before ``start_epoch``
-    were run earlier, ``best`` is (epoch, val loss) of the checkpoint kept then.
+    ``start_epoch``/``best``/``earlier`` continue a resumed phase: epochs before
+    ``start_epoch`` were run earlier (their history rows are ``earlier``), ``best``
+    is (epoch, val loss) of the checkpoint kept then.
     """
     cfg = phase.train
+    rule = StopRule(cfg)
+    rule.replay(list(earlier))
     generator = torch.Generator().manual_seed(cfg.seed + start_epoch - 1)
     optimizer = make_optimizer(phase.parameters, cfg)
     steps_per_epoch = max(1, len(train_imgs) // cfg.batch_size + (len(train_imgs) % cfg.batch_size >= 2))
-    progress = Progress(steps_per_epoch * max(cfg.epochs - start_epoch + 1, 1), label=progress_label,
-                        budget_s=cfg.time_budget_s)
-    result = FitResult(best_epoch=best[0], best_val_loss=best[1])
+    epochs_label = f"≤{cfg.max_epochs}" if cfg.early_stopping else str(cfg.epochs)
+    progress = Progress(steps_per_epoch * max(cfg.epoch_limit - start_epoch + 1, 1), label=progress_label,
+                        budget_s=cfg.time_budget_s, eta_is_bound=cfg.early_stopping)
+    result = FitResult(best_epoch=best[0], best_val_loss=best[1], epochs_run=start_epoch - 1)
     start = time.monotonic()
     train_loss_fn = PhaseLoss(phase, train_imgs, model)
     val_loss_fn = PhaseLoss(phase, val_imgs, model)
     model.train()
+    epoch = start_epoch
     try:
-        for epoch in range(start_epoch, cfg.epochs + 1):
-            running, seen = 0.0, 0
-            for idx, batch in batches(train_imgs, cfg.batch_size, generator, cfg.augment):
-                optimizer.zero_grad(set_to_none=True)
-                loss = train_loss_fn(idx, batch)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{phase.name}: loss became {float(loss)} at epoch {epoch}")
-                loss.backward()
-                optimizer.step()
-                value = float(loss.detach())
-                running += value * len(batch)
-                seen += len(batch)
-                progress.step(epoch, cfg.epochs, value)
+        while (reason := rule.reason_before(epoch, time.monotonic() - start, first=epoch == start_epoch)) is None:
+            train_loss = train_epoch(phase, train_loss_fn, optimizer, train_imgs, generator, epoch,
+                                     progress, epochs_label)
             val = validation_loss(model, val_loss_fn, val_imgs, cfg.batch_size)
-            train_loss = running / max(seen, 1)
-            elapsed = time.monotonic() - start
             result.history.append({"phase": phase.name, "epoch": epoch, "train_loss": train_loss,
-                                   "val_loss": val, "seconds": round(elapsed, 2)})
+                                   "val_loss": val, "seconds": round(time.monotonic() - start, 2)})
+            rule.observe(epoch, val)
+            result.epochs_run = epoch
             improved = val < result.best_val_loss
             if improved:
                 result.best_epoch, result.best_val_loss = epoch, val
                 on_best(epoch, val)
-            progress.epoch_end(epoch, cfg.epochs,
+            progress.epoch_end(epoch, epochs_label,
                                f"train {train_loss:.4f} val {val:.4f}{' *' if improved else ''}")
-            result.epochs_run = epoch
-            if cfg.time_budget_s is not None and elapsed >= cfg.time_budget_s:
-                log.info("time budget of %.0f s reached after epoch %d", cfg.time_budget_s, epoch)
-                break
+            epoch += 1
     except KeyboardInterrupt:
-        result.interrupted = True
+        reason = INTERRUPTED
+    result.interrupted = reason == INTERRUPTED
+    result.stop_reason, result.stop_detail = reason, rule.explain(reason)
+    log.info("%s stopped: %s", phase.name, result.stop_detail)
     result.seconds = time.monotonic() - start
     model.eval()
     return result
@@ -203,26 +221,25 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
 
     ``resume``: continue the run already in ``run_dir`` from its ``best.pt``: phases
     it completed are skipped, an interrupted phase restarts after its last
-    recorded epoch from its best weights (with a fresh optimiser state).
+    recorded epoch from its best weights (with a fresh optimiser state). A finished
+    run is extended when ``config`` allows its last phase more epochs (a larger
+    ``train.epochs`` or ``max_epochs``); otherwise ConfigError.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_run_config(config, run_dir / "config.yaml")  # paths relative to the run folder (file rule)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)
-    train_imgs, val_imgs, data_summary = load_training_images(config)
     model = build_model(config.model)
-    summary = {"model": config.model.name, "preset": config.model.preset, "data": data_summary, "phases": []}
-    history: list = []
     phases = default_phases(model, config.train)
-    completed: list[str] = []
-    resumed: dict = {}
+    completed, resumed, history = [], {}, []
     if resume:
         completed, resumed, history = _resume_state(model, run_dir, [p.name for p in phases])
-
-    def write_history() -> None:
-        (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+        completed = _reopen_finished(phases, completed, history, run_dir)
+    save_run_config(config, run_dir / "config.yaml")  # paths relative to the run folder (file rule)
+    train_imgs, val_imgs, data_summary = load_training_images(config)
+    summary = {"model": config.model.name, "preset": config.model.preset, "data": data_summary,
+               "phases": _earlier_phases(run_dir, completed) if resume else []}
 
     for phase in phases:
         if phase.name in completed:
@@ -233,17 +250,15 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
             save_checkpoint(run_dir / BEST, model, config, phase=phase.name, epoch=epoch,
                             val_loss=val, data=data_summary, completed_phases=list(completed))
 
-        start, best = 1, (0, math.inf)
+        earlier = [h for h in history if h.get("phase") == phase.name]
+        start, best = 1 + max((h["epoch"] for h in earlier), default=0), (0, math.inf)
         if resumed.get("phase") == phase.name:
-            start = 1 + max((h["epoch"] for h in history if h.get("phase") == phase.name), default=0)
             best = (resumed["epoch"], math.inf if resumed["val_loss"] is None else resumed["val_loss"])
         result = fit(model, phase, train_imgs, val_imgs, on_best, progress_label=phase.name,
-                     start_epoch=start, best=best)
+                     start_epoch=start, best=best, earlier=earlier)
         history.extend(result.history)
-        write_history()
-        summary["phases"].append({"name": phase.name, "epochs_run": result.epochs_run,
-                                  "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-                                  "seconds": round(result.seconds, 1), "interrupted": result.interrupted})
+        (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+        summary["phases"].append(_phase_record(phase.name, result))
         if result.best_epoch == 0:  # interrupted before the first validation: keep what we have
             save_checkpoint(run_dir / BEST, model, config, phase=phase.name, epoch=0,
                             val_loss=None, data=data_summary, completed_phases=list(completed))
@@ -257,6 +272,47 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
     total = sum(p["seconds"] for p in summary["phases"])
     log.info("training finished in %s; best checkpoint %s", format_duration(total), run_dir / BEST)
     return summary
+
+
+def _phase_record(name: str, result: FitResult) -> dict:
+    """The summary.json entry of one phase, including why it stopped."""
+    return {"name": name, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss, "seconds": round(result.seconds, 1),
+            "interrupted": result.interrupted, "stop_reason": result.stop_reason,
+            "stop_detail": result.stop_detail}
+
+
+def _reopen_finished(phases: list[Phase], completed: list[str], history: list[dict], run_dir: Path) -> list[str]:
+    """For a run whose phases all completed: reopen the last one if its config allows more epochs.
+
+    Only the last phase is extended: earlier ones feed it (AST's flow → student),
+    so extending them would make the later phase's training stale.
+    """
+    if any(p.name not in completed for p in phases):
+        return completed
+    last = phases[-1]
+    rule = StopRule(last.train)
+    rows = [h for h in history if h.get("phase") == last.name]
+    rule.replay(rows)
+    ran = max((h["epoch"] for h in rows), default=0)
+    reason = rule.reason_before(ran + 1, 0.0)
+    if reason is not None:
+        raise ConfigError(f"{run_dir}: the run already finished ({last.name}: {rule.explain(reason)}); "
+                          f"to extend it pass --epochs N with N > {ran}")
+    log.info("extending finished phase %s after epoch %d", last.name, ran)
+    return [name for name in completed if name != last.name]
+
+
+def _earlier_phases(run_dir: Path, completed: list[str]) -> list[dict]:
+    """summary.json entries of the phases a resumed run keeps as they were."""
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return []
+    try:
+        phases = json.loads(path.read_text()).get("phases", [])
+    except (ValueError, AttributeError):
+        return []  # a damaged summary only loses the record of earlier phases, not the run
+    return [p for p in phases if isinstance(p, dict) and p.get("name") in completed]
 
 
 def _resume_state(model: AnomalyModel, run_dir: Path, phase_names: list[str]) -> tuple[list[str], dict, list]:

@@ -252,4 +252,4 @@ def build_ast(config: AstConfig) -> AstModel:
 _ADAM = {"optimizer": "adam", "lr": 2e-4, "weight_decay": 1e-5, "betas": (0.9, 0.999), "batch_size": 8}
 # Epoch counts apply to each of the two phases.
 ENTRY = ModelEntry(AstConfig, build_ast, {"paper": {**_ADAM, "epochs": 240},
-                                          "offline": {**_ADAM, "epochs": 40}})
+                                          "offline": {**_ADAM}})
