@@ -10,7 +10,7 @@ inference (DESIGN.md seam 1). ``loss(images)`` is the training objective.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,7 @@ from inspector.errors import ConfigError
 from inspector.models.common import (
     GaussianSmoothing,
     ImageNormalize,
+    LevelNormalization,
     combine_levels,
     freeze,
     level_distance,
@@ -35,15 +36,33 @@ class ModelConfig:
     preset: Literal["offline", "paper"] = "offline"
     image_size: tuple[int, int] = (256, 256)  # (height, width) of the model input
     teacher_weights: str | None = None  # a file; None: default resolution; "random": tests only
-    score: Literal["max", "mean", "sum"] = "max"
+    # Fields left at None take the preset's value (PRESET_DEFAULTS) when the config is built.
+    score: Literal["max", "mean", "sum", "topk"] | None = None
+    score_topk: float = 0.01  # fraction of map pixels averaged by score: topk
+    # quantile: per-level maps normalised from validation quantiles (EfficientAD) before combining.
+    map_normalization: Literal["none", "quantile"] | None = None
     smoothing_sigma: float = 4.0
+
+    # Offline recipes: measured on kolektorsdd + elpv (benchmarks/bench_quality.py, MODELS.md);
+    # paper presets keep their papers' choices (max of the map, no map normalisation).
+    PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
+        "paper": {"score": "max", "map_normalization": "none"},
+        "offline": {"score": "topk", "map_normalization": "quantile"},
+    }
+
+    def __post_init__(self) -> None:
+        for key, value in self.PRESET_DEFAULTS.get(self.preset, {}).items():
+            if getattr(self, key, None) is None:
+                object.__setattr__(self, key, value)
 
     def validate(self, where: str) -> None:
         h, w = self.image_size
         if h < 32 or w < 32 or h % 32 or w % 32:
             raise ConfigError(f"{where}.image_size: {h}x{w} must be multiples of 32 and at least 32")
-        if self.smoothing_sigma < 0:
-            raise ConfigError(f"{where}.smoothing_sigma: must be ≥ 0")
+        if not 0 <= self.smoothing_sigma <= 64:
+            raise ConfigError(f"{where}.smoothing_sigma: must be in [0, 64], got {self.smoothing_sigma}")
+        if not 0 < self.score_topk <= 1:
+            raise ConfigError(f"{where}.score_topk: must be in (0, 1], got {self.score_topk}")
 
 
 class AnomalyModel(nn.Module):
@@ -77,7 +96,37 @@ class AnomalyModel(nn.Module):
     def finish(self, amap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Smooth the full-resolution map and reduce it to a score (both FP32)."""
         amap = self.smoothing(amap.float())
-        return reduce_score(amap, self.config.score), amap
+        return reduce_score(amap, self.config.score, self.config.score_topk), amap
+
+    def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The per-level maps for a uint8 (N, H, W, 3) batch, by level name: FP32 (N, 1, h_l, w_l).
+
+        Maps are at their level's own resolution, after any map normalisation, before
+        levels are combined; a diagnostic (per-level AUROC), not part of the graph.
+        """
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def calibrate_maps(self, images, batch_size: int = 16) -> None:
+        """Fit the per-level map normalisation from validation images (uint8 (N, H, W, 3)).
+
+        A no-op unless ``map_normalization: quantile``; the constants are buffers,
+        so the checkpoint and the exported graph carry them.
+        """
+        norm = getattr(self, "level_norm", None)
+        if norm is None or self.config.map_normalization != "quantile":
+            return
+        was_training = self.training
+        self.eval()
+        norm.shift.zero_()
+        norm.scale.fill_(1.0)
+        collected: dict[str, list[torch.Tensor]] = {}
+        for i in range(0, len(images), batch_size):
+            batch = torch.as_tensor(images[i:i + batch_size])
+            for name, m in self.named_level_maps(batch).items():
+                collected.setdefault(name, []).append(m.float())
+        norm.fit([torch.cat(v) for v in collected.values()])
+        self.train(was_training)
 
     def describe(self) -> dict:
         """Identity for the sidecar: name, preset, teachers and parameter counts."""
@@ -103,6 +152,8 @@ class SingleTeacherModel(AnomalyModel):
         self.student = student
         self.teacher_pool = tuple(teacher_pool)
         self.map_combination = map_combination
+        self.level_names = tuple(t.name for t in teacher.feature_info)
+        self.level_norm = LevelNormalization(len(self.level_names))
 
     def networks(self) -> list[nn.Module]:
         return [self.teacher, self.student]
@@ -124,7 +175,10 @@ class SingleTeacherModel(AnomalyModel):
         with torch.no_grad():
             teacher = self.teacher_features(x)
         student = self.student(x)
-        return [level_distance(t, s) for t, s in zip(teacher, student)]
+        return self.level_norm([level_distance(t, s) for t, s in zip(teacher, student)])
+
+    def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(zip(self.level_names, self.level_maps(images)))
 
     def teacher_targets(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The frozen teacher's features: the training loop may compute them once and cache them."""

@@ -19,7 +19,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # 1e-12 underflows in FP16; features are compared after normalisation, so a
 # larger epsilon costs nothing measurable.
 NORM_EPS = 1e-6
-SCORE_REDUCTIONS = ("max", "mean", "sum")
+SCORE_REDUCTIONS = ("max", "mean", "sum", "topk")
 
 
 class ImageNormalize(nn.Module):
@@ -83,9 +83,17 @@ class GaussianSmoothing(nn.Module):
         return F.conv2d(x, self.kernel_v)
 
 
-def reduce_score(amap: torch.Tensor, how: str) -> torch.Tensor:
-    """Per-image score (N,) from a (N, 1, H, W) map: max, mean or sum."""
+def reduce_score(amap: torch.Tensor, how: str, topk_fraction: float = 0.01) -> torch.Tensor:
+    """Per-image score (N,) from a (N, 1, H, W) map: max, mean, sum, or topk.
+
+    ``topk``: the mean of the ``topk_fraction`` highest map values (at least one).
+    A single peak on a good image (a border, a bright structure) moves it far less
+    than the max, while a defect covering that many pixels still does.
+    """
     flat = amap.flatten(1)
+    if how == "topk":
+        k = max(1, int(round(flat.shape[1] * topk_fraction)))  # static: a constant in the graph
+        return flat.topk(k, dim=1).values.mean(dim=1)
     if how == "max":
         return flat.amax(dim=1)
     if how == "mean":
@@ -102,6 +110,40 @@ def combine_levels(level_maps: list[torch.Tensor], size: tuple[int, int], how: s
         up = upsample(level_map, size)
         combined = combined * up if how == "product" else combined + up
     return combined
+
+
+class LevelNormalization(nn.Module):
+    """Per-level affine map normalisation ``(m_l − shift_l)·scale_l``, constants as buffers in the graph.
+
+    Identity until :meth:`fit` is called. ``fit`` implements EfficientAD's map
+    normalisation (Batzner et al., WACV 2024, §3.4 and anomalib's ``map_norm_quantiles``):
+    the ``low`` (0.9) and ``high`` (0.995) quantiles of each level's map over
+    validation images go to 0 and ``target`` (0.1), so levels of different
+    reliability and range speak in the same units before they are summed.
+    """
+
+    def __init__(self, levels: int) -> None:
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(levels))
+        self.register_buffer("scale", torch.ones(levels))
+
+    def forward(self, level_maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [(m - self.shift[i]) * self.scale[i] for i, m in enumerate(level_maps)]
+
+    @torch.no_grad()
+    def fit(self, level_maps: list[torch.Tensor], low: float = 0.9, high: float = 0.995,
+            target: float = 0.1) -> None:
+        """``level_maps[l]``: that level's raw maps (any shape) over the validation images, FP32."""
+        for i, m in enumerate(level_maps):
+            flat = m.detach().float().flatten()
+            if flat.numel() > 8_000_000:  # torch.quantile's input limit is 16M elements
+                flat = flat[torch.linspace(0, flat.numel() - 1, 8_000_000).long()]
+            q_low, q_high = torch.quantile(flat, torch.tensor([low, high]))
+            self.shift[i] = q_low
+            self.scale[i] = target / torch.clamp(q_high - q_low, min=1e-12)
+
+    def is_identity(self) -> bool:
+        return bool((self.shift == 0).all() and (self.scale == 1).all())
 
 
 def freeze(module: nn.Module) -> nn.Module:

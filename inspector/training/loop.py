@@ -268,6 +268,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
         _reload_best(model, run_dir / BEST)
         completed.append(phase.name)
         _mark_completed(run_dir / BEST, completed)
+    if not any(p["interrupted"] for p in summary["phases"]):
+        summary["map_normalization"] = calibrate_best(model, run_dir / BEST, val_imgs)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     total = sum(p["seconds"] for p in summary["phases"])
     log.info("training finished in %s; best checkpoint %s", format_duration(total), run_dir / BEST)
@@ -313,6 +315,25 @@ def _earlier_phases(run_dir: Path, completed: list[str]) -> list[dict]:
     except (ValueError, AttributeError):
         return []  # a damaged summary only loses the record of earlier phases, not the run
     return [p for p in phases if isinstance(p, dict) and p.get("name") in completed]
+
+
+def calibrate_best(model: AnomalyModel, path: Path, val_imgs: np.ndarray) -> dict | None:
+    """Fit the best checkpoint's map normalisation on the validation images and store it in ``best.pt``.
+
+    Returns the fitted constants per level (for the run summary), or None when the
+    model has no map normalisation to fit.
+    """
+    if getattr(model, "level_norm", None) is None or model.config.map_normalization != "quantile":
+        return None
+    _reload_best(model, path)
+    model.calibrate_maps(val_imgs)
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload["state_dict"] = model.state_dict()
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    norm = model.level_norm
+    return {"shift": norm.shift.tolist(), "scale": norm.scale.tolist()}
 
 
 def _resume_state(model: AnomalyModel, run_dir: Path, phase_names: list[str]) -> tuple[list[str], dict, list]:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -68,7 +68,12 @@ class AstConfig(ModelConfig):
 
     name: str = "ast"
     image_size: tuple[int, int] | None = None  # paper 768×768, offline 256×256
-    score: Literal["max", "mean", "sum"] = "mean"  # the paper's score is the mean of the map
+    # The paper's score is the mean of the map; offline: mean of the top 1% (see ModelConfig).
+    # One level only, so there is nothing for a per-level map normalisation to balance.
+    PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
+        "paper": {"score": "mean", "map_normalization": "none"},
+        "offline": {"score": "topk", "map_normalization": "none"},
+    }
     backbone: str | None = None  # efficientnet_b5 (paper) / efficientnet_lite0 (offline)
     tap: str | None = None  # blocks36 (paper) / blocks.4 (offline; blocks.5 for stride 32)
     flow_hidden: int | None = None  # hidden channels of the coupling subnets (paper 1024)
@@ -82,6 +87,7 @@ class AstConfig(ModelConfig):
     likelihood_map: Literal["nll", "z_norm"] = "nll"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for key, value in PRESETS.get(self.preset, {}).items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)
@@ -213,6 +219,10 @@ class AstModel(AnomalyModel):
             return self.negative_log_likelihood(z, logdet)
         z_t, _ = self.teacher_z(feats, with_logdet=False)
         return (z_t - self.student_z(feats)).pow(2).mean(dim=1, keepdim=True)
+
+    def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One level: the feature-resolution map of the configured source."""
+        return {self.feature_tap.name: self.low_res_map(images)}
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         size = (images.shape[1], images.shape[2])

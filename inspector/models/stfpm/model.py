@@ -8,7 +8,7 @@ taps at strides 4/8/16; the student is a random-init copy of that network.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from inspector.models.backbones import build_backbone
 from inspector.models.base import ModelConfig, SingleTeacherModel
@@ -22,7 +22,13 @@ PRESETS = {
 @dataclass(frozen=True)
 class StfpmConfig(ModelConfig):
     name: str = "stfpm"
-    map_combination: Literal["product", "sum"] = "product"  # anomalib's choice
+    map_combination: Literal["product", "sum"] | None = None
+    # Paper: the product of the level maps (STFPM eq. 3, anomalib). Offline: the sum of
+    # quantile-normalised levels; a product of normalised maps (which can be negative) has no meaning.
+    PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
+        "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "map_combination": "product"},
+        "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "map_combination": "sum"},
+    }
 
 
 def build_stfpm(config: StfpmConfig) -> SingleTeacherModel:
