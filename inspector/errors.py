@@ -32,4 +32,13 @@ class BackendError(InspectorError):
 
 
 class SourceError(InspectorError):
-    """Camera / video source problems."""
+    """Camera / video source problems.
+
+    ``permanent``: retrying cannot help (a recording that can never be decoded, an
+    empty folder for a one-pass run) — the camera fails at once instead of
+    reconnecting; transient errors (a network camera gone) are retried with back-off.
+    """
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent

@@ -85,6 +85,23 @@ def input_spec_from_sidecar(sidecar: dict[str, Any]) -> InputSpec:
     )
 
 
+def input_bit_depth(sidecar: dict[str, Any] | None) -> int | None:
+    """The ``bit_depth`` setting recorded at training (None: files/cameras are scaled by their container depth)."""
+    if not isinstance(sidecar, dict):
+        return None
+    value = (sidecar.get("input") or {}).get("bit_depth")
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def backend_bit_depth(backend: Any) -> int | None:
+    """:func:`input_bit_depth` of a loaded backend (its sidecar; a torch model's run config)."""
+    sidecar = getattr(backend, "sidecar", None)
+    if isinstance(sidecar, dict):
+        return input_bit_depth(sidecar)
+    value = getattr(backend, "bit_depth", None)
+    return value if isinstance(value, int) else None
+
+
 def verify_graph(graph_path: str | Path, sidecar: dict[str, Any] | None = None) -> dict[str, Any]:
     """Check that ``graph_path`` is the file its sidecar describes; return the sidecar.
 

@@ -61,6 +61,7 @@ class TorchEagerBackend(Backend):
         self.model = model.eval()
         self.config = config
         self.resize = config.data.resize
+        self.bit_depth = config.data.bit_depth
         self.checkpoint_path = Path(payload["path"])
         h, w = config.model.image_size
         self._spec = InputSpec(height=int(h), width=int(w))

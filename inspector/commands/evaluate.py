@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
         return score.numpy(), amap.numpy()
 
     metrics = evaluate_dataset(scorer, args.data or config.data.path, config.model.image_size,
-                               config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size)
+                               config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size,
+                               bit_depth=config.data.bit_depth)
     print(format_table(metrics))
     print(f"wrote {out / 'metrics.json'}")
     if not args.no_plots:

@@ -59,7 +59,8 @@ def expand_images(items: list[str]) -> list[Path]:
     return paths
 
 
-def _batches(paths: list[Path], spec, policy: str, batch_size: int, errors: list[str]):
+def _batches(paths: list[Path], spec, policy: str, batch_size: int, errors: list[str],
+             bit_depth: int | None = None):
     """Yield (paths, uint8 batch) of readable images, resized to the model input."""
     from inspector.data.images import read_image, resize_image
 
@@ -67,7 +68,8 @@ def _batches(paths: list[Path], spec, policy: str, batch_size: int, errors: list
     images: list[np.ndarray] = []
     for path in paths:
         try:
-            images.append(resize_image(read_image(path), spec.height, spec.width, policy))
+            image = read_image(path, bit_depth, warn_key=str(path.parent))
+            images.append(resize_image(image, spec.height, spec.width, policy))
             chunk.append(path)
         except DataError as exc:
             errors.append(str(exc))
@@ -95,7 +97,7 @@ def overlay_names(paths: list[Path]) -> list[str]:
 
 
 def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy: str,
-                   vmin: float | None, vmax: float | None) -> None:
+                   vmin: float | None, vmax: float | None, bit_depth: int | None = None) -> None:
     """One PNG per image: the map (back in frame geometry) over the original image."""
     from inspector.data.images import map_to_frame, read_image
     from inspector.visual import encode_png, heatmap_overlay
@@ -104,7 +106,7 @@ def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy
     lo = float(min(m.min() for _, m in results)) if vmin is None else vmin
     hi = float(max(m.max() for _, m in results)) if vmax is None else vmax
     for (path, amap), name in zip(results, overlay_names([p for p, _ in results])):
-        frame = read_image(path)
+        frame = read_image(path, bit_depth, warn_key=str(path.parent))
         frame_map = map_to_frame(amap, frame.shape[0], frame.shape[1], policy)
         overlay = heatmap_overlay(frame, frame_map, lo, hi, alpha=0.5)
         (out_dir / name).write_bytes(encode_png(overlay))
@@ -137,8 +139,10 @@ def run(args: argparse.Namespace) -> int:
     errors: list[str] = []
     kept: list[tuple[Path, np.ndarray]] = []
     with load_backend(args.model, args.backend, **options) as backend:
-        policy = resize_policy(backend)
-        for chunk, batch in _batches(paths, backend.input_spec, policy, args.batch_size, errors):
+        from inspector.sidecar import backend_bit_depth
+
+        policy, bit_depth = resize_policy(backend), backend_bit_depth(backend)
+        for chunk, batch in _batches(paths, backend.input_spec, policy, args.batch_size, errors, bit_depth):
             result = backend.infer(batch)
             for i, path in enumerate(chunk):
                 score = float(result.scores[i])
@@ -147,6 +151,6 @@ def run(args: argparse.Namespace) -> int:
                 if args.out:
                     kept.append((path, np.array(result.maps[i, 0], dtype=np.float32)))  # copy: buffers are reused
     if args.out and kept:
-        write_overlays(kept, Path(args.out), policy, args.vmin, args.vmax)
+        write_overlays(kept, Path(args.out), policy, args.vmin, args.vmax, bit_depth)
         print(f"wrote {len(kept)} overlay(s) to {args.out}", file=sys.stderr)
     return 2 if errors else 0

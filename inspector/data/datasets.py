@@ -28,12 +28,12 @@ from typing import Sequence
 
 import numpy as np
 
-from inspector.data.images import read_image, read_mask, resize_image, resize_mask
+from inspector.data.images import (IMAGE_EXTENSIONS, list_images, read_image, read_mask, resize_image,
+                                   resize_mask)
 from inspector.errors import DataError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 LAYOUTS = ("mvtec", "btad", "folder")
 _EXPECTED = ("expected MVTec AD (train/good, test/<type>, ground_truth/<type>), "
              "BTAD (train/ok, test/ok|ko, ground_truth/ko) or a folder of images "
@@ -71,15 +71,6 @@ class Dataset:
             "test": counts(self.test),
             "test_defect_without_mask": sum(1 for s in self.test if s.label == 1 and s.mask_path is None),
         }
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name (hidden files ignored)."""
-    if not folder.is_dir():
-        return []
-    return sorted((p for p in folder.iterdir()
-                   if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()),
-                  key=lambda p: p.name)
 
 
 def _mask_index(folder: Path) -> dict[str, Path]:
@@ -170,10 +161,13 @@ def _workers(n: int) -> int:
 
 
 def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str = "square",
-               ) -> tuple[np.ndarray, list[Sample], list[tuple[Sample, str]]]:
-    """Decode and resize ``samples`` into one uint8 (N, height, width, 3) array.
+               bit_depth: int | None = None) -> tuple[np.ndarray, list[Sample], list[tuple[Sample, str]]]:
+    """Decode (:func:`inspector.data.images.read_image`) and resize ``samples`` into one uint8
+    (N, height, width, 3) array.
 
-    Unreadable images are skipped (one warning each) and returned as
+    ``bit_depth``: the dataset's setting for files that do not declare their depth
+    (see :mod:`inspector.data.images`). Unreadable or rejected images (corrupt,
+    smaller than 8x8 …) are skipped (one warning each) and returned as
     ``(sample, reason)`` pairs; ``kept`` lists the samples in array order.
     """
     samples = list(samples)
@@ -181,7 +175,8 @@ def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str =
 
     def load(i: int) -> str | None:
         try:
-            resize_image(read_image(samples[i].path), height, width, policy, out=images[i])
+            image = read_image(samples[i].path, bit_depth, warn_key=str(samples[i].path.parent))
+            resize_image(image, height, width, policy, out=images[i])
         except DataError as exc:
             return str(exc)
         return None

@@ -1,7 +1,35 @@
-"""Image and mask I/O plus the resize policies, shared by training, evaluation and the daemon.
+"""Image and mask decoding plus the resize policies, shared by training, evaluation and the daemon.
 
-numpy + OpenCV only (no torch). Images are uint8 (H, W, 3) RGB everywhere in
-the project; masks are bool (H, W).
+numpy + OpenCV (+ Pillow for TIFF tags; no torch). Images are uint8 (H, W, 3)
+RGB everywhere in the project; masks are bool (H, W).
+
+**One decoder.** :func:`decode_image` is the only place that turns encoded
+bytes into model input pixels; :func:`standardize_pixels` is its second half,
+also applied by the daemon to frames that arrive already decoded (video,
+camera). Every path — dataset loading for train/evaluate/calibrate/predict and
+the daemon's folder, video and camera sources — goes through them, so the same
+file gives the same pixels everywhere. The rules:
+
+* **orientation**: EXIF Orientation is applied (JPEG, TIFF, PNG eXIf);
+* **colour**: grey is replicated to 3 channels, palette expanded, CMYK
+  converted, alpha ignored (the stored colour values are used as they are);
+  multi-page files use their first page;
+* **bit depth**: integer data is scaled from ``2**bits - 1`` to 255 (rounded,
+  values above clipped), where ``bits`` is what the file says (PNG ``sBIT``,
+  TIFF ``BitsPerSample``), else the ``bit_depth`` setting (dataset / camera,
+  recorded in the model sidecar), else the container's depth (8 or 16). When
+  a 16-bit image leaves 2 or more high bits unused and nothing says its depth,
+  one warning per source suggests the narrower ``bit_depth``. Float data is
+  taken as 0..1 when its maximum is ≤ 1, else as 0..255; NaN/inf is rejected;
+* **size**: an image smaller than :data:`MIN_SIDE` pixels on a side is rejected
+  (:class:`ImageRejected`, reason ``too_small``);
+* **files**: hidden files (name starting with ".") are never images
+  (:func:`list_images`); extensions are matched case-insensitively.
+
+**Masks** (:func:`read_mask`) use the same decoder without scaling; a pixel is
+defect when its largest channel is at least half of the mask's largest value
+(so 0/1, 0/255, 0/65535 masks and lossy JPEG copies of them all read right);
+an all-zero mask is empty.
 
 Resize policies (recorded in the sidecar, applied identically everywhere):
 
@@ -19,6 +47,10 @@ and :func:`map_to_frame` (model map → original frame) all go through it.
 
 from __future__ import annotations
 
+import io
+import logging
+import struct
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,8 +59,221 @@ import numpy as np
 
 from inspector.errors import DataError
 
+log = logging.getLogger("inspector.images")
+
 RESIZE_POLICIES = ("square", "shorter_side_crop")
-_DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR  # keeps 16-bit, drops alpha, honours EXIF
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm",
+                    ".pnm")
+BIT_DEPTHS = (8, 10, 12, 14, 16)  # allowed values of a ``bit_depth`` setting
+MIN_SIDE = 8  # smaller images are rejected on every path (pixels per side)
+# IMREAD_ANYDEPTH keeps 16-bit/float, IMREAD_ANYCOLOR keeps grey as 1 channel and drops alpha;
+# without IMREAD_IGNORE_ORIENTATION OpenCV applies the EXIF orientation.
+_DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_warned: set[str] = set()
+_warn_lock = threading.Lock()
+
+
+class ImageRejected(DataError):
+    """An image that decodes but cannot be model input; ``reason`` is a short counter key."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def is_image_file(path: Path) -> bool:
+    """True for a non-hidden file name with an image extension (any case)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name (hidden files ignored); [] if it is gone."""
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:  # missing, deleted meanwhile, not a folder, no permission
+        return []
+    return sorted((p for p in entries if is_image_file(p) and p.is_file()), key=lambda p: p.name)
+
+
+# ------------------------------------------------------------------------------------------ bit depth
+def _png_sbit(buf: bytes) -> int | None:
+    """Significant bits from a PNG's sBIT chunk (largest over channels), None without one.
+
+    PNG spec §11.3.3.4: sBIT precedes PLTE and IDAT; one byte per channel.
+    """
+    pos = 8
+    while pos + 8 <= len(buf):
+        length, ctype = struct.unpack(">I4s", buf[pos:pos + 8])
+        if ctype == b"sBIT":
+            data = buf[pos + 8:pos + 8 + length]
+            return max(data) if data else None
+        if ctype in (b"IDAT", b"IEND"):
+            return None
+        pos += 12 + length
+    return None
+
+
+def _tiff_bits(buf: bytes) -> int | None:
+    """TIFF BitsPerSample (tag 258) of the first page, via Pillow's tag reader (no pixel decoding)."""
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(buf)) as im:
+            bits = im.tag_v2.get(258)
+    except Exception:  # noqa: BLE001 - a tag we cannot read just says nothing
+        return None
+    if isinstance(bits, (tuple, list)):
+        bits = max(bits) if bits else None
+    return int(bits) if bits else None
+
+
+def declared_bits(buf: bytes) -> int | None:
+    """The bit depth the encoded file declares for its samples, or None when it says nothing useful."""
+    head = bytes(buf[:8])
+    if head == _PNG_SIGNATURE:
+        bits = _png_sbit(bytes(buf))
+    elif head[:4] in (b"II*\x00", b"MM\x00*"):
+        bits = _tiff_bits(bytes(buf))
+    else:
+        bits = None
+    return bits if bits and 1 <= bits <= 16 else None
+
+
+def _warn_once(key: str, msg: str, *args) -> None:
+    with _warn_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    log.warning(msg, *args)
+
+
+def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key: str | None = None) -> np.ndarray:
+    """Scale pixel data to uint8 by the rule in the module docstring.
+
+    ``bit_depth``: significant bits of integer data (None: the container's).
+    Raises :class:`ImageRejected` (``non_finite``, ``dtype``).
+    """
+    if img.dtype == np.uint8 and (bit_depth is None or bit_depth >= 8):
+        return img
+    if img.dtype in (np.float32, np.float64):
+        if not np.isfinite(img).all():
+            raise ImageRejected(f"{where}: float image with NaN/inf", "non_finite")
+        scale = 255.0 if float(img.max(initial=0.0)) <= 1.0 else 1.0
+        return np.clip(img * scale + 0.5, 0, 255).astype(np.uint8)
+    if img.dtype not in (np.uint8, np.uint16):
+        raise ImageRejected(f"{where}: unsupported pixel type {img.dtype}", "dtype")
+    container = 8 * img.dtype.itemsize
+    bits = min(bit_depth or container, container)
+    if bit_depth is None and container == 16:
+        used = int(img.max(initial=0)).bit_length()
+        if 0 < used <= 14:
+            _warn_once(warn_key or where, "%s: warning: 16-bit image uses only %d significant bits (max value %d), "
+                       "so it is scaled as 16-bit data with a fraction of the grey levels; if the camera writes "
+                       "%d-bit data set bit_depth: %d (or save a PNG sBIT chunk)", where, used,
+                       int(img.max()), _suggest(used), _suggest(used))
+    top = (1 << bits) - 1
+    wide = np.minimum(img.astype(np.uint32), top)
+    return ((wide * 255 + top // 2) // top).astype(np.uint8)
+
+
+def _suggest(used: int) -> int:
+    return next(b for b in BIT_DEPTHS if b >= used) if used > 8 else 8
+
+
+# ------------------------------------------------------------------------------------------ decoding
+def standardize_pixels(img: np.ndarray, where: str, bit_depth: int | None = None, order: str = "RGB",
+                       warn_key: str | None = None) -> np.ndarray:
+    """Decoded pixels (OpenCV's BGR / BGRA / grey, any depth) → uint8 (H, W, 3) in ``order`` (RGB or BGR).
+
+    The second half of :func:`decode_image`. Raises :class:`ImageRejected`
+    (reasons ``shape``, ``channels``, ``too_small``, ``non_finite``, ``dtype``).
+    """
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim not in (2, 3):
+        raise ImageRejected(f"{where}: unsupported image shape {img.shape}", "shape")
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if channels not in (1, 3, 4):
+        raise ImageRejected(f"{where}: unsupported channel count {channels}", "channels")
+    h, w = img.shape[:2]
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise ImageRejected(f"{where}: image is {w}x{h}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}",
+                            "too_small")
+    img = to_uint8(img, where, bit_depth, warn_key)
+    if channels == 1:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)  # same for BGR
+    if channels == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if order == "RGB" else cv2.COLOR_BGRA2BGR)
+    if order == "RGB":
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(img)
+
+
+def _imdecode(buf: np.ndarray, where: str, flags: int) -> np.ndarray:
+    img = None
+    if buf.size:
+        try:
+            img = cv2.imdecode(buf, flags)
+        except cv2.error:
+            img = None
+    if img is None:
+        raise ImageRejected(f"{where}: cannot decode image (corrupt or unsupported format)", "corrupt")
+    return img
+
+
+def decode_image(data: bytes | np.ndarray, where: str, bit_depth: int | None = None, order: str = "RGB",
+                 warn_key: str | None = None) -> np.ndarray:
+    """THE decoder: encoded image bytes → uint8 (H, W, 3) in ``order``, by the rules of the module docstring.
+
+    ``where`` names the image in messages; ``bit_depth`` is the setting used when
+    the file does not declare its depth. Raises :class:`ImageRejected` (a
+    :class:`DataError`) with one line naming ``where``.
+    """
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    img = _imdecode(buf, where, _DECODE_FLAGS)
+    if img.dtype != np.uint8:
+        bit_depth = declared_bits(buf.tobytes()) or bit_depth
+    return standardize_pixels(img, where, bit_depth, order, warn_key)
+
+
+def _read_bytes(path: Path) -> np.ndarray:
+    try:
+        return np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not an image") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+
+
+def read_image(path: str | Path, bit_depth: int | None = None, warn_key: str | None = None) -> np.ndarray:
+    """Read and :func:`decode_image` a file to uint8 (H, W, 3) RGB.
+
+    Raises :class:`DataError` naming the file when it is missing, cannot be decoded or is rejected.
+    """
+    path = Path(path)
+    return decode_image(_read_bytes(path), str(path), bit_depth, "RGB", warn_key)
+
+
+def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Decode a ground-truth mask to bool (H, W) by the two-level rule of the module docstring.
+
+    Same decoder (orientation, first page) as images. With ``shape`` ((H, W) or
+    (H, W, C)) a mask of another size is resized (nearest).
+    """
+    path = Path(path)
+    img = _imdecode(_read_bytes(path), str(path), _DECODE_FLAGS)
+    if img.ndim == 3:
+        img = img.max(axis=2)
+    if img.dtype in (np.float32, np.float64):
+        img = np.nan_to_num(img)
+    top = img.max(initial=0)
+    mask = img.astype(np.float64) * 2 >= float(top) if top > 0 else np.zeros(img.shape, bool)
+    if shape is not None and tuple(shape[:2]) != mask.shape:
+        mask = _resize_nearest(mask, int(shape[0]), int(shape[1]))
+    return mask
 
 
 class CropBox(NamedTuple):
@@ -38,75 +283,6 @@ class CropBox(NamedTuple):
     left: int
     height: int
     width: int
-
-
-def _read_bytes(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        return np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-
-
-def _decode(path: Path, flags: int) -> np.ndarray:
-    buf = _read_bytes(path)
-    img = None
-    if buf.size:
-        try:
-            img = cv2.imdecode(buf, flags)
-        except cv2.error:
-            img = None
-    if img is None:
-        raise DataError(f"{path}: cannot decode image (corrupt or unsupported format)")
-    return img
-
-
-def _to_uint8(img: np.ndarray, path: Path) -> np.ndarray:
-    if img.dtype == np.uint8:
-        return img
-    if img.dtype == np.uint16:
-        return ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    if img.dtype in (np.float32, np.float64):
-        scale = 255.0 if float(np.nanmax(img)) <= 1.0 else 1.0
-        return np.clip(np.nan_to_num(img) * scale + 0.5, 0, 255).astype(np.uint8)
-    raise DataError(f"{path}: unsupported pixel type {img.dtype}")
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to uint8 (H, W, 3) RGB.
-
-    Grayscale is replicated to 3 channels, alpha dropped, 16-bit scaled to 8-bit.
-    Raises :class:`DataError` naming the file when it is missing or cannot be decoded.
-    """
-    path = Path(path)
-    img = _to_uint8(_decode(path, _DECODE_FLAGS), path)
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.ndim == 3 and img.shape[2] == 3:
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if img.ndim == 3 and img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    raise DataError(f"{path}: unsupported image shape {img.shape}")
-
-
-def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Decode a ground-truth mask to bool (H, W).
-
-    Any channel counts; masks stored as 0/1 and as 0/255 both work (values above
-    half of 255 are defect, or above 0 when the file's maximum is 1). With
-    ``shape`` ((H, W) or (H, W, C)) a mask of another size is resized (nearest).
-    """
-    path = Path(path)
-    img = _to_uint8(_decode(path, _DECODE_FLAGS), path)
-    if img.ndim == 3:
-        img = img.max(axis=2)
-    mask = img > (0 if img.max() <= 1 else 127)
-    if shape is not None and tuple(shape[:2]) != mask.shape:
-        mask = _resize_nearest(mask, int(shape[0]), int(shape[1]))
-    return mask
 
 
 def crop_box(src_h: int, src_w: int, height: int, width: int, policy: str) -> CropBox:

@@ -44,13 +44,14 @@ def backend_scorer(backend) -> Scorer:
 
 
 def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[int, int], resize: str,
-                     out_dir: str | Path, plots: bool = True, batch_size: int = 8) -> dict:
+                     out_dir: str | Path, plots: bool = True, batch_size: int = 8,
+                     bit_depth: int | None = None) -> dict:
     """Score the test split, compute metrics, write metrics.json (+ plots); return metrics."""
     dataset = load_dataset(data_root)
     if not dataset.test:
         raise DataError(f"{data_root}: no test images (expected test/good and test/<defect> folders)")
     h, w = image_size
-    images, samples, skipped = load_batch(dataset.test, h, w, resize)
+    images, samples, skipped = load_batch(dataset.test, h, w, resize, bit_depth)
     scores, maps = score_images(scorer, images, batch_size)
     labels = np.array([s.label for s in samples])
     types = [s.defect_type for s in samples]

@@ -107,7 +107,8 @@ def _producer() -> dict[str, str]:
 
 
 def build_sidecar(model: AnomalyModel, graphs: dict[str, dict], opset: int, *, resize: str,
-                  version: str, identity: dict, training: dict | None) -> dict[str, Any]:
+                  version: str, identity: dict, training: dict | None,
+                  bit_depth: int | None = None) -> dict[str, Any]:
     """The sidecar document (schema in :mod:`inspector.sidecar`)."""
     h, w = model.config.image_size
     fp32 = graphs["fp32"]
@@ -119,7 +120,9 @@ def build_sidecar(model: AnomalyModel, graphs: dict[str, dict], opset: int, *, r
                   "score_reduction": model.config.score,
                   "description": {k: v for k, v in identity.items() if k != "teachers"}},
         "input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "batch": batch, "height": h, "width": w,
-                  "channels": 3, "color": "RGB", "resize": resize},
+                  "channels": 3, "color": "RGB", "resize": resize,
+                  # significant bits of frames whose file/camera does not say (None: the container's)
+                  "bit_depth": bit_depth},
         "preprocessing": {
             "outside_graph": f"decode to RGB (grayscale replicated), resize to {h}x{w} with policy '{resize}' "
                              "(inspector.data.images.resize_image)",
@@ -138,7 +141,7 @@ def build_sidecar(model: AnomalyModel, graphs: dict[str, dict], opset: int, *, r
     }
 
 
-def export_model(model: AnomalyModel, out_base: str | Path, *, resize: str = "square",
+def export_model(model: AnomalyModel, out_base: str | Path, *, resize: str = "square", bit_depth: int | None = None,
                  opset: int = DEFAULT_OPSET, precisions: Sequence[str] = PRECISIONS, version: str = "unversioned",
                  identity: dict | None = None, training: dict | None = None) -> dict[str, Any]:
     """Export ``model`` (FP32, eval) to ONNX graphs + sidecar; returns their paths and the sidecar.
@@ -170,7 +173,7 @@ def export_model(model: AnomalyModel, out_base: str | Path, *, resize: str = "sq
                                  "precision": precision, "bytes": staged[precision].stat().st_size, **summary}
         for precision, src in staged.items():
             os.replace(src, paths[precision])
-    sidecar = build_sidecar(model, graphs, opset, resize=resize, version=version,
+    sidecar = build_sidecar(model, graphs, opset, resize=resize, bit_depth=bit_depth, version=version,
                             identity=identity or model.describe(), training=training)
     write_sidecar(sidecar, paths["sidecar"])
     result: dict[str, Any] = {p: paths[p] for p in precisions}
@@ -196,6 +199,7 @@ def export_run(run_dir: str | Path, out_base: str | Path, opset: int = DEFAULT_O
         "data": payload.get("data"),
         "config": payload.get("config"),
     }
-    return export_model(model, out_base, resize=config.data.resize, opset=opset, precisions=precisions,
+    return export_model(model, out_base, resize=config.data.resize, bit_depth=config.data.bit_depth, opset=opset,
+                        precisions=precisions,
                         version=version or digest[:12], identity=identity, training=training)
 

@@ -97,6 +97,7 @@ class BatchWorker(Worker):
         buf = self.pool.buffers[index]
         frames: list[Frame] = []
         items: list[Frame] = []
+        taken: dict[str, int] = {}  # per camera, for the hub's fair share
         deadline = None
         while len(frames) < self.max_batch:
             if deadline is None:
@@ -105,7 +106,7 @@ class BatchWorker(Worker):
                 timeout = deadline - time.monotonic()
                 if timeout <= 0:
                     break
-            got = self.hub.take(self.max_batch - len(frames), timeout)
+            got = self.hub.take(self.max_batch - len(frames), timeout, taken)
             if not got:
                 if deadline is None:
                     if items:
@@ -130,7 +131,7 @@ class BatchWorker(Worker):
 
     def _preprocess(self, frame: Frame, slot: np.ndarray, frames: list[Frame]) -> None:
         try:
-            converted = self.pre.into(frame.image, slot)
+            converted = self.pre.into(frame.image, slot, frame.camera)
         except FrameRejected as exc:
             self.counters.add(f"{frame.camera}.rejected.{exc.reason}")
             self._throttle.warning(f"rej-{frame.camera}-{exc.reason}", "camera '%s' frame %d rejected: %s",

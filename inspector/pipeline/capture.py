@@ -8,7 +8,21 @@ and puts them into its camera's channel of the hub:
 * **offline** cameras (files, folders) block while their channel is full and
   lose nothing.
 
-A live source that fails is reconnected with exponential back-off and jitter;
+**Fair share** (max-min fairness across cameras): while any live camera is
+active (delivered a frame within the last second), a batch takes at most one
+frame per camera, so a live camera gets as many inspections as any offline
+camera when its demand exceeds an equal share, and all of its frames when its
+demand is lower; offline backlogs can never take a live camera's turns. With
+no live camera active, batches fill round-robin from the offline channels.
+
+**Freshness**: a live source paced by ``fps`` keeps grabbing (without
+decoding) at its own rate and decodes only the frame that is due, so the
+decoder's buffers never age; skipped grabs are counted as ``dropped_pacing``.
+The capture stamp is the grab time of the frame actually inspected.
+
+A source that fails transiently is reconnected with exponential back-off and jitter
+(saturating at ``max_s`` for any attempt count); a permanent error (a file that can
+never be decoded) fails the camera at once;
 the state changes (connecting, online, reconnecting, stalled, ended, failed)
 go to ``on_status``. A watchdog (:meth:`CaptureWorker.check_watchdog`, called
 by the supervisor) flags a source that stopped delivering.
@@ -18,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import random
 import threading
 import time
@@ -26,11 +41,12 @@ from typing import Callable
 from inspector.errors import SourceError
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.frame import Frame
-from inspector.pipeline.sources import Source, is_live
+from inspector.pipeline.sources import Source, SourceChanged, is_live
 from inspector.pipeline.worker import Throttled, Worker, sleep_until
 from inspector.telemetry import Counters
 
 log = logging.getLogger("inspector.capture")
+LIVE_ACTIVE_S = 1.0  # a live camera that delivered within this long keeps its turn in every batch
 
 
 class FrameHub:
@@ -42,6 +58,7 @@ class FrameHub:
         self._capacity: dict[str, int] = {}
         self._live: dict[str, bool] = {}
         self._open: set[str] = set()
+        self._last_put: dict[str, float] = {}
         self._order: list[str] = []
         self._next = 0
         self.counters = counters
@@ -69,6 +86,7 @@ class FrameHub:
                         return False
                     self._cond.wait(0.05)
             q.append(frame)
+            self._last_put[cam] = time.monotonic()
             self._cond.notify_all()
         return True
 
@@ -78,15 +96,31 @@ class FrameHub:
             self._open.discard(camera)
             self._cond.notify_all()
 
-    def take(self, max_n: int, timeout: float) -> list[Frame]:
-        """Up to ``max_n`` frames round-robin across cameras; waits up to ``timeout`` s for the first."""
+    def _quota(self, now: float) -> int | None:
+        """Frames per camera per batch: 1 while a live camera is active (fair share), else no limit."""
+        for cam, live in self._live.items():
+            if live and cam in self._open and now - self._last_put.get(cam, -1e9) < LIVE_ACTIVE_S:
+                return 1
+        return None
+
+    def _eligible(self, taken: dict[str, int], quota: int | None) -> bool:
+        return any(q and (quota is None or taken.get(cam, 0) < quota) for cam, q in self._queues.items())
+
+    def take(self, max_n: int, timeout: float, taken: dict[str, int] | None = None) -> list[Frame]:
+        """Up to ``max_n`` frames round-robin across cameras; waits up to ``timeout`` s for the first.
+
+        ``taken``: frames per camera already in the batch being filled (updated in place); with
+        a live camera active each camera gives at most one frame per batch (module docstring).
+        """
+        taken = {} if taken is None else taken
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not any(self._queues.values()):
+            while not self._eligible(taken, self._quota(time.monotonic())):
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._open:
+                if remaining <= 0 or (not self._open and not any(self._queues.values())):
                     return []
-                self._cond.wait(remaining)
+                self._cond.wait(min(remaining, 0.05))
+            quota = self._quota(time.monotonic())
             out: list[Frame] = []
             n_cams = len(self._order)
             idle = 0
@@ -94,12 +128,13 @@ class FrameHub:
                 cam = self._order[self._next % n_cams]
                 self._next += 1
                 q = self._queues[cam]
-                if q:
+                if q and (quota is None or taken.get(cam, 0) < quota):
                     frame = q.popleft()
                     # Stamped on leaving the queue, so the "queued" stage is the time spent
                     # waiting and "preprocessed" is preprocessing alone.
                     frame.stamp("queued")
                     out.append(frame)
+                    taken[cam] = taken.get(cam, 0) + 1
                     idle = 0
                 else:
                     idle += 1
@@ -117,18 +152,32 @@ class FrameHub:
 
 
 class Backoff:
-    """Exponential back-off with ± jitter."""
+    """Exponential back-off with ± jitter: ``min(max_s, initial_s · factor^attempt · (1 ± jitter))``.
+
+    The power is never evaluated past the attempt where it reaches ``max_s``, so the
+    delay saturates at ``max_s`` for any attempt count (no OverflowError after hours
+    of outage), and jitter never pushes it above ``max_s``.
+    """
 
     def __init__(self, initial_s: float, max_s: float, factor: float, jitter: float,
                  rng: random.Random | None = None) -> None:
         self.initial_s, self.max_s, self.factor, self.jitter = initial_s, max_s, factor, jitter
         self.attempt = 0
         self._rng = rng or random.Random()
+        # first attempt whose un-jittered delay reaches max_s
+        ratio = max_s / initial_s if initial_s > 0 else 1.0
+        self._saturates_at = math.ceil(math.log(ratio, factor)) if factor > 1 and ratio > 1 else 0
+
+    def base_delay(self, attempt: int) -> float:
+        """The un-jittered delay of ``attempt`` (0-based), in seconds, ≤ max_s."""
+        if attempt >= self._saturates_at:
+            return self.max_s if self.factor > 1 else min(self.initial_s, self.max_s)
+        return min(self.max_s, self.initial_s * self.factor ** attempt)
 
     def next_delay(self) -> float:
-        base = min(self.max_s, self.initial_s * self.factor ** self.attempt)
+        base = self.base_delay(self.attempt)
         self.attempt += 1
-        return base * (1.0 + self.jitter * self._rng.uniform(-1.0, 1.0))
+        return min(self.max_s, max(0.0, base * (1.0 + self.jitter * self._rng.uniform(-1.0, 1.0))))
 
     def reset(self) -> None:
         self.attempt = 0
@@ -163,7 +212,7 @@ class CaptureWorker(Worker):
             if previous == state:
                 return
             self.state = state
-        level = logging.WARNING if state in ("reconnecting", "stalled", "failed") else logging.INFO
+        level = logging.WARNING if state in ("reconnecting", "stalled", "failed", "changed") else logging.INFO
         log.log(level, "camera '%s': %s%s", self.camera.name, state, f" ({reason})" if reason else "")
         self.on_status(self.camera.name, state, previous, reason,
                        {"source": self.source.describe(), "live": self.live, "frames": self.frames,
@@ -184,6 +233,9 @@ class CaptureWorker(Worker):
                     break
                 if self._pump():
                     break
+        except Exception as exc:  # noqa: BLE001 - one camera's bug must not stop the healthy ones
+            log.exception("camera '%s': capture failed", self.camera.name)
+            self.set_state("failed", f"unexpected error: {exc!r}")
         finally:
             self.source.close()
             self.hub.close(self.camera.name)
@@ -198,6 +250,9 @@ class CaptureWorker(Worker):
                 self.set_state("online", self.source.describe())
                 return True
             except SourceError as exc:
+                if exc.permanent:
+                    self.set_state("failed", str(exc))
+                    return False
                 if not self._wait_retry(str(exc)):
                     return False
         return False
@@ -216,33 +271,71 @@ class CaptureWorker(Worker):
         """Read frames until the source ends (True), fails (False: reconnect) or we stop (True)."""
         cam = self.camera
         period = 1.0 / cam.fps if cam.fps > 0 else 0.0
+        skip_to_pace = bool(period) and self.source.live  # a real-time source: never let its buffers age
         next_due = time.monotonic()
         while not self.stop_event.is_set():
-            if period:
-                if not sleep_until(self.stop_event, next_due):
-                    return True
-                next_due = max(next_due + period, time.monotonic() - period)
             try:
+                if period and not self._pace(next_due, skip_to_pace):
+                    return True if self.stop_event.is_set() else self._ended()
+                if period:
+                    now = time.monotonic()
+                    next_due = max(next_due + period, now - period)
                 grabbed = self.source.read()
             except SourceError as exc:
-                self.counters.add(f"{cam.name}.source_errors")
-                self.reconnects += 1
-                self.counters.add(f"{cam.name}.reconnects")
-                self.source.close()
-                return not self._wait_retry(str(exc))
+                return self._source_failed(exc)
             if grabbed is None:
-                self.set_state("ended", f"{self.frames} frames")
-                return True
+                return self._ended()
             if grabbed.image is None:
-                self.counters.add(f"{cam.name}.corrupt")
-                self._throttle.warning(f"corrupt-{cam.name}", "camera '%s': skipped a corrupt frame: %s",
-                                       cam.name, grabbed.error)
+                self._skipped(grabbed)
                 continue
             self._deliver(grabbed)
             if cam.max_frames and self.frames >= cam.max_frames:
                 self.set_state("ended", f"max_frames {cam.max_frames} reached")
                 return True
         return True
+
+    def _pace(self, next_due: float, skip: bool) -> bool:
+        """Wait for the next due frame: grab-and-drop on live sources, sleep otherwise; False = stop/end."""
+        if not skip:
+            return sleep_until(self.stop_event, next_due)
+        while time.monotonic() < next_due:
+            if self.stop_event.is_set() or not self.source.skip():
+                return False
+            self.counters.add(f"{self.camera.name}.dropped_pacing")
+        return True
+
+    def _ended(self) -> bool:
+        if self.frames == 0 and self.source.finite and not self.stop_event.is_set():
+            self.set_state("failed", f"{self.source.describe()}: ended without one decodable frame")
+        else:
+            self.set_state("ended", f"{self.frames} frames")
+        return True
+
+    def _skipped(self, grabbed) -> None:
+        cam = self.camera.name
+        self.counters.add(f"{cam}.{grabbed.reason}")
+        if grabbed.reason in ("missing", "incomplete"):
+            return  # a file deleted or still being written is not a fault of the data
+        self._throttle.warning(f"{grabbed.reason}-{cam}", "camera '%s': skipped a frame (%s): %s",
+                               cam, grabbed.reason, grabbed.error)
+
+    def _source_failed(self, exc: SourceError) -> bool:
+        """Count and react to a read error: True to end the camera, False after reconnect back-off."""
+        cam = self.camera.name
+        self.source.close()
+        if exc.permanent:
+            self.counters.add(f"{cam}.source_errors")
+            self.set_state("failed", str(exc))
+            return True
+        if isinstance(exc, SourceChanged):
+            self.counters.add(f"{cam}.source_changed")
+            self.set_state("changed", str(exc))
+            self.backoff.reset()
+        else:
+            self.counters.add(f"{cam}.source_errors")
+        self.reconnects += 1
+        self.counters.add(f"{cam}.reconnects")
+        return not self._wait_retry(str(exc))
 
     def _deliver(self, grabbed) -> None:
         cam = self.camera.name

@@ -85,6 +85,9 @@ class CameraSection:
     open_timeout_s: float = 10.0
     read_timeout_s: float = 5.0
     watchdog_s: float = 10.0  # no frame for this long → state 'stalled'
+    # significant bits of 16-bit frames/files that do not declare them (PNG sBIT / TIFF BitsPerSample win);
+    # None: the model's setting (sidecar input.bit_depth), else the container's depth
+    bit_depth: int | None = None
     reconnect: ReconnectSection = field(default_factory=ReconnectSection)
     synthetic: SyntheticSection = field(default_factory=SyntheticSection)
 
@@ -95,6 +98,8 @@ class CameraSection:
             raise ConfigError(f"{where}: fps and max_frames must be ≥ 0")
         if self.open_timeout_s <= 0 or self.read_timeout_s <= 0 or self.watchdog_s <= 0:
             raise ConfigError(f"{where}: timeouts must be > 0")
+        if self.bit_depth is not None and self.bit_depth not in (8, 10, 12, 14, 16):
+            raise ConfigError(f"{where}.bit_depth: must be one of 8, 10, 12, 14, 16 or null, got {self.bit_depth}")
 
 
 @dataclass(frozen=True)

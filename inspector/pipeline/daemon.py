@@ -14,7 +14,9 @@ handlers (installed by ``inspector run``) only set it. Shutdown is ordered —
 capture threads stop, then every stage drains its queue and passes an end
 marker downstream, each join bounded by ``shutdown_timeout_s`` — and the last
 stats are published. :meth:`Daemon.run` returns 0, or 1 if a worker failed, a
-stage did not stop in time, or a camera ended in state ``failed``.
+stage did not stop in time, a camera ended in state ``failed`` (a recording that
+can never be decoded fails its camera at once), or every camera ended by itself
+without one frame inspected. A run that inspected nothing always says so.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import Publisher, PublishWorker, StatusUpdate
 from inspector.pipeline.recorder import RecorderWorker
 from inspector.pipeline.sources import Source, make_source
-from inspector.sidecar import input_spec_from_sidecar, read_sidecar, sha256_file, sidecar_path_for, split_graph_name
+from inspector.sidecar import (input_bit_depth, input_spec_from_sidecar, read_sidecar, sha256_file, sidecar_path_for,
+                               split_graph_name)
 from inspector.telemetry import Counters, RateMeter, format_summary
 from inspector.thresholds import Thresholds, load_thresholds
 
@@ -90,6 +93,7 @@ class Daemon:
         self.final_stats: dict | None = None
         self.failures: list[str] = []
         self._started = False
+        self._cameras_ended = False
 
     # -- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -108,7 +112,8 @@ class Daemon:
         self.policy = self.sidecar["input"].get("resize", "square")
         self.model_sha = sha256_file(model)
         self.decider, self.calibration = resolve_thresholds(cfg, self.model_sha)
-        self.sources: dict[str, Source] = {c.name: make_source(c) for c in cfg.cameras}
+        self.bit_depth = input_bit_depth(self.sidecar)
+        self.sources: dict[str, Source] = {c.name: make_source(c, self.bit_depth) for c in cfg.cameras}
         self.publisher = Publisher(cfg.publish, self._context)
         log.info("publishing on %s", self.publisher.endpoint)
 
@@ -202,7 +207,8 @@ class Daemon:
                                      results_payloads=cfg.postprocess.payloads_on_results,
                                      before_final=self._finish_recorder)
         self.hub = FrameHub(counters)
-        self.batcher = BatchWorker(self.hub, pool, to_infer, Preprocessor(self.spec, self.policy),
+        bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
+        self.batcher = BatchWorker(self.hub, pool, to_infer, Preprocessor(self.spec, self.policy, bit_depths),
                                    max_batch, cfg.batching.max_wait_ms, stop, counters)
         self.captures = [CaptureWorker(c, self.sources[c.name], self.hub, stop, counters, self._on_status,
                                        capacity=cfg.batching.queue_size) for c in cfg.cameras]
@@ -266,6 +272,7 @@ class Daemon:
                 w.check_watchdog()
             if all(w.finished.is_set() for w in self.captures):
                 log.info("all cameras finished")
+                self._cameras_ended = True
                 break
             if any(w.finished.is_set() for w in self.workers):  # a stage ended early: it failed
                 break
@@ -300,6 +307,11 @@ class Daemon:
         if failed_cams:
             self.failures.append(f"camera(s) {failed_cams} failed")
         self.final_stats = self.publish.final_stats or {}
+        if not self.final_stats.get("totals", {}).get("inferred_frames", 0):
+            log.warning("no frame was inspected in this run (cameras: %s)",
+                        ", ".join(f"'{w.camera.name}' {w.state}" for w in self.captures))
+            if self._cameras_ended and not failed_cams:
+                self.failures.append("every camera ended without one frame inspected")
         self.final_stats["failures"] = list(self.failures)
         self._write_summary()
         return 1 if self.failures else 0

@@ -3,9 +3,12 @@
 The model graph does its own normalisation (DESIGN.md seam 1), so all that is
 left is geometry and colour: the sidecar's resize policy (the same
 :func:`inspector.data.images.resize_image` training used) and BGR → RGB.
-Grey, BGRA and 16-bit frames are converted (counted by reason); frames that
-cannot be made into an image (empty, wrong rank, odd channel count, unknown
-dtype, too small) raise :class:`FrameRejected` with a short reason.
+Pixel rules are those of the project's one decoder (:mod:`inspector.data.images`):
+grey, BGRA and 16-bit frames are converted by
+:func:`inspector.data.images.to_uint8` with the camera's bit depth (counted by
+reason); frames that cannot be made into an image (empty, wrong rank, odd
+channel count, unknown dtype, smaller than :data:`MIN_SIDE`) raise
+:class:`FrameRejected` with a short reason.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ import cv2
 import numpy as np
 
 from inspector.backends.base import InputSpec
-from inspector.data.images import resize_image
+from inspector.data.images import MIN_SIDE, ImageRejected, resize_image, to_uint8
 
-MIN_SIDE = 8
+__all__ = ["MIN_SIDE", "FrameRejected", "Preprocessor"]
 
 
 class FrameRejected(Exception):
@@ -27,29 +30,30 @@ class FrameRejected(Exception):
         self.reason = reason
 
 
-def _to_uint8(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+def _to_uint8(image: np.ndarray, camera: str, bit_depth: int | None) -> tuple[np.ndarray, str | None]:
     if image.dtype == np.uint8:
         return image, None
-    if image.dtype == np.uint16:
-        return ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8), "uint16"
-    if image.dtype in (np.float32, np.float64):
-        if not np.isfinite(image).all():
-            raise FrameRejected("non_finite", "float frame with NaN/inf")
-        scale = 255.0 if float(image.max(initial=0.0)) <= 1.0 else 1.0
-        return np.clip(image * scale + 0.5, 0, 255).astype(np.uint8), "float"
-    raise FrameRejected("dtype", f"unsupported pixel type {image.dtype}")
+    try:
+        converted = to_uint8(image, f"camera '{camera}'", bit_depth, warn_key=f"camera {camera}")
+    except ImageRejected as exc:
+        raise FrameRejected(exc.reason, str(exc)) from None
+    return converted, "float" if image.dtype.kind == "f" else str(image.dtype)
 
 
 class Preprocessor:
-    """Writes frames into batch slots; holds its own scratch buffers (one per channel count)."""
+    """Writes frames into batch slots; holds its own scratch buffers (one per channel count).
 
-    def __init__(self, spec: InputSpec, policy: str = "square") -> None:
+    ``bit_depths``: per camera, the significant bits of its integer frames (None: the container's).
+    """
+
+    def __init__(self, spec: InputSpec, policy: str = "square", bit_depths: dict[str, int | None] | None = None) -> None:
         if spec.channels != 3 or spec.color != "RGB" or spec.layout != "NHWC" or spec.dtype != "uint8":
             raise ValueError(f"unsupported model input {spec}; the daemon feeds uint8 NHWC RGB")
         self.spec, self.policy = spec, policy
+        self.bit_depths = dict(bit_depths or {})
         self._scratch = {c: np.empty((spec.height, spec.width) + ((c,) if c > 1 else ()), np.uint8) for c in (1, 3, 4)}
 
-    def into(self, image: np.ndarray, out: np.ndarray) -> str | None:
+    def into(self, image: np.ndarray, out: np.ndarray, camera: str = "") -> str | None:
         """Preprocess ``image`` (BGR / grey / BGRA, as cv2 gives it) into ``out`` (H, W, 3) RGB.
 
         Returns the conversion applied (``gray``, ``bgra``, ``uint16`` …) or None; raises FrameRejected.
@@ -65,7 +69,7 @@ class Preprocessor:
             raise FrameRejected("channels", f"{channels} channels")
         if image.shape[0] < MIN_SIDE or image.shape[1] < MIN_SIDE:
             raise FrameRejected("too_small", f"{image.shape[1]}x{image.shape[0]}")
-        image, converted = _to_uint8(image)
+        image, converted = _to_uint8(image, camera, self.bit_depths.get(camera))
         if not image.flags.c_contiguous:
             image = np.ascontiguousarray(image)
         h, w = self.spec.height, self.spec.width

@@ -5,9 +5,22 @@ capture thread. :meth:`Source.read` grabs, stamps ``time.monotonic_ns()`` right
 after the grab, then decodes, and returns a :class:`Grabbed`; it returns
 ``None`` at the end of a finite source and raises :class:`SourceError` when a
 live source fails (the capture worker then reconnects). A frame that cannot be
-decoded comes back as a ``Grabbed`` with ``image=None`` and an ``error``: the
-worker counts and skips it. Factory cameras (GenICam via harvesters, aravis,
-pypylon …) fit the same small interface.
+decoded comes back as a ``Grabbed`` with ``image=None``, an ``error`` and a
+``reason`` (the counter key: ``corrupt``, ``missing``, ``incomplete``,
+``rejected.too_small`` …): the worker counts and skips it. Factory cameras
+(GenICam via harvesters, aravis, pypylon …) fit the same small interface.
+
+Error kinds: a :class:`SourceError` with ``permanent=True`` (a recording that
+can never be decoded, a one-pass folder without images) fails the camera at
+once; other errors are transient and the worker reconnects with back-off.
+:class:`SourceChanged` reports a looping file that was replaced or truncated.
+
+Live sources (``live = True``: devices, URLs, GStreamer) also have
+:meth:`Source.skip`, a grab without decoding, so ``fps`` pacing can keep the
+decoder's buffers drained and always inspect the newest frame.
+
+Folder images are decoded by :func:`inspector.data.images.decode_image`, the
+decoder training, evaluation, calibration and ``predict`` use.
 """
 
 from __future__ import annotations
@@ -22,13 +35,16 @@ from typing import Any
 import cv2
 import numpy as np
 
+from inspector.data.images import IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images
 from inspector.errors import DataError, SourceError
 from inspector.pipeline.config import CameraSection, SyntheticSection
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".mjpeg"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
+_CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/truncation
+_SETTLE_S = 2.0  # a folder file younger than this that cannot be decoded is still being written
 
 
 @dataclass
@@ -40,6 +56,11 @@ class Grabbed:
     t_utc: float
     meta: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    reason: str = "corrupt"  # counter key when image is None
+
+
+class SourceChanged(SourceError):
+    """A looping file was replaced or truncated under the source: reopen it (transient)."""
 
 
 class Source:
@@ -49,8 +70,10 @@ class Source:
     live = False
     finite = False
 
-    def __init__(self, camera: CameraSection) -> None:
+    def __init__(self, camera: CameraSection, bit_depth: int | None = None) -> None:
         self.camera = camera
+        # significant bits of frames that do not say (camera setting, else the model's sidecar)
+        self.bit_depth = camera.bit_depth if camera.bit_depth is not None else bit_depth
 
     def open(self) -> None:
         """Open (or re-open) the source; raise SourceError naming the camera on failure."""
@@ -58,14 +81,18 @@ class Source:
     def read(self) -> Grabbed | None:
         raise NotImplementedError
 
+    def skip(self) -> bool:
+        """Live sources: grab the next frame without decoding it (pacing); False at the end."""
+        return self.read() is not None
+
     def close(self) -> None:
         """Release the source (idempotent)."""
 
     def describe(self) -> str:
         return f"{self.kind} {self.camera.source}"
 
-    def _error(self, what: str) -> SourceError:
-        return SourceError(f"camera '{self.camera.name}': {what}")
+    def _error(self, what: str, permanent: bool = False) -> SourceError:
+        return SourceError(f"camera '{self.camera.name}': {what}", permanent=permanent)
 
 
 def _stamp() -> tuple[int, float]:
@@ -76,11 +103,15 @@ def _stamp() -> tuple[int, float]:
 class CvSource(Source):
     """Anything cv2.VideoCapture opens: files, devices, URLs (FFmpeg), GStreamer pipelines."""
 
-    def __init__(self, camera: CameraSection, kind: str, target, api: int, live: bool, finite: bool) -> None:
-        super().__init__(camera)
+    def __init__(self, camera: CameraSection, kind: str, target, api: int, live: bool, finite: bool,
+                 bit_depth: int | None = None) -> None:
+        super().__init__(camera, bit_depth)
         self.kind, self._target, self._api, self.live, self.finite = kind, target, api, live, finite
         self._cap: cv2.VideoCapture | None = None
         self._index = 0
+        self._delivered = 0  # frames read since the source was created (all opens)
+        self._signature: tuple | None = None
+        self._checked_at = 0.0
 
     def _params(self) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -93,38 +124,91 @@ class CvSource(Source):
         if self.kind == "url" and str(self._target).startswith("rtsp") \
                 and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
             os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
+        # A recording that never opened can never be decoded: permanent. One that played before
+        # and fails now is probably being rewritten: transient.
+        permanent = self.kind == "file" and self._delivered == 0
+        if self.kind == "file":
+            self._signature = self._file_signature()
+            if self._signature is None or self._signature[1] == 0:
+                raise self._error(f"{self._target}: video file is missing or empty", permanent)
         try:
             cap = cv2.VideoCapture(self._target, self._api, self._params())
         except cv2.error as exc:
-            raise self._error(f"cannot open {self.describe()} ({str(exc).strip().splitlines()[-1]})") from None
+            raise self._error(f"cannot open {self.describe()} ({str(exc).strip().splitlines()[-1]})",
+                              permanent) from None
         if not cap.isOpened():
             cap.release()
-            raise self._error(f"cannot open {self.describe()}")
+            raise self._error(f"cannot open {self.describe()}" + (" (corrupt or unsupported video)" if permanent
+                                                                 else ""), permanent)
         self._cap = cap
         self._index = 0
+        self._checked_at = time.monotonic()
+
+    def _file_signature(self) -> tuple | None:
+        try:
+            st = os.stat(self._target)
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    def _check_changed(self, force: bool = False) -> None:
+        """Raise SourceChanged when a looping file was replaced or truncated since it was opened."""
+        now = time.monotonic()
+        if self.kind != "file" or not self.camera.loop or (not force and now - self._checked_at < _CHANGE_CHECK_S):
+            return
+        self._checked_at = now
+        current = self._file_signature()
+        if current != self._signature:
+            what = "deleted" if current is None else ("truncated" if current[1] < self._signature[1]
+                                                      else "replaced")
+            raise SourceChanged(f"camera '{self.camera.name}': {self._target} was {what} while looping; reopening")
+
+    def _rewind(self) -> bool:
+        """Loop a file: back to frame 0 (reopen if the container cannot seek); False if nothing plays."""
+        if self._index == 0:  # a whole pass without one frame: nothing here can be decoded
+            raise self._error(f"{self._target}: no decodable frame", permanent=self._delivered == 0)
+        self._check_changed(force=True)
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self._index = 0
+        if self._cap.grab():
+            return True
+        self.open()  # some containers cannot seek: reopen
+        return bool(self._cap.grab())
 
     def read(self) -> Grabbed | None:
         if self._cap is None:
             raise self._error("source is not open")
-        if not self._cap.grab():
-            if self.finite:
-                if not self.camera.loop:
-                    return None
-                self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                self._index = 0
-                if not self._cap.grab():
-                    self.open()  # some containers cannot seek: reopen
-                    if not self._cap.grab():
-                        return None
-            else:
-                raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
+        self._check_changed()
+        if not self._grab():
+            return None
         t_ns, t_utc = _stamp()
         meta = {"index": self._index, "pos_msec": float(self._cap.get(cv2.CAP_PROP_POS_MSEC))}
         self._index += 1
+        self._delivered += 1
         ok, image = self._cap.retrieve()
         if not ok or image is None:
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
         return Grabbed(image, t_ns, t_utc, meta)
+
+    def _grab(self) -> bool:
+        if self._cap.grab():
+            return True
+        if not self.finite:
+            raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
+        if not self.camera.loop:
+            if self._delivered == 0:
+                raise self._error(f"{self._target}: no decodable frame", permanent=True)
+            return False
+        return self._rewind()
+
+    def skip(self) -> bool:
+        """Grab without decoding (keeps a live stream's buffers drained while pacing)."""
+        if self._cap is None:
+            raise self._error("source is not open")
+        if not self._grab():
+            return False
+        self._index += 1
+        return True
 
     def close(self) -> None:
         if self._cap is not None:
@@ -141,43 +225,93 @@ def has_gstreamer() -> bool:
 
 # ------------------------------------------------------------------------------------------ folders
 class FolderSource(Source):
-    """Image files of a folder in name order; unreadable files are reported as corrupt frames."""
+    """Image files of a folder in name order, decoded like training images; rescanned on every pass.
+
+    * each pass lists the folder again (hidden files skipped), so files added while
+      running are read and a deleted and recreated folder is picked up again;
+    * a file that vanished before it was read is counted ``missing``, not corrupt;
+      one that cannot be decoded but changed within the last 2 s is ``incomplete``
+      (still being written: it is tried again on the next pass), else ``corrupt``;
+    * a pass that finds nothing readable raises a transient SourceError, so the worker
+      backs off instead of spinning; without ``loop`` an empty folder at open is permanent
+      and the run ends after a pass that finds no new file.
+    """
 
     kind = "folder"
     finite = True
 
-    def __init__(self, camera: CameraSection) -> None:
-        super().__init__(camera)
+    def __init__(self, camera: CameraSection, bit_depth: int | None = None) -> None:
+        super().__init__(camera, bit_depth)
+        self._folder = Path(str(camera.source))
         self._files: list[Path] = []
         self._pos = 0
+        self._seen: set[str] = set()  # one-pass mode: names already read (or given up on)
+        self._pass_frames = 0
+        self._opened_once = False
+
+    def _scan(self) -> list[Path]:
+        files = list_images(self._folder)
+        if not self.camera.loop:
+            files = [p for p in files if p.name not in self._seen]
+        return files
 
     def open(self) -> None:
-        folder = Path(str(self.camera.source))
-        if not folder.is_dir():
-            raise self._error(f"{folder}: folder not found")
-        self._files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not self._files:
-            raise self._error(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        if not self._folder.is_dir():
+            raise self._error(f"{self._folder}: folder not found", permanent=not self._opened_once
+                              and not self.camera.loop)
+        self._files = self._scan()
         self._pos = 0
+        self._pass_frames = 0
+        if not self._files and not (self._seen and not self.camera.loop):
+            raise self._error(f"{self._folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})",
+                              permanent=not self.camera.loop and not self._opened_once)
+        self._opened_once = True
+
+    def _next_pass(self) -> bool:
+        """Rescan at the end of a pass; False when a one-pass run is done."""
+        if self.camera.loop and self._files and self._pass_frames == 0:
+            raise self._error(f"{self._folder}: no readable image in a whole pass")
+        self._files, self._pos, self._pass_frames = self._scan(), 0, 0
+        if not self._files:
+            if not self.camera.loop:
+                return False
+            raise self._error(f"{self._folder}: no image files")
+        return True
 
     def read(self) -> Grabbed | None:
-        if self._pos >= len(self._files):
-            if not self.camera.loop:
-                return None
-            self._pos = 0
+        if self._pos >= len(self._files) and not self._next_pass():
+            return None
         path = self._files[self._pos]
         meta = {"index": self._pos, "file": path.name}
         self._pos += 1
         try:
             data = np.fromfile(path, dtype=np.uint8)
+        except FileNotFoundError:
+            t_ns, t_utc = _stamp()
+            return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: deleted before it was read",
+                           reason="missing")
         except OSError as exc:
             t_ns, t_utc = _stamp()
             return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: cannot read ({exc.strerror or exc})")
         t_ns, t_utc = _stamp()  # the "grab": the encoded frame is in memory
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-        if image is None:
-            return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: cannot decode image")
+        try:
+            image = decode_image(data, path.name, self.bit_depth, order="BGR", warn_key=f"camera {self.camera.name}")
+        except ImageRejected as exc:
+            reason = exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}"
+            if exc.reason == "corrupt" and self._recent(path):
+                return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: still being written", reason="incomplete")
+            self._seen.add(path.name)
+            return Grabbed(None, t_ns, t_utc, meta, error=str(exc), reason=reason)
+        self._seen.add(path.name)
+        self._pass_frames += 1
         return Grabbed(image, t_ns, t_utc, meta)
+
+    @staticmethod
+    def _recent(path: Path) -> bool:
+        try:
+            return time.time() - path.stat().st_mtime < _SETTLE_S
+        except OSError:
+            return False
 
 
 # ------------------------------------------------------------------------------------------ synthetic
@@ -193,8 +327,8 @@ class SyntheticSource(Source):
 
     kind = "synthetic"
 
-    def __init__(self, camera: CameraSection) -> None:
-        super().__init__(camera)
+    def __init__(self, camera: CameraSection, bit_depth: int | None = None) -> None:
+        super().__init__(camera, bit_depth)
         self.finite = camera.max_frames > 0
         self._good: list[np.ndarray] = []
         self._bad: list[tuple[np.ndarray, str]] = []
@@ -284,28 +418,32 @@ def source_type(camera: CameraSection) -> str:
                       f"set type: file|folder|device|url|gstreamer|synthetic)")
 
 
-def make_source(camera: CameraSection) -> Source:
-    """The :class:`Source` for ``camera``; raises SourceError for sources this machine cannot open."""
+def make_source(camera: CameraSection, bit_depth: int | None = None) -> Source:
+    """The :class:`Source` for ``camera``; raises SourceError for sources this machine cannot open.
+
+    ``bit_depth``: the model's setting (sidecar), used when the camera has none.
+    """
     kind = source_type(camera)
     src = camera.source
     if kind == "file":
         if not Path(str(src)).is_file():
             raise SourceError(f"camera '{camera.name}': video file {src} not found")
-        return CvSource(camera, "file", str(src), cv2.CAP_ANY, live=False, finite=True)
+        return CvSource(camera, "file", str(src), cv2.CAP_ANY, live=False, finite=True, bit_depth=bit_depth)
     if kind == "folder":
-        return FolderSource(camera)
+        return FolderSource(camera, bit_depth)
     if kind == "synthetic":
-        return SyntheticSource(camera)
+        return SyntheticSource(camera, bit_depth)
     if kind == "device":
         target = int(src) if isinstance(src, int) or str(src).isdigit() else str(src)
-        return CvSource(camera, "device", target, cv2.CAP_ANY, live=True, finite=False)
+        return CvSource(camera, "device", target, cv2.CAP_ANY, live=True, finite=False, bit_depth=bit_depth)
     if kind == "url":
-        return CvSource(camera, "url", str(src), cv2.CAP_FFMPEG, live=True, finite=False)
+        return CvSource(camera, "url", str(src), cv2.CAP_FFMPEG, live=True, finite=False, bit_depth=bit_depth)
     if kind == "gstreamer":
         if not has_gstreamer():
             raise SourceError(f"camera '{camera.name}': this OpenCV build has no GStreamer support "
                               f"(pip wheels never do); build OpenCV with GStreamer or use an rtsp:// URL")
-        return CvSource(camera, "gstreamer", str(src), cv2.CAP_GSTREAMER, live=True, finite=False)
+        return CvSource(camera, "gstreamer", str(src), cv2.CAP_GSTREAMER, live=True, finite=False,
+                        bit_depth=bit_depth)
     raise SourceError(f"camera '{camera.name}': unknown source type '{kind}'")
 
 

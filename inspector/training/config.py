@@ -24,10 +24,17 @@ class DataConfig:
     resize: Literal["square", "shorter_side_crop"] = "square"
     val_fraction: float = 0.2
     split_seed: int = 0
+    # significant bits of the images when the files do not say (PNG sBIT / TIFF BitsPerSample win);
+    # None: the container's depth. Recorded in the sidecar so the daemon scales camera frames the same way.
+    bit_depth: int | None = None
 
     def validate(self, where: str) -> None:
+        from inspector.data.images import BIT_DEPTHS
+
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"{where}.val_fraction: must be between 0 and 1, got {self.val_fraction}")
+        if self.bit_depth is not None and self.bit_depth not in BIT_DEPTHS:
+            raise ConfigError(f"{where}.bit_depth: must be one of {list(BIT_DEPTHS)} or null, got {self.bit_depth}")
 
 
 def _check_range(where: str, name: str, value: float | None, low: float, high: float,

@@ -126,9 +126,10 @@ def test_hub_live_keeps_newest_and_offline_blocks():
     blocked.start()
     time.sleep(0.1)
     assert blocked.is_alive()  # offline: waits, loses nothing
-    got = hub.take(8, timeout=0.1)
+    got = hub.take(8, timeout=0.1)  # a live camera is active: one frame per camera per batch (fair share)
     blocked.join(1)
     assert not blocked.is_alive()
+    got += hub.take(8, timeout=0.1)  # the next batch
     assert [(f.camera, f.frame_id) for f in got] == [("live", 2), ("file", 0), ("file", 1)]
     assert all("queued" in f.stamps for f in got)
     stop.set()
