@@ -100,7 +100,6 @@ class FakeCuda(Cuda):
     def __init__(self, device=0):
         super().__init__(device)
         self.calls = Counter()
-        self._next = 1 << 20
         self.capturing: list | None = None  # work recorded while a capture is open
         self.invalidated = False  # the open capture was invalidated (an op not permitted in capture)
         self.last_error = 0  # cudaGetLastError's pending value
@@ -147,7 +146,7 @@ class FakeCuda(Cuda):
         pass
 
     def _device_alloc(self, nbytes):
-        ptr, self._next = self._next, self._next + nbytes + 256
+        ptr = max(FakeCuda.memory, default=1 << 20) + (1 << 24)  # distinct across wrappers sharing the memory
         FakeCuda.memory[ptr] = np.zeros(nbytes, np.uint8)
         return ptr, ptr
 

@@ -208,3 +208,128 @@ def test_verify_and_bench_through_the_tensorrt_backend(fake, exported, tmp_path,
     bench = run_benchmark(engine, [1, 4], duration_s=0.05, warmup=1)
     assert {"h2d", "compute", "d2h"} <= set(bench["results"][1]["stages_ms"])
     assert bench["environment"]["gpu"] == "Fake GPU" and bench["environment"]["cuda_api"] == "fake-cuda"
+
+
+# -- every failure the bindings report, as one line ------------------------------------------------
+
+BUILD_FAULTS = [
+    ("parse", r"tiny\.fp16\.onnx: TensorRT's ONNX parser failed: In node 3 \(Conv\): INVALID_NODE: unsupported "
+              r"attribute \| ModelImporter\.cpp:1: parse failed$"),
+    ("builder_config", r"could not create a builder config"),
+    ("profile_set_shape", r"tiny\.fp16\.onnx: optimisation profile .* refused: Shape provided for opt is inconsistent"),
+    ("profile_index", r"tiny\.fp16\.onnx: optimisation profile for 'images' min/opt/max .* is invalid "
+                      r"\(TensorRT returned -1"),
+    ("build", r"tiny\.fp16\.onnx: TensorRT build failed: \[optimizer\.cpp::computeCosts\] Error Code 10: "
+              r"no implementation$"),
+    ("deserialize", r"tiny\.fp16\.plan: the engine just built does not deserialise"),
+    ("timing_cache", r"tiny\.fp16\.onnx: TensorRT could not create an empty timing cache"),
+]
+
+
+@pytest.mark.parametrize("version", [TRT10, TRT11])
+@pytest.mark.parametrize("fault, message", BUILD_FAULTS, ids=[f for f, _ in BUILD_FAULTS])
+def test_build_failures_are_one_line_errors(monkeypatch, exported, tmp_path, version, fault, message):
+    monkeypatch.setattr(cuda_mod, "open_cuda", lambda api="cuda-python", device=0: FakeCuda(device))
+    _fake_with(monkeypatch, {fault}, version)
+    with pytest.raises(ExportError, match=message) as info:
+        build_engine(exported.with_name("tiny.fp16.onnx"), tmp_path / "tiny.fp16.plan", BuildOptions(max_batch=4))
+    assert "\n" not in str(info.value)
+
+
+RUNTIME_FAULTS = [
+    ("deserialize", {}, r"TensorRT could not deserialise the engine .*; rebuild with: inspector build"),
+    ("context", {}, r"cannot create an execution context"),
+    ("set_input_shape", {}, r"set_input_shape\(4, 32, 32, 3\) refused \(profile max batch 4\)"),
+    ("set_tensor_address", {}, r"set_tensor_address failed for 'images'"),
+    ("execute", {"infer": 2}, r"execute_async_v3 failed at batch 2"),
+]
+
+
+@pytest.mark.parametrize("fault, when, message", RUNTIME_FAULTS, ids=[f for f, _, _ in RUNTIME_FAULTS])
+def test_runtime_failures_are_one_line_errors_and_release_everything(fake, exported, tmp_path, monkeypatch,
+                                                                      fault, when, message):
+    engine = _engine(exported, tmp_path)
+    _fake_with(monkeypatch, {fault})
+    with pytest.raises(BackendError, match=message) as info:
+        with load_backend(engine) as backend:
+            backend.infer(_batch(when.get("infer", 1)))
+    assert "\n" not in str(info.value) and str(info.value).startswith(str(engine))
+    assert FakeCuda.memory == {} and FakeCuda.current.closed  # buffers freed, CUDA released
+
+
+# -- timing cache: corrupt file, mismatch, concurrent builds --------------------------------------
+
+
+def test_corrupt_timing_cache_falls_back_to_an_empty_one(fake, exported, tmp_path, caplog):
+    out = tmp_path / "engines" / "tiny.fp16.plan"
+    cache = tmp_path / "engines" / f"timing-trt{TRT10}-sm86.cache"
+    cache.parent.mkdir()
+    cache.write_bytes(b"\x00garbage from a crashed write")
+    with caplog.at_level("WARNING", logger="inspector.engine_build"):
+        build_engine(exported.with_name("tiny.fp16.onnx"), out, BuildOptions(max_batch=4))
+    assert any("timing cache is corrupt" in r.getMessage() for r in caplog.records)
+    assert ("timing_cache_in", b"") in fake  # started empty
+    assert cache.read_bytes().startswith(b"FAKECACHE:tactics-")  # replaced by a valid cache
+
+
+def test_mismatched_timing_cache_is_replaced_with_a_warning(monkeypatch, exported, tmp_path, caplog):
+    monkeypatch.setattr(cuda_mod, "open_cuda", lambda api="cuda-python", device=0: FakeCuda(device))
+    calls = _fake_with(monkeypatch, {"set_timing_cache"})
+    cache = tmp_path / "c.cache"
+    cache.write_bytes(b"FAKECACHE:from-another-gpu")
+    with caplog.at_level("WARNING", logger="inspector.engine_build"):
+        build_engine(exported.with_name("tiny.fp16.onnx"), tmp_path / "tiny.fp16.plan",
+                     BuildOptions(max_batch=4, timing_cache=str(cache)))
+    assert any("does not match this TensorRT/GPU" in r.getMessage() for r in caplog.records)
+    assert ("timing_cache_in", b"") in calls
+
+
+def test_timing_cache_is_locked_and_merged_with_a_concurrent_build(fake, exported, tmp_path):
+    import fcntl
+
+    cache = tmp_path / "shared.cache"
+    state = _trt()._fake_state
+
+    def concurrent_build_saves(config):  # another process saves its cache while this one builds
+        cache.write_bytes(b"FAKECACHE:tactics-of-the-other-build")
+
+    def lock_is_held(_cache):  # while this build writes, nobody else may take the lock
+        with open(cache.with_name(cache.name + ".lock"), "a") as other:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        state.lock_checked = True
+
+    state.on_build, state.on_serialize_cache = concurrent_build_saves, lock_is_held
+    build_engine(exported.with_name("tiny.fp16.onnx"), tmp_path / "tiny.fp16.plan",
+                 BuildOptions(max_batch=4, timing_cache=str(cache)))
+    assert state.lock_checked
+    entries = cache.read_bytes()[len(b"FAKECACHE:"):].decode().split(",")
+    assert "tactics-of-the-other-build" in entries and any(e.startswith("tactics-") and "other" not in e
+                                                           for e in entries)
+
+
+# -- one logger per process; verify=False reads only the engine ---------------------------------------
+
+
+@pytest.mark.parametrize("fake", [TRT10, TRT11], indirect=True)
+def test_one_tensorrt_logger_per_process(fake, exported, tmp_path):
+    engine = _engine(exported, tmp_path)
+    build_engine(exported.with_name("tiny.fp16.onnx"), tmp_path / "again.fp16.plan", BuildOptions(max_batch=4))
+    with load_backend(engine), load_backend(engine):
+        pass
+    loggers = _trt()._fake_state.loggers
+    assert len(loggers) == 6 and len({id(x) for x in loggers}) == 1  # 2 builders, 2+2 runtimes: one logger
+
+
+def test_verify_false_does_not_hash_the_engine(fake, exported, tmp_path, monkeypatch):
+    import inspector.backends.tensorrt as trt_backend
+
+    engine = _engine(exported, tmp_path)
+    hashed = []
+    real = trt_backend.sha256_file
+    monkeypatch.setattr(trt_backend, "sha256_file", lambda path: hashed.append(str(path)) or real(path))
+    with load_backend(engine, verify=False) as backend:
+        assert backend.sha256 == trt_backend.read_engine_sidecar(engine)["engine"]["sha256"]
+    assert hashed == []
+    with load_backend(engine) as backend:
+        assert str(engine) in hashed and backend.sha256 == real(engine)
