@@ -19,6 +19,8 @@ model sidecar. The daemon never imports this module.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import shlex
@@ -32,8 +34,8 @@ import onnx
 from onnx import TensorProto
 
 from inspector.backends.tensorrt import (ENGINE_KIND, ENGINE_SCHEMA_VERSION, INPUT_NAME, MAP_NAME, SCORE_NAME,
-                                         engine_sidecar_path, import_tensorrt, make_logger, tensorrt_major,
-                                         write_engine_sidecar)
+                                         collect_messages, engine_sidecar_path, import_tensorrt, shared_logger,
+                                         tensorrt_major, write_engine_sidecar)
 from inspector.errors import ExportError
 from inspector.sidecar import read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph
 
@@ -219,16 +221,28 @@ def _rebuild_command(onnx_path: Path, out: Path, opts: BuildOptions) -> str:
     return shlex.join(parts)
 
 
+def network_flags(trt, strongly_typed: bool) -> int:
+    """The ``create_network`` flags: the STRONGLY_TYPED bit on TensorRT 10, none on 11+.
+
+    The bit position comes from the installed module's enum, never a constant:
+    in 10.x ``EXPLICIT_BATCH=0`` (ignored since 10.0) and ``STRONGLY_TYPED=1``;
+    in 11.x ``STRONGLY_TYPED=0`` is deprecated and ignored (every network is
+    strongly typed) and 1 is ``PREFER_JIT_PYTHON_PLUGINS`` (NvInfer.h of 10.13 / 11.1).
+    """
+    if not strongly_typed or tensorrt_major(trt) >= 11:
+        return 0
+    return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+
+
 def _parse(trt, builder, logger, onnx_path: Path, strongly_typed: bool):
-    flags = 0
-    strong = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)  # deprecated no-op on 11.x
-    if strongly_typed and strong is not None:
-        flags |= 1 << int(strong)
-    network = builder.create_network(flags)
+    network = builder.create_network(network_flags(trt, strongly_typed))
+    if network is None:
+        raise ExportError(f"{onnx_path}: TensorRT could not create a network definition (see the log above)")
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise ExportError(f"{onnx_path}: TensorRT's ONNX parser failed: {' | '.join(errors[:3]) or 'no detail'}")
+        detail = " | ".join(" ".join(e.split()) for e in errors[:3]) or "no detail"
+        raise ExportError(f"{onnx_path}: TensorRT's ONNX parser failed: {detail}")
     return network, parser
 
 
@@ -252,27 +266,68 @@ def _timing_cache_path(opts: BuildOptions, out: Path, trt_version: str, cc: str)
     return out.parent / f"timing-trt{trt_version}-sm{cc.replace('.', '')}.cache"
 
 
-def _attach_timing_cache(config, path: Path | None):
+@contextlib.contextmanager
+def _locked(path: Path | None):
+    """Hold an exclusive ``fcntl.flock`` on ``<cache>.lock`` (concurrent builds share one cache file).
+
+    As Polygraphy's ``util.LockFile`` around its timing-cache load and save; the
+    lock is released when the file is closed, also when the process dies.
+    """
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _load_timing_cache(config, path: Path):
+    """The cache in ``path`` or None when it is missing or TensorRT cannot read it (corrupt, truncated)."""
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("%s: cannot read the timing cache (%s); starting an empty one", path, exc)
+        return None
+    cache = config.create_timing_cache(blob) if blob else None
+    if blob and cache is None:
+        log.warning("%s: timing cache is corrupt or from another TensorRT; starting an empty one", path)
+    return cache
+
+
+def _attach_timing_cache(config, path: Path | None, onnx_path: Path):
+    """Attach the persisted cache (or an empty one when missing, corrupt or mismatched), as Polygraphy does."""
     if path is None:
         return None
-    blob = path.read_bytes() if path.is_file() else b""
-    cache = config.create_timing_cache(blob)
-    if not config.set_timing_cache(cache, False):
-        log.warning("%s: timing cache does not match this TensorRT/GPU; starting a new one", path)
+    with _locked(path):
+        cache = _load_timing_cache(config, path)
+    if cache is not None and not config.set_timing_cache(cache, False):
+        log.warning("%s: timing cache does not match this TensorRT/GPU; starting an empty one", path)
+        cache = None
+    if cache is None:
         cache = config.create_timing_cache(b"")
-        config.set_timing_cache(cache, False)
+        if cache is None or not config.set_timing_cache(cache, False):
+            raise ExportError(f"{onnx_path}: TensorRT could not create an empty timing cache "
+                              "(disable it with --timing-cache '')")
     return cache
 
 
 def _save_timing_cache(config, path: Path | None) -> None:
+    """Merge this build's cache with the file's current one (another build may have saved since) and write it."""
     if path is None:
         return
     cache = config.get_timing_cache()
     if cache is None:
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(bytes(memoryview(cache.serialize())))
-    os.replace(tmp, path)
+    with _locked(path):
+        on_disk = _load_timing_cache(config, path)
+        if on_disk is not None and not cache.combine(on_disk, True):
+            log.warning("%s: could not merge the timing cache saved by another build; keeping this build's", path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(bytes(memoryview(cache.serialize())))
+        os.replace(tmp, path)
 
 
 def _io_record(trt, engine) -> dict[str, Any]:
@@ -296,16 +351,23 @@ def _log_summary(records: list[tuple[str, str]]) -> dict[str, Any]:
 def _configure(trt, builder, mode: str, options: BuildOptions, height: int, width: int):
     """Builder config: workspace, optimisation level, FP16 flag (10.x fallback only), batch profile."""
     config = builder.create_builder_config()
+    if config is None:
+        raise ExportError("TensorRT could not create a builder config (see the log above)")
     if options.workspace_mb is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_mb) << 20)
     config.builder_optimization_level = int(options.optimization_level)
     if mode == "fp16_flag":
         config.set_flag(trt.BuilderFlag.FP16)
     opt_batch = options.opt_batch or options.max_batch
+    shapes = [(b, height, width, 3) for b in (1, opt_batch, options.max_batch)]
     profile = builder.create_optimization_profile()
-    profile.set_shape(INPUT_NAME, (1, height, width, 3), (opt_batch, height, width, 3),
-                      (options.max_batch, height, width, 3))
-    config.add_optimization_profile(profile)
+    try:
+        profile.set_shape(INPUT_NAME, *shapes)  # the binding raises RuntimeError for inconsistent shapes
+    except RuntimeError as exc:
+        raise ExportError(f"optimisation profile {shapes} refused: {str(exc).strip()}") from None
+    if config.add_optimization_profile(profile) < 0:  # -1: invalid profile (IBuilderConfig::addOptimizationProfile)
+        raise ExportError(f"optimisation profile for '{INPUT_NAME}' min/opt/max {shapes} is invalid "
+                          "(TensorRT returned -1; see the log above)")
     return config
 
 
@@ -354,32 +416,13 @@ def build_engine(onnx_path: str | Path, out: str | Path | None = None,
         gpu = cuda.device_info()
     finally:
         cuda.close()
-    records: list[tuple[str, str]] = []
-    logger = make_logger(trt, "WARNING", records)
-    builder = trt.Builder(logger)
-    network, _parser = _parse(trt, builder, logger, onnx_path, strongly_typed=(mode == "strongly_typed"))
-    _check_network(trt, network, onnx_path, height, width)
-
-    config = _configure(trt, builder, mode, options, height, width)
-    cache_path = _timing_cache_path(options, out, str(trt.__version__), gpu.compute_capability)
-    _attach_timing_cache(config, cache_path)
-
-    log.info("building %s → %s (TensorRT %s, %s, %s, batch 1..%d)", onnx_path, out, trt.__version__, gpu.name,
-             precision, options.max_batch)
-    start = time.perf_counter()
-    serialized = builder.build_serialized_network(network, config)
-    seconds = time.perf_counter() - start
-    if serialized is None:
-        errors = [msg for level, msg in records if level in ("ERROR", "CRITICAL")]
-        raise ExportError(f"{onnx_path}: TensorRT build failed: {' | '.join(errors[-3:]) or 'see the log above'}")
+    logger = shared_logger(trt)
+    with collect_messages(logger) as records:
+        serialized, cache_path, seconds = _build(trt, logger, records, onnx_path, out, options, mode, gpu,
+                                                 height, width)
     out.write_bytes(bytes(memoryview(serialized)))
-    _save_timing_cache(config, cache_path)
-
-    runtime = trt.Runtime(logger)  # must outlive the engine
-    engine = runtime.deserialize_cuda_engine(out.read_bytes())
-    if engine is None:
-        raise ExportError(f"{out}: the engine just built does not deserialise")
-    sidecar = _engine_sidecar(trt, engine, out, onnx_path, report, model_sidecar, gpu, mode, precision, options)
+    del serialized
+    sidecar = _describe_engine(trt, logger, out, onnx_path, report, model_sidecar, gpu, mode, precision, options)
     sidecar["build"].update(timing_cache=str(cache_path) if cache_path else None, seconds=round(seconds, 2),
                             log=_log_summary(records))
     write_engine_sidecar(sidecar, out)
@@ -387,5 +430,43 @@ def build_engine(onnx_path: str | Path, out: str | Path | None = None,
     log.info("built %s in %.1f s: %d layers, %.1f MB, %d warning(s); sidecar %s", out, seconds,
              sidecar["build"]["layers"], out.stat().st_size / 2**20, len(sidecar["build"]["log"]["warnings"]),
              engine_sidecar_path(out))
-    del engine, runtime
     return sidecar
+
+
+def _build(trt, logger, records: list, onnx_path: Path, out: Path, options: BuildOptions, mode: str, gpu,
+           height: int, width: int):
+    """Parse, configure and build: (serialized engine, timing-cache path, seconds); ExportError on failure."""
+    builder = trt.Builder(logger)
+    if builder is None:
+        raise ExportError(f"{onnx_path}: TensorRT could not create a builder (see the log above)")
+    network, _parser = _parse(trt, builder, logger, onnx_path, strongly_typed=(mode == "strongly_typed"))
+    _check_network(trt, network, onnx_path, height, width)
+    try:
+        config = _configure(trt, builder, mode, options, height, width)
+    except ExportError as exc:
+        raise ExportError(f"{onnx_path}: {exc}") from None
+    cache_path = _timing_cache_path(options, out, str(trt.__version__), gpu.compute_capability)
+    _attach_timing_cache(config, cache_path, onnx_path)
+    log.info("building %s → %s (TensorRT %s, %s, %s, batch 1..%d)", onnx_path, out, trt.__version__, gpu.name,
+             mode, options.max_batch)
+    start = time.perf_counter()
+    serialized = builder.build_serialized_network(network, config)
+    seconds = time.perf_counter() - start
+    if serialized is None:
+        errors = [" ".join(msg.split()) for level, msg in records if level in ("ERROR", "CRITICAL")]
+        raise ExportError(f"{onnx_path}: TensorRT build failed: {' | '.join(errors[-3:]) or 'see the log above'}")
+    _save_timing_cache(config, cache_path)
+    return serialized, cache_path, seconds
+
+
+def _describe_engine(trt, logger, out: Path, onnx_path: Path, report: TypingReport, model_sidecar: dict, gpu,
+                     mode: str, precision: str, options: BuildOptions) -> dict[str, Any]:
+    """Deserialise the engine just written and describe it in its sidecar."""
+    runtime = trt.Runtime(logger)  # must outlive the engine
+    engine = runtime.deserialize_cuda_engine(out.read_bytes())
+    if engine is None:
+        raise ExportError(f"{out}: the engine just built does not deserialise (see the log above)")
+    try:
+        return _engine_sidecar(trt, engine, out, onnx_path, report, model_sidecar, gpu, mode, precision, options)
+    finally:
+        del engine, runtime

@@ -132,6 +132,10 @@ class Cuda(abc.ABC):
     def _graph_destroy(self, graph: Any, graph_exec: Any) -> None:
         pass
 
+    def _clear_error(self) -> Any:
+        """Read and reset the runtime's last error (``cudaGetLastError``); return it (0 when none)."""
+        return 0
+
     # -- resource factories ----------------------------------------------------
     def stream(self) -> "Stream":
         return Stream(self)
@@ -236,8 +240,21 @@ class DeviceBuffer:
             self.cuda.call("cudaFree", self.cuda._device_free, handle)
 
 
+class GraphCaptureError(BackendError):
+    """A CUDA-graph capture failed; the stream was left usable (capture ended, error cleared)."""
+
+
 class CudaGraph:
-    """An instantiated CUDA graph captured from the work enqueued on a stream."""
+    """An instantiated CUDA graph captured from the work enqueued on a stream.
+
+    Raises :class:`GraphCaptureError` when the work fails under capture (TensorRT's
+    ``enqueueV3`` returns false for an engine with ops not permitted in capture
+    mode) or the capture cannot be ended or instantiated. Before raising it does
+    what trtexec does (TensorRT ``samples/common/sampleDevice.h``,
+    ``TrtCudaGraph::endCaptureOnError``, and ``sampleInference.cpp``): end the
+    invalidated capture, destroy any graph it returned and clear the error with
+    ``cudaGetLastError``, so the caller can fall back to plain enqueue.
+    """
 
     def __init__(self, cuda: Cuda, stream: Stream, work: Callable[[], None]) -> None:
         self.cuda = cuda
@@ -245,14 +262,16 @@ class CudaGraph:
         cuda.call("cudaStreamBeginCapture", cuda._capture_begin, stream)
         try:
             work()
+        except BackendError as exc:
+            raise GraphCaptureError(f"{_abandon_capture(cuda, stream)}: {exc}") from None
         except BaseException:
-            try:  # leave the stream usable: end the (invalidated) capture and drop its graph
-                graph, graph_exec = cuda.call("cudaStreamEndCapture", cuda._capture_end, stream)
-                cuda.call("cudaGraphDestroy", cuda._graph_destroy, graph, graph_exec)
-            except Exception:
-                pass
+            _abandon_capture(cuda, stream)
             raise
-        self.graph, self.exec = cuda.call("cudaStreamEndCapture/cudaGraphInstantiate", cuda._capture_end, stream)
+        try:
+            self.graph, self.exec = cuda.call("cudaStreamEndCapture/cudaGraphInstantiate", cuda._capture_end, stream)
+        except BackendError as exc:
+            cuda._clear_error()
+            raise GraphCaptureError(str(exc)) from None
 
     def launch(self, stream: Stream) -> None:
         self.cuda.call("cudaGraphLaunch", self.cuda._graph_launch, self.exec, stream)
@@ -261,6 +280,18 @@ class CudaGraph:
         if self.exec is not None or self.graph is not None:
             graph, graph_exec, self.graph, self.exec = self.graph, self.exec, None, None
             self.cuda.call("cudaGraphDestroy", self.cuda._graph_destroy, graph, graph_exec)
+
+
+def _abandon_capture(cuda: Cuda, stream: Stream) -> str:
+    """End a capture the work invalidated, drop its graph, clear the error; say what happened."""
+    ended = "capture ended"
+    try:
+        graph, graph_exec = cuda.call("cudaStreamEndCapture", cuda._capture_end, stream)
+        cuda.call("cudaGraphDestroy", cuda._graph_destroy, graph, graph_exec)
+    except BackendError as exc:  # expected: cudaErrorStreamCaptureInvalidated, no graph
+        ended = f"capture ended ({_first_line(exc).split(' failed: ')[-1]})"
+    cleared = cuda._clear_error()
+    return f"{ended}, last error cleared ({cleared})" if cleared else ended
 
 
 def _check_size(nbytes: int, host: int, device: int) -> None:
@@ -397,6 +428,10 @@ class CudaPython(Cuda):
     def _graph_launch(self, graph_exec, stream):
         return self.rt.cudaGraphLaunch(graph_exec, stream.handle)
 
+    def _clear_error(self):
+        err = self.rt.cudaGetLastError()[0]  # returns and resets the last error; not itself an error
+        return 0 if int(err) == 0 else _cudart_error_text(self.rt, err)
+
     def _graph_destroy(self, graph, graph_exec):
         if graph_exec is not None:
             check_cudart(self.rt, "cudaGraphExecDestroy", self.rt.cudaGraphExecDestroy(graph_exec))
@@ -427,8 +462,13 @@ class PyCuda(Cuda):
             raise BackendError(f"pycuda: no CUDA device {self.device} (found {count})")
         self._dev = self.call("cuDeviceGet", drv.Device, self.device)
         # The primary context is the one the CUDA runtime (TensorRT) uses: share it, never make a new one.
-        self.context = self.call("cuDevicePrimaryCtxRetain", self._dev.retain_primary_context)
-        self.call("cuCtxPushCurrent", self.context.push)
+        context = self.call("cuDevicePrimaryCtxRetain", self._dev.retain_primary_context)
+        try:
+            self.call("cuCtxPushCurrent", context.push)
+        except BaseException:
+            context.detach()
+            raise
+        self.context = context  # pushed on this thread: close() pops it
 
     def _check_thread(self, what: str) -> None:
         if threading.get_ident() != self.owner_thread:
@@ -486,10 +526,13 @@ class PyCuda(Cuda):
         self.drv.memcpy_dtoh_async(dst._raw[:nbytes], src.ptr, stream.handle)
 
     def close(self) -> None:
+        """Pop the primary context pushed at construction and release it (even when the pop fails)."""
         if self.context is not None:
             context, self.context = self.context, None
-            self.call("cuCtxPopCurrent", self.drv.Context.pop)
-            self.call("cuDevicePrimaryCtxRelease", context.detach)
+            try:
+                self.call("cuCtxPopCurrent", self.drv.Context.pop)
+            finally:
+                self.call("cuDevicePrimaryCtxRelease", context.detach)
 
 
 def open_cuda(api: str = "cuda-python", device: int = 0) -> Cuda:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from inspector.backends.base import Backend, InferenceResult, InputSpec
+from inspector.backends.cuda import GraphCaptureError
 from inspector.errors import BackendError
 from inspector.sidecar import sha256_file
 
@@ -148,8 +149,12 @@ def engine_mismatch(sidecar: dict[str, Any], facts: RuntimeFacts, engine_path: s
 
 
 def check_engine(sidecar: dict[str, Any], facts: RuntimeFacts, engine_path: str | Path,
-                 verify_files: bool = True) -> None:
-    """Raise BackendError when the engine cannot run here (see :func:`engine_mismatch`)."""
+                 verify_files: bool = True) -> str | None:
+    """Raise BackendError when the engine cannot run here (see :func:`engine_mismatch`).
+
+    With ``verify_files`` the engine and its source ONNX are hashed and compared;
+    returns the engine file's sha256 then, None otherwise (nothing is read).
+    """
     onnx_sha = engine_sha = None
     if verify_files:
         engine_sha = sha256_file(engine_path)
@@ -158,6 +163,7 @@ def check_engine(sidecar: dict[str, Any], facts: RuntimeFacts, engine_path: str 
     problem = engine_mismatch(sidecar, facts, engine_path, onnx_sha256=onnx_sha, engine_sha256=engine_sha)
     if problem:
         raise BackendError(problem)
+    return engine_sha
 
 
 def input_spec_from_engine_sidecar(sidecar: dict[str, Any]) -> InputSpec:
@@ -192,26 +198,66 @@ def tensorrt_major(trt) -> int:
     return int(str(trt.__version__).split(".")[0])
 
 
-def make_logger(trt, min_severity: str = "WARNING", records: list | None = None):
-    """A TensorRT logger forwarding to :mod:`logging` (and collecting into ``records`` if given)."""
+_LOGGERS: dict[int, Any] = {}  # id(tensorrt module) → the process's one logger
+_LOGGERS_LOCK = threading.Lock()
+_LEVELS = ("INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE")
+_PY_LEVELS = (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG)
+
+
+def shared_logger(trt):
+    """The one TensorRT logger of this process, forwarding to :mod:`logging` (``inspector.tensorrt``).
+
+    TensorRT keeps the logger of the first Builder/Runtime as its global logger
+    (``getLogger()`` in NvInferRuntime.h) and warns when a later one passes a
+    different logger; pyCoreDoc.h: "The logger should be valid until all objects
+    created are released". So every Builder and Runtime here gets this one
+    object, which lives as long as the process. Messages below WARNING go to
+    ``logging.DEBUG``/``INFO`` and are filtered there. A build collects its
+    messages with :func:`collect_messages`.
+    """
+    with _LOGGERS_LOCK:
+        logger = _LOGGERS.get(id(trt))
+        if logger is None:
+            logger = _LOGGERS[id(trt)] = _make_logger_class(trt)()
+        return logger
+
+
+def _make_logger_class(trt):
     sev = trt.ILogger.Severity
-    levels = {sev.INTERNAL_ERROR: logging.CRITICAL, sev.ERROR: logging.ERROR, sev.WARNING: logging.WARNING,
-              sev.INFO: logging.INFO, sev.VERBOSE: logging.DEBUG}
-    threshold = levels[getattr(sev, min_severity)]
+    levels = {getattr(sev, name): level for name, level in zip(_LEVELS, _PY_LEVELS)}
     trt_log = logging.getLogger("inspector.tensorrt")
 
     class _Logger(trt.ILogger):
         def __init__(self):
             trt.ILogger.__init__(self)
+            self.sinks: list[list] = []  # lists collecting (level name, message), see collect_messages
+            self.lock = threading.Lock()
 
-        def log(self, severity, msg):  # called by TensorRT, possibly from its threads
+        def log(self, severity, msg):  # called by TensorRT, possibly from its own threads
             level = levels.get(severity, logging.INFO)
-            if records is not None and level >= logging.INFO:
-                records.append((logging.getLevelName(level), str(msg)))
-            if level >= threshold:
-                trt_log.log(level, "%s", msg)
+            if level >= logging.INFO:
+                with self.lock:
+                    for sink in self.sinks:
+                        sink.append((logging.getLevelName(level), str(msg)))
+            trt_log.log(level, "%s", msg)
 
-    return _Logger()
+    return _Logger
+
+
+class collect_messages:
+    """``with collect_messages(logger) as records:`` — TensorRT messages (INFO and up) logged meanwhile."""
+
+    def __init__(self, logger) -> None:
+        self.logger, self.records = logger, []
+
+    def __enter__(self) -> list[tuple[str, str]]:
+        with self.logger.lock:
+            self.logger.sinks.append(self.records)
+        return self.records
+
+    def __exit__(self, *exc) -> None:
+        with self.logger.lock:
+            self.logger.sinks.remove(self.records)
 
 
 def runtime_facts(trt, cuda) -> RuntimeFacts:
@@ -220,6 +266,19 @@ def runtime_facts(trt, cuda) -> RuntimeFacts:
 
 
 # -- the backend ------------------------------------------------------------------
+
+# CUDA graphs: one execution context per captured batch size, never one context
+# re-shaped between replays. A captured graph replays the kernels, launch
+# parameters and addresses of the shapes set when it was captured; TensorRT's
+# developer guide ("CUDA Graphs") says to call enqueueV3 once after an input
+# shape change before capturing (it updates the context's internal state) and to
+# re-capture when input shapes change. Re-capturing on every change would defeat
+# the graphs for a batch order like 1,4,1,3,4, and replaying a graph after
+# set_input_shape moved the context to another shape has no precedent in
+# NVIDIA's code. trtexec (samples/common/sampleInference.cpp) captures one graph
+# per execution context whose shapes then never change; so does this backend:
+# each captured size gets its own context, shaped once, on the shared I/O buffers.
+# Cost: each such context holds its own activation memory (device_memory_size_v2).
 
 
 class _Tensor:
@@ -236,6 +295,14 @@ class _Tensor:
     def close(self) -> None:
         for buf in (self.device, self.host):
             buf.close()
+
+
+@dataclass(frozen=True)
+class _Captured:
+    """A batch size's own execution context (shaped once) and the CUDA graph captured from it."""
+
+    context: Any
+    graph: Any
 
 
 class TensorRTBackend(Backend):
@@ -261,14 +328,17 @@ class TensorRTBackend(Backend):
         self._cuda = open_cuda(cuda, device)
         self._closed = False
         self._tensors: dict[str, _Tensor] = {}
-        self._graphs: dict[int, Any] = {}
+        self._graphs: dict[int, _Captured] = {}
+        self._uncapturable: set[int] = set()
+        self.graph_capture_failures = 0  # captures that failed and fell back to plain enqueue
         self._events: list = []
         self._stream = None
         self._context = self._engine = self._runtime = None
         try:
             self.facts = runtime_facts(trt, self._cuda)
-            check_engine(self.sidecar, self.facts, self.path, verify_files=verify)
-            self.sha256 = (self.sidecar.get("engine") or {}).get("sha256") if verify else sha256_file(self.path)
+            engine_sha = check_engine(self.sidecar, self.facts, self.path, verify_files=verify)
+            # verify=False reads nothing beyond the engine itself: the recorded hash stands for it
+            self.sha256 = engine_sha if verify else (self.sidecar.get("engine") or {}).get("sha256")
             self._load(trt)
         except BaseException:
             self.close()
@@ -276,8 +346,7 @@ class TensorRTBackend(Backend):
 
     # -- loading ---------------------------------------------------------------
     def _load(self, trt) -> None:
-        self._logger = make_logger(trt)
-        self._runtime = trt.Runtime(self._logger)
+        self._runtime = trt.Runtime(shared_logger(trt))
         self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self._engine is None:
             raise BackendError(f"{self.path}: TensorRT could not deserialise the engine (see the log above); "
@@ -339,14 +408,17 @@ class TensorRTBackend(Backend):
         return self._spec
 
     def _set_batch(self, n: int) -> None:
-        shape = (n, self._spec.height, self._spec.width, self._spec.channels)
-        if not self._context.set_input_shape(INPUT_NAME, shape):
-            raise BackendError(f"{self.path}: set_input_shape{shape} refused (profile max batch {self._spec.max_batch})")
+        self._shape_context(self._context, n)
         self._batch = n
 
-    def _execute(self) -> None:
-        if not self._context.execute_async_v3(self._stream.ptr):
-            raise BackendError(f"{self.path}: execute_async_v3 failed at batch {self._batch} (see the TensorRT log)")
+    def _shape_context(self, context, n: int) -> None:
+        shape = (n, self._spec.height, self._spec.width, self._spec.channels)
+        if not context.set_input_shape(INPUT_NAME, shape):
+            raise BackendError(f"{self.path}: set_input_shape{shape} refused (profile max batch {self._spec.max_batch})")
+
+    def _execute(self, context, n: int) -> None:
+        if not context.execute_async_v3(self._stream.ptr):
+            raise BackendError(f"{self.path}: execute_async_v3 failed at batch {n} (see the TensorRT log)")
 
     def _run(self, batch: np.ndarray) -> InferenceResult:
         if self._closed:
@@ -357,17 +429,17 @@ class TensorRTBackend(Backend):
         n = int(batch.shape[0])
         images, score, amap = (self._tensors[k] for k in (INPUT_NAME, SCORE_NAME, MAP_NAME))
         images.host.array[:n] = batch
-        if n != self._batch:
-            self._set_batch(n)
         stream, ev = self._stream, self._events
         ev[0].record(stream)
         images.device.copy_from(images.host, n * images.sample_bytes, stream)
         ev[1].record(stream)
-        graph = self._graphs.get(n)
-        if graph is not None:
-            graph.launch(stream)
+        captured = self._graphs.get(n)
+        if captured is not None:
+            captured.graph.launch(stream)
         else:
-            self._execute()
+            if n != self._batch:
+                self._set_batch(n)
+            self._execute(self._context, n)
         ev[2].record(stream)
         for out in (score, amap):
             out.device.copy_to(out.host, n * out.sample_bytes, stream)
@@ -377,37 +449,66 @@ class TensorRTBackend(Backend):
         maps = amap.host.array[:n].astype(np.float32, copy=True)
         timings = {"h2d": ev[1].elapsed_ms(ev[0]), "compute": ev[2].elapsed_ms(ev[1]),
                    "d2h": ev[3].elapsed_ms(ev[2])}
-        if self.cuda_graphs and graph is None:  # capture after this (warm-up) run of batch size n
-            try:
-                self._graphs[n] = self._cuda.capture_graph(stream, self._execute)
-            except BackendError as exc:
-                raise BackendError(f"{self.path}: CUDA graph capture failed at batch {n} ({exc}); "
-                                   "run without CUDA graphs") from None
+        if self.cuda_graphs and captured is None and n not in self._uncapturable:
+            self._capture(n)  # after this (warm-up) run of batch size n; outputs are already copied out
         timings["total"] = (time.perf_counter() - start) * 1e3
         return InferenceResult(scores=scores, maps=maps, timings_ms=timings)
 
+    # -- CUDA graphs (see the comment above the class) ----------------------------
+    def _capture(self, n: int) -> None:
+        """Capture batch size ``n`` on its own execution context; on failure fall back to plain enqueue."""
+        context = self._engine.create_execution_context()
+        if context is None:
+            return self._capture_failed(n, "no execution context for the graph (out of GPU memory?)")
+        for name, tensor in self._tensors.items():
+            if not context.set_tensor_address(name, tensor.device.ptr):
+                raise BackendError(f"{self.path}: set_tensor_address failed for '{name}' (graph context, batch {n})")
+        self._shape_context(context, n)
+        self._execute(context, n)  # enqueue once after the shape change, outside the capture
+        self._stream.synchronize()
+        try:
+            graph = self._cuda.capture_graph(self._stream, lambda: self._execute(context, n))
+        except GraphCaptureError as exc:
+            return self._capture_failed(n, str(exc))
+        self._graphs[n] = _Captured(context, graph)
+
+    def _capture_failed(self, n: int, why: str) -> None:
+        """As trtexec: warn (once per backend), count, and run batch size ``n`` without a graph from now on."""
+        self._uncapturable.add(n)
+        self.graph_capture_failures += 1
+        if self.graph_capture_failures == 1:
+            log.warning("%s: CUDA graph capture failed at batch %d (%s); running without CUDA graphs for the "
+                        "batch sizes that cannot be captured", self.path, n, why)
+        else:
+            log.debug("%s: CUDA graph capture failed at batch %d (%s)", self.path, n, why)
+
     def close(self) -> None:
+        """Release graphs, buffers, events, contexts, the stream and CUDA; every step runs, the first error is raised."""
         if self._closed:
             return
         self._closed = True
-        try:
-            if self._stream is not None:
-                self._stream.synchronize()
-        finally:
-            for graph in self._graphs.values():
-                graph.close()
-            self._graphs.clear()
-            for tensor in self._tensors.values():
-                tensor.close()
-            self._tensors.clear()
-            for event in self._events:
-                event.close()
-            self._events = []
-            self._context = self._engine = self._runtime = None
-            if self._stream is not None:
-                self._stream.close()
-                self._stream = None
-            self._cuda.close()
+        steps = [self._stream.synchronize] if self._stream is not None else []
+        steps += [c.graph.close for c in self._graphs.values()] + [t.close for t in self._tensors.values()]
+        steps += [e.close for e in self._events] + [self._drop_trt_objects]
+        steps += [self._stream.close] if self._stream is not None else []
+        steps.append(self._cuda.close)
+        first = None
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:  # keep releasing; report the first failure
+                first = first or exc
+        self._stream, self._events = None, []
+        if first is not None:
+            raise first
+
+    def _drop_trt_objects(self) -> None:
+        # contexts before the engine, the engine before the runtime (TensorRT's destruction order)
+        self._graphs.clear()
+        self._tensors.clear()
+        self._context = None
+        self._engine = None
+        self._runtime = None
 
     def __repr__(self) -> str:
         return f"TensorRTBackend({str(self.path)!r}, precision={self.precision!r})"

@@ -1,10 +1,10 @@
 """The builder and runtime orchestration on the CPU, against a stand-in TensorRT and CUDA.
 
-No GPU here, so these tests swap in (1) a fake ``tensorrt`` module exposing the
-documented TensorRT 10/11 Python names the code uses, whose "engine" is the ONNX
-graph run by ONNX Runtime, and (2) a fake CUDA wrapper whose "device memory" is
-host bytes, driven through the real Stream/Event/PinnedBuffer/DeviceBuffer/
-CudaGraph classes. They check what the code asks of TensorRT (strongly typed
+No GPU here, so these tests swap in (1) the faithful fake ``tensorrt`` module of
+``tests/fake_tensorrt.py`` (TensorRT 10.x and 11.x enum values and return
+conventions, from NVIDIA's sources), whose "engine" is the ONNX graph run by ONNX
+Runtime, and (2) a fake CUDA wrapper whose "device memory" is host bytes, driven
+through the real Stream/Event/PinnedBuffer/DeviceBuffer/CudaGraph classes. They check what the code asks of TensorRT (strongly typed
 network, profile, workspace, optimisation level, timing cache, FP16 flag only as
 the 10.x fallback; set_tensor_address once, set_input_shape per batch-size change,
 copy sizes, CUDA-graph capture after the warm-up run) and that outputs equal
@@ -13,20 +13,14 @@ ONNX Runtime's. What only a GPU can show is in test_tensorrt_gpu.py.
 
 from __future__ import annotations
 
-import enum
 import sys
-import time
-import types
-from collections import Counter
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 
 import inspector.backends.cuda as cuda_mod
+from fake_tensorrt import TRT10, TRT11, FakeCuda, make_fake_trt
 from inspector.backends import load_backend
-from inspector.backends.cuda import Cuda, DeviceInfo
 from inspector.engine_build import BuildOptions, build_engine
 from inspector.errors import BackendError, ExportError
 from tiny_graphs import write_exported
@@ -34,272 +28,9 @@ from tiny_graphs import write_exported
 SIZE = 32
 
 
-# -- a fake CUDA: device memory is host bytes, work runs immediately -----------------------------
-
-
-class FakeCuda(Cuda):
-    api = "fake-cuda"
-    memory: dict[int, np.ndarray] = {}  # device pointer → bytes (shared with the fake TensorRT)
-    current: "FakeCuda | None" = None
-    capturing: list | None = None  # work recorded while a stream capture is open
-
-    def __init__(self, device=0):
-        super().__init__(device)
-        self.calls = Counter()
-        self._next = 1 << 20
-
-    def _unwrap(self, what, result):
-        self.calls[what] += 1
-        return result
-
-    def device_info(self):
-        return DeviceInfo(self.device, "Fake GPU", "8.6")
-
-    def _stream_create(self):
-        return object()
-
-    def _stream_destroy(self, handle):
-        pass
-
-    def stream_ptr(self, handle):
-        return id(handle)
-
-    def _stream_synchronize(self, handle):
-        pass
-
-    def _event_create(self):
-        return [0.0]
-
-    def _event_destroy(self, handle):
-        pass
-
-    def _event_record(self, event, stream):
-        event[0] = time.perf_counter()
-
-    def _event_elapsed_ms(self, start, end):
-        return (end[0] - start[0]) * 1e3
-
-    def _host_alloc(self, nbytes):
-        raw = np.zeros(nbytes, np.uint8)
-        return raw, raw
-
-    def _host_free(self, handle, array):
-        pass
-
-    def _device_alloc(self, nbytes):
-        ptr, self._next = self._next, self._next + nbytes + 256
-        FakeCuda.memory[ptr] = np.zeros(nbytes, np.uint8)
-        return ptr, ptr
-
-    def _device_free(self, handle):
-        del FakeCuda.memory[handle]
-
-    def _copy_h2d(self, dst, src, nbytes, stream):
-        FakeCuda.memory[dst.ptr][:nbytes] = src._raw[:nbytes]
-
-    def _copy_d2h(self, dst, src, nbytes, stream):
-        dst._raw[:nbytes] = FakeCuda.memory[src.ptr][:nbytes]
-
-    def _capture_begin(self, stream):
-        self.capturing = []
-
-    def _capture_end(self, stream):
-        captured, self.capturing = self.capturing, None
-        return "graph", captured
-
-    def _graph_launch(self, graph_exec, stream):
-        for work in graph_exec:
-            work()
-
-    def _graph_destroy(self, graph, graph_exec):
-        pass
-
-
-# -- a fake TensorRT: the documented names, an "engine" that is the ONNX run by ONNX Runtime ---------
-
-
-def make_fake_trt(version: str, calls: list):
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = version
-    major = int(version.split(".")[0])
-
-    class Severity(enum.Enum):
-        INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = range(5)
-
-    class ILogger:
-        def __init__(self):
-            pass
-
-    ILogger.Severity = Severity
-    trt.ILogger = ILogger
-    trt.TensorIOMode = enum.Enum("TensorIOMode", "NONE INPUT OUTPUT")
-    trt.DataType = enum.Enum("DataType", "FLOAT HALF INT8 INT32 BOOL UINT8")
-    trt.MemoryPoolType = enum.Enum("MemoryPoolType", "WORKSPACE")
-    flags = ["STRONGLY_TYPED"] + (["EXPLICIT_BATCH"] if major == 10 else [])
-    trt.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", flags, start=0)
-    trt.BuilderFlag = enum.Enum("BuilderFlag", ["FP16", "INT8"] if major == 10 else ["REFIT"])
-    dtypes = {trt.DataType.UINT8: np.uint8, trt.DataType.FLOAT: np.float32, trt.DataType.HALF: np.float16}
-    trt.nptype = lambda dt: dtypes[dt]
-
-    class Tensor:
-        def __init__(self, name, shape, dtype):
-            self.name, self.shape, self.dtype = name, shape, dtype
-
-    class Network:
-        def __init__(self, flags):
-            calls.append(("create_network", flags))
-            self.inputs = []
-
-        @property
-        def num_inputs(self):
-            return len(self.inputs)
-
-        def get_input(self, i):
-            return self.inputs[i]
-
-    class OnnxParser:
-        def __init__(self, network, logger):
-            self.network, self.num_errors = network, 0
-
-        def parse_from_file(self, path):
-            self.network.onnx = open(path, "rb").read()
-            dims = onnx.load_from_string(self.network.onnx).graph.input[0].type.tensor_type.shape.dim
-            self.network.inputs = [Tensor("images", (-1, dims[1].dim_value, dims[2].dim_value, 3),
-                                          trt.DataType.UINT8)]
-            return True
-
-    class TimingCache:
-        def __init__(self, blob):
-            self.blob = bytes(blob) or b"fresh"
-
-        def serialize(self):
-            return memoryview(self.blob + b"+")
-
-    class Config:
-        def __init__(self):
-            self.cache = None
-
-        def set_memory_pool_limit(self, pool, size):
-            calls.append(("workspace", pool.name, size))
-
-        def __setattr__(self, name, value):
-            if name == "builder_optimization_level":
-                calls.append(("opt_level", value))
-            object.__setattr__(self, name, value)
-
-        def set_flag(self, flag):
-            calls.append(("flag", flag.name))
-
-        def add_optimization_profile(self, profile):
-            calls.append(("profile", profile.shapes))
-
-        def create_timing_cache(self, blob):
-            calls.append(("timing_cache_in", bytes(blob)))
-            return TimingCache(blob)
-
-        def set_timing_cache(self, cache, ignore_mismatch):
-            self.cache = cache
-            return True
-
-        def get_timing_cache(self):
-            return self.cache
-
-    class Profile:
-        def set_shape(self, name, lo, opt, hi):
-            self.shapes = (name, lo, opt, hi)
-
-    class Builder:
-        def __init__(self, logger):
-            self.logger = logger
-
-        def create_network(self, flags=0):
-            return Network(flags)
-
-        def create_builder_config(self):
-            return Config()
-
-        def create_optimization_profile(self):
-            return Profile()
-
-        def build_serialized_network(self, network, config):
-            self.logger.log(Severity.WARNING, "fake warning from the builder")
-            return memoryview(network.onnx)
-
-    class Engine:
-        def __init__(self, blob):
-            self.session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-            self.io = [(i.name, trt.TensorIOMode.INPUT) for i in self.session.get_inputs()]
-            self.io += [(o.name, trt.TensorIOMode.OUTPUT) for o in self.session.get_outputs()]
-            self.num_io_tensors, self.num_layers = len(self.io), len(self.io)
-            self.hw = tuple(self.session.get_inputs()[0].shape[1:3])
-
-        def get_tensor_name(self, i):
-            return self.io[i][0]
-
-        def get_tensor_mode(self, name):
-            return dict(self.io)[name]
-
-        def get_tensor_dtype(self, name):
-            return trt.DataType.UINT8 if name == "images" else trt.DataType.FLOAT
-
-        def get_tensor_shape(self, name):
-            return {"images": (-1, *self.hw, 3), "score": (-1,), "anomaly_map": (-1, 1, *self.hw)}[name]
-
-        def get_tensor_profile_shape(self, name, index):
-            return [(1, *self.hw, 3), (4, *self.hw, 3), (4, *self.hw, 3)]
-
-        def create_execution_context(self):
-            return Context(self)
-
-    class Context:
-        def __init__(self, engine):
-            self.engine, self.addresses, self.n = engine, {}, None
-
-        def set_input_shape(self, name, shape):
-            calls.append(("set_input_shape", shape[0]))
-            if shape[0] > 4:
-                return False
-            self.n = shape[0]
-            return True
-
-        def get_tensor_shape(self, name):
-            return (self.n,) + tuple(self.engine.get_tensor_shape(name)[1:])
-
-        def set_tensor_address(self, name, ptr):
-            calls.append(("set_tensor_address", name))
-            self.addresses[name] = ptr
-            return True
-
-        def execute_async_v3(self, stream_handle):
-            if FakeCuda.current.capturing is not None:
-                FakeCuda.current.capturing.append(self._run)  # recorded, not run
-                return True
-            calls.append(("execute", self.n))
-            self._run()
-            return True
-
-        def _run(self):
-            n, mem, (h, w) = self.n, FakeCuda.memory, self.engine.hw
-            images = mem[self.addresses["images"]][: n * h * w * 3].reshape(n, h, w, 3)
-            score, amap = self.engine.session.run(["score", "anomaly_map"], {"images": images})
-            for name, value in (("score", score), ("anomaly_map", amap)):
-                raw = np.ascontiguousarray(value, np.float32).view(np.uint8).ravel()
-                mem[self.addresses[name]][: raw.size] = raw
-
-    class Runtime:
-        def __init__(self, logger):
-            pass
-
-        def deserialize_cuda_engine(self, blob):
-            return Engine(bytes(blob))
-
-    trt.Builder, trt.OnnxParser, trt.Runtime = Builder, OnnxParser, Runtime
-    return trt
-
-
 @pytest.fixture()
 def fake(monkeypatch, request):
-    version = getattr(request, "param", "10.13.0.35")
+    version = getattr(request, "param", TRT10)
     calls: list = []
     monkeypatch.setitem(sys.modules, "tensorrt", make_fake_trt(version, calls))
 
@@ -321,40 +52,59 @@ def _batch(n, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8)
 
 
+def _trt():
+    return sys.modules["tensorrt"]
+
+
+# What each major must receive: 10.x the STRONGLY_TYPED bit (1 << 1; bit 0 is the ignored EXPLICIT_BATCH),
+# 11.x no flag at all (always strongly typed; bit 1 would be PREFER_JIT_PYTHON_PLUGINS).
+NETWORK = {TRT10: (1 << 1, {"STRONGLY_TYPED"}), TRT11: (0, set())}
+
+
+@pytest.mark.parametrize("fake", [TRT10, TRT11], indirect=True)
 def test_build_asks_for_a_strongly_typed_network_profile_workspace_and_cache(fake, exported, tmp_path):
+    version = _trt().__version__
     out = tmp_path / "engines" / "tiny.fp16.plan"
     sidecar = build_engine(exported.with_name("tiny.fp16.onnx"), out,
                            BuildOptions(max_batch=4, opt_batch=2, workspace_mb=256, optimization_level=4))
-    assert ("create_network", 1 << 0) in fake  # STRONGLY_TYPED
+    network = _trt()._fake_state.network
+    flags, names = NETWORK[version]
+    assert network.strongly_typed and network.flag_names == names
+    assert [c for c in fake if c[0] == "create_network"] == [("create_network", flags)]
     assert ("workspace", "WORKSPACE", 256 << 20) in fake and ("opt_level", 4) in fake
     assert ("profile", ("images", (1, SIZE, SIZE, 3), (2, SIZE, SIZE, 3), (4, SIZE, SIZE, 3))) in fake
     assert not [c for c in fake if c[0] == "flag"]  # no precision flags on the strongly typed path
     assert sidecar["precision"] == "fp16" and sidecar["network"] == "strongly_typed"
+    assert sidecar["tensorrt"] == {"version": version, "major": int(version[:2])}
     assert sidecar["gpu"] == {"name": "Fake GPU", "compute_capability": "8.6"}
     assert sidecar["profile"] == {"min_batch": 1, "opt_batch": 2, "max_batch": 4}
     assert sidecar["io"]["images"] == {"mode": "input", "dtype": "uint8", "shape": [-1, SIZE, SIZE, 3]}
+    assert sidecar["io"]["score"] == {"mode": "output", "dtype": "float", "shape": [-1]}
     assert sidecar["build"]["log"]["warnings"] == ["fake warning from the builder"]
     assert "--max-batch 4 --opt-batch 2 --workspace-mb 256 --opt-level 4" in sidecar["build"]["command"]
     assert out.with_suffix(".build.log").read_text() == "[WARNING] fake warning from the builder\n"
-    cache = tmp_path / "engines" / "timing-trt10.13.0.35-sm86.cache"
-    assert cache.read_bytes() == b"fresh+"
+    cache = tmp_path / "engines" / f"timing-trt{version}-sm86.cache"
+    first = cache.read_bytes()
+    assert first.startswith(b"FAKECACHE:tactics-")
     build_engine(exported.with_name("tiny.fp16.onnx"), out, BuildOptions(max_batch=4))
-    assert ("timing_cache_in", b"fresh+") in fake  # the persisted cache is reused
-    assert cache.read_bytes() == b"fresh++"
+    assert ("timing_cache_in", first) in fake  # the persisted cache is reused
 
 
 def test_fp16_flag_fallback_on_10_only(fake, exported, tmp_path):
     sidecar = build_engine(exported, tmp_path / "tiny.fp16.plan", BuildOptions(max_batch=2, fp16_flag=True))
     assert ("flag", "FP16") in fake and ("create_network", 0) in fake
+    assert not _trt()._fake_state.network.strongly_typed  # weakly typed: the FP16 flag decides precision
     assert sidecar["precision"] == "fp16" and sidecar["network"] == "fp16_flag"
 
 
-@pytest.mark.parametrize("fake", ["11.4.0.106"], indirect=True)
+@pytest.mark.parametrize("fake", [TRT11], indirect=True)
 def test_tensorrt_11_refuses_the_fp16_flag_and_builds_strongly_typed(fake, exported, tmp_path):
+    assert not hasattr(_trt().BuilderFlag, "FP16") and not hasattr(_trt().NetworkDefinitionCreationFlag,
+                                                                    "EXPLICIT_BATCH")
     with pytest.raises(ExportError, match="TensorRT 11 removed BuilderFlag.FP16"):
         build_engine(exported, tmp_path / "x.plan", BuildOptions(fp16_flag=True))
     sidecar = build_engine(exported.with_name("tiny.fp16.onnx"), tmp_path / "tiny.fp16.plan", BuildOptions(max_batch=2))
-    assert sidecar["tensorrt"] == {"version": "11.4.0.106", "major": 11} and sidecar["network"] == "strongly_typed"
+    assert sidecar["tensorrt"] == {"version": TRT11, "major": 11} and sidecar["network"] == "strongly_typed"
 
 
 def _engine(exported, tmp_path, max_batch=4):
@@ -363,6 +113,7 @@ def _engine(exported, tmp_path, max_batch=4):
     return out
 
 
+@pytest.mark.parametrize("fake", [TRT10, TRT11], indirect=True)
 def test_runtime_matches_onnxruntime_and_sets_addresses_once(fake, exported, tmp_path):
     engine = _engine(exported, tmp_path)
     reference = load_backend(exported.with_name("tiny.fp16.onnx"))
@@ -387,15 +138,47 @@ def test_runtime_matches_onnxruntime_and_sets_addresses_once(fake, exported, tmp
     assert FakeCuda.memory == {}  # every device buffer freed at close
 
 
-def test_cuda_graph_captured_after_warm_up_and_replayed(fake, exported, tmp_path):
+ORDER = (1, 4, 1, 3, 4, 3, 1)  # the daemon's mixed batch sizes: every size comes back after another
+
+
+def test_cuda_graphs_one_context_per_batch_size_replayed_in_mixed_order(fake, exported, tmp_path):
     engine = _engine(exported, tmp_path)
     with load_backend(engine) as plain:
-        expected = [plain.infer(_batch(n, seed=n)).maps for n in (2, 2, 4, 2)]
+        expected = [plain.infer(_batch(n, seed=i)).maps for i, n in enumerate(ORDER)]
     fake.clear()
     with load_backend(engine, cuda_graphs=True) as graphed:
-        got = [graphed.infer(_batch(n, seed=n)).maps for n in (2, 2, 4, 2)]
-        assert sorted(graphed._graphs) == [2, 4]
-    assert [c[1] for c in fake if c[0] == "execute"] == [2, 4]  # only the warm-up runs; the rest are replays
+        got = [graphed.infer(_batch(n, seed=i)).maps for i, n in enumerate(ORDER)]
+        assert sorted(graphed._graphs) == [1, 3, 4] and graphed.graph_capture_failures == 0
+        contexts = {n: c.context for n, c in graphed._graphs.items()}
+        assert len({id(c) for c in contexts.values()} | {id(graphed._context)}) == 4  # one each, plus the plain one
+        assert {n: c.n for n, c in contexts.items()} == {1: 1, 3: 3, 4: 4}  # shaped once, never re-shaped
+    # each size: a plain warm-up run, one enqueue on its own context outside the capture, then replays only
+    assert [c[1] for c in fake if c[0] in ("execute", "replay")] == [1, 1, 4, 4, 1, 3, 3, 4, 3, 1]
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(e, g)
+
+
+def _fake_with(monkeypatch, faults, version=TRT10):
+    calls: list = []
+    monkeypatch.setitem(sys.modules, "tensorrt", make_fake_trt(version, calls, set(faults)))
+    return calls
+
+
+@pytest.mark.parametrize("fault", ["capture", "graph_context"])
+def test_graph_capture_failure_falls_back_to_plain_enqueue(fake, exported, tmp_path, monkeypatch, caplog, fault):
+    engine = _engine(exported, tmp_path)
+    with load_backend(engine) as plain:
+        expected = [plain.infer(_batch(n, seed=i)).maps for i, n in enumerate(ORDER)]
+    calls = _fake_with(monkeypatch, {fault})
+    with caplog.at_level("WARNING", logger="inspector.backends.tensorrt"):
+        with load_backend(engine, cuda_graphs=True) as graphed:
+            got = [graphed.infer(_batch(n, seed=i)).maps for i, n in enumerate(ORDER)]
+            assert graphed._graphs == {} and graphed.graph_capture_failures == 3  # sizes 1, 4, 3: counted
+            cuda = FakeCuda.current
+            assert cuda.capturing is None and cuda.last_error == 0  # capture ended, error cleared
+    warnings = [r.getMessage() for r in caplog.records if "CUDA graph capture failed" in r.getMessage()]
+    assert len(warnings) == 1 and "\n" not in warnings[0]  # warned once
+    assert [c[1] for c in calls if c[0] == "replay"] == []
     for e, g in zip(expected, got):
         np.testing.assert_array_equal(e, g)
 
@@ -406,7 +189,7 @@ def test_runtime_refuses_a_mismatched_engine(fake, exported, tmp_path, monkeypat
     with pytest.raises(BackendError, match=r"built with TensorRT 10\.13\.0\.35, this machine has TensorRT "
                                            r"10\.14\.1\.48; rebuild with: inspector build .*tiny\.fp16\.onnx"):
         load_backend(engine)
-    sys.modules["tensorrt"].__version__ = "10.13.0.35"
+    sys.modules["tensorrt"].__version__ = TRT10
     load_backend(engine).close()
     exported.with_name("tiny.fp16.onnx").write_bytes(b"re-exported")  # the source ONNX changed since the build
     with pytest.raises(BackendError, match="the source ONNX now has"):
@@ -425,3 +208,128 @@ def test_verify_and_bench_through_the_tensorrt_backend(fake, exported, tmp_path,
     bench = run_benchmark(engine, [1, 4], duration_s=0.05, warmup=1)
     assert {"h2d", "compute", "d2h"} <= set(bench["results"][1]["stages_ms"])
     assert bench["environment"]["gpu"] == "Fake GPU" and bench["environment"]["cuda_api"] == "fake-cuda"
+
+
+# -- every failure the bindings report, as one line ------------------------------------------------
+
+BUILD_FAULTS = [
+    ("parse", r"tiny\.fp16\.onnx: TensorRT's ONNX parser failed: In node 3 \(Conv\): INVALID_NODE: unsupported "
+              r"attribute \| ModelImporter\.cpp:1: parse failed$"),
+    ("builder_config", r"could not create a builder config"),
+    ("profile_set_shape", r"tiny\.fp16\.onnx: optimisation profile .* refused: Shape provided for opt is inconsistent"),
+    ("profile_index", r"tiny\.fp16\.onnx: optimisation profile for 'images' min/opt/max .* is invalid "
+                      r"\(TensorRT returned -1"),
+    ("build", r"tiny\.fp16\.onnx: TensorRT build failed: \[optimizer\.cpp::computeCosts\] Error Code 10: "
+              r"no implementation$"),
+    ("deserialize", r"tiny\.fp16\.plan: the engine just built does not deserialise"),
+    ("timing_cache", r"tiny\.fp16\.onnx: TensorRT could not create an empty timing cache"),
+]
+
+
+@pytest.mark.parametrize("version", [TRT10, TRT11])
+@pytest.mark.parametrize("fault, message", BUILD_FAULTS, ids=[f for f, _ in BUILD_FAULTS])
+def test_build_failures_are_one_line_errors(monkeypatch, exported, tmp_path, version, fault, message):
+    monkeypatch.setattr(cuda_mod, "open_cuda", lambda api="cuda-python", device=0: FakeCuda(device))
+    _fake_with(monkeypatch, {fault}, version)
+    with pytest.raises(ExportError, match=message) as info:
+        build_engine(exported.with_name("tiny.fp16.onnx"), tmp_path / "tiny.fp16.plan", BuildOptions(max_batch=4))
+    assert "\n" not in str(info.value)
+
+
+RUNTIME_FAULTS = [
+    ("deserialize", {}, r"TensorRT could not deserialise the engine .*; rebuild with: inspector build"),
+    ("context", {}, r"cannot create an execution context"),
+    ("set_input_shape", {}, r"set_input_shape\(4, 32, 32, 3\) refused \(profile max batch 4\)"),
+    ("set_tensor_address", {}, r"set_tensor_address failed for 'images'"),
+    ("execute", {"infer": 2}, r"execute_async_v3 failed at batch 2"),
+]
+
+
+@pytest.mark.parametrize("fault, when, message", RUNTIME_FAULTS, ids=[f for f, _, _ in RUNTIME_FAULTS])
+def test_runtime_failures_are_one_line_errors_and_release_everything(fake, exported, tmp_path, monkeypatch,
+                                                                      fault, when, message):
+    engine = _engine(exported, tmp_path)
+    _fake_with(monkeypatch, {fault})
+    with pytest.raises(BackendError, match=message) as info:
+        with load_backend(engine) as backend:
+            backend.infer(_batch(when.get("infer", 1)))
+    assert "\n" not in str(info.value) and str(info.value).startswith(str(engine))
+    assert FakeCuda.memory == {} and FakeCuda.current.closed  # buffers freed, CUDA released
+
+
+# -- timing cache: corrupt file, mismatch, concurrent builds --------------------------------------
+
+
+def test_corrupt_timing_cache_falls_back_to_an_empty_one(fake, exported, tmp_path, caplog):
+    out = tmp_path / "engines" / "tiny.fp16.plan"
+    cache = tmp_path / "engines" / f"timing-trt{TRT10}-sm86.cache"
+    cache.parent.mkdir()
+    cache.write_bytes(b"\x00garbage from a crashed write")
+    with caplog.at_level("WARNING", logger="inspector.engine_build"):
+        build_engine(exported.with_name("tiny.fp16.onnx"), out, BuildOptions(max_batch=4))
+    assert any("timing cache is corrupt" in r.getMessage() for r in caplog.records)
+    assert ("timing_cache_in", b"") in fake  # started empty
+    assert cache.read_bytes().startswith(b"FAKECACHE:tactics-")  # replaced by a valid cache
+
+
+def test_mismatched_timing_cache_is_replaced_with_a_warning(monkeypatch, exported, tmp_path, caplog):
+    monkeypatch.setattr(cuda_mod, "open_cuda", lambda api="cuda-python", device=0: FakeCuda(device))
+    calls = _fake_with(monkeypatch, {"set_timing_cache"})
+    cache = tmp_path / "c.cache"
+    cache.write_bytes(b"FAKECACHE:from-another-gpu")
+    with caplog.at_level("WARNING", logger="inspector.engine_build"):
+        build_engine(exported.with_name("tiny.fp16.onnx"), tmp_path / "tiny.fp16.plan",
+                     BuildOptions(max_batch=4, timing_cache=str(cache)))
+    assert any("does not match this TensorRT/GPU" in r.getMessage() for r in caplog.records)
+    assert ("timing_cache_in", b"") in calls
+
+
+def test_timing_cache_is_locked_and_merged_with_a_concurrent_build(fake, exported, tmp_path):
+    import fcntl
+
+    cache = tmp_path / "shared.cache"
+    state = _trt()._fake_state
+
+    def concurrent_build_saves(config):  # another process saves its cache while this one builds
+        cache.write_bytes(b"FAKECACHE:tactics-of-the-other-build")
+
+    def lock_is_held(_cache):  # while this build writes, nobody else may take the lock
+        with open(cache.with_name(cache.name + ".lock"), "a") as other:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        state.lock_checked = True
+
+    state.on_build, state.on_serialize_cache = concurrent_build_saves, lock_is_held
+    build_engine(exported.with_name("tiny.fp16.onnx"), tmp_path / "tiny.fp16.plan",
+                 BuildOptions(max_batch=4, timing_cache=str(cache)))
+    assert state.lock_checked
+    entries = cache.read_bytes()[len(b"FAKECACHE:"):].decode().split(",")
+    assert "tactics-of-the-other-build" in entries and any(e.startswith("tactics-") and "other" not in e
+                                                           for e in entries)
+
+
+# -- one logger per process; verify=False reads only the engine ---------------------------------------
+
+
+@pytest.mark.parametrize("fake", [TRT10, TRT11], indirect=True)
+def test_one_tensorrt_logger_per_process(fake, exported, tmp_path):
+    engine = _engine(exported, tmp_path)
+    build_engine(exported.with_name("tiny.fp16.onnx"), tmp_path / "again.fp16.plan", BuildOptions(max_batch=4))
+    with load_backend(engine), load_backend(engine):
+        pass
+    loggers = _trt()._fake_state.loggers
+    assert len(loggers) == 6 and len({id(x) for x in loggers}) == 1  # 2 builders, 2+2 runtimes: one logger
+
+
+def test_verify_false_does_not_hash_the_engine(fake, exported, tmp_path, monkeypatch):
+    import inspector.backends.tensorrt as trt_backend
+
+    engine = _engine(exported, tmp_path)
+    hashed = []
+    real = trt_backend.sha256_file
+    monkeypatch.setattr(trt_backend, "sha256_file", lambda path: hashed.append(str(path)) or real(path))
+    with load_backend(engine, verify=False) as backend:
+        assert backend.sha256 == trt_backend.read_engine_sidecar(engine)["engine"]["sha256"]
+    assert hashed == []
+    with load_backend(engine) as backend:
+        assert str(engine) in hashed and backend.sha256 == real(engine)
