@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the real datasets, the `gpu` marker's skip rule."""
+"""Shared fixtures: paths to the real datasets, the skip rule of the `gpu`/`cuda`/`pycuda` markers."""
 
 from __future__ import annotations
 
@@ -11,23 +11,19 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("INSPECTOR_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
-def _has_gpu() -> bool:
-    try:
-        from cuda.bindings import runtime  # noqa: F401
-        import tensorrt  # noqa: F401
-    except Exception:
-        return False
-    err, count = runtime.cudaGetDeviceCount()
-    return int(err) == 0 and count > 0
-
-
 def pytest_collection_modifyitems(config, items):
-    if _has_gpu():
+    """Skip gpu/cuda/pycuda tests only where there is no GPU or the package is absent (tests/gpu_guard.py)."""
+    from gpu_guard import NEEDS, probe_gpu, skip_reason
+
+    marked = [(item, {m.name for m in item.iter_markers()}) for item in items]
+    marked = [(item, names) for item, names in marked if NEEDS.keys() & names]
+    if not marked:
         return
-    skip = pytest.mark.skip(reason="no NVIDIA GPU with TensorRT and cuda-python here")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+    gpu = probe_gpu()
+    for item, names in marked:
+        reason = skip_reason(names, gpu)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")
