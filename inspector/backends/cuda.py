@@ -528,6 +528,7 @@ class PyCuda(Cuda):
     def close(self) -> None:
         """Pop the primary context pushed at construction and release it (even when the pop fails)."""
         if self.context is not None:
+            self._check_thread("close (cuCtxPopCurrent)")  # only the owner thread can pop its context
             context, self.context = self.context, None
             try:
                 self.call("cuCtxPopCurrent", self.drv.Context.pop)

@@ -333,3 +333,20 @@ def test_verify_false_does_not_hash_the_engine(fake, exported, tmp_path, monkeyp
     assert hashed == []
     with load_backend(engine) as backend:
         assert str(engine) in hashed and backend.sha256 == real(engine)
+
+
+def test_close_releases_everything_even_when_one_release_fails(fake, exported, tmp_path, monkeypatch):
+    engine = _engine(exported, tmp_path)
+    backend = load_backend(engine, cuda_graphs=True)
+    backend.infer(_batch(2))
+    cuda = FakeCuda.current
+
+    def broken_free(handle):
+        raise BackendError("fake-cuda: cudaFree failed: cudaErrorIllegalAddress")
+
+    monkeypatch.setattr(cuda, "_device_free", broken_free)
+    with pytest.raises(BackendError, match="cudaErrorIllegalAddress"):
+        backend.close()
+    assert cuda.closed and backend._graphs == {} and backend._context is None and backend._engine is None
+    assert cuda.calls["cudaEventDestroy"] == 4 and cuda.calls["cudaStreamDestroy"] == 1
+    backend.close()  # idempotent
