@@ -350,3 +350,21 @@ def test_close_releases_everything_even_when_one_release_fails(fake, exported, t
     assert cuda.closed and backend._graphs == {} and backend._context is None and backend._engine is None
     assert cuda.calls["cudaEventDestroy"] == 4 and cuda.calls["cudaStreamDestroy"] == 1
     backend.close()  # idempotent
+
+
+def test_gpu_replay_script_compares_graphs_with_plain_enqueue(fake, exported, tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "gpu_replay.py"
+    spec = importlib.util.spec_from_file_location("gpu_replay", path)
+    replay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay)
+    engine = _engine(exported, tmp_path)
+    out = tmp_path / "replay.json"
+    assert replay.main([str(engine), str(out), "--order", "1,4,1,3,4", "--rounds", "3"]) == 0
+    report = json.loads(out.read_text())
+    assert report["graphs_equal_plain"] and report["cuda_graphs"]["graph_capture_failures"] == 0
+    assert set(report["plain"]["latency_ms"]) == {"1", "3", "4"}
+    assert replay.main([str(tmp_path / "missing.plan"), str(out)]) == 2
