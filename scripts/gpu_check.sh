@@ -55,7 +55,9 @@ step() {  # step NAME COMMAND...: run, log to $OUT/NAME.log, record pass/fail wi
 }
 
 no_skips() {  # no_skips LOG: pytest -rs lists every skip as "SKIPPED [n] ..."; on a GPU machine none is allowed
-    if grep -q '^SKIPPED' "$1"; then echo "   FAILED: tests were skipped on a GPU machine:"; grep '^SKIPPED' "$1"; STATUS=1; fi
+    if grep -q '^SKIPPED' "$1"; then
+        echo "   FAILED: tests were skipped on a GPU machine:"; grep '^SKIPPED' "$1"; STATUS=1
+    fi
 }
 
 pytest_gpu() {  # pytest_gpu NAME MARKEXPR FILES...

@@ -414,7 +414,8 @@ class TensorRTBackend(Backend):
     def _shape_context(self, context, n: int) -> None:
         shape = (n, self._spec.height, self._spec.width, self._spec.channels)
         if not context.set_input_shape(INPUT_NAME, shape):
-            raise BackendError(f"{self.path}: set_input_shape{shape} refused (profile max batch {self._spec.max_batch})")
+            raise BackendError(f"{self.path}: set_input_shape{shape} refused "
+                               f"(profile max batch {self._spec.max_batch})")
 
     def _execute(self, context, n: int) -> None:
         if not context.execute_async_v3(self._stream.ptr):
@@ -483,7 +484,7 @@ class TensorRTBackend(Backend):
             log.debug("%s: CUDA graph capture failed at batch %d (%s)", self.path, n, why)
 
     def close(self) -> None:
-        """Release graphs, buffers, events, contexts, the stream and CUDA; every step runs, the first error is raised."""
+        """Release graphs, buffers, events, contexts, stream, CUDA; all steps run, the first error is re-raised."""
         if self._closed:
             return
         self._closed = True

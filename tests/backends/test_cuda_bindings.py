@@ -37,7 +37,7 @@ def _gpu_present() -> bool:
 
 pytestmark = pytest.mark.skipif(_gpu_present(), reason="a GPU is present: test_cuda_gpu.py makes these calls for real")
 
-# every function of the runtime module the wrapper names (``self.rt.cudaX`` / ``cudart.cudaX``), constants and types aside
+# every runtime function the wrapper names (``self.rt.cudaX`` / ``cudart.cudaX``); constants and types aside
 WRAPPER_CALLS = {name for name in re.findall(r"\b(?:rt|cudart)\.(cuda\w+)", Path(cuda_mod.__file__).read_text())
                  if callable(getattr(rt, name)) and not isinstance(getattr(rt, name), type)}
 

@@ -4,10 +4,12 @@ No GPU here, so these tests swap in (1) the faithful fake ``tensorrt`` module of
 ``tests/fake_tensorrt.py`` (TensorRT 10.x and 11.x enum values and return
 conventions, from NVIDIA's sources), whose "engine" is the ONNX graph run by ONNX
 Runtime, and (2) a fake CUDA wrapper whose "device memory" is host bytes, driven
-through the real Stream/Event/PinnedBuffer/DeviceBuffer/CudaGraph classes. They check what the code asks of TensorRT (strongly typed
-network, profile, workspace, optimisation level, timing cache, FP16 flag only as
-the 10.x fallback; set_tensor_address once, set_input_shape per batch-size change,
-copy sizes, CUDA-graph capture after the warm-up run) and that outputs equal
+through the real Stream/Event/PinnedBuffer/DeviceBuffer/CudaGraph classes. They
+check what the code asks of TensorRT (strongly typed network per major, profile,
+workspace, optimisation level, timing cache, FP16 flag only as the 10.x fallback;
+set_tensor_address once, set_input_shape per batch-size change, copy sizes, one
+execution context per captured batch size, capture fallback), that every failure
+the bindings report becomes one line, and that outputs equal
 ONNX Runtime's. What only a GPU can show is in test_tensorrt_gpu.py.
 """
 
