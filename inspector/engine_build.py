@@ -11,10 +11,14 @@ Before building, :func:`check_strongly_typed` checks the graph on the CPU (every
 tensor typed after ONNX shape inference, no op mixing float precisions without
 an explicit Cast, I/O as the contract says). The engine gets an optimisation
 profile for batch 1..max at the model's fixed H×W, a workspace limit, a builder
-optimisation level and a persisted timing cache, and a sidecar
+optimisation level and a persisted timing cache (read and merged under an
+``fcntl.flock`` so concurrent builds can share it; a corrupt or mismatched one is
+replaced by an empty one, as Polygraphy does), and a sidecar
 (:func:`inspector.backends.tensorrt.engine_sidecar_path`) recording TensorRT
 version, GPU, precision, I/O shapes, profile, the source ONNX's sha256 and the
-model sidecar. The daemon never imports this module.
+model sidecar. Every Builder/Runtime gets the process's one TensorRT logger
+(:func:`inspector.backends.tensorrt.shared_logger`); every None/False/-1 the
+bindings return becomes a one-line ExportError. The daemon never imports this module.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ Runtime (one object per loaded engine, used from the thread that made it):
   stream, one synchronisation; CUDA events time H2D, compute and D2H
   (``timings_ms`` keys ``h2d``, ``compute``, ``d2h``);
 * optionally (``cuda_graphs=True``) the compute of each batch size is captured
-  into a CUDA graph after its first (warm-up) run and replayed afterwards.
+  into a CUDA graph after its first (warm-up) run, on an execution context of
+  its own, and replayed afterwards; a size whose capture fails runs by plain
+  enqueue (warned once, counted in ``graph_capture_failures``), as trtexec does.
 
 CUDA goes through :mod:`inspector.backends.cuda` (cuda-python by default,
 pycuda with ``cuda="pycuda"``). Nothing here imports TensorRT at import time, so
