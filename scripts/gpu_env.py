@@ -68,12 +68,12 @@ def cuda_runtime() -> dict:
 def requirements(report: dict, cuda_only: bool) -> list[tuple[str, bool, str]]:
     have = report["packages"]
     needs = [("NVIDIA GPU and driver", report["driver"]["count"] > 0, "an NVIDIA GPU with its driver"),
-             ("cuda-bindings", bool(have["cuda-bindings"]), 'pip install -e ".[dev]"')]
+             ("cuda-bindings", bool(have["cuda-bindings"]), 'pip install -e ".[dev]"'),
+             ("pytest", importlib.util.find_spec("pytest") is not None, 'pip install -e ".[dev]"')]
     if not cuda_only:
         needs += [("tensorrt", importlib.util.find_spec("tensorrt") is not None, 'pip install -e ".[tensorrt]"'),
                   ("torch (trains and exports the reduced student)", bool(have["torch"]),
-                   "pip install torch, then -e \".[train]\"; or pass --export DIR"),
-                  ("pytest", importlib.util.find_spec("pytest") is not None, 'pip install -e ".[dev]"')]
+                   "pip install torch, then -e \".[train]\"; or pass --export BASE")]
     return needs
 
 
