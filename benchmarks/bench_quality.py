@@ -84,17 +84,12 @@ def metrics_for(scores: np.ndarray, maps: np.ndarray | None, test: dict) -> dict
     return out
 
 
-def level_aurocs(model, images: np.ndarray, test: dict) -> dict:
-    """Image AUROC of each named level map alone (max over the level map), likely_defect left out."""
-    from inspector.evaluation.metrics import auroc
+def level_aurocs(model, test: dict) -> dict:
+    """Image AUROC of each named level map alone (its max), likely_defect left out."""
+    from inspector.evaluation.evaluate import level_image_aurocs, model_level_scorer
 
     keep = np.array([t != LIKELY for t in test["types"]])
-    peaks: dict[str, list] = {}
-    with torch.inference_mode():
-        for i in range(0, len(images), 8):
-            for name, m in model.named_level_maps(torch.from_numpy(images[i:i + 8])).items():
-                peaks.setdefault(name, []).append(m.flatten(1).amax(dim=1).float().numpy())
-    return {name: auroc(np.concatenate(v)[keep], test["labels"][keep]) for name, v in peaks.items()}
+    return level_image_aurocs(model_level_scorer(model), test["images"][keep], test["labels"][keep])
 
 
 def stop_reason(summary: dict, cap: float | None) -> str:
@@ -145,7 +140,7 @@ def bench_model(name: str, data: Path, args, run_root: Path, tests: dict) -> dic
                   "stop_reason": stop_reason(summary, args.time_cap), "phases": summary["phases"],
                   "recipe": {k: v for k, v in vars(config.train).items()}},
         "metrics": metrics_for(scores, maps, test),
-        "level_image_auroc": level_aurocs(model, test["images"], test),
+        "level_image_auroc": level_aurocs(model, test),
     }
 
 

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from inspector.evaluation.evaluate import evaluate_dataset, format_table
+    from inspector.evaluation.evaluate import evaluate_dataset, format_table, model_level_scorer
     from inspector.training.checkpoint import load_model
 
     model, config, _ = load_model(args.run)
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     metrics = evaluate_dataset(scorer, args.data or config.data.path, config.model.image_size,
                                config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size,
-                               bit_depth=config.data.bit_depth)
+                               bit_depth=config.data.bit_depth, level_scorer=model_level_scorer(model))
     print(format_table(metrics))
     print(f"wrote {out / 'metrics.json'}")
     if not args.no_plots:

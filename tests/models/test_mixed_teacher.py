@@ -52,7 +52,7 @@ def test_an_images_score_and_map_do_not_depend_on_its_batch(preset):
 
 
 def test_combined_map_is_r_times_e_minus_its_own_minimum():
-    model = make()
+    model = make(combination="paper")
     batch = images(2)
     with torch.no_grad():
         resnet, efficientnet = model.level_maps(batch)
@@ -64,6 +64,21 @@ def test_combined_map_is_r_times_e_minus_its_own_minimum():
     torch.testing.assert_close(combined, paper, rtol=1e-5, atol=1e-7)
     assert (combined >= 0).all()
     assert (combined.flatten(1) == 0).any(dim=1).all()  # each image reaches 0 where its own E is minimal
+
+
+def test_offline_combination_sums_the_normalised_level_maps():
+    model = make()
+    assert model.config.combination == "sum" and model.config.map_normalization == "quantile"
+    model.level_norm.shift.copy_(torch.tensor([0.1, 0.2, 0.3, 0.4]))
+    model.level_norm.scale.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    batch = images(2)
+    with torch.no_grad():
+        named = model.named_level_maps(batch)
+        combined = model.combined_map(batch)
+        raw = [lvl for part in model.level_maps(batch) for lvl in part]
+    assert list(named) == list(model.level_names) and len(named) == 4
+    torch.testing.assert_close(combine_levels(list(named.values()), SIZE, "sum"), combined)
+    torch.testing.assert_close(raw[1], named["resnet:blocks.2"])
 
 
 @pytest.mark.parametrize("preset", ["offline", "paper"])

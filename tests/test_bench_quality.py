@@ -1,0 +1,39 @@
+"""The quality benchmark: its kNN reference and one --quick run end to end (tiny synthetic data)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import bench_quality  # noqa: E402
+from knn_reference import greedy_coreset  # noqa: E402
+
+
+def test_greedy_coreset_takes_the_farthest_point_each_step():
+    points = torch.tensor([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [0.0, 5.0], [9.9, 0.1]])
+    chosen = greedy_coreset(points, 3).tolist()
+    assert chosen == [0, 2, 3]  # 0 first, then the farthest from {0}, then the farthest from {0, 2}
+
+
+def test_quick_run_writes_every_model_and_the_reference(tiny_dataset, tmp_path):
+    path = bench_quality.main(["--quick", "--datasets", tiny_dataset.name, "--data-root", str(tiny_dataset.parent),
+                               "--models", "reduced_student", "--out", str(tmp_path),
+                               "--run-root", str(tmp_path / "runs")])
+    entry = json.loads(Path(path).read_text())["datasets"][0]
+    assert entry["dataset"] == tiny_dataset.name
+    rows = {r["model"]: r for r in entry["results"]}
+    assert set(rows) == {"knn_reference", "reduced_student"}
+    knn = rows["knn_reference"]
+    assert knn["image_size"] == list(bench_quality.QUICK_SIZE)
+    assert knn["metrics"]["image_auroc"] >= 0.75  # pretrained features find the pasted defects
+    rs = rows["reduced_student"]
+    assert rs["train"]["epochs"] == [1] and rs["train"]["stop_reason"] == "epoch count"
+    assert set(rs["level_image_auroc"]) == {"blocks.1", "blocks.2", "blocks.3"}
+    for value in [*rs["level_image_auroc"].values(), rs["metrics"]["image_auroc"], rs["metrics"]["pixel_auroc"]]:
+        assert 0.0 <= value <= 1.0
