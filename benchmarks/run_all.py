@@ -14,6 +14,8 @@ step's status, seconds and, when it did not run, why):
 * ``precision``  — the trained runs exported, quantized to INT8 (Q/DQ) and scored + timed on
   ONNX Runtime per precision;
 * ``mixed_teacher`` / ``ast`` — their own studies (full suite only: they train for minutes);
+* ``quality``    — every model's default recipe on every real dataset vs a kNN reference
+  (``bench_quality.py``; ``--quick``: synthetic data, one epoch);
 * ``cost``       — latency and memory vs resolution and batch (``bench_cost.py``).
 
 A step whose script is missing or whose data is absent is recorded as
@@ -253,6 +255,12 @@ def step_ast(ctx) -> None:
         run_script("bench_ast.py", ["--run-root", ctx.run_root / "ast", *threads(ctx)], ctx)
 
 
+def step_quality(ctx) -> None:
+    """Every model's default recipe on every real dataset vs the kNN reference (bench_quality.py)."""
+    run_script("bench_quality.py", [*(["--quick"] if ctx.quick else []), *threads(ctx), "--out", ctx.out,
+                                    "--run-root", ctx.run_root / "quality"], ctx)
+
+
 def step_cost(ctx) -> None:
     run_script("bench_cost.py", [*(["--quick"] if ctx.quick else []), *threads(ctx), "--out", ctx.out], ctx)
 
@@ -268,6 +276,7 @@ STEPS = {
     "precision": step_precision,
     "mixed_teacher": step_mixed_teacher,
     "ast": step_ast,
+    "quality": step_quality,
     "cost": step_cost,
 }
 

@@ -284,6 +284,30 @@ def cost_section(res: Results) -> list[str]:
                                              "p99 ms", "ms / image", "memory MiB", "runs"], rows)
 
 
+def quality_section(res: Results) -> list[str]:
+    """Per dataset: every model with its default recipe next to the kNN reference of the same run."""
+    data = res.load("quality")
+    three = lambda v: None if v is None else f"{v:.3f}"  # noqa: E731
+    rows = []
+    for entry in data.get("datasets", []):
+        knn = next((get(r, "metrics", "image_auroc") for r in entry["results"] if r["model"] == "knn_reference"), None)
+        for r in entry["results"]:
+            m = r.get("metrics") or {}
+            levels = ", ".join(f"{k} {v:.2f}" for k, v in (r.get("level_image_auroc") or {}).items() if v is not None)
+            beats = None if r["model"] == "knn_reference" or knn is None else m.get("image_auroc", 0) >= knn
+            size = "×".join(map(str, r.get("image_size", [])))
+            rows.append([f"{entry['dataset']} ({entry.get('kind', '')})", r["model"], size,
+                         three(m.get("image_auroc")), three(m.get("image_auroc_with_likely")),
+                         three(m.get("pixel_auroc")), three(m.get("aupro")), beats, levels or "–",
+                         ",".join(map(str, get(r, "train", "epochs") or [])) or "–", get(r, "train", "stop_reason"),
+                         get(r, "train", "seconds")])
+    note = (f"Default recipes, one run (`bench_quality.py`{' --quick' if data.get('quick') else ''}); "
+            f"training capped at {fmt(data.get('time_cap_s'))} s per run for every model and dataset; "
+            f"ELPV `likely_defect` {data.get('likely_defect', '')}.")
+    return [note, ""] + table(["dataset", "model", "input", "image AUROC", "img AUROC incl. likely", "pixel AUROC",
+                               "AUPRO", "≥ kNN", "per-level image AUROC", "epochs", "stop", "train s"], rows)
+
+
 SECTIONS = [
     ("Suite steps", steps_section),
     ("1. Backends per model", backends_section),
@@ -292,6 +316,7 @@ SECTIONS = [
     ("4. Latency under live load", live_section),
     ("5. Accuracy", accuracy_section),
     ("6. Cost growth", cost_section),
+    ("7. Detection quality on real data (default recipes vs kNN reference)", quality_section),
 ]
 
 
