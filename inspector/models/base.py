@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inspector.config import suggest
 from inspector.errors import ConfigError
 from inspector.models.common import (
     GaussianSmoothing,
@@ -143,16 +144,26 @@ class SingleTeacherModel(AnomalyModel):
 
     ``teacher_pool[i]`` average-pools teacher level i by that factor before the
     comparison (the reduced student halves each level's resolution this way).
+    ``compare`` names the taps whose teacher/student pair is trained and mapped
+    (None: all); the student still computes the others on its way (they feed
+    its next stage) but they carry no loss and no map.
     """
 
     def __init__(self, config, teacher: nn.Module, student: nn.Module,
-                 teacher_pool: tuple[int, ...], map_combination: str) -> None:
+                 teacher_pool: tuple[int, ...], map_combination: str,
+                 compare: tuple[str, ...] | None = None) -> None:
         super().__init__(config)
         self.teacher = freeze(teacher)
         self.student = student
         self.teacher_pool = tuple(teacher_pool)
         self.map_combination = map_combination
-        self.level_names = tuple(t.name for t in teacher.feature_info)
+        names = [t.name for t in teacher.feature_info]
+        unknown = [c for c in compare or () if c not in names]
+        if unknown:
+            raise ConfigError(f"model.levels: unknown tap '{unknown[0]}'{suggest(unknown[0], names)}; "
+                              f"taps of this preset: {names}")
+        self.compare = tuple(range(len(names))) if not compare else tuple(names.index(c) for c in compare)
+        self.level_names = tuple(names[i] for i in self.compare)
         self.level_norm = LevelNormalization(len(self.level_names))
 
     def networks(self) -> list[nn.Module]:
@@ -167,14 +178,21 @@ class SingleTeacherModel(AnomalyModel):
         return self
 
     def teacher_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The compared teacher levels (pooled), in ``level_names`` order."""
         feats = self.teacher(x)
-        return [f if k == 1 else F.avg_pool2d(f, k) for f, k in zip(feats, self.teacher_pool)]
+        return [feats[i] if self.teacher_pool[i] == 1 else F.avg_pool2d(feats[i], self.teacher_pool[i])
+                for i in self.compare]
+
+    def student_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The student's outputs for the compared levels, in ``level_names`` order."""
+        outputs = self.student(x)
+        return [outputs[i] for i in self.compare]
 
     def level_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = self.network_input(images)
         with torch.no_grad():
             teacher = self.teacher_features(x)
-        student = self.student(x)
+        student = self.student_features(x)
         return self.level_norm([level_distance(t, s) for t, s in zip(teacher, student)])
 
     def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -187,7 +205,7 @@ class SingleTeacherModel(AnomalyModel):
 
     def loss_with_targets(self, images: torch.Tensor, targets: list[torch.Tensor]) -> torch.Tensor:
         """Σ over levels of the mean (over pixels and batch) of the level map."""
-        student = self.student(self.network_input(images))
+        student = self.student_features(self.network_input(images))
         return sum(level_distance(t, s).mean() for t, s in zip(targets, student))
 
     def loss(self, images: torch.Tensor) -> torch.Tensor:
@@ -202,6 +220,7 @@ class SingleTeacherModel(AnomalyModel):
         info = super().describe()
         info["teachers"] = [teacher_identity(self.teacher)]
         info["map_combination"] = self.map_combination
+        info["levels"] = list(self.level_names)
         return info
 
 

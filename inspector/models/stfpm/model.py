@@ -25,9 +25,11 @@ class StfpmConfig(ModelConfig):
     map_combination: Literal["product", "sum"] | None = None
     # Paper: the product of the level maps (STFPM eq. 3, anomalib). Offline: the sum of
     # quantile-normalised levels; a product of normalised maps (which can be negative) has no meaning.
+    levels: tuple[str, ...] | None = None  # taps compared; None: the preset's
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
-        "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "map_combination": "product"},
-        "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "map_combination": "sum"},
+        "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "map_combination": "product", "levels": PRESETS["paper"][1]},
+        "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "map_combination": "sum",
+                    "levels": ("blocks.2", "blocks.3")},
     }
 
 
@@ -36,4 +38,5 @@ def build_stfpm(config: StfpmConfig) -> SingleTeacherModel:
     backbone, taps = PRESETS[config.preset]
     teacher = build_backbone(backbone, taps, weights=config.teacher_weights)
     student = build_backbone(backbone, taps, weights="random")
-    return SingleTeacherModel(config, teacher, student, (1,) * len(taps), config.map_combination)
+    return SingleTeacherModel(config, teacher, student, (1,) * len(taps), config.map_combination,
+                              compare=config.levels)
