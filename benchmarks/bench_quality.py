@@ -163,11 +163,9 @@ def bench_knn(data: Path, size: tuple[int, int], resize: str, tests: dict, quick
 def default_input(data: Path) -> tuple[tuple[int, int], str]:
     """The input size and resize policy a default run uses (what the kNN reference must match)."""
     from inspector.training.config import load_run_config
+    from inspector.training.loop import resolve_input
 
-    config = load_run_config(base={"data": {"path": str(data)}})
-    resolve = getattr(__import__("inspector.training.loop", fromlist=["x"]), "resolve_input", None)
-    if resolve is not None:
-        config = resolve(config)
+    config = resolve_input(load_run_config(base={"data": {"path": str(data)}}))
     return tuple(config.model.image_size), config.data.resize
 
 

@@ -7,7 +7,7 @@ saved into the run folder so a run can be reproduced and exported exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +22,10 @@ from inspector.models.registry import get_entry, parse_model_config
 class DataConfig:
     path: str = ""
     resize: Literal["square", "shorter_side_crop"] = "square"
+    # auto: model.image_size from the training images' median aspect at the default size's pixel
+    # count (training/input_size.py); used only when model.image_size is not given and the preset
+    # is offline (paper presets keep their papers' sizes). A trained run's config says fixed.
+    input_size: Literal["auto", "fixed"] = "auto"
     val_fraction: float = 0.2
     split_seed: int = 0
     # significant bits of the images when the files do not say (PNG sBIT / TIFF BitsPerSample win);
@@ -113,6 +117,8 @@ def resolve_run_config(raw: dict) -> RunConfig:
     defaults = get_entry(model.name).train_defaults.get(model.preset, {})
     train = from_dict(TrainConfig, {**defaults, **(raw.get("train") or {})}, where="train")
     data = from_dict(DataConfig, raw.get("data"), where="data")
+    if "image_size" in (raw.get("model") or {}) or model.preset != "offline":
+        data = replace(data, input_size="fixed")
     return RunConfig(model=model, data=data, train=train)
 
 

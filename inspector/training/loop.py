@@ -24,6 +24,7 @@ from inspector.models.base import AnomalyModel
 from inspector.models.registry import build_model
 from inspector.training.checkpoint import BEST, save_checkpoint
 from inspector.training.config import RunConfig, TrainConfig, save_run_config
+from inspector.training.input_size import resolve_input_size
 from inspector.training.progress import Progress, format_duration
 from inspector.training.stopping import INTERRUPTED, StopRule
 
@@ -59,6 +60,16 @@ class FitResult:
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
+
+
+def resolve_input(config: RunConfig) -> RunConfig:
+    """``config`` with the input size it will train at (``data.input_size: auto`` resolved from the data)."""
+    if config.data.input_size != "auto":
+        return config
+    dataset = load_dataset(config.data.path)
+    if not dataset.train:
+        raise DataError(f"{config.data.path}: no good training images")
+    return resolve_input_size(config, dataset.train)
 
 
 def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -227,6 +238,10 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        config = resolve_input(config)
+        if config.data.input_size == "fixed":
+            log.info("input size %dx%d (height x width)", *config.model.image_size)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)

@@ -1,0 +1,45 @@
+"""The default input size follows the training images' aspect at a fixed pixel budget."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.training.config import load_run_config
+from inspector.training.input_size import size_for_aspect
+from inspector.training.loop import resolve_input
+
+
+@pytest.mark.parametrize("aspect, expected", [(1.0, (256, 256)), (2.5, (416, 160)), (0.4, (160, 416))])
+def test_size_keeps_the_aspect_and_the_pixel_count(aspect, expected):
+    h, w = size_for_aspect(aspect, 256 * 256)
+    assert (h, w) == expected
+    assert h % 32 == 0 and w % 32 == 0
+    assert abs(h * w / 65536 - 1) < 0.1
+
+
+def test_extreme_aspects_are_clamped_to_usable_sides():
+    h, w = size_for_aspect(200.0, 256 * 256)
+    assert w == 64 and h == 2048
+
+
+def _folder(tmp_path, shapes):
+    for i, (h, w) in enumerate(shapes):
+        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), np.full((h, w), 128, np.uint8))
+    return tmp_path
+
+
+def test_default_run_derives_the_size_from_the_median_aspect(tmp_path):
+    data = _folder(tmp_path, [(100, 250), (120, 300), (80, 200), (500, 500), (90, 225)])  # median aspect 0.4
+    config = resolve_input(load_run_config(base={"data": {"path": str(data)}}))
+    assert config.model.image_size == (160, 416)
+    assert config.data.input_size == "fixed"  # a saved run reloads at exactly this size
+
+
+def test_an_explicit_size_or_a_paper_preset_is_kept(tmp_path):
+    data = _folder(tmp_path, [(100, 250), (120, 300)])
+    explicit = resolve_input(load_run_config(base={"model": {"image_size": [64, 96]}, "data": {"path": str(data)}}))
+    assert explicit.model.image_size == (64, 96)
+    paper = resolve_input(load_run_config(base={"model": {"preset": "paper"}, "data": {"path": str(data)}}))
+    assert paper.model.image_size == (256, 256)
