@@ -19,13 +19,16 @@ from torch import nn
 from inspector.config import suggest
 from inspector.errors import ConfigError
 from inspector.models.common import (
+    FeatureStandardization,
     GaussianSmoothing,
     ImageNormalize,
     LevelNormalization,
     combine_levels,
     freeze,
+    hard_mse,
     level_distance,
     reduce_score,
+    standardized_distance,
 )
 
 
@@ -43,12 +46,17 @@ class ModelConfig:
     # quantile: per-level maps normalised from validation quantiles (EfficientAD) before combining.
     map_normalization: Literal["none", "quantile"] | None = None
     smoothing_sigma: float = 4.0
+    # Single-teacher models: cosine (STFPM's normalised-feature distance) or standardized_mse
+    # (EfficientAD: teacher channels standardised over the training images, squared error),
+    # and the hard-feature quantile of the loss (0: plain mean; EfficientAD: 0.999).
+    distance: Literal["cosine", "standardized_mse"] | None = None
+    hard_quantile: float = 0.0
 
     # Offline recipes: measured on kolektorsdd + elpv (benchmarks/bench_quality.py, MODELS.md);
     # paper presets keep their papers' choices (max of the map, no map normalisation).
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
-        "paper": {"score": "max", "map_normalization": "none"},
-        "offline": {"score": "topk", "map_normalization": "quantile"},
+        "paper": {"score": "max", "map_normalization": "none", "distance": "cosine"},
+        "offline": {"score": "topk", "map_normalization": "quantile", "distance": "standardized_mse"},
     }
 
     def __post_init__(self) -> None:
@@ -64,6 +72,8 @@ class ModelConfig:
             raise ConfigError(f"{where}.smoothing_sigma: must be in [0, 64], got {self.smoothing_sigma}")
         if not 0 < self.score_topk <= 1:
             raise ConfigError(f"{where}.score_topk: must be in (0, 1], got {self.score_topk}")
+        if not 0 <= self.hard_quantile < 1:
+            raise ConfigError(f"{where}.hard_quantile: must be in [0, 1), got {self.hard_quantile}")
 
 
 class AnomalyModel(nn.Module):
@@ -165,6 +175,7 @@ class SingleTeacherModel(AnomalyModel):
         self.compare = tuple(range(len(names))) if not compare else tuple(names.index(c) for c in compare)
         self.level_names = tuple(names[i] for i in self.compare)
         self.level_norm = LevelNormalization(len(self.level_names))
+        self.standardize = FeatureStandardization([teacher.feature_info[i].channels for i in self.compare])
 
     def networks(self) -> list[nn.Module]:
         return [self.teacher, self.student]
@@ -179,9 +190,34 @@ class SingleTeacherModel(AnomalyModel):
 
     def teacher_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The compared teacher levels (pooled), in ``level_names`` order."""
+        feats = self.pooled_teacher(x)
+        return self.standardize(feats) if self.config.distance == "standardized_mse" else feats
+
+    def pooled_teacher(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = self.teacher(x)
         return [feats[i] if self.teacher_pool[i] == 1 else F.avg_pool2d(feats[i], self.teacher_pool[i])
                 for i in self.compare]
+
+    def distance(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        """The per-pixel level map (N, 1, h, w) FP32 of the configured distance."""
+        if self.config.distance == "standardized_mse":
+            return standardized_distance(teacher, student)
+        return level_distance(teacher, student)
+
+    @torch.no_grad()
+    def fit_feature_statistics(self, images, batch_size: int = 16) -> None:
+        """Channel mean/std of the compared teacher levels over uint8 training images (N, H, W, 3)."""
+        if self.config.distance != "standardized_mse":
+            return
+        sums, squares, counts = None, None, [0] * len(self.compare)
+        for i in range(0, len(images), batch_size):
+            feats = self.pooled_teacher(self.network_input(torch.as_tensor(images[i:i + batch_size])))
+            s1 = [f.float().sum(dim=(0, 2, 3)) for f in feats]
+            s2 = [f.float().pow(2).sum(dim=(0, 2, 3)) for f in feats]
+            sums = s1 if sums is None else [a + b for a, b in zip(sums, s1)]
+            squares = s2 if squares is None else [a + b for a, b in zip(squares, s2)]
+            counts = [n + f.shape[0] * f.shape[2] * f.shape[3] for n, f in zip(counts, feats)]
+        self.standardize.fit(sums, squares, counts)
 
     def student_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The student's outputs for the compared levels, in ``level_names`` order."""
@@ -193,7 +229,7 @@ class SingleTeacherModel(AnomalyModel):
         with torch.no_grad():
             teacher = self.teacher_features(x)
         student = self.student_features(x)
-        return self.level_norm([level_distance(t, s) for t, s in zip(teacher, student)])
+        return self.level_norm([self.distance(t, s) for t, s in zip(teacher, student)])
 
     def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return dict(zip(self.level_names, self.level_maps(images)))
@@ -204,9 +240,15 @@ class SingleTeacherModel(AnomalyModel):
             return self.teacher_features(self.network_input(images))
 
     def loss_with_targets(self, images: torch.Tensor, targets: list[torch.Tensor]) -> torch.Tensor:
-        """Σ over levels of the mean (over pixels and batch) of the level map."""
+        """Σ over levels of the mean (over pixels and batch) of the level map.
+
+        With ``hard_quantile`` > 0 (standardized_mse only), each level's term is the mean of
+        its squared errors at or above that quantile of the batch (EfficientAD's hard loss).
+        """
         student = self.student_features(self.network_input(images))
-        return sum(level_distance(t, s).mean() for t, s in zip(targets, student))
+        if self.config.distance == "standardized_mse" and self.config.hard_quantile > 0:
+            return sum(hard_mse(t, s, self.config.hard_quantile) for t, s in zip(targets, student))
+        return sum(self.distance(t, s).mean() for t, s in zip(targets, student))
 
     def loss(self, images: torch.Tensor) -> torch.Tensor:
         return self.loss_with_targets(images, self.teacher_targets(images))
@@ -221,6 +263,7 @@ class SingleTeacherModel(AnomalyModel):
         info["teachers"] = [teacher_identity(self.teacher)]
         info["map_combination"] = self.map_combination
         info["levels"] = list(self.level_names)
+        info["distance"] = self.config.distance
         return info
 
 

@@ -45,6 +45,57 @@ def level_distance(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor
     return 0.5 * (t - s).pow(2).sum(dim=1, keepdim=True)
 
 
+def standardized_distance(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+    """Per-pixel mean over channels of (t − s)², FP32: (N, 1, h, w); t already standardised per channel."""
+    return (teacher.float() - student.float()).pow(2).mean(dim=1, keepdim=True)
+
+
+def hard_mse(teacher: torch.Tensor, student: torch.Tensor, quantile: float) -> torch.Tensor:
+    """EfficientAD's hard-feature loss: mean of the squared errors at or above their ``quantile`` in the batch.
+
+    Batzner et al. (WACV 2024) §3.2, q = 0.999 there: the student stops spending
+    capacity on the easy bulk of the texture. ``quantile`` 0 is the plain mean.
+    """
+    err = (teacher.float() - student.float()).pow(2)
+    if quantile <= 0:
+        return err.mean()
+    flat = err.detach().flatten()
+    if flat.numel() > 8_000_000:  # torch.quantile's input limit is 16M elements
+        flat = flat[torch.linspace(0, flat.numel() - 1, 8_000_000, device=flat.device).long()]
+    threshold = torch.quantile(flat, quantile)
+    return err[err >= threshold].mean()
+
+
+class FeatureStandardization(nn.Module):
+    """Per-channel (x − mean)/std of each teacher level; constants are buffers, so they are in the graph.
+
+    Identity until :meth:`fit`. EfficientAD standardises the teacher's output with the
+    channel mean/std over the training images, so that every channel counts alike in
+    the student's squared error instead of the few with the largest range.
+    """
+
+    def __init__(self, channels: list[int]) -> None:
+        super().__init__()
+        for i, c in enumerate(channels):
+            self.register_buffer(f"mean{i}", torch.zeros(1, c, 1, 1))
+            self.register_buffer(f"inv_std{i}", torch.ones(1, c, 1, 1))
+        self.levels = len(channels)
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        # FP32 even when the teacher runs in FP16: 1/std can exceed what FP16 holds comfortably.
+        return [(f.float() - getattr(self, f"mean{i}")) * getattr(self, f"inv_std{i}") for i, f in enumerate(feats)]
+
+    @torch.no_grad()
+    def fit(self, sums: list[torch.Tensor], sq_sums: list[torch.Tensor], counts: list[int]) -> None:
+        """From per-level channel sums Σx and Σx² (C,) over ``counts`` positions."""
+        for i, (s1, s2, n) in enumerate(zip(sums, sq_sums, counts)):
+            mean = s1 / n
+            var = (s2 / n - mean.pow(2)).clamp_min(0.0)
+            getattr(self, f"mean{i}").copy_(mean.view(1, -1, 1, 1))
+            # A dead channel (std ≈ 0) must not become a 10⁶× amplifier of noise.
+            getattr(self, f"inv_std{i}").copy_((1.0 / var.sqrt().clamp_min(1e-3)).view(1, -1, 1, 1))
+
+
 def upsample(level_map: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear (align_corners=False) upsampling of a (N, 1, h, w) map to ``size``."""
     return F.interpolate(level_map, size=size, mode="bilinear", align_corners=False)

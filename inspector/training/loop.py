@@ -253,6 +253,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
         completed = _reopen_finished(phases, completed, history, run_dir)
     save_run_config(config, run_dir / "config.yaml")  # paths relative to the run folder (file rule)
     train_imgs, val_imgs, data_summary = load_training_images(config)
+    fit_statistics = getattr(model, "fit_feature_statistics", None)
+    if callable(fit_statistics) and not resume:
+        fit_statistics(train_imgs)  # before targets are cached: they are standardised with these
     summary = {"model": config.model.name, "preset": config.model.preset, "data": data_summary,
                "phases": _earlier_phases(run_dir, completed) if resume else []}
 

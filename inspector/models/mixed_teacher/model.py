@@ -87,7 +87,7 @@ class MixedTeacherConfig(ModelConfig):
     map_levels: tuple[str, ...] | None = None
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "combination": "paper"},
-        "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "combination": "sum",
+        "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "combination": "sum", "distance": "cosine",
                     "map_levels": ("resnet:blocks.2", "efficientnet:blocks.4", "efficientnet:blocks.6")},
     }
 
