@@ -182,6 +182,61 @@ def datasets(args, run_root: Path) -> list[tuple[str, Path, str]]:
     return out
 
 
+def _without(argv: list[str], option: str) -> list[str]:
+    """``argv`` minus ``option`` and its value (``--opt v`` or ``--opt=v``)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == option:
+            skip = True
+        elif not a.startswith(option + "="):
+            out.append(a)
+    return out
+
+
+def run_parallel(args, argv: list[str]) -> Path:
+    """One child process per dataset (at most ``--jobs`` at once), then one merged result file."""
+    import json
+    import subprocess
+    import tempfile
+
+    names = args.datasets.split(",") if args.datasets else [*REAL, *SMOKE, SYNTHETIC]
+    base = _without(_without(_without(argv, "--jobs"), "--datasets"), "--out")
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        pending = list(names)
+        running: list[tuple[str, subprocess.Popen]] = []
+        while pending or running:
+            while pending and len(running) < args.jobs:
+                name = pending.pop(0)
+                out = Path(tmp) / name.replace("/", "_")
+                cmd = [sys.executable, __file__, *base, "--datasets", name, "--out", str(out)]
+                running.append((name, subprocess.Popen(cmd)))
+            time.sleep(2)
+            for item in [r for r in running if r[1].poll() is not None]:
+                running.remove(item)
+                if item[1].returncode:
+                    print(f"{item[0]}: failed with exit code {item[1].returncode}", flush=True)
+        merged = None
+        for name in names:
+            part = Path(tmp) / name.replace("/", "_") / f"{args.name}.json"
+            if not part.is_file():
+                continue
+            data = json.loads(part.read_text())
+            if merged is None:
+                merged = {k: v for k, v in data.items() if k not in ("benchmark", "created", "machine")}
+                merged["datasets"] = []
+            merged["datasets"] += data["datasets"]
+    if merged is None:
+        raise SystemExit("error: no dataset produced a result")
+    merged["seconds"] = round(time.monotonic() - t0)
+    merged["jobs"] = args.jobs
+    path = write_result(args.name, merged, args.out)
+    print(f"wrote {path}")
+    return path
+
+
 def main(argv: list[str] | None = None) -> Path:
     from inspector.models.registry import model_names
 
@@ -197,7 +252,11 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--run-root", type=Path, default=Path("runs/bench/quality"))
     ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     ap.add_argument("--name", default="quality")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="datasets benchmarked in this many processes at once (results merged into one file)")
     args = ap.parse_args(argv)
+    if args.jobs > 1:
+        return run_parallel(args, argv or sys.argv[1:])
     if args.quick:
         args.datasets = args.datasets or SYNTHETIC
         args.epochs = args.epochs or 1
