@@ -84,12 +84,25 @@ def metrics_for(scores: np.ndarray, maps: np.ndarray | None, test: dict) -> dict
     return out
 
 
-def level_aurocs(model, test: dict) -> dict:
-    """Image AUROC of each named level map alone (its max), likely_defect left out."""
-    from inspector.evaluation.evaluate import level_image_aurocs, model_level_scorer
+def score_with_levels(model, images: np.ndarray, batch_size: int = 8):
+    """(scores (N,), maps (N, H, W), {level: (N,) peak of that level's map}) in one pass per batch."""
+    scores, maps, peaks = [], [], {}
+    with torch.inference_mode():
+        for i in range(0, len(images), batch_size):
+            s, m, levels = model.forward_with_levels(torch.from_numpy(images[i:i + batch_size]))
+            scores.append(s.float().numpy())
+            maps.append(m[:, 0].float().numpy())
+            for name, lv in levels.items():
+                peaks.setdefault(name, []).append(lv.flatten(1).amax(dim=1).float().numpy())
+    return np.concatenate(scores), np.concatenate(maps), {k: np.concatenate(v) for k, v in peaks.items()}
+
+
+def level_aurocs(peaks: dict, test: dict) -> dict:
+    """Image AUROC of each level map alone (its max), likely_defect left out."""
+    from inspector.evaluation.metrics import auroc
 
     keep = np.array([t != LIKELY for t in test["types"]])
-    return level_image_aurocs(model_level_scorer(model), test["images"][keep], test["labels"][keep])
+    return {name: float(auroc(v[keep], test["labels"][keep])) for name, v in peaks.items()}
 
 
 def stop_reason(summary: dict, cap: float | None) -> str:
@@ -104,7 +117,6 @@ def stop_reason(summary: dict, cap: float | None) -> str:
 
 
 def bench_model(name: str, data: Path, args, run_root: Path, tests: dict) -> dict:
-    from inspector.evaluation.evaluate import score_images
     from inspector.training.checkpoint import load_model
     from inspector.training.config import load_run_config
     from inspector.training.loop import train
@@ -127,12 +139,7 @@ def bench_model(name: str, data: Path, args, run_root: Path, tests: dict) -> dic
         tests[key] = load_test(data, size, resize)
     test = tests[key]
 
-    def scorer(batch):
-        with torch.inference_mode():
-            s, m = model(torch.from_numpy(batch))
-        return s.numpy(), m.numpy()
-
-    scores, maps = score_images(scorer, test["images"])
+    scores, maps, peaks = score_with_levels(model, test["images"])
     return {
         "model": name, "preset": config.model.preset, "image_size": list(size), "resize": resize,
         "train": {"seconds": round(train_s, 1), "epochs": [p["epochs_run"] for p in summary["phases"]],
@@ -140,7 +147,7 @@ def bench_model(name: str, data: Path, args, run_root: Path, tests: dict) -> dic
                   "stop_reason": stop_reason(summary, args.time_cap), "phases": summary["phases"],
                   "recipe": {k: v for k, v in vars(config.train).items()}},
         "metrics": metrics_for(scores, maps, test),
-        "level_image_auroc": level_aurocs(model, test),
+        "level_image_auroc": level_aurocs(peaks, test),
     }
 
 

@@ -105,8 +105,15 @@ class AnomalyModel(nn.Module):
         return self.normalize(images).to(self.compute_dtype)
 
     def finish(self, amap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Smooth the full-resolution map and reduce it to a score (both FP32)."""
-        amap = self.smoothing(amap.float())
+        """Smooth the full-resolution map and reduce it to a score (both FP32).
+
+        Quantile-normalised maps are clamped at 0 first: below the 0.9 quantile of the
+        good validation images is "normal", and the map contract (≥ 0, thresholds > 0) holds.
+        """
+        amap = amap.float()
+        if self.config.map_normalization == "quantile":
+            amap = amap.clamp_min(0.0)
+        amap = self.smoothing(amap)
         return reduce_score(amap, self.config.score, self.config.score_topk), amap
 
     def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -116,6 +123,11 @@ class AnomalyModel(nn.Module):
         levels are combined; a diagnostic (per-level AUROC), not part of the graph.
         """
         raise NotImplementedError
+
+    def forward_with_levels(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """``forward``'s (score, map) plus :meth:`named_level_maps`, in one pass where the model allows."""
+        score, amap = self(images)
+        return score, amap, self.named_level_maps(images)
 
     @torch.no_grad()
     def calibrate_maps(self, images, batch_size: int = 16) -> None:
@@ -254,9 +266,14 @@ class SingleTeacherModel(AnomalyModel):
         return self.loss_with_targets(images, self.teacher_targets(images))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        score, amap, _ = self.forward_with_levels(images)
+        return score, amap
+
+    def forward_with_levels(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        levels = self.level_maps(images)
         size = (images.shape[1], images.shape[2])
-        amap = combine_levels(self.level_maps(images), size, self.map_combination)
-        return self.finish(amap)
+        score, amap = self.finish(combine_levels(levels, size, self.map_combination))
+        return score, amap, dict(zip(self.level_names, levels))
 
     def describe(self) -> dict:
         info = super().describe()

@@ -107,3 +107,21 @@ def test_unknown_model_name_suggests():
 
     with pytest.raises(ConfigError, match="did you mean 'stfpm'"):
         parse_model_config({"name": "stfmp"})
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_forward_with_levels_matches_forward_and_named_level_maps(name):
+    model = make(name)
+    model.calibrate_maps(images(4, seed=1).numpy())  # fitted normalisation (identity for AST)
+    batch = images(2)
+    with torch.no_grad():
+        score, amap = model(batch)
+        score2, amap2, levels = model.forward_with_levels(batch)
+        named = model.named_level_maps(batch)
+    torch.testing.assert_close(score, score2)
+    torch.testing.assert_close(amap, amap2)
+    assert list(levels) == list(named) and len(levels) >= 1
+    for key, value in named.items():
+        assert value.shape[:2] == (2, 1) and value.shape[-1] < SIZE  # at the level's own resolution
+        torch.testing.assert_close(levels[key], value)
+    assert (amap >= 0).all()

@@ -225,8 +225,16 @@ class AstModel(AnomalyModel):
         return {self.feature_tap.name: self.low_res_map(images)}
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.finish_low_res(self.low_res_map(images), images)
+
+    def forward_with_levels(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        low = self.low_res_map(images)
+        score, amap = self.finish_low_res(low, images)
+        return score, amap, {self.feature_tap.name: low}
+
+    def finish_low_res(self, low: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         size = (images.shape[1], images.shape[2])
-        amap = F.interpolate(self.low_res_map(images), size=size, mode="bicubic", align_corners=False)
+        amap = F.interpolate(low, size=size, mode="bicubic", align_corners=False)
         if self.config.score_source == "student":
             amap = amap.clamp_min(0.0)  # a squared distance; bicubic overshoot goes below zero
         return self.finish(amap)

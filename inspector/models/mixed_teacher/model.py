@@ -242,8 +242,16 @@ class MixedTeacherModel(AnomalyModel):
 
     def combined_map(self, images: torch.Tensor) -> torch.Tensor:
         """M = R·(E − min E) before smoothing, (N, 1, H, W) FP32, min taken per image."""
-        size = (images.shape[1], images.shape[2])
+        return self.combine((images.shape[1], images.shape[2]), *self.level_maps(images))
+
+    def forward_with_levels(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         resnet, efficientnet = self.level_maps(images)
+        score, amap = self.finish(self.combine((images.shape[1], images.shape[2]), resnet, efficientnet))
+        return score, amap, dict(zip(self.level_names, [*resnet, *efficientnet]))
+
+    def combine(self, size: tuple[int, int], resnet: list[torch.Tensor],
+                efficientnet: list[torch.Tensor]) -> torch.Tensor:
+        """The configured combination of the level maps at ``size`` (before smoothing)."""
         if self.config.combination == "sum":
             levels = [*resnet, *efficientnet]
             return combine_levels([levels[i] for i in self.map_index], size, "sum")
