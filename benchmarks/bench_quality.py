@@ -209,7 +209,9 @@ def run_parallel(args, argv: list[str]) -> Path:
     import tempfile
 
     names = args.datasets.split(",") if args.datasets else [*REAL, *SMOKE, SYNTHETIC]
-    base = _without(_without(_without(argv, "--jobs"), "--datasets"), "--out")
+    base = argv
+    for option in ("--jobs", "--datasets", "--out", "--max-seconds"):
+        base = _without(base, option)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         pending = list(names)
@@ -221,6 +223,14 @@ def run_parallel(args, argv: list[str]) -> Path:
                 cmd = [sys.executable, __file__, *base, "--datasets", name, "--out", str(out)]
                 running.append((name, subprocess.Popen(cmd)))
             time.sleep(2)
+            if args.max_seconds and time.monotonic() - t0 > args.max_seconds:
+                print(f"--max-seconds {args.max_seconds:.0f} reached: stopping {[n for n, _ in running]}, "
+                      f"not starting {pending}; merging what was measured", flush=True)
+                for _, proc in running:
+                    proc.terminate()
+                for _, proc in running:
+                    proc.wait()
+                running, pending = [], []
             for item in [r for r in running if r[1].poll() is not None]:
                 running.remove(item)
                 if item[1].returncode:
@@ -233,7 +243,10 @@ def run_parallel(args, argv: list[str]) -> Path:
             data = json.loads(part.read_text())
             if merged is None:
                 merged = {k: v for k, v in data.items() if k not in ("benchmark", "created", "machine")}
-                merged["datasets"] = []
+                merged["datasets"], merged["complete"] = [], True
+            for entry in data["datasets"]:
+                entry["complete"] = bool(data.get("complete"))
+            merged["complete"] = merged["complete"] and bool(data.get("complete"))
             merged["datasets"] += data["datasets"]
     if merged is None:
         raise SystemExit("error: no dataset produced a result")
@@ -259,6 +272,8 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--run-root", type=Path, default=Path("runs/bench/quality"))
     ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     ap.add_argument("--name", default="quality")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="with --jobs: stop every dataset still running after this long and merge what was measured")
     ap.add_argument("--jobs", type=int, default=1,
                     help="datasets benchmarked in this many processes at once (results merged into one file)")
     args = ap.parse_args(argv)
@@ -282,22 +297,30 @@ def main(argv: list[str] | None = None) -> Path:
         entry = {"dataset": name, "kind": kind, "path": str(data), "results": []}
         knn = bench_knn(data, size, resize, tests, args.quick)
         entry["results"].append(knn)
+        write_partial(args, [*results, entry], t_start)
         print(f"{name:22} {'knn_reference':16} img {knn['metrics']['image_auroc']:.3f}", flush=True)
         for model in models:
             args_model = args
             r = bench_model(model, data, args_model, args.run_root / name.replace("/", "_"), tests)
             entry["results"].append(r)
+            write_partial(args, [*results, entry], t_start)
             m = r["metrics"]
             print(f"{name:22} {model:16} img {m['image_auroc']:.3f} px {m['pixel_auroc'] or 0:.3f} "
                   f"levels {', '.join(f'{k} {v:.2f}' for k, v in r['level_image_auroc'].items())} "
                   f"({r['train']['seconds']} s, epochs {r['train']['epochs']}, {r['train']['stop_reason']})",
                   flush=True)
         results.append(entry)
+    return write_partial(args, results, t_start, complete=True)
+
+
+def write_partial(args, results: list, t_start: float, complete: bool = False) -> Path:
+    """Write what is measured so far (``complete`` false until the last model of the last dataset)."""
     path = write_result(args.name, {"quick": args.quick, "time_cap_s": args.time_cap, "epochs_forced": args.epochs,
                                     "threads": torch.get_num_threads(), "seconds": round(time.monotonic() - t_start),
                                     "likely_defect": "excluded from image_auroc; see image_auroc_with_likely",
-                                    "datasets": results}, args.out)
-    print(f"wrote {path}")
+                                    "complete": complete, "datasets": results}, args.out)
+    if complete:
+        print(f"wrote {path}")
     return path
 
 

@@ -30,7 +30,7 @@ class KnnSettings:
     coreset_fraction: float = 0.10
     # Greedy selection is O(bank × coreset); above this many patches a random subset is
     # the candidate pool (the coreset stays 10% of the pool). Recorded in the results.
-    max_pool: int = 100_000
+    max_pool: int = 50_000
     projection_dim: int = 64  # for the coreset selection only; distances use the full features
     seed: int = 0
 

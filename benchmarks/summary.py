@@ -296,7 +296,8 @@ def quality_section(res: Results) -> list[str]:
             levels = ", ".join(f"{k} {v:.2f}" for k, v in (r.get("level_image_auroc") or {}).items() if v is not None)
             beats = None if r["model"] == "knn_reference" or knn is None else m.get("image_auroc", 0) >= knn
             size = "×".join(map(str, r.get("image_size", [])))
-            rows.append([f"{entry['dataset']} ({entry.get('kind', '')})", r["model"], size,
+            label = f"{entry['dataset']} ({entry.get('kind', '')}{'' if entry.get('complete', True) else ', incomplete'})"
+            rows.append([label, r["model"], size,
                          three(m.get("image_auroc")), three(m.get("image_auroc_with_likely")),
                          three(m.get("pixel_auroc")), three(m.get("aupro")), beats, levels or "–",
                          ",".join(map(str, get(r, "train", "epochs") or [])) or "–", get(r, "train", "stop_reason"),

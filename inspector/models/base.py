@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -217,10 +218,16 @@ class SingleTeacherModel(AnomalyModel):
         return level_distance(teacher, student)
 
     @torch.no_grad()
-    def fit_feature_statistics(self, images, batch_size: int = 16) -> None:
-        """Channel mean/std of the compared teacher levels over uint8 training images (N, H, W, 3)."""
+    def fit_feature_statistics(self, images, batch_size: int = 16, max_images: int = 128) -> None:
+        """Channel mean/std of the compared teacher levels over uint8 training images (N, H, W, 3).
+
+        At most ``max_images`` evenly spaced images: each gives hundreds of positions per
+        channel, so more only costs teacher passes.
+        """
         if self.config.distance != "standardized_mse":
             return
+        if len(images) > max_images:
+            images = images[np.linspace(0, len(images) - 1, max_images).round().astype(int)]
         sums, squares, counts = None, None, [0] * len(self.compare)
         for i in range(0, len(images), batch_size):
             feats = self.pooled_teacher(self.network_input(torch.as_tensor(images[i:i + batch_size])))
