@@ -90,7 +90,25 @@ def test_missing_sections_say_skipped(results: Path) -> None:
 
 def test_empty_folder_renders(tmp_path: Path) -> None:
     text = summary.render(tmp_path)
-    assert text.count("skipped:") == 7 and "## Machine" in text
+    assert text.count("skipped:") == 8 and "## Machine" in text
+
+
+def test_quality_table_puts_each_model_beside_the_knn_reference(tmp_path: Path) -> None:
+    row = lambda model, auroc, **extra: {"model": model, "image_size": [416, 160],  # noqa: E731
+                                         "metrics": {"image_auroc": auroc, "pixel_auroc": None, "aupro": None},
+                                         **extra}
+    write(tmp_path, "quality", {"time_cap_s": 180.0, "likely_defect": "excluded", "datasets": [
+        {"dataset": "elpv/mono", "kind": "real", "complete": False, "results": [
+            row("knn_reference", 0.80),
+            row("stfpm", 0.85, level_image_auroc={"blocks.2": 0.7, "blocks.3": 0.9},
+                train={"epochs": [12], "stop_reason": "student: patience", "seconds": 99.0}),
+            row("ast", 0.75, train={"epochs": [3, 4], "stop_reason": "time cap", "seconds": 180.0})]}]})
+    text = section(summary.render(tmp_path), "7.")
+    lines = {line.split("|")[2].strip(): line for line in text.splitlines() if line.startswith("| elpv")}
+    assert "incomplete" in lines["stfpm"]
+    assert "| 0.850 |" in lines["stfpm"] and "| yes |" in lines["stfpm"] and "blocks.2 0.70, blocks.3 0.90" in lines["stfpm"]
+    assert "| no |" in lines["ast"] and "| 3,4 |" in lines["ast"]
+    assert "| – |" in lines["knn_reference"]
 
 
 def test_flop_counter_matches_hand_count() -> None:
