@@ -56,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from inspector.config import apply_overrides
     from inspector.training.config import load_run_config
-    from inspector.training.loop import train
 
     base: dict = {"model": {}, "data": {}, "train": {}}
     if args.model:
@@ -80,6 +79,8 @@ def _train(args: argparse.Namespace) -> int:
         for section, values in base.items():
             raw[section] = {**raw.get(section, {}), **values}
         config = resolve_run_config(apply_overrides(raw, args.set))
+        from inspector.training.loop import train
+
         summary = train(config, out, resume=True)
         _print_summary(summary, out)
         return 0
@@ -88,6 +89,8 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError("data.path: no dataset given (use --data DIR)")
     if (out / "best.pt").exists():
         raise ConfigError(f"{out}: already holds a trained run; choose another --out or add --resume")
+    from inspector.training.loop import train  # torch: only once the config is known to be valid
+
     summary = train(config, out)
     _print_summary(summary, out)
     return 0

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from inspector.config import (apply_overrides, from_dict, load_yaml, relative_to_file, resolve_path, save_yaml,
                               suggest, to_dict)
 from inspector.errors import ConfigError
-from inspector.models.base import ModelConfig
-from inspector.models.registry import get_entry, parse_model_config
+
+if TYPE_CHECKING:  # the registry imports torch: loaded only once the torch-free checks passed
+    from inspector.models.base import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,26 @@ def resolve_run_config(raw: dict) -> RunConfig:
     for key in raw:
         if key not in SECTIONS:
             raise ConfigError(f"config: unknown section '{key}'{suggest(key, SECTIONS)}")
+    # What can be checked without torch first, so config errors print in well under a second.
+    data = from_dict(DataConfig, raw.get("data"), where="data")
+    from_dict(TrainConfig, raw.get("train"), where="train")  # the user's keys and values
+    _check_model_name(raw.get("model"))
+    from inspector.models.registry import get_entry, parse_model_config
+
     model = parse_model_config(raw.get("model"))
     defaults = get_entry(model.name).train_defaults.get(model.preset, {})
     train = from_dict(TrainConfig, {**defaults, **(raw.get("train") or {})}, where="train")
-    data = from_dict(DataConfig, raw.get("data"), where="data")
     return RunConfig(model=model, data=data, train=train)
+
+
+def _check_model_name(model: object) -> None:
+    """model.name against the model packages on disk (the registry needs torch; it re-checks)."""
+    from inspector.models import model_package_names
+
+    name = model.get("name", "reduced_student") if isinstance(model, dict) else "reduced_student"
+    known = model_package_names()
+    if name not in known:
+        raise ConfigError(f"model.name: unknown model '{name}'{suggest(str(name), known)}; known: {sorted(known)}")
 
 
 # Keys whose values are file or folder paths. Inside a config file they resolve against that
