@@ -49,7 +49,7 @@ def test_saved_config_is_relative_to_its_own_folder_and_reloads_the_same(tmp_pat
     assert Path(again.data.path).resolve() == (tmp_path / "data" / "brick").resolve()
 
 
-@pytest.mark.parametrize("text, value", [("1e-4", 1e-4), ("1E5", 1e5), ("-2.5e-3", -2.5e-3), ("3", 3)])
+@pytest.mark.parametrize("text, value", [("1e-4", 1e-4), ("1E-1", 0.1), ("+2.5e-3", 2.5e-3), ("1", 1)])
 def test_yaml_1_2_floats_in_files_and_overrides(tmp_path, text, value):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"train:\n  weight_decay: {text}\n")

@@ -83,7 +83,7 @@ def test_sigterm_stops_training_like_ctrl_c(tiny_dataset, tmp_path):
     out = tmp_path / "run"
     code, output = _train_then_signal(tiny_dataset, out, signal.SIGTERM)
     assert code == 143, output
-    assert "(interrupted)" in output and "stopped by SIGTERM" in output and "Traceback" not in output
+    assert "stopped: interrupted" in output and "stopped by SIGTERM" in output and "Traceback" not in output
     assert json.loads((out / "history.json").read_text())
     _, _, payload = load_model(out)
     assert payload["epoch"] >= 1
