@@ -83,6 +83,9 @@ class TrainingDevice:
         return info
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Move ``model`` to the device (channels-last when set); returns it."""
+        if self.is_cuda:
+            torch.backends.cudnn.benchmark = True  # fixed input size: pick the fastest conv algorithms once
         if self.channels_last:
             return model.to(self.device, memory_format=torch.channels_last)
         return model.to(self.device)
