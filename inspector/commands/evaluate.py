@@ -14,6 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output folder (default: RUN/eval)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
+    p.add_argument("--no-per-level", action="store_true",
+                   help="skip the per-level image AUROC (a second pass of the model over the test set)")
     p.set_defaults(func=run)
 
 
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     metrics = evaluate_dataset(scorer, args.data or config.data.path, config.model.image_size,
                                config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size,
-                               bit_depth=config.data.bit_depth, level_scorer=level_scorer(model))
+                               bit_depth=config.data.bit_depth, level_scorer=None if args.no_per_level else level_scorer(model))
     print(format_table(metrics))
     print(format_diagnostics(metrics))
     print(f"wrote {out / 'metrics.json'}")

@@ -42,7 +42,8 @@ def overlap(good: np.ndarray, defect: np.ndarray) -> dict:
       threshold that flags 5 % of good images;
     - ``defect_below_good_max``: fraction missed by the lowest threshold with no false alarm on these images;
     - ``good_above_defect_p5``: fraction of good images above the defective p5;
-    - ``separation``: (mean defect − mean good) / pooled std (Cohen's d); ≲ 1 means heavy overlap.
+    - ``separation``: (mean defect − mean good) / pooled std (Cohen's d); ≲ 1 means heavy overlap;
+      None when both classes have zero spread (undefined, and JSON has no infinity).
     """
     p95, top = np.percentile(good, 95), good.max()
     pooled = math.sqrt((good.var() + defect.var()) / 2)
@@ -50,7 +51,7 @@ def overlap(good: np.ndarray, defect: np.ndarray) -> dict:
     return {"defect_below_good_p95": float((defect < p95).mean()),
             "defect_below_good_max": float((defect <= top).mean()),
             "good_above_defect_p5": float((good > np.percentile(defect, 5)).mean()),
-            "separation": gap / pooled if pooled > 0 else (math.copysign(math.inf, gap) if gap else 0.0)}
+            "separation": gap / pooled if pooled > 0 else None}
 
 
 def score_distribution(scores, labels) -> dict:
@@ -98,9 +99,9 @@ def format_diagnostics(metrics: dict) -> str:
                                                                  ("mean", "std", "p5", "p50", "p95", "max")))
     ov = dist.get("overlap")
     if ov:
+        d = "—" if ov["separation"] is None else f"{ov['separation']:.2f}"
         lines.append(f"overlap: {ov['defect_below_good_p95']:.0%} of defective images score below the good p95, "
-                     f"{ov['defect_below_good_max']:.0%} at or below the good max; separation (Cohen's d) "
-                     f"{ov['separation']:.2f}")
+                     f"{ov['defect_below_good_max']:.0%} at or below the good max; separation (Cohen's d) {d}")
     elif dist.get("good") and not dist.get("defect"):
         lines.append("no defective test images: only the good-score spread is known (a threshold at the good p95 "
                      "flags ~5 % of good parts)")

@@ -34,7 +34,7 @@ def test_stats_and_overlap_of_known_scores():
 def test_separation_is_cohens_d():
     ov = score_distribution([0.0, 2.0, 4.0, 6.0], [0, 0, 1, 1])["overlap"]
     assert ov["separation"] == pytest.approx(4.0)  # means 1 and 5, both stds 1
-    assert score_distribution([3.0, 1.0], [0, 1])["overlap"]["separation"] == float("-inf")
+    assert score_distribution([3.0, 1.0], [0, 1])["overlap"]["separation"] is None  # no spread: undefined
 
 
 def test_no_defective_images_still_gives_the_good_spread():
@@ -72,3 +72,11 @@ def test_evaluate_reports_distribution_and_levels(trained_run, tiny_dataset, tmp
     assert "overlap:" in printed and "image AUROC per level" in printed
     html = (out / "report.html").read_text()
     assert "Score distribution" in html and "Cohen" in html and model.level_names[-1] in html
+
+
+def test_per_level_can_be_skipped(trained_run, tiny_dataset, tmp_path):
+    out = tmp_path / "ev"
+    assert main(["evaluate", str(trained_run), "--data", str(tiny_dataset), "--out", str(out),
+                 "--no-plots", "--no-per-level"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["per_level"] is None and metrics["score_distribution"]["defect"]["count"] == 6
