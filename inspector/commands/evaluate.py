@@ -14,12 +14,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output folder (default: RUN/eval)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
+    p.add_argument("--no-per-level", action="store_true",
+                   help="skip the per-level image AUROC (a second pass of the model over the test set)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from inspector.evaluation.diagnostics import format_diagnostics
     from inspector.evaluation.evaluate import evaluate_dataset, format_table
     from inspector.training.checkpoint import load_model
 
@@ -34,11 +37,29 @@ def run(args: argparse.Namespace) -> int:
 
     metrics = evaluate_dataset(scorer, args.data or config.data.path, config.model.image_size,
                                config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size,
-                               bit_depth=config.data.bit_depth)
+                               bit_depth=config.data.bit_depth, level_scorer=None if args.no_per_level else level_scorer(model))
     print(format_table(metrics))
+    print(format_diagnostics(metrics))
     print(f"wrote {out / 'metrics.json'}")
     if not args.no_plots:
         from inspector.reporting import evaluation_report
 
         print(f"wrote {evaluation_report(out)}")
     return 0
+
+
+def level_scorer(model):
+    """Per-level image scores (each level map's maximum) of a torch model, or None if it has no levels."""
+    import torch
+
+    from inspector.models.base import AnomalyModel
+
+    if getattr(type(model), "named_level_maps", None) in (None, AnomalyModel.named_level_maps):
+        return None  # the base class only declares it
+
+    def scorer(batch):
+        with torch.inference_mode():
+            maps = model.named_level_maps(torch.from_numpy(batch))
+        return {name: m.flatten(1).amax(dim=1).float().numpy() for name, m in maps.items()}
+
+    return scorer

@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int,
                    help="train exactly N epochs, no early stop (default: until the validation loss stops "
                         "improving, see train.patience/min_delta/max_epochs); with --resume, extends a run")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                   help="where to train (default auto: cuda when available, else cpu); sets train.device")
     p.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this much training time (> 0)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its best checkpoint (finished phases are skipped; "
@@ -66,6 +68,8 @@ def _train(args: argparse.Namespace) -> int:
         base["data"]["path"] = args.data
     if args.epochs is not None:
         base["train"]["epochs"] = args.epochs
+    if args.device:
+        base["train"]["device"] = args.device
     if args.time_budget is not None:
         base["train"]["time_budget_s"] = args.time_budget
     out = Path(args.out)

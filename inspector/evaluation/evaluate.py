@@ -15,6 +15,7 @@ import numpy as np
 
 from inspector.data.datasets import load_batch, load_dataset, load_masks
 from inspector.errors import DataError
+from inspector.evaluation.diagnostics import LevelScorer, level_aurocs, level_peaks, score_distribution
 from inspector.evaluation.metrics import evaluate_scores
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,12 @@ def backend_scorer(backend) -> Scorer:
 
 def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[int, int], resize: str,
                      out_dir: str | Path, plots: bool = True, batch_size: int = 8,
-                     bit_depth: int | None = None) -> dict:
-    """Score the test split, compute metrics, write metrics.json (+ plots); return metrics."""
+                     bit_depth: int | None = None, level_scorer: LevelScorer | None = None) -> dict:
+    """Score the test split, compute metrics, write metrics.json (+ plots); return metrics.
+
+    ``level_scorer`` (torch models only: deployed graphs output the combined map)
+    adds the per-level image AUROC to the diagnostics.
+    """
     dataset = load_dataset(data_root)
     if not dataset.test:
         raise DataError(f"{data_root}: no test images (expected test/good and test/<defect> folders)")
@@ -57,6 +62,7 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     types = [s.defect_type for s in samples]
     masks = load_masks(samples, h, w, resize)
     metrics = evaluate_scores(scores, labels, types, maps=maps, masks=masks)
+    metrics.update(diagnostics(scores, labels, images, level_scorer, batch_size))
     metrics["skipped_images"] = [str(s.path) for s, _ in skipped]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -66,6 +72,15 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     if plots:
         write_plots(out_dir, images, maps, scores, labels, samples, metrics)
     return metrics
+
+
+def diagnostics(scores: np.ndarray, labels: np.ndarray, images: np.ndarray,
+                level_scorer: LevelScorer | None, batch_size: int) -> dict:
+    """``score_distribution`` (good vs defective) and ``per_level`` (image AUROC per level map, or None)."""
+    out = {"score_distribution": score_distribution(scores, labels), "per_level": None}
+    if level_scorer is not None:
+        out["per_level"] = level_aurocs(level_peaks(level_scorer, images, batch_size), labels)
+    return out
 
 
 def write_plots(out_dir: Path, images, maps, scores, labels, samples, metrics) -> None:

@@ -57,6 +57,9 @@ class TrainConfig:
     (early stopping, Prechelt 1998) — at most ``max_epochs``. An integer ``epochs``
     (``--epochs N``) forces exactly N epochs with no early stop. ``time_budget_s``
     caps each phase's wall time in either mode.
+
+    Device: CPU training is plain FP32; ``device``/``precision``/``channels_last``
+    only change how a CUDA run computes (:mod:`inspector.training.device`).
     """
 
     epochs: int | None = None
@@ -73,6 +76,11 @@ class TrainConfig:
     time_budget_s: float | None = None  # stop after this much wall time per phase (time cap)
     threads: int | None = None  # torch intra-op threads; None: all cores
     augment: Literal["none", "flip"] = "none"
+    # Where to train: auto = cuda when torch.cuda.is_available(), else cpu (see training/device.py).
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # CUDA only: auto = bf16 autocast where supported, else fp16 with loss scaling; fp32 = no AMP.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: bool = True  # CUDA only: NHWC memory format for the networks
 
     def validate(self, where: str) -> None:
         ranges = {"epochs": (1, 100_000), "max_epochs": (1, 100_000), "patience": (1, 10_000),
