@@ -35,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
             score, amap = model(torch.from_numpy(batch))
         return score.numpy(), amap.numpy()
 
+    levels = None if args.no_per_level else level_scorer(model)
     metrics = evaluate_dataset(scorer, args.data or config.data.path, config.model.image_size,
                                config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size,
-                               bit_depth=config.data.bit_depth, level_scorer=None if args.no_per_level else level_scorer(model))
+                               bit_depth=config.data.bit_depth, level_scorer=levels)
     print(format_table(metrics))
     print(format_diagnostics(metrics))
     print(f"wrote {out / 'metrics.json'}")
