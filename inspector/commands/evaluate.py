@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a trained run on a test set",
                        description="Score the test split of a dataset; write metrics.json and plots.")
     p.add_argument("run", help="training run folder (or a checkpoint file)")
-    p.add_argument("--data", help="dataset root (default: the run's training data)")
+    p.add_argument("--data", help="dataset root (default: the run's training data, from RUN/config.yaml)")
     p.add_argument("--out", help="output folder (default: RUN/eval)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from inspector.evaluation.diagnostics import format_diagnostics
     from inspector.evaluation.evaluate import evaluate_dataset, format_table
     from inspector.training.checkpoint import load_model
+    from inspector.training.config import run_data_path
 
     model, config, _ = load_model(args.run)
     run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         return score.numpy(), amap.numpy()
 
     levels = None if args.no_per_level else level_scorer(model)
-    metrics = evaluate_dataset(scorer, args.data or config.data.path, config.model.image_size,
+    data = args.data or run_data_path(run_dir, config)  # config.yaml: valid from any directory
+    metrics = evaluate_dataset(scorer, data, config.model.image_size,
                                config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size,
                                bit_depth=config.data.bit_depth, level_scorer=levels)
     print(format_table(metrics))

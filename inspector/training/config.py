@@ -179,6 +179,21 @@ def run_config_dict(config: RunConfig) -> dict:
     return to_dict(config)
 
 
+def run_data_path(run_dir: str | Path, config: RunConfig) -> str:
+    """The dataset a run was trained on, as a path valid from the current working directory.
+
+    The run folder's ``config.yaml`` spells it relative to that folder (the file rule), so
+    ``inspector evaluate RUN`` finds it from anywhere; a run without one falls back to the
+    checkpoint's copy (relative to the directory training was started from).
+    """
+    saved = Path(run_dir) / "config.yaml"
+    if saved.is_file():
+        data = resolve_file_paths(load_yaml(saved), saved.parent).get("data")
+        if isinstance(data, dict) and isinstance(data.get("path"), str) and data["path"]:
+            return data["path"]
+    return config.data.path
+
+
 def save_run_config(config: RunConfig, path: str | Path) -> None:
     """Write ``config`` as YAML at ``path`` with its paths relative to ``path``'s folder.
 

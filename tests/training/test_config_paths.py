@@ -55,3 +55,26 @@ def test_yaml_1_2_floats_in_files_and_overrides(tmp_path, text, value):
     cfg.write_text(f"train:\n  weight_decay: {text}\n")
     assert load_run_config(cfg).train.weight_decay == value
     assert load_run_config(overrides=[f"train.weight_decay={text}"]).train.weight_decay == value
+
+
+def test_evaluate_finds_the_runs_data_from_any_directory(trained_run, tiny_dataset, tmp_path, monkeypatch, capsys):
+    """A run trained with a relative --data: `inspector evaluate RUN` from elsewhere uses config.yaml's path."""
+    import shutil
+
+    import torch
+
+    from inspector.cli import main
+    from inspector.training.checkpoint import load_model
+
+    project = tmp_path / "project"
+    shutil.copytree(tiny_dataset, project / "data" / "brick")
+    run = project / "runs" / "rs"
+    run.mkdir(parents=True)
+    payload = torch.load(trained_run / "best.pt", weights_only=False)
+    payload["config"]["data"]["path"] = "data/brick"  # as `inspector train --data data/brick` in project/
+    torch.save(payload, run / "best.pt")
+    monkeypatch.chdir(project)
+    save_run_config(load_model(run)[1], run / "config.yaml")
+    monkeypatch.chdir(tmp_path)  # elsewhere: the checkpoint's cwd-relative path would not resolve
+    assert main(["evaluate", str(run), "--no-plots"]) == 0, capsys.readouterr().err
+    assert (run / "eval" / "metrics.json").is_file()
