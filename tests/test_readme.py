@@ -30,6 +30,7 @@ import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("skimage")
+pytestmark = pytest.mark.slow  # about a minute of CPU: every README command, small sizes
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
