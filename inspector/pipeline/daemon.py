@@ -36,6 +36,7 @@ from inspector.backends import ENGINE_SUFFIXES, backend_for_path, load_backend
 from inspector.backends.base import Backend
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
+from inspector.integrations.runtime import Integrations
 from inspector.pipeline.batcher import END, BatchWorker, BufferPool
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import DaemonConfig
@@ -92,6 +93,8 @@ class Daemon:
         self.workers: list = []
         self.final_stats: dict | None = None
         self.failures: list[str] = []
+        self.integrations: Integrations | None = None
+        self.mqtt_bridge = None  # set by Integrations when publish.mqtt is on
         self._started = False
         self._cameras_ended = False
 
@@ -116,6 +119,11 @@ class Daemon:
         self.sources: dict[str, Source] = {c.name: make_source(c, self.bit_depth) for c in cfg.cameras}
         self.publisher = Publisher(cfg.publish, self._context)
         log.info("publishing on %s", self.publisher.endpoint)
+        try:
+            self.integrations = Integrations(self)  # metrics, MQTT, dashboard: only those configured
+        except BaseException:
+            self.publisher.close()
+            raise
 
     def _default_backend(self) -> Backend:
         m = self.cfg.model
@@ -147,6 +155,7 @@ class Daemon:
             lines.append(f"ok publishing on {self.publisher.endpoint}")
         finally:
             self.publisher.close()
+            self.integrations.close()
         return lines
 
     # -- start --------------------------------------------------------------------------------
@@ -163,6 +172,7 @@ class Daemon:
                 self._to_infer.put(END)  # the backend is closed in its own thread
                 inference.join(self.cfg.shutdown_timeout_s)
             self.publisher.close()
+            self.integrations.close()
             raise
         self._started = True
 
@@ -205,7 +215,7 @@ class Daemon:
                                      cfg.publish, stop, counters, self._stats,
                                      self.recorder.put if self.recorder else None,
                                      results_payloads=cfg.postprocess.payloads_on_results,
-                                     before_final=self._finish_recorder)
+                                     before_final=self._finish_recorder, taps=self.integrations.taps)
         self.hub = FrameHub(counters)
         bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
         self.batcher = BatchWorker(self.hub, pool, to_infer, Preprocessor(self.spec, self.policy, bit_depths),
@@ -300,6 +310,7 @@ class Daemon:
             if self.recorder.is_alive():
                 self.failures.append(f"recorder did not stop within {timeout:g} s")
         self.publisher.close()
+        self.integrations.close()  # after the final stats: the MQTT bridge flushes them (bounded)
         for w in [*self.captures, *self.workers]:
             if w.failure is not None:
                 self.failures.append(f"{w.name} failed: {w.failure}")

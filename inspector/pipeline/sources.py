@@ -411,6 +411,8 @@ def source_type(camera: CameraSection) -> str:
     src = str(src)
     if src == "synthetic" or src.startswith("synthetic:"):
         return "synthetic"
+    if src.startswith("genicam://"):
+        return "genicam"
     if "://" in src:
         return "url"
     if "!" in src:
@@ -421,7 +423,7 @@ def source_type(camera: CameraSection) -> str:
     if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
         return "file"
     raise SourceError(f"camera '{camera.name}': cannot tell what source '{src}' is (no such file or folder; "
-                      f"set type: file|folder|device|url|gstreamer|synthetic)")
+                      f"set type: file|folder|device|url|gstreamer|synthetic|genicam)")
 
 
 def make_source(camera: CameraSection, bit_depth: int | None = None) -> Source:
@@ -450,6 +452,10 @@ def make_source(camera: CameraSection, bit_depth: int | None = None) -> Source:
                               f"(pip wheels never do); build OpenCV with GStreamer or use an rtsp:// URL")
         return CvSource(camera, "gstreamer", str(src), cv2.CAP_GSTREAMER, live=True, finite=False,
                         bit_depth=bit_depth)
+    if kind == "genicam":  # optional extra: imported only when a camera uses it
+        from inspector.integrations.genicam import make_genicam_source
+
+        return make_genicam_source(camera, bit_depth)
     raise SourceError(f"camera '{camera.name}': unknown source type '{kind}'")
 
 

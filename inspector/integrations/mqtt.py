@@ -1,0 +1,233 @@
+"""MQTT bridge (``publish.mqtt``): defect events, retained camera status and stats to the plant broker.
+
+Topics (``<prefix>`` = ``topic_prefix``, ``<box>`` = this daemon's name)::
+
+    <prefix>/<box>/v1/defect/<camera>                   header JSON (the ZeroMQ header + run_id, box)
+    <prefix>/<box>/v1/defect/<camera>/<event_id>/<kind> one binary message per payload (jpeg/png bytes)
+    <prefix>/<box>/v1/status/<camera>                   header JSON, retained: the camera's current state
+    <prefix>/<box>/v1/stats                             header JSON (heartbeat)
+    <prefix>/<box>/online                               retained "1"; the broker sets "0" (last will) if we vanish
+
+Payload bytes are never base64 in JSON: each goes out as its own message whose
+topic the header's ``payloads[i].topic`` names (or none, with ``thumbnails: false``).
+
+Delivery never blocks inspection: :meth:`MqttBridge.offer` (publisher thread)
+only appends to a bounded buffer; when it is full the oldest message is dropped
+and counted. A sender thread hands messages to paho-mqtt while connected,
+keeping at most ``_MAX_INFLIGHT`` unacknowledged; paho reconnects with back-off
+and re-sends those in flight. Counts (messages): ``offered = delivered +
+dropped + pending`` at every moment; ``delivered`` means acknowledged by the
+broker (PUBACK/PUBCOMP for QoS 1/2, written to the socket for QoS 0).
+Needs the ``mqtt`` extra (``paho-mqtt`` ≥ 2).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from inspector.errors import ConfigError
+from inspector.events import header_dict
+from inspector.integrations import require
+from inspector.integrations.config import MqttSection
+
+log = logging.getLogger("inspector.mqtt")
+_MAX_INFLIGHT = 20
+_FLUSH_TIMEOUT_S = 5.0
+
+
+@dataclass
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+def broker_address(url: str) -> tuple[str, int, bool]:
+    """``mqtt://host[:port]`` → (host, port, tls); mqtts:// and ssl:// mean TLS (default port 8883)."""
+    parts = urlsplit(url)
+    tls = parts.scheme in ("mqtts", "ssl")
+    return parts.hostname or "", parts.port or (8883 if tls else 1883), tls
+
+
+def event_messages(event, prefix: str, run_id: str, qos_payloads: bool) -> list[Message]:
+    """The MQTT messages for one daemon event (defect: header + payloads; status: retained; stats)."""
+    base = f"{prefix}/{event.topic}"
+    header = header_dict(event)
+    header.setdefault("run_id", run_id)
+    out: list[Message] = []
+    if event.type == "defect":
+        if qos_payloads:
+            for desc, payload in zip(header["payloads"], event.payloads):
+                desc["topic"] = f"{base}/{event.event_id}/{payload.kind}"
+                out.append(Message(desc["topic"], payload.data))
+        else:
+            header["payloads"] = []
+    body = json.dumps(header, separators=(",", ":"), allow_nan=False, default=str).encode()
+    # the header first: a consumer learns the payload topics before the bytes arrive
+    return [Message(base, body, retain=event.type == "status"), *out]
+
+
+class MqttBridge:
+    """An :class:`~inspector.integrations.EventTap` that forwards events to an MQTT broker."""
+
+    def __init__(self, cfg: MqttSection, run_id: str, box: str | None = None) -> None:
+        mqtt = require("paho.mqtt.client", "mqtt", "publish.mqtt")
+        self.cfg = cfg
+        self.run_id = run_id
+        self.box = cfg.box or box or socket.gethostname().split(".")[0]
+        self.prefix = f"{cfg.topic_prefix}/{self.box}"
+        host, port, tls = broker_address(cfg.url)
+        self._buffer: collections.deque[Message] = collections.deque()
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._inflight: dict[int, Message] = {}
+        self._early_acks: set[int] = set()
+        self._counts = {"offered": 0, "delivered": 0, "dropped": 0, "send_errors": 0}
+        self.connected = False
+        self.connects = 0
+        self._closing = False
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"inspector-{self.box}-{run_id}",
+                             protocol=mqtt.MQTTv311, clean_session=True)
+        self._setup_auth(client, tls or cfg.tls)
+        client.max_inflight_messages_set(_MAX_INFLIGHT)
+        client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(round(cfg.reconnect_max_s))))
+        client.will_set(f"{self.prefix}/online", b"0", qos=cfg.qos, retain=True)
+        client.on_connect, client.on_disconnect, client.on_publish = self._on_connect, self._on_disconnect, \
+            self._on_publish
+        self.client = client
+        self._mqtt = mqtt
+        try:
+            client.connect_async(host, port, keepalive=cfg.keepalive_s)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"publish.mqtt.url: {cfg.url}: {exc}") from None
+        client.loop_start()  # paho's network thread: connects, reconnects with back-off
+        self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
+        self._sender.start()
+        log.info("MQTT bridge to %s (topics %s/…)", cfg.url, self.prefix)
+
+    def _setup_auth(self, client, tls: bool) -> None:
+        cfg = self.cfg
+        if tls:
+            client.tls_set(ca_certs=cfg.ca_file)
+        if cfg.username:
+            path = Path(cfg.password_file or "")
+            try:
+                password = path.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"publish.mqtt.password_file: cannot read {path}: {exc.strerror or exc}") from None
+            client.username_pw_set(cfg.username, password)
+
+    # -- paho callbacks (paho's network thread) ----------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        if reason_code.is_failure:
+            log.warning("MQTT broker %s refused the connection: %s", self.cfg.url, reason_code)
+            return
+        with self._lock:
+            self.connected = True
+            self.connects += 1
+            self._wake.notify_all()
+        client.publish(f"{self.prefix}/online", b"1", qos=self.cfg.qos, retain=True)  # not counted: bridge state
+        log.info("MQTT connected to %s", self.cfg.url)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        with self._lock:
+            was = self.connected
+            self.connected = False
+        if was and not self._closing:
+            log.warning("MQTT broker %s lost (%s); buffering up to %d messages, reconnecting",
+                        self.cfg.url, reason_code, self.cfg.buffer_size)
+
+    def _on_publish(self, client, userdata, mid, reason_code=None, properties=None) -> None:
+        with self._lock:
+            if self._inflight.pop(mid, None) is not None:
+                self._counts["delivered"] += 1
+                self._wake.notify_all()
+            else:
+                self._early_acks.add(mid)
+
+    # -- the tap (publisher thread) ----------------------------------------------------------
+    def offer(self, event) -> None:
+        """Queue ``event``'s messages; never blocks (a full buffer drops its oldest message)."""
+        if event.type == "result" or (event.type == "stats" and not self.cfg.stats):
+            return
+        messages = event_messages(event, self.cfg.topic_prefix + "/" + self.box, self.run_id, self.cfg.thumbnails)
+        with self._lock:
+            for msg in messages:
+                self._counts["offered"] += 1
+                if len(self._buffer) >= self.cfg.buffer_size:
+                    self._buffer.popleft()
+                    self._counts["dropped"] += 1
+                self._buffer.append(msg)
+            self._wake.notify_all()
+
+    # -- sender thread -------------------------------------------------------------------------
+    def _ready(self) -> bool:
+        return self._closing or (self.connected and bool(self._buffer) and len(self._inflight) < _MAX_INFLIGHT)
+
+    def _send_loop(self) -> None:
+        ok = self._mqtt.MQTT_ERR_SUCCESS
+        with self._lock:
+            while True:
+                while not self._ready():
+                    self._wake.wait(0.1)
+                if self._closing:
+                    return
+                msg = self._buffer.popleft()
+                info = self.client.publish(msg.topic, msg.payload, qos=self.cfg.qos, retain=msg.retain)
+                # QoS ≥ 1 with the link just gone (NO_CONN): paho keeps it and re-sends after reconnecting
+                if info.rc == ok or (info.rc == self._mqtt.MQTT_ERR_NO_CONN and self.cfg.qos > 0):
+                    if info.mid in self._early_acks:  # acknowledged before we got here
+                        self._early_acks.discard(info.mid)
+                        self._counts["delivered"] += 1
+                    else:
+                        self._inflight[info.mid] = msg
+                else:  # not taken (QoS 0 without a link): back to the front, retry after reconnecting
+                    self._buffer.appendleft(msg)
+                    self._counts["send_errors"] += 1
+                    self.connected = False
+                    self._wake.wait(0.1)
+
+    # -- reporting / shutdown ----------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """{offered, delivered, dropped, pending, send_errors} in MQTT messages."""
+        with self._lock:
+            return {**self._counts, "pending": len(self._buffer) + len(self._inflight)}
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every buffered message is delivered (True) or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._buffer or self._inflight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._wake.wait(min(left, 0.1))
+        return True
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        if not self.flush(_FLUSH_TIMEOUT_S):
+            log.warning("MQTT: %d message(s) not delivered at shutdown", self.counts()["pending"])
+        with self._lock:
+            self._closing = True  # anything left stays counted as pending, never silently lost
+            self._wake.notify_all()
+        self._sender.join(2)
+        info = self.client.publish(f"{self.prefix}/online", b"0", qos=self.cfg.qos, retain=True)
+        if self.connected:
+            try:
+                info.wait_for_publish(1.0)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+        c = self.counts()
+        log.info("MQTT bridge: %d offered, %d delivered, %d dropped", c["offered"], c["delivered"], c["dropped"])

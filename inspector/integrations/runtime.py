@@ -1,0 +1,54 @@
+"""Start the integrations a daemon config switches on, and stop them in order.
+
+Nothing here imports a third-party module unless its section is on; a missing
+extra fails :meth:`Daemon.setup` with one line naming what to install.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from inspector.pipeline.daemon import Daemon
+
+log = logging.getLogger("inspector.integrations")
+
+
+class Integrations:
+    """The daemon's optional servers and event taps (metrics, MQTT bridge, dashboard)."""
+
+    def __init__(self, daemon: "Daemon") -> None:
+        cfg = daemon.cfg
+        self.taps: list = []
+        self._closers: list = []
+        try:
+            if cfg.metrics.enabled:
+                from inspector.integrations.metrics import MetricsServer
+
+                self._closers.append(MetricsServer(cfg.metrics, daemon))
+            if cfg.publish.mqtt.enabled:
+                from inspector.integrations.mqtt import MqttBridge
+
+                daemon.mqtt_bridge = MqttBridge(cfg.publish.mqtt, run_id=daemon.run_id)
+                self._add_tap(daemon.mqtt_bridge)
+            if cfg.dashboard.enabled:
+                from inspector.integrations.dashboard import DashboardServer
+
+                self._add_tap(DashboardServer(cfg.dashboard, daemon))
+        except BaseException:
+            self.close()
+            raise
+
+    def _add_tap(self, tap) -> None:
+        self.taps.append(tap)
+        self._closers.append(tap)
+
+    def close(self) -> None:
+        """Stop each integration (last started first); errors are logged, never raised."""
+        while self._closers:
+            item = self._closers.pop()
+            try:
+                item.close()
+            except Exception as exc:  # noqa: BLE001 - shutdown goes on
+                log.error("closing %s: %r", type(item).__name__, exc)

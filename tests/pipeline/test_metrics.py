@@ -1,0 +1,86 @@
+"""Prometheus endpoint: a real daemon on real frames, scraped over HTTP and parsed with prometheus_client."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+import pytest
+
+from pipeline_support import base_config, defect_pattern, free_port, write_folder
+
+prom_parser = pytest.importorskip("prometheus_client.parser", reason="needs the 'metrics' extra")
+
+
+def scrape(url: str) -> dict[str, list]:
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    return {f.name: f.samples for f in prom_parser.text_string_to_metric_families(text)}, text
+
+
+def value(samples, metric: str, **labels) -> float:
+    hits = [s.value for s in samples if s.name == metric and all(s.labels.get(k) == v for k, v in labels.items())]
+    assert len(hits) == 1, (metric, labels, [s for s in samples if s.name == metric])
+    return hits[0]
+
+
+def test_scrape_counts_decisions_latency_and_model(tiny_model, endpoint, tmp_path):
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.daemon import Daemon
+    from inspector.telemetry import bucket_upper_ms
+
+    defects = defect_pattern(24, every=3, offset=1)
+    folder = write_folder(tmp_path / "frames", defects)
+    listen = f"127.0.0.1:{free_port()}"
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(folder)}], metrics={"listen": listen})
+    daemon = Daemon(daemon_config(cfg))
+    daemon.start()
+    try:
+        url = f"http://{listen}/metrics"
+        deadline = time.monotonic() + 20
+        while True:
+            families, text = scrape(url)
+            decisions = families.get("inspector_decisions", [])
+            if sum(s.value for s in decisions if s.name.endswith("_total")) == len(defects):
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(0.1)
+        (tmp_path / "metrics.txt").write_text(text)
+    finally:
+        daemon.wait(timeout=20)
+
+    d = families["inspector_decisions"]
+    assert value(d, "inspector_decisions_total", camera="cam0", decision="NG") == sum(defects)
+    assert value(d, "inspector_decisions_total", camera="cam0", decision="OK") == len(defects) - sum(defects)
+    assert value(families["inspector_frames_captured"], "inspector_frames_captured_total", camera="cam0") == 24
+    assert value(families["inspector_camera_drops"], "inspector_camera_drops_total",
+                 camera="cam0", reason="corrupt") == 0
+    # per-stage histograms: the count matches the frames, buckets are cumulative and lie on the v1/stats grid
+    lat = families["inspector_stage_latency_seconds"]
+    assert value(lat, "inspector_stage_latency_seconds_count", stage="total") == len(defects)
+    buckets = [s for s in lat if s.name.endswith("_bucket") and s.labels["stage"] == "inferred"]
+    bounds = [float(s.labels["le"]) for s in buckets]
+    counts = [s.value for s in buckets]
+    assert counts == sorted(counts) and counts[-1] == len(defects) and bounds[-1] == float("inf")
+    grid = [bucket_upper_ms(k) / 1000 for k in range(1, 700)]
+    assert all(any(abs(b - g) <= 1e-6 * g for g in grid) for b in bounds[:-1])
+    model = value(families["inspector_model_info"], "inspector_model_info", name="tiny", backend="onnxruntime")
+    assert model == 1
+    state = families["inspector_camera_state"]
+    assert sum(s.value for s in state if s.labels.get("camera") == "cam0") == 1  # exactly one state is set
+
+
+def test_metrics_port_in_use_is_one_line(tiny_model, endpoint):
+    import socket
+
+    from inspector.errors import ConfigError
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.daemon import Daemon
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        listen = f"127.0.0.1:{busy.getsockname()[1]}"
+        cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": "synthetic", "max_frames": 1}],
+                          metrics={"listen": listen})
+        with pytest.raises(ConfigError, match=r"metrics.listen: cannot listen on 127.0.0.1:\d+"):
+            Daemon(daemon_config(cfg)).setup()
