@@ -231,3 +231,79 @@ class MqttBridge:
         self.client.loop_stop()
         c = self.counts()
         log.info("MQTT bridge: %d offered, %d delivered, %d dropped", c["offered"], c["delivered"], c["dropped"])
+
+
+class MqttSubscriber:
+    """Read daemon events back from a broker: ``mqtt://host[:port][/prefix]`` (prefix default ``inspector``).
+
+    ``recv`` returns ``(box, event)`` (payload descriptors only: the bytes travel on their own topics).
+    ``gaps`` counts sequence gaps per (box, run, type, camera), as :class:`inspector.client.Subscriber`.
+    Retained messages are delivered too (a new consumer sees every camera's current status at once).
+    """
+
+    def __init__(self, url: str, kinds=("defect", "status"), client_id: str | None = None) -> None:
+        import queue as _queue
+
+        mqtt = require("paho.mqtt.client", "mqtt", url)
+        parts = urlsplit(url)
+        host, port, tls = broker_address(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not host:
+            raise ConfigError(f"{url}: expected mqtt://host[:port][/topic_prefix]")
+        self.prefix = parts.path.strip("/") or "inspector"
+        self.topics = [f"{self.prefix}/+/v1/{k}" if k == "stats" else f"{self.prefix}/+/v1/{k}/+" for k in kinds]
+        self.events: _queue.Queue = _queue.Queue()
+        self.gaps = 0
+        self._last: dict[tuple, int] = {}
+        self._seen: set[tuple] = set()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
+                                  clean_session=client_id is None)
+        if tls:
+            self.client.tls_set()
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        try:
+            self.client.connect(host, port, keepalive=30)
+        except OSError as exc:
+            raise ConfigError(f"{url}: cannot connect to the broker ({exc.strerror or exc})") from None
+        self.client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        for topic in self.topics:
+            client.subscribe(topic, qos=1)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        from inspector.events import decode
+
+        try:
+            header = json.loads(msg.payload)
+            descriptors = header.pop("payloads", []) if isinstance(header, dict) else []
+            event = decode([msg.topic.encode(), json.dumps({**header, "payloads": []}).encode()])
+        except (ValueError, TypeError) as exc:
+            log.warning("%s: not an inspector event (%s)", msg.topic, exc)
+            return
+        box = msg.topic[len(self.prefix) + 1:].split("/", 1)[0]
+        run = header.get("run_id") or str(header.get("event_id", "")).split("-")[0]
+        key = (box, run, event.type, getattr(event, "camera", ""))
+        if (key, event.seq) in self._seen:  # a QoS 1 duplicate or a retained repeat
+            return
+        self._seen.add((key, event.seq))
+        last = self._last.get(key)
+        if last is not None and event.seq > last + 1:
+            self.gaps += event.seq - last - 1
+        self._last[key] = max(event.seq, last if last is not None else -1)
+        event.source = {**(event.source or {}), "box": box, "run_id": run}
+        if descriptors:
+            event.source["payload_topics"] = [d.get("topic") for d in descriptors]
+        self.events.put((box, event))
+
+    def recv(self, timeout: float | None = None):
+        import queue as _queue
+
+        try:
+            return self.events.get(timeout=timeout)
+        except _queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
