@@ -273,11 +273,16 @@ class Daemon:
         """Thread- and signal-safe: just sets the one stop event."""
         self.stop.set()
 
-    def wait(self, timeout: float | None = None) -> int:
-        """Supervise until stopped, a worker fails, or every camera ended; then shut down. Returns exit code."""
+    def wait(self, timeout: float | None = None, tick: Callable[[], None] | None = None) -> int:
+        """Supervise until stopped, a worker fails, or every camera ended; then shut down. Returns exit code.
+
+        ``tick`` is called every loop (~10 Hz), e.g. to ping the systemd watchdog while supervision runs.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.stop.is_set():
             self.stop.wait(0.1)
+            if tick is not None:
+                tick()
             for w in self.captures:
                 w.check_watchdog()
             if all(w.finished.is_set() for w in self.captures):
