@@ -218,6 +218,9 @@ class PublishWorker(Worker):
                 if kind == "defect" and self.recorder_put is not None:
                     self.recorder_put(frame, header_dict(event))
             self.latency.record(latencies)
+            for tap in self.taps:
+                if hasattr(tap, "offer_frame"):  # e.g. the dashboard's newest frame per camera
+                    tap.offer_frame(frame)
         except Exception as exc:  # noqa: BLE001 - a bad event never stops publishing
             self.counters.add("publish_errors")
             self._throttle.warning("pub", "camera '%s' frame %d: publishing failed: %r",
