@@ -75,6 +75,10 @@ class DaemonCollector:
         for cam in cams:
             for suffix, reason in _CAMERA_DROPS.items():
                 per_cam.add_metric([cam, reason], snap.get(f"{cam}.{suffix}", 0))
+            source_stats = getattr(self.daemon.sources.get(cam), "stats", None)  # GenICam buffers
+            if callable(source_stats):
+                for key, n in source_stats().items():
+                    per_cam.add_metric([cam, f"buffer_{key}"], n)
             prefix = f"{cam}.rejected."
             for key, n in snap.items():
                 if key.startswith(prefix):

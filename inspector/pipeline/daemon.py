@@ -254,6 +254,9 @@ class Daemon:
             prefix = name + "."
             cams[name] = {k[len(prefix):]: v for k, v in snap.items() if k.startswith(prefix)}
             cams[name].update({"live": w.live, "frames": w.frames, "reconnects": w.reconnects})
+            source_stats = getattr(w.source, "stats", None)  # e.g. GenICam: lost/incomplete buffers
+            if callable(source_stats):
+                cams[name].update({f"buffers_{k}": v for k, v in source_stats().items()})
         totals = {k: v for k, v in snap.items() if not any(k.startswith(c + ".") for c in cams)}
         batches = snap.get("batches", 0)
         totals["mean_batch"] = round(snap.get("batched_frames", 0) / batches, 3) if batches else 0.0

@@ -105,7 +105,7 @@ function renderHealth(stats) {
   body.innerHTML = "";
   for (const [name, c] of Object.entries(stats.cameras || {})) {
     const dropped = Object.entries(c).filter(([k, v]) => typeof v === "number" &&
-      (k.startsWith("dropped") || k.startsWith("rejected") || k === "corrupt")).reduce((a, [, v]) => a + v, 0);
+      (k.startsWith("dropped") || k.startsWith("rejected") || k === "corrupt" || k === "buffers_lost")).reduce((a, [, v]) => a + v, 0);
     const d = drift[name];
     const tr = document.createElement("tr");
     tr.innerHTML = `<td></td><td>${c.captured ?? 0}</td><td>${c.processed ?? 0}</td><td>${c.NG ?? 0}</td>` +
