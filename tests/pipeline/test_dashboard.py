@@ -5,6 +5,7 @@ Screenshots go to ``$INSPECTOR_TEST_ARTIFACTS`` (default ``test-artifacts/`` at 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import time
@@ -20,14 +21,15 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 ARTIFACTS = Path(os.environ.get("INSPECTOR_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 
+HAVE_LIBS = all(importlib.util.find_spec(m) for m in ("selenium", "starlette", "uvicorn"))
 pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian chromium and chromium-driver")]
-webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the 'dev' extra)")
-pytest.importorskip("starlette", reason="needs the 'dashboard' extra")
+              pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian chromium and chromium-driver"),
+              pytest.mark.skipif(not HAVE_LIBS, reason="needs selenium ('dev' extra) and the 'dashboard' extra")]
 
 
 @pytest.fixture
 def browser():
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from pipeline_support import base_config, defect_pattern, free_port, write_folder
 
+ARTIFACTS = Path(os.environ.get("INSPECTOR_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 prom_parser = pytest.importorskip("prometheus_client.parser", reason="needs the 'metrics' extra")
 
 
@@ -44,7 +47,8 @@ def test_scrape_counts_decisions_latency_and_model(tiny_model, endpoint, tmp_pat
                 break
             assert time.monotonic() < deadline, text
             time.sleep(0.1)
-        (tmp_path / "metrics.txt").write_text(text)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "metrics.txt").write_text(text)
     finally:
         daemon.wait(timeout=20)
 

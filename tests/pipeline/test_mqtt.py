@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -13,14 +14,16 @@ import pytest
 from broker_support import MOSQUITTO, Mosquitto
 from pipeline_support import base_config, defect_pattern, write_folder
 
-pytestmark = [pytest.mark.mqtt, pytest.mark.skipif(MOSQUITTO is None, reason="needs Debian's mosquitto")]
-mqtt = pytest.importorskip("paho.mqtt.client", reason="needs the 'mqtt' extra (paho-mqtt)")
+pytestmark = [pytest.mark.mqtt, pytest.mark.skipif(MOSQUITTO is None, reason="needs Debian's mosquitto"),
+              pytest.mark.skipif(importlib.util.find_spec("paho") is None, reason="needs the 'mqtt' extra (paho-mqtt)")]
 
 
 class Consumer:
     """A persistent-session QoS 1 subscriber that records every live (non-retained) message."""
 
     def __init__(self, url_port: int, topic: str = "inspector/#") -> None:
+        import paho.mqtt.client as mqtt
+
         self.messages: list = []
         self.lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-consumer", clean_session=False)
