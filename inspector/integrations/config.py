@@ -134,7 +134,7 @@ class GenicamSection:
     trigger: Literal["off", "software", "line1", "line2"] = "off"  # TriggerMode/TriggerSource
     buffers: int = 8  # stream buffers queued, [2, 64]
     packet_size: int | None = None  # GigE GevSCPSPacketSize, [576, 16000] bytes; None = negotiate
-    bit_depth: int | None = None  # significant bits of Mono12/Mono16 pixels (default: the format's), [8, 16]
+    # (significant bits of Mono16 pixels: the camera's bit_depth setting; Mono12 declares its own 12)
 
     def validate(self, where: str) -> None:
         if self.pixel_format and self.pixel_format not in PIXEL_FORMATS:
@@ -147,4 +147,3 @@ class GenicamSection:
         check_range(f"{where}.frame_rate", self.frame_rate, 0.1, 1000)
         check_range(f"{where}.buffers", self.buffers, 2, 64)
         check_range(f"{where}.packet_size", self.packet_size, 576, 16000)
-        check_range(f"{where}.bit_depth", self.bit_depth, 8, 16)

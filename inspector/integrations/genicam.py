@@ -10,7 +10,9 @@ AcquisitionFrameRate, TriggerMode/TriggerSource, GevSCPSPacketSize.
 Acquisition: ``buffers`` stream buffers circulate between Aravis and us; each
 popped buffer is copied once (PyGObject hands its bytes out as a ``bytes``),
 decoded by :func:`~inspector.integrations.pixel_formats.decode_pixels` (no
-further copy for Mono8) and pushed straight back. Incomplete buffers (missing
+further copy for Mono8/Mono16) and pushed straight back. 16-bit frames go to
+the preprocessor as sent, scaled there by the camera's ``bit_depth``; Mono12's
+declared 12 bits win over that setting. Incomplete buffers (missing
 packets, timeouts inside the frame) come back as corrupt frames (counted as
 ``corrupt`` by the capture worker); frames the camera sent while no buffer was
 free are counted in :meth:`GenicamSource.stats` as ``lost``. A camera that stops
@@ -33,7 +35,7 @@ from urllib.parse import unquote
 from inspector.errors import SourceError
 from inspector.integrations import require
 from inspector.integrations.config import GenicamSection
-from inspector.integrations.pixel_formats import decode_pixels
+from inspector.integrations.pixel_formats import align_bits, decode_pixels, declared_bits
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.sources import Grabbed, Source
 
@@ -176,8 +178,8 @@ class GenicamSource(Source):
     live = True
     finite = False
 
-    def __init__(self, camera: CameraSection, driver: CameraDriver) -> None:
-        super().__init__(camera)
+    def __init__(self, camera: CameraSection, driver: CameraDriver, bit_depth: int | None = None) -> None:
+        super().__init__(camera, bit_depth)
         url = str(camera.source)
         self.device_id = unquote(url[len("genicam://"):]).strip("/") or None
         self.driver = driver
@@ -208,9 +210,12 @@ class GenicamSource(Source):
         if not complete:
             return Grabbed(None, t_ns, t_utc, meta, error=f"incomplete buffer from {self.describe()}")
         try:
-            image = decode_pixels(data, fmt, width, height, self.camera.genicam.bit_depth)
+            image = decode_pixels(data, fmt, width, height)
         except SourceError as exc:
             return Grabbed(None, t_ns, t_utc, meta, error=str(exc))
+        declared = declared_bits(fmt)
+        if declared is not None:  # the format's own depth wins over the setting (as PNG sBIT does)
+            image = align_bits(image, declared, self.bit_depth)
         return Grabbed(image, t_ns, t_utc, meta)
 
     def stats(self) -> dict[str, int]:
@@ -230,6 +235,9 @@ class GenicamSource(Source):
         return f"genicam {self.device_id or '(first camera)'}" + (f" [{self._desc}]" if self._desc else "")
 
 
-def make_genicam_source(camera: CameraSection) -> GenicamSource:
-    """The source for ``genicam://…`` (imports Aravis; one line naming what to install if it is absent)."""
-    return GenicamSource(camera, AravisDriver())
+def make_genicam_source(camera: CameraSection, bit_depth: int | None = None) -> GenicamSource:
+    """The source for ``genicam://…`` (imports Aravis; one line naming what to install if it is absent).
+
+    ``bit_depth``: the model's setting, used when the camera has none (see :class:`Source`).
+    """
+    return GenicamSource(camera, AravisDriver(), bit_depth)

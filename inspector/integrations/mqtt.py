@@ -90,6 +90,8 @@ class MqttBridge:
         self._wake = threading.Condition(self._lock)
         self._inflight: dict[int, Message] = {}
         self._early_acks: set[int] = set()
+        self._own_mids: set[int] = set()
+        self._sending: Message | None = None  # taken from the buffer, inside client.publish()
         self._counts = {"offered": 0, "delivered": 0, "dropped": 0, "send_errors": 0}
         self.connected = False
         self.connects = 0
@@ -134,7 +136,9 @@ class MqttBridge:
             self.connected = True
             self.connects += 1
             self._wake.notify_all()
-        client.publish(f"{self.prefix}/online", b"1", qos=self.cfg.qos, retain=True)  # not counted: bridge state
+        info = client.publish(f"{self.prefix}/online", b"1", qos=self.cfg.qos, retain=True)
+        with self._lock:  # bridge state, not an event: its acknowledgement is not counted
+            self._own_mids.add(info.mid)
         log.info("MQTT connected to %s", self.cfg.url)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
@@ -147,7 +151,9 @@ class MqttBridge:
 
     def _on_publish(self, client, userdata, mid, reason_code=None, properties=None) -> None:
         with self._lock:
-            if self._inflight.pop(mid, None) is not None:
+            if mid in self._own_mids:
+                self._own_mids.discard(mid)
+            elif self._inflight.pop(mid, None) is not None:
                 self._counts["delivered"] += 1
                 self._wake.notify_all()
             else:
@@ -173,39 +179,47 @@ class MqttBridge:
         return self._closing or (self.connected and bool(self._buffer) and len(self._inflight) < _MAX_INFLIGHT)
 
     def _send_loop(self) -> None:
-        ok = self._mqtt.MQTT_ERR_SUCCESS
-        with self._lock:
-            while True:
+        # paho is called with our lock released: paho's network thread holds its own lock while it runs
+        # _on_publish (which takes ours), so holding ours across publish() could deadlock, and offer()
+        # (the publisher thread) must never wait behind the network.
+        ok, no_conn = self._mqtt.MQTT_ERR_SUCCESS, self._mqtt.MQTT_ERR_NO_CONN
+        while True:
+            with self._lock:
                 while not self._ready():
                     self._wake.wait(0.1)
                 if self._closing:
                     return
-                msg = self._buffer.popleft()
-                info = self.client.publish(msg.topic, msg.payload, qos=self.cfg.qos, retain=msg.retain)
+                msg = self._sending = self._buffer.popleft()
+            info = self.client.publish(msg.topic, msg.payload, qos=self.cfg.qos, retain=msg.retain)
+            with self._lock:
+                self._sending = None
                 # QoS ≥ 1 with the link just gone (NO_CONN): paho keeps it and re-sends after reconnecting
-                if info.rc == ok or (info.rc == self._mqtt.MQTT_ERR_NO_CONN and self.cfg.qos > 0):
+                if info.rc == ok or (info.rc == no_conn and self.cfg.qos > 0):
                     if info.mid in self._early_acks:  # acknowledged before we got here
                         self._early_acks.discard(info.mid)
                         self._counts["delivered"] += 1
+                        self._wake.notify_all()
                     else:
                         self._inflight[info.mid] = msg
-                else:  # not taken (QoS 0 without a link): back to the front, retry after reconnecting
-                    self._buffer.appendleft(msg)
-                    self._counts["send_errors"] += 1
-                    self.connected = False
-                    self._wake.wait(0.1)
+                    continue
+                # not taken (QoS 0 without a link): back to the front, retry after reconnecting
+                self._buffer.appendleft(msg)
+                self._counts["send_errors"] += 1
+                self.connected = False
+                self._wake.wait(0.1)
 
     # -- reporting / shutdown ----------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         """{offered, delivered, dropped, pending, send_errors} in MQTT messages."""
         with self._lock:
-            return {**self._counts, "pending": len(self._buffer) + len(self._inflight)}
+            pending = len(self._buffer) + len(self._inflight) + (self._sending is not None)
+            return {**self._counts, "pending": pending}
 
     def flush(self, timeout: float) -> bool:
         """Wait until every buffered message is delivered (True) or ``timeout`` passes."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._buffer or self._inflight:
+            while self._buffer or self._inflight or self._sending is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False

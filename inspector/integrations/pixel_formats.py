@@ -1,14 +1,17 @@
 """GenICam pixel formats → the frames the pipeline decodes (pure numpy/OpenCV; no camera library).
 
-Output follows the pipeline's one decoding path (:mod:`inspector.pipeline.preprocess`):
-8-bit grey or BGR, and 16-bit grey scaled to the full 16-bit range, which the
-preprocessor maps to 8 bits. Bit depth is honoured: Mono12 (12 significant bits
-in a 16-bit little-endian container, PFNC "Mono12", unpacked) and Mono16 with
-``bit_depth`` < 16 are shifted left so their full scale is 65535; otherwise a
-12-bit camera would look 16× too dark. Names and layouts: GenICam Pixel Format
-Naming Convention (PFNC) 2.x. BayerRG8 is the RGGB mosaic (red at row 0,
-column 0), which OpenCV calls BayerBG (its names refer to the 2×2 block at
-(1, 1)): checked on a pure-red mosaic in tests/pipeline/test_genicam.py.
+Output feeds the pipeline's one decoding path (the preprocessor's ``to_uint8``
+with the camera's ``bit_depth``): 8-bit grey or BGR, or 16-bit grey with the
+values as sent. Mono12 (PFNC: 12 significant bits, unpacked in a 16-bit
+little-endian container) declares its depth, and a declared depth wins over the
+setting, as a PNG sBIT chunk does: :func:`align_bits` shifts it to the depth
+the preprocessor will assume (the camera/model ``bit_depth``, else the 16-bit
+container), so a 12-bit camera is not scaled as 16-bit data (16× too dark).
+Mono16 carries no declaration: set ``bit_depth`` when the camera fills fewer
+bits. Names and layouts: GenICam Pixel Format Naming Convention (PFNC) 2.x.
+BayerRG8 is the RGGB mosaic (red at row 0, column 0), which OpenCV calls BayerBG
+(its names refer to the 2×2 block at (1, 1)): checked on a pure-red mosaic in
+tests/pipeline/test_genicam.py.
 """
 
 from __future__ import annotations
@@ -18,19 +21,34 @@ import numpy as np
 
 from inspector.errors import SourceError
 
-# PFNC name → (bytes per pixel, channels, default significant bits)
-LAYOUT = {"Mono8": (1, 1, 8), "Mono12": (2, 1, 12), "Mono16": (2, 1, 16), "BayerRG8": (1, 1, 8), "RGB8": (1, 3, 8)}
+# PFNC name → (bytes per pixel, channels, significant bits the format declares; None: the container's)
+LAYOUT = {"Mono8": (1, 1, None), "Mono12": (2, 1, 12), "Mono16": (2, 1, None), "BayerRG8": (1, 1, None),
+          "RGB8": (1, 3, None)}
 
 
-def decode_pixels(data, pixel_format: str, width: int, height: int, bit_depth: int | None = None) -> np.ndarray:
-    """One image buffer → (H, W) uint8/uint16 grey or (H, W, 3) uint8 BGR.
+def declared_bits(pixel_format: str) -> int | None:
+    """Significant bits the pixel format itself declares (Mono12 → 12), None when it fills its container."""
+    return LAYOUT.get(pixel_format, (0, 0, None))[2]
+
+
+def align_bits(img: np.ndarray, declared: int, assumed: int | None) -> np.ndarray:
+    """Shift ``declared``-bit data so that it reads right as ``assumed``-bit data (None: the container's)."""
+    target = assumed or 8 * img.dtype.itemsize
+    shift = target - declared
+    if shift > 0:
+        return np.left_shift(np.minimum(img, (1 << declared) - 1), shift)
+    return np.right_shift(img, -shift) if shift < 0 else img
+
+
+def decode_pixels(data, pixel_format: str, width: int, height: int) -> np.ndarray:
+    """One image buffer → (H, W) uint8/uint16 grey (values as sent) or (H, W, 3) uint8 BGR.
 
     ``data`` is any bytes-like object (no copy for Mono8; one for the conversions). Raises SourceError
     for an unsupported format or a buffer shorter than ``width × height × bytes per pixel``.
     """
     if pixel_format not in LAYOUT:
         raise SourceError(f"pixel format {pixel_format} is not supported (use one of {', '.join(LAYOUT)})")
-    nbytes, channels, default_bits = LAYOUT[pixel_format]
+    nbytes, channels, _ = LAYOUT[pixel_format]
     need = width * height * nbytes * channels
     buf = np.frombuffer(data, dtype=np.uint8 if nbytes == 1 else np.dtype("<u2"),
                         count=width * height * channels) if len(data) >= need else None
@@ -42,8 +60,4 @@ def decode_pixels(data, pixel_format: str, width: int, height: int, bit_depth: i
         return cv2.cvtColor(buf.reshape(height, width, 3), cv2.COLOR_RGB2BGR)
     if pixel_format == "BayerRG8":
         return cv2.cvtColor(buf.reshape(height, width), cv2.COLOR_BayerBG2BGR)  # = COLOR_BayerRGGB2BGR
-    bits = bit_depth or default_bits
-    img = buf.reshape(height, width).astype(np.uint16)
-    if bits < 16:  # MSB-align: full scale of a `bits`-bit value becomes ~65535
-        np.left_shift(np.minimum(img, (1 << bits) - 1), 16 - bits, out=img)
-    return img
+    return buf.reshape(height, width)  # Mono12 / Mono16: a view, values as sent

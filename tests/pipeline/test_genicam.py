@@ -18,7 +18,7 @@ import pytest
 
 from inspector.errors import ConfigError, SourceError
 from inspector.integrations import require
-from inspector.integrations.pixel_formats import decode_pixels
+from inspector.integrations.pixel_formats import align_bits, decode_pixels, declared_bits
 
 FAKE = shutil.which("arv-fake-gv-camera-0.8")
 
@@ -43,10 +43,19 @@ requires_aravis = pytest.mark.skipif(FAKE is None or Aravis is None,
 # -- decoding (no camera needed) -----------------------------------------------------------------
 def test_decode_honours_format_and_bit_depth():
     mono12 = np.array([[0, 4095], [2048, 5000]], dtype="<u2")  # 5000: out of range for 12 bits → clipped
-    out = decode_pixels(mono12.tobytes(), "Mono12", 2, 2)
-    assert out.dtype == np.uint16 and out.tolist() == [[0, 65520], [32768, 65520]]
+    raw = decode_pixels(mono12.tobytes(), "Mono12", 2, 2)
+    assert raw.dtype == np.uint16 and raw.tolist() == mono12.tolist()  # values as sent
+    assert declared_bits("Mono12") == 12 and declared_bits("Mono16") is None
+    # Mono12's declared depth wins: aligned to what the preprocessor assumes (16-bit container or bit_depth)
+    assert align_bits(raw, 12, None).tolist() == [[0, 65520], [32768, 65520]]
+    assert align_bits(raw, 12, 12).tolist() == mono12.tolist()
+    assert align_bits(raw, 12, 10).tolist() == [[0, 1023], [512, 1250]]
+    # and then the one decoding path maps it to 8 bits: full scale stays full scale
+    from inspector.data.images import to_uint8
+
+    assert to_uint8(align_bits(raw, 12, None), "test").tolist() == [[0, 255], [128, 255]]
+    assert to_uint8(raw, "test", bit_depth=12).tolist() == [[0, 255], [128, 255]]
     ten_in_16 = np.array([[1023, 512]], dtype="<u2")
-    assert decode_pixels(ten_in_16.tobytes(), "Mono16", 2, 1, bit_depth=10).tolist() == [[65472, 32768]]
     assert decode_pixels(ten_in_16.tobytes(), "Mono16", 2, 1).tolist() == [[1023, 512]]
     rgb = np.zeros((4, 4, 3), np.uint8)
     rgb[..., 0] = 200  # red in RGB order
