@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-dir", help="write each event's header (.json) and payloads (.jpg/.png) here")
     p.add_argument("--count", type=int, default=0, help="exit after this many events (0 = run until Ctrl-C)")
     p.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds without an event")
+    p.add_argument("--client-id", help="MQTT: a fixed client id = a persistent session (QoS 1): the broker keeps "
+                                       "events for this consumer while it, or the broker, restarts")
     p.add_argument("--server-key", help="CURVE: the daemon's public key (certificate file or z85)")
     p.add_argument("--client-cert", help="CURVE: this client's secret certificate file")
     p.set_defaults(func=run)
@@ -64,7 +66,7 @@ def run_mqtt(args: argparse.Namespace) -> int:
     from inspector.integrations.mqtt import MqttSubscriber
 
     kinds = [t.strip("/").split("/")[1] for t in args.topic if t.strip("/").count("/") >= 1] or ["defect", "status"]
-    sub = MqttSubscriber(args.endpoint, kinds)
+    sub = MqttSubscriber(args.endpoint, kinds, client_id=args.client_id)
     print(f"subscribed to {', '.join(sub.topics)} on {args.endpoint}", file=sys.stderr, flush=True)
     seen = 0
     try:

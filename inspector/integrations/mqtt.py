@@ -251,7 +251,7 @@ class MqttSubscriber:
     """Read daemon events back from a broker: ``mqtt://host[:port][/prefix]`` (prefix default ``inspector``).
 
     ``recv`` returns ``(box, event)`` (payload descriptors only: the bytes travel on their own topics).
-    ``gaps`` counts sequence gaps per (box, run, type, camera), as :class:`inspector.client.Subscriber`.
+    ``gaps`` counts missing sequence numbers per (box, run, type, camera) (QoS 1 duplicates are dropped).
     Retained messages are delivered too (a new consumer sees every camera's current status at once).
     """
 
@@ -266,13 +266,13 @@ class MqttSubscriber:
         self.prefix = parts.path.strip("/") or "inspector"
         self.topics = [f"{self.prefix}/+/v1/{k}" if k == "stats" else f"{self.prefix}/+/v1/{k}/+" for k in kinds]
         self.events: _queue.Queue = _queue.Queue()
-        self.gaps = 0
-        self._last: dict[tuple, int] = {}
+        self._ranges: dict[tuple, tuple[int, int, int]] = {}  # key → (lowest seq, highest seq, distinct seen)
         self._seen: set[tuple] = set()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
                                   clean_session=client_id is None)
         if tls:
             self.client.tls_set()
+        self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         try:
@@ -301,14 +301,18 @@ class MqttSubscriber:
         if (key, event.seq) in self._seen:  # a QoS 1 duplicate or a retained repeat
             return
         self._seen.add((key, event.seq))
-        last = self._last.get(key)
-        if last is not None and event.seq > last + 1:
-            self.gaps += event.seq - last - 1
-        self._last[key] = max(event.seq, last if last is not None else -1)
+        lo, hi, n = self._ranges.get(key, (event.seq, event.seq, 0))
+        self._ranges[key] = (min(lo, event.seq), max(hi, event.seq), n + 1)
         event.source = {**(event.source or {}), "box": box, "run_id": run}
         if descriptors:
             event.source["payload_topics"] = [d.get("topic") for d in descriptors]
         self.events.put((box, event))
+
+    @property
+    def gaps(self) -> int:
+        """Sequence numbers missing between the lowest and highest seen, per (box, run, type, camera);
+        re-sent messages may arrive out of order after a reconnect, so this counts holes, not jumps."""
+        return sum(hi - lo + 1 - n for lo, hi, n in self._ranges.values())
 
     def recv(self, timeout: float | None = None):
         import queue as _queue
