@@ -88,3 +88,39 @@ def test_metrics_port_in_use_is_one_line(tiny_model, endpoint):
                           metrics={"listen": listen})
         with pytest.raises(ConfigError, match=r"metrics.listen: cannot listen on 127.0.0.1:\d+"):
             Daemon(daemon_config(cfg)).setup()
+
+
+def test_drift_gauges_follow_the_calibration_reference(tiny_model, endpoint, tmp_path):
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.daemon import Daemon
+    from inspector.sidecar import sha256_file
+    from inspector.thresholds import ModelBinding, ScoreStats, Thresholds, write_thresholds
+
+    folder = write_folder(tmp_path / "frames", [False] * 20)
+    # calibrated on good scores far above what this camera now gives: it has drifted
+    cal = write_thresholds(Thresholds(
+        model=ModelBinding("tiny", sha256_file(tiny_model)), image_threshold=0.1, pixel_threshold=0.1,
+        uncertain_band=None, rule="test",
+        score_stats=ScoreStats(mean=0.06, std=0.005, min=0.05, max=0.07, p50=0.06, p99=0.069, n=100)),
+        tmp_path / "cal.yaml")
+    listen = f"127.0.0.1:{free_port()}"
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(folder)}],
+                      thresholds={"calibration": str(cal), "image": None}, drift={"min_samples": 10, "window": 50},
+                      metrics={"listen": listen})
+    daemon = Daemon(daemon_config(cfg))
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            families, text = scrape(f"http://{listen}/metrics")
+            decided = sum(s.value for s in families.get("inspector_decisions", []) if s.name.endswith("_total"))
+            if decided == 20:  # published: each score is in the drift window before its frame is published
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(0.1)
+        expected = daemon.drift.snapshot()["cam0"]
+    finally:
+        daemon.wait(timeout=20)
+    shift = value(families["inspector_score_drift_std"], "inspector_score_drift_std", camera="cam0")
+    assert shift == pytest.approx(expected["shift_std"]) and shift < -3
+    assert value(families["inspector_score_drift_flagged"], "inspector_score_drift_flagged", camera="cam0") == 1
