@@ -40,6 +40,17 @@ class Integrations:
             self.close()
             raise
 
+    def describe(self) -> list[str]:
+        """One ``ok …`` line per integration, for ``inspector run --check``."""
+        lines = []
+        for item in self._closers:
+            url = getattr(item, "url", None)
+            if url:
+                lines.append(f"ok {type(item).__name__} on {url}")
+            elif hasattr(item, "prefix"):
+                lines.append(f"ok MQTT bridge to {item.cfg.url} (topics {item.prefix}/…)")
+        return lines
+
     def _add_tap(self, tap) -> None:
         self.taps.append(tap)
         self._closers.append(tap)

@@ -153,6 +153,7 @@ class Daemon:
                 finally:
                     src.close()
             lines.append(f"ok publishing on {self.publisher.endpoint}")
+            lines.extend(self.integrations.describe())
         finally:
             self.publisher.close()
             self.integrations.close()

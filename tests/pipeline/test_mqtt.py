@@ -140,7 +140,8 @@ def test_three_daemons_one_broker_one_consumer_across_a_broker_restart(tiny_mode
     events = [json.loads(line) for line in out.splitlines()]
     missing = {f"box{i}": sorted(set(range(n_ng)) - {e["seq"] for e in events if e["box"] == f"box{i}"})
                for i in range(3)}
-    assert len(events) == 3 * n_ng, (err, missing, [d.mqtt_bridge.counts() for d in daemons])
+    assert len(events) == 3 * n_ng, (err, missing, [d.mqtt_bridge.counts() for d in daemons],
+                                     (tmp_path / "broker" / "broker.log").read_text()[-4000:])
     for i, d in enumerate(daemons):
         mine = [e for e in events if e["box"] == f"box{i}"]
         assert sorted(e["seq"] for e in mine) == list(range(n_ng)) and {e["camera"] for e in mine} == {f"cam{i}"}

@@ -124,3 +124,17 @@ def test_drift_gauges_follow_the_calibration_reference(tiny_model, endpoint, tmp
     shift = value(families["inspector_score_drift_std"], "inspector_score_drift_std", camera="cam0")
     assert shift == pytest.approx(expected["shift_std"]) and shift < -3
     assert value(families["inspector_score_drift_flagged"], "inspector_score_drift_flagged", camera="cam0") == 1
+
+
+def test_check_lists_the_integrations(tiny_model, endpoint):
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.daemon import Daemon
+
+    listen = f"127.0.0.1:{free_port()}"
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": "synthetic", "max_frames": 1,
+                                              "synthetic": {"texture": "procedural", "size": 32, "pool": 1}}],
+                      metrics={"listen": listen})
+    lines = Daemon(daemon_config(cfg)).check()
+    assert f"ok MetricsServer on http://{listen}/metrics" in lines
+    with pytest.raises(OSError):  # closed after the check
+        urllib.request.urlopen(f"http://{listen}/metrics", timeout=2)
