@@ -3,6 +3,7 @@ stopped (SIGTERM: it saves its persistence file) and restarted on the same port.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -19,7 +20,9 @@ class Mosquitto:
         self.port = free_port()
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
+        # run as root, mosquitto switches to user 'mosquitto', which cannot write its persistence file
+        # into our temporary folder: stay the user we are (no effect when not root)
+        lines = [f"user {getpass.getuser()}", f"listener {self.port} 127.0.0.1", "allow_anonymous true",
                  f"persistence {'true' if persistence else 'false'}", f"persistence_location {folder}/",
                  "log_dest stderr", "max_queued_messages 100000"]
         self.conf = folder / "mosquitto.conf"
