@@ -15,6 +15,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("inspector.integrations")
 
 
+_EXTRAS = (  # (switched on?, module, extra, where)
+    (lambda cfg: cfg.metrics.enabled, "prometheus_client", "metrics", "metrics"),
+    (lambda cfg: cfg.publish.mqtt.enabled, "paho.mqtt.client", "mqtt", "publish.mqtt"),
+    (lambda cfg: cfg.dashboard.enabled, "starlette", "dashboard", "dashboard"),
+    (lambda cfg: cfg.dashboard.enabled, "uvicorn", "dashboard", "dashboard"),
+)
+
+
+def check_extras(cfg) -> None:
+    """Fail first, with one line, when a switched-on integration's extra is not installed."""
+    from inspector.integrations import require
+
+    for enabled, module, extra, where in _EXTRAS:
+        if enabled(cfg):
+            require(module, extra, where)
+
+
 class Integrations:
     """The daemon's optional servers and event taps (metrics, MQTT bridge, dashboard)."""
 

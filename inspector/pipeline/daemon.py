@@ -36,7 +36,7 @@ from inspector.backends import ENGINE_SUFFIXES, backend_for_path, load_backend
 from inspector.backends.base import Backend
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
-from inspector.integrations.runtime import Integrations
+from inspector.integrations.runtime import Integrations, check_extras
 from inspector.pipeline.batcher import END, BatchWorker, BufferPool
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import DaemonConfig
@@ -102,6 +102,7 @@ class Daemon:
     def setup(self) -> None:
         """Validate everything that can be checked without threads; bind the socket. One-line errors."""
         cfg = self.cfg
+        check_extras(cfg)  # a missing integration extra fails before anything is loaded or bound
         model = Path(cfg.model.path)
         if not model.is_file():
             raise ConfigError(f"model.path: {model} not found (export a model with 'inspector export')")

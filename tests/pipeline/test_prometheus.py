@@ -138,3 +138,28 @@ def test_check_lists_the_integrations(tiny_model, endpoint):
     assert f"ok MetricsServer on http://{listen}/metrics" in lines
     with pytest.raises(OSError):  # closed after the check
         urllib.request.urlopen(f"http://{listen}/metrics", timeout=2)
+
+
+@pytest.mark.parametrize("section, module, extra", [
+    ({"metrics": {"listen": "127.0.0.1:9"}}, "prometheus_client", "metrics"),
+    ({"publish": {"mqtt": {"url": "mqtt://127.0.0.1:9"}}}, "paho", "mqtt"),
+    ({"dashboard": {"listen": "127.0.0.1:9"}}, "uvicorn", "dashboard"),
+])
+def test_missing_extra_is_one_line_naming_it(tiny_model, endpoint, tmp_path, section, module, extra):
+    """`inspector run` where the extra is not installed (its import made to fail): exit 2, one line."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": "synthetic", "max_frames": 1}])
+    for key, value in section.items():
+        cfg.setdefault(key, {}).update(value)
+    config = tmp_path / "inspector.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    code = (f"import sys; sys.modules[{module!r}] = None; from inspector.cli import main; "
+            f"sys.exit(main(['run', '--config', {str(config)!r}]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"pip install 'inspector[{extra}]'" in lines[0] and "Traceback" not in out.stderr
