@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "subscribe": ("inspector.commands.subscribe", "print defect events published by a daemon"),
     "bench": ("inspector.commands.bench", "benchmark a model or engine"),
     "demo": ("inspector.commands.demo", "the whole product offline: data, train, export, calibrate, run"),
+    "service": ("inspector.commands.service", "install the daemon as a systemd service"),
 }
 
 
@@ -85,6 +86,9 @@ def configure_logging(verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from inspector.integrations.systemd import use_journald_format_if_journal
+
+    use_journald_format_if_journal()  # under systemd: <priority> prefixes, journald adds the time
     logging.getLogger("inspector").setLevel(logging.DEBUG if verbose else logging.INFO)
     if not verbose:
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")

@@ -3,8 +3,8 @@
 ``kill PID``, ``docker stop``, systemd and CI runners send SIGTERM, not SIGINT. Long
 commands (``inspector train``) catch :class:`KeyboardInterrupt` to save their state
 and stop; :func:`sigterm_as_interrupt` makes SIGTERM take that same path. The shell
-convention for "ended by signal N" is exit status 128 + N: 130 for SIGINT, 143 for
-SIGTERM (POSIX, "Exit Status for Commands").
+convention for "ended by signal N" is exit status 128 + N (bash manual, "Exit Status";
+POSIX only requires > 128): 130 for SIGINT, 143 for SIGTERM.
 """
 
 from __future__ import annotations

@@ -103,6 +103,31 @@ def metrics_section(metrics: dict, title: str = "Metrics", note: str = "") -> Se
     return Section(title, body, "metrics")
 
 
+def diagnostics_section(metrics: dict, title: str = "Score distribution") -> Section | None:
+    """Good vs defective image scores, their overlap and the per-level image AUROC
+    (:mod:`inspector.evaluation.diagnostics`); None for metrics written before they existed."""
+    dist = metrics.get("score_distribution")
+    if not dist:
+        return None
+    keys = ("count", "mean", "std", "min", "p5", "p50", "p95", "max")
+    rows = [(name, *[(dist[name] or {}).get(k) for k in keys]) for name in ("good", "defect") if dist.get(name)]
+    body = table(["images", *keys], rows, "metrics")
+    ov = dist.get("overlap")
+    if ov:
+        body += key_values([("defective below the good p95", ov["defect_below_good_p95"]),
+                            ("defective at or below the good max", ov["defect_below_good_max"]),
+                            ("good above the defective p5", ov["good_above_defect_p5"]),
+                            ("separation (Cohen's d)", ov["separation"])])
+    elif dist.get("good"):
+        body = ("<p>No defective test images: only the spread of good-image scores is known. A wide spread "
+                "means a weak model; a narrow one, a threshold question.</p>" + body)
+    levels = metrics.get("per_level") or {}
+    if levels:
+        body += "<p>Image AUROC of each level's map alone (which levels carry the signal):</p>"
+        body += table(["level", "image AUROC"], list(levels.items()), "metrics")
+    return Section(title, body, "score-distribution")
+
+
 def figures_section(title: str, figures: Sequence[tuple[str, bytes | str | Path]], note: str = "",
                     anchor: str = "", width: int | None = None) -> Section:
     """Images (PNG bytes or files) with captions, laid out in a grid."""
@@ -344,6 +369,9 @@ def evaluation_report(eval_dir: str | Path, out: str | Path | None = None, title
     eval_dir = Path(eval_dir)
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     sections = [metrics_section(metrics)]
+    diagnostics = diagnostics_section(metrics)
+    if diagnostics is not None:
+        sections.append(diagnostics)
     plots = [(name, eval_dir / f) for name, f in (("ROC", "roc.png"), ("Score histogram", "score_histogram.png"))
              if (eval_dir / f).is_file()]
     sections.append(figures_section("Plots", plots, anchor="plots"))

@@ -80,6 +80,19 @@ class Histogram:
         return out
 
 
+def bucket_upper_ms(index: int) -> float:
+    """Upper edge (ms) of :class:`Histogram` bucket ``index``: bucket k ≥ 1 holds [_MIN_MS·r^(k−1), _MIN_MS·r^k)."""
+    return _MIN_MS * _RATIO ** index
+
+
+def coarse_buckets(lo_ms: float, hi_ms: float, step: int) -> list[int]:
+    """Every ``step``-th bucket index whose upper edge lies in [lo_ms, hi_ms]: Prometheus ``le`` bounds
+    that fall on this grid, so each exported bucket is an exact sum of ``v1/stats`` buckets."""
+    first = max(1, int(math.ceil(math.log(lo_ms / _MIN_MS) / _LOG_RATIO)))
+    last = min(_BUCKETS - 1, int(math.floor(math.log(hi_ms / _MIN_MS) / _LOG_RATIO)))
+    return list(range(first, last + 1, step))
+
+
 class LatencyTracker:
     """Per-stage and end-to-end latency histograms (cumulative and per window). Single writer."""
 

@@ -1,4 +1,8 @@
-"""Shared fixtures: paths to the real datasets, the skip rule of the `gpu`/`cuda`/`pycuda` markers."""
+"""Shared fixtures: paths to the real datasets, the skip rule of the `gpu`/`cuda`/`pycuda` markers.
+
+``INSPECTOR_REQUIRE_MARKERS=genicam,mqtt,browser`` (set by .ci/run) turns a skipped test carrying one
+of those markers into a failure, so CI cannot pass with the integration tests silently skipped.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,20 @@ def pytest_collection_modifyitems(config, items):
         reason = skip_reason(names, gpu)
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+_REQUIRED_MARKERS = {m.strip() for m in os.environ.get("INSPECTOR_REQUIRE_MARKERS", "").split(",") if m.strip()}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    required = _REQUIRED_MARKERS & {m.name for m in item.iter_markers()}
+    if required and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"marked {sorted(required)}, required by INSPECTOR_REQUIRE_MARKERS, but skipped: {reason}"
 
 
 @pytest.fixture(scope="session")

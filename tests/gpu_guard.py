@@ -56,7 +56,9 @@ def installed(module: str) -> bool:
 # marker → (module it needs, install hint)
 NEEDS = {"gpu": ("tensorrt", 'pip install -e ".[tensorrt]"'),
          "cuda": ("cuda.bindings", 'pip install -e ".[dev]" (cuda-bindings)'),
-         "pycuda": ("pycuda", 'pip install -e ".[pycuda]" (needs nvcc)')}
+         "pycuda": ("pycuda", 'pip install -e ".[pycuda]" (needs nvcc)'),
+         # GPU training: torch is always installed; a CPU-only build on a GPU machine fails the test.
+         "torch_cuda": ("torch", "a CUDA build of torch")}
 
 
 def skip_reason(markers: set[str], gpu: GpuProbe, is_installed=installed) -> str | None:

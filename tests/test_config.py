@@ -62,3 +62,15 @@ def test_load_yaml_errors_are_one_line(tmp_path):
     with pytest.raises(ConfigError, match="invalid YAML") as info:
         load_yaml(bad)
     assert "\n" not in str(info.value)
+
+
+def test_load_yaml_errors_are_one_line(tmp_path):
+    from inspector.config import load_yaml
+
+    bad = tmp_path / "c.yaml"
+    for content, words in ((b"model:\n  path: a\x07b\n", "unacceptable character"), (b"a: \xff\n", "not UTF-8"),
+                           (b"a: [1,\n", "invalid YAML")):
+        bad.write_bytes(content)
+        with pytest.raises(ConfigError) as info:
+            load_yaml(bad)
+        assert words in str(info.value) and "\n" not in str(info.value)

@@ -30,6 +30,7 @@ import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("skimage")
+pytestmark = pytest.mark.slow  # about a minute of CPU: every README command, small sizes
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -65,11 +66,14 @@ def readme_blocks() -> dict[str, list[str]]:
             roles["tests"] = lines
         elif "NVIDIA GPU" in before:
             roles["gpu"] = lines
+        elif any("install-integrations.sh" in ln for ln in lines):  # system packages: CI runs it (.ci/run)
+            roles["integrations"] = lines
         elif any(ln.startswith("inspector demo") for ln in lines):
             roles["quick_start"] = lines
         else:
             roles.setdefault("steps", []).extend(lines)
-    assert set(roles) == {"tests", "gpu", "quick_start", "steps"}, f"README blocks found: {sorted(roles)}"
+    assert set(roles) == {"tests", "gpu", "quick_start", "steps", "integrations"}, \
+        f"README blocks found: {sorted(roles)}"
     return roles
 
 
@@ -280,6 +284,21 @@ def test_gpu_block_parses_and_names_existing_inputs(steps_done, clone):
                 written.add(path)
             else:
                 assert (clone / path).exists() or path in written, f"{line}: {value} is made by no earlier step"
+
+
+def test_integrations_block_is_what_ci_runs():
+    """The plant-integrations install (apt script + extras) exists, and .ci/run runs exactly those lines."""
+    lines = readme_blocks()["integrations"]
+    ci = (REPO / ".ci" / "run").read_text()
+    for line in lines:
+        argv = argv_of(line, REPO)
+        if argv[0] == "pip":
+            check_pip_line(argv)
+            assert f"python -m {line.split('#')[0].strip()}".replace("pip install", "pip install -q") in ci, line
+        else:
+            script = REPO / argv[-1]
+            assert argv[:1] == ["sudo"] and script.is_file() and os.access(script, os.X_OK), line
+            assert argv[-1] in ci, line
 
 
 def test_tests_block_is_the_plain_suite():

@@ -144,7 +144,7 @@ def test_evaluation_report_from_an_eval_folder(exported_model, tiny_dataset, tmp
     evaluate_dataset(scorer, tiny_dataset, (spec.height, spec.width), "square", tmp_path / "eval")
     path = reporting.evaluation_report(tmp_path / "eval")
     p = parse(path.read_text())
-    assert p.h2 == ["Metrics", "Plots", "Overlays"]
+    assert p.h2 == ["Metrics", "Score distribution", "Plots", "Overlays"]
     assert len(assert_inline_pngs(p.srcs)) >= 2 + 4  # ROC, histogram, overlays
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["n_images"] == 10
 

@@ -71,3 +71,12 @@ def test_missing_and_malformed(tmp_path):
     bad.write_text("- a list")
     with pytest.raises(ConfigError, match="must be a mapping"):
         read_thresholds(bad)
+
+
+def test_written_as_utf8_not_escaped(tmp_path):
+    """Folder names in the file stay readable (Prüfstand, 検査) instead of "\\xFC" / "\\u691C" escapes."""
+    t = _thresholds(data={"folder": "data/Prüfstand/検査/good", "n_good": 100})
+    path = write_thresholds(t, tmp_path / "rs.yaml")
+    text = path.read_bytes().decode("utf-8")
+    assert "Prüfstand/検査" in text and "\\x" not in text and "\\u" not in text
+    assert read_thresholds(path) == t

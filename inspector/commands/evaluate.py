@@ -10,18 +10,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a trained run on a test set",
                        description="Score the test split of a dataset; write metrics.json and plots.")
     p.add_argument("run", help="training run folder (or a checkpoint file)")
-    p.add_argument("--data", help="dataset root (default: the run's training data)")
+    p.add_argument("--data", help="dataset root (default: the run's training data, from RUN/config.yaml)")
     p.add_argument("--out", help="output folder (default: RUN/eval)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
+    p.add_argument("--no-per-level", action="store_true",
+                   help="skip the per-level image AUROC (a second pass of the model over the test set)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from inspector.evaluation.evaluate import evaluate_dataset, format_table, model_level_scorer
+    from inspector.evaluation.diagnostics import format_diagnostics
+    from inspector.evaluation.evaluate import evaluate_dataset, format_table
     from inspector.training.checkpoint import load_model
+    from inspector.training.config import run_data_path
 
     model, config, _ = load_model(args.run)
     run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
@@ -32,13 +36,33 @@ def run(args: argparse.Namespace) -> int:
             score, amap = model(torch.from_numpy(batch))
         return score.numpy(), amap.numpy()
 
-    metrics = evaluate_dataset(scorer, args.data or config.data.path, config.model.image_size,
+    levels = None if args.no_per_level else level_scorer(model)
+    data = args.data or run_data_path(run_dir, config)  # config.yaml: valid from any directory
+    metrics = evaluate_dataset(scorer, data, config.model.image_size,
                                config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size,
-                               bit_depth=config.data.bit_depth, level_scorer=model_level_scorer(model))
+                               bit_depth=config.data.bit_depth, level_scorer=levels)
     print(format_table(metrics))
+    print(format_diagnostics(metrics))
     print(f"wrote {out / 'metrics.json'}")
     if not args.no_plots:
         from inspector.reporting import evaluation_report
 
         print(f"wrote {evaluation_report(out)}")
     return 0
+
+
+def level_scorer(model):
+    """Per-level image scores (each level map's maximum) of a torch model, or None if it has no levels."""
+    import torch
+
+    from inspector.models.base import AnomalyModel
+
+    if getattr(type(model), "named_level_maps", None) in (None, AnomalyModel.named_level_maps):
+        return None  # the base class only declares it
+
+    def scorer(batch):
+        with torch.inference_mode():
+            maps = model.named_level_maps(torch.from_numpy(batch))
+        return {name: m.flatten(1).amax(dim=1).float().numpy() for name, m in maps.items()}
+
+    return scorer

@@ -35,7 +35,7 @@ def out_base(run: str | Path, out: str | None) -> Path:
     """``--out`` as a base path; an existing folder (or a name ending in '/') receives ``<run name>.*``."""
     if out is None:
         return default_out(run)
-    if Path(out).is_dir() or out.endswith(("/", "\\")):
+    if out and (Path(out).is_dir() or out.endswith(("/", "\\"))):  # '' is refused by the exporter
         return default_out(run, out)
     return Path(out)
 

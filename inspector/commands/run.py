@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from inspector.integrations.systemd import Notifier
     from inspector.pipeline.config import load_daemon_config
     from inspector.pipeline.daemon import Daemon
 
@@ -34,7 +35,10 @@ def run(args: argparse.Namespace) -> int:
         daemon.start()
         print(f"inspecting {len(cfg.cameras)} camera(s); publishing on {daemon.publisher.endpoint} "
               f"(Ctrl-C to stop)", flush=True)
-        code = daemon.wait()
+        notifier = Notifier()  # systemd Type=notify + WatchdogSec; a no-op elsewhere
+        notifier.ready(f"inspecting {len(cfg.cameras)} camera(s)")
+        code = daemon.wait(tick=notifier.tick)
+        notifier.stopping()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -11,13 +11,17 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("subscribe", help="print defect events published by a daemon",
                        description="Subscribe to a daemon's ZeroMQ events and print one line per event.")
-    p.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5556", help="daemon endpoint")
+    p.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5556",
+                   help="daemon endpoint, or an MQTT broker mqtt://host[:port][/topic_prefix] where many "
+                        "daemons publish (needs the 'mqtt' extra)")
     p.add_argument("--topic", action="append", default=[],
                    help="topic prefix, repeatable (default v1/defect and v1/status; 'v1/' = everything)")
     p.add_argument("--json", action="store_true", help="print each event header as one JSON line")
     p.add_argument("--save-dir", help="write each event's header (.json) and payloads (.jpg/.png) here")
     p.add_argument("--count", type=int, default=0, help="exit after this many events (0 = run until Ctrl-C)")
     p.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds without an event")
+    p.add_argument("--client-id", help="MQTT: a fixed client id = a persistent session (QoS 1): the broker keeps "
+                                       "events for this consumer while it, or the broker, restarts")
     p.add_argument("--server-key", help="CURVE: the daemon's public key (certificate file or z85)")
     p.add_argument("--client-cert", help="CURVE: this client's secret certificate file")
     p.set_defaults(func=run)
@@ -56,7 +60,39 @@ def save(event, folder: Path) -> None:
         (folder / f"{name}.{payload.kind}{payload.suffix}").write_bytes(payload.data)
 
 
+def run_mqtt(args: argparse.Namespace) -> int:
+    """Events of every daemon (box) publishing under the broker's topic prefix; one line each."""
+    from inspector.events import header_dict
+    from inspector.integrations.mqtt import MqttSubscriber
+
+    kinds = [t.strip("/").split("/")[1] for t in args.topic if t.strip("/").count("/") >= 1] or ["defect", "status"]
+    sub = MqttSubscriber(args.endpoint, kinds, client_id=args.client_id)
+    print(f"subscribed to {', '.join(sub.topics)} on {args.endpoint}", file=sys.stderr, flush=True)
+    seen = 0
+    try:
+        while not args.count or seen < args.count:
+            got = sub.recv(timeout=args.timeout or None)
+            if got is None:
+                print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
+                break
+            box, event = got
+            seen += 1
+            if args.json:
+                print(json.dumps({**header_dict(event), "box": box}), flush=True)
+            else:
+                print(f"{box:<12} {describe(event)}", flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sub.close()
+    if sub.gaps:
+        print(f"{sub.gaps} message(s) lost (gaps in sequence numbers)", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.endpoint.startswith(("mqtt://", "mqtts://")):
+        return run_mqtt(args)
     from inspector.client import Subscriber
     from inspector.events import header_dict
 

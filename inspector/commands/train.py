@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int,
                    help="train exactly N epochs, no early stop (default: until the validation loss stops "
                         "improving, see train.patience/min_delta/max_epochs); with --resume, extends a run")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                   help="where to train (default auto: cuda when available, else cpu); sets train.device")
     p.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this much training time (> 0)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its best checkpoint (finished phases are skipped; "
@@ -56,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from inspector.config import apply_overrides
     from inspector.training.config import load_run_config
-    from inspector.training.loop import train
 
     base: dict = {"model": {}, "data": {}, "train": {}}
     if args.model:
@@ -67,6 +68,8 @@ def _train(args: argparse.Namespace) -> int:
         base["data"]["path"] = args.data
     if args.epochs is not None:
         base["train"]["epochs"] = args.epochs
+    if args.device:
+        base["train"]["device"] = args.device
     if args.time_budget is not None:
         base["train"]["time_budget_s"] = args.time_budget
     out = Path(args.out)
@@ -80,6 +83,8 @@ def _train(args: argparse.Namespace) -> int:
         for section, values in base.items():
             raw[section] = {**raw.get(section, {}), **values}
         config = resolve_run_config(apply_overrides(raw, args.set))
+        from inspector.training.loop import train
+
         summary = train(config, out, resume=True)
         _print_summary(summary, out)
         return 0
@@ -88,6 +93,8 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError("data.path: no dataset given (use --data DIR)")
     if (out / "best.pt").exists():
         raise ConfigError(f"{out}: already holds a trained run; choose another --out or add --resume")
+    from inspector.training.loop import train  # torch: only once the config is known to be valid
+
     summary = train(config, out)
     _print_summary(summary, out)
     return 0

@@ -15,12 +15,11 @@ import numpy as np
 
 from inspector.data.datasets import load_batch, load_dataset, load_masks
 from inspector.errors import DataError
+from inspector.evaluation.diagnostics import LevelScorer, level_aurocs, level_peaks, score_distribution
 from inspector.evaluation.metrics import evaluate_scores
 
 log = logging.getLogger(__name__)
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-# uint8 batch → {level name: (N,) peak of that level's map}: a per-level diagnostic.
-LevelScorer = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
 def score_images(scorer: Scorer, images: np.ndarray, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -34,36 +33,6 @@ def score_images(scorer: Scorer, images: np.ndarray, batch_size: int = 8) -> tup
         scores.append(np.array(s, dtype=np.float32).reshape(-1))
         maps.append(np.array(m, dtype=np.float32).reshape(len(scores[-1]), *np.shape(m)[-2:]))
     return np.concatenate(scores), np.concatenate(maps)
-
-
-def model_level_scorer(model) -> LevelScorer:
-    """A :data:`LevelScorer` from a torch model's ``named_level_maps`` (max of each level map)."""
-    import torch
-
-    def level_scorer(batch: np.ndarray) -> dict[str, np.ndarray]:
-        with torch.inference_mode():
-            maps = model.named_level_maps(torch.from_numpy(batch))
-        return {name: m.flatten(1).amax(dim=1).float().numpy() for name, m in maps.items()}
-
-    return level_scorer
-
-
-def level_image_aurocs(level_scorer: LevelScorer, images: np.ndarray, labels: np.ndarray,
-                       batch_size: int = 8) -> dict[str, float | None]:
-    """Image AUROC of each level's map alone (its max as the score); None without both classes.
-
-    A diagnostic: a level below 0.5 scores good images higher than defective ones,
-    and summing it into the map drags the model's decision down (MODELS.md).
-    """
-    from inspector.evaluation.metrics import auroc
-
-    peaks: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(images), batch_size):
-        for name, value in level_scorer(images[start:start + batch_size]).items():
-            peaks.setdefault(name, []).append(np.asarray(value, dtype=np.float64).reshape(-1))
-    if len(set(labels.tolist())) < 2:
-        return {name: None for name in peaks}
-    return {name: float(auroc(np.concatenate(v), labels)) for name, v in peaks.items()}
 
 
 def backend_scorer(backend) -> Scorer:
@@ -80,7 +49,8 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
                      bit_depth: int | None = None, level_scorer: LevelScorer | None = None) -> dict:
     """Score the test split, compute metrics, write metrics.json (+ plots); return metrics.
 
-    With ``level_scorer``, metrics also get ``per_level_image_auroc`` (see :func:`level_image_aurocs`).
+    ``level_scorer`` (torch models only: deployed graphs output the combined map)
+    adds the per-level image AUROC to the diagnostics.
     """
     dataset = load_dataset(data_root)
     if not dataset.test:
@@ -92,9 +62,8 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     types = [s.defect_type for s in samples]
     masks = load_masks(samples, h, w, resize)
     metrics = evaluate_scores(scores, labels, types, maps=maps, masks=masks)
+    metrics.update(diagnostics(scores, labels, images, level_scorer, batch_size))
     metrics["skipped_images"] = [str(s.path) for s, _ in skipped]
-    if level_scorer is not None:
-        metrics["per_level_image_auroc"] = level_image_aurocs(level_scorer, images, labels, batch_size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -103,6 +72,15 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     if plots:
         write_plots(out_dir, images, maps, scores, labels, samples, metrics)
     return metrics
+
+
+def diagnostics(scores: np.ndarray, labels: np.ndarray, images: np.ndarray,
+                level_scorer: LevelScorer | None, batch_size: int) -> dict:
+    """``score_distribution`` (good vs defective) and ``per_level`` (image AUROC per level map, or None)."""
+    out = {"score_distribution": score_distribution(scores, labels), "per_level": None}
+    if level_scorer is not None:
+        out["per_level"] = level_aurocs(level_peaks(level_scorer, images, batch_size), labels)
+    return out
 
 
 def write_plots(out_dir: Path, images, maps, scores, labels, samples, metrics) -> None:
@@ -127,8 +105,4 @@ def format_table(metrics: dict) -> str:
         lines.append(f"{name:16} {fmt(m.get('image_auroc')):>9} {fmt(m.get('pixel_auroc')):>9} "
                      f"{fmt(m.get('aupro')):>7} {m.get('n', 0):>5}")
     lines.append(f"F1-max {metrics['f1_max']:.3f} at threshold {metrics['threshold_f1']:.5g}")
-    levels = metrics.get("per_level_image_auroc")
-    if levels:
-        lines.append("image AUROC per level (diagnostic): "
-                     + ", ".join(f"{name} {fmt(v).strip()}" for name, v in levels.items()))
     return "\n".join(lines)

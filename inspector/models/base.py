@@ -145,8 +145,9 @@ class AnomalyModel(nn.Module):
         norm.shift.zero_()
         norm.scale.fill_(1.0)
         collected: dict[str, list[torch.Tensor]] = {}
+        device = self.normalize.mean.device  # the model's device (training may run on a GPU)
         for i in range(0, len(images), batch_size):
-            batch = torch.as_tensor(images[i:i + batch_size])
+            batch = torch.as_tensor(images[i:i + batch_size]).to(device)
             for name, m in self.named_level_maps(batch).items():
                 collected.setdefault(name, []).append(m.float())
         norm.fit([torch.cat(v) for v in collected.values()])
@@ -230,7 +231,8 @@ class SingleTeacherModel(AnomalyModel):
             images = images[np.linspace(0, len(images) - 1, max_images).round().astype(int)]
         sums, squares, counts = None, None, [0] * len(self.compare)
         for i in range(0, len(images), batch_size):
-            feats = self.pooled_teacher(self.network_input(torch.as_tensor(images[i:i + batch_size])))
+            batch = torch.as_tensor(images[i:i + batch_size]).to(self.normalize.mean.device)
+            feats = self.pooled_teacher(self.network_input(batch))
             s1 = [f.float().sum(dim=(0, 2, 3)) for f in feats]
             s2 = [f.float().pow(2).sum(dim=(0, 2, 3)) for f in feats]
             sums = s1 if sums is None else [a + b for a, b in zip(sums, s1)]

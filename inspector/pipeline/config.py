@@ -16,9 +16,10 @@ from typing import Literal
 
 from inspector.config import apply_overrides, from_dict, load_yaml
 from inspector.errors import ConfigError
+from inspector.integrations.config import DashboardSection, GenicamSection, MetricsSection, MqttSection
 
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-SOURCE_TYPES = ("auto", "file", "folder", "device", "url", "gstreamer", "synthetic")
+SOURCE_TYPES = ("auto", "file", "folder", "device", "url", "gstreamer", "synthetic", "genicam")
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,8 @@ class SyntheticSection:
 @dataclass(frozen=True)
 class CameraSection:
     name: str
-    source: str | int  # path, folder, device index, rtsp://…, GStreamer pipeline, or "synthetic"
-    type: Literal["auto", "file", "folder", "device", "url", "gstreamer", "synthetic"] = "auto"
+    source: str | int  # path, folder, device index, rtsp://…, GStreamer pipeline, genicam://<id>, or "synthetic"
+    type: Literal["auto", "file", "folder", "device", "url", "gstreamer", "synthetic", "genicam"] = "auto"
     mode: Literal["auto", "offline", "live"] = "auto"  # offline: block, lose nothing; live: keep newest
     loop: bool = False  # replay files/folders forever
     fps: float = 0.0  # pace files/folders/synthetic (0 = as fast as the pipeline takes them)
@@ -90,6 +91,7 @@ class CameraSection:
     bit_depth: int | None = None
     reconnect: ReconnectSection = field(default_factory=ReconnectSection)
     synthetic: SyntheticSection = field(default_factory=SyntheticSection)
+    genicam: GenicamSection = field(default_factory=GenicamSection)  # GenICam feature settings (genicam://)
 
     def validate(self, where: str) -> None:
         if not _CAMERA_NAME.match(self.name):
@@ -144,6 +146,7 @@ class PublishSection:
     queue_size: int = 1024  # events waiting for the publisher thread (full → counted drop)
     stats_interval_s: float = 1.0
     curve: CurveSection = field(default_factory=CurveSection)
+    mqtt: MqttSection = field(default_factory=MqttSection)  # bridge to the plant's MQTT broker (off by default)
 
     def validate(self, where: str) -> None:
         if not re.match(r"^(tcp|ipc|inproc)://.+", self.endpoint):
@@ -180,6 +183,8 @@ class DaemonConfig:
     publish: PublishSection = field(default_factory=PublishSection)
     recorder: RecorderSection = field(default_factory=RecorderSection)
     drift: DriftSection = field(default_factory=DriftSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)  # Prometheus endpoint (off by default)
+    dashboard: DashboardSection = field(default_factory=DashboardSection)  # live web page (off by default)
     summary_json: str | None = None  # write the final stats summary here on shutdown
     shutdown_timeout_s: float = 10.0
 
@@ -229,12 +234,15 @@ def resolve_paths(cfg: DaemonConfig, base: Path) -> DaemonConfig:
     curve = cfg.publish.curve
     curve = rep(curve, server_secret_key=_resolve(base, curve.server_secret_key),
                 allowed_clients_dir=_resolve(base, curve.allowed_clients_dir))
+    mqtt = rep(cfg.publish.mqtt, password_file=_resolve(base, cfg.publish.mqtt.password_file),
+               ca_file=_resolve(base, cfg.publish.mqtt.ca_file))
     return rep(
         cfg,
         model=rep(cfg.model, path=_resolve(base, cfg.model.path)),
         thresholds=rep(cfg.thresholds, calibration=_resolve(base, cfg.thresholds.calibration)),
         cameras=cams,
-        publish=rep(cfg.publish, curve=curve),
+        publish=rep(cfg.publish, curve=curve, mqtt=mqtt),
+        dashboard=rep(cfg.dashboard, token_file=_resolve(base, cfg.dashboard.token_file)),
         recorder=rep(cfg.recorder, dir=_resolve(base, cfg.recorder.dir)),
         summary_json=_resolve(base, cfg.summary_json),
     )

@@ -36,6 +36,7 @@ from inspector.backends import ENGINE_SUFFIXES, backend_for_path, load_backend
 from inspector.backends.base import Backend
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
+from inspector.integrations.runtime import Integrations, check_extras
 from inspector.pipeline.batcher import END, BatchWorker, BufferPool
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import DaemonConfig
@@ -92,6 +93,8 @@ class Daemon:
         self.workers: list = []
         self.final_stats: dict | None = None
         self.failures: list[str] = []
+        self.integrations: Integrations | None = None
+        self.mqtt_bridge = None  # set by Integrations when publish.mqtt is on
         self._started = False
         self._cameras_ended = False
 
@@ -99,6 +102,7 @@ class Daemon:
     def setup(self) -> None:
         """Validate everything that can be checked without threads; bind the socket. One-line errors."""
         cfg = self.cfg
+        check_extras(cfg)  # a missing integration extra fails before anything is loaded or bound
         model = Path(cfg.model.path)
         if not model.is_file():
             raise ConfigError(f"model.path: {model} not found (export a model with 'inspector export')")
@@ -116,6 +120,11 @@ class Daemon:
         self.sources: dict[str, Source] = {c.name: make_source(c, self.bit_depth) for c in cfg.cameras}
         self.publisher = Publisher(cfg.publish, self._context)
         log.info("publishing on %s", self.publisher.endpoint)
+        try:
+            self.integrations = Integrations(self)  # metrics, MQTT, dashboard: only those configured
+        except BaseException:
+            self.publisher.close()
+            raise
 
     def _default_backend(self) -> Backend:
         m = self.cfg.model
@@ -145,8 +154,10 @@ class Daemon:
                 finally:
                     src.close()
             lines.append(f"ok publishing on {self.publisher.endpoint}")
+            lines.extend(self.integrations.describe())
         finally:
             self.publisher.close()
+            self.integrations.close()
         return lines
 
     # -- start --------------------------------------------------------------------------------
@@ -163,6 +174,7 @@ class Daemon:
                 self._to_infer.put(END)  # the backend is closed in its own thread
                 inference.join(self.cfg.shutdown_timeout_s)
             self.publisher.close()
+            self.integrations.close()
             raise
         self._started = True
 
@@ -205,7 +217,7 @@ class Daemon:
                                      cfg.publish, stop, counters, self._stats,
                                      self.recorder.put if self.recorder else None,
                                      results_payloads=cfg.postprocess.payloads_on_results,
-                                     before_final=self._finish_recorder)
+                                     before_final=self._finish_recorder, taps=self.integrations.taps)
         self.hub = FrameHub(counters)
         bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
         self.batcher = BatchWorker(self.hub, pool, to_infer, Preprocessor(self.spec, self.policy, bit_depths),
@@ -244,6 +256,9 @@ class Daemon:
             prefix = name + "."
             cams[name] = {k[len(prefix):]: v for k, v in snap.items() if k.startswith(prefix)}
             cams[name].update({"live": w.live, "frames": w.frames, "reconnects": w.reconnects})
+            source_stats = getattr(w.source, "stats", None)  # e.g. GenICam: lost/incomplete buffers
+            if callable(source_stats):
+                cams[name].update({f"buffers_{k}": v for k, v in source_stats().items()})
         totals = {k: v for k, v in snap.items() if not any(k.startswith(c + ".") for c in cams)}
         batches = snap.get("batches", 0)
         totals["mean_batch"] = round(snap.get("batched_frames", 0) / batches, 3) if batches else 0.0
@@ -263,11 +278,16 @@ class Daemon:
         """Thread- and signal-safe: just sets the one stop event."""
         self.stop.set()
 
-    def wait(self, timeout: float | None = None) -> int:
-        """Supervise until stopped, a worker fails, or every camera ended; then shut down. Returns exit code."""
+    def wait(self, timeout: float | None = None, tick: Callable[[], None] | None = None) -> int:
+        """Supervise until stopped, a worker fails, or every camera ended; then shut down. Returns exit code.
+
+        ``tick`` is called every loop (~10 Hz), e.g. to ping the systemd watchdog while supervision runs.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.stop.is_set():
             self.stop.wait(0.1)
+            if tick is not None:
+                tick()
             for w in self.captures:
                 w.check_watchdog()
             if all(w.finished.is_set() for w in self.captures):
@@ -300,6 +320,7 @@ class Daemon:
             if self.recorder.is_alive():
                 self.failures.append(f"recorder did not stop within {timeout:g} s")
         self.publisher.close()
+        self.integrations.close()  # after the final stats: the MQTT bridge flushes them (bounded)
         for w in [*self.captures, *self.workers]:
             if w.failure is not None:
                 self.failures.append(f"{w.name} failed: {w.failure}")

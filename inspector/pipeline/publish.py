@@ -137,13 +137,15 @@ class PublishWorker(Worker):
     def __init__(self, publisher: Publisher, inbox: queue.Queue, status_inbox: queue.Queue, model: dict,
                  decider, cfg: PublishSection, stop: threading.Event, counters: Counters,
                  stats_source: Callable[[], dict], recorder_put: Callable[[Frame, dict], None] | None = None,
-                 results_payloads: bool = False, before_final: Callable[[], None] | None = None) -> None:
+                 results_payloads: bool = False, before_final: Callable[[], None] | None = None,
+                 taps: list | None = None) -> None:
         super().__init__("publisher", stop)
         self.pub, self.inbox, self.status_inbox = publisher, inbox, status_inbox
         self.model, self.decider, self.cfg, self.counters = model, decider, cfg, counters
         self.stats_source, self.recorder_put = stats_source, recorder_put
         self.results_payloads = results_payloads
         self.before_final = before_final  # e.g. let the recorder finish, so the final stats include it
+        self.taps = list(taps or ())  # integrations.EventTap: MQTT bridge, dashboard (never block)
         self.latency = LatencyTracker(STAGES[1:])
         self.seq: dict[tuple[str, str], int] = {}
         self.per_camera: dict[str, dict[str, int]] = {}
@@ -211,11 +213,14 @@ class PublishWorker(Worker):
                 kinds.append("result")
             for kind in kinds:
                 event = self._event(kind, frame, header_latency)
-                self.pub.send(event)
+                self._send(event)
                 self.counters.add(f"published.{kind}")
                 if kind == "defect" and self.recorder_put is not None:
                     self.recorder_put(frame, header_dict(event))
             self.latency.record(latencies)
+            for tap in self.taps:
+                if hasattr(tap, "offer_frame"):  # e.g. the dashboard's newest frame per camera
+                    tap.offer_frame(frame)
         except Exception as exc:  # noqa: BLE001 - a bad event never stops publishing
             self.counters.add("publish_errors")
             self._throttle.warning("pub", "camera '%s' frame %d: publishing failed: %r",
@@ -239,6 +244,16 @@ class PublishWorker(Worker):
             payloads=payloads,
         )
 
+    def _send(self, event: Event) -> None:
+        """Publish on ZeroMQ, then hand the event to each tap (a failing tap is counted, never fatal)."""
+        self.pub.send(event)
+        for tap in self.taps:
+            try:
+                tap.offer(event)
+            except Exception as exc:  # noqa: BLE001 - an integration bug must not stop publishing
+                self.counters.add("tap_errors")
+                self._throttle.warning("tap", "%s: %r", type(tap).__name__, exc)
+
     # -- status and stats -------------------------------------------------------------------
     def _drain_status(self) -> None:
         while True:
@@ -250,7 +265,7 @@ class PublishWorker(Worker):
                                 previous=upd.previous, reason=upd.reason, time_utc=upd.time_utc,
                                 details=_jsonable(upd.details))
             self.statuses[upd.camera] = event
-            self.pub.send(event)
+            self._send(event)
             self.counters.add("published.status")
 
     def _resend_state(self) -> None:
@@ -272,7 +287,7 @@ class PublishWorker(Worker):
         event = StatsEvent(seq=self._next_seq("stats", ""), time_utc=utc_iso(),
                            uptime_s=round(time.monotonic() - self.started, 3), final=final, data=_jsonable(data))
         self.last_stats = event
-        self.pub.send(event)
+        self._send(event)
         if final:
             self.final_stats = data
 

@@ -111,6 +111,7 @@ class CvSource(Source):
         self._index = 0
         self._delivered = 0  # frames read since the source was created (all opens)
         self._signature: tuple | None = None
+        self._failed_signature: tuple | None = None
         self._checked_at = 0.0
 
     def _params(self) -> list[int]:
@@ -125,10 +126,12 @@ class CvSource(Source):
                 and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
             os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
         # A recording that never opened can never be decoded: permanent. One that played before
-        # and fails now is probably being rewritten: transient.
-        permanent = self.kind == "file" and self._delivered == 0
+        # and fails now is probably being rewritten: transient, until it fails twice unchanged.
+        permanent = False
         if self.kind == "file":
             self._signature = self._file_signature()
+            permanent = self._delivered == 0 or self._signature == self._failed_signature
+            self._failed_signature = self._signature
             if self._signature is None or self._signature[1] == 0:
                 raise self._error(f"{self._target}: video file is missing or empty", permanent)
         try:
@@ -142,6 +145,7 @@ class CvSource(Source):
                                                                  else ""), permanent)
         self._cap = cap
         self._index = 0
+        self._failed_signature = None
         self._checked_at = time.monotonic()
 
     def _file_signature(self) -> tuple | None:
@@ -247,6 +251,7 @@ class FolderSource(Source):
         self._pos = 0
         self._seen: set[str] = set()  # one-pass mode: names already read (or given up on)
         self._pass_frames = 0
+        self._pass_incomplete = 0
         self._opened_once = False
 
     def _scan(self) -> list[Path]:
@@ -261,7 +266,7 @@ class FolderSource(Source):
                               and not self.camera.loop)
         self._files = self._scan()
         self._pos = 0
-        self._pass_frames = 0
+        self._pass_frames = self._pass_incomplete = 0
         if not self._files and not (self._seen and not self.camera.loop):
             raise self._error(f"{self._folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})",
                               permanent=not self.camera.loop and not self._opened_once)
@@ -269,9 +274,9 @@ class FolderSource(Source):
 
     def _next_pass(self) -> bool:
         """Rescan at the end of a pass; False when a one-pass run is done."""
-        if self.camera.loop and self._files and self._pass_frames == 0:
+        if self._files and self._pass_frames == 0 and (self.camera.loop or self._pass_incomplete):
             raise self._error(f"{self._folder}: no readable image in a whole pass")
-        self._files, self._pos, self._pass_frames = self._scan(), 0, 0
+        self._files, self._pos, self._pass_frames, self._pass_incomplete = self._scan(), 0, 0, 0
         if not self._files:
             if not self.camera.loop:
                 return False
@@ -299,6 +304,7 @@ class FolderSource(Source):
         except ImageRejected as exc:
             reason = exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}"
             if exc.reason == "corrupt" and self._recent(path):
+                self._pass_incomplete += 1
                 return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: still being written", reason="incomplete")
             self._seen.add(path.name)
             return Grabbed(None, t_ns, t_utc, meta, error=str(exc), reason=reason)
@@ -405,6 +411,8 @@ def source_type(camera: CameraSection) -> str:
     src = str(src)
     if src == "synthetic" or src.startswith("synthetic:"):
         return "synthetic"
+    if src.startswith("genicam://"):
+        return "genicam"
     if "://" in src:
         return "url"
     if "!" in src:
@@ -415,7 +423,7 @@ def source_type(camera: CameraSection) -> str:
     if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
         return "file"
     raise SourceError(f"camera '{camera.name}': cannot tell what source '{src}' is (no such file or folder; "
-                      f"set type: file|folder|device|url|gstreamer|synthetic)")
+                      f"set type: file|folder|device|url|gstreamer|synthetic|genicam)")
 
 
 def make_source(camera: CameraSection, bit_depth: int | None = None) -> Source:
@@ -444,6 +452,10 @@ def make_source(camera: CameraSection, bit_depth: int | None = None) -> Source:
                               f"(pip wheels never do); build OpenCV with GStreamer or use an rtsp:// URL")
         return CvSource(camera, "gstreamer", str(src), cv2.CAP_GSTREAMER, live=True, finite=False,
                         bit_depth=bit_depth)
+    if kind == "genicam":  # optional extra: imported only when a camera uses it
+        from inspector.integrations.genicam import make_genicam_source
+
+        return make_genicam_source(camera, bit_depth)
     raise SourceError(f"camera '{camera.name}': unknown source type '{kind}'")
 
 

@@ -29,12 +29,18 @@ def save_checkpoint(path: str | Path, model: AnomalyModel, config: RunConfig, **
         "version": VERSION,
         "config": run_config_dict(config),
         "model": model.describe(),
-        "state_dict": model.state_dict(),
+        "state_dict": host_state_dict(model),
         **extra,
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
+
+
+def host_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state as host tensors in the default layout: a checkpoint written on a GPU
+    (channels-last weights) loads anywhere."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
 def read_checkpoint(path: str | Path) -> dict:

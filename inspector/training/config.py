@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from inspector.config import (apply_overrides, from_dict, load_yaml, relative_to_file, resolve_path, save_yaml,
                               suggest, to_dict)
 from inspector.errors import ConfigError
-from inspector.models.base import ModelConfig
-from inspector.models.registry import get_entry, parse_model_config
+
+if TYPE_CHECKING:  # the registry imports torch: loaded only once the torch-free checks passed
+    from inspector.models.base import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class TrainConfig:
     (early stopping, Prechelt 1998) — at most ``max_epochs``. An integer ``epochs``
     (``--epochs N``) forces exactly N epochs with no early stop. ``time_budget_s``
     caps each phase's wall time in either mode.
+
+    Device: CPU training is plain FP32; ``device``/``precision``/``channels_last``
+    only change how a CUDA run computes (:mod:`inspector.training.device`).
     """
 
     epochs: int | None = None
@@ -76,6 +80,11 @@ class TrainConfig:
     time_budget_s: float | None = None  # stop after this much wall time per phase (time cap)
     threads: int | None = None  # torch intra-op threads; None: all cores
     augment: Literal["none", "flip"] = "none"
+    # Where to train: auto = cuda when torch.cuda.is_available(), else cpu (see training/device.py).
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # CUDA only: auto = bf16 autocast where supported, else fp16 with loss scaling; fp32 = no AMP.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: bool = True  # CUDA only: NHWC memory format for the networks
 
     def validate(self, where: str) -> None:
         ranges = {"epochs": (1, 100_000), "max_epochs": (1, 100_000), "patience": (1, 10_000),
@@ -113,13 +122,28 @@ def resolve_run_config(raw: dict) -> RunConfig:
     for key in raw:
         if key not in SECTIONS:
             raise ConfigError(f"config: unknown section '{key}'{suggest(key, SECTIONS)}")
+    # What can be checked without torch first, so config errors print in well under a second.
+    data = from_dict(DataConfig, raw.get("data"), where="data")
+    from_dict(TrainConfig, raw.get("train"), where="train")  # the user's keys and values
+    _check_model_name(raw.get("model"))
+    from inspector.models.registry import get_entry, parse_model_config
+
     model = parse_model_config(raw.get("model"))
     defaults = get_entry(model.name).train_defaults.get(model.preset, {})
     train = from_dict(TrainConfig, {**defaults, **(raw.get("train") or {})}, where="train")
-    data = from_dict(DataConfig, raw.get("data"), where="data")
     if "image_size" in (raw.get("model") or {}) or model.preset != "offline":
         data = replace(data, input_size="fixed")
     return RunConfig(model=model, data=data, train=train)
+
+
+def _check_model_name(model: object) -> None:
+    """model.name against the model packages on disk (the registry needs torch; it re-checks)."""
+    from inspector.models import model_package_names
+
+    name = model.get("name", "reduced_student") if isinstance(model, dict) else "reduced_student"
+    known = model_package_names()
+    if name not in known:
+        raise ConfigError(f"model.name: unknown model '{name}'{suggest(str(name), known)}; known: {sorted(known)}")
 
 
 # Keys whose values are file or folder paths. Inside a config file they resolve against that
@@ -159,6 +183,21 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | None 
 
 def run_config_dict(config: RunConfig) -> dict:
     return to_dict(config)
+
+
+def run_data_path(run_dir: str | Path, config: RunConfig) -> str:
+    """The dataset a run was trained on, as a path valid from the current working directory.
+
+    The run folder's ``config.yaml`` spells it relative to that folder (the file rule), so
+    ``inspector evaluate RUN`` finds it from anywhere; a run without one falls back to the
+    checkpoint's copy (relative to the directory training was started from).
+    """
+    saved = Path(run_dir) / "config.yaml"
+    if saved.is_file():
+        data = resolve_file_paths(load_yaml(saved), saved.parent).get("data")
+        if isinstance(data, dict) and isinstance(data.get("path"), str) and data["path"]:
+            return data["path"]
+    return config.data.path
 
 
 def save_run_config(config: RunConfig, path: str | Path) -> None:

@@ -22,13 +22,15 @@ from inspector.data.datasets import load_batch, load_dataset, split_train_val
 from inspector.errors import ConfigError, DataError, ModelError
 from inspector.models.base import AnomalyModel
 from inspector.models.registry import build_model
-from inspector.training.checkpoint import BEST, save_checkpoint
+from inspector.training.checkpoint import BEST, host_state_dict, save_checkpoint
 from inspector.training.config import RunConfig, TrainConfig, save_run_config
+from inspector.training.device import TrainingDevice
 from inspector.training.input_size import resolve_input_size
 from inspector.training.progress import Progress, format_duration
 from inspector.training.stopping import INTERRUPTED, StopRule
 
 log = logging.getLogger(__name__)
+CPU = TrainingDevice(torch.device("cpu"))
 
 
 @dataclass
@@ -102,64 +104,82 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def batches(images: np.ndarray, batch_size: int, generator: torch.Generator | None, augment: str):
-    """Yield (indices, uint8 tensor batch), shuffled when a generator is given."""
+def batches(images: np.ndarray | torch.Tensor, batch_size: int, generator: torch.Generator | None, augment: str):
+    """Yield (indices, uint8 batch (B, H, W, 3)) on the device ``images`` lives on; shuffled with a generator."""
+    images = torch.from_numpy(images) if isinstance(images, np.ndarray) else images
     n = len(images)
     order = torch.randperm(n, generator=generator).numpy() if generator is not None else np.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         if generator is not None and len(idx) < 2 and n >= 2:
             continue  # a single-image batch breaks BatchNorm statistics; it is re-drawn next epoch
-        batch = torch.from_numpy(images[idx])
+        batch = images[torch.from_numpy(idx).to(images.device)]  # a copy: flipping it leaves images as they are
         if augment == "flip" and generator is not None:
-            flip = torch.rand(len(idx), generator=generator) < 0.5
+            flip = (torch.rand(len(idx), generator=generator) < 0.5).to(batch.device)
             batch[flip] = batch[flip].flip(2)
         yield idx, batch
 
 
 class PhaseLoss:
-    """A phase's loss over an image array, with frozen targets cached when possible."""
+    """A phase's loss over an image array, with frozen targets cached when possible.
 
-    def __init__(self, phase: Phase, images: np.ndarray, model: AnomalyModel) -> None:
+    ``images`` (and the cache) are placed by ``device``: on the GPU when they fit,
+    else in host memory with per-batch copies; on CPU nothing moves.
+    """
+
+    def __init__(self, phase: Phase, images: np.ndarray, model: AnomalyModel,
+                 device: TrainingDevice = CPU) -> None:
         self.phase = phase
+        self.device = device
         self.cache: list[torch.Tensor] | None = None
         if phase.targets and phase.loss_with_targets and phase.train.augment == "none":
-            model.eval()
-            parts = [phase.targets(torch.from_numpy(images[i:i + 16])) for i in range(0, len(images), 16)]
-            self.cache = [torch.cat(level) for level in zip(*parts)]
-            model.train()
+            self.cache = self._targets(model, images)
+        host = [torch.from_numpy(images)] + (self.cache or [])
+        resident = device.fits(sum(t.numel() * t.element_size() for t in host))
+        self.images, *cache = [device.place(t, resident) for t in host]
+        self.cache = cache if self.cache is not None else None
+
+    def _targets(self, model: AnomalyModel, images: np.ndarray) -> list[torch.Tensor]:
+        """The frozen targets of every image, in FP32 (computed once, so precision costs nothing) on the host."""
+        model.eval()
+        parts = [[t.cpu() for t in self.phase.targets(self.device.to_device(torch.from_numpy(images[i:i + 16])))]
+                 for i in range(0, len(images), 16)]
+        model.train()
+        return [torch.cat(level) for level in zip(*parts)]
 
     def __call__(self, idx: np.ndarray, batch: torch.Tensor) -> torch.Tensor:
-        if self.cache is None:
-            return self.phase.loss(batch)
-        index = torch.from_numpy(np.asarray(idx))
-        return self.phase.loss_with_targets(batch, [level[index] for level in self.cache])
+        batch = self.device.to_device(batch)
+        with self.device.autocast():
+            if self.cache is None:
+                return self.phase.loss(batch)
+            index = torch.from_numpy(np.asarray(idx)).to(self.cache[0].device)
+            targets = [self.device.to_device(level[index]) for level in self.cache]
+            return self.phase.loss_with_targets(batch, targets)
 
 
-def validation_loss(model: AnomalyModel, loss_fn: PhaseLoss, images: np.ndarray, batch_size: int) -> float:
+def validation_loss(model: AnomalyModel, loss_fn: PhaseLoss, batch_size: int) -> float:
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for idx, batch in batches(images, batch_size, None, "none"):
+        for idx, batch in batches(loss_fn.images, batch_size, None, "none"):
             total += float(loss_fn(idx, batch)) * len(batch)
             count += len(batch)
     model.train()  # the authors' code forgets this, leaving BatchNorm in eval mode from epoch 2
     return total / max(count, 1)
 
 
-def train_epoch(phase: Phase, loss_fn: PhaseLoss, optimizer: torch.optim.Optimizer, images: np.ndarray,
-                generator: torch.Generator, epoch: int, progress: Progress, epochs_label: str) -> float:
-    """One pass over ``images``; returns the mean training loss. Raises FloatingPointError on NaN/inf."""
+def train_epoch(phase: Phase, loss_fn: PhaseLoss, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                epoch: int, progress: Progress, epochs_label: str) -> float:
+    """One pass over ``loss_fn.images``; returns the mean training loss. Raises FloatingPointError on NaN/inf."""
     cfg = phase.train
     running, seen = 0.0, 0
-    for idx, batch in batches(images, cfg.batch_size, generator, cfg.augment):
+    for idx, batch in batches(loss_fn.images, cfg.batch_size, generator, cfg.augment):
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(idx, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{phase.name}: loss became {float(loss)} at epoch {epoch}")
-        loss.backward()
-        optimizer.step()
-        value = float(loss.detach())
+        value = float(loss.detach())  # one device sync per step: the progress line and the NaN check need it
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{phase.name}: loss became {value} at epoch {epoch}")
+        loss_fn.device.backward_step(loss, optimizer)
         running += value * len(batch)
         seen += len(batch)
         progress.step(epoch, epochs_label, value)
@@ -168,13 +188,15 @@ def train_epoch(phase: Phase, loss_fn: PhaseLoss, optimizer: torch.optim.Optimiz
 
 def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.ndarray,
         on_best: Callable[[int, float], None], progress_label: str = "train",
-        start_epoch: int = 1, best: tuple[int, float] = (0, math.inf), earlier: list[dict] = ()) -> FitResult:
+        start_epoch: int = 1, best: tuple[int, float] = (0, math.inf), earlier: list[dict] = (),
+        device: TrainingDevice = CPU) -> FitResult:
     """Train one phase until its :class:`StopRule` says stop; call ``on_best(epoch, val_loss)``
     whenever the validation loss reaches a new minimum.
 
     ``start_epoch``/``best``/``earlier`` continue a resumed phase: epochs before
     ``start_epoch`` were run earlier (their history rows are ``earlier``), ``best``
-    is (epoch, val loss) of the checkpoint kept then.
+    is (epoch, val loss) of the checkpoint kept then. ``model`` must already be on
+    ``device`` (:meth:`TrainingDevice.prepare_model`).
     """
     cfg = phase.train
     rule = StopRule(cfg)
@@ -187,15 +209,14 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
                         budget_s=cfg.time_budget_s, eta_is_bound=cfg.early_stopping)
     result = FitResult(best_epoch=best[0], best_val_loss=best[1], epochs_run=start_epoch - 1)
     start = time.monotonic()
-    train_loss_fn = PhaseLoss(phase, train_imgs, model)
-    val_loss_fn = PhaseLoss(phase, val_imgs, model)
+    train_loss_fn = PhaseLoss(phase, train_imgs, model, device)
+    val_loss_fn = PhaseLoss(phase, val_imgs, model, device)
     model.train()
     epoch = start_epoch
     try:
         while (reason := rule.reason_before(epoch, time.monotonic() - start, first=epoch == start_epoch)) is None:
-            train_loss = train_epoch(phase, train_loss_fn, optimizer, train_imgs, generator, epoch,
-                                     progress, epochs_label)
-            val = validation_loss(model, val_loss_fn, val_imgs, cfg.batch_size)
+            train_loss = train_epoch(phase, train_loss_fn, optimizer, generator, epoch, progress, epochs_label)
+            val = validation_loss(model, val_loss_fn, cfg.batch_size)
             result.history.append({"phase": phase.name, "epoch": epoch, "train_loss": train_loss,
                                    "val_loss": val, "seconds": round(time.monotonic() - start, 2)})
             rule.observe(epoch, val)
@@ -236,6 +257,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
     run is extended when ``config`` allows its last phase more epochs (a larger
     ``train.epochs`` or ``max_epochs``); otherwise ConfigError.
     """
+    device = TrainingDevice.from_config(config.train)  # first: a wrong device fails before any work
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
@@ -251,13 +273,16 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
     if resume:
         completed, resumed, history = _resume_state(model, run_dir, [p.name for p in phases])
         completed = _reopen_finished(phases, completed, history, run_dir)
+    device.prepare_model(model)
     save_run_config(config, run_dir / "config.yaml")  # paths relative to the run folder (file rule)
     train_imgs, val_imgs, data_summary = load_training_images(config)
     fit_statistics = getattr(model, "fit_feature_statistics", None)
     if callable(fit_statistics) and not resume:
         fit_statistics(train_imgs)  # before targets are cached: they are standardised with these
     summary = {"model": config.model.name, "preset": config.model.preset, "data": data_summary,
-               "phases": _earlier_phases(run_dir, completed) if resume else []}
+               "device": device.describe(), "phases": []}
+    if resume:  # phases kept from the run being resumed, as that run recorded them
+        summary["earlier_phases"] = _earlier_phases(run_dir, completed)
 
     for phase in phases:
         if phase.name in completed:
@@ -273,7 +298,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
         if resumed.get("phase") == phase.name:
             best = (resumed["epoch"], math.inf if resumed["val_loss"] is None else resumed["val_loss"])
         result = fit(model, phase, train_imgs, val_imgs, on_best, progress_label=phase.name,
-                     start_epoch=start, best=best, earlier=earlier)
+                     start_epoch=start, best=best, earlier=earlier, device=device)
         history.extend(result.history)
         (run_dir / "history.json").write_text(json.dumps(history, indent=1))
         summary["phases"].append(_phase_record(phase.name, result))
@@ -290,7 +315,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
         summary["map_normalization"] = calibrate_best(model, run_dir / BEST, val_imgs)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     total = sum(p["seconds"] for p in summary["phases"])
-    log.info("training finished in %s; best checkpoint %s", format_duration(total), run_dir / BEST)
+    log.info("training on %s finished in %s; best checkpoint %s", summary["device"]["device"],
+             format_duration(total), run_dir / BEST)
     return summary
 
 
@@ -324,13 +350,14 @@ def _reopen_finished(phases: list[Phase], completed: list[str], history: list[di
 
 
 def _earlier_phases(run_dir: Path, completed: list[str]) -> list[dict]:
-    """summary.json entries of the phases a resumed run keeps as they were."""
+    """summary.json entries (its ``phases`` and ``earlier_phases``) of the phases a resumed run keeps."""
     path = run_dir / "summary.json"
     if not path.is_file():
         return []
     try:
-        phases = json.loads(path.read_text()).get("phases", [])
-    except (ValueError, AttributeError):
+        old = json.loads(path.read_text())
+        phases = old.get("earlier_phases", []) + old.get("phases", [])
+    except (ValueError, AttributeError, TypeError):
         return []  # a damaged summary only loses the record of earlier phases, not the run
     return [p for p in phases if isinstance(p, dict) and p.get("name") in completed]
 
@@ -344,9 +371,11 @@ def calibrate_best(model: AnomalyModel, path: Path, val_imgs: np.ndarray) -> dic
     if getattr(model, "level_norm", None) is None or model.config.map_normalization != "quantile":
         return None
     _reload_best(model, path)
-    model.calibrate_maps(val_imgs)
+    device = next(model.parameters()).device  # the training device: calibrate where the model is
+    with torch.no_grad():
+        model.calibrate_maps(torch.from_numpy(val_imgs).to(device))
     payload = torch.load(path, map_location="cpu", weights_only=False)
-    payload["state_dict"] = model.state_dict()
+    payload["state_dict"] = host_state_dict(model)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)

@@ -7,7 +7,11 @@ Two modes, chosen by :class:`~inspector.training.config.TrainConfig`:
   "Early stopping — but when?"): stop once ``patience`` epochs in a row brought
   no relative improvement above ``min_delta``, at most ``max_epochs`` epochs.
 
-A time cap (``time_budget_s``) applies in both modes. The rule is replayable
+The best checkpoint is still the lowest validation loss seen (any improvement);
+``min_delta`` only decides when improvements are too small to keep going.
+
+A time cap (``time_budget_s``, per phase and per invocation; each invocation
+runs at least one epoch) applies in both modes. The rule is replayable
 from the recorded validation losses, so ``--resume`` continues with the same
 patience count as the run it extends.
 """

@@ -55,6 +55,16 @@ def test_export_command_writes_graphs_and_sidecar(trained_run, tmp_path, capsys)
         assert backend.precision == "fp16"
 
 
+def test_export_out_existing_folder_writes_into_it(trained_run, tmp_path, capsys):
+    """`--out export/` or an existing folder: files named after the run inside it, as users expect."""
+    rc, _, err = _run(capsys, "export", trained_run, "--out", tmp_path)
+    assert rc == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{trained_run.name}{ext}" for ext in (".onnx", ".fp16.onnx", ".json"))
+    rc, _, err = _run(capsys, "export", trained_run, "--out", f"{tmp_path / 'new'}/")
+    assert rc == 0 and (tmp_path / "new" / f"{trained_run.name}.onnx").is_file(), err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--opset", "11"], "opset 11: supported range is 18"),
     (["--out", ""], "needs a file base name"),
@@ -83,6 +93,23 @@ def test_predict_prints_one_line_per_image_and_writes_overlays(exported_model, i
     assert len(overlays) == len(images)
     wide = cv2.imread(str(next((tmp_path / "ov").glob("extra*_wide.png"))))  # stems clash: names carry the folder
     assert wide.shape == (90, 150, 3)  # the overlay is drawn on the original frame
+
+
+def test_predict_with_calibration_prints_the_decision(exported_model, tiny_dataset, images, tmp_path, capsys):
+    from inspector.thresholds import read_thresholds
+
+    cal = tmp_path / "cal.yaml"
+    assert _run(capsys, "calibrate", exported_model, "--data", tiny_dataset, "--out", cal)[0] == 0
+    threshold = read_thresholds(cal).image_threshold
+    rc, out, err = _run(capsys, "predict", exported_model, *images, "--calibration", cal)
+    assert rc == 0, err
+    rows = [line.split("\t") for line in out.strip().splitlines()]
+    assert len(rows) == len(images) and all(len(r) == 3 for r in rows), out
+    assert all(d == ("NG" if float(s) >= threshold else "OK") for _, s, d in rows), (threshold, out)
+    assert {d for *_, d in rows} == {"OK", "NG"}  # the tiny set holds both at the calibrated threshold
+    half = exported_model.with_name(exported_model.name.replace(".onnx", ".fp16.onnx"))
+    rc, _, err = _run(capsys, "predict", half, *images[:1], "--calibration", cal)
+    assert rc == 2 and "made for another model" in err and "\n" not in err.strip()
 
 
 def test_predict_accepts_a_folder(exported_model, tiny_dataset, capsys):

@@ -101,16 +101,20 @@ def test_stop_settings_have_ranges(tmp_path, capsys, setting, words):
 
 def test_summary_says_why_and_resume_extends_a_finished_run(tiny_dataset, tmp_path, capsys):
     out = tmp_path / "run"
-    common = ["--set", "model.image_size=[64,64]", "--set", "train.batch_size=4"]
-    assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--epochs", "2", *common]) == 0
-    assert "stopped: ran the 2 epochs asked for" in capsys.readouterr().out
+    common = ["--set", "model.image_size=[64,64]", "--set", "train.batch_size=4", "--set", "train.patience=50"]
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--set", "train.max_epochs=2", *common]) == 0
+    assert "stopped: epoch cap: reached train.max_epochs=2" in capsys.readouterr().out
     phase = json.loads((out / "summary.json").read_text())["phases"][0]
-    assert (phase["stop_reason"], phase["epochs_run"]) == ("epochs", 2)
+    assert (phase["stop_reason"], phase["epochs_run"]) == ("epoch_cap", 2)
     # nothing left to do with the same settings: one line, exit 2
     assert main(["train", "--out", str(out), "--resume"]) == 2
     err = capsys.readouterr().err.strip()
     assert "already finished" in err and "--epochs N with N > 2" in err and "\n" not in err
-    assert main(["train", "--out", str(out), "--resume", "--epochs", "3"]) == 0
-    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
+    # a larger cap continues early stopping where it was; --epochs then forces a total count
+    assert main(["train", "--out", str(out), "--resume", "--set", "train.max_epochs=3"]) == 0
     phase = json.loads((out / "summary.json").read_text())["phases"][0]
-    assert (phase["stop_reason"], phase["epochs_run"]) == ("epochs", 3)
+    assert (phase["stop_reason"], phase["epochs_run"]) == ("epoch_cap", 3)
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "4"]) == 0
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3, 4]
+    phase = json.loads((out / "summary.json").read_text())["phases"][0]
+    assert (phase["stop_reason"], phase["epochs_run"]) == ("epochs", 4)

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 import yaml
@@ -16,6 +17,8 @@ def test_run_folder_holds_config_history_and_loadable_best(trained_run):
     assert (trained_run / "config.yaml").is_file()
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert config["model"]["name"] == "reduced_student" and config["train"]["epochs"] == 2
+    # a config file's paths are relative to its folder: the saved one points back at the dataset
+    assert (trained_run / config["data"]["path"]).resolve() == Path(load_model(trained_run)[1].data.path).resolve()
     history = json.loads((trained_run / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(h["val_loss"] > 0 for h in history)
@@ -60,9 +63,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "checkpoint not found" in capsys.readouterr().err
 
 
-def test_ctrl_c_leaves_a_usable_checkpoint(tiny_dataset, tmp_path):
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "inspector", "train", "--data", str(tiny_dataset), "--out", str(out),
+def _train_then_signal(dataset, out, signum) -> tuple[int, str]:
+    """Start a long training, send ``signum`` once the first checkpoint exists; (exit status, output)."""
+    cmd = [sys.executable, "-m", "inspector", "train", "--data", str(dataset), "--out", str(out),
            "--epochs", "200", "--set", "model.image_size=[64,64]", "--set", "train.batch_size=4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -70,10 +73,27 @@ def test_ctrl_c_leaves_a_usable_checkpoint(tiny_dataset, tmp_path):
     while not (out / "best.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert (out / "best.pt").exists(), "no checkpoint written"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     output, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, output.decode()  # 128 + SIGINT, as shells expect
-    assert b"interrupted" in output
+    return proc.returncode, output.decode()
+
+
+def test_sigterm_stops_training_like_ctrl_c(tiny_dataset, tmp_path):
+    """kill / docker stop / systemd send SIGTERM: same saved state as Ctrl-C, exit 128 + 15."""
+    out = tmp_path / "run"
+    code, output = _train_then_signal(tiny_dataset, out, signal.SIGTERM)
+    assert code == 143, output
+    assert "stopped: interrupted" in output and "stopped by SIGTERM" in output and "Traceback" not in output
+    assert json.loads((out / "history.json").read_text())
+    _, _, payload = load_model(out)
+    assert payload["epoch"] >= 1
+
+
+def test_ctrl_c_leaves_a_usable_checkpoint(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    code, output = _train_then_signal(tiny_dataset, out, signal.SIGINT)
+    assert code == 130, output
+    assert "interrupted" in output and "stopped by SIGINT" in output
     model, _, payload = load_model(out)
     assert payload["epoch"] >= 1
     # --resume continues after the last recorded epoch, with CLI overrides applied

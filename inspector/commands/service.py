@@ -1,0 +1,56 @@
+"""`inspector service install`: a systemd unit for the daemon (written, or printed with --print)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+from pathlib import Path
+
+from inspector.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("service", help="install the daemon as a systemd service",
+                       description="Write a systemd unit that runs 'inspector run --config X' (Type=notify, "
+                                   "watchdog, restart on failure, journald log lines).")
+    actions = p.add_subparsers(dest="action", metavar="<action>", required=True)
+    i = actions.add_parser("install", help="write (or print) the unit file")
+    i.add_argument("--config", required=True, help="daemon config YAML (validated first)")
+    i.add_argument("--name", default="inspector", help="unit name (default inspector → inspector.service)")
+    i.add_argument("--user", help="run as this user (default: root)")
+    i.add_argument("--unit-dir", default="/etc/systemd/system", help="where to write the unit")
+    i.add_argument("--watchdog-s", type=int, default=30,
+                   help="WatchdogSec: systemd restarts a daemon silent this long, [0 = off, 3600]")
+    i.add_argument("--print", action="store_true", help="print the unit instead of writing it")
+    i.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.integrations.systemd import unit_file
+    from inspector.pipeline.config import load_daemon_config
+
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,200}", args.name):
+        raise ConfigError(f"--name: '{args.name}' is not a valid unit name")
+    if not 0 <= args.watchdog_s <= 3600:
+        raise ConfigError(f"--watchdog-s: {args.watchdog_s} is out of range [0, 3600]")
+    config = Path(args.config)
+    cfg = load_daemon_config(config)  # a unit for a config that does not load would only crash-loop
+    text = unit_file(config, args.name, args.user, args.watchdog_s, shutdown_timeout_s=cfg.shutdown_timeout_s)
+    if args.print:
+        print(text, end="")
+        return 0
+    unit_dir = Path(args.unit_dir)
+    if not unit_dir.is_dir():
+        raise ConfigError(f"--unit-dir: folder {unit_dir} not found")
+    path = unit_dir / f"{args.name}.service"
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise ConfigError(f"--unit-dir: cannot write {path}: {exc.strerror or exc} (run as root, or use --print)") \
+            from None
+    print(f"wrote {path}")
+    if unit_dir == Path("/etc/systemd/system"):
+        subprocess.run(["systemctl", "daemon-reload"], check=False)
+    print(f"start it with: systemctl enable --now {args.name}; logs: journalctl -u {args.name} -f")
+    return 0

@@ -1,0 +1,143 @@
+"""Live web dashboard (``dashboard.listen``): Starlette + uvicorn, server-sent events, no build step.
+
+Routes: ``/`` the page (assets shipped in ``static/``, no CDN), ``/api/state``
+(JSON snapshot), ``/events`` (SSE: the snapshot whenever it changed, at most
+every ``push_interval_s``), ``/frame/<camera>.jpg`` (newest frame),
+``/defect/<event_id>/<thumbnail|anomaly_map>`` (the event's payload bytes).
+When ``token_file`` is set every route needs the token (``?token=`` or
+``Authorization: Bearer``); bound anywhere but loopback the config requires it.
+uvicorn runs in its own thread on a socket bound up front, so a busy port fails
+:meth:`Daemon.setup` with one line. Needs the ``dashboard`` extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import socket
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from inspector.errors import ConfigError
+from inspector.integrations import require
+from inspector.integrations.config import DashboardSection, parse_listen
+from inspector.integrations.dashboard.state import DashboardState
+
+if TYPE_CHECKING:
+    from inspector.pipeline.daemon import Daemon
+
+log = logging.getLogger("inspector.dashboard")
+_STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
+           "style.css": "text/css; charset=utf-8"}
+_KINDS = {"thumbnail": "image/jpeg", "anomaly_map": "image/png"}
+
+
+def _read_token(cfg: DashboardSection) -> str | None:
+    if not cfg.token_file:
+        return None
+    try:
+        token = Path(cfg.token_file).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"dashboard.token_file: cannot read {cfg.token_file}: {exc.strerror or exc}") from None
+    if len(token) < 16:
+        raise ConfigError(f"dashboard.token_file: {cfg.token_file} holds {len(token)} characters; use ≥ 16 random ones")
+    return token
+
+
+def build_app(state: DashboardState, cfg: DashboardSection, token: str | None, closing: threading.Event):
+    """The Starlette application over ``state``."""
+    require("starlette", "dashboard", "dashboard")
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, Response, StreamingResponse
+    from starlette.routing import Route
+
+    static = resources.files("inspector.integrations.dashboard") / "static"
+
+    def allowed(request) -> bool:
+        if token is None:
+            return True
+        given = request.query_params.get("token") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def guard(handler):
+        async def wrapped(request):
+            if not allowed(request):
+                return Response("token required\n", status_code=401, media_type="text/plain")
+            return await handler(request)
+        return wrapped
+
+    async def page(request):
+        name = request.path_params.get("name", "index.html")
+        if name not in _STATIC:
+            return Response(status_code=404)
+        return Response((static / name).read_bytes(), media_type=_STATIC[name],
+                        headers={"Cache-Control": "no-cache"})
+
+    async def api_state(request):
+        return JSONResponse(state.snapshot())
+
+    async def events(request):
+        async def stream():
+            sent = -1
+            yield "retry: 1000\n\n"
+            while not closing.is_set() and not await request.is_disconnected():
+                if state.version != sent:
+                    snap = state.snapshot()
+                    sent = snap["version"]
+                    yield f"data: {json.dumps(snap, separators=(',', ':'), default=str)}\n\n"
+                await asyncio.sleep(cfg.push_interval_s)
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    async def frame(request):
+        data = await asyncio.to_thread(state.frame_jpeg, request.path_params["camera"])
+        return Response(data, media_type="image/jpeg") if data else Response(status_code=404)
+
+    async def payload(request):
+        kind = request.path_params["kind"]
+        data = state.payload(request.path_params["event_id"], kind) if kind in _KINDS else None
+        return Response(data, media_type=_KINDS[kind]) if data else Response(status_code=404)
+
+    return Starlette(routes=[
+        Route("/", guard(page)), Route("/static/{name}", guard(page)), Route("/api/state", guard(api_state)),
+        Route("/events", guard(events)), Route("/frame/{camera}.jpg", guard(frame)),
+        Route("/defect/{event_id}/{kind}", guard(payload)),
+    ])
+
+
+class DashboardServer(DashboardState):
+    """The dashboard's state (an event tap) plus the uvicorn server thread that serves it."""
+
+    def __init__(self, cfg: DashboardSection, daemon: "Daemon") -> None:
+        super().__init__(cfg, [c.name for c in daemon.cfg.cameras])
+        uvicorn = require("uvicorn", "dashboard", "dashboard")
+        token = _read_token(cfg)
+        host, port = parse_listen("dashboard.listen", cfg.listen)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"dashboard.listen: cannot listen on {cfg.listen}: {exc.strerror or exc}") from None
+        self._closing = threading.Event()
+        app = build_app(self, cfg, token, self._closing)
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2,
+                                access_log=False)
+        self._server = uvicorn.Server(config)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="dashboard",
+                                        daemon=True)
+        self._thread.start()
+        self.url = f"http://{cfg.listen}/"
+        log.info("dashboard on %s%s", self.url, " (token required)" if token else "")
+
+    def close(self) -> None:
+        self._closing.set()
+        self._server.should_exit = True
+        self._thread.join(5)
+        self._sock.close()

@@ -1,0 +1,243 @@
+"""GenICam cameras (GigE Vision, USB3 Vision): ``source: genicam://<id>`` through Aravis (PyGObject).
+
+``<id>`` is what Aravis matches: the device id (``<vendor>-<model>-<serial>``, as
+``arv-camera-test-0.8 -l`` lists), ``<vendor>-<serial>``, or the camera's IP
+address; empty (``genicam://``) takes the first camera found. The camera's
+settings come from ``camera.genicam`` and are written as standard features
+(SFNC) on every (re)connect: PixelFormat, ExposureTime, Gain,
+AcquisitionFrameRate, TriggerMode/TriggerSource, GevSCPSPacketSize.
+
+Acquisition: ``buffers`` stream buffers circulate between Aravis and us; each
+popped buffer is copied once (PyGObject hands its bytes out as a ``bytes``),
+decoded by :func:`~inspector.integrations.pixel_formats.decode_pixels` (no
+further copy for Mono8/Mono16) and pushed straight back. 16-bit frames go to
+the preprocessor as sent, scaled there by the camera's ``bit_depth``; Mono12's
+declared 12 bits win over that setting. Incomplete buffers (missing
+packets, timeouts inside the frame) come back as corrupt frames (counted as
+``corrupt`` by the capture worker); frames the camera sent while no buffer was
+free are counted in :meth:`GenicamSource.stats` as ``lost``. A camera that stops
+answering (reboot, cable) makes ``read`` time out after ``read_timeout_s`` → the
+capture worker reconnects with back-off, and ``open`` rewrites the settings.
+
+Other GenTL producers (vendor ``.cti`` files through ``harvesters``) fit behind
+the same :class:`CameraDriver` protocol; only Aravis is implemented here.
+Needs the ``genicam`` extra (PyGObject) and Debian ``gir1.2-aravis-0.8``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from inspector.errors import SourceError
+from inspector.integrations import require
+from inspector.integrations.config import GenicamSection
+from inspector.integrations.pixel_formats import align_bits, decode_pixels, declared_bits
+from inspector.pipeline.config import CameraSection
+from inspector.pipeline.sources import Grabbed, Source
+
+log = logging.getLogger("inspector.genicam")
+_APT = "gir1.2-aravis-0.8 (Debian)"
+_TRIGGER_SOURCES = {"software": "Software", "line1": "Line1", "line2": "Line2"}
+
+
+class CameraDriver(Protocol):
+    """What :class:`GenicamSource` needs from a GenICam library (Aravis here; harvesters/GenTL would fit)."""
+
+    def open(self, device_id: str | None, settings: GenicamSection) -> str:
+        """Connect, write the settings, start acquiring; return a description. Raise SourceError."""
+
+    def pop(self, timeout_s: float) -> tuple[Any, str, int, int, bool] | None:
+        """Next buffer as (bytes-like, PFNC pixel format, width, height, complete); None on timeout."""
+
+    def trigger(self) -> None:
+        """Fire a software trigger."""
+
+    def stats(self) -> dict[str, int]:
+        """Cumulative {'lost': frames dropped for want of a buffer, 'incomplete': …} since open."""
+
+    def close(self) -> None:
+        """Stop acquiring and disconnect (idempotent)."""
+
+
+class AravisDriver:
+    """:class:`CameraDriver` over Aravis 0.8 (GObject introspection)."""
+
+    def __init__(self) -> None:
+        gi = require("gi", "genicam", "genicam source", apt=_APT)
+        try:
+            gi.require_version("Aravis", "0.8")
+        except ValueError as exc:
+            from inspector.errors import ConfigError
+
+            raise ConfigError(f"genicam source: Aravis 0.8 typelib missing ({exc}); apt-get install {_APT}") \
+                from None
+        from gi.repository import Aravis, GLib
+
+        self.Aravis, self.GLib = Aravis, GLib
+        self.formats = {Aravis.PIXEL_FORMAT_MONO_8: "Mono8", Aravis.PIXEL_FORMAT_MONO_12: "Mono12",
+                        Aravis.PIXEL_FORMAT_MONO_16: "Mono16", Aravis.PIXEL_FORMAT_BAYER_RG_8: "BayerRG8",
+                        Aravis.PIXEL_FORMAT_RGB_8_PACKED: "RGB8"}
+        self.cam = self.stream = None
+        self._base_stats = (0, 0, 0)
+        self._lost = False
+
+    def open(self, device_id: str | None, s: GenicamSection) -> str:
+        A = self.Aravis
+        try:
+            A.update_device_list()
+            cam = A.Camera.new(device_id)
+        except self.GLib.Error as exc:
+            raise SourceError(f"GenICam camera '{device_id or 'first found'}' not found ({exc.message})") from None
+        try:
+            self._configure(cam, s)
+            stream = cam.create_stream(None, None)
+            payload = cam.get_payload()
+            for _ in range(s.buffers):
+                stream.push_buffer(A.Buffer.new_allocate(payload))
+            cam.set_acquisition_mode(A.AcquisitionMode.CONTINUOUS)
+            cam.start_acquisition()
+        except self.GLib.Error as exc:
+            raise SourceError(f"GenICam camera '{device_id}': {exc.message}") from None
+        self.cam, self.stream = cam, stream
+        self._base_stats = A.Stream.get_statistics(stream)
+        _, _, width, height = cam.get_region()
+        return f"{cam.get_device_id()} {cam.get_pixel_format_as_string()} {width}x{height}"
+
+    def _configure(self, cam, s: GenicamSection) -> None:
+        """Write the configured features; each failure names the feature."""
+        steps = [
+            ("PixelFormat", s.pixel_format, lambda: cam.set_pixel_format_from_string(s.pixel_format)),
+            ("ExposureTime", s.exposure_us, lambda: (cam.set_exposure_time_auto(self.Aravis.Auto.OFF)
+                                                     if cam.is_exposure_auto_available() else None,
+                                                     cam.set_exposure_time(s.exposure_us))),
+            ("Gain", s.gain_db, lambda: cam.set_gain(s.gain_db)),
+            ("AcquisitionFrameRate", s.frame_rate, lambda: cam.set_frame_rate(s.frame_rate)),
+            ("TriggerMode", True, lambda: cam.clear_triggers() if s.trigger == "off"
+             else cam.set_trigger(_TRIGGER_SOURCES[s.trigger])),
+            ("GevSCPSPacketSize", cam.is_gv_device(), lambda: cam.gv_set_packet_size(s.packet_size)
+             if s.packet_size else cam.gv_auto_packet_size()),
+        ]
+        for feature, wanted, write in steps:
+            if wanted is None or wanted == "" or wanted is False:
+                continue
+            try:
+                write()
+            except self.GLib.Error as exc:
+                raise SourceError(f"cannot set {feature}: {exc.message}") from None
+
+    def pop(self, timeout_s: float):
+        buf = self.stream.timeout_pop_buffer(int(timeout_s * 1e6))
+        if buf is None:
+            self._lost = True
+            return None
+        try:
+            complete = buf.get_status() == self.Aravis.BufferStatus.SUCCESS
+            fmt = self.formats.get(buf.get_image_pixel_format(), f"0x{buf.get_image_pixel_format():08x}")
+            data = buf.get_image_data() if complete else b""  # the one copy
+            return data, fmt, buf.get_image_width(), buf.get_image_height(), complete
+        finally:
+            self.stream.push_buffer(buf)  # straight back to the camera's queue
+
+    def trigger(self) -> None:
+        self.cam.software_trigger()
+
+    def stats(self) -> dict[str, int]:
+        if self.stream is None:
+            return {"lost": 0, "incomplete": 0}
+        done, failures, underruns = self.Aravis.Stream.get_statistics(self.stream)
+        return {"lost": underruns - self._base_stats[2], "incomplete": failures - self._base_stats[1]}
+
+    def close(self) -> None:
+        cam, stream, lost = self.cam, self.stream, self._lost
+        self.cam = self.stream = None
+        self._lost = False
+        if cam is None:
+            return
+        if lost:  # a camera that stopped answering: GVCP retries make stop/release take ~10 s, so let
+            # a helper thread wait for them while capture goes on reconnecting
+            threading.Thread(target=self._release, args=(cam, stream), name="genicam-release", daemon=True).start()
+        else:
+            self._release(cam, stream)
+
+    def _release(self, cam, stream) -> None:
+        try:
+            cam.stop_acquisition()
+        except self.GLib.Error:
+            pass  # the camera may be gone already (that is why we are closing)
+        del stream, cam  # dropping the last references disconnects
+
+
+class GenicamSource(Source):
+    """A live GenICam camera behind the pipeline's :class:`Source` interface."""
+
+    kind = "genicam"
+    live = True
+    finite = False
+
+    def __init__(self, camera: CameraSection, driver: CameraDriver, bit_depth: int | None = None) -> None:
+        super().__init__(camera, bit_depth)
+        url = str(camera.source)
+        self.device_id = unquote(url[len("genicam://"):]).strip("/") or None
+        self.driver = driver
+        self._desc = ""
+        self._totals = {"lost": 0, "incomplete": 0}
+        self._open = False
+
+    def open(self) -> None:
+        self.close()
+        try:
+            self._desc = self.driver.open(self.device_id, self.camera.genicam)
+        except SourceError as exc:
+            self.driver.close()
+            raise self._error(str(exc)) from None
+        self._open = True
+
+    def read(self) -> Grabbed | None:
+        if not self._open:
+            raise self._error("source is not open")
+        if self.camera.genicam.trigger == "software":
+            self.driver.trigger()
+        got = self.driver.pop(self.camera.read_timeout_s)
+        t_ns, t_utc = time.monotonic_ns(), time.time()
+        if got is None:
+            raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
+        data, fmt, width, height, complete = got
+        meta = {"pixel_format": fmt}
+        if not complete:
+            return Grabbed(None, t_ns, t_utc, meta, error=f"incomplete buffer from {self.describe()}")
+        try:
+            image = decode_pixels(data, fmt, width, height)
+        except SourceError as exc:
+            return Grabbed(None, t_ns, t_utc, meta, error=str(exc))
+        declared = declared_bits(fmt)
+        if declared is not None:  # the format's own depth wins over the setting (as PNG sBIT does)
+            image = align_bits(image, declared, self.bit_depth)
+        return Grabbed(image, t_ns, t_utc, meta)
+
+    def stats(self) -> dict[str, int]:
+        """Cumulative over reconnects: {'lost', 'incomplete'} buffers reported by the driver."""
+        now = self.driver.stats() if self._open else {}
+        return {k: self._totals[k] + now.get(k, 0) for k in self._totals}
+
+    def close(self) -> None:
+        if self._open:
+            now = self.driver.stats()
+            for k in self._totals:
+                self._totals[k] += now.get(k, 0)
+        self._open = False
+        self.driver.close()
+
+    def describe(self) -> str:
+        return f"genicam {self.device_id or '(first camera)'}" + (f" [{self._desc}]" if self._desc else "")
+
+
+def make_genicam_source(camera: CameraSection, bit_depth: int | None = None) -> GenicamSource:
+    """The source for ``genicam://…`` (imports Aravis; one line naming what to install if it is absent).
+
+    ``bit_depth``: the model's setting, used when the camera has none (see :class:`Source`).
+    """
+    return GenicamSource(camera, AravisDriver(), bit_depth)

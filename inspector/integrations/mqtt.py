@@ -1,0 +1,327 @@
+"""MQTT bridge (``publish.mqtt``): defect events, retained camera status and stats to the plant broker.
+
+Topics (``<prefix>`` = ``topic_prefix``, ``<box>`` = this daemon's name)::
+
+    <prefix>/<box>/v1/defect/<camera>                   header JSON (the ZeroMQ header + run_id, box)
+    <prefix>/<box>/v1/defect/<camera>/<event_id>/<kind> one binary message per payload (jpeg/png bytes)
+    <prefix>/<box>/v1/status/<camera>                   header JSON, retained: the camera's current state
+    <prefix>/<box>/v1/stats                             header JSON (heartbeat)
+    <prefix>/<box>/online                               retained "1"; the broker sets "0" (last will) if we vanish
+
+Payload bytes are never base64 in JSON: each goes out as its own message whose
+topic the header's ``payloads[i].topic`` names (or none, with ``thumbnails: false``).
+
+Delivery never blocks inspection: :meth:`MqttBridge.offer` (publisher thread)
+only appends to a bounded buffer; when it is full the oldest message is dropped
+and counted. A sender thread hands messages to paho-mqtt while connected,
+keeping at most ``_MAX_INFLIGHT`` unacknowledged; paho reconnects with back-off
+and re-sends those in flight. Counts (messages): ``offered = delivered +
+dropped + pending`` at every moment; ``delivered`` means acknowledged by the
+broker (PUBACK/PUBCOMP for QoS 1/2, written to the socket for QoS 0).
+Needs the ``mqtt`` extra (``paho-mqtt`` ≥ 2).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from inspector.errors import ConfigError
+from inspector.events import header_dict
+from inspector.integrations import require
+from inspector.integrations.config import MqttSection
+
+log = logging.getLogger("inspector.mqtt")
+_MAX_INFLIGHT = 20
+_FLUSH_TIMEOUT_S = 5.0
+
+
+@dataclass
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+def broker_address(url: str) -> tuple[str, int, bool]:
+    """``mqtt://host[:port]`` → (host, port, tls); mqtts:// and ssl:// mean TLS (default port 8883)."""
+    parts = urlsplit(url)
+    tls = parts.scheme in ("mqtts", "ssl")
+    return parts.hostname or "", parts.port or (8883 if tls else 1883), tls
+
+
+def event_messages(event, prefix: str, run_id: str, qos_payloads: bool) -> list[Message]:
+    """The MQTT messages for one daemon event (defect: header + payloads; status: retained; stats)."""
+    base = f"{prefix}/{event.topic}"
+    header = header_dict(event)
+    header.setdefault("run_id", run_id)
+    out: list[Message] = []
+    if event.type == "defect":
+        if qos_payloads:
+            for desc, payload in zip(header["payloads"], event.payloads):
+                desc["topic"] = f"{base}/{event.event_id}/{payload.kind}"
+                out.append(Message(desc["topic"], payload.data))
+        else:
+            header["payloads"] = []
+    body = json.dumps(header, separators=(",", ":"), allow_nan=False, default=str).encode()
+    # the header first: a consumer learns the payload topics before the bytes arrive
+    return [Message(base, body, retain=event.type == "status"), *out]
+
+
+class MqttBridge:
+    """An :class:`~inspector.integrations.EventTap` that forwards events to an MQTT broker."""
+
+    def __init__(self, cfg: MqttSection, run_id: str, box: str | None = None) -> None:
+        mqtt = require("paho.mqtt.client", "mqtt", "publish.mqtt")
+        self.cfg = cfg
+        self.run_id = run_id
+        self.box = cfg.box or box or socket.gethostname().split(".")[0]
+        self.prefix = f"{cfg.topic_prefix}/{self.box}"
+        host, port, tls = broker_address(cfg.url)
+        self._buffer: collections.deque[Message] = collections.deque()
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._inflight: dict[int, Message] = {}
+        self._early_acks: set[int] = set()
+        self._own_mids: set[int] = set()
+        self._sending: Message | None = None  # taken from the buffer, inside client.publish()
+        self._counts = {"offered": 0, "delivered": 0, "dropped": 0, "send_errors": 0}
+        self.connected = False
+        self.connects = 0
+        self._closing = False
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"inspector-{self.box}-{run_id}",
+                             protocol=mqtt.MQTTv311, clean_session=True)
+        self._setup_auth(client, tls or cfg.tls)
+        client.max_inflight_messages_set(_MAX_INFLIGHT)
+        client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(round(cfg.reconnect_max_s))))
+        client.will_set(f"{self.prefix}/online", b"0", qos=cfg.qos, retain=True)
+        client.on_connect, client.on_disconnect, client.on_publish = self._on_connect, self._on_disconnect, \
+            self._on_publish
+        self.client = client
+        self._mqtt = mqtt
+        try:
+            client.connect_async(host, port, keepalive=cfg.keepalive_s)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"publish.mqtt.url: {cfg.url}: {exc}") from None
+        client.loop_start()  # paho's network thread: connects, reconnects with back-off
+        self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
+        self._sender.start()
+        log.info("MQTT bridge to %s (topics %s/…)", cfg.url, self.prefix)
+
+    def _setup_auth(self, client, tls: bool) -> None:
+        cfg = self.cfg
+        if tls:
+            client.tls_set(ca_certs=cfg.ca_file)
+        if cfg.username:
+            path = Path(cfg.password_file or "")
+            try:
+                password = path.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"publish.mqtt.password_file: cannot read {path}: {exc.strerror or exc}") from None
+            client.username_pw_set(cfg.username, password)
+
+    # -- paho callbacks (paho's network thread) ----------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        if reason_code.is_failure:
+            log.warning("MQTT broker %s refused the connection: %s", self.cfg.url, reason_code)
+            return
+        with self._lock:
+            self.connected = True
+            self.connects += 1
+            self._wake.notify_all()
+        info = client.publish(f"{self.prefix}/online", b"1", qos=self.cfg.qos, retain=True)
+        with self._lock:  # bridge state, not an event: its acknowledgement is not counted
+            self._own_mids.add(info.mid)
+        log.info("MQTT connected to %s", self.cfg.url)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        with self._lock:
+            was = self.connected
+            self.connected = False
+        if was and not self._closing:
+            log.warning("MQTT broker %s lost (%s); buffering up to %d messages, reconnecting",
+                        self.cfg.url, reason_code, self.cfg.buffer_size)
+
+    def _on_publish(self, client, userdata, mid, reason_code=None, properties=None) -> None:
+        with self._lock:
+            if mid in self._own_mids:
+                self._own_mids.discard(mid)
+            elif self._inflight.pop(mid, None) is not None:
+                self._counts["delivered"] += 1
+                self._wake.notify_all()
+            else:
+                self._early_acks.add(mid)
+
+    # -- the tap (publisher thread) ----------------------------------------------------------
+    def offer(self, event) -> None:
+        """Queue ``event``'s messages; never blocks (a full buffer drops its oldest message)."""
+        if event.type == "result" or (event.type == "stats" and not self.cfg.stats):
+            return
+        messages = event_messages(event, self.cfg.topic_prefix + "/" + self.box, self.run_id, self.cfg.thumbnails)
+        with self._lock:
+            for msg in messages:
+                self._counts["offered"] += 1
+                if len(self._buffer) >= self.cfg.buffer_size:
+                    self._buffer.popleft()
+                    self._counts["dropped"] += 1
+                self._buffer.append(msg)
+            self._wake.notify_all()
+
+    # -- sender thread -------------------------------------------------------------------------
+    def _ready(self) -> bool:
+        return self._closing or (self.connected and bool(self._buffer) and len(self._inflight) < _MAX_INFLIGHT)
+
+    def _send_loop(self) -> None:
+        # paho is called with our lock released: paho's network thread holds its own lock while it runs
+        # _on_publish (which takes ours), so holding ours across publish() could deadlock, and offer()
+        # (the publisher thread) must never wait behind the network.
+        ok, no_conn = self._mqtt.MQTT_ERR_SUCCESS, self._mqtt.MQTT_ERR_NO_CONN
+        while True:
+            with self._lock:
+                while not self._ready():
+                    self._wake.wait(0.1)
+                if self._closing:
+                    return
+                msg = self._sending = self._buffer.popleft()
+            info = self.client.publish(msg.topic, msg.payload, qos=self.cfg.qos, retain=msg.retain)
+            with self._lock:
+                self._sending = None
+                # QoS ≥ 1 with the link just gone (NO_CONN): paho keeps it and re-sends after reconnecting
+                if info.rc == ok or (info.rc == no_conn and self.cfg.qos > 0):
+                    if info.mid in self._early_acks:  # acknowledged before we got here
+                        self._early_acks.discard(info.mid)
+                        self._counts["delivered"] += 1
+                        self._wake.notify_all()
+                    else:
+                        self._inflight[info.mid] = msg
+                    continue
+                # not taken (QoS 0 without a link): back to the front, retry after reconnecting
+                self._buffer.appendleft(msg)
+                self._counts["send_errors"] += 1
+                self.connected = False
+                self._wake.wait(0.1)
+
+    # -- reporting / shutdown ----------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """{offered, delivered, dropped, pending, send_errors} in MQTT messages."""
+        with self._lock:
+            pending = len(self._buffer) + len(self._inflight) + (self._sending is not None)
+            return {**self._counts, "pending": pending}
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every buffered message is delivered (True) or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._buffer or self._inflight or self._sending is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._wake.wait(min(left, 0.1))
+        return True
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        if not self.flush(_FLUSH_TIMEOUT_S):
+            log.warning("MQTT: %d message(s) not delivered at shutdown", self.counts()["pending"])
+        with self._lock:
+            self._closing = True  # anything left stays counted as pending, never silently lost
+            self._wake.notify_all()
+        self._sender.join(2)
+        info = self.client.publish(f"{self.prefix}/online", b"0", qos=self.cfg.qos, retain=True)
+        if self.connected:
+            try:
+                info.wait_for_publish(1.0)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+        c = self.counts()
+        log.info("MQTT bridge: %d offered, %d delivered, %d dropped", c["offered"], c["delivered"], c["dropped"])
+
+
+class MqttSubscriber:
+    """Read daemon events back from a broker: ``mqtt://host[:port][/prefix]`` (prefix default ``inspector``).
+
+    ``recv`` returns ``(box, event)`` (payload descriptors only: the bytes travel on their own topics).
+    ``gaps`` counts missing sequence numbers per (box, run, type, camera) (QoS 1 duplicates are dropped).
+    Retained messages are delivered too (a new consumer sees every camera's current status at once).
+    """
+
+    def __init__(self, url: str, kinds=("defect", "status"), client_id: str | None = None) -> None:
+        import queue as _queue
+
+        mqtt = require("paho.mqtt.client", "mqtt", url)
+        parts = urlsplit(url)
+        host, port, tls = broker_address(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not host:
+            raise ConfigError(f"{url}: expected mqtt://host[:port][/topic_prefix]")
+        self.prefix = parts.path.strip("/") or "inspector"
+        self.topics = [f"{self.prefix}/+/v1/{k}" if k == "stats" else f"{self.prefix}/+/v1/{k}/+" for k in kinds]
+        self.events: _queue.Queue = _queue.Queue()
+        self._ranges: dict[tuple, tuple[int, int, int]] = {}  # key → (lowest seq, highest seq, distinct seen)
+        self._seen: set[tuple] = set()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
+                                  clean_session=client_id is None)
+        if tls:
+            self.client.tls_set()
+        self.client.reconnect_delay_set(min_delay=1, max_delay=5)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        try:
+            self.client.connect(host, port, keepalive=30)
+        except OSError as exc:
+            raise ConfigError(f"{url}: cannot connect to the broker ({exc.strerror or exc})") from None
+        self.client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        for topic in self.topics:
+            client.subscribe(topic, qos=1)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        from inspector.events import decode
+
+        try:
+            header = json.loads(msg.payload)
+            descriptors = header.pop("payloads", []) if isinstance(header, dict) else []
+            event = decode([msg.topic.encode(), json.dumps({**header, "payloads": []}).encode()])
+        except (ValueError, TypeError) as exc:
+            log.warning("%s: not an inspector event (%s)", msg.topic, exc)
+            return
+        box = msg.topic[len(self.prefix) + 1:].split("/", 1)[0]
+        run = header.get("run_id") or str(header.get("event_id", "")).split("-")[0]
+        key = (box, run, event.type, getattr(event, "camera", ""))
+        if (key, event.seq) in self._seen:  # a QoS 1 duplicate or a retained repeat
+            return
+        self._seen.add((key, event.seq))
+        lo, hi, n = self._ranges.get(key, (event.seq, event.seq, 0))
+        self._ranges[key] = (min(lo, event.seq), max(hi, event.seq), n + 1)
+        event.source = {**(event.source or {}), "box": box, "run_id": run}
+        if descriptors:
+            event.source["payload_topics"] = [d.get("topic") for d in descriptors]
+        self.events.put((box, event))
+
+    @property
+    def gaps(self) -> int:
+        """Sequence numbers missing between the lowest and highest seen, per (box, run, type, camera);
+        re-sent messages may arrive out of order after a reconnect, so this counts holes, not jumps."""
+        return sum(hi - lo + 1 - n for lo, hi, n in self._ranges.values())
+
+    def recv(self, timeout: float | None = None):
+        import queue as _queue
+
+        try:
+            return self.events.get(timeout=timeout)
+        except _queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,127 @@
+"""systemd integration: the unit file, ``sd_notify`` (READY/WATCHDOG/STOPPING) and journald log lines.
+
+``sd_notify`` is the documented datagram protocol (sd_notify(3)): one AF_UNIX
+datagram of ``KEY=VALUE`` lines to ``$NOTIFY_SOCKET`` (a leading ``@`` means the
+abstract namespace). It is a no-op outside systemd, so no library is needed.
+The watchdog interval comes from ``$WATCHDOG_USEC`` (set by ``WatchdogSec=``);
+we ping at half of it from the daemon's supervision loop, so a hung supervisor
+is restarted by systemd. Under systemd (``$JOURNAL_STREAM`` set), log lines
+carry a ``<N>`` syslog priority prefix and no timestamp (journald adds both).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import socket
+import sys
+import time
+from pathlib import Path
+
+# logging level → syslog priority (sd-daemon(3) prefixes: <3> err, <4> warning, <6> info, <7> debug)
+_PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
+
+
+class Notifier:
+    """Sends sd_notify messages when ``$NOTIFY_SOCKET`` is set; otherwise does nothing."""
+
+    def __init__(self, env: dict | None = None) -> None:
+        env = os.environ if env is None else env
+        self.address = env.get("NOTIFY_SOCKET") or None
+        usec = env.get("WATCHDOG_USEC", "")
+        pid = env.get("WATCHDOG_PID", "")
+        mine = not pid or pid == str(os.getpid())
+        self.watchdog_s = int(usec) / 1e6 / 2 if usec.isdigit() and int(usec) > 0 and mine else None
+        self._next_ping = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.address is not None
+
+    def notify(self, message: str) -> bool:
+        if not self.address:
+            return False
+        addr = "\0" + self.address[1:] if self.address.startswith("@") else self.address
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+                s.connect(addr)
+                s.sendall(message.encode())
+            return True
+        except OSError:
+            return False
+
+    def ready(self, status: str = "") -> None:
+        self.notify("READY=1" + (f"\nSTATUS={status}" if status else ""))
+
+    def stopping(self) -> None:
+        self.notify("STOPPING=1")
+
+    def tick(self) -> None:
+        """Call often (the daemon's supervision loop): pings the watchdog at half its interval."""
+        if self.watchdog_s is None:
+            return
+        now = time.monotonic()
+        if now >= self._next_ping:
+            self.notify("WATCHDOG=1")
+            self._next_ping = now + self.watchdog_s
+
+
+class JournaldFormatter(logging.Formatter):
+    """``<priority>logger: message`` (journald stores the priority and adds the timestamp)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prio = _PRIORITY.get(record.levelno, 6)
+        text = super().format(record)
+        return "\n".join(f"<{prio}>{line}" for line in text.splitlines() or [""])
+
+
+def use_journald_format_if_journal() -> None:
+    """Switch the root handlers to :class:`JournaldFormatter` when stderr goes to the journal."""
+    if os.environ.get("JOURNAL_STREAM"):
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JournaldFormatter("%(name)s: %(message)s"))
+
+
+def unit_file(config: Path, name: str, user: str | None = None, watchdog_s: int = 30,
+              executable: str | None = None, shutdown_timeout_s: float = 10.0) -> str:
+    """The text of a systemd service unit running ``inspector run --config <config>``.
+
+    ``Type=notify`` (READY=1 once inspecting), ``WatchdogSec`` (0 disables), ``Restart=on-failure``
+    (exit 1 = a worker failed; exit 2 = bad config, which ``RestartPreventExitStatus`` does not retry).
+    """
+    exe = executable or _inspector_executable()
+    config = config.resolve()
+    lines = [
+        "[Unit]",
+        f"Description=inspector visual inspection daemon ({config.name})",
+        "Documentation=file://" + str(config),
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "StartLimitIntervalSec=300",
+        "StartLimitBurst=10",
+        "",
+        "[Service]",
+        "Type=notify",
+        "NotifyAccess=main",
+        f"ExecStart={shlex.join([exe, 'run', '--config', str(config)])}",
+        f"WorkingDirectory={config.parent}",
+        "Restart=on-failure",
+        "RestartSec=2",
+        "RestartPreventExitStatus=2",
+        f"WatchdogSec={watchdog_s}" if watchdog_s > 0 else "# WatchdogSec=30  (disabled)",
+        "KillSignal=SIGTERM",
+        f"TimeoutStopSec={int(shutdown_timeout_s * 6 + 10)}",  # ordered shutdown joins each stage in turn
+        "Environment=PYTHONUNBUFFERED=1",
+        f"SyslogIdentifier={name}",
+    ]
+    if user:
+        lines.append(f"User={user}")
+    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)
+
+
+def _inspector_executable() -> str:
+    """The ``inspector`` script of this environment (a venv's bin/), else ``python -m``-free fallback."""
+    candidate = Path(sys.executable).with_name("inspector")
+    return str(candidate) if candidate.exists() else str(Path(sys.argv[0]).resolve())

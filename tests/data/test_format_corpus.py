@@ -1,0 +1,272 @@
+"""Format corpus: one picture saved in many formats gives identical model input on every path.
+
+Paths: the dataset loader (train / evaluate: ``load_batch``), ``predict``'s loader, calibration's
+loader (``score_samples``) and the daemon's folder source followed by its preprocessor.
+
+"Identical" means:
+
+* all four paths give **byte-identical** model input for a given file (always, lossy or not);
+* a **lossless** file gives byte-identical model input to the reference PNG of the same picture;
+* a **lossy** file (JPEG, CMYK JPEG, EXIF-rotated JPEG) is within a mean absolute difference of
+  3 grey levels (max 60) of the reference: JPEG error only, never a rotation, a channel swap,
+  an inversion or a rescaling.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from inspector.backends.base import InputSpec
+from inspector.calibration import score_samples
+from inspector.commands.predict import _batches
+from inspector.data.datasets import Sample, load_batch
+from inspector.data.images import list_images, read_image, read_mask
+from inspector.pipeline.config import CameraSection
+from inspector.pipeline.preprocess import FrameRejected, Preprocessor
+from inspector.pipeline.sources import FolderSource
+
+H, W = 48, 64  # stored picture (a multiple of the JPEG block size)
+SPEC = InputSpec(height=40, width=56)  # model input: every path resizes
+POLICY = "square"
+
+
+def _picture() -> np.ndarray:
+    """RGB uint8 (H, W, 3): smooth colour ramps + an asymmetric mark (a rotation or flip would show)."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    rgb = np.stack([xx * 255 // (W - 1), yy * 255 // (H - 1), (xx + yy) * 255 // (H + W - 2)], axis=2)
+    rgb[4:14, 6:30] = (230, 40, 40)
+    return rgb.astype(np.uint8)
+
+
+def _with_sbit(png: bytes, bits: bytes) -> bytes:
+    end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
+    body = b"sBIT" + bits
+    return png[:end] + struct.pack(">I", len(bits)) + body + struct.pack(">I", zlib.crc32(body)) + png[end:]
+
+
+def _save_pil(img: Image.Image, path: Path, **kw) -> None:
+    img.save(path, **kw)
+
+
+def _corpus(folder: Path) -> dict[str, tuple[str, bool]]:
+    """Write the corpus; name → (reference key, lossless). References: rgb, grey, palette, binary."""
+    rgb = _picture()
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    pil = Image.fromarray(rgb)
+    files: dict[str, tuple[str, bool]] = {}
+
+    def add(name, ref, lossless=True):
+        files[name] = (ref, lossless)
+
+    cv2.imwrite(str(folder / "rgb.png"), bgr); add("rgb.png", "rgb")
+    cv2.imwrite(str(folder / "UPPER.PNG"), bgr); add("UPPER.PNG", "rgb")
+    cv2.imwrite(str(folder / "grey.png"), grey); add("grey.png", "grey")
+    Image.fromarray(np.dstack([grey, np.full_like(grey, 90)]), "LA").save(folder / "grey_alpha.png")
+    add("grey_alpha.png", "grey")
+    cv2.imwrite(str(folder / "rgba.png"), np.dstack([bgr, np.linspace(0, 255, H * W).reshape(H, W).astype(np.uint8)]))
+    add("rgba.png", "rgb")
+    pal = pil.quantize(64)
+    pal.info["transparency"] = 0
+    pal.save(folder / "palette_trns.png", transparency=0); add("palette_trns.png", "palette")
+    cv2.imwrite(str(folder / "rgb16.png"), bgr.astype(np.uint16) * 257); add("rgb16.png", "rgb")
+    cv2.imwrite(str(folder / "rgba16.png"), np.dstack([bgr, np.full_like(grey, 7)]).astype(np.uint16) * 257)
+    add("rgba16.png", "rgb")
+    ok, buf = cv2.imencode(".png", (grey.astype(np.uint32) * 4095 // 255).astype(np.uint16))
+    (folder / "grey12_sbit.png").write_bytes(_with_sbit(buf.tobytes(), b"\x0c"))
+    files["grey12_sbit.png"] = ("grey12", True)
+    cv2.imwrite(str(folder / "rgb.bmp"), bgr); add("rgb.bmp", "rgb")
+    cv2.imwrite(str(folder / "RGB.BMP"), bgr); add("RGB.BMP", "rgb")
+    Image.fromarray(grey > 127).convert("1").save(folder / "binary.bmp"); add("binary.bmp", "binary")
+    pil.save(folder / "lzw.tif", compression="tiff_lzw"); add("lzw.tif", "rgb")
+    cv2.imwrite(str(folder / "rgb16.tiff"), bgr.astype(np.uint16) * 257); add("rgb16.tiff", "rgb")
+    cv2.imwrite(str(folder / "float.tif"), bgr.astype(np.float32) / 255.0); add("float.tif", "rgb")
+    pil.save(folder / "multipage.tif", save_all=True, append_images=[Image.fromarray(255 - rgb)])
+    add("multipage.tif", "rgb")
+    cv2.imwrite(str(folder / "plain.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95]); add("plain.jpg", "rgb", False)
+    cv2.imwrite(str(folder / "UPPER.JPG"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95]); add("UPPER.JPG", "rgb", False)
+    pil.convert("CMYK").save(folder / "cmyk.jpg", quality=95); add("cmyk.jpg", "rgb", False)
+    # stored rotated a quarter turn; EXIF Orientation 6 says "rotate 90° clockwise to display"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    pil.transpose(Image.Transpose.ROTATE_90).save(folder / "exif6.jpg", quality=95, exif=exif)
+    add("exif6.jpg", "rgb", False)
+    return files
+
+
+def _references(folder: Path) -> dict[str, np.ndarray]:
+    rgb = _picture()
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    grey12 = ((grey.astype(np.uint32) * 4095 // 255) * 255 * 2 + 4095) // (2 * 4095)
+    pal = np.asarray(Image.fromarray(rgb).quantize(64).convert("RGB"))
+    binary = np.where(grey > 127, 255, 0).astype(np.uint8)
+    full = {"rgb": rgb, "grey": np.dstack([grey] * 3), "grey12": np.dstack([grey12.astype(np.uint8)] * 3),
+            "palette": pal, "binary": np.dstack([binary] * 3)}
+    return {k: cv2.resize(v, (SPEC.width, SPEC.height), interpolation=cv2.INTER_AREA) for k, v in full.items()}
+
+
+class _RecordingBackend:
+    """Stands in for a deployed backend to see what calibration feeds it: records each batch."""
+
+    def __init__(self) -> None:
+        self.input_spec = SPEC
+        self.sidecar = {"input": {"resize": POLICY, "bit_depth": None}}
+        self.seen: list[np.ndarray] = []
+
+    def infer(self, batch: np.ndarray):
+        self.seen.extend(np.array(batch))
+        n = len(batch)
+
+        class Result:
+            scores = np.zeros(n, np.float32)
+            maps = np.zeros((n, 1, 4, 4), np.float32)
+
+        return Result()
+
+
+def _daemon_inputs(folder: Path) -> dict[str, np.ndarray]:
+    source = FolderSource(CameraSection(name="corpus", source=str(folder)))
+    source.open()
+    pre = Preprocessor(SPEC, POLICY)
+    out = {}
+    while (grabbed := source.read()) is not None:
+        assert grabbed.image is not None, grabbed.error
+        slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
+        pre.into(grabbed.image, slot, "corpus")
+        out[grabbed.meta["file"]] = slot
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    return folder, _corpus(folder)
+
+
+def test_every_path_gives_the_same_model_input(corpus):
+    folder, files = corpus
+    paths = list_images(folder)
+    assert sorted(p.name for p in paths) == sorted(files), "listing must see every corpus file (any case)"
+    samples = [Sample(p, 0, "good") for p in paths]
+
+    dataset, kept, skipped = load_batch(samples, SPEC.height, SPEC.width, POLICY)
+    assert not skipped
+    by_dataset = {s.path.name: img for s, img in zip(kept, dataset)}
+    errors: list[str] = []
+    by_predict = {}
+    for chunk, batch in _batches(paths, SPEC, POLICY, 4, errors):
+        by_predict.update({p.name: img for p, img in zip(chunk, batch)})
+    assert not errors
+    backend = _RecordingBackend()
+    scored = score_samples(backend, samples, POLICY, batch_size=4)
+    by_calibration = {s.path.name: img for s, img in zip(scored.samples, backend.seen)}
+    by_daemon = _daemon_inputs(folder)
+
+    refs = _references(folder)
+    for name, (ref, lossless) in files.items():
+        x = by_dataset[name]
+        for path_name, other in (("predict", by_predict), ("calibration", by_calibration), ("daemon", by_daemon)):
+            assert np.array_equal(other[name], x), f"{name}: {path_name} differs from the dataset loader"
+        diff = np.abs(x.astype(int) - refs[ref].astype(int))
+        if lossless:
+            assert diff.max() == 0, f"{name}: lossless file differs from its reference (max {diff.max()})"
+        else:
+            assert diff.mean() <= 3 and diff.max() <= 60, f"{name}: mean {diff.mean():.2f} max {diff.max()}"
+
+
+def test_orientation_is_applied(corpus):
+    folder, _ = corpus
+    img = read_image(folder / "exif6.jpg")
+    assert img.shape == (H, W, 3)  # displayed orientation, not the stored (W, H)
+    assert img[9, 18, 0] > 180 and img[9, 18, 1] < 90  # the red mark is upright, top-left
+
+
+def test_too_small_is_rejected_on_every_path(tmp_path):
+    cv2.imwrite(str(tmp_path / "a_tiny.png"), np.zeros((1, 1, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "b_ok.png"), np.zeros((16, 16, 3), np.uint8))
+    paths = list_images(tmp_path)
+    samples = [Sample(p, 0, "good") for p in paths]
+    _, kept, skipped = load_batch(samples, 8, 8)
+    assert [s.path.name for s in kept] == ["b_ok.png"] and "smaller than the minimum 8x8" in skipped[0][1]
+    errors: list[str] = []
+    list(_batches(paths, InputSpec(8, 8), POLICY, 4, errors))
+    assert len(errors) == 1 and "a_tiny.png: image is 1x1, smaller than the minimum 8x8" in errors[0]
+    scored = score_samples(_RecordingBackend(), samples, POLICY)
+    assert scored.skipped == [str(paths[0])]
+    source = FolderSource(CameraSection(name="c", source=str(tmp_path)))
+    source.open()
+    first = source.read()
+    assert first.image is None and first.reason == "rejected.too_small"
+    with pytest.raises(FrameRejected) as exc:  # a 1x1 frame from a video or camera
+        Preprocessor(SPEC).into(np.zeros((1, 1, 3), np.uint8), np.empty((40, 56, 3), np.uint8))
+    assert exc.value.reason == "too_small"
+
+
+def test_hidden_files_are_not_images(tmp_path):
+    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((16, 16, 3), np.uint8))
+    (tmp_path / "._x.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    (tmp_path / ".hidden.jpg").write_bytes(b"junk")
+    assert [p.name for p in list_images(tmp_path)] == ["x.png"]
+    source = FolderSource(CameraSection(name="c", source=str(tmp_path)))
+    source.open()
+    assert source.read().meta["file"] == "x.png" and source.read() is None
+
+
+# -- bit depth -----------------------------------------------------------------------------------
+def test_sbit_setting_and_narrow_depth_warning(tmp_path, caplog):
+    grey = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (16, 1))  # 16 x 64
+    v12 = (grey.astype(np.uint32) * 4095 // 255).astype(np.uint16)
+    eight = read_image(cv2.imwrite(str(tmp_path / "g8.png"), grey) and tmp_path / "g8.png")
+    ok, buf = cv2.imencode(".png", v12)
+    (tmp_path / "sbit.png").write_bytes(_with_sbit(buf.tobytes(), b"\x0c"))
+    cv2.imwrite(str(tmp_path / "nosbit.png"), v12)
+    with caplog.at_level(logging.WARNING, logger="inspector.images"):
+        assert np.abs(read_image(tmp_path / "sbit.png").astype(int) - eight).max() <= 1  # the file says 12
+        assert not caplog.records
+        assert np.abs(read_image(tmp_path / "nosbit.png", bit_depth=12).astype(int) - eight).max() <= 1
+        assert not caplog.records  # the setting says 12
+        dark = read_image(tmp_path / "nosbit.png", warn_key="test-narrow")  # nothing says: 16-bit scale
+        read_image(tmp_path / "nosbit.png", warn_key="test-narrow")
+    assert dark.max() <= 16
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "12 significant bits" in warnings[0] and "bit_depth: 12" in warnings[0]
+
+
+def test_camera_frames_use_the_camera_bit_depth():
+    frame = np.full((16, 16), 4095, np.uint16)
+    out = np.empty((8, 8, 3), np.uint8)
+    Preprocessor(InputSpec(8, 8), bit_depths={"mono12": 12}).into(frame, out, "mono12")
+    assert (out == 255).all()
+    Preprocessor(InputSpec(8, 8)).into(frame, out, "other")
+    assert (out == 16).all()  # 4095 / 65535 · 255, rounded
+
+
+# -- masks ---------------------------------------------------------------------------------------
+def test_two_level_masks_read_the_same(tmp_path):
+    truth = np.zeros((48, 64), bool)
+    truth[10:30, 20:50] = True
+    encodings = {
+        "m255.png": truth.astype(np.uint8) * 255, "m1.png": truth.astype(np.uint8),
+        "m65535.png": truth.astype(np.uint16) * 65535, "m255.bmp": truth.astype(np.uint8) * 255,
+        "m255_rgb.png": np.dstack([truth.astype(np.uint8) * 255] * 3),
+    }
+    for name, arr in encodings.items():
+        cv2.imwrite(str(tmp_path / name), arr)
+        assert np.array_equal(read_mask(tmp_path / name), truth), name
+    # JPEG keeps a 0/255 mask well at any usual quality; a 0/1 mask has only one code step to lose, so
+    # at quality 75 ~6 % of its pixels are flipped in the file itself (no rule can recover them): quality 90
+    for name, arr, q in (("m255.jpg", truth.astype(np.uint8) * 255, 75), ("m1.jpg", truth.astype(np.uint8), 90)):
+        cv2.imwrite(str(tmp_path / name), arr, [cv2.IMWRITE_JPEG_QUALITY, q])
+        wrong = (read_mask(tmp_path / name) != truth).mean()
+        assert wrong <= 0.01, f"{name}: {wrong:.2%} of pixels wrong"
+    cv2.imwrite(str(tmp_path / "empty.png"), np.zeros((48, 64), np.uint8))
+    assert not read_mask(tmp_path / "empty.png").any()

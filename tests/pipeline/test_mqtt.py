@@ -1,0 +1,152 @@
+"""MQTT bridge against a real Mosquitto broker on loopback (marked ``mqtt``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from broker_support import MOSQUITTO, Mosquitto
+from pipeline_support import base_config, defect_pattern, write_folder
+
+CLI = [sys.executable, "-c", "import sys; from inspector.cli import main; sys.exit(main())"]
+pytestmark = [pytest.mark.mqtt, pytest.mark.skipif(MOSQUITTO is None, reason="needs Debian's mosquitto"),
+              pytest.mark.skipif(importlib.util.find_spec("paho") is None, reason="needs the 'mqtt' extra (paho-mqtt)")]
+
+
+class Consumer:
+    """A persistent-session QoS 1 subscriber that records every live (non-retained) message."""
+
+    def __init__(self, url_port: int, topic: str = "inspector/#") -> None:
+        import paho.mqtt.client as mqtt
+
+        self.messages: list = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-consumer", clean_session=False)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=1)
+        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", url_port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, bytes(msg.payload), msg.retain))
+
+    def unique_live(self) -> set:
+        with self.lock:
+            return {(t, p) for t, p, r in self.messages if not r and not t.endswith("/online")}
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_events_arrive_and_broker_restart_loses_only_counted_drops(tiny_model, endpoint, tmp_path):
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.daemon import Daemon
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    consumer = Consumer(broker.port)
+    defects = defect_pattern(60, every=2, offset=1)
+    folder = write_folder(tmp_path / "frames", defects)
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(folder), "fps": 30.0}],
+                      publish={"mqtt": {"url": broker.url, "box": "box1", "buffer_size": 8, "qos": 1}})
+    daemon = Daemon(daemon_config(cfg))
+    try:
+        daemon.start()
+        time.sleep(0.6)
+        broker.stop()  # mid-run outage: about 1 s of events, far more than the 8-message buffer
+        t_stop = time.monotonic()
+        frames_before = daemon.counters.get("inferred_frames")
+        time.sleep(1.0)
+        assert daemon.counters.get("inferred_frames") > frames_before + 15  # inspection never waited
+        broker.start()
+        code = daemon.wait(timeout=30)
+    except BaseException:
+        daemon.shutdown()
+        broker.stop()
+        raise
+    assert code == 0, daemon.failures
+    assert daemon.counters.get("inferred_frames") == len(defects)
+    c = daemon.mqtt_bridge.counts()
+    assert c["pending"] == 0 and c["offered"] == c["delivered"] + c["dropped"], c
+    assert c["dropped"] > 0 and daemon.mqtt_bridge.connects >= 2, c
+    deadline = time.monotonic() + 10
+    while len(consumer.unique_live()) < c["delivered"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    live = consumer.unique_live()
+    consumer.close()
+    broker.stop()
+    assert len(live) == c["delivered"], (len(live), c, time.monotonic() - t_stop)
+    # the defect headers received name their payload topics, whose bytes arrived as separate messages
+    headers = [json.loads(p) for t, p in live if "/v1/defect/cam0" in t and t.endswith("cam0")]
+    assert headers and all(h["type"] == "defect" and h["camera"] == "cam0" for h in headers)
+    topics = {t for t, _ in live}
+    for h in headers:
+        assert all("data" not in d for d in h["payloads"])  # never base64 in JSON
+        for d in h["payloads"]:
+            assert d["topic"] in topics or c["dropped"]  # payload dropped with the outage is possible
+    complete = [h for h in headers if all(d["topic"] in topics for d in h["payloads"])]
+    assert len(complete) >= len(headers) - 4 and complete[0]["payloads"][0]["kind"] == "thumbnail"
+
+
+
+
+
+def test_three_daemons_one_broker_one_consumer_across_a_broker_restart(tiny_model, tmp_path):
+    """Scale-out: 3 daemons (boxes) → one Mosquitto → ``inspector subscribe mqtt://…`` sees every camera's
+    events, in sequence, with run ids; the broker is restarted mid-run and nothing is lost (the buffer
+    covers the outage; the consumer's persistent session and the broker's persistence keep the rest)."""
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.daemon import Daemon
+    from pipeline_support import free_port
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    defects = defect_pattern(40, every=2, offset=1)
+    n_ng = sum(defects)
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--json", "--topic", "v1/defect", "--client-id",
+                                 "plant-consumer", "--count", str(3 * n_ng), "--timeout", "30"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    daemons = []
+    try:
+        time.sleep(1.5)  # the consumer's subscription is in place before events flow
+        for i in range(3):
+            folder = write_folder(tmp_path / f"frames{i}", defects, seed=i)
+            cfg = base_config(tiny_model, f"tcp://127.0.0.1:{free_port()}",
+                              [{"name": f"cam{i}", "source": str(folder), "fps": 20.0}],
+                              publish={"mqtt": {"url": broker.url, "box": f"box{i}"}})
+            daemons.append(Daemon(daemon_config(cfg)))
+        for d in daemons:
+            d.start()
+        time.sleep(0.6)
+        broker.stop()
+        time.sleep(1.0)
+        broker.start()
+        codes = [d.wait(timeout=30) for d in daemons]
+        out, err = consumer.communicate(timeout=40)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+        for d in daemons:
+            d.shutdown()
+        broker.stop()
+    assert codes == [0, 0, 0]
+    events = [json.loads(line) for line in out.splitlines()]
+    missing = {f"box{i}": sorted(set(range(n_ng)) - {e["seq"] for e in events if e["box"] == f"box{i}"})
+               for i in range(3)}
+    assert len(events) == 3 * n_ng, (err, missing, [d.mqtt_bridge.counts() for d in daemons],
+                                     (tmp_path / "broker" / "broker.log").read_text()[-4000:])
+    for i, d in enumerate(daemons):
+        mine = [e for e in events if e["box"] == f"box{i}"]
+        assert sorted(e["seq"] for e in mine) == list(range(n_ng)) and {e["camera"] for e in mine} == {f"cam{i}"}
+        assert {e["event_id"].split("-")[0] for e in mine} == {e["source"]["run_id"] for e in mine} == {d.run_id}
+        c = d.mqtt_bridge.counts()
+        assert c["dropped"] == 0 and c["pending"] == 0 and c["delivered"] == c["offered"], c
+        assert d.mqtt_bridge.connects >= 2  # it did live through the restart
+    assert "lost" not in err

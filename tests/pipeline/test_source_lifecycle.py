@@ -1,0 +1,281 @@
+"""Sources that fail and recover correctly: back-off saturation, permanent vs transient errors,
+folder rescans, looping files changed under the source, and fair share of a saturated pipeline."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.errors import SourceError
+from inspector.pipeline.capture import Backoff, CaptureWorker, FrameHub
+from inspector.pipeline.config import CameraSection, ReconnectSection, SyntheticSection
+from inspector.pipeline.frame import Frame
+from inspector.pipeline.sources import Source, SourceChanged, make_source
+from inspector.telemetry import Counters
+
+from pipeline_support import base_config, defect_pattern, run_to_end, write_folder, write_video
+
+
+# -- back-off ------------------------------------------------------------------------------------
+ATTEMPTS = [0, 1, 2, 5, 10, 50, 100, 1023, 1024, 1025, 1100, 5000, 10**6, 10**12, 10**18, sys.maxsize, 2**200]
+
+
+@pytest.mark.parametrize("initial, cap, factor, jitter", [
+    (0.5, 30.0, 2.0, 0.2), (0.001, 0.002, 2.0, 0.0), (1.0, 1.0, 2.0, 0.5), (0.1, 60.0, 1.0, 0.3),
+    (0.01, 3600.0, 10.0, 0.99), (1e-6, 1e6, 1.0001, 0.1),
+])
+def test_backoff_saturates_at_max_for_any_attempt(initial, cap, factor, jitter):
+    rng = random.Random(1)
+    b = Backoff(initial, cap, factor, jitter, rng=rng)
+    bases = [b.base_delay(a) for a in ATTEMPTS]  # never OverflowError, however long the outage
+    assert all(0 < d <= cap for d in bases)
+    assert bases == sorted(bases)  # grows (or stays) with the attempt count
+    if factor > 1:
+        assert bases[-1] == cap  # saturated
+    for attempt in ATTEMPTS + [rng.randrange(10**30) for _ in range(200)]:
+        b.attempt = attempt
+        delay = b.next_delay()
+        assert 0 <= delay <= cap and b.attempt == attempt + 1
+
+
+def test_backoff_first_delays_unchanged():
+    b = Backoff(0.5, 4.0, 2.0, 0.0)
+    assert [b.next_delay() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+class _Exploding(Source):
+    """Injects a bug a real source cannot be made to have: read() raises a non-SourceError."""
+
+    kind = "exploding"
+
+    def read(self):
+        raise RuntimeError("driver bug")
+
+
+def test_a_failing_camera_never_stops_a_healthy_one():
+    stop, counters, hub, states = threading.Event(), Counters(), FrameHub(Counters()), []
+    bad = CameraSection(name="bad", source="x")
+    good = CameraSection(name="good", source="synthetic", max_frames=5,
+                         synthetic=SyntheticSection(texture="procedural", size=32, pool=1))
+    on_status = lambda c, s, p, r, d: states.append((c, s))  # noqa: E731
+    w_bad = CaptureWorker(bad, _Exploding(bad), hub, stop, counters, on_status)
+    w_good = CaptureWorker(good, make_source(good), hub, stop, counters, on_status, capacity=16)
+    w_bad.start()
+    w_bad.join(5)
+    assert ("bad", "failed") in states and w_bad.failure is None and not stop.is_set()
+    w_good.start()
+    w_good.join(5)
+    assert counters.get("good.captured") == 5 and ("good", "ended") in states
+
+
+# -- permanent vs transient ----------------------------------------------------------------------
+def _truncated_mp4(path):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 48))
+    assert writer.isOpened()
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])  # the index (moov) is at the end: gone
+    return path
+
+
+def _bad_inputs(tmp_path):
+    (tmp_path / "zero.avi").write_bytes(b"")
+    (tmp_path / "garbage.avi").write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, np.uint8).tobytes())
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "all_corrupt").mkdir()
+    (tmp_path / "all_corrupt" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    os.utime(tmp_path / "all_corrupt" / "a.png", (time.time() - 60, time.time() - 60))  # not being written
+    return {"truncated_mp4": str(_truncated_mp4(tmp_path / "cut.mp4")), "zero_byte": str(tmp_path / "zero.avi"),
+            "garbage_video": str(tmp_path / "garbage.avi"), "empty_folder": str(tmp_path / "empty"),
+            "corrupt_folder": str(tmp_path / "all_corrupt")}
+
+
+@pytest.mark.parametrize("case", ["truncated_mp4", "zero_byte", "garbage_video", "empty_folder", "corrupt_folder"])
+def test_an_offline_source_that_can_never_deliver_fails_at_once(tmp_path, case):
+    src = _bad_inputs(tmp_path)[case]
+    cam = CameraSection(name="rec", source=src, reconnect=ReconnectSection(initial_s=5.0, max_s=10.0))
+    states, reasons = [], []
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), Counters(),
+                           lambda c, s, p, r, d: (states.append(s), reasons.append(r)))
+    t0 = time.monotonic()
+    worker.start()
+    worker.join(4)  # a retry would wait 5 s: failing at once is the only way to finish in time
+    assert not worker.is_alive() and time.monotonic() - t0 < 4
+    assert states[-1] == "failed" and "reconnecting" not in states, states
+    assert "camera 'rec'" in reasons[-1] or "rec" in reasons[-1] or src.split("/")[-1] in reasons[-1]
+
+
+def test_a_run_on_an_unopenable_recording_exits_non_zero(tiny_model, endpoint, tmp_path):
+    cam = {"name": "rec", "source": str(_truncated_mp4(tmp_path / "cut.mp4"))}
+    daemon, code, events = run_to_end(base_config(tiny_model, endpoint, [cam]), timeout=20)
+    assert code == 1
+    assert any("'rec'" in f for f in daemon.failures)
+    statuses = [e.state for e in events if e.type == "status" and e.camera == "rec"]
+    assert statuses[-1] == "failed"
+
+
+def test_a_network_camera_that_is_gone_is_transient():
+    cam = CameraSection(name="net", source="http://127.0.0.1:9/x", open_timeout_s=0.5)
+    with pytest.raises(SourceError) as exc:
+        make_source(cam).open()
+    assert not exc.value.permanent
+
+
+# -- folder source -------------------------------------------------------------------------------
+def _read_all(source, limit=100):
+    out = []
+    for _ in range(limit):
+        g = source.read()
+        if g is None:
+            break
+        out.append(g)
+    return out
+
+
+def test_folder_rescans_each_pass_and_missing_files_are_not_corrupt(tmp_path):
+    folder = write_folder(tmp_path / "f", [False] * 3)
+    cam = CameraSection(name="f", source=str(folder), loop=True)
+    src = make_source(cam)
+    src.open()
+    assert [src.read().meta["file"] for _ in range(3)] == ["0000.png", "0001.png", "0002.png"]
+    shutil.copy(folder / "0000.png", folder / "0005.png")  # added while running
+    (folder / "0001.png").unlink()
+    names = [src.read().meta["file"] for _ in range(3)]
+    assert names == ["0000.png", "0002.png", "0005.png"]
+    src.read()  # pass 3 starts at 0000
+    (folder / "0002.png").unlink()  # deleted between the scan and the read
+    g = src.read()
+    assert g.image is None and g.reason == "missing"
+
+
+def test_an_emptied_or_recreated_folder_backs_off_then_resumes(tmp_path):
+    folder = write_folder(tmp_path / "f", [False] * 2)
+    cam = CameraSection(name="f", source=str(folder), loop=True)
+    src = make_source(cam)
+    src.open()
+    _ = [src.read() for _ in range(2)]
+    shutil.rmtree(folder)
+    with pytest.raises(SourceError) as exc:  # nothing readable: the worker backs off (no spin)
+        src.read()
+    assert not exc.value.permanent
+    with pytest.raises(SourceError) as exc:
+        src.open()
+    assert not exc.value.permanent
+    write_folder(folder, [False])  # recreated
+    src.open()
+    assert src.read().meta["file"] == "0000.png"
+
+
+def test_emptied_folder_costs_no_cpu_and_new_files_are_inspected(tmp_path):
+    folder = write_folder(tmp_path / "f", [False] * 2)
+    cam = CameraSection(name="f", source=str(folder), loop=True,
+                        reconnect=ReconnectSection(initial_s=0.05, max_s=0.1))
+    counters, hub, stop = Counters(), FrameHub(Counters()), threading.Event()
+    worker = CaptureWorker(cam, make_source(cam), hub, stop, counters, lambda *a: None, capacity=1000)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        for p in folder.glob("*.png"):
+            p.unlink()
+        time.sleep(0.3)
+        n_before = counters.get("f.captured")
+        time.sleep(0.5)
+        assert counters.get("f.captured") == n_before
+        write_folder(folder, [False] * 1, seed=3)
+        deadline = time.monotonic() + 3
+        while counters.get("f.captured") == n_before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert counters.get("f.captured") > n_before  # the new file is read
+    finally:
+        stop.set()
+        worker.join(5)
+    assert counters.get("f.corrupt") == 0
+    assert counters.get("f.reconnects") <= 30  # backed off: ~0.1 s per empty pass, not a spin
+
+
+# -- looping file changed under the source -------------------------------------------------------
+def test_a_looping_file_replaced_or_truncated_is_noticed(tmp_path):
+    video = write_video(tmp_path / "loop.avi", defect_pattern(4))
+    cam = CameraSection(name="loop", source=str(video), loop=True)
+    src = make_source(cam)
+    src.open()
+    _ = [src.read() for _ in range(2)]
+    write_video(tmp_path / "other.avi", defect_pattern(6), seed=5)
+    (tmp_path / "other.avi").replace(video)
+    with pytest.raises(SourceChanged):
+        _ = [src.read() for _ in range(10)]  # noticed at the latest when the loop wraps
+
+
+
+@pytest.mark.parametrize("change", ["replaced", "truncated"])
+def test_a_looping_file_changed_under_a_running_camera(tmp_path, change):
+    video = write_video(tmp_path / "loop.avi", defect_pattern(4))
+    counters, states = Counters(), []
+    cam = CameraSection(name="loop", source=str(video), loop=True, max_frames=40, fps=50,
+                        reconnect=ReconnectSection(initial_s=0.01, max_s=0.02))
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append(s), capacity=1000)
+    worker.start()
+    time.sleep(0.3)
+    if change == "replaced":
+        write_video(tmp_path / "other.avi", defect_pattern(6), seed=5)
+        (tmp_path / "other.avi").replace(video)
+    else:
+        data = video.read_bytes()
+        video.write_bytes(data[:len(data) // 2])  # truncated in place: no longer opens
+    worker.join(10)
+    assert not worker.is_alive()
+    assert counters.get("loop.source_changed") == 1 and "changed" in states  # a status event and a counter
+    if change == "replaced":
+        assert states[-1] == "ended" and counters.get("loop.captured") == 40
+    else:  # retried once (it may still be being written), then failed: it never decodes again
+        assert states[-1] == "failed" and counters.get("loop.captured") < 40
+
+
+# -- fair share ----------------------------------------------------------------------------------
+def _frame(camera, i):
+    return Frame(camera=camera, frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=time.monotonic_ns(),
+                 capture_utc=time.time())
+
+
+def _batches(hub, n_batches, live_every, offline=("a", "b", "c"), max_batch=8):
+    """Saturated pipeline: offline channels always full; the live camera delivers before every
+    ``live_every``-th batch. Returns frames per camera."""
+    stop, served, i = threading.Event(), {}, 0
+    for b in range(n_batches):
+        for cam in offline:
+            while hub.pending() < 100 and len(hub._queues[cam]) < 8:
+                hub.put(_frame(cam, i), stop)
+                i += 1
+        if live_every and b % live_every == 0:
+            hub.put(_frame("live", i), stop)
+        taken: dict[str, int] = {}
+        batch = hub.take(max_batch, 0.01, taken)
+        batch += hub.take(max_batch - len(batch), 0.002, taken)  # what the batcher does until max_wait
+        for f in batch:
+            served[f.camera] = served.get(f.camera, 0) + 1
+    return served
+
+
+def test_fair_share_live_camera_is_not_starved_by_offline_backlogs():
+    hub = FrameHub(Counters())
+    hub.add_camera("live", live=True, capacity=1)
+    for cam in "abc":
+        hub.add_camera(cam, live=False, capacity=8)
+    served = _batches(hub, 100, live_every=1)  # demand above an equal share
+    assert served["live"] == 100 and all(served[c] == 100 for c in "abc"), served
+    served = _batches(hub, 100, live_every=5)  # low demand: every live frame is inspected
+    assert served["live"] == 20 and sum(served[c] for c in "abc") >= 300, served
+    hub.close("live")  # no live camera active: batches fill from the offline backlogs
+    served = _batches(hub, 10, live_every=0)
+    assert sum(served.values()) == 80, served

@@ -1,0 +1,122 @@
+"""CLI conventions users bring from Ultralytics/anomalib: option placement, fast help, quiet libraries."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from inspector.cli import COMMANDS, build_parser, main
+
+
+def _python(code: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter; ``env`` replaces the environment."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
+                          env=os.environ if env is None else env, timeout=120)
+
+
+@pytest.mark.parametrize("argv, debug, verbose", [
+    (["--debug", "train", "--out", "r"], True, False),
+    (["train", "--out", "r", "--debug", "-v"], True, True),
+    (["-v", "train", "--out", "r"], False, True),  # given before: not reset by the sub-parser's default
+    (["data", "synth", "--out", "d", "--verbose"], False, True),  # nested sub-commands too
+    (["subscribe", "tcp://127.0.0.1:1"], False, False),
+])
+def test_global_options_before_or_after_the_command(argv, debug, verbose):
+    args = build_parser(only=argv[0] if argv[0] in COMMANDS else argv[1]).parse_args(argv)
+    assert (args.debug, args.verbose) == (debug, verbose)
+
+
+def test_debug_after_the_command_shows_the_traceback(tmp_path, capsys):
+    from inspector.errors import ConfigError
+
+    argv = ["run", "--config", str(tmp_path / "missing.yaml")]
+    assert main(argv) == 2 and capsys.readouterr().err.startswith("error: ")
+    with pytest.raises(ConfigError):
+        main(argv + ["--debug"])
+
+
+@pytest.mark.parametrize("flag, value", [("--epochs", "0"), ("--epochs", "-3"), ("--time-budget", "0"),
+                                         ("--time-budget", "-1")])
+def test_zero_epochs_or_time_budget_are_refused(tmp_path, capsys, flag, value):
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {flag}: must be") and "\n" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_model_help_lists_the_registered_models():
+    from inspector.models import model_package_names
+    from inspector.models.registry import model_names
+
+    assert model_package_names() == tuple(sorted(model_names()))  # the torch-free list is the registry's
+    parser = build_parser(only="train")
+    train = next(a for a in parser._actions if a.dest == "command").choices["train"]
+    text = " ".join(train.format_help().split())
+    assert all(name in text for name in model_names()), text
+
+
+def test_help_and_config_errors_do_not_import_torch(tmp_path):
+    """`--help` of every command and a config error of train/run answer without loading torch."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {name: reduced_studnet}\n")
+    result = _python("""
+        import contextlib, io, sys, time
+        from inspector.cli import COMMANDS, main
+        start = time.perf_counter()
+        for name in COMMANDS:
+            with contextlib.redirect_stdout(io.StringIO()):
+                try:
+                    main([name, "--help"])
+                except SystemExit:
+                    pass
+        codes = [main(["train", "--config", sys.argv[1], "--out", sys.argv[2]]),
+                 main(["run", "--config", sys.argv[2]])]
+        print(codes, sorted(m for m in ("torch", "onnxruntime", "skimage") if m in sys.modules))
+        """, str(bad), str(tmp_path / "nothing"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[2, 2] []", result.stdout
+    assert "did you mean 'reduced_student'" in result.stderr
+
+
+def test_library_log_lines_quiet_unless_verbose(tmp_path):
+    """FFmpeg's decoder chatter (via OpenCV) and library INFO lines (e.g. ORT's quantizer) need -v."""
+    import cv2
+    import numpy as np
+
+    video = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
+    for _ in range(10):
+        writer.write(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    writer.release()
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])  # a truncated file: FFmpeg complains
+    code = """
+        import logging, sys
+        from inspector.cli import configure_logging
+        configure_logging(verbose=sys.argv[1] == "1")
+        logging.getLogger("onnxruntime.quantization").info("library info line")
+        logging.getLogger("inspector.train").info("inspector info line")
+        import cv2
+        cap = cv2.VideoCapture(sys.argv[2])
+        while cap.read()[0]:
+            pass
+        """
+    # A user's shell, without the variables an earlier main() in this process may have set.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    quiet = _python(code, "0", str(video), env=clean)
+    loud = _python(code, "1", str(video), env=clean)
+    assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "inspector info line" in quiet.stderr and "library info line" not in quiet.stderr
+    assert "@" not in quiet.stderr, quiet.stderr  # FFmpeg lines look like "[mjpeg @ 0x…] …"
+    assert "library info line" in loud.stderr and "[mjpeg @" in loud.stderr, loud.stderr
+
+
+def test_help_is_fast():
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "inspector", "train", "--help"], capture_output=True, timeout=60)
+    assert result.returncode == 0
+    assert time.perf_counter() - start < 5.0  # well under a second on an idle machine; generous for shared CI
