@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -154,6 +155,8 @@ def test_backoff_grows_with_jitter_and_caps():
 
 def test_capture_counts_corrupt_files_and_reports_states(tmp_path):
     folder = write_folder(tmp_path / "f", [False] * 6, corrupt=(1, 4))
+    for p in folder.iterdir():  # settled files: a just-written undecodable file may still be being written
+        os.utime(p, (time.time() - 60, time.time() - 60))
     cam = CameraSection(name="f", source=str(folder))
     counters, hub, stop, states = Counters(), FrameHub(Counters()), threading.Event(), []
     worker = CaptureWorker(cam, make_source(cam), hub, stop, counters,
