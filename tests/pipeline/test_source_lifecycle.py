@@ -178,7 +178,7 @@ def test_an_emptied_or_recreated_folder_backs_off_then_resumes(tmp_path):
 
 def test_emptied_folder_costs_no_cpu_and_new_files_are_inspected(tmp_path):
     folder = write_folder(tmp_path / "f", [False] * 2)
-    cam = CameraSection(name="f", source=str(folder), loop=True,
+    cam = CameraSection(name="f", source=str(folder), loop=True, fps=20,  # paced: the hub never fills
                         reconnect=ReconnectSection(initial_s=0.05, max_s=0.1))
     counters, hub, stop = Counters(), FrameHub(Counters()), threading.Event()
     worker = CaptureWorker(cam, make_source(cam), hub, stop, counters, lambda *a: None, capacity=1000)
