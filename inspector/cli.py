@@ -60,11 +60,16 @@ def _accept_global_options(parser: argparse.ArgumentParser) -> None:
                 if child.add_help:  # placeholders of commands not loaded have no options
                     _add_global_options(child, default=argparse.SUPPRESS)
                     _accept_global_options(child)
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what and where), exit 2, like every other user error."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``only``, import just that command's module."""
-    parser = argparse.ArgumentParser(prog="inspector", description="Real-time visual inspection.")
+    parser = OneLineParser(prog="inspector", description="Real-time visual inspection.")
     parser.add_argument("--version", action="version", version=f"inspector {__version__}")
     _add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="<command>")

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from inspector.commands.argtypes import float_range, int_range
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("subscribe", help="print defect events published by a daemon",
@@ -18,8 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="topic prefix, repeatable (default v1/defect and v1/status; 'v1/' = everything)")
     p.add_argument("--json", action="store_true", help="print each event header as one JSON line")
     p.add_argument("--save-dir", help="write each event's header (.json) and payloads (.jpg/.png) here")
-    p.add_argument("--count", type=int, default=0, help="exit after this many events (0 = run until Ctrl-C)")
-    p.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds without an event")
+    p.add_argument("--count", type=int_range(0, 10**12), default=0, help="exit after this many events (0 = run until Ctrl-C)")
+    p.add_argument("--timeout", type=float_range(0, 10**7), default=0.0, help="exit after this many seconds without an event")
     p.add_argument("--client-id", help="MQTT: a fixed client id = a persistent session (QoS 1): the broker keeps "
                                        "events for this consumer while it, or the broker, restarts")
     p.add_argument("--server-key", help="CURVE: the daemon's public key (certificate file or z85)")

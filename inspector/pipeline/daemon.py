@@ -207,7 +207,7 @@ class Daemon:
         pool = self.inference.pool = BufferPool(n_buffers, max_batch, self.spec)
         name, _ = split_graph_name(cfg.model.path)
         self.model_info = {
-            "name": self.sidecar["model"].get("name", name.name), "version": self.sidecar["model"].get("version"),
+            "name": self.sidecar.get("model", {}).get("name", name.name), "version": self.sidecar.get("model", {}).get("version"),
             "precision": backend.precision, "backend": backend.name,
             "sha256": getattr(backend, "sha256", None) or self.model_sha, "run_id": self.run_id,
         }

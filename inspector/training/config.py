@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from inspector.config import (apply_overrides, from_dict, load_yaml, relative_to_file, resolve_path, save_yaml,
-                              suggest, to_dict)
+from inspector.config import (apply_overrides, bounded, from_dict, load_yaml, relative_to_file, resolve_path,
+                              save_yaml, suggest, to_dict)
 from inspector.errors import ConfigError
 
 if TYPE_CHECKING:  # the registry imports torch: loaded only once the torch-free checks passed
@@ -23,11 +23,11 @@ if TYPE_CHECKING:  # the registry imports torch: loaded only once the torch-free
 class DataConfig:
     path: str = ""
     resize: Literal["square", "shorter_side_crop"] = "square"
-    val_fraction: float = 0.2
-    split_seed: int = 0
+    val_fraction: float = bounded(0.2, gt=0, le=0.99)
+    split_seed: int = bounded(0, ge=0, le=2**32 - 1)
     # significant bits of the images when the files do not say (PNG sBIT / TIFF BitsPerSample win);
     # None: the container's depth. Recorded in the sidecar so the daemon scales camera frames the same way.
-    bit_depth: int | None = None
+    bit_depth: int | None = bounded(None, ge=1, le=16)
 
     def validate(self, where: str) -> None:
         from inspector.data.images import BIT_DEPTHS
@@ -38,19 +38,9 @@ class DataConfig:
             raise ConfigError(f"{where}.bit_depth: must be one of {list(BIT_DEPTHS)} or null, got {self.bit_depth}")
 
 
-def _check_range(where: str, name: str, value: float | None, low: float, high: float,
-                 low_open: bool = False) -> None:
-    """One-line error unless ``low ≤ value ≤ high`` (``low < value`` when ``low_open``); None passes."""
-    if value is None:
-        return
-    if value > high or value < low or (low_open and value == low):
-        bound = f"{'>' if low_open else '≥'} {low:g} and ≤ {high:g}"
-        raise ConfigError(f"{where}.{name}: must be {bound}, got {value:g}")
-
-
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a model is trained. Every number has a range (checked in :meth:`validate`).
+    """How a model is trained. Every number has a declared range (``bounded``, checked at load).
 
     Stopping: ``epochs`` None (the default) trains until the validation loss stops
     improving — no relative improvement above ``min_delta`` for ``patience`` epochs
@@ -62,36 +52,25 @@ class TrainConfig:
     only change how a CUDA run computes (:mod:`inspector.training.device`).
     """
 
-    epochs: int | None = None
-    max_epochs: int = 300
-    patience: int = 10
-    min_delta: float = 0.005  # relative: an epoch counts as better below best·(1 − min_delta)
-    batch_size: int = 16
+    epochs: int | None = bounded(None, ge=1, le=100_000)
+    max_epochs: int = bounded(300, ge=1, le=100_000)
+    patience: int = bounded(10, ge=1, le=10_000)
+    min_delta: float = bounded(0.005, ge=0, le=0.5)  # relative: an epoch counts as better below best·(1 − min_delta)
+    batch_size: int = bounded(16, ge=1, le=65_536)
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = 0.4
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    seed: int = 0
-    time_budget_s: float | None = None  # stop after this much wall time per phase (time cap)
-    threads: int | None = None  # torch intra-op threads; None: all cores
+    lr: float = bounded(0.4, gt=0, le=100)
+    momentum: float = bounded(0.9, ge=0, le=1)
+    weight_decay: float = bounded(1e-4, ge=0, le=1)
+    betas: tuple[float, float] = bounded((0.9, 0.999), ge=0, le=1)
+    seed: int = bounded(0, ge=0, le=2**63 - 1)
+    time_budget_s: float | None = bounded(None, gt=0, le=30 * 86_400)  # stop after this much wall time per phase
+    threads: int | None = bounded(None, ge=1, le=4096)  # torch intra-op threads; None: all cores
     augment: Literal["none", "flip"] = "none"
     # Where to train: auto = cuda when torch.cuda.is_available(), else cpu (see training/device.py).
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CUDA only: auto = bf16 autocast where supported, else fp16 with loss scaling; fp32 = no AMP.
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True  # CUDA only: NHWC memory format for the networks
-
-    def validate(self, where: str) -> None:
-        ranges = {"epochs": (1, 100_000), "max_epochs": (1, 100_000), "patience": (1, 10_000),
-                  "min_delta": (0.0, 0.5), "batch_size": (1, 65_536), "momentum": (0.0, 1.0),
-                  "weight_decay": (0.0, 1.0), "seed": (0, 2**63 - 1), "threads": (1, 4096)}
-        for name, (low, high) in ranges.items():
-            _check_range(where, name, getattr(self, name), low, high)
-        _check_range(where, "lr", self.lr, 0.0, 100.0, low_open=True)
-        _check_range(where, "time_budget_s", self.time_budget_s, 0.0, 30 * 86_400.0, low_open=True)
-        for i, beta in enumerate(self.betas):
-            _check_range(where, f"betas[{i}]", beta, 0.0, 1.0)
 
     @property
     def early_stopping(self) -> bool:
