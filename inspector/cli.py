@@ -110,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(verbose=any(a in ("-v", "--verbose") for a in argv))
     try:
         parser = build_parser(only=command if command in COMMANDS else None)
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # a usage error (one line printed) or --help / --version
+            return exc.code if isinstance(exc.code, int) else 2
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if args.command is None else 2

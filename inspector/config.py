@@ -285,7 +285,7 @@ def parse_yaml(text: str, where: str, error: type[InspectorError] = ConfigError)
         raise error(f"{where}: invalid YAML (nested too deeply)") from None
 
 
-def parse_json(text: str, where: str, error: type[InspectorError] = ConfigError) -> Any:
+def parse_json(text: str, where: str, error: type[InspectorError] = ConfigError, what: str = "file") -> Any:
     """Strict JSON (no NaN/Infinity, RFC 8259) with every failure as one line."""
     def no_constants(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
@@ -293,9 +293,9 @@ def parse_json(text: str, where: str, error: type[InspectorError] = ConfigError)
     try:
         return json.loads(text, parse_constant=no_constants)
     except RecursionError:
-        raise error(f"{where}: invalid JSON (nested too deeply)") from None
+        raise error(f"{where}: {what} is not valid JSON (nested too deeply)") from None
     except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers too long to convert
-        raise error(f"{where}: invalid JSON ({' '.join(str(exc).split())[:120]})") from None
+        raise error(f"{where}: {what} is not valid JSON ({' '.join(str(exc).split())[:120]})") from None
 
 
 def load_yaml(path: str | Path, what: str = "config file", error: type[InspectorError] = ConfigError) -> dict:
@@ -310,7 +310,7 @@ def load_yaml(path: str | Path, what: str = "config file", error: type[Inspector
 
 def load_json(path: str | Path, what: str, error: type[InspectorError] = ConfigError) -> dict:
     """Read a JSON object; one-line ``error`` for a missing or malformed file."""
-    data = parse_json(read_text(path, what, error), str(path), error)
+    data = parse_json(read_text(path, what, error), str(path), error, what)
     if not isinstance(data, dict):
         raise error(f"{path}: expected a JSON object at the top level, got {type(data).__name__}")
     return data

@@ -13,9 +13,9 @@ import math
 from typing import Callable
 
 
-def _fmt(lo: float | None, hi: float | None, lo_open: bool) -> str:
+def _fmt(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool = False) -> str:
     left = "(-inf" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
-    right = "inf)" if hi is None else f"{hi:g}]"
+    right = "inf)" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
     return f"{left}, {right}"
 
 
@@ -37,8 +37,9 @@ def int_range(lo: int | None, hi: int | None) -> Callable[[str], int]:
     return parse
 
 
-def float_range(lo: float | None, hi: float | None, *, lo_open: bool = False) -> Callable[[str], float]:
-    """An argparse type: a finite number in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``)."""
+def float_range(lo: float | None, hi: float | None, *, lo_open: bool = False,
+                hi_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``[lo, hi]`` (open ends with ``lo_open`` / ``hi_open``)."""
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -46,8 +47,9 @@ def float_range(lo: float | None, hi: float | None, *, lo_open: bool = False) ->
             raise argparse.ArgumentTypeError(f"'{text[:30]}' is not a number") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{text[:30]} is not a finite number")
-        if (lo is not None and (value < lo or (lo_open and value == lo))) or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"{value:g} is out of range {_fmt(lo, hi, lo_open)}")
+        if ((lo is not None and (value < lo or (lo_open and value == lo)))
+                or (hi is not None and (value > hi or (hi_open and value == hi)))):
+            raise argparse.ArgumentTypeError(f"{value:g} is out of range {_fmt(lo, hi, lo_open, hi_open)}")
         return value
 
     parse.__name__ = "number"

@@ -26,10 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or val when recorded else test (auto, default)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"],
                    help="runtime (default: by file type: .onnx → onnxruntime, .plan → tensorrt)")
-    p.add_argument("--false-alarm-rate", type=float_range(0, 1, lo_open=True), default=DEFAULT_FALSE_ALARM_RATE,
+    p.add_argument("--false-alarm-rate", type=float_range(0, 1, lo_open=True, hi_open=True), default=DEFAULT_FALSE_ALARM_RATE,
                    help=f"target share of good parts flagged NG (default {DEFAULT_FALSE_ALARM_RATE}); with n good "
                         "images the finest measurable rate is about 1/n")
-    p.add_argument("--pixel-false-alarm-rate", type=float_range(0, 1, lo_open=True), default=DEFAULT_PIXEL_FALSE_ALARM_RATE,
+    p.add_argument("--pixel-false-alarm-rate", type=float_range(0, 1, lo_open=True, hi_open=True), default=DEFAULT_PIXEL_FALSE_ALARM_RATE,
                    help=f"target share of good-image map pixels above the region threshold "
                         f"(default {DEFAULT_PIXEL_FALSE_ALARM_RATE})")
     p.add_argument("--use-defects", action="store_true",
