@@ -87,7 +87,8 @@ class Daemon:
         self.counters = Counters()
         self._backend_factory = backend_factory
         self._context = context
-        self.run_id = uuid.uuid4().hex[:8]
+        self.run_id = uuid.uuid4().hex[:12]  # names this start on every event header and recording
+        self.started_utc = utc_iso()
         self.publisher: Publisher | None = None
         self.captures: list[CaptureWorker] = []
         self.workers: list = []
@@ -187,7 +188,8 @@ class Daemon:
         self.status_queue: queue.Queue = queue.Queue(maxsize=10000)
         self.drift = DriftMonitor(cfg.drift, self.calibration.score_stats if self.calibration else None)
 
-        self.recorder = RecorderWorker(cfg.recorder, threading.Event(), counters) if cfg.recorder.enabled else None
+        self.recorder = (RecorderWorker(cfg.recorder, threading.Event(), counters, self.run_id, self.started_utc)
+                         if cfg.recorder.enabled else None)
         self.inference = InferenceWorker(self._backend_factory or self._default_backend, None, to_infer, to_post,
                                          stop, counters)
         self.inference.start()
@@ -217,7 +219,8 @@ class Daemon:
                                      cfg.publish, stop, counters, self._stats,
                                      self.recorder.put if self.recorder else None,
                                      results_payloads=cfg.postprocess.payloads_on_results,
-                                     before_final=self._finish_recorder, taps=self.integrations.taps)
+                                     before_final=self._finish_recorder, taps=self.integrations.taps,
+                                     run={"id": self.run_id, "started_utc": self.started_utc})
         self.hub = FrameHub(counters)
         bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
         self.batcher = BatchWorker(self.hub, pool, to_infer, Preprocessor(self.spec, self.policy, bit_depths),
@@ -230,11 +233,25 @@ class Daemon:
         for w in (self.recorder, self.publish, self.post, self.batcher, *self.captures):
             if w is not None:
                 w.broken = self.inference.broken  # one shared "a worker failed" flag
+        self._wait_for_subscribers()  # before any frame is captured, so a batch run loses nothing
         for w in (self.recorder, self.publish, self.post, self.batcher, *self.captures):
             if w is not None:
                 w.start()
         if self.recorder is not None:
             self.workers.append(self.recorder)
+
+    def _wait_for_subscribers(self) -> None:
+        n, timeout = self.cfg.publish.wait_for_subscribers, self.cfg.publish.wait_for_subscribers_timeout_s
+        if n <= 0:
+            return
+        log.info("waiting up to %g s for %d subscriber(s) on %s", timeout, n, self.publisher.endpoint)
+        seen = self.publisher.wait_for_subscribers(n, timeout, self.stop)
+        if seen < n and not self.stop.is_set():
+            log.warning("publish.wait_for_subscribers: %d of %d subscriber(s) after %g s; starting anyway",
+                        seen, n, timeout)
+            self.counters.add("subscribers_missing", n - seen)
+        elif seen >= n:
+            log.info("%d subscriber(s) connected", seen)
 
     def _finish_recorder(self) -> None:
         if self.recorder is not None and self.recorder.is_alive():

@@ -12,8 +12,10 @@ PUB does) and every send is counted.
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -60,9 +62,14 @@ class Publisher:
         sock.setsockopt(zmq.LINGER, 500)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         try:
+            refuse_if_served(cfg.endpoint)
             if cfg.curve.enabled:
                 self._setup_curve(sock)
             sock.bind(cfg.endpoint)
+        except ConfigError:
+            sock.close(0)
+            self._stop_auth()
+            raise
         except zmq.ZMQError as exc:
             sock.close(0)
             self._stop_auth()
@@ -121,6 +128,41 @@ class Publisher:
         self.poll_subscriptions()
         return True
 
+    def wait_for_subscribers(self, n: int, timeout: float, stop: threading.Event | None = None) -> int:
+        """Before the worker starts: block until ``n`` subscribers are connected and subscribed.
+
+        ZeroMQ drops what is published before a subscription has reached the socket (the slow joiner), so an
+        offline batch run waits for its subscribers first. A subscriber is counted when its connection
+        completed the ZMTP handshake (socket monitor; tcp/ipc) and its subscription message arrived (XPUB);
+        on ``inproc`` only subscription messages are counted. Returns the number seen (< n after ``timeout``
+        seconds or when ``stop`` is set).
+        """
+        if n <= 0:
+            return 0
+        monitored = not self.endpoint.startswith("inproc://")
+        monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED) if monitored else None
+        peers = subscriptions = 0
+        deadline = time.monotonic() + timeout
+        try:
+            while min(peers if monitored else subscriptions, subscriptions) < n:
+                if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                    break
+                subscriptions += len(self.poll_subscriptions())
+                while monitor is not None and monitor.poll(0):
+                    monitor.recv_multipart()
+                    peers += 1
+                time.sleep(0.01)
+            # a peer that subscribes to several topics sends several messages: let the rest arrive
+            settle = time.monotonic() + 0.1
+            while time.monotonic() < settle:
+                subscriptions += len(self.poll_subscriptions())
+                time.sleep(0.01)
+        finally:
+            if monitor is not None:
+                self.socket.disable_monitor()
+                monitor.close(0)
+        return min(peers, n) if monitored else min(subscriptions, n)
+
     def _stop_auth(self) -> None:
         if self.auth is not None:
             self.auth.stop()
@@ -131,6 +173,33 @@ class Publisher:
         self._stop_auth()
 
 
+def refuse_if_served(endpoint: str) -> None:
+    """Raise ConfigError when a live process already serves the ``ipc://`` path ``endpoint``.
+
+    Binding an ipc path unlinks an existing socket file, silently stealing the endpoint from a running
+    daemon (its subscribers then hear nothing). tcp, inproc and abstract ipc (``ipc://@name``) refuse a
+    second bind by themselves (EADDRINUSE). A socket file nobody listens on (a crashed daemon) is reused.
+    """
+    if not endpoint.startswith("ipc://") or endpoint.startswith("ipc://@"):
+        return
+    path = endpoint[len("ipc://"):]
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except OSError as exc:
+        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK):
+            return  # nobody there: binding is safe
+        if isinstance(exc, socket.timeout):  # a listener too busy to accept is still a listener
+            raise ConfigError(f"publish.endpoint: {endpoint} is already served by another process "
+                              f"(another daemon running? choose another path)") from None
+        return  # e.g. a path too long or permissions: let the bind report it
+    finally:
+        probe.close()
+    raise ConfigError(f"publish.endpoint: {endpoint} is already served by another process "
+                      f"(another daemon running? choose another path)")
+
+
 class PublishWorker(Worker):
     """Frames and status updates in, events out; heartbeat every ``stats_interval_s``."""
 
@@ -138,8 +207,9 @@ class PublishWorker(Worker):
                  decider, cfg: PublishSection, stop: threading.Event, counters: Counters,
                  stats_source: Callable[[], dict], recorder_put: Callable[[Frame, dict], None] | None = None,
                  results_payloads: bool = False, before_final: Callable[[], None] | None = None,
-                 taps: list | None = None) -> None:
+                 taps: list | None = None, run: dict[str, str] | None = None) -> None:
         super().__init__("publisher", stop)
+        self.run_identity = dict(run or {})  # {"id", "started_utc"}: stamped on every event header
         self.pub, self.inbox, self.status_inbox = publisher, inbox, status_inbox
         self.model, self.decider, self.cfg, self.counters = model, decider, cfg, counters
         self.stats_source, self.recorder_put = stats_source, recorder_put
@@ -241,7 +311,7 @@ class PublishWorker(Worker):
             latency_ms=latency, model={k: v for k, v in self.model.items() if k != "run_id"},
             regions=[r.to_dict() for r in frame.regions], frame={"width": w, "height": h},
             uncertain_band=list(band) if band else None, source=_jsonable(frame.meta), error=frame.error,
-            payloads=payloads,
+            payloads=payloads, run=self.run_identity,
         )
 
     def _send(self, event: Event) -> None:
@@ -263,7 +333,7 @@ class PublishWorker(Worker):
                 return
             event = StatusEvent(camera=upd.camera, seq=self._next_seq("status", upd.camera), state=upd.state,
                                 previous=upd.previous, reason=upd.reason, time_utc=upd.time_utc,
-                                details=_jsonable(upd.details))
+                                details=_jsonable(upd.details), run=self.run_identity)
             self.statuses[upd.camera] = event
             self._send(event)
             self.counters.add("published.status")
@@ -285,7 +355,8 @@ class PublishWorker(Worker):
             data.setdefault("cameras", {}).setdefault(cam, {})["state"] = status.state
         data["published"] = {"messages": self.pub.sent, "send_failed": self.pub.send_failed}
         event = StatsEvent(seq=self._next_seq("stats", ""), time_utc=utc_iso(),
-                           uptime_s=round(time.monotonic() - self.started, 3), final=final, data=_jsonable(data))
+                           uptime_s=round(time.monotonic() - self.started, 3), final=final, data=_jsonable(data),
+                           run=self.run_identity)
         self.last_stats = event
         self._send(event)
         if final:
