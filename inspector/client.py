@@ -10,7 +10,7 @@
 
 Topics are prefixes (``v1/defect`` = every camera's defects, ``v1/`` =
 everything). The subscriber accounts for what it did not receive, per daemon
-run (every header carries ``run.id``, random per daemon start) and per stream
+run (every header carries ``run_id``, random per daemon start) and per stream
 (event type × camera; ``v1/stats`` heartbeats are not counted):
 
 * ``missed_at_start`` — events published before this subscriber heard the run
@@ -68,13 +68,13 @@ class LossTracker:
         return self.missed_at_start + self.gaps
 
     def observe(self, event: Event) -> None:
-        run = event.run.get("id", "") if isinstance(event.run, dict) else ""
+        run = event.run_id
         if run not in self.runs:
             if self.runs:
                 self.restarts += 1
                 self._notices.append(f"daemon restarted: new run {run or '?'} (started "
-                                     f"{event.run.get('started_utc', '?')}) after run {list(self.runs)[-1] or '?'}")
-            self.runs[run] = event.run.get("started_utc", "")
+                                     f"{event.run_started_utc or '?'}) after run {list(self.runs)[-1] or '?'}")
+            self.runs[run] = event.run_started_utc
         if event.type in UNCOUNTED_TYPES:
             return
         camera = getattr(event, "camera", "")

@@ -18,10 +18,10 @@ A message is ``[topic, header, *payloads]``:
   lo + v / 255 · (hi − lo)).
 
 ``seq`` counts the events of one type for one camera (0, 1, 2 … without gaps
-as published) *within one run*; ``run`` = ``{"id", "started_utc"}`` names the
-daemon start that published it (a random id per start), so a subscriber can
-count lost messages (a first ``seq`` ≠ 0 within a run = missed before joining,
-a jump = lost in between) and see restarts (a new ``run.id``). ``frame_id``
+as published) *within one run*; ``run_id`` (random per daemon start) and
+``run_started_utc`` name the daemon start that published it, so a subscriber
+can count lost messages (a first ``seq`` ≠ 0 within a run = missed before
+joining, a jump = lost in between) and see restarts (a new ``run_id``). ``frame_id``
 counts captured frames per camera, so gaps there are frames dropped at capture.
 :func:`encode` and :func:`decode` are the only code that knows this layout.
 
@@ -98,7 +98,8 @@ class InspectionEvent:
     source: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     payloads: list[Payload] = field(default_factory=list)
-    run: dict[str, str] = field(default_factory=dict)  # {"id": random per daemon start, "started_utc": iso}
+    run_id: str = ""  # random per daemon start
+    run_started_utc: str = ""  # when that daemon started
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -120,7 +121,8 @@ class StatusEvent:
     type: str = "status"
     schema_version: int = SCHEMA_VERSION
     payloads: list[Payload] = field(default_factory=list)
-    run: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+    run_started_utc: str = ""
 
     @property
     def topic(self) -> str:
@@ -139,7 +141,8 @@ class StatsEvent:
     type: str = "stats"
     schema_version: int = SCHEMA_VERSION
     payloads: list[Payload] = field(default_factory=list)
-    run: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+    run_started_utc: str = ""
 
     @property
     def topic(self) -> str:

@@ -82,7 +82,7 @@ def save(event, folder: Path) -> list[Path]:
     from inspector.events import header_dict
 
     folder.mkdir(parents=True, exist_ok=True)
-    run = event.run.get("id", "norun") if isinstance(event.run, dict) else "norun"
+    run = event.run_id or "norun"
     base = f"{event.type}-{safe_name(getattr(event, 'camera', 'all'))}-{safe_name(run, 32)}-{event.seq:07d}"
     parts = [(".json", json.dumps(header_dict(event), indent=1).encode())]
     parts += [(f".{safe_name(p.kind, 32)}{p.suffix}", p.data) for p in event.payloads]

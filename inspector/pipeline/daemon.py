@@ -220,7 +220,7 @@ class Daemon:
                                      self.recorder.put if self.recorder else None,
                                      results_payloads=cfg.postprocess.payloads_on_results,
                                      before_final=self._finish_recorder, taps=self.integrations.taps,
-                                     run={"id": self.run_id, "started_utc": self.started_utc})
+                                     run_id=self.run_id, run_started_utc=self.started_utc)
         self.hub = FrameHub(counters)
         bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
         self.batcher = BatchWorker(self.hub, pool, to_infer, Preprocessor(self.spec, self.policy, bit_depths),

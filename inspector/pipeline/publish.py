@@ -207,9 +207,9 @@ class PublishWorker(Worker):
                  decider, cfg: PublishSection, stop: threading.Event, counters: Counters,
                  stats_source: Callable[[], dict], recorder_put: Callable[[Frame, dict], None] | None = None,
                  results_payloads: bool = False, before_final: Callable[[], None] | None = None,
-                 taps: list | None = None, run: dict[str, str] | None = None) -> None:
+                 taps: list | None = None, run_id: str = "", run_started_utc: str = "") -> None:
         super().__init__("publisher", stop)
-        self.run_identity = dict(run or {})  # {"id", "started_utc"}: stamped on every event header
+        self.run_identity = {"run_id": run_id, "run_started_utc": run_started_utc}  # on every event header
         self.pub, self.inbox, self.status_inbox = publisher, inbox, status_inbox
         self.model, self.decider, self.cfg, self.counters = model, decider, cfg, counters
         self.stats_source, self.recorder_put = stats_source, recorder_put
@@ -311,7 +311,7 @@ class PublishWorker(Worker):
             latency_ms=latency, model={k: v for k, v in self.model.items() if k != "run_id"},
             regions=[r.to_dict() for r in frame.regions], frame={"width": w, "height": h},
             uncertain_band=list(band) if band else None, source=_jsonable(frame.meta), error=frame.error,
-            payloads=payloads, run=self.run_identity,
+            payloads=payloads, **self.run_identity,
         )
 
     def _send(self, event: Event) -> None:
@@ -333,7 +333,7 @@ class PublishWorker(Worker):
                 return
             event = StatusEvent(camera=upd.camera, seq=self._next_seq("status", upd.camera), state=upd.state,
                                 previous=upd.previous, reason=upd.reason, time_utc=upd.time_utc,
-                                details=_jsonable(upd.details), run=self.run_identity)
+                                details=_jsonable(upd.details), **self.run_identity)
             self.statuses[upd.camera] = event
             self._send(event)
             self.counters.add("published.status")
@@ -356,7 +356,7 @@ class PublishWorker(Worker):
         data["published"] = {"messages": self.pub.sent, "send_failed": self.pub.send_failed}
         event = StatsEvent(seq=self._next_seq("stats", ""), time_utc=utc_iso(),
                            uptime_s=round(time.monotonic() - self.started, 3), final=final, data=_jsonable(data),
-                           run=self.run_identity)
+                           **self.run_identity)
         self.last_stats = event
         self._send(event)
         if final:
