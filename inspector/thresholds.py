@@ -109,8 +109,11 @@ def write_thresholds(thresholds: Thresholds, path: str | Path) -> Path:
     ordered = {"schema_version": data.pop("schema_version"), "model": data.pop("model")}
     ordered.update(data)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml_dump(ordered), encoding="utf-8")  # UTF-8, not \u escapes (paths, notes)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml_dump(ordered), encoding="utf-8")  # UTF-8, not \u escapes (paths, notes)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the calibration file ({exc.strerror or exc})") from None
     return path
 
 

@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also score test/<defect> images of --data and choose F1-optimal thresholds")
     p.add_argument("--uncertain-margin", type=float_range(0, 1, lo_open=True), metavar="FRACTION",
                    help="mark scores within ±FRACTION of the image threshold as 'uncertain' (e.g. 0.1)")
-    p.add_argument("--out", help="calibration file to write (default: calibration/<model name>.yaml)")
+    p.add_argument("--out", help="calibration file to write, or an existing folder to write <model name>.yaml in "
+                                 "(default: calibration/<model name>.yaml)")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=8, help="images per inference call (default 8)")
     p.add_argument("--threads", type=int_range(1, 1024), help="ONNX Runtime intra-op threads (default: all cores; ignored by "
                                                "TensorRT)")
@@ -56,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError("calibrate: give --data DIR (a dataset) or --good-dir DIR (a folder of good images)")
     out = Path(args.out) if args.out else default_out(args.model)
+    if out.is_dir():  # a folder: the default file name inside it
+        out = out / default_out(args.model).name
     result = calibrate(args.model, args.data, args.backend, args.false_alarm_rate, out,
                        good_dir=args.good_dir, split=args.split, use_defects=args.use_defects,
                        pixel_false_alarm_rate=args.pixel_false_alarm_rate, uncertain_margin=args.uncertain_margin,
