@@ -14,8 +14,9 @@ import importlib
 import logging
 import os
 import sys
+import threading
 
-from inspector import __version__
+from inspector import __version__, lifecycle
 from inspector.errors import InspectorError
 from inspector.interrupts import exit_code as interrupt_exit_code
 
@@ -36,6 +37,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("inspector.commands.demo", "the whole product offline: data, train, export, calibrate, run"),
     "service": ("inspector.commands.service", "install the daemon as a systemd service"),
 }
+
+
+LONG_RUNNING = ("run",)  # commands whose SIGINT/SIGTERM is an orderly stop from the first instruction
 
 
 def _available_commands() -> dict[str, tuple[str, str]]:
@@ -105,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``inspector`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    if command in LONG_RUNNING and threading.current_thread() is threading.main_thread():
+        lifecycle.install()  # a stop during start-up is orderly too (see inspector.lifecycle)
     debug = "--debug" in argv
     # Before any command module is imported: OpenCV reads its log level when first imported.
     configure_logging(verbose=any(a in ("-v", "--verbose") for a in argv))
