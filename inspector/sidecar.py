@@ -55,8 +55,8 @@ class SidecarInput:
     """``input``: the one layout every backend and the daemon's preprocessing produce."""
 
     _unknown_keys = "ignore"
-    height: int = bounded(ge=1, le=16384)
-    width: int = bounded(ge=1, le=16384)
+    height: int = bounded(ge=1, le=8192)
+    width: int = bounded(ge=1, le=8192)
     channels: Literal[3] = 3
     dtype: Literal["uint8"] = "uint8"
     layout: Literal["NHWC"] = "NHWC"

@@ -72,6 +72,10 @@ class SyntheticSection:
             raise ConfigError(f"{where}.defect_rate: must be in [0, 1]")
         if self.size < 16 or self.pool < 1:
             raise ConfigError(f"{where}: size must be ≥ 16 and pool ≥ 1")
+        frames_mib = 2 * self.pool * self.size * self.size * 3 / 2**20  # good + defective frames, generated up front
+        if frames_mib > 1024:
+            raise ConfigError(f"{where}: pool {self.pool} × {self.size}² frames would take {frames_mib:.0f} MiB "
+                              f"(at most 1024 MiB); lower pool or size")
 
 
 @dataclass(frozen=True)
