@@ -95,8 +95,12 @@ SECTIONS = ("model", "data", "train")
 def resolve_run_config(raw: dict) -> RunConfig:
     """Build a RunConfig from a raw mapping, filling model-specific train defaults."""
     for key in raw:
+        if not isinstance(key, str):
+            raise ConfigError(f"config: section name {str(key)[:40]!r} is not a string")
         if key not in SECTIONS:
             raise ConfigError(f"config: unknown section '{key}'{suggest(key, SECTIONS)}")
+        if raw[key] is not None and not isinstance(raw[key], dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(raw[key]).__name__}")
     # What can be checked without torch first, so config errors print in well under a second.
     data = from_dict(DataConfig, raw.get("data"), where="data")
     from_dict(TrainConfig, raw.get("train"), where="train")  # the user's keys and values
@@ -114,9 +118,11 @@ def _check_model_name(model: object) -> None:
     from inspector.models import model_package_names
 
     name = model.get("name", "reduced_student") if isinstance(model, dict) else "reduced_student"
+    if not isinstance(name, str):
+        raise ConfigError(f"model.name: expected a string, got {type(name).__name__}")
     known = model_package_names()
     if name not in known:
-        raise ConfigError(f"model.name: unknown model '{name}'{suggest(str(name), known)}; known: {sorted(known)}")
+        raise ConfigError(f"model.name: unknown model '{name[:60]}'{suggest(name, known)}; known: {sorted(known)}")
 
 
 # Keys whose values are file or folder paths. Inside a config file they resolve against that
@@ -149,8 +155,10 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | None 
     """
     raw = resolve_file_paths(load_yaml(path), Path(path).parent) if path else {}
     for section, values in (base or {}).items():
-        raw.setdefault(section, {})
-        raw[section] = {**(raw[section] or {}), **values}
+        current = raw.setdefault(section, {})
+        if current is not None and not isinstance(current, dict):
+            raise ConfigError(f"{path}: {section}: expected a mapping, got {type(current).__name__}")
+        raw[section] = {**(current or {}), **values}
     return resolve_run_config(apply_overrides(raw, overrides or []))
 
 
