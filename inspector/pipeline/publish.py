@@ -61,16 +61,22 @@ class Publisher:
         sock.setsockopt(zmq.SNDHWM, cfg.sndhwm)
         sock.setsockopt(zmq.LINGER, 500)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self._monitor = None
         try:
             refuse_if_served(cfg.endpoint)
             if cfg.curve.enabled:
                 self._setup_curve(sock)
+            if cfg.wait_for_subscribers > 0 and not cfg.endpoint.startswith("inproc://"):
+                # from before the bind: a subscriber may connect while the model is still loading
+                self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
             sock.bind(cfg.endpoint)
         except ConfigError:
+            self._close_monitor(sock)
             sock.close(0)
             self._stop_auth()
             raise
         except zmq.ZMQError as exc:
+            self._close_monitor(sock)
             sock.close(0)
             self._stop_auth()
             hint = " (another daemon running? choose another port)" if exc.errno == zmq.EADDRINUSE else ""
@@ -133,35 +139,44 @@ class Publisher:
 
         ZeroMQ drops what is published before a subscription has reached the socket (the slow joiner), so an
         offline batch run waits for its subscribers first. A subscriber is counted when its connection
-        completed the ZMTP handshake (socket monitor; tcp/ipc) and its subscription message arrived (XPUB);
-        on ``inproc`` only subscription messages are counted. Returns the number seen (< n after ``timeout``
-        seconds or when ``stop`` is set).
+        completed the ZMTP handshake (socket monitor, installed before the bind when
+        ``cfg.wait_for_subscribers`` > 0; tcp/ipc) and its subscription message arrived (XPUB); on ``inproc``
+        only subscription messages are counted. Returns the number seen (< n after ``timeout`` seconds or
+        when ``stop`` is set).
         """
         if n <= 0:
             return 0
-        monitored = not self.endpoint.startswith("inproc://")
-        monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED) if monitored else None
+        monitored = self._monitor is not None
         peers = subscriptions = 0
         deadline = time.monotonic() + timeout
-        try:
-            while min(peers if monitored else subscriptions, subscriptions) < n:
-                if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
-                    break
-                subscriptions += len(self.poll_subscriptions())
-                while monitor is not None and monitor.poll(0):
-                    monitor.recv_multipart()
-                    peers += 1
-                time.sleep(0.01)
-            # a peer that subscribes to several topics sends several messages: let the rest arrive
-            settle = time.monotonic() + 0.1
-            while time.monotonic() < settle:
-                subscriptions += len(self.poll_subscriptions())
-                time.sleep(0.01)
-        finally:
-            if monitor is not None:
-                self.socket.disable_monitor()
-                monitor.close(0)
-        return min(peers, n) if monitored else min(subscriptions, n)
+        while min(peers if monitored else subscriptions, subscriptions) < n:
+            if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                break
+            subscriptions += len(self.poll_subscriptions())
+            peers += self._peer_changes()
+            time.sleep(0.01)
+        # a peer that subscribes to several topics sends several messages: let the rest arrive
+        settle = time.monotonic() + 0.1
+        while time.monotonic() < settle:
+            subscriptions += len(self.poll_subscriptions())
+            time.sleep(0.01)
+        self._close_monitor(self.socket)
+        return min(peers, subscriptions, n) if monitored else min(subscriptions, n)
+
+    def _peer_changes(self) -> int:
+        from zmq.utils.monitor import parse_monitor_message
+
+        change = 0
+        while self._monitor is not None and self._monitor.poll(0):
+            event = parse_monitor_message(self._monitor.recv_multipart())["event"]
+            change += 1 if event == zmq.EVENT_HANDSHAKE_SUCCEEDED else -1
+        return change
+
+    def _close_monitor(self, sock: zmq.Socket) -> None:
+        if self._monitor is not None:
+            sock.disable_monitor()
+            self._monitor.close(0)
+            self._monitor = None
 
     def _stop_auth(self) -> None:
         if self.auth is not None:
@@ -169,6 +184,7 @@ class Publisher:
             self.auth = None
 
     def close(self) -> None:
+        self._close_monitor(self.socket)
         self.socket.close(linger=500)
         self._stop_auth()
 
