@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from inspector.config import bounded, from_dict, load_yaml, to_dict, yaml_dump
 from inspector.errors import ConfigError
