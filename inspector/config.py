@@ -272,7 +272,7 @@ def read_text(path: str | Path, what: str = "config file", error: type[Inspector
         raise error(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
 
 
-def parse_yaml(text: str, where: str, error: type[InspectorError] = ConfigError) -> Any:
+def parse_yaml(text: str, where: str, error: type[InspectorError] = ConfigError, what: str = "file") -> Any:
     """:func:`yaml_load` with every failure (syntax, control characters, deep nesting) as one line."""
     try:
         return yaml_load(text)
@@ -280,9 +280,9 @@ def parse_yaml(text: str, where: str, error: type[InspectorError] = ConfigError)
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())[:120]
-        raise error(f"{where}:{line} invalid YAML ({problem})") from None
+        raise error(f"{where}:{line} {what} is not valid YAML ({problem})") from None
     except RecursionError:
-        raise error(f"{where}: invalid YAML (nested too deeply)") from None
+        raise error(f"{where}: {what} is not valid YAML (nested too deeply)") from None
 
 
 def parse_json(text: str, where: str, error: type[InspectorError] = ConfigError, what: str = "file") -> Any:
@@ -300,11 +300,11 @@ def parse_json(text: str, where: str, error: type[InspectorError] = ConfigError,
 
 def load_yaml(path: str | Path, what: str = "config file", error: type[InspectorError] = ConfigError) -> dict:
     """Read a YAML mapping; one-line ``error`` for a missing or malformed file (empty file → ``{}``)."""
-    data = parse_yaml(read_text(path, what, error), str(path), error)
+    data = parse_yaml(read_text(path, what, error), str(path), error, what)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise error(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        raise error(f"{path}: {what} must be a mapping at the top level, got {type(data).__name__}")
     return data
 
 
@@ -312,7 +312,7 @@ def load_json(path: str | Path, what: str, error: type[InspectorError] = ConfigE
     """Read a JSON object; one-line ``error`` for a missing or malformed file."""
     data = parse_json(read_text(path, what, error), str(path), error, what)
     if not isinstance(data, dict):
-        raise error(f"{path}: expected a JSON object at the top level, got {type(data).__name__}")
+        raise error(f"{path}: {what} must be a JSON object at the top level, got {type(data).__name__}")
     return data
 
 

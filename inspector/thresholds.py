@@ -67,7 +67,7 @@ class Thresholds:
     uncertain_band: tuple[float, float] | None = bounded(None)
     data: dict[str, Any] = field(default_factory=dict)
     score_stats: ScoreStats | None = None
-    schema_version: int = bounded(SCHEMA_VERSION, ge=SCHEMA_VERSION, le=SCHEMA_VERSION)
+    schema_version: int = bounded(SCHEMA_VERSION, ge=1, le=10**6)  # validate() names the supported one
 
     def validate(self, where: str) -> None:
         if self.schema_version != SCHEMA_VERSION:
