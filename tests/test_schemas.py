@@ -158,3 +158,32 @@ def test_sidecar_file_and_calibration_file(tmp_path):
                    "pixel_threshold: 1\nscore_stats: {~: 1, mean: 0, std: 1, min: 0, max: 1, p50: 0, p99: 1, n: 3}\n")
     with pytest.raises(ConfigError, match="not a string"):
         read_thresholds(cal)
+
+
+def test_every_numeric_command_line_argument_declares_a_range():
+    """No bare ``type=int`` / ``type=float``: every number on the command line goes through argtypes."""
+    import argparse
+
+    from inspector.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, prefix: str):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield from walk(child, f"{prefix} {name}")
+            elif action.type in (int, float):
+                yield f"{prefix} {'/'.join(action.option_strings) or action.dest}"
+
+    bare = sorted(set(walk(build_parser(), "inspector")))
+    assert bare == [], f"numeric arguments without a range (use commands.argtypes): {bare}"
+
+
+@pytest.mark.parametrize("argv", [["evaluate", "run", "--batch-size", "0"], ["predict", "m.onnx", "x.png", "--threads",
+                                  "-1"], ["calibrate", "m.onnx", "--false-alarm-rate", "inf"],
+                                  ["data", "synth", "--out", "d", "--size", "99999999999999999999999999999999"]])
+def test_out_of_range_arguments_are_one_line(argv, capsys):
+    from inspector.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ("out of range" in err or "not an integer" in err), err
