@@ -186,4 +186,4 @@ def test_out_of_range_arguments_are_one_line(argv, capsys):
 
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and ("out of range" in err or "not an integer" in err), err
+    assert len(err.splitlines()) == 1 and ("out of range" in err or "not a finite number" in err), err

@@ -23,13 +23,15 @@ def int_range(lo: int | None, hi: int | None) -> Callable[[str], int]:
     """An argparse type: an integer in ``[lo, hi]`` (None: unbounded side)."""
     def parse(text: str) -> int:
         try:
-            value = int(text) if len(text) <= 30 else None
-        except ValueError:
+            value = int(text)
+        except ValueError:  # not digits, or more digits than Python converts
+            digits = text.strip().lstrip("+-")
+            if not (digits.isdigit() and len(digits) > 30):
+                raise argparse.ArgumentTypeError(f"'{text[:30]}' is not an integer") from None
             value = None
-        if value is None:
-            raise argparse.ArgumentTypeError(f"'{text[:30]}' is not an integer")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"{value} is out of range {_fmt(lo, hi, False)}")
+        if value is None or (lo is not None and value < lo) or (hi is not None and value > hi):
+            shown = text[:30] + "..." if len(text) > 30 else text
+            raise argparse.ArgumentTypeError(f"{shown} is out of range {_fmt(lo, hi, False)}")
         return value
 
     parse.__name__ = "integer"  # argparse names the type in its messages
