@@ -64,12 +64,15 @@ class SidecarInput:
     resize: str = "square"  # one of inspector.data.images.RESIZE_POLICIES
     name: str = "images"
     batch: int | str | None = bounded(None, ge=1, le=65536)  # a fixed batch, or the name of the dynamic axis
+    bit_depth: int | None = bounded(None, ge=1, le=16)  # significant bits of 16-bit inputs (None: container's)
 
     def validate(self, where: str) -> None:
-        from inspector.data.images import RESIZE_POLICIES
+        from inspector.data.images import BIT_DEPTHS, RESIZE_POLICIES
 
         if self.resize not in RESIZE_POLICIES:
             raise ConfigError(f"{where}.resize: '{self.resize[:40]}' is not one of {list(RESIZE_POLICIES)}")
+        if self.bit_depth is not None and self.bit_depth not in BIT_DEPTHS:
+            raise ConfigError(f"{where}.bit_depth: {self.bit_depth} is not one of {list(BIT_DEPTHS)} or null")
 
 
 @dataclass(frozen=True)
