@@ -45,8 +45,9 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
         return 0
     if stop.is_set():
         log.info("%s during start-up: stopping before the daemon starts", lifecycle.reason())
+        code = daemon.stopped_before_start(lifecycle.reason())
         print("stopped: 0 frames inspected (stopped during start-up)", flush=True)
-        return 0
+        return code
     daemon.start()
     if stop.is_set():
         log.info("%s during start-up: stopping", lifecycle.reason())

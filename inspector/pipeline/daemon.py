@@ -321,6 +321,15 @@ class Daemon:
         self.start()
         return self.wait()
 
+    def stopped_before_start(self, reason: str) -> int:
+        """A stop requested before :meth:`start`: nothing ran; the final stats say so (and go to
+        ``summary_json`` like any run's). Returns the exit code, 0."""
+        self.final_stats = {"totals": {"inferred_frames": 0}, "cameras": {c.name: {"processed": 0}
+                                                                          for c in self.cfg.cameras},
+                            "run_id": self.run_id, "stopped": f"{reason} during start-up", "failures": []}
+        self._write_summary()
+        return 0
+
     def shutdown(self) -> int:
         """Ordered shutdown: captures, then each stage drains and ends; last stats published."""
         if not self._started:

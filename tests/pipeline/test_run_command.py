@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 import typing
 from pathlib import Path
@@ -173,11 +174,13 @@ def test_signal_during_startup_stops_in_order(tiny_model, endpoint, video, tmp_p
     else:
         monkeypatch.setattr(Daemon, "setup", signalled(Daemon.setup))
     caplog.set_level("INFO")
-    code, out, err = run_cli(tmp_path, base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}]),
-                             capsys)
+    summary = tmp_path / "summary.json"
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], summary_json=str(summary))
+    code, out, err = run_cli(tmp_path, cfg, capsys)
     assert code == 0 and "Traceback" not in err, err
     assert "stopped: 0 frames inspected" in out
     assert "SIGTERM during start-up" in caplog.text
+    assert json.loads(summary.read_text())["totals"].get("inferred_frames", 0) == 0  # final stats, as for any run
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored after the command
 
 
