@@ -347,6 +347,8 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
             value = yaml_load(raw)
         except yaml.YAMLError:
             value = raw
+        except RecursionError:
+            raise ConfigError(f"--set {key}: value nested too deeply") from None
         node = data
         parts = key.strip().split(".")
         for part in parts[:-1]:

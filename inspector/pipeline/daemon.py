@@ -143,6 +143,7 @@ class Daemon:
         try:
             backend = (self._backend_factory or self._default_backend)()
             try:
+                self._check_backend(backend)  # what start() refuses, --check refuses too
                 lines.append(f"ok model {self.cfg.model.path} on {backend.name} ({backend.precision}), "
                              f"input {self.spec.height}x{self.spec.width}, threshold {self.decider.image_threshold:g}"
                              + (f" from {self.cfg.thresholds.calibration}" if self.calibration else ""))
@@ -160,6 +161,11 @@ class Daemon:
             self.publisher.close()
             self.integrations.close()
         return lines
+
+    def _check_backend(self, backend: Backend) -> None:
+        if (backend.input_spec.height, backend.input_spec.width) != (self.spec.height, self.spec.width):
+            raise ConfigError(f"model {self.cfg.model.path}: backend input {backend.input_spec} differs from its "
+                              f"sidecar")
 
     # -- start --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -199,8 +205,7 @@ class Daemon:
             err = self.inference.startup_error
             raise err if isinstance(err, InspectorError) else InspectorError(f"model {cfg.model.path}: {err}")
         backend = self.inference.backend
-        if (backend.input_spec.height, backend.input_spec.width) != (self.spec.height, self.spec.width):
-            raise ConfigError(f"model {cfg.model.path}: backend input {backend.input_spec} differs from its sidecar")
+        self._check_backend(backend)
         max_batch = cfg.batching.max_batch
         if backend.input_spec.max_batch is not None and backend.input_spec.max_batch < max_batch:
             log.warning("batching.max_batch %d exceeds the model's maximum batch %d; using %d",
