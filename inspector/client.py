@@ -15,7 +15,9 @@ run (every header carries ``run_id``, random per daemon start) and per stream
 
 * ``missed_at_start`` — events published before this subscriber heard the run
   (its first ``seq`` of a stream was not 0: a late join, or a slow joiner);
-* ``gaps`` — events lost between two received ones (jumps in ``seq``);
+* ``gaps`` — events lost between two received ones (jumps in ``seq``), or after
+  the last one received (the final ``v1/stats`` of a run lists each stream's
+  published count in ``data.sequences``, when subscribed to it);
 * ``restarts`` — new run ids after the first one (a daemon restart: ``seq``
   starts again at 0, which is not a loss);
 * ``malformed`` — messages that failed :func:`inspector.events.decode`, skipped.
@@ -75,6 +77,8 @@ class LossTracker:
                 self._notices.append(f"daemon restarted: new run {run or '?'} (started "
                                      f"{event.run_started_utc or '?'}) after run {list(self.runs)[-1] or '?'}")
             self.runs[run] = event.run_started_utc
+        if event.type == "stats" and event.final:
+            self._close_run(run, event.data.get("sequences"))
         if event.type in UNCOUNTED_TYPES:
             return
         camera = getattr(event, "camera", "")
@@ -93,6 +97,18 @@ class LossTracker:
             self.duplicates += 1
             return
         self._last_seq[key] = event.seq
+
+    def _close_run(self, run: str, sequences: object) -> None:
+        """The final stats of ``run`` give each stream's published count: count what never arrived at the end."""
+        if not isinstance(sequences, dict):
+            return
+        for (r, kind, camera), last in self._last_seq.items():
+            published = sequences.get(f"{kind}/{camera}")
+            if r == run and type(published) is int and last + 1 < published <= last + 1 + 10**9:
+                self.gaps += published - last - 1
+                self._notices.append(f"lost the last {published - last - 1} {kind} event(s) of camera '{camera}' "
+                                     f"in run {run or '?'} (final stats: {published} published)")
+                self._last_seq[(r, kind, camera)] = published - 1
 
     def note(self, line: str) -> None:
         self._notices.append(line)

@@ -7,7 +7,8 @@ A message is ``[topic, header, *payloads]``:
   batch failed), ``v1/result/<camera>`` (every frame, off by default),
   ``v1/status/<camera>`` (camera state changes; re-sent with the same ``seq``
   when a subscriber joins), ``v1/stats`` (heartbeat; the last one has
-  ``final: true``). A prefix matches longer camera names too
+  ``final: true``; ``data.sequences`` counts the events published so far per
+  ``<type>/<camera>``, so a subscriber can also count losses after its last event). A prefix matches longer camera names too
   (``v1/defect/cam1`` ⊂ ``v1/defect/cam10``): compare ``camera`` when it matters.
 * ``header``  — UTF-8 JSON object with ``schema_version`` and ``type``; the
   fields of the event dataclass below.

@@ -99,6 +99,10 @@ def test_loss_tracker_counts_late_join_gaps_and_restarts():
     assert "missed 3 status event(s)" in notices[0] and "seq 5..6" in notices[1]
     assert "daemon restarted: new run r2" in notices[2] and "missed 2" in notices[4]
     assert loss.lost == 7 and "2 restart(s)" in loss.summary()
+    # the final stats of run r3 say 5 status events of camera c were published: seq 3 and 4 never arrived
+    loss.observe(StatsEvent(seq=51, time_utc=utc_iso(), uptime_s=1, final=True, run_id="r3",
+                            data={"sequences": {"status/c": 5, "defect/other": 10**30}}))
+    assert loss.gaps == 4 and "lost the last 2 status event(s)" in loss.notices()[0]
 
 
 def test_subscriber_refuses_an_endpoint_without_scheme():

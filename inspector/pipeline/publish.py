@@ -370,6 +370,9 @@ class PublishWorker(Worker):
         for cam, status in self.statuses.items():
             data.setdefault("cameras", {}).setdefault(cam, {})["state"] = status.state
         data["published"] = {"messages": self.pub.sent, "send_failed": self.pub.send_failed}
+        # events published per stream so far (type/camera → count = next seq): a subscriber of v1/stats can
+        # tell events lost after the last one it received (the final stats close the run's books)
+        data["sequences"] = {f"{kind}/{camera}": n for (kind, camera), n in self.seq.items() if kind != "stats"}
         event = StatsEvent(seq=self._next_seq("stats", ""), time_utc=utc_iso(),
                            uptime_s=round(time.monotonic() - self.started, 3), final=final, data=_jsonable(data),
                            **self.run_identity)
