@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 from inspector.commands.argtypes import float_range, int_range
@@ -140,17 +141,25 @@ def run(args: argparse.Namespace) -> int:
 
     topics = args.topic or ["v1/defect", "v1/status"]
     save_dir = Path(args.save_dir) if args.save_dir else None
+    # the final v1/stats of a run tells what was lost after the last event: listen to it quietly
+    quiet_stats = not any("v1/stats".startswith(t) for t in topics)
     seen = 0
-    with Subscriber(args.endpoint, topics, server_key=args.server_key, client_cert=args.client_cert) as sub:
+    with Subscriber(args.endpoint, topics + (["v1/stats"] if quiet_stats else []), server_key=args.server_key,
+                    client_cert=args.client_cert) as sub:
         print(f"subscribed to {', '.join(topics)} on {args.endpoint}", file=sys.stderr, flush=True)
         try:
+            deadline = time.monotonic() + args.timeout if args.timeout else None
             while not args.count or seen < args.count:
-                event = sub.recv(timeout=args.timeout or None)
+                left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+                event = sub.recv(timeout=left)
                 for notice in sub.notices():  # missed events, restarts, skipped messages: as they are found
                     print(notice, file=sys.stderr, flush=True)
                 if event is None:
                     print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
                     break
+                if quiet_stats and event.type == "stats":
+                    continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
+                deadline = time.monotonic() + args.timeout if args.timeout else None
                 seen += 1
                 print(json.dumps(header_dict(event)) if args.json else describe(event), flush=True)
                 if save_dir is not None:
