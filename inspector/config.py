@@ -280,9 +280,9 @@ def parse_yaml(text: str, where: str, error: type[InspectorError] = ConfigError,
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())[:120]
-        raise error(f"{where}:{line} {what} is not valid YAML ({problem})") from None
+        raise error(f"{where}:{line} invalid YAML in this {what} ({problem})") from None
     except RecursionError:
-        raise error(f"{where}: {what} is not valid YAML (nested too deeply)") from None
+        raise error(f"{where}: invalid YAML in this {what} (nested too deeply)") from None
 
 
 def parse_json(text: str, where: str, error: type[InspectorError] = ConfigError, what: str = "file") -> Any:

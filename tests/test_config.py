@@ -59,7 +59,7 @@ def test_load_yaml_errors_are_one_line(tmp_path):
         load_yaml(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("a: [1, 2\n")
-    with pytest.raises(ConfigError, match="config file is not valid YAML") as info:
+    with pytest.raises(ConfigError, match="invalid YAML") as info:
         load_yaml(bad)
     assert "\n" not in str(info.value)
 

@@ -92,7 +92,7 @@ def test_in_range_settings_load():
     (b"7: seven\n", "not a string"),
     (b"summary_json: /tmp/s\xff\xfe.json\n", "not UTF-8"),
     (b"zz: " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested too deeply"),
-    (b"summary_json: /tmp/s\x01.json\n", "not valid YAML"),
+    (b"summary_json: /tmp/s\x01.json\n", "invalid YAML"),
     (b"- a list\n", "must be a mapping at the top level"),
 ])
 def test_malformed_yaml_is_one_line(tmp_path, text, match):
