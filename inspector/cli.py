@@ -14,8 +14,9 @@ import importlib
 import logging
 import os
 import sys
+import threading
 
-from inspector import __version__
+from inspector import __version__, lifecycle
 from inspector.errors import InspectorError
 from inspector.interrupts import exit_code as interrupt_exit_code
 
@@ -36,6 +37,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("inspector.commands.demo", "the whole product offline: data, train, export, calibrate, run"),
     "service": ("inspector.commands.service", "install the daemon as a systemd service"),
 }
+
+
+LONG_RUNNING = ("run",)  # commands whose SIGINT/SIGTERM is an orderly stop from the first instruction
 
 
 def _available_commands() -> dict[str, tuple[str, str]]:
@@ -60,11 +64,16 @@ def _accept_global_options(parser: argparse.ArgumentParser) -> None:
                 if child.add_help:  # placeholders of commands not loaded have no options
                     _add_global_options(child, default=argparse.SUPPRESS)
                     _accept_global_options(child)
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what and where), exit 2, like every other user error."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``only``, import just that command's module."""
-    parser = argparse.ArgumentParser(prog="inspector", description="Real-time visual inspection.")
+    parser = OneLineParser(prog="inspector", description="Real-time visual inspection.")
     parser.add_argument("--version", action="version", version=f"inspector {__version__}")
     _add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="<command>")
@@ -100,12 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``inspector`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    if command in LONG_RUNNING and threading.current_thread() is threading.main_thread():
+        lifecycle.install()  # a stop during start-up is orderly too (see inspector.lifecycle)
     debug = "--debug" in argv
     # Before any command module is imported: OpenCV reads its log level when first imported.
     configure_logging(verbose=any(a in ("-v", "--verbose") for a in argv))
     try:
         parser = build_parser(only=command if command in COMMANDS else None)
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # a usage error (one line printed) or --help / --version
+            return exc.code if isinstance(exc.code, int) else 2
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if args.command is None else 2

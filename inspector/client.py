@@ -9,15 +9,28 @@
             print(event.camera, event.decision, event.score, event.regions)
 
 Topics are prefixes (``v1/defect`` = every camera's defects, ``v1/`` =
-everything). ``Subscriber.gaps`` counts messages lost between the daemon and
-this subscriber (jumps in the per-camera ``seq`` of each event type). For a
-CURVE-secured daemon pass the server's public key and this client's
+everything). The subscriber accounts for what it did not receive, per daemon
+run (every header carries ``run_id``, random per daemon start) and per stream
+(event type × camera; ``v1/stats`` heartbeats are not counted):
+
+* ``missed_at_start`` — events published before this subscriber heard the run
+  (its first ``seq`` of a stream was not 0: a late join, or a slow joiner);
+* ``gaps`` — events lost between two received ones (jumps in ``seq``), or after
+  the last one received (the final ``v1/stats`` of a run lists each stream's
+  published count in ``data.sequences``, when subscribed to it);
+* ``restarts`` — new run ids after the first one (a daemon restart: ``seq``
+  starts again at 0, which is not a loss);
+* ``malformed`` — messages that failed :func:`inspector.events.decode`, skipped.
+
+``lost`` = ``missed_at_start + gaps``. :meth:`Subscriber.notices` returns one
+line per such finding since the last call (``inspector subscribe`` prints them).
+For a CURVE-secured daemon pass the server's public key and this client's
 certificate (files made with ``zmq.auth.create_certificates``, or z85 keys).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -27,6 +40,87 @@ from inspector.errors import ConfigError
 from inspector.events import Event, decode
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+ENDPOINT = re.compile(r"^(tcp|ipc|inproc|pgm|epgm|ws|wss|vmci)://.+")
+UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that the next one lacks
+
+
+def check_endpoint(endpoint: str) -> str:
+    """Return ``endpoint`` or raise a one-line ConfigError (e.g. ``localhost:5556`` without a scheme)."""
+    if not isinstance(endpoint, str) or not ENDPOINT.match(endpoint):
+        hint = f" (did you mean tcp://{endpoint}?)" if isinstance(endpoint, str) and ":" in endpoint else ""
+        raise ConfigError(f"endpoint '{str(endpoint)[:80]}' is not a ZeroMQ endpoint "
+                          f"(tcp://host:port, ipc://path){hint}")
+    return endpoint
+
+
+class LossTracker:
+    """Counts what a subscriber missed, from the run id and per-stream ``seq`` of each received event."""
+
+    def __init__(self) -> None:
+        self.missed_at_start = 0
+        self.gaps = 0
+        self.restarts = 0
+        self.duplicates = 0  # re-sent status events (same seq), not losses
+        self.runs: dict[str, str] = {}  # run id → started_utc, in the order heard
+        self._last_seq: dict[tuple[str, str, str], int] = {}
+        self._notices: list[str] = []
+
+    @property
+    def lost(self) -> int:
+        return self.missed_at_start + self.gaps
+
+    def observe(self, event: Event) -> None:
+        run = event.run_id
+        if run not in self.runs:
+            if self.runs:
+                self.restarts += 1
+                self._notices.append(f"daemon restarted: new run {run or '?'} (started "
+                                     f"{event.run_started_utc or '?'}) after run {list(self.runs)[-1] or '?'}")
+            self.runs[run] = event.run_started_utc
+        if event.type == "stats" and event.final:
+            self._close_run(run, event.data.get("sequences"))
+        if event.type in UNCOUNTED_TYPES:
+            return
+        camera = getattr(event, "camera", "")
+        key = (run, event.type, camera)
+        last = self._last_seq.get(key)
+        if last is None:
+            if event.seq > 0:
+                self.missed_at_start += event.seq
+                self._notices.append(f"missed {event.seq} {event.type} event(s) of camera '{camera}' published "
+                                     f"before this subscriber heard run {run or '?'} (first seq {event.seq})")
+        elif event.seq > last + 1:
+            self.gaps += event.seq - last - 1
+            self._notices.append(f"lost {event.seq - last - 1} {event.type} event(s) of camera '{camera}' "
+                                 f"(seq {last + 1}..{event.seq - 1}) in run {run or '?'}")
+        elif event.seq <= last:
+            self.duplicates += 1
+            return
+        self._last_seq[key] = event.seq
+
+    def _close_run(self, run: str, sequences: object) -> None:
+        """The final stats of ``run`` give each stream's published count: count what never arrived at the end."""
+        if not isinstance(sequences, dict):
+            return
+        for (r, kind, camera), last in self._last_seq.items():
+            published = sequences.get(f"{kind}/{camera}")
+            if r == run and type(published) is int and last + 1 < published <= last + 1 + 10**9:
+                self.gaps += published - last - 1
+                self._notices.append(f"lost the last {published - last - 1} {kind} event(s) of camera '{camera}' "
+                                     f"in run {run or '?'} (final stats: {published} published)")
+                self._last_seq[(r, kind, camera)] = published - 1
+
+    def note(self, line: str) -> None:
+        self._notices.append(line)
+
+    def notices(self) -> list[str]:
+        """Findings since the last call, one line each."""
+        out, self._notices = self._notices, []
+        return out
+
+    def summary(self) -> str:
+        return (f"{self.lost} event(s) missed ({self.missed_at_start} before joining a run, {self.gaps} in gaps), "
+                f"{len(self.runs)} run(s) heard, {self.restarts} restart(s)")
 
 
 def _load_key(value: str | bytes | Path, what: str, secret: bool = False) -> tuple[bytes, bytes | None]:
@@ -53,7 +147,7 @@ class Subscriber:
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, topics: Iterable[str] = ("v1/",), *,
                  server_key: str | bytes | Path | None = None, client_cert: str | Path | None = None,
                  rcvhwm: int = 10000, context: zmq.Context | None = None) -> None:
-        self.endpoint = endpoint
+        self.endpoint = check_endpoint(endpoint)
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, rcvhwm)
@@ -62,11 +156,35 @@ class Subscriber:
             self._setup_curve(server_key, client_cert)
         for topic in list(topics) or [""]:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        self.socket.connect(endpoint)
+        try:
+            self.socket.connect(endpoint)
+        except zmq.ZMQError as exc:
+            self.socket.close(0)
+            raise ConfigError(f"endpoint '{endpoint[:80]}': cannot connect ({exc.strerror})") from None
         self.received = 0
         self.malformed = 0
-        self.gaps = 0
-        self._last_seq: dict[tuple[str, str], int] = defaultdict(lambda: -1)
+        self.loss = LossTracker()
+
+    @property
+    def gaps(self) -> int:
+        """Events lost between two received ones (see the module docstring for the other counts)."""
+        return self.loss.gaps
+
+    @property
+    def missed_at_start(self) -> int:
+        return self.loss.missed_at_start
+
+    @property
+    def restarts(self) -> int:
+        return self.loss.restarts
+
+    @property
+    def lost(self) -> int:
+        return self.loss.lost
+
+    def notices(self) -> list[str]:
+        """Lines about missed events, restarts and skipped malformed messages since the last call."""
+        return self.loss.notices()
 
     def _setup_curve(self, server_key, client_cert) -> None:
         if client_cert is None:
@@ -87,20 +205,13 @@ class Subscriber:
             frames = self.socket.recv_multipart()
             try:
                 event = decode(frames)
-            except ValueError:
+            except ValueError as exc:
                 self.malformed += 1
+                self.loss.note(f"skipped a malformed message: {str(exc)[:160]}")
                 continue
             self.received += 1
-            self._track(event)
+            self.loss.observe(event)
             return event
-
-    def _track(self, event: Event) -> None:
-        key = (event.type, getattr(event, "camera", ""))
-        last = self._last_seq[key]
-        if last >= 0 and event.seq > last + 1:
-            self.gaps += event.seq - last - 1
-        if event.seq > last:
-            self._last_seq[key] = event.seq
 
     def __iter__(self) -> Iterator[Event]:
         while True:

@@ -1,28 +1,89 @@
-"""Frozen, typed configuration loaded from YAML.
+"""Frozen, typed configuration loaded from YAML (and the schema check of every file the product reads).
 
 Config objects are plain frozen dataclasses. :func:`from_dict` builds one from a
 mapping, recursing into nested dataclasses, checking types and rejecting
-unknown keys with a "did you mean" suggestion. Loading (YAML → dict → object)
-is kept apart from deriving values, so a config can be saved back exactly as it
-was resolved (:func:`to_dict`).
+unknown keys with a "did you mean" suggestion. Every numeric field declares its
+range with :func:`bounded` (``field`` metadata), checked by the same loader, so
+a value out of range is one line at load time, never a crash at run time;
+floats must also be finite. Loading (YAML → dict → object) is kept apart from
+deriving values, so a config can be saved back exactly as it was resolved
+(:func:`to_dict`). :func:`load_yaml` and :func:`load_json` turn every way a file
+can be malformed (invalid UTF-8, deep nesting, non-mapping top level, NaN in
+JSON…) into one :class:`ConfigError` line naming the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
+import math
 import os
 import re
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 import yaml
 
-from inspector.errors import ConfigError
+from inspector.errors import ConfigError, InspectorError
 
 T = TypeVar("T")
+MAX_FILE_BYTES = 64 << 20  # config, sidecar and calibration files are small; refuse anything absurd
+
+
+@dataclass(frozen=True)
+class Range:
+    """The allowed interval of a numeric setting: ``ge``/``gt`` ≤ value ≤ ``le``; ``None`` = unbounded side.
+
+    Floats must be finite whatever the bounds (NaN compares false with everything, so a NaN would slip
+    through any interval check further on).
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+
+    def describe(self) -> str:
+        lo = f"[{_num(self.ge)}" if self.ge is not None else (f"({_num(self.gt)}" if self.gt is not None else "(-inf")
+        hi = f"{_num(self.le)}]" if self.le is not None else "inf)"
+        return f"{lo}, {hi}"
+
+    def check(self, where: str, value: Any) -> None:
+        """Raise ConfigError naming ``where`` when a number in ``value`` (recursing into lists) is outside."""
+        if isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                self.check(f"{where}[{i}]", item)
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where}: {value} is not a finite number; allowed range {self.describe()}")
+        if ((self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt)
+                or (self.le is not None and value > self.le)):
+            shown = value if abs(value) < 1e15 else f"{value:.3g}"
+            raise ConfigError(f"{where}: {shown} is out of range {self.describe()}")
+
+
+def _num(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def bounded(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
+            le: float | None = None) -> Any:
+    """A dataclass field with a declared numeric range, checked by :func:`from_dict`.
+
+    ``threads: int | None = bounded(None, ge=1, le=1024)``. With no bounds it still declares "any finite
+    number" (e.g. a score threshold).
+    """
+    return dataclasses.field(default=default, metadata={"range": Range(ge=ge, gt=gt, le=le)})
+
+
+def field_range(f: dataclasses.Field) -> Range | None:
+    """The declared range of a dataclass field, or None."""
+    return f.metadata.get("range")
 
 
 class Loader(yaml.SafeLoader):
@@ -58,13 +119,18 @@ def yaml_dump(data: Any) -> str:
 
 def suggest(name: str, choices) -> str:
     """Return ' (did you mean 'x'?)' for the closest choice, or ''."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    choices = [c for c in choices if isinstance(c, str)]
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _check_choice(where: str, value: Any, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"{where}: '{value}' is not one of {sorted(choices)}{suggest(str(value), choices)}")
+    hashable = not isinstance(value, (list, dict, set))
+    if not hashable or value not in choices or type(value) is not type(next(c for c in choices if c == value)):
+        shown = str(value) if hashable and isinstance(value, str) else _short(value)
+        raise ConfigError(f"{where}: '{shown[:60]}' is not one of {list(choices)}{suggest(shown, choices)}")
 
 
 def _convert(where: str, tp: Any, value: Any) -> Any:
@@ -92,6 +158,16 @@ def _convert(where: str, tp: Any, value: Any) -> Any:
     if origin is typing.Literal:
         _check_choice(where, value, args)
         return value
+    if origin in (dict, Mapping) or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        key_tp, item_tp = args if len(args) == 2 else (str, Any)
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"{where}: key {key!r} is not a string (quote it in YAML)")
+            out[key] = _convert(f"{where}.{key}", item_tp, item)
+        return out
     if origin in (tuple, list):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
@@ -107,31 +183,60 @@ def _convert(where: str, tp: Any, value: Any) -> Any:
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {_short(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{where}: expected a number, got {_short(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ConfigError(f"{where}: {value:.3g} is too large") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: {value} is not a finite number")
+        return number
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {_short(value)}")
         return value
     return value
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "config") -> T:
-    """Build the frozen dataclass ``cls`` from ``data``; reject unknown keys."""
+def _short(value: Any) -> str:
+    """``repr`` cut to one short line (values in messages may be huge or nested)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value) if not isinstance(value, (dict, list, tuple)) else type(value).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "config", *,
+              unknown: str = "reject") -> T:
+    """Build the frozen dataclass ``cls`` from ``data``: types, declared ranges, ``validate(where)``.
+
+    Unknown keys are rejected with a suggestion (``unknown="ignore"``, or a class attribute
+    ``_unknown_keys = "ignore"``: skipped, for forward-compatible artifact files). Raises :class:`ConfigError` (one line naming ``where``) on any problem.
+    """
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     for key in data:
-        if key not in fields:
+        if not isinstance(key, str):
+            raise ConfigError(f"{where}: key {_short(key)} is not a string (quote it in YAML: 'on', 'yes' and "
+                              f"numbers are not text there)")
+        if key not in fields and getattr(cls, "_unknown_keys", unknown) == "reject":
             raise ConfigError(f"{where}: unknown key '{key}'{suggest(key, fields)}")
     kwargs = {}
     for name, field in fields.items():
         if name in data:
-            kwargs[name] = _convert(f"{where}.{name}", hints[name], data[name])
+            value = _convert(f"{where}.{name}", hints[name], data[name])
+            rng = field_range(field)
+            if rng is not None:
+                rng.check(f"{where}.{name}", value)
+            kwargs[name] = value
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: missing required key '{name}'")
     obj = cls(**kwargs)
@@ -152,25 +257,62 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping; one-line errors for a missing or malformed file."""
+def read_text(path: str | Path, what: str = "config file", error: type[InspectorError] = ConfigError) -> str:
+    """The UTF-8 text of a small file; one-line ``error`` when missing, unreadable, huge or not UTF-8."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise error(f"{path}: {what} not found")
     try:
-        data = yaml_load(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise error(f"{path}: {what} is larger than {MAX_FILE_BYTES >> 20} MiB")
+        return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise error(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+
+
+def parse_yaml(text: str, where: str, error: type[InspectorError] = ConfigError, what: str = "file") -> Any:
+    """:func:`yaml_load` with every failure (syntax, control characters, deep nesting) as one line."""
+    try:
+        return yaml_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
-        # ReaderError (a control character) has no 'problem' and a two-line str(): keep one line
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}:{line} invalid YAML ({problem})") from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())[:120]
+        raise error(f"{where}:{line} invalid YAML in this {what} ({problem})") from None
+    except RecursionError:
+        raise error(f"{where}: invalid YAML in this {what} (nested too deeply)") from None
+
+
+def parse_json(text: str, where: str, error: type[InspectorError] = ConfigError, what: str = "file") -> Any:
+    """Strict JSON (no NaN/Infinity, RFC 8259) with every failure as one line."""
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        return json.loads(text, parse_constant=no_constants)
+    except RecursionError:
+        raise error(f"{where}: {what} is not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers too long to convert
+        raise error(f"{where}: {what} is not valid JSON ({' '.join(str(exc).split())[:120]})") from None
+
+
+def load_yaml(path: str | Path, what: str = "config file", error: type[InspectorError] = ConfigError) -> dict:
+    """Read a YAML mapping; one-line ``error`` for a missing or malformed file (empty file → ``{}``)."""
+    data = parse_yaml(read_text(path, what, error), str(path), error, what)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise error(f"{path}: {what} must be a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_json(path: str | Path, what: str, error: type[InspectorError] = ConfigError) -> dict:
+    """Read a JSON object; one-line ``error`` for a missing or malformed file."""
+    data = parse_json(read_text(path, what, error), str(path), error, what)
+    if not isinstance(data, dict):
+        raise error(f"{path}: {what} must be a JSON object at the top level, got {type(data).__name__}")
     return data
 
 
@@ -205,6 +347,8 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
             value = yaml_load(raw)
         except yaml.YAMLError:
             value = raw
+        except RecursionError:
+            raise ConfigError(f"--set {key}: value nested too deeply") from None
         node = data
         parts = key.strip().split(".")
         for part in parts[:-1]:

@@ -7,8 +7,22 @@ traceback unless ``--debug`` is given.
 """
 
 
+MAX_MESSAGE = 500  # characters: values quoted from a bad file or the wire can be arbitrarily long
+
+
 class InspectorError(Exception):
-    """Base class: a problem the user can fix, described in one line."""
+    """Base class: a problem the user can fix, described in one line.
+
+    The message is forced to that form whatever went into it: line breaks become spaces and a message
+    longer than ``MAX_MESSAGE`` characters (e.g. quoting a 100 kB value from a malformed file) is cut.
+    """
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        if isinstance(message, str):
+            message = " ".join(message.split("\n")) if "\n" in message else message
+            if len(message) > MAX_MESSAGE:
+                message = message[:MAX_MESSAGE - 3] + "..."
+        super().__init__(message, *args)
 
 
 class ConfigError(InspectorError):

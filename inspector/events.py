@@ -7,7 +7,8 @@ A message is ``[topic, header, *payloads]``:
   batch failed), ``v1/result/<camera>`` (every frame, off by default),
   ``v1/status/<camera>`` (camera state changes; re-sent with the same ``seq``
   when a subscriber joins), ``v1/stats`` (heartbeat; the last one has
-  ``final: true``). A prefix matches longer camera names too
+  ``final: true``; ``data.sequences`` counts the events published so far per
+  ``<type>/<camera>``, so a subscriber can also count losses after its last event). A prefix matches longer camera names too
   (``v1/defect/cam1`` ⊂ ``v1/defect/cam10``): compare ``camera`` when it matters.
 * ``header``  — UTF-8 JSON object with ``schema_version`` and ``type``; the
   fields of the event dataclass below.
@@ -18,15 +19,26 @@ A message is ``[topic, header, *payloads]``:
   lo + v / 255 · (hi − lo)).
 
 ``seq`` counts the events of one type for one camera (0, 1, 2 … without gaps
-as published), so a subscriber can count lost messages; ``frame_id`` counts
-captured frames per camera, so gaps there are frames dropped at capture.
+as published) *within one run*; ``run_id`` (random per daemon start) and
+``run_started_utc`` name the daemon start that published it, so a subscriber
+can count lost messages (a first ``seq`` ≠ 0 within a run = missed before
+joining, a jump = lost in between) and see restarts (a new ``run_id``). ``frame_id``
+counts captured frames per camera, so gaps there are frames dropped at capture.
 :func:`encode` and :func:`decode` are the only code that knows this layout.
+
+Wire data is untrusted: :func:`decode` checks every header field against the
+event's annotated type (and regions and payload descriptors against the layout
+above), and refuses a message whose descriptors disagree with its frames, so a
+consumer never meets a half-formed event.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Union
@@ -87,6 +99,8 @@ class InspectionEvent:
     source: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     payloads: list[Payload] = field(default_factory=list)
+    run_id: str = ""  # random per daemon start
+    run_started_utc: str = ""  # when that daemon started
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -108,6 +122,8 @@ class StatusEvent:
     type: str = "status"
     schema_version: int = SCHEMA_VERSION
     payloads: list[Payload] = field(default_factory=list)
+    run_id: str = ""
+    run_started_utc: str = ""
 
     @property
     def topic(self) -> str:
@@ -126,6 +142,8 @@ class StatsEvent:
     type: str = "stats"
     schema_version: int = SCHEMA_VERSION
     payloads: list[Payload] = field(default_factory=list)
+    run_id: str = ""
+    run_started_utc: str = ""
 
     @property
     def topic(self) -> str:
@@ -161,29 +179,92 @@ def decode(frames: list[bytes]) -> Event:
     """Parse ``[topic, header, *payloads]``; raises ValueError on a malformed or foreign message."""
     if len(frames) < 2:
         raise ValueError(f"expected [topic, header, *payloads], got {len(frames)} frame(s)")
-    topic = bytes(frames[0]).decode("utf-8", "replace")
+    topic = bytes(frames[0]).decode("utf-8", "replace")[:200]
     try:
         header = json.loads(bytes(frames[1]))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{topic}: header is not JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"{topic}: header is not JSON ({str(exc)[:80]})") from None
     if not isinstance(header, dict) or header.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{topic}: unsupported schema_version {header.get('schema_version')!r}"
+        raise ValueError(f"{topic}: unsupported schema_version {str(header.get('schema_version'))[:20]}"
                          if isinstance(header, dict) else f"{topic}: header is not an object")
-    cls = _TYPES.get(header.get("type"))
+    cls = _TYPES.get(header.get("type")) if isinstance(header.get("type"), str) else None
     if cls is None:
-        raise ValueError(f"{topic}: unknown event type {header.get('type')!r}")
-    descriptors = header.pop("payloads", []) or []
-    blobs = frames[2:]
+        raise ValueError(f"{topic}: unknown event type {str(header.get('type'))[:40]!r}")
+    payloads = _payloads(topic, header.pop("payloads", []) or [], frames[2:])
+    known = {k: v for k, v in header.items() if k in cls.__dataclass_fields__}
+    _check_fields(topic, cls, known)
+    try:
+        return cls(**known, payloads=payloads)
+    except TypeError as exc:
+        raise ValueError(f"{topic}: header lacks fields ({exc})") from None
+
+
+def _payloads(topic: str, descriptors: Any, blobs: list) -> list[Payload]:
+    """Payloads from descriptors that agree with the frames that carry them (kind, encoding, byte count)."""
+    if not isinstance(descriptors, list):
+        raise ValueError(f"{topic}: 'payloads' is not a list")
     if len(descriptors) != len(blobs):
         raise ValueError(f"{topic}: header describes {len(descriptors)} payload(s), message has {len(blobs)}")
     payloads = []
-    for desc, blob in zip(descriptors, blobs):
+    for i, (desc, blob) in enumerate(zip(descriptors, blobs)):
+        data = bytes(blob)
+        if not (isinstance(desc, dict) and isinstance(desc.get("kind"), str) and isinstance(desc.get("encoding"), str)):
+            raise ValueError(f"{topic}: payload {i} descriptor lacks a text 'kind' and 'encoding'")
         desc = dict(desc)
-        desc.pop("bytes", None)
-        payloads.append(Payload(kind=desc.pop("kind"), encoding=desc.pop("encoding"), data=bytes(blob),
-                                shape=desc.pop("shape", []), dtype=desc.pop("dtype", "uint8"), extra=desc))
-    known = cls.__dataclass_fields__
-    try:
-        return cls(**{k: v for k, v in header.items() if k in known}, payloads=payloads)
-    except TypeError as exc:
-        raise ValueError(f"{topic}: header lacks fields ({exc})") from None
+        size = desc.pop("bytes", len(data))
+        if size != len(data):  # never trust sizes from the wire: the frame is the truth
+            raise ValueError(f"{topic}: payload {i} descriptor says {str(size)[:20]} bytes, frame has {len(data)}")
+        shape, dtype = desc.pop("shape", []), desc.pop("dtype", "uint8")
+        if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape) and isinstance(dtype, str)):
+            raise ValueError(f"{topic}: payload {i} has a malformed shape or dtype")
+        payloads.append(Payload(kind=desc.pop("kind"), encoding=desc.pop("encoding"), data=data, shape=shape,
+                                dtype=dtype, extra=desc))
+    return payloads
+
+
+def _check_fields(topic: str, cls: type, header: dict[str, Any]) -> None:
+    """Every present field has its annotated type; regions have the documented layout."""
+    hints = _hints(cls)
+    for name, value in header.items():
+        if name != "payloads" and not _matches(value, hints[name]):
+            raise ValueError(f"{topic}: header field '{name}' has the wrong type ({type(value).__name__})")
+    if header.get("seq", 0) < 0:
+        raise ValueError(f"{topic}: negative seq")
+    for region in header.get("regions") or []:
+        bbox = region.get("bbox")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_matches(v, int) for v in bbox)
+                and _matches(region.get("peak", 0.0), float)):
+            raise ValueError(f"{topic}: malformed region {str(region)[:60]}")
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    """Whether JSON ``value`` fits the annotation ``tp`` (containers checked one level deep for items)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return True
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if tp is str:
+        return isinstance(value, str)
+    if origin is dict:
+        return isinstance(value, dict) and all(_matches(v, args[1]) for v in value.values())
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value)
+    return True

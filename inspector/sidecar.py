@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from inspector.backends.base import InputSpec
-from inspector.errors import ExportError
+from inspector.config import bounded, from_dict, load_json
+from inspector.errors import ConfigError, ExportError
 
 SCHEMA_VERSION = 1
 PRECISION_SUFFIXES = ("fp16", "int8")  # rs-brick.fp16.onnx → precision fp16
@@ -47,24 +49,127 @@ def sidecar_path_for(graph_path: str | Path) -> Path:
     return base.with_name(base.name + ".json")
 
 
+# -- schema: what the readers of a sidecar rely on (other keys are informative and ignored) ----------------
+@dataclass(frozen=True)
+class SidecarInput:
+    """``input``: the one layout every backend and the daemon's preprocessing produce."""
+
+    _unknown_keys = "ignore"
+    height: int = bounded(ge=1, le=8192)
+    width: int = bounded(ge=1, le=8192)
+    channels: Literal[3] = 3
+    dtype: Literal["uint8"] = "uint8"
+    layout: Literal["NHWC"] = "NHWC"
+    color: Literal["RGB"] = "RGB"
+    resize: str = "square"  # one of inspector.data.images.RESIZE_POLICIES
+    name: str = "images"
+    batch: int | str | None = bounded(None, ge=1, le=65536)  # a fixed batch, or the name of the dynamic axis
+    bit_depth: int | None = bounded(None, ge=1, le=16)  # significant bits of 16-bit inputs (None: container's)
+
+    def validate(self, where: str) -> None:
+        from inspector.data.images import BIT_DEPTHS, RESIZE_POLICIES
+
+        if self.resize not in RESIZE_POLICIES:
+            raise ConfigError(f"{where}.resize: '{self.resize[:40]}' is not one of {list(RESIZE_POLICIES)}")
+        if self.bit_depth is not None and self.bit_depth not in BIT_DEPTHS:
+            raise ConfigError(f"{where}.bit_depth: {self.bit_depth} is not one of {list(BIT_DEPTHS)} or null")
+
+
+@dataclass(frozen=True)
+class SidecarGraph:
+    """``graphs.<precision>``: one graph file and its sha256."""
+
+    _unknown_keys = "ignore"
+    file: str
+    sha256: str
+
+    def validate(self, where: str) -> None:
+        if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256):
+            raise ConfigError(f"{where}.sha256: expected 64 lowercase hex digits")
+
+
+@dataclass(frozen=True)
+class SidecarModel:
+    _unknown_keys = "ignore"
+    name: str = ""
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """The model sidecar's schema (checked by :func:`validate_sidecar`)."""
+
+    _unknown_keys = "ignore"
+    schema_version: Literal[1]
+    model: SidecarModel
+    input: SidecarInput
+    outputs: dict[str, Any]
+    graphs: dict[str, SidecarGraph]
+
+
+def validate_sidecar(data: Any, where: str) -> dict[str, Any]:
+    """Check ``data`` against :class:`Sidecar`; returns it unchanged. One-line ExportError otherwise."""
+    if isinstance(data, dict) and data.get("schema_version") != SCHEMA_VERSION:
+        raise ExportError(f"{where}: unsupported sidecar schema {data.get('schema_version')!r:.40}"
+                          f" (expected {SCHEMA_VERSION})")
+    try:
+        from_dict(Sidecar, data, where=where)
+    except ConfigError as exc:
+        raise ExportError(f"sidecar {exc}") from None
+    return data
+
+
+@dataclass(frozen=True)
+class EngineModel:
+    """The model sidecar an engine sidecar embeds: its input is what the engine was built for."""
+
+    _unknown_keys = "ignore"
+    input: SidecarInput
+    model: SidecarModel = field(default_factory=SidecarModel)
+    graphs: dict[str, SidecarGraph] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    _unknown_keys = "ignore"
+    min_batch: int = bounded(1, ge=1, le=65536)
+    opt_batch: int | None = bounded(None, ge=1, le=65536)
+    max_batch: int | None = bounded(None, ge=1, le=65536)
+
+
+@dataclass(frozen=True)
+class EngineSidecar:
+    """A TensorRT engine's sidecar (written by ``inspector build``): the parts its readers rely on."""
+
+    _unknown_keys = "ignore"
+    kind: Literal["tensorrt-engine"]
+    schema_version: int = bounded(ge=1, le=1000)  # compared with the reader's version by the engine check
+    model: EngineModel  # the model sidecar the engine was built from
+    engine: dict[str, Any] = field(default_factory=dict)
+    onnx: dict[str, Any] = field(default_factory=dict)
+    tensorrt: dict[str, Any] = field(default_factory=dict)
+    gpu: dict[str, Any] = field(default_factory=dict)
+    io: dict[str, Any] = field(default_factory=dict)
+    build: dict[str, Any] = field(default_factory=dict)
+    profile: EngineProfile = field(default_factory=EngineProfile)
+    precision: str = "fp32"
+
+
+def validate_engine_sidecar(data: Any, where: str) -> dict[str, Any]:
+    """Check an engine sidecar (and the model sidecar it embeds); returns it unchanged."""
+    try:
+        from_dict(EngineSidecar, data, where=where)
+    except ConfigError as exc:
+        raise ExportError(f"engine sidecar {exc}") from None
+    return data
+
+
 def read_sidecar(path: str | Path) -> dict[str, Any]:
-    """Load and sanity-check a sidecar JSON file."""
+    """Load a sidecar JSON file and check it against its schema (one-line ExportError naming the file)."""
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"{path}: sidecar not found (re-run 'inspector export' to recreate it)")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ExportError(f"{path}: sidecar is not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
-        raise ExportError(
-            f"{path}: unsupported sidecar schema {data.get('schema_version') if isinstance(data, dict) else None!r}"
-            f" (expected {SCHEMA_VERSION})"
-        )
-    for key in ("model", "input", "outputs", "graphs"):
-        if key not in data:
-            raise ExportError(f"{path}: sidecar lacks the '{key}' section")
-    return data
+    return validate_sidecar(load_json(path, "sidecar", ExportError), str(path))
 
 
 def write_sidecar(data: dict[str, Any], path: str | Path) -> None:

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from inspector.config import from_dict, to_dict, yaml_dump, yaml_load
+from inspector.config import bounded, from_dict, load_yaml, to_dict, yaml_dump
 from inspector.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -48,13 +47,13 @@ class ModelBinding:
 class ScoreStats:
     """Statistics of the good-image scores the thresholds were chosen on."""
 
-    mean: float
-    std: float
-    min: float
-    max: float
-    p50: float
-    p99: float
-    n: int
+    mean: float = bounded()
+    std: float = bounded(ge=0)
+    min: float = bounded()
+    max: float = bounded()
+    p50: float = bounded()
+    p99: float = bounded()
+    n: int = bounded(ge=1, le=10**12)
 
 
 @dataclass(frozen=True)
@@ -62,13 +61,13 @@ class Thresholds:
     """A validated calibration file."""
 
     model: ModelBinding
-    image_threshold: float
-    pixel_threshold: float
+    image_threshold: float = bounded()
+    pixel_threshold: float = bounded()
     rule: str = "manual"
-    uncertain_band: tuple[float, float] | None = None
+    uncertain_band: tuple[float, float] | None = bounded(None)
     data: dict[str, Any] = field(default_factory=dict)
     score_stats: ScoreStats | None = None
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = bounded(SCHEMA_VERSION, ge=1, le=10**6)  # validate() names the supported one
 
     def validate(self, where: str) -> None:
         if self.schema_version != SCHEMA_VERSION:
@@ -99,13 +98,7 @@ def read_thresholds(path: str | Path) -> Thresholds:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: calibration file not found (create it with 'inspector calibrate')")
-    try:
-        data = yaml_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: calibration file is not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: calibration file must be a mapping")
-    return from_dict(Thresholds, data, where=str(path))
+    return from_dict(Thresholds, load_yaml(path, "calibration file"), where=str(path))
 
 
 def write_thresholds(thresholds: Thresholds, path: str | Path) -> Path:
@@ -115,8 +108,11 @@ def write_thresholds(thresholds: Thresholds, path: str | Path) -> Path:
     ordered = {"schema_version": data.pop("schema_version"), "model": data.pop("model")}
     ordered.update(data)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml_dump(ordered), encoding="utf-8")  # UTF-8, not \u escapes (paths, notes)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml_dump(ordered), encoding="utf-8")  # UTF-8, not \u escapes (paths, notes)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the calibration file ({exc.strerror or exc})") from None
     return path
 
 

@@ -139,9 +139,12 @@ def compare(cand_backend, ref_backend, samples, batch: int = 8) -> tuple[_Accumu
     limits = [b for b in (batch, spec.max_batch, ref_spec.max_batch) if b]
     step = max(1, min(limits))
     policy = _resize_policy(ref_backend)
+    from inspector.sidecar import backend_bit_depth
+
+    bit_depth = backend_bit_depth(ref_backend)
     acc, skipped = _Accumulator(), []
     for start in range(0, len(samples), step):
-        images, kept, bad = load_batch(samples[start:start + step], spec.height, spec.width, policy)
+        images, kept, bad = load_batch(samples[start:start + step], spec.height, spec.width, policy, bit_depth)
         skipped += [(str(s.path), reason) for s, reason in bad]
         if not kept:
             continue

@@ -169,9 +169,14 @@ def test_calibrate_cli(exported_model, tiny_dataset, tmp_path, capsys):
     assert "image      threshold" in text and "warning:" in text and "1/4" in text and out.is_file()
     assert main(["calibrate", str(exported_model), "--data", str(tiny_dataset), "--false-alarm-rate", "2",
                  "--out", str(out)]) == 2
-    assert "between 0 and 1" in capsys.readouterr().err
+    assert "--false-alarm-rate: 2 is out of range (0, 1)" in capsys.readouterr().err
     assert main(["calibrate", str(exported_model), "--out", str(out)]) == 2
     assert main(["calibrate", str(tmp_path / "missing.onnx"), "--data", str(tiny_dataset)]) == 2
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    assert main(["calibrate", str(exported_model), "--data", str(tiny_dataset), "--split", "test",
+                 "--out", str(folder)]) == 0  # an existing folder: the default name inside it
+    assert (folder / f"{exported_model.stem}.yaml").is_file()
 
 
 # -- which good images ----------------------------------------------------------------------------

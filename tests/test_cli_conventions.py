@@ -45,7 +45,8 @@ def test_debug_after_the_command_shows_the_traceback(tmp_path, capsys):
 def test_zero_epochs_or_time_budget_are_refused(tmp_path, capsys, flag, value):
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), flag, value]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {flag}: must be") and "\n" not in err
+    assert err.startswith(f"error: inspector train: argument {flag}: {value}") and "out of range" in err
+    assert "\n" not in err
     assert not (tmp_path / "r").exists()
 
 

@@ -78,3 +78,80 @@ def test_curve_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="server_secret_key"):
         Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/x.sock",
                                  curve=CurveSection(enabled=True, server_secret_key=str(tmp_path / "none"))))
+
+
+# -- what a subscriber missed, and untrusted wire data ---------------------------------------------------------
+def _status_in(run: str, seq: int, camera: str = "c") -> StatusEvent:
+    return StatusEvent(camera=camera, seq=seq, state="online", previous=None, reason="", time_utc=utc_iso(),
+                       run_id=run, run_started_utc="2025-01-31T12:00:00.000Z")
+
+
+def test_loss_tracker_counts_late_join_gaps_and_restarts():
+    from inspector.client import LossTracker
+
+    loss = LossTracker()
+    for run, seq in [("r1", 3), ("r1", 4), ("r1", 4), ("r1", 7), ("r2", 0), ("r2", 1), ("r3", 2)]:
+        loss.observe(_status_in(run, seq))
+    loss.observe(StatsEvent(seq=50, time_utc=utc_iso(), uptime_s=1, final=False, data={}, run_id="r3"))  # heartbeat
+    assert (loss.missed_at_start, loss.gaps, loss.restarts, loss.duplicates) == (3 + 2, 2, 2, 1)
+    notices = loss.notices()
+    assert len(notices) == 5 and loss.notices() == []
+    assert "missed 3 status event(s)" in notices[0] and "seq 5..6" in notices[1]
+    assert "daemon restarted: new run r2" in notices[2] and "missed 2" in notices[4]
+    assert loss.lost == 7 and "2 restart(s)" in loss.summary()
+    # the final stats of run r3 say 5 status events of camera c were published: seq 3 and 4 never arrived
+    loss.observe(StatsEvent(seq=51, time_utc=utc_iso(), uptime_s=1, final=True, run_id="r3",
+                            data={"sequences": {"status/c": 5, "defect/other": 10**30}}))
+    assert loss.gaps == 4 and "lost the last 2 status event(s)" in loss.notices()[0]
+
+
+def test_subscriber_refuses_an_endpoint_without_scheme():
+    with pytest.raises(ConfigError, match=r"did you mean tcp://localhost:5556"):
+        Subscriber("localhost:5556")
+
+
+@pytest.mark.parametrize("descriptor", [
+    {"encoding": "png", "bytes": 3},  # no 'kind'
+    {"kind": "thumbnail", "encoding": "jpeg", "bytes": 10**12},  # size from the wire disagrees with the frame
+    {"kind": ["x"], "encoding": "png"},
+    "not a mapping",
+    {"kind": "thumbnail", "encoding": "jpeg", "shape": [-1, 2**70]},
+])
+def test_malformed_payload_descriptors_are_counted_and_skipped(tmp_path, descriptor):
+    import json
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    with Subscriber(pub.endpoint, ["v1/"]) as sub:
+        _connect(pub, sub)
+        header = {"schema_version": 1, "type": "status", "camera": "c", "seq": 0, "state": "online",
+                  "previous": None, "reason": "", "time_utc": utc_iso(), "payloads": [descriptor]}
+        pub.socket.send_multipart([b"v1/status/c", json.dumps(header).encode(), b"abc"])
+        pub.send(_status(1, camera="good"))
+        event = sub.recv(timeout=2)
+        assert event is not None and event.camera == "good" and sub.malformed == 1
+        assert any("malformed" in line for line in sub.notices())
+    pub.close()
+
+
+def test_saved_names_stay_inside_the_folder_and_never_overwrite(tmp_path):
+    from inspector.commands.subscribe import save
+    from inspector.events import Payload
+
+    folder = tmp_path / "box" / "events"
+    (folder / "defect-x").mkdir(parents=True)  # a path the hostile name would otherwise resolve through
+    hostile = _status_in("r/../1", 0, camera="x/../../escaped")
+    hostile.payloads = [Payload(kind="../../k", encoding="png", data=b"p", shape=[1])]
+    first, second = save(hostile, folder), save(hostile, folder)
+    written = first + second
+    assert len(written) == 4 and len(set(written)) == 4
+    assert all(p.parent == folder and ".." not in p.name and "/" not in p.name for p in written)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(p.name for p in written)
+
+
+def test_subscribe_cli_bad_arguments_are_one_line(capsys):
+    from inspector.cli import main
+
+    for argv in (["subscribe", "localhost:5556"], ["subscribe", "--timeout", "nan"], ["subscribe", "--count", "-1"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("error:") and "Traceback" not in err, err

@@ -50,7 +50,8 @@ def test_sidecar_describes_model_input_outputs(sidecar, trained_run):
     assert model["version"] == sha256_file(trained_run / "best.pt")[:12]
     assert model["description"]["trainable_parameters"] > 0
     assert sidecar["input"] == {"name": "images", "dtype": "uint8", "layout": "NHWC", "batch": "batch",
-                                "height": H, "width": W, "channels": 3, "color": "RGB", "resize": "square"}
+                                "height": H, "width": W, "channels": 3, "color": "RGB", "resize": "square",
+                                "bit_depth": None}
     assert sidecar["outputs"]["score"]["shape"] == ["batch"]
     assert sidecar["outputs"]["anomaly_map"]["shape"] == ["batch", 1, H, W]
     assert sidecar["opset"] == 18

@@ -66,7 +66,7 @@ def test_missing_and_malformed(tmp_path):
         read_thresholds(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="invalid YAML"):
         read_thresholds(bad)
     bad.write_text("- a list")
     with pytest.raises(ConfigError, match="must be a mapping"):

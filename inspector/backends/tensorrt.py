@@ -69,13 +69,17 @@ def read_engine_sidecar(engine_path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise BackendError(f"{engine_path}: engine sidecar {path.name} not found; "
                            f"rebuild with: inspector build <model>.onnx --out {engine_path}")
+    from inspector.config import load_json
+    from inspector.errors import InspectorError
+    from inspector.sidecar import validate_engine_sidecar
+
+    data = load_json(path, "engine sidecar", BackendError)
+    if data.get("kind") != ENGINE_KIND:
+        raise BackendError(f"{path}: not a TensorRT engine sidecar (kind {str(data.get('kind'))[:40]!r})")
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BackendError(f"{path}: engine sidecar is not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("kind") != ENGINE_KIND:
-        raise BackendError(f"{path}: not a TensorRT engine sidecar (kind {data.get('kind') if isinstance(data, dict) else None!r})")
-    return data
+        return validate_engine_sidecar(data, str(path))
+    except InspectorError as exc:
+        raise BackendError(str(exc)) from None
 
 
 def write_engine_sidecar(data: dict[str, Any], engine_path: str | Path) -> Path:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from inspector.commands.argtypes import float_range, int_range
 from inspector.errors import ConfigError
 
 
@@ -22,15 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="with --suite: the quick (< 5 min) variant")
     p.add_argument("--out", help="with --suite: results folder (default benchmarks/results/)")
     p.add_argument("--batch", default="1,4,8", help="comma-separated batch sizes (default 1,4,8)")
-    p.add_argument("--duration", type=float, default=10.0, help="measured seconds per batch size (default 10)")
-    p.add_argument("--warmup", type=int, default=10, help="warm-up iterations per batch size (default 10)")
+    p.add_argument("--duration", type=float_range(0, 86400, lo_open=True), default=10.0, help="measured seconds per batch size (default 10)")
+    p.add_argument("--warmup", type=int_range(0, 100_000), default=10, help="warm-up iterations per batch size (default 10)")
     p.add_argument("--json", help="write the results as JSON here (e.g. benchmarks/results/trt.json)")
     p.add_argument("--data", help="benchmark on these images (tiled to the batch) instead of random frames")
     p.add_argument("--backend", default="auto", help="auto (by file type), onnxruntime or tensorrt")
-    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: ONNX Runtime's choice)")
+    p.add_argument("--threads", type=int_range(1, 1024), help="ONNX Runtime intra-op threads (default: ONNX Runtime's choice)")
     p.add_argument("--cuda", default="cuda-python", choices=("cuda-python", "pycuda"), help="TensorRT's CUDA API")
     p.add_argument("--cuda-graphs", action="store_true", help="TensorRT: replay a CUDA graph per batch size")
-    p.add_argument("--device", type=int, default=0, help="TensorRT: CUDA device index")
+    p.add_argument("--device", type=int_range(0, 63), default=0, help="TensorRT: CUDA device index")
     p.set_defaults(func=run)
 
 

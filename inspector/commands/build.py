@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from inspector.commands.argtypes import int_range
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -14,15 +16,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "its sidecar (.json) and build log; runs the precision gate when --reference-data is given.")
     p.add_argument("onnx", help="exported graph, e.g. export/rs-brick.fp16.onnx (its sidecar must be beside it)")
     p.add_argument("--out", help="engine file (default: engines/<model>.<precision>.plan)")
-    p.add_argument("--max-batch", type=int, default=8, help="largest batch of the optimisation profile (default 8)")
-    p.add_argument("--opt-batch", type=int, help="batch size to optimise for (default: --max-batch)")
-    p.add_argument("--workspace-mb", type=int, default=2048, help="builder workspace limit in MiB (default 2048)")
-    p.add_argument("--opt-level", type=int, default=3, help="builder optimisation level 0..5 (default 3)")
+    p.add_argument("--max-batch", type=int_range(1, 65536), default=8, help="largest batch of the optimisation profile (default 8)")
+    p.add_argument("--opt-batch", type=int_range(1, 65536), help="batch size to optimise for (default: --max-batch)")
+    p.add_argument("--workspace-mb", type=int_range(1, 1 << 20), default=2048, help="builder workspace limit in MiB (default 2048)")
+    p.add_argument("--opt-level", type=int_range(0, 5), default=3, help="builder optimisation level 0..5 (default 3)")
     p.add_argument("--timing-cache", help="timing cache file (default: beside the engine, per TensorRT version "
                                           "and GPU); '' disables it")
     p.add_argument("--fp16", action="store_true",
                    help="TensorRT 10.x only: build an FP32 ONNX with the FP16 builder flag (fallback; refused on 11.x)")
-    p.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
+    p.add_argument("--device", type=int_range(0, 63), default=0, help="CUDA device index (default 0)")
     p.add_argument("--reference-data", help="after building, run 'inspector verify' on these images")
     p.add_argument("--reference", help="FP32 ONNX for the gate (default: <model>.onnx beside the input)")
     p.add_argument("--threshold-file", help="calibration YAML whose image threshold the gate checks for flips")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from inspector.commands.argtypes import float_range, int_range
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from inspector.calibration import DEFAULT_FALSE_ALARM_RATE, DEFAULT_PIXEL_FALSE_ALARM_RATE, SPLITS
@@ -24,19 +26,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or val when recorded else test (auto, default)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"],
                    help="runtime (default: by file type: .onnx → onnxruntime, .plan → tensorrt)")
-    p.add_argument("--false-alarm-rate", type=float, default=DEFAULT_FALSE_ALARM_RATE,
+    p.add_argument("--false-alarm-rate", type=float_range(0, 1, lo_open=True, hi_open=True), default=DEFAULT_FALSE_ALARM_RATE,
                    help=f"target share of good parts flagged NG (default {DEFAULT_FALSE_ALARM_RATE}); with n good "
                         "images the finest measurable rate is about 1/n")
-    p.add_argument("--pixel-false-alarm-rate", type=float, default=DEFAULT_PIXEL_FALSE_ALARM_RATE,
+    p.add_argument("--pixel-false-alarm-rate", type=float_range(0, 1, lo_open=True, hi_open=True), default=DEFAULT_PIXEL_FALSE_ALARM_RATE,
                    help=f"target share of good-image map pixels above the region threshold "
                         f"(default {DEFAULT_PIXEL_FALSE_ALARM_RATE})")
     p.add_argument("--use-defects", action="store_true",
                    help="also score test/<defect> images of --data and choose F1-optimal thresholds")
-    p.add_argument("--uncertain-margin", type=float, metavar="FRACTION",
+    p.add_argument("--uncertain-margin", type=float_range(0, 1, lo_open=True), metavar="FRACTION",
                    help="mark scores within ±FRACTION of the image threshold as 'uncertain' (e.g. 0.1)")
-    p.add_argument("--out", help="calibration file to write (default: calibration/<model name>.yaml)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per inference call (default 8)")
-    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: all cores; ignored by "
+    p.add_argument("--out", help="calibration file to write, or an existing folder to write <model name>.yaml in "
+                                 "(default: calibration/<model name>.yaml)")
+    p.add_argument("--batch-size", type=int_range(1, 4096), default=8, help="images per inference call (default 8)")
+    p.add_argument("--threads", type=int_range(1, 1024), help="ONNX Runtime intra-op threads (default: all cores; ignored by "
                                                "TensorRT)")
     p.set_defaults(func=run)
 
@@ -54,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError("calibrate: give --data DIR (a dataset) or --good-dir DIR (a folder of good images)")
     out = Path(args.out) if args.out else default_out(args.model)
+    if out.is_dir():  # a folder: the default file name inside it
+        out = out / default_out(args.model).name
     result = calibrate(args.model, args.data, args.backend, args.false_alarm_rate, out,
                        good_dir=args.good_dir, split=args.split, use_defects=args.use_defects,
                        pixel_false_alarm_rate=args.pixel_false_alarm_rate, uncertain_margin=args.uncertain_margin,

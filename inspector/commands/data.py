@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from inspector.commands.argtypes import int_range
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="create or inspect datasets (e.g. 'data synth')",
@@ -19,14 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--texture", default="brick",
                    help=f"built-in photo ({', '.join(BUILTIN_TEXTURES)}) or a folder of good images (default: brick)")
     s.add_argument("--out", required=True, help="output folder (must be empty or absent unless --force)")
-    s.add_argument("--size", type=int, default=256, help="image side in pixels (default: 256)")
-    s.add_argument("--train", type=int, default=200, help="good training images (default: 200)")
-    s.add_argument("--test-good", type=int, default=40, help="good test images (default: 40)")
-    s.add_argument("--test-defect", type=int, default=60,
+    s.add_argument("--size", type=int_range(16, 8192), default=256, help="image side in pixels (default: 256)")
+    s.add_argument("--train", type=int_range(1, 1_000_000), default=200, help="good training images (default: 200)")
+    s.add_argument("--test-good", type=int_range(0, 1_000_000), default=40, help="good test images (default: 40)")
+    s.add_argument("--test-defect", type=int_range(0, 1_000_000), default=60,
                    help="defective test images, spread over the defect kinds (default: 60)")
     s.add_argument("--defects", default=",".join(DEFECT_KINDS),
                    help=f"comma-separated defect kinds (default: {','.join(DEFECT_KINDS)})")
-    s.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default: 0)")
+    s.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0, help="random seed; same seed, same bytes (default: 0)")
     s.add_argument("--no-tint", action="store_true", help="keep built-in textures grey")
     s.add_argument("--force", action="store_true",
                    help="overwrite a non-empty --out (removes only what synth writes there)")

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from inspector.commands.argtypes import int_range
+
 DEFAULT_OUT = Path("runs/demo")
 MODEL_NAME = "rs-brick"
 
@@ -65,8 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "defect events, and write report.html. No network needed.")
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test: under a minute, poor model)")
-    p.add_argument("--epochs", type=int, help="training epochs (default: 40, quick: 1)")
-    p.add_argument("--frames", type=int, help="frames the synthetic camera sends to the daemon (default 200)")
+    p.add_argument("--epochs", type=int_range(1, 100_000), help="training epochs (default: 40, quick: 1)")
+    p.add_argument("--frames", type=int_range(1, 10**9), help="frames the synthetic camera sends to the daemon (default 200)")
     p.add_argument("--force", action="store_true", help="overwrite a previous demo in --out")
     p.set_defaults(func=run)
 

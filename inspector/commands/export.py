@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from inspector.commands.argtypes import int_range
+
 DEFAULT_DIR = Path("export")
 
 
@@ -19,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output base path without extension, or an existing folder (or one ending in '/') "
                                  "to write <run folder name>.* into (default: export/<run folder name>)")
     # No default here: the exporter's lives with torch code, and --help must not import torch.
-    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's, recorded in the sidecar)")
+    p.add_argument("--opset", type=int_range(7, 100), help="ONNX opset (default: the exporter's, recorded in the sidecar)")
     p.add_argument("--model-version", help="version string for the sidecar (default: checkpoint sha256 prefix)")
     p.set_defaults(func=run)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inspector.commands.argtypes import float_range, int_range
 from inspector.errors import DataError
 
 
@@ -32,10 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="calibration YAML made for this model file by 'inspector calibrate': print OK/NG per "
                         "image against its threshold")
     p.add_argument("--out", help="write a heat-map overlay PNG per image into this folder")
-    p.add_argument("--batch-size", type=int, default=8, help="images per inference call (default 8)")
-    p.add_argument("--threads", type=int, help="CPU threads for onnxruntime / torch")
-    p.add_argument("--vmin", type=float, help="overlay colour scale minimum (default: lowest map value seen)")
-    p.add_argument("--vmax", type=float, help="overlay colour scale maximum (default: highest map value seen), "
+    p.add_argument("--batch-size", type=int_range(1, 4096), default=8, help="images per inference call (default 8)")
+    p.add_argument("--threads", type=int_range(1, 1024), help="CPU threads for onnxruntime / torch")
+    p.add_argument("--vmin", type=float_range(None, None), help="overlay colour scale minimum (default: lowest map value seen)")
+    p.add_argument("--vmax", type=float_range(None, None), help="overlay colour scale maximum (default: highest map value seen), "
                                               "e.g. a calibrated threshold")
     p.set_defaults(func=run)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from inspector.commands.argtypes import int_range
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", required=True,
                    help="folder of good images (or a dataset whose train/good is used), e.g. calibration/rs-brick/")
     p.add_argument("--out", help="output (default and required name: <model>.int8.onnx beside the input)")
-    p.add_argument("--max-images", type=int, default=256, help="calibration images to use (default 256)")
-    p.add_argument("--batch-size", type=int, default=8, help="calibration batch size (default 8)")
+    p.add_argument("--max-images", type=int_range(1, 1_000_000), default=256, help="calibration images to use (default 256)")
+    p.add_argument("--batch-size", type=int_range(1, 4096), default=8, help="calibration batch size (default 8)")
     p.add_argument("--method", default="minmax", choices=("minmax", "entropy", "percentile"),
                    help="activation range calibration (default minmax: nothing a defect produces is clipped "
                         "more than the good images' range)")

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
+import logging
+import threading
+
+from inspector import lifecycle
+
+log = logging.getLogger("inspector.run")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,29 +24,41 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    lifecycle.install()  # first: a signal from here on is an orderly stop (cli.main installs it even earlier)
+    try:
+        return _run(args, lifecycle.STOP)
+    finally:
+        lifecycle.restore()
+
+
+def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     from inspector.integrations.systemd import Notifier
     from inspector.pipeline.config import load_daemon_config
     from inspector.pipeline.daemon import Daemon
 
     cfg = load_daemon_config(args.config, args.set)
-    daemon = Daemon(cfg)
+    daemon = Daemon(cfg, stop=stop)
     if args.check:
         for line in daemon.check():
             print(line)
         print(f"{args.config}: configuration OK")
         return 0
-    previous = {sig: signal.signal(sig, lambda *_: daemon.request_stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        daemon.start()
-        print(f"inspecting {len(cfg.cameras)} camera(s); publishing on {daemon.publisher.endpoint} "
-              f"(Ctrl-C to stop)", flush=True)
-        notifier = Notifier()  # systemd Type=notify + WatchdogSec; a no-op elsewhere
-        notifier.ready(f"inspecting {len(cfg.cameras)} camera(s)")
-        code = daemon.wait(tick=notifier.tick)
-        notifier.stopping()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    if stop.is_set():
+        log.info("%s during start-up: stopping before the daemon starts", lifecycle.reason())
+        code = daemon.stopped_before_start(lifecycle.reason())
+        print("stopped: 0 frames inspected (stopped during start-up)", flush=True)
+        return code
+    daemon.start()
+    if stop.is_set():
+        log.info("%s during start-up: stopping", lifecycle.reason())
+    print(f"inspecting {len(cfg.cameras)} camera(s); publishing on {daemon.publisher.endpoint} "
+          f"(Ctrl-C to stop)", flush=True)
+    notifier = Notifier()  # systemd Type=notify + WatchdogSec; a no-op elsewhere
+    notifier.ready(f"inspecting {len(cfg.cameras)} camera(s)")
+    code = daemon.wait(tick=notifier.tick)
+    notifier.stopping()
+    if lifecycle.received:
+        log.info("%s: stopped", lifecycle.reason())
     totals = (daemon.final_stats or {}).get("totals", {})
     print(f"stopped: {totals.get('inferred_frames', 0)} frames inspected"
           + (f"; failures: {'; '.join(daemon.failures)}" if daemon.failures else ""), flush=True)

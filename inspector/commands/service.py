@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from inspector.commands.argtypes import int_range
 from inspector.errors import ConfigError
 
 
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--name", default="inspector", help="unit name (default inspector → inspector.service)")
     i.add_argument("--user", help="run as this user (default: root)")
     i.add_argument("--unit-dir", default="/etc/systemd/system", help="where to write the unit")
-    i.add_argument("--watchdog-s", type=int, default=30,
+    i.add_argument("--watchdog-s", type=int_range(0, 3600), default=30,
                    help="WatchdogSec: systemd restarts a daemon silent this long, [0 = off, 3600]")
     i.add_argument("--print", action="store_true", help="print the unit instead of writing it")
     i.set_defaults(func=run)
@@ -32,8 +33,6 @@ def run(args: argparse.Namespace) -> int:
 
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,200}", args.name):
         raise ConfigError(f"--name: '{args.name}' is not a valid unit name")
-    if not 0 <= args.watchdog_s <= 3600:
-        raise ConfigError(f"--watchdog-s: {args.watchdog_s} is out of range [0, 3600]")
     config = Path(args.config)
     cfg = load_daemon_config(config)  # a unit for a config that does not load would only crash-loop
     text = unit_file(config, args.name, args.user, args.watchdog_s, shutdown_timeout_s=cfg.shutdown_timeout_s)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import time
 from pathlib import Path
+
+from inspector.commands.argtypes import float_range, int_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,9 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topic", action="append", default=[],
                    help="topic prefix, repeatable (default v1/defect and v1/status; 'v1/' = everything)")
     p.add_argument("--json", action="store_true", help="print each event header as one JSON line")
-    p.add_argument("--save-dir", help="write each event's header (.json) and payloads (.jpg/.png) here")
-    p.add_argument("--count", type=int, default=0, help="exit after this many events (0 = run until Ctrl-C)")
-    p.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds without an event")
+    p.add_argument("--save-dir", help="write each event's header (.json) and payloads (.jpg/.png) here; names "
+                                      "carry the daemon's run id and never overwrite a file")
+    p.add_argument("--count", type=int_range(0, 10**12), default=0, help="exit after this many events (0 = run until Ctrl-C)")
+    p.add_argument("--timeout", type=float_range(0, 10**7), default=0.0, help="exit after this many seconds without an event")
     p.add_argument("--client-id", help="MQTT: a fixed client id = a persistent session (QoS 1): the broker keeps "
                                        "events for this consumer while it, or the broker, restarts")
     p.add_argument("--server-key", help="CURVE: the daemon's public key (certificate file or z85)")
@@ -27,22 +32,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _number(value, default: float = 0.0) -> float:
+    """A number from an event's free-form parts (stats data), or ``default`` (wire data is untrusted)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def describe(event) -> str:
-    """One human-readable line per event."""
+    """One human-readable line per event (fields decode() checked; free-form parts read defensively)."""
     if event.type == "status":
         return f"{event.time_utc} {event.camera:<10} status {event.state}" + (f" ({event.reason})" if event.reason else "")
     if event.type == "stats":
-        totals = event.data.get("totals", {})
-        total = event.data.get("latency_ms", {}).get("total", {})
-        lat = f" e2e p50 {total['p50']:.1f} ms p99 {total['p99']:.1f} ms" if total.get("n") else ""
-        fps = totals.get("fps" if event.final else "fps_window", totals.get("fps", 0))
+        totals = _mapping(event.data.get("totals"))
+        total = _mapping(_mapping(event.data.get("latency_ms")).get("total"))
+        lat = (f" e2e p50 {_number(total.get('p50')):.1f} ms p99 {_number(total.get('p99')):.1f} ms"
+               if total.get("n") else "")
+        fps = _number(totals.get("fps" if event.final else "fps_window", totals.get("fps", 0)))
         return f"{event.time_utc} stats      {fps:.1f} fps{lat}" + (" (final)" if event.final else "")
-    regions = " ".join(f"[{r['bbox'][0]},{r['bbox'][1]} {r['bbox'][2]}x{r['bbox'][3]} peak {r['peak']:.3g}]"
+    regions = " ".join(f"[{r['bbox'][0]},{r['bbox'][1]} {r['bbox'][2]}x{r['bbox'][3]} peak {_number(r.get('peak')):.3g}]"
                        for r in event.regions[:4])
     score = "n/a" if event.score is None else f"{event.score:.4g}"
-    line = (f"{event.capture['utc']} {event.camera:<10} #{event.seq:<6} frame {event.frame_id:<7} "
+    line = (f"{event.capture.get('utc', '?')} {event.camera:<10} #{event.seq:<6} frame {event.frame_id:<7} "
             f"{event.decision:<9} score {score} (thr {event.threshold:.4g}) "
-            f"e2e {event.latency_ms.get('total', 0):.1f} ms")
+            f"e2e {_number(event.latency_ms.get('total')):.1f} ms")
     if event.regions:
         line += f" {len(event.regions)} region(s) {regions}"
     if event.error:
@@ -50,14 +65,42 @@ def describe(event) -> str:
     return line
 
 
-def save(event, folder: Path) -> None:
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def safe_name(text: str, limit: int = 64) -> str:
+    """A wire string as one harmless file-name part: no separators, no dots (so no '..'), bounded length."""
+    return _UNSAFE.sub("_", str(text))[:limit].strip("_") or "_"
+
+
+def save(event, folder: Path) -> list[Path]:
+    """Write the header and payloads of ``event`` as new files in ``folder``; returns their paths.
+
+    Names are ``<type>-<camera>-<run id>-<seq>[-n]`` from sanitised wire strings, so they stay inside
+    ``folder``, and files are created exclusively: a name already taken (another run, a re-sent status)
+    gets the next free ``-n`` suffix instead of overwriting.
+    """
     from inspector.events import header_dict
 
-    name = f"{event.type}-{getattr(event, 'camera', 'all')}-{event.seq:07d}"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.json").write_text(json.dumps(header_dict(event), indent=1))
-    for i, payload in enumerate(event.payloads):
-        (folder / f"{name}.{payload.kind}{payload.suffix}").write_bytes(payload.data)
+    run = event.run_id or "norun"
+    base = f"{event.type}-{safe_name(getattr(event, 'camera', 'all'))}-{safe_name(run, 32)}-{event.seq:07d}"
+    parts = [(".json", json.dumps(header_dict(event), indent=1).encode())]
+    parts += [(f".{safe_name(p.kind, 32)}{p.suffix}", p.data) for p in event.payloads]
+    for n in range(1000):
+        name = base if n == 0 else f"{base}-{n}"
+        try:
+            with open(folder / f"{name}.json", "xb") as fh:  # the header claims the name
+                fh.write(parts[0][1])
+        except FileExistsError:
+            continue
+        written = [folder / f"{name}.json"]
+        for suffix, data in parts[1:]:
+            with open(folder / f"{name}{suffix}", "xb") as fh:
+                fh.write(data)
+            written.append(folder / f"{name}{suffix}")
+        return written
+    raise FileExistsError(f"{folder / base}: 1000 names taken")
 
 
 def run_mqtt(args: argparse.Namespace) -> int:
@@ -98,21 +141,40 @@ def run(args: argparse.Namespace) -> int:
 
     topics = args.topic or ["v1/defect", "v1/status"]
     save_dir = Path(args.save_dir) if args.save_dir else None
+    # the final v1/stats of a run tells what was lost after the last event: listen to it quietly
+    quiet_stats = not any("v1/stats".startswith(t) for t in topics)
     seen = 0
-    with Subscriber(args.endpoint, topics, server_key=args.server_key, client_cert=args.client_cert) as sub:
+    with Subscriber(args.endpoint, topics + (["v1/stats"] if quiet_stats else []), server_key=args.server_key,
+                    client_cert=args.client_cert) as sub:
         print(f"subscribed to {', '.join(topics)} on {args.endpoint}", file=sys.stderr, flush=True)
         try:
+            deadline = time.monotonic() + args.timeout if args.timeout else None
             while not args.count or seen < args.count:
-                event = sub.recv(timeout=args.timeout or None)
+                left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+                event = sub.recv(timeout=left)
+                for notice in sub.notices():  # missed events, restarts, skipped messages: as they are found
+                    print(notice, file=sys.stderr, flush=True)
                 if event is None:
                     print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
                     break
+                if quiet_stats and event.type == "stats":
+                    continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
+                deadline = time.monotonic() + args.timeout if args.timeout else None
                 seen += 1
                 print(json.dumps(header_dict(event)) if args.json else describe(event), flush=True)
                 if save_dir is not None:
-                    save(event, save_dir)
+                    _save_or_warn(event, save_dir)
         except KeyboardInterrupt:
             pass
-        if sub.gaps:
-            print(f"{sub.gaps} message(s) lost (gaps in sequence numbers)", file=sys.stderr)
+        for notice in sub.notices():
+            print(notice, file=sys.stderr)
+        print(f"received {sub.received} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "
+              f"skipped", file=sys.stderr)
     return 0
+
+
+def _save_or_warn(event, save_dir: Path) -> None:
+    try:
+        save(event, save_dir)
+    except OSError as exc:  # a full disk or a clash must not stop the subscriber
+        print(f"warning: cannot save {event.type} event seq {event.seq}: {exc.strerror or exc}", file=sys.stderr)

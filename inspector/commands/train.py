@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from inspector.commands.argtypes import float_range, int_range
 from inspector.errors import ConfigError
 
 
@@ -19,12 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=["offline", "paper"], help="offline (default) or paper teacher")
     p.add_argument("--data", help="dataset root (MVTec/BTAD category folder or a folder of good images)")
     p.add_argument("--out", required=True, help="run folder to create")
-    p.add_argument("--epochs", type=int,
+    p.add_argument("--epochs", type=int_range(1, 100_000),
                    help="train exactly N epochs, no early stop (default: until the validation loss stops "
                         "improving, see train.patience/min_delta/max_epochs); with --resume, extends a run")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"],
                    help="where to train (default auto: cuda when available, else cpu); sets train.device")
-    p.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this much training time (> 0)")
+    p.add_argument("--time-budget", type=float_range(0, 10**7, lo_open=True), metavar="SECONDS", help="stop after this much training time (> 0)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its best checkpoint (finished phases are skipped; "
                         "a finished run is extended when --epochs/--set train.max_epochs allows more epochs)")

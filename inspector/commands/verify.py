@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from inspector.commands.argtypes import float_range, int_range
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,13 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", required=True, help="the FP32 ONNX graph")
     p.add_argument("--data", required=True, help="dataset folder (its test split is used) or a folder of images")
     p.add_argument("--threshold-file", help="calibration YAML (its image_threshold is checked for flips)")
-    p.add_argument("--threshold", type=float, help="image threshold to check for flips (instead of a file)")
-    p.add_argument("--score-tolerance", type=float, help="max |Δscore| / max |score_ref| (default by precision: "
+    p.add_argument("--threshold", type=float_range(None, None), help="image threshold to check for flips (instead of a file)")
+    p.add_argument("--score-tolerance", type=float_range(0, 1e6), help="max |Δscore| / max |score_ref| (default by precision: "
                                                          "fp16 0.02, int8 0.1)")
-    p.add_argument("--map-tolerance", type=float, help="p99 |Δmap| / max |map_ref| (default by precision: "
+    p.add_argument("--map-tolerance", type=float_range(0, 1e6), help="p99 |Δmap| / max |map_ref| (default by precision: "
                                                        "fp16 0.05, int8 0.15)")
-    p.add_argument("--batch", type=int, default=8, help="batch size (default 8, capped at the engine's max)")
-    p.add_argument("--limit", type=int, help="use at most this many images (spread over the set)")
+    p.add_argument("--batch", type=int_range(1, 4096), default=8, help="batch size (default 8, capped at the engine's max)")
+    p.add_argument("--limit", type=int_range(1, 10**9), help="use at most this many images (spread over the set)")
     p.add_argument("--report", help="report path (default: <candidate>.verify.json)")
     p.add_argument("--cuda", default="cuda-python", choices=("cuda-python", "pycuda"),
                    help="CUDA API for a TensorRT candidate")

@@ -16,7 +16,7 @@ file gives the same pixels everywhere. The rules:
   multi-page files use their first page;
 * **bit depth**: integer data is scaled from ``2**bits - 1`` to 255 (rounded,
   values above clipped), where ``bits`` is what the file says (PNG ``sBIT``,
-  TIFF ``BitsPerSample``), else the ``bit_depth`` setting (dataset / camera,
+  TIFF ``BitsPerSample`` narrower than 16), else the ``bit_depth`` setting (dataset / camera,
   recorded in the model sidecar), else the container's depth (8 or 16). When
   a 16-bit image leaves 2 or more high bits unused and nothing says its depth,
   one warning per source suggests the narrower ``bit_depth``. Float data is
@@ -135,6 +135,8 @@ def declared_bits(buf: bytes) -> int | None:
         bits = _png_sbit(bytes(buf))
     elif head[:4] in (b"II*\x00", b"MM\x00*"):
         bits = _tiff_bits(bytes(buf))
+        # BitsPerSample is also the container's depth: only a narrower value says something
+        bits = bits if bits and bits < 16 else None
     else:
         bits = None
     return bits if bits and 1 <= bits <= 16 else None

@@ -104,5 +104,10 @@ def format_table(metrics: dict) -> str:
     for name, m in sorted(metrics.get("per_defect_type", {}).items()):
         lines.append(f"{name:16} {fmt(m.get('image_auroc')):>9} {fmt(m.get('pixel_auroc')):>9} "
                      f"{fmt(m.get('aupro')):>7} {m.get('n', 0):>5}")
-    lines.append(f"F1-max {metrics['f1_max']:.3f} at threshold {metrics['threshold_f1']:.5g}")
+    if metrics.get("f1_max") is None or metrics.get("threshold_f1") is None:
+        # AUROC, AUPRO and F1 need both classes: with no defective (or no good) image they are undefined
+        lines.append(f"F1-max undefined: the test set has {metrics.get('n_good', 0)} good and "
+                     f"{metrics.get('n_defect', 0)} defective image(s); image AUROC and F1 need both")
+    else:
+        lines.append(f"F1-max {metrics['f1_max']:.3f} at threshold {metrics['threshold_f1']:.5g}")
     return "\n".join(lines)

@@ -14,15 +14,10 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from inspector.config import bounded
 from inspector.errors import ConfigError
 
 PIXEL_FORMATS = ("Mono8", "Mono12", "Mono16", "BayerRG8", "RGB8")
-
-
-def check_range(where: str, value: float | int | None, lo: float, hi: float) -> None:
-    """Raise ConfigError unless ``lo <= value <= hi`` (None passes: the setting is off)."""
-    if value is not None and not lo <= value <= hi:
-        raise ConfigError(f"{where}: {value!r} is out of range [{lo:g}, {hi:g}]")
 
 
 def parse_listen(where: str, listen: str) -> tuple[str, int]:
@@ -63,9 +58,9 @@ class DashboardSection:
 
     listen: str = ""  # host:port, e.g. 127.0.0.1:8080; empty = off
     token_file: str | None = None  # file holding the access token; required unless bound to loopback
-    recent_defects: int = 12  # defects kept and shown with their heat maps, [1, 500]
-    frame_interval_s: float = 0.5  # newest-frame thumbnail per camera at most this often, [0.05, 60]
-    push_interval_s: float = 0.5  # SSE state updates at most this often, [0.05, 10]
+    recent_defects: int = bounded(12, ge=1, le=500)  # defects kept and shown with their heat maps, [1, 500]
+    frame_interval_s: float = bounded(0.5, ge=0.05, le=60)  # newest-frame thumbnail per camera at most this often, [0.05, 60]
+    push_interval_s: float = bounded(0.5, ge=0.05, le=10)  # SSE state updates at most this often, [0.05, 10]
 
     @property
     def enabled(self) -> bool:
@@ -78,9 +73,6 @@ class DashboardSection:
         if not is_loopback(host) and not self.token_file:
             raise ConfigError(f"{where}.token_file: required when the dashboard listens on {host} "
                               f"(not loopback); put a random token in a file readable by the daemon only")
-        check_range(f"{where}.recent_defects", self.recent_defects, 1, 500)
-        check_range(f"{where}.frame_interval_s", self.frame_interval_s, 0.05, 60)
-        check_range(f"{where}.push_interval_s", self.push_interval_s, 0.05, 10)
 
 
 @dataclass(frozen=True)
@@ -90,16 +82,16 @@ class MqttSection:
     url: str = ""  # mqtt://host:1883 or mqtts://host:8883; empty = off
     topic_prefix: str = "inspector"  # topics: <prefix>/<box>/v1/defect/<camera> …
     box: str = ""  # this daemon's name in topics (default: the host name)
-    qos: int = 1  # [0, 2]
+    qos: int = bounded(1, ge=0, le=2)  # [0, 2]
     tls: bool = False  # also implied by mqtts://
     ca_file: str | None = None  # CA bundle for TLS (default: the system's)
     username: str = ""
     password_file: str | None = None  # a file holding the password (never the password in the config)
     thumbnails: bool = True  # thumbnails/heat maps as separate binary messages; false = omitted
     stats: bool = True  # publish v1/stats heartbeats
-    buffer_size: int = 1000  # messages held while the broker is away (oldest dropped, counted), [1, 1e6]
-    keepalive_s: int = 30  # [5, 3600]
-    reconnect_max_s: float = 10.0  # back-off ceiling between reconnect attempts, [0.1, 300]
+    buffer_size: int = bounded(1000, ge=1, le=1_000_000)  # messages held while the broker is away (oldest dropped, counted), [1, 1e6]
+    keepalive_s: int = bounded(30, ge=5, le=3600)  # [5, 3600]
+    reconnect_max_s: float = bounded(10.0, ge=0.1, le=300)  # back-off ceiling between reconnect attempts, [0.1, 300]
 
     @property
     def enabled(self) -> bool:
@@ -117,10 +109,6 @@ class MqttSection:
             raise ConfigError(f"{where}.box: '{self.box}' must be 1-64 letters, digits, '_', '-' or '.'")
         if self.username and not self.password_file:
             raise ConfigError(f"{where}.password_file: required with a username")
-        check_range(f"{where}.qos", self.qos, 0, 2)
-        check_range(f"{where}.buffer_size", self.buffer_size, 1, 1_000_000)
-        check_range(f"{where}.keepalive_s", self.keepalive_s, 5, 3600)
-        check_range(f"{where}.reconnect_max_s", self.reconnect_max_s, 0.1, 300)
 
 
 @dataclass(frozen=True)
@@ -128,12 +116,12 @@ class GenicamSection:
     """GenICam camera settings, written as standard features (SFNC names) when the camera opens."""
 
     pixel_format: str = ""  # one of PIXEL_FORMATS; empty = leave the camera's setting
-    exposure_us: float | None = None  # ExposureTime, [1, 1e7] µs
-    gain_db: float | None = None  # Gain, [0, 48] dB
-    frame_rate: float | None = None  # AcquisitionFrameRate, [0.1, 1000] Hz
+    exposure_us: float | None = bounded(None, ge=1, le=10**7)  # ExposureTime, [1, 1e7] µs
+    gain_db: float | None = bounded(None, ge=0, le=48)  # Gain, [0, 48] dB
+    frame_rate: float | None = bounded(None, ge=0.1, le=1000)  # AcquisitionFrameRate, [0.1, 1000] Hz
     trigger: Literal["off", "software", "line1", "line2"] = "off"  # TriggerMode/TriggerSource
-    buffers: int = 8  # stream buffers queued, [2, 64]
-    packet_size: int | None = None  # GigE GevSCPSPacketSize, [576, 16000] bytes; None = negotiate
+    buffers: int = bounded(8, ge=2, le=64)  # stream buffers queued, [2, 64]
+    packet_size: int | None = bounded(None, ge=576, le=16000)  # GigE GevSCPSPacketSize, [576, 16000] bytes; None = negotiate
     # (significant bits of Mono16 pixels: the camera's bit_depth setting; Mono12 declares its own 12)
 
     def validate(self, where: str) -> None:
@@ -142,8 +130,3 @@ class GenicamSection:
 
             raise ConfigError(f"{where}.pixel_format: '{self.pixel_format}' is not one of {list(PIXEL_FORMATS)}"
                               f"{suggest(self.pixel_format, PIXEL_FORMATS)}")
-        check_range(f"{where}.exposure_us", self.exposure_us, 1, 1e7)
-        check_range(f"{where}.gain_db", self.gain_db, 0, 48)
-        check_range(f"{where}.frame_rate", self.frame_rate, 0.1, 1000)
-        check_range(f"{where}.buffers", self.buffers, 2, 64)
-        check_range(f"{where}.packet_size", self.packet_size, 576, 16000)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inspector.config import suggest
+from inspector.config import bounded, suggest
 from inspector.errors import ConfigError
 from inspector.models.common import (
     FeatureStandardization,
@@ -39,19 +39,19 @@ class ModelConfig:
 
     name: str = ""
     preset: Literal["offline", "paper"] = "offline"
-    image_size: tuple[int, int] = (256, 256)  # (height, width) of the model input
+    image_size: tuple[int, int] = bounded((256, 256), ge=32, le=8192)  # (height, width) of the model input
     teacher_weights: str | None = None  # a file; None: default resolution; "random": tests only
     # Fields left at None take the preset's value (PRESET_DEFAULTS) when the config is built.
     score: Literal["max", "mean", "sum", "topk"] | None = None
-    score_topk: float = 0.01  # fraction of map pixels averaged by score: topk
+    score_topk: float = bounded(0.01, gt=0, le=1)  # fraction of map pixels averaged by score: topk
     # quantile: per-level maps normalised from validation quantiles (EfficientAD) before combining.
     map_normalization: Literal["none", "quantile"] | None = None
-    smoothing_sigma: float = 4.0
+    smoothing_sigma: float = bounded(4.0, ge=0, le=64)
     # Single-teacher models: cosine (STFPM's normalised-feature distance) or standardized_mse
     # (EfficientAD: teacher channels standardised over the training images, squared error),
     # and the hard-feature quantile of the loss (0: plain mean; EfficientAD: 0.999).
     distance: Literal["cosine", "standardized_mse"] | None = None
-    hard_quantile: float = 0.0
+    hard_quantile: float = bounded(0.0, ge=0, le=0.9999)
 
     # Offline recipes: measured on kolektorsdd + elpv (benchmarks/bench_quality.py, MODELS.md);
     # paper presets keep their papers' choices (max of the map, no map normalisation).

@@ -65,7 +65,8 @@ def model_names() -> tuple[str, ...]:
 def get_entry(name: str) -> ModelEntry:
     entries = _entries()
     if name not in entries:
-        raise ConfigError(f"model.name: unknown model '{name}'{suggest(name, entries)}; known: {sorted(entries)}")
+        raise ConfigError(f"model.name: unknown model '{str(name)[:60]}'{suggest(name, entries)}; "
+                          f"known: {sorted(entries)}")
     return entries[name]
 
 

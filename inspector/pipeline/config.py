@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from inspector.config import apply_overrides, from_dict, load_yaml
+from inspector.config import apply_overrides, bounded, from_dict, load_yaml
 from inspector.errors import ConfigError
 from inspector.integrations.config import DashboardSection, GenicamSection, MetricsSection, MqttSection
 
@@ -26,11 +26,11 @@ SOURCE_TYPES = ("auto", "file", "folder", "device", "url", "gstreamer", "synthet
 class ModelSection:
     path: str = ""
     backend: Literal["auto", "onnxruntime", "tensorrt"] = "auto"
-    threads: int | None = None  # ONNX Runtime intra-op threads (None: all cores)
+    threads: int | None = bounded(None, ge=1, le=1024)  # ONNX Runtime intra-op threads (None: all cores)
     verify: bool = True  # check the graph's sha256 against its sidecar
     cuda: Literal["cuda-python", "pycuda"] = "cuda-python"  # TensorRT: CUDA binding
     cuda_graphs: bool = False  # TensorRT: replay captured CUDA graphs per batch size
-    device: int = 0  # TensorRT: GPU index
+    device: int = bounded(0, ge=0, le=63)  # TensorRT: GPU index
 
     def validate(self, where: str) -> None:
         if not self.path:
@@ -40,18 +40,18 @@ class ModelSection:
 @dataclass(frozen=True)
 class ThresholdSection:
     calibration: str | None = None  # calibration/<model>.yaml made by 'inspector calibrate'
-    image: float | None = None  # explicit image threshold: required without a calibration file, overrides it
-    pixel: float | None = None  # map threshold for defect regions (default: the image threshold)
-    uncertain_band: tuple[float, float] | None = None  # scores in [lo, hi) → "uncertain"
+    image: float | None = bounded(None)  # explicit image threshold: required without a calibration file, overrides it
+    pixel: float | None = bounded(None)  # map threshold for defect regions (default: the image threshold)
+    uncertain_band: tuple[float, float] | None = bounded(None)  # scores in [lo, hi) → "uncertain"
 
 
 @dataclass(frozen=True)
 class ReconnectSection:
-    initial_s: float = 0.5
-    max_s: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.2  # ± fraction of each delay
-    max_attempts: int = 0  # 0 = retry forever
+    initial_s: float = bounded(0.5, gt=0, le=3600)
+    max_s: float = bounded(30.0, gt=0, le=86400)
+    factor: float = bounded(2.0, ge=1, le=100)
+    jitter: float = bounded(0.2, ge=0, le=0.99)  # ± fraction of each delay
+    max_attempts: int = bounded(0, ge=0, le=10**9)  # 0 = retry forever
 
     def validate(self, where: str) -> None:
         if self.initial_s <= 0 or self.max_s < self.initial_s or self.factor < 1 or not 0 <= self.jitter < 1:
@@ -61,34 +61,38 @@ class ReconnectSection:
 @dataclass(frozen=True)
 class SyntheticSection:
     texture: str = "brick"  # brick | grass | gravel (scikit-image photos), a folder of images, or procedural
-    size: int = 256  # frames are size × size
-    defect_rate: float = 0.1  # probability that a frame carries an injected defect
+    size: int = bounded(256, ge=16, le=4096)  # frames are size × size
+    defect_rate: float = bounded(0.1, ge=0, le=1)  # probability that a frame carries an injected defect
     kinds: tuple[str, ...] = ()  # defect kinds (empty: all kinds the generator has)
-    pool: int = 32  # distinct good frames generated up front (and as many defective ones)
-    seed: int = 0
+    pool: int = bounded(32, ge=1, le=4096)  # distinct good frames generated up front (and as many defective ones)
+    seed: int = bounded(0, ge=0, le=2**32 - 1)
 
     def validate(self, where: str) -> None:
         if not 0 <= self.defect_rate <= 1:
             raise ConfigError(f"{where}.defect_rate: must be in [0, 1]")
         if self.size < 16 or self.pool < 1:
             raise ConfigError(f"{where}: size must be ≥ 16 and pool ≥ 1")
+        frames_mib = 2 * self.pool * self.size * self.size * 3 / 2**20  # good + defective frames, generated up front
+        if frames_mib > 1024:
+            raise ConfigError(f"{where}: pool {self.pool} × {self.size}² frames would take {frames_mib:.0f} MiB "
+                              f"(at most 1024 MiB); lower pool or size")
 
 
 @dataclass(frozen=True)
 class CameraSection:
     name: str
-    source: str | int  # path, folder, device index, rtsp://…, GStreamer pipeline, genicam://<id>, or "synthetic"
+    source: str | int = bounded(ge=0, le=1023)  # path, folder, device index, rtsp://…, GStreamer pipeline, genicam://<id>, or "synthetic"
     type: Literal["auto", "file", "folder", "device", "url", "gstreamer", "synthetic", "genicam"] = "auto"
     mode: Literal["auto", "offline", "live"] = "auto"  # offline: block, lose nothing; live: keep newest
     loop: bool = False  # replay files/folders forever
-    fps: float = 0.0  # pace files/folders/synthetic (0 = as fast as the pipeline takes them)
-    max_frames: int = 0  # stop this camera after N frames (0 = no limit; synthetic needs it offline)
-    open_timeout_s: float = 10.0
-    read_timeout_s: float = 5.0
-    watchdog_s: float = 10.0  # no frame for this long → state 'stalled'
+    fps: float = bounded(0.0, ge=0, le=1000)  # pace files/folders/synthetic (0 = as fast as the pipeline takes them)
+    max_frames: int = bounded(0, ge=0, le=10**12)  # stop this camera after N frames (0 = no limit; synthetic needs it offline)
+    open_timeout_s: float = bounded(10.0, gt=0, le=3600)
+    read_timeout_s: float = bounded(5.0, gt=0, le=3600)
+    watchdog_s: float = bounded(10.0, gt=0, le=86400)  # no frame for this long → state 'stalled'
     # significant bits of 16-bit frames/files that do not declare them (PNG sBIT / TIFF BitsPerSample win);
     # None: the model's setting (sidecar input.bit_depth), else the container's depth
-    bit_depth: int | None = None
+    bit_depth: int | None = bounded(None, ge=1, le=16)
     reconnect: ReconnectSection = field(default_factory=ReconnectSection)
     synthetic: SyntheticSection = field(default_factory=SyntheticSection)
     genicam: GenicamSection = field(default_factory=GenicamSection)  # GenICam feature settings (genicam://)
@@ -106,9 +110,9 @@ class CameraSection:
 
 @dataclass(frozen=True)
 class BatchingSection:
-    max_batch: int = 8
-    max_wait_ms: float = 5.0  # wait this long after the first frame for a fuller batch
-    queue_size: int = 8  # frames buffered per camera (offline sources block when full)
+    max_batch: int = bounded(8, ge=1, le=1024)
+    max_wait_ms: float = bounded(5.0, ge=0, le=10_000)  # wait this long after the first frame for a fuller batch
+    queue_size: int = bounded(8, ge=1, le=10_000)  # frames buffered per camera (offline sources block when full)
 
     def validate(self, where: str) -> None:
         if self.max_batch < 1 or self.max_wait_ms < 0 or self.queue_size < 1:
@@ -118,14 +122,14 @@ class BatchingSection:
 @dataclass(frozen=True)
 class ThumbnailSection:
     enabled: bool = True
-    max_side: int = 320
-    quality: int = 80
+    max_side: int = bounded(320, ge=16, le=8192)
+    quality: int = bounded(80, ge=0, le=100)  # JPEG quality
 
 
 @dataclass(frozen=True)
 class PostprocessSection:
-    min_region_area: int = 4  # in map pixels
-    max_regions: int = 16  # largest-peak regions kept per frame
+    min_region_area: int = bounded(4, ge=0, le=10**8)  # in map pixels
+    max_regions: int = bounded(16, ge=1, le=10_000)  # largest-peak regions kept per frame
     thumbnail: ThumbnailSection = field(default_factory=ThumbnailSection)
     heatmap: bool = True  # attach the anomaly map as an 8-bit PNG
     payloads_on_results: bool = False  # also attach payloads to v1/result events (OK frames)
@@ -142,9 +146,13 @@ class CurveSection:
 class PublishSection:
     endpoint: str = "tcp://127.0.0.1:5556"
     results: bool = False  # publish every frame on v1/result/<camera>
-    sndhwm: int = 1000  # ZeroMQ send high-water mark (messages queued per subscriber before dropping)
-    queue_size: int = 1024  # events waiting for the publisher thread (full → counted drop)
-    stats_interval_s: float = 1.0
+    sndhwm: int = bounded(1000, ge=1, le=1_000_000)  # ZeroMQ send high-water mark (messages queued per subscriber before dropping)
+    queue_size: int = bounded(1024, ge=1, le=1_000_000)  # events waiting for the publisher thread (full → counted drop)
+    stats_interval_s: float = bounded(1.0, ge=0.01, le=3600)
+    # before the first frame, wait until this many subscribers have subscribed (ZeroMQ drops what is published
+    # before a subscription arrives, so an offline batch run would lose its first events); 0 = don't wait
+    wait_for_subscribers: int = bounded(0, ge=0, le=1000)
+    wait_for_subscribers_timeout_s: float = bounded(30.0, gt=0, le=86400)  # then start anyway, with a warning
     curve: CurveSection = field(default_factory=CurveSection)
     mqtt: MqttSection = field(default_factory=MqttSection)  # bridge to the plant's MQTT broker (off by default)
 
@@ -159,18 +167,22 @@ class PublishSection:
 class RecorderSection:
     enabled: bool = False
     dir: str = "runs/recordings"
-    queue_size: int = 32
-    max_events: int = 10000  # retention: oldest recordings deleted beyond this many events (0 = no limit)
-    max_bytes: int = 2_000_000_000  # … or beyond this many bytes (0 = no limit)
-    min_free_bytes: int = 500_000_000  # skip recording while the disk has less free space
+    queue_size: int = bounded(32, ge=1, le=100_000)
+    max_events: int = bounded(10000, ge=0, le=10**9)  # retention: oldest recordings deleted beyond this many events (0 = no limit)
+    max_bytes: int = bounded(2_000_000_000, ge=0, le=10**16)  # … or beyond this many bytes (0 = no limit)
+    min_free_bytes: int = bounded(500_000_000, ge=0, le=10**16)  # skip recording while the disk has less free space
 
 
 @dataclass(frozen=True)
 class DriftSection:
     enabled: bool = True  # needs score_stats from a calibration file
-    window: int = 500  # OK scores per camera in the rolling window
-    min_samples: int = 50
-    max_shift_std: float = 3.0  # flag when |rolling mean − calibration mean| > this × calibration std
+    window: int = bounded(500, ge=1, le=1_000_000)  # OK scores per camera in the rolling window
+    min_samples: int = bounded(50, ge=1, le=1_000_000)
+    max_shift_std: float = bounded(3.0, gt=0, le=1000)  # flag when |rolling mean − calibration mean| > this × calibration std
+
+    def validate(self, where: str) -> None:
+        if self.min_samples > self.window:
+            raise ConfigError(f"{where}.min_samples: {self.min_samples} exceeds window {self.window}")
 
 
 @dataclass(frozen=True)
@@ -186,7 +198,7 @@ class DaemonConfig:
     metrics: MetricsSection = field(default_factory=MetricsSection)  # Prometheus endpoint (off by default)
     dashboard: DashboardSection = field(default_factory=DashboardSection)  # live web page (off by default)
     summary_json: str | None = None  # write the final stats summary here on shutdown
-    shutdown_timeout_s: float = 10.0
+    shutdown_timeout_s: float = bounded(10.0, gt=0, le=3600)
 
     def validate(self, where: str) -> None:
         if not self.cameras:

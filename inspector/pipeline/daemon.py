@@ -87,7 +87,8 @@ class Daemon:
         self.counters = Counters()
         self._backend_factory = backend_factory
         self._context = context
-        self.run_id = uuid.uuid4().hex[:8]
+        self.run_id = uuid.uuid4().hex[:12]  # names this start on every event header and recording
+        self.started_utc = utc_iso()
         self.publisher: Publisher | None = None
         self.captures: list[CaptureWorker] = []
         self.workers: list = []
@@ -142,6 +143,7 @@ class Daemon:
         try:
             backend = (self._backend_factory or self._default_backend)()
             try:
+                self._check_backend(backend)  # what start() refuses, --check refuses too
                 lines.append(f"ok model {self.cfg.model.path} on {backend.name} ({backend.precision}), "
                              f"input {self.spec.height}x{self.spec.width}, threshold {self.decider.image_threshold:g}"
                              + (f" from {self.cfg.thresholds.calibration}" if self.calibration else ""))
@@ -159,6 +161,11 @@ class Daemon:
             self.publisher.close()
             self.integrations.close()
         return lines
+
+    def _check_backend(self, backend: Backend) -> None:
+        if (backend.input_spec.height, backend.input_spec.width) != (self.spec.height, self.spec.width):
+            raise ConfigError(f"model {self.cfg.model.path}: backend input {backend.input_spec} differs from its "
+                              f"sidecar")
 
     # -- start --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -187,7 +194,8 @@ class Daemon:
         self.status_queue: queue.Queue = queue.Queue(maxsize=10000)
         self.drift = DriftMonitor(cfg.drift, self.calibration.score_stats if self.calibration else None)
 
-        self.recorder = RecorderWorker(cfg.recorder, threading.Event(), counters) if cfg.recorder.enabled else None
+        self.recorder = (RecorderWorker(cfg.recorder, threading.Event(), counters, self.run_id, self.started_utc)
+                         if cfg.recorder.enabled else None)
         self.inference = InferenceWorker(self._backend_factory or self._default_backend, None, to_infer, to_post,
                                          stop, counters)
         self.inference.start()
@@ -197,8 +205,7 @@ class Daemon:
             err = self.inference.startup_error
             raise err if isinstance(err, InspectorError) else InspectorError(f"model {cfg.model.path}: {err}")
         backend = self.inference.backend
-        if (backend.input_spec.height, backend.input_spec.width) != (self.spec.height, self.spec.width):
-            raise ConfigError(f"model {cfg.model.path}: backend input {backend.input_spec} differs from its sidecar")
+        self._check_backend(backend)
         max_batch = cfg.batching.max_batch
         if backend.input_spec.max_batch is not None and backend.input_spec.max_batch < max_batch:
             log.warning("batching.max_batch %d exceeds the model's maximum batch %d; using %d",
@@ -207,7 +214,7 @@ class Daemon:
         pool = self.inference.pool = BufferPool(n_buffers, max_batch, self.spec)
         name, _ = split_graph_name(cfg.model.path)
         self.model_info = {
-            "name": self.sidecar["model"].get("name", name.name), "version": self.sidecar["model"].get("version"),
+            "name": self.sidecar.get("model", {}).get("name", name.name), "version": self.sidecar.get("model", {}).get("version"),
             "precision": backend.precision, "backend": backend.name,
             "sha256": getattr(backend, "sha256", None) or self.model_sha, "run_id": self.run_id,
         }
@@ -217,7 +224,8 @@ class Daemon:
                                      cfg.publish, stop, counters, self._stats,
                                      self.recorder.put if self.recorder else None,
                                      results_payloads=cfg.postprocess.payloads_on_results,
-                                     before_final=self._finish_recorder, taps=self.integrations.taps)
+                                     before_final=self._finish_recorder, taps=self.integrations.taps,
+                                     run_id=self.run_id, run_started_utc=self.started_utc)
         self.hub = FrameHub(counters)
         bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
         self.batcher = BatchWorker(self.hub, pool, to_infer, Preprocessor(self.spec, self.policy, bit_depths),
@@ -230,11 +238,25 @@ class Daemon:
         for w in (self.recorder, self.publish, self.post, self.batcher, *self.captures):
             if w is not None:
                 w.broken = self.inference.broken  # one shared "a worker failed" flag
+        self._wait_for_subscribers()  # before any frame is captured, so a batch run loses nothing
         for w in (self.recorder, self.publish, self.post, self.batcher, *self.captures):
             if w is not None:
                 w.start()
         if self.recorder is not None:
             self.workers.append(self.recorder)
+
+    def _wait_for_subscribers(self) -> None:
+        n, timeout = self.cfg.publish.wait_for_subscribers, self.cfg.publish.wait_for_subscribers_timeout_s
+        if n <= 0:
+            return
+        log.info("waiting up to %g s for %d subscriber(s) on %s", timeout, n, self.publisher.endpoint)
+        seen = self.publisher.wait_for_subscribers(n, timeout, self.stop)
+        if seen < n and not self.stop.is_set():
+            log.warning("publish.wait_for_subscribers: %d of %d subscriber(s) after %g s; starting anyway",
+                        seen, n, timeout)
+            self.counters.add("subscribers_missing", n - seen)
+        elif seen >= n:
+            log.info("%d subscriber(s) connected", seen)
 
     def _finish_recorder(self) -> None:
         if self.recorder is not None and self.recorder.is_alive():
@@ -303,6 +325,15 @@ class Daemon:
     def run(self) -> int:
         self.start()
         return self.wait()
+
+    def stopped_before_start(self, reason: str) -> int:
+        """A stop requested before :meth:`start`: nothing ran; the final stats say so (and go to
+        ``summary_json`` like any run's). Returns the exit code, 0."""
+        self.final_stats = {"totals": {"inferred_frames": 0}, "cameras": {c.name: {"processed": 0}
+                                                                          for c in self.cfg.cameras},
+                            "run_id": self.run_id, "stopped": f"{reason} during start-up", "failures": []}
+        self._write_summary()
+        return 0
 
     def shutdown(self) -> int:
         """Ordered shutdown: captures, then each stage drains and ends; last stats published."""

@@ -46,7 +46,8 @@ class Preprocessor:
     ``bit_depths``: per camera, the significant bits of its integer frames (None: the container's).
     """
 
-    def __init__(self, spec: InputSpec, policy: str = "square", bit_depths: dict[str, int | None] | None = None) -> None:
+    def __init__(self, spec: InputSpec, policy: str = "square",
+                 bit_depths: dict[str, int | None] | None = None) -> None:
         if spec.channels != 3 or spec.color != "RGB" or spec.layout != "NHWC" or spec.dtype != "uint8":
             raise ValueError(f"unsupported model input {spec}; the daemon feeds uint8 NHWC RGB")
         self.spec, self.policy = spec, policy

@@ -12,8 +12,10 @@ PUB does) and every send is counted.
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -59,11 +61,22 @@ class Publisher:
         sock.setsockopt(zmq.SNDHWM, cfg.sndhwm)
         sock.setsockopt(zmq.LINGER, 500)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self._monitor = None
         try:
+            refuse_if_served(cfg.endpoint)
             if cfg.curve.enabled:
                 self._setup_curve(sock)
+            if cfg.wait_for_subscribers > 0 and not cfg.endpoint.startswith("inproc://"):
+                # from before the bind: a subscriber may connect while the model is still loading
+                self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
             sock.bind(cfg.endpoint)
+        except ConfigError:
+            self._close_monitor(sock)
+            sock.close(0)
+            self._stop_auth()
+            raise
         except zmq.ZMQError as exc:
+            self._close_monitor(sock)
             sock.close(0)
             self._stop_auth()
             hint = " (another daemon running? choose another port)" if exc.errno == zmq.EADDRINUSE else ""
@@ -121,14 +134,86 @@ class Publisher:
         self.poll_subscriptions()
         return True
 
+    def wait_for_subscribers(self, n: int, timeout: float, stop: threading.Event | None = None) -> int:
+        """Before the worker starts: block until ``n`` subscribers are connected and subscribed.
+
+        ZeroMQ drops what is published before a subscription has reached the socket (the slow joiner), so an
+        offline batch run waits for its subscribers first. A subscriber is counted when its connection
+        completed the ZMTP handshake (socket monitor, installed before the bind when
+        ``cfg.wait_for_subscribers`` > 0; tcp/ipc) and its subscription message arrived (XPUB); on ``inproc``
+        only subscription messages are counted. Returns the number seen (< n after ``timeout`` seconds or
+        when ``stop`` is set).
+        """
+        if n <= 0:
+            return 0
+        monitored = self._monitor is not None
+        peers = subscriptions = 0
+        deadline = time.monotonic() + timeout
+        while min(peers if monitored else subscriptions, subscriptions) < n:
+            if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                break
+            subscriptions += len(self.poll_subscriptions())
+            peers += self._peer_changes()
+            time.sleep(0.01)
+        # a peer that subscribes to several topics sends several messages: let the rest arrive
+        settle = time.monotonic() + 0.1
+        while time.monotonic() < settle:
+            subscriptions += len(self.poll_subscriptions())
+            time.sleep(0.01)
+        self._close_monitor(self.socket)
+        return min(peers, subscriptions, n) if monitored else min(subscriptions, n)
+
+    def _peer_changes(self) -> int:
+        from zmq.utils.monitor import parse_monitor_message
+
+        change = 0
+        while self._monitor is not None and self._monitor.poll(0):
+            event = parse_monitor_message(self._monitor.recv_multipart())["event"]
+            change += 1 if event == zmq.EVENT_HANDSHAKE_SUCCEEDED else -1
+        return change
+
+    def _close_monitor(self, sock: zmq.Socket) -> None:
+        if self._monitor is not None:
+            sock.disable_monitor()
+            self._monitor.close(0)
+            self._monitor = None
+
     def _stop_auth(self) -> None:
         if self.auth is not None:
             self.auth.stop()
             self.auth = None
 
     def close(self) -> None:
+        self._close_monitor(self.socket)
         self.socket.close(linger=500)
         self._stop_auth()
+
+
+def refuse_if_served(endpoint: str) -> None:
+    """Raise ConfigError when a live process already serves the ``ipc://`` path ``endpoint``.
+
+    Binding an ipc path unlinks an existing socket file, silently stealing the endpoint from a running
+    daemon (its subscribers then hear nothing). tcp, inproc and abstract ipc (``ipc://@name``) refuse a
+    second bind by themselves (EADDRINUSE). A socket file nobody listens on (a crashed daemon) is reused.
+    """
+    if not endpoint.startswith("ipc://") or endpoint.startswith("ipc://@"):
+        return
+    path = endpoint[len("ipc://"):]
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except OSError as exc:
+        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK):
+            return  # nobody there: binding is safe
+        if isinstance(exc, socket.timeout):  # a listener too busy to accept is still a listener
+            raise ConfigError(f"publish.endpoint: {endpoint} is already served by another process "
+                              f"(another daemon running? choose another path)") from None
+        return  # e.g. a path too long or permissions: let the bind report it
+    finally:
+        probe.close()
+    raise ConfigError(f"publish.endpoint: {endpoint} is already served by another process "
+                      f"(another daemon running? choose another path)")
 
 
 class PublishWorker(Worker):
@@ -138,8 +223,9 @@ class PublishWorker(Worker):
                  decider, cfg: PublishSection, stop: threading.Event, counters: Counters,
                  stats_source: Callable[[], dict], recorder_put: Callable[[Frame, dict], None] | None = None,
                  results_payloads: bool = False, before_final: Callable[[], None] | None = None,
-                 taps: list | None = None) -> None:
+                 taps: list | None = None, run_id: str = "", run_started_utc: str = "") -> None:
         super().__init__("publisher", stop)
+        self.run_identity = {"run_id": run_id, "run_started_utc": run_started_utc}  # on every event header
         self.pub, self.inbox, self.status_inbox = publisher, inbox, status_inbox
         self.model, self.decider, self.cfg, self.counters = model, decider, cfg, counters
         self.stats_source, self.recorder_put = stats_source, recorder_put
@@ -241,7 +327,7 @@ class PublishWorker(Worker):
             latency_ms=latency, model={k: v for k, v in self.model.items() if k != "run_id"},
             regions=[r.to_dict() for r in frame.regions], frame={"width": w, "height": h},
             uncertain_band=list(band) if band else None, source=_jsonable(frame.meta), error=frame.error,
-            payloads=payloads,
+            payloads=payloads, **self.run_identity,
         )
 
     def _send(self, event: Event) -> None:
@@ -263,7 +349,7 @@ class PublishWorker(Worker):
                 return
             event = StatusEvent(camera=upd.camera, seq=self._next_seq("status", upd.camera), state=upd.state,
                                 previous=upd.previous, reason=upd.reason, time_utc=upd.time_utc,
-                                details=_jsonable(upd.details))
+                                details=_jsonable(upd.details), **self.run_identity)
             self.statuses[upd.camera] = event
             self._send(event)
             self.counters.add("published.status")
@@ -284,8 +370,12 @@ class PublishWorker(Worker):
         for cam, status in self.statuses.items():
             data.setdefault("cameras", {}).setdefault(cam, {})["state"] = status.state
         data["published"] = {"messages": self.pub.sent, "send_failed": self.pub.send_failed}
+        # events published per stream so far (type/camera → count = next seq): a subscriber of v1/stats can
+        # tell events lost after the last one it received (the final stats close the run's books)
+        data["sequences"] = {f"{kind}/{camera}": n for (kind, camera), n in self.seq.items() if kind != "stats"}
         event = StatsEvent(seq=self._next_seq("stats", ""), time_utc=utc_iso(),
-                           uptime_s=round(time.monotonic() - self.started, 3), final=final, data=_jsonable(data))
+                           uptime_s=round(time.monotonic() - self.started, 3), final=final, data=_jsonable(data),
+                           **self.run_identity)
         self.last_stats = event
         self._send(event)
         if final:

@@ -2,11 +2,17 @@
 
 For each published defect event it writes, under ``<dir>/<camera>/``, the
 original frame (PNG), the heat map (PNG, when the event has one) and the event
-header (JSON), all named ``<frame_id>-<event seq>``. The queue is bounded
-(full → counted drop), the folder is kept under ``max_events`` / ``max_bytes``
-by deleting the oldest recordings, and nothing is written while the disk has
-less than ``min_free_bytes`` free. Write errors are counted and logged; a
-full or broken disk never stops inspection.
+header (JSON), all named ``<run start>-<run id>-<frame_id>-<event seq>``
+(e.g. ``20250131T120000Z-3f9c0a1b2c3d-000000017-000000004.png``): the run id
+is random per daemon start, so a restart never overwrites an earlier run's
+evidence, and files are created exclusively (never replaced). The queue is
+bounded (full → counted drop), and nothing is written while the disk has less
+than ``min_free_bytes`` free. Retention keeps the folder under ``max_events`` /
+``max_bytes`` by deleting the oldest recordings, and only recordings: a file
+is a recording only if its name matches :data:`RECORDING_NAME` inside a camera
+folder (it is never a symlink); notes, photos and anything else users keep in
+``dir`` are neither counted nor deleted. Write errors are counted and logged;
+a full or broken disk never stops inspection.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import collections
 import json
 import logging
 import queue
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -29,12 +36,31 @@ from inspector.telemetry import Counters
 
 log = logging.getLogger("inspector.recorder")
 _END = object()
+# <run start UTC>-<run id>-<frame id>-<seq>[.heat].png|.json: the only names retention may delete
+RECORDING_NAME = re.compile(r"^(\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9}-\d{9})(\.heat\.png|\.png|\.json)$")
+_CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as pipeline.config requires of camera names
+
+
+def recording_prefix(run_id: str, started_utc: str) -> str:
+    """``2025-01-31T12:00:00.123Z`` + run id → ``20250131T120000Z-<run id>`` (sorts by start time)."""
+    stamp = re.sub(r"[^0-9T]", "", started_utc.split(".")[0]) + "Z"
+    return f"{stamp}-{run_id}"
+
+
+def _create(path: Path, data: bytes) -> None:
+    """Write a new file; FileExistsError rather than replacing anything."""
+    with open(path, "xb") as fh:
+        fh.write(data)
 
 
 class RecorderWorker(Worker):
-    def __init__(self, cfg: RecorderSection, stop: threading.Event, counters: Counters) -> None:
+    def __init__(self, cfg: RecorderSection, stop: threading.Event, counters: Counters, run_id: str,
+                 started_utc: str) -> None:
         super().__init__("recorder", stop)
         self.cfg, self.counters = cfg, counters
+        self.prefix = recording_prefix(run_id, started_utc)
+        if not RECORDING_NAME.match(f"{self.prefix}-{0:09d}-{0:09d}.png"):
+            raise ValueError(f"recorder: run id {run_id!r} does not fit the recording names")
         self.root = Path(cfg.dir)
         self.inbox: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
         self._kept: collections.deque[tuple[list[Path], int]] = collections.deque()
@@ -79,12 +105,17 @@ class RecorderWorker(Worker):
             self.counters.add("recorder.dropped")
 
     def _scan_existing(self) -> None:
-        """Existing recordings count towards retention (oldest first)."""
+        """Existing recordings (names matching RECORDING_NAME, nothing else) count towards retention, oldest
+        first (by the run start and sequence in the name, which a copy or a touch does not change)."""
         groups: dict[Path, list[Path]] = collections.defaultdict(list)
-        for path in self.root.glob("*/*"):
-            if path.is_file():
-                groups[path.with_name(path.name.split(".")[0])].append(path)
-        stems = sorted(groups, key=lambda s: min(p.stat().st_mtime for p in groups[s]))
+        for folder in self.root.iterdir():
+            if not _CAMERA_DIR.match(folder.name) or folder.is_symlink() or not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                match = RECORDING_NAME.match(path.name)
+                if match and not path.is_symlink() and path.is_file():
+                    groups[folder / match.group(1)].append(path)
+        stems = sorted(groups, key=lambda s: (s.name, str(s.parent)))
         for stem in stems:
             files = groups[stem]
             size = sum(p.stat().st_size for p in files)
@@ -102,7 +133,7 @@ class RecorderWorker(Worker):
                 return
             folder = self.root / frame.camera
             folder.mkdir(exist_ok=True)
-            stem = folder / f"{frame.frame_id:09d}-{header.get('seq', 0):09d}"
+            stem = folder / f"{self.prefix}-{frame.frame_id:09d}-{header.get('seq', 0):09d}"
             files = [self._write_image(stem.with_suffix(".png"), frame.image)]
             if frame.amap is not None:
                 hi = max(float(frame.amap.max()), 1e-12)
@@ -110,7 +141,7 @@ class RecorderWorker(Worker):
                                          cv2.COLORMAP_JET)
                 files.append(self._write_image(stem.with_suffix(".heat.png"), heat))
             meta = stem.with_suffix(".json")
-            meta.write_text(json.dumps(header, indent=1))
+            _create(meta, json.dumps(header, indent=1).encode())
             files.append(meta)
             size = sum(p.stat().st_size for p in files)
             self._kept.append((files, size))
@@ -127,7 +158,7 @@ class RecorderWorker(Worker):
         ok, buf = cv2.imencode(".png", image)
         if not ok:
             raise OSError(f"cannot encode {path.name}")
-        path.write_bytes(buf.tobytes())
+        _create(path, buf.tobytes())
         return path
 
     def _enforce_retention(self) -> None:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from inspector.config import (apply_overrides, from_dict, load_yaml, relative_to_file, resolve_path, save_yaml,
-                              suggest, to_dict)
+from inspector.config import (apply_overrides, bounded, from_dict, load_yaml, relative_to_file, resolve_path,
+                              save_yaml, suggest, to_dict)
 from inspector.errors import ConfigError
 
 if TYPE_CHECKING:  # the registry imports torch: loaded only once the torch-free checks passed
@@ -27,11 +27,11 @@ class DataConfig:
     # count (training/input_size.py); used only when model.image_size is not given and the preset
     # is offline (paper presets keep their papers' sizes). A trained run's config says fixed.
     input_size: Literal["auto", "fixed"] = "auto"
-    val_fraction: float = 0.2
-    split_seed: int = 0
+    val_fraction: float = bounded(0.2, gt=0, le=0.99)
+    split_seed: int = bounded(0, ge=0, le=2**32 - 1)
     # significant bits of the images when the files do not say (PNG sBIT / TIFF BitsPerSample win);
     # None: the container's depth. Recorded in the sidecar so the daemon scales camera frames the same way.
-    bit_depth: int | None = None
+    bit_depth: int | None = bounded(None, ge=1, le=16)
 
     def validate(self, where: str) -> None:
         from inspector.data.images import BIT_DEPTHS
@@ -42,19 +42,9 @@ class DataConfig:
             raise ConfigError(f"{where}.bit_depth: must be one of {list(BIT_DEPTHS)} or null, got {self.bit_depth}")
 
 
-def _check_range(where: str, name: str, value: float | None, low: float, high: float,
-                 low_open: bool = False) -> None:
-    """One-line error unless ``low ≤ value ≤ high`` (``low < value`` when ``low_open``); None passes."""
-    if value is None:
-        return
-    if value > high or value < low or (low_open and value == low):
-        bound = f"{'>' if low_open else '≥'} {low:g} and ≤ {high:g}"
-        raise ConfigError(f"{where}.{name}: must be {bound}, got {value:g}")
-
-
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a model is trained. Every number has a range (checked in :meth:`validate`).
+    """How a model is trained. Every number has a declared range (``bounded``, checked at load).
 
     Stopping: ``epochs`` None (the default) trains until the validation loss stops
     improving — no relative improvement above ``min_delta`` for ``patience`` epochs
@@ -66,36 +56,25 @@ class TrainConfig:
     only change how a CUDA run computes (:mod:`inspector.training.device`).
     """
 
-    epochs: int | None = None
-    max_epochs: int = 300
-    patience: int = 10
-    min_delta: float = 0.005  # relative: an epoch counts as better below best·(1 − min_delta)
-    batch_size: int = 16
+    epochs: int | None = bounded(None, ge=1, le=100_000)
+    max_epochs: int = bounded(300, ge=1, le=100_000)
+    patience: int = bounded(10, ge=1, le=10_000)
+    min_delta: float = bounded(0.005, ge=0, le=0.5)  # relative: an epoch counts as better below best·(1 − min_delta)
+    batch_size: int = bounded(16, ge=1, le=65_536)
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = 0.4
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    seed: int = 0
-    time_budget_s: float | None = None  # stop after this much wall time per phase (time cap)
-    threads: int | None = None  # torch intra-op threads; None: all cores
+    lr: float = bounded(0.4, gt=0, le=100)
+    momentum: float = bounded(0.9, ge=0, le=1)
+    weight_decay: float = bounded(1e-4, ge=0, le=1)
+    betas: tuple[float, float] = bounded((0.9, 0.999), ge=0, le=1)
+    seed: int = bounded(0, ge=0, le=2**63 - 1)
+    time_budget_s: float | None = bounded(None, gt=0, le=30 * 86_400)  # stop after this much wall time per phase
+    threads: int | None = bounded(None, ge=1, le=4096)  # torch intra-op threads; None: all cores
     augment: Literal["none", "flip"] = "none"
     # Where to train: auto = cuda when torch.cuda.is_available(), else cpu (see training/device.py).
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CUDA only: auto = bf16 autocast where supported, else fp16 with loss scaling; fp32 = no AMP.
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True  # CUDA only: NHWC memory format for the networks
-
-    def validate(self, where: str) -> None:
-        ranges = {"epochs": (1, 100_000), "max_epochs": (1, 100_000), "patience": (1, 10_000),
-                  "min_delta": (0.0, 0.5), "batch_size": (1, 65_536), "momentum": (0.0, 1.0),
-                  "weight_decay": (0.0, 1.0), "seed": (0, 2**63 - 1), "threads": (1, 4096)}
-        for name, (low, high) in ranges.items():
-            _check_range(where, name, getattr(self, name), low, high)
-        _check_range(where, "lr", self.lr, 0.0, 100.0, low_open=True)
-        _check_range(where, "time_budget_s", self.time_budget_s, 0.0, 30 * 86_400.0, low_open=True)
-        for i, beta in enumerate(self.betas):
-            _check_range(where, f"betas[{i}]", beta, 0.0, 1.0)
 
     @property
     def early_stopping(self) -> bool:
@@ -120,8 +99,12 @@ SECTIONS = ("model", "data", "train")
 def resolve_run_config(raw: dict) -> RunConfig:
     """Build a RunConfig from a raw mapping, filling model-specific train defaults."""
     for key in raw:
+        if not isinstance(key, str):
+            raise ConfigError(f"config: section name {str(key)[:40]!r} is not a string")
         if key not in SECTIONS:
             raise ConfigError(f"config: unknown section '{key}'{suggest(key, SECTIONS)}")
+        if raw[key] is not None and not isinstance(raw[key], dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(raw[key]).__name__}")
     # What can be checked without torch first, so config errors print in well under a second.
     data = from_dict(DataConfig, raw.get("data"), where="data")
     from_dict(TrainConfig, raw.get("train"), where="train")  # the user's keys and values
@@ -141,9 +124,11 @@ def _check_model_name(model: object) -> None:
     from inspector.models import model_package_names
 
     name = model.get("name", "reduced_student") if isinstance(model, dict) else "reduced_student"
+    if not isinstance(name, str):
+        raise ConfigError(f"model.name: expected a string, got {type(name).__name__}")
     known = model_package_names()
     if name not in known:
-        raise ConfigError(f"model.name: unknown model '{name}'{suggest(str(name), known)}; known: {sorted(known)}")
+        raise ConfigError(f"model.name: unknown model '{name[:60]}'{suggest(name, known)}; known: {sorted(known)}")
 
 
 # Keys whose values are file or folder paths. Inside a config file they resolve against that
@@ -176,8 +161,10 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | None 
     """
     raw = resolve_file_paths(load_yaml(path), Path(path).parent) if path else {}
     for section, values in (base or {}).items():
-        raw.setdefault(section, {})
-        raw[section] = {**(raw[section] or {}), **values}
+        current = raw.setdefault(section, {})
+        if current is not None and not isinstance(current, dict):
+            raise ConfigError(f"{path}: {section}: expected a mapping, got {type(current).__name__}")
+        raw[section] = {**(current or {}), **values}
     return resolve_run_config(apply_overrides(raw, overrides or []))
 
 

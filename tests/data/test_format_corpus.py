@@ -270,3 +270,13 @@ def test_two_level_masks_read_the_same(tmp_path):
         assert wrong <= 0.01, f"{name}: {wrong:.2%} of pixels wrong"
     cv2.imwrite(str(tmp_path / "empty.png"), np.zeros((48, 64), np.uint8))
     assert not read_mask(tmp_path / "empty.png").any()
+
+
+def test_16bit_tiff_of_12bit_data_uses_the_setting_or_warns(tmp_path, caplog):
+    grey = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (16, 1))
+    v12 = (grey.astype(np.uint32) * 4095 // 255).astype(np.uint16)
+    Image.fromarray(v12).save(tmp_path / "mono12.tif")  # BitsPerSample 16: says nothing about 12
+    assert np.abs(read_image(tmp_path / "mono12.tif", bit_depth=12)[..., 0].astype(int) - grey).max() <= 1
+    with caplog.at_level(logging.WARNING, logger="inspector.images"):
+        read_image(tmp_path / "mono12.tif", warn_key="test-tiff")
+    assert any("bit_depth: 12" in r.getMessage() for r in caplog.records)

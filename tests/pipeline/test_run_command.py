@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 import typing
 from pathlib import Path
@@ -149,3 +150,69 @@ def test_example_config_documents_every_key():
     cfg = daemon_config(data, base_dir=REPO)  # valid as it stands
     assert len(cfg.cameras) == 2
     assert _leaf_keys(DaemonConfig) == _yaml_keys(data)
+
+
+# -- a stop request during start-up is orderly -----------------------------------------------------------------
+@pytest.mark.parametrize("where", ["config", "setup"])
+def test_signal_during_startup_stops_in_order(tiny_model, endpoint, video, tmp_path, capsys, caplog, monkeypatch,
+                                              where):
+    """SIGTERM while the config is read (before the daemon exists) or while it binds and loads: exit 0 with a
+    log line and the final 'stopped' line, never the default action (a silent death)."""
+    import signal
+
+    import inspector.pipeline.config as config_module
+    from inspector.pipeline.daemon import Daemon
+
+    def signalled(real):
+        def wrapper(*args, **kwargs):
+            signal.raise_signal(signal.SIGTERM)  # delivered to the handler before the next bytecode
+            return real(*args, **kwargs)
+        return wrapper
+
+    if where == "config":
+        monkeypatch.setattr(config_module, "load_daemon_config", signalled(config_module.load_daemon_config))
+    else:
+        monkeypatch.setattr(Daemon, "setup", signalled(Daemon.setup))
+    caplog.set_level("INFO")
+    summary = tmp_path / "summary.json"
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], summary_json=str(summary))
+    code, out, err = run_cli(tmp_path, cfg, capsys)
+    assert code == 0 and "Traceback" not in err, err
+    assert "stopped: 0 frames inspected" in out
+    assert "SIGTERM during start-up" in caplog.text
+    assert json.loads(summary.read_text())["totals"].get("inferred_frames", 0) == 0  # final stats, as for any run
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored after the command
+
+
+# -- an endpoint already served is refused, whatever the transport -----------------------------------------------
+@pytest.mark.parametrize("transport", ["tcp", "ipc", "ipc-abstract", "inproc"])
+def test_endpoint_already_served_is_refused(tmp_path, transport):
+    import zmq
+
+    from inspector.errors import ConfigError
+    from inspector.pipeline.config import PublishSection
+    from inspector.pipeline.publish import Publisher
+
+    endpoint = {"tcp": "tcp://127.0.0.1:*", "ipc": f"ipc://{tmp_path}/d.sock",
+                "ipc-abstract": f"ipc://@inspector-test-{tmp_path.name}", "inproc": "inproc://served"}[transport]
+    context = zmq.Context()  # inproc names are per context: both daemons share one here
+    first = Publisher(PublishSection(endpoint=endpoint), context)
+    try:
+        with pytest.raises(ConfigError, match="publish.endpoint"):
+            Publisher(PublishSection(endpoint=first.endpoint), context)
+    finally:
+        first.close()
+        context.term()
+
+
+def test_stale_ipc_socket_file_is_reused(tmp_path):
+    """A socket file left by a crashed daemon (nobody listening) does not block a new start."""
+    from inspector.pipeline.config import PublishSection
+    from inspector.pipeline.publish import Publisher
+
+    path = tmp_path / "stale.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens
+    pub = Publisher(PublishSection(endpoint=f"ipc://{path}"))
+    pub.close()

@@ -178,7 +178,7 @@ def test_an_emptied_or_recreated_folder_backs_off_then_resumes(tmp_path):
 
 def test_emptied_folder_costs_no_cpu_and_new_files_are_inspected(tmp_path):
     folder = write_folder(tmp_path / "f", [False] * 2)
-    cam = CameraSection(name="f", source=str(folder), loop=True,
+    cam = CameraSection(name="f", source=str(folder), loop=True, fps=20,  # paced: the hub never fills
                         reconnect=ReconnectSection(initial_s=0.05, max_s=0.1))
     counters, hub, stop = Counters(), FrameHub(Counters()), threading.Event()
     worker = CaptureWorker(cam, make_source(cam), hub, stop, counters, lambda *a: None, capacity=1000)
@@ -279,3 +279,22 @@ def test_fair_share_live_camera_is_not_starved_by_offline_backlogs():
     hub.close("live")  # no live camera active: batches fill from the offline backlogs
     served = _batches(hub, 10, live_every=0)
     assert sum(served.values()) == 80, served
+
+
+def test_a_file_still_being_written_is_not_corrupt(tmp_path):
+    folder = write_folder(tmp_path / "f", [False] * 2)
+    (folder / "0002.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # just created, not yet complete
+    src = make_source(CameraSection(name="f", source=str(folder)))
+    src.open()
+    reasons = [g.reason for g in (src.read() for _ in range(3)) if g.image is None]
+    assert reasons == ["incomplete"]
+    os.utime(folder / "0002.png", (time.time() - 60, time.time() - 60))  # it stayed like that: corrupt
+    g = src.read()  # the rescan at the end of the pass tries it again
+    assert g.image is None and g.reason == "corrupt" and src.read() is None
+
+
+def test_camera_bit_depth_falls_back_to_the_models():
+    cam = CameraSection(name="c", source="synthetic")
+    assert make_source(cam, bit_depth=12).bit_depth == 12
+    cam = CameraSection(name="c", source="synthetic", bit_depth=10)
+    assert make_source(cam, bit_depth=12).bit_depth == 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -154,6 +155,8 @@ def test_backoff_grows_with_jitter_and_caps():
 
 def test_capture_counts_corrupt_files_and_reports_states(tmp_path):
     folder = write_folder(tmp_path / "f", [False] * 6, corrupt=(1, 4))
+    for p in folder.iterdir():  # settled files: a just-written undecodable file may still be being written
+        os.utime(p, (time.time() - 60, time.time() - 60))
     cam = CameraSection(name="f", source=str(folder))
     counters, hub, stop, states = Counters(), FrameHub(Counters()), threading.Event(), []
     worker = CaptureWorker(cam, make_source(cam), hub, stop, counters,
@@ -222,9 +225,10 @@ def test_drift_flags_a_moved_camera():
 
 
 # -- recorder -----------------------------------------------------------------------------------
-def _recorded(cfg: RecorderSection, n: int) -> Counters:
+def _recorded(cfg: RecorderSection, n: int, run_id: str = "0123456789ab",
+              started: str = "2025-01-31T12:00:00.000Z") -> Counters:
     counters = Counters()
-    rec = RecorderWorker(cfg, threading.Event(), counters)
+    rec = RecorderWorker(cfg, threading.Event(), counters, run_id, started)
     rec.start()
     for i in range(n):
         frame = _frame(i=i)
@@ -244,6 +248,29 @@ def test_recorder_disk_guard_and_byte_retention(tmp_path):
     files = list((tmp_path / "b" / "c").iterdir())
     assert c.get("recorder.written") == 5 and c.get("recorder.deleted") >= 1
     assert sum(p.stat().st_size for p in files) <= 600
+
+
+def test_recorder_keeps_earlier_runs_and_deletes_only_its_own_files(tmp_path):
+    rec_dir = tmp_path / "rec"
+    (rec_dir / "c").mkdir(parents=True)
+    (rec_dir / "docs").mkdir()
+    user_files = [rec_dir / "c" / "notes.txt", rec_dir / "docs" / "plan.txt", rec_dir / "c" / "000000000-000000000.png",
+                  rec_dir / "c" / "20250101T000000Z-0123456789ab-000000000-000000000.png.bak"]
+    for path in user_files:
+        path.write_text("keep me")
+    cfg = RecorderSection(enabled=True, dir=str(rec_dir), min_free_bytes=0, max_events=3)
+    _recorded(cfg, 2, run_id="aaaaaaaaaaaa", started="2025-01-31T12:00:00.000Z")
+    first = {p.name: p.read_bytes() for p in (rec_dir / "c").glob("2025*aaaaaaaaaaaa*")}
+    assert len([n for n in first if n.endswith(".json")]) == 2
+    # a restart with the same frame and seq numbers: new names, run 1 untouched until retention needs room
+    c = _recorded(cfg, 1, run_id="bbbbbbbbbbbb", started="2025-01-31T12:05:00.000Z")
+    assert c.get("recorder.deleted") == 0
+    assert {p.name: p.read_bytes() for p in (rec_dir / "c").glob("2025*aaaaaaaaaaaa*")} == first
+    # the next run needs room: the oldest recording goes, user files stay whatever their age
+    c = _recorded(cfg, 2, run_id="cccccccccccc", started="2025-01-31T12:10:00.000Z")
+    names = sorted(p.name for p in (rec_dir / "c").glob("*.json"))
+    assert c.get("recorder.deleted") == 2 and len(names) == 3
+    assert names[0].startswith("20250131T120500Z-bbbbbbbbbbbb") and all(p.read_text() == "keep me" for p in user_files)
 
 
 def test_recorder_survives_unwritable_dir(tmp_path):

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inspector.config import bounded
 from inspector.errors import ConfigError
 from inspector.models.ast.flow import ConditionalFlow
 from inspector.models.ast.positional import positional_encoding
@@ -67,7 +68,7 @@ class AstConfig(ModelConfig):
     """AST settings; fields left at None take the preset's value when the config is built."""
 
     name: str = "ast"
-    image_size: tuple[int, int] | None = None  # paper 768×768, offline 256×256
+    image_size: tuple[int, int] | None = bounded(None, ge=32, le=8192)  # paper 768×768, offline 256×256
     # The paper's score is the mean of the map; offline: mean of the top 1% (see ModelConfig).
     # One level only, so there is nothing for a per-level map normalisation to balance.
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
@@ -76,13 +77,13 @@ class AstConfig(ModelConfig):
     }
     backbone: str | None = None  # efficientnet_b5 (paper) / efficientnet_lite0 (offline)
     tap: str | None = None  # blocks36 (paper) / blocks.4 (offline; blocks.5 for stride 32)
-    flow_hidden: int | None = None  # hidden channels of the coupling subnets (paper 1024)
-    student_hidden: int | None = None  # hidden channels of the student (paper 1024)
-    coupling_kernels: tuple[int, ...] = (3, 3, 3, 5)  # one per coupling block
-    clamp_alpha: float = 3.0  # soft clamp of the log-scales (RGB, paper §4.2.3)
-    positional_channels: int = 32
-    student_blocks: int = 4
-    permutation_seed: int = 0  # block k's channel permutation is drawn with seed + k
+    flow_hidden: int | None = bounded(None, ge=1, le=65536)  # hidden channels of the coupling subnets (paper 1024)
+    student_hidden: int | None = bounded(None, ge=1, le=65536)  # hidden channels of the student (paper 1024)
+    coupling_kernels: tuple[int, ...] = bounded((3, 3, 3, 5), ge=1, le=31)  # one per coupling block
+    clamp_alpha: float = bounded(3.0, gt=0, le=100)  # soft clamp of the log-scales (RGB, paper §4.2.3)
+    positional_channels: int = bounded(32, ge=0, le=4096)
+    student_blocks: int = bounded(4, ge=1, le=64)
+    permutation_seed: int = bounded(0, ge=0, le=2**32 - 1)  # block k's channel permutation is drawn with seed + k
     score_source: Literal["student", "likelihood"] = "student"
     likelihood_map: Literal["nll", "z_norm"] = "nll"
 

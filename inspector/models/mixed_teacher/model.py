@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inspector.config import bounded
 from inspector.errors import ConfigError, ModelError
 from inspector.models.backbones import FeatureTap, available_taps, build_backbone
 from inspector.models.base import AnomalyModel, ModelConfig, teacher_identity
@@ -72,7 +73,7 @@ PAPER_TEACHERS = {"resnet": REDUCED_STUDENT_PRESETS["paper"][0], "efficientnet":
 @dataclass(frozen=True)
 class MixedTeacherConfig(ModelConfig):
     name: str = "mixed_teacher"
-    alpha: float = 0.1  # weight of the EfficientNet levels in the loss (paper eq. 8)
+    alpha: float = bounded(0.1, ge=0, le=1000)  # weight of the EfficientNet levels in the loss (paper eq. 8)
     # ``teacher_weights`` is the ResNet part's weights file. ``efficientnet_weights`` is the
     # EfficientNet part's (None: the usual resolution). When both parts use the same network
     # (offline: Lite0) and ``efficientnet_weights`` is None, one teacher serves both parts.

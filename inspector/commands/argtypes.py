@@ -1,0 +1,59 @@
+"""Range-checked argparse types: every numeric command-line argument declares its range.
+
+``p.add_argument("--batch-size", type=int_range(1, 4096))``. A value outside the range, NaN, infinity or
+an integer too long to parse is refused by argparse with one line naming the argument (exit 2), the same
+rule :func:`inspector.config.bounded` applies to config fields. A test walks every command's parser and
+refuses a bare ``int``/``float`` type.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Callable
+
+
+def _fmt(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool = False) -> str:
+    left = "(-inf" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
+    right = "inf)" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
+    return f"{left}, {right}"
+
+
+def int_range(lo: int | None, hi: int | None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[lo, hi]`` (None: unbounded side)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:  # not digits, or more digits than Python converts
+            digits = text.strip().lstrip("+-")
+            if not (digits.isdigit() and len(digits) > 30):
+                raise argparse.ArgumentTypeError(f"'{text[:30]}' is not an integer") from None
+            value = None
+        if value is None or (lo is not None and value < lo) or (hi is not None and value > hi):
+            shown = text[:30] + "..." if len(text) > 30 else text
+            raise argparse.ArgumentTypeError(f"{shown} is out of range {_fmt(lo, hi, False)}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    parse.range = (lo, hi)  # type: ignore[attr-defined]
+    return parse
+
+
+def float_range(lo: float | None, hi: float | None, *, lo_open: bool = False,
+                hi_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``[lo, hi]`` (open ends with ``lo_open`` / ``hi_open``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text[:30]}' is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text[:30]} is not a finite number")
+        if ((lo is not None and (value < lo or (lo_open and value == lo)))
+                or (hi is not None and (value > hi or (hi_open and value == hi)))):
+            raise argparse.ArgumentTypeError(f"{value:g} is out of range {_fmt(lo, hi, lo_open, hi_open)}")
+        return value
+
+    parse.__name__ = "number"
+    parse.range = (lo, hi)  # type: ignore[attr-defined]
+    return parse

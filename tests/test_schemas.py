@@ -1,0 +1,189 @@
+"""Every numeric setting declares a range; every file the product reads is schema-checked (one line, exit 2)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+
+import pytest
+
+from inspector.config import field_range, from_dict, load_json, load_yaml
+from inspector.errors import ConfigError, ExportError
+from inspector.pipeline.config import DaemonConfig, daemon_config
+from inspector.sidecar import EngineSidecar, Sidecar, read_sidecar, validate_sidecar
+from inspector.thresholds import Thresholds, read_thresholds
+from inspector.training.config import DataConfig, TrainConfig
+
+
+def _config_classes() -> list[type]:
+    from inspector.models.registry import get_entry, model_names
+
+    return [DaemonConfig, TrainConfig, DataConfig, Thresholds, Sidecar, EngineSidecar,
+            *(get_entry(name).config_cls for name in model_names())]
+
+
+def _numeric(tp) -> bool:
+    if tp in (int, float):
+        return True
+    return any(_numeric(a) for a in typing.get_args(tp) if a is not Ellipsis)
+
+
+def _walk(cls, seen: set) -> list[str]:
+    """Names of numeric fields without a declared range, in ``cls`` and the dataclasses it nests."""
+    if cls in seen:
+        return []
+    seen.add(cls)
+    missing, hints = [], typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        nested = [a for a in (tp, *typing.get_args(tp)) if dataclasses.is_dataclass(a)]
+        for inner in nested:
+            missing += _walk(inner, seen)
+        if _numeric(tp) and not nested and field_range(f) is None:
+            missing.append(f"{cls.__name__}.{f.name}")
+    return missing
+
+
+def test_every_numeric_setting_declares_a_range():
+    classes = _config_classes()
+    assert len(classes) >= 8
+    missing = [name for cls in classes for name in _walk(cls, set())]
+    assert missing == [], f"numeric fields without bounded(...): {missing}"
+
+
+def _daemon(**changes) -> dict:
+    cfg = {"model": {"path": "m.onnx"}, "thresholds": {"image": 0.5},
+           "cameras": [{"name": "c", "source": "synthetic", "max_frames": 4}]}
+    for dotted, value in changes.items():
+        node = cfg
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+        node[leaf] = value
+    return cfg
+
+
+# The issue's examples: each refused at load (so by --check) with a line naming the key.
+@pytest.mark.parametrize("key, value", [
+    ("postprocess__thumbnail__quality", 2147483648), ("postprocess__thumbnail__quality", 500),
+    ("batching__max_batch", 10**12), ("publish__sndhwm", 2**31), ("shutdown_timeout_s", math.nan),
+    ("shutdown_timeout_s", -1), ("shutdown_timeout_s", 1e30), ("cameras__0__synthetic__pool", 10**30),
+    ("model__threads", 0), ("postprocess__max_regions", -1), ("drift__window", 0), ("recorder__queue_size", 0),
+    ("cameras__0__fps", math.inf), ("publish__wait_for_subscribers", -1), ("cameras__0__source", -3),
+])
+def test_out_of_range_settings_are_refused(key, value):
+    with pytest.raises(ConfigError) as err:
+        daemon_config(_daemon(**{key: value}))
+    message = str(err.value)
+    assert key.split("__")[-1] in message and "\n" not in message and len(message) < 200
+    assert "out of range" in message or "finite" in message
+
+
+def test_in_range_settings_load():
+    cfg = daemon_config(_daemon(postprocess__thumbnail__quality=100, model__threads=1, drift__window=1,
+                                drift__min_samples=1, publish__wait_for_subscribers=2))
+    assert cfg.postprocess.thumbnail.quality == 100 and cfg.publish.wait_for_subscribers == 2
+
+
+@pytest.mark.parametrize("text, match", [
+    (b"model: {path: m}\ncameras: [{name: c, source: x}]\nrecorder: {on: true}\n", "not a string"),
+    (b"7: seven\n", "not a string"),
+    (b"summary_json: /tmp/s\xff\xfe.json\n", "not UTF-8"),
+    (b"zz: " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested too deeply"),
+    (b"summary_json: /tmp/s\x01.json\n", "invalid YAML"),
+    (b"- a list\n", "must be a mapping at the top level"),
+])
+def test_malformed_yaml_is_one_line(tmp_path, text, match):
+    path = tmp_path / "cfg.yaml"
+    path.write_bytes(text)
+    with pytest.raises(ConfigError, match=match) as err:
+        from_dict(DaemonConfig, load_yaml(path), where=str(path))
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("text, match", [
+    ('{"a": NaN}', "NaN is not valid JSON"), ('{"a": Infinity}', "Infinity"),
+    ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+    ('{"a": ' + "9" * 5000 + "}", "not valid JSON"), ("[1]", "JSON object"), ("{", "not valid JSON"),
+])
+def test_malformed_json_is_one_line(tmp_path, text, match):
+    path = tmp_path / "x.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match) as err:
+        load_json(path, "sidecar")
+    assert "\n" not in str(err.value)
+
+
+def _sidecar() -> dict:
+    return {"schema_version": 1, "model": {"name": "m", "version": "1"},
+            "input": {"dtype": "uint8", "layout": "NHWC", "height": 64, "width": 64, "channels": 3, "color": "RGB",
+                      "resize": "square", "batch": "N"},
+            "outputs": {}, "graphs": {"fp32": {"file": "m.onnx", "sha256": "a" * 64}}, "extra": {"future": 1}}
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda s: s["input"].update(layout="NCHW"), "layout"),
+    (lambda s: s["input"].update(resize="fit"), "resize"),
+    (lambda s: s["input"].pop("height"), "height"),
+    (lambda s: s["input"].update(width="yes"), "width"),
+    (lambda s: s["input"].update(width=[[]]), "width"),
+    (lambda s: s["input"].update(height=10**30), "height"),
+    (lambda s: s["input"].update(channels="ça☃ü"), "channels"),
+    (lambda s: s.update(input=math.inf), "input"),
+    (lambda s: s["graphs"].update(fp32="/dev/null"), "fp32"),
+    (lambda s: s["graphs"]["fp32"].update(sha256=7), "sha256"),
+    (lambda s: s.update(schema_version=2), "schema"),
+])
+def test_sidecar_schema(mutate, match):
+    validate_sidecar(_sidecar(), "m.json")  # unknown keys are ignored (forward-compatible artifacts)
+    bad = _sidecar()
+    mutate(bad)
+    with pytest.raises(ExportError, match=match) as err:
+        validate_sidecar(bad, "m.json")
+    assert "\n" not in str(err.value) and "m.json" in str(err.value)
+
+
+def test_sidecar_file_and_calibration_file(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(_sidecar()))
+    assert read_sidecar(path)["input"]["height"] == 64
+    cal = tmp_path / "cal.yaml"
+    cal.write_text("schema_version: 1\nmodel: {name: m, sha256: " + "a" * 64 + "}\nimage_threshold: .nan\n"
+                   "pixel_threshold: 1\n")
+    with pytest.raises(ConfigError, match="image_threshold: nan is not a finite number"):
+        read_thresholds(cal)
+    cal.write_text("schema_version: 1\nmodel: {name: m, sha256: " + "a" * 64 + "}\nimage_threshold: 1\n"
+                   "pixel_threshold: 1\nscore_stats: {~: 1, mean: 0, std: 1, min: 0, max: 1, p50: 0, p99: 1, n: 3}\n")
+    with pytest.raises(ConfigError, match="not a string"):
+        read_thresholds(cal)
+
+
+def test_every_numeric_command_line_argument_declares_a_range():
+    """No bare ``type=int`` / ``type=float``: every number on the command line goes through argtypes."""
+    import argparse
+
+    from inspector.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, prefix: str):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield from walk(child, f"{prefix} {name}")
+            elif action.type in (int, float):
+                yield f"{prefix} {'/'.join(action.option_strings) or action.dest}"
+
+    bare = sorted(set(walk(build_parser(), "inspector")))
+    assert bare == [], f"numeric arguments without a range (use commands.argtypes): {bare}"
+
+
+@pytest.mark.parametrize("argv", [["evaluate", "run", "--batch-size", "0"], ["predict", "m.onnx", "x.png", "--threads",
+                                  "-1"], ["calibrate", "m.onnx", "--false-alarm-rate", "inf"],
+                                  ["data", "synth", "--out", "d", "--size", "99999999999999999999999999999999"]])
+def test_out_of_range_arguments_are_one_line(argv, capsys):
+    from inspector.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ("out of range" in err or "not a finite number" in err), err
