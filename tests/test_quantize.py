@@ -13,7 +13,7 @@ from onnx import numpy_helper
 from inspector.cli import main
 from inspector.engine_build import check_strongly_typed
 from inspector.errors import DataError, ExportError
-from inspector.quantize import name_nodes, quantize_model, split_quantizable, tail_nodes
+from inspector.quantize import input_nodes, name_nodes, quantize_model, split_quantizable, tail_nodes
 from inspector.sidecar import read_sidecar, verify_graph
 from tiny_graphs import build_model, write_exported
 
@@ -31,14 +31,15 @@ def int8_model(fp32_model, tiny_dataset):
     return fp32_model.with_name("tiny.int8.onnx")
 
 
-def test_scoring_tail_is_kept_fp32():
+def test_scoring_tail_and_image_convs_are_kept_fp32():
     model = name_nodes(build_model(SIZE, SIZE))
     tail = tail_nodes(model)
     assert {"smooth_rows", "smooth_cols", "dist", "map_up", "score_max"} <= tail
     assert not {"teacher0_conv", "student1_conv", "x_norm"} & tail
+    assert input_nodes(model) == {"teacher0_conv", "student0_conv"}  # they read the image (x_norm)
     quantize, kept = split_quantizable(model)
-    assert sorted(quantize) == ["student0_conv", "student1_conv", "teacher0_conv", "teacher1_conv"]
-    assert sorted(kept) == ["smooth_cols", "smooth_rows"]
+    assert sorted(quantize) == ["student1_conv", "teacher1_conv"]
+    assert sorted(kept) == ["smooth_cols", "smooth_rows", "student0_conv", "teacher0_conv"]
     quantize, kept = split_quantizable(model, exclude=["student1_conv"])
     assert "student1_conv" in kept and "student1_conv" not in quantize
 
@@ -60,7 +61,8 @@ def test_qdq_graph_structure_and_sidecar(int8_model, fp32_model):
     entry = sidecar["graphs"]["int8"]
     assert entry["precision"] == "int8" and entry["file"] == "tiny.int8.onnx"
     assert entry["quantization"]["calibration_images"] == 12
-    assert sorted(entry["quantization"]["kept_fp32_nodes"]) == ["smooth_cols", "smooth_rows"]
+    assert sorted(entry["quantization"]["kept_fp32_nodes"]) == ["smooth_cols", "smooth_rows", "student0_conv",
+                                                                "teacher0_conv"]
     assert sidecar["graphs"]["fp32"]["file"] == fp32_model.name  # the other graphs are untouched
     verify_graph(fp32_model)
 
@@ -68,7 +70,7 @@ def test_qdq_graph_structure_and_sidecar(int8_model, fp32_model):
     producers = _producers(model)
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     convs = {n.name: n for n in model.graph.node if n.op_type == "Conv"}
-    for name in ("teacher0_conv", "teacher1_conv", "student0_conv", "student1_conv"):
+    for name in ("teacher1_conv", "student1_conv"):
         x_dq, w_dq = (producers[t] for t in convs[name].input[:2])
         assert x_dq.op_type == w_dq.op_type == "DequantizeLinear", name
         w_q, w_scale, w_zero = (inits[t] for t in w_dq.input)
@@ -78,7 +80,7 @@ def test_qdq_graph_structure_and_sidecar(int8_model, fp32_model):
         assert x_q.op_type == "QuantizeLinear"
         assert inits[x_q.input[2]].dtype == np.int8 and not inits[x_q.input[2]].any()  # symmetric int8 activations
         assert convs[name].input[2] in inits and inits[convs[name].input[2]].dtype == np.float32  # float bias
-    for name in ("smooth_rows", "smooth_cols"):
+    for name in ("smooth_rows", "smooth_cols", "teacher0_conv", "student0_conv"):
         assert all(producers.get(t) is None or producers[t].op_type != "DequantizeLinear"
                    for t in convs[name].input), name
     for node in model.graph.node:  # no Q/DQ anywhere in the scoring tail
@@ -125,12 +127,12 @@ def test_cli_quantize_then_gate(fp32_model, tiny_dataset, capsys):
                  "--data", str(tiny_dataset)])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "4 convolution(s) quantized, 2 kept FP32, 6 calibration image(s)" in out
+    assert "2 convolution(s) quantized, 4 kept FP32, 6 calibration image(s)" in out
     assert "PASS" in out
 
 
 def test_real_exported_model_quantizes_and_passes_the_gate(request, tmp_path, tiny_dataset):
-    """The trained, exported reduced student: feature convs quantized, smoothing kept FP32, gate passes."""
+    """The trained, exported reduced student: feature convs quantized; smoothing and stems kept FP32; gate passes."""
     pytest.importorskip("inspector.exporting")
     pytest.importorskip("torch")
     exported = request.getfixturevalue("exported_model")
@@ -140,7 +142,11 @@ def test_real_exported_model_quantizes_and_passes_the_gate(request, tmp_path, ti
     fp32 = tmp_path / exported.name
     entry = quantize_model(fp32, tiny_dataset, batch_size=4)
     q = entry["quantization"]
-    assert q["quantized_nodes"] > 10 and len(q["kept_fp32_nodes"]) == 2  # the two 1-D smoothing convolutions
+    weights = {n.name: n.input[1] for n in name_nodes(onnx.load(str(fp32))).graph.node if n.op_type == "Conv"}
+    assert q["quantized_nodes"] == len(weights) - 4
+    # the two 1-D smoothing convolutions and the two that read the image (teacher and student stems)
+    assert sorted(weights[n] for n in q["kept_fp32_nodes"]) == [
+        "smoothing.kernel_h", "smoothing.kernel_v", "student.stem.0.weight", "teacher.body._conv_stem.weight"]
     int8 = tmp_path / f"{base}.int8.onnx"
     assert check_strongly_typed(onnx.load(str(int8))).precision == "int8"
     from inspector.verify import verify
