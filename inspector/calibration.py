@@ -250,14 +250,14 @@ def score_samples(backend, samples: Sequence, policy: str, batch_size: int = 8, 
     """Decode, resize (sidecar policy) and score ``samples`` with ``backend``; corrupt images are skipped."""
     from inspector.data.datasets import load_batch
     from inspector.evaluation.evaluate import backend_scorer, score_images
-    from inspector.sidecar import backend_bit_depth
+    from inspector.sidecar import backend_bit_depth, backend_downscale
 
     spec = backend.input_spec
     batch_size = max(1, min(batch_size, spec.max_batch or batch_size))
     scores, maps, kept, skipped = [], [], [], []
     for start in range(0, len(samples), chunk):
         images, ok, bad = load_batch(samples[start:start + chunk], spec.height, spec.width, policy,
-                                     backend_bit_depth(backend))
+                                     backend_bit_depth(backend), backend_downscale(backend))
         kept += ok
         skipped += [str(s.path) for s, _ in bad]
         if len(images):

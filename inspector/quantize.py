@@ -34,8 +34,8 @@ import numpy as np
 import onnx
 
 from inspector.errors import DataError, ExportError
-from inspector.sidecar import (input_bit_depth, read_sidecar, sha256_file, sidecar_path_for, split_graph_name,
-                               verify_graph, write_sidecar)
+from inspector.sidecar import (input_bit_depth, input_downscale, read_sidecar, sha256_file, sidecar_path_for,
+                               split_graph_name, verify_graph, write_sidecar)
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def calibration_images(folder: str | Path, max_images: int | None = None) -> lis
 
 
 def make_reader(paths: Sequence[Path], height: int, width: int, policy: str, batch_size: int = 8,
-                bit_depth: int | None = None):
+                bit_depth: int | None = None, downscale: str = "box_linear"):
     """An ONNX Runtime CalibrationDataReader yielding uint8 NHWC batches for the ``images`` input."""
     from onnxruntime.quantization import CalibrationDataReader
 
@@ -159,7 +159,7 @@ def make_reader(paths: Sequence[Path], height: int, width: int, policy: str, bat
             while self.position < len(self.samples):
                 chunk = self.samples[self.position:self.position + batch_size]
                 self.position += len(chunk)
-                images, kept, _ = load_batch(chunk, height, width, policy, bit_depth)
+                images, kept, _ = load_batch(chunk, height, width, policy, bit_depth, downscale)
                 if kept:
                     self.used += len(kept)
                     return {"images": images}
@@ -203,7 +203,8 @@ def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Pa
     inp = sidecar["input"]
     height, width, policy = int(inp["height"]), int(inp["width"]), inp.get("resize", "square")
     paths = calibration_images(calibration, max_images)
-    reader = make_reader(paths, height, width, policy, batch_size, input_bit_depth(sidecar))
+    reader = make_reader(paths, height, width, policy, batch_size, input_bit_depth(sidecar),
+                         input_downscale(sidecar))
 
     model = name_nodes(onnx.load(str(fp32_path)))
     quantize, kept = split_quantizable(model, op_types, exclude)

@@ -198,6 +198,27 @@ def input_bit_depth(sidecar: dict[str, Any] | None) -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def input_downscale(sidecar: dict[str, Any] | None) -> str:
+    """How frames larger than the input are shrunk (:mod:`inspector.data.images`): sidecar
+    ``input.downscale``; a sidecar without the key predates it and means ``area``. Raises ExportError."""
+    from inspector.data.images import DOWNSCALE_METHODS, LEGACY_DOWNSCALE
+
+    value = ((sidecar or {}).get("input") or {}).get("downscale", LEGACY_DOWNSCALE)
+    if value not in DOWNSCALE_METHODS:
+        raise ExportError(f"sidecar input.downscale: {value!r} is not one of {list(DOWNSCALE_METHODS)}")
+    return value
+
+
+def backend_downscale(backend: Any) -> str:
+    """:func:`input_downscale` of a loaded backend (its sidecar; a torch model's run config)."""
+    sidecar = getattr(backend, "sidecar", None)
+    if isinstance(sidecar, dict):
+        return input_downscale(sidecar)
+    from inspector.data.images import LEGACY_DOWNSCALE
+
+    return getattr(backend, "downscale", LEGACY_DOWNSCALE)
+
+
 def backend_bit_depth(backend: Any) -> int | None:
     """:func:`input_bit_depth` of a loaded backend (its sidecar; a torch model's run config)."""
     sidecar = getattr(backend, "sidecar", None)

@@ -135,7 +135,8 @@ def _evaluate(run_dir: Path, data: Path, eval_dir: Path) -> dict:
             score, amap = model(torch.from_numpy(batch))
         return score.numpy(), amap.numpy()
 
-    metrics = evaluate_dataset(scorer, data, config.model.image_size, config.data.resize, eval_dir, plots=True)
+    metrics = evaluate_dataset(scorer, data, config.model.image_size, config.data.resize, eval_dir, plots=True,
+                               downscale=config.data.downscale)
     print("      " + format_table(metrics).replace("\n", "\n      "), flush=True)
     return metrics
 
@@ -188,7 +189,10 @@ def _score_test_set(model: Path, data: Path) -> dict[str, Any]:
         dataset = load_dataset(data)
         scored = score_samples(backend, list(dataset.test), policy)
         spec = backend.input_spec
-        images, _, _ = load_batch(scored.samples, spec.height, spec.width, policy)
+        from inspector.sidecar import backend_downscale
+
+        images, _, _ = load_batch(scored.samples, spec.height, spec.width, policy,
+                                  downscale=backend_downscale(backend))
     finally:
         backend.close()
     return {"images": images, "scores": scored.scores, "maps": scored.maps,

@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     data = args.data or run_data_path(run_dir, config)  # config.yaml: valid from any directory
     metrics = evaluate_dataset(scorer, data, config.model.image_size,
                                config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size,
-                               bit_depth=config.data.bit_depth, level_scorer=levels)
+                               bit_depth=config.data.bit_depth, level_scorer=levels,
+                               downscale=config.data.downscale)
     print(format_table(metrics))
     print(format_diagnostics(metrics))
     print(f"wrote {out / 'metrics.json'}")

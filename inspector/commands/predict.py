@@ -20,6 +20,7 @@ import numpy as np
 
 from inspector.commands.argtypes import float_range, int_range
 from inspector.errors import DataError
+from inspector.sidecar import backend_downscale
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,7 +62,7 @@ def expand_images(items: list[str]) -> list[Path]:
 
 
 def _batches(paths: list[Path], spec, policy: str, batch_size: int, errors: list[str],
-             bit_depth: int | None = None):
+             bit_depth: int | None = None, downscale: str = "area"):
     """Yield (paths, uint8 batch) of readable images, resized to the model input."""
     from inspector.data.images import read_image, resize_image
 
@@ -70,7 +71,7 @@ def _batches(paths: list[Path], spec, policy: str, batch_size: int, errors: list
     for path in paths:
         try:
             image = read_image(path, bit_depth, warn_key=str(path.parent))
-            images.append(resize_image(image, spec.height, spec.width, policy))
+            images.append(resize_image(image, spec.height, spec.width, policy, downscale=downscale))
             chunk.append(path)
         except DataError as exc:
             errors.append(str(exc))
@@ -143,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         from inspector.sidecar import backend_bit_depth
 
         policy, bit_depth = resize_policy(backend), backend_bit_depth(backend)
-        for chunk, batch in _batches(paths, backend.input_spec, policy, args.batch_size, errors, bit_depth):
+        for chunk, batch in _batches(paths, backend.input_spec, policy, args.batch_size, errors, bit_depth,
+                                      backend_downscale(backend)):
             result = backend.infer(batch)
             for i, path in enumerate(chunk):
                 score = float(result.scores[i])

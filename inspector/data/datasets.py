@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from inspector.data.images import (IMAGE_EXTENSIONS, list_images, read_image, read_mask, resize_image,
+from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, list_images, read_image, read_mask, resize_image,
                                    resize_mask)
 from inspector.errors import DataError
 
@@ -161,7 +161,7 @@ def _workers(n: int) -> int:
 
 
 def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str = "square",
-               bit_depth: int | None = None) -> tuple[np.ndarray, list[Sample], list[tuple[Sample, str]]]:
+               bit_depth: int | None = None, downscale: str = DEFAULT_DOWNSCALE) -> tuple[np.ndarray, list[Sample], list[tuple[Sample, str]]]:
     """Decode (:func:`inspector.data.images.read_image`) and resize ``samples`` into one uint8
     (N, height, width, 3) array.
 
@@ -169,6 +169,7 @@ def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str =
     (see :mod:`inspector.data.images`). Unreadable or rejected images (corrupt,
     smaller than 8x8 …) are skipped (one warning each) and returned as
     ``(sample, reason)`` pairs; ``kept`` lists the samples in array order.
+    ``downscale``: the model's method (:func:`inspector.data.images.downscale_of`).
     """
     samples = list(samples)
     images = np.empty((len(samples), height, width, 3), dtype=np.uint8)
@@ -176,7 +177,7 @@ def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str =
     def load(i: int) -> str | None:
         try:
             image = read_image(samples[i].path, bit_depth, warn_key=str(samples[i].path.parent))
-            resize_image(image, height, width, policy, out=images[i])
+            resize_image(image, height, width, policy, out=images[i], downscale=downscale)
         except DataError as exc:
             return str(exc)
         return None

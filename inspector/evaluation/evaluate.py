@@ -46,17 +46,19 @@ def backend_scorer(backend) -> Scorer:
 
 def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[int, int], resize: str,
                      out_dir: str | Path, plots: bool = True, batch_size: int = 8,
-                     bit_depth: int | None = None, level_scorer: LevelScorer | None = None) -> dict:
+                     bit_depth: int | None = None, level_scorer: LevelScorer | None = None,
+                     downscale: str = "box_linear") -> dict:
     """Score the test split, compute metrics, write metrics.json (+ plots); return metrics.
 
     ``level_scorer`` (torch models only: deployed graphs output the combined map)
-    adds the per-level image AUROC to the diagnostics.
+    adds the per-level image AUROC to the diagnostics. ``downscale``: the model's
+    method (:mod:`inspector.data.images`).
     """
     dataset = load_dataset(data_root)
     if not dataset.test:
         raise DataError(f"{data_root}: no test images (expected test/good and test/<defect> folders)")
     h, w = image_size
-    images, samples, skipped = load_batch(dataset.test, h, w, resize, bit_depth)
+    images, samples, skipped = load_batch(dataset.test, h, w, resize, bit_depth, downscale)
     scores, maps = score_images(scorer, images, batch_size)
     labels = np.array([s.label for s in samples])
     types = [s.defect_type for s in samples]

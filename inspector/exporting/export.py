@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from inspector import __version__
+from inspector.data.images import DEFAULT_DOWNSCALE, LEGACY_DOWNSCALE
 from inspector.errors import ExportError
 from inspector.exporting.checks import check_graph
 from inspector.exporting.graph import INPUT_NAME, OUTPUT_NAMES, export_graph
@@ -108,7 +109,7 @@ def _producer() -> dict[str, str]:
 
 def build_sidecar(model: AnomalyModel, graphs: dict[str, dict], opset: int, *, resize: str,
                   version: str, identity: dict, training: dict | None,
-                  bit_depth: int | None = None) -> dict[str, Any]:
+                  bit_depth: int | None = None, downscale: str = DEFAULT_DOWNSCALE) -> dict[str, Any]:
     """The sidecar document (schema in :mod:`inspector.sidecar`)."""
     h, w = model.config.image_size
     fp32 = graphs["fp32"]
@@ -121,11 +122,12 @@ def build_sidecar(model: AnomalyModel, graphs: dict[str, dict], opset: int, *, r
                   "description": {k: v for k, v in identity.items() if k != "teachers"}},
         "input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "batch": batch, "height": h, "width": w,
                   "channels": 3, "color": "RGB", "resize": resize,
+                  "downscale": downscale,  # inspector.data.images: how larger frames are shrunk
                   # significant bits of frames whose file/camera does not say (None: the container's)
                   "bit_depth": bit_depth},
         "preprocessing": {
             "outside_graph": f"decode to RGB (grayscale replicated), resize to {h}x{w} with policy '{resize}' "
-                             "(inspector.data.images.resize_image)",
+                             f"and downscale '{downscale}' (inspector.data.images.resize_image)",
             "in_graph": {"scale": 1 / 255, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         },
         "outputs": {
@@ -142,6 +144,7 @@ def build_sidecar(model: AnomalyModel, graphs: dict[str, dict], opset: int, *, r
 
 
 def export_model(model: AnomalyModel, out_base: str | Path, *, resize: str = "square", bit_depth: int | None = None,
+                 downscale: str = DEFAULT_DOWNSCALE,
                  opset: int = DEFAULT_OPSET, precisions: Sequence[str] = PRECISIONS, version: str = "unversioned",
                  identity: dict | None = None, training: dict | None = None) -> dict[str, Any]:
     """Export ``model`` (FP32, eval) to ONNX graphs + sidecar; returns their paths and the sidecar.
@@ -173,7 +176,8 @@ def export_model(model: AnomalyModel, out_base: str | Path, *, resize: str = "sq
                                  "precision": precision, "bytes": staged[precision].stat().st_size, **summary}
         for precision, src in staged.items():
             os.replace(src, paths[precision])
-    sidecar = build_sidecar(model, graphs, opset, resize=resize, bit_depth=bit_depth, version=version,
+    sidecar = build_sidecar(model, graphs, opset, resize=resize, bit_depth=bit_depth, downscale=downscale,
+                            version=version,
                             identity=identity or model.describe(), training=training)
     write_sidecar(sidecar, paths["sidecar"])
     result: dict[str, Any] = {p: paths[p] for p in precisions}
@@ -199,7 +203,10 @@ def export_run(run_dir: str | Path, out_base: str | Path, opset: int = DEFAULT_O
         "data": payload.get("data"),
         "config": payload.get("config"),
     }
+    # a checkpoint whose config predates data.downscale was trained with INTER_AREA
+    downscale = ((payload.get("config") or {}).get("data") or {}).get("downscale", LEGACY_DOWNSCALE)
     return export_model(model, out_base, resize=config.data.resize, bit_depth=config.data.bit_depth, opset=opset,
+                        downscale=downscale,
                         precisions=precisions,
                         version=version or digest[:12], identity=identity, training=training)
 

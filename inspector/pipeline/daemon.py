@@ -47,7 +47,7 @@ from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import Publisher, PublishWorker, StatusUpdate
 from inspector.pipeline.recorder import RecorderWorker
 from inspector.pipeline.sources import Source, make_source
-from inspector.sidecar import (input_bit_depth, input_spec_from_sidecar, read_sidecar, sha256_file, sidecar_path_for,
+from inspector.sidecar import (input_bit_depth, input_downscale, input_spec_from_sidecar, read_sidecar, sha256_file, sidecar_path_for,
                                split_graph_name)
 from inspector.telemetry import Counters, RateMeter, format_summary
 from inspector.thresholds import Thresholds, load_thresholds
@@ -115,6 +115,7 @@ class Daemon:
             self.sidecar = read_sidecar(sidecar_path_for(model))
         self.spec = input_spec_from_sidecar(self.sidecar)
         self.policy = self.sidecar["input"].get("resize", "square")
+        self.downscale = input_downscale(self.sidecar)
         self.model_sha = sha256_file(model)
         self.decider, self.calibration = resolve_thresholds(cfg, self.model_sha)
         self.bit_depth = input_bit_depth(self.sidecar)
@@ -228,7 +229,7 @@ class Daemon:
                                      run_id=self.run_id, run_started_utc=self.started_utc)
         self.hub = FrameHub(counters)
         bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
-        self.batcher = BatchWorker(self.hub, pool, to_infer, Preprocessor(self.spec, self.policy, bit_depths),
+        self.batcher = BatchWorker(self.hub, pool, to_infer, Preprocessor(self.spec, self.policy, bit_depths, self.downscale),
                                    max_batch, cfg.batching.max_wait_ms, stop, counters)
         self.captures = [CaptureWorker(c, self.sources[c.name], self.hub, stop, counters, self._on_status,
                                        capacity=cfg.batching.queue_size) for c in cfg.cameras]

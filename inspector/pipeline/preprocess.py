@@ -1,8 +1,8 @@
 """Preprocess: one captured frame → one slot of the preallocated uint8 batch buffer.
 
 The model graph does its own normalisation (DESIGN.md seam 1), so all that is
-left is geometry and colour: the sidecar's resize policy (the same
-:func:`inspector.data.images.resize_image` training used) and BGR → RGB.
+left is geometry and colour: the sidecar's resize policy and downscale method
+(the same :func:`inspector.data.images.resize_image` training used) and BGR → RGB.
 Pixel rules are those of the project's one decoder (:mod:`inspector.data.images`):
 grey, BGRA and 16-bit frames are converted by
 :func:`inspector.data.images.to_uint8` with the camera's bit depth (counted by
@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from inspector.backends.base import InputSpec
-from inspector.data.images import MIN_SIDE, ImageRejected, resize_image, to_uint8
+from inspector.data.images import DEFAULT_DOWNSCALE, MIN_SIDE, ImageRejected, resize_image, to_uint8
 
 __all__ = ["MIN_SIDE", "FrameRejected", "Preprocessor"]
 
@@ -44,13 +44,14 @@ class Preprocessor:
     """Writes frames into batch slots; holds its own scratch buffers (one per channel count).
 
     ``bit_depths``: per camera, the significant bits of its integer frames (None: the container's).
+    ``downscale``: the model's method (sidecar ``input.downscale``, :func:`inspector.sidecar.input_downscale`).
     """
 
     def __init__(self, spec: InputSpec, policy: str = "square",
-                 bit_depths: dict[str, int | None] | None = None) -> None:
+                 bit_depths: dict[str, int | None] | None = None, downscale: str = DEFAULT_DOWNSCALE) -> None:
         if spec.channels != 3 or spec.color != "RGB" or spec.layout != "NHWC" or spec.dtype != "uint8":
             raise ValueError(f"unsupported model input {spec}; the daemon feeds uint8 NHWC RGB")
-        self.spec, self.policy = spec, policy
+        self.spec, self.policy, self.downscale = spec, policy, downscale
         self.bit_depths = dict(bit_depths or {})
         self._scratch = {c: np.empty((spec.height, spec.width) + ((c,) if c > 1 else ()), np.uint8) for c in (1, 3, 4)}
 
@@ -75,7 +76,7 @@ class Preprocessor:
             image = np.ascontiguousarray(image)
         h, w = self.spec.height, self.spec.width
         scratch = self._scratch[channels]
-        resize_image(image, h, w, self.policy, out=scratch)
+        resize_image(image, h, w, self.policy, out=scratch, downscale=self.downscale)
         if channels == 3:
             cv2.cvtColor(scratch, cv2.COLOR_BGR2RGB, dst=out)
             return converted

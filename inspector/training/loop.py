@@ -81,8 +81,10 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
         raise DataError(f"{config.data.path}: need at least 2 good training images, found {len(dataset.train)}")
     train, val = split_train_val(dataset.train, config.data.val_fraction, config.data.split_seed)
     h, w = config.model.image_size
-    train_imgs, train_kept, train_skipped = load_batch(train, h, w, config.data.resize, config.data.bit_depth)
-    val_imgs, val_kept, val_skipped = load_batch(val, h, w, config.data.resize, config.data.bit_depth)
+    train_imgs, train_kept, train_skipped = load_batch(train, h, w, config.data.resize, config.data.bit_depth,
+                                                         config.data.downscale)
+    val_imgs, val_kept, val_skipped = load_batch(val, h, w, config.data.resize, config.data.bit_depth,
+                                                   config.data.downscale)
     if len(train_kept) == 0 or len(val_kept) == 0:
         raise DataError(f"{config.data.path}: no readable images left for training/validation")
     summary = {
@@ -94,6 +96,7 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
         "val_files": [s.path.name for s in val_kept],
         "image_size": list(config.model.image_size),
         "resize": config.data.resize,
+        "downscale": config.data.downscale,
     }
     return train_imgs, val_imgs, summary
 

@@ -1,0 +1,83 @@
+"""The anti-aliased downscale (issue 17): one function, the same pixels on every path.
+
+Training and evaluation (``load_batch``), calibration and verification (``load_batch`` with the
+backend's sidecar method), ``inspector predict`` (``_batches``) and the daemon (``Preprocessor``,
+BGR frames) must give byte-identical model inputs for the same large frame, for each method.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.backends.base import InputSpec
+from inspector.commands.predict import _batches
+from inspector.data.datasets import Sample, load_batch
+from inspector.data.images import DOWNSCALE_METHODS, read_image, resize_image
+from inspector.errors import ExportError
+from inspector.pipeline.preprocess import Preprocessor
+from inspector.sidecar import input_downscale
+
+
+@pytest.fixture(scope="module")
+def frame_1080p(tmp_path_factory):
+    """A 1080p PNG with fine stripes (aliasing shows) and its BGR pixels as a camera gives them."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:1080, 0:1921]  # odd width: the integer step must trim
+    stripes = (((xx // 2) + (yy // 3)) % 2 * 200).astype(np.uint8)
+    bgr = np.dstack([stripes, rng.integers(0, 256, (1080, 1921), dtype=np.uint8), 255 - stripes])
+    path = tmp_path_factory.mktemp("frames") / "frame.png"
+    cv2.imwrite(str(path), bgr)
+    return path, bgr
+
+
+@pytest.mark.parametrize("method", DOWNSCALE_METHODS)
+@pytest.mark.parametrize("policy", ["square", "shorter_side_crop"])
+def test_every_path_gives_the_same_pixels(frame_1080p, method, policy):
+    path, bgr = frame_1080p
+    h, w = 96, 128
+    train, _, _ = load_batch([Sample(path, 0, "good")], h, w, policy, downscale=method)
+    errors: list[str] = []
+    (_, predicted), = list(_batches([path], InputSpec(h, w), policy, 8, errors, None, method))
+    daemon = np.empty((h, w, 3), np.uint8)
+    Preprocessor(InputSpec(h, w), policy, downscale=method).into(bgr, daemon, "cam")
+    direct = resize_image(read_image(path), h, w, policy, downscale=method)
+    assert not errors
+    np.testing.assert_array_equal(train[0], direct)
+    np.testing.assert_array_equal(predicted[0], direct)
+    np.testing.assert_array_equal(daemon, direct)
+
+
+def test_box_linear_is_anti_aliased_like_area(frame_1080p):
+    """Stripes finer than the output grid average to grey with both methods; plain bilinear aliases."""
+    _, bgr = frame_1080p
+    stripes = np.ascontiguousarray(bgr[:, :, 0])
+    area = resize_image(stripes, 256, 256, downscale="area").astype(float)
+    box = resize_image(stripes, 256, 256, downscale="box_linear").astype(float)
+    linear = cv2.resize(stripes, (256, 256), interpolation=cv2.INTER_LINEAR).astype(float)
+    assert abs(box.mean() - area.mean()) < 2 and box.std() < 12 and area.std() < 12
+    assert linear.std() > 4 * box.std()  # what the anti-aliasing prevents
+    assert np.abs(box - area).mean() < 6
+
+
+def test_box_linear_integer_factor_is_an_exact_box_mean():
+    img = np.arange(8 * 12, dtype=np.uint8).reshape(8, 12) * 2
+    out = resize_image(img, 2, 3, downscale="box_linear")
+    expected = img.reshape(2, 4, 3, 4).mean(axis=(1, 3))
+    np.testing.assert_allclose(out, expected, atol=0.5)
+
+
+def test_enlarging_is_the_same_for_both_methods():
+    img = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(resize_image(img, 64, 64, downscale="area"),
+                                  resize_image(img, 64, 64, downscale="box_linear"))
+
+
+def test_sidecar_method_legacy_and_unknown():
+    assert input_downscale({"input": {"downscale": "box_linear"}}) == "box_linear"
+    assert input_downscale({"input": {}}) == "area"  # exported before the key: trained with INTER_AREA
+    with pytest.raises(ExportError, match="input.downscale"):
+        input_downscale({"input": {"downscale": "cubic"}})
+    with pytest.raises(ValueError, match="downscale"):
+        resize_image(np.zeros((20, 20), np.uint8), 10, 10, downscale="cubic")
