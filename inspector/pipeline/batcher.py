@@ -71,6 +71,7 @@ class BatchWorker(Worker):
         self.max_batch, self.max_wait_s = max_batch, max_wait_ms / 1e3
         self.counters = counters
         self._throttle = Throttled(log)
+        self.preprocess_cpu_s = 0.0  # this thread's CPU time inside preprocessing (v1/stats cpu_s)
 
     def loop(self) -> None:
         try:
@@ -130,6 +131,7 @@ class BatchWorker(Worker):
         return Batch(index, buf[: len(frames)], frames, items)
 
     def _preprocess(self, frame: Frame, slot: np.ndarray, frames: list[Frame]) -> None:
+        started = time.thread_time()
         try:
             converted = self.pre.into(frame.image, slot, frame.camera)
         except FrameRejected as exc:
@@ -144,6 +146,8 @@ class BatchWorker(Worker):
                                    frame.camera, frame.frame_id, exc)
             frame.decision, frame.error = "error", f"preprocessing failed: {exc}"
             return
+        finally:
+            self.preprocess_cpu_s += time.thread_time() - started
         if converted:
             self.counters.add(f"{frame.camera}.converted.{converted}")
         frame.stamp("preprocessed")

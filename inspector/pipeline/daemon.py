@@ -40,6 +40,7 @@ from inspector.integrations.runtime import Integrations, check_extras
 from inspector.pipeline.batcher import END, BatchWorker, BufferPool
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import DaemonConfig
+from inspector.pipeline.cputime import ThreadCpu, split_role
 from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.infer import InferenceWorker
 from inspector.pipeline.postprocess import Decider, PostprocessWorker
@@ -98,6 +99,7 @@ class Daemon:
         self.mqtt_bridge = None  # set by Integrations when publish.mqtt is on
         self._started = False
         self._cameras_ended = False
+        self.cpu = ThreadCpu()
 
     # -- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -199,6 +201,7 @@ class Daemon:
                          if cfg.recorder.enabled else None)
         self.inference = InferenceWorker(self._backend_factory or self._default_backend, None, to_infer, to_post,
                                          stop, counters)
+        self.inference.cpu = self.cpu
         self.inference.start()
         if not self.inference.ready.wait(_BACKEND_LOAD_TIMEOUT_S):
             raise InspectorError(f"model {cfg.model.path}: backend did not load within {_BACKEND_LOAD_TIMEOUT_S:g} s")
@@ -239,6 +242,7 @@ class Daemon:
         for w in (self.recorder, self.publish, self.post, self.batcher, *self.captures):
             if w is not None:
                 w.broken = self.inference.broken  # one shared "a worker failed" flag
+                w.cpu = self.cpu
         self._wait_for_subscribers()  # before any frame is captured, so a batch run loses nothing
         for w in (self.recorder, self.publish, self.post, self.batcher, *self.captures):
             if w is not None:
@@ -288,7 +292,10 @@ class Daemon:
         elapsed = max(time.monotonic() - self.started_at, 1e-9)
         totals["fps"] = round(snap.get("inferred_frames", 0) / elapsed, 3)  # since start
         totals["fps_window"] = self._rate.rate(snap.get("inferred_frames", 0))  # since the last stats
-        data = {"cameras": cams, "totals": totals}
+        # CPU seconds per role since start (cputime.py); preprocessing is split out of the batcher thread
+        cpu = self.cpu.snapshot()
+        data = {"cameras": cams, "totals": totals,
+                "cpu_s": split_role(cpu, "batcher", "preprocess", self.batcher.preprocess_cpu_s)}
         drift = self.drift.snapshot()
         if drift:
             data["drift"] = drift

@@ -3,8 +3,9 @@
 The backend is created *inside* this thread (CUDA contexts and TensorRT
 execution contexts are per thread) and announced through :attr:`ready`; a load
 error is kept in :attr:`startup_error` for the daemon to report in one line.
-Each batch is scored, each frame gets its score and its own copy of its map
-(the backend's output buffers are reused), and the buffer goes back to the pool.
+Each batch is scored, its maps are copied once (the backend's output buffers
+are reused) and each frame gets its score and a view of its own map; the
+buffer goes back to the pool.
 An exception in one batch marks that batch's frames as ``error`` and is
 counted; the next batch runs as usual.
 """
@@ -17,8 +18,11 @@ import threading
 import time
 from typing import Callable
 
+import numpy as np
+
 from inspector.backends.base import Backend
 from inspector.pipeline.batcher import END, Batch, BufferPool
+from inspector.pipeline.cputime import native_thread_ids
 from inspector.pipeline.worker import Throttled, Worker
 from inspector.telemetry import Counters
 
@@ -38,12 +42,16 @@ class InferenceWorker(Worker):
         self._throttle = Throttled(log)
 
     def loop(self) -> None:
+        before = native_thread_ids()
         try:
             self.backend = self.backend_factory()
         except BaseException as exc:  # reported by the daemon as a one-line error
             self.startup_error = exc
             self.ready.set()
             return
+        if self.cpu is not None:  # threads the backend started while loading: its intra-op pool
+            for tid in native_thread_ids() - before - {threading.get_native_id()}:
+                self.cpu.register("inference_pool", tid)
         self.ready.set()
         try:
             while True:
@@ -60,6 +68,8 @@ class InferenceWorker(Worker):
                     self.counters.add("dropped_shutdown", len(batch.items))
         finally:
             self.put_downstream(self.out, END)
+            if self.cpu is not None:
+                self.cpu.snapshot()  # the pool's last readings, before closing the backend ends its threads
             self.backend.close()
 
     def _infer(self, batch: Batch) -> None:
@@ -77,9 +87,12 @@ class InferenceWorker(Worker):
                 return
             now = time.monotonic_ns()
             timings = dict(result.timings_ms)
+            # One copy per batch (the backend reuses its output buffers); each frame keeps a view of it.
+            maps = result.maps[:, 0].astype(np.float32, copy=True)
+            scores = result.scores.tolist()
             for i, frame in enumerate(batch.frames):
-                frame.score = float(result.scores[i])
-                frame.amap = result.maps[i, 0].copy()
+                frame.score = scores[i]
+                frame.amap = maps[i]
                 frame.backend_ms = timings
                 frame.stamp("inferred", now)
             self.counters.add("inferred_frames", len(batch.frames))

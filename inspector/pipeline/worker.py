@@ -14,6 +14,8 @@ import threading
 import time
 import traceback
 
+from inspector.pipeline.cputime import ThreadCpu
+
 log = logging.getLogger("inspector.pipeline")
 
 
@@ -26,11 +28,15 @@ class Worker(threading.Thread):
         self.failure: BaseException | None = None
         self.finished = threading.Event()
         self.broken = threading.Event()  # the daemon shares one among its workers: set when any failed
+        self.cpu: ThreadCpu | None = None  # the daemon's per-role CPU accounting (cputime.py)
+        self.role = name.split("-", 1)[0]  # "capture-cam0" → "capture"
 
     def loop(self) -> None:
         raise NotImplementedError
 
     def run(self) -> None:
+        if self.cpu is not None:
+            self.cpu.register(self.role)
         try:
             self.loop()
         except BaseException as exc:  # noqa: BLE001 - any escape is a worker failure
@@ -39,6 +45,8 @@ class Worker(threading.Thread):
             log.error("worker %s failed: %s\n%s", self.name, exc, traceback.format_exc().rstrip())
             self.stop_event.set()
         finally:
+            if self.cpu is not None:
+                self.cpu.finish()
             self.finished.set()
 
 
