@@ -54,7 +54,8 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, path: str | Path, threads: int | None = None,
-                 providers: Sequence[str] | str | None = None, verify: bool = True) -> None:
+                 providers: Sequence[str] | str | None = None, verify: bool = True,
+                 spinning: bool | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise BackendError(f"{self.path}: model file not found")
@@ -66,13 +67,13 @@ class OnnxRuntimeBackend(Backend):
         self.sha256 = entry.get("sha256") if verify else sha256_file(self.path)
         self.precision = entry.get("precision", suffix_precision)
         self._spec = input_spec_from_sidecar(self.sidecar)
-        self._session = self._open_session(threads, providers)
+        self._session = self._open_session(threads, providers, spinning)
         self._types = self._check_io()
         self._outputs: dict[int, _Outputs] = {}
         self.map_hw = self._probe_map_size()
 
     # -- loading -----------------------------------------------------------
-    def _open_session(self, threads: int | None, providers):
+    def _open_session(self, threads: int | None, providers, spinning: bool | None = None):
         ort = _import_ort()
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -82,6 +83,10 @@ class OnnxRuntimeBackend(Backend):
             if threads < 0:
                 raise BackendError(f"{self.path}: threads must be ≥ 0 (0 = all cores), got {threads}")
             opts.intra_op_num_threads = int(threads)
+        if spinning is not None:
+            # Idle intra-op threads busy-wait for work by default: fastest alone, but on a machine whose
+            # cores the pipeline's own threads also need, the spinning takes their CPU (issue 17).
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         opts.log_severity_level = 3
         available = ort.get_available_providers()
         if providers is None:

@@ -28,6 +28,7 @@ class ModelSection:
     backend: Literal["auto", "onnxruntime", "tensorrt"] = "auto"
     threads: int | None = bounded(None, ge=1, le=1024)  # ONNX Runtime intra-op threads (None: all cores)
     verify: bool = True  # check the graph's sha256 against its sidecar
+    spinning: bool | None = None  # ONNX Runtime: idle intra-op threads busy-wait (None: ORT's default, on)
     cuda: Literal["cuda-python", "pycuda"] = "cuda-python"  # TensorRT: CUDA binding
     cuda_graphs: bool = False  # TensorRT: replay captured CUDA graphs per batch size
     device: int = bounded(0, ge=0, le=63)  # TensorRT: GPU index

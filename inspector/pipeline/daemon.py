@@ -136,7 +136,7 @@ class Daemon:
         if name == "tensorrt":
             opts = {"device": m.device, "cuda": m.cuda, "cuda_graphs": m.cuda_graphs}
         else:
-            opts = {"threads": m.threads, "verify": m.verify}
+            opts = {"threads": m.threads, "verify": m.verify, "spinning": m.spinning}
         return load_backend(m.path, name, **opts)
 
     def check(self) -> list[str]:

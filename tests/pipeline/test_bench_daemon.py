@@ -15,13 +15,21 @@ def test_bench_daemon_smoke(tiny_model, tmp_path):
     out = tmp_path / "daemon.json"
     res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_daemon.py"), "--model", str(tiny_model),
                           "--cameras", "1", "2", "--frames", "16", "--bare-seconds", "0.3", "--frame-size", "96",
-                          "--threads", "1", "--out", str(out)],
-                         capture_output=True, text=True, timeout=120, env={**os.environ})
+                          "--threads", "1", "--mixed-seconds", "1.5", "--live-fps", "10", "--out", str(out)],
+                         capture_output=True, text=True, timeout=180, env={**os.environ})
     assert res.returncode == 0, res.stdout + res.stderr
     data = json.loads(out.read_text())
-    assert [r["cameras"] for r in data["runs"]] == [1, 2]
-    for run in data["runs"]:
-        assert run["events_received"] == run["frames"] == 16 * run["cameras"]
-        assert run["throughput_fps"] > 0 and run["ratio_to_bare"] > 0
-        assert {"p50", "p99"} <= set(run["stages_ms"]["inferred"])
-    assert data["bare_backend"]["fps"] > 0
+    assert set(data["frame_settings"]) == {"model", "1080p"}
+    for name, setting in data["frame_settings"].items():
+        assert [r["cameras"] for r in setting["runs"]] == [1, 2]
+        assert len(setting["bare_runs"]) == 3  # bare, daemon, bare, daemon, bare
+        for run in setting["runs"]:
+            assert run["events_received"] == run["frames"] == 16 * run["cameras"] and run["lost"] == 0
+            assert run["throughput_fps"] > 0 and run["ratio_to_bare"] > 0
+            assert {"p50", "p99"} <= set(run["stages_ms"]["inferred"])
+            assert {"capture", "preprocess", "inference", "postprocess", "publisher"} <= set(run["cpu"]["cpu_s"])
+    assert data["frame_settings"]["1080p"]["bare_runs"][0]["preprocessing"] is True
+    assert set(data["frame_settings"]["1080p"]["resize_ms_per_frame"]) == {"area", "box_linear"}
+    mixed = data["frame_settings"]["model"]["mixed"]
+    assert mixed["inspections"].get("cam0", 0) > 0 and 0 < mixed["live_share"] < 1
+    assert mixed["live_e2e_ms"]["p99"] > 0
