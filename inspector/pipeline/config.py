@@ -26,9 +26,12 @@ SOURCE_TYPES = ("auto", "file", "folder", "device", "url", "gstreamer", "synthet
 class ModelSection:
     path: str = ""
     backend: Literal["auto", "onnxruntime", "tensorrt"] = "auto"
-    threads: int | None = bounded(None, ge=1, le=1024)  # ONNX Runtime intra-op threads (None: all cores)
+    # Thread budget (issue 17, docs/PERFORMANCE.md): ONNX Runtime intra-op threads (None: every usable core)
+    # and whether its idle threads busy-wait; spinning is off by default because the spin takes CPU from the
+    # pipeline's own threads (preprocessing, postprocessing, publishing).
+    threads: int | None = bounded(None, ge=1, le=1024)
+    spinning: bool = False
     verify: bool = True  # check the graph's sha256 against its sidecar
-    spinning: bool | None = None  # ONNX Runtime: idle intra-op threads busy-wait (None: ORT's default, on)
     cuda: Literal["cuda-python", "pycuda"] = "cuda-python"  # TensorRT: CUDA binding
     cuda_graphs: bool = False  # TensorRT: replay captured CUDA graphs per batch size
     device: int = bounded(0, ge=0, le=63)  # TensorRT: GPU index
@@ -114,6 +117,9 @@ class BatchingSection:
     max_batch: int = bounded(8, ge=1, le=1024)
     max_wait_ms: float = bounded(5.0, ge=0, le=10_000)  # wait this long after the first frame for a fuller batch
     queue_size: int = bounded(8, ge=1, le=10_000)  # frames buffered per camera (offline sources block when full)
+    # OpenCV threads (process-wide cv2.setNumThreads; 0: OpenCV's default). Preprocessing already overlaps
+    # inference on its own thread, so OpenCV's pool would only compete with the backend's threads (issue 17).
+    opencv_threads: int = bounded(1, ge=0, le=256)
 
     def validate(self, where: str) -> None:
         if self.max_batch < 1 or self.max_wait_ms < 0 or self.queue_size < 1:

@@ -54,8 +54,17 @@ class ThreadCpu:
     def __init__(self) -> None:
         self._roles: dict[int, str] = {}
         self._last: dict[int, tuple[str, float]] = {}  # tid → (role, seconds), kept after the thread ends
+        self._base: dict[int, float] = {}  # CPU seconds of threads that existed at :meth:`start`
         self._lock = threading.Lock()
         self._pid = os.getpid()
+
+    def start(self) -> None:
+        """Count from now: threads that already exist (e.g. the main thread) report only later CPU time."""
+        with self._lock:
+            for tid in native_thread_ids():
+                got = _read_task(tid)
+                if got is not None:
+                    self._base[tid] = got[1]
 
     def register(self, role: str, tid: int | None = None) -> None:
         """Attribute thread ``tid`` (default: the calling thread) to ``role``."""
@@ -67,7 +76,7 @@ class ThreadCpu:
         tid = threading.get_native_id()
         with self._lock:
             if tid in self._roles:
-                self._last[tid] = (self._roles[tid], time.thread_time())
+                self._last[tid] = (self._roles[tid], time.thread_time() - self._base.get(tid, 0.0))
 
     def _role(self, tid: int, comm: str) -> str:
         role = self._roles.get(tid)
@@ -83,7 +92,7 @@ class ThreadCpu:
             for tid in native_thread_ids():
                 got = _read_task(tid)
                 if got is not None:
-                    self._last[tid] = (self._role(tid, got[0]), got[1])
+                    self._last[tid] = (self._role(tid, got[0]), got[1] - self._base.get(tid, 0.0))
             totals: dict[str, float] = {}
             for role, seconds in self._last.values():
                 totals[role] = totals.get(role, 0.0) + seconds

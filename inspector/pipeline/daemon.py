@@ -30,6 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import zmq
 
 from inspector.backends import ENGINE_SUFFIXES, backend_for_path, load_backend
@@ -43,7 +44,7 @@ from inspector.pipeline.config import DaemonConfig
 from inspector.pipeline.cputime import ThreadCpu, split_role
 from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.infer import InferenceWorker
-from inspector.pipeline.postprocess import Decider, PostprocessWorker
+from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import Publisher, PublishWorker, StatusUpdate
 from inspector.pipeline.recorder import RecorderWorker
@@ -175,6 +176,9 @@ class Daemon:
         if self.publisher is None:
             self.setup()
         cfg, stop, counters = self.cfg, self.stop, self.counters
+        if cfg.batching.opencv_threads:
+            cv2.setNumThreads(cfg.batching.opencv_threads)  # process-wide: the thread budget (config.py)
+        self.cpu.start()
         try:
             self._start_workers(cfg, stop, counters)
         except BaseException:
@@ -223,13 +227,15 @@ class Daemon:
             "sha256": getattr(backend, "sha256", None) or self.model_sha, "run_id": self.run_id,
         }
         self.post = PostprocessWorker(self.decider, cfg.postprocess, self.policy, to_post, to_pub, stop, counters,
-                                      self.drift, cfg.postprocess.payloads_on_results)
+                                      self.drift, cfg.postprocess.payloads_on_results, self._payloads_wanted)
         self.publish = PublishWorker(self.publisher, to_pub, self.status_queue, self.model_info, self.decider,
                                      cfg.publish, stop, counters, self._stats,
                                      self.recorder.put if self.recorder else None,
                                      results_payloads=cfg.postprocess.payloads_on_results,
                                      before_final=self._finish_recorder, taps=self.integrations.taps,
-                                     run_id=self.run_id, run_started_utc=self.started_utc)
+                                     run_id=self.run_id, run_started_utc=self.started_utc,
+                                     late_payloads=lambda f: encode_payloads(f, cfg.postprocess,
+                                                                             self.decider.pixel_threshold))
         self.hub = FrameHub(counters)
         bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
         self.batcher = BatchWorker(self.hub, pool, to_infer, Preprocessor(self.spec, self.policy, bit_depths, self.downscale),
@@ -262,6 +268,11 @@ class Daemon:
             self.counters.add("subscribers_missing", n - seen)
         elif seen >= n:
             log.info("%d subscriber(s) connected", seen)
+
+    def _payloads_wanted(self, topic: str) -> bool:
+        """Encode payloads for ``topic``'s events: an integration tap (MQTT, dashboard) takes every defect's,
+        a ZeroMQ subscriber only those of the topics it holds."""
+        return bool(self.integrations and self.integrations.taps) or self.publisher.wanted(topic)
 
     def _finish_recorder(self) -> None:
         if self.recorder is not None and self.recorder.is_alive():

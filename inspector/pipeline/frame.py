@@ -48,6 +48,7 @@ class Frame:
     decision: str | None = None  # OK | NG | uncertain | error
     regions: list[Region] = field(default_factory=list)
     payloads: list[tuple[dict[str, Any], bytes]] = field(default_factory=list)
+    payloads_deferred: bool = False  # not encoded: nobody subscribed at postprocessing (publisher may still)
     error: str | None = None
     backend_ms: dict[str, float] = field(default_factory=dict)
 

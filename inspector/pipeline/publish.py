@@ -25,7 +25,8 @@ from typing import Any, Callable
 import zmq
 
 from inspector.errors import ConfigError
-from inspector.events import Event, InspectionEvent, StatsEvent, StatusEvent, encode, header_dict, utc_iso
+from inspector.events import (Event, InspectionEvent, StatsEvent, StatusEvent, encode, header_dict, topic_for,
+                              utc_iso)
 from inspector.pipeline.batcher import END
 from inspector.pipeline.config import PublishSection
 from inspector.pipeline.frame import STAGES, Frame
@@ -57,6 +58,9 @@ class Publisher:
         self.auth = None
         self.sent = 0
         self.send_failed = 0
+        # Topics some subscriber holds now (XPUB passes a subscribe, and an unsubscribe once no subscriber
+        # holds the topic any more). Replaced, never mutated, so other threads may read it without a lock.
+        self.topics: frozenset[bytes] = frozenset()
         sock = self.context.socket(zmq.XPUB)
         sock.setsockopt(zmq.SNDHWM, cfg.sndhwm)
         sock.setsockopt(zmq.LINGER, 500)
@@ -118,11 +122,22 @@ class Publisher:
     def poll_subscriptions(self) -> list[bytes]:
         """Subscription messages received since the last call (new topics subscribers asked for)."""
         subs = []
+        topics = set(self.topics)
         while self.socket.poll(0, zmq.POLLIN):
             msg = self.socket.recv()
             if msg and msg[0] == 1:
                 subs.append(msg[1:])
+                topics.add(msg[1:])
+            elif msg and msg[0] == 0:
+                topics.discard(msg[1:])
+        if topics != self.topics:
+            self.topics = frozenset(topics)
         return subs
+
+    def wanted(self, topic: str) -> bool:
+        """True if some subscriber's subscription (a topic prefix) matches ``topic``. Any thread."""
+        raw = topic.encode()
+        return any(raw.startswith(t) for t in self.topics)
 
     def wait_for_subscription(self, timeout: float) -> bool:
         """Before the worker starts: block until a subscriber's first subscription arrives (tests, demo).
@@ -223,13 +238,18 @@ class PublishWorker(Worker):
                  decider, cfg: PublishSection, stop: threading.Event, counters: Counters,
                  stats_source: Callable[[], dict], recorder_put: Callable[[Frame, dict], None] | None = None,
                  results_payloads: bool = False, before_final: Callable[[], None] | None = None,
-                 taps: list | None = None, run_id: str = "", run_started_utc: str = "") -> None:
+                 taps: list | None = None, run_id: str = "", run_started_utc: str = "",
+                 late_payloads: Callable[[Frame], list] | None = None) -> None:
         super().__init__("publisher", stop)
         self.run_identity = {"run_id": run_id, "run_started_utc": run_started_utc}  # on every event header
         self.pub, self.inbox, self.status_inbox = publisher, inbox, status_inbox
         self.model, self.decider, self.cfg, self.counters = model, decider, cfg, counters
         self.stats_source, self.recorder_put = stats_source, recorder_put
         self.results_payloads = results_payloads
+        # Encodes the payloads of a frame whose topic had no subscriber at postprocessing but has one now
+        # (a subscriber that just joined); rare, so it may run on this thread.
+        self.late_payloads = late_payloads
+        self._resend_pending = False
         self.before_final = before_final  # e.g. let the recorder finish, so the final stats include it
         self.taps = list(taps or ())  # integrations.EventTap: MQTT bridge, dashboard (never block)
         self.latency = LatencyTracker(STAGES[1:])
@@ -261,7 +281,8 @@ class PublishWorker(Worker):
                 except queue.Empty:
                     ended = self.broken.is_set()
                 self._drain_status()
-                if self.pub.poll_subscriptions():
+                if self.pub.poll_subscriptions() or self._resend_pending:
+                    self._resend_pending = False
                     self._resend_state()
                 now = time.monotonic()
                 if now >= next_stats:
@@ -316,7 +337,15 @@ class PublishWorker(Worker):
         seq = self._next_seq(kind, frame.camera)
         h, w = frame.size
         band = self.decider.uncertain_band
-        payloads = frame.payloads if (kind == "defect" or self.results_payloads) else []
+        wants_payloads = kind == "defect" or self.results_payloads
+        if wants_payloads and frame.payloads_deferred and self.late_payloads is not None:
+            # a subscription that reached the socket since the last poll already receives this event
+            self._resend_pending |= bool(self.pub.poll_subscriptions())
+        if wants_payloads and frame.payloads_deferred and self.late_payloads is not None \
+                and self.pub.wanted(topic_for(kind, frame.camera)):
+            frame.payloads, frame.payloads_deferred = self.late_payloads(frame), False
+            self.counters.add("payloads_late")
+        payloads = frame.payloads if wants_payloads else []
         return InspectionEvent(
             type=kind, camera=frame.camera, seq=seq, frame_id=frame.frame_id,
             event_id=f"{self.model.get('run_id', 'run')}-{frame.camera}-{frame.frame_id}",
