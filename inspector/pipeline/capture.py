@@ -8,12 +8,22 @@ and puts them into its camera's channel of the hub:
 * **offline** cameras (files, folders) block while their channel is full and
   lose nothing.
 
-**Fair share** (max-min fairness across cameras): while any live camera is
-active (delivered a frame within the last second), a batch takes at most one
-frame per camera, so a live camera gets as many inspections as any offline
-camera when its demand exceeds an equal share, and all of its frames when its
-demand is lower; offline backlogs can never take a live camera's turns. With
-no live camera active, batches fill round-robin from the offline channels.
+**Fair share** (max-min fairness across cameras, work-conserving): batches
+fill round-robin, one frame per camera with frames waiting per round, until
+the batch is full. A live camera keeps its newest ``share = ⌈max_batch ÷
+cameras⌉`` frames (the number of rounds a full batch needs), so:
+
+* a live camera whose rate is above its fair share gets ``share`` frames per
+  batch, as many as each offline camera: an offline backlog can never take its
+  turns (its older frames are dropped, counted as ``dropped_live``);
+* a live camera below its fair share gets every frame, and the offline
+  cameras fill the rest of the batch, so batches stay full (no throughput is
+  given up for fairness);
+* offline cameras share what is left equally (round-robin).
+
+Freshness: a live frame waits at most one batch period (it is never older than
+``share`` frame intervals when taken); with 8 or more cameras ``share`` is 1,
+the newest frame only.
 
 **Freshness**: a live source paced by ``fps`` keeps grabbing (without
 decoding) at its own rate and decodes only the frame that is due, so the
@@ -46,19 +56,18 @@ from inspector.pipeline.worker import Throttled, Worker, sleep_until
 from inspector.telemetry import Counters
 
 log = logging.getLogger("inspector.capture")
-LIVE_ACTIVE_S = 1.0  # a live camera that delivered within this long keeps its turn in every batch
 
 
 class FrameHub:
     """Per-camera bounded channels behind one condition variable, drained round-robin by the batcher."""
 
-    def __init__(self, counters: Counters) -> None:
+    def __init__(self, counters: Counters, batch_size: int = 1) -> None:
+        self.batch_size = max(1, batch_size)  # frames per batch: sets a live camera's share (module docstring)
         self._cond = threading.Condition()
         self._queues: dict[str, collections.deque] = {}
         self._capacity: dict[str, int] = {}
         self._live: dict[str, bool] = {}
         self._open: set[str] = set()
-        self._last_put: dict[str, float] = {}
         self._order: list[str] = []
         self._next = 0
         self.counters = counters
@@ -66,7 +75,7 @@ class FrameHub:
     def add_camera(self, camera: str, live: bool, capacity: int) -> None:
         with self._cond:
             self._queues[camera] = collections.deque()
-            self._capacity[camera] = 1 if live else max(1, capacity)
+            self._capacity[camera] = max(1, capacity)  # offline only: a live channel keeps its share
             self._live[camera] = live
             self._open.add(camera)
             self._order.append(camera)
@@ -77,7 +86,7 @@ class FrameHub:
         with self._cond:
             q = self._queues[cam]
             if self._live[cam]:
-                if len(q) >= self._capacity[cam]:
+                while len(q) >= self.share():
                     q.popleft()
                     self.counters.add(f"{cam}.dropped_live")
             else:
@@ -86,7 +95,6 @@ class FrameHub:
                         return False
                     self._cond.wait(0.05)
             q.append(frame)
-            self._last_put[cam] = time.monotonic()
             self._cond.notify_all()
         return True
 
@@ -96,31 +104,24 @@ class FrameHub:
             self._open.discard(camera)
             self._cond.notify_all()
 
-    def _quota(self, now: float) -> int | None:
-        """Frames per camera per batch: 1 while a live camera is active (fair share), else no limit."""
-        for cam, live in self._live.items():
-            if live and cam in self._open and now - self._last_put.get(cam, -1e9) < LIVE_ACTIVE_S:
-                return 1
-        return None
-
-    def _eligible(self, taken: dict[str, int], quota: int | None) -> bool:
-        return any(q and (quota is None or taken.get(cam, 0) < quota) for cam, q in self._queues.items())
+    def share(self) -> int:
+        """Frames per camera per full batch: ⌈batch_size ÷ open cameras⌉ (a live camera keeps this many)."""
+        return -(-self.batch_size // max(1, len(self._open) or len(self._order)))
 
     def take(self, max_n: int, timeout: float, taken: dict[str, int] | None = None) -> list[Frame]:
         """Up to ``max_n`` frames round-robin across cameras; waits up to ``timeout`` s for the first.
 
-        ``taken``: frames per camera already in the batch being filled (updated in place); with
-        a live camera active each camera gives at most one frame per batch (module docstring).
+        ``taken``: frames per camera in the batch being filled, updated in place (for the caller's
+        accounting; the fair share comes from round-robin and the live channels' depth).
         """
         taken = {} if taken is None else taken
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not self._eligible(taken, self._quota(time.monotonic())):
+            while not any(self._queues.values()):
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or (not self._open and not any(self._queues.values())):
+                if remaining <= 0 or not self._open:
                     return []
                 self._cond.wait(min(remaining, 0.05))
-            quota = self._quota(time.monotonic())
             out: list[Frame] = []
             n_cams = len(self._order)
             idle = 0
@@ -128,7 +129,7 @@ class FrameHub:
                 cam = self._order[self._next % n_cams]
                 self._next += 1
                 q = self._queues[cam]
-                if q and (quota is None or taken.get(cam, 0) < quota):
+                if q:
                     frame = q.popleft()
                     # Stamped on leaving the queue, so the "queued" stage is the time spent
                     # waiting and "preprocessed" is preprocessing alone.

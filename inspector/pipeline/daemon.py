@@ -236,7 +236,7 @@ class Daemon:
                                      run_id=self.run_id, run_started_utc=self.started_utc,
                                      late_payloads=lambda f: encode_payloads(f, cfg.postprocess,
                                                                              self.decider.pixel_threshold))
-        self.hub = FrameHub(counters)
+        self.hub = FrameHub(counters, max_batch)
         bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
         self.batcher = BatchWorker(self.hub, pool, to_infer, Preprocessor(self.spec, self.policy, bit_depths, self.downscale),
                                    max_batch, cfg.batching.max_wait_ms, stop, counters)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import threading
@@ -127,19 +128,18 @@ def test_hub_live_keeps_newest_and_offline_blocks():
     blocked.start()
     time.sleep(0.1)
     assert blocked.is_alive()  # offline: waits, loses nothing
-    got = hub.take(8, timeout=0.1)  # a live camera is active: one frame per camera per batch (fair share)
-    blocked.join(1)
-    assert not blocked.is_alive()
-    got += hub.take(8, timeout=0.1)  # the next batch
+    got = hub.take(8, timeout=0.1)  # round-robin: the live camera's newest frame, then the file's
     assert [(f.camera, f.frame_id) for f in got] == [("live", 2), ("file", 0), ("file", 1)]
     assert all("queued" in f.stamps for f in got)
+    blocked.join(1)
+    assert not blocked.is_alive()
     stop.set()
     assert hub.put(_frame("file", 3), stop)  # frame 2 (unblocked) + 3: full again
     assert not hub.put(_frame("file", 4), stop)  # full and stopping: gives up instead of blocking
     hub.close("live")
     hub.close("file")
     assert not hub.drained()
-    hub.take(8, 0.1)
+    assert [f.frame_id for f in hub.take(8, 0.1)] == [2, 3]
     assert hub.drained()
 
 
@@ -278,3 +278,49 @@ def test_recorder_survives_unwritable_dir(tmp_path):
     blocker.write_text("not a folder")
     c = _recorded(RecorderSection(enabled=True, dir=str(blocker / "rec"), min_free_bytes=0), 2)
     assert c.get("recorder.errors") >= 1  # logged and counted, never raised
+
+
+def _fair_share_run(n_offline: int, live_per_batch: int, batches: int = 40, batch_size: int = 8) -> dict:
+    """Per batch: the live camera delivers ``live_per_batch`` frames, offline backlogs are topped up,
+    then one full batch is taken. Returns frames per camera per batch and the batch sizes."""
+    counters = Counters()
+    hub = FrameHub(counters, batch_size=batch_size)
+    hub.add_camera("live", live=True, capacity=8)
+    offline = [f"off{i}" for i in range(n_offline)]
+    for cam in offline:
+        hub.add_camera(cam, live=False, capacity=2 * batch_size)
+    stop, got, sizes, ids = threading.Event(), collections.Counter(), [], collections.Counter()
+    for _ in range(batches):
+        for _ in range(live_per_batch):
+            hub.put(_frame("live", ids["live"]), stop)
+            ids["live"] += 1
+        for cam in offline:
+            while len(hub._queues[cam]) < 2 * batch_size:  # an endless backlog: always full
+                hub.put(_frame(cam, ids[cam]), stop)
+                ids[cam] += 1
+        batch = hub.take(batch_size, timeout=0.1)
+        sizes.append(len(batch))
+        got.update(f.camera for f in batch)
+    return {"per_batch": {cam: n / batches for cam, n in got.items()}, "sizes": set(sizes),
+            "dropped_live": counters.get("live.dropped_live"), "share": hub.share()}
+
+
+def test_fair_share_live_above_its_share_gets_as_much_as_each_offline_camera():
+    run = _fair_share_run(n_offline=3, live_per_batch=5)  # demand 5 frames per batch, share ⌈8/4⌉ = 2
+    assert run["share"] == 2 and run["sizes"] == {8}  # batches stay full
+    assert run["per_batch"]["live"] == 2  # not starved by the backlogs: its full share
+    assert all(run["per_batch"][f"off{i}"] == 2 for i in range(3))
+    assert run["dropped_live"] == 40 * 3  # the surplus above its share, the oldest first
+
+
+def test_fair_share_live_below_its_share_gets_every_frame_and_offline_fills_the_batch():
+    run = _fair_share_run(n_offline=3, live_per_batch=1)
+    assert run["per_batch"]["live"] == 1 and run["dropped_live"] == 0
+    assert run["sizes"] == {8}  # work-conserving: offline cameras take the remaining slots
+    assert sum(run["per_batch"][f"off{i}"] for i in range(3)) == pytest.approx(7)
+
+
+def test_fair_share_with_eight_cameras_is_one_frame_each():
+    run = _fair_share_run(n_offline=7, live_per_batch=3)
+    assert run["share"] == 1 and run["sizes"] == {8}
+    assert all(v == 1 for v in run["per_batch"].values()) and len(run["per_batch"]) == 8
