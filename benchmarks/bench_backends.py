@@ -1,4 +1,4 @@
-"""Torch eager vs ONNX Runtime FP32 on the CPU: throughput and latency at batch 1 and 8.
+"""Torch eager vs ONNX Runtime FP32 (and INT8) on the CPU: throughput and latency at batch 1 and 8.
 
     python benchmarks/bench_backends.py                     # stfpm + reduced_student, 256×256, ~3 min
     python benchmarks/bench_backends.py --duration 2 --size 64x64   # smoke run
@@ -18,6 +18,17 @@ work use ``--threads 1``: torch's OpenMP barriers collapse (10–100× slower)
 when its threads are descheduled, which measures the machine, not the runtime.
 The 1-minute load average before and after is recorded. Inputs are seeded random uint8
 frames. JSON to ``benchmarks/results/backends.json``.
+
+**INT8** (issue 17; ``--int8-data``, default KolektorSDD; ``--no-int8`` to skip): the
+FP32 graph is quantized with :func:`inspector.quantize.quantize_model` (Q/DQ, the
+feature convolutions only; calibration on up to 64 of the dataset's good training
+images), timed in the same alternating rounds as ``onnxruntime_int8``, and both
+graphs score the dataset's test split: image AUROC of each and the difference
+(INT8 − FP32), plus the Spearman correlation of their scores. The students are
+untrained (see above), so the AUROCs themselves are low; the difference measures
+what quantization changes. The CPU's int8 dot-product support (``avx512_vnni``,
+``avx_vnni``, ``amx_int8`` in /proc/cpuinfo) is recorded: without VNNI, ONNX
+Runtime's int8 convolutions are no faster than FP32.
 """
 
 from __future__ import annotations
@@ -73,6 +84,36 @@ def measure(backends: dict, batch: np.ndarray, duration: float, rounds: int, war
                    "latency_ms": percentiles(latencies[name])} for name in backends}
 
 
+def cpu_int8_flags() -> list[str]:
+    """The CPU's int8 dot-product extensions (VNNI/AMX) from /proc/cpuinfo."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    return sorted({f for f in flags.split(":", 1)[1].split() if f in ("avx512_vnni", "avx_vnni", "amx_int8",
+                                                                      "avx512_bf16", "avx2", "avx512f")})
+
+
+def int8_accuracy(fp32, int8, data: Path, size: list[int]) -> dict:
+    """Image AUROC of both graphs on the test split, their difference and score rank correlation."""
+    from inspector.data.datasets import load_batch, load_dataset
+    from inspector.evaluation.metrics import auroc
+    from inspector.sidecar import backend_downscale
+
+    dataset = load_dataset(data)
+    images, samples, _ = load_batch(dataset.test, size[0], size[1], fp32.sidecar["input"].get("resize", "square"),
+                                    downscale=backend_downscale(fp32))
+    labels = np.array([s.label for s in samples])
+    scores = {}
+    for name, backend in (("fp32", fp32), ("int8", int8)):
+        scores[name] = np.concatenate([backend.infer(images[i:i + 8]).scores.copy() for i in range(0, len(images), 8)])
+    ranks = {k: np.argsort(np.argsort(v)) for k, v in scores.items()}
+    a32, a8 = auroc(scores["fp32"], labels), auroc(scores["int8"], labels)
+    return {"data": str(data), "n_test": int(len(labels)), "image_auroc_fp32": a32, "image_auroc_int8": a8,
+            "delta_image_auroc": a8 - a32,
+            "score_spearman": float(np.corrcoef(ranks["fp32"], ranks["int8"])[0, 1])}
+
+
 def bench_model(name: str, size: list[int], batches: list[int], args, root: Path) -> dict:
     import torch
 
@@ -85,12 +126,28 @@ def bench_model(name: str, size: list[int], batches: list[int], args, root: Path
     export_s = time.perf_counter() - t0
     options = {} if args.threads is None else {"threads": args.threads}
     backends = {b: load_backend(run if b == "torch" else graph, b, **options) for b in BACKENDS}
-    rng = np.random.default_rng(0)
     results = {"export_seconds": round(export_s, 1), "torch_threads": torch.get_num_threads(), "batches": {}}
+    if args.int8_data:
+        from inspector.quantize import quantize_model
+
+        t0 = time.perf_counter()
+        entry = quantize_model(graph, Path(args.int8_data) / "train" / "good", max_images=64)
+        results["quantize_seconds"] = round(time.perf_counter() - t0, 1)
+        int8_path = graph.with_name(entry["file"])
+        backends["onnxruntime_int8"] = load_backend(int8_path, "onnxruntime", **options)
+        results["int8_accuracy"] = int8_accuracy(backends["onnxruntime"], backends["onnxruntime_int8"],
+                                                 Path(args.int8_data), size)
+        print(f"{name:16s} INT8 vs FP32: {results['int8_accuracy']}", flush=True)
+    rng = np.random.default_rng(0)
     for n in batches:
         batch = rng.integers(0, 256, (n, *size, 3), dtype=np.uint8)
         res = measure(backends, batch, args.duration, args.rounds, args.warmup)
         res["ort_over_torch_throughput"] = res["onnxruntime"]["images_per_s"] / res["torch"]["images_per_s"]
+        if "onnxruntime_int8" in res:
+            res["int8_over_fp32_throughput"] = (res["onnxruntime_int8"]["images_per_s"]
+                                                / res["onnxruntime"]["images_per_s"])
+            print(f"{name:16s} batch {n}: ORT INT8 {res['onnxruntime_int8']['images_per_s']:7.1f} img/s "
+                  f"| INT8/FP32 throughput {res['int8_over_fp32_throughput']:.2f}x", flush=True)
         results["batches"][str(n)] = res
         print(f"{name:16s} batch {n}: torch {res['torch']['images_per_s']:7.1f} img/s "
               f"(p50 {res['torch']['latency_ms']['p50']:7.2f} ms) | onnxruntime "
@@ -111,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, help="threads for both runtimes (default: their own default)")
     parser.add_argument("--name", default="backends", help="result file name (benchmarks/results/NAME.json)")
+    parser.add_argument("--int8-data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "kolektorsdd"),
+                        help="dataset for INT8 calibration (train/good) and accuracy (test); default KolektorSDD")
+    parser.add_argument("--no-int8", dest="int8_data", action="store_const", const=None, help="skip INT8")
     args = parser.parse_args(argv)
     size = [int(v) for v in args.size.lower().split("x")]
     batches = [int(b) for b in args.batches.split(",")]
@@ -122,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"size": size, "batches": batches, "duration_s": args.duration, "rounds": args.rounds,
                 "warmup": args.warmup, "threads": args.threads, "inputs": "seeded random uint8",
                 "weights": "offline preset: package ImageNet Lite0 teacher, random-init student",
-                "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}
+                "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+                "cpu_int8_flags": cpu_int8_flags()}
     path = write_result(args.name, {"settings": settings, "results": results})
     print(f"wrote {path}")
     return 0

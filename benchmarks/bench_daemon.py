@@ -262,7 +262,7 @@ def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path,
     pool = enlarge(good, hw) if hw else None
 
     def bare():
-        return bare_backend(model, batch, args.threads, args.bare_seconds, args.spinning, pool)
+        return bare_backend(model, batch, args.threads, args.bare_seconds, args.bare_spinning, pool)
 
     saved_size, args.frame_size = args.frame_size, synth.size
     bares, runs = [bare()], []
@@ -320,7 +320,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="ONNX Runtime intra-op threads (default: the daemon's default, model.threads)")
     parser.add_argument("--spinning", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
-                        help="ONNX Runtime idle-thread spinning on/off (default: the daemon's default)")
+                        help="the daemon's ONNX Runtime idle-thread spinning on/off (default: model.spinning's default)")
+    parser.add_argument("--bare-spinning", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
+                        help="the bare runs' spinning (default: ONNX Runtime's own default, on)")
     parser.add_argument("--frame-size", type=int, default=320, help="synthetic texture size before enlarging")
     parser.add_argument("--texture", default="procedural", help="synthetic texture (procedural, brick, …)")
     parser.add_argument("--pool", type=int, default=8)
@@ -357,7 +359,8 @@ def main() -> int:
                     "loadavg_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]},
         "model": model_info,
         "settings": {"frames_per_camera": frames, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
-                     "threads": args.threads, "spinning": args.spinning, "texture": args.texture,
+                     "threads": args.threads, "spinning": args.spinning, "bare_spinning": args.bare_spinning,
+                     "opencv_threads_daemon": 1, "texture": args.texture,
                      "threshold": threshold, "results_topic": True, "quick": args.quick,
                      "live_fps": args.live_fps, "mixed_seconds": args.mixed_seconds},
         "frame_settings": settings,
