@@ -160,24 +160,28 @@ def daemon_settings(model: Path, cameras: list[dict], args, threshold: float, en
     model_section = {"path": str(model), "threads": args.threads}
     if args.spinning is not None:
         model_section["spinning"] = args.spinning
-    return daemon_config({
+    data = {
         "model": model_section,
         "thresholds": {"image": threshold},
         "cameras": cameras,
         "batching": {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "queue_size": 2 * args.max_batch},
         "publish": {"endpoint": endpoint, "results": True, "stats_interval_s": 1.0},
         "drift": {"enabled": False},
-    })
+    }
+    for section, values in getattr(args, "overrides", {}).items():  # bench_levers.py: one lever changed
+        data[section] = {**data.get(section, {}), **values}
+    return daemon_config(data)
 
 
-def run_daemon(cfg, hw: tuple[int, int] | None, expected: int | None, seconds: float | None = None) -> dict:
+def run_daemon(cfg, hw: tuple[int, int] | None, expected: int | None, seconds: float | None = None,
+               topics: tuple[str, ...] = ("v1/result",)) -> dict:
     """Run the daemon to the end (or for ``seconds``) with a subscriber; per-event (camera, capture ns, total ms)."""
     endpoint = cfg.publish.endpoint
     daemon = Daemon(cfg)
     daemon.setup()
     _use_frames(daemon, hw)
     results: list = []
-    sub = Subscriber(endpoint, ["v1/result"])
+    sub = Subscriber(endpoint, list(topics))
     done = threading.Event()
 
     def drain():
@@ -187,7 +191,8 @@ def run_daemon(cfg, hw: tuple[int, int] | None, expected: int | None, seconds: f
                 if done.is_set():
                     return
                 continue
-            results.append((event.camera, event.capture["monotonic_ns"], event.latency_ms["total"]))
+            if event.type == "result":
+                results.append((event.camera, event.capture["monotonic_ns"], event.latency_ms["total"]))
 
     assert daemon.publisher.wait_for_subscription(5.0)
     reader = threading.Thread(target=drain, daemon=True)
@@ -216,7 +221,7 @@ def offline_run(model: Path, n: int, frames: int, args, threshold: float, workdi
     synth = {"texture": args.texture, "size": args.frame_size, "defect_rate": 0.1, "pool": args.pool}
     cfg = daemon_settings(model, [_camera(i, synth, "offline", frames) for i in range(n)], args, threshold,
                           f"ipc://{workdir}/bench-{n}.sock")
-    out = run_daemon(cfg, hw, n * frames)
+    out = run_daemon(cfg, hw, n * frames, topics=getattr(args, "topics", ("v1/result",)))
     results, stats = out["results"], out["daemon"].final_stats
     first = min(t for _, t, _ in results)
     last = max(t + lat * 1e6 for _, t, lat in results)

@@ -200,9 +200,34 @@ def accuracy_claim(data: dict | None) -> list | None:
 
 def pipeline_section(res: Results) -> list[str]:
     data = res.load("daemon")
-    bare = get(data, "bare_backend", "fps")
+    if "frame_settings" not in data:  # one frame setting, one bare figure (before issue 17)
+        return _pipeline_rows(data.get("runs", []), get(data, "bare_backend", "fps"))
+    lines = []
+    for name, setting in data["frame_settings"].items():
+        lines += [f"Frames: {setting.get('frames')}; bare = {setting.get('bare')}.", ""]
+        lines += _pipeline_rows(setting.get("runs", []), None)
+        cpu_rows = [[r["cameras"], get(r, "cpu", "wall_s")] + [f"{k} {v}" for k, v in
+                                                               get(r, "cpu", "percent_of_one_core").items()]
+                    for r in setting.get("runs", []) if get(r, "cpu", "percent_of_one_core")]
+        if cpu_rows:
+            lines += ["", "CPU per role, % of one core over the run (v1/stats cpu_s):", ""]
+            lines += [f"- {row[0]} camera(s), {row[1]} s: " + ", ".join(row[2:]) for row in cpu_rows]
+        if setting.get("resize_ms_per_frame"):
+            lines += ["", f"Resize ms per frame, by downscale method: {setting['resize_ms_per_frame']}"]
+        mixed = setting.get("mixed")
+        if mixed:
+            lines += ["", f"Mixed run ({mixed['seconds']} s, live camera at {mixed['live_fps']} FPS + 3 offline): "
+                          f"inspections {mixed['inspections']}, live share {mixed['live_share']}, live inspected "
+                          f"fraction {mixed['live_inspected_fraction']}, live e2e p50 / p99 "
+                          f"{get(mixed, 'live_e2e_ms', 'p50')} / {get(mixed, 'live_e2e_ms', 'p99')} ms"]
+        lines.append("")
+    return lines
+
+
+def _pipeline_rows(runs: list[dict], bare_all) -> list[str]:
     rows, stage_rows = [], []
-    for r in data.get("runs", []):
+    for r in runs:
+        bare = r.get("bare_fps", bare_all)
         drops = sum((r.get("drops") or {}).values())
         lost = r["frames"] - (r.get("events_received") or 0)
         rows.append([r["cameras"], r["frames"], r.get("events_received"), r["throughput_fps"], bare,
@@ -210,7 +235,7 @@ def pipeline_section(res: Results) -> list[str]:
                      "yes" if drops == 0 and lost == 0 else "NO"])
         stage_rows.append([r["cameras"]] + [f"{fmt(v.get('p50'), 1)} / {fmt(v.get('p99'), 1)}"
                                             for v in r.get("stages_ms", {}).values()])
-    stages = list((data.get("runs") or [{}])[0].get("stages_ms", {}))
+    stages = list((runs or [{}])[0].get("stages_ms", {}))
     lines = table(["cameras", "frames", "events", "pipeline fps", "bare fps", "pipeline ÷ bare", "mean batch",
                    "dropped", "frames without event", "0 drops"], rows)
     lines += ["", "Per-stage latency, p50 / p99 ms:", ""] + table(["cameras"] + stages, stage_rows)
