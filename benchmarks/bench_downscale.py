@@ -79,10 +79,10 @@ def metrics(scores, maps, d) -> dict:
     return {k: m.get(k) for k in ("image_auroc", "pixel_auroc", "aupro")}
 
 
-def knn(d) -> dict:
-    from knn_reference import KnnReference
+def knn(d, max_pool: int) -> dict:
+    from knn_reference import KnnReference, KnnSettings
 
-    ref = KnnReference().fit(d["train"])
+    ref = KnnReference(KnnSettings(max_pool=max_pool)).fit(d["train"])
     scores, maps = ref.score(d["test"])
     return metrics(scores, maps, d)
 
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="448x192", help="HxW model input (KolektorSDD recipe size)")
     ap.add_argument("--model", default="reduced_student")
     ap.add_argument("--epochs", type=int, default=2, help="fixed training epochs (0: kNN reference only)")
+    ap.add_argument("--knn-pool", type=int, default=20_000, help="kNN reference: patches the coreset is drawn from")
     ap.add_argument("--name", default="downscale")
     args = ap.parse_args(argv)
     size = tuple(parse_size(args.size))
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="inspector-downscale-") as tmp:
         for m in METHODS:
             d = load(data, size, m)
-            results[m]["knn_reference"] = knn(d)
+            results[m]["knn_reference"] = knn(d, args.knn_pool)
             print(f"{m}: kNN {results[m]['knn_reference']}", flush=True)
             if args.epochs:
                 results[m][args.model] = trained(args.model, data, size, m, args.epochs, Path(tmp), d)
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                           round(results["box_linear"][k][metric] - results["area"][k][metric], 4))
                  for metric in ("image_auroc", "pixel_auroc", "aupro")} for k in results["area"]}
     settings = {"data": str(data), "size": list(size), "resize": "square", "epochs": args.epochs,
+                "knn_pool": args.knn_pool,
                 "model": args.model, "seed": 0,
                 "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     path = write_result(args.name, {"settings": settings, "resize_cost": costs, "results": results,
