@@ -129,7 +129,7 @@ def describe_environment(backend) -> dict[str, Any]:
 
 
 def load_images(data: str | Path, spec, policy: str = "square", limit: int = 64,
-                downscale: str = "area") -> np.ndarray:
+                downscale: str = "box_linear") -> np.ndarray:
     """Up to ``limit`` real images from a dataset folder, resized for the model."""
     from inspector.data.datasets import load_batch, load_dataset
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from inspector.commands.argtypes import float_range, int_range
+from inspector.data.images import DEFAULT_DOWNSCALE
 from inspector.errors import DataError
 from inspector.sidecar import backend_downscale
 
@@ -62,7 +63,7 @@ def expand_images(items: list[str]) -> list[Path]:
 
 
 def _batches(paths: list[Path], spec, policy: str, batch_size: int, errors: list[str],
-             bit_depth: int | None = None, downscale: str = "area"):
+             bit_depth: int | None = None, downscale: str = DEFAULT_DOWNSCALE):
     """Yield (paths, uint8 batch) of readable images, resized to the model input."""
     from inspector.data.images import read_image, resize_image
 

@@ -29,7 +29,7 @@ from inspector.backends.base import InputSpec
 from inspector.calibration import score_samples
 from inspector.commands.predict import _batches
 from inspector.data.datasets import Sample, load_batch
-from inspector.data.images import list_images, read_image, read_mask
+from inspector.data.images import list_images, read_image, read_mask, resize_image
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.preprocess import FrameRejected, Preprocessor
 from inspector.pipeline.sources import FolderSource
@@ -111,7 +111,8 @@ def _references(folder: Path) -> dict[str, np.ndarray]:
     binary = np.where(grey > 127, 255, 0).astype(np.uint8)
     full = {"rgb": rgb, "grey": np.dstack([grey] * 3), "grey12": np.dstack([grey12.astype(np.uint8)] * 3),
             "palette": pal, "binary": np.dstack([binary] * 3)}
-    return {k: cv2.resize(v, (SPEC.width, SPEC.height), interpolation=cv2.INTER_AREA) for k, v in full.items()}
+    # the default downscale (box_linear) of every path: this test is about decoding, not the resize method
+    return {k: resize_image(np.ascontiguousarray(v), SPEC.height, SPEC.width) for k, v in full.items()}
 
 
 class _RecordingBackend:
@@ -119,7 +120,7 @@ class _RecordingBackend:
 
     def __init__(self) -> None:
         self.input_spec = SPEC
-        self.sidecar = {"input": {"resize": POLICY, "bit_depth": None}}
+        self.sidecar = {"input": {"resize": POLICY, "bit_depth": None, "downscale": "box_linear"}}  # as exported
         self.seen: list[np.ndarray] = []
 
     def infer(self, batch: np.ndarray):

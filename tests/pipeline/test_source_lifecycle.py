@@ -248,9 +248,9 @@ def _frame(camera, i):
                  capture_utc=time.time())
 
 
-def _batches(hub, n_batches, live_every, offline=("a", "b", "c"), max_batch=8):
-    """Saturated pipeline: offline channels always full; the live camera delivers before every
-    ``live_every``-th batch. Returns frames per camera."""
+def _batches(hub, n_batches, live_every, offline=("a", "b", "c"), max_batch=8, live_frames=1):
+    """Saturated pipeline: offline channels always full; the live camera delivers ``live_frames``
+    frames before every ``live_every``-th batch. Returns frames per camera."""
     stop, served, i = threading.Event(), {}, 0
     for b in range(n_batches):
         for cam in offline:
@@ -258,7 +258,9 @@ def _batches(hub, n_batches, live_every, offline=("a", "b", "c"), max_batch=8):
                 hub.put(_frame(cam, i), stop)
                 i += 1
         if live_every and b % live_every == 0:
-            hub.put(_frame("live", i), stop)
+            for _ in range(live_frames):
+                hub.put(_frame("live", i), stop)
+                i += 1
         taken: dict[str, int] = {}
         batch = hub.take(max_batch, 0.01, taken)
         batch += hub.take(max_batch - len(batch), 0.002, taken)  # what the batcher does until max_wait
@@ -268,12 +270,14 @@ def _batches(hub, n_batches, live_every, offline=("a", "b", "c"), max_batch=8):
 
 
 def test_fair_share_live_camera_is_not_starved_by_offline_backlogs():
-    hub = FrameHub(Counters())
+    hub = FrameHub(Counters(), batch_size=8)  # share: ⌈8 / 4 cameras⌉ = 2 frames per batch each
     hub.add_camera("live", live=True, capacity=1)
     for cam in "abc":
         hub.add_camera(cam, live=False, capacity=8)
-    served = _batches(hub, 100, live_every=1)  # demand above an equal share
-    assert served["live"] == 100 and all(served[c] == 100 for c in "abc"), served
+    served = _batches(hub, 100, live_every=1, live_frames=3)  # demand above an equal share
+    assert served["live"] == 200 and all(served[c] == 200 for c in "abc"), served
+    served = _batches(hub, 100, live_every=1)  # 1 per batch: below the share, every frame; batches stay full
+    assert served["live"] == 100 and sum(served[c] for c in "abc") == 700, served
     served = _batches(hub, 100, live_every=5)  # low demand: every live frame is inspected
     assert served["live"] == 20 and sum(served[c] for c in "abc") >= 300, served
     hub.close("live")  # no live camera active: batches fill from the offline backlogs
