@@ -7,7 +7,8 @@ Measures, in one run, for each frame setting (``--frames-at``):
 * ``1080p``: the same frames enlarged to 1920×1080, so preprocessing (the
   model's downscale method, :mod:`inspector.data.images`) is real work; *bare* =
   that preprocessing and the inference back to back in one thread of one
-  process, on the same cores and thread settings.
+  process, on the same cores and thread settings (one OpenCV thread, as the
+  daemon; ONNX Runtime's own default spinning).
 
 For each camera count the daemon runs with offline synthetic cameras (they
 block, so no frame may be lost) and a real ZeroMQ subscriber; throughput is
@@ -341,6 +342,9 @@ def main() -> int:
     args.bare_seconds = args.bare_seconds or (2.0 if args.quick else 5.0)
     args.mixed_seconds = (3.0 if args.quick else 30.0) if args.mixed_seconds is None else args.mixed_seconds
     load_before = os.getloadavg()
+    # The daemon sets OpenCV to one thread (batching.opencv_threads, process-wide); the bare runs use the
+    # same from the start, so every bare run preprocesses alike.
+    cv2.setNumThreads(1)
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -365,7 +369,7 @@ def main() -> int:
         "model": model_info,
         "settings": {"frames_per_camera": frames, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
                      "threads": args.threads, "spinning": args.spinning, "bare_spinning": args.bare_spinning,
-                     "opencv_threads_daemon": 1, "texture": args.texture,
+                     "opencv_threads": 1, "texture": args.texture,
                      "threshold": threshold, "results_topic": True, "quick": args.quick,
                      "live_fps": args.live_fps, "mixed_seconds": args.mixed_seconds},
         "frame_settings": settings,
