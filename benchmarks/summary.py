@@ -214,8 +214,8 @@ def pipeline_section(res: Results) -> list[str]:
             lines += [f"- {row[0]} camera(s), {row[1]} s: " + ", ".join(row[2:]) for row in cpu_rows]
         if setting.get("resize_ms_per_frame"):
             lines += ["", f"Resize ms per frame, by downscale method: {setting['resize_ms_per_frame']}"]
-        mixed = setting.get("mixed")
-        if mixed:
+        mixed_runs = setting.get("mixed") or []
+        for mixed in mixed_runs if isinstance(mixed_runs, list) else [mixed_runs]:
             lines += ["", f"Mixed run ({mixed['seconds']} s, live camera at {mixed['live_fps']} FPS + 3 offline): "
                           f"inspections {mixed['inspections']}, live share {mixed['live_share']}, live inspected "
                           f"fraction {mixed['live_inspected_fraction']}, live e2e p50 / p99 "

@@ -30,6 +30,6 @@ def test_bench_daemon_smoke(tiny_model, tmp_path):
             assert {"capture", "preprocess", "inference", "postprocess", "publisher"} <= set(run["cpu"]["cpu_s"])
     assert data["frame_settings"]["1080p"]["bare_runs"][0]["preprocessing"] is True
     assert set(data["frame_settings"]["1080p"]["resize_ms_per_frame"]) == {"area", "box_linear"}
-    mixed = data["frame_settings"]["model"]["mixed"]
+    mixed, = data["frame_settings"]["model"]["mixed"]
     assert mixed["inspections"].get("cam0", 0) > 0 and 0 < mixed["live_share"] < 1
     assert mixed["live_e2e_ms"]["p99"] > 0
