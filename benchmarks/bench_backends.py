@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, help="threads for both runtimes (default: their own default)")
     parser.add_argument("--name", default="backends", help="result file name (benchmarks/results/NAME.json)")
-    parser.add_argument("--int8-data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "kolektorsdd"),
+    kolektor = Path(__file__).resolve().parents[2] / "shared" / "data" / "kolektorsdd"
+    parser.add_argument("--int8-data", default=str(kolektor),
                         help="dataset for INT8 calibration (train/good) and accuracy (test); default KolektorSDD")
     parser.add_argument("--no-int8", dest="int8_data", action="store_const", const=None, help="skip INT8")
     args = parser.parse_args(argv)

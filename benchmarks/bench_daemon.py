@@ -253,7 +253,8 @@ def mixed_run(model: Path, args, threshold: float, workdir: Path, hw, live_fps: 
     return {"seconds": round(out["wall_s"], 1), "live_fps": live_fps, "exit_code": out["code"],
             "inspections": {c: len(v) for c, v in sorted(per_cam.items())},
             "live_share": round(len(live) / total, 3) if total else None,
-            "live_frames_grabbed": grabbed, "live_inspected_fraction": round(len(live) / grabbed, 3) if grabbed else None,
+            "live_frames_grabbed": grabbed,
+            "live_inspected_fraction": round(len(live) / grabbed, 3) if grabbed else None,
             "live_e2e_ms": {"p50": pick(0.5), "p99": pick(0.99), "max": live[-1] if live else None},
             "mean_batch": stats["totals"].get("mean_batch"), "cpu": cpu_breakdown(stats, out["wall_s"])}
 
@@ -328,7 +329,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="ONNX Runtime intra-op threads (default: the daemon's default, model.threads)")
     parser.add_argument("--spinning", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
-                        help="the daemon's ONNX Runtime idle-thread spinning on/off (default: model.spinning's default)")
+                        help="the daemon's ONNX Runtime idle-thread spinning on/off (default: model.spinning's)")
     parser.add_argument("--bare-spinning", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
                         help="the bare runs' spinning (default: ONNX Runtime's own default, on)")
     parser.add_argument("--frame-size", type=int, default=320, help="synthetic texture size before enlarging")
@@ -383,7 +384,8 @@ def main() -> int:
     ok = True
     for name, s in settings.items():
         for run in s["runs"]:
-            print(f"[{name}] {run['cameras']} camera(s): pipeline/bare = {run['ratio_to_bare']:.3f}, lost {run['lost']}")
+            print(f"[{name}] {run['cameras']} camera(s): pipeline/bare = {run['ratio_to_bare']:.3f}, "
+                  f"lost {run['lost']}")
             ok &= run["exit_code"] == 0 and run["lost"] == 0
     print(f"wrote {out}")
     return 0 if ok else 1

@@ -28,8 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
-from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, list_images, read_image, read_mask, resize_image,
-                                   resize_mask)
+from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, list_images, read_image, read_mask,
+                                   resize_image, resize_mask)
 from inspector.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,8 @@ def _workers(n: int) -> int:
 
 
 def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str = "square",
-               bit_depth: int | None = None, downscale: str = DEFAULT_DOWNSCALE) -> tuple[np.ndarray, list[Sample], list[tuple[Sample, str]]]:
+               bit_depth: int | None = None, downscale: str = DEFAULT_DOWNSCALE
+               ) -> tuple[np.ndarray, list[Sample], list[tuple[Sample, str]]]:
     """Decode (:func:`inspector.data.images.read_image`) and resize ``samples`` into one uint8
     (N, height, width, 3) array.
 

@@ -49,8 +49,8 @@ from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import Publisher, PublishWorker, StatusUpdate
 from inspector.pipeline.recorder import RecorderWorker
 from inspector.pipeline.sources import Source, make_source
-from inspector.sidecar import (input_bit_depth, input_downscale, input_spec_from_sidecar, read_sidecar, sha256_file, sidecar_path_for,
-                               split_graph_name)
+from inspector.sidecar import (input_bit_depth, input_downscale, input_spec_from_sidecar, read_sidecar, sha256_file,
+                               sidecar_path_for, split_graph_name)
 from inspector.telemetry import Counters, RateMeter, format_summary
 from inspector.thresholds import Thresholds, load_thresholds
 
@@ -238,8 +238,8 @@ class Daemon:
                                                                              self.decider.pixel_threshold))
         self.hub = FrameHub(counters, max_batch)
         bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
-        self.batcher = BatchWorker(self.hub, pool, to_infer, Preprocessor(self.spec, self.policy, bit_depths, self.downscale),
-                                   max_batch, cfg.batching.max_wait_ms, stop, counters)
+        pre = Preprocessor(self.spec, self.policy, bit_depths, self.downscale)
+        self.batcher = BatchWorker(self.hub, pool, to_infer, pre, max_batch, cfg.batching.max_wait_ms, stop, counters)
         self.captures = [CaptureWorker(c, self.sources[c.name], self.hub, stop, counters, self._on_status,
                                        capacity=cfg.batching.queue_size) for c in cfg.cameras]
         self.workers = [self.inference, self.post, self.publish, self.batcher]
