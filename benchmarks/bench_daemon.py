@@ -8,7 +8,10 @@ Measures, in one run, for each frame setting (``--frames-at``):
   model's downscale method, :mod:`inspector.data.images`) is real work; *bare* =
   that preprocessing and the inference back to back in one thread of one
   process, on the same cores and thread settings (one OpenCV thread, as the
-  daemon; ONNX Runtime's own default spinning).
+  daemon).
+
+Each bare figure is the better of ONNX Runtime's idle-thread spinning on (its
+default) and off, so the ratio is against the backend at its best.
 
 For each camera count the daemon runs with offline synthetic cameras (they
 block, so no frame may be lost) and a real ZeroMQ subscriber; throughput is
@@ -270,7 +273,11 @@ def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path,
     pool = enlarge(good, hw) if hw else None
 
     def bare():
-        return bare_backend(model, batch, args.threads, args.bare_seconds, args.bare_spinning, pool)
+        """The better of ONNX Runtime's spinning on and off (or --bare-spinning): the bare figure is its best."""
+        options = [args.bare_spinning] if args.bare_spinning is not None else [True, False]
+        runs = {str(s): bare_backend(model, batch, args.threads, args.bare_seconds, s, pool) for s in options}
+        best = max(runs.values(), key=lambda r: r["fps"])
+        return {**best, "by_spinning": {k: r["fps"] for k, r in runs.items()}}
 
     saved_size, args.frame_size = args.frame_size, synth.size
     bares, runs = [bare()], []
@@ -331,7 +338,7 @@ def main() -> int:
     parser.add_argument("--spinning", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
                         help="the daemon's ONNX Runtime idle-thread spinning on/off (default: model.spinning's)")
     parser.add_argument("--bare-spinning", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
-                        help="the bare runs' spinning (default: ONNX Runtime's own default, on)")
+                        help="the bare runs' spinning (default: both, the better counts)")
     parser.add_argument("--frame-size", type=int, default=320, help="synthetic texture size before enlarging")
     parser.add_argument("--texture", default="procedural", help="synthetic texture (procedural, brick, …)")
     parser.add_argument("--pool", type=int, default=8)
