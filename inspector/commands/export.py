@@ -56,5 +56,5 @@ def run(args: argparse.Namespace) -> int:
               f"sha256 {entry['sha256'][:12]}{extra})")
     inp = sidecar["input"]
     print(f"sidecar {result['sidecar']}  (input uint8 [N, {inp['height']}, {inp['width']}, 3] RGB, "
-          f"resize '{inp['resize']}', opset {sidecar['opset']})")
+          f"resize '{inp['resize']}', downscale '{inp.get('downscale', 'area')}', opset {sidecar['opset']})")
     return 0
