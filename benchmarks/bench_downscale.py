@@ -87,7 +87,7 @@ def knn(d, max_pool: int) -> dict:
     return metrics(scores, maps, d)
 
 
-def trained(model: str, data: Path, size, method: str, epochs: int, root: Path, d) -> dict:
+def trained(model: str, data: Path, size, method: str, epochs: int, root: Path, d, seed: int = 0) -> dict:
     import torch
 
     from inspector.evaluation.evaluate import score_images
@@ -98,7 +98,7 @@ def trained(model: str, data: Path, size, method: str, epochs: int, root: Path, 
     config = load_run_config(base={
         "model": {"name": model, "preset": "offline", "image_size": list(size)},
         "data": {"path": str(data), "downscale": method},
-        "train": {"epochs": epochs, "seed": 0},
+        "train": {"epochs": epochs, "seed": seed},
     })
     t0 = time.monotonic()
     train(config, root / f"{model}-{method}")
@@ -120,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="448x192", help="HxW model input (KolektorSDD recipe size)")
     ap.add_argument("--model", default="reduced_student")
     ap.add_argument("--epochs", type=int, default=2, help="fixed training epochs (0: kNN reference only)")
-    ap.add_argument("--knn-pool", type=int, default=20_000, help="kNN reference: patches the coreset is drawn from")
+    ap.add_argument("--knn-pool", type=int, default=20_000,
+                    help="kNN reference: patches the coreset is drawn from (0: no kNN reference)")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (run two to see the training noise)")
     ap.add_argument("--name", default="downscale")
     args = ap.parse_args(argv)
     size = tuple(parse_size(args.size))
@@ -135,16 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="inspector-downscale-") as tmp:
         for m in METHODS:
             d = load(data, size, m)
-            results[m]["knn_reference"] = knn(d, args.knn_pool)
-            print(f"{m}: kNN {results[m]['knn_reference']}", flush=True)
+            if args.knn_pool:
+                results[m]["knn_reference"] = knn(d, args.knn_pool)
+                print(f"{m}: kNN {results[m]['knn_reference']}", flush=True)
             if args.epochs:
-                results[m][args.model] = trained(args.model, data, size, m, args.epochs, Path(tmp), d)
+                results[m][args.model] = trained(args.model, data, size, m, args.epochs, Path(tmp), d, args.seed)
                 print(f"{m}: {args.model} {results[m][args.model]}", flush=True)
     delta = {k: {metric: (None if results["area"][k][metric] is None else
                           round(results["box_linear"][k][metric] - results["area"][k][metric], 4))
                  for metric in ("image_auroc", "pixel_auroc", "aupro")} for k in results["area"]}
     settings = {"data": str(data), "size": list(size), "resize": "square", "epochs": args.epochs,
-                "knn_pool": args.knn_pool,
+                "knn_pool": args.knn_pool, "training_seed": args.seed,
                 "model": args.model, "seed": 0,
                 "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     path = write_result(args.name, {"settings": settings, "resize_cost": costs, "results": results,
