@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                  for metric in ("image_auroc", "pixel_auroc", "aupro")} for k in results["area"]}
     settings = {"data": str(data), "size": list(size), "resize": "square", "epochs": args.epochs,
                 "knn_pool": args.knn_pool, "training_seed": args.seed,
-                "model": args.model, "seed": 0,
+                "model": args.model,
                 "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     path = write_result(args.name, {"settings": settings, "resize_cost": costs, "results": results,
                                     "delta_box_linear_minus_area": delta})
