@@ -201,6 +201,12 @@ def _score_test_set(model: Path, data: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- daemon
+def demo_pool(plan: DemoPlan) -> int:
+    """Distinct frames of the demo camera: one per frame (up to 256), so the false-alarm count it shows
+    is the model's rate on new good frames, not a few unlucky frames of a small pool replayed many times."""
+    return max(16, min(plan.frames, 256))
+
+
 def daemon_config_dict(model: str, calibration: str, plan: DemoPlan, stats_json: str) -> dict:
     """The demo's in-process daemon: a finite synthetic camera (``plan.frames``), every result published.
 
@@ -211,7 +217,7 @@ def daemon_config_dict(model: str, calibration: str, plan: DemoPlan, stats_json:
         "thresholds": {"calibration": calibration},
         "cameras": [{"name": "line1", "source": "synthetic", "max_frames": plan.frames, "watchdog_s": 60.0,
                      "synthetic": {"texture": "brick", "size": plan.size, "defect_rate": plan.defect_rate,
-                                   "pool": 16, "seed": plan.seed + 7}}],
+                                   "pool": demo_pool(plan), "seed": plan.seed + 7}}],
         "batching": {"max_batch": 4, "max_wait_ms": 5.0},
         "postprocess": {"thumbnail": {"enabled": True, "max_side": 128}},
         "publish": {"endpoint": "tcp://127.0.0.1:*", "results": True, "stats_interval_s": plan.stats_interval_s},
