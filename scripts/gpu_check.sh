@@ -6,6 +6,7 @@
 # Steps, each writing into one folder (default runs/gpu-check/<UTC time>/):
 #   1. environment report (environment.json): driver, GPUs, CUDA runtime, TensorRT and package versions;
 #   2. CUDA-only tests (pytest -m cuda: cuda-bindings wrapper, pinned memory, graphs), no SKIPPED allowed;
+#      then, where torch imports, GPU training (pytest -m torch_cuda tests/training/test_device.py);
 #   3. TensorRT GPU tests (pytest -m "gpu and not pycuda" -rs), no SKIPPED allowed; -m pycuda if pycuda imports;
 #   4. a reduced student trained briefly on synthetic data and exported (or --export BASE: BASE.onnx,
 #      BASE.fp16.onnx, BASE.json made elsewhere), INT8-quantized on the CPU, FP16 and INT8 engines built;
@@ -70,6 +71,7 @@ plan() {
     echo "steps:"
     echo "  1 environment report                         -> $OUT/environment.json"
     echo "  2 pytest -m cuda tests/backends (no SKIPPED)   -> $OUT/cuda-tests.log"
+    echo "    pytest -m torch_cuda tests/training (GPU training, where torch imports; no SKIPPED) -> $OUT/torch-cuda-tests.log"
     [ "$CUDA_ONLY" = 1 ] && return
     echo "  3 pytest -m 'gpu and not pycuda' (no SKIPPED)  -> $OUT/gpu-tests.log"
     echo "  4 ${EXPORT:+use $EXPORT.onnx; }synth data, train + export reduced student, quantize, build fp16/int8"
@@ -94,6 +96,9 @@ if [ "$ENV_STATUS" != 0 ]; then
 fi
 
 pytest_gpu cuda-tests cuda tests/backends
+if "$PY" -c "import torch" 2>/dev/null; then  # GPU training (train.device cuda, AMP, channels-last)
+    pytest_gpu torch-cuda-tests torch_cuda tests/training/test_device.py
+fi
 if [ "$CUDA_ONLY" = 0 ]; then
     pytest_gpu gpu-tests "gpu and not pycuda" tests/backends/test_tensorrt_gpu.py
     if "$PY" -c "import pycuda.driver" 2>/dev/null; then
