@@ -40,30 +40,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
-BLOCK = 8
+from inspector.testing.clock_stamp import read_stamp, stamp_frame  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------ camera
-def stamp_frame(base, ms: int) -> bytes:
-    import cv2
-
-    frame = base.copy()
-    for bit in range(32):
-        r, c = divmod(bit, 16)
-        frame[r * BLOCK:(r + 1) * BLOCK, c * BLOCK:(c + 1) * BLOCK] = 255 if (ms >> bit) & 1 else 0
-    return cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-
-
-def read_stamp(image) -> int:
-    grey = image if image.ndim == 2 else image.mean(axis=2)
-    ms = 0
-    for bit in range(32):
-        r, c = divmod(bit, 16)
-        if grey[r * BLOCK + 2:(r + 1) * BLOCK - 2, c * BLOCK + 2:(c + 1) * BLOCK - 2].mean() > 127:
-            ms |= 1 << bit
-    return ms
-
-
 def serve_camera(port: int, fps: float) -> None:
     """The live camera process: MJPEG over HTTP at ``fps``, clock-stamped frames, until killed."""
     rng = np.random.default_rng(0)

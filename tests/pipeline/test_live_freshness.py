@@ -20,29 +20,9 @@ from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.sources import make_source
 from inspector.telemetry import Counters
+from inspector.testing.clock_stamp import read_stamp, stamp_frame
 
 from pipeline_support import free_port
-
-BLOCK = 8  # the stamp: 32 black/white 8x8 blocks, milliseconds (low 32 bits) of time.time()
-
-
-def _stamp_frame(base: np.ndarray, ms: int) -> bytes:
-    frame = base.copy()
-    for bit in range(32):
-        r, c = divmod(bit, 16)
-        frame[r * BLOCK:(r + 1) * BLOCK, c * BLOCK:(c + 1) * BLOCK] = 255 if (ms >> bit) & 1 else 0
-    return cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
-
-
-def _read_stamp(frame: np.ndarray) -> int:
-    grey = frame if frame.ndim == 2 else frame.mean(axis=2)
-    ms = 0
-    for bit in range(32):
-        r, c = divmod(bit, 16)
-        if grey[r * BLOCK + 2:(r + 1) * BLOCK - 2, c * BLOCK + 2:(c + 1) * BLOCK - 2].mean() > 127:
-            ms |= 1 << bit
-    return ms
-
 
 class ClockCamera:
     """An MJPEG-over-HTTP camera at ``fps`` in real time: a slow reader makes frames queue in the socket."""
@@ -76,7 +56,7 @@ class ClockCamera:
             while not self.stop.is_set():
                 time.sleep(max(0.0, due - time.time()))
                 due += self.period
-                jpg = _stamp_frame(self.base, int(time.time() * 1000) & 0xFFFFFFFF)
+                jpg = stamp_frame(self.base, int(time.time() * 1000) & 0xFFFFFFFF, quality=95)
                 conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
                              + jpg + b"\r\n")
         except OSError:
@@ -92,9 +72,9 @@ class ClockCamera:
 
 def test_stamp_roundtrip():
     ms = 0x89ABCDEF
-    frame = cv2.imdecode(np.frombuffer(_stamp_frame(np.zeros((96, 160, 3), np.uint8), ms), np.uint8),
+    frame = cv2.imdecode(np.frombuffer(stamp_frame(np.zeros((96, 160, 3), np.uint8), ms), np.uint8),
                          cv2.IMREAD_COLOR)
-    assert _read_stamp(frame) == ms
+    assert read_stamp(frame) == ms
 
 
 def test_paced_live_camera_always_inspects_the_newest_frame():
@@ -110,7 +90,7 @@ def test_paced_live_camera_always_inspects_the_newest_frame():
         t_end = time.monotonic() + 5.0
         while time.monotonic() < t_end:
             for frame in hub.take(1, 0.2):
-                produced_ms = _read_stamp(frame.image)
+                produced_ms = read_stamp(frame.image)
                 captured_ms = int(frame.capture_utc * 1000) & 0xFFFFFFFF
                 ages.append(((captured_ms - produced_ms) & 0xFFFFFFFF) / 1000.0)
     finally:
