@@ -99,11 +99,10 @@ def int8_accuracy(fp32, int8, data: Path, size: list[int]) -> dict:
     """Image AUROC of both graphs on the test split, their difference and score rank correlation."""
     from inspector.data.datasets import load_batch, load_dataset
     from inspector.evaluation.metrics import auroc
-    from inspector.sidecar import backend_downscale
 
     dataset = load_dataset(data)
-    images, samples, _ = load_batch(dataset.test, size[0], size[1], fp32.sidecar["input"].get("resize", "square"),
-                                    downscale=backend_downscale(fp32))
+    spec = fp32.input_spec
+    images, samples, _ = load_batch(dataset.test, size[0], size[1], spec.resize, spec.bit_depth, spec.downscale)
     labels = np.array([s.label for s in samples])
     scores = {}
     for name, backend in (("fp32", fp32), ("int8", int8)):

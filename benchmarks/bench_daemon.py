@@ -58,7 +58,6 @@ from inspector.pipeline.config import SyntheticSection, daemon_config  # noqa: E
 from inspector.pipeline.daemon import Daemon  # noqa: E402
 from inspector.pipeline.preprocess import Preprocessor  # noqa: E402
 from inspector.pipeline.sources import make_synthetic_pool  # noqa: E402
-from inspector.sidecar import input_downscale  # noqa: E402
 
 FRAME_SETTINGS = {"model": None, "1080p": (1080, 1920)}
 
@@ -73,8 +72,8 @@ def default_model(workdir: Path, size: int) -> Path:
 
 
 def _preprocessor(backend) -> Preprocessor:
-    return Preprocessor(backend.input_spec, backend.sidecar["input"].get("resize", "square"),
-                        downscale=input_downscale(backend.sidecar))
+    spec = backend.input_spec
+    return Preprocessor(spec, spec.resize, downscale=spec.downscale)
 
 
 def bare_backend(model: Path, batch: np.ndarray, threads: int | None, seconds: float,
@@ -367,7 +366,7 @@ def main() -> int:
         model_info = {"path": str(model) if args.model else "random-weight reduced_student (exported by the benchmark)",
                       "name": backend.sidecar["model"]["name"], "sha256": backend.sha256,
                       "input": [backend.input_spec.height, backend.input_spec.width], "precision": backend.precision,
-                      "downscale": input_downscale(backend.sidecar)}
+                      "downscale": backend.input_spec.downscale}
         backend.close()
 
     import onnxruntime

@@ -192,13 +192,11 @@ def score_graph(graph: Path, data: Path, ctx, out_dir: Path) -> dict:
     from inspector.backends import load_backend
     from inspector.benchmarking import bench_batch, make_batch
     from inspector.evaluation.evaluate import evaluate_dataset
-    from inspector.sidecar import backend_downscale
 
     with load_backend(graph, "onnxruntime", threads=ctx.threads) as backend:
         spec = backend.input_spec
-        resize = backend.sidecar["input"].get("resize", "square")
-        metrics = evaluate_dataset(ort_scorer(backend), data, (spec.height, spec.width), resize, out_dir, plots=False,
-                                   downscale=backend_downscale(backend))
+        metrics = evaluate_dataset(ort_scorer(backend), data, (spec.height, spec.width), spec.resize, out_dir,
+                                   plots=False, downscale=spec.downscale)
         duration = 1.0 if ctx.quick else 8.0
         speed = {str(n): bench_batch(backend, make_batch(spec, n), duration, warmup=2 if ctx.quick else 5)
                  for n in (1, 8)}

@@ -26,7 +26,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from inspector.errors import ConfigError
-from inspector.sidecar import backend_downscale
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +127,13 @@ def describe_environment(backend) -> dict[str, Any]:
     return env
 
 
-def load_images(data: str | Path, spec, policy: str = "square", limit: int = 64,
-                downscale: str = "box_linear") -> np.ndarray:
-    """Up to ``limit`` real images from a dataset folder, resized for the model."""
+def load_images(data: str | Path, spec, limit: int = 64) -> np.ndarray:
+    """Up to ``limit`` real images from a dataset folder, made into the model input ``spec`` describes."""
     from inspector.data.datasets import load_batch, load_dataset
 
     dataset = load_dataset(data)
     samples = (list(dataset.test) or list(dataset.train))[:limit]
-    images, _, _ = load_batch(samples, spec.height, spec.width, policy, downscale=downscale)
+    images, _, _ = load_batch(samples, spec.height, spec.width, spec.resize, spec.bit_depth, spec.downscale)
     return images
 
 
@@ -154,9 +152,7 @@ def run_benchmark(model: str | Path, batches: Sequence[int], duration_s: float =
         if too_big:
             raise ConfigError(f"{model}: batch size(s) {too_big} exceed the model's maximum {spec.max_batch}"
                               + ("; rebuild the engine with a larger --max-batch" if be.name == "tensorrt" else ""))
-        sidecar = getattr(be, "sidecar", {}) or {}
-        policy = (sidecar.get("input") or (sidecar.get("model") or {}).get("input") or {}).get("resize", "square")
-        images = load_images(data, spec, policy, downscale=backend_downscale(be)) if data else None
+        images = load_images(data, spec) if data else None
         results = []
         for b in batches:
             log.info("benchmarking %s at batch %d for %.1f s", model, b, duration_s)

@@ -193,11 +193,10 @@ class ScoredSet:
 
 
 def model_sidecar(backend) -> dict:
-    """The exported model's sidecar (an engine's sidecar nests it under ``model``)."""
-    sidecar = getattr(backend, "sidecar", None) or {}
-    if "graphs" in sidecar or not isinstance(sidecar.get("model"), dict) or "input" not in sidecar["model"]:
-        return sidecar
-    return sidecar["model"]
+    """The exported model's card (an engine card embeds it under ``model``); ``{}`` for a torch run."""
+    from inspector.artifacts import model_card_of
+
+    return model_card_of(getattr(backend, "sidecar", None) or {})
 
 
 def _val_names(sidecar: dict) -> list[str]:
@@ -245,19 +244,18 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
     return good, {"source": "test/good", "root": str(dataset.root), "layout": dataset.layout}, warnings
 
 
-def score_samples(backend, samples: Sequence, policy: str, batch_size: int = 8, chunk: int = 64,
+def score_samples(backend, samples: Sequence, batch_size: int = 8, chunk: int = 64,
                   on_progress: Callable[[int, int], None] | None = None) -> ScoredSet:
-    """Decode, resize (sidecar policy) and score ``samples`` with ``backend``; corrupt images are skipped."""
+    """Decode, resize (``backend.input_spec``) and score ``samples`` with ``backend``; corrupt images are skipped."""
     from inspector.data.datasets import load_batch
     from inspector.evaluation.evaluate import backend_scorer, score_images
-    from inspector.sidecar import backend_bit_depth, backend_downscale
 
     spec = backend.input_spec
     batch_size = max(1, min(batch_size, spec.max_batch or batch_size))
     scores, maps, kept, skipped = [], [], [], []
     for start in range(0, len(samples), chunk):
-        images, ok, bad = load_batch(samples[start:start + chunk], spec.height, spec.width, policy,
-                                     backend_bit_depth(backend), backend_downscale(backend))
+        images, ok, bad = load_batch(samples[start:start + chunk], spec.height, spec.width, spec.resize,
+                                     spec.bit_depth, spec.downscale)
         kept += ok
         skipped += [str(s.path) for s, _ in bad]
         if len(images):
@@ -309,20 +307,20 @@ class Calibration:
         return lines
 
 
-def _load_defects(data: str | Path, backend, policy: str, batch_size: int) -> tuple[ScoredSet, list]:
+def _load_defects(data: str | Path, backend, batch_size: int) -> tuple[ScoredSet, list]:
     from inspector.data.datasets import load_dataset, load_masks
 
     dataset = load_dataset(data)
     samples = [s for s in dataset.test if s.label == 1]
     if not samples:
         raise DataError(f"{dataset.root}: --use-defects needs test/<defect type> images; found none")
-    scored = score_samples(backend, samples, policy, batch_size)
+    scored = score_samples(backend, samples, batch_size)
     h, w = scored.maps.shape[-2:]
-    return scored, load_masks(scored.samples, h, w, policy)
+    return scored, load_masks(scored.samples, h, w, backend.input_spec.resize)
 
 
 def _sha256(path: Path) -> str:
-    from inspector.sidecar import sha256_file
+    from inspector.artifacts.model_card import sha256_file
 
     return sha256_file(path)
 
@@ -339,7 +337,7 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
     ConfigError / DataError / BackendError with one-line messages.
     """
     from inspector.backends import load_backend
-    from inspector.sidecar import split_graph_name
+    from inspector.artifacts.model_card import split_graph_name
 
     model_path = Path(model_path)
     _check_rate(false_alarm_rate, "--false-alarm-rate")
@@ -354,16 +352,16 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
     engine = load_backend(model_path, backend, **options)
     try:
         sidecar = model_sidecar(engine)
-        policy = (sidecar.get("input") or {}).get("resize", "square")
+        policy = engine.input_spec.resize
         samples, description, warnings = select_good_images(data, sidecar, good_dir, split)
         log.info("scoring %d good image(s) from %s with %s (%s)", len(samples), description["source"],
                  engine.name, engine.precision)
-        good = score_samples(engine, samples, policy, batch_size)
+        good = score_samples(engine, samples, batch_size)
         defects, masks = (None, None)
         if use_defects:
             if data is None:
                 raise ConfigError("--use-defects needs --data DIR with test/<defect type> images")
-            defects, masks = _load_defects(data, engine, policy, batch_size)
+            defects, masks = _load_defects(data, engine, batch_size)
         binding = ModelBinding(name=split_graph_name(model_path)[0].name, sha256=_sha256(model_path),
                                precision=str(engine.precision), backend=str(engine.name))
     finally:

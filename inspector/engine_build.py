@@ -14,7 +14,7 @@ profile for batch 1..max at the model's fixed H×W, a workspace limit, a builder
 optimisation level and a persisted timing cache (read and merged under an
 ``fcntl.flock`` so concurrent builds can share it; a corrupt or mismatched one is
 replaced by an empty one, as Polygraphy does), and a sidecar
-(:func:`inspector.backends.tensorrt.engine_sidecar_path`) recording TensorRT
+(:func:`inspector.artifacts.engine_card.engine_sidecar_path`) recording TensorRT
 version, GPU, precision, I/O shapes, profile, the source ONNX's sha256 and the
 model sidecar. Every Builder/Runtime gets the process's one TensorRT logger
 (:func:`inspector.backends.tensorrt.shared_logger`); every None/False/-1 the
@@ -37,11 +37,12 @@ from typing import Any
 import onnx
 from onnx import TensorProto
 
-from inspector.backends.tensorrt import (ENGINE_KIND, ENGINE_SCHEMA_VERSION, INPUT_NAME, MAP_NAME, SCORE_NAME,
-                                         collect_messages, engine_sidecar_path, import_tensorrt, shared_logger,
-                                         tensorrt_major, write_engine_sidecar)
+from inspector.artifacts.engine_card import (ENGINE_KIND, ENGINE_SCHEMA_VERSION, engine_sidecar_path,
+                                             write_engine_sidecar)
+from inspector.backends.tensorrt import collect_messages, import_tensorrt, shared_logger, tensorrt_major
+from inspector.contract import INPUT_NAME, MAP_NAME, OUTPUT_RANKS, SCORE_NAME
 from inspector.errors import ExportError
-from inspector.sidecar import read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph
+from inspector.artifacts.model_card import read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def _check_io(graph: onnx.GraphProto, report: TypingReport) -> None:
             report.problems.append(f"input '{INPUT_NAME}' is {TensorProto.DataType.Name(t.elem_type)} {dims}, "
                                    "expected UINT8 [N, H, W, 3]")
     outputs = {o.name: o.type.tensor_type for o in graph.output}
-    for name, rank in ((SCORE_NAME, 1), (MAP_NAME, 4)):
+    for name, rank in OUTPUT_RANKS.items():
         t = outputs.get(name)
         if t is None:
             report.problems.append(f"graph lacks the output '{name}' (has {sorted(outputs)})")

@@ -33,9 +33,11 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 
+from inspector.artifacts import input_spec as card_input_spec
+from inspector.artifacts.model_card import (read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph,
+                                            write_sidecar)
+from inspector.contract import INPUT_NAME, InputSpec
 from inspector.errors import DataError, ExportError
-from inspector.sidecar import (input_bit_depth, input_downscale, read_sidecar, sha256_file, sidecar_path_for,
-                               split_graph_name, verify_graph, write_sidecar)
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +144,9 @@ def calibration_images(folder: str | Path, max_images: int | None = None) -> lis
     return paths
 
 
-def make_reader(paths: Sequence[Path], height: int, width: int, policy: str, batch_size: int = 8,
-                bit_depth: int | None = None, downscale: str = "box_linear"):
-    """An ONNX Runtime CalibrationDataReader yielding uint8 NHWC batches for the ``images`` input."""
+def make_reader(paths: Sequence[Path], spec: InputSpec, batch_size: int = 8):
+    """An ONNX Runtime CalibrationDataReader yielding uint8 NHWC batches for the graph input, made
+    from ``paths`` as ``spec`` says (size, resize policy, bit depth, downscale method)."""
     from onnxruntime.quantization import CalibrationDataReader
 
     from inspector.data.datasets import Sample, load_batch
@@ -159,10 +161,11 @@ def make_reader(paths: Sequence[Path], height: int, width: int, policy: str, bat
             while self.position < len(self.samples):
                 chunk = self.samples[self.position:self.position + batch_size]
                 self.position += len(chunk)
-                images, kept, _ = load_batch(chunk, height, width, policy, bit_depth, downscale)
+                images, kept, _ = load_batch(chunk, spec.height, spec.width, spec.resize, spec.bit_depth,
+                                             spec.downscale)
                 if kept:
                     self.used += len(kept)
-                    return {"images": images}
+                    return {INPUT_NAME: images}
             return None
 
         def rewind(self) -> None:
@@ -200,11 +203,8 @@ def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Pa
     out = Path(out) if out is not None else default_int8_path(fp32_path)
     if split_graph_name(out)[1] != "int8" or sidecar_path_for(out).resolve() != sidecar_file.resolve():
         raise ExportError(f"{out}: the INT8 graph must be {default_int8_path(fp32_path)} (beside its sidecar)")
-    inp = sidecar["input"]
-    height, width, policy = int(inp["height"]), int(inp["width"]), inp.get("resize", "square")
     paths = calibration_images(calibration, max_images)
-    reader = make_reader(paths, height, width, policy, batch_size, input_bit_depth(sidecar),
-                         input_downscale(sidecar))
+    reader = make_reader(paths, card_input_spec(sidecar, str(sidecar_file)), batch_size)
 
     model = name_nodes(onnx.load(str(fp32_path)))
     quantize, kept = split_quantizable(model, op_types, exclude)

@@ -117,12 +117,6 @@ def _describe(backend, path: Path) -> dict[str, Any]:
             "precision": getattr(backend, "precision", "?"), "sha256": getattr(backend, "sha256", None)}
 
 
-def _resize_policy(backend) -> str:
-    sidecar = getattr(backend, "sidecar", None) or {}
-    inp = sidecar.get("input") or (sidecar.get("model") or {}).get("input") or {}
-    return inp.get("resize", "square")
-
-
 def default_report_path(candidate: str | Path) -> Path:
     candidate = Path(candidate)
     return candidate.with_name(candidate.name[: -len(candidate.suffix)] + ".verify.json")
@@ -131,7 +125,6 @@ def default_report_path(candidate: str | Path) -> Path:
 def compare(cand_backend, ref_backend, samples, batch: int = 8) -> tuple[_Accumulator, list]:
     """Run both backends over ``samples`` batch by batch; returns the statistics and skipped images."""
     from inspector.data.datasets import load_batch
-    from inspector.sidecar import backend_bit_depth, backend_downscale
 
     spec, ref_spec = cand_backend.input_spec, ref_backend.input_spec
     if (spec.height, spec.width) != (ref_spec.height, ref_spec.width):
@@ -139,12 +132,11 @@ def compare(cand_backend, ref_backend, samples, batch: int = 8) -> tuple[_Accumu
                              f"{ref_spec.height}×{ref_spec.width}: not the same model")
     limits = [b for b in (batch, spec.max_batch, ref_spec.max_batch) if b]
     step = max(1, min(limits))
-    policy = _resize_policy(ref_backend)
-    bit_depth, downscale = backend_bit_depth(ref_backend), backend_downscale(ref_backend)
+    prep = ref_spec  # the reference model's preprocessing (the candidate must have been built from it)
     acc, skipped = _Accumulator(), []
     for start in range(0, len(samples), step):
-        images, kept, bad = load_batch(samples[start:start + step], spec.height, spec.width, policy, bit_depth,
-                                       downscale)
+        images, kept, bad = load_batch(samples[start:start + step], spec.height, spec.width, prep.resize, prep.bit_depth,
+                                       prep.downscale)
         skipped += [(str(s.path), reason) for s, reason in bad]
         if not kept:
             continue

@@ -119,7 +119,7 @@ def test_uncertain_band():
 # -- with a real exported model: the deployed backend, the binding, the CLI ---------------------------
 def test_calibrate_binds_to_the_scored_file(exported_model, tiny_dataset, tmp_path):
     from inspector.calibration import calibrate
-    from inspector.sidecar import read_sidecar, sha256_file, sidecar_path_for
+    from inspector.artifacts.model_card import read_sidecar, sha256_file, sidecar_path_for
     from inspector.thresholds import load_thresholds
 
     fp32 = exported_model
@@ -202,7 +202,8 @@ def test_engine_sidecar_nests_the_model_sidecar():
 
     onnx_sidecar = {"graphs": {}, "input": {"resize": "shorter_side_crop"}, "training": {"data": {}}}
     assert model_sidecar(SimpleNamespace(sidecar=onnx_sidecar)) is onnx_sidecar
-    engine = SimpleNamespace(sidecar={"engine": {"sha256": "x"}, "precision": "fp16", "model": onnx_sidecar})
+    engine = SimpleNamespace(sidecar={"kind": "tensorrt-engine", "engine": {"sha256": "x"}, "precision": "fp16",
+                                      "model": onnx_sidecar})
     assert model_sidecar(engine) is onnx_sidecar
 
 

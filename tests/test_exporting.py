@@ -15,7 +15,7 @@ from inspector.errors import ExportError
 from inspector.exporting import check_graph, export_model, graph_paths
 from inspector.exporting import export as export_mod
 from inspector.exporting.checks import FP32_OPS, check_fp16, check_io, check_structure, infer_types
-from inspector.sidecar import read_sidecar, sha256_file
+from inspector.artifacts.model_card import read_sidecar, sha256_file
 
 H = W = 64
 

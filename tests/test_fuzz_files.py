@@ -67,7 +67,7 @@ def _sidecar(graph: Path, sha: str, size: int = 32) -> dict:
 
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory) -> dict[str, Any]:
-    from inspector.sidecar import sha256_file
+    from inspector.artifacts.model_card import sha256_file
 
     root = tmp_path_factory.mktemp("fuzz")
     graph = root / "m.onnx"
@@ -179,15 +179,17 @@ def _load_train(path: Path, seeds) -> None:
 
 
 def _load_sidecar(path: Path, seeds) -> None:
-    from inspector.sidecar import input_spec_from_sidecar, read_sidecar
+    from inspector.artifacts import input_spec
+    from inspector.artifacts.model_card import read_sidecar
 
-    input_spec_from_sidecar(read_sidecar(path))
+    input_spec(read_sidecar(path))
 
 
 def _load_engine_sidecar(path: Path, seeds) -> None:
-    from inspector.backends.tensorrt import input_spec_from_engine_sidecar, read_engine_sidecar
+    from inspector.artifacts import input_spec
+    from inspector.artifacts.engine_card import read_engine_sidecar
 
-    input_spec_from_engine_sidecar(read_engine_sidecar(path.with_suffix(".plan")))
+    input_spec(read_engine_sidecar(path.with_suffix(".plan")))
 
 
 def _load_calibration(path: Path, seeds) -> None:
@@ -198,7 +200,7 @@ def _load_calibration(path: Path, seeds) -> None:
 
 def _load_onnx(path: Path, seeds) -> None:
     from inspector.backends import load_backend
-    from inspector.sidecar import sha256_file
+    from inspector.artifacts.model_card import sha256_file
 
     (path.parent / "m.json").write_text(json.dumps(_sidecar(path, sha256_file(path))))  # damage reaches ORT
     load_backend(path, "onnxruntime", threads=1).close()

@@ -14,7 +14,7 @@ from inspector.cli import main
 from inspector.engine_build import check_strongly_typed
 from inspector.errors import DataError, ExportError
 from inspector.quantize import input_nodes, name_nodes, quantize_model, split_quantizable, tail_nodes
-from inspector.sidecar import read_sidecar, verify_graph
+from inspector.artifacts.model_card import read_sidecar, verify_graph
 from tiny_graphs import build_model, write_exported
 
 SIZE = 64  # the tiny_dataset images are 64×64

@@ -12,7 +12,8 @@ import pytest
 from inspector.config import field_range, from_dict, load_json, load_yaml
 from inspector.errors import ConfigError, ExportError
 from inspector.pipeline.config import DaemonConfig, daemon_config
-from inspector.sidecar import EngineSidecar, Sidecar, read_sidecar, validate_sidecar
+from inspector.artifacts.engine_card import EngineCard
+from inspector.artifacts.model_card import ModelCard, read_sidecar, validate_model_card
 from inspector.thresholds import Thresholds, read_thresholds
 from inspector.training.config import DataConfig, TrainConfig
 
@@ -20,7 +21,7 @@ from inspector.training.config import DataConfig, TrainConfig
 def _config_classes() -> list[type]:
     from inspector.models.registry import get_entry, model_names
 
-    return [DaemonConfig, TrainConfig, DataConfig, Thresholds, Sidecar, EngineSidecar,
+    return [DaemonConfig, TrainConfig, DataConfig, Thresholds, ModelCard, EngineCard,
             *(get_entry(name).config_cls for name in model_names())]
 
 
@@ -137,11 +138,11 @@ def _sidecar() -> dict:
     (lambda s: s.update(schema_version=2), "schema"),
 ])
 def test_sidecar_schema(mutate, match):
-    validate_sidecar(_sidecar(), "m.json")  # unknown keys are ignored (forward-compatible artifacts)
+    validate_model_card(_sidecar(), "m.json")  # unknown keys are ignored (forward-compatible artifacts)
     bad = _sidecar()
     mutate(bad)
     with pytest.raises(ExportError, match=match) as err:
-        validate_sidecar(bad, "m.json")
+        validate_model_card(bad, "m.json")
     assert "\n" not in str(err.value) and "m.json" in str(err.value)
 
 

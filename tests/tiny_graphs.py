@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from inspector.sidecar import sha256_file, write_sidecar
+from inspector.artifacts.model_card import sha256_file, write_sidecar
 
 OPSET = 17
 MEAN = np.array([0.485, 0.456, 0.406], np.float32).reshape(1, 3, 1, 1)

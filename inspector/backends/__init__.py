@@ -14,7 +14,7 @@ from inspector.config import suggest
 from inspector.errors import BackendError
 
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
-ENGINE_SUFFIXES = (".plan", ".engine")
+from inspector.artifacts import ENGINE_SUFFIXES  # noqa: E402
 
 __all__ = ["Backend", "InferenceResult", "InputSpec", "check_batch", "load_backend", "BACKENDS"]
 

@@ -15,20 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from inspector.contract import InputSpec  # noqa: F401  (re-exported: the spec backends declare)
 from inspector.errors import BackendError
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What a model expects: uint8, NHWC, fixed height/width, RGB."""
-
-    height: int
-    width: int
-    channels: int = 3
-    dtype: str = "uint8"
-    layout: str = "NHWC"
-    color: str = "RGB"
-    max_batch: int | None = None  # None: dynamic without a hard limit
 
 
 @dataclass

@@ -20,12 +20,11 @@ import numpy as np
 
 from inspector.backends.base import Backend, InferenceResult, InputSpec
 from inspector.errors import BackendError
-from inspector.sidecar import (input_spec_from_sidecar, read_sidecar, sha256_file, sidecar_path_for,
+from inspector.artifacts import input_spec as card_input_spec
+from inspector.artifacts.model_card import (read_sidecar, sha256_file, sidecar_path_for,
                                split_graph_name, verify_graph)
 
-INPUT_NAME = "images"
-SCORE_NAME = "score"
-MAP_NAME = "anomaly_map"
+from inspector.contract import INPUT_NAME, MAP_NAME, SCORE_NAME
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
@@ -66,7 +65,7 @@ class OnnxRuntimeBackend(Backend):
         entry = self.sidecar["graphs"].get(suffix_precision) or {}
         self.sha256 = entry.get("sha256") if verify else sha256_file(self.path)
         self.precision = entry.get("precision", suffix_precision)
-        self._spec = input_spec_from_sidecar(self.sidecar)
+        self._spec = card_input_spec(self.sidecar, str(self.path))
         self._session = self._open_session(threads, providers, spinning)
         self._types = self._check_io()
         self._outputs: dict[int, _Outputs] = {}
@@ -117,8 +116,7 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(f"{self.path}: graph input shape {shape} does not match the sidecar's "
                                f"(N, {spec.height}, {spec.width}, {spec.channels})")
         if isinstance(shape[0], int):  # a static batch dimension
-            self._spec = InputSpec(spec.height, spec.width, spec.channels, spec.dtype, spec.layout, spec.color,
-                                   max_batch=shape[0])
+            self._spec = spec.with_max_batch(shape[0])
         types = {}
         for name in (SCORE_NAME, MAP_NAME):
             if name not in outputs:

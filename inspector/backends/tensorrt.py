@@ -29,7 +29,6 @@ this module, never the builder.
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
 import threading
@@ -43,49 +42,14 @@ import numpy as np
 from inspector.backends.base import Backend, InferenceResult, InputSpec
 from inspector.backends.cuda import GraphCaptureError
 from inspector.errors import BackendError
-from inspector.sidecar import sha256_file
+from inspector.artifacts import input_spec as card_input_spec
+from inspector.artifacts.engine_card import ENGINE_SCHEMA_VERSION, read_engine_sidecar
+from inspector.artifacts.model_card import sha256_file
+from inspector.contract import INPUT_NAME, MAP_NAME, SCORE_NAME
 
 log = logging.getLogger(__name__)
 
-ENGINE_SCHEMA_VERSION = 1
-ENGINE_KIND = "tensorrt-engine"
-INPUT_NAME = "images"
-SCORE_NAME = "score"
-MAP_NAME = "anomaly_map"
 TIMING_KEYS = ("h2d", "compute", "d2h")
-
-
-# -- engine sidecar ------------------------------------------------------------
-
-
-def engine_sidecar_path(engine_path: str | Path) -> Path:
-    """``engines/x.fp16.plan`` → ``engines/x.fp16.json``."""
-    return Path(engine_path).with_suffix(".json")
-
-
-def read_engine_sidecar(engine_path: str | Path) -> dict[str, Any]:
-    """Load an engine's sidecar; one-line BackendError when it is missing or unreadable."""
-    path = engine_sidecar_path(engine_path)
-    if not path.is_file():
-        raise BackendError(f"{engine_path}: engine sidecar {path.name} not found; "
-                           f"rebuild with: inspector build <model>.onnx --out {engine_path}")
-    from inspector.config import load_json
-    from inspector.errors import InspectorError
-    from inspector.sidecar import validate_engine_sidecar
-
-    data = load_json(path, "engine sidecar", BackendError)
-    if data.get("kind") != ENGINE_KIND:
-        raise BackendError(f"{path}: not a TensorRT engine sidecar (kind {str(data.get('kind'))[:40]!r})")
-    try:
-        return validate_engine_sidecar(data, str(path))
-    except InspectorError as exc:
-        raise BackendError(str(exc)) from None
-
-
-def write_engine_sidecar(data: dict[str, Any], engine_path: str | Path) -> Path:
-    path = engine_sidecar_path(engine_path)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return path
 
 
 @dataclass(frozen=True)
@@ -170,21 +134,6 @@ def check_engine(sidecar: dict[str, Any], facts: RuntimeFacts, engine_path: str 
     if problem:
         raise BackendError(problem)
     return engine_sha
-
-
-def input_spec_from_engine_sidecar(sidecar: dict[str, Any]) -> InputSpec:
-    """The input spec recorded at build time (model sidecar input + profile max batch)."""
-    model_input = (sidecar.get("model") or {}).get("input") or {}
-    shape = ((sidecar.get("io") or {}).get(INPUT_NAME) or {}).get("shape") or [None, None, None, 3]
-    return InputSpec(
-        height=int(model_input.get("height", shape[1])),
-        width=int(model_input.get("width", shape[2])),
-        channels=int(model_input.get("channels", shape[3])),
-        dtype=model_input.get("dtype", "uint8"),
-        layout=model_input.get("layout", "NHWC"),
-        color=model_input.get("color", "RGB"),
-        max_batch=(sidecar.get("profile") or {}).get("max_batch"),
-    )
 
 
 # -- TensorRT helpers shared with the builder -------------------------------------
@@ -379,7 +328,7 @@ class TensorRTBackend(Backend):
             raise BackendError(f"{self.path}: engine lacks output(s) {missing} (has {names})")
         if engine.get_tensor_dtype(INPUT_NAME) != trt.DataType.UINT8:
             raise BackendError(f"{self.path}: input '{INPUT_NAME}' is {engine.get_tensor_dtype(INPUT_NAME)}, expected UINT8")
-        spec = input_spec_from_engine_sidecar(self.sidecar)
+        spec = card_input_spec(self.sidecar, str(self.path))
         shape = tuple(engine.get_tensor_shape(INPUT_NAME))
         if len(shape) != 4 or shape[1:] != (spec.height, spec.width, spec.channels):
             raise BackendError(f"{self.path}: engine input shape {shape} does not match the sidecar's "
@@ -388,8 +337,7 @@ class TensorRTBackend(Backend):
             max_batch = int(shape[0])
         else:
             max_batch = int(tuple(engine.get_tensor_profile_shape(INPUT_NAME, 0)[2])[0])
-        return InputSpec(spec.height, spec.width, spec.channels, spec.dtype, spec.layout, spec.color,
-                         max_batch=max_batch)
+        return spec.with_max_batch(max_batch)
 
     def _allocate(self, trt) -> None:
         spec, engine, context = self._spec, self._engine, self._context

@@ -27,7 +27,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         if not path.exists():
             raise BackendError(f"{path}: run folder or checkpoint not found")
         return path
-    from inspector.sidecar import read_sidecar, sha256_file, sidecar_path_for
+    from inspector.artifacts.model_card import read_sidecar, sha256_file, sidecar_path_for
 
     sidecar = read_sidecar(sidecar_path_for(path))
     training = sidecar.get("training") or {}
@@ -66,7 +66,8 @@ class TorchEagerBackend(Backend):
         self.downscale = ((payload.get("config") or {}).get("data") or {}).get("downscale", "area")
         self.checkpoint_path = Path(payload["path"])
         h, w = config.model.image_size
-        self._spec = InputSpec(height=int(h), width=int(w))
+        self._spec = InputSpec(height=int(h), width=int(w), resize=self.resize, downscale=self.downscale,
+                               bit_depth=self.bit_depth)
 
     @property
     def input_spec(self) -> InputSpec:

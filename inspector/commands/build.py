@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from inspector.engine_build import BuildOptions, build_engine
-    from inspector.sidecar import split_graph_name
+    from inspector.artifacts.model_card import split_graph_name
 
     options = BuildOptions(max_batch=args.max_batch, opt_batch=args.opt_batch, workspace_mb=args.workspace_mb,
                            optimization_level=args.opt_level, timing_cache=args.timing_cache,

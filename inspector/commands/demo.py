@@ -185,14 +185,11 @@ def _score_test_set(model: Path, data: Path) -> dict[str, Any]:
 
     backend = load_backend(model, "onnxruntime")
     try:
-        policy = backend.sidecar["input"].get("resize", "square")
         dataset = load_dataset(data)
-        scored = score_samples(backend, list(dataset.test), policy)
+        scored = score_samples(backend, list(dataset.test))
         spec = backend.input_spec
-        from inspector.sidecar import backend_downscale
-
-        images, _, _ = load_batch(scored.samples, spec.height, spec.width, policy,
-                                  downscale=backend_downscale(backend))
+        images, _, _ = load_batch(scored.samples, spec.height, spec.width, spec.resize, spec.bit_depth,
+                                  spec.downscale)
     finally:
         backend.close()
     return {"images": images, "scores": scored.scores, "maps": scored.maps,

@@ -3,7 +3,7 @@
 MODEL is an exported ``.onnx`` (ONNX Runtime by default), a TensorRT engine, or a
 training run folder (torch). ``--backend torch`` with an ``.onnx`` uses the run
 the sidecar names. Images of any size are decoded to RGB and resized with the
-model's resize policy (sidecar ``input.resize``), exactly as in training.
+model's input spec (``backend.input_spec``: resize policy, bit depth, downscale), exactly as in training.
 Prints one line per image: ``PATH<TAB>SCORE``, and with ``--calibration FILE``
 ``PATH<TAB>SCORE<TAB>DECISION`` (OK / NG / uncertain, the daemon's rule against the
 file's thresholds; the file must have been made for this very model file). Unreadable images print one
@@ -19,9 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from inspector.commands.argtypes import float_range, int_range
-from inspector.data.images import DEFAULT_DOWNSCALE
 from inspector.errors import DataError
-from inspector.sidecar import backend_downscale
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,14 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def resize_policy(backend) -> str:
-    """The resize policy a backend's model was trained with (sidecar, or the run config for torch)."""
-    sidecar = getattr(backend, "sidecar", None)
-    if isinstance(sidecar, dict):
-        return sidecar.get("input", {}).get("resize", "square")
-    return getattr(backend, "resize", "square")
-
-
 def expand_images(items: list[str]) -> list[Path]:
     """Files as given; folders → their images sorted by name."""
     from inspector.data.datasets import list_images
@@ -62,17 +52,17 @@ def expand_images(items: list[str]) -> list[Path]:
     return paths
 
 
-def _batches(paths: list[Path], spec, policy: str, batch_size: int, errors: list[str],
-             bit_depth: int | None = None, downscale: str = DEFAULT_DOWNSCALE):
-    """Yield (paths, uint8 batch) of readable images, resized to the model input."""
+def _batches(paths: list[Path], spec, batch_size: int, errors: list[str]):
+    """Yield (paths, uint8 batch) of readable images, made into the model input as ``spec`` says
+    (:class:`inspector.contract.InputSpec`: size, resize policy, bit depth, downscale method)."""
     from inspector.data.images import read_image, resize_image
 
     chunk: list[Path] = []
     images: list[np.ndarray] = []
     for path in paths:
         try:
-            image = read_image(path, bit_depth, warn_key=str(path.parent))
-            images.append(resize_image(image, spec.height, spec.width, policy, downscale=downscale))
+            image = read_image(path, spec.bit_depth, warn_key=str(path.parent))
+            images.append(resize_image(image, spec.height, spec.width, spec.resize, downscale=spec.downscale))
             chunk.append(path)
         except DataError as exc:
             errors.append(str(exc))
@@ -119,7 +109,7 @@ def load_decider(calibration: str, model: str):
     """The daemon's OK/NG/uncertain rule from a calibration file bound to the file ``model``."""
     from inspector.errors import ConfigError
     from inspector.pipeline.postprocess import Decider
-    from inspector.sidecar import sha256_file
+    from inspector.artifacts.model_card import sha256_file
     from inspector.thresholds import load_thresholds
 
     if not Path(model).is_file():
@@ -142,11 +132,8 @@ def run(args: argparse.Namespace) -> int:
     errors: list[str] = []
     kept: list[tuple[Path, np.ndarray]] = []
     with load_backend(args.model, args.backend, **options) as backend:
-        from inspector.sidecar import backend_bit_depth
-
-        policy, bit_depth = resize_policy(backend), backend_bit_depth(backend)
-        for chunk, batch in _batches(paths, backend.input_spec, policy, args.batch_size, errors, bit_depth,
-                                      backend_downscale(backend)):
+        spec = backend.input_spec
+        for chunk, batch in _batches(paths, spec, args.batch_size, errors):
             result = backend.infer(batch)
             for i, path in enumerate(chunk):
                 score = float(result.scores[i])
@@ -155,6 +142,6 @@ def run(args: argparse.Namespace) -> int:
                 if args.out:
                     kept.append((path, np.array(result.maps[i, 0], dtype=np.float32)))  # copy: buffers are reused
     if args.out and kept:
-        write_overlays(kept, Path(args.out), policy, args.vmin, args.vmax, bit_depth)
+        write_overlays(kept, Path(args.out), spec.resize, args.vmin, args.vmax, spec.bit_depth)
         print(f"wrote {len(kept)} overlay(s) to {args.out}", file=sys.stderr)
     return 2 if errors else 0

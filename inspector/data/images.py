@@ -72,17 +72,14 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from inspector.contract import (BIT_DEPTHS, DEFAULT_DOWNSCALE, DOWNSCALE_METHODS, LEGACY_DOWNSCALE,  # noqa: F401
+                                RESIZE_POLICIES)  # one home: the contract
 from inspector.errors import DataError
 
 log = logging.getLogger("inspector.images")
 
-RESIZE_POLICIES = ("square", "shorter_side_crop")
-DOWNSCALE_METHODS = ("box_linear", "area")
-DEFAULT_DOWNSCALE = "box_linear"  # new models; sidecars without input.downscale mean "area"
-LEGACY_DOWNSCALE = "area"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm",
                     ".pnm")
-BIT_DEPTHS = (8, 10, 12, 14, 16)  # allowed values of a ``bit_depth`` setting
 MIN_SIDE = 8  # smaller images are rejected on every path (pixels per side)
 # IMREAD_ANYDEPTH keeps 16-bit/float, IMREAD_ANYCOLOR keeps grey as 1 channel and drops alpha;
 # without IMREAD_IGNORE_ORIENTATION OpenCV applies the EXIF orientation.

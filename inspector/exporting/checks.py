@@ -27,10 +27,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from inspector.contract import INPUT_NAME, MAP_NAME, OUTPUT_NAMES, SCORE_NAME
 from inspector.errors import ExportError
 
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("score", "anomaly_map")
 CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan"})
 # Ops that must read float32 in the FP16 graph (MODELS.md "Precision": ReduceL2 over
 # hundreds of channels overflows in FP16, small distances underflow).
@@ -99,7 +98,7 @@ def check_io(model: onnx.ModelProto, where: str, height: int, width: int) -> dic
         if _elem_type(outputs[name]) != TensorProto.FLOAT:
             raise ExportError(f"{where}: output '{name}' is "
                               f"{TensorProto.DataType.Name(_elem_type(outputs[name]))}; expected float32")
-    score, amap = _dims(outputs["score"]), _dims(outputs["anomaly_map"])
+    score, amap = _dims(outputs[SCORE_NAME]), _dims(outputs[MAP_NAME])
     if score != [batch]:
         raise ExportError(f"{where}: output 'score' has shape {score}; expected [{batch}]")
     if len(amap) != 4 or amap[0] != batch or amap[1] != 1 or not all(isinstance(d, int) for d in amap[2:]):

@@ -27,10 +27,11 @@ from inspector import __version__
 from inspector.data.images import DEFAULT_DOWNSCALE, LEGACY_DOWNSCALE
 from inspector.errors import ExportError
 from inspector.exporting.checks import check_graph
-from inspector.exporting.graph import INPUT_NAME, OUTPUT_NAMES, export_graph
+from inspector.contract import INPUT_NAME, MAP_NAME, OUTPUT_NAMES, SCORE_NAME
+from inspector.exporting.graph import export_graph
 from inspector.models.base import AnomalyModel
 from inspector.models.common import IMAGENET_MEAN, IMAGENET_STD
-from inspector.sidecar import SCHEMA_VERSION, sha256_file, write_sidecar
+from inspector.artifacts.model_card import SCHEMA_VERSION, sha256_file, write_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def _producer() -> dict[str, str]:
 def build_sidecar(model: AnomalyModel, graphs: dict[str, dict], opset: int, *, resize: str,
                   version: str, identity: dict, training: dict | None,
                   bit_depth: int | None = None, downscale: str = DEFAULT_DOWNSCALE) -> dict[str, Any]:
-    """The sidecar document (schema in :mod:`inspector.sidecar`)."""
+    """The sidecar document (schema in :mod:`inspector.artifacts.model_card`)."""
     h, w = model.config.image_size
     fp32 = graphs["fp32"]
     map_h, map_w = fp32["map_size"]
@@ -131,8 +132,8 @@ def build_sidecar(model: AnomalyModel, graphs: dict[str, dict], opset: int, *, r
             "in_graph": {"scale": 1 / 255, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         },
         "outputs": {
-            "score": {"name": "score", "dtype": "float32", "shape": [batch], "reduction": model.config.score},
-            "anomaly_map": {"name": "anomaly_map", "dtype": "float32", "shape": [batch, 1, map_h, map_w]},
+            SCORE_NAME: {"name": SCORE_NAME, "dtype": "float32", "shape": [batch], "reduction": model.config.score},
+            MAP_NAME: {"name": MAP_NAME, "dtype": "float32", "shape": [batch, 1, map_h, map_w]},
         },
         "graphs": {p: {k: v for k, v in g.items() if k not in ("batch", "map_size", "opset")}
                    for p, g in graphs.items()},

@@ -21,12 +21,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from inspector.contract import INPUT_NAME, OUTPUT_NAMES
 from inspector.errors import ExportError
 
 log = logging.getLogger(__name__)
 
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("score", "anomaly_map")
 BATCH_DIM = "batch"
 MAX_BATCH = 4096  # the symbolic batch dimension's upper bound during capture (not a runtime limit)
 EXAMPLE_BATCH = 2  # capture with N=2 so the batch is not specialised to 1

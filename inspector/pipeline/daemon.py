@@ -33,7 +33,7 @@ from typing import Callable
 import cv2
 import zmq
 
-from inspector.backends import ENGINE_SUFFIXES, backend_for_path, load_backend
+from inspector.backends import backend_for_path, load_backend
 from inspector.backends.base import Backend
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
@@ -49,8 +49,8 @@ from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import Publisher, PublishWorker, StatusUpdate
 from inspector.pipeline.recorder import RecorderWorker
 from inspector.pipeline.sources import Source, make_source
-from inspector.sidecar import (input_bit_depth, input_downscale, input_spec_from_sidecar, read_sidecar, sha256_file,
-                               sidecar_path_for, split_graph_name)
+from inspector.artifacts import input_spec as card_input_spec, model_card_of, read_card
+from inspector.artifacts.model_card import sha256_file, split_graph_name
 from inspector.telemetry import Counters, RateMeter, format_summary
 from inspector.thresholds import Thresholds, load_thresholds
 
@@ -110,18 +110,12 @@ class Daemon:
         model = Path(cfg.model.path)
         if not model.is_file():
             raise ConfigError(f"model.path: {model} not found (export a model with 'inspector export')")
-        if model.suffix.lower() in ENGINE_SUFFIXES:  # an engine sidecar embeds the model sidecar
-            from inspector.backends.tensorrt import read_engine_sidecar
-
-            self.sidecar = read_engine_sidecar(model)["model"]
-        else:
-            self.sidecar = read_sidecar(sidecar_path_for(model))
-        self.spec = input_spec_from_sidecar(self.sidecar)
-        self.policy = self.sidecar["input"].get("resize", "square")
-        self.downscale = input_downscale(self.sidecar)
+        self.sidecar = model_card_of(read_card(model))  # an engine card embeds the model card
+        self.spec = card_input_spec(self.sidecar, str(model))
+        self.policy, self.downscale = self.spec.resize, self.spec.downscale
         self.model_sha = sha256_file(model)
         self.decider, self.calibration = resolve_thresholds(cfg, self.model_sha)
-        self.bit_depth = input_bit_depth(self.sidecar)
+        self.bit_depth = self.spec.bit_depth
         self.sources: dict[str, Source] = {c.name: make_source(c, self.bit_depth) for c in cfg.cameras}
         self.publisher = Publisher(cfg.publish, self._context)
         log.info("publishing on %s", self.publisher.endpoint)

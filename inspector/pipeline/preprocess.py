@@ -44,7 +44,7 @@ class Preprocessor:
     """Writes frames into batch slots; holds its own scratch buffers (one per channel count).
 
     ``bit_depths``: per camera, the significant bits of its integer frames (None: the container's).
-    ``downscale``: the model's method (sidecar ``input.downscale``, :func:`inspector.sidecar.input_downscale`).
+    ``downscale``: the model's method (sidecar ``input.downscale``, :func:`inspector.artifacts.input_spec`).
     """
 
     def __init__(self, spec: InputSpec, policy: str = "square",

@@ -12,7 +12,7 @@ import pytest
 from inspector.backends import load_backend
 from inspector.backends.onnxruntime import OnnxRuntimeBackend
 from inspector.errors import BackendError, ExportError
-from inspector.sidecar import sha256_file
+from inspector.artifacts.model_card import sha256_file
 
 _CONFTEST = Path(__file__).resolve().parents[1] / "pipeline" / "conftest.py"
 

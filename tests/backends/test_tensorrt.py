@@ -11,11 +11,12 @@ import pytest
 
 from inspector.backends import load_backend
 from inspector.backends.cuda import check_cudart, open_cuda
-from inspector.backends.tensorrt import (ENGINE_KIND, ENGINE_SCHEMA_VERSION, RuntimeFacts, check_engine,
-                                         engine_mismatch, engine_sidecar_path, input_spec_from_engine_sidecar,
-                                         read_engine_sidecar, rebuild_command, write_engine_sidecar)
+from inspector.artifacts import input_spec
+from inspector.artifacts.engine_card import (ENGINE_KIND, ENGINE_SCHEMA_VERSION, engine_sidecar_path,
+                                             read_engine_sidecar, write_engine_sidecar)
+from inspector.backends.tensorrt import RuntimeFacts, check_engine, engine_mismatch, rebuild_command
 from inspector.errors import BackendError
-from inspector.sidecar import sha256_file
+from inspector.artifacts.model_card import sha256_file
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 HAS_CUDA_PYTHON = importlib.util.find_spec("cuda") is not None and importlib.util.find_spec("cuda.bindings") is not None
@@ -106,7 +107,7 @@ def test_engine_sidecar_round_trip_and_input_spec(tmp_path):
         read_engine_sidecar(engine)
     write_engine_sidecar(_sidecar(), engine)
     assert read_engine_sidecar(engine) == _sidecar()
-    spec = input_spec_from_engine_sidecar(_sidecar())
+    spec = input_spec(_sidecar())
     assert (spec.height, spec.width, spec.channels, spec.max_batch, spec.layout) == (64, 48, 3, 8, "NHWC")
     engine_sidecar_path(engine).write_text(json.dumps({"schema_version": 1, "graphs": {}}))  # a model sidecar
     with pytest.raises(BackendError, match="not a TensorRT engine sidecar"):

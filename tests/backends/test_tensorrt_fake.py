@@ -22,6 +22,7 @@ import pytest
 
 import inspector.backends.cuda as cuda_mod
 from fake_tensorrt import TRT10, TRT11, FakeCuda, make_fake_trt
+from inspector.artifacts.engine_card import read_engine_sidecar
 from inspector.backends import load_backend
 from inspector.engine_build import BuildOptions, build_engine
 from inspector.errors import BackendError, ExportError
@@ -331,7 +332,7 @@ def test_verify_false_does_not_hash_the_engine(fake, exported, tmp_path, monkeyp
     real = trt_backend.sha256_file
     monkeypatch.setattr(trt_backend, "sha256_file", lambda path: hashed.append(str(path)) or real(path))
     with load_backend(engine, verify=False) as backend:
-        assert backend.sha256 == trt_backend.read_engine_sidecar(engine)["engine"]["sha256"]
+        assert backend.sha256 == read_engine_sidecar(engine)["engine"]["sha256"]
     assert hashed == []
     with load_backend(engine) as backend:
         assert str(engine) in hashed and backend.sha256 == real(engine)

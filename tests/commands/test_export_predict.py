@@ -14,7 +14,7 @@ import pytest
 from inspector.backends import load_backend
 from inspector.cli import main
 from inspector.errors import InspectorError
-from inspector.sidecar import read_sidecar, sha256_file
+from inspector.artifacts.model_card import read_sidecar, sha256_file
 
 
 def _run(capsys, *argv) -> tuple[int, str, str]:

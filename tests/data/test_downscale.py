@@ -17,7 +17,7 @@ from inspector.data.datasets import Sample, load_batch
 from inspector.data.images import DOWNSCALE_METHODS, read_image, resize_image
 from inspector.errors import ExportError
 from inspector.pipeline.preprocess import Preprocessor
-from inspector.sidecar import input_downscale
+from inspector.artifacts import input_spec
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_every_path_gives_the_same_pixels(frame_1080p, method, policy):
     h, w = 96, 128
     train, _, _ = load_batch([Sample(path, 0, "good")], h, w, policy, downscale=method)
     errors: list[str] = []
-    (_, predicted), = list(_batches([path], InputSpec(h, w), policy, 8, errors, None, method))
+    (_, predicted), = list(_batches([path], InputSpec(h, w, resize=policy, downscale=method), 8, errors))
     daemon = np.empty((h, w, 3), np.uint8)
     Preprocessor(InputSpec(h, w), policy, downscale=method).into(bgr, daemon, "cam")
     direct = resize_image(read_image(path), h, w, policy, downscale=method)
@@ -75,9 +75,13 @@ def test_enlarging_is_the_same_for_both_methods():
 
 
 def test_sidecar_method_legacy_and_unknown():
-    assert input_downscale({"input": {"downscale": "box_linear"}}) == "box_linear"
-    assert input_downscale({"input": {}}) == "area"  # exported before the key: trained with INTER_AREA
+    def card(**extra):
+        return {"schema_version": 1, "model": {"name": "m"}, "outputs": {}, "graphs": {},
+                "input": {"height": 8, "width": 8, **extra}}
+
+    assert input_spec(card(downscale="box_linear")).downscale == "box_linear"
+    assert input_spec(card()).downscale == "area"  # exported before the key: trained with INTER_AREA
     with pytest.raises(ExportError, match="input.downscale"):
-        input_downscale({"input": {"downscale": "cubic"}})
+        input_spec(card(downscale="cubic"))
     with pytest.raises(ValueError, match="downscale"):
         resize_image(np.zeros((20, 20), np.uint8), 10, 10, downscale="cubic")

@@ -35,7 +35,7 @@ from inspector.pipeline.preprocess import FrameRejected, Preprocessor
 from inspector.pipeline.sources import FolderSource
 
 H, W = 48, 64  # stored picture (a multiple of the JPEG block size)
-SPEC = InputSpec(height=40, width=56)  # model input: every path resizes
+SPEC = InputSpec(height=40, width=56, resize="square")  # model input: every path resizes
 POLICY = "square"
 
 
@@ -164,11 +164,11 @@ def test_every_path_gives_the_same_model_input(corpus):
     by_dataset = {s.path.name: img for s, img in zip(kept, dataset)}
     errors: list[str] = []
     by_predict = {}
-    for chunk, batch in _batches(paths, SPEC, POLICY, 4, errors):
+    for chunk, batch in _batches(paths, SPEC, 4, errors):
         by_predict.update({p.name: img for p, img in zip(chunk, batch)})
     assert not errors
     backend = _RecordingBackend()
-    scored = score_samples(backend, samples, POLICY, batch_size=4)
+    scored = score_samples(backend, samples, batch_size=4)
     by_calibration = {s.path.name: img for s, img in zip(scored.samples, backend.seen)}
     by_daemon = _daemon_inputs(folder)
 
@@ -199,9 +199,9 @@ def test_too_small_is_rejected_on_every_path(tmp_path):
     _, kept, skipped = load_batch(samples, 8, 8)
     assert [s.path.name for s in kept] == ["b_ok.png"] and "smaller than the minimum 8x8" in skipped[0][1]
     errors: list[str] = []
-    list(_batches(paths, InputSpec(8, 8), POLICY, 4, errors))
+    list(_batches(paths, InputSpec(8, 8, resize=POLICY), 4, errors))
     assert len(errors) == 1 and "a_tiny.png: image is 1x1, smaller than the minimum 8x8" in errors[0]
-    scored = score_samples(_RecordingBackend(), samples, POLICY)
+    scored = score_samples(_RecordingBackend(), samples)
     assert scored.skipped == [str(paths[0])]
     source = FolderSource(CameraSection(name="c", source=str(tmp_path)))
     source.open()

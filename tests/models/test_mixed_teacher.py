@@ -230,7 +230,7 @@ def test_train_export_and_onnxruntime_match_torch(tiny_dataset, tmp_path):
     import onnxruntime as ort
 
     from inspector.exporting import export_run
-    from inspector.sidecar import read_sidecar, sidecar_path_for
+    from inspector.artifacts.model_card import read_sidecar, sidecar_path_for
 
     result = export_run(run_dir, tmp_path / "export" / "mt")
     fp32 = Path(result["fp32"])

@@ -24,7 +24,7 @@ def build_tiny_model(out_dir: str | Path, size: int = TINY_SIZE, name: str = "ti
     import torch.nn.functional as F
     from torch import nn
 
-    from inspector.sidecar import sha256_file, write_sidecar
+    from inspector.artifacts.model_card import sha256_file, write_sidecar
 
     class TinyAnomaly(nn.Module):
         def forward(self, images: torch.Tensor):

@@ -93,7 +93,7 @@ def test_metrics_port_in_use_is_one_line(tiny_model, endpoint):
 def test_drift_gauges_follow_the_calibration_reference(tiny_model, endpoint, tmp_path):
     from inspector.pipeline.config import daemon_config
     from inspector.pipeline.daemon import Daemon
-    from inspector.sidecar import sha256_file
+    from inspector.artifacts.model_card import sha256_file
     from inspector.thresholds import ModelBinding, ScoreStats, Thresholds, write_thresholds
 
     folder = write_folder(tmp_path / "frames", [False] * 20)

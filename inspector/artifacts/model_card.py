@@ -1,4 +1,4 @@
-"""The model sidecar: a JSON file beside exported graphs describing them.
+"""The model card (the "model sidecar"): a JSON file beside exported graphs describing them.
 
 ``export/rs-brick.onnx``, ``export/rs-brick.fp16.onnx`` and
 ``export/rs-brick.int8.onnx`` share one sidecar ``export/rs-brick.json``. It
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from inspector.backends.base import InputSpec
+from inspector.contract import (BIT_DEPTHS, DOWNSCALE_METHODS, INPUT_NAME, LEGACY_DOWNSCALE, RESIZE_POLICIES,
+                                InputSpec)
 from inspector.config import bounded, from_dict, load_json
 from inspector.errors import ConfigError, ExportError
 
@@ -49,10 +50,10 @@ def sidecar_path_for(graph_path: str | Path) -> Path:
     return base.with_name(base.name + ".json")
 
 
-# -- schema: what the readers of a sidecar rely on (other keys are informative and ignored) ----------------
+# -- schema: what the readers of a model card rely on (other keys are informative and ignored) -------------
 @dataclass(frozen=True)
-class SidecarInput:
-    """``input``: the one layout every backend and the daemon's preprocessing produce."""
+class CardInput:
+    """``input``: the one layout every backend and the daemon's preprocessing produce (:mod:`inspector.contract`)."""
 
     _unknown_keys = "ignore"
     height: int = bounded(ge=1, le=8192)
@@ -61,22 +62,29 @@ class SidecarInput:
     dtype: Literal["uint8"] = "uint8"
     layout: Literal["NHWC"] = "NHWC"
     color: Literal["RGB"] = "RGB"
-    resize: str = "square"  # one of inspector.data.images.RESIZE_POLICIES
-    name: str = "images"
+    resize: str = "square"  # one of contract.RESIZE_POLICIES
+    downscale: str = LEGACY_DOWNSCALE  # v1 cards without the key were made with INTER_AREA
+    name: str = INPUT_NAME
     batch: int | str | None = bounded(None, ge=1, le=65536)  # a fixed batch, or the name of the dynamic axis
     bit_depth: int | None = bounded(None, ge=1, le=16)  # significant bits of 16-bit inputs (None: container's)
 
     def validate(self, where: str) -> None:
-        from inspector.data.images import BIT_DEPTHS, RESIZE_POLICIES
-
         if self.resize not in RESIZE_POLICIES:
             raise ConfigError(f"{where}.resize: '{self.resize[:40]}' is not one of {list(RESIZE_POLICIES)}")
+        if self.downscale not in DOWNSCALE_METHODS:
+            raise ConfigError(f"{where}.downscale: {self.downscale[:40]!r} is not one of {list(DOWNSCALE_METHODS)}")
         if self.bit_depth is not None and self.bit_depth not in BIT_DEPTHS:
             raise ConfigError(f"{where}.bit_depth: {self.bit_depth} is not one of {list(BIT_DEPTHS)} or null")
 
+    def spec(self, max_batch: int | None = None) -> InputSpec:
+        """This input as the contract's :class:`InputSpec`."""
+        return InputSpec(height=self.height, width=self.width, channels=self.channels, dtype=self.dtype,
+                         layout=self.layout, color=self.color, max_batch=max_batch, resize=self.resize,
+                         downscale=self.downscale, bit_depth=self.bit_depth)
+
 
 @dataclass(frozen=True)
-class SidecarGraph:
+class CardGraph:
     """``graphs.<precision>``: one graph file and its sha256."""
 
     _unknown_keys = "ignore"
@@ -89,78 +97,38 @@ class SidecarGraph:
 
 
 @dataclass(frozen=True)
-class SidecarModel:
+class CardModel:
     _unknown_keys = "ignore"
     name: str = ""
     version: str | None = None
 
 
 @dataclass(frozen=True)
-class Sidecar:
-    """The model sidecar's schema (checked by :func:`validate_sidecar`)."""
+class ModelCard:
+    """The model card's schema (today's ``export/<name>.json``; checked by :func:`validate_model_card`)."""
 
     _unknown_keys = "ignore"
     schema_version: Literal[1]
-    model: SidecarModel
-    input: SidecarInput
+    model: CardModel
+    input: CardInput
     outputs: dict[str, Any]
-    graphs: dict[str, SidecarGraph]
+    graphs: dict[str, CardGraph]
 
 
-def validate_sidecar(data: Any, where: str) -> dict[str, Any]:
-    """Check ``data`` against :class:`Sidecar`; returns it unchanged. One-line ExportError otherwise."""
+def parse_model_card(data: Any, where: str) -> ModelCard:
+    """The typed :class:`ModelCard` of ``data``; one-line ExportError naming ``where`` otherwise."""
     if isinstance(data, dict) and data.get("schema_version") != SCHEMA_VERSION:
         raise ExportError(f"{where}: unsupported sidecar schema {data.get('schema_version')!r:.40}"
                           f" (expected {SCHEMA_VERSION})")
     try:
-        from_dict(Sidecar, data, where=where)
+        return from_dict(ModelCard, data, where=where)
     except ConfigError as exc:
         raise ExportError(f"sidecar {exc}") from None
-    return data
 
 
-@dataclass(frozen=True)
-class EngineModel:
-    """The model sidecar an engine sidecar embeds: its input is what the engine was built for."""
-
-    _unknown_keys = "ignore"
-    input: SidecarInput
-    model: SidecarModel = field(default_factory=SidecarModel)
-    graphs: dict[str, SidecarGraph] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EngineProfile:
-    _unknown_keys = "ignore"
-    min_batch: int = bounded(1, ge=1, le=65536)
-    opt_batch: int | None = bounded(None, ge=1, le=65536)
-    max_batch: int | None = bounded(None, ge=1, le=65536)
-
-
-@dataclass(frozen=True)
-class EngineSidecar:
-    """A TensorRT engine's sidecar (written by ``inspector build``): the parts its readers rely on."""
-
-    _unknown_keys = "ignore"
-    kind: Literal["tensorrt-engine"]
-    schema_version: int = bounded(ge=1, le=1000)  # compared with the reader's version by the engine check
-    model: EngineModel  # the model sidecar the engine was built from
-    engine: dict[str, Any] = field(default_factory=dict)
-    onnx: dict[str, Any] = field(default_factory=dict)
-    tensorrt: dict[str, Any] = field(default_factory=dict)
-    gpu: dict[str, Any] = field(default_factory=dict)
-    io: dict[str, Any] = field(default_factory=dict)
-    build: dict[str, Any] = field(default_factory=dict)
-    profile: EngineProfile = field(default_factory=EngineProfile)
-    precision: str = "fp32"
-
-
-def validate_engine_sidecar(data: Any, where: str) -> dict[str, Any]:
-    """Check an engine sidecar (and the model sidecar it embeds); returns it unchanged."""
-    try:
-        from_dict(EngineSidecar, data, where=where)
-    except ConfigError as exc:
-        raise ExportError(f"engine sidecar {exc}") from None
+def validate_model_card(data: Any, where: str) -> dict[str, Any]:
+    """Check ``data`` against :class:`ModelCard`; returns it unchanged. One-line ExportError otherwise."""
+    parse_model_card(data, where)
     return data
 
 
@@ -169,63 +137,12 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"{path}: sidecar not found (re-run 'inspector export' to recreate it)")
-    return validate_sidecar(load_json(path, "sidecar", ExportError), str(path))
+    return validate_model_card(load_json(path, "sidecar", ExportError), str(path))
 
 
 def write_sidecar(data: dict[str, Any], path: str | Path) -> None:
     """Write a sidecar (pretty JSON, stable key order)."""
     Path(path).write_text(json.dumps(data, indent=2) + "\n")
-
-
-def input_spec_from_sidecar(sidecar: dict[str, Any]) -> InputSpec:
-    """The backend input spec a sidecar declares."""
-    inp = sidecar["input"]
-    return InputSpec(
-        height=int(inp["height"]),
-        width=int(inp["width"]),
-        channels=int(inp.get("channels", 3)),
-        dtype=inp.get("dtype", "uint8"),
-        layout=inp.get("layout", "NHWC"),
-        color=inp.get("color", "RGB"),
-    )
-
-
-def input_bit_depth(sidecar: dict[str, Any] | None) -> int | None:
-    """The ``bit_depth`` setting recorded at training (None: files/cameras are scaled by their container depth)."""
-    if not isinstance(sidecar, dict):
-        return None
-    value = (sidecar.get("input") or {}).get("bit_depth")
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def input_downscale(sidecar: dict[str, Any] | None) -> str:
-    """How frames larger than the input are shrunk (:mod:`inspector.data.images`): sidecar
-    ``input.downscale``; a sidecar without the key predates it and means ``area``. Raises ExportError."""
-    from inspector.data.images import DOWNSCALE_METHODS, LEGACY_DOWNSCALE
-
-    value = ((sidecar or {}).get("input") or {}).get("downscale", LEGACY_DOWNSCALE)
-    if value not in DOWNSCALE_METHODS:
-        raise ExportError(f"sidecar input.downscale: {value!r} is not one of {list(DOWNSCALE_METHODS)}")
-    return value
-
-
-def backend_downscale(backend: Any) -> str:
-    """:func:`input_downscale` of a loaded backend (its sidecar; a torch model's run config)."""
-    sidecar = getattr(backend, "sidecar", None)
-    if isinstance(sidecar, dict):
-        return input_downscale(sidecar)
-    from inspector.data.images import LEGACY_DOWNSCALE
-
-    return getattr(backend, "downscale", LEGACY_DOWNSCALE)
-
-
-def backend_bit_depth(backend: Any) -> int | None:
-    """:func:`input_bit_depth` of a loaded backend (its sidecar; a torch model's run config)."""
-    sidecar = getattr(backend, "sidecar", None)
-    if isinstance(sidecar, dict):
-        return input_bit_depth(sidecar)
-    value = getattr(backend, "bit_depth", None)
-    return value if isinstance(value, int) else None
 
 
 def verify_graph(graph_path: str | Path, sidecar: dict[str, Any] | None = None) -> dict[str, Any]:

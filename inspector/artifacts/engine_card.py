@@ -1,0 +1,107 @@
+"""The engine card (the "engine sidecar"): ``engines/x.fp16.json`` beside ``engines/x.fp16.plan``.
+
+Written by ``inspector build`` (:mod:`inspector.engine_build`), read by the
+TensorRT backend and the daemon. It embeds the model card the engine was built
+from under ``model``, so the engine's input spec (size, resize policy, bit
+depth, downscale method) is the model's, and records the TensorRT version, GPU,
+profile and file hashes the runtime checks before loading.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from inspector.artifacts.model_card import CardGraph, CardInput, CardModel
+from inspector.config import bounded, from_dict, load_json
+from inspector.contract import InputSpec
+from inspector.errors import BackendError, ConfigError, InspectorError
+
+ENGINE_SCHEMA_VERSION = 1
+ENGINE_KIND = "tensorrt-engine"
+
+
+@dataclass(frozen=True)
+class EngineModel:
+    """The model card an engine card embeds: its input is what the engine was built for."""
+
+    _unknown_keys = "ignore"
+    input: CardInput
+    model: CardModel = field(default_factory=CardModel)
+    graphs: dict[str, CardGraph] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    _unknown_keys = "ignore"
+    min_batch: int = bounded(1, ge=1, le=65536)
+    opt_batch: int | None = bounded(None, ge=1, le=65536)
+    max_batch: int | None = bounded(None, ge=1, le=65536)
+
+
+@dataclass(frozen=True)
+class EngineCard:
+    """A TensorRT engine's card: the parts its readers rely on (other keys are informative)."""
+
+    _unknown_keys = "ignore"
+    kind: Literal["tensorrt-engine"]
+    schema_version: int = bounded(ge=1, le=1000)  # compared with the reader's version by the engine check
+    model: EngineModel  # the model card the engine was built from
+    engine: dict[str, Any] = field(default_factory=dict)
+    onnx: dict[str, Any] = field(default_factory=dict)
+    tensorrt: dict[str, Any] = field(default_factory=dict)
+    gpu: dict[str, Any] = field(default_factory=dict)
+    io: dict[str, Any] = field(default_factory=dict)
+    build: dict[str, Any] = field(default_factory=dict)
+    profile: EngineProfile = field(default_factory=EngineProfile)
+    precision: str = "fp32"
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """The embedded model card's input, limited to the profile's max batch."""
+        return self.model.input.spec(self.profile.max_batch)
+
+
+def parse_engine_card(data: Any, where: str) -> EngineCard:
+    """The typed :class:`EngineCard` of ``data`` (and the model card it embeds); one-line ExportError."""
+    from inspector.errors import ExportError
+
+    try:
+        return from_dict(EngineCard, data, where=where)
+    except ConfigError as exc:
+        raise ExportError(f"engine sidecar {exc}") from None
+
+
+def validate_engine_card(data: Any, where: str) -> dict[str, Any]:
+    """Check an engine card; returns it unchanged."""
+    parse_engine_card(data, where)
+    return data
+
+
+def engine_sidecar_path(engine_path: str | Path) -> Path:
+    """``engines/x.fp16.plan`` → ``engines/x.fp16.json``."""
+    return Path(engine_path).with_suffix(".json")
+
+
+def read_engine_sidecar(engine_path: str | Path) -> dict[str, Any]:
+    """Load and check an engine's card; one-line BackendError when it is missing, unreadable or invalid."""
+    path = engine_sidecar_path(engine_path)
+    if not path.is_file():
+        raise BackendError(f"{engine_path}: engine sidecar {path.name} not found; "
+                           f"rebuild with: inspector build <model>.onnx --out {engine_path}")
+    data = load_json(path, "engine sidecar", BackendError)
+    if data.get("kind") != ENGINE_KIND:
+        raise BackendError(f"{path}: not a TensorRT engine sidecar (kind {str(data.get('kind'))[:40]!r})")
+    try:
+        return validate_engine_card(data, str(path))
+    except InspectorError as exc:
+        raise BackendError(str(exc)) from None
+
+
+def write_engine_sidecar(data: dict[str, Any], engine_path: str | Path) -> Path:
+    """Write an engine card beside ``engine_path`` (pretty JSON); returns its path."""
+    path = engine_sidecar_path(engine_path)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path

@@ -1,0 +1,59 @@
+"""The graph I/O contract every exported model, engine and backend shares.
+
+One home for the tensor names, the input layout and the output shapes, so the
+exporter, the graph checks, the quantizer, the engine builder and every backend
+agree by construction (DESIGN.md "one layout"). Nothing here imports torch,
+onnx or a runtime: the daemon depends on it.
+
+Graph I/O (ONNX and TensorRT alike)::
+
+    images       uint8   (N, H, W, 3)  NHWC RGB, resized with ``InputSpec.resize``
+    score        float32 (N,)          per-image anomaly score
+    anomaly_map  float32 (N, 1, h, w)  per-pixel score (h, w: the model's map size)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+INPUT_NAME = "images"
+SCORE_NAME = "score"
+MAP_NAME = "anomaly_map"
+OUTPUT_NAMES = (SCORE_NAME, MAP_NAME)
+OUTPUT_RANKS = {SCORE_NAME: 1, MAP_NAME: 4}  # (N,) and (N, 1, h, w)
+
+# Values of the preprocessing fields (inspector.data.images implements them).
+RESIZE_POLICIES = ("square", "shorter_side_crop")
+DOWNSCALE_METHODS = ("box_linear", "area")
+DEFAULT_DOWNSCALE = "box_linear"  # what new models are trained and exported with
+LEGACY_DOWNSCALE = "area"  # a model card without input.downscale predates it and was made with INTER_AREA
+BIT_DEPTHS = (8, 10, 12, 14, 16)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model expects, and how a frame is made into it.
+
+    Shape (N, ``height``, ``width``, ``channels``) ``dtype`` ``layout`` ``color``;
+    ``max_batch`` None means dynamic without a hard limit. The preprocessing
+    fields are the ones the model was trained with: ``resize`` (one of
+    :data:`RESIZE_POLICIES`), ``downscale`` (one of :data:`DOWNSCALE_METHODS`)
+    and ``bit_depth`` (significant bits of 16-bit inputs; None: the container's).
+    Every path that feeds a backend (predict, verify, calibrate, bench, demo,
+    the daemon) reads these fields and nothing else.
+    """
+
+    height: int
+    width: int
+    channels: int = 3
+    dtype: str = "uint8"
+    layout: str = "NHWC"
+    color: str = "RGB"
+    max_batch: int | None = None
+    resize: str = "square"
+    downscale: str = DEFAULT_DOWNSCALE
+    bit_depth: int | None = None
+
+    def with_max_batch(self, max_batch: int | None) -> "InputSpec":
+        """The same spec with another batch limit (a graph's static batch, an engine's profile)."""
+        return replace(self, max_batch=max_batch)
