@@ -41,7 +41,7 @@ def test_export_writes_fp32_fp16_and_sidecar(paths, exported_model):
 
 
 def test_sidecar_describes_model_input_outputs(sidecar, trained_run):
-    from inspector.training.checkpoint import read_checkpoint
+    from inspector.artifacts.checkpoint import read_checkpoint
 
     payload = read_checkpoint(trained_run)
     assert sidecar["schema_version"] == 1

@@ -75,7 +75,7 @@ def _train(args: argparse.Namespace) -> int:
         base["train"]["time_budget_s"] = args.time_budget
     out = Path(args.out)
     if args.resume:
-        from inspector.training.checkpoint import read_checkpoint
+        from inspector.artifacts.checkpoint import read_checkpoint
         from inspector.training.config import resolve_run_config
 
         if not (out / "best.pt").exists():

@@ -1,62 +1,33 @@
-"""Checkpoints: the whole model state (teacher included) plus the resolved config.
+"""Checkpoints of a model: write one from a model and its run config, rebuild a model from one.
 
-Keeping the teacher's weights in the checkpoint makes a run folder
-self-contained: export and evaluation never need the ImageNet file again.
+The file format (plain data + tensors, read with ``weights_only=True``) is
+:mod:`inspector.artifacts.checkpoint`; this module adds what needs the model
+registry and the run config.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
+from inspector.artifacts.checkpoint import read_checkpoint, write_checkpoint  # noqa: F401 (read_checkpoint: re-exported)
 from inspector.errors import ModelError
 from inspector.models.base import AnomalyModel
 from inspector.models.registry import build_model
 from inspector.training.config import RunConfig, resolve_run_config, run_config_dict
 
-FORMAT = "inspector-checkpoint"
-VERSION = 1
-BEST = "best.pt"
-
 
 def save_checkpoint(path: str | Path, model: AnomalyModel, config: RunConfig, **extra) -> None:
     """Write atomically (temp file + rename) so Ctrl-C never leaves half a file."""
-    path = Path(path)
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "config": run_config_dict(config),
-        "model": model.describe(),
-        "state_dict": host_state_dict(model),
-        **extra,
-    }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    write_checkpoint(path, {"config": run_config_dict(config), "model": model.describe(),
+                            "state_dict": host_state_dict(model), **extra})
 
 
 def host_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The model's state as host tensors in the default layout: a checkpoint written on a GPU
     (channels-last weights) loads anywhere."""
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if path.is_dir():
-        path = path / BEST
-    if not path.is_file():
-        raise ModelError(f"{path}: checkpoint not found (train a model first: inspector train …)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise ModelError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ModelError(f"{path}: not an inspector checkpoint")
-    payload["path"] = str(path)
-    return payload
 
 
 def load_model(path: str | Path) -> tuple[AnomalyModel, RunConfig, dict]:

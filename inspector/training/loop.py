@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,10 @@ import torch
 from inspector.data.datasets import load_batch, load_dataset, split_train_val
 from inspector.errors import ConfigError, DataError, ModelError
 from inspector.models.base import AnomalyModel
+from inspector.models.entry import Phase, default_phases  # noqa: F401 (Phase: re-exported)
 from inspector.models.registry import build_model
-from inspector.training.checkpoint import BEST, host_state_dict, save_checkpoint
+from inspector.artifacts.checkpoint import BEST, read_checkpoint, update_checkpoint
+from inspector.training.checkpoint import host_state_dict, save_checkpoint
 from inspector.training.config import RunConfig, TrainConfig, save_run_config
 from inspector.training.device import TrainingDevice
 from inspector.training.input_size import resolve_input_size
@@ -31,20 +32,6 @@ from inspector.training.stopping import INTERRUPTED, StopRule
 
 log = logging.getLogger(__name__)
 CPU = TrainingDevice(torch.device("cpu"))
-
-
-@dataclass
-class Phase:
-    """One optimisation phase: which parameters, which loss (AST trains two in a row)."""
-
-    name: str
-    parameters: list
-    loss: Callable[[torch.Tensor], torch.Tensor]
-    train: TrainConfig
-    # Optional split of ``loss`` into frozen targets + the trainable part: when given and
-    # there is no augmentation, targets are computed once per image and cached.
-    targets: Callable[[torch.Tensor], list[torch.Tensor]] | None = None
-    loss_with_targets: Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor] | None = None
 
 
 @dataclass
@@ -241,16 +228,6 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     return result
 
 
-def default_phases(model: AnomalyModel, cfg: TrainConfig) -> list[Phase]:
-    """Models may declare ``training_phases(cfg)``; otherwise one phase on ``loss``."""
-    custom = getattr(model, "training_phases", None)
-    if callable(custom):
-        return custom(cfg)
-    return [Phase("student", model.trainable(), model.loss, cfg,
-                  targets=getattr(model, "teacher_targets", None),
-                  loss_with_targets=getattr(model, "loss_with_targets", None))]
-
-
 def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
     """Train a model as ``config`` says into ``run_dir``; return the run summary.
 
@@ -310,12 +287,10 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
                             val_loss=None, data=data_summary, completed_phases=list(completed))
         if result.interrupted:
             break
-        # Later phases start from the best weights of this one, as the rule says.
-        _reload_best(model, run_dir / BEST)
         completed.append(phase.name)
-        _mark_completed(run_dir / BEST, completed)
-    if not any(p["interrupted"] for p in summary["phases"]):
-        summary["map_normalization"] = calibrate_best(model, run_dir / BEST, val_imgs)
+        norm = finish_phase(model, run_dir / BEST, completed, val_imgs, last=phase is phases[-1])
+        if phase is phases[-1]:
+            summary["map_normalization"] = norm
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     total = sum(p["seconds"] for p in summary["phases"])
     log.info("training on %s finished in %s; best checkpoint %s", summary["device"]["device"],
@@ -365,23 +340,32 @@ def _earlier_phases(run_dir: Path, completed: list[str]) -> list[dict]:
     return [p for p in phases if isinstance(p, dict) and p.get("name") in completed]
 
 
-def calibrate_best(model: AnomalyModel, path: Path, val_imgs: np.ndarray) -> dict | None:
-    """Fit the best checkpoint's map normalisation on the validation images and store it in ``best.pt``.
+def finish_phase(model: AnomalyModel, path: Path, completed: list[str], val_imgs: np.ndarray,
+                 last: bool) -> dict | None:
+    """A phase's end: ``best.pt`` read once and written once.
 
-    Returns the fitted constants per level (for the run summary), or None when the
-    model has no map normalisation to fit.
+    Loads the best weights into ``model`` (later phases start from them, as the
+    rule says), records ``completed`` (for --resume) and, after the last phase,
+    fits the map normalisation on the validation images into the stored weights.
+    Returns the fitted constants per level (for the run summary) or None.
     """
+    payload = read_checkpoint(path)
+    model.load_state_dict(payload["state_dict"])
+    changes: dict = {"completed_phases": list(completed)}
+    norm = _fit_map_normalization(model, val_imgs) if last else None
+    if norm is not None:
+        changes["state_dict"] = host_state_dict(model)
+    update_checkpoint(path, payload, **changes)
+    return norm
+
+
+def _fit_map_normalization(model: AnomalyModel, val_imgs: np.ndarray) -> dict | None:
+    """Fit the model's quantile map normalisation on ``val_imgs``; None when it has none to fit."""
     if getattr(model, "level_norm", None) is None or model.config.map_normalization != "quantile":
         return None
-    _reload_best(model, path)
     device = next(model.parameters()).device  # the training device: calibrate where the model is
     with torch.no_grad():
         model.calibrate_maps(torch.from_numpy(val_imgs).to(device))
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    payload["state_dict"] = host_state_dict(model)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
     norm = model.level_norm
     return {"shift": norm.shift.tolist(), "scale": norm.scale.tolist()}
 
@@ -391,7 +375,7 @@ def _resume_state(model: AnomalyModel, run_dir: Path, phase_names: list[str]) ->
     path = run_dir / BEST
     if not path.is_file():
         raise ModelError(f"{path}: nothing to resume (no checkpoint in the run folder)")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = read_checkpoint(path)
     model.load_state_dict(payload["state_dict"])
     phase = payload.get("phase")
     if phase not in phase_names:
@@ -401,17 +385,3 @@ def _resume_state(model: AnomalyModel, run_dir: Path, phase_names: list[str]) ->
     history_file = run_dir / "history.json"
     history = json.loads(history_file.read_text()) if history_file.is_file() else []
     return completed, {"phase": phase, "epoch": payload.get("epoch") or 0, "val_loss": payload.get("val_loss")}, history
-
-
-def _mark_completed(path: Path, completed: list[str]) -> None:
-    """Record in ``best.pt`` that the phases in ``completed`` ran to their end (for --resume)."""
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    payload["completed_phases"] = list(completed)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def _reload_best(model: AnomalyModel, path: Path) -> None:
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    model.load_state_dict(state)

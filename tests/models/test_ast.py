@@ -290,7 +290,7 @@ def _ast_run_config(tiny_dataset, **model):
 def ast_run(tiny_dataset, tmp_path_factory) -> Path:
     """1 epoch per phase; the student phase is interrupted (Ctrl-C) once, then the run is resumed."""
     from inspector.models.ast.model import AstModel
-    from inspector.training.checkpoint import read_checkpoint
+    from inspector.artifacts.checkpoint import read_checkpoint
     from inspector.training.loop import train
 
     run_dir = tmp_path_factory.mktemp("runs") / "ast"

@@ -202,7 +202,8 @@ def test_shared_teacher_equals_two_separate_teachers():
 
 @pytest.mark.slow
 def test_train_export_and_onnxruntime_match_torch(tiny_dataset, tmp_path):
-    from inspector.training.checkpoint import load_model, read_checkpoint
+    from inspector.artifacts.checkpoint import read_checkpoint
+    from inspector.training.checkpoint import load_model
     from inspector.training.config import load_run_config
     from inspector.training.loop import train
 

@@ -70,7 +70,7 @@ def test_evaluate_finds_the_runs_data_from_any_directory(trained_run, tiny_datas
     shutil.copytree(tiny_dataset, project / "data" / "brick")
     run = project / "runs" / "rs"
     run.mkdir(parents=True)
-    payload = torch.load(trained_run / "best.pt", weights_only=False)
+    payload = torch.load(trained_run / "best.pt", weights_only=True)
     payload["config"]["data"]["path"] = "data/brick"  # as `inspector train --data data/brick` in project/
     torch.save(payload, run / "best.pt")
     monkeypatch.chdir(project)

@@ -52,7 +52,7 @@ from inspector.models.ast.student import AstStudent
 from inspector.models.backbones import build_backbone
 from inspector.models.base import AnomalyModel, ModelConfig, teacher_identity
 from inspector.models.common import freeze
-from inspector.models.registry import ModelEntry
+from inspector.models.entry import ModelEntry, Phase
 
 # Values a preset fills in for config fields left at None.
 PRESETS = {
@@ -202,8 +202,6 @@ class AstModel(AnomalyModel):
         them once per image: the backbone features for the flow, features and the
         (by then frozen) flow's z for the student.
         """
-        from inspector.training.loop import Phase  # training glue stays out of the model's imports
-
         return [
             Phase("teacher", list(self.flow.parameters()), self.flow_loss, cfg,
                   targets=self.flow_targets, loss_with_targets=self.flow_loss_from_targets),

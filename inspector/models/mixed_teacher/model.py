@@ -49,7 +49,7 @@ from inspector.models.base import AnomalyModel, ModelConfig, teacher_identity
 from inspector.models.common import LevelNormalization, combine_levels, freeze, level_distance
 from inspector.models.reduced_student.model import PRESETS as REDUCED_STUDENT_PRESETS
 from inspector.models.reduced_student.model import ReducedStudentConfig, build_reduced_student
-from inspector.models.registry import ModelEntry
+from inspector.models.entry import ModelEntry
 
 RANDOM = "random"
 EFFICIENTNET_TAPS = ("blocks.4", "blocks.6")  # "blocks 5 and 6" of the paper: 112 ch/16, 320 ch/32

@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 
 from inspector.models.backbones import build_backbone
 from inspector.models.base import ModelConfig, SingleTeacherModel
+from inspector.models.entry import ADAM, SGD, ModelEntry
 from inspector.models.student import MirrorStudent
 
 PRESETS = {
@@ -48,3 +49,6 @@ def build_reduced_student(config: ReducedStudentConfig, taps: tuple[str, ...] | 
     student = MirrorStudent(pooled, stem=stem)
     levels = tuple(t for t in config.levels if t in taps) if config.levels else None
     return SingleTeacherModel(config, teacher, student, pool, config.map_combination, compare=levels or None)
+
+
+ENTRY = ModelEntry(ReducedStudentConfig, build_reduced_student, {"paper": {**SGD, "epochs": 100}, "offline": {**ADAM}})

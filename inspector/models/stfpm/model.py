@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 
 from inspector.models.backbones import build_backbone
 from inspector.models.base import ModelConfig, SingleTeacherModel
+from inspector.models.entry import ADAM, SGD, ModelEntry
 
 PRESETS = {
     "paper": ("resnet18", ("layer1", "layer2", "layer3")),
@@ -40,3 +41,6 @@ def build_stfpm(config: StfpmConfig) -> SingleTeacherModel:
     student = build_backbone(backbone, taps, weights="random")
     return SingleTeacherModel(config, teacher, student, (1,) * len(taps), config.map_combination,
                               compare=config.levels)
+
+
+ENTRY = ModelEntry(StfpmConfig, build_stfpm, {"paper": {**SGD, "epochs": 100}, "offline": {**ADAM}})

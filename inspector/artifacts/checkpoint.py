@@ -1,0 +1,64 @@
+"""Checkpoints (``runs/<run>/best.pt``): the whole model state (teacher included) plus the resolved config.
+
+Keeping the teacher's weights in the checkpoint makes a run folder
+self-contained: export and evaluation never need the ImageNet file again.
+
+The payload is plain data only: ``format``, ``version``, ``config`` (the run
+config as a dict), ``model`` (``AnomalyModel.describe()``), ``state_dict``
+(host tensors) and the loop's bookkeeping (``phase``, ``epoch``, ``val_loss``,
+``completed_phases``). So it is read with ``torch.load(weights_only=True)``:
+a checkpoint path given by a user can never run code (a pickle could).
+Rebuilding the model from it is :func:`inspector.models.checkpoint.load_model`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from inspector.errors import ModelError
+
+FORMAT = "inspector-checkpoint"
+VERSION = 1
+BEST = "best.pt"
+
+
+def write_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` (plain data and tensors) atomically: temp file + rename, so Ctrl-C never leaves half a file."""
+    import torch
+
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The payload of a checkpoint file (or a run folder's ``best.pt``), with ``path`` added.
+
+    Raises ModelError (one line naming the file) when it is missing, unreadable,
+    holds anything but plain data and tensors, or is not an inspector checkpoint.
+    """
+    import torch
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / BEST
+    if not path.is_file():
+        raise ModelError(f"{path}: checkpoint not found (train a model first: inspector train …)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged or code-carrying file
+        raise ModelError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{path}: not an inspector checkpoint")
+    payload["path"] = str(path)
+    return payload
+
+
+def update_checkpoint(path: str | Path, payload: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """Write ``payload`` (as read by :func:`read_checkpoint`) with ``changes`` back to ``path``; returns it."""
+    payload = {k: v for k, v in {**payload, **changes}.items() if k not in ("path", "format", "version")}
+    write_checkpoint(path, payload)
+    return payload
