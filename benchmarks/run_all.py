@@ -190,7 +190,7 @@ def ort_scorer(backend):
 def score_graph(graph: Path, data: Path, ctx, out_dir: Path) -> dict:
     """Accuracy (image/pixel AUROC, AUPRO) and batch-1/8 speed of one ONNX graph on ONNX Runtime."""
     from inspector.backends import load_backend
-    from inspector.benchmarking import bench_batch, make_batch
+    from inspector.evaluation.bench import bench_batch, make_batch
     from inspector.evaluation.evaluate import evaluate_dataset
 
     with load_backend(graph, "onnxruntime", threads=ctx.threads) as backend:
@@ -209,8 +209,8 @@ def score_graph(graph: Path, data: Path, ctx, out_dir: Path) -> dict:
 
 def precision_run(ctx, dataset: str, data: Path, model: str) -> dict:
     """Export a trained run, quantize it to INT8 Q/DQ on its training images, score both graphs."""
-    from inspector.exporting import export_run
-    from inspector.quantize import default_int8_path, quantize_model
+    from inspector.deploy import export_run
+    from inspector.deploy.quantize import default_int8_path, quantize_model
 
     run_dir = ctx.run_root / "training" / dataset / model
     base = ctx.run_root / "precision" / dataset / model
@@ -230,9 +230,9 @@ def step_precision(ctx) -> None:
     if not ctx.trained:
         raise StepSkipped("no trained runs (the training steps did not run)")
     try:
-        import inspector.quantize  # noqa: F401
+        import inspector.deploy.quantize  # noqa: F401
     except ImportError as exc:
-        raise StepSkipped(f"inspector.quantize not importable ({exc})") from None
+        raise StepSkipped(f"inspector.deploy.quantize not importable ({exc})") from None
     models = ["reduced_student"] if ctx.quick else ["stfpm", "reduced_student"]
     datasets = ["training_synthetic"] if ctx.quick else list(ctx.trained)
     runs = [precision_run(ctx, d, Path(ctx.trained[d]["data"]), m) for d in datasets if d in ctx.trained

@@ -86,7 +86,7 @@ def start_camera(port: int, fps: float) -> subprocess.Popen:
 # ------------------------------------------------------------------------------------------ inputs
 def default_model(workdir: Path, size: int) -> Path:
     """A random-weight reduced student exported like a real one (same graph and cost; needs torch)."""
-    from inspector.exporting import export_model
+    from inspector.deploy import export_model
     from inspector.models.registry import build_model, parse_model_config
 
     cfg = parse_model_config({"name": "reduced_student", "image_size": [size, size], "teacher_weights": "random"})

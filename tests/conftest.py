@@ -89,7 +89,7 @@ def trained_run(tiny_dataset, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def exported_model(trained_run, tmp_path_factory) -> Path:
     """The trained run exported: returns the FP32 ONNX path (FP16 graph and sidecar beside it)."""
-    from inspector.exporting import export_run
+    from inspector.deploy import export_run
 
     out_base = tmp_path_factory.mktemp("export") / "rs"
     result = export_run(trained_run, out_base)

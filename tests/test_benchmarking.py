@@ -9,7 +9,7 @@ import pytest
 
 import inspector.backends as backends
 from inspector.backends.base import Backend, InferenceResult, InputSpec
-from inspector.benchmarking import bench_batch, format_results, make_batch, parse_batches, percentiles, run_benchmark
+from inspector.evaluation.bench import bench_batch, format_results, make_batch, parse_batches, percentiles, run_benchmark
 from inspector.cli import main
 from inspector.errors import ConfigError
 from tiny_graphs import write_exported

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from inspector.calibration import (pixel_threshold_at_false_alarm_rate, pixel_threshold_f1,
+from inspector.evaluation.calibrate import (pixel_threshold_at_false_alarm_rate, pixel_threshold_f1,
                                    threshold_at_false_alarm_rate, threshold_f1, uncertain_band)
 from inspector.errors import ConfigError, DataError
 
@@ -118,9 +118,9 @@ def test_uncertain_band():
 
 # -- with a real exported model: the deployed backend, the binding, the CLI ---------------------------
 def test_calibrate_binds_to_the_scored_file(exported_model, tiny_dataset, tmp_path):
-    from inspector.calibration import calibrate
+    from inspector.evaluation.calibrate import calibrate
     from inspector.artifacts.model_card import read_sidecar, sha256_file, sidecar_path_for
-    from inspector.thresholds import load_thresholds
+    from inspector.artifacts.thresholds import load_thresholds
 
     fp32 = exported_model
     fp16 = fp32.with_name(fp32.name.replace(".onnx", ".fp16.onnx"))
@@ -147,7 +147,7 @@ def test_calibrate_binds_to_the_scored_file(exported_model, tiny_dataset, tmp_pa
 
 
 def test_calibrate_with_defects_and_good_dir(exported_model, tiny_dataset, tmp_path):
-    from inspector.calibration import calibrate
+    from inspector.evaluation.calibrate import calibrate
 
     c = calibrate(exported_model, tiny_dataset, use_defects=True, out=tmp_path / "f1.yaml")
     assert c.image.rule == "f1" and c.pixel.rule == "pixel_f1"
@@ -181,7 +181,7 @@ def test_calibrate_cli(exported_model, tiny_dataset, tmp_path, capsys):
 
 # -- which good images ----------------------------------------------------------------------------
 def test_good_images_fall_back_to_test_good_with_a_warning(tiny_dataset):
-    from inspector.calibration import select_good_images
+    from inspector.evaluation.calibrate import select_good_images
 
     sidecar = {"training": {"data": {"val_files": ["000.png", "003.png", "gone.png"]}}}
     samples, desc, warnings = select_good_images(tiny_dataset, sidecar)
@@ -198,7 +198,7 @@ def test_good_images_fall_back_to_test_good_with_a_warning(tiny_dataset):
 def test_engine_sidecar_nests_the_model_sidecar():
     from types import SimpleNamespace
 
-    from inspector.calibration import model_sidecar
+    from inspector.evaluation.calibrate import model_sidecar
 
     onnx_sidecar = {"graphs": {}, "input": {"resize": "shorter_side_crop"}, "training": {"data": {}}}
     assert model_sidecar(SimpleNamespace(sidecar=onnx_sidecar)) is onnx_sidecar
@@ -210,7 +210,7 @@ def test_engine_sidecar_nests_the_model_sidecar():
 def test_corrupt_good_images_are_skipped_and_counted(exported_model, tiny_dataset, tmp_path):
     import shutil
 
-    from inspector.calibration import calibrate
+    from inspector.evaluation.calibrate import calibrate
 
     folder = tmp_path / "good"
     shutil.copytree(tiny_dataset / "test" / "good", folder)
@@ -223,7 +223,7 @@ def test_corrupt_good_images_are_skipped_and_counted(exported_model, tiny_datase
 def test_defects_without_masks_fall_back_to_good_pixels(exported_model, tiny_dataset, tmp_path):
     import shutil
 
-    from inspector.calibration import calibrate
+    from inspector.evaluation.calibrate import calibrate
 
     data = tmp_path / "nomasks"
     shutil.copytree(tiny_dataset, data, ignore=shutil.ignore_patterns("ground_truth"))

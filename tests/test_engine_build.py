@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from inspector.engine_build import (BuildOptions, build_engine, check_strongly_typed, default_engine_path,
+from inspector.deploy.engine_build import (BuildOptions, build_engine, check_strongly_typed, default_engine_path,
                                     plan_network)
 from inspector.errors import BackendError, ExportError
 from tiny_graphs import build_model, write_exported
@@ -122,8 +122,8 @@ def test_build_without_tensorrt_says_how_to_install(tmp_path):
 
 
 def test_exported_fp16_graph_is_strongly_typed(request):
-    """The real exporter's FP16 graph passes the check (once inspector.exporting exists)."""
-    pytest.importorskip("inspector.exporting")
+    """The real exporter's FP16 graph passes the check (once inspector.deploy exists)."""
+    pytest.importorskip("inspector.deploy")
     pytest.importorskip("torch")
     fp32 = request.getfixturevalue("exported_model")
     fp16 = fp32.with_name(fp32.name[: -len(".onnx")] + ".fp16.onnx")

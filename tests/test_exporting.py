@@ -12,9 +12,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from inspector.errors import ExportError
-from inspector.exporting import check_graph, export_model, graph_paths
-from inspector.exporting import export as export_mod
-from inspector.exporting.checks import FP32_OPS, check_fp16, check_io, check_structure, infer_types
+from inspector.deploy import check_graph, export_model, graph_paths
+from inspector.deploy import export as export_mod
+from inspector.deploy.checks import FP32_OPS, check_fp16, check_io, check_structure, infer_types
 from inspector.artifacts.model_card import read_sidecar, sha256_file
 
 H = W = 64

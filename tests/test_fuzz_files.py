@@ -193,7 +193,7 @@ def _load_engine_sidecar(path: Path, seeds) -> None:
 
 
 def _load_calibration(path: Path, seeds) -> None:
-    from inspector.thresholds import read_thresholds
+    from inspector.artifacts.thresholds import read_thresholds
 
     read_thresholds(path)
 

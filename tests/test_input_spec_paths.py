@@ -61,7 +61,7 @@ def fed(monkeypatch):
 
 def _models(tmp_path, policy):
     """An FP32 ONNX graph whose card says ``policy`` (and box_linear), and a fake FP32 engine built from it."""
-    from inspector.engine_build import BuildOptions, build_engine
+    from inspector.deploy.engine_build import BuildOptions, build_engine
 
     onnx_path = write_exported(tmp_path / "export", height=H, width=W, fp16=False)
     card_path = onnx_path.with_suffix(".json")
@@ -97,10 +97,10 @@ def _as_set(rows):
 
 @pytest.mark.parametrize("policy", RESIZE_POLICIES)
 def test_each_path_preprocesses_engine_and_onnx_alike(policy, fake_trt, fed, tmp_path, capsys):
-    from inspector.benchmarking import run_benchmark
-    from inspector.calibration import calibrate
+    from inspector.evaluation.bench import run_benchmark
+    from inspector.evaluation.calibrate import calibrate
     from inspector.cli import main
-    from inspector.verify import verify
+    from inspector.evaluation.verify import verify
 
     onnx_path, plan = _models(tmp_path, policy)
     data = _dataset(tmp_path)

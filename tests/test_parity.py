@@ -28,7 +28,7 @@ from inspector.backends import load_backend
 from inspector.data.datasets import list_images
 from inspector.data.images import read_image, resize_image
 from inspector.evaluation.metrics import auroc
-from inspector.exporting import export_run, graph_paths
+from inspector.deploy import export_run, graph_paths
 from inspector.artifacts.model_card import read_sidecar
 
 MAP_TOLERANCE = 1e-4  # of the map's range, torch eager vs ORT FP32

@@ -11,9 +11,9 @@ import pytest
 from onnx import numpy_helper
 
 from inspector.cli import main
-from inspector.engine_build import check_strongly_typed
+from inspector.deploy.engine_build import check_strongly_typed
 from inspector.errors import DataError, ExportError
-from inspector.quantize import input_nodes, name_nodes, quantize_model, split_quantizable, tail_nodes
+from inspector.deploy.quantize import input_nodes, name_nodes, quantize_model, split_quantizable, tail_nodes
 from inspector.artifacts.model_card import read_sidecar, verify_graph
 from tiny_graphs import build_model, write_exported
 
@@ -91,7 +91,7 @@ def test_qdq_graph_structure_and_sidecar(int8_model, fp32_model):
 
 
 def test_int8_accuracy_vs_fp32_on_onnxruntime(int8_model, fp32_model, tiny_dataset):
-    from inspector.verify import verify
+    from inspector.evaluation.verify import verify
 
     report = verify(int8_model, fp32_model, tiny_dataset)
     assert report["passed"], report["failures"]
@@ -133,7 +133,7 @@ def test_cli_quantize_then_gate(fp32_model, tiny_dataset, capsys):
 
 def test_real_exported_model_quantizes_and_passes_the_gate(request, tmp_path, tiny_dataset):
     """The trained, exported reduced student: feature convs quantized; smoothing and stems kept FP32; gate passes."""
-    pytest.importorskip("inspector.exporting")
+    pytest.importorskip("inspector.deploy")
     pytest.importorskip("torch")
     exported = request.getfixturevalue("exported_model")
     base = exported.name[: -len(".onnx")]
@@ -149,7 +149,7 @@ def test_real_exported_model_quantizes_and_passes_the_gate(request, tmp_path, ti
         "smoothing.kernel_h", "smoothing.kernel_v", "student.stem.0.weight", "teacher.body._conv_stem.weight"]
     int8 = tmp_path / f"{base}.int8.onnx"
     assert check_strongly_typed(onnx.load(str(int8))).precision == "int8"
-    from inspector.verify import verify
+    from inspector.evaluation.verify import verify
 
     report = verify(int8, fp32, tiny_dataset)
     assert report["passed"], report["failures"]

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from inspector import reporting
+from inspector.evaluation import reports as reporting
 
 
 class _Images(HTMLParser):
@@ -86,7 +86,7 @@ def test_overlay_panels_split_at_threshold():
 def _full_report(tmp_path):
     from inspector.evaluation.metrics import evaluate_scores
     from inspector.evaluation.plots import plot_roc, plot_score_histogram
-    from inspector.thresholds import ModelBinding, Thresholds, score_stats
+    from inspector.artifacts.thresholds import ModelBinding, Thresholds, score_stats
 
     rng = np.random.default_rng(1)
     scores = np.r_[rng.normal(0, 1, 20), rng.normal(3, 1, 10)]

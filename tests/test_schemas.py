@@ -14,7 +14,7 @@ from inspector.errors import ConfigError, ExportError
 from inspector.pipeline.config import DaemonConfig, daemon_config
 from inspector.artifacts.engine_card import EngineCard
 from inspector.artifacts.model_card import ModelCard, read_sidecar, validate_model_card
-from inspector.thresholds import Thresholds, read_thresholds
+from inspector.artifacts.thresholds import Thresholds, read_thresholds
 from inspector.training.config import DataConfig, TrainConfig
 
 

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from inspector.telemetry import Counters, Histogram, LatencyTracker, format_summary
+from inspector.pipeline.telemetry import Counters, Histogram, LatencyTracker, format_summary
 
 
 def test_histogram_percentiles_within_bucket_resolution():

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from inspector.errors import ConfigError
-from inspector.thresholds import (ModelBinding, Thresholds, load_thresholds, read_thresholds, score_stats,
+from inspector.artifacts.thresholds import (ModelBinding, Thresholds, load_thresholds, read_thresholds, score_stats,
                                   write_thresholds)
 
 SHA = "a" * 64

@@ -9,8 +9,8 @@ import pytest
 
 from inspector.cli import main
 from inspector.errors import InspectorError
-from inspector.thresholds import ModelBinding, Thresholds, write_thresholds
-from inspector.verify import Tolerances, _Accumulator, default_report_path, judge, verify
+from inspector.artifacts.thresholds import ModelBinding, Thresholds, write_thresholds
+from inspector.evaluation.verify import Tolerances, _Accumulator, default_report_path, judge, verify
 from tiny_graphs import write_exported
 
 SIZE = 64

@@ -5,7 +5,7 @@ artifact                      file                                        define
 ============================  ==========================================  ==============================
 model card                    ``export/<name>.json``                      :mod:`.model_card`
 engine card                   ``engines/<name>.<precision>.json``         :mod:`.engine_card`
-calibration (thresholds)      ``calibration/<name>.yaml``                 :mod:`inspector.thresholds`
+calibration (thresholds)      ``calibration/<name>.yaml``                 :mod:`inspector.artifacts.thresholds`
 checkpoint                    ``runs/<run>/best.pt``                      :mod:`inspector.training.checkpoint`
 ============================  ==========================================  ==============================
 

@@ -1,6 +1,6 @@
 """The engine card (the "engine sidecar"): ``engines/x.fp16.json`` beside ``engines/x.fp16.plan``.
 
-Written by ``inspector build`` (:mod:`inspector.engine_build`), read by the
+Written by ``inspector build`` (:mod:`inspector.deploy.engine_build`), read by the
 TensorRT backend and the daemon. It embeds the model card the engine was built
 from under ``model``, so the engine's input spec (size, resize policy, bit
 depth, downscale method) is the model's, and records the TensorRT version, GPU,

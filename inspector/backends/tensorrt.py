@@ -2,7 +2,7 @@
 
 An engine ``engines/rs-brick.fp16.plan`` comes with its sidecar
 ``engines/rs-brick.fp16.json`` written by ``inspector build``
-(:mod:`inspector.engine_build`). An engine only runs with the TensorRT version
+(:mod:`inspector.deploy.engine_build`). An engine only runs with the TensorRT version
 and the GPU it was built for, so the backend first checks the sidecar against
 this machine (:func:`engine_mismatch`, a pure function) and refuses a mismatch
 with one line ending in the exact ``inspector build …`` command that rebuilds it.

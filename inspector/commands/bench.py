@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.model:
         raise ConfigError("bench: give a MODEL (.onnx or .plan) or --suite")
     from inspector.backends import backend_for_path
-    from inspector.benchmarking import format_results, parse_batches, run_benchmark
+    from inspector.evaluation.bench import format_results, parse_batches, run_benchmark
 
     name = backend_for_path(args.model) if args.backend == "auto" else args.backend
     if name == "tensorrt":

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.engine_build import BuildOptions, build_engine
+    from inspector.deploy.engine_build import BuildOptions, build_engine
     from inspector.artifacts.model_card import split_graph_name
 
     options = BuildOptions(max_batch=args.max_batch, opt_batch=args.opt_batch, workspace_mb=args.workspace_mb,
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
           f"{sidecar['engine']['bytes'] / 2**20:.1f} MiB, {len(b['log']['warnings'])} warning(s)")
     if not args.reference_data:
         return 0
-    from inspector.verify import format_report, verify
+    from inspector.evaluation.verify import format_report, verify
 
     base, _ = split_graph_name(args.onnx)
     reference = args.reference or str(base.with_name(base.name + ".onnx"))

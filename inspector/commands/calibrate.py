@@ -9,7 +9,7 @@ from inspector.commands.argtypes import float_range, int_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from inspector.calibration import DEFAULT_FALSE_ALARM_RATE, DEFAULT_PIXEL_FALSE_ALARM_RATE, SPLITS
+    from inspector.evaluation.calibrate import DEFAULT_FALSE_ALARM_RATE, DEFAULT_PIXEL_FALSE_ALARM_RATE, SPLITS
 
     p = sub.add_parser(
         "calibrate", help="choose thresholds on good parts with the deployed backend",
@@ -50,7 +50,7 @@ def default_out(model: str | Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.calibration import calibrate
+    from inspector.evaluation.calibrate import calibrate
 
     if args.data is None and args.good_dir is None:
         from inspector.errors import ConfigError

@@ -142,7 +142,7 @@ def _evaluate(run_dir: Path, data: Path, eval_dir: Path) -> dict:
 
 
 def _export(run_dir: Path, base: Path) -> dict:
-    from inspector.exporting import export_run
+    from inspector.deploy import export_run
 
     result = export_run(run_dir, base)
     for precision in ("fp32", "fp16"):
@@ -156,7 +156,7 @@ def _export(run_dir: Path, base: Path) -> dict:
 def _calibrate(model: Path, data: Path, out: Path, plan: DemoPlan):
     """Calibrate the FP32 graph (what the demo's daemon runs on the CPU), and the FP16 graph beside it to
     show how much a precision change moves the scores (and why thresholds belong to one model file)."""
-    from inspector.calibration import calibrate
+    from inspector.evaluation.calibrate import calibrate
 
     result = calibrate(model, data, "onnxruntime", plan.false_alarm_rate, out, split="val")
     for line in result.summary_lines():
@@ -180,7 +180,7 @@ def _calibrate(model: Path, data: Path, out: Path, plan: DemoPlan):
 def _score_test_set(model: Path, data: Path) -> dict[str, Any]:
     """The test split scored by the deployed graph (ONNX Runtime): images, scores, maps, labels, names."""
     from inspector.backends import load_backend
-    from inspector.calibration import score_samples
+    from inspector.evaluation.calibrate import score_samples
     from inspector.data.datasets import load_batch, load_dataset
 
     backend = load_backend(model, "onnxruntime")
@@ -336,7 +336,7 @@ def run_daemon(cfg_dict: dict, base_dir: Path, echo: bool = True, timeout_s: flo
 # ---------------------------------------------------------------------------------------- report
 def write_demo_report(out: Path, ctx: dict[str, Any]) -> Path:
     from inspector.evaluation.plots import plot_score_histogram
-    from inspector.reporting import (Section, calibration_section, daemon_section, figures_section, key_values,
+    from inspector.evaluation.reports import (Section, calibration_section, daemon_section, figures_section, key_values,
                                      metrics_section, overlay_panels, overlays_section, write_report)
 
     cal, cal16, test, plan = ctx["calibration"], ctx["calibration_fp16"], ctx["test"], ctx["plan"]

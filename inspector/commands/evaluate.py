@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_diagnostics(metrics))
     print(f"wrote {out / 'metrics.json'}")
     if not args.no_plots:
-        from inspector.reporting import evaluation_report
+        from inspector.evaluation.reports import evaluation_report
 
         print(f"wrote {evaluation_report(out)}")
     return 0

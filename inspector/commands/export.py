@@ -43,8 +43,8 @@ def out_base(run: str | Path, out: str | None) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.exporting import export_run
-    from inspector.exporting.export import DEFAULT_OPSET
+    from inspector.deploy import export_run
+    from inspector.deploy.export import DEFAULT_OPSET
 
     out = out_base(args.run, args.out)
     result = export_run(args.run, out, opset=args.opset or DEFAULT_OPSET, version=args.model_version)

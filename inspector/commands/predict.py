@@ -110,7 +110,7 @@ def load_decider(calibration: str, model: str):
     from inspector.errors import ConfigError
     from inspector.pipeline.postprocess import Decider
     from inspector.artifacts.model_card import sha256_file
-    from inspector.thresholds import load_thresholds
+    from inspector.artifacts.thresholds import load_thresholds
 
     if not Path(model).is_file():
         raise ConfigError(f"--calibration: needs the model file it was made for (.onnx or .plan), not {model}")

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.quantize import default_int8_path, quantize_model
+    from inspector.deploy.quantize import default_int8_path, quantize_model
 
     entry = quantize_model(args.onnx, args.calibration, args.out, max_images=args.max_images,
                            batch_size=args.batch_size, method=args.method, exclude=args.exclude)
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
           f"{q['calibration_images']} calibration image(s), {q['calibration_method']}")
     if not args.data:
         return 0
-    from inspector.verify import format_report, verify
+    from inspector.evaluation.verify import format_report, verify
 
     report = verify(out, args.onnx, args.data, threshold_file=args.threshold_file)
     print(format_report(report))

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from inspector.backends import backend_for_path
-    from inspector.verify import format_report, verify
+    from inspector.evaluation.verify import format_report, verify
 
     options = {"cuda": args.cuda} if backend_for_path(args.candidate) == "tensorrt" else {}
     report = verify(args.candidate, args.reference, args.data, threshold=args.threshold,

@@ -3,7 +3,7 @@
 A custom collector reads the daemon's live state at scrape time (nothing is
 copied per frame): per camera frames captured/inspected, drops by reason and
 decisions; per stage latency histograms in seconds whose ``le`` bounds are
-edges of the same log grid as ``v1/stats`` (:mod:`inspector.telemetry`, every
+edges of the same log grid as ``v1/stats`` (:mod:`inspector.pipeline.telemetry`, every
 ``_STEP``-th edge, so each bucket is an exact sum of ``v1/stats`` buckets);
 model identity; per camera score drift; camera state; MQTT bridge delivery.
 Served by ``prometheus_client.start_http_server`` in its own daemon thread.
@@ -20,7 +20,7 @@ import numpy as np
 from inspector.errors import ConfigError
 from inspector.integrations import require
 from inspector.integrations.config import MetricsSection, parse_listen
-from inspector.telemetry import bucket_upper_ms, coarse_buckets
+from inspector.pipeline.telemetry import bucket_upper_ms, coarse_buckets
 
 if TYPE_CHECKING:
     from inspector.pipeline.daemon import Daemon

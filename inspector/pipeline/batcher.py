@@ -26,7 +26,7 @@ from inspector.pipeline.capture import FrameHub
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.preprocess import FrameRejected, Preprocessor
 from inspector.pipeline.worker import Throttled, Worker
-from inspector.telemetry import Counters
+from inspector.pipeline.telemetry import Counters
 
 log = logging.getLogger("inspector.batcher")
 END = None  # sentinel passed down the queues when a stage is done

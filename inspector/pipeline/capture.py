@@ -53,7 +53,7 @@ from inspector.pipeline.config import CameraSection
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.sources import Source, SourceChanged, is_live
 from inspector.pipeline.worker import Throttled, Worker, sleep_until
-from inspector.telemetry import Counters
+from inspector.pipeline.telemetry import Counters
 
 log = logging.getLogger("inspector.capture")
 

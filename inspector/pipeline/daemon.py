@@ -51,8 +51,8 @@ from inspector.pipeline.recorder import RecorderWorker
 from inspector.pipeline.sources import Source, make_source
 from inspector.artifacts import input_spec as card_input_spec, model_card_of, read_card
 from inspector.artifacts.model_card import sha256_file, split_graph_name
-from inspector.telemetry import Counters, RateMeter, format_summary
-from inspector.thresholds import Thresholds, load_thresholds
+from inspector.pipeline.telemetry import Counters, RateMeter, format_summary
+from inspector.artifacts.thresholds import Thresholds, load_thresholds
 
 log = logging.getLogger("inspector.daemon")
 BackendFactory = Callable[[], Backend]

@@ -16,7 +16,7 @@ import threading
 import numpy as np
 
 from inspector.pipeline.config import DriftSection
-from inspector.thresholds import ScoreStats
+from inspector.artifacts.thresholds import ScoreStats
 
 
 class DriftMonitor:

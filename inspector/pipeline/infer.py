@@ -24,7 +24,7 @@ from inspector.backends.base import Backend
 from inspector.pipeline.batcher import END, Batch, BufferPool
 from inspector.pipeline.cputime import native_thread_ids
 from inspector.pipeline.worker import Throttled, Worker
-from inspector.telemetry import Counters
+from inspector.pipeline.telemetry import Counters
 
 log = logging.getLogger("inspector.infer")
 

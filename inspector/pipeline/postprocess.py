@@ -28,7 +28,7 @@ from inspector.pipeline.config import PostprocessSection
 from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.frame import Frame, Region
 from inspector.pipeline.worker import Throttled, Worker
-from inspector.telemetry import Counters
+from inspector.pipeline.telemetry import Counters
 
 log = logging.getLogger("inspector.postprocess")
 

@@ -31,7 +31,7 @@ from inspector.pipeline.batcher import END
 from inspector.pipeline.config import PublishSection
 from inspector.pipeline.frame import STAGES, Frame
 from inspector.pipeline.worker import Throttled, Worker
-from inspector.telemetry import Counters, LatencyTracker
+from inspector.pipeline.telemetry import Counters, LatencyTracker
 
 log = logging.getLogger("inspector.publish")
 

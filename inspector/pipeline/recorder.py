@@ -32,7 +32,7 @@ import numpy as np
 from inspector.pipeline.config import RecorderSection
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.worker import Throttled, Worker
-from inspector.telemetry import Counters
+from inspector.pipeline.telemetry import Counters
 
 log = logging.getLogger("inspector.recorder")
 _END = object()

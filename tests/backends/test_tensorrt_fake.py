@@ -24,7 +24,7 @@ import inspector.backends.cuda as cuda_mod
 from fake_tensorrt import TRT10, TRT11, FakeCuda, make_fake_trt
 from inspector.artifacts.engine_card import read_engine_sidecar
 from inspector.backends import load_backend
-from inspector.engine_build import BuildOptions, build_engine
+from inspector.deploy.engine_build import BuildOptions, build_engine
 from inspector.errors import BackendError, ExportError
 from tiny_graphs import write_exported
 
@@ -200,8 +200,8 @@ def test_runtime_refuses_a_mismatched_engine(fake, exported, tmp_path, monkeypat
 
 
 def test_verify_and_bench_through_the_tensorrt_backend(fake, exported, tmp_path, tiny_dataset):
-    from inspector.benchmarking import run_benchmark
-    from inspector.verify import verify
+    from inspector.evaluation.bench import run_benchmark
+    from inspector.evaluation.verify import verify
 
     sized = write_exported(tmp_path / "e64", height=64, width=64)  # the tiny_dataset's image size
     engine = _engine(sized, tmp_path)
@@ -268,7 +268,7 @@ def test_corrupt_timing_cache_falls_back_to_an_empty_one(fake, exported, tmp_pat
     cache = tmp_path / "engines" / f"timing-trt{TRT10}-sm86.cache"
     cache.parent.mkdir()
     cache.write_bytes(b"\x00garbage from a crashed write")
-    with caplog.at_level("WARNING", logger="inspector.engine_build"):
+    with caplog.at_level("WARNING", logger="inspector.deploy.engine_build"):
         build_engine(exported.with_name("tiny.fp16.onnx"), out, BuildOptions(max_batch=4))
     assert any("timing cache is corrupt" in r.getMessage() for r in caplog.records)
     assert ("timing_cache_in", b"") in fake  # started empty
@@ -280,7 +280,7 @@ def test_mismatched_timing_cache_is_replaced_with_a_warning(monkeypatch, exporte
     calls = _fake_with(monkeypatch, {"set_timing_cache"})
     cache = tmp_path / "c.cache"
     cache.write_bytes(b"FAKECACHE:from-another-gpu")
-    with caplog.at_level("WARNING", logger="inspector.engine_build"):
+    with caplog.at_level("WARNING", logger="inspector.deploy.engine_build"):
         build_engine(exported.with_name("tiny.fp16.onnx"), tmp_path / "tiny.fp16.plan",
                      BuildOptions(max_batch=4, timing_cache=str(cache)))
     assert any("does not match this TensorRT/GPU" in r.getMessage() for r in caplog.records)

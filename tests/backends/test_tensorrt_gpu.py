@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 
 from inspector.backends import load_backend
-from inspector.benchmarking import run_benchmark
-from inspector.engine_build import BuildOptions, build_engine
+from inspector.evaluation.bench import run_benchmark
+from inspector.deploy.engine_build import BuildOptions, build_engine
 from inspector.errors import BackendError, ExportError
-from inspector.quantize import quantize_model
-from inspector.verify import verify
+from inspector.deploy.quantize import quantize_model
+from inspector.evaluation.verify import verify
 from tiny_graphs import write_exported
 
 pytestmark = pytest.mark.gpu
@@ -185,7 +185,7 @@ def test_bench_reports_transfer_and_compute(fp16_engine, tmp_path):
 
 
 def test_real_exported_model_builds_and_passes(request, tmp_path, tiny_dataset):
-    pytest.importorskip("inspector.exporting")
+    pytest.importorskip("inspector.deploy")
     fp32 = request.getfixturevalue("exported_model")
     fp16 = fp32.with_name(fp32.name[: -len(".onnx")] + ".fp16.onnx")
     out = tmp_path / "real.fp16.plan"

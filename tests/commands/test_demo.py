@@ -41,7 +41,7 @@ def test_quick_demo_runs_end_to_end(quick_demo, capsys):
 def test_quick_demo_calibration_is_bound_to_the_deployed_graph(quick_demo):
     from inspector.errors import ConfigError
     from inspector.artifacts.model_card import sha256_file
-    from inspector.thresholds import load_thresholds
+    from inspector.artifacts.thresholds import load_thresholds
 
     out, _ = quick_demo
     model = out / "export" / "rs-brick.onnx"

@@ -96,7 +96,7 @@ def test_predict_prints_one_line_per_image_and_writes_overlays(exported_model, i
 
 
 def test_predict_with_calibration_prints_the_decision(exported_model, tiny_dataset, images, tmp_path, capsys):
-    from inspector.thresholds import read_thresholds
+    from inspector.artifacts.thresholds import read_thresholds
 
     cal = tmp_path / "cal.yaml"
     assert _run(capsys, "calibrate", exported_model, "--data", tiny_dataset, "--out", cal)[0] == 0

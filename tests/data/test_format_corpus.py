@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 
 from inspector.backends.base import InputSpec
-from inspector.calibration import score_samples
+from inspector.evaluation.calibrate import score_samples
 from inspector.commands.predict import _batches
 from inspector.data.datasets import Sample, load_batch
 from inspector.data.images import list_images, read_image, read_mask, resize_image

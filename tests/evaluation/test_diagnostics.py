@@ -13,7 +13,7 @@ from inspector.evaluation.diagnostics import (
     score_distribution,
 )
 from inspector.evaluation.evaluate import diagnostics
-from inspector.reporting import diagnostics_section
+from inspector.evaluation.reports import diagnostics_section
 from inspector.training.checkpoint import load_model
 
 

@@ -351,7 +351,7 @@ def _graph_ops(model_proto) -> set[str]:
 
 
 def test_export_parity_and_no_if_nodes(ast_run, tmp_path):
-    exporting = pytest.importorskip("inspector.exporting", reason="inspector.exporting not written yet")
+    exporting = pytest.importorskip("inspector.deploy", reason="inspector.deploy not written yet")
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     from inspector.training.checkpoint import load_model

@@ -226,11 +226,11 @@ def test_train_export_and_onnxruntime_match_torch(tiny_dataset, tmp_path):
         ref_score, ref_map = model(batch)
     assert torch.isfinite(ref_map).all() and ref_map.shape == (3, 1, 64, 64)
 
-    if importlib.util.find_spec("inspector.exporting") is None:
-        pytest.skip("inspector.exporting is not in this checkout yet: train part checked, export part skipped")
+    if importlib.util.find_spec("inspector.deploy") is None:
+        pytest.skip("inspector.deploy is not in this checkout yet: train part checked, export part skipped")
     import onnxruntime as ort
 
-    from inspector.exporting import export_run
+    from inspector.deploy import export_run
     from inspector.artifacts.model_card import read_sidecar, sidecar_path_for
 
     result = export_run(run_dir, tmp_path / "export" / "mt")

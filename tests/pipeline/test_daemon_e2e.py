@@ -121,7 +121,7 @@ def test_recorder_writes_defects_and_keeps_retention(tiny_model, endpoint, tmp_p
 
 def test_calibration_file_drift_and_uncertain_band(tiny_model, endpoint, tmp_path):
     from inspector.artifacts.model_card import sha256_file
-    from inspector.thresholds import ModelBinding, ScoreStats, Thresholds, write_thresholds
+    from inspector.artifacts.thresholds import ModelBinding, ScoreStats, Thresholds, write_thresholds
 
     defects = [False] * 24 + [True] * 4
     video = write_video(tmp_path / "v.avi", defects)

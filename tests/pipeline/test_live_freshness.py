@@ -19,7 +19,7 @@ import numpy as np
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.sources import make_source
-from inspector.telemetry import Counters
+from inspector.pipeline.telemetry import Counters
 from inspector.testing.clock_stamp import read_stamp, stamp_frame
 
 from pipeline_support import free_port

@@ -29,7 +29,7 @@ def value(samples, metric: str, **labels) -> float:
 def test_scrape_counts_decisions_latency_and_model(tiny_model, endpoint, tmp_path):
     from inspector.pipeline.config import daemon_config
     from inspector.pipeline.daemon import Daemon
-    from inspector.telemetry import bucket_upper_ms
+    from inspector.pipeline.telemetry import bucket_upper_ms
 
     defects = defect_pattern(24, every=3, offset=1)
     folder = write_folder(tmp_path / "frames", defects)
@@ -94,7 +94,7 @@ def test_drift_gauges_follow_the_calibration_reference(tiny_model, endpoint, tmp
     from inspector.pipeline.config import daemon_config
     from inspector.pipeline.daemon import Daemon
     from inspector.artifacts.model_card import sha256_file
-    from inspector.thresholds import ModelBinding, ScoreStats, Thresholds, write_thresholds
+    from inspector.artifacts.thresholds import ModelBinding, ScoreStats, Thresholds, write_thresholds
 
     folder = write_folder(tmp_path / "frames", [False] * 20)
     # calibrated on good scores far above what this camera now gives: it has drifted

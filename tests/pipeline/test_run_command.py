@@ -15,7 +15,7 @@ from pipeline_support import base_config, write_video
 from inspector.cli import main
 from inspector.pipeline.config import DaemonConfig, daemon_config
 from inspector.artifacts.model_card import sha256_file
-from inspector.thresholds import ModelBinding, Thresholds, write_thresholds
+from inspector.artifacts.thresholds import ModelBinding, Thresholds, write_thresholds
 
 REPO = Path(__file__).resolve().parents[2]
 

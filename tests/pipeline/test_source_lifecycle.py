@@ -19,7 +19,7 @@ from inspector.pipeline.capture import Backoff, CaptureWorker, FrameHub
 from inspector.pipeline.config import CameraSection, ReconnectSection, SyntheticSection
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.sources import Source, SourceChanged, make_source
-from inspector.telemetry import Counters
+from inspector.pipeline.telemetry import Counters
 
 from pipeline_support import base_config, defect_pattern, run_to_end, write_folder, write_video
 

@@ -23,8 +23,8 @@ from inspector.pipeline.postprocess import Decider, encode_payloads, find_region
 from inspector.pipeline.preprocess import FrameRejected, Preprocessor
 from inspector.pipeline.recorder import RecorderWorker
 from inspector.pipeline.sources import make_source, make_synthetic_pool, source_type
-from inspector.telemetry import Counters
-from inspector.thresholds import ScoreStats
+from inspector.pipeline.telemetry import Counters
+from inspector.artifacts.thresholds import ScoreStats
 
 from pipeline_support import write_folder
 

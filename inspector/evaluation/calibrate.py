@@ -3,7 +3,7 @@
 FP16 and INT8 graphs and TensorRT engines shift scores, so thresholds are chosen
 on scores produced by the *deployed* model file, loaded with
 :func:`inspector.backends.load_backend`, never by the torch model. The result is
-a calibration file (:mod:`inspector.thresholds`) bound to that file's sha256.
+a calibration file (:mod:`inspector.artifacts.thresholds`) bound to that file's sha256.
 
 Rules (predictions are ``score >= threshold``, as everywhere in inspector):
 
@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from inspector.errors import ConfigError, DataError
-from inspector.thresholds import ModelBinding, Thresholds, score_stats, write_thresholds
+from inspector.artifacts.thresholds import ModelBinding, Thresholds, score_stats, write_thresholds
 
 log = logging.getLogger(__name__)
 

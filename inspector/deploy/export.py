@@ -4,7 +4,7 @@ The FP16 graph comes from the same torch model with
 ``model.set_compute_dtype(torch.float16)``: teacher and student run in half
 precision, while normalisation, distances, upsampling, smoothing and the score
 stay float32 behind explicit casts written in the model (MODELS.md
-"Precision"). Each graph is checked (:mod:`inspector.exporting.checks`) and run
+"Precision"). Each graph is checked (:mod:`inspector.deploy.checks`) and run
 once on ONNX Runtime before anything is written to its final name; graphs are
 moved into place together and the sidecar is written last, so a failed export
 leaves no half-made model behind. Nothing is ever downgraded: a failure of the
@@ -26,9 +26,9 @@ import torch
 from inspector import __version__
 from inspector.data.images import DEFAULT_DOWNSCALE, LEGACY_DOWNSCALE
 from inspector.errors import ExportError
-from inspector.exporting.checks import check_graph
+from inspector.deploy.checks import check_graph
 from inspector.contract import INPUT_NAME, MAP_NAME, OUTPUT_NAMES, SCORE_NAME
-from inspector.exporting.graph import export_graph
+from inspector.deploy.graph import export_graph
 from inspector.models.base import AnomalyModel
 from inspector.models.common import IMAGENET_MEAN, IMAGENET_STD
 from inspector.artifacts.model_card import SCHEMA_VERSION, sha256_file, write_sidecar

@@ -182,7 +182,7 @@ def overlays_section(panels: dict[str, list[tuple[str, bytes]]], counts: dict[st
 
 def calibration_section(thresholds, warnings: Sequence[str] = (), title: str = "Calibration",
                         extra: Sequence[tuple[str, Any]] = ()) -> Section:
-    """A :class:`inspector.thresholds.Thresholds` (or its dict) as tables."""
+    """A :class:`inspector.artifacts.thresholds.Thresholds` (or its dict) as tables."""
     from inspector.config import to_dict
 
     t = thresholds if isinstance(thresholds, dict) else to_dict(thresholds)

@@ -106,7 +106,7 @@ def _threshold_from(threshold: float | None, threshold_file: str | Path | None) 
     if threshold is not None:
         return float(threshold), "--threshold"
     if threshold_file is not None:
-        from inspector.thresholds import read_thresholds
+        from inspector.artifacts.thresholds import read_thresholds
 
         return float(read_thresholds(threshold_file).image_threshold), str(threshold_file)
     return None, None
