@@ -35,10 +35,12 @@ def machine() -> dict:
 
 
 def percentiles(samples_ms: list[float]) -> dict:
+    """n, p50, p90, p99, max, mean; percentiles are nearest-rank (:mod:`inspector.percentile`)."""
+    from inspector.percentile import percentile
+
     s = sorted(samples_ms)
-    pick = lambda q: s[min(len(s) - 1, int(round(q * (len(s) - 1))))]  # noqa: E731
-    return {"n": len(s), "p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99), "max": s[-1],
-            "mean": statistics.fmean(s)}
+    return {"n": len(s), "p50": percentile(s, 50), "p90": percentile(s, 90), "p99": percentile(s, 99),
+            "max": s[-1], "mean": statistics.fmean(s)}
 
 
 def time_calls(fn, warmup: int = 3, runs: int = 20, min_seconds: float = 0.0) -> list[float]:

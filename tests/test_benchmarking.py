@@ -25,7 +25,7 @@ def test_parse_batches():
 
 def test_percentiles():
     stats = percentiles(list(range(1, 101)))
-    assert stats["p50"] == pytest.approx(50.5) and stats["p99"] == pytest.approx(99.01)
+    assert stats["p50"] == 50 and stats["p99"] == 99  # nearest rank (inspector.percentile): real samples
     assert stats["max"] == 100 and stats["min"] == 1 and stats["mean"] == pytest.approx(50.5)
     assert percentiles([]) == {}
 

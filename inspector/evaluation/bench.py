@@ -51,11 +51,13 @@ def parse_batches(text: str | Sequence[int]) -> list[int]:
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float]:
-    """mean, p50, p90, p99, min, max of ``values`` (ms)."""
+    """mean, p50, p90, p99, min, max of ``values`` (ms); percentiles: :mod:`inspector.percentile` (nearest rank)."""
+    from inspector.percentile import percentile
+
     a = np.asarray(values, dtype=np.float64)
     if a.size == 0:
         return {}
-    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    p50, p90, p99 = (percentile(a, q) for q in (50, 90, 99))
     return {"mean": float(a.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99),
             "min": float(a.min()), "max": float(a.max())}
 

@@ -18,6 +18,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from inspector.percentile import nearest_rank
+
 _RATIO = 1.04
 _LOG_RATIO = math.log(_RATIO)
 _MIN_MS = 1e-3  # bucket 0 holds everything below 1 µs
@@ -61,7 +63,7 @@ class Histogram:
             return float("nan")
         if q >= 100:
             return self.max
-        rank = max(1, math.ceil(self.n * q / 100.0))
+        rank = nearest_rank(self.n, q)  # the one definition (inspector.percentile), on buckets
         idx = int(np.searchsorted(np.cumsum(self.counts), rank))
         if idx == 0:
             centre = _MIN_MS
