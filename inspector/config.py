@@ -366,3 +366,24 @@ def _deepcopy(data: Any) -> Any:
     if isinstance(data, list):
         return [_deepcopy(v) for v in data]
     return data
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` as plain, strict JSON types: the one sanitiser for every JSON the project writes or publishes.
+
+    Mappings → dicts with str keys, tuples/lists/arrays → lists, numpy scalars → Python
+    numbers, NaN and ±inf → None (RFC 8259 JSON has neither), anything else → ``str``.
+    """
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        obj = obj.tolist()  # numpy scalars → Python numbers, arrays → (nested) lists
+        if isinstance(obj, list):
+            return json_safe(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)

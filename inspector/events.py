@@ -43,6 +43,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Union
 
+from inspector.config import json_safe
+
 SCHEMA_VERSION = 1
 TOPIC_PREFIX = "v1"
 DECISIONS = ("OK", "NG", "uncertain", "error")
@@ -168,10 +170,9 @@ def encode(event: Event) -> list[bytes]:
 
 
 def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):  # numpy scalars
-        return obj.item()
+    """numpy scalars and arrays in a header: the project's one sanitiser (:func:`inspector.config.json_safe`)."""
     if hasattr(obj, "tolist"):
-        return obj.tolist()
+        return json_safe(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 

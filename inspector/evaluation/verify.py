@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from inspector.config import json_safe
 from inspector.errors import DataError, InspectorError
 
 log = logging.getLogger(__name__)
@@ -206,16 +207,6 @@ def judge(acc: _Accumulator, tolerances: Tolerances, threshold: float | None) ->
     }
 
 
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def verify(candidate: str | Path, reference: str | Path, data: str | Path, *,
            threshold: float | None = None, threshold_file: str | Path | None = None,
            score_tolerance: float | None = None, map_tolerance: float | None = None,
@@ -251,7 +242,7 @@ def verify(candidate: str | Path, reference: str | Path, data: str | Path, *,
         log.warning("no threshold given (--threshold-file/--threshold): the decision-flip check was skipped")
     path = Path(report_path) if report_path else default_report_path(candidate)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+    path.write_text(json.dumps(json_safe(report), indent=2) + "\n")
     report["report_path"] = str(path)
     return report
 

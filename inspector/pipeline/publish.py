@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import zmq
 
+from inspector.config import json_safe
 from inspector.errors import ConfigError
 from inspector.events import (Event, InspectionEvent, StatsEvent, StatusEvent, encode, header_dict, topic_for,
                               utc_iso)
@@ -355,7 +356,7 @@ class PublishWorker(Worker):
             capture={"monotonic_ns": frame.capture_ns, "utc": utc_iso(frame.capture_utc)},
             latency_ms=latency, model={k: v for k, v in self.model.items() if k != "run_id"},
             regions=[r.to_dict() for r in frame.regions], frame={"width": w, "height": h},
-            uncertain_band=list(band) if band else None, source=_jsonable(frame.meta), error=frame.error,
+            uncertain_band=list(band) if band else None, source=json_safe(frame.meta), error=frame.error,
             payloads=payloads, **self.run_identity,
         )
 
@@ -378,7 +379,7 @@ class PublishWorker(Worker):
                 return
             event = StatusEvent(camera=upd.camera, seq=self._next_seq("status", upd.camera), state=upd.state,
                                 previous=upd.previous, reason=upd.reason, time_utc=upd.time_utc,
-                                details=_jsonable(upd.details), **self.run_identity)
+                                details=json_safe(upd.details), **self.run_identity)
             self.statuses[upd.camera] = event
             self._send(event)
             self.counters.add("published.status")
@@ -403,24 +404,9 @@ class PublishWorker(Worker):
         # tell events lost after the last one it received (the final stats close the run's books)
         data["sequences"] = {f"{kind}/{camera}": n for (kind, camera), n in self.seq.items() if kind != "stats"}
         event = StatsEvent(seq=self._next_seq("stats", ""), time_utc=utc_iso(),
-                           uptime_s=round(time.monotonic() - self.started, 3), final=final, data=_jsonable(data),
+                           uptime_s=round(time.monotonic() - self.started, 3), final=final, data=json_safe(data),
                            **self.run_identity)
         self.last_stats = event
         self._send(event)
         if final:
             self.final_stats = data
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON types (numpy scalars → Python, tuples → lists, NaN → None)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        obj = obj.item()
-    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
