@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from inspector.config import json_safe
 from inspector.errors import ConfigError, DataError
 from inspector.artifacts.thresholds import ModelBinding, Thresholds, score_stats, write_thresholds
 
@@ -368,7 +369,26 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
         engine.close()
     if good.skipped:
         warnings.append(f"{len(good.skipped)} good image(s) could not be read and were skipped")
+    image, pixel = _choose_thresholds(good, defects, masks, false_alarm_rate, pixel_false_alarm_rate, warnings)
+    band = uncertain_band(image.threshold, uncertain_margin) if uncertain_margin else None
+    data_summary = _data_summary(good, defects, masks, description, image, pixel, policy, band, uncertain_margin,
+                                 warnings)
+    rule = f"{image.rule}, {pixel.rule}"
+    thresholds = Thresholds(model=binding, image_threshold=image.threshold, pixel_threshold=pixel.threshold,
+                            rule=rule, uncertain_band=band, data=json_safe(data_summary),
+                            score_stats=score_stats(good.scores))
+    path = write_thresholds(thresholds, out) if out is not None else None
+    for w in warnings:  # the caller shows them to the user (they are also in the file's data.warnings)
+        log.debug("calibration warning: %s", w)
+    return Calibration(thresholds, path, image, pixel, good, defects, warnings)
 
+
+def _choose_thresholds(good: ScoredSet, defects: ScoredSet | None, masks: list | None, false_alarm_rate: float,
+                       pixel_false_alarm_rate: float, warnings: list[str]) -> tuple:
+    """(image rule result, pixel rule result): F1-optimal with defects, else at the false-alarm rates.
+
+    Appends the rules' warnings (and a missing-masks note) to ``warnings``.
+    """
     if defects is not None:
         image = threshold_f1(good.scores, defects.scores)
         if any(m is not None and m.any() for m in masks):
@@ -382,8 +402,12 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
         image = threshold_at_false_alarm_rate(good.scores, false_alarm_rate)
         pixel = pixel_threshold_at_false_alarm_rate(good.maps, pixel_false_alarm_rate)
     warnings += [*image.warnings, *pixel.warnings]
-    band = uncertain_band(image.threshold, uncertain_margin) if uncertain_margin else None
+    return image, pixel
 
+
+def _data_summary(good: ScoredSet, defects: ScoredSet | None, masks: list | None, description: dict, image, pixel,
+                  policy: str, band, uncertain_margin: float | None, warnings: list[str]) -> dict[str, Any]:
+    """The calibration file's ``data`` section: what was scored and how the thresholds were chosen."""
     data_summary: dict[str, Any] = {
         "good": {**description, "n": int(good.scores.size), "skipped": good.skipped},
         "image_rule": image.details,
@@ -400,24 +424,4 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
                                      "good_in_band": int(((good.scores >= band[0]) & (good.scores < band[1])).sum())}
     if warnings:
         data_summary["warnings"] = list(warnings)
-    rule = f"{image.rule}, {pixel.rule}"
-    thresholds = Thresholds(model=binding, image_threshold=image.threshold, pixel_threshold=pixel.threshold,
-                            rule=rule, uncertain_band=band, data=_plain(data_summary),
-                            score_stats=score_stats(good.scores))
-    path = write_thresholds(thresholds, out) if out is not None else None
-    for w in warnings:  # the caller shows them to the user (they are also in the file's data.warnings)
-        log.debug("calibration warning: %s", w)
-    return Calibration(thresholds, path, image, pixel, good, defects, warnings)
-
-
-def _plain(obj: Any) -> Any:
-    """JSON/YAML-safe plain types (numpy scalars → Python; NaN → None)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    return data_summary
