@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from inspector.backends import load_backend
-from inspector.benchmarking import percentiles
+from inspector.evaluation.bench import percentiles
 from inspector.errors import InspectorError
 
 
