@@ -29,7 +29,7 @@ live camera's inspections, its share of all inspections, the fraction of its
 frames inspected, and its end-to-end (capture → publish) p50/p99.
 
     python benchmarks/bench_daemon.py --model export/rs-brick.onnx
-    python benchmarks/bench_daemon.py --quick          # no --model: exports a random-weight reduced student
+    python benchmarks/bench_daemon.py --quick          # no --model: a seeded reduced student (cached in runs/)
 
 Writes ``benchmarks/results/daemon.json`` (``--out`` to change).
 """
@@ -62,13 +62,36 @@ from inspector.pipeline.sources import make_synthetic_pool  # noqa: E402
 FRAME_SETTINGS = {"model": None, "1080p": (1080, 1920)}
 
 
-def default_model(workdir: Path, size: int) -> Path:
-    """A random-weight reduced student exported like a real one (same graph, same cost; needs torch)."""
+MODEL_CACHE = REPO / "runs" / "bench-models"  # git-ignored: the run folder, never the repository root
+
+
+def default_model(size: int, seed: int, cache: Path = MODEL_CACHE) -> tuple[Path, dict]:
+    """A deterministically initialised reduced student (offline preset), exported once and cached.
+
+    Weights come from ``torch.manual_seed(seed)`` (the teacher too: ``teacher_weights: random``), so every
+    run of the benchmark, on any machine with the same torch, scores with the same graph and the same cost;
+    the graph's sha256 goes into the JSON so runs can be compared. Needs torch only for the first export.
+    """
+    base = cache / f"rs-offline-{size}-seed{seed}"
+    graph = base.parent / (base.name + ".onnx")
+    info = {"origin": "reduced_student (offline preset), weights from torch.manual_seed", "seed": seed,
+            "cached_at": str(graph.relative_to(REPO) if graph.is_relative_to(REPO) else graph)}
+    if graph.is_file() and (base.parent / (base.name + ".json")).is_file():
+        return graph, {**info, "exported_now": False}
+    import random
+
+    import torch
+
     from inspector.deploy import export_model
     from inspector.models.registry import build_model, parse_model_config
 
-    cfg = parse_model_config({"name": "reduced_student", "image_size": [size, size], "teacher_weights": "random"})
-    return Path(export_model(build_model(cfg).eval(), workdir / "rs-random", precisions=["fp32"])["fp32"])
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    cfg = parse_model_config({"name": "reduced_student", "preset": "offline", "image_size": [size, size],
+                              "teacher_weights": "random"})
+    exported = Path(export_model(build_model(cfg).eval(), base, precisions=["fp32"])["fp32"])
+    return exported, {**info, "exported_now": True}
 
 
 def _preprocessor(backend) -> Preprocessor:
@@ -211,12 +234,17 @@ def run_daemon(cfg, hw: tuple[int, int] | None, expected: int | None, seconds: f
     return {"daemon": daemon, "code": code, "results": results, "wall_s": wall}
 
 
-def cpu_breakdown(stats: dict, wall_s: float) -> dict:
-    """CPU seconds per role and as % of one core over the run's wall time."""
+def cpu_breakdown(stats: dict, wall_s: float, events: int) -> dict:
+    """CPU seconds per role, as % of one core over the run's wall time, and as ms per event.
+
+    CPU time per event is the load-insensitive figure (a busy machine stretches wall time, not the work
+    each thread does), so compare runs by ``ms_per_event``.
+    """
     cpu = stats.get("cpu_s", {})
     total = sum(cpu.values())
     return {"wall_s": round(wall_s, 2), "cpu_s": cpu, "total_cpu_s": round(total, 2),
             "percent_of_one_core": {k: round(100 * v / wall_s, 1) for k, v in cpu.items()},
+            "ms_per_event": {k: round(1e3 * v / events, 4) for k, v in cpu.items()} if events else {},
             "inference_share": round((cpu.get("inference", 0) + cpu.get("inference_pool", 0)) / total, 3)
             if total else None}
 
@@ -235,7 +263,7 @@ def offline_run(model: Path, n: int, frames: int, args, threshold: float, workdi
             "throughput_fps": round(len(results) / ((last - first) / 1e9), 2), "mean_batch": totals.get("mean_batch"),
             "batches": totals.get("batches"), "ng_events": totals.get("published.defect", 0),
             "lost": n * frames - len(results), "drops": {k: v for k, v in totals.items() if "drop" in k},
-            "cpu": cpu_breakdown(stats, out["wall_s"]), "stages_ms": stages}
+            "cpu": cpu_breakdown(stats, out["wall_s"], len(results)), "stages_ms": stages}
 
 
 def mixed_run(model: Path, args, threshold: float, workdir: Path, hw, live_fps: float) -> dict:
@@ -258,7 +286,8 @@ def mixed_run(model: Path, args, threshold: float, workdir: Path, hw, live_fps: 
             "live_frames_grabbed": grabbed,
             "live_inspected_fraction": round(len(live) / grabbed, 3) if grabbed else None,
             "live_e2e_ms": {"p50": pick(0.5), "p99": pick(0.99), "max": live[-1] if live else None},
-            "mean_batch": stats["totals"].get("mean_batch"), "cpu": cpu_breakdown(stats, out["wall_s"])}
+            "mean_batch": stats["totals"].get("mean_batch"),
+            "cpu": cpu_breakdown(stats, out["wall_s"], len(out["results"]))}
 
 
 def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path, frames: int) -> dict:
@@ -325,7 +354,7 @@ def resize_cost(frame: np.ndarray, hw: tuple[int, int]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="exported ONNX graph (sidecar beside it); default: random-weight reduced student")
+    parser.add_argument("--model", help="exported ONNX graph (sidecar beside it); default: a seeded reduced student")
     parser.add_argument("--quick", action="store_true", help="fewer frames (CI / smoke)")
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--frames", type=int, help="frames per camera (default 400, --quick 48)")
@@ -342,6 +371,7 @@ def main() -> int:
     parser.add_argument("--texture", default="procedural", help="synthetic texture (procedural, brick, …)")
     parser.add_argument("--pool", type=int, default=8)
     parser.add_argument("--model-size", type=int, default=256, help="input size of the default model")
+    parser.add_argument("--seed", type=int, default=0, help="weight seed of the default model (cached per seed)")
     parser.add_argument("--bare-seconds", type=float, help="timing of each bare measurement (default 5, --quick 2)")
     parser.add_argument("--mixed-seconds", type=float, help="mixed live + offline run (default 30, --quick 3; 0: skip)")
     parser.add_argument("--live-fps", type=float, nargs="+", default=[15.0, 60.0],
@@ -358,12 +388,15 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        model = Path(args.model) if args.model else default_model(workdir, args.model_size)
+        if args.model:
+            model, origin = Path(args.model), {"origin": "--model"}
+        else:
+            model, origin = default_model(args.model_size, args.seed)
         synth = SyntheticSection(texture=args.texture, size=args.frame_size, pool=args.pool, defect_rate=0.1)
         threshold = pick_threshold(model, synth, args.threads)
         settings = {name: bench_setting(name, model, args, threshold, workdir, frames) for name in args.frames_at}
         backend = load_backend(model, threads=1)
-        model_info = {"path": str(model) if args.model else "random-weight reduced_student (exported by the benchmark)",
+        model_info = {"path": str(model), **origin,
                       "name": backend.sidecar["model"]["name"], "sha256": backend.sha256,
                       "input": [backend.input_spec.height, backend.input_spec.width], "precision": backend.precision,
                       "downscale": backend.input_spec.downscale}

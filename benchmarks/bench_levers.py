@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu: dict[str, list[dict]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        model = Path(args.model) if args.model else bench_daemon.default_model(workdir, 256)
+        model = Path(args.model) if args.model else bench_daemon.default_model(256, 0)[0]
         synth = bench_daemon.SyntheticSection(texture="procedural", size=320, pool=8, defect_rate=0.1)
         threshold = bench_daemon.pick_threshold(model, synth, None)
         hw = bench_daemon.FRAME_SETTINGS[args.frames_at]

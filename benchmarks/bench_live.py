@@ -112,7 +112,7 @@ def prepare(args, workdir: Path) -> tuple[Path, float, dict]:
     import bench_daemon
     from inspector.pipeline.config import SyntheticSection
 
-    model = Path(args.model) if args.model else bench_daemon.default_model(workdir, args.model_size)
+    model = Path(args.model) if args.model else bench_daemon.default_model(args.model_size, 0)[0]
     synth = SyntheticSection(texture=args.texture, size=args.frame_size, pool=args.pool, defect_rate=0.1)
     batch, _ = bench_daemon.model_batch(model, synth, args.max_batch)
     threshold = bench_daemon.pick_threshold(model, synth, args.threads)
