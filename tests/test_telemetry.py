@@ -61,3 +61,28 @@ def test_counters_thread_safe():
     for th in threads:
         th.join()
     assert c.get("x") == 40000 and c.snapshot() == {"x": 40000}
+
+
+def test_histogram_record_many_matches_record():
+    rng = np.random.default_rng(1)
+    values = np.concatenate([rng.lognormal(1.0, 2.0, 5000), [0.0, 1e-3, 5e-4, 1e9]])
+    one, many = Histogram(), Histogram()
+    for v in values:
+        one.record(float(v))
+    many.record_many(values)
+    # identical buckets (a value exactly on a bucket edge may round either way in np.log vs math.log)
+    assert np.abs(one.counts - many.counts).sum() <= 2
+    assert (many.n, many.min, many.max) == (one.n, one.min, one.max)
+    assert many.total == pytest.approx(one.total)
+
+
+def test_latency_tracker_flushes_queued_frames_before_summaries():
+    t = LatencyTracker(["inferred"], flush_every=1000)
+    for i in range(10):
+        t.record({"inferred": float(i + 1), "total": 10.0})
+    assert t.cumulative["inferred"].n == 0  # queued, not yet in the histograms
+    assert t.summary()["inferred"]["n"] == 10 and t.window_summary()["total"]["n"] == 10
+    t2 = LatencyTracker(["inferred"], flush_every=4)
+    for _ in range(9):
+        t2.record({"inferred": 1.0})
+    assert t2.cumulative["inferred"].n == 8  # two automatic flushes of 4

@@ -154,7 +154,7 @@ class PublishSection:
     endpoint: str = "tcp://127.0.0.1:5556"
     results: bool = False  # publish every frame on v1/result/<camera>
     sndhwm: int = bounded(1000, ge=1, le=1_000_000)  # ZeroMQ send high-water mark (messages queued per subscriber before dropping)
-    queue_size: int = bounded(1024, ge=1, le=1_000_000)  # events waiting for the publisher thread (full → counted drop)
+    queue_size: int = bounded(1024, ge=1, le=1_000_000)  # frames waiting for the publisher thread, in whole batches (full → the batch dropped, counted)
     stats_interval_s: float = bounded(1.0, ge=0.01, le=3600)
     # before the first frame, wait until this many subscribers have subscribed (ZeroMQ drops what is published
     # before a subscription arrives, so an offline batch run would lose its first events); 0 = don't wait

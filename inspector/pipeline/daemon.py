@@ -191,7 +191,8 @@ class Daemon:
         to_infer: queue.Queue = queue.Queue(maxsize=n_buffers)
         self._to_infer = to_infer
         to_post: queue.Queue = queue.Queue(maxsize=4)
-        to_pub: queue.Queue = queue.Queue(maxsize=cfg.publish.queue_size)
+        # frames travel to the publisher one batch (list) per item: publish.queue_size frames ≈ this many batches
+        to_pub: queue.Queue = queue.Queue(maxsize=max(1, -(-cfg.publish.queue_size // cfg.batching.max_batch)))
         self.status_queue: queue.Queue = queue.Queue(maxsize=10000)
         self.drift = DriftMonitor(cfg.drift, self.calibration.score_stats if self.calibration else None)
 

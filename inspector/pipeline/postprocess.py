@@ -102,7 +102,12 @@ def encode_payloads(frame: Frame, cfg: PostprocessSection, pixel_threshold: floa
 
 
 class PostprocessWorker(Worker):
-    """Decision, regions, payloads, drift; then on to the publisher (never blocks: full → counted drop)."""
+    """Decision, regions, payloads, drift; then on to the publisher (never blocks: full → counted drop).
+
+    Frames travel on as the list they came in (one inference batch): one queue hand-off, and one wake-up
+    of the publisher, per batch instead of per frame. A full publisher queue drops the whole list, each of
+    its frames counted in ``publish_queue_dropped``.
+    """
 
     def __init__(self, decider: Decider, cfg: PostprocessSection, policy: str, inbox: queue.Queue,
                  out: queue.Queue, stop: threading.Event, counters: Counters, drift: DriftMonitor,
@@ -129,10 +134,10 @@ class PostprocessWorker(Worker):
                     return
                 for frame in frames:
                     self.process(frame)
-                    try:
-                        self.out.put_nowait(frame)
-                    except queue.Full:
-                        self.counters.add("publish_queue_dropped")
+                try:
+                    self.out.put_nowait(frames)
+                except queue.Full:
+                    self.counters.add("publish_queue_dropped", len(frames))
         finally:
             self.put_downstream(self.out, END)
 

@@ -111,9 +111,14 @@ class Publisher:
         sock.curve_publickey = public
         sock.curve_server = True
 
-    def send(self, event: Event) -> bool:
+    def send(self, event: Event, header: dict | None = None) -> bool:
+        """Publish ``event`` (``header``: its :func:`~inspector.events.header_dict`, if already made).
+
+        ``copy=False``: payload frames (JPEG, PNG) go to libzmq without a copy; pyzmq copies the small
+        topic and header frames anyway (below ``zmq.COPY_THRESHOLD``), where that is cheaper.
+        """
         try:
-            self.socket.send_multipart(encode(event), flags=zmq.NOBLOCK, copy=False)
+            self.socket.send_multipart(encode(event, header), flags=zmq.NOBLOCK, copy=False)
             self.sent += 1
             return True
         except zmq.Again:
@@ -233,7 +238,12 @@ def refuse_if_served(endpoint: str) -> None:
 
 
 class PublishWorker(Worker):
-    """Frames and status updates in, events out; heartbeat every ``stats_interval_s``."""
+    """Frames and status updates in, events out; heartbeat every ``stats_interval_s``.
+
+    The inbox carries lists of frames (one per inference batch, from the postprocess thread): the per-item
+    work of the loop (queue hand-off and wake-up, status drain, subscription poll, clock) is paid per batch,
+    not per frame.
+    """
 
     def __init__(self, publisher: Publisher, inbox: queue.Queue, status_inbox: queue.Queue, model: dict,
                  decider, cfg: PublishSection, stop: threading.Event, counters: Counters,
@@ -278,7 +288,8 @@ class PublishWorker(Worker):
                     if item is END:
                         ended = True
                     else:
-                        self._publish_frame(item)
+                        for frame in item:
+                            self._publish_frame(frame)
                 except queue.Empty:
                     ended = self.broken.is_set()
                 self._drain_status()
@@ -321,10 +332,11 @@ class PublishWorker(Worker):
                 kinds.append("result")
             for kind in kinds:
                 event = self._event(kind, frame, header_latency)
-                self._send(event)
+                header = header_dict(event)  # made once: for the wire and for the recorder
+                self._send(event, header)
                 self.counters.add(f"published.{kind}")
                 if kind == "defect" and self.recorder_put is not None:
-                    self.recorder_put(frame, header_dict(event))
+                    self.recorder_put(frame, header)
             self.latency.record(latencies)
             for tap in self.taps:
                 if hasattr(tap, "offer_frame"):  # e.g. the dashboard's newest frame per camera
@@ -360,9 +372,9 @@ class PublishWorker(Worker):
             payloads=payloads, **self.run_identity,
         )
 
-    def _send(self, event: Event) -> None:
+    def _send(self, event: Event, header: dict | None = None) -> None:
         """Publish on ZeroMQ, then hand the event to each tap (a failing tap is counted, never fatal)."""
-        self.pub.send(event)
+        self.pub.send(event, header)
         for tap in self.taps:
             try:
                 tap.offer(event)

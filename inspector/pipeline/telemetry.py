@@ -51,6 +51,20 @@ class Histogram:
         self.min = min(self.min, value)
         self.max = max(self.max, value)
 
+    def record_many(self, values: np.ndarray) -> None:
+        """Record every value of a 1-D float array at once (same buckets as :meth:`record`)."""
+        values = np.asarray(values, dtype=np.float64).ravel()
+        if values.size == 0:
+            return
+        above = values > _MIN_MS
+        idx = np.zeros(values.size, dtype=np.int64)
+        idx[above] = np.minimum(_BUCKETS - 1, (np.log(values[above] / _MIN_MS) / _LOG_RATIO).astype(np.int64) + 1)
+        self.counts += np.bincount(idx, minlength=_BUCKETS)
+        self.n += int(values.size)
+        self.total += float(values.sum())
+        self.min = min(self.min, float(values.min()))
+        self.max = max(self.max, float(values.max()))
+
     def merge(self, other: "Histogram") -> None:
         self.counts += other.counts
         self.n += other.n
@@ -96,20 +110,41 @@ def coarse_buckets(lo_ms: float, hi_ms: float, step: int) -> list[int]:
 
 
 class LatencyTracker:
-    """Per-stage and end-to-end latency histograms (cumulative and per window). Single writer."""
+    """Per-stage and end-to-end latency histograms (cumulative and per window). Single writer.
 
-    def __init__(self, stages: Iterable[str]) -> None:
+    :meth:`record` only queues a frame's latencies; every ``flush_every`` frames (and before any summary)
+    they go into the histograms with one vectorised update per stage, instead of two Python histogram
+    updates per stage per frame. A reader in another thread (the Prometheus exporter) may see
+    :attr:`cumulative` up to ``flush_every - 1`` frames behind.
+    """
+
+    def __init__(self, stages: Iterable[str], flush_every: int = 64) -> None:
         self.stages = tuple(stages) + ("total",)
         self.cumulative = {s: Histogram() for s in self.stages}
         self.window = {s: Histogram() for s in self.stages}
+        self.flush_every = max(1, int(flush_every))
+        self._pending: list[Mapping[str, float]] = []
 
     def record(self, latencies_ms: Mapping[str, float]) -> None:
-        for stage, value in latencies_ms.items():
-            if stage in self.cumulative:
-                self.cumulative[stage].record(value)
-                self.window[stage].record(value)
+        """Queue one frame's ``{stage: ms}`` (stages not tracked are ignored)."""
+        self._pending.append(latencies_ms)
+        if len(self._pending) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Move the queued latencies into the histograms."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        for stage in self.stages:
+            values = [lat[stage] for lat in pending if stage in lat]
+            if values:
+                arr = np.asarray(values, dtype=np.float64)
+                self.cumulative[stage].record_many(arr)
+                self.window[stage].record_many(arr)
 
     def window_summary(self, reset: bool = True) -> dict[str, dict[str, float]]:
+        self.flush()
         out = {s: h.summary() for s, h in self.window.items() if h.n}
         if reset:
             for h in self.window.values():
@@ -117,6 +152,7 @@ class LatencyTracker:
         return out
 
     def summary(self) -> dict[str, dict[str, float]]:
+        self.flush()
         return {s: h.summary() for s, h in self.cumulative.items() if h.n}
 
 
