@@ -52,25 +52,42 @@ class Decider:
 
 def find_regions(amap: np.ndarray, pixel_threshold: float, frame_hw: tuple[int, int], policy: str,
                  min_area: int = 1, max_regions: int = 16) -> list[Region]:
-    """Connected components of ``amap >= pixel_threshold`` (8-connected) in frame pixel coordinates."""
-    mask = (amap >= pixel_threshold).astype(np.uint8)
-    if not mask.any():
+    """Connected components of ``amap >= pixel_threshold`` (8-connected) in frame pixel coordinates.
+
+    ``amap``: (h, w) float map; returns at most ``max_regions`` regions of at least ``min_area`` map pixels,
+    highest peak first (ties in label order). The cost is per map, not per component: OpenCV labels the
+    mask (``connectedComponents``; its ``WithStats`` variant costs 5-10x more), then the above-threshold
+    pixels, grouped by label with one radix sort, give every component's box and peak in one
+    ``reduceat`` each.
+    """
+    above = amap >= pixel_threshold
+    if not above.any():
         return []
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     mh, mw = amap.shape
+    # 8-connected components are ≤ ⌈h/2⌉·⌈w/2⌉ (+ background): 16-bit labels fit below 65536
+    ltype = cv2.CV_16U if ((mh + 1) // 2) * ((mw + 1) // 2) < 65535 else cv2.CV_32S
+    n, labels = cv2.connectedComponents(above.view(np.uint8), connectivity=8, ltype=ltype)
+    flat = np.flatnonzero(above)  # ~10x faster than np.nonzero on a 2-D mask
+    label = labels.ravel()[flat]
+    order = np.argsort(label, kind="stable")  # pixels grouped by label 1, 2, … (a radix sort for 16 bits)
+    flat = flat[order]
+    area = np.bincount(label, minlength=n)[1:]  # every label 1 … n-1 has ≥ 1 pixel
+    starts = np.zeros(n - 1, np.int64)
+    np.cumsum(area[:-1], out=starts[1:])
+    ys, xs = np.divmod(flat, mw)
+    x0, x1 = np.minimum.reduceat(xs, starts), np.maximum.reduceat(xs, starts) + 1
+    y0, y1 = np.minimum.reduceat(ys, starts), np.maximum.reduceat(ys, starts) + 1
+    peak = np.maximum.reduceat(amap.ravel()[flat], starts).astype(np.float64)
+    keep = np.flatnonzero(area >= min_area)
+    keep = keep[np.argsort(-peak[keep], kind="stable")][:max_regions]
     box = crop_box(frame_hw[0], frame_hw[1], mh, mw, policy)
     sx, sy = box.width / mw, box.height / mh
     regions = []
-    for i in range(1, n):
-        x, y, w, h, area = (int(v) for v in stats[i])
-        if area < min_area:
-            continue
-        peak = float(amap[y:y + h, x:x + w][labels[y:y + h, x:x + w] == i].max())
-        fx0, fy0 = box.left + math.floor(x * sx), box.top + math.floor(y * sy)
-        fx1, fy1 = box.left + math.ceil((x + w) * sx), box.top + math.ceil((y + h) * sy)
-        regions.append(Region(fx0, fy0, fx1 - fx0, fy1 - fy0, int(round(area * sx * sy)), peak))
-    regions.sort(key=lambda r: r.peak, reverse=True)
-    return regions[:max_regions]
+    for i in keep.tolist():
+        fx0, fy0 = box.left + math.floor(int(x0[i]) * sx), box.top + math.floor(int(y0[i]) * sy)
+        fx1, fy1 = box.left + math.ceil(int(x1[i]) * sx), box.top + math.ceil(int(y1[i]) * sy)
+        regions.append(Region(fx0, fy0, fx1 - fx0, fy1 - fy0, int(round(int(area[i]) * sx * sy)), float(peak[i])))
+    return regions
 
 
 def encode_payloads(frame: Frame, cfg: PostprocessSection, pixel_threshold: float) -> list[Payload]:

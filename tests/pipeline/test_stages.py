@@ -101,6 +101,27 @@ def test_regions_in_frame_coordinates():
     assert find_regions(np.zeros((8, 8), np.float32), 0.1, (8, 8), "square") == []
 
 
+
+@pytest.mark.parametrize("seed", range(6))
+def test_regions_match_opencv_component_stats(seed):
+    """Boxes, areas and peaks equal OpenCV's own per-component statistics, highest peak first."""
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(8, 96, 2)
+    amap = cv2.GaussianBlur(rng.random((h, w), dtype=np.float32), (0, 0), 1.5)
+    threshold = float(np.quantile(amap, 0.8))
+    frame_hw = (int(h) * 3, int(w) * 5)
+    got = find_regions(amap, threshold, frame_hw, "square", min_area=3, max_regions=1000)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((amap >= threshold).astype(np.uint8), connectivity=8)
+    want = []
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if area >= 3:
+            want.append(((x * 5, y * 3, bw * 5, bh * 3, area * 15), float(amap[labels == i].max())))
+    want.sort(key=lambda r: r[1], reverse=True)
+    assert len(want) > 0
+    assert [((r.x, r.y, r.width, r.height, r.area), r.peak) for r in got] == want
+    assert len(find_regions(amap, threshold, frame_hw, "square", min_area=3, max_regions=2)) == min(2, len(want))
+
 def test_payloads_decode():
     frame = _frame(image=np.full((480, 640, 3), 90, np.uint8))
     frame.amap = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
