@@ -120,15 +120,17 @@ def bare_backend(model: Path, batch: np.ndarray, threads: int | None, seconds: f
     try:
         for _ in range(3):
             step()
-        n, start = 0, time.perf_counter()
+        n, start, cpu_start = 0, time.perf_counter(), time.process_time()
         while time.perf_counter() - start < seconds:
             step()
             n += 1
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     finally:
         backend.close()
+    # process CPU per frame: the load-insensitive counterpart of fps (the daemon's is its cpu_s per event)
     return {"batch": int(batch.shape[0]), "calls": n, "fps": round(n * batch.shape[0] / elapsed, 2),
-            "ms_per_batch": round(elapsed / n * 1e3, 3), "preprocessing": pre is not None}
+            "ms_per_batch": round(elapsed / n * 1e3, 3), "cpu_ms_per_frame": round(cpu / (n * batch.shape[0]) * 1e3, 4),
+            "preprocessing": pre is not None}
 
 
 def model_batch(model: Path, synth: SyntheticSection, max_batch: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -307,7 +309,8 @@ def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path,
         options = [args.bare_spinning] if args.bare_spinning is not None else [True, False]
         runs = {str(s): bare_backend(model, batch, args.threads, args.bare_seconds, s, pool) for s in options}
         best = max(runs.values(), key=lambda r: r["fps"])
-        return {**best, "by_spinning": {k: r["fps"] for k, r in runs.items()}}
+        return {**best, "by_spinning": {k: r["fps"] for k, r in runs.items()},
+                "cpu_ms_per_frame_by_spinning": {k: r["cpu_ms_per_frame"] for k, r in runs.items()}}
 
     saved_size, args.frame_size = args.frame_size, synth.size
     bares, runs = [bare()], []
@@ -316,6 +319,12 @@ def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path,
         bares.append(bare())
         run["bare_fps"] = round((bares[-2]["fps"] + bares[-1]["fps"]) / 2, 2)
         run["ratio_to_bare"] = round(run["throughput_fps"] / run["bare_fps"], 3)
+        # load-insensitive: the bare CPU per frame (spinning off, as the daemon) ÷ the daemon's total per event
+        bare_cpu = [b["cpu_ms_per_frame_by_spinning"].get("False") for b in bares[-2:]]
+        if all(bare_cpu) and run["cpu"]["ms_per_event"]:
+            run["bare_cpu_ms_per_frame"] = round(sum(bare_cpu) / 2, 4)
+            run["cpu_ratio_bare_to_daemon"] = round(run["bare_cpu_ms_per_frame"]
+                                                    / sum(run["cpu"]["ms_per_event"].values()), 3)
         runs.append(run)
         print(f"[{name}] {n} camera(s): {run['throughput_fps']} frames/s, bare {run['bare_fps']}, "
               f"ratio {run['ratio_to_bare']:.3f}, lost {run['lost']}, NG {run['ng_events']}, "
