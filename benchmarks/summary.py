@@ -212,6 +212,12 @@ def pipeline_section(res: Results) -> list[str]:
         if cpu_rows:
             lines += ["", "CPU per role, % of one core over the run (v1/stats cpu_s):", ""]
             lines += [f"- {row[0]} camera(s), {row[1]} s: " + ", ".join(row[2:]) for row in cpu_rows]
+        per_event = [r for r in setting.get("runs", []) if get(r, "cpu", "ms_per_event")]
+        if per_event:
+            lines += ["", "CPU ms per event per role (load-insensitive), and bare CPU per frame ÷ the daemon's "
+                          "total per event:", ""]
+            lines += [f"- {r['cameras']} camera(s): " + ", ".join(f"{k} {v}" for k, v in r["cpu"]["ms_per_event"].items())
+                      + f"; bare ÷ daemon CPU {fmt(r.get('cpu_ratio_bare_to_daemon'), 3)}" for r in per_event]
         if setting.get("resize_ms_per_frame"):
             lines += ["", f"Resize ms per frame, by downscale method: {setting['resize_ms_per_frame']}"]
         mixed_runs = setting.get("mixed") or []

@@ -345,3 +345,37 @@ def test_fair_share_with_eight_cameras_is_one_frame_each():
     run = _fair_share_run(n_offline=7, live_per_batch=3)
     assert run["share"] == 1 and run["sizes"] == {8}
     assert all(v == 1 for v in run["per_batch"].values()) and len(run["per_batch"]) == 8
+
+
+def _postprocess_worker(inbox, out, counters):
+    from inspector.pipeline.postprocess import PostprocessWorker
+
+    return PostprocessWorker(Decider(0.5, 0.5), PostprocessSection(), "square", inbox, out, threading.Event(),
+                             counters, DriftMonitor(DriftSection(enabled=False), None), False)
+
+
+def test_postprocess_hands_each_batch_on_whole_and_counts_a_dropped_batch_per_frame():
+    import queue
+
+    from inspector.pipeline.batcher import END
+
+    counters = Counters()
+    inbox, out = queue.Queue(), queue.Queue(maxsize=1)
+    batches = [[_frame(i=3 * b + k) for k in range(3)] for b in range(2)]
+    for b, batch in enumerate(batches):
+        for k, frame in enumerate(batch):
+            frame.score, frame.amap = (0.9 if k == 0 else 0.1), np.zeros((4, 4), np.float32)
+        inbox.put(batch)
+    worker = _postprocess_worker(inbox, out, counters)
+    inbox.put(END)
+    worker.start()
+    deadline = time.monotonic() + 5
+    while inbox.qsize() and time.monotonic() < deadline:  # nobody reads `out` until both batches are done
+        time.sleep(0.01)
+    time.sleep(0.05)
+    # the second batch met a full queue: dropped whole, each frame counted
+    assert counters.get("publish_queue_dropped") == 3
+    first = out.get(timeout=5)  # the first batch, as one list, decided
+    assert first is batches[0] and [f.decision for f in first] == ["NG", "OK", "OK"]
+    assert out.get(timeout=5) is END
+    worker.join(5)
