@@ -322,14 +322,15 @@ class PublishWorker(Worker):
             counts[frame.decision or "error"] = counts.get(frame.decision or "error", 0) + 1
             frame.stamp("published")
             latencies = frame.latencies_ms()
-            header_latency = {k: round(v, 3) for k, v in latencies.items()}
-            for k, v in frame.backend_ms.items():
-                header_latency[f"backend_{k}"] = round(v, 3)
             kinds = []
             if frame.decision != "OK":
                 kinds.append("defect")
             if self.cfg.results:
                 kinds.append("result")
+            if kinds:  # an OK frame with v1/result off sends nothing: no header to build
+                header_latency = {k: round(v, 3) for k, v in latencies.items()}
+                for k, v in frame.backend_ms.items():
+                    header_latency[f"backend_{k}"] = round(v, 3)
             for kind in kinds:
                 event = self._event(kind, frame, header_latency)
                 header = header_dict(event)  # made once: for the wire and for the recorder
