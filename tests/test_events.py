@@ -59,3 +59,23 @@ def test_malformed(frames, match):
 def test_no_nan_on_the_wire():
     with pytest.raises(ValueError):
         encode(_inspection(score=float("nan")))
+
+
+@pytest.mark.parametrize("event", [
+    _inspection(),
+    StatusEvent(camera="cam0", seq=1, state="online", previous="connecting", reason="ok", time_utc=utc_iso(0),
+                details={"attempt": (1, 2)}),
+    StatsEvent(seq=2, time_utc=utc_iso(0), uptime_s=1.5, final=True, data={"cpu_s": {"capture": 0.1}}),
+])
+def test_header_is_the_dataclass_fields_without_a_deep_copy(event):
+    """The header holds every field (asdict's layout, payloads as descriptors) and the same JSON, built with
+    no deep copy; encode() with a header made once sends the same bytes."""
+    import dataclasses
+
+    header = header_dict(event)
+    reference = dataclasses.asdict(event)
+    reference["payloads"] = [p.descriptor() for p in event.payloads]
+    assert list(header) == list(reference) and json.dumps(header) == json.dumps(reference)
+    if isinstance(event, InspectionEvent):
+        assert header["capture"] is event.capture  # shared, not copied
+    assert encode(event, header) == encode(event)
