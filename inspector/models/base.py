@@ -51,13 +51,18 @@ class ModelConfig:
     # (EfficientAD: teacher channels standardised over the training images, squared error),
     # and the hard-feature quantile of the loss (0: plain mean; EfficientAD: 0.999).
     distance: Literal["cosine", "standardized_mse"] | None = None
+    # With quantile map normalisation: subtract each level's systematic per-position excess on
+    # good validation images, shrunk toward none where positions carry no structure
+    # (common.position_offset); "none": one global normalisation per level.
+    position_normalization: Literal["none", "shrunk"] | None = None
     hard_quantile: float = bounded(0.0, ge=0, le=0.9999)
 
     # Offline recipes: measured on kolektorsdd + elpv (benchmarks/bench_quality.py, MODELS.md);
     # paper presets keep their papers' choices (max of the map, no map normalisation).
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
-        "paper": {"score": "max", "map_normalization": "none", "distance": "cosine"},
-        "offline": {"score": "topk", "map_normalization": "quantile", "distance": "standardized_mse"},
+        "paper": {"score": "max", "map_normalization": "none", "distance": "cosine", "position_normalization": "none"},
+        "offline": {"score": "topk", "map_normalization": "quantile", "distance": "standardized_mse",
+                    "position_normalization": "shrunk"},
     }
 
     def __post_init__(self) -> None:
@@ -116,6 +121,18 @@ class AnomalyModel(nn.Module):
             amap = amap.clamp_min(0.0)
         amap = self.smoothing(amap)
         return reduce_score(amap, self.config.score, self.config.score_topk), amap
+
+    def evidence(self, level_maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The level maps as they enter the combination: quantile-normalised maps clamped at 0 each.
+
+        Below a level's 0.9 validation quantile is "normal" for that level; clamping each
+        level before the sum means a level can only add evidence, never subtract it, so a
+        level that scores defects lower than good images (MODELS.md, "Quality on real
+        data") cannot cancel the levels that do see them.
+        """
+        if self.config.map_normalization != "quantile":
+            return level_maps
+        return [m.clamp_min(0.0) for m in level_maps]
 
     def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The per-level maps for a uint8 (N, H, W, 3) batch, by level name: FP32 (N, 1, h_l, w_l).
@@ -188,7 +205,8 @@ class SingleTeacherModel(AnomalyModel):
                               f"taps of this preset: {names}")
         self.compare = tuple(range(len(names))) if not compare else tuple(names.index(c) for c in compare)
         self.level_names = tuple(names[i] for i in self.compare)
-        self.level_norm = LevelNormalization(len(self.level_names))
+        self.level_norm = LevelNormalization(len(self.level_names), level_shapes(
+            config, [teacher.feature_info[i].stride * self.teacher_pool[i] for i in self.compare]))
         self.standardize = FeatureStandardization([teacher.feature_info[i].channels for i in self.compare])
 
     def networks(self) -> list[nn.Module]:
@@ -220,25 +238,11 @@ class SingleTeacherModel(AnomalyModel):
 
     @torch.no_grad()
     def fit_feature_statistics(self, images, batch_size: int = 16, max_images: int = 128) -> None:
-        """Channel mean/std of the compared teacher levels over uint8 training images (N, H, W, 3).
-
-        At most ``max_images`` evenly spaced images: each gives hundreds of positions per
-        channel, so more only costs teacher passes.
-        """
+        """Channel mean/std of the compared teacher levels over uint8 training images (N, H, W, 3)."""
         if self.config.distance != "standardized_mse":
             return
-        if len(images) > max_images:
-            images = images[np.linspace(0, len(images) - 1, max_images).round().astype(int)]
-        sums, squares, counts = None, None, [0] * len(self.compare)
-        for i in range(0, len(images), batch_size):
-            batch = torch.as_tensor(images[i:i + batch_size]).to(self.normalize.mean.device)
-            feats = self.pooled_teacher(self.network_input(batch))
-            s1 = [f.float().sum(dim=(0, 2, 3)) for f in feats]
-            s2 = [f.float().pow(2).sum(dim=(0, 2, 3)) for f in feats]
-            sums = s1 if sums is None else [a + b for a, b in zip(sums, s1)]
-            squares = s2 if squares is None else [a + b for a, b in zip(squares, s2)]
-            counts = [n + f.shape[0] * f.shape[2] * f.shape[3] for n, f in zip(counts, feats)]
-        self.standardize.fit(sums, squares, counts)
+        fit_channel_statistics(self.standardize, lambda b: self.pooled_teacher(self.network_input(b)),
+                               images, self.normalize.mean.device, batch_size, max_images)
 
     def student_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The student's outputs for the compared levels, in ``level_names`` order."""
@@ -281,7 +285,7 @@ class SingleTeacherModel(AnomalyModel):
     def forward_with_levels(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         levels = self.level_maps(images)
         size = (images.shape[1], images.shape[2])
-        score, amap = self.finish(combine_levels(levels, size, self.map_combination))
+        score, amap = self.finish(combine_levels(self.evidence(levels), size, self.map_combination))
         return score, amap, dict(zip(self.level_names, levels))
 
     def describe(self) -> dict:
@@ -291,6 +295,39 @@ class SingleTeacherModel(AnomalyModel):
         info["levels"] = list(self.level_names)
         info["distance"] = self.config.distance
         return info
+
+
+def level_shapes(config: ModelConfig, strides: list[int]) -> list[tuple[int, int]] | None:
+    """Static (h, w) of each level map when the config asks for position offsets, else None.
+
+    Input sizes are multiples of 32 (``validate``) and strides divide 32, so h = H / stride.
+    """
+    if config.map_normalization != "quantile" or config.position_normalization != "shrunk":
+        return None
+    h, w = config.image_size
+    return [(-(-h // s), -(-w // s)) for s in strides]
+
+
+@torch.no_grad()
+def fit_channel_statistics(standardize: FeatureStandardization, features, images, device,
+                           batch_size: int = 16, max_images: int = 128) -> None:
+    """Fit ``standardize`` from ``features(uint8 batch) -> [level (N, C, h, w)]`` over training images.
+
+    At most ``max_images`` evenly spaced images (uint8 (N, H, W, 3)): each gives hundreds
+    of positions per channel, so more only costs teacher passes.
+    """
+    if len(images) > max_images:
+        images = images[np.linspace(0, len(images) - 1, max_images).round().astype(int)]
+    sums, squares, counts = None, None, None
+    for i in range(0, len(images), batch_size):
+        feats = features(torch.as_tensor(images[i:i + batch_size]).to(device))
+        s1 = [f.float().sum(dim=(0, 2, 3)) for f in feats]
+        s2 = [f.float().pow(2).sum(dim=(0, 2, 3)) for f in feats]
+        n = [f.shape[0] * f.shape[2] * f.shape[3] for f in feats]
+        sums = s1 if sums is None else [a + b for a, b in zip(sums, s1)]
+        squares = s2 if squares is None else [a + b for a, b in zip(squares, s2)]
+        counts = n if counts is None else [a + b for a, b in zip(counts, n)]
+    standardize.fit(sums, squares, counts)
 
 
 def teacher_identity(extractor: nn.Module) -> dict:

@@ -164,37 +164,76 @@ def combine_levels(level_maps: list[torch.Tensor], size: tuple[int, int], how: s
 
 
 class LevelNormalization(nn.Module):
-    """Per-level affine map normalisation ``(m_l − shift_l)·scale_l``, constants as buffers in the graph.
+    """Per-level map normalisation ``(m_l − offset_l(p) − shift_l)·scale_l``, constants as buffers in the graph.
 
     Identity until :meth:`fit` is called. ``fit`` implements EfficientAD's map
     normalisation (Batzner et al., WACV 2024, §3.4 and anomalib's ``map_norm_quantiles``):
     the ``low`` (0.9) and ``high`` (0.995) quantiles of each level's map over
     validation images go to 0 and ``target`` (0.1), so levels of different
     reliability and range speak in the same units before they are summed.
+
+    ``shapes`` (one (h, w) per level, the level maps' static size) adds a per-position
+    offset (see :func:`position_offset`): where good images systematically score
+    higher at some positions (an aligned product's structures, the border), that
+    excess is subtracted before the quantiles are taken.
     """
 
-    def __init__(self, levels: int) -> None:
+    def __init__(self, levels: int, shapes: list[tuple[int, int]] | None = None) -> None:
         super().__init__()
         self.register_buffer("shift", torch.zeros(levels))
         self.register_buffer("scale", torch.ones(levels))
+        self.positional = shapes is not None
+        for i, (h, w) in enumerate(shapes or ()):
+            self.register_buffer(f"offset{i}", torch.zeros(1, 1, h, w))
 
     def forward(self, level_maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.positional:
+            level_maps = [m - getattr(self, f"offset{i}") for i, m in enumerate(level_maps)]
         return [(m - self.shift[i]) * self.scale[i] for i, m in enumerate(level_maps)]
 
     @torch.no_grad()
     def fit(self, level_maps: list[torch.Tensor], low: float = 0.9, high: float = 0.995,
             target: float = 0.1) -> None:
-        """``level_maps[l]``: that level's raw maps (any shape) over the validation images, FP32."""
+        """``level_maps[l]``: that level's raw maps over the validation images, FP32 (N, 1, h_l, w_l)."""
         for i, m in enumerate(level_maps):
-            flat = m.detach().float().flatten()
+            m = m.detach().float()
+            if self.positional:
+                offset = getattr(self, f"offset{i}")
+                offset.copy_(position_offset(m).to(offset.device))
+                m = m - offset
+            flat = m.flatten()
             if flat.numel() > 8_000_000:  # torch.quantile's input limit is 16M elements
-                flat = flat[torch.linspace(0, flat.numel() - 1, 8_000_000).long()]
-            q_low, q_high = torch.quantile(flat, torch.tensor([low, high]))
+                flat = flat[torch.linspace(0, flat.numel() - 1, 8_000_000, device=flat.device).long()]
+            q_low, q_high = torch.quantile(flat, torch.tensor([low, high], device=flat.device))
             self.shift[i] = q_low
             self.scale[i] = target / torch.clamp(q_high - q_low, min=1e-12)
 
     def is_identity(self) -> bool:
-        return bool((self.shift == 0).all() and (self.scale == 1).all())
+        offsets_zero = all(not getattr(self, f"offset{i}").any() for i in range(len(self.shift))) \
+            if self.positional else True
+        return bool((self.shift == 0).all() and (self.scale == 1).all() and offsets_zero)
+
+
+def position_offset(maps: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """The systematic per-position excess of good-image maps, shrunk by how real it is: (1, 1, h, w).
+
+    ``maps``: one level's maps over N validation images (N, 1, h, w), FP32. The
+    per-position mean μ(p), Gaussian-smoothed (σ in level pixels), minus the global
+    mean, times the James–Stein factor w = max(0, 1 − v_noise / v_between), where
+    v_noise is the sampling variance of one position's mean (mean per-position
+    variance / N) and v_between the variance of μ(p) across positions (Efron &
+    Morris 1975). Unaligned textures, whose μ(p) varies only by noise, get w ≈ 0:
+    the offset falls back to the global normalisation alone.
+    """
+    n = maps.shape[0]
+    mu = maps.mean(dim=0, keepdim=True)
+    if n < 2:
+        return torch.zeros_like(mu)
+    noise = maps.var(dim=0, keepdim=True).mean() / n
+    between = (mu - mu.mean()).pow(2).mean()
+    weight = (1 - noise / between.clamp_min(1e-12)).clamp(0.0, 1.0)
+    smooth = GaussianSmoothing(sigma).to(maps.device)(mu) if min(mu.shape[-2:]) > 2 * math.ceil(2 * sigma) else mu
+    return weight * (smooth - maps.mean())
 
 
 def freeze(module: nn.Module) -> nn.Module:

@@ -45,8 +45,9 @@ from torch import nn
 from inspector.config import bounded
 from inspector.errors import ConfigError, ModelError
 from inspector.models.backbones import FeatureTap, available_taps, build_backbone
-from inspector.models.base import AnomalyModel, ModelConfig, teacher_identity
-from inspector.models.common import LevelNormalization, combine_levels, freeze, level_distance
+from inspector.models.base import AnomalyModel, ModelConfig, fit_channel_statistics, level_shapes, teacher_identity
+from inspector.models.common import (FeatureStandardization, LevelNormalization, combine_levels, freeze,
+                                     level_distance, standardized_distance)
 from inspector.models.reduced_student.model import PRESETS as REDUCED_STUDENT_PRESETS
 from inspector.models.reduced_student.model import ReducedStudentConfig, build_reduced_student
 from inspector.models.entry import ModelEntry
@@ -88,7 +89,7 @@ class MixedTeacherConfig(ModelConfig):
     map_levels: tuple[str, ...] | None = None
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "combination": "paper"},
-        "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "combination": "sum", "distance": "cosine",
+        "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "combination": "sum",
                     "map_levels": ("resnet:blocks.2", "efficientnet:blocks.4", "efficientnet:blocks.6")},
     }
 
@@ -177,12 +178,14 @@ class MixedTeacherModel(AnomalyModel):
         self.student_efficientnet = student_efficientnet
         self.backbones = dict(backbones)
         self.level_names = tuple(f"{part}:{tap.name}" for part in PARTS for tap in self.teacher_taps(part))
-        self.level_norm = LevelNormalization(len(self.level_names))
+        strides = [tap.stride * k for part in PARTS for tap, k in zip(self.teacher_taps(part), self.routes[part].pool)]
+        self.level_norm = LevelNormalization(len(self.level_names), level_shapes(config, strides))
         chosen = config.map_levels or self.level_names
         unknown = [n for n in chosen if n not in self.level_names]
         if unknown:
             raise ConfigError(f"model.map_levels: unknown level '{unknown[0]}'; levels: {list(self.level_names)}")
         self.map_index = tuple(self.level_names.index(n) for n in chosen)
+        self.standardize = FeatureStandardization([tap.channels for part in PARTS for tap in self.teacher_taps(part)])
 
     def networks(self) -> list[nn.Module]:
         return [*self.teachers, self.student_resnet, self.student_efficientnet]
@@ -201,11 +204,37 @@ class MixedTeacherModel(AnomalyModel):
         info = self.teachers[route.teacher].feature_info
         return tuple(info[i] for i in route.outputs)
 
-    def teacher_features(self, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+    def pooled_teacher(self, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
         """Per part, the (pooled) teacher levels for a normalised input ``x``."""
         outputs = [teacher(x) for teacher in self.teachers]
         return {part: [_pooled(outputs[r.teacher][i], k) for i, k in zip(r.outputs, r.pool)]
                 for part, r in self.routes.items()}
+
+    def teacher_features(self, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+        """:meth:`pooled_teacher`, channel-standardised with ``distance: standardized_mse``."""
+        feats = self.pooled_teacher(x)
+        if self.config.distance != "standardized_mse":
+            return feats
+        flat = self.standardize([f for part in PARTS for f in feats[part]])
+        n = len(feats["resnet"])
+        return {"resnet": flat[:n], "efficientnet": flat[n:]}
+
+    def distance(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        """The per-pixel level map (N, 1, h, w) FP32 of the configured distance."""
+        if self.config.distance == "standardized_mse":
+            return standardized_distance(teacher, student)
+        return level_distance(teacher, student)
+
+    @torch.no_grad()
+    def fit_feature_statistics(self, images, batch_size: int = 16, max_images: int = 128) -> None:
+        """Channel mean/std of every teacher level over uint8 training images (N, H, W, 3)."""
+        if self.config.distance != "standardized_mse":
+            return
+
+        def levels(batch: torch.Tensor) -> list[torch.Tensor]:
+            feats = self.pooled_teacher(self.network_input(batch))
+            return [f for part in PARTS for f in feats[part]]
+        fit_channel_statistics(self.standardize, levels, images, self.normalize.mean.device, batch_size, max_images)
 
     def student_features(self, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
         return {"resnet": self.student_resnet(x), "efficientnet": self.student_efficientnet(x)}
@@ -216,7 +245,7 @@ class MixedTeacherModel(AnomalyModel):
         with torch.no_grad():
             teacher = self.teacher_features(x)
         student = self.student_features(x)
-        maps = self.level_norm([level_distance(t, s) for p in PARTS for t, s in zip(teacher[p], student[p])])
+        maps = self.level_norm([self.distance(t, s) for p in PARTS for t, s in zip(teacher[p], student[p])])
         n = len(teacher["resnet"])
         return maps[:n], maps[n:]
 
@@ -234,8 +263,8 @@ class MixedTeacherModel(AnomalyModel):
         """Σ ResNet levels + α·Σ EfficientNet levels, each the mean over pixels and batch (paper eq. 8)."""
         student = self.student_features(self.network_input(images))
         n = len(student["resnet"])
-        resnet = sum(level_distance(t, s).mean() for t, s in zip(targets[:n], student["resnet"]))
-        efficientnet = sum(level_distance(t, s).mean() for t, s in zip(targets[n:], student["efficientnet"]))
+        resnet = sum(self.distance(t, s).mean() for t, s in zip(targets[:n], student["resnet"]))
+        efficientnet = sum(self.distance(t, s).mean() for t, s in zip(targets[n:], student["efficientnet"]))
         return resnet + self.config.alpha * efficientnet
 
     def loss(self, images: torch.Tensor) -> torch.Tensor:
@@ -254,7 +283,7 @@ class MixedTeacherModel(AnomalyModel):
                 efficientnet: list[torch.Tensor]) -> torch.Tensor:
         """The configured combination of the level maps at ``size`` (before smoothing)."""
         if self.config.combination == "sum":
-            levels = [*resnet, *efficientnet]
+            levels = self.evidence([*resnet, *efficientnet])
             return combine_levels([levels[i] for i in self.map_index], size, "sum")
         r = combine_levels(resnet, size, "sum")
         e = combine_levels(efficientnet, size, "sum")
@@ -327,7 +356,8 @@ _SGD = {"optimizer": "sgd", "lr": 0.4, "momentum": 0.9, "weight_decay": 1e-4, "b
 ENTRY = ModelEntry(
     MixedTeacherConfig,
     build_mixed_teacher,
-    # Paper §5.2: SGD lr 0.4, batch 16, 200 epochs. Offline: early stopping (train.epochs unset),
-    # as the other offline presets.
-    train_defaults={"paper": {**_SGD, "epochs": 200}, "offline": {**_SGD}},
+    # Paper §5.2: SGD lr 0.4, batch 16, 200 epochs. Offline: the single-teacher models' recipe
+    # (standardised teacher, squared error, Adam 1e-3) with early stopping (train.epochs unset).
+    train_defaults={"paper": {**_SGD, "epochs": 200},
+                    "offline": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-5, "batch_size": 16}},
 )
