@@ -164,7 +164,7 @@ def combine_levels(level_maps: list[torch.Tensor], size: tuple[int, int], how: s
 
 
 class LevelNormalization(nn.Module):
-    """Per-level map normalisation ``(m_l − offset_l(p) − shift_l)·scale_l``, constants as buffers in the graph.
+    """Per-level map normalisation ``((m_l − offset_l(p))·gain_l(p) − shift_l)·scale_l``, constants as graph buffers.
 
     Identity until :meth:`fit` is called. ``fit`` implements EfficientAD's map
     normalisation (Batzner et al., WACV 2024, §3.4 and anomalib's ``map_norm_quantiles``):
@@ -173,9 +173,10 @@ class LevelNormalization(nn.Module):
     reliability and range speak in the same units before they are summed.
 
     ``shapes`` (one (h, w) per level, the level maps' static size) adds a per-position
-    offset (see :func:`position_offset`): where good images systematically score
-    higher at some positions (an aligned product's structures, the border), that
-    excess is subtracted before the quantiles are taken.
+    z-score first (see :func:`position_statistics`): where good images systematically
+    score higher or vary more at some positions (an aligned product's structures, the
+    border), each position is measured against its own normal range before the
+    quantiles are taken.
     """
 
     def __init__(self, levels: int, shapes: list[tuple[int, int]] | None = None) -> None:
@@ -185,10 +186,12 @@ class LevelNormalization(nn.Module):
         self.positional = shapes is not None
         for i, (h, w) in enumerate(shapes or ()):
             self.register_buffer(f"offset{i}", torch.zeros(1, 1, h, w))
+            self.register_buffer(f"gain{i}", torch.ones(1, 1, h, w))
 
     def forward(self, level_maps: list[torch.Tensor]) -> list[torch.Tensor]:
         if self.positional:
-            level_maps = [m - getattr(self, f"offset{i}") for i, m in enumerate(level_maps)]
+            level_maps = [(m - getattr(self, f"offset{i}")) * getattr(self, f"gain{i}")
+                          for i, m in enumerate(level_maps)]
         return [(m - self.shift[i]) * self.scale[i] for i, m in enumerate(level_maps)]
 
     @torch.no_grad()
@@ -198,9 +201,11 @@ class LevelNormalization(nn.Module):
         for i, m in enumerate(level_maps):
             m = m.detach().float()
             if self.positional:
-                offset = getattr(self, f"offset{i}")
-                offset.copy_(position_offset(m).to(offset.device))
-                m = m - offset
+                offset, gain = getattr(self, f"offset{i}"), getattr(self, f"gain{i}")
+                mean, inv_std = position_statistics(m)
+                offset.copy_(mean.to(offset.device))
+                gain.copy_(inv_std.to(gain.device))
+                m = (m - mean) * inv_std
             flat = m.flatten()
             if flat.numel() > 8_000_000:  # torch.quantile's input limit is 16M elements
                 flat = flat[torch.linspace(0, flat.numel() - 1, 8_000_000, device=flat.device).long()]
@@ -209,31 +214,38 @@ class LevelNormalization(nn.Module):
             self.scale[i] = target / torch.clamp(q_high - q_low, min=1e-12)
 
     def is_identity(self) -> bool:
-        offsets_zero = all(not getattr(self, f"offset{i}").any() for i in range(len(self.shift))) \
-            if self.positional else True
+        offsets_zero = all(not getattr(self, f"offset{i}").any() and (getattr(self, f"gain{i}") == 1).all()
+                           for i in range(len(self.shift))) if self.positional else True
         return bool((self.shift == 0).all() and (self.scale == 1).all() and offsets_zero)
 
 
-def position_offset(maps: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
-    """The systematic per-position excess of good-image maps, shrunk by how real it is: (1, 1, h, w).
+def position_statistics(maps: torch.Tensor, sigma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-position (mean, 1/std) of good-image maps, shrunk toward the global ones: each (1, 1, h, w).
 
     ``maps``: one level's maps over N validation images (N, 1, h, w), FP32. The
-    per-position mean μ(p), Gaussian-smoothed (σ in level pixels), minus the global
-    mean, times the James–Stein factor w = max(0, 1 − v_noise / v_between), where
-    v_noise is the sampling variance of one position's mean (mean per-position
-    variance / N) and v_between the variance of μ(p) across positions (Efron &
-    Morris 1975). Unaligned textures, whose μ(p) varies only by noise, get w ≈ 0:
-    the offset falls back to the global normalisation alone.
+    per-position mean μ(p) and variance, Gaussian-smoothed (σ in level pixels), are
+    blended with the global mean and std by the James–Stein factor
+    w = max(0, 1 − v_noise / v_between) (Efron & Morris 1975), where v_noise is the
+    sampling variance of one position's mean (mean per-position variance / N) and
+    v_between the variance of μ(p) across positions. Unaligned textures, whose μ(p)
+    varies only by noise, get w ≈ 0: one global affine map, which the quantile
+    normalisation that follows absorbs, so the rule falls back to global statistics.
     """
     n = maps.shape[0]
-    mu = maps.mean(dim=0, keepdim=True)
     if n < 2:
-        return torch.zeros_like(mu)
-    noise = maps.var(dim=0, keepdim=True).mean() / n
+        return torch.zeros_like(maps[:1]), torch.ones_like(maps[:1])
+    mu_g, sd_g = maps.mean(), maps.std().clamp_min(1e-12)
+    mu, var = maps.mean(dim=0, keepdim=True), maps.var(dim=0, keepdim=True)
+    noise = var.mean() / n
     between = (mu - mu.mean()).pow(2).mean()
-    weight = (1 - noise / between.clamp_min(1e-12)).clamp(0.0, 1.0)
-    smooth = GaussianSmoothing(sigma).to(maps.device)(mu) if min(mu.shape[-2:]) > 2 * math.ceil(2 * sigma) else mu
-    return weight * (smooth - maps.mean())
+    w = (1 - noise / between.clamp_min(1e-12)).clamp(0.0, 1.0)
+    if min(mu.shape[-2:]) > 2 * math.ceil(2 * sigma):  # reflect padding needs the map larger than the kernel
+        blur = GaussianSmoothing(sigma).to(maps.device)
+        mu, var = blur(mu), blur(var)
+    mean = w * mu + (1 - w) * mu_g
+    std = w * var.clamp_min(0).sqrt() + (1 - w) * sd_g
+    # Offsets relative to the global mean keep the quantile shift in the map's own units.
+    return mean - mu_g, sd_g / std.clamp_min(1e-6 * float(sd_g))
 
 
 def freeze(module: nn.Module) -> nn.Module:

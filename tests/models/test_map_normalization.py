@@ -1,0 +1,43 @@
+"""Per-level map normalisation: the quantile rule, the per-position statistics and their fallback."""
+
+import torch
+
+from inspector.models.common import LevelNormalization, position_statistics
+
+
+def good_maps(n=60, aligned=False, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    maps = torch.rand(n, 1, 24, 12, generator=g)
+    if aligned:  # a structure every good image has at the same place scores high there
+        maps[:, :, 4:8, 2:5] = 2.0 + 3.0 * torch.rand(n, 1, 4, 3, generator=g)
+    return maps
+
+
+def test_texture_without_positional_structure_falls_back_to_global():
+    offset, gain = position_statistics(good_maps())
+    assert offset.shape == gain.shape == (1, 1, 24, 12)
+    # Positions differ by sampling noise only: the shrinkage factor is (near) zero.
+    assert offset.abs().max() < 0.02 * good_maps().std()
+    assert (gain - 1).abs().max() < 0.02
+
+
+def test_aligned_structure_is_measured_against_its_own_range():
+    maps = good_maps(aligned=True)
+    norm_global, norm_pos = LevelNormalization(1), LevelNormalization(1, [(24, 12)])
+    norm_global.fit([maps])
+    norm_pos.fit([maps])
+    test = good_maps(n=20, aligned=True, seed=1)
+    test[10:, :, 18:20, 8:10] += 1.0  # a defect where good images are quiet
+    for norm, separates in ((norm_global, False), (norm_pos, True)):
+        peak = norm([test])[0].flatten(1).amax(1)
+        # Globally, the structure's peaks on good images hide the defect; per position they do not.
+        assert bool(peak[10:].min() > peak[:10].max()) is separates
+
+
+def test_positional_buffers_are_in_the_state_dict():
+    norm = LevelNormalization(2, [(8, 4), (4, 2)])
+    keys = set(norm.state_dict())
+    assert {"shift", "scale", "offset0", "gain0", "offset1", "gain1"} <= keys
+    assert norm.is_identity()
+    norm.fit([good_maps()[:, :, :8, :4], good_maps(aligned=True)[:, :, :4, :2]])
+    assert not norm.is_identity()
