@@ -41,10 +41,10 @@ def window_index(positions: torch.Tensor, size: int, row_length: int) -> torch.T
 
 def gather_windows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Cut windows out of every image: x (N, C, H, W), index (K, s, s) → (N·K, C, s, s), image-major."""
-    n, c = x.shape[0], x.shape[1]
+    c = x.shape[1]
     k, s = index.shape[0], index.shape[-1]
     flat = x.flatten(2)[:, :, index.flatten()]  # (N, C, K·s·s): one Gather
-    return flat.view(n, c, k, s, s).transpose(1, 2).reshape(-1, c, s, s)
+    return flat.view(-1, c, k, s, s).transpose(1, 2).reshape(-1, c, s, s)
 
 
 def context_pad(patch: int, context: int) -> int:

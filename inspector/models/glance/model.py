@@ -275,7 +275,7 @@ class GlanceModel(AnomalyModel):
         z_g = self.global_features(context, mask)
         iad = (z_l - z_g).pow(2).mean(dim=1)
         dad = torch.sigmoid(-self.dad(z_l, z_g))  # 1 − C, C = sigmoid(logit) = P(normal)
-        shape = (len(images), 1, *self.grid_shape)
+        shape = (-1, 1, *self.grid_shape)  # -1: the batch stays symbolic in the exported graph
         return iad.view(shape), dad.view(shape)
 
     def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
