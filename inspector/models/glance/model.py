@@ -70,11 +70,15 @@ class GlanceConfig(ModelConfig):
     patch_size: int = bounded(32, ge=16, le=256)  # multiple of 8
     # Speed/accuracy: patches every grid_stride px at inference (even, ≤ patch_size); see module doc.
     grid_stride: int = bounded(16, ge=4, le=256)
-    train_stride: int = bounded(16, ge=4, le=256)  # grid of the local phase's cached teacher descriptors
+    # Grid of the local phase's teacher descriptors (cached once per image). 32: tiles, 64 teacher passes
+    # on 32×32 patches per 256×256 image; 16 would quadruple that one-off cost for overlapping, correlated targets.
+    train_stride: int = bounded(32, ge=4, le=256)
     context_size: int = bounded(96, ge=24, le=1024)  # Global-Net window around the patch (3× the patch)
     feature_dim: int = bounded(128, ge=8, le=4096)  # n, of Z_l and Z_g
-    local_channels: tuple[int, ...] = bounded((32, 64, 128), ge=1, le=4096)
-    global_channels: tuple[int, ...] = bounded((32, 64, 128, 128), ge=1, le=4096)
+    # Light nets: both run once per patch (225 patches at 256×256, stride 16), so their width sets the cost:
+    # ~0.84 M (local) + ~2.2 M (global) multiply-adds per patch with these defaults.
+    local_channels: tuple[int, ...] = bounded((16, 32, 64), ge=1, le=4096)
+    global_channels: tuple[int, ...] = bounded((16, 32, 64, 128), ge=1, le=4096)
     dad_hidden: int = bounded(128, ge=1, le=4096)
     score_lambda: float = bounded(0.8, ge=0, le=1)  # λ_s of eq. 13 (paper 0.8)
     dad_weight: float = bounded(1.0, ge=0, le=100)  # λ_t of eq. 10
