@@ -10,6 +10,8 @@ smoothing → score exactly as the model does, reporting image and pixel AUROC
 (``bench_quality.metrics_for``: likely_defect left out). λ = 0 is the DAD head
 alone, λ = 1 the IAD head alone, 0.8 the paper's choice and the default.
 The paper reports PRO on MVTec AD (0.8 best on average, single heads worse).
+``--strides 16,32``: the same weights rebuilt with each grid stride (the speed/accuracy
+setting), evaluated at the model's λ.
 
 JSON to ``benchmarks/results/glance-lambda.json`` (``--out`` folder, ``--name`` file).
 """
@@ -61,6 +63,17 @@ def sweep(model, test: dict, lambdas=LAMBDAS) -> list[dict]:
     return rows
 
 
+def with_stride(model, stride: int):
+    """The same trained weights on another patch grid (the indices are config, not weights)."""
+    from dataclasses import replace
+
+    from inspector.models.registry import build_model
+
+    other = build_model(replace(model.config, grid_stride=stride, teacher_weights="random"))
+    other.load_state_dict(model.state_dict())
+    return other.eval()
+
+
 def main(argv: list[str] | None = None) -> Path:
     from inspector.training.checkpoint import load_model
 
@@ -70,6 +83,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--data-root", type=Path, default=SHARED)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--name", default="glance-lambda")
+    ap.add_argument("--strides", default="", help="comma list of grid strides to compare at the model's λ")
     args = ap.parse_args(argv)
     results = []
     for name in args.datasets.split(","):
@@ -77,7 +91,13 @@ def main(argv: list[str] | None = None) -> Path:
         model, config, _ = load_model(run)
         test = load_test(args.data_root / name, tuple(config.model.image_size), config.data.resize)
         rows = sweep(model, test)
-        results.append({"dataset": name, "run": str(run), "grid_stride": config.model.grid_stride, "rows": rows})
+        strides = []
+        for s in [int(v) for v in args.strides.split(",") if v]:
+            row = sweep(with_stride(model, s), test, (config.model.score_lambda,))[0]
+            strides.append({"grid_stride": s, **row})
+            print(f"{name:12} stride {s} img {row['image_auroc']:.3f} px {row['pixel_auroc'] or 0:.3f}", flush=True)
+        results.append({"dataset": name, "run": str(run), "grid_stride": config.model.grid_stride, "rows": rows,
+                        "strides": strides})
         for r in rows:
             print(f"{name:12} λ={r['lambda']:.1f} img {r['image_auroc']:.3f} px {r['pixel_auroc'] or 0:.3f}", flush=True)
     path = write_result(args.name, {"lambdas": list(LAMBDAS), "datasets": results}, args.out)
