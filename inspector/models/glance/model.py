@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -220,8 +221,6 @@ class GlanceModel(AnomalyModel):
     @torch.no_grad()
     def fit_feature_statistics(self, images, batch_size: int = 8, max_images: int = 32) -> None:
         """Channel mean/std of R(p) over the training grid's patches of ≤ ``max_images`` uint8 images."""
-        import numpy as np
-
         if len(images) > max_images:
             images = images[np.linspace(0, len(images) - 1, max_images).round().astype(int)]
         self.standardize.mean0.zero_()
@@ -303,7 +302,7 @@ class GlanceModel(AnomalyModel):
     def describe(self) -> dict:
         info = super().describe()
         c = self.config
-        backbone, taps = PRESETS[c.preset]
+        backbone = PRESETS[c.preset][0]
         info["teachers"] = [{**teacher_identity(self.teacher), "backbone": backbone}]
         info["grid"] = {"patch_size": c.patch_size, "stride": c.grid_stride, "patches": list(self.grid_shape),
                         "context_size": c.context_size, "global_downscale": grid.GLOBAL_DOWNSCALE}
