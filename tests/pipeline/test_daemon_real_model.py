@@ -23,7 +23,7 @@ def exported_glance(tiny_dataset, tmp_path_factory):
     """An untrained glance (64x64, 3x3 patch grid) saved as a run and exported: the daemon must not care."""
     import torch
 
-    from inspector.exporting import export_run
+    from inspector.deploy import export_run
     from inspector.models.registry import build_model
     from inspector.training.checkpoint import save_checkpoint
     from inspector.training.config import load_run_config

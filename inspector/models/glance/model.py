@@ -44,10 +44,10 @@ from inspector.errors import ConfigError
 from inspector.models.backbones import build_backbone
 from inspector.models.base import AnomalyModel, ModelConfig, teacher_identity
 from inspector.models.common import FeatureStandardization, freeze
+from inspector.models.entry import ModelEntry, Phase
 from inspector.models.glance import grid
 from inspector.models.glance.networks import DadHead, GlobalNet, LocalNet, compactness_loss
 from inspector.models.glance.stains import add_stains
-from inspector.models.registry import ModelEntry
 
 PRESETS = {
     # teacher backbone and the taps whose spatial means form the patch descriptor R(p)
@@ -259,8 +259,6 @@ class GlanceModel(AnomalyModel):
 
     def training_phases(self, cfg) -> list:
         """``local`` (Local-Net + decoder; teacher descriptors cached), then ``global`` (Global-Net + DAD)."""
-        from inspector.training.loop import Phase  # training glue stays out of the model's imports
-
         local_params = list(self.local.parameters()) + list(self.decoder.parameters())
         global_params = list(self.global_net.parameters()) + list(self.dad.parameters())
         return [
