@@ -44,6 +44,8 @@ def _layer_macs(module, output) -> int:
     """Multiply-accumulates of one Conv2d or Linear call, from its output shape."""
     import torch.nn as nn
 
+    if isinstance(output, tuple):  # glance's partial convolutions return (features, mask)
+        output = output[0]
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
         return output.numel() * (module.in_channels // module.groups) * kh * kw

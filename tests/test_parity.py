@@ -53,13 +53,32 @@ def stfpm_run(tiny_dataset, tmp_path_factory) -> Path:
     return run_dir
 
 
-@pytest.fixture(scope="module", params=["reduced_student", "stfpm"])
+@pytest.fixture(scope="module")
+def glance_run(tiny_dataset, tmp_path_factory) -> Path:
+    """A glance run folder: its patch grid (3x3 at 64x64) gathered inside the graph, untrained nets."""
+    import torch
+
+    from inspector.models.registry import build_model
+    from inspector.training.checkpoint import save_checkpoint
+    from inspector.training.config import load_run_config
+
+    config = load_run_config(base={"model": {"name": "glance", "image_size": [64, 64], "smoothing_sigma": 1.0},
+                                   "data": {"path": str(tiny_dataset)}})
+    run_dir = tmp_path_factory.mktemp("runs") / "glance"
+    run_dir.mkdir()
+    torch.manual_seed(0)
+    save_checkpoint(run_dir / "best.pt", build_model(config.model).eval(), config,
+                    phase="untrained", epoch=0, val_loss=None, data=None)
+    return run_dir
+
+
+@pytest.fixture(scope="module", params=["reduced_student", "stfpm", "glance"])
 def exported(request, tmp_path_factory) -> tuple[str, Path, Path]:
     """(model name, run folder, FP32 graph path)."""
     if request.param == "reduced_student":
         return request.param, request.getfixturevalue("trained_run"), request.getfixturevalue("exported_model")
-    run = request.getfixturevalue("stfpm_run")
-    result = export_run(run, tmp_path_factory.mktemp("export") / "stfpm")
+    run = request.getfixturevalue(f"{request.param}_run")
+    result = export_run(run, tmp_path_factory.mktemp("export") / request.param)
     return request.param, run, Path(result["fp32"])
 
 

@@ -1,4 +1,4 @@
-"""The daemon on a really trained and exported reduced student (not the tiny test graph).
+"""The daemon on a really trained and exported reduced student, and on an exported glance (patch grid in the graph).
 
 The daemon's decisions must be exactly those of the bare backend on the same
 frames at the same threshold: preprocessing, batching and thresholding add
@@ -11,13 +11,36 @@ import shutil
 
 import cv2
 import numpy as np
+import pytest
 
 from inspector.backends import load_backend
 from inspector.data.datasets import load_dataset
 from pipeline_support import base_config, by_type, run_to_end
 
 
-def test_daemon_decisions_match_the_bare_backend(exported_model, tiny_dataset, endpoint, tmp_path):
+@pytest.fixture(scope="module")
+def exported_glance(tiny_dataset, tmp_path_factory):
+    """An untrained glance (64x64, 3x3 patch grid) saved as a run and exported: the daemon must not care."""
+    import torch
+
+    from inspector.deploy import export_run
+    from inspector.models.registry import build_model
+    from inspector.training.checkpoint import save_checkpoint
+    from inspector.training.config import load_run_config
+
+    config = load_run_config(base={"model": {"name": "glance", "image_size": [64, 64], "smoothing_sigma": 1.0},
+                                   "data": {"path": str(tiny_dataset)}})
+    run = tmp_path_factory.mktemp("runs") / "glance"
+    run.mkdir()
+    torch.manual_seed(0)
+    save_checkpoint(run / "best.pt", build_model(config.model).eval(), config,
+                    phase="untrained", epoch=0, val_loss=None, data=None)
+    return export_run(run, tmp_path_factory.mktemp("export") / "glance")["fp32"]
+
+
+@pytest.mark.parametrize("model_name", ["reduced_student", "glance"])
+def test_daemon_decisions_match_the_bare_backend(model_name, request, tiny_dataset, endpoint, tmp_path):
+    exported_model = request.getfixturevalue("exported_model" if model_name == "reduced_student" else "exported_glance")
     folder = tmp_path / "frames"
     folder.mkdir()
     samples = load_dataset(tiny_dataset).test
@@ -49,4 +72,4 @@ def test_daemon_decisions_match_the_bare_backend(exported_model, tiny_dataset, e
     ng = by_type(events, "defect", "line1")
     assert [e.seq for e in ng] == list(range(len(ng)))
     assert [e.frame_id for e in ng] == [i for i, d in enumerate(decisions) if d == "NG"]
-    assert all(e.model["name"] == "reduced_student" for e in ng)
+    assert all(e.model["name"] == model_name for e in ng)
