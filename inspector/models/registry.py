@@ -13,6 +13,7 @@ from inspector.errors import ConfigError
 from inspector.models.ast.model import ENTRY as AST
 from inspector.models.base import AnomalyModel, ModelConfig
 from inspector.models.entry import ModelEntry
+from inspector.models.meta_comparer.model import ENTRY as META_COMPARER
 from inspector.models.mixed_teacher.model import ENTRY as MIXED_TEACHER
 from inspector.models.reduced_student.model import ENTRY as REDUCED_STUDENT
 from inspector.models.stfpm.model import ENTRY as STFPM
@@ -24,6 +25,7 @@ ENTRIES: dict[str, ModelEntry] = {
     "reduced_student": REDUCED_STUDENT,
     "mixed_teacher": MIXED_TEACHER,
     "ast": AST,
+    "meta_comparer": META_COMPARER,
 }
 
 
