@@ -85,7 +85,8 @@ def enroll(checkpoint: str | Path, patterns: Sequence[str], out_base: str | Path
     digests = [{"file": str(p), "sha256": sha256_file(p)} for p in paths]
     enrollment = {"k": len(paths), "references": digests, "seconds": round(seconds, 3),
                   "bank_patches": model.describe()["bank_patches"]}
-    identity = {**(payload.get("model") or model.describe()), "references": {"k": len(paths)},
+    # the checkpoint's teacher identity knows the weights' source; the rebuilt model only its state dict
+    identity = {**model.describe(), "teachers": (payload.get("model") or {}).get("teachers", []),
                 "enrollment": enrollment}
     ckpt = Path(payload["path"])
     ckpt_sha = sha256_file(ckpt if ckpt.is_file() else ckpt / BEST)

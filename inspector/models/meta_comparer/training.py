@@ -51,7 +51,7 @@ def episode_loss(model: MetaComparerModel, query: list[torch.Tensor], refs: list
         att_loss = att_loss + F.binary_cross_entropy((1 - best.amin(dim=1)).clamp(eps, 1 - eps), labels)
         rank = rank + _ranking_loss(scores, best.detach(), cfg.rank_pairs, generator)
     total = cls + cfg.att_weight * att_loss + cfg.rank_weight * rank
-    return total, {"cls": float(cls), "att": float(att_loss), "rank": float(rank)}
+    return total, {"cls": cls.item(), "att": att_loss.item(), "rank": rank.item()}
 
 
 def _ranking_loss(scores: torch.Tensor, att: torch.Tensor, pairs: int, generator: torch.Generator) -> torch.Tensor:
@@ -158,9 +158,9 @@ def fit(model: MetaComparerModel, banks: list[FeatureBank], train_cfg, on_best=N
         val_gen = torch.Generator().manual_seed(train_cfg.seed + 1)
         with torch.no_grad():
             val_loss = float(np.mean([float(episode_loss(model, *v, val_gen)[0]) for v in val]))
-        history.append({"epoch": epoch, "train_loss": float(loss), **parts, "val_loss": val_loss,
+        history.append({"epoch": epoch, "train_loss": loss.item(), **parts, "val_loss": val_loss,
                         "seconds": round(time.perf_counter() - start, 1)})
-        log.info("epoch %d: train %.4f val %.4f", epoch, float(loss), val_loss)
+        log.info("epoch %d: train %.4f val %.4f", epoch, loss.item(), val_loss)
         if val_loss < best * (1 - train_cfg.min_delta) or best_state is None:
             best, stale = val_loss, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
