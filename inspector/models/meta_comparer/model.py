@@ -190,11 +190,25 @@ class MetaComparerModel(AnomalyModel):
     # --- inference ----------------------------------------------------------------------------
     def level_scores(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Patch scores against the enrolled bank: FP32 (N, 1, h_i, w_i) per scale."""
+        return self.scores_from_features(self.patch_features(images))
+
+    def scores_from_features(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        """:meth:`level_scores` from :meth:`patch_features` output (a benchmark may cache those)."""
         out = []
-        for i, feats in enumerate(self.patch_features(images)):
+        for i, feats in enumerate(features):
             scores, _, _ = self.compare(self.embed(i, feats), getattr(self, f"bank_{i}"))
             out.append(scores.reshape(feats.shape[0], 1, feats.shape[2], feats.shape[3]))
         return out
+
+    @staticmethod
+    def pixel_map(levels: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """eq. (6): per pixel the max over the patches containing it, across scales: (N, 1, H, W).
+
+        Patch j of a scale covers the 3×3 cells around j (the average pooling), so a cell takes
+        the max of its 3×3 neighbours before nearest upsampling to the input size.
+        """
+        maps = [F.interpolate(F.max_pool2d(s, 3, 1, 1), size=size, mode="nearest") for s in levels]
+        return torch.stack(maps).amax(dim=0)
 
     def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return dict(zip(self.level_names, self.level_scores(images)))
@@ -205,11 +219,7 @@ class MetaComparerModel(AnomalyModel):
 
     def forward_with_levels(self, images: torch.Tensor):
         levels = self.level_scores(images)
-        size = (images.shape[1], images.shape[2])
-        # eq. (6): a pixel takes the max over the patches containing it; patch j of a scale covers
-        # the 3×3 cells around j (the average pooling), so a cell takes the max of its 3×3 neighbours.
-        maps = [F.interpolate(F.max_pool2d(s, 3, 1, 1), size=size, mode="nearest") for s in levels]
-        amap = torch.stack(maps).amax(dim=0)
+        amap = self.pixel_map(levels, (images.shape[1], images.shape[2]))
         return amap.flatten(1).amax(dim=1), amap, dict(zip(self.level_names, levels))
 
     def describe(self) -> dict:

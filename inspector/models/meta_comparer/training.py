@@ -1,7 +1,7 @@
 """Episodic training of the meta-comparer across source domains (paper §2.4).
 
-One step draws ``batch_size`` episodes; an episode picks a source domain, ``train_references``
-normal reference images of it and one query of it (normal or defective with equal odds, a normal
+One step draws ``batch_size`` episodes of one source domain (drawn per step); an episode picks ``train_references``
+normal reference images of the domain and one query of it (normal or defective with equal odds, a normal
 query never among its references). The loss is eq. (2) + ``att_weight``·eq. (3) +
 ``rank_weight``·eq. (4) (see :mod:`.model` for the readings of the equations).
 
@@ -106,7 +106,9 @@ def _features(model: MetaComparerModel, images: np.ndarray, batch: int = 16) -> 
 
 
 def _batch(banks: list[FeatureBank], part: int, size: int, k: int, rng: np.random.Generator):
-    episodes = [banks[int(rng.integers(len(banks)))].episode(part, k, rng) for _ in range(size)]
+    """``size`` episodes of one source domain (drawn per batch), so domains may differ in input size."""
+    bank = banks[int(rng.integers(len(banks)))]
+    episodes = [bank.episode(part, k, rng) for _ in range(size)]
     query = [torch.stack([e[0][i] for e in episodes]).float() for i in range(len(episodes[0][0]))]
     refs = [torch.stack([e[1][i] for e in episodes]).float() for i in range(len(episodes[0][1]))]
     return query, refs, torch.tensor([e[2] for e in episodes])
