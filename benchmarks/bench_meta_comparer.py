@@ -20,7 +20,8 @@ The paper's figure (AUC vs fraction of the target's normal images used as refere
 ``fractions`` sweep: the same two methods at K = fraction × |train/good| (capped at 50, the
 enrolment limit). The teacher is frozen, so its features of every image are computed once and
 shared by all folds, K values and fractions. Input size and resize policy per domain are those
-of ``bench_quality.py`` (the kNN reference's), 256×256 for the synthetic textures.
+of ``bench_quality.py`` times ``--scale`` (default 0.5, to fit a shared 2-core CPU; the same
+for both methods), ``--synth-size`` (128) for the synthetic textures.
 
 JSON to ``benchmarks/results/meta_comparer.json``; ``summary.py`` renders its section.
 """
@@ -44,14 +45,22 @@ from bench_quality import SHARED, default_input, load_test, metrics_for  # noqa:
 SYNTH = ("synth:brick", "synth:grass", "synth:gravel")
 REAL = ("kolektorsdd", "elpv/mono", "elpv/poly", "mvtec_leather_subset")
 KS = (1, 5, 20)
-FRACTIONS = (0.01, 0.05, 0.1, 0.2)
+FRACTIONS = (0.05, 0.2)  # beside K = 1/5/20, which are fractions too
 
 
-def build(size, threads_seed: int = 0):
+def domain_input(name: str, args) -> tuple[tuple[int, int], str]:
+    """Input size and resize policy of a real domain: bench_quality's, times ``--scale`` (multiples of 32)."""
+    if args.quick:
+        return (64, 64), "square"
+    size, resize = default_input(args.data_root / name)
+    return tuple(max(32, int(round(s * args.scale / 32)) * 32) for s in size), resize
+
+
+def build(size, threads_seed: int = 0, **overrides):
     from inspector.models.registry import build_model, parse_model_config
 
     torch.manual_seed(threads_seed)
-    return build_model(parse_model_config({"name": "meta_comparer", "image_size": list(size)}))
+    return build_model(parse_model_config({"name": "meta_comparer", "image_size": list(size), **overrides}))
 
 
 def source_banks(model, args) -> dict:
@@ -62,8 +71,7 @@ def source_banks(model, args) -> dict:
     banks, rng = {}, np.random.default_rng(0)
     cfg = model.config
     for name in (*SYNTH, *REAL):
-        size, resize = ((args.synth_size, args.synth_size), "square") if name in SYNTH else \
-            ((64, 64), "square") if args.quick else default_input(args.data_root / name)
+        size, resize = ((args.synth_size, args.synth_size), "square") if name in SYNTH else domain_input(name, args)
         spec = name if name in SYNTH else str(args.data_root / name)
         t0 = time.monotonic()
         domain = load_domain(spec, tuple(size), cfg.domain_normals, cfg.domain_defects, resize=resize)
@@ -78,7 +86,7 @@ def target_view(model, name: str, args) -> dict:
     from inspector.data.datasets import load_batch, load_dataset
 
     data = args.data_root / name
-    size, resize = ((64, 64), "square") if args.quick else default_input(data)
+    size, resize = domain_input(name, args)
     test = load_test(data, tuple(size), resize)
     n = len(test["labels"])
     if n > args.max_test:
@@ -137,7 +145,7 @@ def fold(name: str, banks: dict, args, train_cfg) -> dict:
     from inspector.models.meta_comparer.training import fit
 
     t0 = time.monotonic()
-    model = build((64, 64) if args.quick else (256, 256))
+    model = build((64, 64), **args.model_overrides)
     sources = [b for n, b in banks.items() if n != name]
     result = fit(model, sources, train_cfg)
     result.pop("history")
@@ -176,8 +184,12 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--held-out", help=f"comma list of real domains to leave out (default: {','.join(REAL)})")
     ap.add_argument("--data-root", type=Path, default=SHARED)
     ap.add_argument("--time-cap", type=float, default=150.0, help="training wall-clock cap per fold, seconds")
-    ap.add_argument("--max-test", type=int, default=240, help="test images per held-out domain (seeded draw)")
-    ap.add_argument("--synth-size", type=int, default=256)
+    ap.add_argument("--max-test", type=int, default=160, help="test images per held-out domain (seeded draw)")
+    ap.add_argument("--synth-size", type=int, default=128)
+    ap.add_argument("--scale", type=float, default=0.5,
+                    help="real domains' input: bench_quality's size times this (CPU budget), the same for both methods")
+    ap.add_argument("--domain-images", type=int, default=80,
+                    help="normal images drawn per training domain (defective: half as many)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
@@ -189,13 +201,15 @@ def main(argv: list[str] | None = None) -> Path:
         args.synth_size, args.max_test, args.time_cap = 64, 40, 20.0
     held_out = args.held_out.split(",") if args.held_out else list(REAL)
     t_start = time.monotonic()
-    model = build((64, 64) if args.quick else (256, 256))
+    args.model_overrides = {"domain_normals": args.domain_images, "domain_defects": max(1, args.domain_images // 2)}
+    model = build((64, 64), **args.model_overrides)
     banks = source_banks(model, args)
     train_cfg = TrainConfig(optimizer="adam", lr=1e-3, weight_decay=1e-5, batch_size=8, seed=args.seed,
                             epochs=1 if args.quick else None, max_epochs=300, patience=5,
                             time_budget_s=args.time_cap)
     folds = []
-    settings = {"time_cap_s": args.time_cap, "max_test": args.max_test, "seed": args.seed,
+    settings = {"time_cap_s": args.time_cap, "max_test": args.max_test, "seed": args.seed, "scale": args.scale,
+                "synth_size": args.synth_size,
                 "train": {k: getattr(train_cfg, k) for k in ("optimizer", "lr", "batch_size", "patience")},
                 "model": {k: getattr(model.config, k) for k in ("backbone", "taps", "embed_dim", "comparer_hidden",
                                                                "train_references", "steps_per_epoch",

@@ -147,7 +147,7 @@ def fit(model: MetaComparerModel, banks: list[FeatureBank], train_cfg, on_best=N
     val = [_batch(banks, 1, VAL_BATCH, cfg.train_references, val_rng) for _ in range(VAL_EPISODES // VAL_BATCH)]
     opt = _optimizer(model, train_cfg)
     history, best, best_state, stale, start = [], float("inf"), None, 0, time.perf_counter()
-    stop = "epoch limit"
+    stop, detail = ("epochs" if not train_cfg.early_stopping else "epoch_cap"), f"{train_cfg.epoch_limit} epochs"
     for epoch in range(1, train_cfg.epoch_limit + 1):
         model.train()
         for _ in range(cfg.steps_per_epoch):
@@ -171,15 +171,15 @@ def fit(model: MetaComparerModel, banks: list[FeatureBank], train_cfg, on_best=N
         else:
             stale += 1
         if train_cfg.early_stopping and stale >= train_cfg.patience:
-            stop = f"no improvement for {stale} epochs"
+            stop, detail = "converged", f"no improvement above min_delta for {stale} epochs"
             break
         if train_cfg.time_budget_s and time.perf_counter() - start > train_cfg.time_budget_s:
-            stop = f"time budget {train_cfg.time_budget_s:g} s"
+            stop, detail = "time_cap", f"time budget {train_cfg.time_budget_s:g} s"
             break
     model.load_state_dict(best_state)
     best_epoch = min(history, key=lambda h: h["val_loss"])["epoch"]
     return {"history": history, "best_val_loss": best, "best_epoch": best_epoch, "epochs_run": len(history),
-            "seconds": round(time.perf_counter() - start, 1), "stop_reason": stop}
+            "seconds": round(time.perf_counter() - start, 1), "stop_reason": stop, "stop_detail": detail}
 
 
 def train_meta_comparer(config, specs: list[str], run_dir: str | Path) -> dict:
