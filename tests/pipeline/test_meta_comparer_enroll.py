@@ -137,3 +137,8 @@ def test_bad_enrolment_input_is_one_line_exit_2(comparer, gravel, tmp_path, caps
     assert main(["enroll", "--model", str(not_a_model), "--references", str(broken), "--out", out]) == 2
     assert str(not_a_model) in _error(capsys)
     assert not list(tmp_path.glob("x*"))  # nothing half-written
+
+
+def test_plain_export_of_a_comparer_points_to_enroll(comparer, tmp_path, capsys):
+    assert main(["export", str(comparer), "--out", str(tmp_path / "bare")]) == 2
+    assert "inspector enroll" in _error(capsys) and not list(tmp_path.glob("bare*"))
