@@ -137,6 +137,14 @@ def load_banks(model: MetaComparerModel, specs: list[str], config) -> list[Featu
     return banks
 
 
+@torch.no_grad()
+def _validate(model: MetaComparerModel, batches: list, seed: int) -> float:
+    """Mean loss of the fixed validation episodes (the ranking pairs drawn from a fixed seed too)."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed + 1)
+    return float(np.mean([episode_loss(model, *batch, gen)[0].item() for batch in batches]))
+
+
 def fit(model: MetaComparerModel, banks: list[FeatureBank], train_cfg, on_best=None) -> dict:
     """Train ``model`` on episodes of ``banks``; keeps the weights of the best validation loss."""
     cfg = model.config
@@ -147,19 +155,22 @@ def fit(model: MetaComparerModel, banks: list[FeatureBank], train_cfg, on_best=N
     val = [_batch(banks, 1, VAL_BATCH, cfg.train_references, val_rng) for _ in range(VAL_EPISODES // VAL_BATCH)]
     opt = _optimizer(model, train_cfg)
     history, best, best_state, stale, start = [], float("inf"), None, 0, time.perf_counter()
+
+    def over_budget() -> bool:
+        return bool(train_cfg.time_budget_s) and time.perf_counter() - start > train_cfg.time_budget_s
+
     stop, detail = ("epochs" if not train_cfg.early_stopping else "epoch_cap"), f"{train_cfg.epoch_limit} epochs"
     for epoch in range(1, train_cfg.epoch_limit + 1):
         model.train()
         for _ in range(cfg.steps_per_epoch):
+            if over_budget():  # checked per step: a slow machine must not overrun the cap by an epoch
+                break
             query, refs, labels = _batch(banks, 0, train_cfg.batch_size, cfg.train_references, rng)
             loss, parts = episode_loss(model, query, refs, labels, gen)
             opt.zero_grad()
             loss.backward()
             opt.step()
-        model.eval()
-        val_gen = torch.Generator().manual_seed(train_cfg.seed + 1)
-        with torch.no_grad():
-            val_loss = float(np.mean([float(episode_loss(model, *v, val_gen)[0]) for v in val]))
+        val_loss = _validate(model, val, train_cfg.seed)
         history.append({"epoch": epoch, "train_loss": loss.item(), **parts, "val_loss": val_loss,
                         "seconds": round(time.perf_counter() - start, 1)})
         log.info("epoch %d: train %.4f val %.4f", epoch, loss.item(), val_loss)
@@ -173,7 +184,7 @@ def fit(model: MetaComparerModel, banks: list[FeatureBank], train_cfg, on_best=N
         if train_cfg.early_stopping and stale >= train_cfg.patience:
             stop, detail = "converged", f"no improvement above min_delta for {stale} epochs"
             break
-        if train_cfg.time_budget_s and time.perf_counter() - start > train_cfg.time_budget_s:
+        if over_budget():
             stop, detail = "time_cap", f"time budget {train_cfg.time_budget_s:g} s"
             break
     model.load_state_dict(best_state)
