@@ -365,7 +365,8 @@ def meta_comparer_section(res: Results) -> list[str]:
     note = (f"One run (`bench_meta_comparer.py`{' --quick' if data.get('quick') else ''}): a comparer per held-out "
             f"domain, trained on all the others (3 synthetic textures + the other real sets) for at most "
             f"{fmt(get(data, 'settings', 'time_cap_s'))} s; at most {get(data, 'settings', 'max_test')} test images "
-            f"per domain; kNN: {get(data, 'settings', 'knn')}. Per-domain models: `quality.json` (trained on the "
+            f"per domain; input: bench_quality's size × {get(data, 'settings', 'scale', default=1)} for both methods; "
+            f"kNN: {get(data, 'settings', 'knn')}. Per-domain models: `quality.json` (trained on the "
             f"full good set of that domain, another run).")
     return ([note, ""] + table(["held-out domain", "K", "meta img AUROC", "kNN img AUROC", "meta px AUROC",
                                 "kNN px AUROC", "train s", "per-domain models (img AUROC)"], rows)
