@@ -66,7 +66,7 @@ def build(size, threads_seed: int = 0, **overrides):
 def source_banks(model, args) -> dict:
     """FeatureBank of every domain (normals + defects, the training view), computed once."""
     from inspector.models.meta_comparer.domains import load_domain
-    from inspector.models.meta_comparer.training import FeatureBank
+    from inspector.training.meta_comparer import FeatureBank
 
     banks, rng = {}, np.random.default_rng(0)
     cfg = model.config
@@ -142,7 +142,7 @@ def draw_refs(good: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def fold(name: str, banks: dict, args, train_cfg) -> dict:
-    from inspector.models.meta_comparer.training import fit
+    from inspector.training.meta_comparer import fit
 
     t0 = time.monotonic()
     model = build((64, 64), **args.model_overrides)

@@ -21,9 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.models.meta_comparer.enroll import enroll
+    from inspector.artifacts.checkpoint import read_checkpoint
+    from inspector.deploy.enroll import check_comparer, enroll, reference_files
+    from inspector.training.checkpoint import load_model
 
-    result = enroll(args.model, args.references, args.out, version=args.model_version)
+    reference_files(args.references)  # a wrong pattern or K > 50 fails before the model loads
+    check_comparer(read_checkpoint(args.model))
+    model, config, payload = load_model(args.model)
+    result = enroll(model, config, payload, args.references, args.out, version=args.model_version)
     info = result["enrollment"]
     print(f"enrolled K={info['k']} reference image(s) in {info['seconds']:.2f} s "
           f"(bank: {', '.join(str(n) for n in info['bank_patches'])} patches per scale)")

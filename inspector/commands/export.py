@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 def _refuse_unenrolled(run: str) -> None:
     """A meta-comparer has no reference bank until `inspector enroll` gives it one: exporting it bare is a mistake."""
     from inspector.errors import ConfigError
-    from inspector.training.checkpoint import read_checkpoint
+    from inspector.artifacts.checkpoint import read_checkpoint
 
     name = ((read_checkpoint(run).get("config") or {}).get("model") or {}).get("name")
     if name == "meta_comparer":

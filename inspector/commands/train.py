@@ -102,7 +102,7 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--data: given {len(args.data)} times; only --model meta_comparer trains on "
                           f"several domains")
     if config.model.name == "meta_comparer":
-        from inspector.models.meta_comparer.training import train_meta_comparer
+        from inspector.training.meta_comparer import train_meta_comparer
 
         summary = train_meta_comparer(config, args.data or [config.data.path], out)
         _print_summary(summary, out)

@@ -7,7 +7,7 @@ import torch
 
 from inspector.errors import ConfigError
 from inspector.models.meta_comparer.model import MetaComparerModel
-from inspector.models.meta_comparer.training import _ranking_loss, episode_loss
+from inspector.training.meta_comparer import _ranking_loss, episode_loss
 from inspector.models.registry import build_model, parse_model_config
 
 SIZE = 64

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline_support import base_config, by_type, run_to_end
 from inspector.cli import main
-from inspector.sidecar import sha256_file
+from inspector.artifacts.model_card import sha256_file
 
 SIZE = 64
 
@@ -91,9 +91,10 @@ def test_fp32_graph_matches_torch_after_enrolment(comparer, gravel, enrolled):
     import onnxruntime as ort
     import torch
 
-    from inspector.models.meta_comparer.enroll import load_comparer, load_references
+    from inspector.deploy.enroll import load_references
+    from inspector.training.checkpoint import load_model
 
-    model, config, _ = load_comparer(comparer)
+    model, config, _ = load_model(comparer)
     refs = sorted((gravel / "train" / "good").glob("*.png"))
     model.enroll(torch.from_numpy(load_references(refs, (SIZE, SIZE), "square", config.data.downscale, None)))
     query = load_references(sorted((gravel / "test").glob("*/*.png"))[:4], (SIZE, SIZE), "square",

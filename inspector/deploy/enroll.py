@@ -2,7 +2,7 @@
 
 The references' patch embeddings are computed once and frozen into the exported graph as
 constants (the model's ``bank_*`` buffers): uint8 images in, (score, anomaly_map) out, FP32 and
-strongly typed FP16 (:func:`inspector.exporting.export.export_model`), so calibrate, build and the
+strongly typed FP16 (:func:`inspector.deploy.export.export_model`), so calibrate, build and the
 daemon treat it like any other model. The model card (sidecar ``model.description``) records K,
 each reference file's sha256 and the enrolment time.
 """
@@ -20,7 +20,7 @@ import torch
 from inspector.data.images import read_image, resize_image
 from inspector.errors import ConfigError, ModelError
 from inspector.models.meta_comparer.model import MAX_REFERENCES
-from inspector.sidecar import sha256_file
+from inspector.artifacts.model_card import sha256_file
 
 
 def reference_files(patterns: Sequence[str]) -> list[Path]:
@@ -57,26 +57,23 @@ def load_references(paths: Sequence[Path], size: tuple[int, int], resize: str, d
     return out
 
 
-def load_comparer(path: str | Path):
-    """(model, run config, checkpoint payload) of a meta-comparer checkpoint or run folder."""
-    from inspector.training.checkpoint import load_model, read_checkpoint
-
-    payload = read_checkpoint(path)
+def check_comparer(payload: dict) -> None:
+    """A checkpoint payload (:func:`inspector.artifacts.checkpoint.read_checkpoint`) must be a meta-comparer's."""
     name = ((payload.get("config") or {}).get("model") or {}).get("name")
     if name != "meta_comparer":
-        raise ModelError(f"{path}: a '{name}' checkpoint; enroll needs a meta_comparer "
+        raise ModelError(f"{payload.get('path')}: a '{name}' checkpoint; enroll needs a meta_comparer "
                          f"(inspector train --model meta_comparer --data D1 --data D2 …)")
-    return load_model(path)
 
 
-def enroll(checkpoint: str | Path, patterns: Sequence[str], out_base: str | Path,
+def enroll(model, config, payload: dict, patterns: Sequence[str], out_base: str | Path,
            version: str | None = None) -> dict:
-    """Enrol the references and export; returns export_model's result plus ``enrollment``."""
-    from inspector.exporting.export import export_model
-    from inspector.training.checkpoint import BEST
+    """Enrol the references into ``model`` (a loaded meta-comparer checkpoint: model, run config, payload)
+    and export; returns export_model's result plus ``enrollment``."""
+    from inspector.artifacts.checkpoint import BEST
+    from inspector.deploy.export import export_model
 
+    check_comparer(payload)
     paths = reference_files(patterns)
-    model, config, payload = load_comparer(checkpoint)
     data = config.data
     start = time.perf_counter()
     images = load_references(paths, model.config.image_size, data.resize, data.downscale, data.bit_depth)
