@@ -3,7 +3,7 @@
 One step draws ``batch_size`` episodes of one source domain (drawn per step); an episode picks ``train_references``
 normal reference images of the domain and one query of it (normal or defective with equal odds, a normal
 query never among its references). The loss is eq. (2) + ``att_weight``·eq. (3) +
-``rank_weight``·eq. (4) (see :mod:`.model` for the readings of the equations).
+``rank_weight``·eq. (4) (see :mod:`inspector.models.meta_comparer.model` for the readings of the equations).
 
 The teacher is frozen, so its pooled features are computed once per image and cached (FP16 in
 memory); only the projections and the comparer train. Each domain's images are split 80/20 into
@@ -55,7 +55,10 @@ def episode_loss(model: MetaComparerModel, query: list[torch.Tensor], refs: list
 
 
 def _ranking_loss(scores: torch.Tensor, att: torch.Tensor, pairs: int, generator: torch.Generator) -> torch.Tensor:
-    """eq. (4): w·max(0, 1 − σ(s_u − s_v)), w = exp(|a_u − a_v|) − 1, σ = −sgn(a_u − a_v); mean over pairs."""
+    """eq. (4): w·max(0, 1 − σ(s_u − s_v)), w = exp(|a_u − a_v|) − 1, σ = −sgn(a_u − a_v).
+
+    Averaged over ``pairs`` random (u, v) query-patch pairs per image.
+    """
     b, n = scores.shape
     u = torch.randint(0, n, (b, pairs), generator=generator)
     v = torch.randint(0, n, (b, pairs), generator=generator)

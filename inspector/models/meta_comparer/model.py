@@ -79,8 +79,8 @@ class MetaComparerConfig(ModelConfig):
     taps: tuple[str, ...] | None = None
     embed_dim: int = bounded(64, ge=4, le=1024)  # co-attention space (per-scale projection output)
     comparer_hidden: int = bounded(64, ge=4, le=1024)  # hidden units of the meta-comparer MLP
-    # Training episodes (training.py): references per query, patch pairs of the ranking loss,
-    # batches per epoch, and the loss weights (eq. 2 + eq. 3 + λ·eq. 4).
+    # Training episodes (inspector/training/meta_comparer.py): references per query, patch pairs
+    # of the ranking loss, batches per epoch, and the loss weights (eq. 2 + eq. 3 + λ·eq. 4).
     train_references: int = bounded(4, ge=1, le=MAX_REFERENCES)
     rank_pairs: int = bounded(256, ge=1, le=65_536)
     steps_per_epoch: int = bounded(40, ge=1, le=100_000)
