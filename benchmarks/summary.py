@@ -340,6 +340,40 @@ def quality_section(res: Results) -> list[str]:
                                "AUPRO", "≥ kNN", "per-level image AUROC", "epochs", "stop", "train s"], rows)
 
 
+def meta_comparer_section(res: Results) -> list[str]:
+    """Leave-one-domain-out rows at K = 1/5/20 beside kNN on the same K images, then the fraction sweep."""
+    data = res.optional("meta_comparer")
+    if data is None:
+        return ["not run yet (`benchmarks/bench_meta_comparer.py`)."]
+    three = lambda v: None if v is None else f"{v:.3f}"  # noqa: E731
+    quality = {e["dataset"]: e for e in get(res.optional("quality"), "datasets", default=[]) or []}
+    ks = set(get(data, "settings", "ks", default=[1, 5, 20]))
+    rows, sweep = [], []
+    for fold in data.get("folds", []):
+        per_domain = ", ".join(f"{r['model']} {r['metrics']['image_auroc']:.3f}"
+                               for r in get(quality.get(fold["held_out"]), "results", default=[]) or []
+                               if get(r, "metrics", "image_auroc") is not None) or "–"
+        n_good = fold["n_train_good"]
+        for r in fold["results"]:
+            mc, knn = r["meta_comparer"], r["knn_reference"]
+            cells = [three(mc.get("image_auroc")), three(knn.get("image_auroc")),
+                     three(mc.get("pixel_auroc")), three(knn.get("pixel_auroc"))]
+            if r["k"] in ks or (r["k"] == n_good and any(k > n_good for k in ks)):
+                rows.append([f"{fold['held_out']} ({fold['kind']})", r["k"], *cells,
+                             get(fold, "train", "seconds"), per_domain])
+            sweep.append([fold["held_out"], f"{100 * r['fraction']:.1f}%", r["k"], cells[0], cells[1]])
+    note = (f"One run (`bench_meta_comparer.py`{' --quick' if data.get('quick') else ''}): a comparer per held-out "
+            f"domain, trained on all the others (3 synthetic textures + the other real sets) for at most "
+            f"{fmt(get(data, 'settings', 'time_cap_s'))} s; at most {get(data, 'settings', 'max_test')} test images "
+            f"per domain; input: bench_quality's size × {get(data, 'settings', 'scale', default=1)} for both methods; "
+            f"kNN: {get(data, 'settings', 'knn')}. Per-domain models: `quality.json` (trained on the "
+            f"full good set of that domain, another run).")
+    return ([note, ""] + table(["held-out domain", "K", "meta img AUROC", "kNN img AUROC", "meta px AUROC",
+                                "kNN px AUROC", "train s", "per-domain models (img AUROC)"], rows)
+            + ["", "AUC against the fraction of the target's normal images used as references (paper Fig. 3/4):", ""]
+            + table(["held-out domain", "fraction", "K", "meta img AUROC", "kNN img AUROC"], sweep))
+
+
 SECTIONS = [
     ("Suite steps", steps_section),
     ("1. Backends per model", backends_section),
@@ -349,6 +383,7 @@ SECTIONS = [
     ("5. Accuracy", accuracy_section),
     ("6. Cost growth", cost_section),
     ("7. Detection quality on real data (default recipes vs kNN reference)", quality_section),
+    ("8. Meta-comparer on unseen domains (leave one domain out, K references)", meta_comparer_section),
 ]
 
 

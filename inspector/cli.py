@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("inspector.commands.export", "export a run to ONNX (FP32 + FP16) with a sidecar"),
     "predict": ("inspector.commands.predict", "score images with an exported model"),
     "quantize": ("inspector.commands.quantize", "make an INT8 Q/DQ ONNX from calibration images"),
+    "enroll": ("inspector.commands.enroll", "enrol normal images of a new surface into a meta-comparer graph"),
     "build": ("inspector.commands.build", "build a TensorRT engine from an ONNX graph"),
     "verify": ("inspector.commands.verify", "precision gate: compare a candidate with the FP32 reference"),
     "calibrate": ("inspector.commands.calibrate", "choose thresholds on good parts with the deployed backend"),

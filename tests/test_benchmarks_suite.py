@@ -139,3 +139,20 @@ def test_live_point_counts_per_camera_drops() -> None:
     quiet = summarize_point(2, 5.0, 10, 0, [1.0], {"totals": {}, "cameras": {}})
     assert drops_start([point, quiet], 0.0)["offered_fps"] == 20.0
     assert drops_start([quiet], 0.0) is None
+
+
+def test_meta_comparer_rows_sit_beside_knn_and_the_per_domain_models(tmp_path: Path) -> None:
+    metrics = lambda img, px: {"image_auroc": img, "pixel_auroc": px}  # noqa: E731
+    fold = {"held_out": "kolektorsdd", "kind": "real", "n_train_good": 223, "train": {"seconds": 150.0},
+            "results": [{"k": k, "fraction": k / 223, "meta_comparer": metrics(0.5 + k / 100, 0.8),
+                         "knn_reference": metrics(0.6, 0.9)} for k in (1, 2, 5, 20)]}
+    write(tmp_path, "meta_comparer", {"settings": {"ks": [1, 5, 20], "time_cap_s": 150, "max_test": 240,
+                                                   "knn": "same K"}, "folds": [fold]})
+    write(tmp_path, "quality", {"datasets": [{"dataset": "kolektorsdd", "results": [
+        {"model": "reduced_student", "metrics": {"image_auroc": 0.85}}]}]})
+    text = section(summary.render(tmp_path), "8.")
+    main_rows = [line for line in text.split("AUC against")[0].splitlines() if line.startswith("| kolektorsdd")]
+    assert [line.split("|")[2].strip() for line in main_rows] == ["1", "5", "20"]  # K = 2 is in the sweep only
+    assert "| 0.700 | 0.600 |" in main_rows[2] and "reduced_student 0.850" in main_rows[2]
+    sweep = [line for line in text.split("AUC against")[1].splitlines() if line.startswith("| kolektorsdd")]
+    assert len(sweep) == 4 and "| 0.9% | 2 |" in sweep[1]

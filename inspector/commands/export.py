@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from inspector.deploy.export import DEFAULT_OPSET
 
     out = out_base(args.run, args.out)
+    _refuse_unenrolled(args.run)
     result = export_run(args.run, out, opset=args.opset or DEFAULT_OPSET, version=args.model_version)
     sidecar = result["metadata"]
     for precision, entry in sidecar["graphs"].items():
@@ -58,3 +59,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"sidecar {result['sidecar']}  (input uint8 [N, {inp['height']}, {inp['width']}, 3] RGB, "
           f"resize '{inp['resize']}', downscale '{inp.get('downscale', 'area')}', opset {sidecar['opset']})")
     return 0
+
+
+def _refuse_unenrolled(run: str) -> None:
+    """A meta-comparer has no reference bank until `inspector enroll` gives it one: exporting it bare is a mistake."""
+    from inspector.errors import ConfigError
+    from inspector.artifacts.checkpoint import read_checkpoint
+
+    name = ((read_checkpoint(run).get("config") or {}).get("model") or {}).get("name")
+    if name == "meta_comparer":
+        raise ConfigError(f"{run}: a meta_comparer needs normal reference images of the product: "
+                          f"inspector enroll --model {run} --references 'good/*.png' --out export/NAME")

@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="NAME",
                    help=f"model name: {', '.join(model_package_names())} (default reduced_student)")
     p.add_argument("--preset", choices=["offline", "paper"], help="offline (default) or paper teacher")
-    p.add_argument("--data", help="dataset root (MVTec/BTAD category folder or a folder of good images)")
+    p.add_argument("--data", action="append",
+                   help="dataset root (MVTec/BTAD category folder or a folder of good images); "
+                        "meta_comparer: repeat it, one per source domain (a dataset folder or synth:brick|grass|gravel)")
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--epochs", type=int_range(1, 100_000),
                    help="train exactly N epochs, no early stop (default: until the validation loss stops "
@@ -66,7 +68,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.preset:
         base["model"]["preset"] = args.preset
     if args.data:
-        base["data"]["path"] = args.data
+        base["data"]["path"] = args.data[0]
     if args.epochs is not None:
         base["train"]["epochs"] = args.epochs
     if args.device:
@@ -78,6 +80,8 @@ def _train(args: argparse.Namespace) -> int:
         from inspector.artifacts.checkpoint import read_checkpoint
         from inspector.training.config import resolve_run_config
 
+        if args.model == "meta_comparer":
+            raise ConfigError("--resume: not supported for meta_comparer (train again, with --time-budget)")
         if not (out / "best.pt").exists():
             raise ConfigError(f"{out}: nothing to resume (no best.pt)")
         raw = read_checkpoint(out)["config"]  # the run's own config; CLI values still override it
@@ -94,6 +98,15 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError("data.path: no dataset given (use --data DIR)")
     if (out / "best.pt").exists():
         raise ConfigError(f"{out}: already holds a trained run; choose another --out or add --resume")
+    if len(args.data or []) > 1 and config.model.name != "meta_comparer":
+        raise ConfigError(f"--data: given {len(args.data)} times; only --model meta_comparer trains on "
+                          f"several domains")
+    if config.model.name == "meta_comparer":
+        from inspector.training.meta_comparer import train_meta_comparer
+
+        summary = train_meta_comparer(config, args.data or [config.data.path], out)
+        _print_summary(summary, out)
+        return 0
     from inspector.training.loop import train  # torch: only once the config is known to be valid
 
     summary = train(config, out)

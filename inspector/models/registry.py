@@ -14,6 +14,7 @@ from inspector.models.ast.model import ENTRY as AST
 from inspector.models.base import AnomalyModel, ModelConfig
 from inspector.models.entry import ModelEntry
 from inspector.models.glance.model import ENTRY as GLANCE
+from inspector.models.meta_comparer.model import ENTRY as META_COMPARER
 from inspector.models.mixed_teacher.model import ENTRY as MIXED_TEACHER
 from inspector.models.reduced_student.model import ENTRY as REDUCED_STUDENT
 from inspector.models.stfpm.model import ENTRY as STFPM
@@ -26,6 +27,7 @@ ENTRIES: dict[str, ModelEntry] = {
     "mixed_teacher": MIXED_TEACHER,
     "ast": AST,
     "glance": GLANCE,
+    "meta_comparer": META_COMPARER,
 }
 
 

@@ -1,0 +1,231 @@
+"""Leave-one-domain-out quality of the meta-comparer at K = 1/5/20 references, beside the kNN reference.
+
+    nice -n 19 python benchmarks/bench_meta_comparer.py [--quick] [--time-cap 150] [--held-out kolektorsdd,...]
+
+Domains (issue 21): the synthetic textures ``synth:brick``, ``synth:grass``, ``synth:gravel``
+(always sources) and the real ``kolektorsdd``, ``elpv/mono``, ``elpv/poly`` and
+``mvtec_leather_subset`` (a smoke check: 4 good training images). For each held-out real
+domain D a fresh comparer is trained on every *other* domain (image-level labels; what a
+training domain contributes: :mod:`inspector.models.meta_comparer.domains`), under the same
+wall-clock cap, and never sees D. Then, for each K, K references are drawn (seeded) from D's
+``train/good`` and D's ``test`` split is scored (likely_defect left out of the headline, as in
+``bench_quality.py``; at most ``--max-test`` test images, a seeded draw, recorded):
+
+* ``meta_comparer``: enrolled with the K references (the bank a graph from ``inspector enroll``
+  would carry);
+* ``knn_reference``: ``knn_reference.py`` fitted on the same K images, coreset fraction 1.0
+  (the whole K-image bank, like the comparer's; 10 % of one image would handicap it).
+
+The paper's figure (AUC vs fraction of the target's normal images used as references) is the
+``fractions`` sweep: the same two methods at K = fraction × |train/good| (capped at 50, the
+enrolment limit). The teacher is frozen, so its features of every image are computed once and
+shared by all folds, K values and fractions. Input size and resize policy per domain are those
+of ``bench_quality.py`` times ``--scale`` (default 0.5, to fit a shared 2-core CPU; the same
+for both methods), ``--synth-size`` (128) for the synthetic textures.
+
+JSON to ``benchmarks/results/meta_comparer.json``; ``summary.py`` renders its section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import write_result  # noqa: E402
+from bench_quality import SHARED, default_input, load_test, metrics_for  # noqa: E402
+
+SYNTH = ("synth:brick", "synth:grass", "synth:gravel")
+REAL = ("kolektorsdd", "elpv/mono", "elpv/poly", "mvtec_leather_subset")
+KS = (1, 5, 20)
+FRACTIONS = (0.05, 0.2)  # beside K = 1/5/20, which are fractions too
+
+
+def domain_input(name: str, args) -> tuple[tuple[int, int], str]:
+    """Input size and resize policy of a real domain: bench_quality's, times ``--scale`` (multiples of 32)."""
+    if args.quick:
+        return (64, 64), "square"
+    size, resize = default_input(args.data_root / name)
+    return tuple(max(32, int(round(s * args.scale / 32)) * 32) for s in size), resize
+
+
+def build(size, threads_seed: int = 0, **overrides):
+    from inspector.models.registry import build_model, parse_model_config
+
+    torch.manual_seed(threads_seed)
+    return build_model(parse_model_config({"name": "meta_comparer", "image_size": list(size), **overrides}))
+
+
+def source_banks(model, args) -> dict:
+    """FeatureBank of every domain (normals + defects, the training view), computed once."""
+    from inspector.models.meta_comparer.domains import load_domain
+    from inspector.training.meta_comparer import FeatureBank
+
+    banks, rng = {}, np.random.default_rng(0)
+    cfg = model.config
+    for name in (*SYNTH, *REAL):
+        size, resize = ((args.synth_size, args.synth_size), "square") if name in SYNTH else domain_input(name, args)
+        spec = name if name in SYNTH else str(args.data_root / name)
+        t0 = time.monotonic()
+        domain = load_domain(spec, tuple(size), cfg.domain_normals, cfg.domain_defects, resize=resize)
+        banks[name] = FeatureBank(model, domain, rng)
+        print(f"features {name}: {len(domain.normals)} normal + {len(domain.defects)} defective at "
+              f"{size[0]}x{size[1]} ({time.monotonic() - t0:.0f} s)", flush=True)
+    return banks
+
+
+def target_view(model, name: str, args) -> dict:
+    """The held-out domain as evaluated: train/good pool, test images (capped) and their features."""
+    from inspector.data.datasets import load_batch, load_dataset
+
+    data = args.data_root / name
+    size, resize = domain_input(name, args)
+    test = load_test(data, tuple(size), resize)
+    n = len(test["labels"])
+    if n > args.max_test:
+        keep = np.sort(np.random.default_rng(1).choice(n, args.max_test, replace=False))
+        test = {"images": test["images"][keep], "labels": test["labels"][keep],
+                "types": [test["types"][i] for i in keep], "masks": [test["masks"][i] for i in keep]}
+    good, _, _ = load_batch(load_dataset(data).train, size[0], size[1], resize)
+    with torch.no_grad():
+        feats = [torch.cat(parts) for parts in zip(*(model.patch_features(torch.from_numpy(test["images"][i:i + 16]))
+                                                       for i in range(0, len(test["images"]), 16)))]
+    return {"size": list(size), "resize": resize, "test": test, "good": good, "features": feats,
+            "n_test_total": n}
+
+
+def score_comparer(model, target: dict, refs: np.ndarray) -> dict:
+    model.enroll(torch.from_numpy(refs))
+    size = tuple(target["size"])
+    scores, maps = [], []
+    with torch.no_grad():
+        for i in range(0, len(target["test"]["images"]), 16):
+            levels = model.scores_from_features([f[i:i + 16] for f in target["features"]])
+            amap = model.pixel_map(levels, size)
+            scores.append(amap.flatten(1).amax(dim=1).numpy())
+            maps.append(amap[:, 0].numpy())
+    return metrics_for(np.concatenate(scores), np.concatenate(maps), target["test"])
+
+
+def score_knn(target: dict, refs: np.ndarray, knn_cache: dict) -> dict:
+    from knn_reference import KnnReference, KnnSettings
+
+    if "ref" not in knn_cache:
+        knn_cache["ref"] = KnnReference(KnnSettings(coreset_fraction=1.0, max_pool=10**9))
+        knn_cache["emb"] = knn_cache["ref"].embed(target["test"]["images"])
+    ref = knn_cache["ref"]
+    ref.coreset = None
+    emb_refs = ref.embed(refs)
+    ref.coreset = emb_refs.permute(0, 2, 3, 1).reshape(-1, emb_refs.shape[1])  # coreset fraction 1.0
+    emb = knn_cache["emb"]
+    h, w = target["size"]
+    scores, maps = [], []
+    with torch.no_grad():
+        for i in range(0, len(emb), 16):
+            e = emb[i:i + 16]
+            n, c, fh, fw = e.shape
+            dist = torch.cdist(e.permute(0, 2, 3, 1).reshape(-1, c), ref.coreset).amin(dim=1).view(n, 1, fh, fw)
+            scores.append(dist.flatten(1).amax(dim=1).numpy())
+            maps.append(F.interpolate(dist, size=(h, w), mode="bilinear", align_corners=False)[:, 0].numpy())
+    return metrics_for(np.concatenate(scores), np.concatenate(maps), target["test"])
+
+
+def draw_refs(good: np.ndarray, k: int, seed: int) -> np.ndarray:
+    return good[np.sort(np.random.default_rng([seed, k]).choice(len(good), k, replace=False))]
+
+
+def fold(name: str, banks: dict, args, train_cfg) -> dict:
+    from inspector.training.meta_comparer import fit
+
+    t0 = time.monotonic()
+    model = build((64, 64), **args.model_overrides)
+    sources = [b for n, b in banks.items() if n != name]
+    result = fit(model, sources, train_cfg)
+    result.pop("history")
+    train = {**result, "sources": [b.name for b in sources]}
+    print(f"{name}: trained on {len(sources)} domains, {train['epochs_run']} epochs in {train['seconds']} s "
+          f"({train['stop_reason']})", flush=True)
+    model.eval()
+    target = target_view(model, name, args)
+    rows, knn_cache = [], {}
+    n_good = len(target["good"])
+    # a K above the pool becomes the whole pool (the leather subset has 4 good training images)
+    ks = sorted({*(min(k, n_good) for k in KS), *(max(1, min(50, round(f * n_good))) for f in FRACTIONS)})
+    for k in ks:
+        refs = draw_refs(target["good"], k, args.seed)
+        t1 = time.monotonic()
+        mc = score_comparer(model, target, refs)
+        t2 = time.monotonic()
+        knn = score_knn(target, refs, knn_cache)
+        rows.append({"k": k, "fraction": round(k / len(target["good"]), 4), "meta_comparer": mc,
+                     "knn_reference": knn, "seconds": {"meta_comparer": round(t2 - t1, 1),
+                                                       "knn_reference": round(time.monotonic() - t2, 1)}})
+        print(f"{name:22} K={k:3d} meta_comparer img {mc['image_auroc']:.3f} px {mc['pixel_auroc'] or 0:.3f} | "
+              f"knn img {knn['image_auroc']:.3f} px {knn['pixel_auroc'] or 0:.3f}", flush=True)
+    return {"held_out": name, "kind": "smoke" if name == "mvtec_leather_subset" else "real",
+            "input": {"size": target["size"], "resize": target["resize"]},
+            "n_test": len(target["test"]["labels"]), "n_test_total": target["n_test_total"],
+            "n_train_good": len(target["good"]), "train": train, "results": rows,
+            "seconds": round(time.monotonic() - t0, 1)}
+
+
+def main(argv: list[str] | None = None) -> Path:
+    from inspector.training.config import TrainConfig
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke: 64x64, tiny domains, 1 epoch")
+    ap.add_argument("--held-out", help=f"comma list of real domains to leave out (default: {','.join(REAL)})")
+    ap.add_argument("--data-root", type=Path, default=SHARED)
+    ap.add_argument("--time-cap", type=float, default=150.0, help="training wall-clock cap per fold, seconds")
+    ap.add_argument("--max-test", type=int, default=160, help="test images per held-out domain (seeded draw)")
+    ap.add_argument("--synth-size", type=int, default=128)
+    ap.add_argument("--scale", type=float, default=0.5,
+                    help="real domains' input: bench_quality's size times this (CPU budget), the same for both methods")
+    ap.add_argument("--domain-images", type=int, default=80,
+                    help="normal images drawn per training domain (defective: half as many)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--name", default="meta_comparer")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.synth_size, args.max_test, args.time_cap = 64, 40, 20.0
+    held_out = args.held_out.split(",") if args.held_out else list(REAL)
+    t_start = time.monotonic()
+    args.model_overrides = {"domain_normals": args.domain_images, "domain_defects": max(1, args.domain_images // 2)}
+    model = build((64, 64), **args.model_overrides)
+    banks = source_banks(model, args)
+    train_cfg = TrainConfig(optimizer="adam", lr=1e-3, weight_decay=1e-5, batch_size=8, seed=args.seed,
+                            epochs=1 if args.quick else None, max_epochs=300, patience=5,
+                            time_budget_s=args.time_cap)
+    folds = []
+    settings = {"time_cap_s": args.time_cap, "max_test": args.max_test, "seed": args.seed, "scale": args.scale,
+                "synth_size": args.synth_size,
+                "train": {k: getattr(train_cfg, k) for k in ("optimizer", "lr", "batch_size", "patience")},
+                "model": {k: getattr(model.config, k) for k in ("backbone", "taps", "embed_dim", "comparer_hidden",
+                                                               "train_references", "steps_per_epoch",
+                                                               "domain_normals", "domain_defects")},
+                "knn": "knn_reference.py on the same K images, coreset fraction 1.0",
+                "likely_defect": "excluded from image_auroc; see image_auroc_with_likely",
+                "fractions": list(FRACTIONS), "ks": list(KS)}
+    for name in held_out:
+        folds.append(fold(name, banks, args, train_cfg))
+        path = write_result(args.name, {"quick": args.quick, "settings": settings, "complete": False,
+                                        "seconds": round(time.monotonic() - t_start), "folds": folds}, args.out)
+    path = write_result(args.name, {"quick": args.quick, "settings": settings, "complete": True,
+                                    "seconds": round(time.monotonic() - t_start), "folds": folds}, args.out)
+    print(f"wrote {path}")
+    return path
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Domain-generalised meta-comparer (Chen et al., ICME 2022): see :mod:`.model`."""

@@ -1,0 +1,73 @@
+"""Meta-comparer pieces: the ranking loss (eq. 4), the map rule (eq. 6), enrolment limits, one training step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from inspector.errors import ConfigError
+from inspector.models.meta_comparer.model import MetaComparerModel
+from inspector.training.meta_comparer import _ranking_loss, episode_loss
+from inspector.models.registry import build_model, parse_model_config
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def model() -> MetaComparerModel:
+    torch.manual_seed(0)
+    cfg = parse_model_config({"name": "meta_comparer", "image_size": [SIZE, SIZE], "teacher_weights": "random"})
+    return build_model(cfg).eval()
+
+
+def test_ranking_loss_rewards_the_order_the_co_attention_gives():
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    att = torch.tensor([[0.1, 0.9]])  # patch 0 matches the references worse: it should score higher
+    right = _ranking_loss(torch.tensor([[0.9, 0.1]]), att, 64, gen())
+    wrong = _ranking_loss(torch.tensor([[0.1, 0.9]]), att, 64, gen())
+    assert 0 < right < wrong
+    same = _ranking_loss(torch.tensor([[0.9, 0.1]]), torch.tensor([[0.5, 0.5]]), 64, gen())
+    assert same == 0  # w = exp(|a_u - a_v|) - 1 = 0: no ranking between equally matched patches
+
+
+def test_map_is_the_max_over_the_patches_containing_each_pixel():
+    stride8 = torch.zeros(1, 1, SIZE // 8, SIZE // 8)
+    stride16 = torch.zeros(1, 1, SIZE // 16, SIZE // 16)
+    stride8[0, 0, 4, 4] = 0.9  # the patch of cell (4, 4) covers cells 3..5: pixels 24..47
+    stride16[0, 0, 0, 0] = 0.5  # cells -1..1 of 16 px: pixels 0..31
+    amap = MetaComparerModel.pixel_map([stride8, stride16], (SIZE, SIZE))[0, 0]
+    assert amap[24:48, 24:48].eq(0.9).all()
+    assert amap[:24, :24].eq(0.5).all() and amap[24:32, :24].eq(0.5).all()
+    assert amap[48:, 48:].eq(0).all() and amap[23, 48] == 0
+
+
+def test_enrolment_takes_one_to_fifty_references(model):
+    with pytest.raises(ConfigError, match="1…50"):
+        model.enroll(torch.zeros(51, SIZE, SIZE, 3, dtype=torch.uint8))
+    model.enroll(torch.randint(0, 256, (2, SIZE, SIZE, 3), dtype=torch.uint8))
+    assert model.describe()["bank_patches"] == [2 * 64, 2 * 16] and model.describe()["references"]["k"] == 2
+    score, amap = model(torch.randint(0, 256, (3, SIZE, SIZE, 3), dtype=torch.uint8))
+    assert torch.equal(score, amap.flatten(1).amax(dim=1))  # eq. (5)
+
+
+def test_training_steps_lower_the_episode_loss(model):
+    """Episodes whose defective queries are noise-patched copies of their references: the loss falls."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randint(60, 200, (4, SIZE, SIZE, 3), dtype=torch.uint8)
+    bad = base.clone()
+    bad[:, 20:36, 20:36] = torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8)
+    refs = [f.unsqueeze(1) for f in model.patch_features(base)]
+    query = [torch.cat([a, b]) for a, b in zip(model.patch_features(base), model.patch_features(bad))]
+    refs = [torch.cat([r, r]) for r in refs]
+    labels = torch.tensor([0.0] * 4 + [1.0] * 4)
+    opt = torch.optim.Adam(model.trainable(), lr=3e-3)
+    model.train()
+    first, _ = episode_loss(model, query, refs, labels, gen)
+    for _ in range(15):
+        loss, _ = episode_loss(model, query, refs, labels, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    assert loss.item() < first.item()
