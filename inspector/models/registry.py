@@ -15,6 +15,7 @@ from inspector.models.base import AnomalyModel, ModelConfig
 from inspector.models.entry import ModelEntry
 from inspector.models.glance.model import ENTRY as GLANCE
 from inspector.models.meta_comparer.model import ENTRY as META_COMPARER
+from inspector.models.feature_imitation.model import ENTRY as FEATURE_IMITATION
 from inspector.models.mixed_teacher.model import ENTRY as MIXED_TEACHER
 from inspector.models.reduced_student.model import ENTRY as REDUCED_STUDENT
 from inspector.models.stfpm.model import ENTRY as STFPM
@@ -28,6 +29,7 @@ ENTRIES: dict[str, ModelEntry] = {
     "ast": AST,
     "glance": GLANCE,
     "meta_comparer": META_COMPARER,
+    "feature_imitation": FEATURE_IMITATION,
 }
 
 

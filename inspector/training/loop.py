@@ -288,9 +288,12 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
         if result.interrupted:
             break
         completed.append(phase.name)
-        norm = finish_phase(model, run_dir / BEST, completed, val_imgs, last=phase is phases[-1])
+        norm = finish_phase(model, run_dir / BEST, completed, val_imgs, last=phase is phases[-1],
+                            after=lambda: after_training(model, config))
         if phase is phases[-1]:
-            summary["map_normalization"] = norm
+            summary["map_normalization"], after = norm
+            if after is not None:
+                summary["after_training"] = after
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     total = sum(p["seconds"] for p in summary["phases"])
     log.info("training on %s finished in %s; best checkpoint %s", summary["device"]["device"],
@@ -341,13 +344,15 @@ def _earlier_phases(run_dir: Path, completed: list[str]) -> list[dict]:
 
 
 def finish_phase(model: AnomalyModel, path: Path, completed: list[str], val_imgs: np.ndarray,
-                 last: bool) -> dict | None:
+                 last: bool, after: Callable[[], dict | None] | None = None):
     """A phase's end: ``best.pt`` read once and written once.
 
     Loads the best weights into ``model`` (later phases start from them, as the
     rule says), records ``completed`` (for --resume) and, after the last phase,
-    fits the map normalisation on the validation images into the stored weights.
-    Returns the fitted constants per level (for the run summary) or None.
+    fits the map normalisation on the validation images into the stored weights,
+    then runs ``after`` (a model's post-training step, e.g. a module-importance search)
+    and stores what it changed with the model card. Returns the fitted constants per
+    level (or None) for a phase that is not the last, else (those, ``after``'s summary).
     """
     payload = read_checkpoint(path)
     model.load_state_dict(payload["state_dict"])
@@ -355,8 +360,12 @@ def finish_phase(model: AnomalyModel, path: Path, completed: list[str], val_imgs
     norm = _fit_map_normalization(model, val_imgs) if last else None
     if norm is not None:
         changes["state_dict"] = host_state_dict(model)
+    extra = after() if last and after is not None else None
+    if extra is not None:
+        changes["state_dict"] = host_state_dict(model)
+        changes["model"] = model.describe()
     update_checkpoint(path, payload, **changes)
-    return norm
+    return (norm, extra) if last else norm
 
 
 def _fit_map_normalization(model: AnomalyModel, val_imgs: np.ndarray) -> dict | None:
@@ -368,6 +377,16 @@ def _fit_map_normalization(model: AnomalyModel, val_imgs: np.ndarray) -> dict | 
         model.calibrate_maps(torch.from_numpy(val_imgs).to(device))
     norm = model.level_norm
     return {"shift": norm.shift.tolist(), "scale": norm.scale.tolist()}
+
+
+def after_training(model: AnomalyModel, config: RunConfig) -> dict | None:
+    """A model's optional ``fit_after_training(data_config)`` step, run on the best weights.
+
+    For steps that fix constants of a trained model without touching its trained weights
+    (feature_imitation's module-importance search). Returns the step's summary, or None.
+    """
+    step = getattr(model, "fit_after_training", None)
+    return step(config.data) if callable(step) else None
 
 
 def _resume_state(model: AnomalyModel, run_dir: Path, phase_names: list[str]) -> tuple[list[str], dict, list]:
