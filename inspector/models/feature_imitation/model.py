@@ -161,14 +161,16 @@ class FeatureImitationModel(AnomalyModel):
         return self
 
     def _scaled(self, x: torch.Tensor, g: int) -> torch.Tensor:
+        """The FP32 normalised image ``x`` at scale g, in the networks' dtype."""
         size = self.sizes[g]
-        if (x.shape[-2], x.shape[-1]) == size:
-            return x
-        # Bilinear on the normalised image; at 0.5 with align_corners=False this is the 2×2 mean.
-        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        if (x.shape[-2], x.shape[-1]) != size:
+            # Bilinear in FP32 (a Resize stays FP32 in the FP16 graph); at 0.5 with
+            # align_corners=False it is the 2×2 mean.
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return x.to(self.compute_dtype)
 
     def _teacher_scale(self, x: torch.Tensor, g: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """(sub-block inputs f_t^{l−1}, targets f_t^l) at scale g, for normalised input ``x``."""
+        """(sub-block inputs f_t^{l−1}, targets f_t^l) at scale g, for the FP32 normalised input ``x``."""
         with torch.no_grad():
             feats = self.teacher(self._scaled(x, g))
             targets = [feats[i] for i in self.outputs]
@@ -184,7 +186,7 @@ class FeatureImitationModel(AnomalyModel):
 
     def teacher_targets(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Per scale: the sub-blocks' teacher inputs, then their targets (the loop caches them)."""
-        x = self.network_input(images)
+        x = self.normalize(images)  # FP32: each scale is resized, then cast
         out: list[torch.Tensor] = []
         for g in range(len(self.sizes)):
             ins, targets = self._teacher_scale(x, g)
@@ -208,7 +210,7 @@ class FeatureImitationModel(AnomalyModel):
     def module_maps(self, images: torch.Tensor, only: tuple[int, ...] | None = None) -> dict[int, torch.Tensor]:
         """Normalised module maps (N, 1, h_i, w_i) FP32 by module index (``only``: those indices)."""
         wanted = tuple(range(len(self.module_names))) if only is None else only
-        x = self.network_input(images)
+        x = self.normalize(images)  # FP32: each scale is resized, then cast
         n = len(self.outputs)
         maps: dict[int, torch.Tensor] = {}
         for g, group in enumerate(self.students):
@@ -253,7 +255,7 @@ class FeatureImitationModel(AnomalyModel):
             sums, squares, counts = None, None, None
             for i in range(0, len(images), batch_size):
                 batch = torch.as_tensor(images[i:i + batch_size]).to(self.normalize.mean.device)
-                feats = self.teacher(self._scaled(self.network_input(batch), g))
+                feats = self.teacher(self._scaled(self.normalize(batch), g))
                 feats = [feats[k].float() for k in self.outputs]
                 s1 = [f.sum(dim=(0, 2, 3)) for f in feats]
                 s2 = [f.pow(2).sum(dim=(0, 2, 3)) for f in feats]
