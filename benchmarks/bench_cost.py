@@ -1,6 +1,6 @@
 """Cost growth: latency and memory vs input resolution and vs batch size, on torch eager and ONNX Runtime FP32.
 
-    python benchmarks/bench_cost.py                         # reduced_student,stfpm; 256/384/512; batch 1,2,4,8
+    python benchmarks/bench_cost.py                         # reduced_student,stfpm,feature_imitation; 256/384/512; batch 1,2,4,8
     python benchmarks/bench_cost.py --quick     # reduced_student; 256/384/512 at batch 1, batch 1,2,4 at 256
 
 For each model and input size the model is built untrained (offline preset:
@@ -213,7 +213,7 @@ def plan(args) -> list[tuple[int, list[int]]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default=None, help="comma list (default reduced_student,stfpm; quick reduced_student)")
+    ap.add_argument("--models", default=None, help="comma list (default reduced_student,stfpm,feature_imitation; quick reduced_student)")
     ap.add_argument("--sizes", default="256,384,512", help="square input sides (default 256,384,512)")
     ap.add_argument("--batches", default=None, help="batch sizes at the smallest size (default 1,2,4,8; quick 1,2,4)")
     ap.add_argument("--runs", type=int, default=None, help="timed calls per point (default 20, quick 5)")
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     ap.add_argument("--name", default="cost")
     args = ap.parse_args(argv)
-    args.models = (args.models or ("reduced_student" if args.quick else "reduced_student,stfpm")).split(",")
+    args.models = (args.models or ("reduced_student" if args.quick else "reduced_student,stfpm,feature_imitation")).split(",")
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.batches = [int(b) for b in (args.batches or ("1,2,4" if args.quick else "1,2,4,8")).split(",")]
     args.runs = args.runs or (5 if args.quick else 20)
