@@ -37,16 +37,15 @@ FP16_SCORE_RTOL = 2e-2
 FP16_AUROC_DIFF = 0.06
 
 
-@pytest.fixture(scope="module")
-def stfpm_run(tiny_dataset, tmp_path_factory) -> Path:
-    """An STFPM run folder: the package's ImageNet Lite0 teacher, a random-init student (untrained)."""
+def untrained_run(name: str, tiny_dataset: Path, tmp_path_factory) -> Path:
+    """A run folder of model ``name``: the package's ImageNet Lite0 teacher, a random-init student (untrained)."""
     from inspector.models.registry import build_model
     from inspector.training.checkpoint import save_checkpoint
     from inspector.training.config import load_run_config
 
-    config = load_run_config(base={"model": {"name": "stfpm", "image_size": [64, 64], "smoothing_sigma": 1.0},
+    config = load_run_config(base={"model": {"name": name, "image_size": [64, 64], "smoothing_sigma": 1.0},
                                    "data": {"path": str(tiny_dataset)}})
-    run_dir = tmp_path_factory.mktemp("runs") / "stfpm"
+    run_dir = tmp_path_factory.mktemp("runs") / name
     run_dir.mkdir()
     save_checkpoint(run_dir / "best.pt", build_model(config.model).eval(), config,
                     phase="untrained", epoch=0, val_loss=None, data=None)
@@ -72,7 +71,17 @@ def glance_run(tiny_dataset, tmp_path_factory) -> Path:
     return run_dir
 
 
-@pytest.fixture(scope="module", params=["reduced_student", "stfpm", "glance"])
+@pytest.fixture(scope="module")
+def stfpm_run(tiny_dataset, tmp_path_factory) -> Path:
+    return untrained_run("stfpm", tiny_dataset, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def feature_imitation_run(tiny_dataset, tmp_path_factory) -> Path:
+    return untrained_run("feature_imitation", tiny_dataset, tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=["reduced_student", "stfpm", "glance", "feature_imitation"])
 def exported(request, tmp_path_factory) -> tuple[str, Path, Path]:
     """(model name, run folder, FP32 graph path)."""
     if request.param == "reduced_student":
