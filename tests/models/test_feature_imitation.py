@@ -101,6 +101,14 @@ def test_pyramid_groups_are_independent():
     assert not any(torch.equal(before[i], after[i]) for i in range(n, 2 * n))
 
 
+def test_scaled_sizes_keep_the_aspect_ratio():
+    from inspector.models.feature_imitation.model import scaled_size
+
+    assert scaled_size((416, 160), 0.5) == (208, 80)
+    assert scaled_size((256, 256), 1.5) == (384, 384)
+    assert scaled_size((64, 96), 0.25) == (32, 32)  # never below 32
+
+
 def test_each_scale_sees_its_own_input_size():
     model = make("paper", size=(64, 64))
     assert model.sizes == ((32, 32), (64, 64), (96, 96))  # paper 128/256/384 at 256, here at 64

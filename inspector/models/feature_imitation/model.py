@@ -62,7 +62,7 @@ class FeatureImitationConfig(ModelConfig):
     # training images (EfficientAD), so low-range channels count in the direction too.
     distance: Literal["cosine", "standardized_cosine", "standardized_mse"] | None = None
     levels: tuple[str, ...] | None = None  # imitated teacher taps (f^2..f^L); None: the preset's
-    # Image pyramid: input scales relative to image_size, each rounded to a multiple of 32.
+    # Image pyramid: input scales relative to image_size, each side rounded to a multiple of 16.
     scales: tuple[float, ...] | None = bounded(None, ge=0.125, le=4)
     # Module-importance search (paper §II-A-4): a dataset folder whose test split has defect
     # images with masks. It must not be the set the model is judged on.
@@ -86,9 +86,16 @@ class FeatureImitationConfig(ModelConfig):
                               f"{len(self.scales) * len(self.levels)} modules (scales × levels)")
 
 
+SIZE_STEP = 16  # the deepest imitated level of either preset has stride 16
+
+
 def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
-    """``size`` × ``scale``, each side rounded to a multiple of 32 (at least 32): the strides divide it."""
-    return tuple(max(32, int(round(s * scale / 32)) * 32) for s in size)  # type: ignore[return-value]
+    """``size`` × ``scale``, each side rounded half up to a multiple of 16 (at least 32).
+
+    Multiples of 16 keep the stride-16 levels aligned with the image; 32 would bend the
+    aspect ratio (416×160 at 0.5 would become 192×64 instead of 208×80).
+    """
+    return tuple(max(32, int(s * scale / SIZE_STEP + 0.5) * SIZE_STEP) for s in size)  # type: ignore[return-value]
 
 
 def teacher_taps(backbone: str, levels: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[int, ...]]:
