@@ -181,7 +181,7 @@ def test_exported_graph_gives_the_same_map_as_torch(tiny_dataset, tmp_path):
     """Trained on the real offline teacher (2 epochs), the top 3 of 4 modules kept, then exported."""
     import onnxruntime as ort
 
-    from inspector.exporting import export_run
+    from inspector.deploy import export_run
     from inspector.training.checkpoint import load_model
     from inspector.training.config import load_run_config
     from inspector.training.loop import train
