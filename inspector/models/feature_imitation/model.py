@@ -238,7 +238,7 @@ class FeatureImitationModel(AnomalyModel):
         """Σ_i w_i·upsample(φ_i) at the reference size (eq. 4 with equal weights, eq. 7 after a search)."""
         combined = None
         for i in self.kept:
-            term = upsample(maps[i], size) * self.module_weight[i]
+            term = upsample(self.evidence([maps[i]])[0], size) * self.module_weight[i]  # a module only adds
             combined = term if combined is None else combined + term
         return combined
 
