@@ -219,6 +219,10 @@ class LevelNormalization(nn.Module):
         return bool((self.shift == 0).all() and (self.scale == 1).all() and offsets_zero)
 
 
+MIN_POSITION_IMAGES = 8
+MAX_POSITION_GAIN = 4.0
+
+
 def position_statistics(maps: torch.Tensor, sigma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-position (mean, 1/std) of good-image maps, shrunk toward the global ones: each (1, 1, h, w).
 
@@ -230,9 +234,17 @@ def position_statistics(maps: torch.Tensor, sigma: float = 1.0) -> tuple[torch.T
     v_between the variance of μ(p) across positions. Unaligned textures, whose μ(p)
     varies only by noise, get w ≈ 0: one global affine map, which the quantile
     normalisation that follows absorbs, so the rule falls back to global statistics.
+
+    Two guards keep a small validation set from producing wild constants:
+    - below :data:`MIN_POSITION_IMAGES` images a per-position variance is too noisy
+      (its relative standard error √(2/(N−1)) exceeds ½), so the rule is global;
+    - the per-position gain is at most :data:`MAX_POSITION_GAIN` × the global one. A
+      position where the few good images happened to agree must not get an unbounded
+      gain: it would turn FP16 rounding into large score shifts and make the
+      calibrated threshold (fitted on the same images) too low for new good parts.
     """
     n = maps.shape[0]
-    if n < 2:
+    if n < MIN_POSITION_IMAGES:
         return torch.zeros_like(maps[:1]), torch.ones_like(maps[:1])
     mu_g, sd_g = maps.mean(), maps.std().clamp_min(1e-12)
     mu, var = maps.mean(dim=0, keepdim=True), maps.var(dim=0, keepdim=True)
@@ -245,7 +257,7 @@ def position_statistics(maps: torch.Tensor, sigma: float = 1.0) -> tuple[torch.T
     mean = w * mu + (1 - w) * mu_g
     std = w * var.clamp_min(0).sqrt() + (1 - w) * sd_g
     # Offsets relative to the global mean keep the quantile shift in the map's own units.
-    return mean - mu_g, sd_g / std.clamp_min(1e-6 * float(sd_g))
+    return mean - mu_g, (sd_g / std.clamp_min(1e-12)).clamp(max=MAX_POSITION_GAIN)
 
 
 def freeze(module: nn.Module) -> nn.Module:

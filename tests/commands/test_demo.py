@@ -52,7 +52,10 @@ def test_quick_demo_calibration_is_bound_to_the_deployed_graph(quick_demo):
     assert cal["image_threshold"] == t.image_threshold
     half = out / "export" / "rs-brick.fp16.onnx"  # the FP16 graph has its own file, bound to its own hash
     t16 = load_thresholds(cal["fp16"]["file"], sha256_file(half), half)
-    assert t16.model.precision == "fp16" and 0 < cal["fp16"]["max_rel_score_shift"] < 0.05
+    # The --quick model is a 1-epoch smoke model at 64 px, where the stride-32 level is a 2x2 map whose
+    # good-image spread is tiny, so FP16 rounding moves scores by a visible fraction of the threshold.
+    # The FP16 accuracy gate on real images and a trained model is tests/test_parity.py.
+    assert t16.model.precision == "fp16" and 0 < cal["fp16"]["max_shift_of_threshold"] < 0.25
     with pytest.raises(ConfigError, match="inspector calibrate"):
         load_thresholds(out / "calibration" / "rs-brick.yaml", sha256_file(half), half)
 

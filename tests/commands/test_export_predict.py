@@ -132,7 +132,11 @@ def test_predict_fp16_graph_on_onnxruntime(exported_model, images, capsys):
     _, out32, _ = _run(capsys, "predict", exported_model, *images)
     rc, out16, _ = _run(capsys, "predict", exported_model.with_name("rs.fp16.onnx"), *images)
     assert rc == 0
-    np.testing.assert_allclose(list(_score_lines(out16).values()), list(_score_lines(out32).values()), rtol=2e-2)
+    s16, s32 = np.array(list(_score_lines(out16).values())), np.array(list(_score_lines(out32).values()))
+    # On the scores' own scale: good images score near 0 (evidence above the good 0.9 quantile),
+    # where a per-score relative error is ill-posed.
+    np.testing.assert_allclose(s16, s32, atol=2e-2 * float(np.abs(s32).max()))
+    assert np.array_equal(np.argsort(s16)[-3:], np.argsort(s32)[-3:])  # the same most anomalous images
 
 
 def test_predict_unreadable_image_is_one_line_and_the_rest_is_scored(exported_model, images, tmp_path, capsys):

@@ -41,3 +41,22 @@ def test_positional_buffers_are_in_the_state_dict():
     assert norm.is_identity()
     norm.fit([good_maps()[:, :, :8, :4], good_maps(aligned=True)[:, :, :4, :2]])
     assert not norm.is_identity()
+
+
+def test_few_validation_images_fall_back_to_global_statistics():
+    from inspector.models.common import MIN_POSITION_IMAGES
+
+    offset, gain = position_statistics(good_maps(n=MIN_POSITION_IMAGES - 1, aligned=True))
+    assert not offset.any() and (gain == 1).all()
+    offset, gain = position_statistics(good_maps(n=MIN_POSITION_IMAGES, aligned=True))
+    assert offset.abs().max() > 0  # enough images: the aligned structure is measured
+
+
+def test_a_position_where_good_images_agree_gets_a_bounded_gain():
+    from inspector.models.common import MAX_POSITION_GAIN
+
+    maps = good_maps(n=40, aligned=True)
+    maps[:, :, 12:16, 6:10] = 0.5  # every good image identical here: variance 0
+    _, gain = position_statistics(maps)
+    assert torch.isfinite(gain).all() and float(gain.max()) <= MAX_POSITION_GAIN
+    assert float(gain.max()) == MAX_POSITION_GAIN  # the quiet block hits the bound, not 1e6
