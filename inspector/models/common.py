@@ -220,7 +220,7 @@ class LevelNormalization(nn.Module):
 
 
 MIN_POSITION_IMAGES = 8
-MAX_POSITION_GAIN = 4.0
+MAX_POSITION_GAIN = 8.0
 
 
 def position_statistics(maps: torch.Tensor, sigma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
