@@ -141,7 +141,11 @@ def test_calibrate_binds_to_the_scored_file(exported_model, tiny_dataset, tmp_pa
     assert any("finer than the resolution" in w for w in c32.warnings)  # 0.001 with a handful of images
     # scores came from the deployed graphs: FP16 shifts them a little, never by much
     assert not np.array_equal(c16.good.scores, c32.good.scores)
-    np.testing.assert_allclose(c16.good.scores, c32.good.scores, rtol=0.05)
+    # On the decision scale: good scores sit near 0 (evidence above the good 0.9 quantile), where a
+    # per-score relative error is ill-posed. The fixture is a 64-px, 2-epoch model whose stride-32
+    # level is a 2x2 map, so FP16 moves its scores visibly; the FP16 gate on real images is test_parity.
+    shift = np.abs(c16.good.scores - c32.good.scores).max() / c32.thresholds.image_threshold
+    assert 0 < shift < 0.25, shift
     raw = yaml.safe_load(out32.read_text())
     assert list(raw)[:2] == ["schema_version", "model"] and raw["rule"].startswith("false_alarm_rate=0.001")
 
