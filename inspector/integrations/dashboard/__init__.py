@@ -124,6 +124,9 @@ class DashboardServer(DashboardState):
         except OSError as exc:
             sock.close()
             raise ConfigError(f"dashboard.listen: cannot listen on {cfg.listen}: {exc.strerror or exc}") from None
+        # Listen now, not when uvicorn's thread gets to it: a client that connects right after the
+        # daemon reports the dashboard up waits in the backlog instead of being refused.
+        sock.listen(128)
         self._closing = threading.Event()
         app = build_app(self, cfg, token, self._closing)
         config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2,
