@@ -20,6 +20,7 @@ from torch import nn
 from inspector.config import bounded, suggest
 from inspector.errors import ConfigError
 from inspector.models.common import (
+    configured_distance,
     FeatureStandardization,
     GaussianSmoothing,
     ImageNormalize,
@@ -27,9 +28,7 @@ from inspector.models.common import (
     combine_levels,
     freeze,
     hard_mse,
-    level_distance,
     reduce_score,
-    standardized_distance,
 )
 
 
@@ -232,9 +231,7 @@ class SingleTeacherModel(AnomalyModel):
 
     def distance(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
         """The per-pixel level map (N, 1, h, w) FP32 of the configured distance."""
-        if self.config.distance == "standardized_mse":
-            return standardized_distance(teacher, student)
-        return level_distance(teacher, student)
+        return configured_distance(self.config.distance, teacher, student)
 
     @torch.no_grad()
     def fit_feature_statistics(self, images, batch_size: int = 16, max_images: int = 128) -> None:

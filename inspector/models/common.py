@@ -50,6 +50,13 @@ def standardized_distance(teacher: torch.Tensor, student: torch.Tensor) -> torch
     return (teacher.float() - student.float()).pow(2).mean(dim=1, keepdim=True)
 
 
+def configured_distance(kind: str, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+    """The per-pixel level map (N, 1, h, w) FP32 of ``model.distance``: standardised MSE or cosine-style."""
+    if kind == "standardized_mse":
+        return standardized_distance(teacher, student)
+    return level_distance(teacher, student)
+
+
 def hard_mse(teacher: torch.Tensor, student: torch.Tensor, quantile: float) -> torch.Tensor:
     """EfficientAD's hard-feature loss: mean of the squared errors at or above their ``quantile`` in the batch.
 
