@@ -4,7 +4,9 @@ Each command lives in ``inspector.commands.<name>`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func``. Commands are
 imported lazily by name so ``inspector subscribe`` never pays for torch.
 User errors (:class:`InspectorError`) print one line and exit 2; ``--debug``
-shows the traceback.
+shows the traceback. The library names the field an error is about; the one
+mapping from fields to flags is the command's parser itself (an option's
+``dest`` is the library's field name), read by :func:`user_message`.
 """
 
 from __future__ import annotations
@@ -72,6 +74,34 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
 
 
+def flag_for(parser: argparse.ArgumentParser, command: str | None, field: str) -> str | None:
+    """The command-line spelling of library field ``field`` for ``command``: its option's long flag
+    (``max_batch`` → ``--max-batch``), a positional's metavar, or None if the command has no such option."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    child = sub.choices.get(command) if sub is not None and command else None
+    return _flag_in(child if child is not None else parser, field)
+
+
+def _flag_in(parser: argparse.ArgumentParser, field: str) -> str | None:
+    for action in parser._actions:  # the command's own options, then those of its subcommands (data synth)
+        if action.dest == field:
+            longs = [o for o in action.option_strings if o.startswith("--")]
+            return (longs or action.option_strings or [action.metavar or action.dest])[0]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found = _flag_in(child, field)
+                if found:
+                    return found
+    return None
+
+
+def user_message(exc: InspectorError, parser: argparse.ArgumentParser | None, command: str | None) -> str:
+    """The one line a user sees: the library's message, with its field named as the user typed it."""
+    flag = flag_for(parser, command, exc.field) if parser is not None and exc.field else None
+    return exc.message_with(flag) if flag else str(exc)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``only``, import just that command's module."""
     parser = OneLineParser(prog="inspector", description="Real-time visual inspection.")
@@ -115,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     # Before any command module is imported: OpenCV reads its log level when first imported.
     configure_logging(verbose=any(a in ("-v", "--verbose") for a in argv))
+    parser = None
     try:
         parser = build_parser(only=command if command in COMMANDS else None)
         try:
@@ -128,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     except InspectorError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {user_message(exc, parser, command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)

@@ -341,20 +341,20 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     data = _deepcopy(data)
     for item in overrides or ():
         if "=" not in item:
-            raise ConfigError(f"--set {item}: expected key=value")
+            raise ConfigError(f"overrides {item}: expected key=value", field="overrides")
         key, raw = item.split("=", 1)
         try:
             value = yaml_load(raw)
         except yaml.YAMLError:
             value = raw
         except RecursionError:
-            raise ConfigError(f"--set {key}: value nested too deeply") from None
+            raise ConfigError(f"overrides {key}: value nested too deeply", field="overrides") from None
         node = data
         parts = key.strip().split(".")
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {item}: '{part}' is not a section")
+                raise ConfigError(f"overrides {item}: '{part}' is not a section", field="overrides")
             node = child
         node[parts[-1]] = value
     return data

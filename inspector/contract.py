@@ -28,6 +28,10 @@ DOWNSCALE_METHODS = ("box_linear", "area")
 DEFAULT_DOWNSCALE = "box_linear"  # what new models are trained and exported with
 LEGACY_DOWNSCALE = "area"  # a model card without input.downscale predates it and was made with INTER_AREA
 BIT_DEPTHS = (8, 10, 12, 14, 16)
+# Images per inference call when none is given: offline scoring (evaluate, calibrate, verify, predict,
+# quantize, model fitting) and the largest batch of an engine's optimisation profile. One value, so an
+# engine built with the defaults takes every default batch the offline tools send it.
+DEFAULT_BATCH = 8
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,11 @@ Every error a user can cause (bad config, missing file, corrupt image, dead
 camera, mismatched engine) is raised as an :class:`InspectorError` whose message
 is one line naming *what* and *where*. The CLI prints that line without a
 traceback unless ``--debug`` is given.
+
+The library names *fields* (``max_batch must be ≥ 1``), never command-line
+flags: an error about one argument or option carries its name in ``field``, and
+the CLI, which alone knows the flags, swaps in the flag when it reports it
+(:func:`inspector.cli.user_message`).
 """
 
 
@@ -15,14 +20,23 @@ class InspectorError(Exception):
 
     The message is forced to that form whatever went into it: line breaks become spaces and a message
     longer than ``MAX_MESSAGE`` characters (e.g. quoting a 100 kB value from a malformed file) is cut.
+    ``field``: the parameter or option field the error is about (``"max_batch"``), named in the message.
     """
 
-    def __init__(self, message: object = "", *args: object) -> None:
+    def __init__(self, message: object = "", *args: object, field: str | None = None) -> None:
         if isinstance(message, str):
             message = " ".join(message.split("\n")) if "\n" in message else message
             if len(message) > MAX_MESSAGE:
                 message = message[:MAX_MESSAGE - 3] + "..."
         super().__init__(message, *args)
+        self.field = field
+
+    def message_with(self, field_name: str) -> str:
+        """The message with its field's name replaced by ``field_name`` (e.g. a command-line flag)."""
+        text = str(self)
+        if self.field is None or self.field not in text:
+            return text
+        return text.replace(self.field, field_name, 1)
 
 
 class ConfigError(InspectorError):
@@ -53,6 +67,6 @@ class SourceError(InspectorError):
     reconnecting; transient errors (a network camera gone) are retried with back-off.
     """
 
-    def __init__(self, message: str, permanent: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, permanent: bool = False, *, field: str | None = None) -> None:
+        super().__init__(message, field=field)
         self.permanent = permanent

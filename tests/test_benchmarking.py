@@ -19,8 +19,9 @@ def test_parse_batches():
     assert parse_batches("1,4,8") == [1, 4, 8]
     assert parse_batches(" 8, 1,8 ") == [8, 1]
     for bad in ("", "1,x", "0", "-2"):
-        with pytest.raises(ConfigError, match="--batch"):
+        with pytest.raises(ConfigError, match="^batches: ") as err:
             parse_batches(bad)
+        assert err.value.field == "batches"
 
 
 def test_percentiles():

@@ -195,7 +195,7 @@ def test_good_images_fall_back_to_test_good_with_a_warning(tiny_dataset):
     assert desc["source"] == "test/good" and len(samples) == 4 and "optimistic" in warnings[0]
     with pytest.raises(DataError, match="no validation images"):
         select_good_images(tiny_dataset, {}, split="val")
-    with pytest.raises(ConfigError, match="--good-dir"):
+    with pytest.raises(ConfigError, match="give data .* or good_dir"):
         select_good_images(None, {})
 
 

@@ -9,6 +9,8 @@ refuses a bare ``int``/``float`` type.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import math
 from typing import Callable
 
@@ -57,3 +59,21 @@ def float_range(lo: float | None, hi: float | None, *, lo_open: bool = False,
     parse.__name__ = "number"
     parse.range = (lo, hi)  # type: ignore[attr-defined]
     return parse
+
+
+def default_of(source: Callable | type, name: str):
+    """The library's default for ``name``: a field of the options dataclass ``source``, or a keyword
+    parameter of the function ``source``. argparse reads its defaults here so each has one home
+    (``p.add_argument("--max-batch", default=default_of(BuildOptions, "max_batch"))``).
+
+    Raises LookupError (a programming error, not a user's) when ``source`` has no default for ``name``.
+    """
+    if dataclasses.is_dataclass(source):
+        for f in dataclasses.fields(source):
+            if f.name == name and f.default is not dataclasses.MISSING:
+                return f.default
+    else:
+        param = inspect.signature(source).parameters.get(name)
+        if param is not None and param.default is not inspect.Parameter.empty:
+            return param.default
+    raise LookupError(f"{getattr(source, '__qualname__', source)} has no default for '{name}'")

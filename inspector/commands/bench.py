@@ -7,11 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from inspector.commands.argtypes import float_range, int_range
+from inspector.commands.argtypes import default_of, float_range, int_range
 from inspector.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from inspector.evaluation.bench import run_benchmark
+
+    def default(name):
+        return default_of(run_benchmark, name)
+
     p = sub.add_parser(
         "bench", help="benchmark a model or engine",
         description="Warm up, then run MODEL back to back for --duration seconds per batch size; report images/s "
@@ -22,9 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run the whole benchmark suite (benchmarks/run_all.py) of a source checkout")
     p.add_argument("--quick", action="store_true", help="with --suite: the quick (< 5 min) variant")
     p.add_argument("--out", help="with --suite: results folder (default benchmarks/results/)")
-    p.add_argument("--batch", default="1,4,8", help="comma-separated batch sizes (default 1,4,8)")
-    p.add_argument("--duration", type=float_range(0, 86400, lo_open=True), default=10.0, help="measured seconds per batch size (default 10)")
-    p.add_argument("--warmup", type=int_range(0, 100_000), default=10, help="warm-up iterations per batch size (default 10)")
+    p.add_argument("--batch", dest="batches", default=",".join(map(str, default("batches"))),
+                   help="comma-separated batch sizes (default %(default)s)")
+    p.add_argument("--duration", dest="duration_s", type=float_range(0, 86400, lo_open=True),
+                   default=default("duration_s"), help="measured seconds per batch size (default %(default)g)")
+    p.add_argument("--warmup", type=int_range(0, 100_000), default=default("warmup"),
+                   help="warm-up iterations per batch size (default %(default)s)")
     p.add_argument("--json", help="write the results as JSON here (e.g. benchmarks/results/trt.json)")
     p.add_argument("--data", help="benchmark on these images (tiled to the batch) instead of random frames")
     p.add_argument("--backend", default="auto", help="auto (by file type), onnxruntime or tensorrt")
@@ -50,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         options = {"threads": args.threads}
     else:
         options = {}
-    report = run_benchmark(args.model, parse_batches(args.batch), args.duration, args.warmup, backend=name,
+    report = run_benchmark(args.model, parse_batches(args.batches), args.duration_s, args.warmup, backend=name,
                            data=args.data, json_path=args.json, options=options)
     print(format_results(report))
     if args.json:

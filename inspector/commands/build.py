@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.argtypes import int_range
+from inspector.commands.argtypes import default_of, int_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from inspector.deploy.engine_build import BuildOptions
+
+    def default(name):
+        return default_of(BuildOptions, name)
+
     p = sub.add_parser(
         "build", help="build a TensorRT engine from an ONNX graph",
         description="Build a strongly typed TensorRT engine (TensorRT 10.x or 11.x) from an exported ONNX graph: "
@@ -16,15 +21,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "its sidecar (.json) and build log; runs the precision gate when --reference-data is given.")
     p.add_argument("onnx", help="exported graph, e.g. export/rs-brick.fp16.onnx (its sidecar must be beside it)")
     p.add_argument("--out", help="engine file (default: engines/<model>.<precision>.plan)")
-    p.add_argument("--max-batch", type=int_range(1, 65536), default=8, help="largest batch of the optimisation profile (default 8)")
+    p.add_argument("--max-batch", type=int_range(1, 65536), default=default("max_batch"),
+                   help="largest batch of the optimisation profile (default %(default)s)")
     p.add_argument("--opt-batch", type=int_range(1, 65536), help="batch size to optimise for (default: --max-batch)")
-    p.add_argument("--workspace-mb", type=int_range(1, 1 << 20), default=2048, help="builder workspace limit in MiB (default 2048)")
-    p.add_argument("--opt-level", type=int_range(0, 5), default=3, help="builder optimisation level 0..5 (default 3)")
+    p.add_argument("--workspace-mb", type=int_range(1, 1 << 20), default=default("workspace_mb"),
+                   help="builder workspace limit in MiB (default %(default)s)")
+    p.add_argument("--opt-level", dest="optimization_level", type=int_range(0, 5), default=default("optimization_level"),
+                   help="builder optimisation level 0..5 (default %(default)s)")
     p.add_argument("--timing-cache", help="timing cache file (default: beside the engine, per TensorRT version "
                                           "and GPU); '' disables it")
-    p.add_argument("--fp16", action="store_true",
+    p.add_argument("--fp16", dest="fp16_flag", action="store_true",
                    help="TensorRT 10.x only: build an FP32 ONNX with the FP16 builder flag (fallback; refused on 11.x)")
-    p.add_argument("--device", type=int_range(0, 63), default=0, help="CUDA device index (default 0)")
+    p.add_argument("--device", type=int_range(0, 63), default=default("device"), help="CUDA device index (default %(default)s)")
     p.add_argument("--reference-data", help="after building, run 'inspector verify' on these images")
     p.add_argument("--reference", help="FP32 ONNX for the gate (default: <model>.onnx beside the input)")
     p.add_argument("--threshold-file", help="calibration YAML whose image threshold the gate checks for flips")
@@ -36,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from inspector.artifacts.model_card import split_graph_name
 
     options = BuildOptions(max_batch=args.max_batch, opt_batch=args.opt_batch, workspace_mb=args.workspace_mb,
-                           optimization_level=args.opt_level, timing_cache=args.timing_cache,
-                           fp16_flag=args.fp16, device=args.device)
+                           optimization_level=args.optimization_level, timing_cache=args.timing_cache,
+                           fp16_flag=args.fp16_flag, device=args.device)
     sidecar = build_engine(args.onnx, args.out, options)
     engine = Path(args.out) if args.out else Path("engines") / sidecar["engine"]["file"]
     b = sidecar["build"]

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.argtypes import float_range, int_range
+from inspector.commands.argtypes import default_of, float_range, int_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from inspector.evaluation.calibrate import DEFAULT_FALSE_ALARM_RATE, DEFAULT_PIXEL_FALSE_ALARM_RATE, SPLITS
+    from inspector.evaluation.calibrate import SPLITS, calibrate
+
+    def default(name):
+        return default_of(calibrate, name)
+
 
     p = sub.add_parser(
         "calibrate", help="choose thresholds on good parts with the deployed backend",
@@ -21,24 +25,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="the deployed model: an exported .onnx (any precision) or a TensorRT .plan")
     p.add_argument("--data", help="dataset root (MVTec / BTAD layout, or a folder of good images)")
     p.add_argument("--good-dir", help="a folder of good images to calibrate on (instead of the dataset's)")
-    p.add_argument("--split", default="auto", choices=SPLITS,
+    p.add_argument("--split", default=default("split"), choices=SPLITS,
                    help="which good images of --data: the model's validation split (val), test/good (test), "
                         "or val when recorded else test (auto, default)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"],
                    help="runtime (default: by file type: .onnx → onnxruntime, .plan → tensorrt)")
-    p.add_argument("--false-alarm-rate", type=float_range(0, 1, lo_open=True, hi_open=True), default=DEFAULT_FALSE_ALARM_RATE,
-                   help=f"target share of good parts flagged NG (default {DEFAULT_FALSE_ALARM_RATE}); with n good "
+    p.add_argument("--false-alarm-rate", type=float_range(0, 1, lo_open=True, hi_open=True), default=default("false_alarm_rate"),
+                   help="target share of good parts flagged NG (default %(default)s); with n good "
                         "images the finest measurable rate is about 1/n")
-    p.add_argument("--pixel-false-alarm-rate", type=float_range(0, 1, lo_open=True, hi_open=True), default=DEFAULT_PIXEL_FALSE_ALARM_RATE,
-                   help=f"target share of good-image map pixels above the region threshold "
-                        f"(default {DEFAULT_PIXEL_FALSE_ALARM_RATE})")
+    p.add_argument("--pixel-false-alarm-rate", type=float_range(0, 1, lo_open=True, hi_open=True), default=default("pixel_false_alarm_rate"),
+                   help="target share of good-image map pixels above the region threshold (default %(default)s)")
     p.add_argument("--use-defects", action="store_true",
                    help="also score test/<defect> images of --data and choose F1-optimal thresholds")
     p.add_argument("--uncertain-margin", type=float_range(0, 1, lo_open=True), metavar="FRACTION",
                    help="mark scores within ±FRACTION of the image threshold as 'uncertain' (e.g. 0.1)")
     p.add_argument("--out", help="calibration file to write, or an existing folder to write <model name>.yaml in "
                                  "(default: calibration/<model name>.yaml)")
-    p.add_argument("--batch-size", type=int_range(1, 4096), default=8, help="images per inference call (default 8)")
+    p.add_argument("--batch-size", type=int_range(1, 4096), default=default("batch_size"),
+                   help="images per inference call (default %(default)s)")
     p.add_argument("--threads", type=int_range(1, 1024), help="ONNX Runtime intra-op threads (default: all cores; ignored by "
                                                "TensorRT)")
     p.set_defaults(func=run)

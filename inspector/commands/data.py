@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"comma-separated defect kinds (default: {','.join(DEFECT_KINDS)})")
     s.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0, help="random seed; same seed, same bytes (default: 0)")
     s.add_argument("--no-tint", action="store_true", help="keep built-in textures grey")
-    s.add_argument("--force", action="store_true",
+    s.add_argument("--force", dest="overwrite", action="store_true",
                    help="overwrite a non-empty --out (removes only what synth writes there)")
     s.set_defaults(func=run_synth)
 
@@ -51,7 +51,7 @@ def run_synth(args: argparse.Namespace) -> int:
     defects = tuple(k.strip() for k in args.defects.split(",") if k.strip())
     dataset = synthesize(args.out, texture=args.texture, size=args.size, n_train=args.train,
                          n_test_good=args.test_good, n_test_defect=args.test_defect, seed=args.seed,
-                         defects=defects, tint=not args.no_tint, overwrite=args.force)
+                         defects=defects, tint=not args.no_tint, overwrite=args.overwrite)
     summary = dataset.summary()
     test = ", ".join(f"{k} {v}" for k, v in summary["test"].items())
     print(f"wrote {summary['root']} in {time.perf_counter() - start:.1f} s: "

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from inspector.commands.argtypes import int_range
+from inspector.contract import DEFAULT_BATCH
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="training run folder (or a checkpoint file)")
     p.add_argument("--data", help="dataset root (default: the run's training data, from RUN/config.yaml)")
     p.add_argument("--out", help="output folder (default: RUN/eval)")
-    p.add_argument("--batch-size", type=int_range(1, 4096), default=8)
+    p.add_argument("--batch-size", type=int_range(1, 4096), default=DEFAULT_BATCH,  # = evaluate_dataset's
+                   help="images per inference call (default %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
     p.add_argument("--no-per-level", action="store_true",
                    help="skip the per-level image AUROC (a second pass of the model over the test set)")

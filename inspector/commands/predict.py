@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from inspector.commands.argtypes import float_range, int_range
+from inspector.contract import DEFAULT_BATCH
 from inspector.errors import DataError
 
 
@@ -33,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="calibration YAML made for this model file by 'inspector calibrate': print OK/NG per "
                         "image against its threshold")
     p.add_argument("--out", help="write a heat-map overlay PNG per image into this folder")
-    p.add_argument("--batch-size", type=int_range(1, 4096), default=8, help="images per inference call (default 8)")
+    p.add_argument("--batch-size", type=int_range(1, 4096), default=DEFAULT_BATCH,
+                   help="images per inference call (default %(default)s)")
     p.add_argument("--threads", type=int_range(1, 1024), help="CPU threads for onnxruntime / torch")
     p.add_argument("--vmin", type=float_range(None, None), help="overlay colour scale minimum (default: lowest map value seen)")
     p.add_argument("--vmax", type=float_range(None, None), help="overlay colour scale maximum (default: highest map value seen), "

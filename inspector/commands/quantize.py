@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from inspector.commands.argtypes import int_range
+from inspector.commands.argtypes import default_of, int_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from inspector.deploy.quantize import quantize_model
+
+    def default(name):
+        return default_of(quantize_model, name)
+
     p = sub.add_parser(
         "quantize", help="make an INT8 Q/DQ ONNX from calibration images",
         description="Quantize the FP32 graph with ONNX Runtime's static quantizer (QDQ, symmetric int8 activations, "
@@ -19,9 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", required=True,
                    help="folder of good images (or a dataset whose train/good is used), e.g. calibration/rs-brick/")
     p.add_argument("--out", help="output (default and required name: <model>.int8.onnx beside the input)")
-    p.add_argument("--max-images", type=int_range(1, 1_000_000), default=256, help="calibration images to use (default 256)")
-    p.add_argument("--batch-size", type=int_range(1, 4096), default=8, help="calibration batch size (default 8)")
-    p.add_argument("--method", default="minmax", choices=("minmax", "entropy", "percentile"),
+    p.add_argument("--max-images", type=int_range(1, 1_000_000), default=default("max_images"),
+                   help="calibration images to use (default %(default)s)")
+    p.add_argument("--batch-size", type=int_range(1, 4096), default=default("batch_size"),
+                   help="calibration batch size (default %(default)s)")
+    p.add_argument("--method", default=default("method"), choices=("minmax", "entropy", "percentile"),
                    help="activation range calibration (default minmax: nothing a defect produces is clipped "
                         "more than the good images' range)")
     p.add_argument("--exclude", nargs="*", default=(), metavar="NODE", help="extra node names to keep FP32")

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="daemon config YAML (see inspector.example.yaml)")
     p.add_argument("--check", action="store_true",
                    help="validate the config, load the model, open every source and the socket, then exit")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set publish.endpoint=tcp://127.0.0.1:6000")
     p.set_defaults(func=run)
 
@@ -36,7 +36,7 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     from inspector.pipeline.config import load_daemon_config
     from inspector.pipeline.daemon import Daemon
 
-    cfg = load_daemon_config(args.config, args.set)
+    cfg = load_daemon_config(args.config, args.overrides)
     daemon = Daemon(cfg, stop=stop)
     if args.check:
         for line in daemon.check():

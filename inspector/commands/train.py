@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its best checkpoint (finished phases are skipped; "
                         "a finished run is extended when --epochs/--set train.max_epochs allows more epochs)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set model.image_size=[256,256]")
     p.set_defaults(func=run)
 
@@ -87,13 +87,13 @@ def _train(args: argparse.Namespace) -> int:
         raw = read_checkpoint(out)["config"]  # the run's own config; CLI values still override it
         for section, values in base.items():
             raw[section] = {**raw.get(section, {}), **values}
-        config = resolve_run_config(apply_overrides(raw, args.set))
+        config = resolve_run_config(apply_overrides(raw, args.overrides))
         from inspector.training.loop import train
 
         summary = train(config, out, resume=True)
         _print_summary(summary, out)
         return 0
-    config = load_run_config(args.config, args.set, base={k: v for k, v in base.items() if v})
+    config = load_run_config(args.config, args.overrides, base={k: v for k, v in base.items() if v})
     if not config.data.path:
         raise ConfigError("data.path: no dataset given (use --data DIR)")
     if (out / "best.pt").exists():

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from inspector.commands.argtypes import float_range, int_range
+from inspector.commands.argtypes import default_of, float_range, int_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from inspector.evaluation.verify import verify
+
     p = sub.add_parser(
         "verify", help="precision gate: compare a candidate with the FP32 reference",
         description="Run the candidate (TensorRT engine, FP16 ONNX or Q/DQ INT8 ONNX) and the FP32 reference on "
@@ -22,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                          "fp16 0.02, int8 0.1)")
     p.add_argument("--map-tolerance", type=float_range(0, 1e6), help="p99 |Δmap| / max |map_ref| (default by precision: "
                                                        "fp16 0.05, int8 0.15)")
-    p.add_argument("--batch", type=int_range(1, 4096), default=8, help="batch size (default 8, capped at the engine's max)")
+    p.add_argument("--batch", type=int_range(1, 4096), default=default_of(verify, "batch"),
+                   help="batch size (default %(default)s, capped at the engine's max)")
     p.add_argument("--limit", type=int_range(1, 10**9), help="use at most this many images (spread over the set)")
     p.add_argument("--report", help="report path (default: <candidate>.verify.json)")
     p.add_argument("--cuda", default="cuda-python", choices=("cuda-python", "pycuda"),

@@ -301,7 +301,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise DataError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise DataError(f"{out}: folder exists and is not empty (use --force to overwrite)")
+            raise DataError(f"{out}: folder exists and is not empty (use overwrite to replace it)", field="overwrite")
         for name in _WRITTEN:  # only what synth writes; anything else in the folder is left alone
             target = out / name
             if target.is_dir():

@@ -40,7 +40,7 @@ from onnx import TensorProto
 from inspector.artifacts.engine_card import (ENGINE_KIND, ENGINE_SCHEMA_VERSION, engine_sidecar_path,
                                              write_engine_sidecar)
 from inspector.backends.tensorrt import collect_messages, import_tensorrt, shared_logger, tensorrt_major
-from inspector.contract import INPUT_NAME, MAP_NAME, OUTPUT_RANKS, SCORE_NAME
+from inspector.contract import DEFAULT_BATCH, INPUT_NAME, MAP_NAME, OUTPUT_RANKS, SCORE_NAME
 from inspector.errors import ExportError
 from inspector.artifacts.model_card import read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph
 
@@ -170,7 +170,7 @@ def require_strongly_typed(onnx_path: str | Path, model: onnx.ModelProto) -> Typ
 
 @dataclass(frozen=True)
 class BuildOptions:
-    max_batch: int = 8
+    max_batch: int = DEFAULT_BATCH
     opt_batch: int | None = None  # None: = max_batch (the daemon batches up to max)
     workspace_mb: int | None = 2048  # None: TensorRT's default (device memory)
     optimization_level: int = 3  # builder_optimization_level 0..5
@@ -180,13 +180,15 @@ class BuildOptions:
 
     def validate(self) -> None:
         if self.max_batch < 1:
-            raise ExportError(f"--max-batch must be ≥ 1, got {self.max_batch}")
+            raise ExportError(f"max_batch must be ≥ 1, got {self.max_batch}", field="max_batch")
         if self.opt_batch is not None and not 1 <= self.opt_batch <= self.max_batch:
-            raise ExportError(f"--opt-batch must be in 1..{self.max_batch}, got {self.opt_batch}")
+            raise ExportError(f"opt_batch must be in 1..{self.max_batch} (max_batch), got {self.opt_batch}",
+                              field="opt_batch")
         if not 0 <= self.optimization_level <= 5:
-            raise ExportError(f"--opt-level must be in 0..5, got {self.optimization_level}")
+            raise ExportError(f"optimization_level must be in 0..5, got {self.optimization_level}",
+                              field="optimization_level")
         if self.workspace_mb is not None and self.workspace_mb < 1:
-            raise ExportError(f"--workspace-mb must be ≥ 1, got {self.workspace_mb}")
+            raise ExportError(f"workspace_mb must be ≥ 1, got {self.workspace_mb}", field="workspace_mb")
 
 
 def default_engine_path(onnx_path: str | Path, precision: str, out_dir: str | Path = "engines") -> Path:
@@ -203,8 +205,8 @@ def plan_network(graph_precision: str, trt_major: int, fp16_flag: bool, onnx_pat
     if not fp16_flag:
         return "strongly_typed", graph_precision
     if graph_precision != "fp32":
-        raise ExportError(f"{onnx_path}: --fp16 is only for an FP32 ONNX; this graph is already {graph_precision} "
-                          "and builds strongly typed without it")
+        raise ExportError(f"{onnx_path}: fp16_flag is only for an FP32 ONNX; this graph is already {graph_precision} "
+                          "and builds strongly typed without it", field="fp16_flag")
     if trt_major >= 11:
         base, _ = split_graph_name(onnx_path)
         raise ExportError(f"{onnx_path}: TensorRT {trt_major} removed BuilderFlag.FP16 (all networks are strongly "

@@ -49,7 +49,7 @@ def graph_paths(out_base: str | Path) -> dict[str, Path]:
     if base.suffix == ".fp16":
         base = base.with_suffix("")
     if not base.name or base.name in (".", ".."):
-        raise ExportError(f"{out_base}: --out needs a file base name such as export/rs-brick")
+        raise ExportError(f"{out_base}: the output needs a file base name such as export/rs-brick")
     return {"fp32": base.with_name(base.name + ".onnx"), "fp16": base.with_name(base.name + ".fp16.onnx"),
             "sidecar": base.with_name(base.name + ".json")}
 

@@ -36,7 +36,7 @@ import onnx
 from inspector.artifacts import input_spec as card_input_spec
 from inspector.artifacts.model_card import (read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph,
                                             write_sidecar)
-from inspector.contract import INPUT_NAME, InputSpec
+from inspector.contract import DEFAULT_BATCH, INPUT_NAME, InputSpec
 from inspector.errors import DataError, ExportError
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def calibration_images(folder: str | Path, max_images: int | None = None) -> lis
     return paths
 
 
-def make_reader(paths: Sequence[Path], spec: InputSpec, batch_size: int = 8):
+def make_reader(paths: Sequence[Path], spec: InputSpec, batch_size: int = DEFAULT_BATCH):
     """An ONNX Runtime CalibrationDataReader yielding uint8 NHWC batches for the graph input, made
     from ``paths`` as ``spec`` says (size, resize policy, bit depth, downscale method)."""
     from onnxruntime.quantization import CalibrationDataReader
@@ -190,7 +190,7 @@ def default_int8_path(fp32_path: str | Path) -> Path:
 
 
 def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Path | None = None, *,
-                   max_images: int | None = 256, batch_size: int = 8, method: str = "minmax",
+                   max_images: int | None = 256, batch_size: int = DEFAULT_BATCH, method: str = "minmax",
                    op_types: Sequence[str] = QUANTIZED_OP_TYPES, exclude: Sequence[str] = ()) -> dict[str, Any]:
     """Quantize the FP32 graph to ``<base>.int8.onnx``; update the sidecar; return the sidecar's int8 entry."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static

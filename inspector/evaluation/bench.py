@@ -25,11 +25,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+DEFAULT_BATCHES = (1, 4, DEFAULT_BATCH)  # single-image latency, a small batch, the default engine's largest
 
 
 def parse_batches(text: str | Sequence[int]) -> list[int]:
@@ -40,13 +42,13 @@ def parse_batches(text: str | Sequence[int]) -> list[int]:
         try:
             value = int(str(item).strip())
         except ValueError:
-            raise ConfigError(f"--batch: '{item}' is not an integer (expected e.g. 1,4,8)") from None
+            raise ConfigError(f"batches: '{item}' is not an integer (expected e.g. 1,4,8)", field="batches") from None
         if value < 1:
-            raise ConfigError(f"--batch: batch sizes must be ≥ 1, got {value}")
+            raise ConfigError(f"batches: batch sizes must be ≥ 1, got {value}", field="batches")
         if value not in batches:
             batches.append(value)
     if not batches:
-        raise ConfigError("--batch: no batch size given")
+        raise ConfigError("batches: no batch size given", field="batches")
     return batches
 
 
@@ -139,14 +141,14 @@ def load_images(data: str | Path, spec, limit: int = 64) -> np.ndarray:
     return images
 
 
-def run_benchmark(model: str | Path, batches: Sequence[int], duration_s: float = 10.0, warmup: int = 10,
+def run_benchmark(model: str | Path, batches: Sequence[int] = DEFAULT_BATCHES, duration_s: float = 10.0, warmup: int = 10,
                   backend: str = "auto", data: str | Path | None = None, json_path: str | Path | None = None,
                   options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Benchmark ``model`` at each batch size; write JSON when ``json_path`` is given; return the results."""
     from inspector.backends import load_backend
 
     if duration_s <= 0:
-        raise ConfigError(f"--duration must be > 0 seconds, got {duration_s}")
+        raise ConfigError(f"duration_s must be > 0 seconds, got {duration_s}", field="duration_s")
     model = Path(model)
     with load_backend(model, backend=backend, **(options or {})) as be:
         spec = be.input_spec

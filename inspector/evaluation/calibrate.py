@@ -37,6 +37,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from inspector.config import json_safe
+from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError, DataError
 from inspector.artifacts.thresholds import ModelBinding, Thresholds, score_stats, write_thresholds
 
@@ -67,9 +68,9 @@ def _finite_1d(values, what: str) -> np.ndarray:
     return a
 
 
-def _check_rate(rate: float, what: str) -> None:
+def _check_rate(rate: float, what: str, field: str | None = None) -> None:
     if not (isinstance(rate, (int, float)) and 0 < rate < 1):
-        raise ConfigError(f"{what}: must be between 0 and 1 (exclusive), got {rate}")
+        raise ConfigError(f"{what}: must be between 0 and 1 (exclusive), got {rate}", field=field)
 
 
 def _above(value: float) -> float:
@@ -221,7 +222,7 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
             raise DataError(f"{folder}: no images in the good-image folder")
         return samples, {"source": "folder", "root": str(folder)}, []
     if data is None:
-        raise ConfigError("calibrate: give --data DIR (a dataset) or --good-dir DIR (a folder of good images)")
+        raise ConfigError("calibrate: give data (a dataset) or good_dir (a folder of good images)")
     dataset = load_dataset(data)
     warnings = []
     if split in ("auto", "val"):
@@ -245,7 +246,7 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
     return good, {"source": "test/good", "root": str(dataset.root), "layout": dataset.layout}, warnings
 
 
-def score_samples(backend, samples: Sequence, batch_size: int = 8, chunk: int = 64,
+def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, chunk: int = 64,
                   on_progress: Callable[[int, int], None] | None = None) -> ScoredSet:
     """Decode, resize (``backend.input_spec``) and score ``samples`` with ``backend``; corrupt images are skipped."""
     from inspector.data.datasets import load_batch
@@ -314,7 +315,7 @@ def _load_defects(data: str | Path, backend, batch_size: int) -> tuple[ScoredSet
     dataset = load_dataset(data)
     samples = [s for s in dataset.test if s.label == 1]
     if not samples:
-        raise DataError(f"{dataset.root}: --use-defects needs test/<defect type> images; found none")
+        raise DataError(f"{dataset.root}: use_defects needs test/<defect type> images; found none", field="use_defects")
     scored = score_samples(backend, samples, batch_size)
     h, w = scored.maps.shape[-2:]
     return scored, load_masks(scored.samples, h, w, backend.input_spec.resize)
@@ -330,7 +331,7 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
               false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE, out: str | Path | None = None, *,
               good_dir: str | Path | None = None, split: str = "auto", use_defects: bool = False,
               pixel_false_alarm_rate: float = DEFAULT_PIXEL_FALSE_ALARM_RATE,
-              uncertain_margin: float | None = None, batch_size: int = 8, threads: int | None = None,
+              uncertain_margin: float | None = None, batch_size: int = DEFAULT_BATCH, threads: int | None = None,
               backend_options: dict | None = None) -> Calibration:
     """Score good (and optionally defective) images with the deployed backend; choose and write thresholds.
 
@@ -341,10 +342,10 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
     from inspector.artifacts.model_card import split_graph_name
 
     model_path = Path(model_path)
-    _check_rate(false_alarm_rate, "--false-alarm-rate")
-    _check_rate(pixel_false_alarm_rate, "--pixel-false-alarm-rate")
+    _check_rate(false_alarm_rate, "false_alarm_rate", "false_alarm_rate")
+    _check_rate(pixel_false_alarm_rate, "pixel_false_alarm_rate", "pixel_false_alarm_rate")
     if uncertain_margin is not None and not 0 < uncertain_margin < 1:
-        raise ConfigError(f"--uncertain-margin: must be between 0 and 1, got {uncertain_margin}")
+        raise ConfigError(f"uncertain_margin: must be between 0 and 1, got {uncertain_margin}", field="uncertain_margin")
     from inspector.backends import backend_for_path
 
     options = dict(backend_options or {})
@@ -361,7 +362,7 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
         defects, masks = (None, None)
         if use_defects:
             if data is None:
-                raise ConfigError("--use-defects needs --data DIR with test/<defect type> images")
+                raise ConfigError("use_defects needs a dataset (data) with test/<defect type> images", field="use_defects")
             defects, masks = _load_defects(data, engine, batch_size)
         binding = ModelBinding(name=split_graph_name(model_path)[0].name, sha256=_sha256(model_path),
                                precision=str(engine.precision), backend=str(engine.name))

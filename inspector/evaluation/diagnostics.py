@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from inspector.contract import DEFAULT_BATCH
 from inspector.evaluation.metrics import auroc
 
 PERCENTILES = (5, 50, 95)
@@ -69,7 +70,7 @@ def score_distribution(scores, labels) -> dict:
     return result
 
 
-def level_peaks(level_scorer: LevelScorer, images: np.ndarray, batch_size: int = 8) -> dict[str, np.ndarray]:
+def level_peaks(level_scorer: LevelScorer, images: np.ndarray, batch_size: int = DEFAULT_BATCH) -> dict[str, np.ndarray]:
     """Run ``level_scorer`` over ``images`` in batches: {level: per-image peak (N,) float64}."""
     peaks: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(images), batch_size):

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from inspector.contract import DEFAULT_BATCH
 from inspector.data.datasets import load_batch, load_dataset, load_masks
 from inspector.errors import DataError
 from inspector.evaluation.diagnostics import LevelScorer, level_aurocs, level_peaks, score_distribution
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def score_images(scorer: Scorer, images: np.ndarray, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def score_images(scorer: Scorer, images: np.ndarray, batch_size: int = DEFAULT_BATCH) -> tuple[np.ndarray, np.ndarray]:
     """Run ``scorer`` over ``images`` in batches; maps returned as (N, h, w) float32.
 
     Outputs are always copied: backends may reuse their output buffers on the next call.
@@ -45,7 +46,7 @@ def backend_scorer(backend) -> Scorer:
 
 
 def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[int, int], resize: str,
-                     out_dir: str | Path, plots: bool = True, batch_size: int = 8,
+                     out_dir: str | Path, plots: bool = True, batch_size: int = DEFAULT_BATCH,
                      bit_depth: int | None = None, level_scorer: LevelScorer | None = None,
                      downscale: str = "box_linear") -> dict:
     """Score the test split, compute metrics, write metrics.json (+ plots); return metrics.

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from inspector.config import json_safe
+from inspector.contract import DEFAULT_BATCH
 from inspector.errors import DataError, InspectorError
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def default_report_path(candidate: str | Path) -> Path:
     return candidate.with_name(candidate.name[: -len(candidate.suffix)] + ".verify.json")
 
 
-def compare(cand_backend, ref_backend, samples, batch: int = 8) -> tuple[_Accumulator, list]:
+def compare(cand_backend, ref_backend, samples, batch: int = DEFAULT_BATCH) -> tuple[_Accumulator, list]:
     """Run both backends over ``samples`` batch by batch; returns the statistics and skipped images."""
     from inspector.data.datasets import load_batch
 
@@ -210,7 +211,7 @@ def judge(acc: _Accumulator, tolerances: Tolerances, threshold: float | None) ->
 def verify(candidate: str | Path, reference: str | Path, data: str | Path, *,
            threshold: float | None = None, threshold_file: str | Path | None = None,
            score_tolerance: float | None = None, map_tolerance: float | None = None,
-           batch: int = 8, limit: int | None = None, report_path: str | Path | None = None,
+           batch: int = DEFAULT_BATCH, limit: int | None = None, report_path: str | Path | None = None,
            candidate_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the gate; write the JSON report (beside the candidate by default) and return it."""
     from inspector.backends import load_backend

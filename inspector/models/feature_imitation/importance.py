@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from inspector.errors import ConfigError
+from inspector.contract import DEFAULT_BATCH
 
 log = logging.getLogger(__name__)
 SEARCH_DOWNSAMPLE = 4  # maps and masks are compared at 1/4 of the input size: memory, not accuracy
@@ -66,7 +67,7 @@ def keep_top_k(weights: torch.Tensor, k: int | None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def module_map_stack(model, images: np.ndarray, batch_size: int = 8) -> torch.Tensor:
+def module_map_stack(model, images: np.ndarray, batch_size: int = DEFAULT_BATCH) -> torch.Tensor:
     """Every module's map for uint8 images (N, H, W, 3), upsampled and pooled: (N, M, H/4, W/4) FP32."""
     h, w = images.shape[1] // SEARCH_DOWNSAMPLE, images.shape[2] // SEARCH_DOWNSAMPLE
     out = []

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inspector.config import bounded
+from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError
 from inspector.models.backbones import build_backbone
 from inspector.models.base import AnomalyModel, ModelConfig, teacher_identity
@@ -219,7 +220,7 @@ class GlanceModel(AnomalyModel):
         return self.local_loss_from_targets(images, self.local_targets(images))
 
     @torch.no_grad()
-    def fit_feature_statistics(self, images, batch_size: int = 8, max_images: int = 32) -> None:
+    def fit_feature_statistics(self, images, batch_size: int = DEFAULT_BATCH, max_images: int = 32) -> None:
         """Channel mean/std of R(p) over the training grid's patches of ≤ ``max_images`` uint8 images."""
         if len(images) > max_images:
             images = images[np.linspace(0, len(images) - 1, max_images).round().astype(int)]

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inspector.config import bounded
+from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError
 from inspector.models.backbones import build_backbone
 from inspector.models.base import AnomalyModel, ModelConfig, teacher_identity
@@ -172,7 +173,7 @@ class MetaComparerModel(AnomalyModel):
 
     # --- enrolment ----------------------------------------------------------------------------
     @torch.no_grad()
-    def enroll(self, images: torch.Tensor, batch_size: int = 8) -> None:
+    def enroll(self, images: torch.Tensor, batch_size: int = DEFAULT_BATCH) -> None:
         """Store the reference bank of K normal uint8 (K, H, W, 3) images (K ≤ MAX_REFERENCES)."""
         if not 1 <= len(images) <= MAX_REFERENCES:
             raise ConfigError(f"references: {len(images)} image(s); the meta-comparer takes 1…{MAX_REFERENCES}")

@@ -1,0 +1,112 @@
+"""The library names fields, the CLI names flags, and each option's default has one home.
+
+A library error (``BuildOptions.validate``, ``parse_batches``, ``apply_overrides``, …) names the field
+it was given and carries it in ``InspectorError.field``; ``inspector.cli`` swaps in the flag that sets
+that field (the parser's ``dest`` is the field name). Every argparse default of an option that a
+library function or options dataclass also defaults is read from there (``argtypes.default_of``); the
+last test fails if the two diverge.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from inspector.cli import build_parser, flag_for, main, user_message
+from inspector.config import apply_overrides
+from inspector.contract import DEFAULT_BATCH
+from inspector.errors import ConfigError, ExportError
+
+
+def test_a_library_error_names_the_field_not_the_flag():
+    from inspector.deploy.engine_build import BuildOptions
+    from inspector.evaluation.bench import parse_batches
+
+    with pytest.raises(ExportError) as err:
+        BuildOptions(max_batch=0).validate()
+    assert str(err.value) == "max_batch must be ≥ 1, got 0" and err.value.field == "max_batch"
+    with pytest.raises(ConfigError) as err:
+        parse_batches("4,0")
+    assert str(err.value) == "batches: batch sizes must be ≥ 1, got 0" and err.value.field == "batches"
+    with pytest.raises(ConfigError) as err:
+        apply_overrides({}, ["model.name"])
+    assert str(err.value) == "overrides model.name: expected key=value" and err.value.field == "overrides"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["bench", "m.onnx", "--batch", "4,0"], "error: --batch: batch sizes must be ≥ 1, got 0"),
+    (["build", "m.onnx", "--max-batch", "4", "--opt-batch", "8"],
+     "error: --opt-batch must be in 1..4 (max_batch), got 8"),
+    (["run", "--config", "{cfg}", "--set", "model.path"], "error: --set model.path: expected key=value"),
+    (["data", "synth", "--out", "{full}"], "folder exists and is not empty (use --force to replace it)"),
+])
+def test_the_cli_names_the_flag(argv, expected, tmp_path, capsys):
+    cfg = tmp_path / "inspector.yaml"
+    cfg.write_text("{}\n")
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("x")
+    argv = [a.format(cfg=cfg, full=full) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and err.count("\n") == 0, err
+
+
+def test_field_to_flag_mapping_is_the_parser():
+    parser = build_parser(only="build")
+    assert flag_for(parser, "build", "optimization_level") == "--opt-level"
+    assert flag_for(parser, "build", "onnx") == "onnx"  # a positional keeps its name
+    assert flag_for(parser, "build", "no_such_field") is None
+    exc = ExportError("max_batch must be ≥ 1, got 0", field="max_batch")
+    assert user_message(exc, parser, "build") == "--max-batch must be ≥ 1, got 0"
+    assert user_message(exc, None, None) == "max_batch must be ≥ 1, got 0"  # no parser: the field stays
+
+
+def _library_defaults():
+    """(command, library source of its defaults): every option whose dest the source defaults."""
+    from inspector.deploy.engine_build import BuildOptions
+    from inspector.deploy.quantize import quantize_model
+    from inspector.evaluation.bench import run_benchmark
+    from inspector.evaluation.calibrate import calibrate
+    from inspector.evaluation.evaluate import evaluate_dataset
+    from inspector.evaluation.verify import verify
+
+    return [("build", BuildOptions), ("quantize", quantize_model), ("bench", run_benchmark),
+            ("calibrate", calibrate), ("verify", verify), ("evaluate", evaluate_dataset)]
+
+
+def _options(command: str) -> dict[str, argparse.Action]:
+    parser = build_parser(only=command)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a for a in sub.choices[command]._actions if a.option_strings}
+
+
+def test_argparse_defaults_are_the_library_defaults():
+    from inspector.commands.argtypes import default_of
+    from inspector.evaluation.bench import parse_batches
+
+    checked = 0
+    for command, source in _library_defaults():
+        for dest, action in _options(command).items():
+            try:
+                expected = default_of(source, dest)
+            except LookupError:
+                continue  # an option the library does not default (a path, a CLI-only switch)
+            got = parse_batches(action.default) if dest == "batches" else action.default
+            assert got == (list(expected) if dest == "batches" else expected), (command, dest, got, expected)
+            checked += 1
+    assert checked >= 12, checked  # the comparison really ran over the options
+    for command in ("predict", "evaluate", "calibrate", "quantize"):
+        assert _options(command)["batch_size"].default == DEFAULT_BATCH, command
+
+
+def test_the_default_check_sees_a_diverging_default(monkeypatch):
+    from inspector.commands.argtypes import default_of
+    from inspector.deploy.engine_build import BuildOptions
+
+    assert default_of(BuildOptions, "max_batch") == DEFAULT_BATCH
+    with pytest.raises(LookupError):
+        default_of(BuildOptions, "no_such_field")
+    monkeypatch.setattr(BuildOptions.__dataclass_fields__["max_batch"], "default", 16)
+    assert _options("build")["max_batch"].default == 16  # argparse follows the dataclass
