@@ -39,7 +39,7 @@ from inspector.pipeline.config import DriftSection, PostprocessSection, PublishS
 from inspector.pipeline.drift import DriftMonitor  # noqa: E402
 from inspector.pipeline.frame import STAGES, Frame  # noqa: E402
 from inspector.pipeline.postprocess import Decider, PostprocessWorker  # noqa: E402
-from inspector.pipeline.publish import Publisher, PublishWorker  # noqa: E402
+from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker  # noqa: E402
 from inspector.pipeline.telemetry import Counters  # noqa: E402
 from inspector.artifacts.thresholds import ScoreStats  # noqa: E402
 
@@ -80,9 +80,9 @@ def run(args, frames: list[Frame], endpoint: str) -> dict:
     drift = DriftMonitor(DriftSection(), ScoreStats(mean=0.3, std=0.05, min=0.1, max=0.5, p50=0.3, p99=0.4, n=1000))
     post = PostprocessWorker(decider, PostprocessSection(), "square", queue.Queue(), queue.Queue(), stop, counters,
                              drift, False, publisher.wanted)
-    pub = PublishWorker(publisher, queue.Queue(), queue.Queue(), MODEL_INFO, decider,
-                        PublishSection(endpoint=endpoint, results=True), stop, counters, lambda: {},
-                        run_id="bench", run_started_utc="2026-01-01T00:00:00.000Z")
+    ctx = PublishContext(publisher=publisher, cfg=PublishSection(endpoint=endpoint, results=True), model=MODEL_INFO,
+                         decider=decider, stats=dict, run_id="bench", run_started_utc="2026-01-01T00:00:00.000Z")
+    pub = PublishWorker(ctx, queue.Queue(), queue.Queue(), stop, counters)
     received = [0]
 
     def drain():

@@ -25,7 +25,7 @@ from inspector.backends.base import InputSpec
 from inspector.pipeline.capture import FrameHub
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.preprocess import FrameRejected, Preprocessor
-from inspector.pipeline.worker import Throttled, Worker
+from inspector.pipeline.worker import Throttled, Worker, WorkerContext
 from inspector.pipeline.telemetry import Counters
 
 log = logging.getLogger("inspector.batcher")
@@ -48,6 +48,7 @@ class BufferPool:
     """``n`` preallocated (max_batch, H, W, 3) uint8 buffers, lent out by index."""
 
     def __init__(self, n: int, max_batch: int, spec: InputSpec) -> None:
+        self.max_batch = max_batch
         self.buffers = [np.zeros((max_batch, spec.height, spec.width, spec.channels), np.uint8) for _ in range(n)]
         self._free: queue.Queue[int] = queue.Queue()
         for i in range(n):
@@ -65,8 +66,9 @@ class BufferPool:
 
 class BatchWorker(Worker):
     def __init__(self, hub: FrameHub, pool: BufferPool, out: queue.Queue, preprocessor: Preprocessor,
-                 max_batch: int, max_wait_ms: float, stop: threading.Event, counters: Counters) -> None:
-        super().__init__("batcher", stop)
+                 max_batch: int, max_wait_ms: float, stop: threading.Event, counters: Counters,
+                 context: WorkerContext | None = None) -> None:
+        super().__init__("batcher", stop, context)
         self.hub, self.pool, self.out, self.pre = hub, pool, out, preprocessor
         self.max_batch, self.max_wait_s = max_batch, max_wait_ms / 1e3
         self.counters = counters

@@ -52,7 +52,7 @@ from inspector.errors import SourceError
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.sources import Source, SourceChanged, is_live
-from inspector.pipeline.worker import Throttled, Worker, sleep_until
+from inspector.pipeline.worker import Throttled, Worker, WorkerContext, sleep_until
 from inspector.pipeline.telemetry import Counters
 
 log = logging.getLogger("inspector.capture")
@@ -191,8 +191,9 @@ class CaptureWorker(Worker):
     """Reads one camera's source into the hub; reconnects live sources; reports state changes."""
 
     def __init__(self, camera: CameraSection, source: Source, hub: FrameHub, stop: threading.Event,
-                 counters: Counters, on_status: StatusCallback, capacity: int = 8) -> None:
-        super().__init__(f"capture-{camera.name}", stop)
+                 counters: Counters, on_status: StatusCallback, capacity: int = 8,
+                 context: WorkerContext | None = None) -> None:
+        super().__init__(f"capture-{camera.name}", stop, context)
         self.camera, self.source, self.hub, self.counters = camera, source, hub, counters
         self.live = is_live(camera, source)
         self.on_status = on_status

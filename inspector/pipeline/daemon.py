@@ -41,22 +41,25 @@ from inspector.integrations.runtime import Integrations, check_extras
 from inspector.pipeline.batcher import END, BatchWorker, BufferPool
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import DaemonConfig
-from inspector.pipeline.cputime import ThreadCpu, split_role
+from inspector.pipeline.cputime import ThreadCpu
 from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.infer import InferenceWorker
 from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
-from inspector.pipeline.publish import Publisher, PublishWorker, StatusUpdate
+from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker, StatusUpdate
 from inspector.pipeline.recorder import RecorderWorker
 from inspector.pipeline.sources import Source, make_source
+from inspector.pipeline.stats import DaemonStats
+from inspector.pipeline.worker import WorkerContext
 from inspector.artifacts import input_spec as card_input_spec, model_card_of, read_card
 from inspector.artifacts.model_card import sha256_file, split_graph_name
-from inspector.pipeline.telemetry import Counters, RateMeter, format_summary
+from inspector.pipeline.telemetry import Counters, format_summary
 from inspector.artifacts.thresholds import Thresholds, load_thresholds
 
 log = logging.getLogger("inspector.daemon")
 BackendFactory = Callable[[], Backend]
 _BACKEND_LOAD_TIMEOUT_S = 300.0
+_N_BUFFERS = 2  # input buffers: the batcher fills one while inference reads the other
 
 
 def resolve_thresholds(cfg: DaemonConfig, model_sha: str) -> tuple[Decider, Thresholds | None]:
@@ -187,69 +190,79 @@ class Daemon:
         self._started = True
 
     def _start_workers(self, cfg: DaemonConfig, stop: threading.Event, counters: Counters) -> None:
-        n_buffers = 2
-        to_infer: queue.Queue = queue.Queue(maxsize=n_buffers)
-        self._to_infer = to_infer
+        """Load the backend, then make every worker with all it needs, then start them (captures last)."""
+        self._to_infer: queue.Queue = queue.Queue(maxsize=_N_BUFFERS)
         to_post: queue.Queue = queue.Queue(maxsize=4)
         # frames travel to the publisher one batch (list) per item: publish.queue_size frames ≈ this many batches
         to_pub: queue.Queue = queue.Queue(maxsize=max(1, -(-cfg.publish.queue_size // cfg.batching.max_batch)))
         self.status_queue: queue.Queue = queue.Queue(maxsize=10000)
         self.drift = DriftMonitor(cfg.drift, self.calibration.score_stats if self.calibration else None)
-
-        self.recorder = (RecorderWorker(cfg.recorder, threading.Event(), counters, self.run_id, self.started_utc)
-                         if cfg.recorder.enabled else None)
-        self.inference = InferenceWorker(self._backend_factory or self._default_backend, None, to_infer, to_post,
-                                         stop, counters)
-        self.inference.cpu = self.cpu
-        self.inference.start()
-        if not self.inference.ready.wait(_BACKEND_LOAD_TIMEOUT_S):
-            raise InspectorError(f"model {cfg.model.path}: backend did not load within {_BACKEND_LOAD_TIMEOUT_S:g} s")
-        if self.inference.startup_error is not None:
-            err = self.inference.startup_error
-            raise err if isinstance(err, InspectorError) else InspectorError(f"model {cfg.model.path}: {err}")
+        shared = WorkerContext(broken=threading.Event(), cpu=self.cpu)  # one "a worker failed" flag for all
+        self.recorder = (RecorderWorker(cfg.recorder, threading.Event(), counters, self.run_id, self.started_utc,
+                                        shared) if cfg.recorder.enabled else None)
+        self.inference = self._start_inference(to_post, shared)
         backend = self.inference.backend
         self._check_backend(backend)
-        max_batch = cfg.batching.max_batch
-        if backend.input_spec.max_batch is not None and backend.input_spec.max_batch < max_batch:
-            log.warning("batching.max_batch %d exceeds the model's maximum batch %d; using %d",
-                        max_batch, backend.input_spec.max_batch, backend.input_spec.max_batch)
-            max_batch = backend.input_spec.max_batch
-        pool = self.inference.pool = BufferPool(n_buffers, max_batch, self.spec)
-        name, _ = split_graph_name(cfg.model.path)
-        self.model_info = {
-            "name": self.sidecar.get("model", {}).get("name", name.name), "version": self.sidecar.get("model", {}).get("version"),
-            "precision": backend.precision, "backend": backend.name,
-            "sha256": getattr(backend, "sha256", None) or self.model_sha, "run_id": self.run_id,
-        }
-        self.post = PostprocessWorker(self.decider, cfg.postprocess, self.policy, to_post, to_pub, stop, counters,
-                                      self.drift, cfg.postprocess.payloads_on_results, self._payloads_wanted)
-        self.publish = PublishWorker(self.publisher, to_pub, self.status_queue, self.model_info, self.decider,
-                                     cfg.publish, stop, counters, self._stats,
-                                     self.recorder.put if self.recorder else None,
-                                     results_payloads=cfg.postprocess.payloads_on_results,
-                                     before_final=self._finish_recorder, taps=self.integrations.taps,
-                                     run_id=self.run_id, run_started_utc=self.started_utc,
-                                     late_payloads=lambda f: encode_payloads(f, cfg.postprocess,
-                                                                             self.decider.pixel_threshold))
+        self.model_info = self._model_info(backend)
+        max_batch = self.inference.pool.max_batch
         self.hub = FrameHub(counters, max_batch)
         bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
         pre = Preprocessor(self.spec, self.policy, bit_depths, self.downscale)
-        self.batcher = BatchWorker(self.hub, pool, to_infer, pre, max_batch, cfg.batching.max_wait_ms, stop, counters)
+        self.batcher = BatchWorker(self.hub, self.inference.pool, self._to_infer, pre, max_batch,
+                                   cfg.batching.max_wait_ms, stop, counters, shared)
         self.captures = [CaptureWorker(c, self.sources[c.name], self.hub, stop, counters, self._on_status,
-                                       capacity=cfg.batching.queue_size) for c in cfg.cameras]
+                                       capacity=cfg.batching.queue_size, context=shared) for c in cfg.cameras]
+        self.post = PostprocessWorker(self.decider, cfg.postprocess, self.policy, to_post, to_pub, stop, counters,
+                                      self.drift, cfg.postprocess.payloads_on_results, self._payloads_wanted,
+                                      shared)
+        self.stats = DaemonStats(counters, self.cpu, self.drift, self.captures, self.batcher)
+        self.publish = PublishWorker(self._publish_context(), to_pub, self.status_queue, stop, counters, shared)
         self.workers = [self.inference, self.post, self.publish, self.batcher]
-        self.started_at = time.monotonic()
-        self._rate = RateMeter()
-        for w in (self.recorder, self.publish, self.post, self.batcher, *self.captures):
-            if w is not None:
-                w.broken = self.inference.broken  # one shared "a worker failed" flag
-                w.cpu = self.cpu
         self._wait_for_subscribers()  # before any frame is captured, so a batch run loses nothing
         for w in (self.recorder, self.publish, self.post, self.batcher, *self.captures):
             if w is not None:
                 w.start()
         if self.recorder is not None:
             self.workers.append(self.recorder)
+
+    def _start_inference(self, to_post: queue.Queue, shared: WorkerContext) -> InferenceWorker:
+        """Start the inference thread and wait until it has loaded the backend and made its buffers."""
+        cfg = self.cfg
+        inference = InferenceWorker(self._backend_factory or self._default_backend, self._make_pool,
+                                    self._to_infer, to_post, self.stop, self.counters, shared)
+        self.inference = inference  # start()'s clean-up ends it if what follows fails
+        inference.start()
+        if not inference.ready.wait(_BACKEND_LOAD_TIMEOUT_S):
+            raise InspectorError(f"model {cfg.model.path}: backend did not load within {_BACKEND_LOAD_TIMEOUT_S:g} s")
+        if inference.startup_error is not None:
+            err = inference.startup_error
+            raise err if isinstance(err, InspectorError) else InspectorError(f"model {cfg.model.path}: {err}")
+        return inference
+
+    def _make_pool(self, backend: Backend) -> BufferPool:
+        """Input buffers for batches of ``batching.max_batch`` frames, or fewer if the model takes fewer."""
+        max_batch, limit = self.cfg.batching.max_batch, backend.input_spec.max_batch
+        if limit is not None and limit < max_batch:
+            log.warning("batching.max_batch %d exceeds the model's maximum batch %d; using %d",
+                        max_batch, limit, limit)
+            max_batch = limit
+        return BufferPool(_N_BUFFERS, max_batch, self.spec)
+
+    def _model_info(self, backend: Backend) -> dict:
+        name, _ = split_graph_name(self.cfg.model.path)
+        model = self.sidecar.get("model", {})
+        return {"name": model.get("name", name.name), "version": model.get("version"),
+                "precision": backend.precision, "backend": backend.name,
+                "sha256": getattr(backend, "sha256", None) or self.model_sha, "run_id": self.run_id}
+
+    def _publish_context(self) -> PublishContext:
+        cfg = self.cfg
+        return PublishContext(
+            publisher=self.publisher, cfg=cfg.publish, model=self.model_info, decider=self.decider,
+            stats=self.stats.snapshot, run_id=self.run_id, run_started_utc=self.started_utc,
+            recorder=self.recorder, taps=tuple(self.integrations.taps),
+            results_payloads=cfg.postprocess.payloads_on_results, shutdown_timeout_s=cfg.shutdown_timeout_s,
+            late_payloads=lambda f: encode_payloads(f, cfg.postprocess, self.decider.pixel_threshold))
 
     def _wait_for_subscribers(self) -> None:
         n, timeout = self.cfg.publish.wait_for_subscribers, self.cfg.publish.wait_for_subscribers_timeout_s
@@ -279,35 +292,6 @@ class Daemon:
             self.status_queue.put_nowait(StatusUpdate(camera, state, previous, reason, details, utc_iso()))
         except queue.Full:
             self.counters.add("status_dropped")
-
-    def _stats(self) -> dict:
-        """Counters and rates for v1/stats (called by the publisher thread)."""
-        snap = self.counters.snapshot()
-        cams = {}
-        for w in self.captures:
-            name = w.camera.name
-            prefix = name + "."
-            cams[name] = {k[len(prefix):]: v for k, v in snap.items() if k.startswith(prefix)}
-            cams[name].update({"live": w.live, "frames": w.frames, "reconnects": w.reconnects})
-            source_stats = getattr(w.source, "stats", None)  # e.g. GenICam: lost/incomplete buffers
-            if callable(source_stats):
-                cams[name].update({f"buffers_{k}": v for k, v in source_stats().items()})
-        totals = {k: v for k, v in snap.items() if not any(k.startswith(c + ".") for c in cams)}
-        batches = snap.get("batches", 0)
-        totals["mean_batch"] = round(snap.get("batched_frames", 0) / batches, 3) if batches else 0.0
-        elapsed = max(time.monotonic() - self.started_at, 1e-9)
-        totals["fps"] = round(snap.get("inferred_frames", 0) / elapsed, 3)  # since start
-        totals["fps_window"] = self._rate.rate(snap.get("inferred_frames", 0))  # since the last stats
-        # CPU seconds per role since start (cputime.py); preprocessing is split out of the batcher thread
-        cpu = self.cpu.snapshot()
-        data = {"cameras": cams, "totals": totals,
-                "cpu_s": split_role(cpu, "batcher", "preprocess", self.batcher.preprocess_cpu_s)}
-        drift = self.drift.snapshot()
-        if drift:
-            data["drift"] = drift
-            for cam, d in drift.items():
-                cams.setdefault(cam, {})["drift_flagged"] = d["flagged"]
-        return data
 
     # -- run / stop ---------------------------------------------------------------------------
     def request_stop(self) -> None:

@@ -1,8 +1,10 @@
 """Inference: the one thread that owns the backend.
 
 The backend is created *inside* this thread (CUDA contexts and TensorRT
-execution contexts are per thread) and announced through :attr:`ready`; a load
-error is kept in :attr:`startup_error` for the daemon to report in one line.
+execution contexts are per thread), then its input buffers (``make_pool(backend)``:
+their batch size depends on the backend's maximum), and both are announced through
+:attr:`ready`; a load error is kept in :attr:`startup_error` for the daemon to
+report in one line.
 Each batch is scored, its maps are copied once (the backend's output buffers
 are reused) and each frame gets its score and a view of its own map; the
 buffer goes back to the pool.
@@ -23,20 +25,21 @@ import numpy as np
 from inspector.backends.base import Backend
 from inspector.pipeline.batcher import END, Batch, BufferPool
 from inspector.pipeline.cputime import native_thread_ids
-from inspector.pipeline.worker import Throttled, Worker
+from inspector.pipeline.worker import Throttled, Worker, WorkerContext
 from inspector.pipeline.telemetry import Counters
 
 log = logging.getLogger("inspector.infer")
 
 
 class InferenceWorker(Worker):
-    def __init__(self, backend_factory: Callable[[], Backend], pool: BufferPool | None, inbox: queue.Queue,
-                 out: queue.Queue, stop: threading.Event, counters: Counters) -> None:
-        super().__init__("inference", stop)
-        self.backend_factory, self.inbox, self.out = backend_factory, inbox, out
-        self.pool = pool  # set by the daemon once the backend's maximum batch is known
+    def __init__(self, backend_factory: Callable[[], Backend], make_pool: Callable[[Backend], BufferPool],
+                 inbox: queue.Queue, out: queue.Queue, stop: threading.Event, counters: Counters,
+                 context: WorkerContext | None = None) -> None:
+        super().__init__("inference", stop, context)
+        self.backend_factory, self.make_pool, self.inbox, self.out = backend_factory, make_pool, inbox, out
         self.counters = counters
         self.backend: Backend | None = None
+        self.pool: BufferPool | None = None  # made from the backend once it has loaded (see ready)
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
         self._throttle = Throttled(log)
@@ -45,9 +48,12 @@ class InferenceWorker(Worker):
         before = native_thread_ids()
         try:
             self.backend = self.backend_factory()
+            self.pool = self.make_pool(self.backend)
         except BaseException as exc:  # reported by the daemon as a one-line error
             self.startup_error = exc
             self.ready.set()
+            if self.backend is not None:
+                self.backend.close()
             return
         if self.cpu is not None:  # threads the backend started while loading: its intra-op pool
             for tid in native_thread_ids() - before - {threading.get_native_id()}:

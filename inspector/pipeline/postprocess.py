@@ -27,7 +27,7 @@ from inspector.pipeline.batcher import END
 from inspector.pipeline.config import PostprocessSection
 from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.frame import Frame, Region
-from inspector.pipeline.worker import Throttled, Worker
+from inspector.pipeline.worker import Throttled, Worker, WorkerContext
 from inspector.pipeline.telemetry import Counters
 
 log = logging.getLogger("inspector.postprocess")
@@ -128,8 +128,9 @@ class PostprocessWorker(Worker):
 
     def __init__(self, decider: Decider, cfg: PostprocessSection, policy: str, inbox: queue.Queue,
                  out: queue.Queue, stop: threading.Event, counters: Counters, drift: DriftMonitor,
-                 attach_to_results: bool, wanted: Callable[[str], bool] | None = None) -> None:
-        super().__init__("postprocess", stop)
+                 attach_to_results: bool, wanted: Callable[[str], bool] | None = None,
+                 context: WorkerContext | None = None) -> None:
+        super().__init__("postprocess", stop, context)
         self.decider, self.cfg, self.policy = decider, cfg, policy
         self.inbox, self.out, self.counters, self.drift = inbox, out, counters, drift
         self.attach_to_results = attach_to_results

@@ -31,7 +31,9 @@ from inspector.events import (Event, InspectionEvent, StatsEvent, StatusEvent, e
 from inspector.pipeline.batcher import END
 from inspector.pipeline.config import PublishSection
 from inspector.pipeline.frame import STAGES, Frame
-from inspector.pipeline.worker import Throttled, Worker
+from inspector.pipeline.postprocess import Decider
+from inspector.pipeline.recorder import RecorderWorker
+from inspector.pipeline.worker import Throttled, Worker, WorkerContext
 from inspector.pipeline.telemetry import Counters, LatencyTracker
 
 log = logging.getLogger("inspector.publish")
@@ -237,6 +239,33 @@ def refuse_if_served(endpoint: str) -> None:
                       f"(another daemon running? choose another path)")
 
 
+@dataclass(frozen=True)
+class PublishContext:
+    """Everything the publisher thread needs besides its queues, given at construction.
+
+    ``model``: the model identity put on every event (name, version, precision, backend, sha256, run_id).
+    ``decider``: the decision rule (its thresholds and uncertain band go on each event). ``stats``: returns
+    the ``v1/stats`` data the publisher adds its own figures to (counters, rates, CPU: the daemon's
+    ``DaemonStats.snapshot``). ``recorder``: receives each published defect and is finished (joined up
+    to ``shutdown_timeout_s``) before the final stats, so they count its files. ``taps``: integrations
+    (MQTT bridge, dashboard) offered every event. ``late_payloads``: encodes a frame's payloads when a
+    subscriber to its topic arrived after postprocessing; None: never.
+    """
+
+    publisher: Publisher
+    cfg: PublishSection
+    model: dict[str, Any]
+    decider: Decider
+    stats: Callable[[], dict]
+    run_id: str = ""
+    run_started_utc: str = ""
+    recorder: RecorderWorker | None = None
+    taps: tuple = ()
+    results_payloads: bool = False
+    late_payloads: Callable[[Frame], list] | None = None
+    shutdown_timeout_s: float = 10.0
+
+
 class PublishWorker(Worker):
     """Frames and status updates in, events out; heartbeat every ``stats_interval_s``.
 
@@ -245,24 +274,19 @@ class PublishWorker(Worker):
     not per frame.
     """
 
-    def __init__(self, publisher: Publisher, inbox: queue.Queue, status_inbox: queue.Queue, model: dict,
-                 decider, cfg: PublishSection, stop: threading.Event, counters: Counters,
-                 stats_source: Callable[[], dict], recorder_put: Callable[[Frame, dict], None] | None = None,
-                 results_payloads: bool = False, before_final: Callable[[], None] | None = None,
-                 taps: list | None = None, run_id: str = "", run_started_utc: str = "",
-                 late_payloads: Callable[[Frame], list] | None = None) -> None:
-        super().__init__("publisher", stop)
-        self.run_identity = {"run_id": run_id, "run_started_utc": run_started_utc}  # on every event header
-        self.pub, self.inbox, self.status_inbox = publisher, inbox, status_inbox
-        self.model, self.decider, self.cfg, self.counters = model, decider, cfg, counters
-        self.stats_source, self.recorder_put = stats_source, recorder_put
-        self.results_payloads = results_payloads
+    def __init__(self, ctx: PublishContext, inbox: queue.Queue, status_inbox: queue.Queue,
+                 stop: threading.Event, counters: Counters, context: WorkerContext | None = None) -> None:
+        super().__init__("publisher", stop, context)
+        self.ctx = ctx
+        self.run_identity = {"run_id": ctx.run_id, "run_started_utc": ctx.run_started_utc}  # on every header
+        self.pub, self.inbox, self.status_inbox = ctx.publisher, inbox, status_inbox
+        self.model, self.decider, self.cfg, self.counters = ctx.model, ctx.decider, ctx.cfg, counters
+        self.results_payloads = ctx.results_payloads
         # Encodes the payloads of a frame whose topic had no subscriber at postprocessing but has one now
         # (a subscriber that just joined); rare, so it may run on this thread.
-        self.late_payloads = late_payloads
+        self.late_payloads = ctx.late_payloads
         self._resend_pending = False
-        self.before_final = before_final  # e.g. let the recorder finish, so the final stats include it
-        self.taps = list(taps or ())  # integrations.EventTap: MQTT bridge, dashboard (never block)
+        self.taps = list(ctx.taps)  # integrations.EventTap: MQTT bridge, dashboard (never block)
         self.latency = LatencyTracker(STAGES[1:])
         self.seq: dict[tuple[str, str], int] = {}
         self.per_camera: dict[str, dict[str, int]] = {}
@@ -306,12 +330,18 @@ class PublishWorker(Worker):
                         self._throttle.warning("stats", "stats heartbeat failed: %r", exc)
         finally:
             self._drain_status()
-            if self.before_final is not None:
-                try:
-                    self.before_final()
-                except Exception as exc:  # noqa: BLE001
-                    log.error("before final stats: %r", exc)
+            try:
+                self._finish_recorder()
+            except Exception as exc:  # noqa: BLE001
+                log.error("before final stats: %r", exc)
             self._publish_stats(final=True)
+
+    def _finish_recorder(self) -> None:
+        """Let the recorder write what it holds, so the final stats include its files."""
+        recorder = self.ctx.recorder
+        if recorder is not None and recorder.is_alive():
+            recorder.finish()
+            recorder.join(self.ctx.shutdown_timeout_s)
 
     # -- frames -----------------------------------------------------------------------------
     def _publish_frame(self, frame: Frame) -> None:
@@ -336,8 +366,8 @@ class PublishWorker(Worker):
                 header = header_dict(event)  # made once: for the wire and for the recorder
                 self._send(event, header)
                 self.counters.add(f"published.{kind}")
-                if kind == "defect" and self.recorder_put is not None:
-                    self.recorder_put(frame, header)
+                if kind == "defect" and self.ctx.recorder is not None:
+                    self.ctx.recorder.put(frame, header)
             self.latency.record(latencies)
             for tap in self.taps:
                 if hasattr(tap, "offer_frame"):  # e.g. the dashboard's newest frame per camera
@@ -404,7 +434,7 @@ class PublishWorker(Worker):
             self.pub.send(self.last_stats)
 
     def _publish_stats(self, final: bool) -> None:
-        data = self.stats_source()
+        data = self.ctx.stats()
         data["latency_ms"] = self.latency.summary() if final else self.latency.window_summary()
         if not final:
             data["latency_ms_cumulative"] = {s: h for s, h in self.latency.summary().items() if s == "total"}

@@ -31,7 +31,7 @@ import numpy as np
 
 from inspector.pipeline.config import RecorderSection
 from inspector.pipeline.frame import Frame
-from inspector.pipeline.worker import Throttled, Worker
+from inspector.pipeline.worker import Throttled, Worker, WorkerContext
 from inspector.pipeline.telemetry import Counters
 
 log = logging.getLogger("inspector.recorder")
@@ -55,8 +55,8 @@ def _create(path: Path, data: bytes) -> None:
 
 class RecorderWorker(Worker):
     def __init__(self, cfg: RecorderSection, stop: threading.Event, counters: Counters, run_id: str,
-                 started_utc: str) -> None:
-        super().__init__("recorder", stop)
+                 started_utc: str, context: WorkerContext | None = None) -> None:
+        super().__init__("recorder", stop, context)
         self.cfg, self.counters = cfg, counters
         self.prefix = recording_prefix(run_id, started_utc)
         if not RECORDING_NAME.match(f"{self.prefix}-{0:09d}-{0:09d}.png"):

@@ -13,22 +13,37 @@ import queue
 import threading
 import time
 import traceback
+from dataclasses import dataclass, field
 
 from inspector.pipeline.cputime import ThreadCpu
 
 log = logging.getLogger("inspector.pipeline")
 
 
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a daemon's workers share besides the stop event and counters, given at construction.
+
+    ``broken``: one event for all the daemon's workers, set when any of them failed (a worker waiting on a
+    queue gives up at once instead of waiting for a consumer that is gone). ``cpu``: the daemon's per-role
+    CPU accounting (cputime.py), None to keep none. A worker made without a context has its own of each.
+    """
+
+    broken: threading.Event = field(default_factory=threading.Event)
+    cpu: ThreadCpu | None = None
+
+
 class Worker(threading.Thread):
     """A daemon thread whose :meth:`loop` runs until it returns; escapes are failures."""
 
-    def __init__(self, name: str, stop: threading.Event) -> None:
+    def __init__(self, name: str, stop: threading.Event, context: WorkerContext | None = None) -> None:
         super().__init__(name=name, daemon=True)
+        context = context or WorkerContext()
         self.stop_event = stop
         self.failure: BaseException | None = None
         self.finished = threading.Event()
-        self.broken = threading.Event()  # the daemon shares one among its workers: set when any failed
-        self.cpu: ThreadCpu | None = None  # the daemon's per-role CPU accounting (cputime.py)
+        self.broken = context.broken
+        self.cpu = context.cpu
         self.role = name.split("-", 1)[0]  # "capture-cam0" → "capture"
 
     def loop(self) -> None:
