@@ -6,8 +6,12 @@ artifact                      file                                        define
 model card                    ``export/<name>.json``                      :mod:`.model_card`
 engine card                   ``engines/<name>.<precision>.json``         :mod:`.engine_card`
 calibration (thresholds)      ``calibration/<name>.yaml``                 :mod:`inspector.artifacts.thresholds`
-checkpoint                    ``runs/<run>/best.pt``                      :mod:`inspector.training.checkpoint`
+checkpoint                    ``runs/<run>/best.pt``                      :mod:`.checkpoint`
+run config                    ``runs/<run>/config.yaml``, in checkpoints  :mod:`.run_config`
 ============================  ==========================================  ==============================
+
+A model is rebuilt from a checkpoint by :mod:`inspector.models.checkpoint` (it
+needs the model registry, which sits above this package).
 
 Each is a frozen dataclass loaded through the validated loader the configs use
 (:func:`inspector.config.from_dict`); v1 files load unchanged (unknown keys are

@@ -8,7 +8,8 @@ config as a dict), ``model`` (``AnomalyModel.describe()``), ``state_dict``
 (host tensors) and the loop's bookkeeping (``phase``, ``epoch``, ``val_loss``,
 ``completed_phases``). So it is read with ``torch.load(weights_only=True)``:
 a checkpoint path given by a user can never run code (a pickle could).
-Rebuilding the model from it is :func:`inspector.models.checkpoint.load_model`.
+Rebuilding the model from it is :func:`inspector.models.checkpoint.load_model`; the run config it
+carries is :mod:`inspector.artifacts.run_config`.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ class TorchEagerBackend(Backend):
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         import torch
 
-        from inspector.training.checkpoint import load_model
+        from inspector.models.checkpoint import load_model
 
         self.path = Path(path)
         model, config, payload = load_model(resolve_checkpoint(self.path))

@@ -28,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
 
     from inspector.evaluation.diagnostics import format_diagnostics
     from inspector.evaluation.evaluate import evaluate_dataset, format_table
-    from inspector.training.checkpoint import load_model
-    from inspector.training.config import run_data_path
+    from inspector.models.checkpoint import load_model
+    from inspector.artifacts.run_config import run_data_path
 
     model, config, _ = load_model(args.run)
     run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent

@@ -189,7 +189,7 @@ def export_model(model: AnomalyModel, out_base: str | Path, *, resize: str = "sq
 def export_run(run_dir: str | Path, out_base: str | Path, opset: int = DEFAULT_OPSET,
                precisions: Sequence[str] = PRECISIONS, version: str | None = None) -> dict[str, Any]:
     """Export a training run folder (or checkpoint file): ``{"fp32": path, "fp16": path, "sidecar": path, …}``."""
-    from inspector.training.checkpoint import load_model
+    from inspector.models.checkpoint import load_model
 
     model, config, payload = load_model(run_dir)
     checkpoint = Path(payload["path"])

@@ -35,7 +35,7 @@ class ModelEntry:
 class Phase:
     """One optimisation phase: which parameters, which loss (AST trains two in a row).
 
-    ``train`` is the phase's :class:`inspector.training.config.TrainConfig`.
+    ``train`` is the phase's :class:`inspector.artifacts.run_config.TrainConfig`.
     """
 
     name: str

@@ -1,61 +1,22 @@
-"""Checkpoints of a model: write one from a model and its run config, rebuild a model from one.
+"""Write a checkpoint of a model and its run config (the training loop's side).
 
-The file format (plain data + tensors, read with ``weights_only=True``) is
-:mod:`inspector.artifacts.checkpoint`; this module adds what needs the model
-registry and the run config.
+The file format is :mod:`inspector.artifacts.checkpoint`; rebuilding a model
+from a checkpoint is :func:`inspector.models.checkpoint.load_model` (re-exported
+here with :func:`host_state_dict` for the training code and scripts that import
+them from this module).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from inspector.artifacts.checkpoint import read_checkpoint, write_checkpoint  # noqa: F401 (read_checkpoint: re-exported)
-from inspector.errors import ModelError
+from inspector.artifacts.run_config import RunConfig, run_config_dict
 from inspector.models.base import AnomalyModel
-from inspector.models.registry import build_model
-from inspector.training.config import RunConfig, resolve_run_config, run_config_dict
+from inspector.models.checkpoint import host_state_dict, load_model  # noqa: F401 (load_model: re-exported)
 
 
 def save_checkpoint(path: str | Path, model: AnomalyModel, config: RunConfig, **extra) -> None:
     """Write atomically (temp file + rename) so Ctrl-C never leaves half a file."""
     write_checkpoint(path, {"config": run_config_dict(config), "model": model.describe(),
                             "state_dict": host_state_dict(model), **extra})
-
-
-def host_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state as host tensors in the default layout: a checkpoint written on a GPU
-    (channels-last weights) loads anywhere."""
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-
-
-def load_model(path: str | Path) -> tuple[AnomalyModel, RunConfig, dict]:
-    """Rebuild the model of a checkpoint (or run folder) in eval mode."""
-    payload = read_checkpoint(path)
-    config = resolve_run_config(payload["config"])
-    # The checkpoint carries the teacher, so skip resolving ImageNet weights.
-    model_cfg = type(config.model)(**{**vars(config.model), "teacher_weights": "random"})
-    model = build_model(model_cfg)
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise ModelError(f"{payload['path']}: weights do not fit model '{config.model.name}' ({first})") from None
-    model.config = config.model
-    _restore_weight_sources(model, payload.get("model") or {})
-    return model.eval(), config, payload
-
-
-def _restore_weight_sources(model: AnomalyModel, saved: dict) -> None:
-    """Put back where the teachers' weights came from: the rebuild used 'random' before loading them."""
-    teachers = saved.get("teachers") or []
-    for name, module in model.named_modules():
-        backbone = getattr(module, "backbone_name", None)
-        if backbone is None or not name.split(".")[0].startswith("teacher"):
-            continue  # students can be extractors too (STFPM); only teachers had ImageNet weights
-        taps = {t.name for t in module.feature_info}
-        for teacher in teachers:
-            if teacher.get("backbone") == backbone and set(teacher.get("taps", ())) <= taps:
-                module.weights_source = teacher.get("weights", module.weights_source)
-                break

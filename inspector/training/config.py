@@ -1,157 +1,25 @@
-"""The run configuration: model + data + train sections, loaded from YAML.
+"""The run configuration as the training commands read it: YAML file → command-line values → ``--set``.
 
-Train defaults depend on the model and preset (the registry's table); values
-from the YAML file and ``--set`` overrides win over them. The resolved config is
-saved into the run folder so a run can be reproduced and exported exactly.
+The schema (data and train sections, :class:`RunConfig`, the path rule) is
+:mod:`inspector.artifacts.run_config`, building one from raw data (the model
+section, train defaults per model and preset) is
+:mod:`inspector.models.run_config`; their names are re-exported here for the
+training code and scripts that import them from this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
-from inspector.config import (apply_overrides, bounded, from_dict, load_yaml, relative_to_file, resolve_path,
-                              save_yaml, suggest, to_dict)
+from inspector.artifacts.run_config import (NOT_PATHS, PATH_KEYS, SECTIONS, DataConfig, RunConfig,  # noqa: F401
+                                            TrainConfig, resolve_file_paths, run_config_dict, run_data_path,
+                                            save_run_config)
+from inspector.config import apply_overrides, load_yaml
 from inspector.errors import ConfigError
+from inspector.models.run_config import resolve_run_config
 
-if TYPE_CHECKING:  # the registry imports torch: loaded only once the torch-free checks passed
-    from inspector.models.base import ModelConfig
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    path: str = ""
-    resize: Literal["square", "shorter_side_crop"] = "square"
-    # auto: model.image_size from the training images' median aspect at the default size's pixel
-    # count (training/input_size.py); used only when model.image_size is not given and the preset
-    # is offline (paper presets keep their papers' sizes). A trained run's config says fixed.
-    input_size: Literal["auto", "fixed"] = "auto"
-    # how frames larger than the model input are shrunk (inspector.data.images); recorded in the sidecar
-    downscale: Literal["box_linear", "area"] = "box_linear"
-    val_fraction: float = bounded(0.2, gt=0, le=0.99)
-    split_seed: int = bounded(0, ge=0, le=2**32 - 1)
-    # significant bits of the images when the files do not say (PNG sBIT / TIFF BitsPerSample win);
-    # None: the container's depth. Recorded in the sidecar so the daemon scales camera frames the same way.
-    bit_depth: int | None = bounded(None, ge=1, le=16)
-
-    def validate(self, where: str) -> None:
-        from inspector.data.images import BIT_DEPTHS
-
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"{where}.val_fraction: must be between 0 and 1, got {self.val_fraction}")
-        if self.bit_depth is not None and self.bit_depth not in BIT_DEPTHS:
-            raise ConfigError(f"{where}.bit_depth: must be one of {list(BIT_DEPTHS)} or null, got {self.bit_depth}")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How a model is trained. Every number has a declared range (``bounded``, checked at load).
-
-    Stopping: ``epochs`` None (the default) trains until the validation loss stops
-    improving — no relative improvement above ``min_delta`` for ``patience`` epochs
-    (early stopping, Prechelt 1998) — at most ``max_epochs``. An integer ``epochs``
-    (``--epochs N``) forces exactly N epochs with no early stop. ``time_budget_s``
-    caps each phase's wall time in either mode.
-
-    Device: CPU training is plain FP32; ``device``/``precision``/``channels_last``
-    only change how a CUDA run computes (:mod:`inspector.training.device`).
-    """
-
-    epochs: int | None = bounded(None, ge=1, le=100_000)
-    max_epochs: int = bounded(300, ge=1, le=100_000)
-    patience: int = bounded(10, ge=1, le=10_000)
-    min_delta: float = bounded(0.005, ge=0, le=0.5)  # relative: an epoch counts as better below best·(1 − min_delta)
-    batch_size: int = bounded(16, ge=1, le=65_536)
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = bounded(0.4, gt=0, le=100)
-    momentum: float = bounded(0.9, ge=0, le=1)
-    weight_decay: float = bounded(1e-4, ge=0, le=1)
-    betas: tuple[float, float] = bounded((0.9, 0.999), ge=0, le=1)
-    seed: int = bounded(0, ge=0, le=2**63 - 1)
-    time_budget_s: float | None = bounded(None, gt=0, le=30 * 86_400)  # stop after this much wall time per phase
-    threads: int | None = bounded(None, ge=1, le=4096)  # torch intra-op threads; None: all cores
-    augment: Literal["none", "flip"] = "none"
-    # Where to train: auto = cuda when torch.cuda.is_available(), else cpu (see training/device.py).
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    # CUDA only: auto = bf16 autocast where supported, else fp16 with loss scaling; fp32 = no AMP.
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    channels_last: bool = True  # CUDA only: NHWC memory format for the networks
-
-    @property
-    def early_stopping(self) -> bool:
-        return self.epochs is None
-
-    @property
-    def epoch_limit(self) -> int:
-        """The last epoch a phase may run: ``epochs`` when forced, else ``max_epochs``."""
-        return self.max_epochs if self.epochs is None else self.epochs
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    model: ModelConfig
-    data: DataConfig
-    train: TrainConfig
-
-
-SECTIONS = ("model", "data", "train")
-
-
-def resolve_run_config(raw: dict) -> RunConfig:
-    """Build a RunConfig from a raw mapping, filling model-specific train defaults."""
-    for key in raw:
-        if not isinstance(key, str):
-            raise ConfigError(f"config: section name {str(key)[:40]!r} is not a string")
-        if key not in SECTIONS:
-            raise ConfigError(f"config: unknown section '{key}'{suggest(key, SECTIONS)}")
-        if raw[key] is not None and not isinstance(raw[key], dict):
-            raise ConfigError(f"{key}: expected a mapping, got {type(raw[key]).__name__}")
-    # What can be checked without torch first, so config errors print in well under a second.
-    data = from_dict(DataConfig, raw.get("data"), where="data")
-    from_dict(TrainConfig, raw.get("train"), where="train")  # the user's keys and values
-    _check_model_name(raw.get("model"))
-    from inspector.models.registry import get_entry, parse_model_config
-
-    model = parse_model_config(raw.get("model"))
-    defaults = get_entry(model.name).train_defaults.get(model.preset, {})
-    train = from_dict(TrainConfig, {**defaults, **(raw.get("train") or {})}, where="train")
-    if "image_size" in (raw.get("model") or {}) or model.preset != "offline":
-        data = replace(data, input_size="fixed")
-    return RunConfig(model=model, data=data, train=train)
-
-
-def _check_model_name(model: object) -> None:
-    """model.name against the model packages on disk (the registry needs torch; it re-checks)."""
-    from inspector.models import model_package_names
-
-    name = model.get("name", "reduced_student") if isinstance(model, dict) else "reduced_student"
-    if not isinstance(name, str):
-        raise ConfigError(f"model.name: expected a string, got {type(name).__name__}")
-    known = model_package_names()
-    if name not in known:
-        raise ConfigError(f"model.name: unknown model '{name[:60]}'{suggest(name, known)}; known: {sorted(known)}")
-
-
-# Keys whose values are file or folder paths. Inside a config file they resolve against that
-# file's folder; on the command line (``base``, ``--set``) against the working directory.
-PATH_KEYS = (("data", "path"), ("model", "teacher_weights"), ("model", "efficientnet_weights"))
-NOT_PATHS = ("", "random")  # ``teacher_weights: random`` is a keyword, not a file
-
-
-def resolve_file_paths(raw: dict, base_dir: Path) -> dict:
-    """Copy of ``raw`` with the relative paths of :data:`PATH_KEYS` joined to ``base_dir``.
-
-    The one path rule of every inspector config file (docs: README "Paths"):
-    relative paths in a file are relative to the folder of that file.
-    """
-    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    for section, key in PATH_KEYS:
-        node = raw.get(section)
-        value = node.get(key) if isinstance(node, dict) else None
-        if isinstance(value, str) and value not in NOT_PATHS:
-            node[key] = resolve_path(value, base_dir)
-    return raw
+__all__ = ["NOT_PATHS", "PATH_KEYS", "SECTIONS", "DataConfig", "RunConfig", "TrainConfig", "load_run_config",
+           "resolve_file_paths", "resolve_run_config", "run_config_dict", "run_data_path", "save_run_config"]
 
 
 def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None,
@@ -168,37 +36,3 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | None 
             raise ConfigError(f"{path}: {section}: expected a mapping, got {type(current).__name__}")
         raw[section] = {**(current or {}), **values}
     return resolve_run_config(apply_overrides(raw, overrides or []))
-
-
-def run_config_dict(config: RunConfig) -> dict:
-    return to_dict(config)
-
-
-def run_data_path(run_dir: str | Path, config: RunConfig) -> str:
-    """The dataset a run was trained on, as a path valid from the current working directory.
-
-    The run folder's ``config.yaml`` spells it relative to that folder (the file rule), so
-    ``inspector evaluate RUN`` finds it from anywhere; a run without one falls back to the
-    checkpoint's copy (relative to the directory training was started from).
-    """
-    saved = Path(run_dir) / "config.yaml"
-    if saved.is_file():
-        data = resolve_file_paths(load_yaml(saved), saved.parent).get("data")
-        if isinstance(data, dict) and isinstance(data.get("path"), str) and data["path"]:
-            return data["path"]
-    return config.data.path
-
-
-def save_run_config(config: RunConfig, path: str | Path) -> None:
-    """Write ``config`` as YAML at ``path`` with its paths relative to ``path``'s folder.
-
-    Paths in the config object are relative to the working directory (or absolute);
-    the saved file follows the file rule, so it stays valid from any working
-    directory and when the run folder moves together with its data.
-    """
-    data = run_config_dict(config)
-    for section, key in PATH_KEYS:
-        value = data.get(section, {}).get(key)
-        if isinstance(value, str) and value not in NOT_PATHS:
-            data[section][key] = relative_to_file(value, path)
-    save_yaml(data, path)

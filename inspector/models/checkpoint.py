@@ -1,0 +1,63 @@
+"""Rebuild a trained model from its checkpoint (or run folder).
+
+The file format (plain data + tensors, read with ``weights_only=True``) is
+:mod:`inspector.artifacts.checkpoint`; the run config it carries is
+:mod:`inspector.artifacts.run_config`. Rebuilding needs the model registry, so it
+lives with the models: export, the torch backend and evaluation use it without
+depending on the training code. Writing a checkpoint is the training loop's
+(:func:`inspector.training.checkpoint.save_checkpoint`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from inspector.artifacts.checkpoint import read_checkpoint
+from inspector.artifacts.run_config import RunConfig
+from inspector.errors import ModelError
+from inspector.models.base import AnomalyModel
+from inspector.models.registry import build_model
+from inspector.models.run_config import resolve_run_config
+
+
+def host_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state as host tensors in the default layout: a checkpoint written on a GPU
+    (channels-last weights) loads anywhere."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def load_model(path: str | Path) -> tuple[AnomalyModel, RunConfig, dict]:
+    """Rebuild the model of a checkpoint (or run folder) in eval mode: (model, run config, payload).
+
+    Raises ModelError (one line naming the file) when the file is missing or unreadable or its weights
+    do not fit the model its config names; ConfigError when that config is invalid.
+    """
+    payload = read_checkpoint(path)
+    config = resolve_run_config(payload["config"])
+    # The checkpoint carries the teacher, so skip resolving ImageNet weights.
+    model_cfg = type(config.model)(**{**vars(config.model), "teacher_weights": "random"})
+    model = build_model(model_cfg)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ModelError(f"{payload['path']}: weights do not fit model '{config.model.name}' ({first})") from None
+    model.config = config.model
+    _restore_weight_sources(model, payload.get("model") or {})
+    return model.eval(), config, payload
+
+
+def _restore_weight_sources(model: AnomalyModel, saved: dict) -> None:
+    """Put back where the teachers' weights came from: the rebuild used 'random' before loading them."""
+    teachers = saved.get("teachers") or []
+    for name, module in model.named_modules():
+        backbone = getattr(module, "backbone_name", None)
+        if backbone is None or not name.split(".")[0].startswith("teacher"):
+            continue  # students can be extractors too (STFPM); only teachers had ImageNet weights
+        taps = {t.name for t in module.feature_info}
+        for teacher in teachers:
+            if teacher.get("backbone") == backbone and set(teacher.get("taps", ())) <= taps:
+                module.weights_source = teacher.get("weights", module.weights_source)
+                break
