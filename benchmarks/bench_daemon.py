@@ -55,6 +55,7 @@ sys.path.insert(0, str(REPO))
 from inspector.backends import load_backend  # noqa: E402
 from inspector.client import Subscriber  # noqa: E402
 from inspector.pipeline.config import SyntheticSection, daemon_config  # noqa: E402
+from inspector.integrations.runtime import make_daemon  # noqa: E402
 from inspector.pipeline.daemon import Daemon  # noqa: E402
 from inspector.pipeline.preprocess import Preprocessor  # noqa: E402
 from inspector.pipeline.sources import make_synthetic_pool  # noqa: E402
@@ -206,7 +207,7 @@ def run_daemon(cfg, hw: tuple[int, int] | None, expected: int | None, seconds: f
                topics: tuple[str, ...] = ("v1/result",)) -> dict:
     """Run the daemon to the end (or for ``seconds``) with a subscriber; per-event (camera, capture ns, total ms)."""
     endpoint = cfg.publish.endpoint
-    daemon = Daemon(cfg)
+    daemon = make_daemon(cfg)
     daemon.setup()
     _use_frames(daemon, hw)
     results: list = []

@@ -59,11 +59,11 @@ def collect(sub, done: threading.Event, out: list) -> None:
 def run_point(model: Path, cameras: int, fps: float, threshold: float, args, workdir: Path) -> dict:
     """One offered load: run the daemon until every camera has delivered its frames; return the figures."""
     from inspector.client import Subscriber
-    from inspector.pipeline.daemon import Daemon
+    from inspector.integrations.runtime import make_daemon
 
     frames = max(2, round(fps * args.seconds))
     endpoint = f"ipc://{workdir}/live-{cameras}-{fps:.3f}.sock"
-    daemon = Daemon(live_config(model, cameras, fps, frames, threshold, args, endpoint))
+    daemon = make_daemon(live_config(model, cameras, fps, frames, threshold, args, endpoint))
     daemon.setup()
     for source in daemon.sources.values():  # generate the synthetic pools before the clock starts
         source.open()

@@ -28,8 +28,9 @@ LAYERS = {
     "training": 3, "deploy": 3, "evaluation": 3, "pipeline": 3, "integrations": 3, "client": 3,
     "commands": 4, "cli": 4, "__main__": 4,
 }
-# Siblings that are one unit: the daemon's integrations plug into its pipeline and read its state.
-SIBLINGS = {("pipeline", "integrations"), ("integrations", "pipeline")}
+# Sibling edges allowed one way only: the integrations plug into the daemon (pipeline.extensions) and read
+# its state; the pipeline never imports them.
+SIBLINGS = {("integrations", "pipeline")}
 # Edges against the direction, with why they remain (see docs/ARCHITECTURE.md, "Known exceptions").
 EXCEPTIONS = {
     # The torch backend runs the trained model itself: it rebuilds it from the checkpoint (models.checkpoint).
@@ -38,12 +39,8 @@ EXCEPTIONS = {
 # Packages that never import training: the checkpoint format and the run config are artifacts,
 # rebuilding a model from them is models.checkpoint (docs/ARCHITECTURE.md).
 NEVER_TRAINING = ("deploy", "backends", "evaluation", "pipeline", "models", "artifacts")
-# Module cycles left (plugin wiring of the daemon); the list may only shrink.
-KNOWN_CYCLES = [
-    {"inspector.integrations.genicam", "inspector.pipeline.sources"},
-    {"inspector.integrations.dashboard", "inspector.integrations.metrics", "inspector.integrations.runtime",
-     "inspector.pipeline.daemon"},
-]
+# Module cycles left; the list may only shrink.
+KNOWN_CYCLES: list[set[str]] = []
 PIPELINE_NEVER = ("models", "training", "deploy")
 
 
@@ -169,6 +166,20 @@ def test_no_new_import_cycle():
     assert all(c in cycles for c in KNOWN_CYCLES), "a known cycle is gone: remove it from KNOWN_CYCLES"
 
 
+def _package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Package → packages it imports (inspector.pipeline.daemon → "pipeline"), self-edges dropped."""
+    packages: dict[str, set[str]] = defaultdict(set)
+    for module, targets in graph.items():
+        packages[_package(module)].update(_package(t) for t in targets if t != "torch")
+    return {p: ts - {p} for p, ts in packages.items()}
+
+
+def test_no_cycle_between_packages():
+    """Each package-level dependency points one way (e.g. integrations → pipeline, never back)."""
+    cycles = _cycles(_package_graph(_graph()))
+    assert not cycles, f"import cycles between packages: {[sorted(c) for c in cycles]}"
+
+
 def test_the_checker_sees_a_wrong_edge_and_a_cycle():
     graph = _graph()
     graph["inspector.models.registry"] = graph["inspector.models.registry"] | {"inspector.training.loop"}
@@ -177,3 +188,7 @@ def test_the_checker_sees_a_wrong_edge_and_a_cycle():
     graph = _graph()
     graph["inspector.deploy.export"] = graph["inspector.deploy.export"] | {"inspector.training.checkpoint"}
     assert _training_edges(graph) == ["inspector.deploy.export → inspector.training.checkpoint"]
+    graph = _graph()
+    graph["inspector.pipeline.sources"] = graph["inspector.pipeline.sources"] | {"inspector.integrations.genicam"}
+    assert _wrong_edges(graph) == ["inspector.pipeline.sources → inspector.integrations.genicam"]
+    assert {"pipeline", "integrations"} in _cycles(_package_graph(graph))

@@ -267,9 +267,9 @@ def run_daemon(cfg_dict: dict, base_dir: Path, echo: bool = True, timeout_s: flo
     from inspector.errors import InspectorError
     from inspector.events import header_dict
     from inspector.pipeline.config import daemon_config
-    from inspector.pipeline.daemon import Daemon
+    from inspector.integrations.runtime import make_daemon
 
-    daemon = Daemon(daemon_config(cfg_dict, base_dir, where="demo daemon"))
+    daemon = make_daemon(daemon_config(cfg_dict, base_dir, where="demo daemon"))
     daemon.setup()
     endpoint = daemon.publisher.endpoint
     sub = Subscriber(endpoint, ["v1/"])

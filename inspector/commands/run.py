@@ -34,10 +34,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     from inspector.integrations.systemd import Notifier
     from inspector.pipeline.config import load_daemon_config
-    from inspector.pipeline.daemon import Daemon
+    from inspector.integrations.runtime import make_daemon
 
     cfg = load_daemon_config(args.config, args.overrides)
-    daemon = Daemon(cfg, stop=stop)
+    daemon = make_daemon(cfg, stop=stop)
     if args.check:
         for line in daemon.check():
             print(line)

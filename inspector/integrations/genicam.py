@@ -34,7 +34,7 @@ from urllib.parse import unquote
 
 from inspector.errors import SourceError
 from inspector.integrations import require
-from inspector.integrations.config import GenicamSection
+from inspector.pipeline.integration_config import GenicamSection
 from inspector.integrations.pixel_formats import align_bits, decode_pixels, declared_bits
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.sources import Grabbed, Source

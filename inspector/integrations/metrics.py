@@ -19,7 +19,7 @@ import numpy as np
 
 from inspector.errors import ConfigError
 from inspector.integrations import require
-from inspector.integrations.config import MetricsSection, parse_listen
+from inspector.pipeline.integration_config import MetricsSection, parse_listen
 from inspector.pipeline.telemetry import bucket_upper_ms, coarse_buckets
 
 if TYPE_CHECKING:

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from inspector.errors import ConfigError
 from inspector.events import header_dict
 from inspector.integrations import require
-from inspector.integrations.config import MqttSection
+from inspector.pipeline.integration_config import MqttSection
 
 log = logging.getLogger("inspector.mqtt")
 _MAX_INFLIGHT = 20

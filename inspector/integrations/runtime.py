@@ -1,16 +1,20 @@
-"""Start the integrations a daemon config switches on, and stop them in order.
+"""Start the integrations a daemon config switches on, and stop them in order; the daemon with them.
 
-Nothing here imports a third-party module unless its section is on; a missing
-extra fails :meth:`Daemon.setup` with one line naming what to install.
+The pipeline never imports the integrations: it takes them as
+:class:`~inspector.pipeline.extensions.Extensions` (:data:`EXTENSIONS`), and
+:func:`make_daemon` is the daemon ``inspector run`` and the demo use. Nothing
+here imports a third-party module unless its section is on; a missing extra
+fails :meth:`Daemon.setup` with one line naming what to install.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from inspector.pipeline.daemon import Daemon
+from inspector.pipeline.config import CameraSection, DaemonConfig
+from inspector.pipeline.daemon import Daemon
+from inspector.pipeline.extensions import Extensions
+from inspector.pipeline.sources import Source
 
 log = logging.getLogger("inspector.integrations")
 
@@ -23,7 +27,7 @@ _EXTRAS = (  # (switched on?, module, extra, where)
 )
 
 
-def check_extras(cfg) -> None:
+def check_extras(cfg: DaemonConfig) -> None:
     """Fail first, with one line, when a switched-on integration's extra is not installed."""
     from inspector.integrations import require
 
@@ -35,7 +39,7 @@ def check_extras(cfg) -> None:
 class Integrations:
     """The daemon's optional servers and event taps (metrics, MQTT bridge, dashboard)."""
 
-    def __init__(self, daemon: "Daemon") -> None:
+    def __init__(self, daemon: Daemon) -> None:
         cfg = daemon.cfg
         self.taps: list = []
         self._closers: list = []
@@ -80,3 +84,19 @@ class Integrations:
                 item.close()
             except Exception as exc:  # noqa: BLE001 - shutdown goes on
                 log.error("closing %s: %r", type(item).__name__, exc)
+
+
+def genicam_source(camera: CameraSection, bit_depth: int | None) -> Source:
+    """A GenICam camera's source; the optional extra is imported only when a camera uses it."""
+    from inspector.integrations.genicam import make_genicam_source
+
+    return make_genicam_source(camera, bit_depth)
+
+
+SOURCE_KINDS = {"genicam": genicam_source}
+EXTENSIONS = Extensions(source_kinds=SOURCE_KINDS, check=check_extras, start=Integrations)
+
+
+def make_daemon(cfg: DaemonConfig, **kwargs) -> Daemon:
+    """The daemon with every integration its config switches on (``kwargs``: those of :class:`Daemon`)."""
+    return Daemon(cfg, extensions=EXTENSIONS, **kwargs)

@@ -16,7 +16,7 @@ from typing import Literal
 
 from inspector.config import apply_overrides, bounded, from_dict, load_yaml
 from inspector.errors import ConfigError
-from inspector.integrations.config import DashboardSection, GenicamSection, MetricsSection, MqttSection
+from inspector.pipeline.integration_config import DashboardSection, GenicamSection, MetricsSection, MqttSection
 
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SOURCE_TYPES = ("auto", "file", "folder", "device", "url", "gstreamer", "synthetic", "genicam")

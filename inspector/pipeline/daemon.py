@@ -37,12 +37,12 @@ from inspector.backends import backend_for_path, load_backend
 from inspector.backends.base import Backend
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
-from inspector.integrations.runtime import Integrations, check_extras
 from inspector.pipeline.batcher import END, BatchWorker, BufferPool
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import DaemonConfig
 from inspector.pipeline.cputime import ThreadCpu
 from inspector.pipeline.drift import DriftMonitor
+from inspector.pipeline.extensions import NO_EXTENSIONS, Extensions, Running
 from inspector.pipeline.infer import InferenceWorker
 from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
@@ -83,11 +83,17 @@ def resolve_thresholds(cfg: DaemonConfig, model_sha: str) -> tuple[Decider, Thre
 
 
 class Daemon:
-    """The inspection daemon for one config. ``setup()`` → ``start()`` → ``wait()`` / ``run()``."""
+    """The inspection daemon for one config. ``setup()`` → ``start()`` → ``wait()`` / ``run()``.
+
+    ``extensions``: plug-ins (GenICam sources; metrics, MQTT, dashboard), see :mod:`.extensions`; without
+    them a config that switches an integration on is refused.
+    """
 
     def __init__(self, cfg: DaemonConfig, backend_factory: BackendFactory | None = None,
-                 stop: threading.Event | None = None, context: zmq.Context | None = None) -> None:
+                 stop: threading.Event | None = None, context: zmq.Context | None = None,
+                 extensions: Extensions = NO_EXTENSIONS) -> None:
         self.cfg = cfg
+        self.extensions = extensions
         self.stop = stop or threading.Event()
         self.counters = Counters()
         self._backend_factory = backend_factory
@@ -99,7 +105,7 @@ class Daemon:
         self.workers: list = []
         self.final_stats: dict | None = None
         self.failures: list[str] = []
-        self.integrations: Integrations | None = None
+        self.integrations: Running | None = None
         self.mqtt_bridge = None  # set by Integrations when publish.mqtt is on
         self._started = False
         self._cameras_ended = False
@@ -109,7 +115,7 @@ class Daemon:
     def setup(self) -> None:
         """Validate everything that can be checked without threads; bind the socket. One-line errors."""
         cfg = self.cfg
-        check_extras(cfg)  # a missing integration extra fails before anything is loaded or bound
+        self.extensions.check(cfg)  # a missing integration extra fails before anything is loaded or bound
         model = Path(cfg.model.path)
         if not model.is_file():
             raise ConfigError(f"model.path: {model} not found (export a model with 'inspector export')")
@@ -119,11 +125,12 @@ class Daemon:
         self.model_sha = sha256_file(model)
         self.decider, self.calibration = resolve_thresholds(cfg, self.model_sha)
         self.bit_depth = self.spec.bit_depth
-        self.sources: dict[str, Source] = {c.name: make_source(c, self.bit_depth) for c in cfg.cameras}
+        self.sources: dict[str, Source] = {c.name: make_source(c, self.bit_depth, self.extensions.source_kinds)
+                                           for c in cfg.cameras}
         self.publisher = Publisher(cfg.publish, self._context)
         log.info("publishing on %s", self.publisher.endpoint)
         try:
-            self.integrations = Integrations(self)  # metrics, MQTT, dashboard: only those configured
+            self.integrations = self.extensions.start(self)  # metrics, MQTT, dashboard: only those configured
         except BaseException:
             self.publisher.close()
             raise

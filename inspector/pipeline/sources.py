@@ -30,7 +30,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import cv2
 import numpy as np
@@ -426,12 +426,21 @@ def source_type(camera: CameraSection) -> str:
                       f"set type: file|folder|device|url|gstreamer|synthetic|genicam)")
 
 
-def make_source(camera: CameraSection, bit_depth: int | None = None) -> Source:
+# Makes the Source of a camera whose source type a plug-in provides: (camera, model bit depth) → Source.
+SourceFactory = Callable[[CameraSection, int | None], Source]
+
+
+def make_source(camera: CameraSection, bit_depth: int | None = None,
+                kinds: Mapping[str, SourceFactory] | None = None) -> Source:
     """The :class:`Source` for ``camera``; raises SourceError for sources this machine cannot open.
 
-    ``bit_depth``: the model's setting (sidecar), used when the camera has none.
+    ``bit_depth``: the model's setting (sidecar), used when the camera has none. ``kinds``: source types
+    that plug-ins provide (``genicam``: :data:`inspector.integrations.runtime.SOURCE_KINDS`); the pipeline
+    never imports them itself.
     """
     kind = source_type(camera)
+    if kinds and kind in kinds:
+        return kinds[kind](camera, bit_depth)
     src = camera.source
     if kind == "file":
         if not Path(str(src)).is_file():
@@ -452,10 +461,9 @@ def make_source(camera: CameraSection, bit_depth: int | None = None) -> Source:
                               f"(pip wheels never do); build OpenCV with GStreamer or use an rtsp:// URL")
         return CvSource(camera, "gstreamer", str(src), cv2.CAP_GSTREAMER, live=True, finite=False,
                         bit_depth=bit_depth)
-    if kind == "genicam":  # optional extra: imported only when a camera uses it
-        from inspector.integrations.genicam import make_genicam_source
-
-        return make_genicam_source(camera, bit_depth)
+    if kind == "genicam":
+        raise SourceError(f"camera '{camera.name}': GenICam cameras are an integration; this daemon was made "
+                          "without integrations (inspector.integrations.runtime.make_daemon adds them)")
     raise SourceError(f"camera '{camera.name}': unknown source type '{kind}'")
 
 

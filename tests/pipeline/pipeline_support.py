@@ -90,9 +90,9 @@ def run_to_end(cfg_dict: dict, topics=("v1/",), backend_factory=None, timeout: f
     """Run a daemon on offline sources to the end with a subscriber attached; returns (daemon, code, events)."""
     from inspector.client import Subscriber
     from inspector.pipeline.config import daemon_config
-    from inspector.pipeline.daemon import Daemon
+    from inspector.integrations.runtime import make_daemon
 
-    daemon = Daemon(daemon_config(cfg_dict), backend_factory=backend_factory)
+    daemon = make_daemon(daemon_config(cfg_dict), backend_factory=backend_factory)
     daemon.setup()
     sub = Subscriber(cfg_dict["publish"]["endpoint"], topics)
     try:

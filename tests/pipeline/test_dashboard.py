@@ -54,14 +54,14 @@ def wait_for(predicate, timeout: float, what: str):
 
 def synthetic_daemon(model, endpoint, listen, **dashboard):
     from inspector.pipeline.config import daemon_config
-    from inspector.pipeline.daemon import Daemon
+    from inspector.integrations.runtime import make_daemon
 
     camera = {"name": "line1", "source": "synthetic", "fps": 8.0, "mode": "live",
               "synthetic": {"texture": "procedural", "size": 96, "defect_rate": 0.25, "pool": 4}}
     cfg = base_config(model, endpoint, [camera], dashboard={"listen": listen, **dashboard},
                       postprocess={"min_region_area": 1})
     cfg["publish"]["stats_interval_s"] = 0.25
-    return Daemon(daemon_config(cfg))
+    return make_daemon(daemon_config(cfg))
 
 
 def test_page_shows_defects_within_2s_and_charts_update(tiny_model, endpoint, browser):

@@ -131,12 +131,13 @@ def camera_section(source: str, **genicam):
 @pytest.mark.genicam
 @requires_aravis
 def test_frames_arrive_in_the_configured_format(fake_camera, fmt, dtype, channels):
+    from inspector.integrations.runtime import SOURCE_KINDS
     from inspector.pipeline.sources import make_source, source_type
 
     cam = camera_section(f"genicam://{fake_camera.device_id}", pixel_format=fmt, exposure_us=2500.0,
                          gain_db=2.0, frame_rate=40.0)
     assert source_type(cam) == "genicam"
-    src = make_source(cam)
+    src = make_source(cam, kinds=SOURCE_KINDS)
     src.open()
     try:
         frames = [src.read() for _ in range(4)]
@@ -161,9 +162,11 @@ def test_frames_arrive_in_the_configured_format(fake_camera, fmt, dtype, channel
 @pytest.mark.genicam
 @requires_aravis
 def test_software_trigger_and_missing_camera(fake_camera):
+    from inspector.integrations.runtime import SOURCE_KINDS
     from inspector.pipeline.sources import make_source
 
-    src = make_source(camera_section(f"genicam://{fake_camera.device_id}", trigger="software", pixel_format="Mono8"))
+    src = make_source(camera_section(f"genicam://{fake_camera.device_id}", trigger="software", pixel_format="Mono8"),
+                      kinds=SOURCE_KINDS)
     src.open()
     try:
         got = [src.read() for _ in range(3)]
@@ -173,7 +176,7 @@ def test_software_trigger_and_missing_camera(fake_camera):
         assert check.get_string_feature_value("TriggerSource") == "Software"
     finally:
         src.close()
-    missing = make_source(camera_section("genicam://No-Such-Camera-42"))
+    missing = make_source(camera_section("genicam://No-Such-Camera-42"), kinds=SOURCE_KINDS)
     with pytest.raises(SourceError, match=r"camera 'gige': GenICam camera 'No-Such-Camera-42' not found"):
         missing.open()
 
@@ -184,12 +187,12 @@ def test_daemon_recovers_after_camera_restart(fake_camera, tiny_model, endpoint)
     from pipeline_support import base_config
 
     from inspector.pipeline.config import daemon_config
-    from inspector.pipeline.daemon import Daemon
+    from inspector.integrations.runtime import make_daemon
 
     cam = {"name": "gige", "source": f"genicam://{fake_camera.device_id}", "read_timeout_s": 1.0,
            "reconnect": {"initial_s": 0.2, "max_s": 0.5, "jitter": 0.0},
            "genicam": {"pixel_format": "Mono8", "frame_rate": 20.0}}
-    daemon = Daemon(daemon_config(base_config(tiny_model, endpoint, [cam])))
+    daemon = make_daemon(daemon_config(base_config(tiny_model, endpoint, [cam])))
     daemon.start()
     capture = daemon.captures[0]
 

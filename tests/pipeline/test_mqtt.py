@@ -49,7 +49,7 @@ class Consumer:
 
 def test_events_arrive_and_broker_restart_loses_only_counted_drops(tiny_model, endpoint, tmp_path):
     from inspector.pipeline.config import daemon_config
-    from inspector.pipeline.daemon import Daemon
+    from inspector.integrations.runtime import make_daemon
 
     broker = Mosquitto(tmp_path / "broker").start()
     consumer = Consumer(broker.port)
@@ -57,7 +57,7 @@ def test_events_arrive_and_broker_restart_loses_only_counted_drops(tiny_model, e
     folder = write_folder(tmp_path / "frames", defects)
     cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(folder), "fps": 30.0}],
                       publish={"mqtt": {"url": broker.url, "box": "box1", "buffer_size": 8, "qos": 1}})
-    daemon = Daemon(daemon_config(cfg))
+    daemon = make_daemon(daemon_config(cfg))
     try:
         daemon.start()
         time.sleep(0.6)
@@ -104,7 +104,7 @@ def test_three_daemons_one_broker_one_consumer_across_a_broker_restart(tiny_mode
     events, in sequence, with run ids; the broker is restarted mid-run and nothing is lost (the buffer
     covers the outage; the consumer's persistent session and the broker's persistence keep the rest)."""
     from inspector.pipeline.config import daemon_config
-    from inspector.pipeline.daemon import Daemon
+    from inspector.integrations.runtime import make_daemon
     from pipeline_support import free_port
 
     broker = Mosquitto(tmp_path / "broker").start()
@@ -121,7 +121,7 @@ def test_three_daemons_one_broker_one_consumer_across_a_broker_restart(tiny_mode
             cfg = base_config(tiny_model, f"tcp://127.0.0.1:{free_port()}",
                               [{"name": f"cam{i}", "source": str(folder), "fps": 20.0}],
                               publish={"mqtt": {"url": broker.url, "box": f"box{i}"}})
-            daemons.append(Daemon(daemon_config(cfg)))
+            daemons.append(make_daemon(daemon_config(cfg)))
         for d in daemons:
             d.start()
         time.sleep(0.6)

@@ -28,14 +28,14 @@ def value(samples, metric: str, **labels) -> float:
 
 def test_scrape_counts_decisions_latency_and_model(tiny_model, endpoint, tmp_path):
     from inspector.pipeline.config import daemon_config
-    from inspector.pipeline.daemon import Daemon
+    from inspector.integrations.runtime import make_daemon
     from inspector.pipeline.telemetry import bucket_upper_ms
 
     defects = defect_pattern(24, every=3, offset=1)
     folder = write_folder(tmp_path / "frames", defects)
     listen = f"127.0.0.1:{free_port()}"
     cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(folder)}], metrics={"listen": listen})
-    daemon = Daemon(daemon_config(cfg))
+    daemon = make_daemon(daemon_config(cfg))
     daemon.start()
     try:
         url = f"http://{listen}/metrics"
@@ -78,7 +78,7 @@ def test_metrics_port_in_use_is_one_line(tiny_model, endpoint):
 
     from inspector.errors import ConfigError
     from inspector.pipeline.config import daemon_config
-    from inspector.pipeline.daemon import Daemon
+    from inspector.integrations.runtime import make_daemon
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -87,12 +87,12 @@ def test_metrics_port_in_use_is_one_line(tiny_model, endpoint):
         cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": "synthetic", "max_frames": 1}],
                           metrics={"listen": listen})
         with pytest.raises(ConfigError, match=r"metrics.listen: cannot listen on 127.0.0.1:\d+"):
-            Daemon(daemon_config(cfg)).setup()
+            make_daemon(daemon_config(cfg)).setup()
 
 
 def test_drift_gauges_follow_the_calibration_reference(tiny_model, endpoint, tmp_path):
     from inspector.pipeline.config import daemon_config
-    from inspector.pipeline.daemon import Daemon
+    from inspector.integrations.runtime import make_daemon
     from inspector.artifacts.model_card import sha256_file
     from inspector.artifacts.thresholds import ModelBinding, ScoreStats, Thresholds, write_thresholds
 
@@ -107,7 +107,7 @@ def test_drift_gauges_follow_the_calibration_reference(tiny_model, endpoint, tmp
     cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(folder)}],
                       thresholds={"calibration": str(cal), "image": None}, drift={"min_samples": 10, "window": 50},
                       metrics={"listen": listen})
-    daemon = Daemon(daemon_config(cfg))
+    daemon = make_daemon(daemon_config(cfg))
     daemon.start()
     try:
         deadline = time.monotonic() + 20
@@ -128,13 +128,13 @@ def test_drift_gauges_follow_the_calibration_reference(tiny_model, endpoint, tmp
 
 def test_check_lists_the_integrations(tiny_model, endpoint):
     from inspector.pipeline.config import daemon_config
-    from inspector.pipeline.daemon import Daemon
+    from inspector.integrations.runtime import make_daemon
 
     listen = f"127.0.0.1:{free_port()}"
     cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": "synthetic", "max_frames": 1,
                                               "synthetic": {"texture": "procedural", "size": 32, "pool": 1}}],
                       metrics={"listen": listen})
-    lines = Daemon(daemon_config(cfg)).check()
+    lines = make_daemon(daemon_config(cfg)).check()
     assert f"ok MetricsServer on http://{listen}/metrics" in lines
     with pytest.raises(OSError):  # closed after the check
         urllib.request.urlopen(f"http://{listen}/metrics", timeout=2)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from inspector.errors import ConfigError
 from inspector.integrations import require
-from inspector.integrations.config import DashboardSection, parse_listen
+from inspector.pipeline.integration_config import DashboardSection, parse_listen
 from inspector.integrations.dashboard.state import DashboardState
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from inspector.integrations.config import DashboardSection
+from inspector.pipeline.integration_config import DashboardSection
 
 _SERIES = 240  # stats points kept for the charts (4 min at the default 1 s heartbeat)
 

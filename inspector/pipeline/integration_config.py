@@ -1,5 +1,9 @@
 """Config sections of the optional plant integrations (metrics, MQTT, dashboard, GenICam).
 
+Part of the daemon's config (``inspector.yaml``), so they live with it in the
+pipeline; the integrations (:mod:`inspector.integrations`) import them from
+here, never the other way round.
+
 Plain frozen dataclasses with no third-party imports, so the daemon's config
 loads and validates them whether or not an integration's extra is installed;
 the extra is imported only when a section is switched on. Every number has a
