@@ -144,62 +144,89 @@ def _convert(where: str, tp: Any, value: Any) -> Any:
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
         return from_dict(tp, value, where=where)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(where, arg, value)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        return _convert_union(where, args, value)
     if origin is typing.Literal:
         _check_choice(where, value, args)
         return value
     if origin in (dict, Mapping) or tp is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-        key_tp, item_tp = args if len(args) == 2 else (str, Any)
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ConfigError(f"{where}: key {key!r} is not a string (quote it in YAML)")
-            out[key] = _convert(f"{where}.{key}", item_tp, item)
-        return out
+        return _convert_mapping(where, args, value)
     if origin in (tuple, list):
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
-            return tuple(_convert(f"{where}[{i}]", a, v) for i, (a, v) in enumerate(zip(args, value)))
-        item_tp = args[0] if args else Any
-        return tuple(_convert(f"{where}[{i}]", item_tp, v) for i, v in enumerate(value))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {_short(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {_short(value)}")
-        try:
-            number = float(value)
-        except OverflowError:
-            raise ConfigError(f"{where}: {value:.3g} is too large") from None
-        if not math.isfinite(number):
-            raise ConfigError(f"{where}: {value} is not a finite number")
-        return number
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {_short(value)}")
-        return value
+        return _convert_sequence(where, origin, args, value)
+    if tp in _SCALARS:
+        return _SCALARS[tp](where, value)
     return value
+
+
+def _convert_union(where: str, args: tuple, value: Any) -> Any:
+    """The first member of ``Union[args]`` that accepts ``value`` (None for an Optional's None)."""
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _convert(where, arg, value)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+
+
+def _convert_mapping(where: str, args: tuple, value: Any) -> dict:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+    key_tp, item_tp = args if len(args) == 2 else (str, Any)
+    out = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{where}: key {key!r} is not a string (quote it in YAML)")
+        out[key] = _convert(f"{where}.{key}", item_tp, item)
+    return out
+
+
+def _convert_sequence(where: str, origin: type, args: tuple, value: Any) -> tuple:
+    """A list or tuple annotation → a tuple (configs are frozen); fixed-length tuples are checked item by item."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list, got {value!r}")
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(args) != len(value):
+            raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
+        return tuple(_convert(f"{where}[{i}]", a, v) for i, (a, v) in enumerate(zip(args, value)))
+    item_tp = args[0] if args else Any
+    return tuple(_convert(f"{where}[{i}]", item_tp, v) for i, v in enumerate(value))
+
+
+def _convert_bool(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    return value
+
+
+def _convert_int(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: expected an integer, got {_short(value)}")
+    return value
+
+
+def _convert_float(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a number, got {_short(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ConfigError(f"{where}: {value:.3g} is too large") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: {value} is not a finite number")
+    return number
+
+
+def _convert_str(where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {_short(value)}")
+    return value
+
+
+_SCALARS = {bool: _convert_bool, int: _convert_int, float: _convert_float, str: _convert_str}
 
 
 def _short(value: Any) -> str:

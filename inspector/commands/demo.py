@@ -265,7 +265,6 @@ def run_daemon(cfg_dict: dict, base_dir: Path, echo: bool = True, timeout_s: flo
     """
     from inspector.client import Subscriber
     from inspector.errors import InspectorError
-    from inspector.events import header_dict
     from inspector.pipeline.config import daemon_config
     from inspector.integrations.runtime import make_daemon
 
@@ -274,7 +273,6 @@ def run_daemon(cfg_dict: dict, base_dir: Path, echo: bool = True, timeout_s: flo
     endpoint = daemon.publisher.endpoint
     sub = Subscriber(endpoint, ["v1/"])
     outcome: dict[str, Any] = {"code": None}
-    defects, results, heartbeats, statuses, final = [], [], [], [], None
     waiter = None
     try:
         if not daemon.publisher.wait_for_subscription(10.0):
@@ -289,28 +287,7 @@ def run_daemon(cfg_dict: dict, base_dir: Path, echo: bool = True, timeout_s: flo
 
         waiter = threading.Thread(target=supervise, name="demo-daemon", daemon=True)
         waiter.start()
-        quiet_since = None
-        while True:  # Ctrl-C here: stop the daemon cleanly (finally below), then re-raise
-            event = sub.recv(timeout=0.5)
-            if event is None:
-                if not waiter.is_alive():
-                    quiet_since = quiet_since or time.monotonic()
-                    if time.monotonic() - quiet_since > 5.0:
-                        break
-                continue
-            if event.type == "defect":
-                defects.append(header_dict(event))
-                if echo:
-                    print(describe_event(event), flush=True)
-            elif event.type == "result":
-                results.append(header_dict(event))
-            elif event.type == "stats":
-                heartbeats.append(header_dict(event))
-                if event.final:
-                    final = event.data
-                    break
-            elif event.type == "status":
-                statuses.append(header_dict(event))
+        events = _receive_until_final(sub, waiter, echo)  # Ctrl-C here: the daemon stops cleanly (finally)
         waiter.join(timeout=30.0)
         gaps = sub.gaps
     finally:
@@ -318,10 +295,47 @@ def run_daemon(cfg_dict: dict, base_dir: Path, echo: bool = True, timeout_s: flo
         if waiter is not None:
             waiter.join(timeout=30.0)
         sub.close()
-    final = final or daemon.final_stats or {}
+    final = events["final"] or daemon.final_stats or {}
+    counts = _event_counts(events["results"], events["defects"], gaps, outcome["code"])
+    return {"code": outcome["code"], "counts": counts, "defects": events["defects"],
+            "heartbeats": events["heartbeats"], "final": final, "statuses": events["statuses"],
+            "failures": list(daemon.failures)}
+
+
+def _receive_until_final(sub, waiter: threading.Thread, echo: bool) -> dict[str, Any]:
+    """Event headers by type until the final stats arrive (or 5 s of silence after the daemon ended)."""
+    from inspector.events import header_dict
+
+    got: dict[str, Any] = {"defects": [], "results": [], "heartbeats": [], "statuses": [], "final": None}
+    quiet_since = None
+    while True:
+        event = sub.recv(timeout=0.5)
+        if event is None:
+            if not waiter.is_alive():
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > 5.0:
+                    return got
+            continue
+        if event.type == "defect":
+            got["defects"].append(header_dict(event))
+            if echo:
+                print(describe_event(event), flush=True)
+        elif event.type == "result":
+            got["results"].append(header_dict(event))
+        elif event.type == "stats":
+            got["heartbeats"].append(header_dict(event))
+            if event.final:
+                got["final"] = event.data
+                return got
+        elif event.type == "status":
+            got["statuses"].append(header_dict(event))
+
+
+def _event_counts(results: list[dict], defects: list[dict], gaps: int, code: int | None) -> dict[str, Any]:
+    """Defect events received vs frames with an injected defect (the demo's detection figures)."""
     injected = [r for r in results if (r.get("source") or {}).get("injected")]
     caught = [d for d in defects if (d.get("source") or {}).get("injected")]
-    counts = {
+    return {
         "frames_inspected": len(results),
         "injected_defects": len(injected),
         "defect_events_received": len(defects),
@@ -329,10 +343,8 @@ def run_daemon(cfg_dict: dict, base_dir: Path, echo: bool = True, timeout_s: flo
         "false_alarms": len(defects) - len(caught),
         "missed_injected": len(injected) - len(caught),
         "messages_lost_to_subscriber": gaps,
-        "daemon_exit_code": outcome["code"],
+        "daemon_exit_code": code,
     }
-    return {"code": outcome["code"], "counts": counts, "defects": defects, "heartbeats": heartbeats,
-            "final": final, "statuses": statuses, "failures": list(daemon.failures)}
 
 
 # ---------------------------------------------------------------------------------------- report
@@ -414,17 +426,11 @@ def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: b
     # Paths inside config files are relative to the file's folder (here ``out``): the in-process daemon
     # resolves against ``out`` and daemon.yaml, written into ``out``, works from any working directory.
     cfg = daemon_config_dict(_rel(model, out), _rel(cal_path, out), plan, "daemon_stats.json")
-    user_config = out / "daemon.yaml"
-    user_config.write_text(USER_CONFIG_HEADER.format(config=user_config, frames=plan.frames, fps=LIVE_FPS)
-                           + _yaml(user_daemon_config(cfg)), encoding="utf-8")
+    user_config = _write_user_config(out / "daemon.yaml", cfg, plan)
     daemon = steps.run("daemon", f"Running the daemon on a synthetic camera ({plan.frames} frames, "
                                  f"{plan.defect_rate:.0%} with injected defects) with a subscriber",
                        run_daemon, cfg, out, echo_events)
-    c = daemon["counts"]
-    steps.say(f"      received {c['defect_events_received']} defect events for {c['injected_defects']} injected "
-              f"defects in {c['frames_inspected']} frames ({c['defect_events_on_injected_frames']} on injected "
-              f"frames, {c['false_alarms']} false alarms, {c['missed_injected']} missed); daemon exit code "
-              f"{daemon['code']}")
+    steps.say(_events_line(daemon))
 
     def report():
         test = _score_test_set(model, data)
@@ -440,12 +446,10 @@ def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: b
         "cpu_time_s": round(_cpu_seconds() - cpu0, 1),
         "steps_s": steps.seconds,
         "plan": asdict(plan),
-        "events": c,
+        "events": daemon["counts"],
         "daemon_failures": daemon["failures"],
         "metrics": {k: metrics.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "f1_max")},
-        "calibration": {"file": str(cal_path), "image_threshold": cal.thresholds.image_threshold,
-                        "pixel_threshold": cal.thresholds.pixel_threshold, "rule": cal.thresholds.rule,
-                        "warnings": cal.warnings, "fp16": cal16},
+        "calibration": _calibration_summary(cal_path, cal, cal16),
         "report": str(report_path),
         "model": str(model),
     }
@@ -454,6 +458,27 @@ def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: b
     steps.say(f"next: inspector run --config {user_config}   (inspects a live synthetic camera until Ctrl-C; "
               f"in another shell: inspector subscribe tcp://127.0.0.1:5556 --topic v1/defect)")
     return summary
+
+
+def _write_user_config(path: Path, cfg: dict, plan: DemoPlan) -> Path:
+    """``daemon.yaml`` for ``inspector run``: the demo's daemon on a live synthetic camera."""
+    path.write_text(USER_CONFIG_HEADER.format(config=path, frames=plan.frames, fps=LIVE_FPS)
+                    + _yaml(user_daemon_config(cfg)), encoding="utf-8")
+    return path
+
+
+def _events_line(daemon: dict[str, Any]) -> str:
+    c = daemon["counts"]
+    return (f"      received {c['defect_events_received']} defect events for {c['injected_defects']} injected "
+            f"defects in {c['frames_inspected']} frames ({c['defect_events_on_injected_frames']} on injected "
+            f"frames, {c['false_alarms']} false alarms, {c['missed_injected']} missed); daemon exit code "
+            f"{daemon['code']}")
+
+
+def _calibration_summary(cal_path: Path, cal, cal16) -> dict[str, Any]:
+    return {"file": str(cal_path), "image_threshold": cal.thresholds.image_threshold,
+            "pixel_threshold": cal.thresholds.pixel_threshold, "rule": cal.thresholds.rule,
+            "warnings": cal.warnings, "fp16": cal16}
 
 
 def _rel(path: Path, folder: Path) -> str:

@@ -193,16 +193,8 @@ def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Pa
                    max_images: int | None = 256, batch_size: int = DEFAULT_BATCH, method: str = "minmax",
                    op_types: Sequence[str] = QUANTIZED_OP_TYPES, exclude: Sequence[str] = ()) -> dict[str, Any]:
     """Quantize the FP32 graph to ``<base>.int8.onnx``; update the sidecar; return the sidecar's int8 entry."""
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
     fp32_path = Path(fp32_path)
-    if split_graph_name(fp32_path)[1] != "fp32":
-        raise ExportError(f"{fp32_path}: quantize the FP32 graph (e.g. export/model.onnx), not a reduced-precision one")
-    sidecar_file = sidecar_path_for(fp32_path)
-    sidecar = verify_graph(fp32_path, read_sidecar(sidecar_file))
-    out = Path(out) if out is not None else default_int8_path(fp32_path)
-    if split_graph_name(out)[1] != "int8" or sidecar_path_for(out).resolve() != sidecar_file.resolve():
-        raise ExportError(f"{out}: the INT8 graph must be {default_int8_path(fp32_path)} (beside its sidecar)")
+    sidecar_file, sidecar, out = _check_paths(fp32_path, out)
     paths = calibration_images(calibration, max_images)
     reader = make_reader(paths, card_input_spec(sidecar, str(sidecar_file)), batch_size)
 
@@ -213,37 +205,68 @@ def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Pa
     log.info("quantizing %d %s node(s) of %s on %d calibration image(s) from %s; %d kept FP32 "
              "(reading the image, or in the scoring tail)",
              len(quantize), "/".join(op_types), fp32_path, len(paths), calibration, len(kept))
+    try:
+        _run_quantizer(model, out, reader, quantize, kept, op_types, method)
+    except (DataError, ExportError):
+        raise
+    except Exception as exc:
+        if reader.used == 0:
+            raise DataError(f"{calibration}: none of the calibration images could be read") from None
+        raise ExportError(f"{fp32_path}: ONNX Runtime quantization failed ({str(exc).strip().splitlines()[0][:300]})") from None
+    if reader.used == 0:
+        raise DataError(f"{calibration}: none of the calibration images could be read")
+    entry = _int8_entry(out, method, reader.used, calibration, len(quantize), kept, op_types)
+    sidecar["graphs"]["int8"] = entry
+    write_sidecar(sidecar, sidecar_file)
+    log.info("wrote %s (%d Q/DQ-quantized node(s)) and updated %s", out, len(quantize), sidecar_file)
+    return entry
+
+
+def _check_paths(fp32_path: Path, out: str | Path | None) -> tuple[Path, dict[str, Any], Path]:
+    """(sidecar file, verified sidecar, INT8 output path); ExportError unless the input is the FP32 graph
+    named beside its sidecar and ``out`` is the INT8 name beside the same sidecar."""
+    if split_graph_name(fp32_path)[1] != "fp32":
+        raise ExportError(f"{fp32_path}: quantize the FP32 graph (e.g. export/model.onnx), not a reduced-precision one")
+    sidecar_file = sidecar_path_for(fp32_path)
+    sidecar = verify_graph(fp32_path, read_sidecar(sidecar_file))
+    out = Path(out) if out is not None else default_int8_path(fp32_path)
+    if split_graph_name(out)[1] != "int8" or sidecar_path_for(out).resolve() != sidecar_file.resolve():
+        raise ExportError(f"{out}: the INT8 graph must be {default_int8_path(fp32_path)} (beside its sidecar)")
+    return sidecar_file, sidecar, out
+
+
+def _run_quantizer(model: onnx.ModelProto, out: Path, reader, quantize: list[str], kept: list[str],
+                   op_types: Sequence[str], method: str) -> None:
+    """ONNX Runtime's static QDQ quantizer: symmetric int8 activations, per-channel int8 weights, FP32 bias."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
     with tempfile.TemporaryDirectory(prefix="inspector-quant-") as tmp:
         named = Path(tmp) / "named.onnx"
         onnx.save(model, str(named))
-        try:
-            quantize_static(
-                str(named), str(out), reader,
-                quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=list(op_types),
-                nodes_to_quantize=quantize,
-                nodes_to_exclude=kept,
-                per_channel=True,
-                reduce_range=False,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=_calibration_method(method),
-                extra_options={
-                    "ActivationSymmetric": True,
-                    "WeightSymmetric": True,
-                    "QuantizeBias": False,
-                    "OpTypesToExcludeOutputQuantization": list(op_types),
-                },
-            )
-        except (DataError, ExportError):
-            raise
-        except Exception as exc:
-            if reader.used == 0:
-                raise DataError(f"{calibration}: none of the calibration images could be read") from None
-            raise ExportError(f"{fp32_path}: ONNX Runtime quantization failed ({str(exc).strip().splitlines()[0][:300]})") from None
-    if reader.used == 0:
-        raise DataError(f"{calibration}: none of the calibration images could be read")
-    entry = {
+        quantize_static(
+            str(named), str(out), reader,
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(op_types),
+            nodes_to_quantize=quantize,
+            nodes_to_exclude=kept,
+            per_channel=True,
+            reduce_range=False,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=_calibration_method(method),
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "QuantizeBias": False,
+                "OpTypesToExcludeOutputQuantization": list(op_types),
+            },
+        )
+
+
+def _int8_entry(out: Path, method: str, used: int, calibration: str | Path, n_quantized: int, kept: list[str],
+                op_types: Sequence[str]) -> dict[str, Any]:
+    """The model card's ``graphs.int8`` entry: the file, its hash and how it was quantized."""
+    return {
         "file": out.name,
         "sha256": sha256_file(out),
         "precision": "int8",
@@ -253,14 +276,10 @@ def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Pa
             "activations": "int8 symmetric (per tensor)",
             "weights": "int8 symmetric per channel",
             "calibration_method": method,
-            "calibration_images": reader.used,
+            "calibration_images": used,
             "calibration_folder": str(calibration),
-            "quantized_nodes": len(quantize),
+            "quantized_nodes": n_quantized,
             "kept_fp32_nodes": kept,
             "op_types": list(op_types),
         },
     }
-    sidecar["graphs"]["int8"] = entry
-    write_sidecar(sidecar, sidecar_file)
-    log.info("wrote %s (%d Q/DQ-quantized node(s)) and updated %s", out, len(quantize), sidecar_file)
-    return entry

@@ -240,19 +240,10 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
     device = TrainingDevice.from_config(config.train)  # first: a wrong device fails before any work
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        config = resolve_input(config)
-        if config.data.input_size == "fixed":
-            log.info("input size %dx%d (height x width)", *config.model.image_size)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    seed_everything(config.train.seed)
+    config = _settle(config, resume)
     model = build_model(config.model)
     phases = default_phases(model, config.train)
-    completed, resumed, history = [], {}, []
-    if resume:
-        completed, resumed, history = _resume_state(model, run_dir, [p.name for p in phases])
-        completed = _reopen_finished(phases, completed, history, run_dir)
+    completed, resumed, history = _start_state(model, phases, run_dir, resume)
     device.prepare_model(model)
     save_run_config(config, run_dir / "config.yaml")  # paths relative to the run folder (file rule)
     train_imgs, val_imgs, data_summary = load_training_images(config)
@@ -274,9 +265,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
                             val_loss=val, data=data_summary, completed_phases=list(completed))
 
         earlier = [h for h in history if h.get("phase") == phase.name]
-        start, best = 1 + max((h["epoch"] for h in earlier), default=0), (0, math.inf)
-        if resumed.get("phase") == phase.name:
-            best = (resumed["epoch"], math.inf if resumed["val_loss"] is None else resumed["val_loss"])
+        start, best = _start_point(phase.name, earlier, resumed)
         result = fit(model, phase, train_imgs, val_imgs, on_best, progress_label=phase.name,
                      start_epoch=start, best=best, earlier=earlier, device=device)
         history.extend(result.history)
@@ -299,6 +288,34 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
     log.info("training on %s finished in %s; best checkpoint %s", summary["device"]["device"],
              format_duration(total), run_dir / BEST)
     return summary
+
+
+def _settle(config: RunConfig, resume: bool) -> RunConfig:
+    """The config a run trains with (a new run's input size resolved from its data); threads and seed set."""
+    if not resume:
+        config = resolve_input(config)
+        if config.data.input_size == "fixed":
+            log.info("input size %dx%d (height x width)", *config.model.image_size)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    seed_everything(config.train.seed)
+    return config
+
+
+def _start_state(model, phases: list, run_dir: Path, resume: bool) -> tuple[list[str], dict, list[dict]]:
+    """(completed phase names, the resumed checkpoint's position, epoch history): empty for a new run."""
+    if not resume:
+        return [], {}, []
+    completed, resumed, history = _resume_state(model, run_dir, [p.name for p in phases])
+    return _reopen_finished(phases, completed, history, run_dir), resumed, history
+
+
+def _start_point(phase: str, earlier: list[dict], resumed: dict) -> tuple[int, tuple[int, float]]:
+    """(first epoch, (best epoch, best validation loss)) of ``phase``: after its recorded epochs, if any."""
+    start, best = 1 + max((h["epoch"] for h in earlier), default=0), (0, math.inf)
+    if resumed.get("phase") == phase:
+        best = (resumed["epoch"], math.inf if resumed["val_loss"] is None else resumed["val_loss"])
+    return start, best
 
 
 def _phase_record(name: str, result: FitResult) -> dict:
