@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import resource
@@ -57,12 +56,11 @@ def time_calls(fn, warmup: int = 3, runs: int = 20, min_seconds: float = 0.0) ->
 
 
 def write_result(name: str, payload: dict, out_dir: Path | None = None) -> Path:
-    out_dir = Path(out_dir or RESULTS)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.json"
+    """Write ``<out_dir>/<name>.json`` (machine and time added) through the package's one JSON writer."""
+    from inspector.config import write_json
+
     payload = {"benchmark": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(), **payload}
-    path.write_text(json.dumps(payload, indent=2))
-    return path
+    return write_json(Path(out_dir or RESULTS) / f"{name}.json", payload)
 
 
 def parse_size(text: str) -> list[int]:

@@ -414,3 +414,15 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     return str(obj)
+
+
+def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
+    """Write ``obj`` as strict JSON through :func:`json_safe` (NaN/±inf → null), with a final newline.
+
+    The one writer for the JSON reports (``metrics.json``, ``inspector bench --json``, the benchmark
+    results), so a non-finite value reads the same in each. Creates the parent folder; returns ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n", encoding="utf-8")
+    return path

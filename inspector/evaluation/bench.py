@@ -15,7 +15,6 @@ seeded random uint8 frames.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
 import platform
@@ -25,6 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from inspector.config import write_json
 from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError
 
@@ -141,6 +141,11 @@ def load_images(data: str | Path, spec, limit: int = 64) -> np.ndarray:
     return images
 
 
+def write_results(path: str | Path, report: dict[str, Any]) -> Path:
+    """The ``--json`` file: strict JSON through :func:`inspector.config.write_json` (NaN/±inf → null)."""
+    return write_json(path, report)
+
+
 def run_benchmark(model: str | Path, batches: Sequence[int] = DEFAULT_BATCHES, duration_s: float = 10.0, warmup: int = 10,
                   backend: str = "auto", data: str | Path | None = None, json_path: str | Path | None = None,
                   options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -172,10 +177,7 @@ def run_benchmark(model: str | Path, batches: Sequence[int] = DEFAULT_BATCHES, d
             "results": results,
         }
     if json_path:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        report["json_path"] = str(path)
+        report["json_path"] = str(write_results(json_path, report))
     return report
 
 

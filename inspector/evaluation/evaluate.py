@@ -6,13 +6,13 @@ arrays, so the same code evaluates the torch model and a deployed backend.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from inspector.config import write_json
 from inspector.contract import DEFAULT_BATCH
 from inspector.data.datasets import load_batch, load_dataset, load_masks
 from inspector.errors import DataError
@@ -45,6 +45,11 @@ def backend_scorer(backend) -> Scorer:
     return scorer
 
 
+def write_metrics(out_dir: str | Path, metrics: dict) -> Path:
+    """``<out_dir>/metrics.json``: strict JSON through :func:`inspector.config.write_json` (NaN/±inf → null)."""
+    return write_json(Path(out_dir) / "metrics.json", metrics)
+
+
 def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[int, int], resize: str,
                      out_dir: str | Path, plots: bool = True, batch_size: int = DEFAULT_BATCH,
                      bit_depth: int | None = None, level_scorer: LevelScorer | None = None,
@@ -69,7 +74,7 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     metrics["skipped_images"] = [str(s.path) for s, _ in skipped]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_metrics(out_dir, metrics)
     np.savez_compressed(out_dir / "scores.npz", scores=scores, labels=labels,
                         files=np.array([str(s.path) for s in samples]))
     if plots:
