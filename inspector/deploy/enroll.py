@@ -29,18 +29,19 @@ def reference_files(patterns: Sequence[str]) -> list[Path]:
     for pattern in patterns:
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         if not matches:
-            raise ConfigError(f"--references: no file matches '{pattern}'")
+            raise ConfigError(f"references: no file matches '{pattern}'", field="references")
         for match in matches:
             path = Path(match)
             if not path.is_file():
-                raise ConfigError(f"--references: {path}: no such file")
+                raise ConfigError(f"references: {path}: no such file", field="references")
             if path not in found:
                 found.append(path)
     if not found:
-        raise ConfigError("--references: no reference images given (1…50 normal images of the new surface)")
+        raise ConfigError("references: no reference images given (1…50 normal images of the new surface)",
+                          field="references")
     if len(found) > MAX_REFERENCES:
-        raise ConfigError(f"--references: {len(found)} images; the meta-comparer takes 1…{MAX_REFERENCES} "
-                          f"(choose the {MAX_REFERENCES} most typical)")
+        raise ConfigError(f"references: {len(found)} images; the meta-comparer takes 1…{MAX_REFERENCES} "
+                          f"(choose the {MAX_REFERENCES} most typical)", field="references")
     return found
 
 

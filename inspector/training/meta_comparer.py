@@ -203,8 +203,8 @@ def train_meta_comparer(config, specs: list[str], run_dir: str | Path) -> dict:
     from inspector.training.config import save_run_config
 
     if len(specs) < 2:
-        raise ConfigError("--data: the meta-comparer learns to compare across surfaces; give at least two "
-                          "source domains (--data D1 --data D2 …, dataset folders or synth:brick|grass|gravel)")
+        raise ConfigError("data: the meta-comparer learns to compare across surfaces; give at least two "
+                          "source domains (dataset folders or synth:brick|grass|gravel)", field="data")
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     run_dir = Path(run_dir)

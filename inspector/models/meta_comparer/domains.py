@@ -46,11 +46,11 @@ def _draw(items: list, count: int, rng: np.random.Generator) -> list:
 
 def _synthetic(texture: str, size: tuple[int, int], normals: int, defects: int, seed: int) -> Domain:
     if texture not in BUILTIN_TEXTURES:
-        raise DataError(f"--data {SYNTH_PREFIX}{texture}: unknown texture; choose from "
-                        f"{', '.join(SYNTH_PREFIX + t for t in BUILTIN_TEXTURES)}")
+        raise DataError(f"data {SYNTH_PREFIX}{texture}: unknown texture; choose from "
+                        f"{', '.join(SYNTH_PREFIX + t for t in BUILTIN_TEXTURES)}", field="data")
     if size[0] != size[1]:
-        raise DataError(f"--data {SYNTH_PREFIX}{texture}: synthetic textures are square; "
-                        f"model.image_size is {size[0]}x{size[1]}")
+        raise DataError(f"data {SYNTH_PREFIX}{texture}: synthetic textures are square; "
+                        f"model.image_size is {size[0]}x{size[1]}", field="data")
     sources = load_sources(texture)
     rng = np.random.default_rng([seed, 21])
     good = np.stack([good_image(sources, size[0], rng) for _ in range(normals + defects)])
