@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from inspector.commands.argtypes import int_range
+from inspector.commands.argtypes import default_of, int_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,22 +13,32 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Create a synthetic dataset or describe an existing one.")
     actions = p.add_subparsers(dest="data_command", metavar="<action>")
 
-    from inspector.data.synth import BUILTIN_TEXTURES, DEFECT_KINDS
+    from inspector.data.synth import BUILTIN_TEXTURES, synthesize
+
+    def default(name):
+        return default_of(synthesize, name)
+
 
     s = actions.add_parser("synth", help="write an MVTec-layout dataset from a texture photo with injected defects",
                            description="Write an MVTec-layout dataset: good crops of a real texture photo and "
                                        "test images with procedural defects and exact masks.")
-    s.add_argument("--texture", default="brick",
-                   help=f"built-in photo ({', '.join(BUILTIN_TEXTURES)}) or a folder of good images (default: brick)")
+    s.add_argument("--texture", default=default("texture"),
+                   help=f"built-in photo ({', '.join(BUILTIN_TEXTURES)}) or a folder of good images "
+                        "(default: %(default)s)")
     s.add_argument("--out", required=True, help="output folder (must be empty or absent unless --force)")
-    s.add_argument("--size", type=int_range(16, 8192), default=256, help="image side in pixels (default: 256)")
-    s.add_argument("--train", type=int_range(1, 1_000_000), default=200, help="good training images (default: 200)")
-    s.add_argument("--test-good", type=int_range(0, 1_000_000), default=40, help="good test images (default: 40)")
-    s.add_argument("--test-defect", type=int_range(0, 1_000_000), default=60,
-                   help="defective test images, spread over the defect kinds (default: 60)")
-    s.add_argument("--defects", default=",".join(DEFECT_KINDS),
-                   help=f"comma-separated defect kinds (default: {','.join(DEFECT_KINDS)})")
-    s.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0, help="random seed; same seed, same bytes (default: 0)")
+    s.add_argument("--size", type=int_range(16, 8192), default=default("size"),
+                   help="image side in pixels (default: %(default)s)")
+    s.add_argument("--train", dest="n_train", metavar="N", type=int_range(1, 1_000_000), default=default("n_train"),
+                   help="good training images (default: %(default)s)")
+    s.add_argument("--test-good", dest="n_test_good", metavar="N", type=int_range(0, 1_000_000), default=default("n_test_good"),
+                   help="good test images (default: %(default)s)")
+    s.add_argument("--test-defect", dest="n_test_defect", metavar="N", type=int_range(0, 1_000_000),
+                   default=default("n_test_defect"),
+                   help="defective test images, spread over the defect kinds (default: %(default)s)")
+    s.add_argument("--defects", default=",".join(default("defects")),
+                   help="comma-separated defect kinds (default: %(default)s)")
+    s.add_argument("--seed", type=int_range(0, 2**32 - 1), default=default("seed"),
+                   help="random seed; same seed, same bytes (default: %(default)s)")
     s.add_argument("--no-tint", action="store_true", help="keep built-in textures grey")
     s.add_argument("--force", dest="overwrite", action="store_true",
                    help="overwrite a non-empty --out (removes only what synth writes there)")
@@ -49,8 +59,8 @@ def run_synth(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     defects = tuple(k.strip() for k in args.defects.split(",") if k.strip())
-    dataset = synthesize(args.out, texture=args.texture, size=args.size, n_train=args.train,
-                         n_test_good=args.test_good, n_test_defect=args.test_defect, seed=args.seed,
+    dataset = synthesize(args.out, texture=args.texture, size=args.size, n_train=args.n_train,
+                         n_test_good=args.n_test_good, n_test_defect=args.n_test_defect, seed=args.seed,
                          defects=defects, tint=not args.no_tint, overwrite=args.overwrite)
     summary = dataset.summary()
     test = ", ".join(f"{k} {v}" for k, v in summary["test"].items())

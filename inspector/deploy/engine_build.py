@@ -182,7 +182,7 @@ class BuildOptions:
         if self.max_batch < 1:
             raise ExportError(f"max_batch must be ≥ 1, got {self.max_batch}", field="max_batch")
         if self.opt_batch is not None and not 1 <= self.opt_batch <= self.max_batch:
-            raise ExportError(f"opt_batch must be in 1..{self.max_batch} (max_batch), got {self.opt_batch}",
+            raise ExportError(f"opt_batch must be in 1..{self.max_batch}, got {self.opt_batch}",
                               field="opt_batch")
         if not 0 <= self.optimization_level <= 5:
             raise ExportError(f"optimization_level must be in 0..5, got {self.optimization_level}",
