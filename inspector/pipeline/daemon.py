@@ -43,7 +43,7 @@ from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import DaemonConfig
 from inspector.pipeline.cputime import ThreadCpu, split_role
 from inspector.pipeline.drift import DriftMonitor
-from inspector.pipeline.infer import InferenceWorker
+from inspector.pipeline.infer import InferenceWorker, usable_max_batch
 from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import Publisher, PublishWorker, StatusUpdate
@@ -199,7 +199,7 @@ class Daemon:
         self.recorder = (RecorderWorker(cfg.recorder, threading.Event(), counters, self.run_id, self.started_utc)
                          if cfg.recorder.enabled else None)
         self.inference = InferenceWorker(self._backend_factory or self._default_backend, None, to_infer, to_post,
-                                         stop, counters)
+                                         stop, counters, cfg.batching.max_batch, cfg.model.warmup_runs)
         self.inference.cpu = self.cpu
         self.inference.start()
         if not self.inference.ready.wait(_BACKEND_LOAD_TIMEOUT_S):
@@ -209,11 +209,10 @@ class Daemon:
             raise err if isinstance(err, InspectorError) else InspectorError(f"model {cfg.model.path}: {err}")
         backend = self.inference.backend
         self._check_backend(backend)
-        max_batch = cfg.batching.max_batch
-        if backend.input_spec.max_batch is not None and backend.input_spec.max_batch < max_batch:
+        max_batch = usable_max_batch(cfg.batching.max_batch, backend.input_spec.max_batch)
+        if max_batch < cfg.batching.max_batch:
             log.warning("batching.max_batch %d exceeds the model's maximum batch %d; using %d",
-                        max_batch, backend.input_spec.max_batch, backend.input_spec.max_batch)
-            max_batch = backend.input_spec.max_batch
+                        cfg.batching.max_batch, max_batch, max_batch)
         pool = self.inference.pool = BufferPool(n_buffers, max_batch, self.spec)
         name, _ = split_graph_name(cfg.model.path)
         self.model_info = {
@@ -245,6 +244,8 @@ class Daemon:
                 w.broken = self.inference.broken  # one shared "a worker failed" flag
                 w.cpu = self.cpu
         self._wait_for_subscribers()  # before any frame is captured, so a batch run loses nothing
+        # CPU per role spent on start-up (backend load, warm-up): subtract it from cpu_s for steady-state figures
+        self.cpu_at_ready = self.cpu.snapshot()
         for w in (self.recorder, self.publish, self.post, self.batcher, *self.captures):
             if w is not None:
                 w.start()
