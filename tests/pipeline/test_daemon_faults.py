@@ -52,7 +52,8 @@ def test_inference_exception_in_one_batch_does_not_stop_the_daemon(tiny_model, e
     video = write_video(tmp_path / "v.avi", defects)
     cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(video)}],
                       batching={"max_batch": 4, "max_wait_ms": 2})
-    factory = lambda: FlakyBackend(load_backend(tiny_model, threads=1), fail_on=2)  # noqa: E731
+    # the daemon's warm-up runs (2 per batch size 1..4) come first; the third batch of frames fails
+    factory = lambda: FlakyBackend(load_backend(tiny_model, threads=1), fail_on=2 + 2 * 4)  # noqa: E731
     daemon, code, events = run_to_end(cfg, backend_factory=factory)
     assert code == 0, daemon.failures
     results = by_type(events, "result", "cam0")
