@@ -23,7 +23,7 @@ from inspector.models.base import AnomalyModel
 from inspector.models.entry import Phase, default_phases  # noqa: F401 (Phase: re-exported)
 from inspector.models.registry import build_model
 from inspector.artifacts.checkpoint import BEST, read_checkpoint, update_checkpoint
-from inspector.training.batchnorm import restart_batchnorm_statistics
+from inspector.training.batchnorm import recompute_batchnorm_statistics
 from inspector.training.checkpoint import host_state_dict, save_checkpoint
 from inspector.training.config import RunConfig, TrainConfig, save_run_config
 from inspector.training.device import TrainingDevice
@@ -206,8 +206,9 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     epoch = start_epoch
     try:
         while (reason := rule.reason_before(epoch, time.monotonic() - start, first=epoch == start_epoch)) is None:
-            restart_batchnorm_statistics(model)  # eval-mode statistics of this epoch's weights (batchnorm.py)
             train_loss = train_epoch(phase, train_loss_fn, optimizer, generator, epoch, progress, epochs_label)
+            # eval-mode statistics of the weights just trained (batchnorm.py)
+            recompute_batchnorm_statistics(model, train_loss_fn, train_loss_fn.images, cfg.batch_size)
             val = validation_loss(model, val_loss_fn, cfg.batch_size)
             result.history.append({"phase": phase.name, "epoch": epoch, "train_loss": train_loss,
                                    "val_loss": val, "seconds": round(time.monotonic() - start, 2)})

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from inspector.models.entry import Phase
-from inspector.training.batchnorm import restart_batchnorm_statistics
+from inspector.training.batchnorm import recompute_batchnorm_statistics
 from inspector.training.config import TrainConfig
 from inspector.training.loop import fit
 
@@ -47,10 +47,17 @@ def test_running_statistics_are_the_epoch_average_of_the_current_weights():
     assert torch.all(model.frozen_bn.running_mean == 0) and torch.all(model.frozen_bn.running_var == 1)
 
 
-def test_only_layers_in_training_mode_restart():
+def test_statistics_follow_the_current_weights_and_momentum_is_kept():
     model = SlowMomentumStudent().train()
-    model.bn.running_mean.fill_(3.0)
+    images = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8))
     model.frozen_bn.running_mean.fill_(3.0)
-    assert restart_batchnorm_statistics(model) == 1
-    assert torch.all(model.bn.running_mean == 0) and model.bn.momentum is None
+    with torch.no_grad():
+        model.conv.bias.fill_(-7.0)  # as if the last step had moved the weights
+    n = recompute_batchnorm_statistics(model, lambda idx, batch: model.loss(batch), images, batch_size=8,
+                                       max_images=16)
+    assert n == 1 and model.bn.momentum == 0.01
+    with torch.no_grad():
+        sample = images[np.linspace(0, 39, 16).round().astype(int)]
+        expected = model.features(sample).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(model.bn.running_mean, expected, rtol=1e-4, atol=1e-4)
     assert torch.all(model.frozen_bn.running_mean == 3.0)
