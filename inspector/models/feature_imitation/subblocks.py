@@ -17,7 +17,8 @@ from inspector.models.backbones.features import FeatureExtractor
 
 # Lite0's BatchNorm uses TensorFlow's 0.99 decay (torch momentum 0.01). A student trained
 # for a few hundred CPU steps would keep running statistics far from its real ones at that
-# rate, so the copies use torch's default momentum.
+# rate, so the copies use torch's default momentum (training also re-estimates them with
+# each epoch's final weights: inspector/training/batchnorm.py).
 STUDENT_BN_MOMENTUM = 0.1
 
 
