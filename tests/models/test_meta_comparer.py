@@ -71,3 +71,36 @@ def test_training_steps_lower_the_episode_loss(model):
         opt.step()
     model.eval()
     assert loss.item() < first.item()
+
+
+def _fresh(seed: int, size: int) -> MetaComparerModel:
+    torch.manual_seed(seed)
+    cfg = parse_model_config({"name": "meta_comparer", "image_size": [size, size], "teacher_weights": "random"})
+    return build_model(cfg).eval()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_untrained_comparer_map_peaks_where_the_query_differs_from_every_reference(seed):
+    """An untrained comparer ranks patches by dissimilarity to the references, never the inverse.
+
+    The reference is a flat grey surface; the query is the same surface with a checkerboard block
+    in its lower-right corner. The map must be highest on the block (eq. 6) and the score be its max
+    (eq. 5). A comparer whose sign is arbitrary (eq. 1's MLP at random initialisation) fails this for
+    some seeds: that inverted KolektorSDD's pixel AUROC (0.24-0.30) when training stopped early.
+    """
+    size = 96
+    model = _fresh(seed, size)
+    gen = torch.Generator().manual_seed(seed)
+    surface = (128 + torch.randint(-4, 5, (1, size, size, 3), generator=gen)).to(torch.uint8)
+    model.enroll(surface)
+    query = surface.clone()
+    checker = (torch.arange(16).view(-1, 1) // 4 + torch.arange(16).view(1, -1) // 4) % 2
+    query[0, 64:80, 64:80] = (checker * 255).to(torch.uint8).unsqueeze(-1)
+    with torch.no_grad():
+        score, amap = model(torch.cat([surface, query]))
+    assert torch.equal(score, amap.flatten(1).amax(dim=1))  # eq. (5)
+    far = torch.ones(size, size, dtype=torch.bool)
+    far[32:, 32:] = False  # more than 32 px (two stride-16 patches) away from the block
+    defect_map = amap[1, 0]
+    assert defect_map[64:80, 64:80].min() > defect_map[far].max()
+    assert score[1] > score[0] and score[1] == defect_map[64:80, 64:80].max()

@@ -30,6 +30,13 @@ Choices where the text is loose (README "meta_comparer"):
   patch to resemble *every* reference patch on a normal image and collapses the
   shared space on any texture with two kinds of patch. The loss uses
   min_j max_k a^{jk}: the query patch whose best reference match is worst.
+* **anchor**: eq. (1)'s MLP alone has no fixed orientation. Untrained or stopped early
+  (a wall-clock cap under load did that: 1 epoch), its map is as likely high where the part
+  matches the references as where it does not (KolektorSDD held out: pixel AUROC 0.24–0.30,
+  inverted, while 1 − a alone gave 0.85). The patch logit is therefore
+  g·((1 − a) − t) + MLP([q, r*, |q − r*|]) with g = softplus(·) > 0 and the MLP's last layer
+  zero-initialised: untrained, the score is monotone in the co-attention dissimilarity (the
+  paper's own patch-level cue, §2.3); training learns g, t and the MLP's correction.
 * eq. (4) sums the ranking terms; here they are averaged over the sampled pairs
   (``rank_pairs`` per image), so ``rank_weight`` (λ) does not scale with the count.
 
@@ -63,6 +70,10 @@ PRESETS = {
 }
 EPS = 1e-6  # L2-normalisation floor, FP16-safe (MODELS.md "Distance per level")
 MAX_REFERENCES = 50  # issue 21: K = 1…50 normal images per enrolment
+# Initial dissimilarity anchor: gain softplus(10) ≈ 10, offset 0.25, so an untrained comparer gives
+# sigmoid(10·(d − 0.25)): ≈ 0.1 for a well-matched patch (d = 1 − a ≈ 0.05), ≈ 0.9 at d = 0.5.
+ANCHOR_GAIN_RAW = 10.0
+ANCHOR_OFFSET = 0.25
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,14 @@ class MetaComparerModel(AnomalyModel):
         self.comparer = nn.Sequential(nn.Linear(3 * dim, config.comparer_hidden), nn.ReLU(inplace=True),
                                       nn.Linear(config.comparer_hidden, config.comparer_hidden // 2),
                                       nn.ReLU(inplace=True), nn.Linear(config.comparer_hidden // 2, 1))
+        # The MLP is a learned correction on top of the dissimilarity anchor (see compare()): zero at
+        # initialisation, so an untrained comparer scores exactly by the co-attention dissimilarity.
+        nn.init.zeros_(self.comparer[-1].weight)
+        nn.init.zeros_(self.comparer[-1].bias)
+        # anchor logit = softplus(gain_raw)·((1 − a) − offset); softplus keeps the gain > 0, so the
+        # anchor can never rank the best-matched patch above a patch unlike every reference
+        self.anchor_gain_raw = nn.Parameter(torch.tensor(ANCHOR_GAIN_RAW))
+        self.anchor_offset = nn.Parameter(torch.tensor(ANCHOR_OFFSET))
         for i in range(len(self.level_names)):
             self.register_buffer(f"bank_{i}", torch.zeros(1, dim), persistent=False)
         self.references: dict = {"k": 0}
@@ -135,7 +154,8 @@ class MetaComparerModel(AnomalyModel):
         return [self.teacher]
 
     def trainable(self) -> list[nn.Parameter]:
-        return list(self.projections.parameters()) + list(self.comparer.parameters())
+        return (list(self.projections.parameters()) + list(self.comparer.parameters())
+                + [self.anchor_gain_raw, self.anchor_offset])
 
     def train(self, mode: bool = True) -> "MetaComparerModel":
         super().train(mode)
@@ -160,6 +180,9 @@ class MetaComparerModel(AnomalyModel):
         query (N, n, D), refs (N, m, D) or (m, D) (a shared bank). Returns the patch
         scores s (N, n) in (0, 1), the co-attention scores a = max_k A (N, n) and the
         full matrix A (N, n, m), both in [0, 1].
+
+        s = sigmoid(g·((1 − a) − t) + MLP([q, r*, |q − r*|])), g > 0: the comparer MLP corrects a
+        score anchored on the co-attention dissimilarity 1 − a (module docstring, "anchor").
         """
         att = 0.5 * (torch.matmul(query, refs.transpose(-1, -2)) + 1.0)
         best, index = att.max(dim=-1)
@@ -168,7 +191,8 @@ class MetaComparerModel(AnomalyModel):
         else:
             matched = torch.gather(refs, 1, index.unsqueeze(-1).expand(-1, -1, refs.shape[-1]))
         pair = torch.cat([query, matched, (query - matched).abs()], dim=-1)
-        scores = torch.sigmoid(self.comparer(pair).squeeze(-1))
+        anchor = F.softplus(self.anchor_gain_raw) * ((1.0 - best) - self.anchor_offset)
+        scores = torch.sigmoid(anchor + self.comparer(pair).squeeze(-1))
         return scores, best, att
 
     # --- enrolment ----------------------------------------------------------------------------
