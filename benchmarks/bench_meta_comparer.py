@@ -1,6 +1,7 @@
 """Leave-one-domain-out quality of the meta-comparer at K = 1/5/20 references, beside the kNN reference.
 
-    python benchmarks/bench_meta_comparer.py [--quick] [--epochs 30] [--held-out kolektorsdd,...]
+    python benchmarks/bench_meta_comparer.py --threads 2        # the full run, idle 2-core machine
+    python benchmarks/bench_meta_comparer.py --quick --out /tmp/mc   # smoke: 64x64, 1 epoch
 
 Domains (issue 21): the synthetic textures ``synth:brick``, ``synth:grass``, ``synth:gravel``
 (always sources) and the real ``kolektorsdd``, ``elpv/mono``, ``elpv/poly`` and
@@ -29,8 +30,11 @@ teacher is frozen, so its features of every source image are computed once and s
 folds. Input size and resize policy per domain are those of ``bench_quality.py`` times
 ``--scale`` (default 0.5; the same for both methods), ``--synth-size`` (128) for the textures.
 
-Idle 2-core budget (the defaults): about 15 minutes for the four folds; the JSON's ``seconds``
-and each fold's ``cpu_seconds`` say what a run took. JSON to ``benchmarks/results/meta_comparer.json``;
+Budget of the defaults (25 epochs × 40 steps at most per fold, 160 test images, scale 0.5):
+measured at a small size, a step costs 0.12–0.2 CPU s and a fold's features and scoring about
+50 CPU s, so the four folds take at most ≈ 1000 CPU s, under 15 minutes on an idle 2-core
+machine (early stopping usually ends a fold well before 25 epochs). The JSON's ``seconds`` and
+``cpu_seconds`` (whole run and per fold) say what a run took. JSON to ``benchmarks/results/meta_comparer.json``;
 ``summary.py`` renders its section.
 """
 
@@ -248,10 +252,10 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--quick", action="store_true", help="smoke: 64x64, tiny domains, 1 epoch")
     ap.add_argument("--held-out", help=f"comma list of real domains to leave out (default: {','.join(REAL)})")
     ap.add_argument("--data-root", type=Path, default=SHARED)
-    ap.add_argument("--epochs", type=int, default=30,
+    ap.add_argument("--epochs", type=int, default=25,
                     help="training budget per fold: at most this many epochs of steps_per_epoch steps")
     ap.add_argument("--patience", type=int, default=5, help="early stopping on the validation episodes")
-    ap.add_argument("--time-cap", type=float, default=600.0,
+    ap.add_argument("--time-cap", type=float, default=300.0,
                     help="safety net per fold, wall-clock seconds; a fold stopped by it is flagged")
     ap.add_argument("--max-test", type=int, default=160, help="test images per held-out domain (seeded draw)")
     ap.add_argument("--synth-size", type=int, default=128)
