@@ -104,3 +104,22 @@ def test_untrained_comparer_map_peaks_where_the_query_differs_from_every_referen
     defect_map = amap[1, 0]
     assert defect_map[64:80, 64:80].min() > defect_map[far].max()
     assert score[1] > score[0] and score[1] == defect_map[64:80, 64:80].max()
+
+
+def test_episode_loss_terms_favour_the_true_labels():
+    """eq. (2) and eq. (3) are lower with the true labels than with them swapped (their signs).
+
+    Queries: a reference-like surface (normal) and the same with a block unlike every reference
+    (abnormal); an untrained comparer already ranks them right, so the true labels must cost less.
+    """
+    model = _fresh(0, SIZE)
+    gen = torch.Generator().manual_seed(0)
+    surface = (128 + torch.randint(-4, 5, (2, SIZE, SIZE, 3), generator=gen)).to(torch.uint8)
+    bad = surface.clone()
+    bad[1, 32:48, 32:48] = 255 * (torch.arange(16).view(-1, 1, 1) // 4 % 2).to(torch.uint8)
+    with torch.no_grad():
+        refs = [f[:1].unsqueeze(1).expand(2, 1, -1, -1, -1) for f in model.patch_features(surface)]
+        query = model.patch_features(torch.stack([surface[1], bad[1]]))
+        _, true = episode_loss(model, query, refs, torch.tensor([0.0, 1.0]), torch.Generator().manual_seed(0))
+        _, swapped = episode_loss(model, query, refs, torch.tensor([1.0, 0.0]), torch.Generator().manual_seed(0))
+    assert true["cls"] < swapped["cls"] and true["att"] < swapped["att"]
