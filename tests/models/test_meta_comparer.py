@@ -84,26 +84,29 @@ def test_untrained_comparer_map_peaks_where_the_query_differs_from_every_referen
     """An untrained comparer ranks patches by dissimilarity to the references, never the inverse.
 
     The reference is a flat grey surface; the query is the same surface with a checkerboard block
-    in its lower-right corner. The map must be highest on the block (eq. 6) and the score be its max
+    near its lower-left corner, on a tall non-square input (a transpose or flip of the map moves the
+    peak off the block). The map must be highest on the block (eq. 6) and the score be its max
     (eq. 5). A comparer whose sign is arbitrary (eq. 1's MLP at random initialisation) fails this for
     some seeds: that inverted KolektorSDD's pixel AUROC (0.24-0.30) when training stopped early.
     """
-    size = 96
-    model = _fresh(seed, size)
+    h, w = 128, 64
+    model = _fresh(seed, 64)
     gen = torch.Generator().manual_seed(seed)
-    surface = (128 + torch.randint(-4, 5, (1, size, size, 3), generator=gen)).to(torch.uint8)
+    surface = (128 + torch.randint(-4, 5, (1, h, w, 3), generator=gen)).to(torch.uint8)
     model.enroll(surface)
     query = surface.clone()
     checker = (torch.arange(16).view(-1, 1) // 4 + torch.arange(16).view(1, -1) // 4) % 2
-    query[0, 64:80, 64:80] = (checker * 255).to(torch.uint8).unsqueeze(-1)
+    block = (slice(96, 112), slice(8, 24))
+    query[0, block[0], block[1]] = (checker * 255).to(torch.uint8).unsqueeze(-1)
     with torch.no_grad():
         score, amap = model(torch.cat([surface, query]))
+    assert amap.shape == (2, 1, h, w)
     assert torch.equal(score, amap.flatten(1).amax(dim=1))  # eq. (5)
-    far = torch.ones(size, size, dtype=torch.bool)
-    far[32:, 32:] = False  # more than 32 px (two stride-16 patches) away from the block
+    far = torch.ones(h, w, dtype=torch.bool)
+    far[64:, :56] = False  # within 32 px (two stride-16 patches) of the block
     defect_map = amap[1, 0]
-    assert defect_map[64:80, 64:80].min() > defect_map[far].max()
-    assert score[1] > score[0] and score[1] == defect_map[64:80, 64:80].max()
+    assert defect_map[block].min() > defect_map[far].max()
+    assert score[1] > score[0] and score[1] == defect_map[block].max()
 
 
 def test_episode_loss_terms_favour_the_true_labels():
