@@ -105,8 +105,9 @@ def test_untrained_comparer_map_peaks_where_the_query_differs_from_every_referen
     far = torch.ones(h, w, dtype=torch.bool)
     far[64:, :56] = False  # within 32 px (two stride-16 patches) of the block
     defect_map = amap[1, 0]
+    # every block pixel above everything far from it, so the score (the map's max) lies on or beside it
     assert defect_map[block].min() > defect_map[far].max()
-    assert score[1] > score[0] and score[1] == defect_map[block].max()
+    assert score[1] > score[0]
 
 
 def test_episode_loss_terms_favour_the_true_labels():
