@@ -1,6 +1,6 @@
 """Leave-one-domain-out quality of the meta-comparer at K = 1/5/20 references, beside the kNN reference.
 
-    python benchmarks/bench_meta_comparer.py --threads 2        # the full run, idle 2-core machine
+    python benchmarks/bench_meta_comparer.py --threads 1        # the full run: ≈ 5 min on an idle core
     python benchmarks/bench_meta_comparer.py --quick --out /tmp/mc   # smoke: 64x64, 1 epoch
 
 Domains (issue 21): the synthetic textures ``synth:brick``, ``synth:grass``, ``synth:gravel``
@@ -30,11 +30,13 @@ teacher is frozen, so its features of every source image are computed once and s
 folds. Input size and resize policy per domain are those of ``bench_quality.py`` times
 ``--scale`` (default 0.5; the same for both methods), ``--synth-size`` (128) for the textures.
 
-Budget of the defaults (25 epochs × 40 steps at most per fold, 160 test images, scale 0.5):
-measured at a small size, a step costs 0.12–0.2 CPU s and a fold's features and scoring about
-50 CPU s, so the four folds take at most ≈ 1000 CPU s, under 15 minutes on an idle 2-core
-machine (early stopping usually ends a fold well before 25 epochs). The JSON's ``seconds`` and
-``cpu_seconds`` (whole run and per fold) say what a run took. JSON to ``benchmarks/results/meta_comparer.json``;
+Budget of the defaults (25 epochs × 40 steps at most per fold, ≤ 400 test images, scale 0.5),
+measured with one thread: a training step costs 0.024–0.039 CPU s (8 episodes, per source
+domain), so a fold trains in ≤ 40 s; features and scoring add ≈ 40 s per fold: the four folds
+take ≈ 5 minutes, well inside 15 on an idle 2-core machine. Use ``--threads 1``: with two torch
+threads on a loaded machine the OpenMP threads spin while descheduled and the same 120 steps
+took 4–215 CPU s. The JSON's ``seconds`` and ``cpu_seconds`` (whole run and per fold) say what
+a run took. JSON to ``benchmarks/results/meta_comparer.json``;
 ``summary.py`` renders its section.
 """
 
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--patience", type=int, default=5, help="early stopping on the validation episodes")
     ap.add_argument("--time-cap", type=float, default=300.0,
                     help="safety net per fold, wall-clock seconds; a fold stopped by it is flagged")
-    ap.add_argument("--max-test", type=int, default=160, help="test images per held-out domain (seeded draw)")
+    ap.add_argument("--max-test", type=int, default=400, help="test images per held-out domain (seeded draw)")
     ap.add_argument("--synth-size", type=int, default=128)
     ap.add_argument("--scale", type=float, default=0.5,
                     help="real domains' input: bench_quality's size times this (CPU budget), the same for both methods")
