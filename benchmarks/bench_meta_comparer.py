@@ -247,9 +247,7 @@ def draw_figure(folds: list[dict], path: Path) -> Path | None:
     return path
 
 
-def main(argv: list[str] | None = None) -> Path:
-    from inspector.training.config import TrainConfig
-
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke: 64x64, tiny domains, 1 epoch")
     ap.add_argument("--held-out", help=f"comma list of real domains to leave out (default: {','.join(REAL)})")
@@ -269,7 +267,13 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--name", default="meta_comparer")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    from inspector.training.config import TrainConfig
+
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:
