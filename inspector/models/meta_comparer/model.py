@@ -127,9 +127,10 @@ class Projection(nn.Module):
     """Co-attention projection of one scale: (N, C, h, w) → (N, D, h, w), FP32.
 
     Of the L2-normalised patch feature: a linear skip with orthonormal rows/columns (an isometry
-    when D ≥ C) plus a 1×1 MLP whose last layer starts at zero: untrained, the co-attention is the teacher features' own cosine
-    similarity (up to the D < C truncation), not that of a random ReLU network, which blurs it
-    (KolektorSDD held out, untrained: pixel AUROC 0.85 with the random MLP, 0.89 raw).
+    when D ≥ C) plus a 1×1 MLP whose last layer starts at zero: untrained, the co-attention is
+    the teacher features' own cosine similarity (up to the D < C truncation), not that of a
+    random ReLU network, which blurs it (KolektorSDD held out, untrained: pixel AUROC 0.85 with
+    the random MLP, 0.89 raw).
     """
 
     def __init__(self, channels: int, dim: int) -> None:
