@@ -347,6 +347,22 @@ def quality_section(res: Results) -> list[str]:
                                "AUPRO", "≥ kNN", "per-level image AUROC", "epochs", "stop", "train s"], rows)
 
 
+def _meta_budget(data: dict) -> str:
+    """The comparer's training budget: a step budget (current runs) or a wall-clock cap (older runs)."""
+    steps = get(data, "settings", "step_budget")
+    if steps is None:
+        return f"at most {fmt(get(data, 'settings', 'time_cap_s'))} s"
+    cut = [f["held_out"] for f in data.get("folds", []) if get(f, "train", "budget_reached") is False]
+    return (f"at most {steps} steps (early stopping, patience {get(data, 'settings', 'patience')})"
+            + (f"; cut short by the wall-clock safety cap: {', '.join(cut)}" if cut else ""))
+
+
+def _meta_train_cell(fold: dict) -> str:
+    """Steps and wall seconds of a fold's training (older runs: seconds only)."""
+    steps, seconds = get(fold, "train", "steps"), get(fold, "train", "seconds")
+    return f"{fmt(seconds)}" if steps is None else f"{steps} steps, {fmt(seconds)} s"
+
+
 def meta_comparer_section(res: Results) -> list[str]:
     """Leave-one-domain-out rows at K = 1/5/20 beside kNN on the same K images, then the fraction sweep."""
     data = res.optional("meta_comparer")
@@ -367,16 +383,16 @@ def meta_comparer_section(res: Results) -> list[str]:
                      three(mc.get("pixel_auroc")), three(knn.get("pixel_auroc"))]
             if r["k"] in ks or (r["k"] == n_good and any(k > n_good for k in ks)):
                 rows.append([f"{fold['held_out']} ({fold['kind']})", r["k"], *cells,
-                             get(fold, "train", "seconds"), per_domain])
+                             _meta_train_cell(fold), per_domain])
             sweep.append([fold["held_out"], f"{100 * r['fraction']:.1f}%", r["k"], cells[0], cells[1]])
     note = (f"One run (`bench_meta_comparer.py`{' --quick' if data.get('quick') else ''}): a comparer per held-out "
-            f"domain, trained on all the others (3 synthetic textures + the other real sets) for at most "
-            f"{fmt(get(data, 'settings', 'time_cap_s'))} s; at most {get(data, 'settings', 'max_test')} test images "
+            f"domain, trained on all the others (3 synthetic textures + the other real sets) for "
+            f"{_meta_budget(data)}; at most {get(data, 'settings', 'max_test')} test images "
             f"per domain; input: bench_quality's size × {get(data, 'settings', 'scale', default=1)} for both methods; "
             f"kNN: {get(data, 'settings', 'knn')}. Per-domain models: `quality.json` (trained on the "
             f"full good set of that domain, another run).")
     return ([note, ""] + table(["held-out domain", "K", "meta img AUROC", "kNN img AUROC", "meta px AUROC",
-                                "kNN px AUROC", "train s", "per-domain models (img AUROC)"], rows)
+                                "kNN px AUROC", "training", "per-domain models (img AUROC)"], rows)
             + ["", "AUC against the fraction of the target's normal images used as references (paper Fig. 3/4):", ""]
             + table(["held-out domain", "fraction", "K", "meta img AUROC", "kNN img AUROC"], sweep))
 

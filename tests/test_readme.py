@@ -38,6 +38,10 @@ README = REPO / "README.md"
 # Small sizes for the lines that would train for minutes (documented in the module docstring).
 QUICK: dict[tuple[str, ...], list[str]] = {
     ("data", "synth"): ["--size", "64", "--train", "12", "--test-good", "4", "--test-defect", "6"],
+    # before ("train",): the first matching prefix wins; fewer source images and steps per epoch
+    ("train", "--model", "meta_comparer"): ["--epochs", "1", "--set", "model.image_size=[64,64]",
+                                            "--set", "model.domain_normals=12", "--set", "model.domain_defects=6",
+                                            "--set", "model.steps_per_epoch=8"],
     ("train",): ["--epochs", "1", "--set", "model.image_size=[64,64]"],
     ("demo",): ["--quick"],
 }

@@ -158,6 +158,7 @@ def fit(model: MetaComparerModel, banks: list[FeatureBank], train_cfg, on_best=N
     val = [_batch(banks, 1, VAL_BATCH, cfg.train_references, val_rng) for _ in range(VAL_EPISODES // VAL_BATCH)]
     opt = _optimizer(model, train_cfg)
     history, best, best_state, stale, start = [], float("inf"), None, 0, time.perf_counter()
+    steps, cpu_start = 0, time.process_time()
 
     def over_budget() -> bool:
         return bool(train_cfg.time_budget_s) and time.perf_counter() - start > train_cfg.time_budget_s
@@ -173,6 +174,7 @@ def fit(model: MetaComparerModel, banks: list[FeatureBank], train_cfg, on_best=N
             opt.zero_grad()
             loss.backward()
             opt.step()
+            steps += 1
         val_loss = _validate(model, val, train_cfg.seed)
         history.append({"epoch": epoch, "train_loss": loss.item(), **parts, "val_loss": val_loss,
                         "seconds": round(time.perf_counter() - start, 1)})
@@ -193,7 +195,8 @@ def fit(model: MetaComparerModel, banks: list[FeatureBank], train_cfg, on_best=N
     model.load_state_dict(best_state)
     best_epoch = min(history, key=lambda h: h["val_loss"])["epoch"]
     return {"history": history, "best_val_loss": best, "best_epoch": best_epoch, "epochs_run": len(history),
-            "seconds": round(time.perf_counter() - start, 1), "stop_reason": stop, "stop_detail": detail}
+            "steps": steps, "seconds": round(time.perf_counter() - start, 1),
+            "cpu_seconds": round(time.process_time() - cpu_start, 1), "stop_reason": stop, "stop_detail": detail}
 
 
 def train_meta_comparer(config, specs: list[str], run_dir: str | Path) -> dict:

@@ -71,3 +71,59 @@ def test_training_steps_lower_the_episode_loss(model):
         opt.step()
     model.eval()
     assert loss.item() < first.item()
+
+
+def _fresh(seed: int, size: int) -> MetaComparerModel:
+    torch.manual_seed(seed)
+    cfg = parse_model_config({"name": "meta_comparer", "image_size": [size, size], "teacher_weights": "random"})
+    return build_model(cfg).eval()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_untrained_comparer_map_peaks_where_the_query_differs_from_every_reference(seed):
+    """An untrained comparer ranks patches by dissimilarity to the references, never the inverse.
+
+    The reference is a flat grey surface; the query is the same surface with a checkerboard block
+    near its lower-left corner, on a tall non-square input (a transpose or flip of the map moves the
+    peak off the block). The map must be highest on the block (eq. 6) and the score be its max
+    (eq. 5). A comparer whose sign is arbitrary (eq. 1's MLP at random initialisation) fails this for
+    some seeds: that inverted KolektorSDD's pixel AUROC (0.24-0.30) when training stopped early.
+    """
+    h, w = 128, 64
+    model = _fresh(seed, 64)
+    gen = torch.Generator().manual_seed(seed)
+    surface = (128 + torch.randint(-4, 5, (1, h, w, 3), generator=gen)).to(torch.uint8)
+    model.enroll(surface)
+    query = surface.clone()
+    checker = (torch.arange(16).view(-1, 1) // 4 + torch.arange(16).view(1, -1) // 4) % 2
+    block = (slice(96, 112), slice(8, 24))
+    query[0, block[0], block[1]] = (checker * 255).to(torch.uint8).unsqueeze(-1)
+    with torch.no_grad():
+        score, amap = model(torch.cat([surface, query]))
+    assert amap.shape == (2, 1, h, w)
+    assert torch.equal(score, amap.flatten(1).amax(dim=1))  # eq. (5)
+    far = torch.ones(h, w, dtype=torch.bool)
+    far[64:, :56] = False  # within 32 px (two stride-16 patches) of the block
+    defect_map = amap[1, 0]
+    # every block pixel above everything far from it, so the score (the map's max) lies on or beside it
+    assert defect_map[block].min() > defect_map[far].max()
+    assert score[1] > score[0]
+
+
+def test_episode_loss_terms_favour_the_true_labels():
+    """eq. (2) and eq. (3) are lower with the true labels than with them swapped (their signs).
+
+    Queries: a reference-like surface (normal) and the same with a block unlike every reference
+    (abnormal); an untrained comparer already ranks them right, so the true labels must cost less.
+    """
+    model = _fresh(0, SIZE)
+    gen = torch.Generator().manual_seed(0)
+    surface = (128 + torch.randint(-4, 5, (2, SIZE, SIZE, 3), generator=gen)).to(torch.uint8)
+    bad = surface.clone()
+    bad[1, 32:48, 32:48] = 255 * (torch.arange(16).view(-1, 1, 1) // 4 % 2).to(torch.uint8)
+    with torch.no_grad():
+        refs = [f[:1].unsqueeze(1).expand(2, 1, -1, -1, -1) for f in model.patch_features(surface)]
+        query = model.patch_features(torch.stack([surface[1], bad[1]]))
+        _, true = episode_loss(model, query, refs, torch.tensor([0.0, 1.0]), torch.Generator().manual_seed(0))
+        _, swapped = episode_loss(model, query, refs, torch.tensor([1.0, 0.0]), torch.Generator().manual_seed(0))
+    assert true["cls"] < swapped["cls"] and true["att"] < swapped["att"]

@@ -105,6 +105,8 @@ def test_fp32_graph_matches_torch_after_enrolment(comparer, gravel, enrolled):
         ref_score, ref_map = model(torch.from_numpy(query))
     np.testing.assert_allclose(score, ref_score.numpy(), atol=1e-4)
     assert amap.shape == (4, 1, SIZE, SIZE)
+    # the graph's map is torch's, pixel for pixel (no flip, transpose or shift of the patch grid)
+    np.testing.assert_allclose(amap, ref_map.numpy(), atol=1e-4)
     np.testing.assert_allclose(score, amap.reshape(4, -1).max(axis=1), atol=1e-6)  # eq. (5): max of the map
 
 
