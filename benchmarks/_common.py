@@ -101,3 +101,69 @@ def time_alternating(sessions: dict, size: list[int], rounds: int, per_round: in
                 s.run(None, feeds[name])
                 times[name].append((time.perf_counter() - t0) * 1e3)
     return times
+
+
+def benchmark_datasets(args, run_root: Path) -> list[dict]:
+    """The datasets a model benchmark runs on (``args.datasets``: synthetic and/or kolektorsdd): name, path,
+    model input size [h, w]; a synthetic set is made once under ``run_root/data``, a missing KolektorSDD is
+    skipped with a line on stderr."""
+    import sys
+
+    out = []
+    if "synthetic" in args.datasets:
+        from inspector.data.synth import synthesize
+
+        root = run_root / "data" / f"{args.texture}-{args.synth_size}"
+        counts = (40, 10, 18) if args.quick else (160, 40, 60)
+        if not (root / "manifest.json").is_file():
+            synthesize(root, texture=args.texture, size=args.synth_size, n_train=counts[0],
+                       n_test_good=counts[1], n_test_defect=counts[2], seed=args.seed, overwrite=True)
+        out.append({"name": f"synthetic-{args.texture}", "path": str(root), "size": [args.synth_size] * 2,
+                    "counts": dict(zip(("train", "test_good", "test_defect"), counts))})
+    if "kolektorsdd" in args.datasets:
+        if Path(args.kolektor).is_dir():
+            out.append({"name": "kolektorsdd", "path": str(args.kolektor), "size": parse_size(args.kolektor_size)})
+        else:
+            print(f"skipping kolektorsdd: {args.kolektor} not found", file=sys.stderr)
+    return out
+
+
+def coreset_knn_scores(fit: list, test: list) -> np.ndarray:
+    """PatchCore-style baseline image scores: the distance of each test patch to a greedy 10% coreset of the
+    ``fit`` patches (at most 100,000 sampled, chosen in a 32-d random projection), max over the image.
+
+    ``fit`` / ``test``: per level, float tensors (N, C, H, W); levels 1 and 2 are 3x3-pooled and concatenated
+    at level 1's size. Returns (N_test,) float32. Seeded (0), so a rerun gives the same numbers.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    def embed(levels):
+        a = F.avg_pool2d(levels[1], 3, 1, 1)
+        b = F.interpolate(F.avg_pool2d(levels[2], 3, 1, 1), size=a.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([a, b], 1)
+    bank = torch.cat([embed(levels) for levels in fit])
+    bank = bank.permute(0, 2, 3, 1).reshape(-1, bank.shape[1])
+    g = torch.Generator().manual_seed(0)
+    if len(bank) > 100_000:
+        bank = bank[torch.randperm(len(bank), generator=g)[:100_000]]
+    core = bank[_greedy_coreset(bank @ (torch.randn(bank.shape[1], 32, generator=g) / 32 ** 0.5),
+                                max(1, len(bank) // 10))]
+    emb = embed(test)
+    n, c = emb.shape[:2]
+    q = emb.permute(0, 2, 3, 1).reshape(-1, c)
+    dist = torch.cat([torch.cdist(q[i:i + 20000], core).amin(1) for i in range(0, len(q), 20000)])
+    return dist.view(n, -1).amax(1).numpy()
+
+
+def _greedy_coreset(p, k: int) -> list[int]:
+    """Farthest-point selection of ``k`` rows of ``p`` (M, D), starting from row 0."""
+    import torch
+
+    sel = [0]
+    d = torch.cdist(p, p[:1]).squeeze(1)
+    for _ in range(k - 1):
+        i = int(d.argmax())
+        sel.append(i)
+        d = torch.minimum(d, torch.cdist(p, p[i:i + 1]).squeeze(1))
+    return sel

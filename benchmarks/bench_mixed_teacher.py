@@ -34,32 +34,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_seconds, ort_session, parse_size, percentiles, time_alternating, write_result  # noqa: E402
+from _common import (benchmark_datasets, cpu_seconds, ort_session, percentiles, time_alternating,  # noqa: E402
+                     write_result)
 
 REPO = Path(__file__).resolve().parents[1]
 KOLEKTOR = REPO.parent / "shared" / "data" / "kolektorsdd"
 MODELS = ("mixed_teacher", "reduced_student")
-
-
-def datasets(args, run_root: Path) -> list[dict]:
-    """The datasets to run: name, path, model input size."""
-    out = []
-    if "synthetic" in args.datasets:
-        from inspector.data.synth import synthesize
-
-        root = run_root / "data" / f"{args.texture}-{args.synth_size}"
-        counts = (40, 10, 18) if args.quick else (160, 40, 60)
-        if not (root / "manifest.json").is_file():
-            synthesize(root, texture=args.texture, size=args.synth_size, n_train=counts[0],
-                       n_test_good=counts[1], n_test_defect=counts[2], seed=args.seed, overwrite=True)
-        out.append({"name": f"synthetic-{args.texture}", "path": str(root), "size": [args.synth_size] * 2,
-                    "counts": dict(zip(("train", "test_good", "test_defect"), counts))})
-    if "kolektorsdd" in args.datasets:
-        if Path(args.kolektor).is_dir():
-            out.append({"name": "kolektorsdd", "path": str(args.kolektor), "size": parse_size(args.kolektor_size)})
-        else:
-            print(f"skipping kolektorsdd: {args.kolektor} not found", file=sys.stderr)
-    return out
 
 
 def train_and_evaluate(model_name: str, data: dict, args, run_dir: Path) -> dict:
@@ -174,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     run_root = Path(args.run_root)
-    per_dataset = [bench_dataset(data, args, run_root) for data in datasets(args, run_root)]
+    per_dataset = [bench_dataset(data, args, run_root) for data in benchmark_datasets(args, run_root)]
     path = write_result(args.name, {
         "settings": {"budget_s": args.budget, "quick": args.quick, "threads": torch.get_num_threads(),
                      "seed": args.seed, "max_epochs": args.max_epochs},
