@@ -9,30 +9,17 @@ import torch
 from inspector.errors import ConfigError
 from inspector.models.feature_imitation.importance import keep_top_k, search_weights
 from inspector.models.feature_imitation.model import EQUAL_WEIGHTS_NOTE, FeatureImitationModel
-from inspector.models.registry import build_model, parse_model_config
+from tiny_models import SIZE, build_tiny, uint8_images
 
-SIZE = (64, 96)  # non-square: a height/width mix-up shows up as a shape error
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is fastest and does not spin on a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(preset="offline", size=SIZE, **extra) -> FeatureImitationModel:
-    cfg = parse_model_config({"name": "feature_imitation", "preset": preset, "image_size": list(size),
-                              "teacher_weights": "random", **extra})
-    torch.manual_seed(0)
-    return build_model(cfg).eval()
+    return build_tiny("feature_imitation", preset, size, **extra)
 
 
 def images(n=2, size=SIZE, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (n, *size, 3), dtype=torch.uint8, generator=g)
+    return uint8_images(n, size, seed)
 
 
 @pytest.mark.parametrize("preset", ["offline", "paper"])

@@ -11,30 +11,17 @@ import torch
 
 from inspector.models.common import combine_levels
 from inspector.models.mixed_teacher.model import EFFICIENTNET_TAPS, PRESETS, MixedTeacherModel
-from inspector.models.registry import build_model, parse_model_config
+from tiny_models import SIZE, build_tiny, uint8_images
 
-SIZE = (64, 96)  # non-square: a height/width mix-up shows up as a shape error
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is fastest, and avoids OpenMP spinning on a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(preset="offline", size=SIZE, **extra) -> MixedTeacherModel:
-    cfg = parse_model_config({"name": "mixed_teacher", "preset": preset, "image_size": list(size),
-                              "teacher_weights": "random", **extra})
-    torch.manual_seed(0)
-    return build_model(cfg).eval()
+    return build_tiny("mixed_teacher", preset, size, **extra)
 
 
 def images(n=3, size=SIZE, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (n, *size, 3), dtype=torch.uint8, generator=g)
+    return uint8_images(n, size, seed)
 
 
 @pytest.mark.parametrize("preset", ["offline", "paper"])
