@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from inspector.artifacts.card_loading import parse_card, validate_card
 from inspector.artifacts.model_card import CardGraph, CardInput, CardModel
-from inspector.config import bounded, from_dict, load_json
+from inspector.config import bounded, load_json
 from inspector.contract import InputSpec
-from inspector.errors import BackendError, ConfigError, InspectorError
+from inspector.errors import BackendError, InspectorError
 
 ENGINE_SCHEMA_VERSION = 1
 ENGINE_KIND = "tensorrt-engine"
@@ -66,18 +67,12 @@ class EngineCard:
 
 def parse_engine_card(data: Any, where: str) -> EngineCard:
     """The typed :class:`EngineCard` of ``data`` (and the model card it embeds); one-line ExportError."""
-    from inspector.errors import ExportError
-
-    try:
-        return from_dict(EngineCard, data, where=where)
-    except ConfigError as exc:
-        raise ExportError(f"engine sidecar {exc}") from None
+    return parse_card(EngineCard, data, where, "engine sidecar")
 
 
 def validate_engine_card(data: Any, where: str) -> dict[str, Any]:
     """Check an engine card; returns it unchanged."""
-    parse_engine_card(data, where)
-    return data
+    return validate_card(EngineCard, data, where, "engine sidecar")
 
 
 def engine_sidecar_path(engine_path: str | Path) -> Path:

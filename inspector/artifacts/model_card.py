@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from inspector.artifacts.card_loading import parse_card
 from inspector.contract import (BIT_DEPTHS, DOWNSCALE_METHODS, INPUT_NAME, LEGACY_DOWNSCALE, RESIZE_POLICIES,
                                 InputSpec)
-from inspector.config import bounded, from_dict, load_json
+from inspector.config import bounded, load_json
 from inspector.errors import ConfigError, ExportError
 
 SCHEMA_VERSION = 1
@@ -120,10 +121,7 @@ def parse_model_card(data: Any, where: str) -> ModelCard:
     if isinstance(data, dict) and data.get("schema_version") != SCHEMA_VERSION:
         raise ExportError(f"{where}: unsupported sidecar schema {data.get('schema_version')!r:.40}"
                           f" (expected {SCHEMA_VERSION})")
-    try:
-        return from_dict(ModelCard, data, where=where)
-    except ConfigError as exc:
-        raise ExportError(f"sidecar {exc}") from None
+    return parse_card(ModelCard, data, where, "sidecar")
 
 
 def validate_model_card(data: Any, where: str) -> dict[str, Any]:
