@@ -40,7 +40,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
-from inspector.testing.clock_stamp import read_stamp, stamp_frame  # noqa: E402
+from inspector.testing.clock_stamp import read_stamp  # noqa: E402
+from inspector.testing.mjpeg_camera import serve_stamped_mjpeg  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------ camera
@@ -52,28 +53,11 @@ def serve_camera(port: int, fps: float) -> None:
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", port))
     srv.listen(4)
-
-    def serve(conn):
-        try:
-            conn.settimeout(30)
-            conn.recv(4096)
-            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
-            due = time.time()
-            while True:
-                time.sleep(max(0.0, due - time.time()))
-                due = max(due + 1.0 / fps, time.time() - 1.0 / fps)
-                jpg = stamp_frame(base, int(time.time() * 1000) & 0xFFFFFFFF)
-                conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
-                             + jpg + b"\r\n")
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
     print("ready", flush=True)
     while True:
         conn, _ = srv.accept()
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+        threading.Thread(target=serve_stamped_mjpeg, args=(conn, base, fps), kwargs={"skip_missed": True},
+                         daemon=True).start()
 
 
 def start_camera(port: int, fps: float) -> subprocess.Popen:

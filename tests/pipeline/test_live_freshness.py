@@ -21,6 +21,7 @@ from inspector.pipeline.config import CameraSection
 from inspector.pipeline.sources import make_source
 from inspector.pipeline.telemetry import Counters
 from inspector.testing.clock_stamp import read_stamp, stamp_frame
+from inspector.testing.mjpeg_camera import serve_stamped_mjpeg
 
 from pipeline_support import free_port
 
@@ -28,7 +29,7 @@ class ClockCamera:
     """An MJPEG-over-HTTP camera at ``fps`` in real time: a slow reader makes frames queue in the socket."""
 
     def __init__(self, port: int, fps: float = 25.0) -> None:
-        self.period = 1.0 / fps
+        self.fps = fps
         self.base = np.full((96, 160, 3), 90, np.uint8)
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -48,21 +49,7 @@ class ClockCamera:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        try:
-            conn.settimeout(10)
-            conn.recv(4096)
-            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
-            due = time.time()
-            while not self.stop.is_set():
-                time.sleep(max(0.0, due - time.time()))
-                due += self.period
-                jpg = stamp_frame(self.base, int(time.time() * 1000) & 0xFFFFFFFF, quality=95)
-                conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
-                             + jpg + b"\r\n")
-        except OSError:
-            pass
-        finally:
-            conn.close()
+        serve_stamped_mjpeg(conn, self.base, self.fps, quality=95, timeout_s=10, stop=self.stop)
 
     def close(self) -> None:
         self.stop.set()
