@@ -30,6 +30,7 @@ from inspector.data.images import read_image, resize_image
 from inspector.evaluation.metrics import auroc
 from inspector.deploy import export_run, graph_paths
 from inspector.artifacts.model_card import read_sidecar
+from tiny_models import untrained_run
 
 MAP_TOLERANCE = 1e-4  # of the map's range, torch eager vs ORT FP32
 N_REAL = 6  # KolektorSDD images per class for the FP16 comparison (ReferenceEvaluator is slow)
@@ -37,38 +38,10 @@ FP16_SCORE_RTOL = 2e-2
 FP16_AUROC_DIFF = 0.06
 
 
-def untrained_run(name: str, tiny_dataset: Path, tmp_path_factory) -> Path:
-    """A run folder of model ``name``: the package's ImageNet Lite0 teacher, a random-init student (untrained)."""
-    from inspector.models.registry import build_model
-    from inspector.training.checkpoint import save_checkpoint
-    from inspector.training.config import load_run_config
-
-    config = load_run_config(base={"model": {"name": name, "image_size": [64, 64], "smoothing_sigma": 1.0},
-                                   "data": {"path": str(tiny_dataset)}})
-    run_dir = tmp_path_factory.mktemp("runs") / name
-    run_dir.mkdir()
-    save_checkpoint(run_dir / "best.pt", build_model(config.model).eval(), config,
-                    phase="untrained", epoch=0, val_loss=None, data=None)
-    return run_dir
-
-
 @pytest.fixture(scope="module")
 def glance_run(tiny_dataset, tmp_path_factory) -> Path:
     """A glance run folder: its patch grid (3x3 at 64x64) gathered inside the graph, untrained nets."""
-    import torch
-
-    from inspector.models.registry import build_model
-    from inspector.training.checkpoint import save_checkpoint
-    from inspector.training.config import load_run_config
-
-    config = load_run_config(base={"model": {"name": "glance", "image_size": [64, 64], "smoothing_sigma": 1.0},
-                                   "data": {"path": str(tiny_dataset)}})
-    run_dir = tmp_path_factory.mktemp("runs") / "glance"
-    run_dir.mkdir()
-    torch.manual_seed(0)
-    save_checkpoint(run_dir / "best.pt", build_model(config.model).eval(), config,
-                    phase="untrained", epoch=0, val_loss=None, data=None)
-    return run_dir
+    return untrained_run("glance", tiny_dataset, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -16,25 +16,15 @@ import pytest
 from inspector.backends import load_backend
 from inspector.data.datasets import load_dataset
 from pipeline_support import base_config, by_type, run_to_end
+from tiny_models import untrained_run
 
 
 @pytest.fixture(scope="module")
 def exported_glance(tiny_dataset, tmp_path_factory):
     """An untrained glance (64x64, 3x3 patch grid) saved as a run and exported: the daemon must not care."""
-    import torch
-
     from inspector.deploy import export_run
-    from inspector.models.registry import build_model
-    from inspector.training.checkpoint import save_checkpoint
-    from inspector.training.config import load_run_config
 
-    config = load_run_config(base={"model": {"name": "glance", "image_size": [64, 64], "smoothing_sigma": 1.0},
-                                   "data": {"path": str(tiny_dataset)}})
-    run = tmp_path_factory.mktemp("runs") / "glance"
-    run.mkdir()
-    torch.manual_seed(0)
-    save_checkpoint(run / "best.pt", build_model(config.model).eval(), config,
-                    phase="untrained", epoch=0, val_loss=None, data=None)
+    run = untrained_run("glance", tiny_dataset, tmp_path_factory)
     return export_run(run, tmp_path_factory.mktemp("export") / "glance")["fp32"]
 
 
