@@ -115,14 +115,18 @@ def build_model(height: int = 32, width: int = 32, fp16: bool = False, seed: int
     return model
 
 
-def sidecar_for(name: str, height: int, width: int, graphs: dict[str, Path]) -> dict:
+def sidecar_for(name: str, height: int, width: int, graphs: dict[str, Path],
+                map_size: tuple[int, int] | None = None) -> dict:
+    """A model card for ``graphs`` ({precision: path}) of input ``height`` x ``width``; the map is
+    ``map_size`` (h, w), the input size unless given."""
+    map_h, map_w = map_size or (height, width)
     return {
         "schema_version": 1,
         "model": {"name": name, "preset": "tiny-test", "version": "0"},
         "input": {"dtype": "uint8", "layout": "NHWC", "height": height, "width": width, "channels": 3,
                   "color": "RGB", "resize": "square"},
         "outputs": {"score": {"dtype": "float32", "shape": ["N"]},
-                    "anomaly_map": {"dtype": "float32", "shape": ["N", 1, height, width]}},
+                    "anomaly_map": {"dtype": "float32", "shape": ["N", 1, map_h, map_w]}},
         "graphs": {p: {"file": f.name, "sha256": sha256_file(f), "precision": p} for p, f in graphs.items()},
         "opset": OPSET,
     }

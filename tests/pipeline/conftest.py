@@ -24,7 +24,8 @@ def build_tiny_model(out_dir: str | Path, size: int = TINY_SIZE, name: str = "ti
     import torch.nn.functional as F
     from torch import nn
 
-    from inspector.artifacts.model_card import sha256_file, write_sidecar
+    from inspector.artifacts.model_card import write_sidecar
+    from tiny_graphs import sidecar_for
 
     class TinyAnomaly(nn.Module):
         def forward(self, images: torch.Tensor):
@@ -43,17 +44,8 @@ def build_tiny_model(out_dir: str | Path, size: int = TINY_SIZE, name: str = "ti
         input_names=["images"], output_names=["score", "anomaly_map"],
         dynamic_axes={"images": {0: "N"}, "score": {0: "N"}, "anomaly_map": {0: "N"}},
     )
-    h = w = size // 2
-    write_sidecar({
-        "schema_version": 1,
-        "model": {"name": name, "preset": "test", "version": "0.0.1"},
-        "input": {"dtype": "uint8", "layout": "NHWC", "height": size, "width": size, "channels": 3,
-                  "color": "RGB", "resize": "square"},
-        "outputs": {"score": {"dtype": "float32", "shape": ["N"]},
-                    "anomaly_map": {"dtype": "float32", "shape": ["N", 1, h, w]}},
-        "graphs": {"fp32": {"file": onnx_path.name, "sha256": sha256_file(onnx_path), "precision": "fp32"}},
-        "opset": 17,
-    }, out_dir / f"{name}.json")
+    write_sidecar(sidecar_for(name, size, size, {"fp32": onnx_path}, map_size=(size // 2, size // 2)),
+                  out_dir / f"{name}.json")
     return onnx_path
 
 
