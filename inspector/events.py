@@ -80,8 +80,16 @@ class Payload:
         return {"jpeg": ".jpg", "png": ".png"}.get(self.encoding, ".bin")
 
 
+class _Routed:
+    """The topic rule every event shares: ``v1/<type>`` plus ``/<camera>`` for events that have a camera."""
+
+    @property
+    def topic(self) -> str:
+        return topic_for(self.type, getattr(self, "camera", None))
+
+
 @dataclass
-class InspectionEvent:
+class InspectionEvent(_Routed):
     """The result of inspecting one frame (topic ``v1/defect/<camera>`` or ``v1/result/<camera>``)."""
 
     type: str  # defect | result
@@ -105,13 +113,9 @@ class InspectionEvent:
     run_started_utc: str = ""  # when that daemon started
     schema_version: int = SCHEMA_VERSION
 
-    @property
-    def topic(self) -> str:
-        return topic_for(self.type, self.camera)
-
 
 @dataclass
-class StatusEvent:
+class StatusEvent(_Routed):
     """A camera state change (topic ``v1/status/<camera>``): connecting, online, reconnecting, stalled, ended, failed."""
 
     camera: str
@@ -127,13 +131,9 @@ class StatusEvent:
     run_id: str = ""
     run_started_utc: str = ""
 
-    @property
-    def topic(self) -> str:
-        return topic_for("status", self.camera)
-
 
 @dataclass
-class StatsEvent:
+class StatsEvent(_Routed):
     """The periodic heartbeat (topic ``v1/stats``): rates, drops, latency percentiles, drift."""
 
     seq: int
@@ -146,10 +146,6 @@ class StatsEvent:
     payloads: list[Payload] = field(default_factory=list)
     run_id: str = ""
     run_started_utc: str = ""
-
-    @property
-    def topic(self) -> str:
-        return topic_for("stats")
 
 
 Event = Union[InspectionEvent, StatusEvent, StatsEvent]
