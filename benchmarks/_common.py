@@ -103,6 +103,24 @@ def time_alternating(sessions: dict, size: list[int], rounds: int, per_round: in
     return times
 
 
+def add_dataset_arguments(ap, kolektor: Path, textures: tuple[str, ...]) -> None:
+    """The dataset options :func:`benchmark_datasets` reads: --quick, --datasets, --texture, --synth-size,
+    --kolektor, --kolektor-size; call :func:`resolve_dataset_arguments` after parsing."""
+    ap.add_argument("--quick", action="store_true", help="small synthetic set, small sizes, short budgets")
+    ap.add_argument("--datasets", default="synthetic,kolektorsdd", help="comma list: synthetic, kolektorsdd")
+    ap.add_argument("--texture", default="grass", choices=textures)
+    ap.add_argument("--synth-size", type=int, default=None, help="synthetic image side (default 256, quick 128)")
+    ap.add_argument("--kolektor", default=str(kolektor))
+    ap.add_argument("--kolektor-size", default=None, help="HxW (default 448x192, quick 224x96)")
+
+
+def resolve_dataset_arguments(args) -> None:
+    """Fill the --quick-dependent sizes and split --datasets into a list (in place)."""
+    args.synth_size = args.synth_size or (128 if args.quick else 256)
+    args.kolektor_size = args.kolektor_size or ("224x96" if args.quick else "448x192")
+    args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+
+
 def benchmark_datasets(args, run_root: Path) -> list[dict]:
     """The datasets a model benchmark runs on (``args.datasets``: synthetic and/or kolektorsdd): name, path,
     model input size [h, w]; a synthetic set is made once under ``run_root/data``, a missing KolektorSDD is

@@ -46,8 +46,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (benchmark_datasets, cpu_seconds, ort_session, percentiles, time_alternating,  # noqa: E402
-                     write_result)
+from _common import (add_dataset_arguments, benchmark_datasets, cpu_seconds, ort_session,  # noqa: E402
+                     percentiles, resolve_dataset_arguments, time_alternating, write_result)
 
 REPO = Path(__file__).resolve().parents[1]
 KOLEKTOR = REPO.parent / "shared" / "data" / "kolektorsdd"
@@ -187,12 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--budget", type=float, default=None,
                     help="AST training seconds per dataset, split equally between its two phases "
                          "(default 600, quick 60)")
-    ap.add_argument("--quick", action="store_true", help="small synthetic set, small sizes, short budgets")
-    ap.add_argument("--datasets", default="synthetic,kolektorsdd", help="comma list: synthetic, kolektorsdd")
-    ap.add_argument("--texture", default="grass", choices=("brick", "grass", "gravel"))
-    ap.add_argument("--synth-size", type=int, default=None, help="synthetic image side (default 256, quick 128)")
-    ap.add_argument("--kolektor", default=str(KOLEKTOR))
-    ap.add_argument("--kolektor-size", default=None, help="HxW (default 448x192, quick 224x96)")
+    add_dataset_arguments(ap, KOLEKTOR, textures=("brick", "grass", "gravel"))
     ap.add_argument("--tap", default=None, help="Lite0 feature tap: blocks.4 (stride 16, default) or blocks.5")
     ap.add_argument("--hidden", type=int, default=None, help="flow and student hidden width (default 256)")
     ap.add_argument("--reference-budget", type=float, default=0.0,
@@ -207,10 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", default="ast", help="result file benchmarks/results/<name>.json")
     args = ap.parse_args(argv)
     args.budget = args.budget if args.budget is not None else (60.0 if args.quick else 600.0)
-    args.synth_size = args.synth_size or (128 if args.quick else 256)
-    args.kolektor_size = args.kolektor_size or ("224x96" if args.quick else "448x192")
     args.rounds = args.rounds or (4 if args.quick else 10)
-    args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    resolve_dataset_arguments(args)
     args.ast_model = {k: v for k, v in {"tap": args.tap, "flow_hidden": args.hidden,
                                         "student_hidden": args.hidden}.items() if v is not None}
     if args.threads:

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (benchmark_datasets, cpu_seconds, ort_session, percentiles, time_alternating,  # noqa: E402
-                     write_result)
+from _common import (add_dataset_arguments, benchmark_datasets, cpu_seconds, ort_session,  # noqa: E402
+                     percentiles, resolve_dataset_arguments, time_alternating, write_result)
 
 REPO = Path(__file__).resolve().parents[1]
 KOLEKTOR = REPO.parent / "shared" / "data" / "kolektorsdd"
@@ -133,12 +133,7 @@ def _delta(results: dict, key: str):
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=None, help="training seconds per model (default 300, quick 30)")
-    ap.add_argument("--quick", action="store_true", help="small synthetic set, small sizes, short budgets")
-    ap.add_argument("--datasets", default="synthetic,kolektorsdd", help="comma list: synthetic, kolektorsdd")
-    ap.add_argument("--texture", default="grass", choices=("grass", "gravel"))
-    ap.add_argument("--synth-size", type=int, default=None, help="synthetic image side (default 256, quick 128)")
-    ap.add_argument("--kolektor", default=str(KOLEKTOR))
-    ap.add_argument("--kolektor-size", default=None, help="HxW (default 448x192, quick 224x96)")
+    add_dataset_arguments(ap, KOLEKTOR, textures=("grass", "gravel"))
     ap.add_argument("--max-epochs", type=int, default=10_000, help="epoch cap; the budget normally stops first")
     ap.add_argument("--threads", type=int, default=None, help="torch/ORT threads (default: all cores)")
     ap.add_argument("--rounds", type=int, default=None, help="alternating timing rounds (5 runs each)")
@@ -147,10 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", default="mixed_teacher", help="result file benchmarks/results/<name>.json")
     args = ap.parse_args(argv)
     args.budget = args.budget if args.budget is not None else (30.0 if args.quick else 300.0)
-    args.synth_size = args.synth_size or (128 if args.quick else 256)
-    args.kolektor_size = args.kolektor_size or ("224x96" if args.quick else "448x192")
     args.rounds = args.rounds or (4 if args.quick else 10)
-    args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    resolve_dataset_arguments(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     run_root = Path(args.run_root)
