@@ -15,7 +15,7 @@ def build_tiny(name: str, preset: str = "offline", size=SIZE, **extra) -> torch.
     return build_model(cfg).eval()
 
 
-def uint8_images(n: int, size=SIZE, seed: int = 0) -> torch.Tensor:
+def uint8_images(n: int = 2, size=SIZE, seed: int = 0) -> torch.Tensor:
     """(n, h, w, 3) uint8 NHWC noise, the models' input layout."""
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (n, *size, 3), dtype=torch.uint8, generator=g)

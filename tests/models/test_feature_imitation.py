@@ -1,5 +1,6 @@
 """feature_imitation: teacher-fed sub-blocks, independent pyramid groups, importance search, torch = ORT."""
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -8,29 +9,22 @@ import torch
 
 from inspector.errors import ConfigError
 from inspector.models.feature_imitation.importance import keep_top_k, search_weights
-from inspector.models.feature_imitation.model import EQUAL_WEIGHTS_NOTE, FeatureImitationModel
-from tiny_models import SIZE, build_tiny, uint8_images
+from inspector.models.feature_imitation.model import EQUAL_WEIGHTS_NOTE
+from tiny_models import build_tiny, uint8_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def make(preset="offline", size=SIZE, **extra) -> FeatureImitationModel:
-    return build_tiny("feature_imitation", preset, size, **extra)
-
-
-def images(n=2, size=SIZE, seed=0):
-    return uint8_images(n, size, seed)
+make = functools.partial(build_tiny, "feature_imitation")  # make(preset, size, **config): tiny, seeded
 
 
 @pytest.mark.parametrize("preset", ["offline", "paper"])
 def test_each_subblock_receives_the_teachers_previous_feature(preset):
     model = make(preset)
-    x = model.normalize(images())
+    x = model.normalize(uint8_images())
     seen = {}
     hooks = [block.register_forward_pre_hook(lambda m, args, key=(g, j): seen.__setitem__(key, args[0]))
              for g, group in enumerate(model.students) for j, block in enumerate(group)]
     with torch.no_grad():
-        model.module_maps(images())
+        model.module_maps(uint8_images())
         for g in range(len(model.sizes)):
             feats = model.teacher(model._scaled(x, g))
             for j, level in enumerate(model.outputs):
@@ -42,11 +36,11 @@ def test_each_subblock_receives_the_teachers_previous_feature(preset):
 def test_a_subblocks_map_ignores_what_the_earlier_subblock_outputs():
     model = make()
     with torch.no_grad():
-        before = model.module_maps(images())
+        before = model.module_maps(uint8_images())
         # The earlier sub-block of every group now outputs noise: a chained student would change.
         hooks = [group[0].register_forward_hook(lambda m, a, out: torch.randn_like(out) * 100)
                  for group in model.students]
-        after = model.module_maps(images())
+        after = model.module_maps(uint8_images())
     for h in hooks:
         h.remove()
     n = len(model.outputs)
@@ -70,7 +64,7 @@ def test_pyramid_groups_are_independent():
     assert len(groups) == len(model.config.scales) == 2
     ptrs = [{p.data_ptr() for p in g.parameters()} for g in groups]
     assert not ptrs[0] & ptrs[1]  # no shared parameter
-    targets = model.teacher_targets(images(4))
+    targets = model.teacher_targets(uint8_images(4))
     n = len(model.outputs)
     # The loss of scale 0 alone: no gradient reaches the scale-1 group.
     loss0 = sum(model.distance(targets[n + j], groups[0][j](targets[j])).mean() for j in range(n))
@@ -80,10 +74,10 @@ def test_pyramid_groups_are_independent():
     # Changing the scale-1 group leaves the scale-0 maps as they were.
     model.eval()
     with torch.no_grad():
-        before = model.module_maps(images())
+        before = model.module_maps(uint8_images())
         for p in groups[1].parameters():
             p.add_(1.0)
-        after = model.module_maps(images())
+        after = model.module_maps(uint8_images())
     assert all(torch.equal(before[i], after[i]) for i in range(n))
     assert not any(torch.equal(before[i], after[i]) for i in range(n, 2 * n))
 
@@ -100,14 +94,14 @@ def test_each_scale_sees_its_own_input_size():
     model = make("paper", size=(64, 64))
     assert model.sizes == ((32, 32), (64, 64), (96, 96))  # paper 128/256/384 at 256, here at 64
     with torch.no_grad():
-        maps = model.named_level_maps(images(1, size=(64, 64)))
+        maps = model.named_level_maps(uint8_images(1, size=(64, 64)))
     assert maps["0.5x:layer1"].shape[-1] * 3 == maps["1.5x:layer1"].shape[-1]
     assert maps["1x:layer2"].shape[-2:] == (8, 8)
 
 
 def test_paper_map_is_the_mean_of_quarter_squared_distances_in_unit_range():
     model = make("paper", size=(64, 64), smoothing_sigma=0)
-    batch = images(2, size=(64, 64))
+    batch = uint8_images(2, size=(64, 64))
     with torch.no_grad():
         _, amap = model(batch)
         maps = model.module_maps(batch)
@@ -153,7 +147,7 @@ def test_search_on_a_dataset_changes_module_weights_only(tiny_dataset):
     reloaded.load_state_dict(model.state_dict())
     assert reloaded.kept == model.kept
     with torch.no_grad():
-        torch.testing.assert_close(reloaded(images(2, size=(64, 64))), model(images(2, size=(64, 64))))
+        torch.testing.assert_close(reloaded(uint8_images(2, size=(64, 64))), model(uint8_images(2, size=(64, 64))))
 
 
 def test_levels_must_have_a_teacher_feature_before_them():
@@ -184,7 +178,7 @@ def test_exported_graph_gives_the_same_map_as_torch(tiny_dataset, tmp_path):
     assert len(summary["after_training"]["kept"]) == 3
     model, _, _ = load_model(run_dir)
     assert len(model.kept) == 3
-    batch = images(3, size=(64, 64), seed=1)
+    batch = uint8_images(3, size=(64, 64), seed=1)
     with torch.no_grad():
         ref_score, ref_map = model(batch)
     result = export_run(run_dir, tmp_path / "export" / "fi")

@@ -1,6 +1,7 @@
 """MixedTeacher: per-image combination, tap shapes, frozen teachers, loss weighting, train → export → ORT."""
 
 import dataclasses
+import functools
 import importlib.util
 import json
 from pathlib import Path
@@ -10,24 +11,17 @@ import pytest
 import torch
 
 from inspector.models.common import combine_levels
-from inspector.models.mixed_teacher.model import EFFICIENTNET_TAPS, PRESETS, MixedTeacherModel
+from inspector.models.mixed_teacher.model import EFFICIENTNET_TAPS, PRESETS
 from tiny_models import SIZE, build_tiny, uint8_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def make(preset="offline", size=SIZE, **extra) -> MixedTeacherModel:
-    return build_tiny("mixed_teacher", preset, size, **extra)
-
-
-def images(n=3, size=SIZE, seed=0):
-    return uint8_images(n, size, seed)
+make = functools.partial(build_tiny, "mixed_teacher")  # make(preset, size, **config): tiny, seeded
 
 
 @pytest.mark.parametrize("preset", ["offline", "paper"])
 def test_an_images_score_and_map_do_not_depend_on_its_batch(preset):
     model = make(preset)
-    batch = images(4)
+    batch = uint8_images(4)
     batch[1] = 0  # a flat image: its E is far from the others', a batch-wide min/max would leak
     batch[2, :, :48] = 255
     with torch.no_grad():
@@ -40,7 +34,7 @@ def test_an_images_score_and_map_do_not_depend_on_its_batch(preset):
 
 def test_combined_map_is_r_times_e_minus_its_own_minimum():
     model = make(combination="paper")
-    batch = images(2)
+    batch = uint8_images(2)
     with torch.no_grad():
         resnet, efficientnet = model.level_maps(batch)
         combined = model.combined_map(batch)
@@ -58,7 +52,7 @@ def test_offline_combination_sums_the_normalised_level_maps():
     assert model.config.combination == "sum" and model.config.map_normalization == "quantile"
     model.level_norm.shift.copy_(torch.tensor([0.1, 0.2, 0.3, 0.4]))
     model.level_norm.scale.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
-    batch = images(2)
+    batch = uint8_images(2)
     with torch.no_grad():
         named = model.named_level_maps(batch)
         combined = model.combined_map(batch)
@@ -74,7 +68,7 @@ def test_offline_combination_sums_the_normalised_level_maps():
 def test_every_tap_matches_its_declared_feature_info(preset):
     model = make(preset)
     h, w = SIZE
-    x = model.network_input(images(2))
+    x = model.network_input(uint8_images(2))
     with torch.no_grad():
         raw = [teacher(x) for teacher in model.teachers]
         pooled = model.teacher_features(x)
@@ -126,14 +120,14 @@ def test_train_mode_keeps_both_teachers_in_eval(preset):
     assert names == expected
     # a training step must not move the teachers' BatchNorm statistics
     before = {k: v.clone() for k, v in model.teachers.state_dict().items()}
-    model.loss(images(2)).backward()
+    model.loss(uint8_images(2)).backward()
     for k, v in model.teachers.state_dict().items():
         assert torch.equal(v, before[k]), k
 
 
 def test_loss_weights_efficientnet_levels_by_alpha():
     model = make()
-    batch = images(2)
+    batch = uint8_images(2)
     with torch.no_grad():
         resnet, efficientnet = model.level_maps(batch)
     r = sum(float(m.mean()) for m in resnet)
@@ -180,7 +174,7 @@ def test_shared_teacher_equals_two_separate_teachers():
     assert len(shared.teachers) == 1 and len(separate.teachers) == 2
     separate.student_resnet.load_state_dict(shared.student_resnet.state_dict())
     separate.student_efficientnet.load_state_dict(shared.student_efficientnet.state_dict())
-    batch = images(2)
+    batch = uint8_images(2)
     with torch.no_grad():
         a, b = shared(batch), separate(batch)
     torch.testing.assert_close(a[0], b[0], rtol=1e-5, atol=1e-6)
@@ -208,7 +202,7 @@ def test_train_export_and_onnxruntime_match_torch(tiny_dataset, tmp_path):
     weights = {t["weights"] for t in payload["model"]["teachers"]}
     assert weights and "random" not in weights  # trained on the real (offline) ImageNet teacher
     model, _, _ = load_model(run_dir)
-    batch = images(3, size=(64, 64), seed=1)
+    batch = uint8_images(3, size=(64, 64), seed=1)
     with torch.no_grad():
         ref_score, ref_map = model(batch)
     assert torch.isfinite(ref_map).all() and ref_map.shape == (3, 1, 64, 64)
