@@ -105,7 +105,7 @@ def time_alternating(sessions: dict, size: list[int], rounds: int, per_round: in
 
 def add_dataset_arguments(ap, kolektor: Path, textures: tuple[str, ...]) -> None:
     """The dataset options :func:`benchmark_datasets` reads: --quick, --datasets, --texture, --synth-size,
-    --kolektor, --kolektor-size; call :func:`resolve_dataset_arguments` after parsing."""
+    --kolektor, --kolektor-size; call :func:`resolve_common_arguments` after parsing."""
     ap.add_argument("--quick", action="store_true", help="small synthetic set, small sizes, short budgets")
     ap.add_argument("--datasets", default="synthetic,kolektorsdd", help="comma list: synthetic, kolektorsdd")
     ap.add_argument("--texture", default="grass", choices=textures)
@@ -114,11 +114,26 @@ def add_dataset_arguments(ap, kolektor: Path, textures: tuple[str, ...]) -> None
     ap.add_argument("--kolektor-size", default=None, help="HxW (default 448x192, quick 224x96)")
 
 
-def resolve_dataset_arguments(args) -> None:
-    """Fill the --quick-dependent sizes and split --datasets into a list (in place)."""
+def add_run_arguments(ap, name: str) -> None:
+    """--threads, --rounds, --seed, --run-root (default runs/bench/<name>), --name (default ``name``)."""
+    ap.add_argument("--threads", type=int, default=None, help="torch/ORT threads (default: all cores)")
+    ap.add_argument("--rounds", type=int, default=None, help="alternating timing rounds (5 runs each)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--run-root", default=f"runs/bench/{name}")
+    ap.add_argument("--name", default=name, help="result file benchmarks/results/<name>.json")
+
+
+def resolve_common_arguments(args) -> None:
+    """After parsing: the --quick-dependent sizes and rounds, --datasets as a list (in place); --threads set
+    for torch."""
     args.synth_size = args.synth_size or (128 if args.quick else 256)
     args.kolektor_size = args.kolektor_size or ("224x96" if args.quick else "448x192")
     args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    args.rounds = args.rounds or (4 if args.quick else 10)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
 
 def benchmark_datasets(args, run_root: Path) -> list[dict]:

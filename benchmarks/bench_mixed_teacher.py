@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (add_dataset_arguments, benchmark_datasets, cpu_seconds, ort_session,  # noqa: E402
-                     percentiles, resolve_dataset_arguments, time_alternating, write_result)
+from _common import (add_dataset_arguments, add_run_arguments, benchmark_datasets, cpu_seconds,  # noqa: E402
+                     ort_session, percentiles, resolve_common_arguments, time_alternating, write_result)
 
 REPO = Path(__file__).resolve().parents[1]
 KOLEKTOR = REPO.parent / "shared" / "data" / "kolektorsdd"
@@ -135,17 +135,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--budget", type=float, default=None, help="training seconds per model (default 300, quick 30)")
     add_dataset_arguments(ap, KOLEKTOR, textures=("grass", "gravel"))
     ap.add_argument("--max-epochs", type=int, default=10_000, help="epoch cap; the budget normally stops first")
-    ap.add_argument("--threads", type=int, default=None, help="torch/ORT threads (default: all cores)")
-    ap.add_argument("--rounds", type=int, default=None, help="alternating timing rounds (5 runs each)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--run-root", default="runs/bench/mixed_teacher")
-    ap.add_argument("--name", default="mixed_teacher", help="result file benchmarks/results/<name>.json")
+    add_run_arguments(ap, "mixed_teacher")
     args = ap.parse_args(argv)
     args.budget = args.budget if args.budget is not None else (30.0 if args.quick else 300.0)
-    args.rounds = args.rounds or (4 if args.quick else 10)
-    resolve_dataset_arguments(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    resolve_common_arguments(args)
     run_root = Path(args.run_root)
     per_dataset = [bench_dataset(data, args, run_root) for data in benchmark_datasets(args, run_root)]
     path = write_result(args.name, {
