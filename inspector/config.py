@@ -401,6 +401,8 @@ def json_safe(obj: Any) -> Any:
     Mappings → dicts with str keys, tuples/lists/arrays → lists, numpy scalars → Python
     numbers, NaN and ±inf → None (RFC 8259 JSON has neither), anything else → ``str``.
     """
+    if type(obj) is dict and _plain_flat(obj):  # the common case (a frame's source metadata, per event)
+        return dict(obj)
     if isinstance(obj, Mapping):
         return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -414,6 +416,19 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     return str(obj)
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _plain_flat(d: dict) -> bool:
+    """True if every key is a str and every value a str, int, bool, None or finite float (exact types):
+    then :func:`json_safe` would return an equal copy, made ~5x faster by ``dict(d)``."""
+    for k, v in d.items():
+        t = type(v)
+        if type(k) is not str or (t not in _PLAIN and not (t is float and math.isfinite(v))):
+            return False
+    return True
 
 
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:

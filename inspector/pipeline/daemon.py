@@ -302,6 +302,8 @@ class Daemon:
             self.status_queue.put_nowait(StatusUpdate(camera, state, previous, reason, details, utc_iso()))
         except queue.Full:
             self.counters.add("status_dropped")
+            return
+        self.publish.wake()  # published now, not at the publisher's next idle poll
 
     # -- run / stop ---------------------------------------------------------------------------
     def request_stop(self) -> None:
