@@ -351,6 +351,7 @@ class Daemon:
             return 0
         self._started = False
         self.stop.set()
+        self.hub.wake_all()  # producers blocked on a full channel see the stop now, not at their backstop
         timeout = self.cfg.shutdown_timeout_s
         for w in [*self.captures, self.batcher, self.inference, self.post, self.publish]:
             w.join(timeout)

@@ -164,6 +164,25 @@ def test_hub_live_keeps_newest_and_offline_blocks():
     assert hub.drained()
 
 
+def test_hub_blocked_producer_sleeps_until_woken_on_stop():
+    """A producer blocked on a full offline channel does not poll (issue 17: its timed wake-ups were most of
+    the capture role's CPU); the daemon's wake_all after ``stop`` releases it at once."""
+    hub, stop = FrameHub(Counters()), threading.Event()
+    hub.add_camera("file", live=False, capacity=1)
+    assert hub.put(_frame("file", 0), stop)
+    result = []
+    blocked = threading.Thread(target=lambda: result.append(hub.put(_frame("file", 1), stop)))
+    blocked.start()
+    time.sleep(0.1)
+    stop.set()
+    time.sleep(0.05)
+    assert blocked.is_alive()  # the stop alone is seen only at the backstop (0.5 s), not by polling
+    t0 = time.monotonic()
+    hub.wake_all()
+    blocked.join(1)
+    assert result == [False] and time.monotonic() - t0 < 0.2
+
+
 def test_backoff_grows_with_jitter_and_caps():
     b = Backoff(0.5, 4.0, 2.0, 0.2, rng=random.Random(0))
     delays = [b.next_delay() for _ in range(6)]
