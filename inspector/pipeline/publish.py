@@ -122,11 +122,18 @@ class Publisher:
     def send(self, event: Event, header: dict | None = None) -> bool:
         """Publish ``event`` (``header``: its :func:`~inspector.events.header_dict`, if already made).
 
-        ``copy=False``: payload frames (JPEG, PNG) go to libzmq without a copy; pyzmq copies the small
-        topic and header frames anyway (below ``zmq.COPY_THRESHOLD``), where that is cheaper.
+        With payloads, ``copy=False``: payload frames (JPEG, PNG) go to libzmq without a copy (pyzmq copies
+        the small topic and header frames anyway, below ``zmq.COPY_THRESHOLD``, where that is cheaper).
+        Without (most events), two plain sends: the same message, without ``send_multipart``'s per-part
+        Python (measured ~2x less CPU in pyzmq's layer per event).
         """
+        parts = encode(event, header)
         try:
-            self.socket.send_multipart(encode(event, header), flags=zmq.NOBLOCK, copy=False)
+            if len(parts) == 2:
+                self.socket.send(parts[0], zmq.NOBLOCK | zmq.SNDMORE)
+                self.socket.send(parts[1], zmq.NOBLOCK)
+            else:
+                self.socket.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
             self.sent += 1
             return True
         except zmq.Again:
@@ -135,9 +142,13 @@ class Publisher:
 
     def poll_subscriptions(self) -> list[bytes]:
         """Subscription messages received since the last call (new topics subscribers asked for)."""
-        subs = []
+        subs: list[bytes] = []
+        # ZMQ_EVENTS, not poll(0): one getsockopt instead of a Poller made per call (this runs per batch and
+        # per idle wake-up)
+        if not self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            return subs
         topics = set(self.topics)
-        while self.socket.poll(0, zmq.POLLIN):
+        while self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             msg = self.socket.recv()
             if msg and msg[0] == 1:
                 subs.append(msg[1:])
