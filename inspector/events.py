@@ -164,11 +164,13 @@ def header_dict(event: Event) -> dict[str, Any]:
     return data
 
 
-def encode(event: Event, header: dict[str, Any] | None = None) -> list[bytes]:
+def encode(event: Event, header: dict[str, Any] | None = None,
+           constants: "ConstantFields | None" = None) -> list[bytes]:
     """``event`` as ZeroMQ frames ``[topic, header JSON, *payloads]``; ``header``: its :func:`header_dict`
-    when the caller already made one (the publisher hands the same dict to the recorder)."""
+    when the caller already made one (the publisher hands the same dict to the recorder); ``constants``:
+    fields pre-encoded once (the same text either way)."""
     header = header_dict(event) if header is None else header
-    text = _ENCODER.encode(header)
+    text = _ENCODER.encode(header) if constants is None else constants.encode(header)
     return [event.topic.encode(), text.encode(), *(p.data for p in event.payloads)]
 
 
@@ -192,6 +194,34 @@ def _json_default(obj: Any) -> Any:
 # ``json.dumps`` with any non-default argument builds a new JSONEncoder per call (~25 % of encoding a header);
 # one shared encoder gives the same text (JSONEncoder.encode keeps no state between calls).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_json_default)
+
+
+class ConstantFields:
+    """Header fields that hold the same object on every event of one sender, JSON-encoded once.
+
+    ``encode(header)`` gives exactly ``_ENCODER.encode(header)``: each field whose value *is* (identity) the
+    given object is encoded as a marker string, then the marker's JSON is replaced by the field's
+    pre-encoded JSON. If a marker's JSON occurs anywhere else in the text (another value holding it), the
+    header is encoded plainly instead. Saves ~1.5 µs per event for the model identity (issue 17).
+    """
+
+    def __init__(self, **values: Any) -> None:
+        self.values = values
+        self._marks = {name: f"\ue000inspector-constant-{name}\ue000" for name in values}
+        self._fragments = {name: (_ENCODER.encode(self._marks[name]), _ENCODER.encode(value))
+                           for name, value in values.items()}
+
+    def encode(self, header: dict[str, Any]) -> str:
+        marked = {name: self._marks[name] for name, value in self.values.items() if header.get(name) is value}
+        if not marked:
+            return _ENCODER.encode(header)
+        text = _ENCODER.encode({**header, **marked})  # same key order: existing keys keep their place
+        for name in marked:
+            mark, fragment = self._fragments[name]
+            if text.count(mark) != 1:
+                return _ENCODER.encode(header)
+            text = text.replace(mark, fragment, 1)
+        return text
 
 
 def decode(frames: list[bytes]) -> Event:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from inspector.events import (InspectionEvent, Payload, StatsEvent, StatusEvent, decode, encode, header_dict,
+from inspector.events import (ConstantFields, InspectionEvent, Payload, StatsEvent, StatusEvent, decode, encode, header_dict,
                               utc_iso)
 
 
@@ -79,3 +79,31 @@ def test_header_is_the_dataclass_fields_without_a_deep_copy(event):
     if isinstance(event, InspectionEvent):
         assert header["capture"] is event.capture  # shared, not copied
     assert encode(event, header) == encode(event)
+
+
+_MARK = "\ue000inspector-constant-model\ue000"
+
+
+@pytest.mark.parametrize("camera, source", [
+    ("cam0", {"index": 3}),
+    (_MARK, {"index": 3}),  # a value that is the marker itself: encoded plainly
+    ("cam0", {"note": f"x{_MARK}y", "model": _MARK}),  # the marker inside other values
+])
+def test_pre_encoded_constants_give_the_same_bytes(camera, source):
+    """The publisher's pre-encoded model identity (issue 17) never changes an event's bytes."""
+    model = {"name": "m", "precision": "fp16", "sha256": "0" * 64, "note": "é\"q"}
+    constants = ConstantFields(model=model)
+    event = _inspection(camera=camera, source=source, model=model)
+    assert encode(event, constants=constants) == encode(event)
+    # an equal model that is another object: encoded plainly, same bytes
+    other = _inspection(camera=camera, source=source, model=dict(model))
+    assert encode(other, constants=constants) == encode(other)
+
+
+def test_pre_encoded_constant_is_used_when_the_field_holds_it():
+    model = {"name": "m"}
+    constants = ConstantFields(model=model)
+    constants._fragments["model"] = (constants._fragments["model"][0], '{"name":"pre-encoded"}')
+    header = header_dict(_inspection(model=model))
+    assert json.loads(constants.encode(header))["model"] == {"name": "pre-encoded"}  # the fragment, spliced
+    assert json.loads(constants.encode({**header, "model": {"name": "m"}}))["model"] == {"name": "m"}

@@ -26,7 +26,7 @@ import zmq
 
 from inspector.config import json_safe
 from inspector.errors import ConfigError
-from inspector.events import (Event, InspectionEvent, StatsEvent, StatusEvent, encode, header_dict, topic_for,
+from inspector.events import (ConstantFields, Event, InspectionEvent, StatsEvent, StatusEvent, encode, header_dict, topic_for,
                               utc_iso)
 from inspector.pipeline.batcher import END
 from inspector.pipeline.config import PublishSection
@@ -119,7 +119,7 @@ class Publisher:
         sock.curve_publickey = public
         sock.curve_server = True
 
-    def send(self, event: Event, header: dict | None = None) -> bool:
+    def send(self, event: Event, header: dict | None = None, constants: ConstantFields | None = None) -> bool:
         """Publish ``event`` (``header``: its :func:`~inspector.events.header_dict`, if already made).
 
         With payloads, ``copy=False``: payload frames (JPEG, PNG) go to libzmq without a copy (pyzmq copies
@@ -127,7 +127,7 @@ class Publisher:
         Without (most events), two plain sends: the same message, without ``send_multipart``'s per-part
         Python (measured ~2x less CPU in pyzmq's layer per event).
         """
-        parts = encode(event, header)
+        parts = encode(event, header, constants)
         try:
             if len(parts) == 2:
                 self.socket.send(parts[0], zmq.NOBLOCK | zmq.SNDMORE)
@@ -301,6 +301,7 @@ class PublishWorker(Worker):
         self.results_payloads = ctx.results_payloads
         # the same on every event: made once (headers treat nested values as read-only, events.header_dict)
         self.event_model = {k: v for k, v in ctx.model.items() if k != "run_id"}
+        self.constants = ConstantFields(model=self.event_model)
         band = ctx.decider.uncertain_band
         self.event_band = list(band) if band else None
         self.event_id_prefix = f"{ctx.model.get('run_id', 'run')}-"
@@ -334,8 +335,7 @@ class PublishWorker(Worker):
                     if item is END:
                         ended = True
                     elif item is not WAKE:
-                        for frame in item:
-                            self._publish_frame(frame)
+                        self._publish_batch(item)
                 except queue.Empty:
                     ended = self.broken.is_set()
                 self._drain_status()
@@ -373,7 +373,17 @@ class PublishWorker(Worker):
             recorder.join(self.ctx.shutdown_timeout_s)
 
     # -- frames -----------------------------------------------------------------------------
-    def _publish_frame(self, frame: Frame) -> None:
+    def _publish_batch(self, frames: list[Frame]) -> None:
+        """Publish one inference batch's frames; the ``published.*`` counters are added once per batch."""
+        published: dict[str, int] = {}
+        for frame in frames:
+            self._publish_frame(frame, published)
+        for kind, n in published.items():
+            self.counters.add(f"published.{kind}", n)
+
+    def _publish_frame(self, frame: Frame, published: dict[str, int] | None = None) -> None:
+        """``published``: events sent per kind, counted here for the caller to add to the counters (None:
+        added to them at once)."""
         try:
             cam = frame.camera
             counts = self.per_camera.setdefault(cam, {"processed": 0, "OK": 0, "NG": 0, "uncertain": 0, "error": 0})
@@ -393,8 +403,11 @@ class PublishWorker(Worker):
             for kind in kinds:
                 event = self._event(kind, frame, header_latency)
                 header = header_dict(event)  # made once: for the wire and for the recorder
-                self._send(event, header)
-                self.counters.add(f"published.{kind}")
+                self._send(event, header, self.constants)
+                if published is None:
+                    self.counters.add(f"published.{kind}")
+                else:
+                    published[kind] = published.get(kind, 0) + 1
                 if kind == "defect" and self.ctx.recorder is not None:
                     self.ctx.recorder.put(frame, header)
             self.latency.record(latencies)
@@ -431,9 +444,9 @@ class PublishWorker(Worker):
             payloads=payloads, **self.run_identity,
         )
 
-    def _send(self, event: Event, header: dict | None = None) -> None:
+    def _send(self, event: Event, header: dict | None = None, constants: ConstantFields | None = None) -> None:
         """Publish on ZeroMQ, then hand the event to each tap (a failing tap is counted, never fatal)."""
-        self.pub.send(event, header)
+        self.pub.send(event, header, constants)
         for tap in self.taps:
             try:
                 tap.offer(event)
@@ -465,7 +478,7 @@ class PublishWorker(Worker):
         data = self.ctx.stats()
         data["latency_ms"] = self.latency.summary() if final else self.latency.window_summary()
         if not final:
-            data["latency_ms_cumulative"] = {s: h for s, h in self.latency.summary().items() if s == "total"}
+            data["latency_ms_cumulative"] = self.latency.summary(["total"])
         for cam, counts in self.per_camera.items():
             data.setdefault("cameras", {}).setdefault(cam, {}).update(counts)
         for cam, status in self.statuses.items():
