@@ -31,6 +31,10 @@ from inspector.pipeline.telemetry import Counters
 log = logging.getLogger("inspector.batcher")
 END = None  # sentinel passed down the queues when a stage is done
 _POLL_S = 0.05
+# Waiting for a free batch buffer (both are with the inference thread, ~0.1 s per batch at 256 px on 2
+# cores): the timeout only lets a failed daemon (``broken``) be noticed, so it is long; at 50 ms the
+# batcher woke ~2 times per batch for nothing (issue 17).
+_BUFFER_WAIT_S = 0.25
 
 
 @dataclass(eq=False)
@@ -78,7 +82,7 @@ class BatchWorker(Worker):
     def loop(self) -> None:
         try:
             while True:
-                index = self.pool.acquire(_POLL_S)
+                index = self.pool.acquire(_BUFFER_WAIT_S)
                 if index is None:
                     if self.broken.is_set():
                         return
