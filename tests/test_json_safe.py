@@ -29,16 +29,10 @@ def test_an_event_header_with_numpy_values_encodes_through_it():
 def test_flat_dict_fast_path_sanitises_like_the_general_path():
     """The flat plain-dict shortcut (a frame's source metadata, per event: issue 17) returns a copy and never
     skips a value the general path would change."""
-    import math
-
-    import numpy as np
-
-    from inspector.config import json_safe
-
     plain = {"index": 3, "file": "a.png", "live": True, "gain": 1.5, "note": None}
     out = json_safe(plain)
     assert out == plain and out is not plain
-    assert json_safe({"a": 1, "b": math.nan}) == {"a": 1, "b": None}
+    assert json_safe({"a": 1, "b": float("nan")}) == {"a": 1, "b": None}
     assert json_safe({"a": 1, "b": np.float32(0.5)}) == {"a": 1, "b": 0.5}
     assert type(json_safe({"a": np.int64(2)})["a"]) is int
     assert json_safe({1: "x"}) == {"1": "x"}
