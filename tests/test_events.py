@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from inspector.events import (ConstantFields, InspectionEvent, Payload, StatsEvent, StatusEvent, decode, encode, header_dict,
-                              utc_iso)
+from inspector.events import (ConstantFields, InspectionEvent, Payload, StatsEvent, StatusEvent, decode, encode,
+                              header_dict, utc_iso)
 
 
 def _inspection(**kw) -> InspectionEvent:

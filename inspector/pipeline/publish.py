@@ -26,8 +26,8 @@ import zmq
 
 from inspector.config import json_safe
 from inspector.errors import ConfigError
-from inspector.events import (ConstantFields, Event, InspectionEvent, StatsEvent, StatusEvent, encode, header_dict, topic_for,
-                              utc_iso)
+from inspector.events import (ConstantFields, Event, InspectionEvent, StatsEvent, StatusEvent, encode, header_dict,
+                              topic_for, utc_iso)
 from inspector.pipeline.batcher import END
 from inspector.pipeline.config import PublishSection
 from inspector.pipeline.frame import STAGES, Frame
