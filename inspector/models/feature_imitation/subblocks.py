@@ -15,12 +15,6 @@ from torch import nn
 
 from inspector.models.backbones.features import FeatureExtractor
 
-# Lite0's BatchNorm uses TensorFlow's 0.99 decay (torch momentum 0.01). A student trained
-# for a few hundred CPU steps would keep running statistics far from its real ones at that
-# rate, so the copies use torch's default momentum (training also re-estimates them with
-# each epoch's final weights: inspector/training/batchnorm.py).
-STUDENT_BN_MOMENTUM = 0.1
-
 
 def stage_steps(extractor: FeatureExtractor) -> list[tuple[str, ...]]:
     """For each tap of ``extractor``, the step paths run after the previous tap up to this one.
@@ -46,8 +40,9 @@ def reinitialise(module: nn.Module) -> nn.Module:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
-            m.reset_parameters()  # weight 1, bias 0, running mean 0 / var 1
-            m.momentum = STUDENT_BN_MOMENTUM
+            # weight 1, bias 0, running mean 0 / var 1; the copied Lite0 momentum (0.01) stays: training
+            # re-estimates the statistics after every epoch (inspector/training/batchnorm.py)
+            m.reset_parameters()
         elif hasattr(m, "reset_parameters") and m is not module:
             m.reset_parameters()
     for p in module.parameters():
