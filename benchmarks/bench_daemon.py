@@ -113,10 +113,18 @@ def _preprocessor(backend) -> Preprocessor:
     return Preprocessor(spec, spec.resize, downscale=spec.downscale)
 
 
+def spin_key(spinning: bool | None, spin_us: int | None = None) -> str:
+    """The name of an ONNX Runtime spinning setting in the results: ``True``, ``False`` or ``True/200us``."""
+    return f"{spinning}/{spin_us}us" if spinning and spin_us else str(spinning)
+
+
 def bare_backend(model: Path, batch: np.ndarray, threads: int | None, seconds: float,
-                 spinning: bool | None = None, frames: list[np.ndarray] | None = None) -> dict:
+                 spinning: bool | None = None, frames: list[np.ndarray] | None = None,
+                 spin_us: int | None = None) -> dict:
     """Frames/s of the backend alone on ``batch``; with ``frames``: preprocessing + inference back to back."""
     options = {"threads": threads} if spinning is None else {"threads": threads, "spinning": spinning}
+    if spin_us:
+        options["spin_us"] = spin_us
     backend = load_backend(model, **options)
     pre = _preprocessor(backend) if frames else None
     buf = np.empty_like(batch)
@@ -203,6 +211,8 @@ def daemon_settings(model: Path, cameras: list[dict], args, threshold: float, en
     model_section = {"path": str(model), "threads": args.threads}
     if args.spinning is not None:
         model_section["spinning"] = args.spinning
+    if args.spin_us is not None:
+        model_section["spin_us"] = args.spin_us
     data = {
         "model": model_section,
         "thresholds": {"image": threshold},
@@ -278,7 +288,8 @@ def offline_run(model: Path, n: int, frames: int, args, threshold: float, workdi
                           f"ipc://{workdir}/bench-{n}.sock")
     out = run_daemon(cfg, hw, n * frames, topics=getattr(args, "topics", ("v1/result",)))
     results, stats = out["results"], out["daemon"].final_stats
-    settings = {"threads": cfg.model.threads, "spinning": cfg.model.spinning, "warmup_runs": cfg.model.warmup_runs}
+    settings = {"threads": cfg.model.threads, "spinning": cfg.model.spinning, "spin_us": cfg.model.spin_us,
+                "warmup_runs": cfg.model.warmup_runs}
     first = min(t for _, t, _ in results)
     last = max(t + lat * 1e6 for _, t, lat in results)
     totals = stats["totals"]
@@ -329,9 +340,15 @@ def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path,
     pool = enlarge(good, hw) if hw else None
 
     def bare():
-        """The better of ONNX Runtime's spinning on and off (or --bare-spinning): the bare figure is its best."""
-        options = [args.bare_spinning] if args.bare_spinning is not None else [True, False]
-        runs = {str(s): bare_backend(model, batch, args.threads, args.bare_seconds, s, pool) for s in options}
+        """The best of ONNX Runtime's spinning settings (or --bare-spinning): the bare figure is its best.
+
+        Spinning on and off; with ``--spin-us``, also the bounded spin the daemon runs with.
+        """
+        options = [(args.bare_spinning, None)] if args.bare_spinning is not None else [(True, None), (False, None)]
+        if args.spin_us and args.bare_spinning is not False:
+            options.append((True, args.spin_us))
+        runs = {spin_key(s, us): bare_backend(model, batch, args.threads, args.bare_seconds, s, pool, us)
+                for s, us in options}
         best = max(runs.values(), key=lambda r: r["fps"])
         return {**best, "by_spinning": {k: r["fps"] for k, r in runs.items()},
                 "cpu_ms_per_frame_by_spinning": {k: r["cpu_ms_per_frame"] for k, r in runs.items()}}
@@ -370,7 +387,7 @@ def compare_to_bare(run: dict, bares: list[dict]) -> None:
       the daemon spent per event; ``inference_cpu_ratio`` = bare ÷ the daemon's inference role alone
       (``inference`` + ``inference_pool``), i.e. whether the backend costs more inside the daemon.
     """
-    same = str(run["backend_settings"]["spinning"])
+    same = spin_key(run["backend_settings"]["spinning"], run["backend_settings"].get("spin_us"))
     mean = lambda values: round(sum(values) / len(values), 2)  # noqa: E731
     run["bare_fps"] = mean([b["fps"] for b in bares])
     run["ratio_to_bare"] = round(run["throughput_fps"] / run["bare_fps"], 3)
@@ -419,6 +436,8 @@ def main() -> int:
                         help="ONNX Runtime intra-op threads (default: the daemon's default, model.threads)")
     parser.add_argument("--spinning", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
                         help="the daemon's ONNX Runtime idle-thread spinning on/off (default: model.spinning's)")
+    parser.add_argument("--spin-us", type=int, default=None,
+                        help="the daemon's bounded spin in microseconds (model.spin_us); also run bare with it")
     parser.add_argument("--bare-spinning", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
                         help="the bare runs' spinning (default: both, the better counts)")
     parser.add_argument("--frame-size", type=int, default=320, help="synthetic texture size before enlarging")
@@ -465,7 +484,8 @@ def main() -> int:
                     "loadavg_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]},
         "model": model_info,
         "settings": {"frames_per_camera": frames, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
-                     "threads": args.threads, "spinning": args.spinning, "bare_spinning": args.bare_spinning,
+                     "threads": args.threads, "spinning": args.spinning, "spin_us": args.spin_us,
+                     "bare_spinning": args.bare_spinning,
                      "opencv_threads": 1, "texture": args.texture,
                      "threshold": threshold, "results_topic": True, "quick": args.quick,
                      "live_fps": args.live_fps, "mixed_seconds": args.mixed_seconds},

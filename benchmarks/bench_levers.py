@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(HERE / "results" / "levers.json"))
     args = ap.parse_args(argv)
     load_before = os.getloadavg()[0]
-    base = argparse.Namespace(threads=None, spinning=None, max_batch=8, max_wait_ms=5.0, texture="procedural",
-                              frame_size=320, pool=8)
+    base = argparse.Namespace(threads=None, spinning=None, spin_us=None, max_batch=8, max_wait_ms=5.0,
+                              texture="procedural", frame_size=320, pool=8)
     names = args.variants.split(",")
     fps: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[dict]] = {n: [] for n in names}

@@ -54,7 +54,7 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, path: str | Path, threads: int | None = None,
                  providers: Sequence[str] | str | None = None, verify: bool = True,
-                 spinning: bool | None = None) -> None:
+                 spinning: bool | None = None, spin_us: int | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise BackendError(f"{self.path}: model file not found")
@@ -66,13 +66,14 @@ class OnnxRuntimeBackend(Backend):
         self.sha256 = entry.get("sha256") if verify else sha256_file(self.path)
         self.precision = entry.get("precision", suffix_precision)
         self._spec = card_input_spec(self.sidecar, str(self.path))
-        self._session = self._open_session(threads, providers, spinning)
+        self._session = self._open_session(threads, providers, spinning, spin_us)
         self._types = self._check_io()
         self._outputs: dict[int, _Outputs] = {}
         self.map_hw = self._probe_map_size()
 
     # -- loading -----------------------------------------------------------
-    def _open_session(self, threads: int | None, providers, spinning: bool | None = None):
+    def _open_session(self, threads: int | None, providers, spinning: bool | None = None,
+                      spin_us: int | None = None):
         ort = _import_ort()
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -86,6 +87,12 @@ class OnnxRuntimeBackend(Backend):
             # Idle intra-op threads busy-wait for work by default: fastest alone, but on a machine whose
             # cores the pipeline's own threads also need, the spinning takes their CPU (issue 17).
             opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        if spin_us is not None and spinning is not False:
+            if spin_us < 1:
+                raise BackendError(f"{self.path}: spin_us must be ≥ 1 microsecond, got {spin_us}")
+            # Bounded spin (ONNX Runtime >= 1.26; older versions ignore the key): fast hand-offs inside a run,
+            # no core burnt between runs.
+            opts.add_session_config_entry("session.intra_op.spin_duration_us", str(int(spin_us)))
         opts.log_severity_level = 3
         available = ort.get_available_providers()
         if providers is None:

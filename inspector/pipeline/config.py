@@ -31,6 +31,10 @@ class ModelSection:
     # pipeline's own threads (preprocessing, postprocessing, publishing).
     threads: int | None = bounded(None, ge=1, le=1024)
     spinning: bool = False
+    # With spinning on: how long an idle intra-op thread spins before it sleeps (ONNX Runtime >= 1.26,
+    # session.intra_op.spin_duration_us). A bounded spin keeps the fast hand-offs between a run's operators
+    # and stops burning a core between runs, which the pipeline's threads need. None: ONNX Runtime's own.
+    spin_us: int | None = bounded(None, ge=1, le=1_000_000)
     # Inference runs per batch size before the daemon reports ready (0: none). ONNX Runtime allocates its arena
     # and plans memory per input shape on the first two runs at that shape, each ~1.5x a steady run (measured
     # at 256 px, batch 8); warming up moves that out of the first frames of a shift (infer.py).

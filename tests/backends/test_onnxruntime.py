@@ -119,3 +119,28 @@ def test_corrupt_graph_is_one_line_error(model, content):
 def test_unavailable_provider(model):
     with pytest.raises(BackendError, match="not available"):
         OnnxRuntimeBackend(model, providers=["NoSuchExecutionProvider"])
+
+
+def _config_entry(opts, key: str) -> str:
+    try:
+        return opts.get_session_config_entry(key)
+    except RuntimeError:  # ONNX Runtime: "SessionOptions does not have configuration with key"
+        return ""
+
+
+@pytest.mark.parametrize("spinning, spin_us, expected", [
+    (True, 200, ("1", "200")),
+    (True, None, ("1", "")),
+    (False, 200, ("0", "")),  # a bound on a spin that is off sets nothing
+])
+def test_spinning_settings_reach_the_session(model, spinning, spin_us, expected):
+    """model.spinning / model.spin_us become ONNX Runtime's intra-op session config entries."""
+    backend = load_backend(model, threads=1, spinning=spinning, spin_us=spin_us)
+    try:
+        opts = backend._session.get_session_options()
+        got = tuple(_config_entry(opts, k) for k in ("session.intra_op.allow_spinning",
+                                                     "session.intra_op.spin_duration_us"))
+        assert got == expected
+        assert backend.infer(_frames(2)).scores.shape == (2,)
+    finally:
+        backend.close()
