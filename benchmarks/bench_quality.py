@@ -10,7 +10,9 @@ wall-clock cap for every run, recorded as the stop reason when it bites), then
 evaluate on the test split: image AUROC, pixel AUROC and AUPRO where masks
 exist, and the image AUROC of every level map alone (diagnostic). In the same
 run a kNN reference (``knn_reference.py``: the same pretrained teacher at
-strides 8+16, same input size and resize policy) anchors the numbers.
+strides 8+16, same input size and resize policy) anchors the numbers; ``--teacher``
+sets the offline teacher of the models that have the choice (``model.teacher``)
+and the reference's backbone together, so students and kNN share one backbone.
 
 ELPV's ``test/likely_defect`` (annotator probability 2/3) is left out of the
 headline image AUROC, which uses ``test/good`` vs ``test/defect`` as the
@@ -106,6 +108,15 @@ def level_aurocs(peaks: dict, test: dict) -> dict:
     return {name: float(auroc(v[keep], test["labels"][keep])) for name, v in peaks.items()}
 
 
+def has_teacher_choice(model: str) -> bool:
+    """Whether ``model``'s config has the offline ``teacher`` field (``--teacher`` applies to it)."""
+    import dataclasses
+
+    from inspector.models.registry import get_entry
+
+    return any(f.name == "teacher" for f in dataclasses.fields(get_entry(model).config_cls))
+
+
 def stop_reason(summary: dict, cap: float | None) -> str:
     phases = summary["phases"]
     if any(p.get("stop_reason") for p in phases):
@@ -128,6 +139,8 @@ def bench_model(name: str, data: Path, args, run_root: Path, tests: dict) -> dic
     if args.threads:
         train_section["threads"] = args.threads
     model_section = {"name": name, **({"image_size": list(QUICK_SIZE)} if args.quick else {})}
+    if args.teacher and has_teacher_choice(name):
+        model_section["teacher"] = args.teacher
     config = load_run_config(base={"model": model_section, "data": {"path": str(data)}, "train": train_section})
     run_dir = run_root / name
     t0 = time.monotonic()
@@ -143,6 +156,7 @@ def bench_model(name: str, data: Path, args, run_root: Path, tests: dict) -> dic
     scores, maps, peaks = score_with_levels(model, test["images"])
     return {
         "model": name, "preset": config.model.preset, "image_size": list(size), "resize": resize,
+        "teacher": getattr(config.model, "teacher", None),
         "train": {"seconds": round(train_s, 1), "epochs": [p["epochs_run"] for p in summary["phases"]],
                   "best_epoch": [p["best_epoch"] for p in summary["phases"]],
                   "stop_reason": stop_reason(summary, args.time_cap), "phases": summary["phases"],
@@ -152,13 +166,22 @@ def bench_model(name: str, data: Path, args, run_root: Path, tests: dict) -> dic
     }
 
 
-def bench_knn(data: Path, size: tuple[int, int], resize: str, tests: dict, quick: bool) -> dict:
+def offline_teacher(teacher: str | None) -> str:
+    """The kNN reference's backbone: ``--teacher``, else the default offline students' teacher."""
+    from inspector.models.reduced_student.model import ReducedStudentConfig
+
+    return teacher or ReducedStudentConfig().teacher
+
+
+def bench_knn(data: Path, size: tuple[int, int], resize: str, tests: dict, quick: bool,
+              teacher: str | None = None) -> dict:
     from inspector.data.datasets import load_batch, load_dataset
     from knn_reference import KnnReference, KnnSettings
 
     t0 = time.monotonic()
     train_imgs, _, _ = load_batch(load_dataset(data).train, size[0], size[1], resize)
-    ref = KnnReference(KnnSettings(max_pool=5_000 if quick else 100_000)).fit(train_imgs)
+    settings = KnnSettings(backbone=offline_teacher(teacher), max_pool=5_000 if quick else 100_000)
+    ref = KnnReference(settings).fit(train_imgs)
     fit_s = time.monotonic() - t0
     key = (tuple(size), resize)
     if key not in tests:
@@ -275,6 +298,9 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--name", default="quality")
     ap.add_argument("--max-seconds", type=float, default=None,
                     help="with --jobs: stop every dataset still running after this long and merge what was measured")
+    ap.add_argument("--teacher", default=None,
+                    help="offline teacher (model.teacher) of the models that have the choice AND the kNN "
+                         "reference's backbone (default: the offline default teacher)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="datasets benchmarked in this many processes at once (results merged into one file)")
     args = ap.parse_args(argv)
@@ -297,7 +323,7 @@ def main(argv: list[str] | None = None) -> Path:
         if args.quick:
             size = QUICK_SIZE
         entry = {"dataset": name, "kind": kind, "path": str(data), "results": []}
-        knn = bench_knn(data, size, resize, tests, args.quick)
+        knn = bench_knn(data, size, resize, tests, args.quick, args.teacher)
         entry["results"].append(knn)
         write_partial(args, [*results, entry], t_start)
         print(f"{name:22} {'knn_reference':16} img {knn['metrics']['image_auroc']:.3f}", flush=True)

@@ -7,7 +7,8 @@ the training images' patches thinned by greedy k-centre coreset selection
 (on a random projection, as the paper does), and per-patch nearest-neighbour
 distance to the coreset as the anomaly map; the image score is the map's max.
 
-Used by ``bench_quality.py`` with the same teacher (EfficientNet-Lite0), taps
+Used by ``bench_quality.py`` with the same teacher (the offline students' ``model.teacher``,
+EfficientNet-Lite0 by default; ``--teacher`` sets both), taps
 (strides 8 and 16), input size and resize policy as the student models.
 """
 
@@ -25,7 +26,7 @@ from inspector.models.common import ImageNormalize
 
 @dataclass(frozen=True)
 class KnnSettings:
-    backbone: str = "efficientnet_lite0"
+    backbone: str = "efficientnet_lite0"  # bench_quality passes the students' teacher
     taps: tuple[str, ...] = ("blocks.2", "blocks.3")  # strides 8 and 16
     coreset_fraction: float = 0.10
     # Greedy selection is O(bank × coreset); above this many patches a random subset is

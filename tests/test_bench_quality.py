@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -21,10 +22,12 @@ def test_greedy_coreset_takes_the_farthest_point_each_step():
     assert chosen == [0, 2, 3]  # 0 first, then the farthest from {0}, then the farthest from {0, 2}
 
 
-def test_quick_run_writes_every_model_and_the_reference(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("teacher", [None, "efficientnet_lite2"])
+def test_quick_run_writes_every_model_and_the_reference(tiny_dataset, tmp_path, teacher):
+    chosen = ["--teacher", teacher] if teacher else []
     path = bench_quality.main(["--quick", "--datasets", tiny_dataset.name, "--data-root", str(tiny_dataset.parent),
                                "--models", "reduced_student", "--out", str(tmp_path),
-                               "--run-root", str(tmp_path / "runs")])
+                               "--run-root", str(tmp_path / "runs"), *chosen])
     entry = json.loads(Path(path).read_text())["datasets"][0]
     assert entry["dataset"] == tiny_dataset.name
     rows = {r["model"]: r for r in entry["results"]}
@@ -33,6 +36,8 @@ def test_quick_run_writes_every_model_and_the_reference(tiny_dataset, tmp_path):
     assert knn["image_size"] == list(bench_quality.QUICK_SIZE)
     assert knn["metrics"]["image_auroc"] >= 0.75  # pretrained features find the pasted defects
     rs = rows["reduced_student"]
+    # the student's teacher and the reference's backbone are one (the offline default unless chosen)
+    assert knn["reference"]["backbone"] == rs["teacher"] == (teacher or "efficientnet_lite0")
     assert rs["train"]["epochs"] == [1] and "epochs" in rs["train"]["stop_reason"]  # --epochs 1 forced
     assert set(rs["level_image_auroc"]) == {"blocks.2", "blocks.4", "blocks.6"}  # offline: strides 8, 16, 32
     for value in [*rs["level_image_auroc"].values(), rs["metrics"]["image_auroc"], rs["metrics"]["pixel_auroc"]]:

@@ -32,6 +32,19 @@ from inspector.models.common import (
 )
 
 
+# Teachers an offline single-teacher recipe may use (``model.teacher``): EfficientNet-Lite
+# variants share the stage layout (taps blocks.0..6 at the same strides), so a preset's
+# taps fit each; the student adapts to their channels. Paper presets keep their paper's.
+OfflineTeacher = Literal["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+
+
+def check_offline_teacher(config, where: str) -> None:
+    """ConfigError if ``config.teacher`` is set on a preset other than ``offline``."""
+    if config.preset != "offline" and config.teacher is not None:
+        raise ConfigError(f"{where}.teacher: only the offline preset has a choice of teacher "
+                          f"(the {config.preset} preset keeps its paper's); remove it or use preset: offline")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Fields every model has; each model subclasses it with its own defaults."""

