@@ -63,12 +63,31 @@ TORCHVISION_KEYS = {
         "_bn1.weight": (1280,),
         "_fc.weight": (1000, 1280),
     },
+    # the packages' files: stages 2-6 one block deeper (21 blocks); Lite2 1.1× wider
+    "efficientnet_lite1": {
+        "_blocks.3._project_conv.weight": (24, 144, 1, 1),
+        "_blocks.6._project_conv.weight": (40, 240, 1, 1),
+        "_blocks.19._depthwise_conv.weight": (1152, 1, 5, 5),
+        "_blocks.20._project_conv.weight": (320, 1152, 1, 1),
+        "_conv_head.weight": (1280, 320, 1, 1),
+    },
+    "efficientnet_lite2": {
+        "_conv_stem.weight": (32, 3, 3, 3),
+        "_blocks.6._project_conv.weight": (48, 288, 1, 1),
+        "_blocks.10._project_conv.weight": (88, 528, 1, 1),
+        "_blocks.14._project_conv.weight": (120, 720, 1, 1),
+        "_blocks.19._project_conv.weight": (208, 1248, 1, 1),
+        "_blocks.20._project_conv.weight": (352, 1248, 1, 1),
+        "_conv_head.weight": (1280, 352, 1, 1),
+    },
 }
-# torchvision's "num_params" metadata; the Lite0 number is the package file's.
+# torchvision's "num_params" metadata; the Lite numbers are the package files' (TF release: 4.7/5.4/6.1 M).
 NUM_PARAMS = {
     "resnet18": 11689512, "efficientnet_b0": 5288548, "efficientnet_b5": 30389784, "efficientnet_lite0": 4652008,
+    "efficientnet_lite1": 5416680, "efficientnet_lite2": 6092072,
 }
-NUM_KEYS = {"resnet18": 122, "efficientnet_b0": 360, "efficientnet_b5": 854, "efficientnet_lite0": 296}
+NUM_KEYS = {"resnet18": 122, "efficientnet_b0": 360, "efficientnet_b5": 854, "efficientnet_lite0": 296,
+            "efficientnet_lite1": 386, "efficientnet_lite2": 386}
 
 
 @functools.lru_cache(maxsize=None)
