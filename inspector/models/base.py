@@ -171,8 +171,7 @@ class AnomalyModel(nn.Module):
             return
         was_training = self.training
         self.eval()
-        norm.shift.zero_()
-        norm.scale.fill_(1.0)
+        norm.reset()  # a second calibration must see the raw maps, per-position offsets included
         collected: dict[str, list[torch.Tensor]] = {}
         device = self.normalize.mean.device  # the model's device (training may run on a GPU)
         for i in range(0, len(images), batch_size):

@@ -196,10 +196,13 @@ class LevelNormalization(nn.Module):
             self.register_buffer(f"gain{i}", torch.ones(1, 1, h, w))
 
     def forward(self, level_maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [self.level(i, m) for i, m in enumerate(level_maps)]
+
+    def level(self, i: int, level_map: torch.Tensor) -> torch.Tensor:
+        """Level ``i``'s map (N, 1, h_i, w_i) normalised alone (models that compute a subset of levels)."""
         if self.positional:
-            level_maps = [(m - getattr(self, f"offset{i}")) * getattr(self, f"gain{i}")
-                          for i, m in enumerate(level_maps)]
-        return [(m - self.shift[i]) * self.scale[i] for i, m in enumerate(level_maps)]
+            level_map = (level_map - getattr(self, f"offset{i}")) * getattr(self, f"gain{i}")
+        return (level_map - self.shift[i]) * self.scale[i]
 
     @torch.no_grad()
     def fit(self, level_maps: list[torch.Tensor], low: float = 0.9, high: float = 0.995,
@@ -219,6 +222,15 @@ class LevelNormalization(nn.Module):
             q_low, q_high = torch.quantile(flat, torch.tensor([low, high], device=flat.device))
             self.shift[i] = q_low
             self.scale[i] = target / torch.clamp(q_high - q_low, min=1e-12)
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Back to the identity, so that maps collected for :meth:`fit` are the raw ones."""
+        self.shift.zero_()
+        self.scale.fill_(1.0)
+        for i in range(len(self.shift) if self.positional else 0):
+            getattr(self, f"offset{i}").zero_()
+            getattr(self, f"gain{i}").fill_(1.0)
 
     def is_identity(self) -> bool:
         offsets_zero = all(not getattr(self, f"offset{i}").any() and (getattr(self, f"gain{i}") == 1).all()

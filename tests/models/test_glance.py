@@ -133,3 +133,47 @@ def test_two_phases_train_through_the_loop_and_the_second_leaves_local_net_alone
     opt.step()
     for k, v in model.local.state_dict().items():
         assert torch.equal(v, local_before[k])
+
+
+def _heads_by_index(n_good_val=40, n_test=30, seed=0):
+    """Per image: s_IAD pure noise of scale 1000, s_DAD a probability that is high on one patch of a defect."""
+    g = torch.Generator().manual_seed(seed)
+    n = n_good_val + 2 * n_test
+    iad = 1000.0 * torch.rand(n, 1, 3, 3, generator=g)
+    dad = 0.3 * torch.rand(n, 1, 3, 3, generator=g)
+    defect = torch.arange(n) >= n_good_val + n_test
+    where = torch.randint(0, 9, (n,), generator=g)
+    hit = 0.5 + 0.5 * torch.rand(n, generator=g)
+    dad.view(n, 9)[defect, where[defect]] = hit[defect]
+    return iad, dad, defect
+
+
+def _indexed_images(idx):
+    """Images whose first pixel carries their index: the fake heads below look it up."""
+    imgs = torch.zeros(len(idx), SIZE, SIZE, 3, dtype=torch.uint8)
+    imgs[:, 0, 0, 0] = torch.as_tensor(idx, dtype=torch.uint8)
+    return imgs
+
+
+@pytest.mark.parametrize("normalization,holds", [("quantile", True), ("none", False)])
+def test_noisy_head_of_large_scale_does_not_pull_the_combination_below_the_informative_head(normalization, holds):
+    """Eq. 13 adds a squared distance (unbounded) to a probability: raw, the noisy IAD head's units win.
+
+    With the offline quantile normalisation (fitted on good validation images) the
+    combined score must rank images at least as well as the informative head alone;
+    the raw sum (the paper preset's, ``holds=False``) is the fault this guards against.
+    """
+    from inspector.evaluation.metrics import auroc
+
+    iad, dad, defect = _heads_by_index()
+    model = make(map_normalization=normalization)
+    model.patch_scores = lambda imgs: (iad[imgs[:, 0, 0, 0].long()], dad[imgs[:, 0, 0, 0].long()])
+    model.calibrate_maps(_indexed_images(range(40)))
+    test = list(range(40, 100))
+    with torch.no_grad():
+        combined, _ = model(_indexed_images(test))
+        dad_only = (dad[test].flatten(1).amax(dim=1))
+    labels = defect[test].long().numpy()
+    combined_auroc, dad_auroc = auroc(combined.numpy(), labels), auroc(dad_only.numpy(), labels)
+    assert dad_auroc > 0.95  # the informative head does separate
+    assert bool(combined_auroc >= dad_auroc - 0.02) is holds, (combined_auroc, dad_auroc)

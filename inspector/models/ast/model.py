@@ -51,7 +51,7 @@ from inspector.models.ast.positional import positional_encoding
 from inspector.models.ast.student import AstStudent
 from inspector.models.backbones import build_backbone
 from inspector.models.base import AnomalyModel, ModelConfig, teacher_identity
-from inspector.models.common import freeze
+from inspector.models.common import LevelNormalization, freeze
 from inspector.models.entry import ModelEntry, Phase
 
 # Values a preset fills in for config fields left at None.
@@ -72,8 +72,8 @@ class AstConfig(ModelConfig):
     # The paper's score is the mean of the map; offline: mean of the top 1% (see ModelConfig).
     # One level only, so there is nothing for a per-level map normalisation to balance.
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
-        "paper": {"score": "mean", "map_normalization": "none"},
-        "offline": {"score": "topk", "map_normalization": "none"},
+        "paper": {"score": "mean", "map_normalization": "none", "position_normalization": "none"},
+        "offline": {"score": "topk", "map_normalization": "none", "position_normalization": "none"},
     }
     backbone: str | None = None  # efficientnet_b5 (paper) / efficientnet_lite0 (offline)
     tap: str | None = None  # blocks36 (paper) / blocks.4 (offline; blocks.5 for stride 32)
@@ -129,6 +129,8 @@ class AstModel(AnomalyModel):
                                     config.coupling_kernels, config.clamp_alpha, config.permutation_seed)
         self.student = AstStudent(config.positional_channels + tap.channels, tap.channels,
                                   config.student_hidden, config.student_blocks)
+        shapes = [(h, w)] if config.position_normalization == "shrunk" else None
+        self.level_norm = LevelNormalization(1, shapes) if config.map_normalization == "quantile" else None
 
     # --- contract -----------------------------------------------------------------------------
     def networks(self) -> list[nn.Module]:
@@ -219,20 +221,26 @@ class AstModel(AnomalyModel):
         z_t, _ = self.teacher_z(feats, with_logdet=False)
         return (z_t - self.student_z(feats)).pow(2).mean(dim=1, keepdim=True)
 
+    def normalized_map(self, images: torch.Tensor) -> torch.Tensor:
+        """:meth:`low_res_map`, quantile-normalised (per position too, when configured) if configured."""
+        low = self.low_res_map(images)
+        return low if self.level_norm is None else self.level_norm([low])[0]
+
     def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """One level: the feature-resolution map of the configured source."""
-        return {self.feature_tap.name: self.low_res_map(images)}
+        return {self.feature_tap.name: self.normalized_map(images)}
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.finish_low_res(self.low_res_map(images), images)
+        return self.finish_low_res(self.normalized_map(images), images)
 
     def forward_with_levels(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        low = self.low_res_map(images)
+        low = self.normalized_map(images)
         score, amap = self.finish_low_res(low, images)
         return score, amap, {self.feature_tap.name: low}
 
     def finish_low_res(self, low: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         size = (images.shape[1], images.shape[2])
+        low = self.evidence([low])[0]  # normalised: below the good images' 0.9 quantile is normal
         amap = F.interpolate(low, size=size, mode="bicubic", align_corners=False)
         if self.config.score_source == "student":
             amap = amap.clamp_min(0.0)  # a squared distance; bicubic overshoot goes below zero

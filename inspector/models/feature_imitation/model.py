@@ -74,7 +74,7 @@ class FeatureImitationConfig(ModelConfig):
         "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "levels": ("layer1", "layer2", "layer3"),
                   "scales": (0.5, 1.0, 1.5)},
         "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "distance": "standardized_cosine",
-                    "levels": ("blocks.2", "blocks.3"), "scales": (0.5, 1.0)},
+                    "levels": ("blocks.2", "blocks.3"), "scales": (0.5, 1.0), "position_normalization": "none"},
     }
 
     def validate(self, where: str) -> None:
@@ -133,13 +133,21 @@ class FeatureImitationModel(AnomalyModel):
         self.teacher = freeze(teacher)
         self.module_names = tuple(f"{s:g}x:{lv}" for s in config.scales for lv in config.levels)
         n = len(self.module_names)
-        self.level_norm = LevelNormalization(n)
+        self.level_norm = LevelNormalization(n, self._module_shapes(teacher))
         channels = [teacher.feature_info[i].channels for i in outputs]
         self.standardize = nn.ModuleList([FeatureStandardization(channels) for _ in config.scales])
         self.register_buffer("module_weight", torch.full((n,), 1.0 / n))
         self.register_buffer("importance_searched", torch.zeros((), dtype=torch.bool))
         self.kept = tuple(range(n))
         self.register_load_state_dict_post_hook(lambda module, _keys: module.refresh_kept())
+
+    def _module_shapes(self, teacher: nn.Module) -> list[tuple[int, int]] | None:
+        """Static (h, w) of each module map when per-position normalisation is configured, else None."""
+        c = self.config
+        if c.map_normalization != "quantile" or c.position_normalization != "shrunk":
+            return None
+        strides = [teacher.feature_info[i].stride for i in self.outputs]
+        return [(-(-h // s), -(-w // s)) for h, w in self.sizes for s in strides]
 
     def _group(self, teacher: nn.Module) -> nn.ModuleList:
         blocks = mirror_subblocks(teacher)  # one per tap after the first, in tap order
@@ -228,7 +236,7 @@ class FeatureImitationModel(AnomalyModel):
             for j in js:
                 i = g * n + j
                 m = self.distance(targets[j], group[j](ins[j]))
-                maps[i] = (m - self.level_norm.shift[i]) * self.level_norm.scale[i]
+                maps[i] = self.level_norm.level(i, m)
         return maps
 
     def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

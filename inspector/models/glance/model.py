@@ -20,6 +20,14 @@
   y = 1 for the negative patch and also s_DAD = 1 − C; we take C = P(normal) so
   that s_DAD rises on anomalies). Patch scores on the grid are interpolated into
   the map (:func:`.grid.scores_to_map`), smoothed, reduced to the image score.
+  Offline preset: s_IAD (a squared distance, unbounded) and s_DAD (a probability)
+  are first put on one scale by the map normalisation of the other offline models
+  (:class:`~inspector.models.common.LevelNormalization`, fitted on the good validation
+  images: per-position z-score shrunk toward global statistics, then the 0.9/0.995
+  quantiles, clamped at 0), so λ weighs evidence, not units or positions where good
+  images always score high. Raw, ELPV mono combined to 0.53 with the DAD head alone
+  at 0.81; normalised 0.82 (benchmarks/README.md, "Session 5"). A departure from
+  eq. 13 of the paper (which sums the raw heads): the paper preset keeps it.
 
 Grid: patches of ``patch_size`` every ``grid_stride`` pixels, cut out as one batch
 inside the graph. The stride is the speed/accuracy setting: the networks' cost
@@ -44,7 +52,7 @@ from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError
 from inspector.models.backbones import build_backbone
 from inspector.models.base import AnomalyModel, ModelConfig, teacher_identity
-from inspector.models.common import FeatureStandardization, freeze
+from inspector.models.common import FeatureStandardization, LevelNormalization, freeze
 from inspector.models.entry import ModelEntry, Phase
 from inspector.models.glance import grid
 from inspector.models.glance.networks import DadHead, GlobalNet, LocalNet, compactness_loss
@@ -63,10 +71,13 @@ class GlanceConfig(ModelConfig):
     """Glance settings. Sizes in pixels of the model input."""
 
     name: str = "glance"
-    # One map, already combined by eq. 13: nothing for a per-level normalisation to balance.
+    # quantile + shrunk (offline): s_IAD and s_DAD normalised, per grid position too, from good
+    # validation images before eq. 13 (module doc); paper: eq. 13 on the raw heads.
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
-        "paper": {"score": "max", "map_normalization": "none", "distance": "cosine"},
-        "offline": {"score": "topk", "map_normalization": "none", "distance": "cosine"},
+        "paper": {"score": "max", "map_normalization": "none", "distance": "cosine",
+                  "position_normalization": "none"},
+        "offline": {"score": "topk", "map_normalization": "quantile", "distance": "cosine",
+                    "position_normalization": "shrunk"},
     }
     # 32: three stride-2 convs reach 4×4, and the teacher's stride-16 tap still has 2×2 cells.
     patch_size: int = bounded(32, ge=16, le=256)  # multiple of 8
@@ -130,6 +141,9 @@ class GlanceModel(AnomalyModel):
         self.dad = DadHead(c.feature_dim, c.dad_hidden)
         h, w = c.image_size
         self.grid_shape = grid.grid_shape(h, w, c.patch_size, c.grid_stride)
+        # The two heads as two "levels" on the patch grid; identity for the paper preset.
+        shapes = [self.grid_shape] * 2 if c.position_normalization == "shrunk" else None
+        self.level_norm = LevelNormalization(2, shapes) if c.map_normalization == "quantile" else None
         pos = grid.grid_positions(h, w, c.patch_size, c.grid_stride)
         # Functions of the config, rebuilt with the model: not persistent, constants in the graph.
         self.register_buffer("patch_index", grid.window_index(pos, c.patch_size, w), persistent=False)
@@ -280,15 +294,24 @@ class GlanceModel(AnomalyModel):
         shape = (-1, 1, *self.grid_shape)  # -1: the batch stays symbolic in the exported graph
         return iad.view(shape), dad.view(shape)
 
+    def head_maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """s_IAD and s_DAD on the grid, each quantile-normalised when configured: two FP32 (N, 1, gh, gw)."""
+        iad, dad = self.patch_scores(images)
+        if self.level_norm is None:
+            return iad, dad
+        iad, dad = self.level_norm([iad, dad])
+        return iad, dad
+
     def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The two heads' patch scores alone (λ = 1 and λ = 0 of eq. 13), on the grid."""
-        iad, dad = self.patch_scores(images)
+        iad, dad = self.head_maps(images)
         return {"iad": iad, "dad": dad}
 
     def forward_with_levels(self, images: torch.Tensor):
-        iad, dad = self.patch_scores(images)
+        iad, dad = self.head_maps(images)
         lam = self.config.score_lambda
-        combined = lam * iad + (1.0 - lam) * dad
+        iad_e, dad_e = self.evidence([iad, dad])  # normalised heads only add evidence (clamped at 0)
+        combined = lam * iad_e + (1.0 - lam) * dad_e
         amap = grid.scores_to_map(combined, (images.shape[1], images.shape[2]),
                                   self.config.patch_size, self.config.grid_stride)
         score, amap = self.finish(amap)

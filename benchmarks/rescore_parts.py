@@ -1,0 +1,125 @@
+"""Score combinations of a trained model's parts, from ONE trained model per dataset and model.
+
+    python benchmarks/rescore_parts.py --run-root runs/bench/quality \
+        --datasets kolektorsdd,elpv/mono,elpv/poly --models glance,ast,feature_imitation
+
+Reads the run folders that ``bench_quality.py`` left under ``RUN_ROOT/<dataset>/<model>``
+(the same weights as its quality rows), rebuilds each model with every variant of
+:data:`VARIANTS` (config changes that only touch how the parts are normalised and
+combined after training, never the trained weights), fits the map normalisation on
+the run's own validation images (seeded split, as the training loop does) and
+reports image AUROC (``bench_quality.metrics_for``: likely_defect left out), pixel
+AUROC where masks exist, and the per-part image AUROC (max of the part's map).
+``base`` is the checkpoint as trained: it reproduces the quality row.
+
+Since the weights are shared by all variants of a model, the differences between
+its rows are the combination rules alone, with no training noise.
+
+JSON to ``benchmarks/results/<--name>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import write_result  # noqa: E402
+from bench_quality import REAL, SHARED, level_aurocs, load_test, metrics_for, score_with_levels  # noqa: E402
+
+Q = {"map_normalization": "quantile", "position_normalization": "none"}
+QP = {"map_normalization": "quantile", "position_normalization": "shrunk"}
+VARIANTS = {
+    "glance": {"base": {}, "quantile": Q, "quantile+position": QP,
+               "quantile,lambda=0.5": {**Q, "score_lambda": 0.5}},
+    "ast": {"base": {}, "max": {"score": "max"}, "quantile": Q, "quantile+position": QP,
+            "quantile+position,max": {**QP, "score": "max"}},
+    "feature_imitation": {"base": {}, "quantile+position": QP},
+    "stfpm": {"base": {}, "quantile,no position": Q},
+}
+
+
+def variant_model(model, overrides: dict):
+    """The trained weights in a model built with ``overrides`` to its config (new buffers identity)."""
+    from inspector.models.registry import build_model
+
+    config = replace(model.config, **overrides, teacher_weights="random")
+    config.validate("model")
+    other = build_model(config)
+    missing, unexpected = other.load_state_dict(model.state_dict(), strict=False)
+    norm_only = all(k.startswith("level_norm.") for k in missing + unexpected)
+    if not norm_only:
+        raise RuntimeError(f"variant {overrides} changes trained weights: {missing + unexpected}")
+    return other.eval()
+
+
+def validation_images(config, data: Path) -> np.ndarray:
+    """The run's validation images, split and decoded as the training loop does."""
+    from inspector.training.loop import load_training_images
+
+    run = replace(config, data=replace(config.data, path=str(data)))
+    return load_training_images(run)[1]
+
+
+def rescore(model, val: np.ndarray, test: dict) -> dict:
+    t0 = time.process_time()
+    with torch.inference_mode():
+        model.calibrate_maps(torch.from_numpy(val))
+    scores, maps, peaks = score_with_levels(model, test["images"])
+    row = metrics_for(scores, maps, test)
+    row["level_image_auroc"] = level_aurocs(peaks, test)
+    row["cpu_s"] = round(time.process_time() - t0, 1)
+    return row
+
+
+def data_path(run_root: Path, data_root: Path, name: str) -> Path:
+    if name == "synthetic-grass":
+        return next((run_root / "data").glob("grass-*"))
+    return data_root / name
+
+
+def main(argv: list[str] | None = None) -> Path:
+    from inspector.training.checkpoint import load_model
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run-root", type=Path, required=True, help="bench_quality.py's --run-root")
+    ap.add_argument("--datasets", default=",".join(REAL))
+    ap.add_argument("--models", default="glance,ast,feature_imitation")
+    ap.add_argument("--variants", default="", help="comma list of variant names (default: all of the model's)")
+    ap.add_argument("--data-root", type=Path, default=SHARED)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--name", default="rescore-parts")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    wanted = {v for v in args.variants.split(",") if v}
+    results = []
+    for name in args.datasets.split(","):
+        data = data_path(args.run_root, args.data_root, name)
+        for model_name in args.models.split(","):
+            run = args.run_root / name.replace("/", "_") / model_name
+            model, config, _ = load_model(run)
+            test = load_test(data, tuple(config.model.image_size), config.data.resize)
+            val = validation_images(config, data)
+            for variant, overrides in VARIANTS[model_name].items():
+                if wanted and variant not in wanted:
+                    continue
+                row = rescore(variant_model(model, overrides), val, test)
+                results.append({"dataset": name, "model": model_name, "variant": variant,
+                                "overrides": overrides, **row})
+                levels = " ".join(f"{k} {v:.3f}" for k, v in row["level_image_auroc"].items())
+                print(f"{name:12} {model_name:17} {variant:24} img {row['image_auroc']:.3f} "
+                      f"px {row['pixel_auroc'] or 0:.3f} | {levels} | {row['cpu_s']} cpu-s", flush=True)
+    path = write_result(args.name, {"variants": VARIANTS, "rows": results}, args.out)
+    print(f"wrote {path}")
+    return path
+
+
+if __name__ == "__main__":
+    main()
