@@ -38,11 +38,12 @@ Q = {"map_normalization": "quantile", "position_normalization": "none"}
 QP = {"map_normalization": "quantile", "position_normalization": "shrunk"}
 VARIANTS = {
     "glance": {"base": {}, "quantile": Q, "quantile+position": QP,
-               "quantile,lambda=0.5": {**Q, "score_lambda": 0.5}},
+               "quantile+lambda0.5": {**Q, "score_lambda": 0.5},
+               "quantile+position+lambda0.5": {**QP, "score_lambda": 0.5}},
     "ast": {"base": {}, "max": {"score": "max"}, "quantile": Q, "quantile+position": QP,
-            "quantile+position,max": {**QP, "score": "max"}},
-    "feature_imitation": {"base": {}, "quantile+position": QP},
-    "stfpm": {"base": {}, "quantile,no position": Q},
+            "quantile+position+max": {**QP, "score": "max"}},
+    "feature_imitation": {"base": {}, "quantile": Q, "quantile+position": QP},
+    "stfpm": {"base": {}, "quantile-no-position": Q},
 }
 
 

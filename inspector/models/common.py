@@ -223,6 +223,16 @@ class LevelNormalization(nn.Module):
             self.shift[i] = q_low
             self.scale[i] = target / torch.clamp(q_high - q_low, min=1e-12)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A checkpoint written before its model had per-position buffers (their config may name
+        # position_normalization while the model ignored it) loads with them at the identity,
+        # which is exactly what that model computed.
+        for i in range(len(self.shift) if self.positional else 0):
+            for name, fill in ((f"offset{i}", 0.0), (f"gain{i}", 1.0)):
+                if prefix + name not in state_dict and prefix + "shift" in state_dict:
+                    state_dict[prefix + name] = torch.full_like(getattr(self, name), fill)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @torch.no_grad()
     def reset(self) -> None:
         """Back to the identity, so that maps collected for :meth:`fit` are the raw ones."""

@@ -60,3 +60,31 @@ def test_a_position_where_good_images_agree_gets_a_bounded_gain():
     _, gain = position_statistics(maps)
     assert torch.isfinite(gain).all() and float(gain.max()) <= MAX_POSITION_GAIN
     assert float(gain.max()) == MAX_POSITION_GAIN  # the quiet block hits the bound, not 1e6
+
+
+def test_calibrating_twice_fits_the_same_constants():
+    # calibrate_maps collects the maps through the normalisation itself: unless every buffer,
+    # per-position offsets included, is back at the identity, a second fit sees corrected maps.
+    from inspector.models.registry import build_model, parse_model_config
+
+    torch.manual_seed(0)
+    model = build_model(parse_model_config({"name": "reduced_student", "image_size": [64, 64],
+                                            "teacher_weights": "random", "position_normalization": "shrunk"}))
+    val = torch.randint(0, 256, (8, 64, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    model.calibrate_maps(val)
+    first = {k: v.clone() for k, v in model.level_norm.state_dict().items()}
+    model.calibrate_maps(val)
+    for key, value in model.level_norm.state_dict().items():
+        torch.testing.assert_close(value, first[key], msg=key)
+    assert not model.level_norm.is_identity()
+
+
+def test_a_checkpoint_without_positional_buffers_loads_them_as_the_identity():
+    # Written by a model that ignored position_normalization (the values it computed with).
+    old = LevelNormalization(2)
+    old.fit([good_maps(), good_maps(seed=1)])
+    new = LevelNormalization(2, [(24, 12), (24, 12)])
+    new.load_state_dict(old.state_dict())
+    test = [good_maps(n=5, seed=2), good_maps(n=5, seed=3)]
+    for a, b in zip(old(test), new(test)):
+        torch.testing.assert_close(a, b)
