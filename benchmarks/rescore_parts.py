@@ -40,7 +40,7 @@ VARIANTS = {
     "glance": {"base": {}, "quantile": Q, "quantile+position": QP,
                "quantile+lambda0.5": {**Q, "score_lambda": 0.5},
                "quantile+position+lambda0.5": {**QP, "score_lambda": 0.5}},
-    "ast": {"base": {}, "max": {"score": "max"}, "quantile": Q, "quantile+position": QP,
+    "ast": {"base": {}, "max": {"score": "max"}, "mean": {"score": "mean"}, "quantile": Q, "quantile+position": QP,
             "quantile+position+max": {**QP, "score": "max"}},
     "feature_imitation": {"base": {}, "quantile": Q, "quantile+position": QP},
     "stfpm": {"base": {}, "quantile-no-position": Q},

@@ -15,7 +15,7 @@
   patch or of a stained copy of it (:mod:`.stains`); binary cross-entropy (eq. 9).
   Phase ``global`` trains Global-Net and DAD head on l_IAD + λ_t·l_DAD (eq. 10),
   Local-Net frozen.
-* **Score** per patch (eq. 13): λ·s_IAD + (1 − λ)·s_DAD, λ = 0.8, s_DAD = 1 − C
+* **Score** per patch (eq. 13): λ·s_IAD + (1 − λ)·s_DAD, λ = 0.8 (offline 0.5), s_DAD = 1 − C
   with C the head's probability that the patch is normal (the paper's text names
   y = 1 for the negative patch and also s_DAD = 1 − C; we take C = P(normal) so
   that s_DAD rises on anomalies). Patch scores on the grid are interpolated into
@@ -25,9 +25,10 @@
   (:class:`~inspector.models.common.LevelNormalization`, fitted on the good validation
   images: per-position z-score shrunk toward global statistics, then the 0.9/0.995
   quantiles, clamped at 0), so λ weighs evidence, not units or positions where good
-  images always score high. Raw, ELPV mono combined to 0.53 with the DAD head alone
-  at 0.81; normalised 0.82 (benchmarks/README.md, "Session 5"). A departure from
-  eq. 13 of the paper (which sums the raw heads): the paper preset keeps it.
+  images always score high; λ is then 0.5, the two heads in the same units counting
+  alike. Raw, ELPV mono combined to 0.53 with the DAD head alone at 0.81; normalised
+  with λ = 0.5, 0.85 (benchmarks/README.md, "Session 5"). A departure from eq. 13
+  of the paper (which sums the raw heads with λ = 0.8): the paper preset keeps it.
 
 Grid: patches of ``patch_size`` every ``grid_stride`` pixels, cut out as one batch
 inside the graph. The stride is the speed/accuracy setting: the networks' cost
@@ -75,9 +76,9 @@ class GlanceConfig(ModelConfig):
     # validation images before eq. 13 (module doc); paper: eq. 13 on the raw heads.
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "paper": {"score": "max", "map_normalization": "none", "distance": "cosine",
-                  "position_normalization": "none"},
+                  "position_normalization": "none", "score_lambda": 0.8},
         "offline": {"score": "topk", "map_normalization": "quantile", "distance": "cosine",
-                    "position_normalization": "shrunk"},
+                    "position_normalization": "shrunk", "score_lambda": 0.5},
     }
     # 32: three stride-2 convs reach 4×4, and the teacher's stride-16 tap still has 2×2 cells.
     patch_size: int = bounded(32, ge=16, le=256)  # multiple of 8
@@ -93,7 +94,9 @@ class GlanceConfig(ModelConfig):
     local_channels: tuple[int, ...] = bounded((16, 32, 64), ge=1, le=4096)
     global_channels: tuple[int, ...] = bounded((16, 32, 64, 128), ge=1, le=4096)
     dad_hidden: int = bounded(128, ge=1, le=4096)
-    score_lambda: float = bounded(0.8, ge=0, le=1)  # λ_s of eq. 13 (paper 0.8)
+    # λ_s of eq. 13: paper 0.8 on the raw heads; offline 0.5, equal weight once both heads are in
+    # the same normalised units (module doc). None: the preset's.
+    score_lambda: float | None = bounded(None, ge=0, le=1)
     dad_weight: float = bounded(1.0, ge=0, le=100)  # λ_t of eq. 10
     distill_weight: float = bounded(1.0, ge=0, le=100)  # λ_k of eq. 3
     compactness_weight: float = bounded(1.0, ge=0, le=100)  # λ_c of eq. 3 (on the mean, not the sum)
