@@ -198,3 +198,23 @@ def test_exported_graph_gives_the_same_map_as_torch(tiny_dataset, tmp_path):
             out = backend.infer(batch.numpy())
         assert np.isfinite(out.maps).all()
         assert np.abs(out.maps - ref_map.numpy()).max() <= tolerance * scale, precision
+
+
+def test_offline_module_maps_are_normalised_per_position():
+    """Every (scale, level) module gets per-position constants of its own map's size (the offline rule)."""
+    from inspector.models.registry import build_model, parse_model_config
+
+    torch.manual_seed(0)
+    model = build_model(parse_model_config({"name": "feature_imitation", "image_size": [64, 96],
+                                            "teacher_weights": "random"})).eval()
+    g = torch.Generator().manual_seed(0)
+    val = torch.randint(0, 256, (8, 64, 96, 3), dtype=torch.uint8, generator=g)
+    val[:, 16:32, 40:56] = 255  # a structure every good image has at the same place
+    model.calibrate_maps(val)
+    with torch.no_grad():
+        maps = model.module_maps(val[:2])
+    assert len(maps) == 4  # 2 scales x 2 levels
+    for i, m in maps.items():
+        offset = getattr(model.level_norm, f"offset{i}")
+        assert offset.shape[-2:] == m.shape[-2:], model.module_names[i]
+        assert offset.abs().sum() > 0  # fitted, not the identity
