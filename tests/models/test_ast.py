@@ -374,3 +374,20 @@ def test_export_parity_and_no_if_nodes(ast_run, tmp_path):
         score, amap = session.run(None, feeds)[:2]
         torch.testing.assert_close(torch.from_numpy(score), ref_score, rtol=1e-3, atol=1e-5)
         torch.testing.assert_close(torch.from_numpy(amap), ref_map, rtol=1e-3, atol=1e-4)
+
+
+def test_quantile_normalisation_by_config_is_fitted_and_in_the_forward():
+    """Opt-in (offline default stays none, benchmarks/README.md "Session 5"): the normalised map is what is scored."""
+    model = make(map_normalization="quantile", position_normalization="shrunk", smoothing_sigma=0)
+    val = images(8, seed=1)
+    model.calibrate_maps(val)
+    assert not model.level_norm.is_identity()
+    batch = images(2)
+    with torch.no_grad():
+        score, amap, levels = model.forward_with_levels(batch)
+        (name, low), = model.named_level_maps(batch).items()
+        raw = model.low_res_map(batch)
+    torch.testing.assert_close(levels[name], low)
+    torch.testing.assert_close(low, model.level_norm([raw])[0])
+    assert not torch.allclose(low, raw)
+    assert (amap >= 0).all() and score.shape == (2,)
