@@ -141,7 +141,9 @@ def bench_model(name: str, data: Path, args, run_root: Path, tests: dict) -> dic
     model_section = {"name": name, **({"image_size": list(QUICK_SIZE)} if args.quick else {})}
     if args.teacher and has_teacher_choice(name):
         model_section["teacher"] = args.teacher
-    config = load_run_config(base={"model": model_section, "data": {"path": str(data)}, "train": train_section})
+    # --set (ablations): the same overrides for every dataset, recorded in the result
+    config = load_run_config(base={"model": model_section, "data": {"path": str(data)}, "train": train_section},
+                             overrides=list(args.set or ()))
     run_dir = run_root / name
     t0 = time.monotonic()
     summary = train(config, run_dir)
@@ -155,8 +157,8 @@ def bench_model(name: str, data: Path, args, run_root: Path, tests: dict) -> dic
 
     scores, maps, peaks = score_with_levels(model, test["images"])
     return {
-        "model": name, "preset": config.model.preset, "image_size": list(size), "resize": resize,
-        "teacher": getattr(config.model, "teacher", None),
+        "model": name, "preset": config.model.preset, "overrides": list(args.set or ()),
+        "image_size": list(size), "resize": resize, "teacher": getattr(config.model, "teacher", None),
         "train": {"seconds": round(train_s, 1), "epochs": [p["epochs_run"] for p in summary["phases"]],
                   "best_epoch": [p["best_epoch"] for p in summary["phases"]],
                   "stop_reason": stop_reason(summary, args.time_cap), "phases": summary["phases"],
@@ -293,6 +295,8 @@ def main(argv: list[str] | None = None) -> Path:
                     help="wall-clock cap per training run in seconds, the same for every run (0: none)")
     ap.add_argument("--epochs", type=int, default=None, help="force an epoch count (ablations; default: recipe)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                    help="config override for every trained model (ablations), e.g. model.student_depth=2")
     ap.add_argument("--run-root", type=Path, default=Path("runs/bench/quality"))
     ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     ap.add_argument("--name", default="quality")

@@ -1,8 +1,15 @@
 """Students built to mirror a teacher's feature taps (the reduced student and its offline variant).
 
-A student is a stem followed by one residual block per tap: each block takes the
+A student is a stem followed by one residual stage per tap: each stage takes the
 previous level to the tap's stride and channel count (MODELS.md, reduced student).
 It returns one feature map per tap, shape-matched to the teacher's.
+
+``depth`` (BasicBlocks per stage) and ``width`` (a stage's channels as a multiple of
+its tap's; a 1×1 conv then projects each output to the tap's channels) set the
+student's capacity. The reduced student's single narrow block per tap explains only
+about a third of the standardised teacher's variance on its own training images
+(benchmarks/README.md, "Session 5"): it under-fits, and its residual on normal
+detail is as large as a defect's.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ def make_stem(kind: str) -> nn.Sequential:
     raise ValueError(f"unknown stem '{kind}'")
 
 
-def residual_stage(in_ch: int, out_ch: int, stride: int) -> BasicBlock:
+def residual_block(in_ch: int, out_ch: int, stride: int) -> BasicBlock:
     """One torchvision BasicBlock, with a 1×1 conv+BN shortcut when shape changes."""
     downsample = None
     if stride != 1 or in_ch != out_ch:
@@ -39,26 +46,48 @@ def residual_stage(in_ch: int, out_ch: int, stride: int) -> BasicBlock:
     return BasicBlock(in_ch, out_ch, stride=stride, downsample=downsample)
 
 
-class MirrorStudent(nn.Module):
-    """Stem + one BasicBlock per tap; output i matches tap i's channels and stride."""
+def residual_stage(in_ch: int, out_ch: int, stride: int, depth: int = 1) -> nn.Module:
+    """``depth`` BasicBlocks: the first changes stride/channels, the rest keep them.
 
-    def __init__(self, taps: tuple[FeatureTap, ...], stem: str = "resnet") -> None:
+    One block is returned bare, so depth-1 students keep their checkpoints' parameter names.
+    """
+    if depth == 1:
+        return residual_block(in_ch, out_ch, stride)
+    return nn.Sequential(residual_block(in_ch, out_ch, stride),
+                         *(residual_block(out_ch, out_ch, 1) for _ in range(depth - 1)))
+
+
+class MirrorStudent(nn.Module):
+    """Stem + one residual stage per tap; output i matches tap i's channels and stride.
+
+    ``depth`` ≥ 1 BasicBlocks per stage; ``width`` ≥ 1: stage i has round(width·C_i)
+    channels and a 1×1 conv (with bias) maps its output to the tap's C_i. The
+    defaults (1, 1.0) are the reduced student of the paper (no projection).
+    """
+
+    def __init__(self, taps: tuple[FeatureTap, ...], stem: str = "resnet", depth: int = 1,
+                 width: float = 1.0) -> None:
         super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"student depth must be >= 1 and width >= 1, got {depth}, {width}")
         self.stem = make_stem(stem)
         stride, channels = STEMS[stem]
         self.stem_is_first_tap = taps[0].stride == stride and taps[0].channels == channels
-        stages = []
+        stages, heads = [], []
         for tap in taps[1:] if self.stem_is_first_tap else taps:
             if tap.stride % stride:
                 raise ValueError(f"tap {tap.name}: stride {tap.stride} not reachable from {stride}")
-            stages.append(residual_stage(channels, tap.channels, tap.stride // stride))
-            stride, channels = tap.stride, tap.channels
+            hidden = int(round(tap.channels * width))
+            stages.append(residual_stage(channels, hidden, tap.stride // stride, depth))
+            heads.append(nn.Conv2d(hidden, tap.channels, 1) if hidden != tap.channels else nn.Identity())
+            stride, channels = tap.stride, hidden
         self.stages = nn.ModuleList(stages)
+        self.heads = nn.ModuleList(heads)
 
     def forward(self, x):
         x = self.stem(x)
         outputs = [x] if self.stem_is_first_tap else []
-        for stage in self.stages:
+        for stage, head in zip(self.stages, self.heads):
             x = stage(x)
-            outputs.append(x)
+            outputs.append(head(x))
         return outputs

@@ -144,3 +144,27 @@ def test_a_level_far_below_its_normal_range_cannot_lower_the_score(name):
             scores.append(model(batch)[0])
     torch.testing.assert_close(scores[0], scores[1])
     assert (scores[0] > 0).all()
+
+
+@pytest.mark.parametrize("depth, width", [(2, 1.0), (1, 1.5)])
+def test_reduced_student_capacity_keeps_the_teachers_shapes(depth, width):
+    model = make("reduced_student", student_depth=depth, student_width=width)
+    x = model.network_input(images(2))
+    teacher, student = model.teacher_features(x), model.student_features(x)
+    assert [t.shape for t in teacher] == [s.shape for s in student]
+    narrow = make("reduced_student", student_depth=1, student_width=1.0)
+    assert sum(p.numel() for p in model.trainable()) > 1.5 * sum(p.numel() for p in narrow.trainable())
+
+
+def test_reduced_student_of_one_narrow_block_keeps_its_parameter_names():
+    """Depth 1, width 1 is the paper's student: checkpoints saved before capacity existed still load."""
+    names = set(make("reduced_student", "paper", student_depth=1, student_width=1.0).student.state_dict())
+    assert "stages.0.conv1.weight" in names and not any(".heads." in n or n.startswith("heads") for n in names)
+
+
+@pytest.mark.parametrize("key, value", [("student_depth", 0), ("student_width", 0.5), ("student_depth", 9)])
+def test_reduced_student_capacity_out_of_range_is_rejected(key, value):
+    from inspector.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key):
+        parse_model_config({"name": "reduced_student", key: value})

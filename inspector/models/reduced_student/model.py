@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
+from inspector.config import bounded
 from inspector.models.backbones import build_backbone
 from inspector.models.base import ModelConfig, OfflineTeacher, SingleTeacherModel, check_offline_teacher
 from inspector.models.entry import ADAM, SGD, ModelEntry
@@ -38,10 +39,15 @@ class ReducedStudentConfig(ModelConfig):
     levels: tuple[str, ...] | None = None
     # Offline preset only: the frozen teacher (benchmarks/README.md "Session 5" compares them).
     teacher: OfflineTeacher | None = None
+    # Student capacity (MirrorStudent): BasicBlocks per stage and channels as a multiple of the
+    # tap's; None: the preset's (paper: one block, the tap's width).
+    student_depth: int | None = bounded(None, ge=1, le=4)
+    student_width: float | None = bounded(None, ge=1, le=4)
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
-        "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "levels": PRESETS["paper"][1]},
+        "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "levels": PRESETS["paper"][1],
+                  "student_depth": 1, "student_width": 1.0},
         "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "levels": ("blocks.2", "blocks.4", "blocks.6"),
-                    "teacher": PRESETS["offline"][0]},
+                    "teacher": PRESETS["offline"][0], "student_depth": 1, "student_width": 1.0},
     }
 
     def validate(self, where: str) -> None:
@@ -57,7 +63,7 @@ def build_reduced_student(config: ReducedStudentConfig, taps: tuple[str, ...] | 
     pool = pool[: len(taps)]
     teacher = build_backbone(backbone, taps, weights=config.teacher_weights)
     pooled = tuple(replace(t, stride=t.stride * k) for t, k in zip(teacher.feature_info, pool))
-    student = MirrorStudent(pooled, stem=stem)
+    student = MirrorStudent(pooled, stem=stem, depth=config.student_depth, width=config.student_width)
     levels = tuple(t for t in config.levels if t in taps) if config.levels else None
     return SingleTeacherModel(config, teacher, student, pool, config.map_combination, compare=levels or None)
 
