@@ -297,6 +297,8 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                     help="config override for every trained model (ablations), e.g. model.student_depth=2")
+    ap.add_argument("--no-knn", action="store_true",
+                    help="skip the kNN reference (ablations: it is deterministic, seed 0; quote it from a run that has it)")
     ap.add_argument("--run-root", type=Path, default=Path("runs/bench/quality"))
     ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     ap.add_argument("--name", default="quality")
@@ -327,10 +329,11 @@ def main(argv: list[str] | None = None) -> Path:
         if args.quick:
             size = QUICK_SIZE
         entry = {"dataset": name, "kind": kind, "path": str(data), "results": []}
-        knn = bench_knn(data, size, resize, tests, args.quick, args.teacher)
-        entry["results"].append(knn)
-        write_partial(args, [*results, entry], t_start)
-        print(f"{name:22} {'knn_reference':16} img {knn['metrics']['image_auroc']:.3f}", flush=True)
+        if not args.no_knn:
+            knn = bench_knn(data, size, resize, tests, args.quick, args.teacher)
+            entry["results"].append(knn)
+            write_partial(args, [*results, entry], t_start)
+            print(f"{name:22} {'knn_reference':16} img {knn['metrics']['image_auroc']:.3f}", flush=True)
         for model in models:
             args_model = args
             r = bench_model(model, data, args_model, args.run_root / name.replace("/", "_"), tests)

@@ -19,6 +19,9 @@ a kNN reference fitted on the same training images (``knn_reference.py``):
   standardised channels dominate;
 * ``ranks``: Spearman correlation of student and kNN scores; the good images the
   student scores highest and the defects it scores lowest, with their kNN ranks.
+* ``fit``: per level, the share of the standardised teacher's variance the student
+  explains on (up to 64 of) its own training images, R² = 1 − MSE / Var(t): an
+  under-fitting student leaves most of the normal variation as residual;
 * ``posthoc``: inference-only variants of the same trained student (validation
   normalisation refitted): level subsets, and the squared error of the 3×3-averaged
   difference (t − s) instead of the per-pixel one (PatchCore's local aggregation).
@@ -85,13 +88,15 @@ def level_scores(model, images: np.ndarray, subsets: list[tuple[int, ...]], batc
     return [np.concatenate(o) for o in out]
 
 
-def pooled_distance(kernel: int):
-    """Squared error of the kernel×kernel-averaged difference, mean over channels: (N, 1, h, w)."""
+def pooled_distance(kernel: int, high_pass: bool = False):
+    """Squared error of the kernel×kernel-averaged difference (or of the difference minus
+    that local average: its high-pass part), mean over channels: (N, 1, h, w)."""
     import torch.nn.functional as F
 
     def distance(teacher, student):
-        d = F.avg_pool2d(teacher.float() - student.float(), kernel, 1, kernel // 2, count_include_pad=False)
-        return d.pow(2).mean(dim=1, keepdim=True)
+        d = teacher.float() - student.float()
+        low = F.avg_pool2d(d, kernel, 1, kernel // 2, count_include_pad=False)
+        return (d - low if high_pass else low).pow(2).mean(dim=1, keepdim=True)
     return distance
 
 
@@ -102,13 +107,30 @@ def posthoc(model, va: np.ndarray, te: np.ndarray, y: np.ndarray) -> dict:
     subsets = [c for r in range(1, n + 1) for c in itertools.combinations(range(n), r)]
     name = lambda sub: "+".join(model.level_names[k] for k in sub)  # noqa: E731
     out = {f"levels {name(sub)}": auc(v, y) for sub, v in zip(subsets, level_scores(model, te, subsets))}
-    for kernel in (3,):
-        model.distance = pooled_distance(kernel)
+    for label, kernel, high in (("pool3", 3, False), ("highpass3", 3, True), ("highpass5", 5, True)):
+        model.distance = pooled_distance(kernel, high)
         model.calibrate_maps(va)
         for sub, v in zip(subsets, level_scores(model, te, subsets)):
-            out[f"pool{kernel} levels {name(sub)}"] = auc(v, y)
+            out[f"{label} levels {name(sub)}"] = auc(v, y)
     del model.distance
     model.calibrate_maps(va)
+    return out
+
+
+@torch.no_grad()
+def teacher_fit(model, images: np.ndarray, batch: int = 8) -> dict:
+    """{level: R²} of the student against the (standardised) teacher over ``images``."""
+    err, var = {}, {}
+    feats = {}
+    for i in range(0, len(images), batch):
+        x = model.network_input(torch.from_numpy(images[i:i + batch]))
+        for name, t, s in zip(model.level_names, model.teacher_features(x), model.student_features(x)):
+            err[name] = err.get(name, 0.0) + float((t - s).pow(2).mean((1, 2, 3)).sum())
+            feats.setdefault(name, []).append(t)
+    out = {}
+    for name, ts in feats.items():
+        t = torch.cat(ts)
+        out[name] = round(1 - err[name] / len(t) / float(t.var((0, 2, 3)).mean()), 3)
     return out
 
 
@@ -155,6 +177,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--montage", type=Path)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--posthoc-only", action="store_true", help="only the inference-only variants (no kNN)")
+    ap.add_argument("--fit-only", action="store_true", help="only the R² of the student on its training images")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, config, _ = load_model(args.run_dir)
@@ -164,6 +188,18 @@ def main() -> None:
     train, val = split_train_val(ds.train, config.data.val_fraction, config.data.split_seed)
     test = [s for s in ds.test if s.defect_type != LIKELY]
     tr, _, _ = load_batch(train, *size, resize)
+    fit = teacher_fit(model, tr[np.linspace(0, len(tr) - 1, min(64, len(tr))).astype(int)])
+    if args.fit_only:
+        print(json.dumps({"run": str(args.run_dir), "fit": fit}))
+        return
+    if args.posthoc_only:
+        te, kept, _ = load_batch([s for s in ds.test if s.defect_type != LIKELY], *size, resize)
+        va, _, _ = load_batch(val, *size, resize)
+        out = {"run": str(args.run_dir), "posthoc": posthoc(model, va, te, np.array([s.label for s in kept]))}
+        print(json.dumps(out, indent=1))
+        if args.out:
+            args.out.write_text(json.dumps(out, indent=1))
+        return
     va, _, _ = load_batch(val, *size, resize)
     te, kept, _ = load_batch(test, *size, resize)
     y = np.array([s.label for s in kept])
@@ -173,7 +209,7 @@ def main() -> None:
     ref = KnnReference(KnnSettings(max_pool=100_000)).fit(load_batch(ds.train, *size, resize)[0])
     k, k_maps = ref.score(te)
     out: dict = {"run": str(args.run_dir), "data": str(args.data), "n_good": int((y == 0).sum()),
-                 "n_defect": int(y.sum()), "student": auc(s, y), "knn": auc(k, y)}
+                 "n_defect": int(y.sum()), "student": auc(s, y), "knn": auc(k, y), "fit": fit}
     red = {"max": maps.reshape(len(maps), -1).max(1), "top0.1%": topk_mean(maps, 0.001),
            "top1%": topk_mean(maps, 0.01), "top5%": topk_mean(maps, 0.05), "mean": maps.mean((1, 2))}
     out["reductions"] = {name: auc(v, y) for name, v in red.items()}
