@@ -6,10 +6,8 @@ It returns one feature map per tap, shape-matched to the teacher's.
 
 ``depth`` (BasicBlocks per stage) and ``width`` (a stage's channels as a multiple of
 its tap's; a 1×1 conv then projects each output to the tap's channels) set the
-student's capacity. The reduced student's single narrow block per tap explains only
-about a third of the standardised teacher's variance on its own training images
-(benchmarks/README.md, "Session 5"): it under-fits, and its residual on normal
-detail is as large as a defect's.
+student's capacity; ``linear_heads`` gives every output a linear 1×1 conv, so it can
+take negative values (standardised targets).
 """
 
 from __future__ import annotations
@@ -61,12 +59,17 @@ class MirrorStudent(nn.Module):
     """Stem + one residual stage per tap; output i matches tap i's channels and stride.
 
     ``depth`` ≥ 1 BasicBlocks per stage; ``width`` ≥ 1: stage i has round(width·C_i)
-    channels and a 1×1 conv (with bias) maps its output to the tap's C_i. The
-    defaults (1, 1.0) are the reduced student of the paper (no projection).
+    channels and a 1×1 conv (with bias) maps its output to the tap's C_i.
+    ``linear_heads``: that 1×1 conv at every width. A BasicBlock ends in a ReLU, so
+    without a head the outputs are ≥ 0: right for a ResNet teacher's (post-ReLU)
+    features, but a channel-standardised teacher is about half negative, and a
+    ReLU output cannot reach those targets (benchmarks/README.md, "Session 5").
+    The next stage always takes the block's own (post-ReLU) output.
+    The defaults (1, 1.0, False) are the reduced student of the paper.
     """
 
     def __init__(self, taps: tuple[FeatureTap, ...], stem: str = "resnet", depth: int = 1,
-                 width: float = 1.0) -> None:
+                 width: float = 1.0, linear_heads: bool = False) -> None:
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"student depth must be >= 1 and width >= 1, got {depth}, {width}")
@@ -79,7 +82,8 @@ class MirrorStudent(nn.Module):
                 raise ValueError(f"tap {tap.name}: stride {tap.stride} not reachable from {stride}")
             hidden = int(round(tap.channels * width))
             stages.append(residual_stage(channels, hidden, tap.stride // stride, depth))
-            heads.append(nn.Conv2d(hidden, tap.channels, 1) if hidden != tap.channels else nn.Identity())
+            linear = linear_heads or hidden != tap.channels
+            heads.append(nn.Conv2d(hidden, tap.channels, 1) if linear else nn.Identity())
             stride, channels = tap.stride, hidden
         self.stages = nn.ModuleList(stages)
         self.heads = nn.ModuleList(heads)

@@ -324,8 +324,12 @@ def build_mixed_teacher(config: MixedTeacherConfig) -> MixedTeacherModel:
     # ResNet part: the reduced student cut to the MixedTeacher taps (its teacher pooling included).
     # Sharing depends on config fields only, so a checkpoint reloads into the same structure.
     shared = eff_backbone == resnet_backbone and config.efficientnet_weights is None
+    # student_head "relu": MixedTeacher keeps the ResNet-part student it was measured with; the reduced
+    # student's offline linear heads (signed standardised targets) are not measured here yet
+    # (benchmarks/README.md, "Session 5").
     rs_config = ReducedStudentConfig(preset=preset.resnet_part, image_size=config.image_size,
-                                     teacher_weights=RANDOM if shared else config.teacher_weights)
+                                     teacher_weights=RANDOM if shared else config.teacher_weights,
+                                     student_head="relu")
     reduced = build_reduced_student(rs_config, taps=preset.resnet_taps)  # its teacher is unused when shared
     n_resnet = len(preset.resnet_taps)
     eff_pool = (1,) * len(EFFICIENTNET_TAPS)

@@ -43,11 +43,16 @@ class ReducedStudentConfig(ModelConfig):
     # tap's; None: the preset's (paper: one block, the tap's width).
     student_depth: int | None = bounded(None, ge=1, le=4)
     student_width: float | None = bounded(None, ge=1, le=4)
+    # "linear": a 1×1 conv after each compared block, so the student's outputs can be negative
+    # (needed for channel-standardised targets, distance: standardized_mse); "relu": the block's
+    # own ReLU output (the paper: a ResNet teacher's post-ReLU features).
+    student_head: Literal["relu", "linear"] | None = None
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "levels": PRESETS["paper"][1],
-                  "student_depth": 1, "student_width": 1.0},
+                  "student_depth": 1, "student_width": 1.0, "student_head": "relu"},
         "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "levels": ("blocks.2", "blocks.4", "blocks.6"),
-                    "teacher": PRESETS["offline"][0], "student_depth": 1, "student_width": 1.0},
+                    "teacher": PRESETS["offline"][0], "student_depth": 1, "student_width": 1.0,
+                    "student_head": "linear"},
     }
 
     def validate(self, where: str) -> None:
@@ -63,7 +68,8 @@ def build_reduced_student(config: ReducedStudentConfig, taps: tuple[str, ...] | 
     pool = pool[: len(taps)]
     teacher = build_backbone(backbone, taps, weights=config.teacher_weights)
     pooled = tuple(replace(t, stride=t.stride * k) for t, k in zip(teacher.feature_info, pool))
-    student = MirrorStudent(pooled, stem=stem, depth=config.student_depth, width=config.student_width)
+    student = MirrorStudent(pooled, stem=stem, depth=config.student_depth, width=config.student_width,
+                            linear_heads=config.student_head == "linear")
     levels = tuple(t for t in config.levels if t in taps) if config.levels else None
     return SingleTeacherModel(config, teacher, student, pool, config.map_combination, compare=levels or None)
 
