@@ -298,7 +298,8 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                     help="config override for every trained model (ablations), e.g. model.student_depth=2")
     ap.add_argument("--no-knn", action="store_true",
-                    help="skip the kNN reference (ablations: it is deterministic, seed 0; quote it from a run that has it)")
+                    help="skip the kNN reference (ablations: it is deterministic, seed 0; "
+                         "quote it from a run that has it)")
     ap.add_argument("--run-root", type=Path, default=Path("runs/bench/quality"))
     ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     ap.add_argument("--name", default="quality")

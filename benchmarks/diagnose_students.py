@@ -222,14 +222,16 @@ def main() -> None:
                              "auroc train vs test good": auc(np.r_[s_tr, s[y == 0]],
                                                              np.r_[np.zeros(len(s_tr)), np.ones((y == 0).sum())])}
     bs, bk = border_share(maps), border_share(k_maps)
-    out["border"] = {"student good": round(float(bs[y == 0].mean()), 3), "student defect": round(float(bs[y == 1].mean()), 3),
+    out["border"] = {"student good": round(float(bs[y == 0].mean()), 3),
+                     "student defect": round(float(bs[y == 1].mean()), 3),
                      "knn good": round(float(bk[y == 0].mean()), 3), "knn defect": round(float(bk[y == 1].mean()), 3),
                      "area share of the band": round(1 - (size[0] - 32) * (size[1] - 32) / (size[0] * size[1]), 3)}
     out["channels"] = {}
     for name, c in chan.items():
         g = c[y == 0].mean(0)
         share = np.sort(g / g.sum())[::-1]
-        out["channels"][name] = {"channels": len(g), "participation_ratio": round(float(g.sum() ** 2 / (g ** 2).sum()), 1),
+        out["channels"][name] = {"channels": len(g),
+                                 "participation_ratio": round(float(g.sum() ** 2 / (g ** 2).sum()), 1),
                                  "top5_share": round(float(share[:5].sum()), 3),
                                  "defect/good error ratio, top5 channels by ratio": sorted(
                                      (c[y == 1].mean(0) / g).round(2).tolist())[::-1][:5]}

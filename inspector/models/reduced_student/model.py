@@ -3,8 +3,11 @@
 Paper preset (MODELS.md): ResNet-18 teacher tapped at the stem, layer1, layer2,
 layer3, with layer1..3 average-pooled by 2 so each level halves the resolution
 (64→32→16→8 at 256 input); student = ResNet stem + one stride-2 BasicBlock per level.
-Offline preset: EfficientNet-Lite0 teacher (``teacher``: Lite1 or Lite2 instead) tapped at ``blocks.1/2/3/4/6`` (strides
-4/8/16/16/32), student = light stem + one BasicBlock per tap mirroring them; the
+Offline preset: EfficientNet-Lite0 teacher (``teacher``: Lite1 or Lite2 instead) tapped at
+``blocks.1/2/3/4/6`` (strides 4/8/16/16/32), student = light stem + one BasicBlock per tap
+mirroring them, each output through a linear 1×1 head (the channel-standardised targets
+are signed, a BasicBlock's ReLU output is not: benchmarks/README.md, "Session 5, why the
+students trail"); the
 levels compared (``levels``) are ``blocks.2``, ``blocks.4`` and ``blocks.6``
 (strides 8/16/32): on real data the stride-4 map scores defective images no
 higher than good ones (MODELS.md, "Quality on real data"), and adding the deeper
