@@ -69,6 +69,9 @@ class ModelConfig:
     position_normalization: Literal["none", "shrunk"] | None = None
     hard_quantile: float = bounded(0.0, ge=0, le=0.9999)
 
+    # Fields added after checkpoints were first written, with the value a checkpoint whose saved config
+    # lacks them was trained with (models/checkpoint.py): a new default must not change an old model.
+    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {}
     # Offline recipes: measured on kolektorsdd + elpv (benchmarks/bench_quality.py, MODELS.md);
     # paper presets keep their papers' choices (max of the map, no map normalisation).
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {

@@ -35,7 +35,7 @@ def load_model(path: str | Path) -> tuple[AnomalyModel, RunConfig, dict]:
     do not fit the model its config names; ConfigError when that config is invalid.
     """
     payload = read_checkpoint(path)
-    config = resolve_run_config(payload["config"])
+    config = _saved_run_config(payload["config"])
     # The checkpoint carries the teacher, so skip resolving ImageNet weights.
     model_cfg = type(config.model)(**{**vars(config.model), "teacher_weights": "random"})
     model = build_model(model_cfg)
@@ -47,6 +47,17 @@ def load_model(path: str | Path) -> tuple[AnomalyModel, RunConfig, dict]:
     model.config = config.model
     _restore_weight_sources(model, payload.get("model") or {})
     return model.eval(), config, payload
+
+
+def _saved_run_config(raw: dict) -> RunConfig:
+    """A checkpoint's run config, fields added since it was written set to what it was trained with.
+
+    ``ModelConfig.WRITTEN_BEFORE`` names them; a saved config that has a field keeps its value.
+    """
+    config = resolve_run_config(raw)
+    saved_model = raw.get("model") or {}
+    missing = {k: v for k, v in type(config.model).WRITTEN_BEFORE.items() if k not in saved_model}
+    return resolve_run_config({**raw, "model": {**saved_model, **missing}}) if missing else config
 
 
 def _restore_weight_sources(model: AnomalyModel, saved: dict) -> None:

@@ -86,10 +86,17 @@ class MixedTeacherConfig(ModelConfig):
     # Levels summed by ``combination: sum`` (names as in named_level_maps); all are still trained.
     # Offline leaves out the stride-4 level, which does not separate defects on real data (MODELS.md).
     map_levels: tuple[str, ...] | None = None
+    # Both students' compared outputs: "linear" puts a 1×1 conv (with bias) after each, so they can be
+    # negative like the channel-standardised targets (distance: standardized_mse); "relu": the blocks'
+    # own activations (the paper: ReLU/SiLU outputs against post-activation teacher features, cosine).
+    # benchmarks/README.md, "Session 5".
+    student_head: Literal["relu", "linear"] | None = None
+    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {"student_head": "relu"}
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
-        "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "combination": "paper"},
+        "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "combination": "paper", "student_head": "relu"},
         "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "combination": "sum",
-                    "map_levels": ("resnet:blocks.2", "efficientnet:blocks.4", "efficientnet:blocks.6")},
+                    "map_levels": ("resnet:blocks.2", "efficientnet:blocks.4", "efficientnet:blocks.6"),
+                    "student_head": "linear"},
     }
 
     def validate(self, where: str) -> None:
@@ -114,7 +121,7 @@ class StageConvStudent(nn.Module):
     ``taps`` and returns the outputs of the tapped stages, in ``taps`` order.
     """
 
-    def __init__(self, stages: Sequence[FeatureTap], taps: Sequence[str]) -> None:
+    def __init__(self, stages: Sequence[FeatureTap], taps: Sequence[str], linear_heads: bool = False) -> None:
         super().__init__()
         names = [s.name for s in stages]
         missing = [t for t in taps if t not in names]
@@ -133,6 +140,9 @@ class StageConvStudent(nn.Module):
         self.stages = nn.ModuleList(layers)
         self.tap_index = tuple(names.index(t) for t in taps)
         self.feature_info = tuple(stages[i] for i in self.tap_index)
+        # A SiLU output is ≥ −0.28; standardised targets are zero-mean and about half negative.
+        self.heads = nn.ModuleList(nn.Conv2d(t.channels, t.channels, 1) for t in self.feature_info) \
+            if linear_heads else None
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
@@ -140,7 +150,8 @@ class StageConvStudent(nn.Module):
         for stage in self.stages:
             x = stage(x)
             outputs.append(x)
-        return [outputs[i] for i in self.tap_index]
+        tapped = [outputs[i] for i in self.tap_index]
+        return tapped if self.heads is None else [head(f) for head, f in zip(self.heads, tapped)]
 
 
 def _pooled(feature: torch.Tensor, k: int) -> torch.Tensor:
@@ -324,17 +335,14 @@ def build_mixed_teacher(config: MixedTeacherConfig) -> MixedTeacherModel:
     # ResNet part: the reduced student cut to the MixedTeacher taps (its teacher pooling included).
     # Sharing depends on config fields only, so a checkpoint reloads into the same structure.
     shared = eff_backbone == resnet_backbone and config.efficientnet_weights is None
-    # student_head "relu": MixedTeacher keeps the ResNet-part student it was measured with; the reduced
-    # student's offline linear heads (signed standardised targets) are not measured here yet
-    # (benchmarks/README.md, "Session 5").
     rs_config = ReducedStudentConfig(preset=preset.resnet_part, image_size=config.image_size,
                                      teacher_weights=RANDOM if shared else config.teacher_weights,
-                                     student_head="relu")
+                                     student_head=config.student_head)
     reduced = build_reduced_student(rs_config, taps=preset.resnet_taps)  # its teacher is unused when shared
     n_resnet = len(preset.resnet_taps)
     eff_pool = (1,) * len(EFFICIENTNET_TAPS)
     stages = tuple(t for t in available_taps(eff_backbone) if t.name.startswith("blocks.") and t.name[7:].isdigit())
-    student_eff = StageConvStudent(stages, EFFICIENTNET_TAPS)
+    student_eff = StageConvStudent(stages, EFFICIENTNET_TAPS, linear_heads=config.student_head == "linear")
     if shared:
         teacher = build_backbone(resnet_backbone, preset.resnet_taps + EFFICIENTNET_TAPS,
                                  weights=config.teacher_weights)

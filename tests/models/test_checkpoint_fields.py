@@ -1,0 +1,41 @@
+"""Checkpoints written before a config field existed reload as the model they were trained as."""
+
+import pytest
+import torch
+
+from inspector.artifacts.checkpoint import read_checkpoint, update_checkpoint
+from inspector.models.checkpoint import load_model
+from inspector.models.registry import build_model
+from inspector.training.checkpoint import save_checkpoint
+from inspector.training.config import load_run_config
+
+
+@pytest.mark.parametrize("name", ["reduced_student", "mixed_teacher"])
+def test_checkpoint_without_student_head_reloads_with_relu_outputs(name, tmp_path):
+    """A run saved before ``student_head`` existed had ReLU/SiLU outputs; the offline default is now linear."""
+    config = load_run_config(base={"model": {"name": name, "image_size": [64, 64], "student_head": "relu",
+                                             "teacher_weights": "random"},
+                                   "data": {"path": str(tmp_path)}})
+    torch.manual_seed(0)
+    model = build_model(config.model).eval()
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, model, config, phase="student", epoch=1, val_loss=None, data=None)
+    payload = read_checkpoint(path)
+    old = {k: v for k, v in payload["config"]["model"].items() if k != "student_head"}
+    update_checkpoint(path, payload, config={**payload["config"], "model": old})
+
+    reloaded, run_config, _ = load_model(path)
+
+    assert run_config.model.student_head == "relu"
+    images = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        assert torch.equal(reloaded(images)[0], model(images)[0])
+
+
+def test_checkpoint_that_names_its_student_head_keeps_it(tmp_path):
+    config = load_run_config(base={"model": {"name": "reduced_student", "image_size": [64, 64],
+                                             "teacher_weights": "random"}, "data": {"path": str(tmp_path)}})
+    assert config.model.student_head == "linear"
+    save_checkpoint(tmp_path / "best.pt", build_model(config.model).eval(), config,
+                    phase="student", epoch=1, val_loss=None, data=None)
+    assert load_model(tmp_path / "best.pt")[1].model.student_head == "linear"
