@@ -302,8 +302,7 @@ class GlanceModel(AnomalyModel):
         iad, dad = self.patch_scores(images)
         if self.level_norm is None:
             return iad, dad
-        iad, dad = self.level_norm([iad, dad])
-        return iad, dad
+        return tuple(self.level_norm([iad, dad]))
 
     def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The two heads' patch scores alone (λ = 1 and λ = 0 of eq. 13), on the grid."""
