@@ -43,7 +43,13 @@ VARIANTS = {
     "ast": {"base": {}, "max": {"score": "max"}, "mean": {"score": "mean"}, "quantile": Q, "quantile+position": QP,
             "quantile+position+max": {**QP, "score": "max"}},
     "feature_imitation": {"base": {}, "quantile": Q, "quantile+position": QP},
-    "stfpm": {"base": {}, "quantile-no-position": Q},
+    "stfpm": {"base": {}, "quantile-no-position": Q, "pool3": {"residual_pool": 3}, "pool5": {"residual_pool": 5}},
+    # Session 6: PatchCore's 3x3 neighbourhood before the teacher/student comparison (model.residual_pool),
+    # and the kNN reference's levels (strides 8+16: blocks.6 dropped) with and without it.
+    "reduced_student": {"base": {}, "pool3": {"residual_pool": 3}, "pool5": {"residual_pool": 5},
+                        "levels8+16": {"levels": ("blocks.2", "blocks.4")},
+                        "levels8+16+pool3": {"levels": ("blocks.2", "blocks.4"), "residual_pool": 3}},
+    "mixed_teacher": {"base": {}, "pool3": {"residual_pool": 3}, "pool5": {"residual_pool": 5}},
 }
 
 
@@ -54,8 +60,12 @@ def variant_model(model, overrides: dict):
     config = replace(model.config, **overrides, teacher_weights="random")
     config.validate("model")
     other = build_model(config)
-    missing, unexpected = other.load_state_dict(model.state_dict(), strict=False)
-    norm_only = all(k.startswith("level_norm.") for k in missing + unexpected)
+    # level_norm is refit on the validation images; its shape follows the compared levels.
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("level_norm.")}
+    missing, unexpected = other.load_state_dict(state, strict=False)
+    # A variant that compares fewer levels leaves their (teacher-fitted) standardisation unused.
+    norm_only = (all(k.startswith("level_norm.") for k in missing)
+                 and all(k.startswith(("level_norm.", "standardize.")) for k in unexpected))
     if not norm_only:
         raise RuntimeError(f"variant {overrides} changes trained weights: {missing + unexpected}")
     return other.eval()

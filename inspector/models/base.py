@@ -28,6 +28,7 @@ from inspector.models.common import (
     combine_levels,
     freeze,
     hard_mse,
+    pooled_distance,
     reduce_score,
 )
 
@@ -68,6 +69,10 @@ class ModelConfig:
     # (common.position_offset); "none": one global normalisation per level.
     position_normalization: Literal["none", "shrunk"] | None = None
     hard_quantile: float = bounded(0.0, ge=0, le=0.9999)
+    # Level maps compare teacher and student after a residual_pool×residual_pool local average
+    # (stride 1; PatchCore's neighbourhood aggregation, common.pooled_distance); 1: pixel by
+    # pixel. The training loss stays per pixel. Odd, so the map stays aligned.
+    residual_pool: int = bounded(1, ge=1, le=9)
 
     # Fields added after checkpoints were first written, with the value a checkpoint whose saved config
     # lacks them was trained with (models/checkpoint.py): a new default must not change an old model.
@@ -95,6 +100,8 @@ class ModelConfig:
             raise ConfigError(f"{where}.score_topk: must be in (0, 1], got {self.score_topk}")
         if not 0 <= self.hard_quantile < 1:
             raise ConfigError(f"{where}.hard_quantile: must be in [0, 1), got {self.hard_quantile}")
+        if not (isinstance(self.residual_pool, int) and 1 <= self.residual_pool <= 9 and self.residual_pool % 2):
+            raise ConfigError(f"{where}.residual_pool: must be an odd integer in [1, 9], got {self.residual_pool!r}")
 
 
 class AnomalyModel(nn.Module):
@@ -248,6 +255,10 @@ class SingleTeacherModel(AnomalyModel):
         """The per-pixel level map (N, 1, h, w) FP32 of the configured distance."""
         return configured_distance(self.config.distance, teacher, student)
 
+    def map_distance(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        """The level map (N, 1, h, w) FP32: the distance after ``residual_pool`` local averaging."""
+        return pooled_distance(self.config.distance, teacher, student, self.config.residual_pool)
+
     @torch.no_grad()
     def fit_feature_statistics(self, images, batch_size: int = 16, max_images: int = 128) -> None:
         """Channel mean/std of the compared teacher levels over uint8 training images (N, H, W, 3)."""
@@ -266,7 +277,7 @@ class SingleTeacherModel(AnomalyModel):
         with torch.no_grad():
             teacher = self.teacher_features(x)
         student = self.student_features(x)
-        return self.level_norm([self.distance(t, s) for t, s in zip(teacher, student)])
+        return self.level_norm([self.map_distance(t, s) for t, s in zip(teacher, student)])
 
     def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return dict(zip(self.level_names, self.level_maps(images)))

@@ -57,6 +57,30 @@ def configured_distance(kind: str, teacher: torch.Tensor, student: torch.Tensor)
     return level_distance(teacher, student)
 
 
+def local_average(features: torch.Tensor, size: int) -> torch.Tensor:
+    """PatchCore's local neighbourhood aggregation: ``size``×``size`` average, stride 1, FP32.
+
+    (N, C, h, w) → (N, C, h, w). Border positions average only the positions inside
+    the map (``count_include_pad=False``), so edges are not darkened. ``size`` 1 is the
+    identity. Roth et al., "Towards Total Recall in Industrial Anomaly Detection"
+    (CVPR 2022) §3.1 use p = 3.
+    """
+    if size == 1:
+        return features
+    return F.avg_pool2d(features.float(), size, stride=1, padding=size // 2, count_include_pad=False)
+
+
+def pooled_distance(kind: str, teacher: torch.Tensor, student: torch.Tensor, size: int) -> torch.Tensor:
+    """:func:`configured_distance` of the locally averaged features (:func:`local_average`), (N, 1, h, w) FP32.
+
+    Averaging before the distance keeps a residual that is coherent over ``size``×``size``
+    positions (a defect) and shrinks one that is uncorrelated between neighbours (the
+    student's noise on good texture) about ``size``²-fold in squared norm; blurring the
+    finished map instead averages ‖r‖², which keeps that noise.
+    """
+    return configured_distance(kind, local_average(teacher, size), local_average(student, size))
+
+
 def hard_mse(teacher: torch.Tensor, student: torch.Tensor, quantile: float) -> torch.Tensor:
     """EfficientAD's hard-feature loss: mean of the squared errors at or above their ``quantile`` in the batch.
 

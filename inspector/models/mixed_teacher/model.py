@@ -46,7 +46,8 @@ from inspector.config import bounded
 from inspector.errors import ConfigError, ModelError
 from inspector.models.backbones import FeatureTap, available_taps, build_backbone
 from inspector.models.base import AnomalyModel, ModelConfig, fit_channel_statistics, level_shapes, teacher_identity
-from inspector.models.common import (configured_distance, FeatureStandardization, LevelNormalization, combine_levels, freeze)
+from inspector.models.common import (configured_distance, FeatureStandardization, LevelNormalization, combine_levels, freeze,
+                                     pooled_distance)
 from inspector.models.reduced_student.model import PRESETS as REDUCED_STUDENT_PRESETS
 from inspector.models.reduced_student.model import ReducedStudentConfig, build_reduced_student
 from inspector.models.entry import ModelEntry
@@ -233,6 +234,10 @@ class MixedTeacherModel(AnomalyModel):
         """The per-pixel level map (N, 1, h, w) FP32 of the configured distance."""
         return configured_distance(self.config.distance, teacher, student)
 
+    def map_distance(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        """The level map (N, 1, h, w) FP32: the distance after ``residual_pool`` local averaging."""
+        return pooled_distance(self.config.distance, teacher, student, self.config.residual_pool)
+
     @torch.no_grad()
     def fit_feature_statistics(self, images, batch_size: int = 16, max_images: int = 128) -> None:
         """Channel mean/std of every teacher level over uint8 training images (N, H, W, 3)."""
@@ -253,7 +258,7 @@ class MixedTeacherModel(AnomalyModel):
         with torch.no_grad():
             teacher = self.teacher_features(x)
         student = self.student_features(x)
-        maps = self.level_norm([self.distance(t, s) for p in PARTS for t, s in zip(teacher[p], student[p])])
+        maps = self.level_norm([self.map_distance(t, s) for p in PARTS for t, s in zip(teacher[p], student[p])])
         n = len(teacher["resnet"])
         return maps[:n], maps[n:]
 
