@@ -76,7 +76,7 @@ class ModelConfig:
 
     # Fields added after checkpoints were first written, with the value a checkpoint whose saved config
     # lacks them was trained with (models/checkpoint.py): a new default must not change an old model.
-    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {}
+    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {"residual_pool": 1}
     # Offline recipes: measured on kolektorsdd + elpv (benchmarks/bench_quality.py, MODELS.md);
     # paper presets keep their papers' choices (max of the map, no map normalisation).
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {

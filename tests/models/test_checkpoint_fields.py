@@ -39,3 +39,19 @@ def test_checkpoint_that_names_its_student_head_keeps_it(tmp_path):
     save_checkpoint(tmp_path / "best.pt", build_model(config.model).eval(), config,
                     phase="student", epoch=1, val_loss=None, data=None)
     assert load_model(tmp_path / "best.pt")[1].model.student_head == "linear"
+
+
+@pytest.mark.parametrize("name", ["reduced_student", "mixed_teacher", "stfpm"])
+def test_checkpoint_without_residual_pool_reloads_pixel_by_pixel(name, tmp_path):
+    """A run saved before ``residual_pool`` existed compared teacher and student per pixel (1)."""
+    config = load_run_config(base={"model": {"name": name, "image_size": [64, 64], "teacher_weights": "random"},
+                                   "data": {"path": str(tmp_path)}})
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, build_model(config.model).eval(), config, phase="student", epoch=1, val_loss=None, data=None)
+    payload = read_checkpoint(path)
+    old = {k: v for k, v in payload["config"]["model"].items() if k != "residual_pool"}
+    assert len(old) < len(payload["config"]["model"])
+    update_checkpoint(path, payload, config={**payload["config"], "model": {**old}})
+
+    assert load_model(path)[1].model.residual_pool == 1
+    assert type(config.model).WRITTEN_BEFORE["residual_pool"] == 1

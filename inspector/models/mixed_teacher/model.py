@@ -92,7 +92,7 @@ class MixedTeacherConfig(ModelConfig):
     # own activations (the paper: ReLU/SiLU outputs against post-activation teacher features, cosine).
     # benchmarks/README.md, "Session 5".
     student_head: Literal["relu", "linear"] | None = None
-    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {"student_head": "relu"}
+    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {**ModelConfig.WRITTEN_BEFORE, "student_head": "relu"}
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "combination": "paper", "student_head": "relu"},
         "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "combination": "sum",

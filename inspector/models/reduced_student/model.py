@@ -50,7 +50,7 @@ class ReducedStudentConfig(ModelConfig):
     # (needed for channel-standardised targets, distance: standardized_mse); "relu": the block's
     # own ReLU output (the paper: a ResNet teacher's post-ReLU features).
     student_head: Literal["relu", "linear"] | None = None
-    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {"student_head": "relu"}
+    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {**ModelConfig.WRITTEN_BEFORE, "student_head": "relu"}
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "levels": PRESETS["paper"][1],
                   "student_depth": 1, "student_width": 1.0, "student_head": "relu"},
