@@ -398,3 +398,35 @@ def test_postprocess_hands_each_batch_on_whole_and_counts_a_dropped_batch_per_fr
     assert first is batches[0] and [f.decision for f in first] == ["NG", "OK", "OK"]
     assert out.get(timeout=5) is END
     worker.join(5)
+
+
+class _CountingCondition(threading.Condition):
+    """threading.Condition that counts its waits (the hub's per-channel 'not full' condition)."""
+
+    def __init__(self, lock) -> None:
+        super().__init__(lock)
+        self.waits = 0
+
+    def wait(self, timeout=None):
+        self.waits += 1
+        return super().wait(timeout)
+
+
+def test_hub_wakes_a_blocked_producer_once_per_half_channel_not_per_frame():
+    """Issue 17: each take of one frame from a full offline channel woke its producer (one wake-up per frame
+    at 8 cameras). Woken at the low-water mark instead, it refills half the channel per wake-up; nothing is
+    lost or reordered."""
+    capacity, n = 8, 80
+    hub, stop = FrameHub(Counters()), threading.Event()
+    hub.add_camera("file", live=False, capacity=capacity)
+    cond = hub._not_full["file"] = _CountingCondition(hub._lock)
+    producer = threading.Thread(target=lambda: [hub.put(_frame("file", i), stop) for i in range(n)])
+    producer.start()
+    got = []
+    while len(got) < n:
+        time.sleep(0.002)  # the producer fills up and blocks before each take, as behind a busy backend
+        got += hub.take(1, timeout=1.0)
+    producer.join(1)
+    assert [f.frame_id for f in got] == list(range(n))
+    refill = capacity - capacity // 2  # woken at half the capacity (FrameHub.low_water)
+    assert cond.waits <= n // refill + 1  # one wake-up per frame before: ~n - capacity waits
