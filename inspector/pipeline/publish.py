@@ -311,6 +311,8 @@ class PublishWorker(Worker):
         self._resend_pending = False
         self.taps = list(ctx.taps)  # integrations.EventTap: MQTT bridge, dashboard (never block)
         self.latency = LatencyTracker(STAGES[1:])
+        self._timings_seen: dict | None = None  # _backend_latency: the batch's timings dict last seen …
+        self._timings_rounded: dict[str, float] = {}  # … and its rounded header entries
         self.seq: dict[tuple[str, str], int] = {}
         self.per_camera: dict[str, dict[str, int]] = {}
         self.statuses: dict[str, StatusEvent] = {}
@@ -398,10 +400,10 @@ class PublishWorker(Worker):
                 kinds.append("result")
             if kinds:  # an OK frame with v1/result off sends nothing: no header to build
                 header_latency = {k: round(v, 3) for k, v in latencies.items()}
-                for k, v in frame.backend_ms.items():
-                    header_latency[f"backend_{k}"] = round(v, 3)
+                header_latency.update(self._backend_latency(frame.backend_ms))
+                fields = self._frame_fields(frame, header_latency)  # once per frame, shared by its events
             for kind in kinds:
-                event = self._event(kind, frame, header_latency)
+                event = self._event(kind, frame, fields)
                 header = header_dict(event)  # made once: for the wire and for the recorder
                 self._send(event, header, self.constants)
                 if published is None:
@@ -419,9 +421,35 @@ class PublishWorker(Worker):
             self._throttle.warning("pub", "camera '%s' frame %d: publishing failed: %r",
                                    frame.camera, frame.frame_id, exc)
 
-    def _event(self, kind: str, frame: Frame, latency: dict[str, float]) -> InspectionEvent:
-        seq = self._next_seq(kind, frame.camera)
+    def _backend_latency(self, timings: dict[str, float]) -> dict[str, float]:
+        """``{backend_<part>: ms rounded}`` of a frame's backend timings, made once per inference batch.
+
+        Every frame of a batch holds the same timings dict (infer.py makes one per batch and never changes
+        it), so the rounded entries are kept for the dict last seen; holding it keeps its identity unique.
+        """
+        if timings is not self._timings_seen:
+            self._timings_seen = timings
+            self._timings_rounded = {f"backend_{k}": round(v, 3) for k, v in timings.items()}
+        return self._timings_rounded
+
+    def _frame_fields(self, frame: Frame, latency: dict[str, float]) -> dict[str, Any]:
+        """The fields a frame's events share (a defect frame has two: ``defect`` and ``result``), made once
+        per frame: its header values are read-only (events.header_dict), so both events may hold them."""
         h, w = frame.size
+        return dict(
+            camera=frame.camera, frame_id=frame.frame_id,
+            event_id=f"{self.event_id_prefix}{frame.camera}-{frame.frame_id}",
+            decision=frame.decision or "error",
+            score=None if frame.score is None or frame.score != frame.score else round(frame.score, 6),
+            threshold=self.decider.image_threshold,
+            capture={"monotonic_ns": frame.capture_ns, "utc": utc_iso(frame.capture_utc)},
+            latency_ms=latency, model=self.event_model,
+            regions=[r.to_dict() for r in frame.regions], frame={"width": w, "height": h},
+            uncertain_band=self.event_band, source=json_safe(frame.meta), error=frame.error, **self.run_identity)
+
+    def _event(self, kind: str, frame: Frame, fields: dict[str, Any]) -> InspectionEvent:
+        """``fields``: :meth:`_frame_fields` of ``frame``."""
+        seq = self._next_seq(kind, frame.camera)
         wants_payloads = kind == "defect" or self.results_payloads
         if wants_payloads and frame.payloads_deferred and self.late_payloads is not None:
             # a subscription that reached the socket since the last poll already receives this event
@@ -431,18 +459,7 @@ class PublishWorker(Worker):
             frame.payloads, frame.payloads_deferred = self.late_payloads(frame), False
             self.counters.add("payloads_late")
         payloads = frame.payloads if wants_payloads else []
-        return InspectionEvent(
-            type=kind, camera=frame.camera, seq=seq, frame_id=frame.frame_id,
-            event_id=f"{self.event_id_prefix}{frame.camera}-{frame.frame_id}",
-            decision=frame.decision or "error",
-            score=None if frame.score is None or frame.score != frame.score else round(frame.score, 6),
-            threshold=self.decider.image_threshold,
-            capture={"monotonic_ns": frame.capture_ns, "utc": utc_iso(frame.capture_utc)},
-            latency_ms=latency, model=self.event_model,
-            regions=[r.to_dict() for r in frame.regions], frame={"width": w, "height": h},
-            uncertain_band=self.event_band, source=json_safe(frame.meta), error=frame.error,
-            payloads=payloads, **self.run_identity,
-        )
+        return InspectionEvent(type=kind, seq=seq, payloads=payloads, **fields)
 
     def _send(self, event: Event, header: dict | None = None, constants: ConstantFields | None = None) -> None:
         """Publish on ZeroMQ, then hand the event to each tap (a failing tap is counted, never fatal)."""
