@@ -58,14 +58,20 @@ def find_regions(amap: np.ndarray, pixel_threshold: float, frame_hw: tuple[int, 
     highest peak first (ties in label order). The cost is per map, not per component: OpenCV labels the
     mask (``connectedComponents``; its ``WithStats`` variant costs 5-10x more), then the above-threshold
     pixels, grouped by label with one radix sort, give every component's box and peak in one
-    ``reduceat`` each.
+    ``reduceat`` each. Only the bounding box of the above-threshold pixels is labelled and scanned (every
+    component lies inside it, in the same raster order): labelling a whole 256² map cost ~30-150 µs
+    where a defect's box is a few hundred pixels (issue 17).
     """
     above = amap >= pixel_threshold
     if not above.any():
         return []
     mh, mw = amap.shape
+    bx, by, bw, bh = cv2.boundingRect(above.view(np.uint8))
+    if (bw, bh) != (mw, mh):
+        above, amap = above[by:by + bh, bx:bx + bw], amap[by:by + bh, bx:bx + bw]
     # 8-connected components are ≤ ⌈h/2⌉·⌈w/2⌉ (+ background): 16-bit labels fit below 65536
-    ltype = cv2.CV_16U if ((mh + 1) // 2) * ((mw + 1) // 2) < 65535 else cv2.CV_32S
+    ltype = cv2.CV_16U if ((bh + 1) // 2) * ((bw + 1) // 2) < 65535 else cv2.CV_32S
+    above = np.ascontiguousarray(above)
     n, labels = cv2.connectedComponents(above.view(np.uint8), connectivity=8, ltype=ltype)
     flat = np.flatnonzero(above)  # ~10x faster than np.nonzero on a 2-D mask
     label = labels.ravel()[flat]
@@ -74,10 +80,10 @@ def find_regions(amap: np.ndarray, pixel_threshold: float, frame_hw: tuple[int, 
     area = np.bincount(label, minlength=n)[1:]  # every label 1 … n-1 has ≥ 1 pixel
     starts = np.zeros(n - 1, np.int64)
     np.cumsum(area[:-1], out=starts[1:])
-    ys, xs = np.divmod(flat, mw)
-    x0, x1 = np.minimum.reduceat(xs, starts), np.maximum.reduceat(xs, starts) + 1
-    y0, y1 = np.minimum.reduceat(ys, starts), np.maximum.reduceat(ys, starts) + 1
-    peak = np.maximum.reduceat(amap.ravel()[flat], starts).astype(np.float64)
+    ys, xs = np.divmod(flat, bw)
+    x0, x1 = np.minimum.reduceat(xs, starts) + bx, np.maximum.reduceat(xs, starts) + (bx + 1)
+    y0, y1 = np.minimum.reduceat(ys, starts) + by, np.maximum.reduceat(ys, starts) + (by + 1)
+    peak = np.maximum.reduceat(np.ascontiguousarray(amap).ravel()[flat], starts).astype(np.float64)
     keep = np.flatnonzero(area >= min_area)
     keep = keep[np.argsort(-peak[keep], kind="stable")][:max_regions]
     box = crop_box(frame_hw[0], frame_hw[1], mh, mw, policy)

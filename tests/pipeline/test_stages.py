@@ -102,13 +102,14 @@ def test_regions_in_frame_coordinates():
 
 
 
+@pytest.mark.parametrize("quantile", [0.8, 0.995])  # components all over the map, or a few in a sub-box
 @pytest.mark.parametrize("seed", range(6))
-def test_regions_match_opencv_component_stats(seed):
+def test_regions_match_opencv_component_stats(seed, quantile):
     """Boxes, areas and peaks equal OpenCV's own per-component statistics, highest peak first."""
     rng = np.random.default_rng(seed)
     h, w = rng.integers(8, 96, 2)
     amap = cv2.GaussianBlur(rng.random((h, w), dtype=np.float32), (0, 0), 1.5)
-    threshold = float(np.quantile(amap, 0.8))
+    threshold = float(np.quantile(amap, quantile))
     frame_hw = (int(h) * 3, int(w) * 5)
     got = find_regions(amap, threshold, frame_hw, "square", min_area=3, max_regions=1000)
     n, labels, stats, _ = cv2.connectedComponentsWithStats((amap >= threshold).astype(np.uint8), connectivity=8)
@@ -121,6 +122,27 @@ def test_regions_match_opencv_component_stats(seed):
     assert len(want) > 0
     assert [((r.x, r.y, r.width, r.height, r.area), r.peak) for r in got] == want
     assert len(find_regions(amap, threshold, frame_hw, "square", min_area=3, max_regions=2)) == min(2, len(want))
+
+def test_regions_label_only_the_box_of_pixels_above(monkeypatch):
+    """Issue 17: labelling the whole 256² map cost more than the rest of postprocessing; only the bounding
+    box of the pixels above the threshold is labelled (here two blobs inside 30×20 of 256×256)."""
+    import inspector.pipeline.postprocess as postprocess
+
+    labelled = []
+    real = cv2.connectedComponents
+
+    def counting(image, *args, **kwargs):
+        labelled.append(image.shape)
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(postprocess.cv2, "connectedComponents", counting)
+    amap = np.zeros((256, 256), np.float32)
+    amap[100:105, 40:50], amap[115:120, 60:70] = 0.9, 0.7
+    regions = find_regions(amap, 0.5, (256, 256), "square")
+    assert [(r.x, r.y, r.width, r.height, r.area, r.peak) for r in regions] == [
+        (40, 100, 10, 5, 50, pytest.approx(0.9)), (60, 115, 10, 5, 50, pytest.approx(0.7))]
+    assert labelled == [(20, 30)]
+
 
 def test_payloads_decode():
     frame = _frame(image=np.full((480, 640, 3), 90, np.uint8))
