@@ -473,7 +473,11 @@ class PublishWorker(Worker):
 
     # -- status and stats -------------------------------------------------------------------
     def _drain_status(self) -> None:
-        while True:
+        """Publish the queued camera status changes. Runs every loop iteration (once per batch) and almost
+        always finds none: a look at the queue's deque first, as ``get_nowait`` on an empty queue (lock,
+        raise ``queue.Empty``) cost ~14 µs of the publisher's CPU per batch in the daemon (issue 17). A
+        status put after the look is seen at the next iteration: the daemon wakes the loop after each put."""
+        while self.status_inbox.queue:  # lock-free emptiness check (the GIL orders it after the put)
             try:
                 upd: StatusUpdate = self.status_inbox.get_nowait()
             except queue.Empty:
