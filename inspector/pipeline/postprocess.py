@@ -58,20 +58,23 @@ def find_regions(amap: np.ndarray, pixel_threshold: float, frame_hw: tuple[int, 
     highest peak first (ties in label order). The cost is per map, not per component: OpenCV labels the
     mask (``connectedComponents``; its ``WithStats`` variant costs 5-10x more), then the above-threshold
     pixels, grouped by label with one radix sort, give every component's box and peak in one
-    ``reduceat`` each. Only the bounding box of the above-threshold pixels is labelled and scanned (every
-    component lies inside it, in the same raster order): labelling a whole 256² map cost ~30-150 µs
-    where a defect's box is a few hundred pixels (issue 17).
+    ``reduceat`` each. Where the above-threshold pixels lie within half the map, only their bounding box is
+    labelled and scanned (every component lies inside it, in the same raster order): labelling a whole
+    256² map cost ~30-150 µs where a defect's box is a few hundred pixels (issue 17). A larger box is not
+    worth its two copies. The boxes come from the grouped pixels with one vectorised mapping onto the frame.
     """
     above = amap >= pixel_threshold
     if not above.any():
         return []
     mh, mw = amap.shape
     bx, by, bw, bh = cv2.boundingRect(above.view(np.uint8))
-    if (bw, bh) != (mw, mh):
-        above, amap = above[by:by + bh, bx:bx + bw], amap[by:by + bh, bx:bx + bw]
+    if 2 * bw * bh <= mw * mh:
+        above = np.ascontiguousarray(above[by:by + bh, bx:bx + bw])
+        amap = np.ascontiguousarray(amap[by:by + bh, bx:bx + bw])
+    else:
+        bx, by, bw, bh = 0, 0, mw, mh
     # 8-connected components are ≤ ⌈h/2⌉·⌈w/2⌉ (+ background): 16-bit labels fit below 65536
     ltype = cv2.CV_16U if ((bh + 1) // 2) * ((bw + 1) // 2) < 65535 else cv2.CV_32S
-    above = np.ascontiguousarray(above)
     n, labels = cv2.connectedComponents(above.view(np.uint8), connectivity=8, ltype=ltype)
     flat = np.flatnonzero(above)  # ~10x faster than np.nonzero on a 2-D mask
     label = labels.ravel()[flat]
@@ -83,17 +86,20 @@ def find_regions(amap: np.ndarray, pixel_threshold: float, frame_hw: tuple[int, 
     ys, xs = np.divmod(flat, bw)
     x0, x1 = np.minimum.reduceat(xs, starts) + bx, np.maximum.reduceat(xs, starts) + (bx + 1)
     y0, y1 = np.minimum.reduceat(ys, starts) + by, np.maximum.reduceat(ys, starts) + (by + 1)
-    peak = np.maximum.reduceat(np.ascontiguousarray(amap).ravel()[flat], starts).astype(np.float64)
+    peak = np.maximum.reduceat(amap.ravel()[flat], starts).astype(np.float64)
     keep = np.flatnonzero(area >= min_area)
     keep = keep[np.argsort(-peak[keep], kind="stable")][:max_regions]
     box = crop_box(frame_hw[0], frame_hw[1], mh, mw, policy)
     sx, sy = box.width / mw, box.height / mh
-    regions = []
-    for i in keep.tolist():
-        fx0, fy0 = box.left + math.floor(int(x0[i]) * sx), box.top + math.floor(int(y0[i]) * sy)
-        fx1, fy1 = box.left + math.ceil(int(x1[i]) * sx), box.top + math.ceil(int(y1[i]) * sy)
-        regions.append(Region(fx0, fy0, fx1 - fx0, fy1 - fy0, int(round(int(area[i]) * sx * sy)), float(peak[i])))
-    return regions
+    # map pixels → frame pixels: floor of the start, ceil of the end (int64 → float64 is exact here, and
+    # np.floor/ceil/rint on float64 equal math.floor/ceil and round, half to even)
+    fx0 = box.left + np.floor(x0[keep] * sx).astype(np.int64)
+    fy0 = box.top + np.floor(y0[keep] * sy).astype(np.int64)
+    fx1 = box.left + np.ceil(x1[keep] * sx).astype(np.int64)
+    fy1 = box.top + np.ceil(y1[keep] * sy).astype(np.int64)
+    areas = np.rint(area[keep] * sx * sy).astype(np.int64)  # the same product order as before: same rounding
+    return [Region(x, y, x_end - x, y_end - y, a, p) for x, y, x_end, y_end, a, p in
+            zip(fx0.tolist(), fy0.tolist(), fx1.tolist(), fy1.tolist(), areas.tolist(), peak[keep].tolist())]
 
 
 def encode_payloads(frame: Frame, cfg: PostprocessSection, pixel_threshold: float) -> list[Payload]:
