@@ -34,7 +34,8 @@ import cv2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench_daemon import FRAME_SETTINGS, _camera, daemon_settings, default_model, pick_threshold, run_daemon  # noqa: E402
+from bench_daemon import (FRAME_SETTINGS, _camera, daemon_settings, default_model, pick_threshold,  # noqa: E402
+                          run_daemon)
 from inspector.backends import load_backend  # noqa: E402
 from inspector.pipeline.config import SyntheticSection  # noqa: E402
 from inspector.pipeline.worker import Worker  # noqa: E402
