@@ -39,3 +39,19 @@ def test_bench_daemon_smoke(tiny_model, tmp_path):
     mixed, = data["frame_settings"]["model"]["mixed"]
     assert mixed["inspections"].get("cam0", 0) > 0 and 0 < mixed["live_share"] < 1
     assert mixed["live_e2e_ms"]["p99"] > 0
+
+
+def test_profile_daemon_smoke(tiny_model, tmp_path):
+    """profile_daemon.py: CPU ms per frame for every pipeline role, the profile of each, nothing lost."""
+    out = tmp_path / "threads.json"
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "profile_daemon.py"), "--model", str(tiny_model),
+                          "--cameras", "2", "--frames", "16", "--profile", "--top", "5", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120, env={**os.environ})
+    assert res.returncode == 0, res.stdout + res.stderr
+    run, = json.loads(out.read_text())["runs"]
+    assert run["events"] == 32 and run["lost"] == 0
+    roles = {"capture", "batcher", "preprocess", "postprocess", "publisher"}
+    assert set(run["ms_per_frame"]) == roles and all(v > 0 for v in run["ms_per_frame"].values())
+    assert run["pipeline_own_ms_per_frame"] > 0 and run["inference_thread_with_load_ms_per_frame"] > 0
+    assert set(run["profile"]) == roles - {"preprocess"}  # preprocessing runs in the batcher thread
+    assert all("function calls" in text for text in run["profile"].values())  # pstats output, per role
