@@ -63,8 +63,9 @@ def run(model, images: np.ndarray, batch: int = 8):
     scores, maps, lows = [], [], []
     for i in range(0, len(images), batch):
         x = torch.from_numpy(images[i:i + batch])
-        low = model.normalized_map(x)
-        s, m = model.finish_low_res(low, x)
+        parts = model.normalized_maps(x)
+        s, m = model.finish_low_res(parts, x)
+        low = sum(model.evidence(parts))
         scores.append(s.numpy())
         maps.append(m[:, 0].numpy())
         lows.append(low[:, 0].numpy())

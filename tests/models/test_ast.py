@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from inspector.models.ast.flow import ConditionalFlow, soft_clamp
 from inspector.models.ast.positional import positional_encoding
@@ -172,7 +173,7 @@ def test_likelihood_source_matches_the_flow_nll(awake_model):
     base = model.config
     batch = images(2)
     try:
-        model.config = replace(base, score_source="likelihood")
+        model.config = replace(base, score_source="likelihood", likelihood_map="nll")
         with torch.no_grad():
             z, logdet = model.teacher_z(model.features(batch), with_logdet=True)
             nll = 0.5 * z.pow(2).sum(1, keepdim=True) - logdet
@@ -377,8 +378,9 @@ def test_export_parity_and_no_if_nodes(ast_run, tmp_path):
 
 
 def test_quantile_normalisation_by_config_is_fitted_and_in_the_forward():
-    """Opt-in (offline default stays none, benchmarks/README.md "Session 5"): the normalised map is what is scored."""
-    model = make(map_normalization="quantile", position_normalization="shrunk", smoothing_sigma=0)
+    """The student map alone, normalised by config: the normalised map is what is scored."""
+    model = make(map_normalization="quantile", position_normalization="shrunk", smoothing_sigma=0,
+                 score_source="student")
     val = images(8, seed=1)
     model.calibrate_maps(val)
     assert not model.level_norm.is_identity()
@@ -391,3 +393,46 @@ def test_quantile_normalisation_by_config_is_fitted_and_in_the_forward():
     torch.testing.assert_close(low, model.level_norm([raw])[0])
     assert not torch.allclose(low, raw)
     assert (amap >= 0).all() and score.shape == (2,)
+
+
+def test_offline_default_sums_both_parts_each_normalised_and_clamped(awake_model):
+    """Offline: student map + flow 0.5·‖z‖², each quantile-normalised on good images, clamped at 0, summed.
+
+    Units do not matter: the likelihood map in other units (×1000 + 7) gives the same score
+    once refitted, so neither part can drown the other (benchmarks/README.md, Session 6).
+    """
+    cfg = awake_model.config
+    assert (cfg.score_source, cfg.likelihood_map, cfg.map_normalization) == ("both", "z_norm", "quantile")
+    model = awake_model
+    val, batch = images(8, seed=1), images(3, seed=2)
+    model.calibrate_maps(val)
+    with torch.no_grad():
+        score, amap, levels = model.forward_with_levels(batch)
+        student, likelihood = model.low_res_maps(batch)
+        feats = model.features(batch)
+        z, _ = model.teacher_z(feats, with_logdet=False)
+    torch.testing.assert_close(likelihood, 0.5 * z.pow(2).sum(1, keepdim=True))
+    torch.testing.assert_close(student, (z - model.student_z(feats)).pow(2).mean(1, keepdim=True))
+    parts = [model.level_norm.level(i, m).clamp_min(0) for i, m in enumerate((student, likelihood))]
+    expected, _ = model.finish(F.interpolate(parts[0] + parts[1], size=(SIZE, SIZE), mode="bicubic",
+                                             align_corners=False).clamp_min(0))
+    torch.testing.assert_close(score, expected)
+    assert set(levels) == {"blocks.4:student", "blocks.4:likelihood"} and (amap >= 0).all()
+
+    nll = type(model).negative_log_likelihood
+    try:
+        type(model).negative_log_likelihood = staticmethod(lambda z, logdet: nll(z, logdet) * 1000 + 7)
+        model.calibrate_maps(val)
+        with torch.no_grad():
+            rescaled, _ = model(batch)
+    finally:
+        type(model).negative_log_likelihood = staticmethod(nll)
+        model.level_norm.reset()
+    torch.testing.assert_close(rescaled, score, rtol=1e-4, atol=1e-6)
+
+
+def test_both_parts_need_quantile_normalisation():
+    from inspector.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="score_source.*map_normalization: quantile"):
+        parse_model_config({"name": "ast", "score_source": "both", "map_normalization": "none"})

@@ -24,14 +24,26 @@ MODELS.md ("AST"):
   0 disables) → score = mean of the map (``score: max|sum`` selectable).
 * **Likelihood alone** (``score_source: likelihood``, the paper's ablation) —
   the student is not used; the map is the flow's per-pixel negative
-  log-likelihood. ``likelihood_map: nll`` (default) is 0.5·Σ_c z² − log|det J|
+  log-likelihood. ``likelihood_map: nll`` (paper) is 0.5·Σ_c z² − log|det J|
   at that pixel (log|det J| summed over channels; the constant
-  C/2·log 2π is dropped), ``likelihood_map: z_norm`` is 0.5·Σ_c z² alone. Both
-  are upsampled bicubic and smoothed like the student map but *not* clamped:
-  the NLL is legitimately negative where the flow is confident.
+  C/2·log 2π is dropped), ``likelihood_map: z_norm`` (offline) is 0.5·Σ_c z²
+  alone. Both are upsampled bicubic and smoothed like the student map but *not*
+  clamped: the NLL is legitimately negative where the flow is confident.
+* **Both** (``score_source: both``, the offline default; needs
+  ``map_normalization: quantile``) — the student map and the likelihood map, one
+  backbone and one flow pass, each quantile-normalised on the good validation
+  images (0.9 → 0, 0.995 → 0.1; constants are graph buffers) and clamped at 0,
+  summed, then upsampled, smoothed and reduced (top 1 %) as above. Why: on good
+  images the student's residual peaks on the outer ring of feature cells (where
+  the image edge cuts unusual-but-normal content; KolektorSDD 80 %, synthetic
+  grass 93 % of good images peak there, on 26 % / 23 % of the cells), while the
+  flow's own z there is ordinary; the flow alone misjudges other normal
+  variation (ELPV mono: z_norm 0.90, student 0.94), which the student absorbs.
+  In common units each part dilutes the other's false peaks
+  (benchmarks/README.md, Session 6).
 
-The switch between the two is a Python-level config value read when the graph
-is built or traced, so an exported graph holds exactly one path and no ``If``.
+The switch is a Python-level config value read when the graph is built or
+traced, so an exported graph holds exactly one path and no ``If``.
 """
 
 from __future__ import annotations
@@ -69,11 +81,15 @@ class AstConfig(ModelConfig):
 
     name: str = "ast"
     image_size: tuple[int, int] | None = bounded(None, ge=32, le=8192)  # paper 768×768, offline 256×256
-    # The paper's score is the mean of the map; offline: mean of the top 1% (see ModelConfig).
-    # One level only, so there is nothing for a per-level map normalisation to balance.
+    # The paper's score is the mean of the student map. Offline: the mean of the top 1 % of the
+    # student map plus the flow's 0.5·‖z‖², each quantile-normalised on good validation images
+    # and clamped at 0 (score_source: both; benchmarks/README.md, Session 6: the student alone
+    # peaks on the outer ring of feature cells on good images, where the flow's z is ordinary).
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
-        "paper": {"score": "mean", "map_normalization": "none", "position_normalization": "none"},
-        "offline": {"score": "topk", "map_normalization": "none", "position_normalization": "none"},
+        "paper": {"score": "mean", "map_normalization": "none", "position_normalization": "none",
+                  "score_source": "student", "likelihood_map": "nll"},
+        "offline": {"score": "topk", "map_normalization": "quantile", "position_normalization": "none",
+                    "score_source": "both", "likelihood_map": "z_norm"},
     }
     backbone: str | None = None  # efficientnet_b5 (paper) / efficientnet_lite0 (offline)
     tap: str | None = None  # blocks36 (paper) / blocks.4 (offline; blocks.5 for stride 32)
@@ -84,8 +100,10 @@ class AstConfig(ModelConfig):
     positional_channels: int = bounded(32, ge=0, le=4096)
     student_blocks: int = bounded(4, ge=1, le=64)
     permutation_seed: int = bounded(0, ge=0, le=2**32 - 1)  # block k's channel permutation is drawn with seed + k
-    score_source: Literal["student", "likelihood"] = "student"
-    likelihood_map: Literal["nll", "z_norm"] = "nll"
+    # student (paper) | likelihood (the paper's ablation) | both: the student distance and the flow's
+    # likelihood map, each quantile-normalised and clamped at 0, summed (offline)
+    score_source: Literal["student", "likelihood", "both"] | None = None
+    likelihood_map: Literal["nll", "z_norm"] | None = None  # nll (paper) / z_norm (offline: no log-det)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -109,6 +127,9 @@ class AstConfig(ModelConfig):
         for key in ("flow_hidden", "student_hidden"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: must be ≥ 1")
+        if self.score_source == "both" and self.map_normalization != "quantile":
+            raise ConfigError(f"{where}.score_source: 'both' adds two maps in different units; it needs "
+                              f"map_normalization: quantile (got {self.map_normalization})")
         if self.student_blocks < 0:
             raise ConfigError(f"{where}.student_blocks: must be ≥ 0")
 
@@ -129,8 +150,9 @@ class AstModel(AnomalyModel):
                                     config.coupling_kernels, config.clamp_alpha, config.permutation_seed)
         self.student = AstStudent(config.positional_channels + tap.channels, tap.channels,
                                   config.student_hidden, config.student_blocks)
-        shapes = [(h, w)] if config.position_normalization == "shrunk" else None
-        self.level_norm = LevelNormalization(1, shapes) if config.map_normalization == "quantile" else None
+        n_parts = len(self.parts())
+        shapes = [(h, w)] * n_parts if config.position_normalization == "shrunk" else None
+        self.level_norm = LevelNormalization(n_parts, shapes) if config.map_normalization == "quantile" else None
 
     # --- contract -----------------------------------------------------------------------------
     def networks(self) -> list[nn.Module]:
@@ -212,38 +234,60 @@ class AstModel(AnomalyModel):
         ]
 
     # --- inference ----------------------------------------------------------------------------
-    def low_res_map(self, images: torch.Tensor) -> torch.Tensor:
-        """The anomaly map at feature resolution (N, 1, h, w), FP32, for the configured source."""
-        feats = self.features(images)
-        if self.config.score_source == "likelihood":
-            z, logdet = self.teacher_z(feats, with_logdet=self.config.likelihood_map == "nll")
-            return self.negative_log_likelihood(z, logdet)
-        z_t, _ = self.teacher_z(feats, with_logdet=False)
-        return (z_t - self.student_z(feats)).pow(2).mean(dim=1, keepdim=True)
+    def parts(self) -> tuple[str, ...]:
+        """The maps the configured ``score_source`` combines, in order: student and/or likelihood."""
+        source = self.config.score_source
+        return ("student", "likelihood") if source == "both" else (source,)
 
-    def normalized_map(self, images: torch.Tensor) -> torch.Tensor:
-        """:meth:`low_res_map`, quantile-normalised (per position too, when configured) if configured."""
-        low = self.low_res_map(images)
-        return low if self.level_norm is None else self.level_norm([low])[0]
+    def low_res_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The raw maps of :meth:`parts` at feature resolution, each (N, 1, h, w) FP32; one backbone pass."""
+        feats = self.features(images)
+        parts = self.parts()
+        with_logdet = "likelihood" in parts and self.config.likelihood_map == "nll"
+        z_t, logdet = self.teacher_z(feats, with_logdet=with_logdet)
+        maps = []
+        for part in parts:
+            if part == "likelihood":
+                maps.append(self.negative_log_likelihood(z_t, logdet))
+            else:
+                maps.append((z_t - self.student_z(feats)).pow(2).mean(dim=1, keepdim=True))
+        return maps
+
+    def low_res_map(self, images: torch.Tensor) -> torch.Tensor:
+        """The first part's raw map (the only one unless ``score_source: both``), (N, 1, h, w) FP32."""
+        return self.low_res_maps(images)[0]
+
+    def normalized_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """:meth:`low_res_maps`, quantile-normalised (per position too, when configured) if configured."""
+        low = self.low_res_maps(images)
+        return low if self.level_norm is None else self.level_norm(low)
+
+    def map_names(self) -> list[str]:
+        parts = self.parts()
+        return [self.feature_tap.name] if len(parts) == 1 else [f"{self.feature_tap.name}:{p}" for p in parts]
 
     def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One level: the feature-resolution map of the configured source."""
-        return {self.feature_tap.name: self.normalized_map(images)}
+        """The feature-resolution map of each part, normalised as configured."""
+        return dict(zip(self.map_names(), self.normalized_maps(images)))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.finish_low_res(self.normalized_map(images), images)
+        return self.finish_low_res(self.normalized_maps(images), images)
 
     def forward_with_levels(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        low = self.normalized_map(images)
-        score, amap = self.finish_low_res(low, images)
-        return score, amap, {self.feature_tap.name: low}
+        lows = self.normalized_maps(images)
+        score, amap = self.finish_low_res(lows, images)
+        return score, amap, dict(zip(self.map_names(), lows))
 
-    def finish_low_res(self, low: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def finish_low_res(self, lows: list[torch.Tensor], images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Parts (each clamped at 0 when normalised) summed, upsampled bicubic, smoothed, reduced."""
         size = (images.shape[1], images.shape[2])
-        low = self.evidence([low])[0]  # normalised: below the good images' 0.9 quantile is normal
+        evidence = self.evidence(lows)  # normalised: below the good images' 0.9 quantile is normal
+        low = evidence[0]
+        for part in evidence[1:]:
+            low = low + part
         amap = F.interpolate(low, size=size, mode="bicubic", align_corners=False)
-        if self.config.score_source == "student":
-            amap = amap.clamp_min(0.0)  # a squared distance; bicubic overshoot goes below zero
+        if self.config.score_source != "likelihood":
+            amap = amap.clamp_min(0.0)  # squared distances (or clamped parts); bicubic overshoots below zero
         return self.finish(amap)
 
     def describe(self) -> dict:
@@ -259,7 +303,7 @@ class AstModel(AnomalyModel):
         info["student"] = {"hidden": cfg.student_hidden, "blocks": cfg.student_blocks,
                            "parameters": sum(p.numel() for p in self.student.parameters())}
         info["score_source"] = cfg.score_source
-        if cfg.score_source == "likelihood":
+        if cfg.score_source != "student":
             info["likelihood_map"] = cfg.likelihood_map
         paper = PRESETS["paper"]
         if (cfg.backbone, cfg.tap) != (paper["backbone"], paper["tap"]):
