@@ -1,8 +1,9 @@
 """AST student variants on ONE trained flow: retrain only the student, fixed epochs, no flow noise.
 
     python benchmarks/ast_student_retrain.py --run-root RUN_ROOT --datasets kolektorsdd,elpv/mono \
-        --epochs 8 --set student_padding=zeros --set student_padding=replicate [--name NAME]
+        --epochs 8 --set student_blocks=4 --set student_blocks=6 [--name NAME]
 
+(Session 6 used it for a ``student_padding`` option, zeros vs replicate, since removed.)
 For each dataset, loads the AST run ``RUN_ROOT/<dataset>/ast`` (read-only), keeps its
 trained backbone and flow, and for each ``--set`` builds the model with that config change,
 draws a fresh student (seed 0), trains the student phase for ``--epochs`` epochs with the

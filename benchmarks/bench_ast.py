@@ -53,10 +53,13 @@ REPO = Path(__file__).resolve().parents[1]
 KOLEKTOR = REPO.parent / "shared" / "data" / "kolektorsdd"
 # name → inference settings applied to the trained model's config
 SCORE_SOURCES = {
-    "student_teacher": {"score_source": "student", "score": "mean"},
-    "student_teacher_max": {"score_source": "student", "score": "max"},
-    "teacher_nll": {"score_source": "likelihood", "likelihood_map": "nll", "score": "mean"},
-    "teacher_z_norm": {"score_source": "likelihood", "likelihood_map": "z_norm", "score": "mean"},
+    "student_teacher": {"score_source": "student", "score": "mean", "map_normalization": "none"},
+    "student_teacher_max": {"score_source": "student", "score": "max", "map_normalization": "none"},
+    "teacher_nll": {"score_source": "likelihood", "likelihood_map": "nll", "score": "mean",
+                    "map_normalization": "none"},
+    "teacher_z_norm": {"score_source": "likelihood", "likelihood_map": "z_norm", "score": "mean",
+                       "map_normalization": "none"},
+    "offline_default": {},  # as trained: student + 0.5·‖z‖², each normalised (README, Session 6)
 }
 METRICS = ("image_auroc", "pixel_auroc", "aupro", "f1_max")
 

@@ -418,6 +418,14 @@ def test_offline_default_sums_both_parts_each_normalised_and_clamped(awake_model
                                              align_corners=False).clamp_min(0))
     torch.testing.assert_close(score, expected)
     assert set(levels) == {"blocks.4:student", "blocks.4:likelihood"} and (amap >= 0).all()
+    base = model.config
+    try:  # inference settings switched on the built model: the part keeps its own constants
+        model.config = replace(base, score_source="likelihood")
+        with torch.no_grad():
+            (alone,) = model.normalized_maps(batch)
+    finally:
+        model.config = base
+    torch.testing.assert_close(alone, model.level_norm.level(1, likelihood))
 
     nll = type(model).negative_log_likelihood
     try:

@@ -150,7 +150,8 @@ class AstModel(AnomalyModel):
                                     config.coupling_kernels, config.clamp_alpha, config.permutation_seed)
         self.student = AstStudent(config.positional_channels + tap.channels, tap.channels,
                                   config.student_hidden, config.student_blocks)
-        n_parts = len(self.parts())
+        self.normalized_parts = self.parts()  # one LevelNormalization level per part, in this order
+        n_parts = len(self.normalized_parts)
         shapes = [(h, w)] * n_parts if config.position_normalization == "shrunk" else None
         self.level_norm = LevelNormalization(n_parts, shapes) if config.map_normalization == "quantile" else None
 
@@ -260,7 +261,12 @@ class AstModel(AnomalyModel):
     def normalized_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         """:meth:`low_res_maps`, quantile-normalised (per position too, when configured) if configured."""
         low = self.low_res_maps(images)
-        return low if self.level_norm is None else self.level_norm(low)
+        if self.level_norm is None or self.config.map_normalization != "quantile":
+            return low
+        # Inference settings may be switched on a built model (benchmarks/bench_ast.py): each part
+        # keeps the constants fitted for it; one the model was not built with stays raw.
+        fitted = self.normalized_parts
+        return [self.level_norm.level(fitted.index(p), m) if p in fitted else m for p, m in zip(self.parts(), low)]
 
     def map_names(self) -> list[str]:
         parts = self.parts()
