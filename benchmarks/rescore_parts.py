@@ -40,7 +40,7 @@ VARIANTS = {
     "glance": {"base": {}, "quantile": Q, "quantile+position": QP,
                "quantile+lambda0.5": {**Q, "score_lambda": 0.5},
                "quantile+position+lambda0.5": {**QP, "score_lambda": 0.5}},
-    "ast": {"base": {}, "max": {"score": "max"}, "mean": {"score": "mean"}, "quantile": Q, "quantile+position": QP,
+    "ast": {"base": {}, "student": {"score_source": "student", "map_normalization": "none"}, "max": {"score": "max"}, "mean": {"score": "mean"}, "quantile": Q, "quantile+position": QP,
             "quantile+position+max": {**QP, "score": "max"},
             "both+quantile": {**Q, "score_source": "both"}, "both+quantile+position": {**QP, "score_source": "both"},
             "both-z_norm+quantile": {**Q, "score_source": "both", "likelihood_map": "z_norm"},
