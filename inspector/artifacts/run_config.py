@@ -56,6 +56,13 @@ class TrainConfig:
     (``--epochs N``) forces exactly N epochs with no early stop. ``time_budget_s``
     caps each phase's wall time in either mode.
 
+    Learning rate, early-stopping mode only: ``lr_decay: plateau`` (the default;
+    PyTorch/Keras ReduceLROnPlateau) multiplies the rate by ``lr_decay_factor``
+    when ``patience // 2`` epochs bring no improvement, at most ``lr_decays``
+    times, and stops after ``patience // 2`` such epochs at the last rate.
+    ``none``: a constant rate, stopping after ``patience`` epochs. A forced
+    ``epochs`` count always trains at a constant rate.
+
     Device: CPU training is plain FP32; ``device``/``precision``/``channels_last``
     only change how a CUDA run computes (:mod:`inspector.training.device`).
     """
@@ -64,6 +71,9 @@ class TrainConfig:
     max_epochs: int = bounded(300, ge=1, le=100_000)
     patience: int = bounded(10, ge=1, le=10_000)
     min_delta: float = bounded(0.005, ge=0, le=0.5)  # relative: an epoch counts as better below best·(1 − min_delta)
+    lr_decay: Literal["plateau", "none"] = "plateau"
+    lr_decay_factor: float = bounded(0.2, ge=0.1, le=0.5)  # the rate is multiplied by this at each plateau
+    lr_decays: int = bounded(2, ge=0, le=10)  # plateaus that decay the rate before one stops the phase
     batch_size: int = bounded(16, ge=1, le=65_536)
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = bounded(0.4, gt=0, le=100)
@@ -83,6 +93,11 @@ class TrainConfig:
     @property
     def early_stopping(self) -> bool:
         return self.epochs is None
+
+    @property
+    def plateau_decay(self) -> bool:
+        """True when a plateau decays the learning rate (early stopping with ``lr_decay: plateau``)."""
+        return self.early_stopping and self.lr_decay == "plateau"
 
     @property
     def epoch_limit(self) -> int:

@@ -29,7 +29,7 @@ from inspector.training.config import RunConfig, TrainConfig, save_run_config
 from inspector.training.device import TrainingDevice
 from inspector.training.input_size import resolve_input_size
 from inspector.training.progress import Progress, format_duration
-from inspector.training.stopping import INTERRUPTED, StopRule
+from inspector.training.stopping import INTERRUPTED, ScheduleState, StopRule
 
 log = logging.getLogger(__name__)
 CPU = TrainingDevice(torch.device("cpu"))
@@ -45,6 +45,7 @@ class FitResult:
     stop_reason: str = ""  # one of stopping.STOP_REASONS
     stop_detail: str = ""  # the same, as a sentence for the user
     history: list = field(default_factory=list)
+    schedule: ScheduleState | None = None  # the learning-rate schedule after the last epoch
 
 
 def seed_everything(seed: int) -> None:
@@ -87,6 +88,12 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
         "downscale": config.data.downscale,
     }
     return train_imgs, val_imgs, summary
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Train the next steps at ``lr`` (the plateau schedule of :class:`StopRule`)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -180,20 +187,24 @@ def train_epoch(phase: Phase, loss_fn: PhaseLoss, optimizer: torch.optim.Optimiz
 def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.ndarray,
         on_best: Callable[[int, float], None], progress_label: str = "train",
         start_epoch: int = 1, best: tuple[int, float] = (0, math.inf), earlier: list[dict] = (),
-        device: TrainingDevice = CPU) -> FitResult:
+        device: TrainingDevice = CPU, schedule: ScheduleState | None = None) -> FitResult:
     """Train one phase until its :class:`StopRule` says stop; call ``on_best(epoch, val_loss)``
     whenever the validation loss reaches a new minimum.
 
     ``start_epoch``/``best``/``earlier`` continue a resumed phase: epochs before
     ``start_epoch`` were run earlier (their history rows are ``earlier``), ``best``
-    is (epoch, val loss) of the checkpoint kept then. ``model`` must already be on
-    ``device`` (:meth:`TrainingDevice.prepare_model`).
+    is (epoch, val loss) of the checkpoint kept then, ``schedule`` the learning-rate
+    schedule it recorded (continued when it is this phase's). ``model`` must already
+    be on ``device`` (:meth:`TrainingDevice.prepare_model`).
     """
     cfg = phase.train
     rule = StopRule(cfg)
     rule.replay(list(earlier))
+    if schedule is not None and schedule.phase == phase.name:
+        rule.restore(schedule)
     generator = torch.Generator().manual_seed(cfg.seed + start_epoch - 1)
     optimizer = make_optimizer(phase.parameters, cfg)
+    set_lr(optimizer, rule.lr)
     steps_per_epoch = max(1, len(train_imgs) // cfg.batch_size + (len(train_imgs) % cfg.batch_size >= 2))
     epochs_label = f"≤{cfg.max_epochs}" if cfg.early_stopping else str(cfg.epochs)
     progress = Progress(steps_per_epoch * max(cfg.epoch_limit - start_epoch + 1, 1), label=progress_label,
@@ -211,8 +222,8 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
             recompute_batchnorm_statistics(model, train_loss_fn, train_loss_fn.images, cfg.batch_size)
             val = validation_loss(model, val_loss_fn, cfg.batch_size)
             result.history.append({"phase": phase.name, "epoch": epoch, "train_loss": train_loss,
-                                   "val_loss": val, "seconds": round(time.monotonic() - start, 2)})
-            rule.observe(epoch, val)
+                                   "val_loss": val, "lr": rule.lr, "seconds": round(time.monotonic() - start, 2)})
+            _observe(rule, optimizer, phase.name, epoch, val)
             result.epochs_run = epoch
             improved = val < result.best_val_loss
             if improved:
@@ -225,10 +236,21 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
         reason = INTERRUPTED
     result.interrupted = reason == INTERRUPTED
     result.stop_reason, result.stop_detail = reason, rule.explain(reason)
+    result.schedule = rule.state(phase.name)
     log.info("%s stopped: %s", phase.name, result.stop_detail)
     result.seconds = time.monotonic() - start
     model.eval()
     return result
+
+
+def _observe(rule: StopRule, optimizer: torch.optim.Optimizer, phase: str, epoch: int, val: float) -> None:
+    """Feed ``rule`` an epoch's validation loss; apply (and say) a learning-rate decay it makes."""
+    decays = rule.decays
+    rule.observe(epoch, val)
+    if rule.decays != decays:
+        set_lr(optimizer, rule.lr)
+        log.info("%s: no validation improvement for %d epochs; learning rate decayed to %g (%d/%d)",
+                 phase, rule.plateau, rule.lr, rule.decays, rule.cfg.lr_decays)
 
 
 def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
@@ -270,13 +292,16 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
         earlier = [h for h in history if h.get("phase") == phase.name]
         start, best = _start_point(phase.name, earlier, resumed)
         result = fit(model, phase, train_imgs, val_imgs, on_best, progress_label=phase.name,
-                     start_epoch=start, best=best, earlier=earlier, device=device)
+                     start_epoch=start, best=best, earlier=earlier, device=device,
+                     schedule=resumed.get("schedule"))
         history.extend(result.history)
         (run_dir / "history.json").write_text(json.dumps(history, indent=1))
         summary["phases"].append(_phase_record(phase.name, result))
         if result.best_epoch == 0:  # interrupted before the first validation: keep what we have
             save_checkpoint(run_dir / BEST, model, config, phase=phase.name, epoch=0,
                             val_loss=None, data=data_summary, completed_phases=list(completed))
+        # the schedule after the last epoch (not the best one's), so --resume continues it
+        update_checkpoint(run_dir / BEST, read_checkpoint(run_dir / BEST), lr_schedule=result.schedule.to_dict())
         if result.interrupted:
             break
         completed.append(phase.name)
@@ -326,7 +351,8 @@ def _phase_record(name: str, result: FitResult) -> dict:
     return {"name": name, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
             "best_val_loss": result.best_val_loss, "seconds": round(result.seconds, 1),
             "interrupted": result.interrupted, "stop_reason": result.stop_reason,
-            "stop_detail": result.stop_detail}
+            "stop_detail": result.stop_detail, "lr_decays": result.schedule.decays,
+            "final_lr": result.schedule.lr}
 
 
 def _reopen_finished(phases: list[Phase], completed: list[str], history: list[dict], run_dir: Path) -> list[str]:
@@ -423,4 +449,17 @@ def _resume_state(model: AnomalyModel, run_dir: Path, phase_names: list[str]) ->
     completed = list(payload.get("completed_phases", phase_names[: phase_names.index(phase)]))
     history_file = run_dir / "history.json"
     history = json.loads(history_file.read_text()) if history_file.is_file() else []
-    return completed, {"phase": phase, "epoch": payload.get("epoch") or 0, "val_loss": payload.get("val_loss")}, history
+    resumed = {"phase": phase, "epoch": payload.get("epoch") or 0, "val_loss": payload.get("val_loss"),
+               "schedule": _read_schedule(payload, path)}
+    return completed, resumed, history
+
+
+def _read_schedule(payload: dict, path: Path) -> ScheduleState | None:
+    """The checkpoint's ``lr_schedule`` (None in checkpoints written before it existed); ModelError if malformed."""
+    raw = payload.get("lr_schedule")
+    if raw is None:
+        return None  # the schedule is then replayed from history.json alone (StopRule.replay)
+    try:
+        return ScheduleState.parse(raw, where="lr_schedule")
+    except ConfigError as exc:
+        raise ModelError(f"{path}: {exc}") from None

@@ -6,6 +6,10 @@ Two modes, chosen by :class:`~inspector.training.config.TrainConfig`:
 - ``epochs`` unset: early stopping on the validation loss (Prechelt 1998,
   "Early stopping — but when?"): stop once ``patience`` epochs in a row brought
   no relative improvement above ``min_delta``, at most ``max_epochs`` epochs.
+  With ``lr_decay: plateau`` (the default) a plateau of ``patience // 2`` such
+  epochs first multiplies the learning rate by ``lr_decay_factor`` (PyTorch's
+  ``ReduceLROnPlateau``, Keras' recipe of decaying before stopping), up to
+  ``lr_decays`` times; a plateau at the last rate stops the phase.
 
 The best checkpoint is still the lowest validation loss seen (any improvement);
 ``min_delta`` only decides when improvements are too small to keep going.
@@ -19,7 +23,10 @@ patience count as the run it extends.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
+from typing import Any
 
+from inspector.config import bounded, from_dict
 from inspector.training.config import TrainConfig
 
 # Why a phase stopped, as recorded in summary.json (``stop_reason``).
@@ -31,24 +38,75 @@ INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM
 STOP_REASONS = (CONVERGED, EPOCH_CAP, EPOCHS, TIME_CAP, INTERRUPTED)
 
 
+@dataclass(frozen=True)
+class ScheduleState:
+    """The learning-rate schedule of one phase after its last epoch (checkpoint field ``lr_schedule``).
+
+    ``lr``: the rate the next epoch trains at; ``decays``: plateaus that decayed it so
+    far; ``decay_epoch``: the epoch after which the last decay happened (0: none).
+    """
+
+    phase: str
+    lr: float = bounded(gt=0, le=100)
+    decays: int = bounded(ge=0, le=10)
+    decay_epoch: int = bounded(ge=0, le=100_000)
+
+    @classmethod
+    def parse(cls, data: Any, where: str) -> "ScheduleState":
+        """From a checkpoint's plain data; ConfigError (one line naming ``where``) when malformed."""
+        return from_dict(cls, data, where=where)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 class StopRule:
-    """Tracks validation losses of one phase and says whether the next epoch may run."""
+    """Tracks validation losses of one phase: whether the next epoch may run, and at which learning rate."""
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         self.best = math.inf  # best loss that counted as a (significant) improvement
         self.best_epoch = 0
         self.last_epoch = 0
+        self.lr = cfg.lr  # the rate of the next epoch
+        self.decays = 0
+        self.decay_epoch = 0
+
+    @property
+    def plateau(self) -> int:
+        """Epochs without improvement that make a plateau: patience, or half of it when a plateau decays the rate."""
+        return max(1, self.cfg.patience // 2) if self.cfg.plateau_decay else self.cfg.patience
+
+    @property
+    def stale(self) -> int:
+        """Epochs since the last significant improvement or rate decay, whichever came later."""
+        return self.last_epoch - max(self.best_epoch, self.decay_epoch)
 
     def observe(self, epoch: int, val_loss: float) -> bool:
-        """Record epoch ``epoch``'s validation loss; True when it improved by more than min_delta."""
+        """Record epoch ``epoch``'s validation loss; True when it improved by more than min_delta.
+
+        A plateau with decays left multiplies :attr:`lr` by ``lr_decay_factor``.
+        """
         self.last_epoch = epoch
         # abs(): flow models (AST) have a negative log-likelihood loss.
         improved = val_loss < self.best - self.cfg.min_delta * abs(self.best) if math.isfinite(self.best) \
             else math.isfinite(val_loss)
         if improved:
             self.best, self.best_epoch = val_loss, epoch
+        elif self.cfg.plateau_decay and self.best_epoch and self.decays < self.cfg.lr_decays \
+                and self.stale >= self.plateau:
+            self.lr *= self.cfg.lr_decay_factor
+            self.decays += 1
+            self.decay_epoch = epoch
         return improved
+
+    def state(self, phase: str) -> ScheduleState:
+        """The schedule to store in a checkpoint, so ``--resume`` continues it."""
+        return ScheduleState(phase=phase, lr=self.lr, decays=self.decays, decay_epoch=self.decay_epoch)
+
+    def restore(self, state: ScheduleState) -> None:
+        """Continue the schedule a checkpoint recorded (after :meth:`replay` of the same phase's history)."""
+        self.lr, self.decays, self.decay_epoch = state.lr, state.decays, state.decay_epoch
 
     def replay(self, history: list[dict]) -> None:
         """Feed the ``history.json`` rows of this phase (in epoch order) recorded by an earlier run."""
@@ -62,7 +120,8 @@ class StopRule:
         skips (as before: a phase stops after the epoch that crosses the budget).
         """
         cfg = self.cfg
-        if cfg.early_stopping and self.best_epoch and self.last_epoch - self.best_epoch >= cfg.patience:
+        last_rate = not cfg.plateau_decay or self.decays >= cfg.lr_decays
+        if cfg.early_stopping and self.best_epoch and last_rate and self.stale >= self.plateau:
             return CONVERGED
         if epoch > cfg.epoch_limit:
             return EPOCH_CAP if cfg.early_stopping else EPOCHS
@@ -74,8 +133,11 @@ class StopRule:
         """A sentence for the user: why training stopped where it did."""
         cfg = self.cfg
         if reason == CONVERGED:
+            since = max(self.best_epoch, self.decay_epoch)
+            rate = (f" at the last learning rate {self.lr:g} ({self.decays} plateau decay(s) by "
+                    f"{cfg.lr_decay_factor:g})" if cfg.plateau_decay else "")
             return (f"converged: no validation improvement above {cfg.min_delta:g} (relative) for "
-                    f"{cfg.patience} epochs since epoch {self.best_epoch}")
+                    f"{self.plateau} epochs{rate} since epoch {since}")
         if reason == EPOCH_CAP:
             return (f"epoch cap: reached train.max_epochs={cfg.max_epochs} before converging "
                     f"(last improvement at epoch {self.best_epoch})")

@@ -9,7 +9,7 @@ from inspector.cli import main
 from inspector.models.registry import build_model, model_names
 from inspector.training.config import TrainConfig, load_run_config
 from inspector.training.loop import default_phases, fit, load_training_images
-from inspector.training.stopping import StopRule
+from inspector.training.stopping import ScheduleState, StopRule
 
 
 def _rule(losses, **train) -> StopRule:
@@ -20,10 +20,11 @@ def _rule(losses, **train) -> StopRule:
 
 
 def test_patience_counts_epochs_without_relative_improvement():
-    rule = _rule([1.0, 0.9, 0.895, 0.894], patience=2, min_delta=0.01)
+    rule = _rule([1.0, 0.9, 0.895, 0.894], patience=2, min_delta=0.01, lr_decay="none")
     assert rule.best_epoch == 2  # 0.895 is < 1 % below 0.9: not an improvement
     assert rule.reason_before(5, 0.0) == "converged"
-    assert _rule([1.0, 0.9, 0.895], patience=2, min_delta=0.01).reason_before(4, 0.0) is None
+    assert _rule([1.0, 0.9, 0.895], patience=2, min_delta=0.01, lr_decay="none").reason_before(4, 0.0) is None
+    assert rule.lr == TrainConfig().lr and rule.decays == 0  # lr_decay none: a constant rate
     # relative to |best|, so a negative loss (a flow's NLL) improves when it gets more negative
     assert _rule([-1.0, -1.005], min_delta=0.01).best_epoch == 1
     assert _rule([-1.0, -1.02], min_delta=0.01).best_epoch == 2
@@ -37,6 +38,54 @@ def test_caps_and_forced_epochs():
     assert _rule([1.0], time_budget_s=10).reason_before(2, 9.9) is None
     # each invocation runs at least one epoch, even when setting up took the whole budget
     assert _rule([1.0], time_budget_s=10).reason_before(2, 11.0, first=True) is None
+
+
+def _lrs(losses, **train) -> tuple[list[float], int]:
+    """The rate each epoch trains at and the first epoch the rule refuses, for a loss sequence."""
+    rule, lrs = StopRule(TrainConfig(**train)), []
+    for epoch, loss in enumerate(losses, 1):
+        if rule.reason_before(epoch, 0.0) is not None:
+            return lrs, epoch
+        lrs.append(rule.lr)
+        rule.observe(epoch, loss)
+    return lrs, len(losses) + 1
+
+
+PLATEAU = {"patience": 4, "lr": 1.0, "lr_decay_factor": 0.5, "lr_decays": 2}
+
+
+def test_a_plateau_decays_the_rate_and_one_at_the_last_rate_stops():
+    # best at 2; plateaus of patience // 2 = 2 epochs: decay after 4 and 6, stop after 8
+    lrs, stop = _lrs([1.0, 0.9] + [0.9] * 20, **PLATEAU)
+    assert lrs == [1, 1, 1, 1, 0.5, 0.5, 0.25, 0.25] and stop == 9
+    rule = _rule([1.0, 0.9] + [0.9] * 6, **PLATEAU)
+    assert (rule.decays, rule.decay_epoch, rule.reason_before(9, 0.0)) == (2, 6, "converged")
+    assert rule.explain("converged") == ("converged: no validation improvement above 0.005 (relative) for 2 epochs "
+                                         "at the last learning rate 0.25 (2 plateau decay(s) by 0.5) since epoch 6")
+    # the same losses at a constant rate stop after patience = 4 epochs
+    assert _lrs([1.0, 0.9] + [0.9] * 20, **PLATEAU, lr_decay="none") == ([1.0] * 6, 7)
+
+
+def test_an_improvement_after_a_decay_restarts_the_count():
+    lrs, stop = _lrs([1.0, 0.9, 0.9, 0.9, 0.8, 0.8, 0.7] + [0.7] * 20, **PLATEAU)
+    # decay after 4; 0.8 at 5 and 0.7 at 7 improve at the lower rate; next decay after 9, stop after 11
+    assert lrs == [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25] and stop == 12
+
+
+def test_no_decays_left_stops_at_the_first_plateau_and_forced_epochs_keep_the_rate():
+    assert _lrs([1.0] * 9, **{**PLATEAU, "lr_decays": 0}) == ([1.0] * 3, 4)
+    assert _lrs([1.0] * 9, **PLATEAU, epochs=9) == ([1.0] * 9, 10)
+
+
+def test_replay_and_restore_continue_the_schedule():
+    losses = [1.0, 0.9, 0.9, 0.9, 0.9]
+    live = _rule(losses, **PLATEAU)
+    replayed = StopRule(TrainConfig(**PLATEAU))
+    replayed.replay([{"epoch": e, "val_loss": v} for e, v in enumerate(losses, 1)])
+    assert replayed.state("student") == live.state("student") == ScheduleState("student", 0.5, 1, 4)
+    # a recorded state wins over the replay (it is what the run actually trained with)
+    replayed.restore(ScheduleState("student", 0.1, 1, 5))
+    assert (replayed.lr, replayed.stale, replayed.reason_before(6, 0.0)) == (0.1, 0, None)
 
 
 def test_replay_gives_the_same_state_as_a_live_run():
@@ -64,7 +113,8 @@ def tiny_fit(tiny_dataset):
 
 
 @pytest.mark.parametrize("train, reason, epochs", [
-    ({"patience": 2, "min_delta": 0.5}, "converged", 3),
+    ({"patience": 2, "min_delta": 0.5, "lr_decay": "none"}, "converged", 3),
+    ({"patience": 2, "min_delta": 0.5, "lr_decays": 2}, "converged", 4),  # decays after 2 and 3
     ({"patience": 50, "max_epochs": 2}, "epoch_cap", 2),
     ({"epochs": 3, "patience": 1, "min_delta": 0.5}, "epochs", 3),
     ({"time_budget_s": 1e-3}, "time_cap", 1),
@@ -118,3 +168,36 @@ def test_summary_says_why_and_resume_extends_a_finished_run(tiny_dataset, tmp_pa
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3, 4]
     phase = json.loads((out / "summary.json").read_text())["phases"][0]
     assert (phase["stop_reason"], phase["epochs_run"]) == ("epochs", 4)
+
+
+def test_resume_continues_the_learning_rate_schedule(tiny_dataset, tmp_path, capsys):
+    import torch
+
+    out = tmp_path / "run"
+    # lr ~0 and min_delta 0.5: no improvement after epoch 1, so plateaus (patience // 2 = 2) come on time
+    common = ["--set", "model.image_size=[64,64]", "--set", "train.batch_size=4", "--set", "train.lr=1e-9",
+              "--set", "train.min_delta=0.5", "--set", "train.patience=4"]
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--set", "train.max_epochs=4", *common]) == 0
+    assert torch.load(out / "best.pt", weights_only=True)["lr_schedule"] == {
+        "phase": "student", "lr": pytest.approx(2e-10), "decays": 1, "decay_epoch": 3}
+    assert main(["train", "--out", str(out), "--resume", "--set", "train.max_epochs=10"]) == 0
+    assert "learning rate 4e-11 (2 plateau decay(s) by 0.2) since epoch 5" in capsys.readouterr().out
+    lrs = [h["lr"] for h in json.loads((out / "history.json").read_text())]
+    assert lrs == pytest.approx([1e-9] * 3 + [2e-10] * 2 + [4e-11] * 2)
+    phase = json.loads((out / "summary.json").read_text())["phases"][0]
+    assert (phase["stop_reason"], phase["epochs_run"], phase["lr_decays"]) == ("converged", 7, 2)
+
+
+def test_a_malformed_schedule_in_the_checkpoint_is_one_line(tiny_dataset, tmp_path, capsys):
+    import torch
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--epochs", "1",
+                 "--set", "model.image_size=[64,64]", "--set", "train.batch_size=4"]) == 0
+    payload = torch.load(out / "best.pt", weights_only=True)
+    torch.save({**payload, "lr_schedule": {"phase": "student", "lr": -1.0, "decays": 0, "decay_epoch": 0}},
+               out / "best.pt")
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "best.pt: lr_schedule.lr: -1.0 is out of range" in err and "\n" not in err
