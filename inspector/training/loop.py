@@ -285,7 +285,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
             log.info("phase %s was completed by the run being resumed; skipping it", phase.name)
             continue
 
-        def on_best(epoch: int, val: float, phase=phase) -> None:
+        def on_best(epoch: int, val: float | None, phase=phase) -> None:
             save_checkpoint(run_dir / BEST, model, config, phase=phase.name, epoch=epoch,
                             val_loss=val, data=data_summary, completed_phases=list(completed))
 
@@ -294,14 +294,10 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
         result = fit(model, phase, train_imgs, val_imgs, on_best, progress_label=phase.name,
                      start_epoch=start, best=best, earlier=earlier, device=device,
                      schedule=resumed.get("schedule"))
-        history.extend(result.history)
-        (run_dir / "history.json").write_text(json.dumps(history, indent=1))
         summary["phases"].append(_phase_record(phase.name, result))
         if result.best_epoch == 0:  # interrupted before the first validation: keep what we have
-            save_checkpoint(run_dir / BEST, model, config, phase=phase.name, epoch=0,
-                            val_loss=None, data=data_summary, completed_phases=list(completed))
-        # the schedule after the last epoch (not the best one's), so --resume continues it
-        update_checkpoint(run_dir / BEST, read_checkpoint(run_dir / BEST), lr_schedule=result.schedule.to_dict())
+            on_best(0, None)
+        _record_phase_end(run_dir, result, history)
         if result.interrupted:
             break
         completed.append(phase.name)
@@ -316,6 +312,14 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
     log.info("training on %s finished in %s; best checkpoint %s", summary["device"]["device"],
              format_duration(total), run_dir / BEST)
     return summary
+
+
+def _record_phase_end(run_dir: Path, result: FitResult, history: list[dict]) -> None:
+    """Add the phase's epochs to ``history`` and history.json, and store its learning-rate schedule after
+    the last epoch (not the best one's) in best.pt, so --resume continues both."""
+    history.extend(result.history)
+    (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+    update_checkpoint(run_dir / BEST, read_checkpoint(run_dir / BEST), lr_schedule=result.schedule.to_dict())
 
 
 def _settle(config: RunConfig, resume: bool) -> RunConfig:
