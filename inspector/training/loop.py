@@ -41,6 +41,7 @@ class FitResult:
     best_val_loss: float = math.inf
     epochs_run: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of this process (all threads): comparable on a shared machine
     interrupted: bool = False
     stop_reason: str = ""  # one of stopping.STOP_REASONS
     stop_detail: str = ""  # the same, as a sentence for the user
@@ -210,7 +211,7 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     progress = Progress(steps_per_epoch * max(cfg.epoch_limit - start_epoch + 1, 1), label=progress_label,
                         budget_s=cfg.time_budget_s, eta_is_bound=cfg.early_stopping)
     result = FitResult(best_epoch=best[0], best_val_loss=best[1], epochs_run=start_epoch - 1)
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     train_loss_fn = PhaseLoss(phase, train_imgs, model, device)
     val_loss_fn = PhaseLoss(phase, val_imgs, model, device)
     model.train()
@@ -222,7 +223,8 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
             recompute_batchnorm_statistics(model, train_loss_fn, train_loss_fn.images, cfg.batch_size)
             val = validation_loss(model, val_loss_fn, cfg.batch_size)
             result.history.append({"phase": phase.name, "epoch": epoch, "train_loss": train_loss,
-                                   "val_loss": val, "lr": rule.lr, "seconds": round(time.monotonic() - start, 2)})
+                                   "val_loss": val, "lr": rule.lr, "seconds": round(time.monotonic() - start, 2),
+                                   "cpu_seconds": round(time.process_time() - cpu_start, 2)})
             _observe(rule, optimizer, phase.name, epoch, val)
             result.epochs_run = epoch
             improved = val < result.best_val_loss
@@ -238,7 +240,7 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     result.stop_reason, result.stop_detail = reason, rule.explain(reason)
     result.schedule = rule.state(phase.name)
     log.info("%s stopped: %s", phase.name, result.stop_detail)
-    result.seconds = time.monotonic() - start
+    result.seconds, result.cpu_seconds = time.monotonic() - start, time.process_time() - cpu_start
     model.eval()
     return result
 
@@ -354,6 +356,7 @@ def _phase_record(name: str, result: FitResult) -> dict:
     """The summary.json entry of one phase, including why it stopped."""
     return {"name": name, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
             "best_val_loss": result.best_val_loss, "seconds": round(result.seconds, 1),
+            "cpu_seconds": round(result.cpu_seconds, 1),
             "interrupted": result.interrupted, "stop_reason": result.stop_reason,
             "stop_detail": result.stop_detail, "lr_decays": result.schedule.decays,
             "final_lr": result.schedule.lr}

@@ -186,6 +186,7 @@ def test_resume_continues_the_learning_rate_schedule(tiny_dataset, tmp_path, cap
     assert lrs == pytest.approx([1e-9] * 3 + [2e-10] * 2 + [4e-11] * 2)
     phase = json.loads((out / "summary.json").read_text())["phases"][0]
     assert (phase["stop_reason"], phase["epochs_run"], phase["lr_decays"]) == ("converged", 7, 2)
+    assert phase["cpu_seconds"] > 0 and phase["final_lr"] == pytest.approx(4e-11)
 
 
 def test_a_malformed_schedule_in_the_checkpoint_is_one_line(tiny_dataset, tmp_path, capsys):
