@@ -62,6 +62,8 @@ def test_a_plateau_decays_the_rate_and_one_at_the_last_rate_stops():
     assert (rule.decays, rule.decay_epoch, rule.reason_before(9, 0.0)) == (2, 6, "converged")
     assert rule.explain("converged") == ("converged: no validation improvement above 0.005 (relative) for 2 epochs "
                                          "at the last learning rate 0.25 (2 plateau decay(s) by 0.5) since epoch 6")
+    # lr_plateau = patience: the rate decays where a constant-rate run would stop
+    assert _lrs([1.0, 0.9] + [0.9] * 20, **PLATEAU, lr_plateau=4) == ([1] * 6 + [0.5] * 4 + [0.25] * 4, 15)
     # the same losses at a constant rate stop after patience = 4 epochs
     assert _lrs([1.0, 0.9] + [0.9] * 20, **PLATEAU, lr_decay="none") == ([1.0] * 6, 7)
 
