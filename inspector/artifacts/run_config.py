@@ -58,7 +58,7 @@ class TrainConfig:
 
     Learning rate, early-stopping mode only: ``lr_decay: plateau`` (the default;
     PyTorch/Keras ReduceLROnPlateau) multiplies the rate by ``lr_decay_factor``
-    when ``lr_plateau`` (default ``patience // 2``) epochs bring no improvement,
+    when ``lr_plateau`` (default ``patience``) epochs bring no improvement,
     at most ``lr_decays`` times, and stops after as many such epochs at the last rate.
     ``none``: a constant rate, stopping after ``patience`` epochs. A forced
     ``epochs`` count always trains at a constant rate.
@@ -74,7 +74,7 @@ class TrainConfig:
     lr_decay: Literal["plateau", "none"] = "plateau"
     lr_decay_factor: float = bounded(0.2, ge=0.1, le=0.5)  # the rate is multiplied by this at each plateau
     lr_decays: int = bounded(2, ge=0, le=10)  # plateaus that decay the rate before one stops the phase
-    # epochs without improvement that make a plateau under lr_decay: plateau; None: patience // 2
+    # epochs without improvement that make a plateau under lr_decay: plateau; None: patience
     lr_plateau: int | None = bounded(None, ge=1, le=10_000)
     batch_size: int = bounded(16, ge=1, le=65_536)
     optimizer: Literal["sgd", "adam"] = "sgd"

@@ -6,7 +6,7 @@ Two modes, chosen by :class:`~inspector.training.config.TrainConfig`:
 - ``epochs`` unset: early stopping on the validation loss (Prechelt 1998,
   "Early stopping — but when?"): stop once ``patience`` epochs in a row brought
   no relative improvement above ``min_delta``, at most ``max_epochs`` epochs.
-  With ``lr_decay: plateau`` a plateau of ``lr_plateau`` (``patience // 2``) such
+  With ``lr_decay: plateau`` a plateau of ``lr_plateau`` (default ``patience``) such
   epochs first multiplies the learning rate by ``lr_decay_factor`` (PyTorch's
   ``ReduceLROnPlateau``, Keras' recipe of decaying before stopping), up to
   ``lr_decays`` times; a plateau at the last rate stops the phase.
@@ -74,11 +74,13 @@ class StopRule:
 
     @property
     def plateau(self) -> int:
-        """Epochs without improvement that make a plateau: patience, or ``lr_plateau`` (default half of
-        patience) when a plateau decays the rate."""
+        """Epochs without improvement that make a plateau: ``lr_plateau`` when a plateau decays the rate,
+        else (and by default) ``patience``, so the first decay comes exactly where a constant-rate run
+        would stop: the run is that run, extended (benchmarks/README.md "Session 6": half the patience
+        fired on validation noise and stopped ELPV mono at a higher loss)."""
         if not self.cfg.plateau_decay:
             return self.cfg.patience
-        return self.cfg.lr_plateau or max(1, self.cfg.patience // 2)
+        return self.cfg.lr_plateau or self.cfg.patience
 
     @property
     def stale(self) -> int:

@@ -51,19 +51,19 @@ def _lrs(losses, **train) -> tuple[list[float], int]:
     return lrs, len(losses) + 1
 
 
-PLATEAU = {"patience": 4, "lr": 1.0, "lr_decay_factor": 0.5, "lr_decays": 2}
+PLATEAU = {"patience": 4, "lr": 1.0, "lr_decay_factor": 0.5, "lr_decays": 2, "lr_plateau": 2}
 
 
 def test_a_plateau_decays_the_rate_and_one_at_the_last_rate_stops():
-    # best at 2; plateaus of patience // 2 = 2 epochs: decay after 4 and 6, stop after 8
+    # best at 2; plateaus of lr_plateau = 2 epochs: decay after 4 and 6, stop after 8
     lrs, stop = _lrs([1.0, 0.9] + [0.9] * 20, **PLATEAU)
     assert lrs == [1, 1, 1, 1, 0.5, 0.5, 0.25, 0.25] and stop == 9
     rule = _rule([1.0, 0.9] + [0.9] * 6, **PLATEAU)
     assert (rule.decays, rule.decay_epoch, rule.reason_before(9, 0.0)) == (2, 6, "converged")
     assert rule.explain("converged") == ("converged: no validation improvement above 0.005 (relative) for 2 epochs "
                                          "at the last learning rate 0.25 (2 plateau decay(s) by 0.5) since epoch 6")
-    # lr_plateau = patience: the rate decays where a constant-rate run would stop
-    assert _lrs([1.0, 0.9] + [0.9] * 20, **PLATEAU, lr_plateau=4) == ([1] * 6 + [0.5] * 4 + [0.25] * 4, 15)
+    # by default a plateau is the patience: the rate decays where a constant-rate run would stop
+    assert _lrs([1.0, 0.9] + [0.9] * 20, **{**PLATEAU, "lr_plateau": None}) == ([1] * 6 + [0.5] * 4 + [0.25] * 4, 15)
     # the same losses at a constant rate stop after patience = 4 epochs
     assert _lrs([1.0, 0.9] + [0.9] * 20, **PLATEAU, lr_decay="none") == ([1.0] * 6, 7)
 
@@ -116,7 +116,7 @@ def tiny_fit(tiny_dataset):
 
 @pytest.mark.parametrize("train, reason, epochs", [
     ({"patience": 2, "min_delta": 0.5, "lr_decay": "none"}, "converged", 3),
-    ({"patience": 2, "min_delta": 0.5, "lr_decays": 2}, "converged", 4),  # decays after 2 and 3
+    ({"patience": 2, "min_delta": 0.5, "lr_decays": 2}, "converged", 7),  # decays after 3 (where the row above stops) and 5
     ({"patience": 50, "max_epochs": 2}, "epoch_cap", 2),
     ({"epochs": 3, "patience": 1, "min_delta": 0.5}, "epochs", 3),
     ({"time_budget_s": 1e-3}, "time_cap", 1),
@@ -176,9 +176,9 @@ def test_resume_continues_the_learning_rate_schedule(tiny_dataset, tmp_path, cap
     import torch
 
     out = tmp_path / "run"
-    # lr ~0 and min_delta 0.5: no improvement after epoch 1, so plateaus (patience // 2 = 2) come on time
+    # lr ~0 and min_delta 0.5: no improvement after epoch 1, so plateaus (lr_plateau = 2) come on time
     common = ["--set", "model.image_size=[64,64]", "--set", "train.batch_size=4", "--set", "train.lr=1e-9",
-              "--set", "train.min_delta=0.5", "--set", "train.patience=4"]
+              "--set", "train.min_delta=0.5", "--set", "train.patience=4", "--set", "train.lr_plateau=2"]
     assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--set", "train.max_epochs=4", *common]) == 0
     assert torch.load(out / "best.pt", weights_only=True)["lr_schedule"] == {
         "phase": "student", "lr": pytest.approx(2e-10), "decays": 1, "decay_epoch": 3}
