@@ -88,6 +88,7 @@ def test_paper_preset_keeps_one_student(tmp_path):
     assert len(build_model(config.model).extra_students) == 0
 
 
+@pytest.mark.slow  # two dynamo exports, about a minute of CPU
 def test_ensemble_exports_one_graph_with_fp16_parity(tmp_path):
     """The exporter checks both graphs on ONNX Runtime against the torch model (FP32 and FP16)."""
     from inspector.deploy import export_run
