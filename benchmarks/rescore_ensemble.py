@@ -16,7 +16,9 @@ images as ``rescore_parts.py`` does. Rules, per compared level, with t the teach
   unnormalised (an identity for the mean-over-channels MSE);
 - ``mean-output+variance``: the paper's score: e and the predictive variance v each
   normalised by their own validation statistics (here: the project's per-level quantile
-  normalisation), then summed (Sec. 3.3, "the anomaly score ... ẽ + ṽ").
+  normalisation), then summed (Sec. 3.3, "the anomaly score ... ẽ + ṽ");
+- ``model.students=M``: the same students loaded into one ``model.students: M`` model, the
+  product's code path for the previous rule (the two rows must agree).
 
 JSON to ``benchmarks/results/<--name>.json``.
 """
@@ -49,7 +51,7 @@ def ensemble_scorer(models: list, rule: str):
             x = self.network_input(images)
             with torch.no_grad():
                 teacher = self.teacher_features(x)
-            outs = [[o[i] for i in self.compare] for o in (s(x) for s in self.students)]
+            outs = [[o[i] for i in self.compare] for o in (s(x) for s in self.ensemble)]
             maps, var_maps = [], []
             for level, t in enumerate(teacher):
                 s = torch.stack([o[level].float() for o in outs])  # (M, N, C, h, w)
@@ -68,7 +70,7 @@ def ensemble_scorer(models: list, rule: str):
     model = Ensemble(first.config, first.teacher, first.student, first.teacher_pool, first.map_combination,
                      compare=first.level_names)
     model.load_state_dict(first.state_dict())
-    model.students = nn.ModuleList([m.student for m in models])
+    model.ensemble = nn.ModuleList([m.student for m in models])
     names = list(first.level_names)
     if rule == "mean-output+variance":
         strides = [first.teacher.feature_info[i].stride * first.teacher_pool[i] for i in first.compare]
@@ -76,6 +78,23 @@ def ensemble_scorer(models: list, rule: str):
         names += [f"{n}/var" for n in names]
     model.ensemble_names = names
     model.level_names = tuple(names)
+    return model.eval()
+
+
+def model_ensemble(models: list):
+    """The same students as one ``model.students: M`` model (the product's code path: should equal the paper rule)."""
+    from dataclasses import replace
+
+    from inspector.models.registry import build_model
+
+    first = models[0]
+    model = build_model(replace(first.config, students=len(models), teacher_weights="random"))
+    state = {k: v for k, v in first.state_dict().items() if not k.startswith("level_norm.")}
+    for i, other in enumerate(models[1:]):
+        state.update({f"extra_students.{i}.{k}": v for k, v in other.student.state_dict().items()})
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("level_norm.") for k in missing):
+        raise RuntimeError(f"ensemble weights do not fit: {missing + unexpected}")
     return model.eval()
 
 
@@ -102,6 +121,7 @@ def main(argv: list[str] | None = None) -> Path:
         val = validation_images(config, data)
         variants = [(f"single-{k}", m) for k, m in enumerate(models)]
         variants += [(rule, ensemble_scorer(models, rule)) for rule in RULES]
+        variants.append((f"model.students={len(models)}", model_ensemble(models)))
         for variant, model in variants:
             row = rescore(model, val, test)
             results.append({"dataset": name, "model": args.model, "variant": variant, **row})
