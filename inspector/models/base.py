@@ -21,6 +21,7 @@ from inspector.config import bounded, suggest
 from inspector.errors import ConfigError
 from inspector.models.common import (
     configured_distance,
+    ensemble_maps,
     FeatureStandardization,
     GaussianSmoothing,
     ImageNormalize,
@@ -209,11 +210,17 @@ class SingleTeacherModel(AnomalyModel):
     ``compare`` names the taps whose teacher/student pair is trained and mapped
     (None: all); the student still computes the others on its way (they feed
     its next stage) but they carry no loss and no map.
+
+    ``extra_students`` (same architecture as ``student``, independently initialised) make
+    an ensemble (Uninformed Students, §3.3, :func:`~inspector.models.common.ensemble_maps`):
+    each level then gives two maps, the ensemble mean's error and the students'
+    variance, each normalised on its own before the sum (``level_names`` gains a
+    ``<tap>/variance`` entry per level).
     """
 
     def __init__(self, config, teacher: nn.Module, student: nn.Module,
                  teacher_pool: tuple[int, ...], map_combination: str,
-                 compare: tuple[str, ...] | None = None) -> None:
+                 compare: tuple[str, ...] | None = None, extra_students: tuple[nn.Module, ...] = ()) -> None:
         super().__init__(config)
         self.teacher = freeze(teacher)
         self.student = student
@@ -225,16 +232,25 @@ class SingleTeacherModel(AnomalyModel):
             raise ConfigError(f"model.levels: unknown tap '{unknown[0]}'{suggest(unknown[0], names)}; "
                               f"taps of this preset: {names}")
         self.compare = tuple(range(len(names))) if not compare else tuple(names.index(c) for c in compare)
-        self.level_names = tuple(names[i] for i in self.compare)
-        self.level_norm = LevelNormalization(len(self.level_names), level_shapes(
-            config, [teacher.feature_info[i].stride * self.teacher_pool[i] for i in self.compare]))
+        # Students 2..M of an ensemble; the first keeps the name ``student``, so a
+        # single-student checkpoint's parameter names are unchanged.
+        self.extra_students = nn.ModuleList(extra_students)
+        taps = [names[i] for i in self.compare]
+        strides = [teacher.feature_info[i].stride * self.teacher_pool[i] for i in self.compare]
+        if extra_students:
+            taps, strides = taps + [f"{t}/variance" for t in taps], strides * 2
+        self.level_names = tuple(taps)
+        self.level_norm = LevelNormalization(len(self.level_names), level_shapes(config, strides))
         self.standardize = FeatureStandardization([teacher.feature_info[i].channels for i in self.compare])
 
     def networks(self) -> list[nn.Module]:
-        return [self.teacher, self.student]
+        return [self.teacher, self.student, *self.extra_students]
+
+    def students(self) -> list[nn.Module]:
+        return [self.student, *self.extra_students]
 
     def trainable(self) -> list[nn.Parameter]:
-        return list(self.student.parameters())
+        return [p for s in self.students() for p in s.parameters()]
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -267,17 +283,22 @@ class SingleTeacherModel(AnomalyModel):
         fit_channel_statistics(self.standardize, lambda b: self.pooled_teacher(self.network_input(b)),
                                images, self.normalize.mean.device, batch_size, max_images)
 
-    def student_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The student's outputs for the compared levels, in ``level_names`` order."""
-        outputs = self.student(x)
+    def student_features(self, x: torch.Tensor, student: nn.Module | None = None) -> list[torch.Tensor]:
+        """``student``'s (default: the first) outputs for the compared levels, in tap order."""
+        outputs = (student or self.student)(x)
         return [outputs[i] for i in self.compare]
 
     def level_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = self.network_input(images)
         with torch.no_grad():
             teacher = self.teacher_features(x)
-        student = self.student_features(x)
-        return self.level_norm([self.map_distance(t, s) for t, s in zip(teacher, student)])
+        if not self.extra_students:
+            student = self.student_features(x)
+            return self.level_norm([self.map_distance(t, s) for t, s in zip(teacher, student)])
+        per_student = [self.student_features(x, s) for s in self.students()]
+        pairs = [ensemble_maps(self.config.distance, t, list(outs), self.config.residual_pool)
+                 for t, outs in zip(teacher, zip(*per_student))]
+        return self.level_norm([e for e, _ in pairs] + [v for _, v in pairs])
 
     def named_level_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return dict(zip(self.level_names, self.level_maps(images)))
@@ -288,12 +309,17 @@ class SingleTeacherModel(AnomalyModel):
             return self.teacher_features(self.network_input(images))
 
     def loss_with_targets(self, images: torch.Tensor, targets: list[torch.Tensor]) -> torch.Tensor:
-        """Σ over levels of the mean (over pixels and batch) of the level map.
+        """Σ over levels of the mean (over pixels and batch) of the level map (an ensemble: mean over students).
 
         With ``hard_quantile`` > 0 (standardized_mse only), each level's term is the mean of
         its squared errors at or above that quantile of the batch (EfficientAD's hard loss).
         """
-        student = self.student_features(self.network_input(images))
+        x = self.network_input(images)
+        return sum(self.student_loss(targets, self.student_features(x, s)) for s in self.students()) / (
+            1 + len(self.extra_students))
+
+    def student_loss(self, targets: list[torch.Tensor], student: list[torch.Tensor]) -> torch.Tensor:
+        """One student's loss; an ensemble's loss is its students' mean (each student regresses alone)."""
         if self.config.distance == "standardized_mse" and self.config.hard_quantile > 0:
             return sum(hard_mse(t, s, self.config.hard_quantile) for t, s in zip(targets, student))
         return sum(self.distance(t, s).mean() for t, s in zip(targets, student))

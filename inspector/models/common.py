@@ -81,6 +81,26 @@ def pooled_distance(kind: str, teacher: torch.Tensor, student: torch.Tensor, siz
     return configured_distance(kind, local_average(teacher, size), local_average(student, size))
 
 
+def ensemble_maps(kind: str, teacher: torch.Tensor, students: list[torch.Tensor],
+                  size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(regression error, predictive variance) of a student ensemble at one level, each (N, 1, h, w) FP32.
+
+    Bergmann et al., "Uninformed Students" (CVPR 2020) §3.3: the error is the distance of the
+    ensemble MEAN μ = mean_i s_i to the teacher, e = d(t, μ) (:func:`pooled_distance`), and
+    the variance is v = mean over channels of mean_i (s_i − μ)² (the paper's ‖·‖² up to the
+    channel count, the same units as ``standardized_mse``). Averaging M students shrinks the
+    part of each student's error that is idiosyncratic to its training run (initialisation,
+    batch order) while a defect, where every student fails alike, keeps its error; v flags
+    positions where the students disagree. ``students``: M tensors (N, C, h, w); ``size``:
+    the ``residual_pool`` local average, applied before both terms.
+    """
+    pooled = torch.stack([local_average(s.float(), size) for s in students])
+    mean = pooled.mean(dim=0)
+    error = configured_distance(kind, local_average(teacher.float(), size), mean)
+    variance = (pooled - mean).pow(2).mean(dim=0).mean(dim=1, keepdim=True)
+    return error, variance
+
+
 def hard_mse(teacher: torch.Tensor, student: torch.Tensor, quantile: float) -> torch.Tensor:
     """EfficientAD's hard-feature loss: mean of the squared errors at or above their ``quantile`` in the batch.
 

@@ -55,3 +55,24 @@ def test_checkpoint_without_residual_pool_reloads_pixel_by_pixel(name, tmp_path)
 
     assert load_model(path)[1].model.residual_pool == 1
     assert type(config.model).WRITTEN_BEFORE["residual_pool"] == 1
+
+
+def test_checkpoint_without_students_reloads_as_one_student(tmp_path):
+    """A run saved before ``students`` existed had one student; it reloads with exactly its maps."""
+    config = load_run_config(base={"model": {"name": "reduced_student", "image_size": [64, 64],
+                                             "teacher_weights": "random"}, "data": {"path": str(tmp_path)}})
+    torch.manual_seed(0)
+    model = build_model(config.model).eval()
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, model, config, phase="student", epoch=1, val_loss=None, data=None)
+    payload = read_checkpoint(path)
+    old = {k: v for k, v in payload["config"]["model"].items() if k != "students"}
+    assert len(old) < len(payload["config"]["model"])
+    update_checkpoint(path, payload, config={**payload["config"], "model": old})
+
+    reloaded, run_config, _ = load_model(path)
+
+    assert run_config.model.students == 1 and type(config.model).WRITTEN_BEFORE["students"] == 1
+    images = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        assert torch.equal(reloaded(images)[0], model(images)[0])

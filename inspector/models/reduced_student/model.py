@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 from inspector.config import bounded
+from inspector.errors import ConfigError
 from inspector.models.backbones import build_backbone
 from inspector.models.base import ModelConfig, OfflineTeacher, SingleTeacherModel, check_offline_teacher
 from inspector.models.entry import ADAM, SGD, ModelEntry
@@ -50,7 +51,12 @@ class ReducedStudentConfig(ModelConfig):
     # (needed for channel-standardised targets, distance: standardized_mse); "relu": the block's
     # own ReLU output (the paper: a ResNet teacher's post-ReLU features).
     student_head: Literal["relu", "linear"] | None = None
-    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {**ModelConfig.WRITTEN_BEFORE, "student_head": "relu"}
+    # Independently initialised students trained together and scored as an ensemble (Uninformed
+    # Students, Bergmann et al. CVPR 2020 §3.3: error of the students' mean + their variance;
+    # benchmarks/README.md "Session 6, an ensemble of students"); the paper preset keeps 1.
+    students: int = bounded(1, ge=1, le=4)
+    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {**ModelConfig.WRITTEN_BEFORE, "student_head": "relu",
+                                                   "students": 1}
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "levels": PRESETS["paper"][1],
                   "student_depth": 1, "student_width": 1.0, "student_head": "relu"},
@@ -62,6 +68,8 @@ class ReducedStudentConfig(ModelConfig):
     def validate(self, where: str) -> None:
         super().validate(where)
         check_offline_teacher(self, where)
+        if not (isinstance(self.students, int) and not isinstance(self.students, bool) and 1 <= self.students <= 4):
+            raise ConfigError(f"{where}.students: must be an integer in [1, 4], got {self.students!r}")
 
 
 def build_reduced_student(config: ReducedStudentConfig, taps: tuple[str, ...] | None = None) -> SingleTeacherModel:
@@ -72,10 +80,11 @@ def build_reduced_student(config: ReducedStudentConfig, taps: tuple[str, ...] | 
     pool = pool[: len(taps)]
     teacher = build_backbone(backbone, taps, weights=config.teacher_weights)
     pooled = tuple(replace(t, stride=t.stride * k) for t, k in zip(teacher.feature_info, pool))
-    student = MirrorStudent(pooled, stem=stem, depth=config.student_depth, width=config.student_width,
-                            linear_heads=config.student_head == "linear")
+    students = [MirrorStudent(pooled, stem=stem, depth=config.student_depth, width=config.student_width,
+                              linear_heads=config.student_head == "linear") for _ in range(config.students)]
     levels = tuple(t for t in config.levels if t in taps) if config.levels else None
-    return SingleTeacherModel(config, teacher, student, pool, config.map_combination, compare=levels or None)
+    return SingleTeacherModel(config, teacher, students[0], pool, config.map_combination, compare=levels or None,
+                              extra_students=tuple(students[1:]))
 
 
 ENTRY = ModelEntry(ReducedStudentConfig, build_reduced_student, {"paper": {**SGD, "epochs": 100}, "offline": {**ADAM}})
