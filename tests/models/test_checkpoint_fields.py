@@ -10,26 +10,36 @@ from inspector.training.checkpoint import save_checkpoint
 from inspector.training.config import load_run_config
 
 
-@pytest.mark.parametrize("name", ["reduced_student", "mixed_teacher"])
-def test_checkpoint_without_student_head_reloads_with_relu_outputs(name, tmp_path):
-    """A run saved before ``student_head`` existed had ReLU/SiLU outputs; the offline default is now linear."""
-    config = load_run_config(base={"model": {"name": name, "image_size": [64, 64], "student_head": "relu",
-                                             "teacher_weights": "random"},
+def _saved_without(field: str, model_fields: dict, tmp_path):
+    """A model built from ``model_fields`` and its checkpoint, rewritten as if ``field`` did not exist yet."""
+    config = load_run_config(base={"model": {"image_size": [64, 64], "teacher_weights": "random", **model_fields},
                                    "data": {"path": str(tmp_path)}})
     torch.manual_seed(0)
     model = build_model(config.model).eval()
     path = tmp_path / "best.pt"
     save_checkpoint(path, model, config, phase="student", epoch=1, val_loss=None, data=None)
     payload = read_checkpoint(path)
-    old = {k: v for k, v in payload["config"]["model"].items() if k != "student_head"}
+    old = {k: v for k, v in payload["config"]["model"].items() if k != field}
+    assert len(old) < len(payload["config"]["model"])
     update_checkpoint(path, payload, config={**payload["config"], "model": old})
+    return model, path
+
+
+def _same_scores(a, b) -> bool:
+    images = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        return torch.equal(a(images)[0], b(images)[0])
+
+
+@pytest.mark.parametrize("name", ["reduced_student", "mixed_teacher"])
+def test_checkpoint_without_student_head_reloads_with_relu_outputs(name, tmp_path):
+    """A run saved before ``student_head`` existed had ReLU/SiLU outputs; the offline default is now linear."""
+    model, path = _saved_without("student_head", {"name": name, "student_head": "relu"}, tmp_path)
 
     reloaded, run_config, _ = load_model(path)
 
     assert run_config.model.student_head == "relu"
-    images = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
-    with torch.no_grad():
-        assert torch.equal(reloaded(images)[0], model(images)[0])
+    assert _same_scores(reloaded, model)
 
 
 def test_checkpoint_that_names_its_student_head_keeps_it(tmp_path):
@@ -44,35 +54,17 @@ def test_checkpoint_that_names_its_student_head_keeps_it(tmp_path):
 @pytest.mark.parametrize("name", ["reduced_student", "mixed_teacher", "stfpm"])
 def test_checkpoint_without_residual_pool_reloads_pixel_by_pixel(name, tmp_path):
     """A run saved before ``residual_pool`` existed compared teacher and student per pixel (1)."""
-    config = load_run_config(base={"model": {"name": name, "image_size": [64, 64], "teacher_weights": "random"},
-                                   "data": {"path": str(tmp_path)}})
-    path = tmp_path / "best.pt"
-    save_checkpoint(path, build_model(config.model).eval(), config, phase="student", epoch=1, val_loss=None, data=None)
-    payload = read_checkpoint(path)
-    old = {k: v for k, v in payload["config"]["model"].items() if k != "residual_pool"}
-    assert len(old) < len(payload["config"]["model"])
-    update_checkpoint(path, payload, config={**payload["config"], "model": {**old}})
+    model, path = _saved_without("residual_pool", {"name": name}, tmp_path)
 
     assert load_model(path)[1].model.residual_pool == 1
-    assert type(config.model).WRITTEN_BEFORE["residual_pool"] == 1
+    assert type(model.config).WRITTEN_BEFORE["residual_pool"] == 1
 
 
 def test_checkpoint_without_students_reloads_as_one_student(tmp_path):
     """A run saved before ``students`` existed had one student; it reloads with exactly its maps."""
-    config = load_run_config(base={"model": {"name": "reduced_student", "image_size": [64, 64],
-                                             "teacher_weights": "random"}, "data": {"path": str(tmp_path)}})
-    torch.manual_seed(0)
-    model = build_model(config.model).eval()
-    path = tmp_path / "best.pt"
-    save_checkpoint(path, model, config, phase="student", epoch=1, val_loss=None, data=None)
-    payload = read_checkpoint(path)
-    old = {k: v for k, v in payload["config"]["model"].items() if k != "students"}
-    assert len(old) < len(payload["config"]["model"])
-    update_checkpoint(path, payload, config={**payload["config"], "model": old})
+    model, path = _saved_without("students", {"name": "reduced_student"}, tmp_path)
 
     reloaded, run_config, _ = load_model(path)
 
-    assert run_config.model.students == 1 and type(config.model).WRITTEN_BEFORE["students"] == 1
-    images = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
-    with torch.no_grad():
-        assert torch.equal(reloaded(images)[0], model(images)[0])
+    assert run_config.model.students == 1 and type(model.config).WRITTEN_BEFORE["students"] == 1
+    assert _same_scores(reloaded, model)
