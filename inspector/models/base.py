@@ -133,6 +133,14 @@ class AnomalyModel(nn.Module):
     def network_input(self, images: torch.Tensor) -> torch.Tensor:
         return self.normalize(images).to(self.compute_dtype)
 
+    def distance(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        """The per-pixel level map (N, 1, h, w) FP32 of the configured distance."""
+        return configured_distance(self.config.distance, teacher, student)
+
+    def map_distance(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        """The level map (N, 1, h, w) FP32: the distance after ``residual_pool`` local averaging."""
+        return pooled_distance(self.config.distance, teacher, student, self.config.residual_pool)
+
     def finish(self, amap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Smooth the full-resolution map and reduce it to a score (both FP32).
 
@@ -266,14 +274,6 @@ class SingleTeacherModel(AnomalyModel):
         feats = self.teacher(x)
         return [feats[i] if self.teacher_pool[i] == 1 else F.avg_pool2d(feats[i], self.teacher_pool[i])
                 for i in self.compare]
-
-    def distance(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
-        """The per-pixel level map (N, 1, h, w) FP32 of the configured distance."""
-        return configured_distance(self.config.distance, teacher, student)
-
-    def map_distance(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
-        """The level map (N, 1, h, w) FP32: the distance after ``residual_pool`` local averaging."""
-        return pooled_distance(self.config.distance, teacher, student, self.config.residual_pool)
 
     @torch.no_grad()
     def fit_feature_statistics(self, images, batch_size: int = 16, max_images: int = 128) -> None:

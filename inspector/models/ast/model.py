@@ -288,9 +288,7 @@ class AstModel(AnomalyModel):
         """Parts (each clamped at 0 when normalised) summed, upsampled bicubic, smoothed, reduced."""
         size = (images.shape[1], images.shape[2])
         evidence = self.evidence(lows)  # normalised: below the good images' 0.9 quantile is normal
-        low = evidence[0]
-        for part in evidence[1:]:
-            low = low + part
+        low = sum(evidence[1:], evidence[0])
         amap = F.interpolate(low, size=size, mode="bicubic", align_corners=False)
         if self.config.score_source != "likelihood":
             amap = amap.clamp_min(0.0)  # squared distances (or clamped parts); bicubic overshoots below zero

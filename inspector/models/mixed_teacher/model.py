@@ -46,8 +46,7 @@ from inspector.config import bounded
 from inspector.errors import ConfigError, ModelError
 from inspector.models.backbones import FeatureTap, available_taps, build_backbone
 from inspector.models.base import AnomalyModel, ModelConfig, fit_channel_statistics, level_shapes, teacher_identity
-from inspector.models.common import (configured_distance, FeatureStandardization, LevelNormalization, combine_levels, freeze,
-                                     pooled_distance)
+from inspector.models.common import FeatureStandardization, LevelNormalization, combine_levels, freeze
 from inspector.models.reduced_student.model import PRESETS as REDUCED_STUDENT_PRESETS
 from inspector.models.reduced_student.model import ReducedStudentConfig, build_reduced_student
 from inspector.models.entry import ModelEntry
@@ -229,14 +228,6 @@ class MixedTeacherModel(AnomalyModel):
         flat = self.standardize([f for part in PARTS for f in feats[part]])
         n = len(feats["resnet"])
         return {"resnet": flat[:n], "efficientnet": flat[n:]}
-
-    def distance(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
-        """The per-pixel level map (N, 1, h, w) FP32 of the configured distance."""
-        return configured_distance(self.config.distance, teacher, student)
-
-    def map_distance(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
-        """The level map (N, 1, h, w) FP32: the distance after ``residual_pool`` local averaging."""
-        return pooled_distance(self.config.distance, teacher, student, self.config.residual_pool)
 
     @torch.no_grad()
     def fit_feature_statistics(self, images, batch_size: int = 16, max_images: int = 128) -> None:
