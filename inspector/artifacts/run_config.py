@@ -61,7 +61,16 @@ class TrainConfig:
     when ``lr_plateau`` (default ``patience``) epochs bring no improvement,
     at most ``lr_decays`` times, and stops after as many such epochs at the last rate.
     ``none``: a constant rate, stopping after ``patience`` epochs. A forced
-    ``epochs`` count always trains at a constant rate.
+    ``epochs`` count trains at a constant rate apart from the anneal below.
+
+    Budget anneal (``lr_anneal``, both modes): over the last ``lr_anneal`` fraction of
+    the phase's budget the rate falls linearly to 0, step by step. The budget is
+    whichever ends first of the epoch limit (``epochs`` or ``max_epochs``) and the time
+    cap (``time_budget_s``), so a run the budget cuts short still ends on an annealed
+    rate rather than mid-descent (warmup-stable-decay: Hägele et al. 2024, "Scaling
+    laws and compute-optimal training beyond fixed training durations"; linear decay
+    to zero under a budget: Li et al., ICLR 2020, "Budgeted training"). A run that
+    converges before ``1 − lr_anneal`` of its budget never sees it.
 
     Device: CPU training is plain FP32; ``device``/``precision``/``channels_last``
     only change how a CUDA run computes (:mod:`inspector.training.device`).
@@ -76,6 +85,8 @@ class TrainConfig:
     lr_decays: int = bounded(2, ge=0, le=10)  # plateaus that decay the rate before one stops the phase
     # epochs without improvement that make a plateau under lr_decay: plateau; None: patience
     lr_plateau: int | None = bounded(None, ge=1, le=10_000)
+    # the last fraction of the budget (epochs or time cap) over which the rate falls linearly to 0; 0: none
+    lr_anneal: float = bounded(0.2, ge=0, le=1)
     batch_size: int = bounded(16, ge=1, le=65_536)
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = bounded(0.4, gt=0, le=100)

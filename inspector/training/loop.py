@@ -168,11 +168,19 @@ def validation_loss(model: AnomalyModel, loss_fn: PhaseLoss, batch_size: int) ->
 
 
 def train_epoch(phase: Phase, loss_fn: PhaseLoss, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                epoch: int, progress: Progress, epochs_label: str) -> float:
-    """One pass over ``loss_fn.images``; returns the mean training loss. Raises FloatingPointError on NaN/inf."""
+                epoch: int, progress: Progress, epochs_label: str,
+                lr_at: Callable[[float], float] | None = None) -> float:
+    """One pass over ``loss_fn.images``; returns the mean training loss. Raises FloatingPointError on NaN/inf.
+
+    ``lr_at(fraction)``: the learning rate of the step that starts at ``fraction`` ∈ [0, 1)
+    of the epoch (the budget anneal of :meth:`StopRule.rate`); None keeps the optimizer's.
+    """
     cfg = phase.train
     running, seen = 0.0, 0
-    for idx, batch in batches(loss_fn.images, cfg.batch_size, generator, cfg.augment):
+    steps = _steps_per_epoch(len(loss_fn.images), cfg.batch_size)
+    for step, (idx, batch) in enumerate(batches(loss_fn.images, cfg.batch_size, generator, cfg.augment)):
+        if lr_at is not None:
+            set_lr(optimizer, lr_at(step / steps))
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(idx, batch)
         value = float(loss.detach())  # one device sync per step: the progress line and the NaN check need it
@@ -206,7 +214,7 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     generator = torch.Generator().manual_seed(cfg.seed + start_epoch - 1)
     optimizer = make_optimizer(phase.parameters, cfg)
     set_lr(optimizer, rule.lr)
-    steps_per_epoch = max(1, len(train_imgs) // cfg.batch_size + (len(train_imgs) % cfg.batch_size >= 2))
+    steps_per_epoch = _steps_per_epoch(len(train_imgs), cfg.batch_size)
     epochs_label = f"≤{cfg.max_epochs}" if cfg.early_stopping else str(cfg.epochs)
     progress = Progress(steps_per_epoch * max(cfg.epoch_limit - start_epoch + 1, 1), label=progress_label,
                         budget_s=cfg.time_budget_s, eta_is_bound=cfg.early_stopping)
@@ -218,12 +226,13 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     epoch = start_epoch
     try:
         while (reason := rule.reason_before(epoch, time.monotonic() - start, first=epoch == start_epoch)) is None:
-            train_loss = train_epoch(phase, train_loss_fn, optimizer, generator, epoch, progress, epochs_label)
+            lr_at = lambda fraction: rule.rate(rule.budget_progress(epoch, fraction, time.monotonic() - start))  # noqa: E731
+            train_loss = train_epoch(phase, train_loss_fn, optimizer, generator, epoch, progress, epochs_label, lr_at)
             # eval-mode statistics of the weights just trained (batchnorm.py)
             recompute_batchnorm_statistics(model, train_loss_fn, train_loss_fn.images, cfg.batch_size)
             val = validation_loss(model, val_loss_fn, cfg.batch_size)
             result.history.append({"phase": phase.name, "epoch": epoch, "train_loss": train_loss,
-                                   "val_loss": val, "lr": rule.lr, "seconds": round(time.monotonic() - start, 2),
+                                   "val_loss": val, "lr": _current_lr(optimizer), "seconds": round(time.monotonic() - start, 2),
                                    "cpu_seconds": round(time.process_time() - cpu_start, 2)})
             _observe(rule, optimizer, phase.name, epoch, val)
             result.epochs_run = epoch
@@ -243,6 +252,16 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     result.seconds, result.cpu_seconds = time.monotonic() - start, time.process_time() - cpu_start
     model.eval()
     return result
+
+
+def _steps_per_epoch(images: int, batch_size: int) -> int:
+    """Optimizer steps in one pass over ``images`` (a last batch of one image is dropped: BatchNorm)."""
+    return max(1, images // batch_size + (images % batch_size >= 2))
+
+
+def _current_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The rate the last step trained at (history.json ``lr``)."""
+    return float(optimizer.param_groups[0]["lr"])
 
 
 def _observe(rule: StopRule, optimizer: torch.optim.Optimizer, phase: str, epoch: int, val: float) -> None:

@@ -14,6 +14,10 @@ Two modes, chosen by :class:`~inspector.training.config.TrainConfig`:
 The best checkpoint is still the lowest validation loss seen (any improvement);
 ``min_delta`` only decides when improvements are too small to keep going.
 
+Over the last ``lr_anneal`` fraction of the budget (epoch limit or time cap,
+whichever ends first) :meth:`StopRule.rate` lowers the rate linearly to 0
+(:class:`~inspector.artifacts.run_config.TrainConfig` gives the sources).
+
 A time cap (``time_budget_s``, per phase and per invocation; each invocation
 runs at least one epoch) applies in both modes. The rule is replayable
 from the recorded validation losses, so ``--resume`` continues with the same
@@ -104,6 +108,23 @@ class StopRule:
             self.decays += 1
             self.decay_epoch = epoch
         return improved
+
+    def budget_progress(self, epoch: int, epoch_fraction: float, elapsed_s: float) -> float:
+        """How much of the phase's budget is spent, in [0, 1]: the larger of the epoch share
+        (``epoch`` 1-based, ``epoch_fraction`` ∈ [0, 1] of it done, over the epoch limit) and the
+        time share (``elapsed_s`` seconds this invocation over ``time_budget_s``, when set)."""
+        spent = (epoch - 1 + epoch_fraction) / self.cfg.epoch_limit
+        if self.cfg.time_budget_s is not None:
+            spent = max(spent, elapsed_s / self.cfg.time_budget_s)
+        return min(max(spent, 0.0), 1.0)
+
+    def rate(self, progress: float) -> float:
+        """The learning rate of a step at ``progress`` (:meth:`budget_progress`): :attr:`lr` (the
+        plateau schedule) until ``1 − lr_anneal``, then falling linearly to 0 at the budget's end."""
+        anneal = self.cfg.lr_anneal
+        if anneal <= 0 or progress <= 1 - anneal:
+            return self.lr
+        return self.lr * max(0.0, 1.0 - progress) / anneal
 
     def state(self, phase: str) -> ScheduleState:
         """The schedule to store in a checkpoint, so ``--resume`` continues it."""

@@ -178,7 +178,8 @@ def test_resume_continues_the_learning_rate_schedule(tiny_dataset, tmp_path, cap
     out = tmp_path / "run"
     # lr ~0 and min_delta 0.5: no improvement after epoch 1, so plateaus (lr_plateau = 2) come on time
     common = ["--set", "model.image_size=[64,64]", "--set", "train.batch_size=4", "--set", "train.lr=1e-9",
-              "--set", "train.min_delta=0.5", "--set", "train.patience=4", "--set", "train.lr_plateau=2"]
+              "--set", "train.min_delta=0.5", "--set", "train.patience=4", "--set", "train.lr_plateau=2",
+              "--set", "train.lr_anneal=0"]  # the plateau schedule alone (the anneal is tested below)
     assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--set", "train.max_epochs=4", *common]) == 0
     assert torch.load(out / "best.pt", weights_only=True)["lr_schedule"] == {
         "phase": "student", "lr": pytest.approx(2e-10), "decays": 1, "decay_epoch": 3}
@@ -204,3 +205,32 @@ def test_a_malformed_schedule_in_the_checkpoint_is_one_line(tiny_dataset, tmp_pa
     assert main(["train", "--out", str(out), "--resume", "--epochs", "2"]) == 2
     err = capsys.readouterr().err.strip()
     assert "best.pt: lr_schedule.lr: -1.0 is out of range" in err and "\n" not in err
+
+
+def test_the_budget_anneal_falls_linearly_to_zero_over_the_last_fraction():
+    rule = StopRule(TrainConfig(epochs=10, lr=1.0, lr_anneal=0.2))
+    # epoch share: epoch 9 starts at 80 % of 10 epochs; halfway through epoch 10 is 95 %
+    assert [rule.budget_progress(e, 0.0, 0.0) for e in (1, 9, 10)] == pytest.approx([0.0, 0.8, 0.9])
+    assert [rule.rate(p) for p in (0.0, 0.8, 0.9, 0.95, 1.0)] == pytest.approx([1.0, 1.0, 0.5, 0.25, 0.0])
+    assert StopRule(TrainConfig(epochs=10, lr=1.0, lr_anneal=0)).rate(0.99) == 1.0  # 0: no anneal
+
+
+def test_the_anneal_follows_whichever_budget_ends_first():
+    rule = StopRule(TrainConfig(lr=0.5, lr_anneal=0.5, time_budget_s=100.0))  # early stopping: max_epochs 300
+    assert rule.budget_progress(2, 0.0, 75.0) == pytest.approx(0.75)  # time ends first
+    assert rule.rate(rule.budget_progress(2, 0.0, 75.0)) == pytest.approx(0.25)
+    assert rule.budget_progress(300, 0.5, 1.0) == pytest.approx(299.5 / 300)  # the epoch cap ends first
+    assert rule.budget_progress(2, 0.0, 500.0) == 1.0  # past the cap: clamped, the rate is 0
+    rule.lr = 0.1  # after a plateau decay the anneal scales the decayed rate
+    assert rule.rate(0.75) == pytest.approx(0.05)
+
+
+def test_a_forced_epoch_count_ends_on_an_annealed_rate(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--epochs", "5",
+                 "--set", "model.image_size=[64,64]", "--set", "train.batch_size=4", "--set", "train.lr=0.01",
+                 "--set", "train.lr_anneal=0.4"]) == 0
+    lrs = [h["lr"] for h in json.loads((out / "history.json").read_text())]
+    # the last step of each epoch: constant through epoch 3, then on the line from 0.01 at 60 % to 0 at 100 %
+    assert lrs[:3] == pytest.approx([0.01] * 3)
+    assert 0 < lrs[4] < lrs[3] < 0.01 * (1 - 3.5 / 5) / 0.4 + 1e-12
