@@ -113,18 +113,22 @@ def _preprocessor(backend) -> Preprocessor:
     return Preprocessor(spec, spec.resize, downscale=spec.downscale)
 
 
-def spin_key(spinning: bool | None, spin_us: int | None = None) -> str:
-    """The name of an ONNX Runtime spinning setting in the results: ``True``, ``False`` or ``True/200us``."""
-    return f"{spinning}/{spin_us}us" if spinning and spin_us else str(spinning)
+def spin_key(spinning: bool | None, spin_us: int | None = None, after_run: bool = True) -> str:
+    """The name of an ONNX Runtime spinning setting in the results: ``True``, ``False``, ``True/200us`` or
+    ``True/stop`` (spinning that stops when a run returns, ``spin_after_run`` false)."""
+    key = f"{spinning}/{spin_us}us" if spinning and spin_us else str(spinning)
+    return f"{key}/stop" if spinning and not after_run else key
 
 
 def bare_backend(model: Path, batch: np.ndarray, threads: int | None, seconds: float,
                  spinning: bool | None = None, frames: list[np.ndarray] | None = None,
-                 spin_us: int | None = None) -> dict:
+                 spin_us: int | None = None, after_run: bool = True) -> dict:
     """Frames/s of the backend alone on ``batch``; with ``frames``: preprocessing + inference back to back."""
     options = {"threads": threads} if spinning is None else {"threads": threads, "spinning": spinning}
     if spin_us:
         options["spin_us"] = spin_us
+    if spinning and not after_run:
+        options["spin_after_run"] = False
     backend = load_backend(model, **options)
     pre = _preprocessor(backend) if frames else None
     buf = np.empty_like(batch)
@@ -213,6 +217,8 @@ def daemon_settings(model: Path, cameras: list[dict], args, threshold: float, en
         model_section["spinning"] = args.spinning
     if args.spin_us is not None:
         model_section["spin_us"] = args.spin_us
+    if args.spin_after_run is not None:
+        model_section["spin_after_run"] = args.spin_after_run
     data = {
         "model": model_section,
         "thresholds": {"image": threshold},
@@ -289,6 +295,7 @@ def offline_run(model: Path, n: int, frames: int, args, threshold: float, workdi
     out = run_daemon(cfg, hw, n * frames, topics=getattr(args, "topics", ("v1/result",)))
     results, stats = out["results"], out["daemon"].final_stats
     settings = {"threads": cfg.model.threads, "spinning": cfg.model.spinning, "spin_us": cfg.model.spin_us,
+                "spin_after_run": cfg.model.spin_after_run,
                 "warmup_runs": cfg.model.warmup_runs}
     first = min(t for _, t, _ in results)
     last = max(t + lat * 1e6 for _, t, lat in results)
@@ -342,13 +349,15 @@ def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path,
     def bare():
         """The best of ONNX Runtime's spinning settings (or --bare-spinning): the bare figure is its best.
 
-        Spinning on and off; with ``--spin-us``, also the bounded spin the daemon runs with.
+        Spinning on and off; with ``--spin-us`` or ``--spin-after-run false``, also the daemon's own spin.
         """
-        options = [(args.bare_spinning, None)] if args.bare_spinning is not None else [(True, None), (False, None)]
-        if args.spin_us and args.bare_spinning is not False:
-            options.append((True, args.spin_us))
-        runs = {spin_key(s, us): bare_backend(model, batch, args.threads, args.bare_seconds, s, pool, us)
-                for s, us in options}
+        options = [(args.bare_spinning, None, True)] if args.bare_spinning is not None \
+            else [(True, None, True), (False, None, True)]
+        after_run = args.spin_after_run is not False
+        if (args.spin_us or not after_run) and args.bare_spinning is not False:
+            options.append((True, args.spin_us, after_run))
+        runs = {spin_key(s, us, a): bare_backend(model, batch, args.threads, args.bare_seconds, s, pool, us, a)
+                for s, us, a in options}
         best = max(runs.values(), key=lambda r: r["fps"])
         return {**best, "by_spinning": {k: r["fps"] for k, r in runs.items()},
                 "cpu_ms_per_frame_by_spinning": {k: r["cpu_ms_per_frame"] for k, r in runs.items()}}
@@ -387,7 +396,8 @@ def compare_to_bare(run: dict, bares: list[dict]) -> None:
       the daemon spent per event; ``inference_cpu_ratio`` = bare ÷ the daemon's inference role alone
       (``inference`` + ``inference_pool``), i.e. whether the backend costs more inside the daemon.
     """
-    same = spin_key(run["backend_settings"]["spinning"], run["backend_settings"].get("spin_us"))
+    settings = run["backend_settings"]
+    same = spin_key(settings["spinning"], settings.get("spin_us"), settings.get("spin_after_run", True))
     mean = lambda values: round(sum(values) / len(values), 2)  # noqa: E731
     run["bare_fps"] = mean([b["fps"] for b in bares])
     run["ratio_to_bare"] = round(run["throughput_fps"] / run["bare_fps"], 3)
@@ -438,6 +448,9 @@ def main() -> int:
                         help="the daemon's ONNX Runtime idle-thread spinning on/off (default: model.spinning's)")
     parser.add_argument("--spin-us", type=int, default=None,
                         help="the daemon's bounded spin in microseconds (model.spin_us); also run bare with it")
+    parser.add_argument("--spin-after-run", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
+                        help="with spinning: keep spinning after a run returns (default, ONNX Runtime's own) or "
+                             "stop at once (false: session.force_spinning_stop); also run bare with it")
     parser.add_argument("--bare-spinning", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
                         help="the bare runs' spinning (default: both, the better counts)")
     parser.add_argument("--frame-size", type=int, default=320, help="synthetic texture size before enlarging")
@@ -485,6 +498,7 @@ def main() -> int:
         "model": model_info,
         "settings": {"frames_per_camera": frames, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
                      "threads": args.threads, "spinning": args.spinning, "spin_us": args.spin_us,
+                     "spin_after_run": args.spin_after_run,
                      "bare_spinning": args.bare_spinning,
                      "opencv_threads": 1, "texture": args.texture,
                      "threshold": threshold, "results_topic": True, "quick": args.quick,

@@ -54,7 +54,8 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, path: str | Path, threads: int | None = None,
                  providers: Sequence[str] | str | None = None, verify: bool = True,
-                 spinning: bool | None = None, spin_us: int | None = None) -> None:
+                 spinning: bool | None = None, spin_us: int | None = None,
+                 spin_after_run: bool | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise BackendError(f"{self.path}: model file not found")
@@ -66,14 +67,14 @@ class OnnxRuntimeBackend(Backend):
         self.sha256 = entry.get("sha256") if verify else sha256_file(self.path)
         self.precision = entry.get("precision", suffix_precision)
         self._spec = card_input_spec(self.sidecar, str(self.path))
-        self._session = self._open_session(threads, providers, spinning, spin_us)
+        self._session = self._open_session(threads, providers, spinning, spin_us, spin_after_run)
         self._types = self._check_io()
         self._outputs: dict[int, _Outputs] = {}
         self.map_hw = self._probe_map_size()
 
     # -- loading -----------------------------------------------------------
     def _open_session(self, threads: int | None, providers, spinning: bool | None = None,
-                      spin_us: int | None = None):
+                      spin_us: int | None = None, spin_after_run: bool | None = None):
         ort = _import_ort()
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -93,6 +94,11 @@ class OnnxRuntimeBackend(Backend):
             # Bounded spin (ONNX Runtime >= 1.26; older versions ignore the key): fast hand-offs inside a run,
             # no core burnt between runs.
             opts.add_session_config_entry("session.intra_op.spin_duration_us", str(int(spin_us)))
+        if spin_after_run is not None and spinning is not False:
+            # session.force_spinning_stop (onnxruntime_session_options_config_keys.h): the intra-op threads stop
+            # spinning the moment Run() returns and start again with the next Run(), so a run keeps its fast
+            # hand-offs between operators while the cores are free between runs.
+            opts.add_session_config_entry("session.force_spinning_stop", "0" if spin_after_run else "1")
         opts.log_severity_level = 3
         available = ort.get_available_providers()
         if providers is None:

@@ -35,6 +35,10 @@ class ModelSection:
     # session.intra_op.spin_duration_us). A bounded spin keeps the fast hand-offs between a run's operators
     # and stops burning a core between runs, which the pipeline's threads need. None: ONNX Runtime's own.
     spin_us: int | None = bounded(None, ge=1, le=1_000_000)
+    # With spinning on: whether idle intra-op threads go on spinning after a run returns (ONNX Runtime's own
+    # behaviour) or stop at once until the next run (session.force_spinning_stop), leaving the cores to the
+    # pipeline's threads between runs.
+    spin_after_run: bool = True
     # Inference runs per batch size before the daemon reports ready (0: none). ONNX Runtime allocates its arena
     # and plans memory per input shape on the first two runs at that shape, each ~1.5x a steady run (measured
     # at 256 px, batch 8); warming up moves that out of the first frames of a shift (infer.py).

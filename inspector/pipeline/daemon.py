@@ -141,7 +141,8 @@ class Daemon:
         if name == "tensorrt":
             opts = {"device": m.device, "cuda": m.cuda, "cuda_graphs": m.cuda_graphs}
         else:
-            opts = {"threads": m.threads, "verify": m.verify, "spinning": m.spinning, "spin_us": m.spin_us}
+            opts = {"threads": m.threads, "verify": m.verify, "spinning": m.spinning, "spin_us": m.spin_us,
+                    "spin_after_run": m.spin_after_run}
         return load_backend(m.path, name, **opts)
 
     def check(self) -> list[str]:

@@ -144,3 +144,18 @@ def test_spinning_settings_reach_the_session(model, spinning, spin_us, expected)
         assert backend.infer(_frames(2)).scores.shape == (2,)
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize("spinning, after_run, expected", [
+    (True, False, "1"),  # stop spinning when Run() returns
+    (True, True, "0"),
+    (False, False, ""),  # no spin to stop: nothing set
+])
+def test_spin_after_run_reaches_the_session(model, spinning, after_run, expected):
+    """model.spin_after_run false becomes ONNX Runtime's session.force_spinning_stop = 1."""
+    backend = load_backend(model, threads=1, spinning=spinning, spin_after_run=after_run)
+    try:
+        assert _config_entry(backend._session.get_session_options(), "session.force_spinning_stop") == expected
+        assert backend.infer(_frames(2)).scores.shape == (2,)
+    finally:
+        backend.close()

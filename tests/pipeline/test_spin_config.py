@@ -18,3 +18,10 @@ def test_bad_spin_us_is_refused_naming_the_key(value, message):
 def test_spin_us_defaults_to_onnx_runtimes_own():
     assert daemon_config({**BASE, "model": {"path": "m.onnx"}}).model.spin_us is None
     assert daemon_config({**BASE, "model": {"path": "m.onnx", "spin_us": 200}}).model.spin_us == 200
+
+
+def test_spin_after_run_defaults_to_onnx_runtimes_own_and_is_a_bool():
+    assert daemon_config({**BASE, "model": {"path": "m.onnx"}}).model.spin_after_run is True
+    assert daemon_config({**BASE, "model": {"path": "m.onnx", "spin_after_run": False}}).model.spin_after_run is False
+    with pytest.raises(ConfigError, match=r"model\.spin_after_run"):
+        daemon_config({**BASE, "model": {"path": "m.onnx", "spin_after_run": "sometimes"}})
