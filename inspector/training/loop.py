@@ -169,18 +169,23 @@ def validation_loss(model: AnomalyModel, loss_fn: PhaseLoss, batch_size: int) ->
 
 def train_epoch(phase: Phase, loss_fn: PhaseLoss, optimizer: torch.optim.Optimizer, generator: torch.Generator,
                 epoch: int, progress: Progress, epochs_label: str,
-                lr_at: Callable[[float], float] | None = None) -> float:
+                lr_at: Callable[[float], float] | None = None, may_end_early: bool = False) -> float:
     """One pass over ``loss_fn.images``; returns the mean training loss. Raises FloatingPointError on NaN/inf.
 
     ``lr_at(fraction)``: the learning rate of the step that starts at ``fraction`` ∈ [0, 1)
     of the epoch (the budget anneal of :meth:`StopRule.rate`); None keeps the optimizer's.
+    ``may_end_early``: end the pass at a step whose rate is 0 (the time budget is spent, so
+    the remaining steps could not move the weights; not the first epoch of an invocation).
     """
     cfg = phase.train
     running, seen = 0.0, 0
     steps = _steps_per_epoch(len(loss_fn.images), cfg.batch_size)
     for step, (idx, batch) in enumerate(batches(loss_fn.images, cfg.batch_size, generator, cfg.augment)):
         if lr_at is not None:
-            set_lr(optimizer, lr_at(step / steps))
+            lr = lr_at(step / steps)
+            if lr == 0 and may_end_early and seen:
+                break
+            set_lr(optimizer, lr)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(idx, batch)
         value = float(loss.detach())  # one device sync per step: the progress line and the NaN check need it
@@ -227,7 +232,8 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     try:
         while (reason := rule.reason_before(epoch, time.monotonic() - start, first=epoch == start_epoch)) is None:
             lr_at = lambda fraction: rule.rate(rule.budget_progress(epoch, fraction, time.monotonic() - start))  # noqa: E731
-            train_loss = train_epoch(phase, train_loss_fn, optimizer, generator, epoch, progress, epochs_label, lr_at)
+            train_loss = train_epoch(phase, train_loss_fn, optimizer, generator, epoch, progress, epochs_label,
+                                     lr_at, may_end_early=epoch != start_epoch)
             # eval-mode statistics of the weights just trained (batchnorm.py)
             recompute_batchnorm_statistics(model, train_loss_fn, train_loss_fn.images, cfg.batch_size)
             val = validation_loss(model, val_loss_fn, cfg.batch_size)

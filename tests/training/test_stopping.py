@@ -1,6 +1,7 @@
 """When training stops and why: the stop rule, each reason on a real tiny model, --resume extension."""
 
 import dataclasses
+import io
 import json
 
 import pytest
@@ -234,3 +235,37 @@ def test_a_forced_epoch_count_ends_on_an_annealed_rate(tiny_dataset, tmp_path):
     # the last step of each epoch: constant through epoch 3, then on the line from 0.01 at 60 % to 0 at 100 %
     assert lrs[:3] == pytest.approx([0.01] * 3)
     assert 0 < lrs[4] < lrs[3] < 0.01 * (1 - 3.5 / 5) / 0.4 + 1e-12
+
+
+def _counting_phase(batch_size: int):
+    """A one-parameter phase whose loss counts the batches it saw (no model: targets are not cached)."""
+    import torch
+
+    from inspector.models.entry import Phase
+
+    weight, calls = torch.nn.Parameter(torch.ones(())), []
+
+    def loss(batch):
+        calls.append(len(batch))
+        return (weight * batch.float().mean()) ** 2
+
+    return Phase("student", [weight], loss, TrainConfig(epochs=3, batch_size=batch_size)), calls
+
+
+@pytest.mark.parametrize("may_end_early, steps", [(True, 4), (False, 8)])
+def test_an_epoch_ends_at_the_step_whose_annealed_rate_is_zero(may_end_early, steps):
+    import numpy as np
+    import torch
+
+    from inspector.training.loop import PhaseLoss, make_optimizer, train_epoch
+    from inspector.training.progress import Progress
+
+    phase, calls = _counting_phase(batch_size=2)
+    images = np.zeros((16, 8, 8, 3), np.uint8)
+    loss_fn = PhaseLoss(phase, images, model=None)
+    optimizer = make_optimizer(phase.parameters, phase.train)
+    # the time budget runs out halfway through the pass: rate 0 from the 5th of 8 steps on
+    lr_at = lambda fraction: 0.0 if fraction >= 0.5 else 1e-3  # noqa: E731
+    train_epoch(phase, loss_fn, optimizer, torch.Generator().manual_seed(0), 2, Progress(8, stream=io.StringIO()),
+                "3", lr_at, may_end_early=may_end_early)
+    assert len(calls) == steps  # not the first epoch of an invocation: the spent steps are skipped
