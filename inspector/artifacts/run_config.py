@@ -70,7 +70,8 @@ class TrainConfig:
     rate rather than mid-descent (warmup-stable-decay: Hägele et al. 2024, "Scaling
     laws and compute-optimal training beyond fixed training durations"; linear decay
     to zero under a budget: Li et al., ICLR 2020, "Budgeted training"). A run that
-    converges before ``1 − lr_anneal`` of its budget never sees it.
+    converges before ``1 − lr_anneal`` of its budget never sees it. Off by default (measured:
+    benchmarks/README.md "Session 7").
 
     Device: CPU training is plain FP32; ``device``/``precision``/``channels_last``
     only change how a CUDA run computes (:mod:`inspector.training.device`).
@@ -85,8 +86,10 @@ class TrainConfig:
     lr_decays: int = bounded(2, ge=0, le=10)  # plateaus that decay the rate before one stops the phase
     # epochs without improvement that make a plateau under lr_decay: plateau; None: patience
     lr_plateau: int | None = bounded(None, ge=1, le=10_000)
-    # the last fraction of the budget (epochs or time cap) over which the rate falls linearly to 0; 0: none
-    lr_anneal: float = bounded(0.2, ge=0, le=1)
+    # the last fraction of the budget (epochs or time cap) over which the rate falls linearly to 0; 0 (the
+    # default): none, since at the budgets measured it lowered the loss but not the AUROC (benchmarks/README.md
+    # "Session 7")
+    lr_anneal: float = bounded(0.0, ge=0, le=1)
     batch_size: int = bounded(16, ge=1, le=65_536)
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = bounded(0.4, gt=0, le=100)
