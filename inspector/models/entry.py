@@ -61,6 +61,9 @@ def default_phases(model: AnomalyModel, cfg: Any) -> list[Phase]:
 # Shared training defaults of the single-teacher students (stfpm, reduced_student).
 SGD = {"optimizer": "sgd", "lr": 0.4, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 16}
 # Offline: squared error on standardised teacher features (ModelConfig.distance), for which
-# SGD at lr 0.4 (tuned for the bounded cosine distance) diverges; Adam as in EfficientAD,
-# at 1e-3 because a CPU run has hundreds of steps, not EfficientAD's 70 000.
-ADAM = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-5, "batch_size": 16}
+# SGD at lr 0.4 (tuned for the bounded cosine distance) diverges; Adam as in EfficientAD, at 3e-3
+# (EfficientAD: 1e-4) because a CPU run has hundreds of steps, not EfficientAD's 70 000: at 12 epochs
+# 1e-3 → 3e-3 lowered the reduced student's validation loss on all four sets measured and raised the
+# image AUROC where it moved (ELPV mono +0.007, synthetic grass +0.022; benchmarks/README.md
+# "Session 7"); the plateau schedule (training/stopping.py) lowers it once the loss stalls.
+ADAM = {"optimizer": "adam", "lr": 3e-3, "weight_decay": 1e-5, "batch_size": 16}
