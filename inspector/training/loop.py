@@ -231,14 +231,17 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     epoch = start_epoch
     try:
         while (reason := rule.reason_before(epoch, time.monotonic() - start, first=epoch == start_epoch)) is None:
-            lr_at = lambda fraction: rule.rate(rule.budget_progress(epoch, fraction, time.monotonic() - start))  # noqa: E731
+            def lr_at(fraction: float, epoch: int = epoch) -> float:
+                return rule.rate(rule.budget_progress(epoch, fraction, time.monotonic() - start))
+
             train_loss = train_epoch(phase, train_loss_fn, optimizer, generator, epoch, progress, epochs_label,
                                      lr_at, may_end_early=epoch != start_epoch)
             # eval-mode statistics of the weights just trained (batchnorm.py)
             recompute_batchnorm_statistics(model, train_loss_fn, train_loss_fn.images, cfg.batch_size)
             val = validation_loss(model, val_loss_fn, cfg.batch_size)
             result.history.append({"phase": phase.name, "epoch": epoch, "train_loss": train_loss,
-                                   "val_loss": val, "lr": _current_lr(optimizer), "seconds": round(time.monotonic() - start, 2),
+                                   "val_loss": val, "lr": _current_lr(optimizer),
+                                   "seconds": round(time.monotonic() - start, 2),
                                    "cpu_seconds": round(time.process_time() - cpu_start, 2)})
             _observe(rule, optimizer, phase.name, epoch, val)
             result.epochs_run = epoch
