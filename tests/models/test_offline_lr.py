@@ -34,13 +34,13 @@ def fitted_loss(name: str, lr: float) -> float:
         return float(model.loss_with_targets(batch, targets))
 
 
-@pytest.mark.parametrize("name", ["stfpm", "reduced_student"])
+@pytest.mark.parametrize("name", ["stfpm", "reduced_student", "mixed_teacher"])
 def test_offline_default_lr_fits_more_in_the_same_steps_than_adam_1e3(name):
     default = get_entry(name).train_defaults["offline"]["lr"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny convolutions: more threads only add contention (1.4 CPU s on one)
     try:
-        # measured: stfpm 1.22 vs 1.80, reduced_student 0.435 vs 0.584
+        # measured: stfpm 1.22 vs 1.80, reduced_student 0.435 vs 0.584, mixed_teacher 1.32 vs 1.62
         assert fitted_loss(name, default) < 0.85 * fitted_loss(name, 1e-3)
     finally:
         torch.set_num_threads(threads)
