@@ -58,7 +58,7 @@ sys.path.insert(0, str(REPO))
 
 from inspector.backends import load_backend  # noqa: E402
 from inspector.client import Subscriber  # noqa: E402
-from inspector.pipeline.config import SyntheticSection, daemon_config  # noqa: E402
+from inspector.pipeline.config import ModelSection, SyntheticSection, daemon_config  # noqa: E402
 from inspector.integrations.runtime import make_daemon  # noqa: E402
 from inspector.pipeline.daemon import Daemon  # noqa: E402
 from inspector.pipeline.preprocess import Preprocessor  # noqa: E402
@@ -118,6 +118,15 @@ def spin_key(spinning: bool | None, spin_us: int | None = None, after_run: bool 
     ``True/stop`` (spinning that stops when a run returns, ``spin_after_run`` false)."""
     key = f"{spinning}/{spin_us}us" if spinning and spin_us else str(spinning)
     return f"{key}/stop" if spinning and not after_run else key
+
+
+def daemon_spin(args) -> tuple[bool, int | None, bool]:
+    """(spinning, spin_us, spin_after_run) the daemon runs with: the flags where given, else model defaults."""
+    defaults = ModelSection()
+    spinning = defaults.spinning if args.spinning is None else args.spinning
+    spin_us = defaults.spin_us if args.spin_us is None else args.spin_us
+    after_run = defaults.spin_after_run if args.spin_after_run is None else args.spin_after_run
+    return spinning, spin_us, after_run
 
 
 def bare_backend(model: Path, batch: np.ndarray, threads: int | None, seconds: float,
@@ -349,13 +358,13 @@ def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path,
     def bare():
         """The best of ONNX Runtime's spinning settings (or --bare-spinning): the bare figure is its best.
 
-        Spinning on and off; with ``--spin-us`` or ``--spin-after-run false``, also the daemon's own spin.
+        Spinning on and off, and the daemon's own spin setting (``daemon_spin``) where it differs.
         """
         options = [(args.bare_spinning, None, True)] if args.bare_spinning is not None \
             else [(True, None, True), (False, None, True)]
-        after_run = args.spin_after_run is not False
-        if (args.spin_us or not after_run) and args.bare_spinning is not False:
-            options.append((True, args.spin_us, after_run))
+        own = daemon_spin(args)
+        if own[0] and args.bare_spinning is not False and own not in options:
+            options.append(own)
         runs = {spin_key(s, us, a): bare_backend(model, batch, args.threads, args.bare_seconds, s, pool, us, a)
                 for s, us, a in options}
         best = max(runs.values(), key=lambda r: r["fps"])

@@ -7,9 +7,11 @@ default) for each variant in turn — baseline, variant, baseline, … — ``--r
 times, so machine load hits every variant alike, and reports each variant's
 median throughput and its ratio to the baseline's. Variants:
 
-* ``baseline``: the daemon's defaults (spinning off, one OpenCV thread, payloads
-  only for subscribed topics; the subscriber takes ``v1/result`` only);
-* ``spinning_on``: ONNX Runtime's idle threads busy-wait (its own default);
+* ``baseline``: the daemon's defaults (ONNX Runtime threads spin inside a run and stop
+  when it returns, one OpenCV thread, payloads only for subscribed topics; the
+  subscriber takes ``v1/result`` only);
+* ``spinning_off``: ONNX Runtime's idle threads never busy-wait;
+* ``spinning_after_run``: they go on spinning after a run returns (ONNX Runtime's own default);
 * ``threads_1``: one ONNX Runtime intra-op thread;
 * ``opencv_default``: OpenCV's own thread pool (every core) in the batcher;
 * ``payloads_encoded``: a subscriber also holds ``v1/defect``, so every NG frame's
@@ -34,7 +36,8 @@ import bench_daemon  # noqa: E402
 
 VARIANTS = {
     "baseline": {},
-    "spinning_on": {"spinning": True},
+    "spinning_off": {"spinning": False},
+    "spinning_after_run": {"spinning": True, "spin_after_run": True},
     "threads_1": {"threads": 1},
     "opencv_default": {"overrides": {"batching": {"opencv_threads": 0}}},
     "payloads_encoded": {"topics": ("v1/result", "v1/defect")},
@@ -52,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(HERE / "results" / "levers.json"))
     args = ap.parse_args(argv)
     load_before = os.getloadavg()[0]
-    base = argparse.Namespace(threads=None, spinning=None, spin_us=None, max_batch=8, max_wait_ms=5.0,
-                              texture="procedural", frame_size=320, pool=8)
+    base = argparse.Namespace(threads=None, spinning=None, spin_us=None, spin_after_run=None, max_batch=8,
+                              max_wait_ms=5.0, texture="procedural", frame_size=320, pool=8)
     names = args.variants.split(",")
     fps: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[dict]] = {n: [] for n in names}

@@ -131,7 +131,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=15, help="functions per role in the profile")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "daemon-threads.json"))
     args = parser.parse_args()
-    args.threads = args.spinning = args.spin_us = None  # the daemon's defaults (bench_daemon.daemon_settings)
+    args.threads = args.spinning = args.spin_us = args.spin_after_run = None  # the daemon's defaults (bench_daemon.daemon_settings)
     cv2.setNumThreads(1)
     model = Path(args.model) if args.model else default_model(args.model_size, args.seed)[0]
     backend = load_backend(model, threads=1)

@@ -20,8 +20,9 @@ def test_spin_us_defaults_to_onnx_runtimes_own():
     assert daemon_config({**BASE, "model": {"path": "m.onnx", "spin_us": 200}}).model.spin_us == 200
 
 
-def test_spin_after_run_defaults_to_onnx_runtimes_own_and_is_a_bool():
-    assert daemon_config({**BASE, "model": {"path": "m.onnx"}}).model.spin_after_run is True
-    assert daemon_config({**BASE, "model": {"path": "m.onnx", "spin_after_run": False}}).model.spin_after_run is False
+def test_the_daemon_spins_inside_runs_only_by_default():
+    model = daemon_config({**BASE, "model": {"path": "m.onnx"}}).model
+    assert (model.spinning, model.spin_after_run) == (True, False)
+    assert daemon_config({**BASE, "model": {"path": "m.onnx", "spin_after_run": True}}).model.spin_after_run is True
     with pytest.raises(ConfigError, match=r"model\.spin_after_run"):
         daemon_config({**BASE, "model": {"path": "m.onnx", "spin_after_run": "sometimes"}})
