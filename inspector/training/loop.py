@@ -239,10 +239,7 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
             # eval-mode statistics of the weights just trained (batchnorm.py)
             recompute_batchnorm_statistics(model, train_loss_fn, train_loss_fn.images, cfg.batch_size)
             val = validation_loss(model, val_loss_fn, cfg.batch_size)
-            result.history.append({"phase": phase.name, "epoch": epoch, "train_loss": train_loss,
-                                   "val_loss": val, "lr": _current_lr(optimizer),
-                                   "seconds": round(time.monotonic() - start, 2),
-                                   "cpu_seconds": round(time.process_time() - cpu_start, 2)})
+            result.history.append(_history_row(phase.name, epoch, train_loss, val, optimizer, start, cpu_start))
             _observe(rule, optimizer, phase.name, epoch, val)
             result.epochs_run = epoch
             improved = val < result.best_val_loss
@@ -263,14 +260,18 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     return result
 
 
+def _history_row(phase: str, epoch: int, train_loss: float, val: float, optimizer: torch.optim.Optimizer,
+                 start: float, cpu_start: float) -> dict:
+    """One ``history.json`` row: the epoch's losses, the rate its last step trained at, wall and CPU seconds
+    since the phase started (``start``: ``time.monotonic()``, ``cpu_start``: ``time.process_time()``)."""
+    return {"phase": phase, "epoch": epoch, "train_loss": train_loss, "val_loss": val,
+            "lr": float(optimizer.param_groups[0]["lr"]), "seconds": round(time.monotonic() - start, 2),
+            "cpu_seconds": round(time.process_time() - cpu_start, 2)}
+
+
 def _steps_per_epoch(images: int, batch_size: int) -> int:
     """Optimizer steps in one pass over ``images`` (a last batch of one image is dropped: BatchNorm)."""
     return max(1, images // batch_size + (images % batch_size >= 2))
-
-
-def _current_lr(optimizer: torch.optim.Optimizer) -> float:
-    """The rate the last step trained at (history.json ``lr``)."""
-    return float(optimizer.param_groups[0]["lr"])
 
 
 def _observe(rule: StopRule, optimizer: torch.optim.Optimizer, phase: str, epoch: int, val: float) -> None:
