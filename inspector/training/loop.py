@@ -233,9 +233,9 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
         while (reason := rule.reason_before(epoch, time.monotonic() - start, first=epoch == start_epoch)) is None:
             def lr_at(fraction: float, epoch: int = epoch) -> float:
                 return rule.rate(rule.budget_progress(epoch, fraction, time.monotonic() - start))
-
+            # without an anneal the optimizer already trains at the plateau rate (_observe sets it)
             train_loss = train_epoch(phase, train_loss_fn, optimizer, generator, epoch, progress, epochs_label,
-                                     lr_at, may_end_early=epoch != start_epoch)
+                                     lr_at if cfg.lr_anneal > 0 else None, may_end_early=epoch != start_epoch)
             # eval-mode statistics of the weights just trained (batchnorm.py)
             recompute_batchnorm_statistics(model, train_loss_fn, train_loss_fn.images, cfg.batch_size)
             val = validation_loss(model, val_loss_fn, cfg.batch_size)
