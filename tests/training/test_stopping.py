@@ -269,3 +269,13 @@ def test_an_epoch_ends_at_the_step_whose_annealed_rate_is_zero(may_end_early, st
     train_epoch(phase, loss_fn, optimizer, torch.Generator().manual_seed(0), 2, Progress(8, stream=io.StringIO()),
                 "3", lr_at, may_end_early=may_end_early)
     assert len(calls) == steps  # not the first epoch of an invocation: the spent steps are skipped
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, "most"])
+def test_a_bad_lr_anneal_is_one_config_error_line(value):
+    from inspector.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"lr_anneal") as err:
+        load_run_config(base={"model": {"name": "reduced_student"}, "data": {"path": "d"},
+                              "train": {"lr_anneal": value}})
+    assert "\n" not in str(err.value)
