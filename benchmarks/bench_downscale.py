@@ -1,4 +1,4 @@
-"""Downscale methods (``area`` vs ``box_linear``, :mod:`inspector.data.images`): cost and accuracy effect.
+"""Downscale methods (``area``, ``box_linear``, ``halving``; :mod:`inspector.data.images`): cost and accuracy effect.
 
     python benchmarks/bench_downscale.py                       # KolektorSDD, 448x192, 2 epochs
     python benchmarks/bench_downscale.py --epochs 0            # kNN reference only (no training)
@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from _common import parse_size, write_result  # noqa: E402
 
-METHODS = ("area", "box_linear")
+METHODS = ("area", "box_linear", "halving")  # area first: the exact reference the others are compared with
 
 
 def resize_costs(frame: np.ndarray, size: tuple[int, int], rounds: int = 10, per_round: int = 10) -> dict:
@@ -143,16 +143,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.epochs:
                 results[m][args.model] = trained(args.model, data, size, m, args.epochs, Path(tmp), d, args.seed)
                 print(f"{m}: {args.model} {results[m][args.model]}", flush=True)
-    delta = {k: {metric: (None if results["area"][k][metric] is None else
-                          round(results["box_linear"][k][metric] - results["area"][k][metric], 4))
-                 for metric in ("image_auroc", "pixel_auroc", "aupro")} for k in results["area"]}
+    delta = {f"{m}_minus_area": {k: {metric: (None if results["area"][k][metric] is None else
+                                             round(results[m][k][metric] - results["area"][k][metric], 4))
+                                    for metric in ("image_auroc", "pixel_auroc", "aupro")} for k in results["area"]}
+             for m in METHODS[1:]}
     settings = {"data": str(data), "size": list(size), "resize": "square", "epochs": args.epochs,
                 "knn_pool": args.knn_pool, "training_seed": args.seed,
                 "model": args.model,
                 "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     path = write_result(args.name, {"settings": settings, "resize_cost": costs, "results": results,
-                                    "delta_box_linear_minus_area": delta})
-    print(f"delta (box_linear - area): {delta}")
+                                    "delta": delta})
+    print(f"delta: {delta}")
     print(f"wrote {path}")
     return 0
 

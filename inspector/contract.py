@@ -24,8 +24,8 @@ OUTPUT_RANKS = {SCORE_NAME: 1, MAP_NAME: 4}  # (N,) and (N, 1, h, w)
 
 # Values of the preprocessing fields (inspector.data.images implements them).
 RESIZE_POLICIES = ("square", "shorter_side_crop")
-DOWNSCALE_METHODS = ("box_linear", "area")
-DEFAULT_DOWNSCALE = "box_linear"  # what new models are trained and exported with
+DOWNSCALE_METHODS = ("halving", "box_linear", "area")
+DEFAULT_DOWNSCALE = "halving"  # what new models are trained and exported with
 LEGACY_DOWNSCALE = "area"  # a model card without input.downscale predates it and was made with INTER_AREA
 BIT_DEPTHS = (8, 10, 12, 14, 16)
 # Images per inference call when none is given: offline scoring (evaluate, calibrate, verify, predict,

@@ -51,7 +51,7 @@ def test_sidecar_describes_model_input_outputs(sidecar, trained_run):
     assert model["description"]["trainable_parameters"] > 0
     assert sidecar["input"] == {"name": "images", "dtype": "uint8", "layout": "NHWC", "batch": "batch",
                                 "height": H, "width": W, "channels": 3, "color": "RGB", "resize": "square",
-                                "downscale": "box_linear", "bit_depth": None}
+                                "downscale": "halving", "bit_depth": None}
     assert sidecar["outputs"]["score"]["shape"] == ["batch"]
     assert sidecar["outputs"]["anomaly_map"]["shape"] == ["batch", 1, H, W]
     assert sidecar["opset"] == 18
@@ -60,7 +60,7 @@ def test_sidecar_describes_model_input_outputs(sidecar, trained_run):
     assert teacher["taps"] and teacher["weights"] != "random"  # the identity saved at training time
     training = sidecar["training"]
     assert training["data"] == payload["data"] and training["data"]["resize"] == "square"
-    assert training["data"]["downscale"] == "box_linear"
+    assert training["data"]["downscale"] == "halving"  # the default for new models
     assert training["checkpoint_sha256"] == sha256_file(trained_run / "best.pt")
 
 

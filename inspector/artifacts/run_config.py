@@ -30,7 +30,7 @@ class DataConfig:
     # is offline (paper presets keep their papers' sizes). A trained run's config says fixed.
     input_size: Literal["auto", "fixed"] = "auto"
     # how frames larger than the model input are shrunk (inspector.data.images); recorded in the sidecar
-    downscale: Literal["box_linear", "area"] = "box_linear"
+    downscale: Literal["halving", "box_linear", "area"] = "halving"
     val_fraction: float = bounded(0.2, gt=0, le=0.99)
     split_seed: int = bounded(0, ge=0, le=2**32 - 1)
     # significant bits of the images when the files do not say (PNG sBIT / TIFF BitsPerSample win);

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from inspector.config import write_json
-from inspector.contract import DEFAULT_BATCH
+from inspector.contract import DEFAULT_BATCH, DEFAULT_DOWNSCALE
 from inspector.data.datasets import load_batch, load_dataset, load_masks
 from inspector.errors import DataError
 from inspector.evaluation.diagnostics import LevelScorer, level_aurocs, level_peaks, score_distribution
@@ -53,7 +53,7 @@ def write_metrics(out_dir: str | Path, metrics: dict) -> Path:
 def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[int, int], resize: str,
                      out_dir: str | Path, plots: bool = True, batch_size: int = DEFAULT_BATCH,
                      bit_depth: int | None = None, level_scorer: LevelScorer | None = None,
-                     downscale: str = "box_linear") -> dict:
+                     downscale: str = DEFAULT_DOWNSCALE) -> dict:
     """Score the test split, compute metrics, write metrics.json (+ plots); return metrics.
 
     ``level_scorer`` (torch models only: deployed graphs output the combined map)

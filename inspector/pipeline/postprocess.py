@@ -21,7 +21,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from inspector.data.images import crop_box, resize_image
+from inspector.data.images import DEFAULT_DOWNSCALE, crop_box, resize_image
 from inspector.events import Payload, topic_for
 from inspector.pipeline.batcher import END
 from inspector.pipeline.config import PostprocessSection
@@ -111,9 +111,9 @@ def encode_payloads(frame: Frame, cfg: PostprocessSection, pixel_threshold: floa
             img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
         h, w = img.shape[:2]
         scale = min(1.0, cfg.thumbnail.max_side / max(h, w))
-        if scale < 1.0:  # box_linear: anti-aliased like INTER_AREA at a fraction of its cost (data/images.py)
+        if scale < 1.0:  # anti-aliased like INTER_AREA at a fraction of its cost (data/images.py)
             img = resize_image(np.ascontiguousarray(img), max(1, round(h * scale)), max(1, round(w * scale)),
-                               downscale="box_linear")
+                               downscale=DEFAULT_DOWNSCALE)
         if img.ndim == 3 and img.shape[2] == 4:
             img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(cfg.thumbnail.quality)])

@@ -49,29 +49,52 @@ def test_every_path_gives_the_same_pixels(frame_1080p, method, policy):
     np.testing.assert_array_equal(daemon, direct)
 
 
-def test_box_linear_is_anti_aliased_like_area(frame_1080p):
-    """Stripes finer than the output grid average to grey with both methods; plain bilinear aliases."""
+@pytest.mark.parametrize("method", ["halving", "box_linear"])
+def test_fast_methods_are_anti_aliased_like_area(frame_1080p, method):
+    """Stripes finer than the output grid average to grey with every method; plain bilinear aliases."""
     _, bgr = frame_1080p
     stripes = np.ascontiguousarray(bgr[:, :, 0])
     area = resize_image(stripes, 256, 256, downscale="area").astype(float)
-    box = resize_image(stripes, 256, 256, downscale="box_linear").astype(float)
+    fast = resize_image(stripes, 256, 256, downscale=method).astype(float)
     linear = cv2.resize(stripes, (256, 256), interpolation=cv2.INTER_LINEAR).astype(float)
-    assert abs(box.mean() - area.mean()) < 2 and box.std() < 12 and area.std() < 12
-    assert linear.std() > 4 * box.std()  # what the anti-aliasing prevents
-    assert np.abs(box - area).mean() < 6
+    assert abs(fast.mean() - area.mean()) < 2 and fast.std() < 12 and area.std() < 12
+    assert linear.std() > 4 * fast.std()  # what the anti-aliasing prevents
+    assert np.abs(fast - area).mean() < 6
 
 
-def test_box_linear_integer_factor_is_an_exact_box_mean():
+@pytest.mark.parametrize("method", ["halving", "box_linear"])
+def test_power_of_two_factor_is_an_exact_box_mean(method):
     img = np.arange(8 * 12, dtype=np.uint8).reshape(8, 12) * 2
-    out = resize_image(img, 2, 3, downscale="box_linear")
+    out = resize_image(img, 2, 3, downscale=method)
     expected = img.reshape(2, 4, 3, 4).mean(axis=(1, 3))
     np.testing.assert_allclose(out, expected, atol=0.5)
 
 
-def test_enlarging_is_the_same_for_both_methods():
+@pytest.mark.parametrize("shape, target", [((9, 64), (9, 8)), ((64, 9), (8, 9)), ((33, 130), (4, 8))])
+def test_halving_one_axis_alone_is_a_box_mean_and_drops_the_odd_last_line(shape, target):
+    """An axis still ≥ 2x its target after the joint halvings is halved alone (exact 2-tap means)."""
+    img = np.random.default_rng(1).integers(0, 256, shape + (3,), dtype=np.uint8)
+    out = resize_image(img, *target, downscale="halving")
+    ky, kx = shape[0] // target[0], shape[1] // target[1]
+    expected = img[:target[0] * ky, :target[1] * kx].astype(float)
+    expected = expected.reshape(target[0], ky, target[1], kx, 3).mean(axis=(1, 3))
+    assert out.shape == target + (3,)
+    np.testing.assert_allclose(out, expected, atol=1.5)  # one rounding per halving step
+
+
+def test_halving_keeps_16_bit_samples():
+    img = (np.random.default_rng(2).integers(0, 4096, (1080, 1920, 3)) * 16).astype(np.uint16)
+    out = resize_image(img, 135, 240, downscale="halving")
+    expected = img.astype(float).reshape(135, 8, 240, 8, 3).mean(axis=(1, 3))
+    assert out.dtype == np.uint16
+    np.testing.assert_allclose(out, expected, atol=2)
+
+
+def test_enlarging_is_the_same_for_every_method():
     img = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(resize_image(img, 64, 64, downscale="area"),
-                                  resize_image(img, 64, 64, downscale="box_linear"))
+    for method in DOWNSCALE_METHODS:
+        np.testing.assert_array_equal(resize_image(img, 64, 64, downscale="area"),
+                                      resize_image(img, 64, 64, downscale=method))
 
 
 def test_sidecar_method_legacy_and_unknown():
@@ -80,6 +103,7 @@ def test_sidecar_method_legacy_and_unknown():
                 "input": {"height": 8, "width": 8, **extra}}
 
     assert input_spec(card(downscale="box_linear")).downscale == "box_linear"
+    assert input_spec(card(downscale="halving")).downscale == "halving"
     assert input_spec(card()).downscale == "area"  # exported before the key: trained with INTER_AREA
     with pytest.raises(ExportError, match="input.downscale"):
         input_spec(card(downscale="cubic"))

@@ -37,7 +37,7 @@ def test_bench_daemon_smoke(tiny_model, tmp_path):
             assert (run["backend_settings"]["spinning"], run["backend_settings"]["spin_after_run"]) == (True, False)
     assert set(data["clocks"]) == {"daemon_wall", "daemon_cpu", "bare"}
     assert data["frame_settings"]["1080p"]["bare_runs"][0]["preprocessing"] is True
-    assert set(data["frame_settings"]["1080p"]["resize_ms_per_frame"]) == {"area", "box_linear"}
+    assert set(data["frame_settings"]["1080p"]["resize_ms_per_frame"]) == {"halving", "box_linear", "area"}
     mixed, = data["frame_settings"]["model"]["mixed"]
     assert mixed["inspections"].get("cam0", 0) > 0 and 0 < mixed["live_share"] < 1
     assert mixed["live_e2e_ms"]["p99"] > 0

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inspector.contract import DEFAULT_DOWNSCALE
 from inspector.data.datasets import load_batch, load_dataset
 from inspector.data.synth import BUILTIN_TEXTURES, DEFECT_KINDS, good_image, load_sources, make_defect
 from inspector.errors import DataError
@@ -60,7 +61,7 @@ def _synthetic(texture: str, size: tuple[int, int], normals: int, defects: int, 
 
 
 def load_domain(spec: str, size: tuple[int, int], normals: int, defects: int, *, seed: int = 0,
-                resize: str = "square", downscale: str = "box_linear") -> Domain:
+                resize: str = "square", downscale: str = DEFAULT_DOWNSCALE) -> Domain:
     """The labelled images of ``spec`` (a dataset folder or ``synth:<texture>``) at ``size`` (H, W)."""
     if spec.startswith(SYNTH_PREFIX):
         return _synthetic(spec[len(SYNTH_PREFIX):], size, normals, defects, seed)
