@@ -29,6 +29,8 @@ class DataConfig:
     # count (training/input_size.py); used only when model.image_size is not given and the preset
     # is offline (paper presets keep their papers' sizes). A trained run's config says fixed.
     input_size: Literal["auto", "fixed"] = "auto"
+    # auto's pixel budget; None: the model's default input (offline presets 256x256 = 65,536)
+    input_pixels: int | None = bounded(None, ge=64 * 64, le=2048 * 2048)
     # how frames larger than the model input are shrunk (inspector.data.images); recorded in the sidecar
     downscale: Literal["halving", "box_linear", "area"] = "halving"
     val_fraction: float = bounded(0.2, gt=0, le=0.99)

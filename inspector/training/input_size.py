@@ -60,6 +60,6 @@ def resolve_input_size(config, samples: Sequence[Sample]):
     if config.data.input_size != "auto":
         return config
     h, w = config.model.image_size
-    size = size_for_aspect(median_aspect(samples), h * w)
+    size = size_for_aspect(median_aspect(samples), config.data.input_pixels or h * w)
     return replace(config, model=replace(config.model, image_size=size),
                    data=replace(config.data, input_size="fixed"))
