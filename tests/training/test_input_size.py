@@ -43,3 +43,18 @@ def test_an_explicit_size_or_a_paper_preset_is_kept(tmp_path):
     assert explicit.model.image_size == (64, 96)
     paper = resolve_input(load_run_config(base={"model": {"preset": "paper"}, "data": {"path": str(data)}}))
     assert paper.model.image_size == (256, 256)
+
+
+def test_the_pixel_budget_is_a_data_setting(tmp_path):
+    data = _folder(tmp_path, [(100, 250), (120, 300), (80, 200)])  # median aspect 0.4
+    config = resolve_input(load_run_config(base={"data": {"path": str(data), "input_pixels": 288 * 288}}))
+    assert config.model.image_size == (192, 448)  # 0.4 aspect at 82,944 px, sides on the stride
+
+
+@pytest.mark.parametrize("value", [63 * 63, 2049 * 2048, "many"])
+def test_a_bad_pixel_budget_is_one_line_naming_the_key(value):
+    from inspector.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="input_pixels") as err:
+        load_run_config(base={"data": {"path": "x", "input_pixels": value}})
+    assert "\n" not in str(err.value)
