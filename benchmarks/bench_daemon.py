@@ -18,7 +18,8 @@ the first capture and its CPU is counted from then (``CLOCKS``), the bare runs
 time their calls after three warm-up calls.
 
 For each camera count the daemon runs with offline synthetic cameras (they
-block, so no frame may be lost) and a real ZeroMQ subscriber; throughput is
+block, so no frame may be lost; ``--frames-per-run`` frames split over the
+cameras, so every count pays the same fill and drain) and a real ZeroMQ subscriber; throughput is
 events received ÷ (last publish − first capture). Bare and daemon runs are
 interleaved (bare, daemon, bare, …) and each ratio uses the mean of the bare
 runs just before and after it, so load from other processes hits both alike.
@@ -343,7 +344,18 @@ def mixed_run(model: Path, args, threshold: float, workdir: Path, hw, live_fps: 
             "cpu": cpu_breakdown(stats, out["wall_s"], len(out["results"]), out["daemon"].cpu_at_ready)}
 
 
-def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path, frames: int) -> dict:
+def frames_per_camera(args, cameras: int) -> int:
+    """``--frames`` per camera when given; else ``--frames-per-run`` split over the cameras.
+
+    The daemon's wall clock includes one fill and one drain (about one pipeline latency, 0.3-0.5 s on
+    two cores): in the 400-frame run of one camera used before (6-7 s) that fixed cost was 4-7 % of
+    the figure, in the 3,200-frame run of eight cameras about 1 %. The same frames per run (default
+    1,600: ~25-30 s on two cores) give every camera count the same small share of it.
+    """
+    return args.frames or max(1, args.frames_per_run // cameras)
+
+
+def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path) -> dict:
     hw = FRAME_SETTINGS[name]
     synth = SyntheticSection(texture=args.texture, size=args.frame_size, pool=args.pool, defect_rate=0.1)
     if hw is None:  # frames at the model's input size: preprocessing is a copy and a colour swap
@@ -374,7 +386,7 @@ def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path,
     saved_size, args.frame_size = args.frame_size, synth.size
     bares, runs = [bare()], []
     for n in args.cameras:
-        run = offline_run(model, n, frames, args, threshold, workdir, hw)
+        run = offline_run(model, n, frames_per_camera(args, n), args, threshold, workdir, hw)
         bares.append(bare())
         compare_to_bare(run, bares[-2:])
         runs.append(run)
@@ -447,7 +459,9 @@ def main() -> int:
     parser.add_argument("--model", help="exported ONNX graph (sidecar beside it); default: a seeded reduced student")
     parser.add_argument("--quick", action="store_true", help="fewer frames (CI / smoke)")
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--frames", type=int, help="frames per camera (default 400, --quick 48)")
+    parser.add_argument("--frames", type=int, help="frames per camera (default: --frames-per-run ÷ cameras)")
+    parser.add_argument("--frames-per-run", type=int, help="frames of each offline run, split over its cameras "
+                        "(default 1600, --quick 96)")
     parser.add_argument("--frames-at", nargs="+", default=["model", "1080p"], choices=sorted(FRAME_SETTINGS))
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
@@ -473,7 +487,7 @@ def main() -> int:
                         help="the live camera's rate in each mixed run (below and above its fair share)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "daemon.json"))
     args = parser.parse_args()
-    frames = args.frames or (48 if args.quick else 400)
+    args.frames_per_run = args.frames_per_run or (96 if args.quick else 1600)
     args.bare_seconds = args.bare_seconds or (2.0 if args.quick else 5.0)
     args.mixed_seconds = (3.0 if args.quick else 30.0) if args.mixed_seconds is None else args.mixed_seconds
     load_before = os.getloadavg()
@@ -489,7 +503,7 @@ def main() -> int:
             model, origin = default_model(args.model_size, args.seed)
         synth = SyntheticSection(texture=args.texture, size=args.frame_size, pool=args.pool, defect_rate=0.1)
         threshold = pick_threshold(model, synth, args.threads)
-        settings = {name: bench_setting(name, model, args, threshold, workdir, frames) for name in args.frames_at}
+        settings = {name: bench_setting(name, model, args, threshold, workdir) for name in args.frames_at}
         backend = load_backend(model, threads=1)
         model_info = {"path": str(model), **origin,
                       "name": backend.sidecar["model"]["name"], "sha256": backend.sha256,
@@ -505,7 +519,7 @@ def main() -> int:
                     "onnxruntime": onnxruntime.__version__,
                     "loadavg_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]},
         "model": model_info,
-        "settings": {"frames_per_camera": frames, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
+        "settings": {"frames_per_camera": args.frames, "frames_per_run": args.frames_per_run, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
                      "threads": args.threads, "spinning": args.spinning, "spin_us": args.spin_us,
                      "spin_after_run": args.spin_after_run,
                      "bare_spinning": args.bare_spinning,
