@@ -78,6 +78,8 @@ class ModelConfig:
     # Fields added after checkpoints were first written, with the value a checkpoint whose saved config
     # lacks them was trained with (models/checkpoint.py): a new default must not change an old model.
     WRITTEN_BEFORE: ClassVar[dict[str, object]] = {"residual_pool": 1}
+    # whether the model's training loss applies hard_quantile (with distance standardized_mse)
+    HARD_LOSS: ClassVar[bool] = False
     # Offline recipes: measured on kolektorsdd + elpv (benchmarks/bench_quality.py, MODELS.md);
     # paper presets keep their papers' choices (max of the map, no map normalisation).
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
@@ -101,6 +103,10 @@ class ModelConfig:
             raise ConfigError(f"{where}.score_topk: must be in (0, 1], got {self.score_topk}")
         if not 0 <= self.hard_quantile < 1:
             raise ConfigError(f"{where}.hard_quantile: must be in [0, 1), got {self.hard_quantile}")
+        if self.hard_quantile > 0 and not (self.HARD_LOSS and self.distance == "standardized_mse"):
+            raise ConfigError(f"{where}.hard_quantile: {self.hard_quantile} has no effect here: the hard loss "
+                              f"needs a student-teacher model with distance standardized_mse "
+                              f"(this is {self.preset!r} with distance {self.distance!r}); set it to 0")
         if not (isinstance(self.residual_pool, int) and 1 <= self.residual_pool <= 9 and self.residual_pool % 2):
             raise ConfigError(f"{where}.residual_pool: must be an odd integer in [1, 9], got {self.residual_pool!r}")
 

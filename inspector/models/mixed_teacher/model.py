@@ -46,7 +46,7 @@ from inspector.config import bounded
 from inspector.errors import ConfigError, ModelError
 from inspector.models.backbones import FeatureTap, available_taps, build_backbone
 from inspector.models.base import AnomalyModel, ModelConfig, fit_channel_statistics, level_shapes, teacher_identity
-from inspector.models.common import FeatureStandardization, LevelNormalization, combine_levels, freeze
+from inspector.models.common import FeatureStandardization, LevelNormalization, combine_levels, freeze, hard_mse
 from inspector.models.reduced_student.model import PRESETS as REDUCED_STUDENT_PRESETS
 from inspector.models.reduced_student.model import ReducedStudentConfig, build_reduced_student
 from inspector.models.entry import ADAM, ModelEntry
@@ -73,6 +73,7 @@ PAPER_TEACHERS = {"resnet": REDUCED_STUDENT_PRESETS["paper"][0], "efficientnet":
 @dataclass(frozen=True)
 class MixedTeacherConfig(ModelConfig):
     name: str = "mixed_teacher"
+    HARD_LOSS: ClassVar[bool] = True  # its student loss applies hard_quantile (common.hard_mse)
     alpha: float = bounded(0.1, ge=0, le=1000)  # weight of the EfficientNet levels in the loss (paper eq. 8)
     # ``teacher_weights`` is the ResNet part's weights file. ``efficientnet_weights`` is the
     # EfficientNet part's (None: the usual resolution). When both parts use the same network
@@ -264,12 +265,22 @@ class MixedTeacherModel(AnomalyModel):
         return [*teacher["resnet"], *teacher["efficientnet"]]
 
     def loss_with_targets(self, images: torch.Tensor, targets: list[torch.Tensor]) -> torch.Tensor:
-        """Σ ResNet levels + α·Σ EfficientNet levels, each the mean over pixels and batch (paper eq. 8)."""
+        """Σ ResNet levels + α·Σ EfficientNet levels, each the mean over pixels and batch (paper eq. 8).
+
+        With ``hard_quantile`` > 0 (standardized_mse only), each level's term is the mean of its
+        squared errors at or above that quantile of the batch (EfficientAD's hard loss, common.hard_mse).
+        """
         student = self.student_features(self.network_input(images))
         n = len(student["resnet"])
-        resnet = sum(self.distance(t, s).mean() for t, s in zip(targets[:n], student["resnet"]))
-        efficientnet = sum(self.distance(t, s).mean() for t, s in zip(targets[n:], student["efficientnet"]))
+        resnet = sum(self.level_loss(t, s) for t, s in zip(targets[:n], student["resnet"]))
+        efficientnet = sum(self.level_loss(t, s) for t, s in zip(targets[n:], student["efficientnet"]))
         return resnet + self.config.alpha * efficientnet
+
+    def level_loss(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        """One level's term of the loss: the mean distance, or the hard loss when configured."""
+        if self.config.hard_quantile > 0:  # validate() allows it with standardized_mse only
+            return hard_mse(teacher, student, self.config.hard_quantile)
+        return self.distance(teacher, student).mean()
 
     def loss(self, images: torch.Tensor) -> torch.Tensor:
         return self.loss_with_targets(images, self.teacher_targets(images))

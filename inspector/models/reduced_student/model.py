@@ -38,6 +38,7 @@ PRESETS = {
 @dataclass(frozen=True)
 class ReducedStudentConfig(ModelConfig):
     name: str = "reduced_student"
+    HARD_LOSS: ClassVar[bool] = True  # its student loss applies hard_quantile (common.hard_mse)
     map_combination: Literal["sum", "product"] = "sum"
     # Taps whose teacher/student pair is trained and mapped; None: the preset's (see OFFLINE_LEVELS).
     levels: tuple[str, ...] | None = None

@@ -24,6 +24,7 @@ PRESETS = {
 @dataclass(frozen=True)
 class StfpmConfig(ModelConfig):
     name: str = "stfpm"
+    HARD_LOSS: ClassVar[bool] = True  # its student loss applies hard_quantile (common.hard_mse)
     map_combination: Literal["product", "sum"] | None = None
     # Paper: the product of the level maps (STFPM eq. 3, anomalib). Offline: the sum of
     # quantile-normalised levels; a product of normalised maps (which can be negative) has no meaning.

@@ -1,0 +1,49 @@
+"""EfficientAD's hard-feature loss (``model.hard_quantile``): applied by every model that accepts it.
+
+Batzner et al. (WACV 2024) §3.2: the loss is the mean of the squared errors at or above their
+``q``-quantile in the batch. A model whose loss does not apply it must refuse the setting, so a
+configured value can never be silently ignored (mixed_teacher used to accept and ignore it).
+"""
+
+import pytest
+import torch
+
+from inspector.errors import ConfigError
+from inspector.models.common import hard_mse
+from inspector.models.registry import build_model, parse_model_config
+
+SIZE = 64
+
+
+def test_hard_mse_is_the_mean_of_the_errors_above_the_quantile():
+    teacher = torch.arange(100, dtype=torch.float32).reshape(1, 1, 10, 10)
+    student = torch.zeros_like(teacher)
+    errors = teacher.flatten() ** 2
+    assert float(hard_mse(teacher, student, 0.0)) == pytest.approx(float(errors.mean()))
+    # q 0.9 of 0..99 is 89.1: errors of 90..99
+    assert float(hard_mse(teacher, student, 0.9)) == pytest.approx(float(errors[90:].mean()))
+
+
+def _loss(name: str, quantile: float) -> float:
+    cfg = parse_model_config({"name": name, "image_size": [SIZE, SIZE], "teacher_weights": "random",
+                              "hard_quantile": quantile})
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    batch = torch.randint(0, 256, (2, SIZE, SIZE, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    model.fit_feature_statistics(batch)
+    with torch.no_grad():
+        return float(model.loss_with_targets(batch, model.teacher_targets(batch)))
+
+
+@pytest.mark.parametrize("name", ["reduced_student", "stfpm", "mixed_teacher"])
+def test_the_offline_students_train_on_the_hard_errors_when_asked(name):
+    # the same weights and batch: the mean of the top 10 % of errors is well above the mean of all
+    assert _loss(name, 0.9) > 1.5 * _loss(name, 0.0)
+
+
+@pytest.mark.parametrize("model", [{"name": "ast"}, {"name": "reduced_student", "preset": "paper"},
+                                   {"name": "glance"}])
+def test_a_model_whose_loss_ignores_the_setting_refuses_it_in_one_line(model):
+    with pytest.raises(ConfigError, match="hard_quantile") as err:
+        parse_model_config({**model, "hard_quantile": 0.9})
+    assert "\n" not in str(err.value)
