@@ -69,7 +69,8 @@ class ModelConfig:
     # good validation images, shrunk toward none where positions carry no structure
     # (common.position_offset); "none": one global normalisation per level.
     position_normalization: Literal["none", "shrunk"] | None = None
-    hard_quantile: float = bounded(0.0, ge=0, le=0.9999)
+    # None: the preset's (0, the plain mean, unless a model's offline recipe says otherwise)
+    hard_quantile: float | None = bounded(None, ge=0, le=0.9999)
     # Level maps compare teacher and student after a residual_pool×residual_pool local average
     # (stride 1; PatchCore's neighbourhood aggregation, common.pooled_distance); 1: pixel by
     # pixel. The training loss stays per pixel. Odd, so the map stays aligned.
@@ -92,6 +93,8 @@ class ModelConfig:
         for key, value in self.PRESET_DEFAULTS.get(self.preset, {}).items():
             if getattr(self, key, None) is None:
                 object.__setattr__(self, key, value)
+        if self.hard_quantile is None:
+            object.__setattr__(self, "hard_quantile", 0.0)
 
     def validate(self, where: str) -> None:
         h, w = self.image_size

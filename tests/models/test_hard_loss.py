@@ -47,3 +47,25 @@ def test_a_model_whose_loss_ignores_the_setting_refuses_it_in_one_line(model):
     with pytest.raises(ConfigError, match="hard_quantile") as err:
         parse_model_config({**model, "hard_quantile": 0.9})
     assert "\n" not in str(err.value)
+
+
+def test_the_offline_reduced_student_trains_on_the_hard_errors_by_default():
+    from inspector.models.common import OFFLINE_HARD_QUANTILE
+
+    assert parse_model_config({"name": "reduced_student"}).hard_quantile == OFFLINE_HARD_QUANTILE > 0
+    assert parse_model_config({"name": "reduced_student", "preset": "paper"}).hard_quantile == 0  # the paper's mean
+
+
+def test_a_run_saved_with_the_plain_mean_resumes_with_it(tmp_path):
+    """Every checkpoint records hard_quantile (the field predates the new default): a new default can't change it."""
+    from inspector.models.checkpoint import load_model
+    from inspector.training.checkpoint import save_checkpoint
+    from inspector.training.config import load_run_config
+
+    config = load_run_config(base={"model": {"name": "reduced_student", "image_size": [64, 64],
+                                             "teacher_weights": "random", "hard_quantile": 0.0},
+                                   "data": {"path": str(tmp_path)}})
+    save_checkpoint(tmp_path / "best.pt", build_model(config.model).eval(), config,
+                    phase="student", epoch=1, val_loss=None, data=None)
+    _, reloaded, _ = load_model(tmp_path / "best.pt")
+    assert reloaded.model.hard_quantile == 0.0

@@ -24,6 +24,7 @@ from inspector.config import bounded
 from inspector.errors import ConfigError
 from inspector.models.backbones import build_backbone
 from inspector.models.base import ModelConfig, OfflineTeacher, SingleTeacherModel, check_offline_teacher
+from inspector.models.common import OFFLINE_HARD_QUANTILE
 from inspector.models.entry import ADAM, SGD, ModelEntry
 from inspector.models.student import MirrorStudent
 
@@ -63,7 +64,7 @@ class ReducedStudentConfig(ModelConfig):
                   "student_depth": 1, "student_width": 1.0, "student_head": "relu"},
         "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "levels": ("blocks.2", "blocks.4", "blocks.6"),
                     "teacher": PRESETS["offline"][0], "student_depth": 1, "student_width": 1.0,
-                    "student_head": "linear"},
+                    "student_head": "linear", "hard_quantile": OFFLINE_HARD_QUANTILE},
     }
 
     def validate(self, where: str) -> None:
