@@ -59,6 +59,7 @@ sys.path.insert(0, str(REPO))
 
 from inspector.backends import load_backend  # noqa: E402
 from inspector.client import Subscriber  # noqa: E402
+from inspector.contract import DEFAULT_DOWNSCALE  # noqa: E402
 from inspector.pipeline.config import ModelSection, SyntheticSection, daemon_config  # noqa: E402
 from inspector.integrations.runtime import make_daemon  # noqa: E402
 from inspector.pipeline.daemon import Daemon  # noqa: E402
@@ -87,7 +88,9 @@ def default_model(size: int, seed: int, cache: Path = MODEL_CACHE) -> tuple[Path
     run of the benchmark, on any machine with the same torch, scores with the same graph and the same cost;
     the graph's sha256 goes into the JSON so runs can be compared. Needs torch only for the first export.
     """
-    base = cache / f"rs-offline-{size}-seed{seed}"
+    # the downscale default is part of the graph's sidecar: a cache from before a change of it would
+    # time the old preprocessing at 1080p
+    base = cache / f"rs-offline-{size}-seed{seed}-{DEFAULT_DOWNSCALE}"
     graph = base.parent / (base.name + ".onnx")
     info = {"origin": "reduced_student (offline preset), weights from torch.manual_seed", "seed": seed,
             "cached_at": str(graph.relative_to(REPO) if graph.is_relative_to(REPO) else graph)}
