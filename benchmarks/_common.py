@@ -200,3 +200,33 @@ def _greedy_coreset(p, k: int) -> list[int]:
         sel.append(i)
         d = torch.minimum(d, torch.cdist(p, p[i:i + 1]).squeeze(1))
     return sel
+
+
+def downscale_costs(frame: np.ndarray, hw: tuple[int, int], methods: tuple[str, ...] | None = None,
+                    rounds: int = 10, per_round: int = 4) -> dict:
+    """ms per call of ``resize_image(frame → hw)`` for each downscale method: {method: {p50_ms, min_ms}}.
+
+    One OpenCV thread, as in the daemon's batcher; the methods are interleaved round by round so
+    a change of machine load falls on all of them alike.
+    """
+    import cv2
+
+    from inspector.data.images import DOWNSCALE_METHODS, resize_image
+
+    methods = methods or DOWNSCALE_METHODS
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    try:
+        for m in methods:  # one untimed call each: first-call allocations are not the steady cost
+            resize_image(frame, hw[0], hw[1], downscale=m)
+        for _ in range(rounds):
+            for m in methods:
+                for _ in range(per_round):
+                    t0 = time.perf_counter()
+                    resize_image(frame, hw[0], hw[1], downscale=m)
+                    times[m].append((time.perf_counter() - t0) * 1e3)
+    finally:
+        cv2.setNumThreads(threads)
+    return {m: {"p50_ms": round(float(np.median(v)), 3), "min_ms": round(float(np.min(v)), 3)}
+            for m, v in times.items()}

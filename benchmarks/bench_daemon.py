@@ -56,7 +56,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
+from _common import downscale_costs  # noqa: E402
 from inspector.backends import load_backend  # noqa: E402
 from inspector.client import Subscriber  # noqa: E402
 from inspector.contract import DEFAULT_DOWNSCALE  # noqa: E402
@@ -439,22 +441,7 @@ def compare_to_bare(run: dict, bares: list[dict]) -> None:
 
 def resize_cost(frame: np.ndarray, hw: tuple[int, int]) -> dict:
     """Median ms per frame of each downscale method (one OpenCV thread, as in the daemon's batcher)."""
-    from inspector.data.images import DOWNSCALE_METHODS, resize_image
-
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    out = {}
-    try:
-        for method in DOWNSCALE_METHODS:
-            times = []
-            for _ in range(40):
-                t0 = time.perf_counter()
-                resize_image(frame, hw[0], hw[1], downscale=method)
-                times.append((time.perf_counter() - t0) * 1e3)
-            out[method] = round(float(np.median(times[5:])), 3)
-    finally:
-        cv2.setNumThreads(threads)
-    return out
+    return {m: c["p50_ms"] for m, c in downscale_costs(frame, hw).items()}
 
 
 def main() -> int:
