@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from inspector.errors import ConfigError
-from inspector.models.common import hard_mse
+from inspector.models.common import hard_mse, quantile_threshold
 from inspector.models.registry import build_model, parse_model_config
 
 SIZE = 64
@@ -22,6 +22,31 @@ def test_hard_mse_is_the_mean_of_the_errors_above_the_quantile():
     assert float(hard_mse(teacher, student, 0.0)) == pytest.approx(float(errors.mean()))
     # q 0.9 of 0..99 is 89.1: errors of 90..99
     assert float(hard_mse(teacher, student, 0.9)) == pytest.approx(float(errors[90:].mean()))
+
+
+@pytest.mark.parametrize("quantile", [0.5, 0.9, 0.99, 0.999])
+@pytest.mark.parametrize("n", [7, 1000, 40_961])
+def test_the_threshold_selects_what_torch_quantile_selects(quantile, n):
+    values = torch.rand(n, generator=torch.Generator().manual_seed(n))
+    expected = values >= torch.quantile(values, quantile)
+    assert torch.equal(values >= quantile_threshold(values, quantile), expected)
+
+
+def test_hard_mse_has_the_gradient_of_the_masked_mean():
+    gen = torch.Generator().manual_seed(0)
+    teacher = torch.randn(2, 4, 8, 8, generator=gen)
+    student = torch.randn(2, 4, 8, 8, generator=gen, requires_grad=True)
+    hard_mse(teacher, student, 0.9).backward()
+    reference = student.detach().clone().requires_grad_(True)
+    err = (teacher - reference).pow(2)
+    err[err >= torch.quantile(err.detach().flatten(), 0.9)].mean().backward()
+    assert torch.allclose(student.grad, reference.grad)
+
+
+def test_hard_mse_takes_more_errors_than_torch_quantile_can():
+    teacher = torch.zeros(17_000_000)  # torch.quantile refuses inputs above 16M elements
+    teacher[-100:] = 2.0
+    assert float(hard_mse(teacher, torch.zeros_like(teacher), 1 - 100 / 17_000_000)) == pytest.approx(4.0)
 
 
 def _loss(name: str, quantile: float) -> float:
