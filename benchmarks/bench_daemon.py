@@ -58,7 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _common import downscale_costs  # noqa: E402
+from _common import downscale_costs, machine  # noqa: E402
 from inspector.backends import load_backend  # noqa: E402
 from inspector.client import Subscriber  # noqa: E402
 from inspector.contract import DEFAULT_DOWNSCALE  # noqa: E402
@@ -505,7 +505,8 @@ def main() -> int:
 
     result = {
         "benchmark": "daemon", "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "machine": {"cpu": machine()["cpu"], "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(),
                     "onnxruntime": onnxruntime.__version__,
                     "loadavg_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]},
         "model": model_info,

@@ -51,7 +51,10 @@ VARIANTS = {
     # and the kNN reference's levels (strides 8+16: blocks.6 dropped) with and without it.
     "reduced_student": {"base": {}, "pool3": {"residual_pool": 3}, "pool5": {"residual_pool": 5},
                         "levels8+16": {"levels": ("blocks.2", "blocks.4")},
-                        "levels8+16+pool3": {"levels": ("blocks.2", "blocks.4"), "residual_pool": 3}},
+                        "levels8+16+pool3": {"levels": ("blocks.2", "blocks.4"), "residual_pool": 3},
+                        # Session 9: KolektorSDD's stride-8 level falls as training goes on (learning_curve.py)
+                        "levels16+32": {"levels": ("blocks.4", "blocks.6")},
+                        "levels8+32": {"levels": ("blocks.2", "blocks.6")}},
     "mixed_teacher": {"base": {}, "pool3": {"residual_pool": 3}, "pool5": {"residual_pool": 5}},
 }
 
@@ -65,6 +68,7 @@ def variant_model(model, overrides: dict):
     other = build_model(config)
     # level_norm is refit on the validation images; its shape follows the compared levels.
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("level_norm.")}
+    state = _standardization_by_level(state, model, other)
     missing, unexpected = other.load_state_dict(state, strict=False)
     # A variant that compares fewer levels leaves their (teacher-fitted) standardisation unused.
     norm_only = (all(k.startswith("level_norm.") for k in missing)
@@ -72,6 +76,22 @@ def variant_model(model, overrides: dict):
     if not norm_only:
         raise RuntimeError(f"variant {overrides} changes trained weights: {missing + unexpected}")
     return other.eval()
+
+
+def _standardization_by_level(state: dict, model, other) -> dict:
+    """``state`` with the teacher standardisation buffers (``standardize.mean{i}``, ``inv_std{i}``, one per
+    compared level) re-indexed from ``model``'s compared levels to ``other``'s (a variant comparing fewer)."""
+    old, new = list(getattr(model, "level_names", ())), list(getattr(other, "level_names", ()))
+    if old == new or not new:
+        return state
+    out = {k: v for k, v in state.items() if not k.startswith("standardize.")}
+    for key, value in state.items():
+        if key.startswith("standardize."):
+            stem = key.split(".", 1)[1].rstrip("0123456789")
+            name = old[int(key[len("standardize." + stem):])]
+            if name in new:
+                out[f"standardize.{stem}{new.index(name)}"] = value
+    return out
 
 
 def validation_images(config, data: Path) -> np.ndarray:

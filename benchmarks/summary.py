@@ -96,6 +96,11 @@ class Results:
         return {}
 
 
+# The result files the sections below read (``res.optional``), for the per-file host lines.
+SUMMARISED = ("backends", "precision", "mixed_teacher", "ast", "training_synthetic", "daemon", "live", "soak",
+              "quality", "meta_comparer", "cost", "models")
+
+
 # ------------------------------------------------------------------------------------------ sections
 def machine_section(res: Results) -> list[str]:
     m = res.machine()
@@ -104,11 +109,24 @@ def machine_section(res: Results) -> list[str]:
              f"- CPU: {m.get('cpu', 'unknown')} ({m.get('cores', m.get('cpus', '?'))} cores)",
              f"- GPU: {m.get('gpu') or 'none'}",
              f"- Python {m.get('python', '?')}; " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))]
+    lines += host_lines(res, m.get("cpu"))
     if res.suite:
         lines.append(f"- Suite run: {res.suite.get('started', '?')} → {res.suite.get('finished', '?')}"
                      f"{' (--quick)' if res.suite.get('quick') else ''}; 1-min load average before/after: "
                      f"{fmt(get(res.suite, 'load_average_before_after'))}")
     return lines
+
+
+def host_lines(res: Results, cpu: str | None) -> list[str]:
+    """One line per other CPU that a summarised result file was measured on (files from several sessions
+    may come from different hosts, and their timings do not compare across hosts)."""
+    by_cpu: dict[str, list[str]] = {}
+    for name in SUMMARISED:
+        data = res.optional(name) or {}
+        other = get(data, "machine", "cpu")
+        if other and other != cpu:
+            by_cpu.setdefault(other, []).append(f"{name}.json")
+    return [f"- Measured on {other} instead: {', '.join(files)}" for other, files in sorted(by_cpu.items())]
 
 
 def steps_section(res: Results) -> list[str]:

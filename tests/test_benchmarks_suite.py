@@ -156,3 +156,13 @@ def test_meta_comparer_rows_sit_beside_knn_and_the_per_domain_models(tmp_path: P
     assert "| 0.700 | 0.600 |" in main_rows[2] and "reduced_student 0.850" in main_rows[2]
     sweep = [line for line in text.split("AUC against")[1].splitlines() if line.startswith("| kolektorsdd")]
     assert len(sweep) == 4 and "| 0.9% | 2 |" in sweep[1]
+
+
+def test_the_machine_section_names_files_measured_on_another_host(tmp_path):
+    write(tmp_path, "backends", {"results": {}})
+    other = {**MACHINE, "cpu": "Other CPU 1"}
+    (tmp_path / "quality.json").write_text(json.dumps({"benchmark": "quality", "machine": other, "datasets": []}))
+    (tmp_path / "daemon.json").write_text(json.dumps({"benchmark": "daemon", "machine": other, "runs": []}))
+    lines = summary.machine_section(summary.Results(tmp_path))
+    assert "- CPU: Test CPU 9000 (2 cores)" in lines
+    assert "- Measured on Other CPU 1 instead: daemon.json, quality.json" in lines
