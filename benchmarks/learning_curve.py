@@ -9,8 +9,9 @@ One fixed-epoch run per dataset with the model's default recipe (``--set`` overr
 normalisation fitted on the validation images exactly as the end of training does, and the copy
 scored on the test split: image AUROC, pixel AUROC where masks exist, and each level's image AUROC;
 and on a label-free proxy, the validation images against copies of them with one synthetic defect
-each (``inspector.data.synth``), to see whether such a proxy follows the real curve. The training itself is untouched (the copy is scored, the run goes on), so the curve is the one
-run's, not a set of runs of different lengths.
+each (``inspector.data.synth``), to see whether such a proxy follows the real curve. The training
+itself is untouched (the copy is scored, the run goes on), so the curve is the one run's, not a
+set of runs of different lengths.
 
 Why: ``bench_quality.py`` sees one point per run. Session 8 found KolektorSDD's image AUROC
 lower at convergence (84 epochs) than at 12 while ELPV mono's rose; a stopping rule on the
