@@ -163,6 +163,6 @@ def test_the_machine_section_names_files_measured_on_another_host(tmp_path):
     other = {**MACHINE, "cpu": "Other CPU 1"}
     (tmp_path / "quality.json").write_text(json.dumps({"benchmark": "quality", "machine": other, "datasets": []}))
     (tmp_path / "daemon.json").write_text(json.dumps({"benchmark": "daemon", "machine": other, "runs": []}))
-    lines = summary.machine_section(summary.Results(tmp_path))
+    lines = summary.render(tmp_path).splitlines()
     assert "- CPU: Test CPU 9000 (2 cores)" in lines
     assert "- Measured on Other CPU 1 instead: daemon.json, quality.json" in lines
