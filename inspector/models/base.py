@@ -75,10 +75,16 @@ class ModelConfig:
     # (stride 1; PatchCore's neighbourhood aggregation, common.pooled_distance); 1: pixel by
     # pixel. The training loss stays per pixel. Odd, so the map stays aligned.
     residual_pool: int = bounded(1, ge=1, le=9)
+    # Weight of EfficientAD's penalty (Batzner et al., WACV 2024, §3.2, "L_ST = L_hard +
+    # mean(S(P)^2)"): the student's mean squared output on out-of-distribution images
+    # (inspector.data.ood), so its imitation of the teacher does not generalise to what is not
+    # the product (a defect included). Training only; 0: off. Needs standardized_mse, whose
+    # zero is the teacher's channel mean.
+    ood_penalty: float = bounded(0.0, ge=0, le=10)
 
     # Fields added after checkpoints were first written, with the value a checkpoint whose saved config
     # lacks them was trained with (models/checkpoint.py): a new default must not change an old model.
-    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {"residual_pool": 1}
+    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {"residual_pool": 1, "ood_penalty": 0.0}
     # whether the model's training loss applies hard_quantile (with distance standardized_mse)
     HARD_LOSS: ClassVar[bool] = False
     # Offline recipes: measured on kolektorsdd + elpv (benchmarks/bench_quality.py, MODELS.md);
@@ -110,6 +116,13 @@ class ModelConfig:
             raise ConfigError(f"{where}.hard_quantile: {self.hard_quantile} has no effect here: the hard loss "
                               f"needs a student-teacher model with distance standardized_mse "
                               f"(this is {self.preset!r} with distance {self.distance!r}); set it to 0")
+        if not 0 <= self.ood_penalty <= 10:
+            raise ConfigError(f"{where}.ood_penalty: must be in [0, 10], got {self.ood_penalty}")
+        if self.ood_penalty > 0 and not (self.HARD_LOSS and self.distance == "standardized_mse"):
+            what = (f"the {self.preset!r} preset uses distance {self.distance!r}" if self.HARD_LOSS
+                    else f"{self.name} has no teacher-imitation loss it applies to")
+            raise ConfigError(f"{where}.ood_penalty: {self.ood_penalty} has no effect here: the penalty needs "
+                              f"a student-teacher model with distance standardized_mse ({what}); set it to 0")
         if not (isinstance(self.residual_pool, int) and 1 <= self.residual_pool <= 9 and self.residual_pool % 2):
             raise ConfigError(f"{where}.residual_pool: must be an odd integer in [1, 9], got {self.residual_pool!r}")
 
@@ -335,6 +348,15 @@ class SingleTeacherModel(AnomalyModel):
 
     def loss(self, images: torch.Tensor) -> torch.Tensor:
         return self.loss_with_targets(images, self.teacher_targets(images))
+
+    def ood_penalty_loss(self, images: torch.Tensor) -> torch.Tensor:
+        """EfficientAD's penalty (§3.2): Σ over levels of the mean squared student output on
+        out-of-distribution uint8 images (B, H, W, 3), averaged over an ensemble's students.
+        Unweighted; the loop multiplies it by ``config.ood_penalty``.
+        """
+        x = self.network_input(images)
+        return sum(sum(s.pow(2).mean() for s in self.student_features(x, st)) for st in self.students()) / (
+            1 + len(self.extra_students))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         score, amap, _ = self.forward_with_levels(images)

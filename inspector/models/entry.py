@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import torch
 
+from inspector.errors import ConfigError
 from inspector.models.base import AnomalyModel, ModelConfig
 
 
@@ -46,6 +47,10 @@ class Phase:
     # there is no augmentation, targets are computed once per image and cached.
     targets: Callable[[torch.Tensor], list[torch.Tensor]] | None = None
     loss_with_targets: Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor] | None = None
+    # Optional training-only term on out-of-distribution images (uint8 (B, H, W, 3)) and its
+    # weight: EfficientAD's penalty (ModelConfig.ood_penalty); the validation loss leaves it out.
+    penalty: Callable[[torch.Tensor], torch.Tensor] | None = None
+    penalty_weight: float = 0.0
 
 
 def default_phases(model: AnomalyModel, cfg: Any) -> list[Phase]:
@@ -53,9 +58,14 @@ def default_phases(model: AnomalyModel, cfg: Any) -> list[Phase]:
     custom = getattr(model, "training_phases", None)
     if callable(custom):
         return custom(cfg)
+    weight = getattr(model.config, "ood_penalty", 0.0)
+    penalty = getattr(model, "ood_penalty_loss", None)
+    if weight > 0 and penalty is None:
+        raise ConfigError(f"model.ood_penalty: {model.config.name} has no out-of-distribution penalty; set it to 0")
     return [Phase("student", model.trainable(), model.loss, cfg,
                   targets=getattr(model, "teacher_targets", None),
-                  loss_with_targets=getattr(model, "loss_with_targets", None))]
+                  loss_with_targets=getattr(model, "loss_with_targets", None),
+                  penalty=penalty if weight > 0 else None, penalty_weight=weight)]
 
 
 # Shared training defaults of the single-teacher students (stfpm, reduced_student).

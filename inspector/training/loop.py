@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from inspector.data.datasets import load_batch, load_dataset, split_train_val
+from inspector.data.ood import ood_batch
 from inspector.errors import ConfigError, DataError, ModelError
 from inspector.models.base import AnomalyModel
 from inspector.models.entry import Phase, default_phases  # noqa: F401 (Phase: re-exported)
@@ -127,9 +128,11 @@ class PhaseLoss:
     """
 
     def __init__(self, phase: Phase, images: np.ndarray, model: AnomalyModel,
-                 device: TrainingDevice = CPU) -> None:
+                 device: TrainingDevice = CPU, ood_seed: int | None = None) -> None:
         self.phase = phase
         self.device = device
+        # the training loss only: the validation loss (the stopping signal) is imitation alone
+        self.ood_rng = np.random.default_rng(ood_seed) if phase.penalty and ood_seed is not None else None
         self.cache: list[torch.Tensor] | None = None
         if phase.targets and phase.loss_with_targets and phase.train.augment == "none":
             self.cache = self._targets(model, images)
@@ -146,14 +149,21 @@ class PhaseLoss:
         model.train()
         return [torch.cat(level) for level in zip(*parts)]
 
-    def __call__(self, idx: np.ndarray, batch: torch.Tensor) -> torch.Tensor:
+    def __call__(self, idx: np.ndarray, batch: torch.Tensor, penalty: bool = True) -> torch.Tensor:
+        """The loss of ``batch`` (images ``idx``); ``penalty=False`` leaves out the out-of-distribution term."""
         batch = self.device.to_device(batch)
         with self.device.autocast():
             if self.cache is None:
-                return self.phase.loss(batch)
-            index = torch.from_numpy(np.asarray(idx)).to(self.cache[0].device)
-            targets = [self.device.to_device(level[index]) for level in self.cache]
-            return self.phase.loss_with_targets(batch, targets)
+                loss = self.phase.loss(batch)
+            else:
+                index = torch.from_numpy(np.asarray(idx)).to(self.cache[0].device)
+                targets = [self.device.to_device(level[index]) for level in self.cache]
+                loss = self.phase.loss_with_targets(batch, targets)
+            if penalty and self.ood_rng is not None:
+                ood = ood_batch(len(batch), batch.shape[1], batch.shape[2], self.ood_rng)
+                loss = loss + self.phase.penalty_weight * self.phase.penalty(
+                    self.device.to_device(torch.from_numpy(ood)))
+            return loss
 
 
 def validation_loss(model: AnomalyModel, loss_fn: PhaseLoss, batch_size: int) -> float:
@@ -225,7 +235,7 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
                         budget_s=cfg.time_budget_s, eta_is_bound=cfg.early_stopping)
     result = FitResult(best_epoch=best[0], best_val_loss=best[1], epochs_run=start_epoch - 1)
     start, cpu_start = time.monotonic(), time.process_time()
-    train_loss_fn = PhaseLoss(phase, train_imgs, model, device)
+    train_loss_fn = PhaseLoss(phase, train_imgs, model, device, ood_seed=cfg.seed + start_epoch - 1)
     val_loss_fn = PhaseLoss(phase, val_imgs, model, device)
     model.train()
     epoch = start_epoch
@@ -237,7 +247,9 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
             train_loss = train_epoch(phase, train_loss_fn, optimizer, generator, epoch, progress, epochs_label,
                                      lr_at if cfg.lr_anneal > 0 else None, may_end_early=epoch != start_epoch)
             # eval-mode statistics of the weights just trained (batchnorm.py)
-            recompute_batchnorm_statistics(model, train_loss_fn, train_loss_fn.images, cfg.batch_size)
+            # of the product's images only: out-of-distribution batches would skew them
+            recompute_batchnorm_statistics(model, lambda i, b: train_loss_fn(i, b, penalty=False),
+                                           train_loss_fn.images, cfg.batch_size)
             val = validation_loss(model, val_loss_fn, cfg.batch_size)
             result.history.append(_history_row(phase.name, epoch, train_loss, val, optimizer, start, cpu_start))
             _observe(rule, optimizer, phase.name, epoch, val)

@@ -285,6 +285,14 @@ class MixedTeacherModel(AnomalyModel):
     def loss(self, images: torch.Tensor) -> torch.Tensor:
         return self.loss_with_targets(images, self.teacher_targets(images))
 
+    def ood_penalty_loss(self, images: torch.Tensor) -> torch.Tensor:
+        """EfficientAD's penalty (§3.2) on out-of-distribution uint8 images (B, H, W, 3): the mean
+        squared student output per level, weighted as the loss weights the parts (eq. 8).
+        """
+        student = self.student_features(self.network_input(images))
+        resnet = sum(s.pow(2).mean() for s in student["resnet"])
+        return resnet + self.config.alpha * sum(s.pow(2).mean() for s in student["efficientnet"])
+
     def combined_map(self, images: torch.Tensor) -> torch.Tensor:
         """M = R·(E − min E) before smoothing, (N, 1, H, W) FP32, min taken per image."""
         return self.combine((images.shape[1], images.shape[2]), *self.level_maps(images))
