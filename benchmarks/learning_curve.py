@@ -70,31 +70,27 @@ def score_snapshot(model, val_imgs: np.ndarray, synthetic: np.ndarray, test: dic
 
 
 class CurveProbe:
-    """Wraps the training loop's per-epoch ``validation_loss``: after every ``every``-th epoch's
-    validation, score a copy of the model (the run itself continues unchanged)."""
+    """The training loop's ``on_epoch`` callback: after every ``every``-th epoch's validation,
+    score a copy of the model (the run itself continues unchanged)."""
 
-    def __init__(self, original, every: int, val_imgs_of, data: Path, resize: str):
-        self.original, self.every, self.val_imgs_of = original, every, val_imgs_of
-        self.data, self.resize, self.test, self.synthetic = data, resize, None, None
-        self.epoch, self.points = 0, []
+    def __init__(self, every: int, data: Path, resize: str):
+        self.every, self.data, self.resize = every, data, resize
+        self.test, self.synthetic, self.points = None, None, []
 
-    def __call__(self, model, loss_fn, batch_size):
-        val = self.original(model, loss_fn, batch_size)
-        self.epoch += 1
-        if self.epoch % self.every == 0:
-            t0 = time.monotonic()
-            if self.test is None:  # the input size is known once training has resolved it
-                self.test = load_test(self.data, tuple(model.config.image_size), self.resize)
-                self.synthetic = synthetic_defects(self.val_imgs_of())
-            point = {"epoch": self.epoch, "val_loss": val,
-                     **score_snapshot(model, self.val_imgs_of(), self.synthetic, self.test)}
-            point["score_s"] = round(time.monotonic() - t0, 1)
-            self.points.append(point)
-            levels = ", ".join(f"{k} {v:.3f}" for k, v in point["level_image_auroc"].items())
-            print(f"  epoch {self.epoch}: val {val:.4f} image AUROC {point['image_auroc']:.3f} ({levels}); "
-                  f"synthetic-defect val AUROC {point['synthetic_val_auroc']:.3f}",
-                  flush=True)
-        return val
+    def __call__(self, model, phase: str, epoch: int, val: float, val_imgs: np.ndarray) -> None:
+        if epoch % self.every:
+            return
+        t0 = time.monotonic()
+        if self.test is None:  # the input size is known once training has resolved it
+            self.test = load_test(self.data, tuple(model.config.image_size), self.resize)
+            self.synthetic = synthetic_defects(val_imgs)
+        point = {"phase": phase, "epoch": epoch, "val_loss": val,
+                 **score_snapshot(model, val_imgs, self.synthetic, self.test)}
+        point["score_s"] = round(time.monotonic() - t0, 1)
+        self.points.append(point)
+        levels = ", ".join(f"{k} {v:.3f}" for k, v in point["level_image_auroc"].items())
+        print(f"  epoch {epoch}: val {val:.4f} image AUROC {point['image_auroc']:.3f} ({levels}); "
+              f"synthetic-defect val AUROC {point['synthetic_val_auroc']:.3f}", flush=True)
 
 
 def curve(dataset: str, args, run_root: Path) -> dict:
@@ -105,20 +101,8 @@ def curve(dataset: str, args, run_root: Path) -> dict:
     train = {"epochs": args.epochs, "threads": args.threads}
     config = load_run_config(base={"model": {"name": args.model}, "data": {"path": str(data)}, "train": train},
                              overrides=list(args.set or ()))
-    val = {}
-    real_load = loop.load_training_images
-
-    def load_and_keep(cfg):
-        train_imgs, val_imgs, summary = real_load(cfg)
-        val["images"] = val_imgs
-        return train_imgs, val_imgs, summary
-
-    probe = CurveProbe(loop.validation_loss, args.every, lambda: val["images"], data, config.data.resize)
-    loop.load_training_images, loop.validation_loss = load_and_keep, probe
-    try:
-        summary = loop.train(config, run_root / dataset.replace("/", "_") / args.model)
-    finally:
-        loop.load_training_images, loop.validation_loss = real_load, probe.original
+    probe = CurveProbe(args.every, data, config.data.resize)
+    summary = loop.train(config, run_root / dataset.replace("/", "_") / args.model, on_epoch=probe)
     size = probe.test["images"].shape[1:3] if probe.test else None
     return {"dataset": dataset, "model": args.model, "image_size": list(size or ()), "overrides": list(args.set or ()),
             "epochs": args.epochs, "every": args.every, "points": probe.points,

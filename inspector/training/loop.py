@@ -211,9 +211,11 @@ def train_epoch(phase: Phase, loss_fn: PhaseLoss, optimizer: torch.optim.Optimiz
 def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.ndarray,
         on_best: Callable[[int, float], None], progress_label: str = "train",
         start_epoch: int = 1, best: tuple[int, float] = (0, math.inf), earlier: list[dict] = (),
-        device: TrainingDevice = CPU, schedule: ScheduleState | None = None) -> FitResult:
+        device: TrainingDevice = CPU, schedule: ScheduleState | None = None,
+        on_epoch: Callable[[int, float], None] | None = None) -> FitResult:
     """Train one phase until its :class:`StopRule` says stop; call ``on_best(epoch, val_loss)``
-    whenever the validation loss reaches a new minimum.
+    whenever the validation loss reaches a new minimum, and ``on_epoch(epoch, val_loss)`` (when
+    given) after every epoch's validation, with the model in eval mode (it may score a copy).
 
     ``start_epoch``/``best``/``earlier`` continue a resumed phase: epochs before
     ``start_epoch`` were run earlier (their history rows are ``earlier``), ``best``
@@ -258,6 +260,10 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
             if improved:
                 result.best_epoch, result.best_val_loss = epoch, val
                 on_best(epoch, val)
+            if on_epoch is not None:
+                model.eval()
+                on_epoch(epoch, val)
+                model.train()
             progress.epoch_end(epoch, epochs_label,
                                f"train {train_loss:.4f} val {val:.4f}{' *' if improved else ''}")
             epoch += 1
@@ -296,8 +302,13 @@ def _observe(rule: StopRule, optimizer: torch.optim.Optimizer, phase: str, epoch
                  phase, rule.plateau, rule.lr, rule.decays, rule.cfg.lr_decays)
 
 
-def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
+def train(config: RunConfig, run_dir: str | Path, resume: bool = False,
+          on_epoch: Callable[[AnomalyModel, str, int, float, np.ndarray], None] | None = None) -> dict:
     """Train a model as ``config`` says into ``run_dir``; return the run summary.
+
+    ``on_epoch(model, phase, epoch, val_loss, val_images)``, when given, is called after every
+    epoch's validation (benchmarks/learning_curve.py scores a copy of the model there); the
+    validation images are uint8 (N, H, W, 3) at the model's input size.
 
     ``resume``: continue the run already in ``run_dir`` from its ``best.pt``: phases
     it completed are skipped, an interrupted phase restarts after its last
@@ -334,9 +345,11 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False) -> dict:
 
         earlier = [h for h in history if h.get("phase") == phase.name]
         start, best = _start_point(phase.name, earlier, resumed)
+        each = None if on_epoch is None else (
+            lambda epoch, val, name=phase.name: on_epoch(model, name, epoch, val, val_imgs))
         result = fit(model, phase, train_imgs, val_imgs, on_best, progress_label=phase.name,
                      start_epoch=start, best=best, earlier=earlier, device=device,
-                     schedule=resumed.get("schedule"))
+                     schedule=resumed.get("schedule"), on_epoch=each)
         summary["phases"].append(_phase_record(phase.name, result))
         if result.best_epoch == 0:  # interrupted before the first validation: keep what we have
             on_best(0, None)
