@@ -23,7 +23,7 @@ OUTPUT_NAMES = (SCORE_NAME, MAP_NAME)
 OUTPUT_RANKS = {SCORE_NAME: 1, MAP_NAME: 4}  # (N,) and (N, 1, h, w)
 
 # Values of the preprocessing fields (inspector.data.images implements them).
-RESIZE_POLICIES = ("square", "shorter_side_crop")
+RESIZE_POLICIES = ("square", "shorter_side_crop", "letterbox")
 DOWNSCALE_METHODS = ("halving", "box_linear", "area")
 DEFAULT_DOWNSCALE = "halving"  # what new models are trained and exported with
 LEGACY_DOWNSCALE = "area"  # a model card without input.downscale predates it and was made with INTER_AREA

@@ -24,7 +24,7 @@ from inspector.errors import ConfigError
 @dataclass(frozen=True)
 class DataConfig:
     path: str = ""
-    resize: Literal["square", "shorter_side_crop"] = "square"
+    resize: Literal["square", "shorter_side_crop", "letterbox"] = "square"
     # auto: model.image_size from the training images' median aspect at the default size's pixel
     # count (training/input_size.py); used only when model.image_size is not given and the preset
     # is offline (paper presets keep their papers' sizes). A trained run's config says fixed.

@@ -40,9 +40,17 @@ Resize policies (recorded in the sidecar, applied identically everywhere):
     target — then take the centre crop. It is implemented as the equivalent
     centre crop *in source pixels* followed by one resize, so no full-size
     intermediate is allocated.
+``letterbox``
+    scale the whole frame by one factor so it fits inside (height, width), centre
+    it, and fill the margins by mirroring the frame (``BORDER_REFLECT_101``): the
+    aspect ratio and so the texture's proportions are kept whatever the frame's
+    shape, and the margins hold the product's own texture rather than a constant
+    edge the student would have to learn (a mirrored defect stays a defect). The
+    map of the margins is dropped when it is mapped back onto the frame.
 
-:func:`crop_box` is the single place that decides the geometry; images, masks
-and :func:`map_to_frame` (model map → original frame) all go through it.
+:func:`crop_box` (the source region used) and :func:`placement` (where it lands in
+the model input) are the single place that decides the geometry; images, masks and
+:func:`map_to_frame` (model map → original frame) all go through them.
 
 Downscale methods (sidecar ``input.downscale``; a sidecar without the key is
 ``area``, what every model exported before the key existed was trained with):
@@ -315,7 +323,7 @@ class CropBox(NamedTuple):
 
 def crop_box(src_h: int, src_w: int, height: int, width: int, policy: str) -> CropBox:
     """The source region that ``policy`` maps onto a (height, width) model input."""
-    if policy == "square":
+    if policy in ("square", "letterbox"):
         return CropBox(0, 0, src_h, src_w)
     if policy != "shorter_side_crop":
         raise ValueError(f"unknown resize policy {policy!r}; expected one of {RESIZE_POLICIES}")
@@ -326,6 +334,31 @@ def crop_box(src_h: int, src_w: int, height: int, width: int, policy: str) -> Cr
         crop_h = src_h
         crop_w = min(src_w, max(1, round(src_h * width / height)))
     return CropBox((src_h - crop_h) // 2, (src_w - crop_w) // 2, crop_h, crop_w)
+
+
+def placement(src_h: int, src_w: int, height: int, width: int, policy: str) -> CropBox:
+    """The region of the (height, width) model input that :func:`crop_box`'s source region fills:
+    all of it, except with ``letterbox``, where the frame keeps its aspect and the rest is margin."""
+    if policy != "letterbox":
+        crop_box(src_h, src_w, height, width, policy)  # validates the policy
+        return CropBox(0, 0, height, width)
+    scale = min(height / src_h, width / src_w)
+    h = min(height, max(1, round(src_h * scale)))
+    w = min(width, max(1, round(src_w * scale)))
+    return CropBox((height - h) // 2, (width - w) // 2, h, w)
+
+
+def _mirror_margins(inner: np.ndarray, place: CropBox, height: int, width: int,
+                    out: np.ndarray | None) -> np.ndarray:
+    """``inner`` (placed at ``place``) padded to (height, width) by reflection, into ``out`` if given."""
+    margins = (place.top, height - place.top - place.height, place.left, width - place.left - place.width)
+    padded = cv2.copyMakeBorder(inner, *margins, cv2.BORDER_REFLECT_101)
+    if padded.ndim < inner.ndim:  # OpenCV drops a trailing channel axis of 1
+        padded = padded[..., None]
+    if out is None:
+        return padded
+    out[...] = padded
+    return out
 
 
 def _box_linear(src: np.ndarray, height: int, width: int, out: np.ndarray | None) -> np.ndarray:
@@ -385,6 +418,10 @@ def resize_image(img: np.ndarray, height: int, width: int, policy: str = "square
                          f"got {out.dtype} {out.shape}")
     if downscale not in DOWNSCALE_METHODS:
         raise ValueError(f"unknown downscale method {downscale!r}; expected one of {DOWNSCALE_METHODS}")
+    place = placement(img.shape[0], img.shape[1], height, width, policy)
+    if (place.height, place.width) != (height, width):
+        inner = resize_image(src, place.height, place.width, "square", downscale=downscale)
+        return _mirror_margins(inner, place, height, width, out)
     if src.shape[:2] == (height, width):
         if out is None:
             return np.ascontiguousarray(src)
@@ -413,6 +450,10 @@ def resize_mask(mask: np.ndarray, height: int, width: int, policy: str = "square
     """Resize a bool (H, W) mask with the same geometry as :func:`resize_image` (nearest)."""
     box = crop_box(mask.shape[0], mask.shape[1], height, width, policy)
     src = np.ascontiguousarray(mask[box.top:box.top + box.height, box.left:box.left + box.width], dtype=bool)
+    place = placement(mask.shape[0], mask.shape[1], height, width, policy)
+    if (place.height, place.width) != (height, width):  # the margins mirror the image, defects included
+        inner = _resize_nearest(src, place.height, place.width).view(np.uint8)
+        return _mirror_margins(inner, place, height, width, None).astype(bool)
     return _resize_nearest(src, height, width)
 
 
@@ -420,11 +461,14 @@ def map_to_frame(map_hw: np.ndarray, frame_h: int, frame_w: int, policy: str = "
     """Map a (h, w) map in model coordinates back onto the original (frame_h, frame_w) frame.
 
     The inverse of :func:`resize_image`'s geometry: bilinear resize of the map onto
-    the crop box; outside the crop (``shorter_side_crop``) the result is 0.
+    the crop box; outside the crop (``shorter_side_crop``) the result is 0, and a
+    letterbox's margins are dropped.
     """
     h, w = map_hw.shape[:2]
     box = crop_box(frame_h, frame_w, h, w, policy)
-    src = np.asarray(map_hw, dtype=np.float32)
+    place = placement(frame_h, frame_w, h, w, policy)
+    src = np.asarray(map_hw, dtype=np.float32)[place.top:place.top + place.height, place.left:place.left + place.width]
+    h, w = place.height, place.width
     if (box.height, box.width) == (h, w):
         inner = src.copy()
     else:

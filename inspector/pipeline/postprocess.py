@@ -21,7 +21,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from inspector.data.images import DEFAULT_DOWNSCALE, crop_box, resize_image
+from inspector.data.images import DEFAULT_DOWNSCALE, crop_box, placement, resize_image
 from inspector.events import Payload, topic_for
 from inspector.pipeline.batcher import END
 from inspector.pipeline.config import PostprocessSection
@@ -90,16 +90,19 @@ def find_regions(amap: np.ndarray, pixel_threshold: float, frame_hw: tuple[int, 
     keep = np.flatnonzero(area >= min_area)
     keep = keep[np.argsort(-peak[keep], kind="stable")][:max_regions]
     box = crop_box(frame_hw[0], frame_hw[1], mh, mw, policy)
-    sx, sy = box.width / mw, box.height / mh
+    place = placement(frame_hw[0], frame_hw[1], mh, mw, policy)
+    sx, sy = box.width / place.width, box.height / place.height
     # map pixels → frame pixels: floor of the start, ceil of the end (int64 → float64 is exact here, and
-    # np.floor/ceil/rint on float64 equal math.floor/ceil and round, half to even)
-    fx0 = box.left + np.floor(x0[keep] * sx).astype(np.int64)
-    fy0 = box.top + np.floor(y0[keep] * sy).astype(np.int64)
-    fx1 = box.left + np.ceil(x1[keep] * sx).astype(np.int64)
-    fy1 = box.top + np.ceil(y1[keep] * sy).astype(np.int64)
+    # np.floor/ceil/rint on float64 equal math.floor/ceil and round, half to even); a letterbox's
+    # margins mirror the frame, so a region reaching into them is clipped to the frame
+    fx0 = box.left + np.floor(np.clip(x0[keep] - place.left, 0, place.width) * sx).astype(np.int64)
+    fy0 = box.top + np.floor(np.clip(y0[keep] - place.top, 0, place.height) * sy).astype(np.int64)
+    fx1 = box.left + np.ceil(np.clip(x1[keep] - place.left, 0, place.width) * sx).astype(np.int64)
+    fy1 = box.top + np.ceil(np.clip(y1[keep] - place.top, 0, place.height) * sy).astype(np.int64)
     areas = np.rint(area[keep] * sx * sy).astype(np.int64)  # the same product order as before: same rounding
     return [Region(x, y, x_end - x, y_end - y, a, p) for x, y, x_end, y_end, a, p in
-            zip(fx0.tolist(), fy0.tolist(), fx1.tolist(), fy1.tolist(), areas.tolist(), peak[keep].tolist())]
+            zip(fx0.tolist(), fy0.tolist(), fx1.tolist(), fy1.tolist(), areas.tolist(), peak[keep].tolist())
+            if x_end > x and y_end > y]  # a region wholly in a letterbox margin has no frame pixels
 
 
 def encode_payloads(frame: Frame, cfg: PostprocessSection, pixel_threshold: float) -> list[Payload]:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from inspector.data.images import (RESIZE_POLICIES, crop_box, map_to_frame, read_image, read_mask,
+from inspector.data.images import (RESIZE_POLICIES, crop_box, map_to_frame, placement, read_image, read_mask,
                                    resize_image, resize_mask)
 from inspector.errors import DataError
 
@@ -130,13 +130,33 @@ def test_map_to_frame_round_trip():
     smooth = np.sin(yy / 40) + np.cos(xx / 25) + 3
     for policy in RESIZE_POLICIES:
         box = crop_box(300, 120, 64, 64, policy)
-        model = cv2.resize(smooth[box.top:box.top + box.height, box.left:box.left + box.width], (64, 64),
-                           interpolation=cv2.INTER_AREA)
+        model = resize_image(smooth, 64, 64, policy, downscale="area")
         back = map_to_frame(model, 300, 120, policy)
         assert back.shape == (300, 120) and back.dtype == np.float32
         inside = back[box.top:box.top + box.height, box.left:box.left + box.width]
         ref = smooth[box.top:box.top + box.height, box.left:box.left + box.width]
         assert np.abs(inside - ref)[4:-4, 4:-4].max() < 0.1
+        if policy == "letterbox":  # the frame keeps its aspect: 64 rows by 26 columns, the rest mirrored
+            assert box == (0, 0, 300, 120) and placement(300, 120, 64, 64, policy) == (0, 19, 64, 26)
         if policy == "shorter_side_crop":
             assert box == (90, 0, 120, 120)
             assert (back[:90] == 0).all() and (back[210:] == 0).all()
+
+
+def test_letterbox_keeps_the_aspect_and_mirrors_the_frame_into_the_margins():
+    img = np.random.default_rng(2).integers(0, 255, (100, 300, 3), dtype=np.uint8)
+    out = resize_image(img, 96, 96, "letterbox", downscale="area")
+    place = placement(100, 300, 96, 96, "letterbox")
+    assert place == (32, 0, 32, 96)  # 300 → 96 columns, so 100 → 32 rows: one scale on both axes
+    inner = out[32:64]
+    assert np.array_equal(inner, resize_image(img, 32, 96, "square", downscale="area"))
+    assert np.array_equal(out[31], inner[1]) and np.array_equal(out[64], inner[-2])  # BORDER_REFLECT_101
+    mask = np.zeros((100, 300), bool)
+    mask[:10, :30] = True  # a defect at the top edge is mirrored into the margin with the image
+    small = resize_mask(mask, 96, 96, "letterbox")
+    assert small[32:35, :9].all() and small[30:32, :9].all() and not small[40:90].any()
+
+
+def test_letterbox_of_a_frame_of_the_input_aspect_is_the_plain_resize():
+    img = np.random.default_rng(3).integers(0, 255, (200, 100, 3), dtype=np.uint8)
+    assert np.array_equal(resize_image(img, 64, 32, "letterbox"), resize_image(img, 64, 32, "square"))

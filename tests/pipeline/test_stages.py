@@ -101,6 +101,16 @@ def test_regions_in_frame_coordinates():
     assert find_regions(np.zeros((8, 8), np.float32), 0.1, (8, 8), "square") == []
 
 
+def test_letterbox_regions_skip_the_margins():
+    # a 640×480 frame letterboxed into 32×32: rows 4..27 hold it (20 frame pixels per map pixel)
+    amap = np.zeros((32, 32), np.float32)
+    amap[4:8, 10:14] = 0.9  # inside: frame rows 0..80, columns 200..280
+    amap[0:3, 20:22] = 0.8  # wholly in the top margin: a mirror of the frame, not a region of it
+    amap[26:30, 2:4] = 0.7  # straddles the bottom edge: clipped to the frame
+    regions = find_regions(amap, 0.5, (480, 640), "letterbox")
+    assert [(r.x, r.y, r.width, r.height) for r in regions] == [(200, 0, 80, 80), (40, 440, 40, 40)]
+
+
 
 @pytest.mark.parametrize("quantile", [0.8, 0.995])  # components all over the map, or a few in a sub-box
 @pytest.mark.parametrize("seed", range(6))
