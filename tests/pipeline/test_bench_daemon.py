@@ -36,6 +36,8 @@ def test_bench_daemon_smoke(tiny_model, tmp_path):
             # the daemon's default spin (inside runs only) is among the bare candidates, so "same settings" exists
             assert run["ratio_to_bare_same_settings"] > 0
             assert (run["backend_settings"]["spinning"], run["backend_settings"]["spin_after_run"]) == (True, False)
+        # one round: each count's median is its only ratio
+        assert setting["median_ratio_to_bare"] == {str(r["cameras"]): r["ratio_to_bare"] for r in setting["runs"]}
     assert set(data["clocks"]) == {"daemon_wall", "daemon_cpu", "bare"}
     assert data["frame_settings"]["1080p"]["bare_runs"][0]["preprocessing"] is True
     assert set(data["frame_settings"]["1080p"]["resize_ms_per_frame"]) == {"halving", "box_linear", "area"}
@@ -58,3 +60,11 @@ def test_profile_daemon_smoke(tiny_model, tmp_path):
     assert run["pipeline_own_ms_per_frame"] > 0 and run["inference_thread_with_load_ms_per_frame"] > 0
     assert set(run["profile"]) == roles - {"preprocess"}  # preprocessing runs in the batcher thread
     assert all("function calls" in text for text in run["profile"].values())  # pstats output, per role
+
+
+def test_median_ratios_take_each_camera_count_over_the_rounds():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_daemon import median_ratios
+
+    runs = [{"cameras": n, "ratio_to_bare": r} for n, r in [(1, 0.9), (2, 0.8), (1, 1.0), (2, 0.95), (1, 0.97)]]
+    assert median_ratios(runs) == {"1": 0.97, "2": 0.875}
