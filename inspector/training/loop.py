@@ -215,7 +215,7 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
         on_epoch: Callable[[int, float], None] | None = None) -> FitResult:
     """Train one phase until its :class:`StopRule` says stop; call ``on_best(epoch, val_loss)``
     whenever the validation loss reaches a new minimum, and ``on_epoch(epoch, val_loss)`` (when
-    given) after every epoch's validation, with the model in eval mode (it may score a copy).
+    given) after every epoch's validation.
 
     ``start_epoch``/``best``/``earlier`` continue a resumed phase: epochs before
     ``start_epoch`` were run earlier (their history rows are ``earlier``), ``best``
@@ -248,11 +248,7 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
             # without an anneal the optimizer already trains at the plateau rate (_observe sets it)
             train_loss = train_epoch(phase, train_loss_fn, optimizer, generator, epoch, progress, epochs_label,
                                      lr_at if cfg.lr_anneal > 0 else None, may_end_early=epoch != start_epoch)
-            # eval-mode statistics of the weights just trained (batchnorm.py)
-            # of the product's images only: out-of-distribution batches would skew them
-            recompute_batchnorm_statistics(model, lambda i, b: train_loss_fn(i, b, penalty=False),
-                                           train_loss_fn.images, cfg.batch_size)
-            val = validation_loss(model, val_loss_fn, cfg.batch_size)
+            val = _validate(model, train_loss_fn, val_loss_fn, cfg.batch_size)
             result.history.append(_history_row(phase.name, epoch, train_loss, val, optimizer, start, cpu_start))
             _observe(rule, optimizer, phase.name, epoch, val)
             result.epochs_run = epoch
@@ -261,21 +257,32 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
                 result.best_epoch, result.best_val_loss = epoch, val
                 on_best(epoch, val)
             if on_epoch is not None:
-                model.eval()
                 on_epoch(epoch, val)
-                model.train()
             progress.epoch_end(epoch, epochs_label,
                                f"train {train_loss:.4f} val {val:.4f}{' *' if improved else ''}")
             epoch += 1
     except KeyboardInterrupt:
         reason = INTERRUPTED
-    result.interrupted = reason == INTERRUPTED
-    result.stop_reason, result.stop_detail = reason, rule.explain(reason)
-    result.schedule = rule.state(phase.name)
-    log.info("%s stopped: %s", phase.name, result.stop_detail)
-    result.seconds, result.cpu_seconds = time.monotonic() - start, time.process_time() - cpu_start
+    _close(result, rule, phase.name, reason, start, cpu_start)
     model.eval()
     return result
+
+
+def _validate(model: AnomalyModel, train_loss_fn: PhaseLoss, val_loss_fn: PhaseLoss, batch_size: int) -> float:
+    """The validation loss of the weights just trained, after re-estimating their eval-mode BatchNorm
+    statistics (batchnorm.py) from the product's images only: out-of-distribution batches would skew them."""
+    recompute_batchnorm_statistics(model, lambda i, b: train_loss_fn(i, b, penalty=False),
+                                   train_loss_fn.images, batch_size)
+    return validation_loss(model, val_loss_fn, batch_size)
+
+
+def _close(result: FitResult, rule: StopRule, phase: str, reason: str, start: float, cpu_start: float) -> None:
+    """Record why and when the phase stopped, and the schedule a resume continues."""
+    result.interrupted = reason == INTERRUPTED
+    result.stop_reason, result.stop_detail = reason, rule.explain(reason)
+    result.schedule = rule.state(phase)
+    log.info("%s stopped: %s", phase, result.stop_detail)
+    result.seconds, result.cpu_seconds = time.monotonic() - start, time.process_time() - cpu_start
 
 
 def _history_row(phase: str, epoch: int, train_loss: float, val: float, optimizer: torch.optim.Optimizer,
@@ -345,8 +352,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False,
 
         earlier = [h for h in history if h.get("phase") == phase.name]
         start, best = _start_point(phase.name, earlier, resumed)
-        each = None if on_epoch is None else (
-            lambda epoch, val, name=phase.name: on_epoch(model, name, epoch, val, val_imgs))
+        each = _epoch_callback(on_epoch, model, phase.name, val_imgs)
         result = fit(model, phase, train_imgs, val_imgs, on_best, progress_label=phase.name,
                      start_epoch=start, best=best, earlier=earlier, device=device,
                      schedule=resumed.get("schedule"), on_epoch=each)
@@ -360,14 +366,35 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False,
         norm = finish_phase(model, run_dir / BEST, completed, val_imgs, last=phase is phases[-1],
                             after=lambda: after_training(model, config))
         if phase is phases[-1]:
-            summary["map_normalization"], after = norm
-            if after is not None:
-                summary["after_training"] = after
+            _add_final_steps(summary, norm)
+    _write_summary(summary, run_dir)
+    return summary
+
+
+def _epoch_callback(on_epoch, model: AnomalyModel, phase: str, val_imgs: np.ndarray):
+    """``train``'s ``on_epoch`` as ``fit`` calls it, with the model in eval mode meanwhile; None stays None."""
+    if on_epoch is None:
+        return None
+
+    def each(epoch: int, val: float) -> None:
+        model.eval()
+        on_epoch(model, phase, epoch, val, val_imgs)
+        model.train()
+    return each
+
+
+def _add_final_steps(summary: dict, norm: tuple[dict, dict | None]) -> None:
+    """The last phase's map normalisation and after-training step (if any) into the run summary."""
+    summary["map_normalization"], after = norm
+    if after is not None:
+        summary["after_training"] = after
+
+
+def _write_summary(summary: dict, run_dir: Path) -> None:
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     total = sum(p["seconds"] for p in summary["phases"])
     log.info("training on %s finished in %s; best checkpoint %s", summary["device"]["device"],
              format_duration(total), run_dir / BEST)
-    return summary
 
 
 def _record_phase_end(run_dir: Path, result: FitResult, history: list[dict]) -> None:
