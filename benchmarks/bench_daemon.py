@@ -402,7 +402,8 @@ def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path)
               f"mean batch {run['mean_batch']}, CPU ms per event {run['cpu']['ms_per_event']}", flush=True)
     result = {"frames": "model input size" if hw is None else f"{hw[1]}x{hw[0]}", "threshold": threshold,
               "bare": "backend on ready batches" if hw is None else "preprocessing + inference back to back",
-              "bare_runs": bares, "runs": runs, "median_ratio_to_bare": median_ratios(runs)}
+              "bare_runs": bares, "runs": runs, "median_ratio_to_bare": median_ratios(runs),
+              "median_ratio_to_bare_same_settings": median_ratios(runs, "ratio_to_bare_same_settings")}
     if hw is not None:
         result["resize_ms_per_frame"] = resize_cost(pool[0], batch.shape[1:3])
     if name == args.frames_at[0] and args.mixed_seconds > 0:
@@ -439,15 +440,17 @@ def compare_to_bare(run: dict, bares: list[dict]) -> None:
         run["inference_cpu_ratio"] = round(run["bare_cpu_ms_per_frame"] / inference_cpu, 3)
 
 
-def median_ratios(runs: list[dict]) -> dict[str, float]:
-    """Per camera count, the median ``ratio_to_bare`` over the rounds (one round: its only value).
+def median_ratios(runs: list[dict], key: str = "ratio_to_bare") -> dict[str, float]:
+    """Per camera count, the median ``key`` over the rounds (one round: its only value); runs without
+    the figure are left out.
 
     One daemon run lasts ~20 s; on a shared 2-core host a ratio swings by ±0.07 between runs
     (benchmarks/README.md, Session 9), so ``--rounds`` > 1 gives the figure a claim should use.
     """
     by_count: dict[int, list[float]] = {}
     for run in runs:
-        by_count.setdefault(run["cameras"], []).append(run["ratio_to_bare"])
+        if run.get(key) is not None:
+            by_count.setdefault(run["cameras"], []).append(run[key])
     return {str(n): round(float(np.median(values)), 3) for n, values in by_count.items()}
 
 

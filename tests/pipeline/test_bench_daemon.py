@@ -68,3 +68,5 @@ def test_median_ratios_take_each_camera_count_over_the_rounds():
 
     runs = [{"cameras": n, "ratio_to_bare": r} for n, r in [(1, 0.9), (2, 0.8), (1, 1.0), (2, 0.95), (1, 0.97)]]
     assert median_ratios(runs) == {"1": 0.97, "2": 0.875}
+    runs[0]["ratio_to_bare_same_settings"] = 1.0  # only one run has it
+    assert median_ratios(runs, "ratio_to_bare_same_settings") == {"1": 1.0}
