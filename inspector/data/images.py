@@ -340,7 +340,8 @@ def placement(src_h: int, src_w: int, height: int, width: int, policy: str) -> C
     """The region of the (height, width) model input that :func:`crop_box`'s source region fills:
     all of it, except with ``letterbox``, where the frame keeps its aspect and the rest is margin."""
     if policy != "letterbox":
-        crop_box(src_h, src_w, height, width, policy)  # validates the policy
+        if policy not in RESIZE_POLICIES:
+            raise ValueError(f"unknown resize policy {policy!r}; expected one of {RESIZE_POLICIES}")
         return CropBox(0, 0, height, width)
     scale = min(height / src_h, width / src_w)
     h = min(height, max(1, round(src_h * scale)))

@@ -95,6 +95,8 @@ def test_crop_box_geometry():
     assert crop_box(300, 600, 100, 200, "shorter_side_crop") == (0, 0, 300, 600)
     with pytest.raises(ValueError, match="unknown resize policy"):
         crop_box(10, 10, 5, 5, "stretch")
+    with pytest.raises(ValueError, match="unknown resize policy"):
+        placement(10, 10, 5, 5, "stretch")
 
 
 @pytest.mark.parametrize("policy", RESIZE_POLICIES)
