@@ -14,10 +14,14 @@ file gives the same pixels everywhere. The rules:
 * **colour**: grey is replicated to 3 channels, palette expanded, CMYK
   converted, alpha ignored (the stored colour values are used as they are);
   multi-page files use their first page;
-* **bit depth**: integer data is scaled from ``2**bits - 1`` to 255 (rounded,
-  values above clipped), where ``bits`` is what the file says (PNG ``sBIT``,
-  TIFF ``BitsPerSample`` narrower than 16), else the ``bit_depth`` setting (dataset / camera,
-  recorded in the model sidecar), else the container's depth (8 or 16). When
+* **bit depth**: integer data is scaled from its full-scale value to 255 (rounded,
+  values above clipped). The full scale is what the file declares (``2**sBIT - 1``
+  of a PNG, ``2**BitsPerSample - 1`` of a TIFF narrower than 16, the ``maxval`` of a
+  PGM/PPM, 8-bit ones included), else ``2**bit_depth - 1`` of the ``bit_depth`` setting (dataset /
+  camera, recorded in the model sidecar), else the container's (255 or 65535). A
+  file whose samples exceed its declared full scale stores them MSB-aligned (as the
+  PNG specification writes sBIT data: shifted up to fill the container) and is
+  scaled by its container. When
   a 16-bit image leaves 2 or more high bits unused and nothing says its depth,
   one warning per source suggests the narrower ``bit_depth``. Float data is
   taken as 0..1 when its maximum is ≤ 1, else as 0..255; NaN/inf is rejected;
@@ -162,18 +166,39 @@ def _tiff_bits(buf: bytes) -> int | None:
     return int(bits) if bits else None
 
 
-def declared_bits(buf: bytes) -> int | None:
-    """The bit depth the encoded file declares for its samples, or None when it says nothing useful."""
+_PNM_MAGICS = (b"P2", b"P3", b"P5", b"P6")  # grey / colour, ASCII / binary: the ones with a maxval
+
+
+def _pnm_maxval(buf: bytes) -> int | None:
+    """The ``maxval`` of a PGM/PPM header (netpbm: magic, width, height, maxval, '#' comments), or None."""
+    if bytes(buf[:2]) not in _PNM_MAGICS:
+        return None
+    tokens: list[bytes] = []
+    for line in bytes(buf[2:4096]).split(b"\n"):
+        tokens += line.split(b"#", 1)[0].split()
+        if len(tokens) >= 3:
+            break
+    try:
+        maxval = int(tokens[2])
+    except (IndexError, ValueError):
+        return None
+    return maxval if 0 < maxval < 65536 else None
+
+
+def declared_full_scale(buf: bytes) -> int | None:
+    """The sample value the encoded file declares as full scale (white), or None when it says nothing useful.
+
+    ``2**bits - 1`` for a PNG sBIT or a TIFF BitsPerSample (1..15 bits: 16 is the container's own depth),
+    ``maxval`` for a PGM/PPM (the one format that also stores 8-bit samples unscaled against a declared maximum).
+    """
     head = bytes(buf[:8])
     if head == _PNG_SIGNATURE:
         bits = _png_sbit(bytes(buf))
     elif head[:4] in (b"II*\x00", b"MM\x00*"):
         bits = _tiff_bits(bytes(buf))
-        # BitsPerSample is also the container's depth: only a narrower value says something
-        bits = bits if bits and bits < 16 else None
     else:
-        bits = None
-    return bits if bits and 1 <= bits <= 16 else None
+        return _pnm_maxval(buf)
+    return (1 << bits) - 1 if bits and 1 <= bits < 16 else None
 
 
 def _warn_once(key: str, msg: str, *args) -> None:
@@ -184,13 +209,15 @@ def _warn_once(key: str, msg: str, *args) -> None:
     log.warning(msg, *args)
 
 
-def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key: str | None = None) -> np.ndarray:
+def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key: str | None = None,
+             full_scale: int | None = None) -> np.ndarray:
     """Scale pixel data to uint8 by the rule in the module docstring.
 
-    ``bit_depth``: significant bits of integer data (None: the container's).
-    Raises :class:`ImageRejected` (``non_finite``, ``dtype``).
+    ``bit_depth``: significant bits of integer data (None: the container's). ``full_scale``: the value the
+    file declares as white (:func:`declared_full_scale`); it wins over ``bit_depth``, except for samples
+    above it (MSB-aligned data, scaled by the container). Raises :class:`ImageRejected` (``non_finite``, ``dtype``).
     """
-    if img.dtype == np.uint8 and (bit_depth is None or bit_depth >= 8):
+    if img.dtype == np.uint8 and full_scale is None and (bit_depth is None or bit_depth >= 8):
         return img
     if img.dtype in (np.float32, np.float64):
         if not np.isfinite(img).all():
@@ -199,18 +226,28 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
         return np.clip(img * scale + 0.5, 0, 255).astype(np.uint8)
     if img.dtype not in (np.uint8, np.uint16):
         raise ImageRejected(f"{where}: unsupported pixel type {img.dtype}", "dtype")
-    container = 8 * img.dtype.itemsize
-    bits = min(bit_depth or container, container)
-    if bit_depth is None and container == 16:
-        used = int(img.max(initial=0)).bit_length()
-        if 0 < used <= 14:
-            _warn_once(warn_key or where, "%s: warning: 16-bit image uses only %d significant bits (max value %d), "
-                       "so it is scaled as 16-bit data with a fraction of the grey levels; if the camera writes "
-                       "%d-bit data set bit_depth: %d (or save a PNG sBIT chunk)", where, used,
-                       int(img.max()), _suggest(used), _suggest(used))
-    top = (1 << bits) - 1
+    container = (1 << (8 * img.dtype.itemsize)) - 1
+    if full_scale is not None:
+        # a sample above the declared full scale cannot be low-justified: the file shifted its data up
+        top = full_scale if int(img.max(initial=0)) <= full_scale else container
+    else:
+        top = (1 << min(bit_depth or 16, 8 * img.dtype.itemsize)) - 1
+        if bit_depth is None and container == 65535:
+            _warn_narrow(img, where, warn_key)
+    if top >= container and img.dtype == np.uint8:
+        return img
     wide = np.minimum(img.astype(np.uint32), top)
     return ((wide * 255 + top // 2) // top).astype(np.uint8)
+
+
+def _warn_narrow(img: np.ndarray, where: str, warn_key: str | None) -> None:
+    """Once per source: a 16-bit image that leaves 2 or more high bits unused while nothing gave its depth."""
+    used = int(img.max(initial=0)).bit_length()
+    if 0 < used <= 14:
+        _warn_once(warn_key or where, "%s: warning: 16-bit image uses only %d significant bits (max value %d), "
+                   "so it is scaled as 16-bit data with a fraction of the grey levels; if the camera writes "
+                   "%d-bit data set bit_depth: %d (or save a PNG sBIT chunk)", where, used,
+                   int(img.max()), _suggest(used), _suggest(used))
 
 
 def _suggest(used: int) -> int:
@@ -219,10 +256,10 @@ def _suggest(used: int) -> int:
 
 # ------------------------------------------------------------------------------------------ decoding
 def standardize_pixels(img: np.ndarray, where: str, bit_depth: int | None = None, order: str = "RGB",
-                       warn_key: str | None = None) -> np.ndarray:
+                       warn_key: str | None = None, full_scale: int | None = None) -> np.ndarray:
     """Decoded pixels (OpenCV's BGR / BGRA / grey, any depth) → uint8 (H, W, 3) in ``order`` (RGB or BGR).
 
-    The second half of :func:`decode_image`. Raises :class:`ImageRejected`
+    The second half of :func:`decode_image`; ``full_scale`` as in :func:`to_uint8`. Raises :class:`ImageRejected`
     (reasons ``shape``, ``channels``, ``too_small``, ``non_finite``, ``dtype``).
     """
     if img.ndim == 3 and img.shape[2] == 1:
@@ -236,7 +273,7 @@ def standardize_pixels(img: np.ndarray, where: str, bit_depth: int | None = None
     if h < MIN_SIDE or w < MIN_SIDE:
         raise ImageRejected(f"{where}: image is {w}x{h}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}",
                             "too_small")
-    img = to_uint8(img, where, bit_depth, warn_key)
+    img = to_uint8(img, where, bit_depth, warn_key, full_scale)
     if channels == 1:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)  # same for BGR
     if channels == 4:
@@ -268,9 +305,9 @@ def decode_image(data: bytes | np.ndarray, where: str, bit_depth: int | None = N
     """
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     img = _imdecode(buf, where, _DECODE_FLAGS)
-    if img.dtype != np.uint8:
-        bit_depth = declared_bits(buf.tobytes()) or bit_depth
-    return standardize_pixels(img, where, bit_depth, order, warn_key)
+    # 8-bit samples are full range in every format but PGM/PPM (a PNG's sBIT then only says how they were made)
+    full_scale = declared_full_scale(buf.tobytes()) if img.dtype != np.uint8 else _pnm_maxval(buf[:4096])
+    return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale)
 
 
 def _read_bytes(path: Path) -> np.ndarray:

@@ -281,3 +281,42 @@ def test_16bit_tiff_of_12bit_data_uses_the_setting_or_warns(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="inspector.images"):
         read_image(tmp_path / "mono12.tif", warn_key="test-tiff")
     assert any("bit_depth: 12" in r.getMessage() for r in caplog.records)
+
+
+def _pnm(magic: str, grey_or_rgb: np.ndarray, maxval: int) -> bytes:
+    """A netpbm file (with a comment line) holding ``grey_or_rgb`` as stored samples against ``maxval``."""
+    h, w = grey_or_rgb.shape[:2]
+    head = f"{magic}\n# written by a line-scan SDK\n{w} {h}\n{maxval}\n".encode()
+    if magic in ("P2", "P3"):
+        return head + " ".join(map(str, grey_or_rgb.ravel())).encode() + b"\n"
+    return head + grey_or_rgb.astype(">u2" if maxval > 255 else np.uint8).tobytes()
+
+
+def test_declared_full_scale_wins_however_the_samples_are_stored(tmp_path):
+    """The file's own white point: PGM/PPM maxval (8- and 16-bit), and a PNG sBIT whose samples are
+    MSB-aligned as the PNG specification writes them; every one must read like its 8-bit copy, on the
+    offline path and in the daemon's folder camera (no clipping to white, no dark 16-bit scaling)."""
+    grey = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (16, 1))  # 16 x 64
+    rgb = np.dstack([grey, grey[:, ::-1], np.full_like(grey, 77)])
+    v12 = (grey.astype(np.uint32) * 4095 // 255).astype(np.uint16)
+    ok, buf = cv2.imencode(".png", ((v12 << 4) | (v12 >> 8)).astype(np.uint16))  # libpng's sBIT scaling
+    files = {
+        "pgm12.pgm": (_pnm("P5", v12, 4095), grey),
+        "ppm12.ppm": (_pnm("P6", (rgb.astype(np.uint32) * 4095 // 255).astype(np.uint16), 4095), rgb),
+        "pgm4.pgm": (_pnm("P5", grey // 17, 15), grey // 17 * 17),
+        "ascii4.pgm": (_pnm("P2", grey // 17, 15), grey // 17 * 17),
+        "sbit12_msb.png": (_with_sbit(buf.tobytes(), b"\x0c"), grey),
+    }
+    for name, (data, _) in files.items():
+        (tmp_path / name).write_bytes(data)
+    daemon = {}
+    source = FolderSource(CameraSection(name="c", source=str(tmp_path)))
+    source.open()
+    while (grabbed := source.read()) is not None:
+        assert grabbed.image is not None, grabbed.error
+        daemon[grabbed.meta["file"]] = cv2.cvtColor(grabbed.image, cv2.COLOR_BGR2RGB)
+    for name, (_, truth) in files.items():
+        want = truth if truth.ndim == 3 else np.dstack([truth] * 3)
+        for path, got in (("read_image", read_image(tmp_path / name)), ("daemon", daemon[name])):
+            diff = np.abs(got.astype(int) - want).max()
+            assert diff <= 1, f"{name}: {path} differs from the 8-bit picture by up to {diff} grey levels"
