@@ -1,4 +1,4 @@
-"""Frame sources: video files, image folders, V4L2 devices, RTSP/HTTP streams, GStreamer, synthetic.
+"""Frame sources: video files, still image files, image folders, V4L2 devices, RTSP/HTTP streams, GStreamer, synthetic.
 
 A source is opened, read frame by frame, and closed, all from its camera's
 capture thread. :meth:`Source.read` grabs, stamps ``time.monotonic_ns()`` right
@@ -19,8 +19,9 @@ Live sources (``live = True``: devices, URLs, GStreamer) also have
 :meth:`Source.skip`, a grab without decoding, so ``fps`` pacing can keep the
 decoder's buffers drained and always inspect the newest frame.
 
-Folder images are decoded by :func:`inspector.data.images.decode_image`, the
-decoder training, evaluation, calibration and ``predict`` use.
+Folder images and still image files are decoded by
+:func:`inspector.data.images.decode_image`, the decoder training, evaluation,
+calibration and ``predict`` use (never by FFmpeg).
 """
 
 from __future__ import annotations
@@ -320,6 +321,48 @@ class FolderSource(Source):
             return False
 
 
+class ImageFileSource(FolderSource):
+    """One still image file as a camera: the folder camera over that one file.
+
+    FFmpeg would open a still image as a one-frame video and decode it its own way
+    (no EXIF orientation, 16-bit data cut to its high byte, no declared bit depth),
+    so the file would give other pixels than ``predict`` gives it; here it goes
+    through :func:`inspector.data.images.decode_image` like every other image.
+    ``loop`` re-reads it (a replaced file is picked up); one pass reads it once. Like a
+    video file, one that never decoded and is not being written fails the camera at once,
+    looping or not: an offline source that can never give a frame ends the run.
+    """
+
+    kind = "file"
+
+    def __init__(self, camera: CameraSection, bit_depth: int | None = None) -> None:
+        super().__init__(camera, bit_depth)
+        self._file = Path(str(camera.source))
+        self._folder = self._file.parent
+        self._decoded = False  # any frame since the source was created
+
+    def read(self) -> Grabbed | None:
+        grabbed = super().read()
+        self._decoded = self._decoded or (grabbed is not None and grabbed.image is not None)
+        return grabbed
+
+    def _next_pass(self) -> bool:
+        if self._files and not self._decoded and self._pass_frames == 0 and self._pass_incomplete == 0:
+            raise self._error(f"{self._file}: no decodable frame (corrupt or unsupported image)", permanent=True)
+        return super()._next_pass()
+
+    def _scan(self) -> list[Path]:
+        if not self._file.is_file() or (not self.camera.loop and self._file.name in self._seen):
+            return []
+        return [self._file]
+
+    def open(self) -> None:
+        if not self._file.is_file() and not (self._seen and not self.camera.loop):
+            raise self._error(f"{self._file}: image file not found",
+                              permanent=not self._opened_once and not self.camera.loop)
+        super().open()
+
+
 # ------------------------------------------------------------------------------------------ synthetic
 class SyntheticSource(Source):
     """Texture frames with injected defects at ``defect_rate`` (for demos, tests and benchmarks).
@@ -445,6 +488,8 @@ def make_source(camera: CameraSection, bit_depth: int | None = None,
     if kind == "file":
         if not Path(str(src)).is_file():
             raise SourceError(f"camera '{camera.name}': video file {src} not found")
+        if Path(str(src)).suffix.lower() in IMAGE_SUFFIXES:  # a still image: the one image decoder, not FFmpeg
+            return ImageFileSource(camera, bit_depth)
         return CvSource(camera, "file", str(src), cv2.CAP_ANY, live=False, finite=True, bit_depth=bit_depth)
     if kind == "folder":
         return FolderSource(camera, bit_depth)

@@ -32,7 +32,7 @@ from inspector.data.datasets import Sample, load_batch
 from inspector.data.images import list_images, read_image, read_mask, resize_image
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.preprocess import FrameRejected, Preprocessor
-from inspector.pipeline.sources import FolderSource
+from inspector.pipeline.sources import FolderSource, make_source
 
 H, W = 48, 64  # stored picture (a multiple of the JPEG block size)
 SPEC = InputSpec(height=40, width=56, resize="square")  # model input: every path resizes
@@ -182,6 +182,27 @@ def test_every_path_gives_the_same_model_input(corpus):
             assert diff.max() == 0, f"{name}: lossless file differs from its reference (max {diff.max()})"
         else:
             assert diff.mean() <= 3 and diff.max() <= 60, f"{name}: mean {diff.mean():.2f} max {diff.max()}"
+
+
+def test_a_still_image_file_camera_decodes_like_every_other_path(corpus):
+    """A camera whose source is one image file (not a folder) gives the model the same input as the
+    dataset loader, for every corpus format: EXIF rotation, 16-bit, sBIT, CMYK, palette, BMP, TIFF..."""
+    folder, files = corpus
+    paths = list_images(folder)
+    dataset, kept, _ = load_batch([Sample(p, 0, "good") for p in paths], SPEC.height, SPEC.width, POLICY)
+    pre = Preprocessor(SPEC, POLICY)
+    for sample, want in zip(kept, dataset):
+        for loop in (False, True):
+            source = make_source(CameraSection(name="still", source=str(sample.path), loop=loop))
+            source.open()
+            grabbed = source.read()
+            assert grabbed.image is not None, grabbed.error
+            slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
+            pre.into(grabbed.image, slot, "still")
+            assert np.array_equal(slot, want), f"{sample.path.name}: the file camera differs from the dataset loader"
+            again = source.read()  # one pass ends after the image; a looping camera shows it again
+            assert (again is None) if not loop else np.array_equal(again.image, grabbed.image)
+            source.close()
 
 
 def test_orientation_is_applied(corpus):

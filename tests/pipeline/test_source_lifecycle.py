@@ -115,6 +115,25 @@ def test_an_offline_source_that_can_never_deliver_fails_at_once(tmp_path, case):
     assert "camera 'rec'" in reasons[-1] or "rec" in reasons[-1] or src.split("/")[-1] in reasons[-1]
 
 
+@pytest.mark.parametrize("loop", [False, True])
+def test_a_still_image_camera_that_can_never_decode_fails_at_once(tmp_path, loop):
+    """A camera on one image file (not a folder) that is corrupt and not being written: like a recording,
+    it can never give a frame, looping or not."""
+    path = tmp_path / "part.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    cam = CameraSection(name="still", source=str(path), loop=loop,
+                        reconnect=ReconnectSection(initial_s=5.0, max_s=10.0))
+    states, reasons = [], []
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), Counters(),
+                           lambda c, s, p, r, d: (states.append(s), reasons.append(r)))
+    worker.start()
+    worker.join(4)  # a retry would wait 5 s
+    assert not worker.is_alive()
+    assert states[-1] == "failed" and "reconnecting" not in states, states
+    assert "part.png" in reasons[-1]
+
+
 def test_a_run_on_an_unopenable_recording_exits_non_zero(tiny_model, endpoint, tmp_path):
     cam = {"name": "rec", "source": str(_truncated_mp4(tmp_path / "cut.mp4"))}
     daemon, code, events = run_to_end(base_config(tiny_model, endpoint, [cam]), timeout=20)
