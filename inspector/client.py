@@ -14,7 +14,8 @@ run (every header carries ``run_id``, random per daemon start) and per stream
 (event type × camera; ``v1/stats`` heartbeats are not counted):
 
 * ``missed_at_start`` — events published before this subscriber heard the run
-  (its first ``seq`` of a stream was not 0: a late join, or a slow joiner);
+  (its first ``seq`` of a stream was not 0: a late join, or a slow joiner; or,
+  when it hears ``v1/stats``, a subscribed stream it never heard from at all);
 * ``gaps`` — events lost between two received ones (jumps in ``seq``), or after
   the last one received (the final ``v1/stats`` of a run lists each stream's
   published count in ``data.sequences``, when subscribed to it);
@@ -54,9 +55,15 @@ def check_endpoint(endpoint: str) -> str:
 
 
 class LossTracker:
-    """Counts what a subscriber missed, from the run id and per-stream ``seq`` of each received event."""
+    """Counts what a subscriber missed, from the run id and per-stream ``seq`` of each received event.
 
-    def __init__(self) -> None:
+    ``topics``: the subscribed topic prefixes. With them, a ``v1/stats`` event also tells of streams this
+    subscriber should get but never heard from (e.g. a camera that published all its defects before a late
+    join): their published count is missed. None: only streams heard from are accounted.
+    """
+
+    def __init__(self, topics: Iterable[str] | None = None) -> None:
+        self._topics = None if topics is None else tuple(topics)
         self.missed_at_start = 0
         self.gaps = 0
         self.restarts = 0
@@ -71,14 +78,17 @@ class LossTracker:
 
     def observe(self, event: Event) -> None:
         run = event.run_id
-        if run not in self.runs:
+        new_run = run not in self.runs
+        if new_run:
             if self.runs:
                 self.restarts += 1
                 self._notices.append(f"daemon restarted: new run {run or '?'} (started "
                                      f"{event.run_started_utc or '?'}) after run {list(self.runs)[-1] or '?'}")
             self.runs[run] = event.run_started_utc
-        if event.type == "stats" and event.final:
-            self._close_run(run, event.data.get("sequences"))
+        if event.type == "stats":
+            self._unheard_streams(run, event.data.get("sequences"), before_joining=new_run)
+            if event.final:
+                self._close_run(run, event.data.get("sequences"))
         if event.type in UNCOUNTED_TYPES:
             return
         camera = getattr(event, "camera", "")
@@ -97,6 +107,28 @@ class LossTracker:
             self.duplicates += 1
             return
         self._last_seq[key] = event.seq
+
+    def _unheard_streams(self, run: str, sequences: object, before_joining: bool) -> None:
+        """Streams of ``run`` that stats count as published, that this subscriber subscribes to, but never heard
+        from: all their events so far were missed. Sound because a daemon sends events and stats in order on one
+        socket; the count becomes the stream's last seq, so its next event is no gap."""
+        if self._topics is None or not isinstance(sequences, dict):
+            return
+        for stream, published in sequences.items():
+            kind, _, camera = str(stream).partition("/")
+            key = (run, kind, camera)
+            if (key in self._last_seq or kind in UNCOUNTED_TYPES or type(published) is not int
+                    or not 0 < published <= 10**9 or not any(f"v1/{stream}".startswith(t) for t in self._topics)):
+                continue
+            self._last_seq[key] = published - 1
+            if before_joining:  # the first word of this run we heard
+                self.missed_at_start += published
+                what = f"published before this subscriber heard run {run or '?'}"
+            else:
+                self.gaps += published
+                what = f"in run {run or '?'}"
+            self._notices.append(f"missed {published} {kind} event(s) of camera '{camera}' {what} "
+                                 f"(stats: {published} published, none received)")
 
     def _close_run(self, run: str, sequences: object) -> None:
         """The final stats of ``run`` give each stream's published count: count what never arrived at the end."""
@@ -154,7 +186,8 @@ class Subscriber:
         self.socket.setsockopt(zmq.LINGER, 0)
         if server_key is not None:
             self._setup_curve(server_key, client_cert)
-        for topic in list(topics) or [""]:
+        topics = list(topics) or [""]
+        for topic in topics:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         try:
             self.socket.connect(endpoint)
@@ -163,7 +196,7 @@ class Subscriber:
             raise ConfigError(f"endpoint '{endpoint[:80]}': cannot connect ({exc.strerror})") from None
         self.received = 0
         self.malformed = 0
-        self.loss = LossTracker()
+        self.loss = LossTracker(topics)
 
     @property
     def gaps(self) -> int:

@@ -8,7 +8,7 @@ import pytest
 
 from inspector.client import Subscriber
 from inspector.errors import ConfigError
-from inspector.events import StatsEvent, StatusEvent, utc_iso
+from inspector.events import InspectionEvent, StatsEvent, StatusEvent, utc_iso
 from inspector.pipeline.config import CurveSection, PublishSection
 from inspector.pipeline.publish import Publisher
 
@@ -103,6 +103,36 @@ def test_loss_tracker_counts_late_join_gaps_and_restarts():
     loss.observe(StatsEvent(seq=51, time_utc=utc_iso(), uptime_s=1, final=True, run_id="r3",
                             data={"sequences": {"status/c": 5, "defect/other": 10**30}}))
     assert loss.gaps == 4 and "lost the last 2 status event(s)" in loss.notices()[0]
+
+
+def test_a_late_joiner_learns_of_streams_it_never_heard(tmp_path):
+    """Camera 'b' published all its defects before the subscriber joined, camera 'a' goes on: the stats tell
+    what 'b' published, so the subscriber reports them missed instead of never knowing 'b' existed; streams
+    it does not subscribe to (status) are not its losses, and the final stats do not count 'b' twice."""
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    run = {"run_id": "r1", "run_started_utc": "2025-01-31T12:00:00.000Z"}
+
+    def stats(seq: int, final: bool, a_published: int) -> StatsEvent:
+        sequences = {"defect/a": a_published, "defect/b": 3, "status/a": 2, "status/b": 2}
+        return StatsEvent(seq=seq, time_utc=utc_iso(), uptime_s=1, final=final, data={"sequences": sequences}, **run)
+
+    def defect(seq: int) -> InspectionEvent:
+        return InspectionEvent(type="defect", camera="a", seq=seq, frame_id=seq, event_id=f"e{seq}", decision="NG",
+                               score=1.0, threshold=0.5, capture={}, latency_ms={}, model={}, **run)
+
+    with Subscriber(pub.endpoint, ["v1/defect", "v1/stats"]) as sub:
+        _connect(pub, sub)
+        pub.send(stats(4, False, a_published=5))  # what a daemon re-sends to a joiner: its last heartbeat
+        for seq in (5, 6):
+            pub.send(defect(seq))
+        pub.send(stats(5, True, a_published=7))
+        got = [sub.recv(timeout=2) for _ in range(4)]
+        assert [e.type for e in got] == ["stats", "defect", "defect", "stats"]
+        notices = sub.notices()
+    pub.close()
+    assert sub.missed_at_start == 5 + 3 and sub.gaps == 0, notices
+    assert any("missed 3 defect event(s) of camera 'b'" in n for n in notices), notices
+    assert not any("status" in n for n in notices)
 
 
 def test_subscriber_refuses_an_endpoint_without_scheme():
