@@ -32,6 +32,7 @@ certificate (files made with ``zmq.auth.create_certificates``, or z85 keys).
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -173,16 +174,33 @@ def _load_key(value: str | bytes | Path, what: str, secret: bool = False) -> tup
     raise ConfigError(f"{what}: '{value}' is neither a certificate file nor a 40-character z85 key")
 
 
+# Largest message part a subscriber accepts (ZMQ_MAXMSGSIZE; a peer sending more is disconnected). A daemon's
+# largest parts are its thumbnail JPEG and heat-map PNG: under 1 MiB at the default sizes, and about 64 MiB
+# for 8192-pixel frames, the largest postprocess.thumbnail.max_side allows. Without a cap a rogue publisher's
+# huge messages, times the receive high-water mark, exhaust the subscriber's memory.
+MAX_MESSAGE_BYTES = 128 * 2**20
+# After a dropped connection, how long to wait for ZeroMQ's own retry (every ZMQ_RECONNECT_IVL, 100 ms)
+# before connecting again ourselves.
+RECONNECT_CHECK_S = 0.5
+
+
 class Subscriber:
-    """A SUB socket connected to a daemon, yielding typed events."""
+    """A SUB socket connected to a daemon, yielding typed events.
+
+    ``max_message_bytes``: a publisher that sends a larger message part is disconnected by ZeroMQ
+    (ZMQ_MAXMSGSIZE, libzmq zmq_setsockopt(3)); a legitimate daemon reconnects, a rogue one cannot
+    make the subscriber hold more than ``rcvhwm`` × this many bytes.
+    """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, topics: Iterable[str] = ("v1/",), *,
                  server_key: str | bytes | Path | None = None, client_cert: str | Path | None = None,
-                 rcvhwm: int = 10000, context: zmq.Context | None = None) -> None:
+                 rcvhwm: int = 10000, max_message_bytes: int = MAX_MESSAGE_BYTES,
+                 context: zmq.Context | None = None) -> None:
         self.endpoint = check_endpoint(endpoint)
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, rcvhwm)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         self.socket.setsockopt(zmq.LINGER, 0)
         if server_key is not None:
             self._setup_curve(server_key, client_cert)
@@ -197,6 +215,13 @@ class Subscriber:
         self.received = 0
         self.malformed = 0
         self.loss = LossTracker(topics)
+        self.max_message_bytes = max_message_bytes
+        self._monitor = self.socket.get_monitor_socket(
+            zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED)
+        self._dropped_at: float | None = None  # when the connection dropped, until ZeroMQ retries
+        self._poller = zmq.Poller()
+        self._poller.register(self.socket, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
 
     @property
     def gaps(self) -> int:
@@ -230,12 +255,21 @@ class Subscriber:
 
     def recv(self, timeout: float | None = None) -> Event | None:
         """The next event, or None after ``timeout`` seconds (None: wait forever). Malformed messages are
-        counted and skipped."""
-        deadline_ms = None if timeout is None else int(timeout * 1000)
+        counted and skipped; they do not restart the wait, so a stream of garbage cannot hold off the timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if deadline_ms is not None and not self.socket.poll(deadline_ms, zmq.POLLIN):
-                return None
-            frames = self.socket.recv_multipart()
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if self._dropped_at is not None:  # wake up to check whether ZeroMQ is reconnecting by itself
+                left = RECONNECT_CHECK_S if left is None else min(left, RECONNECT_CHECK_S)
+            ready = dict(self._poller.poll(None if left is None else int(left * 1000)))
+            if self._monitor in ready:
+                self._read_monitor()
+            if self.socket not in ready:
+                self._reconnect_if_abandoned()
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                continue
+            frames = self.socket.recv_multipart(zmq.NOBLOCK)
             try:
                 event = decode(frames)
             except ValueError as exc:
@@ -246,11 +280,44 @@ class Subscriber:
             self.loss.observe(event)
             return event
 
+    def _read_monitor(self) -> None:
+        """Note a dropped connection, and forget it once ZeroMQ retries or reconnects by itself."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_DISCONNECTED:
+                self._dropped_at = time.monotonic()
+            else:  # EVENT_CONNECT_RETRIED / EVENT_CONNECTED
+                self._dropped_at = None
+
+    def _reconnect_if_abandoned(self) -> None:
+        """Connect again when a dropped connection saw no retry for RECONNECT_CHECK_S and nothing is queued.
+
+        ZeroMQ retries after a network failure or a publisher restart, but not after a protocol error, and a
+        message part over ZMQ_MAXMSGSIZE is one (libzmq session_base_t::engine_error): without this the
+        subscriber would wait on a dead connection for ever. Only when no message is queued, since
+        disconnecting discards the queue.
+        """
+        if (self._dropped_at is None or time.monotonic() - self._dropped_at < RECONNECT_CHECK_S
+                or self.socket.poll(0, zmq.POLLIN)):
+            return
+        self._dropped_at = None
+        self.loss.note(f"connection to {self.endpoint} dropped without a retry (a message part over "
+                       f"{self.max_message_bytes} bytes?); connecting again")
+        try:
+            self.socket.disconnect(self.endpoint)
+        except zmq.ZMQError:
+            pass  # already gone: connecting again is what matters
+        self.socket.connect(self.endpoint)
+
     def __iter__(self) -> Iterator[Event]:
         while True:
             yield self.recv()
 
     def close(self) -> None:
+        self.socket.disable_monitor()
+        self._monitor.close(0)
         self.socket.close(0)
 
     def __enter__(self) -> "Subscriber":

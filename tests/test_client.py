@@ -185,3 +185,47 @@ def test_subscribe_cli_bad_arguments_are_one_line(capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("error:") and "Traceback" not in err, err
+
+
+def test_an_oversized_message_is_refused_and_the_stream_goes_on(tmp_path):
+    """A rogue publisher's huge message part is never delivered (ZMQ_MAXMSGSIZE drops the peer); the
+    subscriber reconnects and later events arrive. Fails if the cap is not set (the 2 MiB part is then
+    received and counted as malformed)."""
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    with Subscriber(pub.endpoint, ["v1/"], max_message_bytes=2**20) as sub:
+        _connect(pub, sub)
+        pub.socket.send_multipart([b"v1/status/c", b"{" + b" " * (2 * 2**20) + b"}"])
+        deadline, event = time.monotonic() + 10, None
+        while event is None and time.monotonic() < deadline:
+            pub.send(_status(0, camera="after"))  # dropped while the subscriber reconnects, so resend
+            event = sub.recv(timeout=0.2)
+        assert event is not None and event.camera == "after"
+        assert sub.malformed == 0 and sub.received == 1
+    pub.close()
+
+
+def test_a_flood_of_malformed_messages_cannot_hold_off_the_timeout(tmp_path):
+    """Each malformed message is skipped without restarting the wait: recv(timeout) returns in time."""
+    import threading
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    stop = threading.Event()
+
+    def flood() -> None:
+        while not stop.is_set():
+            pub.socket.send_multipart([b"v1/status/c", b"garbage"])
+            time.sleep(0.01)
+
+    with Subscriber(pub.endpoint, ["v1/"]) as sub:
+        _connect(pub, sub)
+        flooder = threading.Thread(target=flood, daemon=True)
+        flooder.start()
+        try:
+            start = time.monotonic()
+            assert sub.recv(timeout=0.5) is None
+            waited = time.monotonic() - start
+        finally:
+            stop.set()
+            flooder.join()
+        assert sub.malformed > 5 and waited < 5, (sub.malformed, waited)
+    pub.close()
