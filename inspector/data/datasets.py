@@ -10,6 +10,8 @@
   other image extensions are accepted as well). ``ok`` is reported as ``good``.
 * **folder** — images directly in the folder: all are training images, no test split.
 
+The fixed folder names (``train``, ``test``, ``good``, ``ok``, ``ground_truth`` and the
+defect type under it) match in any letter case: ``test/Good`` is the good class.
 Listings are sorted by file name so results never depend on filesystem order.
 Defect images without a mask get ``mask_path=None`` (pixel metrics skip them).
 Corrupt images are skipped when loaded (:func:`load_batch`), each with one
@@ -84,24 +86,44 @@ def _mask_index(folder: Path) -> dict[str, Path]:
     return index
 
 
+def subfolder(parent: Path, name: str) -> Path | None:
+    """``parent/name`` matched in any letter case (the exact spelling first), None when absent.
+
+    Datasets assembled on Windows or macOS (case-insensitive file systems) often spell
+    the fixed folder names ``Good``, ``Train`` or ``Ground_Truth``; read on Linux, an
+    exact match would silently turn ``test/Good`` into a defect type.
+    """
+    exact = parent / name
+    if exact.is_dir():
+        return exact
+    try:
+        matches = sorted(d for d in parent.iterdir() if d.name.lower() == name.lower() and d.is_dir())
+    except OSError:  # parent missing or unreadable: nothing there
+        return None
+    return matches[0] if matches else None
+
+
 def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
-    test_dir = root / "test"
-    if not test_dir.is_dir():
+    test_dir = subfolder(root, "test")
+    if test_dir is None:
         return []
+    truth = subfolder(root, "ground_truth")
     samples: list[Sample] = []
     for sub in sorted((d for d in test_dir.iterdir() if d.is_dir()), key=lambda d: d.name):
-        if sub.name in good_names:
+        if sub.name.lower() in good_names:
             samples += [Sample(p, 0, "good", None) for p in list_images(sub)]
             continue
-        masks = _mask_index(root / "ground_truth" / sub.name)
+        gt = subfolder(truth, sub.name) if truth is not None else None
+        masks = _mask_index(gt) if gt is not None else {}
         samples += [Sample(p, 1, sub.name, masks.get(p.stem)) for p in list_images(sub)]
     return samples
 
 
 def detect_layout(root: Path) -> str | None:
-    if (root / "train" / "good").is_dir():
+    train = subfolder(root, "train")
+    if train is not None and subfolder(train, "good") is not None:
         return "mvtec"
-    if (root / "train" / "ok").is_dir():
+    if train is not None and subfolder(train, "ok") is not None:
         return "btad"
     if list_images(root):
         return "folder"
@@ -123,9 +145,10 @@ def load_dataset(root: str | Path) -> Dataset:
         test: list[Sample] = []
     else:
         good = "good" if layout == "mvtec" else "ok"
-        train = [Sample(p, 0, "good", None) for p in list_images(root / "train" / good)]
+        good_dir = subfolder(subfolder(root, "train"), good)
+        train = [Sample(p, 0, "good", None) for p in list_images(good_dir)]
         if not train:
-            raise DataError(f"{root / 'train' / good}: no training images ({', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(f"{good_dir}: no training images ({', '.join(IMAGE_EXTENSIONS)})")
         test = _test_samples(root, (good,))
     missing = sum(1 for s in test if s.label == 1 and s.mask_path is None)
     if missing:

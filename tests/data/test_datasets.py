@@ -118,3 +118,20 @@ def test_load_masks_unknown_and_corrupt(tmp_path):
                Sample(tmp_path / "e.png", 1, "cut", None), Sample(tmp_path / "f.png", 1, "cut", broken)]
     masks = load_masks(samples, 8, 8)
     assert not masks[0].any() and masks[1].all() and masks[2] is None and masks[3] is None
+
+
+def test_fixed_folder_names_match_in_any_letter_case(tmp_path):
+    """A tree made on a case-insensitive file system: Train/Good, Test/GOOD, Ground_Truth/<type>.
+
+    test/Good must stay the good class (not a defect type) and masks under Ground_Truth must be found.
+    """
+    root = tmp_path / "part"
+    for i in range(3):
+        _img(root / "Train" / "Good" / f"{i:03d}.png")
+    _img(root / "Test" / "GOOD" / "000.png")
+    _img(root / "Test" / "crack" / "000.png")
+    _img(root / "Ground_Truth" / "Crack" / "000_mask.png", 255, (16, 16))
+    ds = load_dataset(root)
+    assert ds.layout == "mvtec" and len(ds.train) == 3
+    assert [(x.label, x.defect_type) for x in ds.test] == [(0, "good"), (1, "crack")]
+    assert ds.test[1].mask_path == root / "Ground_Truth" / "Crack" / "000_mask.png"
