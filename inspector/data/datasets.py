@@ -30,8 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
-from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, list_images, read_image, read_mask,
-                                   resize_image, resize_mask)
+from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, list_images, read_image,
+                                   read_mask, resize_image, resize_mask)
 from inspector.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -222,8 +222,9 @@ def load_masks(samples: Sequence[Sample], height: int, width: int,
                policy: str = "square") -> list[np.ndarray | None]:
     """Ground-truth masks resized like :func:`load_batch`: bool (height, width) per sample.
 
-    Good samples get an all-False mask; a defect sample whose mask is missing or
-    unreadable gets None (unknown: pixel metrics skip it; unreadable ones warn).
+    Good samples get an all-False mask; a defect sample whose mask is missing, unreadable
+    or of another aspect than its image gets None (unknown: pixel metrics skip it; the
+    last two warn). A mask of the image's aspect at another size is scaled onto the image.
     """
     def load(sample: Sample) -> np.ndarray | None:
         if sample.label == 0:
@@ -231,7 +232,7 @@ def load_masks(samples: Sequence[Sample], height: int, width: int,
         if sample.mask_path is None:
             return None
         try:
-            return resize_mask(read_mask(sample.mask_path), height, width, policy)
+            return resize_mask(_mask_on_frame(sample), height, width, policy)
         except DataError as exc:
             log.warning("ignoring mask: %s", exc)
             return None
@@ -239,3 +240,26 @@ def load_masks(samples: Sequence[Sample], height: int, width: int,
     samples = list(samples)
     with ThreadPoolExecutor(_workers(len(samples))) as pool:
         return list(pool.map(load, samples))
+
+
+def _mask_on_frame(sample: Sample) -> np.ndarray:
+    """``sample``'s mask as bool (H, W) on its image's frame (scaled when only the size differs).
+
+    The resize policies crop and place by the frame's geometry, so the mask must share
+    it; a mask whose aspect differs from the image's by more than a pixel belongs to
+    another picture (or is transposed) and raises :class:`DataError`. When the image
+    cannot be read the mask is used as it is.
+    """
+    mask = read_mask(sample.mask_path)
+    try:
+        frame_h, frame_w = frame_size(sample.path)
+    except DataError:
+        return mask
+    mask_h, mask_w = mask.shape
+    if (mask_h, mask_w) == (frame_h, frame_w):
+        return mask
+    # same aspect up to rounding: the mask's height scaled to the frame's width lands within a pixel
+    if abs(mask_h * frame_w / mask_w - frame_h) > max(1.0, frame_w / mask_w):
+        raise DataError(f"{sample.mask_path}: mask is {mask_w}x{mask_h} but its image {sample.path} is "
+                        f"{frame_w}x{frame_h} (another aspect: not this image's mask?)")
+    return resize_mask(mask, frame_h, frame_w)  # nearest, whole frame

@@ -330,6 +330,27 @@ def read_image(path: str | Path, bit_depth: int | None = None, warn_key: str | N
     return decode_image(_read_bytes(path), str(path), bit_depth, "RGB", warn_key)
 
 
+def frame_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of the frame :func:`read_image` returns for ``path``, EXIF orientation applied.
+
+    Read from the file's header with Pillow when the file carries no rotation (no pixel
+    decoding, so it stays cheap for 6000×4000 images); a rotated file, or one Pillow cannot
+    open, is decoded instead, because Pillow reports a rotated TIFF's size already turned but
+    a JPEG's as stored. Raises :class:`DataError` naming the file when it cannot be read.
+    """
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            width, height = im.size
+            orientation = im.getexif().get(0x0112) or getattr(im, "tag_v2", {}).get(0x0112) or 1
+    except Exception:  # noqa: BLE001 - Pillow lacks a format or a limit: the real decoder decides
+        orientation = None
+    if orientation != 1:
+        return read_image(path).shape[:2]
+    return height, width
+
+
 def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Decode a ground-truth mask to bool (H, W) by the two-level rule of the module docstring.
 

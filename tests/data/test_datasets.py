@@ -135,3 +135,23 @@ def test_fixed_folder_names_match_in_any_letter_case(tmp_path):
     assert ds.layout == "mvtec" and len(ds.train) == 3
     assert [(x.label, x.defect_type) for x in ds.test] == [(0, "good"), (1, "crack")]
     assert ds.test[1].mask_path == root / "Ground_Truth" / "Crack" / "000_mask.png"
+
+
+def test_masks_are_checked_against_their_image_frame(tmp_path, caplog):
+    """A scaled mask is scaled onto its image; a mask of another aspect (here transposed) is refused with a warning.
+
+    shorter_side_crop crops by the frame's geometry: a half-size mask must give the same crop as a full one.
+    """
+    image = _img(tmp_path / "test" / "cut" / "a.png", 100, (40, 80))
+    full = np.zeros((40, 80), np.uint8)
+    full[:, :20] = 255  # the left quarter: outside the centre crop of a 40x80 frame into 32x32
+    assert cv2.imwrite(str(tmp_path / "full.png"), full)
+    assert cv2.imwrite(str(tmp_path / "half.png"), cv2.resize(full, (40, 20), interpolation=cv2.INTER_NEAREST))
+    assert cv2.imwrite(str(tmp_path / "transposed.png"), np.ascontiguousarray(full.T))
+    samples = [Sample(image, 1, "cut", tmp_path / name) for name in ("full.png", "half.png", "transposed.png")]
+    with caplog.at_level(logging.WARNING):
+        full_mask, half_mask, transposed = load_masks(samples, 32, 32, "shorter_side_crop")
+    np.testing.assert_array_equal(half_mask, full_mask)
+    assert transposed is None
+    assert any("transposed.png: mask is 40x80 but its image" in r.getMessage() and "is 80x40" in r.getMessage()
+               for r in caplog.records)

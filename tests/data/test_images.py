@@ -162,3 +162,19 @@ def test_letterbox_keeps_the_aspect_and_mirrors_the_frame_into_the_margins():
 def test_letterbox_of_a_frame_of_the_input_aspect_is_the_plain_resize():
     img = np.random.default_rng(3).integers(0, 255, (200, 100, 3), dtype=np.uint8)
     assert np.array_equal(resize_image(img, 64, 32, "letterbox"), resize_image(img, 64, 32, "square"))
+
+
+@pytest.mark.parametrize("ext", ["jpg", "tif", "png"])
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_frame_size_is_the_decoded_frame_size(tmp_path, ext, orientation):
+    """frame_size reads headers, yet agrees with read_image on rotated files (Pillow turns a TIFF's size, not a JPEG's)."""
+    from PIL import Image
+
+    from inspector.data.images import frame_size
+
+    im = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 80), dtype=np.uint8))
+    path = tmp_path / f"a.{ext}"
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(path, tiffinfo={0x0112: orientation}) if ext == "tif" else im.save(path, exif=exif)
+    assert frame_size(path) == read_image(path).shape[:2] == ((80, 40) if orientation == 6 else (40, 80))
