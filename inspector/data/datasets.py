@@ -113,9 +113,40 @@ def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
         if sub.name.lower() in good_names:
             samples += [Sample(p, 0, "good", None) for p in list_images(sub)]
             continue
-        gt = subfolder(truth, sub.name) if truth is not None else None
-        masks = _mask_index(gt) if gt is not None else {}
-        samples += [Sample(p, 1, sub.name, masks.get(p.stem)) for p in list_images(sub)]
+        samples += _defect_samples(sub, subfolder(truth, sub.name) if truth is not None else None)
+    return samples
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` the first time only: a command reads its dataset's listing more than once."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
+
+
+def _defect_samples(folder: Path, gt: Path | None) -> list[Sample]:
+    """The defect images of ``test/<type>`` with their masks from ``gt`` (its ground-truth folder, if any).
+
+    Masks are matched by name only, so masks named by another convention
+    (``000_label.png``) would otherwise leave every image without one and the
+    pixel metrics empty with no hint why: they are named in one warning.
+    """
+    images = list_images(folder)
+    if not images:
+        _warn_once(f"{folder}: defect folder holds no images (ignored)")
+        return []
+    masks = _mask_index(gt) if gt is not None else {}
+    samples = [Sample(p, 1, folder.name, masks.get(p.stem)) for p in images]
+    stems = {p.stem for p in images}
+    orphans = sorted(path.name for stem, path in masks.items() if stem not in stems)
+    unmatched = sum(1 for s in samples if s.mask_path is None)
+    if orphans and unmatched:
+        _warn_once(f"{gt}: {len(orphans)} mask file(s) match no image of {folder}, and {unmatched} image(s) there "
+                   f"have no mask: a mask is named <image stem>_mask.<ext> or <image stem>.<ext> (e.g. "
+                   f"{images[0].stem}_mask.png for {images[0].name}); found e.g. {orphans[0]}")
     return samples
 
 

@@ -155,3 +155,20 @@ def test_masks_are_checked_against_their_image_frame(tmp_path, caplog):
     assert transposed is None
     assert any("transposed.png: mask is 40x80 but its image" in r.getMessage() and "is 80x40" in r.getMessage()
                for r in caplog.records)
+
+
+def test_unmatched_mask_names_and_empty_defect_folders_are_named(tmp_path, caplog):
+    """Masks named by another convention (<stem>_label.png) leave the images maskless: one warning says why."""
+    root = tmp_path / "part"
+    for i in range(2):
+        _img(root / "train" / "good" / f"{i}.png")
+        _img(root / "test" / "crack" / f"{i:03d}.png")
+        _img(root / "ground_truth" / "crack" / f"{i:03d}_label.png", 255, (16, 16))
+    (root / "test" / "scratch").mkdir()
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(root)
+    assert [s.mask_path for s in ds.test] == [None, None]
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("2 mask file(s) match no image" in m and "000_mask.png for 000.png" in m
+               and "found e.g. 000_label.png" in m for m in lines), lines
+    assert any(m.endswith("scratch: defect folder holds no images (ignored)") for m in lines), lines
