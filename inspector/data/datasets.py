@@ -12,6 +12,7 @@
 
 The fixed folder names (``train``, ``test``, ``good``, ``ok``, ``ground_truth`` and the
 defect type under it) match in any letter case: ``test/Good`` is the good class.
+Hidden folders and ``__MACOSX`` under ``test`` are not defect types.
 Listings are sorted by file name so results never depend on filesystem order.
 Defect images without a mask get ``mask_path=None`` (pixel metrics skip them).
 Corrupt images are skipped when loaded (:func:`load_batch`), each with one
@@ -103,13 +104,25 @@ def subfolder(parent: Path, name: str) -> Path | None:
     return matches[0] if matches else None
 
 
+_ARTEFACT_FOLDERS = ("__MACOSX",)  # what macOS's zip writes beside the data (AppleDouble ._ files)
+
+
+def _is_artefact(folder: Path) -> bool:
+    """A folder no defect type lives in: hidden (``.ipynb_checkpoints``, ``.thumbnails``) or a zip artefact.
+
+    Like hidden files (never images), these are tools' leftovers; read as ``test/<type>`` they
+    would add a defect type, with whatever images they cache counted as defective.
+    """
+    return folder.name.startswith(".") or folder.name in _ARTEFACT_FOLDERS
+
+
 def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
     test_dir = subfolder(root, "test")
     if test_dir is None:
         return []
     truth = subfolder(root, "ground_truth")
     samples: list[Sample] = []
-    for sub in sorted((d for d in test_dir.iterdir() if d.is_dir()), key=lambda d: d.name):
+    for sub in sorted((d for d in test_dir.iterdir() if d.is_dir() and not _is_artefact(d)), key=lambda d: d.name):
         if sub.name.lower() in good_names:
             samples += [Sample(p, 0, "good", None) for p in list_images(sub)]
             continue

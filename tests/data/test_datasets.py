@@ -172,3 +172,16 @@ def test_unmatched_mask_names_and_empty_defect_folders_are_named(tmp_path, caplo
     assert any("2 mask file(s) match no image" in m and "000_mask.png for 000.png" in m
                and "found e.g. 000_label.png" in m for m in lines), lines
     assert any(m.endswith("scratch: defect folder holds no images (ignored)") for m in lines), lines
+
+
+def test_hidden_and_zip_artefact_folders_are_not_defect_types(tmp_path):
+    """test/.thumbnails (cached copies of good parts) and test/__MACOSX must not become defect types."""
+    root = tmp_path / "part"
+    for i in range(2):
+        _img(root / "train" / "good" / f"{i}.png")
+    _img(root / "test" / "good" / "0.png")
+    _img(root / "test" / ".thumbnails" / "0.png")
+    _img(root / "test" / "__MACOSX" / "good" / "0.png")
+    _img(root / "test" / "__MACOSX" / "0.png")
+    _img(root / "test" / "crack" / "0.png")
+    assert [(s.label, s.defect_type) for s in load_dataset(root).test] == [(1, "crack"), (0, "good")]
