@@ -4,7 +4,8 @@
 
 * **mvtec** — ``train/good/*``, ``test/good/*``, ``test/<defect type>/*``,
   masks ``ground_truth/<defect type>/<stem>_mask.png`` (KolektorSDD as shipped
-  in shared/data uses it too, with the type ``defect``).
+  in shared/data uses it too, with the type ``defect``), or beside the image as
+  ``test/<defect type>/<stem>_mask.png``.
 * **btad** — ``train/ok/*``, ``test/ok/*``, ``test/ko/*``, masks
   ``ground_truth/ko/<stem>.png`` (BTAD's own naming; ``<stem>_mask.*`` and the
   other image extensions are accepted as well). ``ok`` is reported as ``good``.
@@ -143,17 +144,21 @@ def _warn_once(message: str) -> None:
 def _defect_samples(folder: Path, gt: Path | None) -> list[Sample]:
     """The defect images of ``test/<type>`` with their masks from ``gt`` (its ground-truth folder, if any).
 
-    Masks are matched by name only, so masks named by another convention
-    (``000_label.png``) would otherwise leave every image without one and the
-    pixel metrics empty with no hint why: they are named in one warning.
+    A ``<stem>_mask.<ext>`` file beside its image ``<stem>.<ext>`` is that image's mask
+    (used when ``gt`` has none), never a defect image of its own. Masks are matched by
+    name only, so masks named by another convention (``000_label.png``) would
+    otherwise leave every image without one and the pixel metrics empty with no hint
+    why: they are named in one warning.
     """
-    images = list_images(folder)
+    files = list_images(folder)
+    stems = {p.stem for p in files}
+    beside = {p.stem[:-5]: p for p in files if p.stem.endswith("_mask") and p.stem[:-5] in stems}
+    images = [p for p in files if p not in beside.values()]
     if not images:
         _warn_once(f"{folder}: defect folder holds no images (ignored)")
         return []
-    masks = _mask_index(gt) if gt is not None else {}
+    masks = {**beside, **(_mask_index(gt) if gt is not None else {})}
     samples = [Sample(p, 1, folder.name, masks.get(p.stem)) for p in images]
-    stems = {p.stem for p in images}
     orphans = sorted(path.name for stem, path in masks.items() if stem not in stems)
     unmatched = sum(1 for s in samples if s.mask_path is None)
     if orphans and unmatched:

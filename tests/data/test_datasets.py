@@ -185,3 +185,17 @@ def test_hidden_and_zip_artefact_folders_are_not_defect_types(tmp_path):
     _img(root / "test" / "__MACOSX" / "0.png")
     _img(root / "test" / "crack" / "0.png")
     assert [(s.label, s.defect_type) for s in load_dataset(root).test] == [(1, "crack"), (0, "good")]
+
+
+def test_masks_beside_their_images_are_masks_not_defect_images(tmp_path):
+    """test/crack/000_mask.png next to 000.png: the mask of 000.png, not a second defective image."""
+    root = tmp_path / "part"
+    for i in range(2):
+        _img(root / "train" / "good" / f"{i}.png")
+    _img(root / "test" / "crack" / "000.png")
+    _img(root / "test" / "crack" / "000_mask.png", 255, (16, 16))
+    _img(root / "test" / "crack" / "001.png")
+    _img(root / "test" / "crack" / "lone_mask.png")  # no image 'lone' beside it: an image with an odd name
+    ds = load_dataset(root)
+    assert [(s.path.name, s.mask_path.name if s.mask_path else None) for s in ds.test] == [
+        ("000.png", "000_mask.png"), ("001.png", None), ("lone_mask.png", None)]
