@@ -126,12 +126,21 @@ def is_image_file(path: Path) -> bool:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name (hidden files ignored); [] if it is gone."""
+    """Image files directly inside ``folder``, sorted by name (hidden files ignored); [] if it is gone.
+
+    A broken symbolic link with an image name is listed too: reading it then fails with a
+    message naming it, so it is skipped and counted like a corrupt file, never silently.
+    """
     try:
         entries = list(Path(folder).iterdir())
     except OSError:  # missing, deleted meanwhile, not a folder, no permission
         return []
-    return sorted((p for p in entries if is_image_file(p) and p.is_file()), key=lambda p: p.name)
+    return sorted((p for p in entries if is_image_file(p) and (p.is_file() or _is_broken_link(p))),
+                  key=lambda p: p.name)
+
+
+def _is_broken_link(path: Path) -> bool:
+    return path.is_symlink() and not path.exists()
 
 
 # ------------------------------------------------------------------------------------------ bit depth
@@ -314,6 +323,8 @@ def _read_bytes(path: Path) -> np.ndarray:
     try:
         return np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
+        if _is_broken_link(path):
+            raise DataError(f"{path}: broken symbolic link (its target {path.readlink()} does not exist)") from None
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, not an image") from None

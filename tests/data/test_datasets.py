@@ -199,3 +199,16 @@ def test_masks_beside_their_images_are_masks_not_defect_images(tmp_path):
     ds = load_dataset(root)
     assert [(s.path.name, s.mask_path.name if s.mask_path else None) for s in ds.test] == [
         ("000.png", "000_mask.png"), ("001.png", None), ("lone_mask.png", None)]
+
+
+def test_broken_symlinks_are_skipped_and_counted_not_dropped(tmp_path):
+    """A link into an unmounted share is an unreadable image: warned and listed as skipped, like a corrupt file."""
+    good = tmp_path / "part" / "train" / "good"
+    for i in range(2):
+        _img(good / f"{i}.png")
+    (good / "2.png").symlink_to(tmp_path / "unmounted" / "2.png")
+    ds = load_dataset(tmp_path / "part")
+    assert [s.path.name for s in ds.train] == ["0.png", "1.png", "2.png"]
+    _, kept, skipped = load_batch(ds.train, 8, 8)
+    assert len(kept) == 2 and skipped[0][0].path.name == "2.png"
+    assert "2.png: broken symbolic link (its target" in skipped[0][1]
