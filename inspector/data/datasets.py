@@ -77,11 +77,16 @@ class Dataset:
         }
 
 
+def _mask_of(path: Path) -> str | None:
+    """The image stem a ``<stem>_mask.<ext>`` file belongs to (``_MASK`` too: tools on Windows write it), else None."""
+    return path.stem[:-5] if path.stem.lower().endswith("_mask") else None
+
+
 def _mask_index(folder: Path) -> dict[str, Path]:
     """stem → mask path for a ground-truth folder; ``<stem>_mask.*`` and ``<stem>.*`` both map to stem."""
     index: dict[str, Path] = {}
     for p in list_images(folder):
-        stem = p.stem[:-5] if p.stem.endswith("_mask") else p.stem
+        stem = _mask_of(p) or p.stem
         # prefer the exact "<stem>_mask.png" / "<stem>.png" spelling when several exist
         if stem not in index or p.suffix.lower() == ".png":
             index[stem] = p
@@ -152,7 +157,7 @@ def _defect_samples(folder: Path, gt: Path | None) -> list[Sample]:
     """
     files = list_images(folder)
     stems = {p.stem for p in files}
-    beside = {p.stem[:-5]: p for p in files if p.stem.endswith("_mask") and p.stem[:-5] in stems}
+    beside = {_mask_of(p): p for p in files if _mask_of(p) in stems}
     images = [p for p in files if p not in beside.values()]
     if not images:
         _warn_once(f"{folder}: defect folder holds no images (ignored)")

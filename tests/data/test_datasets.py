@@ -195,10 +195,15 @@ def test_masks_beside_their_images_are_masks_not_defect_images(tmp_path):
     _img(root / "test" / "crack" / "000.png")
     _img(root / "test" / "crack" / "000_mask.png", 255, (16, 16))
     _img(root / "test" / "crack" / "001.png")
+    _img(root / "test" / "crack" / "002.PNG")
+    _img(root / "test" / "crack" / "002_MASK.PNG", 255, (16, 16))  # written by a tool on Windows
     _img(root / "test" / "crack" / "lone_mask.png")  # no image 'lone' beside it: an image with an odd name
+    _img(root / "test" / "dent" / "000.png")
+    _img(root / "ground_truth" / "dent" / "000_Mask.png", 255, (16, 16))
     ds = load_dataset(root)
     assert [(s.path.name, s.mask_path.name if s.mask_path else None) for s in ds.test] == [
-        ("000.png", "000_mask.png"), ("001.png", None), ("lone_mask.png", None)]
+        ("000.png", "000_mask.png"), ("001.png", None), ("002.PNG", "002_MASK.PNG"), ("lone_mask.png", None),
+        ("000.png", "000_Mask.png")]
 
 
 def test_broken_symlinks_are_skipped_and_counted_not_dropped(tmp_path):
