@@ -70,3 +70,13 @@ def test_the_median_aspect_is_symmetric_under_transposition(tmp_path):
     standing = _folder(tmp_path / "c", [(400, 40), (400, 50)])
     size = resolve_input(load_run_config(base={"data": {"path": str(lying)}})).model.image_size
     assert resolve_input(load_run_config(base={"data": {"path": str(standing)}})).model.image_size == size[::-1]
+
+
+def test_no_readable_training_image_says_why(tmp_path):
+    """Every training image corrupt: the one line names a file and the reason, not just 'no readable image'."""
+    from inspector.errors import DataError
+
+    for i in range(3):
+        (tmp_path / f"{i}.png").write_bytes(b"\\x89PNG\\r\\n\\x1a\\ntruncated")
+    with pytest.raises(DataError, match=r"none of the 3 training image\(s\) tried could be read, e\.g\. .*0\.png: cannot decode image"):
+        resolve_input(load_run_config(base={"data": {"path": str(tmp_path)}}))
