@@ -78,5 +78,6 @@ def test_no_readable_training_image_says_why(tmp_path):
 
     for i in range(3):
         (tmp_path / f"{i}.png").write_bytes(b"\\x89PNG\\r\\n\\x1a\\ntruncated")
-    with pytest.raises(DataError, match=r"none of the 3 training image\(s\) tried could be read, e\.g\. .*0\.png: cannot decode image"):
+    why = r"none of the 3 training image\(s\) tried could be read, e\.g\. .*0\.png: cannot decode image"
+    with pytest.raises(DataError, match=why):
         resolve_input(load_run_config(base={"data": {"path": str(tmp_path)}}))
