@@ -184,6 +184,20 @@ def detect_layout(root: Path) -> str | None:
     return None
 
 
+def _nested_hint(root: Path) -> str:
+    """``; pass one of its sub-folders …`` when datasets sit one level down (an archive unpacked into a
+    folder of its own, a folder of categories), else ''."""
+    try:
+        subs = sorted(d for d in root.iterdir() if d.is_dir() and not _is_artefact(d))
+    except OSError:
+        return ""
+    found = [d for d in subs if detect_layout(d) in ("mvtec", "btad")]
+    if not found:
+        return ""
+    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+    return f"; its sub-folder(s) {', '.join(d.name for d in found[:3])}{more} hold such a dataset: pass one of them"
+
+
 def load_dataset(root: str | Path) -> Dataset:
     """Read a dataset folder, detecting its layout (see the module docstring)."""
     root = Path(root).expanduser()
@@ -193,7 +207,7 @@ def load_dataset(root: str | Path) -> Dataset:
         raise DataError(f"{root}: is not a folder ({_EXPECTED})")
     layout = detect_layout(root)
     if layout is None:
-        raise DataError(f"{root}: no images found; {_EXPECTED}")
+        raise DataError(f"{root}: no images found; {_EXPECTED}{_nested_hint(root)}")
     if layout == "folder":
         train = [Sample(p, 0, "good", None) for p in list_images(root)]
         test: list[Sample] = []

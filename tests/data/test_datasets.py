@@ -217,3 +217,12 @@ def test_broken_symlinks_are_skipped_and_counted_not_dropped(tmp_path):
     _, kept, skipped = load_batch(ds.train, 8, 8)
     assert len(kept) == 2 and skipped[0][0].path.name == "2.png"
     assert "2.png: broken symbolic link (its target" in skipped[0][1]
+
+
+def test_a_dataset_one_level_down_is_pointed_at(tmp_path):
+    """An archive unpacked into its own folder (data/part/train/good): the error names the sub-folder to pass."""
+    _img(tmp_path / "data" / "part" / "train" / "good" / "0.png")
+    (tmp_path / "data" / "__MACOSX" / "part" / "train" / "good").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"data: no images found; .*its sub-folder\(s\) part hold such a dataset: "
+                                        r"pass one of them$"):
+        load_dataset(tmp_path / "data")
