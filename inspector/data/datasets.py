@@ -12,7 +12,8 @@
 * **folder** — images directly in the folder: all are training images, no test split.
 
 The fixed folder names (``train``, ``test``, ``good``, ``ok``, ``ground_truth`` and the
-defect type under it) match in any letter case: ``test/Good`` is the good class.
+defect type under it) match in any letter case: ``test/Good`` is the good class, and so is
+``test/ok`` in an MVTec tree (``test/good`` in a BTAD one).
 Hidden folders and ``__MACOSX`` under ``test`` are not defect types.
 Listings are sorted by file name so results never depend on filesystem order.
 Defect images without a mask get ``mask_path=None`` (pixel metrics skip them).
@@ -39,6 +40,7 @@ from inspector.errors import DataError
 log = logging.getLogger(__name__)
 
 LAYOUTS = ("mvtec", "btad", "folder")
+GOOD_NAMES = ("good", "ok")  # test/<name> folders of good parts (any letter case), in either layout
 _EXPECTED = ("expected MVTec AD (train/good, test/<type>, ground_truth/<type>), "
              "BTAD (train/ok, test/ok|ko, ground_truth/ko) or a folder of images "
              f"({', '.join(IMAGE_EXTENSIONS)})")
@@ -217,7 +219,9 @@ def load_dataset(root: str | Path) -> Dataset:
         train = [Sample(p, 0, "good", None) for p in list_images(good_dir)]
         if not train:
             raise DataError(f"{good_dir}: no training images ({', '.join(IMAGE_EXTENSIONS)})")
-        test = _test_samples(root, (good,))
+        # MVTec's and BTAD's names for the good class are both unambiguous, whichever layout the train
+        # folder follows: a hybrid test/ok beside train/good is good parts, never a defect type
+        test = _test_samples(root, GOOD_NAMES)
     missing = sum(1 for s in test if s.label == 1 and s.mask_path is None)
     if missing:
         log.info("%s: %d defect image(s) without a ground-truth mask (pixel metrics skip them)", root, missing)

@@ -226,3 +226,13 @@ def test_a_dataset_one_level_down_is_pointed_at(tmp_path):
     with pytest.raises(DataError, match=r"data: no images found; .*its sub-folder\(s\) part hold such a dataset: "
                                         r"pass one of them$"):
         load_dataset(tmp_path / "data")
+
+
+def test_good_and_ok_are_the_good_class_in_either_layout(tmp_path):
+    """A hybrid tree (train/good with test/OK, or train/ok with test/good): good parts, not a defect type."""
+    for train, test in (("good", "OK"), ("ok", "good")):
+        root = tmp_path / train
+        _img(root / "train" / train / "0.png")
+        _img(root / "test" / test / "0.png")
+        _img(root / "test" / "crack" / "0.png")
+        assert sorted((s.label, s.defect_type) for s in load_dataset(root).test) == [(0, "good"), (1, "crack")]
