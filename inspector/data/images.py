@@ -89,6 +89,7 @@ import io
 import logging
 import struct
 import threading
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -352,9 +353,14 @@ def frame_size(path: str | Path) -> tuple[int, int]:
     try:
         from PIL import Image
 
-        with Image.open(path) as im:
-            width, height = im.size
-            orientation = im.getexif().get(0x0112) or getattr(im, "tag_v2", {}).get(0x0112) or 1
+        with warnings.catch_warnings():  # Pillow's bomb warning for > 89 Mpixel: only the size is read here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                if im.format == "PNG":  # getexif() decodes a whole PNG to look for an eXIf chunk past IDAT
+                    orientation = 0 if "exif" in im.info else 1  # 0: has one, let the decoder apply it
+                else:
+                    orientation = im.getexif().get(0x0112) or getattr(im, "tag_v2", {}).get(0x0112) or 1
     except Exception:  # noqa: BLE001 - Pillow lacks a format or a limit: the real decoder decides
         orientation = None
     if orientation != 1:

@@ -178,3 +178,23 @@ def test_frame_size_is_the_decoded_frame_size(tmp_path, ext, orientation):
     exif[0x0112] = orientation
     im.save(path, tiffinfo={0x0112: orientation}) if ext == "tif" else im.save(path, exif=exif)
     assert frame_size(path) == read_image(path).shape[:2] == ((80, 40) if orientation == 6 else (40, 80))
+
+
+def test_frame_size_of_a_huge_image_reads_the_header_quietly(tmp_path):
+    """A 95 Mpixel scan: its size comes from the header, without Pillow's DecompressionBombWarning on stderr."""
+    import struct
+    import warnings
+    import zlib
+
+    from inspector.data.images import frame_size
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 10000, 9500, 8, 0, 0, 0, 0)  # width, height, 8-bit grey
+    path = tmp_path / "scan.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0"))
+                     + chunk(b"IEND", b""))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert frame_size(path) == (9500, 10000)
