@@ -33,7 +33,8 @@ file gives the same pixels everywhere. The rules:
 **Masks** (:func:`read_mask`) use the same decoder without scaling; a pixel is
 defect when its largest channel is at least half of the mask's largest value
 (so 0/1, 0/255, 0/65535 masks and lossy JPEG copies of them all read right);
-an all-zero mask is empty.
+an all-zero mask is empty. A mask whose alpha channel varies (a transparent overlay
+exported by an annotation tool) is read from its alpha by the same rule.
 
 Resize policies (recorded in the sidecar, applied identically everywhere):
 
@@ -368,6 +369,24 @@ def frame_size(path: str | Path) -> tuple[int, int]:
     return height, width
 
 
+def _varying_alpha(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The alpha channel of an encoded mask when it has one that is not constant, else None.
+
+    Annotation tools export masks as overlays: defect pixels opaque, the rest transparent,
+    with colour values that say nothing (black everywhere, or white everywhere). The
+    decoder drops alpha (and applies the orientation), so the file is decoded again as
+    stored; an alpha plane of another shape (a rotated file) is not trusted.
+    """
+    try:
+        raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+    if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4) or raw.shape[:2] != tuple(shape):
+        return None
+    alpha = raw[:, :, -1]
+    return alpha if alpha.min() != alpha.max() else None
+
+
 def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Decode a ground-truth mask to bool (H, W) by the two-level rule of the module docstring.
 
@@ -375,8 +394,12 @@ def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndar
     (H, W, C)) a mask of another size is resized (nearest).
     """
     path = Path(path)
-    img = _imdecode(_read_bytes(path), str(path), _DECODE_FLAGS)
-    if img.ndim == 3:
+    data = _read_bytes(path)
+    img = _imdecode(data, str(path), _DECODE_FLAGS)
+    alpha = _varying_alpha(data, img.shape[:2])
+    if alpha is not None:  # a transparent overlay: coverage is the mask, whatever colour the pixels hold
+        img = alpha
+    elif img.ndim == 3:
         img = img.max(axis=2)
     if img.dtype in (np.float32, np.float64):
         img = np.nan_to_num(img)

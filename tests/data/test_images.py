@@ -198,3 +198,20 @@ def test_frame_size_of_a_huge_image_reads_the_header_quietly(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert frame_size(path) == (9500, 10000)
+
+
+@pytest.mark.parametrize("colour", [0, 255])
+def test_transparent_overlay_masks_are_read_from_their_alpha(tmp_path, colour):
+    """An annotation tool's overlay: one colour everywhere (black or white), the defect opaque, the rest clear."""
+    overlay = np.full((40, 60, 4), colour, np.uint8)
+    overlay[..., 3] = 0
+    overlay[10:20, 5:25, 3] = 255
+    assert cv2.imwrite(str(tmp_path / "m.png"), overlay)
+    mask = read_mask(tmp_path / "m.png")
+    assert mask.sum() == 200 and mask[10:20, 5:25].all()
+    opaque = overlay.copy()
+    opaque[..., 3] = 255
+    opaque[..., :3] = 0
+    opaque[0:4, 0:4, :3] = 255  # constant alpha: the colour rule as before
+    assert cv2.imwrite(str(tmp_path / "o.png"), opaque)
+    assert read_mask(tmp_path / "o.png").sum() == 16
