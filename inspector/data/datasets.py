@@ -33,8 +33,8 @@ from typing import Sequence
 
 import numpy as np
 
-from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, list_images, read_image,
-                                   read_mask, resize_image, resize_mask)
+from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, UNREAD_IMAGE_EXTENSIONS, frame_size,
+                                   list_images, read_image, read_mask, resize_image, resize_mask)
 from inspector.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
     samples: list[Sample] = []
     for sub in sorted((d for d in test_dir.iterdir() if d.is_dir() and not _is_artefact(d)), key=lambda d: d.name):
         if sub.name.lower() in good_names:
-            samples += [Sample(p, 0, "good", None) for p in list_images(sub)]
+            samples += [Sample(p, 0, "good", None) for p in _listed(sub)]
             continue
         samples += _defect_samples(sub, subfolder(truth, sub.name) if truth is not None else None)
     return samples
@@ -148,6 +148,19 @@ def _warn_once(message: str) -> None:
         log.warning("%s", message)
 
 
+def _listed(folder: Path) -> list[Path]:
+    """:func:`list_images` of a dataset folder, warning once about files of image formats that are not read."""
+    try:
+        unread = sorted(p.name for p in folder.iterdir()
+                        if p.suffix.lower() in UNREAD_IMAGE_EXTENSIONS and not p.name.startswith("."))
+    except OSError:
+        unread = []
+    if unread:
+        _warn_once(f"{folder}: {len(unread)} file(s) of an image format that is not read are left out, e.g. "
+                   f"{unread[0]} (read: {', '.join(IMAGE_EXTENSIONS)})")
+    return list_images(folder)
+
+
 def _defect_samples(folder: Path, gt: Path | None) -> list[Sample]:
     """The defect images of ``test/<type>`` with their masks from ``gt`` (its ground-truth folder, if any).
 
@@ -157,7 +170,7 @@ def _defect_samples(folder: Path, gt: Path | None) -> list[Sample]:
     otherwise leave every image without one and the pixel metrics empty with no hint
     why: they are named in one warning.
     """
-    files = list_images(folder)
+    files = _listed(folder)
     stems = {p.stem for p in files}
     beside = {_mask_of(p): p for p in files if _mask_of(p) in stems}
     images = [p for p in files if p not in beside.values()]
@@ -211,12 +224,12 @@ def load_dataset(root: str | Path) -> Dataset:
     if layout is None:
         raise DataError(f"{root}: no images found; {_EXPECTED}{_nested_hint(root)}")
     if layout == "folder":
-        train = [Sample(p, 0, "good", None) for p in list_images(root)]
+        train = [Sample(p, 0, "good", None) for p in _listed(root)]
         test: list[Sample] = []
     else:
         good = "good" if layout == "mvtec" else "ok"
         good_dir = subfolder(subfolder(root, "train"), good)
-        train = [Sample(p, 0, "good", None) for p in list_images(good_dir)]
+        train = [Sample(p, 0, "good", None) for p in _listed(good_dir)]
         if not train:
             raise DataError(f"{good_dir}: no training images ({', '.join(IMAGE_EXTENSIONS)})")
         # MVTec's and BTAD's names for the good class are both unambiguous, whichever layout the train

@@ -105,6 +105,9 @@ log = logging.getLogger("inspector.images")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm",
                     ".pnm")
+# image formats met in datasets that the decoder does not read: their files are named in a warning, not dropped unseen
+UNREAD_IMAGE_EXTENSIONS = (".gif", ".jp2", ".j2k", ".jpx", ".exr", ".hdr", ".heic", ".heif", ".avif", ".jxl", ".tga",
+                           ".psd", ".dng", ".raw", ".ico")
 MIN_SIDE = 8  # smaller images are rejected on every path (pixels per side)
 # IMREAD_ANYDEPTH keeps 16-bit/float, IMREAD_ANYCOLOR keeps grey as 1 channel and drops alpha;
 # without IMREAD_IGNORE_ORIENTATION OpenCV applies the EXIF orientation.

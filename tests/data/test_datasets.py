@@ -236,3 +236,18 @@ def test_good_and_ok_are_the_good_class_in_either_layout(tmp_path):
         _img(root / "test" / test / "0.png")
         _img(root / "test" / "crack" / "0.png")
         assert sorted((s.label, s.defect_type) for s in load_dataset(root).test) == [(0, "good"), (1, "crack")]
+
+
+def test_images_of_formats_not_read_are_named_not_dropped_unseen(tmp_path, caplog):
+    """A .gif among the good parts is left out with one warning naming it (not silently, not as a crash)."""
+    root = tmp_path / "part"
+    for i in range(2):
+        _img(root / "train" / "good" / f"{i}.png")
+    (root / "train" / "good" / "2.GIF").write_bytes(b"GIF89a")
+    (root / "train" / "good" / "notes.txt").write_text("not an image")
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(root)
+    assert len(ds.train) == 2
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("good: 1 file(s) of an image format that is not read are left out, e.g. 2.GIF" in m for m in lines)
+    assert not any("notes.txt" in m for m in lines)
