@@ -241,3 +241,15 @@ def test_defects_without_masks_fall_back_to_good_pixels(exported_model, tiny_dat
     assert c.image.rule == "f1" and c.pixel.rule.startswith("pixel_false_alarm_rate")
     assert c.thresholds.rule == f"f1, {c.pixel.rule}" and c.thresholds.data["defects"]["with_mask"] == 0
     assert any("no ground-truth masks" in w for w in c.warnings)
+
+
+def test_no_readable_image_names_the_folder(exported_model, tmp_path):
+    """Every good image corrupt: the one-line error says which folder, not just 'none of the N image(s)'."""
+    from inspector.evaluation.calibrate import calibrate
+
+    folder = tmp_path / "line3" / "good"
+    folder.mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    with pytest.raises(DataError, match=rf"^{folder}: none of the 2 image\(s\) could be read"):
+        calibrate(exported_model, good_dir=folder)

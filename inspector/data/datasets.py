@@ -4,12 +4,17 @@
 
 * **mvtec** — ``train/good/*``, ``test/good/*``, ``test/<defect type>/*``,
   masks ``ground_truth/<defect type>/<stem>_mask.png`` (KolektorSDD as shipped
-  in shared/data uses it too, with the type ``defect``).
+  in shared/data uses it too, with the type ``defect``), or beside the image as
+  ``test/<defect type>/<stem>_mask.png``.
 * **btad** — ``train/ok/*``, ``test/ok/*``, ``test/ko/*``, masks
   ``ground_truth/ko/<stem>.png`` (BTAD's own naming; ``<stem>_mask.*`` and the
   other image extensions are accepted as well). ``ok`` is reported as ``good``.
 * **folder** — images directly in the folder: all are training images, no test split.
 
+The fixed folder names (``train``, ``test``, ``good``, ``ok``, ``ground_truth`` and the
+defect type under it) match in any letter case: ``test/Good`` is the good class, and so is
+``test/ok`` in an MVTec tree (``test/good`` in a BTAD one).
+Hidden folders and ``__MACOSX`` under ``test`` are not defect types.
 Listings are sorted by file name so results never depend on filesystem order.
 Defect images without a mask get ``mask_path=None`` (pixel metrics skip them).
 Corrupt images are skipped when loaded (:func:`load_batch`), each with one
@@ -28,13 +33,14 @@ from typing import Sequence
 
 import numpy as np
 
-from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, list_images, read_image, read_mask,
-                                   resize_image, resize_mask)
+from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, UNREAD_IMAGE_EXTENSIONS, frame_size,
+                                   list_images, read_image, read_mask, resize_image, resize_mask)
 from inspector.errors import DataError
 
 log = logging.getLogger(__name__)
 
 LAYOUTS = ("mvtec", "btad", "folder")
+GOOD_NAMES = ("good", "ok")  # test/<name> folders of good parts (any letter case), in either layout
 _EXPECTED = ("expected MVTec AD (train/good, test/<type>, ground_truth/<type>), "
              "BTAD (train/ok, test/ok|ko, ground_truth/ko) or a folder of images "
              f"({', '.join(IMAGE_EXTENSIONS)})")
@@ -73,39 +79,138 @@ class Dataset:
         }
 
 
+def _mask_of(path: Path) -> str | None:
+    """The image stem a ``<stem>_mask.<ext>`` file belongs to (``_MASK`` too: tools on Windows write it), else None."""
+    return path.stem[:-5] if path.stem.lower().endswith("_mask") else None
+
+
 def _mask_index(folder: Path) -> dict[str, Path]:
     """stem → mask path for a ground-truth folder; ``<stem>_mask.*`` and ``<stem>.*`` both map to stem."""
     index: dict[str, Path] = {}
     for p in list_images(folder):
-        stem = p.stem[:-5] if p.stem.endswith("_mask") else p.stem
+        stem = _mask_of(p) or p.stem
         # prefer the exact "<stem>_mask.png" / "<stem>.png" spelling when several exist
         if stem not in index or p.suffix.lower() == ".png":
             index[stem] = p
     return index
 
 
+def subfolder(parent: Path, name: str) -> Path | None:
+    """``parent/name`` matched in any letter case (the exact spelling first), None when absent.
+
+    Datasets assembled on Windows or macOS (case-insensitive file systems) often spell
+    the fixed folder names ``Good``, ``Train`` or ``Ground_Truth``; read on Linux, an
+    exact match would silently turn ``test/Good`` into a defect type.
+    """
+    exact = parent / name
+    if exact.is_dir():
+        return exact
+    try:
+        matches = sorted(d for d in parent.iterdir() if d.name.lower() == name.lower() and d.is_dir())
+    except OSError:  # parent missing or unreadable: nothing there
+        return None
+    return matches[0] if matches else None
+
+
+_ARTEFACT_FOLDERS = ("__MACOSX",)  # what macOS's zip writes beside the data (AppleDouble ._ files)
+
+
+def _is_artefact(folder: Path) -> bool:
+    """A folder no defect type lives in: hidden (``.ipynb_checkpoints``, ``.thumbnails``) or a zip artefact.
+
+    Like hidden files (never images), these are tools' leftovers; read as ``test/<type>`` they
+    would add a defect type, with whatever images they cache counted as defective.
+    """
+    return folder.name.startswith(".") or folder.name in _ARTEFACT_FOLDERS
+
+
 def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
-    test_dir = root / "test"
-    if not test_dir.is_dir():
+    test_dir = subfolder(root, "test")
+    if test_dir is None:
         return []
+    truth = subfolder(root, "ground_truth")
     samples: list[Sample] = []
-    for sub in sorted((d for d in test_dir.iterdir() if d.is_dir()), key=lambda d: d.name):
-        if sub.name in good_names:
-            samples += [Sample(p, 0, "good", None) for p in list_images(sub)]
+    for sub in sorted((d for d in test_dir.iterdir() if d.is_dir() and not _is_artefact(d)), key=lambda d: d.name):
+        if sub.name.lower() in good_names:
+            samples += [Sample(p, 0, "good", None) for p in _listed(sub)]
             continue
-        masks = _mask_index(root / "ground_truth" / sub.name)
-        samples += [Sample(p, 1, sub.name, masks.get(p.stem)) for p in list_images(sub)]
+        samples += _defect_samples(sub, subfolder(truth, sub.name) if truth is not None else None)
+    return samples
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` the first time only: a command reads its dataset's listing more than once."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
+
+
+def _listed(folder: Path) -> list[Path]:
+    """:func:`list_images` of a dataset folder, warning once about files of image formats that are not read."""
+    try:
+        unread = sorted(p.name for p in folder.iterdir()
+                        if p.suffix.lower() in UNREAD_IMAGE_EXTENSIONS and not p.name.startswith("."))
+    except OSError:
+        unread = []
+    if unread:
+        _warn_once(f"{folder}: {len(unread)} file(s) of an image format that is not read are left out, e.g. "
+                   f"{unread[0]} (read: {', '.join(IMAGE_EXTENSIONS)})")
+    return list_images(folder)
+
+
+def _defect_samples(folder: Path, gt: Path | None) -> list[Sample]:
+    """The defect images of ``test/<type>`` with their masks from ``gt`` (its ground-truth folder, if any).
+
+    A ``<stem>_mask.<ext>`` file beside its image ``<stem>.<ext>`` is that image's mask
+    (used when ``gt`` has none), never a defect image of its own. Masks are matched by
+    name only, so masks named by another convention (``000_label.png``) would
+    otherwise leave every image without one and the pixel metrics empty with no hint
+    why: they are named in one warning.
+    """
+    files = _listed(folder)
+    stems = {p.stem for p in files}
+    beside = {_mask_of(p): p for p in files if _mask_of(p) in stems}
+    images = [p for p in files if p not in beside.values()]
+    if not images:
+        _warn_once(f"{folder}: defect folder holds no images (ignored)")
+        return []
+    masks = {**beside, **(_mask_index(gt) if gt is not None else {})}
+    samples = [Sample(p, 1, folder.name, masks.get(p.stem)) for p in images]
+    orphans = sorted(path.name for stem, path in masks.items() if stem not in stems)
+    unmatched = sum(1 for s in samples if s.mask_path is None)
+    if orphans and unmatched:
+        _warn_once(f"{gt}: {len(orphans)} mask file(s) match no image of {folder}, and {unmatched} image(s) there "
+                   f"have no mask: a mask is named <image stem>_mask.<ext> or <image stem>.<ext> (e.g. "
+                   f"{images[0].stem}_mask.png for {images[0].name}); found e.g. {orphans[0]}")
     return samples
 
 
 def detect_layout(root: Path) -> str | None:
-    if (root / "train" / "good").is_dir():
+    train = subfolder(root, "train")
+    if train is not None and subfolder(train, "good") is not None:
         return "mvtec"
-    if (root / "train" / "ok").is_dir():
+    if train is not None and subfolder(train, "ok") is not None:
         return "btad"
     if list_images(root):
         return "folder"
     return None
+
+
+def _nested_hint(root: Path) -> str:
+    """``; pass one of its sub-folders …`` when datasets sit one level down (an archive unpacked into a
+    folder of its own, a folder of categories), else ''."""
+    try:
+        subs = sorted(d for d in root.iterdir() if d.is_dir() and not _is_artefact(d))
+    except OSError:
+        return ""
+    found = [d for d in subs if detect_layout(d) in ("mvtec", "btad")]
+    if not found:
+        return ""
+    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+    return f"; its sub-folder(s) {', '.join(d.name for d in found[:3])}{more} hold such a dataset: pass one of them"
 
 
 def load_dataset(root: str | Path) -> Dataset:
@@ -117,16 +222,19 @@ def load_dataset(root: str | Path) -> Dataset:
         raise DataError(f"{root}: is not a folder ({_EXPECTED})")
     layout = detect_layout(root)
     if layout is None:
-        raise DataError(f"{root}: no images found; {_EXPECTED}")
+        raise DataError(f"{root}: no images found; {_EXPECTED}{_nested_hint(root)}")
     if layout == "folder":
-        train = [Sample(p, 0, "good", None) for p in list_images(root)]
+        train = [Sample(p, 0, "good", None) for p in _listed(root)]
         test: list[Sample] = []
     else:
         good = "good" if layout == "mvtec" else "ok"
-        train = [Sample(p, 0, "good", None) for p in list_images(root / "train" / good)]
+        good_dir = subfolder(subfolder(root, "train"), good)
+        train = [Sample(p, 0, "good", None) for p in _listed(good_dir)]
         if not train:
-            raise DataError(f"{root / 'train' / good}: no training images ({', '.join(IMAGE_EXTENSIONS)})")
-        test = _test_samples(root, (good,))
+            raise DataError(f"{good_dir}: no training images ({', '.join(IMAGE_EXTENSIONS)})")
+        # MVTec's and BTAD's names for the good class are both unambiguous, whichever layout the train
+        # folder follows: a hybrid test/ok beside train/good is good parts, never a defect type
+        test = _test_samples(root, GOOD_NAMES)
     missing = sum(1 for s in test if s.label == 1 and s.mask_path is None)
     if missing:
         log.info("%s: %d defect image(s) without a ground-truth mask (pixel metrics skip them)", root, missing)
@@ -199,8 +307,9 @@ def load_masks(samples: Sequence[Sample], height: int, width: int,
                policy: str = "square") -> list[np.ndarray | None]:
     """Ground-truth masks resized like :func:`load_batch`: bool (height, width) per sample.
 
-    Good samples get an all-False mask; a defect sample whose mask is missing or
-    unreadable gets None (unknown: pixel metrics skip it; unreadable ones warn).
+    Good samples get an all-False mask; a defect sample whose mask is missing, unreadable
+    or of another aspect than its image gets None (unknown: pixel metrics skip it; the
+    last two warn). A mask of the image's aspect at another size is scaled onto the image.
     """
     def load(sample: Sample) -> np.ndarray | None:
         if sample.label == 0:
@@ -208,7 +317,7 @@ def load_masks(samples: Sequence[Sample], height: int, width: int,
         if sample.mask_path is None:
             return None
         try:
-            return resize_mask(read_mask(sample.mask_path), height, width, policy)
+            return resize_mask(_mask_on_frame(sample), height, width, policy)
         except DataError as exc:
             log.warning("ignoring mask: %s", exc)
             return None
@@ -216,3 +325,26 @@ def load_masks(samples: Sequence[Sample], height: int, width: int,
     samples = list(samples)
     with ThreadPoolExecutor(_workers(len(samples))) as pool:
         return list(pool.map(load, samples))
+
+
+def _mask_on_frame(sample: Sample) -> np.ndarray:
+    """``sample``'s mask as bool (H, W) on its image's frame (scaled when only the size differs).
+
+    The resize policies crop and place by the frame's geometry, so the mask must share
+    it; a mask whose aspect differs from the image's by more than a pixel belongs to
+    another picture (or is transposed) and raises :class:`DataError`. When the image
+    cannot be read the mask is used as it is.
+    """
+    mask = read_mask(sample.mask_path)
+    try:
+        frame_h, frame_w = frame_size(sample.path)
+    except DataError:
+        return mask
+    mask_h, mask_w = mask.shape
+    if (mask_h, mask_w) == (frame_h, frame_w):
+        return mask
+    # same aspect up to rounding: the mask's height scaled to the frame's width lands within a pixel
+    if abs(mask_h * frame_w / mask_w - frame_h) > max(1.0, frame_w / mask_w):
+        raise DataError(f"{sample.mask_path}: mask is {mask_w}x{mask_h} but its image {sample.path} is "
+                        f"{frame_w}x{frame_h} (another aspect: not this image's mask?)")
+    return resize_mask(mask, frame_h, frame_w)  # nearest, whole frame

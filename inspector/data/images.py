@@ -33,7 +33,8 @@ file gives the same pixels everywhere. The rules:
 **Masks** (:func:`read_mask`) use the same decoder without scaling; a pixel is
 defect when its largest channel is at least half of the mask's largest value
 (so 0/1, 0/255, 0/65535 masks and lossy JPEG copies of them all read right);
-an all-zero mask is empty.
+an all-zero mask is empty. A mask whose alpha channel varies (a transparent overlay
+exported by an annotation tool) is read from its alpha by the same rule.
 
 Resize policies (recorded in the sidecar, applied identically everywhere):
 
@@ -89,6 +90,7 @@ import io
 import logging
 import struct
 import threading
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -103,6 +105,9 @@ log = logging.getLogger("inspector.images")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm",
                     ".pnm")
+# image formats met in datasets that the decoder does not read: their files are named in a warning, not dropped unseen
+UNREAD_IMAGE_EXTENSIONS = (".gif", ".jp2", ".j2k", ".jpx", ".exr", ".hdr", ".heic", ".heif", ".avif", ".jxl", ".tga",
+                           ".psd", ".dng", ".raw", ".ico")
 MIN_SIDE = 8  # smaller images are rejected on every path (pixels per side)
 # IMREAD_ANYDEPTH keeps 16-bit/float, IMREAD_ANYCOLOR keeps grey as 1 channel and drops alpha;
 # without IMREAD_IGNORE_ORIENTATION OpenCV applies the EXIF orientation.
@@ -126,12 +131,21 @@ def is_image_file(path: Path) -> bool:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name (hidden files ignored); [] if it is gone."""
+    """Image files directly inside ``folder``, sorted by name (hidden files ignored); [] if it is gone.
+
+    A broken symbolic link with an image name is listed too: reading it then fails with a
+    message naming it, so it is skipped and counted like a corrupt file, never silently.
+    """
     try:
         entries = list(Path(folder).iterdir())
     except OSError:  # missing, deleted meanwhile, not a folder, no permission
         return []
-    return sorted((p for p in entries if is_image_file(p) and p.is_file()), key=lambda p: p.name)
+    return sorted((p for p in entries if is_image_file(p) and (p.is_file() or _is_broken_link(p))),
+                  key=lambda p: p.name)
+
+
+def _is_broken_link(path: Path) -> bool:
+    return path.is_symlink() and not path.exists()
 
 
 # ------------------------------------------------------------------------------------------ bit depth
@@ -314,6 +328,8 @@ def _read_bytes(path: Path) -> np.ndarray:
     try:
         return np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
+        if _is_broken_link(path):
+            raise DataError(f"{path}: broken symbolic link (its target {path.readlink()} does not exist)") from None
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, not an image") from None
@@ -330,6 +346,50 @@ def read_image(path: str | Path, bit_depth: int | None = None, warn_key: str | N
     return decode_image(_read_bytes(path), str(path), bit_depth, "RGB", warn_key)
 
 
+def frame_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of the frame :func:`read_image` returns for ``path``, EXIF orientation applied.
+
+    Read from the file's header with Pillow when the file carries no rotation (no pixel
+    decoding, so it stays cheap for 6000×4000 images); a rotated file, or one Pillow cannot
+    open, is decoded instead, because Pillow reports a rotated TIFF's size already turned but
+    a JPEG's as stored. Raises :class:`DataError` naming the file when it cannot be read.
+    """
+    try:
+        from PIL import Image
+
+        with warnings.catch_warnings():  # Pillow's bomb warning for > 89 Mpixel: only the size is read here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                if im.format == "PNG":  # getexif() decodes a whole PNG to look for an eXIf chunk past IDAT
+                    orientation = 0 if "exif" in im.info else 1  # 0: has one, let the decoder apply it
+                else:
+                    orientation = im.getexif().get(0x0112) or getattr(im, "tag_v2", {}).get(0x0112) or 1
+    except Exception:  # noqa: BLE001 - Pillow lacks a format or a limit: the real decoder decides
+        orientation = None
+    if orientation != 1:
+        return read_image(path).shape[:2]
+    return height, width
+
+
+def _varying_alpha(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The alpha channel of an encoded mask when it has one that is not constant, else None.
+
+    Annotation tools export masks as overlays: defect pixels opaque, the rest transparent,
+    with colour values that say nothing (black everywhere, or white everywhere). The
+    decoder drops alpha (and applies the orientation), so the file is decoded again as
+    stored; an alpha plane of another shape (a rotated file) is not trusted.
+    """
+    try:
+        raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+    if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4) or raw.shape[:2] != tuple(shape):
+        return None
+    alpha = raw[:, :, -1]
+    return alpha if alpha.min() != alpha.max() else None
+
+
 def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Decode a ground-truth mask to bool (H, W) by the two-level rule of the module docstring.
 
@@ -337,8 +397,12 @@ def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndar
     (H, W, C)) a mask of another size is resized (nearest).
     """
     path = Path(path)
-    img = _imdecode(_read_bytes(path), str(path), _DECODE_FLAGS)
-    if img.ndim == 3:
+    data = _read_bytes(path)
+    img = _imdecode(data, str(path), _DECODE_FLAGS)
+    alpha = _varying_alpha(data, img.shape[:2])
+    if alpha is not None:  # a transparent overlay: coverage is the mask, whatever colour the pixels hold
+        img = alpha
+    elif img.ndim == 3:
         img = img.max(axis=2)
     if img.dtype in (np.float32, np.float64):
         img = np.nan_to_num(img)

@@ -246,6 +246,13 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
     return good, {"source": "test/good", "root": str(dataset.root), "layout": dataset.layout}, warnings
 
 
+def _common_folder(samples: Sequence) -> str:
+    """The deepest folder holding every sample (``test`` for several defect folders): where an error points."""
+    import os
+
+    return os.path.commonpath([str(Path(s.path).parent) for s in samples]) if samples else "."
+
+
 def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, chunk: int = 64,
                   on_progress: Callable[[int, int], None] | None = None) -> ScoredSet:
     """Decode, resize (``backend.input_spec``) and score ``samples`` with ``backend``; corrupt images are skipped."""
@@ -267,7 +274,8 @@ def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, c
         if on_progress:
             on_progress(min(start + chunk, len(samples)), len(samples))
     if not kept:
-        raise DataError(f"none of the {len(samples)} image(s) could be read")
+        raise DataError(f"{_common_folder(samples)}: none of the {len(samples)} image(s) could be read "
+                        f"(see the warnings above)")
     return ScoredSet(kept, np.concatenate(scores), np.concatenate(maps), skipped)
 
 

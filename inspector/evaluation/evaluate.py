@@ -56,6 +56,8 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
                      downscale: str = DEFAULT_DOWNSCALE) -> dict:
     """Score the test split, compute metrics, write metrics.json (+ plots); return metrics.
 
+    Raises :class:`DataError` when the dataset has no test images or none of them can be read.
+
     ``level_scorer`` (torch models only: deployed graphs output the combined map)
     adds the per-level image AUROC to the diagnostics. ``downscale``: the model's
     method (:mod:`inspector.data.images`).
@@ -65,6 +67,9 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
         raise DataError(f"{data_root}: no test images (expected test/good and test/<defect> folders)")
     h, w = image_size
     images, samples, skipped = load_batch(dataset.test, h, w, resize, bit_depth, downscale)
+    if not samples:  # every test image was skipped (each warned): there is nothing to score
+        raise DataError(f"{dataset.root}: none of the {len(dataset.test)} test image(s) could be read "
+                        f"(see the warnings above)")
     scores, maps = score_images(scorer, images, batch_size)
     labels = np.array([s.label for s in samples])
     types = [s.defect_type for s in samples]

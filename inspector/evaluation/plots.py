@@ -64,7 +64,10 @@ def plot_score_histogram(scores, labels, path: str | Path, threshold: float | No
 
 def _captioned(panel: np.ndarray, caption: str) -> np.ndarray:
     band = np.full((22, panel.shape[1], 3), 255, dtype=np.uint8)
-    cv2.putText(band, caption, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    # Hershey fonts draw ASCII only, and OpenCV crashes the process (SIGSEGV) on a lone surrogate,
+    # which is how Python spells a file name that is not valid UTF-8 (b"caf\xe9.png")
+    text = caption.encode("ascii", "replace").decode("ascii")
+    cv2.putText(band, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return np.vstack([band, panel])
 
 

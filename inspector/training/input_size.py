@@ -28,18 +28,23 @@ SAMPLE = 64  # images read to estimate the aspect (evenly spaced over the sorted
 
 
 def median_aspect(samples: Sequence[Sample], sample: int = SAMPLE) -> float:
-    """Median height/width of up to ``sample`` readable images (evenly spaced); DataError if none."""
+    """Median height/width (in log space) of up to ``sample`` readable images (evenly spaced); DataError if none."""
     picks = [samples[int(i)] for i in np.unique(np.linspace(0, len(samples) - 1, min(sample, len(samples))).round())]
-    aspects = []
+    aspects, reasons = [], []
     for s in picks:
         try:
             img = read_image(s.path)
-        except DataError:
-            continue  # load_batch reports unreadable files once, with the others
+        except DataError as exc:
+            reasons.append(str(exc))  # load_batch reports unreadable files once, with the others
+            continue
         aspects.append(img.shape[0] / img.shape[1])
-    if not aspects:
-        raise DataError(f"{samples[0].path.parent}: no readable training image to derive the input size from")
-    return float(np.median(aspects))
+    if not aspects:  # nothing else will run, so this one line must say why
+        raise DataError(f"{samples[0].path.parent}: cannot derive the input size: none of the {len(picks)} "
+                        f"training image(s) tried could be read, e.g. {reasons[0]}")
+    # the median of log(h/w): with an even count the two middle aspects meet at their geometric mean, so a
+    # set of 40x2000 and 2000x40 parts gives a square input (their plain mean, 25, gave a 25:1 strip) and
+    # transposing every image transposes the size
+    return float(np.exp(np.median(np.log(aspects))))
 
 
 def size_for_aspect(aspect: float, pixels: int, multiple: int = MULTIPLE) -> tuple[int, int]:

@@ -66,30 +66,35 @@ def resolve_input(config: RunConfig) -> RunConfig:
 
 
 def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Decode the good images once and split them into train/validation arrays."""
+    """Decode the good images once and split the readable ones into train/validation uint8 (N, H, W, 3) arrays.
+
+    Unreadable images are dropped before the split, so they can never empty the
+    validation set while readable images remain. Raises :class:`DataError` when
+    fewer than 2 good images can be read.
+    """
     dataset = load_dataset(config.data.path)
     if len(dataset.train) < 2:
         raise DataError(f"{config.data.path}: need at least 2 good training images, found {len(dataset.train)}")
-    train, val = split_train_val(dataset.train, config.data.val_fraction, config.data.split_seed)
     h, w = config.model.image_size
-    train_imgs, train_kept, train_skipped = load_batch(train, h, w, config.data.resize, config.data.bit_depth,
-                                                         config.data.downscale)
-    val_imgs, val_kept, val_skipped = load_batch(val, h, w, config.data.resize, config.data.bit_depth,
-                                                   config.data.downscale)
-    if len(train_kept) == 0 or len(val_kept) == 0:
-        raise DataError(f"{config.data.path}: no readable images left for training/validation")
+    images, kept, skipped = load_batch(dataset.train, h, w, config.data.resize, config.data.bit_depth,
+                                       config.data.downscale)
+    if len(kept) < 2:
+        raise DataError(f"{config.data.path}: need at least 2 readable good training images, found {len(kept)} "
+                        f"of {len(dataset.train)} (see the warnings above)")
+    train, val = split_train_val(kept, config.data.val_fraction, config.data.split_seed)
+    row = {s.path: i for i, s in enumerate(kept)}
     summary = {
         "root": str(dataset.root),
         "layout": dataset.layout,
-        "n_train": len(train_kept),
-        "n_val": len(val_kept),
-        "skipped": [str(s.path) for s, _ in train_skipped + val_skipped],
-        "val_files": [s.path.name for s in val_kept],
+        "n_train": len(train),
+        "n_val": len(val),
+        "skipped": [str(s.path) for s, _ in skipped],
+        "val_files": [s.path.name for s in val],
         "image_size": list(config.model.image_size),
         "resize": config.data.resize,
         "downscale": config.data.downscale,
     }
-    return train_imgs, val_imgs, summary
+    return images[[row[s.path] for s in train]], images[[row[s.path] for s in val]], summary
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

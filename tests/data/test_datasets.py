@@ -118,3 +118,136 @@ def test_load_masks_unknown_and_corrupt(tmp_path):
                Sample(tmp_path / "e.png", 1, "cut", None), Sample(tmp_path / "f.png", 1, "cut", broken)]
     masks = load_masks(samples, 8, 8)
     assert not masks[0].any() and masks[1].all() and masks[2] is None and masks[3] is None
+
+
+def test_fixed_folder_names_match_in_any_letter_case(tmp_path):
+    """A tree made on a case-insensitive file system: Train/Good, Test/GOOD, Ground_Truth/<type>.
+
+    test/Good must stay the good class (not a defect type) and masks under Ground_Truth must be found.
+    """
+    root = tmp_path / "part"
+    for i in range(3):
+        _img(root / "Train" / "Good" / f"{i:03d}.png")
+    _img(root / "Test" / "GOOD" / "000.png")
+    _img(root / "Test" / "crack" / "000.png")
+    _img(root / "Ground_Truth" / "Crack" / "000_mask.png", 255, (16, 16))
+    ds = load_dataset(root)
+    assert ds.layout == "mvtec" and len(ds.train) == 3
+    assert [(x.label, x.defect_type) for x in ds.test] == [(0, "good"), (1, "crack")]
+    assert ds.test[1].mask_path == root / "Ground_Truth" / "Crack" / "000_mask.png"
+
+
+def test_masks_are_checked_against_their_image_frame(tmp_path, caplog):
+    """A scaled mask is scaled onto its image; a mask of another aspect (here transposed) is refused with a warning.
+
+    shorter_side_crop crops by the frame's geometry: a half-size mask must give the same crop as a full one.
+    """
+    image = _img(tmp_path / "test" / "cut" / "a.png", 100, (40, 80))
+    full = np.zeros((40, 80), np.uint8)
+    full[:, :20] = 255  # the left quarter: outside the centre crop of a 40x80 frame into 32x32
+    assert cv2.imwrite(str(tmp_path / "full.png"), full)
+    assert cv2.imwrite(str(tmp_path / "half.png"), cv2.resize(full, (40, 20), interpolation=cv2.INTER_NEAREST))
+    assert cv2.imwrite(str(tmp_path / "transposed.png"), np.ascontiguousarray(full.T))
+    samples = [Sample(image, 1, "cut", tmp_path / name) for name in ("full.png", "half.png", "transposed.png")]
+    with caplog.at_level(logging.WARNING):
+        full_mask, half_mask, transposed = load_masks(samples, 32, 32, "shorter_side_crop")
+    np.testing.assert_array_equal(half_mask, full_mask)
+    assert transposed is None
+    assert any("transposed.png: mask is 40x80 but its image" in r.getMessage() and "is 80x40" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_unmatched_mask_names_and_empty_defect_folders_are_named(tmp_path, caplog):
+    """Masks named by another convention (<stem>_label.png) leave the images maskless: one warning says why."""
+    root = tmp_path / "part"
+    for i in range(2):
+        _img(root / "train" / "good" / f"{i}.png")
+        _img(root / "test" / "crack" / f"{i:03d}.png")
+        _img(root / "ground_truth" / "crack" / f"{i:03d}_label.png", 255, (16, 16))
+    (root / "test" / "scratch").mkdir()
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(root)
+    assert [s.mask_path for s in ds.test] == [None, None]
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("2 mask file(s) match no image" in m and "000_mask.png for 000.png" in m
+               and "found e.g. 000_label.png" in m for m in lines), lines
+    assert any(m.endswith("scratch: defect folder holds no images (ignored)") for m in lines), lines
+
+
+def test_hidden_and_zip_artefact_folders_are_not_defect_types(tmp_path):
+    """test/.thumbnails (cached copies of good parts) and test/__MACOSX must not become defect types."""
+    root = tmp_path / "part"
+    for i in range(2):
+        _img(root / "train" / "good" / f"{i}.png")
+    _img(root / "test" / "good" / "0.png")
+    _img(root / "test" / ".thumbnails" / "0.png")
+    _img(root / "test" / "__MACOSX" / "good" / "0.png")
+    _img(root / "test" / "__MACOSX" / "0.png")
+    _img(root / "test" / "crack" / "0.png")
+    assert [(s.label, s.defect_type) for s in load_dataset(root).test] == [(1, "crack"), (0, "good")]
+
+
+def test_masks_beside_their_images_are_masks_not_defect_images(tmp_path):
+    """test/crack/000_mask.png next to 000.png: the mask of 000.png, not a second defective image."""
+    root = tmp_path / "part"
+    for i in range(2):
+        _img(root / "train" / "good" / f"{i}.png")
+    _img(root / "test" / "crack" / "000.png")
+    _img(root / "test" / "crack" / "000_mask.png", 255, (16, 16))
+    _img(root / "test" / "crack" / "001.png")
+    _img(root / "test" / "crack" / "002.PNG")
+    _img(root / "test" / "crack" / "002_MASK.PNG", 255, (16, 16))  # written by a tool on Windows
+    _img(root / "test" / "crack" / "lone_mask.png")  # no image 'lone' beside it: an image with an odd name
+    _img(root / "test" / "dent" / "000.png")
+    _img(root / "ground_truth" / "dent" / "000_Mask.png", 255, (16, 16))
+    ds = load_dataset(root)
+    assert [(s.path.name, s.mask_path.name if s.mask_path else None) for s in ds.test] == [
+        ("000.png", "000_mask.png"), ("001.png", None), ("002.PNG", "002_MASK.PNG"), ("lone_mask.png", None),
+        ("000.png", "000_Mask.png")]
+
+
+def test_broken_symlinks_are_skipped_and_counted_not_dropped(tmp_path):
+    """A link into an unmounted share is an unreadable image: warned and listed as skipped, like a corrupt file."""
+    good = tmp_path / "part" / "train" / "good"
+    for i in range(2):
+        _img(good / f"{i}.png")
+    (good / "2.png").symlink_to(tmp_path / "unmounted" / "2.png")
+    ds = load_dataset(tmp_path / "part")
+    assert [s.path.name for s in ds.train] == ["0.png", "1.png", "2.png"]
+    _, kept, skipped = load_batch(ds.train, 8, 8)
+    assert len(kept) == 2 and skipped[0][0].path.name == "2.png"
+    assert "2.png: broken symbolic link (its target" in skipped[0][1]
+
+
+def test_a_dataset_one_level_down_is_pointed_at(tmp_path):
+    """An archive unpacked into its own folder (data/part/train/good): the error names the sub-folder to pass."""
+    _img(tmp_path / "data" / "part" / "train" / "good" / "0.png")
+    (tmp_path / "data" / "__MACOSX" / "part" / "train" / "good").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"data: no images found; .*its sub-folder\(s\) part hold such a dataset: "
+                                        r"pass one of them$"):
+        load_dataset(tmp_path / "data")
+
+
+def test_good_and_ok_are_the_good_class_in_either_layout(tmp_path):
+    """A hybrid tree (train/good with test/OK, or train/ok with test/good): good parts, not a defect type."""
+    for train, test in (("good", "OK"), ("ok", "good")):
+        root = tmp_path / train
+        _img(root / "train" / train / "0.png")
+        _img(root / "test" / test / "0.png")
+        _img(root / "test" / "crack" / "0.png")
+        assert sorted((s.label, s.defect_type) for s in load_dataset(root).test) == [(0, "good"), (1, "crack")]
+
+
+def test_images_of_formats_not_read_are_named_not_dropped_unseen(tmp_path, caplog):
+    """A .gif among the good parts is left out with one warning naming it (not silently, not as a crash)."""
+    root = tmp_path / "part"
+    for i in range(2):
+        _img(root / "train" / "good" / f"{i}.png")
+    (root / "train" / "good" / "2.GIF").write_bytes(b"GIF89a")
+    (root / "train" / "good" / "notes.txt").write_text("not an image")
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(root)
+    assert len(ds.train) == 2
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("good: 1 file(s) of an image format that is not read are left out, e.g. 2.GIF" in m for m in lines)
+    assert not any("notes.txt" in m for m in lines)

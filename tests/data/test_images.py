@@ -162,3 +162,56 @@ def test_letterbox_keeps_the_aspect_and_mirrors_the_frame_into_the_margins():
 def test_letterbox_of_a_frame_of_the_input_aspect_is_the_plain_resize():
     img = np.random.default_rng(3).integers(0, 255, (200, 100, 3), dtype=np.uint8)
     assert np.array_equal(resize_image(img, 64, 32, "letterbox"), resize_image(img, 64, 32, "square"))
+
+
+@pytest.mark.parametrize("ext", ["jpg", "tif", "png"])
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_frame_size_is_the_decoded_frame_size(tmp_path, ext, orientation):
+    """frame_size reads headers, yet agrees with read_image on rotated files (Pillow turns a TIFF's size, not a JPEG's)."""
+    from PIL import Image
+
+    from inspector.data.images import frame_size
+
+    im = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 80), dtype=np.uint8))
+    path = tmp_path / f"a.{ext}"
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(path, tiffinfo={0x0112: orientation}) if ext == "tif" else im.save(path, exif=exif)
+    assert frame_size(path) == read_image(path).shape[:2] == ((80, 40) if orientation == 6 else (40, 80))
+
+
+def test_frame_size_of_a_huge_image_reads_the_header_quietly(tmp_path):
+    """A 95 Mpixel scan: its size comes from the header, without Pillow's DecompressionBombWarning on stderr."""
+    import struct
+    import warnings
+    import zlib
+
+    from inspector.data.images import frame_size
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 10000, 9500, 8, 0, 0, 0, 0)  # width, height, 8-bit grey
+    path = tmp_path / "scan.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0"))
+                     + chunk(b"IEND", b""))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert frame_size(path) == (9500, 10000)
+
+
+@pytest.mark.parametrize("colour", [0, 255])
+def test_transparent_overlay_masks_are_read_from_their_alpha(tmp_path, colour):
+    """An annotation tool's overlay: one colour everywhere (black or white), the defect opaque, the rest clear."""
+    overlay = np.full((40, 60, 4), colour, np.uint8)
+    overlay[..., 3] = 0
+    overlay[10:20, 5:25, 3] = 255
+    assert cv2.imwrite(str(tmp_path / "m.png"), overlay)
+    mask = read_mask(tmp_path / "m.png")
+    assert mask.sum() == 200 and mask[10:20, 5:25].all()
+    opaque = overlay.copy()
+    opaque[..., 3] = 255
+    opaque[..., :3] = 0
+    opaque[0:4, 0:4, :3] = 255  # constant alpha: the colour rule as before
+    assert cv2.imwrite(str(tmp_path / "o.png"), opaque)
+    assert read_mask(tmp_path / "o.png").sum() == 16

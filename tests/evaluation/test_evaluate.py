@@ -25,3 +25,26 @@ def test_format_table_with_undefined_metrics():
                "n_images": 8, "n_good": 8, "n_defect": 0, "per_defect_type": {}}
     table = format_table(metrics)
     assert "—" in table.splitlines()[1] and "F1-max undefined" in table and "0 defective" in table
+
+
+def test_evaluate_dataset_with_no_readable_test_image_is_a_data_error(tmp_path):
+    """Every test image corrupt: one DataError naming the dataset, not numpy's 'need at least one array'."""
+    import cv2
+    import pytest
+
+    from inspector.errors import DataError
+    from inspector.evaluation.evaluate import evaluate_dataset
+
+    root = tmp_path / "part"
+    for split in ("train/good", "test/good", "test/crack"):
+        (root / split).mkdir(parents=True)
+    for i in range(2):
+        assert cv2.imwrite(str(root / "train" / "good" / f"{i}.png"), np.full((16, 16), 128, np.uint8))
+        (root / "test" / "good" / f"{i}.png").write_bytes(b"not a png")
+        (root / "test" / "crack" / f"{i}.png").write_bytes(b"not a png")
+
+    def scorer(batch):
+        return batch.mean(axis=(1, 2, 3)), batch[..., 0].astype(np.float32)
+
+    with pytest.raises(DataError, match=r"part: none of the 4 test image\(s\) could be read"):
+        evaluate_dataset(scorer, root, (16, 16), "square", tmp_path / "eval", plots=False)

@@ -45,3 +45,25 @@ def test_save_overlays_picks_the_worst_cases(tmp_path):
     assert names[4].startswith("top_defect_00_score0.9_cut_009")
     panel = read_image(paths[0])
     assert panel.shape[1] == 64 and panel.shape[0] > 32  # image | overlay, with a caption band
+
+
+def test_overlays_of_files_whose_names_are_not_utf8(tmp_path):
+    """b"caf\\xe9.png" (Latin-1 name on a UTF-8 system) reaches Python as a lone surrogate; OpenCV's putText
+    used to kill the whole evaluate process with SIGSEGV on it. Run in a child so that crash fails this test."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from inspector.data.datasets import Sample\n"
+        "from inspector.evaluation.plots import save_overlays\n"
+        "name = Path(b'caf\\xe9 \\xc3\\xbc.png'.decode('utf-8', 'surrogateescape'))\n"
+        "samples = [Sample(Path('good.png'), 0, 'good'), Sample(name, 1, 'crack \\u00fc')]\n"
+        "images = np.full((2, 32, 32, 3), 128, np.uint8)\n"
+        "maps = np.random.default_rng(0).random((2, 32, 32)).astype(np.float32)\n"
+        "paths = save_overlays(images, maps, [0.1, 0.9], samples, sys.argv[1])\n"
+        "print(sorted(p.name for p in paths))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "top_defect_00_score0.9_crack_ü_caf__ü.png" in done.stdout

@@ -25,6 +25,7 @@ def test_extreme_aspects_are_clamped_to_usable_sides():
 
 
 def _folder(tmp_path, shapes):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for i, (h, w) in enumerate(shapes):
         cv2.imwrite(str(tmp_path / f"{i:02d}.png"), np.full((h, w), 128, np.uint8))
     return tmp_path
@@ -58,3 +59,25 @@ def test_a_bad_pixel_budget_is_one_line_naming_the_key(value):
     with pytest.raises(ConfigError, match="input_pixels") as err:
         load_run_config(base={"data": {"path": "x", "input_pixels": value}})
     assert "\n" not in str(err.value)
+
+
+def test_the_median_aspect_is_symmetric_under_transposition(tmp_path):
+    """Half the parts lying, half standing (an even count): a square input, not a 25:1 strip of the mean aspect."""
+    mixed = _folder(tmp_path / "a", [(40, 2000), (2000, 40)])
+    both = resolve_input(load_run_config(base={"data": {"path": str(mixed)}}))
+    assert both.model.image_size == (256, 256)
+    lying = _folder(tmp_path / "b", [(40, 400), (50, 400)])
+    standing = _folder(tmp_path / "c", [(400, 40), (400, 50)])
+    size = resolve_input(load_run_config(base={"data": {"path": str(lying)}})).model.image_size
+    assert resolve_input(load_run_config(base={"data": {"path": str(standing)}})).model.image_size == size[::-1]
+
+
+def test_no_readable_training_image_says_why(tmp_path):
+    """Every training image corrupt: the one line names a file and the reason, not just 'no readable image'."""
+    from inspector.errors import DataError
+
+    for i in range(3):
+        (tmp_path / f"{i}.png").write_bytes(b"\\x89PNG\\r\\n\\x1a\\ntruncated")
+    why = r"none of the 3 training image\(s\) tried could be read, e\.g\. .*0\.png: cannot decode image"
+    with pytest.raises(DataError, match=why):
+        resolve_input(load_run_config(base={"data": {"path": str(tmp_path)}}))

@@ -101,3 +101,27 @@ def test_ctrl_c_leaves_a_usable_checkpoint(tiny_dataset, tmp_path):
     assert main(["train", "--out", str(out), "--resume", "--epochs", str(done + 1)]) == 0
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history][-1] == done + 1
+
+
+def test_corrupt_images_never_empty_the_validation_split(tmp_path):
+    """The images the seeded split would put in validation are corrupt: the readable rest is split instead."""
+    import cv2
+    import numpy as np
+
+    from inspector.data.datasets import load_dataset, split_train_val
+    from inspector.training.config import load_run_config
+    from inspector.training.loop import load_training_images
+
+    good = tmp_path / "part" / "train" / "good"
+    good.mkdir(parents=True)
+    for i in range(10):
+        assert cv2.imwrite(str(good / f"{i:03d}.png"), np.full((32, 32), 10 * i, np.uint8))
+    _, val = split_train_val(load_dataset(tmp_path / "part").train)  # the split with every image readable
+    for sample in val:
+        sample.path.write_bytes(b"not a png")
+    config = load_run_config(base={"model": {"name": "reduced_student", "image_size": [32, 32]},
+                                   "data": {"path": str(tmp_path / "part")}})
+    train_imgs, val_imgs, summary = load_training_images(config)
+    assert len(train_imgs) + len(val_imgs) == 8 and len(val_imgs) >= 1
+    assert sorted(summary["skipped"]) == sorted(str(s.path) for s in val)
+    assert not set(summary["val_files"]) & {s.path.name for s in val}
