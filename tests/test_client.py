@@ -229,3 +229,29 @@ def test_a_flood_of_malformed_messages_cannot_hold_off_the_timeout(tmp_path):
             flooder.join()
         assert sub.malformed > 5 and waited < 5, (sub.malformed, waited)
     pub.close()
+
+
+def test_a_closed_publisher_frees_its_ipc_path_before_close_returns(tmp_path, monkeypatch):
+    """zmq_close(3) hands the close to ZeroMQ's I/O thread, so the listener can outlive close(); a daemon
+    started next in the same process then took its own predecessor for another daemon and refused to
+    start (seen under CI load). The I/O thread's delay is injected here, since an idle machine never shows
+    it: the real socket is closed 0.3 s after close() returns. Fails if Publisher.close does not wait."""
+    import threading
+
+    from inspector.pipeline.publish import refuse_if_served
+
+    endpoint = f"ipc://{tmp_path}/ev.sock"
+    pub = Publisher(PublishSection(endpoint=endpoint))
+    real = pub.socket
+
+    class LateClosingSocket:  # the real socket, with the I/O thread's close delayed
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def close(self, linger=None):
+            threading.Timer(0.3, real.close, kwargs={"linger": linger}).start()
+
+    monkeypatch.setattr(pub, "socket", LateClosingSocket())
+    pub.close()
+    refuse_if_served(endpoint)  # raises ConfigError while the closed publisher still listens
+    Publisher(PublishSection(endpoint=endpoint)).close()

@@ -12,7 +12,6 @@ PUB does) and every send is counted.
 
 from __future__ import annotations
 
-import errno
 import logging
 import queue
 import socket
@@ -43,6 +42,8 @@ WAKE = object()  # put on the publisher's inbox to make it drain the status queu
 # late joiner): each idle wake-up costs ~65 µs of CPU (queue wait, socket poll), 3.3 ms per second at 20 ms,
 # which at ~75 events/s was a third of the publisher's CPU per event. Status updates wake it at once.
 IDLE_POLL_S = 0.1
+# How long closing waits for queued events to reach connected subscribers (ZMQ_LINGER).
+LINGER_MS = 500
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Publisher:
         self.topics: frozenset[bytes] = frozenset()
         sock = self.context.socket(zmq.XPUB)
         sock.setsockopt(zmq.SNDHWM, cfg.sndhwm)
-        sock.setsockopt(zmq.LINGER, 500)
+        sock.setsockopt(zmq.LINGER, LINGER_MS)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         self._monitor = None
         try:
@@ -224,9 +225,17 @@ class Publisher:
             self.auth = None
 
     def close(self) -> None:
+        """Close the socket (queued events get LINGER_MS to leave) and return once an ipc path is free.
+
+        ZeroMQ closes in its I/O thread: the listener outlives ``close()`` while events drain, and a
+        daemon started next in this process would take it for another daemon (:func:`refuse_if_served`).
+        """
         self._close_monitor(self.socket)
-        self.socket.close(linger=500)
+        self.socket.close(linger=LINGER_MS)
         self._stop_auth()
+        deadline = time.monotonic() + LINGER_MS / 1000 + 1.0
+        while _served(self.endpoint) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def refuse_if_served(endpoint: str) -> None:
@@ -236,24 +245,30 @@ def refuse_if_served(endpoint: str) -> None:
     daemon (its subscribers then hear nothing). tcp, inproc and abstract ipc (``ipc://@name``) refuse a
     second bind by themselves (EADDRINUSE). A socket file nobody listens on (a crashed daemon) is reused.
     """
+    if _served(endpoint):
+        raise ConfigError(f"publish.endpoint: {endpoint} is already served by another process "
+                          f"(another daemon running? choose another path)")
+
+
+def _served(endpoint: str) -> bool:
+    """True when something accepts connections on the file-system ``ipc://`` path ``endpoint``.
+
+    False for other transports and when nobody listens (no file, a stale file); a path that cannot be
+    probed (too long, permissions) is False too, and the bind reports it.
+    """
     if not endpoint.startswith("ipc://") or endpoint.startswith("ipc://@"):
-        return
-    path = endpoint[len("ipc://"):]
+        return False
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.settimeout(1.0)
-        probe.connect(path)
-    except OSError as exc:
-        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK):
-            return  # nobody there: binding is safe
-        if isinstance(exc, socket.timeout):  # a listener too busy to accept is still a listener
-            raise ConfigError(f"publish.endpoint: {endpoint} is already served by another process "
-                              f"(another daemon running? choose another path)") from None
-        return  # e.g. a path too long or permissions: let the bind report it
+        probe.connect(endpoint[len("ipc://"):])
+    except socket.timeout:  # a listener too busy to accept is still a listener
+        return True
+    except OSError:  # ECONNREFUSED / ENOENT / ENOTSOCK: nobody there; anything else: the bind will say
+        return False
     finally:
         probe.close()
-    raise ConfigError(f"publish.endpoint: {endpoint} is already served by another process "
-                      f"(another daemon running? choose another path)")
+    return True
 
 
 @dataclass(frozen=True)
