@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from inspector.data.datasets import Sample
-from inspector.data.images import read_image
+from inspector.data.images import frame_size
 from inspector.errors import DataError
 
 MULTIPLE = 32  # every backbone's deepest stride; ModelConfig.validate requires it
@@ -28,16 +28,20 @@ SAMPLE = 64  # images read to estimate the aspect (evenly spaced over the sorted
 
 
 def median_aspect(samples: Sequence[Sample], sample: int = SAMPLE) -> float:
-    """Median height/width (in log space) of up to ``sample`` readable images (evenly spaced); DataError if none."""
+    """Median height/width (in log space) of up to ``sample`` readable images (evenly spaced); DataError if none.
+
+    Sizes come from the files' headers where that gives the decoded frame's size
+    (:func:`inspector.data.images.frame_size`), so large scans are not decoded twice.
+    """
     picks = [samples[int(i)] for i in np.unique(np.linspace(0, len(samples) - 1, min(sample, len(samples))).round())]
     aspects, reasons = [], []
     for s in picks:
         try:
-            img = read_image(s.path)
+            height, width = frame_size(s.path)
         except DataError as exc:
             reasons.append(str(exc))  # load_batch reports unreadable files once, with the others
             continue
-        aspects.append(img.shape[0] / img.shape[1])
+        aspects.append(height / width)
     if not aspects:  # nothing else will run, so this one line must say why
         raise DataError(f"{samples[0].path.parent}: cannot derive the input size: none of the {len(picks)} "
                         f"training image(s) tried could be read, e.g. {reasons[0]}")
