@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, UNREAD_IMAGE_EXTENSIONS, frame_size,
-                                   list_images, read_image, read_mask, resize_image, resize_mask)
+                                   list_images, read_image, read_mask, resize_image, resize_mask, warn_once)
 from inspector.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -138,14 +138,9 @@ def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
     return samples
 
 
-_warned: set[str] = set()
-
-
 def _warn_once(message: str) -> None:
     """Log ``message`` the first time only: a command reads its dataset's listing more than once."""
-    if message not in _warned:
-        _warned.add(message)
-        log.warning("%s", message)
+    warn_once(message, "%s", message, logger=log)
 
 
 def _listed(folder: Path) -> list[Path]:

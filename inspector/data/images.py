@@ -215,12 +215,17 @@ def declared_full_scale(buf: bytes) -> int | None:
     return (1 << bits) - 1 if bits and 1 <= bits < 16 else None
 
 
-def _warn_once(key: str, msg: str, *args) -> None:
+def warn_once(key: str, msg: str, *args, logger: logging.Logger | None = None) -> None:
+    """Log ``msg % args`` as a warning the first time ``key`` is seen in this process (thread-safe).
+
+    A command lists and decodes the same files more than once (input size, split, evaluation), so a
+    per-source or per-folder warning would otherwise repeat. ``logger``: the caller's (default: this module's).
+    """
     with _warn_lock:
         if key in _warned:
             return
         _warned.add(key)
-    log.warning(msg, *args)
+    (logger or log).warning(msg, *args)
 
 
 def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key: str | None = None,
@@ -258,7 +263,7 @@ def _warn_narrow(img: np.ndarray, where: str, warn_key: str | None) -> None:
     """Once per source: a 16-bit image that leaves 2 or more high bits unused while nothing gave its depth."""
     used = int(img.max(initial=0)).bit_length()
     if 0 < used <= 14:
-        _warn_once(warn_key or where, "%s: warning: 16-bit image uses only %d significant bits (max value %d), "
+        warn_once(warn_key or where, "%s: warning: 16-bit image uses only %d significant bits (max value %d), "
                    "so it is scaled as 16-bit data with a fraction of the grey levels; if the camera writes "
                    "%d-bit data set bit_depth: %d (or save a PNG sBIT chunk)", where, used,
                    int(img.max()), _suggest(used), _suggest(used))
