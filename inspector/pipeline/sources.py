@@ -127,11 +127,14 @@ class CvSource(Source):
                 and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
             os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
         # A recording that never opened can never be decoded: permanent. One that played before
-        # and fails now is probably being rewritten: transient, until it fails twice unchanged.
+        # and fails now is probably being rewritten: transient, until it fails twice unchanged. One
+        # that is gone (rotated: deleted, then written anew) is transient until it is back, like a
+        # looping folder that vanished; "gone twice" is not "unchanged" (None == None).
         permanent = False
         if self.kind == "file":
             self._signature = self._file_signature()
-            permanent = self._delivered == 0 or self._signature == self._failed_signature
+            permanent = self._delivered == 0 or (self._signature is not None
+                                                 and self._signature == self._failed_signature)
             self._failed_signature = self._signature
             if self._signature is None or self._signature[1] == 0:
                 raise self._error(f"{self._target}: video file is missing or empty", permanent)

@@ -261,6 +261,34 @@ def test_a_looping_file_changed_under_a_running_camera(tmp_path, change):
         assert states[-1] == "failed" and counters.get("loop.captured") < 40
 
 
+def test_a_looping_file_rotated_with_a_gap_is_picked_up_again(tmp_path):
+    """Rotation: the file is deleted, and the next one appears seconds later. Gone twice in a row is not
+    "failed twice unchanged": the camera backs off until the file is back (it used to fail at the first retry)."""
+    video = write_video(tmp_path / "loop.avi", defect_pattern(4))
+    counters, states = Counters(), []
+    cam = CameraSection(name="rot", source=str(video), loop=True, fps=50,
+                        reconnect=ReconnectSection(initial_s=0.05, max_s=0.2))
+    stop = threading.Event()
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), stop, counters,
+                           lambda c, s, p, r, d: states.append(s), capacity=100_000)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        video.unlink()
+        time.sleep(1.5)  # several retries (0.05, 0.1, 0.2, 0.2 … s) find no file
+        assert worker.is_alive() and "failed" not in states, states
+        n_gone = counters.get("rot.captured")
+        write_video(tmp_path / "next.avi", defect_pattern(6), seed=5)
+        (tmp_path / "next.avi").replace(video)
+        deadline = time.monotonic() + 5
+        while counters.get("rot.captured") <= n_gone and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert counters.get("rot.captured") > n_gone and states[-1] == "online", states
+    finally:
+        stop.set()
+        worker.join(5)
+
+
 # -- fair share ----------------------------------------------------------------------------------
 def _frame(camera, i):
     return Frame(camera=camera, frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=time.monotonic_ns(),
