@@ -5,7 +5,8 @@ original frame (PNG), the heat map (PNG, when the event has one) and the event
 header (JSON), all named ``<run start>-<run id>-<frame_id>-<event seq>``
 (e.g. ``20250131T120000Z-3f9c0a1b2c3d-000000017-000000004.png``): the run id
 is random per daemon start, so a restart never overwrites an earlier run's
-evidence, and files are created exclusively (never replaced). The queue is
+evidence, and files are created exclusively (never replaced) and whole (written under a hidden
+temporary name, then linked: a full disk or a crash never leaves a truncated recording). The queue is
 bounded (full → counted drop), and nothing is written while the disk has less
 than ``min_free_bytes`` free. Retention keeps the folder under ``max_events`` /
 ``max_bytes`` by deleting the oldest recordings, and only recordings: a file
@@ -18,8 +19,10 @@ a full or broken disk never stops inspection.
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import logging
+import os
 import queue
 import re
 import shutil
@@ -48,9 +51,27 @@ def recording_prefix(run_id: str, started_utc: str) -> str:
 
 
 def _create(path: Path, data: bytes) -> None:
-    """Write a new file; FileExistsError rather than replacing anything."""
-    with open(path, "xb") as fh:
-        fh.write(data)
+    """Write a new file whole or not at all; FileExistsError rather than replacing anything.
+
+    The bytes go to a hidden temporary name beside ``path`` (never a recording name) and are then
+    hard-linked to ``path``, which fails if it exists: a full disk, a file size limit or a crash mid-write
+    never leaves a truncated file under a recording name. Where the file system has no hard links (FAT,
+    some network shares) it is renamed instead, after checking that nothing is there.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:
+            if os.path.lexists(path):
+                raise FileExistsError(errno.EEXIST, "recording exists", str(path)) from None
+            os.rename(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class RecorderWorker(Worker):
@@ -134,24 +155,32 @@ class RecorderWorker(Worker):
             folder = self.root / frame.camera
             folder.mkdir(exist_ok=True)
             stem = folder / f"{self.prefix}-{frame.frame_id:09d}-{header.get('seq', 0):09d}"
-            files = [self._write_image(stem.with_suffix(".png"), frame.image)]
-            if frame.amap is not None:
-                hi = max(float(frame.amap.max()), 1e-12)
-                heat = cv2.applyColorMap(np.clip(frame.amap * (255.0 / hi), 0, 255).astype(np.uint8),
-                                         cv2.COLORMAP_JET)
-                files.append(self._write_image(stem.with_suffix(".heat.png"), heat))
-            meta = stem.with_suffix(".json")
-            _create(meta, json.dumps(header, indent=1).encode())
-            files.append(meta)
-            size = sum(p.stat().st_size for p in files)
-            self._kept.append((files, size))
-            self._bytes += size
+            files: list[Path] = []
+            try:
+                self._write_recording(stem, frame, header, files)
+            finally:  # what was written is whole (see _create) and kept under retention, even if not all was
+                if files:
+                    size = sum(p.stat().st_size for p in files)
+                    self._kept.append((files, size))
+                    self._bytes += size
             self.counters.add("recorder.written")
             self._enforce_retention()
         except Exception as exc:  # noqa: BLE001 - disk trouble is counted, inspection goes on
             self.counters.add("recorder.errors")
             self._throttle.warning("err", "recorder: cannot write camera '%s' frame %d: %s",
                                    frame.camera, frame.frame_id, exc)
+
+    def _write_recording(self, stem: Path, frame: Frame, header: dict, files: list[Path]) -> None:
+        """Frame, heat map and header (last) under ``stem``, each appended to ``files`` once whole on disk."""
+        files.append(self._write_image(stem.with_suffix(".png"), frame.image))
+        if frame.amap is not None:
+            hi = max(float(frame.amap.max()), 1e-12)
+            heat = cv2.applyColorMap(np.clip(frame.amap * (255.0 / hi), 0, 255).astype(np.uint8),
+                                     cv2.COLORMAP_JET)
+            files.append(self._write_image(stem.with_suffix(".heat.png"), heat))
+        meta = stem.with_suffix(".json")
+        _create(meta, json.dumps(header, indent=1).encode())
+        files.append(meta)
 
     @staticmethod
     def _write_image(path: Path, image: np.ndarray) -> Path:

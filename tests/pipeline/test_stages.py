@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import collections
+import json
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,7 +25,7 @@ from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.postprocess import Decider, encode_payloads, find_regions
 from inspector.pipeline.preprocess import FrameRejected, Preprocessor
-from inspector.pipeline.recorder import RecorderWorker
+from inspector.pipeline.recorder import RECORDING_NAME, RecorderWorker
 from inspector.pipeline.sources import make_source, make_synthetic_pool, source_type
 from inspector.pipeline.telemetry import Counters
 from inspector.artifacts.thresholds import ScoreStats
@@ -350,6 +354,42 @@ def test_recorder_survives_unwritable_dir(tmp_path):
     blocker.write_text("not a folder")
     c = _recorded(RecorderSection(enabled=True, dir=str(blocker / "rec"), min_free_bytes=0), 2)
     assert c.get("recorder.errors") >= 1  # logged and counted, never raised
+
+
+_CUT_SHORT = """
+import json, resource, signal, sys, threading
+import numpy as np
+from inspector.pipeline.config import RecorderSection
+from inspector.pipeline.frame import Frame
+from inspector.pipeline.recorder import RecorderWorker
+from inspector.pipeline.telemetry import Counters
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, like ENOSPC
+counters = Counters()
+rec = RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_bytes=0), threading.Event(),
+                     counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+rec.start()
+noise = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)  # a ~12 kB PNG: cut short
+for i, image in enumerate([noise, np.zeros((64, 64, 3), np.uint8)]):
+    rec.put(Frame(camera="c", frame_id=i, image=image, capture_ns=0, capture_utc=0.0), {"seq": i})
+rec.finish()
+rec.join(10)
+print(json.dumps({"written": counters.get("recorder.written"), "errors": counters.get("recorder.errors")}))
+"""
+
+
+def test_recorder_never_leaves_a_truncated_file_under_a_recording_name(tmp_path):
+    """A write cut short (a full disk; here a real EFBIG from the file size limit, in a child process) must
+    not leave a truncated PNG under a recording name, where it was shown and counted as evidence."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-c", _CUT_SHORT, str(tmp_path / "rec")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"written": 1, "errors": 1}
+    names = sorted(p.name for p in (tmp_path / "rec" / "c").iterdir() if RECORDING_NAME.match(p.name))
+    assert names == ["20250131T120000Z-0123456789ab-000000001-000000001.json",
+                     "20250131T120000Z-0123456789ab-000000001-000000001.png"]  # frame 0: nothing, not a stub
+    assert cv2.imread(str(tmp_path / "rec" / "c" / names[1])) is not None
 
 
 def _fair_share_run(n_offline: int, live_per_batch: int, batches: int = 40, batch_size: int = 8) -> dict:
