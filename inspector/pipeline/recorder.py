@@ -146,14 +146,14 @@ class RecorderWorker(Worker):
 
     def record(self, frame: Frame, header: dict) -> None:
         try:
-            free = shutil.disk_usage(self.root).free
+            folder = self.root / frame.camera
+            folder.mkdir(parents=True, exist_ok=True)  # recorder.dir itself may have been removed since start
+            free = shutil.disk_usage(folder).free
             if free < self.cfg.min_free_bytes:
                 self.counters.add("recorder.skipped_low_disk")
                 self._throttle.warning("disk", "recorder: only %d MB free on %s; not recording",
                                        free // 1_000_000, self.root)
                 return
-            folder = self.root / frame.camera
-            folder.mkdir(exist_ok=True)
             stem = folder / f"{self.prefix}-{frame.frame_id:09d}-{header.get('seq', 0):09d}"
             files: list[Path] = []
             try:

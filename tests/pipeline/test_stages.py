@@ -6,6 +6,7 @@ import collections
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -354,6 +355,27 @@ def test_recorder_survives_unwritable_dir(tmp_path):
     blocker.write_text("not a folder")
     c = _recorded(RecorderSection(enabled=True, dir=str(blocker / "rec"), min_free_bytes=0), 2)
     assert c.get("recorder.errors") >= 1  # logged and counted, never raised
+
+
+def test_recorder_dir_removed_while_running_is_made_again(tmp_path):
+    """recorder.dir removed under a running daemon (cleaned up by hand, a share remounted): the next defects
+    are recorded in it again, not lost as errors for the rest of the run."""
+    counters, root = Counters(), tmp_path / "rec"
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
+                         counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+    rec.start()
+    try:
+        rec.put(_frame(i=0), {"seq": 0})
+        deadline = time.monotonic() + 5
+        while counters.get("recorder.written") < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        shutil.rmtree(root)
+        rec.put(_frame(i=1), {"seq": 1})
+    finally:
+        rec.finish()
+        rec.join(10)
+    assert counters.get("recorder.written") == 2 and counters.get("recorder.errors") == 0
+    assert len(list(root.glob("c/*-000000001-000000001.png"))) == 1
 
 
 _CUT_SHORT = """
