@@ -367,7 +367,7 @@ class CaptureWorker(Worker):
     def _skipped(self, grabbed) -> None:
         cam = self.camera.name
         self.counters.add(f"{cam}.{grabbed.reason}")
-        if grabbed.reason in ("missing", "incomplete"):
+        if grabbed.reason in ("missing", "incomplete", "growing"):
             return  # a file deleted or still being written is not a fault of the data
         self._throttle.warning(f"{grabbed.reason}-{cam}", "camera '%s': skipped a frame (%s): %s",
                                cam, grabbed.reason, grabbed.error)

@@ -289,6 +289,46 @@ def test_a_looping_file_rotated_with_a_gap_is_picked_up_again(tmp_path):
         worker.join(5)
 
 
+@pytest.mark.parametrize("suffix", [".avi", ".mkv"])
+def test_a_recording_still_being_copied_is_read_to_its_real_end(tmp_path, suffix):
+    """A one-pass recording that is still being written (copied in 20 kB chunks here) when the run reaches
+    the end of what is there: the run reads on as it grows and ends at its real end. It used to end at the
+    first end of data with exit 0, leaving most of the recording uninspected, unsaid."""
+    data = write_video(tmp_path / f"full{suffix}", defect_pattern(100)).read_bytes()
+    video = tmp_path / f"copying{suffix}"
+    video.write_bytes(data[:len(data) // 4])
+
+    def copy_rest():
+        with open(video, "ab") as fh:
+            for pos in range(len(data) // 4, len(data), 20_000):
+                fh.write(data[pos:pos + 20_000])
+                fh.flush()
+                time.sleep(0.1)
+
+    counters, states = Counters(), []
+    cam = CameraSection(name="copy", source=str(video))
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=100_000)
+    copier = threading.Thread(target=copy_rest)
+    copier.start()
+    worker.start()
+    copier.join()
+    worker.join(20)
+    assert not worker.is_alive()
+    assert counters.get("copy.captured") == 100 and states[-1] == ("ended", "100 frames"), states
+    assert counters.get("copy.corrupt") == 0
+
+
+def test_a_finished_recording_ends_without_waiting(tmp_path):
+    video = write_video(tmp_path / "done.avi", defect_pattern(10))
+    old = time.time() - 60
+    os.utime(video, (old, old))  # written a minute ago: its end is its end
+    src = make_source(CameraSection(name="done", source=str(video)))
+    src.open()
+    t0 = time.monotonic()
+    assert len(_read_all(src)) == 10 and time.monotonic() - t0 < 1.0
+
+
 # -- fair share ----------------------------------------------------------------------------------
 def _frame(camera, i):
     return Frame(camera=camera, frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=time.monotonic_ns(),
