@@ -350,7 +350,7 @@ class FolderSource(Source):
     @staticmethod
     def _recent(path: Path) -> bool:
         try:
-            return time.time() - path.stat().st_mtime < _SETTLE_S
+            return _written_recently(path.stat().st_mtime)
         except OSError:
             return False
 

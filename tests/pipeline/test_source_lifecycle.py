@@ -384,6 +384,26 @@ def test_a_file_still_being_written_is_not_corrupt(tmp_path):
     assert g.image is None and g.reason == "corrupt" and src.read() is None
 
 
+def test_a_corrupt_file_dated_in_the_future_does_not_hold_a_batch_run(tmp_path):
+    """Files copied from a camera PC whose clock runs an hour ahead: a corrupt one is corrupt, not "still being
+    written" until our clock catches up (the one-pass run used to retry it, and so run, for that hour)."""
+    folder = write_folder(tmp_path / "f", [False] * 3, corrupt=(1,))
+    ahead = time.time() + 3600
+    for path in folder.iterdir():
+        os.utime(path, (ahead, ahead))
+    counters, states = Counters(), []
+    cam = CameraSection(name="f", source=str(folder), reconnect=ReconnectSection(initial_s=0.1, max_s=0.5))
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append(s), capacity=1000)
+    worker.start()
+    worker.join(10)
+    alive = worker.is_alive()
+    worker.stop_event.set()
+    worker.join(5)
+    assert not alive and states[-1] == "ended", states
+    assert counters.get("f.captured") == 2 and counters.get("f.corrupt") == 1
+
+
 def test_camera_bit_depth_falls_back_to_the_models():
     cam = CameraSection(name="c", source="synthetic")
     assert make_source(cam, bit_depth=12).bit_depth == 12
