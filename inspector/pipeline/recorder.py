@@ -9,7 +9,8 @@ evidence, and files are created exclusively (never replaced) and whole (written 
 temporary name, then linked: a full disk or a crash never leaves a truncated recording). The queue is
 bounded (full → counted drop), and nothing is written while the disk has less
 than ``min_free_bytes`` free. Retention keeps the folder under ``max_events`` /
-``max_bytes`` by deleting the oldest recordings, and only recordings: a file
+``max_bytes`` by deleting the oldest recordings (those moved out or deleted by someone else stop
+counting), and only recordings: a file
 is a recording only if its name matches :data:`RECORDING_NAME` inside a camera
 folder (it is never a symlink); notes, photos and anything else users keep in
 ``dir`` are neither counted nor deleted. Write errors are counted and logged;
@@ -22,11 +23,14 @@ import collections
 import errno
 import json
 import logging
+import math
 import os
 import queue
 import re
 import shutil
+import stat
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -39,6 +43,7 @@ from inspector.pipeline.telemetry import Counters
 
 log = logging.getLogger("inspector.recorder")
 _END = object()
+_RECHECK_S = 10.0  # retention checks its books against the disk at most this often
 # <run start UTC>-<run id>-<frame id>-<seq>[.heat].png|.json: the only names retention may delete
 RECORDING_NAME = re.compile(r"^(\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9}-\d{9})(\.heat\.png|\.png|\.json)$")
 _CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as pipeline.config requires of camera names
@@ -74,6 +79,15 @@ def _create(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _size(path: Path) -> int | None:
+    """Size in bytes of the file ``path``; None if it is gone (or not a file any more)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
 class RecorderWorker(Worker):
     def __init__(self, cfg: RecorderSection, stop: threading.Event, counters: Counters, run_id: str,
                  started_utc: str, context: WorkerContext | None = None) -> None:
@@ -86,6 +100,7 @@ class RecorderWorker(Worker):
         self.inbox: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
         self._kept: collections.deque[tuple[list[Path], int]] = collections.deque()
         self._bytes = 0
+        self._checked_at = -math.inf  # when the books were last checked against the disk (_forget_removed)
         self._throttle = Throttled(log)
 
     # -- producer side (publisher thread) --------------------------------------------------
@@ -190,10 +205,31 @@ class RecorderWorker(Worker):
         _create(path, buf.tobytes())
         return path
 
-    def _enforce_retention(self) -> None:
+    def _over_limit(self) -> bool:
         cfg = self.cfg
-        while self._kept and ((cfg.max_events and len(self._kept) > cfg.max_events)
-                              or (cfg.max_bytes and self._bytes > cfg.max_bytes)):
+        return bool((cfg.max_events and len(self._kept) > cfg.max_events)
+                    or (cfg.max_bytes and self._bytes > cfg.max_bytes))
+
+    def _forget_removed(self) -> None:
+        """Drop recordings that are no longer on disk (moved out for review, deleted by hand or by another
+        daemon) from the books, so they no longer count towards max_events / max_bytes: else each of them
+        made retention delete one more of the recordings that are still there."""
+        kept: collections.deque[tuple[list[Path], int]] = collections.deque()
+        total = 0
+        for files, _ in self._kept:
+            present = [(path, size) for path in files if (size := _size(path)) is not None]
+            if present:
+                kept.append(([path for path, _ in present], sum(n for _, n in present)))
+                total += kept[-1][1]
+        self._kept, self._bytes = kept, total
+        self._checked_at = time.monotonic()
+
+    def _enforce_retention(self) -> None:
+        # Checking every file costs a stat each: done when retention is about to delete, at most every
+        # _RECHECK_S s (at max_events a recording is deleted for each one written).
+        if self._over_limit() and time.monotonic() - self._checked_at >= _RECHECK_S:
+            self._forget_removed()
+        while self._kept and self._over_limit():
             files, size = self._kept.popleft()
             for path in files:
                 try:

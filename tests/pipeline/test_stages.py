@@ -378,6 +378,36 @@ def test_recorder_dir_removed_while_running_is_made_again(tmp_path):
     assert len(list(root.glob("c/*-000000001-000000001.png"))) == 1
 
 
+def test_recordings_moved_out_for_review_do_not_make_retention_delete_others(tmp_path):
+    """Recordings taken out of recorder.dir while it runs (moved for review) no longer count towards
+    max_events: retention used to go on counting them and deleted as many recordings still there."""
+    counters, root = Counters(), tmp_path / "rec"
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=3),
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+    rec.start()
+
+    def record(i: int) -> None:
+        rec.put(_frame(i=i), {"seq": i})
+        deadline = time.monotonic() + 5
+        while counters.get("recorder.written") <= i and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    try:
+        for i in range(3):
+            record(i)
+        review = tmp_path / "review"
+        review.mkdir()
+        for path in [*root.glob("c/*-000000001-*"), *root.glob("c/*-000000002-*")]:
+            shutil.move(path, review / path.name)
+        record(3)
+    finally:
+        rec.finish()
+        rec.join(10)
+    left = sorted(p.name.split("-")[2] for p in root.glob("c/*.json"))
+    assert left == ["000000000", "000000003"]  # 2 of at most 3: nothing had to go
+    assert counters.get("recorder.deleted") == 0
+
+
 _CUT_SHORT = """
 import json, resource, signal, sys, threading
 import numpy as np
