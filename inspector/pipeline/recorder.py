@@ -42,7 +42,6 @@ from inspector.pipeline.worker import Throttled, Worker, WorkerContext
 from inspector.pipeline.telemetry import Counters
 
 log = logging.getLogger("inspector.recorder")
-_END = object()
 _RECHECK_S = 10.0  # retention checks its books against the disk at most this often
 # <run start UTC>-<run id>-<frame id>-<seq>[.heat].png|.json: the only names retention may delete
 RECORDING_NAME = re.compile(r"^(\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9}-\d{9})(\.heat\.png|\.png|\.json)$")
@@ -101,6 +100,7 @@ class RecorderWorker(Worker):
         self._kept: collections.deque[tuple[list[Path], int]] = collections.deque()
         self._bytes = 0
         self._checked_at = -math.inf  # when the books were last checked against the disk (_forget_removed)
+        self._finishing = threading.Event()  # finish() was called: exit once the queue is empty
         self._throttle = Throttled(log)
 
     # -- producer side (publisher thread) --------------------------------------------------
@@ -111,11 +111,12 @@ class RecorderWorker(Worker):
             self.counters.add("recorder.dropped")
 
     def finish(self) -> None:
-        """No more events will come; the worker drains the queue and exits."""
-        try:
-            self.inbox.put(_END, timeout=1.0)
-        except queue.Full:
-            self.stop_event.set()
+        """No more events will come; the worker writes what is queued and exits.
+
+        Never blocks. (An end marker put into a full queue timed out while a slow disk worked through a
+        burst of defects, and the worker, which only looked for the marker, waited on for ever.)
+        """
+        self._finishing.set()
 
     # -- worker side -------------------------------------------------------------------------
     def loop(self) -> None:
@@ -127,17 +128,21 @@ class RecorderWorker(Worker):
             self.counters.add("recorder.errors")
             self._discard_until_end()
             return
-        while True:
-            try:
-                item = self.inbox.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if item is _END:
-                return
+        while (item := self._next()) is not None:
             self.record(*item)
 
+    def _next(self) -> tuple[Frame, dict] | None:
+        """The next queued event, waiting for one; None once finish() was called and the queue is empty."""
+        while True:
+            finishing = self._finishing.is_set()  # read before the queue: an event put before finish() is seen
+            try:
+                return self.inbox.get(timeout=0.1)
+            except queue.Empty:
+                if finishing:
+                    return None
+
     def _discard_until_end(self) -> None:
-        while self.inbox.get() is not _END:
+        while self._next() is not None:
             self.counters.add("recorder.dropped")
 
     def _scan_existing(self) -> None:

@@ -408,6 +408,36 @@ def test_recordings_moved_out_for_review_do_not_make_retention_delete_others(tmp
     assert counters.get("recorder.deleted") == 0
 
 
+def test_recorder_finishes_a_full_queue_on_a_slow_disk(tmp_path):
+    """Shutdown while defects fill the recorder's queue and one recording takes more than a second to write
+    (a 20-megapixel frame, a slow SD card or network share): every queued recording is written and the
+    recorder then ends. finish() used to give up putting its end marker into the full queue after 1 s, and
+    the recorder waited for that marker for ever (the daemon: 'recorder did not stop', exit 1)."""
+    rng = np.random.default_rng(0)
+    t0 = time.monotonic()
+    cv2.imencode(".png", (rng.random((1000, 1000, 3)) * 255).astype(np.uint8))
+    side = min(8000, int(1000 * (1.5 / max(time.monotonic() - t0, 1e-3)) ** 0.5))  # ~1.5 s per PNG
+    big = (rng.random((side, side, 3)) * 255).astype(np.uint8)
+    counters = Counters()
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, queue_size=2),
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+    rec.start()
+    for i in range(3):
+        frame = _frame(i=i)
+        frame.image = big
+        rec.put(frame, {"seq": i})
+        deadline = time.monotonic() + 5
+        while i == 0 and not rec.inbox.empty() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the first one is being written: the others fill the queue
+    rec.finish()
+    rec.join(30)
+    alive = rec.is_alive()
+    rec.finish()  # (old code) unblock the thread so the test does not leave it behind
+    assert not alive
+    assert counters.get("recorder.written") == 3 and counters.get("recorder.dropped") == 0
+    assert len(list((tmp_path / "rec" / "c").glob("*.png"))) == 3
+
+
 _CUT_SHORT = """
 import json, resource, signal, sys, threading
 import numpy as np
