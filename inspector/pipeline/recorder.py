@@ -87,6 +87,14 @@ def _size(path: Path) -> int | None:
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
+def _entries(folder: Path) -> list[Path]:
+    """The entries of ``folder``; [] if it cannot be listed (gone meanwhile, no permission)."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
+
+
 class RecorderWorker(Worker):
     def __init__(self, cfg: RecorderSection, stop: threading.Event, counters: Counters, run_id: str,
                  started_utc: str, context: WorkerContext | None = None) -> None:
@@ -148,20 +156,20 @@ class RecorderWorker(Worker):
     def _scan_existing(self) -> None:
         """Existing recordings (names matching RECORDING_NAME, nothing else) count towards retention, oldest
         first (by the run start and sequence in the name, which a copy or a touch does not change)."""
-        groups: dict[Path, list[Path]] = collections.defaultdict(list)
+        groups: dict[Path, list[tuple[Path, int]]] = collections.defaultdict(list)
         for folder in self.root.iterdir():
             if not _CAMERA_DIR.match(folder.name) or folder.is_symlink() or not folder.is_dir():
                 continue
-            for path in folder.iterdir():
+            # Entries may vanish while we look (another daemon's retention on the same dir, a user):
+            # they are skipped, never a reason to give up recording for the whole run.
+            for path in _entries(folder):
                 match = RECORDING_NAME.match(path.name)
-                if match and not path.is_symlink() and path.is_file():
-                    groups[folder / match.group(1)].append(path)
+                if match and not path.is_symlink() and (size := _size(path)) is not None:
+                    groups[folder / match.group(1)].append((path, size))
         stems = sorted(groups, key=lambda s: (s.name, str(s.parent)))
         for stem in stems:
-            files = groups[stem]
-            size = sum(p.stat().st_size for p in files)
-            self._kept.append((files, size))
-            self._bytes += size
+            self._kept.append(([path for path, _ in groups[stem]], sum(n for _, n in groups[stem])))
+            self._bytes += self._kept[-1][1]
         self._enforce_retention()
 
     def record(self, frame: Frame, header: dict) -> None:

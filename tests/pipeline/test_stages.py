@@ -438,6 +438,42 @@ def test_recorder_finishes_a_full_queue_on_a_slow_disk(tmp_path):
     assert len(list((tmp_path / "rec" / "c").glob("*.png"))) == 3
 
 
+def test_a_daemon_starting_on_a_dir_another_one_records_into_keeps_recording(tmp_path):
+    """Two daemons on one recorder.dir: files the busy one deletes (its retention) while the other starts and
+    looks at what is there must not make the starting one give up ('recording disabled' for its whole run,
+    which it did about one start in three)."""
+    cfg = RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, max_events=50,
+                          queue_size=1000)
+    busy = RecorderWorker(cfg, threading.Event(), Counters(), "aaaaaaaaaaaa", "2025-01-31T12:00:00.000Z")
+    busy.start()
+    stop = threading.Event()
+
+    def record_and_delete():  # at max_events, every recording deletes the oldest
+        i = 0
+        while not stop.is_set():
+            busy.put(_frame(i=i), {"seq": i})
+            i += 1
+            time.sleep(0.001)
+
+    feeder = threading.Thread(target=record_and_delete)
+    feeder.start()
+    try:
+        time.sleep(0.5)  # at its limit: deleting
+        for k in range(25):
+            counters = Counters()
+            other = RecorderWorker(cfg, threading.Event(), counters, f"{k:012x}", "2025-01-31T13:00:00.000Z")
+            other.start()
+            other.put(_frame(i=0), {"seq": 0})
+            other.finish()
+            other.join(10)
+            assert counters.get("recorder.errors") == 0 and counters.get("recorder.written") == 1, k
+    finally:
+        stop.set()
+        feeder.join()
+        busy.finish()
+        busy.join(10)
+
+
 _CUT_SHORT = """
 import json, resource, signal, sys, threading
 import numpy as np
