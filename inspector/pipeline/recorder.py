@@ -44,7 +44,8 @@ from inspector.pipeline.telemetry import Counters
 log = logging.getLogger("inspector.recorder")
 _RECHECK_S = 10.0  # retention checks its books against the disk at most this often
 # <run start UTC>-<run id>-<frame id>-<seq>[.heat].png|.json: the only names retention may delete
-RECORDING_NAME = re.compile(r"^(\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9}-\d{9})(\.heat\.png|\.png|\.json)$")
+# (frame id and seq have 9 digits, more once a camera passes 10⁹ frames: a year at 30 fps)
+RECORDING_NAME = re.compile(r"^(\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9,}-\d{9,})(\.heat\.png|\.png|\.json)$")
 _CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as pipeline.config requires of camera names
 
 
@@ -85,6 +86,13 @@ def _size(path: Path) -> int | None:
     except OSError:
         return None
     return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _age_order(stem: Path) -> tuple:
+    """Sort key of a recording's stem, oldest first: run start, run id, frame id and seq as numbers (a
+    10-digit frame id comes after a 9-digit one), then the camera folder."""
+    start, run_id, frame_id, seq = stem.name.split("-")
+    return start, run_id, int(frame_id), int(seq), str(stem.parent)
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -166,7 +174,7 @@ class RecorderWorker(Worker):
                 match = RECORDING_NAME.match(path.name)
                 if match and not path.is_symlink() and (size := _size(path)) is not None:
                     groups[folder / match.group(1)].append((path, size))
-        stems = sorted(groups, key=lambda s: (s.name, str(s.parent)))
+        stems = sorted(groups, key=_age_order)
         for stem in stems:
             self._kept.append(([path for path, _ in groups[stem]], sum(n for _, n in groups[stem])))
             self._bytes += self._kept[-1][1]

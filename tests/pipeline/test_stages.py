@@ -474,6 +474,27 @@ def test_a_daemon_starting_on_a_dir_another_one_records_into_keeps_recording(tmp
         busy.join(10)
 
 
+def test_recordings_of_a_camera_past_a_billion_frames_stay_under_retention(tmp_path):
+    """Frame ids past 999 999 999 (a year at 30 fps without a restart) give 10-digit names: after a restart
+    they must still be known as recordings, kept in age order and deleted by retention, not left to fill
+    the disk unmanaged."""
+    cfg = RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, max_events=2)
+
+    def run(run_id: str, started: str, frame_ids: list[int]) -> None:
+        rec = RecorderWorker(cfg, threading.Event(), Counters(), run_id, started)
+        rec.start()
+        for seq, frame_id in enumerate(frame_ids):
+            rec.put(_frame(i=frame_id), {"seq": seq})
+        rec.finish()
+        rec.join(10)
+
+    run("aaaaaaaaaaaa", "2025-01-31T12:00:00.000Z", [999_999_999, 1_000_000_000])
+    run("bbbbbbbbbbbb", "2025-01-31T13:00:00.000Z", [0])
+    left = sorted(p.name for p in (tmp_path / "rec" / "c").glob("*.json"))
+    assert left == ["20250131T120000Z-aaaaaaaaaaaa-1000000000-000000001.json",  # the newer of run 1
+                    "20250131T130000Z-bbbbbbbbbbbb-000000000-000000000.json"]
+
+
 _CUT_SHORT = """
 import json, resource, signal, sys, threading
 import numpy as np
