@@ -217,8 +217,11 @@ class CvSource(Source):
         FFmpeg stops at the end of what was there when it got there; a batch run used to end there with
         exit 0 and never inspect the rest of the recording.
         """
+        if self.kind != "file" or self.camera.loop:
+            return None
         signature = self._file_signature()
-        if self.kind != "file" or self.camera.loop or signature is None or not _written_recently(signature[2] / 1e9):
+        # gone, or the name now stands for another file (rotated: ours was renamed, a new one begun): ours ended
+        if signature is None or signature[0] != self._signature[0] or not _written_recently(signature[2] / 1e9):
             return None
         time.sleep(_GROWTH_POLL_S)  # short: the capture loop checks its stop event between reads
         size = signature[1]

@@ -319,6 +319,39 @@ def test_a_recording_still_being_copied_is_read_to_its_real_end(tmp_path, suffix
     assert counters.get("copy.corrupt") == 0
 
 
+def test_a_recording_rotated_away_while_waiting_at_its_end_ends_the_run(tmp_path):
+    """The recorder that wrote it renames it (cam.avi → cam.1.avi) and begins a new cam.avi: the file being
+    read is finished, whatever the new one under its old name does."""
+    data = write_video(tmp_path / "full.avi", defect_pattern(60)).read_bytes()
+    video = tmp_path / "cam.avi"
+    video.write_bytes(data[:len(data) // 2])  # just written: still being recorded
+    stop = threading.Event()
+
+    def rotate_then_record_anew():
+        time.sleep(1.0)
+        video.rename(tmp_path / "cam.1.avi")
+        with open(video, "wb") as fh:
+            while not stop.is_set():
+                fh.write(b"\0" * 100)
+                fh.flush()
+                time.sleep(0.1)
+
+    counters, states = Counters(), []
+    cam = CameraSection(name="rot", source=str(video))
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append(s), capacity=100_000)
+    recorder = threading.Thread(target=rotate_then_record_anew)
+    recorder.start()
+    worker.start()
+    worker.join(6)
+    alive = worker.is_alive()
+    stop.set()
+    recorder.join()
+    worker.stop_event.set()
+    worker.join(5)
+    assert not alive and states[-1] == "ended" and counters.get("rot.captured") > 0, states
+
+
 def test_a_finished_recording_ends_without_waiting(tmp_path):
     video = write_video(tmp_path / "done.avi", defect_pattern(10))
     old = time.time() - 60
