@@ -495,6 +495,24 @@ def test_recordings_of_a_camera_past_a_billion_frames_stay_under_retention(tmp_p
                     "20250131T130000Z-bbbbbbbbbbbb-000000000-000000000.json"]
 
 
+def test_recording_files_are_never_replaced_where_hard_links_are_not_supported(tmp_path, monkeypatch):
+    """FAT/exFAT drives and some network shares refuse hard links (EPERM): the file is renamed into place
+    instead, still never over an existing one, and no temporary file is left."""
+    import errno
+
+    from inspector.pipeline import recorder
+
+    def no_links(src, dst):
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(src))
+
+    monkeypatch.setattr(recorder.os, "link", no_links)
+    path = tmp_path / "20250131T120000Z-0123456789ab-000000000-000000000.png"
+    recorder._create(path, b"first")
+    with pytest.raises(FileExistsError):
+        recorder._create(path, b"second")
+    assert path.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
 _CUT_SHORT = """
 import json, resource, signal, sys, threading
 import numpy as np
