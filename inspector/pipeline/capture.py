@@ -244,6 +244,9 @@ class CaptureWorker(Worker):
         self.last_frame_ns = time.monotonic_ns()
         self.frames = 0
         self.reconnects = 0
+        # "open" / "read" while inside the source, which may block for up to open_timeout_s / read_timeout_s
+        # (a silent or stalled network camera): the daemon's shutdown does not wait for such a call
+        self.source_call: str | None = None
         self._throttle = Throttled(log)
         hub.add_camera(camera.name, self.live, capacity)
 
@@ -287,7 +290,7 @@ class CaptureWorker(Worker):
         self.set_state("connecting" if self.state is None else "reconnecting", self.source.describe())
         while not self.stop_event.is_set():
             try:
-                self.source.open()
+                self._in_source("open", self.source.open)
                 self.last_frame_ns = time.monotonic_ns()
                 self.set_state("online", self.source.describe())
                 return True
@@ -322,7 +325,7 @@ class CaptureWorker(Worker):
                 if period:
                     now = time.monotonic()
                     next_due = max(next_due + period, now - period)
-                grabbed = self.source.read()
+                grabbed = self._in_source("read", self.source.read)
             except SourceError as exc:
                 return self._source_failed(exc)
             if grabbed is None:
@@ -336,12 +339,20 @@ class CaptureWorker(Worker):
                 return True
         return True
 
+    def _in_source(self, call: str, method: Callable[[], object]):
+        """``method()`` (a source's open, read or skip) with :attr:`source_call` set to ``call`` meanwhile."""
+        self.source_call = call
+        try:
+            return method()
+        finally:
+            self.source_call = None
+
     def _pace(self, next_due: float, skip: bool) -> bool:
         """Wait for the next due frame: grab-and-drop on live sources, sleep otherwise; False = stop/end."""
         if not skip:
             return sleep_until(self.stop_event, next_due)
         while time.monotonic() < next_due:
-            if self.stop_event.is_set() or not self.source.skip():
+            if self.stop_event.is_set() or not self._in_source("read", self.source.skip):
                 return False
             self.counters.add(f"{self.camera.name}.dropped_pacing")
         return True
@@ -356,7 +367,7 @@ class CaptureWorker(Worker):
     def _skipped(self, grabbed) -> None:
         cam = self.camera.name
         self.counters.add(f"{cam}.{grabbed.reason}")
-        if grabbed.reason in ("missing", "incomplete"):
+        if grabbed.reason in ("missing", "incomplete", "growing"):
             return  # a file deleted or still being written is not a fault of the data
         self._throttle.warning(f"{grabbed.reason}-{cam}", "camera '%s': skipped a frame (%s): %s",
                                cam, grabbed.reason, grabbed.error)

@@ -12,8 +12,9 @@ sidecar, calibration binding (or an explicit threshold), sources, the publish
 endpoint, then loads the backend in its own thread. One stop event: signal
 handlers (installed by ``inspector run``) only set it. Shutdown is ordered —
 capture threads stop, then every stage drains its queue and passes an end
-marker downstream, each join bounded by ``shutdown_timeout_s`` — and the last
-stats are published. :meth:`Daemon.run` returns 0, or 1 if a worker failed, a
+marker downstream, each join bounded by ``shutdown_timeout_s``; a capture thread
+blocked inside a silent or stalled network camera's open/read is not waited for — and
+the last stats are published. :meth:`Daemon.run` returns 0, or 1 if a worker failed, a
 stage did not stop in time, a camera ended in state ``failed`` (a recording that
 can never be decoded fails its camera at once), or every camera ended by itself
 without one frame inspected. A run that inspected nothing always says so.
@@ -59,6 +60,7 @@ from inspector.artifacts.thresholds import Thresholds, load_thresholds
 log = logging.getLogger("inspector.daemon")
 BackendFactory = Callable[[], Backend]
 _BACKEND_LOAD_TIMEOUT_S = 300.0
+_BLOCKED_SOURCE_GRACE_S = 0.5  # on stop, a capture still inside its source after this is left behind
 _N_BUFFERS = 2  # input buffers: the batcher fills one while inference reads the other
 
 
@@ -354,7 +356,8 @@ class Daemon:
         self.stop.set()
         self.hub.wake_all()  # producers blocked on a full channel see the stop now, not at their backstop
         timeout = self.cfg.shutdown_timeout_s
-        for w in [*self.captures, self.batcher, self.inference, self.post, self.publish]:
+        self._join_captures(timeout)
+        for w in [self.batcher, self.inference, self.post, self.publish]:
             w.join(timeout)
             if w.is_alive():
                 self.failures.append(f"{w.name} did not stop within {timeout:g} s")
@@ -379,6 +382,30 @@ class Daemon:
         self.final_stats["failures"] = list(self.failures)
         self._write_summary()
         return 1 if self.failures else 0
+
+    def _join_captures(self, timeout: float) -> None:
+        """Join the capture threads (``stop`` is set), each within ``timeout`` s.
+
+        One still inside its source's open or read after a short grace is left behind: a silent network
+        camera's open or a stalled one's read can block for open_timeout_s / read_timeout_s (up to an hour),
+        and whatever it returns would not be inspected any more. Its channel is closed so the batcher drains
+        without it; the thread (a daemon thread) ends by itself. Not a failure: the stop was asked for.
+        """
+        deadline = time.monotonic() + timeout
+        grace_end = time.monotonic() + _BLOCKED_SOURCE_GRACE_S
+        for w in self.captures:
+            w.join(max(0.0, grace_end - time.monotonic()))
+        for w in self.captures:
+            call = w.source_call
+            if w.is_alive() and call is not None:
+                log.warning("camera '%s': stopping without waiting for its source (blocked in %s: %s)",
+                            w.camera.name, call, w.source.describe())
+                self.counters.add(f"{w.camera.name}.abandoned_on_stop")
+                self.hub.close(w.camera.name)
+                continue
+            w.join(max(0.0, deadline - time.monotonic()))
+            if w.is_alive():
+                self.failures.append(f"{w.name} did not stop within {timeout:g} s")
 
     def _write_summary(self) -> None:
         stats = self.final_stats

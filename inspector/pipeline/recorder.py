@@ -5,10 +5,12 @@ original frame (PNG), the heat map (PNG, when the event has one) and the event
 header (JSON), all named ``<run start>-<run id>-<frame_id>-<event seq>``
 (e.g. ``20250131T120000Z-3f9c0a1b2c3d-000000017-000000004.png``): the run id
 is random per daemon start, so a restart never overwrites an earlier run's
-evidence, and files are created exclusively (never replaced). The queue is
+evidence, and files are created exclusively (never replaced) and whole (written under a hidden
+temporary name, then linked: a full disk or a crash never leaves a truncated recording). The queue is
 bounded (full → counted drop), and nothing is written while the disk has less
 than ``min_free_bytes`` free. Retention keeps the folder under ``max_events`` /
-``max_bytes`` by deleting the oldest recordings, and only recordings: a file
+``max_bytes`` by deleting the oldest recordings (those moved out or deleted by someone else stop
+counting), and only recordings: a file
 is a recording only if its name matches :data:`RECORDING_NAME` inside a camera
 folder (it is never a symlink); notes, photos and anything else users keep in
 ``dir`` are neither counted nor deleted. Write errors are counted and logged;
@@ -18,12 +20,17 @@ a full or broken disk never stops inspection.
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import logging
+import math
+import os
 import queue
 import re
 import shutil
+import stat
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -35,9 +42,10 @@ from inspector.pipeline.worker import Throttled, Worker, WorkerContext
 from inspector.pipeline.telemetry import Counters
 
 log = logging.getLogger("inspector.recorder")
-_END = object()
+_RECHECK_S = 10.0  # retention checks its books against the disk at most this often
 # <run start UTC>-<run id>-<frame id>-<seq>[.heat].png|.json: the only names retention may delete
-RECORDING_NAME = re.compile(r"^(\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9}-\d{9})(\.heat\.png|\.png|\.json)$")
+# (frame id and seq have 9 digits, more once a camera passes 10⁹ frames: a year at 30 fps)
+RECORDING_NAME = re.compile(r"^(\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9,}-\d{9,})(\.heat\.png|\.png|\.json)$")
 _CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as pipeline.config requires of camera names
 
 
@@ -48,9 +56,51 @@ def recording_prefix(run_id: str, started_utc: str) -> str:
 
 
 def _create(path: Path, data: bytes) -> None:
-    """Write a new file; FileExistsError rather than replacing anything."""
-    with open(path, "xb") as fh:
-        fh.write(data)
+    """Write a new file whole or not at all; FileExistsError rather than replacing anything.
+
+    The bytes go to a hidden temporary name beside ``path`` (never a recording name) and are then
+    hard-linked to ``path``, which fails if it exists: a full disk, a file size limit or a crash mid-write
+    never leaves a truncated file under a recording name. Where the file system has no hard links (FAT,
+    some network shares) it is renamed instead, after checking that nothing is there.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:
+            if os.path.lexists(path):
+                raise FileExistsError(errno.EEXIST, "recording exists", str(path)) from None
+            os.rename(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _size(path: Path) -> int | None:
+    """Size in bytes of the file ``path``; None if it is gone (or not a file any more)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _age_order(stem: Path) -> tuple:
+    """Sort key of a recording's stem, oldest first: run start, run id, frame id and seq as numbers (a
+    10-digit frame id comes after a 9-digit one), then the camera folder."""
+    start, run_id, frame_id, seq = stem.name.split("-")
+    return start, run_id, int(frame_id), int(seq), str(stem.parent)
+
+
+def _entries(folder: Path) -> list[Path]:
+    """The entries of ``folder``; [] if it cannot be listed (gone meanwhile, no permission)."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 class RecorderWorker(Worker):
@@ -65,6 +115,8 @@ class RecorderWorker(Worker):
         self.inbox: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
         self._kept: collections.deque[tuple[list[Path], int]] = collections.deque()
         self._bytes = 0
+        self._checked_at = -math.inf  # when the books were last checked against the disk (_forget_removed)
+        self._finishing = threading.Event()  # finish() was called: exit once the queue is empty
         self._throttle = Throttled(log)
 
     # -- producer side (publisher thread) --------------------------------------------------
@@ -75,11 +127,12 @@ class RecorderWorker(Worker):
             self.counters.add("recorder.dropped")
 
     def finish(self) -> None:
-        """No more events will come; the worker drains the queue and exits."""
-        try:
-            self.inbox.put(_END, timeout=1.0)
-        except queue.Full:
-            self.stop_event.set()
+        """No more events will come; the worker writes what is queued and exits.
+
+        Never blocks. (An end marker put into a full queue timed out while a slow disk worked through a
+        burst of defects, and the worker, which only looked for the marker, waited on for ever.)
+        """
+        self._finishing.set()
 
     # -- worker side -------------------------------------------------------------------------
     def loop(self) -> None:
@@ -91,67 +144,79 @@ class RecorderWorker(Worker):
             self.counters.add("recorder.errors")
             self._discard_until_end()
             return
-        while True:
-            try:
-                item = self.inbox.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if item is _END:
-                return
+        while (item := self._next()) is not None:
             self.record(*item)
 
+    def _next(self) -> tuple[Frame, dict] | None:
+        """The next queued event, waiting for one; None once finish() was called and the queue is empty."""
+        while True:
+            finishing = self._finishing.is_set()  # read before the queue: an event put before finish() is seen
+            try:
+                return self.inbox.get(timeout=0.1)
+            except queue.Empty:
+                if finishing:
+                    return None
+
     def _discard_until_end(self) -> None:
-        while self.inbox.get() is not _END:
+        while self._next() is not None:
             self.counters.add("recorder.dropped")
 
     def _scan_existing(self) -> None:
         """Existing recordings (names matching RECORDING_NAME, nothing else) count towards retention, oldest
         first (by the run start and sequence in the name, which a copy or a touch does not change)."""
-        groups: dict[Path, list[Path]] = collections.defaultdict(list)
+        groups: dict[Path, list[tuple[Path, int]]] = collections.defaultdict(list)
         for folder in self.root.iterdir():
             if not _CAMERA_DIR.match(folder.name) or folder.is_symlink() or not folder.is_dir():
                 continue
-            for path in folder.iterdir():
+            # Entries may vanish while we look (another daemon's retention on the same dir, a user):
+            # they are skipped, never a reason to give up recording for the whole run.
+            for path in _entries(folder):
                 match = RECORDING_NAME.match(path.name)
-                if match and not path.is_symlink() and path.is_file():
-                    groups[folder / match.group(1)].append(path)
-        stems = sorted(groups, key=lambda s: (s.name, str(s.parent)))
+                if match and not path.is_symlink() and (size := _size(path)) is not None:
+                    groups[folder / match.group(1)].append((path, size))
+        stems = sorted(groups, key=_age_order)
         for stem in stems:
-            files = groups[stem]
-            size = sum(p.stat().st_size for p in files)
-            self._kept.append((files, size))
-            self._bytes += size
+            self._kept.append(([path for path, _ in groups[stem]], sum(n for _, n in groups[stem])))
+            self._bytes += self._kept[-1][1]
         self._enforce_retention()
 
     def record(self, frame: Frame, header: dict) -> None:
         try:
-            free = shutil.disk_usage(self.root).free
+            folder = self.root / frame.camera
+            folder.mkdir(parents=True, exist_ok=True)  # recorder.dir itself may have been removed since start
+            free = shutil.disk_usage(folder).free
             if free < self.cfg.min_free_bytes:
                 self.counters.add("recorder.skipped_low_disk")
                 self._throttle.warning("disk", "recorder: only %d MB free on %s; not recording",
                                        free // 1_000_000, self.root)
                 return
-            folder = self.root / frame.camera
-            folder.mkdir(exist_ok=True)
             stem = folder / f"{self.prefix}-{frame.frame_id:09d}-{header.get('seq', 0):09d}"
-            files = [self._write_image(stem.with_suffix(".png"), frame.image)]
-            if frame.amap is not None:
-                hi = max(float(frame.amap.max()), 1e-12)
-                heat = cv2.applyColorMap(np.clip(frame.amap * (255.0 / hi), 0, 255).astype(np.uint8),
-                                         cv2.COLORMAP_JET)
-                files.append(self._write_image(stem.with_suffix(".heat.png"), heat))
-            meta = stem.with_suffix(".json")
-            _create(meta, json.dumps(header, indent=1).encode())
-            files.append(meta)
-            size = sum(p.stat().st_size for p in files)
-            self._kept.append((files, size))
-            self._bytes += size
+            files: list[Path] = []
+            try:
+                self._write_recording(stem, frame, header, files)
+            finally:  # what was written is whole (see _create) and kept under retention, even if not all was
+                if files:
+                    size = sum(p.stat().st_size for p in files)
+                    self._kept.append((files, size))
+                    self._bytes += size
             self.counters.add("recorder.written")
             self._enforce_retention()
         except Exception as exc:  # noqa: BLE001 - disk trouble is counted, inspection goes on
             self.counters.add("recorder.errors")
             self._throttle.warning("err", "recorder: cannot write camera '%s' frame %d: %s",
                                    frame.camera, frame.frame_id, exc)
+
+    def _write_recording(self, stem: Path, frame: Frame, header: dict, files: list[Path]) -> None:
+        """Frame, heat map and header (last) under ``stem``, each appended to ``files`` once whole on disk."""
+        files.append(self._write_image(stem.with_suffix(".png"), frame.image))
+        if frame.amap is not None:
+            hi = max(float(frame.amap.max()), 1e-12)
+            heat = cv2.applyColorMap(np.clip(frame.amap * (255.0 / hi), 0, 255).astype(np.uint8),
+                                     cv2.COLORMAP_JET)
+            files.append(self._write_image(stem.with_suffix(".heat.png"), heat))
+        meta = stem.with_suffix(".json")
+        _create(meta, json.dumps(header, indent=1).encode())
+        files.append(meta)
 
     @staticmethod
     def _write_image(path: Path, image: np.ndarray) -> Path:
@@ -161,10 +226,31 @@ class RecorderWorker(Worker):
         _create(path, buf.tobytes())
         return path
 
-    def _enforce_retention(self) -> None:
+    def _over_limit(self) -> bool:
         cfg = self.cfg
-        while self._kept and ((cfg.max_events and len(self._kept) > cfg.max_events)
-                              or (cfg.max_bytes and self._bytes > cfg.max_bytes)):
+        return bool((cfg.max_events and len(self._kept) > cfg.max_events)
+                    or (cfg.max_bytes and self._bytes > cfg.max_bytes))
+
+    def _forget_removed(self) -> None:
+        """Drop recordings that are no longer on disk (moved out for review, deleted by hand or by another
+        daemon) from the books, so they no longer count towards max_events / max_bytes: else each of them
+        made retention delete one more of the recordings that are still there."""
+        kept: collections.deque[tuple[list[Path], int]] = collections.deque()
+        total = 0
+        for files, _ in self._kept:
+            present = [(path, size) for path in files if (size := _size(path)) is not None]
+            if present:
+                kept.append(([path for path, _ in present], sum(n for _, n in present)))
+                total += kept[-1][1]
+        self._kept, self._bytes = kept, total
+        self._checked_at = time.monotonic()
+
+    def _enforce_retention(self) -> None:
+        # Checking every file costs a stat each: done when retention is about to delete, at most every
+        # _RECHECK_S s (at max_events a recording is deleted for each one written).
+        if self._over_limit() and time.monotonic() - self._checked_at >= _RECHECK_S:
+            self._forget_removed()
+        while self._kept and self._over_limit():
             files, size = self._kept.popleft()
             for path in files:
                 try:

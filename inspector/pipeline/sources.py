@@ -13,7 +13,9 @@ decoded comes back as a ``Grabbed`` with ``image=None``, an ``error`` and a
 Error kinds: a :class:`SourceError` with ``permanent=True`` (a recording that
 can never be decoded, a one-pass folder without images) fails the camera at
 once; other errors are transient and the worker reconnects with back-off.
-:class:`SourceChanged` reports a looping file that was replaced or truncated.
+:class:`SourceChanged` reports a looping file that was replaced or truncated. A one-pass
+recording still being written (changed within the last 2 s) is read on as it grows: at the end of
+what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``).
 
 Live sources (``live = True``: devices, URLs, GStreamer) also have
 :meth:`Source.skip`, a grab without decoding, so ``fps`` pacing can keep the
@@ -45,7 +47,8 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".mjpeg"}
 IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
 _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/truncation
-_SETTLE_S = 2.0  # a folder file younger than this that cannot be decoded is still being written
+_SETTLE_S = 2.0  # a file (folder image, recording) changed more recently than this is still being written
+_GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 
 
 @dataclass
@@ -96,6 +99,12 @@ class Source:
         return SourceError(f"camera '{self.camera.name}': {what}", permanent=permanent)
 
 
+def _written_recently(mtime_s: float) -> bool:
+    """A file modified within the last _SETTLE_S s (still being written). A modification time in the
+    future (the clock of the machine that wrote it runs ahead, or ours went back) is not "recent" for ever."""
+    return abs(time.time() - mtime_s) < _SETTLE_S
+
+
 def _stamp() -> tuple[int, float]:
     return time.monotonic_ns(), time.time()
 
@@ -114,6 +123,7 @@ class CvSource(Source):
         self._signature: tuple | None = None
         self._failed_signature: tuple | None = None
         self._checked_at = 0.0
+        self._end_size = -1  # file size when the end of a recording still being written was last reached
 
     def _params(self) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -127,11 +137,14 @@ class CvSource(Source):
                 and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
             os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
         # A recording that never opened can never be decoded: permanent. One that played before
-        # and fails now is probably being rewritten: transient, until it fails twice unchanged.
+        # and fails now is probably being rewritten: transient, until it fails twice unchanged. One
+        # that is gone (rotated: deleted, then written anew) is transient until it is back, like a
+        # looping folder that vanished; "gone twice" is not "unchanged" (None == None).
         permanent = False
         if self.kind == "file":
             self._signature = self._file_signature()
-            permanent = self._delivered == 0 or self._signature == self._failed_signature
+            permanent = self._delivered == 0 or (self._signature is not None
+                                                 and self._signature == self._failed_signature)
             self._failed_signature = self._signature
             if self._signature is None or self._signature[1] == 0:
                 raise self._error(f"{self._target}: video file is missing or empty", permanent)
@@ -146,6 +159,7 @@ class CvSource(Source):
                                                                  else ""), permanent)
         self._cap = cap
         self._index = 0
+        self._end_size = -1
         self._failed_signature = None
         self._checked_at = time.monotonic()
 
@@ -185,7 +199,7 @@ class CvSource(Source):
             raise self._error("source is not open")
         self._check_changed()
         if not self._grab():
-            return None
+            return self._await_growth()
         t_ns, t_utc = _stamp()
         meta = {"index": self._index, "pos_msec": float(self._cap.get(cv2.CAP_PROP_POS_MSEC))}
         self._index += 1
@@ -194,6 +208,29 @@ class CvSource(Source):
         if not ok or image is None:
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
         return Grabbed(image, t_ns, t_utc, meta)
+
+    def _await_growth(self) -> Grabbed | None:
+        """At the end of a one-pass recording: None at its real end; a frame-less Grabbed (reason
+        ``growing``) after a short wait while the file is still being recorded or copied (changed within
+        the last _SETTLE_S s), positioned to read on from the next frame once more has been written.
+
+        FFmpeg stops at the end of what was there when it got there; a batch run used to end there with
+        exit 0 and never inspect the rest of the recording.
+        """
+        if self.kind != "file" or self.camera.loop:
+            return None
+        signature = self._file_signature()
+        # gone, or the name now stands for another file (rotated: ours was renamed, a new one begun): ours ended
+        if signature is None or signature[0] != self._signature[0] or not _written_recently(signature[2] / 1e9):
+            return None
+        time.sleep(_GROWTH_POLL_S)  # short: the capture loop checks its stop event between reads
+        size = signature[1]
+        if size != self._end_size:  # seek only when there is more: a seek may decode up to a key frame
+            self._end_size = size
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, self._index)
+        t_ns, t_utc = _stamp()
+        return Grabbed(None, t_ns, t_utc, {"index": self._index}, error=f"{self._target}: still being written",
+                       reason="growing")
 
     def _grab(self) -> bool:
         if self._cap.grab():
@@ -316,7 +353,7 @@ class FolderSource(Source):
     @staticmethod
     def _recent(path: Path) -> bool:
         try:
-            return time.time() - path.stat().st_mtime < _SETTLE_S
+            return _written_recently(path.stat().st_mtime)
         except OSError:
             return False
 

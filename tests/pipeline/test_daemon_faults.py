@@ -7,12 +7,14 @@ import functools
 import http.server
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 import zmq
 
@@ -185,6 +187,72 @@ def test_sigterm_mid_stream_exits_cleanly(tiny_model, endpoint, tmp_path):
     finals = [e for e in events if e.type == "stats" and e.final]
     assert len(finals) == 1  # last stats published on the way out
     assert (tmp_path / "summary.json").is_file()
+
+
+class _SilentCamera:
+    """A network camera on 127.0.0.1 that accepts and then goes silent: before answering ("silent", the
+    client blocks in open) or after ``frames`` MJPEG frames ("stalled", the client blocks in read)."""
+
+    def __init__(self, mode: str, frames: int = 10) -> None:
+        import cv2
+        import numpy as np
+
+        self.mode, self.frames = mode, frames
+        self.jpg = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
+        self.gone_quiet = threading.Event()  # a client is now waiting for bytes that never come
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self._server.accept()
+        except OSError:
+            return
+        self._conns.append(conn)
+        conn.recv(4096)
+        if self.mode == "stalled":
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=f\r\n\r\n")
+            for _ in range(self.frames):
+                conn.sendall(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(self.jpg)
+                             + self.jpg + b"\r\n")
+                time.sleep(0.04)
+        self.gone_quiet.set()
+
+    def close(self) -> None:
+        for conn in [*self._conns, self._server]:
+            conn.close()
+
+
+@pytest.mark.parametrize("mode", ["silent", "stalled"])
+def test_sigterm_while_a_network_camera_blocks_is_prompt(tiny_model, endpoint, tmp_path, mode):
+    """A camera that accepted and went silent keeps OpenCV inside open/read for open_timeout_s / read_timeout_s
+    (60 s here); SIGTERM must still end the run at once and cleanly (it used to wait shutdown_timeout_s for the
+    capture thread, then as long again for the batcher, and exit 1)."""
+    camera = _SilentCamera(mode)
+    cam = {"name": "net", "source": f"http://127.0.0.1:{camera.port}/video.mjpg", "open_timeout_s": 60,
+           "read_timeout_s": 60}
+    path = tmp_path / "inspector.yaml"
+    path.write_text(yaml.safe_dump(base_config(tiny_model, endpoint, [cam])))
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "inspector", "run", "--config", str(path)], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert camera.gone_quiet.wait(60), "the daemon never connected"
+        time.sleep(0.5)  # inside the blocking call now
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        stop_s = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        camera.close()
+    assert proc.returncode == 0, err[-2000:]
+    assert stop_s < 5, stop_s
+    assert "camera 'net': stopping without waiting for its source" in err
+    assert "Traceback" not in err and "stopped:" in out
 
 
 def test_worker_failure_gives_nonzero_exit(tiny_model, endpoint, tmp_path, monkeypatch):

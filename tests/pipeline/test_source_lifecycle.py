@@ -261,6 +261,107 @@ def test_a_looping_file_changed_under_a_running_camera(tmp_path, change):
         assert states[-1] == "failed" and counters.get("loop.captured") < 40
 
 
+def test_a_looping_file_rotated_with_a_gap_is_picked_up_again(tmp_path):
+    """Rotation: the file is deleted, and the next one appears seconds later. Gone twice in a row is not
+    "failed twice unchanged": the camera backs off until the file is back (it used to fail at the first retry)."""
+    video = write_video(tmp_path / "loop.avi", defect_pattern(4))
+    counters, states = Counters(), []
+    cam = CameraSection(name="rot", source=str(video), loop=True, fps=50,
+                        reconnect=ReconnectSection(initial_s=0.05, max_s=0.2))
+    stop = threading.Event()
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), stop, counters,
+                           lambda c, s, p, r, d: states.append(s), capacity=100_000)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        video.unlink()
+        time.sleep(1.5)  # several retries (0.05, 0.1, 0.2, 0.2 … s) find no file
+        assert worker.is_alive() and "failed" not in states, states
+        n_gone = counters.get("rot.captured")
+        write_video(tmp_path / "next.avi", defect_pattern(6), seed=5)
+        (tmp_path / "next.avi").replace(video)
+        deadline = time.monotonic() + 5
+        while counters.get("rot.captured") <= n_gone and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert counters.get("rot.captured") > n_gone and states[-1] == "online", states
+    finally:
+        stop.set()
+        worker.join(5)
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mkv"])
+def test_a_recording_still_being_copied_is_read_to_its_real_end(tmp_path, suffix):
+    """A one-pass recording that is still being written (copied in 20 kB chunks here) when the run reaches
+    the end of what is there: the run reads on as it grows and ends at its real end. It used to end at the
+    first end of data with exit 0, leaving most of the recording uninspected, unsaid."""
+    data = write_video(tmp_path / f"full{suffix}", defect_pattern(100)).read_bytes()
+    video = tmp_path / f"copying{suffix}"
+    video.write_bytes(data[:len(data) // 4])
+
+    def copy_rest():
+        with open(video, "ab") as fh:
+            for pos in range(len(data) // 4, len(data), 20_000):
+                fh.write(data[pos:pos + 20_000])
+                fh.flush()
+                time.sleep(0.1)
+
+    counters, states = Counters(), []
+    cam = CameraSection(name="copy", source=str(video))
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=100_000)
+    copier = threading.Thread(target=copy_rest)
+    copier.start()
+    worker.start()
+    copier.join()
+    worker.join(20)
+    assert not worker.is_alive()
+    assert counters.get("copy.captured") == 100 and states[-1] == ("ended", "100 frames"), states
+    assert counters.get("copy.corrupt") == 0
+
+
+def test_a_recording_rotated_away_while_waiting_at_its_end_ends_the_run(tmp_path):
+    """The recorder that wrote it renames it (cam.avi → cam.1.avi) and begins a new cam.avi: the file being
+    read is finished, whatever the new one under its old name does."""
+    data = write_video(tmp_path / "full.avi", defect_pattern(60)).read_bytes()
+    video = tmp_path / "cam.avi"
+    video.write_bytes(data[:len(data) // 2])  # just written: still being recorded
+    stop = threading.Event()
+
+    def rotate_then_record_anew():
+        time.sleep(1.0)
+        video.rename(tmp_path / "cam.1.avi")
+        with open(video, "wb") as fh:
+            while not stop.is_set():
+                fh.write(b"\0" * 100)
+                fh.flush()
+                time.sleep(0.1)
+
+    counters, states = Counters(), []
+    cam = CameraSection(name="rot", source=str(video))
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append(s), capacity=100_000)
+    recorder = threading.Thread(target=rotate_then_record_anew)
+    recorder.start()
+    worker.start()
+    worker.join(6)
+    alive = worker.is_alive()
+    stop.set()
+    recorder.join()
+    worker.stop_event.set()
+    worker.join(5)
+    assert not alive and states[-1] == "ended" and counters.get("rot.captured") > 0, states
+
+
+def test_a_finished_recording_ends_without_waiting(tmp_path):
+    video = write_video(tmp_path / "done.avi", defect_pattern(10))
+    old = time.time() - 60
+    os.utime(video, (old, old))  # written a minute ago: its end is its end
+    src = make_source(CameraSection(name="done", source=str(video)))
+    src.open()
+    t0 = time.monotonic()
+    assert len(_read_all(src)) == 10 and time.monotonic() - t0 < 1.0
+
+
 # -- fair share ----------------------------------------------------------------------------------
 def _frame(camera, i):
     return Frame(camera=camera, frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=time.monotonic_ns(),
@@ -314,6 +415,26 @@ def test_a_file_still_being_written_is_not_corrupt(tmp_path):
     os.utime(folder / "0002.png", (time.time() - 60, time.time() - 60))  # it stayed like that: corrupt
     g = src.read()  # the rescan at the end of the pass tries it again
     assert g.image is None and g.reason == "corrupt" and src.read() is None
+
+
+def test_a_corrupt_file_dated_in_the_future_does_not_hold_a_batch_run(tmp_path):
+    """Files copied from a camera PC whose clock runs an hour ahead: a corrupt one is corrupt, not "still being
+    written" until our clock catches up (the one-pass run used to retry it, and so run, for that hour)."""
+    folder = write_folder(tmp_path / "f", [False] * 3, corrupt=(1,))
+    ahead = time.time() + 3600
+    for path in folder.iterdir():
+        os.utime(path, (ahead, ahead))
+    counters, states = Counters(), []
+    cam = CameraSection(name="f", source=str(folder), reconnect=ReconnectSection(initial_s=0.1, max_s=0.5))
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append(s), capacity=1000)
+    worker.start()
+    worker.join(10)
+    alive = worker.is_alive()
+    worker.stop_event.set()
+    worker.join(5)
+    assert not alive and states[-1] == "ended", states
+    assert counters.get("f.captured") == 2 and counters.get("f.corrupt") == 1
 
 
 def test_camera_bit_depth_falls_back_to_the_models():
