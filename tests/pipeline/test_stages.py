@@ -549,6 +549,56 @@ def test_recorder_never_leaves_a_truncated_file_under_a_recording_name(tmp_path)
     assert cv2.imread(str(tmp_path / "rec" / "c" / names[1])) is not None
 
 
+_CRASH_MID_WRITE = """
+import os, signal, sys
+from pathlib import Path
+from inspector.pipeline import recorder
+recorder.os.link = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)  # the power goes before the link
+recorder._create(Path(sys.argv[1]), b"half a recording")
+"""
+
+
+def test_temporary_files_of_a_crash_mid_write_are_removed_at_start_and_nothing_else(tmp_path):
+    """A daemon killed while writing a recording leaves its hidden temporary file (.<name>.<pid>.part); it was
+    never counted nor deleted, so each crash left one for ever and they slowly filled the disk. At the next
+    start they go: a dead writer's, and one under our own pid from an earlier life (pids are reused: in a
+    container the daemon is pid 1 at every start) or under a running process's pid but older than that
+    process. Files that only look alike, and the temporary file of a live writer, stay."""
+    cam, rec_name = tmp_path / "rec" / "c", "20250101T000000Z-0123456789ab-000000007-000000003"
+    cam.mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    crashed = subprocess.run([sys.executable, "-c", _CRASH_MID_WRITE, str(cam / f"{rec_name}.png")], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == -9, crashed.stderr
+    [dead] = cam.glob(".*.part")  # the real leftover, named with the crashed process's pid
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.5)
+        ours = cam / f".{rec_name}.json.{os.getpid()}.part"  # this pid in an earlier life
+        reused = cam / f".{rec_name}.heat.png.{live.pid}.part"  # the pid's holder started after the file
+        writing = cam / f".{rec_name}.json.{live.pid}.part"  # a running writer's, newer than it: kept
+        for path in (ours, reused, writing):
+            path.write_bytes(b"part")
+        os.utime(reused, (time.time() - 3600, time.time() - 3600))
+        (tmp_path / "elsewhere").write_text("user file")
+        lookalikes = [cam / f".{rec_name}.png.part", cam / f"{rec_name}.png.123.part", cam / ".notes.123.part",
+                      cam / f".{rec_name}.png.123.part.bak", cam / f".{rec_name}.png.123.part\n",
+                      tmp_path / "rec" / f".{rec_name}.png.123.part",  # not in a camera folder
+                      tmp_path / "rec" / f".{rec_name}.png.124.part"]  # …nor is a symlink
+        for path in lookalikes[:-1]:
+            path.write_text("user file")
+        lookalikes[-1].symlink_to(tmp_path / "elsewhere")
+        (cam / f".{rec_name}.png.125.part").mkdir()  # a folder by that name is not ours either
+        counters = _recorded(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0), 1)
+    finally:
+        live.kill()
+        live.wait()
+    assert not dead.exists() and not ours.exists() and not reused.exists()
+    assert counters.get("recorder.leftovers_removed") == 3 and counters.get("recorder.written") == 1
+    assert writing.exists() and all(p.is_symlink() or p.read_text() == "user file" for p in lookalikes)
+    assert (tmp_path / "elsewhere").read_text() == "user file" and (cam / f".{rec_name}.png.125.part").is_dir()
+
+
 def _fair_share_run(n_offline: int, live_per_batch: int, batches: int = 40, batch_size: int = 8) -> dict:
     """Per batch: the live camera delivers ``live_per_batch`` frames, offline backlogs are topped up,
     then one full batch is taken. Returns frames per camera per batch and the batch sizes."""
