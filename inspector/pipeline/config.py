@@ -18,7 +18,7 @@ from inspector.config import apply_overrides, bounded, from_dict, load_yaml
 from inspector.errors import ConfigError
 from inspector.pipeline.integration_config import DashboardSection, GenicamSection, MetricsSection, MqttSection
 
-_CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: '$' would let "cam\n" through
 SOURCE_TYPES = ("auto", "file", "folder", "device", "url", "gstreamer", "synthetic", "genicam")
 
 

@@ -116,6 +116,9 @@ def test_bad_values(tiny_model, endpoint, video, tmp_path, capsys):
     cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}, {"name": "c", "source": str(video)}])
     code, _, err = run_cli(tmp_path, cfg, capsys)
     assert code == 2 and "duplicate camera name" in one_error_line(err)
+    cfg = base_config(tiny_model, endpoint, [{"name": "c\n", "source": str(video)}])  # '$' let it through
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and "must be 1-64 letters" in one_error_line(err)
     cfg = base_config(tiny_model, "localhost:5556", [{"name": "c", "source": str(video)}])
     code, _, err = run_cli(tmp_path, cfg, capsys)
     assert code == 2 and "not a ZeroMQ endpoint" in one_error_line(err)

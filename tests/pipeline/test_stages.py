@@ -350,6 +350,19 @@ def test_recorder_keeps_earlier_runs_and_deletes_only_its_own_files(tmp_path):
     assert names[0].startswith("20250131T120500Z-bbbbbbbbbbbb") and all(p.read_text() == "keep me" for p in user_files)
 
 
+def test_a_user_file_named_like_a_recording_plus_a_newline_is_neither_counted_nor_deleted(tmp_path):
+    """'$' in the name patterns also matched before a final newline: a user's file '<recording name>\\n' was
+    counted as a recording and deleted by retention (as was one in a folder 'c\\n')."""
+    name = "20200101T000000Z-0123456789ab-000000000-000000000.png\n"  # older than any recording of the run
+    user_files = [tmp_path / "rec" / "c" / name, tmp_path / "rec" / "c\n" / name.strip()]
+    for path in user_files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("keep me")
+    c = _recorded(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, max_events=1), 1)
+    assert c.get("recorder.deleted") == 0 and c.get("recorder.written") == 1
+    assert all(p.read_text() == "keep me" for p in user_files)
+
+
 def test_recorder_survives_unwritable_dir(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
