@@ -21,6 +21,7 @@ import threading
 from inspector import __version__, lifecycle
 from inspector.errors import InspectorError
 from inspector.interrupts import exit_code as interrupt_exit_code
+from inspector.redact import redact, redact_log_handlers
 
 # name → (module, one-line help); order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -129,6 +130,7 @@ def configure_logging(verbose: bool) -> None:
     from inspector.integrations.systemd import use_journald_format_if_journal
 
     use_journald_format_if_journal()  # under systemd: <priority> prefixes, journald adds the time
+    redact_log_handlers()  # no log line shows a password from a camera's or broker's address
     logging.getLogger("inspector").setLevel(logging.DEBUG if verbose else logging.INFO)
     if not verbose:
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     except InspectorError as exc:
         if debug:
             raise
-        print(f"error: {user_message(exc, parser, command)}", file=sys.stderr)
+        print(f"error: {redact(user_message(exc, parser, command))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)

@@ -15,6 +15,7 @@ from inspector.pipeline.config import CameraSection, DaemonConfig
 from inspector.pipeline.daemon import Daemon
 from inspector.pipeline.extensions import Extensions
 from inspector.pipeline.sources import Source
+from inspector.redact import redact
 
 log = logging.getLogger("inspector.integrations")
 
@@ -69,7 +70,7 @@ class Integrations:
             if url:
                 lines.append(f"ok {type(item).__name__} on {url}")
             elif hasattr(item, "prefix"):
-                lines.append(f"ok MQTT bridge to {item.cfg.url} (topics {item.prefix}/…)")
+                lines.append(f"ok MQTT bridge to {redact(item.cfg.url)} (topics {item.prefix}/…)")
         return lines
 
     def _add_tap(self, tap) -> None:

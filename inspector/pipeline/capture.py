@@ -54,6 +54,7 @@ from inspector.pipeline.frame import Frame
 from inspector.pipeline.sources import Source, SourceChanged, is_live
 from inspector.pipeline.worker import Throttled, Worker, WorkerContext, sleep_until
 from inspector.pipeline.telemetry import Counters
+from inspector.redact import redact
 
 log = logging.getLogger("inspector.capture")
 
@@ -252,6 +253,7 @@ class CaptureWorker(Worker):
 
     # -- state ------------------------------------------------------------------------------
     def set_state(self, state: str, reason: str = "") -> None:
+        reason = redact(reason)  # logged and published: an exception's text may hold the camera's address
         with self._state_lock:
             previous = self.state
             if previous == state:

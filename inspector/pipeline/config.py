@@ -18,7 +18,7 @@ from inspector.config import apply_overrides, bounded, from_dict, load_yaml
 from inspector.errors import ConfigError
 from inspector.pipeline.integration_config import DashboardSection, GenicamSection, MetricsSection, MqttSection
 
-_CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: '$' would let "cam\n" through
 SOURCE_TYPES = ("auto", "file", "folder", "device", "url", "gstreamer", "synthetic", "genicam")
 
 
@@ -227,6 +227,28 @@ class DaemonConfig:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ConfigError(f"{where}.cameras: duplicate camera name(s) {dup}")
+        _refuse_shared_folders(names, f"{where}.cameras")
+
+
+def camera_folder_key(name: str) -> str:
+    """The name of the recorder folder ``<recorder.dir>/<name>`` as a file system may store it.
+
+    Case-insensitive file systems (exFAT, FAT, NTFS, SMB shares, macOS APFS/HFS+) ignore letter case, and FAT,
+    exFAT (Linux by default) and Windows drop trailing dots: 'Cam', 'cam' and 'cam.' name one folder there.
+    """
+    return name.rstrip(".").casefold()
+
+
+def _refuse_shared_folders(names: list[str], where: str) -> None:
+    """ConfigError naming two cameras whose recorder folders are one on some file systems (their
+    same-numbered recordings would collide there and one camera's evidence be lost)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(camera_folder_key(name), name)
+        if other != name:
+            raise ConfigError(f"{where}: camera names '{other}' and '{name}' differ only in letter case or "
+                              f"trailing dots, so they would share one recorder folder on case-insensitive "
+                              f"disks (exFAT, SMB, macOS); rename one")
 
 
 def load_daemon_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> DaemonConfig:

@@ -13,7 +13,9 @@ than ``min_free_bytes`` free. Retention keeps the folder under ``max_events`` /
 counting), and only recordings: a file
 is a recording only if its name matches :data:`RECORDING_NAME` inside a camera
 folder (it is never a symlink); notes, photos and anything else users keep in
-``dir`` are neither counted nor deleted. Write errors are counted and logged;
+``dir`` are neither counted nor deleted. The one exception: the temporary files of a process that
+died mid-write (:data:`TEMPORARY_NAME` in a camera folder, whose writer is gone) are removed at start, else
+each crash left one for ever. Write errors are counted and logged;
 a full or broken disk never stops inspection.
 """
 
@@ -45,8 +47,14 @@ log = logging.getLogger("inspector.recorder")
 _RECHECK_S = 10.0  # retention checks its books against the disk at most this often
 # <run start UTC>-<run id>-<frame id>-<seq>[.heat].png|.json: the only names retention may delete
 # (frame id and seq have 9 digits, more once a camera passes 10⁹ frames: a year at 30 fps)
-RECORDING_NAME = re.compile(r"^(\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9,}-\d{9,})(\.heat\.png|\.png|\.json)$")
-_CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as pipeline.config requires of camera names
+_RECORDING = r"(\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9,}-\d{9,})(\.heat\.png|\.png|\.json)"  # (stem)(suffix)
+# \Z, not $: '$' also matches before a final newline, and '<recording name>\n' is a user's file, not ours
+RECORDING_NAME = re.compile(rf"^{_RECORDING}\Z")
+_CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # as pipeline.config requires of camera names
+# .<recording name>.<pid>.part: _create's temporary file (whose writer's pid is the last number); one is left
+# behind only when its process died mid-write, and is then removed at the next start (_is_leftover)
+TEMPORARY_NAME = re.compile(rf"^\.{_RECORDING}\.(\d{{1,10}})\.part\Z")
+_writing: set[str] = set()  # names of the temporary files this process is writing now (any recorder)
 
 
 def recording_prefix(run_id: str, started_utc: str) -> str:
@@ -64,6 +72,7 @@ def _create(path: Path, data: bytes) -> None:
     some network shares) it is renamed instead, after checking that nothing is there.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    _writing.add(tmp.name)  # another recorder of this process starting now must not take it for a leftover
     try:
         with open(tmp, "xb") as fh:
             fh.write(data)
@@ -77,6 +86,44 @@ def _create(path: Path, data: bytes) -> None:
             os.rename(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        _writing.discard(tmp.name)
+
+
+def _pid_running(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (one of another user's counts too)."""
+    if pid <= 0:  # no process's pid (and os.kill(0, …) would mean our process group)
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OverflowError, ValueError):  # beyond any pid
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def _process_start_s(pid: int) -> float | None:
+    """When process ``pid`` started, in seconds since the epoch (Linux /proc, ±1 s); None where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        btime = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+        return float(btime.split()[1]) + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _is_leftover(path: Path, pid: int, mtime_s: float) -> bool:
+    """Whether the temporary file ``path``, written by process ``pid`` (last modified ``mtime_s``), will
+    never be finished: its process is gone, or holds the pid only now (pids are reused: a daemon in a
+    container is pid 1 at every start). Ours is a leftover unless this process is writing it now."""
+    if pid == os.getpid():
+        return path.name not in _writing
+    if not _pid_running(pid):
+        return True
+    started = _process_start_s(pid)
+    return started is not None and mtime_s < started - 2.0  # older than the process now holding the pid
 
 
 def _size(path: Path) -> int | None:
@@ -165,6 +212,7 @@ class RecorderWorker(Worker):
         """Existing recordings (names matching RECORDING_NAME, nothing else) count towards retention, oldest
         first (by the run start and sequence in the name, which a copy or a touch does not change)."""
         groups: dict[Path, list[tuple[Path, int]]] = collections.defaultdict(list)
+        removed = 0
         for folder in self.root.iterdir():
             if not _CAMERA_DIR.match(folder.name) or folder.is_symlink() or not folder.is_dir():
                 continue
@@ -174,11 +222,29 @@ class RecorderWorker(Worker):
                 match = RECORDING_NAME.match(path.name)
                 if match and not path.is_symlink() and (size := _size(path)) is not None:
                     groups[folder / match.group(1)].append((path, size))
+                elif part := TEMPORARY_NAME.match(path.name):
+                    removed += self._remove_leftover(path, int(part.group(3)))
+        if removed:
+            log.info("recorder: removed %d temporary file(s) left in %s by a crash mid-write", removed, self.root)
         stems = sorted(groups, key=_age_order)
         for stem in stems:
             self._kept.append(([path for path, _ in groups[stem]], sum(n for _, n in groups[stem])))
             self._bytes += self._kept[-1][1]
         self._enforce_retention()
+
+    def _remove_leftover(self, path: Path, pid: int) -> bool:
+        """Delete ``path``, a temporary file of _create's (name matched), if no process will finish it; True
+        if deleted. Only a plain file: a link or folder under such a name is not ours. Gone meanwhile or
+        refused: left alone."""
+        try:
+            st = path.lstat()
+            if stat.S_ISREG(st.st_mode) and _is_leftover(path, pid, st.st_mtime):
+                path.unlink()
+                self.counters.add("recorder.leftovers_removed")
+                return True
+        except OSError:
+            pass
+        return False
 
     def record(self, frame: Frame, header: dict) -> None:
         try:

@@ -41,6 +41,7 @@ import numpy as np
 from inspector.data.images import IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images
 from inspector.errors import DataError, SourceError
 from inspector.pipeline.config import CameraSection, SyntheticSection
+from inspector.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,12 @@ class Source:
         """Release the source (idempotent)."""
 
     def describe(self) -> str:
-        return f"{self.kind} {self.camera.source}"
+        """What the source is, for people (logs, status events, --check): passwords in its address masked."""
+        return redact(f"{self.kind} {self.camera.source}")
 
     def _error(self, what: str, permanent: bool = False) -> SourceError:
-        return SourceError(f"camera '{self.camera.name}': {what}", permanent=permanent)
+        # the message reaches logs, status events and the error line: never the address's password
+        return SourceError(redact(f"camera '{self.camera.name}': {what}"), permanent=permanent)
 
 
 def _written_recently(mtime_s: float) -> bool:

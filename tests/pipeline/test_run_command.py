@@ -116,9 +116,23 @@ def test_bad_values(tiny_model, endpoint, video, tmp_path, capsys):
     cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}, {"name": "c", "source": str(video)}])
     code, _, err = run_cli(tmp_path, cfg, capsys)
     assert code == 2 and "duplicate camera name" in one_error_line(err)
+    cfg = base_config(tiny_model, endpoint, [{"name": "c\n", "source": str(video)}])  # '$' let it through
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and "must be 1-64 letters" in one_error_line(err)
     cfg = base_config(tiny_model, "localhost:5556", [{"name": "c", "source": str(video)}])
     code, _, err = run_cli(tmp_path, cfg, capsys)
     assert code == 2 and "not a ZeroMQ endpoint" in one_error_line(err)
+
+
+@pytest.mark.parametrize("names", [("Cam", "cam"), ("line1", "LINE1"), ("cam", "cam.")])
+def test_camera_names_sharing_a_folder_on_case_insensitive_disks(names, tiny_model, endpoint, video, tmp_path,
+                                                                 capsys):
+    # On exFAT, SMB or macOS 'Cam' and 'cam' (and on FAT/exFAT/Windows 'cam.' and 'cam') are one recorder
+    # folder: the two cameras' same-numbered recordings would collide and evidence be lost.
+    cfg = base_config(tiny_model, endpoint, [{"name": n, "source": str(video)} for n in names])
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    line = one_error_line(err)
+    assert code == 2 and f"'{names[0]}'" in line and f"'{names[1]}'" in line and "one recorder folder" in line
 
 
 def _leaf_keys(cls, prefix="") -> set[str]:

@@ -350,6 +350,19 @@ def test_recorder_keeps_earlier_runs_and_deletes_only_its_own_files(tmp_path):
     assert names[0].startswith("20250131T120500Z-bbbbbbbbbbbb") and all(p.read_text() == "keep me" for p in user_files)
 
 
+def test_a_user_file_named_like_a_recording_plus_a_newline_is_neither_counted_nor_deleted(tmp_path):
+    """'$' in the name patterns also matched before a final newline: a user's file '<recording name>\\n' was
+    counted as a recording and deleted by retention (as was one in a folder 'c\\n')."""
+    name = "20200101T000000Z-0123456789ab-000000000-000000000.png\n"  # older than any recording of the run
+    user_files = [tmp_path / "rec" / "c" / name, tmp_path / "rec" / "c\n" / name.strip()]
+    for path in user_files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("keep me")
+    c = _recorded(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, max_events=1), 1)
+    assert c.get("recorder.deleted") == 0 and c.get("recorder.written") == 1
+    assert all(p.read_text() == "keep me" for p in user_files)
+
+
 def test_recorder_survives_unwritable_dir(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -547,6 +560,56 @@ def test_recorder_never_leaves_a_truncated_file_under_a_recording_name(tmp_path)
     assert names == ["20250131T120000Z-0123456789ab-000000001-000000001.json",
                      "20250131T120000Z-0123456789ab-000000001-000000001.png"]  # frame 0: nothing, not a stub
     assert cv2.imread(str(tmp_path / "rec" / "c" / names[1])) is not None
+
+
+_CRASH_MID_WRITE = """
+import os, signal, sys
+from pathlib import Path
+from inspector.pipeline import recorder
+recorder.os.link = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)  # the power goes before the link
+recorder._create(Path(sys.argv[1]), b"half a recording")
+"""
+
+
+def test_temporary_files_of_a_crash_mid_write_are_removed_at_start_and_nothing_else(tmp_path):
+    """A daemon killed while writing a recording leaves its hidden temporary file (.<name>.<pid>.part); it was
+    never counted nor deleted, so each crash left one for ever and they slowly filled the disk. At the next
+    start they go: a dead writer's, and one under our own pid from an earlier life (pids are reused: in a
+    container the daemon is pid 1 at every start) or under a running process's pid but older than that
+    process. Files that only look alike, and the temporary file of a live writer, stay."""
+    cam, rec_name = tmp_path / "rec" / "c", "20250101T000000Z-0123456789ab-000000007-000000003"
+    cam.mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    crashed = subprocess.run([sys.executable, "-c", _CRASH_MID_WRITE, str(cam / f"{rec_name}.png")], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == -9, crashed.stderr
+    [dead] = cam.glob(".*.part")  # the real leftover, named with the crashed process's pid
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.5)
+        ours = cam / f".{rec_name}.json.{os.getpid()}.part"  # this pid in an earlier life
+        reused = cam / f".{rec_name}.heat.png.{live.pid}.part"  # the pid's holder started after the file
+        writing = cam / f".{rec_name}.json.{live.pid}.part"  # a running writer's, newer than it: kept
+        for path in (ours, reused, writing):
+            path.write_bytes(b"part")
+        os.utime(reused, (time.time() - 3600, time.time() - 3600))
+        (tmp_path / "elsewhere").write_text("user file")
+        lookalikes = [cam / f".{rec_name}.png.part", cam / f"{rec_name}.png.123.part", cam / ".notes.123.part",
+                      cam / f".{rec_name}.png.123.part.bak", cam / f".{rec_name}.png.123.part\n",
+                      tmp_path / "rec" / f".{rec_name}.png.123.part",  # not in a camera folder
+                      tmp_path / "rec" / f".{rec_name}.png.124.part"]  # …nor is a symlink
+        for path in lookalikes[:-1]:
+            path.write_text("user file")
+        lookalikes[-1].symlink_to(tmp_path / "elsewhere")
+        (cam / f".{rec_name}.png.125.part").mkdir()  # a folder by that name is not ours either
+        counters = _recorded(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0), 1)
+    finally:
+        live.kill()
+        live.wait()
+    assert not dead.exists() and not ours.exists() and not reused.exists()
+    assert counters.get("recorder.leftovers_removed") == 3 and counters.get("recorder.written") == 1
+    assert writing.exists() and all(p.is_symlink() or p.read_text() == "user file" for p in lookalikes)
+    assert (tmp_path / "elsewhere").read_text() == "user file" and (cam / f".{rec_name}.png.125.part").is_dir()
 
 
 def _fair_share_run(n_offline: int, live_per_batch: int, batches: int = 40, batch_size: int = 8) -> dict:

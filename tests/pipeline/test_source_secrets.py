@@ -1,0 +1,154 @@
+"""Camera addresses with credentials (``http://user:secret@host/…``, ``…?pwd=secret``): the real address opens
+the camera, but no password leaves the daemon: not in log lines, status events, the ``--check`` report or
+error line, nor summary.json.
+
+The camera is a real MJPEG-over-HTTP server that answers 401 until the request carries the right Basic
+credentials (so the stream proves the password reached it); the daemon is the real ``inspector run`` in its
+own process (its own logging set-up), watched by a real ZeroMQ subscriber.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from inspector.client import Subscriber
+from inspector.events import header_dict
+from inspector.redact import redact
+from inspector.testing.mjpeg_camera import serve_stamped_mjpeg
+
+from pipeline_support import base_config, collect, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET, QUERY_SECRET = "s3cretPW", "t0kenQS"
+
+
+class _Replay:
+    """A socket whose first recv() returns the request already read (serve_stamped_mjpeg reads it again)."""
+
+    def __init__(self, conn: socket.socket, request: bytes) -> None:
+        self._conn, self._request = conn, request
+
+    def recv(self, n: int) -> bytes:
+        data, self._request = self._request, b""
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+class AuthCamera:
+    """An MJPEG camera on 127.0.0.1 that wants HTTP Basic ``user``/:data:`SECRET` (401 otherwise)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(0.2)
+        self.authorized = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        want = b"Authorization: Basic " + base64.b64encode(f"user:{SECRET}".encode())
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+                conn.settimeout(5)
+                request = conn.recv(4096)
+            except OSError:
+                continue
+            if want not in request:
+                conn.sendall(b'HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm="cam"\r\n'
+                             b"Content-Length: 0\r\n\r\n")
+                conn.close()
+                continue
+            self.authorized += 1
+            threading.Thread(target=serve_stamped_mjpeg, daemon=True,
+                             args=(_Replay(conn, request), np.full((96, 160, 3), 90, np.uint8), 20.0),
+                             kwargs={"timeout_s": 10, "stop": self.stop}).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+        self.thread.join(2)
+
+
+@pytest.fixture
+def camera():
+    cam = AuthCamera()
+    yield cam
+    cam.close()
+
+
+def _inspector(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "inspector", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO)
+
+
+def _write(tmp_path: Path, cfg: dict) -> Path:
+    path = tmp_path / "inspector.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_redact_masks_passwords_and_secret_parameters_only():
+    assert redact("url rtsp://user:p:w@10.0.0.5:554/s") == "url rtsp://user:***@10.0.0.5:554/s"
+    assert redact("http://h/v.cgi?usr=admin&pwd=x1&cmd=go") == "http://h/v.cgi?usr=admin&pwd=***&cmd=go"
+    assert redact("rtspsrc location=rtsp://a:b@h/s user-pw=x ! decodebin") == \
+        "rtspsrc location=rtsp://a:***@h/s user-pw=*** ! decodebin"
+    for plain in ("http://127.0.0.1:5791/video.mjpg", "rtsp://admin@10.0.0.5/s", "/data/line1@2x.mp4",
+                  "bypass=1 mode=live", "--set model.path: expected key=value", "cannot open url http://h:8080/a"):
+        assert redact(plain) == plain
+
+
+def test_check_error_line_hides_the_password(camera, tiny_model, tmp_path):
+    url = f"http://user:{SECRET}x@127.0.0.1:{camera.port}/video.mjpg"  # a wrong password: the camera refuses
+    cfg = base_config(tiny_model, f"tcp://127.0.0.1:{free_port()}",
+                      [{"name": "ipcam", "source": url, "open_timeout_s": 3, "read_timeout_s": 3}])
+    res = _inspector("run", "--config", str(_write(tmp_path, cfg)), "--check")
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert res.returncode == 2 and len(errors) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert f"http://user:***@127.0.0.1:{camera.port}/video.mjpg" in errors[0]
+    assert SECRET not in res.stdout + res.stderr
+
+
+def test_no_password_in_logs_events_or_summary(camera, tiny_model, tmp_path):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    dead = socket.create_server(("127.0.0.1", 0))  # a port that takes no RTSP: that camera's errors are told too
+    dead_url = f"rtsp://127.0.0.1:{dead.getsockname()[1]}/stream?user=admin&password={QUERY_SECRET}"
+    dead.close()
+    cams = [{"name": "ipcam", "source": f"http://user:{SECRET}@127.0.0.1:{camera.port}/video.mjpg",
+             "max_frames": 4, "open_timeout_s": 5, "read_timeout_s": 5},
+            {"name": "gate", "source": dead_url, "open_timeout_s": 1, "read_timeout_s": 1,
+             "reconnect": {"initial_s": 0.1, "max_attempts": 2}}]
+    cfg = base_config(tiny_model, endpoint, cams, summary_json=str(tmp_path / "summary.json"))
+    cfg["publish"]["wait_for_subscribers"] = 1
+    sub = Subscriber(endpoint, ("v1/",))
+    try:
+        res = _inspector("run", "--config", str(_write(tmp_path, cfg)), timeout=90)
+        events = collect(sub, timeout=10.0)
+    finally:
+        sub.close()
+    assert camera.authorized >= 1, "the camera never saw the real credentials"
+    statuses = [e for e in events if e.type == "status"]
+    assert {"ipcam", "gate"} <= {e.camera for e in statuses}, res.stderr
+    assert any(e.camera == "gate" and e.state == "failed" for e in statuses)
+    assert any(e.details.get("source") == f"url http://user:***@127.0.0.1:{camera.port}/video.mjpg"
+               for e in statuses if e.camera == "ipcam")
+    summary = (tmp_path / "summary.json").read_text()
+    assert json.loads(summary)["cameras"]["ipcam"]["processed"] == 4
+    told = [res.stdout, res.stderr, summary, *(json.dumps(header_dict(e), default=str) for e in events)]
+    leaks = [text for text in told if SECRET in text or QUERY_SECRET in text]
+    assert not leaks, leaks[0][:2000]
