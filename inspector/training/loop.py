@@ -357,6 +357,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False,
 
         earlier = [h for h in history if h.get("phase") == phase.name]
         start, best = _start_point(phase.name, earlier, resumed)
+        if start > 1:
+            log.info("resuming phase %s after epoch %d, from the best checkpoint (epoch %d, validation loss %.5g) "
+                     "with a fresh optimiser state", phase.name, start - 1, *best)
         each = _epoch_callback(on_epoch, model, phase.name, val_imgs)
         result = fit(model, phase, train_imgs, val_imgs, on_best, progress_label=phase.name,
                      start_epoch=start, best=best, earlier=earlier, device=device,

@@ -152,7 +152,7 @@ def test_stop_settings_have_ranges(tmp_path, capsys, setting, words):
     assert words in err and "\n" not in err
 
 
-def test_summary_says_why_and_resume_extends_a_finished_run(tiny_dataset, tmp_path, capsys):
+def test_summary_says_why_and_resume_extends_a_finished_run(tiny_dataset, tmp_path, capsys, caplog):
     out = tmp_path / "run"
     common = ["--set", "model.image_size=[64,64]", "--set", "train.batch_size=4", "--set", "train.patience=50"]
     assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--set", "train.max_epochs=2", *common]) == 0
@@ -165,6 +165,7 @@ def test_summary_says_why_and_resume_extends_a_finished_run(tiny_dataset, tmp_pa
     assert "already finished" in err and "--epochs N with N > 2" in err and "\n" not in err
     # a larger cap continues early stopping where it was; --epochs then forces a total count
     assert main(["train", "--out", str(out), "--resume", "--set", "train.max_epochs=3"]) == 0
+    assert "resuming phase student after epoch 2, from the best checkpoint (epoch " in caplog.text
     phase = json.loads((out / "summary.json").read_text())["phases"][0]
     assert (phase["stop_reason"], phase["epochs_run"]) == ("epoch_cap", 3)
     assert main(["train", "--out", str(out), "--resume", "--epochs", "4"]) == 0
