@@ -6,7 +6,8 @@ self-contained: export and evaluation never need the ImageNet file again.
 The payload is plain data only: ``format``, ``version``, ``config`` (the run
 config as a dict), ``model`` (``AnomalyModel.describe()``), ``state_dict``
 (host tensors) and the loop's bookkeeping (``phase``, ``epoch``, ``val_loss``,
-``completed_phases``). So it is read with ``torch.load(weights_only=True)``:
+``completed_phases``, and ``phases``: every phase the run trains, so an
+incomplete run is recognised). So it is read with ``torch.load(weights_only=True)``:
 a checkpoint path given by a user can never run code (a pickle could).
 Rebuilding the model from it is :func:`inspector.models.checkpoint.load_model`; the run config it
 carries is :mod:`inspector.artifacts.run_config`.

@@ -31,10 +31,17 @@ def host_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def load_model(path: str | Path) -> tuple[AnomalyModel, RunConfig, dict]:
     """Rebuild the model of a checkpoint (or run folder) in eval mode: (model, run config, payload).
 
-    Raises ModelError (one line naming the file) when the file is missing or unreadable or its weights
-    do not fit the model its config names; ConfigError when that config is invalid.
+    Raises ModelError (one line naming the file) when the file is missing or unreadable, when the run
+    that wrote it has phases that never finished (``phases`` against ``completed_phases``), or when its
+    weights do not fit the model its config names; ConfigError when that config is invalid.
     """
     payload = read_checkpoint(path)
+    untrained = [p for p in payload.get("phases") or [] if p not in (payload.get("completed_phases") or [])]
+    if untrained:  # random weights where a trained network belongs would score silently wrong
+        run = Path(payload["path"]).parent
+        raise ModelError(f"{payload['path']}: the run is incomplete, its phase(s) {', '.join(untrained)} "
+                         f"never finished (training interrupted or still running); finish it with "
+                         f"'inspector train --out {run} --resume'")
     config = _saved_run_config(payload["config"])
     # The checkpoint carries the teacher, so skip resolving ImageNet weights.
     model_cfg = type(config.model)(**{**vars(config.model), "teacher_weights": "random"})

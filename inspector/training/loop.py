@@ -352,8 +352,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False,
             continue
 
         def on_best(epoch: int, val: float | None, phase=phase) -> None:
-            save_checkpoint(run_dir / BEST, model, config, phase=phase.name, epoch=epoch,
-                            val_loss=val, data=data_summary, completed_phases=list(completed))
+            save_checkpoint(run_dir / BEST, model, config, phase=phase.name, epoch=epoch, val_loss=val,
+                            data=data_summary, completed_phases=list(completed), phases=[p.name for p in phases])
 
         earlier = [h for h in history if h.get("phase") == phase.name]
         start, best = _start_point(phase.name, earlier, resumed)
@@ -368,7 +368,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False,
         if result.best_epoch == 0:  # interrupted before the first validation: keep what we have
             on_best(0, None)
         _record_phase_end(run_dir, result, history)
-        if result.interrupted:
+        if result.interrupted and not _finishes_when_interrupted(phase is phases[-1], result):
             break
         completed.append(phase.name)
         norm = finish_phase(model, run_dir / BEST, completed, val_imgs, last=phase is phases[-1],
@@ -377,6 +377,23 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False,
             _add_final_steps(summary, norm)
     _write_summary(summary, run_dir)
     return summary
+
+
+def _finishes_when_interrupted(last: bool, result: FitResult) -> bool:
+    """Whether an interrupted phase is finished like a completed one (True) or the run stops as it is.
+
+    The last phase, once it has a validated best epoch, is: its best weights get the map normalisation
+    fitted as at a normal end, so an interrupted run can be evaluated and exported (with the constants at
+    their identity the level maps were summed unnormalised, a silently weaker model). ``--resume`` then
+    extends it, as it extends a finished run. An earlier phase, or one interrupted before its first
+    validation, leaves the run incomplete; ``load_model`` refuses such a run in one line.
+    """
+    if last and result.best_epoch > 0:
+        log.info("interrupted: finishing the best weights (epoch %d) so the run can be evaluated and exported; "
+                 "--resume trains on", result.best_epoch)
+        return True
+    log.warning("interrupted before the last phase was trained: the run is incomplete until resumed (--resume)")
+    return False
 
 
 def _epoch_callback(on_epoch, model: AnomalyModel, phase: str, val_imgs: np.ndarray):

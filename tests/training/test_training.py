@@ -96,6 +96,9 @@ def test_ctrl_c_leaves_a_usable_checkpoint(tiny_dataset, tmp_path):
     assert "interrupted" in output and "stopped by SIGINT" in output
     model, _, payload = load_model(out)
     assert payload["epoch"] >= 1
+    # the best weights were finished as at a normal end: the map normalisation is fitted (not the identity)
+    assert payload["completed_phases"] == payload["phases"] == ["student"]
+    assert not torch.equal(model.level_norm.scale, torch.ones_like(model.level_norm.scale))
     # --resume continues after the last recorded epoch, with CLI overrides applied
     done = max(h["epoch"] for h in json.loads((out / "history.json").read_text()))
     assert main(["train", "--out", str(out), "--resume", "--epochs", str(done + 1)]) == 0
@@ -125,3 +128,20 @@ def test_corrupt_images_never_empty_the_validation_split(tmp_path):
     assert len(train_imgs) + len(val_imgs) == 8 and len(val_imgs) >= 1
     assert sorted(summary["skipped"]) == sorted(str(s.path) for s in val)
     assert not set(summary["val_files"]) & {s.path.name for s in val}
+
+
+def test_an_incomplete_run_is_refused_in_one_line(tiny_dataset, tmp_path, capsys):
+    """A run whose phase never finished (interrupted before its first validation, or before the last of
+    several phases) has untrained weights: evaluate and export refuse it instead of scoring with them."""
+    from inspector.artifacts.checkpoint import read_checkpoint, update_checkpoint
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--epochs", "1",
+                 "--set", "model.image_size=[64,64]", "--set", "train.batch_size=4"]) == 0
+    update_checkpoint(out / "best.pt", read_checkpoint(out / "best.pt"), completed_phases=[])
+    capsys.readouterr()
+    for command in (["evaluate", str(out)], ["export", str(out), "--out", str(tmp_path / "m.onnx")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert "the run is incomplete, its phase(s) student never finished" in err and "--resume" in err
+        assert "\n" not in err
