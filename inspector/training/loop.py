@@ -351,15 +351,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False,
             log.info("phase %s was completed by the run being resumed; skipping it", phase.name)
             continue
 
-        def on_best(epoch: int, val: float | None, phase=phase) -> None:
-            save_checkpoint(run_dir / BEST, model, config, phase=phase.name, epoch=epoch, val_loss=val,
-                            data=data_summary, completed_phases=list(completed), phases=[p.name for p in phases])
-
+        on_best = _best_saver(run_dir / BEST, model, config, phase.name, data_summary, completed, phases)
         earlier = [h for h in history if h.get("phase") == phase.name]
         start, best = _start_point(phase.name, earlier, resumed)
-        if start > 1:
-            log.info("resuming phase %s after epoch %d, from the best checkpoint (epoch %d, validation loss %.5g) "
-                     "with a fresh optimiser state", phase.name, start - 1, *best)
         each = _epoch_callback(on_epoch, model, phase.name, val_imgs)
         result = fit(model, phase, train_imgs, val_imgs, on_best, progress_label=phase.name,
                      start_epoch=start, best=best, earlier=earlier, device=device,
@@ -455,7 +449,20 @@ def _start_point(phase: str, earlier: list[dict], resumed: dict) -> tuple[int, t
     start, best = 1 + max((h["epoch"] for h in earlier), default=0), (0, math.inf)
     if resumed.get("phase") == phase:
         best = (resumed["epoch"], math.inf if resumed["val_loss"] is None else resumed["val_loss"])
+    if start > 1:
+        log.info("resuming phase %s after epoch %d, from the best checkpoint (epoch %d, validation loss %.5g) "
+                 "with a fresh optimiser state", phase, start - 1, *best)
     return start, best
+
+
+def _best_saver(path: Path, model: AnomalyModel, config: RunConfig, phase: str, data: dict,
+                completed: list[str], phases: list[Phase]) -> Callable[[int, float | None], None]:
+    """``fit``'s ``on_best(epoch, val_loss)`` for ``phase``: the weights into ``path`` with the run's
+    bookkeeping (the phases completed so far, and every phase of the run: what makes it complete)."""
+    def on_best(epoch: int, val: float | None) -> None:
+        save_checkpoint(path, model, config, phase=phase, epoch=epoch, val_loss=val, data=data,
+                        completed_phases=list(completed), phases=[p.name for p in phases])
+    return on_best
 
 
 def _phase_record(name: str, result: FitResult) -> dict:
