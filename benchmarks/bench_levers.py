@@ -15,7 +15,12 @@ median throughput and its ratio to the baseline's. Variants:
 * ``threads_1``: one ONNX Runtime intra-op thread;
 * ``opencv_default``: OpenCV's own thread pool (every core) in the batcher;
 * ``payloads_encoded``: a subscriber also holds ``v1/defect``, so every NG frame's
-  thumbnail and map are encoded (≈10 % NG).
+  thumbnail and map are encoded (≈10 % NG);
+* ``gil_switch_0.5ms``: Python's GIL switch interval at 0.5 ms instead of 5 ms
+  (``sys.setswitchinterval``, process-wide, restored after the run): a thread
+  that wants the GIL waits up to one interval for its holder to drop it, so the
+  inference thread, back from ONNX Runtime with a batch's results, may wait up
+  to 5 ms on the pipeline's other Python threads.
 
 JSON to ``benchmarks/results/levers.json``.
 """
@@ -41,7 +46,18 @@ VARIANTS = {
     "threads_1": {"threads": 1},
     "opencv_default": {"overrides": {"batching": {"opencv_threads": 0}}},
     "payloads_encoded": {"topics": ("v1/result", "v1/defect")},
+    "gil_switch_0.5ms": {"switch_interval_s": 0.0005},
 }
+
+
+def run_variant(model: Path, args, run_args, threshold: float, workdir: Path, hw) -> dict:
+    """One offline run with ``run_args`` (a variant's settings); the GIL switch interval set for it alone."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(getattr(run_args, "switch_interval_s", before))
+    try:
+        return bench_daemon.offline_run(model, args.cameras, args.frames, run_args, threshold, workdir, hw)
+    finally:
+        sys.setswitchinterval(before)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             for name in names:
                 run_args = argparse.Namespace(**{**vars(base), **VARIANTS[name]})
-                run = bench_daemon.offline_run(model, args.cameras, args.frames, run_args, threshold, workdir, hw)
+                run = run_variant(model, args, run_args, threshold, workdir, hw)
                 assert run["lost"] == 0, run
                 fps[name].append(run["throughput_fps"])
                 cpu[name].append(run["cpu"]["percent_of_one_core"])

@@ -86,3 +86,19 @@ def test_the_bare_figure_is_one_setting_chosen_over_the_sweep_not_each_runs_fast
     compare_to_bare(run, bares[:2], best)
     assert run["bare_fps"] == 100.0 and run["ratio_to_bare"] == 1.0  # per-run fastest would give 0.957
     assert run["ratio_to_bare_same_settings"] == 1.0  # the daemon's own (False) setting: mean of 96 and 104
+
+
+def test_the_gil_switch_lever_holds_for_its_run_only(monkeypatch):
+    import argparse
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_daemon
+    from bench_levers import VARIANTS, run_variant
+
+    seen = []
+    monkeypatch.setattr(bench_daemon, "offline_run", lambda *a: seen.append(sys.getswitchinterval()) or {})
+    before = sys.getswitchinterval()
+    args = argparse.Namespace(cameras=1, frames=1)
+    for name in ("baseline", "gil_switch_0.5ms"):
+        run_variant(Path("m.onnx"), args, argparse.Namespace(**VARIANTS[name]), 0.5, Path("."), None)
+    assert seen == [before, 0.0005] and sys.getswitchinterval() == before
