@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inspector.commands.argtypes import float_range, int_range
+from inspector.commands.argtypes import float_range, int_range, out_folder
 from inspector.contract import DEFAULT_BATCH
 from inspector.errors import DataError
 
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", metavar="FILE",
                    help="calibration YAML made for this model file by 'inspector calibrate': print OK/NG per "
                         "image against its threshold")
-    p.add_argument("--out", help="write a heat-map overlay PNG per image into this folder")
+    p.add_argument("--out", type=out_folder(), help="write a heat-map overlay PNG per image into this folder")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=DEFAULT_BATCH,
                    help="images per inference call (default %(default)s)")
     p.add_argument("--threads", type=int_range(1, 1024), help="CPU threads for onnxruntime / torch")

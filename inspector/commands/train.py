@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.argtypes import float_range, int_range
+from inspector.commands.argtypes import float_range, int_range, out_folder
 from inspector.errors import ConfigError
 
 
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", action="append",
                    help="dataset root (MVTec/BTAD category folder or a folder of good images); "
                         "meta_comparer: repeat it, one per source domain (a dataset folder or synth:brick|grass|gravel)")
-    p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--out", required=True, type=out_folder(), help="run folder to create")
     p.add_argument("--epochs", type=int_range(1, 100_000),
                    help="train exactly N epochs, no early stop (default: until the validation loss stops "
                         "improving, see train.patience/min_delta/max_epochs); with --resume, extends a run")
