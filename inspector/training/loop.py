@@ -534,7 +534,11 @@ def _resume_state(model: AnomalyModel, run_dir: Path, phase_names: list[str]) ->
     if not path.is_file():
         raise ModelError(f"{path}: nothing to resume (no checkpoint in the run folder)")
     payload = read_checkpoint(path)
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:  # weights of another architecture than the config the run resumes with
+        raise ModelError(f"{path}: weights do not fit model '{model.config.name}' "
+                         f"({str(exc).splitlines()[0]})") from None
     phase = payload.get("phase")
     if phase not in phase_names:
         raise ModelError(f"{path}: checkpoint of phase '{phase}', but this model trains {phase_names}")

@@ -125,3 +125,34 @@ def test_corrupt_images_never_empty_the_validation_split(tmp_path):
     assert len(train_imgs) + len(val_imgs) == 8 and len(val_imgs) >= 1
     assert sorted(summary["skipped"]) == sorted(str(s.path) for s in val)
     assert not set(summary["val_files"]) & {s.path.name for s in val}
+
+
+def _copy_run(trained_run: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(trained_run, dest)
+    return dest
+
+
+def test_resume_with_another_model_config_is_one_line(trained_run, tmp_path, capsys):
+    """--resume of a run with a wider student or another input size: a size-mismatch traceback before."""
+    run = _copy_run(trained_run, tmp_path / "rs")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    for setting, expected in [("model.student_width=2.0", "model.student_width (the run has 1.0, asked 2.0)"),
+                              ("model.image_size=[96,96]", "model.image_size (the run has [64, 64], asked [96, 96])")]:
+        assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--set", setting]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--resume cannot change {expected}" in err, err
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--model", "stfpm"]) == 2
+    assert "cannot change model.name (the run has 'reduced_student', asked 'stfpm')" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # the run is left as it was
+
+
+def test_resume_of_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_line(trained_run, tmp_path, capsys):
+    run = _copy_run(trained_run, tmp_path / "rs")
+    payload = torch.load(run / "best.pt", weights_only=True)
+    payload["config"]["model"]["student_width"] = 2.0  # e.g. a config edited by hand after training
+    torch.save(payload, run / "best.pt")
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {run / 'best.pt'}: weights do not fit model"), err
