@@ -68,7 +68,7 @@ def float_range(lo: float | None, hi: float | None, *, lo_open: bool = False,
 
 def _output(problem: Callable[[str], str | None], name: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
-        why = problem(text)
+        why = problem(text) if text else None  # "" is the command's to refuse, in its own words
         if why:
             raise argparse.ArgumentTypeError(why)
         return text
