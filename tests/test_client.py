@@ -80,6 +80,52 @@ def test_curve_config_errors(tmp_path):
                                  curve=CurveSection(enabled=True, server_secret_key=str(tmp_path / "none"))))
 
 
+@pytest.fixture
+def damaged_certificates(tmp_path):
+    """A good server certificate pair and three damaged certificate files (empty, short key, non-z85 key)."""
+    import zmq.auth
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    public, secret = zmq.auth.create_certificates(keys, "server")
+    damaged = {"empty.key": "", "short.key": 'curve\n    public-key = "short"\n',
+               "alphabet.key": 'curve\n    public-key = "' + "~" * 40 + '"\n'}
+    for name, text in damaged.items():
+        (keys / name).write_text(text)
+    return keys, public, secret, [keys / name for name in damaged]
+
+
+def test_damaged_certificates_are_one_line_everywhere(damaged_certificates, tmp_path, capsys):
+    """Before: ValueError 'No public key found' or ZMQError 'Invalid argument' tracebacks (subscribe, run)."""
+    from inspector.cli import main
+
+    keys, public, secret, damaged = damaged_certificates
+    for bad in damaged:
+        for argv in (["--server-key", str(bad), "--client-cert", str(secret)],
+                     ["--server-key", str(public), "--client-cert", str(bad)]):
+            assert main(["subscribe", "tcp://127.0.0.1:1", "--timeout", "0.1", *argv]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and err.startswith(f"error: {bad}: ") and "Traceback" not in err, err
+        with pytest.raises(ConfigError, match=f"^{bad}: publish.curve.server_secret_key"):
+            Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/x.sock",
+                                     curve=CurveSection(enabled=True, server_secret_key=str(bad))))
+    assert main(["subscribe", "tcp://127.0.0.1:1", "--timeout", "0.1", "--server-key", "~" * 40,
+                 "--client-cert", str(secret)]) == 2
+    assert capsys.readouterr().err == "error: server key: not a CURVE key (40 z85 characters)\n"
+
+
+def test_a_damaged_client_certificate_in_the_allowed_folder_is_refused(damaged_certificates, tmp_path):
+    """pyzmq logged an error and then refused every client, while the daemon ran as if all was well."""
+    keys, public, secret, damaged = damaged_certificates
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "line1.key").write_bytes(open(public, "rb").read())
+    (allowed / "line2.key").write_bytes(damaged[1].read_bytes())
+    with pytest.raises(ConfigError, match=f"^{allowed / 'line2.key'}: publish.curve.allowed_clients_dir"):
+        Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/x.sock", curve=CurveSection(
+            enabled=True, server_secret_key=str(secret), allowed_clients_dir=str(allowed))))
+
+
 # -- what a subscriber missed, and untrusted wire data ---------------------------------------------------------
 def _status_in(run: str, seq: int, camera: str = "c") -> StatusEvent:
     return StatusEvent(camera=camera, seq=seq, state="online", previous=None, reason="", time_utc=utc_iso(),
