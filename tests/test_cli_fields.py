@@ -36,6 +36,7 @@ def test_a_library_error_names_the_field_not_the_flag():
 
 @pytest.mark.parametrize("argv, expected", [
     (["bench", "m.onnx", "--batch", "4,0"], "error: --batch: batch sizes must be ≥ 1, got 0"),
+    (["bench", "m.onnx", "--batch", "1,99999999"], "error: --batch: batch sizes must be ≤ 4096, got 99999999"),
     (["build", "m.onnx", "--max-batch", "4", "--opt-batch", "8"],
      "error: --opt-batch must be in 1..4, got 8"),
     (["run", "--config", "{cfg}", "--set", "model.path"], "error: --set model.path: expected key=value"),
