@@ -49,7 +49,9 @@ UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that th
 def check_endpoint(endpoint: str) -> str:
     """Return ``endpoint`` or raise a one-line ConfigError (e.g. ``localhost:5556`` without a scheme)."""
     if not isinstance(endpoint, str) or not ENDPOINT.match(endpoint):
-        hint = f" (did you mean tcp://{endpoint}?)" if isinstance(endpoint, str) and ":" in endpoint else ""
+        # host:port lacks only the scheme; 'udp://…' or 'foo://…' has one, and 'tcp://udp://…' would mislead
+        hint = (f" (did you mean tcp://{endpoint}?)" if isinstance(endpoint, str) and ":" in endpoint
+                and "://" not in endpoint else "")
         raise ConfigError(f"endpoint '{str(endpoint)[:80]}' is not a ZeroMQ endpoint "
                           f"(tcp://host:port, ipc://path){hint}")
     return endpoint

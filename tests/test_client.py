@@ -184,6 +184,9 @@ def test_a_late_joiner_learns_of_streams_it_never_heard(tmp_path):
 def test_subscriber_refuses_an_endpoint_without_scheme():
     with pytest.raises(ConfigError, match=r"did you mean tcp://localhost:5556"):
         Subscriber("localhost:5556")
+    with pytest.raises(ConfigError) as info:  # a wrong scheme: no 'did you mean tcp://udp://…'
+        Subscriber("udp://127.0.0.1:5556")
+    assert str(info.value) == "endpoint 'udp://127.0.0.1:5556' is not a ZeroMQ endpoint (tcp://host:port, ipc://path)"
 
 
 @pytest.mark.parametrize("descriptor", [
