@@ -126,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size: must be ≥ 1, got {args.batch_size}")
+    if args.vmin is not None and args.vmax is not None and not args.vmin < args.vmax:
+        # an empty colour scale drew every overlay in one flat colour, silently
+        raise ConfigError(f"--vmin {args.vmin:g} must be below --vmax {args.vmax:g}")
     decider = load_decider(args.calibration, args.model) if args.calibration else None
     options = {} if args.threads is None else {"threads": args.threads}
     paths = expand_images(args.images)
