@@ -304,3 +304,29 @@ def test_a_closed_publisher_frees_its_ipc_path_before_close_returns(tmp_path, mo
     pub.close()
     refuse_if_served(endpoint)  # raises ConfigError while the closed publisher still listens
     Publisher(PublishSection(endpoint=endpoint)).close()
+
+
+def test_subscribe_counts_only_the_events_of_its_topics(tmp_path, capsys):
+    """The v1/stats heartbeats it listens to quietly made '--topic v1/status --count 2' end with 'received 4'."""
+    import threading
+
+    from inspector.cli import main
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+
+    def publish() -> None:
+        assert pub.wait_for_subscription(10.0)
+        time.sleep(0.2)
+        for seq in range(2):
+            pub.send(StatsEvent(seq=seq, time_utc=utc_iso(), uptime_s=seq, final=False, data={}))
+            pub.send(_status(seq))
+
+    sender = threading.Thread(target=publish)
+    sender.start()
+    try:
+        assert main(["subscribe", pub.endpoint, "--topic", "v1/status", "--count", "2", "--timeout", "10"]) == 0
+    finally:
+        sender.join()
+        pub.close()
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 2 and "received 2 event(s)" in err, (out, err)

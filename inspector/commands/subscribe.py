@@ -168,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
             pass
         for notice in sub.notices():
             print(notice, file=sys.stderr)
-        print(f"received {sub.received} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "
+        # the events of the topics asked for: the quiet v1/stats heartbeats are neither shown nor counted
+        print(f"received {seen} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "
               f"skipped", file=sys.stderr)
     return 0
 
