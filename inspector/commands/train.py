@@ -9,6 +9,9 @@ from inspector.commands.argtypes import float_range, int_range, out_folder
 from inspector.errors import ConfigError
 
 
+RUN_FILES = ("config.yaml", "history.json", "summary.json")  # what a run writes besides best.pt
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an anomaly model on good images",
                        description="Train a student-teacher model on the good images of a dataset.")
@@ -83,6 +86,10 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError("data.path: no dataset given (use --data DIR)")
     if (out / "best.pt").exists():
         raise ConfigError(f"{out}: already holds a trained run; choose another --out or add --resume")
+    taken = [name for name in RUN_FILES if (out / name).exists() or (out / name).is_symlink()]
+    if taken:  # e.g. --out the folder of the user's own config.yaml: it was replaced without a word
+        raise ConfigError(f"{out}: holds {', '.join(taken)}, which a new run would overwrite, and no best.pt to "
+                          f"resume; choose another --out or move them")
     if len(args.data or []) > 1 and config.model.name != "meta_comparer":
         raise ConfigError(f"--data: given {len(args.data)} times; only --model meta_comparer trains on "
                           f"several domains")

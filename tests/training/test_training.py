@@ -156,3 +156,15 @@ def test_resume_of_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_line(
     assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {run / 'best.pt'}: weights do not fit model"), err
+
+
+def test_a_new_run_never_overwrites_files_in_out(tmp_path, capsys):
+    """--out the folder of the user's own config.yaml: the run replaced it with its resolved config."""
+    mine = "# line 3 settings\nmodel: {image_size: [64, 64]}\ntrain: {epochs: 1}\n"
+    (tmp_path / "config.yaml").write_text(mine)
+    (tmp_path / "summary.json").write_text("{}")
+    assert main(["train", "--config", str(tmp_path / "config.yaml"), "--data", str(tmp_path / "missing"),
+                 "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path}: holds config.yaml, summary.json, which a new run would "
+                                       f"overwrite, and no best.pt to resume; choose another --out or move them\n")
+    assert (tmp_path / "config.yaml").read_text() == mine and (tmp_path / "summary.json").read_text() == "{}"
