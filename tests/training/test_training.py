@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -168,3 +169,18 @@ def test_a_new_run_never_overwrites_files_in_out(tmp_path, capsys):
     assert capsys.readouterr().err == (f"error: {tmp_path}: holds config.yaml, summary.json, which a new run would "
                                        f"overwrite, and no best.pt to resume; choose another --out or move them\n")
     assert (tmp_path / "config.yaml").read_text() == mine and (tmp_path / "summary.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("history, expected", [
+    ("garbage", "unreadable epoch history (JSONDecodeError)"),
+    ('{"epochs": []}', "epoch history is a dict, not a list of epochs"),
+    ('[1, 2]', "epoch history row 0 needs a phase name, an epoch ≥ 1 and a val_loss"),
+    ('[{"phase": "student", "epoch": "2", "val_loss": 1.0}]', "epoch history row 0 needs a phase name"),
+])
+def test_resume_with_a_damaged_history_is_one_line(trained_run, tmp_path, capsys, history, expected):
+    """history.json is replayed on --resume: damaged, it was a JSONDecodeError / AttributeError traceback."""
+    run = _copy_run(trained_run, tmp_path / "rs")
+    (run / "history.json").write_text(history)
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {run / 'history.json'}: {expected}"), err
