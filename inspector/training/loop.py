@@ -336,8 +336,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False,
     phases = default_phases(model, config.train)
     completed, resumed, history = _start_state(model, phases, run_dir, resume)
     device.prepare_model(model)
-    train_imgs, val_imgs, data_summary = load_training_images(config)
-    # after the images load: a dataset error leaves no half run that a new run would have to overwrite
+    train_imgs, val_imgs, data_summary = load_training_images(config)  # first: a data error leaves no half run
     save_run_config(config, run_dir / "config.yaml")  # paths relative to the run folder (file rule)
     fit_statistics = getattr(model, "fit_feature_statistics", None)
     if callable(fit_statistics) and not resume:
