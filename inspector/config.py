@@ -380,7 +380,9 @@ def parse_json(text: str, where: str, error: type[InspectorError] = ConfigError,
         return dict(pairs)
 
     try:
-        return json.loads(text, parse_constant=no_constants, object_pairs_hook=unique_keys)
+        # a byte-order mark (a Windows editor's save) is not content: RFC 8259 §8.1 lets parsers ignore it,
+        # and YAML files with one load already
+        return json.loads(text.removeprefix("\ufeff"), parse_constant=no_constants, object_pairs_hook=unique_keys)
     except RecursionError:
         raise error(f"{where}: {what} is not valid JSON (nested too deeply)") from None
     except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers too long to convert

@@ -119,3 +119,12 @@ def test_a_json_key_given_twice_is_refused(tmp_path):
     path.write_text('{"input": {"height": 64, "height": 128}}')
     with pytest.raises(ConfigError, match="model card is not valid JSON \\(duplicate key 'height'\\)"):
         load_json(path, "model card")
+
+
+def test_a_byte_order_mark_is_read_past_in_json_as_in_yaml(tmp_path):
+    """A sidecar re-saved by a Windows editor: 'Unexpected UTF-8 BOM', while a YAML file with one loaded."""
+    from inspector.config import load_json
+
+    (tmp_path / "m.json").write_bytes(b'\xef\xbb\xbf{"input": {"height": 64}}\r\n')
+    (tmp_path / "c.yaml").write_bytes(b"\xef\xbb\xbfinput: {height: 64}\r\n")
+    assert load_json(tmp_path / "m.json", "model card") == load_yaml(tmp_path / "c.yaml") == {"input": {"height": 64}}
