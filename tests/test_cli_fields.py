@@ -37,6 +37,10 @@ def test_a_library_error_names_the_field_not_the_flag():
 @pytest.mark.parametrize("argv, expected", [
     (["bench", "m.onnx", "--batch", "4,0"], "error: --batch: batch sizes must be ≥ 1, got 0"),
     (["bench", "m.onnx", "--batch", "1,99999999"], "error: --batch: batch sizes must be ≤ 4096, got 99999999"),
+    (["build", "m.onnx", "--threshold-file", "c.yaml"],
+     "error: --threshold-file: only used by the precision gate; add --reference-data IMAGES"),  # ignored after the build
+    (["build", "m.onnx", "--reference", "r.onnx"], "error: --reference: only used by the precision gate; add "
+                                                   "--reference-data IMAGES"),
     (["predict", "m.onnx", "x.png", "--out", "o", "--vmin", "2", "--vmax", "1"],
      "error: --vmin 2 must be below --vmax 1"),  # all overlays one flat colour before
     (["predict", "m.onnx", "x.png", "--out", "o", "--vmin", "0.5", "--vmax", "0.5"],

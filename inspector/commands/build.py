@@ -42,7 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from inspector.deploy.engine_build import BuildOptions, build_engine
     from inspector.artifacts.model_card import split_graph_name
+    from inspector.errors import ConfigError
 
+    for flag, value in (("--reference", args.reference), ("--threshold-file", args.threshold_file)):
+        if value and not args.reference_data:  # it would be ignored, after the whole build
+            raise ConfigError(f"{flag}: only used by the precision gate; add --reference-data IMAGES")
     options = BuildOptions(max_batch=args.max_batch, opt_batch=args.opt_batch, workspace_mb=args.workspace_mb,
                            optimization_level=args.optimization_level, timing_cache=args.timing_cache,
                            fp16_flag=args.fp16_flag, device=args.device)

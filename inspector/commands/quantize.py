@@ -39,7 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from inspector.deploy.quantize import default_int8_path, quantize_model
+    from inspector.errors import ConfigError
 
+    if args.threshold_file and not args.data:  # it would be ignored, after minutes of calibration
+        raise ConfigError("--threshold-file: only used by the precision gate; add --data IMAGES")
     entry = quantize_model(args.onnx, args.calibration, args.out, max_images=args.max_images,
                            batch_size=args.batch_size, method=args.method, exclude=args.exclude)
     q = entry["quantization"]
