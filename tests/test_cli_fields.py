@@ -37,6 +37,9 @@ def test_a_library_error_names_the_field_not_the_flag():
 @pytest.mark.parametrize("argv, expected", [
     (["bench", "m.onnx", "--batch", "4,0"], "error: --batch: batch sizes must be ≥ 1, got 0"),
     (["bench", "m.onnx", "--batch", "1,99999999"], "error: --batch: batch sizes must be ≤ 4096, got 99999999"),
+    (["bench", "m.onnx", "--suite"], "error: bench: give a MODEL (m.onnx) or --suite (the suite's own models), "
+                                     "not both"),  # the suite ran for minutes, MODEL ignored
+    (["bench", "m.onnx", "--quick"], "error: --quick: only used with --suite"),
     (["build", "m.onnx", "--threshold-file", "c.yaml"],
      "error: --threshold-file: only used by the precision gate; add --reference-data IMAGES"),  # ignored after the build
     (["build", "m.onnx", "--reference", "r.onnx"], "error: --reference: only used by the precision gate; add "

@@ -44,10 +44,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.suite and args.model:  # the suite benchmarks its own models: MODEL was ignored, for minutes
+        raise ConfigError(f"bench: give a MODEL ({args.model}) or --suite (the suite's own models), not both")
     if args.suite:
         return run_suite(args)
     if not args.model:
         raise ConfigError("bench: give a MODEL (.onnx or .plan) or --suite")
+    for flag, value in (("--quick", args.quick), ("--out", args.out)):
+        if value:
+            raise ConfigError(f"{flag}: only used with --suite (for one MODEL: --duration, and --json to save)")
     from inspector.backends import backend_for_path
     from inspector.evaluation.bench import format_results, parse_batches, run_benchmark
 
