@@ -44,6 +44,7 @@ def test_a_library_error_names_the_field_not_the_flag():
      "error: --threshold-file: only used by the precision gate; add --reference-data IMAGES"),  # ignored after the build
     (["build", "m.onnx", "--reference", "r.onnx"], "error: --reference: only used by the precision gate; add "
                                                    "--reference-data IMAGES"),
+    (["predict", "m.onnx", "x.png", "--vmax", "1"], "error: --vmax: only used for the overlays; add --out FOLDER"),
     (["predict", "m.onnx", "x.png", "--out", "o", "--vmin", "2", "--vmax", "1"],
      "error: --vmin 2 must be below --vmax 1"),  # all overlays one flat colour before
     (["predict", "m.onnx", "x.png", "--out", "o", "--vmin", "0.5", "--vmax", "0.5"],

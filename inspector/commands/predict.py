@@ -126,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size: must be ≥ 1, got {args.batch_size}")
+    for flag, value in (("--vmin", args.vmin), ("--vmax", args.vmax)):
+        if value is not None and not args.out:  # the colour scale of overlays that would not be written
+            raise ConfigError(f"{flag}: only used for the overlays; add --out FOLDER")
     if args.vmin is not None and args.vmax is not None and not args.vmin < args.vmax:
         # an empty colour scale drew every overlay in one flat colour, silently
         raise ConfigError(f"--vmin {args.vmin:g} must be below --vmax {args.vmax:g}")
