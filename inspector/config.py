@@ -342,6 +342,8 @@ def to_dict(obj: Any) -> Any:
 def read_text(path: str | Path, what: str = "config file", error: type[InspectorError] = ConfigError) -> str:
     """The UTF-8 text of a small file; one-line ``error`` when missing, unreadable, huge or not UTF-8."""
     path = Path(path)
+    if path.is_dir():  # "not found" sent users looking for a file that is there, as a folder
+        raise error(f"{path}: is a folder, not a {what}")
     if not path.is_file():
         raise error(f"{path}: {what} not found")
     try:

@@ -128,3 +128,19 @@ def test_a_byte_order_mark_is_read_past_in_json_as_in_yaml(tmp_path):
     (tmp_path / "m.json").write_bytes(b'\xef\xbb\xbf{"input": {"height": 64}}\r\n')
     (tmp_path / "c.yaml").write_bytes(b"\xef\xbb\xbfinput: {height: 64}\r\n")
     assert load_json(tmp_path / "m.json", "model card") == load_yaml(tmp_path / "c.yaml") == {"input": {"height": 64}}
+
+
+def test_a_folder_given_as_a_file_is_named_a_folder(tmp_path):
+    """'config file not found' for a path that exists (as a folder) sent users looking for a missing file."""
+    from inspector.artifacts.model_card import read_sidecar
+    from inspector.artifacts.thresholds import read_thresholds
+    from inspector.errors import ExportError
+
+    folder = tmp_path / "m.json"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=f"^{folder}: is a folder, not a config file$"):
+        load_yaml(folder)
+    with pytest.raises(ConfigError, match=f"^{folder}: is a folder, not a calibration file$"):
+        read_thresholds(folder)
+    with pytest.raises(ExportError, match=f"^{folder}: is a folder, not a sidecar$"):
+        read_sidecar(folder)
