@@ -13,6 +13,7 @@ error line each on stderr and make the exit status 2; the rest are still scored.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from inspector.commands.argtypes import float_range, int_range, out_folder
 from inspector.contract import DEFAULT_BATCH
-from inspector.errors import DataError
+from inspector.errors import ConfigError, DataError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -91,12 +92,24 @@ def overlay_names(paths: list[Path]) -> list[str]:
     return names
 
 
+def check_overlays_spare_inputs(named: list[Path], out_dir: Path, inputs: list[Path]) -> None:
+    """ConfigError when an overlay named after ``named`` would replace one of the ``inputs`` (``--out`` the
+    images' own folder: the images were overwritten by their overlays). Earlier overlays are replaced."""
+    mine = {os.path.realpath(p) for p in inputs}
+    for path, name in zip(named, overlay_names(named)):
+        if os.path.realpath(out_dir / name) in mine:
+            raise ConfigError(f"out: the overlay {out_dir / name} would replace the input image of that name; "
+                              f"choose another --out folder", field="out")
+
+
 def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy: str,
-                   vmin: float | None, vmax: float | None, bit_depth: int | None = None) -> None:
-    """One PNG per image: the map (back in frame geometry) over the original image."""
+                   vmin: float | None, vmax: float | None, bit_depth: int | None = None,
+                   inputs: list[Path] = ()) -> None:
+    """One PNG per image: the map (back in frame geometry) over the original image; never over ``inputs``."""
     from inspector.data.images import map_to_frame, read_image
     from inspector.visual import encode_png, heatmap_overlay
 
+    check_overlays_spare_inputs([p for p, _ in results], out_dir, [p for p, _ in results] + list(inputs))
     out_dir.mkdir(parents=True, exist_ok=True)
     lo = float(min(m.min() for _, m in results)) if vmin is None else vmin
     hi = float(max(m.max() for _, m in results)) if vmax is None else vmax
@@ -109,7 +122,6 @@ def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy
 
 def load_decider(calibration: str, model: str):
     """The daemon's OK/NG/uncertain rule from a calibration file bound to the file ``model``."""
-    from inspector.errors import ConfigError
     from inspector.pipeline.postprocess import Decider
     from inspector.artifacts.model_card import sha256_file
     from inspector.artifacts.thresholds import load_thresholds
@@ -122,7 +134,6 @@ def load_decider(calibration: str, model: str):
 
 def run(args: argparse.Namespace) -> int:
     from inspector.backends import load_backend
-    from inspector.errors import ConfigError
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size: must be ≥ 1, got {args.batch_size}")
@@ -137,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     paths = expand_images(args.images)
     if not paths:
         raise DataError(f"{' '.join(args.images)}: no images found (files or folders of .png/.jpg/.bmp/.tif)")
+    if args.out:
+        check_overlays_spare_inputs(paths, Path(args.out), paths)  # before any inference
     errors: list[str] = []
     kept: list[tuple[Path, np.ndarray]] = []
     with load_backend(args.model, args.backend, **options) as backend:
@@ -150,6 +163,6 @@ def run(args: argparse.Namespace) -> int:
                 if args.out:
                     kept.append((path, np.array(result.maps[i, 0], dtype=np.float32)))  # copy: buffers are reused
     if args.out and kept:
-        write_overlays(kept, Path(args.out), spec.resize, args.vmin, args.vmax, spec.bit_depth)
+        write_overlays(kept, Path(args.out), spec.resize, args.vmin, args.vmax, spec.bit_depth, inputs=paths)
         print(f"wrote {len(kept)} overlay(s) to {args.out}", file=sys.stderr)
     return 2 if errors else 0
