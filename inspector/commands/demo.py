@@ -395,11 +395,23 @@ def write_demo_report(out: Path, ctx: dict[str, Any]) -> Path:
 
 
 # ---------------------------------------------------------------------------------------- main
+# what the demo writes in --out: a folder holding one of these (the README's step-by-step names) is not overwritten
+# without --force
+DEMO_OUTPUTS = ("data/brick", f"runs/{MODEL_NAME}", f"export/{MODEL_NAME}.onnx", f"calibration/{MODEL_NAME}.yaml",
+                "eval", "daemon.yaml", "report.html")
+
+
 def _check_out(out: Path, force: bool) -> None:
     from inspector.errors import ConfigError
 
-    if (out / "summary.json").exists() and not force:
+    if force:
+        return
+    if (out / "summary.json").exists():
         raise ConfigError(f"{out}: a previous demo is there; use --force to overwrite or --out another folder")
+    taken = [name for name in DEMO_OUTPUTS if (out / name).exists()]
+    if taken:  # e.g. --out . after the step-by-step commands: their dataset and trained run were replaced
+        raise ConfigError(f"{out}: holds {', '.join(taken)}, which the demo would replace; --out another folder, "
+                          f"or --force to replace them")
 
 
 def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: bool = False,
