@@ -3,8 +3,9 @@
 Each command lives in ``inspector.commands.<name>`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func``. Commands are
 imported lazily by name so ``inspector subscribe`` never pays for torch.
-User errors (:class:`InspectorError`) print one line and exit 2; ``--debug``
-shows the traceback. The library names the field an error is about; the one
+User errors (:class:`InspectorError`) print one line and exit 2; so does an
+OSError that names a file (a full disk, an output made unwritable while a command
+ran): the file and what the system said. ``--debug`` shows the traceback. The library names the field an error is about; the one
 mapping from fields to flags is the command's parser itself (an option's
 ``dest`` is the library's field name), read by :func:`user_message`.
 """
@@ -163,6 +164,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {redact(user_message(exc, parser, command))}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if debug or exc.filename is None:  # no file named: not the user's disk, maybe ours (a traceback)
+            raise
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)
         return interrupt_exit_code(exc)
+
+
+def os_error_line(exc: OSError) -> str:
+    """The one line for an OSError about a file the library did not foresee (a full disk, a folder that
+    turned read-only, a name that became a folder meanwhile): what the system said, and which file."""
+    where = os.fsdecode(exc.filename) if isinstance(exc.filename, (str, bytes, os.PathLike)) else str(exc.filename)
+    return f"{where}: {exc.strerror or type(exc).__name__}"

@@ -39,7 +39,7 @@ from typing import Iterable, Iterator
 import zmq
 
 from inspector.errors import ConfigError
-from inspector.events import Event, decode
+from inspector.events import Event, curve_key, decode, load_curve_certificate
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 ENDPOINT = re.compile(r"^(tcp|ipc|inproc|pgm|epgm|ws|wss|vmci)://.+")
@@ -49,7 +49,9 @@ UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that th
 def check_endpoint(endpoint: str) -> str:
     """Return ``endpoint`` or raise a one-line ConfigError (e.g. ``localhost:5556`` without a scheme)."""
     if not isinstance(endpoint, str) or not ENDPOINT.match(endpoint):
-        hint = f" (did you mean tcp://{endpoint}?)" if isinstance(endpoint, str) and ":" in endpoint else ""
+        # host:port lacks only the scheme; 'udp://…' or 'foo://…' has one, and 'tcp://udp://…' would mislead
+        hint = (f" (did you mean tcp://{endpoint}?)" if isinstance(endpoint, str) and ":" in endpoint
+                and "://" not in endpoint else "")
         raise ConfigError(f"endpoint '{str(endpoint)[:80]}' is not a ZeroMQ endpoint "
                           f"(tcp://host:port, ipc://path){hint}")
     return endpoint
@@ -159,18 +161,16 @@ class LossTracker:
 def _load_key(value: str | bytes | Path, what: str, secret: bool = False) -> tuple[bytes, bytes | None]:
     """(public, secret) from a certificate file, or (key, None) for a z85 key string."""
     if isinstance(value, bytes) and len(value) == 40:
-        return value, None
+        return curve_key(value, what), None
     path = Path(str(value) if not isinstance(value, bytes) else value.decode())
     if path.is_file():
-        import zmq.auth
-
-        public, secret_key = zmq.auth.load_certificate(str(path))
+        public, secret_key = load_curve_certificate(path, what)
         if secret and secret_key is None:
             raise ConfigError(f"{path}: {what} needs a secret certificate (the '.key_secret' file)")
         return public, secret_key
     text = str(value)
     if len(text) == 40:
-        return text.encode(), None
+        return curve_key(text.encode(), what), None
     raise ConfigError(f"{what}: '{value}' is neither a certificate file nor a 40-character z85 key")
 
 

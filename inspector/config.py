@@ -92,8 +92,63 @@ class Loader(yaml.SafeLoader):
     PyYAML implements YAML 1.1, whose float pattern needs a dot and a signed
     exponent, so ``1e-4`` or ``1E5`` load as strings. Users copy such values from
     papers and other tools (Ultralytics, anomalib); YAML 1.2 core schema reads them
-    as floats, and so does this loader. Everything else is as ``yaml.safe_load``.
+    as floats, and so does this loader.
+
+    Two refusals ``yaml.safe_load`` lacks, each a ``yaml.YAMLError`` naming the line: a key given twice in
+    one mapping (PyYAML keeps the last one silently: a second ``cameras:`` dropped the first list), and
+    aliases that expand to more than ``MAX_EXPANDED_NODES`` nodes (a "billion laughs" file of a few hundred
+    bytes ran the config checks out of memory). Merge keys (``<<: *defaults``) and their overrides stay valid.
     """
+
+    MAX_EXPANDED_NODES = 100_000  # a config or calibration file holds a few hundred
+
+    def compose_node(self, parent, index):  # noqa: D102 - PyYAML API
+        if self.check_event(yaml.AliasEvent):
+            self.has_aliases = True
+        return super().compose_node(parent, index)
+
+    def compose_document(self):  # noqa: D102 - PyYAML API
+        node = super().compose_document()
+        if getattr(self, "has_aliases", False):
+            _check_expansion(node, self.MAX_EXPANDED_NODES)
+        return node
+
+    def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML API
+        if isinstance(node, yaml.MappingNode):
+            _check_unique_keys(self, node)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_expansion(root: yaml.Node, limit: int) -> None:
+    """Raise a YAMLError when the document, its aliases expanded, holds more than ``limit`` nodes."""
+    count, stack = 0, [root]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > limit:
+            raise yaml.composer.ComposerError(None, None, f"aliases expand to more than {limit} nodes",
+                                              root.start_mark)
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
+def _check_unique_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> None:
+    """Raise a YAMLError at the second occurrence of a scalar key in ``node`` (merge keys excepted)."""
+    seen = set()
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node)
+        try:
+            duplicate = key in seen
+        except TypeError:  # unhashable: PyYAML refuses it itself
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                    f"found duplicate key {str(key)[:60]!r}", key_node.start_mark)
+        seen.add(key)
 
 
 # YAML 1.2 core schema float (https://yaml.org/spec/1.2.2/#10214-floating-point), plus 1.1's
@@ -287,6 +342,8 @@ def to_dict(obj: Any) -> Any:
 def read_text(path: str | Path, what: str = "config file", error: type[InspectorError] = ConfigError) -> str:
     """The UTF-8 text of a small file; one-line ``error`` when missing, unreadable, huge or not UTF-8."""
     path = Path(path)
+    if path.is_dir():  # "not found" sent users looking for a file that is there, as a folder
+        raise error(f"{path}: is a folder, not a {what}")
     if not path.is_file():
         raise error(f"{path}: {what} not found")
     try:
@@ -313,12 +370,21 @@ def parse_yaml(text: str, where: str, error: type[InspectorError] = ConfigError,
 
 
 def parse_json(text: str, where: str, error: type[InspectorError] = ConfigError, what: str = "file") -> Any:
-    """Strict JSON (no NaN/Infinity, RFC 8259) with every failure as one line."""
+    """Strict JSON (no NaN/Infinity, no key twice in an object) with every failure as one line."""
     def no_constants(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
+    def unique_keys(pairs: list) -> dict:
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            twice = next(k for i, k in enumerate(keys) if k in keys[:i])
+            raise ValueError(f"duplicate key {twice[:60]!r}")  # json.loads keeps the last one silently
+        return dict(pairs)
+
     try:
-        return json.loads(text, parse_constant=no_constants)
+        # a byte-order mark (a Windows editor's save) is not content: RFC 8259 §8.1 lets parsers ignore it,
+        # and YAML files with one load already
+        return json.loads(text.removeprefix("\ufeff"), parse_constant=no_constants, object_pairs_hook=unique_keys)
     except RecursionError:
         raise error(f"{where}: {what} is not valid JSON (nested too deeply)") from None
     except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers too long to convert

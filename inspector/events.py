@@ -41,9 +41,11 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Union
 
 from inspector.config import json_safe
+from inspector.errors import ConfigError
 
 SCHEMA_VERSION = 1
 TOPIC_PREFIX = "v1"
@@ -54,6 +56,39 @@ def utc_iso(t: float | None = None) -> str:
     """ISO 8601 UTC with milliseconds, e.g. ``2025-01-31T12:00:00.123Z``."""
     t = time.time() if t is None else t
     return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def curve_key(key: bytes, where: str) -> bytes:
+    """``key`` if it is a ZeroMQ CURVE key (40 z85 characters, 32 bytes), else a one-line ConfigError naming
+    ``where``: libzmq takes any bytes until the socket option is set, then fails with EINVAL."""
+    from zmq.utils import z85
+
+    try:
+        ok = isinstance(key, bytes) and len(key) == 40 and len(z85.decode(key)) == 32
+    except (KeyError, ValueError):  # a character outside the z85 alphabet
+        ok = False
+    if not ok:
+        raise ConfigError(f"{where}: not a CURVE key (40 z85 characters)")
+    return key
+
+
+def load_curve_certificate(path: str | Path, what: str) -> tuple[bytes, bytes | None]:
+    """(public key, secret key or None) of a certificate file made by ``zmq.auth.create_certificates``.
+
+    Raises ConfigError (one line naming the file) when it cannot be read, holds no public key or holds
+    keys that are not CURVE keys; ``zmq.auth.load_certificate`` raised a bare ValueError or OSError.
+    """
+    import zmq.auth
+
+    try:
+        public, secret = zmq.auth.load_certificate(str(path))
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "no public key in it"
+        raise ConfigError(f"{path}: {what} is not a ZeroMQ certificate ({reason})") from None
+    curve_key(public, f"{path}: {what}: public-key")
+    if secret is not None:
+        curve_key(secret, f"{path}: {what}: secret-key")
+    return public, secret
 
 
 def topic_for(kind: str, camera: str | None = None) -> str:

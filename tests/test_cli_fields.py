@@ -36,6 +36,19 @@ def test_a_library_error_names_the_field_not_the_flag():
 
 @pytest.mark.parametrize("argv, expected", [
     (["bench", "m.onnx", "--batch", "4,0"], "error: --batch: batch sizes must be ≥ 1, got 0"),
+    (["bench", "m.onnx", "--batch", "1,99999999"], "error: --batch: batch sizes must be ≤ 4096, got 99999999"),
+    (["bench", "m.onnx", "--suite"], "error: bench: give a MODEL (m.onnx) or --suite (the suite's own models), "
+                                     "not both"),  # the suite ran for minutes, MODEL ignored
+    (["bench", "m.onnx", "--quick"], "error: --quick: only used with --suite"),
+    (["build", "m.onnx", "--threshold-file", "c.yaml"],
+     "error: --threshold-file: only used by the precision gate; add --reference-data IMAGES"),  # ignored after the build
+    (["build", "m.onnx", "--reference", "r.onnx"], "error: --reference: only used by the precision gate; add "
+                                                   "--reference-data IMAGES"),
+    (["predict", "m.onnx", "x.png", "--vmax", "1"], "error: --vmax: only used for the overlays; add --out FOLDER"),
+    (["predict", "m.onnx", "x.png", "--out", "o", "--vmin", "2", "--vmax", "1"],
+     "error: --vmin 2 must be below --vmax 1"),  # all overlays one flat colour before
+    (["predict", "m.onnx", "x.png", "--out", "o", "--vmin", "0.5", "--vmax", "0.5"],
+     "error: --vmin 0.5 must be below --vmax 0.5"),
     (["build", "m.onnx", "--max-batch", "4", "--opt-batch", "8"],
      "error: --opt-batch must be in 1..4, got 8"),
     (["run", "--config", "{cfg}", "--set", "model.path"], "error: --set model.path: expected key=value"),

@@ -80,6 +80,52 @@ def test_curve_config_errors(tmp_path):
                                  curve=CurveSection(enabled=True, server_secret_key=str(tmp_path / "none"))))
 
 
+@pytest.fixture
+def damaged_certificates(tmp_path):
+    """A good server certificate pair and three damaged certificate files (empty, short key, non-z85 key)."""
+    import zmq.auth
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    public, secret = zmq.auth.create_certificates(keys, "server")
+    damaged = {"empty.key": "", "short.key": 'curve\n    public-key = "short"\n',
+               "alphabet.key": 'curve\n    public-key = "' + "~" * 40 + '"\n'}
+    for name, text in damaged.items():
+        (keys / name).write_text(text)
+    return keys, public, secret, [keys / name for name in damaged]
+
+
+def test_damaged_certificates_are_one_line_everywhere(damaged_certificates, tmp_path, capsys):
+    """Before: ValueError 'No public key found' or ZMQError 'Invalid argument' tracebacks (subscribe, run)."""
+    from inspector.cli import main
+
+    keys, public, secret, damaged = damaged_certificates
+    for bad in damaged:
+        for argv in (["--server-key", str(bad), "--client-cert", str(secret)],
+                     ["--server-key", str(public), "--client-cert", str(bad)]):
+            assert main(["subscribe", "tcp://127.0.0.1:1", "--timeout", "0.1", *argv]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and err.startswith(f"error: {bad}: ") and "Traceback" not in err, err
+        with pytest.raises(ConfigError, match=f"^{bad}: publish.curve.server_secret_key"):
+            Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/x.sock",
+                                     curve=CurveSection(enabled=True, server_secret_key=str(bad))))
+    assert main(["subscribe", "tcp://127.0.0.1:1", "--timeout", "0.1", "--server-key", "~" * 40,
+                 "--client-cert", str(secret)]) == 2
+    assert capsys.readouterr().err == "error: server key: not a CURVE key (40 z85 characters)\n"
+
+
+def test_a_damaged_client_certificate_in_the_allowed_folder_is_refused(damaged_certificates, tmp_path):
+    """pyzmq logged an error and then refused every client, while the daemon ran as if all was well."""
+    keys, public, secret, damaged = damaged_certificates
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "line1.key").write_bytes(open(public, "rb").read())
+    (allowed / "line2.key").write_bytes(damaged[1].read_bytes())
+    with pytest.raises(ConfigError, match=f"^{allowed / 'line2.key'}: publish.curve.allowed_clients_dir"):
+        Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/x.sock", curve=CurveSection(
+            enabled=True, server_secret_key=str(secret), allowed_clients_dir=str(allowed))))
+
+
 # -- what a subscriber missed, and untrusted wire data ---------------------------------------------------------
 def _status_in(run: str, seq: int, camera: str = "c") -> StatusEvent:
     return StatusEvent(camera=camera, seq=seq, state="online", previous=None, reason="", time_utc=utc_iso(),
@@ -138,6 +184,9 @@ def test_a_late_joiner_learns_of_streams_it_never_heard(tmp_path):
 def test_subscriber_refuses_an_endpoint_without_scheme():
     with pytest.raises(ConfigError, match=r"did you mean tcp://localhost:5556"):
         Subscriber("localhost:5556")
+    with pytest.raises(ConfigError) as info:  # a wrong scheme: no 'did you mean tcp://udp://…'
+        Subscriber("udp://127.0.0.1:5556")
+    assert str(info.value) == "endpoint 'udp://127.0.0.1:5556' is not a ZeroMQ endpoint (tcp://host:port, ipc://path)"
 
 
 @pytest.mark.parametrize("descriptor", [
@@ -255,3 +304,29 @@ def test_a_closed_publisher_frees_its_ipc_path_before_close_returns(tmp_path, mo
     pub.close()
     refuse_if_served(endpoint)  # raises ConfigError while the closed publisher still listens
     Publisher(PublishSection(endpoint=endpoint)).close()
+
+
+def test_subscribe_counts_only_the_events_of_its_topics(tmp_path, capsys):
+    """The v1/stats heartbeats it listens to quietly made '--topic v1/status --count 2' end with 'received 4'."""
+    import threading
+
+    from inspector.cli import main
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+
+    def publish() -> None:
+        assert pub.wait_for_subscription(10.0)
+        time.sleep(0.2)
+        for seq in range(2):
+            pub.send(StatsEvent(seq=seq, time_utc=utc_iso(), uptime_s=seq, final=False, data={}))
+            pub.send(_status(seq))
+
+    sender = threading.Thread(target=publish)
+    sender.start()
+    try:
+        assert main(["subscribe", pub.endpoint, "--topic", "v1/status", "--count", "2", "--timeout", "10"]) == 0
+    finally:
+        sender.join()
+        pub.close()
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 2 and "received 2 event(s)" in err, (out, err)

@@ -74,3 +74,73 @@ def test_load_yaml_errors_are_one_line(tmp_path):
         with pytest.raises(ConfigError) as info:
             load_yaml(bad)
         assert words in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text, line, key", [
+    ("model: {path: a.onnx}\ncameras: [{name: a}]\ncameras:\n", 3, "cameras"),  # the first list was dropped
+    ("thresholds:\n  image: 0.5\n  image: 99\n", 3, "image"),  # nested: the second one won silently
+    ("a: {x: 1, x: 2}\n", 1, "x"),
+])
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path, text, line, key):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_yaml(path)
+    assert str(info.value) == f"{path}: line {line} invalid YAML in this config file (found duplicate key '{key}')"
+
+
+def test_merge_keys_and_small_aliases_still_load(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("base: &cam {fps: 2, loop: true}\ncameras:\n  - {<<: *cam, name: a, fps: 5}\n"
+                    "  - {<<: *cam, name: b}\nkinds: &k [scratch]\nother: *k\n")
+    data = load_yaml(path)
+    assert data["cameras"] == [{"fps": 5, "loop": True, "name": "a"}, {"fps": 2, "loop": True, "name": "b"}]
+    assert data["other"] == ["scratch"]
+
+
+def test_an_alias_bomb_is_refused_quickly(tmp_path):
+    """A few hundred bytes expanding to 10^9 nodes: before, the config checks ran out of memory."""
+    import time
+
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]" for i in range(9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match="invalid YAML in this config file \\(aliases expand to more than"):
+        load_yaml(path)
+    assert time.monotonic() - start < 5
+
+
+def test_a_json_key_given_twice_is_refused(tmp_path):
+    from inspector.config import load_json
+
+    path = tmp_path / "m.json"
+    path.write_text('{"input": {"height": 64, "height": 128}}')
+    with pytest.raises(ConfigError, match="model card is not valid JSON \\(duplicate key 'height'\\)"):
+        load_json(path, "model card")
+
+
+def test_a_byte_order_mark_is_read_past_in_json_as_in_yaml(tmp_path):
+    """A sidecar re-saved by a Windows editor: 'Unexpected UTF-8 BOM', while a YAML file with one loaded."""
+    from inspector.config import load_json
+
+    (tmp_path / "m.json").write_bytes(b'\xef\xbb\xbf{"input": {"height": 64}}\r\n')
+    (tmp_path / "c.yaml").write_bytes(b"\xef\xbb\xbfinput: {height: 64}\r\n")
+    assert load_json(tmp_path / "m.json", "model card") == load_yaml(tmp_path / "c.yaml") == {"input": {"height": 64}}
+
+
+def test_a_folder_given_as_a_file_is_named_a_folder(tmp_path):
+    """'config file not found' for a path that exists (as a folder) sent users looking for a missing file."""
+    from inspector.artifacts.model_card import read_sidecar
+    from inspector.artifacts.thresholds import read_thresholds
+    from inspector.errors import ExportError
+
+    folder = tmp_path / "m.json"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=f"^{folder}: is a folder, not a config file$"):
+        load_yaml(folder)
+    with pytest.raises(ConfigError, match=f"^{folder}: is a folder, not a calibration file$"):
+        read_thresholds(folder)
+    with pytest.raises(ExportError, match=f"^{folder}: is a folder, not a sidecar$"):
+        read_sidecar(folder)

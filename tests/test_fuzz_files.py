@@ -5,7 +5,8 @@ Per file kind (daemon config, training config, model sidecar, engine sidecar, ca
 same function plus "InspectorError → one line, exit 2"), each under a time limit. Outcome per case: "0" (it
 loads), "2" (InspectorError with a one-line message), "traceback" (anything else) or "hang". A few mutated
 daemon configs also go through a real ``inspector run --check`` subprocess. The seed is fixed, so a failure
-reproduces; ``INSPECTOR_FUZZ_SEED`` explores other seeds.
+reproduces; ``INSPECTOR_FUZZ_SEED`` explores other seeds. Checkpoints (torch payloads) get fewer cases
+through the loader export, evaluate and ``predict --backend torch`` share (each case rebuilds the model).
 """
 
 from __future__ import annotations
@@ -293,3 +294,49 @@ def test_fuzzed_daemon_configs_through_the_cli(seeds, tmp_path):
         if res.returncode == 2:
             assert len([l for l in res.stderr.splitlines() if l.startswith("error:")]) == 1, res.stderr
     print(f"\nfuzz CLI (seed {SEED}): run --check exits {dict(codes)}")
+
+
+# -- checkpoints (torch payloads: plain data and tensors) ------------------------------------------------------
+CHECKPOINT_CASES = 80  # each rebuilds the model: fewer cases than the text kinds
+
+
+def _mutate_checkpoint(rng: random.Random, payload: dict) -> dict:
+    """A tree mutation of the plain-data part (config, bookkeeping), or damage to the weights."""
+    import torch
+
+    weights = dict(payload["state_dict"])
+    if rng.random() < 0.6:
+        plain = _mutate_tree(rng, {k: v for k, v in payload.items() if k != "state_dict"})
+        return {**plain, "state_dict": weights} if isinstance(plain, dict) else plain
+    name = rng.choice(sorted(weights))
+    action = rng.random()
+    if action < 0.3:
+        del weights[name]
+    elif action < 0.6:
+        weights[name] = torch.zeros(rng.choice([(1,), (3, 3), (0,)]))
+    elif action < 0.8:
+        weights[name] = rng.choice(EXTREMES)
+    else:
+        return {**payload, "state_dict": rng.choice(EXTREMES)}
+    return {**payload, "state_dict": weights}
+
+
+def test_fuzz_checkpoints(trained_run, tmp_path):
+    """What export, evaluate and ``predict --backend torch`` call on a checkpoint: one line or it loads."""
+    import torch
+
+    from inspector.models.checkpoint import load_model
+
+    payload = torch.load(trained_run / "best.pt", weights_only=True)
+    rng = random.Random(SEED * 1000 + len(KINDS))
+    counts, failures = collections.Counter(), []
+    path = tmp_path / "best.pt"
+    for case in range(CHECKPOINT_CASES):
+        torch.save(_mutate_checkpoint(rng, payload), path)
+        code, why = _outcome(lambda: load_model(path))
+        counts[code] += 1
+        if code not in ("0", "2"):
+            failures.append(f"checkpoint case {case} (seed {SEED}): {code} {why}")
+    print(f"\nfuzz checkpoints (seed {SEED}): {dict(counts)}")
+    assert not failures, f"{len(failures)} failure(s):\n" + "\n".join(failures[:20])
+    assert counts["2"] >= CHECKPOINT_CASES // 10 and counts["0"] >= 1, counts

@@ -153,3 +153,16 @@ def test_real_exported_model_quantizes_and_passes_the_gate(request, tmp_path, ti
 
     report = verify(int8, fp32, tiny_dataset)
     assert report["passed"], report["failures"]
+
+
+def test_cli_refuses_options_that_would_do_nothing(fp32_model, tiny_dataset, capsys):
+    """A misspelt --exclude kept nothing FP32, and --threshold-file without --data was ignored: both silently."""
+    before = read_sidecar(fp32_model.with_name("tiny.json"))
+    for extra, expected in [(["--exclude", "student1_conv", "no_such_node"], "error: --exclude: no node named "
+                                                                      "'no_such_node' in the graph"),
+                            (["--threshold-file", str(tiny_dataset)], "error: --threshold-file: only used by the "
+                                                                      "precision gate; add --data IMAGES")]:
+        assert main(["quantize", str(fp32_model), "--calibration", str(tiny_dataset), "--max-images", "2",
+                     *extra]) == 2
+        assert capsys.readouterr().err == expected + "\n"
+    assert read_sidecar(fp32_model.with_name("tiny.json")) == before  # no int8 graph added

@@ -55,8 +55,45 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ModelError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{path}: not an inspector checkpoint")
+    problem = payload_problem(payload)
+    if problem:
+        raise ModelError(f"{path}: damaged inspector checkpoint ({problem})")
     payload["path"] = str(path)
     return payload
+
+
+# key → (types it may hold, whether it is required); None stands for "absent or null"
+_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "config": ((dict,), True), "state_dict": ((dict,), True), "model": ((dict, type(None)), False),
+    "phase": ((str, type(None)), False), "epoch": ((int, type(None)), False),
+    "val_loss": ((int, float, type(None)), False), "data": ((dict, type(None)), False),
+    "completed_phases": ((list,), False), "phases": ((list,), False), "lr_schedule": ((dict, type(None)), False),
+}
+
+
+def payload_problem(payload: dict) -> str | None:
+    """What makes a checkpoint payload unusable, one phrase (None: its structure is sound). Written by
+    another tool or edited by hand, a wrong type here was a TypeError/KeyError traceback in export,
+    evaluate or --resume; the values inside ``config`` are the run config's to check."""
+    import torch
+
+    for key, (types, required) in _FIELDS.items():
+        if key not in payload:
+            if required:
+                return f"no '{key}'"
+            continue
+        value = payload[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return f"'{key}' holds a {type(value).__name__}"
+    for name, section in payload["config"].items():
+        if not isinstance(name, str) or not isinstance(section, (dict, type(None))):
+            return f"config section {str(name)[:40]!r} is not a mapping"
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload["state_dict"].items()):
+        return "'state_dict' holds something other than named tensors"
+    for key in ("completed_phases", "phases"):
+        if not all(isinstance(p, str) for p in payload.get(key, [])):
+            return f"'{key}' is not a list of phase names"
+    return None
 
 
 def update_checkpoint(path: str | Path, payload: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def validate_model_card(data: Any, where: str) -> dict[str, Any]:
 def read_sidecar(path: str | Path) -> dict[str, Any]:
     """Load a sidecar JSON file and check it against its schema (one-line ExportError naming the file)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ExportError(f"{path}: sidecar not found (re-run 'inspector export' to recreate it)")
     return validate_model_card(load_json(path, "sidecar", ExportError), str(path))
 

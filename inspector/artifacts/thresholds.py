@@ -96,7 +96,7 @@ def score_stats(scores) -> ScoreStats:
 def read_thresholds(path: str | Path) -> Thresholds:
     """Load and validate a calibration file (one-line ConfigError naming the file on any problem)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: calibration file not found (create it with 'inspector calibrate')")
     return from_dict(Thresholds, load_yaml(path, "calibration file"), where=str(path))
 

@@ -3,7 +3,9 @@
 ``p.add_argument("--batch-size", type=int_range(1, 4096))``. A value outside the range, NaN, infinity or
 an integer too long to parse is refused by argparse with one line naming the argument (exit 2), the same
 rule :func:`inspector.config.bounded` applies to config fields. A test walks every command's parser and
-refuses a bare ``int``/``float`` type.
+refuses a bare ``int``/``float`` type. Output paths (``--out``, ``--json``, ``--report`` …) are typed too
+(:func:`out_folder`, :func:`out_file`, :func:`out_path`): a folder that is a file, or a file name that is a
+folder, is refused before any work instead of ending minutes of it in an OSError.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import argparse
 import dataclasses
 import inspect
 import math
+import os
 from typing import Callable
+
+from inspector import outputs
 
 
 def _fmt(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool = False) -> str:
@@ -59,6 +64,38 @@ def float_range(lo: float | None, hi: float | None, *, lo_open: bool = False,
     parse.__name__ = "number"
     parse.range = (lo, hi)  # type: ignore[attr-defined]
     return parse
+
+
+def _output(problem: Callable[[str], str | None], name: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        why = problem(text) if text else None  # "" is the command's to refuse, in its own words
+        if why:
+            raise argparse.ArgumentTypeError(why)
+        return text
+
+    parse.__name__ = name
+    return parse
+
+
+def out_folder() -> Callable[[str], str]:
+    """An argparse type: a folder to write in (absent, or an existing folder; never a file or below one)."""
+    return _output(outputs.folder_problem, "folder")
+
+
+def out_file() -> Callable[[str], str]:
+    """An argparse type: a file to write (absent or a file to replace; never an existing folder or below a file)."""
+    return _output(outputs.file_problem, "file name")
+
+
+def out_path() -> Callable[[str], str]:
+    """An argparse type: a file or base path (``export/rs`` → ``export/rs.onnx`` …), or a folder to write in
+    when it exists as one or ends in '/' (``export --out``, ``calibrate --out``)."""
+    def problem(text: str) -> str | None:
+        if text.endswith(("/", os.sep)) or os.path.isdir(text):
+            return outputs.folder_problem(text)
+        return outputs.file_problem(text)
+
+    return _output(problem, "path")
 
 
 def default_of(source: Callable | type, name: str):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from inspector.commands.argtypes import default_of, float_range, int_range
+from inspector.commands.argtypes import default_of, float_range, int_range, out_file, out_folder
 from inspector.errors import ConfigError
 
 
@@ -26,14 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", action="store_true",
                    help="run the whole benchmark suite (benchmarks/run_all.py) of a source checkout")
     p.add_argument("--quick", action="store_true", help="with --suite: the quick (< 5 min) variant")
-    p.add_argument("--out", help="with --suite: results folder (default benchmarks/results/)")
+    p.add_argument("--out", type=out_folder(), help="with --suite: results folder (default benchmarks/results/)")
     p.add_argument("--batch", dest="batches", default=",".join(map(str, default("batches"))),
                    help="comma-separated batch sizes (default %(default)s)")
     p.add_argument("--duration", dest="duration_s", type=float_range(0, 86400, lo_open=True),
                    default=default("duration_s"), help="measured seconds per batch size (default %(default)g)")
     p.add_argument("--warmup", type=int_range(0, 100_000), default=default("warmup"),
                    help="warm-up iterations per batch size (default %(default)s)")
-    p.add_argument("--json", help="write the results as JSON here (e.g. benchmarks/results/trt.json)")
+    p.add_argument("--json", type=out_file(), help="write the results as JSON here (e.g. benchmarks/results/trt.json)")
     p.add_argument("--data", help="benchmark on these images (tiled to the batch) instead of random frames")
     p.add_argument("--backend", default="auto", help="auto (by file type), onnxruntime or tensorrt")
     p.add_argument("--threads", type=int_range(1, 1024), help="ONNX Runtime intra-op threads (default: ONNX Runtime's choice)")
@@ -44,10 +44,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.suite and args.model:  # the suite benchmarks its own models: MODEL was ignored, for minutes
+        raise ConfigError(f"bench: give a MODEL ({args.model}) or --suite (the suite's own models), not both")
     if args.suite:
         return run_suite(args)
     if not args.model:
         raise ConfigError("bench: give a MODEL (.onnx or .plan) or --suite")
+    for flag, value in (("--quick", args.quick), ("--out", args.out)):
+        if value:
+            raise ConfigError(f"{flag}: only used with --suite (for one MODEL: --duration, and --json to save)")
     from inspector.backends import backend_for_path
     from inspector.evaluation.bench import format_results, parse_batches, run_benchmark
 

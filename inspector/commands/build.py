@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.argtypes import default_of, int_range
+from inspector.commands.argtypes import default_of, int_range, out_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "the FP16 graph (model.fp16.onnx) or the Q/DQ INT8 graph (model.int8.onnx). Writes the engine, "
                     "its sidecar (.json) and build log; runs the precision gate when --reference-data is given.")
     p.add_argument("onnx", help="exported graph, e.g. export/rs-brick.fp16.onnx (its sidecar must be beside it)")
-    p.add_argument("--out", help="engine file (default: engines/<model>.<precision>.plan)")
+    p.add_argument("--out", type=out_file(), help="engine file (default: engines/<model>.<precision>.plan)")
     p.add_argument("--max-batch", type=int_range(1, 65536), default=default("max_batch"),
                    help="largest batch of the optimisation profile (default %(default)s)")
     p.add_argument("--opt-batch", type=int_range(1, 65536), help="batch size to optimise for (default: --max-batch)")
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="builder workspace limit in MiB (default %(default)s)")
     p.add_argument("--opt-level", dest="optimization_level", type=int_range(0, 5), default=default("optimization_level"),
                    help="builder optimisation level 0..5 (default %(default)s)")
-    p.add_argument("--timing-cache", help="timing cache file (default: beside the engine, per TensorRT version "
+    p.add_argument("--timing-cache", type=out_file(), help="timing cache file (default: beside the engine, per TensorRT version "
                                           "and GPU); '' disables it")
     p.add_argument("--fp16", dest="fp16_flag", action="store_true",
                    help="TensorRT 10.x only: build an FP32 ONNX with the FP16 builder flag (fallback; refused on 11.x)")
@@ -42,7 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from inspector.deploy.engine_build import BuildOptions, build_engine
     from inspector.artifacts.model_card import split_graph_name
+    from inspector.errors import ConfigError
 
+    for flag, value in (("--reference", args.reference), ("--threshold-file", args.threshold_file)):
+        if value and not args.reference_data:  # it would be ignored, after the whole build
+            raise ConfigError(f"{flag}: only used by the precision gate; add --reference-data IMAGES")
     options = BuildOptions(max_batch=args.max_batch, opt_batch=args.opt_batch, workspace_mb=args.workspace_mb,
                            optimization_level=args.optimization_level, timing_cache=args.timing_cache,
                            fp16_flag=args.fp16_flag, device=args.device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.argtypes import default_of, float_range, int_range
+from inspector.commands.argtypes import default_of, float_range, int_range, out_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also score test/<defect> images of --data and choose F1-optimal thresholds")
     p.add_argument("--uncertain-margin", type=float_range(0, 1, lo_open=True), metavar="FRACTION",
                    help="mark scores within ±FRACTION of the image threshold as 'uncertain' (e.g. 0.1)")
-    p.add_argument("--out", help="calibration file to write, or an existing folder to write <model name>.yaml in "
+    p.add_argument("--out", type=out_path(), help="calibration file to write, or an existing folder to write <model name>.yaml in "
                                  "(default: calibration/<model name>.yaml)")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=default("batch_size"),
                    help="images per inference call (default %(default)s)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from inspector.commands.argtypes import default_of, int_range
+from inspector.commands.argtypes import default_of, int_range, out_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--texture", default=default("texture"),
                    help=f"built-in photo ({', '.join(BUILTIN_TEXTURES)}) or a folder of good images "
                         "(default: %(default)s)")
-    s.add_argument("--out", required=True, help="output folder (must be empty or absent unless --force)")
+    s.add_argument("--out", required=True, type=out_folder(), help="output folder (must be empty or absent unless --force)")
     s.add_argument("--size", type=int_range(16, 8192), default=default("size"),
                    help="image side in pixels (default: %(default)s)")
     s.add_argument("--train", dest="n_train", metavar="N", type=int_range(1, 1_000_000), default=default("n_train"),

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from inspector.commands.argtypes import int_range
+from inspector.commands.argtypes import int_range, out_folder
 
 DEFAULT_OUT = Path("runs/demo")
 MODEL_NAME = "rs-brick"
@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Synthesise a dataset, train the offline reduced student on the CPU, evaluate, export ONNX, "
                     "calibrate with ONNX Runtime, run the daemon on a synthetic camera with a subscriber printing "
                     "defect events, and write report.html. No network needed.")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument("--out", type=out_folder(), default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test: under a minute, poor model)")
     p.add_argument("--epochs", type=int_range(1, 100_000), help="training epochs (default: 40, quick: 1)")
     p.add_argument("--frames", type=int_range(1, 10**9), help="frames the synthetic camera sends to the daemon (default 200)")
@@ -395,11 +395,23 @@ def write_demo_report(out: Path, ctx: dict[str, Any]) -> Path:
 
 
 # ---------------------------------------------------------------------------------------- main
+# what the demo writes in --out: a folder holding one of these (the README's step-by-step names) is not overwritten
+# without --force
+DEMO_OUTPUTS = ("data/brick", f"runs/{MODEL_NAME}", f"export/{MODEL_NAME}.onnx", f"calibration/{MODEL_NAME}.yaml",
+                "eval", "daemon.yaml", "report.html")
+
+
 def _check_out(out: Path, force: bool) -> None:
     from inspector.errors import ConfigError
 
-    if (out / "summary.json").exists() and not force:
+    if force:
+        return
+    if (out / "summary.json").exists():
         raise ConfigError(f"{out}: a previous demo is there; use --force to overwrite or --out another folder")
+    taken = [name for name in DEMO_OUTPUTS if (out / name).exists()]
+    if taken:  # e.g. --out . after the step-by-step commands: their dataset and trained run were replaced
+        raise ConfigError(f"{out}: holds {', '.join(taken)}, which the demo would replace; --out another folder, "
+                          f"or --force to replace them")
 
 
 def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: bool = False,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from inspector.commands.argtypes import out_path
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="meta_comparer checkpoint (best.pt) or its run folder")
     p.add_argument("--references", required=True, nargs="+", metavar="IMAGE",
                    help="normal images of the new surface: files or quoted globs ('good/*.png'), 1…50 in all")
-    p.add_argument("--out", required=True, help="output base path without extension, e.g. export/new-product")
+    p.add_argument("--out", required=True, type=out_path(), help="output base path without extension, e.g. export/new-product")
     p.add_argument("--model-version", help="version string for the model card (default: checkpoint sha256 prefix + K)")
     p.set_defaults(func=run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.argtypes import int_range
+from inspector.commands.argtypes import int_range, out_folder
 from inspector.contract import DEFAULT_BATCH
 
 
@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Score the test split of a dataset; write metrics.json and plots.")
     p.add_argument("run", help="training run folder (or a checkpoint file)")
     p.add_argument("--data", help="dataset root (default: the run's training data, from RUN/config.yaml)")
-    p.add_argument("--out", help="output folder (default: RUN/eval)")
+    p.add_argument("--out", type=out_folder(), help="output folder (default: RUN/eval)")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=DEFAULT_BATCH,  # = evaluate_dataset's
                    help="images per inference call (default %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="skip PNG plots")

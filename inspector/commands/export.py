@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.argtypes import int_range
+from inspector.commands.argtypes import int_range, out_path
 
 DEFAULT_DIR = Path("export")
 
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "NAME.json (the sidecar: input spec, resize policy, sha256 of each graph, opset, "
                     "teacher identity, training data). An FP16 failure is an error, never a silent FP32 copy.")
     p.add_argument("run", help="training run folder (or its best.pt checkpoint)")
-    p.add_argument("--out", help="output base path without extension, or an existing folder (or one ending in '/') "
+    p.add_argument("--out", type=out_path(), help="output base path without extension, or an existing folder (or one ending in '/') "
                                  "to write <run folder name>.* into (default: export/<run folder name>)")
     # No default here: the exporter's lives with torch code, and --help must not import torch.
     p.add_argument("--opset", type=int_range(7, 100), help="ONNX opset (default: the exporter's, recorded in the sidecar)")

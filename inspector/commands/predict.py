@@ -13,14 +13,15 @@ error line each on stderr and make the exit status 2; the rest are still scored.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from inspector.commands.argtypes import float_range, int_range
+from inspector.commands.argtypes import float_range, int_range, out_folder
 from inspector.contract import DEFAULT_BATCH
-from inspector.errors import DataError
+from inspector.errors import ConfigError, DataError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", metavar="FILE",
                    help="calibration YAML made for this model file by 'inspector calibrate': print OK/NG per "
                         "image against its threshold")
-    p.add_argument("--out", help="write a heat-map overlay PNG per image into this folder")
+    p.add_argument("--out", type=out_folder(), help="write a heat-map overlay PNG per image into this folder")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=DEFAULT_BATCH,
                    help="images per inference call (default %(default)s)")
     p.add_argument("--threads", type=int_range(1, 1024), help="CPU threads for onnxruntime / torch")
@@ -91,12 +92,24 @@ def overlay_names(paths: list[Path]) -> list[str]:
     return names
 
 
+def check_overlays_spare_inputs(named: list[Path], out_dir: Path, inputs: list[Path]) -> None:
+    """ConfigError when an overlay named after ``named`` would replace one of the ``inputs`` (``--out`` the
+    images' own folder: the images were overwritten by their overlays). Earlier overlays are replaced."""
+    mine = {os.path.realpath(p) for p in inputs}
+    for path, name in zip(named, overlay_names(named)):
+        if os.path.realpath(out_dir / name) in mine:
+            raise ConfigError(f"out: the overlay {out_dir / name} would replace the input image of that name; "
+                              f"choose another --out folder", field="out")
+
+
 def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy: str,
-                   vmin: float | None, vmax: float | None, bit_depth: int | None = None) -> None:
-    """One PNG per image: the map (back in frame geometry) over the original image."""
+                   vmin: float | None, vmax: float | None, bit_depth: int | None = None,
+                   inputs: list[Path] = ()) -> None:
+    """One PNG per image: the map (back in frame geometry) over the original image; never over ``inputs``."""
     from inspector.data.images import map_to_frame, read_image
     from inspector.visual import encode_png, heatmap_overlay
 
+    check_overlays_spare_inputs([p for p, _ in results], out_dir, [p for p, _ in results] + list(inputs))
     out_dir.mkdir(parents=True, exist_ok=True)
     lo = float(min(m.min() for _, m in results)) if vmin is None else vmin
     hi = float(max(m.max() for _, m in results)) if vmax is None else vmax
@@ -109,7 +122,6 @@ def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy
 
 def load_decider(calibration: str, model: str):
     """The daemon's OK/NG/uncertain rule from a calibration file bound to the file ``model``."""
-    from inspector.errors import ConfigError
     from inspector.pipeline.postprocess import Decider
     from inspector.artifacts.model_card import sha256_file
     from inspector.artifacts.thresholds import load_thresholds
@@ -122,15 +134,22 @@ def load_decider(calibration: str, model: str):
 
 def run(args: argparse.Namespace) -> int:
     from inspector.backends import load_backend
-    from inspector.errors import ConfigError
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size: must be ≥ 1, got {args.batch_size}")
+    for flag, value in (("--vmin", args.vmin), ("--vmax", args.vmax)):
+        if value is not None and not args.out:  # the colour scale of overlays that would not be written
+            raise ConfigError(f"{flag}: only used for the overlays; add --out FOLDER")
+    if args.vmin is not None and args.vmax is not None and not args.vmin < args.vmax:
+        # an empty colour scale drew every overlay in one flat colour, silently
+        raise ConfigError(f"--vmin {args.vmin:g} must be below --vmax {args.vmax:g}")
     decider = load_decider(args.calibration, args.model) if args.calibration else None
     options = {} if args.threads is None else {"threads": args.threads}
     paths = expand_images(args.images)
     if not paths:
         raise DataError(f"{' '.join(args.images)}: no images found (files or folders of .png/.jpg/.bmp/.tif)")
+    if args.out:
+        check_overlays_spare_inputs(paths, Path(args.out), paths)  # before any inference
     errors: list[str] = []
     kept: list[tuple[Path, np.ndarray]] = []
     with load_backend(args.model, args.backend, **options) as backend:
@@ -144,6 +163,6 @@ def run(args: argparse.Namespace) -> int:
                 if args.out:
                     kept.append((path, np.array(result.maps[i, 0], dtype=np.float32)))  # copy: buffers are reused
     if args.out and kept:
-        write_overlays(kept, Path(args.out), spec.resize, args.vmin, args.vmax, spec.bit_depth)
+        write_overlays(kept, Path(args.out), spec.resize, args.vmin, args.vmax, spec.bit_depth, inputs=paths)
         print(f"wrote {len(kept)} overlay(s) to {args.out}", file=sys.stderr)
     return 2 if errors else 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from inspector.commands.argtypes import default_of, int_range
+from inspector.commands.argtypes import default_of, int_range, out_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("onnx", help="the FP32 graph, e.g. export/rs-brick.onnx")
     p.add_argument("--calibration", required=True,
                    help="folder of good images (or a dataset whose train/good is used), e.g. calibration/rs-brick/")
-    p.add_argument("--out", help="output (default and required name: <model>.int8.onnx beside the input)")
+    p.add_argument("--out", type=out_file(), help="output (default and required name: <model>.int8.onnx beside the input)")
     p.add_argument("--max-images", type=int_range(1, 1_000_000), default=default("max_images"),
                    help="calibration images to use (default %(default)s)")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=default("batch_size"),
@@ -39,7 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from inspector.deploy.quantize import default_int8_path, quantize_model
+    from inspector.errors import ConfigError
 
+    if args.threshold_file and not args.data:  # it would be ignored, after minutes of calibration
+        raise ConfigError("--threshold-file: only used by the precision gate; add --data IMAGES")
     entry = quantize_model(args.onnx, args.calibration, args.out, max_images=args.max_images,
                            batch_size=args.batch_size, method=args.method, exclude=args.exclude)
     q = entry["quantization"]

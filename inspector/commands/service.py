@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if not unit_dir.is_dir():
         raise ConfigError(f"--unit-dir: folder {unit_dir} not found")
     path = unit_dir / f"{args.name}.service"
+    _check_not_someone_elses(path)
     try:
         path.write_text(text)
     except OSError as exc:
@@ -53,3 +54,20 @@ def run(args: argparse.Namespace) -> int:
         subprocess.run(["systemctl", "daemon-reload"], check=False)
     print(f"start it with: systemctl enable --now {args.name}; logs: journalctl -u {args.name} -f")
     return 0
+
+
+def _check_not_someone_elses(path: Path) -> None:
+    """Replace a unit written by ``service install`` (an update), never another one: ``--name ssh`` or a
+    hand-written unit of the same name was overwritten silently."""
+    if not path.exists() and not path.is_symlink():
+        return
+    from inspector.integrations.systemd import UNIT_DESCRIPTION
+
+    try:
+        ours = path.is_file() and f"Description={UNIT_DESCRIPTION}" in path.read_text(encoding="utf-8",
+                                                                                       errors="replace")
+    except OSError:
+        ours = False
+    if not ours:
+        raise ConfigError(f"--name: {path} exists and was not written by 'inspector service install'; "
+                          f"choose another --name, or remove that unit first")

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from inspector.commands.argtypes import float_range, int_range
+from inspector.commands.argtypes import float_range, int_range, out_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topic", action="append", default=[],
                    help="topic prefix, repeatable (default v1/defect and v1/status; 'v1/' = everything)")
     p.add_argument("--json", action="store_true", help="print each event header as one JSON line")
-    p.add_argument("--save-dir", help="write each event's header (.json) and payloads (.jpg/.png) here; names "
+    p.add_argument("--save-dir", type=out_folder(), help="write each event's header (.json) and payloads (.jpg/.png) here; names "
                                       "carry the daemon's run id and never overwrite a file")
     p.add_argument("--count", type=int_range(0, 10**12), default=0, help="exit after this many events (0 = run until Ctrl-C)")
     p.add_argument("--timeout", type=float_range(0, 10**7), default=0.0, help="exit after this many seconds without an event")
@@ -168,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
             pass
         for notice in sub.notices():
             print(notice, file=sys.stderr)
-        print(f"received {sub.received} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "
+        # the events of the topics asked for: the quiet v1/stats heartbeats are neither shown nor counted
+        print(f"received {seen} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "
               f"skipped", file=sys.stderr)
     return 0
 

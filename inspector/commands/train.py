@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.argtypes import float_range, int_range
+from inspector.commands.argtypes import float_range, int_range, out_folder
 from inspector.errors import ConfigError
+
+
+RUN_FILES = ("config.yaml", "history.json", "summary.json")  # what a run writes besides best.pt
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", action="append",
                    help="dataset root (MVTec/BTAD category folder or a folder of good images); "
                         "meta_comparer: repeat it, one per source domain (a dataset folder or synth:brick|grass|gravel)")
-    p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--out", required=True, type=out_folder(), help="run folder to create")
     p.add_argument("--epochs", type=int_range(1, 100_000),
                    help="train exactly N epochs, no early stop (default: until the validation loss stops "
                         "improving, see train.patience/min_delta/max_epochs); with --resume, extends a run")
@@ -77,27 +80,16 @@ def _train(args: argparse.Namespace) -> int:
         base["train"]["time_budget_s"] = args.time_budget
     out = Path(args.out)
     if args.resume:
-        from inspector.artifacts.checkpoint import read_checkpoint
-        from inspector.training.config import resolve_run_config
-
-        if args.model == "meta_comparer":
-            raise ConfigError("--resume: not supported for meta_comparer (train again, with --time-budget)")
-        if not (out / "best.pt").exists():
-            raise ConfigError(f"{out}: nothing to resume (no best.pt)")
-        raw = read_checkpoint(out)["config"]  # the run's own config; CLI values still override it
-        for section, values in base.items():
-            raw[section] = {**raw.get(section, {}), **values}
-        config = resolve_run_config(apply_overrides(raw, args.overrides))
-        from inspector.training.loop import train
-
-        summary = train(config, out, resume=True)
-        _print_summary(summary, out)
-        return 0
+        return _resume(args, base, out)
     config = load_run_config(args.config, args.overrides, base={k: v for k, v in base.items() if v})
     if not config.data.path:
         raise ConfigError("data.path: no dataset given (use --data DIR)")
     if (out / "best.pt").exists():
         raise ConfigError(f"{out}: already holds a trained run; choose another --out or add --resume")
+    taken = [name for name in RUN_FILES if (out / name).exists() or (out / name).is_symlink()]
+    if taken:  # e.g. --out the folder of the user's own config.yaml: it was replaced without a word
+        raise ConfigError(f"{out}: holds {', '.join(taken)}, which a new run would overwrite, and no best.pt to "
+                          f"resume; choose another --out or move them")
     if len(args.data or []) > 1 and config.model.name != "meta_comparer":
         raise ConfigError(f"--data: given {len(args.data)} times; only --model meta_comparer trains on "
                           f"several domains")
@@ -112,6 +104,41 @@ def _train(args: argparse.Namespace) -> int:
     summary = train(config, out)
     _print_summary(summary, out)
     return 0
+
+
+def _resume(args: argparse.Namespace, base: dict, out: Path) -> int:
+    """Continue the run in ``out`` with its own config; CLI values override its data and train sections."""
+    from inspector.artifacts.checkpoint import read_checkpoint
+    from inspector.config import apply_overrides
+    from inspector.training.config import resolve_run_config
+
+    if args.model == "meta_comparer":
+        raise ConfigError("--resume: not supported for meta_comparer (train again, with --time-budget)")
+    if not (out / "best.pt").exists():
+        raise ConfigError(f"{out}: nothing to resume (no best.pt)")
+    raw = read_checkpoint(out)["config"]  # the run's own config; CLI values still override it
+    saved_model = dict(raw.get("model") or {})
+    for section, values in base.items():
+        raw[section] = {**raw.get(section, {}), **values}
+    raw = apply_overrides(raw, args.overrides)
+    _check_same_model(saved_model, raw.get("model") or {}, out)
+    config = resolve_run_config(raw)
+    from inspector.training.loop import train
+
+    summary = train(config, out, resume=True)
+    _print_summary(summary, out)
+    return 0
+
+
+def _check_same_model(saved: dict, wanted: dict, out: Path) -> None:
+    """A resumed run keeps its model: other weights' shapes (a wider student, another input size) cannot
+    load its checkpoint, and other scoring settings would make one run of two models. ConfigError naming
+    the first changed key, with the run's value."""
+    for key, value in wanted.items():
+        if key not in saved or saved[key] != value:
+            was = f"the run has {saved[key]!r}" if key in saved else "not set in the run"
+            raise ConfigError(f"{out}: --resume cannot change model.{key} ({was}, asked {value!r}); "
+                              f"train a new run with another --out instead")
 
 
 def _print_summary(summary: dict, out: Path) -> None:

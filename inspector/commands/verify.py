@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from inspector.commands.argtypes import default_of, float_range, int_range
+from inspector.commands.argtypes import default_of, float_range, int_range, out_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int_range(1, 4096), default=default_of(verify, "batch"),
                    help="batch size (default %(default)s, capped at the engine's max)")
     p.add_argument("--limit", type=int_range(1, 10**9), help="use at most this many images (spread over the set)")
-    p.add_argument("--report", help="report path (default: <candidate>.verify.json)")
+    p.add_argument("--report", type=out_file(), help="report path (default: <candidate>.verify.json)")
     p.add_argument("--cuda", default="cuda-python", choices=("cuda-python", "pycuda"),
                    help="CUDA API for a TensorRT candidate")
     p.set_defaults(func=run)

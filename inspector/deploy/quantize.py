@@ -123,8 +123,12 @@ def split_quantizable(model: onnx.ModelProto, op_types: Sequence[str] = QUANTIZE
     """(nodes to quantize, nodes of those op types kept FP32) for a named model.
 
     Kept FP32: the scoring tail (:func:`tail_nodes`), the convolutions that read the
-    image (:func:`input_nodes`) and ``exclude``.
+    image (:func:`input_nodes`) and ``exclude``. ExportError when ``exclude`` names a node the graph lacks.
     """
+    unknown = sorted(set(exclude) - {n.name for n in model.graph.node})
+    if unknown:  # a misspelt name kept nothing FP32, silently
+        raise ExportError(f"exclude: no node named {', '.join(repr(u[:60]) for u in unknown[:5])} in the graph",
+                          field="exclude")
     tail = tail_nodes(model) | input_nodes(model, op_types) | set(exclude)
     candidates = [n.name for n in model.graph.node if n.op_type in op_types]
     return [n for n in candidates if n not in tail], [n for n in candidates if n in tail]

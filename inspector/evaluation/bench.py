@@ -32,10 +32,11 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 DEFAULT_BATCHES = (1, 4, DEFAULT_BATCH)  # single-image latency, a small batch, the default engine's largest
+MAX_BATCH = 4096  # as predict, evaluate and calibrate --batch-size
 
 
 def parse_batches(text: str | Sequence[int]) -> list[int]:
-    """``"1,4,8"`` → [1, 4, 8] (positive, de-duplicated, in the given order)."""
+    """``"1,4,8"`` → [1, 4, 8] (each in [1, MAX_BATCH], de-duplicated, in the given order)."""
     items = text.split(",") if isinstance(text, str) else list(text)
     batches: list[int] = []
     for item in items:
@@ -45,6 +46,8 @@ def parse_batches(text: str | Sequence[int]) -> list[int]:
             raise ConfigError(f"batches: '{item}' is not an integer (expected e.g. 1,4,8)", field="batches") from None
         if value < 1:
             raise ConfigError(f"batches: batch sizes must be ≥ 1, got {value}", field="batches")
+        if value > MAX_BATCH:  # the input alone is batch × H × W × 3 bytes: 10^8 frames asked for a TiB
+            raise ConfigError(f"batches: batch sizes must be ≤ {MAX_BATCH}, got {str(value)[:30]}", field="batches")
         if value not in batches:
             batches.append(value)
     if not batches:

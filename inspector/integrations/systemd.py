@@ -83,6 +83,9 @@ def use_journald_format_if_journal() -> None:
             handler.setFormatter(JournaldFormatter("%(name)s: %(message)s"))
 
 
+UNIT_DESCRIPTION = "inspector visual inspection daemon"  # also how 'service install' knows a unit is its own
+
+
 def unit_file(config: Path, name: str, user: str | None = None, watchdog_s: int = 30,
               executable: str | None = None, shutdown_timeout_s: float = 10.0) -> str:
     """The text of a systemd service unit running ``inspector run --config <config>``.
@@ -94,7 +97,7 @@ def unit_file(config: Path, name: str, user: str | None = None, watchdog_s: int 
     config = config.resolve()
     lines = [
         "[Unit]",
-        f"Description=inspector visual inspection daemon ({config.name})",
+        f"Description={UNIT_DESCRIPTION} ({config.name})",
         "Documentation=file://" + str(config),
         "After=network-online.target",
         "Wants=network-online.target",

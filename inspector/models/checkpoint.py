@@ -69,7 +69,7 @@ def _saved_run_config(raw: dict) -> RunConfig:
 
 def _restore_weight_sources(model: AnomalyModel, saved: dict) -> None:
     """Put back where the teachers' weights came from: the rebuild used 'random' before loading them."""
-    teachers = saved.get("teachers") or []
+    teachers = [t for t in (saved.get("teachers") or []) if _teacher_record(t)]  # skip damaged records
     for name, module in model.named_modules():
         backbone = getattr(module, "backbone_name", None)
         if backbone is None or not name.split(".")[0].startswith("teacher"):
@@ -79,3 +79,11 @@ def _restore_weight_sources(model: AnomalyModel, saved: dict) -> None:
             if teacher.get("backbone") == backbone and set(teacher.get("taps", ())) <= taps:
                 module.weights_source = teacher.get("weights", module.weights_source)
                 break
+
+
+def _teacher_record(teacher) -> bool:
+    """True for a well-formed ``teachers`` entry of a checkpoint's model description: where its weights came
+    from is provenance only, so a damaged entry is skipped rather than failing the load."""
+    return (isinstance(teacher, dict) and isinstance(teacher.get("taps", ()), (list, tuple))
+            and all(isinstance(t, str) for t in teacher.get("taps", ()))
+            and isinstance(teacher.get("weights", ""), str))

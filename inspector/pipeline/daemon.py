@@ -38,6 +38,7 @@ from inspector.backends import backend_for_path, load_backend
 from inspector.backends.base import Backend
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
+from inspector.outputs import file_problem, folder_problem
 from inspector.pipeline.batcher import END, BatchWorker, BufferPool
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import DaemonConfig
@@ -84,6 +85,20 @@ def resolve_thresholds(cfg: DaemonConfig, model_sha: str) -> tuple[Decider, Thre
     return Decider(float(image), float(pixel), tuple(band) if band else None), cal
 
 
+def check_outputs(cfg: DaemonConfig) -> None:
+    """Refuse, in one line, a place the daemon writes to that cannot take it. Found only at run time, a
+    recorder folder that is a file disabled recording (evidence lost) and a summary path that is a folder
+    lost the summary, while the run still ended "successfully"."""
+    if cfg.recorder.enabled:
+        why = folder_problem(cfg.recorder.dir)
+        if why:
+            raise ConfigError(f"recorder.dir: {why}", field="recorder.dir")
+    if cfg.summary_json:
+        why = file_problem(cfg.summary_json)
+        if why:
+            raise ConfigError(f"summary_json: {why}", field="summary_json")
+
+
 class Daemon:
     """The inspection daemon for one config. ``setup()`` → ``start()`` → ``wait()`` / ``run()``.
 
@@ -118,6 +133,7 @@ class Daemon:
         """Validate everything that can be checked without threads; bind the socket. One-line errors."""
         cfg = self.cfg
         self.extensions.check(cfg)  # a missing integration extra fails before anything is loaded or bound
+        check_outputs(cfg)
         model = Path(cfg.model.path)
         if not model.is_file():
             raise ConfigError(f"model.path: {model} not found (export a model with 'inspector export')")

@@ -26,7 +26,7 @@ import zmq
 from inspector.config import json_safe
 from inspector.errors import ConfigError
 from inspector.events import (ConstantFields, Event, InspectionEvent, StatsEvent, StatusEvent, encode, header_dict,
-                              topic_for, utc_iso)
+                              load_curve_certificate, topic_for, utc_iso)
 from inspector.pipeline.batcher import END
 from inspector.pipeline.config import PublishSection
 from inspector.pipeline.frame import STAGES, Frame
@@ -108,11 +108,14 @@ class Publisher:
         if not cfg.server_secret_key or not Path(cfg.server_secret_key).is_file():
             raise ConfigError(f"publish.curve.server_secret_key: file '{cfg.server_secret_key}' not found "
                               f"(make one with zmq.auth.create_certificates)")
-        public, secret = zmq.auth.load_certificate(cfg.server_secret_key)
+        public, secret = load_curve_certificate(cfg.server_secret_key, "publish.curve.server_secret_key")
         if secret is None:
             raise ConfigError(f"publish.curve.server_secret_key: {cfg.server_secret_key} holds no secret key")
         if cfg.allowed_clients_dir and not Path(cfg.allowed_clients_dir).is_dir():
             raise ConfigError(f"publish.curve.allowed_clients_dir: folder '{cfg.allowed_clients_dir}' not found")
+        for cert in sorted(Path(cfg.allowed_clients_dir).glob("*.key")) if cfg.allowed_clients_dir else ():
+            # pyzmq loads the folder at once: one damaged file logged an error and then refused every client
+            load_curve_certificate(cert, "publish.curve.allowed_clients_dir: client certificate")
         self.auth = ThreadAuthenticator(self.context)
         self.auth.start()
         self.auth.configure_curve(domain="*", location=cfg.allowed_clients_dir or zmq.auth.CURVE_ALLOW_ANY)

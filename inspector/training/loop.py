@@ -336,8 +336,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False,
     phases = default_phases(model, config.train)
     completed, resumed, history = _start_state(model, phases, run_dir, resume)
     device.prepare_model(model)
+    train_imgs, val_imgs, data_summary = load_training_images(config)  # first: a data error leaves no half run
     save_run_config(config, run_dir / "config.yaml")  # paths relative to the run folder (file rule)
-    train_imgs, val_imgs, data_summary = load_training_images(config)
     fit_statistics = getattr(model, "fit_feature_statistics", None)
     if callable(fit_statistics) and not resume:
         fit_statistics(train_imgs)  # before targets are cached: they are standardised with these
@@ -561,17 +561,43 @@ def _resume_state(model: AnomalyModel, run_dir: Path, phase_names: list[str]) ->
     if not path.is_file():
         raise ModelError(f"{path}: nothing to resume (no checkpoint in the run folder)")
     payload = read_checkpoint(path)
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:  # weights of another architecture than the config the run resumes with
+        raise ModelError(f"{path}: weights do not fit model '{model.config.name}' "
+                         f"({str(exc).splitlines()[0]})") from None
     phase = payload.get("phase")
     if phase not in phase_names:
         raise ModelError(f"{path}: checkpoint of phase '{phase}', but this model trains {phase_names}")
     # Checkpoints written before completed_phases existed: every earlier phase was completed.
     completed = list(payload.get("completed_phases", phase_names[: phase_names.index(phase)]))
-    history_file = run_dir / "history.json"
-    history = json.loads(history_file.read_text()) if history_file.is_file() else []
+    history = _read_history(run_dir / "history.json")
     resumed = {"phase": phase, "epoch": payload.get("epoch") or 0, "val_loss": payload.get("val_loss"),
                "schedule": _read_schedule(payload, path)}
     return completed, resumed, history
+
+
+def _read_history(path: Path) -> list[dict]:
+    """The epoch rows of a run being resumed ([] without the file). ModelError naming the file when it is not
+    JSON or a row lacks a phase name, an epoch number ≥ 1 or a numeric val_loss: the resume replays them."""
+    if not path.is_file():
+        return []
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ModelError(f"{path}: unreadable epoch history ({type(exc).__name__}); --resume replays it") from None
+    if not isinstance(rows, list):
+        raise ModelError(f"{path}: epoch history is a {type(rows).__name__}, not a list of epochs")
+    for i, row in enumerate(rows):
+        if not (isinstance(row, dict) and isinstance(row.get("phase"), str) and _is_number(row.get("epoch"), int)
+                and row["epoch"] >= 1 and _is_number(row.get("val_loss"), (int, float))):
+            raise ModelError(f"{path}: epoch history row {i} needs a phase name, an epoch ≥ 1 and a val_loss; "
+                             f"got {str(row)[:80]}")
+    return rows
+
+
+def _is_number(value, types) -> bool:
+    return isinstance(value, types) and not isinstance(value, bool)
 
 
 def _read_schedule(payload: dict, path: Path) -> ScheduleState | None:

@@ -76,3 +76,20 @@ def test_demo_refuses_to_overwrite_without_force(quick_demo, capsys):
     out, _ = quick_demo
     assert main(["demo", "--quick", "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
+
+
+def test_demo_never_replaces_the_step_by_step_files_without_force(tmp_path, capsys):
+    """'demo --out .' after the README's step-by-step: the demo's names are the same (data/brick, runs/rs-brick,
+    …) and, with no earlier demo there, its dataset's train/ folder and trained run were replaced silently."""
+    from inspector.cli import main
+
+    mine = tmp_path / "data" / "brick" / "train" / "good" / "mine.png"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"the user's image")
+    (tmp_path / "runs" / "rs-brick").mkdir(parents=True)
+    (tmp_path / "runs" / "rs-brick" / "best.pt").write_bytes(b"hours of training")
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path}: holds data/brick, runs/rs-brick, which the demo would "
+                                       f"replace; --out another folder, or --force to replace them\n")
+    assert mine.read_bytes() == b"the user's image"
+    assert (tmp_path / "runs" / "rs-brick" / "best.pt").read_bytes() == b"hours of training"

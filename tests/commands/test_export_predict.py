@@ -225,3 +225,19 @@ def test_wrong_image_size_dtype_channels_on_onnxruntime(exported_model, which, b
         with pytest.raises(InspectorError, match=message) as err:
             backend.infer(batch)
     assert "\n" not in str(err.value)
+
+
+def test_predict_never_writes_an_overlay_over_an_input_image(exported_model, tiny_dataset, tmp_path, capsys):
+    """--out the images' own folder: each image was replaced by its overlay (same name), silently."""
+    import shutil
+
+    folder = tmp_path / "hole"
+    shutil.copytree(tiny_dataset / "test" / "good", folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for out in (folder, f"{folder}/"):
+        rc, out_text, err = _run(capsys, "predict", exported_model, folder, "--out", out)
+        assert rc == 2 and out_text == "" and err.count("\n") == 1, err
+        assert err.startswith(f"error: --out: the overlay {folder}/") and "would replace the input image" in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    rc, _, _ = _run(capsys, "predict", exported_model, folder, "--out", tmp_path / "ov")  # another folder: fine
+    assert rc == 0 and sorted(p.name for p in (tmp_path / "ov").iterdir()) == sorted(before)

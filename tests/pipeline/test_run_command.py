@@ -230,3 +230,24 @@ def test_stale_ipc_socket_file_is_reused(tmp_path):
     stale.close()  # the file stays, nobody listens
     pub = Publisher(PublishSection(endpoint=f"ipc://{path}"))
     pub.close()
+
+
+@pytest.mark.parametrize("section, make, expected", [
+    ({"recorder": {"enabled": True, "dir": "{file}"}}, "file", "recorder.dir: {file} exists and is not a folder"),
+    ({"summary_json": "{folder}"}, "folder", "summary_json: {folder} is a folder, not a file name"),
+    ({"summary_json": "{file}/summary.json"}, "file", "summary_json: {file} is a file, not a folder"),
+])
+def test_check_refuses_outputs_the_run_could_not_write(section, make, expected, tiny_model, endpoint, video,
+                                                       tmp_path, capsys):
+    """Accepted before, they lost the recordings or the summary at run time (an error logged, exit 0)."""
+    paths = {"file": tmp_path / "notes.txt", "folder": tmp_path / "results"}
+    paths["file"].write_text("the user's")
+    paths["folder"].mkdir()
+    fill = {k: str(v) for k, v in paths.items()}
+    key, value = next(iter(section.items()))
+    value = ({k: v.format(**fill) if isinstance(v, str) else v for k, v in value.items()} if isinstance(value, dict)
+             else value.format(**fill))
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], **{key: value})
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and one_error_line(err) == "error: " + expected.format(**fill)
+    assert paths["file"].read_text() == "the user's" and not any(paths["folder"].iterdir())

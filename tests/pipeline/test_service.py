@@ -52,6 +52,23 @@ def test_bad_config_or_args_are_one_line(tmp_path):
     assert out.returncode == 2 and "--unit-dir" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_install_never_replaces_a_unit_it_did_not_write(tmp_path):
+    """--name ssh (or a hand-written unit of the same name) was overwritten silently; its own unit is updated."""
+    config = str(REPO / "inspector.example.yaml")
+    other = tmp_path / "ssh.service"
+    other.write_text("[Unit]\nDescription=OpenBSD Secure Shell server\n")
+    out = subprocess.run([*CLI, "service", "install", "--config", config, "--unit-dir", str(tmp_path), "--name", "ssh"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr == (f"error: --name: {other} exists and was not written by 'inspector "
+                                                  f"service install'; choose another --name, or remove that unit "
+                                                  f"first\n"), out.stderr
+    assert other.read_text() == "[Unit]\nDescription=OpenBSD Secure Shell server\n"
+    for _ in range(2):  # writing, then updating its own unit
+        out = subprocess.run([*CLI, "service", "install", "--config", config, "--unit-dir", str(tmp_path)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+
+
 def test_run_notifies_ready_watchdog_stopping_and_logs_for_journald(tiny_model, endpoint, tmp_path):
     folder = write_folder(tmp_path / "frames", defect_pattern(20))
     cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(folder), "fps": 20.0}])

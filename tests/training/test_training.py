@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -145,3 +146,61 @@ def test_an_incomplete_run_is_refused_in_one_line(tiny_dataset, tmp_path, capsys
         err = capsys.readouterr().err.strip()
         assert "the run is incomplete, its phase(s) student never finished" in err and "--resume" in err
         assert "\n" not in err
+
+
+def _copy_run(trained_run: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(trained_run, dest)
+    return dest
+
+
+def test_resume_with_another_model_config_is_one_line(trained_run, tmp_path, capsys):
+    """--resume of a run with a wider student or another input size: a size-mismatch traceback before."""
+    run = _copy_run(trained_run, tmp_path / "rs")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    for setting, expected in [("model.student_width=2.0", "model.student_width (the run has 1.0, asked 2.0)"),
+                              ("model.image_size=[96,96]", "model.image_size (the run has [64, 64], asked [96, 96])")]:
+        assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--set", setting]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--resume cannot change {expected}" in err, err
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--model", "stfpm"]) == 2
+    assert "cannot change model.name (the run has 'reduced_student', asked 'stfpm')" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # the run is left as it was
+
+
+def test_resume_of_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_line(trained_run, tmp_path, capsys):
+    run = _copy_run(trained_run, tmp_path / "rs")
+    payload = torch.load(run / "best.pt", weights_only=True)
+    payload["config"]["model"]["student_width"] = 2.0  # e.g. a config edited by hand after training
+    torch.save(payload, run / "best.pt")
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {run / 'best.pt'}: weights do not fit model"), err
+
+
+def test_a_new_run_never_overwrites_files_in_out(tmp_path, capsys):
+    """--out the folder of the user's own config.yaml: the run replaced it with its resolved config."""
+    mine = "# line 3 settings\nmodel: {image_size: [64, 64]}\ntrain: {epochs: 1}\n"
+    (tmp_path / "config.yaml").write_text(mine)
+    (tmp_path / "summary.json").write_text("{}")
+    assert main(["train", "--config", str(tmp_path / "config.yaml"), "--data", str(tmp_path / "missing"),
+                 "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path}: holds config.yaml, summary.json, which a new run would "
+                                       f"overwrite, and no best.pt to resume; choose another --out or move them\n")
+    assert (tmp_path / "config.yaml").read_text() == mine and (tmp_path / "summary.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("history, expected", [
+    ("garbage", "unreadable epoch history (JSONDecodeError)"),
+    ('{"epochs": []}', "epoch history is a dict, not a list of epochs"),
+    ('[1, 2]', "epoch history row 0 needs a phase name, an epoch ≥ 1 and a val_loss"),
+    ('[{"phase": "student", "epoch": "2", "val_loss": 1.0}]', "epoch history row 0 needs a phase name"),
+])
+def test_resume_with_a_damaged_history_is_one_line(trained_run, tmp_path, capsys, history, expected):
+    """history.json is replayed on --resume: damaged, it was a JSONDecodeError / AttributeError traceback."""
+    run = _copy_run(trained_run, tmp_path / "rs")
+    (run / "history.json").write_text(history)
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {run / 'history.json'}: {expected}"), err

@@ -1,0 +1,42 @@
+"""Where a command or the daemon will write: checked before any work, so a bad place fails in one line.
+
+A folder that is in fact a file, a file name that is an existing folder, or a path that runs through a
+file (``notes.txt/report.json``) otherwise surfaces as an OSError after minutes of training, or, in the
+daemon, as an error logged at shutdown while the run itself "succeeds" (no summary, no recordings).
+Nothing is created here: ``--check`` and argument parsing leave the disk as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _ancestor_problem(path: Path) -> str | None:
+    """Why nothing can be created at ``path`` because of what is above it (None: nothing in the way)."""
+    for parent in path.parents:
+        if parent.is_dir():
+            return None if os.access(parent, os.W_OK | os.X_OK) else f"cannot write in {parent} (permission denied)"
+        if parent.exists() or parent.is_symlink():
+            return f"{parent} is a file, not a folder"
+    return None
+
+
+def folder_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be (or become) a folder to write in, one phrase; None when it can."""
+    path = Path(path)
+    if path.is_dir():
+        return None if os.access(path, os.W_OK | os.X_OK) else f"cannot write in {path} (permission denied)"
+    if path.exists() or path.is_symlink():
+        return f"{path} exists and is not a folder"
+    return _ancestor_problem(path)
+
+
+def file_problem(path: str | Path) -> str | None:
+    """Why a file cannot be written at ``path``, one phrase; None when it can (an existing file is replaced)."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder, not a file name"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else f"cannot write {path} (permission denied)"
+    return _ancestor_problem(path)
