@@ -187,6 +187,12 @@ def test_calibrate_cli(exported_model, tiny_dataset, tmp_path, capsys):
     assert main(["calibrate", str(exported_model), "--data", str(tiny_dataset), "--split", "test",
                  "--out", str(folder)]) == 0  # an existing folder: the default name inside it
     assert (folder / f"{exported_model.stem}.yaml").is_file()
+    # --split chooses among --data's images; with --good-dir it would do nothing, so it is refused by name
+    good = tiny_dataset / "test" / "good"
+    capsys.readouterr()
+    assert main(["calibrate", str(exported_model), "--good-dir", str(good), "--split", "test", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --split 'test'") and "no effect" in err[0], err
 
 
 # -- which good images ----------------------------------------------------------------------------

@@ -214,6 +214,9 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
     if split not in SPLITS:
         raise ConfigError(f"split '{split}': choose one of {', '.join(SPLITS)}")
     if good_dir is not None:
+        if split != "auto":  # an explicit split chooses among data's images; silently ignoring it misleads
+            raise ConfigError(f"split '{split}' chooses among the dataset's good images; with a good-image folder "
+                              f"({good_dir}) it has no effect: leave it out", field="split")
         folder = Path(good_dir)
         if not folder.is_dir():
             raise DataError(f"{folder}: good-image folder not found")
