@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quantize", help="make an INT8 Q/DQ ONNX from calibration images",
         description="Quantize the FP32 graph with ONNX Runtime's static quantizer (QDQ, symmetric int8 activations, "
-                    "per-channel int8 weights) on good calibration images. Only the feature convolutions are "
+                    "per-channel int8 weights in 7 bits by default) on good calibration images. Only the feature convolutions are "
                     "quantized; normalisation, distances, upsampling, smoothing and scoring stay FP32. Adds "
                     "graphs.int8 to the model sidecar. With --data, measures the result against FP32 "
                     "('inspector verify') on the CPU.")
@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default=default("method"), choices=("minmax", "entropy", "percentile"),
                    help="activation range calibration (default minmax: nothing a defect produces is clipped "
                         "more than the good images' range)")
+    p.add_argument("--weight-bits", type=int, choices=(7, 8), default=default("weight_bits"),
+                   help="weight range: 7 (default) is correct on every x86 CPU; 8 halves the rounding step but "
+                        "saturates in ONNX Runtime's int8 kernels on CPUs without VNNI: only for TensorRT or VNNI CPUs")
     p.add_argument("--exclude", nargs="*", default=(), metavar="NODE", help="extra node names to keep FP32")
     p.add_argument("--data", help="after quantizing, compare INT8 with FP32 on these images (precision gate)")
     p.add_argument("--threshold-file", help="calibration YAML for the gate's decision-flip check")
@@ -44,11 +47,13 @@ def run(args: argparse.Namespace) -> int:
     if args.threshold_file and not args.data:  # it would be ignored, after minutes of calibration
         raise ConfigError("--threshold-file: only used by the precision gate; add --data IMAGES")
     entry = quantize_model(args.onnx, args.calibration, args.out, max_images=args.max_images,
-                           batch_size=args.batch_size, method=args.method, exclude=args.exclude)
+                           batch_size=args.batch_size, method=args.method, exclude=args.exclude,
+                           weight_bits=args.weight_bits)
     q = entry["quantization"]
     out = args.out or str(default_int8_path(args.onnx))
     print(f"wrote {out}: {q['quantized_nodes']} convolution(s) quantized, {len(q['kept_fp32_nodes'])} kept FP32, "
-          f"{q['calibration_images']} calibration image(s), {q['calibration_method']}")
+          f"{q['calibration_images']} calibration image(s), {q['calibration_method']}, "
+          f"{q['weight_bits']}-bit weights")
     if not args.data:
         return 0
     from inspector.evaluation.verify import format_report, verify

@@ -5,7 +5,13 @@ nodes in the ONNX graph (DEPLOY.md). :func:`quantize_model` runs ONNX Runtime's
 static quantizer (``quantize_static``, QDQ format) over calibration images:
 
 * symmetric int8 activations (zero point 0, as TensorRT requires) and
-  per-channel symmetric int8 weights; biases stay float;
+  per-channel symmetric int8 weights, by default in 7 bits (−64…63, ``weight_bits=7``); biases stay float.
+  x86 CPUs without VNNI (AVX2, AVX-512F) compute u8×s8 products in pairs with ``VPMADDUBSW``, whose
+  int16 sum saturates when both operands use the full 8-bit range, so ONNX Runtime's int8 kernels there
+  return wrong features (measured: a good image scored 25.3 against 0.18 in FP32, 0.69 of the score scale).
+  7-bit weights cannot saturate (2 × 255 × 64 < 32767); ONNX Runtime's quantization guide and OpenVINO's
+  "Saturation (overflow) issue" page give the same rule. The INT8 graph can be deployed on any CPU that way;
+  ``weight_bits=8`` halves the weight rounding step for TensorRT or VNNI-only deployments;
 * only the *feature* convolutions (teacher/student) are quantized. Everything
   downstream of the first reduction or resize — L2 normalisation, distances,
   upsampling, the Gaussian smoothing (two 1-D convolutions) and map → score —
@@ -37,7 +43,7 @@ from inspector.artifacts import input_spec as card_input_spec
 from inspector.artifacts.model_card import (read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph,
                                             write_sidecar)
 from inspector.contract import DEFAULT_BATCH, INPUT_NAME, InputSpec
-from inspector.errors import DataError, ExportError
+from inspector.errors import ConfigError, DataError, ExportError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,7 @@ QUANTIZED_OP_TYPES = ("Conv",)
 TAIL_OPS = frozenset({"ReduceL2", "ReduceSum", "ReduceSumSquare", "ReduceMean", "ReduceMax", "ReduceMin",
                       "ReduceProd", "ReduceLogSumExp", "Resize", "Upsample", "TopK", "ArgMax"})
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+WEIGHT_BITS = (7, 8)  # 7: correct on every x86 CPU (see the module docstring); 8: TensorRT / VNNI CPUs only
 
 
 def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -195,8 +202,16 @@ def default_int8_path(fp32_path: str | Path) -> Path:
 
 def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Path | None = None, *,
                    max_images: int | None = 256, batch_size: int = DEFAULT_BATCH, method: str = "minmax",
-                   op_types: Sequence[str] = QUANTIZED_OP_TYPES, exclude: Sequence[str] = ()) -> dict[str, Any]:
-    """Quantize the FP32 graph to ``<base>.int8.onnx``; update the sidecar; return the sidecar's int8 entry."""
+                   op_types: Sequence[str] = QUANTIZED_OP_TYPES, exclude: Sequence[str] = (),
+                   weight_bits: int = 7) -> dict[str, Any]:
+    """Quantize the FP32 graph to ``<base>.int8.onnx``; update the sidecar; return the sidecar's int8 entry.
+
+    ``weight_bits``: 7 (default, −64…63: no int16 saturation on x86 CPUs without VNNI) or 8 (full range).
+    Raises ConfigError for another value, ExportError / DataError as described above.
+    """
+    if weight_bits not in WEIGHT_BITS:
+        raise ConfigError(f"weight_bits {weight_bits}: choose 7 (any CPU) or 8 (TensorRT, VNNI CPUs)",
+                          field="weight_bits")
     fp32_path = Path(fp32_path)
     sidecar_file, sidecar, out = _check_paths(fp32_path, out)
     paths = calibration_images(calibration, max_images)
@@ -210,7 +225,7 @@ def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Pa
              "(reading the image, or in the scoring tail)",
              len(quantize), "/".join(op_types), fp32_path, len(paths), calibration, len(kept))
     try:
-        _run_quantizer(model, out, reader, quantize, kept, op_types, method)
+        _run_quantizer(model, out, reader, quantize, kept, op_types, method, weight_bits)
     except (DataError, ExportError):
         raise
     except Exception as exc:
@@ -219,7 +234,7 @@ def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Pa
         raise ExportError(f"{fp32_path}: ONNX Runtime quantization failed ({str(exc).strip().splitlines()[0][:300]})") from None
     if reader.used == 0:
         raise DataError(f"{calibration}: none of the calibration images could be read")
-    entry = _int8_entry(out, method, reader.used, calibration, len(quantize), kept, op_types)
+    entry = _int8_entry(out, method, reader.used, calibration, len(quantize), kept, op_types, weight_bits)
     sidecar["graphs"]["int8"] = entry
     write_sidecar(sidecar, sidecar_file)
     log.info("wrote %s (%d Q/DQ-quantized node(s)) and updated %s", out, len(quantize), sidecar_file)
@@ -240,8 +255,9 @@ def _check_paths(fp32_path: Path, out: str | Path | None) -> tuple[Path, dict[st
 
 
 def _run_quantizer(model: onnx.ModelProto, out: Path, reader, quantize: list[str], kept: list[str],
-                   op_types: Sequence[str], method: str) -> None:
-    """ONNX Runtime's static QDQ quantizer: symmetric int8 activations, per-channel int8 weights, FP32 bias."""
+                   op_types: Sequence[str], method: str, weight_bits: int) -> None:
+    """ONNX Runtime's static QDQ quantizer: symmetric int8 activations, per-channel int8 weights in
+    ``weight_bits`` bits (``reduce_range``: 7), FP32 bias."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     with tempfile.TemporaryDirectory(prefix="inspector-quant-") as tmp:
@@ -254,7 +270,7 @@ def _run_quantizer(model: onnx.ModelProto, out: Path, reader, quantize: list[str
             nodes_to_quantize=quantize,
             nodes_to_exclude=kept,
             per_channel=True,
-            reduce_range=False,
+            reduce_range=weight_bits == 7,
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=_calibration_method(method),
@@ -268,7 +284,7 @@ def _run_quantizer(model: onnx.ModelProto, out: Path, reader, quantize: list[str
 
 
 def _int8_entry(out: Path, method: str, used: int, calibration: str | Path, n_quantized: int, kept: list[str],
-                op_types: Sequence[str]) -> dict[str, Any]:
+                op_types: Sequence[str], weight_bits: int) -> dict[str, Any]:
     """The model card's ``graphs.int8`` entry: the file, its hash and how it was quantized."""
     return {
         "file": out.name,
@@ -278,7 +294,8 @@ def _int8_entry(out: Path, method: str, used: int, calibration: str | Path, n_qu
             "tool": "onnxruntime.quantization.quantize_static",
             "format": "QDQ",
             "activations": "int8 symmetric (per tensor)",
-            "weights": "int8 symmetric per channel",
+            "weights": f"int8 symmetric per channel, {weight_bits}-bit range",
+            "weight_bits": weight_bits,
             "calibration_method": method,
             "calibration_images": used,
             "calibration_folder": str(calibration),
