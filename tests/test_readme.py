@@ -174,18 +174,25 @@ class Lines:
         return code
 
 
+ONLINE = re.compile(r"camera '([^']+)': online")
+
+
 def daemon_and_subscriber(run_argv: list[str], sub_argv: list[str], cwd: Path) -> tuple[str, str]:
     """Start the daemon, then a subscriber 'in another shell'; wait for one defect event; Ctrl-C both.
 
     Returns the subscriber's event line and the daemon's output."""
     daemon = Lines(run_argv, cwd)
     try:
-        daemon.wait_for(r"^inspecting \d+ camera")
+        cameras = int(re.search(r"\d+", daemon.wait_for(r"^inspecting \d+ camera")).group())
         sub = Lines(sub_argv, cwd)
         try:
             event = sub.wait_for(r"\b(NG|uncertain)\b")
         finally:
             assert sub.interrupt() in (0, 130)
+        # a user stops the daemon once every camera is up: a synthetic camera generates its frames while it
+        # opens, which on a slow or loaded machine outlasts the first event of another camera
+        while len({m.group(1) for m in map(ONLINE.search, daemon.seen) if m}) < cameras:
+            daemon.wait_for(ONLINE.pattern)
     finally:
         code = daemon.interrupt()
     assert code == 0 and any(ln.startswith("stopped:") for ln in daemon.seen), "".join(daemon.seen)[-3000:]
