@@ -127,6 +127,24 @@ def test_weights_use_seven_bits_unless_asked(fp32_model, tiny_dataset):
         quantize_model(fp32_model, tiny_dataset, weight_bits=6)
 
 
+def test_an_eight_bit_graph_on_a_cpu_without_vnni_is_warned_about(fp32_model, tiny_dataset, monkeypatch, caplog):
+    """Loading is where a graph quantized elsewhere meets this CPU: 8-bit weights there get a warning."""
+    import inspector.backends.onnxruntime as ort_backend
+
+    monkeypatch.setattr(ort_backend, "cpu_has_int8_dot_product", lambda: False)
+    int8 = fp32_model.with_name("tiny.int8.onnx")
+    for bits, warned in ((8, True), (7, False)):
+        quantize_model(fp32_model, tiny_dataset, batch_size=4, weight_bits=bits)
+        caplog.clear()
+        ort_backend.OnnxRuntimeBackend(int8, threads=1).close()
+        assert any("8-bit weights on a CPU without VNNI" in r.getMessage() for r in caplog.records) is warned
+    monkeypatch.setattr(ort_backend, "cpu_has_int8_dot_product", lambda: True)
+    quantize_model(fp32_model, tiny_dataset, batch_size=4, weight_bits=8)
+    caplog.clear()
+    ort_backend.OnnxRuntimeBackend(int8, threads=1).close()
+    assert not any("VNNI" in r.getMessage() for r in caplog.records)
+
+
 def test_refuses_wrong_inputs(fp32_model, tiny_dataset, tmp_path):
     with pytest.raises(ExportError, match="FP32 graph"):
         quantize_model(fp32_model.with_name("tiny.fp16.onnx"), tiny_dataset)

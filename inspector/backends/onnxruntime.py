@@ -12,6 +12,8 @@ next :meth:`infer` call *with the same batch size*. Copy what you keep.
 
 from __future__ import annotations
 
+import logging
+import platform
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,7 +27,40 @@ from inspector.artifacts.model_card import (read_sidecar, sha256_file, sidecar_p
                                split_graph_name, verify_graph)
 
 from inspector.contract import INPUT_NAME, MAP_NAME, SCORE_NAME
+
+log = logging.getLogger(__name__)
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def cpu_has_int8_dot_product() -> bool:
+    """Whether this CPU multiplies int8 without int16 saturation: not x86, or x86 with VNNI or AMX.
+
+    x86 CPUs without them (AVX2, AVX-512F) add u8×s8 products in pairs with ``VPMADDUBSW`` into int16, which
+    saturates when the weights use the full int8 range (ONNX Runtime's quantization guide; OpenVINO's
+    "Saturation (overflow) issue"). Reads /proc/cpuinfo; True where it cannot tell.
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return True
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return True
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), None)
+    return flags is None or bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
+
+
+def warn_if_int8_may_saturate(path: Path, entry: dict, providers: Sequence[str]) -> bool:
+    """Log a warning (and return True) when an INT8 graph with 8-bit weights is to run on ONNX Runtime's CPU
+    kernels of a CPU without int8 dot products: its scores can be far off there (``inspector.deploy.quantize``).
+    Graphs quantized before ``weight_bits`` was recorded had 8-bit weights."""
+    bits = (entry.get("quantization") or {}).get("weight_bits", 8)
+    if entry.get("precision") != "int8" or bits != 8 or "CPUExecutionProvider" not in providers \
+            or cpu_has_int8_dot_product():
+        return False
+    log.warning("%s: INT8 graph with 8-bit weights on a CPU without VNNI: ONNX Runtime's int8 kernels saturate "
+                "here and its scores can be wrong; re-quantize (inspector quantize writes 7-bit weights) or run "
+                "the FP32 graph, and check with inspector verify", path)
+    return True
 
 
 def _import_ort():
@@ -68,6 +103,7 @@ class OnnxRuntimeBackend(Backend):
         self.precision = entry.get("precision", suffix_precision)
         self._spec = card_input_spec(self.sidecar, str(self.path))
         self._session = self._open_session(threads, providers, spinning, spin_us, spin_after_run)
+        warn_if_int8_may_saturate(self.path, {**entry, "precision": self.precision}, self._session.get_providers())
         self._types = self._check_io()
         self._outputs: dict[int, _Outputs] = {}
         self.map_hw = self._probe_map_size()
