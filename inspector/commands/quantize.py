@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default=default("method"), choices=("minmax", "entropy", "percentile"),
                    help="activation range calibration (default minmax: nothing a defect produces is clipped "
                         "more than the good images' range)")
-    p.add_argument("--weight-bits", type=int, choices=(7, 8), default=default("weight_bits"),
+    p.add_argument("--weight-bits", type=int_range(7, 8), default=default("weight_bits"),
                    help="weight range: 7 (default) is correct on every x86 CPU; 8 halves the rounding step but "
                         "saturates in ONNX Runtime's int8 kernels on CPUs without VNNI: only for TensorRT or VNNI CPUs")
     p.add_argument("--exclude", nargs="*", default=(), metavar="NODE", help="extra node names to keep FP32")
