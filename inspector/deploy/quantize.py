@@ -5,7 +5,7 @@ nodes in the ONNX graph (DEPLOY.md). :func:`quantize_model` runs ONNX Runtime's
 static quantizer (``quantize_static``, QDQ format) over calibration images:
 
 * symmetric int8 activations (zero point 0, as TensorRT requires) and
-  per-channel symmetric int8 weights, by default in 7 bits (−64…63, ``weight_bits=7``); biases stay float.
+  per-channel symmetric int8 weights, by default in 7 bits (|q| ≤ 64, ``weight_bits=7``); biases stay float.
   x86 CPUs without VNNI (AVX2, AVX-512F) compute u8×s8 products in pairs with ``VPMADDUBSW``, whose
   int16 sum saturates when both operands use the full 8-bit range, so ONNX Runtime's int8 kernels there
   return wrong features (measured: a good image scored 25.3 against 0.18 in FP32, 0.69 of the score scale).
@@ -206,7 +206,7 @@ def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Pa
                    weight_bits: int = 7) -> dict[str, Any]:
     """Quantize the FP32 graph to ``<base>.int8.onnx``; update the sidecar; return the sidecar's int8 entry.
 
-    ``weight_bits``: 7 (default, −64…63: no int16 saturation on x86 CPUs without VNNI) or 8 (full range).
+    ``weight_bits``: 7 (default, |q| ≤ 64: no int16 saturation on x86 CPUs without VNNI) or 8 (full range).
     Raises ConfigError for another value, ExportError / DataError as described above.
     """
     if weight_bits not in WEIGHT_BITS:
