@@ -86,13 +86,10 @@ def measure(backends: dict, batch: np.ndarray, duration: float, rounds: int, war
 
 
 def cpu_int8_flags() -> list[str]:
-    """The CPU's int8 dot-product extensions (VNNI/AMX) from /proc/cpuinfo."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return []
-    return sorted({f for f in flags.split(":", 1)[1].split() if f in ("avx512_vnni", "avx_vnni", "amx_int8",
-                                                                      "avx512_bf16", "avx2", "avx512f")})
+    """The CPU's int8 dot-product extensions (VNNI/AMX) and vector widths from /proc/cpuinfo."""
+    from inspector.backends.onnxruntime import cpu_flags
+
+    return sorted((cpu_flags() or set()) & {"avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16", "avx2", "avx512f"})
 
 
 def int8_accuracy(fp32, int8, data: Path, size: list[int]) -> dict:

@@ -32,21 +32,27 @@ log = logging.getLogger(__name__)
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (``avx2``, ``avx512_vnni``, …); None where it cannot tell."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return None
+    line = next((line for line in text.splitlines() if line.startswith("flags")), None)
+    return None if line is None else set(line.split(":", 1)[1].split())
+
+
 def cpu_has_int8_dot_product() -> bool:
     """Whether this CPU multiplies int8 without int16 saturation: not x86, or x86 with VNNI or AMX.
 
     x86 CPUs without them (AVX2, AVX-512F) add u8×s8 products in pairs with ``VPMADDUBSW`` into int16, which
     saturates when the weights use the full int8 range (ONNX Runtime's quantization guide; OpenVINO's
-    "Saturation (overflow) issue"). Reads /proc/cpuinfo; True where it cannot tell.
+    "Saturation (overflow) issue"). True where it cannot tell.
     """
     if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
         return True
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return True
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), None)
-    return flags is None or bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
+    flags = cpu_flags()
+    return flags is None or bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
 
 
 def warn_if_int8_may_saturate(path: Path, entry: dict, providers: Sequence[str]) -> bool:
