@@ -43,13 +43,13 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
             print(line)
         print(f"{args.config}: configuration OK")
         return 0
-    if stop.is_set():
+    if lifecycle.requested():
         log.info("%s during start-up: stopping before the daemon starts", lifecycle.reason())
         code = daemon.stopped_before_start(lifecycle.reason())
         print("stopped: 0 frames inspected (stopped during start-up)", flush=True)
         return code
     daemon.start()
-    if stop.is_set():
+    if lifecycle.requested():
         log.info("%s during start-up: stopping", lifecycle.reason())
     print(f"inspecting {len(cfg.cameras)} camera(s); publishing on {daemon.publisher.endpoint} "
           f"(Ctrl-C to stop)", flush=True)

@@ -9,8 +9,9 @@
 
 Startup checks cheap things first and fails with one line: model file and
 sidecar, calibration binding (or an explicit threshold), sources, the publish
-endpoint, then loads the backend in its own thread. One stop event: signal
-handlers (installed by ``inspector run``) only set it. Shutdown is ordered —
+endpoint, then loads the backend in its own thread. One stop event: the signal
+handlers installed by ``inspector run`` have it set from another thread (see
+:mod:`inspector.lifecycle`: setting it in the handler can deadlock). Shutdown is ordered —
 capture threads stop, then every stage drains its queue and passes an end
 marker downstream, each join bounded by ``shutdown_timeout_s``; a capture thread
 blocked inside a silent or stalled network camera's open/read is not waited for — and
@@ -326,7 +327,8 @@ class Daemon:
 
     # -- run / stop ---------------------------------------------------------------------------
     def request_stop(self) -> None:
-        """Thread- and signal-safe: just sets the one stop event."""
+        """Thread-safe: just sets the one stop event. Not from a signal handler: ``Event.set`` takes a lock
+        the interrupted thread may hold (:mod:`inspector.lifecycle` relays signals instead)."""
         self.stop.set()
 
     def wait(self, timeout: float | None = None, tick: Callable[[], None] | None = None) -> int:
