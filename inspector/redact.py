@@ -13,9 +13,10 @@ import re
 
 MASK = "***"
 
-# scheme://user:password@ → the password masked (it may hold ':' but not '@', '/' or white space); the user
-# name stays, it tells which account a camera uses.
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s?#]*:)(?P<secret>[^@/\s]+)(?=@)")
+# scheme://userinfo@host: userinfo runs to the LAST '@' before the path, as FFmpeg splits it (av_url_split),
+# so a raw '@' in a password is still masked whole. "user:password" keeps the user name (it tells which account
+# a camera uses); a userinfo without ':' is masked whole, since it is often a token (pip's redact_netloc rule).
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s?#]+)@")
 # key=value where the key names a secret: URL query parameters (?pwd=…&token=…) and GStreamer properties
 # (user-pw=…, proxy-pw=…); the value ends at '&', ';', white space or a quote.
 # (A bare 'key=' is not one: "expected key=value" is one of our own messages.)
@@ -24,11 +25,18 @@ _KEY_SECRET = re.compile(r"(?i)(?P<head>(?<![A-Za-z0-9_-])(?:user-pw|proxy-pw|pa
                          r"(?P<secret>[^&;\s\"']+)")
 
 
+def _masked_userinfo(match: re.Match) -> str:
+    user, colon, _ = match.group("userinfo").partition(":")
+    return match.group("scheme") + (user + colon if colon else "") + MASK + "@"
+
+
 def redact(text: str) -> str:
-    """``text`` with the passwords of URLs and the values of secret-named parameters replaced by ``***``."""
+    """``text`` with URL passwords (a user-only userinfo, often a token, whole) and the values of secret-named
+    parameters replaced by ``***``: ``rtsp://admin:pw@h/s`` → ``rtsp://admin:***@h/s``, ``rtsp://tok@h`` →
+    ``rtsp://***@h``."""
     if "=" not in text and "@" not in text:  # the common case, cheaply
         return text
-    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    text = _URL_USERINFO.sub(_masked_userinfo, text)
     return _KEY_SECRET.sub(lambda m: m.group("head") + MASK, text)
 
 

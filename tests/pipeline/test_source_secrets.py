@@ -108,7 +108,13 @@ def test_redact_masks_passwords_and_secret_parameters_only():
     assert redact("http://h/v.cgi?usr=admin&pwd=x1&cmd=go") == "http://h/v.cgi?usr=admin&pwd=***&cmd=go"
     assert redact("rtspsrc location=rtsp://a:b@h/s user-pw=x ! decodebin") == \
         "rtspsrc location=rtsp://a:***@h/s user-pw=*** ! decodebin"
-    for plain in ("http://127.0.0.1:5791/video.mjpg", "rtsp://admin@10.0.0.5/s", "/data/line1@2x.mp4",
+    # FFmpeg splits userinfo at the last '@' before the path: a raw '@' in a password is masked whole
+    assert redact("rtsp://op:p@ss@10.0.0.5/s and rtsp://op:x@y") == "rtsp://op:***@10.0.0.5/s and rtsp://op:***@y"
+    # a user-only userinfo is often a token (cloud relays, API keys): masked whole, as pip does
+    assert redact("rtsp://3f9a2c7e@relay.example/cam1 https://tok@h:8443?a=1") == \
+        "rtsp://***@relay.example/cam1 https://***@h:8443?a=1"
+    assert redact(redact("rtsp://a:b@h rtsp://t@h")) == "rtsp://a:***@h rtsp://***@h"  # idempotent
+    for plain in ("http://127.0.0.1:5791/video.mjpg", "http://h:8080/a@2x.jpg", "/data/line1@2x.mp4",
                   "bypass=1 mode=live", "--set model.path: expected key=value", "cannot open url http://h:8080/a"):
         assert redact(plain) == plain
 
