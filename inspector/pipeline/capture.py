@@ -266,11 +266,13 @@ class CaptureWorker(Worker):
                         "reconnects": self.reconnects})
 
     def check_watchdog(self, now_ns: int | None = None) -> None:
-        """Flag a source that delivered nothing for ``watchdog_s`` while online."""
+        """Flag an online source whose next frame is ``watchdog_s`` overdue. A camera paced by ``fps`` owes a
+        frame only one period after the last, so a slow pace (fps 0.05: one part every 20 s) is not a stall."""
         now_ns = time.monotonic_ns() if now_ns is None else now_ns
-        if self.state == "online" and now_ns - self.last_frame_ns > self.camera.watchdog_s * 1e9:
+        limit_s = self.camera.watchdog_s + (1.0 / self.camera.fps if self.camera.fps > 0 else 0.0)
+        if self.state == "online" and now_ns - self.last_frame_ns > limit_s * 1e9:
             self.counters.add(f"{self.camera.name}.stalls")
-            self.set_state("stalled", f"no frame for {self.camera.watchdog_s:g} s")
+            self.set_state("stalled", f"no frame for {limit_s:g} s")
 
     # -- loop -------------------------------------------------------------------------------
     def loop(self) -> None:

@@ -19,6 +19,7 @@ from inspector.errors import ConfigError
 from inspector.pipeline.integration_config import DashboardSection, GenicamSection, MetricsSection, MqttSection
 
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: '$' would let "cam\n" through
+_MIN_FPS = 1 / 86400  # a paced camera delivers at least one frame a day
 SOURCE_TYPES = ("auto", "file", "folder", "device", "url", "gstreamer", "synthetic", "genicam")
 
 
@@ -106,7 +107,7 @@ class CameraSection:
     max_frames: int = bounded(0, ge=0, le=10**12)  # stop this camera after N frames (0 = no limit; synthetic needs it offline)
     open_timeout_s: float = bounded(10.0, gt=0, le=3600)
     read_timeout_s: float = bounded(5.0, gt=0, le=3600)
-    watchdog_s: float = bounded(10.0, gt=0, le=86400)  # no frame for this long → state 'stalled'
+    watchdog_s: float = bounded(10.0, gt=0, le=86400)  # a frame this late (after 1/fps when paced) → state 'stalled'
     # significant bits of 16-bit frames/files that do not declare them (PNG sBIT / TIFF BitsPerSample win);
     # None: the model's setting (sidecar input.bit_depth), else the container's depth
     bit_depth: int | None = bounded(None, ge=1, le=16)
@@ -119,6 +120,9 @@ class CameraSection:
             raise ConfigError(f"{where}.name: '{self.name}' must be 1-64 letters, digits, '_', '-' or '.'")
         if self.fps < 0 or self.max_frames < 0:
             raise ConfigError(f"{where}: fps and max_frames must be ≥ 0")
+        if 0 < self.fps < _MIN_FPS:  # e.g. 1e-9: one frame in 30 years, a typo rather than a pace
+            raise ConfigError(f"{where}.fps: {self.fps:g} is below one frame a day ({_MIN_FPS:.3g}); "
+                              f"use 0 for no pacing")
         if self.open_timeout_s <= 0 or self.read_timeout_s <= 0 or self.watchdog_s <= 0:
             raise ConfigError(f"{where}: timeouts must be > 0")
         if self.bit_depth is not None and self.bit_depth not in (8, 10, 12, 14, 16):

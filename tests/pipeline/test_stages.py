@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from inspector.backends.base import InputSpec
-from inspector.errors import SourceError
+from inspector.errors import ConfigError, SourceError
 from inspector.pipeline.capture import Backoff, CaptureWorker, FrameHub
 from inspector.pipeline.config import (CameraSection, DriftSection, PostprocessSection, ReconnectSection,
                                        RecorderSection, SyntheticSection)
@@ -260,6 +260,30 @@ def test_capture_gives_up_after_max_attempts_and_watchdog():
     worker.state, worker.last_frame_ns = "online", time.monotonic_ns() - int(11e9)
     worker.check_watchdog()
     assert states[-1] == "stalled"
+
+
+def test_a_slowly_paced_camera_is_not_a_stalled_one(tmp_path):
+    """fps 2 owes a frame every 0.5 s: with watchdog_s 0.2 the watchdog (checked as often as the daemon's
+    supervisor does) must wait for the due time, not flag every gap between paced frames."""
+    folder = write_folder(tmp_path / "f", [False] * 4)
+    cam = CameraSection(name="slow", source=str(folder), fps=2.0, watchdog_s=0.2)
+    states, hub = [], FrameHub(Counters())
+    worker = CaptureWorker(cam, make_source(cam), hub, threading.Event(), Counters(),
+                           lambda c, s, p, r, d: states.append(s), capacity=16)
+    worker.start()
+    while worker.is_alive():
+        worker.check_watchdog()
+        time.sleep(0.02)
+    assert states == ["connecting", "online", "ended"] and len(hub.take(16, 0.1)) == 4
+    worker.state, worker.last_frame_ns = "online", time.monotonic_ns() - int(0.75e9)  # 0.25 s overdue
+    worker.check_watchdog()
+    assert states[-1] == "stalled"
+
+
+def test_a_pace_below_one_frame_a_day_is_refused():
+    with pytest.raises(ConfigError, match=r"cameras\[0\]\.fps: 1e-09 is below one frame a day"):
+        CameraSection(name="c", source="synthetic", fps=1e-9).validate("cameras[0]")
+    CameraSection(name="c", source="synthetic", fps=0.001).validate("cameras[0]")  # one part every 17 min
 
 
 def test_source_types(tmp_path):
