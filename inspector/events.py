@@ -151,7 +151,8 @@ class InspectionEvent(_Routed):
 
 @dataclass
 class StatusEvent(_Routed):
-    """A camera state change (topic ``v1/status/<camera>``): connecting, online, reconnecting, stalled, ended, failed."""
+    """A camera state change (topic ``v1/status/<camera>``): connecting, online, reconnecting, stalled,
+    changed (the source was replaced or its frame size changed), ended, failed."""
 
     camera: str
     seq: int

@@ -175,6 +175,7 @@ class GenicamSource(Source):
     """A live GenICam camera behind the pipeline's :class:`Source` interface."""
 
     kind = "genicam"
+    one_size = True
     live = True
     finite = False
 

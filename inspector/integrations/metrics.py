@@ -33,7 +33,7 @@ _CAMERA_DROPS = {"dropped_live": "live_newest_kept", "corrupt": "corrupt", "sour
 _GLOBAL_DROPS = {"publish_queue_dropped": "publish_queue_full", "dropped_shutdown": "shutdown",
                  "status_dropped": "status_queue_full", "inference_error_frames": "inference_error",
                  "recorder.dropped": "recorder_queue_full"}
-CAMERA_STATES = ("connecting", "online", "reconnecting", "stalled", "ended", "failed")
+CAMERA_STATES = ("connecting", "online", "reconnecting", "stalled", "changed", "ended", "failed")
 
 
 class DaemonCollector:

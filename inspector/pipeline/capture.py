@@ -248,6 +248,7 @@ class CaptureWorker(Worker):
         # "open" / "read" while inside the source, which may block for up to open_timeout_s / read_timeout_s
         # (a silent or stalled network camera): the daemon's shutdown does not wait for such a call
         self.source_call: str | None = None
+        self._size: str | None = None  # "WxH" of the last frame delivered
         self._throttle = Throttled(log)
         hub.add_camera(camera.name, self.live, capacity)
 
@@ -394,13 +395,27 @@ class CaptureWorker(Worker):
         self.counters.add(f"{cam}.reconnects")
         return not self._wait_retry(str(exc))
 
+    def _check_size(self, shape: tuple[int, ...]) -> None:
+        """A stream whose frames change size (camera reconfigured, ROI or RTSP profile changed, a looping file
+        replaced) still gets inspected, but the model now sees parts at another scale than it was trained and
+        calibrated on: say so (state 'changed', counter ``size_changes``) rather than decide silently.
+        OpenCV's FFmpeg backend rescales a stream's later frames to its first frame's size, so through it a
+        change shows only across a reconnect (the usual case: a reconfigured camera restarts its stream)."""
+        size = f"{shape[1]}x{shape[0]}"
+        if self.source.one_size and self._size is not None and size != self._size:
+            self.counters.add(f"{self.camera.name}.size_changes")
+            self.set_state("changed", f"frame size {self._size} → {size}: parts appear at another scale than "
+                                      f"the model was calibrated on")
+        self._size = size
+
     def _deliver(self, grabbed) -> None:
         cam = self.camera.name
         frame = Frame(camera=cam, frame_id=self.frames, image=grabbed.image, capture_ns=grabbed.t_ns,
                       capture_utc=grabbed.t_utc, meta=grabbed.meta)
         self.frames += 1
         self.last_frame_ns = grabbed.t_ns
-        if self.state in ("stalled", "reconnecting"):
+        self._check_size(grabbed.image.shape)
+        if self.state in ("stalled", "reconnecting", "changed"):
             self.set_state("online", "frames flowing again")
         self.backoff.reset()
         if self.hub.put(frame, self.stop_event):

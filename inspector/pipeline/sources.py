@@ -69,11 +69,13 @@ class SourceChanged(SourceError):
 
 
 class Source:
-    """Base class. ``live``: a real-time source (keep newest, reconnect); ``finite``: it can end."""
+    """Base class. ``live``: a real-time source (keep newest, reconnect); ``finite``: it can end;
+    ``one_size``: its frames share one size unless the camera itself changed (a stream, not a folder)."""
 
     kind = "source"
     live = False
     finite = False
+    one_size = False
 
     def __init__(self, camera: CameraSection, bit_depth: int | None = None) -> None:
         self.camera = camera
@@ -120,6 +122,7 @@ class CvSource(Source):
                  bit_depth: int | None = None) -> None:
         super().__init__(camera, bit_depth)
         self.kind, self._target, self._api, self.live, self.finite = kind, target, api, live, finite
+        self.one_size = True  # a video file, device, URL or pipeline
         self._cap: cv2.VideoCapture | None = None
         self._index = 0
         self._delivered = 0  # frames read since the source was created (all opens)
