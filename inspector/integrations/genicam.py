@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote
 
 from inspector.errors import SourceError
@@ -44,14 +44,29 @@ _APT = "gir1.2-aravis-0.8 (Debian)"
 _TRIGGER_SOURCES = {"software": "Software", "line1": "Line1", "line2": "Line2"}
 
 
+class Popped(NamedTuple):
+    """One buffer from the camera: ``data`` bytes-like, ``fmt`` the PFNC pixel format name, ``received_ns``
+    when the host received it (CLOCK_REALTIME ns, Aravis ``arv_buffer_get_system_timestamp``; 0: unknown),
+    ``skipped`` older filled buffers handed back unread for this one (a live camera keeps the newest)."""
+
+    data: Any
+    fmt: str
+    width: int
+    height: int
+    complete: bool
+    received_ns: int = 0
+    skipped: int = 0
+
+
 class CameraDriver(Protocol):
     """What :class:`GenicamSource` needs from a GenICam library (Aravis here; harvesters/GenTL would fit)."""
 
     def open(self, device_id: str | None, settings: GenicamSection) -> str:
         """Connect, write the settings, start acquiring; return a description. Raise SourceError."""
 
-    def pop(self, timeout_s: float) -> tuple[Any, str, int, int, bool] | None:
-        """Next buffer as (bytes-like, PFNC pixel format, width, height, complete); None on timeout."""
+    def pop(self, timeout_s: float, newest: bool = False) -> Popped | None:
+        """The next filled buffer (``newest``: the newest one queued, the older ones handed back and counted
+        in ``skipped``); None on timeout."""
 
     def trigger(self) -> None:
         """Fire a software trigger."""
@@ -129,16 +144,24 @@ class AravisDriver:
             except self.GLib.Error as exc:
                 raise SourceError(f"cannot set {feature}: {exc.message}") from None
 
-    def pop(self, timeout_s: float):
+    def pop(self, timeout_s: float, newest: bool = False) -> Popped | None:
         buf = self.stream.timeout_pop_buffer(int(timeout_s * 1e6))
         if buf is None:
             self._lost = True
             return None
+        skipped = 0
+        while newest:  # buffers filled while we were busy wait in order: the oldest comes out first
+            later = self.stream.try_pop_buffer()
+            if later is None:
+                break
+            self.stream.push_buffer(buf)
+            buf, skipped = later, skipped + 1
         try:
             complete = buf.get_status() == self.Aravis.BufferStatus.SUCCESS
             fmt = self.formats.get(buf.get_image_pixel_format(), f"0x{buf.get_image_pixel_format():08x}")
             data = buf.get_image_data() if complete else b""  # the one copy
-            return data, fmt, buf.get_image_width(), buf.get_image_height(), complete
+            return Popped(data, fmt, buf.get_image_width(), buf.get_image_height(), complete,
+                          buf.get_system_timestamp(), skipped)
         finally:
             self.stream.push_buffer(buf)  # straight back to the camera's queue
 
@@ -169,6 +192,17 @@ class AravisDriver:
         except self.GLib.Error:
             pass  # the camera may be gone already (that is why we are closing)
         del stream, cam  # dropping the last references disconnects
+
+
+def received_at(received_ns: int, max_age_s: float = 60.0) -> tuple[int, float]:
+    """(monotonic ns, UTC s) of a buffer the host received at ``received_ns`` (CLOCK_REALTIME ns): its real
+    capture time, not the later moment it was read from the queue. Now, when the stamp is unknown (0), in the
+    future or older than ``max_age_s`` (a clock step, a driver without host stamps)."""
+    mono_ns, real_ns = time.monotonic_ns(), time.time_ns()
+    age_ns = real_ns - received_ns
+    if received_ns <= 0 or not 0 <= age_ns <= max_age_s * 1e9:
+        return mono_ns, real_ns / 1e9
+    return mono_ns - age_ns, received_ns / 1e9
 
 
 class GenicamSource(Source):
@@ -202,12 +236,12 @@ class GenicamSource(Source):
             raise self._error("source is not open")
         if self.camera.genicam.trigger == "software":
             self.driver.trigger()
-        got = self.driver.pop(self.camera.read_timeout_s)
-        t_ns, t_utc = time.monotonic_ns(), time.time()
+        got = self.driver.pop(self.camera.read_timeout_s, newest=self.camera.mode != "offline")
         if got is None:
             raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
-        data, fmt, width, height, complete = got
-        meta = {"pixel_format": fmt}
+        t_ns, t_utc = received_at(got.received_ns)
+        data, fmt, width, height, complete = got[:5]
+        meta = {"pixel_format": fmt} | ({"buffers_skipped": got.skipped} if got.skipped else {})
         if not complete:
             return Grabbed(None, t_ns, t_utc, meta, error=f"incomplete buffer from {self.describe()}")
         try:

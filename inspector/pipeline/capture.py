@@ -415,6 +415,8 @@ class CaptureWorker(Worker):
         self.frames += 1
         self.last_frame_ns = grabbed.t_ns
         self._check_size(grabbed.image.shape)
+        if grabbed.meta.get("buffers_skipped"):  # a live camera's older queued frames, passed over for this one
+            self.counters.add(f"{cam}.dropped_live", grabbed.meta["buffers_skipped"])
         if self.state in ("stalled", "reconnecting", "changed"):
             self.set_state("online", "frames flowing again")
         self.backoff.reset()

@@ -6,6 +6,8 @@ The fake camera listens on 127.0.0.1's GVCP port, so a file lock serialises its 
 
 from __future__ import annotations
 
+import dataclasses
+
 import fcntl
 import shutil
 import subprocess
@@ -157,6 +159,44 @@ def test_frames_arrive_in_the_configured_format(fake_camera, fmt, dtype, channel
     assert check.get_exposure_time() == pytest.approx(2500.0, rel=0.01)
     assert check.get_gain() == pytest.approx(2.0, abs=0.01) and check.get_frame_rate() == pytest.approx(40.0, rel=0.01)
     assert src.stats() == {"lost": 0, "incomplete": 0}
+
+
+@pytest.mark.parametrize("mode", ["live", "offline"])
+@pytest.mark.genicam
+@requires_aravis
+def test_frames_queued_while_busy_are_stamped_when_received_and_live_keeps_the_newest(fake_camera, mode):
+    """A second's stall of the reader leaves ~1 s of buffers queued in Aravis, oldest first. They used to be
+    stamped when popped (a second old, reported as fresh) and a live camera inspected them in order, a second
+    behind. Now each is stamped when the host received it, and live mode takes the newest, counting the rest."""
+    from inspector.integrations.runtime import SOURCE_KINDS
+    from inspector.pipeline.sources import make_source
+
+    cam = camera_section(f"genicam://{fake_camera.device_id}", frame_rate=40.0, buffers=64)  # 1.6 s of frames
+    cam = dataclasses.replace(cam, mode=mode)
+    src = make_source(cam, kinds=SOURCE_KINDS)
+    src.open()
+    try:
+        src.read()
+        time.sleep(1.0)  # busy: the camera goes on filling buffers
+        grabbed = src.read()
+    finally:
+        src.close()
+    age_s = (time.monotonic_ns() - grabbed.t_ns) / 1e9
+    assert abs(grabbed.t_utc - (time.time() - age_s)) < 0.05  # both clocks tell the same receive time
+    if mode == "live":
+        assert age_s < 0.3 and grabbed.meta["buffers_skipped"] >= 5
+    else:  # offline loses nothing: the oldest queued frame, honestly stamped
+        assert age_s > 0.5 and "buffers_skipped" not in grabbed.meta
+
+
+def test_a_receive_stamp_that_cannot_be_right_falls_back_to_now():
+    from inspector.integrations.genicam import received_at
+
+    for bad in (0, time.time_ns() + 10**9, time.time_ns() - 3600 * 10**9):  # unknown, future, an hour old
+        mono, utc = received_at(bad)
+        assert abs(utc - time.time()) < 0.05 and abs(mono - time.monotonic_ns()) < 5e7
+    mono, utc = received_at(time.time_ns() - 200_000_000)
+    assert abs((time.monotonic_ns() - mono) / 1e9 - 0.2) < 0.05
 
 
 @pytest.mark.genicam

@@ -318,6 +318,30 @@ def test_a_stream_whose_frame_size_changes_says_so_and_goes_on():
     assert states[states.index(("changed", changed[0])) + 1][0] == "online"
 
 
+def test_buffers_a_live_source_passed_over_are_counted_as_live_drops():
+    from inspector.pipeline.sources import Grabbed, Source
+
+    class Queued(Source):  # as GenicamSource reports a read that took the newest of several queued buffers
+        live = True
+        def __init__(self, camera):
+            super().__init__(camera)
+            self.left = [3, 0]
+        def read(self):
+            if not self.left:
+                return None
+            n = self.left.pop(0)
+            return Grabbed(np.zeros((32, 32), np.uint8), time.monotonic_ns(), time.time(),
+                           {"buffers_skipped": n} if n else {})
+
+    cam = CameraSection(name="q", source="synthetic", mode="offline")
+    counters = Counters()
+    worker = CaptureWorker(cam, Queued(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda *a: None, capacity=4)
+    worker.start()
+    worker.join(5)
+    assert counters.get("q.captured") == 2 and counters.get("q.dropped_live") == 3
+
+
 def test_a_pace_below_one_frame_a_day_is_refused():
     with pytest.raises(ConfigError, match=r"cameras\[0\]\.fps: 1e-09 is below one frame a day"):
         CameraSection(name="c", source="synthetic", fps=1e-9).validate("cameras[0]")
