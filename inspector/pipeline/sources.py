@@ -104,6 +104,26 @@ class Source:
         return SourceError(redact(f"camera '{self.camera.name}': {what}"), permanent=permanent)
 
 
+_FFMPEG_VERBOSE = 40  # AV_LOG_VERBOSE: from here FFmpeg's own lines (HTTP request headers, URLs) name credentials
+_warned_ffmpeg_log: set[str] = set()
+
+
+def warn_if_ffmpeg_logs_secrets(url: str, camera: str) -> None:
+    """Once per camera: warn when the user's OPENCV_FFMPEG_LOGLEVEL (an AV_LOG_* number) makes FFmpeg print, to
+    stderr by itself, the address of a camera whose URL holds credentials: those lines bypass inspector's
+    redaction (measured: at 48, AV_LOG_DEBUG, an http:// camera's password is printed). The level is the
+    user's explicit choice for debugging, so it is kept."""
+    try:
+        level = int(os.environ.get("OPENCV_FFMPEG_LOGLEVEL", ""))
+    except ValueError:
+        return
+    if level >= _FFMPEG_VERBOSE and redact(url) != url and camera not in _warned_ffmpeg_log:
+        _warned_ffmpeg_log.add(camera)
+        log.warning("camera '%s': OPENCV_FFMPEG_LOGLEVEL=%d makes FFmpeg print this camera's address with its "
+                    "credentials to stderr, which inspector cannot mask; unset it (or use ≤ 32) outside debugging",
+                    camera, level)
+
+
 def _written_recently(mtime_s: float) -> bool:
     """A file modified within the last _SETTLE_S s (still being written). A modification time in the
     future (the clock of the machine that wrote it runs ahead, or ours went back) is not "recent" for ever."""
@@ -139,6 +159,8 @@ class CvSource(Source):
 
     def open(self) -> None:
         self.close()
+        if self.kind == "url":
+            warn_if_ffmpeg_logs_secrets(str(self._target), self.camera.name)
         if self.kind == "url" and str(self._target).startswith("rtsp") \
                 and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
             os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"

@@ -158,3 +158,27 @@ def test_no_password_in_logs_events_or_summary(camera, tiny_model, tmp_path):
     told = [res.stdout, res.stderr, summary, *(json.dumps(header_dict(e), default=str) for e in events)]
     leaks = [text for text in told if SECRET in text or QUERY_SECRET in text]
     assert not leaks, leaks[0][:2000]
+
+
+@pytest.mark.parametrize("level,url,warned", [("48", "http://user:{s}@127.0.0.1:{p}/v.mjpg", True),
+                                              ("56", "rtsp://{s}@127.0.0.1:{p}/s", True),
+                                              ("32", "http://user:{s}@127.0.0.1:{p}/v.mjpg", False),
+                                              ("48", "http://127.0.0.1:{p}/v.mjpg", False)])
+def test_an_ffmpeg_log_level_that_prints_credentials_is_warned_about(level, url, warned, monkeypatch, caplog):
+    """FFmpeg writes its own lines to stderr, past our redaction; at AV_LOG_DEBUG (48) an http:// camera's
+    password is among them. The user's level is kept, but a camera with credentials gets one warning."""
+    from inspector.errors import SourceError
+    from inspector.pipeline import sources
+    from inspector.pipeline.config import CameraSection
+
+    monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", level)
+    monkeypatch.setattr(sources, "_warned_ffmpeg_log", set())
+    port = free_port()  # nothing listens: the open is refused at once
+    cam = CameraSection(name=f"c{level}", source=url.format(s=SECRET, p=port), open_timeout_s=2)
+    source = sources.make_source(cam)
+    for _ in range(2):  # once per camera, not per reconnect
+        with pytest.raises(SourceError):
+            source.open()
+    lines = [r.getMessage() for r in caplog.records if "OPENCV_FFMPEG_LOGLEVEL" in r.getMessage()]
+    assert len(lines) == (1 if warned else 0)
+    assert all(SECRET not in line for line in lines)
