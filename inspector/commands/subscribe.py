@@ -33,8 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _number(value, default: float = 0.0) -> float:
-    """A number from an event's free-form parts (stats data), or ``default`` (wire data is untrusted)."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+    """A number from an event's free-form parts (stats data), or ``default`` (wire data is untrusted: an
+    integer beyond the float range, e.g. 10**400, raised OverflowError out of describe())."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return default
+    try:
+        return float(value)
+    except OverflowError:
+        return default
 
 
 def _mapping(value) -> dict:
