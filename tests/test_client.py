@@ -367,3 +367,15 @@ def test_numbers_beyond_any_counter_or_float_are_skipped_not_a_crash_nor_a_poiso
     assert " c " in out.splitlines()[-1] and "0.0 fps" in out.splitlines()[0], (out, err)
     assert "received 2 event(s); 0 event(s) missed" in err and "2 malformed message(s)" in err, err
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "saved").iterdir()) == ["stats", "status"]
+
+
+def test_payloads_of_one_kind_are_all_saved(tmp_path):
+    """Two payloads whose kinds sanitise to one name ('a/b', 'a.b'): the second one's exclusive create failed,
+    losing it and every payload after it."""
+    from inspector.commands.subscribe import save
+    from inspector.events import Payload
+
+    event = _status_in("r", 0)
+    event.payloads = [Payload(kind=k, encoding="png", data=k.encode(), shape=[1]) for k in ("a/b", "a.b", "a/b")]
+    written = save(event, tmp_path)
+    assert len(written) == 4 and sorted(p.read_bytes() for p in written[1:]) == [b"a.b", b"a/b", b"a/b"]
