@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 import types
 import typing
@@ -300,7 +301,8 @@ def _payloads(topic: str, descriptors: Any, blobs: list) -> list[Payload]:
         if size != len(data):  # never trust sizes from the wire: the frame is the truth
             raise ValueError(f"{topic}: payload {i} descriptor says {str(size)[:20]} bytes, frame has {len(data)}")
         shape, dtype = desc.pop("shape", []), desc.pop("dtype", "uint8")
-        if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape) and isinstance(dtype, str)):
+        if not (isinstance(shape, list) and all(type(d) is int and 0 <= d <= MAX_WIRE_INT for d in shape)
+                and isinstance(dtype, str)):
             raise ValueError(f"{topic}: payload {i} has a malformed shape or dtype")
         payloads.append(Payload(kind=desc.pop("kind"), encoding=desc.pop("encoding"), data=data, shape=shape,
                                 dtype=dtype, extra=desc))
@@ -333,12 +335,23 @@ def _field_checks(cls: type) -> dict[str, Callable[[Any], bool]]:
     return _FIELD_CHECKS[cls]
 
 
+# Integers a header may carry: I-JSON's interoperable range (RFC 7493 §2.2, ±(2**53 − 1); RFC 8259 §6). A daemon's
+# counters never come near it; a rogue seq of 10**300 made ``subscribe --save-dir`` fail to save the event (file
+# name too long), put a 300-digit loss count in its summary and, as that stream's last seq, made every later event
+# of it a "duplicate", blinding the loss accounting.
+MAX_WIRE_INT = 2**53 - 1
+
+
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and -MAX_WIRE_INT <= value <= MAX_WIRE_INT
 
 
 def _is_float(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite number that converts to a float: math.isfinite(10**400) raised OverflowError, which escaped
+    decode (documented to raise ValueError) and ended ``inspector subscribe`` with a traceback."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) if isinstance(value, float) else -sys.float_info.max <= value <= sys.float_info.max
 
 
 def _always(value: Any) -> bool:

@@ -330,3 +330,52 @@ def test_subscribe_counts_only_the_events_of_its_topics(tmp_path, capsys):
         pub.close()
     out, err = capsys.readouterr()
     assert len(out.splitlines()) == 2 and "received 2 event(s)" in err, (out, err)
+
+
+def test_numbers_beyond_any_counter_or_float_are_skipped_not_a_crash_nor_a_poisoned_count(tmp_path, capsys):
+    """A rogue publisher's integers: 10**400 where a float belongs raised OverflowError out of decode(), and in
+    stats data out of describe() (a traceback); a seq of 10**300 could not be saved (file name too long), put a
+    300-digit loss into the summary and made every later event of its stream a 'duplicate'."""
+    import json
+    import threading
+
+    from inspector.cli import main
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    status = {"schema_version": 1, "type": "status", "camera": "c", "seq": 10**300, "state": "online",
+              "previous": None, "reason": "", "time_utc": utc_iso(), "payloads": []}
+    stats = {"schema_version": 1, "type": "stats", "seq": 0, "time_utc": utc_iso(), "uptime_s": 10**400,
+             "final": False, "data": {}, "payloads": []}
+    fps = {**stats, "uptime_s": 1.0, "data": {"totals": {"fps": 10**400, "fps_window": 10**400}}}
+
+    def publish() -> None:
+        assert pub.wait_for_subscription(10.0)
+        time.sleep(0.2)
+        for topic, header in ((b"v1/status/c", status), (b"v1/stats", stats), (b"v1/stats", fps)):
+            pub.socket.send_multipart([topic, json.dumps(header).encode()])
+        pub.send(_status(0, camera="c"))
+
+    sender = threading.Thread(target=publish)
+    sender.start()
+    try:
+        assert main(["subscribe", pub.endpoint, "--topic", "v1/", "--count", "2", "--timeout", "10",
+                     "--save-dir", str(tmp_path / "saved")]) == 0
+    finally:
+        sender.join()
+        pub.close()
+    out, err = capsys.readouterr()
+    assert " c " in out.splitlines()[-1] and "0.0 fps" in out.splitlines()[0], (out, err)
+    assert "received 2 event(s); 0 event(s) missed" in err and "2 malformed message(s)" in err, err
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "saved").iterdir()) == ["stats", "status"]
+
+
+def test_payloads_of_one_kind_are_all_saved(tmp_path):
+    """Two payloads whose kinds sanitise to one name ('a/b', 'a.b'): the second one's exclusive create failed,
+    losing it and every payload after it."""
+    from inspector.commands.subscribe import save
+    from inspector.events import Payload
+
+    event = _status_in("r", 0)
+    event.payloads = [Payload(kind=k, encoding="png", data=k.encode(), shape=[1]) for k in ("a/b", "a.b", "a/b")]
+    written = save(event, tmp_path)
+    assert len(written) == 4 and sorted(p.read_bytes() for p in written[1:]) == [b"a.b", b"a/b", b"a/b"]

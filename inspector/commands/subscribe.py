@@ -33,8 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _number(value, default: float = 0.0) -> float:
-    """A number from an event's free-form parts (stats data), or ``default`` (wire data is untrusted)."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+    """A number from an event's free-form parts (stats data), or ``default`` (wire data is untrusted: an
+    integer beyond the float range, e.g. 10**400, raised OverflowError out of describe())."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return default
+    try:
+        return float(value)
+    except OverflowError:
+        return default
 
 
 def _mapping(value) -> dict:
@@ -73,6 +79,17 @@ def safe_name(text: str, limit: int = 64) -> str:
     return _UNSAFE.sub("_", str(text))[:limit].strip("_") or "_"
 
 
+def _unique(stem: str, suffix: str, parts: list[tuple[str, bytes]]) -> str:
+    """``stem + suffix``, or ``stem-<n> + suffix`` when an earlier part of the event took it: two payloads of one
+    kind (or kinds that sanitise alike, 'a/b' and 'a.b') made the second one's exclusive create fail, and it and
+    every payload after it were lost."""
+    taken = {name for name, _ in parts}
+    name, n = stem + suffix, 1
+    while name in taken:
+        name, n = f"{stem}-{n}{suffix}", n + 1
+    return name
+
+
 def save(event, folder: Path) -> list[Path]:
     """Write the header and payloads of ``event`` as new files in ``folder``; returns their paths.
 
@@ -86,7 +103,8 @@ def save(event, folder: Path) -> list[Path]:
     run = event.run_id or "norun"
     base = f"{event.type}-{safe_name(getattr(event, 'camera', 'all'))}-{safe_name(run, 32)}-{event.seq:07d}"
     parts = [(".json", json.dumps(header_dict(event), indent=1).encode())]
-    parts += [(f".{safe_name(p.kind, 32)}{p.suffix}", p.data) for p in event.payloads]
+    for payload in event.payloads:
+        parts.append((_unique(f".{safe_name(payload.kind, 32)}", payload.suffix, parts), payload.data))
     for n in range(1000):
         name = base if n == 0 else f"{base}-{n}"
         try:

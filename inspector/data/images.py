@@ -88,6 +88,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import stat
 import struct
 import threading
 import warnings
@@ -329,9 +331,41 @@ def decode_image(data: bytes | np.ndarray, where: str, bit_depth: int | None = N
     return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale)
 
 
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def read_file_bytes(path: str | Path) -> np.ndarray:
+    """The bytes of the file ``path`` as a uint8 array, without ever waiting for a writer.
+
+    Opening a FIFO for reading blocks until something opens it for writing (open(2), fifo(7)): a FIFO with an
+    image name made ``predict`` and any reader of image files hang for ever. It is opened non-blocking, and a
+    FIFO with no writer then reads as empty (POSIX read(2): end of file); a pipe that has one (``/dev/stdin``,
+    ``<(…)``) is read to its end as before. Raises IsADirectoryError for a folder, OSError when unreadable.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):  # Linux opens a folder read-only without complaint
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        if stat.S_ISREG(st.st_mode):
+            return np.fromfile(fh, dtype=np.uint8)
+        os.set_blocking(fd, True)  # a pipe with a writer: wait for its data as a plain open would
+        return np.frombuffer(fh.read(), dtype=np.uint8)
+
+
+def special_file_kind(path: str | Path) -> str | None:
+    """"a FIFO (named pipe)", "a character device" … when ``path`` is one of those, else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return next((what for test, what in _SPECIAL_FILES if test(mode)), None)
+
+
 def _read_bytes(path: Path) -> np.ndarray:
     try:
-        return np.fromfile(path, dtype=np.uint8)
+        data = read_file_bytes(path)
     except FileNotFoundError:
         if _is_broken_link(path):
             raise DataError(f"{path}: broken symbolic link (its target {path.readlink()} does not exist)") from None
@@ -340,6 +374,9 @@ def _read_bytes(path: Path) -> np.ndarray:
         raise DataError(f"{path}: is a folder, not an image") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if not data.size and (kind := special_file_kind(path)):
+        raise DataError(f"{path}: is {kind} with nothing written to it, not an image file")
+    return data
 
 
 def read_image(path: str | Path, bit_depth: int | None = None, warn_key: str | None = None) -> np.ndarray:

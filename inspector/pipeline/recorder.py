@@ -10,7 +10,8 @@ temporary name, then linked: a full disk or a crash never leaves a truncated rec
 bounded (full → counted drop), and nothing is written while the disk has less
 than ``min_free_bytes`` free. Retention keeps the folder under ``max_events`` /
 ``max_bytes`` by deleting the oldest recordings (those moved out or deleted by someone else stop
-counting), and only recordings: a file
+counting; one that cannot be deleted is logged, counted as ``recorder.delete_errors`` and left), and only
+recordings: a file
 is a recording only if its name matches :data:`RECORDING_NAME` inside a camera
 folder (it is never a symlink); notes, photos and anything else users keep in
 ``dir`` are neither counted nor deleted. The one exception: the temporary files of a process that
@@ -318,10 +319,24 @@ class RecorderWorker(Worker):
             self._forget_removed()
         while self._kept and self._over_limit():
             files, size = self._kept.popleft()
-            for path in files:
-                try:
-                    path.unlink()
-                except FileNotFoundError:
-                    pass
-            self._bytes -= size
-            self.counters.add("recorder.deleted")
+            self._bytes -= size  # off the books either way: one that cannot be deleted is not retried
+            if self._delete(files):
+                self.counters.add("recorder.deleted")
+
+    def _delete(self, files: list[Path]) -> bool:
+        """Delete the files of one recording; False if one could not be (EACCES/EPERM/EROFS: an earlier run's
+        folder made read-only, an immutable file, a read-only share). That one is counted and logged, and
+        retention goes on with the next: an exception here disabled recording for the whole run when met at
+        start, and at run time reported the recording just written as failed."""
+        deleted = True
+        for path in files:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                deleted = False
+                self.counters.add("recorder.delete_errors")
+                self._throttle.warning("delete", "recorder: retention cannot delete %s (%s); left in place",
+                                       path, exc.strerror or exc)
+        return deleted

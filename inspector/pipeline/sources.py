@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping
 import cv2
 import numpy as np
 
-from inspector.data.images import IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images
+from inspector.data.images import IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_bytes
 from inspector.errors import DataError, SourceError
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.redact import redact
@@ -356,7 +356,7 @@ class FolderSource(Source):
         meta = {"index": self._pos, "file": path.name}
         self._pos += 1
         try:
-            data = np.fromfile(path, dtype=np.uint8)
+            data = read_file_bytes(path)  # never waits on a FIFO that took an image name meanwhile
         except FileNotFoundError:
             t_ns, t_utc = _stamp()
             return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: deleted before it was read",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -64,6 +67,50 @@ def test_missing_file(tmp_path):
         read_image(tmp_path / "nope.png")
     with pytest.raises(DataError, match="file not found"):
         read_mask(tmp_path / "nope_mask.png")
+
+
+def _in_thread(fn, limit_s: float = 10.0):
+    """``fn()``'s result or exception, or AssertionError if it is still running after ``limit_s``."""
+    import threading
+
+    out: dict = {}
+
+    def target():
+        try:
+            out["value"] = fn()
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            out["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    assert not thread.is_alive(), f"still blocked after {limit_s} s"
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_with_an_image_name_is_one_line_not_a_hang(tmp_path):
+    """A FIFO named like an image (predict x.png, a folder camera's file replaced meanwhile): opening it for
+    reading waited for a writer for ever. Now one line naming it; a pipe that has a writer is read whole."""
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match=r"x\.png: is a FIFO \(named pipe\) with nothing written to it"):
+        _in_thread(lambda: read_image(fifo))
+    png = cv2.imencode(".png", np.full((8, 8, 3), 7, np.uint8))[1].tobytes()
+
+    def feed():
+        with open(fifo, "wb") as fh:  # blocks until the reader opens the FIFO
+            fh.write(png)
+
+    import threading
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    time.sleep(0.2)  # the writer is waiting in open(): the reader finds it there
+    assert _in_thread(lambda: read_image(fifo)).shape == (8, 8, 3)
+    writer.join(5)
 
 
 @pytest.mark.parametrize("ext", [".png", ".jpg"])

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -449,6 +450,37 @@ def test_a_user_file_named_like_a_recording_plus_a_newline_is_neither_counted_no
     assert all(p.read_text() == "keep me" for p in user_files)
 
 
+def _make_undeletable(folder: Path) -> Callable[[], None] | None:
+    """Make the entries of ``folder`` undeletable for this process (a read-only folder; for root, who ignores
+    permissions, the immutable attribute), returning the undo; None where neither is possible here."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return lambda: folder.chmod(0o755)
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        return None
+    return lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_retention_goes_on_past_a_recording_it_cannot_delete(tmp_path):
+    """An earlier run's camera folder made read-only (archived evidence, another user's folder): retention
+    raised PermissionError, which at start disabled recording for the whole run (0 of 3 defects recorded)."""
+    root = tmp_path / "rec"
+    old = root / "old"
+    old.mkdir(parents=True)
+    for i in range(3):  # recordings of an earlier run: the oldest, so retention turns to them first
+        (old / f"20240101T000000Z-0123456789ab-{i:09d}-{i:09d}.json").write_text("{}")
+    undo = _make_undeletable(old)
+    if undo is None:
+        pytest.skip("cannot make a folder read-only for this user here (chattr)")
+    try:
+        c = _recorded(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=2), 3)
+    finally:
+        undo()
+    assert c.get("recorder.written") == 3 and c.get("recorder.errors") == 0
+    assert c.get("recorder.delete_errors") == 3 and len(list(old.iterdir())) == 3
+    assert len(list((root / "c").glob("*.json"))) == 2  # retention still works on what it can delete
+
+
 def test_recorder_survives_unwritable_dir(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -651,6 +683,7 @@ def test_recorder_never_leaves_a_truncated_file_under_a_recording_name(tmp_path)
 _CRASH_MID_WRITE = """
 import os, signal, sys
 from pathlib import Path
+from typing import Callable
 from inspector.pipeline import recorder
 recorder.os.link = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)  # the power goes before the link
 recorder._create(Path(sys.argv[1]), b"half a recording")
