@@ -512,6 +512,26 @@ def source_type(camera: CameraSection) -> str:
                       f"set type: file|folder|device|url|gstreamer|synthetic|genicam)")
 
 
+def is_still_image(path: Path) -> bool:
+    """True when the file ``path`` is a still image for the one image decoder, False when it is a video.
+
+    Decided by the name where it says (an image or a video extension, any case), else by the file's
+    content: ``inspector predict`` decodes any file OpenCV's image codecs recognise (``foo.jpe``,
+    ``foo.jfif``, ``foo.jp2``, a name without extension), so the camera must too; FFmpeg would show such
+    a JPEG without its EXIF rotation and with its own colour conversion (other pixels, another score).
+    GIF stays with FFmpeg, which plays an animation frame by frame.
+    """
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return True
+    if suffix in VIDEO_SUFFIXES or suffix == ".gif":
+        return False
+    try:
+        return bool(cv2.haveImageReader(str(path)))  # reads the file's signature (magic bytes)
+    except cv2.error:
+        return False
+
+
 # Makes the Source of a camera whose source type a plug-in provides: (camera, model bit depth) → Source.
 SourceFactory = Callable[[CameraSection, int | None], Source]
 
@@ -531,7 +551,7 @@ def make_source(camera: CameraSection, bit_depth: int | None = None,
     if kind == "file":
         if not Path(str(src)).is_file():
             raise SourceError(f"camera '{camera.name}': video file {src} not found")
-        if Path(str(src)).suffix.lower() in IMAGE_SUFFIXES:  # a still image: the one image decoder, not FFmpeg
+        if is_still_image(Path(str(src))):  # the one image decoder, not FFmpeg
             return ImageFileSource(camera, bit_depth)
         return CvSource(camera, "file", str(src), cv2.CAP_ANY, live=False, finite=True, bit_depth=bit_depth)
     if kind == "folder":

@@ -205,6 +205,44 @@ def test_a_still_image_file_camera_decodes_like_every_other_path(corpus):
             source.close()
 
 
+@pytest.mark.parametrize("name", ["exif6.jpe", "photo.jfif", "scan.jp2", "no_extension"])
+def test_a_still_image_camera_is_known_by_its_content_not_only_its_extension(tmp_path, name):
+    """``predict`` decodes any file OpenCV's image codecs recognise, whatever its name; a camera whose
+    source is that file must too. FFmpeg used to open a ``.jpe`` / ``.jfif`` / ``.jp2`` / extensionless
+    still as a video: an EXIF-rotated JPEG came out unrotated (another frame size), others with FFmpeg's
+    colour conversion (up to 31 levels off)."""
+    rgb = _picture()
+    exif = Image.Exif()
+    exif[0x0112] = 6 if name.startswith("exif6") else 1
+    pil = Image.fromarray(rgb).transpose(Image.Transpose.ROTATE_90) if name.startswith("exif6") else Image.fromarray(rgb)
+    fmt = "JPEG2000" if name.endswith(".jp2") else "JPEG"
+    pil.save(tmp_path / name, format=fmt, **({"quality": 90, "exif": exif} if fmt == "JPEG" else {}))
+    want = resize_image(read_image(tmp_path / name), SPEC.height, SPEC.width, POLICY)  # predict's path
+    source = make_source(CameraSection(name="still", source=str(tmp_path / name)))
+    source.open()
+    grabbed = source.read()
+    source.close()
+    slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
+    Preprocessor(SPEC, POLICY).into(grabbed.image, slot, "still")
+    assert grabbed.image.shape[:2] == (H, W), f"{name}: frame {grabbed.image.shape[:2]}, predict sees {(H, W)}"
+    assert np.array_equal(slot, want), f"{name}: max diff {np.abs(slot.astype(int) - want).max()}"
+
+
+def test_a_video_stays_a_video_whatever_its_first_bytes(tmp_path):
+    """A Motion-JPEG file begins like a JPEG: its video extension keeps it a video (every frame, not one)."""
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
+    for _ in range(3):
+        writer.write(cv2.cvtColor(_picture(), cv2.COLOR_RGB2BGR))
+    writer.release()
+    source = make_source(CameraSection(name="v", source=str(tmp_path / "clip.avi")))
+    source.open()
+    frames = 0
+    while (grabbed := source.read()) is not None:
+        frames += grabbed.image is not None
+    source.close()
+    assert frames == 3
+
+
 def test_orientation_is_applied(corpus):
     folder, _ = corpus
     img = read_image(folder / "exif6.jpg")
