@@ -50,6 +50,9 @@ IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
 _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/truncation
 _SETTLE_S = 2.0  # a file (folder image, recording) changed more recently than this is still being written
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
+# FFmpeg's raw tag of 16-bit little-endian grey (libavcodec/raw.c MKTAG('Y', '1', 0, 16)), as OpenCV reports a
+# stream's pixel format (CAP_PROP_CODEC_PIXEL_FORMAT); the one 16-bit format its FFmpeg backend hands over as is
+_GRAY16LE_TAG = int.from_bytes(b"Y1\x00\x10", "little")
 
 
 @dataclass
@@ -130,6 +133,7 @@ class CvSource(Source):
         self._failed_signature: tuple | None = None
         self._checked_at = 0.0
         self._end_size = -1  # file size when the end of a recording still being written was last reached
+        self._raw16 = False  # 16-bit grey frames are retrieved as they are (_keep_sixteen_bits)
 
     def _params(self) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -164,10 +168,34 @@ class CvSource(Source):
             raise self._error(f"cannot open {self.describe()}" + (" (corrupt or unsupported video)" if permanent
                                                                  else ""), permanent)
         self._cap = cap
+        self._keep_sixteen_bits()
         self._index = 0
         self._end_size = -1
         self._failed_signature = None
         self._checked_at = time.monotonic()
+
+    def _keep_sixteen_bits(self) -> None:
+        """Have OpenCV hand over a 16-bit grey stream's frames as uint16, not cut to 8-bit BGR.
+
+        By default OpenCV converts every frame to 8-bit BGR, scaling 16-bit grey by its container
+        (65535): 12-bit data recorded in a 16-bit video (FFV1) came out 16x too dark, the ``bit_depth``
+        setting was never applied and nothing warned, while the same frames as 16-bit PNGs are scaled
+        by the decoder's rule (:func:`inspector.data.images.to_uint8`, which the preprocessor applies
+        to uint16 frames). Only FFmpeg's gray16le is handed over as is (OpenCV's
+        ``retrieveFrame``); other formats stay converted.
+        """
+        self._raw16 = (int(self._cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)) == _GRAY16LE_TAG
+                       and bool(self._cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)))
+
+    def _retrieve(self) -> np.ndarray | None:
+        """Decode the grabbed frame; a frame of another format than the stream declared (16-bit grey)
+        is decoded again as 8-bit BGR, and so are the later ones."""
+        ok, image = self._cap.retrieve()
+        if ok and self._raw16 and image is not None and (image.dtype != np.uint16 or image.ndim != 2):
+            self._raw16 = False
+            self._cap.set(cv2.CAP_PROP_CONVERT_RGB, 1)
+            ok, image = self._cap.retrieve()
+        return image if ok else None
 
     def _file_signature(self) -> tuple | None:
         try:
@@ -210,8 +238,8 @@ class CvSource(Source):
         meta = {"index": self._index, "pos_msec": float(self._cap.get(cv2.CAP_PROP_POS_MSEC))}
         self._index += 1
         self._delivered += 1
-        ok, image = self._cap.retrieve()
-        if not ok or image is None:
+        image = self._retrieve()
+        if image is None:
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
         return Grabbed(image, t_ns, t_utc, meta)
 

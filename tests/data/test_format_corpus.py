@@ -243,6 +243,33 @@ def test_a_video_stays_a_video_whatever_its_first_bytes(tmp_path):
     assert frames == 3
 
 
+def test_a_16_bit_grey_video_is_scaled_like_its_frames_as_images(tmp_path):
+    """12-bit camera data recorded losslessly in a 16-bit grey video (FFV1) gives the model what the same
+    frame as a 16-bit PNG gives it, with the camera's ``bit_depth``. OpenCV used to cut the video's frames to
+    8-bit BGR by the 16-bit scale: values 0..16, the setting ignored, a black frame with no warning."""
+    grey = cv2.cvtColor(_picture(), cv2.COLOR_RGB2GRAY)
+    twelve = (grey.astype(np.uint32) * 4095 // 255).astype(np.uint16)
+    writer = cv2.VideoWriter(str(tmp_path / "mono12.mkv"), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), 10,
+                             (W, H), [cv2.VIDEOWRITER_PROP_DEPTH, cv2.CV_16U, cv2.VIDEOWRITER_PROP_IS_COLOR, 0])
+    if not writer.isOpened():
+        pytest.skip("this OpenCV cannot write 16-bit FFV1")
+    for _ in range(2):
+        writer.write(twelve)
+    writer.release()
+    cv2.imwrite(str(tmp_path / "mono12.png"), twelve)
+    want = resize_image(read_image(tmp_path / "mono12.png", bit_depth=12), SPEC.height, SPEC.width, POLICY)
+    camera = CameraSection(name="mono", source=str(tmp_path / "mono12.mkv"), bit_depth=12)
+    source = make_source(camera)
+    pre = Preprocessor(SPEC, POLICY, {"mono": source.bit_depth})
+    source.open()
+    for _ in range(2):
+        grabbed = source.read()
+        slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
+        pre.into(grabbed.image, slot, "mono")
+        assert np.array_equal(slot, want), f"max diff {np.abs(slot.astype(int) - want).max()}"
+    source.close()
+
+
 def test_orientation_is_applied(corpus):
     folder, _ = corpus
     img = read_image(folder / "exif6.jpg")
