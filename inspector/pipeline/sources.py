@@ -21,7 +21,7 @@ Live sources (``live = True``: devices, URLs, GStreamer) also have
 :meth:`Source.skip`, a grab without decoding, so ``fps`` pacing can keep the
 decoder's buffers drained and always inspect the newest frame.
 
-Folder images and still image files are decoded by
+Folder images, still image files (known by their content) and snapshot URLs are decoded by
 :func:`inspector.data.images.decode_image`, the decoder training, evaluation,
 calibration and ``predict`` use (never by FFmpeg).
 """
@@ -79,6 +79,7 @@ class Source:
     live = False
     finite = False
     one_size = False
+    buffered = True  # a live source whose frames queue up while unread (a stream): fps pacing drains it (skip)
 
     def __init__(self, camera: CameraSection, bit_depth: int | None = None) -> None:
         self.camera = camera
@@ -434,6 +435,78 @@ class ImageFileSource(FolderSource):
         super().open()
 
 
+# ------------------------------------------------------------------------------------------ snapshot URLs
+class SnapshotSource(Source):
+    """A network camera's still-image URL (``http://cam/snapshot.jpg``), fetched anew on every read.
+
+    FFmpeg opened such a URL as a one-frame video: its JPEG decoded its own way (no EXIF orientation, up to
+    80 levels off libjpeg's colours), then "no frame within read_timeout_s" and a reconnect after back-off
+    for every picture. Here each read is one HTTP GET whose body goes through
+    :func:`inspector.data.images.decode_image`, like ``predict`` decodes the saved picture; the frame is
+    taken when it is asked for, so it is never a backlog (``buffered`` False: pacing sleeps, it does not
+    fetch pictures to drop them). User and password in the URL are sent as HTTP basic authentication.
+    """
+
+    kind = "url"
+    live = True
+    one_size = True
+    buffered = False
+
+    def __init__(self, camera: CameraSection, bit_depth: int | None = None) -> None:
+        super().__init__(camera, bit_depth)
+        import base64
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(str(camera.source))
+        netloc = parts.netloc.rpartition("@")[2]
+        self._url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+        self._headers = {}
+        if parts.username is not None:
+            user = urllib.parse.unquote(parts.username)
+            password = urllib.parse.unquote(parts.password or "")
+            self._headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._index = 0
+
+    def _fetch(self, timeout_s: float) -> bytes:
+        """The picture's bytes; SourceError (transient) naming the camera when the camera does not give it."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(urllib.request.Request(self._url, headers=self._headers),
+                                        timeout=timeout_s) as response:
+                return response.read()
+        except urllib.error.HTTPError as exc:
+            raise self._error(f"{self.describe()}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise self._error(f"{self.describe()}: {getattr(exc, 'reason', exc)}") from None
+
+    def open(self) -> None:
+        self._fetch(self.camera.open_timeout_s)  # the camera answers: online
+
+    def read(self) -> Grabbed | None:
+        data = self._fetch(self.camera.read_timeout_s)
+        t_ns, t_utc = _stamp()  # the "grab": the encoded picture is in memory
+        meta = {"index": self._index}
+        self._index += 1
+        try:
+            image = decode_image(data, self.describe(), self.bit_depth, order="BGR",
+                                 warn_key=f"camera {self.camera.name}")
+        except ImageRejected as exc:
+            return Grabbed(None, t_ns, t_utc, meta, error=str(exc),
+                           reason=exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}")
+        return Grabbed(image, t_ns, t_utc, meta)
+
+
+def is_snapshot_url(url: str) -> bool:
+    """An http(s) URL whose path names a still image (``/snapshot.jpg``, ``/image.PNG``; any case)."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    suffix = Path(parts.path).suffix.lower()
+    return parts.scheme.lower() in ("http", "https") and (suffix in IMAGE_SUFFIXES or suffix in (".jpe", ".jfif"))
+
+
 # ------------------------------------------------------------------------------------------ synthetic
 class SyntheticSource(Source):
     """Texture frames with injected defects at ``defect_rate`` (for demos, tests and benchmarks).
@@ -590,6 +663,8 @@ def make_source(camera: CameraSection, bit_depth: int | None = None,
         target = int(src) if isinstance(src, int) or str(src).isdigit() else str(src)
         return CvSource(camera, "device", target, cv2.CAP_ANY, live=True, finite=False, bit_depth=bit_depth)
     if kind == "url":
+        if is_snapshot_url(str(src)):  # a still picture per request: the one image decoder, not FFmpeg
+            return SnapshotSource(camera, bit_depth)
         return CvSource(camera, "url", str(src), cv2.CAP_FFMPEG, live=True, finite=False, bit_depth=bit_depth)
     if kind == "gstreamer":
         if not has_gstreamer():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import logging
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -268,6 +269,49 @@ def test_a_16_bit_grey_video_is_scaled_like_its_frames_as_images(tmp_path):
         pre.into(grabbed.image, slot, "mono")
         assert np.array_equal(slot, want), f"max diff {np.abs(slot.astype(int) - want).max()}"
     source.close()
+
+
+def test_a_snapshot_url_camera_decodes_like_predict(tmp_path):
+    """A network camera's still-image URL (``http://cam/snapshot.jpg``, here a real HTTP server with basic
+    authentication) gives the model what ``predict`` gives the saved picture, on every read. FFmpeg used to
+    open it as a one-frame video: unrotated (another frame size), colours up to 80 levels off, then "no
+    frame" and a reconnect for every picture."""
+    import base64
+    import functools
+    import http.server
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(_picture()).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "snap.jpg", quality=90,
+                                                                          exif=exif)
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            if self.headers.get("Authorization") != "Basic " + base64.b64encode(b"op:p@ss").decode():
+                return self.send_error(401)
+            return super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        want = resize_image(read_image(tmp_path / "snap.jpg"), SPEC.height, SPEC.width, POLICY)
+        url = f"http://op:p%40ss@127.0.0.1:{server.server_address[1]}/snap.jpg"
+        source = make_source(CameraSection(name="snap", source=url, open_timeout_s=5, read_timeout_s=5))
+        source.open()
+        pre = Preprocessor(SPEC, POLICY)
+        for _ in range(2):
+            grabbed = source.read()
+            assert grabbed.image is not None and grabbed.image.shape[:2] == (H, W)
+            slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
+            pre.into(grabbed.image, slot, "snap")
+            assert np.array_equal(slot, want), f"max diff {np.abs(slot.astype(int) - want).max()}"
+        source.close()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_orientation_is_applied(corpus):
