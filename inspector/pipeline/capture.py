@@ -321,7 +321,8 @@ class CaptureWorker(Worker):
         """Read frames until the source ends (True), fails (False: reconnect) or we stop (True)."""
         cam = self.camera
         period = 1.0 / cam.fps if cam.fps > 0 else 0.0
-        skip_to_pace = bool(period) and self.source.live  # a real-time source: never let its buffers age
+        # a real-time stream: never let its buffers age (a snapshot camera has none: it sleeps like a file)
+        skip_to_pace = bool(period) and self.source.live and self.source.buffered
         next_due = time.monotonic()
         while not self.stop_event.is_set():
             try:

@@ -21,7 +21,7 @@ Live sources (``live = True``: devices, URLs, GStreamer) also have
 :meth:`Source.skip`, a grab without decoding, so ``fps`` pacing can keep the
 decoder's buffers drained and always inspect the newest frame.
 
-Folder images and still image files are decoded by
+Folder images, still image files (known by their content) and snapshot URLs are decoded by
 :func:`inspector.data.images.decode_image`, the decoder training, evaluation,
 calibration and ``predict`` use (never by FFmpeg).
 """
@@ -50,6 +50,9 @@ IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
 _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/truncation
 _SETTLE_S = 2.0  # a file (folder image, recording) changed more recently than this is still being written
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
+# FFmpeg's raw tag of 16-bit little-endian grey (libavcodec/raw.c MKTAG('Y', '1', 0, 16)), as OpenCV reports a
+# stream's pixel format (CAP_PROP_CODEC_PIXEL_FORMAT); the one 16-bit format its FFmpeg backend hands over as is
+_GRAY16LE_TAG = int.from_bytes(b"Y1\x00\x10", "little")
 
 
 @dataclass
@@ -76,6 +79,7 @@ class Source:
     live = False
     finite = False
     one_size = False
+    buffered = True  # a live source whose frames queue up while unread (a stream): fps pacing drains it (skip)
 
     def __init__(self, camera: CameraSection, bit_depth: int | None = None) -> None:
         self.camera = camera
@@ -150,6 +154,7 @@ class CvSource(Source):
         self._failed_signature: tuple | None = None
         self._checked_at = 0.0
         self._end_size = -1  # file size when the end of a recording still being written was last reached
+        self._raw16 = False  # 16-bit grey frames are retrieved as they are (_keep_sixteen_bits)
 
     def _params(self) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -186,10 +191,34 @@ class CvSource(Source):
             raise self._error(f"cannot open {self.describe()}" + (" (corrupt or unsupported video)" if permanent
                                                                  else ""), permanent)
         self._cap = cap
+        self._keep_sixteen_bits()
         self._index = 0
         self._end_size = -1
         self._failed_signature = None
         self._checked_at = time.monotonic()
+
+    def _keep_sixteen_bits(self) -> None:
+        """Have OpenCV hand over a 16-bit grey stream's frames as uint16, not cut to 8-bit BGR.
+
+        By default OpenCV converts every frame to 8-bit BGR, scaling 16-bit grey by its container
+        (65535): 12-bit data recorded in a 16-bit video (FFV1) came out 16x too dark, the ``bit_depth``
+        setting was never applied and nothing warned, while the same frames as 16-bit PNGs are scaled
+        by the decoder's rule (:func:`inspector.data.images.to_uint8`, which the preprocessor applies
+        to uint16 frames). Only FFmpeg's gray16le is handed over as is (OpenCV's
+        ``retrieveFrame``); other formats stay converted.
+        """
+        self._raw16 = (int(self._cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)) == _GRAY16LE_TAG
+                       and bool(self._cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)))
+
+    def _retrieve(self) -> np.ndarray | None:
+        """Decode the grabbed frame; a frame of another format than the stream declared (16-bit grey)
+        is decoded again as 8-bit BGR, and so are the later ones."""
+        ok, image = self._cap.retrieve()
+        if ok and self._raw16 and image is not None and (image.dtype != np.uint16 or image.ndim != 2):
+            self._raw16 = False
+            self._cap.set(cv2.CAP_PROP_CONVERT_RGB, 1)
+            ok, image = self._cap.retrieve()
+        return image if ok else None
 
     def _file_signature(self) -> tuple | None:
         try:
@@ -232,8 +261,8 @@ class CvSource(Source):
         meta = {"index": self._index, "pos_msec": float(self._cap.get(cv2.CAP_PROP_POS_MSEC))}
         self._index += 1
         self._delivered += 1
-        ok, image = self._cap.retrieve()
-        if not ok or image is None:
+        image = self._retrieve()
+        if image is None:
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
         return Grabbed(image, t_ns, t_utc, meta)
 
@@ -428,6 +457,78 @@ class ImageFileSource(FolderSource):
         super().open()
 
 
+# ------------------------------------------------------------------------------------------ snapshot URLs
+class SnapshotSource(Source):
+    """A network camera's still-image URL (``http://cam/snapshot.jpg``), fetched anew on every read.
+
+    FFmpeg opened such a URL as a one-frame video: its JPEG decoded its own way (no EXIF orientation, up to
+    80 levels off libjpeg's colours), then "no frame within read_timeout_s" and a reconnect after back-off
+    for every picture. Here each read is one HTTP GET whose body goes through
+    :func:`inspector.data.images.decode_image`, like ``predict`` decodes the saved picture; the frame is
+    taken when it is asked for, so it is never a backlog (``buffered`` False: pacing sleeps, it does not
+    fetch pictures to drop them). User and password in the URL are sent as HTTP basic authentication.
+    """
+
+    kind = "url"
+    live = True
+    one_size = True
+    buffered = False
+
+    def __init__(self, camera: CameraSection, bit_depth: int | None = None) -> None:
+        super().__init__(camera, bit_depth)
+        import base64
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(str(camera.source))
+        netloc = parts.netloc.rpartition("@")[2]
+        self._url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+        self._headers = {}
+        if parts.username is not None:
+            user = urllib.parse.unquote(parts.username)
+            password = urllib.parse.unquote(parts.password or "")
+            self._headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._index = 0
+
+    def _fetch(self, timeout_s: float) -> bytes:
+        """The picture's bytes; SourceError (transient) naming the camera when the camera does not give it."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(urllib.request.Request(self._url, headers=self._headers),
+                                        timeout=timeout_s) as response:
+                return response.read()
+        except urllib.error.HTTPError as exc:
+            raise self._error(f"{self.describe()}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise self._error(f"{self.describe()}: {getattr(exc, 'reason', exc)}") from None
+
+    def open(self) -> None:
+        self._fetch(self.camera.open_timeout_s)  # the camera answers: online
+
+    def read(self) -> Grabbed | None:
+        data = self._fetch(self.camera.read_timeout_s)
+        t_ns, t_utc = _stamp()  # the "grab": the encoded picture is in memory
+        meta = {"index": self._index}
+        self._index += 1
+        try:
+            image = decode_image(data, self.describe(), self.bit_depth, order="BGR",
+                                 warn_key=f"camera {self.camera.name}")
+        except ImageRejected as exc:
+            return Grabbed(None, t_ns, t_utc, meta, error=str(exc),
+                           reason=exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}")
+        return Grabbed(image, t_ns, t_utc, meta)
+
+
+def is_snapshot_url(url: str) -> bool:
+    """An http(s) URL whose path names a still image (``/snapshot.jpg``, ``/image.PNG``; any case)."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    suffix = Path(parts.path).suffix.lower()
+    return parts.scheme.lower() in ("http", "https") and (suffix in IMAGE_SUFFIXES or suffix in (".jpe", ".jfif"))
+
+
 # ------------------------------------------------------------------------------------------ synthetic
 class SyntheticSource(Source):
     """Texture frames with injected defects at ``defect_rate`` (for demos, tests and benchmarks).
@@ -534,6 +635,26 @@ def source_type(camera: CameraSection) -> str:
                       f"set type: file|folder|device|url|gstreamer|synthetic|genicam)")
 
 
+def is_still_image(path: Path) -> bool:
+    """True when the file ``path`` is a still image for the one image decoder, False when it is a video.
+
+    Decided by the name where it says (an image or a video extension, any case), else by the file's
+    content: ``inspector predict`` decodes any file OpenCV's image codecs recognise (``foo.jpe``,
+    ``foo.jfif``, ``foo.jp2``, a name without extension), so the camera must too; FFmpeg would show such
+    a JPEG without its EXIF rotation and with its own colour conversion (other pixels, another score).
+    GIF stays with FFmpeg, which plays an animation frame by frame.
+    """
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return True
+    if suffix in VIDEO_SUFFIXES or suffix == ".gif":
+        return False
+    try:
+        return bool(cv2.haveImageReader(str(path)))  # reads the file's signature (magic bytes)
+    except cv2.error:
+        return False
+
+
 # Makes the Source of a camera whose source type a plug-in provides: (camera, model bit depth) → Source.
 SourceFactory = Callable[[CameraSection, int | None], Source]
 
@@ -553,7 +674,7 @@ def make_source(camera: CameraSection, bit_depth: int | None = None,
     if kind == "file":
         if not Path(str(src)).is_file():
             raise SourceError(f"camera '{camera.name}': video file {src} not found")
-        if Path(str(src)).suffix.lower() in IMAGE_SUFFIXES:  # a still image: the one image decoder, not FFmpeg
+        if is_still_image(Path(str(src))):  # the one image decoder, not FFmpeg
             return ImageFileSource(camera, bit_depth)
         return CvSource(camera, "file", str(src), cv2.CAP_ANY, live=False, finite=True, bit_depth=bit_depth)
     if kind == "folder":
@@ -564,6 +685,8 @@ def make_source(camera: CameraSection, bit_depth: int | None = None,
         target = int(src) if isinstance(src, int) or str(src).isdigit() else str(src)
         return CvSource(camera, "device", target, cv2.CAP_ANY, live=True, finite=False, bit_depth=bit_depth)
     if kind == "url":
+        if is_snapshot_url(str(src)):  # a still picture per request: the one image decoder, not FFmpeg
+            return SnapshotSource(camera, bit_depth)
         return CvSource(camera, "url", str(src), cv2.CAP_FFMPEG, live=True, finite=False, bit_depth=bit_depth)
     if kind == "gstreamer":
         if not has_gstreamer():

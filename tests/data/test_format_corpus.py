@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import logging
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -203,6 +204,114 @@ def test_a_still_image_file_camera_decodes_like_every_other_path(corpus):
             again = source.read()  # one pass ends after the image; a looping camera shows it again
             assert (again is None) if not loop else np.array_equal(again.image, grabbed.image)
             source.close()
+
+
+@pytest.mark.parametrize("name", ["exif6.jpe", "photo.jfif", "scan.jp2", "no_extension"])
+def test_a_still_image_camera_is_known_by_its_content_not_only_its_extension(tmp_path, name):
+    """``predict`` decodes any file OpenCV's image codecs recognise, whatever its name; a camera whose
+    source is that file must too. FFmpeg used to open a ``.jpe`` / ``.jfif`` / ``.jp2`` / extensionless
+    still as a video: an EXIF-rotated JPEG came out unrotated (another frame size), others with FFmpeg's
+    colour conversion (up to 31 levels off)."""
+    rgb = _picture()
+    exif = Image.Exif()
+    exif[0x0112] = 6 if name.startswith("exif6") else 1
+    pil = Image.fromarray(rgb).transpose(Image.Transpose.ROTATE_90) if name.startswith("exif6") else Image.fromarray(rgb)
+    fmt = "JPEG2000" if name.endswith(".jp2") else "JPEG"
+    pil.save(tmp_path / name, format=fmt, **({"quality": 90, "exif": exif} if fmt == "JPEG" else {}))
+    want = resize_image(read_image(tmp_path / name), SPEC.height, SPEC.width, POLICY)  # predict's path
+    source = make_source(CameraSection(name="still", source=str(tmp_path / name)))
+    source.open()
+    grabbed = source.read()
+    source.close()
+    slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
+    Preprocessor(SPEC, POLICY).into(grabbed.image, slot, "still")
+    assert grabbed.image.shape[:2] == (H, W), f"{name}: frame {grabbed.image.shape[:2]}, predict sees {(H, W)}"
+    assert np.array_equal(slot, want), f"{name}: max diff {np.abs(slot.astype(int) - want).max()}"
+
+
+def test_a_video_stays_a_video_whatever_its_first_bytes(tmp_path):
+    """A Motion-JPEG file begins like a JPEG: its video extension keeps it a video (every frame, not one)."""
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
+    for _ in range(3):
+        writer.write(cv2.cvtColor(_picture(), cv2.COLOR_RGB2BGR))
+    writer.release()
+    source = make_source(CameraSection(name="v", source=str(tmp_path / "clip.avi")))
+    source.open()
+    frames = 0
+    while (grabbed := source.read()) is not None:
+        frames += grabbed.image is not None
+    source.close()
+    assert frames == 3
+
+
+def test_a_16_bit_grey_video_is_scaled_like_its_frames_as_images(tmp_path):
+    """12-bit camera data recorded losslessly in a 16-bit grey video (FFV1) gives the model what the same
+    frame as a 16-bit PNG gives it, with the camera's ``bit_depth``. OpenCV used to cut the video's frames to
+    8-bit BGR by the 16-bit scale: values 0..16, the setting ignored, a black frame with no warning."""
+    grey = cv2.cvtColor(_picture(), cv2.COLOR_RGB2GRAY)
+    twelve = (grey.astype(np.uint32) * 4095 // 255).astype(np.uint16)
+    writer = cv2.VideoWriter(str(tmp_path / "mono12.mkv"), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), 10,
+                             (W, H), [cv2.VIDEOWRITER_PROP_DEPTH, cv2.CV_16U, cv2.VIDEOWRITER_PROP_IS_COLOR, 0])
+    if not writer.isOpened():
+        pytest.skip("this OpenCV cannot write 16-bit FFV1")
+    for _ in range(2):
+        writer.write(twelve)
+    writer.release()
+    cv2.imwrite(str(tmp_path / "mono12.png"), twelve)
+    want = resize_image(read_image(tmp_path / "mono12.png", bit_depth=12), SPEC.height, SPEC.width, POLICY)
+    camera = CameraSection(name="mono", source=str(tmp_path / "mono12.mkv"), bit_depth=12)
+    source = make_source(camera)
+    pre = Preprocessor(SPEC, POLICY, {"mono": source.bit_depth})
+    source.open()
+    for _ in range(2):
+        grabbed = source.read()
+        slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
+        pre.into(grabbed.image, slot, "mono")
+        assert np.array_equal(slot, want), f"max diff {np.abs(slot.astype(int) - want).max()}"
+    source.close()
+
+
+def test_a_snapshot_url_camera_decodes_like_predict(tmp_path):
+    """A network camera's still-image URL (``http://cam/snapshot.jpg``, here a real HTTP server with basic
+    authentication) gives the model what ``predict`` gives the saved picture, on every read. FFmpeg used to
+    open it as a one-frame video: unrotated (another frame size), colours up to 80 levels off, then "no
+    frame" and a reconnect for every picture."""
+    import base64
+    import functools
+    import http.server
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(_picture()).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "snap.jpg", quality=90,
+                                                                          exif=exif)
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            if self.headers.get("Authorization") != "Basic " + base64.b64encode(b"op:p@ss").decode():
+                return self.send_error(401)
+            return super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        want = resize_image(read_image(tmp_path / "snap.jpg"), SPEC.height, SPEC.width, POLICY)
+        url = f"http://op:p%40ss@127.0.0.1:{server.server_address[1]}/snap.jpg"
+        source = make_source(CameraSection(name="snap", source=url, open_timeout_s=5, read_timeout_s=5))
+        source.open()
+        pre = Preprocessor(SPEC, POLICY)
+        for _ in range(2):
+            grabbed = source.read()
+            assert grabbed.image is not None and grabbed.image.shape[:2] == (H, W)
+            slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
+            pre.into(grabbed.image, slot, "snap")
+            assert np.array_equal(slot, want), f"max diff {np.abs(slot.astype(int) - want).max()}"
+        source.close()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_orientation_is_applied(corpus):

@@ -87,3 +87,46 @@ def test_paced_live_camera_always_inspects_the_newest_frame():
     assert worker.live and len(ages) >= 6, ages  # ~2 per second
     assert max(ages[2:]) <= 0.25, ages  # a few frame periods (40 ms) at most, never growing
     assert counters.get("ipcam.dropped_pacing") >= 50  # ~23 of every 25 frames skipped, and counted
+
+
+def test_a_paced_snapshot_camera_fetches_one_fresh_picture_per_period():
+    """A still-image URL (``http://cam/snapshot.jpg``) paced by ``fps`` is asked for one picture per period,
+    when it is due, and each picture is stamped when it arrived: it was made on request, so it is never a
+    backlog. Draining it like a stream would fetch pictures only to drop them (hundreds of requests a second)."""
+    import http.server
+
+    jpg = cv2.imencode(".jpg", np.full((96, 160, 3), 90, np.uint8))[1].tobytes()
+    served: list[float] = []
+
+    class Snapshot(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            served.append(time.time())
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(jpg)))
+            self.end_headers()
+            self.wfile.write(jpg)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Snapshot)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cam = CameraSection(name="snap", source=f"http://127.0.0.1:{server.server_address[1]}/snapshot.jpg", fps=5.0,
+                        open_timeout_s=5, read_timeout_s=5)
+    counters, hub, stop = Counters(), FrameHub(Counters()), threading.Event()
+    worker = CaptureWorker(cam, make_source(cam), hub, stop, counters, lambda *a: None)
+    frames = []
+    worker.start()
+    try:
+        t_end = time.monotonic() + 2.0
+        while time.monotonic() < t_end:
+            frames += hub.take(1, 0.1)
+    finally:
+        stop.set()
+        worker.join(10)
+        server.shutdown()
+        server.server_close()
+    assert worker.live and 8 <= len(frames) <= 12, len(frames)  # 5 a second
+    assert len(served) <= len(frames) + 3, len(served)  # the open's request, one per frame, nothing dropped
+    assert all(abs(f.capture_utc - min(served, key=lambda t: abs(t - f.capture_utc))) < 0.1 for f in frames)
