@@ -28,9 +28,13 @@ calibration and ``predict`` use (never by FFmpeg).
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -45,10 +49,13 @@ from inspector.redact import redact
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".mjpeg"}
+VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".mjpeg",
+                  ".mjpg", ".mts", ".m2ts", ".3gp", ".ogv", ".y4m", ".h264", ".264", ".h265", ".hevc", ".nut",
+                  ".mxf", ".asf", ".vob"}  # a raw MJPEG file begins like a JPEG: its name keeps it a video
 IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
 _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/truncation
 _SETTLE_S = 2.0  # a file (folder image, recording) changed more recently than this is still being written
+_SNAPSHOT_MAX_BYTES = 64 * 2**20  # one still picture from a snapshot URL; more is a stream or a fault
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 # FFmpeg's raw tag of 16-bit little-endian grey (libavcodec/raw.c MKTAG('Y', '1', 0, 16)), as OpenCV reports a
 # stream's pixel format (CAP_PROP_CODEC_PIXEL_FORMAT); the one 16-bit format its FFmpeg backend hands over as is
@@ -467,47 +474,66 @@ class SnapshotSource(Source):
     :func:`inspector.data.images.decode_image`, like ``predict`` decodes the saved picture; the frame is
     taken when it is asked for, so it is never a backlog (``buffered`` False: pacing sleeps, it does not
     fetch pictures to drop them). User and password in the URL are sent as HTTP basic authentication.
+
+    Some cameras serve their MJPEG *stream* under an image name (``/video.jpg``): an answer of type
+    ``multipart/*`` (RFC 2046 §5.1) makes the camera a stream read by FFmpeg, as any other URL is, and a
+    body over :data:`_SNAPSHOT_MAX_BYTES` is refused, never read whole into memory.
     """
 
     kind = "url"
     live = True
     one_size = True
-    buffered = False
 
     def __init__(self, camera: CameraSection, bit_depth: int | None = None) -> None:
         super().__init__(camera, bit_depth)
-        import base64
-        import urllib.parse
-
         parts = urllib.parse.urlsplit(str(camera.source))
-        netloc = parts.netloc.rpartition("@")[2]
-        self._url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+        self._url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         self._headers = {}
         if parts.username is not None:
             user = urllib.parse.unquote(parts.username)
             password = urllib.parse.unquote(parts.password or "")
             self._headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self._index = 0
+        self._stream: CvSource | None = None  # the URL turned out to serve a stream
 
-    def _fetch(self, timeout_s: float) -> bytes:
-        """The picture's bytes; SourceError (transient) naming the camera when the camera does not give it."""
-        import urllib.error
-        import urllib.request
+    @property
+    def buffered(self) -> bool:
+        return self._stream is not None
 
+    def _fetch(self, timeout_s: float) -> bytes | None:
+        """The picture's bytes, or None when the URL answers with a stream; SourceError (transient) naming
+        the camera when it gives neither."""
         try:
             with urllib.request.urlopen(urllib.request.Request(self._url, headers=self._headers),
                                         timeout=timeout_s) as response:
-                return response.read()
+                if response.headers.get_content_maintype() == "multipart":
+                    return None
+                data = response.read(_SNAPSHOT_MAX_BYTES + 1)
         except urllib.error.HTTPError as exc:
             raise self._error(f"{self.describe()}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise self._error(f"{self.describe()}: {getattr(exc, 'reason', exc)}") from None
+        if len(data) > _SNAPSHOT_MAX_BYTES:
+            raise self._error(f"{self.describe()}: answered more than {_SNAPSHOT_MAX_BYTES:,} bytes, "
+                              f"not one still picture")
+        return data
 
     def open(self) -> None:
-        self._fetch(self.camera.open_timeout_s)  # the camera answers: online
+        self.close()
+        if self._fetch(self.camera.open_timeout_s) is None:  # the camera answers; with a stream?
+            log.info("camera '%s': %s serves a stream, not still pictures: reading it as a video stream",
+                     self.camera.name, self.describe())
+            stream = CvSource(self.camera, "url", str(self.camera.source), cv2.CAP_FFMPEG, live=True,
+                              finite=False, bit_depth=self.bit_depth)
+            stream.open()
+            self._stream = stream
 
     def read(self) -> Grabbed | None:
+        if self._stream is not None:
+            return self._stream.read()
         data = self._fetch(self.camera.read_timeout_s)
+        if data is None:
+            raise self._error(f"{self.describe()}: now serves a stream; reopening")
         t_ns, t_utc = _stamp()  # the "grab": the encoded picture is in memory
         meta = {"index": self._index}
         self._index += 1
@@ -519,11 +545,17 @@ class SnapshotSource(Source):
                            reason=exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}")
         return Grabbed(image, t_ns, t_utc, meta)
 
+    def skip(self) -> bool:
+        return self._stream.skip() if self._stream is not None else super().skip()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
 
 def is_snapshot_url(url: str) -> bool:
     """An http(s) URL whose path names a still image (``/snapshot.jpg``, ``/image.PNG``; any case)."""
-    import urllib.parse
-
     parts = urllib.parse.urlsplit(url)
     suffix = Path(parts.path).suffix.lower()
     return parts.scheme.lower() in ("http", "https") and (suffix in IMAGE_SUFFIXES or suffix in (".jpe", ".jfif"))

@@ -130,3 +130,77 @@ def test_a_paced_snapshot_camera_fetches_one_fresh_picture_per_period():
     assert worker.live and 8 <= len(frames) <= 12, len(frames)  # 5 a second
     assert len(served) <= len(frames) + 3, len(served)  # the open's request, one per frame, nothing dropped
     assert all(abs(f.capture_utc - min(served, key=lambda t: abs(t - f.capture_utc))) < 0.1 for f in frames)
+
+
+def test_an_mjpeg_stream_under_an_image_name_is_read_as_a_stream():
+    """Some cameras serve their MJPEG stream as ``/video.jpg``. Fetched as a snapshot, the endless
+    multipart body would be read into memory for ever; its ``multipart/*`` type makes it a stream instead."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve_stamped_mjpeg, args=(conn, np.full((96, 160, 3), 90, np.uint8), 25.0),
+                             kwargs={"timeout_s": 5, "stop": stop}, daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    cam = CameraSection(name="mj", source=f"http://127.0.0.1:{server.getsockname()[1]}/video.jpg",
+                        open_timeout_s=5, read_timeout_s=5)
+    source = make_source(cam)
+    try:
+        source.open()
+        frames = [source.read() for _ in range(5)]
+        assert source.buffered and all(f is not None and f.image.shape == (96, 160, 3) for f in frames)
+    finally:
+        source.close()
+        stop.set()
+        server.close()
+
+
+def test_a_raw_mjpeg_file_is_a_video_not_its_first_picture(tmp_path):
+    """A raw Motion-JPEG file (JPEGs back to back, ``.mjpg``) begins like a JPEG; its name keeps it a video."""
+    path = tmp_path / "line.mjpg"
+    path.write_bytes(b"".join(cv2.imencode(".jpg", np.full((64, 96, 3), 40 * i, np.uint8))[1].tobytes()
+                              for i in range(4)))
+    source = make_source(CameraSection(name="raw", source=str(path)))
+    source.open()
+    frames = 0
+    while (grabbed := source.read()) is not None:
+        frames += grabbed.image is not None
+    source.close()
+    assert frames == 4
+
+
+def test_a_snapshot_body_over_the_limit_is_refused_not_read_whole(monkeypatch):
+    import http.server
+
+    import pytest
+
+    from inspector.errors import SourceError
+    from inspector.pipeline import sources
+
+    monkeypatch.setattr(sources, "_SNAPSHOT_MAX_BYTES", 4096)
+    body = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (96, 160, 3), np.uint8))[1].tobytes()
+
+    class Big(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Big)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        source = make_source(CameraSection(name="big", source=f"http://127.0.0.1:{server.server_address[1]}/s.png"))
+        with pytest.raises(SourceError, match="answered more than 4,096 bytes, not one still picture"):
+            source.open()
+    finally:
+        server.shutdown()
