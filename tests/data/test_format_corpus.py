@@ -229,19 +229,32 @@ def test_a_still_image_camera_is_known_by_its_content_not_only_its_extension(tmp
     assert np.array_equal(slot, want), f"{name}: max diff {np.abs(slot.astype(int) - want).max()}"
 
 
+def _frames_decoded(path: Path) -> int:
+    """How many frames the camera made of the file ``path`` gives, to its end."""
+    source = make_source(CameraSection(name="v", source=str(path)))
+    source.open()
+    frames = 0
+    while (grabbed := source.read()) is not None:
+        frames += grabbed.image is not None
+    source.close()
+    return frames
+
+
 def test_a_video_stays_a_video_whatever_its_first_bytes(tmp_path):
     """A Motion-JPEG file begins like a JPEG: its video extension keeps it a video (every frame, not one)."""
     writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
     for _ in range(3):
         writer.write(cv2.cvtColor(_picture(), cv2.COLOR_RGB2BGR))
     writer.release()
-    source = make_source(CameraSection(name="v", source=str(tmp_path / "clip.avi")))
-    source.open()
-    frames = 0
-    while (grabbed := source.read()) is not None:
-        frames += grabbed.image is not None
-    source.close()
-    assert frames == 3
+    assert _frames_decoded(tmp_path / "clip.avi") == 3
+
+
+def test_a_raw_mjpeg_file_is_a_video_not_its_first_picture(tmp_path):
+    """A raw Motion-JPEG file (JPEGs back to back, ``.mjpg``) begins like a JPEG; its name keeps it a video."""
+    path = tmp_path / "line.mjpg"
+    path.write_bytes(b"".join(cv2.imencode(".jpg", np.full((64, 96, 3), 40 * i, np.uint8))[1].tobytes()
+                              for i in range(4)))
+    assert _frames_decoded(path) == 4
 
 
 def test_a_16_bit_grey_video_is_scaled_like_its_frames_as_images(tmp_path):

@@ -89,29 +89,35 @@ def test_paced_live_camera_always_inspects_the_newest_frame():
     assert counters.get("ipcam.dropped_pacing") >= 50  # ~23 of every 25 frames skipped, and counted
 
 
-def test_a_paced_snapshot_camera_fetches_one_fresh_picture_per_period():
-    """A still-image URL (``http://cam/snapshot.jpg``) paced by ``fps`` is asked for one picture per period,
-    when it is due, and each picture is stamped when it arrived: it was made on request, so it is never a
-    backlog. Draining it like a stream would fetch pictures only to drop them (hundreds of requests a second)."""
+def _serve_picture(body: bytes, content_type: str, served: list[float] | None = None):
+    """A snapshot camera on 127.0.0.1: every GET answers ``body``; the times of requests go to ``served``."""
     import http.server
-
-    jpg = cv2.imencode(".jpg", np.full((96, 160, 3), 90, np.uint8))[1].tobytes()
-    served: list[float] = []
 
     class Snapshot(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            served.append(time.time())
+            if served is not None:
+                served.append(time.time())
             self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(jpg)))
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(jpg)
+            self.wfile.write(body)
 
         def log_message(self, *args):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Snapshot)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_paced_snapshot_camera_fetches_one_fresh_picture_per_period():
+    """A still-image URL (``http://cam/snapshot.jpg``) paced by ``fps`` is asked for one picture per period,
+    when it is due, and each picture is stamped when it arrived: it was made on request, so it is never a
+    backlog. Draining it like a stream would fetch pictures only to drop them (hundreds of requests a second)."""
+    jpg = cv2.imencode(".jpg", np.full((96, 160, 3), 90, np.uint8))[1].tobytes()
+    served: list[float] = []
+    server = _serve_picture(jpg, "image/jpeg", served)
     cam = CameraSection(name="snap", source=f"http://127.0.0.1:{server.server_address[1]}/snapshot.jpg", fps=5.0,
                         open_timeout_s=5, read_timeout_s=5)
     counters, hub, stop = Counters(), FrameHub(Counters()), threading.Event()
@@ -161,23 +167,7 @@ def test_an_mjpeg_stream_under_an_image_name_is_read_as_a_stream():
         server.close()
 
 
-def test_a_raw_mjpeg_file_is_a_video_not_its_first_picture(tmp_path):
-    """A raw Motion-JPEG file (JPEGs back to back, ``.mjpg``) begins like a JPEG; its name keeps it a video."""
-    path = tmp_path / "line.mjpg"
-    path.write_bytes(b"".join(cv2.imencode(".jpg", np.full((64, 96, 3), 40 * i, np.uint8))[1].tobytes()
-                              for i in range(4)))
-    source = make_source(CameraSection(name="raw", source=str(path)))
-    source.open()
-    frames = 0
-    while (grabbed := source.read()) is not None:
-        frames += grabbed.image is not None
-    source.close()
-    assert frames == 4
-
-
 def test_a_snapshot_body_over_the_limit_is_refused_not_read_whole(monkeypatch):
-    import http.server
-
     import pytest
 
     from inspector.errors import SourceError
@@ -185,22 +175,11 @@ def test_a_snapshot_body_over_the_limit_is_refused_not_read_whole(monkeypatch):
 
     monkeypatch.setattr(sources, "_SNAPSHOT_MAX_BYTES", 4096)
     body = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (96, 160, 3), np.uint8))[1].tobytes()
-
-    class Big(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Big)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = _serve_picture(body, "image/png")
     try:
         source = make_source(CameraSection(name="big", source=f"http://127.0.0.1:{server.server_address[1]}/s.png"))
         with pytest.raises(SourceError, match="answered more than 4,096 bytes, not one still picture"):
             source.open()
     finally:
         server.shutdown()
+        server.server_close()
