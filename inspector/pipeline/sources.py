@@ -465,6 +465,21 @@ class ImageFileSource(FolderSource):
 
 
 # ------------------------------------------------------------------------------------------ snapshot URLs
+class _AuthStaysOnHost(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but drops the Authorization header when one leads to another host, as ``requests``
+    does (``Session.rebuild_auth``): urllib forwards every header but the content ones, so a camera's password
+    would follow a redirect anywhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).hostname != urllib.parse.urlsplit(req.full_url).hostname:
+            new.remove_header("Authorization")
+        return new
+
+
+_SNAPSHOT_OPENER = urllib.request.build_opener(_AuthStaysOnHost)
+
+
 class SnapshotSource(Source):
     """A network camera's still-image URL (``http://cam/snapshot.jpg``), fetched anew on every read.
 
@@ -504,8 +519,8 @@ class SnapshotSource(Source):
         """The picture's bytes, or None when the URL answers with a stream; SourceError (transient) naming
         the camera when it gives neither."""
         try:
-            with urllib.request.urlopen(urllib.request.Request(self._url, headers=self._headers),
-                                        timeout=timeout_s) as response:
+            with _SNAPSHOT_OPENER.open(urllib.request.Request(self._url, headers=self._headers),
+                                       timeout=timeout_s) as response:
                 if response.headers.get_content_maintype() == "multipart":
                     return None
                 data = response.read(_SNAPSHOT_MAX_BYTES + 1)

@@ -89,14 +89,20 @@ def test_paced_live_camera_always_inspects_the_newest_frame():
     assert counters.get("ipcam.dropped_pacing") >= 50  # ~23 of every 25 frames skipped, and counted
 
 
-def _serve_picture(body: bytes, content_type: str, served: list[float] | None = None):
-    """A snapshot camera on 127.0.0.1: every GET answers ``body``; the times of requests go to ``served``."""
+def _serve_picture(body: bytes, content_type: str, served: list | None = None, redirect: str = ""):
+    """A snapshot camera on 127.0.0.1: every GET answers ``body`` (or a 302 to ``redirect``); the times of
+    requests and their Authorization headers go to ``served``."""
     import http.server
 
     class Snapshot(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             if served is not None:
-                served.append(time.time())
+                served.append((time.time(), self.headers.get("Authorization")))
+            if redirect:
+                self.send_response(302)
+                self.send_header("Location", redirect)
+                self.end_headers()
+                return
             self.send_response(200)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -116,7 +122,7 @@ def test_a_paced_snapshot_camera_fetches_one_fresh_picture_per_period():
     when it is due, and each picture is stamped when it arrived: it was made on request, so it is never a
     backlog. Draining it like a stream would fetch pictures only to drop them (hundreds of requests a second)."""
     jpg = cv2.imencode(".jpg", np.full((96, 160, 3), 90, np.uint8))[1].tobytes()
-    served: list[float] = []
+    served: list[tuple] = []
     server = _serve_picture(jpg, "image/jpeg", served)
     cam = CameraSection(name="snap", source=f"http://127.0.0.1:{server.server_address[1]}/snapshot.jpg", fps=5.0,
                         open_timeout_s=5, read_timeout_s=5)
@@ -135,7 +141,8 @@ def test_a_paced_snapshot_camera_fetches_one_fresh_picture_per_period():
         server.server_close()
     assert worker.live and 8 <= len(frames) <= 12, len(frames)  # 5 a second
     assert len(served) <= len(frames) + 3, len(served)  # the open's request, one per frame, nothing dropped
-    assert all(abs(f.capture_utc - min(served, key=lambda t: abs(t - f.capture_utc))) < 0.1 for f in frames)
+    times = [t for t, _ in served]
+    assert all(abs(f.capture_utc - min(times, key=lambda t: abs(t - f.capture_utc))) < 0.1 for f in frames)
 
 
 def test_an_mjpeg_stream_under_an_image_name_is_read_as_a_stream():
@@ -183,3 +190,21 @@ def test_a_snapshot_body_over_the_limit_is_refused_not_read_whole(monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_snapshot_password_does_not_follow_a_redirect_to_another_host():
+    """urllib forwards headers on a redirect; the camera's basic-auth header must stay with the camera's host."""
+    jpg = cv2.imencode(".jpg", np.full((64, 96, 3), 90, np.uint8))[1].tobytes()
+    other_seen: list[tuple] = []
+    other = _serve_picture(jpg, "image/jpeg", other_seen)
+    camera = _serve_picture(b"", "text/plain", redirect=f"http://localhost:{other.server_address[1]}/x.jpg")
+    try:
+        url = f"http://op:secret@127.0.0.1:{camera.server_address[1]}/snap.jpg"
+        source = make_source(CameraSection(name="r", source=url, open_timeout_s=5, read_timeout_s=5))
+        source.open()
+        assert source.read().image.shape == (64, 96, 3)
+    finally:
+        for server in (camera, other):
+            server.shutdown()
+            server.server_close()
+    assert other_seen and all(auth is None for _, auth in other_seen)
