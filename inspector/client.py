@@ -21,6 +21,10 @@ run (every header carries ``run_id``, random per daemon start) and per stream
   published count in ``data.sequences``, when subscribed to it);
 * ``restarts`` — new run ids after the first one (a daemon restart: ``seq``
   starts again at 0, which is not a loss);
+* ``late`` / ``duplicates`` / ``resets`` — a seq below the stream's highest: a
+  missed one arriving out of order (no longer counted lost), the same event
+  again, or a different event under a used seq within one run id (a restart
+  without run ids, two publishers sharing one: the stream is counted anew);
 * ``malformed`` — messages that failed :func:`inspector.events.decode`, skipped.
 
 ``lost`` = ``missed_at_start + gaps``. :meth:`Subscriber.notices` returns one
@@ -39,11 +43,11 @@ from typing import Iterable, Iterator
 import zmq
 
 from inspector.errors import ConfigError
-from inspector.events import Event, curve_key, decode, load_curve_certificate
+from inspector.events import curve_key, decode, load_curve_certificate
+from inspector.loss import LossTracker  # noqa: F401 - public here too (the subscriber API)
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 ENDPOINT = re.compile(r"^(tcp|ipc|inproc|pgm|epgm|ws|wss|vmci)://.+")
-UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that the next one lacks
 
 
 def check_endpoint(endpoint: str) -> str:
@@ -55,107 +59,6 @@ def check_endpoint(endpoint: str) -> str:
         raise ConfigError(f"endpoint '{str(endpoint)[:80]}' is not a ZeroMQ endpoint "
                           f"(tcp://host:port, ipc://path){hint}")
     return endpoint
-
-
-class LossTracker:
-    """Counts what a subscriber missed, from the run id and per-stream ``seq`` of each received event.
-
-    ``topics``: the subscribed topic prefixes. With them, a ``v1/stats`` event also tells of streams this
-    subscriber should get but never heard from (e.g. a camera that published all its defects before a late
-    join): their published count is missed. None: only streams heard from are accounted.
-    """
-
-    def __init__(self, topics: Iterable[str] | None = None) -> None:
-        self._topics = None if topics is None else tuple(topics)
-        self.missed_at_start = 0
-        self.gaps = 0
-        self.restarts = 0
-        self.duplicates = 0  # re-sent status events (same seq), not losses
-        self.runs: dict[str, str] = {}  # run id → started_utc, in the order heard
-        self._last_seq: dict[tuple[str, str, str], int] = {}
-        self._notices: list[str] = []
-
-    @property
-    def lost(self) -> int:
-        return self.missed_at_start + self.gaps
-
-    def observe(self, event: Event) -> None:
-        run = event.run_id
-        new_run = run not in self.runs
-        if new_run:
-            if self.runs:
-                self.restarts += 1
-                self._notices.append(f"daemon restarted: new run {run or '?'} (started "
-                                     f"{event.run_started_utc or '?'}) after run {list(self.runs)[-1] or '?'}")
-            self.runs[run] = event.run_started_utc
-        if event.type == "stats":
-            self._unheard_streams(run, event.data.get("sequences"), before_joining=new_run)
-            if event.final:
-                self._close_run(run, event.data.get("sequences"))
-        if event.type in UNCOUNTED_TYPES:
-            return
-        camera = getattr(event, "camera", "")
-        key = (run, event.type, camera)
-        last = self._last_seq.get(key)
-        if last is None:
-            if event.seq > 0:
-                self.missed_at_start += event.seq
-                self._notices.append(f"missed {event.seq} {event.type} event(s) of camera '{camera}' published "
-                                     f"before this subscriber heard run {run or '?'} (first seq {event.seq})")
-        elif event.seq > last + 1:
-            self.gaps += event.seq - last - 1
-            self._notices.append(f"lost {event.seq - last - 1} {event.type} event(s) of camera '{camera}' "
-                                 f"(seq {last + 1}..{event.seq - 1}) in run {run or '?'}")
-        elif event.seq <= last:
-            self.duplicates += 1
-            return
-        self._last_seq[key] = event.seq
-
-    def _unheard_streams(self, run: str, sequences: object, before_joining: bool) -> None:
-        """Streams of ``run`` that stats count as published, that this subscriber subscribes to, but never heard
-        from: all their events so far were missed. Sound because a daemon sends events and stats in order on one
-        socket; the count becomes the stream's last seq, so its next event is no gap."""
-        if self._topics is None or not isinstance(sequences, dict):
-            return
-        for stream, published in sequences.items():
-            kind, _, camera = str(stream).partition("/")
-            key = (run, kind, camera)
-            if (key in self._last_seq or kind in UNCOUNTED_TYPES or type(published) is not int
-                    or not 0 < published <= 10**9 or not any(f"v1/{stream}".startswith(t) for t in self._topics)):
-                continue
-            self._last_seq[key] = published - 1
-            if before_joining:  # the first word of this run we heard
-                self.missed_at_start += published
-                what = f"published before this subscriber heard run {run or '?'}"
-            else:
-                self.gaps += published
-                what = f"in run {run or '?'}"
-            self._notices.append(f"missed {published} {kind} event(s) of camera '{camera}' {what} "
-                                 f"(stats: {published} published, none received)")
-
-    def _close_run(self, run: str, sequences: object) -> None:
-        """The final stats of ``run`` give each stream's published count: count what never arrived at the end."""
-        if not isinstance(sequences, dict):
-            return
-        for (r, kind, camera), last in self._last_seq.items():
-            published = sequences.get(f"{kind}/{camera}")
-            if r == run and type(published) is int and last + 1 < published <= last + 1 + 10**9:
-                self.gaps += published - last - 1
-                self._notices.append(f"lost the last {published - last - 1} {kind} event(s) of camera '{camera}' "
-                                     f"in run {run or '?'} (final stats: {published} published)")
-                self._last_seq[(r, kind, camera)] = published - 1
-
-    def note(self, line: str) -> None:
-        self._notices.append(line)
-
-    def notices(self) -> list[str]:
-        """Findings since the last call, one line each."""
-        out, self._notices = self._notices, []
-        return out
-
-    def summary(self) -> str:
-        return (f"{self.lost} event(s) missed ({self.missed_at_start} before joining a run, {self.gaps} in gaps), "
-                f"{len(self.runs)} run(s) heard, {self.restarts} restart(s)")
 
 
 def _load_key(value: str | bytes | Path, what: str, secret: bool = False) -> tuple[bytes, bytes | None]:

@@ -136,8 +136,9 @@ def test_loss_tracker_counts_late_join_gaps_and_restarts():
     from inspector.client import LossTracker
 
     loss = LossTracker()
-    for run, seq in [("r1", 3), ("r1", 4), ("r1", 4), ("r1", 7), ("r2", 0), ("r2", 1), ("r3", 2)]:
-        loss.observe(_status_in(run, seq))
+    events = [_status_in(run, seq) for run, seq in [("r1", 3), ("r1", 4), ("r1", 7), ("r2", 0), ("r2", 1), ("r3", 2)]]
+    for event in events[:2] + events[1:]:  # the current status re-sent (as to a joining subscriber): a duplicate
+        loss.observe(event)
     loss.observe(StatsEvent(seq=50, time_utc=utc_iso(), uptime_s=1, final=False, data={}, run_id="r3"))  # heartbeat
     assert (loss.missed_at_start, loss.gaps, loss.restarts, loss.duplicates) == (3 + 2, 2, 2, 1)
     notices = loss.notices()
@@ -379,3 +380,58 @@ def test_payloads_of_one_kind_are_all_saved(tmp_path):
     event.payloads = [Payload(kind=k, encoding="png", data=k.encode(), shape=[1]) for k in ("a/b", "a.b", "a/b")]
     written = save(event, tmp_path)
     assert len(written) == 4 and sorted(p.read_bytes() for p in written[1:]) == [b"a.b", b"a/b", b"a/b"]
+
+
+def _defect_in(run: str, seq: int, frame_id: int, camera: str = "c") -> InspectionEvent:
+    return InspectionEvent(type="defect", camera=camera, seq=seq, frame_id=frame_id, event_id=f"{run}-{camera}-{frame_id}",
+                           decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={}, model={}, run_id=run)
+
+
+def test_every_sequence_anomaly_is_counted_and_told(tmp_path, capsys):
+    """A seq going back within one run was counted as a 'duplicate' nobody was told of, and the stream's later
+    gaps were lost in it: a daemon without run ids restarting (0,1,2,3 then 0,1 … 4) hid the restart and the
+    gap after it. Now: a jump back to a different event is a reset (told, the stream counted anew), the same
+    event again a duplicate (told), a missed seq arriving after a later one is late (out of the loss count)."""
+    import threading
+
+    from inspector.cli import main
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    first = [_defect_in("", seq, seq) for seq in range(4)]  # a daemon that sends no run id
+    second = [_defect_in("", seq, 100 + seq) for seq in range(7)]  # … restarted: seq 0 again, other frames
+    sent = first + [second[0], second[1], second[4], second[5], second[5], second[3]]  # 2 lost, 5 twice, 3 late
+
+    def publish() -> None:
+        assert pub.wait_for_subscription(10.0)
+        time.sleep(0.2)
+        for event in sent:
+            pub.send(event)
+
+    sender = threading.Thread(target=publish)
+    sender.start()
+    try:
+        assert main(["subscribe", pub.endpoint, "--topic", "v1/defect", "--count", str(len(sent)),
+                     "--timeout", "10"]) == 0
+    finally:
+        sender.join()
+        pub.close()
+    out, err = capsys.readouterr()
+    assert "seq went back from 3 to 0" in err and "seq 5 received again" in err and "seq 3 arrived late" in err, err
+    assert "lost 2 defect event(s) of camera 'c' (seq 2..3)" in err, err
+    assert ("1 event(s) missed (0 before joining a run, 1 in gaps), 1 run(s) heard, 0 restart(s), 1 sequence "
+            "reset(s) without a new run id, 1 late (out of order), 1 duplicate(s)") in err, err
+
+
+def test_loss_tracker_late_arrivals_before_the_first_seq_and_the_stats(tmp_path):
+    """Out-of-order arrivals of seqs missed at the start, and after the stats told of them, leave the loss count."""
+    from inspector.client import LossTracker
+
+    loss = LossTracker(["v1/defect"])
+    run = {"run_id": "r1"}
+    loss.observe(StatsEvent(seq=0, time_utc=utc_iso(), uptime_s=1, final=False, data={"sequences": {"defect/b": 2}},
+                            **run))
+    for seq in (2, 0):
+        loss.observe(_defect_in("r1", seq, seq))
+    for seq in (2, 1):
+        loss.observe(_defect_in("r1", seq, seq, camera="b"))
+    assert (loss.missed_at_start, loss.late, loss.resets, loss.duplicates) == (2 + 2 - 2, 2, 0, 0), loss.notices()

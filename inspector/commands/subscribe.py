@@ -122,21 +122,29 @@ def save(event, folder: Path) -> list[Path]:
 
 
 def run_mqtt(args: argparse.Namespace) -> int:
-    """Events of every daemon (box) publishing under the broker's topic prefix; one line each."""
+    """Events of every daemon (box) publishing under the broker's topic prefix; one line each. Stats are heard
+    quietly when not asked for: they tell what each box published and what its bridge dropped."""
     from inspector.events import header_dict
     from inspector.integrations.mqtt import MqttSubscriber
 
     kinds = [t.strip("/").split("/")[1] for t in args.topic if t.strip("/").count("/") >= 1] or ["defect", "status"]
-    sub = MqttSubscriber(args.endpoint, kinds, client_id=args.client_id)
+    quiet_stats = "stats" not in kinds
+    sub = MqttSubscriber(args.endpoint, kinds + (["stats"] if quiet_stats else []), client_id=args.client_id)
     print(f"subscribed to {', '.join(sub.topics)} on {args.endpoint}", file=sys.stderr, flush=True)
     seen = 0
     try:
+        deadline = time.monotonic() + args.timeout if args.timeout else None
         while not args.count or seen < args.count:
-            got = sub.recv(timeout=args.timeout or None)
+            got = sub.recv(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
+            for notice in sub.notices():
+                print(notice, file=sys.stderr, flush=True)
             if got is None:
                 print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
                 break
             box, event = got
+            if quiet_stats and event.type == "stats":
+                continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
+            deadline = time.monotonic() + args.timeout if args.timeout else None
             seen += 1
             if args.json:
                 print(json.dumps({**header_dict(event), "box": box}), flush=True)
@@ -146,8 +154,9 @@ def run_mqtt(args: argparse.Namespace) -> int:
         pass
     finally:
         sub.close()
-    if sub.gaps:
-        print(f"{sub.gaps} message(s) lost (gaps in sequence numbers)", file=sys.stderr)
+    for notice in sub.notices():
+        print(notice, file=sys.stderr)
+    print(f"received {seen} event(s); {sub.summary()}", file=sys.stderr)
     return 0
 
 

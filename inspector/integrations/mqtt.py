@@ -57,11 +57,17 @@ def broker_address(url: str) -> tuple[str, int, bool]:
     return parts.hostname or "", parts.port or (8883 if tls else 1883), tls
 
 
-def event_messages(event, prefix: str, run_id: str, qos_payloads: bool) -> list[Message]:
-    """The MQTT messages for one daemon event (defect: header + payloads; status: retained; stats)."""
+def event_messages(event, prefix: str, run_id: str, qos_payloads: bool, bridge: dict | None = None) -> list[Message]:
+    """The MQTT messages for one daemon event (defect: header + payloads; status: retained; stats).
+
+    ``bridge``: the bridge's own counts (messages offered, dropped …), put into a stats event's
+    ``data.mqtt_bridge``: what the bridge dropped while the broker was away is told to the consumers, who see
+    only gaps in seq otherwise (and nothing of dropped payload, status or stats messages)."""
     base = f"{prefix}/{event.topic}"
     header = header_dict(event)
     header.setdefault("run_id", run_id)
+    if event.type == "stats" and bridge is not None:  # a new dict: header values are read-only (header_dict)
+        header["data"] = {**header["data"], "mqtt_bridge": bridge}
     out: list[Message] = []
     if event.type == "defect":
         if qos_payloads:
@@ -164,7 +170,11 @@ class MqttBridge:
         """Queue ``event``'s messages; never blocks (a full buffer drops its oldest message)."""
         if event.type == "result" or (event.type == "stats" and not self.cfg.stats):
             return
-        messages = event_messages(event, self.cfg.topic_prefix + "/" + self.box, self.run_id, self.cfg.thumbnails)
+        with self._lock:  # a stats event tells the drops up to and including the one its own message causes
+            counts = self.counts()
+            counts["dropped"] += max(0, len(self._buffer) + 1 - self.cfg.buffer_size)
+        messages = event_messages(event, self.cfg.topic_prefix + "/" + self.box, self.run_id, self.cfg.thumbnails,
+                                  counts if event.type == "stats" else None)
         with self._lock:
             for msg in messages:
                 self._counts["offered"] += 1
@@ -251,8 +261,11 @@ class MqttSubscriber:
     """Read daemon events back from a broker: ``mqtt://host[:port][/prefix]`` (prefix default ``inspector``).
 
     ``recv`` returns ``(box, event)`` (payload descriptors only: the bytes travel on their own topics).
-    ``gaps`` counts missing sequence numbers per (box, run, type, camera) (QoS 1 duplicates are dropped).
-    Retained messages are delivered too (a new consumer sees every camera's current status at once).
+    What was missed is accounted per box by a :class:`~inspector.client.LossTracker` (late joins, gaps,
+    restarts, out-of-order and duplicate deliveries: QoS 1 re-deliveries are not returned again), plus the
+    messages each box's bridge says it dropped (``data.mqtt_bridge`` of its stats, so subscribe to ``stats``
+    to learn of them). :meth:`notices` gives one line per finding. Retained messages are delivered too (a new
+    consumer sees every camera's current status at once).
     """
 
     def __init__(self, url: str, kinds=("defect", "status"), client_id: str | None = None) -> None:
@@ -265,9 +278,12 @@ class MqttSubscriber:
             raise ConfigError(f"{url}: expected mqtt://host[:port][/topic_prefix]")
         self.prefix = parts.path.strip("/") or "inspector"
         self.topics = [f"{self.prefix}/+/v1/{k}" if k == "stats" else f"{self.prefix}/+/v1/{k}/+" for k in kinds]
+        self._kinds = tuple(f"v1/{k}" for k in kinds)
         self.events: _queue.Queue = _queue.Queue()
-        self._ranges: dict[tuple, tuple[int, int, int]] = {}  # key → (lowest seq, highest seq, distinct seen)
-        self._seen: set[tuple] = set()
+        self._lock = threading.Lock()  # paho's thread observes, the caller's reads notices
+        self.loss: dict[str, object] = {}  # box → LossTracker
+        self._bridge_dropped: dict[tuple[str, str], int] = {}  # (box, run) → messages its bridge said it dropped
+        self._notices: list[str] = []
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
                                   clean_session=client_id is None)
         if tls:
@@ -296,23 +312,61 @@ class MqttSubscriber:
             log.warning("%s: not an inspector event (%s)", msg.topic, exc)
             return
         box = msg.topic[len(self.prefix) + 1:].split("/", 1)[0]
-        run = header.get("run_id") or str(header.get("event_id", "")).split("-")[0]
-        key = (box, run, event.type, getattr(event, "camera", ""))
-        if (key, event.seq) in self._seen:  # a QoS 1 duplicate or a retained repeat
+        event.run_id = event.run_id or str(header.get("event_id", "")).split("-")[0]
+        if not self._account(box, event):  # a QoS 1 duplicate or a retained repeat
             return
-        self._seen.add((key, event.seq))
-        lo, hi, n = self._ranges.get(key, (event.seq, event.seq, 0))
-        self._ranges[key] = (min(lo, event.seq), max(hi, event.seq), n + 1)
-        event.source = {**(event.source or {}), "box": box, "run_id": run}
-        if descriptors:
-            event.source["payload_topics"] = [d.get("topic") for d in descriptors]
+        event.source = {**(getattr(event, "source", None) or {}), "box": box, "run_id": event.run_id}  # stats: none
+        if isinstance(descriptors, list) and descriptors:
+            event.source["payload_topics"] = [d.get("topic") for d in descriptors if isinstance(d, dict)]
         self.events.put((box, event))
+
+    def _account(self, box: str, event) -> bool:
+        """Observe ``event`` in its box's loss tracker; False for a duplicate (not to be returned again)."""
+        from inspector.loss import LossTracker
+
+        with self._lock:
+            tracker = self.loss.setdefault(box, LossTracker(self._kinds))
+            duplicates = tracker.duplicates
+            tracker.observe(event)
+            self._notices += [f"box {box}: {line}" for line in tracker.notices()]
+            if event.type == "stats":
+                self._bridge_drops(box, event)
+            return tracker.duplicates == duplicates
+
+    def _bridge_drops(self, box: str, event) -> None:
+        """Tell the messages the box's bridge dropped (buffer full while the broker was away) since its last stats."""
+        bridge = event.data.get("mqtt_bridge")
+        dropped = bridge.get("dropped") if isinstance(bridge, dict) else None
+        before = self._bridge_dropped.get((box, event.run_id), 0)
+        if type(dropped) is int and before < dropped <= 10**12:
+            self._bridge_dropped[(box, event.run_id)] = dropped
+            self._notices.append(f"box {box}: its MQTT bridge dropped {dropped - before} message(s) in run "
+                                 f"{event.run_id or '?'} (buffer full while the broker was away; events, payloads, "
+                                 f"statuses or stats: {dropped} in this run so far)")
 
     @property
     def gaps(self) -> int:
-        """Sequence numbers missing between the lowest and highest seen, per (box, run, type, camera);
-        re-sent messages may arrive out of order after a reconnect, so this counts holes, not jumps."""
-        return sum(hi - lo + 1 - n for lo, hi, n in self._ranges.values())
+        """Events lost between two received ones, all boxes (see :meth:`summary` for the rest)."""
+        with self._lock:
+            return sum(t.gaps for t in self.loss.values())
+
+    @property
+    def bridge_dropped(self) -> int:
+        """Messages the boxes' bridges said (in their stats) they dropped, all runs."""
+        with self._lock:
+            return sum(self._bridge_dropped.values())
+
+    def notices(self) -> list[str]:
+        """Findings since the last call, one line each (prefixed with the box)."""
+        with self._lock:
+            out, self._notices = self._notices, []
+        return out
+
+    def summary(self) -> str:
+        with self._lock:
+            lines = [f"box {box}: {t.summary()}" for box, t in sorted(self.loss.items())]
+            dropped = sum(self._bridge_dropped.values())
+        return "; ".join(lines + [f"{dropped} message(s) dropped by the boxes' MQTT bridges"])
 
     def recv(self, timeout: float | None = None):
         import queue as _queue

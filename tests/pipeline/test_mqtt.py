@@ -150,3 +150,38 @@ def test_three_daemons_one_broker_one_consumer_across_a_broker_restart(tiny_mode
         assert c["dropped"] == 0 and c["pending"] == 0 and c["delivered"] == c["offered"], c
         assert d.mqtt_bridge.connects >= 2  # it did live through the restart
     assert "lost" not in err
+
+
+def test_a_consumer_learns_what_the_bridge_dropped_while_the_broker_was_away(tmp_path):
+    """The bridge's buffer overflowed during a broker outage: its drop count stayed in its log, and a consumer
+    saw at most seq gaps (nothing of dropped payload, status or stats messages); a consumer listening to stats
+    lost them all (stats events have no ``source``: the subscriber's paho thread raised on each). Now each stats
+    message carries the bridge's counts, and the consumer tells the drops and the events it missed."""
+    from inspector.events import InspectionEvent, StatsEvent, utc_iso
+    from inspector.integrations.mqtt import MqttBridge, MqttSubscriber
+    from inspector.pipeline.integration_config import MqttSection
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    sub = MqttSubscriber(broker.url, ["defect", "stats"], client_id="loss-consumer")  # a persistent session
+    bridge = None
+    try:
+        time.sleep(1.0)  # the subscription is in place
+        broker.stop()
+        bridge = MqttBridge(MqttSection(url=broker.url, box="b1", buffer_size=5, reconnect_max_s=1), run_id="r1")
+        for seq in range(10):
+            bridge.offer(InspectionEvent(type="defect", camera="c", seq=seq, frame_id=seq, event_id=f"r1-c-{seq}",
+                                         decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={},
+                                         model={}, run_id="r1"))
+        bridge.offer(StatsEvent(seq=0, time_utc=utc_iso(), uptime_s=1, final=False, data={}, run_id="r1"))
+        broker.start()
+        got = [sub.recv(timeout=15) for _ in range(5)]
+        notices = sub.notices()
+    finally:
+        if bridge is not None:
+            bridge.close()
+        sub.close()
+        broker.stop()
+    assert [e.seq for _, e in got] == [6, 7, 8, 9, 0] and bridge.counts()["dropped"] == 6, (got, notices)
+    assert got[-1][1].data["mqtt_bridge"]["dropped"] == 6 and sub.bridge_dropped == 6, notices
+    assert any("its MQTT bridge dropped 6 message(s) in run r1" in n for n in notices), notices
+    assert any("missed 6 defect event(s) of camera 'c'" in n for n in notices), notices

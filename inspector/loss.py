@@ -1,0 +1,207 @@
+"""What a subscriber missed, from the ``run_id`` and per-stream ``seq`` of the events it received.
+
+Shared by the ZeroMQ :class:`inspector.client.Subscriber` and the MQTT
+:class:`inspector.integrations.mqtt.MqttSubscriber` (the counts are described in
+:mod:`inspector.client`). Depends on the event types only.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from inspector.events import Event
+
+UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that the next one lacks
+
+
+# How many recent events per stream a LossTracker remembers (seq → fingerprint) to tell a re-sent event from a
+# different event under a seq already seen; and how many holes (runs of missing seqs) it keeps to recognise a
+# late arrival. Beyond them the oldest are forgotten: a seq that old coming back is taken as a reset.
+RECENT_PER_STREAM = 1024
+HOLES_PER_STREAM = 1024
+
+
+def _fingerprint(event: Event) -> tuple:
+    """What tells two events of one stream apart beyond ``seq``: a re-send (the daemon re-sends each camera's
+    current status to every new subscriber, MQTT QoS 1 re-delivers) has the same one, a new event another."""
+    if event.type == "status":
+        return (event.state, event.previous, event.time_utc)
+    return (getattr(event, "event_id", ""), getattr(event, "frame_id", 0), str(getattr(event, "capture", "")))
+
+
+class _Stream:
+    """The sequence state of one (run, type, camera): ``next`` = highest seq heard + 1; ``holes`` = [lo, hi, why]
+    runs of seqs not (yet) heard, why = 'start' (before the first one heard) or 'gap'; ``recent``: seq →
+    fingerprint of the last RECENT_PER_STREAM events heard."""
+
+    def __init__(self) -> None:
+        self.next = 0
+        self.holes: list[list] = []
+        self.recent: dict[int, tuple] = {}
+
+    def miss(self, lo: int, hi: int, why: str) -> None:
+        if hi > lo:
+            self.holes.append([lo, hi, why])
+            del self.holes[:-HOLES_PER_STREAM]
+
+    def fill(self, seq: int) -> str | None:
+        """Take ``seq`` out of its hole; returns the hole's why, or None when ``seq`` was in none."""
+        for i, (lo, hi, why) in enumerate(self.holes):
+            if lo <= seq < hi:
+                self.holes[i:i + 1] = [h for h in ([lo, seq, why], [seq + 1, hi, why]) if h[1] > h[0]]
+                return why
+        return None
+
+    def heard(self, seq: int, fingerprint: tuple) -> None:
+        self.recent[seq] = fingerprint
+        if len(self.recent) > RECENT_PER_STREAM:
+            del self.recent[next(iter(self.recent))]
+        self.next = max(self.next, seq + 1)
+
+
+class LossTracker:
+    """Counts what a subscriber missed, from the run id and per-stream ``seq`` of each received event.
+
+    Every anomaly of a stream's sequence is counted and told (:meth:`notices`, :meth:`summary`): a jump forward
+    (``gaps``, or ``missed_at_start`` for a stream's first event), an event that arrives after a later one
+    (``late``: taken back out of the loss counts), the same event again (``duplicates``: a re-sent status, a QoS 1
+    re-delivery), and a different event under a seq already used (``resets``: a daemon restarted without a new
+    ``run_id``, e.g. one that sends none, or two publishers sharing one; the stream is counted anew from there).
+
+    ``topics``: the subscribed topic prefixes. With them, a ``v1/stats`` event also tells of streams this
+    subscriber should get but never heard from (e.g. a camera that published all its defects before a late
+    join): their published count is missed. None: only streams heard from are accounted.
+    """
+
+    def __init__(self, topics: Iterable[str] | None = None) -> None:
+        self._topics = None if topics is None else tuple(topics)
+        self.missed_at_start = 0
+        self.gaps = 0
+        self.restarts = 0
+        self.duplicates = 0  # the same event again (re-sent status, QoS 1 re-delivery): not a loss
+        self.late = 0  # out of order: arrived after a later seq (no longer counted lost)
+        self.resets = 0  # a stream's seq went back to a different event within one run id
+        self.runs: dict[str, str] = {}  # run id → started_utc, in the order heard
+        self._streams: dict[tuple[str, str, str], _Stream] = {}
+        self._notices: list[str] = []
+
+    @property
+    def lost(self) -> int:
+        return self.missed_at_start + self.gaps
+
+    def observe(self, event: Event) -> None:
+        run = event.run_id
+        new_run = run not in self.runs
+        if new_run:
+            if self.runs:
+                self.restarts += 1
+                self._notices.append(f"daemon restarted: new run {run or '?'} (started "
+                                     f"{event.run_started_utc or '?'}) after run {list(self.runs)[-1] or '?'}")
+            self.runs[run] = event.run_started_utc
+        if event.type == "stats":
+            self._unheard_streams(run, event.data.get("sequences"), before_joining=new_run)
+            if event.final:
+                self._close_run(run, event.data.get("sequences"))
+        if event.type in UNCOUNTED_TYPES:
+            return
+        camera = getattr(event, "camera", "")
+        key = (run, event.type, camera)
+        stream = self._streams.get(key)
+        what = f"{event.type} event(s) of camera '{camera}'"
+        if stream is None:
+            stream = self._streams[key] = _Stream()
+            self._start(stream, event.seq, what, f"before this subscriber heard run {run or '?'}")
+        elif event.seq > stream.next:
+            self.gaps += event.seq - stream.next
+            stream.miss(stream.next, event.seq, "gap")
+            self._notices.append(f"lost {event.seq - stream.next} {what} (seq {stream.next}..{event.seq - 1}) "
+                                 f"in run {run or '?'}")
+        elif event.seq < stream.next and not self._behind(stream, event, what, run):
+            return
+        stream.heard(event.seq, _fingerprint(event))
+
+    def _start(self, stream: _Stream, seq: int, what: str, when: str) -> None:
+        """A stream's first event heard (or first after a reset): seqs below it were published unheard."""
+        if seq > 0:
+            self.missed_at_start += seq
+            stream.miss(0, seq, "start")
+            self._notices.append(f"missed {seq} {what} published {when} (first seq {seq})")
+        stream.next = seq
+
+    def _behind(self, stream: _Stream, event: Event, what: str, run: str) -> bool:
+        """An event whose seq is below the stream's next: late, a duplicate (False: not heard again) or a reset."""
+        seq = event.seq
+        why = stream.fill(seq)
+        if why is not None:
+            self.late += 1
+            if why == "start":
+                self.missed_at_start -= 1
+            else:
+                self.gaps -= 1
+            self._notices.append(f"{what} seq {seq} arrived late (after seq {stream.next - 1}) in run {run or '?'}: "
+                                 f"out of order, no longer counted missed")
+            return True
+        if stream.recent.get(seq) == _fingerprint(event):
+            self.duplicates += 1
+            # the daemon re-sends each camera's current status whenever a subscriber joins: expected, not told
+            if not (event.type == "status" and seq == stream.next - 1):
+                self._notices.append(f"{what} seq {seq} received again (a duplicate) in run {run or '?'}")
+            return False
+        self.resets += 1
+        self._notices.append(f"{what}: seq went back from {stream.next - 1} to {seq} within run {run or '?'} "
+                             f"(a daemon restart without a new run id, or two publishers sharing one); "
+                             f"counting this stream anew")
+        stream.__init__()
+        self._start(stream, seq, what, "before the reset")
+        return True
+
+    def _unheard_streams(self, run: str, sequences: object, before_joining: bool) -> None:
+        """Streams of ``run`` that stats count as published, that this subscriber subscribes to, but never heard
+        from: all their events so far were missed. Sound because a daemon sends events and stats in order on one
+        socket; the count becomes the stream's next seq, so its next event is no gap."""
+        if self._topics is None or not isinstance(sequences, dict):
+            return
+        for stream, published in sequences.items():
+            kind, _, camera = str(stream).partition("/")
+            key = (run, kind, camera)
+            if (key in self._streams or kind in UNCOUNTED_TYPES or type(published) is not int
+                    or not 0 < published <= 10**9 or not any(f"v1/{stream}".startswith(t) for t in self._topics)):
+                continue
+            state = self._streams[key] = _Stream()
+            state.next = published
+            if before_joining:  # the first word of this run we heard
+                self.missed_at_start += published
+                state.miss(0, published, "start")
+                what = f"published before this subscriber heard run {run or '?'}"
+            else:
+                self.gaps += published
+                state.miss(0, published, "gap")
+                what = f"in run {run or '?'}"
+            self._notices.append(f"missed {published} {kind} event(s) of camera '{camera}' {what} "
+                                 f"(stats: {published} published, none received)")
+
+    def _close_run(self, run: str, sequences: object) -> None:
+        """The final stats of ``run`` give each stream's published count: count what never arrived at the end."""
+        if not isinstance(sequences, dict):
+            return
+        for (r, kind, camera), stream in self._streams.items():
+            published = sequences.get(f"{kind}/{camera}")
+            if r == run and type(published) is int and stream.next < published <= stream.next + 10**9:
+                self.gaps += published - stream.next
+                stream.miss(stream.next, published, "gap")
+                self._notices.append(f"lost the last {published - stream.next} {kind} event(s) of camera "
+                                     f"'{camera}' in run {run or '?'} (final stats: {published} published)")
+                stream.next = published
+
+    def note(self, line: str) -> None:
+        self._notices.append(line)
+
+    def notices(self) -> list[str]:
+        """Findings since the last call, one line each."""
+        out, self._notices = self._notices, []
+        return out
+
+    def summary(self) -> str:
+        return (f"{self.lost} event(s) missed ({self.missed_at_start} before joining a run, {self.gaps} in gaps), "
+                f"{len(self.runs)} run(s) heard, {self.restarts} restart(s), {self.resets} sequence reset(s) "
+                f"without a new run id, {self.late} late (out of order), {self.duplicates} duplicate(s)")
