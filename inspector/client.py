@@ -38,6 +38,7 @@ from typing import Iterable, Iterator
 
 import zmq
 
+from inspector.config import tcp_port_problem
 from inspector.errors import ConfigError
 from inspector.events import Event, curve_key, decode, load_curve_certificate
 
@@ -54,6 +55,9 @@ def check_endpoint(endpoint: str) -> str:
                 and "://" not in endpoint else "")
         raise ConfigError(f"endpoint '{str(endpoint)[:80]}' is not a ZeroMQ endpoint "
                           f"(tcp://host:port, ipc://path){hint}")
+    port_problem = tcp_port_problem(endpoint, bind=False)
+    if port_problem:
+        raise ConfigError(f"endpoint '{endpoint[:80]}': {port_problem}")
     return endpoint
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from inspector.config import apply_overrides, bounded, from_dict, load_yaml
+from inspector.config import apply_overrides, bounded, from_dict, load_yaml, tcp_port_problem
 from inspector.errors import ConfigError
 from inspector.pipeline.integration_config import DashboardSection, GenicamSection, MetricsSection, MqttSection
 
@@ -183,6 +183,9 @@ class PublishSection:
     def validate(self, where: str) -> None:
         if not re.match(r"^(tcp|ipc|inproc)://.+", self.endpoint):
             raise ConfigError(f"{where}.endpoint: '{self.endpoint}' is not a ZeroMQ endpoint (tcp://host:port, ipc://path)")
+        port_problem = tcp_port_problem(self.endpoint, bind=True)
+        if port_problem:
+            raise ConfigError(f"{where}.endpoint: '{self.endpoint}': {port_problem}")
         if self.sndhwm < 1 or self.queue_size < 1 or self.stats_interval_s <= 0:
             raise ConfigError(f"{where}: sndhwm and queue_size must be ≥ 1, stats_interval_s > 0")
 

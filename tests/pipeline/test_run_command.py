@@ -13,6 +13,8 @@ import yaml
 
 from pipeline_support import base_config, write_video
 from inspector.cli import main
+from inspector.client import Subscriber
+from inspector.errors import ConfigError
 from inspector.pipeline.config import DaemonConfig, daemon_config
 from inspector.artifacts.model_card import sha256_file
 from inspector.artifacts.thresholds import ModelBinding, Thresholds, write_thresholds
@@ -251,3 +253,22 @@ def test_check_refuses_outputs_the_run_could_not_write(section, make, expected, 
     code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
     assert code == 2 and one_error_line(err) == "error: " + expected.format(**fill)
     assert paths["file"].read_text() == "the user's" and not any(paths["folder"].iterdir())
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "-5", "5556x", ""])
+def test_tcp_port_out_of_range_is_refused(port, tiny_model, video, tmp_path, capsys):
+    # libzmq keeps 16 bits of the port: tcp://127.0.0.1:99999 bound port 34463 and --check said "ok
+    # publishing on tcp://127.0.0.1:34463"; a subscriber given :99999 connected to 34463 too, another daemon's.
+    endpoint = f"tcp://127.0.0.1:{port}" if port else "tcp://127.0.0.1"
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}])
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and "publish.endpoint" in one_error_line(err)
+    with pytest.raises(ConfigError, match="TCP port|no port"):
+        Subscriber(endpoint)
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:*", "tcp://127.0.0.1:0"])
+def test_ephemeral_tcp_port_binds(endpoint, tiny_model, video, tmp_path, capsys):
+    code, out, _ = run_cli(tmp_path, base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}]),
+                           capsys, "--check")
+    assert code == 0 and "ok publishing on tcp://127.0.0.1:" in out
