@@ -272,3 +272,17 @@ def test_ephemeral_tcp_port_binds(endpoint, tiny_model, video, tmp_path, capsys)
     code, out, _ = run_cli(tmp_path, base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}]),
                            capsys, "--check")
     assert code == 0 and "ok publishing on tcp://127.0.0.1:" in out
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "abc"])
+def test_mqtt_port_out_of_range_is_one_line(port, tiny_model, endpoint, video, tmp_path, capsys):
+    # urlsplit(...).port raised ValueError past 65535: a traceback from 'run --check' and 'subscribe mqtt://…';
+    # port 0 was read as "no port" and silently became 1883.
+    pytest.importorskip("paho.mqtt.client")
+    url = f"mqtt://127.0.0.1:{port}"
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}])
+    cfg["publish"]["mqtt"] = {"url": url}
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and "publish.mqtt.url" in one_error_line(err)
+    assert main(["subscribe", url]) == 2
+    assert "1-65535" in one_error_line(capsys.readouterr().err)
