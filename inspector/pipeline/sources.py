@@ -279,13 +279,20 @@ class CvSource(Source):
         the last _SETTLE_S s), positioned to read on from the next frame once more has been written.
 
         FFmpeg stops at the end of what was there when it got there; a batch run used to end there with
-        exit 0 and never inspect the rest of the recording.
+        exit 0 and never inspect the rest of the recording. A file now shorter than when it was opened was
+        truncated while read: a permanent SourceError (camera failed, run exit 1), not a quiet end with exit 0.
         """
         if self.kind != "file" or self.camera.loop:
             return None
         signature = self._file_signature()
         # gone, or the name now stands for another file (rotated: ours was renamed, a new one begun): ours ended
-        if signature is None or signature[0] != self._signature[0] or not _written_recently(signature[2] / 1e9):
+        if signature is None or signature[0] != self._signature[0]:
+            return None
+        if signature[1] < self._signature[1]:  # cut short under us: the frames past the cut are lost
+            raise self._error(f"{self._target}: truncated while read ({self._signature[1]} → {signature[1]} "
+                              f"bytes after {self._delivered} frames); the rest of the recording is lost",
+                              permanent=True)
+        if not _written_recently(signature[2] / 1e9):
             return None
         time.sleep(_GROWTH_POLL_S)  # short: the capture loop checks its stop event between reads
         size = signature[1]

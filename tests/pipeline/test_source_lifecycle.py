@@ -352,6 +352,25 @@ def test_a_recording_rotated_away_while_waiting_at_its_end_ends_the_run(tmp_path
     assert not alive and states[-1] == "ended" and counters.get("rot.captured") > 0, states
 
 
+def test_a_recording_truncated_while_read_fails_the_camera(tmp_path):
+    """A one-pass recording cut short under a reading camera (a disk-full writer, a log rotation with
+    copytruncate, an operator's mistake): the camera fails saying so and the run exits non-zero. It used to
+    end as if the recording had ended there ('ended (33 frames)' of 80, exit 0): the rest lost, unsaid."""
+    video = write_video(tmp_path / "cut.avi", defect_pattern(60))
+    size = video.stat().st_size
+    counters, states = Counters(), []
+    cam = CameraSection(name="cut", source=str(video), fps=20)  # paced: 3 s to read it whole
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=100_000)
+    worker.start()
+    time.sleep(0.8)
+    os.truncate(video, size // 3)
+    worker.join(10)
+    assert not worker.is_alive()
+    assert states[-1][0] == "failed" and "truncated while read" in states[-1][1], states
+    assert 0 < counters.get("cut.captured") < 60
+
+
 def test_a_finished_recording_ends_without_waiting(tmp_path):
     video = write_video(tmp_path / "done.avi", defect_pattern(10))
     old = time.time() - 60
