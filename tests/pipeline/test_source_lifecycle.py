@@ -371,6 +371,32 @@ def test_a_recording_truncated_while_read_fails_the_camera(tmp_path):
     assert 0 < counters.get("cut.captured") < 60
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="video4linux device nodes")
+@pytest.mark.parametrize("target", ["/dev/null", "regular-file", "folder"])
+def test_a_device_path_that_is_not_a_video_device_fails_at_once(tmp_path, target):
+    """/dev/null, a regular file or a folder where a /dev/videoN should be can never become a camera: the
+    camera fails at once and the run ends. It was retried for ever ('cannot open device', attempt after
+    attempt) while a batch run never ended."""
+    path = {"/dev/null": "/dev/null", "regular-file": str(tmp_path / "video0"), "folder": str(tmp_path)}[target]
+    if target == "regular-file":
+        (tmp_path / "video0").write_bytes(b"")
+    counters, states = Counters(), []
+    cam = CameraSection(name="dev", source=path, type="device", reconnect=ReconnectSection(initial_s=0.05, max_s=0.1))
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=10)
+    worker.start()
+    worker.join(5)
+    assert not worker.is_alive() and states[-1][0] == "failed" and "not a video device" in states[-1][1], states
+
+
+def test_a_missing_device_path_is_transient(tmp_path):
+    """Nothing at the path (a USB camera unplugged) may come back: retried, said so."""
+    src = make_source(CameraSection(name="dev", source=str(tmp_path / "video9"), type="device"))
+    with pytest.raises(SourceError, match="does not exist") as err:
+        src.open()
+    assert not err.value.permanent
+
+
 def test_a_finished_recording_ends_without_waiting(tmp_path):
     video = write_video(tmp_path / "done.avi", defect_pattern(10))
     old = time.time() - 60
