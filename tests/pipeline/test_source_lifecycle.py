@@ -397,6 +397,26 @@ def test_a_missing_device_path_is_transient(tmp_path):
     assert not err.value.permanent
 
 
+def test_a_one_pass_folder_emptied_while_read_says_what_it_skipped(tmp_path):
+    """Half the files of a one-pass folder deleted before they were read (the share unmounted, a cleaner
+    ran): the camera's 'ended' line says how many it skipped and why; it said 'ended (4 frames)' as if the
+    folder had held 4, the 4 others only in the summary's counters."""
+    folder = write_folder(tmp_path / "f", [False] * 8, corrupt=(0,))
+    old = time.time() - 60
+    os.utime(folder / "0000.png", (old, old))  # corrupt long ago, not still being written
+    counters, states = Counters(), []
+    cam = CameraSection(name="f", source=str(folder), fps=5)  # paced: 1.6 s to read it whole
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=100)
+    worker.start()
+    while counters.get("f.captured") < 2 and worker.is_alive():
+        time.sleep(0.01)
+    for i in range(4, 8):
+        (folder / f"{i:04d}.png").unlink()
+    worker.join(10)
+    assert states[-1] == ("ended", "3 frames; 1 corrupt, 4 missing skipped"), states
+
+
 def test_a_finished_recording_ends_without_waiting(tmp_path):
     video = write_video(tmp_path / "done.avi", defect_pattern(10))
     old = time.time() - 60
