@@ -320,10 +320,10 @@ class RecorderWorker(Worker):
         while self._kept and self._over_limit():
             files, size = self._kept.popleft()
             self._bytes -= size  # off the books either way: one that cannot be deleted is not retried
-            if self._delete(files):
+            if self._delete_recording(files):
                 self.counters.add("recorder.deleted")
 
-    def _delete(self, files: list[Path]) -> bool:
+    def _delete_recording(self, files: list[Path]) -> bool:
         """Delete the files of one recording; False if one could not be (EACCES/EPERM/EROFS: an earlier run's
         folder made read-only, an immutable file, a read-only share). That one is counted and logged, and
         retention goes on with the next: an exception here disabled recording for the whole run when met at
