@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline_support import base_config, write_video
+from pipeline_support import base_config, write_folder, write_video
 from inspector.cli import main
 from inspector.client import Subscriber
 from inspector.errors import ConfigError
@@ -286,3 +286,19 @@ def test_mqtt_port_out_of_range_is_one_line(port, tiny_model, endpoint, video, t
     assert code == 2 and "publish.mqtt.url" in one_error_line(err)
     assert main(["subscribe", url]) == 2
     assert "1-65535" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("linked", [False, True])
+def test_recording_into_a_folder_cameras_folder_is_refused(linked, tiny_model, endpoint, tmp_path, capsys):
+    # <recorder.dir>/<camera> was the folder a folder camera reads: its recordings and heat maps (.png) were
+    # inspected as that camera's frames and NG ones recorded again, the folder growing for the whole run.
+    folder = write_folder(tmp_path / "line" / "cam", [False] * 2)
+    if linked:  # the same folder by another name
+        (tmp_path / "alias").symlink_to(tmp_path / "line")
+        folder = tmp_path / "alias" / "cam"
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam", "source": str(folder), "loop": True}])
+    cfg["recorder"] = {"enabled": True, "dir": str(tmp_path / "line"), "min_free_bytes": 0}
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and "recorder.dir" in one_error_line(err)
+    cfg["recorder"]["dir"] = str(tmp_path / "recordings")
+    assert run_cli(tmp_path, cfg, capsys, "--check")[0] == 0
