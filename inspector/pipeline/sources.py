@@ -683,6 +683,8 @@ def source_type(camera: CameraSection) -> str:
         return "synthetic"
     if src.startswith("genicam://"):
         return "genicam"
+    if " ! " in src:  # a pipeline, though it names a URI (rtspsrc location=rtsp://…): not FFmpeg's URL
+        return "gstreamer"
     if "://" in src:
         return "url"
     if "!" in src:

@@ -302,3 +302,26 @@ def test_recording_into_a_folder_cameras_folder_is_refused(linked, tiny_model, e
     assert code == 2 and "recorder.dir" in one_error_line(err)
     cfg["recorder"]["dir"] = str(tmp_path / "recordings")
     assert run_cli(tmp_path, cfg, capsys, "--check")[0] == 0
+
+
+@pytest.mark.parametrize("source, said", [("htp://127.0.0.1:9/x", "'http'"), ("rtps://u:secret@cam/x", "'rtsps'")])
+def test_a_url_scheme_ffmpeg_never_opens_is_refused_at_start(source, said, tiny_model, endpoint, tmp_path, capsys):
+    # A typo in the scheme can never open: 'run' started and retried the camera for ever ('cannot open url').
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": source}])
+    code, _, err = run_cli(tmp_path, cfg, capsys)  # a real run, not --check: refused before it starts
+    line = one_error_line(err)
+    assert code == 2 and "cameras[0].source" in line and said in line and "secret" not in err
+
+
+def test_a_gstreamer_pipeline_naming_a_uri_is_a_pipeline(tiny_model, endpoint, tmp_path, capsys):
+    # 'rtspsrc location=rtsp://… ! … ! appsink' was taken for an FFmpeg URL ('://' before '!'): never opened,
+    # retried for ever. It is a pipeline (refused in one line where this OpenCV has no GStreamer).
+    from inspector.pipeline.config import CameraSection
+    from inspector.pipeline.sources import has_gstreamer, source_type
+
+    pipeline = "rtspsrc location=rtsp://127.0.0.1:9/x ! decodebin ! videoconvert ! appsink"
+    assert source_type(CameraSection(name="g", source=pipeline)) == "gstreamer"
+    if not has_gstreamer():
+        code, _, err = run_cli(tmp_path, base_config(tiny_model, endpoint, [{"name": "g", "source": pipeline}]),
+                               capsys)
+        assert code == 2 and "no GStreamer support" in one_error_line(err)
