@@ -42,6 +42,7 @@ from typing import Iterable, Iterator
 
 import zmq
 
+from inspector.config import tcp_port_problem
 from inspector.errors import ConfigError
 from inspector.events import curve_key, decode, load_curve_certificate
 from inspector.loss import LossTracker  # noqa: F401 - public here too (the subscriber API)
@@ -58,6 +59,9 @@ def check_endpoint(endpoint: str) -> str:
                 and "://" not in endpoint else "")
         raise ConfigError(f"endpoint '{str(endpoint)[:80]}' is not a ZeroMQ endpoint "
                           f"(tcp://host:port, ipc://path){hint}")
+    port_problem = tcp_port_problem(endpoint, bind=False)
+    if port_problem:
+        raise ConfigError(f"endpoint '{endpoint[:80]}': {port_problem}")
     return endpoint
 
 

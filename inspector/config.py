@@ -419,6 +419,24 @@ def resolve_path(value: str, base_dir: str | Path) -> str:
     return str(p if p.is_absolute() else Path(base_dir) / p)
 
 
+def tcp_port_problem(endpoint: str, bind: bool) -> str | None:
+    """Why the port of a ``tcp://host:port`` ZeroMQ endpoint is out of range, or None (other transports too).
+
+    libzmq reads the port into 16 bits without a range check: ``tcp://127.0.0.1:99999`` bound port 34463
+    and ``:-5`` port 65531, so a daemon served, and a subscriber listened to, another port than written.
+    A port is 1-65535 (RFC 6335); binding also takes ``*`` or 0, an ephemeral port (zmq_tcp(7)).
+    """
+    if not endpoint.startswith("tcp://"):
+        return None
+    port = endpoint.rsplit(":", 1)[-1] if endpoint.count(":") > 1 else ""
+    if bind and port in ("*", "0"):
+        return None
+    if not re.fullmatch(r"\d{1,5}", port) or not 0 < int(port) < 65536:
+        return (f"'{port}' is not a TCP port (1-65535{', or * for any free port' if bind else ''})" if port
+                else "no port (tcp://host:port)")
+    return None
+
+
 def relative_to_file(path: str | Path, config_file: str | Path) -> str:
     """``path`` written as a config file at ``config_file`` must spell it (inverse of :func:`resolve_path`)."""
     return os.path.relpath(Path(path).absolute(), Path(config_file).absolute().parent)

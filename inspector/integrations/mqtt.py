@@ -36,7 +36,8 @@ from urllib.parse import urlsplit
 from inspector.errors import ConfigError
 from inspector.events import header_dict
 from inspector.integrations import require
-from inspector.pipeline.integration_config import MqttSection
+from inspector.redact import redact
+from inspector.pipeline.integration_config import MqttSection, url_port_problem
 
 log = logging.getLogger("inspector.mqtt")
 _MAX_INFLIGHT = 20
@@ -54,6 +55,9 @@ def broker_address(url: str) -> tuple[str, int, bool]:
     """``mqtt://host[:port]`` → (host, port, tls); mqtts:// and ssl:// mean TLS (default port 8883)."""
     parts = urlsplit(url)
     tls = parts.scheme in ("mqtts", "ssl")
+    why = url_port_problem(parts)
+    if why:  # urlsplit's .port raises ValueError past 65535 (a traceback from 'subscribe mqtt://h:99999')
+        raise ConfigError(f"{redact(url)}: {why}")
     return parts.hostname or "", parts.port or (8883 if tls else 1883), tls
 
 

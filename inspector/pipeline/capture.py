@@ -57,6 +57,8 @@ from inspector.pipeline.telemetry import Counters
 from inspector.redact import redact
 
 log = logging.getLogger("inspector.capture")
+# Grabbed.reason values of frames a source gave up on (not "growing": a recording read on as it grows)
+_SKIP_REASONS = ("missing", "corrupt", "incomplete")  # and "rejected.<why>"
 
 
 _STOP_BACKSTOP_S = 0.5  # longest a producer blocked on a full channel may take to see ``stop`` unwoken
@@ -367,8 +369,18 @@ class CaptureWorker(Worker):
         if self.frames == 0 and self.source.finite and not self.stop_event.is_set():
             self.set_state("failed", f"{self.source.describe()}: ended without one decodable frame")
         else:
-            self.set_state("ended", f"{self.frames} frames")
+            self.set_state("ended", f"{self.frames} frames{self._skipped_summary()}")
         return True
+
+    def _skipped_summary(self) -> str:
+        """'; 4 missing, 1 corrupt' — what this camera skipped, for its 'ended' line: a one-pass folder
+        emptied while read ended as 'ended (4 frames)' with the 4 files it never read said nowhere but
+        in the summary counters."""
+        prefix = f"{self.camera.name}."
+        counts = {key[len(prefix):]: n for key, n in self.counters.snapshot().items() if key.startswith(prefix)}
+        parts = [f"{n} {reason}" for reason, n in sorted(counts.items())
+                 if n and (reason in _SKIP_REASONS or reason.startswith("rejected."))]
+        return f"; {', '.join(parts)} skipped" if parts else ""
 
     def _skipped(self, grabbed) -> None:
         cam = self.camera.name

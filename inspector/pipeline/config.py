@@ -14,12 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from inspector.config import apply_overrides, bounded, from_dict, load_yaml
+from inspector.config import apply_overrides, bounded, from_dict, load_yaml, suggest, tcp_port_problem
 from inspector.errors import ConfigError
 from inspector.pipeline.integration_config import DashboardSection, GenicamSection, MetricsSection, MqttSection
 
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: '$' would let "cam\n" through
 _MIN_FPS = 1 / 86400  # a paced camera delivers at least one frame a day
+# URL schemes FFmpeg opens as inputs (its protocols, libavformat/protocols.c, and the RTSP/MMS demuxers'),
+# lower case; a camera URL with another scheme can never open: it was retried for ever
+_URL_SCHEMES = frozenset("""async bluray cache concat concatf crypto data file ftp gopher gophers hls http https
+    httpproxy icecast ipfs ipns mms mmsh mmst pipe prompeg rist rtmp rtmpe rtmps rtmpt rtmpte rtmpts rtp rtsp rtsps
+    sctp sftp smb srt srtp subfile tcp tls udp udplite unix zmq""".split())
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 SOURCE_TYPES = ("auto", "file", "folder", "device", "url", "gstreamer", "synthetic", "genicam")
 
 
@@ -125,8 +131,23 @@ class CameraSection:
                               f"use 0 for no pacing")
         if self.open_timeout_s <= 0 or self.read_timeout_s <= 0 or self.watchdog_s <= 0:
             raise ConfigError(f"{where}: timeouts must be > 0")
+        self._check_url_scheme(where)
         if self.bit_depth is not None and self.bit_depth not in (8, 10, 12, 14, 16):
             raise ConfigError(f"{where}.bit_depth: must be one of 8, 10, 12, 14, 16 or null, got {self.bit_depth}")
+
+
+    def _check_url_scheme(self, where: str) -> None:
+        """A URL camera's scheme must be one FFmpeg opens ('htp://cam/x', 'rstp://…' never open). Only the
+        scheme is named: the URL may carry a password."""
+        src = self.source
+        if self.type not in ("auto", "url") or not isinstance(src, str) or "://" not in src or " ! " in src \
+                or src.startswith(("synthetic", "genicam://")):
+            return
+        m = _URL_SCHEME.match(src)
+        scheme = m.group(1).lower() if m else src.split("://", 1)[0][:20]
+        if not m or scheme not in _URL_SCHEMES:
+            raise ConfigError(f"{where}.source: '{scheme}://' is not a URL scheme FFmpeg opens (rtsp, http, "
+                              f"https, rtmp, udp, srt, …){suggest(scheme, sorted(_URL_SCHEMES))}")
 
 
 @dataclass(frozen=True)
@@ -183,6 +204,9 @@ class PublishSection:
     def validate(self, where: str) -> None:
         if not re.match(r"^(tcp|ipc|inproc)://.+", self.endpoint):
             raise ConfigError(f"{where}.endpoint: '{self.endpoint}' is not a ZeroMQ endpoint (tcp://host:port, ipc://path)")
+        port_problem = tcp_port_problem(self.endpoint, bind=True)
+        if port_problem:
+            raise ConfigError(f"{where}.endpoint: '{self.endpoint}': {port_problem}")
         if self.sndhwm < 1 or self.queue_size < 1 or self.stats_interval_s <= 0:
             raise ConfigError(f"{where}: sndhwm and queue_size must be ≥ 1, stats_interval_s > 0")
 
@@ -193,7 +217,7 @@ class RecorderSection:
     dir: str = "runs/recordings"
     queue_size: int = bounded(32, ge=1, le=100_000)
     max_events: int = bounded(10000, ge=0, le=10**9)  # retention: oldest recordings deleted beyond this many events (0 = no limit)
-    max_bytes: int = bounded(2_000_000_000, ge=0, le=10**16)  # … or beyond this many bytes (0 = no limit)
+    max_bytes: int = bounded(2_000_000_000, ge=0, le=10**16)  # … or beyond this many bytes (0 = no limit; the newest always stays)
     min_free_bytes: int = bounded(500_000_000, ge=0, le=10**16)  # skip recording while the disk has less free space
 
 

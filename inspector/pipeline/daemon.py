@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -51,7 +52,7 @@ from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_pa
 from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker, StatusUpdate
 from inspector.pipeline.recorder import RecorderWorker
-from inspector.pipeline.sources import Source, make_source
+from inspector.pipeline.sources import Source, make_source, source_type
 from inspector.pipeline.stats import DaemonStats
 from inspector.pipeline.worker import WorkerContext
 from inspector.artifacts import input_spec as card_input_spec, model_card_of, read_card
@@ -94,10 +95,29 @@ def check_outputs(cfg: DaemonConfig) -> None:
         why = folder_problem(cfg.recorder.dir)
         if why:
             raise ConfigError(f"recorder.dir: {why}", field="recorder.dir")
+    if cfg.recorder.enabled:
+        _refuse_recording_into_a_source(cfg)
     if cfg.summary_json:
         why = file_problem(cfg.summary_json)
         if why:
             raise ConfigError(f"summary_json: {why}", field="summary_json")
+
+
+def _refuse_recording_into_a_source(cfg: DaemonConfig) -> None:
+    """ConfigError when the recorder would write into a folder camera's folder (``<recorder.dir>/<camera>``
+    is it, links followed): its recordings and heat maps (.png) were read back as that camera's frames, each
+    NG one recorded again, the folder growing for as long as the run lasted."""
+    recording_dirs = {os.path.realpath(os.path.join(cfg.recorder.dir, c.name)): c.name for c in cfg.cameras}
+    for cam in cfg.cameras:
+        try:
+            kind = source_type(cam)
+        except InspectorError:
+            continue  # the source's own error comes when it is made
+        writer = recording_dirs.get(os.path.realpath(str(cam.source))) if kind == "folder" else None
+        if writer:
+            raise ConfigError(f"recorder.dir: camera '{writer}' would record into {cam.source}, the folder "
+                              f"camera '{cam.name}' reads (its recordings inspected as frames); "
+                              f"choose another recorder.dir", field="recorder.dir")
 
 
 class Daemon:

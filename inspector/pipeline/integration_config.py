@@ -41,6 +41,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def url_port_problem(parts) -> str | None:
+    """Why the port of a split URL is unusable, or None (no port: the scheme's default).
+
+    ``urlsplit(...).port`` raises ValueError for a port outside 0-65535 or not a number, which surfaced
+    as a traceback from the MQTT bridge; port 0 was taken as "no port" and silently became 1883.
+    """
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        return f"the port must be 1-65535, got '{parts.netloc.rpartition(':')[2]}'"
+    return None
+
+
 @dataclass(frozen=True)
 class MetricsSection:
     """Prometheus endpoint (``prometheus-client``): ``GET http://<listen>/metrics``."""
@@ -107,6 +122,8 @@ class MqttSection:
         parts = urlsplit(self.url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
             raise ConfigError(f"{where}.url: '{self.url}' is not mqtt://host[:port] or mqtts://host[:port]")
+        if url_port_problem(parts):
+            raise ConfigError(f"{where}.url: '{self.url}': {url_port_problem(parts)}")
         if not re.fullmatch(r"[^#+\s]+", self.topic_prefix):
             raise ConfigError(f"{where}.topic_prefix: '{self.topic_prefix}' must be non-empty without '#', '+' or spaces")
         if self.box and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.box):

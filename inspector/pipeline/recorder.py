@@ -166,6 +166,7 @@ class RecorderWorker(Worker):
         self._checked_at = -math.inf  # when the books were last checked against the disk (_forget_removed)
         self._finishing = threading.Event()  # finish() was called: exit once the queue is empty
         self._throttle = Throttled(log)
+        self._told_too_small = False  # "one recording exceeds max_bytes" was logged (once a run)
 
     # -- producer side (publisher thread) --------------------------------------------------
     def put(self, frame: Frame, header: dict) -> None:
@@ -317,13 +318,19 @@ class RecorderWorker(Worker):
         # _RECHECK_S s (at max_events a recording is deleted for each one written).
         if self._over_limit() and time.monotonic() - self._checked_at >= _RECHECK_S:
             self._forget_removed()
-        while self._kept and self._over_limit():
+        # The newest recording always stays: with max_bytes below one recording's size every recording was
+        # deleted as soon as it was written, a run with 6 defects leaving none, and nothing said.
+        while len(self._kept) > 1 and self._over_limit():
             files, size = self._kept.popleft()
             self._bytes -= size  # off the books either way: one that cannot be deleted is not retried
-            if self._delete(files):
+            if self._delete_recording(files):
                 self.counters.add("recorder.deleted")
+        if self._over_limit() and not self._told_too_small:
+            self._told_too_small = True
+            log.warning("recorder: one recording (%d bytes) exceeds max_bytes %d; only the newest is kept "
+                        "(raise recorder.max_bytes)", self._bytes, self.cfg.max_bytes)
 
-    def _delete(self, files: list[Path]) -> bool:
+    def _delete_recording(self, files: list[Path]) -> bool:
         """Delete the files of one recording; False if one could not be (EACCES/EPERM/EROFS: an earlier run's
         folder made read-only, an immutable file, a read-only share). That one is counted and logged, and
         retention goes on with the next: an exception here disabled recording for the whole run when met at

@@ -31,6 +31,8 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import stat
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -56,6 +58,7 @@ IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
 _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/truncation
 _SETTLE_S = 2.0  # a file (folder image, recording) changed more recently than this is still being written
 _SNAPSHOT_MAX_BYTES = 64 * 2**20  # one still picture from a snapshot URL; more is a stream or a fault
+_V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guide/devices.txt)
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 # FFmpeg's raw tag of 16-bit little-endian grey (libavcodec/raw.c MKTAG('Y', '1', 0, 16)), as OpenCV reports a
 # stream's pixel format (CAP_PROP_CODEC_PIXEL_FORMAT); the one 16-bit format its FFmpeg backend hands over as is
@@ -188,6 +191,8 @@ class CvSource(Source):
             self._failed_signature = self._signature
             if self._signature is None or self._signature[1] == 0:
                 raise self._error(f"{self._target}: video file is missing or empty", permanent)
+        if self.kind == "device":
+            self._check_device_path()
         try:
             cap = cv2.VideoCapture(self._target, self._api, self._params())
         except cv2.error as exc:
@@ -203,6 +208,23 @@ class CvSource(Source):
         self._end_size = -1
         self._failed_signature = None
         self._checked_at = time.monotonic()
+
+    def _check_device_path(self) -> None:
+        """Raise for a device path that is not a video device: permanent when something else stands there
+        (a regular file, /dev/null, a folder: retried for ever before, 'cannot open device' every few
+        seconds), transient when nothing does (a USB camera unplugged: it may come back).
+        Linux only: elsewhere device paths are not /dev nodes with V4L's major number."""
+        if not isinstance(self._target, str) or not sys.platform.startswith("linux"):
+            return
+        try:
+            st = os.stat(self._target)  # follows /dev/v4l/by-id/… links
+        except FileNotFoundError:
+            raise self._error(f"device {self._target} does not exist (unplugged?)") from None
+        except OSError:
+            return  # no permission to stat: let OpenCV say what it can
+        if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) != _V4L_MAJOR:
+            raise self._error(f"{self._target} is not a video device (not a video4linux character device)",
+                              permanent=True)
 
     def _keep_sixteen_bits(self) -> None:
         """Have OpenCV hand over a 16-bit grey stream's frames as uint16, not cut to 8-bit BGR.
@@ -279,13 +301,20 @@ class CvSource(Source):
         the last _SETTLE_S s), positioned to read on from the next frame once more has been written.
 
         FFmpeg stops at the end of what was there when it got there; a batch run used to end there with
-        exit 0 and never inspect the rest of the recording.
+        exit 0 and never inspect the rest of the recording. A file now shorter than when it was opened was
+        truncated while read: a permanent SourceError (camera failed, run exit 1), not a quiet end with exit 0.
         """
         if self.kind != "file" or self.camera.loop:
             return None
         signature = self._file_signature()
         # gone, or the name now stands for another file (rotated: ours was renamed, a new one begun): ours ended
-        if signature is None or signature[0] != self._signature[0] or not _written_recently(signature[2] / 1e9):
+        if signature is None or signature[0] != self._signature[0]:
+            return None
+        if signature[1] < self._signature[1]:  # cut short under us: the frames past the cut are lost
+            raise self._error(f"{self._target}: truncated while read ({self._signature[1]} → {signature[1]} "
+                              f"bytes after {self._delivered} frames); the rest of the recording is lost",
+                              permanent=True)
+        if not _written_recently(signature[2] / 1e9):
             return None
         time.sleep(_GROWTH_POLL_S)  # short: the capture loop checks its stop event between reads
         size = signature[1]
@@ -669,6 +698,8 @@ def source_type(camera: CameraSection) -> str:
         return "synthetic"
     if src.startswith("genicam://"):
         return "genicam"
+    if " ! " in src:  # a pipeline, though it names a URI (rtspsrc location=rtsp://…): not FFmpeg's URL
+        return "gstreamer"
     if "://" in src:
         return "url"
     if "!" in src:

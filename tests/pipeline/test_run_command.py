@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline_support import base_config, write_video
+from pipeline_support import base_config, write_folder, write_video
 from inspector.cli import main
+from inspector.client import Subscriber
+from inspector.errors import ConfigError
 from inspector.pipeline.config import DaemonConfig, daemon_config
 from inspector.artifacts.model_card import sha256_file
 from inspector.artifacts.thresholds import ModelBinding, Thresholds, write_thresholds
@@ -251,3 +253,75 @@ def test_check_refuses_outputs_the_run_could_not_write(section, make, expected, 
     code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
     assert code == 2 and one_error_line(err) == "error: " + expected.format(**fill)
     assert paths["file"].read_text() == "the user's" and not any(paths["folder"].iterdir())
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "-5", "5556x", ""])
+def test_tcp_port_out_of_range_is_refused(port, tiny_model, video, tmp_path, capsys):
+    # libzmq keeps 16 bits of the port: tcp://127.0.0.1:99999 bound port 34463 and --check said "ok
+    # publishing on tcp://127.0.0.1:34463"; a subscriber given :99999 connected to 34463 too, another daemon's.
+    endpoint = f"tcp://127.0.0.1:{port}" if port else "tcp://127.0.0.1"
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}])
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and "publish.endpoint" in one_error_line(err)
+    with pytest.raises(ConfigError, match="TCP port|no port"):
+        Subscriber(endpoint)
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:*", "tcp://127.0.0.1:0"])
+def test_ephemeral_tcp_port_binds(endpoint, tiny_model, video, tmp_path, capsys):
+    code, out, _ = run_cli(tmp_path, base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}]),
+                           capsys, "--check")
+    assert code == 0 and "ok publishing on tcp://127.0.0.1:" in out
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "abc"])
+def test_mqtt_port_out_of_range_is_one_line(port, tiny_model, endpoint, video, tmp_path, capsys):
+    # urlsplit(...).port raised ValueError past 65535: a traceback from 'run --check' and 'subscribe mqtt://…';
+    # port 0 was read as "no port" and silently became 1883.
+    pytest.importorskip("paho.mqtt.client")
+    url = f"mqtt://127.0.0.1:{port}"
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}])
+    cfg["publish"]["mqtt"] = {"url": url}
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and "publish.mqtt.url" in one_error_line(err)
+    assert main(["subscribe", url]) == 2
+    assert "1-65535" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("linked", [False, True])
+def test_recording_into_a_folder_cameras_folder_is_refused(linked, tiny_model, endpoint, tmp_path, capsys):
+    # <recorder.dir>/<camera> was the folder a folder camera reads: its recordings and heat maps (.png) were
+    # inspected as that camera's frames and NG ones recorded again, the folder growing for the whole run.
+    folder = write_folder(tmp_path / "line" / "cam", [False] * 2)
+    if linked:  # the same folder by another name
+        (tmp_path / "alias").symlink_to(tmp_path / "line")
+        folder = tmp_path / "alias" / "cam"
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam", "source": str(folder), "loop": True}])
+    cfg["recorder"] = {"enabled": True, "dir": str(tmp_path / "line"), "min_free_bytes": 0}
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and "recorder.dir" in one_error_line(err)
+    cfg["recorder"]["dir"] = str(tmp_path / "recordings")
+    assert run_cli(tmp_path, cfg, capsys, "--check")[0] == 0
+
+
+@pytest.mark.parametrize("source, said", [("htp://127.0.0.1:9/x", "'http'"), ("rtps://u:secret@cam/x", "'rtsps'")])
+def test_a_url_scheme_ffmpeg_never_opens_is_refused_at_start(source, said, tiny_model, endpoint, tmp_path, capsys):
+    # A typo in the scheme can never open: 'run' started and retried the camera for ever ('cannot open url').
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": source}])
+    code, _, err = run_cli(tmp_path, cfg, capsys)  # a real run, not --check: refused before it starts
+    line = one_error_line(err)
+    assert code == 2 and "cameras[0].source" in line and said in line and "secret" not in err
+
+
+def test_a_gstreamer_pipeline_naming_a_uri_is_a_pipeline(tiny_model, endpoint, tmp_path, capsys):
+    # 'rtspsrc location=rtsp://… ! … ! appsink' was taken for an FFmpeg URL ('://' before '!'): never opened,
+    # retried for ever. It is a pipeline (refused in one line where this OpenCV has no GStreamer).
+    from inspector.pipeline.config import CameraSection
+    from inspector.pipeline.sources import has_gstreamer, source_type
+
+    pipeline = "rtspsrc location=rtsp://127.0.0.1:9/x ! decodebin ! videoconvert ! appsink"
+    assert source_type(CameraSection(name="g", source=pipeline)) == "gstreamer"
+    if not has_gstreamer():
+        code, _, err = run_cli(tmp_path, base_config(tiny_model, endpoint, [{"name": "g", "source": pipeline}]),
+                               capsys)
+        assert code == 2 and "no GStreamer support" in one_error_line(err)

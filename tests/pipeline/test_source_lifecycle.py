@@ -352,6 +352,71 @@ def test_a_recording_rotated_away_while_waiting_at_its_end_ends_the_run(tmp_path
     assert not alive and states[-1] == "ended" and counters.get("rot.captured") > 0, states
 
 
+def test_a_recording_truncated_while_read_fails_the_camera(tmp_path):
+    """A one-pass recording cut short under a reading camera (a disk-full writer, a log rotation with
+    copytruncate, an operator's mistake): the camera fails saying so and the run exits non-zero. It used to
+    end as if the recording had ended there ('ended (33 frames)' of 80, exit 0): the rest lost, unsaid."""
+    video = write_video(tmp_path / "cut.avi", defect_pattern(60))
+    size = video.stat().st_size
+    counters, states = Counters(), []
+    cam = CameraSection(name="cut", source=str(video), fps=20)  # paced: 3 s to read it whole
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=100_000)
+    worker.start()
+    time.sleep(0.8)
+    os.truncate(video, size // 3)
+    worker.join(10)
+    assert not worker.is_alive()
+    assert states[-1][0] == "failed" and "truncated while read" in states[-1][1], states
+    assert 0 < counters.get("cut.captured") < 60
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="video4linux device nodes")
+@pytest.mark.parametrize("target", ["/dev/null", "regular-file", "folder"])
+def test_a_device_path_that_is_not_a_video_device_fails_at_once(tmp_path, target):
+    """/dev/null, a regular file or a folder where a /dev/videoN should be can never become a camera: the
+    camera fails at once and the run ends. It was retried for ever ('cannot open device', attempt after
+    attempt) while a batch run never ended."""
+    path = {"/dev/null": "/dev/null", "regular-file": str(tmp_path / "video0"), "folder": str(tmp_path)}[target]
+    if target == "regular-file":
+        (tmp_path / "video0").write_bytes(b"")
+    counters, states = Counters(), []
+    cam = CameraSection(name="dev", source=path, type="device", reconnect=ReconnectSection(initial_s=0.05, max_s=0.1))
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=10)
+    worker.start()
+    worker.join(5)
+    assert not worker.is_alive() and states[-1][0] == "failed" and "not a video device" in states[-1][1], states
+
+
+def test_a_missing_device_path_is_transient(tmp_path):
+    """Nothing at the path (a USB camera unplugged) may come back: retried, said so."""
+    src = make_source(CameraSection(name="dev", source=str(tmp_path / "video9"), type="device"))
+    with pytest.raises(SourceError, match="does not exist") as err:
+        src.open()
+    assert not err.value.permanent
+
+
+def test_a_one_pass_folder_emptied_while_read_says_what_it_skipped(tmp_path):
+    """Half the files of a one-pass folder deleted before they were read (the share unmounted, a cleaner
+    ran): the camera's 'ended' line says how many it skipped and why; it said 'ended (4 frames)' as if the
+    folder had held 4, the 4 others only in the summary's counters."""
+    folder = write_folder(tmp_path / "f", [False] * 8, corrupt=(0,))
+    old = time.time() - 60
+    os.utime(folder / "0000.png", (old, old))  # corrupt long ago, not still being written
+    counters, states = Counters(), []
+    cam = CameraSection(name="f", source=str(folder), fps=5)  # paced: 1.6 s to read it whole
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=100)
+    worker.start()
+    while counters.get("f.captured") < 2 and worker.is_alive():
+        time.sleep(0.01)
+    for i in range(4, 8):
+        (folder / f"{i:04d}.png").unlink()
+    worker.join(10)
+    assert states[-1] == ("ended", "3 frames; 1 corrupt, 4 missing skipped"), states
+
+
 def test_a_finished_recording_ends_without_waiting(tmp_path):
     video = write_video(tmp_path / "done.avi", defect_pattern(10))
     old = time.time() - 60

@@ -437,6 +437,16 @@ def test_recorder_keeps_earlier_runs_and_deletes_only_its_own_files(tmp_path):
     assert names[0].startswith("20250131T120500Z-bbbbbbbbbbbb") and all(p.read_text() == "keep me" for p in user_files)
 
 
+def test_max_bytes_below_one_recording_keeps_the_newest(tmp_path, caplog):
+    """max_bytes smaller than one recording: every recording was deleted as soon as it was written (5 defects,
+    0 files kept) and nothing said so. The newest stays, and one warning names the setting."""
+    c = _recorded(RecorderSection(enabled=True, dir=str(tmp_path / "r"), min_free_bytes=0, max_bytes=1), 5)
+    stems = {p.name.split(".")[0] for p in (tmp_path / "r" / "c").iterdir()}
+    assert c.get("recorder.written") == 5 and c.get("recorder.deleted") == 4
+    assert stems == {"20250131T120000Z-0123456789ab-000000004-000000004"}
+    assert sum("exceeds max_bytes" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_a_user_file_named_like_a_recording_plus_a_newline_is_neither_counted_nor_deleted(tmp_path):
     """'$' in the name patterns also matched before a final newline: a user's file '<recording name>\\n' was
     counted as a recording and deleted by retention (as was one in a folder 'c\\n')."""
