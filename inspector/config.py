@@ -173,11 +173,13 @@ def yaml_dump(data: Any) -> str:
 
 
 def suggest(name: str, choices) -> str:
-    """Return ' (did you mean 'x'?)' for the closest choice, or ''."""
+    """Return ' (did you mean 'x'?)' for the closest choice, or ''. A choice with the same letters in another
+    order comes first: a transposition is the commonest typo ('rstp' is 'rtsp', which difflib ranks below 'rtp')."""
     choices = [c for c in choices if isinstance(c, str)]
     if not isinstance(name, str):
         return ""
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    close = [c for c in choices if c != name and sorted(c) == sorted(name)][:1]
+    close = close or difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

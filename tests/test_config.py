@@ -33,6 +33,14 @@ def test_unknown_key_is_rejected_with_suggestion():
         from_dict(Outer, {"name": "x", "inner": {"rte": 2}})
 
 
+def test_a_transposition_is_suggested_before_a_closer_looking_word():
+    from inspector.config import suggest
+
+    assert suggest("rstp", ["rtp", "rtsp", "http"]) == " (did you mean 'rtsp'?)"  # difflib alone says 'rtp'
+    assert suggest("rtp", ["rtp", "rtsp"]) == " (did you mean 'rtp'?)"
+    assert suggest("zzz", ["rtp", "rtsp"]) == ""
+
+
 @pytest.mark.parametrize("data, message", [
     ({"name": 3}, "config.name: expected a string"),
     ({"name": "x", "size": [1, 2, 3]}, "config.size: expected 2 items"),
