@@ -304,7 +304,7 @@ def test_recording_into_a_folder_cameras_folder_is_refused(linked, tiny_model, e
     assert run_cli(tmp_path, cfg, capsys, "--check")[0] == 0
 
 
-@pytest.mark.parametrize("source, said", [("htp://127.0.0.1:9/x", "'http'"), ("rtps://u:secret@cam/x", "'rtsps'")])
+@pytest.mark.parametrize("source, said", [("htp://127.0.0.1:9/x", "'http'"), ("rtps://u:secret@cam/x", "'rtsp'")])
 def test_a_url_scheme_ffmpeg_never_opens_is_refused_at_start(source, said, tiny_model, endpoint, tmp_path, capsys):
     # A typo in the scheme can never open: 'run' started and retried the camera for ever ('cannot open url').
     cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": source}])
