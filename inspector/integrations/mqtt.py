@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from inspector.errors import ConfigError
 from inspector.events import header_dict
 from inspector.integrations import require
+from inspector.loss import LossTracker
 from inspector.redact import redact
 from inspector.pipeline.integration_config import MqttSection, url_port_problem
 
@@ -265,7 +266,7 @@ class MqttSubscriber:
     """Read daemon events back from a broker: ``mqtt://host[:port][/prefix]`` (prefix default ``inspector``).
 
     ``recv`` returns ``(box, event)`` (payload descriptors only: the bytes travel on their own topics).
-    What was missed is accounted per box by a :class:`~inspector.client.LossTracker` (late joins, gaps,
+    What was missed is accounted per box by a :class:`~inspector.loss.LossTracker` (late joins, gaps,
     restarts, out-of-order and duplicate deliveries: QoS 1 re-deliveries are not returned again), plus the
     messages each box's bridge says it dropped (``data.mqtt_bridge`` of its stats, so subscribe to ``stats``
     to learn of them). :meth:`notices` gives one line per finding. Retained messages are delivered too (a new
@@ -285,7 +286,7 @@ class MqttSubscriber:
         self._kinds = tuple(f"v1/{k}" for k in kinds)
         self.events: _queue.Queue = _queue.Queue()
         self._lock = threading.Lock()  # paho's thread observes, the caller's reads notices
-        self.loss: dict[str, object] = {}  # box → LossTracker
+        self.loss: dict[str, LossTracker] = {}  # box → its loss accounting
         self._bridge_dropped: dict[tuple[str, str], int] = {}  # (box, run) → messages its bridge said it dropped
         self._notices: list[str] = []
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
@@ -326,8 +327,6 @@ class MqttSubscriber:
 
     def _account(self, box: str, event) -> bool:
         """Observe ``event`` in its box's loss tracker; False for a duplicate (not to be returned again)."""
-        from inspector.loss import LossTracker
-
         with self._lock:
             tracker = self.loss.setdefault(box, LossTracker(self._kinds))
             duplicates = tracker.duplicates
