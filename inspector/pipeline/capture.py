@@ -250,7 +250,7 @@ class CaptureWorker(Worker):
         # "open" / "read" while inside the source, which may block for up to open_timeout_s / read_timeout_s
         # (a silent or stalled network camera): the daemon's shutdown does not wait for such a call
         self.source_call: str | None = None
-        self._size: str | None = None  # "WxH" of the last frame delivered
+        self._size: tuple[int, ...] | None = None  # (H, W) of the last frame delivered
         self._throttle = Throttled(log)
         hub.add_camera(camera.name, self.live, capacity)
 
@@ -414,11 +414,11 @@ class CaptureWorker(Worker):
         calibrated on: say so (state 'changed', counter ``size_changes``) rather than decide silently.
         OpenCV's FFmpeg backend rescales a stream's later frames to its first frame's size, so through it a
         change shows only across a reconnect (the usual case: a reconfigured camera restarts its stream)."""
-        size = f"{shape[1]}x{shape[0]}"
+        size = shape[:2]  # (H, W): compared per frame, formatted only when it changed
         if self.source.one_size and self._size is not None and size != self._size:
             self.counters.add(f"{self.camera.name}.size_changes")
-            self.set_state("changed", f"frame size {self._size} → {size}: parts appear at another scale than "
-                                      f"the model was calibrated on")
+            self.set_state("changed", f"frame size {self._size[1]}x{self._size[0]} → {size[1]}x{size[0]}: parts "
+                                      f"appear at another scale than the model was calibrated on")
         self._size = size
 
     def _deliver(self, grabbed) -> None:
