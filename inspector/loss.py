@@ -35,6 +35,10 @@ class _Stream:
     fingerprint of the last RECENT_PER_STREAM events heard."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: the stream is counted anew (a reset of its seq within one run)."""
         self.next = 0
         self.holes: list[list] = []
         self.recent: dict[int, tuple] = {}
@@ -151,7 +155,7 @@ class LossTracker:
         self._notices.append(f"{what}: seq went back from {stream.next - 1} to {seq} within run {run or '?'} "
                              f"(a daemon restart without a new run id, or two publishers sharing one); "
                              f"counting this stream anew")
-        stream.__init__()
+        stream.reset()
         self._start(stream, seq, what, "before the reset")
         return True
 
