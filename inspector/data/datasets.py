@@ -302,24 +302,36 @@ def load_masks(samples: Sequence[Sample], height: int, width: int,
                policy: str = "square") -> list[np.ndarray | None]:
     """Ground-truth masks resized like :func:`load_batch`: bool (height, width) per sample.
 
-    Good samples get an all-False mask; a defect sample whose mask is missing, unreadable
-    or of another aspect than its image gets None (unknown: pixel metrics skip it; the
-    last two warn). A mask of the image's aspect at another size is scaled onto the image.
+    Good samples get an all-False mask; a defect sample whose mask is missing, unreadable,
+    of another aspect than its image, or empty gets None (unknown: pixel metrics skip it; all
+    but the first warn). An empty mask on a defect image contradicts its label, so its
+    pixels are not counted as normal ones. A mask of the image's aspect at another size
+    is scaled onto the image.
     """
+    empty: list[Path] = []
+
     def load(sample: Sample) -> np.ndarray | None:
         if sample.label == 0:
             return np.zeros((height, width), dtype=bool)
         if sample.mask_path is None:
             return None
         try:
-            return resize_mask(_mask_on_frame(sample), height, width, policy)
+            mask = _mask_on_frame(sample)
         except DataError as exc:
             log.warning("ignoring mask: %s", exc)
             return None
+        if not mask.any():
+            empty.append(sample.mask_path)  # list.append is atomic: safe from the pool's threads
+            return None
+        return resize_mask(mask, height, width, policy)
 
     samples = list(samples)
     with ThreadPoolExecutor(_workers(len(samples))) as pool:
-        return list(pool.map(load, samples))
+        masks = list(pool.map(load, samples))
+    if empty:
+        log.warning("%d defect image(s) have an empty mask (e.g. %s): pixel metrics skip them, as if unmasked",
+                    len(empty), min(empty))
+    return masks
 
 
 def _mask_on_frame(sample: Sample) -> np.ndarray:

@@ -157,6 +157,22 @@ def test_masks_are_checked_against_their_image_frame(tmp_path, caplog):
                for r in caplog.records)
 
 
+def test_an_empty_mask_on_a_defect_image_is_unknown_not_all_normal(tmp_path, caplog):
+    """A defect image's all-zero mask contradicts its label: pixel metrics skip it (None), with one warning,
+    instead of counting every one of its pixels as normal."""
+    image = _img(tmp_path / "test" / "cut" / "a.png", 100, (40, 80))
+    assert cv2.imwrite(str(tmp_path / "empty.png"), np.zeros((40, 80), np.uint8))
+    marked = np.zeros((40, 80), np.uint8)
+    marked[10:20, 30:50] = 255
+    assert cv2.imwrite(str(tmp_path / "marked.png"), marked)
+    samples = [Sample(image, 1, "cut", tmp_path / name) for name in ("empty.png", "marked.png")]
+    with caplog.at_level(logging.WARNING):
+        empty, kept = load_masks(samples, 32, 32)
+    assert empty is None and kept is not None and kept.any()
+    assert [r.getMessage() for r in caplog.records if "empty mask" in r.getMessage()] == [
+        f"1 defect image(s) have an empty mask (e.g. {tmp_path / 'empty.png'}): pixel metrics skip them, as if unmasked"]
+
+
 def test_unmatched_mask_names_and_empty_defect_folders_are_named(tmp_path, caplog):
     """Masks named by another convention (<stem>_label.png) leave the images maskless: one warning says why."""
     root = tmp_path / "part"
