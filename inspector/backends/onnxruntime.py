@@ -8,6 +8,12 @@ so a file that does not match what was exported is refused.
 Outputs are bound with IO binding into buffers preallocated once per batch
 size and reused: the arrays in an :class:`InferenceResult` stay valid until the
 next :meth:`infer` call *with the same batch size*. Copy what you keep.
+
+With ``replicas`` k > 1 (CPU provider only) a batch of at least k images is split
+into k chunks, each run by its own single-threaded session at the same time
+(:mod:`inspector.backends.ort_replicas`: data parallelism instead of intra-op
+threads); smaller batches run whole on the one multi-threaded session, so a lone
+frame keeps the lowest latency.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from inspector.artifacts import input_spec as card_input_spec
 from inspector.artifacts.model_card import (read_sidecar, sha256_file, sidecar_path_for,
                                split_graph_name, verify_graph)
 
+from inspector.backends.ort_replicas import ReplicaRunner, chunk_bounds, usable_cores
 from inspector.contract import INPUT_NAME, MAP_NAME, SCORE_NAME
 
 log = logging.getLogger(__name__)
@@ -78,14 +85,19 @@ def _import_ort():
 
 
 class _Outputs:
-    """Preallocated output buffers and an IO binding for one batch size."""
+    """Preallocated output buffers for one batch size, and one IO binding per session that runs a chunk
+    of it (one session: the whole batch); each binding writes its rows of the shared buffers."""
 
-    def __init__(self, session, n: int, map_hw: tuple[int, int], types: dict[str, Any]) -> None:
+    def __init__(self, sessions: Sequence[Any], n: int, map_hw: tuple[int, int], types: dict[str, Any]) -> None:
         self.scores = np.empty((n,), dtype=types[SCORE_NAME])
         self.maps = np.empty((n, 1) + map_hw, dtype=types[MAP_NAME])
-        self.binding = session.io_binding()
-        for name, buf in ((SCORE_NAME, self.scores), (MAP_NAME, self.maps)):
-            self.binding.bind_output(name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
+        self.bounds = chunk_bounds(n, len(sessions))
+        self.bindings = []
+        for session, (a, b) in zip(sessions, self.bounds):
+            binding = session.io_binding()
+            for name, buf in ((SCORE_NAME, self.scores[a:b]), (MAP_NAME, self.maps[a:b])):
+                binding.bind_output(name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
+            self.bindings.append(binding)
 
 
 class OnnxRuntimeBackend(Backend):
@@ -96,7 +108,7 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, path: str | Path, threads: int | None = None,
                  providers: Sequence[str] | str | None = None, verify: bool = True,
                  spinning: bool | None = None, spin_us: int | None = None,
-                 spin_after_run: bool | None = None) -> None:
+                 spin_after_run: bool | None = None, replicas: int | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise BackendError(f"{self.path}: model file not found")
@@ -109,6 +121,7 @@ class OnnxRuntimeBackend(Backend):
         self.precision = entry.get("precision", suffix_precision)
         self._spec = card_input_spec(self.sidecar, str(self.path))
         self._session = self._open_session(threads, providers, spinning, spin_us, spin_after_run)
+        self._runner = self._open_replicas(replicas, threads, providers)
         warn_if_int8_may_saturate(self.path, {**entry, "precision": self.precision}, self._session.get_providers())
         self._types = self._check_io()
         self._outputs: dict[int, _Outputs] = {}
@@ -158,6 +171,28 @@ class OnnxRuntimeBackend(Backend):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BackendError(f"{self.path}: ONNX Runtime cannot load this graph ({first[:200]})") from None
 
+    def _open_replicas(self, replicas: int | None, threads: int | None, providers) -> ReplicaRunner | None:
+        """``replicas`` sessions sharing ``threads`` (None: every usable core) and the threads that run them,
+        or None (1, None, or a GPU provider: a GPU runs a batch whole). Raises BackendError for a count below 1.
+        """
+        if replicas is None or replicas == 1:
+            return None
+        if replicas < 1:
+            raise BackendError(f"{self.path}: replicas must be ≥ 1, got {replicas}")
+        if self._session.get_providers()[0] != "CPUExecutionProvider":
+            log.info("%s: replicas=%d ignored on %s", self.path, replicas, self._session.get_providers()[0])
+            return None
+        # the cores shared out, one intra-op thread each where there are no more cores than replicas: then
+        # nothing spins or hands work over, and the chunks never wait on one another
+        each = max(1, (threads or usable_cores()) // replicas)
+        return ReplicaRunner([self._open_session(each, providers, False if each == 1 else None)
+                              for _ in range(replicas)])
+
+    @property
+    def replicas(self) -> int:
+        """Sessions a batch of at least this many images is split across (1: none)."""
+        return len(self._runner.sessions) if self._runner is not None else 1
+
     def _check_io(self) -> dict[str, Any]:
         inputs = {i.name: i for i in self._session.get_inputs()}
         outputs = {o.name: o for o in self._session.get_outputs()}
@@ -205,12 +240,18 @@ class OnnxRuntimeBackend(Backend):
         n = batch.shape[0]
         out = self._outputs.get(n)
         if out is None:
-            out = self._outputs[n] = _Outputs(self._session, n, self.map_hw, self._types)
+            split = self._runner is not None and n >= self.replicas
+            sessions = self._runner.sessions if split else [self._session]
+            out = self._outputs[n] = _Outputs(sessions, n, self.map_hw, self._types)
         batch = np.ascontiguousarray(batch)
-        out.binding.bind_cpu_input(INPUT_NAME, batch)
+        for binding, (a, b) in zip(out.bindings, out.bounds):
+            binding.bind_cpu_input(INPUT_NAME, batch[a:b])
         start = time.perf_counter()
         try:
-            self._session.run_with_iobinding(out.binding)
+            if len(out.bindings) == 1:
+                self._session.run_with_iobinding(out.bindings[0])
+            else:
+                self._runner.run(out.bindings)
         except Exception as exc:
             raise BackendError(f"{self.path}: inference failed ({str(exc).splitlines()[0][:200]})") from None
         compute_ms = (time.perf_counter() - start) * 1e3
@@ -221,6 +262,9 @@ class OnnxRuntimeBackend(Backend):
 
     def close(self) -> None:
         self._outputs.clear()
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
         self._session = None
 
     def __repr__(self) -> str:

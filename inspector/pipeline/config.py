@@ -47,6 +47,12 @@ class ModelSection:
     # own behaviour) or stop at once until the next run (false: session.force_spinning_stop), leaving the cores
     # to the pipeline's threads between runs.
     spin_after_run: bool = False
+    # Data parallelism on the CPU (issue 17, docs/PERFORMANCE.md): a batch of at least this many frames is split
+    # into as many chunks, each run by its own ONNX Runtime session on its share of the threads, at the same time;
+    # smaller batches run whole. One barrier per batch instead of one per operator, so the pipeline's own threads
+    # taking a core for a moment no longer stall every operator. None: min(usable cores, batching.max_batch);
+    # 1: off. Ignored by TensorRT and the CUDA provider.
+    replicas: int | None = bounded(None, ge=1, le=256)
     # Inference runs per batch size before the daemon reports ready (0: none). ONNX Runtime allocates its arena
     # and plans memory per input shape on the first two runs at that shape, each ~1.5x a steady run (measured
     # at 256 px, batch 8); warming up moves that out of the first frames of a shift (infer.py).

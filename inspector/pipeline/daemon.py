@@ -38,6 +38,7 @@ import zmq
 
 from inspector.backends import backend_for_path, load_backend
 from inspector.backends.base import Backend
+from inspector.backends.ort_replicas import usable_cores
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
 from inspector.outputs import file_problem, folder_problem
@@ -181,8 +182,15 @@ class Daemon:
             opts = {"device": m.device, "cuda": m.cuda, "cuda_graphs": m.cuda_graphs}
         else:
             opts = {"threads": m.threads, "verify": m.verify, "spinning": m.spinning, "spin_us": m.spin_us,
-                    "spin_after_run": m.spin_after_run}
+                    "spin_after_run": m.spin_after_run, "replicas": self.replicas}
         return load_backend(m.path, name, **opts)
+
+    @property
+    def replicas(self) -> int:
+        """ONNX Runtime sessions a full batch is split across: ``model.replicas``, or min(usable cores,
+        ``batching.max_batch``) when not set (see :mod:`inspector.backends.ort_replicas`)."""
+        configured = self.cfg.model.replicas
+        return configured if configured is not None else min(usable_cores(), self.cfg.batching.max_batch)
 
     def check(self) -> list[str]:
         """``--check``: setup, load the model, open every source once; returns report lines."""
@@ -192,7 +200,9 @@ class Daemon:
             backend = (self._backend_factory or self._default_backend)()
             try:
                 self._check_backend(backend)  # what start() refuses, --check refuses too
-                lines.append(f"ok model {self.cfg.model.path} on {backend.name} ({backend.precision}), "
+                split = getattr(backend, "replicas", 1)
+                lines.append(f"ok model {self.cfg.model.path} on {backend.name} ({backend.precision}"
+                             + (f", batches split across {split} sessions" if split > 1 else "") + "), "
                              f"input {self.spec.height}x{self.spec.width}, threshold {self.decider.image_threshold:g}"
                              + (f" from {self.cfg.thresholds.calibration}" if self.calibration else ""))
             finally:

@@ -159,3 +159,68 @@ def test_spin_after_run_reaches_the_session(model, spinning, after_run, expected
         assert backend.infer(_frames(2)).scores.shape == (2,)
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_a_batch_split_across_replicas_scores_like_the_whole_batch(model, replicas):
+    """Data parallelism (model.replicas): every batch size gives the whole batch's scores and maps, rows
+    in order; batches smaller than the replica count run whole on the multi-threaded session."""
+    frames = _frames(8, defects=(1, 6))
+    whole = load_backend(model, threads=2)
+    split = load_backend(model, threads=2, replicas=replicas)
+    try:
+        assert split.replicas == replicas
+        for n in range(1, 9):
+            want, got = whole.infer(frames[:n]), split.infer(frames[:n])
+            np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(got.maps, want.maps, rtol=1e-5, atol=1e-6)
+            assert len(split._outputs[n].bindings) == (replicas if n >= replicas else 1)
+    finally:
+        whole.close()
+        split.close()
+
+
+def test_replica_threads_start_while_loading_and_end_on_close(model):
+    """The daemon counts the threads a backend starts while loading as its pool (CPU per role): the
+    replicas' threads must exist once the backend is loaded, and end with close()."""
+    import threading
+
+    before = set(threading.enumerate())
+    backend = load_backend(model, replicas=3)
+    started = [t for t in threading.enumerate() if t not in before]
+    assert len(started) == 2 and all(t.name.startswith("inspector-ort-replica-") for t in started)
+    backend.close()
+    assert not any(t.is_alive() for t in started)
+    assert load_backend(model, replicas=1).replicas == 1
+
+
+def test_a_failing_chunk_fails_the_batch_after_every_chunk_has_ended():
+    """A chunk's error is raised by run(), and only once all chunks are done (their buffers are the
+    caller's). Sessions stand in for ONNX Runtime's: a fault a real session cannot be made to raise on
+    one chunk only; same method name and exception type (onnxruntime raises RuntimeError subclasses)."""
+    import threading
+    import time
+
+    from inspector.backends.ort_replicas import ReplicaRunner, chunk_bounds
+
+    finished = threading.Event()
+
+    class Slow:
+        def run_with_iobinding(self, binding):
+            time.sleep(0.2)
+            finished.set()
+
+    class Failing:
+        def run_with_iobinding(self, binding):
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : chunk failed")
+
+    runner = ReplicaRunner([Failing(), Slow()])
+    try:
+        with pytest.raises(RuntimeError, match="chunk failed"):
+            runner.run(["b0", "b1"])
+        assert finished.is_set()
+    finally:
+        runner.close()
+    assert chunk_bounds(8, 3) == [(0, 3), (3, 6), (6, 8)] and chunk_bounds(2, 2) == [(0, 1), (1, 2)]
+    with pytest.raises(ValueError):
+        chunk_bounds(2, 3)
