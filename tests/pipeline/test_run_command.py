@@ -325,3 +325,43 @@ def test_a_gstreamer_pipeline_naming_a_uri_is_a_pipeline(tiny_model, endpoint, t
         code, _, err = run_cli(tmp_path, base_config(tiny_model, endpoint, [{"name": "g", "source": pipeline}]),
                                capsys)
         assert code == 2 and "no GStreamer support" in one_error_line(err)
+
+
+# -- IPv6 endpoints ---------------------------------------------------------------------------------------------
+def _ipv6_loopback_port() -> int:
+    """A free TCP port on ::1; skips the test where this host has no IPv6 loopback."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+            return s.getsockname()[1]
+    except OSError:
+        pytest.skip("no IPv6 loopback (::1) on this host")
+
+
+def test_an_ipv6_endpoint_binds_and_a_subscriber_receives_on_it(tiny_model, video, tmp_path, capsys):
+    # ZeroMQ resolves tcp:// hosts as IPv4 unless ZMQ_IPV6 is on: 'tcp://[::1]:port' failed to bind ('No such
+    # device') and a subscriber given it never connected.
+    import queue
+    import threading
+
+    from inspector.pipeline.config import PublishSection
+    from inspector.pipeline.postprocess import Decider
+    from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker
+    from inspector.pipeline.telemetry import Counters
+
+    endpoint = f"tcp://[::1]:{_ipv6_loopback_port()}"
+    code, out, err = run_cli(tmp_path, base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}]),
+                             capsys, "--check")
+    assert code == 0 and f"ok publishing on {endpoint}" in out, err
+    publisher = Publisher(PublishSection(endpoint=endpoint, stats_interval_s=3600))
+    sub = Subscriber(endpoint, ["v1/stats"])
+    try:
+        assert publisher.wait_for_subscription(5.0)
+        ctx = PublishContext(publisher=publisher, cfg=publisher.cfg, model={"name": "m", "run_id": "r"},
+                             decider=Decider(0.9, 0.9), stats=dict)
+        PublishWorker(ctx, queue.Queue(), queue.Queue(), threading.Event(), Counters())._publish_stats(final=True)
+        event = sub.recv(timeout=5.0)
+        assert event is not None and event.type == "stats"
+    finally:
+        sub.close()
+        publisher.close()
