@@ -32,6 +32,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Callable
+from urllib.parse import unquote, urlsplit
 
 import cv2
 import zmq
@@ -120,6 +121,47 @@ def _refuse_recording_into_a_source(cfg: DaemonConfig) -> None:
                               f"choose another recorder.dir", field="recorder.dir")
 
 
+def refuse_shared_sources(cfg: DaemonConfig) -> None:
+    """ConfigError naming two cameras that read one source: the same device (a path, a link to it, or its
+    index), file, folder, URL (but for its user and password) or GenICam id. A device opens once (V4L2 and
+    GenICam give one process control), so the second camera failed or was retried for ever; a file, folder or
+    stream read twice inspects every frame twice, each defect published and recorded twice under two names.
+    Synthetic sources (generated per camera) and GStreamer pipelines (their text need not name what they
+    open) may repeat."""
+    seen: dict[tuple[str, str], str] = {}
+    for cam in cfg.cameras:
+        key = _source_key(cam)
+        if key is None:
+            continue
+        other = seen.setdefault(key, cam.name)
+        if other != cam.name:
+            what = "the same URL" if key[0] == "url" else f"{key[0]} {key[1]}"
+            raise ConfigError(f"cameras: '{other}' and '{cam.name}' both read {what} (a source is read by one "
+                              f"camera: a device opens once, a file or stream read twice inspects every frame "
+                              f"twice)", field="cameras")
+
+
+def _source_key(cam) -> tuple[str, str] | None:
+    """(kind, what) that two cameras share only when they read one source; None: may repeat, or not a
+    source at all (its own error comes when it is made)."""
+    try:
+        kind = source_type(cam)
+    except InspectorError:
+        return None
+    src = cam.source
+    if kind == "device":
+        return "device", os.path.realpath(f"/dev/video{src}" if str(src).isdigit() else str(src))
+    if kind in ("file", "folder"):
+        return kind, os.path.realpath(str(src))
+    if kind == "url":
+        parts = urlsplit(str(src))
+        host = parts.netloc.rsplit("@", 1)[-1].lower()  # user and password differ, the camera is the same
+        return "url", f"{parts.scheme.lower()}://{host}{parts.path or '/'}?{parts.query}"
+    if kind == "genicam":
+        return "GenICam camera", unquote(str(src)[len("genicam://"):]).strip("/").casefold() or "(first found)"
+    return None
+
+
 class Daemon:
     """The inspection daemon for one config. ``setup()`` → ``start()`` → ``wait()`` / ``run()``.
 
@@ -155,6 +197,7 @@ class Daemon:
         cfg = self.cfg
         self.extensions.check(cfg)  # a missing integration extra fails before anything is loaded or bound
         check_outputs(cfg)
+        refuse_shared_sources(cfg)
         model = Path(cfg.model.path)
         if not model.is_file():
             raise ConfigError(f"model.path: {model} not found (export a model with 'inspector export')")

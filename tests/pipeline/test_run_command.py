@@ -327,6 +327,33 @@ def test_a_gstreamer_pipeline_naming_a_uri_is_a_pipeline(tiny_model, endpoint, t
         assert code == 2 and "no GStreamer support" in one_error_line(err)
 
 
+# -- one camera per source ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sources, said", [
+    (["{video}", "{video}"], "file"),
+    (["{folder}", "{alias}"], "folder"),  # the same folder by another name
+    ([0, "/dev/video0"], "device"),  # a device index is /dev/video<index>
+    (["rtsp://u:first@cam.local/live", "rtsp://u:second@CAM.local/live"], "the same URL"),
+])
+def test_two_cameras_reading_one_source_are_refused(sources, said, tiny_model, endpoint, video, tmp_path, capsys):
+    # A device opens once (the second camera failed or retried for ever); a file, folder or stream read by two
+    # cameras was inspected twice, each defect published and recorded twice under two names.
+    folder = write_folder(tmp_path / "f", [False])
+    (tmp_path / "alias").symlink_to(folder)
+    names = {"video": video, "folder": folder, "alias": tmp_path / "alias"}
+    cams = [{"name": f"c{i}", "source": s.format(**{k: str(v) for k, v in names.items()}) if isinstance(s, str)
+             else s} for i, s in enumerate(sources)]
+    code, _, err = run_cli(tmp_path, base_config(tiny_model, endpoint, cams), capsys, "--check")
+    line = one_error_line(err)
+    assert code == 2 and "'c0' and 'c1'" in line and said in line and "first" not in line and "second" not in line
+
+
+def test_two_synthetic_cameras_are_fine(tiny_model, endpoint, tmp_path, capsys):
+    cams = [{"name": f"c{i}", "source": "synthetic", "max_frames": 1,
+             "synthetic": {"texture": "procedural", "size": 32, "pool": 1}} for i in range(2)]
+    code, _, err = run_cli(tmp_path, base_config(tiny_model, endpoint, cams), capsys, "--check")
+    assert code == 0, err
+
+
 # -- IPv6 endpoints ---------------------------------------------------------------------------------------------
 def _ipv6_loopback_port() -> int:
     """A free TCP port on ::1; skips the test where this host has no IPv6 loopback."""
