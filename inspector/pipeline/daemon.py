@@ -52,7 +52,7 @@ from inspector.pipeline.infer import InferenceWorker, usable_max_batch
 from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker, StatusUpdate
-from inspector.pipeline.recorder import RecorderWorker
+from inspector.pipeline.recorder import RecorderWorker, lock_recorder_dir, release_recorder_dir
 from inspector.pipeline.sources import Source, make_source, source_type
 from inspector.pipeline.stats import DaemonStats
 from inspector.pipeline.worker import WorkerContext
@@ -189,6 +189,8 @@ class Daemon:
         self.mqtt_bridge = None  # set by Integrations when publish.mqtt is on
         self._started = False
         self._cameras_ended = False
+        self._checking = False  # check(): recorder.dir is only tested for another daemon, not made
+        self._dir_lock: int | None = None  # recorder.dir held for this run (lock_recorder_dir)
         self.cpu = ThreadCpu()
 
     # -- setup --------------------------------------------------------------------------------
@@ -198,6 +200,16 @@ class Daemon:
         self.extensions.check(cfg)  # a missing integration extra fails before anything is loaded or bound
         check_outputs(cfg)
         refuse_shared_sources(cfg)
+        if cfg.recorder.enabled:  # before the model loads: a second daemon on the folder is told at once
+            self._dir_lock = lock_recorder_dir(cfg.recorder.dir, create=not self._checking)
+        try:
+            self._setup_parts(cfg)
+        except BaseException:
+            self._release_dir()
+            raise
+
+    def _setup_parts(self, cfg: DaemonConfig) -> None:
+        """setup() past the cheap checks: model, thresholds, sources, socket, integrations."""
         model = Path(cfg.model.path)
         if not model.is_file():
             raise ConfigError(f"model.path: {model} not found (export a model with 'inspector export')")
@@ -217,6 +229,10 @@ class Daemon:
             self.publisher.close()
             raise
 
+    def _release_dir(self) -> None:
+        release_recorder_dir(self._dir_lock)
+        self._dir_lock = None
+
     def _default_backend(self) -> Backend:
         m = self.cfg.model
         name = backend_for_path(m.path) if m.backend == "auto" else m.backend
@@ -230,6 +246,7 @@ class Daemon:
     def check(self) -> list[str]:
         """``--check``: setup, load the model, open every source once; returns report lines."""
         lines = []
+        self._checking = True
         self.setup()
         try:
             backend = (self._backend_factory or self._default_backend)()
@@ -251,6 +268,7 @@ class Daemon:
         finally:
             self.publisher.close()
             self.integrations.close()
+            self._release_dir()
         return lines
 
     def _check_backend(self, backend: Backend) -> None:
@@ -276,6 +294,7 @@ class Daemon:
                 inference.join(self.cfg.shutdown_timeout_s)
             self.publisher.close()
             self.integrations.close()
+            self._release_dir()
             raise
         self._started = True
 
@@ -426,6 +445,7 @@ class Daemon:
         self.final_stats = {"totals": {"inferred_frames": 0}, "cameras": {c.name: {"processed": 0}
                                                                           for c in self.cfg.cameras},
                             "run_id": self.run_id, "stopped": f"{reason} during start-up", "failures": []}
+        self._release_dir()
         self._write_summary()
         return 0
 
@@ -448,6 +468,8 @@ class Daemon:
                 self.failures.append(f"recorder did not stop within {timeout:g} s")
         self.publisher.close()
         self.integrations.close()  # after the final stats: the MQTT bridge flushes them (bounded)
+        if self.recorder is None or not self.recorder.is_alive():  # a recorder still writing keeps the folder
+            self._release_dir()
         for w in [*self.captures, *self.workers]:
             if w.failure is not None:
                 self.failures.append(f"{w.name} failed: {w.failure}")

@@ -327,6 +327,46 @@ def test_a_gstreamer_pipeline_naming_a_uri_is_a_pipeline(tiny_model, endpoint, t
         assert code == 2 and "no GStreamer support" in one_error_line(err)
 
 
+# -- one daemon per recorder.dir ----------------------------------------------------------------------------------
+_HOLD_DIR = """
+import sys, time
+from inspector.pipeline.recorder import lock_recorder_dir
+lock_recorder_dir(sys.argv[1])
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_daemon_on_one_recorder_dir_is_refused_and_a_crashed_ones_lock_is_gone(tiny_model, endpoint,
+                                                                                        video, tmp_path, capsys):
+    # Two daemons recording in one folder counted each other's recordings: one's retention deleted the other's
+    # evidence and max_events/max_bytes were shared. The first holds the folder (flock) for its run; the kernel
+    # drops the lock when it dies, crashed or not.
+    import os
+    import subprocess
+    import sys
+
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}])
+    cfg["recorder"] = {"enabled": True, "dir": str(rec), "min_free_bytes": 0}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    other = subprocess.Popen([sys.executable, "-c", _HOLD_DIR, str(rec)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        for extra in (["--check"], []):
+            code, _, err = run_cli(tmp_path, cfg, capsys, *extra)
+            line = one_error_line(err)
+            assert code == 2 and str(rec) in line and f"pid {other.pid}" in line, line
+    finally:
+        other.kill()  # SIGKILL: a crash, nothing let go of the lock by hand
+        other.wait()
+    for _ in range(2):  # free again; and each run lets go of it when it ends
+        code, out, err = run_cli(tmp_path, cfg, capsys)
+        assert code == 0, err
+    assert len(list((rec / "c").glob("*.json"))) >= 2  # both runs recorded
+
+
 # -- one camera per source ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("sources, said", [
     (["{video}", "{video}"], "file"),
