@@ -92,6 +92,9 @@ def _create(path: Path, data: bytes) -> None:
     try:
         with open(tmp, "xb") as fh:
             fh.write(data)
+            # On disk before it gets a recording name: after a power cut a file linked before its data was
+            # written back (ext4 delays allocation) came back empty or short under that name
+            os.fsync(fh.fileno())
         try:
             os.link(tmp, path)
         except FileExistsError:

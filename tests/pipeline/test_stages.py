@@ -675,6 +675,23 @@ def test_recording_files_are_never_replaced_where_hard_links_are_not_supported(t
     assert path.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
+def test_a_recordings_data_is_on_disk_before_it_gets_its_name(tmp_path, monkeypatch):
+    """A power cut cannot be made here: the order of the real calls is checked instead. A file linked to its
+    recording name before its data reached the disk came back empty or short after a power cut (ext4's
+    delayed allocation), under a recording name, counted as evidence."""
+    from inspector.pipeline import recorder
+
+    calls: list[str] = []
+    real_fsync, real_link = recorder.os.fsync, recorder.os.link
+    monkeypatch.setattr(recorder.os, "fsync", lambda fd: (calls.append(f"fsync {os.readlink(f'/proc/self/fd/{fd}')}"),
+                                                          real_fsync(fd))[1])
+    monkeypatch.setattr(recorder.os, "link", lambda src, dst: (calls.append(f"link {src}"), real_link(src, dst))[1])
+    path = tmp_path / "r000001-20250131T120000Z-0123456789ab-000000000-000000000.png"
+    recorder._create(path, b"data")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    assert calls == [f"fsync {tmp}", f"link {tmp}"] and path.read_bytes() == b"data"
+
+
 _CUT_SHORT = """
 import json, resource, signal, sys, threading
 import numpy as np
