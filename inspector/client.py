@@ -42,7 +42,7 @@ from typing import Iterable, Iterator
 
 import zmq
 
-from inspector.config import tcp_port_problem
+from inspector.config import needs_ipv6, tcp_port_problem
 from inspector.errors import ConfigError
 from inspector.events import curve_key, decode, load_curve_certificate
 from inspector.loss import LossTracker  # noqa: F401 - public here too (the subscriber API)
@@ -109,6 +109,7 @@ class Subscriber:
         self.socket.setsockopt(zmq.RCVHWM, rcvhwm)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.IPV6, needs_ipv6(endpoint))  # tcp://[::1]:… connects only with it
         if server_key is not None:
             self._setup_curve(server_key, client_cert)
         topics = list(topics) or [""]

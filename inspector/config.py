@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import socket
 import types
 import typing
 from dataclasses import dataclass
@@ -430,13 +431,45 @@ def tcp_port_problem(endpoint: str, bind: bool) -> str | None:
     """
     if not endpoint.startswith("tcp://"):
         return None
-    port = endpoint.rsplit(":", 1)[-1] if endpoint.count(":") > 1 else ""
+    port = _tcp_host_port(endpoint)[1]
     if bind and port in ("*", "0"):
         return None
     if not re.fullmatch(r"\d{1,5}", port) or not 0 < int(port) < 65536:
         return (f"'{port}' is not a TCP port (1-65535{', or * for any free port' if bind else ''})" if port
                 else "no port (tcp://host:port)")
     return None
+
+
+def _tcp_host_port(endpoint: str) -> tuple[str, str]:
+    """(host, port) of ``tcp://[source;]host:port``; the host keeps its brackets ('[::1]'), a part that is
+    absent is ''."""
+    rest = endpoint[len("tcp://"):].rsplit(";", 1)[-1]  # 'src;dst': connecting from a source address
+    if rest.startswith("[") and "]" in rest:  # an IPv6 address: its colons are not the port's
+        host, _, tail = rest.partition("]")
+        return host + "]", tail[1:] if tail.startswith(":") else ""
+    host, colon, port = rest.rpartition(":")
+    return (host, port) if colon else (rest, "")
+
+
+def needs_ipv6(endpoint: str) -> bool:
+    """Whether a ZeroMQ socket must have ZMQ_IPV6 on to bind or connect ``endpoint``: a tcp:// host that is an
+    IPv6 address (``tcp://[::1]:5556``, ``[fe80::1%eth0]``, unbracketed ``::1``) or a name that has IPv6
+    addresses only. libzmq resolves tcp hosts as IPv4 unless ZMQ_IPV6 is set (zmq_setsockopt(3)): binding
+    ``tcp://[::1]:5556`` failed with 'No such device' and a subscriber never connected. A name with an IPv4
+    address stays IPv4, as before: with IPv6 on libzmq takes the first address the resolver gives (often ::1
+    for 'localhost'), and would miss a daemon bound to 127.0.0.1. ``*`` stays IPv4 (0.0.0.0) too."""
+    if not endpoint.startswith("tcp://"):
+        return False
+    host = _tcp_host_port(endpoint)[0]
+    if host.startswith("[") or ":" in host:
+        return True
+    if not host or host == "*" or re.fullmatch(r"[\d.]+", host):
+        return False
+    try:  # a name (or an interface: it resolves to nothing and stays IPv4)
+        families = {info[0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    except (OSError, UnicodeError):
+        return False
+    return socket.AF_INET6 in families and socket.AF_INET not in families
 
 
 def relative_to_file(path: str | Path, config_file: str | Path) -> str:

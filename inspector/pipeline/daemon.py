@@ -32,6 +32,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Callable
+from urllib.parse import unquote, urlsplit
 
 import cv2
 import zmq
@@ -52,7 +53,7 @@ from inspector.pipeline.infer import InferenceWorker, usable_max_batch
 from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker, StatusUpdate
-from inspector.pipeline.recorder import RecorderWorker
+from inspector.pipeline.recorder import RecorderWorker, lock_recorder_dir, release_recorder_dir
 from inspector.pipeline.sources import Source, make_source, source_type
 from inspector.pipeline.stats import DaemonStats
 from inspector.pipeline.worker import WorkerContext
@@ -121,6 +122,47 @@ def _refuse_recording_into_a_source(cfg: DaemonConfig) -> None:
                               f"choose another recorder.dir", field="recorder.dir")
 
 
+def refuse_shared_sources(cfg: DaemonConfig) -> None:
+    """ConfigError naming two cameras that read one source: the same device (a path, a link to it, or its
+    index), file, folder, URL (but for its user and password) or GenICam id. A device opens once (V4L2 and
+    GenICam give one process control), so the second camera failed or was retried for ever; a file, folder or
+    stream read twice inspects every frame twice, each defect published and recorded twice under two names.
+    Synthetic sources (generated per camera) and GStreamer pipelines (their text need not name what they
+    open) may repeat."""
+    seen: dict[tuple[str, str], str] = {}
+    for cam in cfg.cameras:
+        key = _source_key(cam)
+        if key is None:
+            continue
+        other = seen.setdefault(key, cam.name)
+        if other != cam.name:
+            what = "the same URL" if key[0] == "url" else f"{key[0]} {key[1]}"
+            raise ConfigError(f"cameras: '{other}' and '{cam.name}' both read {what} (a source is read by one "
+                              f"camera: a device opens once, a file or stream read twice inspects every frame "
+                              f"twice)", field="cameras")
+
+
+def _source_key(cam) -> tuple[str, str] | None:
+    """(kind, what) that two cameras share only when they read one source; None: may repeat, or not a
+    source at all (its own error comes when it is made)."""
+    try:
+        kind = source_type(cam)
+    except InspectorError:
+        return None
+    src = cam.source
+    if kind == "device":
+        return "device", os.path.realpath(f"/dev/video{src}" if str(src).isdigit() else str(src))
+    if kind in ("file", "folder"):
+        return kind, os.path.realpath(str(src))
+    if kind == "url":
+        parts = urlsplit(str(src))
+        host = parts.netloc.rsplit("@", 1)[-1].lower()  # user and password differ, the camera is the same
+        return "url", f"{parts.scheme.lower()}://{host}{parts.path or '/'}?{parts.query}"
+    if kind == "genicam":
+        return "GenICam camera", unquote(str(src)[len("genicam://"):]).strip("/").casefold() or "(first found)"
+    return None
+
+
 class Daemon:
     """The inspection daemon for one config. ``setup()`` → ``start()`` → ``wait()`` / ``run()``.
 
@@ -148,6 +190,8 @@ class Daemon:
         self.mqtt_bridge = None  # set by Integrations when publish.mqtt is on
         self._started = False
         self._cameras_ended = False
+        self._checking = False  # check(): recorder.dir is only tested for another daemon, not made
+        self._dir_lock: int | None = None  # recorder.dir held for this run (lock_recorder_dir)
         self.cpu = ThreadCpu()
 
     # -- setup --------------------------------------------------------------------------------
@@ -156,6 +200,17 @@ class Daemon:
         cfg = self.cfg
         self.extensions.check(cfg)  # a missing integration extra fails before anything is loaded or bound
         check_outputs(cfg)
+        refuse_shared_sources(cfg)
+        if cfg.recorder.enabled:  # before the model loads: a second daemon on the folder is told at once
+            self._dir_lock = lock_recorder_dir(cfg.recorder.dir, create=not self._checking)
+        try:
+            self._setup_parts(cfg)
+        except BaseException:
+            self._release_dir()
+            raise
+
+    def _setup_parts(self, cfg: DaemonConfig) -> None:
+        """setup() past the cheap checks: model, thresholds, sources, socket, integrations."""
         model = Path(cfg.model.path)
         if not model.is_file():
             raise ConfigError(f"model.path: {model} not found (export a model with 'inspector export')")
@@ -174,6 +229,10 @@ class Daemon:
         except BaseException:
             self.publisher.close()
             raise
+
+    def _release_dir(self) -> None:
+        release_recorder_dir(self._dir_lock)
+        self._dir_lock = None
 
     def _default_backend(self) -> Backend:
         m = self.cfg.model
@@ -195,6 +254,7 @@ class Daemon:
     def check(self) -> list[str]:
         """``--check``: setup, load the model, open every source once; returns report lines."""
         lines = []
+        self._checking = True
         self.setup()
         try:
             backend = (self._backend_factory or self._default_backend)()
@@ -218,6 +278,7 @@ class Daemon:
         finally:
             self.publisher.close()
             self.integrations.close()
+            self._release_dir()
         return lines
 
     def _check_backend(self, backend: Backend) -> None:
@@ -243,6 +304,7 @@ class Daemon:
                 inference.join(self.cfg.shutdown_timeout_s)
             self.publisher.close()
             self.integrations.close()
+            self._release_dir()
             raise
         self._started = True
 
@@ -393,6 +455,7 @@ class Daemon:
         self.final_stats = {"totals": {"inferred_frames": 0}, "cameras": {c.name: {"processed": 0}
                                                                           for c in self.cfg.cameras},
                             "run_id": self.run_id, "stopped": f"{reason} during start-up", "failures": []}
+        self._release_dir()
         self._write_summary()
         return 0
 
@@ -415,6 +478,8 @@ class Daemon:
                 self.failures.append(f"recorder did not stop within {timeout:g} s")
         self.publisher.close()
         self.integrations.close()  # after the final stats: the MQTT bridge flushes them (bounded)
+        if self.recorder is None or not self.recorder.is_alive():  # a recorder still writing keeps the folder
+            self._release_dir()
         for w in [*self.captures, *self.workers]:
             if w.failure is not None:
                 self.failures.append(f"{w.name} failed: {w.failure}")

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import zmq
 
-from inspector.config import json_safe
+from inspector.config import json_safe, needs_ipv6
 from inspector.errors import ConfigError
 from inspector.events import (ConstantFields, Event, InspectionEvent, StatsEvent, StatusEvent, encode, header_dict,
                               load_curve_certificate, topic_for, utc_iso)
@@ -75,6 +75,7 @@ class Publisher:
         sock.setsockopt(zmq.SNDHWM, cfg.sndhwm)
         sock.setsockopt(zmq.LINGER, LINGER_MS)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        sock.setsockopt(zmq.IPV6, needs_ipv6(cfg.endpoint))  # tcp://[::1]:… binds only with it (config.py)
         self._monitor = None
         try:
             refuse_if_served(cfg.endpoint)

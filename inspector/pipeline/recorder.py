@@ -2,10 +2,14 @@
 
 For each published defect event it writes, under ``<dir>/<camera>/``, the
 original frame (PNG), the heat map (PNG, when the event has one) and the event
-header (JSON), all named ``<run start>-<run id>-<frame_id>-<event seq>``
-(e.g. ``20250131T120000Z-3f9c0a1b2c3d-000000017-000000004.png``): the run id
+header (JSON), all named ``r<run number>-<run start>-<run id>-<frame_id>-<event seq>``
+(e.g. ``r000042-20250131T120000Z-3f9c0a1b2c3d-000000017-000000004.png``): the run id
 is random per daemon start, so a restart never overwrites an earlier run's
-evidence, and files are created exclusively (never replaced) and whole (written under a hidden
+evidence; the run number counts the runs that recorded in ``dir`` (one more than any before, kept in
+:data:`RUN_NUMBER_NAME` and read back from the names), and retention orders runs by it, never by the start
+time, which is the wall clock's (a clock that ran ahead before NTP synced it made an old run outrank every
+later one, whose recordings retention then deleted first). Recordings named without a run number (written
+before it existed) are older than any numbered run. Files are created exclusively (never replaced) and whole (written under a hidden
 temporary name, then linked: a full disk or a crash never leaves a truncated recording). The queue is
 bounded (full → counted drop), and nothing is written while the disk has less
 than ``min_free_bytes`` free. Retention keeps the folder under ``max_events`` /
@@ -18,12 +22,18 @@ folder (it is never a symlink); notes, photos and anything else users keep in
 died mid-write (:data:`TEMPORARY_NAME` in a camera folder, whose writer is gone) are removed at start, else
 each crash left one for ever. Write errors are counted and logged;
 a full or broken disk never stops inspection.
+
+One daemon records in a ``dir`` at a time: :func:`lock_recorder_dir` holds an exclusive advisory lock
+(flock(2)) on :data:`LOCK_NAME` for the whole run. Two daemons on one folder counted each other's
+recordings, so one's retention deleted the other's evidence and max_events/max_bytes were shared between
+them. The kernel drops the lock when its process ends, crashed or not: no stale lock to remove by hand.
 """
 
 from __future__ import annotations
 
 import collections
 import errno
+import fcntl
 import json
 import logging
 import math
@@ -39,6 +49,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from inspector.errors import ConfigError
 from inspector.pipeline.config import RecorderSection
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.worker import Throttled, Worker, WorkerContext
@@ -48,7 +59,9 @@ log = logging.getLogger("inspector.recorder")
 _RECHECK_S = 10.0  # retention checks its books against the disk at most this often
 # <run start UTC>-<run id>-<frame id>-<seq>[.heat].png|.json: the only names retention may delete
 # (frame id and seq have 9 digits, more once a camera passes 10⁹ frames: a year at 30 fps)
-_RECORDING = r"(\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9,}-\d{9,})(\.heat\.png|\.png|\.json)"  # (stem)(suffix)
+# optional r<run number>- (6 or more digits; absent in names written before run numbers existed)
+_RECORDING = r"((?:r\d{6,}-)?\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9,}-\d{9,})(\.heat\.png|\.png|\.json)"  # (stem)(suffix)
+_STEM = re.compile(r"^(?:r(\d+)-)?(\w+)-(\w+)-(\d+)-(\d+)\Z")  # run number, start, run id, frame id, seq
 # \Z, not $: '$' also matches before a final newline, and '<recording name>\n' is a user's file, not ours
 RECORDING_NAME = re.compile(rf"^{_RECORDING}\Z")
 _CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # as pipeline.config requires of camera names
@@ -56,6 +69,8 @@ _CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # as pipeline.c
 # behind only when its process died mid-write, and is then removed at the next start (_is_leftover)
 TEMPORARY_NAME = re.compile(rf"^\.{_RECORDING}\.(\d{{1,10}})\.part\Z")
 _writing: set[str] = set()  # names of the temporary files this process is writing now (any recorder)
+LOCK_NAME = ".inspector.lock"  # in recorder.dir: flock-ed by the daemon recording there; holds its pid
+RUN_NUMBER_NAME = ".inspector-run"  # in recorder.dir: the last run number given out there (decimal)
 
 
 def recording_prefix(run_id: str, started_utc: str) -> str:
@@ -77,6 +92,9 @@ def _create(path: Path, data: bytes) -> None:
     try:
         with open(tmp, "xb") as fh:
             fh.write(data)
+            # On disk before it gets a recording name: after a power cut a file linked before its data was
+            # written back (ext4 delays allocation) came back empty or short under that name
+            os.fsync(fh.fileno())
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -136,11 +154,100 @@ def _size(path: Path) -> int | None:
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
+def _run_number(stem_name: str) -> int:
+    """The run number in a recording's stem; 0 for a name written before run numbers existed."""
+    number = _STEM.match(stem_name).group(1)
+    return int(number) if number else 0
+
+
 def _age_order(stem: Path) -> tuple:
-    """Sort key of a recording's stem, oldest first: run start, run id, frame id and seq as numbers (a
+    """Sort key of a recording's stem, oldest first: run number (0 before run numbers existed), then run start
+    (which orders only runs without a number: it is the wall clock's), run id, frame id and seq as numbers (a
     10-digit frame id comes after a 9-digit one), then the camera folder."""
-    start, run_id, frame_id, seq = stem.name.split("-")
-    return start, run_id, int(frame_id), int(seq), str(stem.parent)
+    number, start, run_id, frame_id, seq = _STEM.match(stem.name).groups()
+    return int(number or 0), start, run_id, int(frame_id), int(seq), str(stem.parent)
+
+
+def _next_run_number(root: Path, highest_seen: int) -> int:
+    """The number of the run starting to record in ``root``: one more than the last one given out there
+    (:data:`RUN_NUMBER_NAME`) and than any in the recordings' names (``highest_seen``: the counter file may
+    be lost, or recordings copied back in), written back. A counter that cannot be written (read-only
+    folder: nothing can be recorded there either) is only logged."""
+    counter = root / RUN_NUMBER_NAME
+    try:
+        last = int(counter.read_text().strip() or 0)
+    except (OSError, ValueError):  # none yet, unreadable, or damaged (a crash mid-write): the names tell
+        last = 0
+    number = max(last, highest_seen) + 1
+    tmp = counter.with_name(f"{counter.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(f"{number}\n")
+        os.replace(tmp, counter)  # whole or not at all: a crash leaves the old number or the new one
+    except OSError as exc:
+        log.warning("recorder: cannot keep the run number in %s (%s)", counter, exc.strerror or exc)
+        tmp.unlink(missing_ok=True)
+    return number
+
+
+def lock_recorder_dir(path: str | Path, create: bool = True) -> int | None:
+    """Hold recorder.dir ``path`` for this process: an exclusive flock(2) on ``<path>/.inspector.lock``, held
+    until :func:`release_recorder_dir` or the end of the process (the kernel releases it then, after a crash
+    too). Returns the lock's file descriptor; None when ``path`` does not exist and ``create`` is False
+    (``--check``: nobody records there) or its file system has no locks (a warning; some network shares).
+
+    ConfigError naming ``path`` and the holder's pid when another daemon holds it: two daemons on one folder
+    count each other's recordings (one's retention deletes the other's evidence; budgets shared)."""
+    root = Path(path)
+    if not create and not root.is_dir():
+        return None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = _open_lock_file(root / LOCK_NAME)
+    except OSError as exc:
+        raise ConfigError(f"recorder.dir: cannot use {root} ({exc.strerror or exc})", field="recorder.dir") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(fd)
+        os.close(fd)
+        raise ConfigError(f"recorder.dir: {root} is in use by another daemon (pid {holder}); two daemons "
+                          f"recording in one folder delete each other's evidence: give each its own "
+                          f"recorder.dir", field="recorder.dir") from None
+    except OSError as exc:  # ENOLCK / EOPNOTSUPP: the file system cannot lock
+        os.close(fd)
+        log.warning("recorder: cannot lock %s (%s); make sure no other daemon records there", root,
+                    exc.strerror or exc)
+        return None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the next one's message
+    except OSError:  # opened read-only (another user's lock file): the lock holds all the same
+        pass
+    return fd
+
+
+def _open_lock_file(path: Path) -> int:
+    """A descriptor of the lock file ``path`` (created if absent), read-write where allowed, else read-only
+    (flock needs neither)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except PermissionError:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _lock_holder(fd: int) -> str:
+    """The pid the holder of the lock file ``fd`` wrote into it; 'unknown' if it has not (yet)."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return "unknown"
+    return text if text.isdigit() else "unknown"
+
+
+def release_recorder_dir(fd: int | None) -> None:
+    """Let go of the lock :func:`lock_recorder_dir` returned (None: nothing held)."""
+    if fd is not None:
+        os.close(fd)  # closing the only descriptor of the open file releases its flock
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -156,7 +263,8 @@ class RecorderWorker(Worker):
                  started_utc: str, context: WorkerContext | None = None) -> None:
         super().__init__("recorder", stop, context)
         self.cfg, self.counters = cfg, counters
-        self.prefix = recording_prefix(run_id, started_utc)
+        self._run_prefix = recording_prefix(run_id, started_utc)
+        self.prefix = f"r{0:06d}-{self._run_prefix}"  # the run number is known once the folder is scanned
         if not RECORDING_NAME.match(f"{self.prefix}-{0:09d}-{0:09d}.png"):
             raise ValueError(f"recorder: run id {run_id!r} does not fit the recording names")
         self.root = Path(cfg.dir)
@@ -212,7 +320,8 @@ class RecorderWorker(Worker):
 
     def _scan_existing(self) -> None:
         """Existing recordings (names matching RECORDING_NAME, nothing else) count towards retention, oldest
-        first (by the run start and sequence in the name, which a copy or a touch does not change)."""
+        first (by the run number and sequence in the name, which a copy, a touch or a wrong clock does not
+        change); this run's number is the next one."""
         groups: dict[Path, list[tuple[Path, int]]] = collections.defaultdict(list)
         removed = 0
         for folder in self.root.iterdir():
@@ -229,6 +338,8 @@ class RecorderWorker(Worker):
         if removed:
             log.info("recorder: removed %d temporary file(s) left in %s by a crash mid-write", removed, self.root)
         stems = sorted(groups, key=_age_order)
+        number = _next_run_number(self.root, max((_run_number(stem.name) for stem in stems), default=0))
+        self.prefix = f"r{number:06d}-{self._run_prefix}"
         for stem in stems:
             self._kept.append(([path for path, _ in groups[stem]], sum(n for _, n in groups[stem])))
             self._bytes += self._kept[-1][1]

@@ -325,3 +325,110 @@ def test_a_gstreamer_pipeline_naming_a_uri_is_a_pipeline(tiny_model, endpoint, t
         code, _, err = run_cli(tmp_path, base_config(tiny_model, endpoint, [{"name": "g", "source": pipeline}]),
                                capsys)
         assert code == 2 and "no GStreamer support" in one_error_line(err)
+
+
+# -- one daemon per recorder.dir ----------------------------------------------------------------------------------
+_HOLD_DIR = """
+import sys, time
+from inspector.pipeline.recorder import lock_recorder_dir
+lock_recorder_dir(sys.argv[1])
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_daemon_on_one_recorder_dir_is_refused_and_a_crashed_ones_lock_is_gone(tiny_model, endpoint,
+                                                                                        video, tmp_path, capsys):
+    # Two daemons recording in one folder counted each other's recordings: one's retention deleted the other's
+    # evidence and max_events/max_bytes were shared. The first holds the folder (flock) for its run; the kernel
+    # drops the lock when it dies, crashed or not.
+    import os
+    import subprocess
+    import sys
+
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}])
+    cfg["recorder"] = {"enabled": True, "dir": str(rec), "min_free_bytes": 0}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    other = subprocess.Popen([sys.executable, "-c", _HOLD_DIR, str(rec)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        for extra in (["--check"], []):
+            code, _, err = run_cli(tmp_path, cfg, capsys, *extra)
+            line = one_error_line(err)
+            assert code == 2 and str(rec) in line and f"pid {other.pid}" in line, line
+    finally:
+        other.kill()  # SIGKILL: a crash, nothing let go of the lock by hand
+        other.wait()
+    for _ in range(2):  # free again; and each run lets go of it when it ends
+        code, out, err = run_cli(tmp_path, cfg, capsys)
+        assert code == 0, err
+    assert len(list((rec / "c").glob("*.json"))) >= 2  # both runs recorded
+
+
+# -- one camera per source ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sources, said", [
+    (["{video}", "{video}"], "file"),
+    (["{folder}", "{alias}"], "folder"),  # the same folder by another name
+    ([0, "/dev/video0"], "device"),  # a device index is /dev/video<index>
+    (["rtsp://u:first@cam.local/live", "rtsp://u:second@CAM.local/live"], "the same URL"),
+])
+def test_two_cameras_reading_one_source_are_refused(sources, said, tiny_model, endpoint, video, tmp_path, capsys):
+    # A device opens once (the second camera failed or retried for ever); a file, folder or stream read by two
+    # cameras was inspected twice, each defect published and recorded twice under two names.
+    folder = write_folder(tmp_path / "f", [False])
+    (tmp_path / "alias").symlink_to(folder)
+    names = {"video": video, "folder": folder, "alias": tmp_path / "alias"}
+    cams = [{"name": f"c{i}", "source": s.format(**{k: str(v) for k, v in names.items()}) if isinstance(s, str)
+             else s} for i, s in enumerate(sources)]
+    code, _, err = run_cli(tmp_path, base_config(tiny_model, endpoint, cams), capsys, "--check")
+    line = one_error_line(err)
+    assert code == 2 and "'c0' and 'c1'" in line and said in line and "first" not in line and "second" not in line
+
+
+def test_two_synthetic_cameras_are_fine(tiny_model, endpoint, tmp_path, capsys):
+    cams = [{"name": f"c{i}", "source": "synthetic", "max_frames": 1,
+             "synthetic": {"texture": "procedural", "size": 32, "pool": 1}} for i in range(2)]
+    code, _, err = run_cli(tmp_path, base_config(tiny_model, endpoint, cams), capsys, "--check")
+    assert code == 0, err
+
+
+# -- IPv6 endpoints ---------------------------------------------------------------------------------------------
+def _ipv6_loopback_port() -> int:
+    """A free TCP port on ::1; skips the test where this host has no IPv6 loopback."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+            return s.getsockname()[1]
+    except OSError:
+        pytest.skip("no IPv6 loopback (::1) on this host")
+
+
+def test_an_ipv6_endpoint_binds_and_a_subscriber_receives_on_it(tiny_model, video, tmp_path, capsys):
+    # ZeroMQ resolves tcp:// hosts as IPv4 unless ZMQ_IPV6 is on: 'tcp://[::1]:port' failed to bind ('No such
+    # device') and a subscriber given it never connected.
+    import queue
+    import threading
+
+    from inspector.pipeline.config import PublishSection
+    from inspector.pipeline.postprocess import Decider
+    from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker
+    from inspector.pipeline.telemetry import Counters
+
+    endpoint = f"tcp://[::1]:{_ipv6_loopback_port()}"
+    code, out, err = run_cli(tmp_path, base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}]),
+                             capsys, "--check")
+    assert code == 0 and f"ok publishing on {endpoint}" in out, err
+    publisher = Publisher(PublishSection(endpoint=endpoint, stats_interval_s=3600))
+    sub = Subscriber(endpoint, ["v1/stats"])
+    try:
+        assert publisher.wait_for_subscription(5.0)
+        ctx = PublishContext(publisher=publisher, cfg=publisher.cfg, model={"name": "m", "run_id": "r"},
+                             decider=Decider(0.9, 0.9), stats=dict)
+        PublishWorker(ctx, queue.Queue(), queue.Queue(), threading.Event(), Counters())._publish_stats(final=True)
+        event = sub.recv(timeout=5.0)
+        assert event is not None and event.type == "stats"
+    finally:
+        sub.close()
+        publisher.close()

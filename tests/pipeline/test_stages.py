@@ -424,17 +424,17 @@ def test_recorder_keeps_earlier_runs_and_deletes_only_its_own_files(tmp_path):
         path.write_text("keep me")
     cfg = RecorderSection(enabled=True, dir=str(rec_dir), min_free_bytes=0, max_events=3)
     _recorded(cfg, 2, run_id="aaaaaaaaaaaa", started="2025-01-31T12:00:00.000Z")
-    first = {p.name: p.read_bytes() for p in (rec_dir / "c").glob("2025*aaaaaaaaaaaa*")}
+    first = {p.name: p.read_bytes() for p in (rec_dir / "c").glob("r000001-2025*aaaaaaaaaaaa*")}
     assert len([n for n in first if n.endswith(".json")]) == 2
     # a restart with the same frame and seq numbers: new names, run 1 untouched until retention needs room
     c = _recorded(cfg, 1, run_id="bbbbbbbbbbbb", started="2025-01-31T12:05:00.000Z")
     assert c.get("recorder.deleted") == 0
-    assert {p.name: p.read_bytes() for p in (rec_dir / "c").glob("2025*aaaaaaaaaaaa*")} == first
+    assert {p.name: p.read_bytes() for p in (rec_dir / "c").glob("r000001-2025*aaaaaaaaaaaa*")} == first
     # the next run needs room: the oldest recording goes, user files stay whatever their age
     c = _recorded(cfg, 2, run_id="cccccccccccc", started="2025-01-31T12:10:00.000Z")
     names = sorted(p.name for p in (rec_dir / "c").glob("*.json"))
     assert c.get("recorder.deleted") == 2 and len(names) == 3
-    assert names[0].startswith("20250131T120500Z-bbbbbbbbbbbb") and all(p.read_text() == "keep me" for p in user_files)
+    assert names[0].startswith("r000002-20250131T120500Z-bbbbbbbbbbbb") and all(p.read_text() == "keep me" for p in user_files)
 
 
 def test_max_bytes_below_one_recording_keeps_the_newest(tmp_path, caplog):
@@ -443,7 +443,7 @@ def test_max_bytes_below_one_recording_keeps_the_newest(tmp_path, caplog):
     c = _recorded(RecorderSection(enabled=True, dir=str(tmp_path / "r"), min_free_bytes=0, max_bytes=1), 5)
     stems = {p.name.split(".")[0] for p in (tmp_path / "r" / "c").iterdir()}
     assert c.get("recorder.written") == 5 and c.get("recorder.deleted") == 4
-    assert stems == {"20250131T120000Z-0123456789ab-000000004-000000004"}
+    assert stems == {"r000001-20250131T120000Z-0123456789ab-000000004-000000004"}
     assert sum("exceeds max_bytes" in r.getMessage() for r in caplog.records) == 1
 
 
@@ -544,7 +544,7 @@ def test_recordings_moved_out_for_review_do_not_make_retention_delete_others(tmp
     finally:
         rec.finish()
         rec.join(10)
-    left = sorted(p.name.split("-")[2] for p in root.glob("c/*.json"))
+    left = sorted(p.name.split("-")[3] for p in root.glob("c/*.json"))
     assert left == ["000000000", "000000003"]  # 2 of at most 3: nothing had to go
     assert counters.get("recorder.deleted") == 0
 
@@ -632,8 +632,29 @@ def test_recordings_of_a_camera_past_a_billion_frames_stay_under_retention(tmp_p
     run("aaaaaaaaaaaa", "2025-01-31T12:00:00.000Z", [999_999_999, 1_000_000_000])
     run("bbbbbbbbbbbb", "2025-01-31T13:00:00.000Z", [0])
     left = sorted(p.name for p in (tmp_path / "rec" / "c").glob("*.json"))
-    assert left == ["20250131T120000Z-aaaaaaaaaaaa-1000000000-000000001.json",  # the newer of run 1
-                    "20250131T130000Z-bbbbbbbbbbbb-000000000-000000000.json"]
+    assert left == ["r000001-20250131T120000Z-aaaaaaaaaaaa-1000000000-000000001.json",  # the newer of run 1
+                    "r000002-20250131T130000Z-bbbbbbbbbbbb-000000000-000000000.json"]
+
+
+def test_a_clock_that_ran_ahead_never_makes_retention_delete_a_later_runs_recordings_first(tmp_path):
+    """Retention ordered runs by the start time in their names, the wall clock's: a run whose clock ran ahead
+    (a box booting before NTP set it, a wrong RTC) outranked every later run, whose recordings were then
+    deleted first, the newest evidence before the old. Runs are ordered by their number in recorder.dir; names
+    written before run numbers existed (here dated 2031) are older than any numbered run."""
+    root = tmp_path / "rec"
+    (root / "c").mkdir(parents=True)
+    legacy = root / "c" / "20310101T000000Z-0123456789ab-000000000-000000000.json"  # an earlier version's
+    legacy.write_text("{}")
+    cfg = RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=3)
+    _recorded(cfg, 2, run_id="aaaaaaaaaaaa", started="2030-06-01T00:00:00.000Z")  # the clock 5 years ahead
+    assert legacy.exists()  # 3 recordings: none had to go
+    (root / ".inspector-run").unlink(missing_ok=True)  # the counter lost too: the names still tell the order
+    _recorded(cfg, 2, run_id="bbbbbbbbbbbb", started="2025-01-31T12:00:00.000Z")  # NTP set it right
+    left = sorted(p.name for p in (root / "c").glob("*.json"))
+    assert left == ["r000001-20300601T000000Z-aaaaaaaaaaaa-000000001-000000001.json",
+                    "r000002-20250131T120000Z-bbbbbbbbbbbb-000000000-000000000.json",
+                    "r000002-20250131T120000Z-bbbbbbbbbbbb-000000001-000000001.json"]
+    assert (root / ".inspector-run").read_text().strip() == "2"
 
 
 def test_recording_files_are_never_replaced_where_hard_links_are_not_supported(tmp_path, monkeypatch):
@@ -652,6 +673,23 @@ def test_recording_files_are_never_replaced_where_hard_links_are_not_supported(t
     with pytest.raises(FileExistsError):
         recorder._create(path, b"second")
     assert path.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_recordings_data_is_on_disk_before_it_gets_its_name(tmp_path, monkeypatch):
+    """A power cut cannot be made here: the order of the real calls is checked instead. A file linked to its
+    recording name before its data reached the disk came back empty or short after a power cut (ext4's
+    delayed allocation), under a recording name, counted as evidence."""
+    from inspector.pipeline import recorder
+
+    calls: list[str] = []
+    real_fsync, real_link = recorder.os.fsync, recorder.os.link
+    monkeypatch.setattr(recorder.os, "fsync", lambda fd: (calls.append(f"fsync {os.readlink(f'/proc/self/fd/{fd}')}"),
+                                                          real_fsync(fd))[1])
+    monkeypatch.setattr(recorder.os, "link", lambda src, dst: (calls.append(f"link {src}"), real_link(src, dst))[1])
+    path = tmp_path / "r000001-20250131T120000Z-0123456789ab-000000000-000000000.png"
+    recorder._create(path, b"data")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    assert calls == [f"fsync {tmp}", f"link {tmp}"] and path.read_bytes() == b"data"
 
 
 _CUT_SHORT = """
@@ -685,8 +723,8 @@ def test_recorder_never_leaves_a_truncated_file_under_a_recording_name(tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == {"written": 1, "errors": 1}
     names = sorted(p.name for p in (tmp_path / "rec" / "c").iterdir() if RECORDING_NAME.match(p.name))
-    assert names == ["20250131T120000Z-0123456789ab-000000001-000000001.json",
-                     "20250131T120000Z-0123456789ab-000000001-000000001.png"]  # frame 0: nothing, not a stub
+    assert names == ["r000001-20250131T120000Z-0123456789ab-000000001-000000001.json",
+                     "r000001-20250131T120000Z-0123456789ab-000000001-000000001.png"]  # frame 0: nothing, not a stub
     assert cv2.imread(str(tmp_path / "rec" / "c" / names[1])) is not None
 
 
