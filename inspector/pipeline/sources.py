@@ -21,7 +21,8 @@ Live sources (``live = True``: devices, URLs, GStreamer) also have
 :meth:`Source.skip`, a grab without decoding, so ``fps`` pacing can keep the
 decoder's buffers drained and always inspect the newest frame.
 
-Folder images, still image files (known by their content) and snapshot URLs are decoded by
+Folder images, still image files (known by their content), snapshot URLs and video frames that are still
+pictures (Motion JPEG, PNG, TIFF) or wider than 8 bits (:mod:`inspector.pipeline.pixel_formats`) are decoded by
 :func:`inspector.data.images.decode_image`, the decoder training, evaluation,
 calibration and ``predict`` use (never by FFmpeg).
 """
@@ -44,8 +45,10 @@ from typing import Any, Callable, Mapping
 import cv2
 import numpy as np
 
-from inspector.data.images import IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_bytes
+from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_bytes,
+                                   warn_once)
 from inspector.errors import DataError, SourceError
+from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.redact import redact
 
@@ -60,9 +63,6 @@ _SETTLE_S = 2.0  # a file (folder image, recording) changed more recently than t
 _SNAPSHOT_MAX_BYTES = 64 * 2**20  # one still picture from a snapshot URL; more is a stream or a fault
 _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guide/devices.txt)
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
-# FFmpeg's raw tag of 16-bit little-endian grey (libavcodec/raw.c MKTAG('Y', '1', 0, 16)), as OpenCV reports a
-# stream's pixel format (CAP_PROP_CODEC_PIXEL_FORMAT); the one 16-bit format its FFmpeg backend hands over as is
-_GRAY16LE_TAG = int.from_bytes(b"Y1\x00\x10", "little")
 
 
 @dataclass
@@ -165,6 +165,9 @@ class CvSource(Source):
         self._checked_at = 0.0
         self._end_size = -1  # file size when the end of a recording still being written was last reached
         self._raw16 = False  # 16-bit grey frames are retrieved as they are (_keep_sixteen_bits)
+        # frames taken before OpenCV converts them (packets or raw bytes) and decoded here (pixel_formats)
+        self._decode: Callable[[np.ndarray], np.ndarray] | None = None
+        self._pending: np.ndarray | None = None  # a packet read while choosing the decoding, not yet delivered
 
     def _params(self) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -193,6 +196,15 @@ class CvSource(Source):
                 raise self._error(f"{self._target}: video file is missing or empty", permanent)
         if self.kind == "device":
             self._check_device_path()
+        self._cap = self._new_capture(permanent)
+        self._choose_decoding(permanent)
+        self._index = 0
+        self._end_size = -1
+        self._failed_signature = None
+        self._checked_at = time.monotonic()
+
+    def _new_capture(self, permanent: bool) -> cv2.VideoCapture:
+        """An opened cv2.VideoCapture of the target; SourceError (``permanent`` as given) when it will not open."""
         try:
             cap = cv2.VideoCapture(self._target, self._api, self._params())
         except cv2.error as exc:
@@ -202,12 +214,7 @@ class CvSource(Source):
             cap.release()
             raise self._error(f"cannot open {self.describe()}" + (" (corrupt or unsupported video)" if permanent
                                                                  else ""), permanent)
-        self._cap = cap
-        self._keep_sixteen_bits()
-        self._index = 0
-        self._end_size = -1
-        self._failed_signature = None
-        self._checked_at = time.monotonic()
+        return cap
 
     def _check_device_path(self) -> None:
         """Raise for a device path that is not a video device: permanent when something else stands there
@@ -226,23 +233,83 @@ class CvSource(Source):
             raise self._error(f"{self._target} is not a video device (not a video4linux character device)",
                               permanent=True)
 
-    def _keep_sixteen_bits(self) -> None:
+    def _choose_decoding(self, permanent: bool) -> None:
+        """Decide how this stream's frames become model input pixels, by :mod:`pixel_formats`' rule: frames that
+        are still pictures or whose samples are wider than 8 bits are taken before OpenCV converts them to 8-bit
+        BGR and decoded like the same frames saved as image files; others are OpenCV's BGR (8-bit data)."""
+        self._decode, self._pending, self._raw16 = None, None, False
+        if self._cap.getBackendName() == "V4L2":
+            self._choose_v4l2()
+            return
+        tag = int(self._cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)) & 0xFFFFFFFF
+        codec = int(self._cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
+        if (codec in pf.STILL_PICTURE_CODECS or (tag in pf.FFMPEG_LAYOUTS and tag != pf.GRAY16LE_TAG)) \
+                and self._packets_decodable(tag):
+            return
+        self._keep_sixteen_bits(tag)
+        bits = pf.wide_bits(tag)
+        if not self._raw16 and bits:
+            warn_once(f"camera {self.camera.name} 8-bit", "camera '%s': warning: %s has %d-bit samples that "
+                      "OpenCV converts to 8 bits by their full scale (bit_depth not applied, up to a level off the "
+                      "same frames as 16-bit images); record gray16le, rgb48 rawvideo, PNG or TIFF frames instead",
+                      self.camera.name, self.describe(), bits, logger=log)
+
+    def _packets_decodable(self, tag: int) -> bool:
+        """Switch to OpenCV's raw stream mode (CAP_PROP_FORMAT -1: retrieve gives the encoded packet) when the
+        first packet is a still picture or one frame of raw samples, keeping it for the first read. Otherwise
+        reopen the stream decoded (raw mode cannot be switched back) and return False."""
+        where, key = self.describe(), f"camera {self.camera.name}"
+        width, height = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        layout = pf.FFMPEG_LAYOUTS.get(tag)
+        if self._cap.set(cv2.CAP_PROP_FORMAT, -1) and self._cap.grab():
+            ok, packet = self._cap.retrieve()
+            if ok and packet is not None and packet.size:
+                candidates = [lambda p: pf.decode_picture(p, where, self.bit_depth, key)]
+                if layout is not None:
+                    candidates.append(lambda p: pf.decode_samples(p, layout, width, height, where, self.bit_depth,
+                                                                  key))
+                for decode in candidates:
+                    try:
+                        decode(packet)
+                    except ImageRejected:
+                        continue
+                    self._decode, self._pending = decode, packet
+                    return True
+        self._cap.release()
+        self._cap = self._new_capture(permanent=False)  # it opened a moment ago
+        return False
+
+    def _choose_v4l2(self) -> None:
+        """OpenCV's V4L backend keeps only the high byte of Y16 (Y10/Y12: divided to 8 bits); with
+        CAP_PROP_CONVERT_RGB off it returns the buffer's bytes, unpacked here (pixel_formats.V4L2_LAYOUTS)."""
+        layout = pf.V4L2_LAYOUTS.get(int(self._cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF)
+        if layout is None or not self._cap.set(cv2.CAP_PROP_CONVERT_RGB, 0):
+            return
+        width, height = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        where, key = self.describe(), f"camera {self.camera.name}"
+        self._decode = lambda raw: pf.decode_samples(raw, layout, width, height, where, self.bit_depth, key)
+
+    def _keep_sixteen_bits(self, tag: int) -> None:
         """Have OpenCV hand over a 16-bit grey stream's frames as uint16, not cut to 8-bit BGR.
 
         By default OpenCV converts every frame to 8-bit BGR, scaling 16-bit grey by its container
         (65535): 12-bit data recorded in a 16-bit video (FFV1) came out 16x too dark, the ``bit_depth``
         setting was never applied and nothing warned, while the same frames as 16-bit PNGs are scaled
         by the decoder's rule (:func:`inspector.data.images.to_uint8`, which the preprocessor applies
-        to uint16 frames). Only FFmpeg's gray16le is handed over as is (OpenCV's
-        ``retrieveFrame``); other formats stay converted.
+        to uint16 frames). Only FFmpeg's gray16le is handed over as is (OpenCV's ``retrieveFrame``).
         """
-        self._raw16 = (int(self._cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)) == _GRAY16LE_TAG
-                       and bool(self._cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)))
+        self._raw16 = tag == pf.GRAY16LE_TAG and bool(self._cap.set(cv2.CAP_PROP_CONVERT_RGB, 0))
 
     def _retrieve(self) -> np.ndarray | None:
-        """Decode the grabbed frame; a frame of another format than the stream declared (16-bit grey)
-        is decoded again as 8-bit BGR, and so are the later ones."""
+        """Decode the grabbed frame (None: it could not be); raises ImageRejected from the image decoder.
+        A frame of another format than the stream declared (16-bit grey) is decoded again as 8-bit BGR,
+        and so are the later ones."""
+        if self._pending is not None:
+            packet, self._pending = self._pending, None
+            return self._decode(packet)
         ok, image = self._cap.retrieve()
+        if ok and self._decode is not None and image is not None:
+            return self._decode(image)
         if ok and self._raw16 and image is not None and (image.dtype != np.uint16 or image.ndim != 2):
             self._raw16 = False
             self._cap.set(cv2.CAP_PROP_CONVERT_RGB, 1)
@@ -278,19 +345,23 @@ class CvSource(Source):
         if self._cap.grab():
             return True
         self.open()  # some containers cannot seek: reopen
-        return bool(self._cap.grab())
+        return self._pending is not None or bool(self._cap.grab())  # open() may have read the first packet
 
     def read(self) -> Grabbed | None:
         if self._cap is None:
             raise self._error("source is not open")
         self._check_changed()
-        if not self._grab():
+        if self._pending is None and not self._grab():
             return self._await_growth()
         t_ns, t_utc = _stamp()
         meta = {"index": self._index, "pos_msec": float(self._cap.get(cv2.CAP_PROP_POS_MSEC))}
         self._index += 1
         self._delivered += 1
-        image = self._retrieve()
+        try:
+            image = self._retrieve()
+        except ImageRejected as exc:
+            return Grabbed(None, t_ns, t_utc, meta, error=str(exc),
+                           reason=exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}")
         if image is None:
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
         return Grabbed(image, t_ns, t_utc, meta)
@@ -320,10 +391,20 @@ class CvSource(Source):
         size = signature[1]
         if size != self._end_size:  # seek only when there is more: a seek may decode up to a key frame
             self._end_size = size
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, self._index)
+            self._seek_after_last_read()
         t_ns, t_utc = _stamp()
         return Grabbed(None, t_ns, t_utc, {"index": self._index}, error=f"{self._target}: still being written",
                        reason="growing")
+
+    def _seek_after_last_read(self) -> None:
+        """Position the capture so that the next grab gives frame ``_index``. Reading packets (raw stream
+        mode), a seek past the last frame lands on the last packet again (a frame read twice): seek to the
+        frame already read and step over it."""
+        if self._decode is None or self.kind != "file" or self._index == 0:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, self._index)
+            return
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, self._index - 1)
+        self._cap.grab()
 
     def _grab(self) -> bool:
         if self._cap.grab():
@@ -340,12 +421,15 @@ class CvSource(Source):
         """Grab without decoding (keeps a live stream's buffers drained while pacing)."""
         if self._cap is None:
             raise self._error("source is not open")
-        if not self._grab():
+        if self._pending is not None:
+            self._pending = None
+        elif not self._grab():
             return False
         self._index += 1
         return True
 
     def close(self) -> None:
+        self._pending = None
         if self._cap is not None:
             self._cap.release()
             self._cap = None

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import struct
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -463,3 +465,151 @@ def test_declared_full_scale_wins_however_the_samples_are_stored(tmp_path):
         for path, got in (("read_image", read_image(tmp_path / name)), ("daemon", daemon[name])):
             diff = np.abs(got.astype(int) - want).max()
             assert diff <= 1, f"{name}: {path} differs from the 8-bit picture by up to {diff} grey levels"
+
+
+# -- frames OpenCV would convert itself: wide samples, still-picture codecs ------------------------------------
+VIDEOS = Path(__file__).parent / "videos"
+
+
+def _twelve_bit_picture() -> np.ndarray:
+    """The 12-bit picture of tests/data/videos (README there): uint16 (24, 32, 3) BGR, values 0..4095."""
+    h, w = 24, 32
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = (xx * 4095 // (w - 1)).astype(np.uint16)
+    g = (yy * 4095 // (h - 1)).astype(np.uint16)
+    b = ((xx + yy) * 4095 // (w + h - 2)).astype(np.uint16)
+    r[2:6, 3:14], g[2:6, 3:14], b[2:6, 3:14] = 3900, 300, 250
+    return np.dstack([b, g, r])
+
+
+def _camera_inputs(source_path: Path, bit_depth: int | None) -> list[np.ndarray]:
+    """The model input of every frame a camera on ``source_path`` gives, through the daemon's preprocessor."""
+    if source_path.stat().st_mtime > time.time() - 10:  # settled: a file written just now is a growing recording
+        os.utime(source_path, (time.time() - 10, time.time() - 10))
+    camera = CameraSection(name="cam", source=str(source_path), bit_depth=bit_depth)
+    source = make_source(camera)
+    pre = Preprocessor(SPEC, POLICY, {"cam": source.bit_depth})
+    source.open()
+    slots = []
+    while (grabbed := source.read()) is not None:
+        assert grabbed.image is not None, grabbed.error
+        slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
+        pre.into(grabbed.image, slot, "cam")
+        slots.append(slot)
+    source.close()
+    return slots
+
+
+@pytest.mark.parametrize("name", ["mono12_gray16be.nut", "colour12_rgb48be.nut", "colour12_rgb48le.nut",
+                                  "colour12_bgr48le.nut", "mono12_png_frames.mkv"])
+def test_a_16_bit_video_of_any_layout_is_scaled_like_its_frames_as_images(tmp_path, name):
+    """12-bit camera data in a 16-bit video — big-endian grey, RGB48 either byte order, BGR48, PNG frames —
+    gives the model what the same frame as a 16-bit PNG gives ``predict``, with the camera's ``bit_depth``.
+    OpenCV converted all of these to 8-bit BGR by the 16-bit scale (only gray16le was kept): 12-bit data came
+    out 0..16 (max diff 239), the setting ignored, no warning."""
+    picture = _twelve_bit_picture()
+    if name.startswith("mono"):
+        picture = picture[:, :, 2]
+    cv2.imwrite(str(tmp_path / "frame.png"), picture)
+    video = VIDEOS / name
+    if name.endswith("png_frames.mkv"):  # PNG-coded frames (FFmpeg decodes them as gray16be), written here
+        video = tmp_path / name
+        writer = cv2.VideoWriter(str(video), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"MPNG"), 10, picture.shape[1::-1],
+                                 [cv2.VIDEOWRITER_PROP_DEPTH, cv2.CV_16U, cv2.VIDEOWRITER_PROP_IS_COLOR, 0])
+        if not writer.isOpened():
+            pytest.skip("this OpenCV cannot write 16-bit PNG frames")
+        for _ in range(2):
+            writer.write(picture)
+        writer.release()
+    want = resize_image(read_image(tmp_path / "frame.png", bit_depth=12), SPEC.height, SPEC.width, POLICY)
+    slots = _camera_inputs(video, bit_depth=12)
+    assert len(slots) == 2
+    for slot in slots:
+        assert np.array_equal(slot, want), f"{name}: max diff {np.abs(slot.astype(int) - want).max()}"
+
+
+def test_a_motion_jpeg_video_decodes_like_its_frames_as_jpeg_files(tmp_path):
+    """A Motion-JPEG recording or stream is JPEG pictures: each gives the model what ``predict`` gives the same
+    JPEG file. FFmpeg's MJPEG decoder upsampled the chroma its own way: 32 levels off libjpeg at this
+    picture's colour edges."""
+    pictures = [_picture(), np.ascontiguousarray(_picture()[::-1])]
+    jpegs = [cv2.imencode(".jpg", cv2.cvtColor(p, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+             for p in pictures]
+    (tmp_path / "line.mjpg").write_bytes(b"".join(jpegs))
+    wants = []
+    for i, data in enumerate(jpegs):
+        (tmp_path / f"frame{i}.jpg").write_bytes(data)
+        wants.append(resize_image(read_image(tmp_path / f"frame{i}.jpg"), SPEC.height, SPEC.width, POLICY))
+    slots = _camera_inputs(tmp_path / "line.mjpg", bit_depth=None)
+    assert len(slots) == 2
+    for slot, want in zip(slots, wants):
+        assert np.array_equal(slot, want), f"max diff {np.abs(slot.astype(int) - want).max()}"
+
+
+class _FakeV4l2Capture:
+    """Stands in for cv2.VideoCapture on OpenCV's V4L2 backend, which no machine here has a 16-bit grey camera
+    for. It mirrors modules/videoio/src/cap_v4l.cpp: ``get(CAP_PROP_FOURCC)`` is the V4L2 palette; converting
+    (the default) Y16 keeps only each sample's high byte (Y16_BE likewise, Y12 divides by 16) as 8-bit BGR;
+    with CAP_PROP_CONVERT_RGB off ``retrieve`` gives the buffer's bytes as uint8 (1, bytesused), rows
+    ``bytesperline`` long."""
+
+    FOURCCS = {"Y16": (b"Y16 ", 0), "Y16_BE": (b"Y16 ", 1 << 31), "Y12": (b"Y12 ", 0)}
+
+    def __init__(self, samples: np.ndarray, palette: str, bytesperline: int) -> None:
+        self.samples, self.palette, self.bytesperline, self.convert = samples, palette, bytesperline, True
+
+    def isOpened(self):
+        return True
+
+    def getBackendName(self):
+        return "V4L2"
+
+    def get(self, prop):
+        code, flag = self.FOURCCS[self.palette]
+        return {cv2.CAP_PROP_FOURCC: float(int.from_bytes(code, "little") | flag),
+                cv2.CAP_PROP_FRAME_WIDTH: float(self.samples.shape[1]),
+                cv2.CAP_PROP_FRAME_HEIGHT: float(self.samples.shape[0])}.get(prop, 0.0)
+
+    def set(self, prop, value):
+        if prop == cv2.CAP_PROP_CONVERT_RGB:
+            self.convert = bool(value)
+            return True
+        return False
+
+    def grab(self):
+        return True
+
+    def retrieve(self):
+        if self.convert:
+            # Y16: extractChannel of the high byte; Y12: convertTo(CV_8U, 1.0 / 16), rounded and saturated
+            eight = (np.clip(np.rint(self.samples / 16), 0, 255) if self.palette == "Y12"
+                     else self.samples >> 8).astype(np.uint8)
+            return True, cv2.cvtColor(eight, cv2.COLOR_GRAY2BGR)
+        rows = self.samples.astype(">u2" if self.palette == "Y16_BE" else "<u2").view(np.uint8)
+        buffer = np.zeros((rows.shape[0], self.bytesperline), np.uint8)
+        buffer[:, :rows.shape[1]] = rows
+        return True, buffer.reshape(1, -1)
+
+    def release(self):
+        pass
+
+
+@pytest.mark.parametrize("palette, bytesperline", [("Y16", 64), ("Y16_BE", 64), ("Y16", 80), ("Y12", 64)])
+def test_a_v4l2_16_bit_grey_camera_is_scaled_like_its_frames_as_images(tmp_path, monkeypatch, palette, bytesperline):
+    """A V4L2 camera sending 12-bit data as Y16 / Y16_BE (or declaring Y12) gives the model what the same frame
+    as a 16-bit PNG gives ``predict`` with the camera's ``bit_depth``: OpenCV's V4L backend kept only the high
+    byte of each Y16 sample (12-bit data 0..15, the setting ignored). Fake capture: see _FakeV4l2Capture."""
+    picture = _twelve_bit_picture()[:, :, 2]
+    cv2.imwrite(str(tmp_path / "frame.png"), picture)
+    want = resize_image(read_image(tmp_path / "frame.png", bit_depth=12), SPEC.height, SPEC.width, POLICY)
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *args: _FakeV4l2Capture(picture, palette, bytesperline))
+    camera = CameraSection(name="cam", source=0, bit_depth=None if palette == "Y12" else 12)
+    source = make_source(camera)
+    source.open()
+    pre = Preprocessor(SPEC, POLICY, {"cam": source.bit_depth})
+    for _ in range(2):
+        grabbed = source.read()
+        slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
+        pre.into(grabbed.image, slot, "cam")
+        assert np.array_equal(slot, want), f"{palette}: max diff {np.abs(slot.astype(int) - want).max()}"
+    source.close()
