@@ -61,6 +61,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _common import downscale_costs, machine  # noqa: E402
 from inspector.backends import load_backend  # noqa: E402
+from inspector.backends.ort_replicas import usable_cores  # noqa: E402
 from inspector.client import Subscriber  # noqa: E402
 from inspector.contract import DEFAULT_DOWNSCALE  # noqa: E402
 from inspector.pipeline.config import ModelSection, SyntheticSection, daemon_config  # noqa: E402
@@ -120,11 +121,13 @@ def _preprocessor(backend) -> Preprocessor:
     return Preprocessor(spec, spec.resize, downscale=spec.downscale)
 
 
-def spin_key(spinning: bool | None, spin_us: int | None = None, after_run: bool = True) -> str:
-    """The name of an ONNX Runtime spinning setting in the results: ``True``, ``False``, ``True/200us`` or
-    ``True/stop`` (spinning that stops when a run returns, ``spin_after_run`` false)."""
+def spin_key(spinning: bool | None, spin_us: int | None = None, after_run: bool = True, replicas: int = 1) -> str:
+    """The name of an ONNX Runtime setting in the results: ``True``, ``False``, ``True/200us`` or
+    ``True/stop`` (spinning that stops when a run returns, ``spin_after_run`` false), then ``/x2`` when
+    batches are split across 2 sessions (``model.replicas``)."""
     key = f"{spinning}/{spin_us}us" if spinning and spin_us else str(spinning)
-    return f"{key}/stop" if spinning and not after_run else key
+    key = f"{key}/stop" if spinning and not after_run else key
+    return f"{key}/x{replicas}" if replicas > 1 else key
 
 
 def daemon_spin(args) -> tuple[bool, int | None, bool]:
@@ -136,11 +139,19 @@ def daemon_spin(args) -> tuple[bool, int | None, bool]:
     return spinning, spin_us, after_run
 
 
+def daemon_replicas(args) -> int:
+    """The sessions the daemon splits a full batch across: ``--replicas``, else its default
+    (``Daemon.replicas``: min(usable cores, max batch))."""
+    return args.replicas if args.replicas is not None else min(usable_cores(), args.max_batch)
+
+
 def bare_backend(model: Path, batch: np.ndarray, threads: int | None, seconds: float,
                  spinning: bool | None = None, frames: list[np.ndarray] | None = None,
-                 spin_us: int | None = None, after_run: bool = True) -> dict:
+                 spin_us: int | None = None, after_run: bool = True, replicas: int = 1) -> dict:
     """Frames/s of the backend alone on ``batch``; with ``frames``: preprocessing + inference back to back."""
     options = {"threads": threads} if spinning is None else {"threads": threads, "spinning": spinning}
+    if replicas > 1:
+        options["replicas"] = replicas
     if spin_us:
         options["spin_us"] = spin_us
     if spinning and not after_run:
@@ -235,6 +246,8 @@ def daemon_settings(model: Path, cameras: list[dict], args, threshold: float, en
         model_section["spin_us"] = args.spin_us
     if args.spin_after_run is not None:
         model_section["spin_after_run"] = args.spin_after_run
+    if getattr(args, "replicas", None) is not None:
+        model_section["replicas"] = args.replicas
     data = {
         "model": model_section,
         "thresholds": {"image": threshold},
@@ -311,7 +324,7 @@ def offline_run(model: Path, n: int, frames: int, args, threshold: float, workdi
     out = run_daemon(cfg, hw, n * frames, topics=getattr(args, "topics", ("v1/result",)))
     results, stats = out["results"], out["daemon"].final_stats
     settings = {"threads": cfg.model.threads, "spinning": cfg.model.spinning, "spin_us": cfg.model.spin_us,
-                "spin_after_run": cfg.model.spin_after_run,
+                "spin_after_run": cfg.model.spin_after_run, "replicas": out["daemon"].replicas,
                 "warmup_runs": cfg.model.warmup_runs}
     first = min(t for _, t, _ in results)
     last = max(t + lat * 1e6 for _, t, lat in results)
@@ -374,17 +387,20 @@ def bench_setting(name: str, model: Path, args, threshold: float, workdir: Path)
     pool = enlarge(good, hw) if hw else None
 
     def bare():
-        """The best of ONNX Runtime's spinning settings (or --bare-spinning): the bare figure is its best.
+        """The best of ONNX Runtime's settings (or --bare-spinning): the bare figure is its best.
 
-        Spinning on and off, and the daemon's own spin setting (``daemon_spin``) where it differs.
+        Spinning on and off, the daemon's own spin setting (``daemon_spin``) where it differs, and the
+        daemon's own settings with its batches split across sessions (``daemon_replicas``) where it splits.
         """
-        options = [(args.bare_spinning, None, True)] if args.bare_spinning is not None \
-            else [(True, None, True), (False, None, True)]
+        options = [(args.bare_spinning, None, True, 1)] if args.bare_spinning is not None \
+            else [(True, None, True, 1), (False, None, True, 1)]
         own = daemon_spin(args)
-        if own[0] and args.bare_spinning is not False and own not in options:
-            options.append(own)
-        runs = {spin_key(s, us, a): bare_backend(model, batch, args.threads, args.bare_seconds, s, pool, us, a)
-                for s, us, a in options}
+        if own[0] and args.bare_spinning is not False and (*own, 1) not in options:
+            options.append((*own, 1))
+        if daemon_replicas(args) > 1:
+            options.append((*own, daemon_replicas(args)))
+        runs = {spin_key(s, us, a, r): bare_backend(model, batch, args.threads, args.bare_seconds, s, pool, us, a, r)
+                for s, us, a, r in options}
         best = max(runs.values(), key=lambda r: r["fps"])
         return {**best, "by_spinning": {k: r["fps"] for k, r in runs.items()},
                 "cpu_ms_per_frame_by_spinning": {k: r["cpu_ms_per_frame"] for k, r in runs.items()}}
@@ -440,7 +456,8 @@ def compare_to_bare(run: dict, bares: list[dict], best: str) -> None:
       (``inference`` + ``inference_pool``), i.e. whether the backend costs more inside the daemon.
     """
     settings = run["backend_settings"]
-    same = spin_key(settings["spinning"], settings.get("spin_us"), settings.get("spin_after_run", True))
+    same = spin_key(settings["spinning"], settings.get("spin_us"), settings.get("spin_after_run", True),
+                    settings.get("replicas", 1))
     mean = lambda values: round(sum(values) / len(values), 2)  # noqa: E731
     run["bare_fps"] = mean([b["by_spinning"][best] for b in bares])
     run["ratio_to_bare"] = round(run["throughput_fps"] / run["bare_fps"], 3)
@@ -495,6 +512,9 @@ def main() -> int:
     parser.add_argument("--spin-after-run", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
                         help="with spinning: keep spinning after a run returns (default, ONNX Runtime's own) or "
                              "stop at once (false: session.force_spinning_stop); also run bare with it")
+    parser.add_argument("--replicas", type=int, default=None,
+                        help="the daemon's model.replicas (default: its default, min(cores, max batch)); "
+                             "also run bare with it")
     parser.add_argument("--bare-spinning", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
                         help="the bare runs' spinning (default: both, the better counts)")
     parser.add_argument("--frame-size", type=int, default=320, help="synthetic texture size before enlarging")
@@ -545,7 +565,7 @@ def main() -> int:
         "model": model_info,
         "settings": {"frames_per_camera": args.frames, "frames_per_run": args.frames_per_run, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
                      "threads": args.threads, "spinning": args.spinning, "spin_us": args.spin_us,
-                     "spin_after_run": args.spin_after_run,
+                     "spin_after_run": args.spin_after_run, "replicas": daemon_replicas(args),
                      "bare_spinning": args.bare_spinning,
                      "opencv_threads": 1, "texture": args.texture,
                      "threshold": threshold, "results_topic": True, "quick": args.quick,
