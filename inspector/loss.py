@@ -23,6 +23,12 @@ UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that th
 # late arrival. Beyond them the oldest are forgotten: a seq that old coming back is taken as a reset.
 RECENT_PER_STREAM = 1024
 HOLES_PER_STREAM = 1024
+# Why the daemon itself did not send events (its stats' data.daemon_dropped, inspector.pipeline.publish)
+DAEMON_DROP_REASONS = {
+    "unsent": "numbered but not sent (ZeroMQ refused it, or publishing failed): part of the gaps counted",
+    "queue_full": "its publisher queue was full (publish.queue_size): never numbered, so no gap shows them",
+    "errors": "publishing failed before they were numbered: no gap shows them",
+}
 # A state file (:class:`StateFile`) keeps the streams of the last STATE_RUNS runs heard, at most STATE_STREAMS
 # of them: enough for every camera of a box and a few restarts, small enough to rewrite after each event.
 STATE_VERSION = 1
@@ -100,6 +106,8 @@ class LossTracker:
         self.duplicates = 0  # the same event again (re-sent status, QoS 1 re-delivery): not a loss
         self.late = 0  # out of order: arrived after a later seq (no longer counted lost)
         self.resets = 0  # a stream's seq went back to a different event within one run id
+        self.daemon_dropped = 0  # events the daemon's stats say it dropped itself (not sent, or never numbered)
+        self._daemon_told: dict[tuple[str, str, str], int] = {}  # (run, stream, why) → the count already told
         self.missed_while_down = 0  # published while this subscriber was not running (after a resume)
         self.resumed_from: str | None = None  # when the state resumed was saved (UTC), None: not resumed
         self._resumed_run: str | None = None  # the last run heard before the resume, until another is heard
@@ -124,6 +132,7 @@ class LossTracker:
         self._resumed_run = None
         if event.type == "stats":
             self._unheard_streams(run, event.data.get("sequences"), before_joining=new_run)
+            self._daemon_drops(run, event.data.get("daemon_dropped"))
             if event.final:
                 self._close_run(run, event.data.get("sequences"))
         if event.type in UNCOUNTED_TYPES:
@@ -224,6 +233,30 @@ class LossTracker:
             self._notices.append(f"missed {published} {kind} event(s) of camera '{camera}' {what} "
                                  f"(stats: {published} published, none received)")
 
+    def _subscribed(self, stream: str) -> bool:
+        return self._topics is None or any(f"v1/{stream}".startswith(t) for t in self._topics)
+
+    def _daemon_drops(self, run: str, dropped: object) -> None:
+        """What the daemon says it dropped itself (stats ``data.daemon_dropped``: stream → reason → count so far
+        in ``run``), for the streams subscribed to: each increase told, with its reason, and counted, so a
+        consumer tells 'the daemon dropped under load' from 'lost on the way to me'."""
+        if not isinstance(dropped, dict):
+            return
+        for stream, reasons in list(dropped.items())[:STATE_STREAMS]:
+            kind, _, camera = str(stream).partition("/")
+            if not isinstance(reasons, dict) or kind in UNCOUNTED_TYPES or not self._subscribed(str(stream)):
+                continue
+            for why, n in reasons.items():
+                key = (run, str(stream), str(why))
+                before = self._daemon_told.get(key, 0)
+                if type(n) is not int or not before < n <= before + 10**9:
+                    continue
+                self._daemon_told[key] = n
+                self.daemon_dropped += n - before
+                reason = DAEMON_DROP_REASONS.get(str(why), f"'{str(why)[:32]}'")
+                self._notices.append(f"the daemon itself dropped {n - before} {kind} event(s) of camera "
+                                     f"'{camera[:64]}' in run {run or '?'}: {reason} ({n} in this run so far)")
+
     def _close_run(self, run: str, sequences: object) -> None:
         """The final stats of ``run`` give each stream's published count: count what never arrived at the end."""
         if not isinstance(sequences, dict):
@@ -278,7 +311,8 @@ class LossTracker:
         return (f"{self.lost} event(s) missed ({self.missed_at_start} before joining a run, {self.gaps} in gaps"
                 f"{down}), "
                 f"{len(self.runs)} run(s) heard, {self.restarts} restart(s), {self.resets} sequence reset(s) "
-                f"without a new run id, {self.late} late (out of order), {self.duplicates} duplicate(s)")
+                f"without a new run id, {self.late} late (out of order), {self.duplicates} duplicate(s), "
+                f"{self.daemon_dropped} dropped by the daemon itself (its stats)")
 
 
 def _is_text(value: object, limit: int = 256) -> bool:
