@@ -25,9 +25,18 @@ run (every header carries ``run_id``, random per daemon start) and per stream
   missed one arriving out of order (no longer counted lost), the same event
   again, or a different event under a used seq within one run id (a restart
   without run ids, two publishers sharing one: the stream is counted anew);
+* ``missed_while_down`` — after :meth:`LossTracker.resume` from the state an
+  earlier subscriber saved (``inspector subscribe --state``): events published
+  while no subscriber ran (a daemon restart meanwhile is told as one);
+* ``daemon_dropped`` — events the daemon says (``data.daemon_dropped`` of its
+  ``v1/stats``, so subscribe to them) it dropped itself, with the reason: a
+  full publisher queue (never numbered: no gap shows them) or not sent; gaps
+  beyond those were lost between daemon and subscriber (a ZeroMQ high-water
+  mark: the daemon's ``publish.sndhwm`` or this ``rcvhwm``, i.e. a consumer
+  reading too slowly; or a dropped connection);
 * ``malformed`` — messages that failed :func:`inspector.events.decode`, skipped.
 
-``lost`` = ``missed_at_start + gaps``. :meth:`Subscriber.notices` returns one
+``lost`` = ``missed_at_start + gaps + missed_while_down``. :meth:`Subscriber.notices` returns one
 line per such finding since the last call (``inspector subscribe`` prints them).
 For a CURVE-secured daemon pass the server's public key and this client's
 certificate (files made with ``zmq.auth.create_certificates``, or z85 keys).

@@ -7,6 +7,10 @@ Shared by the ZeroMQ :class:`inspector.client.Subscriber` and the MQTT
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from pathlib import Path
 from typing import Iterable
 
 from inspector.events import Event
@@ -19,6 +23,17 @@ UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that th
 # late arrival. Beyond them the oldest are forgotten: a seq that old coming back is taken as a reset.
 RECENT_PER_STREAM = 1024
 HOLES_PER_STREAM = 1024
+# Why the daemon itself did not send events (its stats' data.daemon_dropped, inspector.pipeline.publish)
+DAEMON_DROP_REASONS = {
+    "unsent": "numbered but not sent (ZeroMQ refused it, or publishing failed): part of the gaps counted",
+    "queue_full": "its publisher queue was full (publish.queue_size): never numbered, so no gap shows them",
+    "errors": "publishing failed before they were numbered: no gap shows them",
+}
+# A state file (:class:`StateFile`) keeps the streams of the last STATE_RUNS runs heard, at most STATE_STREAMS
+# of them: enough for every camera of a box and a few restarts, small enough to rewrite after each event.
+STATE_VERSION = 1
+STATE_RUNS = 4
+STATE_STREAMS = 1024
 
 
 def _fingerprint(event: Event) -> tuple:
@@ -42,6 +57,7 @@ class _Stream:
         self.next = 0
         self.holes: list[list] = []
         self.recent: dict[int, tuple] = {}
+        self.resumed = False  # from a state file: no event heard since, so a jump is 'missed while down'
 
     def miss(self, lo: int, hi: int, why: str) -> None:
         if hi > lo:
@@ -49,7 +65,8 @@ class _Stream:
             del self.holes[:-HOLES_PER_STREAM]
 
     def fill(self, seq: int) -> str | None:
-        """Take ``seq`` out of its hole; returns the hole's why, or None when ``seq`` was in none."""
+        """Take ``seq`` out of its hole; returns the hole's why ('start', 'gap', 'down'), or None when ``seq``
+        was in none."""
         for i, (lo, hi, why) in enumerate(self.holes):
             if lo <= seq < hi:
                 self.holes[i:i + 1] = [h for h in ([lo, seq, why], [seq + 1, hi, why]) if h[1] > h[0]]
@@ -72,6 +89,10 @@ class LossTracker:
     re-delivery), and a different event under a seq already used (``resets``: a daemon restarted without a new
     ``run_id``, e.g. one that sends none, or two publishers sharing one; the stream is counted anew from there).
 
+    A subscriber that stops and starts again carries its accounting over in a state file (:meth:`state`,
+    :meth:`resume`, :class:`StateFile`): each stream's next seq, so what was published while it was not running
+    is counted (``missed_while_down``) and a daemon restart meanwhile is told (a new run id).
+
     ``topics``: the subscribed topic prefixes. With them, a ``v1/stats`` event also tells of streams this
     subscriber should get but never heard from (e.g. a camera that published all its defects before a late
     join): their published count is missed. None: only streams heard from are accounted.
@@ -85,13 +106,18 @@ class LossTracker:
         self.duplicates = 0  # the same event again (re-sent status, QoS 1 re-delivery): not a loss
         self.late = 0  # out of order: arrived after a later seq (no longer counted lost)
         self.resets = 0  # a stream's seq went back to a different event within one run id
+        self.daemon_dropped = 0  # events the daemon's stats say it dropped itself (not sent, or never numbered)
+        self._daemon_told: dict[tuple[str, str, str], int] = {}  # (run, stream, why) → the count already told
+        self.missed_while_down = 0  # published while this subscriber was not running (after a resume)
+        self.resumed_from: str | None = None  # when the state resumed was saved (UTC), None: not resumed
+        self._resumed_run: str | None = None  # the last run heard before the resume, until another is heard
         self.runs: dict[str, str] = {}  # run id → started_utc, in the order heard
         self._streams: dict[tuple[str, str, str], _Stream] = {}
         self._notices: list[str] = []
 
     @property
     def lost(self) -> int:
-        return self.missed_at_start + self.gaps
+        return self.missed_at_start + self.gaps + self.missed_while_down
 
     def observe(self, event: Event) -> None:
         run = event.run_id
@@ -100,10 +126,13 @@ class LossTracker:
             if self.runs:
                 self.restarts += 1
                 self._notices.append(f"daemon restarted: new run {run or '?'} (started "
-                                     f"{event.run_started_utc or '?'}) after run {list(self.runs)[-1] or '?'}")
+                                     f"{event.run_started_utc or '?'}) after run {list(self.runs)[-1] or '?'}"
+                                     + self._restart_while_down())
             self.runs[run] = event.run_started_utc
+        self._resumed_run = None
         if event.type == "stats":
             self._unheard_streams(run, event.data.get("sequences"), before_joining=new_run)
+            self._daemon_drops(run, event.data.get("daemon_dropped"))
             if event.final:
                 self._close_run(run, event.data.get("sequences"))
         if event.type in UNCOUNTED_TYPES:
@@ -115,6 +144,8 @@ class LossTracker:
         if stream is None:
             stream = self._streams[key] = _Stream()
             self._start(stream, event.seq, what, f"before this subscriber heard run {run or '?'}")
+        elif stream.resumed and event.seq > stream.next:
+            self._missed_while_down(stream, event.seq, what, run)
         elif event.seq > stream.next:
             self.gaps += event.seq - stream.next
             stream.miss(stream.next, event.seq, "gap")
@@ -123,6 +154,22 @@ class LossTracker:
         elif event.seq < stream.next and not self._behind(stream, event, what, run):
             return
         stream.heard(event.seq, _fingerprint(event))
+
+    def _restart_while_down(self) -> str:
+        """The tail of a restart notice when the run before it was last heard before this subscriber's restart."""
+        if self._resumed_run is None or self._resumed_run not in self.runs:
+            return ""
+        return (f", while this subscriber was not running (state of {self.resumed_from}): what run "
+                f"{self._resumed_run or '?'} published after the last events heard is unknown (its final stats "
+                f"were not heard)")
+
+    def _missed_while_down(self, stream: _Stream, seq: int, what: str, run: str) -> None:
+        """The first event of a resumed stream is past the seq it was at when the state was saved."""
+        n = seq - stream.next
+        self.missed_while_down += n
+        stream.miss(stream.next, seq, "down")
+        self._notices.append(f"missed {n} {what} (seq {stream.next}..{seq - 1}) in run {run or '?'} while this "
+                             f"subscriber was not running (state of {self.resumed_from})")
 
     def _start(self, stream: _Stream, seq: int, what: str, when: str) -> None:
         """A stream's first event heard (or first after a reset): seqs below it were published unheard."""
@@ -140,6 +187,8 @@ class LossTracker:
             self.late += 1
             if why == "start":
                 self.missed_at_start -= 1
+            elif why == "down":
+                self.missed_while_down -= 1
             else:
                 self.gaps -= 1
             self._notices.append(f"{what} seq {seq} arrived late (after seq {stream.next - 1}) in run {run or '?'}: "
@@ -184,6 +233,30 @@ class LossTracker:
             self._notices.append(f"missed {published} {kind} event(s) of camera '{camera}' {what} "
                                  f"(stats: {published} published, none received)")
 
+    def _subscribed(self, stream: str) -> bool:
+        return self._topics is None or any(f"v1/{stream}".startswith(t) for t in self._topics)
+
+    def _daemon_drops(self, run: str, dropped: object) -> None:
+        """What the daemon says it dropped itself (stats ``data.daemon_dropped``: stream → reason → count so far
+        in ``run``), for the streams subscribed to: each increase told, with its reason, and counted, so a
+        consumer tells 'the daemon dropped under load' from 'lost on the way to me'."""
+        if not isinstance(dropped, dict):
+            return
+        for stream, reasons in list(dropped.items())[:STATE_STREAMS]:
+            kind, _, camera = str(stream).partition("/")
+            if not isinstance(reasons, dict) or kind in UNCOUNTED_TYPES or not self._subscribed(str(stream)):
+                continue
+            for why, n in reasons.items():
+                key = (run, str(stream), str(why))
+                before = self._daemon_told.get(key, 0)
+                if type(n) is not int or not before < n <= before + 10**9:
+                    continue
+                self._daemon_told[key] = n
+                self.daemon_dropped += n - before
+                reason = DAEMON_DROP_REASONS.get(str(why), f"'{str(why)[:32]}'")
+                self._notices.append(f"the daemon itself dropped {n - before} {kind} event(s) of camera "
+                                     f"'{camera[:64]}' in run {run or '?'}: {reason} ({n} in this run so far)")
+
     def _close_run(self, run: str, sequences: object) -> None:
         """The final stats of ``run`` give each stream's published count: count what never arrived at the end."""
         if not isinstance(sequences, dict):
@@ -197,6 +270,33 @@ class LossTracker:
                                      f"'{camera}' in run {run or '?'} (final stats: {published} published)")
                 stream.next = published
 
+    def state(self) -> dict:
+        """What :meth:`resume` needs to go on after this subscriber restarts: the runs heard and, per stream of
+        the last STATE_RUNS of them, its next seq and its last event's fingerprint (so the status the daemon
+        re-sends to a new subscriber is known as the one heard). JSON-ready."""
+        runs = list(self.runs.items())[-STATE_RUNS:]
+        kept = {run for run, _ in runs}
+        streams = []
+        for (run, kind, camera), stream in self._streams.items():
+            if run in kept:
+                last = next(reversed(stream.recent.items()), None)
+                streams.append([run, kind, camera, stream.next, None if last is None else [last[0], list(last[1])]])
+        return {"version": STATE_VERSION, "runs": [list(r) for r in runs], "streams": streams[-STATE_STREAMS:]}
+
+    def resume(self, state: object, saved_utc: str = "?") -> None:
+        """Go on from :meth:`state` of an earlier subscriber. Raises ValueError (one line) when ``state`` is not
+        one: nothing is taken from it then."""
+        runs, streams = _checked_state(state)
+        self.resumed_from = saved_utc
+        for run, started in runs:
+            self.runs[run] = started
+        self._resumed_run = runs[-1][0] if runs else None
+        for run, kind, camera, nxt, last in streams:
+            stream = self._streams[(run, kind, camera)] = _Stream()
+            stream.next, stream.resumed = nxt, True
+            if last is not None:
+                stream.recent[last[0]] = tuple(last[1])
+
     def note(self, line: str) -> None:
         self._notices.append(line)
 
@@ -206,6 +306,101 @@ class LossTracker:
         return out
 
     def summary(self) -> str:
-        return (f"{self.lost} event(s) missed ({self.missed_at_start} before joining a run, {self.gaps} in gaps), "
+        down = (f", {self.missed_while_down} while this subscriber was not running"
+                if self.resumed_from is not None else "")
+        return (f"{self.lost} event(s) missed ({self.missed_at_start} before joining a run, {self.gaps} in gaps"
+                f"{down}), "
                 f"{len(self.runs)} run(s) heard, {self.restarts} restart(s), {self.resets} sequence reset(s) "
-                f"without a new run id, {self.late} late (out of order), {self.duplicates} duplicate(s)")
+                f"without a new run id, {self.late} late (out of order), {self.duplicates} duplicate(s), "
+                f"{self.daemon_dropped} dropped by the daemon itself (its stats)")
+
+
+def _is_text(value: object, limit: int = 256) -> bool:
+    return isinstance(value, str) and len(value) <= limit
+
+
+def _checked_state(state: object) -> tuple[list, list]:
+    """(runs, streams) of a :meth:`LossTracker.state` read back, each entry checked (the file may be damaged or
+    written by another version); ValueError naming the first wrong part."""
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise ValueError(f"not a version {STATE_VERSION} subscriber state")
+    runs, streams = state.get("runs"), state.get("streams")
+    if not (isinstance(runs, list) and len(runs) <= STATE_RUNS
+            and all(isinstance(r, list) and len(r) == 2 and _is_text(r[0]) and _is_text(r[1]) for r in runs)):
+        raise ValueError("its 'runs' are not a list of [run id, started]")
+    known = {r[0] for r in runs}
+    if not (isinstance(streams, list) and len(streams) <= STATE_STREAMS and all(map(_stream_ok, streams))
+            and all(s[0] in known for s in streams)):
+        raise ValueError("its 'streams' are not a list of [run id, type, camera, next seq, last] of its runs")
+    return runs, streams
+
+
+def _stream_ok(entry: object) -> bool:
+    if not (isinstance(entry, list) and len(entry) == 5 and all(_is_text(v) for v in entry[:3])
+            and type(entry[3]) is int and 0 <= entry[3] <= 2**53):
+        return False
+    last = entry[4]
+    return last is None or (isinstance(last, list) and len(last) == 2 and type(last[0]) is int
+                            and isinstance(last[1], list) and len(last[1]) <= 8
+                            and all(v is None or type(v) is int or _is_text(v, 4096) for v in last[1]))
+
+
+class StateFile:
+    """A subscriber's :class:`LossTracker` state on disk, so that a subscriber restarted later learns what was
+    published while it was not running (per stream: run id × type × camera → the next seq expected).
+
+    ``key`` names what the state is of (the endpoint or broker): a state of another one is not resumed.
+    Written as a new file renamed over the old one (``os.replace``), so a crash leaves the old state or the new,
+    never half of one; a damaged or foreign file is one warning line and the subscriber starts afresh. Saving
+    failures (a full disk) are one warning, and the summary says the state is stale.
+    """
+
+    def __init__(self, path: str | Path, key: str) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.failed: str | None = None  # why the last save failed (None: saved, or never tried)
+        self.saves = 0
+
+    def load(self, tracker: LossTracker) -> str | None:
+        """Resume ``tracker`` from the file; returns one line to tell (resumed, or why not), None when absent."""
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not JSON"
+            return f"warning: {self.path}: cannot read the subscriber state ({why}); starting without it"
+        if not isinstance(doc, dict):
+            return f"warning: {self.path}: not a subscriber state; starting without it"
+        if doc.get("key") != self.key:
+            return (f"warning: {self.path}: the subscriber state is of {str(doc.get('key'))[:80]}, not "
+                    f"{self.key[:80]}; starting without it")
+        saved = str(doc.get("saved_utc", "?"))[:40]
+        try:
+            tracker.resume(doc.get("tracker"), saved)
+        except ValueError as exc:
+            return f"warning: {self.path}: damaged subscriber state ({exc}); starting without it"
+        runs = list(tracker.runs)
+        return (f"resumed the subscriber state of {saved} from {self.path}: last heard run {runs[-1] or '?'}"
+                if runs else None)
+
+    def save(self, tracker: LossTracker) -> str | None:
+        """Write ``tracker``'s state; returns a warning line on the first failure after a success (else None)."""
+        doc = {"key": self.key, "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "tracker": tracker.state()}
+        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            first = self.failed is None
+            self.failed = exc.strerror or str(exc)
+            try:
+                tmp.unlink()
+            except OSError:
+                pass  # never written, or the disk is gone: the warning says what matters
+            return (f"warning: {self.path}: cannot save the subscriber state ({self.failed}); a restarted "
+                    f"subscriber will not know what it missed") if first else None
+        self.failed = None
+        self.saves += 1
+        return None

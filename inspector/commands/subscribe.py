@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from inspector.commands.argtypes import float_range, int_range, out_folder
+from inspector.commands.argtypes import float_range, int_range, out_file, out_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print each event header as one JSON line")
     p.add_argument("--save-dir", type=out_folder(), help="write each event's header (.json) and payloads (.jpg/.png) here; names "
                                       "carry the daemon's run id and never overwrite a file")
+    p.add_argument("--state", type=out_file(),
+                   help="keep what this subscriber heard (per stream: run id, camera, last seq) in this file, so "
+                        "that started again it tells what it missed while it was not running and whether the "
+                        "daemon restarted meanwhile (default with --save-dir: <save-dir>/.subscriber-state)")
     p.add_argument("--count", type=int_range(0, 10**12), default=0, help="exit after this many events (0 = run until Ctrl-C)")
     p.add_argument("--timeout", type=float_range(0, 10**7), default=0.0, help="exit after this many seconds without an event")
     p.add_argument("--client-id", help="MQTT: a fixed client id = a persistent session (QoS 1): the broker keeps "
@@ -160,49 +164,102 @@ def run_mqtt(args: argparse.Namespace) -> int:
     return 0
 
 
+STATE_NAME = ".subscriber-state"  # in --save-dir; no '.json' suffix: the folder's .json files are event headers
+
+
+def state_file(args: argparse.Namespace, key: str):
+    """The :class:`~inspector.loss.StateFile` asked for (``--state``, or the default in ``--save-dir``), or None."""
+    from inspector.loss import StateFile
+
+    path = args.state or (Path(args.save_dir) / STATE_NAME if args.save_dir else None)
+    if path is None:
+        return None
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # its first save says why in one line
+    return StateFile(path, key)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.endpoint.startswith(("mqtt://", "mqtts://")):
         return run_mqtt(args)
     from inspector.client import Subscriber
-    from inspector.events import header_dict
 
     topics = args.topic or ["v1/defect", "v1/status"]
-    save_dir = Path(args.save_dir) if args.save_dir else None
     # the final v1/stats of a run tells what was lost after the last event: listen to it quietly
     quiet_stats = not any("v1/stats".startswith(t) for t in topics)
-    seen = 0
     with Subscriber(args.endpoint, topics + (["v1/stats"] if quiet_stats else []), server_key=args.server_key,
                     client_cert=args.client_cert) as sub:
+        state = state_file(args, args.endpoint)
+        told = state.load(sub.loss) if state is not None else None
+        if told:
+            print(told, file=sys.stderr, flush=True)
         print(f"subscribed to {', '.join(topics)} on {args.endpoint}", file=sys.stderr, flush=True)
+        tally = {"seen": 0, "unsaved": 0}
         try:
-            deadline = time.monotonic() + args.timeout if args.timeout else None
-            while not args.count or seen < args.count:
-                left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-                event = sub.recv(timeout=left)
-                for notice in sub.notices():  # missed events, restarts, skipped messages: as they are found
-                    print(notice, file=sys.stderr, flush=True)
-                if event is None:
-                    print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
-                    break
-                if quiet_stats and event.type == "stats":
-                    continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
-                deadline = time.monotonic() + args.timeout if args.timeout else None
-                seen += 1
-                print(json.dumps(header_dict(event)) if args.json else describe(event), flush=True)
-                if save_dir is not None:
-                    _save_or_warn(event, save_dir)
+            _receive(args, sub, quiet_stats, state, tally)
         except KeyboardInterrupt:
             pass
+        _finish_state(state, sub.loss)
         for notice in sub.notices():
             print(notice, file=sys.stderr)
         # the events of the topics asked for: the quiet v1/stats heartbeats are neither shown nor counted
-        print(f"received {seen} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "
-              f"skipped", file=sys.stderr)
+        print(f"received {tally['seen']} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "
+              f"skipped{_unsaved(args, tally, state)}", file=sys.stderr)
     return 0
 
 
-def _save_or_warn(event, save_dir: Path) -> None:
+def _receive(args: argparse.Namespace, sub, quiet_stats: bool, state, tally: dict) -> None:
+    """Print (and save) events until ``--count`` or ``--timeout``; the state is saved after each event."""
+    from inspector.events import header_dict
+
+    save_dir = Path(args.save_dir) if args.save_dir else None
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    while not args.count or tally["seen"] < args.count:
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        event = sub.recv(timeout=left)
+        for notice in sub.notices():  # missed events, restarts, skipped messages: as they are found
+            print(notice, file=sys.stderr, flush=True)
+        if event is None:
+            print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
+            return
+        if state is not None:
+            _warn(state.save(sub.loss))
+        if quiet_stats and event.type == "stats":
+            continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
+        deadline = time.monotonic() + args.timeout if args.timeout else None
+        tally["seen"] += 1
+        print(json.dumps(header_dict(event)) if args.json else describe(event), flush=True)
+        if save_dir is not None and not _save_or_warn(event, save_dir):
+            tally["unsaved"] += 1
+
+
+def _warn(line: str | None) -> None:
+    if line:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _finish_state(state, tracker) -> None:
+    """Save the state a last time (an interrupt may have come between an event and its save)."""
+    if state is not None:
+        _warn(state.save(tracker))
+
+
+def _unsaved(args: argparse.Namespace, tally: dict, state) -> str:
+    """The summary's tail: events received but not written to --save-dir, and a state file left stale."""
+    tail = f"; {tally['unsaved']} event(s) not saved to {args.save_dir}" if args.save_dir else ""
+    if state is not None and state.failed:
+        tail += f"; subscriber state not saved to {state.path} ({state.failed}): a restart will not know what it missed"
+    return tail
+
+
+def _save_or_warn(event, save_dir: Path) -> bool:
+    """Save ``event``; False (after one warning line) when it could not be (a full disk must not stop the
+    subscriber; the summary counts the events not saved)."""
     try:
         save(event, save_dir)
-    except OSError as exc:  # a full disk or a clash must not stop the subscriber
+        return True
+    except OSError as exc:
         print(f"warning: cannot save {event.type} event seq {event.seq}: {exc.strerror or exc}", file=sys.stderr)
+        return False

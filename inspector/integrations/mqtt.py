@@ -7,6 +7,9 @@ Topics (``<prefix>`` = ``topic_prefix``, ``<box>`` = this daemon's name)::
     <prefix>/<box>/v1/status/<camera>                   header JSON, retained: the camera's current state
     <prefix>/<box>/v1/stats                             header JSON (heartbeat)
     <prefix>/<box>/online                               retained "1"; the broker sets "0" (last will) if we vanish
+    <prefix>/<box>/v1/bridge                            retained JSON: the bridge's counts (run_id, offered,
+                                                        delivered, dropped, pending, final), at each connect
+                                                        and at shutdown (final: pending = never delivered)
 
 Payload bytes are never base64 in JSON: each goes out as its own message whose
 topic the header's ``payloads[i].topic`` names (or none, with ``thumbnails: false``).
@@ -150,7 +153,17 @@ class MqttBridge:
         info = client.publish(f"{self.prefix}/online", b"1", qos=self.cfg.qos, retain=True)
         with self._lock:  # bridge state, not an event: its acknowledgement is not counted
             self._own_mids.add(info.mid)
+        self._publish_counts(final=False)  # what was dropped while the broker was away, told at once
         log.info("MQTT connected to %s", self.cfg.url)
+
+    def _publish_counts(self, final: bool):
+        """Publish the bridge's counts, retained, on ``<prefix>/<box>/v1/bridge``: drops after the last stats
+        (an outage the run outlived, shutdown) reach the consumers too; ``final``: pending = never delivered."""
+        body = json.dumps({"run_id": self.run_id, **self.counts(), "final": final}).encode()
+        info = self.client.publish(f"{self.prefix}/v1/bridge", body, qos=self.cfg.qos, retain=True)
+        with self._lock:  # bridge state, not an event: its acknowledgement is not counted
+            self._own_mids.add(info.mid)
+        return info
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         with self._lock:
@@ -250,8 +263,9 @@ class MqttBridge:
             self._closing = True  # anything left stays counted as pending, never silently lost
             self._wake.notify_all()
         self._sender.join(2)
-        info = self.client.publish(f"{self.prefix}/online", b"0", qos=self.cfg.qos, retain=True)
-        if self.connected:
+        infos = [self._publish_counts(final=True),
+                 self.client.publish(f"{self.prefix}/online", b"0", qos=self.cfg.qos, retain=True)]
+        for info in infos if self.connected else ():
             try:
                 info.wait_for_publish(1.0)
             except (RuntimeError, ValueError):
@@ -283,6 +297,7 @@ class MqttSubscriber:
             raise ConfigError(f"{url}: expected mqtt://host[:port][/topic_prefix]")
         self.prefix = parts.path.strip("/") or "inspector"
         self.topics = [f"{self.prefix}/+/v1/{k}" if k == "stats" else f"{self.prefix}/+/v1/{k}/+" for k in kinds]
+        self.topics.append(f"{self.prefix}/+/v1/bridge")  # each box's bridge counts: drops after its last stats
         self._kinds = tuple(f"v1/{k}" for k in kinds)
         self.events: _queue.Queue = _queue.Queue()
         self._lock = threading.Lock()  # paho's thread observes, the caller's reads notices
@@ -309,6 +324,9 @@ class MqttSubscriber:
     def _on_message(self, client, userdata, msg) -> None:
         from inspector.events import decode
 
+        if msg.topic.endswith("/v1/bridge"):
+            self._bridge_message(msg.topic[len(self.prefix) + 1:].split("/", 1)[0], msg.payload)
+            return
         try:
             header = json.loads(msg.payload)
             descriptors = header.pop("payloads", []) if isinstance(header, dict) else []
@@ -338,14 +356,36 @@ class MqttSubscriber:
 
     def _bridge_drops(self, box: str, event) -> None:
         """Tell the messages the box's bridge dropped (buffer full while the broker was away) since its last stats."""
-        bridge = event.data.get("mqtt_bridge")
-        dropped = bridge.get("dropped") if isinstance(bridge, dict) else None
-        before = self._bridge_dropped.get((box, event.run_id), 0)
-        if type(dropped) is int and before < dropped <= 10**12:
-            self._bridge_dropped[(box, event.run_id)] = dropped
-            self._notices.append(f"box {box}: its MQTT bridge dropped {dropped - before} message(s) in run "
-                                 f"{event.run_id or '?'} (buffer full while the broker was away; events, payloads, "
-                                 f"statuses or stats: {dropped} in this run so far)")
+        self._told_bridge(box, event.run_id, event.data.get("mqtt_bridge"))
+
+    def _bridge_message(self, box: str, payload: bytes) -> None:
+        """A box's retained ``v1/bridge`` counts (at each connect and at shutdown): drops after its last stats."""
+        try:
+            counts = json.loads(payload)
+        except ValueError:
+            counts = None
+        if not isinstance(counts, dict) or not isinstance(counts.get("run_id"), str):
+            log.warning("%s/%s/v1/bridge: not bridge counts", self.prefix, box)
+            return
+        with self._lock:
+            self._told_bridge(box, counts["run_id"][:64], counts)
+
+    def _told_bridge(self, box: str, run: str, bridge: object) -> None:
+        """Tell the growth of a box's bridge ``dropped`` count and, in its final counts, the messages it never
+        delivered (``pending`` at shutdown: the broker away, or slower than the flush allowed)."""
+        if not isinstance(bridge, dict):
+            return
+        pending = bridge.get("pending") if bridge.get("final") is True else 0
+        dropped = bridge.get("dropped")
+        if type(dropped) is not int or type(pending) is not int or not 0 <= pending <= 10**12:
+            return
+        before = self._bridge_dropped.get((box, run), 0)
+        if before < dropped + pending <= 10**12:
+            self._bridge_dropped[(box, run)] = dropped + pending
+            why = (f"{pending} never delivered at its shutdown, " if pending else "") + "buffer full while the broker was away"
+            self._notices.append(f"box {box}: its MQTT bridge dropped {dropped + pending - before} message(s) in run "
+                                 f"{run or '?'} ({why}; events, payloads, statuses or stats: {dropped + pending} in "
+                                 f"this run so far)")
 
     @property
     def gaps(self) -> int:

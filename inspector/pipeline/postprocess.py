@@ -170,9 +170,18 @@ class PostprocessWorker(Worker):
                 try:
                     self.out.put_nowait(frames)
                 except queue.Full:
-                    self.counters.add("publish_queue_dropped", len(frames))
+                    self._count_dropped(frames)
         finally:
             self.put_downstream(self.out, END)
+
+    def _count_dropped(self, frames: list[Frame]) -> None:
+        """A full publisher queue drops ``frames`` before they get a seq: no subscriber would see a gap, so each
+        camera's drops (and those not OK, i.e. lost defect events) are counted for v1/stats to tell."""
+        self.counters.add("publish_queue_dropped", len(frames))
+        for frame in frames:
+            self.counters.add(f"{frame.camera}.publish_queue_dropped")
+            if frame.decision != "OK":
+                self.counters.add(f"{frame.camera}.publish_queue_dropped_not_ok")
 
     def process(self, frame: Frame) -> None:
         try:

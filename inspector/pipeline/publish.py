@@ -333,6 +333,8 @@ class PublishWorker(Worker):
         self._timings_seen: dict | None = None  # _backend_latency: the batch's timings dict last seen …
         self._timings_rounded: dict[str, float] = {}  # … and its rounded header entries
         self.seq: dict[tuple[str, str], int] = {}
+        self.sent_events: dict[tuple[str, str], int] = {}  # per stream, events sent (seq - sent = not sent)
+        self.failed_before_seq: dict[tuple[str, str], int] = {}  # per stream, events whose publishing failed unnumbered
         self.per_camera: dict[str, dict[str, int]] = {}
         self.statuses: dict[str, StatusEvent] = {}
         self.last_stats: StatsEvent | None = None
@@ -405,6 +407,8 @@ class PublishWorker(Worker):
     def _publish_frame(self, frame: Frame, published: dict[str, int] | None = None) -> None:
         """``published``: events sent per kind, counted here for the caller to add to the counters (None:
         added to them at once)."""
+        kinds: list[str] = []
+        numbered: list[str] = []  # kinds given a seq: a failure after it shows as unsent, one before it is counted
         try:
             cam = frame.camera
             counts = self.per_camera.setdefault(cam, {"processed": 0, "OK": 0, "NG": 0, "uncertain": 0, "error": 0})
@@ -412,17 +416,13 @@ class PublishWorker(Worker):
             counts[frame.decision or "error"] = counts.get(frame.decision or "error", 0) + 1
             frame.stamp("published")
             latencies = frame.latencies_ms()
-            kinds = []
-            if frame.decision != "OK":
-                kinds.append("defect")
-            if self.cfg.results:
-                kinds.append("result")
+            kinds = ([] if frame.decision == "OK" else ["defect"]) + (["result"] if self.cfg.results else [])
             if kinds:  # an OK frame with v1/result off sends nothing: no header to build
                 header_latency = {k: round(v, 3) for k, v in latencies.items()}
                 header_latency.update(self._backend_latency(frame.backend_ms))
                 fields = self._frame_fields(frame, header_latency)  # once per frame, shared by its events
             for kind in kinds:
-                event = self._event(kind, frame, fields)
+                event = self._event(kind, frame, fields, numbered)
                 header = header_dict(event)  # made once: for the wire and for the recorder
                 self._send(event, header, self.constants)
                 if published is None:
@@ -437,6 +437,9 @@ class PublishWorker(Worker):
                     tap.offer_frame(frame)
         except Exception as exc:  # noqa: BLE001 - a bad event never stops publishing
             self.counters.add("publish_errors")
+            for kind in kinds[len(numbered):]:
+                key = (kind, frame.camera)
+                self.failed_before_seq[key] = self.failed_before_seq.get(key, 0) + 1
             self._throttle.warning("pub", "camera '%s' frame %d: publishing failed: %r",
                                    frame.camera, frame.frame_id, exc)
 
@@ -466,9 +469,10 @@ class PublishWorker(Worker):
             regions=[r.to_dict() for r in frame.regions], frame={"width": w, "height": h},
             uncertain_band=self.event_band, source=json_safe(frame.meta), error=frame.error, **self.run_identity)
 
-    def _event(self, kind: str, frame: Frame, fields: dict[str, Any]) -> InspectionEvent:
-        """``fields``: :meth:`_frame_fields` of ``frame``."""
+    def _event(self, kind: str, frame: Frame, fields: dict[str, Any], numbered: list[str]) -> InspectionEvent:
+        """``fields``: :meth:`_frame_fields` of ``frame``; ``kind`` is appended to ``numbered`` once it has a seq."""
         seq = self._next_seq(kind, frame.camera)
+        numbered.append(kind)
         wants_payloads = kind == "defect" or self.results_payloads
         if wants_payloads and frame.payloads_deferred and self.late_payloads is not None:
             # a subscription that reached the socket since the last poll already receives this event
@@ -482,7 +486,9 @@ class PublishWorker(Worker):
 
     def _send(self, event: Event, header: dict | None = None, constants: ConstantFields | None = None) -> None:
         """Publish on ZeroMQ, then hand the event to each tap (a failing tap is counted, never fatal)."""
-        self.pub.send(event, header, constants)
+        if self.pub.send(event, header, constants) and event.type != "stats":
+            key = (event.type, getattr(event, "camera", ""))
+            self.sent_events[key] = self.sent_events.get(key, 0) + 1
         for tap in self.taps:
             try:
                 tap.offer(event)
@@ -527,6 +533,7 @@ class PublishWorker(Worker):
         # events published per stream so far (type/camera → count = next seq): a subscriber of v1/stats can
         # tell events lost after the last one it received (the final stats close the run's books)
         data["sequences"] = {f"{kind}/{camera}": n for (kind, camera), n in self.seq.items() if kind != "stats"}
+        data["daemon_dropped"] = self._daemon_dropped()
         event = StatsEvent(seq=self._next_seq("stats", ""), time_utc=utc_iso(),
                            uptime_s=round(time.monotonic() - self.started, 3), final=final, data=json_safe(data),
                            **self.run_identity)
@@ -534,3 +541,30 @@ class PublishWorker(Worker):
         self._send(event)
         if final:
             self.final_stats = data
+
+    def _daemon_dropped(self) -> dict[str, dict[str, int]]:
+        """Events the daemon itself did not send so far, per stream ``<type>/<camera>`` and why, so a subscriber
+        tells them from events lost on the way (only streams with drops are listed):
+
+        * ``unsent``: numbered but not sent (ZeroMQ refused it, or publishing failed): a gap in ``seq``;
+        * ``queue_full``: frames dropped before the publisher (``publish.queue_size`` full): never numbered,
+          so no gap shows them (the defect stream counts the frames not OK, the result stream all);
+        * ``errors``: publishing failed before the event was numbered: no gap either.
+
+        ZeroMQ's own high-water-mark drops (``publish.sndhwm``, per subscriber) are not seen by the daemon: a
+        subscriber finds them as gaps this does not explain.
+        """
+        out: dict[str, dict[str, int]] = {}
+        for (kind, camera), n in self.seq.items():
+            unsent = n - self.sent_events.get((kind, camera), 0)
+            if kind != "stats" and unsent > 0:
+                out.setdefault(f"{kind}/{camera}", {})["unsent"] = unsent
+        for (kind, camera), n in self.failed_before_seq.items():
+            out.setdefault(f"{kind}/{camera}", {})["errors"] = n
+        for name, n in self.counters.snapshot().items():
+            camera, _, what = name.rpartition(".")
+            if camera and n and what == "publish_queue_dropped_not_ok":
+                out.setdefault(f"defect/{camera}", {})["queue_full"] = n
+            elif camera and n and what == "publish_queue_dropped" and self.cfg.results:
+                out.setdefault(f"result/{camera}", {})["queue_full"] = n
+        return out

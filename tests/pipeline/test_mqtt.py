@@ -40,7 +40,7 @@ class Consumer:
 
     def unique_live(self) -> set:
         with self.lock:
-            return {(t, p) for t, p, r in self.messages if not r and not t.endswith("/online")}
+            return {(t, p) for t, p, r in self.messages if not r and not t.endswith(("/online", "/v1/bridge"))}
 
     def close(self) -> None:
         self.client.disconnect()
@@ -185,3 +185,42 @@ def test_a_consumer_learns_what_the_bridge_dropped_while_the_broker_was_away(tmp
     assert got[-1][1].data["mqtt_bridge"]["dropped"] == 6 and sub.bridge_dropped == 6, notices
     assert any("its MQTT bridge dropped 6 message(s) in run r1" in n for n in notices), notices
     assert any("missed 6 defect event(s) of camera 'c'" in n for n in notices), notices
+
+
+def test_bridge_drops_after_its_last_stats_reach_the_consumer(tmp_path):
+    """Drops during a broker outage with no stats message after it (stats off, or the run ended first) were
+    never told: the consumer saw only 'missed before joining'. The bridge now publishes its counts, retained,
+    on <prefix>/<box>/v1/bridge at each connect and at shutdown (final), and MqttSubscriber tells them."""
+    from inspector.events import InspectionEvent
+    from inspector.integrations.mqtt import MqttBridge, MqttSubscriber
+    from inspector.pipeline.integration_config import MqttSection
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    sub = MqttSubscriber(broker.url, ["defect"], client_id="tail-consumer")
+    bridge = None
+    try:
+        time.sleep(1.0)  # the subscription is in place
+        broker.stop()
+        bridge = MqttBridge(MqttSection(url=broker.url, box="b1", buffer_size=5, reconnect_max_s=1, stats=False),
+                            run_id="r1")
+        for seq in range(8):
+            bridge.offer(InspectionEvent(type="defect", camera="c", seq=seq, frame_id=seq, event_id=f"r1-c-{seq}",
+                                         decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={},
+                                         model={}, run_id="r1"))
+        broker.start()
+        got = [sub.recv(timeout=15) for _ in range(5)]
+        assert bridge.flush(10)
+        bridge.close()
+        deadline = time.monotonic() + 10
+        notices: list[str] = []
+        while time.monotonic() < deadline and not any("bridge dropped" in n for n in notices):
+            notices += sub.notices()
+            time.sleep(0.1)
+    finally:
+        if bridge is not None:
+            bridge.close()
+        sub.close()
+        broker.stop()
+    assert [e.seq for _, e in got] == [3, 4, 5, 6, 7] and bridge.counts()["dropped"] == 3, (got, notices)
+    assert any("box b1: its MQTT bridge dropped 3 message(s) in run r1" in n for n in notices), notices
+    assert sub.bridge_dropped == 3, notices
