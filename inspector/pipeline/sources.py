@@ -66,6 +66,7 @@ _SETTLE_S = 2.0  # a file (folder image, recording) changed more recently than t
 _SNAPSHOT_MAX_BYTES = 64 * 2**20  # one still picture from a snapshot URL; more is a stream or a fault
 _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guide/devices.txt)
 _MJPEG_MAX_LINE = 64 * 1024  # one header line of an MJPEG part (a JPEG's own lines are read in these pieces)
+_CATCH_UP_S = 1.0  # a live stream's frames this far behind it: drop its backlog (reopen)
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 # FFmpeg's raw tag of 16-bit little-endian grey (libavcodec/raw.c MKTAG('Y', '1', 0, 16)), as OpenCV reports a
 # stream's pixel format (CAP_PROP_CODEC_PIXEL_FORMAT); the one 16-bit format its FFmpeg backend hands over as is
@@ -172,6 +173,8 @@ class CvSource(Source):
         self._checked_at = 0.0
         self._end_size = -1  # file size when the end of a recording still being written was last reached
         self._raw16 = False  # 16-bit grey frames are retrieved as they are (_keep_sixteen_bits)
+        self._clock: tuple[float, float] | None = None  # live: (min grab − pts ms, last pts ms), _stamp_by_clock
+        self._catch_up = 0  # live: frames behind (estimated); the next read reopens to drop them
 
     def _params(self) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -211,6 +214,7 @@ class CvSource(Source):
                                                                  else ""), permanent)
         self._cap = cap
         self._keep_sixteen_bits()
+        self._clock, self._catch_up = None, 0
         self._index = 0
         self._end_size = -1
         self._failed_signature = None
@@ -290,17 +294,50 @@ class CvSource(Source):
     def read(self) -> Grabbed | None:
         if self._cap is None:
             raise self._error("source is not open")
+        if self._catch_up:  # fell behind the live stream: its buffered frames are dropped with the connection
+            skipped = self._catch_up
+            log.info("camera '%s': %.0f frames behind the live stream; reopening to catch up",
+                     self.camera.name, skipped)
+            self.open()
+            grabbed = self.read()
+            if grabbed is not None:
+                grabbed.meta["buffers_skipped"] = grabbed.meta.get("buffers_skipped", 0) + skipped
+            return grabbed
         self._check_changed()
         if not self._grab():
             return self._await_growth()
         t_ns, t_utc = _stamp()
         meta = {"index": self._index, "pos_msec": float(self._cap.get(cv2.CAP_PROP_POS_MSEC))}
+        if self.live:
+            t_ns, t_utc = self._stamp_by_clock(t_ns, t_utc, meta)
         self._index += 1
         self._delivered += 1
         image = self._retrieve()
         if image is None:
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
         return Grabbed(image, t_ns, t_utc, meta)
+
+    def _stamp_by_clock(self, t_ns: int, t_utc: float, meta: dict) -> tuple[int, float]:
+        """(monotonic ns, UTC s) of a live frame by the stream's own clock: a reader slower than the stream
+        (decoding, a busy CPU) gets its frames late from FFmpeg's and the socket's buffers, and stamping the
+        grab would call them fresh. The lag is how far the stream's timestamps (``pos_msec``) fell behind
+        wall-clock time since the frame that arrived most promptly since open (the minimum of grab − pts,
+        so a camera clock slower than ours can only overstate it). It goes to ``meta["lag_ms"]``; past
+        :data:`_CATCH_UP_S` in live mode the backlog is dropped by reopening before the next read (counted
+        in ``buffers_skipped`` at the stream's frame rate). Timestamps that do not advance (none, or the
+        stream restarted) say nothing: the clock is anchored anew."""
+        pos_ms = meta["pos_msec"]
+        offset_ms = t_utc * 1000.0 - pos_ms
+        if self._clock is None or pos_ms <= self._clock[1] or offset_ms < self._clock[0]:
+            self._clock = (offset_ms, pos_ms)
+            return t_ns, t_utc
+        self._clock = (self._clock[0], pos_ms)
+        lag_s = (offset_ms - self._clock[0]) / 1000.0
+        meta["lag_ms"] = round(lag_s * 1000.0, 1)
+        if lag_s > _CATCH_UP_S and self.camera.mode != "offline":
+            fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            self._catch_up = max(1, round(lag_s * fps)) if 0 < fps < 1000 else 1
+        return t_ns - int(lag_s * 1e9), t_utc - lag_s
 
     def _await_growth(self) -> Grabbed | None:
         """At the end of a one-pass recording: None at its real end; a frame-less Grabbed (reason

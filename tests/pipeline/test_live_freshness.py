@@ -271,3 +271,58 @@ def test_offline_mode_on_an_mjpeg_stream_fails_the_camera_in_one_line():
         assert info.value.permanent and "pw" not in str(info.value)
     finally:
         camera.close()
+
+
+def _serve_ffmpeg_ts(server: socket.socket, stop: threading.Event, procs: list) -> None:
+    """A live MPEG-TS camera on ``server``: each connection gets a fresh ffmpeg test pattern at 25 fps in
+    real time (``-re``), its frames carrying real timestamps."""
+    import subprocess
+
+    while not stop.is_set():
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        procs.append(subprocess.Popen(
+            ["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x96:rate=25",
+             "-c:v", "mpeg4", "-q:v", "5", "-f", "mpegts", "pipe:1"], stdout=conn.fileno(),
+            stderr=subprocess.DEVNULL))
+        conn.close()
+
+
+def test_a_stream_read_slower_than_it_plays_says_how_late_and_catches_up():
+    """A 25 fps MPEG-TS stream with real timestamps read at ~11 frames a second (live, fps 0): FFmpeg handed
+    over ever older frames, each stamped fresh when grabbed. By the stream's own clock every frame is stamped
+    when it was sent (its lag in meta), and past 1 s behind the backlog is dropped (reopened, counted)."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg program")
+    server, stop, procs = socket.create_server(("127.0.0.1", 0)), threading.Event(), []
+    threading.Thread(target=_serve_ffmpeg_ts, args=(server, stop, procs), daemon=True).start()
+    cam = CameraSection(name="ts", source=f"tcp://127.0.0.1:{server.getsockname()[1]}", open_timeout_s=5,
+                        read_timeout_s=5)
+    counters, hub, wstop = Counters(), FrameHub(Counters()), threading.Event()
+    worker = CaptureWorker(cam, _read_slowly(make_source(cam), 0.09), hub, wstop, counters, lambda *a: None)
+    frames, t_open = [], time.time()
+    worker.start()
+    try:
+        t_end = time.monotonic() + 6.0
+        while time.monotonic() < t_end:
+            frames += [(f, time.time()) for f in hub.take(1, 0.2)]
+    finally:
+        wstop.set()
+        worker.join(10)
+        stop.set()
+        server.close()
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert worker.live and len(frames) >= 20, len(frames)
+    # stamped by the stream's clock, and never much more than the catch-up limit (1 s) behind it
+    late = [f for f, taken in frames if taken - f.capture_utc > 1.5 or f.meta.get("lag_ms", 0) > 1300]
+    assert not late, [(f.meta, f.capture_utc) for f in late[:3]]
+    assert any(f.meta.get("lag_ms", 0) > 300 for f, _ in frames)  # the lag was measured and told
+    assert counters.get("ts.dropped_live") >= 10  # the dropped backlog is counted
