@@ -429,7 +429,9 @@ class CaptureWorker(Worker):
         self.last_frame_ns = grabbed.t_ns
         self._check_size(grabbed.image.shape)
         if grabbed.meta.get("buffers_skipped"):  # a live camera's older queued frames, passed over for this one
-            self.counters.add(f"{cam}.dropped_live", grabbed.meta["buffers_skipped"])
+            # while paced by fps the camera sends frames only to be passed over: those are the pace's drops
+            reason = "dropped_pacing" if self.camera.fps > 0 else "dropped_live"
+            self.counters.add(f"{cam}.{reason}", grabbed.meta["buffers_skipped"])
         if self.state in ("stalled", "reconnecting", "changed"):
             self.set_state("online", "frames flowing again")
         self.backoff.reset()

@@ -26,6 +26,14 @@ _URL_SCHEMES = frozenset("""async bluray cache concat concatf crypto data file f
     httpproxy icecast ipfs ipns mms mmsh mmst pipe prompeg rist rtmp rtmpe rtmps rtmpt rtmpte rtmpts rtp rtsp rtsps
     sctp sftp smb srt srtp subfile tcp tls udp udplite unix zmq""".split())
 _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+# Schemes whose sources are live by nature: a sender that never waits for its reader (RTP/RTSP, RTMP, MMS,
+# UDP/SRT/RIST transports, Icecast). http(s) and tcp may as well carry a recording: decided when opened.
+_LIVE_SCHEMES = frozenset("""icecast mms mmsh mmst prompeg rist rtmp rtmpe rtmps rtmpt rtmpte rtmpts rtp rtsp rtsps
+    srt srtp udp udplite""".split())
+# GStreamer elements that capture from a live camera or network sender (a pipeline with one is live)
+_LIVE_GST_ELEMENTS = re.compile(r"(^|[!\s])(rtspsrc|v4l2src|udpsrc|srtsrc|ristsrc|rtmpsrc|rtmp2src|libcamerasrc|"
+                                r"nvarguscamerasrc|nvv4l2camerasrc|aravissrc|pylonsrc|ksvideosrc|mfvideosrc|"
+                                r"avfvideosrc|souphttpsrc\b[^!]*is-live=(true|1))\b")
 SOURCE_TYPES = ("auto", "file", "folder", "device", "url", "gstreamer", "synthetic", "genicam")
 
 
@@ -138,9 +146,38 @@ class CameraSection:
         if self.open_timeout_s <= 0 or self.read_timeout_s <= 0 or self.watchdog_s <= 0:
             raise ConfigError(f"{where}: timeouts must be > 0")
         self._check_url_scheme(where)
+        self._check_offline_live(where)
         if self.bit_depth is not None and self.bit_depth not in (8, 10, 12, 14, 16):
             raise ConfigError(f"{where}.bit_depth: must be one of 8, 10, 12, 14, 16 or null, got {self.bit_depth}")
 
+
+    def live_by_nature(self) -> str | None:
+        """What makes this camera a live sender that never waits for its reader (a device, a live URL scheme,
+        a GStreamer pipeline with a live capture element), or None when its address does not say."""
+        src, kind = self.source, self.type
+        text = str(src)
+        if kind == "device" or (kind == "auto" and (isinstance(src, int) or text.isdigit()
+                                                     or text.startswith("/dev/video"))):
+            return "a capture device"
+        m = _URL_SCHEME.match(text)
+        if kind in ("auto", "url") and m and " ! " not in text and m.group(1).lower() in _LIVE_SCHEMES:
+            return f"a live stream ({m.group(1).lower()}://)"
+        if kind in ("auto", "gstreamer") and "!" in text:
+            element = _LIVE_GST_ELEMENTS.search(text)
+            if element:
+                return f"a GStreamer pipeline capturing with {element.group(2).split()[0]}"
+        return None
+
+    def _check_offline_live(self, where: str) -> None:
+        """``mode: offline`` (block, lose nothing) on a live sender is refused: the camera does not wait for
+        inspection, so frames back up in its, the kernel's and FFmpeg's buffers and are inspected seconds
+        late while stamped as taken when read; when those buffers fill, the sender drops frames anyway.
+        Nothing is gained over ``live`` and the staleness is invisible. (GenICam cameras are accepted:
+        their buffers carry the host's receive time, and a triggered camera makes only the frames asked for.)"""
+        what = self.live_by_nature() if self.mode == "offline" else None
+        if what:
+            raise ConfigError(f"{where}.mode: offline on {what}, which does not wait to be read: its frames "
+                              f"would back up and be inspected late while stamped fresh; use mode: live (or auto)")
 
     def _check_url_scheme(self, where: str) -> None:
         """A URL camera's scheme must be one FFmpeg opens ('htp://cam/x', 'rstp://…' never open). Only the

@@ -21,8 +21,12 @@ Live sources (``live = True``: devices, URLs, GStreamer) also have
 :meth:`Source.skip`, a grab without decoding, so ``fps`` pacing can keep the
 decoder's buffers drained and always inspect the newest frame.
 
-Folder images, still image files (known by their content), snapshot URLs and video frames that are still
-pictures (Motion JPEG, PNG, TIFF) or wider than 8 bits (:mod:`inspector.pipeline.pixel_formats`) are decoded by
+http(s) URLs are asked once what they serve (:class:`SnapshotSource`): an MJPEG stream is drained on a
+thread of its own, its newest picture stamped when it arrived; still pictures are fetched one per read.
+
+Folder images, still image files (known by their content), snapshot URLs, MJPEG streams and video frames that
+are still pictures (Motion JPEG, PNG, TIFF) or wider than 8 bits (:mod:`inspector.pipeline.pixel_formats`) are
+decoded by
 :func:`inspector.data.images.decode_image`, the decoder training, evaluation,
 calibration and ``predict`` use (never by FFmpeg).
 """
@@ -30,10 +34,13 @@ calibration and ``predict`` use (never by FFmpeg).
 from __future__ import annotations
 
 import base64
+import http.client
 import logging
 import os
+import socket
 import stat
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -62,6 +69,8 @@ _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/tru
 _SETTLE_S = 2.0  # a file (folder image, recording) changed more recently than this is still being written
 _SNAPSHOT_MAX_BYTES = 64 * 2**20  # one still picture from a snapshot URL; more is a stream or a fault
 _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guide/devices.txt)
+_MJPEG_MAX_LINE = 64 * 1024  # one header line of an MJPEG part (a JPEG's own lines are read in these pieces)
+_CATCH_UP_S = 1.0  # a live stream's frames this far behind it: drop its backlog (reopen)
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 
 
@@ -168,6 +177,8 @@ class CvSource(Source):
         # frames taken before OpenCV converts them (packets or raw bytes) and decoded here (pixel_formats)
         self._decode: Callable[[np.ndarray], np.ndarray] | None = None
         self._pending: np.ndarray | None = None  # a packet read while choosing the decoding, not yet delivered
+        self._clock: tuple[float, float] | None = None  # live: (min grab − pts ms, last pts ms), _stamp_by_clock
+        self._catch_up = 0  # live: frames behind (estimated); the next read reopens to drop them
 
     def _params(self) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -198,6 +209,7 @@ class CvSource(Source):
             self._check_device_path()
         self._cap = self._new_capture(permanent)
         self._choose_decoding(permanent)
+        self._clock, self._catch_up = None, 0
         self._index = 0
         self._end_size = -1
         self._failed_signature = None
@@ -350,11 +362,22 @@ class CvSource(Source):
     def read(self) -> Grabbed | None:
         if self._cap is None:
             raise self._error("source is not open")
+        if self._catch_up:  # fell behind the live stream: its buffered frames are dropped with the connection
+            skipped = self._catch_up
+            log.info("camera '%s': %.0f frames behind the live stream; reopening to catch up",
+                     self.camera.name, skipped)
+            self.open()
+            grabbed = self.read()
+            if grabbed is not None:
+                grabbed.meta["buffers_skipped"] = grabbed.meta.get("buffers_skipped", 0) + skipped
+            return grabbed
         self._check_changed()
         if self._pending is None and not self._grab():
             return self._await_growth()
         t_ns, t_utc = _stamp()
         meta = {"index": self._index, "pos_msec": float(self._cap.get(cv2.CAP_PROP_POS_MSEC))}
+        if self.live:
+            t_ns, t_utc = self._stamp_by_clock(t_ns, t_utc, meta)
         self._index += 1
         self._delivered += 1
         try:
@@ -365,6 +388,28 @@ class CvSource(Source):
         if image is None:
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
         return Grabbed(image, t_ns, t_utc, meta)
+
+    def _stamp_by_clock(self, t_ns: int, t_utc: float, meta: dict) -> tuple[int, float]:
+        """(monotonic ns, UTC s) of a live frame by the stream's own clock: a reader slower than the stream
+        (decoding, a busy CPU) gets its frames late from FFmpeg's and the socket's buffers, and stamping the
+        grab would call them fresh. The lag is how far the stream's timestamps (``pos_msec``) fell behind
+        wall-clock time since the frame that arrived most promptly since open (the minimum of grab − pts,
+        so a camera clock slower than ours can only overstate it). It goes to ``meta["lag_ms"]``; past
+        :data:`_CATCH_UP_S` in live mode the backlog is dropped by reopening before the next read (counted
+        in ``buffers_skipped`` at the stream's frame rate). Timestamps that do not advance (none, or the
+        stream restarted) say nothing: the clock is anchored anew."""
+        pos_ms = meta["pos_msec"]
+        offset_ms = t_utc * 1000.0 - pos_ms
+        if self._clock is None or pos_ms <= self._clock[1] or offset_ms < self._clock[0]:
+            self._clock = (offset_ms, pos_ms)
+            return t_ns, t_utc
+        self._clock = (self._clock[0], pos_ms)
+        lag_s = (offset_ms - self._clock[0]) / 1000.0
+        meta["lag_ms"] = round(lag_s * 1000.0, 1)
+        if lag_s > _CATCH_UP_S and self.camera.mode != "offline":
+            fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            self._catch_up = max(1, round(lag_s * fps)) if 0 < fps < 1000 else 1
+        return t_ns - int(lag_s * 1e9), t_utc - lag_s
 
     def _await_growth(self) -> Grabbed | None:
         """At the end of a one-pass recording: None at its real end; a frame-less Grabbed (reason
@@ -593,19 +638,126 @@ class _AuthStaysOnHost(urllib.request.HTTPRedirectHandler):
 _SNAPSHOT_OPENER = urllib.request.build_opener(_AuthStaysOnHost)
 
 
+class MjpegStream:
+    """The body of an MJPEG-over-HTTP answer (``multipart/x-mixed-replace``, RFC 2046 §5.1) read on its own
+    thread as fast as the camera sends it; only the newest picture is kept, stamped when it had arrived.
+
+    Read by FFmpeg instead, a reader slower than the camera (decoding, inference, pacing) left the parts in
+    the socket and FFmpeg's buffers and got them oldest first, each stamped fresh when grabbed: the lag grew
+    without a trace (FFmpeg's mpjpeg demuxer has no timestamps; it invents them from a guessed 25 fps). Here
+    the socket is always drained, only the picture taken is decoded, and the ones it replaced are counted.
+    """
+
+    def __init__(self, response, boundary: str) -> None:
+        self._response = response
+        self._boundary = boundary.strip().strip('"').lstrip("-").encode("latin-1")
+        self._at_delimiter = False  # the last body without a Content-Length ended on the next delimiter
+        self._cond = threading.Condition()
+        self._newest: tuple[bytes, int, float] | None = None
+        self._replaced = 0  # parts that arrived and were replaced before they were taken
+        self._failed: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mjpeg-reader", daemon=True)
+        self._thread.start()
+
+    def _is_delimiter(self, line: bytes) -> bool:
+        return line.startswith(b"--") and line.rstrip(b"\r\n").lstrip(b"-").rstrip(b"-") == self._boundary
+
+    def _next_part(self) -> bytes | None:
+        """The next part's body (a JPEG), None at the end of the answer. ValueError for a malformed part."""
+        readline = self._response.readline
+        if not self._at_delimiter:
+            line = readline(_MJPEG_MAX_LINE)
+            while line and not self._is_delimiter(line):  # a preamble or the CRLF after the last body
+                line = readline(_MJPEG_MAX_LINE)
+            if not line:
+                return None
+        self._at_delimiter, length = False, None
+        for line in iter(lambda: readline(_MJPEG_MAX_LINE), b""):
+            if line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length" and value.strip().isdigit():
+                length = int(value.strip())
+        else:
+            return None
+        if length is not None:
+            if length > _SNAPSHOT_MAX_BYTES:
+                raise ValueError(f"a part of {length:,} bytes (at most {_SNAPSHOT_MAX_BYTES:,})")
+            return self._response.read(length)
+        return self._read_to_delimiter()
+
+    def _read_to_delimiter(self) -> bytes:
+        """A body without Content-Length: everything up to the next delimiter line (its CRLF not included)."""
+        chunks, size = [], 0
+        for line in iter(lambda: self._response.readline(_MJPEG_MAX_LINE), b""):
+            if self._is_delimiter(line):
+                self._at_delimiter = True
+                break
+            chunks.append(line)
+            size += len(line)
+            if size > _SNAPSHOT_MAX_BYTES:
+                raise ValueError(f"a part over {_SNAPSHOT_MAX_BYTES:,} bytes without a delimiter")
+        return b"".join(chunks).removesuffix(b"\n").removesuffix(b"\r")
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._next_part()
+                if data is None:
+                    raise EOFError("the camera ended its stream")
+                t_ns, t_utc = _stamp()  # the picture is complete in memory: its arrival
+                with self._cond:
+                    self._replaced += self._newest is not None
+                    self._newest = (data, t_ns, t_utc)
+                    self._cond.notify()
+        except (OSError, ValueError, EOFError, http.client.HTTPException, AttributeError) as exc:
+            # AttributeError: http.client's response after its socket was shut down under it (close)
+            with self._cond:
+                self._failed = f"{exc or type(exc).__name__}"
+                self._cond.notify()
+        finally:
+            self._response.close()  # here, not in close(): http.client's response is not thread-safe
+
+    def take(self, timeout_s: float) -> tuple[bytes, int, float, int]:
+        """(JPEG bytes, arrival monotonic ns, arrival UTC s, pictures replaced since the last take).
+        Raises EOFError with the reason when the stream failed or nothing came within ``timeout_s``."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._newest is not None or self._failed, timeout_s):
+                raise EOFError(f"no frame within {timeout_s:g} s")
+            if self._newest is None:
+                raise EOFError(self._failed)
+            (data, t_ns, t_utc), replaced = self._newest, self._replaced
+            self._newest, self._replaced = None, 0
+            return data, t_ns, t_utc, replaced
+
+    def close(self) -> None:
+        self._stop.set()
+        sock = getattr(getattr(getattr(self._response, "fp", None), "raw", None), "_sock", None)
+        try:
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the reader blocked in recv (close alone does not)
+        except OSError:
+            pass
+
+
 class SnapshotSource(Source):
-    """A network camera's still-image URL (``http://cam/snapshot.jpg``), fetched anew on every read.
+    """An http(s) camera URL: still pictures, an MJPEG stream, or anything else FFmpeg plays.
 
-    FFmpeg opened such a URL as a one-frame video: its JPEG decoded its own way (no EXIF orientation, up to
-    80 levels off libjpeg's colours), then "no frame within read_timeout_s" and a reconnect after back-off
-    for every picture. Here each read is one HTTP GET whose body goes through
-    :func:`inspector.data.images.decode_image`, like ``predict`` decodes the saved picture; the frame is
-    taken when it is asked for, so it is never a backlog (``buffered`` False: pacing sleeps, it does not
-    fetch pictures to drop them). User and password in the URL are sent as HTTP basic authentication.
+    ``open`` sends one GET and goes by the answer:
 
-    Some cameras serve their MJPEG *stream* under an image name (``/video.jpg``): an answer of type
-    ``multipart/*`` (RFC 2046 §5.1) makes the camera a stream read by FFmpeg, as any other URL is, and a
-    body over :data:`_SNAPSHOT_MAX_BYTES` is refused, never read whole into memory.
+    * ``multipart/*`` (RFC 2046 §5.1): an MJPEG stream, read by :class:`MjpegStream` (always drained, newest
+      picture stamped on arrival, pictures passed over counted as ``buffers_skipped``). A live stream never
+      waits for its reader, so ``mode: offline`` on it is refused (the camera fails: one line);
+    * at a URL naming a still image (``http://cam/snapshot.jpg``): a picture per read, one HTTP GET each,
+      taken when asked for, so never a backlog (``buffered`` False: pacing sleeps, it does not fetch
+      pictures to drop them). FFmpeg opened such a URL as a one-frame video: its JPEG decoded its own way
+      (no EXIF orientation, up to 80 levels off libjpeg's colours), then a reconnect for every picture;
+    * else (a recording, an MPEG-TS stream …): read by FFmpeg as any other URL.
+
+    Pictures go through :func:`inspector.data.images.decode_image`, as ``predict`` decodes a saved picture.
+    User and password in the URL are sent as HTTP basic authentication; a body over
+    :data:`_SNAPSHOT_MAX_BYTES` is refused, never read whole into memory.
     """
 
     kind = "url"
@@ -616,31 +768,43 @@ class SnapshotSource(Source):
         super().__init__(camera, bit_depth)
         parts = urllib.parse.urlsplit(str(camera.source))
         self._url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        self._snapshot = is_snapshot_url(str(camera.source))
         self._headers = {}
         if parts.username is not None:
             user = urllib.parse.unquote(parts.username)
             password = urllib.parse.unquote(parts.password or "")
             self._headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self._index = 0
-        self._stream: CvSource | None = None  # the URL turned out to serve a stream
+        self._stream: CvSource | None = None  # the URL serves something FFmpeg reads (not an MJPEG stream)
+        self._mjpeg: MjpegStream | None = None  # the URL serves an MJPEG stream
 
     @property
     def buffered(self) -> bool:
         return self._stream is not None
 
+    def _request(self, timeout_s: float):
+        """The camera's answer (headers read, body not); SourceError (transient) naming the camera if none."""
+        try:
+            return _SNAPSHOT_OPENER.open(urllib.request.Request(self._url, headers=self._headers), timeout=timeout_s)
+        except urllib.error.HTTPError as exc:
+            raise self._error(f"{self.describe()}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+            raise self._error(f"{self.describe()}: {getattr(exc, 'reason', exc)}") from None
+
     def _fetch(self, timeout_s: float) -> bytes | None:
         """The picture's bytes, or None when the URL answers with a stream; SourceError (transient) naming
         the camera when it gives neither."""
+        with self._request(timeout_s) as response:
+            if response.headers.get_content_maintype() == "multipart":
+                return None
+            return self._picture(response)
+
+    def _picture(self, response) -> bytes:
+        """The body of a still-picture answer; SourceError (transient) when it is too large or cut off."""
         try:
-            with _SNAPSHOT_OPENER.open(urllib.request.Request(self._url, headers=self._headers),
-                                       timeout=timeout_s) as response:
-                if response.headers.get_content_maintype() == "multipart":
-                    return None
-                data = response.read(_SNAPSHOT_MAX_BYTES + 1)
-        except urllib.error.HTTPError as exc:
-            raise self._error(f"{self.describe()}: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise self._error(f"{self.describe()}: {getattr(exc, 'reason', exc)}") from None
+            data = response.read(_SNAPSHOT_MAX_BYTES + 1)
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._error(f"{self.describe()}: {exc}") from None
         if len(data) > _SNAPSHOT_MAX_BYTES:
             raise self._error(f"{self.describe()}: answered more than {_SNAPSHOT_MAX_BYTES:,} bytes, "
                               f"not one still picture")
@@ -648,22 +812,50 @@ class SnapshotSource(Source):
 
     def open(self) -> None:
         self.close()
-        if self._fetch(self.camera.open_timeout_s) is None:  # the camera answers; with a stream?
-            log.info("camera '%s': %s serves a stream, not still pictures: reading it as a video stream",
-                     self.camera.name, self.describe())
+        if not self._snapshot:  # FFmpeg may be handed this URL once the answer is known
+            warn_if_ffmpeg_logs_secrets(str(self.camera.source), self.camera.name)
+        response = self._request(self.camera.open_timeout_s)
+        if response.headers.get_content_maintype() == "multipart":
+            self._open_mjpeg(response)
+            return
+        with response:
+            if self._snapshot:
+                self._picture(response)  # the camera answers with a picture: read it, as the reads will
+                return
+        if not self._snapshot:
             stream = CvSource(self.camera, "url", str(self.camera.source), cv2.CAP_FFMPEG, live=True,
                               finite=False, bit_depth=self.bit_depth)
             stream.open()
             self._stream = stream
 
+    def _open_mjpeg(self, response) -> None:
+        if self.camera.mode == "offline":
+            response.close()
+            raise self._error(f"{self.describe()} serves a live MJPEG stream, which does not wait to be read: "
+                              f"mode: offline would inspect its frames late while stamped fresh; use mode: live "
+                              f"(or auto)", permanent=True)
+        if self._snapshot:
+            log.info("camera '%s': %s serves a stream, not still pictures: reading it as an MJPEG stream",
+                     self.camera.name, self.describe())
+        self._mjpeg = MjpegStream(response, response.headers.get_param("boundary") or "")
+
     def read(self) -> Grabbed | None:
         if self._stream is not None:
             return self._stream.read()
+        if self._mjpeg is not None:
+            try:
+                data, t_ns, t_utc, replaced = self._mjpeg.take(self.camera.read_timeout_s)
+            except EOFError as exc:
+                raise self._error(f"{self.describe()}: {exc}") from None
+            return self._decode(data, t_ns, t_utc, {"buffers_skipped": replaced} if replaced else {})
         data = self._fetch(self.camera.read_timeout_s)
         if data is None:
             raise self._error(f"{self.describe()}: now serves a stream; reopening")
         t_ns, t_utc = _stamp()  # the "grab": the encoded picture is in memory
-        meta = {"index": self._index}
+        return self._decode(data, t_ns, t_utc, {})
+
+    def _decode(self, data: bytes, t_ns: int, t_utc: float, meta: dict) -> Grabbed:
+        meta = {"index": self._index} | meta
         self._index += 1
         try:
             image = decode_image(data, self.describe(), self.bit_depth, order="BGR",
@@ -680,6 +872,9 @@ class SnapshotSource(Source):
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+        if self._mjpeg is not None:
+            self._mjpeg.close()
+            self._mjpeg = None
 
 
 def is_snapshot_url(url: str) -> bool:
@@ -847,7 +1042,7 @@ def make_source(camera: CameraSection, bit_depth: int | None = None,
         target = int(src) if isinstance(src, int) or str(src).isdigit() else str(src)
         return CvSource(camera, "device", target, cv2.CAP_ANY, live=True, finite=False, bit_depth=bit_depth)
     if kind == "url":
-        if is_snapshot_url(str(src)):  # a still picture per request: the one image decoder, not FFmpeg
+        if urllib.parse.urlsplit(str(src)).scheme.lower() in ("http", "https"):  # pictures, MJPEG or a video
             return SnapshotSource(camera, bit_depth)
         return CvSource(camera, "url", str(src), cv2.CAP_FFMPEG, live=True, finite=False, bit_depth=bit_depth)
     if kind == "gstreamer":

@@ -167,7 +167,7 @@ def test_an_mjpeg_stream_under_an_image_name_is_read_as_a_stream():
     try:
         source.open()
         frames = [source.read() for _ in range(5)]
-        assert source.buffered and all(f is not None and f.image.shape == (96, 160, 3) for f in frames)
+        assert all(f is not None and f.image.shape == (96, 160, 3) for f in frames)
     finally:
         source.close()
         stop.set()
@@ -208,3 +208,121 @@ def test_a_snapshot_password_does_not_follow_a_redirect_to_another_host():
             server.shutdown()
             server.server_close()
     assert other_seen and all(auth is None for _, auth in other_seen)
+
+
+def _read_slowly(source, extra_s: float):
+    """``source.read`` taking ``extra_s`` longer: a decoder slower than the camera (a big frame on a busy
+    CPU), which a 96x160 JPEG on loopback cannot be by itself."""
+    read = source.read
+
+    def slow_read():
+        time.sleep(extra_s)
+        return read()
+
+    source.read = slow_read
+    return source
+
+
+def test_a_reader_slower_than_the_camera_inspects_fresh_frames_and_counts_the_rest():
+    """A 25 fps MJPEG camera read at ~12 frames a second (fps 0, live): FFmpeg left the unread parts in the
+    socket and its buffers and handed them over oldest first, each stamped fresh when grabbed: after 4 s the
+    inspected frames were ~2 s old at their stamps. Every frame must be the newest, stamped when it arrived,
+    and the frames passed over counted as dropped_live."""
+    port = free_port()
+    camera = ClockCamera(port)
+    cam = CameraSection(name="ipcam", source=f"http://127.0.0.1:{port}/video.mjpg", open_timeout_s=5,
+                        read_timeout_s=5)
+    counters, hub, stop = Counters(), FrameHub(Counters()), threading.Event()
+    worker = CaptureWorker(cam, _read_slowly(make_source(cam), 0.08), hub, stop, counters, lambda *a: None)
+    stamp_ages, now_ages = [], []
+    worker.start()
+    try:
+        t_end = time.monotonic() + 4.0
+        while time.monotonic() < t_end:
+            for frame in hub.take(1, 0.2):
+                produced_ms = read_stamp(frame.image)
+                now_ms = int(time.time() * 1000) & 0xFFFFFFFF
+                stamp_ages.append((((int(frame.capture_utc * 1000) & 0xFFFFFFFF) - produced_ms) & 0xFFFFFFFF) / 1e3)
+                now_ages.append(((now_ms - produced_ms) & 0xFFFFFFFF) / 1e3)
+    finally:
+        stop.set()
+        worker.join(10)
+        camera.close()
+    assert worker.live and len(stamp_ages) >= 20, stamp_ages
+    assert max(stamp_ages[5:]) <= 0.1, stamp_ages  # stamped when it arrived, not when read
+    assert max(now_ages[5:]) <= 0.3, now_ages  # and the newest: never growing
+    assert counters.get("ipcam.dropped_live") >= 20  # ~half of ~100 frames passed over, and counted
+
+
+def test_offline_mode_on_an_mjpeg_stream_fails_the_camera_in_one_line():
+    """A URL that may be a recording (http) is allowed offline at --check; answered by a live MJPEG stream it
+    fails the camera at once: the stream does not wait, so 'lose nothing' can only mean 'inspect late'."""
+    import pytest
+
+    from inspector.errors import SourceError
+
+    port = free_port()
+    camera = ClockCamera(port)
+    try:
+        source = make_source(CameraSection(name="ipcam", source=f"http://op:pw@127.0.0.1:{port}/v.mjpg",
+                                           mode="offline", open_timeout_s=5, read_timeout_s=5))
+        with pytest.raises(SourceError, match="serves a live MJPEG stream.*use mode: live") as info:
+            source.open()
+        assert info.value.permanent and "pw" not in str(info.value)
+    finally:
+        camera.close()
+
+
+def _serve_ffmpeg_ts(server: socket.socket, stop: threading.Event, procs: list) -> None:
+    """A live MPEG-TS camera on ``server``: each connection gets a fresh ffmpeg test pattern at 25 fps in
+    real time (``-re``), its frames carrying real timestamps."""
+    import subprocess
+
+    while not stop.is_set():
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        procs.append(subprocess.Popen(
+            ["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x96:rate=25",
+             "-c:v", "mpeg4", "-q:v", "5", "-f", "mpegts", "pipe:1"], stdout=conn.fileno(),
+            stderr=subprocess.DEVNULL))
+        conn.close()
+
+
+def test_a_stream_read_slower_than_it_plays_says_how_late_and_catches_up():
+    """A 25 fps MPEG-TS stream with real timestamps read at ~11 frames a second (live, fps 0): FFmpeg handed
+    over ever older frames, each stamped fresh when grabbed. By the stream's own clock every frame is stamped
+    when it was sent (its lag in meta), and past 1 s behind the backlog is dropped (reopened, counted)."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg program")
+    server, stop, procs = socket.create_server(("127.0.0.1", 0)), threading.Event(), []
+    threading.Thread(target=_serve_ffmpeg_ts, args=(server, stop, procs), daemon=True).start()
+    cam = CameraSection(name="ts", source=f"tcp://127.0.0.1:{server.getsockname()[1]}", open_timeout_s=5,
+                        read_timeout_s=5)
+    counters, hub, wstop = Counters(), FrameHub(Counters()), threading.Event()
+    worker = CaptureWorker(cam, _read_slowly(make_source(cam), 0.09), hub, wstop, counters, lambda *a: None)
+    frames, t_open = [], time.time()
+    worker.start()
+    try:
+        t_end = time.monotonic() + 6.0
+        while time.monotonic() < t_end:
+            frames += [(f, time.time()) for f in hub.take(1, 0.2)]
+    finally:
+        wstop.set()
+        worker.join(10)
+        stop.set()
+        server.close()
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert worker.live and len(frames) >= 20, len(frames)
+    # stamped by the stream's clock, and never much more than the catch-up limit (1 s) behind it
+    late = [f for f, taken in frames if taken - f.capture_utc > 1.5 or f.meta.get("lag_ms", 0) > 1300]
+    assert not late, [(f.meta, f.capture_utc) for f in late[:3]]
+    assert any(f.meta.get("lag_ms", 0) > 300 for f, _ in frames)  # the lag was measured and told
+    assert counters.get("ts.dropped_live") >= 10  # the dropped backlog is counted

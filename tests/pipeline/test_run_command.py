@@ -432,3 +432,29 @@ def test_an_ipv6_endpoint_binds_and_a_subscriber_receives_on_it(tiny_model, vide
     finally:
         sub.close()
         publisher.close()
+
+
+@pytest.mark.parametrize("source, what", [
+    ("rtsp://op:secret@10.0.0.5/stream1", "a live stream (rtsp://)"),
+    ("udp://0.0.0.0:5000", "a live stream (udp://)"),
+    ("/dev/video0", "a capture device"),
+    (0, "a capture device"),
+    ("v4l2src device=/dev/video0 ! videoconvert ! appsink", "a GStreamer pipeline capturing with v4l2src"),
+])
+def test_check_refuses_offline_mode_on_a_sender_that_never_waits(source, what, tiny_model, endpoint, tmp_path,
+                                                                 capsys):
+    """A camera stream does not wait to be read: in offline mode its frames backed up in the camera's, the
+    kernel's and FFmpeg's buffers and were inspected seconds late while stamped as taken when read."""
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": source, "mode": "offline"}])
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    line = one_error_line(err)
+    assert code == 2 and f"cameras[0].mode: offline on {what}" in line and "use mode: live" in line, line
+    assert "secret" not in line
+
+
+@pytest.mark.parametrize("source", ["http://10.0.0.5/recording.mp4", "filesrc location=a.mp4 ! decodebin ! appsink",
+                                    "genicam://cam1"])
+def test_offline_mode_stays_allowed_where_the_address_does_not_make_a_live_sender(source):
+    from inspector.pipeline.config import CameraSection
+
+    CameraSection(name="c", source=source, mode="offline").validate("cameras[0]")
