@@ -5,8 +5,8 @@ original frame (PNG), the heat map (PNG, when the event has one) and the event
 header (JSON), all named ``r<run number>-<run start>-<run id>-<frame_id>-<event seq>``
 (e.g. ``r000042-20250131T120000Z-3f9c0a1b2c3d-000000017-000000004.png``): the run id
 is random per daemon start, so a restart never overwrites an earlier run's
-evidence; the run number counts the runs that recorded in ``dir`` (one more than any before, kept in
-:data:`RUN_NUMBER_NAME` and read back from the names), and retention orders runs by it, never by the start
+evidence; the run number counts the runs that recorded in ``dir`` (one more than any in the names there;
+no file of its own), and retention orders runs by it, never by the start
 time, which is the wall clock's (a clock that ran ahead before NTP synced it made an old run outrank every
 later one, whose recordings retention then deleted first). Recordings named without a run number (written
 before it existed) are older than any numbered run. Files are created exclusively (never replaced) and whole (written under a hidden
@@ -24,7 +24,7 @@ each crash left one for ever. Write errors are counted and logged;
 a full or broken disk never stops inspection.
 
 One daemon records in a ``dir`` at a time: :func:`lock_recorder_dir` holds an exclusive advisory lock
-(flock(2)) on :data:`LOCK_NAME` for the whole run. Two daemons on one folder counted each other's
+(flock(2)) on the directory itself for the whole run. Two daemons on one folder counted each other's
 recordings, so one's retention deleted the other's evidence and max_events/max_bytes were shared between
 them. The kernel drops the lock when its process ends, crashed or not: no stale lock to remove by hand.
 """
@@ -69,8 +69,6 @@ _CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # as pipeline.c
 # behind only when its process died mid-write, and is then removed at the next start (_is_leftover)
 TEMPORARY_NAME = re.compile(rf"^\.{_RECORDING}\.(\d{{1,10}})\.part\Z")
 _writing: set[str] = set()  # names of the temporary files this process is writing now (any recorder)
-LOCK_NAME = ".inspector.lock"  # in recorder.dir: flock-ed by the daemon recording there; holds its pid
-RUN_NUMBER_NAME = ".inspector-run"  # in recorder.dir: the last run number given out there (decimal)
 
 
 def recording_prefix(run_id: str, started_utc: str) -> str:
@@ -168,41 +166,33 @@ def _age_order(stem: Path) -> tuple:
     return int(number or 0), start, run_id, int(frame_id), int(seq), str(stem.parent)
 
 
-def _next_run_number(root: Path, highest_seen: int) -> int:
-    """The number of the run starting to record in ``root``: one more than the last one given out there
-    (:data:`RUN_NUMBER_NAME`) and than any in the recordings' names (``highest_seen``: the counter file may
-    be lost, or recordings copied back in), written back. A counter that cannot be written (read-only
-    folder: nothing can be recorded there either) is only logged."""
-    counter = root / RUN_NUMBER_NAME
-    try:
-        last = int(counter.read_text().strip() or 0)
-    except (OSError, ValueError):  # none yet, unreadable, or damaged (a crash mid-write): the names tell
-        last = 0
-    number = max(last, highest_seen) + 1
-    tmp = counter.with_name(f"{counter.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(f"{number}\n")
-        os.replace(tmp, counter)  # whole or not at all: a crash leaves the old number or the new one
-    except OSError as exc:
-        log.warning("recorder: cannot keep the run number in %s (%s)", counter, exc.strerror or exc)
-        tmp.unlink(missing_ok=True)
-    return number
+def _next_run_number(highest_seen: int) -> int:
+    """The number of the run starting to record: one more than the highest in the recordings' names.
+
+    Kept in the names only, never in a file of its own: recorder.dir holds evidence, and a counter file
+    rewritten by every run is a file of an earlier run changed by the next (a check of "nothing of run 1
+    changed" cannot tell it from evidence). Retention always keeps the newest recording, so the highest
+    number in use survives; if a user deletes the last run's recordings, their number is given again,
+    with another run id (names never collide)."""
+    return highest_seen + 1
 
 
 def lock_recorder_dir(path: str | Path, create: bool = True) -> int | None:
-    """Hold recorder.dir ``path`` for this process: an exclusive flock(2) on ``<path>/.inspector.lock``, held
-    until :func:`release_recorder_dir` or the end of the process (the kernel releases it then, after a crash
-    too). Returns the lock's file descriptor; None when ``path`` does not exist and ``create`` is False
-    (``--check``: nobody records there) or its file system has no locks (a warning; some network shares).
+    """Hold recorder.dir ``path`` for this process: an exclusive flock(2) on the directory itself, held until
+    :func:`release_recorder_dir` or the end of the process (the kernel releases it then, after a crash too).
+    No lock file: nothing is written into the evidence folder that a later run would change. Returns the
+    directory's descriptor; None when ``path`` does not exist and ``create`` is False (``--check``: nobody
+    records there) or its file system has no locks (a warning; some network shares).
 
-    ConfigError naming ``path`` and the holder's pid when another daemon holds it: two daemons on one folder
-    count each other's recordings (one's retention deletes the other's evidence; budgets shared)."""
+    ConfigError naming ``path`` and the holder's pid (from /proc/locks where there is one) when another
+    daemon holds it: two daemons on one folder count each other's recordings (one's retention deletes the
+    other's evidence; budgets shared)."""
     root = Path(path)
     if not create and not root.is_dir():
         return None
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd = _open_lock_file(root / LOCK_NAME)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise ConfigError(f"recorder.dir: cannot use {root} ({exc.strerror or exc})", field="recorder.dir") from None
     try:
@@ -218,30 +208,29 @@ def lock_recorder_dir(path: str | Path, create: bool = True) -> int | None:
         log.warning("recorder: cannot lock %s (%s); make sure no other daemon records there", root,
                     exc.strerror or exc)
         return None
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the next one's message
-    except OSError:  # opened read-only (another user's lock file): the lock holds all the same
-        pass
     return fd
 
 
-def _open_lock_file(path: Path) -> int:
-    """A descriptor of the lock file ``path`` (created if absent), read-write where allowed, else read-only
-    (flock needs neither)."""
+def _lock_holder(fd: int, locks: str = "/proc/locks") -> str:
+    """The pid holding a flock on the file ``fd`` is open on, from Linux's /proc/locks (proc(5): "id: FLOCK
+    ADVISORY WRITE pid major:minor:inode start end", device numbers in hex); 'unknown' elsewhere."""
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except PermissionError:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-
-
-def _lock_holder(fd: int) -> str:
-    """The pid the holder of the lock file ``fd`` wrote into it; 'unknown' if it has not (yet)."""
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        st = os.fstat(fd)
+        with open(locks, encoding="ascii", errors="replace") as f:
+            lines = f.read().splitlines()
     except OSError:
         return "unknown"
-    return text if text.isdigit() else "unknown"
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[0] == "->":  # "->": a waiter, not the holder
+            continue
+        major, minor, inode = (fields[5].split(":") + ["", "", ""])[:3]
+        try:
+            if (int(major, 16), int(minor, 16), int(inode)) == (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino):
+                return fields[4]
+        except ValueError:
+            continue
+    return "unknown"
 
 
 def release_recorder_dir(fd: int | None) -> None:
@@ -338,7 +327,7 @@ class RecorderWorker(Worker):
         if removed:
             log.info("recorder: removed %d temporary file(s) left in %s by a crash mid-write", removed, self.root)
         stems = sorted(groups, key=_age_order)
-        number = _next_run_number(self.root, max((_run_number(stem.name) for stem in stems), default=0))
+        number = _next_run_number(max((_run_number(stem.name) for stem in stems), default=0))
         self.prefix = f"r{number:06d}-{self._run_prefix}"
         for stem in stems:
             self._kept.append(([path for path, _ in groups[stem]], sum(n for _, n in groups[stem])))

@@ -365,6 +365,8 @@ def test_a_second_daemon_on_one_recorder_dir_is_refused_and_a_crashed_ones_lock_
         code, out, err = run_cli(tmp_path, cfg, capsys)
         assert code == 0, err
     assert len(list((rec / "c").glob("*.json"))) >= 2  # both runs recorded
+    # the lock is on the folder itself: no lock or counter file that the next run would rewrite among the evidence
+    assert [p.name for p in rec.iterdir()] == ["c"]
 
 
 # -- one camera per source ----------------------------------------------------------------------------------------
