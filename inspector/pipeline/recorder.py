@@ -106,6 +106,22 @@ def _create(path: Path, data: bytes) -> None:
         _writing.discard(tmp.name)
 
 
+# counters of defects that were published but not kept as evidence, with what the summary calls them
+RECORDING_LOSSES = (("recorder.dropped", "queue full"), ("recorder.errors", "write errors"),
+                    ("recorder.skipped_low_disk", "low disk"), ("recorder.abandoned", "unwritten at shutdown"))
+
+
+def recording_losses(totals: dict) -> str | None:
+    """``'5 defect recording(s) lost (queue full 3, write errors 2)'`` from the final stats' ``totals``
+    (counter name → count); None when every recorded defect was kept. For the run's last lines: a loss
+    counted only in the stats went unseen by whoever reads the log."""
+    parts = [(label, int(totals.get(key, 0))) for key, label in RECORDING_LOSSES if totals.get(key, 0)]
+    if not parts:
+        return None
+    detail = ", ".join(f"{label} {n}" for label, n in parts)
+    return f"{sum(n for _, n in parts)} defect recording(s) lost ({detail})"
+
+
 def _pid_running(pid: int) -> bool:
     """Whether a process ``pid`` exists on this machine (one of another user's counts too)."""
     if pid <= 0:  # no process's pid (and os.kill(0, …) would mean our process group)
@@ -264,13 +280,30 @@ class RecorderWorker(Worker):
         self._finishing = threading.Event()  # finish() was called: exit once the queue is empty
         self._throttle = Throttled(log)
         self._told_too_small = False  # "one recording exceeds max_bytes" was logged (once a run)
+        # Each event taken into the queue is settled once: counted by its outcome (written, errors,
+        # skipped_low_disk, dropped) or, when the run ends before it is written, as abandoned (abandon())
+        self._books_lock = threading.Lock()
+        self._accepted = 0  # events taken into the queue
+        self._settled = 0  # … of which the outcome is counted
+        self._abandoned = False  # abandon() was called: nothing more is recorded
+        self.abandoned = 0  # events abandon() counted as not written (a failure of the run when > 0)
 
     # -- producer side (publisher thread) --------------------------------------------------
     def put(self, frame: Frame, header: dict) -> None:
-        try:
-            self.inbox.put_nowait((frame, header))
-        except queue.Full:
-            self.counters.add("recorder.dropped")
+        """Queue one defect for recording; never blocks. A full queue drops it: counted as
+        ``recorder.dropped`` and logged (throttled), so a burst that outruns the disk is told."""
+        with self._books_lock:
+            if self._abandoned:  # the run's final stats are being taken: this one is not written
+                self.counters.add("recorder.abandoned")
+                return
+            try:
+                self.inbox.put_nowait((frame, header))
+                self._accepted += 1
+                return
+            except queue.Full:
+                self.counters.add("recorder.dropped")
+        self._throttle.warning("full", "recorder: queue full (recorder.queue_size %d); camera '%s' frame %d "
+                               "not recorded", self.cfg.queue_size, frame.camera, frame.frame_id)
 
     def finish(self) -> None:
         """No more events will come; the worker writes what is queued and exits.
@@ -279,6 +312,33 @@ class RecorderWorker(Worker):
         burst of defects, and the worker, which only looked for the marker, waited on for ever.)
         """
         self._finishing.set()
+
+    def abandon(self) -> int:
+        """finish() did not end the worker within the shutdown timeout (a slow disk behind a full queue): the
+        events still queued or being written are counted as ``recorder.abandoned`` now, before the final
+        stats are taken, and the worker records nothing more after the one it is writing. Returns how many
+        (0 on a second call). Before, the process ended with them unwritten and no count said so: 400
+        defects published, 128 recorded, the final stats told of no loss.
+
+        The one being written may still be finished before the process ends; it stays counted as
+        abandoned (the final stats were taken), and is never counted twice."""
+        with self._books_lock:
+            if self._abandoned:
+                return 0
+            self._abandoned = True
+            n = self.abandoned = self._accepted - self._settled
+        if n:
+            self.counters.add("recorder.abandoned", n)
+            log.error("recorder: %d defect recording(s) not written: the disk did not keep up before the "
+                      "shutdown timeout (recorder.abandoned)", n)
+        return n
+
+    def _settle(self, outcome: str) -> None:
+        """Count one dequeued event's ``outcome`` (a counter name), unless abandon() counted it already."""
+        with self._books_lock:
+            if not self._abandoned:
+                self.counters.add(outcome)
+            self._settled += 1
 
     # -- worker side -------------------------------------------------------------------------
     def loop(self) -> None:
@@ -291,21 +351,23 @@ class RecorderWorker(Worker):
             self._discard_until_end()
             return
         while (item := self._next()) is not None:
-            self.record(*item)
+            self._settle(self.record(*item))
 
     def _next(self) -> tuple[Frame, dict] | None:
-        """The next queued event, waiting for one; None once finish() was called and the queue is empty."""
-        while True:
+        """The next queued event, waiting for one; None once finish() was called and the queue is empty,
+        or once abandon() was called."""
+        while not self._abandoned:
             finishing = self._finishing.is_set()  # read before the queue: an event put before finish() is seen
             try:
                 return self.inbox.get(timeout=0.1)
             except queue.Empty:
                 if finishing:
                     return None
+        return None
 
     def _discard_until_end(self) -> None:
         while self._next() is not None:
-            self.counters.add("recorder.dropped")
+            self._settle("recorder.dropped")
 
     def _scan_existing(self) -> None:
         """Existing recordings (names matching RECORDING_NAME, nothing else) count towards retention, oldest
@@ -348,16 +410,17 @@ class RecorderWorker(Worker):
             pass
         return False
 
-    def record(self, frame: Frame, header: dict) -> None:
+    def record(self, frame: Frame, header: dict) -> str:
+        """Write one defect's recording; returns its outcome, the counter the caller adds:
+        ``recorder.written``, ``recorder.skipped_low_disk`` or ``recorder.errors`` (logged, throttled)."""
         try:
             folder = self.root / frame.camera
             folder.mkdir(parents=True, exist_ok=True)  # recorder.dir itself may have been removed since start
             free = shutil.disk_usage(folder).free
             if free < self.cfg.min_free_bytes:
-                self.counters.add("recorder.skipped_low_disk")
                 self._throttle.warning("disk", "recorder: only %d MB free on %s; not recording",
                                        free // 1_000_000, self.root)
-                return
+                return "recorder.skipped_low_disk"
             stem = folder / f"{self.prefix}-{frame.frame_id:09d}-{header.get('seq', 0):09d}"
             files: list[Path] = []
             try:
@@ -367,12 +430,12 @@ class RecorderWorker(Worker):
                     size = sum(p.stat().st_size for p in files)
                     self._kept.append((files, size))
                     self._bytes += size
-            self.counters.add("recorder.written")
             self._enforce_retention()
+            return "recorder.written"
         except Exception as exc:  # noqa: BLE001 - disk trouble is counted, inspection goes on
-            self.counters.add("recorder.errors")
             self._throttle.warning("err", "recorder: cannot write camera '%s' frame %d: %s",
                                    frame.camera, frame.frame_id, exc)
+            return "recorder.errors"
 
     def _write_recording(self, stem: Path, frame: Frame, header: dict, files: list[Path]) -> None:
         """Frame, heat map and header (last) under ``stem``, each appended to ``files`` once whole on disk."""

@@ -27,7 +27,7 @@ from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.postprocess import Decider, encode_payloads, find_regions
 from inspector.pipeline.preprocess import FrameRejected, Preprocessor
-from inspector.pipeline.recorder import RECORDING_NAME, RecorderWorker
+from inspector.pipeline.recorder import RECORDING_NAME, RecorderWorker, recording_losses
 from inspector.pipeline.sources import make_source, make_synthetic_pool, source_type
 from inspector.pipeline.telemetry import Counters
 from inspector.artifacts.thresholds import ScoreStats
@@ -578,6 +578,57 @@ def test_recorder_finishes_a_full_queue_on_a_slow_disk(tmp_path):
     assert not alive
     assert counters.get("recorder.written") == 3 and counters.get("recorder.dropped") == 0
     assert len(list((tmp_path / "rec" / "c").glob("*.png"))) == 3
+
+
+def test_a_defect_burst_that_fills_the_recorders_queue_is_counted_and_told(tmp_path, caplog):
+    """A burst of defects faster than the disk (20 at 37 fps, queue_size 4: 11 not recorded) was only a counter
+    in the stats; the log and the run's last line said nothing. Each one dropped is now logged (throttled), and
+    recording_losses sums what the run lost for its last line."""
+    counters = Counters()
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, queue_size=2),
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+    caplog.set_level("WARNING", "inspector.recorder")
+    for i in range(5):  # before the worker starts: the queue holds 2
+        rec.put(_frame(i=i), {"seq": i})
+    rec.start()
+    rec.finish()
+    rec.join(10)
+    assert counters.get("recorder.written") == 2 and counters.get("recorder.dropped") == 3
+    told = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
+    assert len(told) == 3 and "frame 2 not recorded" in told[0] and "queue_size 2" in told[0]
+    assert recording_losses(counters.snapshot()) == "3 defect recording(s) lost (queue full 3)"
+    assert recording_losses({"recorder.written": 5}) is None
+
+
+def test_events_the_recorder_has_not_written_when_abandoned_are_counted_once(tmp_path):
+    """Shutdown timed out while the recorder worked through its queue (a slow disk): abandon() counts what is
+    queued and being written as recorder.abandoned, and the recorder stops after the one it is writing; each
+    event is counted once (written, or abandoned), one put afterwards is abandoned too. The slow disk is 1 s per
+    PNG (a big frame, as in test_recorder_finishes_a_full_queue_on_a_slow_disk)."""
+    rng = np.random.default_rng(0)
+    t0 = time.monotonic()
+    cv2.imencode(".png", (rng.random((1000, 1000, 3)) * 255).astype(np.uint8))
+    side = min(8000, int(1000 * (1.0 / max(time.monotonic() - t0, 1e-3)) ** 0.5))
+    big = (rng.random((side, side, 3)) * 255).astype(np.uint8)
+    counters = Counters()
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, queue_size=10),
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+    rec.start()
+    for i in range(4):
+        frame = _frame(i=i)
+        frame.image = big
+        rec.put(frame, {"seq": i})
+    rec.finish()
+    rec.join(0.3)
+    assert rec.is_alive()
+    n = rec.abandon()
+    assert n >= 3 and rec.abandon() == 0  # counted once
+    rec.put(_frame(i=9), {"seq": 9})
+    rec.join(30)
+    assert not rec.is_alive()
+    assert counters.get("recorder.abandoned") == n + 1
+    assert counters.get("recorder.written") + counters.get("recorder.abandoned") == 5
+    assert len(list((tmp_path / "rec" / "c").glob("*.json"))) <= 5 - n  # at most the one being written more
 
 
 def test_a_daemon_starting_on_a_dir_another_one_records_into_keeps_recording(tmp_path):
