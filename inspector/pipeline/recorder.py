@@ -61,13 +61,14 @@ _RECHECK_S = 10.0  # retention checks its books against the disk at most this of
 # (frame id and seq have 9 digits, more once a camera passes 10⁹ frames: a year at 30 fps)
 # optional r<run number>- (6 or more digits; absent in names written before run numbers existed)
 _RECORDING = r"((?:r\d{6,}-)?\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9,}-\d{9,})(\.heat\.png|\.png|\.json)"  # (stem)(suffix)
-_STEM = re.compile(r"^(?:r(\d+)-)?(\w+)-(\w+)-(\d+)-(\d+)\Z")  # run number, start, run id, frame id, seq
-# \Z, not $: '$' also matches before a final newline, and '<recording name>\n' is a user's file, not ours
-RECORDING_NAME = re.compile(rf"^{_RECORDING}\Z")
+_STEM = re.compile(r"^(?:r(\d+)-)?(\w+)-(\w+)-(\d+)-(\d+)\Z", re.ASCII)  # run number, start, run id, frame id, seq
+# \Z, not $: '$' also matches before a final newline, and '<recording name>\n' is a user's file, not ours;
+# re.ASCII: \d also matched other scripts' digits ('٢٠٢٥…', fullwidth '２０２５…'), never in the recorder's names
+RECORDING_NAME = re.compile(rf"^{_RECORDING}\Z", re.ASCII)
 _CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # as pipeline.config requires of camera names
 # .<recording name>.<pid>.part: _create's temporary file (whose writer's pid is the last number); one is left
 # behind only when its process died mid-write, and is then removed at the next start (_is_leftover)
-TEMPORARY_NAME = re.compile(rf"^\.{_RECORDING}\.(\d{{1,10}})\.part\Z")
+TEMPORARY_NAME = re.compile(rf"^\.{_RECORDING}\.(\d{{1,10}})\.part\Z", re.ASCII)
 _writing: set[str] = set()  # names of the temporary files this process is writing now (any recorder)
 
 

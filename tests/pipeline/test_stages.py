@@ -461,6 +461,26 @@ def test_a_user_file_named_like_a_recording_plus_a_newline_is_neither_counted_no
     assert all(p.read_text() == "keep me" for p in user_files)
 
 
+def test_user_files_named_like_recordings_in_other_scripts_digits_are_neither_counted_nor_deleted(tmp_path):
+    """The name patterns' \\d matched any script's digits: a user's file named like a recording in Arabic-Indic
+    or fullwidth digits (which the recorder never writes) was counted and deleted by retention, and one named
+    like a temporary file of a process that is gone was removed at start as a leftover."""
+    arabic = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+    wide = str.maketrans("0123456789", "０１２３４５６７８９")
+    names = ["r" + "000001-20200101T000000Z".translate(arabic) + "-0123456789ab-"
+             + "000000000-000000000.png".translate(arabic),
+             "20200101T000000Z".translate(wide) + "-0123456789ab-000000000-000000000.json",
+             ".20200101T000000Z-0123456789ab-000000000-000000000.png." + "999999999".translate(wide) + ".part"]
+    user_files = [tmp_path / "rec" / "c" / name for name in names]
+    user_files[0].parent.mkdir(parents=True)
+    for path in user_files:
+        path.write_text("keep me")
+    c = _recorded(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, max_events=1), 2)
+    assert c.get("recorder.written") == 2 and c.get("recorder.leftovers_removed") == 0
+    assert all(p.read_text() == "keep me" for p in user_files)
+    assert len(list((tmp_path / "rec" / "c").glob("r000001-*.json"))) == 1  # retention on its own recordings
+
+
 def _make_undeletable(folder: Path) -> Callable[[], None] | None:
     """Make the entries of ``folder`` undeletable for this process (a read-only folder; for root, who ignores
     permissions, the immutable attribute), returning the undo; None where neither is possible here."""
