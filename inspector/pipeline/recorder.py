@@ -34,6 +34,7 @@ from __future__ import annotations
 import collections
 import errno
 import fcntl
+import itertools
 import json
 import logging
 import math
@@ -181,6 +182,45 @@ def _age_order(stem: Path) -> tuple:
     10-digit frame id comes after a 9-digit one), then the camera folder."""
     number, start, run_id, frame_id, seq = _STEM.match(stem.name).groups()
     return int(number or 0), start, run_id, int(frame_id), int(seq), str(stem.parent)
+
+
+def _capture_ns(header: Path) -> int | None:
+    """``capture.monotonic_ns`` of the event header ``header`` (a recording's .json); None if it is missing,
+    unreadable or not a header (only the first 64 KiB are read: headers are ~1 KB)."""
+    try:
+        with open(header, "rb") as fh:
+            value = json.loads(fh.read(65536))["capture"]["monotonic_ns"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _in_capture_order(stems: list[Path]) -> list[Path]:
+    """The recordings ``stems`` of one run, in name order, merged across camera folders by capture time.
+
+    Frame ids and seqs count per camera, so the names order one camera's recordings but not two cameras':
+    ordered by frame id, a slow camera's latest recordings came before a fast one's earliest and the next
+    start's retention deleted them first. The header's ``capture.monotonic_ns`` (one clock for the whole
+    run: no wall-clock steps) interleaves the cameras; each camera keeps its name order (a recording whose
+    header is missing or unreadable takes its predecessor's time). One camera: nothing is read."""
+    cameras = {stem.parent for stem in stems}
+    if len(cameras) < 2:
+        return stems
+    keyed: list[tuple[int, int, Path]] = []
+    last: dict[Path, int] = {}
+    for index, stem in enumerate(stems):
+        t = _capture_ns(stem.with_name(stem.name + ".json"))
+        t = last[stem.parent] = max(t if t is not None else -1, last.get(stem.parent, -1))
+        keyed.append((t, index, stem))
+    return [stem for _, _, stem in sorted(keyed, key=lambda k: k[:2])]
+
+
+def _age_sorted(stems: list[Path]) -> list[Path]:
+    """Recording ``stems`` oldest first: by :func:`_age_order`, each run's cameras merged by capture time."""
+    ordered: list[Path] = []
+    for _, run in itertools.groupby(sorted(stems, key=_age_order), key=lambda stem: _age_order(stem)[:3]):
+        ordered += _in_capture_order(list(run))
+    return ordered
 
 
 def _next_run_number(highest_seen: int) -> int:
@@ -373,7 +413,8 @@ class RecorderWorker(Worker):
     def _scan_existing(self) -> None:
         """Existing recordings (names matching RECORDING_NAME, nothing else) count towards retention, oldest
         first (by the run number and sequence in the name, which a copy, a touch or a wrong clock does not
-        change); this run's number is the next one."""
+        change; a run's cameras merged by the headers' monotonic capture time, :func:`_in_capture_order`);
+        this run's number is the next one."""
         groups: dict[Path, list[tuple[Path, int]]] = collections.defaultdict(list)
         removed = 0
         for folder in self.root.iterdir():
@@ -389,7 +430,7 @@ class RecorderWorker(Worker):
                     removed += self._remove_leftover(path, int(part.group(3)))
         if removed:
             log.info("recorder: removed %d temporary file(s) left in %s by a crash mid-write", removed, self.root)
-        stems = sorted(groups, key=_age_order)
+        stems = _age_sorted(list(groups))
         number = _next_run_number(max((_run_number(stem.name) for stem in stems), default=0))
         self.prefix = f"r{number:06d}-{self._run_prefix}"
         for stem in stems:

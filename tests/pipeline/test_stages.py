@@ -708,6 +708,31 @@ def test_recordings_of_a_camera_past_a_billion_frames_stay_under_retention(tmp_p
                     "r000002-20250131T130000Z-bbbbbbbbbbbb-000000000-000000000.json"]
 
 
+def test_a_slow_cameras_latest_recordings_are_not_deleted_before_a_fast_ones_earlier_ones(tmp_path):
+    """Retention at the next start ordered one run's recordings by frame id, which counts per camera: camera
+    'b' (1 fps) recorded its frames 0 and 1 after camera 'a' (30 fps) its frames 0…150, and max_events 3
+    kept a's 90, 120, 150 and deleted b's two, the newest of the run. Now a run's cameras are merged by the
+    headers' capture time (monotonic), each camera kept in name order; a header lost (half a recording)
+    takes its predecessor's time."""
+    root = tmp_path / "rec"
+    counters = Counters()
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=0),
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+    rec.start()
+    for camera, i in [("a", i * 30) for i in range(6)] + [("b", 0), ("b", 1)]:
+        frame = _frame(camera=camera, i=i)
+        rec.put(frame, {"seq": i // 30 if camera == "a" else i, "capture": {"monotonic_ns": frame.capture_ns}})
+        time.sleep(0.002)
+    rec.finish()
+    rec.join(10)
+    assert counters.get("recorder.written") == 8
+    next(root.glob("b/*-000000001-000000001.json")).unlink()  # half a recording: its image is left
+    _recorded(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=4), 0)
+    left = sorted(f"{p.parent.name}/{int(p.name.split('-')[3])}" for p in root.glob("[ab]/*.png")
+                  if not p.name.endswith(".heat.png"))
+    assert left == ["a/120", "a/150", "b/0", "b/1"]
+
+
 def test_a_clock_that_ran_ahead_never_makes_retention_delete_a_later_runs_recordings_first(tmp_path):
     """Retention ordered runs by the start time in their names, the wall clock's: a run whose clock ran ahead
     (a box booting before NTP set it, a wrong RTC) outranked every later run, whose recordings were then
