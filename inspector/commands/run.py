@@ -35,6 +35,7 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     from inspector.integrations.systemd import Notifier
     from inspector.pipeline.config import load_daemon_config
     from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.recorder import recording_losses
 
     cfg = load_daemon_config(args.config, args.overrides)
     daemon = make_daemon(cfg, stop=stop)
@@ -60,6 +61,7 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     if lifecycle.received:
         log.info("%s: stopped", lifecycle.reason())
     totals = (daemon.final_stats or {}).get("totals", {})
-    print(f"stopped: {totals.get('inferred_frames', 0)} frames inspected"
+    lost = recording_losses(totals) if cfg.recorder.enabled else None
+    print(f"stopped: {totals.get('inferred_frames', 0)} frames inspected" + (f"; {lost}" if lost else "")
           + (f"; failures: {'; '.join(daemon.failures)}" if daemon.failures else ""), flush=True)
     return code

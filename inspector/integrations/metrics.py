@@ -32,7 +32,8 @@ _BUCKETS = coarse_buckets(0.01, 60_000.0, _STEP)  # 10 µs … 60 s
 _CAMERA_DROPS = {"dropped_live": "live_newest_kept", "corrupt": "corrupt", "source_errors": "source_error"}
 _GLOBAL_DROPS = {"publish_queue_dropped": "publish_queue_full", "dropped_shutdown": "shutdown",
                  "status_dropped": "status_queue_full", "inference_error_frames": "inference_error",
-                 "recorder.dropped": "recorder_queue_full"}
+                 "recorder.dropped": "recorder_queue_full", "recorder.errors": "recorder_write_error",
+                 "recorder.skipped_low_disk": "recorder_low_disk", "recorder.abandoned": "recorder_shutdown"}
 CAMERA_STATES = ("connecting", "online", "reconnecting", "stalled", "changed", "ended", "failed")
 
 

@@ -53,7 +53,8 @@ from inspector.pipeline.infer import InferenceWorker, usable_max_batch
 from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker, StatusUpdate
-from inspector.pipeline.recorder import RecorderWorker, lock_recorder_dir, release_recorder_dir
+from inspector.pipeline.recorder import (RecorderWorker, lock_recorder_dir, recording_losses,
+                                         release_recorder_dir)
 from inspector.pipeline.sources import Source, make_source, source_type
 from inspector.pipeline.stats import DaemonStats
 from inspector.pipeline.worker import WorkerContext
@@ -405,9 +406,13 @@ class Daemon:
         return bool(self.integrations and self.integrations.taps) or self.publisher.wanted(topic)
 
     def _finish_recorder(self) -> None:
+        """The recorder writes what it holds, up to ``shutdown_timeout_s``; what is left then is counted as
+        abandoned (when the publisher stopped before it could do so)."""
         if self.recorder is not None and self.recorder.is_alive():
             self.recorder.finish()
             self.recorder.join(self.cfg.shutdown_timeout_s)
+            if self.recorder.is_alive():
+                self.recorder.abandon()
 
     def _on_status(self, camera: str, state: str, previous: str | None, reason: str, details: dict) -> None:
         try:
@@ -469,13 +474,17 @@ class Daemon:
         timeout = self.cfg.shutdown_timeout_s
         self._join_captures(timeout)
         for w in [self.batcher, self.inference, self.post, self.publish]:
-            w.join(timeout)
+            # the publisher waits up to `timeout` for the recorder before its final stats: give it that too
+            w.join(timeout * 2 if w is self.publish and self.recorder is not None else timeout)
             if w.is_alive():
                 self.failures.append(f"{w.name} did not stop within {timeout:g} s")
         if self.recorder is not None:
             self._finish_recorder()
             if self.recorder.is_alive():
                 self.failures.append(f"recorder did not stop within {timeout:g} s")
+            elif self.recorder.abandoned:  # it stopped, but only once told to leave the rest unwritten
+                self.failures.append(f"recorder did not write {self.recorder.abandoned} defect recording(s) "
+                                     f"within {timeout:g} s")
         self.publisher.close()
         self.integrations.close()  # after the final stats: the MQTT bridge flushes them (bounded)
         if self.recorder is None or not self.recorder.is_alive():  # a recorder still writing keeps the folder
@@ -493,6 +502,9 @@ class Daemon:
             if self._cameras_ended and not failed_cams:
                 self.failures.append("every camera ended without one frame inspected")
         self.final_stats["failures"] = list(self.failures)
+        lost = recording_losses(self.final_stats.get("totals", {})) if self.recorder is not None else None
+        if lost:
+            log.warning("recorder: %s", lost)
         self._write_summary()
         return 1 if self.failures else 0
 

@@ -389,11 +389,14 @@ class PublishWorker(Worker):
             pass  # a full inbox wakes the loop anyway
 
     def _finish_recorder(self) -> None:
-        """Let the recorder write what it holds, so the final stats include its files."""
+        """Let the recorder write what it holds, so the final stats include its files; what it could not
+        write within ``shutdown_timeout_s`` is counted as lost (``recorder.abandoned``) before they are taken."""
         recorder = self.ctx.recorder
         if recorder is not None and recorder.is_alive():
             recorder.finish()
             recorder.join(self.ctx.shutdown_timeout_s)
+            if recorder.is_alive():
+                recorder.abandon()
 
     # -- frames -----------------------------------------------------------------------------
     def _publish_batch(self, frames: list[Frame]) -> None:

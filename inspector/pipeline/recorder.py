@@ -34,6 +34,7 @@ from __future__ import annotations
 import collections
 import errno
 import fcntl
+import itertools
 import json
 import logging
 import math
@@ -61,13 +62,14 @@ _RECHECK_S = 10.0  # retention checks its books against the disk at most this of
 # (frame id and seq have 9 digits, more once a camera passes 10⁹ frames: a year at 30 fps)
 # optional r<run number>- (6 or more digits; absent in names written before run numbers existed)
 _RECORDING = r"((?:r\d{6,}-)?\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9,}-\d{9,})(\.heat\.png|\.png|\.json)"  # (stem)(suffix)
-_STEM = re.compile(r"^(?:r(\d+)-)?(\w+)-(\w+)-(\d+)-(\d+)\Z")  # run number, start, run id, frame id, seq
-# \Z, not $: '$' also matches before a final newline, and '<recording name>\n' is a user's file, not ours
-RECORDING_NAME = re.compile(rf"^{_RECORDING}\Z")
+_STEM = re.compile(r"^(?:r(\d+)-)?(\w+)-(\w+)-(\d+)-(\d+)\Z", re.ASCII)  # run number, start, run id, frame id, seq
+# \Z, not $: '$' also matches before a final newline, and '<recording name>\n' is a user's file, not ours;
+# re.ASCII: \d also matched other scripts' digits ('٢٠٢٥…', fullwidth '２０２５…'), never in the recorder's names
+RECORDING_NAME = re.compile(rf"^{_RECORDING}\Z", re.ASCII)
 _CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # as pipeline.config requires of camera names
 # .<recording name>.<pid>.part: _create's temporary file (whose writer's pid is the last number); one is left
 # behind only when its process died mid-write, and is then removed at the next start (_is_leftover)
-TEMPORARY_NAME = re.compile(rf"^\.{_RECORDING}\.(\d{{1,10}})\.part\Z")
+TEMPORARY_NAME = re.compile(rf"^\.{_RECORDING}\.(\d{{1,10}})\.part\Z", re.ASCII)
 _writing: set[str] = set()  # names of the temporary files this process is writing now (any recorder)
 
 
@@ -104,6 +106,22 @@ def _create(path: Path, data: bytes) -> None:
     finally:
         tmp.unlink(missing_ok=True)
         _writing.discard(tmp.name)
+
+
+# counters of defects that were published but not kept as evidence, with what the summary calls them
+RECORDING_LOSSES = (("recorder.dropped", "queue full"), ("recorder.errors", "write errors"),
+                    ("recorder.skipped_low_disk", "low disk"), ("recorder.abandoned", "unwritten at shutdown"))
+
+
+def recording_losses(totals: dict) -> str | None:
+    """``'5 defect recording(s) lost (queue full 3, write errors 2)'`` from the final stats' ``totals``
+    (counter name → count); None when every recorded defect was kept. For the run's last lines: a loss
+    counted only in the stats went unseen by whoever reads the log."""
+    parts = [(label, int(totals.get(key, 0))) for key, label in RECORDING_LOSSES if totals.get(key, 0)]
+    if not parts:
+        return None
+    detail = ", ".join(f"{label} {n}" for label, n in parts)
+    return f"{sum(n for _, n in parts)} defect recording(s) lost ({detail})"
 
 
 def _pid_running(pid: int) -> bool:
@@ -164,6 +182,45 @@ def _age_order(stem: Path) -> tuple:
     10-digit frame id comes after a 9-digit one), then the camera folder."""
     number, start, run_id, frame_id, seq = _STEM.match(stem.name).groups()
     return int(number or 0), start, run_id, int(frame_id), int(seq), str(stem.parent)
+
+
+def _capture_ns(header: Path) -> int | None:
+    """``capture.monotonic_ns`` of the event header ``header`` (a recording's .json); None if it is missing,
+    unreadable or not a header (only the first 64 KiB are read: headers are ~1 KB)."""
+    try:
+        with open(header, "rb") as fh:
+            value = json.loads(fh.read(65536))["capture"]["monotonic_ns"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _in_capture_order(stems: list[Path]) -> list[Path]:
+    """The recordings ``stems`` of one run, in name order, merged across camera folders by capture time.
+
+    Frame ids and seqs count per camera, so the names order one camera's recordings but not two cameras':
+    ordered by frame id, a slow camera's latest recordings came before a fast one's earliest and the next
+    start's retention deleted them first. The header's ``capture.monotonic_ns`` (one clock for the whole
+    run: no wall-clock steps) interleaves the cameras; each camera keeps its name order (a recording whose
+    header is missing or unreadable takes its predecessor's time). One camera: nothing is read."""
+    cameras = {stem.parent for stem in stems}
+    if len(cameras) < 2:
+        return stems
+    keyed: list[tuple[int, int, Path]] = []
+    last: dict[Path, int] = {}
+    for index, stem in enumerate(stems):
+        t = _capture_ns(stem.with_name(stem.name + ".json"))
+        t = last[stem.parent] = max(t if t is not None else -1, last.get(stem.parent, -1))
+        keyed.append((t, index, stem))
+    return [stem for _, _, stem in sorted(keyed, key=lambda k: k[:2])]
+
+
+def _age_sorted(stems: list[Path]) -> list[Path]:
+    """Recording ``stems`` oldest first: by :func:`_age_order`, each run's cameras merged by capture time."""
+    ordered: list[Path] = []
+    for _, run in itertools.groupby(sorted(stems, key=_age_order), key=lambda stem: _age_order(stem)[:3]):
+        ordered += _in_capture_order(list(run))
+    return ordered
 
 
 def _next_run_number(highest_seen: int) -> int:
@@ -264,13 +321,30 @@ class RecorderWorker(Worker):
         self._finishing = threading.Event()  # finish() was called: exit once the queue is empty
         self._throttle = Throttled(log)
         self._told_too_small = False  # "one recording exceeds max_bytes" was logged (once a run)
+        # Each event taken into the queue is settled once: counted by its outcome (written, errors,
+        # skipped_low_disk, dropped) or, when the run ends before it is written, as abandoned (abandon())
+        self._books_lock = threading.Lock()
+        self._accepted = 0  # events taken into the queue
+        self._settled = 0  # … of which the outcome is counted
+        self._abandoned = False  # abandon() was called: nothing more is recorded
+        self.abandoned = 0  # events abandon() counted as not written (a failure of the run when > 0)
 
     # -- producer side (publisher thread) --------------------------------------------------
     def put(self, frame: Frame, header: dict) -> None:
-        try:
-            self.inbox.put_nowait((frame, header))
-        except queue.Full:
-            self.counters.add("recorder.dropped")
+        """Queue one defect for recording; never blocks. A full queue drops it: counted as
+        ``recorder.dropped`` and logged (throttled), so a burst that outruns the disk is told."""
+        with self._books_lock:
+            if self._abandoned:  # the run's final stats are being taken: this one is not written
+                self.counters.add("recorder.abandoned")
+                return
+            try:
+                self.inbox.put_nowait((frame, header))
+                self._accepted += 1
+                return
+            except queue.Full:
+                self.counters.add("recorder.dropped")
+        self._throttle.warning("full", "recorder: queue full (recorder.queue_size %d); camera '%s' frame %d "
+                               "not recorded", self.cfg.queue_size, frame.camera, frame.frame_id)
 
     def finish(self) -> None:
         """No more events will come; the worker writes what is queued and exits.
@@ -279,6 +353,33 @@ class RecorderWorker(Worker):
         burst of defects, and the worker, which only looked for the marker, waited on for ever.)
         """
         self._finishing.set()
+
+    def abandon(self) -> int:
+        """finish() did not end the worker within the shutdown timeout (a slow disk behind a full queue): the
+        events still queued or being written are counted as ``recorder.abandoned`` now, before the final
+        stats are taken, and the worker records nothing more after the one it is writing. Returns how many
+        (0 on a second call). Before, the process ended with them unwritten and no count said so: 400
+        defects published, 128 recorded, the final stats told of no loss.
+
+        The one being written may still be finished before the process ends; it stays counted as
+        abandoned (the final stats were taken), and is never counted twice."""
+        with self._books_lock:
+            if self._abandoned:
+                return 0
+            self._abandoned = True
+            n = self.abandoned = self._accepted - self._settled
+        if n:
+            self.counters.add("recorder.abandoned", n)
+            log.error("recorder: %d defect recording(s) not written: the disk did not keep up before the "
+                      "shutdown timeout (recorder.abandoned)", n)
+        return n
+
+    def _settle(self, outcome: str) -> None:
+        """Count one dequeued event's ``outcome`` (a counter name), unless abandon() counted it already."""
+        with self._books_lock:
+            if not self._abandoned:
+                self.counters.add(outcome)
+            self._settled += 1
 
     # -- worker side -------------------------------------------------------------------------
     def loop(self) -> None:
@@ -291,26 +392,29 @@ class RecorderWorker(Worker):
             self._discard_until_end()
             return
         while (item := self._next()) is not None:
-            self.record(*item)
+            self._settle(self.record(*item))
 
     def _next(self) -> tuple[Frame, dict] | None:
-        """The next queued event, waiting for one; None once finish() was called and the queue is empty."""
-        while True:
+        """The next queued event, waiting for one; None once finish() was called and the queue is empty,
+        or once abandon() was called."""
+        while not self._abandoned:
             finishing = self._finishing.is_set()  # read before the queue: an event put before finish() is seen
             try:
                 return self.inbox.get(timeout=0.1)
             except queue.Empty:
                 if finishing:
                     return None
+        return None
 
     def _discard_until_end(self) -> None:
         while self._next() is not None:
-            self.counters.add("recorder.dropped")
+            self._settle("recorder.dropped")
 
     def _scan_existing(self) -> None:
         """Existing recordings (names matching RECORDING_NAME, nothing else) count towards retention, oldest
         first (by the run number and sequence in the name, which a copy, a touch or a wrong clock does not
-        change); this run's number is the next one."""
+        change; a run's cameras merged by the headers' monotonic capture time, :func:`_in_capture_order`);
+        this run's number is the next one."""
         groups: dict[Path, list[tuple[Path, int]]] = collections.defaultdict(list)
         removed = 0
         for folder in self.root.iterdir():
@@ -326,7 +430,7 @@ class RecorderWorker(Worker):
                     removed += self._remove_leftover(path, int(part.group(3)))
         if removed:
             log.info("recorder: removed %d temporary file(s) left in %s by a crash mid-write", removed, self.root)
-        stems = sorted(groups, key=_age_order)
+        stems = _age_sorted(list(groups))
         number = _next_run_number(max((_run_number(stem.name) for stem in stems), default=0))
         self.prefix = f"r{number:06d}-{self._run_prefix}"
         for stem in stems:
@@ -348,16 +452,17 @@ class RecorderWorker(Worker):
             pass
         return False
 
-    def record(self, frame: Frame, header: dict) -> None:
+    def record(self, frame: Frame, header: dict) -> str:
+        """Write one defect's recording; returns its outcome, the counter the caller adds:
+        ``recorder.written``, ``recorder.skipped_low_disk`` or ``recorder.errors`` (logged, throttled)."""
         try:
             folder = self.root / frame.camera
             folder.mkdir(parents=True, exist_ok=True)  # recorder.dir itself may have been removed since start
             free = shutil.disk_usage(folder).free
             if free < self.cfg.min_free_bytes:
-                self.counters.add("recorder.skipped_low_disk")
                 self._throttle.warning("disk", "recorder: only %d MB free on %s; not recording",
                                        free // 1_000_000, self.root)
-                return
+                return "recorder.skipped_low_disk"
             stem = folder / f"{self.prefix}-{frame.frame_id:09d}-{header.get('seq', 0):09d}"
             files: list[Path] = []
             try:
@@ -367,12 +472,12 @@ class RecorderWorker(Worker):
                     size = sum(p.stat().st_size for p in files)
                     self._kept.append((files, size))
                     self._bytes += size
-            self.counters.add("recorder.written")
             self._enforce_retention()
+            return "recorder.written"
         except Exception as exc:  # noqa: BLE001 - disk trouble is counted, inspection goes on
-            self.counters.add("recorder.errors")
             self._throttle.warning("err", "recorder: cannot write camera '%s' frame %d: %s",
                                    frame.camera, frame.frame_id, exc)
+            return "recorder.errors"
 
     def _write_recording(self, stem: Path, frame: Frame, header: dict, files: list[Path]) -> None:
         """Frame, heat map and header (last) under ``stem``, each appended to ``files`` once whole on disk."""

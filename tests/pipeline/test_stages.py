@@ -27,7 +27,7 @@ from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.postprocess import Decider, encode_payloads, find_regions
 from inspector.pipeline.preprocess import FrameRejected, Preprocessor
-from inspector.pipeline.recorder import RECORDING_NAME, RecorderWorker
+from inspector.pipeline.recorder import RECORDING_NAME, RecorderWorker, recording_losses
 from inspector.pipeline.sources import make_source, make_synthetic_pool, source_type
 from inspector.pipeline.telemetry import Counters
 from inspector.artifacts.thresholds import ScoreStats
@@ -461,6 +461,26 @@ def test_a_user_file_named_like_a_recording_plus_a_newline_is_neither_counted_no
     assert all(p.read_text() == "keep me" for p in user_files)
 
 
+def test_user_files_named_like_recordings_in_other_scripts_digits_are_neither_counted_nor_deleted(tmp_path):
+    """The name patterns' \\d matched any script's digits: a user's file named like a recording in Arabic-Indic
+    or fullwidth digits (which the recorder never writes) was counted and deleted by retention, and one named
+    like a temporary file of a process that is gone was removed at start as a leftover."""
+    arabic = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+    wide = str.maketrans("0123456789", "０１２３４５６７８９")
+    names = ["r" + "000001-20200101T000000Z".translate(arabic) + "-0123456789ab-"
+             + "000000000-000000000.png".translate(arabic),
+             "20200101T000000Z".translate(wide) + "-0123456789ab-000000000-000000000.json",
+             ".20200101T000000Z-0123456789ab-000000000-000000000.png." + "999999999".translate(wide) + ".part"]
+    user_files = [tmp_path / "rec" / "c" / name for name in names]
+    user_files[0].parent.mkdir(parents=True)
+    for path in user_files:
+        path.write_text("keep me")
+    c = _recorded(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, max_events=1), 2)
+    assert c.get("recorder.written") == 2 and c.get("recorder.leftovers_removed") == 0
+    assert all(p.read_text() == "keep me" for p in user_files)
+    assert len(list((tmp_path / "rec" / "c").glob("r000001-*.json"))) == 1  # retention on its own recordings
+
+
 def _make_undeletable(folder: Path) -> Callable[[], None] | None:
     """Make the entries of ``folder`` undeletable for this process (a read-only folder; for root, who ignores
     permissions, the immutable attribute), returning the undo; None where neither is possible here."""
@@ -580,6 +600,57 @@ def test_recorder_finishes_a_full_queue_on_a_slow_disk(tmp_path):
     assert len(list((tmp_path / "rec" / "c").glob("*.png"))) == 3
 
 
+def test_a_defect_burst_that_fills_the_recorders_queue_is_counted_and_told(tmp_path, caplog):
+    """A burst of defects faster than the disk (20 at 37 fps, queue_size 4: 11 not recorded) was only a counter
+    in the stats; the log and the run's last line said nothing. Each one dropped is now logged (throttled), and
+    recording_losses sums what the run lost for its last line."""
+    counters = Counters()
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, queue_size=2),
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+    caplog.set_level("WARNING", "inspector.recorder")
+    for i in range(5):  # before the worker starts: the queue holds 2
+        rec.put(_frame(i=i), {"seq": i})
+    rec.start()
+    rec.finish()
+    rec.join(10)
+    assert counters.get("recorder.written") == 2 and counters.get("recorder.dropped") == 3
+    told = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
+    assert len(told) == 3 and "frame 2 not recorded" in told[0] and "queue_size 2" in told[0]
+    assert recording_losses(counters.snapshot()) == "3 defect recording(s) lost (queue full 3)"
+    assert recording_losses({"recorder.written": 5}) is None
+
+
+def test_events_the_recorder_has_not_written_when_abandoned_are_counted_once(tmp_path):
+    """Shutdown timed out while the recorder worked through its queue (a slow disk): abandon() counts what is
+    queued and being written as recorder.abandoned, and the recorder stops after the one it is writing; each
+    event is counted once (written, or abandoned), one put afterwards is abandoned too. The slow disk is 1 s per
+    PNG (a big frame, as in test_recorder_finishes_a_full_queue_on_a_slow_disk)."""
+    rng = np.random.default_rng(0)
+    t0 = time.monotonic()
+    cv2.imencode(".png", (rng.random((1000, 1000, 3)) * 255).astype(np.uint8))
+    side = min(8000, int(1000 * (1.0 / max(time.monotonic() - t0, 1e-3)) ** 0.5))
+    big = (rng.random((side, side, 3)) * 255).astype(np.uint8)
+    counters = Counters()
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, queue_size=10),
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+    rec.start()
+    for i in range(4):
+        frame = _frame(i=i)
+        frame.image = big
+        rec.put(frame, {"seq": i})
+    rec.finish()
+    rec.join(0.3)
+    assert rec.is_alive()
+    n = rec.abandon()
+    assert n >= 3 and rec.abandon() == 0  # counted once
+    rec.put(_frame(i=9), {"seq": 9})
+    rec.join(30)
+    assert not rec.is_alive()
+    assert counters.get("recorder.abandoned") == n + 1
+    assert counters.get("recorder.written") + counters.get("recorder.abandoned") == 5
+    assert len(list((tmp_path / "rec" / "c").glob("*.json"))) <= 5 - n  # at most the one being written more
+
+
 def test_a_daemon_starting_on_a_dir_another_one_records_into_keeps_recording(tmp_path):
     """Two daemons on one recorder.dir: files the busy one deletes (its retention) while the other starts and
     looks at what is there must not make the starting one give up ('recording disabled' for its whole run,
@@ -635,6 +706,31 @@ def test_recordings_of_a_camera_past_a_billion_frames_stay_under_retention(tmp_p
     left = sorted(p.name for p in (tmp_path / "rec" / "c").glob("*.json"))
     assert left == ["r000001-20250131T120000Z-aaaaaaaaaaaa-1000000000-000000001.json",  # the newer of run 1
                     "r000002-20250131T130000Z-bbbbbbbbbbbb-000000000-000000000.json"]
+
+
+def test_a_slow_cameras_latest_recordings_are_not_deleted_before_a_fast_ones_earlier_ones(tmp_path):
+    """Retention at the next start ordered one run's recordings by frame id, which counts per camera: camera
+    'b' (1 fps) recorded its frames 0 and 1 after camera 'a' (30 fps) its frames 0…150, and max_events 3
+    kept a's 90, 120, 150 and deleted b's two, the newest of the run. Now a run's cameras are merged by the
+    headers' capture time (monotonic), each camera kept in name order; a header lost (half a recording)
+    takes its predecessor's time."""
+    root = tmp_path / "rec"
+    counters = Counters()
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=0),
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+    rec.start()
+    for camera, i in [("a", i * 30) for i in range(6)] + [("b", 0), ("b", 1)]:
+        frame = _frame(camera=camera, i=i)
+        rec.put(frame, {"seq": i // 30 if camera == "a" else i, "capture": {"monotonic_ns": frame.capture_ns}})
+        time.sleep(0.002)
+    rec.finish()
+    rec.join(10)
+    assert counters.get("recorder.written") == 8
+    next(root.glob("b/*-000000001-000000001.json")).unlink()  # half a recording: its image is left
+    _recorded(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=4), 0)
+    left = sorted(f"{p.parent.name}/{int(p.name.split('-')[3])}" for p in root.glob("[ab]/*.png")
+                  if not p.name.endswith(".heat.png"))
+    assert left == ["a/120", "a/150", "b/0", "b/1"]
 
 
 def test_a_clock_that_ran_ahead_never_makes_retention_delete_a_later_runs_recordings_first(tmp_path):
