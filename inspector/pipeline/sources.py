@@ -17,6 +17,11 @@ once; other errors are transient and the worker reconnects with back-off.
 recording still being written (changed within the last 2 s) is read on as it grows: at the end of
 what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``).
 
+A frame's age: its stamp is when it arrived. ``meta["lag_ms"]`` (the event's ``source.lag_ms``), when present,
+says more: a number is a measured lag, already taken off the stamp (a stream read slower than it plays); ``None``
+says the frame was stamped when read and how long it waited before is unknown (a stream whose timestamps do not
+follow real time, a GenICam buffer without a trustworthy receive stamp): never a made-up figure.
+
 Live sources (``live = True``: devices, URLs, GStreamer) also have
 :meth:`Source.skip`, a grab without decoding, so ``fps`` pacing can keep the
 decoder's buffers drained and always inspect the newest frame.
