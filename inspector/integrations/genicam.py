@@ -194,15 +194,45 @@ class AravisDriver:
         del stream, cam  # dropping the last references disconnects
 
 
-def received_at(received_ns: int, max_age_s: float = 60.0) -> tuple[int, float]:
-    """(monotonic ns, UTC s) of a buffer the host received at ``received_ns`` (CLOCK_REALTIME ns): its real
-    capture time, not the later moment it was read from the queue. Now, when the stamp is unknown (0), in the
-    future or older than ``max_age_s`` (a clock step, a driver without host stamps)."""
-    mono_ns, real_ns = time.monotonic_ns(), time.time_ns()
-    age_ns = real_ns - received_ns
-    if received_ns <= 0 or not 0 <= age_ns <= max_age_s * 1e9:
-        return mono_ns, real_ns / 1e9
-    return mono_ns - age_ns, received_ns / 1e9
+_STEP_TOLERANCE_NS = 20_000_000  # wall vs monotonic clock moving apart by more than this between reads: a step
+_SLEW_PPM = 500  # the most NTP slews the wall clock (adjtimex: 500 ppm): drift, not a step
+
+
+class ReceiveClock:
+    """Turns a buffer's host receive stamp (CLOCK_REALTIME ns) into (monotonic ns, UTC s, known) honestly.
+
+    The stamp is the buffer's real capture time however old it is: a slow triggered camera's buffer received
+    90 s ago is 90 s old (calling it "now" past 60 s, as before, called a stale buffer fresh). It is unknown
+    (``known`` False, stamped when read) only when it cannot be right: 0 (no host stamp), after now, before the
+    stream was opened, or possibly taken on the wall clock before a step that this clock saw between two reads
+    (NTP, an operator): a buffer received before a step of D forward reads D too old, one before a step back
+    reads up to D too young, so stamps that fall before the step (plus D, for a step back) are ambiguous.
+    """
+
+    def __init__(self, opened_mono_ns: int | None = None) -> None:
+        mono, real = time.monotonic_ns(), time.time_ns()
+        self._floor_ns = mono if opened_mono_ns is None else opened_mono_ns  # no trustworthy stamp before this
+        self._offset_ns = real - mono  # wall minus monotonic at the last look
+        self._seen_ns = mono
+
+    def _look(self) -> tuple[int, int]:
+        """(monotonic ns, wall-minus-monotonic ns) now; a step since the last look moves the floor."""
+        mono, real = time.monotonic_ns(), time.time_ns()
+        offset = real - mono
+        step = offset - self._offset_ns
+        if abs(step) > _STEP_TOLERANCE_NS + (mono - self._seen_ns) * _SLEW_PPM // 1_000_000:
+            self._floor_ns = mono + max(0, -step)
+        self._offset_ns, self._seen_ns = offset, mono
+        return mono, offset
+
+    def stamp(self, received_ns: int) -> tuple[int, float, bool]:
+        """(monotonic ns, UTC s, known) of a buffer received at ``received_ns`` (CLOCK_REALTIME ns, 0: unknown)."""
+        mono, offset = self._look()
+        at = received_ns - offset
+        if received_ns <= 0 or at > mono + _STEP_TOLERANCE_NS or at < self._floor_ns - _STEP_TOLERANCE_NS:
+            return mono, (mono + offset) / 1e9, False
+        at = min(at, mono)
+        return at, (at + offset) / 1e9, True
 
 
 class GenicamSource(Source):
@@ -221,9 +251,11 @@ class GenicamSource(Source):
         self._desc = ""
         self._totals = {"lost": 0, "incomplete": 0}
         self._open = False
+        self._clock = ReceiveClock()
 
     def open(self) -> None:
         self.close()
+        self._clock = ReceiveClock()  # no buffer of this connection was received before now
         try:
             self._desc = self.driver.open(self.device_id, self.camera.genicam)
         except SourceError as exc:
@@ -239,9 +271,11 @@ class GenicamSource(Source):
         got = self.driver.pop(self.camera.read_timeout_s, newest=self.camera.mode != "offline")
         if got is None:
             raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
-        t_ns, t_utc = received_at(got.received_ns)
+        t_ns, t_utc, known = self._clock.stamp(got.received_ns)
         data, fmt, width, height, complete = got[:5]
         meta = {"pixel_format": fmt} | ({"buffers_skipped": got.skipped} if got.skipped else {})
+        if not known:  # stamped when read: how long it waited before is not known (sources: lag_ms)
+            meta["lag_ms"] = None
         if not complete:
             return Grabbed(None, t_ns, t_utc, meta, error=f"incomplete buffer from {self.describe()}")
         try:

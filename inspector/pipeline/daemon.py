@@ -129,7 +129,10 @@ def refuse_shared_sources(cfg: DaemonConfig) -> None:
     GenICam give one process control), so the second camera failed or was retried for ever; a file, folder or
     stream read twice inspects every frame twice, each defect published and recorded twice under two names.
     Synthetic sources (generated per camera) and GStreamer pipelines (their text need not name what they
-    open) may repeat."""
+    open) may repeat. An unnamed ``genicam://`` (the first camera found) beside another GenICam camera is
+    refused too: which camera it opens is only known once it runs, may be the one the other names, and may
+    change at a reconnect (a rebooted camera listed in another order)."""
+    _refuse_unnamed_genicam(cfg)
     seen: dict[tuple[str, str], str] = {}
     for cam in cfg.cameras:
         key = _source_key(cam)
@@ -141,6 +144,22 @@ def refuse_shared_sources(cfg: DaemonConfig) -> None:
             raise ConfigError(f"cameras: '{other}' and '{cam.name}' both read {what} (a source is read by one "
                               f"camera: a device opens once, a file or stream read twice inspects every frame "
                               f"twice)", field="cameras")
+
+
+def _refuse_unnamed_genicam(cfg: DaemonConfig) -> None:
+    """ConfigError when a ``genicam://`` without an id shares the daemon with another GenICam camera."""
+    keys = {cam.name: _source_key(cam) for cam in cfg.cameras}
+    genicam = [cam for cam in cfg.cameras if keys[cam.name] and keys[cam.name][0] == "GenICam camera"]
+    unnamed = [cam for cam in genicam if keys[cam.name][1] == _FIRST_FOUND]
+    if unnamed and len(genicam) > 1:
+        other = next(cam for cam in genicam if cam is not unnamed[0])
+        raise ConfigError(f"cameras: '{unnamed[0].name}' reads genicam:// (the first GenICam camera found), which "
+                          f"may be the camera '{other.name}' reads; name each GenICam camera "
+                          f"(genicam://<device id or IP address>, as arv-camera-test-0.8 -l lists them)",
+                          field="cameras")
+
+
+_FIRST_FOUND = "(first found)"
 
 
 def _source_key(cam) -> tuple[str, str] | None:
@@ -160,7 +179,7 @@ def _source_key(cam) -> tuple[str, str] | None:
         host = parts.netloc.rsplit("@", 1)[-1].lower()  # user and password differ, the camera is the same
         return "url", f"{parts.scheme.lower()}://{host}{parts.path or '/'}?{parts.query}"
     if kind == "genicam":
-        return "GenICam camera", unquote(str(src)[len("genicam://"):]).strip("/").casefold() or "(first found)"
+        return "GenICam camera", unquote(str(src)[len("genicam://"):]).strip("/").casefold() or _FIRST_FOUND
     return None
 
 

@@ -17,6 +17,11 @@ once; other errors are transient and the worker reconnects with back-off.
 recording still being written (changed within the last 2 s) is read on as it grows: at the end of
 what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``).
 
+A frame's age: its stamp is when it arrived. ``meta["lag_ms"]`` (the event's ``source.lag_ms``), when present,
+says more: a number is a measured lag, already taken off the stamp (a stream read slower than it plays); ``None``
+says the frame was stamped when read and how long it waited before is unknown (a stream whose timestamps do not
+follow real time, a GenICam buffer without a trustworthy receive stamp): never a made-up figure.
+
 Live sources (``live = True``: devices, URLs, GStreamer) also have
 :meth:`Source.skip`, a grab without decoding, so ``fps`` pacing can keep the
 decoder's buffers drained and always inspect the newest frame.
@@ -72,6 +77,9 @@ _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guid
 _MJPEG_MAX_LINE = 64 * 1024  # one header line of an MJPEG part (a JPEG's own lines are read in these pieces)
 _CATCH_UP_S = 1.0  # a live stream's frames this far behind it: drop its backlog (reopen)
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
+_PROMPT_WAIT_S = 0.005  # a live grab that blocked this long waited for its frame: it had just arrived
+_CLOCK_DRIFT_MS = 50.0  # a just-arrived frame this far off the stream clock's first one: the clock is not real time
+_DRIFT_FRAMES = 3  # … so many just-arrived frames in a row (one is a network burst)
 
 
 @dataclass
@@ -179,6 +187,7 @@ class CvSource(Source):
         self._pending: np.ndarray | None = None  # a packet read while choosing the decoding, not yet delivered
         self._clock: tuple[float, float] | None = None  # live: (min grab − pts ms, last pts ms), _stamp_by_clock
         self._catch_up = 0  # live: frames behind (estimated); the next read reopens to drop them
+        self._clock_state: tuple[float | None, int] | None = (None, 0)  # None: its timestamps are not real time
 
     def _params(self) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -210,6 +219,7 @@ class CvSource(Source):
         self._cap = self._new_capture(permanent)
         self._choose_decoding(permanent)
         self._clock, self._catch_up = None, 0
+        self._clock_state = (None, 0)  # (grab − pts of the first frame waited for, ms; drifting in a row)
         self._index = 0
         self._end_size = -1
         self._failed_signature = None
@@ -372,12 +382,13 @@ class CvSource(Source):
                 grabbed.meta["buffers_skipped"] = grabbed.meta.get("buffers_skipped", 0) + skipped
             return grabbed
         self._check_changed()
+        started = time.monotonic()
         if self._pending is None and not self._grab():
             return self._await_growth()
         t_ns, t_utc = _stamp()
         meta = {"index": self._index, "pos_msec": float(self._cap.get(cv2.CAP_PROP_POS_MSEC))}
         if self.live:
-            t_ns, t_utc = self._stamp_by_clock(t_ns, t_utc, meta)
+            t_ns, t_utc = self._stamp_by_clock(t_ns, t_utc, meta, t_ns / 1e9 - started)
         self._index += 1
         self._delivered += 1
         try:
@@ -389,27 +400,68 @@ class CvSource(Source):
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
         return Grabbed(image, t_ns, t_utc, meta)
 
-    def _stamp_by_clock(self, t_ns: int, t_utc: float, meta: dict) -> tuple[int, float]:
+    def _stamp_by_clock(self, t_ns: int, t_utc: float, meta: dict, waited_s: float) -> tuple[int, float]:
         """(monotonic ns, UTC s) of a live frame by the stream's own clock: a reader slower than the stream
         (decoding, a busy CPU) gets its frames late from FFmpeg's and the socket's buffers, and stamping the
         grab would call them fresh. The lag is how far the stream's timestamps (``pos_msec``) fell behind
         wall-clock time since the frame that arrived most promptly since open (the minimum of grab − pts,
         so a camera clock slower than ours can only overstate it). It goes to ``meta["lag_ms"]``; past
         :data:`_CATCH_UP_S` in live mode the backlog is dropped by reopening before the next read (counted
-        in ``buffers_skipped`` at the stream's frame rate). Timestamps that do not advance (none, or the
-        stream restarted) say nothing: the clock is anchored anew."""
+        in ``buffers_skipped`` at the stream's frame rate). A stream that restarted its timestamps is
+        anchored anew. ``waited_s``: how long the grab took. Until a frame was waited for (the reader caught
+        up) the anchor may itself be late, so the lag is a lower bound then.
+
+        Only timestamps that follow real time say anything: FFmpeg's raw demuxers (H.264/HEVC elementary
+        streams, MJPEG over tcp:// or udp://) invent them, none (pos_msec stuck at 0) or one per frame at a
+        guessed 25 fps, so a 10 fps camera read promptly looked 60 ms later per frame (caught up by
+        reopening, again and again) and a 30 fps one never late. :meth:`_clock_follows_real_time` finds
+        them out; from then on this connection's frames are stamped when grabbed, ``lag_ms`` None (unknown)."""
         pos_ms = meta["pos_msec"]
         offset_ms = t_utc * 1000.0 - pos_ms
-        if self._clock is None or pos_ms <= self._clock[1] or offset_ms < self._clock[0]:
-            self._clock = (offset_ms, pos_ms)
+        if not self._clock_follows_real_time(pos_ms, offset_ms, waited_s):
+            meta["lag_ms"] = None
             return t_ns, t_utc
-        self._clock = (self._clock[0], pos_ms)
-        lag_s = (offset_ms - self._clock[0]) / 1000.0
+        if self._clock is None or pos_ms < self._clock[1] or offset_ms < self._clock[0]:
+            self._clock = (offset_ms, pos_ms)
+            lag_s = 0.0
+        else:
+            self._clock = (self._clock[0], pos_ms)
+            lag_s = (offset_ms - self._clock[0]) / 1000.0
+        if not lag_s:
+            return t_ns, t_utc
         meta["lag_ms"] = round(lag_s * 1000.0, 1)
         if lag_s > _CATCH_UP_S and self.camera.mode != "offline":
             fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
             self._catch_up = max(1, round(lag_s * fps)) if 0 < fps < 1000 else 1
         return t_ns - int(lag_s * 1e9), t_utc - lag_s
+
+    def _clock_follows_real_time(self, pos_ms: float, offset_ms: float, waited_s: float) -> bool:
+        """False, for the rest of this connection, once the stream's timestamps are shown not to follow real
+        time: two frames on one timestamp (none are sent), or frames that were waited for (a grab blocked
+        ≥ :data:`_PROMPT_WAIT_S`: the frame had just arrived, so it is not late) whose grab − pts moved more
+        than :data:`_CLOCK_DRIFT_MS` from the first such frame's, :data:`_DRIFT_FRAMES` times in a row (a
+        network burst is one late frame, invented timestamps drift on every frame)."""
+        if self._clock_state is None:
+            return False
+        if self._clock is not None and pos_ms == self._clock[1]:
+            return self._distrust_clock("its frames carry no advancing timestamps")
+        if waited_s >= _PROMPT_WAIT_S:
+            reference, drifting = self._clock_state
+            if reference is None:
+                reference = offset_ms
+            drifting = drifting + 1 if abs(offset_ms - reference) > _CLOCK_DRIFT_MS else 0
+            self._clock_state = (reference, drifting)
+            if drifting >= _DRIFT_FRAMES:
+                return self._distrust_clock("its timestamps do not follow real time (invented by FFmpeg?)")
+        return True
+
+    def _distrust_clock(self, why: str) -> bool:
+        if self._clock_state is not None:
+            self._clock_state = None
+            warn_once(f"camera {self.camera.name} clock", "camera '%s': %s %s: how late each frame is read "
+                      "is unknown (source.lag_ms null); stream it in a container with timestamps (MPEG-TS, "
+                      "RTSP) to have it measured", self.camera.name, self.describe(), why, logger=log)
+        return False
 
     def _await_growth(self) -> Grabbed | None:
         """At the end of a one-pass recording: None at its real end; a frame-less Grabbed (reason

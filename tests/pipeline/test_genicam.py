@@ -189,14 +189,30 @@ def test_frames_queued_while_busy_are_stamped_when_received_and_live_keeps_the_n
         assert age_s > 0.5 and "buffers_skipped" not in grabbed.meta
 
 
-def test_a_receive_stamp_that_cannot_be_right_falls_back_to_now():
-    from inspector.integrations.genicam import received_at
+def test_a_receive_stamp_is_the_buffer_age_however_old_or_says_it_is_unknown(monkeypatch):
+    """A slow triggered camera's buffer received 90 s ago is 90 s old: it used to be stamped "now" past 60 s
+    (a stale buffer called fresh). A stamp that cannot be right (none, in the future, before the stream was
+    opened, or taken before a wall-clock step) is stamped when read and says its age is unknown."""
+    from inspector.integrations.genicam import ReceiveClock
 
-    for bad in (0, time.time_ns() + 10**9, time.time_ns() - 3600 * 10**9):  # unknown, future, an hour old
-        mono, utc = received_at(bad)
-        assert abs(utc - time.time()) < 0.05 and abs(mono - time.monotonic_ns()) < 5e7
-    mono, utc = received_at(time.time_ns() - 200_000_000)
-    assert abs((time.monotonic_ns() - mono) / 1e9 - 0.2) < 0.05
+    opened = time.monotonic_ns() - 100 * 10**9  # a stream opened 100 s ago
+    mono, utc, known = ReceiveClock(opened).stamp(time.time_ns() - 90 * 10**9)
+    assert known and abs((time.monotonic_ns() - mono) / 1e9 - 90) < 0.05 and abs(time.time() - utc - 90) < 0.05
+    mono, utc, known = ReceiveClock().stamp(time.time_ns() - 200_000_000)  # opened now: not before that
+    assert not known
+    for bad in (0, time.time_ns() + 10**9, time.time_ns() - 3600 * 10**9):  # unknown, future, before the stream
+        mono, utc, known = ReceiveClock(opened).stamp(bad)
+        assert not known and abs(utc - time.time()) < 0.05 and abs(mono - time.monotonic_ns()) < 5e7
+    # the wall clock steps 30 s forward (NTP, an operator): a buffer received 1 s before the step would read 31 s
+    clock = ReceiveClock(opened)
+    received = time.time_ns() - 10**9
+    real_time_ns = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real_time_ns() + 30 * 10**9)
+    assert clock.stamp(received)[2] is False
+    assert clock.stamp(time.time_ns() + 10**8)[2] is False  # future: refused
+    time.sleep(0.05)
+    mono, _, known = clock.stamp(time.time_ns() - 10**7)  # received after the step, on the new clock: 10 ms old
+    assert known and abs((time.monotonic_ns() - mono) / 1e9 - 0.01) < 0.02
 
 
 @pytest.mark.genicam

@@ -15,6 +15,7 @@ import time
 
 import cv2
 import numpy as np
+import pytest
 
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import CameraSection
@@ -322,7 +323,56 @@ def test_a_stream_read_slower_than_it_plays_says_how_late_and_catches_up():
             proc.wait()
     assert worker.live and len(frames) >= 20, len(frames)
     # stamped by the stream's clock, and never much more than the catch-up limit (1 s) behind it
-    late = [f for f, taken in frames if taken - f.capture_utc > 1.5 or f.meta.get("lag_ms", 0) > 1300]
+    late = [f for f, taken in frames if taken - f.capture_utc > 1.5 or (f.meta.get("lag_ms") or 0) > 1300]
     assert not late, [(f.meta, f.capture_utc) for f in late[:3]]
-    assert any(f.meta.get("lag_ms", 0) > 300 for f, _ in frames)  # the lag was measured and told
+    assert any((f.meta.get("lag_ms") or 0) > 300 for f, _ in frames)  # the lag was measured and told
     assert counters.get("ts.dropped_live") >= 10  # the dropped backlog is counted
+
+
+def _serve_ffmpeg_raw(server: socket.socket, stop: threading.Event, procs: list, fps: int) -> None:
+    """A live camera sending raw Motion JPEG (no container, so no timestamps) at ``fps`` in real time."""
+    import subprocess
+
+    while not stop.is_set():
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        procs.append(subprocess.Popen(
+            ["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i", f"testsrc=size=160x96:rate={fps}",
+             "-c:v", "mjpeg", "-f", "mjpeg", "pipe:1"], stdout=conn.fileno(), stderr=subprocess.DEVNULL))
+        conn.close()
+
+
+@pytest.mark.parametrize("fps", [10, 30])
+def test_a_stream_without_timestamps_says_its_lag_is_unknown(fps, caplog):
+    """Raw MJPEG over tcp:// read promptly: FFmpeg's raw demuxer invents a timestamp per frame at a guessed
+    25 fps. At 10 fps each frame looked 60 ms later than the last (a made-up lag, then reopening to 'catch up');
+    at 30 fps none ever looked late; the seconds of frames FFmpeg's probe read at open were called fresh. Such a
+    stream's lag is unknown (lag_ms None), never a figure, and it is not reopened on a made-up lag."""
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg program")
+    server, stop, procs = socket.create_server(("127.0.0.1", 0)), threading.Event(), []
+    threading.Thread(target=_serve_ffmpeg_raw, args=(server, stop, procs, fps), daemon=True).start()
+    source = make_source(CameraSection(name=f"raw{fps}", source=f"tcp://127.0.0.1:{server.getsockname()[1]}",
+                                       open_timeout_s=15, read_timeout_s=5))
+    metas = []
+    try:
+        source.open()
+        t_open = time.monotonic()
+        while time.monotonic() < t_open + 3.0:
+            metas.append((time.monotonic() - t_open, source.read().meta))
+    finally:
+        source.close()
+        stop.set()
+        server.close()
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    claimed = [(round(t, 2), m.get("lag_ms", 0.0)) for t, m in metas if m.get("lag_ms", 0.0) is not None]
+    assert len(metas) >= 20 and all(t < 1.5 for t, _ in claimed), claimed  # only until found out (~0.5 s)
+    assert all(lag < 300 for _, lag in claimed) and not any("buffers_skipped" in m for _, m in metas), claimed
+    assert len(procs) == 1  # never reopened to catch up with a lag it made up
+    assert "do not follow real time" in caplog.text

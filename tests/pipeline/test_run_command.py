@@ -426,6 +426,17 @@ def test_two_cameras_reading_one_source_are_refused(sources, said, tiny_model, e
     assert code == 2 and "'c0' and 'c1'" in line and said in line and "first" not in line and "second" not in line
 
 
+@pytest.mark.parametrize("sources", [["genicam://", "genicam://Aravis-Fake-GV01"],
+                                     ["genicam://Aravis-Fake-GV01", "genicam:///"], ["genicam://", "genicam://"]])
+def test_an_unnamed_genicam_camera_beside_another_is_refused(sources, tiny_model, endpoint, tmp_path, capsys):
+    # genicam:// opens the first camera Aravis lists: it may be the very camera the other one names (one camera
+    # read twice, or the second failing for ever on a camera opened once), and a reboot may change which it is.
+    cams = [{"name": f"c{i}", "source": s} for i, s in enumerate(sources)]
+    code, _, err = run_cli(tmp_path, base_config(tiny_model, endpoint, cams), capsys, "--check")
+    line = one_error_line(err)
+    assert code == 2 and "'c0'" in line and "'c1'" in line and "name each GenICam camera" in line, line
+
+
 def test_two_synthetic_cameras_are_fine(tiny_model, endpoint, tmp_path, capsys):
     cams = [{"name": f"c{i}", "source": "synthetic", "max_frames": 1,
              "synthetic": {"texture": "procedural", "size": 32, "pool": 1}} for i in range(2)]
