@@ -436,3 +436,32 @@ def test_loss_tracker_late_arrivals_before_the_first_seq_and_the_stats(tmp_path)
     for seq in (2, 1):
         loss.observe(_defect_in("r1", seq, seq, camera="b"))
     assert (loss.missed_at_start, loss.late, loss.resets, loss.duplicates) == (2 + 2 - 2, 2, 0, 0), loss.notices()
+
+
+def test_a_subscriber_of_other_topics_still_learns_what_the_daemon_dropped(tmp_path):
+    """The daemon's own drops (data.daemon_dropped of its v1/stats) reached only users of the API who subscribed
+    to v1/stats: one asking for v1/defect never heard of them (the CLI listened to stats quietly, the API did
+    not). The Subscriber now always hears the stats, takes in those not asked for without returning them, and
+    tells the drops; ``recv(quiet=True)`` returns them too."""
+    def defect(seq: int) -> InspectionEvent:
+        return InspectionEvent(type="defect", camera="c", seq=seq, frame_id=seq, event_id=f"r-c-{seq}",
+                               decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={}, model={},
+                               run_id="r")
+
+    def stats(seq: int, queue_full: int) -> StatsEvent:
+        return StatsEvent(seq=seq, time_utc=utc_iso(), uptime_s=seq, final=False, run_id="r",
+                          data={"daemon_dropped": {"defect/c": {"queue_full": queue_full}}})
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    with Subscriber(pub.endpoint, ["v1/defect"]) as sub:
+        _connect(pub, sub)
+        for event in (defect(0), stats(0, 2), defect(1), stats(1, 3)):
+            pub.send(event)
+        got = [sub.recv(timeout=2) for _ in range(2)]
+        notices = sub.notices()
+        assert [(e.type, e.seq) for e in got] == [("defect", 0), ("defect", 1)], got
+        assert any("the daemon itself dropped 2 defect event(s) of camera 'c' in run r: its publisher queue was "
+                   "full" in n for n in notices), notices
+        quiet = sub.recv(timeout=2, quiet=True)
+    pub.close()
+    assert quiet.type == "stats" and not sub.asked(quiet) and sub.loss.daemon_dropped == 3 and sub.received == 3
