@@ -33,7 +33,9 @@ run (every header carries ``run_id``, random per daemon start) and per stream
   full publisher queue (never numbered: no gap shows them) or not sent; gaps
   beyond those were lost between daemon and subscriber (a ZeroMQ high-water
   mark: the daemon's ``publish.sndhwm`` or this ``rcvhwm``, i.e. a consumer
-  reading too slowly; or a dropped connection);
+  reading too slowly; or a dropped connection). A gap's notice says when it was
+  found while this subscriber was reading a backlog of at least half its
+  ``rcvhwm`` (it fell behind) or spans a dropped connection;
 * ``malformed`` — messages that failed :func:`inspector.events.decode`, skipped.
 
 The subscriber always listens to ``v1/stats`` (they carry the daemon's drops,
@@ -64,7 +66,7 @@ import zmq
 
 from inspector.config import needs_ipv6, tcp_port_problem
 from inspector.errors import ConfigError
-from inspector.events import curve_key, decode, load_curve_certificate
+from inspector.events import curve_key, decode, load_curve_certificate, utc_iso
 from inspector.loss import KeepsState, LossTracker
 
 STATS_TOPIC = "v1/stats"
@@ -130,6 +132,7 @@ class Subscriber(KeepsState):
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, rcvhwm)
+        self.rcvhwm, self._backlog = rcvhwm, 0  # _backlog: messages read back to back, more queued behind each
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.IPV6, needs_ipv6(endpoint))  # tcp://[::1]:… connects only with it
@@ -223,6 +226,7 @@ class Subscriber(KeepsState):
                     return None
                 continue
             frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            self._backlog_hint()
             try:
                 event = decode(frames)
             except ValueError as exc:
@@ -236,6 +240,22 @@ class Subscriber(KeepsState):
             self.received += 1
             return event
 
+    def _backlog_hint(self) -> None:
+        """Why a gap in the message just read happened, from how far behind this subscriber was (set as the
+        loss tracker's hint). Over tcp/ipc a full SUB queue (``rcvhwm``) does not drop: ZeroMQ stops reading,
+        the socket buffers fill, and the daemon's PUB drops at its per-subscriber ``publish.sndhwm`` (libzmq
+        stream engine and dist/pipe code; seen here: a subscriber with rcvhwm 100 reading slower than the
+        daemon sent found every gap after ≥ 200 messages read back to back). A queue seen full may hold half
+        of its high-water mark (libzmq tells the writer of reads in batches of half of it). The converse does not
+        hold: messages dropped at the end of a burst show as a gap only at the next message, which may come
+        after the reader caught up, so a gap found without a backlog is not labelled."""
+        behind = self._backlog
+        self._backlog = behind + 1 if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN else 0
+        self.loss.hint = (
+            f" while this subscriber was behind ({behind} message(s) read back to back, rcvhwm {self.rcvhwm}): "
+            f"it reads slower than the daemon publishes, and the daemon's queue to it (publish.sndhwm) overflowed"
+            if self.rcvhwm and behind >= max(1, self.rcvhwm // 2) else "")
+
     def _read_monitor(self) -> None:
         """Note a dropped connection, and forget it once ZeroMQ retries or reconnects by itself."""
         from zmq.utils.monitor import recv_monitor_message
@@ -244,6 +264,8 @@ class Subscriber(KeepsState):
             event = recv_monitor_message(self._monitor)["event"]
             if event == zmq.EVENT_DISCONNECTED:
                 self._dropped_at = time.monotonic()
+                # what the daemon publishes until the connection is back never reaches this subscriber
+                self.loss.mark(f"a dropped connection to {self.endpoint} (at {utc_iso()})")
             else:  # EVENT_CONNECT_RETRIED / EVENT_CONNECTED
                 self._dropped_at = None
 

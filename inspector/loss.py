@@ -58,6 +58,7 @@ class _Stream:
         self.holes: list[list] = []
         self.recent: dict[int, tuple] = {}
         self.resumed = False  # from a state file: no event heard since, so a jump is 'missed while down'
+        self.epoch = 0  # LossTracker.mark()s before this stream's last event
 
     def miss(self, lo: int, hi: int, why: str) -> None:
         if hi > lo:
@@ -114,6 +115,19 @@ class LossTracker:
         self.runs: dict[str, str] = {}  # run id → started_utc, in the order heard
         self._streams: dict[tuple[str, str, str], _Stream] = {}
         self._notices: list[str] = []
+        self._marks: list[str] = [""]  # what happened to the connection (mark()); a stream's epoch indexes it
+        self.hint = ""  # set by the subscriber before observe(): why a gap found in that event may have happened
+
+    def mark(self, what: str) -> None:
+        """Something that loses events happened to this subscriber's connection (``what``: 'a reconnect at …'):
+        the next gap of each stream heard before it is told as spanning it."""
+        self._marks = self._marks[-63:] + [what]
+
+    def _gap_cause(self, stream: _Stream) -> str:
+        """The tail of a gap notice: a mark since the stream's last event, else the subscriber's hint."""
+        if stream.epoch < len(self._marks) - 1:
+            return f" across {self._marks[-1]}"
+        return self.hint
 
     @property
     def lost(self) -> int:
@@ -150,10 +164,11 @@ class LossTracker:
             self.gaps += event.seq - stream.next
             stream.miss(stream.next, event.seq, "gap")
             self._notices.append(f"lost {event.seq - stream.next} {what} (seq {stream.next}..{event.seq - 1}) "
-                                 f"in run {run or '?'}")
+                                 f"in run {run or '?'}{self._gap_cause(stream)}")
         elif event.seq < stream.next and not self._behind(stream, event, what, run):
             return
         stream.heard(event.seq, _fingerprint(event))
+        stream.epoch = len(self._marks) - 1
 
     def _restart_while_down(self) -> str:
         """The tail of a restart notice when the run before it was last heard before this subscriber's restart."""
