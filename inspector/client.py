@@ -29,12 +29,25 @@ run (every header carries ``run_id``, random per daemon start) and per stream
   earlier subscriber saved (``inspector subscribe --state``): events published
   while no subscriber ran (a daemon restart meanwhile is told as one);
 * ``daemon_dropped`` — events the daemon says (``data.daemon_dropped`` of its
-  ``v1/stats``, so subscribe to them) it dropped itself, with the reason: a
+  ``v1/stats``) it dropped itself, with the reason: a
   full publisher queue (never numbered: no gap shows them) or not sent; gaps
   beyond those were lost between daemon and subscriber (a ZeroMQ high-water
   mark: the daemon's ``publish.sndhwm`` or this ``rcvhwm``, i.e. a consumer
-  reading too slowly; or a dropped connection);
+  reading too slowly; or a dropped connection). A gap's notice says when it was
+  found while this subscriber was reading a backlog of at least half its
+  ``rcvhwm`` (it fell behind) or spans a dropped connection;
 * ``malformed`` — messages that failed :func:`inspector.events.decode`, skipped.
+
+The subscriber always listens to ``v1/stats`` (they carry the daemon's drops,
+each stream's published count and the end of a run), whatever ``topics`` say;
+when ``topics`` do not cover them, :meth:`Subscriber.recv` takes them in for
+the accounting only and does not return them (``recv(quiet=True)`` does; tell
+them apart with :meth:`Subscriber.asked`).
+
+``state``: a file where the accounting is kept across restarts of the
+subscriber (saved after each event; :class:`inspector.loss.StateFile`): given
+the same file, a new ``Subscriber`` counts ``missed_while_down`` and does not
+tell again the daemon drops already told.
 
 ``lost`` = ``missed_at_start + gaps + missed_while_down``. :meth:`Subscriber.notices` returns one
 line per such finding since the last call (``inspector subscribe`` prints them).
@@ -53,8 +66,10 @@ import zmq
 
 from inspector.config import needs_ipv6, tcp_port_problem
 from inspector.errors import ConfigError
-from inspector.events import curve_key, decode, load_curve_certificate
-from inspector.loss import LossTracker  # noqa: F401 - public here too (the subscriber API)
+from inspector.events import curve_key, decode, load_curve_certificate, utc_iso
+from inspector.loss import KeepsState, LossTracker
+
+STATS_TOPIC = "v1/stats"
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 ENDPOINT = re.compile(r"^(tcp|ipc|inproc|pgm|epgm|ws|wss|vmci)://.+")
@@ -100,8 +115,9 @@ MAX_MESSAGE_BYTES = 128 * 2**20
 RECONNECT_CHECK_S = 0.5
 
 
-class Subscriber:
-    """A SUB socket connected to a daemon, yielding typed events.
+class Subscriber(KeepsState):
+    """A SUB socket connected to a daemon, yielding typed events (of ``topics``; see the module docstring for
+    the ``v1/stats`` always heard and for ``state``).
 
     ``max_message_bytes``: a publisher that sends a larger message part is disconnected by ZeroMQ
     (ZMQ_MAXMSGSIZE, libzmq zmq_setsockopt(3)); a legitimate daemon reconnects, a rogue one cannot
@@ -111,18 +127,21 @@ class Subscriber:
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, topics: Iterable[str] = ("v1/",), *,
                  server_key: str | bytes | Path | None = None, client_cert: str | Path | None = None,
                  rcvhwm: int = 10000, max_message_bytes: int = MAX_MESSAGE_BYTES,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, state: str | Path | None = None) -> None:
         self.endpoint = check_endpoint(endpoint)
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, rcvhwm)
+        self.rcvhwm, self._backlog = rcvhwm, 0  # _backlog: messages read back to back, more queued behind each
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.IPV6, needs_ipv6(endpoint))  # tcp://[::1]:… connects only with it
         if server_key is not None:
             self._setup_curve(server_key, client_cert)
-        topics = list(topics) or [""]
-        for topic in topics:
+        topics = self.topics = list(topics) or [""]
+        # stats not asked for are heard quietly: a user of other topics learns the daemon's drops too
+        self.quiet_stats = not any(STATS_TOPIC.startswith(t) for t in topics)
+        for topic in topics + ([STATS_TOPIC] if self.quiet_stats else []):
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         try:
             self.socket.connect(endpoint)
@@ -139,6 +158,25 @@ class Subscriber:
         self._poller = zmq.Poller()
         self._poller.register(self.socket, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
+        self._open_state(state, self.endpoint)
+
+    # the state kept in a StateFile (KeepsState): the loss tracker's
+    def state(self) -> dict:
+        return self.loss.state()
+
+    def resume(self, state: object, saved_utc: str = "?") -> None:
+        self.loss.resume(state, saved_utc)
+
+    def heard(self) -> str:
+        return self.loss.heard()
+
+    def _tell(self, line: str | None) -> None:
+        if line:
+            self.loss.note(line)
+
+    def asked(self, event: Event) -> bool:
+        """Whether ``event`` is of the topics asked for (False: a ``v1/stats`` heard for the accounting only)."""
+        return not (self.quiet_stats and event.type == "stats")
 
     @property
     def gaps(self) -> int:
@@ -170,9 +208,10 @@ class Subscriber:
         self.socket.curve_publickey = public
         self.socket.curve_secretkey = secret
 
-    def recv(self, timeout: float | None = None) -> Event | None:
+    def recv(self, timeout: float | None = None, quiet: bool = False) -> Event | None:
         """The next event, or None after ``timeout`` seconds (None: wait forever). Malformed messages are
-        counted and skipped; they do not restart the wait, so a stream of garbage cannot hold off the timeout."""
+        counted and skipped; they do not restart the wait, so a stream of garbage cannot hold off the timeout;
+        nor do the ``v1/stats`` heard quietly (not of ``topics``), returned only with ``quiet``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -187,15 +226,35 @@ class Subscriber:
                     return None
                 continue
             frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            self._backlog_hint()
             try:
                 event = decode(frames)
             except ValueError as exc:
                 self.malformed += 1
                 self.loss.note(f"skipped a malformed message: {str(exc)[:160]}")
                 continue
-            self.received += 1
             self.loss.observe(event)
+            self._save_state()
+            if not (quiet or self.asked(event)):
+                continue
+            self.received += 1
             return event
+
+    def _backlog_hint(self) -> None:
+        """Why a gap in the message just read happened, from how far behind this subscriber was (set as the
+        loss tracker's hint). Over tcp/ipc a full SUB queue (``rcvhwm``) does not drop: ZeroMQ stops reading,
+        the socket buffers fill, and the daemon's PUB drops at its per-subscriber ``publish.sndhwm`` (libzmq
+        stream engine and dist/pipe code; seen here: a subscriber with rcvhwm 100 reading slower than the
+        daemon sent found every gap after ≥ 200 messages read back to back). A queue seen full may hold half
+        of its high-water mark (libzmq tells the writer of reads in batches of half of it). The converse does not
+        hold: messages dropped at the end of a burst show as a gap only at the next message, which may come
+        after the reader caught up, so a gap found without a backlog is not labelled."""
+        behind = self._backlog
+        self._backlog = behind + 1 if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN else 0
+        self.loss.hint = (
+            f" while this subscriber was behind ({behind} message(s) read back to back, rcvhwm {self.rcvhwm}): "
+            f"it reads slower than the daemon publishes, and the daemon's queue to it (publish.sndhwm) overflowed"
+            if self.rcvhwm and behind >= max(1, self.rcvhwm // 2) else "")
 
     def _read_monitor(self) -> None:
         """Note a dropped connection, and forget it once ZeroMQ retries or reconnects by itself."""
@@ -205,6 +264,8 @@ class Subscriber:
             event = recv_monitor_message(self._monitor)["event"]
             if event == zmq.EVENT_DISCONNECTED:
                 self._dropped_at = time.monotonic()
+                # what the daemon publishes until the connection is back never reaches this subscriber
+                self.loss.mark(f"a dropped connection to {self.endpoint} (at {utc_iso()})")
             else:  # EVENT_CONNECT_RETRIED / EVENT_CONNECTED
                 self._dropped_at = None
 
@@ -233,6 +294,7 @@ class Subscriber:
             yield self.recv()
 
     def close(self) -> None:
+        self._save_state()
         self.socket.disable_monitor()
         self._monitor.close(0)
         self.socket.close(0)

@@ -58,6 +58,7 @@ class _Stream:
         self.holes: list[list] = []
         self.recent: dict[int, tuple] = {}
         self.resumed = False  # from a state file: no event heard since, so a jump is 'missed while down'
+        self.epoch = 0  # LossTracker.mark()s before this stream's last event
 
     def miss(self, lo: int, hi: int, why: str) -> None:
         if hi > lo:
@@ -114,6 +115,19 @@ class LossTracker:
         self.runs: dict[str, str] = {}  # run id → started_utc, in the order heard
         self._streams: dict[tuple[str, str, str], _Stream] = {}
         self._notices: list[str] = []
+        self._marks: list[str] = [""]  # what happened to the connection (mark()); a stream's epoch indexes it
+        self.hint = ""  # set by the subscriber before observe(): why a gap found in that event may have happened
+
+    def mark(self, what: str) -> None:
+        """Something that loses events happened to this subscriber's connection (``what``: 'a reconnect at …'):
+        the next gap of each stream heard before it is told as spanning it."""
+        self._marks = self._marks[-63:] + [what]
+
+    def _gap_cause(self, stream: _Stream) -> str:
+        """The tail of a gap notice: a mark since the stream's last event, else the subscriber's hint."""
+        if stream.epoch < len(self._marks) - 1:
+            return f" across {self._marks[-1]}"
+        return self.hint
 
     @property
     def lost(self) -> int:
@@ -150,10 +164,11 @@ class LossTracker:
             self.gaps += event.seq - stream.next
             stream.miss(stream.next, event.seq, "gap")
             self._notices.append(f"lost {event.seq - stream.next} {what} (seq {stream.next}..{event.seq - 1}) "
-                                 f"in run {run or '?'}")
+                                 f"in run {run or '?'}{self._gap_cause(stream)}")
         elif event.seq < stream.next and not self._behind(stream, event, what, run):
             return
         stream.heard(event.seq, _fingerprint(event))
+        stream.epoch = len(self._marks) - 1
 
     def _restart_while_down(self) -> str:
         """The tail of a restart notice when the run before it was last heard before this subscriber's restart."""
@@ -281,12 +296,16 @@ class LossTracker:
             if run in kept:
                 last = next(reversed(stream.recent.items()), None)
                 streams.append([run, kind, camera, stream.next, None if last is None else [last[0], list(last[1])]])
-        return {"version": STATE_VERSION, "runs": [list(r) for r in runs], "streams": streams[-STATE_STREAMS:]}
+        # the daemon drops already told: the stats a restarted subscriber hears first repeat the run's totals
+        told = [[run, stream, why, n] for (run, stream, why), n in self._daemon_told.items() if run in kept]
+        return {"version": STATE_VERSION, "runs": [list(r) for r in runs], "streams": streams[-STATE_STREAMS:],
+                "daemon_told": told[-STATE_STREAMS:]}
 
     def resume(self, state: object, saved_utc: str = "?") -> None:
         """Go on from :meth:`state` of an earlier subscriber. Raises ValueError (one line) when ``state`` is not
         one: nothing is taken from it then."""
         runs, streams = _checked_state(state)
+        told = _checked_told(state, {r[0] for r in runs})
         self.resumed_from = saved_utc
         for run, started in runs:
             self.runs[run] = started
@@ -296,6 +315,12 @@ class LossTracker:
             stream.next, stream.resumed = nxt, True
             if last is not None:
                 stream.recent[last[0]] = tuple(last[1])
+        for run, stream_name, why, n in told:
+            self._daemon_told[(run, stream_name, why)] = n
+
+    def heard(self) -> str:
+        """What the state resumed says was heard last, for the 'resumed' line."""
+        return f"last heard run {list(self.runs)[-1] or '?'}" if self.runs else "no run heard yet"
 
     def note(self, line: str) -> None:
         self._notices.append(line)
@@ -335,6 +360,17 @@ def _checked_state(state: object) -> tuple[list, list]:
     return runs, streams
 
 
+def _checked_told(state: dict, runs: set) -> list:
+    """The daemon drops already told ([run, stream, reason, count]) of a state read back; absent in the states
+    saved before they were kept (then told once more). ValueError when present but not such a list."""
+    told = state.get("daemon_told", [])
+    if not (isinstance(told, list) and len(told) <= STATE_STREAMS and all(
+            isinstance(t, list) and len(t) == 4 and all(_is_text(v) for v in t[:3]) and t[0] in runs
+            and type(t[3]) is int and 0 < t[3] <= 2**53 for t in told)):
+        raise ValueError("its 'daemon_told' are not a list of [run id, stream, reason, count] of its runs")
+    return told
+
+
 def _stream_ok(entry: object) -> bool:
     if not (isinstance(entry, list) and len(entry) == 5 and all(_is_text(v) for v in entry[:3])
             and type(entry[3]) is int and 0 <= entry[3] <= 2**53):
@@ -346,9 +382,13 @@ def _stream_ok(entry: object) -> bool:
 
 
 class StateFile:
-    """A subscriber's :class:`LossTracker` state on disk, so that a subscriber restarted later learns what was
-    published while it was not running (per stream: run id × type × camera → the next seq expected).
+    """A subscriber's loss accounting on disk, so that a subscriber restarted later learns what was published
+    while it was not running (per stream: run id × type × camera → the next seq expected) and does not tell
+    again what it told before (the daemon's and the MQTT bridges' drop counts).
 
+    What is kept is ``target.state()`` (JSON-ready), given back to ``target.resume(state, saved_utc)`` (ValueError
+    when it is not one) and described by ``target.heard()``: a :class:`LossTracker`, or a subscriber that
+    keeps several (:class:`inspector.integrations.mqtt.MqttSubscriber`, one per box).
     ``key`` names what the state is of (the endpoint or broker): a state of another one is not resumed.
     Written as a new file renamed over the old one (``os.replace``), so a crash leaves the old state or the new,
     never half of one; a damaged or foreign file is one warning line and the subscriber starts afresh. Saving
@@ -361,8 +401,8 @@ class StateFile:
         self.failed: str | None = None  # why the last save failed (None: saved, or never tried)
         self.saves = 0
 
-    def load(self, tracker: LossTracker) -> str | None:
-        """Resume ``tracker`` from the file; returns one line to tell (resumed, or why not), None when absent."""
+    def load(self, target) -> str | None:
+        """Resume ``target`` from the file; returns one line to tell (resumed, or why not), None when absent."""
         try:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -377,17 +417,15 @@ class StateFile:
                     f"{self.key[:80]}; starting without it")
         saved = str(doc.get("saved_utc", "?"))[:40]
         try:
-            tracker.resume(doc.get("tracker"), saved)
+            target.resume(doc.get("tracker"), saved)
         except ValueError as exc:
             return f"warning: {self.path}: damaged subscriber state ({exc}); starting without it"
-        runs = list(tracker.runs)
-        return (f"resumed the subscriber state of {saved} from {self.path}: last heard run {runs[-1] or '?'}"
-                if runs else None)
+        return f"resumed the subscriber state of {saved} from {self.path}: {target.heard()}"
 
-    def save(self, tracker: LossTracker) -> str | None:
-        """Write ``tracker``'s state; returns a warning line on the first failure after a success (else None)."""
+    def save(self, target) -> str | None:
+        """Write ``target``'s state; returns a warning line on the first failure after a success (else None)."""
         doc = {"key": self.key, "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "tracker": tracker.state()}
+               "tracker": target.state()}
         tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
         try:
             tmp.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
@@ -404,3 +442,34 @@ class StateFile:
         self.failed = None
         self.saves += 1
         return None
+
+
+class KeepsState:
+    """What the ZeroMQ and MQTT subscribers share to keep their accounting in a :class:`StateFile`: loaded when
+    they are made (before the first event is heard), saved after every event they take in (the quiet stats
+    too: what they told is then told no more) and when closed. The subclass gives ``state()``, ``resume()``,
+    ``heard()`` and ``_tell(line)`` (one notice line)."""
+
+    state_file: StateFile | None = None
+
+    def _open_state(self, path: str | Path | None, key: str) -> None:
+        if path is None:
+            return
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # its first save says why in one line
+        self.state_file = StateFile(path, key)
+        self._tell(self.state_file.load(self))
+
+    def _save_state(self) -> None:
+        if self.state_file is not None:
+            self._tell(self.state_file.save(self))
+
+    @property
+    def state_stale(self) -> str:
+        """'' or the summary's tail saying the state file could not be saved (and why)."""
+        state = self.state_file
+        if state is None or not state.failed:
+            return ""
+        return f"; subscriber state not saved to {state.path} ({state.failed}): a restart will not know what it missed"

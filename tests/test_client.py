@@ -436,3 +436,68 @@ def test_loss_tracker_late_arrivals_before_the_first_seq_and_the_stats(tmp_path)
     for seq in (2, 1):
         loss.observe(_defect_in("r1", seq, seq, camera="b"))
     assert (loss.missed_at_start, loss.late, loss.resets, loss.duplicates) == (2 + 2 - 2, 2, 0, 0), loss.notices()
+
+
+def test_a_subscriber_of_other_topics_still_learns_what_the_daemon_dropped(tmp_path):
+    """The daemon's own drops (data.daemon_dropped of its v1/stats) reached only users of the API who subscribed
+    to v1/stats: one asking for v1/defect never heard of them (the CLI listened to stats quietly, the API did
+    not). The Subscriber now always hears the stats, takes in those not asked for without returning them, and
+    tells the drops; ``recv(quiet=True)`` returns them too."""
+    def defect(seq: int) -> InspectionEvent:
+        return InspectionEvent(type="defect", camera="c", seq=seq, frame_id=seq, event_id=f"r-c-{seq}",
+                               decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={}, model={},
+                               run_id="r")
+
+    def stats(seq: int, queue_full: int) -> StatsEvent:
+        return StatsEvent(seq=seq, time_utc=utc_iso(), uptime_s=seq, final=False, run_id="r",
+                          data={"daemon_dropped": {"defect/c": {"queue_full": queue_full}}})
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    with Subscriber(pub.endpoint, ["v1/defect"]) as sub:
+        _connect(pub, sub)
+        for event in (defect(0), stats(0, 2), defect(1), stats(1, 3)):
+            pub.send(event)
+        got = [sub.recv(timeout=2) for _ in range(2)]
+        notices = sub.notices()
+        assert [(e.type, e.seq) for e in got] == [("defect", 0), ("defect", 1)], got
+        assert any("the daemon itself dropped 2 defect event(s) of camera 'c' in run r: its publisher queue was "
+                   "full" in n for n in notices), notices
+        quiet = sub.recv(timeout=2, quiet=True)
+    pub.close()
+    assert quiet.type == "stats" and not sub.asked(quiet) and sub.loss.daemon_dropped == 3 and sub.received == 3
+
+
+def _numbered_defect(seq: int) -> InspectionEvent:
+    return InspectionEvent(type="defect", camera="c", seq=seq, frame_id=seq, event_id=f"r-c-{seq}", decision="NG",
+                           score=1.0, threshold=0.5, capture={}, latency_ms={}, model={}, run_id="r")
+
+
+def test_gaps_of_a_slow_reader_and_across_a_reconnect_say_so(tmp_path):
+    """ZeroMQ drops what a slow reader cannot take silently (over ipc/tcp at the daemon's per-subscriber
+    sndhwm, once this rcvhwm and the socket buffers are full), and what is published while the connection is
+    down: the gaps said only 'lost'. Now a gap found while the subscriber was reading a backlog of at least
+    half its rcvhwm says it fell behind, and the first gap of a stream after a dropped connection says it
+    spans it (here with the tail of the burst dropped before it)."""
+    import threading
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock", sndhwm=50))
+    with Subscriber(pub.endpoint, ["v1/defect"], rcvhwm=50) as sub:
+        _connect(pub, sub)
+        sender = threading.Thread(target=lambda: [pub.send(_numbered_defect(seq)) for seq in range(3000)])
+        sender.start()
+        while sub.recv(timeout=1) is not None:
+            time.sleep(0.001)  # a reader slower than the publisher
+        sender.join()
+        slow = [n for n in sub.notices() if n.startswith("lost")]
+        pub.close()  # the daemon restarts on the same endpoint, its run (and seq) going on
+        pub = Publisher(PublishSection(endpoint=pub.endpoint))
+        assert sub.recv(timeout=1) is None  # waiting, it sees the connection drop and come back
+        _connect(pub, sub)
+        for seq in (3005, 3006):
+            pub.send(_numbered_defect(seq))
+        assert [sub.recv(timeout=5).seq for _ in range(2)] == [3005, 3006]
+        reconnect = sub.notices()
+    pub.close()
+    assert slow and all("while this subscriber was behind" in n and "rcvhwm 50" in n for n in slow), slow
+    assert len(reconnect) == 1 and "..3004) in run r across a dropped connection to ipc://" in reconnect[0], \
+        reconnect

@@ -6,7 +6,7 @@ import os
 import threading
 import time
 
-from inspector.events import InspectionEvent
+from inspector.events import InspectionEvent, StatsEvent, utc_iso
 from inspector.pipeline.config import PublishSection
 from inspector.pipeline.publish import Publisher
 
@@ -17,8 +17,14 @@ def _defect(run: str, seq: int) -> InspectionEvent:
                            run_id=run, run_started_utc=f"{run}-start")
 
 
+def _stats(run: str, seq: int, queue_full: int) -> StatsEvent:
+    return StatsEvent(seq=seq, time_utc=utc_iso(), uptime_s=seq, final=False, run_id=run, run_started_utc=f"{run}-start",
+                      data={"daemon_dropped": {"defect/c": {"queue_full": queue_full}}})
+
+
 def _session(endpoint: str, events: list, *args: str) -> int:
-    """One `inspector subscribe` run in this process while a publisher sends ``events`` once it has subscribed."""
+    """One `inspector subscribe` run in this process while a publisher sends ``events`` once it has subscribed
+    (it waits for as many as are defects: the stats are heard quietly)."""
     from inspector.cli import main
 
     pub = Publisher(PublishSection(endpoint=endpoint))
@@ -32,7 +38,8 @@ def _session(endpoint: str, events: list, *args: str) -> int:
     sender = threading.Thread(target=publish)
     sender.start()
     try:
-        return main(["subscribe", endpoint, "--topic", "v1/defect", "--count", str(len(events)), "--timeout", "10",
+        count = sum(event.type == "defect" for event in events)
+        return main(["subscribe", endpoint, "--topic", "v1/defect", "--count", str(count), "--timeout", "10",
                      *args])
     finally:
         sender.join()
@@ -75,3 +82,20 @@ def test_a_damaged_or_unsaveable_state_is_one_line_and_the_subscriber_runs_on(tm
     err = capsys.readouterr().err
     assert err.count("cannot save the subscriber state") == 1 and "Traceback" not in err, err
     assert "subscriber state not saved to" in err.splitlines()[-1], err
+
+
+def test_a_restarted_subscriber_does_not_tell_the_daemon_drops_it_told_before(tmp_path, capsys):
+    """The stats' data.daemon_dropped are totals of the run so far: a subscriber restarted with its state told
+    the old run's drops once more as new (the state did not keep which were told). It keeps them now: only
+    the drops since are told, and counted."""
+    endpoint, state = f"ipc://{tmp_path}/ev.sock", tmp_path / "state"
+    assert _session(endpoint, [_stats("r1", 0, 2), _defect("r1", 0)], "--state", str(state)) == 0
+    err = capsys.readouterr().err
+    assert "the daemon itself dropped 2 defect event(s)" in err and "2 dropped by the daemon itself" in err, err
+    assert _session(endpoint, [_stats("r1", 1, 2), _defect("r1", 1)], "--state", str(state)) == 0
+    err = capsys.readouterr().err
+    assert "the daemon itself dropped" not in err and "0 dropped by the daemon itself" in err, err
+    assert _session(endpoint, [_stats("r1", 2, 5), _defect("r1", 2)], "--state", str(state)) == 0
+    err = capsys.readouterr().err
+    assert "the daemon itself dropped 3 defect event(s) of camera 'c' in run r1" in err, err
+    assert "(5 in this run so far)" in err and "3 dropped by the daemon itself" in err, err

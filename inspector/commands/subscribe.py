@@ -24,9 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-dir", type=out_folder(), help="write each event's header (.json) and payloads (.jpg/.png) here; names "
                                       "carry the daemon's run id and never overwrite a file")
     p.add_argument("--state", type=out_file(),
-                   help="keep what this subscriber heard (per stream: run id, camera, last seq) in this file, so "
-                        "that started again it tells what it missed while it was not running and whether the "
-                        "daemon restarted meanwhile (default with --save-dir: <save-dir>/.subscriber-state)")
+                   help="keep what this subscriber heard (per box and stream: run id, camera, last seq; the drops "
+                        "already told) in this file, so that started again, from a daemon or an MQTT broker, it "
+                        "tells what it missed while it was not running and whether the daemon restarted "
+                        "meanwhile (default with --save-dir: <save-dir>/.subscriber-state)")
     p.add_argument("--count", type=int_range(0, 10**12), default=0, help="exit after this many events (0 = run until Ctrl-C)")
     p.add_argument("--timeout", type=float_range(0, 10**7), default=0.0, help="exit after this many seconds without an event")
     p.add_argument("--client-id", help="MQTT: a fixed client id = a persistent session (QoS 1): the broker keeps "
@@ -127,26 +128,24 @@ def save(event, folder: Path) -> list[Path]:
 
 def run_mqtt(args: argparse.Namespace) -> int:
     """Events of every daemon (box) publishing under the broker's topic prefix; one line each. Stats are heard
-    quietly when not asked for: they tell what each box published and what its bridge dropped."""
+    quietly when not asked for (MqttSubscriber): they tell what each box published and what it dropped."""
     from inspector.events import header_dict
     from inspector.integrations.mqtt import MqttSubscriber
 
     kinds = [t.strip("/").split("/")[1] for t in args.topic if t.strip("/").count("/") >= 1] or ["defect", "status"]
-    quiet_stats = "stats" not in kinds
-    sub = MqttSubscriber(args.endpoint, kinds + (["stats"] if quiet_stats else []), client_id=args.client_id)
+    sub = MqttSubscriber(args.endpoint, kinds, client_id=args.client_id, state=state_path(args))
     print(f"subscribed to {', '.join(sub.topics)} on {args.endpoint}", file=sys.stderr, flush=True)
     seen = 0
     try:
         deadline = time.monotonic() + args.timeout if args.timeout else None
         while not args.count or seen < args.count:
-            got = sub.recv(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
-            for notice in sub.notices():
-                print(notice, file=sys.stderr, flush=True)
+            got = sub.recv(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0), quiet=True)
+            _tell(sub.notices())
             if got is None:
                 print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
                 break
             box, event = got
-            if quiet_stats and event.type == "stats":
+            if not sub.asked(event):
                 continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
             deadline = time.monotonic() + args.timeout if args.timeout else None
             seen += 1
@@ -158,27 +157,17 @@ def run_mqtt(args: argparse.Namespace) -> int:
         pass
     finally:
         sub.close()
-    for notice in sub.notices():
-        print(notice, file=sys.stderr)
-    print(f"received {seen} event(s); {sub.summary()}", file=sys.stderr)
+    _tell(sub.notices())
+    print(f"received {seen} event(s); {sub.summary()}{sub.state_stale}", file=sys.stderr)
     return 0
 
 
 STATE_NAME = ".subscriber-state"  # in --save-dir; no '.json' suffix: the folder's .json files are event headers
 
 
-def state_file(args: argparse.Namespace, key: str):
-    """The :class:`~inspector.loss.StateFile` asked for (``--state``, or the default in ``--save-dir``), or None."""
-    from inspector.loss import StateFile
-
-    path = args.state or (Path(args.save_dir) / STATE_NAME if args.save_dir else None)
-    if path is None:
-        return None
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        pass  # its first save says why in one line
-    return StateFile(path, key)
+def state_path(args: argparse.Namespace) -> Path | None:
+    """The subscriber state file asked for (``--state``, or the default in ``--save-dir``), or None."""
+    return Path(args.state) if args.state else (Path(args.save_dir) / STATE_NAME if args.save_dir else None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -187,46 +176,38 @@ def run(args: argparse.Namespace) -> int:
     from inspector.client import Subscriber
 
     topics = args.topic or ["v1/defect", "v1/status"]
-    # the final v1/stats of a run tells what was lost after the last event: listen to it quietly
-    quiet_stats = not any("v1/stats".startswith(t) for t in topics)
-    with Subscriber(args.endpoint, topics + (["v1/stats"] if quiet_stats else []), server_key=args.server_key,
-                    client_cert=args.client_cert) as sub:
-        state = state_file(args, args.endpoint)
-        told = state.load(sub.loss) if state is not None else None
-        if told:
-            print(told, file=sys.stderr, flush=True)
+    # the Subscriber hears v1/stats quietly when not asked for: the daemon's drops and the end of a run
+    with Subscriber(args.endpoint, topics, server_key=args.server_key, client_cert=args.client_cert,
+                    state=state_path(args)) as sub:
+        _tell(sub.notices())  # the state resumed, or why not
         print(f"subscribed to {', '.join(topics)} on {args.endpoint}", file=sys.stderr, flush=True)
         tally = {"seen": 0, "unsaved": 0}
         try:
-            _receive(args, sub, quiet_stats, state, tally)
+            _receive(args, sub, tally)
         except KeyboardInterrupt:
             pass
-        _finish_state(state, sub.loss)
-        for notice in sub.notices():
-            print(notice, file=sys.stderr)
-        # the events of the topics asked for: the quiet v1/stats heartbeats are neither shown nor counted
-        print(f"received {tally['seen']} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "
-              f"skipped{_unsaved(args, tally, state)}", file=sys.stderr)
+    _tell(sub.notices())  # closing saved the state a last time
+    # the events of the topics asked for: the quiet v1/stats heartbeats are neither shown nor counted
+    tail = f"; {tally['unsaved']} event(s) not saved to {args.save_dir}" if args.save_dir else ""
+    print(f"received {tally['seen']} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "
+          f"skipped{tail}{sub.state_stale}", file=sys.stderr)
     return 0
 
 
-def _receive(args: argparse.Namespace, sub, quiet_stats: bool, state, tally: dict) -> None:
-    """Print (and save) events until ``--count`` or ``--timeout``; the state is saved after each event."""
+def _receive(args: argparse.Namespace, sub, tally: dict) -> None:
+    """Print (and save) events until ``--count`` or ``--timeout`` (the Subscriber saves its state)."""
     from inspector.events import header_dict
 
     save_dir = Path(args.save_dir) if args.save_dir else None
     deadline = time.monotonic() + args.timeout if args.timeout else None
     while not args.count or tally["seen"] < args.count:
         left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        event = sub.recv(timeout=left)
-        for notice in sub.notices():  # missed events, restarts, skipped messages: as they are found
-            print(notice, file=sys.stderr, flush=True)
+        event = sub.recv(timeout=left, quiet=True)  # the quiet stats too: their notices told at once
+        _tell(sub.notices())  # missed events, restarts, skipped messages: as they are found
         if event is None:
             print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
             return
-        if state is not None:
-            _warn(state.save(sub.loss))
-        if quiet_stats and event.type == "stats":
+        if not sub.asked(event):
             continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
         deadline = time.monotonic() + args.timeout if args.timeout else None
         tally["seen"] += 1
@@ -235,23 +216,9 @@ def _receive(args: argparse.Namespace, sub, quiet_stats: bool, state, tally: dic
             tally["unsaved"] += 1
 
 
-def _warn(line: str | None) -> None:
-    if line:
+def _tell(lines: list[str]) -> None:
+    for line in lines:
         print(line, file=sys.stderr, flush=True)
-
-
-def _finish_state(state, tracker) -> None:
-    """Save the state a last time (an interrupt may have come between an event and its save)."""
-    if state is not None:
-        _warn(state.save(tracker))
-
-
-def _unsaved(args: argparse.Namespace, tally: dict, state) -> str:
-    """The summary's tail: events received but not written to --save-dir, and a state file left stale."""
-    tail = f"; {tally['unsaved']} event(s) not saved to {args.save_dir}" if args.save_dir else ""
-    if state is not None and state.failed:
-        tail += f"; subscriber state not saved to {state.path} ({state.failed}): a restart will not know what it missed"
-    return tail
 
 
 def _save_or_warn(event, save_dir: Path) -> bool:

@@ -39,13 +39,14 @@ from urllib.parse import urlsplit
 from inspector.errors import ConfigError
 from inspector.events import header_dict
 from inspector.integrations import require
-from inspector.loss import LossTracker
+from inspector.loss import STATE_VERSION, KeepsState, LossTracker
 from inspector.redact import redact
 from inspector.pipeline.integration_config import MqttSection, url_port_problem
 
 log = logging.getLogger("inspector.mqtt")
 _MAX_INFLIGHT = 20
 _FLUSH_TIMEOUT_S = 5.0
+STATE_BOXES = 256  # boxes whose accounting a subscriber state keeps (those first heard last)
 
 
 @dataclass
@@ -276,18 +277,27 @@ class MqttBridge:
         log.info("MQTT bridge: %d offered, %d delivered, %d dropped", c["offered"], c["delivered"], c["dropped"])
 
 
-class MqttSubscriber:
+class MqttSubscriber(KeepsState):
     """Read daemon events back from a broker: ``mqtt://host[:port][/prefix]`` (prefix default ``inspector``).
 
     ``recv`` returns ``(box, event)`` (payload descriptors only: the bytes travel on their own topics).
     What was missed is accounted per box by a :class:`~inspector.loss.LossTracker` (late joins, gaps,
     restarts, out-of-order and duplicate deliveries: QoS 1 re-deliveries are not returned again), plus the
-    messages each box's bridge says it dropped (``data.mqtt_bridge`` of its stats, so subscribe to ``stats``
-    to learn of them). :meth:`notices` gives one line per finding. Retained messages are delivered too (a new
-    consumer sees every camera's current status at once).
+    messages each box's bridge says it dropped (``data.mqtt_bridge`` of its stats, and its retained
+    ``v1/bridge`` counts). Each box's ``stats`` are always subscribed to (they carry its bridge's and its
+    daemon's drops and each stream's published count); when ``kinds`` lack ``stats`` they are taken in for
+    the accounting only and not returned (``recv(quiet=True)`` does; :meth:`asked` tells them apart).
+    :meth:`notices` gives one line per finding. Retained messages are delivered too (a new consumer sees every
+    camera's current status at once).
+
+    Messages are accounted when :meth:`recv` takes them, not when they arrive: what the accounting (and the
+    ``state`` file, as for :class:`inspector.client.Subscriber`: saved after each message taken) counts as
+    heard is what was handed over, so messages still queued when the process dies are told as missed by the
+    next subscriber resuming that state.
     """
 
-    def __init__(self, url: str, kinds=("defect", "status"), client_id: str | None = None) -> None:
+    def __init__(self, url: str, kinds=("defect", "status"), client_id: str | None = None,
+                 state: str | Path | None = None) -> None:
         import queue as _queue
 
         mqtt = require("paho.mqtt.client", "mqtt", url)
@@ -296,21 +306,25 @@ class MqttSubscriber:
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not host:
             raise ConfigError(f"{url}: expected mqtt://host[:port][/topic_prefix]")
         self.prefix = parts.path.strip("/") or "inspector"
-        self.topics = [f"{self.prefix}/+/v1/{k}" if k == "stats" else f"{self.prefix}/+/v1/{k}/+" for k in kinds]
+        kinds = list(kinds)
+        self.quiet_stats = "stats" not in kinds
+        self.topics = [f"{self.prefix}/+/v1/{k}" if k == "stats" else f"{self.prefix}/+/v1/{k}/+"
+                       for k in kinds + (["stats"] if self.quiet_stats else [])]
         self.topics.append(f"{self.prefix}/+/v1/bridge")  # each box's bridge counts: drops after its last stats
         self._kinds = tuple(f"v1/{k}" for k in kinds)
-        self.events: _queue.Queue = _queue.Queue()
-        self._lock = threading.Lock()  # paho's thread observes, the caller's reads notices
+        self.messages: _queue.Queue = _queue.Queue()  # (topic, payload) as they arrive, accounted by recv
+        self._lock = threading.Lock()  # recv accounts, any thread may read the counts
         self.loss: dict[str, LossTracker] = {}  # box → its loss accounting
         self._bridge_dropped: dict[tuple[str, str], int] = {}  # (box, run) → messages its bridge said it dropped
         self._notices: list[str] = []
+        self._open_state(state, f"mqtt://{host}:{port}/{self.prefix}")  # before the first message can arrive
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
                                   clean_session=client_id is None)
         if tls:
             self.client.tls_set()
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
+        self.client.on_message = lambda client, userdata, msg: self.messages.put((msg.topic, bytes(msg.payload)))
         try:
             self.client.connect(host, port, keepalive=30)
         except OSError as exc:
@@ -321,27 +335,33 @@ class MqttSubscriber:
         for topic in self.topics:
             client.subscribe(topic, qos=1)
 
-    def _on_message(self, client, userdata, msg) -> None:
+    def _take(self, topic: str, payload: bytes):
+        """Account one message taken from the queue; ``(box, event)`` to return, or None (bridge counts, not an
+        event, a QoS 1 duplicate or a retained repeat)."""
         from inspector.events import decode
 
-        if msg.topic.endswith("/v1/bridge"):
-            self._bridge_message(msg.topic[len(self.prefix) + 1:].split("/", 1)[0], msg.payload)
-            return
+        box = topic[len(self.prefix) + 1:].split("/", 1)[0]
+        if topic.endswith("/v1/bridge"):
+            self._bridge_message(box, payload)
+            return None
         try:
-            header = json.loads(msg.payload)
+            header = json.loads(payload)
             descriptors = header.pop("payloads", []) if isinstance(header, dict) else []
-            event = decode([msg.topic.encode(), json.dumps({**header, "payloads": []}).encode()])
+            event = decode([topic.encode(), json.dumps({**header, "payloads": []}).encode()])
         except (ValueError, TypeError) as exc:
-            log.warning("%s: not an inspector event (%s)", msg.topic, exc)
-            return
-        box = msg.topic[len(self.prefix) + 1:].split("/", 1)[0]
+            log.warning("%s: not an inspector event (%s)", topic, exc)
+            return None
         event.run_id = event.run_id or str(header.get("event_id", "")).split("-")[0]
         if not self._account(box, event):  # a QoS 1 duplicate or a retained repeat
-            return
+            return None
         event.source = {**(getattr(event, "source", None) or {}), "box": box, "run_id": event.run_id}  # stats: none
         if isinstance(descriptors, list) and descriptors:
             event.source["payload_topics"] = [d.get("topic") for d in descriptors if isinstance(d, dict)]
-        self.events.put((box, event))
+        return box, event
+
+    def asked(self, event) -> bool:
+        """Whether ``event`` is of the kinds asked for (False: a stats event heard for the accounting only)."""
+        return not (self.quiet_stats and event.type == "stats")
 
     def _account(self, box: str, event) -> bool:
         """Observe ``event`` in its box's loss tracker; False for a duplicate (not to be returned again)."""
@@ -411,14 +431,60 @@ class MqttSubscriber:
             dropped = sum(self._bridge_dropped.values())
         return "; ".join(lines + [f"{dropped} message(s) dropped by the boxes' MQTT bridges"])
 
-    def recv(self, timeout: float | None = None):
+    def recv(self, timeout: float | None = None, quiet: bool = False):
+        """The next ``(box, event)``, or None after ``timeout`` seconds (None: wait forever); messages that are no
+        event to return (see :meth:`_take`; stats heard quietly unless ``quiet``) do not restart the wait."""
         import queue as _queue
 
-        try:
-            return self.events.get(timeout=timeout)
-        except _queue.Empty:
-            return None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                topic, payload = self.messages.get(
+                    timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
+            except _queue.Empty:
+                return None
+            got = self._take(topic, payload)
+            self._save_state()
+            if got is not None and (quiet or self.asked(got[1])):
+                return got
 
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        self._save_state()
+
+    # the state kept in a StateFile (KeepsState): each box's loss tracker and the bridge drops told
+    def state(self) -> dict:
+        with self._lock:
+            boxes = {box: tracker.state() for box, tracker in list(self.loss.items())[-STATE_BOXES:]}
+            told = [[box, run, n] for (box, run), n in self._bridge_dropped.items() if box in boxes
+                    and run in {r for r, _ in boxes[box]["runs"]}]
+        return {"version": STATE_VERSION, "boxes": boxes, "bridge_told": told}
+
+    def resume(self, state: object, saved_utc: str = "?") -> None:
+        """Go on from :meth:`state`; ValueError (one line) when ``state`` is not one, nothing taken then."""
+        if not (isinstance(state, dict) and state.get("version") == STATE_VERSION
+                and isinstance(state.get("boxes"), dict) and len(state["boxes"]) <= STATE_BOXES):
+            raise ValueError(f"not a version {STATE_VERSION} MQTT subscriber state (per box)")
+        trackers = {}
+        for box, tracker_state in state["boxes"].items():
+            trackers[box[:256]] = tracker = LossTracker(self._kinds)
+            tracker.resume(tracker_state, saved_utc)  # ValueError for a damaged one: nothing taken
+        told = state.get("bridge_told", [])
+        if not (isinstance(told, list) and all(isinstance(t, list) and len(t) == 3 and isinstance(t[0], str)
+                                               and t[0] in trackers and isinstance(t[1], str)
+                                               and t[1] in trackers[t[0]].runs and type(t[2]) is int
+                                               and 0 < t[2] <= 10**12 for t in told)):
+            raise ValueError("its 'bridge_told' are not a list of [box, run id, count] of its runs")
+        with self._lock:
+            self.loss.update(trackers)
+            self._bridge_dropped.update({(box, run): n for box, run, n in told})
+
+    def heard(self) -> str:
+        with self._lock:
+            return "; ".join(f"box {box}: {t.heard()}" for box, t in sorted(self.loss.items())) or "no box heard yet"
+
+    def _tell(self, line: str | None) -> None:
+        if line:
+            with self._lock:
+                self._notices.append(line)
