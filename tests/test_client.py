@@ -485,8 +485,10 @@ def test_gaps_of_a_slow_reader_and_across_a_reconnect_say_so(tmp_path):
         _connect(pub, sub)
         sender = threading.Thread(target=lambda: [pub.send(_numbered_defect(seq)) for seq in range(3000)])
         sender.start()
-        while sub.recv(timeout=1) is not None:
-            time.sleep(0.001)  # a reader slower than the publisher
+        # a reader slower than the publisher, reading until the burst is sent and everything that got
+        # through is read (a sender slowed by a busy machine must not end the reading early)
+        while sub.recv(timeout=1) is not None or sender.is_alive():
+            time.sleep(0.001)
         sender.join()
         slow = [n for n in sub.notices() if n.startswith("lost")]
         pub.close()  # the daemon restarts on the same endpoint, its run (and seq) going on
