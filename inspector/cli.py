@@ -3,7 +3,7 @@
 Each command lives in ``inspector.commands.<name>`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func``. Commands are
 imported lazily by name so ``inspector subscribe`` never pays for torch.
-User errors (:class:`InspectorError`) print one line and exit 2; so does an
+User errors (:class:`InspectorError`) print one line and exit 2 (one: a newline in a path is escaped); so does an
 OSError that names a file (a full disk, an output made unwritable while a command
 ran): the file and what the system said. ``--debug`` shows the traceback. The library names the field an error is about; the one
 mapping from fields to flags is the command's parser itself (an option's
@@ -23,6 +23,7 @@ from inspector import __version__, lifecycle
 from inspector.errors import InspectorError
 from inspector.interrupts import exit_code as interrupt_exit_code
 from inspector.redact import redact, redact_log_handlers
+from inspector.textline import one_line
 
 # name → (module, one-line help); order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -73,7 +74,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (what and where), exit 2, like every other user error."""
 
     def error(self, message: str):  # noqa: D102 - argparse API
-        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"error: {self.prog}: {one_line(message)} (see '{self.prog} --help')\n")
 
 
 def flag_for(parser: argparse.ArgumentParser, command: str | None, field: str) -> str | None:
@@ -162,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     except InspectorError as exc:
         if debug:
             raise
-        print(f"error: {redact(user_message(exc, parser, command))}", file=sys.stderr)
+        print(f"error: {one_line(redact(user_message(exc, parser, command)))}", file=sys.stderr)
         return 2
     except OSError as exc:
         if debug or exc.filename is None:  # no file named: not the user's disk, maybe ours (a traceback)
             raise
-        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(os_error_line(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)

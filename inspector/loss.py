@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from inspector.events import Event
+from inspector.textline import one_line
 
 UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that the next one lacks
 
@@ -323,7 +324,8 @@ class LossTracker:
         return f"last heard run {list(self.runs)[-1] or '?'}" if self.runs else "no run heard yet"
 
     def note(self, line: str) -> None:
-        self._notices.append(line)
+        """Queue a notice; it carries wire text (topics, camera names), so it is made one printable line."""
+        self._notices.append(one_line(line))
 
     def notices(self) -> list[str]:
         """Findings since the last call, one line each."""

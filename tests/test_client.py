@@ -503,3 +503,52 @@ def test_gaps_of_a_slow_reader_and_across_a_reconnect_say_so(tmp_path):
     assert slow and all("while this subscriber was behind" in n and "rcvhwm 50" in n for n in slow), slow
     assert len(reconnect) == 1 and "..3004) in run r across a dropped connection to ipc://" in reconnect[0], \
         reconnect
+
+
+def test_wire_text_cannot_forge_lines_or_control_the_terminal(tmp_path, capsys):
+    """A rogue publisher's camera name, state and topic with a newline, CR or ESC: ``subscribe`` printed them
+    raw, so one event became two lines (the second a forged event that line-reading scripts believe) and
+    escape sequences rewrote the terminal. Each event is one line, each notice one line, no control character."""
+    import json
+    import re
+    import threading
+
+    from inspector.cli import main
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    forged = "c\n2026-01-01T00:00:00Z good       #0      frame 0       OK\x1b[2J\r\u2028"
+    status = {"schema_version": 1, "type": "status", "camera": forged, "seq": 0, "state": "online\x1b[31m",
+              "previous": None, "reason": "a\nb", "time_utc": utc_iso(), "payloads": []}
+
+    def publish() -> None:
+        assert pub.wait_for_subscription(10.0)
+        time.sleep(0.2)
+        pub.socket.send_multipart([b"v1/status/c\nFORGED NOTICE\x1b[2J", b"{not json"])  # told as a notice
+        pub.socket.send_multipart([b"v1/status/c", json.dumps(status).encode()])
+        pub.send(_status(0, camera="good"))
+
+    sender = threading.Thread(target=publish)
+    sender.start()
+    try:
+        assert main(["subscribe", pub.endpoint, "--topic", "v1/", "--count", "2", "--timeout", "10"]) == 0
+    finally:
+        sender.join()
+        pub.close()
+    out, err = capsys.readouterr()
+    control = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+    assert len(out.splitlines()) == 2 and "good" in out.splitlines()[1], out
+    assert "\\n" in out.splitlines()[0] and not control.search(out + err), (out, err)
+    assert not any(line.startswith("FORGED") for line in err.splitlines()), err
+
+
+def test_an_error_line_with_a_newline_in_a_path_is_one_line(tmp_path, capsys):
+    """A path named on the command line with a newline in it (legal in POSIX file names) split the
+    ``error:`` line in two, for library errors and argument errors alike."""
+    from inspector.cli import main
+
+    odd = tmp_path / "new\nline"
+    odd.write_bytes(b"x")
+    for argv in (["subscribe", "--save-dir", str(odd)], ["run", "--config", str(odd), "--check"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("error:") and "new" in err, err

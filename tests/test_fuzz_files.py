@@ -340,3 +340,38 @@ def test_fuzz_checkpoints(trained_run, tmp_path):
     print(f"\nfuzz checkpoints (seed {SEED}): {dict(counts)}")
     assert not failures, f"{len(failures)} failure(s):\n" + "\n".join(failures[:20])
     assert counts["2"] >= CHECKPOINT_CASES // 10 and counts["0"] >= 1, counts
+
+
+# -- corrupt images through the CLI ------------------------------------------------------------------------------
+def _damaged_images(folder: Path) -> dict[str, bytes]:
+    """Real encodings (OpenCV) of one picture, damaged as files from disks and cameras are: a truncated file,
+    zeroed bytes (a PNG CRC error; a JPEG that still decodes, with extraneous bytes)."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(SEED)
+    img = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    enc = {ext: cv2.imencode(ext, img)[1].tobytes() for ext in (".png", ".jpg", ".tif", ".bmp")}
+    zeroed = {ext: b[:len(b) // 3] + bytes(50) + b[len(b) // 3 + 50:] for ext, b in enc.items()}
+    return {"crc.png": zeroed[".png"], "zeroed.jpg": zeroed[".jpg"], "trunc.tif": enc[".tif"][:len(enc[".tif"]) // 2],
+            "trunc.bmp": enc[".bmp"][:len(enc[".bmp"]) // 2], "trunc.png": enc[".png"][:len(enc[".png"]) // 2]}
+
+
+def test_corrupt_images_through_predict_are_one_line(seeds, tmp_path):
+    """``inspector predict`` on a corrupt image: exit 2 and exactly one stderr line besides log lines (exit 0
+    and none when the decoder recovers). libpng, libjpeg and OpenCV's log printed their own lines to stderr
+    beside ours ("libpng error: IDAT: CRC error", "[ERROR…] TIFF_Error …", "Corrupt JPEG data: …")."""
+    import re
+
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    log_line = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ (DEBUG|INFO|WARNING) ")
+    bad = []
+    for name, data in _damaged_images(tmp_path).items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        res = subprocess.run([sys.executable, "-m", "inspector", "predict", str(seeds["graph"]), str(path)],
+                             env=env, capture_output=True, text=True, timeout=60)
+        lines = [line for line in res.stderr.splitlines() if line.strip() and not log_line.match(line)]
+        if "Traceback" in res.stderr or res.returncode not in (0, 2) or len(lines) != (res.returncode == 2):
+            bad.append(f"{name}: exit {res.returncode}, stderr {lines}")
+    assert not bad, "\n".join(bad)

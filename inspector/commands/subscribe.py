@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from inspector.commands.argtypes import float_range, int_range, out_file, out_folder
+from inspector.textline import one_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,16 +54,18 @@ def _mapping(value) -> dict:
 
 
 def describe(event) -> str:
-    """One human-readable line per event (fields decode() checked; free-form parts read defensively)."""
+    """One human-readable line per event (fields decode() checked; free-form parts read defensively; wire strings
+    with a newline or ESC are escaped by :func:`~inspector.textline.one_line`: one event, one line)."""
     if event.type == "status":
-        return f"{event.time_utc} {event.camera:<10} status {event.state}" + (f" ({event.reason})" if event.reason else "")
+        return one_line(f"{event.time_utc} {event.camera:<10} status {event.state}"
+                        + (f" ({event.reason})" if event.reason else ""))
     if event.type == "stats":
         totals = _mapping(event.data.get("totals"))
         total = _mapping(_mapping(event.data.get("latency_ms")).get("total"))
         lat = (f" e2e p50 {_number(total.get('p50')):.1f} ms p99 {_number(total.get('p99')):.1f} ms"
                if total.get("n") else "")
         fps = _number(totals.get("fps" if event.final else "fps_window", totals.get("fps", 0)))
-        return f"{event.time_utc} stats      {fps:.1f} fps{lat}" + (" (final)" if event.final else "")
+        return one_line(f"{event.time_utc} stats      {fps:.1f} fps{lat}" + (" (final)" if event.final else ""))
     regions = " ".join(f"[{r['bbox'][0]},{r['bbox'][1]} {r['bbox'][2]}x{r['bbox'][3]} peak {_number(r.get('peak')):.3g}]"
                        for r in event.regions[:4])
     score = "n/a" if event.score is None else f"{event.score:.4g}"
@@ -73,7 +76,7 @@ def describe(event) -> str:
         line += f" {len(event.regions)} region(s) {regions}"
     if event.error:
         line += f" error: {event.error}"
-    return line
+    return one_line(line)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -152,7 +155,7 @@ def run_mqtt(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({**header_dict(event), "box": box}), flush=True)
             else:
-                print(f"{box:<12} {describe(event)}", flush=True)
+                print(one_line(f"{box:<12} {describe(event)}"), flush=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -218,7 +221,7 @@ def _receive(args: argparse.Namespace, sub, tally: dict) -> None:
 
 def _tell(lines: list[str]) -> None:
     for line in lines:
-        print(line, file=sys.stderr, flush=True)
+        print(one_line(line), file=sys.stderr, flush=True)  # notices carry wire text: one line each
 
 
 def _save_or_warn(event, save_dir: Path) -> bool:

@@ -91,6 +91,7 @@ import logging
 import os
 import stat
 import struct
+import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -304,13 +305,50 @@ def standardize_pixels(img: np.ndarray, where: str, bit_depth: int | None = None
     return np.ascontiguousarray(img)
 
 
-def _imdecode(buf: np.ndarray, where: str, flags: int) -> np.ndarray:
-    img = None
-    if buf.size:
+_NATIVE_SINK_LOCK = threading.Lock()
+
+
+def cv2_imdecode(buf: np.ndarray, flags: int) -> np.ndarray | None:
+    """``cv2.imdecode`` with what the native codecs print to stderr turned into DEBUG log lines (shown by ``-v``).
+
+    libpng ("libpng error: IDAT: CRC error"), libjpeg ("Corrupt JPEG data: … extraneous bytes") and OpenCV's
+    own log ("[ERROR…] TIFF_Error …", "imdecode_(''): can't read data") write straight to file descriptor 2,
+    past Python's logging: a corrupt image gave 2-4 stderr lines where the rule is exactly one (``error: …``
+    naming the file, raised by the caller). File descriptor 2 is pointed at a temporary file for the call, so
+    only when no other thread runs (a daemon's threads would lose their own stderr lines meanwhile) and
+    when descriptor 2 exists; otherwise the codecs print as before. Returns None when OpenCV cannot decode.
+    """
+    if threading.active_count() > 1 or not _NATIVE_SINK_LOCK.acquire(blocking=False):
+        return _imdecode_raw(buf, flags)
+    try:
         try:
-            img = cv2.imdecode(buf, flags)
-        except cv2.error:
-            img = None
+            saved, sink = os.dup(2), tempfile.TemporaryFile()
+        except OSError:  # no descriptor 2 (closed by a supervisor): nothing to keep clean
+            return _imdecode_raw(buf, flags)
+        with sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                return _imdecode_raw(buf, flags)
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                for line in sink.read(1 << 16).decode("utf-8", "replace").splitlines():
+                    if line.strip():
+                        log.debug("native codec: %s", line.strip())
+    finally:
+        _NATIVE_SINK_LOCK.release()
+
+
+def _imdecode_raw(buf: np.ndarray, flags: int) -> np.ndarray | None:
+    try:
+        return cv2.imdecode(buf, flags)
+    except cv2.error:
+        return None
+
+
+def _imdecode(buf: np.ndarray, where: str, flags: int) -> np.ndarray:
+    img = cv2_imdecode(buf, flags) if buf.size else None
     if img is None:
         raise ImageRejected(f"{where}: cannot decode image (corrupt or unsupported format)", "corrupt")
     return img
@@ -422,10 +460,7 @@ def _varying_alpha(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | Non
     decoder drops alpha (and applies the orientation), so the file is decoded again as
     stored; an alpha plane of another shape (a rotated file) is not trusted.
     """
-    try:
-        raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        return None
+    raw = cv2_imdecode(data, cv2.IMREAD_UNCHANGED)
     if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4) or raw.shape[:2] != tuple(shape):
         return None
     alpha = raw[:, :, -1]
