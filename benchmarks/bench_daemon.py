@@ -61,7 +61,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _common import downscale_costs, machine  # noqa: E402
 from inspector.backends import load_backend  # noqa: E402
-from inspector.backends.ort_replicas import usable_cores  # noqa: E402
+from inspector.backends.ort_replicas import default_replicas  # noqa: E402
 from inspector.client import Subscriber  # noqa: E402
 from inspector.contract import DEFAULT_DOWNSCALE  # noqa: E402
 from inspector.pipeline.config import ModelSection, SyntheticSection, daemon_config  # noqa: E402
@@ -141,8 +141,8 @@ def daemon_spin(args) -> tuple[bool, int | None, bool]:
 
 def daemon_replicas(args) -> int:
     """The sessions the daemon splits a full batch across: ``--replicas``, else its default
-    (``Daemon.replicas``: min(usable cores, max batch))."""
-    return args.replicas if args.replicas is not None else min(usable_cores(), args.max_batch)
+    (``Daemon.replicas``: one per core ``--threads`` allows, at most the max batch)."""
+    return args.replicas if args.replicas is not None else default_replicas(args.threads, args.max_batch)
 
 
 def bare_backend(model: Path, batch: np.ndarray, threads: int | None, seconds: float,

@@ -32,6 +32,14 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def default_replicas(threads: int | None, max_batch: int, cores: int | None = None) -> int:
+    """Sessions a full batch is split across when ``model.replicas`` is not set: one per core the backend
+    may use (``threads``, None: every usable core, at most ``cores``), at most ``max_batch``, at least 1.
+    A thread budget of 1 therefore turns the split off: it never runs more threads than the budget."""
+    cores = usable_cores() if cores is None else cores
+    return max(1, min(threads or cores, cores, max_batch))
+
+
 def chunk_bounds(n: int, parts: int) -> list[tuple[int, int]]:
     """``parts`` contiguous (start, stop) row ranges covering ``range(n)``, sizes differing by at most one.
 

@@ -58,8 +58,8 @@ class ModelSection:
     # Data parallelism on the CPU (issue 17, docs/PERFORMANCE.md): a batch of at least this many frames is split
     # into as many chunks, each run by its own ONNX Runtime session on its share of the threads, at the same time;
     # smaller batches run whole. One barrier per batch instead of one per operator, so the pipeline's own threads
-    # taking a core for a moment no longer stall every operator. None: min(usable cores, batching.max_batch);
-    # 1: off. Ignored by TensorRT and the CUDA provider.
+    # taking a core for a moment no longer stall every operator. None: one per core `threads` allows (all usable
+    # cores when threads is None), at most batching.max_batch; 1: off. Ignored by TensorRT and the CUDA provider.
     replicas: int | None = bounded(None, ge=1, le=256)
     # Inference runs per batch size before the daemon reports ready (0: none). ONNX Runtime allocates its arena
     # and plans memory per input shape on the first two runs at that shape, each ~1.5x a steady run (measured

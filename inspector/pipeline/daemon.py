@@ -39,7 +39,7 @@ import zmq
 
 from inspector.backends import backend_for_path, load_backend
 from inspector.backends.base import Backend
-from inspector.backends.ort_replicas import usable_cores
+from inspector.backends.ort_replicas import default_replicas
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
 from inspector.outputs import file_problem, folder_problem
@@ -266,10 +266,10 @@ class Daemon:
 
     @property
     def replicas(self) -> int:
-        """ONNX Runtime sessions a full batch is split across: ``model.replicas``, or min(usable cores,
-        ``batching.max_batch``) when not set (see :mod:`inspector.backends.ort_replicas`)."""
-        configured = self.cfg.model.replicas
-        return configured if configured is not None else min(usable_cores(), self.cfg.batching.max_batch)
+        """ONNX Runtime sessions a full batch is split across: ``model.replicas``, or when not set one per
+        core ``model.threads`` allows, at most ``batching.max_batch`` (:func:`default_replicas`)."""
+        m = self.cfg.model
+        return m.replicas if m.replicas is not None else default_replicas(m.threads, self.cfg.batching.max_batch)
 
     def check(self) -> list[str]:
         """``--check``: setup, load the model, open every source once; returns report lines."""

@@ -224,3 +224,15 @@ def test_a_failing_chunk_fails_the_batch_after_every_chunk_has_ended():
     assert chunk_bounds(8, 3) == [(0, 3), (3, 6), (6, 8)] and chunk_bounds(2, 2) == [(0, 1), (1, 2)]
     with pytest.raises(ValueError):
         chunk_bounds(2, 3)
+
+
+def test_the_default_split_never_runs_more_threads_than_the_budget():
+    """model.replicas unset: one session per core the thread budget allows, at most the batch; a budget of one
+    thread (a box sharing its cores) means no split at all."""
+    from inspector.backends.ort_replicas import default_replicas
+
+    assert default_replicas(None, 8, cores=2) == 2
+    assert default_replicas(1, 8, cores=2) == 1
+    assert default_replicas(None, 8, cores=16) == 8
+    assert default_replicas(4, 8, cores=16) == 4
+    assert default_replicas(None, 1, cores=4) == 1
