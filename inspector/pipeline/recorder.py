@@ -27,6 +27,13 @@ One daemon records in a ``dir`` at a time: :func:`lock_recorder_dir` holds an ex
 (flock(2)) on the directory itself for the whole run. Two daemons on one folder counted each other's
 recordings, so one's retention deleted the other's evidence and max_events/max_bytes were shared between
 them. The kernel drops the lock when its process ends, crashed or not: no stale lock to remove by hand.
+If the path stops naming the locked folder mid-run (renamed, removed), the folder now there is locked and
+recorded in (:meth:`RecorderWorker._follow_dir`); if another daemon holds it, recording stops and each
+defect is counted ``recorder.unusable``.
+
+A recording is whole or absent to a reader: its header (JSON) is written last and marks it whole; the files
+of one whose header could not be written are removed (the event counted as ``recorder.errors``), halves left
+by a crash between files are removed at the next start, and retention deletes the header first.
 """
 
 from __future__ import annotations
