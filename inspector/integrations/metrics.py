@@ -33,7 +33,8 @@ _CAMERA_DROPS = {"dropped_live": "live_newest_kept", "corrupt": "corrupt", "sour
 _GLOBAL_DROPS = {"publish_queue_dropped": "publish_queue_full", "dropped_shutdown": "shutdown",
                  "status_dropped": "status_queue_full", "inference_error_frames": "inference_error",
                  "recorder.dropped": "recorder_queue_full", "recorder.errors": "recorder_write_error",
-                 "recorder.skipped_low_disk": "recorder_low_disk", "recorder.abandoned": "recorder_shutdown"}
+                 "recorder.skipped_low_disk": "recorder_low_disk", "recorder.abandoned": "recorder_shutdown",
+                 "recorder.unusable": "recorder_dir_unusable"}
 CAMERA_STATES = ("connecting", "online", "reconnecting", "stalled", "changed", "ended", "failed")
 
 

@@ -53,7 +53,7 @@ from inspector.pipeline.infer import InferenceWorker, usable_max_batch
 from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker, StatusUpdate
-from inspector.pipeline.recorder import (RecorderWorker, lock_recorder_dir, recording_losses,
+from inspector.pipeline.recorder import (RecorderDirLock, RecorderWorker, lock_recorder_dir, recording_losses,
                                          release_recorder_dir)
 from inspector.pipeline.sources import Source, make_source, source_type
 from inspector.pipeline.stats import DaemonStats
@@ -211,7 +211,7 @@ class Daemon:
         self._started = False
         self._cameras_ended = False
         self._checking = False  # check(): recorder.dir is only tested for another daemon, not made
-        self._dir_lock: int | None = None  # recorder.dir held for this run (lock_recorder_dir)
+        self._dir_lock: RecorderDirLock | None = None  # recorder.dir held for this run (lock_recorder_dir)
         self.cpu = ThreadCpu()
 
     # -- setup --------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ class Daemon:
         self.drift = DriftMonitor(cfg.drift, self.calibration.score_stats if self.calibration else None)
         shared = WorkerContext(broken=threading.Event(), cpu=self.cpu)  # one "a worker failed" flag for all
         self.recorder = (RecorderWorker(cfg.recorder, threading.Event(), counters, self.run_id, self.started_utc,
-                                        shared) if cfg.recorder.enabled else None)
+                                        shared, dir_lock=self._dir_lock) if cfg.recorder.enabled else None)
         self.inference = self._start_inference(to_post, shared)
         backend = self.inference.backend
         self._check_backend(backend)

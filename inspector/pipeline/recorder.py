@@ -27,6 +27,13 @@ One daemon records in a ``dir`` at a time: :func:`lock_recorder_dir` holds an ex
 (flock(2)) on the directory itself for the whole run. Two daemons on one folder counted each other's
 recordings, so one's retention deleted the other's evidence and max_events/max_bytes were shared between
 them. The kernel drops the lock when its process ends, crashed or not: no stale lock to remove by hand.
+If the path stops naming the locked folder mid-run (renamed, removed), the folder now there is locked and
+recorded in (:meth:`RecorderWorker._follow_dir`); if another daemon holds it, recording stops and each
+defect is counted ``recorder.unusable``.
+
+A recording is whole or absent to a reader: its header (JSON) is written last and marks it whole; the files
+of one whose header could not be written are removed (the event counted as ``recorder.errors``), halves left
+by a crash between files are removed at the next start, and retention deletes the header first.
 """
 
 from __future__ import annotations
@@ -110,7 +117,8 @@ def _create(path: Path, data: bytes) -> None:
 
 # counters of defects that were published but not kept as evidence, with what the summary calls them
 RECORDING_LOSSES = (("recorder.dropped", "queue full"), ("recorder.errors", "write errors"),
-                    ("recorder.skipped_low_disk", "low disk"), ("recorder.abandoned", "unwritten at shutdown"))
+                    ("recorder.skipped_low_disk", "low disk"), ("recorder.abandoned", "unwritten at shutdown"),
+                    ("recorder.unusable", "recorder.dir unusable"))
 
 
 def recording_losses(totals: dict) -> str | None:
@@ -234,12 +242,54 @@ def _next_run_number(highest_seen: int) -> int:
     return highest_seen + 1
 
 
-def lock_recorder_dir(path: str | Path, create: bool = True) -> int | None:
+class RecorderDirLock:
+    """recorder.dir held by this process: an exclusive flock(2) on the directory open as ``fd``, which was at
+    ``root`` when locked. The path can stop naming it while the run goes on (the folder renamed or removed by
+    hand, a share remounted): the lock then stays on the renamed folder and a second daemon could lock and
+    record in a new folder at the path. :meth:`follow` re-locks whatever is at the path now."""
+
+    def __init__(self, root: Path, fd: int) -> None:
+        self.root, self.fd = root, fd
+        self._mutex = threading.Lock()  # the recorder's thread re-locks, the daemon's releases
+
+    def holds_path(self) -> bool:
+        """Whether ``root`` still names the locked directory (same st_dev and st_ino; False once released)."""
+        with self._mutex:
+            if self.fd < 0:
+                return False
+            try:
+                here, held = os.stat(self.root), os.fstat(self.fd)
+            except OSError:  # gone
+                return False
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
+    def follow(self) -> None:
+        """Lock the folder at ``root`` now (made if missing) in place of the one held, which is let go.
+        ConfigError when another daemon holds it (the old lock is kept); OSError when it cannot be made or
+        opened; nothing after :meth:`release` (the run is over)."""
+        fd = _open_locked(self.root, create=True)
+        with self._mutex:
+            if self.fd < 0:  # released meanwhile
+                if fd is not None:
+                    os.close(fd)
+                return
+            if fd is not None:  # None: this file system cannot lock (warned): nothing to hold
+                os.close(self.fd)
+                self.fd = fd
+
+    def release(self) -> None:
+        with self._mutex:
+            if self.fd >= 0:
+                os.close(self.fd)  # closing the only descriptor of the open file releases its flock
+                self.fd = -1
+
+
+def lock_recorder_dir(path: str | Path, create: bool = True) -> RecorderDirLock | None:
     """Hold recorder.dir ``path`` for this process: an exclusive flock(2) on the directory itself, held until
     :func:`release_recorder_dir` or the end of the process (the kernel releases it then, after a crash too).
     No lock file: nothing is written into the evidence folder that a later run would change. Returns the
-    directory's descriptor; None when ``path`` does not exist and ``create`` is False (``--check``: nobody
-    records there) or its file system has no locks (a warning; some network shares).
+    lock; None when ``path`` does not exist and ``create`` is False (``--check``: nobody records there) or
+    its file system has no locks (a warning; some network shares).
 
     ConfigError naming ``path`` and the holder's pid (from /proc/locks where there is one) when another
     daemon holds it: two daemons on one folder count each other's recordings (one's retention deletes the
@@ -248,10 +298,18 @@ def lock_recorder_dir(path: str | Path, create: bool = True) -> int | None:
     if not create and not root.is_dir():
         return None
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = _open_locked(root, create)
     except OSError as exc:
         raise ConfigError(f"recorder.dir: cannot use {root} ({exc.strerror or exc})", field="recorder.dir") from None
+    return RecorderDirLock(root, fd) if fd is not None else None
+
+
+def _open_locked(root: Path, create: bool) -> int | None:
+    """The directory ``root`` (made first if ``create``) open and flock'ed; None where the file system cannot
+    lock (warned). ConfigError when another process holds it; OSError when it cannot be made or opened."""
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -290,10 +348,10 @@ def _lock_holder(fd: int, locks: str = "/proc/locks") -> str:
     return "unknown"
 
 
-def release_recorder_dir(fd: int | None) -> None:
+def release_recorder_dir(lock: RecorderDirLock | None) -> None:
     """Let go of the lock :func:`lock_recorder_dir` returned (None: nothing held)."""
-    if fd is not None:
-        os.close(fd)  # closing the only descriptor of the open file releases its flock
+    if lock is not None:
+        lock.release()
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -306,9 +364,11 @@ def _entries(folder: Path) -> list[Path]:
 
 class RecorderWorker(Worker):
     def __init__(self, cfg: RecorderSection, stop: threading.Event, counters: Counters, run_id: str,
-                 started_utc: str, context: WorkerContext | None = None) -> None:
+                 started_utc: str, context: WorkerContext | None = None,
+                 dir_lock: RecorderDirLock | None = None) -> None:
         super().__init__("recorder", stop, context)
         self.cfg, self.counters = cfg, counters
+        self._lock = dir_lock  # the daemon's hold on cfg.dir (lock_recorder_dir); None: nothing to follow
         self._run_prefix = recording_prefix(run_id, started_utc)
         self.prefix = f"r{0:06d}-{self._run_prefix}"  # the run number is known once the folder is scanned
         if not RECORDING_NAME.match(f"{self.prefix}-{0:09d}-{0:09d}.png"):
@@ -387,12 +447,17 @@ class RecorderWorker(Worker):
             self.root.mkdir(parents=True, exist_ok=True)
             self._scan_existing()
         except OSError as exc:
+            # No count here: each defect this costs is counted once as it comes (recorder.unusable); an
+            # extra recorder.errors made the run's "lost" total one more than the defects lost
             log.error("recorder: cannot use %s (%s); recording disabled", self.root, exc.strerror or exc)
-            self.counters.add("recorder.errors")
             self._discard_until_end()
             return
         while (item := self._next()) is not None:
-            self._settle(self.record(*item))
+            outcome = self.record(*item)
+            self._settle(outcome)
+            if outcome == "recorder.unusable":  # recorder.dir is another daemon's now
+                self._discard_until_end()
+                return
 
     def _next(self) -> tuple[Frame, dict] | None:
         """The next queued event, waiting for one; None once finish() was called and the queue is empty,
@@ -407,8 +472,10 @@ class RecorderWorker(Worker):
         return None
 
     def _discard_until_end(self) -> None:
+        """Recording is off for the rest of the run: each event still coming is counted lost, once, as
+        ``recorder.unusable`` (not as a full queue, which it is not)."""
         while self._next() is not None:
-            self._settle("recorder.dropped")
+            self._settle("recorder.unusable")
 
     def _scan_existing(self) -> None:
         """Existing recordings (names matching RECORDING_NAME, nothing else) count towards retention, oldest
@@ -430,6 +497,7 @@ class RecorderWorker(Worker):
                     removed += self._remove_leftover(path, int(part.group(3)))
         if removed:
             log.info("recorder: removed %d temporary file(s) left in %s by a crash mid-write", removed, self.root)
+        self._settle_halves(groups)
         stems = _age_sorted(list(groups))
         number = _next_run_number(max((_run_number(stem.name) for stem in stems), default=0))
         self.prefix = f"r{number:06d}-{self._run_prefix}"
@@ -437,6 +505,26 @@ class RecorderWorker(Worker):
             self._kept.append(([path for path, _ in groups[stem]], sum(n for _, n in groups[stem])))
             self._bytes += self._kept[-1][1]
         self._enforce_retention()
+
+    def _settle_halves(self, groups: dict[Path, list[tuple[Path, int]]]) -> None:
+        """Recordings in ``groups`` (stem → files) without their header, which is written last: a writer that
+        died between files (or a version that kept what it had written). While this run holds the folder no
+        one else writes there, so they are removed (``recorder.incomplete_removed``), as a failed write's
+        are at run time: a recording is whole or absent. Without a lock (a file system that cannot lock) a
+        live writer's may be one: kept, counted as ``recorder.incomplete``, under retention like any."""
+        halves = [stem for stem, files in groups.items() if not any(p.suffix == ".json" for p, _ in files)]
+        if not halves:
+            return
+        if self._lock is None:
+            self.counters.add("recorder.incomplete", len(halves))
+            log.warning("recorder: %d recording(s) in %s have no event header (recorder.incomplete)", len(halves),
+                        self.root)
+            return
+        for stem in halves:
+            if self._remove_half([path for path, _ in groups.pop(stem)]):
+                self.counters.add("recorder.incomplete_removed")
+        log.info("recorder: removed %d recording(s) without an event header from %s (a crash between files)",
+                 len(halves), self.root)
 
     def _remove_leftover(self, path: Path, pid: int) -> bool:
         """Delete ``path``, a temporary file of _create's (name matched), if no process will finish it; True
@@ -453,11 +541,16 @@ class RecorderWorker(Worker):
         return False
 
     def record(self, frame: Frame, header: dict) -> str:
-        """Write one defect's recording; returns its outcome, the counter the caller adds:
-        ``recorder.written``, ``recorder.skipped_low_disk`` or ``recorder.errors`` (logged, throttled)."""
+        """Write one defect's recording, whole or not at all; returns its outcome, the counter the caller adds:
+        ``recorder.written``, ``recorder.skipped_low_disk``, ``recorder.errors`` (logged, throttled) or
+        ``recorder.unusable`` (recorder.dir was replaced by another daemon's: nothing more is recorded)."""
         try:
+            if not self._follow_dir():
+                return "recorder.unusable"
             folder = self.root / frame.camera
-            folder.mkdir(parents=True, exist_ok=True)  # recorder.dir itself may have been removed since start
+            # recorder.dir itself may have been removed since start: made again here only when no lock is held
+            # (else _follow_dir made and locked it: a folder made here would be nobody's)
+            folder.mkdir(parents=self._lock is None, exist_ok=True)
             free = shutil.disk_usage(folder).free
             if free < self.cfg.min_free_bytes:
                 self._throttle.warning("disk", "recorder: only %d MB free on %s; not recording",
@@ -467,17 +560,62 @@ class RecorderWorker(Worker):
             files: list[Path] = []
             try:
                 self._write_recording(stem, frame, header, files)
-            finally:  # what was written is whole (see _create) and kept under retention, even if not all was
-                if files:
-                    size = sum(p.stat().st_size for p in files)
-                    self._kept.append((files, size))
-                    self._bytes += size
+            except BaseException:
+                self._remove_half(files)
+                raise
+            self._book(files)
             self._enforce_retention()
             return "recorder.written"
         except Exception as exc:  # noqa: BLE001 - disk trouble is counted, inspection goes on
             self._throttle.warning("err", "recorder: cannot write camera '%s' frame %d: %s",
                                    frame.camera, frame.frame_id, exc)
             return "recorder.errors"
+
+    def _follow_dir(self) -> bool:
+        """Make sure recorder.dir's path still names the folder this run holds; where it does not (renamed
+        or removed by hand, a share remounted), lock the folder there now (made if missing) and take its
+        recordings as the books: the renamed one is no longer this run's to fill or prune. False when another
+        daemon holds the new folder (one error line; recording stops). Before, a new folder was made at the
+        path, unlocked, while the lock stayed on the renamed one: a second daemon could record beside this
+        one, and retention counted recordings that were no longer there."""
+        if self._lock is None or self._lock.holds_path():
+            return True
+        try:
+            self._lock.follow()
+        except ConfigError as exc:
+            log.error("recorder: %s was replaced while running, and the new folder is another daemon's (%s); "
+                      "recording stopped, defects from now on counted as recorder.unusable", self.root, exc)
+            return False
+        log.warning("recorder: %s no longer names the folder this run started in (renamed or removed); "
+                    "recording goes on in the folder now at that path, locked for this run", self.root)
+        self._kept.clear()
+        self._bytes, self._checked_at = 0, -math.inf
+        self._scan_existing()
+        return True
+
+    def _book(self, files: list[Path]) -> None:
+        """Count one recording's ``files`` (written whole) towards retention."""
+        size = sum(_size(p) or 0 for p in files)
+        self._kept.append((files, size))
+        self._bytes += size
+
+    def _remove_half(self, files: list[Path]) -> bool:
+        """A recording cut short (its header, written last, is missing): the ``files`` written before the
+        failure go, so a recording is whole or absent to a reader (the event is counted lost). Kept: an image
+        next to no header was evidence that the counts called lost, and nothing told which lacked one. One
+        that cannot be removed stays under retention and is counted as ``recorder.incomplete``. True: all gone."""
+        left = []
+        for path in files:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                left.append(path)
+        if present := [path for path in left if _size(path) is not None]:
+            self.counters.add("recorder.incomplete")
+            self._book(present)
+        return not present
 
     def _write_recording(self, stem: Path, frame: Frame, header: dict, files: list[Path]) -> None:
         """Frame, heat map and header (last) under ``stem``, each appended to ``files`` once whole on disk."""
@@ -540,15 +678,16 @@ class RecorderWorker(Worker):
         folder made read-only, an immutable file, a read-only share). That one is counted and logged, and
         retention goes on with the next: an exception here disabled recording for the whole run when met at
         start, and at run time reported the recording just written as failed."""
-        deleted = True
-        for path in files:
+        # The header first: it marks a recording whole, so a crash part-way leaves a half that the next start
+        # removes (_settle_halves), never a header whose image is gone; one that cannot go keeps the rest
+        for path in sorted(files, key=lambda p: p.suffix != ".json"):
             try:
                 path.unlink()
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                deleted = False
                 self.counters.add("recorder.delete_errors")
                 self._throttle.warning("delete", "recorder: retention cannot delete %s (%s); left in place",
                                        path, exc.strerror or exc)
-        return deleted
+                return False
+        return True

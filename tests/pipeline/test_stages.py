@@ -27,7 +27,8 @@ from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.postprocess import Decider, encode_payloads, find_regions
 from inspector.pipeline.preprocess import FrameRejected, Preprocessor
-from inspector.pipeline.recorder import RECORDING_NAME, RecorderWorker, recording_losses
+from inspector.pipeline.recorder import (RECORDING_LOSSES, RECORDING_NAME, RecorderWorker, lock_recorder_dir,
+                                         recording_losses)
 from inspector.pipeline.sources import make_source, make_synthetic_pool, source_type
 from inspector.pipeline.telemetry import Counters
 from inspector.artifacts.thresholds import ScoreStats
@@ -512,11 +513,15 @@ def test_retention_goes_on_past_a_recording_it_cannot_delete(tmp_path):
     assert len(list((root / "c").glob("*.json"))) == 2  # retention still works on what it can delete
 
 
-def test_recorder_survives_unwritable_dir(tmp_path):
+def test_recorder_survives_unwritable_dir_and_counts_each_lost_defect_once(tmp_path):
+    """recorder.dir unusable at start: logged, never raised, and each defect counted lost once. The failure
+    itself also added one recorder.errors, so 2 defects were told as 3 lost, 2 of them as 'queue full'."""
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     c = _recorded(RecorderSection(enabled=True, dir=str(blocker / "rec"), min_free_bytes=0), 2)
-    assert c.get("recorder.errors") >= 1  # logged and counted, never raised
+    losses = {key: c.get(key) for key, _ in RECORDING_LOSSES if c.get(key)}
+    assert losses == {"recorder.unusable": 2}
+    assert recording_losses(c.snapshot()) == "2 defect recording(s) lost (recorder.dir unusable 2)"
 
 
 def test_recorder_dir_removed_while_running_is_made_again(tmp_path):
@@ -985,3 +990,150 @@ def test_hub_wakes_a_blocked_producer_once_per_half_channel_not_per_frame():
     assert [f.frame_id for f in got] == list(range(n))
     refill = capacity - capacity // 2  # woken at half the capacity (FrameHub.low_water)
     assert cond.waits <= n // refill + 1  # one wake-up per frame before: ~n - capacity waits
+
+
+# -- recorder.dir renamed, replaced; recordings whole or absent ----------------------------------------------------
+def _record_one(rec: RecorderWorker, counters: Counters, i: int, outcome: str = "recorder.written") -> None:
+    """Put defect ``i`` and wait until ``outcome`` counts it."""
+    before = counters.get(outcome)
+    rec.put(_frame(i=i), {"seq": i})
+    deadline = time.monotonic() + 5
+    while counters.get(outcome) <= before and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_renamed_recorder_dir_is_followed_and_locked_again(tmp_path):
+    """recorder.dir renamed while running (moved aside for review): a new folder was made at the path but the
+    lock stayed on the renamed one, so a second daemon could record beside this one, and retention counted
+    the moved recording (max_events 1: 'deleted' one that was no longer there). Now the folder at the path is
+    locked and is the books; the renamed one is let go."""
+    root, moved, counters = tmp_path / "rec", tmp_path / "review", Counters()
+    lock = lock_recorder_dir(root)
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=1),
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z", dir_lock=lock)
+    rec.start()
+    try:
+        _record_one(rec, counters, 0)
+        root.rename(moved)
+        _record_one(rec, counters, 1)
+        with pytest.raises(ConfigError, match="in use by another daemon"):
+            lock_recorder_dir(root)  # a second daemon is refused on the folder now at the path
+        lock_recorder_dir(moved).release()  # the renamed one is free
+    finally:
+        rec.finish()
+        rec.join(10)
+        lock.release()
+    assert counters.get("recorder.written") == 2 and counters.get("recorder.deleted") == 0
+    assert len(list(moved.glob("c/*.json"))) == 1 and len(list(root.glob("c/*-000000001.json"))) == 1
+
+
+def test_a_recorder_dir_replaced_by_another_daemons_stops_recording_with_each_loss_counted(tmp_path, caplog):
+    """The path now names a folder another daemon holds: nothing is written there (one's retention would
+    delete the other's evidence); one error line, and each defect from then on counted lost once."""
+    root, counters = tmp_path / "rec", Counters()
+    lock = lock_recorder_dir(root)
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
+                         counters, "0123456789ab", "2025-01-31T12:00:00.000Z", dir_lock=lock)
+    rec.start()
+    try:
+        _record_one(rec, counters, 0)
+        root.rename(tmp_path / "old")
+        other = lock_recorder_dir(root)  # the other daemon, on a new folder at the path
+        for i in (1, 2):
+            _record_one(rec, counters, i, "recorder.unusable")
+    finally:
+        rec.finish()
+        rec.join(10)
+        lock.release()
+    other.release()
+    assert counters.get("recorder.written") == 1 and counters.get("recorder.unusable") == 2
+    assert counters.get("recorder.errors") == 0 and list(root.iterdir()) == []
+    assert sum(r.levelname == "ERROR" for r in caplog.records) == 1
+
+
+_HEADER_CUT_SHORT = """
+import json, resource, signal, sys, threading
+import numpy as np
+from inspector.pipeline.config import RecorderSection
+from inspector.pipeline.frame import Frame
+from inspector.pipeline.recorder import RecorderWorker
+from inspector.pipeline.telemetry import Counters
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, like ENOSPC
+counters = Counters()
+rec = RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_bytes=0), threading.Event(),
+                     counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+rec.start()
+for i, note in enumerate(["x" * 8000, "short"]):  # frame 0: its image fits, its header does not
+    rec.put(Frame(camera="c", frame_id=i, image=np.zeros((64, 64, 3), np.uint8), capture_ns=0, capture_utc=0.0),
+            {"seq": i, "note": note})
+rec.finish()
+rec.join(10)
+print(json.dumps({"written": counters.get("recorder.written"), "errors": counters.get("recorder.errors")}))
+"""
+
+
+def test_a_recording_whose_header_cannot_be_written_leaves_nothing(tmp_path):
+    """The image written, then the header failed (a full disk; here a real EFBIG): the image stayed under a
+    recording name, evidence of a defect the counts called lost, with nothing to tell it lacked its header."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-c", _HEADER_CUT_SHORT, str(tmp_path / "rec")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"written": 1, "errors": 1}
+    assert sorted(p.name for p in (tmp_path / "rec" / "c").iterdir()) == [
+        "r000001-20250131T120000Z-0123456789ab-000000001-000000001.json",
+        "r000001-20250131T120000Z-0123456789ab-000000001-000000001.png"]
+
+
+_CRASH_BEFORE_HEADER = """
+import os, signal, sys, threading, time
+import numpy as np
+from pathlib import Path
+from inspector.pipeline import recorder
+from inspector.pipeline.config import RecorderSection
+from inspector.pipeline.frame import Frame
+from inspector.pipeline.telemetry import Counters
+real_link = recorder.os.link
+def link(src, dst):  # the power goes as the header is about to be named
+    if str(dst).endswith(".json"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_link(src, dst)
+recorder.os.link = link
+rec = recorder.RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_bytes=0), threading.Event(),
+                              Counters(), "0123456789ab", "2025-01-31T12:00:00.000Z")
+rec.start()
+frame = Frame(camera="c", frame_id=0, image=np.zeros((8, 8, 3), np.uint8), capture_ns=0, capture_utc=0.0)
+frame.amap = np.ones((8, 8), np.float32)
+rec.put(frame, {"seq": 0})
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("locked", [True, False])
+def test_a_recording_cut_short_by_a_crash_between_files_is_settled_at_the_next_start(tmp_path, locked):
+    """A daemon killed after a recording's image and heat map were named but before its header: the next start
+    counted the half as a recording, and nothing said it lacked its header. Holding the folder (no other
+    writer), the half is removed like a failed write's; without a lock (a file system that cannot lock) a
+    live writer's could look the same: kept and counted as recorder.incomplete."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    crashed = subprocess.run([sys.executable, "-c", _CRASH_BEFORE_HEADER, str(tmp_path / "rec")], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == -9, crashed.stderr
+    cam = tmp_path / "rec" / "c"
+    assert sorted(p.suffixes[-1] for p in cam.iterdir() if RECORDING_NAME.match(p.name)) == [".png", ".png"]
+    lock = lock_recorder_dir(tmp_path / "rec") if locked else None
+    counters = Counters()
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0),
+                         threading.Event(), counters, "aaaaaaaaaaaa", "2025-01-31T13:00:00.000Z", dir_lock=lock)
+    rec.start()
+    rec.finish()
+    rec.join(10)
+    if lock:
+        lock.release()
+    left = sorted(p.name for p in cam.iterdir())
+    if locked:
+        assert left == [] and counters.get("recorder.incomplete_removed") == 1
+    else:
+        assert len(left) == 2 and counters.get("recorder.incomplete") == 1
+    assert counters.get("recorder.leftovers_removed") == 1  # the header's temporary file
