@@ -323,7 +323,8 @@ class MqttSubscriber(KeepsState):
         if tls:
             self.client.tls_set()
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
-        self.client.on_connect = self._on_connect
+        self.client.on_connect, self.client.on_disconnect = self._on_connect, self._on_disconnect
+        self._down_since: str | None = None  # when the broker connection dropped (UTC), until connected again
         self.client.on_message = lambda client, userdata, msg: self.messages.put((msg.topic, bytes(msg.payload)))
         try:
             self.client.connect(host, port, keepalive=30)
@@ -332,14 +333,41 @@ class MqttSubscriber(KeepsState):
         self.client.loop_start()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        if reason_code.is_failure:
+            return
         for topic in self.topics:
             client.subscribe(topic, qos=1)
+        if self._down_since is not None:  # a reconnect: queued behind what arrived before it (paho's one thread)
+            self.messages.put((None, (self._down_since, bool(getattr(flags, "session_present", False)))))
+            self._down_since = None
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        from inspector.events import utc_iso
+
+        if self._down_since is None:
+            self._down_since = utc_iso()
+
+    def _mark_disconnect(self, since: str, session_present: bool) -> None:
+        """A broker disconnect (from ``since``, UTC) lies between the messages taken before and after it: the
+        next gap of each stream heard before it is told as spanning it. With ``session_present`` (CONNACK,
+        MQTT 3.1.1 §3.2.2.2) the broker kept this client's session and queued its QoS ≥ 1 messages meanwhile,
+        so a gap there means the broker dropped some (its queue limit, or a restart without persistence);
+        without it nothing published meanwhile was queued for this subscriber."""
+        why = ("the broker kept this subscriber's session, so it dropped what is missing: its queue limit, or a "
+               "restart without persistence" if session_present else
+               "the broker kept no session for this subscriber: what was published meanwhile was not queued for it")
+        with self._lock:
+            for tracker in self.loss.values():
+                tracker.mark(f"a broker disconnect at {since} ({why})")
 
     def _take(self, topic: str, payload: bytes):
         """Account one message taken from the queue; ``(box, event)`` to return, or None (bridge counts, not an
         event, a QoS 1 duplicate or a retained repeat)."""
         from inspector.events import decode
 
+        if topic is None:  # not a message: a reconnect (_on_connect)
+            self._mark_disconnect(*payload)
+            return None
         box = topic[len(self.prefix) + 1:].split("/", 1)[0]
         if topic.endswith("/v1/bridge"):
             self._bridge_message(box, payload)
