@@ -57,7 +57,10 @@ certificate (files made with ``zmq.auth.create_certificates``, or z85 keys).
 
 from __future__ import annotations
 
+import os
 import re
+import selectors
+import threading
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -113,6 +116,9 @@ MAX_MESSAGE_BYTES = 128 * 2**20
 # After a dropped connection, how long to wait for ZeroMQ's own retry (every ZMQ_RECONNECT_IVL, 100 ms)
 # before connecting again ourselves.
 RECONNECT_CHECK_S = 0.5
+# Least time between two tendings of the socket by the keeper thread (Subscriber._keep): bounds its CPU use
+# should the socket's file descriptor stay readable.
+KEEP_MIN_S = 0.01
 
 
 class Subscriber(KeepsState):
@@ -155,10 +161,12 @@ class Subscriber(KeepsState):
         self._monitor = self.socket.get_monitor_socket(
             zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED)
         self._dropped_at: float | None = None  # when the connection dropped, until ZeroMQ retries
+        self._stopping = False  # close() ends the keeper thread
         self._poller = zmq.Poller()
         self._poller.register(self.socket, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
         self._open_state(state, self.endpoint)
+        self._start_keeper()
 
     # the state kept in a StateFile (KeepsState): the loss tracker's
     def state(self) -> dict:
@@ -212,6 +220,10 @@ class Subscriber(KeepsState):
         """The next event, or None after ``timeout`` seconds (None: wait forever). Malformed messages are
         counted and skipped; they do not restart the wait, so a stream of garbage cannot hold off the timeout;
         nor do the ``v1/stats`` heard quietly (not of ``topics``), returned only with ``quiet``."""
+        with self._lock:  # the keeper thread tends the socket only while no recv does
+            return self._recv(timeout, quiet)
+
+    def _recv(self, timeout: float | None, quiet: bool) -> Event | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -289,11 +301,55 @@ class Subscriber(KeepsState):
             pass  # already gone: connecting again is what matters
         self.socket.connect(self.endpoint)
 
+    def _start_keeper(self) -> None:
+        """Start the thread that tends the socket while no :meth:`recv` runs (:meth:`_keep`)."""
+        self._lock = threading.Lock()
+        self._stop_r, self._stop_w = os.pipe()
+        self._keeper = threading.Thread(target=self._keep, name="subscriber-keeper", daemon=True)
+        self._keeper.start()
+
+    def _keep(self) -> None:
+        """Process the socket's commands and read its monitor while the application is not inside :meth:`recv`.
+
+        libzmq reconnects in its I/O thread, but a SUB socket's subscriptions are sent again only when the
+        socket's own thread processes the 'hiccup' command the I/O thread posts to it (libzmq session_base_t::
+        reconnect → pipe_t::hiccup → xsub_t::xhiccuped), i.e. inside a call on the socket (recv, poll,
+        getsockopt). A subscriber busy elsewhere therefore stayed unsubscribed at a restarted publisher (on the
+        same ipc or tcp endpoint), which dropped everything it published until the subscriber's next call.
+        This thread waits on the file descriptors that libzmq signals when commands (the socket's) or monitor
+        events arrive, and then, holding the lock that :meth:`recv` holds, makes that call
+        (ZMQ_EVENTS; a socket may be used by another thread behind a lock: zmq(7)). Also wakes every
+        RECONNECT_CHECK_S after a dropped connection, to connect again when ZeroMQ does not.
+        """
+        with selectors.DefaultSelector() as sel:
+            for fd in (self.socket.getsockopt(zmq.FD), self._monitor.getsockopt(zmq.FD), self._stop_r):
+                sel.register(fd, selectors.EVENT_READ)
+            while True:
+                sel.select(None if self._dropped_at is None else RECONNECT_CHECK_S)
+                with self._lock:
+                    if self._stopping:
+                        return
+                    self._read_monitor()
+                    self._reconnect_if_abandoned()
+                    self.socket.getsockopt(zmq.EVENTS)  # processes the pending commands; resets the fd
+                time.sleep(KEEP_MIN_S)
+
+    def _stop_keeper(self) -> None:
+        if self._stopping:
+            return  # closed before
+        with self._lock:
+            self._stopping = True
+        os.write(self._stop_w, b"x")
+        self._keeper.join()
+        os.close(self._stop_r)
+        os.close(self._stop_w)
+
     def __iter__(self) -> Iterator[Event]:
         while True:
             yield self.recv()
 
     def close(self) -> None:
+        self._stop_keeper()
         self._save_state()
         self.socket.disable_monitor()
         self._monitor.close(0)

@@ -552,3 +552,35 @@ def test_an_error_line_with_a_newline_in_a_path_is_one_line(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("error:") and "new" in err, err
+
+
+@pytest.mark.parametrize("transport", ["ipc", "tcp"])
+def test_a_subscriber_not_inside_recv_subscribes_again_to_a_restarted_publisher(tmp_path, transport):
+    """libzmq reconnects a SUB socket in its I/O thread, but sends its subscriptions again only when the
+    socket's own thread makes a call on it: a subscriber busy with an event (not inside ``recv``) stayed
+    unsubscribed at a publisher restarted on the same endpoint, which dropped all it published until the
+    subscriber's next call. Now the subscriber's keeper thread makes that call; nothing is missed."""
+    import socket
+
+    if transport == "tcp":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    else:
+        endpoint = f"ipc://{tmp_path}/ev.sock"
+    pub = Publisher(PublishSection(endpoint=endpoint))
+    with Subscriber(endpoint, ["v1/defect"]) as sub:
+        _connect(pub, sub)
+        pub.send(_numbered_defect(0))
+        assert sub.recv(timeout=5).seq == 0
+        pub.close()  # the daemon restarts while the subscriber is busy elsewhere (not inside recv)
+        time.sleep(0.3)
+        pub = Publisher(PublishSection(endpoint=endpoint))
+        assert pub.wait_for_subscription(5.0), "the subscriber did not subscribe again until polled"
+        time.sleep(0.05)
+        for seq in (1, 2):
+            pub.send(_numbered_defect(seq))
+        assert [sub.recv(timeout=5).seq for _ in range(2)] == [1, 2]
+        notices = sub.notices()
+    pub.close()
+    assert not [n for n in notices if n.startswith(("lost", "missed"))], notices

@@ -111,6 +111,9 @@ class MqttBridge:
         self.connected = False
         self.connects = 0
         self._closing = False
+        self._state_path = Path(cfg.state_file) if cfg.state_file else _default_state_path(self.box)
+        self._untold = _read_untold(self._state_path)  # final counts of earlier runs never delivered
+        self._untold_mids: set[int] = set()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"inspector-{self.box}-{run_id}",
                              protocol=mqtt.MQTTv311, clean_session=True)
         self._setup_auth(client, tls or cfg.tls)
@@ -154,6 +157,12 @@ class MqttBridge:
         info = client.publish(f"{self.prefix}/online", b"1", qos=self.cfg.qos, retain=True)
         with self._lock:  # bridge state, not an event: its acknowledgement is not counted
             self._own_mids.add(info.mid)
+        for counts in self._untold:  # an earlier run's final counts, before this run's replace them (retained)
+            info = client.publish(f"{self.prefix}/v1/bridge", json.dumps(counts).encode(), qos=self.cfg.qos,
+                                  retain=True)
+            with self._lock:
+                self._own_mids.add(info.mid)
+                self._untold_mids.add(info.mid)
         self._publish_counts(final=False)  # what was dropped while the broker was away, told at once
         log.info("MQTT connected to %s", self.cfg.url)
 
@@ -176,6 +185,11 @@ class MqttBridge:
 
     def _on_publish(self, client, userdata, mid, reason_code=None, properties=None) -> None:
         with self._lock:
+            if mid in self._untold_mids:
+                self._untold_mids.discard(mid)
+                if not self._untold_mids:  # all told: forget them
+                    self._untold = []
+                    _remove(self._state_path)
             if mid in self._own_mids:
                 self._own_mids.discard(mid)
             elif self._inflight.pop(mid, None) is not None:
@@ -271,10 +285,65 @@ class MqttBridge:
                 info.wait_for_publish(1.0)
             except (RuntimeError, ValueError):
                 pass
+        if not _published(infos[0]):  # the broker away: told by the next run of this box instead
+            _write_untold(self._state_path, self._untold + [{"run_id": self.run_id, **self.counts(), "final": True}])
         self.client.disconnect()
         self.client.loop_stop()
         c = self.counts()
         log.info("MQTT bridge: %d offered, %d delivered, %d dropped", c["offered"], c["delivered"], c["dropped"])
+
+
+def _default_state_path(box: str) -> Path:
+    """Where a bridge keeps final counts it could not deliver: systemd's StateDirectory, else XDG's state home
+    (XDG Base Directory spec), never an evidence folder (the recorder's files are the run's evidence)."""
+    import os
+
+    base = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or os.environ.get("XDG_STATE_HOME") \
+        or str(Path.home() / ".local" / "state")
+    return Path(base) / "inspector" / f"mqtt-bridge-{box.replace('/', '_')}.json"
+
+
+def _read_untold(path: Path) -> list[dict]:
+    """The final counts of earlier runs of this box never delivered (at most 16); a damaged file: one warning."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        log.warning("%s: cannot read the MQTT bridge's untold counts (%s); ignored", path, exc)
+        return []
+    ok = isinstance(doc, list) and all(isinstance(c, dict) and isinstance(c.get("run_id"), str) for c in doc)
+    if not ok:
+        log.warning("%s: not MQTT bridge counts; ignored", path)
+    return doc[-16:] if ok else []
+
+
+def _write_untold(path: Path, untold: list[dict]) -> None:
+    """Keep final counts the broker never took, for the next run to publish (a new file renamed over the old)."""
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(untold[-16:]), encoding="utf-8")
+        os.replace(tmp, path)
+        log.warning("MQTT: final counts not delivered (broker away); kept in %s for the next run", path)
+    except OSError as exc:
+        log.warning("MQTT: final counts not delivered and not kept in %s (%s)", path, exc.strerror or exc)
+
+
+def _published(info) -> bool:
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):  # paho: not connected, or its queue full
+        return False
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass  # gone already, or unwritable: told again next run, and the subscriber counts each run once
 
 
 class MqttSubscriber(KeepsState):
@@ -323,7 +392,8 @@ class MqttSubscriber(KeepsState):
         if tls:
             self.client.tls_set()
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
-        self.client.on_connect = self._on_connect
+        self.client.on_connect, self.client.on_disconnect = self._on_connect, self._on_disconnect
+        self._down_since: str | None = None  # when the broker connection dropped (UTC), until connected again
         self.client.on_message = lambda client, userdata, msg: self.messages.put((msg.topic, bytes(msg.payload)))
         try:
             self.client.connect(host, port, keepalive=30)
@@ -332,14 +402,41 @@ class MqttSubscriber(KeepsState):
         self.client.loop_start()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        if reason_code.is_failure:
+            return
         for topic in self.topics:
             client.subscribe(topic, qos=1)
+        if self._down_since is not None:  # a reconnect: queued behind what arrived before it (paho's one thread)
+            self.messages.put((None, (self._down_since, bool(getattr(flags, "session_present", False)))))
+            self._down_since = None
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        from inspector.events import utc_iso
+
+        if self._down_since is None:
+            self._down_since = utc_iso()
+
+    def _mark_disconnect(self, since: str, session_present: bool) -> None:
+        """A broker disconnect (from ``since``, UTC) lies between the messages taken before and after it: the
+        next gap of each stream heard before it is told as spanning it. With ``session_present`` (CONNACK,
+        MQTT 3.1.1 §3.2.2.2) the broker kept this client's session and queued its QoS ≥ 1 messages meanwhile,
+        so a gap there means the broker dropped some (its queue limit, or a restart without persistence);
+        without it nothing published meanwhile was queued for this subscriber."""
+        why = ("the broker kept this subscriber's session, so it dropped what is missing: its queue limit, or a "
+               "restart without persistence" if session_present else
+               "the broker kept no session for this subscriber: what was published meanwhile was not queued for it")
+        with self._lock:
+            for tracker in self.loss.values():
+                tracker.mark(f"a broker disconnect at {since} ({why})")
 
     def _take(self, topic: str, payload: bytes):
         """Account one message taken from the queue; ``(box, event)`` to return, or None (bridge counts, not an
         event, a QoS 1 duplicate or a retained repeat)."""
         from inspector.events import decode
 
+        if topic is None:  # not a message: a reconnect (_on_connect)
+            self._mark_disconnect(*payload)
+            return None
         box = topic[len(self.prefix) + 1:].split("/", 1)[0]
         if topic.endswith("/v1/bridge"):
             self._bridge_message(box, payload)

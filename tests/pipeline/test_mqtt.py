@@ -283,3 +283,77 @@ def test_a_restarted_mqtt_subscriber_tells_what_it_missed_while_down_and_no_drop
             "running") in told, told
     assert "box b1: its MQTT bridge dropped 2 message(s) in run r1" in told, told
     assert not any("dropped" in n or "missed" in n for n in third[1]), third[1]
+
+
+@pytest.mark.parametrize("client_id", [None, "kept-session"])
+def test_an_mqtt_gap_across_a_broker_disconnect_says_so(tmp_path, client_id):
+    """The ZeroMQ subscriber says when a gap spans a dropped connection; MqttSubscriber's gaps said only
+    'lost'. Now a gap found after a broker disconnect says it spans it and, from the CONNACK's session-present
+    flag, whether the broker queued what was published meanwhile for this subscriber."""
+    from inspector.integrations.mqtt import MqttBridge, MqttSubscriber
+    from inspector.pipeline.integration_config import MqttSection
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    sub = MqttSubscriber(broker.url, ["defect"], client_id=client_id)
+    bridge = MqttBridge(MqttSection(url=broker.url, box="b1", reconnect_max_s=1, stats=False), run_id="r1")
+    try:
+        time.sleep(1.0)  # both connected and subscribed
+        _defects(bridge, [0])
+        assert sub.recv(timeout=10)[1].seq == 0
+        broker.stop()
+        broker.start()
+        deadline = time.monotonic() + 15
+        while not (sub.client.is_connected() and bridge.connected) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # the subscriptions are in place again
+        _defects(bridge, [5])
+        assert sub.recv(timeout=10)[1].seq == 5
+        notices = sub.notices()
+    finally:
+        bridge.close()
+        sub.close()
+        broker.stop()
+    lost = [n for n in notices if "lost 4 defect event(s)" in n]
+    kept = "kept this subscriber's session" if client_id else "kept no session for this subscriber"
+    assert len(lost) == 1 and "across a broker disconnect at " in lost[0] and kept in lost[0], notices
+
+
+def test_final_bridge_counts_undelivered_at_shutdown_are_told_by_the_next_run(tmp_path):
+    """A bridge shut down while the broker is away could not deliver its final v1/bridge counts, so its last
+    drops (and the messages never delivered) were never told. It now keeps them in a small state file (outside
+    any evidence folder) and the next run of the box publishes them when it connects; then the file goes."""
+    from inspector.integrations.mqtt import MqttBridge, MqttSubscriber
+    from inspector.pipeline.integration_config import MqttSection
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    state = tmp_path / "state" / "bridge.json"
+    cfg = MqttSection(url=broker.url, box="b1", buffer_size=2, reconnect_max_s=1, stats=False, state_file=str(state))
+    sub = MqttSubscriber(broker.url, ["defect"], client_id="tail-consumer")
+    bridge = second = None
+    try:
+        bridge = MqttBridge(cfg, run_id="r1")
+        time.sleep(1.0)
+        broker.stop()
+        _defects(bridge, range(5))  # 3 dropped, 2 pending at shutdown
+        bridge.flush(0.2)
+        bridge.close()
+        assert state.is_file()
+        broker.start()
+        second = MqttBridge(cfg, run_id="r2")
+        deadline = time.monotonic() + 15
+        notices: list[str] = []
+        while time.monotonic() < deadline and not any("in run r1" in n for n in notices):
+            sub.recv(timeout=0.2)
+            notices += sub.notices()
+        deadline = time.monotonic() + 5
+        while state.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        for b in (bridge, second):
+            if b is not None:
+                b.close()
+        sub.close()
+        broker.stop()
+    assert any("its MQTT bridge dropped 5 message(s) in run r1 (2 never delivered at its shutdown" in n
+               for n in notices), notices
+    assert not state.exists()
