@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from inspector.config import (bounded, from_dict, load_yaml, relative_to_file, resolve_path,
                               save_yaml, suggest, to_dict)
+from inspector.contract import LEGACY_DOWNSCALE
 from inspector.errors import ConfigError
 
 
@@ -38,6 +39,10 @@ class DataConfig:
     # significant bits of the images when the files do not say (PNG sBIT / TIFF BitsPerSample win);
     # None: the container's depth. Recorded in the sidecar so the daemon scales camera frames the same way.
     bit_depth: int | None = bounded(None, ge=1, le=16)
+    # Fields added after runs were saved, with the value such a run was trained with (a default changed):
+    # a checkpoint's config without ``downscale`` predates it and was trained with INTER_AREA. Read by
+    # inspector.models.checkpoint, so evaluate, predict, calibrate and export resize an old run alike.
+    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {"downscale": LEGACY_DOWNSCALE}
 
     def validate(self, where: str) -> None:
         from inspector.data.images import BIT_DEPTHS

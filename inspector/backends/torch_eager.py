@@ -62,8 +62,7 @@ class TorchEagerBackend(Backend):
         self.config = config
         self.resize = config.data.resize
         self.bit_depth = config.data.bit_depth
-        # a checkpoint whose config predates data.downscale was trained with INTER_AREA
-        self.downscale = ((payload.get("config") or {}).get("data") or {}).get("downscale", "area")
+        self.downscale = config.data.downscale  # an old checkpoint's: load_model fills what it predates
         self.checkpoint_path = Path(payload["path"])
         h, w = config.model.image_size
         self._spec = InputSpec(height=int(h), width=int(w), resize=self.resize, downscale=self.downscale,

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from inspector import __version__
-from inspector.data.images import DEFAULT_DOWNSCALE, LEGACY_DOWNSCALE
+from inspector.data.images import DEFAULT_DOWNSCALE
 from inspector.errors import ExportError
 from inspector.deploy.checks import check_graph
 from inspector.contract import INPUT_NAME, MAP_NAME, OUTPUT_NAMES, SCORE_NAME
@@ -204,10 +204,9 @@ def export_run(run_dir: str | Path, out_base: str | Path, opset: int = DEFAULT_O
         "data": payload.get("data"),
         "config": payload.get("config"),
     }
-    # a checkpoint whose config predates data.downscale was trained with INTER_AREA
-    downscale = ((payload.get("config") or {}).get("data") or {}).get("downscale", LEGACY_DOWNSCALE)
+    # config.data.downscale of a checkpoint that predates the key is what it was trained with (load_model)
     return export_model(model, out_base, resize=config.data.resize, bit_depth=config.data.bit_depth, opset=opset,
-                        downscale=downscale,
+                        downscale=config.data.downscale,
                         precisions=precisions,
                         version=version or digest[:12], identity=identity, training=training)
 

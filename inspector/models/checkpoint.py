@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from inspector.artifacts.checkpoint import read_checkpoint
-from inspector.artifacts.run_config import RunConfig
+from inspector.artifacts.run_config import DataConfig, RunConfig
 from inspector.errors import ModelError
 from inspector.models.base import AnomalyModel
 from inspector.models.registry import build_model
@@ -59,12 +59,18 @@ def load_model(path: str | Path) -> tuple[AnomalyModel, RunConfig, dict]:
 def _saved_run_config(raw: dict) -> RunConfig:
     """A checkpoint's run config, fields added since it was written set to what it was trained with.
 
-    ``ModelConfig.WRITTEN_BEFORE`` names them; a saved config that has a field keeps its value.
+    ``ModelConfig.WRITTEN_BEFORE`` and ``DataConfig.WRITTEN_BEFORE`` name them; a saved config that has a
+    field keeps its value. Every reader of a checkpoint's config (evaluate, the torch backend, export,
+    enroll) goes through here: an old run read with today's defaults was resized differently by evaluate
+    (``data.downscale`` halving) than by predict, calibrate and the exported sidecar (area).
     """
     config = resolve_run_config(raw)
-    saved_model = raw.get("model") or {}
+    saved_model, saved_data = raw.get("model") or {}, raw.get("data") or {}
     missing = {k: v for k, v in type(config.model).WRITTEN_BEFORE.items() if k not in saved_model}
-    return resolve_run_config({**raw, "model": {**saved_model, **missing}}) if missing else config
+    missing_data = {k: v for k, v in DataConfig.WRITTEN_BEFORE.items() if k not in saved_data}
+    if not (missing or missing_data):
+        return config
+    return resolve_run_config({**raw, "model": {**saved_model, **missing}, "data": {**saved_data, **missing_data}})
 
 
 def _restore_weight_sources(model: AnomalyModel, saved: dict) -> None:
