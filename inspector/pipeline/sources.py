@@ -265,8 +265,7 @@ class CvSource(Source):
             return
         tag = int(self._cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)) & 0xFFFFFFFF
         codec = int(self._cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
-        if (codec in pf.STILL_PICTURE_CODECS or (tag in pf.FFMPEG_LAYOUTS and tag != pf.GRAY16LE_TAG)) \
-                and self._packets_decodable(tag):
+        if self._may_be_packets(codec, tag) and self._packets_decodable(tag):
             return
         self._keep_sixteen_bits(tag)
         bits = pf.wide_bits(tag)
@@ -276,27 +275,48 @@ class CvSource(Source):
                       "same frames as 16-bit images); record gray16le, rgb48 rawvideo, PNG or TIFF frames instead",
                       self.camera.name, self.describe(), bits, logger=log)
 
+    def _may_be_packets(self, codec: int, tag: int) -> bool:
+        """Whether to look at the first encoded packet: the codec is a still-picture one, the samples are a
+        wide layout unpacked here, or — a recording only — the container names no codec (AVI's BMP and TIFF
+        frames: FOURCC 0, OpenCV's conversion 255 levels off the pictures), so the packet's own magic bytes
+        tell (:func:`pixel_formats.is_picture`). A live stream is not sniffed: that would take a second
+        connection, and a second FFmpeg probe, when the packet is not a picture."""
+        if codec in pf.STILL_PICTURE_CODECS or (tag in pf.FFMPEG_LAYOUTS and tag != pf.GRAY16LE_TAG):
+            return True
+        return not self.live and codec == 0
+
+    def _packet_decoders(self, tag: int) -> list[Callable[[np.ndarray], np.ndarray]]:
+        """How a packet may become pixels: as a picture file, or (a wide raw layout) as one frame of samples."""
+        where, key = self.describe(), f"camera {self.camera.name}"
+        width, height = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        decoders = [lambda p: pf.decode_picture(p, where, self.bit_depth, key)]
+        layout = pf.FFMPEG_LAYOUTS.get(tag)
+        if layout is not None:
+            decoders.append(lambda p: pf.decode_samples(p, layout, width, height, where, self.bit_depth, key))
+        return decoders
+
     def _packets_decodable(self, tag: int) -> bool:
         """Switch to OpenCV's raw stream mode (CAP_PROP_FORMAT -1: retrieve gives the encoded packet) when the
         first packet is a still picture or one frame of raw samples, keeping it for the first read. Otherwise
-        reopen the stream decoded (raw mode cannot be switched back) and return False."""
-        where, key = self.describe(), f"camera {self.camera.name}"
-        width, height = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        layout = pf.FFMPEG_LAYOUTS.get(tag)
+        a recording is reopened decoded (raw mode cannot be switched back) and False returned. A live stream
+        stays in raw mode (its codec said so): reopening it repeated FFmpeg's probe of seconds, so raw MJPEG
+        over tcp:// gave no frame within read_timeout_s, and a first packet cut short (joined mid-picture) is
+        one corrupt frame."""
+        decoders = self._packet_decoders(tag)
+        packet = None
         if self._cap.set(cv2.CAP_PROP_FORMAT, -1) and self._cap.grab():
             ok, packet = self._cap.retrieve()
-            if ok and packet is not None and packet.size:
-                candidates = [lambda p: pf.decode_picture(p, where, self.bit_depth, key)]
-                if layout is not None:
-                    candidates.append(lambda p: pf.decode_samples(p, layout, width, height, where, self.bit_depth,
-                                                                  key))
-                for decode in candidates:
-                    try:
-                        decode(packet)
-                    except ImageRejected:
-                        continue
-                    self._decode, self._pending = decode, packet
-                    return True
+            packet = packet if ok and packet is not None and packet.size else None
+        for decode in decoders if packet is not None and (tag in pf.FFMPEG_LAYOUTS or pf.is_picture(packet)) else ():
+            try:
+                decode(packet)
+            except ImageRejected:
+                continue
+            self._decode, self._pending = decode, packet
+            return True
+        if self.live:  # the last: a wide raw layout's samples, else pictures
+            self._decode, self._pending = decoders[-1], packet
+            return True
         self._cap.release()
         self._cap = self._new_capture(permanent=False)  # it opened a moment ago
         return False
