@@ -137,6 +137,7 @@ class Source:
 
 _FFMPEG_VERBOSE = 40  # AV_LOG_VERBOSE: from here FFmpeg's own lines (HTTP request headers, URLs) name credentials
 _warned_ffmpeg_log: set[str] = set()
+_USER_FFMPEG_OPTIONS = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")  # the user's own, kept as they are
 
 
 def warn_if_ffmpeg_logs_secrets(url: str, camera: str) -> None:
@@ -199,9 +200,8 @@ class CvSource(Source):
         self.close()
         if self.kind == "url":
             warn_if_ffmpeg_logs_secrets(str(self._target), self.camera.name)
-        if self.kind == "url" and str(self._target).startswith("rtsp") \
-                and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
-            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
+        if self.kind == "url" and _USER_FFMPEG_OPTIONS is None:
+            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = self._ffmpeg_options()
         # A recording that never opened can never be decoded: permanent. One that played before
         # and fails now is probably being rewritten: transient, until it fails twice unchanged. One
         # that is gone (rotated: deleted, then written anew) is transient until it is back, like a
@@ -225,8 +225,22 @@ class CvSource(Source):
         self._failed_signature = None
         self._checked_at = time.monotonic()
 
+    def _ffmpeg_options(self) -> str:
+        """FFmpeg's options for opening this URL (OPENCV_FFMPEG_CAPTURE_OPTIONS, read by OpenCV at each open):
+        RTSP over TCP, and a probe that ends well inside ``open_timeout_s``. FFmpeg's probe reads 5 s of
+        stream time by default; raw streams (MJPEG, H.264 over tcp://) have timestamps invented at 25 fps, so
+        a 10 fps camera took 12.5 s — past a 5 s timeout, whose interrupt left the connection broken: a few
+        seconds of stale probed frames, then "no frame", reconnect, for ever. Stream time of a tenth of the
+        timeout is half of it in real time for raw cameras of ≥ 5 fps (FFmpeg libavformat/demux.c,
+        max_analyze_duration). The variable is process-wide: set by the user, it is left as it is."""
+        options = [f"analyzeduration;{int(self.camera.open_timeout_s * 1e6 / 10)}"]
+        if str(self._target).startswith("rtsp"):
+            options.append("rtsp_transport;tcp")
+        return "|".join(options)
+
     def _new_capture(self, permanent: bool) -> cv2.VideoCapture:
         """An opened cv2.VideoCapture of the target; SourceError (``permanent`` as given) when it will not open."""
+        started = time.monotonic()
         try:
             cap = cv2.VideoCapture(self._target, self._api, self._params())
         except cv2.error as exc:
@@ -235,8 +249,15 @@ class CvSource(Source):
         if not cap.isOpened():
             cap.release()
             raise self._error(f"cannot open {self.describe()}" + (" (corrupt or unsupported video)" if permanent
-                                                                 else ""), permanent)
+                                                                 else self._probe_overrun(started)), permanent)
         return cap
+
+    def _probe_overrun(self, started: float) -> str:
+        """Why an URL did not open, when its open ran into ``open_timeout_s`` (FFmpeg's probe was cut)."""
+        if self.kind != "url" or time.monotonic() - started < self.camera.open_timeout_s * 0.95:
+            return ""
+        return (f" (FFmpeg's probe of the stream did not finish within open_timeout_s {self.camera.open_timeout_s:g} "
+                f"s: a slow or bursty camera; raise open_timeout_s)")
 
     def _check_device_path(self) -> None:
         """Raise for a device path that is not a video device: permanent when something else stands there
