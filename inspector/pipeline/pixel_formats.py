@@ -87,6 +87,17 @@ V4L2_LAYOUTS: dict[int, Layout] = {
 STILL_PICTURE_CODECS = frozenset(_ff(t) for t in (b"MJPG", b"mjpg", b"jpeg", b"AVRn", b"AVDJ", b"dmb1", b"MPNG",
                                                   b"png ", b"tiff", b"TIFF"))
 
+# the first bytes of picture files OpenCV's image codecs read (their formats' specifications; imgcodecs'
+# checkSignature): a packet so begun is tried as a picture however its container named the codec
+PICTURE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+",
+                 b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51", b"#?RADIANCE", b"#?RGBE", b"qoif")
+
+
+def is_picture(packet: np.ndarray) -> bool:
+    """Whether an encoded packet begins like a picture file (:data:`PICTURE_MAGIC`, or RIFF…WEBP)."""
+    head = np.ascontiguousarray(packet).reshape(-1)[:16].view(np.uint8).tobytes()
+    return head.startswith(PICTURE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
 
 def wide_bits(tag: int) -> int | None:
     """Bits per sample of an FFmpeg pixel-format tag wider than 8 bits (None: 8 bits or unknown).

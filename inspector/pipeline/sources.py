@@ -137,6 +137,7 @@ class Source:
 
 _FFMPEG_VERBOSE = 40  # AV_LOG_VERBOSE: from here FFmpeg's own lines (HTTP request headers, URLs) name credentials
 _warned_ffmpeg_log: set[str] = set()
+_USER_FFMPEG_OPTIONS = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")  # the user's own, kept as they are
 
 
 def warn_if_ffmpeg_logs_secrets(url: str, camera: str) -> None:
@@ -199,9 +200,8 @@ class CvSource(Source):
         self.close()
         if self.kind == "url":
             warn_if_ffmpeg_logs_secrets(str(self._target), self.camera.name)
-        if self.kind == "url" and str(self._target).startswith("rtsp") \
-                and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
-            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
+        if self.kind == "url" and _USER_FFMPEG_OPTIONS is None:
+            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = self._ffmpeg_options()
         # A recording that never opened can never be decoded: permanent. One that played before
         # and fails now is probably being rewritten: transient, until it fails twice unchanged. One
         # that is gone (rotated: deleted, then written anew) is transient until it is back, like a
@@ -225,8 +225,22 @@ class CvSource(Source):
         self._failed_signature = None
         self._checked_at = time.monotonic()
 
+    def _ffmpeg_options(self) -> str:
+        """FFmpeg's options for opening this URL (OPENCV_FFMPEG_CAPTURE_OPTIONS, read by OpenCV at each open):
+        RTSP over TCP, and a probe that ends well inside ``open_timeout_s``. FFmpeg's probe reads 5 s of
+        stream time by default; raw streams (MJPEG, H.264 over tcp://) have timestamps invented at 25 fps, so
+        a 10 fps camera took 12.5 s — past a 5 s timeout, whose interrupt left the connection broken: a few
+        seconds of stale probed frames, then "no frame", reconnect, for ever. Stream time of a tenth of the
+        timeout is half of it in real time for raw cameras of ≥ 5 fps (FFmpeg libavformat/demux.c,
+        max_analyze_duration). The variable is process-wide: set by the user, it is left as it is."""
+        options = [f"analyzeduration;{int(self.camera.open_timeout_s * 1e6 / 10)}"]
+        if str(self._target).startswith("rtsp"):
+            options.append("rtsp_transport;tcp")
+        return "|".join(options)
+
     def _new_capture(self, permanent: bool) -> cv2.VideoCapture:
         """An opened cv2.VideoCapture of the target; SourceError (``permanent`` as given) when it will not open."""
+        started = time.monotonic()
         try:
             cap = cv2.VideoCapture(self._target, self._api, self._params())
         except cv2.error as exc:
@@ -235,8 +249,15 @@ class CvSource(Source):
         if not cap.isOpened():
             cap.release()
             raise self._error(f"cannot open {self.describe()}" + (" (corrupt or unsupported video)" if permanent
-                                                                 else ""), permanent)
+                                                                 else self._probe_overrun(started)), permanent)
         return cap
+
+    def _probe_overrun(self, started: float) -> str:
+        """Why an URL did not open, when its open ran into ``open_timeout_s`` (FFmpeg's probe was cut)."""
+        if self.kind != "url" or time.monotonic() - started < self.camera.open_timeout_s * 0.95:
+            return ""
+        return (f" (FFmpeg's probe of the stream did not finish within open_timeout_s {self.camera.open_timeout_s:g} "
+                f"s: a slow or bursty camera; raise open_timeout_s)")
 
     def _check_device_path(self) -> None:
         """Raise for a device path that is not a video device: permanent when something else stands there
@@ -265,8 +286,7 @@ class CvSource(Source):
             return
         tag = int(self._cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)) & 0xFFFFFFFF
         codec = int(self._cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
-        if (codec in pf.STILL_PICTURE_CODECS or (tag in pf.FFMPEG_LAYOUTS and tag != pf.GRAY16LE_TAG)) \
-                and self._packets_decodable(tag):
+        if self._may_be_packets(codec, tag) and self._packets_decodable(tag):
             return
         self._keep_sixteen_bits(tag)
         bits = pf.wide_bits(tag)
@@ -276,27 +296,48 @@ class CvSource(Source):
                       "same frames as 16-bit images); record gray16le, rgb48 rawvideo, PNG or TIFF frames instead",
                       self.camera.name, self.describe(), bits, logger=log)
 
+    def _may_be_packets(self, codec: int, tag: int) -> bool:
+        """Whether to look at the first encoded packet: the codec is a still-picture one, the samples are a
+        wide layout unpacked here, or — a recording only — the container names no codec (AVI's BMP and TIFF
+        frames: FOURCC 0, OpenCV's conversion 255 levels off the pictures), so the packet's own magic bytes
+        tell (:func:`pixel_formats.is_picture`). A live stream is not sniffed: that would take a second
+        connection, and a second FFmpeg probe, when the packet is not a picture."""
+        if codec in pf.STILL_PICTURE_CODECS or (tag in pf.FFMPEG_LAYOUTS and tag != pf.GRAY16LE_TAG):
+            return True
+        return not self.live and codec == 0
+
+    def _packet_decoders(self, tag: int) -> list[Callable[[np.ndarray], np.ndarray]]:
+        """How a packet may become pixels: as a picture file, or (a wide raw layout) as one frame of samples."""
+        where, key = self.describe(), f"camera {self.camera.name}"
+        width, height = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        decoders = [lambda p: pf.decode_picture(p, where, self.bit_depth, key)]
+        layout = pf.FFMPEG_LAYOUTS.get(tag)
+        if layout is not None:
+            decoders.append(lambda p: pf.decode_samples(p, layout, width, height, where, self.bit_depth, key))
+        return decoders
+
     def _packets_decodable(self, tag: int) -> bool:
         """Switch to OpenCV's raw stream mode (CAP_PROP_FORMAT -1: retrieve gives the encoded packet) when the
         first packet is a still picture or one frame of raw samples, keeping it for the first read. Otherwise
-        reopen the stream decoded (raw mode cannot be switched back) and return False."""
-        where, key = self.describe(), f"camera {self.camera.name}"
-        width, height = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        layout = pf.FFMPEG_LAYOUTS.get(tag)
+        a recording is reopened decoded (raw mode cannot be switched back) and False returned. A live stream
+        stays in raw mode (its codec said so): reopening it repeated FFmpeg's probe of seconds, so raw MJPEG
+        over tcp:// gave no frame within read_timeout_s, and a first packet cut short (joined mid-picture) is
+        one corrupt frame."""
+        decoders = self._packet_decoders(tag)
+        packet = None
         if self._cap.set(cv2.CAP_PROP_FORMAT, -1) and self._cap.grab():
             ok, packet = self._cap.retrieve()
-            if ok and packet is not None and packet.size:
-                candidates = [lambda p: pf.decode_picture(p, where, self.bit_depth, key)]
-                if layout is not None:
-                    candidates.append(lambda p: pf.decode_samples(p, layout, width, height, where, self.bit_depth,
-                                                                  key))
-                for decode in candidates:
-                    try:
-                        decode(packet)
-                    except ImageRejected:
-                        continue
-                    self._decode, self._pending = decode, packet
-                    return True
+            packet = packet if ok and packet is not None and packet.size else None
+        for decode in decoders if packet is not None and (tag in pf.FFMPEG_LAYOUTS or pf.is_picture(packet)) else ():
+            try:
+                decode(packet)
+            except ImageRejected:
+                continue
+            self._decode, self._pending = decode, packet
+            return True
+        if self.live:  # the last: a wide raw layout's samples, else pictures
+            self._decode, self._pending = decoders[-1], packet
+            return True
         self._cap.release()
         self._cap = self._new_capture(permanent=False)  # it opened a moment ago
         return False

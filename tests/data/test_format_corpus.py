@@ -613,3 +613,22 @@ def test_a_v4l2_16_bit_grey_camera_is_scaled_like_its_frames_as_images(tmp_path,
         pre.into(grabbed.image, slot, "cam")
         assert np.array_equal(slot, want), f"{palette}: max diff {np.abs(slot.astype(int) - want).max()}"
     source.close()
+
+
+@pytest.mark.parametrize("name", ["colour8_bmp_frames.avi", "colour8_tiff_frames.avi"])
+def test_a_video_of_still_pictures_without_a_codec_tag_decodes_like_its_frames_as_images(tmp_path, name):
+    """AVI stores BMP- and TIFF-coded frames without a codec tag (FOURCC 0), so the still-picture rule keyed by
+    the tag missed them and OpenCV's own decoding gave the model pictures up to 255 levels off the same frame
+    as an image file. The first packet's magic bytes tell: each frame gives what ``predict`` gives the PNG."""
+    h, w = 24, 32  # the picture of tests/data/videos/README.md (8-bit)
+    yy, xx = np.mgrid[0:h, 0:w]
+    picture = np.dstack([xx * 255 // (w - 1), yy * 255 // (h - 1), (xx + yy) * 255 // (w + h - 2)]).astype(np.uint8)
+    picture[2:6, 3:14] = (20, 200, 250)
+    cv2.imwrite(str(tmp_path / "frame.png"), picture)
+    want = resize_image(read_image(tmp_path / "frame.png"), SPEC.height, SPEC.width, POLICY)
+    video = tmp_path / name  # a copy: _camera_inputs settles its time stamp
+    video.write_bytes((VIDEOS / name).read_bytes())
+    slots = _camera_inputs(video, bit_depth=None)
+    assert len(slots) == 2
+    for slot in slots:
+        assert np.array_equal(slot, want), f"{name}: max diff {np.abs(slot.astype(int) - want).max()}"

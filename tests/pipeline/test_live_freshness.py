@@ -376,3 +376,50 @@ def test_a_stream_without_timestamps_says_its_lag_is_unknown(fps, caplog):
     assert all(lag < 300 for _, lag in claimed) and not any("buffers_skipped" in m for _, m in metas), claimed
     assert len(procs) == 1  # never reopened to catch up with a lag it made up
     assert "do not follow real time" in caplog.text
+
+
+def _serve_ffmpeg_codec(server: socket.socket, stop: threading.Event, procs: list, codec: list, fmt: str) -> None:
+    """A live camera at 10 fps in real time sending ``fmt`` (a raw stream: no container, no timestamps)."""
+    import subprocess
+
+    while not stop.is_set():
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        procs.append(subprocess.Popen(
+            ["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x96:rate=10", "-c:v",
+             *codec, "-f", fmt, "pipe:1"], stdout=conn.fileno(), stderr=subprocess.DEVNULL))
+        conn.close()
+
+
+@pytest.mark.parametrize("codec,fmt", [(["mjpeg"], "mjpeg"), (["libx264", "-tune", "zerolatency"], "h264")])
+def test_a_raw_stream_opens_within_its_open_timeout_and_keeps_streaming(codec, fmt):
+    """Raw MJPEG / H.264 over tcp:// at 10 fps with open_timeout_s 5: FFmpeg's probe read 5 s of its invented
+    25 fps clock (12.5 s of a 10 fps camera), the open timeout cut it, and the cut connection gave the probed
+    (stale) frames and then nothing: 'no frame within 5 s', reconnect, for ever (or 'cannot open'). The probe
+    now ends inside the timeout, and frames keep coming on the one connection."""
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg program")
+    server, stop, procs = socket.create_server(("127.0.0.1", 0)), threading.Event(), []
+    threading.Thread(target=_serve_ffmpeg_codec, args=(server, stop, procs, codec, fmt), daemon=True).start()
+    source = make_source(CameraSection(name=f"raw_{fmt}", source=f"tcp://127.0.0.1:{server.getsockname()[1]}",
+                                       open_timeout_s=5, read_timeout_s=5))
+    frames, t_start = 0, time.monotonic()
+    try:
+        source.open()
+        opened_s = time.monotonic() - t_start
+        while time.monotonic() < t_start + 8.0:
+            grabbed = source.read()
+            frames += grabbed.image is not None
+    finally:
+        source.close()
+        stop.set()
+        server.close()
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert opened_s < 4.0, opened_s
+    assert frames >= 40 and len(procs) == 1, (frames, len(procs))
