@@ -201,7 +201,12 @@ class CvSource(Source):
         if self.kind == "url":
             warn_if_ffmpeg_logs_secrets(str(self._target), self.camera.name)
         if self.kind == "url" and _USER_FFMPEG_OPTIONS is None:
-            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = self._ffmpeg_options()
+            options = self._ffmpeg_options()
+            # setenv while another capture thread's open reads the environment (getenv in OpenCV) is not
+            # thread-safe in C: write only when the value changes, which with one open_timeout_s for every
+            # camera is once per process
+            if os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS") != options:
+                os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = options
         # A recording that never opened can never be decoded: permanent. One that played before
         # and fails now is probably being rewritten: transient, until it fails twice unchanged. One
         # that is gone (rotated: deleted, then written anew) is transient until it is back, like a
@@ -233,10 +238,9 @@ class CvSource(Source):
         seconds of stale probed frames, then "no frame", reconnect, for ever. Stream time of a tenth of the
         timeout is half of it in real time for raw cameras of ≥ 5 fps (FFmpeg libavformat/demux.c,
         max_analyze_duration). The variable is process-wide: set by the user, it is left as it is."""
-        options = [f"analyzeduration;{int(self.camera.open_timeout_s * 1e6 / 10)}"]
-        if str(self._target).startswith("rtsp"):
-            options.append("rtsp_transport;tcp")
-        return "|".join(options)
+        # rtsp_transport is the RTSP demuxer's own option: other formats leave it unused, so it is in every
+        # camera's value and the value depends on open_timeout_s alone (one write per process, see open)
+        return f"analyzeduration;{int(self.camera.open_timeout_s * 1e6 / 10)}|rtsp_transport;tcp"
 
     def _new_capture(self, permanent: bool) -> cv2.VideoCapture:
         """An opened cv2.VideoCapture of the target; SourceError (``permanent`` as given) when it will not open."""
