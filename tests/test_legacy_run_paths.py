@@ -73,3 +73,17 @@ def test_old_run_scores_alike_in_evaluate_and_predict(old_run, odd_dataset, tmp_
     assert load_model(old_run)[1].data.downscale == "area"  # what it was trained with
     with load_backend(old_run, "torch") as backend:
         assert backend.input_spec.downscale == "area"
+
+
+def test_an_old_run_resumed_goes_on_training_as_it_began(old_run, tmp_path, monkeypatch):
+    """``train --resume`` read the run's config with today's defaults: an old run went on training on pixels
+    shrunk by ``halving`` after epochs on ``area``'s. The resumed run keeps what it was trained with."""
+    from inspector.cli import main
+    from inspector.training import loop
+
+    run = tmp_path / "run"
+    shutil.copytree(old_run, run)
+    seen = []
+    monkeypatch.setattr(loop, "train", lambda config, out, resume: seen.append(config) or {"phases": []})
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "1"]) == 0
+    assert seen and seen[0].data.downscale == "area"

@@ -110,13 +110,17 @@ def _resume(args: argparse.Namespace, base: dict, out: Path) -> int:
     """Continue the run in ``out`` with its own config; CLI values override its data and train sections."""
     from inspector.artifacts.checkpoint import read_checkpoint
     from inspector.config import apply_overrides
+    from inspector.models.checkpoint import as_written
     from inspector.training.config import resolve_run_config
 
     if args.model == "meta_comparer":
         raise ConfigError("--resume: not supported for meta_comparer (train again, with --time-budget)")
     if not (out / "best.pt").exists():
         raise ConfigError(f"{out}: nothing to resume (no best.pt)")
-    raw = read_checkpoint(out)["config"]  # the run's own config; CLI values still override it
+    # the run's own config, with settings added since it was saved filled in as it was trained (an old run
+    # resumed with today's defaults went on training on other pixels: data.downscale halving, not area);
+    # CLI values still override it
+    raw = as_written(read_checkpoint(out)["config"])
     saved_model = dict(raw.get("model") or {})
     for section, values in base.items():
         raw[section] = {**raw.get(section, {}), **values}

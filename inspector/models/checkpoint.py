@@ -57,20 +57,26 @@ def load_model(path: str | Path) -> tuple[AnomalyModel, RunConfig, dict]:
 
 
 def _saved_run_config(raw: dict) -> RunConfig:
-    """A checkpoint's run config, fields added since it was written set to what it was trained with.
-
-    ``ModelConfig.WRITTEN_BEFORE`` and ``DataConfig.WRITTEN_BEFORE`` name them; a saved config that has a
-    field keeps its value. Every reader of a checkpoint's config (evaluate, the torch backend, export,
-    enroll) goes through here: an old run read with today's defaults was resized differently by evaluate
+    """A checkpoint's run config, fields added since it was written set to what it was trained with
+    (:func:`as_written`). Every reader of a checkpoint's config (evaluate, the torch backend, export, enroll)
+    goes through here: an old run read with today's defaults was resized differently by evaluate
     (``data.downscale`` halving) than by predict, calibrate and the exported sidecar (area).
     """
+    return resolve_run_config(as_written(raw))
+
+
+def as_written(raw: dict) -> dict:
+    """A checkpoint's raw run config with the fields added since it was written filled in with what it was
+    trained with: ``ModelConfig.WRITTEN_BEFORE`` and ``DataConfig.WRITTEN_BEFORE`` name them; a field the
+    saved config has keeps its value. ``train --resume`` starts from this too, so an old run goes on
+    training as it began. ConfigError as :func:`resolve_run_config` for a config that does not parse."""
     config = resolve_run_config(raw)
     saved_model, saved_data = raw.get("model") or {}, raw.get("data") or {}
     missing = {k: v for k, v in type(config.model).WRITTEN_BEFORE.items() if k not in saved_model}
     missing_data = {k: v for k, v in DataConfig.WRITTEN_BEFORE.items() if k not in saved_data}
     if not (missing or missing_data):
-        return config
-    return resolve_run_config({**raw, "model": {**saved_model, **missing}, "data": {**saved_data, **missing_data}})
+        return raw
+    return {**raw, "model": {**saved_model, **missing}, "data": {**saved_data, **missing_data}}
 
 
 def _restore_weight_sources(model: AnomalyModel, saved: dict) -> None:
