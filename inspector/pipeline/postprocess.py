@@ -42,6 +42,10 @@ class Decider:
     uncertain_band: tuple[float, float] | None = None
 
     def decide(self, score: float) -> str:
+        """OK / uncertain / NG ("error" for a non-finite score). ``score`` is compared as a Python float: a NumPy
+        float32 compared with a float threshold is compared in float32 under NumPy 2 (NEP 50), which rounds the
+        threshold and could flip a score next to it."""
+        score = float(score)
         if not math.isfinite(score):
             return "error"
         if self.uncertain_band is not None:

@@ -93,6 +93,16 @@ def test_decider():
     assert [band.decide(s) for s in (0.44, 0.45, 0.59, 0.6)] == ["OK", "uncertain", "uncertain", "NG"]
 
 
+def test_a_float32_score_is_decided_against_the_threshold_in_float64():
+    """Backends score in float32 and thresholds are float64. NumPy 2 compares a float32 scalar with a Python float
+    in float32 (NEP 50), rounding the threshold: a score just below it was NG by one path and OK by another."""
+    below = np.float32(0.3)
+    threshold = float(below) + 1e-12  # a calibrated threshold just above a float32 score; float32 rounds it onto it
+    assert float(below) < threshold and below >= threshold  # what NumPy 2 does when the score stays float32
+    assert Decider(threshold, threshold).decide(below) == "OK"
+    assert Decider(0.5, 0.5, (threshold, 0.6)).decide(below) == "OK"
+
+
 def test_regions_in_frame_coordinates():
     amap = np.zeros((32, 32), np.float32)
     amap[4:8, 10:14] = 0.9  # 4×4 block
