@@ -393,29 +393,12 @@ def test_every_sequence_anomaly_is_counted_and_told(tmp_path, capsys):
     gaps were lost in it: a daemon without run ids restarting (0,1,2,3 then 0,1 … 4) hid the restart and the
     gap after it. Now: a jump back to a different event is a reset (told, the stream counted anew), the same
     event again a duplicate (told), a missed seq arriving after a later one is late (out of the loss count)."""
-    import threading
+    from subscribe_support import subscribe_session
 
-    from inspector.cli import main
-
-    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
     first = [_defect_in("", seq, seq) for seq in range(4)]  # a daemon that sends no run id
     second = [_defect_in("", seq, 100 + seq) for seq in range(7)]  # … restarted: seq 0 again, other frames
     sent = first + [second[0], second[1], second[4], second[5], second[5], second[3]]  # 2 lost, 5 twice, 3 late
-
-    def publish() -> None:
-        assert pub.wait_for_subscription(10.0)
-        time.sleep(0.2)
-        for event in sent:
-            pub.send(event)
-
-    sender = threading.Thread(target=publish)
-    sender.start()
-    try:
-        assert main(["subscribe", pub.endpoint, "--topic", "v1/defect", "--count", str(len(sent)),
-                     "--timeout", "10"]) == 0
-    finally:
-        sender.join()
-        pub.close()
+    assert subscribe_session(f"ipc://{tmp_path}/ev.sock", sent) == 0
     out, err = capsys.readouterr()
     assert "seq went back from 3 to 0" in err and "seq 5 received again" in err and "seq 3 arrived late" in err, err
     assert "lost 2 defect event(s) of camera 'c' (seq 2..3)" in err, err

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 
 from inspector.events import InspectionEvent, StatsEvent, utc_iso
-from inspector.pipeline.config import PublishSection
-from inspector.pipeline.publish import Publisher
+from subscribe_support import subscribe_session
 
 
 def _defect(run: str, seq: int) -> InspectionEvent:
@@ -22,44 +19,20 @@ def _stats(run: str, seq: int, queue_full: int) -> StatsEvent:
                       data={"daemon_dropped": {"defect/c": {"queue_full": queue_full}}})
 
 
-def _session(endpoint: str, events: list, *args: str) -> int:
-    """One `inspector subscribe` run in this process while a publisher sends ``events`` once it has subscribed
-    (it waits for as many as are defects: the stats are heard quietly)."""
-    from inspector.cli import main
-
-    pub = Publisher(PublishSection(endpoint=endpoint))
-
-    def publish() -> None:
-        assert pub.wait_for_subscription(10.0)
-        time.sleep(0.2)
-        for event in events:
-            pub.send(event)
-
-    sender = threading.Thread(target=publish)
-    sender.start()
-    try:
-        count = sum(event.type == "defect" for event in events)
-        return main(["subscribe", endpoint, "--topic", "v1/defect", "--count", str(count), "--timeout", "10",
-                     *args])
-    finally:
-        sender.join()
-        pub.close()
-
-
 def test_a_restarted_subscriber_tells_what_it_missed_while_it_was_not_running(tmp_path, capsys):
     """A subscriber restarted with the same --save-dir knew only 'missed before joining' (seq 5 as its first
     event: 5 missed, though it had heard 0..2 itself), and a daemon restart while it was down looked like a
     late join. Its state (per stream the next seq) now survives it: the gap since is counted as missed while
     it was not running, and a new run id meanwhile is told as a restart."""
     endpoint, saved = f"ipc://{tmp_path}/ev.sock", tmp_path / "saved"
-    assert _session(endpoint, [_defect("r1", s) for s in range(3)], "--save-dir", str(saved)) == 0
+    assert subscribe_session(endpoint, [_defect("r1", s) for s in range(3)], "--save-dir", str(saved)) == 0
     capsys.readouterr()
-    assert _session(endpoint, [_defect("r1", 5)], "--save-dir", str(saved)) == 0  # 3 and 4 published meanwhile
+    assert subscribe_session(endpoint, [_defect("r1", 5)], "--save-dir", str(saved)) == 0  # 3 and 4 published meanwhile
     err = capsys.readouterr().err
     assert "resumed the subscriber state" in err and "last heard run r1" in err, err
     assert "missed 2 defect event(s) of camera 'c' (seq 3..4) in run r1 while this subscriber was not running" in err
     assert "2 event(s) missed (0 before joining a run, 0 in gaps, 2 while this subscriber was not running)" in err
-    assert _session(endpoint, [_defect("r2", 2)], "--save-dir", str(saved)) == 0  # the daemon restarted meanwhile
+    assert subscribe_session(endpoint, [_defect("r2", 2)], "--save-dir", str(saved)) == 0  # the daemon restarted meanwhile
     err = capsys.readouterr().err
     assert "daemon restarted: new run r2 (started r2-start) after run r1, while this subscriber was not running" \
         in err and "1 restart(s)" in err and "missed 2 defect event(s) of camera 'c' published before" in err, err
@@ -72,13 +45,13 @@ def test_a_damaged_or_unsaveable_state_is_one_line_and_the_subscriber_runs_on(tm
     for damage in (b"{not json", b'{"key": "%s", "tracker": {"version": 1, "runs": [["r1"]]}}'
                    % endpoint.encode(), b"\xff\xfe"):
         state.write_bytes(damage)
-        assert _session(endpoint, [_defect("r1", 1)], "--state", str(state)) == 0
+        assert subscribe_session(endpoint, [_defect("r1", 1)], "--state", str(state)) == 0
         err = capsys.readouterr().err
         assert "subscriber state" in err and "starting without it" in err and "Traceback" not in err, err
         assert "1 event(s) missed (1 before joining a run, 0 in gaps)" in err, err
     # saving fails mid-run (here: its temporary file's name taken by a folder): one warning, the summary says so
     (tmp_path / f"s.tmp-{os.getpid()}").mkdir()
-    assert _session(endpoint, [_defect("r1", 0), _defect("r1", 1)], "--state", str(tmp_path / "s")) == 0
+    assert subscribe_session(endpoint, [_defect("r1", 0), _defect("r1", 1)], "--state", str(tmp_path / "s")) == 0
     err = capsys.readouterr().err
     assert err.count("cannot save the subscriber state") == 1 and "Traceback" not in err, err
     assert "subscriber state not saved to" in err.splitlines()[-1], err
@@ -89,13 +62,13 @@ def test_a_restarted_subscriber_does_not_tell_the_daemon_drops_it_told_before(tm
     the old run's drops once more as new (the state did not keep which were told). It keeps them now: only
     the drops since are told, and counted."""
     endpoint, state = f"ipc://{tmp_path}/ev.sock", tmp_path / "state"
-    assert _session(endpoint, [_stats("r1", 0, 2), _defect("r1", 0)], "--state", str(state)) == 0
+    assert subscribe_session(endpoint, [_stats("r1", 0, 2), _defect("r1", 0)], "--state", str(state)) == 0
     err = capsys.readouterr().err
     assert "the daemon itself dropped 2 defect event(s)" in err and "2 dropped by the daemon itself" in err, err
-    assert _session(endpoint, [_stats("r1", 1, 2), _defect("r1", 1)], "--state", str(state)) == 0
+    assert subscribe_session(endpoint, [_stats("r1", 1, 2), _defect("r1", 1)], "--state", str(state)) == 0
     err = capsys.readouterr().err
     assert "the daemon itself dropped" not in err and "0 dropped by the daemon itself" in err, err
-    assert _session(endpoint, [_stats("r1", 2, 5), _defect("r1", 2)], "--state", str(state)) == 0
+    assert subscribe_session(endpoint, [_stats("r1", 2, 5), _defect("r1", 2)], "--state", str(state)) == 0
     err = capsys.readouterr().err
     assert "the daemon itself dropped 3 defect event(s) of camera 'c' in run r1" in err, err
     assert "(5 in this run so far)" in err and "3 dropped by the daemon itself" in err, err

@@ -274,16 +274,10 @@ def test_a_16_bit_grey_video_is_scaled_like_its_frames_as_images(tmp_path):
     writer.release()
     cv2.imwrite(str(tmp_path / "mono12.png"), twelve)
     want = resize_image(read_image(tmp_path / "mono12.png", bit_depth=12), SPEC.height, SPEC.width, POLICY)
-    camera = CameraSection(name="mono", source=str(tmp_path / "mono12.mkv"), bit_depth=12)
-    source = make_source(camera)
-    pre = Preprocessor(SPEC, POLICY, {"mono": source.bit_depth})
-    source.open()
-    for _ in range(2):
-        grabbed = source.read()
-        slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
-        pre.into(grabbed.image, slot, "mono")
+    slots = _inputs_of(CameraSection(name="mono", source=str(tmp_path / "mono12.mkv"), bit_depth=12), frames=2)
+    for slot in slots:
         assert np.array_equal(slot, want), f"max diff {np.abs(slot.astype(int) - want).max()}"
-    source.close()
+    assert len(slots) == 2
 
 
 def test_a_snapshot_url_camera_decodes_like_predict(tmp_path):
@@ -483,18 +477,23 @@ def _twelve_bit_picture() -> np.ndarray:
 
 
 def _camera_inputs(source_path: Path, bit_depth: int | None) -> list[np.ndarray]:
-    """The model input of every frame a camera on ``source_path`` gives, through the daemon's preprocessor."""
+    """The model input of every frame a camera on the file ``source_path`` gives (:func:`_inputs_of`)."""
     if source_path.stat().st_mtime > time.time() - 10:  # settled: a file written just now is a growing recording
         os.utime(source_path, (time.time() - 10, time.time() - 10))
-    camera = CameraSection(name="cam", source=str(source_path), bit_depth=bit_depth)
+    return _inputs_of(CameraSection(name="cam", source=str(source_path), bit_depth=bit_depth))
+
+
+def _inputs_of(camera: CameraSection, frames: int | None = None) -> list[np.ndarray]:
+    """The model input of the first ``frames`` frames ``camera`` gives (None: all, to its end), each through the
+    daemon's own source and preprocessor."""
     source = make_source(camera)
-    pre = Preprocessor(SPEC, POLICY, {"cam": source.bit_depth})
+    pre = Preprocessor(SPEC, POLICY, {camera.name: source.bit_depth})
     source.open()
     slots = []
-    while (grabbed := source.read()) is not None:
+    while (frames is None or len(slots) < frames) and (grabbed := source.read()) is not None:
         assert grabbed.image is not None, grabbed.error
         slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
-        pre.into(grabbed.image, slot, "cam")
+        pre.into(grabbed.image, slot, camera.name)
         slots.append(slot)
     source.close()
     return slots
@@ -603,16 +602,10 @@ def test_a_v4l2_16_bit_grey_camera_is_scaled_like_its_frames_as_images(tmp_path,
     cv2.imwrite(str(tmp_path / "frame.png"), picture)
     want = resize_image(read_image(tmp_path / "frame.png", bit_depth=12), SPEC.height, SPEC.width, POLICY)
     monkeypatch.setattr(cv2, "VideoCapture", lambda *args: _FakeV4l2Capture(picture, palette, bytesperline))
-    camera = CameraSection(name="cam", source=0, bit_depth=None if palette == "Y12" else 12)
-    source = make_source(camera)
-    source.open()
-    pre = Preprocessor(SPEC, POLICY, {"cam": source.bit_depth})
-    for _ in range(2):
-        grabbed = source.read()
-        slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
-        pre.into(grabbed.image, slot, "cam")
+    slots = _inputs_of(CameraSection(name="cam", source=0, bit_depth=None if palette == "Y12" else 12), frames=2)
+    for slot in slots:
         assert np.array_equal(slot, want), f"{palette}: max diff {np.abs(slot.astype(int) - want).max()}"
-    source.close()
+    assert len(slots) == 2
 
 
 @pytest.mark.parametrize("name", ["colour8_bmp_frames.avi", "colour8_tiff_frames.avi"])

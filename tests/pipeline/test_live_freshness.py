@@ -9,6 +9,7 @@ age grows by ~0.46 s per second of run.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -274,53 +275,56 @@ def test_offline_mode_on_an_mjpeg_stream_fails_the_camera_in_one_line():
         camera.close()
 
 
-def _serve_ffmpeg_ts(server: socket.socket, stop: threading.Event, procs: list) -> None:
-    """A live MPEG-TS camera on ``server``: each connection gets a fresh ffmpeg test pattern at 25 fps in
-    real time (``-re``), its frames carrying real timestamps."""
+@contextlib.contextmanager
+def ffmpeg_camera(*args: str):
+    """A live camera on loopback TCP: each connection gets its own ``ffmpeg -re`` (real time) writing a
+    test pattern encoded by ``args`` to it. Yields (its tcp:// URL, the ffmpeg processes started so far).
+    Skips the test where the ffmpeg program is missing."""
+    import shutil
     import subprocess
 
-    while not stop.is_set():
-        try:
-            conn, _ = server.accept()
-        except OSError:
-            return
-        procs.append(subprocess.Popen(
-            ["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x96:rate=25",
-             "-c:v", "mpeg4", "-q:v", "5", "-f", "mpegts", "pipe:1"], stdout=conn.fileno(),
-            stderr=subprocess.DEVNULL))
-        conn.close()
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg program")
+    server, stop, procs = socket.create_server(("127.0.0.1", 0)), threading.Event(), []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            procs.append(subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", *args, "pipe:1"],
+                                          stdout=conn.fileno(), stderr=subprocess.DEVNULL))
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}", procs
+    finally:
+        stop.set()
+        server.close()
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 
 def test_a_stream_read_slower_than_it_plays_says_how_late_and_catches_up():
     """A 25 fps MPEG-TS stream with real timestamps read at ~11 frames a second (live, fps 0): FFmpeg handed
     over ever older frames, each stamped fresh when grabbed. By the stream's own clock every frame is stamped
     when it was sent (its lag in meta), and past 1 s behind the backlog is dropped (reopened, counted)."""
-    import shutil
-
-    import pytest
-
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("needs the ffmpeg program")
-    server, stop, procs = socket.create_server(("127.0.0.1", 0)), threading.Event(), []
-    threading.Thread(target=_serve_ffmpeg_ts, args=(server, stop, procs), daemon=True).start()
-    cam = CameraSection(name="ts", source=f"tcp://127.0.0.1:{server.getsockname()[1]}", open_timeout_s=5,
-                        read_timeout_s=5)
-    counters, hub, wstop = Counters(), FrameHub(Counters()), threading.Event()
-    worker = CaptureWorker(cam, _read_slowly(make_source(cam), 0.09), hub, wstop, counters, lambda *a: None)
-    frames, t_open = [], time.time()
-    worker.start()
-    try:
-        t_end = time.monotonic() + 6.0
-        while time.monotonic() < t_end:
-            frames += [(f, time.time()) for f in hub.take(1, 0.2)]
-    finally:
-        wstop.set()
-        worker.join(10)
-        stop.set()
-        server.close()
-        for proc in procs:
-            proc.kill()
-            proc.wait()
+    with ffmpeg_camera("-i", "testsrc=size=160x96:rate=25", "-c:v", "mpeg4", "-q:v", "5", "-f", "mpegts") as (url, _):
+        cam = CameraSection(name="ts", source=url, open_timeout_s=5, read_timeout_s=5)
+        counters, hub, wstop = Counters(), FrameHub(Counters()), threading.Event()
+        worker = CaptureWorker(cam, _read_slowly(make_source(cam), 0.09), hub, wstop, counters, lambda *a: None)
+        frames = []
+        worker.start()
+        try:
+            t_end = time.monotonic() + 6.0
+            while time.monotonic() < t_end:
+                frames += [(f, time.time()) for f in hub.take(1, 0.2)]
+        finally:
+            wstop.set()
+            worker.join(10)
     assert worker.live and len(frames) >= 20, len(frames)
     # stamped by the stream's clock, and never much more than the catch-up limit (1 s) behind it
     late = [f for f, taken in frames if taken - f.capture_utc > 1.5 or (f.meta.get("lag_ms") or 0) > 1300]
@@ -329,68 +333,27 @@ def test_a_stream_read_slower_than_it_plays_says_how_late_and_catches_up():
     assert counters.get("ts.dropped_live") >= 10  # the dropped backlog is counted
 
 
-def _serve_ffmpeg_raw(server: socket.socket, stop: threading.Event, procs: list, fps: int) -> None:
-    """A live camera sending raw Motion JPEG (no container, so no timestamps) at ``fps`` in real time."""
-    import subprocess
-
-    while not stop.is_set():
-        try:
-            conn, _ = server.accept()
-        except OSError:
-            return
-        procs.append(subprocess.Popen(
-            ["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i", f"testsrc=size=160x96:rate={fps}",
-             "-c:v", "mjpeg", "-f", "mjpeg", "pipe:1"], stdout=conn.fileno(), stderr=subprocess.DEVNULL))
-        conn.close()
-
-
 @pytest.mark.parametrize("fps", [10, 30])
 def test_a_stream_without_timestamps_says_its_lag_is_unknown(fps, caplog):
     """Raw MJPEG over tcp:// read promptly: FFmpeg's raw demuxer invents a timestamp per frame at a guessed
     25 fps. At 10 fps each frame looked 60 ms later than the last (a made-up lag, then reopening to 'catch up');
     at 30 fps none ever looked late; the seconds of frames FFmpeg's probe read at open were called fresh. Such a
     stream's lag is unknown (lag_ms None), never a figure, and it is not reopened on a made-up lag."""
-    import shutil
-
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("needs the ffmpeg program")
-    server, stop, procs = socket.create_server(("127.0.0.1", 0)), threading.Event(), []
-    threading.Thread(target=_serve_ffmpeg_raw, args=(server, stop, procs, fps), daemon=True).start()
-    source = make_source(CameraSection(name=f"raw{fps}", source=f"tcp://127.0.0.1:{server.getsockname()[1]}",
-                                       open_timeout_s=15, read_timeout_s=5))
-    metas = []
-    try:
-        source.open()
-        t_open = time.monotonic()
-        while time.monotonic() < t_open + 3.0:
-            metas.append((time.monotonic() - t_open, source.read().meta))
-    finally:
-        source.close()
-        stop.set()
-        server.close()
-        for proc in procs:
-            proc.kill()
-            proc.wait()
+    with ffmpeg_camera("-i", f"testsrc=size=160x96:rate={fps}", "-c:v", "mjpeg", "-f", "mjpeg") as (url, procs):
+        source = make_source(CameraSection(name=f"raw{fps}", source=url, open_timeout_s=15, read_timeout_s=5))
+        metas = []
+        try:
+            source.open()
+            t_open = time.monotonic()
+            while time.monotonic() < t_open + 3.0:
+                metas.append((time.monotonic() - t_open, source.read().meta))
+        finally:
+            source.close()
     claimed = [(round(t, 2), m.get("lag_ms", 0.0)) for t, m in metas if m.get("lag_ms", 0.0) is not None]
     assert len(metas) >= 20 and all(t < 1.5 for t, _ in claimed), claimed  # only until found out (~0.5 s)
     assert all(lag < 300 for _, lag in claimed) and not any("buffers_skipped" in m for _, m in metas), claimed
     assert len(procs) == 1  # never reopened to catch up with a lag it made up
     assert "do not follow real time" in caplog.text
-
-
-def _serve_ffmpeg_codec(server: socket.socket, stop: threading.Event, procs: list, codec: list, fmt: str) -> None:
-    """A live camera at 10 fps in real time sending ``fmt`` (a raw stream: no container, no timestamps)."""
-    import subprocess
-
-    while not stop.is_set():
-        try:
-            conn, _ = server.accept()
-        except OSError:
-            return
-        procs.append(subprocess.Popen(
-            ["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x96:rate=10", "-c:v",
-             *codec, "-f", fmt, "pipe:1"], stdout=conn.fileno(), stderr=subprocess.DEVNULL))
-        conn.close()
 
 
 @pytest.mark.parametrize("codec,fmt", [(["mjpeg"], "mjpeg"), (["libx264", "-tune", "zerolatency"], "h264")])
@@ -399,27 +362,16 @@ def test_a_raw_stream_opens_within_its_open_timeout_and_keeps_streaming(codec, f
     25 fps clock (12.5 s of a 10 fps camera), the open timeout cut it, and the cut connection gave the probed
     (stale) frames and then nothing: 'no frame within 5 s', reconnect, for ever (or 'cannot open'). The probe
     now ends inside the timeout, and frames keep coming on the one connection."""
-    import shutil
-
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("needs the ffmpeg program")
-    server, stop, procs = socket.create_server(("127.0.0.1", 0)), threading.Event(), []
-    threading.Thread(target=_serve_ffmpeg_codec, args=(server, stop, procs, codec, fmt), daemon=True).start()
-    source = make_source(CameraSection(name=f"raw_{fmt}", source=f"tcp://127.0.0.1:{server.getsockname()[1]}",
-                                       open_timeout_s=5, read_timeout_s=5))
-    frames, t_start = 0, time.monotonic()
-    try:
-        source.open()
-        opened_s = time.monotonic() - t_start
-        while time.monotonic() < t_start + 8.0:
-            grabbed = source.read()
-            frames += grabbed.image is not None
-    finally:
-        source.close()
-        stop.set()
-        server.close()
-        for proc in procs:
-            proc.kill()
-            proc.wait()
+    with ffmpeg_camera("-i", "testsrc=size=160x96:rate=10", "-c:v", *codec, "-f", fmt) as (url, procs):
+        source = make_source(CameraSection(name=f"raw_{fmt}", source=url, open_timeout_s=5, read_timeout_s=5))
+        frames, t_start = 0, time.monotonic()
+        try:
+            source.open()
+            opened_s = time.monotonic() - t_start
+            while time.monotonic() < t_start + 8.0:
+                grabbed = source.read()
+                frames += grabbed.image is not None
+        finally:
+            source.close()
     assert opened_s < 4.0, opened_s
     assert frames >= 40 and len(procs) == 1, (frames, len(procs))

@@ -585,16 +585,22 @@ def test_recordings_moved_out_for_review_do_not_make_retention_delete_others(tmp
     assert counters.get("recorder.deleted") == 0
 
 
+def _slow_to_encode(seconds: float) -> np.ndarray:
+    """A noise frame whose PNG takes about ``seconds`` to encode on this machine (a slow disk's recording),
+    sized from one timed 1-megapixel encode, at most 8000² pixels."""
+    rng = np.random.default_rng(0)
+    t0 = time.monotonic()
+    cv2.imencode(".png", (rng.random((1000, 1000, 3)) * 255).astype(np.uint8))
+    side = min(8000, int(1000 * (seconds / max(time.monotonic() - t0, 1e-3)) ** 0.5))
+    return (rng.random((side, side, 3)) * 255).astype(np.uint8)
+
+
 def test_recorder_finishes_a_full_queue_on_a_slow_disk(tmp_path):
     """Shutdown while defects fill the recorder's queue and one recording takes more than a second to write
     (a 20-megapixel frame, a slow SD card or network share): every queued recording is written and the
     recorder then ends. finish() used to give up putting its end marker into the full queue after 1 s, and
     the recorder waited for that marker for ever (the daemon: 'recorder did not stop', exit 1)."""
-    rng = np.random.default_rng(0)
-    t0 = time.monotonic()
-    cv2.imencode(".png", (rng.random((1000, 1000, 3)) * 255).astype(np.uint8))
-    side = min(8000, int(1000 * (1.5 / max(time.monotonic() - t0, 1e-3)) ** 0.5))  # ~1.5 s per PNG
-    big = (rng.random((side, side, 3)) * 255).astype(np.uint8)
+    big = _slow_to_encode(1.5)
     counters = Counters()
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, queue_size=2),
                          threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
@@ -640,11 +646,7 @@ def test_events_the_recorder_has_not_written_when_abandoned_are_counted_once(tmp
     queued and being written as recorder.abandoned, and the recorder stops after the one it is writing; each
     event is counted once (written, or abandoned), one put afterwards is abandoned too. The slow disk is 1 s per
     PNG (a big frame, as in test_recorder_finishes_a_full_queue_on_a_slow_disk)."""
-    rng = np.random.default_rng(0)
-    t0 = time.monotonic()
-    cv2.imencode(".png", (rng.random((1000, 1000, 3)) * 255).astype(np.uint8))
-    side = min(8000, int(1000 * (1.0 / max(time.monotonic() - t0, 1e-3)) ** 0.5))
-    big = (rng.random((side, side, 3)) * 255).astype(np.uint8)
+    big = _slow_to_encode(1.0)
     counters = Counters()
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, queue_size=10),
                          threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
@@ -803,7 +805,7 @@ def test_a_recordings_data_is_on_disk_before_it_gets_its_name(tmp_path, monkeypa
     assert calls == [f"fsync {tmp}", f"link {tmp}"] and path.read_bytes() == b"data"
 
 
-_CUT_SHORT = """
+_SIZE_LIMITED = """
 import json, resource, signal, sys, threading
 import numpy as np
 from inspector.pipeline.config import RecorderSection
@@ -816,23 +818,32 @@ rec = RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_byt
                      counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
 resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
 rec.start()
-noise = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)  # a ~12 kB PNG: cut short
-for i, image in enumerate([noise, np.zeros((64, 64, 3), np.uint8)]):
-    rec.put(Frame(camera="c", frame_id=i, image=image, capture_ns=0, capture_utc=0.0), {"seq": i})
+PUTS
 rec.finish()
 rec.join(10)
 print(json.dumps({"written": counters.get("recorder.written"), "errors": counters.get("recorder.errors")}))
 """
 
 
+def _record_under_a_size_limit(root: Path, puts: str) -> dict:
+    """Run a recorder in a child process whose files may not exceed 4000 bytes (RLIMIT_FSIZE: a real EFBIG,
+    as a full disk's ENOSPC fails a write), putting frames with the code ``puts``; its written/errors counts."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-c", _SIZE_LIMITED.replace("PUTS", puts), str(root)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def test_recorder_never_leaves_a_truncated_file_under_a_recording_name(tmp_path):
     """A write cut short (a full disk; here a real EFBIG from the file size limit, in a child process) must
     not leave a truncated PNG under a recording name, where it was shown and counted as evidence."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run([sys.executable, "-c", _CUT_SHORT, str(tmp_path / "rec")], env=env, capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == {"written": 1, "errors": 1}
+    puts = """
+noise = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)  # a ~12 kB PNG: cut short
+for i, image in enumerate([noise, np.zeros((64, 64, 3), np.uint8)]):
+    rec.put(Frame(camera="c", frame_id=i, image=image, capture_ns=0, capture_utc=0.0), {"seq": i})
+"""
+    assert _record_under_a_size_limit(tmp_path / "rec", puts) == {"written": 1, "errors": 1}
     names = sorted(p.name for p in (tmp_path / "rec" / "c").iterdir() if RECORDING_NAME.match(p.name))
     assert names == ["r000001-20250131T120000Z-0123456789ab-000000001-000000001.json",
                      "r000001-20250131T120000Z-0123456789ab-000000001-000000001.png"]  # frame 0: nothing, not a stub
@@ -1061,36 +1072,15 @@ def test_a_recorder_dir_replaced_by_another_daemons_stops_recording_with_each_lo
     assert sum(r.levelname == "ERROR" for r in caplog.records) == 1
 
 
-_HEADER_CUT_SHORT = """
-import json, resource, signal, sys, threading
-import numpy as np
-from inspector.pipeline.config import RecorderSection
-from inspector.pipeline.frame import Frame
-from inspector.pipeline.recorder import RecorderWorker
-from inspector.pipeline.telemetry import Counters
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, like ENOSPC
-counters = Counters()
-rec = RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_bytes=0), threading.Event(),
-                     counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
-resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
-rec.start()
-for i, note in enumerate(["x" * 8000, "short"]):  # frame 0: its image fits, its header does not
-    rec.put(Frame(camera="c", frame_id=i, image=np.zeros((64, 64, 3), np.uint8), capture_ns=0, capture_utc=0.0),
-            {"seq": i, "note": note})
-rec.finish()
-rec.join(10)
-print(json.dumps({"written": counters.get("recorder.written"), "errors": counters.get("recorder.errors")}))
-"""
-
-
 def test_a_recording_whose_header_cannot_be_written_leaves_nothing(tmp_path):
     """The image written, then the header failed (a full disk; here a real EFBIG): the image stayed under a
     recording name, evidence of a defect the counts called lost, with nothing to tell it lacked its header."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run([sys.executable, "-c", _HEADER_CUT_SHORT, str(tmp_path / "rec")], env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == {"written": 1, "errors": 1}
+    puts = """
+for i, note in enumerate(["x" * 8000, "short"]):  # frame 0: its image fits, its header does not
+    rec.put(Frame(camera="c", frame_id=i, image=np.zeros((64, 64, 3), np.uint8), capture_ns=0, capture_utc=0.0),
+            {"seq": i, "note": note})
+"""
+    assert _record_under_a_size_limit(tmp_path / "rec", puts) == {"written": 1, "errors": 1}
     assert sorted(p.name for p in (tmp_path / "rec" / "c").iterdir()) == [
         "r000001-20250131T120000Z-0123456789ab-000000001-000000001.json",
         "r000001-20250131T120000Z-0123456789ab-000000001-000000001.png"]
