@@ -18,7 +18,8 @@ Delivery never blocks inspection: :meth:`MqttBridge.offer` (publisher thread)
 only appends to a bounded buffer; when it is full the oldest message is dropped
 and counted. A sender thread hands messages to paho-mqtt while connected,
 keeping at most ``_MAX_INFLIGHT`` unacknowledged; paho reconnects with back-off
-and re-sends those in flight. Counts (messages): ``offered = delivered +
+and re-sends those in flight, and newer messages wait until they are
+acknowledged, so the broker gets every topic's messages in order. Counts (messages): ``offered = delivered +
 dropped + pending`` at every moment; ``delivered`` means acknowledged by the
 broker (PUBACK/PUBCOMP for QoS 1/2, written to the socket for QoS 0).
 Needs the ``mqtt`` extra (``paho-mqtt`` ≥ 2).
@@ -107,6 +108,7 @@ class MqttBridge:
         self._early_acks: set[int] = set()
         self._own_mids: set[int] = set()
         self._sending: Message | None = None  # taken from the buffer, inside client.publish()
+        self._resending = False  # a reconnect: paho re-sends what was in flight, new messages wait behind it
         self._counts = {"offered": 0, "delivered": 0, "dropped": 0, "send_errors": 0}
         self.connected = False
         self.connects = 0
@@ -153,6 +155,10 @@ class MqttBridge:
         with self._lock:
             self.connected = True
             self.connects += 1
+            # paho calls this *before* it re-sends the messages in flight at the disconnect (_handle_connack):
+            # sent now, newer events would reach the broker first, out of order (MQTT 3.1.1 §4.6 asks re-sends
+            # in their original order), and a consumer would call them lost, then late
+            self._resending = True
             self._wake.notify_all()
         info = client.publish(f"{self.prefix}/online", b"1", qos=self.cfg.qos, retain=True)
         with self._lock:  # bridge state, not an event: its acknowledgement is not counted
@@ -219,7 +225,10 @@ class MqttBridge:
 
     # -- sender thread -------------------------------------------------------------------------
     def _ready(self) -> bool:
-        return self._closing or (self.connected and bool(self._buffer) and len(self._inflight) < _MAX_INFLIGHT)
+        if self._resending and not self._inflight:  # what was in flight at the reconnect is acknowledged
+            self._resending = False
+        return self._closing or (self.connected and bool(self._buffer) and not self._resending
+                                 and len(self._inflight) < _MAX_INFLIGHT)
 
     def _send_loop(self) -> None:
         # paho is called with our lock released: paho's network thread holds its own lock while it runs

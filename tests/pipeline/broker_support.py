@@ -51,3 +51,67 @@ class Mosquitto:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+
+class Partition:
+    """A TCP relay on loopback between MQTT clients and a broker that can partition the network: ``hold()``
+    swallows the bytes both ways (sent, never delivered, never acknowledged: what a pulled cable does to the
+    messages in flight), ``cut()`` then closes the held connections, as a router's timeout would, and the
+    relay forwards again for the reconnects. A fault a real broker cannot be made to produce on demand."""
+
+    def __init__(self, broker_port: int) -> None:
+        import threading
+
+        self.broker_port = broker_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held = False
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.broker_port))
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                if not self.held:
+                    dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            s.close()
+
+    def hold(self) -> None:
+        self.held = True
+
+    def cut(self) -> None:
+        """Close every connection relayed so far; forward again for new ones."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.held = False
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
