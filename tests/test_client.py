@@ -455,37 +455,56 @@ def _numbered_defect(seq: int) -> InspectionEvent:
                            score=1.0, threshold=0.5, capture={}, latency_ms={}, model={}, run_id="r")
 
 
+def _read_behind_a_publisher(pub: Publisher, sub: Subscriber, stall_until: int) -> tuple[int, list[str]]:
+    """Publish defects without pause; the reader stalls until ``stall_until`` are sent (far more than the
+    queues and socket buffers between them hold, so ZeroMQ drops some whatever the machine's speed), then
+    reads back to back until it finds a gap. The number sent, and the gap notices found by the end."""
+    import threading
+
+    sent, stop = [0], threading.Event()
+
+    def send() -> None:
+        while not stop.is_set():
+            pub.send(_numbered_defect(sent[0]))
+            sent[0] += 1
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        deadline = time.monotonic() + 60
+        while sent[0] < stall_until and time.monotonic() < deadline:
+            time.sleep(0.01)
+        while not sub.gaps and time.monotonic() < deadline and sub.recv(timeout=1) is not None:
+            pass
+    finally:
+        stop.set()
+        sender.join()
+    while sub.recv(timeout=0.5) is not None:  # the rest of what got through
+        pass
+    return sent[0], [n for n in sub.notices() if n.startswith("lost")]
+
+
 def test_gaps_of_a_slow_reader_and_across_a_reconnect_say_so(tmp_path):
     """ZeroMQ drops what a slow reader cannot take silently (over ipc/tcp at the daemon's per-subscriber
     sndhwm, once this rcvhwm and the socket buffers are full), and what is published while the connection is
     down: the gaps said only 'lost'. Now a gap found while the subscriber was reading a backlog of at least
     half its rcvhwm says it fell behind, and the first gap of a stream after a dropped connection says it
     spans it (here with the tail of the burst dropped before it)."""
-    import threading
-
     pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock", sndhwm=50))
     with Subscriber(pub.endpoint, ["v1/defect"], rcvhwm=50) as sub:
         _connect(pub, sub)
-        sender = threading.Thread(target=lambda: [pub.send(_numbered_defect(seq)) for seq in range(3000)])
-        sender.start()
-        # a reader far slower than the publisher (5 ms a message against its ~0.05 ms: on a busy machine the
-        # sender, which needs CPU, slows down while the reader's sleep does not), reading until the burst is
-        # sent and everything that got through is read
-        while sub.recv(timeout=1) is not None or sender.is_alive():
-            time.sleep(0.005)
-        sender.join()
-        slow = [n for n in sub.notices() if n.startswith("lost")]
+        sent, slow = _read_behind_a_publisher(pub, sub, stall_until=5000)
         pub.close()  # the daemon restarts on the same endpoint, its run (and seq) going on
         pub = Publisher(PublishSection(endpoint=pub.endpoint))
         assert sub.recv(timeout=1) is None  # waiting, it sees the connection drop and come back
         _connect(pub, sub)
-        for seq in (3005, 3006):
+        for seq in (sent + 5, sent + 6):
             pub.send(_numbered_defect(seq))
-        assert [sub.recv(timeout=5).seq for _ in range(2)] == [3005, 3006]
+        assert [sub.recv(timeout=5).seq for _ in range(2)] == [sent + 5, sent + 6]
         reconnect = sub.notices()
     pub.close()
     assert slow and all("while this subscriber was behind" in n and "rcvhwm 50" in n for n in slow), slow
-    assert len(reconnect) == 1 and "..3004) in run r across a dropped connection to ipc://" in reconnect[0], \
+    assert len(reconnect) == 1 and f"..{sent + 4}) in run r across a dropped connection to ipc://" in reconnect[0], \
         reconnect
 
 
