@@ -69,7 +69,7 @@ import zmq
 
 from inspector.config import needs_ipv6, tcp_port_problem
 from inspector.errors import ConfigError
-from inspector.events import curve_key, decode, load_curve_certificate, utc_iso
+from inspector.events import HEARTBEAT_S, curve_key, decode, load_curve_certificate, set_heartbeat, utc_iso
 from inspector.loss import KeepsState, LossTracker
 
 STATS_TOPIC = "v1/stats"
@@ -128,11 +128,16 @@ class Subscriber(KeepsState):
     ``max_message_bytes``: a publisher that sends a larger message part is disconnected by ZeroMQ
     (ZMQ_MAXMSGSIZE, libzmq zmq_setsockopt(3)); a legitimate daemon reconnects, a rogue one cannot
     make the subscriber hold more than ``rcvhwm`` × this many bytes.
+
+    ``heartbeat_s``: the daemon is pinged this often (seconds); a connection silent for three of them is taken
+    for dead, dropped and connected again (:func:`inspector.events.set_heartbeat`), and the first gap after it
+    says so. 0: ZeroMQ's default, no heartbeat.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, topics: Iterable[str] = ("v1/",), *,
                  server_key: str | bytes | Path | None = None, client_cert: str | Path | None = None,
                  rcvhwm: int = 10000, max_message_bytes: int = MAX_MESSAGE_BYTES,
+                 heartbeat_s: float = HEARTBEAT_S,
                  context: zmq.Context | None = None, state: str | Path | None = None) -> None:
         self.endpoint = check_endpoint(endpoint)
         self.context = context or zmq.Context.instance()
@@ -142,6 +147,7 @@ class Subscriber(KeepsState):
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.IPV6, needs_ipv6(endpoint))  # tcp://[::1]:… connects only with it
+        set_heartbeat(self.socket, heartbeat_s)  # a connection gone dead without a word is found and replaced
         if server_key is not None:
             self._setup_curve(server_key, client_cert)
         topics = self.topics = list(topics) or [""]

@@ -59,6 +59,27 @@ def utc_iso(t: float | None = None) -> str:
     return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# ZMTP heartbeat (ZeroMQ ≥ 4.2, both ends of the wire): a connection that goes dead without a FIN or a RST (a
+# pulled cable, a rebooted switch, a firewall that forgot it) stays open for TCP until its retransmissions give
+# up, many minutes; a subscriber on it hears nothing and does not reconnect, a publisher queues into it.
+HEARTBEAT_S = 5.0
+HEARTBEAT_MISSES = 3  # heartbeats unanswered before the peer is taken for dead
+
+
+def set_heartbeat(sock, interval_s: float = HEARTBEAT_S) -> None:
+    """Ping the peer every ``interval_s`` seconds and drop the connection when ``HEARTBEAT_MISSES`` intervals
+    pass without a word from it (ZMQ_HEARTBEAT_IVL / _TIMEOUT, and _TTL asking the peer to do the same;
+    zmq_setsockopt(3)). ZeroMQ then reconnects a connecting socket by itself, and the socket's monitor tells
+    the disconnect. ``interval_s`` ≤ 0: no heartbeat (ZeroMQ's default)."""
+    import zmq
+
+    ms = max(0, int(round(interval_s * 1000)))
+    sock.setsockopt(zmq.HEARTBEAT_IVL, ms)
+    if ms:
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, ms * HEARTBEAT_MISSES)
+        sock.setsockopt(zmq.HEARTBEAT_TTL, min(ms * HEARTBEAT_MISSES, 6_553_500))  # the option's limit
+
+
 def curve_key(key: bytes, where: str) -> bytes:
     """``key`` if it is a ZeroMQ CURVE key (40 z85 characters, 32 bytes), else a one-line ConfigError naming
     ``where``: libzmq takes any bytes until the socket option is set, then fails with EINVAL."""

@@ -587,3 +587,58 @@ def test_a_subscriber_not_inside_recv_subscribes_again_to_a_restarted_publisher(
         notices = sub.notices()
     pub.close()
     assert not [n for n in notices if n.startswith(("lost", "missed"))], notices
+
+
+def test_a_connection_gone_dead_without_a_word_is_found_and_the_gap_says_so(tmp_path):
+    """A pulled cable, a rebooted switch or a firewall that forgot the connection leaves a subscriber's TCP
+    connection open and silent: no FIN, no RST. ZeroMQ saw no error, so the subscriber never reconnected and
+    heard nothing more (the daemon's events went into the dead connection) while waiting as if all were quiet.
+    ZMTP heartbeats (libzmq ZMQ_HEARTBEAT_IVL/TIMEOUT) now find the dead peer: the subscriber reconnects, and
+    the first gap says it spans a dropped connection."""
+    from net_faults import Partition, free_port
+
+    pub = Publisher(PublishSection(endpoint=f"tcp://127.0.0.1:{free_port()}"))
+    link = Partition(int(pub.endpoint.rsplit(":", 1)[1]))
+    try:
+        with Subscriber(f"tcp://127.0.0.1:{link.port}", ["v1/defect"], heartbeat_s=0.5) as sub:
+            _connect(pub, sub)
+            pub.send(_numbered_defect(0))
+            assert sub.recv(timeout=5).seq == 0
+            link.hold()  # the connection goes dead; neither end is told
+            got, seq, deadline = None, 1, time.monotonic() + 20
+            while got is None and time.monotonic() < deadline:
+                pub.send(_numbered_defect(seq))
+                seq += 1
+                got = sub.recv(timeout=0.5)
+            notices = sub.notices()
+    finally:
+        link.close()
+        pub.close()
+    assert got is not None, "the subscriber stayed on the dead connection"
+    assert got.seq > 1 and len(notices) == 1 and f"(seq 1..{got.seq - 1})" in notices[0], (got.seq, notices)
+    assert "across a dropped connection to tcp://127.0.0.1:" in notices[0], notices
+
+
+def test_the_daemon_drops_a_subscriber_whose_connection_went_dead(tmp_path):
+    """The daemon's side of a dead connection: without heartbeats its XPUB kept the silent subscriber's pipe
+    and subscriptions for as long as TCP did (many minutes), so it went on queueing events into the void and
+    encoding the payloads only that subscriber had asked for. Its heartbeat now drops the connection, and with
+    it the subscriptions no one else holds."""
+    from net_faults import Partition, free_port
+
+    pub = Publisher(PublishSection(endpoint=f"tcp://127.0.0.1:{free_port()}", heartbeat_s=0.5))
+    link = Partition(int(pub.endpoint.rsplit(":", 1)[1]))
+    try:
+        with Subscriber(f"tcp://127.0.0.1:{link.port}", ["v1/defect"], heartbeat_s=0) as sub:
+            _connect(pub, sub)
+            pub.poll_subscriptions()
+            assert pub.wanted("v1/defect/c")
+            link.hold()
+            deadline = time.monotonic() + 10
+            while pub.wanted("v1/defect/c") and time.monotonic() < deadline:
+                time.sleep(0.1)
+                pub.poll_subscriptions()
+            assert not pub.wanted("v1/defect/c"), "the daemon still serves a subscriber whose connection is dead"
+    finally:
+        link.close()
+        pub.close()

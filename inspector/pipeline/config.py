@@ -237,6 +237,9 @@ class PublishSection:
     sndhwm: int = bounded(1000, ge=1, le=1_000_000)  # ZeroMQ send high-water mark (messages queued per subscriber before dropping)
     queue_size: int = bounded(1024, ge=1, le=1_000_000)  # frames waiting for the publisher thread, in whole batches (full → the batch dropped, counted)
     stats_interval_s: float = bounded(1.0, ge=0.01, le=3600)
+    # ZMTP heartbeat: a subscriber's connection silent for 3 of these (a pulled cable, a switch that forgot it)
+    # is dropped, its queue freed and its topics unsubscribed; 0 = off (ZeroMQ's default)
+    heartbeat_s: float = bounded(5.0, ge=0, le=600)
     # before the first frame, wait until this many subscribers have subscribed (ZeroMQ drops what is published
     # before a subscription arrives, so an offline batch run would lose its first events); 0 = don't wait
     wait_for_subscribers: int = bounded(0, ge=0, le=1000)

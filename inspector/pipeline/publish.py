@@ -26,7 +26,7 @@ import zmq
 from inspector.config import json_safe, needs_ipv6
 from inspector.errors import ConfigError
 from inspector.events import (ConstantFields, Event, InspectionEvent, StatsEvent, StatusEvent, encode, header_dict,
-                              load_curve_certificate, topic_for, utc_iso)
+                              load_curve_certificate, set_heartbeat, topic_for, utc_iso)
 from inspector.pipeline.batcher import END
 from inspector.pipeline.config import PublishSection
 from inspector.pipeline.frame import STAGES, Frame
@@ -76,6 +76,7 @@ class Publisher:
         sock.setsockopt(zmq.LINGER, LINGER_MS)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         sock.setsockopt(zmq.IPV6, needs_ipv6(cfg.endpoint))  # tcp://[::1]:… binds only with it (config.py)
+        set_heartbeat(sock, cfg.heartbeat_s)  # a subscriber's connection gone dead is dropped, not queued into
         self._monitor = None
         try:
             refuse_if_served(cfg.endpoint)

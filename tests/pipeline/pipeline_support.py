@@ -3,11 +3,12 @@ running a daemon to the end with a subscriber attached. (Fixtures live in confte
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
 import numpy as np
+
+from net_faults import free_port  # noqa: F401 (the pipeline tests take it from here)
 
 
 # -- frames with known defects ----------------------------------------------------
@@ -54,12 +55,6 @@ def write_folder(folder: Path, defects: list[bool], seed: int = 0, corrupt: tupl
         else:
             cv2.imwrite(str(folder / f"{i:04d}.png"), frame)
     return folder
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- running a daemon in-process ------------------------------------------------------------

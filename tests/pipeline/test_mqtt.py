@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from broker_support import MOSQUITTO, Mosquitto, Partition
+from broker_support import MOSQUITTO, Mosquitto
+from net_faults import Partition
 from pipeline_support import base_config, defect_pattern, write_folder
 
 CLI = [sys.executable, "-c", "import sys; from inspector.cli import main; sys.exit(main())"]
@@ -296,7 +297,7 @@ def test_what_was_in_flight_when_the_link_dropped_reaches_the_broker_before_newe
     broker = Mosquitto(tmp_path / "broker").start()
     link = Partition(broker.port)
     sub = MqttSubscriber(broker.url, ["defect"])
-    bridge = MqttBridge(MqttSection(url=link.url, box="b1", reconnect_max_s=1, stats=False), run_id="r1")
+    bridge = MqttBridge(MqttSection(url=f"mqtt://127.0.0.1:{link.port}", box="b1", reconnect_max_s=1, stats=False), run_id="r1")
     try:
         time.sleep(1.0)  # both connected and subscribed
         _defects(bridge, [0])
