@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import struct
+import subprocess
 import threading
 import time
 import zlib
@@ -686,3 +687,31 @@ def test_a_compressed_wide_video_without_the_ffmpeg_program_warns_with_the_figur
     assert len(slots) == 2
     warnings = [r.getMessage() for r in caplog.records if "16-bit samples" in r.getMessage()]
     assert len(warnings) == 1 and "239 levels" in warnings[0] and "ffmpeg program" in warnings[0]
+
+
+@pytest.mark.parametrize("name", ["colour8_ffv1_yuv444p_bt709.mkv", "colour8_ffv1_yuv444p_full.mkv"])
+def test_a_yuv_video_is_decoded_by_its_own_colour_matrix_and_range(tmp_path, name):
+    """A video's YUV frames are turned into RGB by the matrix (BT.709 / BT.601) and range (limited / full) its
+    stream declares, as the ffmpeg program does when frames are extracted for a training set: the daemon's input
+    is bitwise the extracted PNG's, and within the file's own 8-bit YUV rounding of the original PNG (max 2,
+    mean 0.4 measured). Decoded as BT.601 limited range (what swscale assumes when a player does not pass the
+    tags on) these frames are 29 / 20 levels off (mean 5.7 / 7.8): an OpenCV build that ignores the tags fails
+    here."""
+    h, w = 24, 32  # the 8-bit picture of tests/data/videos/README.md
+    yy, xx = np.mgrid[0:h, 0:w]
+    picture = np.dstack([xx * 255 // (w - 1), yy * 255 // (h - 1), (xx + yy) * 255 // (w + h - 2)]).astype(np.uint8)
+    picture[2:6, 3:14] = (20, 200, 250)
+    cv2.imwrite(str(tmp_path / "frame.png"), picture)
+    want = resize_image(read_image(tmp_path / "frame.png"), SPEC.height, SPEC.width, POLICY)
+    video = tmp_path / name
+    video.write_bytes((VIDEOS / name).read_bytes())
+    slots = _camera_inputs(video, bit_depth=None)
+    assert len(slots) == 2
+    for slot in slots:
+        diff = np.abs(slot.astype(int) - want)
+        assert diff.max() <= 2 and diff.mean() <= 0.5, f"{name}: max {diff.max()} mean {diff.mean():.2f}"
+    if shutil.which("ffmpeg"):  # frames extracted for training by the ffmpeg program: the very same pixels
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-frames:v", "1", str(tmp_path / "x.png")],
+                       check=True, stdin=subprocess.DEVNULL)
+        extracted = resize_image(read_image(tmp_path / "x.png"), SPEC.height, SPEC.width, POLICY)
+        assert np.array_equal(slots[0], extracted), f"max {np.abs(slots[0].astype(int) - extracted).max()}"
