@@ -30,8 +30,8 @@ http(s) URLs are asked once what they serve (:class:`SnapshotSource`): an MJPEG 
 thread of its own, its newest picture stamped when it arrived; still pictures are fetched one per read.
 
 Folder images, still image files (known by their content), snapshot URLs, MJPEG streams and video frames that
-are still pictures (Motion JPEG, PNG, TIFF) or wider than 8 bits (:mod:`inspector.pipeline.pixel_formats`) are
-decoded by
+are still pictures (Motion JPEG, PNG, TIFF) or wider than 8 bits (:mod:`inspector.pipeline.pixel_formats`; a
+compressed wide recording through the ffmpeg program, :mod:`inspector.pipeline.ffmpeg_frames`) are decoded by
 :func:`inspector.data.images.decode_image`, the decoder training, evaluation,
 calibration and ``predict`` use (never by FFmpeg).
 """
