@@ -124,8 +124,11 @@ class FfmpegFrames:
         proc.wait()
 
 
+Decoder = Callable[[np.ndarray], np.ndarray]
+
+
 def open_full_depth(cap: cv2.VideoCapture, path: str, tag: int, bits: int, where: str,
-                    bit_depth: int | None, warn_key: str) -> tuple[FfmpegFrames, Callable[[np.ndarray], np.ndarray]] | None:
+                    bit_depth: int | None, warn_key: str) -> tuple[FfmpegFrames, Decoder] | None:
     """A full-depth reader of the video file ``path`` that ``cap`` (opened by OpenCV) would cut to 8 bits, and
     the function making its frames model input (uint8 (H, W, 3) BGR by the decoder's rules); None when the
     ``ffmpeg`` program is missing or gives no first frame (then OpenCV's frames are the fallback).
