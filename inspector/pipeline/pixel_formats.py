@@ -34,11 +34,14 @@ from inspector.data.images import ImageRejected, decode_image, standardize_pixel
 
 class Layout(NamedTuple):
     """How one frame's samples lie in memory: numpy dtype, channel order (``grey``, ``RGB``, ``BGR``,
-    ``RGBA``, ``BGRA``) and the significant bits the format declares (16: the container's, say nothing)."""
+    ``RGBA``, ``BGRA``) and the significant bits the format declares (16: the container's, say nothing).
+    ``filled``: a narrower declared depth was widened by FFmpeg to fill the container (bit replication,
+    :mod:`inspector.pipeline.ffmpeg_frames`), so the container is the full scale whatever ``bit_depth`` says."""
 
     dtype: str
     order: str
     bits: int = 16
+    filled: bool = False
 
     @property
     def channels(self) -> int:
@@ -142,7 +145,7 @@ def decode_samples(data: np.ndarray, layout: Layout, width: int, height: int, wh
     if samples is None:
         raise ImageRejected(f"{where}: frame of {np.asarray(data).size} bytes is not {width}x{height} "
                             f"{layout.channels}x16-bit samples", "corrupt")
-    full_scale = (1 << layout.bits) - 1 if layout.bits < 16 else None
+    full_scale = 65535 if layout.filled else (1 << layout.bits) - 1 if layout.bits < 16 else None
     return standardize_pixels(samples, where, bit_depth, "BGR", warn_key, full_scale)
 
 

@@ -30,8 +30,8 @@ http(s) URLs are asked once what they serve (:class:`SnapshotSource`): an MJPEG 
 thread of its own, its newest picture stamped when it arrived; still pictures are fetched one per read.
 
 Folder images, still image files (known by their content), snapshot URLs, MJPEG streams and video frames that
-are still pictures (Motion JPEG, PNG, TIFF) or wider than 8 bits (:mod:`inspector.pipeline.pixel_formats`) are
-decoded by
+are still pictures (Motion JPEG, PNG, TIFF) or wider than 8 bits (:mod:`inspector.pipeline.pixel_formats`; a
+compressed wide recording through the ffmpeg program, :mod:`inspector.pipeline.ffmpeg_frames`) are decoded by
 :func:`inspector.data.images.decode_image`, the decoder training, evaluation,
 calibration and ``predict`` use (never by FFmpeg).
 """
@@ -60,6 +60,7 @@ import numpy as np
 from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_bytes,
                                    warn_once)
 from inspector.errors import DataError, SourceError
+from inspector.pipeline import ffmpeg_frames
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.redact import redact
@@ -294,11 +295,19 @@ class CvSource(Source):
             return
         self._keep_sixteen_bits(tag)
         bits = pf.wide_bits(tag)
-        if not self._raw16 and bits:
-            warn_once(f"camera {self.camera.name} 8-bit", "camera '%s': warning: %s has %d-bit samples that "
-                      "OpenCV converts to 8 bits by their full scale (bit_depth not applied, up to a level off the "
-                      "same frames as 16-bit images); record gray16le, rgb48 rawvideo, PNG or TIFF frames instead",
-                      self.camera.name, self.describe(), bits, logger=log)
+        if self._raw16 or not bits:
+            return
+        full = ffmpeg_frames.open_full_depth(self._cap, self._target, tag, bits, self.describe(), self.bit_depth,
+                                             f"camera {self.camera.name}") if self.kind == "file" else None
+        if full is not None:  # a compressed wide recording: decoded at full depth by the ffmpeg program
+            self._cap.release()
+            self._cap, self._decode = full
+            return
+        warn_once(f"camera {self.camera.name} 8-bit", "camera '%s': warning: %s has %d-bit samples that OpenCV "
+                  "converts to 8 bits by their full scale (bit_depth not applied: 12-bit data in a 16-bit format "
+                  "up to 239 levels off the same frames as 16-bit images, a narrower declared depth 1 level off); "
+                  "read a recording with the ffmpeg program installed, or send gray16le, rgb48 rawvideo, PNG or "
+                  "TIFF frames", self.camera.name, self.describe(), bits, logger=log)
 
     def _may_be_packets(self, codec: int, tag: int) -> bool:
         """Whether to look at the first encoded packet: the codec is a still-picture one, the samples are a

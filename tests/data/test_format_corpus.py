@@ -17,7 +17,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 import struct
+import subprocess
 import threading
 import time
 import zlib
@@ -625,3 +627,91 @@ def test_a_video_of_still_pictures_without_a_codec_tag_decodes_like_its_frames_a
     assert len(slots) == 2
     for slot in slots:
         assert np.array_equal(slot, want), f"{name}: max diff {np.abs(slot.astype(int) - want).max()}"
+
+
+@pytest.mark.parametrize("name, bit_depth, max_diff, mean_diff", [
+    ("mono12_ffv1_gray12le.mkv", None, 0, 0.0),          # declared 12 bits: scaled by them, as a PNG's sBIT
+    ("colour12_ffv1_gbrp12le.mkv", None, 0, 0.0),
+    ("colour12_ffv1_gbrp16le.mkv", 12, 0, 0.0),          # 16-bit container: the camera's bit_depth
+    ("colour12_ffv1_yuv444p16le.mkv", 12, 1, 0.1),       # RGB → YUV → RGB rounding in the file itself
+    ("colour12_prores4444.mov", None, 3, 0.3)])          # lossy: ProRes's own error (0.19 mean measured)
+def test_a_compressed_wide_video_is_decoded_at_full_depth(tmp_path, name, bit_depth, max_diff, mean_diff):
+    """12-bit camera data in a compressed wide video (FFV1 grey / planar RGB / YUV, ProRes 4444) gives the model
+    what the same frame as a 16-bit PNG gives ``predict`` with ``bit_depth: 12``. OpenCV cut these to 8-bit BGR:
+    a 16-bit container by 65535 (12-bit data 0..16, 239 levels off), a declared 12 bits truncated (1 level off on
+    half the pixels). Decoded by the ffmpeg program (inspector.pipeline.ffmpeg_frames) when it is installed."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg program")
+    picture = _twelve_bit_picture()
+    if name.startswith("mono"):
+        picture = picture[:, :, 2]
+    cv2.imwrite(str(tmp_path / "frame.png"), picture)
+    want = resize_image(read_image(tmp_path / "frame.png", bit_depth=12), SPEC.height, SPEC.width, POLICY)
+    video = tmp_path / name  # a copy: _camera_inputs settles its time stamp
+    video.write_bytes((VIDEOS / name).read_bytes())
+    slots = _camera_inputs(video, bit_depth=bit_depth)
+    assert len(slots) == 2
+    for slot in slots:
+        diff = np.abs(slot.astype(int) - want)
+        assert diff.max() <= max_diff and diff.mean() <= mean_diff, f"{name}: max {diff.max()} mean {diff.mean():.2f}"
+
+
+def test_a_compressed_wide_video_loops_and_closes_at_full_depth(tmp_path):
+    """Looping (a seek back to frame 0) keeps the full-depth decoding, frame after frame, and closing the camera
+    ends the ffmpeg program it started."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg program")
+    cv2.imwrite(str(tmp_path / "frame.png"), _twelve_bit_picture())
+    want = resize_image(read_image(tmp_path / "frame.png", bit_depth=12), SPEC.height, SPEC.width, POLICY)
+    video = tmp_path / "loop.mkv"
+    video.write_bytes((VIDEOS / "colour12_ffv1_gbrp16le.mkv").read_bytes())
+    source = make_source(CameraSection(name="cam", source=str(video), bit_depth=12, loop=True))
+    source.open()
+    pre = Preprocessor(SPEC, POLICY, {"cam": 12})
+    for _ in range(5):  # 2 frames a pass
+        slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
+        pre.into(source.read().image, slot, "cam")
+        assert np.array_equal(slot, want)
+    proc = source._cap._proc
+    source.close()
+    assert proc.poll() is not None, "the ffmpeg program outlived its camera"
+
+
+def test_a_compressed_wide_video_without_the_ffmpeg_program_warns_with_the_figure(tmp_path, monkeypatch, caplog):
+    """Where the ffmpeg program is missing OpenCV's 8-bit frames are kept, and one warning says what that costs."""
+    video = tmp_path / "w.mkv"
+    video.write_bytes((VIDEOS / "colour12_ffv1_gbrp16le.mkv").read_bytes())
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg program on it
+    with caplog.at_level(logging.WARNING, logger="inspector.pipeline.sources"):
+        slots = _camera_inputs(video, bit_depth=12)
+    assert len(slots) == 2
+    warnings = [r.getMessage() for r in caplog.records if "16-bit samples" in r.getMessage()]
+    assert len(warnings) == 1 and "239 levels" in warnings[0] and "ffmpeg program" in warnings[0]
+
+
+@pytest.mark.parametrize("name", ["colour8_ffv1_yuv444p_bt709.mkv", "colour8_ffv1_yuv444p_full.mkv"])
+def test_a_yuv_video_is_decoded_by_its_own_colour_matrix_and_range(tmp_path, name):
+    """A video's YUV frames are turned into RGB by the matrix (BT.709 / BT.601) and range (limited / full) its
+    stream declares, as the ffmpeg program does when frames are extracted for a training set: the daemon's input
+    is bitwise the extracted PNG's, and within the file's own 8-bit YUV rounding of the original PNG (max 2,
+    mean 0.4 measured). Decoded as BT.601 limited range (what swscale assumes when a player does not pass the
+    tags on) these frames are 29 / 20 levels off (mean 5.7 / 7.8): an OpenCV build that ignores the tags fails
+    here."""
+    h, w = 24, 32  # the 8-bit picture of tests/data/videos/README.md
+    yy, xx = np.mgrid[0:h, 0:w]
+    picture = np.dstack([xx * 255 // (w - 1), yy * 255 // (h - 1), (xx + yy) * 255 // (w + h - 2)]).astype(np.uint8)
+    picture[2:6, 3:14] = (20, 200, 250)
+    cv2.imwrite(str(tmp_path / "frame.png"), picture)
+    want = resize_image(read_image(tmp_path / "frame.png"), SPEC.height, SPEC.width, POLICY)
+    video = tmp_path / name
+    video.write_bytes((VIDEOS / name).read_bytes())
+    slots = _camera_inputs(video, bit_depth=None)
+    assert len(slots) == 2
+    for slot in slots:
+        diff = np.abs(slot.astype(int) - want)
+        assert diff.max() <= 2 and diff.mean() <= 0.5, f"{name}: max {diff.max()} mean {diff.mean():.2f}"
+    if shutil.which("ffmpeg"):  # frames extracted for training by the ffmpeg program: the very same pixels
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-frames:v", "1", str(tmp_path / "x.png")],
+                       check=True, stdin=subprocess.DEVNULL)
+        extracted = resize_image(read_image(tmp_path / "x.png"), SPEC.height, SPEC.width, POLICY)
+        assert np.array_equal(slots[0], extracted), f"max {np.abs(slots[0].astype(int) - extracted).max()}"

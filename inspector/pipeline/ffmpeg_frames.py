@@ -1,0 +1,153 @@
+"""Compressed video frames wider than 8 bits, decoded at full depth by the ``ffmpeg`` program.
+
+OpenCV's FFmpeg backend hands over every frame as 8-bit BGR except FFmpeg's ``gray16le``; with
+``CAP_PROP_CONVERT_RGB`` off it hands over the first plane's first ``width`` bytes of any other format
+("will be treated as 8UC1": half a row of 16-bit samples). Raw layouts and still-picture codecs are taken as
+packets (:mod:`inspector.pipeline.pixel_formats`), but a *compressed* wide stream cannot be: FFV1 ``gbrp16le``
+/ ``yuv444p16le``, ProRes 4444, 10-bit HEVC, FFV1 ``gray12le`` … Cut to 8 bits by the container's scale, 12-bit
+data in a 16-bit FFV1 video came out 0..16 (239 levels off the same frame as a 16-bit PNG with ``bit_depth:
+12``), and narrower declared depths (10, 12 bits) 1 level off on half the pixels (measured, FFmpeg 5.1 /
+OpenCV 5.0).
+
+So a video *file* in such a format is decoded by the ``ffmpeg`` program into a pipe, at full depth:
+``gray16le`` for grey formats, ``bgr48le`` for the others (colour matrix and range from the stream's tags,
+as OpenCV's own conversion takes them; alpha dropped, as the image decoder drops it). FFmpeg widens a
+declared depth below 16 bits by bit replication (``v << (16 - n) | v >> (2n - 16)``), which scaled by the
+container gives exactly what the declared full scale ``2**n - 1`` gives: the rule of a PNG's sBIT. A
+16-bit format is scaled by the camera's ``bit_depth``, as a 16-bit PNG without sBIT is. Where the program is
+missing the caller keeps OpenCV's 8-bit frames and warns.
+
+:class:`FfmpegFrames` mirrors the part of ``cv2.VideoCapture`` that :class:`inspector.pipeline.sources.CvSource`
+uses (grab / retrieve / get / set ``CAP_PROP_POS_FRAMES`` / release), so the source's reading, looping and
+growing-recording logic stays one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from inspector.pipeline import pixel_formats as pf
+
+_COPIED = (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT, cv2.CAP_PROP_FPS, cv2.CAP_PROP_FOURCC,
+           cv2.CAP_PROP_CODEC_PIXEL_FORMAT, cv2.CAP_PROP_FRAME_COUNT)
+
+
+def is_grey_tag(tag: int) -> bool:
+    """Whether an FFmpeg pixel-format tag (``CAP_PROP_CODEC_PIXEL_FORMAT``) is a grey format: raw.c's
+    ``Y1`` + two bytes, either byte order, or a grey :data:`pixel_formats.FFMPEG_LAYOUTS` entry."""
+    if tag in pf.FFMPEG_LAYOUTS:
+        return pf.FFMPEG_LAYOUTS[tag].order == "grey"
+    raw = (tag & 0xFFFFFFFF).to_bytes(4, "little")
+    return raw[:2] == b"Y1" or raw[2:][::-1] == b"Y1"
+
+
+class FfmpegFrames:
+    """Frames of one video file from ``ffmpeg … -f rawvideo -pix_fmt PIX_FMT -`` (a cv2.VideoCapture stand-in).
+
+    ``retrieve`` gives a frame's bytes as uint8 (1, N), for :func:`pixel_formats.decode_samples`. Seeking
+    (``set(CAP_PROP_POS_FRAMES, n)``) restarts the program and steps over ``n`` frames: exact, and cheap for
+    the two users (a loop back to 0, a growing recording read on). Raises OSError when the program cannot start.
+    """
+
+    def __init__(self, path: str, pix_fmt: str, channels: int, props: dict[int, float]) -> None:
+        self.path, self.pix_fmt, self.props = path, pix_fmt, dict(props)
+        width, height = int(props[cv2.CAP_PROP_FRAME_WIDTH]), int(props[cv2.CAP_PROP_FRAME_HEIGHT])
+        self.frame_bytes = width * height * channels * 2
+        self._proc: subprocess.Popen | None = None
+        self._frame: bytearray | None = None
+        self._index = 0  # frames grabbed since the start of the file
+        self._start(0)
+
+    def _start(self, skip: int) -> None:
+        self.release()
+        # -vsync passthrough: one output frame per decoded frame (the rawvideo muxer would otherwise get
+        # constant-rate frames, duplicated or dropped for a variable-rate recording), as OpenCV reads them
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", self.path, "-map", "0:v:0", "-vsync", "passthrough",
+               "-f", "rawvideo", "-pix_fmt", self.pix_fmt, "pipe:1"]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL, bufsize=0)
+        self._index, self._frame = 0, None
+        while self._index < skip and self.grab():
+            pass
+
+    def _read_frame(self) -> bytearray | None:
+        buf, got = bytearray(self.frame_bytes), 0
+        view = memoryview(buf)
+        while got < self.frame_bytes:
+            n = self._proc.stdout.readinto(view[got:]) if self._proc is not None else 0
+            if not n:
+                return None  # the end (a last partial frame is not a frame)
+            got += n
+        return buf
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoCapture's names
+        return self._proc is not None
+
+    def getBackendName(self) -> str:  # noqa: N802
+        return "FFMPEG-PROGRAM"
+
+    def grab(self) -> bool:
+        self._frame = self._read_frame()
+        self._index += self._frame is not None
+        return self._frame is not None
+
+    def retrieve(self) -> tuple[bool, np.ndarray | None]:
+        if self._frame is None:
+            return False, None
+        return True, np.frombuffer(self._frame, np.uint8).reshape(1, -1)
+
+    def get(self, prop: int) -> float:
+        fps = self.props.get(cv2.CAP_PROP_FPS) or 0.0
+        if prop == cv2.CAP_PROP_POS_FRAMES:
+            return float(self._index)
+        if prop == cv2.CAP_PROP_POS_MSEC:  # the grabbed frame's time at the nominal rate
+            return max(0, self._index - 1) * 1000.0 / fps if fps > 0 else 0.0
+        return float(self.props.get(prop, 0.0))
+
+    def set(self, prop: int, value: float) -> bool:
+        if prop != cv2.CAP_PROP_POS_FRAMES:
+            return False
+        self._start(max(0, int(value)))
+        return True
+
+    def release(self) -> None:
+        if self._proc is None:
+            return
+        proc, self._proc = self._proc, None
+        proc.kill()
+        proc.stdout.close()
+        proc.wait()
+
+
+Decoder = Callable[[np.ndarray], np.ndarray]
+
+
+def open_full_depth(cap: cv2.VideoCapture, path: str, tag: int, bits: int, where: str,
+                    bit_depth: int | None, warn_key: str) -> tuple[FfmpegFrames, Decoder] | None:
+    """A full-depth reader of the video file ``path`` that ``cap`` (opened by OpenCV) would cut to 8 bits, and
+    the function making its frames model input (uint8 (H, W, 3) BGR by the decoder's rules); None when the
+    ``ffmpeg`` program is missing or gives no first frame (then OpenCV's frames are the fallback).
+
+    ``tag``: the stream's ``CAP_PROP_CODEC_PIXEL_FORMAT``; ``bits``: its declared depth (:func:`pf.wide_bits`).
+    """
+    if shutil.which("ffmpeg") is None:
+        return None
+    grey = is_grey_tag(tag)
+    props = {p: cap.get(p) for p in _COPIED}
+    try:
+        frames = FfmpegFrames(path, "gray16le" if grey else "bgr48le", 1 if grey else 3, props)
+    except OSError:
+        return None
+    if not frames.grab():
+        frames.release()
+        return None
+    frames.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    # a declared depth below 16 bits was widened to fill the container (module docstring): that is its scale
+    layout = pf.Layout("<u2", "grey" if grey else "BGR", 16, filled=bits < 16)
+    width, height = int(props[cv2.CAP_PROP_FRAME_WIDTH]), int(props[cv2.CAP_PROP_FRAME_HEIGHT])
+    return frames, lambda raw: pf.decode_samples(raw, layout, width, height, where, bit_depth, warn_key)
