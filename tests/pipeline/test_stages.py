@@ -1137,3 +1137,63 @@ def test_a_recording_cut_short_by_a_crash_between_files_is_settled_at_the_next_s
     else:
         assert len(left) == 2 and counters.get("recorder.incomplete") == 1
     assert counters.get("recorder.leftovers_removed") == 1  # the header's temporary file
+
+
+_CRASH_MID_RETENTION = """
+import os, signal, sys, threading, time
+import numpy as np
+from pathlib import Path
+from inspector.pipeline import recorder
+from inspector.pipeline.config import RecorderSection
+from inspector.pipeline.frame import Frame
+from inspector.pipeline.telemetry import Counters
+real_unlink, deleted = Path.unlink, []
+def unlink(self, missing_ok=False):  # the power goes after retention deleted one file of a recording
+    if recorder.RECORDING_NAME.match(self.name):
+        if deleted:
+            os.kill(os.getpid(), signal.SIGKILL)
+        deleted.append(self.name)
+    real_unlink(self, missing_ok=missing_ok)
+recorder.Path.unlink = unlink
+counters = Counters()
+rec = recorder.RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_bytes=0, max_events=1),
+                              threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+rec.start()
+for i in range(2):
+    frame = Frame(camera="c", frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=i, capture_utc=0.0)
+    frame.amap = np.ones((8, 8), np.float32)
+    rec.put(frame, {"seq": i, "capture": {"monotonic_ns": i}})
+    while counters.get("recorder.written") <= i:
+        time.sleep(0.01)
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("locked", [True, False])
+def test_a_crash_part_way_through_deleting_a_recording_leaves_a_half_the_next_start_settles(tmp_path, locked):
+    """Retention deletes a recording's header first: a crash part-way (here after its first file) leaves files
+    without a header, which the next start takes for a half (removed while it holds the folder; without a lock
+    counted as recorder.incomplete and deleted by retention as the oldest), never a header whose image is gone
+    (a recording shown whole with its evidence missing) nor files no retention ever deletes again."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    crashed = subprocess.run([sys.executable, "-c", _CRASH_MID_RETENTION, str(tmp_path / "rec")], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == -9, crashed.stderr
+    cam = tmp_path / "rec" / "c"
+    first = "r000001-20250131T120000Z-0123456789ab-000000000-000000000"
+    assert sorted(p.name for p in cam.glob(first + "*")) == [first + ".heat.png", first + ".png"]  # header gone
+    assert len(list(cam.glob("*-000000001-000000001.*"))) == 3  # the newer recording: whole
+    lock = lock_recorder_dir(tmp_path / "rec") if locked else None
+    counters = Counters()
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, max_events=1),
+                         threading.Event(), counters, "aaaaaaaaaaaa", "2025-01-31T13:00:00.000Z", dir_lock=lock)
+    rec.start()
+    _record_one(rec, counters, 7)
+    rec.finish()
+    rec.join(10)
+    if lock:
+        lock.release()
+    assert counters.get("recorder.incomplete_removed" if locked else "recorder.incomplete") == 1
+    assert counters.get("recorder.deleted") == (1 if locked else 2)  # run 1's whole recording; the half too
+    assert sorted(p.name for p in cam.iterdir()) == [f"r000002-20250131T130000Z-aaaaaaaaaaaa-000000007-000000007{s}"
+                                                     for s in (".json", ".png")]
