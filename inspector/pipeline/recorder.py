@@ -17,7 +17,8 @@ than ``min_free_bytes`` free. Retention keeps the folder under ``max_events`` /
 counting; one that cannot be deleted is logged, counted as ``recorder.delete_errors`` and left), and only
 recordings: a file
 is a recording only if its name matches :data:`RECORDING_NAME` inside a camera
-folder (it is never a symlink); notes, photos and anything else users keep in
+folder (it is never a symlink, and nor is the folder: a linked camera folder is neither scanned nor written
+into, :func:`camera_folder_problem`); notes, photos and anything else users keep in
 ``dir`` are neither counted nor deleted. The one exception: the temporary files of a process that
 died mid-write (:data:`TEMPORARY_NAME` in a camera folder, whose writer is gone) are removed at start, else
 each crash left one for ever. Write errors are counted and logged;
@@ -58,6 +59,7 @@ import cv2
 import numpy as np
 
 from inspector.errors import ConfigError
+from inspector.outputs import folder_problem
 from inspector.pipeline.config import RecorderSection
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.worker import Throttled, Worker, WorkerContext
@@ -354,6 +356,19 @@ def release_recorder_dir(lock: RecorderDirLock | None) -> None:
         lock.release()
 
 
+def camera_folder_problem(folder: str | Path) -> str | None:
+    """Why the recorder cannot keep a camera's recordings in ``folder`` (``<recorder.dir>/<camera>``), one
+    phrase; None when it can (missing: made at the first defect).
+
+    A symbolic link is refused: the start's scan skips linked folders (a link to an archive or another disk
+    must never have retention delete there), so recordings written through one were never counted again: each
+    run was run 1 anew and no later run's retention pruned them. The recorder writes only where it looks."""
+    if os.path.islink(folder):
+        return (f"{folder} is a symbolic link; recordings are kept only in a real folder there (retention does "
+                f"not follow links): replace it with a folder, or point recorder.dir elsewhere")
+    return folder_problem(folder)
+
+
 def _entries(folder: Path) -> list[Path]:
     """The entries of ``folder``; [] if it cannot be listed (gone meanwhile, no permission)."""
     try:
@@ -548,6 +563,8 @@ class RecorderWorker(Worker):
             if not self._follow_dir():
                 return "recorder.unusable"
             folder = self.root / frame.camera
+            if folder.is_symlink():  # made a link while running: not written through (camera_folder_problem)
+                raise OSError(camera_folder_problem(folder))
             # recorder.dir itself may have been removed since start: made again here only when no lock is held
             # (else _follow_dir made and locked it: a folder made here would be nobody's)
             folder.mkdir(parents=self._lock is None, exist_ok=True)
