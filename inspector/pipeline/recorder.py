@@ -69,8 +69,12 @@ log = logging.getLogger("inspector.recorder")
 _RECHECK_S = 10.0  # retention checks its books against the disk at most this often
 # <run start UTC>-<run id>-<frame id>-<seq>[.heat].png|.json: the only names retention may delete
 # (frame id and seq have 9 digits, more once a camera passes 10⁹ frames: a year at 30 fps)
-# optional r<run number>- (6 or more digits; absent in names written before run numbers existed)
-_RECORDING = r"((?:r\d{6,}-)?\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9,}-\d{9,})(\.heat\.png|\.png|\.json)"  # (stem)(suffix)
+# optional r<run number>- (6 to 12 digits, _MAX_RUN; absent in names written before run numbers existed)
+_RECORDING = r"((?:r\d{6,12}-)?\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9,}-\d{9,})(\.heat\.png|\.png|\.json)"  # (stem)(suffix)
+# The highest run number: a run a second for 30,000 years. Bounded because the next run's number comes from the
+# names in the folder: one user file named with a 190-digit run number made every later name too long for the
+# file system (ENAMETOOLONG), each defect of every later run lost. A longer number is not a recording name.
+_MAX_RUN = 10**12 - 1
 _STEM = re.compile(r"^(?:r(\d+)-)?(\w+)-(\w+)-(\d+)-(\d+)\Z", re.ASCII)  # run number, start, run id, frame id, seq
 # \Z, not $: '$' also matches before a final newline, and '<recording name>\n' is a user's file, not ours;
 # re.ASCII: \d also matched other scripts' digits ('٢٠٢٥…', fullwidth '２０２５…'), never in the recorder's names
@@ -240,8 +244,9 @@ def _next_run_number(highest_seen: int) -> int:
     rewritten by every run is a file of an earlier run changed by the next (a check of "nothing of run 1
     changed" cannot tell it from evidence). Retention always keeps the newest recording, so the highest
     number in use survives; if a user deletes the last run's recordings, their number is given again,
-    with another run id (names never collide)."""
-    return highest_seen + 1
+    with another run id (names never collide). At :data:`_MAX_RUN` (reached only through a name someone else
+    wrote) that number is used again: the run id keeps names apart, the start time orders those runs."""
+    return min(highest_seen + 1, _MAX_RUN)
 
 
 class RecorderDirLock:

@@ -492,6 +492,23 @@ def test_user_files_named_like_recordings_in_other_scripts_digits_are_neither_co
     assert len(list((tmp_path / "rec" / "c").glob("r000001-*.json"))) == 1  # retention on its own recordings
 
 
+@pytest.mark.parametrize("digits", [12, 190])
+def test_a_user_file_named_with_a_huge_run_number_never_stops_recording(tmp_path, digits):
+    """The next run's number is one more than any in the names: a file named like a recording with a run number
+    of 190 digits (a user's, another tool's) made every later name longer than a file name may be, and each
+    defect of every run after it failed (ENAMETOOLONG). A run number has at most 12 digits (a run a second for
+    30,000 years); a longer one is not a recording name (kept, not counted), and the highest is used again."""
+    cam = tmp_path / "rec" / "c"
+    cam.mkdir(parents=True)
+    user = cam / ("r" + "9" * digits + "-20200101T000000Z-0123456789ab-000000000-000000000.json")
+    user.write_text("keep me")
+    c = _recorded(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0), 2)
+    assert c.get("recorder.written") == 2 and c.get("recorder.errors") == 0
+    ours = [p.name for p in cam.glob("*-0123456789ab-*.json") if p != user]
+    assert len(ours) == 2 and all(RECORDING_NAME.match(n) for n in ours) and user.read_text() == "keep me"
+    assert ours[0].startswith("r999999999999-" if digits == 12 else "r000001-")
+
+
 def _make_undeletable(folder: Path) -> Callable[[], None] | None:
     """Make the entries of ``folder`` undeletable for this process (a read-only folder; for root, who ignores
     permissions, the immutable attribute), returning the undo; None where neither is possible here."""
