@@ -53,8 +53,8 @@ from inspector.pipeline.infer import InferenceWorker, usable_max_batch
 from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker, StatusUpdate
-from inspector.pipeline.recorder import (RecorderDirLock, RecorderWorker, lock_recorder_dir, recording_losses,
-                                         release_recorder_dir)
+from inspector.pipeline.recorder import (RecorderDirLock, RecorderWorker, camera_folder_problem, lock_recorder_dir,
+                                         recording_losses, release_recorder_dir)
 from inspector.pipeline.sources import Source, make_source, source_type
 from inspector.pipeline.stats import DaemonStats
 from inspector.pipeline.worker import WorkerContext
@@ -100,6 +100,10 @@ def check_outputs(cfg: DaemonConfig) -> None:
             raise ConfigError(f"recorder.dir: {why}", field="recorder.dir")
     if cfg.recorder.enabled:
         _refuse_recording_into_a_source(cfg)
+        for cam in cfg.cameras:  # a camera folder that is a file or a link lost that camera's evidence
+            why = camera_folder_problem(Path(cfg.recorder.dir) / cam.name)
+            if why:
+                raise ConfigError(f"recorder.dir: {why}", field="recorder.dir")
     if cfg.summary_json:
         why = file_problem(cfg.summary_json)
         if why:

@@ -17,7 +17,8 @@ than ``min_free_bytes`` free. Retention keeps the folder under ``max_events`` /
 counting; one that cannot be deleted is logged, counted as ``recorder.delete_errors`` and left), and only
 recordings: a file
 is a recording only if its name matches :data:`RECORDING_NAME` inside a camera
-folder (it is never a symlink); notes, photos and anything else users keep in
+folder (it is never a symlink, and nor is the folder: a linked camera folder is neither scanned nor written
+into, :func:`camera_folder_problem`); notes, photos and anything else users keep in
 ``dir`` are neither counted nor deleted. The one exception: the temporary files of a process that
 died mid-write (:data:`TEMPORARY_NAME` in a camera folder, whose writer is gone) are removed at start, else
 each crash left one for ever. Write errors are counted and logged;
@@ -58,6 +59,7 @@ import cv2
 import numpy as np
 
 from inspector.errors import ConfigError
+from inspector.outputs import folder_problem
 from inspector.pipeline.config import RecorderSection
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.worker import Throttled, Worker, WorkerContext
@@ -67,8 +69,12 @@ log = logging.getLogger("inspector.recorder")
 _RECHECK_S = 10.0  # retention checks its books against the disk at most this often
 # <run start UTC>-<run id>-<frame id>-<seq>[.heat].png|.json: the only names retention may delete
 # (frame id and seq have 9 digits, more once a camera passes 10⁹ frames: a year at 30 fps)
-# optional r<run number>- (6 or more digits; absent in names written before run numbers existed)
-_RECORDING = r"((?:r\d{6,}-)?\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9,}-\d{9,})(\.heat\.png|\.png|\.json)"  # (stem)(suffix)
+# optional r<run number>- (6 to 12 digits, _MAX_RUN; absent in names written before run numbers existed)
+_RECORDING = r"((?:r\d{6,12}-)?\d{8}T\d{6}Z-[0-9a-f]{12}-\d{9,}-\d{9,})(\.heat\.png|\.png|\.json)"  # (stem)(suffix)
+# The highest run number: a run a second for 30,000 years. Bounded because the next run's number comes from the
+# names in the folder: one user file named with a 190-digit run number made every later name too long for the
+# file system (ENAMETOOLONG), each defect of every later run lost. A longer number is not a recording name.
+_MAX_RUN = 10**12 - 1
 _STEM = re.compile(r"^(?:r(\d+)-)?(\w+)-(\w+)-(\d+)-(\d+)\Z", re.ASCII)  # run number, start, run id, frame id, seq
 # \Z, not $: '$' also matches before a final newline, and '<recording name>\n' is a user's file, not ours;
 # re.ASCII: \d also matched other scripts' digits ('٢٠٢٥…', fullwidth '２０２５…'), never in the recorder's names
@@ -238,8 +244,9 @@ def _next_run_number(highest_seen: int) -> int:
     rewritten by every run is a file of an earlier run changed by the next (a check of "nothing of run 1
     changed" cannot tell it from evidence). Retention always keeps the newest recording, so the highest
     number in use survives; if a user deletes the last run's recordings, their number is given again,
-    with another run id (names never collide)."""
-    return highest_seen + 1
+    with another run id (names never collide). At :data:`_MAX_RUN` (reached only through a name someone else
+    wrote) that number is used again: the run id keeps names apart, the start time orders those runs."""
+    return min(highest_seen + 1, _MAX_RUN)
 
 
 class RecorderDirLock:
@@ -352,6 +359,19 @@ def release_recorder_dir(lock: RecorderDirLock | None) -> None:
     """Let go of the lock :func:`lock_recorder_dir` returned (None: nothing held)."""
     if lock is not None:
         lock.release()
+
+
+def camera_folder_problem(folder: str | Path) -> str | None:
+    """Why the recorder cannot keep a camera's recordings in ``folder`` (``<recorder.dir>/<camera>``), one
+    phrase; None when it can (missing: made at the first defect).
+
+    A symbolic link is refused: the start's scan skips linked folders (a link to an archive or another disk
+    must never have retention delete there), so recordings written through one were never counted again: each
+    run was run 1 anew and no later run's retention pruned them. The recorder writes only where it looks."""
+    if os.path.islink(folder):
+        return (f"{folder} is a symbolic link; recordings are kept only in a real folder there (retention does "
+                f"not follow links): replace it with a folder, or point recorder.dir elsewhere")
+    return folder_problem(folder)
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -548,6 +568,8 @@ class RecorderWorker(Worker):
             if not self._follow_dir():
                 return "recorder.unusable"
             folder = self.root / frame.camera
+            if folder.is_symlink():  # made a link while running: not written through (camera_folder_problem)
+                raise OSError(camera_folder_problem(folder))
             # recorder.dir itself may have been removed since start: made again here only when no lock is held
             # (else _follow_dir made and locked it: a folder made here would be nobody's)
             folder.mkdir(parents=self._lock is None, exist_ok=True)

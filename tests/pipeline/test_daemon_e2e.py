@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import cv2
 import numpy as np
@@ -144,3 +145,49 @@ def test_calibration_file_drift_and_uncertain_band(tiny_model, endpoint, tmp_pat
     drift = final["drift"]["cam0"]
     assert drift["n"] == 24 and drift["flagged"] and drift["shift_std"] < -3
     assert final["cameras"]["cam0"]["drift_flagged"] is True
+
+
+def _wait_until(pred, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not pred() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return pred()
+
+
+def test_a_recorder_dir_renamed_under_a_running_daemon_is_followed(tiny_model, endpoint, tmp_path):
+    """recorder.dir moved aside for review while the daemon records: the daemon goes on recording in a folder at
+    the path, held (a second daemon is refused there) and pruned on its own (max_events), and lets go of the
+    renamed folder, whose recordings stay as they were: its retention no longer counts them nor deletes there."""
+    from inspector.errors import ConfigError
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.daemon import Daemon
+    from inspector.pipeline.recorder import lock_recorder_dir
+
+    video = write_video(tmp_path / "v.avi", [True] * 10)
+    rec, review = tmp_path / "rec", tmp_path / "review"
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(video), "loop": True, "fps": 20}],
+                      recorder={"enabled": True, "dir": str(rec), "max_events": 2, "min_free_bytes": 0})
+    daemon = Daemon(daemon_config(cfg))
+    daemon.setup()
+    written = lambda: daemon.counters.get("recorder.written")  # noqa: E731
+    try:
+        daemon.start()
+        assert _wait_until(lambda: written() >= 1)
+        rec.rename(review)
+        assert _wait_until(lambda: any(rec.glob("cam0/*.json")))  # recording goes on at the path…
+        kept = {p.name: p.read_bytes() for p in review.glob("cam0/*")}  # nothing is written there from now on
+        at_rename = written()
+        assert _wait_until(lambda: written() >= at_rename + 4)  # … past max_events
+        with pytest.raises(ConfigError, match="in use by another daemon"):
+            lock_recorder_dir(rec)
+        lock_recorder_dir(review).release()  # the renamed folder is free
+    finally:
+        daemon.request_stop()
+        code = daemon.wait()
+    assert code == 0, daemon.failures
+    assert {p.name: p.read_bytes() for p in review.glob("cam0/*")} == kept and any(n.endswith(".json") for n in kept)
+    totals = daemon.final_stats["totals"]
+    assert len(list(rec.glob("cam0/*.json"))) == 2 and totals.get("recorder.errors", 0) == 0
+    n_review = sum(n.endswith(".json") for n in kept)
+    assert totals["recorder.written"] == n_review + 2 + totals["recorder.deleted"]  # none deleted in review
+    assert [p.name for p in rec.iterdir()] == ["cam0"]

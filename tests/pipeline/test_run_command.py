@@ -255,6 +255,28 @@ def test_check_refuses_outputs_the_run_could_not_write(section, make, expected, 
     assert paths["file"].read_text() == "the user's" and not any(paths["folder"].iterdir())
 
 
+@pytest.mark.parametrize("make, said", [("file", "exists and is not a folder"), ("link", "is a symbolic link")])
+def test_check_refuses_a_camera_folder_the_recorder_could_not_keep_recordings_in(make, said, tiny_model, endpoint,
+                                                                                  video, tmp_path, capsys):
+    """<recorder.dir>/<camera> a file (every defect of the camera lost as a write error, the run exit 0) or a
+    symbolic link (recordings written through it, never counted nor pruned by a later run's retention, which
+    does not follow links): refused in one line before the run, as recorder.dir itself is."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    if make == "file":
+        (rec / "c").write_text("the user's")
+    else:
+        (rec / "c").symlink_to(tmp_path / "elsewhere")
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}],
+                      recorder={"enabled": True, "dir": str(rec), "min_free_bytes": 0})
+    for extra in (["--check"], []):
+        code, _, err = run_cli(tmp_path, cfg, capsys, *extra)
+        line = one_error_line(err)
+        assert code == 2 and line.startswith(f"error: recorder.dir: {rec / 'c'} {said}"), line
+    assert not any((tmp_path / "elsewhere").iterdir()) and [p.name for p in rec.iterdir()] == ["c"]
+
+
 @pytest.mark.parametrize("port", ["99999", "65536", "-5", "5556x", ""])
 def test_tcp_port_out_of_range_is_refused(port, tiny_model, video, tmp_path, capsys):
     # libzmq keeps 16 bits of the port: tcp://127.0.0.1:99999 bound port 34463 and --check said "ok

@@ -492,6 +492,23 @@ def test_user_files_named_like_recordings_in_other_scripts_digits_are_neither_co
     assert len(list((tmp_path / "rec" / "c").glob("r000001-*.json"))) == 1  # retention on its own recordings
 
 
+@pytest.mark.parametrize("digits", [12, 190])
+def test_a_user_file_named_with_a_huge_run_number_never_stops_recording(tmp_path, digits):
+    """The next run's number is one more than any in the names: a file named like a recording with a run number
+    of 190 digits (a user's, another tool's) made every later name longer than a file name may be, and each
+    defect of every run after it failed (ENAMETOOLONG). A run number has at most 12 digits (a run a second for
+    30,000 years); a longer one is not a recording name (kept, not counted), and the highest is used again."""
+    cam = tmp_path / "rec" / "c"
+    cam.mkdir(parents=True)
+    user = cam / ("r" + "9" * digits + "-20200101T000000Z-0123456789ab-000000000-000000000.json")
+    user.write_text("keep me")
+    c = _recorded(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0), 2)
+    assert c.get("recorder.written") == 2 and c.get("recorder.errors") == 0
+    ours = [p.name for p in cam.glob("*-0123456789ab-*.json") if p != user]
+    assert len(ours) == 2 and all(RECORDING_NAME.match(n) for n in ours) and user.read_text() == "keep me"
+    assert ours[0].startswith("r999999999999-" if digits == 12 else "r000001-")
+
+
 def _make_undeletable(folder: Path) -> Callable[[], None] | None:
     """Make the entries of ``folder`` undeletable for this process (a read-only folder; for root, who ignores
     permissions, the immutable attribute), returning the undo; None where neither is possible here."""
@@ -532,6 +549,22 @@ def test_recorder_survives_unwritable_dir_and_counts_each_lost_defect_once(tmp_p
     losses = {key: c.get(key) for key, _ in RECORDING_LOSSES if c.get(key)}
     assert losses == {"recorder.unusable": 2}
     assert recording_losses(c.snapshot()) == "2 defect recording(s) lost (recorder.dir unusable 2)"
+
+
+def test_a_camera_folder_that_is_a_symbolic_link_is_not_recorded_into(tmp_path):
+    """<recorder.dir>/<camera> a symbolic link to another folder: recordings went through it, but the next start
+    skips linked folders (it must: a link to an archive would have retention delete there), so every run was run
+    1 again and no later run's retention ever counted or pruned them (max_events 1: one more kept each run, for
+    ever). Nothing is written through the link; each defect is counted lost (recorder.errors) and logged."""
+    root, elsewhere = tmp_path / "rec", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    (root / "c").symlink_to(elsewhere)
+    cfg = RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=1)
+    for run_id in ("aaaaaaaaaaaa", "bbbbbbbbbbbb"):
+        c = _recorded(cfg, 2, run_id=run_id)
+        assert c.get("recorder.written") == 0 and c.get("recorder.errors") == 2
+    assert list(elsewhere.iterdir()) == [] and (root / "c").is_symlink()
 
 
 def test_recorder_dir_removed_while_running_is_made_again(tmp_path):
@@ -1137,3 +1170,63 @@ def test_a_recording_cut_short_by_a_crash_between_files_is_settled_at_the_next_s
     else:
         assert len(left) == 2 and counters.get("recorder.incomplete") == 1
     assert counters.get("recorder.leftovers_removed") == 1  # the header's temporary file
+
+
+_CRASH_MID_RETENTION = """
+import os, signal, sys, threading, time
+import numpy as np
+from pathlib import Path
+from inspector.pipeline import recorder
+from inspector.pipeline.config import RecorderSection
+from inspector.pipeline.frame import Frame
+from inspector.pipeline.telemetry import Counters
+real_unlink, deleted = Path.unlink, []
+def unlink(self, missing_ok=False):  # the power goes after retention deleted one file of a recording
+    if recorder.RECORDING_NAME.match(self.name):
+        if deleted:
+            os.kill(os.getpid(), signal.SIGKILL)
+        deleted.append(self.name)
+    real_unlink(self, missing_ok=missing_ok)
+recorder.Path.unlink = unlink
+counters = Counters()
+rec = recorder.RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_bytes=0, max_events=1),
+                              threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+rec.start()
+for i in range(2):
+    frame = Frame(camera="c", frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=i, capture_utc=0.0)
+    frame.amap = np.ones((8, 8), np.float32)
+    rec.put(frame, {"seq": i, "capture": {"monotonic_ns": i}})
+    while counters.get("recorder.written") <= i:
+        time.sleep(0.01)
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("locked", [True, False])
+def test_a_crash_part_way_through_deleting_a_recording_leaves_a_half_the_next_start_settles(tmp_path, locked):
+    """Retention deletes a recording's header first: a crash part-way (here after its first file) leaves files
+    without a header, which the next start takes for a half (removed while it holds the folder; without a lock
+    counted as recorder.incomplete and deleted by retention as the oldest), never a header whose image is gone
+    (a recording shown whole with its evidence missing) nor files no retention ever deletes again."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    crashed = subprocess.run([sys.executable, "-c", _CRASH_MID_RETENTION, str(tmp_path / "rec")], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == -9, crashed.stderr
+    cam = tmp_path / "rec" / "c"
+    first = "r000001-20250131T120000Z-0123456789ab-000000000-000000000"
+    assert sorted(p.name for p in cam.glob(first + "*")) == [first + ".heat.png", first + ".png"]  # header gone
+    assert len(list(cam.glob("*-000000001-000000001.*"))) == 3  # the newer recording: whole
+    lock = lock_recorder_dir(tmp_path / "rec") if locked else None
+    counters = Counters()
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, max_events=1),
+                         threading.Event(), counters, "aaaaaaaaaaaa", "2025-01-31T13:00:00.000Z", dir_lock=lock)
+    rec.start()
+    _record_one(rec, counters, 7)
+    rec.finish()
+    rec.join(10)
+    if lock:
+        lock.release()
+    assert counters.get("recorder.incomplete_removed" if locked else "recorder.incomplete") == 1
+    assert counters.get("recorder.deleted") == (1 if locked else 2)  # run 1's whole recording; the half too
+    assert sorted(p.name for p in cam.iterdir()) == [f"r000002-20250131T130000Z-aaaaaaaaaaaa-000000007-000000007{s}"
+                                                     for s in (".json", ".png")]
