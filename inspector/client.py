@@ -69,11 +69,9 @@ import zmq
 
 from inspector.config import needs_ipv6, tcp_port_problem
 from inspector.errors import ConfigError
-from inspector.events import (HEARTBEAT_S, curve_key, decode, load_curve_certificate, set_heartbeat, topic_matches,
-                              utc_iso)
+from inspector.events import (HEARTBEAT_S, STATS_TOPIC, curve_key, decode, load_curve_certificate, set_heartbeat,
+                              topic_matches, utc_iso)
 from inspector.loss import KeepsState, LossTracker
-
-STATS_TOPIC = "v1/stats"
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 ENDPOINT = re.compile(r"^(tcp|ipc|inproc|pgm|epgm|ws|wss|vmci)://.+")

@@ -117,6 +117,9 @@ def topic_for(kind: str, camera: str | None = None) -> str:
     return f"{TOPIC_PREFIX}/{kind}" if camera is None else f"{TOPIC_PREFIX}/{kind}/{camera}"
 
 
+STATS_TOPIC = f"{TOPIC_PREFIX}/stats"
+
+
 def topic_matches(subscription: str, topic: str) -> bool:
     """Whether a subscription topic (``--topic``, ``Subscriber(topics=)``) covers an event's ``topic``.
 

@@ -135,8 +135,9 @@ def run_mqtt(args: argparse.Namespace) -> int:
     from inspector.events import header_dict
     from inspector.integrations.mqtt import MqttSubscriber
 
-    kinds = [t.strip("/").split("/")[1] for t in args.topic if t.strip("/").count("/") >= 1] or ["defect", "status"]
-    sub = MqttSubscriber(args.endpoint, kinds, client_id=args.client_id, state=state_path(args))
+    # the topics as given: 'v1/defect/cam1' is that camera alone, 'v1/' everything (MqttSubscriber's filters)
+    topics = args.topic or ["v1/defect", "v1/status"]
+    sub = MqttSubscriber(args.endpoint, topics, client_id=args.client_id, state=state_path(args))
     print(f"subscribed to {', '.join(sub.topics)} on {args.endpoint}", file=sys.stderr, flush=True)
     seen = 0
     try:

@@ -38,7 +38,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from inspector.errors import ConfigError
-from inspector.events import header_dict
+from inspector.events import STATS_TOPIC, header_dict, topic_matches
 from inspector.integrations import require
 from inspector.loss import STATE_VERSION, KeepsState, LossTracker
 from inspector.redact import redact
@@ -355,6 +355,35 @@ def _remove(path: Path) -> None:
         pass  # gone already, or unwritable: told again next run, and the subscriber counts each run once
 
 
+# the event types a bridge forwards (MqttBridge.offer: never 'result'), each under v1/<type>[/<camera>]
+BRIDGED_TYPES = {"defect": True, "status": True, "stats": False}  # type → whether its topic names a camera
+
+
+def event_topic(kind: str) -> str:
+    """A subscription as a ZeroMQ subscriber takes it (``v1/``, ``v1/defect``, ``v1/defect/cam1``), from it or
+    from a bare type (``defect``, as MqttSubscriber took them before). ConfigError (one line) for anything
+    else: a cut-short level, e.g. ``v1/def``, would select nothing."""
+    topic = kind if kind.startswith("v1") or not kind else f"v1/{kind}"
+    levels = topic.rstrip("/").split("/")
+    if topic in ("", "v1", "v1/") or (levels[0] == "v1" and len(levels) >= 2 and levels[1] in BRIDGED_TYPES
+                                     and len(levels) <= 2 + BRIDGED_TYPES[levels[1]] and all(levels)
+                                     and not any(c in topic for c in "+#")):
+        return topic
+    raise ConfigError(f"topic '{kind[:80]}': not v1/, v1/<type> or v1/<type>/<camera> with a type the MQTT "
+                      f"bridge forwards ({', '.join(BRIDGED_TYPES)})")
+
+
+def mqtt_filters(topic: str) -> list[str]:
+    """The MQTT topic filters (below ``<prefix>/+/``) that select the events :func:`event_topic` ``topic``
+    covers (:func:`inspector.events.topic_matches`): a camera level matches one camera whole (``v1/defect/cam1``,
+    not ``cam10``), a type every camera's events (``+``: one level, not the payloads below them)."""
+    levels = topic.rstrip("/").split("/")
+    kinds = list(BRIDGED_TYPES) if len(levels) < 2 else [levels[1]]
+    if len(levels) == 3:
+        return [topic.rstrip("/")]
+    return [f"v1/{k}/+" if BRIDGED_TYPES[k] else f"v1/{k}" for k in kinds]
+
+
 class MqttSubscriber(KeepsState):
     """Read daemon events back from a broker: ``mqtt://host[:port][/prefix]`` (prefix default ``inspector``).
 
@@ -368,13 +397,16 @@ class MqttSubscriber(KeepsState):
     :meth:`notices` gives one line per finding. Retained messages are delivered too (a new consumer sees every
     camera's current status at once).
 
+    ``kinds``: the topics, as for the ZeroMQ subscriber (``v1/``, ``v1/defect``, ``v1/defect/cam1``: a camera
+    whole; :func:`event_topic`), or bare types (``defect``).
+
     Messages are accounted when :meth:`recv` takes them, not when they arrive: what the accounting (and the
     ``state`` file, as for :class:`inspector.client.Subscriber`: saved after each message taken) counts as
     heard is what was handed over, so messages still queued when the process dies are told as missed by the
     next subscriber resuming that state.
     """
 
-    def __init__(self, url: str, kinds=("defect", "status"), client_id: str | None = None,
+    def __init__(self, url: str, kinds=("v1/defect", "v1/status"), client_id: str | None = None,
                  state: str | Path | None = None) -> None:
         import queue as _queue
 
@@ -384,12 +416,11 @@ class MqttSubscriber(KeepsState):
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not host:
             raise ConfigError(f"{url}: expected mqtt://host[:port][/topic_prefix]")
         self.prefix = parts.path.strip("/") or "inspector"
-        kinds = list(kinds)
-        self.quiet_stats = "stats" not in kinds
-        self.topics = [f"{self.prefix}/+/v1/{k}" if k == "stats" else f"{self.prefix}/+/v1/{k}/+"
-                       for k in kinds + (["stats"] if self.quiet_stats else [])]
+        self._kinds = tuple(event_topic(k) for k in kinds)  # the v1 topics asked for, as LossTracker's topics
+        self.quiet_stats = not any(topic_matches(t, STATS_TOPIC) for t in self._kinds)
+        self.topics = [f"{self.prefix}/+/{f}" for t in self._kinds + ((STATS_TOPIC,) if self.quiet_stats else ())
+                       for f in mqtt_filters(t)]
         self.topics.append(f"{self.prefix}/+/v1/bridge")  # each box's bridge counts: drops after its last stats
-        self._kinds = tuple(f"v1/{k}" for k in kinds)
         self.messages: _queue.Queue = _queue.Queue()  # (topic, payload) as they arrive, accounted by recv
         self._lock = threading.Lock()  # recv accounts, any thread may read the counts
         self.loss: dict[str, LossTracker] = {}  # box → its loss accounting
