@@ -398,7 +398,9 @@ class MqttSubscriber(KeepsState):
     camera's current status at once).
 
     ``kinds``: the topics, as for the ZeroMQ subscriber (``v1/``, ``v1/defect``, ``v1/defect/cam1``: a camera
-    whole; :func:`event_topic`), or bare types (``defect``).
+    whole; :func:`event_topic`), or bare types (``defect``). ``on_payload(box, topic, data)``: the defects'
+    payload messages are subscribed to too, and each is handed to it as :meth:`recv` takes it (their order
+    against their header is the broker's: ``inspector subscribe --save-dir`` pairs them either way).
 
     Messages are accounted when :meth:`recv` takes them, not when they arrive: what the accounting (and the
     ``state`` file, as for :class:`inspector.client.Subscriber`: saved after each message taken) counts as
@@ -407,7 +409,7 @@ class MqttSubscriber(KeepsState):
     """
 
     def __init__(self, url: str, kinds=("v1/defect", "v1/status"), client_id: str | None = None,
-                 state: str | Path | None = None) -> None:
+                 state: str | Path | None = None, on_payload=None) -> None:
         import queue as _queue
 
         mqtt = require("paho.mqtt.client", "mqtt", url)
@@ -421,6 +423,10 @@ class MqttSubscriber(KeepsState):
         self.topics = [f"{self.prefix}/+/{f}" for t in self._kinds + ((STATS_TOPIC,) if self.quiet_stats else ())
                        for f in mqtt_filters(t)]
         self.topics.append(f"{self.prefix}/+/v1/bridge")  # each box's bridge counts: drops after its last stats
+        self._held: list = []  # a message take_payloads() read past, for recv
+        self.on_payload = on_payload  # (box, topic, bytes) of each payload message taken; None: not subscribed
+        if on_payload is not None:  # <filter>/<event_id>/<kind> under each defect header filter
+            self.topics += [f"{t}/+/+" for t in self.topics if "/v1/defect/" in t]
         self.messages: _queue.Queue = _queue.Queue()  # (topic, payload) as they arrive, accounted by recv
         self._lock = threading.Lock()  # recv accounts, any thread may read the counts
         self.loss: dict[str, LossTracker] = {}  # box → its loss accounting
@@ -478,6 +484,9 @@ class MqttSubscriber(KeepsState):
             self._mark_disconnect(*payload)
             return None
         box = topic[len(self.prefix) + 1:].split("/", 1)[0]
+        if self._is_payload(topic):  # box/v1/defect/<camera>/<event_id>/<kind>
+            self.on_payload(box, topic, payload)
+            return None
         if topic.endswith("/v1/bridge"):
             self._bridge_message(box, payload)
             return None
@@ -494,6 +503,7 @@ class MqttSubscriber(KeepsState):
         event.source = {**(getattr(event, "source", None) or {}), "box": box, "run_id": event.run_id}  # stats: none
         if isinstance(descriptors, list) and descriptors:
             event.source["payload_topics"] = [d.get("topic") for d in descriptors if isinstance(d, dict)]
+            event.source["payloads"] = [d for d in descriptors if isinstance(d, dict)]  # kind, encoding, topic
         return box, event
 
     def asked(self, event) -> bool:
@@ -576,7 +586,7 @@ class MqttSubscriber(KeepsState):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
-                topic, payload = self.messages.get(
+                topic, payload = self._held.pop() if self._held else self.messages.get(
                     timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
             except _queue.Empty:
                 return None
@@ -584,6 +594,26 @@ class MqttSubscriber(KeepsState):
             self._save_state()
             if got is not None and (quiet or self.asked(got[1])):
                 return got
+
+    def _is_payload(self, topic: str | None) -> bool:
+        return self.on_payload is not None and topic is not None and topic[len(self.prefix) + 1:].count("/") == 5
+
+    def take_payloads(self, timeout: float) -> None:
+        """Hand the payload messages queued next to ``on_payload``, waiting up to ``timeout`` seconds for them,
+        and stop at the first other message (kept for :meth:`recv`: it is not accounted as heard). For a
+        consumer that stops after an event (``--count``) while its payloads are still on their way."""
+        import queue as _queue
+
+        deadline = time.monotonic() + timeout
+        while not self._held:
+            try:
+                topic, payload = self.messages.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except _queue.Empty:
+                return
+            if not self._is_payload(topic):
+                self._held.append((topic, payload))
+                return
+            self._take(topic, payload)
 
     def close(self) -> None:
         self.client.disconnect()

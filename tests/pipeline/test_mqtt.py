@@ -436,3 +436,48 @@ def test_mqtt_topics_select_what_they_say_a_camera_whole(tmp_path):
     res = subprocess.run([*CLI, "subscribe", "mqtt://127.0.0.1:1", "--topic", "v1/def"], capture_output=True,
                          text=True, timeout=30)
     assert res.returncode == 2 and "topic 'v1/def'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_mqtt_save_dir_keeps_every_header_and_payload_in_either_order(tmp_path):
+    """'subscribe mqtt://… --save-dir' saved nothing at all (only the ZeroMQ route saved). Now headers are saved
+    with the box leading their names (two boxes, one camera name, one run id: two files), each payload message
+    goes next to its header whether the broker delivered it before or after it, a payload without a header is
+    kept under its topic, and a payload that never came is told."""
+    import paho.mqtt.client as mqtt
+
+    from inspector.events import InspectionEvent, Payload
+    from inspector.integrations.mqtt import event_messages
+
+    def messages(box: str, seq: int) -> list:
+        event = InspectionEvent(type="defect", camera="cam1", seq=seq, frame_id=seq, event_id=f"r1-cam1-{seq}",
+                                decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={}, model={},
+                                run_id="r1", payloads=[Payload("thumbnail", "jpeg", f"{box}-{seq}".encode(), [2, 2])])
+        return event_messages(event, f"inspector/{box}", "r1", True)
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    save = tmp_path / "saved"
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/defect", "--save-dir", str(save),
+                                 "--timeout", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="raw-publisher")
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        time.sleep(2.5)  # the consumer is subscribed
+        (h0, p0), (h1, p1), (h2, _), (_, p9) = (messages("b1", s) for s in (0, 1, 2, 9))
+        b2h, b2p = messages("b2", 0)
+        for msg in (h0, p0, p1, h1, h2, p9, b2h, b2p):  # seq 1's payload first; seq 2's never; seq 9's header never
+            pub.publish(msg.topic, msg.payload, qos=1).wait_for_publish(5)
+        out, err = consumer.communicate(timeout=30)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+        pub.loop_stop()
+        broker.stop()
+    files = {p.name: p.read_bytes() for p in save.iterdir() if not p.name.startswith(".")}
+    for box, seq in (("b1", 0), ("b1", 1), ("b2", 0)):
+        assert files[f"{box}-defect-cam1-r1-{seq:07d}.thumbnail.jpg"] == f"{box}-{seq}".encode(), (sorted(files), err)
+        assert json.loads(files[f"{box}-defect-cam1-r1-{seq:07d}.json"])["seq"] == seq
+    assert "b1-defect-cam1-r1-0000002.json" in files and "b1-defect-cam1-r1-0000002.thumbnail.jpg" not in files
+    assert [data for name, data in files.items() if name.startswith("payload-")] == [b"b1-9"], sorted(files)
+    assert "1 payload(s) never came" in err and "came without its header" in err, err
+    assert "0 event(s) and 1 payload(s) not saved" in err, err
