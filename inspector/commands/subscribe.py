@@ -109,7 +109,8 @@ def save(event, folder: Path, box: str | None = None) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     run = event.run_id or "norun"
-    base = ("" if box is None else f"{safe_name(box)}-") + f"{event.type}-{safe_name(getattr(event, 'camera', 'all'))}-{safe_name(run, 32)}-{event.seq:07d}"
+    base = (("" if box is None else f"{safe_name(box)}-")
+            + f"{event.type}-{safe_name(getattr(event, 'camera', 'all'))}-{safe_name(run, 32)}-{event.seq:07d}")
     parts = [(".json", json.dumps(header_dict(event), indent=1).encode())]
     for payload in event.payloads:
         parts.append((_unique(f".{safe_name(payload.kind, 32)}", payload.suffix, parts), payload.data))
