@@ -8,8 +8,8 @@
         for event in sub:                       # InspectionEvent | StatusEvent | StatsEvent
             print(event.camera, event.decision, event.score, event.regions)
 
-Topics are prefixes (``v1/defect`` = every camera's defects, ``v1/`` =
-everything). The subscriber accounts for what it did not receive, per daemon
+Topics are prefixes cut at levels (``v1/defect`` = every camera's defects, ``v1/`` =
+everything, ``v1/defect/cam1`` = camera cam1's, not cam10's: :func:`inspector.events.topic_matches`). The subscriber accounts for what it did not receive, per daemon
 run (every header carries ``run_id``, random per daemon start) and per stream
 (event type × camera; ``v1/stats`` heartbeats are not counted):
 
@@ -69,10 +69,9 @@ import zmq
 
 from inspector.config import needs_ipv6, tcp_port_problem
 from inspector.errors import ConfigError
-from inspector.events import HEARTBEAT_S, curve_key, decode, load_curve_certificate, set_heartbeat, utc_iso
+from inspector.events import (HEARTBEAT_S, STATS_TOPIC, curve_key, decode, load_curve_certificate, set_heartbeat,
+                              topic_matches, utc_iso)
 from inspector.loss import KeepsState, LossTracker
-
-STATS_TOPIC = "v1/stats"
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 ENDPOINT = re.compile(r"^(tcp|ipc|inproc|pgm|epgm|ws|wss|vmci)://.+")
@@ -152,7 +151,7 @@ class Subscriber(KeepsState):
             self._setup_curve(server_key, client_cert)
         topics = self.topics = list(topics) or [""]
         # stats not asked for are heard quietly: a user of other topics learns the daemon's drops too
-        self.quiet_stats = not any(STATS_TOPIC.startswith(t) for t in topics)
+        self.quiet_stats = not any(topic_matches(t, STATS_TOPIC) for t in topics)
         for topic in topics + ([STATS_TOPIC] if self.quiet_stats else []):
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         try:
@@ -187,6 +186,12 @@ class Subscriber(KeepsState):
     def _tell(self, line: str | None) -> None:
         if line:
             self.loss.note(line)
+
+    def covers(self, event: Event) -> bool:
+        """Whether ``event`` is of ``topics`` cut at levels (:func:`inspector.events.topic_matches`), or a
+        ``v1/stats`` (always heard). ZeroMQ filters by byte prefix, so it delivers camera ``cam10`` to a
+        subscriber of ``v1/defect/cam1``."""
+        return event.type == "stats" or any(topic_matches(t, event.topic) for t in self.topics)
 
     def asked(self, event: Event) -> bool:
         """Whether ``event`` is of the topics asked for (False: a ``v1/stats`` heard for the accounting only)."""
@@ -251,6 +256,8 @@ class Subscriber(KeepsState):
                 self.malformed += 1
                 self.loss.note(f"skipped a malformed message: {str(exc)[:160]}")
                 continue
+            if not self.covers(event):
+                continue  # a byte-prefix match across a name (cam10 for v1/defect/cam1): not asked, not accounted
             self.loss.observe(event)
             self._save_state()
             if not (quiet or self.asked(event)):

@@ -117,6 +117,21 @@ def topic_for(kind: str, camera: str | None = None) -> str:
     return f"{TOPIC_PREFIX}/{kind}" if camera is None else f"{TOPIC_PREFIX}/{kind}/{camera}"
 
 
+STATS_TOPIC = f"{TOPIC_PREFIX}/stats"
+
+
+def topic_matches(subscription: str, topic: str) -> bool:
+    """Whether a subscription topic (``--topic``, ``Subscriber(topics=)``) covers an event's ``topic``.
+
+    A prefix, cut only at a level ('/'): ``v1/defect/cam1`` covers camera ``cam1`` and not ``cam10`` (ZeroMQ's
+    byte-prefix filter delivers both, so the subscriber filters again; MQTT filters match whole levels too, so
+    both transports select the same events). One ending in '/' (``v1/``) or empty covers everything under it;
+    ``v1/def`` (a level cut short) covers nothing."""
+    if not subscription or subscription.endswith("/"):
+        return topic.startswith(subscription)
+    return topic == subscription or topic.startswith(subscription + "/")
+
+
 @dataclass
 class Payload:
     """One binary attachment and its descriptor."""

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from inspector.events import Event
+from inspector.events import Event, topic_matches
 from inspector.textline import one_line
 
 UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that the next one lacks
@@ -234,7 +234,7 @@ class LossTracker:
             kind, _, camera = str(stream).partition("/")
             key = (run, kind, camera)
             if (key in self._streams or kind in UNCOUNTED_TYPES or type(published) is not int
-                    or not 0 < published <= 10**9 or not any(f"v1/{stream}".startswith(t) for t in self._topics)):
+                    or not 0 < published <= 10**9 or not self._subscribed(str(stream))):
                 continue
             state = self._streams[key] = _Stream()
             state.next = published
@@ -250,7 +250,8 @@ class LossTracker:
                                  f"(stats: {published} published, none received)")
 
     def _subscribed(self, stream: str) -> bool:
-        return self._topics is None or any(f"v1/{stream}".startswith(t) for t in self._topics)
+        # cut at levels: a subscriber of v1/defect/cam1 is not told of cam10's events as missed
+        return self._topics is None or any(topic_matches(t, f"v1/{stream}") for t in self._topics)
 
     def _daemon_drops(self, run: str, dropped: object) -> None:
         """What the daemon says it dropped itself (stats ``data.daemon_dropped``: stream → reason → count so far

@@ -642,3 +642,27 @@ def test_the_daemon_drops_a_subscriber_whose_connection_went_dead(tmp_path):
     finally:
         link.close()
         pub.close()
+
+
+def test_a_camera_topic_is_cut_at_the_name_not_inside_it(tmp_path):
+    """ZeroMQ filters by byte prefix: a subscriber of v1/defect/cam1 got camera cam10's defects as its own, and the
+    stats' count of cam11's (never heard, never asked for) was told as missed. Topics are cut at levels now."""
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    stats = StatsEvent(seq=0, time_utc=utc_iso(), uptime_s=1, final=True, run_id="r1",
+                       data={"sequences": {"defect/cam1": 2, "defect/cam10": 3, "defect/cam11": 4}})
+    sent = [_defect_in("r1", 0, 0, "cam1"), *[_defect_in("r1", s, s, "cam10") for s in range(3)],
+            _defect_in("r1", 1, 1, "cam1"), stats]
+    with Subscriber(pub.endpoint, ["v1/defect/cam1"]) as sub, Subscriber(pub.endpoint, ["v1/defect/"]) as every:
+        assert pub.wait_for_subscribers(2, 5.0) == 2
+        time.sleep(0.1)
+        for event in sent:
+            pub.send(event)
+        got = [sub.recv(timeout=2) for _ in range(2)]
+        assert sub.recv(timeout=0.3) is None
+        all_got = [every.recv(timeout=2) for _ in range(5)]
+        assert every.recv(timeout=0.3) is None  # takes in the (quiet) stats
+    pub.close()
+    assert [(e.camera, e.seq) for e in got] == [("cam1", 0), ("cam1", 1)]
+    assert (sub.lost, sub.received) == (0, 2), sub.notices()
+    assert sorted(e.camera for e in all_got) == ["cam1", "cam1", "cam10", "cam10", "cam10"]
+    assert every.lost == 4  # cam11: published, never heard

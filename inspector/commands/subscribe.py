@@ -98,18 +98,19 @@ def _unique(stem: str, suffix: str, parts: list[tuple[str, bytes]]) -> str:
     return name
 
 
-def save(event, folder: Path) -> list[Path]:
+def save(event, folder: Path, box: str | None = None) -> list[Path]:
     """Write the header and payloads of ``event`` as new files in ``folder``; returns their paths.
 
-    Names are ``<type>-<camera>-<run id>-<seq>[-n]`` from sanitised wire strings, so they stay inside
+    Names are ``[<box>-]<type>-<camera>-<run id>-<seq>[-n]`` from sanitised wire strings, so they stay inside
     ``folder``, and files are created exclusively: a name already taken (another run, a re-sent status)
-    gets the next free ``-n`` suffix instead of overwriting.
+    gets the next free ``-n`` suffix instead of overwriting. ``box``: the MQTT box the event came from.
     """
     from inspector.events import header_dict
 
     folder.mkdir(parents=True, exist_ok=True)
     run = event.run_id or "norun"
-    base = f"{event.type}-{safe_name(getattr(event, 'camera', 'all'))}-{safe_name(run, 32)}-{event.seq:07d}"
+    base = (("" if box is None else f"{safe_name(box)}-")
+            + f"{event.type}-{safe_name(getattr(event, 'camera', 'all'))}-{safe_name(run, 32)}-{event.seq:07d}")
     parts = [(".json", json.dumps(header_dict(event), indent=1).encode())]
     for payload in event.payloads:
         parts.append((_unique(f".{safe_name(payload.kind, 32)}", payload.suffix, parts), payload.data))
@@ -129,40 +130,136 @@ def save(event, folder: Path) -> list[Path]:
     raise FileExistsError(f"{folder / base}: 1000 names taken")
 
 
+SUFFIXES = {"jpeg": ".jpg", "png": ".png"}  # as events.Payload.suffix
+EARLY_PAYLOADS = 256  # payload messages kept while their header has not come (MQTT orders each topic alone)
+
+
+class MqttSaver:
+    """``--save-dir`` for MQTT: a header is saved as the ZeroMQ subscriber saves an event (names led by the box),
+    and each payload message, a message of its own, goes to the name the header gives it (``<header>.<kind>.jpg``),
+    whichever of the two the broker delivered first; at the end, payloads whose header never came are saved
+    under their topic and headers whose payloads never came are told (nothing is lost silently)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.waiting: dict[str, Path] = {}  # payload topic → its file, once the header is saved
+        self.early: dict[str, bytes] = {}  # payload topic → bytes that came before their header
+        self.done: dict[str, None] = {}  # payload topics written (a QoS 1 re-delivery is not an orphan)
+        self.warnings: list[str] = []
+        self.unsaved_payloads = 0
+
+    def event(self, box: str, event) -> None:
+        """Save the header of ``event`` (OSError as :func:`save`) and place its payloads."""
+        stem = save(event, self.folder, box)[0].name[:-len(".json")]
+        parts: list[tuple[str, bytes]] = []
+        for desc in (event.source or {}).get("payloads", []) if isinstance(event.source, dict) else []:
+            topic = desc.get("topic")
+            if isinstance(topic, str):
+                name = _unique(f".{safe_name(desc.get('kind', 'payload'), 32)}",
+                               SUFFIXES.get(desc.get("encoding"), ".bin"), parts)
+                parts.append((name, b""))
+                self.waiting[topic] = self.folder / f"{stem}{name}"
+                if topic in self.early:
+                    self.payload(box, topic, self.early.pop(topic))
+
+    def payload(self, box: str, topic: str, data: bytes) -> None:
+        path = self.waiting.pop(topic, None)
+        if path is not None:
+            self._write(path, data, topic)
+        elif topic not in self.done:
+            self.early[topic] = data
+            if len(self.early) > EARLY_PAYLOADS:  # its header is long overdue: keep the bytes under the topic
+                oldest = next(iter(self.early))
+                self._orphan(oldest, self.early.pop(oldest))
+
+    def _orphan(self, topic: str, data: bytes) -> None:
+        self.warnings.append(f"warning: payload {one_line(topic[:160])} came without its header; saved under its topic")
+        self._write(self.folder / f"payload-{safe_name(topic.replace('/', '-'), 160)}.bin", data, topic)
+
+    def _write(self, path: Path, data: bytes, topic: str) -> None:
+        self.done[topic] = None
+        while len(self.done) > 4096:
+            del self.done[next(iter(self.done))]
+        try:
+            with open(path, "xb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            self.unsaved_payloads += 1
+            self.warnings.append(f"warning: cannot save payload {path.name}: {exc.strerror or exc}")
+
+    def finish(self) -> None:
+        """The payloads left unpaired when the subscriber stops: orphans saved, the missing ones told."""
+        for topic, data in list(self.early.items()):
+            self._orphan(topic, data)
+        self.early.clear()
+        if self.waiting:
+            self.unsaved_payloads += len(self.waiting)
+            self.warnings.append(f"warning: {len(self.waiting)} payload(s) never came (first: "
+                                 f"{one_line(next(iter(self.waiting))[:160])}); their headers are saved")
+
+    def take(self) -> list[str]:
+        out, self.warnings = self.warnings, []
+        return out
+
+
 def run_mqtt(args: argparse.Namespace) -> int:
     """Events of every daemon (box) publishing under the broker's topic prefix; one line each. Stats are heard
     quietly when not asked for (MqttSubscriber): they tell what each box published and what it dropped."""
-    from inspector.events import header_dict
     from inspector.integrations.mqtt import MqttSubscriber
 
-    kinds = [t.strip("/").split("/")[1] for t in args.topic if t.strip("/").count("/") >= 1] or ["defect", "status"]
-    sub = MqttSubscriber(args.endpoint, kinds, client_id=args.client_id, state=state_path(args))
+    # the topics as given: 'v1/defect/cam1' is that camera alone, 'v1/' everything (MqttSubscriber's filters)
+    topics = args.topic or ["v1/defect", "v1/status"]
+    saver = MqttSaver(Path(args.save_dir)) if args.save_dir else None
+    sub = MqttSubscriber(args.endpoint, topics, client_id=args.client_id, state=state_path(args),
+                         on_payload=None if saver is None else saver.payload)
     print(f"subscribed to {', '.join(sub.topics)} on {args.endpoint}", file=sys.stderr, flush=True)
-    seen = 0
+    tally = {"seen": 0, "unsaved": 0}
     try:
-        deadline = time.monotonic() + args.timeout if args.timeout else None
-        while not args.count or seen < args.count:
-            got = sub.recv(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0), quiet=True)
-            _tell(sub.notices())
-            if got is None:
-                print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
-                break
-            box, event = got
-            if not sub.asked(event):
-                continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
-            deadline = time.monotonic() + args.timeout if args.timeout else None
-            seen += 1
-            if args.json:
-                print(json.dumps({**header_dict(event), "box": box}), flush=True)
-            else:
-                print(one_line(f"{box:<12} {describe(event)}"), flush=True)
+        _receive_mqtt(args, sub, saver, tally)
+        if saver is not None:  # the last event's payloads, still on their way after --count
+            sub.take_payloads(PAYLOAD_WAIT_S)
     except KeyboardInterrupt:
         pass
     finally:
         sub.close()
     _tell(sub.notices())
-    print(f"received {seen} event(s); {sub.summary()}{sub.state_stale}", file=sys.stderr)
+    tail = ""
+    if saver is not None:
+        saver.finish()
+        _tell(saver.take())
+        tail = (f"; {tally['unsaved']} event(s) and {saver.unsaved_payloads} payload(s) not saved to "
+                f"{args.save_dir}")
+    print(f"received {tally['seen']} event(s); {sub.summary()}{tail}{sub.state_stale}", file=sys.stderr)
     return 0
+
+
+PAYLOAD_WAIT_S = 2.0  # after the last event (--count), how long its payload messages may take to come
+
+
+def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally: dict) -> None:
+    """Print (and save) events until ``--count`` or ``--timeout``."""
+    from inspector.events import header_dict
+
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    while not args.count or tally["seen"] < args.count:
+        got = sub.recv(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0), quiet=True)
+        _tell(sub.notices())
+        if saver is not None:
+            _tell(saver.take())
+        if got is None:
+            print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
+            return
+        box, event = got
+        if not sub.asked(event):
+            continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
+        deadline = time.monotonic() + args.timeout if args.timeout else None
+        tally["seen"] += 1
+        if args.json:
+            print(json.dumps({**header_dict(event), "box": box}), flush=True)
+        else:
+            print(one_line(f"{box:<12} {describe(event)}"), flush=True)
+        if saver is not None and not _save_or_warn(event, saver.folder, lambda: saver.event(box, event)):
+            tally["unsaved"] += 1
 
 
 STATE_NAME = ".subscriber-state"  # in --save-dir; no '.json' suffix: the folder's .json files are event headers
@@ -224,11 +321,11 @@ def _tell(lines: list[str]) -> None:
         print(one_line(line), file=sys.stderr, flush=True)  # notices carry wire text: one line each
 
 
-def _save_or_warn(event, save_dir: Path) -> bool:
-    """Save ``event``; False (after one warning line) when it could not be (a full disk must not stop the
-    subscriber; the summary counts the events not saved)."""
+def _save_or_warn(event, save_dir: Path, saving=None) -> bool:
+    """Save ``event`` (or call ``saving``); False (after one warning line) when it could not be (a full disk must
+    not stop the subscriber; the summary counts the events not saved)."""
     try:
-        save(event, save_dir)
+        saving() if saving is not None else save(event, save_dir)
         return True
     except OSError as exc:
         print(f"warning: cannot save {event.type} event seq {event.seq}: {exc.strerror or exc}", file=sys.stderr)

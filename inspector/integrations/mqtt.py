@@ -38,7 +38,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from inspector.errors import ConfigError
-from inspector.events import header_dict
+from inspector.events import STATS_TOPIC, header_dict, topic_matches
 from inspector.integrations import require
 from inspector.loss import STATE_VERSION, KeepsState, LossTracker
 from inspector.redact import redact
@@ -355,6 +355,35 @@ def _remove(path: Path) -> None:
         pass  # gone already, or unwritable: told again next run, and the subscriber counts each run once
 
 
+# the event types a bridge forwards (MqttBridge.offer: never 'result'), each under v1/<type>[/<camera>]
+BRIDGED_TYPES = {"defect": True, "status": True, "stats": False}  # type → whether its topic names a camera
+
+
+def event_topic(kind: str) -> str:
+    """A subscription as a ZeroMQ subscriber takes it (``v1/``, ``v1/defect``, ``v1/defect/cam1``), from it or
+    from a bare type (``defect``, as MqttSubscriber took them before). ConfigError (one line) for anything
+    else: a cut-short level, e.g. ``v1/def``, would select nothing."""
+    topic = kind if kind.startswith("v1") or not kind else f"v1/{kind}"
+    levels = topic.rstrip("/").split("/")
+    if topic in ("", "v1", "v1/") or (levels[0] == "v1" and len(levels) >= 2 and levels[1] in BRIDGED_TYPES
+                                     and len(levels) <= 2 + BRIDGED_TYPES[levels[1]] and all(levels)
+                                     and not any(c in topic for c in "+#")):
+        return topic
+    raise ConfigError(f"topic '{kind[:80]}': not v1/, v1/<type> or v1/<type>/<camera> with a type the MQTT "
+                      f"bridge forwards ({', '.join(BRIDGED_TYPES)})")
+
+
+def mqtt_filters(topic: str) -> list[str]:
+    """The MQTT topic filters (below ``<prefix>/+/``) that select the events :func:`event_topic` ``topic``
+    covers (:func:`inspector.events.topic_matches`): a camera level matches one camera whole (``v1/defect/cam1``,
+    not ``cam10``), a type every camera's events (``+``: one level, not the payloads below them)."""
+    levels = topic.rstrip("/").split("/")
+    kinds = list(BRIDGED_TYPES) if len(levels) < 2 else [levels[1]]
+    if len(levels) == 3:
+        return [topic.rstrip("/")]
+    return [f"v1/{k}/+" if BRIDGED_TYPES[k] else f"v1/{k}" for k in kinds]
+
+
 class MqttSubscriber(KeepsState):
     """Read daemon events back from a broker: ``mqtt://host[:port][/prefix]`` (prefix default ``inspector``).
 
@@ -368,14 +397,19 @@ class MqttSubscriber(KeepsState):
     :meth:`notices` gives one line per finding. Retained messages are delivered too (a new consumer sees every
     camera's current status at once).
 
+    ``kinds``: the topics, as for the ZeroMQ subscriber (``v1/``, ``v1/defect``, ``v1/defect/cam1``: a camera
+    whole; :func:`event_topic`), or bare types (``defect``). ``on_payload(box, topic, data)``: the defects'
+    payload messages are subscribed to too, and each is handed to it as :meth:`recv` takes it (their order
+    against their header is the broker's: ``inspector subscribe --save-dir`` pairs them either way).
+
     Messages are accounted when :meth:`recv` takes them, not when they arrive: what the accounting (and the
     ``state`` file, as for :class:`inspector.client.Subscriber`: saved after each message taken) counts as
     heard is what was handed over, so messages still queued when the process dies are told as missed by the
     next subscriber resuming that state.
     """
 
-    def __init__(self, url: str, kinds=("defect", "status"), client_id: str | None = None,
-                 state: str | Path | None = None) -> None:
+    def __init__(self, url: str, kinds=("v1/defect", "v1/status"), client_id: str | None = None,
+                 state: str | Path | None = None, on_payload=None) -> None:
         import queue as _queue
 
         mqtt = require("paho.mqtt.client", "mqtt", url)
@@ -384,12 +418,15 @@ class MqttSubscriber(KeepsState):
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not host:
             raise ConfigError(f"{url}: expected mqtt://host[:port][/topic_prefix]")
         self.prefix = parts.path.strip("/") or "inspector"
-        kinds = list(kinds)
-        self.quiet_stats = "stats" not in kinds
-        self.topics = [f"{self.prefix}/+/v1/{k}" if k == "stats" else f"{self.prefix}/+/v1/{k}/+"
-                       for k in kinds + (["stats"] if self.quiet_stats else [])]
+        self._kinds = tuple(event_topic(k) for k in kinds)  # the v1 topics asked for, as LossTracker's topics
+        self.quiet_stats = not any(topic_matches(t, STATS_TOPIC) for t in self._kinds)
+        self.topics = [f"{self.prefix}/+/{f}" for t in self._kinds + ((STATS_TOPIC,) if self.quiet_stats else ())
+                       for f in mqtt_filters(t)]
         self.topics.append(f"{self.prefix}/+/v1/bridge")  # each box's bridge counts: drops after its last stats
-        self._kinds = tuple(f"v1/{k}" for k in kinds)
+        self._held: list = []  # a message take_payloads() read past, for recv
+        self.on_payload = on_payload  # (box, topic, bytes) of each payload message taken; None: not subscribed
+        if on_payload is not None:  # <filter>/<event_id>/<kind> under each defect header filter
+            self.topics += [f"{t}/+/+" for t in self.topics if "/v1/defect/" in t]
         self.messages: _queue.Queue = _queue.Queue()  # (topic, payload) as they arrive, accounted by recv
         self._lock = threading.Lock()  # recv accounts, any thread may read the counts
         self.loss: dict[str, LossTracker] = {}  # box → its loss accounting
@@ -447,6 +484,9 @@ class MqttSubscriber(KeepsState):
             self._mark_disconnect(*payload)
             return None
         box = topic[len(self.prefix) + 1:].split("/", 1)[0]
+        if self._is_payload(topic):  # box/v1/defect/<camera>/<event_id>/<kind>
+            self.on_payload(box, topic, payload)
+            return None
         if topic.endswith("/v1/bridge"):
             self._bridge_message(box, payload)
             return None
@@ -463,6 +503,7 @@ class MqttSubscriber(KeepsState):
         event.source = {**(getattr(event, "source", None) or {}), "box": box, "run_id": event.run_id}  # stats: none
         if isinstance(descriptors, list) and descriptors:
             event.source["payload_topics"] = [d.get("topic") for d in descriptors if isinstance(d, dict)]
+            event.source["payloads"] = [d for d in descriptors if isinstance(d, dict)]  # kind, encoding, topic
         return box, event
 
     def asked(self, event) -> bool:
@@ -545,7 +586,7 @@ class MqttSubscriber(KeepsState):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
-                topic, payload = self.messages.get(
+                topic, payload = self._held.pop() if self._held else self.messages.get(
                     timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
             except _queue.Empty:
                 return None
@@ -553,6 +594,26 @@ class MqttSubscriber(KeepsState):
             self._save_state()
             if got is not None and (quiet or self.asked(got[1])):
                 return got
+
+    def _is_payload(self, topic: str | None) -> bool:
+        return self.on_payload is not None and topic is not None and topic[len(self.prefix) + 1:].count("/") == 5
+
+    def take_payloads(self, timeout: float) -> None:
+        """Hand the payload messages queued next to ``on_payload``, waiting up to ``timeout`` seconds for them,
+        and stop at the first other message (kept for :meth:`recv`: it is not accounted as heard). For a
+        consumer that stops after an event (``--count``) while its payloads are still on their way."""
+        import queue as _queue
+
+        deadline = time.monotonic() + timeout
+        while not self._held:
+            try:
+                topic, payload = self.messages.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except _queue.Empty:
+                return
+            if not self._is_payload(topic):
+                self._held.append((topic, payload))
+                return
+            self._take(topic, payload)
 
     def close(self) -> None:
         self.client.disconnect()

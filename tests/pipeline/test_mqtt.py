@@ -391,3 +391,93 @@ def test_final_bridge_counts_undelivered_at_shutdown_are_told_by_the_next_run(tm
     assert any("its MQTT bridge dropped 5 message(s) in run r1 (2 never delivered at its shutdown" in n
                for n in notices), notices
     assert not state.exists()
+
+
+def test_mqtt_topics_select_what_they_say_a_camera_whole(tmp_path):
+    """'subscribe mqtt://… --topic v1/defect/cam1' kept only the type: every camera's defects came (cam10's too),
+    and '--topic v1/' (everything, as over ZeroMQ) gave defects and statuses only, never the stats. Now the
+    topics map onto MQTT filters level by level, as over ZeroMQ (events.topic_matches); 'v1/def' is refused."""
+    from inspector.events import InspectionEvent, StatsEvent, StatusEvent, utc_iso
+    from inspector.integrations.mqtt import MqttBridge
+    from inspector.pipeline.integration_config import MqttSection
+
+    def defect(camera: str, seq: int) -> InspectionEvent:
+        return InspectionEvent(type="defect", camera=camera, seq=seq, frame_id=seq, event_id=f"r1-{camera}-{seq}",
+                               decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={}, model={},
+                               run_id="r1")
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    subs = {topic: subprocess.Popen([*CLI, "subscribe", broker.url, "--json", "--topic", topic, "--timeout", "3"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for topic in ("v1/defect/cam1", "v1/")}
+    bridge = MqttBridge(MqttSection(url=broker.url, box="b1"), run_id="r1")
+    try:
+        time.sleep(2.5)  # both consumers subscribed
+        for event in [defect("cam1", 0), defect("cam10", 0), defect("cam10", 1), defect("cam1", 1),
+                      defect("cam10", 2), StatusEvent(camera="cam1", seq=0, state="online", previous=None,
+                                                      reason="", time_utc=utc_iso(), run_id="r1"),
+                      StatsEvent(seq=0, time_utc=utc_iso(), uptime_s=1, final=True, run_id="r1", data={"sequences": {
+                          "defect/cam1": 2, "defect/cam10": 3, "defect/cam11": 4, "status/cam1": 1}})]:
+            bridge.offer(event)
+        assert bridge.flush(10)
+        got = {topic: proc.communicate(timeout=30) for topic, proc in subs.items()}
+    finally:
+        for proc in subs.values():
+            if proc.poll() is None:
+                proc.kill()
+        bridge.close()
+        broker.stop()
+    one = [json.loads(line) for line in got["v1/defect/cam1"][0].splitlines()]
+    assert [(e["camera"], e["seq"]) for e in one] == [("cam1", 0), ("cam1", 1)], got["v1/defect/cam1"][1]
+    assert "box b1: 0 event(s) missed" in got["v1/defect/cam1"][1], got["v1/defect/cam1"][1]
+    every = [json.loads(line) for line in got["v1/"][0].splitlines()]
+    assert sorted(e["type"] for e in every) == ["defect"] * 5 + ["stats", "status"], got["v1/"][1]
+    assert "missed 4 defect event(s) of camera 'cam11'" in got["v1/"][1]
+    res = subprocess.run([*CLI, "subscribe", "mqtt://127.0.0.1:1", "--topic", "v1/def"], capture_output=True,
+                         text=True, timeout=30)
+    assert res.returncode == 2 and "topic 'v1/def'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_mqtt_save_dir_keeps_every_header_and_payload_in_either_order(tmp_path):
+    """'subscribe mqtt://… --save-dir' saved nothing at all (only the ZeroMQ route saved). Now headers are saved
+    with the box leading their names (two boxes, one camera name, one run id: two files), each payload message
+    goes next to its header whether the broker delivered it before or after it, a payload without a header is
+    kept under its topic, and a payload that never came is told."""
+    import paho.mqtt.client as mqtt
+
+    from inspector.events import InspectionEvent, Payload
+    from inspector.integrations.mqtt import event_messages
+
+    def messages(box: str, seq: int) -> list:
+        event = InspectionEvent(type="defect", camera="cam1", seq=seq, frame_id=seq, event_id=f"r1-cam1-{seq}",
+                                decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={}, model={},
+                                run_id="r1", payloads=[Payload("thumbnail", "jpeg", f"{box}-{seq}".encode(), [2, 2])])
+        return event_messages(event, f"inspector/{box}", "r1", True)
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    save = tmp_path / "saved"
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/defect", "--save-dir", str(save),
+                                 "--timeout", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="raw-publisher")
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        time.sleep(2.5)  # the consumer is subscribed
+        (h0, p0), (h1, p1), (h2, _), (_, p9) = (messages("b1", s) for s in (0, 1, 2, 9))
+        b2h, b2p = messages("b2", 0)
+        for msg in (h0, p0, p1, h1, h2, p9, b2h, b2p):  # seq 1's payload first; seq 2's never; seq 9's header never
+            pub.publish(msg.topic, msg.payload, qos=1).wait_for_publish(5)
+        out, err = consumer.communicate(timeout=30)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+        pub.loop_stop()
+        broker.stop()
+    files = {p.name: p.read_bytes() for p in save.iterdir() if not p.name.startswith(".")}
+    for box, seq in (("b1", 0), ("b1", 1), ("b2", 0)):
+        assert files[f"{box}-defect-cam1-r1-{seq:07d}.thumbnail.jpg"] == f"{box}-{seq}".encode(), (sorted(files), err)
+        assert json.loads(files[f"{box}-defect-cam1-r1-{seq:07d}.json"])["seq"] == seq
+    assert "b1-defect-cam1-r1-0000002.json" in files and "b1-defect-cam1-r1-0000002.thumbnail.jpg" not in files
+    assert [data for name, data in files.items() if name.startswith("payload-")] == [b"b1-9"], sorted(files)
+    assert "1 payload(s) never came" in err and "came without its header" in err, err
+    assert "0 event(s) and 1 payload(s) not saved" in err, err
