@@ -70,7 +70,7 @@ import zmq
 from inspector.config import needs_ipv6, tcp_port_problem
 from inspector.errors import ConfigError
 from inspector.events import (HEARTBEAT_S, STATS_TOPIC, curve_key, decode, load_curve_certificate, set_heartbeat,
-                              topic_matches, utc_iso)
+                              subscription_topic, topic_matches, utc_iso)
 from inspector.loss import KeepsState, LossTracker
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
@@ -139,6 +139,7 @@ class Subscriber(KeepsState):
                  heartbeat_s: float = HEARTBEAT_S,
                  context: zmq.Context | None = None, state: str | Path | None = None) -> None:
         self.endpoint = check_endpoint(endpoint)
+        topics = [subscription_topic(t) for t in topics] or [""]  # one that selects nothing: one line, here
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, rcvhwm)
@@ -149,7 +150,7 @@ class Subscriber(KeepsState):
         set_heartbeat(self.socket, heartbeat_s)  # a connection gone dead without a word is found and replaced
         if server_key is not None:
             self._setup_curve(server_key, client_cert)
-        topics = self.topics = list(topics) or [""]
+        self.topics = topics
         # stats not asked for are heard quietly: a user of other topics learns the daemon's drops too
         self.quiet_stats = not any(topic_matches(t, STATS_TOPIC) for t in topics)
         for topic in topics + ([STATS_TOPIC] if self.quiet_stats else []):

@@ -132,6 +132,27 @@ def topic_matches(subscription: str, topic: str) -> bool:
     return topic == subscription or topic.startswith(subscription + "/")
 
 
+CAMERA_TYPES = {"defect": True, "result": True, "status": True, "stats": False}  # type → whether its topic names a camera
+
+
+def subscription_topic(topic: str, types: dict[str, bool] = CAMERA_TYPES) -> str:
+    """``topic`` if it selects events of ``types`` (type → whether its topic has a camera level): ``v1/``,
+    ``v1/<type>``, ``v1/<type>/<camera>`` (or ``''``, ``v1``: everything). Raises ConfigError (one line) for
+    anything else: cut at levels (:func:`topic_matches`), a level cut short such as ``v1/def``, an unknown type
+    or a camera under ``v1/stats`` would select nothing, silently."""
+    levels = topic.split("/")
+    kind = levels[1] if len(levels) > 1 else None
+    # a trailing '/' covers what lies below a level (topic_matches): the cameras of a type that has them
+    if topic in ("", TOPIC_PREFIX, f"{TOPIC_PREFIX}/") or (
+            levels[0] == TOPIC_PREFIX and kind in types and len(levels) <= 2 + types[kind] and all(levels[:2])):
+        return topic
+    from inspector.errors import ConfigError
+    from inspector.textline import one_line
+
+    raise ConfigError(f"topic '{one_line(topic)[:80]}': not {TOPIC_PREFIX}/, {TOPIC_PREFIX}/<type> or "
+                      f"{TOPIC_PREFIX}/<type>/<camera> with a type of {', '.join(types)}")
+
+
 @dataclass
 class Payload:
     """One binary attachment and its descriptor."""

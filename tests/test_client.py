@@ -666,3 +666,14 @@ def test_a_camera_topic_is_cut_at_the_name_not_inside_it(tmp_path):
     assert (sub.lost, sub.received) == (0, 2), sub.notices()
     assert sorted(e.camera for e in all_got) == ["cam1", "cam1", "cam10", "cam10", "cam10"]
     assert every.lost == 4  # cam11: published, never heard
+
+
+@pytest.mark.parametrize("topic", ["v1/def", "v2/defect", "v1/stats/c", "v1/defect//", "v1/defect/c/", "v1/alarm"])
+def test_a_topic_that_would_select_nothing_is_refused_in_one_line(tmp_path, topic):
+    """Topics are cut at levels, so 'v1/def' (a level cut short), an unknown type or a camera under v1/stats
+    would select nothing: the subscriber waited in silence. Refused in one line, by the class and the CLI."""
+    from inspector.cli import main
+
+    with pytest.raises(ConfigError, match="not v1/, v1/<type> or v1/<type>/<camera>"):
+        Subscriber(f"ipc://{tmp_path}/ev.sock", [topic])
+    assert main(["subscribe", f"ipc://{tmp_path}/ev.sock", "--topic", topic, "--timeout", "1"]) == 2

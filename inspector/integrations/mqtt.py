@@ -38,7 +38,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from inspector.errors import ConfigError
-from inspector.events import STATS_TOPIC, header_dict, topic_matches
+from inspector.events import CAMERA_TYPES, STATS_TOPIC, header_dict, subscription_topic, topic_matches
 from inspector.integrations import require
 from inspector.loss import STATE_VERSION, KeepsState, LossTracker
 from inspector.redact import redact
@@ -356,21 +356,18 @@ def _remove(path: Path) -> None:
 
 
 # the event types a bridge forwards (MqttBridge.offer: never 'result'), each under v1/<type>[/<camera>]
-BRIDGED_TYPES = {"defect": True, "status": True, "stats": False}  # type → whether its topic names a camera
+BRIDGED_TYPES = {k: v for k, v in CAMERA_TYPES.items() if k != "result"}  # type → whether its topic names a camera
 
 
 def event_topic(kind: str) -> str:
     """A subscription as a ZeroMQ subscriber takes it (``v1/``, ``v1/defect``, ``v1/defect/cam1``), from it or
     from a bare type (``defect``, as MqttSubscriber took them before). ConfigError (one line) for anything
-    else: a cut-short level, e.g. ``v1/def``, would select nothing."""
+    else (:func:`inspector.events.subscription_topic`), or a type the bridge does not forward, or an MQTT
+    wildcard."""
     topic = kind if kind.startswith("v1") or not kind else f"v1/{kind}"
-    levels = topic.rstrip("/").split("/")
-    if topic in ("", "v1", "v1/") or (levels[0] == "v1" and len(levels) >= 2 and levels[1] in BRIDGED_TYPES
-                                     and len(levels) <= 2 + BRIDGED_TYPES[levels[1]] and all(levels)
-                                     and not any(c in topic for c in "+#")):
-        return topic
-    raise ConfigError(f"topic '{kind[:80]}': not v1/, v1/<type> or v1/<type>/<camera> with a type the MQTT "
-                      f"bridge forwards ({', '.join(BRIDGED_TYPES)})")
+    if any(c in topic for c in "+#"):
+        raise ConfigError(f"topic '{kind[:80]}': MQTT wildcards are not topics here; give v1/<type>[/<camera>]")
+    return subscription_topic(topic, BRIDGED_TYPES)
 
 
 def mqtt_filters(topic: str) -> list[str]:
