@@ -95,6 +95,8 @@ class AravisDriver:
         self.Aravis, self.GLib = Aravis, GLib
         self.formats = {Aravis.PIXEL_FORMAT_MONO_8: "Mono8", Aravis.PIXEL_FORMAT_MONO_12: "Mono12",
                         Aravis.PIXEL_FORMAT_MONO_16: "Mono16", Aravis.PIXEL_FORMAT_BAYER_RG_8: "BayerRG8",
+                        Aravis.PIXEL_FORMAT_BAYER_BG_8: "BayerBG8", Aravis.PIXEL_FORMAT_BAYER_GB_8: "BayerGB8",
+                        Aravis.PIXEL_FORMAT_BAYER_GR_8: "BayerGR8",
                         Aravis.PIXEL_FORMAT_RGB_8_PACKED: "RGB8"}
         self.cam = self.stream = None
         self._base_stats = (0, 0, 0)

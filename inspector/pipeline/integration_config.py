@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from inspector.config import bounded
 from inspector.errors import ConfigError
 
-PIXEL_FORMATS = ("Mono8", "Mono12", "Mono16", "BayerRG8", "RGB8")
+PIXEL_FORMATS = ("Mono8", "Mono12", "Mono16", "BayerRG8", "BayerBG8", "BayerGB8", "BayerGR8", "RGB8")
 
 
 def parse_listen(where: str, listen: str) -> tuple[str, int]:

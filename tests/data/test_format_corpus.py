@@ -1,7 +1,8 @@
 """Format corpus: one picture saved in many formats gives identical model input on every path.
 
 Paths: the dataset loader (train / evaluate: ``load_batch``), ``predict``'s loader, calibration's
-loader (``score_samples``) and the daemon's folder source followed by its preprocessor.
+loader (``score_samples``), and the daemon's folder source, still-file camera and snapshot-URL camera (a real
+HTTP server), each followed by its preprocessor.
 
 "Identical" means:
 
@@ -14,6 +15,7 @@ loader (``score_samples``) and the daemon's folder source followed by its prepro
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -52,10 +54,38 @@ def _picture() -> np.ndarray:
     return rgb.astype(np.uint8)
 
 
-def _with_sbit(png: bytes, bits: bytes) -> bytes:
+def _with_chunk(png: bytes, kind: bytes, data: bytes) -> bytes:
+    """``png`` with a chunk ``kind`` holding ``data`` inserted right after IHDR (where sBIT and gAMA belong)."""
     end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
-    body = b"sBIT" + bits
-    return png[:end] + struct.pack(">I", len(bits)) + body + struct.pack(">I", zlib.crc32(body)) + png[end:]
+    body = kind + data
+    return png[:end] + struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body)) + png[end:]
+
+
+def _with_sbit(png: bytes, bits: bytes) -> bytes:
+    return _with_chunk(png, b"sBIT", bits)
+
+
+def _bmp(indices: np.ndarray, palette: np.ndarray, bits: int) -> bytes:
+    """A palette BMP (BITMAPINFOHEADER, 1 or 4 bits a pixel, uncompressed) of ``indices`` (H, W) into
+    ``palette`` (N, 3) RGB, written here because Pillow writes neither depth with a palette of its own."""
+    h, w = indices.shape
+    per_byte = 8 // bits
+    stride = (w * bits + 31) // 32 * 4  # rows padded to 4 bytes, stored bottom-up
+    rows = np.zeros((h, stride), np.uint8)
+    for x in range(w):
+        rows[:, x // per_byte] |= (indices[:, x].astype(np.uint8) << (8 - bits * (x % per_byte + 1))).astype(np.uint8)
+    pixels = rows[::-1].tobytes()
+    table = b"".join(bytes((b, g, r, 0)) for r, g, b in palette.tolist())
+    offset = 14 + 40 + len(table)
+    head = struct.pack("<2sIHHI", b"BM", offset + len(pixels), 0, 0, offset)
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, bits, 0, len(pixels), 2835, 2835, len(palette), 0)
+    return head + info + table + pixels
+
+
+# 16 colours of a 4-bit BMP and 2 of a 1-bit one, none of them grey: a decoder that took the index as a grey
+# level, or a 1-bit file as black and white, would show
+PALETTE4 = np.array([(i * 17, 255 - i * 13, (i * 53) % 256) for i in range(16)], np.uint8)
+PALETTE1 = np.array([(10, 20, 200), (250, 240, 5)], np.uint8)
 
 
 def _save_pil(img: Image.Image, path: Path, **kw) -> None:
@@ -105,7 +135,35 @@ def _corpus(folder: Path) -> dict[str, tuple[str, bool]]:
     exif[0x0112] = 6
     pil.transpose(Image.Transpose.ROTATE_90).save(folder / "exif6.jpg", quality=95, exif=exif)
     add("exif6.jpg", "rgb", False)
+    _still_formats(folder, pil, grey, add)
     return files
+
+
+def _still_formats(folder: Path, pil: Image.Image, grey: np.ndarray, add) -> None:
+    """Orientation outside JPEG, colour metadata the decoder ignores, palette BMPs, a 16-bit PGM."""
+    from PIL import ImageCms
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored a quarter turn left: "rotate 90° clockwise to display"
+    stored = pil.transpose(Image.Transpose.ROTATE_90)
+    stored.save(folder / "exif6.tif", tiffinfo={0x0112: 6}); add("exif6.tif", "rgb")
+    stored.save(folder / "exif6.webp", lossless=True, exif=exif); add("exif6.webp", "rgb")
+    stored.save(folder / "exif6_exif_chunk.png", exif=exif); add("exif6_exif_chunk.png", "rgb")  # PNG eXIf
+    # 4:4:4 so the mark's edges are not the chroma subsampling's error
+    pil.save(folder / "progressive.jpg", quality=95, progressive=True, subsampling=0)
+    add("progressive.jpg", "rgb", False)
+    # stored values are used as they are (images.py "colour"): a Lab ICC profile or a gamma of 1.0 changes nothing
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    pil.save(folder / "icc.jpg", quality=95, subsampling=0, icc_profile=lab); add("icc.jpg", "rgb", False)
+    pil.save(folder / "icc.png", icc_profile=lab); add("icc.png", "rgb")
+    png = io.BytesIO()
+    pil.save(png, format="PNG")
+    (folder / "gamma1.png").write_bytes(_with_chunk(png.getvalue(), b"gAMA", struct.pack(">I", 100000)))
+    add("gamma1.png", "rgb")
+    (folder / "pal4.bmp").write_bytes(_bmp(grey // 16, PALETTE4, 4)); add("pal4.bmp", "pal4")
+    (folder / "pal1.bmp").write_bytes(_bmp(grey > 127, PALETTE1, 1)); add("pal1.bmp", "pal1")
+    (folder / "grey16.pgm").write_bytes(f"P5\n{W} {H}\n65535\n".encode() + (grey.astype(">u2") * 257).tobytes())
+    add("grey16.pgm", "grey")
 
 
 def _references(folder: Path) -> dict[str, np.ndarray]:
@@ -115,7 +173,8 @@ def _references(folder: Path) -> dict[str, np.ndarray]:
     pal = np.asarray(Image.fromarray(rgb).quantize(64).convert("RGB"))
     binary = np.where(grey > 127, 255, 0).astype(np.uint8)
     full = {"rgb": rgb, "grey": np.dstack([grey] * 3), "grey12": np.dstack([grey12.astype(np.uint8)] * 3),
-            "palette": pal, "binary": np.dstack([binary] * 3)}
+            "palette": pal, "binary": np.dstack([binary] * 3), "pal4": PALETTE4[grey // 16],
+            "pal1": PALETTE1[(grey > 127).astype(int)]}
     # the default downscale (box_linear) of every path: this test is about decoding, not the resize method
     return {k: resize_image(np.ascontiguousarray(v), SPEC.height, SPEC.width) for k, v in full.items()}
 
@@ -152,6 +211,42 @@ def _daemon_inputs(folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
+@contextlib.contextmanager
+def _http_folder(folder: Path):
+    """A real HTTP server giving the files of ``folder``; yields its base URL."""
+    import functools
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _snapshot_inputs(folder: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """The model input a snapshot-URL camera (``http://cam/<name>``) gives for each file of ``folder``."""
+    pre = Preprocessor(SPEC, POLICY)
+    out = {}
+    with _http_folder(folder) as base:
+        for name in names:
+            source = make_source(CameraSection(name="snap", source=f"{base}/{name}", open_timeout_s=5,
+                                               read_timeout_s=5))
+            source.open()
+            grabbed = source.read()
+            source.close()
+            assert grabbed.image is not None, grabbed.error
+            out[name] = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
+            pre.into(grabbed.image, out[name], "snap")
+    return out
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     folder = tmp_path_factory.mktemp("corpus")
@@ -176,11 +271,13 @@ def test_every_path_gives_the_same_model_input(corpus):
     scored = score_samples(backend, samples, batch_size=4)
     by_calibration = {s.path.name: img for s, img in zip(scored.samples, backend.seen)}
     by_daemon = _daemon_inputs(folder)
+    by_snapshot = _snapshot_inputs(folder, sorted(files))
 
     refs = _references(folder)
     for name, (ref, lossless) in files.items():
         x = by_dataset[name]
-        for path_name, other in (("predict", by_predict), ("calibration", by_calibration), ("daemon", by_daemon)):
+        for path_name, other in (("predict", by_predict), ("calibration", by_calibration), ("daemon", by_daemon),
+                                 ("snapshot URL", by_snapshot)):
             assert np.array_equal(other[name], x), f"{name}: {path_name} differs from the dataset loader"
         diff = np.abs(x.astype(int) - refs[ref].astype(int))
         if lossless:
@@ -715,3 +812,38 @@ def test_a_yuv_video_is_decoded_by_its_own_colour_matrix_and_range(tmp_path, nam
                        check=True, stdin=subprocess.DEVNULL)
         extracted = resize_image(read_image(tmp_path / "x.png"), SPEC.height, SPEC.width, POLICY)
         assert np.array_equal(slots[0], extracted), f"max {np.abs(slots[0].astype(int) - extracted).max()}"
+
+
+# -- frames of another size than the training images: one resize function on every path ----------------------
+@pytest.mark.parametrize("policy", ["square", "letterbox", "shorter_side_crop"])
+@pytest.mark.parametrize("downscale", ["halving", "box_linear", "area"])
+def test_a_frame_of_another_size_gives_bitwise_the_same_model_input_on_every_path(tmp_path, policy, downscale):
+    """A 1920x1080 or odd 1001x777 frame (grey, colour or with alpha) for a model trained on 500x1263 scans (input
+    316x125, a quarter) gives the model bitwise the same input through ``predict``, the dataset loader (train /
+    evaluate) and the daemon's folder camera + preprocessor, for every resize policy and downscale method: the
+    one :func:`resize_image`, no faster approximation on the daemon's side (measured: 0 levels over 1080p, 777x1001
+    and 1263x500 frames, 1/3/4 channels, four input sizes, three policies and three methods)."""
+    rng = np.random.default_rng(7)
+    spec = InputSpec(height=316, width=125, resize=policy, downscale=downscale)
+    for (h, w), channels in (((1080, 1920), 3), ((777, 1001), 1), ((777, 1001), 4)):
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.sin(xx / 7.0) * 60 + np.cos(yy / 5.0) * 60 + 128 + rng.normal(0, 20, (h, w))  # fine detail
+        frame = np.dstack([np.clip(base + 30 * k, 0, 255) for k in range(channels)]).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / f"f{w}x{h}c{channels}.png"), frame)
+    paths = list_images(tmp_path)
+    errors: list[str] = []
+    by_predict = {p.name: img for chunk, batch in _batches(paths, spec, 8, errors) for p, img in zip(chunk, batch)}
+    dataset, kept, _ = load_batch([Sample(p, 0, "good") for p in paths], spec.height, spec.width, policy, None,
+                                  downscale)
+    by_dataset = {s.path.name: img for s, img in zip(kept, dataset)}
+    source = FolderSource(CameraSection(name="cam", source=str(tmp_path)))
+    source.open()
+    pre = Preprocessor(spec, policy, downscale=downscale)
+    while (grabbed := source.read()) is not None:
+        slot = np.empty((spec.height, spec.width, 3), np.uint8)
+        pre.into(grabbed.image, slot, "cam")
+        name = grabbed.meta["file"]
+        for path_name, other in (("predict", by_predict[name]), ("dataset", by_dataset[name])):
+            diff = np.abs(slot.astype(int) - other).max()
+            assert diff == 0, f"{name}: the daemon differs from {path_name} by up to {diff} levels"
+    assert not errors and len(by_predict) == 3

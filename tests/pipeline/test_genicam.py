@@ -48,10 +48,11 @@ def test_decode_honours_format_and_bit_depth():
     raw = decode_pixels(mono12.tobytes(), "Mono12", 2, 2)
     assert raw.dtype == np.uint16 and raw.tolist() == mono12.tolist()  # values as sent
     assert declared_bits("Mono12") == 12 and declared_bits("Mono16") is None
-    # Mono12's declared depth wins: aligned to what the preprocessor assumes (16-bit container or bit_depth)
-    assert align_bits(raw, 12, None).tolist() == [[0, 65520], [32768, 65520]]
+    # Mono12's declared depth wins: made what the preprocessor assumes (16-bit container or bit_depth), widened
+    # by bit replication (4095 → 65535, 2048 → 32776), out-of-range values clipped
+    assert align_bits(raw, 12, None).tolist() == [[0, 65535], [32776, 65535]]
     assert align_bits(raw, 12, 12).tolist() == mono12.tolist()
-    assert align_bits(raw, 12, 10).tolist() == [[0, 1023], [512, 1250]]
+    assert align_bits(raw, 12, 10).tolist() == [[0, 1021], [512, 1021]]  # the smallest 10-bit values of 255, 128
     # and then the one decoding path maps it to 8 bits: full scale stays full scale
     from inspector.data.images import to_uint8
 
@@ -71,6 +72,71 @@ def test_decode_honours_format_and_bit_depth():
         decode_pixels(mono8, "Mono16", 4, 4)
     with pytest.raises(SourceError, match="not supported"):
         decode_pixels(mono8, "YUV422_8", 4, 4)
+
+
+@pytest.mark.parametrize("fmt, sites", [("BayerRG8", "RGGB"), ("BayerBG8", "BGGR"), ("BayerGB8", "GBRG"),
+                                        ("BayerGR8", "GRBG")])
+def test_every_bayer_layout_is_demosaiced_by_its_top_left_block(fmt, sites):
+    """PFNC names the mosaic by its 2×2 block at (0, 0): a mosaic lit only at the red sites of that layout is a red
+    image, only at the blue sites a blue one, only at the green ones a green one (BGR out). Cameras sending
+    BayerBG8 / BayerGB8 / BayerGR8 (as Aravis's fake camera can) used to give no frame at all ("not supported")."""
+    where = {"R": [], "G": [], "B": []}
+    for k, colour in enumerate(sites):
+        where[colour].append((k // 2, k % 2))
+    for colour, bgr in (("R", [0, 0, 200]), ("G", [0, 200, 0]), ("B", [200, 0, 0])):
+        mosaic = np.zeros((16, 16), np.uint8)
+        for y, x in where[colour]:
+            mosaic[y::2, x::2] = 200
+        got = decode_pixels(mosaic.tobytes(), fmt, 16, 16)
+        assert got[4:12, 4:12].reshape(-1, 3).tolist() == [bgr] * 64, f"{fmt}: {colour} sites give {got[8, 8]}"
+
+
+@pytest.mark.parametrize("bit_depth", [None, 10, 12, 14, 16])
+def test_a_mono12_frame_gives_what_its_12_bit_png_gives_predict(tmp_path, bit_depth):
+    """Every 12-bit value a Mono12 camera sends gives the model what the same frame saved as a 16-bit PNG with an
+    sBIT chunk of 12 gives ``predict`` (the declared depth wins over the setting), whatever the camera's
+    ``bit_depth``. Shifted into place, 120 of the 4096 values were 1 level off with no setting and low bits were
+    lost with a narrower one (measured). The fake camera has no Mono12, so the buffer is made here and goes
+    through the source's own decoding: a driver standing in for Aravis (:class:`CameraDriver`)."""
+    import struct
+    import zlib
+
+    from inspector.contract import InputSpec
+    from inspector.data.images import read_image, resize_image
+    from inspector.integrations.genicam import GenicamSource, Popped
+    from inspector.pipeline.preprocess import Preprocessor
+
+    samples = np.arange(4096, dtype="<u2").reshape(64, 64)
+
+    class Mono12Driver:
+        def open(self, device_id, settings):
+            return "Mono12 64x64"
+
+        def pop(self, timeout_s, newest=False):
+            return Popped(samples.tobytes(), "Mono12", 64, 64, True)
+
+        def trigger(self):
+            pass
+
+        def stats(self):
+            return {}
+
+        def close(self):
+            pass
+
+    ok, png = cv2.imencode(".png", (samples << 4) | (samples >> 8))  # MSB-aligned as libpng writes sBIT data
+    png = png.tobytes()
+    end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
+    (tmp_path / "frame.png").write_bytes(png[:end] + struct.pack(">I", 1) + b"sBIT\x0c"
+                                         + struct.pack(">I", zlib.crc32(b"sBIT\x0c")) + png[end:])
+    spec = InputSpec(height=64, width=64)
+    want = resize_image(read_image(tmp_path / "frame.png", bit_depth), 64, 64)
+    assert np.array_equal(want[..., 0], ((samples.astype(int) * 255 + 2047) // 4095))
+    source = GenicamSource(camera_section("genicam://stub"), Mono12Driver(), bit_depth)
+    source.open()
+    slot = np.empty((64, 64, 3), np.uint8)
+    Preprocessor(spec, bit_depths={"gige": source.bit_depth}).into(source.read().image, slot, "gige")
+    assert np.array_equal(slot, want), f"{int((slot != want).any(axis=2).sum())} pixels differ"
 
 
 def test_missing_library_names_the_extra_and_package():
@@ -129,10 +195,12 @@ def camera_section(source: str, **genicam):
 
 
 @pytest.mark.parametrize("fmt,dtype,channels", [("Mono8", np.uint8, 1), ("Mono16", np.uint16, 1),
-                                                ("BayerRG8", np.uint8, 3), ("RGB8", np.uint8, 3)])
+                                                ("BayerRG8", np.uint8, 3), ("BayerBG8", np.uint8, 3),
+                                                ("BayerGB8", np.uint8, 3), ("BayerGR8", np.uint8, 3),
+                                                ("RGB8", np.uint8, 3)])
 @pytest.mark.genicam
 @requires_aravis
-def test_frames_arrive_in_the_configured_format(fake_camera, fmt, dtype, channels):
+def test_frames_arrive_in_the_configured_format(fake_camera, fmt, dtype, channels, tmp_path):
     from inspector.integrations.runtime import SOURCE_KINDS
     from inspector.pipeline.sources import make_source, source_type
 
@@ -151,6 +219,7 @@ def test_frames_arrive_in_the_configured_format(fake_camera, fmt, dtype, channel
     assert int(img.max()) > int(img.min())  # the fake camera's pattern, not a blank buffer
     if fmt == "Mono16":
         assert img.max() > 255  # 16-bit range kept for the preprocessor's 16→8-bit mapping
+    _daemon_input_is_predicts_of_the_frame_saved(img, tmp_path)
     stamps = [f.t_ns for f in frames]
     assert stamps == sorted(stamps) and (stamps[-1] - stamps[0]) / 3 > 10e6  # ~40 fps, not a burst of stale frames
     # the features were written to the camera: read back over a fresh connection
@@ -159,6 +228,20 @@ def test_frames_arrive_in_the_configured_format(fake_camera, fmt, dtype, channel
     assert check.get_exposure_time() == pytest.approx(2500.0, rel=0.01)
     assert check.get_gain() == pytest.approx(2.0, abs=0.01) and check.get_frame_rate() == pytest.approx(40.0, rel=0.01)
     assert src.stats() == {"lost": 0, "incomplete": 0}
+
+
+def _daemon_input_is_predicts_of_the_frame_saved(img: np.ndarray, folder) -> None:
+    """The preprocessor's input of a camera frame is bitwise ``predict``'s of the frame saved as a PNG
+    (16-bit for Mono16; BGR as the recorder writes it): demosaicing and scaling happen once, at the source."""
+    from inspector.contract import InputSpec
+    from inspector.data.images import read_image, resize_image
+    from inspector.pipeline.preprocess import Preprocessor
+
+    cv2.imwrite(str(folder / "frame.png"), img)
+    want = resize_image(read_image(folder / "frame.png", warn_key="test-genicam"), 200, 300, "letterbox")
+    slot = np.empty((200, 300, 3), np.uint8)
+    Preprocessor(InputSpec(height=200, width=300), "letterbox").into(img, slot, "gige")
+    assert np.array_equal(slot, want), f"max diff {np.abs(slot.astype(int) - want).max()}"
 
 
 @pytest.mark.parametrize("mode", ["live", "offline"])
