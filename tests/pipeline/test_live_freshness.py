@@ -180,9 +180,9 @@ def test_a_snapshot_body_over_the_limit_is_refused_not_read_whole(monkeypatch):
     import pytest
 
     from inspector.errors import SourceError
-    from inspector.pipeline import sources
+    from inspector.pipeline import http_sources
 
-    monkeypatch.setattr(sources, "_SNAPSHOT_MAX_BYTES", 4096)
+    monkeypatch.setattr(http_sources, "_SNAPSHOT_MAX_BYTES", 4096)
     body = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (96, 160, 3), np.uint8))[1].tobytes()
     server = _serve_picture(body, "image/png")
     try:
