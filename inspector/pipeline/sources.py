@@ -76,6 +76,7 @@ _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this
 _PROMPT_WAIT_S = 0.005  # a live grab that blocked this long waited for its frame: it had just arrived
 _CLOCK_DRIFT_MS = 50.0  # a just-arrived frame this far off the stream clock's first one: the clock is not real time
 _DRIFT_FRAMES = 3  # … so many just-arrived frames in a row (one is a network burst)
+_GRAB_RETRY_S = 0.01  # a live connection's grab failed at once before its first frame: try again after this
 _USER_FFMPEG_OPTIONS = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")  # the user's own, kept as they are
 
 
@@ -109,10 +110,11 @@ class CvSource(Source):
         self._catch_up = 0  # live: frames behind (estimated); the next read reopens to drop them
         self._clock_state: tuple[float | None, int] | None = (None, 0)  # None: its timestamps are not real time
 
-    def _params(self) -> list[int]:
+    def _params(self, open_timeout_s: float | None = None) -> list[int]:
         if self.kind not in ("url", "device"):
             return []
-        return [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.camera.open_timeout_s * 1000),
+        open_timeout_s = self.camera.open_timeout_s if open_timeout_s is None else open_timeout_s
+        return [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, max(1, int(open_timeout_s * 1000)),
                 cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.camera.read_timeout_s * 1000)]
 
     def open(self) -> None:
@@ -140,7 +142,7 @@ class CvSource(Source):
                 raise self._error(f"{self._target}: video file is missing or empty", permanent)
         if self.kind == "device":
             self._check_device_path()
-        self._cap = self._new_capture(permanent)
+        self._cap = self._sized_capture(permanent)
         self._choose_decoding(permanent)
         self._clock, self._catch_up = None, 0
         self._clock_state = (None, 0)  # (grab − pts of the first frame waited for, ms; drifting in a row)
@@ -161,11 +163,36 @@ class CvSource(Source):
         # camera's value and the value depends on open_timeout_s alone (one write per process, see open)
         return f"analyzeduration;{int(self.camera.open_timeout_s * 1e6 / 10)}|rtsp_transport;tcp"
 
-    def _new_capture(self, permanent: bool) -> cv2.VideoCapture:
-        """An opened cv2.VideoCapture of the target; SourceError (``permanent`` as given) when it will not open."""
+    def _sized_capture(self, permanent: bool) -> cv2.VideoCapture:
+        """An opened capture of the target; for an FFmpeg URL, one whose probe found the picture size.
+
+        A raw H.264/HEVC stream (``ffmpeg -f h264`` over tcp://) joined between key frames has no parameter
+        sets (SPS/PPS come with key frames): FFmpeg's probe ends with width 0 and OpenCV keeps that size for
+        the connection, so it never gives a picture (measured, 10 fps x264, GOP 3 s: the first grab failed at
+        once, "no frame within read_timeout_s" was said at 0 s, and the reconnect joined between key frames
+        again). Such a connection is reopened — each probe joins later, so one spans a key frame — until
+        ``open_timeout_s`` has passed since the first; then a transient SourceError says what happened."""
+        deadline = time.monotonic() + self.camera.open_timeout_s
+        cap, attempts = self._new_capture(permanent), 1
+        while self.kind == "url" and min(cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) <= 0:
+            cap.release()
+            try:  # a reopen's probe cut by what is left of the timeout is this same fault, not another
+                if time.monotonic() >= deadline:
+                    raise self._error("no time left")
+                cap, attempts = self._new_capture(permanent, deadline - time.monotonic()), attempts + 1
+            except SourceError:
+                raise self._error(f"{self.describe()} opened {attempts} time(s) within open_timeout_s "
+                                  f"{self.camera.open_timeout_s:g} s without a picture size (a raw H.264/HEVC stream "
+                                  f"joined between key frames sends none until the next one): have the camera send "
+                                  f"key frames more often, or raise open_timeout_s") from None
+        return cap
+
+    def _new_capture(self, permanent: bool, open_timeout_s: float | None = None) -> cv2.VideoCapture:
+        """An opened cv2.VideoCapture of the target; SourceError (``permanent`` as given) when it will not open.
+        ``open_timeout_s``: the open's limit (default the camera's)."""
         started = time.monotonic()
         try:
-            cap = cv2.VideoCapture(self._target, self._api, self._params())
+            cap = cv2.VideoCapture(self._target, self._api, self._params(open_timeout_s))
         except cv2.error as exc:
             raise self._error(f"cannot open {self.describe()} ({str(exc).strip().splitlines()[-1]})",
                               permanent) from None
@@ -468,10 +495,21 @@ class CvSource(Source):
         self._cap.grab()
 
     def _grab(self) -> bool:
-        if self._cap.grab():
-            return True
-        if not self.finite:
-            raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
+        """Grab the next frame; False at the end of a recording. Until a live connection's first frame, a grab
+        that failed is tried again for ``read_timeout_s``: FFmpeg's probe hands over the packets it read, and
+        those before the first key frame cannot be decoded — OpenCV's grab gives up on them at once, and that
+        was said as "no frame within read_timeout_s" at 0 s (then a reconnect, joining between key frames again)."""
+        started = time.monotonic()
+        while not self._cap.grab():
+            if self.finite:
+                return self._end_of_recording()
+            if self._index or time.monotonic() - started >= self.camera.read_timeout_s:
+                raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
+            time.sleep(_GRAB_RETRY_S)  # a failed grab took no time: do not spin
+        return True
+
+    def _end_of_recording(self) -> bool:
+        """A recording gave no more frames: False at its end, a rewind when looping; permanent when it never played."""
         if not self.camera.loop:
             if self._delivered == 0:
                 raise self._error(f"{self._target}: no decodable frame", permanent=True)
@@ -797,8 +835,8 @@ def make_source(camera: CameraSection, bit_depth: int | None = None,
         return CvSource(camera, "device", target, cv2.CAP_ANY, live=True, finite=False, bit_depth=bit_depth)
     if kind == "url":
         if urllib.parse.urlsplit(str(src)).scheme.lower() in ("http", "https"):  # pictures, MJPEG or a video
-            return SnapshotSource(camera, bit_depth, lambda: CvSource(camera, "url", str(src), cv2.CAP_FFMPEG, live=True,
-                                                                      finite=False, bit_depth=bit_depth))
+            return SnapshotSource(camera, bit_depth, lambda: CvSource(camera, "url", str(src), cv2.CAP_FFMPEG,
+                                                                      live=True, finite=False, bit_depth=bit_depth))
         return CvSource(camera, "url", str(src), cv2.CAP_FFMPEG, live=True, finite=False, bit_depth=bit_depth)
     if kind == "gstreamer":
         if not has_gstreamer():
