@@ -26,8 +26,10 @@ Live sources (``live = True``: devices, URLs, GStreamer) also have
 :meth:`Source.skip`, a grab without decoding, so ``fps`` pacing can keep the
 decoder's buffers drained and always inspect the newest frame.
 
-http(s) URLs are asked once what they serve (:class:`SnapshotSource`): an MJPEG stream is drained on a
-thread of its own, its newest picture stamped when it arrived; still pictures are fetched one per read.
+http(s) URLs are asked once what they serve (:class:`inspector.pipeline.http_sources.SnapshotSource`): an MJPEG
+stream is drained on a thread of its own, its newest picture stamped when it arrived; still pictures are fetched
+one per read. :class:`Source`, :class:`Grabbed` and :class:`SourceChanged` are defined in
+:mod:`inspector.pipeline.source_base` and importable from here.
 
 Folder images, still image files (known by their content), snapshot URLs, MJPEG streams and video frames that
 are still pictures (Motion JPEG, PNG, TIFF) or wider than 8 bits (:mod:`inspector.pipeline.pixel_formats`; a
@@ -38,21 +40,14 @@ calibration and ``predict`` use (never by FFmpeg).
 
 from __future__ import annotations
 
-import base64
-import http.client
 import logging
 import os
-import socket
 import stat
 import sys
-import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import cv2
 import numpy as np
@@ -63,7 +58,10 @@ from inspector.errors import DataError, SourceError
 from inspector.pipeline import ffmpeg_frames
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
-from inspector.redact import redact
+from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snapshot_url  # noqa: F401 (re-exported)
+from inspector.pipeline.source_base import (ChosenAtOpen, Grabbed, Source, SourceChanged,  # noqa: F401 (re-exported)
+                                            warn_if_ffmpeg_logs_secrets)
+from inspector.pipeline.source_base import stamp_now as _stamp
 
 log = logging.getLogger(__name__)
 
@@ -73,98 +71,20 @@ VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpe
 IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
 _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/truncation
 _SETTLE_S = 2.0  # a file (folder image, recording) changed more recently than this is still being written
-_SNAPSHOT_MAX_BYTES = 64 * 2**20  # one still picture from a snapshot URL; more is a stream or a fault
 _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guide/devices.txt)
-_MJPEG_MAX_LINE = 64 * 1024  # one header line of an MJPEG part (a JPEG's own lines are read in these pieces)
 _CATCH_UP_S = 1.0  # a live stream's frames this far behind it: drop its backlog (reopen)
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 _PROMPT_WAIT_S = 0.005  # a live grab that blocked this long waited for its frame: it had just arrived
 _CLOCK_DRIFT_MS = 50.0  # a just-arrived frame this far off the stream clock's first one: the clock is not real time
 _DRIFT_FRAMES = 3  # … so many just-arrived frames in a row (one is a network burst)
-
-
-@dataclass
-class Grabbed:
-    """One read from a source: the image (None if it could not be decoded) and its grab time."""
-
-    image: np.ndarray | None
-    t_ns: int
-    t_utc: float
-    meta: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    reason: str = "corrupt"  # counter key when image is None
-
-
-class SourceChanged(SourceError):
-    """A looping file was replaced or truncated under the source: reopen it (transient)."""
-
-
-class Source:
-    """Base class. ``live``: a real-time source (keep newest, reconnect); ``finite``: it can end;
-    ``one_size``: its frames share one size unless the camera itself changed (a stream, not a folder)."""
-
-    kind = "source"
-    live = False
-    finite = False
-    one_size = False
-    buffered = True  # a live source whose frames queue up while unread (a stream): fps pacing drains it (skip)
-
-    def __init__(self, camera: CameraSection, bit_depth: int | None = None) -> None:
-        self.camera = camera
-        # significant bits of frames that do not say (camera setting, else the model's sidecar)
-        self.bit_depth = camera.bit_depth if camera.bit_depth is not None else bit_depth
-
-    def open(self) -> None:
-        """Open (or re-open) the source; raise SourceError naming the camera on failure."""
-
-    def read(self) -> Grabbed | None:
-        raise NotImplementedError
-
-    def skip(self) -> bool:
-        """Live sources: grab the next frame without decoding it (pacing); False at the end."""
-        return self.read() is not None
-
-    def close(self) -> None:
-        """Release the source (idempotent)."""
-
-    def describe(self) -> str:
-        """What the source is, for people (logs, status events, --check): passwords in its address masked."""
-        return redact(f"{self.kind} {self.camera.source}")
-
-    def _error(self, what: str, permanent: bool = False) -> SourceError:
-        # the message reaches logs, status events and the error line: never the address's password
-        return SourceError(redact(f"camera '{self.camera.name}': {what}"), permanent=permanent)
-
-
-_FFMPEG_VERBOSE = 40  # AV_LOG_VERBOSE: from here FFmpeg's own lines (HTTP request headers, URLs) name credentials
-_warned_ffmpeg_log: set[str] = set()
+_GRAB_RETRY_S = 0.01  # a live connection's grab failed at once before its first frame: try again after this
 _USER_FFMPEG_OPTIONS = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")  # the user's own, kept as they are
-
-
-def warn_if_ffmpeg_logs_secrets(url: str, camera: str) -> None:
-    """Once per camera: warn when the user's OPENCV_FFMPEG_LOGLEVEL (an AV_LOG_* number) makes FFmpeg print, to
-    stderr by itself, the address of a camera whose URL holds credentials: those lines bypass inspector's
-    redaction (measured: at 48, AV_LOG_DEBUG, an http:// camera's password is printed). The level is the
-    user's explicit choice for debugging, so it is kept."""
-    try:
-        level = int(os.environ.get("OPENCV_FFMPEG_LOGLEVEL", ""))
-    except ValueError:
-        return
-    if level >= _FFMPEG_VERBOSE and redact(url) != url and camera not in _warned_ffmpeg_log:
-        _warned_ffmpeg_log.add(camera)
-        log.warning("camera '%s': OPENCV_FFMPEG_LOGLEVEL=%d makes FFmpeg print this camera's address with its "
-                    "credentials to stderr, which inspector cannot mask; unset it (or use ≤ 32) outside debugging",
-                    camera, level)
 
 
 def _written_recently(mtime_s: float) -> bool:
     """A file modified within the last _SETTLE_S s (still being written). A modification time in the
     future (the clock of the machine that wrote it runs ahead, or ours went back) is not "recent" for ever."""
     return abs(time.time() - mtime_s) < _SETTLE_S
-
-
-def _stamp() -> tuple[int, float]:
-    return time.monotonic_ns(), time.time()
 
 
 # ------------------------------------------------------------------------------------------ OpenCV
@@ -191,10 +111,11 @@ class CvSource(Source):
         self._catch_up = 0  # live: frames behind (estimated); the next read reopens to drop them
         self._clock_state: tuple[float | None, int] | None = (None, 0)  # None: its timestamps are not real time
 
-    def _params(self) -> list[int]:
+    def _params(self, open_timeout_s: float | None = None) -> list[int]:
         if self.kind not in ("url", "device"):
             return []
-        return [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.camera.open_timeout_s * 1000),
+        open_timeout_s = self.camera.open_timeout_s if open_timeout_s is None else open_timeout_s
+        return [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, max(1, int(open_timeout_s * 1000)),
                 cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.camera.read_timeout_s * 1000)]
 
     def open(self) -> None:
@@ -222,7 +143,7 @@ class CvSource(Source):
                 raise self._error(f"{self._target}: video file is missing or empty", permanent)
         if self.kind == "device":
             self._check_device_path()
-        self._cap = self._new_capture(permanent)
+        self._cap = self._sized_capture(permanent)
         self._choose_decoding(permanent)
         self._clock, self._catch_up = None, 0
         self._clock_state = (None, 0)  # (grab − pts of the first frame waited for, ms; drifting in a row)
@@ -243,11 +164,36 @@ class CvSource(Source):
         # camera's value and the value depends on open_timeout_s alone (one write per process, see open)
         return f"analyzeduration;{int(self.camera.open_timeout_s * 1e6 / 10)}|rtsp_transport;tcp"
 
-    def _new_capture(self, permanent: bool) -> cv2.VideoCapture:
-        """An opened cv2.VideoCapture of the target; SourceError (``permanent`` as given) when it will not open."""
+    def _sized_capture(self, permanent: bool) -> cv2.VideoCapture:
+        """An opened capture of the target; for an FFmpeg URL, one whose probe found the picture size.
+
+        A raw H.264/HEVC stream (``ffmpeg -f h264`` over tcp://) joined between key frames has no parameter
+        sets (SPS/PPS come with key frames): FFmpeg's probe ends with width 0 and OpenCV keeps that size for
+        the connection, so it never gives a picture (measured, 10 fps x264, GOP 3 s: the first grab failed at
+        once, "no frame within read_timeout_s" was said at 0 s, and the reconnect joined between key frames
+        again). Such a connection is reopened — each probe joins later, so one spans a key frame — until
+        ``open_timeout_s`` has passed since the first; then a transient SourceError says what happened."""
+        deadline = time.monotonic() + self.camera.open_timeout_s
+        cap, attempts = self._new_capture(permanent), 1
+        while self.kind == "url" and min(cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) <= 0:
+            cap.release()
+            try:  # a reopen's probe cut by what is left of the timeout is this same fault, not another
+                if time.monotonic() >= deadline:
+                    raise self._error("no time left")
+                cap, attempts = self._new_capture(permanent, deadline - time.monotonic()), attempts + 1
+            except SourceError:
+                raise self._error(f"{self.describe()} opened {attempts} time(s) within open_timeout_s "
+                                  f"{self.camera.open_timeout_s:g} s without a picture size (a raw H.264/HEVC stream "
+                                  f"joined between key frames sends none until the next one): have the camera send "
+                                  f"key frames more often, or raise open_timeout_s") from None
+        return cap
+
+    def _new_capture(self, permanent: bool, open_timeout_s: float | None = None) -> cv2.VideoCapture:
+        """An opened cv2.VideoCapture of the target; SourceError (``permanent`` as given) when it will not open.
+        ``open_timeout_s``: the open's limit (default the camera's)."""
         started = time.monotonic()
         try:
-            cap = cv2.VideoCapture(self._target, self._api, self._params())
+            cap = cv2.VideoCapture(self._target, self._api, self._params(open_timeout_s))
         except cv2.error as exc:
             raise self._error(f"cannot open {self.describe()} ({str(exc).strip().splitlines()[-1]})",
                               permanent) from None
@@ -558,10 +504,21 @@ class CvSource(Source):
         self._cap.grab()
 
     def _grab(self) -> bool:
-        if self._cap.grab():
-            return True
-        if not self.finite:
-            raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
+        """Grab the next frame; False at the end of a recording. Until a live connection's first frame, a grab
+        that failed is tried again for ``read_timeout_s``: FFmpeg's probe hands over the packets it read, and
+        those before the first key frame cannot be decoded — OpenCV's grab gives up on them at once, and that
+        was said as "no frame within read_timeout_s" at 0 s (then a reconnect, joining between key frames again)."""
+        started = time.monotonic()
+        while not self._cap.grab():
+            if self.finite:
+                return self._end_of_recording()
+            if self._index or time.monotonic() - started >= self.camera.read_timeout_s:
+                raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
+            time.sleep(_GRAB_RETRY_S)  # a failed grab took no time: do not spin
+        return True
+
+    def _end_of_recording(self) -> bool:
+        """A recording gave no more frames: False at its end, a rewind when looping; permanent when it never played."""
         if not self.camera.loop:
             if self._delivered == 0:
                 raise self._error(f"{self._target}: no decodable frame", permanent=True)
@@ -728,268 +685,6 @@ class ImageFileSource(FolderSource):
         super().open()
 
 
-# ------------------------------------------------------------------------------------------ snapshot URLs
-class _AuthStaysOnHost(urllib.request.HTTPRedirectHandler):
-    """Follows redirects, but drops the Authorization header when one leads to another host, as ``requests``
-    does (``Session.rebuild_auth``): urllib forwards every header but the content ones, so a camera's password
-    would follow a redirect anywhere."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and urllib.parse.urlsplit(newurl).hostname != urllib.parse.urlsplit(req.full_url).hostname:
-            new.remove_header("Authorization")
-        return new
-
-
-_SNAPSHOT_OPENER = urllib.request.build_opener(_AuthStaysOnHost)
-
-
-class MjpegStream:
-    """The body of an MJPEG-over-HTTP answer (``multipart/x-mixed-replace``, RFC 2046 §5.1) read on its own
-    thread as fast as the camera sends it; only the newest picture is kept, stamped when it had arrived.
-
-    Read by FFmpeg instead, a reader slower than the camera (decoding, inference, pacing) left the parts in
-    the socket and FFmpeg's buffers and got them oldest first, each stamped fresh when grabbed: the lag grew
-    without a trace (FFmpeg's mpjpeg demuxer has no timestamps; it invents them from a guessed 25 fps). Here
-    the socket is always drained, only the picture taken is decoded, and the ones it replaced are counted.
-    """
-
-    def __init__(self, response, boundary: str) -> None:
-        self._response = response
-        self._boundary = boundary.strip().strip('"').lstrip("-").encode("latin-1")
-        self._at_delimiter = False  # the last body without a Content-Length ended on the next delimiter
-        self._cond = threading.Condition()
-        self._newest: tuple[bytes, int, float] | None = None
-        self._replaced = 0  # parts that arrived and were replaced before they were taken
-        self._failed: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mjpeg-reader", daemon=True)
-        self._thread.start()
-
-    def _is_delimiter(self, line: bytes) -> bool:
-        return line.startswith(b"--") and line.rstrip(b"\r\n").lstrip(b"-").rstrip(b"-") == self._boundary
-
-    def _next_part(self) -> bytes | None:
-        """The next part's body (a JPEG), None at the end of the answer. ValueError for a malformed part."""
-        readline = self._response.readline
-        if not self._at_delimiter:
-            line = readline(_MJPEG_MAX_LINE)
-            while line and not self._is_delimiter(line):  # a preamble or the CRLF after the last body
-                line = readline(_MJPEG_MAX_LINE)
-            if not line:
-                return None
-        self._at_delimiter, length = False, None
-        for line in iter(lambda: readline(_MJPEG_MAX_LINE), b""):
-            if line in (b"\r\n", b"\n"):
-                break
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length" and value.strip().isdigit():
-                length = int(value.strip())
-        else:
-            return None
-        if length is not None:
-            if length > _SNAPSHOT_MAX_BYTES:
-                raise ValueError(f"a part of {length:,} bytes (at most {_SNAPSHOT_MAX_BYTES:,})")
-            return self._response.read(length)
-        return self._read_to_delimiter()
-
-    def _read_to_delimiter(self) -> bytes:
-        """A body without Content-Length: everything up to the next delimiter line (its CRLF not included)."""
-        chunks, size = [], 0
-        for line in iter(lambda: self._response.readline(_MJPEG_MAX_LINE), b""):
-            if self._is_delimiter(line):
-                self._at_delimiter = True
-                break
-            chunks.append(line)
-            size += len(line)
-            if size > _SNAPSHOT_MAX_BYTES:
-                raise ValueError(f"a part over {_SNAPSHOT_MAX_BYTES:,} bytes without a delimiter")
-        return b"".join(chunks).removesuffix(b"\n").removesuffix(b"\r")
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                data = self._next_part()
-                if data is None:
-                    raise EOFError("the camera ended its stream")
-                t_ns, t_utc = _stamp()  # the picture is complete in memory: its arrival
-                with self._cond:
-                    self._replaced += self._newest is not None
-                    self._newest = (data, t_ns, t_utc)
-                    self._cond.notify()
-        except (OSError, ValueError, EOFError, http.client.HTTPException, AttributeError) as exc:
-            # AttributeError: http.client's response after its socket was shut down under it (close)
-            with self._cond:
-                self._failed = f"{exc or type(exc).__name__}"
-                self._cond.notify()
-        finally:
-            self._response.close()  # here, not in close(): http.client's response is not thread-safe
-
-    def take(self, timeout_s: float) -> tuple[bytes, int, float, int]:
-        """(JPEG bytes, arrival monotonic ns, arrival UTC s, pictures replaced since the last take).
-        Raises EOFError with the reason when the stream failed or nothing came within ``timeout_s``."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._newest is not None or self._failed, timeout_s):
-                raise EOFError(f"no frame within {timeout_s:g} s")
-            if self._newest is None:
-                raise EOFError(self._failed)
-            (data, t_ns, t_utc), replaced = self._newest, self._replaced
-            self._newest, self._replaced = None, 0
-            return data, t_ns, t_utc, replaced
-
-    def close(self) -> None:
-        self._stop.set()
-        sock = getattr(getattr(getattr(self._response, "fp", None), "raw", None), "_sock", None)
-        try:
-            if sock is not None:
-                sock.shutdown(socket.SHUT_RDWR)  # wakes the reader blocked in recv (close alone does not)
-        except OSError:
-            pass
-
-
-class SnapshotSource(Source):
-    """An http(s) camera URL: still pictures, an MJPEG stream, or anything else FFmpeg plays.
-
-    ``open`` sends one GET and goes by the answer:
-
-    * ``multipart/*`` (RFC 2046 §5.1): an MJPEG stream, read by :class:`MjpegStream` (always drained, newest
-      picture stamped on arrival, pictures passed over counted as ``buffers_skipped``). A live stream never
-      waits for its reader, so ``mode: offline`` on it is refused (the camera fails: one line);
-    * at a URL naming a still image (``http://cam/snapshot.jpg``): a picture per read, one HTTP GET each,
-      taken when asked for, so never a backlog (``buffered`` False: pacing sleeps, it does not fetch
-      pictures to drop them). FFmpeg opened such a URL as a one-frame video: its JPEG decoded its own way
-      (no EXIF orientation, up to 80 levels off libjpeg's colours), then a reconnect for every picture;
-    * else (a recording, an MPEG-TS stream …): read by FFmpeg as any other URL.
-
-    Pictures go through :func:`inspector.data.images.decode_image`, as ``predict`` decodes a saved picture.
-    User and password in the URL are sent as HTTP basic authentication; a body over
-    :data:`_SNAPSHOT_MAX_BYTES` is refused, never read whole into memory.
-    """
-
-    kind = "url"
-    live = True
-    one_size = True
-
-    def __init__(self, camera: CameraSection, bit_depth: int | None = None) -> None:
-        super().__init__(camera, bit_depth)
-        parts = urllib.parse.urlsplit(str(camera.source))
-        self._url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-        self._snapshot = is_snapshot_url(str(camera.source))
-        self._headers = {}
-        if parts.username is not None:
-            user = urllib.parse.unquote(parts.username)
-            password = urllib.parse.unquote(parts.password or "")
-            self._headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        self._index = 0
-        self._stream: CvSource | None = None  # the URL serves something FFmpeg reads (not an MJPEG stream)
-        self._mjpeg: MjpegStream | None = None  # the URL serves an MJPEG stream
-
-    @property
-    def buffered(self) -> bool:
-        return self._stream is not None
-
-    def _request(self, timeout_s: float):
-        """The camera's answer (headers read, body not); SourceError (transient) naming the camera if none."""
-        try:
-            return _SNAPSHOT_OPENER.open(urllib.request.Request(self._url, headers=self._headers), timeout=timeout_s)
-        except urllib.error.HTTPError as exc:
-            raise self._error(f"{self.describe()}: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
-            raise self._error(f"{self.describe()}: {getattr(exc, 'reason', exc)}") from None
-
-    def _fetch(self, timeout_s: float) -> bytes | None:
-        """The picture's bytes, or None when the URL answers with a stream; SourceError (transient) naming
-        the camera when it gives neither."""
-        with self._request(timeout_s) as response:
-            if response.headers.get_content_maintype() == "multipart":
-                return None
-            return self._picture(response)
-
-    def _picture(self, response) -> bytes:
-        """The body of a still-picture answer; SourceError (transient) when it is too large or cut off."""
-        try:
-            data = response.read(_SNAPSHOT_MAX_BYTES + 1)
-        except (OSError, http.client.HTTPException) as exc:
-            raise self._error(f"{self.describe()}: {exc}") from None
-        if len(data) > _SNAPSHOT_MAX_BYTES:
-            raise self._error(f"{self.describe()}: answered more than {_SNAPSHOT_MAX_BYTES:,} bytes, "
-                              f"not one still picture")
-        return data
-
-    def open(self) -> None:
-        self.close()
-        if not self._snapshot:  # FFmpeg may be handed this URL once the answer is known
-            warn_if_ffmpeg_logs_secrets(str(self.camera.source), self.camera.name)
-        response = self._request(self.camera.open_timeout_s)
-        if response.headers.get_content_maintype() == "multipart":
-            self._open_mjpeg(response)
-            return
-        with response:
-            if self._snapshot:
-                self._picture(response)  # the camera answers with a picture: read it, as the reads will
-                return
-        if not self._snapshot:
-            stream = CvSource(self.camera, "url", str(self.camera.source), cv2.CAP_FFMPEG, live=True,
-                              finite=False, bit_depth=self.bit_depth)
-            stream.open()
-            self._stream = stream
-
-    def _open_mjpeg(self, response) -> None:
-        if self.camera.mode == "offline":
-            response.close()
-            raise self._error(f"{self.describe()} serves a live MJPEG stream, which does not wait to be read: "
-                              f"mode: offline would inspect its frames late while stamped fresh; use mode: live "
-                              f"(or auto)", permanent=True)
-        if self._snapshot:
-            log.info("camera '%s': %s serves a stream, not still pictures: reading it as an MJPEG stream",
-                     self.camera.name, self.describe())
-        self._mjpeg = MjpegStream(response, response.headers.get_param("boundary") or "")
-
-    def read(self) -> Grabbed | None:
-        if self._stream is not None:
-            return self._stream.read()
-        if self._mjpeg is not None:
-            try:
-                data, t_ns, t_utc, replaced = self._mjpeg.take(self.camera.read_timeout_s)
-            except EOFError as exc:
-                raise self._error(f"{self.describe()}: {exc}") from None
-            return self._decode(data, t_ns, t_utc, {"buffers_skipped": replaced} if replaced else {})
-        data = self._fetch(self.camera.read_timeout_s)
-        if data is None:
-            raise self._error(f"{self.describe()}: now serves a stream; reopening")
-        t_ns, t_utc = _stamp()  # the "grab": the encoded picture is in memory
-        return self._decode(data, t_ns, t_utc, {})
-
-    def _decode(self, data: bytes, t_ns: int, t_utc: float, meta: dict) -> Grabbed:
-        meta = {"index": self._index} | meta
-        self._index += 1
-        try:
-            image = decode_image(data, self.describe(), self.bit_depth, order="BGR",
-                                 warn_key=f"camera {self.camera.name}")
-        except ImageRejected as exc:
-            return Grabbed(None, t_ns, t_utc, meta, error=str(exc),
-                           reason=exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}")
-        return Grabbed(image, t_ns, t_utc, meta)
-
-    def skip(self) -> bool:
-        return self._stream.skip() if self._stream is not None else super().skip()
-
-    def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-        if self._mjpeg is not None:
-            self._mjpeg.close()
-            self._mjpeg = None
-
-
-def is_snapshot_url(url: str) -> bool:
-    """An http(s) URL whose path names a still image (``/snapshot.jpg``, ``/image.PNG``; any case)."""
-    parts = urllib.parse.urlsplit(url)
-    suffix = Path(parts.path).suffix.lower()
-    return parts.scheme.lower() in ("http", "https") and (suffix in IMAGE_SUFFIXES or suffix in (".jpe", ".jfif"))
-
-
 # ------------------------------------------------------------------------------------------ synthetic
 class SyntheticSource(Source):
     """Texture frames with injected defects at ``defect_rate`` (for demos, tests and benchmarks).
@@ -1149,7 +844,8 @@ def make_source(camera: CameraSection, bit_depth: int | None = None,
         return CvSource(camera, "device", target, cv2.CAP_ANY, live=True, finite=False, bit_depth=bit_depth)
     if kind == "url":
         if urllib.parse.urlsplit(str(src)).scheme.lower() in ("http", "https"):  # pictures, MJPEG or a video
-            return SnapshotSource(camera, bit_depth)
+            return SnapshotSource(camera, bit_depth, lambda: CvSource(camera, "url", str(src), cv2.CAP_FFMPEG,
+                                                                      live=True, finite=False, bit_depth=bit_depth))
         return CvSource(camera, "url", str(src), cv2.CAP_FFMPEG, live=True, finite=False, bit_depth=bit_depth)
     if kind == "gstreamer":
         if not has_gstreamer():

@@ -180,9 +180,9 @@ def test_a_snapshot_body_over_the_limit_is_refused_not_read_whole(monkeypatch):
     import pytest
 
     from inspector.errors import SourceError
-    from inspector.pipeline import sources
+    from inspector.pipeline import http_sources
 
-    monkeypatch.setattr(sources, "_SNAPSHOT_MAX_BYTES", 4096)
+    monkeypatch.setattr(http_sources, "_SNAPSHOT_MAX_BYTES", 4096)
     body = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (96, 160, 3), np.uint8))[1].tobytes()
     server = _serve_picture(body, "image/png")
     try:
@@ -375,3 +375,72 @@ def test_a_raw_stream_opens_within_its_open_timeout_and_keeps_streaming(codec, f
             source.close()
     assert opened_s < 4.0, opened_s
     assert frames >= 40 and len(procs) == 1, (frames, len(procs))
+
+
+@contextlib.contextmanager
+def ffmpeg_broadcast(*args: str):
+    """A live camera on loopback TCP that is already streaming: one ``ffmpeg -re`` writing ``args``' encoding of a
+    test pattern, each connection getting its bytes from the moment it joins (between key frames, mid-packet).
+    Yields its tcp:// URL. Skips the test where the ffmpeg program is missing."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg program")
+    proc = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", *args, "pipe:1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    server, clients, lock = socket.create_server(("127.0.0.1", 0)), [], threading.Lock()
+
+    def pump() -> None:
+        for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+            with lock:
+                for conn in list(clients):
+                    try:
+                        conn.sendall(chunk)
+                    except OSError:
+                        clients.remove(conn)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with lock:
+                clients.append(conn)
+
+    threading.Thread(target=pump, daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+        proc.kill()
+        proc.wait()
+
+
+def test_a_raw_h264_stream_joined_between_key_frames_waits_for_its_picture_size_or_says_so():
+    """Raw H.264 over tcp:// (key frames every 3 s) joined between key frames: FFmpeg's probe found no parameter
+    sets, OpenCV opened it with width 0, and the first grab failed at once, said as 'no frame within 5 s'; the
+    reconnect joined between key frames again. Now the open reopens for a picture size within open_timeout_s (or
+    says in one line that there was none), the first grab waits for a decodable frame, and it gives pictures."""
+    from inspector.errors import SourceError
+
+    with ffmpeg_broadcast("-i", "testsrc=size=320x240:rate=10,noise=alls=30:allf=t", "-c:v", "libx264", "-tune",
+                          "zerolatency", "-g", "30", "-f", "h264") as url:
+        time.sleep(0.5)  # joined half a second after the first key frame
+        source = make_source(CameraSection(name="midgop", source=url, open_timeout_s=4, read_timeout_s=5))
+        errors, frames, t_end = [], [], time.monotonic() + 40
+        while not frames and time.monotonic() < t_end:  # as the capture worker reconnects
+            try:
+                source.open()
+                frames = [source.read() for _ in range(10)]
+            except SourceError as exc:
+                errors.append(str(exc))
+            finally:
+                source.close()
+    # each failed open says what happened (no picture size; or, on a loaded machine, a probe cut by the timeout),
+    # never a read timeout said at once
+    assert not any("no frame from" in e for e in errors), errors
+    assert all("without a picture size" in e or "cannot open" in e for e in errors), errors
+    assert frames and all(f.image is not None and f.image.shape == (240, 320, 3) for f in frames), errors

@@ -168,11 +168,11 @@ def test_an_ffmpeg_log_level_that_prints_credentials_is_warned_about(level, url,
     """FFmpeg writes its own lines to stderr, past our redaction; at AV_LOG_DEBUG (48) an http:// camera's
     password is among them. The user's level is kept, but a camera with credentials gets one warning."""
     from inspector.errors import SourceError
-    from inspector.pipeline import sources
+    from inspector.pipeline import source_base, sources
     from inspector.pipeline.config import CameraSection
 
     monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", level)
-    monkeypatch.setattr(sources, "_warned_ffmpeg_log", set())
+    monkeypatch.setattr(source_base, "_warned_ffmpeg_log", set())
     port = free_port()  # nothing listens: the open is refused at once
     cam = CameraSection(name=f"c{level}", source=url.format(s=SECRET, p=port), open_timeout_s=2)
     source = sources.make_source(cam)
