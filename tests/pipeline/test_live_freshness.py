@@ -420,14 +420,14 @@ def ffmpeg_broadcast(*args: str):
 
 
 def test_a_raw_h264_stream_joined_between_key_frames_waits_for_its_picture_size_or_says_so():
-    """Raw H.264 over tcp:// (key frames every 3 s) joined between key frames: FFmpeg's probe found no parameter
+    """Raw H.264 over tcp:// (key frames every 1.5 s) joined between key frames: FFmpeg's probe found no parameter
     sets, OpenCV opened it with width 0, and the first grab failed at once, said as 'no frame within 5 s'; the
     reconnect joined between key frames again. Now the open reopens for a picture size within open_timeout_s (or
     says in one line that there was none), the first grab waits for a decodable frame, and it gives pictures."""
     from inspector.errors import SourceError
 
     with ffmpeg_broadcast("-i", "testsrc=size=320x240:rate=10,noise=alls=30:allf=t", "-c:v", "libx264", "-tune",
-                          "zerolatency", "-g", "30", "-f", "h264") as url:
+                          "zerolatency", "-g", "15", "-f", "h264") as url:
         time.sleep(0.5)  # joined half a second after the first key frame
         source = make_source(CameraSection(name="midgop", source=url, open_timeout_s=4, read_timeout_s=5))
         errors, frames, t_end = [], [], time.monotonic() + 40
