@@ -78,6 +78,9 @@ _PROMPT_WAIT_S = 0.005  # a live grab that blocked this long waited for its fram
 _CLOCK_DRIFT_MS = 50.0  # a just-arrived frame this far off the stream clock's first one: the clock is not real time
 _DRIFT_FRAMES = 3  # … so many just-arrived frames in a row (one is a network burst)
 _GRAB_RETRY_S = 0.01  # a live connection's grab failed at once before its first frame: try again after this
+_PROBE_BYTES = 32768  # FFmpeg's probe of a live URL ends once it read this much (whole packets): see _ffmpeg_options
+_PROBE_STALE_S = 0.5  # an URL's open that took this long left its probed frames this old: dropped (_drop_probed)
+_BUFFERED_GRAB_S = 0.05  # a grab that returned sooner gave a frame already buffered (decoding one takes ~10 ms)
 _USER_FFMPEG_OPTIONS = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")  # the user's own, kept as they are
 
 
@@ -110,6 +113,9 @@ class CvSource(Source):
         self._clock: tuple[float, float] | None = None  # live: (min grab − pts ms, last pts ms), _stamp_by_clock
         self._catch_up = 0  # live: frames behind (estimated); the next read reopens to drop them
         self._clock_state: tuple[float | None, int] | None = (None, 0)  # None: its timestamps are not real time
+        self._held: tuple[int, float, float] | None = None  # a grabbed frame not yet read: (t_ns, t_utc, waited s)
+        self._probe_dropped = 0  # frames of the open's probe dropped as stale, told with the first frame read
+        self._probe_took_s = 0.0  # how long the last open took, until its first read (_drop_probed)
 
     def _params(self, open_timeout_s: float | None = None) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -143,14 +149,45 @@ class CvSource(Source):
                 raise self._error(f"{self._target}: video file is missing or empty", permanent)
         if self.kind == "device":
             self._check_device_path()
+        started = time.monotonic()
         self._cap = self._sized_capture(permanent)
         self._choose_decoding(permanent)
+        self._held, self._probe_dropped = None, 0
         self._clock, self._catch_up = None, 0
         self._clock_state = (None, 0)  # (grab − pts of the first frame waited for, ms; drifting in a row)
         self._index = 0
         self._end_size = -1
         self._failed_signature = None
         self._checked_at = time.monotonic()
+        self._probe_took_s = time.monotonic() - started  # the first read drops what the probe left (_drop_probed)
+
+    def _drop_probed(self, opened_in_s: float) -> None:
+        """Drop the frames FFmpeg's probe read while an URL opened, when the open took :data:`_PROBE_STALE_S` or
+        more: the grabs after open handed them over first, each stamped fresh, so a slow camera's first
+        inspected frame was seconds old (1 fps raw MJPEG: 5 frames, the oldest 5 s). Done by the first read or skip
+        after an open (``opened_in_s``: how long it took; 0 afterwards: nothing to do). Frames are grabbed while a
+        grab returns within :data:`_BUFFERED_GRAB_S` (it was buffered), for at most as long as the open took
+        (no more can have arrived meanwhile); the first that had to be waited for is kept for the next read.
+        The dropped frames are counted (``buffers_skipped`` of the first frame read). A raw stream's timestamps
+        are invented, so how long a grab waited is what tells a buffered frame from a new one."""
+        self._probe_took_s = 0.0
+        if self.kind != "url" or opened_in_s < _PROBE_STALE_S:
+            return
+        dropped = int(self._pending is not None)  # the first packet, read while choosing the decoding
+        self._pending, deadline = None, time.monotonic() + opened_in_s
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            if not self._cap.grab():  # nothing decodable yet: the first read's grab waits for it
+                break
+            t_ns, t_utc = _stamp()
+            if t_ns / 1e9 - started >= _BUFFERED_GRAB_S:
+                self._held = (t_ns, t_utc, t_ns / 1e9 - started)
+                break
+            dropped += 1
+        self._probe_dropped = dropped
+        if dropped:
+            log.info("camera '%s': opening took %.1f s; dropped the %d frame(s) read meanwhile", self.camera.name,
+                     opened_in_s, dropped)
 
     def _ffmpeg_options(self) -> str:
         """FFmpeg's options for opening this URL (OPENCV_FFMPEG_CAPTURE_OPTIONS, read by OpenCV at each open):
@@ -159,10 +196,16 @@ class CvSource(Source):
         a 10 fps camera took 12.5 s — past a 5 s timeout, whose interrupt left the connection broken: a few
         seconds of stale probed frames, then "no frame", reconnect, for ever. Stream time of a tenth of the
         timeout is half of it in real time for raw cameras of ≥ 5 fps (FFmpeg libavformat/demux.c,
-        max_analyze_duration). The variable is process-wide: set by the user, it is left as it is."""
+        max_analyze_duration). Two more limits end it by what it needs, whatever the frame rate: ``fpsprobesize 0``
+        (no 20 frames to guess a frame rate: MPEG-TS at 1 fps was cut at 5 s) and ``probesize``/``formatprobesize``
+        of :data:`_PROBE_BYTES` (the probe reads on until it has that many bytes: a 1 fps 720p MJPEG or H.264 camera
+        took 4-5 s, cut at 5 s; with 32 KiB 1.2-2.2 s, measured on loopback). A packet is read whole however
+        large, so a high-bitrate key frame still gives its size; a probe that spanned none opens with width 0 and
+        is reopened (:meth:`_sized_capture`). The variable is process-wide: set by the user, it is left as it is."""
         # rtsp_transport is the RTSP demuxer's own option: other formats leave it unused, so it is in every
         # camera's value and the value depends on open_timeout_s alone (one write per process, see open)
-        return f"analyzeduration;{int(self.camera.open_timeout_s * 1e6 / 10)}|rtsp_transport;tcp"
+        return (f"analyzeduration;{int(self.camera.open_timeout_s * 1e6 / 10)}|fpsprobesize;0|probesize;{_PROBE_BYTES}"
+                f"|formatprobesize;{_PROBE_BYTES}|rtsp_transport;tcp")
 
     def _sized_capture(self, permanent: bool) -> cv2.VideoCapture:
         """An opened capture of the target; for an FFmpeg URL, one whose probe found the picture size.
@@ -382,13 +425,17 @@ class CvSource(Source):
                 grabbed.meta["buffers_skipped"] = grabbed.meta.get("buffers_skipped", 0) + skipped
             return grabbed
         self._check_changed()
-        started = time.monotonic()
-        if self._pending is None and not self._grab():
+        self._drop_probed(self._probe_took_s)
+        started, held = time.monotonic(), self._held
+        self._held = None
+        if held is None and self._pending is None and not self._grab():
             return self._await_growth()
-        t_ns, t_utc = _stamp()
+        t_ns, t_utc, waited_s = held or (*_stamp(), time.monotonic() - started)
         meta = {"index": self._index, "pos_msec": float(self._cap.get(cv2.CAP_PROP_POS_MSEC))}
+        if self._probe_dropped:
+            meta["buffers_skipped"], self._probe_dropped = self._probe_dropped, 0
         if self.live:
-            t_ns, t_utc = self._stamp_by_clock(t_ns, t_utc, meta, t_ns / 1e9 - started)
+            t_ns, t_utc = self._stamp_by_clock(t_ns, t_utc, meta, waited_s)
         self._index += 1
         self._delivered += 1
         try:
@@ -529,15 +576,16 @@ class CvSource(Source):
         """Grab without decoding (keeps a live stream's buffers drained while pacing)."""
         if self._cap is None:
             raise self._error("source is not open")
-        if self._pending is not None:
-            self._pending = None
+        self._drop_probed(self._probe_took_s)
+        if self._held is not None or self._pending is not None:
+            self._held = self._pending = None
         elif not self._grab():
             return False
         self._index += 1
         return True
 
     def close(self) -> None:
-        self._pending = None
+        self._pending = self._held = None
         if self._cap is not None:
             self._cap.release()
             self._cap = None
