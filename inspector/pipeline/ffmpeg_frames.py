@@ -147,7 +147,15 @@ def open_full_depth(cap: cv2.VideoCapture, path: str, tag: int, bits: int, where
         frames.release()
         return None
     frames.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    width, height = int(props[cv2.CAP_PROP_FRAME_WIDTH]), int(props[cv2.CAP_PROP_FRAME_HEIGHT])
+    return frames, full_depth_decoder(grey, bits, width, height, where, bit_depth, warn_key)
+
+
+def full_depth_decoder(grey: bool, bits: int, width: int, height: int, where: str, bit_depth: int | None,
+                       warn_key: str) -> Decoder:
+    """The function making one frame of the program's output (``gray16le`` when ``grey``, else ``bgr48le``;
+    uint8 (1, N) bytes) model input, uint8 (H, W, 3) BGR; ``bits``: the stream's declared depth. Raises
+    ImageRejected (``corrupt``) for bytes that are not one such frame."""
     # a declared depth below 16 bits was widened to fill the container (module docstring): that is its scale
     layout = pf.Layout("<u2", "grey" if grey else "BGR", 16, filled=bits < 16)
-    width, height = int(props[cv2.CAP_PROP_FRAME_WIDTH]), int(props[cv2.CAP_PROP_FRAME_HEIGHT])
-    return frames, lambda raw: pf.decode_samples(raw, layout, width, height, where, bit_depth, warn_key)
+    return lambda raw: pf.decode_samples(raw, layout, width, height, where, bit_depth, warn_key)

@@ -55,7 +55,7 @@ import numpy as np
 from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_bytes,
                                    warn_once)
 from inspector.errors import DataError, SourceError
-from inspector.pipeline import ffmpeg_frames
+from inspector.pipeline import ffmpeg_frames, ffmpeg_live
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snapshot_url  # noqa: F401 (re-exported)
@@ -275,6 +275,7 @@ class CvSource(Source):
         are still pictures or whose samples are wider than 8 bits are taken before OpenCV converts them to 8-bit
         BGR and decoded like the same frames saved as image files; others are OpenCV's BGR (8-bit data)."""
         self._decode, self._pending, self._raw16 = None, None, False
+        self.wide: tuple[int, int, int, int] | None = None  # a live URL's wide stream: ffmpeg_live.FullDepthUrl
         if self._cap.getBackendName() == "V4L2":
             self._choose_v4l2()
             return
@@ -292,11 +293,15 @@ class CvSource(Source):
             self._cap.release()
             self._cap, self._decode = full
             return
+        if self.kind == "url" and ffmpeg_live.available():  # read at full depth by ffmpeg_live.FullDepthUrl
+            self.wide = (tag, bits, int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                         int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+            return
         warn_once(f"camera {self.camera.name} 8-bit", "camera '%s': warning: %s has %d-bit samples that OpenCV "
                   "converts to 8 bits by their full scale (bit_depth not applied: 12-bit data in a 16-bit format "
                   "up to 239 levels off the same frames as 16-bit images, a narrower declared depth 1 level off); "
-                  "read a recording with the ffmpeg program installed, or send gray16le, rgb48 rawvideo, PNG or "
-                  "TIFF frames", self.camera.name, self.describe(), bits, logger=log)
+                  "read a recording or a network stream with the ffmpeg program installed, or send gray16le, rgb48 "
+                  "rawvideo, PNG or TIFF frames", self.camera.name, self.describe(), bits, logger=log)
 
     def _may_be_packets(self, codec: int, tag: int) -> bool:
         """Whether to look at the first encoded packet: the codec is a still-picture one, the samples are a
@@ -337,7 +342,10 @@ class CvSource(Source):
                 continue
             self._decode, self._pending = decode, packet
             return True
-        if self.live:  # the last: a wide raw layout's samples, else pictures
+        # live: the last decoder (a wide raw layout's samples, else pictures), unless the first packet is no frame
+        # of a wide layout's samples: a compressed stream of that format (FFV1 gray12le), decoded (every frame
+        # was 'corrupt')
+        if self.live and (packet is None or tag not in pf.FFMPEG_LAYOUTS):
             self._decode, self._pending = decoders[-1], packet
             return True
         self._cap.release()
@@ -891,10 +899,11 @@ def make_source(camera: CameraSection, bit_depth: int | None = None,
         target = int(src) if isinstance(src, int) or str(src).isdigit() else str(src)
         return CvSource(camera, "device", target, cv2.CAP_ANY, live=True, finite=False, bit_depth=bit_depth)
     if kind == "url":
+        video = lambda: ffmpeg_live.FullDepthUrl(camera, bit_depth, lambda: CvSource(  # noqa: E731
+            camera, "url", str(src), cv2.CAP_FFMPEG, live=True, finite=False, bit_depth=bit_depth))
         if urllib.parse.urlsplit(str(src)).scheme.lower() in ("http", "https"):  # pictures, MJPEG or a video
-            return SnapshotSource(camera, bit_depth, lambda: CvSource(camera, "url", str(src), cv2.CAP_FFMPEG,
-                                                                      live=True, finite=False, bit_depth=bit_depth))
-        return CvSource(camera, "url", str(src), cv2.CAP_FFMPEG, live=True, finite=False, bit_depth=bit_depth)
+            return SnapshotSource(camera, bit_depth, video)
+        return video()
     if kind == "gstreamer":
         if not has_gstreamer():
             raise SourceError(f"camera '{camera.name}': this OpenCV build has no GStreamer support "

@@ -1,0 +1,245 @@
+"""Live streams wider than 8 bits (tcp://, rtsp://, udp://, srt://, http(s) video …), decoded at full depth by the
+``ffmpeg`` program, the newest frame kept.
+
+OpenCV cuts a compressed wide stream (FFV1 ``gray12le`` / ``gbrp16le`` / ``yuv444p16le``, ProRes 4444, 10-bit
+HEVC) to 8 bits: 12-bit data in a 16-bit format 239 levels off the same frame as a 16-bit PNG with ``bit_depth:
+12`` (:mod:`inspector.pipeline.ffmpeg_frames`, which reads such *recordings* through the program). A live URL
+is opened by OpenCV as any other (:class:`inspector.pipeline.sources.CvSource`); when its probe finds such a
+stream, :class:`FullDepthUrl` closes that connection and reads the URL with the program instead
+(:class:`FullDepthStream`), its frames decoded by the recordings' rule (:func:`ffmpeg_frames.full_depth_decoder`).
+
+The program's output is drained on a thread of its own (:class:`LiveFrames`), as an MJPEG stream's body is
+(:class:`inspector.pipeline.http_sources.MjpegStream`): a reader slower than the stream gets the newest frame,
+stamped when it came out of the program, and the frames it replaced are counted (``buffers_skipped``). The
+pipe carries no timestamps, so how long a frame spent in the socket and the program's demuxer and decoder
+before is not known: ``lag_ms`` is None (the rule in :mod:`inspector.pipeline.sources`). ``mode: offline``
+keeps every frame instead: the reader waits for each to be taken, and the program for the reader.
+
+States, as CvSource's: no first frame within ``open_timeout_s`` or the program exiting (the stream ended, the
+sender went away) is a transient SourceError, so the capture worker reconnects with back-off; closing kills
+the program. The program's own lines (its stderr: URLs with their passwords, decoder complaints) never reach
+the daemon's stderr; the last one says, redacted, why a stream ended.
+"""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import subprocess
+import threading
+import urllib.parse
+from typing import Callable
+
+import numpy as np
+
+from inspector.data.images import ImageRejected
+from inspector.pipeline import ffmpeg_frames
+from inspector.pipeline.config import CameraSection
+from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, stamp_now
+from inspector.redact import redact
+
+_STDERR_LINES = 5  # the program's last lines kept, for the reason a stream ended
+_JOIN_S = 2.0  # closing: how long to wait for the program's pipes to be drained after it was killed
+
+
+def available() -> bool:
+    """Whether the ``ffmpeg`` program is on PATH."""
+    return shutil.which("ffmpeg") is not None
+
+
+def live_command(url: str, grey: bool, width: int, height: int, analyze_s: float) -> list[str]:
+    """The ``ffmpeg`` command decoding the live ``url`` into raw ``gray16le`` / ``bgr48le`` frames on stdout.
+
+    ``-flags low_delay``: no frame threading (libavcodec pthread.c), which holds back a frame per thread;
+    ``-analyzeduration`` (``analyze_s``): a probe as short as OpenCV's (``CvSource._ffmpeg_options``); RTSP over
+    TCP, as there. Not ``-fflags nobuffer``: it drops the packets the probe read, the first key frame among
+    them, and a 10-bit HEVC stream then gave flat grey frames (measured, FFmpeg 5.1: "Could not find ref"). ``-s``: the size OpenCV's probe found, so every
+    frame in the pipe is exactly that many bytes (the program scales later frames to the first's anyway)."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    rtsp = ["-rtsp_transport", "tcp"] if scheme in ("rtsp", "rtsps") else []
+    return ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-flags", "low_delay",
+            "-analyzeduration", str(max(1, int(analyze_s * 1e6))), *rtsp, "-i", url, "-map", "0:v:0",
+            "-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray16le" if grey else "bgr48le",
+            "-s", f"{width}x{height}", "pipe:1"]
+
+
+class LiveFrames:
+    """A running ``ffmpeg`` whose raw frames (``frame_bytes`` each) are read on a thread as fast as it writes
+    them; only the newest is kept (``keep_all``: each waits to be taken), stamped when its last byte arrived.
+    Raises OSError when the program cannot start."""
+
+    def __init__(self, cmd: list[str], frame_bytes: int, keep_all: bool) -> None:
+        self.frame_bytes, self._keep_all = frame_bytes, keep_all
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, bufsize=0)
+        self._cond = threading.Condition()
+        self._newest: tuple[bytearray, int, float] | None = None
+        self._replaced = 0  # frames that arrived and were replaced before they were taken
+        self._ended: str | None = None  # why the program gave no more frames
+        self._closed = False
+        self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
+        self._threads = [threading.Thread(target=self._drain_stderr, name="ffmpeg-stderr", daemon=True),
+                         threading.Thread(target=self._run, name="ffmpeg-reader", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def _drain_stderr(self) -> None:
+        """Read the program's stderr to its end (a full pipe would stall it), keeping its last lines."""
+        try:
+            for line in self._proc.stderr:
+                self._stderr.append(line.decode("utf-8", "replace").strip())
+        except (OSError, ValueError):  # closed under it
+            pass
+
+    def _read_frame(self) -> bytearray | None:
+        buf, got = bytearray(self.frame_bytes), 0
+        view = memoryview(buf)
+        while got < self.frame_bytes:
+            n = self._proc.stdout.readinto(view[got:])
+            if not n:
+                return None  # the end (a last partial frame is not a frame)
+            got += n
+        return buf
+
+    def _run(self) -> None:
+        try:
+            while (buf := self._read_frame()) is not None:
+                t_ns, t_utc = stamp_now()  # the frame is whole in memory: its arrival
+                with self._cond:
+                    if self._keep_all:
+                        self._cond.wait_for(lambda: self._newest is None or self._closed)
+                    self._replaced += self._newest is not None
+                    self._newest = (buf, t_ns, t_utc)
+                    self._cond.notify_all()
+        except (OSError, ValueError):  # the pipe closed under it (close)
+            pass
+        code = self._proc.wait()
+        self._threads[0].join(_JOIN_S)  # its last words, for the reason
+        last = next((line for line in reversed(self._stderr) if line), "")
+        with self._cond:
+            self._ended = f"the stream ended ({redact(last) if last else f'the ffmpeg program exited with code {code}'})"
+            self._cond.notify_all()
+
+    def wait_first(self, timeout_s: float) -> None:
+        """Return once a frame is there (kept for :meth:`take`); EOFError with the reason when none came."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._newest is not None or self._ended, timeout_s):
+                raise EOFError(f"no frame within {timeout_s:g} s")
+            if self._newest is None:
+                raise EOFError(self._ended)
+
+    def take(self, timeout_s: float) -> tuple[bytearray, int, float, int]:
+        """(frame bytes, arrival monotonic ns, arrival UTC s, frames replaced since the last take); EOFError
+        with the reason when the program ended or gave nothing within ``timeout_s``."""
+        self.wait_first(timeout_s)
+        with self._cond:
+            (buf, t_ns, t_utc), replaced = self._newest, self._replaced
+            self._newest, self._replaced = None, 0
+            self._cond.notify_all()  # keep_all: the reader may hand over the next
+            return buf, t_ns, t_utc, replaced
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def close(self) -> None:
+        """Kill the program and wait for it (idempotent)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._proc.kill()
+        self._proc.wait()
+        for thread in self._threads:
+            thread.join(_JOIN_S)
+        self._proc.stdout.close()
+        self._proc.stderr.close()
+
+
+class FullDepthStream(Source):
+    """A live URL whose stream OpenCV would cut to 8 bits, read at full depth through :class:`LiveFrames`.
+
+    ``grey``, ``bits``: the stream's kind and declared depth; ``width``, ``height``: its picture size (pixels),
+    all as OpenCV's probe found them. Frames come stamped when they arrived, ``lag_ms`` None (module docstring),
+    the frames passed over in ``buffers_skipped``."""
+
+    kind = "url"
+    live = True
+    one_size = True
+    buffered = False  # the newest frame is kept: pacing sleeps, it need not drain anything
+
+    def __init__(self, camera: CameraSection, bit_depth: int | None, grey: bool, bits: int, width: int,
+                 height: int) -> None:
+        super().__init__(camera, bit_depth)
+        self._grey, self._width, self._height = grey, width, height
+        self._decode = ffmpeg_frames.full_depth_decoder(grey, bits, width, height, self.describe(), self.bit_depth,
+                                                        f"camera {camera.name}")
+        self._frames: LiveFrames | None = None
+        self._index = 0
+
+    def open(self) -> None:
+        """Start the program and wait ``open_timeout_s`` for its first frame; SourceError (transient) if none."""
+        self.close()
+        cmd = live_command(str(self.camera.source), self._grey, self._width, self._height,
+                           self.camera.open_timeout_s / 10)  # CvSource._ffmpeg_options' probe, the same reason
+        try:
+            self._frames = LiveFrames(cmd, self._width * self._height * (1 if self._grey else 3) * 2,
+                                      keep_all=self.camera.mode == "offline")
+            self._frames.wait_first(self.camera.open_timeout_s)
+        except (OSError, EOFError) as exc:
+            self.close()
+            raise self._error(f"cannot open {self.describe()} with the ffmpeg program ({exc})") from None
+
+    def _take(self) -> tuple[bytearray, int, float, int]:
+        if self._frames is None:
+            raise self._error("source is not open")
+        try:
+            return self._frames.take(self.camera.read_timeout_s)
+        except EOFError as exc:
+            raise self._error(f"{self.describe()}: {exc}") from None
+
+    def read(self) -> Grabbed | None:
+        buf, t_ns, t_utc, replaced = self._take()
+        meta = {"index": self._index, "lag_ms": None} | ({"buffers_skipped": replaced} if replaced else {})
+        self._index += 1
+        try:
+            image = self._decode(np.frombuffer(buf, np.uint8).reshape(1, -1))
+        except ImageRejected as exc:
+            return Grabbed(None, t_ns, t_utc, meta, error=str(exc),
+                           reason=exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}")
+        return Grabbed(image, t_ns, t_utc, meta)
+
+    def skip(self) -> bool:
+        self._take()
+        return True
+
+    def close(self) -> None:
+        if self._frames is not None:
+            frames, self._frames = self._frames, None
+            frames.close()
+
+
+class FullDepthUrl(ChosenAtOpen):
+    """A live URL read by OpenCV (``opencv()``: a new unopened :class:`inspector.pipeline.sources.CvSource`),
+    unless its probe found a stream OpenCV cuts to 8 bits (its ``wide``: (FFmpeg pixel-format tag, declared
+    bits, width, height)): then by the ffmpeg program at full depth (:class:`FullDepthStream`). Decided at
+    each open: a camera reconfigured to another format is read the right way after its reconnect."""
+
+    kind = "url"
+    live = True
+    one_size = True
+
+    def __init__(self, camera: CameraSection, bit_depth: int | None, opencv: Callable[[], Source]) -> None:
+        super().__init__(camera, bit_depth)
+        self._opencv = opencv
+
+    def _choose(self) -> Source:
+        source = self._opencv()
+        source.open()
+        wide = getattr(source, "wide", None)
+        if wide is None:
+            return source
+        source.close()  # before the program connects: a camera may serve one client at a time
+        tag, bits, width, height = wide
+        stream = FullDepthStream(self.camera, self.bit_depth, ffmpeg_frames.is_grey_tag(tag), bits, width, height)
+        stream.open()
+        return stream
