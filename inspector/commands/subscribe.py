@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -90,20 +93,79 @@ def safe_name(text: str, limit: int = 64) -> str:
 def _unique(stem: str, suffix: str, parts: list[tuple[str, bytes]]) -> str:
     """``stem + suffix``, or ``stem-<n> + suffix`` when an earlier part of the event took it: two payloads of one
     kind (or kinds that sanitise alike, 'a/b' and 'a.b') made the second one's exclusive create fail, and it and
-    every payload after it were lost."""
-    taken = {name for name, _ in parts}
+    every payload after it were lost. Compared case-folded: on a case-insensitive file system (macOS, SMB, FAT)
+    'Heat' and 'heat' are one name, and the event could never be placed."""
+    taken = {name.casefold() for name, _ in parts}
     name, n = stem + suffix, 1
-    while name in taken:
+    while name.casefold() in taken:
         name, n = f"{stem}-{n}{suffix}", n + 1
     return name
 
 
+def write_temporary(folder: Path, data: bytes) -> Path:
+    """``data`` in a new hidden file of ``folder`` (``.<random>.part``: never an event's name), on disk (fsync)
+    before it gets a name, so a full disk, a file size limit or a crash leaves no short file under an event's
+    name (after a power cut ext4 gave a file linked before its data was written back empty or short)."""
+    fd, name = tempfile.mkstemp(prefix=".", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        os.unlink(name)
+        raise
+    return Path(name)
+
+
+def link_new(tmp: Path, path: Path) -> None:
+    """Give the file ``tmp`` the name ``path``; FileExistsError when it is taken (never replaces a file). Where
+    the file system has no hard links (FAT, some network shares) it is renamed, after checking the name is free."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "exists", str(path)) from None
+        os.rename(tmp, path)
+
+
+def _place(folder: Path, name: str, parts: list[tuple[str, bytes]], temps: list[Path]) -> list[Path] | None:
+    """Link the written ``temps`` to ``<name><suffix>``: payloads first, the header last, so a header on disk
+    means its payloads are whole. None (nothing left behind) when a name is taken; any other error removes
+    what was placed and is raised."""
+    placed: list[Path] = []
+    order = list(range(1, len(parts))) + [0]
+    try:
+        for i in order:
+            link_new(temps[i], folder / f"{name}{parts[i][0]}")
+            placed.append(folder / f"{name}{parts[i][0]}")
+    except FileExistsError:
+        _remove(placed)
+        return None
+    except BaseException:
+        _remove(placed)
+        raise
+    return placed[-1:] + placed[:-1]  # the header first
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        try:
+            path.unlink()
+        except OSError:
+            pass  # gone already, or the disk is gone: nothing more to undo
+
+
 def save(event, folder: Path, box: str | None = None) -> list[Path]:
-    """Write the header and payloads of ``event`` as new files in ``folder``; returns their paths.
+    """Write the header and payloads of ``event`` as new files in ``folder``; returns their paths (header first).
 
     Names are ``[<box>-]<type>-<camera>-<run id>-<seq>[-n]`` from sanitised wire strings, so they stay inside
     ``folder``, and files are created exclusively: a name already taken (another run, a re-sent status)
     gets the next free ``-n`` suffix instead of overwriting. ``box``: the MQTT box the event came from.
+    The event appears whole or not at all: every part is written to a temporary file first, and an error
+    (OSError: a full disk) leaves nothing behind.
     """
     from inspector.events import header_dict
 
@@ -114,19 +176,16 @@ def save(event, folder: Path, box: str | None = None) -> list[Path]:
     parts = [(".json", json.dumps(header_dict(event), indent=1).encode())]
     for payload in event.payloads:
         parts.append((_unique(f".{safe_name(payload.kind, 32)}", payload.suffix, parts), payload.data))
-    for n in range(1000):
-        name = base if n == 0 else f"{base}-{n}"
-        try:
-            with open(folder / f"{name}.json", "xb") as fh:  # the header claims the name
-                fh.write(parts[0][1])
-        except FileExistsError:
-            continue
-        written = [folder / f"{name}.json"]
-        for suffix, data in parts[1:]:
-            with open(folder / f"{name}{suffix}", "xb") as fh:
-                fh.write(data)
-            written.append(folder / f"{name}{suffix}")
-        return written
+    temps: list[Path] = []
+    try:
+        for _, data in parts:
+            temps.append(write_temporary(folder, data))
+        for n in range(1000):
+            written = _place(folder, base if n == 0 else f"{base}-{n}", parts, temps)
+            if written is not None:
+                return written
+    finally:
+        _remove(temps)
     raise FileExistsError(f"{folder / base}: 1000 names taken")
 
 
@@ -177,15 +236,29 @@ class MqttSaver:
         self._write(self.folder / f"payload-{safe_name(topic.replace('/', '-'), 160)}.bin", data, topic)
 
     def _write(self, path: Path, data: bytes, topic: str) -> None:
+        """Write a payload whole or not at all (a temporary file linked to ``path``: a full disk leaves no short
+        file), never over a file: a name taken (an orphan's topic that sanitises like another's, a name taken
+        on a case-insensitive file system) gets the next free ``-n``."""
         self.done[topic] = None
         while len(self.done) > 4096:
             del self.done[next(iter(self.done))]
+        tmp = None
         try:
-            with open(path, "xb") as fh:
-                fh.write(data)
+            self.folder.mkdir(parents=True, exist_ok=True)  # a payload may come before any header
+            tmp = write_temporary(self.folder, data)
+            for n in range(1000):
+                try:
+                    link_new(tmp, path if n == 0 else path.with_name(f"{path.stem}-{n}{path.suffix}"))
+                    return
+                except FileExistsError:
+                    continue
+            raise FileExistsError(errno.EEXIST, "1000 names taken", str(path))
         except OSError as exc:
             self.unsaved_payloads += 1
             self.warnings.append(f"warning: cannot save payload {path.name}: {exc.strerror or exc}")
+        finally:
+            if tmp is not None:
+                _remove([tmp])
 
     def finish(self) -> None:
         """The payloads left unpaired when the subscriber stops: orphans saved, the missing ones told."""
