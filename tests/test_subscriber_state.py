@@ -72,3 +72,35 @@ def test_a_restarted_subscriber_does_not_tell_the_daemon_drops_it_told_before(tm
     err = capsys.readouterr().err
     assert "the daemon itself dropped 3 defect event(s) of camera 'c' in run r1" in err, err
     assert "(5 in this run so far)" in err and "3 dropped by the daemon itself" in err, err
+
+
+def _in(camera: str, event: InspectionEvent) -> InspectionEvent:
+    event.camera, event.event_id = camera, f"{event.run_id}-{camera}-{event.seq}"
+    return event
+
+
+def _published(run: str, seq: int, sequences: dict, final: bool = False) -> StatsEvent:
+    return StatsEvent(seq=seq, time_utc=utc_iso(), uptime_s=seq, final=final, run_id=run,
+                      run_started_utc=f"{run}-start", data={"sequences": sequences})
+
+
+def test_a_subscriber_resumed_with_other_topics_counts_their_streams_as_joined_now(tmp_path, capsys):
+    """The state was of the endpoint alone, not of the topics: resumed with wider topics, a stream the earlier
+    subscriber never asked for, first told of by stats, was counted lost 'in gaps' (events this subscriber
+    could not have heard); resumed with narrower ones, a stream no longer asked for was counted lost at the
+    run's end. The state keeps the topics that covered each run: the new stream is missed 'before joining',
+    the stream left is not this subscriber's loss."""
+    endpoint, state = f"ipc://{tmp_path}/ev.sock", tmp_path / "state"
+    first = [_published("r1", 0, {"defect/c": 2, "defect/d": 3}), _defect("r1", 0), _defect("r1", 1)]
+    assert subscribe_session(endpoint, first, "--state", str(state), topics=("v1/defect/c",)) == 0
+    capsys.readouterr()
+    wider = [_published("r1", 1, {"defect/c": 2, "defect/d": 4}), _defect("r1", 2), _in("d", _defect("r1", 4))]
+    assert subscribe_session(endpoint, wider, "--state", str(state)) == 0
+    err = capsys.readouterr().err
+    assert "missed 4 defect event(s) of camera 'd' published in run r1 before this subscriber subscribed" in err, err
+    assert "4 event(s) missed (4 before joining a run, 0 in gaps, 0 while this subscriber was not running)" in err
+    narrower = [_defect("r1", 3), _published("r1", 2, {"defect/c": 4, "defect/d": 9}, final=True)]
+    assert subscribe_session(endpoint, narrower, "--state", str(state), topics=("v1/defect/c", "v1/stats"),
+                             count=2) == 0
+    err = capsys.readouterr().err
+    assert "0 event(s) missed (0 before joining a run, 0 in gaps" in err and "camera 'd'" not in err, err
