@@ -213,7 +213,7 @@ class MqttSaver:
         parts: list[tuple[str, bytes]] = []
         for desc in (event.source or {}).get("payloads", []) if isinstance(event.source, dict) else []:
             topic = desc.get("topic")
-            if isinstance(topic, str):
+            if isinstance(topic, str) and topic not in self.done:  # done: saved under its topic before this
                 name = _unique(f".{safe_name(desc.get('kind', 'payload'), 32)}",
                                SUFFIXES.get(desc.get("encoding"), ".bin"), parts)
                 parts.append((name, b""))
@@ -290,7 +290,7 @@ def run_mqtt(args: argparse.Namespace) -> int:
     try:
         _receive_mqtt(args, sub, saver, tally)
         if saver is not None:  # the last event's payloads, still on their way after --count
-            sub.take_payloads(PAYLOAD_WAIT_S)
+            sub.take_payloads(PAYLOAD_WAIT_S, saver.waiting)
     except KeyboardInterrupt:
         pass
     finally:
