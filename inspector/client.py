@@ -171,7 +171,13 @@ class Subscriber(KeepsState):
         self._poller = zmq.Poller()
         self._poller.register(self.socket, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
-        self._open_state(state, self.endpoint)
+        try:
+            self._open_state(state, self.endpoint)
+        except ConfigError:  # another's state file: refused before anything is heard
+            self.socket.disable_monitor()
+            self._monitor.close(0)
+            self.socket.close(0)
+            raise
         self._start_keeper()
 
     # the state kept in a StateFile (KeepsState): the loss tracker's

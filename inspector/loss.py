@@ -447,7 +447,9 @@ class StateFile:
         self.saves = 0
 
     def load(self, target) -> str | None:
-        """Resume ``target`` from the file; returns one line to tell (resumed, or why not), None when absent."""
+        """Resume ``target`` from the file; returns one line to tell (resumed, or why not), None when absent.
+        Raises ConfigError when the file is the state of another endpoint, or of a newer version: it is left as
+        it is."""
         try:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -457,15 +459,28 @@ class StateFile:
             return f"warning: {self.path}: cannot read the subscriber state ({why}); starting without it"
         if not isinstance(doc, dict):
             return f"warning: {self.path}: not a subscriber state; starting without it"
-        if doc.get("key") != self.key:
-            return (f"warning: {self.path}: the subscriber state is of {str(doc.get('key'))[:80]}, not "
-                    f"{self.key[:80]}; starting without it")
+        self._refuse_foreign(doc)
         saved = str(doc.get("saved_utc", "?"))[:40]
         try:
             target.resume(doc.get("tracker"), saved)
         except ValueError as exc:
             return f"warning: {self.path}: damaged subscriber state ({exc}); starting without it"
         return f"resumed the subscriber state of {saved} from {self.path}: {target.heard()}"
+
+    def _refuse_foreign(self, doc: dict) -> None:
+        """ConfigError (one line) for the state of another endpoint or broker, or one a newer version wrote: it
+        was taken for none and replaced at the first save, so the subscriber it belongs to, restarted, no longer
+        knew what it had missed (two subscribers sharing a --save-dir, hence its default state file)."""
+        from inspector.errors import ConfigError
+
+        tracker = doc.get("tracker")
+        version = tracker.get("version") if isinstance(tracker, dict) else None
+        if isinstance(doc.get("key"), str) and doc["key"] != self.key:
+            raise ConfigError(f"{self.path}: holds the subscriber state of {one_line(doc['key'])[:80]}, not of "
+                              f"{one_line(self.key)[:80]}; give this subscriber its own --state")
+        if type(version) is int and version > STATE_VERSION:
+            raise ConfigError(f"{self.path}: a subscriber state of version {version}, written by a newer inspector "
+                              f"(this one reads version {STATE_VERSION}); give this subscriber another --state")
 
     def save(self, target) -> str | None:
         """Write ``target``'s state; returns a warning line on the first failure after a success (else None)."""

@@ -104,3 +104,26 @@ def test_a_subscriber_resumed_with_other_topics_counts_their_streams_as_joined_n
                              count=2) == 0
     err = capsys.readouterr().err
     assert "0 event(s) missed (0 before joining a run, 0 in gaps" in err and "camera 'd'" not in err, err
+
+
+def test_the_state_of_another_endpoint_or_a_newer_version_is_refused_and_kept(tmp_path, capsys):
+    """A state file of another endpoint (two subscribers sharing a --save-dir, hence its default state file) or
+    one a newer version wrote was told as 'starting without it' and then replaced at the first save: the
+    subscriber it belonged to, restarted, no longer knew what it had missed. Now: one line, exit 2, the file
+    as it was."""
+    from inspector.cli import main
+
+    endpoint, saved = f"ipc://{tmp_path}/ev.sock", tmp_path / "saved"
+    assert subscribe_session(f"ipc://{tmp_path}/other.sock", [_defect("r1", 0)], "--save-dir", str(saved)) == 0
+    state = saved / ".subscriber-state"
+    theirs = state.read_bytes()
+    capsys.readouterr()
+    newer = tmp_path / "newer"
+    newer.write_text('{"key": "%s", "saved_utc": "?", "tracker": {"version": 2, "runs": {}}}' % endpoint)
+    for path, why in ((state, "other.sock"), (newer, "version 2, written by a newer inspector")):
+        before = path.read_bytes()
+        assert main(["subscribe", endpoint, "--state", str(path), "--timeout", "0.2"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and why in err and "--state" in err and "Traceback" not in err, err
+        assert path.read_bytes() == before
+    assert state.read_bytes() == theirs
