@@ -507,7 +507,8 @@ class StateFile:
 class KeepsState:
     """What the ZeroMQ and MQTT subscribers share to keep their accounting in a :class:`StateFile`: loaded when
     they are made (before the first event is heard), saved after every event they take in (the quiet stats
-    too: what they told is then told no more) and when closed. The subclass gives ``state()``, ``resume()``,
+    too: what they told is then told no more), once the caller has handled it (:meth:`_save_taken`), and when
+    closed. The subclass gives ``state()``, ``resume()``,
     ``heard()`` and ``_tell(line)`` (one notice line)."""
 
     state_file: StateFile | None = None
@@ -522,9 +523,20 @@ class KeepsState:
         self.state_file = StateFile(path, key)
         self._tell(self.state_file.load(self))
 
+    _state_dirty = False  # messages taken in since the last save
+
     def _save_state(self) -> None:
+        self._state_dirty = False
         if self.state_file is not None:
             self._tell(self.state_file.save(self))
+
+    def _save_taken(self) -> None:
+        """Save the state when messages were taken in since the last save. Called when the next message is asked
+        for (and on close), not as one is taken: the caller has handled the event returned before (printed,
+        saved), so a subscriber killed while handling one leaves a state that does not count it as heard, and the
+        next one resumed tells it as missed instead of it being lost unsaid."""
+        if self._state_dirty:
+            self._save_state()
 
     @property
     def state_stale(self) -> str:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from inspector.events import InspectionEvent, StatsEvent, utc_iso
+import pytest
+
+from inspector.events import InspectionEvent, Payload, StatsEvent, utc_iso
 from subscribe_support import subscribe_session
 
 
@@ -127,3 +135,59 @@ def test_the_state_of_another_endpoint_or_a_newer_version_is_refused_and_kept(tm
         assert len(err.splitlines()) == 1 and why in err and "--state" in err and "Traceback" not in err, err
         assert path.read_bytes() == before
     assert state.read_bytes() == theirs
+
+
+_SIGNALLED_MID_SAVE = """
+import os, signal, sys
+from inspector.commands import subscribe
+real, calls = subscribe.write_temporary, []
+def write_temporary(folder, data):  # the signal comes between the event's two files
+    calls.append(data)
+    if len(calls) == 2:
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+    return real(folder, data)
+subscribe.write_temporary = write_temporary
+from inspector.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_a_subscriber_stopped_mid_save_leaves_the_event_whole_or_told_missed(tmp_path, sig):
+    """SIGTERM (kill, systemd, docker stop) ended 'subscribe --save-dir' on the spot, in the middle of saving an
+    event: no summary, its temporaries left, and the event, counted as heard in the state saved when it was
+    received, was lost without a word. Now SIGTERM stops it after that event is saved whole (exit 143, the
+    summary, the state counting it); and the state is saved only once an event is handled, so after a SIGKILL
+    mid-save the next subscriber is told it missed the event."""
+    from inspector.pipeline.config import PublishSection
+    from inspector.pipeline.publish import Publisher
+
+    endpoint, saved = f"ipc://{tmp_path}/ev.sock", tmp_path / "saved"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", _SIGNALLED_MID_SAVE, sig, "subscribe", endpoint, "--topic",
+                             "v1/defect", "--save-dir", str(saved), "--timeout", "20"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pub = Publisher(PublishSection(endpoint=endpoint))
+    try:
+        assert pub.wait_for_subscription(20.0)
+        time.sleep(0.2)
+        event = _defect("r1", 0)
+        event.payloads = [Payload("thumbnail", "jpeg", b"jpeg bytes", [1, 1])]
+        for one in (event, _defect("r1", 1)):
+            pub.send(one)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        pub.close()
+    names = sorted(p.name for p in saved.iterdir() if p.name != ".subscriber-state")
+    state_file = saved / ".subscriber-state"
+    state = json.loads(state_file.read_text())["tracker"] if state_file.exists() else {"streams": []}
+    if sig == "SIGTERM":
+        assert proc.returncode == 143 and "received 1 event(s)" in err, (proc.returncode, err)
+        assert names == ["defect-c-r1-0000000.json", "defect-c-r1-0000000.thumbnail.jpg"], names
+        assert [s[3] for s in state["streams"]] == [1], state
+    else:
+        assert proc.returncode == -signal.SIGKILL
+        assert not [n for n in names if not n.startswith(".")], names  # hidden temporaries at most
+        assert [s[3] for s in state["streams"] if s[3]] == [], state  # seq 0 is not counted as heard

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -288,9 +291,10 @@ def run_mqtt(args: argparse.Namespace) -> int:
     print(f"subscribed to {', '.join(sub.topics)} on {args.endpoint}", file=sys.stderr, flush=True)
     tally = {"seen": 0, "unsaved": 0}
     try:
-        _receive_mqtt(args, sub, saver, tally)
-        if saver is not None:  # the last event's payloads, still on their way after --count
-            sub.take_payloads(PAYLOAD_WAIT_S, saver.waiting)
+        with StopSignals() as stops:
+            _receive_mqtt(args, sub, saver, tally, stops)
+            if saver is not None:  # the last event's payloads, still on their way after --count
+                sub.take_payloads(PAYLOAD_WAIT_S, saver.waiting)
     except KeyboardInterrupt:
         pass
     finally:
@@ -303,14 +307,14 @@ def run_mqtt(args: argparse.Namespace) -> int:
         tail = (f"; {tally['unsaved']} event(s) and {saver.unsaved_payloads} payload(s) not saved to "
                 f"{args.save_dir}")
     print(f"received {tally['seen']} event(s); {sub.summary()}{tail}{sub.state_stale}", file=sys.stderr)
-    return 0
+    return stops.exit_code
 
 
 PAYLOAD_WAIT_S = 2.0  # after the last event (--count), how long its payload messages may take to come
 
 
-def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally: dict) -> None:
-    """Print (and save) events until ``--count`` or ``--timeout``."""
+def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally: dict, stops: StopSignals) -> None:
+    """Print (and save) events until ``--count``, ``--timeout`` or a stop signal (not inside an event)."""
     from inspector.events import header_dict
 
     deadline = time.monotonic() + args.timeout if args.timeout else None
@@ -326,13 +330,14 @@ def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally:
         if not sub.asked(event):
             continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
         deadline = time.monotonic() + args.timeout if args.timeout else None
-        tally["seen"] += 1
-        if args.json:
-            print(json.dumps({**header_dict(event), "box": box}), flush=True)
-        else:
-            print(one_line(f"{box:<12} {describe(event)}"), flush=True)
-        if saver is not None and not _save_or_warn(event, saver.folder, lambda: saver.event(box, event)):
-            tally["unsaved"] += 1
+        with stops.handling():
+            tally["seen"] += 1
+            if args.json:
+                print(json.dumps({**header_dict(event), "box": box}), flush=True)
+            else:
+                print(one_line(f"{box:<12} {describe(event)}"), flush=True)
+            if saver is not None and not _save_or_warn(event, saver.folder, lambda: saver.event(box, event)):
+                tally["unsaved"] += 1
 
 
 STATE_NAME = ".subscriber-state"  # in --save-dir; no '.json' suffix: the folder's .json files are event headers
@@ -356,7 +361,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"subscribed to {', '.join(topics)} on {args.endpoint}", file=sys.stderr, flush=True)
         tally = {"seen": 0, "unsaved": 0}
         try:
-            _receive(args, sub, tally)
+            with StopSignals() as stops:
+                _receive(args, sub, tally, stops)
         except KeyboardInterrupt:
             pass
     _tell(sub.notices())  # closing saved the state a last time
@@ -364,11 +370,12 @@ def run(args: argparse.Namespace) -> int:
     tail = f"; {tally['unsaved']} event(s) not saved to {args.save_dir}" if args.save_dir else ""
     print(f"received {tally['seen']} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "
           f"skipped{tail}{sub.state_stale}", file=sys.stderr)
-    return 0
+    return stops.exit_code
 
 
-def _receive(args: argparse.Namespace, sub, tally: dict) -> None:
-    """Print (and save) events until ``--count`` or ``--timeout`` (the Subscriber saves its state)."""
+def _receive(args: argparse.Namespace, sub, tally: dict, stops: StopSignals) -> None:
+    """Print (and save) events until ``--count``, ``--timeout`` or a stop signal (not inside an event; the
+    Subscriber saves its state)."""
     from inspector.events import header_dict
 
     save_dir = Path(args.save_dir) if args.save_dir else None
@@ -383,10 +390,55 @@ def _receive(args: argparse.Namespace, sub, tally: dict) -> None:
         if not sub.asked(event):
             continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
         deadline = time.monotonic() + args.timeout if args.timeout else None
-        tally["seen"] += 1
-        print(json.dumps(header_dict(event)) if args.json else describe(event), flush=True)
-        if save_dir is not None and not _save_or_warn(event, save_dir):
-            tally["unsaved"] += 1
+        with stops.handling():
+            tally["seen"] += 1
+            print(json.dumps(header_dict(event)) if args.json else describe(event), flush=True)
+            if save_dir is not None and not _save_or_warn(event, save_dir):
+                tally["unsaved"] += 1
+
+
+class StopSignals:
+    """SIGINT and SIGTERM stop the subscriber between events, never inside one: received while an event is being
+    printed and saved (:meth:`handling`), the stop waits until its files are whole; otherwise it interrupts the
+    wait at once (KeyboardInterrupt). SIGTERM (``kill``, systemd, ``docker stop``) ended the process on the spot
+    before: no summary, a half-saved event's temporaries left, and the event counted as heard in the state.
+    ``signum``: the signal that stopped it (None: none). Only the main thread may install handlers; elsewhere
+    (tests running the command in a thread) nothing changes."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._busy = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.signum = signum
+        if not self._busy:
+            raise KeyboardInterrupt()
+
+    @contextlib.contextmanager
+    def handling(self):
+        """The block runs to its end whatever signal comes; a stop asked for meanwhile is raised after it."""
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy = False
+        if self.signum is not None:
+            raise KeyboardInterrupt()
+
+    @property
+    def exit_code(self) -> int:
+        """0, or 128 + SIGTERM after one (the shell convention, inspector.interrupts); Ctrl-C ends with 0."""
+        return 128 + signal.SIGTERM if self.signum == signal.SIGTERM else 0
 
 
 def _tell(lines: list[str]) -> None:

@@ -582,13 +582,14 @@ class MqttSubscriber(KeepsState):
 
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            self._save_taken()  # the event returned before is handled by now (KeepsState._save_taken)
             try:
                 topic, payload = self._held.popleft() if self._held else self.messages.get(
                     timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
             except _queue.Empty:
                 return None
             got = self._take(topic, payload)
-            self._save_state()
+            self._state_dirty = True
             if got is not None and (quiet or self.asked(got[1])):
                 return got
 
