@@ -45,7 +45,8 @@ the accounting only and does not return them (``recv(quiet=True)`` does; tell
 them apart with :meth:`Subscriber.asked`).
 
 ``state``: a file where the accounting is kept across restarts of the
-subscriber (saved after each event; :class:`inspector.loss.StateFile`): given
+subscriber (saved after each event, once the caller asks for the next one, and on close;
+:class:`inspector.loss.StateFile`): given
 the same file, a new ``Subscriber`` counts ``missed_while_down`` and does not
 tell again the daemon drops already told.
 
@@ -171,7 +172,13 @@ class Subscriber(KeepsState):
         self._poller = zmq.Poller()
         self._poller.register(self.socket, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
-        self._open_state(state, self.endpoint)
+        try:
+            self._open_state(state, self.endpoint)
+        except ConfigError:  # another's state file: refused before anything is heard
+            self.socket.disable_monitor()
+            self._monitor.close(0)
+            self.socket.close(0)
+            raise
         self._start_keeper()
 
     # the state kept in a StateFile (KeepsState): the loss tracker's
@@ -238,6 +245,7 @@ class Subscriber(KeepsState):
     def _recv(self, timeout: float | None, quiet: bool) -> Event | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            self._save_taken()  # the event returned before is handled by now; skipped ones too
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if self._dropped_at is not None:  # wake up to check whether ZeroMQ is reconnecting by itself
                 left = RECONNECT_CHECK_S if left is None else min(left, RECONNECT_CHECK_S)
@@ -260,7 +268,7 @@ class Subscriber(KeepsState):
             if not self.covers(event):
                 continue  # a byte-prefix match across a name (cam10 for v1/defect/cam1): not asked, not accounted
             self.loss.observe(event)
-            self._save_state()
+            self._state_dirty = True
             if not (quiet or self.asked(event)):
                 continue
             self.received += 1

@@ -114,6 +114,10 @@ class LossTracker:
         self.resumed_from: str | None = None  # when the state resumed was saved (UTC), None: not resumed
         self._resumed_run: str | None = None  # the last run heard before the resume, until another is heard
         self.runs: dict[str, str] = {}  # run id → started_utc, in the order heard
+        # run id → the topics that covered it since it was first heard (by this subscriber, or by the one whose
+        # state was resumed: another --topic set); a stream of them that stats first tell of was lost in gaps,
+        # one outside them was joined now. Absent: this tracker's topics.
+        self._run_topics: dict[str, tuple | None] = {}
         self._streams: dict[tuple[str, str, str], _Stream] = {}
         self._notices: list[str] = []
         self._marks: list[str] = [""]  # what happened to the connection (mark()); a stream's epoch indexes it
@@ -144,9 +148,12 @@ class LossTracker:
                                      f"{event.run_started_utc or '?'}) after run {list(self.runs)[-1] or '?'}"
                                      + self._restart_while_down())
             self.runs[run] = event.run_started_utc
+            self._run_topics[run] = self._topics
         self._resumed_run = None
         if event.type == "stats":
             self._unheard_streams(run, event.data.get("sequences"), before_joining=new_run)
+            if isinstance(event.data.get("sequences"), dict):  # every stream published so far is known now
+                self._run_topics[run] = self._topics
             self._daemon_drops(run, event.data.get("daemon_dropped"))
             if event.final:
                 self._close_run(run, event.data.get("sequences"))
@@ -238,10 +245,13 @@ class LossTracker:
                 continue
             state = self._streams[key] = _Stream()
             state.next = published
-            if before_joining:  # the first word of this run we heard
+            covered = self._run_topics.get(run, self._topics)
+            if before_joining or not (covered is None or _covers(covered, f"v1/{stream}")):
+                # the first word of this run we heard, or a stream the topics of a resumed state did not cover
                 self.missed_at_start += published
                 state.miss(0, published, "start")
-                what = f"published before this subscriber heard run {run or '?'}"
+                what = (f"published before this subscriber heard run {run or '?'}" if before_joining else
+                        f"published in run {run or '?'} before this subscriber subscribed to them")
             else:
                 self.gaps += published
                 state.miss(0, published, "gap")
@@ -251,7 +261,7 @@ class LossTracker:
 
     def _subscribed(self, stream: str) -> bool:
         # cut at levels: a subscriber of v1/defect/cam1 is not told of cam10's events as missed
-        return self._topics is None or any(topic_matches(t, f"v1/{stream}") for t in self._topics)
+        return self._topics is None or _covers(self._topics, f"v1/{stream}")
 
     def _daemon_drops(self, run: str, dropped: object) -> None:
         """What the daemon says it dropped itself (stats ``data.daemon_dropped``: stream → reason → count so far
@@ -300,19 +310,28 @@ class LossTracker:
                 streams.append([run, kind, camera, stream.next, None if last is None else [last[0], list(last[1])]])
         # the daemon drops already told: the stats a restarted subscriber hears first repeat the run's totals
         told = [[run, stream, why, n] for (run, stream, why), n in self._daemon_told.items() if run in kept]
+        # the topics that covered each run: a subscriber resumed with other topics tells a stream it subscribes
+        # to anew from one lost while this one listened
+        covered = {run: list(self._run_topics.get(run, self._topics)) for run in kept
+                   if self._run_topics.get(run, self._topics) is not None}
         return {"version": STATE_VERSION, "runs": [list(r) for r in runs], "streams": streams[-STATE_STREAMS:],
-                "daemon_told": told[-STATE_STREAMS:]}
+                "daemon_told": told[-STATE_STREAMS:], "run_topics": covered}
 
     def resume(self, state: object, saved_utc: str = "?") -> None:
         """Go on from :meth:`state` of an earlier subscriber. Raises ValueError (one line) when ``state`` is not
         one: nothing is taken from it then."""
         runs, streams = _checked_state(state)
         told = _checked_told(state, {r[0] for r in runs})
+        covered = _checked_run_topics(state, {r[0] for r in runs})
         self.resumed_from = saved_utc
         for run, started in runs:
             self.runs[run] = started
+            if run in covered:
+                self._run_topics[run] = _common(covered[run], self._topics)
         self._resumed_run = runs[-1][0] if runs else None
         for run, kind, camera, nxt, last in streams:
+            if not self._subscribed(f"{kind}/{camera}"):
+                continue  # no longer subscribed to: its final count is not this subscriber's loss
             stream = self._streams[(run, kind, camera)] = _Stream()
             stream.next, stream.resumed = nxt, True
             if last is not None:
@@ -345,6 +364,29 @@ class LossTracker:
 
 def _is_text(value: object, limit: int = 256) -> bool:
     return isinstance(value, str) and len(value) <= limit
+
+
+def _covers(topics: Iterable[str], topic: str) -> bool:
+    return any(topic_matches(t, topic) for t in topics)
+
+
+def _common(saved: list[str], current: tuple | None) -> tuple:
+    """The topics covered by both ``saved`` and ``current`` (prefixes cut at levels: two of them overlap only
+    when one covers the other, and then in the narrower one)."""
+    if current is None:
+        return tuple(saved)
+    return tuple(dict.fromkeys([t for t in saved if _covers(current, t)] + [t for t in current if _covers(saved, t)]))
+
+
+def _checked_run_topics(state: dict, runs: set) -> dict:
+    """The topics that covered each run ({run id: [topic]}) of a state read back; absent in the states saved
+    before they were kept (then the current topics are taken as having covered it). ValueError when damaged."""
+    covered = state.get("run_topics", {})
+    if not (isinstance(covered, dict) and all(
+            run in runs and isinstance(t, list) and len(t) <= 256 and all(_is_text(v) for v in t)
+            for run, t in covered.items())):
+        raise ValueError("its 'run_topics' are not {run id: [topic]} of its runs")
+    return covered
 
 
 def _checked_state(state: object) -> tuple[list, list]:
@@ -405,7 +447,9 @@ class StateFile:
         self.saves = 0
 
     def load(self, target) -> str | None:
-        """Resume ``target`` from the file; returns one line to tell (resumed, or why not), None when absent."""
+        """Resume ``target`` from the file; returns one line to tell (resumed, or why not), None when absent.
+        Raises ConfigError when the file is the state of another endpoint, or of a newer version: it is left as
+        it is."""
         try:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -415,15 +459,28 @@ class StateFile:
             return f"warning: {self.path}: cannot read the subscriber state ({why}); starting without it"
         if not isinstance(doc, dict):
             return f"warning: {self.path}: not a subscriber state; starting without it"
-        if doc.get("key") != self.key:
-            return (f"warning: {self.path}: the subscriber state is of {str(doc.get('key'))[:80]}, not "
-                    f"{self.key[:80]}; starting without it")
+        self._refuse_foreign(doc)
         saved = str(doc.get("saved_utc", "?"))[:40]
         try:
             target.resume(doc.get("tracker"), saved)
         except ValueError as exc:
             return f"warning: {self.path}: damaged subscriber state ({exc}); starting without it"
         return f"resumed the subscriber state of {saved} from {self.path}: {target.heard()}"
+
+    def _refuse_foreign(self, doc: dict) -> None:
+        """ConfigError (one line) for the state of another endpoint or broker, or one a newer version wrote: it
+        was taken for none and replaced at the first save, so the subscriber it belongs to, restarted, no longer
+        knew what it had missed (two subscribers sharing a --save-dir, hence its default state file)."""
+        from inspector.errors import ConfigError
+
+        tracker = doc.get("tracker")
+        version = tracker.get("version") if isinstance(tracker, dict) else None
+        if isinstance(doc.get("key"), str) and doc["key"] != self.key:
+            raise ConfigError(f"{self.path}: holds the subscriber state of {one_line(doc['key'])[:80]}, not of "
+                              f"{one_line(self.key)[:80]}; give this subscriber its own --state")
+        if type(version) is int and version > STATE_VERSION:
+            raise ConfigError(f"{self.path}: a subscriber state of version {version}, written by a newer inspector "
+                              f"(this one reads version {STATE_VERSION}); give this subscriber another --state")
 
     def save(self, target) -> str | None:
         """Write ``target``'s state; returns a warning line on the first failure after a success (else None)."""
@@ -450,7 +507,8 @@ class StateFile:
 class KeepsState:
     """What the ZeroMQ and MQTT subscribers share to keep their accounting in a :class:`StateFile`: loaded when
     they are made (before the first event is heard), saved after every event they take in (the quiet stats
-    too: what they told is then told no more) and when closed. The subclass gives ``state()``, ``resume()``,
+    too: what they told is then told no more), once the caller has handled it (:meth:`_save_taken`), and when
+    closed. The subclass gives ``state()``, ``resume()``,
     ``heard()`` and ``_tell(line)`` (one notice line)."""
 
     state_file: StateFile | None = None
@@ -465,9 +523,20 @@ class KeepsState:
         self.state_file = StateFile(path, key)
         self._tell(self.state_file.load(self))
 
+    _state_dirty = False  # messages taken in since the last save
+
     def _save_state(self) -> None:
+        self._state_dirty = False
         if self.state_file is not None:
             self._tell(self.state_file.save(self))
+
+    def _save_taken(self) -> None:
+        """Save the state when messages were taken in since the last save. Called when the next message is asked
+        for (and on close), not as one is taken: the caller has handled the event returned before (printed,
+        saved), so a subscriber killed while handling one leaves a state that does not count it as heard, and the
+        next one resumed tells it as missed instead of it being lost unsaid."""
+        if self._state_dirty:
+            self._save_state()
 
     @property
     def state_stale(self) -> str:

@@ -9,10 +9,12 @@ from inspector.pipeline.config import PublishSection
 from inspector.pipeline.publish import Publisher
 
 
-def subscribe_session(endpoint: str, events: list, *args: str) -> int:
-    """Run ``inspector subscribe ENDPOINT --topic v1/defect`` in this process while a real publisher on
-    ``endpoint`` sends ``events`` once it has subscribed; the command waits for as many events as are defects
-    (stats are heard quietly). Returns the command's exit code; ``args`` are added to its command line."""
+def subscribe_session(endpoint: str, events: list, *args: str, topics: tuple = ("v1/defect",),
+                      count: int | None = None) -> int:
+    """Run ``inspector subscribe ENDPOINT --topic v1/defect`` (or ``topics``) in this process while a real
+    publisher on ``endpoint`` sends ``events`` once it has subscribed; the command waits for ``count`` events
+    (default: as many as are defects; stats are heard quietly). Returns the command's exit code; ``args`` are
+    added to its command line."""
     from inspector.cli import main
 
     pub = Publisher(PublishSection(endpoint=endpoint))
@@ -26,9 +28,10 @@ def subscribe_session(endpoint: str, events: list, *args: str) -> int:
     sender = threading.Thread(target=publish)
     sender.start()
     try:
-        count = sum(event.type == "defect" for event in events)
-        return main(["subscribe", endpoint, "--topic", "v1/defect", "--count", str(count), "--timeout", "10",
-                     *args])
+        if count is None:
+            count = sum(event.type == "defect" for event in events)
+        return main(["subscribe", endpoint, *(a for t in topics for a in ("--topic", t)), "--count", str(count),
+                     "--timeout", "10", *args])
     finally:
         sender.join()
         pub.close()

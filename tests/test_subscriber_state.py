@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from inspector.events import InspectionEvent, StatsEvent, utc_iso
+import pytest
+
+from inspector.events import InspectionEvent, Payload, StatsEvent, utc_iso
 from subscribe_support import subscribe_session
 
 
@@ -72,3 +80,114 @@ def test_a_restarted_subscriber_does_not_tell_the_daemon_drops_it_told_before(tm
     err = capsys.readouterr().err
     assert "the daemon itself dropped 3 defect event(s) of camera 'c' in run r1" in err, err
     assert "(5 in this run so far)" in err and "3 dropped by the daemon itself" in err, err
+
+
+def _in(camera: str, event: InspectionEvent) -> InspectionEvent:
+    event.camera, event.event_id = camera, f"{event.run_id}-{camera}-{event.seq}"
+    return event
+
+
+def _published(run: str, seq: int, sequences: dict, final: bool = False) -> StatsEvent:
+    return StatsEvent(seq=seq, time_utc=utc_iso(), uptime_s=seq, final=final, run_id=run,
+                      run_started_utc=f"{run}-start", data={"sequences": sequences})
+
+
+def test_a_subscriber_resumed_with_other_topics_counts_their_streams_as_joined_now(tmp_path, capsys):
+    """The state was of the endpoint alone, not of the topics: resumed with wider topics, a stream the earlier
+    subscriber never asked for, first told of by stats, was counted lost 'in gaps' (events this subscriber
+    could not have heard); resumed with narrower ones, a stream no longer asked for was counted lost at the
+    run's end. The state keeps the topics that covered each run: the new stream is missed 'before joining',
+    the stream left is not this subscriber's loss."""
+    endpoint, state = f"ipc://{tmp_path}/ev.sock", tmp_path / "state"
+    first = [_published("r1", 0, {"defect/c": 2, "defect/d": 3}), _defect("r1", 0), _defect("r1", 1)]
+    assert subscribe_session(endpoint, first, "--state", str(state), topics=("v1/defect/c",)) == 0
+    capsys.readouterr()
+    wider = [_published("r1", 1, {"defect/c": 2, "defect/d": 4}), _defect("r1", 2), _in("d", _defect("r1", 4))]
+    assert subscribe_session(endpoint, wider, "--state", str(state)) == 0
+    err = capsys.readouterr().err
+    assert "missed 4 defect event(s) of camera 'd' published in run r1 before this subscriber subscribed" in err, err
+    assert "4 event(s) missed (4 before joining a run, 0 in gaps, 0 while this subscriber was not running)" in err
+    narrower = [_defect("r1", 3), _published("r1", 2, {"defect/c": 4, "defect/d": 9}, final=True)]
+    assert subscribe_session(endpoint, narrower, "--state", str(state), topics=("v1/defect/c", "v1/stats"),
+                             count=2) == 0
+    err = capsys.readouterr().err
+    assert "0 event(s) missed (0 before joining a run, 0 in gaps" in err and "camera 'd'" not in err, err
+
+
+def test_the_state_of_another_endpoint_or_a_newer_version_is_refused_and_kept(tmp_path, capsys):
+    """A state file of another endpoint (two subscribers sharing a --save-dir, hence its default state file) or
+    one a newer version wrote was told as 'starting without it' and then replaced at the first save: the
+    subscriber it belonged to, restarted, no longer knew what it had missed. Now: one line, exit 2, the file
+    as it was."""
+    from inspector.cli import main
+
+    endpoint, saved = f"ipc://{tmp_path}/ev.sock", tmp_path / "saved"
+    assert subscribe_session(f"ipc://{tmp_path}/other.sock", [_defect("r1", 0)], "--save-dir", str(saved)) == 0
+    state = saved / ".subscriber-state"
+    theirs = state.read_bytes()
+    capsys.readouterr()
+    newer = tmp_path / "newer"
+    newer.write_text('{"key": "%s", "saved_utc": "?", "tracker": {"version": 2, "runs": {}}}' % endpoint)
+    for path, why in ((state, "other.sock"), (newer, "version 2, written by a newer inspector")):
+        before = path.read_bytes()
+        assert main(["subscribe", endpoint, "--state", str(path), "--timeout", "0.2"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and why in err and "--state" in err and "Traceback" not in err, err
+        assert path.read_bytes() == before
+    assert state.read_bytes() == theirs
+
+
+_SIGNALLED_MID_SAVE = """
+import os, signal, sys
+from inspector.commands import subscribe
+real, calls = subscribe.write_temporary, []
+def write_temporary(folder, data):  # the signal comes between the event's two files
+    calls.append(data)
+    if len(calls) == 2:
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+    return real(folder, data)
+subscribe.write_temporary = write_temporary
+from inspector.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_a_subscriber_stopped_mid_save_leaves_the_event_whole_or_told_missed(tmp_path, sig):
+    """SIGTERM (kill, systemd, docker stop) ended 'subscribe --save-dir' on the spot, in the middle of saving an
+    event: no summary, its temporaries left, and the event, counted as heard in the state saved when it was
+    received, was lost without a word. Now SIGTERM stops it after that event is saved whole (exit 143, the
+    summary, the state counting it); and the state is saved only once an event is handled, so after a SIGKILL
+    mid-save the next subscriber is told it missed the event."""
+    from inspector.pipeline.config import PublishSection
+    from inspector.pipeline.publish import Publisher
+
+    endpoint, saved = f"ipc://{tmp_path}/ev.sock", tmp_path / "saved"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", _SIGNALLED_MID_SAVE, sig, "subscribe", endpoint, "--topic",
+                             "v1/defect", "--save-dir", str(saved), "--timeout", "20"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pub = Publisher(PublishSection(endpoint=endpoint))
+    try:
+        assert pub.wait_for_subscription(20.0)
+        time.sleep(0.2)
+        event = _defect("r1", 0)
+        event.payloads = [Payload("thumbnail", "jpeg", b"jpeg bytes", [1, 1])]
+        for one in (event, _defect("r1", 1)):
+            pub.send(one)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        pub.close()
+    names = sorted(p.name for p in saved.iterdir() if p.name != ".subscriber-state")
+    state_file = saved / ".subscriber-state"
+    state = json.loads(state_file.read_text())["tracker"] if state_file.exists() else {"streams": []}
+    if sig == "SIGTERM":
+        assert proc.returncode == 143 and "received 1 event(s)" in err, (proc.returncode, err)
+        assert names == ["defect-c-r1-0000000.json", "defect-c-r1-0000000.thumbnail.jpg"], names
+        assert [s[3] for s in state["streams"]] == [1], state
+    else:
+        assert proc.returncode == -signal.SIGKILL
+        assert not [n for n in names if not n.startswith(".")], names  # hidden temporaries at most
+        assert [s[3] for s in state["streams"] if s[3]] == [], state  # seq 0 is not counted as heard

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
+import os
 import re
+import signal
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -90,20 +96,79 @@ def safe_name(text: str, limit: int = 64) -> str:
 def _unique(stem: str, suffix: str, parts: list[tuple[str, bytes]]) -> str:
     """``stem + suffix``, or ``stem-<n> + suffix`` when an earlier part of the event took it: two payloads of one
     kind (or kinds that sanitise alike, 'a/b' and 'a.b') made the second one's exclusive create fail, and it and
-    every payload after it were lost."""
-    taken = {name for name, _ in parts}
+    every payload after it were lost. Compared case-folded: on a case-insensitive file system (macOS, SMB, FAT)
+    'Heat' and 'heat' are one name, and the event could never be placed."""
+    taken = {name.casefold() for name, _ in parts}
     name, n = stem + suffix, 1
-    while name in taken:
+    while name.casefold() in taken:
         name, n = f"{stem}-{n}{suffix}", n + 1
     return name
 
 
+def write_temporary(folder: Path, data: bytes) -> Path:
+    """``data`` in a new hidden file of ``folder`` (``.<random>.part``: never an event's name), on disk (fsync)
+    before it gets a name, so a full disk, a file size limit or a crash leaves no short file under an event's
+    name (after a power cut ext4 gave a file linked before its data was written back empty or short)."""
+    fd, name = tempfile.mkstemp(prefix=".", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        os.unlink(name)
+        raise
+    return Path(name)
+
+
+def link_new(tmp: Path, path: Path) -> None:
+    """Give the file ``tmp`` the name ``path``; FileExistsError when it is taken (never replaces a file). Where
+    the file system has no hard links (FAT, some network shares) it is renamed, after checking the name is free."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "exists", str(path)) from None
+        os.rename(tmp, path)
+
+
+def _place(folder: Path, name: str, parts: list[tuple[str, bytes]], temps: list[Path]) -> list[Path] | None:
+    """Link the written ``temps`` to ``<name><suffix>``: payloads first, the header last, so a header on disk
+    means its payloads are whole. None (nothing left behind) when a name is taken; any other error removes
+    what was placed and is raised."""
+    placed: list[Path] = []
+    order = list(range(1, len(parts))) + [0]
+    try:
+        for i in order:
+            link_new(temps[i], folder / f"{name}{parts[i][0]}")
+            placed.append(folder / f"{name}{parts[i][0]}")
+    except FileExistsError:
+        _remove(placed)
+        return None
+    except BaseException:
+        _remove(placed)
+        raise
+    return placed[-1:] + placed[:-1]  # the header first
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        try:
+            path.unlink()
+        except OSError:
+            pass  # gone already, or the disk is gone: nothing more to undo
+
+
 def save(event, folder: Path, box: str | None = None) -> list[Path]:
-    """Write the header and payloads of ``event`` as new files in ``folder``; returns their paths.
+    """Write the header and payloads of ``event`` as new files in ``folder``; returns their paths (header first).
 
     Names are ``[<box>-]<type>-<camera>-<run id>-<seq>[-n]`` from sanitised wire strings, so they stay inside
     ``folder``, and files are created exclusively: a name already taken (another run, a re-sent status)
     gets the next free ``-n`` suffix instead of overwriting. ``box``: the MQTT box the event came from.
+    The event appears whole or not at all: every part is written to a temporary file first, and an error
+    (OSError: a full disk) leaves nothing behind.
     """
     from inspector.events import header_dict
 
@@ -114,19 +179,16 @@ def save(event, folder: Path, box: str | None = None) -> list[Path]:
     parts = [(".json", json.dumps(header_dict(event), indent=1).encode())]
     for payload in event.payloads:
         parts.append((_unique(f".{safe_name(payload.kind, 32)}", payload.suffix, parts), payload.data))
-    for n in range(1000):
-        name = base if n == 0 else f"{base}-{n}"
-        try:
-            with open(folder / f"{name}.json", "xb") as fh:  # the header claims the name
-                fh.write(parts[0][1])
-        except FileExistsError:
-            continue
-        written = [folder / f"{name}.json"]
-        for suffix, data in parts[1:]:
-            with open(folder / f"{name}{suffix}", "xb") as fh:
-                fh.write(data)
-            written.append(folder / f"{name}{suffix}")
-        return written
+    temps: list[Path] = []
+    try:
+        for _, data in parts:
+            temps.append(write_temporary(folder, data))
+        for n in range(1000):
+            written = _place(folder, base if n == 0 else f"{base}-{n}", parts, temps)
+            if written is not None:
+                return written
+    finally:
+        _remove(temps)
     raise FileExistsError(f"{folder / base}: 1000 names taken")
 
 
@@ -154,7 +216,7 @@ class MqttSaver:
         parts: list[tuple[str, bytes]] = []
         for desc in (event.source or {}).get("payloads", []) if isinstance(event.source, dict) else []:
             topic = desc.get("topic")
-            if isinstance(topic, str):
+            if isinstance(topic, str) and topic not in self.done:  # done: saved under its topic before this
                 name = _unique(f".{safe_name(desc.get('kind', 'payload'), 32)}",
                                SUFFIXES.get(desc.get("encoding"), ".bin"), parts)
                 parts.append((name, b""))
@@ -177,15 +239,29 @@ class MqttSaver:
         self._write(self.folder / f"payload-{safe_name(topic.replace('/', '-'), 160)}.bin", data, topic)
 
     def _write(self, path: Path, data: bytes, topic: str) -> None:
+        """Write a payload whole or not at all (a temporary file linked to ``path``: a full disk leaves no short
+        file), never over a file: a name taken (an orphan's topic that sanitises like another's, a name taken
+        on a case-insensitive file system) gets the next free ``-n``."""
         self.done[topic] = None
         while len(self.done) > 4096:
             del self.done[next(iter(self.done))]
+        tmp = None
         try:
-            with open(path, "xb") as fh:
-                fh.write(data)
+            self.folder.mkdir(parents=True, exist_ok=True)  # a payload may come before any header
+            tmp = write_temporary(self.folder, data)
+            for n in range(1000):
+                try:
+                    link_new(tmp, path if n == 0 else path.with_name(f"{path.stem}-{n}{path.suffix}"))
+                    return
+                except FileExistsError:
+                    continue
+            raise FileExistsError(errno.EEXIST, "1000 names taken", str(path))
         except OSError as exc:
             self.unsaved_payloads += 1
             self.warnings.append(f"warning: cannot save payload {path.name}: {exc.strerror or exc}")
+        finally:
+            if tmp is not None:
+                _remove([tmp])
 
     def finish(self) -> None:
         """The payloads left unpaired when the subscriber stops: orphans saved, the missing ones told."""
@@ -215,9 +291,10 @@ def run_mqtt(args: argparse.Namespace) -> int:
     print(f"subscribed to {', '.join(sub.topics)} on {args.endpoint}", file=sys.stderr, flush=True)
     tally = {"seen": 0, "unsaved": 0}
     try:
-        _receive_mqtt(args, sub, saver, tally)
-        if saver is not None:  # the last event's payloads, still on their way after --count
-            sub.take_payloads(PAYLOAD_WAIT_S)
+        with StopSignals() as stops:
+            _receive_mqtt(args, sub, saver, tally, stops)
+            if saver is not None:  # the last event's payloads, still on their way after --count
+                sub.take_payloads(PAYLOAD_WAIT_S, saver.waiting)
     except KeyboardInterrupt:
         pass
     finally:
@@ -230,14 +307,14 @@ def run_mqtt(args: argparse.Namespace) -> int:
         tail = (f"; {tally['unsaved']} event(s) and {saver.unsaved_payloads} payload(s) not saved to "
                 f"{args.save_dir}")
     print(f"received {tally['seen']} event(s); {sub.summary()}{tail}{sub.state_stale}", file=sys.stderr)
-    return 0
+    return stops.exit_code
 
 
 PAYLOAD_WAIT_S = 2.0  # after the last event (--count), how long its payload messages may take to come
 
 
-def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally: dict) -> None:
-    """Print (and save) events until ``--count`` or ``--timeout``."""
+def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally: dict, stops: StopSignals) -> None:
+    """Print (and save) events until ``--count``, ``--timeout`` or a stop signal (not inside an event)."""
     from inspector.events import header_dict
 
     deadline = time.monotonic() + args.timeout if args.timeout else None
@@ -253,13 +330,14 @@ def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally:
         if not sub.asked(event):
             continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
         deadline = time.monotonic() + args.timeout if args.timeout else None
-        tally["seen"] += 1
-        if args.json:
-            print(json.dumps({**header_dict(event), "box": box}), flush=True)
-        else:
-            print(one_line(f"{box:<12} {describe(event)}"), flush=True)
-        if saver is not None and not _save_or_warn(event, saver.folder, lambda: saver.event(box, event)):
-            tally["unsaved"] += 1
+        with stops.handling():
+            tally["seen"] += 1
+            if args.json:
+                print(json.dumps({**header_dict(event), "box": box}), flush=True)
+            else:
+                print(one_line(f"{box:<12} {describe(event)}"), flush=True)
+            if saver is not None and not _save_or_warn(event, saver.folder, lambda: saver.event(box, event)):
+                tally["unsaved"] += 1
 
 
 STATE_NAME = ".subscriber-state"  # in --save-dir; no '.json' suffix: the folder's .json files are event headers
@@ -283,7 +361,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"subscribed to {', '.join(topics)} on {args.endpoint}", file=sys.stderr, flush=True)
         tally = {"seen": 0, "unsaved": 0}
         try:
-            _receive(args, sub, tally)
+            with StopSignals() as stops:
+                _receive(args, sub, tally, stops)
         except KeyboardInterrupt:
             pass
     _tell(sub.notices())  # closing saved the state a last time
@@ -291,11 +370,12 @@ def run(args: argparse.Namespace) -> int:
     tail = f"; {tally['unsaved']} event(s) not saved to {args.save_dir}" if args.save_dir else ""
     print(f"received {tally['seen']} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "
           f"skipped{tail}{sub.state_stale}", file=sys.stderr)
-    return 0
+    return stops.exit_code
 
 
-def _receive(args: argparse.Namespace, sub, tally: dict) -> None:
-    """Print (and save) events until ``--count`` or ``--timeout`` (the Subscriber saves its state)."""
+def _receive(args: argparse.Namespace, sub, tally: dict, stops: StopSignals) -> None:
+    """Print (and save) events until ``--count``, ``--timeout`` or a stop signal (not inside an event; the
+    Subscriber saves its state)."""
     from inspector.events import header_dict
 
     save_dir = Path(args.save_dir) if args.save_dir else None
@@ -310,10 +390,55 @@ def _receive(args: argparse.Namespace, sub, tally: dict) -> None:
         if not sub.asked(event):
             continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
         deadline = time.monotonic() + args.timeout if args.timeout else None
-        tally["seen"] += 1
-        print(json.dumps(header_dict(event)) if args.json else describe(event), flush=True)
-        if save_dir is not None and not _save_or_warn(event, save_dir):
-            tally["unsaved"] += 1
+        with stops.handling():
+            tally["seen"] += 1
+            print(json.dumps(header_dict(event)) if args.json else describe(event), flush=True)
+            if save_dir is not None and not _save_or_warn(event, save_dir):
+                tally["unsaved"] += 1
+
+
+class StopSignals:
+    """SIGINT and SIGTERM stop the subscriber between events, never inside one: received while an event is being
+    printed and saved (:meth:`handling`), the stop waits until its files are whole; otherwise it interrupts the
+    wait at once (KeyboardInterrupt). SIGTERM (``kill``, systemd, ``docker stop``) ended the process on the spot
+    before: no summary, a half-saved event's temporaries left, and the event counted as heard in the state.
+    ``signum``: the signal that stopped it (None: none). Only the main thread may install handlers; elsewhere
+    (tests running the command in a thread) nothing changes."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._busy = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.signum = signum
+        if not self._busy:
+            raise KeyboardInterrupt()
+
+    @contextlib.contextmanager
+    def handling(self):
+        """The block runs to its end whatever signal comes; a stop asked for meanwhile is raised after it."""
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy = False
+        if self.signum is not None:
+            raise KeyboardInterrupt()
+
+    @property
+    def exit_code(self) -> int:
+        """0, or 128 + SIGTERM after one (the shell convention, inspector.interrupts); Ctrl-C ends with 0."""
+        return 128 + signal.SIGTERM if self.signum == signal.SIGTERM else 0
 
 
 def _tell(lines: list[str]) -> None:

@@ -420,7 +420,7 @@ class MqttSubscriber(KeepsState):
         self.topics = [f"{self.prefix}/+/{f}" for t in self._kinds + ((STATS_TOPIC,) if self.quiet_stats else ())
                        for f in mqtt_filters(t)]
         self.topics.append(f"{self.prefix}/+/v1/bridge")  # each box's bridge counts: drops after its last stats
-        self._held: list = []  # a message take_payloads() read past, for recv
+        self._held: collections.deque = collections.deque()  # messages take_payloads() read past, for recv
         self.on_payload = on_payload  # (box, topic, bytes) of each payload message taken; None: not subscribed
         if on_payload is not None:  # <filter>/<event_id>/<kind> under each defect header filter
             self.topics += [f"{t}/+/+" for t in self.topics if "/v1/defect/" in t]
@@ -582,35 +582,38 @@ class MqttSubscriber(KeepsState):
 
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            self._save_taken()  # the event returned before is handled by now (KeepsState._save_taken)
             try:
-                topic, payload = self._held.pop() if self._held else self.messages.get(
+                topic, payload = self._held.popleft() if self._held else self.messages.get(
                     timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
             except _queue.Empty:
                 return None
             got = self._take(topic, payload)
-            self._save_state()
+            self._state_dirty = True
             if got is not None and (quiet or self.asked(got[1])):
                 return got
 
     def _is_payload(self, topic: str | None) -> bool:
         return self.on_payload is not None and topic is not None and topic[len(self.prefix) + 1:].count("/") == 5
 
-    def take_payloads(self, timeout: float) -> None:
-        """Hand the payload messages queued next to ``on_payload``, waiting up to ``timeout`` seconds for them,
-        and stop at the first other message (kept for :meth:`recv`: it is not accounted as heard). For a
-        consumer that stops after an event (``--count``) while its payloads are still on their way."""
+    def take_payloads(self, timeout: float, wanted) -> None:
+        """Hand the payload messages whose topic is in ``wanted`` (a container the handler empties, e.g. the
+        saver's topics still waiting) to ``on_payload`` until it is empty or ``timeout`` seconds pass; every other
+        message is kept, in order, for :meth:`recv` (not accounted as heard). For a consumer that stops after an
+        event (``--count``) while its payloads are still on their way: another box's header, or the next event's,
+        may come between (the broker orders each topic alone), and stopping there lost them."""
         import queue as _queue
 
         deadline = time.monotonic() + timeout
-        while not self._held:
+        while wanted:
             try:
                 topic, payload = self.messages.get(timeout=max(deadline - time.monotonic(), 0.0))
             except _queue.Empty:
                 return
-            if not self._is_payload(topic):
+            if self._is_payload(topic) and topic in wanted:
+                self._take(topic, payload)
+            else:
                 self._held.append((topic, payload))
-                return
-            self._take(topic, payload)
 
     def close(self) -> None:
         self.client.disconnect()

@@ -481,3 +481,50 @@ def test_mqtt_save_dir_keeps_every_header_and_payload_in_either_order(tmp_path):
     assert [data for name, data in files.items() if name.startswith("payload-")] == [b"b1-9"], sorted(files)
     assert "1 payload(s) never came" in err and "came without its header" in err, err
     assert "0 event(s) and 1 payload(s) not saved" in err, err
+
+
+def test_mqtt_count_waits_for_the_last_payloads_past_other_messages_and_a_redelivery_is_no_orphan(tmp_path):
+    """With --count, the last event's payload message came after another box's header (the broker orders each
+    topic alone): the wait for it stopped at that header, and the payload was told as 'never came'. A payload
+    delivered again (QoS 1 re-delivery) after its file was written must neither overwrite it nor be saved as an
+    orphan, nor be told."""
+    import paho.mqtt.client as mqtt
+
+    from inspector.events import InspectionEvent, Payload
+    from inspector.integrations.mqtt import event_messages
+
+    def messages(box: str, seq: int) -> list:
+        event = InspectionEvent(type="defect", camera="cam1", seq=seq, frame_id=seq, event_id=f"r1-cam1-{seq}",
+                                decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={}, model={},
+                                run_id="r1", payloads=[Payload("thumbnail", "jpeg", f"{box}-{seq}".encode(), [2, 2])])
+        return event_messages(event, f"inspector/{box}", "r1", True)
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    save = tmp_path / "saved"
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/defect", "--save-dir", str(save),
+                                 "--count", "2", "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="raw-publisher")
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        assert "subscribed to" in consumer.stderr.readline()
+        time.sleep(1.5)  # its subscriptions are made (on connect, in paho's thread)
+        (h0, p0), (h1, p1), (o0, q0) = messages("b1", 0), messages("b1", 1), messages("b2", 0)
+        for msg in (h0, p0, p0, h1, o0):  # p0 again: a re-delivery; b2's header between b1's last event and its payload
+            pub.publish(msg.topic, msg.payload, qos=1).wait_for_publish(5)
+        time.sleep(0.5)
+        for msg in (p1, p0, q0):
+            pub.publish(msg.topic, msg.payload, qos=1).wait_for_publish(5)
+        out, err = consumer.communicate(timeout=30)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+        pub.loop_stop()
+        broker.stop()
+    files = {p.name: p.read_bytes() for p in save.iterdir() if not p.name.startswith(".")}
+    assert sorted(files) == [f"b1-defect-cam1-r1-{s:07d}{x}" for s in (0, 1) for x in (".json", ".thumbnail.jpg")], \
+        (sorted(files), err)
+    assert files["b1-defect-cam1-r1-0000001.thumbnail.jpg"] == b"b1-1"
+    assert "never came" not in err and "without its header" not in err, err
+    assert "received 2 event(s)" in err and "0 event(s) and 0 payload(s) not saved" in err, err
