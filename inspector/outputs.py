@@ -8,6 +8,7 @@ Nothing is created here: ``--check`` and argument parsing leave the disk as it w
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -40,3 +41,16 @@ def file_problem(path: str | Path) -> str | None:
     if path.exists():
         return None if os.access(path, os.W_OK) else f"cannot write {path} (permission denied)"
     return _ancestor_problem(path)
+
+
+def link_new(tmp: Path, path: Path) -> None:
+    """Give the file ``tmp`` the name ``path``; FileExistsError when it is taken (never replaces a file). Where
+    the file system has no hard links (FAT, some network shares) it is renamed, after checking the name is free."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "exists", str(path)) from None
+        os.rename(tmp, path)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from inspector.commands.argtypes import float_range, int_range, out_file, out_folder
+from inspector.outputs import link_new
 from inspector.textline import one_line
 
 
@@ -119,19 +120,6 @@ def write_temporary(folder: Path, data: bytes) -> Path:
         os.unlink(name)
         raise
     return Path(name)
-
-
-def link_new(tmp: Path, path: Path) -> None:
-    """Give the file ``tmp`` the name ``path``; FileExistsError when it is taken (never replaces a file). Where
-    the file system has no hard links (FAT, some network shares) it is renamed, after checking the name is free."""
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise
-    except OSError:
-        if os.path.lexists(path):
-            raise FileExistsError(errno.EEXIST, "exists", str(path)) from None
-        os.rename(tmp, path)
 
 
 def _place(folder: Path, name: str, parts: list[tuple[str, bytes]], temps: list[Path]) -> list[Path] | None:

@@ -40,7 +40,6 @@ by a crash between files are removed at the next start, and retention deletes th
 from __future__ import annotations
 
 import collections
-import errno
 import fcntl
 import itertools
 import json
@@ -59,7 +58,7 @@ import cv2
 import numpy as np
 
 from inspector.errors import ConfigError
-from inspector.outputs import folder_problem
+from inspector.outputs import folder_problem, link_new
 from inspector.pipeline.config import RecorderSection
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.worker import Throttled, Worker, WorkerContext
@@ -108,14 +107,7 @@ def _create(path: Path, data: bytes) -> None:
             # On disk before it gets a recording name: after a power cut a file linked before its data was
             # written back (ext4 delays allocation) came back empty or short under that name
             os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise
-        except OSError:
-            if os.path.lexists(path):
-                raise FileExistsError(errno.EEXIST, "recording exists", str(path)) from None
-            os.rename(tmp, path)
+        link_new(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
         _writing.discard(tmp.name)
