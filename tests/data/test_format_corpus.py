@@ -40,6 +40,7 @@ from inspector.data.images import list_images, read_image, read_mask, resize_ima
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.preprocess import FrameRejected, Preprocessor
 from inspector.pipeline.sources import FolderSource, make_source
+from picture_support import twelve_bit_picture
 
 H, W = 48, 64  # stored picture (a multiple of the JPEG block size)
 SPEC = InputSpec(height=40, width=56, resize="square")  # model input: every path resizes
@@ -564,15 +565,6 @@ def test_declared_full_scale_wins_however_the_samples_are_stored(tmp_path):
 VIDEOS = Path(__file__).parent / "videos"
 
 
-def _twelve_bit_picture() -> np.ndarray:
-    """The 12-bit picture of tests/data/videos (README there): uint16 (24, 32, 3) BGR, values 0..4095."""
-    h, w = 24, 32
-    yy, xx = np.mgrid[0:h, 0:w]
-    r = (xx * 4095 // (w - 1)).astype(np.uint16)
-    g = (yy * 4095 // (h - 1)).astype(np.uint16)
-    b = ((xx + yy) * 4095 // (w + h - 2)).astype(np.uint16)
-    r[2:6, 3:14], g[2:6, 3:14], b[2:6, 3:14] = 3900, 300, 250
-    return np.dstack([b, g, r])
 
 
 def _camera_inputs(source_path: Path, bit_depth: int | None) -> list[np.ndarray]:
@@ -605,7 +597,7 @@ def test_a_16_bit_video_of_any_layout_is_scaled_like_its_frames_as_images(tmp_pa
     gives the model what the same frame as a 16-bit PNG gives ``predict``, with the camera's ``bit_depth``.
     OpenCV converted all of these to 8-bit BGR by the 16-bit scale (only gray16le was kept): 12-bit data came
     out 0..16 (max diff 239), the setting ignored, no warning."""
-    picture = _twelve_bit_picture()
+    picture = twelve_bit_picture()
     if name.startswith("mono"):
         picture = picture[:, :, 2]
     cv2.imwrite(str(tmp_path / "frame.png"), picture)
@@ -697,7 +689,7 @@ def test_a_v4l2_16_bit_grey_camera_is_scaled_like_its_frames_as_images(tmp_path,
     """A V4L2 camera sending 12-bit data as Y16 / Y16_BE (or declaring Y12) gives the model what the same frame
     as a 16-bit PNG gives ``predict`` with the camera's ``bit_depth``: OpenCV's V4L backend kept only the high
     byte of each Y16 sample (12-bit data 0..15, the setting ignored). Fake capture: see _FakeV4l2Capture."""
-    picture = _twelve_bit_picture()[:, :, 2]
+    picture = twelve_bit_picture()[:, :, 2]
     cv2.imwrite(str(tmp_path / "frame.png"), picture)
     want = resize_image(read_image(tmp_path / "frame.png", bit_depth=12), SPEC.height, SPEC.width, POLICY)
     monkeypatch.setattr(cv2, "VideoCapture", lambda *args: _FakeV4l2Capture(picture, palette, bytesperline))
@@ -739,7 +731,7 @@ def test_a_compressed_wide_video_is_decoded_at_full_depth(tmp_path, name, bit_de
     half the pixels). Decoded by the ffmpeg program (inspector.pipeline.ffmpeg_frames) when it is installed."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("needs the ffmpeg program")
-    picture = _twelve_bit_picture()
+    picture = twelve_bit_picture()
     if name.startswith("mono"):
         picture = picture[:, :, 2]
     cv2.imwrite(str(tmp_path / "frame.png"), picture)
@@ -758,7 +750,7 @@ def test_a_compressed_wide_video_loops_and_closes_at_full_depth(tmp_path):
     ends the ffmpeg program it started."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("needs the ffmpeg program")
-    cv2.imwrite(str(tmp_path / "frame.png"), _twelve_bit_picture())
+    cv2.imwrite(str(tmp_path / "frame.png"), twelve_bit_picture())
     want = resize_image(read_image(tmp_path / "frame.png", bit_depth=12), SPEC.height, SPEC.width, POLICY)
     video = tmp_path / "loop.mkv"
     video.write_bytes((VIDEOS / "colour12_ffv1_gbrp16le.mkv").read_bytes())

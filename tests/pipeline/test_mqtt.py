@@ -438,41 +438,53 @@ def test_mqtt_topics_select_what_they_say_a_camera_whole(tmp_path):
     assert res.returncode == 2 and "topic 'v1/def'" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_mqtt_save_dir_keeps_every_header_and_payload_in_either_order(tmp_path):
-    """'subscribe mqtt://… --save-dir' saved nothing at all (only the ZeroMQ route saved). Now headers are saved
-    with the box leading their names (two boxes, one camera name, one run id: two files), each payload message
-    goes next to its header whether the broker delivered it before or after it, a payload without a header is
-    kept under its topic, and a payload that never came is told."""
-    import paho.mqtt.client as mqtt
-
+def _defect_messages(box: str, seq: int) -> list:
+    """The MQTT messages of defect ``seq`` of camera cam1 in run r1 of ``box``: its header and a thumbnail
+    payload whose bytes name the box and seq."""
     from inspector.events import InspectionEvent, Payload
     from inspector.integrations.mqtt import event_messages
 
-    def messages(box: str, seq: int) -> list:
-        event = InspectionEvent(type="defect", camera="cam1", seq=seq, frame_id=seq, event_id=f"r1-cam1-{seq}",
-                                decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={}, model={},
-                                run_id="r1", payloads=[Payload("thumbnail", "jpeg", f"{box}-{seq}".encode(), [2, 2])])
-        return event_messages(event, f"inspector/{box}", "r1", True)
+    event = InspectionEvent(type="defect", camera="cam1", seq=seq, frame_id=seq, event_id=f"r1-cam1-{seq}",
+                            decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={}, model={},
+                            run_id="r1", payloads=[Payload("thumbnail", "jpeg", f"{box}-{seq}".encode(), [2, 2])])
+    return event_messages(event, f"inspector/{box}", "r1", True)
 
-    broker = Mosquitto(tmp_path / "broker").start()
-    save = tmp_path / "saved"
-    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/defect", "--save-dir", str(save),
-                                 "--timeout", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+def _publish_raw(broker: Mosquitto, consumer: subprocess.Popen, batches: list[list], subscribed_s: float):
+    """Publish ``batches`` of messages (QoS 1, each acknowledged) as a plain paho client, 0.5 s apart, once the
+    consumer has had ``subscribed_s`` to subscribe; then the consumer's (stdout, stderr). Stops the broker."""
+    import paho.mqtt.client as mqtt
+
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="raw-publisher")
     pub.connect("127.0.0.1", broker.port)
     pub.loop_start()
     try:
-        time.sleep(2.5)  # the consumer is subscribed
-        (h0, p0), (h1, p1), (h2, _), (_, p9) = (messages("b1", s) for s in (0, 1, 2, 9))
-        b2h, b2p = messages("b2", 0)
-        for msg in (h0, p0, p1, h1, h2, p9, b2h, b2p):  # seq 1's payload first; seq 2's never; seq 9's header never
-            pub.publish(msg.topic, msg.payload, qos=1).wait_for_publish(5)
-        out, err = consumer.communicate(timeout=30)
+        time.sleep(subscribed_s)
+        for i, batch in enumerate(batches):
+            time.sleep(0.5 if i else 0)
+            for msg in batch:
+                pub.publish(msg.topic, msg.payload, qos=1).wait_for_publish(5)
+        return consumer.communicate(timeout=30)
     finally:
         if consumer.poll() is None:
             consumer.kill()
         pub.loop_stop()
         broker.stop()
+
+
+def test_mqtt_save_dir_keeps_every_header_and_payload_in_either_order(tmp_path):
+    """'subscribe mqtt://… --save-dir' saved nothing at all (only the ZeroMQ route saved). Now headers are saved
+    with the box leading their names (two boxes, one camera name, one run id: two files), each payload message
+    goes next to its header whether the broker delivered it before or after it, a payload without a header is
+    kept under its topic, and a payload that never came is told."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    save = tmp_path / "saved"
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/defect", "--save-dir", str(save),
+                                 "--timeout", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    (h0, p0), (h1, p1), (h2, _), (_, p9) = (_defect_messages("b1", s) for s in (0, 1, 2, 9))
+    b2h, b2p = _defect_messages("b2", 0)
+    # seq 1's payload first; seq 2's never; seq 9's header never
+    out, err = _publish_raw(broker, consumer, [[h0, p0, p1, h1, h2, p9, b2h, b2p]], subscribed_s=2.5)
     files = {p.name: p.read_bytes() for p in save.iterdir() if not p.name.startswith(".")}
     for box, seq in (("b1", 0), ("b1", 1), ("b2", 0)):
         assert files[f"{box}-defect-cam1-r1-{seq:07d}.thumbnail.jpg"] == f"{box}-{seq}".encode(), (sorted(files), err)
@@ -488,40 +500,15 @@ def test_mqtt_count_waits_for_the_last_payloads_past_other_messages_and_a_redeli
     topic alone): the wait for it stopped at that header, and the payload was told as 'never came'. A payload
     delivered again (QoS 1 re-delivery) after its file was written must neither overwrite it nor be saved as an
     orphan, nor be told."""
-    import paho.mqtt.client as mqtt
-
-    from inspector.events import InspectionEvent, Payload
-    from inspector.integrations.mqtt import event_messages
-
-    def messages(box: str, seq: int) -> list:
-        event = InspectionEvent(type="defect", camera="cam1", seq=seq, frame_id=seq, event_id=f"r1-cam1-{seq}",
-                                decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={}, model={},
-                                run_id="r1", payloads=[Payload("thumbnail", "jpeg", f"{box}-{seq}".encode(), [2, 2])])
-        return event_messages(event, f"inspector/{box}", "r1", True)
-
     broker = Mosquitto(tmp_path / "broker").start()
     save = tmp_path / "saved"
     consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/defect", "--save-dir", str(save),
                                  "--count", "2", "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="raw-publisher")
-    pub.connect("127.0.0.1", broker.port)
-    pub.loop_start()
-    try:
-        assert "subscribed to" in consumer.stderr.readline()
-        time.sleep(1.5)  # its subscriptions are made (on connect, in paho's thread)
-        (h0, p0), (h1, p1), (o0, q0) = messages("b1", 0), messages("b1", 1), messages("b2", 0)
-        for msg in (h0, p0, p0, h1, o0):  # p0 again: a re-delivery; b2's header between b1's last event and its payload
-            pub.publish(msg.topic, msg.payload, qos=1).wait_for_publish(5)
-        time.sleep(0.5)
-        for msg in (p1, p0, q0):
-            pub.publish(msg.topic, msg.payload, qos=1).wait_for_publish(5)
-        out, err = consumer.communicate(timeout=30)
-    finally:
-        if consumer.poll() is None:
-            consumer.kill()
-        pub.loop_stop()
-        broker.stop()
+    assert "subscribed to" in consumer.stderr.readline()
+    (h0, p0), (h1, p1), (o0, q0) = (_defect_messages(b, s) for b, s in (("b1", 0), ("b1", 1), ("b2", 0)))
+    # p0 again: a re-delivery; b2's header between b1's last event and its payload
+    out, err = _publish_raw(broker, consumer, [[h0, p0, p0, h1, o0], [p1, p0, q0]], subscribed_s=1.5)
     files = {p.name: p.read_bytes() for p in save.iterdir() if not p.name.startswith(".")}
     assert sorted(files) == [f"b1-defect-cam1-r1-{s:07d}{x}" for s in (0, 1) for x in (".json", ".thumbnail.jpg")], \
         (sorted(files), err)

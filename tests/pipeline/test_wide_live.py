@@ -25,20 +25,12 @@ from inspector.pipeline.config import CameraSection, ReconnectSection
 from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.sources import make_source
 from inspector.pipeline.telemetry import Counters
+from picture_support import twelve_bit_picture
 
 SPEC = InputSpec(height=40, width=56, resize="square")
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg program")
 
 
-def _twelve_bit_picture() -> np.ndarray:
-    """uint16 (24, 32, 3) BGR, values 0..4095: gradients and a patch (tests/data/videos' picture)."""
-    h, w = 24, 32
-    yy, xx = np.mgrid[0:h, 0:w]
-    r = (xx * 4095 // (w - 1)).astype(np.uint16)
-    g = (yy * 4095 // (h - 1)).astype(np.uint16)
-    b = ((xx + yy) * 4095 // (w + h - 2)).astype(np.uint16)
-    r[2:6, 3:14], g[2:6, 3:14], b[2:6, 3:14] = 3900, 300, 250
-    return np.dstack([b, g, r])
 
 
 class Sender:
@@ -83,7 +75,7 @@ def sending(args: list[str]):
 
 def _encode(tmp_path: Path, grey: bool, codec: list[str], fmt: str) -> Path:
     """The 12-bit picture, 10 frames encoded by ``codec`` into a ``fmt`` file (streamed in a loop by the sender)."""
-    picture = _twelve_bit_picture()[:, :, 2] if grey else _twelve_bit_picture()
+    picture = twelve_bit_picture()[:, :, 2] if grey else twelve_bit_picture()
     out = tmp_path / f"enc.{fmt}"
     if codec[1] == "libx265":  # a 10-bit format is the 12 bits' top 10: fed as full-scale 16-bit samples
         picture = (picture << 4) | (picture >> 8)
@@ -126,7 +118,7 @@ def test_a_wide_live_stream_gives_the_model_what_its_frame_as_a_png_gives(tmp_pa
     encoded = _encode(tmp_path, grey, codec, fmt)
     want = resize_image(read_image(_png_of(tmp_path, encoded, grey), bit_depth=bit_depth), SPEC.height, SPEC.width,
                         "square")
-    original = _twelve_bit_picture()[:, :, 2] if grey else _twelve_bit_picture()
+    original = twelve_bit_picture()[:, :, 2] if grey else twelve_bit_picture()
     cv2.imwrite(str(tmp_path / "original.png"), original)
     want_original = resize_image(read_image(tmp_path / "original.png", bit_depth=12), SPEC.height, SPEC.width,
                                  "square")
