@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 
@@ -118,3 +119,14 @@ def test_cli_exit_codes(good, tiny_dataset, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("FAIL") and "✗ candidate produced NaN/Inf" in out
     assert main(["verify", str(tmp_path / "missing.onnx"), "--reference", str(good), "--data", str(tiny_dataset)]) == 2
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full (every write: ENOSPC)")
+def test_a_full_disk_found_while_writing_the_report_is_one_line(good, tiny_dataset, capsys):
+    """A full disk is found when the data is written, not when the file is opened: write()/close() raise
+    ENOSPC naming no file, which the CLI took for a bug of its own and showed as a traceback. Now any command's
+    storage error (full disk or quota, I/O error, read-only device, file too large) is one line, exit 2."""
+    code = main(["verify", str(good.with_name("tiny.fp16.onnx")), "--reference", str(good),
+                 "--data", str(tiny_dataset), "--limit", "2", "--report", "/dev/full"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1] == "error: inspector verify: cannot write its output: No space left on device"
