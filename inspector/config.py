@@ -347,8 +347,8 @@ def read_text(path: str | Path, what: str = "config file", error: type[Inspector
     path = Path(path)
     if path.is_dir():  # "not found" sent users looking for a file that is there, as a folder
         raise error(f"{path}: is a folder, not a {what}")
-    if not path.is_file():
-        raise error(f"{path}: {what} not found")
+    if not path.is_file():  # a device or pipe (/dev/zero, a FIFO) is no file: read, it never ends or blocks
+        raise error(f"{path}: {what} is not a regular file" if path.exists() else f"{path}: {what} not found")
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise error(f"{path}: {what} is larger than {MAX_FILE_BYTES >> 20} MiB")

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+from inspector.config import read_text
+from inspector.errors import InspectorError
 from inspector.events import Event, topic_matches
 from inspector.textline import one_line
 
@@ -489,13 +491,14 @@ class StateFile:
         """Resume ``target`` from the file; returns one line to tell (resumed, or why not), None when absent.
         Raises ConfigError when the file is the state of another endpoint, or of a newer version: it is left as
         it is."""
-        try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        if not (self.path.exists() or self.path.is_symlink()):
             return None
-        except (OSError, ValueError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not JSON"
-            return f"warning: {self.path}: cannot read the subscriber state ({why}); starting without it"
+        try:  # the shared reader: a regular file of at most MAX_FILE_BYTES (not /dev/zero, a pipe, a huge file)
+            doc = json.loads(read_text(self.path, "subscriber state"))
+        except InspectorError as exc:
+            return f"warning: {exc}; starting without it"
+        except ValueError:
+            return f"warning: {self.path}: cannot read the subscriber state (not JSON); starting without it"
         if not isinstance(doc, dict):
             return f"warning: {self.path}: not a subscriber state; starting without it"
         self._refuse_foreign(doc)
