@@ -36,8 +36,14 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def split_graph_name(path: str | Path) -> tuple[Path, str]:
-    """``export/rs.fp16.onnx`` → (``export/rs``, ``fp16``); plain ``.onnx`` → fp32."""
+    """``export/rs.fp16.onnx`` → (``export/rs``, ``fp16``); plain ``.onnx`` → fp32.
+
+    Raises ExportError for a path without a file name (``/``, ``.``): every command that takes a graph names
+    its sidecar and siblings through here, and ``quantize /`` ended in pathlib's ValueError, a traceback.
+    """
     path = Path(path)
+    if not path.name:
+        raise ExportError(f"{path}: not a model file (a folder has no sidecar); give the .onnx graph")
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
     for precision in PRECISION_SUFFIXES:
         if stem.endswith("." + precision):
