@@ -359,6 +359,16 @@ def read_text(path: str | Path, what: str = "config file", error: type[Inspector
         raise error(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
 
 
+def read_secret(path: str | Path, where: str) -> str:
+    """The stripped text of a file holding a secret (an access token, a password), through :func:`read_text`:
+    a one-line ConfigError naming the setting ``where`` when it is missing, a folder or device, huge or not
+    UTF-8 (read by hand, a token file of binary bytes ended ``run --check`` in a UnicodeDecodeError traceback)."""
+    try:
+        return read_text(path, "secret file").strip()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def parse_yaml(text: str, where: str, error: type[InspectorError] = ConfigError, what: str = "file") -> Any:
     """:func:`yaml_load` with every failure (syntax, control characters, deep nesting) as one line."""
     try:
