@@ -121,12 +121,26 @@ def test_cli_exit_codes(good, tiny_dataset, tmp_path, capsys):
     assert main(["verify", str(tmp_path / "missing.onnx"), "--reference", str(good), "--data", str(tiny_dataset)]) == 2
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full (every write: ENOSPC)")
-def test_a_full_disk_found_while_writing_the_report_is_one_line(good, tiny_dataset, capsys):
+def test_a_full_disk_found_while_writing_the_report_is_one_line(good, tiny_dataset, tmp_path):
     """A full disk is found when the data is written, not when the file is opened: write()/close() raise
-    ENOSPC naming no file, which the CLI took for a bug of its own and showed as a traceback. Now any command's
-    storage error (full disk or quota, I/O error, read-only device, file too large) is one line, exit 2."""
-    code = main(["verify", str(good.with_name("tiny.fp16.onnx")), "--reference", str(good),
-                 "--data", str(tiny_dataset), "--limit", "2", "--report", "/dev/full"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and err[-1] == "error: inspector verify: cannot write its output: No space left on device"
+    naming no file, which the CLI took for a bug of its own and showed as a traceback. Now any command's
+    storage error (full disk or quota, I/O error, read-only device, file too large) is one line, exit 2.
+    The disk fills up at 200 bytes here: a file size limit (RLIMIT_FSIZE, SIGXFSZ ignored: EFBIG, as ENOSPC)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = f"""
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
+from inspector.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    res = subprocess.run([sys.executable, "-c", code, "verify", str(good.with_name("tiny.fp16.onnx")), "--reference",
+                          str(good), "--data", str(tiny_dataset), "--limit", "2", "--report", str(tmp_path / "r.json")],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines()[-1] == "error: inspector verify: cannot write its output: File too large"
