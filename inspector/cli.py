@@ -5,7 +5,8 @@ Each command lives in ``inspector.commands.<name>`` and exposes
 imported lazily by name so ``inspector subscribe`` never pays for torch.
 User errors (:class:`InspectorError`) print one line and exit 2 (one: a newline in a path is escaped); so does an
 OSError that names a file (a full disk, an output made unwritable while a command
-ran): the file and what the system said. ``--debug`` shows the traceback. The library names the field an error is about; the one
+ran): the file and what the system said, and one about the machine's storage that names none
+(a full disk found by write() or close(): :data:`STORAGE_ERRNOS`): the command and what the system said. ``--debug`` shows the traceback. The library names the field an error is about; the one
 mapping from fields to flags is the command's parser itself (an option's
 ``dest`` is the library's field name), read by :func:`user_message`.
 """
@@ -13,6 +14,7 @@ mapping from fields to flags is the command's parser itself (an option's
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -166,17 +168,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {one_line(redact(user_message(exc, parser, command)))}", file=sys.stderr)
         return 2
     except OSError as exc:
-        if debug or exc.filename is None:  # no file named: not the user's disk, maybe ours (a traceback)
+        # no file named and not the machine's storage: not the user's disk, maybe ours (a traceback)
+        if debug or (exc.filename is None and exc.errno not in STORAGE_ERRNOS):
             raise
-        print(f"error: {one_line(os_error_line(exc))}", file=sys.stderr)
+        print(f"error: {one_line(os_error_line(exc, command))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)
         return interrupt_exit_code(exc)
 
 
-def os_error_line(exc: OSError) -> str:
+# errno values that say the machine could not store what a command wrote: a full disk or quota, a failing or
+# read-only device, a file over the size limit (errno(3)). write() and close() raise them naming no file (a full
+# disk is found when the data is written, not when the file is opened), so they are told by the command instead.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG})
+
+
+def os_error_line(exc: OSError, command: str | None = None) -> str:
     """The one line for an OSError about a file the library did not foresee (a full disk, a folder that
-    turned read-only, a name that became a folder meanwhile): what the system said, and which file."""
+    turned read-only, a name that became a folder meanwhile): what the system said, and which file (or, when
+    the system named none, which command's output)."""
+    if exc.filename is None:
+        return f"inspector {command or ''}: cannot write its output: {exc.strerror or type(exc).__name__}"
     where = os.fsdecode(exc.filename) if isinstance(exc.filename, (str, bytes, os.PathLike)) else str(exc.filename)
     return f"{where}: {exc.strerror or type(exc).__name__}"

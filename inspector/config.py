@@ -347,8 +347,8 @@ def read_text(path: str | Path, what: str = "config file", error: type[Inspector
     path = Path(path)
     if path.is_dir():  # "not found" sent users looking for a file that is there, as a folder
         raise error(f"{path}: is a folder, not a {what}")
-    if not path.is_file():
-        raise error(f"{path}: {what} not found")
+    if not path.is_file():  # a device or pipe (/dev/zero, a FIFO) is no file: read, it never ends or blocks
+        raise error(f"{path}: {what} is not a regular file" if path.exists() else f"{path}: {what} not found")
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise error(f"{path}: {what} is larger than {MAX_FILE_BYTES >> 20} MiB")
@@ -357,6 +357,16 @@ def read_text(path: str | Path, what: str = "config file", error: type[Inspector
         raise error(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise error(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+
+
+def read_secret(path: str | Path, where: str) -> str:
+    """The stripped text of a file holding a secret (an access token, a password), through :func:`read_text`:
+    a one-line ConfigError naming the setting ``where`` when it is missing, a folder or device, huge or not
+    UTF-8 (read by hand, a token file of binary bytes ended ``run --check`` in a UnicodeDecodeError traceback)."""
+    try:
+        return read_text(path, "secret file").strip()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def parse_yaml(text: str, where: str, error: type[InspectorError] = ConfigError, what: str = "file") -> Any:

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+from inspector.config import read_text
+from inspector.errors import InspectorError
 from inspector.events import Event, topic_matches
 from inspector.textline import one_line
 
@@ -35,6 +37,14 @@ DAEMON_DROP_REASONS = {
 STATE_VERSION = 1
 STATE_RUNS = 4
 STATE_STREAMS = 1024
+# What a LossTracker remembers at most: the last TRACK_RUNS runs heard and the TRACK_STREAMS streams heard most
+# recently (the daemon's drop counts told: as many). Wire data is untrusted: a publisher that sent a new run id or
+# camera name with every event grew the tracker without bound (about 1 kB per event) and made each event slower
+# than the one before (100 000 such events took 7 minutes), so a subscriber ended out of memory or fell behind
+# for good. Far beyond any real box (cameras × event types × restarts heard in one session); what is forgotten
+# counts anew if it comes back (a 'restart', 'missed before joining').
+TRACK_RUNS = 64
+TRACK_STREAMS = 4 * STATE_STREAMS
 
 
 def _fingerprint(event: Event) -> tuple:
@@ -147,8 +157,10 @@ class LossTracker:
                 self._notices.append(f"daemon restarted: new run {run or '?'} (started "
                                      f"{event.run_started_utc or '?'}) after run {list(self.runs)[-1] or '?'}"
                                      + self._restart_while_down())
-            self.runs[run] = event.run_started_utc
+            self._add_run(run, event.run_started_utc)
             self._run_topics[run] = self._topics
+        else:
+            self.runs[run] = self.runs.pop(run)  # heard last: the runs are kept least recently heard first
         self._resumed_run = None
         if event.type == "stats":
             self._unheard_streams(run, event.data.get("sequences"), before_joining=new_run)
@@ -161,10 +173,10 @@ class LossTracker:
             return
         camera = getattr(event, "camera", "")
         key = (run, event.type, camera)
-        stream = self._streams.get(key)
+        stream = self._heard_last(key)
         what = f"{event.type} event(s) of camera '{camera}'"
         if stream is None:
-            stream = self._streams[key] = _Stream()
+            stream = self._new_stream(key)
             self._start(stream, event.seq, what, f"before this subscriber heard run {run or '?'}")
         elif stream.resumed and event.seq > stream.next:
             self._missed_while_down(stream, event.seq, what, run)
@@ -177,6 +189,33 @@ class LossTracker:
             return
         stream.heard(event.seq, _fingerprint(event))
         stream.epoch = len(self._marks) - 1
+
+    def _add_run(self, run: str, started_utc: str) -> None:
+        """Remember ``run``; the run heard least recently beyond TRACK_RUNS is forgotten, with its streams and
+        the drops told of it."""
+        self.runs[run] = started_utc
+        while len(self.runs) > TRACK_RUNS:
+            old = next(iter(self.runs))
+            del self.runs[old]
+            self._run_topics.pop(old, None)
+            for key in [k for k in self._streams if k[0] == old]:
+                del self._streams[key]
+            for key in [k for k in self._daemon_told if k[0] == old]:
+                del self._daemon_told[key]
+
+    def _heard_last(self, key: tuple[str, str, str]) -> _Stream | None:
+        """The stream ``key`` (None: not remembered), moved to the end: the streams are kept least recently heard
+        first, so the one forgotten beyond TRACK_STREAMS is the stalest, never a camera that keeps publishing."""
+        stream = self._streams.pop(key, None)
+        if stream is not None:
+            self._streams[key] = stream
+        return stream
+
+    def _new_stream(self, key: tuple[str, str, str]) -> _Stream:
+        stream = self._streams[key] = _Stream()
+        while len(self._streams) > TRACK_STREAMS:
+            del self._streams[next(iter(self._streams))]
+        return stream
 
     def _restart_while_down(self) -> str:
         """The tail of a restart notice when the run before it was last heard before this subscriber's restart."""
@@ -237,13 +276,13 @@ class LossTracker:
         socket; the count becomes the stream's next seq, so its next event is no gap."""
         if self._topics is None or not isinstance(sequences, dict):
             return
-        for stream, published in sequences.items():
+        for stream, published in list(sequences.items())[:STATE_STREAMS]:
             kind, _, camera = str(stream).partition("/")
             key = (run, kind, camera)
             if (key in self._streams or kind in UNCOUNTED_TYPES or type(published) is not int
                     or not 0 < published <= 10**9 or not self._subscribed(str(stream))):
                 continue
-            state = self._streams[key] = _Stream()
+            state = self._new_stream(key)
             state.next = published
             covered = self._run_topics.get(run, self._topics)
             if before_joining or not (covered is None or _covers(covered, f"v1/{stream}")):
@@ -279,6 +318,8 @@ class LossTracker:
                 if type(n) is not int or not before < n <= before + 10**9:
                     continue
                 self._daemon_told[key] = n
+                if len(self._daemon_told) > TRACK_STREAMS:
+                    del self._daemon_told[next(iter(self._daemon_told))]
                 self.daemon_dropped += n - before
                 reason = DAEMON_DROP_REASONS.get(str(why), f"'{str(why)[:32]}'")
                 self._notices.append(f"the daemon itself dropped {n - before} {kind} event(s) of camera "
@@ -450,13 +491,14 @@ class StateFile:
         """Resume ``target`` from the file; returns one line to tell (resumed, or why not), None when absent.
         Raises ConfigError when the file is the state of another endpoint, or of a newer version: it is left as
         it is."""
-        try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        if not (self.path.exists() or self.path.is_symlink()):
             return None
-        except (OSError, ValueError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not JSON"
-            return f"warning: {self.path}: cannot read the subscriber state ({why}); starting without it"
+        try:  # the shared reader: a regular file of at most MAX_FILE_BYTES (not /dev/zero, a pipe, a huge file)
+            doc = json.loads(read_text(self.path, "subscriber state"))
+        except InspectorError as exc:
+            return f"warning: {exc}; starting without it"
+        except ValueError:
+            return f"warning: {self.path}: cannot read the subscriber state (not JSON); starting without it"
         if not isinstance(doc, dict):
             return f"warning: {self.path}: not a subscriber state; starting without it"
         self._refuse_foreign(doc)

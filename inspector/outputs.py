@@ -34,10 +34,18 @@ def folder_problem(path: str | Path) -> str | None:
 
 
 def file_problem(path: str | Path) -> str | None:
-    """Why a file cannot be written at ``path``, one phrase; None when it can (an existing file is replaced)."""
+    """Why a file cannot be written at ``path``, one phrase; None when it can (an existing file is replaced).
+
+    Only a regular file is replaced: outputs are written in place or renamed over the old file, so a device,
+    pipe or socket there is refused (``subscribe --state /dev/null`` renamed its state over /dev/null, which a
+    root user then lost for the whole machine; reading ``--state /dev/zero`` back never ended, until the
+    kernel killed the subscriber for memory; a pipe blocked it for good).
+    """
     path = Path(path)
     if path.is_dir():
         return f"{path} is a folder, not a file name"
+    if path.exists() and not path.is_file():
+        return f"{path} is not a regular file (a device, pipe or socket)"
     if path.exists():
         return None if os.access(path, os.W_OK) else f"cannot write {path} (permission denied)"
     return _ancestor_problem(path)

@@ -121,3 +121,16 @@ def test_help_is_fast():
     result = subprocess.run([sys.executable, "-m", "inspector", "train", "--help"], capture_output=True, timeout=60)
     assert result.returncode == 0
     assert time.perf_counter() - start < 5.0  # well under a second on an idle machine; generous for shared CI
+
+
+@pytest.mark.parametrize("command", [["quantize", "{m}", "--calibration", "{d}"], ["build", "{m}"],
+                                     ["predict", "{m}", "{d}"], ["calibrate", "{m}", "--good-dir", "{d}"],
+                                     ["verify", "{m}", "--reference", "{m}", "--data", "{d}"]])
+@pytest.mark.parametrize("model", ["/", "."])
+def test_a_model_path_without_a_file_name_is_one_line(command, model, tmp_path, capsys):
+    """Every command that takes a graph names its sidecar from the graph's file name; ``/`` and ``.`` have none,
+    and ``quantize /`` or ``build .`` ended in pathlib's ValueError (a traceback)."""
+    argv = [a.format(m=model, d=tmp_path) for a in command]
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: "), err

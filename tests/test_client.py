@@ -677,3 +677,44 @@ def test_a_topic_that_would_select_nothing_is_refused_in_one_line(tmp_path, topi
     with pytest.raises(ConfigError, match="not v1/, v1/<type> or v1/<type>/<camera>"):
         Subscriber(f"ipc://{tmp_path}/ev.sock", [topic])
     assert main(["subscribe", f"ipc://{tmp_path}/ev.sock", "--topic", topic, "--timeout", "1"]) == 2
+
+
+def test_a_publisher_of_endless_run_ids_and_camera_names_cannot_grow_the_subscriber(tmp_path):
+    """Wire data is untrusted: a rogue publisher that sends each event under a new run id or camera name grew the
+    loss accounting without bound (about 1 kB per event, and each event slower than the last: 100 000 of them took
+    7 minutes) until the subscriber ran out of memory. Now it keeps the last TRACK_RUNS runs and the TRACK_STREAMS
+    streams heard most recently, and a camera that keeps publishing meanwhile is accounted as before: no loss."""
+    import threading
+
+    from inspector.loss import TRACK_RUNS, TRACK_STREAMS
+
+    rogue = [_status_in(f"rogue-run-{i}", 0) for i in range(2 * TRACK_RUNS)]
+    rogue += [_status_in("rogue", 0, camera=f"cam-{i}") for i in range(TRACK_STREAMS + 500)]
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock", sndhwm=100_000))
+    with Subscriber(pub.endpoint, ["v1/"], rcvhwm=100_000) as sub:
+        _connect(pub, sub)
+        pub.send(_status_in("legit", 0, camera="line-1"))
+        assert sub.recv(timeout=5).camera == "line-1"
+
+        def send() -> None:
+            for i, event in enumerate(rogue):
+                pub.send(event)
+                if i % 10 == 9:  # the real camera goes on publishing in between, in its own run
+                    pub.send(_status_in("legit", i // 10 + 1, camera="line-1"))
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        heard = legit = 0
+        while heard < len(rogue) + len(rogue) // 10 and (event := sub.recv(timeout=10)) is not None:
+            heard += 1
+            legit += event.camera == "line-1"
+        sender.join()
+        assert legit == len(rogue) // 10, "the test lost events on the way: it proves nothing"
+        assert len(sub.loss.runs) <= TRACK_RUNS and len(sub.loss._streams) <= TRACK_STREAMS
+        assert ("legit", "status", "line-1") in sub.loss._streams  # heard recently: never forgotten
+        sub.loss.notices()
+        pub.send(_status_in("legit", legit + 1, camera="line-1"))
+        assert sub.recv(timeout=5).seq == legit + 1
+        assert sub.loss.gaps == 0 and sub.loss.notices() == []  # its next event is no gap, no new start
+        assert sub.loss.lost == 0 and sub.loss.restarts == 2 * TRACK_RUNS + 1  # each rogue run once, legit never
+    pub.close()

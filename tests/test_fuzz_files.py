@@ -12,6 +12,7 @@ through the loader export, evaluate and ``predict --backend torch`` share (each 
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import os
 import random
@@ -31,6 +32,8 @@ SEED = int(os.environ.get("INSPECTOR_FUZZ_SEED", "15"))
 CASE_LIMIT_S = 5.0  # a case slower than this counts as a hang
 REPO = Path(__file__).resolve().parents[1]
 SHA = "0" * 64
+CHECKPOINT = b"a run's checkpoint"  # the model card's training.checkpoint (only its path and sha256 are read)
+CHECKPOINT_SHA = hashlib.sha256(CHECKPOINT).hexdigest()
 
 EXTREMES: list[Any] = [-1, 0, 1, 2**31, 2**63, 10**30, -(10**30), 1e308, float("nan"), float("inf"), -0.0, 0.5,
                        "", "yes", "on", "ça☃ü", "x" * 300, "../../etc", None, True, [], [[]], {}, {"a": 1},
@@ -63,7 +66,9 @@ def _sidecar(graph: Path, sha: str, size: int = 32) -> dict:
             "input": {"name": "images", "dtype": "uint8", "layout": "NHWC", "batch": "N", "height": size,
                       "width": size, "channels": 3, "color": "RGB", "resize": "square"},
             "outputs": {"score": {"dtype": "float32"}, "anomaly_map": {"dtype": "float32"}},
-            "graphs": {"fp32": {"file": graph.name, "sha256": sha, "precision": "fp32"}}, "opset": 13}
+            "graphs": {"fp32": {"file": graph.name, "sha256": sha, "precision": "fp32"}}, "opset": 13,
+            "training": {"checkpoint": str(graph.with_name("best.pt")), "checkpoint_sha256": CHECKPOINT_SHA,
+                         "data": {"root": "brick", "val_files": ["004.png", "010.png"]}}}
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +78,7 @@ def seeds(tmp_path_factory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("fuzz")
     graph = root / "m.onnx"
     onnx_bytes = _onnx_model(graph)
+    (root / "best.pt").write_bytes(CHECKPOINT)
     sidecar = _sidecar(graph, sha256_file(graph))
     (root / "m.json").write_text(json.dumps(sidecar))
     daemon = {"model": {"path": str(graph), "threads": 1}, "thresholds": {"image": 0.5},
@@ -180,10 +186,17 @@ def _load_train(path: Path, seeds) -> None:
 
 
 def _load_sidecar(path: Path, seeds) -> None:
+    """What the CLI reads of a model card: the input spec (every command), the validation file names
+    (calibrate) and the training checkpoint (``predict --backend torch``; not here: one line, exit 2)."""
     from inspector.artifacts import input_spec
     from inspector.artifacts.model_card import read_sidecar
+    from inspector.backends.torch_eager import resolve_checkpoint
+    from inspector.evaluation.calibrate import _val_names
 
-    input_spec(read_sidecar(path))
+    card = read_sidecar(path)
+    input_spec(card)
+    set(_val_names(card))
+    resolve_checkpoint(path.with_suffix(".onnx"))
 
 
 def _load_engine_sidecar(path: Path, seeds) -> None:

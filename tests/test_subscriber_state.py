@@ -191,3 +191,30 @@ def test_a_subscriber_stopped_mid_save_leaves_the_event_whole_or_told_missed(tmp
         assert proc.returncode == -signal.SIGKILL
         assert not [n for n in names if not n.startswith(".")], names  # hidden temporaries at most
         assert [s[3] for s in state["streams"] if s[3]] == [], state  # seq 0 is not counted as heard
+
+
+def test_a_state_file_that_is_no_regular_file_is_refused_or_skipped_never_read_nor_replaced(tmp_path):
+    """``--state`` named a pipe: reading it back blocked the subscriber for good (a device: ``/dev/zero`` read
+    until the kernel killed it for memory, ``/dev/null`` as root was renamed over and lost for the machine).
+    Every file output is now a regular file or absent (one line, exit 2), and a default state file in
+    ``--save-dir`` that is no regular file is one warning: the subscriber starts without it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    command = [sys.executable, "-m", "inspector", "subscribe", f"ipc://{tmp_path}/none.sock", "--timeout", "0.2"]
+    fifo = tmp_path / "state"
+    os.mkfifo(fifo)
+    res = subprocess.run(command + ["--state", str(fifo)], env=env, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"error: inspector subscribe: argument --state: {fifo} is not a regular file (a device, pipe or socket) "
+        f"(see 'inspector subscribe --help')"]
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    os.mkfifo(saved / ".subscriber-state")
+    res = subprocess.run(command + ["--save-dir", str(saved)], env=env, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0 and "Traceback" not in res.stderr
+    assert res.stderr.splitlines()[0] == (f"warning: {saved / '.subscriber-state'}: subscriber state is not a "
+                                          f"regular file; starting without it")

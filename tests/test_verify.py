@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 
@@ -118,3 +119,28 @@ def test_cli_exit_codes(good, tiny_dataset, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("FAIL") and "✗ candidate produced NaN/Inf" in out
     assert main(["verify", str(tmp_path / "missing.onnx"), "--reference", str(good), "--data", str(tiny_dataset)]) == 2
+
+
+def test_a_full_disk_found_while_writing_the_report_is_one_line(good, tiny_dataset, tmp_path):
+    """A full disk is found when the data is written, not when the file is opened: write()/close() raise
+    naming no file, which the CLI took for a bug of its own and showed as a traceback. Now any command's
+    storage error (full disk or quota, I/O error, read-only device, file too large) is one line, exit 2.
+    The disk fills up at 200 bytes here: a file size limit (RLIMIT_FSIZE, SIGXFSZ ignored: EFBIG, as ENOSPC)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = f"""
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
+from inspector.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    res = subprocess.run([sys.executable, "-c", code, "verify", str(good.with_name("tiny.fp16.onnx")), "--reference",
+                          str(good), "--data", str(tiny_dataset), "--limit", "2", "--report", str(tmp_path / "r.json")],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines()[-1] == "error: inspector verify: cannot write its output: File too large"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from inspector.artifacts.card_loading import parse_card, validate_card
-from inspector.artifacts.model_card import CardGraph, CardInput, CardModel
+from inspector.artifacts.model_card import CardGraph, CardInput, CardModel, CardTraining
 from inspector.config import bounded, load_json
 from inspector.contract import InputSpec
 from inspector.errors import BackendError, InspectorError
@@ -32,6 +32,7 @@ class EngineModel:
     input: CardInput
     model: CardModel = field(default_factory=CardModel)
     graphs: dict[str, CardGraph] = field(default_factory=dict)
+    training: CardTraining | None = None  # calibrate reads its validation file names through the engine card
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,14 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def split_graph_name(path: str | Path) -> tuple[Path, str]:
-    """``export/rs.fp16.onnx`` → (``export/rs``, ``fp16``); plain ``.onnx`` → fp32."""
+    """``export/rs.fp16.onnx`` → (``export/rs``, ``fp16``); plain ``.onnx`` → fp32.
+
+    Raises ExportError for a path without a file name (``/``, ``.``): every command that takes a graph names
+    its sidecar and siblings through here, and ``quantize /`` ended in pathlib's ValueError, a traceback.
+    """
     path = Path(path)
+    if not path.name:
+        raise ExportError(f"{path}: not a model file (a folder has no sidecar); give the .onnx graph")
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
     for precision in PRECISION_SUFFIXES:
         if stem.endswith("." + precision):
@@ -105,8 +111,31 @@ class CardModel:
 
 
 @dataclass(frozen=True)
+class CardTrainingData:
+    """``training.data``: what calibrate reads back (the validation images kept out of training, by file name)."""
+
+    _unknown_keys = "ignore"
+    val_files: tuple[str, ...] = ()  # compared with the dataset's file names, never opened
+
+
+@dataclass(frozen=True)
+class CardTraining:
+    """``training``: the run the graph was exported from (the torch backend opens its checkpoint by this path)."""
+
+    _unknown_keys = "ignore"
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    data: CardTrainingData | None = None
+
+
+@dataclass(frozen=True)
 class ModelCard:
-    """The model card's schema (today's ``export/<name>.json``; checked by :func:`validate_model_card`)."""
+    """The model card's schema (today's ``export/<name>.json``; checked by :func:`validate_model_card`).
+
+    Every section a command reads back is typed here, informative ones included (``training``: calibrate and
+    the torch backend read it), so a hand-edited or corrupted card is one line naming the key, not a crash in
+    whichever reader meets the bad value first.
+    """
 
     _unknown_keys = "ignore"
     schema_version: Literal[1]
@@ -114,6 +143,7 @@ class ModelCard:
     input: CardInput
     outputs: dict[str, Any]
     graphs: dict[str, CardGraph]
+    training: CardTraining | None = None
 
 
 def parse_model_card(data: Any, where: str) -> ModelCard:

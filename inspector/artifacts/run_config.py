@@ -97,7 +97,9 @@ class TrainConfig:
     # default): none, since at the budgets measured it lowered the loss but not the AUROC (benchmarks/README.md
     # "Session 7")
     lr_anneal: float = bounded(0.0, ge=0, le=1)
-    batch_size: int = bounded(16, ge=1, le=65_536)
+    # ≥ 2: a single-image training batch is skipped (it breaks BatchNorm statistics, training.loop.batches), so
+    # batch_size 1 took no step at all: 'train 0.0000', exit 0, an untrained model saved as best.pt
+    batch_size: int = bounded(16, ge=2, le=65_536)
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = bounded(0.4, gt=0, le=100)
     momentum: float = bounded(0.9, ge=0, le=1)

@@ -192,3 +192,15 @@ def test_offline_reduced_student_fits_standardised_targets_below_any_non_negativ
         student = model.student_features(model.network_input(batch))
     assert float(((targets[0] - student[0]) ** 2).mean()) < bound
     assert all(float(s.min()) < 0 for s in student)
+
+
+@pytest.mark.parametrize("name", ["reduced_student", "stfpm"])
+def test_a_level_that_is_no_tap_of_the_teacher_is_refused_never_dropped(name):
+    """``levels: [blocks.2, blocks.9]`` trained the reduced student on blocks.2 alone and ``[blocks.9]`` on every
+    tap, silently (its builder filtered the levels by the taps); stfpm refused them. Both now say which."""
+    from inspector.errors import ConfigError
+
+    for levels in (["blocks.2", "blocks.9"], ["blocks.9"]):
+        with pytest.raises(ConfigError, match="model.levels: unknown tap 'blocks.9'"):
+            make(name, levels=levels)
+    assert make(name, levels=["blocks.2"]).compare == (1,)  # a known one is kept: blocks.1 is tap 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import socket
 import typing
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline_support import base_config, write_folder, write_video
+from pipeline_support import base_config, free_port, write_folder, write_video
 from inspector.cli import main
 from inspector.client import Subscriber
 from inspector.errors import ConfigError
@@ -532,3 +533,19 @@ def test_offline_mode_stays_allowed_where_the_address_does_not_make_a_live_sende
     from inspector.pipeline.config import CameraSection
 
     CameraSection(name="c", source=source, mode="offline").validate("cameras[0]")
+
+
+@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("starlette", "uvicorn")),
+                    reason="needs the 'dashboard' extra")
+@pytest.mark.parametrize("content, why", [(b"\xff\xfe" + b"x" * 30, "secret file is not UTF-8 text (byte 0)"),
+                                          (None, "is a folder, not a secret file")])
+def test_check_refuses_an_unreadable_token_file_in_one_line(content, why, tiny_model, endpoint, video, tmp_path,
+                                                           capsys):
+    """The dashboard's token file was read by hand: binary bytes in it ended ``run --check`` with a
+    UnicodeDecodeError traceback. Secret files are read by the shared reader (regular, small, UTF-8)."""
+    token = tmp_path / "token"
+    token.mkdir() if content is None else token.write_bytes(content)
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}],
+                      dashboard={"listen": f"127.0.0.1:{free_port()}", "token_file": str(token)})
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and one_error_line(err) == f"error: dashboard.token_file: {token}: {why}"

@@ -64,6 +64,16 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "checkpoint not found" in capsys.readouterr().err
 
 
+def test_a_batch_size_that_trains_nothing_is_refused(tiny_dataset, tmp_path, capsys):
+    """Single-image training batches are skipped (they break BatchNorm statistics), so ``train.batch_size: 1``
+    took no step at all: 'train 0.0000', exit 0 and an untrained best.pt. It is out of range now, in one line."""
+    out = tmp_path / "r"
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--epochs", "1",
+                 "--set", "model.image_size=[64,64]", "--set", "train.batch_size=1"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert err == ["error: train.batch_size: 1 is out of range [2, 65536]"] and not (out / "best.pt").exists()
+
+
 def _train_then_signal(dataset, out, signum) -> tuple[int, str]:
     """Start a long training, send ``signum`` once the first checkpoint exists; (exit status, output)."""
     cmd = [sys.executable, "-m", "inspector", "train", "--data", str(dataset), "--out", str(out),

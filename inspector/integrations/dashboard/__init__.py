@@ -19,9 +19,9 @@ import logging
 import socket
 import threading
 from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from inspector.config import read_secret
 from inspector.errors import ConfigError
 from inspector.integrations import require
 from inspector.pipeline.integration_config import DashboardSection, parse_listen
@@ -39,10 +39,7 @@ _KINDS = {"thumbnail": "image/jpeg", "anomaly_map": "image/png"}
 def _read_token(cfg: DashboardSection) -> str | None:
     if not cfg.token_file:
         return None
-    try:
-        token = Path(cfg.token_file).read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"dashboard.token_file: cannot read {cfg.token_file}: {exc.strerror or exc}") from None
+    token = read_secret(cfg.token_file, "dashboard.token_file")
     if len(token) < 16:
         raise ConfigError(f"dashboard.token_file: {cfg.token_file} holds {len(token)} characters; use ≥ 16 random ones")
     return token

@@ -78,14 +78,18 @@ def build_reduced_student(config: ReducedStudentConfig, taps: tuple[str, ...] | 
     """Teacher + reduced student; ``taps`` overrides the preset's (MixedTeacher uses fewer)."""
     backbone, preset_taps, pool, stem = PRESETS[config.preset]
     backbone = config.teacher or backbone
+    levels = config.levels or None
+    if taps and levels:  # MixedTeacher's cut: the preset's levels beyond it are not this part's to compare
+        levels = tuple(t for t in levels if t in taps) or None
     taps = taps or preset_taps
     pool = pool[: len(taps)]
     teacher = build_backbone(backbone, taps, weights=config.teacher_weights)
     pooled = tuple(replace(t, stride=t.stride * k) for t, k in zip(teacher.feature_info, pool))
     students = [MirrorStudent(pooled, stem=stem, depth=config.student_depth, width=config.student_width,
                               linear_heads=config.student_head == "linear") for _ in range(config.students)]
-    levels = tuple(t for t in config.levels if t in taps) if config.levels else None
-    return SingleTeacherModel(config, teacher, students[0], pool, config.map_combination, compare=levels or None,
+    # a level that is no tap of the teacher is refused there (one line naming it), never dropped: a config's
+    # levels: [blocks.9] trained on every tap instead, silently
+    return SingleTeacherModel(config, teacher, students[0], pool, config.map_combination, compare=levels,
                               extra_students=tuple(students[1:]))
 
 
