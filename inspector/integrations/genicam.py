@@ -27,6 +27,7 @@ Needs the ``genicam`` extra (PyGObject) and Debian ``gir1.2-aravis-0.8``.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from typing import Any, NamedTuple, Protocol
@@ -304,6 +305,53 @@ class GenicamSource(Source):
 
     def describe(self) -> str:
         return f"genicam {self.device_id or '(first camera)'}" + (f" [{self._desc}]" if self._desc else "")
+
+
+def genicam_device_ids(cameras: list[CameraSection]) -> dict[str, str]:
+    """{camera name: the listed device id of the camera its ``genicam://<name>`` opens}, for the cameras found.
+
+    Aravis opens a camera by any of its names: the device id (``<vendor>-<model>-<serial>``),
+    ``<vendor>-<serial>``, the MAC address (physical id) or the IP address, or a host name that resolves to
+    it (measured on Aravis 0.8.26 with arv-fake-gv-camera-0.8: ``Aravis-Fake-X``, ``Aravis-X``,
+    ``00:00:00:00:00:00``, ``127.0.0.1``, ``localhost`` open one camera). Two entries naming one camera two
+    ways are told by one discovery (``arv_update_device_list``, ~1 s on GigE). A camera not found, or the
+    library missing, is left out: :meth:`AravisDriver.open` says so when it opens. A DeviceUserID name is
+    not in the device list without opening the camera (taking its control), so it is not told here.
+    """
+    try:
+        Aravis = AravisDriver().Aravis
+        Aravis.update_device_list()
+        listed = [_listed_names(Aravis, i) for i in range(Aravis.get_n_devices())]
+    except Exception as exc:  # noqa: BLE001 - a namer never raises (pipeline.extensions.SourceNamer)
+        log.debug("GenICam device list: %r", exc)
+        return {}
+    found = {}
+    for cam in cameras:
+        name = unquote(str(cam.source)[len("genicam://"):]).strip("/")
+        device = _match(name, listed) if name else None
+        if device:
+            found[cam.name] = device
+    return found
+
+
+def _listed_names(Aravis, i: int) -> tuple[str, set[str], str]:
+    """(device id, its names casefolded, IP address) of the ``i``-th listed device."""
+    device_id = Aravis.get_device_id(i) or ""
+    names = {device_id, f"{Aravis.get_device_vendor(i)}-{Aravis.get_device_serial_nbr(i)}",
+             Aravis.get_device_physical_id(i) or "", Aravis.get_device_address(i) or ""}
+    return device_id, {n.casefold() for n in names if n}, Aravis.get_device_address(i) or ""
+
+
+def _match(name: str, listed: list[tuple[str, set[str], str]]) -> str | None:
+    """The device id ``name`` names: one of its listed names, else a host name or address of its IP."""
+    for device_id, names, _ in listed:
+        if name.casefold() in names:
+            return device_id
+    try:  # 127.000.000.001, a host name: resolved as Aravis resolves it (IPv4 only: GigE Vision is IPv4)
+        addresses = {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)}
+    except (OSError, UnicodeError):
+        return None
+    return next((device_id for device_id, _, address in listed if address in addresses), None)
 
 
 def make_genicam_source(camera: CameraSection, bit_depth: int | None = None) -> GenicamSource:

@@ -94,8 +94,17 @@ def genicam_source(camera: CameraSection, bit_depth: int | None) -> Source:
     return make_genicam_source(camera, bit_depth)
 
 
+def genicam_names(cameras: list[CameraSection]) -> dict[str, str]:
+    """The device id each GenICam camera's name opens (:func:`inspector.integrations.genicam.genicam_device_ids`)."""
+    from inspector.integrations.genicam import genicam_device_ids
+
+    return genicam_device_ids(cameras)
+
+
 SOURCE_KINDS = {"genicam": genicam_source}
-EXTENSIONS = Extensions(source_kinds=SOURCE_KINDS, check=check_extras, start=Integrations)
+SOURCE_NAMES = {"genicam": genicam_names}
+EXTENSIONS = Extensions(source_kinds=SOURCE_KINDS, source_names=SOURCE_NAMES, check=check_extras,
+                        start=Integrations)
 
 
 def make_daemon(cfg: DaemonConfig, **kwargs) -> Daemon:

@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 from urllib.parse import unquote, urlsplit
 
 import cv2
@@ -48,7 +48,7 @@ from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import DaemonConfig
 from inspector.pipeline.cputime import ThreadCpu
 from inspector.pipeline.drift import DriftMonitor
-from inspector.pipeline.extensions import NO_EXTENSIONS, Extensions, Running
+from inspector.pipeline.extensions import NO_EXTENSIONS, Extensions, Running, SourceNamer
 from inspector.pipeline.infer import InferenceWorker, usable_max_batch
 from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
@@ -127,7 +127,7 @@ def _refuse_recording_into_a_source(cfg: DaemonConfig) -> None:
                               f"choose another recorder.dir", field="recorder.dir")
 
 
-def refuse_shared_sources(cfg: DaemonConfig) -> None:
+def refuse_shared_sources(cfg: DaemonConfig, namers: Mapping[str, SourceNamer] | None = None) -> None:
     """ConfigError naming two cameras that read one source: the same device (a path, a link to it, or its
     index), file, folder, URL (but for its user and password) or GenICam id. A device opens once (V4L2 and
     GenICam give one process control), so the second camera failed or was retried for ever; a file, folder or
@@ -135,19 +135,53 @@ def refuse_shared_sources(cfg: DaemonConfig) -> None:
     Synthetic sources (generated per camera) and GStreamer pipelines (their text need not name what they
     open) may repeat. An unnamed ``genicam://`` (the first camera found) beside another GenICam camera is
     refused too: which camera it opens is only known once it runs, may be the one the other names, and may
-    change at a reconnect (a rebooted camera listed in another order)."""
+    change at a reconnect (a rebooted camera listed in another order).
+
+    ``namers`` (source type → :data:`~.extensions.SourceNamer`, from the daemon's extensions) tell the one
+    name of a source its text does not show: a GenICam camera is named by its device id, serial, MAC or IP
+    address, and only the device list knows two of those are one camera."""
     _refuse_unnamed_genicam(cfg)
+    keys = _source_keys(cfg, namers or {})
     seen: dict[tuple[str, str], str] = {}
     for cam in cfg.cameras:
-        key = _source_key(cam)
+        key = keys[cam.name]
         if key is None:
             continue
         other = seen.setdefault(key, cam.name)
         if other != cam.name:
             what = "the same URL" if key[0] == "url" else f"{key[0]} {key[1]}"
+            first = next(c for c in cfg.cameras if c.name == other)
+            if str(first.source) != str(cam.source) and key[0] != "url":  # named two ways: say both
+                what += f" ('{other}' names it {first.source}, '{cam.name}' {cam.source})"
             raise ConfigError(f"cameras: '{other}' and '{cam.name}' both read {what} (a source is read by one "
                               f"camera: a device opens once, a file or stream read twice inspects every frame "
                               f"twice)", field="cameras")
+
+
+def _source_keys(cfg: DaemonConfig, namers: Mapping[str, SourceNamer]) -> dict[str, tuple[str, str] | None]:
+    """{camera name: :func:`_source_key`}, where a namer knows better the one name of the source it reads.
+
+    A namer is asked only where two cameras of its type could clash (it may take a network discovery)."""
+    keys = {cam.name: _source_key(cam) for cam in cfg.cameras}
+    for kind, namer in namers.items():
+        cams = [cam for cam in cfg.cameras if _kind_or_none(cam) == kind]
+        if len(cams) < 2:
+            continue
+        try:
+            names = namer(cams)
+        except InspectorError:  # e.g. its library missing: that error comes, in one line, when the source is made
+            continue
+        for cam in cams:
+            if names.get(cam.name) and keys[cam.name]:
+                keys[cam.name] = (keys[cam.name][0], names[cam.name].casefold())
+    return keys
+
+
+def _kind_or_none(cam) -> str | None:
+    try:
+        return source_type(cam)
+    except InspectorError:
+        return None
 
 
 def _refuse_unnamed_genicam(cfg: DaemonConfig) -> None:
@@ -224,7 +258,7 @@ class Daemon:
         cfg = self.cfg
         self.extensions.check(cfg)  # a missing integration extra fails before anything is loaded or bound
         check_outputs(cfg)
-        refuse_shared_sources(cfg)
+        refuse_shared_sources(cfg, self.extensions.source_names)
         if cfg.recorder.enabled:  # before the model loads: a second daemon on the folder is told at once
             self._dir_lock = lock_recorder_dir(cfg.recorder.dir, create=not self._checking)
         try:

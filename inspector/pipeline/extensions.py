@@ -1,7 +1,9 @@
 """What a plug-in may add to the daemon, so the pipeline never imports the integrations that use it.
 
 The daemon takes an :class:`Extensions` at construction: extra camera source
-types (GenICam), a check of the config that runs first (a switched-on
+types (GenICam), what one physical source those cameras name (a GenICam camera
+named by its IP address in one entry and its device id in another is one
+camera, which the text alone cannot tell), a check of the config that runs first (a switched-on
 integration whose pip extra is missing fails before anything loads), and a
 ``start(daemon)`` that starts the integrations a config switches on (metrics,
 MQTT, dashboard) and returns them. The standard set is
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
 from inspector.errors import ConfigError
-from inspector.pipeline.config import DaemonConfig
+from inspector.pipeline.config import CameraSection, DaemonConfig
 from inspector.pipeline.sources import SourceFactory
 
 
@@ -57,12 +59,20 @@ def refuse_integrations(cfg: DaemonConfig) -> None:
                           "(inspector.integrations.runtime.make_daemon adds them)")
 
 
+# The cameras of one source type → {camera name: the one name of the source it reads} for those it could tell
+# (a GenICam camera's device id for its serial, MAC or IP address); one call per type, as finding out may take a
+# network discovery. Never raises: a camera it cannot tell is left out (its own error comes when it opens).
+SourceNamer = Callable[[list[CameraSection]], Mapping[str, str]]
+
+
 @dataclass(frozen=True)
 class Extensions:
-    """Plug-ins of a daemon: ``source_kinds`` (source type → factory), ``check(cfg)`` (raises ConfigError),
+    """Plug-ins of a daemon: ``source_kinds`` (source type → factory), ``source_names`` (source type →
+    :data:`SourceNamer`, used by ``refuse_shared_sources``), ``check(cfg)`` (raises ConfigError),
     ``start(daemon)`` → :class:`Running` (called by ``Daemon.setup`` once the socket is bound)."""
 
     source_kinds: Mapping[str, SourceFactory] = field(default_factory=dict)
+    source_names: Mapping[str, SourceNamer] = field(default_factory=dict)
     check: Callable[[DaemonConfig], None] = refuse_integrations
     start: Callable[[Any], Running] = lambda daemon: _NoneRunning()
 

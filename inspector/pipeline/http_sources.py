@@ -29,6 +29,10 @@ log = logging.getLogger("inspector.pipeline.sources")  # every source module log
 _SNAPSHOT_MAX_BYTES = 64 * 2**20  # one still picture from a snapshot URL; more is a stream or a fault
 _MJPEG_MAX_LINE = 64 * 1024  # one header line of an MJPEG part (a JPEG's own lines are read in these pieces)
 _STILL_SUFFIXES = {s.lower() for s in IMAGE_EXTENSIONS} | {".jpe", ".jfif"}
+# Answers that are never a still picture: a camera's login or error page comes with status 200. Decoded as
+# pictures, each was a corrupt frame and the next GET was sent at once, hundreds a second, for ever; as an error
+# the camera reconnects with back-off. (Some cameras mislabel a JPEG as application/octet-stream: not refused.)
+_NOT_PICTURES = frozenset({"text", "application/json", "application/xml", "application/xhtml+xml"})
 
 
 class _AuthStaysOnHost(urllib.request.HTTPRedirectHandler):
@@ -183,7 +187,12 @@ class _HttpPictures(Source):
             raise self._error(f"{self.describe()}: {getattr(exc, 'reason', exc)}") from None
 
     def picture(self, response) -> bytes:
-        """The body of a still-picture answer; SourceError (transient) when it is too large or cut off."""
+        """The body of a still-picture answer; SourceError (transient) when it is too large or cut off, or
+        declared as text (:data:`_NOT_PICTURES`)."""
+        declared = response.headers.get_content_type()
+        if declared.partition("/")[0] in _NOT_PICTURES or declared in _NOT_PICTURES:
+            raise self._error(f"{self.describe()}: answered {declared}, not a picture (a login or error page? "
+                              f"check the URL and its user and password)")
         try:
             data = response.read(_SNAPSHOT_MAX_BYTES + 1)
         except (OSError, http.client.HTTPException) as exc:

@@ -263,7 +263,9 @@ class CvSource(Source):
         try:
             st = os.stat(self._target)  # follows /dev/v4l/by-id/… links
         except FileNotFoundError:
-            raise self._error(f"device {self._target} does not exist (unplugged?)") from None
+            renumbered = " (or back as another /dev/videoN: name it by its /dev/v4l/by-id/… link)" \
+                if self._target.startswith("/dev/video") else ""
+            raise self._error(f"device {self._target} does not exist (unplugged?{renumbered})") from None
         except OSError:
             return  # no permission to stat: let OpenCV say what it can
         if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) != _V4L_MAJOR:
@@ -827,7 +829,7 @@ def source_type(camera: CameraSection) -> str:
     if camera.type != "auto":
         return camera.type
     src = camera.source
-    if isinstance(src, int) or (isinstance(src, str) and src.isdigit()) or str(src).startswith("/dev/video"):
+    if isinstance(src, int) or (isinstance(src, str) and src.isdigit()) or _names_video_device(str(src)):
         return "device"
     src = str(src)
     if src == "synthetic" or src.startswith("synthetic:"):
@@ -847,6 +849,20 @@ def source_type(camera: CameraSection) -> str:
         return "file"
     raise SourceError(f"camera '{camera.name}': cannot tell what source '{src}' is (no such file or folder; "
                       f"set type: file|folder|device|url|gstreamer|synthetic|genicam)")
+
+
+def _names_video_device(src: str) -> bool:
+    """``/dev/videoN``, a udev persistent name (``/dev/v4l/by-id/…``, ``/dev/v4l/by-path/…``) or a link to a
+    video4linux node. The persistent names are the ones that survive a camera plugged back in as another
+    ``/dev/videoN``, but being links to character devices (neither a file nor a folder) they were refused as
+    "cannot tell what source" unless ``type: device`` was set; absent (the camera unplugged at start) too."""
+    if src.startswith(("/dev/video", "/dev/v4l/")):
+        return True
+    try:
+        st = os.stat(src)
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == _V4L_MAJOR
 
 
 def is_still_image(path: Path) -> bool:

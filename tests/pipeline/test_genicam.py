@@ -355,3 +355,30 @@ def test_daemon_recovers_after_camera_restart(fake_camera, tiny_model, endpoint)
     assert code == 0, daemon.failures
     assert capture.reconnects >= 1
 
+
+
+@pytest.mark.parametrize("other", ["Aravis-{serial}", "127.0.0.1", "localhost", "00:00:00:00:00:00"])
+@pytest.mark.genicam
+@requires_aravis
+def test_one_camera_named_two_ways_is_refused_as_two_cameras_on_one_source(fake_camera, other, tiny_model,
+                                                                           endpoint, tmp_path, capsys):
+    """Aravis opens one camera by its device id, ``<vendor>-<serial>``, MAC or IP address (or a host name for
+    it). Two entries naming it two ways were compared as text and passed: at start one camera opened it and
+    the other failed or was retried for ever. The GenICam integration now tells the pipeline each name's
+    device id (from Aravis's device list, pipeline.extensions.SourceNamer): --check refuses in one line."""
+    import yaml
+
+    from pipeline_support import base_config
+
+    from inspector.cli import main
+
+    cams = [{"name": "left", "source": f"genicam://{fake_camera.device_id}"},
+            {"name": "right", "source": "genicam://" + other.format(serial=fake_camera.serial)}]
+    path = tmp_path / "inspector.yaml"
+    path.write_text(yaml.safe_dump(base_config(tiny_model, endpoint, cams)))
+    code = main(["run", "--config", str(path), "--check"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "'left' and 'right' both read GenICam camera" in lines[0] and other.format(serial=fake_camera.serial) \
+        in lines[0], lines[0]

@@ -481,3 +481,32 @@ def test_a_slow_live_camera_opens_well_inside_its_timeout_and_its_first_frame_is
     first_waited = next(i for i, w in enumerate(waits) if w >= 0.4 / fps)
     assert first_waited <= 1, waits  # at most one frame was already there when the first was read
     assert len(procs) == 1
+
+
+def test_a_snapshot_camera_answering_a_login_page_backs_off_in_one_line(caplog):
+    """A snapshot camera whose session expired answers its login page with status 200. Each answer was decoded
+    as a picture, counted corrupt, and the next GET sent at once: hundreds of requests a second, for ever, the
+    camera "online". Now a text answer is an error: the camera reconnects with back-off, said in one line."""
+    import logging
+
+    from inspector.pipeline.config import ReconnectSection
+
+    served: list[tuple] = []
+    server = _serve_picture(b"<html><body><form>Password</form></body></html>", "text/html; charset=utf-8", served)
+    cam = CameraSection(name="snap", source=f"http://127.0.0.1:{server.server_address[1]}/snapshot.jpg",
+                        open_timeout_s=5, read_timeout_s=5, reconnect=ReconnectSection(initial_s=0.2, max_s=0.5))
+    counters, hub, stop = Counters(), FrameHub(Counters()), threading.Event()
+    worker = CaptureWorker(cam, make_source(cam), hub, stop, counters, lambda *a: None)
+    with caplog.at_level(logging.WARNING, logger="inspector.capture"):
+        worker.start()
+        try:
+            time.sleep(2.0)
+        finally:
+            stop.set()
+            worker.join(10)
+            server.shutdown()
+            server.server_close()
+    assert len(served) <= 8, len(served)  # 0.2, 0.4, 0.5 s … apart, not as fast as the camera answers
+    assert worker.state == "reconnecting" and counters.get("snap.corrupt") == 0
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "camera 'snap'" in lines[0] and "answered text/html, not a picture" in lines[0], lines

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -18,7 +19,7 @@ from inspector.errors import SourceError
 from inspector.pipeline.capture import Backoff, CaptureWorker, FrameHub
 from inspector.pipeline.config import CameraSection, ReconnectSection, SyntheticSection
 from inspector.pipeline.frame import Frame
-from inspector.pipeline.sources import Source, SourceChanged, make_source
+from inspector.pipeline.sources import Source, SourceChanged, make_source, source_type
 from inspector.pipeline.telemetry import Counters
 
 from pipeline_support import base_config, defect_pattern, run_to_end, write_folder, write_video
@@ -507,3 +508,27 @@ def test_camera_bit_depth_falls_back_to_the_models():
     assert make_source(cam, bit_depth=12).bit_depth == 12
     cam = CameraSection(name="c", source="synthetic", bit_depth=10)
     assert make_source(cam, bit_depth=12).bit_depth == 10
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="video4linux device nodes")
+def test_a_camera_named_by_its_persistent_v4l_name_is_a_device_even_unplugged(tmp_path):
+    """A USB camera plugged back in may come back as another /dev/videoN; udev's /dev/v4l/by-id/… link follows
+    it. That name (a link to a character device: neither file nor folder) was refused at start as "cannot tell
+    what source" without ``type: device``, and so was any link to a video node; now it is a device, unplugged
+    (absent) a transient error retried with back-off, and a vanished /dev/videoN says to use it."""
+    by_id = "/dev/v4l/by-id/usb-Inspector_Test_Cam_0001-video-index0"
+    src = make_source(CameraSection(name="usb", source=by_id))
+    assert source_type(CameraSection(name="usb", source=by_id)) == "device" and src.kind == "device"
+    with pytest.raises(SourceError, match=r"camera 'usb': device /dev/v4l/by-id/\S+ does not exist \(unplugged\?\)$") \
+            as err:
+        src.open()
+    assert not err.value.permanent
+    with pytest.raises(SourceError, match=r"does not exist \(unplugged\? \(or back as another /dev/videoN: name it "
+                                          r"by its /dev/v4l/by-id/… link\)\)"):
+        make_source(CameraSection(name="usb", source="/dev/video97")).open()
+    try:  # a link elsewhere to a real video4linux node (needs CAP_MKNOD to make one)
+        os.mknod(tmp_path / "video9", 0o600 | stat.S_IFCHR, os.makedev(81, 9))
+    except PermissionError:
+        return
+    (tmp_path / "cam").symlink_to(tmp_path / "video9")
+    assert source_type(CameraSection(name="usb", source=str(tmp_path / "cam"))) == "device"
