@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from inspector.config import read_secret
 from inspector.errors import ConfigError
 from inspector.events import CAMERA_TYPES, STATS_TOPIC, header_dict, subscription_topic, topic_matches
 from inspector.integrations import require
@@ -140,11 +141,9 @@ class MqttBridge:
         if tls:
             client.tls_set(ca_certs=cfg.ca_file)
         if cfg.username:
-            path = Path(cfg.password_file or "")
-            try:
-                password = path.read_text().strip()
-            except OSError as exc:
-                raise ConfigError(f"publish.mqtt.password_file: cannot read {path}: {exc.strerror or exc}") from None
+            # the shared reader: a folder, a device (/dev/zero read until out of memory) or binary bytes (a
+            # UnicodeDecodeError traceback) is one line naming the setting
+            password = read_secret(cfg.password_file or "", "publish.mqtt.password_file")
             client.username_pw_set(cfg.username, password)
 
     # -- paho callbacks (paho's network thread) ----------------------------------------------

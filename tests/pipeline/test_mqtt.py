@@ -515,3 +515,22 @@ def test_mqtt_count_waits_for_the_last_payloads_past_other_messages_and_a_redeli
     assert files["b1-defect-cam1-r1-0000001.thumbnail.jpg"] == b"b1-1"
     assert "never came" not in err and "without its header" not in err, err
     assert "received 2 event(s)" in err and "0 event(s) and 0 payload(s) not saved" in err, err
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00secret", None], ids=["binary", "device"])
+def test_an_unreadable_mqtt_password_file_is_one_line(tmp_path, content):
+    """The bridge read publish.mqtt.password_file by hand: binary bytes ended in a UnicodeDecodeError traceback
+    and a device (/dev/zero) was read until memory ran out. It goes through the shared reader of secret files."""
+    from inspector.errors import ConfigError
+    from inspector.integrations.mqtt import MqttBridge
+    from inspector.pipeline.integration_config import MqttSection
+
+    path = tmp_path / "password"
+    if content is None:
+        path = "/dev/zero"
+    else:
+        path.write_bytes(content)
+    cfg = MqttSection(url="mqtt://127.0.0.1:1", box="b1", username="op", password_file=str(path))
+    with pytest.raises(ConfigError, match="^publish.mqtt.password_file: ") as err:
+        MqttBridge(cfg, run_id="r1")
+    assert "\n" not in str(err.value)
