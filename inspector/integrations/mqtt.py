@@ -48,7 +48,10 @@ from inspector.pipeline.integration_config import MqttSection, url_port_problem
 log = logging.getLogger("inspector.mqtt")
 _MAX_INFLIGHT = 20
 _FLUSH_TIMEOUT_S = 5.0
-STATE_BOXES = 256  # boxes whose accounting a subscriber state keeps (those first heard last)
+STATE_BOXES = 256  # boxes whose accounting a subscriber state keeps (those heard most recently)
+# boxes whose accounting a subscriber keeps in memory (those heard most recently): a plant has tens; a rogue
+# publisher inventing a box name per message would otherwise grow it without bound (each tracker is bounded)
+MEMORY_BOXES = 1024
 
 
 @dataclass
@@ -427,6 +430,7 @@ class MqttSubscriber(KeepsState):
         self._lock = threading.Lock()  # recv accounts, any thread may read the counts
         self.loss: dict[str, LossTracker] = {}  # box → its loss accounting
         self._bridge_dropped: dict[tuple[str, str], int] = {}  # (box, run) → messages its bridge said it dropped
+        self._forgot = 0  # boxes whose accounting was forgotten (_tracker)
         self._notices: list[str] = []
         self._open_state(state, f"mqtt://{host}:{port}/{self.prefix}")  # before the first message can arrive
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
@@ -509,13 +513,28 @@ class MqttSubscriber(KeepsState):
     def _account(self, box: str, event) -> bool:
         """Observe ``event`` in its box's loss tracker; False for a duplicate (not to be returned again)."""
         with self._lock:
-            tracker = self.loss.setdefault(box, LossTracker(self._kinds))
+            tracker = self._tracker(box)
             duplicates = tracker.duplicates
             tracker.observe(event)
             self._notices += [f"box {box}: {line}" for line in tracker.notices()]
             if event.type == "stats":
                 self._bridge_drops(box, event)
             return tracker.duplicates == duplicates
+
+    def _tracker(self, box: str) -> LossTracker:
+        """``box``'s loss tracker, made the most recently heard; past :data:`MEMORY_BOXES` boxes the least recently
+        heard one is forgotten, and told. Call with the lock held."""
+        tracker = self.loss.pop(box, None) or LossTracker(self._kinds)
+        self.loss[box] = tracker
+        if len(self.loss) > MEMORY_BOXES:
+            gone = next(iter(self.loss))
+            del self.loss[gone]
+            self._bridge_dropped = {k: n for k, n in self._bridge_dropped.items() if k[0] != gone}
+            if not self._forgot:
+                self._notices.append(f"more than {MEMORY_BOXES} boxes heard: the accounting of the least recently "
+                                     f"heard is forgotten (first box {gone}); a publisher inventing box names?")
+            self._forgot += 1
+        return tracker
 
     def _bridge_drops(self, box: str, event) -> None:
         """Tell the messages the box's bridge dropped (buffer full while the broker was away) since its last stats."""
@@ -531,6 +550,7 @@ class MqttSubscriber(KeepsState):
             log.warning("%s/%s/v1/bridge: not bridge counts", self.prefix, box)
             return
         with self._lock:
+            self._tracker(box)  # a box heard: bounded with the others (MEMORY_BOXES)
             self._told_bridge(box, counts["run_id"][:64], counts)
 
     def _told_bridge(self, box: str, run: str, bridge: object) -> None:
@@ -544,7 +564,10 @@ class MqttSubscriber(KeepsState):
             return
         before = self._bridge_dropped.get((box, run), 0)
         if before < dropped + pending <= 10**12:
+            self._bridge_dropped.pop((box, run), None)  # the most recently told last
             self._bridge_dropped[(box, run)] = dropped + pending
+            if len(self._bridge_dropped) > 4 * MEMORY_BOXES:  # runs invented without end: the oldest told go
+                del self._bridge_dropped[next(iter(self._bridge_dropped))]
             why = (f"{pending} never delivered at its shutdown, " if pending else "") + "buffer full while the broker was away"
             self._notices.append(f"box {box}: its MQTT bridge dropped {dropped + pending - before} message(s) in run "
                                  f"{run or '?'} ({why}; events, payloads, statuses or stats: {dropped + pending} in "

@@ -534,3 +534,37 @@ def test_an_unreadable_mqtt_password_file_is_one_line(tmp_path, content):
     with pytest.raises(ConfigError, match="^publish.mqtt.password_file: ") as err:
         MqttBridge(cfg, run_id="r1")
     assert "\n" not in str(err.value)
+
+
+def test_a_publisher_inventing_box_names_cannot_grow_the_mqtt_subscriber(tmp_path, monkeypatch):
+    """Each box heard got a loss tracker kept for good: a publisher on the broker inventing a box name (and a
+    retained v1/bridge) per message grew the subscriber without bound. The least recently heard boxes past
+    MEMORY_BOXES are forgotten, once told; a box that keeps publishing is never forgotten."""
+    import paho.mqtt.client as mqtt
+
+    from inspector.integrations import mqtt as bridge_module
+    from inspector.integrations.mqtt import MqttSubscriber
+
+    monkeypatch.setattr(bridge_module, "MEMORY_BOXES", 20)  # the rule, at a size a test can reach quickly
+    broker = Mosquitto(tmp_path / "broker").start()
+    sub = MqttSubscriber(broker.url, ["v1/defect"])
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="rogue")
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        time.sleep(1.0)  # subscribed
+        for i in range(60):
+            for box in ("steady", f"rogue{i}"):
+                for msg in _defect_messages(box, i)[:1]:
+                    pub.publish(msg.topic, msg.payload, qos=1).wait_for_publish(5)
+            pub.publish(f"inspector/ghost{i}/v1/bridge", json.dumps({"run_id": f"r{i}", "dropped": 1}), qos=1,
+                        retain=True).wait_for_publish(5)
+        got = [sub.recv(timeout=10) for _ in range(120)]
+        notices = sub.notices()
+    finally:
+        pub.loop_stop()
+        sub.close()
+        broker.stop()
+    assert all(got) and len(sub.loss) <= 20 and "steady" in sub.loss, sorted(sub.loss)
+    assert sum("boxes heard: the accounting of the least recently heard is forgotten" in n for n in notices) == 1
+    assert not any("box steady:" in n for n in notices), [n for n in notices if "steady" in n]
