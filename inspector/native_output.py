@@ -276,6 +276,13 @@ def _c_stdio(line_buffered: bool = False) -> None:
 def _move_python(swapped: _Swapped) -> None:
     """sys.<attr> and every log handler on it write to the duplicate of the original descriptor."""
     old = swapped.old
+    try:
+        on_fd = old.fileno() == swapped.fd
+    except (AttributeError, OSError, ValueError):  # a caller's own stream (io.StringIO, pytest's capsys)
+        on_fd = False
+    if not on_fd:  # it does not write to the descriptor: it keeps its own place
+        swapped.old, swapped.moved = None, []
+        return
     line = getattr(old, "line_buffering", True)
     original = open(swapped.saved, "w", buffering=-1, closefd=False, errors="backslashreplace",
                     encoding=getattr(old, "encoding", None) or "utf-8")
@@ -289,6 +296,9 @@ def _move_python(swapped: _Swapped) -> None:
 
 
 def _restore_python(swapped: _Swapped) -> None:
+    if swapped.old is None:  # left alone by _move_python
+        os.close(swapped.saved)
+        return
     original = getattr(sys, swapped.attr)
     original.flush()
     setattr(sys, swapped.attr, swapped.old)
