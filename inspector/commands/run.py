@@ -7,6 +7,7 @@ import logging
 import threading
 
 from inspector import lifecycle
+from inspector.native_output import NativeOutput
 
 log = logging.getLogger("inspector.run")
 
@@ -32,12 +33,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, stop: threading.Event) -> int:
-    from inspector.integrations.systemd import Notifier
     from inspector.pipeline.config import load_daemon_config
+
+    cfg = load_daemon_config(args.config, args.overrides)
+    # From here native libraries print (FFmpeg, libjpeg, GLib): their lines become redacted, throttled records
+    with NativeOutput(cfg.cameras):
+        return _inspect(args, cfg, stop)
+
+
+def _inspect(args: argparse.Namespace, cfg, stop: threading.Event) -> int:
+    from inspector.integrations.systemd import Notifier
     from inspector.integrations.runtime import make_daemon
     from inspector.pipeline.recorder import recording_losses
 
-    cfg = load_daemon_config(args.config, args.overrides)
     daemon = make_daemon(cfg, stop=stop)
     if args.check:
         for line in daemon.check():

@@ -24,6 +24,7 @@ the daemon's stderr; the last one says, redacted, why a stream ended.
 from __future__ import annotations
 
 import collections
+import os
 import shutil
 import subprocess
 import threading
@@ -34,7 +35,7 @@ import numpy as np
 
 from inspector.data.images import ImageRejected
 from inspector.pipeline import ffmpeg_frames
-from inspector.pipeline.config import CameraSection
+from inspector.pipeline.config import _URL_SCHEMES, CameraSection
 from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, stamp_now
 from inspector.redact import redact
 
@@ -47,20 +48,65 @@ def available() -> bool:
     return shutil.which("ffmpeg") is not None
 
 
-def live_command(url: str, grey: bool, width: int, height: int, analyze_s: float) -> list[str]:
-    """The ``ffmpeg`` command decoding the live ``url`` into raw ``gray16le`` / ``bgr48le`` frames on stdout.
+LISTING = "pipe:LISTING"  # in a command: where the program reads the URL's listing (:func:`_start_listed`)
 
-    ``-flags low_delay``: no frame threading (libavcodec pthread.c), which holds back a frame per thread;
-    ``-analyzeduration`` (``analyze_s``): a probe as short as OpenCV's (``CvSource._ffmpeg_options``); RTSP over
-    TCP, as there. Not ``-fflags nobuffer``: it drops the packets the probe read, the first key frame among
-    them, and a 10-bit HEVC stream then gave flat grey frames (measured, FFmpeg 5.1: "Could not find ref"). ``-s``: the size OpenCV's probe found, so every
-    frame in the pipe is exactly that many bytes (the program scales later frames to the first's anyway)."""
+
+def _ffconcat_quoted(text: str) -> str:
+    """``text`` as one ffconcat token: in single quotes, a quote written '\\'' (av_get_token's rule)."""
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def url_listing(url: str, analyze_s: float) -> bytes:
+    """The ffconcat list naming the live ``url`` alone, with its input options (``option``, FFmpeg ≥ 5.0).
+
+    The URL goes to the program through a pipe, never its command line: a password on the command line is
+    read by every local user (``ps``, /proc/PID/cmdline). ``analyzeduration`` (``analyze_s``): a probe as
+    short as OpenCV's (``CvSource._ffmpeg_options``); RTSP over TCP, as there."""
+    if any(c in url for c in "\r\n\0"):
+        raise OSError("the camera URL holds a line break or NUL")
     scheme = urllib.parse.urlsplit(url).scheme.lower()
-    rtsp = ["-rtsp_transport", "tcp"] if scheme in ("rtsp", "rtsps") else []
+    options = [("analyzeduration", str(max(1, int(analyze_s * 1e6))))]
+    options += [("rtsp_transport", "tcp")] if scheme in ("rtsp", "rtsps") else []
+    lines = ["ffconcat version 1.0", f"file {_ffconcat_quoted(url)}",
+             *(f"option {key} {_ffconcat_quoted(value)}" for key, value in options)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def live_command(grey: bool, width: int, height: int, analyze_s: float) -> list[str]:
+    """The ``ffmpeg`` command decoding the live URL listed in a pipe (:func:`url_listing`, :data:`LISTING`)
+    into raw ``gray16le`` / ``bgr48le`` frames on stdout.
+
+    ``-f concat -safe 0``: the listing names a URL; ``-protocol_whitelist``: the nested open inherits the
+    pipe's (only 'crypto,data'), so every scheme a camera may use (:data:`config._URL_SCHEMES`).
+    ``-flags low_delay``: no frame threading (libavcodec pthread.c), which holds back a frame per thread;
+    ``-analyzeduration``: the listing's probe already ran, this one of the concat demuxer reads as little. Not
+    ``-fflags nobuffer``: it drops the packets the probe read, the first key frame among them, and a 10-bit
+    HEVC stream then gave flat grey frames (measured, FFmpeg 5.1: "Could not find ref"). ``-s``: the size
+    OpenCV's probe found, so every frame in the pipe is exactly that many bytes (the program scales later
+    frames to the first's anyway)."""
     return ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-flags", "low_delay",
-            "-analyzeduration", str(max(1, int(analyze_s * 1e6))), *rtsp, "-i", url, "-map", "0:v:0",
+            "-analyzeduration", str(max(1, int(analyze_s * 1e6))),
+            "-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat", "-safe", "0",
+            "-i", LISTING, "-map", "0:v:0",
             "-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray16le" if grey else "bgr48le",
             "-s", f"{width}x{height}", "pipe:1"]
+
+
+def _start_listed(cmd: list[str], listing: bytes) -> subprocess.Popen:
+    """Start ``cmd`` with ``listing`` to read from a pipe (the URL on no disk, nor command line): its
+    :data:`LISTING` argument becomes ``pipe:<descriptor>``. The listing (< 64 KiB, a pipe's buffer) is written
+    whole and the pipe closed before the program starts, so it reads the listing and then its end."""
+    if len(listing) >= 1 << 16:
+        raise OSError("the camera URL is too long to hand to the ffmpeg program")
+    read, write = os.pipe()
+    try:
+        os.write(write, listing)
+        os.close(write)
+        cmd = [f"pipe:{read}" if arg == LISTING else arg for arg in cmd]
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                bufsize=0, pass_fds=(read,))
+    finally:
+        os.close(read)
 
 
 class LiveFrames:
@@ -68,10 +114,9 @@ class LiveFrames:
     them; only the newest is kept (``keep_all``: each waits to be taken), stamped when its last byte arrived.
     Raises OSError when the program cannot start."""
 
-    def __init__(self, cmd: list[str], frame_bytes: int, keep_all: bool) -> None:
+    def __init__(self, cmd: list[str], frame_bytes: int, keep_all: bool, listing: bytes = b"") -> None:
         self.frame_bytes, self._keep_all = frame_bytes, keep_all
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, bufsize=0)
+        self._proc = _start_listed(cmd, listing)
         self._cond = threading.Condition()
         self._newest: tuple[bytearray, int, float] | None = None
         self._replaced = 0  # frames that arrived and were replaced before they were taken
@@ -179,11 +224,12 @@ class FullDepthStream(Source):
     def open(self) -> None:
         """Start the program and wait ``open_timeout_s`` for its first frame; SourceError (transient) if none."""
         self.close()
-        cmd = live_command(str(self.camera.source), self._grey, self._width, self._height,
-                           self.camera.open_timeout_s / 10)  # CvSource._ffmpeg_options' probe, the same reason
+        analyze_s = self.camera.open_timeout_s / 10  # CvSource._ffmpeg_options' probe, the same reason
+        cmd = live_command(self._grey, self._width, self._height, analyze_s)
         try:
             self._frames = LiveFrames(cmd, self._width * self._height * (1 if self._grey else 3) * 2,
-                                      keep_all=self.camera.mode == "offline")
+                                      keep_all=self.camera.mode == "offline",
+                                      listing=url_listing(str(self.camera.source), analyze_s))
             self._frames.wait_first(self.camera.open_timeout_s)
         except (OSError, EOFError) as exc:
             self.close()

@@ -176,7 +176,8 @@ def test_a_wide_live_stream_read_slower_than_it_plays_gives_the_newest_frame_and
 def test_a_wide_live_camera_recovers_after_its_sender_restarts_and_leaks_nothing(capfd):
     """The sender goes away (the stream ends) and comes back 2 s later on the same port: the camera reconnects
     with back-off and frames flow again at full depth. No ffmpeg program outlives its connection, and neither
-    the address's password nor the program's own lines reach the daemon's stderr."""
+    the address's password nor the program's own lines reach the daemon's stderr; nor is the password on
+    the program's command line (readable by every local user)."""
     states, lock = [], threading.Lock()
     with sending(["-f", "lavfi", "-i", "nullsrc=s=64x48:r=25,format=gray12le,geq=lum=2048", "-c:v", "ffv1",
                   "-f", "nut"]) as sender:
@@ -193,6 +194,7 @@ def test_a_wide_live_camera_recovers_after_its_sender_restarts_and_leaks_nothing
         try:
             before = _frames_for(hub, worker, 10.0, until_one=True) + _frames_for(hub, worker, 0.5)
             pids = {_reader_pid(worker)}
+            cmdline = Path(f"/proc/{_reader_pid(worker)}/cmdline").read_bytes()  # what `ps` shows every user
             sender.stop()
             _frames_for(hub, worker, 2.0)  # the frames left in the hub, and none while the sender is away
             t_back = time.time()
@@ -206,6 +208,7 @@ def test_a_wide_live_camera_recovers_after_its_sender_restarts_and_leaks_nothing
     assert all(f.image[0, 0, 0] == round(2048 * 255 / 4095) for f in before + after)
     assert counters.get("back.reconnects") >= 1 and any("reconnecting" in s for s in states), states
     assert not any("secret" in s for s in states), states
+    assert b"secret" not in cmdline and b"127.0.0.1" not in cmdline, cmdline  # frames came all the same
     for pid in pids:  # killed and reaped
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
