@@ -215,7 +215,6 @@ class NativeOutput:
             _restore_python(swapped)
         self._swapped = []
 
-
     def _drain(self) -> None:
         """Read the pipe until it ends (or stop() and nothing more is there), one record per line."""
         pending = b""
