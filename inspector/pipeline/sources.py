@@ -451,11 +451,46 @@ class CvSource(Source):
         try:
             image = self._retrieve()
         except ImageRejected as exc:
+            if exc.reason == "corrupt" and self._cut_short_by_its_writer():
+                return self._await_rest_of_frame()
             return Grabbed(None, t_ns, t_utc, meta, error=str(exc),
                            reason=exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}")
         if image is None:
+            if self._cut_short_by_its_writer():
+                return self._await_rest_of_frame()
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
         return Grabbed(image, t_ns, t_utc, meta)
+
+    def _cut_short_by_its_writer(self) -> bool:
+        """Whether a frame that failed to decode is the last one there of a one-pass recording still being
+        written (changed within _SETTLE_S): its packet is only partly written yet. A frame followed by another
+        is corrupt whatever the writer does; the next one is then held for the next read.
+
+        AVI's demuxer hands over a packet cut by the end of the file as it is: a recording read while being
+        copied lost the frame at the copy's front as "1 corrupt skipped" whenever a read landed on it."""
+        if self.kind != "file" or self.camera.loop:
+            return False
+        signature = self._file_signature()
+        if signature is None or signature[0] != self._signature[0] or not _written_recently(signature[2] / 1e9):
+            return False
+        started = time.monotonic()
+        if self._cap.grab():
+            t_ns, t_utc = _stamp()
+            self._held = (t_ns, t_utc, t_ns / 1e9 - started)
+            return False
+        return True
+
+    def _await_rest_of_frame(self) -> Grabbed:
+        """The frame just read is cut short by the end of a file still being written: wait, then position the
+        capture to read it again (a frame-less Grabbed, reason ``growing``, as :meth:`_await_growth`)."""
+        self._index -= 1
+        self._delivered -= 1
+        self._end_size = -1  # the next end reached seeks again, whatever the size
+        time.sleep(_GROWTH_POLL_S)
+        self._seek_after_last_read()
+        t_ns, t_utc = _stamp()
+        return Grabbed(None, t_ns, t_utc, {"index": self._index}, error=f"{self._target}: still being written",
+                       reason="growing")
 
     def _stamp_by_clock(self, t_ns: int, t_utc: float, meta: dict, waited_s: float) -> tuple[int, float]:
         """(monotonic ns, UTC s) of a live frame by the stream's own clock: a reader slower than the stream
