@@ -242,6 +242,27 @@ def _age_sorted(stems: list[Path]) -> list[Path]:
     return ordered
 
 
+def _crash_halves(stems: list[Path], halves: set[Path]) -> set[Path]:
+    """The recordings among ``halves`` (stems without a header; ``stems``: all, oldest first) that a crash
+    cut short: the recorder writes one recording at a time, header last, and retention deletes one at a time,
+    header first, so a crash leaves at most two. Retention's: the oldest of all, the next one whole. The
+    write's: the newest of the last run in its camera folder, the one before it there (of that run) whole or
+    absent. Halves that sit anywhere else were made by someone else (headers moved out, images copied in)."""
+    found: set[Path] = set()
+    if len(stems) > 1 and stems[0] in halves and stems[1] not in halves:
+        found.add(stems[0])
+    last_run = max((_run_number(stem.name) for stem in stems), default=0)
+    newest: dict[Path, list[Path]] = collections.defaultdict(list)  # folder → that run's stems, newest last
+    for stem in stems:
+        if _run_number(stem.name) == last_run:
+            newest[stem.parent].append(stem)
+    for run in newest.values():
+        run.sort(key=_age_order)
+        if run[-1] in halves and (len(run) == 1 or run[-2] not in halves):
+            found.add(run[-1])
+    return found
+
+
 def _next_run_number(highest_seen: int) -> int:
     """The number of the run starting to record: one more than the highest in the recordings' names.
 
@@ -535,22 +556,25 @@ class RecorderWorker(Worker):
         self._enforce_retention()
 
     def _settle_halves(self, groups: dict[Path, list[tuple[Path, int]]]) -> None:
-        """Recordings in ``groups`` (stem → files) without their header, which is written last: a writer that
-        died between files (or a version that kept what it had written). While this run holds the folder no
-        one else writes there, so they are removed (``recorder.incomplete_removed``), as a failed write's
-        are at run time: a recording is whole or absent. Without a lock (a file system that cannot lock) a
-        live writer's may be one: kept, counted as ``recorder.incomplete``, under retention like any."""
-        halves = [stem for stem, files in groups.items() if not any(p.suffix == ".json" for p, _ in files)]
+        """Recordings in ``groups`` (stem → files) without their header, which is written last. Those a crash
+        left (:func:`_crash_halves`) are removed while this run holds the folder (no one else writes there),
+        as a failed write's are at run time: a recording is whole or absent (``recorder.incomplete_removed``).
+        Any other half is not the recorder's doing (headers moved out by a user or a tool, images copied in):
+        removing them all deleted every image whose header a log shipper had taken away. Those, and all of
+        them without a lock (a live writer's may be one), are kept, counted as ``recorder.incomplete`` and
+        under retention like any recording."""
+        halves = {stem for stem, files in groups.items() if not any(p.suffix == ".json" for p, _ in files)}
         if not halves:
             return
-        if self._lock is None:
-            self.counters.add("recorder.incomplete", len(halves))
-            log.warning("recorder: %d recording(s) in %s have no event header (recorder.incomplete)", len(halves),
-                        self.root)
-            return
+        crashed = _crash_halves(_age_sorted(list(groups)), halves) if self._lock is not None else set()
+        if others := halves - crashed:
+            self.counters.add("recorder.incomplete", len(others))
+            first = min(others, key=_age_order)
+            log.warning("recorder: %d recording(s) in %s have no event header, e.g. %s* (recorder.incomplete); "
+                        "kept", len(others), self.root, first)
         left: list[tuple[Path, OSError]] = []
         removed = 0
-        for stem in halves:
+        for stem in sorted(crashed, key=_age_order):
             kept = self._remove_half([path for path, _ in groups.pop(stem)])
             left += kept
             removed += not kept

@@ -129,3 +129,28 @@ def test_a_half_and_a_temporary_file_that_cannot_be_deleted_are_named_and_the_ne
     assert any("cannot remove" in m and left[0].name in m for m in messages)  # the .part, named
     assert any("cannot remove" in m and "without an event header" in m and str(cam) in m for m in messages)
     assert [p.name[:8] for p in cam.glob("*-bbbbbbbbbbbb-*.json")] == ["r000002-"]
+
+
+def test_images_whose_headers_a_user_moved_out_are_kept_at_the_next_start(tmp_path, caplog):
+    """Headers (.json) moved out of recorder.dir by a user or a log shipper, and an image of an earlier run
+    copied into a folder of its own there: the next start took every image without a header for a crash's
+    half and deleted them all (6 files of 3 recordings, and the copy), evidence the recorder no longer had a
+    header for but had not lost. A crash leaves at most two halves, where only a crash puts them (the newest
+    of the last run, the oldest of all); these others are kept, counted as recorder.incomplete, and told."""
+    root, shipped = tmp_path / "rec", tmp_path / "shipped"
+    shipped.mkdir()
+    _record(root, 1, "aaaaaaaaaaaa", "2025-01-31T12:00:00.000Z")
+    _record(root, 3, "bbbbbbbbbbbb", "2025-01-31T13:00:00.000Z", first=1)
+    for header in root.glob("c/*-bbbbbbbbbbbb-*.json"):
+        header.rename(shipped / header.name)
+    (root / "keep").mkdir()
+    [image] = root.glob("c/r000001-*-000000000-000000000.png")
+    copy = root / "keep" / image.name
+    copy.write_bytes(image.read_bytes())
+    images = sorted(root.glob("c/*-bbbbbbbbbbbb-*.png")) + [copy]
+    assert len(images) == 7
+    with caplog.at_level(logging.INFO, "inspector.recorder"):
+        c = _record(root, 1, "cccccccccccc", "2025-01-31T14:00:00.000Z", first=9)
+    assert all(p.exists() for p in images) and c.get("recorder.incomplete_removed") == 0
+    assert c.get("recorder.incomplete") == 4 and c.get("recorder.written") == 1
+    assert any("4 recording(s)" in r.getMessage() and "no event header" in r.getMessage() for r in caplog.records)
