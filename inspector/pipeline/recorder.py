@@ -645,8 +645,9 @@ class RecorderWorker(Worker):
                                                           "recorder.incomplete)")
                 raise
             finally:
-                self.counters.add("recorder.leftovers_kept", len(temporaries))
-                self._tell_left(temporaries, "temporary file(s)")
+                if temporaries:  # a counter added as 0 showed in every run's stats
+                    self.counters.add("recorder.leftovers_kept", len(temporaries))
+                    self._tell_left(temporaries, "temporary file(s)")
             self._book(files)
             self._enforce_retention()
             return "recorder.written"

@@ -153,4 +153,5 @@ def test_images_whose_headers_a_user_moved_out_are_kept_at_the_next_start(tmp_pa
         c = _record(root, 1, "cccccccccccc", "2025-01-31T14:00:00.000Z", first=9)
     assert all(p.exists() for p in images) and c.get("recorder.incomplete_removed") == 0
     assert c.get("recorder.incomplete") == 4 and c.get("recorder.written") == 1
+    assert "recorder.leftovers_kept" not in c.snapshot()  # nothing left behind: not even a 0 in the stats
     assert any("4 recording(s)" in r.getMessage() and "no event header" in r.getMessage() for r in caplog.records)
