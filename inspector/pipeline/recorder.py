@@ -21,7 +21,9 @@ folder (it is never a symlink, and nor is the folder: a linked camera folder is 
 into, :func:`camera_folder_problem`); notes, photos and anything else users keep in
 ``dir`` are neither counted nor deleted. The one exception: the temporary files of a process that
 died mid-write (:data:`TEMPORARY_NAME` in a camera folder, whose writer is gone) are removed at start, else
-each crash left one for ever. Write errors are counted and logged;
+each crash left one for ever. Files it wrote that it cannot remove (an immutable file, an append-only
+folder: chattr +i/+a stop root too) are named in one line, counted and left, and recording goes on. Write
+errors are counted and logged;
 a full or broken disk never stops inspection.
 
 One daemon records in a ``dir`` at a time: :func:`lock_recorder_dir` holds an exclusive advisory lock
@@ -91,25 +93,36 @@ def recording_prefix(run_id: str, started_utc: str) -> str:
     return f"{stamp}-{run_id}"
 
 
-def _create(path: Path, data: bytes) -> None:
+def _create(path: Path, data: bytes, kept: list[tuple[Path, OSError]]) -> None:
     """Write a new file whole or not at all; FileExistsError rather than replacing anything.
 
     The bytes go to a hidden temporary name beside ``path`` (never a recording name) and are then
     hard-linked to ``path``, which fails if it exists: a full disk, a file size limit or a crash mid-write
     never leaves a truncated file under a recording name. Where the file system has no hard links (FAT,
     some network shares) it is renamed instead, after checking that nothing is there.
+
+    A temporary name that cannot be removed afterwards is appended to ``kept`` with the reason, for the
+    caller to tell, and left: the file is whole once linked. An append-only folder (chattr +a, evidence that
+    may be added to, never removed) links but never unlinks; raising there counted each defect as a write
+    error while its image stayed on disk without its header. The name left is a second name of the same
+    data (no space of its own); the next start tries again (:meth:`RecorderWorker._remove_leftover`).
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     _writing.add(tmp.name)  # another recorder of this process starting now must not take it for a leftover
     try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            # On disk before it gets a recording name: after a power cut a file linked before its data was
-            # written back (ext4 delays allocation) came back empty or short under that name
-            os.fsync(fh.fileno())
-        link_new(tmp, path)
+        try:
+            with open(tmp, "xb") as fh:
+                fh.write(data)
+                # On disk before it gets a recording name: after a power cut a file linked before its data was
+                # written back (ext4 delays allocation) came back empty or short under that name
+                os.fsync(fh.fileno())
+            link_new(tmp, path)
+        finally:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError as exc:  # raised here it hid the outcome of the write (and kept tmp in _writing)
+                kept.append((tmp, exc))
     finally:
-        tmp.unlink(missing_ok=True)
         _writing.discard(tmp.name)
 
 
@@ -227,6 +240,27 @@ def _age_sorted(stems: list[Path]) -> list[Path]:
     for _, run in itertools.groupby(sorted(stems, key=_age_order), key=lambda stem: _age_order(stem)[:3]):
         ordered += _in_capture_order(list(run))
     return ordered
+
+
+def _crash_halves(stems: list[Path], halves: set[Path]) -> set[Path]:
+    """The recordings among ``halves`` (stems without a header; ``stems``: all, oldest first) that a crash
+    cut short: the recorder writes one recording at a time, header last, and retention deletes one at a time,
+    header first, so a crash leaves at most two. Retention's: the oldest of all, the next one whole. The
+    write's: the newest of the last run in its camera folder, the one before it there (of that run) whole or
+    absent. Halves that sit anywhere else were made by someone else (headers moved out, images copied in)."""
+    found: set[Path] = set()
+    if len(stems) > 1 and stems[0] in halves and stems[1] not in halves:
+        found.add(stems[0])
+    last_run = max((_run_number(stem.name) for stem in stems), default=0)
+    newest: dict[Path, list[Path]] = collections.defaultdict(list)  # folder → that run's stems, newest last
+    for stem in stems:
+        if _run_number(stem.name) == last_run:
+            newest[stem.parent].append(stem)
+    for run in newest.values():
+        run.sort(key=_age_order)
+        if run[-1] in halves and (len(run) == 1 or run[-2] not in halves):
+            found.add(run[-1])
+    return found
 
 
 def _next_run_number(highest_seen: int) -> int:
@@ -495,7 +529,7 @@ class RecorderWorker(Worker):
         change; a run's cameras merged by the headers' monotonic capture time, :func:`_in_capture_order`);
         this run's number is the next one."""
         groups: dict[Path, list[tuple[Path, int]]] = collections.defaultdict(list)
-        removed = 0
+        removed, left = 0, []
         for folder in self.root.iterdir():
             if not _CAMERA_DIR.match(folder.name) or folder.is_symlink() or not folder.is_dir():
                 continue
@@ -506,12 +540,15 @@ class RecorderWorker(Worker):
                 if match and not path.is_symlink() and (size := _size(path)) is not None:
                     groups[folder / match.group(1)].append((path, size))
                 elif part := TEMPORARY_NAME.match(path.name):
-                    removed += self._remove_leftover(path, int(part.group(3)))
+                    removed += self._remove_leftover(path, int(part.group(3)), left)
         if removed:
             log.info("recorder: removed %d temporary file(s) left in %s by a crash mid-write", removed, self.root)
+        self._tell_left(left, "temporary file(s) of a crash mid-write")
+        # Numbered past every recording here, halves too: a half that cannot be removed keeps its number, and
+        # a run numbered without it shared that number (its order then left to the wall clock)
+        number = _next_run_number(max((_run_number(stem.name) for stem in groups), default=0))
         self._settle_halves(groups)
         stems = _age_sorted(list(groups))
-        number = _next_run_number(max((_run_number(stem.name) for stem in stems), default=0))
         self.prefix = f"r{number:06d}-{self._run_prefix}"
         for stem in stems:
             self._kept.append(([path for path, _ in groups[stem]], sum(n for _, n in groups[stem])))
@@ -519,38 +556,66 @@ class RecorderWorker(Worker):
         self._enforce_retention()
 
     def _settle_halves(self, groups: dict[Path, list[tuple[Path, int]]]) -> None:
-        """Recordings in ``groups`` (stem → files) without their header, which is written last: a writer that
-        died between files (or a version that kept what it had written). While this run holds the folder no
-        one else writes there, so they are removed (``recorder.incomplete_removed``), as a failed write's
-        are at run time: a recording is whole or absent. Without a lock (a file system that cannot lock) a
-        live writer's may be one: kept, counted as ``recorder.incomplete``, under retention like any."""
-        halves = [stem for stem, files in groups.items() if not any(p.suffix == ".json" for p, _ in files)]
+        """Recordings in ``groups`` (stem → files) without their header, which is written last. Those a crash
+        left (:func:`_crash_halves`) are removed while this run holds the folder (no one else writes there),
+        as a failed write's are at run time: a recording is whole or absent (``recorder.incomplete_removed``).
+        Any other half is not the recorder's doing (headers moved out by a user or a tool, images copied in):
+        removing them all deleted every image whose header a log shipper had taken away. Those, and all of
+        them without a lock (a live writer's may be one), are kept, counted as ``recorder.incomplete`` and
+        under retention like any recording."""
+        halves = {stem for stem, files in groups.items() if not any(p.suffix == ".json" for p, _ in files)}
         if not halves:
             return
-        if self._lock is None:
-            self.counters.add("recorder.incomplete", len(halves))
-            log.warning("recorder: %d recording(s) in %s have no event header (recorder.incomplete)", len(halves),
-                        self.root)
-            return
-        for stem in halves:
-            if self._remove_half([path for path, _ in groups.pop(stem)]):
-                self.counters.add("recorder.incomplete_removed")
-        log.info("recorder: removed %d recording(s) without an event header from %s (a crash between files)",
-                 len(halves), self.root)
+        crashed = _crash_halves(_age_sorted(list(groups)), halves) if self._lock is not None else set()
+        if others := halves - crashed:
+            self.counters.add("recorder.incomplete", len(others))
+            first = min(others, key=_age_order)
+            log.warning("recorder: %d recording(s) in %s have no event header, e.g. %s* (recorder.incomplete); "
+                        "kept", len(others), self.root, first)
+        left: list[tuple[Path, OSError]] = []
+        removed = 0
+        for stem in sorted(crashed, key=_age_order):
+            kept = self._remove_half([path for path, _ in groups.pop(stem)])
+            left += kept
+            removed += not kept
+        if removed:  # only those removed: "removed 1" was said of a half that stayed
+            self.counters.add("recorder.incomplete_removed", removed)
+            log.info("recorder: removed %d recording(s) without an event header from %s (a crash between "
+                     "files)", removed, self.root)
+        self._tell_left(left, "file(s) of recordings without an event header (counted as recorder.incomplete)")
 
-    def _remove_leftover(self, path: Path, pid: int) -> bool:
+    def _remove_leftover(self, path: Path, pid: int, left: list[tuple[Path, OSError]]) -> bool:
         """Delete ``path``, a temporary file of _create's (name matched), if no process will finish it; True
-        if deleted. Only a plain file: a link or folder under such a name is not ours. Gone meanwhile or
-        refused: left alone."""
+        if deleted. Only a plain file: a link or folder under such a name is not ours. Gone meanwhile: nothing
+        to do. One that cannot be deleted (an immutable file, an append-only folder) is counted as
+        ``recorder.leftovers_kept``, appended to ``left`` with the reason for one line, and left: before it
+        was skipped in silence at every start."""
         try:
             st = path.lstat()
-            if stat.S_ISREG(st.st_mode) and _is_leftover(path, pid, st.st_mtime):
-                path.unlink()
-                self.counters.add("recorder.leftovers_removed")
-                return True
         except OSError:
-            pass
-        return False
+            return False
+        if not (stat.S_ISREG(st.st_mode) and _is_leftover(path, pid, st.st_mtime)):
+            return False
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            self.counters.add("recorder.leftovers_kept")
+            left.append((path, exc))
+            return False
+        self.counters.add("recorder.leftovers_removed")
+        return True
+
+    def _tell_left(self, left: list[tuple[Path, OSError]], what: str) -> None:
+        """One line (throttled per ``what``) for files the recorder wrote but cannot remove, ``left`` (path,
+        error): the first one named, with why and how many more. They stay; recording goes on."""
+        if not left:
+            return
+        path, exc = left[0]
+        more = f" and {len(left) - 1} more" if len(left) > 1 else ""
+        self._throttle.warning(what, "recorder: cannot remove %s %s%s (%s); left in place", what, path, more,
+                               exc.strerror or exc)
 
     def record(self, frame: Frame, header: dict) -> str:
         """Write one defect's recording, whole or not at all; returns its outcome, the counter the caller adds:
@@ -572,11 +637,17 @@ class RecorderWorker(Worker):
                 return "recorder.skipped_low_disk"
             stem = folder / f"{self.prefix}-{frame.frame_id:09d}-{header.get('seq', 0):09d}"
             files: list[Path] = []
+            temporaries: list[tuple[Path, OSError]] = []  # that _create could not remove
             try:
-                self._write_recording(stem, frame, header, files)
+                self._write_recording(stem, frame, header, files, temporaries)
             except BaseException:
-                self._remove_half(files)
+                self._tell_left(self._remove_half(files), "file(s) of a recording cut short (counted as "
+                                                          "recorder.incomplete)")
                 raise
+            finally:
+                if temporaries:  # a counter added as 0 showed in every run's stats
+                    self.counters.add("recorder.leftovers_kept", len(temporaries))
+                    self._tell_left(temporaries, "temporary file(s)")
             self._book(files)
             self._enforce_retention()
             return "recorder.written"
@@ -617,38 +688,41 @@ class RecorderWorker(Worker):
         """A recording cut short (its header, written last, is missing): the ``files`` written before the
         failure go, so a recording is whole or absent to a reader (the event is counted lost). Kept: an image
         next to no header was evidence that the counts called lost, and nothing told which lacked one. One
-        that cannot be removed stays under retention and is counted as ``recorder.incomplete``. True: all gone."""
-        left = []
+        that cannot be removed stays under retention and is counted as ``recorder.incomplete``. Returns those
+        left, each with the error that kept it ([]: all gone), for the caller to name."""
+        left: list[tuple[Path, OSError]] = []
         for path in files:
             try:
                 path.unlink()
             except FileNotFoundError:
                 pass
-            except OSError:
-                left.append(path)
-        if present := [path for path in left if _size(path) is not None]:
+            except OSError as exc:
+                left.append((path, exc))
+        if present := [(path, exc) for path, exc in left if _size(path) is not None]:
             self.counters.add("recorder.incomplete")
-            self._book(present)
-        return not present
+            self._book([path for path, _ in present])
+        return present
 
-    def _write_recording(self, stem: Path, frame: Frame, header: dict, files: list[Path]) -> None:
-        """Frame, heat map and header (last) under ``stem``, each appended to ``files`` once whole on disk."""
-        files.append(self._write_image(stem.with_suffix(".png"), frame.image))
+    def _write_recording(self, stem: Path, frame: Frame, header: dict, files: list[Path],
+                         temporaries: list[tuple[Path, OSError]]) -> None:
+        """Frame, heat map and header (last) under ``stem``, each appended to ``files`` once whole on disk;
+        temporary names that could not be removed are appended to ``temporaries`` (:func:`_create`)."""
+        files.append(self._write_image(stem.with_suffix(".png"), frame.image, temporaries))
         if frame.amap is not None:
             hi = max(float(frame.amap.max()), 1e-12)
             heat = cv2.applyColorMap(np.clip(frame.amap * (255.0 / hi), 0, 255).astype(np.uint8),
                                      cv2.COLORMAP_JET)
-            files.append(self._write_image(stem.with_suffix(".heat.png"), heat))
+            files.append(self._write_image(stem.with_suffix(".heat.png"), heat, temporaries))
         meta = stem.with_suffix(".json")
-        _create(meta, json.dumps(header, indent=1).encode())
+        _create(meta, json.dumps(header, indent=1).encode(), temporaries)
         files.append(meta)
 
     @staticmethod
-    def _write_image(path: Path, image: np.ndarray) -> Path:
+    def _write_image(path: Path, image: np.ndarray, temporaries: list[tuple[Path, OSError]]) -> Path:
         ok, buf = cv2.imencode(".png", image)
         if not ok:
             raise OSError(f"cannot encode {path.name}")
-        _create(path, buf.tobytes())
+        _create(path, buf.tobytes(), temporaries)
         return path
 
     def _over_limit(self) -> bool:

@@ -815,9 +815,9 @@ def test_recording_files_are_never_replaced_where_hard_links_are_not_supported(t
 
     monkeypatch.setattr(recorder.os, "link", no_links)
     path = tmp_path / "20250131T120000Z-0123456789ab-000000000-000000000.png"
-    recorder._create(path, b"first")
+    recorder._create(path, b"first", [])
     with pytest.raises(FileExistsError):
-        recorder._create(path, b"second")
+        recorder._create(path, b"second", [])
     assert path.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
@@ -833,7 +833,7 @@ def test_a_recordings_data_is_on_disk_before_it_gets_its_name(tmp_path, monkeypa
                                                           real_fsync(fd))[1])
     monkeypatch.setattr(recorder.os, "link", lambda src, dst: (calls.append(f"link {src}"), real_link(src, dst))[1])
     path = tmp_path / "r000001-20250131T120000Z-0123456789ab-000000000-000000000.png"
-    recorder._create(path, b"data")
+    recorder._create(path, b"data", [])
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     assert calls == [f"fsync {tmp}", f"link {tmp}"] and path.read_bytes() == b"data"
 
@@ -889,7 +889,7 @@ from pathlib import Path
 from typing import Callable
 from inspector.pipeline import recorder
 recorder.os.link = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)  # the power goes before the link
-recorder._create(Path(sys.argv[1]), b"half a recording")
+recorder._create(Path(sys.argv[1]), b"half a recording", [])
 """
 
 
