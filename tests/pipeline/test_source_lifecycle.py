@@ -320,7 +320,7 @@ def test_a_recording_still_being_copied_is_read_to_its_real_end(tmp_path, suffix
     assert counters.get("copy.corrupt") == 0
 
 
-def _read_all(path, on_growing=lambda: None, limit=400):
+def _read_recording(path, on_growing=lambda: None, limit=400):
     """(images, reasons of frame-less reads) of a one-pass recording read to its end."""
     source = make_source(CameraSection(name="cut", source=str(path)))
     source.open()
@@ -361,8 +361,8 @@ def test_a_frame_cut_short_by_the_copy_front_is_waited_for_not_skipped(tmp_path,
             with open(video, "ab") as fh:
                 fh.write(data[cut:])
 
-    images, reasons = _read_all(video, copy_the_rest_at_the_second_wait)
-    expected, _ = _read_all(full)
+    images, reasons = _read_recording(video, copy_the_rest_at_the_second_wait)
+    expected, _ = _read_recording(full)
     assert set(reasons) == {"growing"} and len(images) == len(expected) == 40, reasons
     assert all(np.array_equal(a, b) for a, b in zip(images, expected))
 
@@ -373,7 +373,7 @@ def test_a_recording_that_ends_cut_short_and_is_no_longer_written_counts_its_las
     video = tmp_path / "cut.avi"
     video.write_bytes(data[:_cut_mid_picture(data, 20)])
     os.utime(video, (time.time() - 600, time.time() - 600))
-    images, reasons = _read_all(video)
+    images, reasons = _read_recording(video)
     assert len(images) == 20 and reasons == ["corrupt"], reasons
 
 
@@ -384,7 +384,7 @@ def test_a_corrupt_frame_inside_a_recording_still_being_written_is_skipped_once(
     data[bad - 200:bad + 200] = b"\xff\xd9" * 200  # an end-of-image marker early: the decoder refuses it
     video = tmp_path / "growing.avi"
     video.write_bytes(bytes(data))  # just written: still being recorded
-    images, reasons = _read_all(video)
+    images, reasons = _read_recording(video)
     assert reasons.count("corrupt") == 1 and len(images) == 29, reasons
 
 
