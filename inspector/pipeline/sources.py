@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import sys
 import threading
@@ -63,6 +64,7 @@ from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snap
 from inspector.pipeline.source_base import (ChosenAtOpen, Grabbed, Source, SourceChanged,  # noqa: F401 (re-exported)
                                             warn_if_ffmpeg_logs_secrets)
 from inspector.pipeline.source_base import stamp_now as _stamp
+from inspector.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
 _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/truncation
 _SETTLE_S = 2.0  # a file (folder image, recording) changed more recently than this is still being written
 _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guide/devices.txt)
+_V4L_DIR = Path("/dev/v4l")  # udev's persistent names of video nodes: by-id/…, by-path/… → ../../videoN
 _CATCH_UP_S = 1.0  # a live stream's frames this far behind it: drop its backlog (reopen)
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 _PROMPT_WAIT_S = 0.005  # a live grab that blocked this long waited for its frame: it had just arrived
@@ -93,6 +96,23 @@ def _written_recently(mtime_s: float) -> bool:
     """A file modified within the last _SETTLE_S s (still being written). A modification time in the
     future (the clock of the machine that wrote it runs ahead, or ours went back) is not "recent" for ever."""
     return abs(time.time() - mtime_s) < _SETTLE_S
+
+
+def _persistent_name(node: str) -> str | None:
+    """The udev persistent name of the video node ``node`` (a link in :data:`_V4L_DIR`'s ``by-id``, else
+    ``by-path``, that points at it now); None when there is none. by-id names the camera (vendor, model, serial)
+    and follows it to any port; by-path names the port (two identical cameras without serials share a by-id
+    name: the later one's link wins, udev's rule)."""
+    real = os.path.realpath(node)
+    for folder in ("by-id", "by-path"):
+        try:
+            links = sorted((_V4L_DIR / folder).iterdir())
+        except OSError:  # no such folder (no camera, a container without udev)
+            continue
+        for link in links:
+            if os.path.realpath(link) == real:
+                return str(link)
+    return None
 
 
 # ------------------------------------------------------------------------------------------ OpenCV
@@ -121,6 +141,8 @@ class CvSource(Source):
         self._held: tuple[int, float, float] | None = None  # a grabbed frame not yet read: (t_ns, t_utc, waited s)
         self._probe_dropped = 0  # frames of the open's probe dropped as stale, told with the first frame read
         self._probe_took_s = 0.0  # how long the last open took, until its first read (_drop_probed)
+        self._configured = target  # a device: the number or path configured; _target may follow it (renumbered)
+        self._identity: str | None = None  # a numbered device: its udev persistent name, once seen (_follow_device)
 
     def _params(self, open_timeout_s: float | None = None) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -146,6 +168,7 @@ class CvSource(Source):
             if self._signature is None or self._signature[1] == 0:
                 raise self._error(f"{self._target}: video file is missing or empty", permanent)
         if self.kind == "device":
+            self._follow_device()
             self._check_device_path()
         started = time.monotonic()
         self._cap = self._sized_capture(permanent)
@@ -305,6 +328,46 @@ class CvSource(Source):
         probe was cut by the open timeout."""
         return time.monotonic() - started >= (deadline - started) * 0.95
 
+    def _numbered_node(self) -> str | None:
+        """The node a device camera configured by number names (source ``N``: /dev/videoN; a ``…/videoN`` path
+        that is no link); None for a persistent name (a link follows its camera by itself) and off Linux."""
+        if not sys.platform.startswith("linux"):
+            return None
+        if isinstance(self._configured, int):
+            return str(_V4L_DIR.parent / f"video{self._configured}")
+        path = str(self._configured)
+        return path if re.fullmatch(r"video\d+", os.path.basename(path)) and not os.path.islink(path) else None
+
+    def _follow_device(self) -> None:
+        """Open a camera configured by number where it is now. The number is the kernel's, given in plug order: a
+        USB camera plugged back in comes back as another /dev/videoN (the old one gone, or another camera's), and
+        was looked for at the old number for ever. The first time its node is there, the camera's udev persistent
+        name is learnt (:func:`_persistent_name`); from then on each open follows that name: to the node it points
+        at now (said once per move), and, while it is missing, the camera is unplugged (transient) — never the
+        old number, which may be another camera by then. A camera without one keeps its number."""
+        node = self._numbered_node()
+        if node is None:
+            return
+        if self._identity is None:
+            self._identity = _persistent_name(node) if os.path.exists(node) else None
+            return
+        try:
+            os.stat(self._identity)  # follows the link to its node
+        except OSError:
+            raise self._error(f"device {node} is unplugged (its camera {self._identity} is not there)") from None
+        now = os.path.realpath(self._identity)
+        number = re.fullmatch(r"video(\d+)", os.path.basename(now))
+        target = int(number.group(1)) if isinstance(self._configured, int) and number else now
+        if target != self._target:
+            log.warning("camera '%s': its camera %s is now %s (was %s): opening that", self.camera.name,
+                        self._identity, now, self._target if isinstance(self._target, str) else f"video{self._target}")
+            self._target = target
+
+    def describe(self) -> str:
+        if self.kind == "device" and self._target != self._configured:
+            return redact(f"device {self.camera.source} (now {self._target})")
+        return super().describe()
+
     def _check_device_path(self) -> None:
         """Raise for a device path that is not a video device: permanent when something else stands there
         (a regular file, /dev/null, a folder: retried for ever before, 'cannot open device' every few
@@ -316,7 +379,7 @@ class CvSource(Source):
             st = os.stat(self._target)  # follows /dev/v4l/by-id/… links
         except FileNotFoundError:
             renumbered = " (or back as another /dev/videoN: name it by its /dev/v4l/by-id/… link)" \
-                if self._target.startswith("/dev/video") else ""
+                if self._numbered_node() is not None else ""
             raise self._error(f"device {self._target} does not exist (unplugged?{renumbered})") from None
         except OSError:
             return  # no permission to stat: let OpenCV say what it can
