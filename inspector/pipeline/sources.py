@@ -465,6 +465,10 @@ class CvSource(Source):
         if self.live and (packet is None or tag not in pf.FFMPEG_LAYOUTS):
             self._decode, self._pending = decoders[-1], packet
             return True
+        if self.kind == "url" and pf.wide_bits(tag) and ffmpeg_live.available():
+            # read by the ffmpeg program (FullDepthUrl), which makes its own connection: a reopen here was a
+            # third connection and its probe (FFV1 gray12le over tcp://: 12.4 s to open, 3 connections)
+            return False
         self._cap.release()
         self._cap = self._new_capture(permanent=False)  # it opened a moment ago
         return False
