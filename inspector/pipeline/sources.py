@@ -42,8 +42,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import sys
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -62,6 +64,7 @@ from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snap
 from inspector.pipeline.source_base import (ChosenAtOpen, Grabbed, Source, SourceChanged,  # noqa: F401 (re-exported)
                                             warn_if_ffmpeg_logs_secrets)
 from inspector.pipeline.source_base import stamp_now as _stamp
+from inspector.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
 _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/truncation
 _SETTLE_S = 2.0  # a file (folder image, recording) changed more recently than this is still being written
 _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guide/devices.txt)
+_V4L_DIR = Path("/dev/v4l")  # udev's persistent names of video nodes: by-id/…, by-path/… → ../../videoN
 _CATCH_UP_S = 1.0  # a live stream's frames this far behind it: drop its backlog (reopen)
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 _PROMPT_WAIT_S = 0.005  # a live grab that blocked this long waited for its frame: it had just arrived
@@ -79,6 +83,10 @@ _CLOCK_DRIFT_MS = 50.0  # a just-arrived frame this far off the stream clock's f
 _DRIFT_FRAMES = 3  # … so many just-arrived frames in a row (one is a network burst)
 _GRAB_RETRY_S = 0.01  # a live connection's grab failed at once before its first frame: try again after this
 _PROBE_BYTES = 32768  # FFmpeg's probe of a live URL ends once it read this much (whole packets): see _ffmpeg_options
+_FULL_PROBE_BYTES = 5_000_000  # FFmpeg's default probesize (libavformat/options_table.h): an URL's second try
+_RETRY_MIN_S = 0.1  # an URL's open is not tried again with less than this left of open_timeout_s
+# held while OPENCV_FFMPEG_CAPTURE_OPTIONS is set for one FFmpeg open and that open reads it (_open_capture)
+_OPEN_LOCK = threading.Lock()
 _PROBE_STALE_S = 0.5  # an URL's open that took this long left its probed frames this old: dropped (_drop_probed)
 _BUFFERED_GRAB_S = 0.05  # a grab that returned sooner gave a frame already buffered (decoding one takes ~10 ms)
 _USER_FFMPEG_OPTIONS = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")  # the user's own, kept as they are
@@ -88,6 +96,23 @@ def _written_recently(mtime_s: float) -> bool:
     """A file modified within the last _SETTLE_S s (still being written). A modification time in the
     future (the clock of the machine that wrote it runs ahead, or ours went back) is not "recent" for ever."""
     return abs(time.time() - mtime_s) < _SETTLE_S
+
+
+def _persistent_name(node: str) -> str | None:
+    """The udev persistent name of the video node ``node`` (a link in :data:`_V4L_DIR`'s ``by-id``, else
+    ``by-path``, that points at it now); None when there is none. by-id names the camera (vendor, model, serial)
+    and follows it to any port; by-path names the port (two identical cameras without serials share a by-id
+    name: the later one's link wins, udev's rule)."""
+    real = os.path.realpath(node)
+    for folder in ("by-id", "by-path"):
+        try:
+            links = sorted((_V4L_DIR / folder).iterdir())
+        except OSError:  # no such folder (no camera, a container without udev)
+            continue
+        for link in links:
+            if os.path.realpath(link) == real:
+                return str(link)
+    return None
 
 
 # ------------------------------------------------------------------------------------------ OpenCV
@@ -116,6 +141,8 @@ class CvSource(Source):
         self._held: tuple[int, float, float] | None = None  # a grabbed frame not yet read: (t_ns, t_utc, waited s)
         self._probe_dropped = 0  # frames of the open's probe dropped as stale, told with the first frame read
         self._probe_took_s = 0.0  # how long the last open took, until its first read (_drop_probed)
+        self._configured = target  # a device: the number or path configured; _target may follow it (renumbered)
+        self._identity: str | None = None  # a numbered device: its udev persistent name, once seen (_follow_device)
 
     def _params(self, open_timeout_s: float | None = None) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -128,13 +155,6 @@ class CvSource(Source):
         self.close()
         if self.kind == "url":
             warn_if_ffmpeg_logs_secrets(str(self._target), self.camera.name)
-        if self.kind == "url" and _USER_FFMPEG_OPTIONS is None:
-            options = self._ffmpeg_options()
-            # setenv while another capture thread's open reads the environment (getenv in OpenCV) is not
-            # thread-safe in C: write only when the value changes, which with one open_timeout_s for every
-            # camera is once per process
-            if os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS") != options:
-                os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = options
         # A recording that never opened can never be decoded: permanent. One that played before
         # and fails now is probably being rewritten: transient, until it fails twice unchanged. One
         # that is gone (rotated: deleted, then written anew) is transient until it is back, like a
@@ -148,6 +168,7 @@ class CvSource(Source):
             if self._signature is None or self._signature[1] == 0:
                 raise self._error(f"{self._target}: video file is missing or empty", permanent)
         if self.kind == "device":
+            self._follow_device()
             self._check_device_path()
         started = time.monotonic()
         self._cap = self._sized_capture(permanent)
@@ -189,7 +210,7 @@ class CvSource(Source):
             log.info("camera '%s': opening took %.1f s; dropped the %d frame(s) read meanwhile", self.camera.name,
                      opened_in_s, dropped)
 
-    def _ffmpeg_options(self) -> str:
+    def _ffmpeg_options(self, full_probe: bool = False, open_timeout_s: float | None = None) -> str:
         """FFmpeg's options for opening this URL (OPENCV_FFMPEG_CAPTURE_OPTIONS, read by OpenCV at each open):
         RTSP over TCP, and a probe that ends well inside ``open_timeout_s``. FFmpeg's probe reads 5 s of
         stream time by default; raw streams (MJPEG, H.264 over tcp://) have timestamps invented at 25 fps, so
@@ -200,58 +221,152 @@ class CvSource(Source):
         (no 20 frames to guess a frame rate: MPEG-TS at 1 fps was cut at 5 s) and ``probesize``/``formatprobesize``
         of :data:`_PROBE_BYTES` (the probe reads on until it has that many bytes: a 1 fps 720p MJPEG or H.264 camera
         took 4-5 s, cut at 5 s; with 32 KiB 1.2-2.2 s, measured on loopback). A packet is read whole however
-        large, so a high-bitrate key frame still gives its size; a probe that spanned none opens with width 0 and
-        is reopened (:meth:`_sized_capture`). The variable is process-wide: set by the user, it is left as it is."""
-        # rtsp_transport is the RTSP demuxer's own option: other formats leave it unused, so it is in every
-        # camera's value and the value depends on open_timeout_s alone (one write per process, see open)
-        return (f"analyzeduration;{int(self.camera.open_timeout_s * 1e6 / 10)}|fpsprobesize;0|probesize;{_PROBE_BYTES}"
-                f"|formatprobesize;{_PROBE_BYTES}|rtsp_transport;tcp")
+        large, so a high-bitrate key frame still gives its size.
+
+        ``full_probe`` (the second try, :meth:`_sized_capture`): :data:`_FULL_PROBE_BYTES` for the stream and
+        for telling its format (FFmpeg's format probe stops at 1 MiB by default: too little for a 20 Mbit/s raw
+        H.264 stream to reach its next key frame's parameter sets); its stream time a tenth of what is left of
+        ``open_timeout_s``, by the rule above. A raw stream is probed until one of the two limits, whatever it
+        found (FFmpeg's AVFMTCTX_NOHEADER formats may add streams): with half the timeout as stream time a 1080p
+        20 Mbit/s stream opened in 2.9-3.3 s (its 5 MB), with a tenth in 1.3-1.7 s."""
+        left = self.camera.open_timeout_s if open_timeout_s is None or not full_probe else open_timeout_s
+        probe = _FULL_PROBE_BYTES if full_probe else _PROBE_BYTES
+        return (f"analyzeduration;{max(1, int(left * 1e6 / 10))}|fpsprobesize;0|probesize;{probe}"
+                f"|formatprobesize;{probe}|rtsp_transport;tcp")
 
     def _sized_capture(self, permanent: bool) -> cv2.VideoCapture:
         """An opened capture of the target; for an FFmpeg URL, one whose probe found the picture size.
 
-        A raw H.264/HEVC stream (``ffmpeg -f h264`` over tcp://) joined between key frames has no parameter
-        sets (SPS/PPS come with key frames): FFmpeg's probe ends with width 0 and OpenCV keeps that size for
-        the connection, so it never gives a picture (measured, 10 fps x264, GOP 3 s: the first grab failed at
-        once, "no frame within read_timeout_s" was said at 0 s, and the reconnect joined between key frames
-        again). Such a connection is reopened — each probe joins later, so one spans a key frame — until
-        ``open_timeout_s`` has passed since the first; then a transient SourceError says what happened."""
-        deadline = time.monotonic() + self.camera.open_timeout_s
-        cap, attempts = self._new_capture(permanent), 1
-        while self.kind == "url" and min(cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) <= 0:
-            cap.release()
-            try:  # a reopen's probe cut by what is left of the timeout is this same fault, not another
-                if time.monotonic() >= deadline:
-                    raise self._error("no time left")
-                cap, attempts = self._new_capture(permanent, deadline - time.monotonic()), attempts + 1
-            except SourceError:
-                raise self._error(f"{self.describe()} opened {attempts} time(s) within open_timeout_s "
-                                  f"{self.camera.open_timeout_s:g} s without a picture size (a raw H.264/HEVC stream "
-                                  f"joined between key frames sends none until the next one): have the camera send "
-                                  f"key frames more often, or raise open_timeout_s") from None
-        return cap
+        An URL is opened first with the short probe (a slow camera opens fast, :meth:`_ffmpeg_options`). One
+        that did not open, or found no picture size, is opened again at once with FFmpeg's full probe in what
+        is left of ``open_timeout_s``: a 1080p 20 Mbit/s raw H.264 camera joined between key frames (2 s apart)
+        has no parameter sets in 32 KiB, nor in FFmpeg's default 1 MiB format probe, and said only "cannot
+        open", at every reconnect. A raw stream joined between key frames that still opens with width 0 (OpenCV
+        keeps that size for the connection, and never gives a picture) is reopened — each probe joins later —
+        until ``open_timeout_s`` has passed since the first open. Then a transient SourceError says what each
+        probe found. A user's own OPENCV_FFMPEG_CAPTURE_OPTIONS is every try's probe."""
+        if self.kind != "url":
+            return self._new_capture(permanent)
+        deadline, tries = time.monotonic() + self.camera.open_timeout_s, []
+        while True:
+            full, started = bool(tries) and _USER_FFMPEG_OPTIONS is None, time.monotonic()
+            cap = self._open_capture(deadline - started, full)
+            sized = cap is not None and min(cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) > 0
+            if sized:
+                return cap
+            if cap is not None:
+                cap.release()
+            tries.append((full, "no picture size" if cap is not None else
+                          "cut by open_timeout_s" if self._probe_overran(started, deadline) else "did not open"))
+            # a connection that would not open is tried once more, with the full probe; one without a size until
+            # the time is up (each probe joins later)
+            once_more = cap is not None or not (full or _USER_FFMPEG_OPTIONS is not None)
+            if deadline - time.monotonic() < _RETRY_MIN_S or not once_more:
+                raise self._error(self._open_failure(tries))
+
+    def _open_failure(self, tries: list[tuple[bool, str]]) -> str:
+        """Why an URL did not open, from ``tries`` ((full probe, what it found) per open, in order)."""
+        runs: list[list] = []  # consecutive tries alike: [full, found, count]
+        for full, found in tries:
+            if runs and runs[-1][:2] == [full, found]:
+                runs[-1][2] += 1
+            else:
+                runs.append([full, found, 1])
+        probe = ("your OPENCV_FFMPEG_CAPTURE_OPTIONS" if _USER_FFMPEG_OPTIONS is not None else None)
+        said = "; then ".join(f"{probe or ('FFmpeg full probe (5 MB)' if full else 'a 32 KiB probe')}: {found}"
+                              + (f" ({count} times)" if count > 1 else "") for full, found, count in runs)
+        what = f"cannot open {self.describe()} within open_timeout_s {self.camera.open_timeout_s:g} s ({said})"
+        if any(found == "no picture size" for _, found in tries):
+            return (what + ": opened without a picture size (a raw H.264/HEVC stream joined between key frames "
+                    "sends none until the next one): have the camera send key frames more often, or raise "
+                    "open_timeout_s")
+        if tries[-1][1] == "cut by open_timeout_s":
+            return what + ": the probe did not finish (a slow or bursty camera): raise open_timeout_s"
+        return what
 
     def _new_capture(self, permanent: bool, open_timeout_s: float | None = None) -> cv2.VideoCapture:
         """An opened cv2.VideoCapture of the target; SourceError (``permanent`` as given) when it will not open.
-        ``open_timeout_s``: the open's limit (default the camera's)."""
-        started = time.monotonic()
+        ``open_timeout_s``: the open's limit (default the camera's). URLs open by :meth:`_sized_capture`."""
+        cap = self._open_capture(open_timeout_s, permanent=permanent)
+        if cap is None:
+            raise self._error(f"cannot open {self.describe()}" + (" (corrupt or unsupported video)" if permanent
+                                                                 else ""), permanent)
+        return cap
+
+    def _open_capture(self, open_timeout_s: float | None = None, full_probe: bool = False,
+                      permanent: bool = False) -> cv2.VideoCapture | None:
+        """A cv2.VideoCapture of the target, None when it did not open; SourceError (``permanent`` as given) when
+        OpenCV raised.
+
+        OPENCV_FFMPEG_CAPTURE_OPTIONS is process-wide and read by each FFmpeg open: an URL's open sets it to its
+        probe, a file's to the user's (none: FFmpeg's defaults, not the last URL's 32 KiB probe), under
+        :data:`_OPEN_LOCK` so that no other open reads it meanwhile. OpenCV's FFmpeg backend already opens one
+        capture at a time per process (its own lock, unless OPENCV_FFMPEG_IS_THREAD_SAFE; measured: two URL opens
+        that each time out in 2 s ended at 2.1 s and 4.1 s), so the lock makes no camera wait longer. Devices and
+        GStreamer pipelines do not read it and take no lock (a device open is not held up by a camera's probe)."""
+        params = self._params(open_timeout_s)
         try:
-            cap = cv2.VideoCapture(self._target, self._api, self._params(open_timeout_s))
+            if self.kind in ("url", "file") and _USER_FFMPEG_OPTIONS is None:
+                with _OPEN_LOCK:
+                    if self.kind == "url":
+                        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = self._ffmpeg_options(full_probe, open_timeout_s)
+                    else:
+                        os.environ.pop("OPENCV_FFMPEG_CAPTURE_OPTIONS", None)
+                    cap = cv2.VideoCapture(self._target, self._api, params)
+            else:
+                cap = cv2.VideoCapture(self._target, self._api, params)
         except cv2.error as exc:
             raise self._error(f"cannot open {self.describe()} ({str(exc).strip().splitlines()[-1]})",
                               permanent) from None
-        if not cap.isOpened():
-            cap.release()
-            raise self._error(f"cannot open {self.describe()}" + (" (corrupt or unsupported video)" if permanent
-                                                                 else self._probe_overrun(started)), permanent)
-        return cap
+        if cap.isOpened():
+            return cap
+        cap.release()
+        return None
 
-    def _probe_overrun(self, started: float) -> str:
-        """Why an URL did not open, when its open ran into ``open_timeout_s`` (FFmpeg's probe was cut)."""
-        if self.kind != "url" or time.monotonic() - started < self.camera.open_timeout_s * 0.95:
-            return ""
-        return (f" (FFmpeg's probe of the stream did not finish within open_timeout_s {self.camera.open_timeout_s:g} "
-                f"s: a slow or bursty camera; raise open_timeout_s)")
+    def _probe_overran(self, started: float, deadline: float) -> bool:
+        """Whether an URL's open that began at ``started`` ran into its limit ``deadline`` (monotonic s): FFmpeg's
+        probe was cut by the open timeout."""
+        return time.monotonic() - started >= (deadline - started) * 0.95
+
+    def _numbered_node(self) -> str | None:
+        """The node a device camera configured by number names (source ``N``: /dev/videoN; a ``…/videoN`` path
+        that is no link); None for a persistent name (a link follows its camera by itself) and off Linux."""
+        if not sys.platform.startswith("linux"):
+            return None
+        if isinstance(self._configured, int):
+            return str(_V4L_DIR.parent / f"video{self._configured}")
+        path = str(self._configured)
+        return path if re.fullmatch(r"video\d+", os.path.basename(path)) and not os.path.islink(path) else None
+
+    def _follow_device(self) -> None:
+        """Open a camera configured by number where it is now. The number is the kernel's, given in plug order: a
+        USB camera plugged back in comes back as another /dev/videoN (the old one gone, or another camera's), and
+        was looked for at the old number for ever. The first time its node is there, the camera's udev persistent
+        name is learnt (:func:`_persistent_name`); from then on each open follows that name: to the node it points
+        at now (said once per move), and, while it is missing, the camera is unplugged (transient) — never the
+        old number, which may be another camera by then. A camera without one keeps its number."""
+        node = self._numbered_node()
+        if node is None:
+            return
+        if self._identity is None:
+            self._identity = _persistent_name(node) if os.path.exists(node) else None
+            return
+        try:
+            os.stat(self._identity)  # follows the link to its node
+        except OSError:
+            raise self._error(f"device {node} is unplugged (its camera {self._identity} is not there)") from None
+        now = os.path.realpath(self._identity)
+        number = re.fullmatch(r"video(\d+)", os.path.basename(now))
+        target = int(number.group(1)) if isinstance(self._configured, int) and number else now
+        if target != self._target:
+            log.warning("camera '%s': its camera %s is now %s (was %s): opening that", self.camera.name,
+                        self._identity, now, self._target if isinstance(self._target, str) else f"video{self._target}")
+            self._target = target
+
+    def describe(self) -> str:
+        if self.kind == "device" and self._target != self._configured:
+            return redact(f"device {self.camera.source} (now {self._target})")
+        return super().describe()
 
     def _check_device_path(self) -> None:
         """Raise for a device path that is not a video device: permanent when something else stands there
@@ -264,7 +379,7 @@ class CvSource(Source):
             st = os.stat(self._target)  # follows /dev/v4l/by-id/… links
         except FileNotFoundError:
             renumbered = " (or back as another /dev/videoN: name it by its /dev/v4l/by-id/… link)" \
-                if self._target.startswith("/dev/video") else ""
+                if self._numbered_node() is not None else ""
             raise self._error(f"device {self._target} does not exist (unplugged?{renumbered})") from None
         except OSError:
             return  # no permission to stat: let OpenCV say what it can
@@ -350,6 +465,10 @@ class CvSource(Source):
         if self.live and (packet is None or tag not in pf.FFMPEG_LAYOUTS):
             self._decode, self._pending = decoders[-1], packet
             return True
+        if self.kind == "url" and pf.wide_bits(tag) and ffmpeg_live.available():
+            # read by the ffmpeg program (FullDepthUrl), which makes its own connection: a reopen here was a
+            # third connection and its probe (FFV1 gray12le over tcp://: 12.4 s to open, 3 connections)
+            return False
         self._cap.release()
         self._cap = self._new_capture(permanent=False)  # it opened a moment ago
         return False

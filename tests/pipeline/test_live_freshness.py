@@ -447,6 +447,45 @@ def test_a_raw_h264_stream_joined_between_key_frames_waits_for_its_picture_size_
     assert frames and all(f.image is not None and f.image.shape == (240, 320, 3) for f in frames), errors
 
 
+def test_a_high_bitrate_raw_h264_stream_joined_between_key_frames_opens_with_the_full_probe():
+    """A 1080p 20 Mbit/s raw H.264 camera (key frames 2 s apart) joined between key frames: the 32 KiB probe
+    that lets slow cameras open fast (and FFmpeg's default 1 MiB format probe) held slices only, no parameter
+    sets, so FFmpeg could not even tell the format: "cannot open", at every reconnect, for ever. The failed open
+    is now tried again at once with FFmpeg's full probe (5 MB), which reaches the next key frame."""
+    from inspector.errors import SourceError
+
+    with ffmpeg_broadcast("-i", "testsrc2=size=1920x1080:rate=10", "-c:v", *_X264, "-b:v", "20M", "-g", "20",
+                          "-f", "h264") as url:
+        time.sleep(1.3)  # joined between key frames
+        errors, frames = [], []
+        for _ in range(2):  # as the capture worker reconnects (a loaded machine may slow the sender)
+            source = make_source(CameraSection(name="hd", source=url, open_timeout_s=5, read_timeout_s=5))
+            try:
+                source.open()
+                frames = [source.read() for _ in range(3)]
+                break
+            except SourceError as exc:
+                errors.append(str(exc))
+            finally:
+                source.close()
+    assert frames and all(f.image is not None and f.image.shape == (1080, 1920, 3) for f in frames), errors
+    assert all("full probe" in e for e in errors), errors  # a failure says what was tried
+
+
+def test_an_url_that_never_opens_says_what_each_probe_found():
+    """Nothing listening: the short probe's open fails, the full probe's too, at once; the one line says both."""
+    from inspector.errors import SourceError
+
+    port = free_port()
+    source = make_source(CameraSection(name="gone", source=f"tcp://127.0.0.1:{port}", open_timeout_s=3))
+    started = time.monotonic()
+    with pytest.raises(SourceError) as info:
+        source.open()
+    assert time.monotonic() - started < 2.0
+    assert not info.value.permanent
+    assert "a 32 KiB probe: did not open; then FFmpeg full probe (5 MB): did not open" in str(info.value), info.value
+
+
 _X264 = ["libx264", "-preset", "ultrafast", "-tune", "zerolatency"]
 
 

@@ -602,3 +602,66 @@ def test_a_camera_named_by_its_persistent_v4l_name_is_a_device_even_unplugged(tm
         return
     (tmp_path / "cam").symlink_to(tmp_path / "video9")
     assert source_type(CameraSection(name="usb", source=str(tmp_path / "cam"))) == "device"
+
+
+def _video_node(dev, number: int) -> None:
+    """A video4linux character node (major 81) like udev makes; with no driver behind it its open fails ENXIO, as
+    a node whose camera went away does. Skips where nodes cannot be made (no CAP_MKNOD)."""
+    try:
+        os.mknod(dev / f"video{number}", 0o660 | stat.S_IFCHR, os.makedev(81, number))
+    except PermissionError:
+        pytest.skip("needs CAP_MKNOD to make a video4linux node")
+
+
+def _persistent_link(dev, folder: str, name: str, number: int) -> None:
+    """udev's layout: /dev/v4l/<folder>/<name> → ../../videoN (relative)."""
+    (dev / "v4l" / folder).mkdir(parents=True, exist_ok=True)
+    link = dev / "v4l" / folder / name
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(f"../../video{number}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="video4linux device nodes")
+@pytest.mark.parametrize("named_by", ["path", "index"])
+def test_a_camera_configured_by_number_is_followed_to_its_new_number_after_a_replug(tmp_path, monkeypatch, caplog,
+                                                                                   named_by):
+    """A USB camera configured as /dev/video0 (or index 0) unplugged and plugged back in comes back as /dev/video2;
+    another camera may take video0. It was looked for at video0 for ever ('does not exist', or that other camera's
+    node). The camera's udev persistent name (by-id, seen while it was at video0) is now followed: the next open
+    is of video2, said in the log; while that name is missing the camera is unplugged (transient), and the other
+    camera at video0 is never opened. The node's own open fails (no driver behind a test node): what was opened
+    shows in the error line."""
+    from inspector.pipeline import sources
+
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    monkeypatch.setattr(sources, "_V4L_DIR", dev / "v4l", raising=False)
+    _video_node(dev, 0)
+    acme, port1 = "usb-Acme_Inspection_Cam_SN123-video-index0", "pci-0000:00:14.0-usb-0:1:1.0-video-index0"
+    _persistent_link(dev, "by-id", acme, 0)
+    _persistent_link(dev, "by-path", port1, 0)
+    cam = CameraSection(name="usb", source=str(dev / "video0") if named_by == "path" else 0, type="device")
+    src = make_source(cam)
+    with pytest.raises(SourceError, match="cannot open device") as err:
+        src.open()  # at video0: its persistent name is learnt
+    assert "now" not in str(err.value)
+    # replugged into another port: video2; another camera takes video0
+    (dev / "video0").unlink()
+    (dev / "v4l" / "by-path" / port1).unlink()
+    _video_node(dev, 2)
+    _video_node(dev, 0)
+    _persistent_link(dev, "by-id", acme, 2)
+    _persistent_link(dev, "by-id", "usb-Other_Cam_SN9-video-index0", 0)
+    _persistent_link(dev, "by-path", "pci-0000:00:14.0-usb-0:2:1.0-video-index0", 2)
+    now = str(dev / "video2") if named_by == "path" else "2"
+    with pytest.raises(SourceError, match=rf"cannot open device \S+ \(now {now}\)") as err:
+        src.open()
+    assert not err.value.permanent
+    assert f"{acme} is now {dev / 'video2'}" in caplog.text
+    # unplugged again: its name is gone; video0 (the other camera) is not opened
+    (dev / "v4l" / "by-id" / acme).unlink()
+    (dev / "video2").unlink()
+    with pytest.raises(SourceError, match=rf"is unplugged \(its camera \S+{acme} is not there\)") as err:
+        src.open()
+    assert not err.value.permanent
