@@ -548,10 +548,15 @@ class StateFile:
 
 class KeepsState:
     """What the ZeroMQ and MQTT subscribers share to keep their accounting in a :class:`StateFile`: loaded when
-    they are made (before the first event is heard), saved after every event they take in (the quiet stats
-    too: what they told is then told no more), once the caller has handled it (:meth:`_save_taken`), and when
-    closed. The subclass gives ``state()``, ``resume()``,
-    ``heard()`` and ``_tell(line)`` (one notice line)."""
+    they are made (before the first event is heard), saved after every message they take in (the quiet stats
+    too: what they told is then told no more), and for an event returned to the caller only once the caller
+    has handled it: it calls :meth:`handled`, or asks for the next one (:meth:`_save_taken`). Closed with an
+    event taken off the wire but not handled (a SIGTERM or Ctrl-C inside ``recv`` after the message was read,
+    or between ``recv`` and the caller's handling), the state is not saved: the file keeps the state from before
+    that message, so the subscriber resumed from it tells the event as missed; saving it counted the event as
+    heard though it was never printed nor saved. The subclass gives ``state()``, ``resume()``, ``heard()`` and
+    ``_tell(line)`` (one notice line), sets ``_unhandled`` before it takes a message off the wire and
+    ``_state_dirty`` once taken in, and closes with :meth:`_close_state`."""
 
     state_file: StateFile | None = None
 
@@ -566,6 +571,18 @@ class KeepsState:
         self._tell(self.state_file.load(self))
 
     _state_dirty = False  # messages taken in since the last save
+    _unhandled = False  # a message taken off the wire and not yet handled (being taken in, or returned)
+
+    def handled(self) -> None:
+        """The event :meth:`recv` returned last is handled (printed, saved): it counts as heard in the state
+        (saved at the next ``recv`` or at close). Asking for the next event says the same."""
+        self._unhandled = False
+
+    def _close_state(self) -> None:
+        """Save the state at close, unless a message taken off the wire was not handled: the file then keeps the
+        state from before it (saved before it was taken), which does not count it as heard."""
+        if not self._unhandled:
+            self._save_state()
 
     def _save_state(self) -> None:
         self._state_dirty = False
@@ -577,6 +594,7 @@ class KeepsState:
         for (and on close), not as one is taken: the caller has handled the event returned before (printed,
         saved), so a subscriber killed while handling one leaves a state that does not count it as heard, and the
         next one resumed tells it as missed instead of it being lost unsaid."""
+        self._unhandled = False
         if self._state_dirty:
             self._save_state()
 

@@ -326,6 +326,7 @@ def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally:
                 print(one_line(f"{box:<12} {describe(event)}"), flush=True)
             if saver is not None and not _save_or_warn(event, saver.folder, lambda: saver.event(box, event)):
                 tally["unsaved"] += 1
+            sub.handled()  # printed and saved (or told unsaved): heard, in the state saved next
 
 
 STATE_NAME = ".subscriber-state"  # in --save-dir; no '.json' suffix: the folder's .json files are event headers
@@ -383,6 +384,7 @@ def _receive(args: argparse.Namespace, sub, tally: dict, stops: StopSignals) -> 
             print(json.dumps(header_dict(event)) if args.json else describe(event), flush=True)
             if save_dir is not None and not _save_or_warn(event, save_dir):
                 tally["unsaved"] += 1
+            sub.handled()  # printed and saved (or told unsaved): heard, in the state saved next
 
 
 class StopSignals:
