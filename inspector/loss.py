@@ -7,8 +7,10 @@ Shared by the ZeroMQ :class:`inspector.client.Subscriber` and the MQTT
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Iterable
@@ -541,9 +543,24 @@ class StateFile:
                 pass  # never written, or the disk is gone: the warning says what matters
             return (f"warning: {self.path}: cannot save the subscriber state ({self.failed}); a restarted "
                     f"subscriber will not know what it missed") if first else None
+        except BaseException:  # a stop (KeyboardInterrupt) mid-write: the old state stays, no temporary
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
         self.failed = None
         self.saves += 1
         return None
+
+    def remove_leftovers(self) -> str | None:
+        """Remove the temporaries (``<name>.tmp-<pid>``) a subscriber killed while saving this state left beside
+        it, once their writer is gone (:func:`inspector.leftovers.writer_gone`); the line telling how many, or
+        None. Only this state file's own temporary names: never another file."""
+        from inspector.leftovers import remove_leftovers
+
+        pattern = re.compile(rf"^{re.escape(self.path.name)}\.tmp-(\d{{1,10}})\Z", re.ASCII)
+        removed = remove_leftovers(self.path.parent, pattern)
+        return (f"removed {removed} temporary file(s) of an interrupted save of {self.path}"
+                if removed else None)
 
 
 class KeepsState:
@@ -568,7 +585,8 @@ class KeepsState:
         except OSError:
             pass  # its first save says why in one line
         self.state_file = StateFile(path, key)
-        self._tell(self.state_file.load(self))
+        self._tell(self.state_file.load(self))  # ConfigError for another's state: refused, nothing removed
+        self._tell(self.state_file.remove_leftovers())
 
     _state_dirty = False  # messages taken in since the last save
     _unhandled = False  # a message taken off the wire and not yet handled (being taken in, or returned)

@@ -193,6 +193,44 @@ def test_a_subscriber_stopped_mid_save_leaves_the_event_whole_or_told_missed(tmp
         assert [s[3] for s in state["streams"] if s[3]] == [], state  # seq 0 is not counted as heard
 
 
+def test_temporaries_of_a_save_cut_short_are_removed_at_the_next_start_and_only_those(tmp_path, capsys):
+    """A subscriber killed mid-save (SIGKILL, a power cut) left its hidden temporaries in --save-dir (and the state
+    file's, when killed while saving it) for good: nothing ever removed them. The next start removes those
+    of its own naming whose writer is gone, says how many, and leaves every other file: a user's look-alike
+    names, a link or folder under such a name, and the temporaries of a subscriber still saving there."""
+    from inspector.cli import main
+
+    endpoint, saved = f"ipc://{tmp_path}/ev.sock", tmp_path / "saved"
+    test_a_subscriber_stopped_mid_save_leaves_the_event_whole_or_told_missed(tmp_path, "SIGKILL")
+    leftovers = sorted(p.name for p in saved.glob(".subscribe-*.part"))
+    assert len(leftovers) == 1, sorted(p.name for p in saved.iterdir())  # the real one: the header's temporary
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (saved / f".subscriber-state.tmp-{gone.stdout.strip()}").write_text("{")  # killed while saving the state
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.1)
+        kept = [f".subscribe-{live.pid}-abcdefgh.part", f".subscriber-state.tmp-{live.pid}",  # a live writer's
+                ".abcdefgh.part", "notes.part", ".subscribe-x-abcdefgh.part", f".subscribe-{gone.stdout.strip()}-abc.part",
+                ".subscriber-state.tmp-notes", "report.tmp-1"]
+        for name in kept:
+            (saved / name).write_text("user data")
+        (saved / f".subscribe-{gone.stdout.strip()}-folder00.part").mkdir()
+        (saved / f".subscribe-{gone.stdout.strip()}-link0000.part").symlink_to(saved / "notes.part")
+        assert main(["subscribe", endpoint, "--save-dir", str(saved), "--timeout", "0.2"]) == 0
+        err = capsys.readouterr().err
+        assert main(["subscribe", endpoint, "--save-dir", str(saved), "--timeout", "0.2"]) == 0
+        assert "removed" not in capsys.readouterr().err  # nothing more of ours: said only when something was removed
+    finally:
+        live.kill()
+        live.wait()
+    assert f"removed 1 temporary file(s) left in {saved} by an interrupted save" in err, err
+    assert f"removed 1 temporary file(s) of an interrupted save of {saved / '.subscriber-state'}" in err, err
+    assert sorted(p.name for p in saved.iterdir()) == sorted(kept + [
+        ".subscriber-state", f".subscribe-{gone.stdout.strip()}-folder00.part",
+        f".subscribe-{gone.stdout.strip()}-link0000.part"])
+    assert all((saved / name).read_text() == "user data" for name in kept)
+
+
 _SIGNALLED_BEFORE_HANDLING = """
 import os, signal, sys
 from inspector.client import Subscriber
