@@ -33,7 +33,8 @@ run (every header carries ``run_id``, random per daemon start) and per stream
   full publisher queue (never numbered: no gap shows them) or not sent; gaps
   beyond those were lost between daemon and subscriber (a ZeroMQ high-water
   mark: the daemon's ``publish.sndhwm`` or this ``rcvhwm``, i.e. a consumer
-  reading too slowly; or a dropped connection). A gap's notice says when it was
+  reading too slowly, which the daemon counts in its stats'
+  ``published.subscriber_queue_full`` and in Prometheus; or a dropped connection). A gap's notice says when it was
   found while this subscriber was reading a backlog of at least half its
   ``rcvhwm`` (it fell behind) or spans a dropped connection;
 * ``malformed`` — messages that failed :func:`inspector.events.decode`, skipped.
