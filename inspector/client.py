@@ -33,7 +33,8 @@ run (every header carries ``run_id``, random per daemon start) and per stream
   full publisher queue (never numbered: no gap shows them) or not sent; gaps
   beyond those were lost between daemon and subscriber (a ZeroMQ high-water
   mark: the daemon's ``publish.sndhwm`` or this ``rcvhwm``, i.e. a consumer
-  reading too slowly; or a dropped connection). A gap's notice says when it was
+  reading too slowly, which the daemon counts in its stats'
+  ``published.subscriber_queue_full`` and in Prometheus; or a dropped connection). A gap's notice says when it was
   found while this subscriber was reading a backlog of at least half its
   ``rcvhwm`` (it fell behind) or spans a dropped connection;
 * ``malformed`` — messages that failed :func:`inspector.events.decode`, skipped.
@@ -45,8 +46,10 @@ the accounting only and does not return them (``recv(quiet=True)`` does; tell
 them apart with :meth:`Subscriber.asked`).
 
 ``state``: a file where the accounting is kept across restarts of the
-subscriber (saved after each event, once the caller asks for the next one, and on close;
-:class:`inspector.loss.StateFile`): given
+subscriber (:class:`inspector.loss.StateFile`). An event counts as heard there once the caller has
+handled it: it calls :meth:`Subscriber.handled`, or asks for the next event; closed before either (a
+signal inside ``recv``, or before the event was handled), the state is left as it was before the event,
+which the next subscriber then tells as missed. Given
 the same file, a new ``Subscriber`` counts ``missed_while_down`` and does not
 tell again the daemon drops already told.
 
@@ -257,6 +260,7 @@ class Subscriber(KeepsState):
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
                 continue
+            self._unhandled = True  # from here until handled: a stop now leaves it out of the state saved
             frames = self.socket.recv_multipart(zmq.NOBLOCK)
             self._backlog_hint()
             try:
@@ -372,7 +376,7 @@ class Subscriber(KeepsState):
 
     def close(self) -> None:
         self._stop_keeper()
-        self._save_state()
+        self._close_state()  # not when the event returned last was not handled (KeepsState)
         self.socket.disable_monitor()
         self._monitor.close(0)
         self.socket.close(0)

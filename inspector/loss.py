@@ -7,8 +7,10 @@ Shared by the ZeroMQ :class:`inspector.client.Subscriber` and the MQTT
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Iterable
@@ -541,17 +543,37 @@ class StateFile:
                 pass  # never written, or the disk is gone: the warning says what matters
             return (f"warning: {self.path}: cannot save the subscriber state ({self.failed}); a restarted "
                     f"subscriber will not know what it missed") if first else None
+        except BaseException:  # a stop (KeyboardInterrupt) mid-write: the old state stays, no temporary
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
         self.failed = None
         self.saves += 1
         return None
 
+    def remove_leftovers(self) -> str | None:
+        """Remove the temporaries (``<name>.tmp-<pid>``) a subscriber killed while saving this state left beside
+        it, once their writer is gone (:func:`inspector.leftovers.writer_gone`); the line telling how many, or
+        None. Only this state file's own temporary names: never another file."""
+        from inspector.leftovers import remove_leftovers
+
+        pattern = re.compile(rf"^{re.escape(self.path.name)}\.tmp-(\d{{1,10}})\Z", re.ASCII)
+        removed = remove_leftovers(self.path.parent, pattern)
+        return (f"removed {removed} temporary file(s) of an interrupted save of {self.path}"
+                if removed else None)
+
 
 class KeepsState:
     """What the ZeroMQ and MQTT subscribers share to keep their accounting in a :class:`StateFile`: loaded when
-    they are made (before the first event is heard), saved after every event they take in (the quiet stats
-    too: what they told is then told no more), once the caller has handled it (:meth:`_save_taken`), and when
-    closed. The subclass gives ``state()``, ``resume()``,
-    ``heard()`` and ``_tell(line)`` (one notice line)."""
+    they are made (before the first event is heard), saved after every message they take in (the quiet stats
+    too: what they told is then told no more), and for an event returned to the caller only once the caller
+    has handled it: it calls :meth:`handled`, or asks for the next one (:meth:`_save_taken`). Closed with an
+    event taken off the wire but not handled (a SIGTERM or Ctrl-C inside ``recv`` after the message was read,
+    or between ``recv`` and the caller's handling), the state is not saved: the file keeps the state from before
+    that message, so the subscriber resumed from it tells the event as missed; saving it counted the event as
+    heard though it was never printed nor saved. The subclass gives ``state()``, ``resume()``, ``heard()`` and
+    ``_tell(line)`` (one notice line), sets ``_unhandled`` before it takes a message off the wire and
+    ``_state_dirty`` once taken in, and closes with :meth:`_close_state`."""
 
     state_file: StateFile | None = None
 
@@ -563,9 +585,22 @@ class KeepsState:
         except OSError:
             pass  # its first save says why in one line
         self.state_file = StateFile(path, key)
-        self._tell(self.state_file.load(self))
+        self._tell(self.state_file.load(self))  # ConfigError for another's state: refused, nothing removed
+        self._tell(self.state_file.remove_leftovers())
 
     _state_dirty = False  # messages taken in since the last save
+    _unhandled = False  # a message taken off the wire and not yet handled (being taken in, or returned)
+
+    def handled(self) -> None:
+        """The event :meth:`recv` returned last is handled (printed, saved): it counts as heard in the state
+        (saved at the next ``recv`` or at close). Asking for the next event says the same."""
+        self._unhandled = False
+
+    def _close_state(self) -> None:
+        """Save the state at close, unless a message taken off the wire was not handled: the file then keeps the
+        state from before it (saved before it was taken), which does not count it as heard."""
+        if not self._unhandled:
+            self._save_state()
 
     def _save_state(self) -> None:
         self._state_dirty = False
@@ -577,6 +612,7 @@ class KeepsState:
         for (and on close), not as one is taken: the caller has handled the event returned before (printed,
         saved), so a subscriber killed while handling one leaves a state that does not count it as heard, and the
         next one resumed tells it as missed instead of it being lost unsaid."""
+        self._unhandled = False
         if self._state_dirty:
             self._save_state()
 

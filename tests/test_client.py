@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import zmq
 
 from inspector.client import Subscriber
 from inspector.errors import ConfigError
@@ -482,6 +483,46 @@ def _read_behind_a_publisher(pub: Publisher, sub: Subscriber, stall_until: int) 
     while sub.recv(timeout=0.5) is not None:  # the rest of what got through
         pass
     return sent[0], [n for n in sub.notices() if n.startswith("lost")]
+
+
+def test_the_daemon_counts_a_slow_subscribers_full_queue_without_holding_back_the_others(tmp_path):
+    """ZeroMQ drops what a subscriber's full queue (the daemon's sndhwm) cannot take without telling the sender:
+    the daemon's stats and metrics showed nothing, only the slow subscriber saw gaps. The publisher now learns
+    each time a subscriber's queue is full (ZMQ_XPUB_NODROP refuses the send), counts it per stream, and sends
+    on to the others: a subscriber that keeps up still gets every event."""
+    import threading
+
+    # sndhwm 1000: the stuck subscriber's queue fills after ~1000 events plus its socket buffers; the reader's
+    # would only if it fell 1000 events behind (on a loaded machine it may lag by a few dozen)
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock", sndhwm=1000))
+    stuck = zmq.Context.instance().socket(zmq.SUB)  # subscribes, never reads: its queue fills
+    stuck.setsockopt(zmq.RCVHWM, 1)
+    stuck.setsockopt(zmq.RCVBUF, 4096)
+    stuck.setsockopt(zmq.SUBSCRIBE, b"v1/defect")
+    stuck.connect(pub.endpoint)
+    n = 6000
+
+    def send() -> None:
+        for seq in range(n):
+            pub.send(_numbered_defect(seq))
+            if seq % 10 == 9:
+                time.sleep(0.001)  # the reader keeps up: its own queue never fills
+
+    try:
+        with Subscriber(pub.endpoint, ["v1/defect"], rcvhwm=100_000) as sub:
+            assert pub.wait_for_subscription(5.0)
+            time.sleep(0.2)
+            pub.poll_subscriptions()
+            sender = threading.Thread(target=send)
+            sender.start()
+            got = [sub.recv(timeout=2) for _ in range(n)]
+            sender.join()
+            assert [e.seq for e in got if e is not None] == list(range(n)) and sub.gaps == 0, sub.notices()
+    finally:
+        stuck.close(0)
+        pub.close()
+    assert pub.queue_full >= 1 and pub.queue_full_by_stream == {("defect", "c"): pub.queue_full}
+    assert pub.sent == n and pub.send_failed == 0
 
 
 def test_gaps_of_a_slow_reader_and_across_a_reconnect_say_so(tmp_path):

@@ -193,6 +193,94 @@ def test_a_subscriber_stopped_mid_save_leaves_the_event_whole_or_told_missed(tmp
         assert [s[3] for s in state["streams"] if s[3]] == [], state  # seq 0 is not counted as heard
 
 
+def test_temporaries_of_a_save_cut_short_are_removed_at_the_next_start_and_only_those(tmp_path, capsys):
+    """A subscriber killed mid-save (SIGKILL, a power cut) left its hidden temporaries in --save-dir (and the state
+    file's, when killed while saving it) for good: nothing ever removed them. The next start removes those
+    of its own naming whose writer is gone, says how many, and leaves every other file: a user's look-alike
+    names, a link or folder under such a name, and the temporaries of a subscriber still saving there."""
+    from inspector.cli import main
+
+    endpoint, saved = f"ipc://{tmp_path}/ev.sock", tmp_path / "saved"
+    test_a_subscriber_stopped_mid_save_leaves_the_event_whole_or_told_missed(tmp_path, "SIGKILL")
+    leftovers = sorted(p.name for p in saved.glob(".subscribe-*.part"))
+    assert len(leftovers) == 1, sorted(p.name for p in saved.iterdir())  # the real one: the header's temporary
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (saved / f".subscriber-state.tmp-{gone.stdout.strip()}").write_text("{")  # killed while saving the state
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.1)
+        kept = [f".subscribe-{live.pid}-abcdefgh.part", f".subscriber-state.tmp-{live.pid}",  # a live writer's
+                ".abcdefgh.part", "notes.part", ".subscribe-x-abcdefgh.part", f".subscribe-{gone.stdout.strip()}-abc.part",
+                ".subscriber-state.tmp-notes", "report.tmp-1"]
+        for name in kept:
+            (saved / name).write_text("user data")
+        (saved / f".subscribe-{gone.stdout.strip()}-folder00.part").mkdir()
+        (saved / f".subscribe-{gone.stdout.strip()}-link0000.part").symlink_to(saved / "notes.part")
+        assert main(["subscribe", endpoint, "--save-dir", str(saved), "--timeout", "0.2"]) == 0
+        err = capsys.readouterr().err
+        assert main(["subscribe", endpoint, "--save-dir", str(saved), "--timeout", "0.2"]) == 0
+        assert "removed" not in capsys.readouterr().err  # nothing more of ours: said only when something was removed
+    finally:
+        live.kill()
+        live.wait()
+    assert f"removed 1 temporary file(s) left in {saved} by an interrupted save" in err, err
+    assert f"removed 1 temporary file(s) of an interrupted save of {saved / '.subscriber-state'}" in err, err
+    assert sorted(p.name for p in saved.iterdir()) == sorted(kept + [
+        ".subscriber-state", f".subscribe-{gone.stdout.strip()}-folder00.part",
+        f".subscribe-{gone.stdout.strip()}-link0000.part"])
+    assert all((saved / name).read_text() == "user data" for name in kept)
+
+
+_SIGNALLED_BEFORE_HANDLING = """
+import os, signal, sys
+from inspector.client import Subscriber
+from inspector.loss import LossTracker
+where = sys.argv[1]
+owner, name = (LossTracker, "observe") if where == "inside-recv" else (Subscriber, "asked")
+real = getattr(owner, name)
+def hook(self, event):  # SIGTERM once defect seq 1 is off the socket, before the command prints or saves it
+    got = real(self, event)
+    if event.type == "defect" and event.seq == 1:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return got
+setattr(owner, name, hook)
+from inspector.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("where", ["inside-recv", "before-handling"])
+def test_a_signal_between_receiving_an_event_and_handling_it_leaves_it_counted_missed(tmp_path, where):
+    """A SIGTERM that came inside ``recv`` after the message was read off the socket, or after ``recv`` returned
+    but before the event was printed and saved, stopped the subscriber, and closing it saved the state with the
+    event counted as heard: never printed nor saved, the restarted subscriber thought it had it. An event
+    counts as heard only once handled now: the state keeps seq 1 as the next one, so it is told missed."""
+    from inspector.pipeline.config import PublishSection
+    from inspector.pipeline.publish import Publisher
+
+    endpoint, saved = f"ipc://{tmp_path}/ev.sock", tmp_path / "saved"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", _SIGNALLED_BEFORE_HANDLING, where, "subscribe", endpoint,
+                             "--topic", "v1/defect", "--save-dir", str(saved), "--timeout", "20"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pub = Publisher(PublishSection(endpoint=endpoint))
+    try:
+        assert pub.wait_for_subscription(20.0)
+        time.sleep(0.2)
+        for seq in range(3):
+            pub.send(_defect("r1", seq))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        pub.close()
+    assert proc.returncode == 143 and "received 1 event(s)" in err and "Traceback" not in err, (proc.returncode, err)
+    assert [line.split()[2] for line in out.splitlines()] == ["#0"], out
+    assert sorted(p.name for p in saved.glob("*.json")) == ["defect-c-r1-0000000.json"]
+    state = json.loads((saved / ".subscriber-state").read_text())["tracker"]
+    assert [s[3] for s in state["streams"]] == [1], state  # seq 1 not heard: the next subscriber tells it missed
+
+
 def test_a_state_file_that_is_no_regular_file_is_refused_or_skipped_never_read_nor_replaced(tmp_path):
     """``--state`` named a pipe: reading it back blocked the subscriber for good (a device: ``/dev/zero`` read
     until the kernel killed it for memory, ``/dev/null`` as root was renamed over and lost for the machine).

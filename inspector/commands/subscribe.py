@@ -106,11 +106,17 @@ def _unique(stem: str, suffix: str, parts: list[tuple[str, bytes]]) -> str:
     return name
 
 
+# write_temporary's files: .subscribe-<pid>-<8 of mkstemp's random characters>.part (tempfile's
+# _RandomNameSequence: a-z, 0-9, _). One is left only when its subscriber died mid-save (SIGKILL, a power cut):
+# removed at the next start once its writer is gone (remove_temporaries); no other name is ever removed.
+TEMPORARY_NAME = re.compile(r"^\.subscribe-(\d{1,10})-[a-z0-9_]{8}\.part\Z", re.ASCII)
+
+
 def write_temporary(folder: Path, data: bytes) -> Path:
-    """``data`` in a new hidden file of ``folder`` (``.<random>.part``: never an event's name), on disk (fsync)
-    before it gets a name, so a full disk, a file size limit or a crash leaves no short file under an event's
-    name (after a power cut ext4 gave a file linked before its data was written back empty or short)."""
-    fd, name = tempfile.mkstemp(prefix=".", suffix=".part", dir=folder)
+    """``data`` in a new hidden file of ``folder`` (:data:`TEMPORARY_NAME`: never an event's name), on disk
+    (fsync) before it gets a name, so a full disk, a file size limit or a crash leaves no short file under an
+    event's name (after a power cut ext4 gave a file linked before its data was written back empty or short)."""
+    fd, name = tempfile.mkstemp(prefix=f".subscribe-{os.getpid()}-", suffix=".part", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -139,6 +145,18 @@ def _place(folder: Path, name: str, parts: list[tuple[str, bytes]], temps: list[
         _remove(placed)
         raise
     return placed[-1:] + placed[:-1]  # the header first
+
+
+def remove_temporaries(folder: Path) -> list[str]:
+    """Remove the temporaries an earlier subscriber left in ``folder`` when it died mid-save (SIGKILL, a power
+    cut): only names of :data:`TEMPORARY_NAME` whose writer is gone (:func:`inspector.leftovers.writer_gone`:
+    a subscriber still saving into the same folder keeps its own), never a user's file. The line telling how
+    many, or none. They were left for good before, one per payload of each event cut short."""
+    from inspector.leftovers import remove_leftovers
+
+    removed = remove_leftovers(folder, TEMPORARY_NAME)
+    return [f"removed {removed} temporary file(s) left in {folder} by an interrupted save (.subscribe-<pid>-*.part "
+            f"of a subscriber no longer running)"] if removed else []
 
 
 def _remove(paths: list[Path]) -> None:
@@ -276,6 +294,8 @@ def run_mqtt(args: argparse.Namespace) -> int:
     saver = MqttSaver(Path(args.save_dir)) if args.save_dir else None
     sub = MqttSubscriber(args.endpoint, topics, client_id=args.client_id, state=state_path(args),
                          on_payload=None if saver is None else saver.payload)
+    if saver is not None:  # once the state is known to be this subscriber's (a foreign one is refused first)
+        _tell(remove_temporaries(saver.folder))
     print(f"subscribed to {', '.join(sub.topics)} on {args.endpoint}", file=sys.stderr, flush=True)
     tally = {"seen": 0, "unsaved": 0}
     try:
@@ -326,6 +346,7 @@ def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally:
                 print(one_line(f"{box:<12} {describe(event)}"), flush=True)
             if saver is not None and not _save_or_warn(event, saver.folder, lambda: saver.event(box, event)):
                 tally["unsaved"] += 1
+            sub.handled()  # printed and saved (or told unsaved): heard, in the state saved next
 
 
 STATE_NAME = ".subscriber-state"  # in --save-dir; no '.json' suffix: the folder's .json files are event headers
@@ -346,6 +367,8 @@ def run(args: argparse.Namespace) -> int:
     with Subscriber(args.endpoint, topics, server_key=args.server_key, client_cert=args.client_cert,
                     state=state_path(args)) as sub:
         _tell(sub.notices())  # the state resumed, or why not
+        if args.save_dir:
+            _tell(remove_temporaries(Path(args.save_dir)))
         print(f"subscribed to {', '.join(topics)} on {args.endpoint}", file=sys.stderr, flush=True)
         tally = {"seen": 0, "unsaved": 0}
         try:
@@ -383,6 +406,7 @@ def _receive(args: argparse.Namespace, sub, tally: dict, stops: StopSignals) -> 
             print(json.dumps(header_dict(event)) if args.json else describe(event), flush=True)
             if save_dir is not None and not _save_or_warn(event, save_dir):
                 tally["unsaved"] += 1
+            sub.handled()  # printed and saved (or told unsaved): heard, in the state saved next
 
 
 class StopSignals:

@@ -91,6 +91,11 @@ class DaemonCollector:
         for key, reason in _GLOBAL_DROPS.items():
             glob.add_metric([reason], snap.get(key, 0))
         yield glob
+        full = m.CounterMetricFamily(
+            "inspector_subscriber_queue_full", "times a ZeroMQ subscriber's queue (publish.sndhwm) was full: each "
+            "time it missed at least one event, more until it caught up (its gaps give the number)")
+        full.add_metric([], snap.get("publish_subscriber_queue_full", 0))
+        yield full
         rec = m.CounterMetricFamily("inspector_camera_reconnects", "source reconnects per camera", labels=["camera"])
         for cam in cams:
             rec.add_metric([cam], snap.get(f"{cam}.reconnects", 0))

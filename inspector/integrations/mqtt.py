@@ -605,10 +605,12 @@ class MqttSubscriber(KeepsState):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self._save_taken()  # the event returned before is handled by now (KeepsState._save_taken)
+            self._unhandled = True  # from here until handled: a stop now leaves it out of the state saved
             try:
                 topic, payload = self._held.popleft() if self._held else self.messages.get(
                     timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
             except _queue.Empty:
+                self._unhandled = False
                 return None
             got = self._take(topic, payload)
             self._state_dirty = True
@@ -640,7 +642,7 @@ class MqttSubscriber(KeepsState):
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-        self._save_state()
+        self._close_state()  # not when the event returned last was not handled (KeepsState)
 
     # the state kept in a StateFile (KeepsState): each box's loss tracker and the bridge drops told
     def state(self) -> dict:

@@ -7,7 +7,8 @@ defect frames to the recorder. The socket is an XPUB (subscribers use plain
 SUB): a new subscription makes it re-send every camera's current status and
 the last stats, so late joiners see state at once. Sends never block: the
 send high-water mark bounds memory per subscriber (ZeroMQ drops beyond it, as
-PUB does) and every send is counted.
+PUB does) and every send is counted, and so is every time a subscriber's queue
+was found full (:meth:`Publisher.send`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class Publisher:
         self.auth = None
         self.sent = 0
         self.send_failed = 0
+        # times a subscriber's queue (sndhwm) was found full, in all and per stream (type, camera): send()
+        self.queue_full = 0
+        self.queue_full_by_stream: dict[tuple[str, str], int] = {}
         # Topics some subscriber holds now (XPUB passes a subscribe, and an unsubscribe once no subscriber
         # holds the topic any more). Replaced, never mutated, so other threads may read it without a lock.
         self.topics: frozenset[bytes] = frozenset()
@@ -75,6 +79,7 @@ class Publisher:
         sock.setsockopt(zmq.SNDHWM, cfg.sndhwm)
         sock.setsockopt(zmq.LINGER, LINGER_MS)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        sock.setsockopt(zmq.XPUB_NODROP, 1)  # a subscriber's full queue refuses the send: counted (send())
         sock.setsockopt(zmq.IPV6, needs_ipv6(cfg.endpoint))  # tcp://[::1]:… binds only with it (config.py)
         set_heartbeat(sock, cfg.heartbeat_s)  # a subscriber's connection gone dead is dropped, not queued into
         self._monitor = None
@@ -135,16 +140,42 @@ class Publisher:
         """
         parts = encode(event, header, constants)
         try:
-            if len(parts) == 2:
-                self.socket.send(parts[0], zmq.NOBLOCK | zmq.SNDMORE)
-                self.socket.send(parts[1], zmq.NOBLOCK)
-            else:
-                self.socket.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+            try:
+                self._send_parts(parts)
+            except zmq.Again:
+                self._send_past_full_queue(event, parts)
             self.sent += 1
             return True
         except zmq.Again:
             self.send_failed += 1
             return False
+
+    def _send_parts(self, parts: list) -> None:
+        if len(parts) == 2:
+            self.socket.send(parts[0], zmq.NOBLOCK | zmq.SNDMORE)
+            self.socket.send(parts[1], zmq.NOBLOCK)
+        else:
+            self.socket.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+
+    def _send_past_full_queue(self, event: Event, parts: list) -> None:
+        """A subscriber of ``event``'s topic has ``sndhwm`` messages queued: counted (``queue_full``), then sent
+        as PUB sends, to the others; zmq.Again if even that fails.
+
+        ZeroMQ drops a message for a subscriber whose queue is full without telling the sender, so a slow
+        subscriber's losses were seen only by it, as gaps. With ZMQ_XPUB_NODROP the send is refused instead
+        (EAGAIN, nothing queued: libzmq xpub_t::xsend checks the high-water mark of every subscriber the topic
+        matches before the first part). Sent again without it, the full queue drops the message and is then
+        passed over, dropping every later one unseen, until its subscriber has read half of it (libzmq
+        pipe_t low-water mark): so each count is one subscriber falling behind, having missed at least one
+        event; its own gaps give the number. One subscriber never holds back the others."""
+        key = (event.type, getattr(event, "camera", ""))
+        self.queue_full += 1
+        self.queue_full_by_stream[key] = self.queue_full_by_stream.get(key, 0) + 1
+        self.socket.setsockopt(zmq.XPUB_NODROP, 0)
+        try:
+            self._send_parts(parts)
+        finally:
+            self.socket.setsockopt(zmq.XPUB_NODROP, 1)
 
     def poll_subscriptions(self) -> list[bytes]:
         """Subscription messages received since the last call (new topics subscribers asked for)."""
@@ -490,9 +521,12 @@ class PublishWorker(Worker):
 
     def _send(self, event: Event, header: dict | None = None, constants: ConstantFields | None = None) -> None:
         """Publish on ZeroMQ, then hand the event to each tap (a failing tap is counted, never fatal)."""
+        full = self.pub.queue_full
         if self.pub.send(event, header, constants) and event.type != "stats":
             key = (event.type, getattr(event, "camera", ""))
             self.sent_events[key] = self.sent_events.get(key, 0) + 1
+        if self.pub.queue_full != full:
+            self._subscriber_fell_behind(event)
         for tap in self.taps:
             try:
                 tap.offer(event)
@@ -518,11 +552,20 @@ class PublishWorker(Worker):
             self._send(event)
             self.counters.add("published.status")
 
+    def _subscriber_fell_behind(self, event: Event) -> None:
+        """A subscriber's queue was full at ``event`` (Publisher._send_past_full_queue): counted where the
+        operator looks (``publish_subscriber_queue_full`` in the stats' totals and in Prometheus) and logged."""
+        self.counters.add("publish_subscriber_queue_full")
+        self._throttle.warning("sndhwm", "a subscriber of %s reads slower than the daemon publishes: its queue "
+                               "(publish.sndhwm %d) is full, and it misses events until it catches up",
+                               topic_for(event.type, getattr(event, "camera", None)), self.cfg.sndhwm)
+
     def _resend_state(self) -> None:
-        for event in self.statuses.values():
+        for event in list(self.statuses.values()) + ([self.last_stats] if self.last_stats is not None else []):
+            full = self.pub.queue_full
             self.pub.send(event)
-        if self.last_stats is not None:
-            self.pub.send(self.last_stats)
+            if self.pub.queue_full != full:
+                self._subscriber_fell_behind(event)
 
     def _publish_stats(self, final: bool) -> None:
         data = self.ctx.stats()
@@ -533,7 +576,10 @@ class PublishWorker(Worker):
             data.setdefault("cameras", {}).setdefault(cam, {}).update(counts)
         for cam, status in self.statuses.items():
             data.setdefault("cameras", {}).setdefault(cam, {})["state"] = status.state
-        data["published"] = {"messages": self.pub.sent, "send_failed": self.pub.send_failed}
+        # times a subscriber's queue was full, per stream: each time that subscriber missed ≥ 1 event of it
+        data["published"] = {"messages": self.pub.sent, "send_failed": self.pub.send_failed,
+                             "subscriber_queue_full": {f"{kind}/{camera}": n for (kind, camera), n
+                                                       in self.pub.queue_full_by_stream.items()}}
         # events published per stream so far (type/camera → count = next seq): a subscriber of v1/stats can
         # tell events lost after the last one it received (the final stats close the run's books)
         data["sequences"] = {f"{kind}/{camera}": n for (kind, camera), n in self.seq.items() if kind != "stats"}
@@ -555,8 +601,9 @@ class PublishWorker(Worker):
           so no gap shows them (the defect stream counts the frames not OK, the result stream all);
         * ``errors``: publishing failed before the event was numbered: no gap either.
 
-        ZeroMQ's own high-water-mark drops (``publish.sndhwm``, per subscriber) are not seen by the daemon: a
-        subscriber finds them as gaps this does not explain.
+        ZeroMQ's own high-water-mark drops (``publish.sndhwm``, per subscriber) are not here: they are one
+        subscriber's, not the daemon's, and not counted one by one (``published.subscriber_queue_full`` counts
+        the times a subscriber's queue was full); that subscriber finds them as gaps this does not explain.
         """
         out: dict[str, dict[str, int]] = {}
         for (kind, camera), n in self.seq.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
 import os
 import signal
 import socket
@@ -96,6 +97,16 @@ def test_slow_subscriber_does_not_slow_the_pipeline(tiny_model, endpoint, tmp_pa
     assert totals["inferred_frames"] == n and totals["published.defect"] == n
     assert totals.get("publish_queue_dropped", 0) == 0
     assert elapsed < 15
+    # ZeroMQ dropped events for the stuck subscriber: seen where the operator looks (the stats, Prometheus),
+    # not only by that subscriber as gaps
+    full = totals["publish_subscriber_queue_full"]
+    assert full >= 1 and sum(daemon.final_stats["published"]["subscriber_queue_full"].values()) == full
+    assert daemon.final_stats["published"]["subscriber_queue_full"].get("defect/cam0", 0) >= 1
+    if importlib.util.find_spec("prometheus_client") is not None:
+        from inspector.integrations.metrics import DaemonCollector
+
+        [family] = [f for f in DaemonCollector(daemon).collect() if f.name == "inspector_subscriber_queue_full"]
+        assert [s.value for s in family.samples if s.name.endswith("_total")] == [full]
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -517,6 +517,37 @@ def test_mqtt_count_waits_for_the_last_payloads_past_other_messages_and_a_redeli
     assert "received 2 event(s)" in err and "0 event(s) and 0 payload(s) not saved" in err, err
 
 
+_SIGNALLED_INSIDE_RECV = """
+import os, signal, sys
+from inspector.integrations.mqtt import MqttSubscriber
+real = MqttSubscriber._account
+def account(self, box, event):  # SIGTERM once defect seq 1 is taken in, before the command prints it
+    got = real(self, box, event)
+    if event.type == "defect" and event.seq == 1:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return got
+MqttSubscriber._account = account
+from inspector.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_signal_inside_mqtt_recv_leaves_the_event_counted_missed(tmp_path):
+    """As for the ZeroMQ subscriber: a SIGTERM after an MQTT message was taken in but before it was printed
+    saved the state with it counted as heard. The state now counts only events handled: seq 1 is next."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    state = tmp_path / "state"
+    consumer = subprocess.Popen([sys.executable, "-c", _SIGNALLED_INSIDE_RECV, "subscribe", broker.url, "--topic",
+                                 "v1/defect", "--state", str(state), "--timeout", "20"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "subscribed to" in consumer.stderr.readline()
+    out, err = _publish_raw(broker, consumer, [[_defect_messages("b1", s)[0] for s in range(3)]], subscribed_s=1.5)
+    assert consumer.returncode == 143 and "received 1 event(s)" in err and "Traceback" not in err, err
+    assert len(out.splitlines()) == 1, out
+    streams = json.loads(state.read_text())["tracker"]["boxes"]["b1"]["streams"]
+    assert [s[3] for s in streams] == [1], streams
+
+
 @pytest.mark.parametrize("content", [b"\xff\xfe\x00secret", None], ids=["binary", "device"])
 def test_an_unreadable_mqtt_password_file_is_one_line(tmp_path, content):
     """The bridge read publish.mqtt.password_file by hand: binary bytes ended in a UnicodeDecodeError traceback
