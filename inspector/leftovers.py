@@ -3,8 +3,8 @@
 A writer that names its temporaries with its own pid (``.subscribe-<pid>-<random>.part``) can tell, at its next
 start, which ones will never be finished: their process is gone, or the pid now belongs to a process that started
 after the file was last written (pids are reused; in a container the writer is pid 1 at every start). Only files
-under the writer's own naming pattern are ever considered, so a user's file is never touched. The same rule as the
-recorder's (:func:`inspector.pipeline.recorder._is_leftover`), without its heavy imports.
+under the writer's own naming pattern are ever considered, so a user's file is never touched. Used by the recorder
+and by ``subscribe --save-dir`` (standard library only: the subscriber does not import OpenCV).
 """
 
 from __future__ import annotations

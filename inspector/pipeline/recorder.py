@@ -60,6 +60,7 @@ import cv2
 import numpy as np
 
 from inspector.errors import ConfigError
+from inspector.leftovers import writer_gone
 from inspector.outputs import folder_problem, link_new
 from inspector.pipeline.config import RecorderSection
 from inspector.pipeline.frame import Frame
@@ -143,41 +144,13 @@ def recording_losses(totals: dict) -> str | None:
     return f"{sum(n for _, n in parts)} defect recording(s) lost ({detail})"
 
 
-def _pid_running(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this machine (one of another user's counts too)."""
-    if pid <= 0:  # no process's pid (and os.kill(0, …) would mean our process group)
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OverflowError, ValueError):  # beyond any pid
-        return False
-    except OSError:  # EPERM: it exists, owned by someone else
-        return True
-    return True
-
-
-def _process_start_s(pid: int) -> float | None:
-    """When process ``pid`` started, in seconds since the epoch (Linux /proc, ±1 s); None where unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        btime = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
-        return float(btime.split()[1]) + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-
-
 def _is_leftover(path: Path, pid: int, mtime_s: float) -> bool:
     """Whether the temporary file ``path``, written by process ``pid`` (last modified ``mtime_s``), will
-    never be finished: its process is gone, or holds the pid only now (pids are reused: a daemon in a
-    container is pid 1 at every start). Ours is a leftover unless this process is writing it now."""
+    never be finished (:func:`inspector.leftovers.writer_gone`: its process is gone, or holds the pid only
+    now). Ours is a leftover unless this process is writing it now."""
     if pid == os.getpid():
         return path.name not in _writing
-    if not _pid_running(pid):
-        return True
-    started = _process_start_s(pid)
-    return started is not None and mtime_s < started - 2.0  # older than the process now holding the pid
+    return writer_gone(pid, mtime_s)
 
 
 def _size(path: Path) -> int | None:
