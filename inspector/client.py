@@ -122,6 +122,9 @@ RECONNECT_CHECK_S = 0.5
 # Least time between two tendings of the socket by the keeper thread (Subscriber._keep): bounds its CPU use
 # should the socket's file descriptor stay readable.
 KEEP_MIN_S = 0.01
+# A backlog (half of rcvhwm read back to back) still explains a gap found this long after it ended
+# (Subscriber._backlog_hint): ZeroMQ's I/O thread refilling the queue mid-backlog leaves it empty for a moment.
+BEHIND_S = 1.0
 
 
 class Subscriber(KeepsState):
@@ -148,6 +151,7 @@ class Subscriber(KeepsState):
         self.socket = self.context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, rcvhwm)
         self.rcvhwm, self._backlog = rcvhwm, 0  # _backlog: messages read back to back, more queued behind each
+        self._behind: tuple[float, int] | None = None  # (when, how many back to back) a backlog last counted
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.IPV6, needs_ipv6(endpoint))  # tcp://[::1]:… connects only with it
@@ -284,15 +288,24 @@ class Subscriber(KeepsState):
         the socket buffers fill, and the daemon's PUB drops at its per-subscriber ``publish.sndhwm`` (libzmq
         stream engine and dist/pipe code; seen here: a subscriber with rcvhwm 100 reading slower than the
         daemon sent found every gap after ≥ 200 messages read back to back). A queue seen full may hold half
-        of its high-water mark (libzmq tells the writer of reads in batches of half of it). The converse does not
-        hold: messages dropped at the end of a burst show as a gap only at the next message, which may come
-        after the reader caught up, so a gap found without a backlog is not labelled."""
-        behind = self._backlog
-        self._backlog = behind + 1 if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN else 0
+        of its high-water mark (libzmq tells the writer of reads in batches of half of it), so a run of that
+        many read back to back is a backlog. It counts for :data:`BEHIND_S` after the run ends: the queue is
+        refilled from the socket buffers by ZeroMQ's I/O thread, and on a busy machine the reader found it
+        empty for a moment in the middle of a backlog — the run restarted from 0, and the gap found just after
+        went unlabelled. A gap found later, once the reader has kept up for that long, is not labelled: messages
+        dropped at the end of a burst show as a gap only at the next message, which may come after the reader
+        caught up."""
+        run = self._backlog
+        self._backlog = run + 1 if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN else 0
+        now = time.monotonic()
+        if self.rcvhwm and run >= max(1, self.rcvhwm // 2):
+            self._behind = (now, max(run, self._behind[1] if self._behind and now - self._behind[0] <= BEHIND_S
+                                     else 0))
+        recent = self._behind is not None and now - self._behind[0] <= BEHIND_S
         self.loss.hint = (
-            f" while this subscriber was behind ({behind} message(s) read back to back, rcvhwm {self.rcvhwm}): "
-            f"it reads slower than the daemon publishes, and the daemon's queue to it (publish.sndhwm) overflowed"
-            if self.rcvhwm and behind >= max(1, self.rcvhwm // 2) else "")
+            f" while this subscriber was behind ({self._behind[1]} message(s) read back to back, rcvhwm "
+            f"{self.rcvhwm}): it reads slower than the daemon publishes, and the daemon's queue to it "
+            f"(publish.sndhwm) overflowed" if recent else "")
 
     def _read_monitor(self) -> None:
         """Note a dropped connection, and forget it once ZeroMQ retries or reconnects by itself."""

@@ -549,6 +549,21 @@ def test_gaps_of_a_slow_reader_and_across_a_reconnect_say_so(tmp_path):
         reconnect
 
 
+def test_a_gap_found_by_a_reader_that_kept_up_is_not_said_to_be_its_slowness(tmp_path):
+    """The other side of the rule above: a reader that had no backlog (nor one in the last BEHIND_S) finds a gap
+    the daemon's stats do not explain; it is told as lost, not blamed on this reader's pace."""
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    with Subscriber(pub.endpoint, ["v1/defect"], rcvhwm=4) as sub:
+        _connect(pub, sub)
+        for seq in (0, 1, 7):
+            pub.send(_numbered_defect(seq))
+            assert sub.recv(timeout=5).seq == seq
+            time.sleep(0.05)
+        notices = [n for n in sub.notices() if n.startswith("lost")]
+    pub.close()
+    assert len(notices) == 1 and "(seq 2..6)" in notices[0] and "behind" not in notices[0], notices
+
+
 def test_wire_text_cannot_forge_lines_or_control_the_terminal(tmp_path, capsys):
     """A rogue publisher's camera name, state and topic with a newline, CR or ESC: ``subscribe`` printed them
     raw, so one event became two lines (the second a forged event that line-reading scripts believe) and
