@@ -12,7 +12,9 @@ file gives the same pixels everywhere. The rules:
 
 * **orientation**: EXIF Orientation is applied (JPEG, TIFF, PNG eXIf);
 * **colour**: grey is replicated to 3 channels, palette expanded, CMYK
-  converted, alpha ignored (the stored colour values are used as they are);
+  converted, alpha ignored (the stored colour values are used as they are: an 8-bit TIFF's unassociated
+  alpha too, which OpenCV's reader premultiplied), MinIsWhite inverted at every depth (OpenCV inverts only
+  8-bit pages); a TIFF with samples wider than 8 bits in separate planes is refused (OpenCV misreads it);
   multi-page files use their first page;
 * **bit depth**: integer data is scaled from its full-scale value to 255 (rounded,
   values above clipped). The full scale is what the file declares (``2**sBIT - 1``
@@ -169,18 +171,50 @@ def _png_sbit(buf: bytes) -> int | None:
     return None
 
 
-def _tiff_bits(buf: bytes) -> int | None:
-    """TIFF BitsPerSample (tag 258) of the first page, via Pillow's tag reader (no pixel decoding)."""
+_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, either byte order
+
+
+class TiffLayout(NamedTuple):
+    """The first page's tags that decide how its samples become pixels (TIFF 6.0, Section 8 / 18 / 21):
+    BitsPerSample (258, largest), PhotometricInterpretation (262; 0 = MinIsWhite), SamplesPerPixel (277),
+    PlanarConfiguration (284; 2 = one plane per sample) and ExtraSamples (338; 1 associated, 2 unassociated
+    alpha). None for a tag the file leaves out."""
+
+    bits: int | None
+    photometric: int | None
+    samples: int
+    planar: int
+    extra: tuple[int, ...]
+
+
+def _tiff_layout(buf: bytes) -> TiffLayout | None:
+    """:class:`TiffLayout` of a TIFF's first page via Pillow's tag reader (no pixel decoding); None when it
+    is no TIFF or its tags cannot be read (the pixel decoder then decides)."""
+    if bytes(buf[:4]) not in _TIFF_MAGICS:
+        return None
     try:
         from PIL import Image
 
-        with Image.open(io.BytesIO(buf)) as im:
-            bits = im.tag_v2.get(258)
+        with warnings.catch_warnings():  # "Corrupt EXIF data" of a cut-short file: the pixel decoder tells
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(buf)) as im:
+                tags = dict(im.tag_v2)
     except Exception:  # noqa: BLE001 - a tag we cannot read just says nothing
         return None
-    if isinstance(bits, (tuple, list)):
-        bits = max(bits) if bits else None
-    return int(bits) if bits else None
+
+    def ints(code: int) -> tuple[int, ...]:
+        value = tags.get(code)
+        return tuple(int(v) for v in (value if isinstance(value, (tuple, list)) else (value,)) if v is not None)
+
+    bits = ints(258)
+    return TiffLayout(max(bits) if bits else None, (ints(262) or (None,))[0], (ints(277) or (1,))[0],
+                      (ints(284) or (1,))[0], ints(338))
+
+
+def _tiff_bits(buf: bytes) -> int | None:
+    """TIFF BitsPerSample (tag 258) of the first page (largest over samples), None when not given."""
+    layout = _tiff_layout(buf)
+    return layout.bits if layout else None
 
 
 _PNM_MAGICS = (b"P2", b"P3", b"P5", b"P6")  # grey / colour, ASCII / binary: the ones with a maxval
@@ -211,7 +245,7 @@ def declared_full_scale(buf: bytes) -> int | None:
     head = bytes(buf[:8])
     if head == _PNG_SIGNATURE:
         bits = _png_sbit(bytes(buf))
-    elif head[:4] in (b"II*\x00", b"MM\x00*"):
+    elif head[:4] in _TIFF_MAGICS:
         bits = _tiff_bits(bytes(buf))
     else:
         return _pnm_maxval(buf)
@@ -363,10 +397,58 @@ def decode_image(data: bytes | np.ndarray, where: str, bit_depth: int | None = N
     :class:`DataError`) with one line naming ``where``.
     """
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    img = _imdecode(buf, where, _DECODE_FLAGS)
+    tiff = _tiff_layout(buf.tobytes()) if bytes(buf[:4]) in _TIFF_MAGICS else None
+    img = _decode_tiff(buf, where, tiff) if tiff is not None else _imdecode(buf, where, _DECODE_FLAGS)
     # 8-bit samples are full range in every format but PGM/PPM (a PNG's sBIT then only says how they were made)
     full_scale = declared_full_scale(buf.tobytes()) if img.dtype != np.uint8 else _pnm_maxval(buf[:4096])
+    if tiff is not None and tiff.photometric == 0 and img.dtype == np.uint16:
+        img = _invert(img, full_scale)
     return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale)
+
+
+def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
+    """A TIFF's first page as OpenCV's decoder gives it, except for the layouts its libtiff path misreads
+    (measured with OpenCV 5.0, tests/data/test_format_corpus.py::test_a_tiff_gives_its_stored_samples_whatever_its_layout):
+
+    * **planar** (PlanarConfiguration 2) samples wider than 8 bits: OpenCV interleaves the planes wrongly
+      (a 16-bit RGB pixel 11822/13878/10280 came out 33153/32125/31097): refused in one line, never garbage;
+    * **8-bit unassociated alpha** (ExtraSamples 2): OpenCV's RGBA reader premultiplies the colour by alpha
+      (colour 40 at alpha 100 came out 16) while the rule is "alpha ignored, stored colour values used" (a PNG
+      or a 16-bit TIFF with the same alpha keeps them): decoded by Pillow instead, which keeps them.
+
+    A MinIsWhite page wider than 8 bits is inverted by :func:`decode_image` (OpenCV inverts only 8-bit ones).
+    """
+    if tiff.planar == 2 and tiff.samples > 1 and (tiff.bits or 8) > 8:
+        raise ImageRejected(f"{where}: TIFF with {tiff.bits}-bit samples in separate planes (PlanarConfiguration 2) "
+                            "is not read correctly by the image decoder; save it with interleaved samples "
+                            "(PlanarConfiguration 1, the default of most writers)", "unsupported")
+    if 2 in tiff.extra and (tiff.bits or 8) == 8:
+        return _pillow_stored_colour(buf, where)
+    return _imdecode(buf, where, _DECODE_FLAGS)
+
+
+def _pillow_stored_colour(buf: np.ndarray, where: str) -> np.ndarray:
+    """An 8-bit image with alpha decoded by Pillow, alpha dropped, as OpenCV gives it: grey (H, W) or BGR,
+    EXIF/TIFF orientation applied (as OpenCV's decoder applies it). Raises :class:`ImageRejected`."""
+    from PIL import Image, ImageOps
+
+    try:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(buf.tobytes())) as im:
+            warnings.simplefilter("ignore")  # Pillow's warnings on a damaged file: the error below names it
+            im = ImageOps.exif_transpose(im)
+            im = im.convert("L" if im.mode in ("L", "LA", "La") else "RGB")  # drops alpha, never premultiplies
+            pixels = np.asarray(im)
+    except Exception as exc:  # noqa: BLE001 - Pillow's many errors: one line naming the file
+        raise ImageRejected(f"{where}: cannot decode image with unassociated alpha ({exc})", "corrupt") from None
+    return pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+
+
+def _invert(img: np.ndarray, full_scale: int | None) -> np.ndarray:
+    """MinIsWhite samples (0 = white) as MinIsBlack ones, against the declared full scale (the container's
+    when a sample exceeds it: MSB-aligned data, :func:`to_uint8`'s rule)."""
+    container = (1 << (8 * img.dtype.itemsize)) - 1
+    top = full_scale if full_scale is not None and int(img.max(initial=0)) <= full_scale else container
+    return (top - np.minimum(img, top)).astype(img.dtype)
 
 
 _SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),

@@ -37,6 +37,7 @@ from inspector.evaluation.calibrate import score_samples
 from inspector.commands.predict import _batches
 from inspector.data.datasets import Sample, load_batch
 from inspector.data.images import list_images, read_image, read_mask, resize_image
+from inspector.errors import DataError
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.preprocess import FrameRejected, Preprocessor
 from inspector.pipeline.sources import FolderSource, make_source
@@ -165,6 +166,11 @@ def _still_formats(folder: Path, pil: Image.Image, grey: np.ndarray, add) -> Non
     (folder / "pal1.bmp").write_bytes(_bmp(grey > 127, PALETTE1, 1)); add("pal1.bmp", "pal1")
     (folder / "grey16.pgm").write_bytes(f"P5\n{W} {H}\n65535\n".encode() + (grey.astype(">u2") * 257).tobytes())
     add("grey16.pgm", "grey")
+    # TIFF layouts OpenCV's libtiff path misreads (images._decode_tiff): alpha kept apart, white at 0
+    Image.fromarray(np.dstack([np.asarray(pil), np.full_like(grey, 100)]), "RGBA").save(folder / "rgba_unassoc.tif")
+    add("rgba_unassoc.tif", "rgb")
+    Image.fromarray(65535 - grey.astype(np.uint16) * 257).save(folder / "grey16_miniswhite.tif", tiffinfo={262: 0})
+    add("grey16_miniswhite.tif", "grey")
 
 
 def _references(folder: Path) -> dict[str, np.ndarray]:
@@ -329,6 +335,54 @@ def test_a_still_image_camera_is_known_by_its_content_not_only_its_extension(tmp
     Preprocessor(SPEC, POLICY).into(grabbed.image, slot, "still")
     assert grabbed.image.shape[:2] == (H, W), f"{name}: frame {grabbed.image.shape[:2]}, predict sees {(H, W)}"
     assert np.array_equal(slot, want), f"{name}: max diff {np.abs(slot.astype(int) - want).max()}"
+
+
+def _planar_tiff(planes: np.ndarray) -> bytes:
+    """An uncompressed little-endian RGB TIFF with one strip per sample plane (PlanarConfiguration 2) of
+    ``planes`` (3, H, W) uint16, written here because neither OpenCV nor Pillow writes that layout."""
+    _, h, w = planes.shape
+    n_tags, size = 11, h * w * 2
+    ifd_at = 8
+    extra_at = ifd_at + 2 + n_tags * 12 + 4  # BitsPerSample, StripOffsets, StripByteCounts: 3 values each
+    data_at = extra_at + 3 * 2 + 3 * 4 + 3 * 4
+    tags = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, 3, extra_at), (259, 3, 1, 1), (262, 3, 1, 2),
+            (273, 4, 3, extra_at + 6), (277, 3, 1, 3), (278, 3, 1, h), (279, 4, 3, extra_at + 18), (284, 3, 1, 2),
+            (339, 3, 1, 1)]
+    ifd = struct.pack("<H", n_tags) + b"".join(
+        struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if kind == 3 and count == 1
+                                                 else struct.pack("<I", value)) for tag, kind, count, value in tags)
+    extra = struct.pack("<3H", 16, 16, 16) + struct.pack("<3I", *(data_at + i * size for i in range(3)))
+    extra += struct.pack("<3I", size, size, size)
+    return b"II*\x00" + struct.pack("<I", ifd_at) + ifd + b"\x00" * 4 + extra + planes.astype("<u2").tobytes()
+
+
+def test_a_tiff_gives_its_stored_samples_whatever_its_layout(tmp_path):
+    """OpenCV's TIFF reader premultiplied an 8-bit RGBA TIFF's colour by its unassociated alpha (as Pillow,
+    GIMP and Photoshop write it: colour 40 at alpha 100 came out 16, mean 79 levels off the picture), left a
+    16-bit MinIsWhite page uninverted (the negative, mean 85 levels off) and interleaved a 16-bit planar page's
+    samples wrongly (11822 came out 33153). Every path (predict / train / calibrate's decoder, the daemon's
+    folder camera) now gives the stored colour of the first two and refuses the third in one line."""
+    rgb = _picture()
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    Image.fromarray(np.dstack([rgb, np.full_like(grey, 100)]), "RGBA").save(tmp_path / "alpha.tif")
+    Image.fromarray(65535 - grey.astype(np.uint16) * 257).save(tmp_path / "white0.tif", tiffinfo={262: 0})
+    (tmp_path / "planar.tif").write_bytes(_planar_tiff(np.moveaxis(rgb, 2, 0).astype(np.uint16) * 257))
+    want = {"alpha.tif": rgb, "white0.tif": np.dstack([grey] * 3)}
+    for name, ref in want.items():
+        got = read_image(tmp_path / name)
+        assert np.array_equal(got, ref), f"{name}: mean {np.abs(got.astype(int) - ref).mean():.1f} levels off"
+    with pytest.raises(DataError, match=r"planar.tif: TIFF with 16-bit samples in separate planes"):
+        read_image(tmp_path / "planar.tif")
+    source = FolderSource(CameraSection(name="tiff", source=str(tmp_path)))
+    source.open()
+    seen = {}
+    while (grabbed := source.read()) is not None:
+        seen[grabbed.meta["file"]] = grabbed
+    source.close()
+    for name, ref in want.items():
+        assert np.array_equal(seen[name].image, cv2.cvtColor(ref, cv2.COLOR_RGB2BGR)), name
+    assert seen["planar.tif"].image is None and seen["planar.tif"].reason == "rejected.unsupported"
+    assert "separate planes" in seen["planar.tif"].error
 
 
 def _frames_decoded(path: Path) -> int:
