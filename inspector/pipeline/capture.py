@@ -185,6 +185,11 @@ class FrameHub:
                     self._not_full[cam].notify()  # its blocked producer (one per camera): refill now
             return out
 
+    def has_live(self) -> bool:
+        """Whether a live camera's producer is open (its frames are the newest only: they age while waiting)."""
+        with self._lock:
+            return any(self._live[cam] for cam in self._open)
+
     def drained(self) -> bool:
         """All producers finished and every channel is empty."""
         with self._lock:

@@ -386,7 +386,7 @@ class Daemon:
         bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
         pre = Preprocessor(self.spec, self.policy, bit_depths, self.downscale)
         self.batcher = BatchWorker(self.hub, self.inference.pool, self._to_infer, pre, max_batch,
-                                   cfg.batching.max_wait_ms, stop, counters, shared)
+                                   cfg.batching.max_wait_ms, stop, counters, shared, self.inference.pace)
         self.captures = [CaptureWorker(c, self.sources[c.name], self.hub, stop, counters, self._on_status,
                                        capacity=cfg.batching.queue_size, context=shared) for c in cfg.cameras]
         self.post = PostprocessWorker(self.decider, cfg.postprocess, self.policy, to_post, to_pub, stop, counters,

@@ -31,6 +31,7 @@ from inspector.backends.base import Backend
 from inspector.errors import BackendError
 from inspector.pipeline.batcher import END, Batch, BufferPool
 from inspector.pipeline.cputime import native_thread_ids
+from inspector.pipeline.pace import InferencePace
 from inspector.pipeline.worker import Throttled, Worker, WorkerContext
 from inspector.pipeline.telemetry import Counters
 
@@ -67,6 +68,7 @@ class InferenceWorker(Worker):
         self.startup_error: BaseException | None = None
         # what warming up did: sizes, runs per size, wall and this thread's CPU seconds (the pool's is in cpu_s)
         self.warmup: dict = {}
+        self.pace = InferencePace()  # when the running batch should end: the batcher fills live batches by it
         self._throttle = Throttled(log)
 
     def loop(self) -> None:
@@ -133,6 +135,7 @@ class InferenceWorker(Worker):
         try:
             if not batch.frames:
                 return
+            self.pace.started()
             try:
                 result = self.backend.infer(batch.array)
             except Exception as exc:  # noqa: BLE001 - one bad batch never stops the daemon
@@ -142,6 +145,8 @@ class InferenceWorker(Worker):
                 for frame in batch.frames:
                     frame.decision, frame.error = "error", f"inference failed: {exc}"
                 return
+            finally:
+                self.pace.finished()
             now = time.monotonic_ns()
             timings = dict(result.timings_ms)
             # One copy per batch (the backend reuses its output buffers); each frame keeps a view of it.

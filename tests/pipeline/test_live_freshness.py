@@ -549,3 +549,54 @@ def test_a_snapshot_camera_answering_a_login_page_backs_off_in_one_line(caplog):
     assert worker.state == "reconnecting" and counters.get("snap.corrupt") == 0
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "camera 'snap'" in lines[0] and "answered text/html, not a picture" in lines[0], lines
+
+
+def test_a_slow_model_starts_on_the_newest_live_frame_not_one_a_whole_inference_old(tiny_model, endpoint):
+    """A model taking 0.5 s per batch on a 25 fps camera: the batcher filled the next batch as soon as the
+    model took the last, so every live frame waited the whole run in the buffer and reached the model 0.5 s
+    old (the ``inferred`` stage 2 × 0.5 s, 1.4 s at 0.7 s), while newer frames were dropped. It now fills the
+    batch as the backend frees (pipeline/pace.py): the stage is one run plus a frame's wait."""
+    from inspector.backends import load_backend
+    from inspector.client import Subscriber
+    from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.config import daemon_config
+    from pipeline_support import base_config
+
+    delay_s, port = 0.5, free_port()
+    camera = ClockCamera(port)
+
+    class SlowModel:  # the real tiny model, slowed after warm-up: a big model on a small box
+        def __init__(self):
+            self.inner, self.runs = load_backend(tiny_model, threads=1), 0
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def infer(self, batch):
+            self.runs += 1
+            if self.runs > 2:
+                time.sleep(delay_s)
+            return self.inner.infer(batch)
+
+    cfg = base_config(tiny_model, endpoint, [{"name": "ipcam", "source": f"http://127.0.0.1:{port}/video.mjpg"}],
+                      batching={"max_batch": 1, "max_wait_ms": 5})
+    cfg["model"]["warmup_runs"] = 1
+    daemon = make_daemon(daemon_config(cfg), backend_factory=SlowModel)
+    daemon.setup()
+    inferred = []
+    try:
+        with Subscriber(endpoint, ["v1/result"]) as sub:
+            assert daemon.publisher.wait_for_subscription(5)
+            daemon.start()
+            deadline = time.monotonic() + 6.0
+            while time.monotonic() < deadline:
+                event = sub.recv(timeout=0.5)
+                if event is not None and event.type == "result":
+                    inferred.append(event.latency_ms["inferred"] / 1e3)
+    finally:
+        daemon.stop.set()
+        daemon.wait(timeout=15)
+        camera.close()
+    steady = sorted(inferred[3:])
+    assert len(steady) >= 5, inferred
+    assert steady[len(steady) // 2] < 1.4 * delay_s, inferred  # before: 2 × delay_s at every frame
