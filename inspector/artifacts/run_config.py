@@ -104,8 +104,9 @@ class TrainConfig:
     lr: float = bounded(0.4, gt=0, le=100)
     momentum: float = bounded(0.9, ge=0, le=1)
     weight_decay: float = bounded(1e-4, ge=0, le=1)
-    betas: tuple[float, float] = bounded((0.9, 0.999), ge=0, le=1)
-    seed: int = bounded(0, ge=0, le=2**63 - 1)
+    # the ranges torch and numpy accept: Adam refuses β = 1 (ValueError), np.random.seed a seed ≥ 2**32
+    betas: tuple[float, float] = bounded((0.9, 0.999), ge=0, lt=1)
+    seed: int = bounded(0, ge=0, le=2**32 - 1)
     time_budget_s: float | None = bounded(None, gt=0, le=30 * 86_400)  # stop after this much wall time per phase
     threads: int | None = bounded(None, ge=1, le=4096)  # torch intra-op threads; None: all cores
     augment: Literal["none", "flip"] = "none"
