@@ -184,6 +184,17 @@ def run_config_dict(config: RunConfig) -> dict:
     return to_dict(config)
 
 
+def saved_data_path(run_dir: str | Path) -> str | None:
+    """The dataset of the run in ``run_dir`` as its ``config.yaml`` names it, made valid from the current
+    working directory (that file spells it relative to its folder), or None when the file names none."""
+    saved = Path(run_dir) / "config.yaml"
+    if saved.is_file():
+        data = resolve_file_paths(load_yaml(saved), saved.parent).get("data")
+        if isinstance(data, dict) and isinstance(data.get("path"), str) and data["path"]:
+            return data["path"]
+    return None
+
+
 def run_data_path(run_dir: str | Path, config: RunConfig) -> str:
     """The dataset a run was trained on, as a path valid from the current working directory.
 
@@ -191,12 +202,7 @@ def run_data_path(run_dir: str | Path, config: RunConfig) -> str:
     ``inspector evaluate RUN`` finds it from anywhere; a run without one falls back to the
     checkpoint's copy (relative to the directory training was started from).
     """
-    saved = Path(run_dir) / "config.yaml"
-    if saved.is_file():
-        data = resolve_file_paths(load_yaml(saved), saved.parent).get("data")
-        if isinstance(data, dict) and isinstance(data.get("path"), str) and data["path"]:
-            return data["path"]
-    return config.data.path
+    return saved_data_path(run_dir) or config.data.path
 
 
 def save_run_config(config: RunConfig, path: str | Path) -> None:

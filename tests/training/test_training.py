@@ -239,3 +239,24 @@ def test_every_split_leaves_two_images_to_train_on(n_images, val_fraction, train
         assert rc == 2 and "Traceback" not in err
         assert err.splitlines()[-1] == (f"error: {tmp_path}: need at least 3 good training images (2 to train on, "
                                         f"1 to validate), found 2")
+
+
+def test_resume_from_another_directory_finds_the_data(tiny_dataset, tmp_path, monkeypatch, capsys):
+    """A run trained with a relative --data (``--data brick`` in the project folder) resumed from elsewhere:
+    the checkpoint's copy of the path is relative to where training began, so the resume looked for ./brick
+    ("brick: dataset folder not found") while evaluate found the data through the run's config.yaml. The
+    resume reads the path the same way (relative to the run folder: the file rule)."""
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(tiny_dataset, project / "brick")
+    monkeypatch.chdir(project)
+    assert main(["train", "--data", "brick", "--out", "runs/rs", "--epochs", "1", "--set",
+                 "model.image_size=[32,32]", "--set", "train.batch_size=4"]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["train", "--out", "project/runs/rs", "--resume", "--epochs", "2"]) == 0, capsys.readouterr().err
+    history = json.loads((project / "runs" / "rs" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    monkeypatch.chdir(project / "runs")  # and again from a third place, after the resume rewrote the run
+    assert main(["train", "--out", "rs", "--resume", "--epochs", "3"]) == 0, capsys.readouterr().err
