@@ -22,6 +22,7 @@ import sys
 import threading
 
 from inspector import __version__, lifecycle
+from inspector.commands.argtypes import check_outputs_spare_inputs
 from inspector.errors import InspectorError
 from inspector.interrupts import exit_code as interrupt_exit_code
 from inspector.redact import redact, redact_log_handlers
@@ -101,6 +102,24 @@ def _flag_in(parser: argparse.ArgumentParser, field: str) -> str | None:
     return None
 
 
+def command_actions(parser: argparse.ArgumentParser, command: str | None) -> list[argparse.Action]:
+    """The arguments of ``command``, its subcommands' included (``data synth``), or of ``parser`` itself."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    child = sub.choices.get(command) if sub is not None and command else None
+    return _actions_in(child if child is not None else parser)
+
+
+def _actions_in(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                found += _actions_in(child)
+        else:
+            found.append(action)
+    return found
+
+
 def user_message(exc: InspectorError, parser: argparse.ArgumentParser | None, command: str | None) -> str:
     """The one line a user sees: the library's message, with its field named as the user typed it."""
     flag = flag_for(parser, command, exc.field) if parser is not None and exc.field else None
@@ -161,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if args.command is None else 2
+        check_outputs_spare_inputs(command_actions(parser, args.command), args)
         return int(args.func(args) or 0)
     except InspectorError as exc:
         if debug:

@@ -37,7 +37,9 @@ MAX_FILE_BYTES = 64 << 20  # config, sidecar and calibration files are small; re
 
 @dataclass(frozen=True)
 class Range:
-    """The allowed interval of a numeric setting: ``ge``/``gt`` ≤ value ≤ ``le``; ``None`` = unbounded side.
+    """The allowed interval of a numeric setting: ``ge``/``gt`` ≤ value ≤ ``le``/``lt``; ``None`` = unbounded side.
+
+    An open upper side (``lt``) is for a consumer that refuses the edge itself (Adam's betas: 0 ≤ β < 1).
 
     Floats must be finite whatever the bounds (NaN compares false with everything, so a NaN would slip
     through any interval check further on).
@@ -46,10 +48,11 @@ class Range:
     ge: float | None = None
     gt: float | None = None
     le: float | None = None
+    lt: float | None = None
 
     def describe(self) -> str:
         lo = f"[{_num(self.ge)}" if self.ge is not None else (f"({_num(self.gt)}" if self.gt is not None else "(-inf")
-        hi = f"{_num(self.le)}]" if self.le is not None else "inf)"
+        hi = f"{_num(self.le)}]" if self.le is not None else (f"{_num(self.lt)})" if self.lt is not None else "inf)")
         return f"{lo}, {hi}"
 
     def check(self, where: str, value: Any) -> None:
@@ -63,7 +66,7 @@ class Range:
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{where}: {value} is not a finite number; allowed range {self.describe()}")
         if ((self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt)
-                or (self.le is not None and value > self.le)):
+                or (self.le is not None and value > self.le) or (self.lt is not None and value >= self.lt)):
             shown = value if abs(value) < 1e15 else f"{value:.3g}"
             raise ConfigError(f"{where}: {shown} is out of range {self.describe()}")
 
@@ -73,13 +76,13 @@ def _num(x: float) -> str:
 
 
 def bounded(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
-            le: float | None = None) -> Any:
+            le: float | None = None, lt: float | None = None) -> Any:
     """A dataclass field with a declared numeric range, checked by :func:`from_dict`.
 
     ``threads: int | None = bounded(None, ge=1, le=1024)``. With no bounds it still declares "any finite
     number" (e.g. a score threshold).
     """
-    return dataclasses.field(default=default, metadata={"range": Range(ge=ge, gt=gt, le=le)})
+    return dataclasses.field(default=default, metadata={"range": Range(ge=ge, gt=gt, le=le, lt=lt)})
 
 
 def field_range(f: dataclasses.Field) -> Range | None:

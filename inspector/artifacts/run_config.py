@@ -104,8 +104,9 @@ class TrainConfig:
     lr: float = bounded(0.4, gt=0, le=100)
     momentum: float = bounded(0.9, ge=0, le=1)
     weight_decay: float = bounded(1e-4, ge=0, le=1)
-    betas: tuple[float, float] = bounded((0.9, 0.999), ge=0, le=1)
-    seed: int = bounded(0, ge=0, le=2**63 - 1)
+    # the ranges torch and numpy accept: Adam refuses β = 1 (ValueError), np.random.seed a seed ≥ 2**32
+    betas: tuple[float, float] = bounded((0.9, 0.999), ge=0, lt=1)
+    seed: int = bounded(0, ge=0, le=2**32 - 1)
     time_budget_s: float | None = bounded(None, gt=0, le=30 * 86_400)  # stop after this much wall time per phase
     threads: int | None = bounded(None, ge=1, le=4096)  # torch intra-op threads; None: all cores
     augment: Literal["none", "flip"] = "none"
@@ -183,6 +184,17 @@ def run_config_dict(config: RunConfig) -> dict:
     return to_dict(config)
 
 
+def saved_data_path(run_dir: str | Path) -> str | None:
+    """The dataset of the run in ``run_dir`` as its ``config.yaml`` names it, made valid from the current
+    working directory (that file spells it relative to its folder), or None when the file names none."""
+    saved = Path(run_dir) / "config.yaml"
+    if saved.is_file():
+        data = resolve_file_paths(load_yaml(saved), saved.parent).get("data")
+        if isinstance(data, dict) and isinstance(data.get("path"), str) and data["path"]:
+            return data["path"]
+    return None
+
+
 def run_data_path(run_dir: str | Path, config: RunConfig) -> str:
     """The dataset a run was trained on, as a path valid from the current working directory.
 
@@ -190,12 +202,7 @@ def run_data_path(run_dir: str | Path, config: RunConfig) -> str:
     ``inspector evaluate RUN`` finds it from anywhere; a run without one falls back to the
     checkpoint's copy (relative to the directory training was started from).
     """
-    saved = Path(run_dir) / "config.yaml"
-    if saved.is_file():
-        data = resolve_file_paths(load_yaml(saved), saved.parent).get("data")
-        if isinstance(data, dict) and isinstance(data.get("path"), str) and data["path"]:
-            return data["path"]
-    return config.data.path
+    return saved_data_path(run_dir) or config.data.path
 
 
 def save_run_config(config: RunConfig, path: str | Path) -> None:

@@ -18,6 +18,7 @@ import os
 from typing import Callable
 
 from inspector import outputs
+from inspector.errors import ConfigError
 
 
 def _fmt(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool = False) -> str:
@@ -74,6 +75,7 @@ def _output(problem: Callable[[str], str | None], name: str) -> Callable[[str], 
         return text
 
     parse.__name__ = name
+    parse.writes = name  # type: ignore[attr-defined]  # marks an output for check_outputs_spare_inputs
     return parse
 
 
@@ -114,3 +116,74 @@ def default_of(source: Callable | type, name: str):
         if param is not None and param.default is not inspect.Parameter.empty:
             return param.default
     raise LookupError(f"{getattr(source, '__qualname__', source)} has no default for '{name}'")
+
+
+def _input_paths(actions: list[argparse.Action], args: argparse.Namespace) -> list[str]:
+    """The values of the ``actions`` that are not outputs and name an existing file or folder."""
+    found = []
+    for action in actions:
+        if getattr(action.type, "writes", None) or not action.dest:
+            continue
+        value = getattr(args, action.dest, None)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, str) and item and os.path.exists(item):
+                found.append(item)
+    return found
+
+
+def _read_inputs(path: str) -> list[str]:
+    """What a command reads for the input ``path``: the file and, for a model graph or engine, its sidecar."""
+    from inspector.artifacts.engine_card import engine_sidecar_path
+    from inspector.artifacts.model_card import sidecar_path_for
+
+    if path.endswith(".onnx"):
+        return [path, str(sidecar_path_for(path))]
+    if path.endswith((".plan", ".engine")):
+        return [path, str(engine_sidecar_path(path))]
+    return [path]
+
+
+def _replaces_an_input(out: str, inputs: list[str]) -> str | None:
+    """The input that writing the file ``out`` would replace, or None.
+
+    An input is a file named on the command line (and a graph's sidecar), or an image inside a folder named
+    there (a data set): the command reads both. Other files inside input folders (a calibration YAML kept
+    beside the images) are the user's to replace.
+    """
+    if not os.path.isfile(out):
+        return None  # a new file replaces nothing
+    real = os.path.realpath(out)
+    for given in inputs:
+        if os.path.isdir(given):
+            from inspector.data.images import IMAGE_EXTENSIONS
+
+            inside = real.startswith(os.path.join(os.path.realpath(given), ""))
+            if inside and real.lower().endswith(IMAGE_EXTENSIONS):
+                return f"an image of the input folder {given}"
+            continue
+        for read in _read_inputs(given):
+            if os.path.isfile(read) and os.path.samefile(out, read):
+                return f"the input {read}"
+    return None
+
+
+def check_outputs_spare_inputs(actions: list[argparse.Action], args: argparse.Namespace) -> None:
+    """ConfigError (naming the option) when an output file of a command (its parser's ``actions``, given as
+    parsed in ``args``) is one of its inputs.
+
+    Rule: no command writes over what it reads. ``calibrate m.onnx --out m.onnx`` replaced the model with a
+    YAML file, ``bench m.onnx --json m.onnx`` and ``verify c.onnx --report c.onnx`` replaced the graph with
+    a JSON report, ``calibrate --out data/test/good/000.png`` an image of the data set; each exit 0, the
+    input gone. Checked for every command before any work, on the outputs typed :func:`out_file` or
+    :func:`out_path` that name a file (a folder output's file names are the command's: ``predict`` checks
+    its overlays itself).
+    """
+    inputs = _input_paths(actions, args)
+    for action in actions:
+        value = getattr(args, action.dest, None) if getattr(action.type, "writes", None) else None
+        if not isinstance(value, str) or not value or os.path.isdir(value):
+            continue
+        replaced = _replaces_an_input(value, inputs)
+        if replaced:
+            raise ConfigError(f"{action.dest}: {value} is {replaced}; writing there would destroy it, "
+                              f"choose another path", field=action.dest)

@@ -22,6 +22,7 @@ import numpy as np
 from inspector.commands.argtypes import float_range, int_range, out_folder
 from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError, DataError
+from inspector.textline import one_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,12 +70,18 @@ def _batches(paths: list[Path], spec, batch_size: int, errors: list[str]):
             chunk.append(path)
         except DataError as exc:
             errors.append(str(exc))
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {one_line(exc)}", file=sys.stderr)
         if len(chunk) == batch_size:
             yield chunk, np.stack(images)
             chunk, images = [], []
     if chunk:
         yield chunk, np.stack(images)
+
+
+def result_field(path: Path) -> str:
+    """``path`` as the first tab-separated field of its result line: scripts read one image per line, so a
+    newline (or ESC) in a file name is escaped (:func:`~inspector.textline.one_line`), and so is a tab."""
+    return one_line(path).replace("\t", "\\t")
 
 
 def overlay_names(paths: list[Path]) -> list[str]:
@@ -159,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             for i, path in enumerate(chunk):
                 score = float(result.scores[i])
                 verdict = f"\t{decider.decide(score)}" if decider else ""
-                print(f"{path}\t{score:.6f}{verdict}", flush=True)
+                print(f"{result_field(path)}\t{score:.6f}{verdict}", flush=True)
                 if args.out:
                     kept.append((path, np.array(result.maps[i, 0], dtype=np.float32)))  # copy: buffers are reused
     if args.out and kept:

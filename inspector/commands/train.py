@@ -109,6 +109,7 @@ def _train(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace, base: dict, out: Path) -> int:
     """Continue the run in ``out`` with its own config; CLI values override its data and train sections."""
     from inspector.artifacts.checkpoint import read_checkpoint
+    from inspector.artifacts.run_config import saved_data_path
     from inspector.config import apply_overrides
     from inspector.models.checkpoint import as_written
     from inspector.training.config import resolve_run_config
@@ -121,6 +122,10 @@ def _resume(args: argparse.Namespace, base: dict, out: Path) -> int:
     # resumed with today's defaults went on training on other pixels: data.downscale halving, not area);
     # CLI values still override it
     raw = as_written(read_checkpoint(out)["config"])
+    # the checkpoint's data.path is relative to where training was started; the run's config.yaml names it
+    # relative to the run folder (the file rule), so a resume from another directory finds the data too
+    if saved_data_path(out):
+        raw["data"] = {**(raw.get("data") or {}), "path": saved_data_path(out)}
     saved_model = dict(raw.get("model") or {})
     for section, values in base.items():
         raw[section] = {**raw.get(section, {}), **values}

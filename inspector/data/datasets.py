@@ -237,11 +237,13 @@ def load_dataset(root: str | Path) -> Dataset:
 
 
 def split_train_val(samples: Sequence[Sample], val_fraction: float = 0.2,
-                    seed: int = 0) -> tuple[tuple[Sample, ...], tuple[Sample, ...]]:
+                    seed: int = 0, min_train: int = 1) -> tuple[tuple[Sample, ...], tuple[Sample, ...]]:
     """Seeded train/validation split, independent of the input order.
 
     Samples are sorted by path first; at least one validation sample when there
-    are two or more samples and ``val_fraction`` > 0. Both parts come back sorted.
+    are two or more samples and ``val_fraction`` > 0, and at least ``min_train``
+    training samples whenever one validation sample leaves them (a large
+    ``val_fraction`` is capped). Both parts come back sorted.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
@@ -249,7 +251,7 @@ def split_train_val(samples: Sequence[Sample], val_fraction: float = 0.2,
     n = len(ordered)
     n_val = round(n * val_fraction)
     if val_fraction > 0 and n >= 2:
-        n_val = min(max(n_val, 1), n - 1)
+        n_val = min(max(n_val, 1), n - max(1, min(min_train, n - 1)))
     elif n < 2:
         n_val = 0
     perm = np.random.default_rng(seed).permutation(n)

@@ -65,23 +65,31 @@ def resolve_input(config: RunConfig) -> RunConfig:
     return resolve_input_size(config, dataset.train)
 
 
+# 2 images to train on (a training batch of one breaks BatchNorm, see batches(); with a single training image
+# every batch is that one: "Expected more than 1 value per channel when training") and 1 to validate on
+MIN_TRAIN_IMAGES = 2
+MIN_GOOD_IMAGES = MIN_TRAIN_IMAGES + 1
+
+
 def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dict]:
     """Decode the good images once and split the readable ones into train/validation uint8 (N, H, W, 3) arrays.
 
     Unreadable images are dropped before the split, so they can never empty the
-    validation set while readable images remain. Raises :class:`DataError` when
-    fewer than 2 good images can be read.
+    validation set while readable images remain; the split keeps :data:`MIN_TRAIN_IMAGES` to train on
+    whatever ``data.val_fraction`` asks. Raises :class:`DataError` when fewer than
+    :data:`MIN_GOOD_IMAGES` good images can be read.
     """
     dataset = load_dataset(config.data.path)
-    if len(dataset.train) < 2:
-        raise DataError(f"{config.data.path}: need at least 2 good training images, found {len(dataset.train)}")
+    need = f"need at least {MIN_GOOD_IMAGES} good training images ({MIN_TRAIN_IMAGES} to train on, 1 to validate)"
+    if len(dataset.train) < MIN_GOOD_IMAGES:
+        raise DataError(f"{config.data.path}: {need}, found {len(dataset.train)}")
     h, w = config.model.image_size
     images, kept, skipped = load_batch(dataset.train, h, w, config.data.resize, config.data.bit_depth,
                                        config.data.downscale)
-    if len(kept) < 2:
-        raise DataError(f"{config.data.path}: need at least 2 readable good training images, found {len(kept)} "
-                        f"of {len(dataset.train)} (see the warnings above)")
-    train, val = split_train_val(kept, config.data.val_fraction, config.data.split_seed)
+    if len(kept) < MIN_GOOD_IMAGES:
+        raise DataError(f"{config.data.path}: {need}, found {len(kept)} readable of {len(dataset.train)} "
+                        f"(see the warnings above)")
+    train, val = split_train_val(kept, config.data.val_fraction, config.data.split_seed, MIN_TRAIN_IMAGES)
     row = {s.path: i for i, s in enumerate(kept)}
     summary = {
         "root": str(dataset.root),

@@ -241,3 +241,23 @@ def test_predict_never_writes_an_overlay_over_an_input_image(exported_model, tin
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     rc, _, _ = _run(capsys, "predict", exported_model, folder, "--out", tmp_path / "ov")  # another folder: fine
     assert rc == 0 and sorted(p.name for p in (tmp_path / "ov").iterdir()) == sorted(before)
+
+
+def test_a_file_name_with_a_newline_or_tab_is_one_result_line(tmp_path, capsys):
+    """predict prints one ``path<TAB>score`` line per image for scripts; a file named ``a<LF>b.png`` split its
+    line in two (a row with no score and a row with a path 'b.png' that does not exist), ``t<TAB>ab.png`` gave a
+    row of three fields. The name is escaped as in every other line the product prints (textline.one_line)."""
+    from tiny_graphs import write_exported
+
+    model = write_exported(tmp_path / "export", fp16=False)
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a\nb.png", "t\tab.png", "esc\x1b[2J.png", "plain.png"):
+        assert cv2.imwrite(str(images / name), np.full((32, 32, 3), 90, np.uint8))
+    (images / "bad\nname.png").write_bytes(b"not a png")
+    rc, out, err = _run(capsys, "predict", model, images)
+    assert rc == 2 and err.count("\n") == 1 and "bad" in err and "\x1b" not in out + err
+    scores = _score_lines(out)
+    assert sorted(scores) == sorted(f"{images}/{n}" for n in ("a\\nb.png", "t\\tab.png", "esc\\x1b[2J.png",
+                                                               "plain.png"))
+    assert len(set(scores.values())) == 1  # the same pixels under each name

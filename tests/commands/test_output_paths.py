@@ -74,3 +74,68 @@ def test_an_os_error_naming_a_file_is_one_line(tmp_path, capsys):
     assert err == "error: /proc/inspector-test-out: No such file or directory\n", err
     with pytest.raises(OSError):
         main(["data", "synth", "--out", "/proc/inspector-test-out", "--size", "32", "--debug"])
+
+
+# (argv with {model} / {fp16} / {sidecar} / {image} / {data}, the option named, the input it would destroy)
+OVER_AN_INPUT = [
+    (["calibrate", "{model}", "--data", "{data}", "--out", "{model}"], "--out", "{model}"),
+    (["calibrate", "{fp16}", "--data", "{data}", "--out", "{sidecar}"], "--out", "{sidecar}"),
+    (["calibrate", "{model}", "--data", "{data}", "--out", "{image}"], "--out", "{image}"),
+    (["bench", "{model}", "--duration", "0.1", "--json", "{model}"], "--json", "{model}"),
+    (["verify", "{fp16}", "--reference", "{model}", "--data", "{data}", "--report", "{fp16}"], "--report", "{fp16}"),
+    (["verify", "{fp16}", "--reference", "{model}", "--data", "{data}", "--report", "{model}"], "--report", "{model}"),
+    (["build", "{model}", "--out", "{model}"], "--out", "{model}"),
+    (["build", "{model}", "--timing-cache", "{sidecar}"], "--timing-cache", "{sidecar}"),
+    (["predict", "{model}", "{image}", "--out", "{data}"], "--out", "{image}"),  # predict's own check
+]
+
+
+@pytest.mark.parametrize("argv, option, victim", OVER_AN_INPUT,
+                         ids=[f"{a[0]} {o} {v}" for a, o, v in OVER_AN_INPUT])
+def test_an_output_over_an_input_is_one_line_and_the_input_is_kept(argv, option, victim, tmp_path, capsys,
+                                                                     monkeypatch):
+    """No command writes over what it reads. Before, ``calibrate m.onnx --out m.onnx`` replaced the model
+    with a YAML file, ``bench --json`` and ``verify --report`` the graph with a JSON report, and
+    ``calibrate --out data/000.png`` an image of the data set: exit 0 each, the input gone."""
+    from tiny_graphs import write_exported
+
+    import cv2
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    write_exported(tmp_path / "export")
+    (tmp_path / "good").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "good" / f"{i:03d}.png"), np.full((32, 32, 3), 40 * i, np.uint8))
+    names = {"model": "export/tiny.onnx", "fp16": "export/tiny.fp16.onnx", "sidecar": "export/tiny.json",
+             "image": "good/000.png", "data": "good"}
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    argv = [a.format(**names) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"error: {option}") and victim.format(**names) in err, err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_an_output_beside_the_inputs_is_written(tmp_path, capsys, monkeypatch):
+    """The rule refuses only what the command reads: a calibration file kept in the data folder (not an image)
+    is replaced by a new calibration, and a symlink to the model is refused like the model itself."""
+    from tiny_graphs import write_exported
+
+    import cv2
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    model = write_exported(tmp_path / "export", fp16=False)
+    (tmp_path / "good").mkdir()
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / "good" / f"{i:03d}.png"), np.full((32, 32, 3), 40 * i, np.uint8))
+    (tmp_path / "good" / "tiny.yaml").write_text("old calibration\n")
+    assert main(["calibrate", str(model), "--good-dir", "good", "--out", "good/tiny.yaml"]) == 0
+    assert "image_threshold" in (tmp_path / "good" / "tiny.yaml").read_text()
+    (tmp_path / "link.onnx").symlink_to(model)
+    capsys.readouterr()
+    assert main(["bench", str(model), "--duration", "0.1", "--json", "link.onnx"]) == 2
+    assert "--json: link.onnx is the input" in capsys.readouterr().err
+    assert (tmp_path / "link.onnx").is_symlink()

@@ -214,3 +214,49 @@ def test_resume_with_a_damaged_history_is_one_line(trained_run, tmp_path, capsys
     assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {run / 'history.json'}: {expected}"), err
+
+
+@pytest.mark.parametrize("n_images, val_fraction, trains", [(2, 0.2, False), (3, 0.2, True), (4, 0.99, True)])
+def test_every_split_leaves_two_images_to_train_on(n_images, val_fraction, trains, tmp_path, capsys):
+    """A training batch needs 2 images (BatchNorm). 2 good images at the default split, or ``data.val_fraction:
+    0.99`` of 4, left 1 to train on: every batch was that one and training ended in torch's traceback
+    "Expected more than 1 value per channel when training". Now the split keeps 2 to train on, and a
+    folder too small for 2 + 1 validation image is refused in one line."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for i in range(n_images):
+        assert cv2.imwrite(str(tmp_path / f"{i}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    out = tmp_path / "run"
+    rc = main(["train", "--data", str(tmp_path), "--out", str(out), "--epochs", "1", "--set",
+               "model.image_size=[32,32]", "--set", "train.batch_size=2", "--set", f"data.val_fraction={val_fraction}"])
+    err = capsys.readouterr().err
+    if trains:
+        summary = json.loads((out / "summary.json").read_text())
+        assert rc == 0 and summary["data"]["n_train"] == 2 and summary["data"]["n_val"] == n_images - 2
+    else:
+        assert rc == 2 and "Traceback" not in err
+        assert err.splitlines()[-1] == (f"error: {tmp_path}: need at least 3 good training images (2 to train on, "
+                                        f"1 to validate), found 2")
+
+
+def test_resume_from_another_directory_finds_the_data(tiny_dataset, tmp_path, monkeypatch, capsys):
+    """A run trained with a relative --data (``--data brick`` in the project folder) resumed from elsewhere:
+    the checkpoint's copy of the path is relative to where training began, so the resume looked for ./brick
+    ("brick: dataset folder not found") while evaluate found the data through the run's config.yaml. The
+    resume reads the path the same way (relative to the run folder: the file rule)."""
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(tiny_dataset, project / "brick")
+    monkeypatch.chdir(project)
+    assert main(["train", "--data", "brick", "--out", "runs/rs", "--epochs", "1", "--set",
+                 "model.image_size=[32,32]", "--set", "train.batch_size=4"]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["train", "--out", "project/runs/rs", "--resume", "--epochs", "2"]) == 0, capsys.readouterr().err
+    history = json.loads((project / "runs" / "rs" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    monkeypatch.chdir(project / "runs")  # and again from a third place, after the resume rewrote the run
+    assert main(["train", "--out", "rs", "--resume", "--epochs", "3"]) == 0, capsys.readouterr().err
