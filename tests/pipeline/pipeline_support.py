@@ -102,3 +102,27 @@ def run_to_end(cfg_dict: dict, topics=("v1/",), backend_factory=None, timeout: f
 
 def by_type(events, kind: str, camera: str | None = None) -> list:
     return [e for e in events if e.type == kind and (camera is None or getattr(e, "camera", None) == camera)]
+
+
+# a recorder process killed as a recording's header is about to be named (argv[1]: recorder.dir)
+CRASH_BEFORE_HEADER = """
+import os, signal, sys, threading, time
+import numpy as np
+from inspector.pipeline import recorder
+from inspector.pipeline.config import RecorderSection
+from inspector.pipeline.frame import Frame
+from inspector.pipeline.telemetry import Counters
+real_link = recorder.os.link
+def link(src, dst):  # the power goes as the header is about to be named
+    if str(dst).endswith(".json"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_link(src, dst)
+recorder.os.link = link
+rec = recorder.RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_bytes=0), threading.Event(),
+                              Counters(), "0123456789ab", "2025-01-31T12:00:00.000Z")
+rec.start()
+frame = Frame(camera="c", frame_id=0, image=np.zeros((8, 8, 3), np.uint8), capture_ns=0, capture_utc=0.0)
+frame.amap = np.ones((8, 8), np.float32)
+rec.put(frame, {"seq": 0})
+time.sleep(30)
+"""

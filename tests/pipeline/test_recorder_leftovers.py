@@ -19,6 +19,8 @@ from inspector.pipeline.frame import Frame
 from inspector.pipeline.recorder import RECORDING_NAME, RecorderWorker, lock_recorder_dir
 from inspector.pipeline.telemetry import Counters
 
+from pipeline_support import CRASH_BEFORE_HEADER
+
 _ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
 
@@ -75,29 +77,6 @@ def test_an_append_only_camera_folder_keeps_every_recording_whole(tmp_path, capl
     assert told and str(parts[0].parent) in told[0] and ".part" in told[0]
 
 
-_CRASH_BEFORE_HEADER = """
-import os, signal, sys, threading, time
-import numpy as np
-from inspector.pipeline import recorder
-from inspector.pipeline.config import RecorderSection
-from inspector.pipeline.frame import Frame
-from inspector.pipeline.telemetry import Counters
-real_link = recorder.os.link
-def link(src, dst):  # the process is killed as the header is about to be named
-    if str(dst).endswith(".json"):
-        os.kill(os.getpid(), signal.SIGKILL)
-    real_link(src, dst)
-recorder.os.link = link
-rec = recorder.RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_bytes=0), threading.Event(),
-                              Counters(), "0123456789ab", "2025-01-31T12:00:00.000Z")
-rec.start()
-frame = Frame(camera="c", frame_id=0, image=np.zeros((8, 8, 3), np.uint8), capture_ns=0, capture_utc=0.0)
-frame.amap = np.ones((8, 8), np.float32)
-rec.put(frame, {"seq": 0})
-time.sleep(30)
-"""
-
-
 def test_a_half_and_a_temporary_file_that_cannot_be_deleted_are_named_and_the_next_run_goes_on(tmp_path, caplog):
     """A daemon SIGKILLed between a recording's files leaves a half (image, heat map, no header) and the header's
     temporary file; made immutable (chattr +i) they cannot be removed at the next start. That start said
@@ -106,7 +85,7 @@ def test_a_half_and_a_temporary_file_that_cannot_be_deleted_are_named_and_the_ne
     numbering), so two runs shared one number. Now each start says in one line per kind which files it could
     not remove (naming one) and leaves them; the next run's number is past every name in the folder."""
     root = tmp_path / "rec"
-    crashed = subprocess.run([sys.executable, "-c", _CRASH_BEFORE_HEADER, str(root)], env=_ENV,
+    crashed = subprocess.run([sys.executable, "-c", CRASH_BEFORE_HEADER, str(root)], env=_ENV,
                              capture_output=True, text=True, timeout=60)
     assert crashed.returncode == -9, crashed.stderr
     cam = root / "c"

@@ -33,7 +33,7 @@ from inspector.pipeline.sources import make_source, make_synthetic_pool, source_
 from inspector.pipeline.telemetry import Counters
 from inspector.artifacts.thresholds import ScoreStats
 
-from pipeline_support import write_folder
+from pipeline_support import CRASH_BEFORE_HEADER, write_folder
 
 
 def _frame(camera="c", i=0, image=None) -> Frame:
@@ -1121,30 +1121,6 @@ for i, note in enumerate(["x" * 8000, "short"]):  # frame 0: its image fits, its
         "r000001-20250131T120000Z-0123456789ab-000000001-000000001.png"]
 
 
-_CRASH_BEFORE_HEADER = """
-import os, signal, sys, threading, time
-import numpy as np
-from pathlib import Path
-from inspector.pipeline import recorder
-from inspector.pipeline.config import RecorderSection
-from inspector.pipeline.frame import Frame
-from inspector.pipeline.telemetry import Counters
-real_link = recorder.os.link
-def link(src, dst):  # the power goes as the header is about to be named
-    if str(dst).endswith(".json"):
-        os.kill(os.getpid(), signal.SIGKILL)
-    real_link(src, dst)
-recorder.os.link = link
-rec = recorder.RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_bytes=0), threading.Event(),
-                              Counters(), "0123456789ab", "2025-01-31T12:00:00.000Z")
-rec.start()
-frame = Frame(camera="c", frame_id=0, image=np.zeros((8, 8, 3), np.uint8), capture_ns=0, capture_utc=0.0)
-frame.amap = np.ones((8, 8), np.float32)
-rec.put(frame, {"seq": 0})
-time.sleep(30)
-"""
-
-
 @pytest.mark.parametrize("locked", [True, False])
 def test_a_recording_cut_short_by_a_crash_between_files_is_settled_at_the_next_start(tmp_path, locked):
     """A daemon killed after a recording's image and heat map were named but before its header: the next start
@@ -1152,7 +1128,7 @@ def test_a_recording_cut_short_by_a_crash_between_files_is_settled_at_the_next_s
     writer), the half is removed like a failed write's; without a lock (a file system that cannot lock) a
     live writer's could look the same: kept and counted as recorder.incomplete."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    crashed = subprocess.run([sys.executable, "-c", _CRASH_BEFORE_HEADER, str(tmp_path / "rec")], env=env,
+    crashed = subprocess.run([sys.executable, "-c", CRASH_BEFORE_HEADER, str(tmp_path / "rec")], env=env,
                              capture_output=True, text=True, timeout=60)
     assert crashed.returncode == -9, crashed.stderr
     cam = tmp_path / "rec" / "c"
