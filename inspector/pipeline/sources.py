@@ -772,8 +772,9 @@ class FolderSource(Source):
       one that cannot be decoded but changed within the last 2 s is ``incomplete``
       (still being written: it is tried again on the next pass), else ``corrupt``;
     * a pass that finds nothing readable raises a transient SourceError, so the worker
-      backs off instead of spinning; without ``loop`` an empty folder at open is permanent
-      and the run ends after a pass that finds no new file.
+      backs off instead of spinning, unless files in it are still being written: those are
+      waited for (a short sleep, then a rescan), not a source failure; without ``loop`` an
+      empty folder at open is permanent and the run ends after a pass that finds no new file.
     """
 
     kind = "folder"
@@ -808,9 +809,16 @@ class FolderSource(Source):
         self._opened_once = True
 
     def _next_pass(self) -> bool:
-        """Rescan at the end of a pass; False when a one-pass run is done."""
-        if self._files and self._pass_frames == 0 and (self.camera.loop or self._pass_incomplete):
-            raise self._error(f"{self._folder}: no readable image in a whole pass")
+        """Rescan at the end of a pass; False when a one-pass run is done. A pass that gave no frame because
+        files in it were still being written waits :data:`_GROWTH_POLL_S` and rescans, as a recording is read on
+        as it grows: calling it a source error made a file being copied in a 'reconnecting' camera (warnings,
+        status events, back-off attempts that ``reconnect.max_attempts`` turned into 'failed'). A looping pass
+        that found files but none readable, none being written, is a transient SourceError (back-off)."""
+        if self._files and self._pass_frames == 0:
+            if self._pass_incomplete:
+                time.sleep(_GROWTH_POLL_S)  # short: the capture loop checks its stop event between reads
+            elif self.camera.loop:
+                raise self._error(f"{self._folder}: no readable image in a whole pass")
         self._files, self._pos, self._pass_frames, self._pass_incomplete = self._scan(), 0, 0, 0
         if not self._files:
             if not self.camera.loop:

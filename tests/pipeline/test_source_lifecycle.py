@@ -553,6 +553,47 @@ def test_a_file_still_being_written_is_not_corrupt(tmp_path):
     assert g.image is None and g.reason == "corrupt" and src.read() is None
 
 
+def _write_slowly(path, data: bytes, chunks: int, pause_s: float) -> threading.Thread:
+    """A writer copying ``data`` into ``path`` in ``chunks`` parts, ``pause_s`` apart (a network copy)."""
+    def write():
+        with open(path, "wb") as fh:
+            for part in np.array_split(np.frombuffer(data, np.uint8), chunks):
+                fh.write(part.tobytes())
+                fh.flush()
+                time.sleep(pause_s)
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("loop", [False, True])
+def test_a_folder_waiting_for_a_file_being_written_is_not_a_failing_camera(tmp_path, loop):
+    """A folder whose only unread file is still being copied in: the camera waits for it, as a recording is
+    read on as it grows. It used to call each pass without a frame a source error: 'reconnecting' warnings
+    and status events (online ↔ reconnecting, 21 changes in 4 s), back-off attempts that ``max_attempts``
+    turned into 'failed' (exit 1), and an 'ended' line saying "10 incomplete skipped" of a file that was
+    inspected."""
+    folder = write_folder(tmp_path / "f", [False])
+    data = (folder / "0000.png").read_bytes()
+    (folder / "0000.png").unlink()
+    writer = _write_slowly(folder / "0001.png", data, chunks=6, pause_s=0.25)
+    counters, states = Counters(), []
+    cam = CameraSection(name="f", source=str(folder), loop=loop, max_frames=1 if loop else 0,
+                        reconnect=ReconnectSection(initial_s=0.05, max_s=0.1, max_attempts=2))
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=1000)
+    worker.start()
+    worker.join(10)
+    writer.join(5)
+    alive = worker.is_alive()
+    worker.stop_event.set()
+    worker.join(5)
+    assert not alive and states[-1][0] == "ended", states
+    assert [s for s, _ in states] == ["connecting", "online", "ended"], states
+    assert counters.get("f.captured") == 1 and counters.get("f.corrupt") == 0
+    assert "skipped" not in states[-1][1], states[-1]
+
+
 def test_a_corrupt_file_dated_in_the_future_does_not_hold_a_batch_run(tmp_path):
     """Files copied from a camera PC whose clock runs an hour ahead: a corrupt one is corrupt, not "still being
     written" until our clock catches up (the one-pass run used to retry it, and so run, for that hour)."""
