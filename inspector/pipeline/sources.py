@@ -55,7 +55,7 @@ import cv2
 import numpy as np
 
 from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_bytes,
-                                   warn_once)
+                                   special_file_kind, warn_once)
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import ffmpeg_frames, ffmpeg_live
 from inspector.pipeline import pixel_formats as pf
@@ -798,7 +798,7 @@ class FolderSource(Source):
 
     def open(self) -> None:
         if not self._folder.is_dir():
-            raise self._error(f"{self._folder}: folder not found", permanent=not self._opened_once
+            raise self._error(_what_stands_at(self._folder, "a folder"), permanent=not self._opened_once
                               and not self.camera.loop)
         self._files = self._scan()
         self._pos = 0
@@ -900,7 +900,7 @@ class ImageFileSource(FolderSource):
 
     def open(self) -> None:
         if not self._file.is_file() and not (self._seen and not self.camera.loop):
-            raise self._error(f"{self._file}: image file not found",
+            raise self._error(_what_stands_at(self._file, "an image file"),
                               permanent=not self._opened_once and not self.camera.loop)
         super().open()
 
@@ -1007,10 +1007,27 @@ def source_type(camera: CameraSection) -> str:
     path = Path(src)
     if path.is_dir():
         return "folder"
+    if special_file_kind(path) is not None:  # neither a video file nor a folder, whatever its name
+        raise SourceError(f"camera '{camera.name}': {_what_stands_at(path, 'a video or image file')}")
     if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
         return "file"
     raise SourceError(f"camera '{camera.name}': cannot tell what source '{src}' is (no such file or folder; "
                       f"set type: file|folder|device|url|gstreamer|synthetic|genicam)")
+
+
+def _what_stands_at(path: Path, wanted: str) -> str:
+    """Why ``path`` is not ``wanted`` (a video or image file, a folder), naming what is there: a FIFO with a
+    video's name was said "video file … not found", and one with an image's name "no such file or folder"
+    (it is there). A FIFO is refused, not opened: FFmpeg's open of it waits for a writer (open(2), fifo(7)),
+    and a stream fed through one is a live source (udp://, tcp://)."""
+    kind = special_file_kind(path)
+    if kind is not None:
+        return f"{path} is {kind}, not {wanted} (stream a live feed over udp:// or tcp:// instead)"
+    if path.is_dir():
+        return f"{path} is a folder, not {wanted}"
+    if path.exists():
+        return f"{path} is a file, not {wanted}"
+    return f"{wanted} {path} not found"
 
 
 def _names_video_device(src: str) -> bool:
@@ -1065,7 +1082,7 @@ def make_source(camera: CameraSection, bit_depth: int | None = None,
     src = camera.source
     if kind == "file":
         if not Path(str(src)).is_file():
-            raise SourceError(f"camera '{camera.name}': video file {src} not found")
+            raise SourceError(f"camera '{camera.name}': {_what_stands_at(Path(str(src)), 'a video or image file')}")
         if is_still_image(Path(str(src))):  # the one image decoder, not FFmpeg
             return ImageFileSource(camera, bit_depth)
         return CvSource(camera, "file", str(src), cv2.CAP_ANY, live=False, finite=True, bit_depth=bit_depth)
