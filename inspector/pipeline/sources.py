@@ -763,11 +763,35 @@ def has_gstreamer() -> bool:
 
 
 # ------------------------------------------------------------------------------------------ folders
+def _version(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size in bytes, modification time in ns) of the file ``path``; None when it cannot be stat'ed."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _another_version(read: tuple[int, int, int] | None, path: Path) -> bool:
+    """Whether the file now at ``path`` is not the one read under its name (``read``: its :func:`_version`):
+    another file (inode), another size, or modified later. A one-pass folder camera that passed over every
+    name it had read never read a picture written under a reused name (a wrapping counter, a rename over an
+    old file), nor a copy that paused past :data:`_SETTLE_S` (given up as corrupt, then completed). A file only
+    dated back (``cp -p``/``touch -d`` giving it its original's date once written) is the same file: it is
+    not inspected twice."""
+    now = _version(path)
+    if read is None or now is None:
+        return read != now
+    return now[:2] != read[:2] or now[2] > read[2]
+
+
 class FolderSource(Source):
     """Image files of a folder in name order, decoded like training images; rescanned on every pass.
 
     * each pass lists the folder again (hidden files skipped), so files added while
       running are read and a deleted and recreated folder is picked up again;
+    * one pass (no ``loop``) reads each file once: a name already read is read again only when another
+      version of the file stands there (:func:`_another_version`);
     * a file that vanished before it was read is counted ``missing``, not corrupt;
       one that cannot be decoded but changed within the last 2 s is ``incomplete``
       (still being written: it is tried again on the next pass), else ``corrupt``;
@@ -785,7 +809,8 @@ class FolderSource(Source):
         self._folder = Path(str(camera.source))
         self._files: list[Path] = []
         self._pos = 0
-        self._seen: set[str] = set()  # one-pass mode: names already read (or given up on)
+        # one-pass mode: name → (inode, size, mtime ns) of the file read (or given up on) under it (_scan)
+        self._seen: dict[str, tuple[int, int, int] | None] = {}
         self._pass_frames = 0
         self._pass_incomplete = 0
         self._opened_once = False
@@ -793,7 +818,7 @@ class FolderSource(Source):
     def _scan(self) -> list[Path]:
         files = list_images(self._folder)
         if not self.camera.loop:
-            files = [p for p in files if p.name not in self._seen]
+            files = [p for p in files if p.name not in self._seen or _another_version(self._seen[p.name], p)]
         return files
 
     def open(self) -> None:
@@ -832,6 +857,7 @@ class FolderSource(Source):
         path = self._files[self._pos]
         meta = {"index": self._pos, "file": path.name}
         self._pos += 1
+        version = _version(path)  # before reading: a change while it is read makes it another version
         try:
             data = read_file_bytes(path)  # never waits on a FIFO that took an image name meanwhile
         except FileNotFoundError:
@@ -849,9 +875,9 @@ class FolderSource(Source):
             if exc.reason == "corrupt" and self._recent(path):
                 self._pass_incomplete += 1
                 return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: still being written", reason="incomplete")
-            self._seen.add(path.name)
+            self._seen[path.name] = version
             return Grabbed(None, t_ns, t_utc, meta, error=str(exc), reason=reason)
-        self._seen.add(path.name)
+        self._seen[path.name] = version
         self._pass_frames += 1
         return Grabbed(image, t_ns, t_utc, meta)
 
@@ -894,7 +920,8 @@ class ImageFileSource(FolderSource):
         return super()._next_pass()
 
     def _scan(self) -> list[Path]:
-        if not self._file.is_file() or (not self.camera.loop and self._file.name in self._seen):
+        if not self._file.is_file() or (not self.camera.loop and self._file.name in self._seen
+                                        and not _another_version(self._seen[self._file.name], self._file)):
             return []
         return [self._file]
 

@@ -594,6 +594,39 @@ def test_a_folder_waiting_for_a_file_being_written_is_not_a_failing_camera(tmp_p
     assert "skipped" not in states[-1][1], states[-1]
 
 
+def test_a_one_pass_folder_reads_a_new_version_of_a_file_it_already_read_or_gave_up_on(tmp_path):
+    """One pass: a file is passed over when it is the same file, not when it has the same name. A camera that
+    reuses a name (a wrapping counter, a file replaced by rename) and a copy that paused past 2 s (given up as
+    corrupt, then completed) were never read: skipped silently. A file only dated back (``cp -p`` setting the
+    original's date once its data is written) is the same file: never inspected twice."""
+    folder = write_folder(tmp_path / "f", [False] * 40)
+    good = (folder / "0002.png").read_bytes()
+    ago = time.time() - 60
+    (folder / "0039.png").write_bytes(good[:len(good) // 2])  # a copy that stalled: corrupt when reached
+    os.utime(folder / "0039.png", (ago, ago))
+    counters, files = Counters(), []
+    cam = CameraSection(name="f", source=str(folder), fps=40)  # paced: the pass lasts ~1 s
+    hub, stop = FrameHub(Counters()), threading.Event()
+    worker = CaptureWorker(cam, make_source(cam), hub, stop, counters, lambda *a: None, capacity=1000)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while counters.get("f.captured") < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.utime(folder / "0001.png", (ago, ago))  # dated back only: the same file
+    write_folder(tmp_path / "new", [True])
+    os.replace(tmp_path / "new" / "0000.png", folder / "0000.png")  # a new picture under a name already read
+    while counters.get("f.corrupt") < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (folder / "0039.png").write_bytes(good)  # the stalled copy completed
+    worker.join(10)
+    stop.set()
+    worker.join(5)
+    while (batch := hub.take(100, 0.1)):
+        files += [f.meta["file"] for f in batch]
+    assert counters.get("f.corrupt") == 1
+    assert sorted(files) == sorted([f"{i:04d}.png" for i in range(40)] + ["0000.png"]), files
+
+
 def test_a_corrupt_file_dated_in_the_future_does_not_hold_a_batch_run(tmp_path):
     """Files copied from a camera PC whose clock runs an hour ahead: a corrupt one is corrupt, not "still being
     written" until our clock catches up (the one-pass run used to retry it, and so run, for that hour)."""
