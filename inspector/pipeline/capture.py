@@ -57,8 +57,9 @@ from inspector.pipeline.telemetry import Counters
 from inspector.redact import redact
 
 log = logging.getLogger("inspector.capture")
-# Grabbed.reason values of frames a source gave up on (not "growing": a recording read on as it grows)
-_SKIP_REASONS = ("missing", "corrupt", "incomplete")  # and "rejected.<why>"
+# Grabbed.reason values of frames a source gave up on (not "growing": a recording read on as it grows; nor
+# "incomplete": a folder's file still being written, read again on the next pass)
+_SKIP_REASONS = ("missing", "corrupt")  # and "rejected.<why>"
 
 
 _STOP_BACKSTOP_S = 0.5  # longest a producer blocked on a full channel may take to see ``stop`` unwoken

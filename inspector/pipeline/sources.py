@@ -55,7 +55,7 @@ import cv2
 import numpy as np
 
 from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_bytes,
-                                   warn_once)
+                                   special_file_kind, warn_once)
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import ffmpeg_frames, ffmpeg_live
 from inspector.pipeline import pixel_formats as pf
@@ -763,17 +763,42 @@ def has_gstreamer() -> bool:
 
 
 # ------------------------------------------------------------------------------------------ folders
+def _version(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size in bytes, modification time in ns) of the file ``path``; None when it cannot be stat'ed."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _another_version(read: tuple[int, int, int] | None, path: Path) -> bool:
+    """Whether the file now at ``path`` is not the one read under its name (``read``: its :func:`_version`):
+    another file (inode), another size, or modified later. A one-pass folder camera that passed over every
+    name it had read never read a picture written under a reused name (a wrapping counter, a rename over an
+    old file), nor a copy that paused past :data:`_SETTLE_S` (given up as corrupt, then completed). A file only
+    dated back (``cp -p``/``touch -d`` giving it its original's date once written) is the same file: it is
+    not inspected twice."""
+    now = _version(path)
+    if read is None or now is None:
+        return read != now
+    return now[:2] != read[:2] or now[2] > read[2]
+
+
 class FolderSource(Source):
     """Image files of a folder in name order, decoded like training images; rescanned on every pass.
 
     * each pass lists the folder again (hidden files skipped), so files added while
       running are read and a deleted and recreated folder is picked up again;
+    * one pass (no ``loop``) reads each file once: a name already read is read again only when another
+      version of the file stands there (:func:`_another_version`);
     * a file that vanished before it was read is counted ``missing``, not corrupt;
       one that cannot be decoded but changed within the last 2 s is ``incomplete``
       (still being written: it is tried again on the next pass), else ``corrupt``;
     * a pass that finds nothing readable raises a transient SourceError, so the worker
-      backs off instead of spinning; without ``loop`` an empty folder at open is permanent
-      and the run ends after a pass that finds no new file.
+      backs off instead of spinning, unless files in it are still being written: those are
+      waited for (a short sleep, then a rescan), not a source failure; without ``loop`` an
+      empty folder at open is permanent and the run ends after a pass that finds no new file.
     """
 
     kind = "folder"
@@ -784,7 +809,8 @@ class FolderSource(Source):
         self._folder = Path(str(camera.source))
         self._files: list[Path] = []
         self._pos = 0
-        self._seen: set[str] = set()  # one-pass mode: names already read (or given up on)
+        # one-pass mode: name → (inode, size, mtime ns) of the file read (or given up on) under it (_scan)
+        self._seen: dict[str, tuple[int, int, int] | None] = {}
         self._pass_frames = 0
         self._pass_incomplete = 0
         self._opened_once = False
@@ -792,12 +818,12 @@ class FolderSource(Source):
     def _scan(self) -> list[Path]:
         files = list_images(self._folder)
         if not self.camera.loop:
-            files = [p for p in files if p.name not in self._seen]
+            files = [p for p in files if p.name not in self._seen or _another_version(self._seen[p.name], p)]
         return files
 
     def open(self) -> None:
         if not self._folder.is_dir():
-            raise self._error(f"{self._folder}: folder not found", permanent=not self._opened_once
+            raise self._error(_what_stands_at(self._folder, "a folder"), permanent=not self._opened_once
                               and not self.camera.loop)
         self._files = self._scan()
         self._pos = 0
@@ -808,9 +834,16 @@ class FolderSource(Source):
         self._opened_once = True
 
     def _next_pass(self) -> bool:
-        """Rescan at the end of a pass; False when a one-pass run is done."""
-        if self._files and self._pass_frames == 0 and (self.camera.loop or self._pass_incomplete):
-            raise self._error(f"{self._folder}: no readable image in a whole pass")
+        """Rescan at the end of a pass; False when a one-pass run is done. A pass that gave no frame because
+        files in it were still being written waits :data:`_GROWTH_POLL_S` and rescans, as a recording is read on
+        as it grows: calling it a source error made a file being copied in a 'reconnecting' camera (warnings,
+        status events, back-off attempts that ``reconnect.max_attempts`` turned into 'failed'). A looping pass
+        that found files but none readable, none being written, is a transient SourceError (back-off)."""
+        if self._files and self._pass_frames == 0:
+            if self._pass_incomplete:
+                time.sleep(_GROWTH_POLL_S)  # short: the capture loop checks its stop event between reads
+            elif self.camera.loop:
+                raise self._error(f"{self._folder}: no readable image in a whole pass")
         self._files, self._pos, self._pass_frames, self._pass_incomplete = self._scan(), 0, 0, 0
         if not self._files:
             if not self.camera.loop:
@@ -824,6 +857,7 @@ class FolderSource(Source):
         path = self._files[self._pos]
         meta = {"index": self._pos, "file": path.name}
         self._pos += 1
+        version = _version(path)  # before reading: a change while it is read makes it another version
         try:
             data = read_file_bytes(path)  # never waits on a FIFO that took an image name meanwhile
         except FileNotFoundError:
@@ -841,9 +875,9 @@ class FolderSource(Source):
             if exc.reason == "corrupt" and self._recent(path):
                 self._pass_incomplete += 1
                 return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: still being written", reason="incomplete")
-            self._seen.add(path.name)
+            self._seen[path.name] = version
             return Grabbed(None, t_ns, t_utc, meta, error=str(exc), reason=reason)
-        self._seen.add(path.name)
+        self._seen[path.name] = version
         self._pass_frames += 1
         return Grabbed(image, t_ns, t_utc, meta)
 
@@ -886,13 +920,14 @@ class ImageFileSource(FolderSource):
         return super()._next_pass()
 
     def _scan(self) -> list[Path]:
-        if not self._file.is_file() or (not self.camera.loop and self._file.name in self._seen):
+        if not self._file.is_file() or (not self.camera.loop and self._file.name in self._seen
+                                        and not _another_version(self._seen[self._file.name], self._file)):
             return []
         return [self._file]
 
     def open(self) -> None:
         if not self._file.is_file() and not (self._seen and not self.camera.loop):
-            raise self._error(f"{self._file}: image file not found",
+            raise self._error(_what_stands_at(self._file, "an image file"),
                               permanent=not self._opened_once and not self.camera.loop)
         super().open()
 
@@ -999,10 +1034,27 @@ def source_type(camera: CameraSection) -> str:
     path = Path(src)
     if path.is_dir():
         return "folder"
+    if special_file_kind(path) is not None:  # neither a video file nor a folder, whatever its name
+        raise SourceError(f"camera '{camera.name}': {_what_stands_at(path, 'a video or image file')}")
     if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
         return "file"
     raise SourceError(f"camera '{camera.name}': cannot tell what source '{src}' is (no such file or folder; "
                       f"set type: file|folder|device|url|gstreamer|synthetic|genicam)")
+
+
+def _what_stands_at(path: Path, wanted: str) -> str:
+    """Why ``path`` is not ``wanted`` (a video or image file, a folder), naming what is there: a FIFO with a
+    video's name was said "video file … not found", and one with an image's name "no such file or folder"
+    (it is there). A FIFO is refused, not opened: FFmpeg's open of it waits for a writer (open(2), fifo(7)),
+    and a stream fed through one is a live source (udp://, tcp://)."""
+    kind = special_file_kind(path)
+    if kind is not None:
+        return f"{path} is {kind}, not {wanted} (stream a live feed over udp:// or tcp:// instead)"
+    if path.is_dir():
+        return f"{path} is a folder, not {wanted}"
+    if path.exists():
+        return f"{path} is a file, not {wanted}"
+    return f"{wanted} {path} not found"
 
 
 def _names_video_device(src: str) -> bool:
@@ -1057,7 +1109,7 @@ def make_source(camera: CameraSection, bit_depth: int | None = None,
     src = camera.source
     if kind == "file":
         if not Path(str(src)).is_file():
-            raise SourceError(f"camera '{camera.name}': video file {src} not found")
+            raise SourceError(f"camera '{camera.name}': {_what_stands_at(Path(str(src)), 'a video or image file')}")
         if is_still_image(Path(str(src))):  # the one image decoder, not FFmpeg
             return ImageFileSource(camera, bit_depth)
         return CvSource(camera, "file", str(src), cv2.CAP_ANY, live=False, finite=True, bit_depth=bit_depth)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 import socket
 import typing
 from pathlib import Path
@@ -113,6 +114,39 @@ def test_missing_video_and_gstreamer_without_support(tiny_model, endpoint, tmp_p
         cfg["cameras"] = [{"name": "g", "source": "videotestsrc ! videoconvert ! appsink"}]
         code, _, err = run_cli(tmp_path, cfg, capsys)
         assert code == 2 and "no GStreamer support" in one_error_line(err)
+
+
+@pytest.mark.parametrize("name, make, said", [
+    ("cam.avi", os.mkfifo, "is a FIFO (named pipe), not a video or image file"),
+    ("cam.png", os.mkfifo, "is a FIFO (named pipe), not a video or image file"),
+    ("cam", os.mkfifo, "is a FIFO (named pipe), not a video or image file"),
+    ("cam.ts", lambda p: socket.socket(socket.AF_UNIX).bind(str(p)), "is a socket, not a video or image file"),
+])
+def test_a_camera_source_that_is_a_special_file_is_named_for_what_it_is(name, make, said, tiny_model, endpoint,
+                                                                       tmp_path, capsys):
+    """A FIFO or socket where a recording was configured: it is there, so "video file … not found" (a video's
+    name) or "no such file or folder" (any other) sent people looking for a missing file. One line, exit 2."""
+    make(tmp_path / name)
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(tmp_path / name)}])
+    code, _, err = run_cli(tmp_path, cfg, capsys)
+    line = one_error_line(err)
+    assert code == 2 and "camera 'c'" in line and said in line and "not found" not in line, line
+
+
+@pytest.mark.parametrize("kind, make, said", [
+    ("folder", lambda p: write_video(p, [False]), "is a file, not a folder"),
+    ("file", lambda p: p.mkdir(), "is a folder, not a video or image file"),
+])
+def test_a_camera_of_an_explicit_type_on_the_other_kind_of_path_says_so(kind, make, said, tiny_model, endpoint,
+                                                                       tmp_path, capsys, caplog):
+    """``type: folder`` on a file (or ``type: file`` on a folder): said "folder not found" / "video file … not
+    found" of a path that is there. A file is refused at start (exit 2); a folder camera fails when it opens
+    (exit 1, its 'failed' line)."""
+    make(tmp_path / "src.avi")
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "type": kind, "source": str(tmp_path / "src.avi")}])
+    code, _, err = run_cli(tmp_path, cfg, capsys)
+    line = one_error_line(err) if code == 2 else caplog.text
+    assert code == (1 if kind == "folder" else 2) and said in line and "not found" not in line, (code, line)
 
 
 def test_bad_values(tiny_model, endpoint, video, tmp_path, capsys):

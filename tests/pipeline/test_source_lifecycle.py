@@ -553,6 +553,80 @@ def test_a_file_still_being_written_is_not_corrupt(tmp_path):
     assert g.image is None and g.reason == "corrupt" and src.read() is None
 
 
+def _write_slowly(path, data: bytes, chunks: int, pause_s: float) -> threading.Thread:
+    """A writer copying ``data`` into ``path`` in ``chunks`` parts, ``pause_s`` apart (a network copy)."""
+    def write():
+        with open(path, "wb") as fh:
+            for part in np.array_split(np.frombuffer(data, np.uint8), chunks):
+                fh.write(part.tobytes())
+                fh.flush()
+                time.sleep(pause_s)
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("loop", [False, True])
+def test_a_folder_waiting_for_a_file_being_written_is_not_a_failing_camera(tmp_path, loop):
+    """A folder whose only unread file is still being copied in: the camera waits for it, as a recording is
+    read on as it grows. It used to call each pass without a frame a source error: 'reconnecting' warnings
+    and status events (online ↔ reconnecting, 21 changes in 4 s), back-off attempts that ``max_attempts``
+    turned into 'failed' (exit 1), and an 'ended' line saying "10 incomplete skipped" of a file that was
+    inspected."""
+    folder = write_folder(tmp_path / "f", [False])
+    data = (folder / "0000.png").read_bytes()
+    (folder / "0000.png").unlink()
+    writer = _write_slowly(folder / "0001.png", data, chunks=6, pause_s=0.25)
+    counters, states = Counters(), []
+    cam = CameraSection(name="f", source=str(folder), loop=loop, max_frames=1 if loop else 0,
+                        reconnect=ReconnectSection(initial_s=0.05, max_s=0.1, max_attempts=2))
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=1000)
+    worker.start()
+    worker.join(10)
+    writer.join(5)
+    alive = worker.is_alive()
+    worker.stop_event.set()
+    worker.join(5)
+    assert not alive and states[-1][0] == "ended", states
+    assert [s for s, _ in states] == ["connecting", "online", "ended"], states
+    assert counters.get("f.captured") == 1 and counters.get("f.corrupt") == 0
+    assert "skipped" not in states[-1][1], states[-1]
+
+
+def test_a_one_pass_folder_reads_a_new_version_of_a_file_it_already_read_or_gave_up_on(tmp_path):
+    """One pass: a file is passed over when it is the same file, not when it has the same name. A camera that
+    reuses a name (a wrapping counter, a file replaced by rename) and a copy that paused past 2 s (given up as
+    corrupt, then completed) were never read: skipped silently. A file only dated back (``cp -p`` setting the
+    original's date once its data is written) is the same file: never inspected twice."""
+    folder = write_folder(tmp_path / "f", [False] * 40)
+    good = (folder / "0002.png").read_bytes()
+    ago = time.time() - 60
+    (folder / "0039.png").write_bytes(good[:len(good) // 2])  # a copy that stalled: corrupt when reached
+    os.utime(folder / "0039.png", (ago, ago))
+    counters, files = Counters(), []
+    cam = CameraSection(name="f", source=str(folder), fps=40)  # paced: the pass lasts ~1 s
+    hub, stop = FrameHub(Counters()), threading.Event()
+    worker = CaptureWorker(cam, make_source(cam), hub, stop, counters, lambda *a: None, capacity=1000)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while counters.get("f.captured") < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.utime(folder / "0001.png", (ago, ago))  # dated back only: the same file
+    write_folder(tmp_path / "new", [True])
+    os.replace(tmp_path / "new" / "0000.png", folder / "0000.png")  # a new picture under a name already read
+    while counters.get("f.corrupt") < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (folder / "0039.png").write_bytes(good)  # the stalled copy completed
+    worker.join(10)
+    stop.set()
+    worker.join(5)
+    while (batch := hub.take(100, 0.1)):
+        files += [f.meta["file"] for f in batch]
+    assert counters.get("f.corrupt") == 1
+    assert sorted(files) == sorted([f"{i:04d}.png" for i in range(40)] + ["0000.png"]), files
+
+
 def test_a_corrupt_file_dated_in_the_future_does_not_hold_a_batch_run(tmp_path):
     """Files copied from a camera PC whose clock runs an hour ahead: a corrupt one is corrupt, not "still being
     written" until our clock catches up (the one-pass run used to retry it, and so run, for that hour)."""
