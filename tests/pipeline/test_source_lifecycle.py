@@ -610,11 +610,12 @@ def test_a_one_pass_folder_reads_a_new_version_of_a_file_it_already_read_or_gave
     worker = CaptureWorker(cam, make_source(cam), hub, stop, counters, lambda *a: None, capacity=1000)
     worker.start()
     deadline = time.monotonic() + 10
-    while counters.get("f.captured") < 3 and time.monotonic() < deadline:
+    while counters.get("f.captured") < 25 and time.monotonic() < deadline:
         time.sleep(0.01)
     os.utime(folder / "0001.png", (ago, ago))  # dated back only: the same file
-    write_folder(tmp_path / "new", [True])
-    os.replace(tmp_path / "new" / "0000.png", folder / "0000.png")  # a new picture under a name already read
+    write_folder(tmp_path / "new", [True] * 20)
+    for k, i in enumerate((0, *range(2, 21))):  # new pictures under names already read; their pass (~0.5 s)
+        os.replace(tmp_path / "new" / f"{k:04d}.png", folder / f"{i:04d}.png")  # leaves time for the copy below
     while counters.get("f.corrupt") < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     (folder / "0039.png").write_bytes(good)  # the stalled copy completed
@@ -624,7 +625,8 @@ def test_a_one_pass_folder_reads_a_new_version_of_a_file_it_already_read_or_gave
     while (batch := hub.take(100, 0.1)):
         files += [f.meta["file"] for f in batch]
     assert counters.get("f.corrupt") == 1
-    assert sorted(files) == sorted([f"{i:04d}.png" for i in range(40)] + ["0000.png"]), files
+    renewed = [f"{i:04d}.png" for i in (0, *range(2, 21))]
+    assert sorted(files) == sorted([f"{i:04d}.png" for i in range(40)] + renewed), files
 
 
 def test_a_corrupt_file_dated_in_the_future_does_not_hold_a_batch_run(tmp_path):
