@@ -58,6 +58,7 @@ from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image
                                    special_file_kind, warn_once)
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import ffmpeg_frames, ffmpeg_live
+from inspector.pipeline.file_settle import SettleWatch
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snapshot_url  # noqa: F401 (re-exported)
@@ -73,7 +74,6 @@ VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpe
                   ".mxf", ".asf", ".vob"}  # a raw MJPEG file begins like a JPEG: its name keeps it a video
 IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
 _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/truncation
-_SETTLE_S = 2.0  # a file (folder image, recording) changed more recently than this is still being written
 _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guide/devices.txt)
 _V4L_DIR = Path("/dev/v4l")  # udev's persistent names of video nodes: by-id/…, by-path/… → ../../videoN
 _CATCH_UP_S = 1.0  # a live stream's frames this far behind it: drop its backlog (reopen)
@@ -90,12 +90,6 @@ _OPEN_LOCK = threading.Lock()
 _PROBE_STALE_S = 0.5  # an URL's open that took this long left its probed frames this old: dropped (_drop_probed)
 _BUFFERED_GRAB_S = 0.05  # a grab that returned sooner gave a frame already buffered (decoding one takes ~10 ms)
 _USER_FFMPEG_OPTIONS = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")  # the user's own, kept as they are
-
-
-def _written_recently(mtime_s: float) -> bool:
-    """A file modified within the last _SETTLE_S s (still being written). A modification time in the
-    future (the clock of the machine that wrote it runs ahead, or ours went back) is not "recent" for ever."""
-    return abs(time.time() - mtime_s) < _SETTLE_S
 
 
 def _persistent_name(node: str) -> str | None:
@@ -131,6 +125,7 @@ class CvSource(Source):
         self._failed_signature: tuple | None = None
         self._checked_at = 0.0
         self._end_size = -1  # file size when the end of a recording still being written was last reached
+        self._settle = SettleWatch()  # whether the recording is still being written (its end: wait or end)
         self._raw16 = False  # 16-bit grey frames are retrieved as they are (_keep_sixteen_bits)
         # frames taken before OpenCV converts them (packets or raw bytes) and decoded here (pixel_formats)
         self._decode: Callable[[np.ndarray], np.ndarray] | None = None
@@ -582,7 +577,7 @@ class CvSource(Source):
 
     def _cut_short_by_its_writer(self) -> bool:
         """Whether a frame that failed to decode is the last one there of a one-pass recording still being
-        written (changed within _SETTLE_S): its packet is only partly written yet. A frame followed by another
+        written (file_settle.SettleWatch): its packet is only partly written yet. A frame followed by another
         is corrupt whatever the writer does; the next one is then held for the next read.
 
         AVI's demuxer hands over a packet cut by the end of the file as it is: a recording read while being
@@ -590,7 +585,7 @@ class CvSource(Source):
         if self.kind != "file" or self.camera.loop:
             return False
         signature = self._file_signature()
-        if signature is None or signature[0] != self._signature[0] or not _written_recently(signature[2] / 1e9):
+        if signature is None or signature[0] != self._signature[0] or not self._settle.still_written(self._target):
             return False
         started = time.monotonic()
         if self._cap.grab():
@@ -677,7 +672,7 @@ class CvSource(Source):
     def _await_growth(self) -> Grabbed | None:
         """At the end of a one-pass recording: None at its real end; a frame-less Grabbed (reason
         ``growing``) after a short wait while the file is still being recorded or copied (changed within
-        the last _SETTLE_S s), positioned to read on from the next frame once more has been written.
+        the last file_settle.SETTLE_S s, or on a network share not yet seen settled), positioned to read on from the next frame once more has been written.
 
         FFmpeg stops at the end of what was there when it got there; a batch run used to end there with
         exit 0 and never inspect the rest of the recording. A file now shorter than when it was opened was
@@ -693,7 +688,7 @@ class CvSource(Source):
             raise self._error(f"{self._target}: truncated while read ({self._signature[1]} → {signature[1]} "
                               f"bytes after {self._delivered} frames); the rest of the recording is lost",
                               permanent=True)
-        if not _written_recently(signature[2] / 1e9):
+        if not self._settle.still_written(self._target):
             return None
         time.sleep(_GROWTH_POLL_S)  # short: the capture loop checks its stop event between reads
         size = signature[1]
@@ -776,7 +771,7 @@ def _another_version(read: tuple[int, int, int] | None, path: Path) -> bool:
     """Whether the file now at ``path`` is not the one read under its name (``read``: its :func:`_version`):
     another file (inode), another size, or modified later. A one-pass folder camera that passed over every
     name it had read never read a picture written under a reused name (a wrapping counter, a rename over an
-    old file), nor a copy that paused past :data:`_SETTLE_S` (given up as corrupt, then completed). A file only
+    old file), nor a copy that paused past ``file_settle.SETTLE_S`` (given up as corrupt, then completed). A file only
     dated back (``cp -p``/``touch -d`` giving it its original's date once written) is the same file: it is
     not inspected twice."""
     now = _version(path)
@@ -813,6 +808,7 @@ class FolderSource(Source):
         self._seen: dict[str, tuple[int, int, int] | None] = {}
         self._pass_frames = 0
         self._pass_incomplete = 0
+        self._settle = SettleWatch()  # whether a picture that failed to decode is still being written
         self._opened_once = False
 
     def _scan(self) -> list[Path]:
@@ -881,12 +877,8 @@ class FolderSource(Source):
         self._pass_frames += 1
         return Grabbed(image, t_ns, t_utc, meta)
 
-    @staticmethod
-    def _recent(path: Path) -> bool:
-        try:
-            return _written_recently(path.stat().st_mtime)
-        except OSError:
-            return False
+    def _recent(self, path: Path) -> bool:
+        return self._settle.still_written(path)
 
 
 class ImageFileSource(FolderSource):

@@ -1,0 +1,83 @@
+"""Whether a file is still being written (a recording or a picture being copied in), for the file and folder cameras.
+
+On a local file system a file changed within :data:`SETTLE_S` of our clock is still being written. A network file
+system (NFS, SMB/CIFS, sshfs …) stamps modification times by its *server's* clock: a NAS whose clock runs more than
+:data:`SETTLE_S` behind ours made a recording being copied in look finished, so a one-pass run ended at the end of
+what was there (exit 0, the rest never inspected), and a picture half copied was counted corrupt. There a file
+counts as being written until it has been seen unchanged (inode, size, modification time) for :data:`SETTLE_S` by
+our own clock (:class:`SettleWatch`). A finished file on such a share therefore ends SETTLE_S later; on a local
+file system nothing changes. Linux's /proc/self/mountinfo (proc(5)) tells the file system of a file by its device
+number; elsewhere every file is judged local. Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+SETTLE_S = 2.0  # a file changed more recently than this is still being written
+# file systems whose times come from another machine's clock (mountinfo's fstype field; fuse.* by its subtype)
+REMOTE_TYPES = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "fuse.glusterfs",
+                          "afs", "davfs", "fuse.sshfs", "fuse.rclone", "fuse.s3fs", "lustre", "gpfs", "beegfs",
+                          "ocfs2", "gfs2", "fuse.cephfs", "fuse.davfs2"})
+_MAX_WATCHED = 4096  # files one watch remembers (a folder of corrupt files): the oldest are forgotten past it
+_types: dict[int, str | None] = {}  # device number → file system type (mount points rarely change: kept)
+
+
+def written_recently(mtime_s: float) -> bool:
+    """Modified within the last SETTLE_S s by our clock. A modification time in the future (the writer's clock
+    runs ahead, or ours went back) is not "recent" for ever."""
+    return abs(time.time() - mtime_s) < SETTLE_S
+
+
+def fs_type(dev: int) -> str | None:
+    """The type of the mounted file system with device number ``dev`` (``os.stat(…).st_dev``) from
+    /proc/self/mountinfo (fields: id, parent, major:minor, root, mount point, options…, ``-``, type); None where
+    unknown."""
+    if dev not in _types:
+        _types[dev] = _read_fs_type(f"{os.major(dev)}:{os.minor(dev)}")
+    return _types[dev]
+
+
+def _read_fs_type(major_minor: str) -> str | None:
+    try:
+        lines = Path("/proc/self/mountinfo").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == major_minor and " - " in line:
+            after = line.split(" - ", 1)[1].split()
+            return after[0] if after else None
+    return None
+
+
+def is_remote(dev: int) -> bool:
+    return (fs_type(dev) or "") in REMOTE_TYPES
+
+
+class SettleWatch:
+    """Whether files are still being written, remembering when each was last seen to change (one per camera)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[tuple[int, int, int], float]] = {}  # path → (signature, first seen, monotonic)
+
+    def still_written(self, path: str | Path) -> bool:
+        """True while ``path`` is being written: changed within SETTLE_S by its modification time, or — on a
+        network file system — not yet seen unchanged for SETTLE_S by our clock. False for a missing file."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        if written_recently(st.st_mtime):
+            return True
+        if not is_remote(st.st_dev):
+            return False
+        key, signature, now = str(path), (st.st_ino, st.st_size, st.st_mtime_ns), time.monotonic()
+        seen = self._seen.get(key)
+        if seen is None or seen[0] != signature:
+            if len(self._seen) >= _MAX_WATCHED:
+                self._seen.pop(next(iter(self._seen)))
+            self._seen[key] = seen = (signature, now)
+        return now - seen[1] < SETTLE_S

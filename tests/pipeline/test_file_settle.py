@@ -1,0 +1,95 @@
+"""Whether a file is still being written, on local and network file systems (pipeline/file_settle.py)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from inspector.pipeline import file_settle
+from inspector.pipeline.config import CameraSection
+from inspector.pipeline.sources import make_source
+
+from pipeline_support import defect_pattern, write_folder, write_video
+
+
+def test_the_file_system_of_a_file_comes_from_mountinfo():
+    """Real mounts: /proc is procfs; a test's tmp folder is not a network file system."""
+    assert file_settle.fs_type(os.stat("/proc").st_dev) == "proc"
+    assert not file_settle.is_remote(os.stat("/proc").st_dev)
+
+
+def _behind(path, seconds=60.0):
+    """Stamp ``path`` as a NAS whose clock runs ``seconds`` behind ours does."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def _on_a_share(monkeypatch):
+    # No NFS/SMB server can be mounted here: the device's file system type is what is injected, as
+    # /proc/self/mountinfo would give it for a share ("nfs4")
+    monkeypatch.setattr(file_settle, "fs_type", lambda dev: "nfs4")
+
+
+def test_a_recording_copied_onto_a_share_with_a_slow_clock_is_read_to_its_real_end(tmp_path, monkeypatch):
+    """The share stamps the file a minute back: by its time it looked finished, and a one-pass run ended at the
+    end of what was there (exit 0, the rest never inspected). It is read on until seen unchanged for SETTLE_S."""
+    _on_a_share(monkeypatch)
+    data = write_video(tmp_path / "full.avi", defect_pattern(40)).read_bytes()
+    video = tmp_path / "copying.avi"
+    video.write_bytes(data[:len(data) // 2])
+    _behind(video)
+    source = make_source(CameraSection(name="nas", source=str(video)))
+    source.open()
+    frames, waits = 0, 0
+    for _ in range(500):
+        grabbed = source.read()
+        if grabbed is None:
+            break
+        frames += grabbed.image is not None
+        if grabbed.reason == "growing":
+            waits += 1
+            if waits == 2:
+                with open(video, "ab") as fh:
+                    fh.write(data[len(data) // 2:])
+                _behind(video)
+    assert frames == 40 and waits >= 2, (frames, waits)
+
+
+def test_a_finished_recording_on_a_share_ends_once_seen_settled(tmp_path, monkeypatch):
+    """The price of the rule: a finished file on a share ends SETTLE_S after its end is reached, not never."""
+    _on_a_share(monkeypatch)
+    video = write_video(tmp_path / "done.avi", defect_pattern(5))
+    _behind(video)
+    source = make_source(CameraSection(name="nas", source=str(video)))
+    source.open()
+    started, frames = time.monotonic(), 0
+    while (grabbed := source.read()) is not None:
+        frames += grabbed.image is not None
+        assert time.monotonic() - started < 3 * file_settle.SETTLE_S
+    assert frames == 5
+
+
+def test_a_picture_half_copied_onto_a_share_is_waited_for_not_corrupt(tmp_path, monkeypatch):
+    """A folder camera on a share: a picture half there, stamped a minute back, is still being written."""
+    _on_a_share(monkeypatch)
+    folder = write_folder(tmp_path / "f", [False, False])
+    whole = (folder / "0001.png").read_bytes()
+    (folder / "0001.png").write_bytes(whole[:len(whole) // 2])
+    _behind(folder / "0001.png")
+    source = make_source(CameraSection(name="nas", source=str(folder)))
+    source.open()
+    reasons, images = [], []
+    for _ in range(50):
+        grabbed = source.read()
+        if grabbed is None:
+            break
+        if grabbed.image is not None:
+            images.append(grabbed.image)
+        else:
+            reasons.append(grabbed.reason)
+            if len(reasons) == 2:
+                (folder / "0001.png").write_bytes(whole)
+                _behind(folder / "0001.png")
+    assert "corrupt" not in reasons and len(images) == 2 and isinstance(images[1], np.ndarray), reasons
