@@ -87,6 +87,17 @@ V4L2_LAYOUTS: dict[int, Layout] = {
 }
 
 # codec tags (CAP_PROP_FOURCC) of video codecs whose frames are still pictures OpenCV's image codecs read
+# FFmpeg's text "video" codec (libavformat/tty.c, ANSI art): a text file FFmpeg cannot place otherwise (.txt,
+# .log, .nfo, .asc …) is opened by its tty demuxer and drawn as pictures of characters (a text file as a camera
+# gave 5 "frames" of its text). OpenCV's FOURCC for it is the codec's name, 'ansi' (no codec tag).
+TEXT_CODECS = frozenset({_ff(b"ansi")})
+
+
+def fourcc_text(code: int) -> str:
+    """A FOURCC as its printable characters (``'ansi'``)."""
+    return "".join(chr(b) if 32 <= b < 127 else "?" for b in code.to_bytes(4, "little")).rstrip("?")
+
+
 STILL_PICTURE_CODECS = frozenset(_ff(t) for t in (b"MJPG", b"mjpg", b"jpeg", b"AVRn", b"AVDJ", b"dmb1", b"MPNG",
                                                   b"png ", b"tiff", b"TIFF"))
 

@@ -393,6 +393,9 @@ class CvSource(Source):
             return
         tag = int(self._cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)) & 0xFFFFFFFF
         codec = int(self._cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
+        if codec in pf.TEXT_CODECS:
+            raise self._error(f"{self.describe()} is a text file, not a video (FFmpeg would draw its characters "
+                              f"as pictures: '{pf.fourcc_text(codec)}')", permanent)
         if self._may_be_packets(codec, tag) and self._packets_decodable(tag):
             return
         self._keep_sixteen_bits(tag)

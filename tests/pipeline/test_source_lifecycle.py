@@ -741,3 +741,16 @@ def test_a_camera_configured_by_number_is_followed_to_its_new_number_after_a_rep
     with pytest.raises(SourceError, match=rf"is unplugged \(its camera \S+{acme} is not there\)") as err:
         src.open()
     assert not err.value.permanent
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "camera.log", "readme.nfo", "run.csv"])
+def test_a_text_file_as_a_video_camera_is_refused_not_drawn(tmp_path, name):
+    """FFmpeg opens any text file it cannot place with its tty demuxer and draws the characters as pictures:
+    a log file given as a camera was inspected as 5 'frames' of its text. It is refused for good, naming it."""
+    text = tmp_path / name
+    text.write_text("2026-12-02 12:00:00 camera 1 online\n" * 100)
+    source = make_source(CameraSection(name="t", source=str(text)))
+    # (FFmpeg places some names otherwise and fails to open them: refused as well)
+    with pytest.raises(SourceError, match="is a text file, not a video|corrupt or unsupported video") as err:
+        source.open()
+    assert err.value.permanent
