@@ -42,7 +42,7 @@ class ModelSection:
     path: str = ""
     backend: Literal["auto", "onnxruntime", "tensorrt"] = "auto"
     # Thread budget (issue 17, docs/PERFORMANCE.md): ONNX Runtime intra-op threads (None: every usable core)
-    # and whether its idle threads busy-wait. Spinning is on by default but stops when a run returns
+    # (more than the usable cores: the cores, with a warning) and whether its idle threads busy-wait. Spinning is on by default but stops when a run returns
     # (spin_after_run false): inside a run it keeps the fast hand-offs between operators (~10 % faster on
     # 2 cores), between runs it would take CPU from the pipeline's own threads (preprocessing, publishing).
     threads: int | None = bounded(None, ge=1, le=1024)
@@ -59,7 +59,8 @@ class ModelSection:
     # into as many chunks, each run by its own ONNX Runtime session on its share of the threads, at the same time;
     # smaller batches run whole. One barrier per batch instead of one per operator, so the pipeline's own threads
     # taking a core for a moment no longer stall every operator. None: one per core `threads` allows (all usable
-    # cores when threads is None), at most batching.max_batch; 1: off. Ignored by TensorRT and the CUDA provider.
+    # cores when threads is None), at most batching.max_batch; 1: off; more than the usable cores: the cores.
+    # Ignored by TensorRT and the CUDA provider.
     replicas: int | None = bounded(None, ge=1, le=256)
     # Inference runs per batch size before the daemon reports ready (0: none). ONNX Runtime allocates its arena
     # and plans memory per input shape on the first two runs at that shape, each ~1.5x a steady run (measured
