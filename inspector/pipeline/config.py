@@ -293,7 +293,10 @@ class DaemonConfig:
     metrics: MetricsSection = field(default_factory=MetricsSection)  # Prometheus endpoint (off by default)
     dashboard: DashboardSection = field(default_factory=DashboardSection)  # live web page (off by default)
     summary_json: str | None = None  # write the final stats summary here on shutdown
-    shutdown_timeout_s: float = bounded(10.0, gt=0, le=3600)
+    # Per-stage join timeout on shutdown, [1, 3600] s. At the end of an offline run each stage finishes the batch
+    # in hand within it; below a second that fails on an ordinary model (a run takes up to a second on a small
+    # CPU), so every run ended 'inference did not stop' with its queued frames uninspected (1e-9: 0 of 9).
+    shutdown_timeout_s: float = bounded(10.0, ge=1, le=3600)
 
     def validate(self, where: str) -> None:
         if not self.cameras:

@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipeline_support import base_config
@@ -84,3 +85,84 @@ def test_more_threads_or_replicas_than_cores_are_capped_at_the_cores(tiny_model,
     assert f"model.threads: 1024 exceeds the {cores} usable core(s) of this machine; using {cores}" in out
     assert f"model.replicas: 256 exceeds the {cores} usable core(s)" in out
     assert took < 30
+
+
+def _numeric_leaves(cls, prefix: str = "") -> list[tuple[str, object]]:
+    """(dotted key, declared Range) of every numeric setting of the daemon; cameras → cameras.0."""
+    import dataclasses
+    import typing
+
+    from inspector.config import field_range
+    from inspector.pipeline.config import CameraSection
+
+    out, hints = [], typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp, key = hints[f.name], f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(tp):
+            out += _numeric_leaves(tp, key + ".")
+        elif typing.get_args(tp)[:1] == (CameraSection,):
+            out += _numeric_leaves(CameraSection, key + ".0.")
+        elif field_range(f) is not None and {int, float} & {tp, *typing.get_args(tp)}:
+            out.append((key, field_range(f)))
+    return out
+
+
+def _edge_cases() -> list:
+    """Each numeric setting at the top of its declared range (the bottom edges are small counts and short
+    times, which the runs of the other tests cover); not the camera's device index."""
+    from inspector.pipeline.config import DaemonConfig
+
+    slow = pytest.mark.xfail(reason="found, not fixed: the synthetic pool is generated at open, ~0.1 s per MiB "
+                                    "(its 1024 MiB budget: ~100 s) in --check and at start", strict=False)
+    cases = []
+    for key, rng in _numeric_leaves(DaemonConfig):
+        if rng.le is not None and key not in ("cameras.0.source", "thresholds.uncertain_band"):
+            marks = [slow] if key in ("cameras.0.synthetic.size", "cameras.0.synthetic.pool") else []
+            cases.append(pytest.param(key, rng.le, id=f"{key}={rng.le:g}", marks=marks))
+    return cases
+
+
+def _set(cfg: dict, key: str, value) -> None:
+    node = cfg
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+    node[leaf] = value
+
+
+@pytest.mark.parametrize("key, value", _edge_cases())
+def test_every_setting_at_its_declared_edge_is_refused_in_one_line_or_checks_quickly(tiny_model, tmp_path, key,
+                                                                                     value):
+    # The sweep's rule (scripts/config_sweep.py): a value inside the declared range either fails the config's
+    # own cross-checks in one line naming the key, or `run --check` (model loaded, sources opened, socket
+    # bound) passes within seconds. model.threads 1024 passed load and then took 139 s in --check.
+    from inspector.errors import ConfigError
+    from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.config import daemon_config
+
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/p.sock",
+                      [{"name": "c", "source": "synthetic", "max_frames": 2,
+                        "synthetic": {"texture": "procedural", "size": 64, "pool": 2}}],
+                      recorder={"dir": str(tmp_path / "rec")})
+    _set(cfg, key, int(value) if float(value).is_integer() and not key.endswith(("_s", "_ms")) else value)
+    try:
+        loaded = daemon_config(cfg, tmp_path)
+    except ConfigError as exc:
+        assert key.split(".")[-1] in str(exc) and "\n" not in str(exc)
+        return
+    start = time.monotonic()
+    make_daemon(loaded).check()
+    assert time.monotonic() - start < 10, f"{key}={value}: --check took {time.monotonic() - start:.0f} s"
+
+
+@pytest.mark.parametrize("value", [1e-9, 0.5, 0.999])
+def test_a_shutdown_timeout_below_a_second_is_refused_in_one_line(value):
+    # shutdown_timeout_s 1e-9 passed --check; every offline run then ended 'inference did not stop within
+    # 1e-09 s' with its queued frames uninspected (0 of 9) and died of SIGABRT.
+    from inspector.errors import ConfigError
+    from inspector.pipeline.config import daemon_config
+
+    cfg = {"model": {"path": "m.onnx"}, "thresholds": {"image": 0.5}, "shutdown_timeout_s": value,
+           "cameras": [{"name": "c", "source": "synthetic", "max_frames": 4}]}
+    with pytest.raises(ConfigError, match=r"shutdown_timeout_s: .* is out of range \[1, 3600\]"):
+        daemon_config(cfg)
