@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 import threading
 
 from inspector import lifecycle
@@ -72,4 +74,22 @@ def _inspect(args: argparse.Namespace, cfg, stop: threading.Event) -> int:
     lost = recording_losses(totals) if cfg.recorder.enabled else None
     print(f"stopped: {totals.get('inferred_frames', 0)} frames inspected" + (f"; {lost}" if lost else "")
           + (f"; failures: {'; '.join(daemon.failures)}" if daemon.failures else ""), flush=True)
+    if daemon.left_running:
+        exit_now(code, daemon.left_running)
     return code
+
+
+def exit_now(code: int, running: list[str]) -> None:
+    """End the process with ``code`` at once, without the interpreter's finalisation.
+
+    A stage that did not stop within ``shutdown_timeout_s`` is still inside ONNX Runtime or ZeroMQ; the
+    interpreter's exit would tear those libraries down under it, and the process died of SIGABRT
+    ('terminate called without an active exception', exit 134) instead of exiting 1 with its failures told.
+    Everything the run reports (summary, stats, log) is written by then; only the streams are flushed.
+    """
+    log.warning("exiting with stage(s) %s still running", ", ".join(running))
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -42,7 +42,7 @@ class ModelSection:
     path: str = ""
     backend: Literal["auto", "onnxruntime", "tensorrt"] = "auto"
     # Thread budget (issue 17, docs/PERFORMANCE.md): ONNX Runtime intra-op threads (None: every usable core)
-    # and whether its idle threads busy-wait. Spinning is on by default but stops when a run returns
+    # (more than the usable cores: the cores, with a warning) and whether its idle threads busy-wait. Spinning is on by default but stops when a run returns
     # (spin_after_run false): inside a run it keeps the fast hand-offs between operators (~10 % faster on
     # 2 cores), between runs it would take CPU from the pipeline's own threads (preprocessing, publishing).
     threads: int | None = bounded(None, ge=1, le=1024)
@@ -59,7 +59,8 @@ class ModelSection:
     # into as many chunks, each run by its own ONNX Runtime session on its share of the threads, at the same time;
     # smaller batches run whole. One barrier per batch instead of one per operator, so the pipeline's own threads
     # taking a core for a moment no longer stall every operator. None: one per core `threads` allows (all usable
-    # cores when threads is None), at most batching.max_batch; 1: off. Ignored by TensorRT and the CUDA provider.
+    # cores when threads is None), at most batching.max_batch; 1: off; more than the usable cores: the cores.
+    # Ignored by TensorRT and the CUDA provider.
     replicas: int | None = bounded(None, ge=1, le=256)
     # Inference runs per batch size before the daemon reports ready (0: none). ONNX Runtime allocates its arena
     # and plans memory per input shape on the first two runs at that shape, each ~1.5x a steady run (measured
@@ -292,7 +293,10 @@ class DaemonConfig:
     metrics: MetricsSection = field(default_factory=MetricsSection)  # Prometheus endpoint (off by default)
     dashboard: DashboardSection = field(default_factory=DashboardSection)  # live web page (off by default)
     summary_json: str | None = None  # write the final stats summary here on shutdown
-    shutdown_timeout_s: float = bounded(10.0, gt=0, le=3600)
+    # Per-stage join timeout on shutdown, [1, 3600] s. At the end of an offline run each stage finishes the batch
+    # in hand within it; below a second that fails on an ordinary model (a run takes up to a second on a small
+    # CPU), so every run ended 'inference did not stop' with its queued frames uninspected (1e-9: 0 of 9).
+    shutdown_timeout_s: float = bounded(10.0, ge=1, le=3600)
 
     def validate(self, where: str) -> None:
         if not self.cameras:

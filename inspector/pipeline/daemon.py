@@ -39,7 +39,7 @@ import zmq
 
 from inspector.backends import backend_for_path, load_backend
 from inspector.backends.base import Backend
-from inspector.backends.ort_replicas import default_replicas
+from inspector.backends.ort_replicas import default_replicas, usable_cores
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
 from inspector.outputs import file_problem, folder_problem
@@ -221,6 +221,17 @@ def _source_key(cam) -> tuple[str, str] | None:
     return None
 
 
+
+def cores_cap(value: int | None) -> int | None:
+    """``value`` (a thread or session count, None: the backend's default) at most the usable cores.
+
+    ONNX Runtime's intra-op threads meet on a barrier after every operator and spin while they wait: with
+    more of them than cores, each barrier waits for threads the kernel has descheduled (model.threads 1024
+    on 2 cores: ``run --check`` alone took 139 s, for a model that loads in 0.1 s), and every replica is one
+    more session and thread. More threads than cores never runs faster, so the excess is dropped.
+    """
+    return value if value is None else min(value, usable_cores())
+
 class Daemon:
     """The inspection daemon for one config. ``setup()`` → ``start()`` → ``wait()`` / ``run()``.
 
@@ -248,6 +259,7 @@ class Daemon:
         self.mqtt_bridge = None  # set by Integrations when publish.mqtt is on
         self._started = False
         self._cameras_ended = False
+        self.left_running: list[str] = []  # stages still running after shutdown (see shutdown())
         self._checking = False  # check(): recorder.dir is only tested for another daemon, not made
         self._dir_lock: RecorderDirLock | None = None  # recorder.dir held for this run (lock_recorder_dir)
         self.cpu = ThreadCpu()
@@ -276,6 +288,7 @@ class Daemon:
         self.spec = card_input_spec(self.sidecar, str(model))
         self.policy, self.downscale = self.spec.resize, self.spec.downscale
         self.model_sha = sha256_file(model)
+        self._warn_cores_cap()
         self.decider, self.calibration = resolve_thresholds(cfg, self.model_sha)
         self.bit_depth = self.spec.bit_depth
         self.sources: dict[str, Source] = {c.name: make_source(c, self.bit_depth, self.extensions.source_kinds)
@@ -298,16 +311,33 @@ class Daemon:
         if name == "tensorrt":
             opts = {"device": m.device, "cuda": m.cuda, "cuda_graphs": m.cuda_graphs}
         else:
-            opts = {"threads": m.threads, "verify": m.verify, "spinning": m.spinning, "spin_us": m.spin_us,
+            opts = {"threads": self.threads, "verify": m.verify, "spinning": m.spinning, "spin_us": m.spin_us,
                     "spin_after_run": m.spin_after_run, "replicas": self.replicas}
         return load_backend(m.path, name, **opts)
 
     @property
+    def threads(self) -> int | None:
+        """ONNX Runtime intra-op threads: ``model.threads``, at most the usable cores (:func:`cores_cap`)."""
+        return cores_cap(self.cfg.model.threads)
+
+    @property
     def replicas(self) -> int:
-        """ONNX Runtime sessions a full batch is split across: ``model.replicas``, or when not set one per
-        core ``model.threads`` allows, at most ``batching.max_batch`` (:func:`default_replicas`)."""
+        """ONNX Runtime sessions a full batch is split across: ``model.replicas`` (at most the usable cores),
+        or when not set one per core ``model.threads`` allows, at most ``batching.max_batch``
+        (:func:`default_replicas`)."""
         m = self.cfg.model
-        return m.replicas if m.replicas is not None else default_replicas(m.threads, self.cfg.batching.max_batch)
+        if m.replicas is not None:
+            return cores_cap(m.replicas)
+        return default_replicas(self.threads, self.cfg.batching.max_batch)
+
+    def _warn_cores_cap(self) -> None:
+        """Say once, at setup, which thread settings exceed this machine's cores and what is used instead."""
+        cores = usable_cores()
+        for key in ("threads", "replicas"):
+            value = getattr(self.cfg.model, key)
+            if value is not None and value > cores:
+                log.warning("model.%s: %d exceeds the %d usable core(s) of this machine; using %d",
+                            key, value, cores, cores)
 
     def check(self) -> list[str]:
         """``--check``: setup, load the model, open every source once; returns report lines."""
@@ -542,8 +572,15 @@ class Daemon:
             elif self.recorder.abandoned:  # it stopped, but only once told to leave the rest unwritten
                 self.failures.append(f"recorder did not write {self.recorder.abandoned} defect recording(s) "
                                      f"within {timeout:g} s")
-        self.publisher.close()
-        self.integrations.close()  # after the final stats: the MQTT bridge flushes them (bounded)
+        self.left_running = [w.name for w in self.workers if w.is_alive()]
+        if self.publish.is_alive():
+            # the publisher thread owns the socket and calls the integrations' taps: closed under it, ZeroMQ
+            # and the MQTT client are used after close (libzmq aborts the process); the process exit ends it
+            log.error("publisher still running after %g s: leaving its socket open until the process exits",
+                      timeout)
+        else:
+            self.publisher.close()
+            self.integrations.close()  # after the final stats: the MQTT bridge flushes them (bounded)
         if self.recorder is None or not self.recorder.is_alive():  # a recorder still writing keeps the folder
             self._release_dir()
         for w in [*self.captures, *self.workers]:

@@ -1,0 +1,168 @@
+"""Daemon settings at their edges (scripts/config_sweep.py found these): refused by ``run --check`` in one line,
+or handled at run time, never a crash or a hang."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_support import base_config
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout under test, not an installed copy
+
+# The inference stage stays inside ONNX Runtime's run far longer than shutdown_timeout_s: a model that slow is
+# real (a large model on a small CPU), made here by repeating the real run for 4 s (same method, real session).
+SLOW_MODEL = textwrap.dedent("""
+    import sys, time
+    from inspector.backends.onnxruntime import OnnxRuntimeBackend
+    from inspector.cli import main
+    real = OnnxRuntimeBackend._run
+    def slow(self, batch):
+        self.runs = getattr(self, "runs", 0) + 1
+        end = time.monotonic() + (4.0 if self.runs > 1 else 0.0)  # the first run is the load's probe
+        result = real(self, batch)
+        while time.monotonic() < end:
+            result = real(self, batch)
+        return result
+    OnnxRuntimeBackend._run = slow
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_a_stage_still_running_after_shutdown_timeout_ends_the_run_with_exit_1(tiny_model, tmp_path):
+    # A stage that did not stop within shutdown_timeout_s was left inside ONNX Runtime while the publisher's
+    # socket was closed under it and the interpreter tore the libraries down: the run died of SIGABRT
+    # ('terminate called without an active exception', exit -6) instead of exit 1 with its failures told.
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/p.sock",
+                      [{"name": "c", "source": "synthetic", "max_frames": 2,
+                        "synthetic": {"texture": "procedural", "size": 64, "pool": 2}}],
+                      shutdown_timeout_s=1.0, summary_json=str(tmp_path / "summary.json"))
+    cfg["model"]["warmup_runs"] = 0
+    cfg["batching"] = {"max_batch": 1}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    script = tmp_path / "slow_run.py"
+    script.write_text(SLOW_MODEL)
+    start = time.monotonic()
+    p = subprocess.run([sys.executable, str(script), "run", "--config", str(tmp_path / "cfg.yaml")],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = p.stdout + p.stderr
+    assert p.returncode == 1, out[-2000:]
+    assert "inference did not stop within 1 s" in out and "Traceback" not in out and "terminate" not in out
+    assert (tmp_path / "summary.json").is_file()
+    assert time.monotonic() - start < 40
+
+
+def _check(tmp_path: Path, cfg: dict, timeout: float = 60) -> tuple[int, str, float]:
+    """``inspector run --check`` of ``cfg`` in its own process: (exit code, stdout + stderr, seconds)."""
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    start = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "inspector", "run", "--config", str(path), "--check"],
+                       capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return p.returncode, p.stdout + p.stderr, time.monotonic() - start
+
+
+def test_more_threads_or_replicas_than_cores_are_capped_at_the_cores(tiny_model, tmp_path):
+    # model.threads 1024 (within its declared range) on 2 cores: ONNX Runtime's 1024 spinning intra-op threads
+    # meet on a barrier after every operator, and `run --check` alone took 139 s (replicas 256: as long, 256
+    # sessions). More threads than cores never runs faster: the cores are used, with a warning naming the key.
+    from inspector.backends.ort_replicas import usable_cores
+
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/p.sock",
+                      [{"name": "c", "source": "synthetic", "max_frames": 2,
+                        "synthetic": {"texture": "procedural", "size": 64, "pool": 2}}])
+    cfg["model"].update(threads=1024, replicas=256)
+    code, out, took = _check(tmp_path, cfg)
+    assert code == 0 and "Traceback" not in out, out[-2000:]
+    cores = usable_cores()
+    assert f"model.threads: 1024 exceeds the {cores} usable core(s) of this machine; using {cores}" in out
+    assert f"model.replicas: 256 exceeds the {cores} usable core(s)" in out
+    assert took < 30
+
+
+def _numeric_leaves(cls, prefix: str = "") -> list[tuple[str, object]]:
+    """(dotted key, declared Range) of every numeric setting of the daemon; cameras → cameras.0."""
+    import dataclasses
+    import typing
+
+    from inspector.config import field_range
+    from inspector.pipeline.config import CameraSection
+
+    out, hints = [], typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp, key = hints[f.name], f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(tp):
+            out += _numeric_leaves(tp, key + ".")
+        elif typing.get_args(tp)[:1] == (CameraSection,):
+            out += _numeric_leaves(CameraSection, key + ".0.")
+        elif field_range(f) is not None and {int, float} & {tp, *typing.get_args(tp)}:
+            out.append((key, field_range(f)))
+    return out
+
+
+def _edge_cases() -> list:
+    """Each numeric setting at the top of its declared range (the bottom edges are small counts and short
+    times, which the runs of the other tests cover); not the camera's device index."""
+    from inspector.pipeline.config import DaemonConfig
+
+    slow = pytest.mark.xfail(reason="found, not fixed: the synthetic pool is generated at open, ~0.1 s per MiB "
+                                    "(its 1024 MiB budget: ~100 s) in --check and at start", strict=False)
+    cases = []
+    for key, rng in _numeric_leaves(DaemonConfig):
+        if rng.le is not None and key not in ("cameras.0.source", "thresholds.uncertain_band"):
+            marks = [slow] if key in ("cameras.0.synthetic.size", "cameras.0.synthetic.pool") else []
+            cases.append(pytest.param(key, rng.le, id=f"{key}={rng.le:g}", marks=marks))
+    return cases
+
+
+def _set(cfg: dict, key: str, value) -> None:
+    node = cfg
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+    node[leaf] = value
+
+
+@pytest.mark.parametrize("key, value", _edge_cases())
+def test_every_setting_at_its_declared_edge_is_refused_in_one_line_or_checks_quickly(tiny_model, tmp_path, key,
+                                                                                     value):
+    # The sweep's rule (scripts/config_sweep.py): a value inside the declared range either fails the config's
+    # own cross-checks in one line naming the key, or `run --check` (model loaded, sources opened, socket
+    # bound) passes within seconds. model.threads 1024 passed load and then took 139 s in --check.
+    from inspector.errors import ConfigError
+    from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.config import daemon_config
+
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/p.sock",
+                      [{"name": "c", "source": "synthetic", "max_frames": 2,
+                        "synthetic": {"texture": "procedural", "size": 64, "pool": 2}}],
+                      recorder={"dir": str(tmp_path / "rec")})
+    _set(cfg, key, int(value) if float(value).is_integer() and not key.endswith(("_s", "_ms")) else value)
+    try:
+        loaded = daemon_config(cfg, tmp_path)
+    except ConfigError as exc:
+        assert key.split(".")[-1] in str(exc) and "\n" not in str(exc)
+        return
+    start = time.monotonic()
+    make_daemon(loaded).check()
+    assert time.monotonic() - start < 10, f"{key}={value}: --check took {time.monotonic() - start:.0f} s"
+
+
+@pytest.mark.parametrize("value", [1e-9, 0.5, 0.999])
+def test_a_shutdown_timeout_below_a_second_is_refused_in_one_line(value):
+    # shutdown_timeout_s 1e-9 passed --check; every offline run then ended 'inference did not stop within
+    # 1e-09 s' with its queued frames uninspected (0 of 9) and died of SIGABRT.
+    from inspector.errors import ConfigError
+    from inspector.pipeline.config import daemon_config
+
+    cfg = {"model": {"path": "m.onnx"}, "thresholds": {"image": 0.5}, "shutdown_timeout_s": value,
+           "cameras": [{"name": "c", "source": "synthetic", "max_frames": 4}]}
+    with pytest.raises(ConfigError, match=r"shutdown_timeout_s: .* is out of range \[1, 3600\]"):
+        daemon_config(cfg)
