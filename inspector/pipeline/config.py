@@ -41,10 +41,11 @@ SOURCE_TYPES = ("auto", "file", "folder", "device", "url", "gstreamer", "synthet
 class ModelSection:
     path: str = ""
     backend: Literal["auto", "onnxruntime", "tensorrt"] = "auto"
-    # Thread budget (issue 17, docs/PERFORMANCE.md): ONNX Runtime intra-op threads (None: every usable core)
-    # (more than the usable cores: the cores, with a warning) and whether its idle threads busy-wait. Spinning is on by default but stops when a run returns
-    # (spin_after_run false): inside a run it keeps the fast hand-offs between operators (~10 % faster on
-    # 2 cores), between runs it would take CPU from the pipeline's own threads (preprocessing, publishing).
+    # Thread budget (issue 17, docs/PERFORMANCE.md): ONNX Runtime intra-op threads (None: every usable core;
+    # more than the usable cores: the cores, with a warning) and whether its idle threads busy-wait. Spinning is
+    # on by default but stops when a run returns (spin_after_run false): inside a run it keeps the fast hand-offs
+    # between operators (~10 % faster on 2 cores), between runs it would take CPU from the pipeline's own threads
+    # (preprocessing, publishing).
     threads: int | None = bounded(None, ge=1, le=1024)
     spinning: bool = True
     # With spinning on: how long an idle intra-op thread spins before it sleeps (ONNX Runtime >= 1.26,

@@ -221,7 +221,6 @@ def _source_key(cam) -> tuple[str, str] | None:
     return None
 
 
-
 def cores_cap(value: int | None) -> int | None:
     """``value`` (a thread or session count, None: the backend's default) at most the usable cores.
 
@@ -231,6 +230,7 @@ def cores_cap(value: int | None) -> int | None:
     more session and thread. More threads than cores never runs faster, so the excess is dropped.
     """
     return value if value is None else min(value, usable_cores())
+
 
 class Daemon:
     """The inspection daemon for one config. ``setup()`` → ``start()`` → ``wait()`` / ``run()``.
