@@ -28,9 +28,16 @@ def _fmt(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool = Fals
     return f"{left}, {right}"
 
 
-def int_range(lo: int | None, hi: int | None) -> Callable[[str], int]:
-    """An argparse type: an integer in ``[lo, hi]`` (None: unbounded side)."""
+def int_range(lo: int | Callable[[], int] | None, hi: int | Callable[[], int] | None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[lo, hi]`` (None: unbounded side).
+
+    A bound may be a function, called when a value is parsed: the range is then exactly what the code behind
+    the option accepts where that depends on an installed package (``export --opset``: 18 to the installed
+    onnx's newest), read without importing the package for ``--help``. A range wider than the code's let a
+    value through to fail later in words that do not name the option.
+    """
     def parse(text: str) -> int:
+        lo_v, hi_v = (b() if callable(b) else b for b in (lo, hi))
         try:
             value = int(text)
         except ValueError:  # not digits, or more digits than Python converts
@@ -38,9 +45,9 @@ def int_range(lo: int | None, hi: int | None) -> Callable[[str], int]:
             if not (digits.isdigit() and len(digits) > 30):
                 raise argparse.ArgumentTypeError(f"'{text[:30]}' is not an integer") from None
             value = None
-        if value is None or (lo is not None and value < lo) or (hi is not None and value > hi):
+        if value is None or (lo_v is not None and value < lo_v) or (hi_v is not None and value > hi_v):
             shown = text[:30] + "..." if len(text) > 30 else text
-            raise argparse.ArgumentTypeError(f"{shown} is out of range {_fmt(lo, hi, False)}")
+            raise argparse.ArgumentTypeError(f"{shown} is out of range {_fmt(lo_v, hi_v, False)}")
         return value
 
     parse.__name__ = "integer"  # argparse names the type in its messages
