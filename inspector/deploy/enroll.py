@@ -45,7 +45,7 @@ def reference_files(patterns: Sequence[str]) -> list[Path]:
     for pattern in patterns:
         matches = _glob_images(pattern) if glob.has_magic(pattern) else [pattern]
         if not matches:
-            raise ConfigError(f"references: no image file matches '{pattern}'", field="references")
+            raise ConfigError(f"references: no file matches '{pattern}'", field="references")
         for match in matches:
             path = Path(match)
             if not path.is_file():
