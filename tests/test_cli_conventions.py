@@ -134,3 +134,16 @@ def test_a_model_path_without_a_file_name_is_one_line(command, model, tmp_path, 
     assert main(argv) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error: "), err
+
+
+def test_an_error_naming_a_file_with_a_newline_escapes_it(tmp_path, capsys):
+    """A file name ``a<LF>b`` in an error line is written ``a\\nb``; before, InspectorError turned the newline into a
+    space, so the line named 'a b', another file (which may exist), and no escaping could tell them apart."""
+    from inspector.cli import main
+    from inspector.errors import DataError
+
+    (tmp_path / "a b").mkdir()  # the file the old line seemed to name
+    assert main(["data", "info", str(tmp_path / "a\nb")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"error: {tmp_path}/a\\nb: dataset folder not found" in err, err
+    assert str(DataError("x\ry\x1b[2J")) == "x\\ry\\x1b[2J"
