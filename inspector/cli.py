@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 0 if args.command is None else 2
         check_outputs_spare_inputs(command_actions(parser, args.command), args)
-        return int(args.func(args) or 0)
+        return int(run_command(args, debug) or 0)
     except InspectorError as exc:
         if debug:
             raise
@@ -196,6 +196,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)
         return interrupt_exit_code(exc)
+
+
+NATIVE_OWN = ("run", "subscribe", "service")  # run drains native output itself (naming cameras); the others decode nothing
+OFFLINE_CODECS = ("libpng", "libjpeg", "opencv")  # their complaints about a file: its own error line names it
+
+
+def run_command(args: argparse.Namespace, debug: bool = False):
+    """``args.func(args)`` with what native libraries print to descriptors 1 and 2 (libpng's "libpng error:
+    Invalid IHDR data" for a 0-width PNG, printed while a data set's decode threads run) turned into log records
+    (:class:`inspector.native_output.NativeOutput`): the decoders' lines at DEBUG (``-v``), the skipped file
+    being told by the command in one line; any other native line a WARNING record. With ``--debug`` the
+    descriptors are left alone, so nothing (a native abort's message, faulthandler's dump) can be held in the
+    pipe; Python's tracebacks never go through it (sys.stderr keeps the original descriptor).
+    """
+    if debug or args.command in NATIVE_OWN:
+        return args.func(args)
+    from inspector.native_output import NativeOutput
+
+    with NativeOutput(quiet=OFFLINE_CODECS):
+        return args.func(args)
 
 
 # errno values that say the machine could not store what a command wrote: a full disk or quota, a failing or

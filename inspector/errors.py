@@ -11,6 +11,7 @@ the CLI, which alone knows the flags, swaps in the flag when it reports it
 (:func:`inspector.cli.user_message`).
 """
 
+from inspector.textline import one_line
 
 MAX_MESSAGE = 500  # characters: values quoted from a bad file or the wire can be arbitrarily long
 
@@ -18,14 +19,16 @@ MAX_MESSAGE = 500  # characters: values quoted from a bad file or the wire can b
 class InspectorError(Exception):
     """Base class: a problem the user can fix, described in one line.
 
-    The message is forced to that form whatever went into it: line breaks become spaces and a message
+    The message is forced to that form whatever went into it: line breaks and other control characters are
+    escaped (:func:`inspector.textline.one_line`: ``\\n``; a space left a file name ``a<LF>b.png`` ambiguous
+    with ``a b.png``) and a message
     longer than ``MAX_MESSAGE`` characters (e.g. quoting a 100 kB value from a malformed file) is cut.
     ``field``: the parameter or option field the error is about (``"max_batch"``), named in the message.
     """
 
     def __init__(self, message: object = "", *args: object, field: str | None = None) -> None:
         if isinstance(message, str):
-            message = " ".join(message.split("\n")) if "\n" in message else message
+            message = one_line(message)
             if len(message) > MAX_MESSAGE:
                 message = message[:MAX_MESSAGE - 3] + "..."
         super().__init__(message, *args)

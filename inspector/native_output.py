@@ -147,12 +147,15 @@ class _Swapped:
 class NativeOutput:
     """Descriptors 1 and 2 drained into log records while started (module docstring); a context manager.
 
-    ``cameras``: the daemon's cameras (``name``, ``source``), to name the one a line is about. Starting does
+    ``cameras``: the daemon's cameras (``name``, ``source``), to name the one a line is about. ``quiet``: the
+    libraries whose lines are DEBUG (shown with ``-v``), where the caller tells the problem itself (an offline
+    command's image decoders: the skipped file's own line names it). Starting does
     nothing when ``INSPECTOR_NATIVE_STDERR=raw``; a descriptor that is not open (a supervisor closed it) is
     left alone."""
 
-    def __init__(self, cameras: Iterable = (), throttle_s: float = THROTTLE_S) -> None:
+    def __init__(self, cameras: Iterable = (), throttle_s: float = THROTTLE_S, quiet: Iterable[str] = ()) -> None:
         self._needles = camera_needles(cameras)
+        self._quiet = frozenset(quiet)  # libraries (classify's names) whose lines are DEBUG whatever they say
         self._throttle = Throttle(throttle_s)
         self._pipe: tuple[int, int] | None = None
         self._swapped: list[_Swapped] = []
@@ -250,6 +253,8 @@ class NativeOutput:
         if not line.strip():
             return
         library, level, message = classify(redact(line))
+        if library.split(":")[0] in self._quiet:
+            level = logging.DEBUG
         camera = next((name for needle, name in self._needles if needle in message), None)
         text = (f"camera '{camera}': " if camera else "") + f"{library}: {message}"
         key = (library, camera, _VARIABLE.sub("#", message))

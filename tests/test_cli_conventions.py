@@ -134,3 +134,64 @@ def test_a_model_path_without_a_file_name_is_one_line(command, model, tmp_path, 
     assert main(argv) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error: "), err
+
+
+def test_an_error_naming_a_file_with_a_newline_escapes_it(tmp_path, capsys):
+    """A file name ``a<LF>b`` in an error line is written ``a\\nb``; before, InspectorError turned the newline into a
+    space, so the line named 'a b', another file (which may exist), and no escaping could tell them apart."""
+    from inspector.cli import main
+    from inspector.errors import DataError
+
+    (tmp_path / "a b").mkdir()  # the file the old line seemed to name
+    assert main(["data", "info", str(tmp_path / "a\nb")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"error: {tmp_path}/a\\nb: dataset folder not found" in err, err
+    assert str(DataError("x\ry\x1b[2J")) == "x\\ry\\x1b[2J"
+
+
+def _zero_width_png() -> bytes:
+    """A PNG whose IHDR says width 0: libpng prints 'libpng warning: Image width is zero in IHDR' and
+    'libpng error: Invalid IHDR data' to descriptor 2 when OpenCV decodes it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 16, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def test_native_codec_lines_of_an_offline_command_come_through_logging(tmp_path):
+    """A data set's images are decoded on threads, where the decoder's own stderr sink stands aside: calibrate
+    on a folder with a 0-width PNG printed libpng's two lines raw, beside its own 'skipping …' line. Now they are
+    DEBUG records of inspector.native (shown with -v), and the command's line names the file."""
+    import os
+    import subprocess
+    import sys
+
+    import cv2
+    import numpy as np
+    from tiny_graphs import write_exported
+
+    model = write_exported(tmp_path / "export", fp16=False)
+    good = tmp_path / "good"
+    good.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(good / f"{i:03d}.png"), np.full((32, 32, 3), 30 * i, np.uint8))
+    (good / "zero.png").write_bytes(_zero_width_png())
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+
+    def calibrate(*extra: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "inspector", "calibrate", str(model), "--good-dir", str(good),
+                               "--out", str(tmp_path / "cal.yaml"), *extra], capture_output=True, text=True,
+                              env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    quiet = calibrate()
+    assert "libpng" not in quiet and "zero.png: cannot decode image" in quiet, quiet
+    verbose = calibrate("-v")
+    assert "DEBUG inspector.native: libpng: Invalid IHDR data" in verbose, verbose
+    assert not any(line.startswith("libpng") for line in verbose.splitlines()), verbose

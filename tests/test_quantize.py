@@ -208,3 +208,26 @@ def test_cli_refuses_options_that_would_do_nothing(fp32_model, tiny_dataset, cap
                      *extra]) == 2
         assert capsys.readouterr().err == expected + "\n"
     assert read_sidecar(fp32_model.with_name("tiny.json")) == before  # no int8 graph added
+
+
+def test_quantize_refuses_bad_options_before_any_work(tmp_path, capsys):
+    """``--data FILE`` was found wrong after the INT8 graph had been calibrated and written; ``--out other.onnx``
+    (accepted by the option's type, refused by the code) named the path, not the option."""
+    import cv2
+    import numpy as np
+    from tiny_graphs import write_exported
+
+    from inspector.cli import main
+
+    model = write_exported(tmp_path / "export", fp16=False)
+    good = tmp_path / "good"
+    good.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(good / f"{i:03d}.png"), np.full((32, 32, 3), 40 * i, np.uint8))
+    before = sorted(p.name for p in (tmp_path / "export").iterdir())
+    for extra, expected in ((["--data", str(good / "000.png")], f"error: {good / '000.png'}: is not a folder"),
+                            (["--out", str(tmp_path / "q.int8.onnx")], f"error: --out: {tmp_path / 'q.int8.onnx'}: ")):
+        assert main(["quantize", str(model), "--calibration", str(good), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(expected), err
+        assert sorted(p.name for p in (tmp_path / "export").iterdir()) == before  # nothing written

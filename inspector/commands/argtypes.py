@@ -15,6 +15,7 @@ import dataclasses
 import inspect
 import math
 import os
+from pathlib import Path
 from typing import Callable
 
 from inspector import outputs
@@ -27,9 +28,16 @@ def _fmt(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool = Fals
     return f"{left}, {right}"
 
 
-def int_range(lo: int | None, hi: int | None) -> Callable[[str], int]:
-    """An argparse type: an integer in ``[lo, hi]`` (None: unbounded side)."""
+def int_range(lo: int | Callable[[], int] | None, hi: int | Callable[[], int] | None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[lo, hi]`` (None: unbounded side).
+
+    A bound may be a function, called when a value is parsed: the range is then exactly what the code behind
+    the option accepts where that depends on an installed package (``export --opset``: 18 to the installed
+    onnx's newest), read without importing the package for ``--help``. A range wider than the code's let a
+    value through to fail later in words that do not name the option.
+    """
     def parse(text: str) -> int:
+        lo_v, hi_v = (b() if callable(b) else b for b in (lo, hi))
         try:
             value = int(text)
         except ValueError:  # not digits, or more digits than Python converts
@@ -37,9 +45,9 @@ def int_range(lo: int | None, hi: int | None) -> Callable[[str], int]:
             if not (digits.isdigit() and len(digits) > 30):
                 raise argparse.ArgumentTypeError(f"'{text[:30]}' is not an integer") from None
             value = None
-        if value is None or (lo is not None and value < lo) or (hi is not None and value > hi):
+        if value is None or (lo_v is not None and value < lo_v) or (hi_v is not None and value > hi_v):
             shown = text[:30] + "..." if len(text) > 30 else text
-            raise argparse.ArgumentTypeError(f"{shown} is out of range {_fmt(lo, hi, False)}")
+            raise argparse.ArgumentTypeError(f"{shown} is out of range {_fmt(lo_v, hi_v, False)}")
         return value
 
     parse.__name__ = "integer"  # argparse names the type in its messages
@@ -167,6 +175,50 @@ def _replaces_an_input(out: str, inputs: list[str]) -> str | None:
     return None
 
 
+def _image_folders(given: str) -> list[str]:
+    """The folders of images that reading the input ``given`` implies: ``given`` itself when it is a folder
+    holding images or a data set, and the MVTec/BTAD data set it lies in (``D`` of ``D/test/good`` or of
+    ``D/test/good/000.png``), whose every sub-folder is read (a new ``test/<name>`` becomes a defect type)."""
+    from inspector.data.datasets import detect_layout
+
+    found = [given] if os.path.isdir(given) and detect_layout(Path(given)) is not None else []
+    for up in range(1, 4):  # file → good → test → D at most
+        above = os.path.normpath(os.path.join(given, *[os.pardir] * up))
+        if detect_layout(Path(above)) in ("mvtec", "btad"):
+            found.append(above)
+            break
+    return found
+
+
+def image_folder_holding(out: str | os.PathLike, inputs: list[str]) -> str | None:
+    """The input folder of images that the folder ``out`` is (or lies inside), or None.
+
+    An input folder of images is one named on the command line that holds images or a data set (its layout is
+    detected as by :func:`inspector.data.datasets.detect_layout`), or the data set an input lies in; a run or
+    export folder is not one. Anywhere below it counts, not only the sub-folders this command happens to
+    list: a data set's ``test/<name>`` becomes a defect type, its ``train/good`` training images, and the
+    daemon or the next command may list the folder differently.
+    """
+    real = os.path.join(os.path.realpath(out), "")
+    for given in inputs:
+        for folder in _image_folders(given):
+            if real.startswith(os.path.join(os.path.realpath(folder), "")):
+                return folder
+    return None
+
+
+def refuse_folder_in_images(field: str, out: str | os.PathLike, inputs: list[str]) -> None:
+    """ConfigError (naming ``field``) when the output folder ``out`` is, or lies inside, an input folder of
+    images (:func:`image_folder_holding`): what the command writes there (plots, overlays, a data set) would be
+    read back as input images by the next run. ``evaluate --data D --out D/test/good`` wrote roc.png and
+    score_histogram.png among the good test images, which the next evaluation scored as parts."""
+    holder = image_folder_holding(out, inputs)
+    if holder is not None:
+        where = "is" if os.path.realpath(out) == os.path.realpath(holder) else "is inside"
+        raise ConfigError(f"{field}: {out} {where} the input image folder {holder}; what is written there would be "
+                          f"read as images next time, choose a folder outside it", field=field)
+
+
 def check_outputs_spare_inputs(actions: list[argparse.Action], args: argparse.Namespace) -> None:
     """ConfigError (naming the option) when an output file of a command (its parser's ``actions``, given as
     parsed in ``args``) is one of its inputs.
@@ -176,11 +228,15 @@ def check_outputs_spare_inputs(actions: list[argparse.Action], args: argparse.Na
     a JSON report, ``calibrate --out data/test/good/000.png`` an image of the data set; each exit 0, the
     input gone. Checked for every command before any work, on the outputs typed :func:`out_file` or
     :func:`out_path` that name a file (a folder output's file names are the command's: ``predict`` checks
-    its overlays itself).
+    its overlays itself). A folder output (:func:`out_folder`) is refused inside an input folder of images
+    (:func:`refuse_folder_in_images`); a folder given to :func:`out_path` receives named files that are not
+    images (``<name>.yaml``, ``<name>.onnx``), which the file rule judges.
     """
     inputs = _input_paths(actions, args)
     for action in actions:
         value = getattr(args, action.dest, None) if getattr(action.type, "writes", None) else None
+        if isinstance(value, str) and value and action.type.writes == "folder":
+            refuse_folder_in_images(action.dest, value, inputs)
         if not isinstance(value, str) or not value or os.path.isdir(value):
             continue
         replaced = _replaces_an_input(value, inputs)

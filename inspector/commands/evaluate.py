@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.argtypes import int_range, out_folder
+from inspector.commands.argtypes import int_range, out_folder, refuse_folder_in_images
 from inspector.contract import DEFAULT_BATCH
 
 
@@ -40,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
             score, amap = model(torch.from_numpy(batch))
         return score.numpy(), amap.numpy()
 
-    levels = None if args.no_per_level else level_scorer(model)
     data = args.data or run_data_path(run_dir, config)  # config.yaml: valid from any directory
+    refuse_folder_in_images("out", out, [str(data)])  # the data set from config.yaml is not on the command line
+    levels = None if args.no_per_level else level_scorer(model)
     metrics = evaluate_dataset(scorer, data, config.model.image_size,
                                config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size,
                                bit_depth=config.data.bit_depth, level_scorer=levels,

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from inspector.commands.argtypes import int_range, out_path
+from inspector.deploy.opsets import DEFAULT_OPSET, MIN_OPSET, newest_opset
 
 DEFAULT_DIR = Path("export")
 
@@ -20,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="training run folder (or its best.pt checkpoint)")
     p.add_argument("--out", type=out_path(), help="output base path without extension, or an existing folder (or one ending in '/') "
                                  "to write <run folder name>.* into (default: export/<run folder name>)")
-    # No default here: the exporter's lives with torch code, and --help must not import torch.
-    p.add_argument("--opset", type=int_range(7, 100), help="ONNX opset (default: the exporter's, recorded in the sidecar)")
+    p.add_argument("--opset", type=int_range(MIN_OPSET, newest_opset), default=DEFAULT_OPSET,
+                   help=f"ONNX opset, {MIN_OPSET} to the installed onnx's newest (default {DEFAULT_OPSET}, recorded in the sidecar)")
     p.add_argument("--model-version", help="version string for the sidecar (default: checkpoint sha256 prefix)")
     p.set_defaults(func=run)
 
@@ -44,11 +45,9 @@ def out_base(run: str | Path, out: str | None) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from inspector.deploy import export_run
-    from inspector.deploy.export import DEFAULT_OPSET
-
     out = out_base(args.run, args.out)
     _refuse_unenrolled(args.run)
-    result = export_run(args.run, out, opset=args.opset or DEFAULT_OPSET, version=args.model_version)
+    result = export_run(args.run, out, opset=args.opset, version=args.model_version)
     sidecar = result["metadata"]
     for precision, entry in sidecar["graphs"].items():
         extra = (f", {entry['conv_float16']} FP16 / {entry['conv_float32']} FP32 convolutions"

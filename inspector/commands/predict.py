@@ -45,14 +45,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def expand_images(items: list[str]) -> list[Path]:
-    """Files as given; folders → their images sorted by name."""
-    from inspector.data.datasets import list_images
+def expand_images(items: list[str], errors: list[str] | None = None) -> list[Path]:
+    """Files as given; folders → their images sorted by name.
+
+    One rule for which files are images (:func:`inspector.data.images.is_image_file`): a folder's other image
+    formats are counted in one warning (:func:`inspector.data.datasets.listed_images`); a named file outside
+    the rule is an error line (appended to ``errors``), not scored: ``predict x.gif`` scored a GIF that
+    ``predict folder/`` left out silently.
+    """
+    from inspector.data.datasets import listed_images
+    from inspector.data.images import not_an_image
 
     paths: list[Path] = []
     for item in items:
         path = Path(item)
-        paths.extend(list_images(path) if path.is_dir() else [path])
+        why = None if path.is_dir() else not_an_image(path)
+        if why:
+            print(f"error: {one_line(why)}", file=sys.stderr)
+            if errors is not None:
+                errors.append(why)
+            continue
+        paths.extend(listed_images(path) if path.is_dir() else [path])
     return paths
 
 
@@ -152,12 +165,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--vmin {args.vmin:g} must be below --vmax {args.vmax:g}")
     decider = load_decider(args.calibration, args.model) if args.calibration else None
     options = {} if args.threads is None else {"threads": args.threads}
-    paths = expand_images(args.images)
+    errors: list[str] = []
+    paths = expand_images(args.images, errors)
     if not paths:
         raise DataError(f"{' '.join(args.images)}: no images found (files or folders of .png/.jpg/.bmp/.tif)")
     if args.out:
         check_overlays_spare_inputs(paths, Path(args.out), paths)  # before any inference
-    errors: list[str] = []
     kept: list[tuple[Path, np.ndarray]] = []
     with load_backend(args.model, args.backend, **options) as backend:
         spec = backend.input_spec

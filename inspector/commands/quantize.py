@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threshold_file and not args.data:  # it would be ignored, after minutes of calibration
         raise ConfigError("--threshold-file: only used by the precision gate; add --data IMAGES")
+    if args.data:  # the gate's images, read as the gate will, before the minutes of calibration: not after
+        from inspector.data.datasets import load_dataset
+
+        load_dataset(args.data)
     entry = quantize_model(args.onnx, args.calibration, args.out, max_images=args.max_images,
                            batch_size=args.batch_size, method=args.method, exclude=args.exclude,
                            weight_bits=args.weight_bits)

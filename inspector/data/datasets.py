@@ -132,7 +132,7 @@ def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
     samples: list[Sample] = []
     for sub in sorted((d for d in test_dir.iterdir() if d.is_dir() and not _is_artefact(d)), key=lambda d: d.name):
         if sub.name.lower() in good_names:
-            samples += [Sample(p, 0, "good", None) for p in _listed(sub)]
+            samples += [Sample(p, 0, "good", None) for p in listed_images(sub)]
             continue
         samples += _defect_samples(sub, subfolder(truth, sub.name) if truth is not None else None)
     return samples
@@ -143,8 +143,9 @@ def _warn_once(message: str) -> None:
     warn_once(message, "%s", message, logger=log)
 
 
-def _listed(folder: Path) -> list[Path]:
-    """:func:`list_images` of a dataset folder, warning once about files of image formats that are not read."""
+def listed_images(folder: Path) -> list[Path]:
+    """:func:`list_images` of a folder a command reads, warning once (one line: a count and an example) about
+    files of image formats that are not read, so none is left out silently."""
     try:
         unread = sorted(p.name for p in folder.iterdir()
                         if p.suffix.lower() in UNREAD_IMAGE_EXTENSIONS and not p.name.startswith("."))
@@ -165,7 +166,7 @@ def _defect_samples(folder: Path, gt: Path | None) -> list[Sample]:
     otherwise leave every image without one and the pixel metrics empty with no hint
     why: they are named in one warning.
     """
-    files = _listed(folder)
+    files = listed_images(folder)
     stems = {p.stem for p in files}
     beside = {_mask_of(p): p for p in files if _mask_of(p) in stems}
     images = [p for p in files if p not in beside.values()]
@@ -219,12 +220,12 @@ def load_dataset(root: str | Path) -> Dataset:
     if layout is None:
         raise DataError(f"{root}: no images found; {_EXPECTED}{_nested_hint(root)}")
     if layout == "folder":
-        train = [Sample(p, 0, "good", None) for p in _listed(root)]
+        train = [Sample(p, 0, "good", None) for p in listed_images(root)]
         test: list[Sample] = []
     else:
         good = "good" if layout == "mvtec" else "ok"
         good_dir = subfolder(subfolder(root, "train"), good)
-        train = [Sample(p, 0, "good", None) for p in _listed(good_dir)]
+        train = [Sample(p, 0, "good", None) for p in listed_images(good_dir)]
         if not train:
             raise DataError(f"{good_dir}: no training images ({', '.join(IMAGE_EXTENSIONS)})")
         # MVTec's and BTAD's names for the good class are both unambiguous, whichever layout the train

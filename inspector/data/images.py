@@ -110,7 +110,8 @@ log = logging.getLogger("inspector.images")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm",
                     ".pnm")
-# image formats met in datasets that the decoder does not read: their files are named in a warning, not dropped unseen
+# image formats met in datasets that are not images by the rule (is_image_file): their files are counted in a warning,
+# not dropped unseen. Some OpenCV builds decode GIF (5.x does), but which files are images must not depend on the build
 UNREAD_IMAGE_EXTENSIONS = (".gif", ".jp2", ".j2k", ".jpx", ".exr", ".hdr", ".heic", ".heif", ".avif", ".jxl", ".tga",
                            ".psd", ".dng", ".raw", ".ico")
 MIN_SIDE = 8  # smaller images are rejected on every path (pixels per side)
@@ -131,8 +132,24 @@ class ImageRejected(DataError):
 
 
 def is_image_file(path: Path) -> bool:
-    """True for a non-hidden file name with an image extension (any case)."""
+    """True for a non-hidden file name with an image extension (any case).
+
+    The one rule for which files are images, for a folder listing and a file named on the command line alike
+    (:func:`not_an_image`): ``predict x.gif`` scored a file that listing its folder left out.
+    """
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def not_an_image(path: str | Path) -> str | None:
+    """Why the named file ``path`` is not read as an image (one phrase, naming it), None when it is one
+    (:func:`is_image_file`)."""
+    path = Path(path)
+    if is_image_file(path):
+        return None
+    if path.name.startswith("."):
+        return f"{path}: a hidden file is never read as an image (tools' leftovers such as macOS '._' copies)"
+    return (f"{path}: '{path.suffix or '(no extension)'}' is not an image format read "
+            f"(read: {', '.join(IMAGE_EXTENSIONS)})")
 
 
 def list_images(folder: Path) -> list[Path]:

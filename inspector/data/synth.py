@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from inspector.data.datasets import Dataset, list_images, load_dataset
+from inspector.data.datasets import Dataset, listed_images, load_dataset
 from inspector.data.images import read_image
 from inspector.errors import DataError
 
@@ -62,7 +62,7 @@ def load_sources(texture: str | Path, tint: bool = True) -> list[np.ndarray]:
     folder = Path(texture).expanduser()
     if not folder.is_dir():
         raise DataError(f"{folder}: texture is neither a folder of images nor one of {', '.join(BUILTIN_TEXTURES)}")
-    paths = list_images(folder)
+    paths = listed_images(folder)  # other image formats told in one line
     if not paths:
         raise DataError(f"{folder}: no images to use as texture")
     return [read_image(p).astype(np.float32) for p in paths]

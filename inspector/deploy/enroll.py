@@ -10,6 +10,7 @@ each reference file's sha256 and the enrolment time.
 from __future__ import annotations
 
 import glob
+import logging
 import time
 from pathlib import Path
 from typing import Sequence
@@ -17,23 +18,40 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from inspector.data.images import read_image, resize_image
+from inspector.data.images import is_image_file, not_an_image, read_image, resize_image
 from inspector.errors import ConfigError, ModelError
+from inspector.textline import one_line
 from inspector.models.meta_comparer.model import MAX_REFERENCES
 from inspector.artifacts.model_card import sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def _glob_images(pattern: str) -> list[str]:
+    """The image files a glob matches (:func:`inspector.data.images.is_image_file`, as a folder listing), the
+    others told in one warning with their count."""
+    matches = sorted(glob.glob(pattern))
+    images = [m for m in matches if is_image_file(Path(m))]
+    if len(images) < len(matches):
+        left = [m for m in matches if m not in images]
+        log.warning("references: %d file(s) matching '%s' are not images and are left out, e.g. %s",
+                    len(left), one_line(pattern), one_line(left[0]))
+    return images
 
 
 def reference_files(patterns: Sequence[str]) -> list[Path]:
     """Files named by ``patterns`` (paths or quoted globs), sorted, duplicates removed; 1…50 of them."""
     found: list[Path] = []
     for pattern in patterns:
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        matches = _glob_images(pattern) if glob.has_magic(pattern) else [pattern]
         if not matches:
             raise ConfigError(f"references: no file matches '{pattern}'", field="references")
         for match in matches:
             path = Path(match)
             if not path.is_file():
                 raise ConfigError(f"references: {path}: no such file", field="references")
+            if not_an_image(path):  # the rule of a folder listing (images.is_image_file), for a named file too
+                raise ConfigError(f"references: {not_an_image(path)}", field="references")
             if path not in found:
                 found.append(path)
     if not found:

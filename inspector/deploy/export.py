@@ -29,14 +29,13 @@ from inspector.errors import ExportError
 from inspector.deploy.checks import check_graph
 from inspector.contract import INPUT_NAME, MAP_NAME, OUTPUT_NAMES, SCORE_NAME
 from inspector.deploy.graph import export_graph
+from inspector.deploy.opsets import DEFAULT_OPSET, MIN_OPSET, newest_opset
 from inspector.models.base import AnomalyModel
 from inspector.models.common import IMAGENET_MEAN, IMAGENET_STD
 from inspector.artifacts.model_card import SCHEMA_VERSION, sha256_file, write_sidecar
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OPSET = 18  # ONNX Runtime ≥ 1.14, TensorRT 10.x and 11.x
-MIN_OPSET = 18  # the dynamo exporter writes opset 18 when asked for less, and onnx cannot convert Pad down
 PRECISIONS = ("fp32", "fp16")
 PARITY_TOLERANCE = 1e-4  # max |Δmap| as a fraction of the map's range, ORT FP32 vs torch eager
 
@@ -55,9 +54,7 @@ def graph_paths(out_base: str | Path) -> dict[str, Path]:
 
 
 def _check_opset(opset: int) -> None:
-    import onnx
-
-    newest = onnx.defs.onnx_opset_version()
+    newest = newest_opset()  # the same range as export --opset (inspector.deploy.opsets)
     if not MIN_OPSET <= opset <= newest:
         raise ExportError(f"opset {opset}: supported range is {MIN_OPSET}..{newest} (default {DEFAULT_OPSET})")
 

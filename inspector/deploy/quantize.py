@@ -250,7 +250,8 @@ def _check_paths(fp32_path: Path, out: str | Path | None) -> tuple[Path, dict[st
     sidecar = verify_graph(fp32_path, read_sidecar(sidecar_file))
     out = Path(out) if out is not None else default_int8_path(fp32_path)
     if split_graph_name(out)[1] != "int8" or sidecar_path_for(out).resolve() != sidecar_file.resolve():
-        raise ExportError(f"{out}: the INT8 graph must be {default_int8_path(fp32_path)} (beside its sidecar)")
+        raise ExportError(f"out: {out}: the INT8 graph must be {default_int8_path(fp32_path)} (beside its sidecar)",
+                          field="out")
     return sidecar_file, sidecar, out
 
 

@@ -139,3 +139,73 @@ def test_an_output_beside_the_inputs_is_written(tmp_path, capsys, monkeypatch):
     assert main(["bench", str(model), "--duration", "0.1", "--json", "link.onnx"]) == 2
     assert "--json: link.onnx is the input" in capsys.readouterr().err
     assert (tmp_path / "link.onnx").is_symlink()
+
+
+def _image_folder(folder, n=3):
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((32, 32, 3), 40 * i, np.uint8))
+
+
+# (argv with {data} (an MVTec-layout data set) / {model}, the option named, the input folder named)
+FOLDER_IN_IMAGES = [
+    (["evaluate", "run", "--data", "{data}", "--out", "{data}/test/good"], "--out", "{data}"),
+    (["evaluate", "run", "--data", "{data}", "--out", "{data}"], "--out", "{data}"),
+    (["train", "--data", "{data}", "--out", "{data}/test/runs"], "--out", "{data}"),
+    (["predict", "{model}", "{data}/test/good", "--out", "{data}/test/good/overlays"], "--out", "{data}/test/good"),
+    (["predict", "{model}", "{data}/test/good", "--out", "{data}/test/heat"], "--out", "{data}"),
+    (["predict", "{model}", "{data}/test/good/000.png", "--out", "{data}/heat"], "--out", "{data}"),
+    (["calibrate", "{model}", "--data", "{data}", "--out", "{data}/train/good/cal.yaml"], None, None),
+]
+
+
+@pytest.mark.parametrize("argv, option, holder", FOLDER_IN_IMAGES, ids=[" ".join(a[:1] + a[-1:]) for a, _, _ in FOLDER_IN_IMAGES])
+def test_an_output_folder_inside_an_input_image_folder_is_one_line(argv, option, holder, tmp_path, capsys,
+                                                                   monkeypatch):
+    """A folder output is never an input image folder or inside one. Before, ``evaluate --data D --out
+    D/test/good`` wrote roc.png and score_histogram.png among the good test images (the next evaluation
+    scored them as parts), and ``--out D/test/runs`` made 'runs' a defect type."""
+    from tiny_graphs import write_exported
+
+    monkeypatch.chdir(tmp_path)
+    write_exported(tmp_path / "export")
+    for sub in ("train/good", "test/good", "test/crack"):
+        _image_folder(tmp_path / "data" / sub)
+    argv = [a.format(data="data", model="export/tiny.onnx") for a in argv]
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    code = main(argv)
+    err = capsys.readouterr().err
+    if option is None:  # a named file (not a folder output) beside the images: the file rule's, and written
+        assert code == 0 and (tmp_path / "data/train/good/cal.yaml").is_file(), err
+        return
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"error: {option}: ") and f"input image folder {holder.format(data='data')};" in err, err
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+def test_evaluate_refuses_an_output_inside_the_data_set_of_its_config(tiny_dataset, tmp_path_factory, capsys):
+    """``evaluate RUN`` reads the data set named in RUN/config.yaml, not on the command line: same rule."""
+    from tiny_models import untrained_run
+
+    run = untrained_run("reduced_student", tiny_dataset, tmp_path_factory)
+    before = sorted(str(p) for p in tiny_dataset.rglob("*"))
+    assert main(["evaluate", str(run), "--out", str(tiny_dataset / "test" / "good")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --out: ") and str(tiny_dataset) in err, err
+    assert sorted(str(p) for p in tiny_dataset.rglob("*")) == before
+
+
+def test_an_output_folder_beside_the_input_images_is_written(tmp_path, capsys, monkeypatch):
+    """Only folders of images count: predict's overlays go to a sibling folder, and a run folder (no images) may
+    hold its evaluation."""
+    from tiny_graphs import write_exported
+
+    monkeypatch.chdir(tmp_path)
+    write_exported(tmp_path / "export")
+    _image_folder(tmp_path / "good")
+    assert main(["predict", "export/tiny.onnx", "good", "--out", "heat"]) == 0
+    assert len(list((tmp_path / "heat").iterdir())) == 3
+    assert main(["predict", "export/tiny.onnx", "good", "--out", "export/heat"]) == 0

@@ -1,0 +1,60 @@
+"""Which files are images: one rule (inspector.data.images.is_image_file) for a folder listing and a file named
+on the command line, and every file of an image format left out is told, never dropped silently."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from inspector.cli import main
+
+
+def _folder(tmp_path):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((32, 32, 3), 90, np.uint8))
+    Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(folder / "b.gif")  # OpenCV 5 decodes it
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def _scored(out: str) -> list[str]:
+    return [line.split("\t")[0] for line in out.splitlines() if "\t" in line]
+
+
+def test_predict_scores_the_same_files_named_or_listed(tmp_path, capsys, caplog):
+    """Before, ``predict parts/`` scored a.png only (b.gif left out silently) while ``predict parts/b.gif``
+    scored the GIF: the same file was an image or not depending on how it was named."""
+    from tiny_graphs import write_exported
+
+    model = str(write_exported(tmp_path / "export", fp16=False))
+    folder = _folder(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert main(["predict", model, str(folder)]) == 0
+    listed = _scored(capsys.readouterr().out)
+    told = [r.getMessage() for r in caplog.records if "b.gif" in r.getMessage()]
+    assert listed == [str(folder / "a.png")] and len(told) == 1 and "1 file(s)" in told[0], (listed, told)
+
+    assert main(["predict", model, str(folder / "b.gif"), str(folder / "a.png")]) == 2
+    captured = capsys.readouterr()
+    assert _scored(captured.out) == listed, captured.out
+    err = [line for line in captured.err.splitlines() if "b.gif" in line]
+    assert len(err) == 1 and err[0].startswith(f"error: {folder / 'b.gif'}: '.gif' is not an image format"), err
+
+
+def test_enroll_references_follow_the_same_rule(tmp_path, caplog):
+    """A glob keeps the images and tells the rest in one line; a named non-image is refused in one line."""
+    from inspector.deploy.enroll import reference_files
+    from inspector.errors import ConfigError
+
+    folder = _folder(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert reference_files([str(folder / "*")]) == [folder / "a.png"]
+    told = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(told) == 1 and "2 file(s)" in told[0], told
+    with pytest.raises(ConfigError, match=r"b\.gif: '\.gif' is not an image format read"):
+        reference_files([str(folder / "b.gif")])
