@@ -198,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         return interrupt_exit_code(exc)
 
 
-NATIVE_OWN = ("run", "subscribe", "service")  # run drains native output itself (naming cameras); the others decode nothing
+# run drains native output itself (naming cameras); subscribe and service decode nothing; bench --suite runs the
+# benchmark scripts as child processes, whose output (progress, tables) is the user's, not a library's
+NATIVE_OWN = ("run", "subscribe", "service", "bench")
 OFFLINE_CODECS = ("libpng", "libjpeg", "opencv")  # their complaints about a file: its own error line names it
 
 
