@@ -33,8 +33,8 @@ from typing import Sequence
 
 import numpy as np
 
-from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, UNREAD_IMAGE_EXTENSIONS, frame_size,
-                                   list_images, read_image, read_mask, resize_image, resize_mask, warn_once)
+from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, list_images, read_image,
+                                   read_mask, resize_image, resize_mask, unread_image_names, warn_once)
 from inspector.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -146,11 +146,7 @@ def _warn_once(message: str) -> None:
 def listed_images(folder: Path) -> list[Path]:
     """:func:`list_images` of a folder a command reads, warning once (one line: a count and an example) about
     files of image formats that are not read, so none is left out silently."""
-    try:
-        unread = sorted(p.name for p in folder.iterdir()
-                        if p.suffix.lower() in UNREAD_IMAGE_EXTENSIONS and not p.name.startswith("."))
-    except OSError:
-        unread = []
+    unread = unread_image_names(folder)
     if unread:
         _warn_once(f"{folder}: {len(unread)} file(s) of an image format that is not read are left out, e.g. "
                    f"{unread[0]} (read: {', '.join(IMAGE_EXTENSIONS)})")

@@ -166,6 +166,17 @@ def list_images(folder: Path) -> list[Path]:
                   key=lambda p: p.name)
 
 
+def unread_image_names(folder: Path) -> list[str]:
+    """Names of the files directly inside ``folder`` of image formats that are not read
+    (:data:`UNREAD_IMAGE_EXTENSIONS`: GIF, JPEG 2000, HEIC …), sorted; [] if it cannot be listed. For the
+    listings to tell what they leave out: none is left out silently."""
+    try:
+        return sorted(p.name for p in Path(folder).iterdir()
+                      if p.suffix.lower() in UNREAD_IMAGE_EXTENSIONS and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
 def _is_broken_link(path: Path) -> bool:
     return path.is_symlink() and not path.exists()
 

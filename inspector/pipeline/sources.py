@@ -55,7 +55,7 @@ import cv2
 import numpy as np
 
 from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_bytes,
-                                   special_file_kind, warn_once)
+                                   special_file_kind, unread_image_names, warn_once)
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import ffmpeg_frames, ffmpeg_live
 from inspector.pipeline.file_settle import SettleWatch
@@ -816,6 +816,11 @@ class FolderSource(Source):
 
     def _scan(self) -> list[Path]:
         files = list_images(self._folder)
+        unread = unread_image_names(self._folder)
+        if unread:  # once per camera: a folder filling with GIFs would say it at every pass
+            warn_once(f"camera {self.camera.name} unread", "camera '%s': %s: %d file(s) of an image format that is "
+                      "not read are left out, e.g. %s (read: %s)", self.camera.name, self._folder, len(unread),
+                      unread[0], ", ".join(IMAGE_EXTENSIONS), logger=log)
         if not self.camera.loop:
             files = [p for p in files if p.name not in self._seen or _another_version(self._seen[p.name], p)]
         return files

@@ -754,3 +754,19 @@ def test_a_text_file_as_a_video_camera_is_refused_not_drawn(tmp_path, name):
     with pytest.raises(SourceError, match="is a text file, not a video|corrupt or unsupported video") as err:
         source.open()
     assert err.value.permanent
+
+
+def test_a_folder_camera_says_which_image_files_it_leaves_out(tmp_path, caplog):
+    """A GIF among the PNGs of a folder camera was skipped without a word, as predict's folder listing did
+    (one rule: data.images.is_image_file); it is told once per camera, however many passes."""
+    import logging
+
+    folder = write_folder(tmp_path / "f", [False, False])
+    (folder / "scan.gif").write_bytes(b"GIF89a" + b"\0" * 32)
+    source = make_source(CameraSection(name="gifs", source=str(folder), loop=True))
+    with caplog.at_level(logging.WARNING, "inspector.pipeline.sources"):
+        source.open()
+        frames = [source.read() for _ in range(5)]
+    told = [r.getMessage() for r in caplog.records if "not read are left out" in r.getMessage()]
+    assert all(g.image is not None for g in frames)
+    assert len(told) == 1 and "camera 'gifs'" in told[0] and "scan.gif" in told[0], told
