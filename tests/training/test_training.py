@@ -226,10 +226,12 @@ def test_every_split_leaves_two_images_to_train_on(n_images, val_fraction, train
     import numpy as np
 
     rng = np.random.default_rng(0)
+    good = tmp_path / "good"
+    good.mkdir()
     for i in range(n_images):
-        assert cv2.imwrite(str(tmp_path / f"{i}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
-    out = tmp_path / "run"
-    rc = main(["train", "--data", str(tmp_path), "--out", str(out), "--epochs", "1", "--set",
+        assert cv2.imwrite(str(good / f"{i}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    out = tmp_path / "run"  # beside the images: a run inside an input image folder is refused
+    rc = main(["train", "--data", str(good), "--out", str(out), "--epochs", "1", "--set",
                "model.image_size=[32,32]", "--set", "train.batch_size=2", "--set", f"data.val_fraction={val_fraction}"])
     err = capsys.readouterr().err
     if trains:
@@ -237,7 +239,7 @@ def test_every_split_leaves_two_images_to_train_on(n_images, val_fraction, train
         assert rc == 0 and summary["data"]["n_train"] == 2 and summary["data"]["n_val"] == n_images - 2
     else:
         assert rc == 2 and "Traceback" not in err
-        assert err.splitlines()[-1] == (f"error: {tmp_path}: need at least 3 good training images (2 to train on, "
+        assert err.splitlines()[-1] == (f"error: {good}: need at least 3 good training images (2 to train on, "
                                         f"1 to validate), found 2")
 
 
