@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=out_path(), help="output base path without extension, or an existing folder (or one ending in '/') "
                                  "to write <run folder name>.* into (default: export/<run folder name>)")
     p.add_argument("--opset", type=int_range(MIN_OPSET, newest_opset), default=DEFAULT_OPSET,
-                   help=f"ONNX opset, {MIN_OPSET} to the installed onnx's newest (default {DEFAULT_OPSET}, recorded in the sidecar)")
+                   help=f"ONNX opset, {MIN_OPSET} to the installed onnx's newest (default {DEFAULT_OPSET}, "
+                        "recorded in the sidecar)")
     p.add_argument("--model-version", help="version string for the sidecar (default: checkpoint sha256 prefix)")
     p.set_defaults(func=run)
 

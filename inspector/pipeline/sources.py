@@ -675,7 +675,8 @@ class CvSource(Source):
     def _await_growth(self) -> Grabbed | None:
         """At the end of a one-pass recording: None at its real end; a frame-less Grabbed (reason
         ``growing``) after a short wait while the file is still being recorded or copied (changed within
-        the last file_settle.SETTLE_S s, or on a network share not yet seen settled), positioned to read on from the next frame once more has been written.
+        the last file_settle.SETTLE_S s, or on a network share not yet seen settled), positioned to read on from
+        the next frame once more has been written.
 
         FFmpeg stops at the end of what was there when it got there; a batch run used to end there with
         exit 0 and never inspect the rest of the recording. A file now shorter than when it was opened was
