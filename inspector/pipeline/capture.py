@@ -58,7 +58,8 @@ from inspector.redact import redact
 
 log = logging.getLogger("inspector.capture")
 # Grabbed.reason values of frames a source gave up on (not "growing": a recording read on as it grows; nor
-# "incomplete": a folder's file still being written, read again on the next pass)
+# "incomplete": a folder's file still being written, read again on the next pass; nor "waiting": such a file
+# found still being written again)
 _SKIP_REASONS = ("missing", "corrupt")  # and "rejected.<why>"
 
 
@@ -390,6 +391,8 @@ class CaptureWorker(Worker):
 
     def _skipped(self, grabbed) -> None:
         cam = self.camera.name
+        if grabbed.reason == "waiting":
+            return  # a file already counted incomplete, polled again: counters count files, not polls
         self.counters.add(f"{cam}.{grabbed.reason}")
         if grabbed.reason in ("missing", "incomplete", "growing"):
             return  # a file deleted or still being written is not a fault of the data

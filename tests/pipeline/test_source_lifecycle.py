@@ -592,6 +592,22 @@ def test_a_folder_waiting_for_a_file_being_written_is_not_a_failing_camera(tmp_p
     assert [s for s, _ in states] == ["connecting", "online", "ended"], states
     assert counters.get("f.captured") == 1 and counters.get("f.corrupt") == 0
     assert "skipped" not in states[-1][1], states[-1]
+    # one file waited for over many 0.2-s passes: counted once (it was once per pass)
+    assert counters.get("f.incomplete") == 1 and counters.get("f.waiting") == 0, counters.snapshot()
+
+
+def test_a_looping_folder_replaced_by_a_file_says_so_at_once(tmp_path):
+    """A camera folder replaced by a file while the camera loops over it: the first error names what now
+    stands there. It said "no image files" first, as if the folder had been emptied."""
+    folder = write_folder(tmp_path / "f", [False])
+    src = make_source(CameraSection(name="f", source=str(folder), loop=True))
+    src.open()
+    assert src.read().image is not None
+    shutil.rmtree(folder)
+    folder.write_bytes(b"not a folder")
+    with pytest.raises(SourceError, match="is a file, not a folder") as info:
+        src.read()
+    assert not info.value.permanent
 
 
 def test_a_one_pass_folder_reads_a_new_version_of_a_file_it_already_read_or_gave_up_on(tmp_path):
