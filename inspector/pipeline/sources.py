@@ -57,7 +57,7 @@ import numpy as np
 from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_bytes,
                                    special_file_kind, unread_image_names, warn_once)
 from inspector.errors import DataError, SourceError
-from inspector.pipeline import ffmpeg_frames, ffmpeg_live
+from inspector.pipeline import ffmpeg_frames, ffmpeg_live, rtsp_probe
 from inspector.pipeline.file_settle import SettleWatch
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
@@ -85,6 +85,7 @@ _GRAB_RETRY_S = 0.01  # a live connection's grab failed at once before its first
 _PROBE_BYTES = 32768  # FFmpeg's probe of a live URL ends once it read this much (whole packets): see _ffmpeg_options
 _FULL_PROBE_BYTES = 5_000_000  # FFmpeg's default probesize (libavformat/options_table.h): an URL's second try
 _RETRY_MIN_S = 0.1  # an URL's open is not tried again with less than this left of open_timeout_s
+_DIAGNOSE_MIN_S = 0.2  # an rtsp:// camera that did not open is asked why for at least this long (past the timeout)
 # held while OPENCV_FFMPEG_CAPTURE_OPTIONS is set for one FFmpeg open and that open reads it (_open_capture)
 _OPEN_LOCK = threading.Lock()
 _PROBE_STALE_S = 0.5  # an URL's open that took this long left its probed frames this old: dropped (_drop_probed)
@@ -253,6 +254,8 @@ class CvSource(Source):
                 return cap
             if cap is not None:
                 cap.release()
+            elif not tries:
+                self._say_why_rtsp_failed(deadline)
             tries.append((full, "no picture size" if cap is not None else
                           "cut by open_timeout_s" if self._probe_overran(started, deadline) else "did not open"))
             # a connection that would not open is tried once more, with the full probe; one without a size until
@@ -260,6 +263,18 @@ class CvSource(Source):
             once_more = cap is not None or not (full or _USER_FFMPEG_OPTIONS is not None)
             if deadline - time.monotonic() < _RETRY_MIN_S or not once_more:
                 raise self._error(self._open_failure(tries))
+
+    def _say_why_rtsp_failed(self, deadline: float) -> None:
+        """After an rtsp:// camera's first open failed: ask its server DESCRIBE by hand (:mod:`rtsp_probe`) in
+        what is left until ``deadline`` (at least :data:`_DIAGNOSE_MIN_S`), and raise a transient SourceError
+        saying what it answered (refused, 401, 404, silence) without a second FFmpeg try: that only repeated the
+        failure (a second failed login per attempt, where cameras lock an account after a few). Returns when
+        the server answered 200 OK (the media failed: the full probe may still find it)."""
+        if not str(self._target).lower().startswith("rtsp://"):
+            return
+        why = rtsp_probe.why_not_open(str(self._target), max(_DIAGNOSE_MIN_S, deadline - time.monotonic()))
+        if why:
+            raise self._error(f"cannot open {self.describe()}: {why}")
 
     def _open_failure(self, tries: list[tuple[bool, str]]) -> str:
         """Why an URL did not open, from ``tries`` ((full probe, what it found) per open, in order)."""
@@ -274,9 +289,11 @@ class CvSource(Source):
                               + (f" ({count} times)" if count > 1 else "") for full, found, count in runs)
         what = f"cannot open {self.describe()} within open_timeout_s {self.camera.open_timeout_s:g} s ({said})"
         if any(found == "no picture size" for _, found in tries):
-            return (what + ": opened without a picture size (a raw H.264/HEVC stream joined between key frames "
-                    "sends none until the next one): have the camera send key frames more often, or raise "
-                    "open_timeout_s")
+            rtsp = " or an RTSP camera that answered but sent no video," if str(self._target).lower().startswith(
+                "rtsp") else ""
+            return (what + f": opened without a picture size (a raw H.264/HEVC stream joined between key frames "
+                    f"sends none until the next one,{rtsp} ...): have the camera send key frames more often, or "
+                    f"raise open_timeout_s")
         if tries[-1][1] == "cut by open_timeout_s":
             return what + ": the probe did not finish (a slow or bursty camera): raise open_timeout_s"
         return what

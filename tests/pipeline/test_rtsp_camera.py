@@ -75,3 +75,85 @@ def test_an_rtsp_camera_read_slower_than_it_plays_inspects_fresh_frames_and_coun
     assert worker.live and len(ages) >= 25, ages
     assert max(ages[3:]) <= 1.0, ages
     assert counters.get("ipcam.dropped_live") >= 30, counters.snapshot()  # ~half of ~170 frames passed over
+
+
+def test_an_rtsp_camera_that_goes_away_reconnects_in_one_line_and_comes_back(caplog):
+    """The RTSP server killed mid-run (a camera losing power), then started again: the camera goes
+    'reconnecting' once (one warning, whatever the attempts), retries with back-off, and is online again with a
+    new session; the capture thread is the only one, nothing exits."""
+    counters, states = Counters(), []
+    server = RtspCamera(fps=25).start()
+    cam = CameraSection(name="ipcam", source=server.url(), open_timeout_s=3, read_timeout_s=1,
+                        reconnect=ReconnectSection(initial_s=0.2, max_s=1.0))
+    hub, stop = FrameHub(Counters()), threading.Event()
+    worker = CaptureWorker(cam, make_source(cam), hub, stop, counters, lambda name, state, *a: states.append(state))
+    threads_before = threading.active_count()
+    worker.start()
+
+    def frames_for(seconds: float) -> int:
+        n, t_end = 0, time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            n += len(hub.take(4, 0.1))
+        return n
+
+    try:
+        assert frames_for(2.0) >= 20
+        server.stop()
+        frames_for(4.0)
+        assert worker.state == "reconnecting" and worker.is_alive()
+        server.start()
+        assert frames_for(5.0) >= 40
+    finally:
+        stop.set()
+        worker.join(10)
+        server.stop()
+    assert states[:4] == ["connecting", "online", "reconnecting", "online"] and states.count("reconnecting") == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "camera 'ipcam': reconnecting" in warnings[0], warnings
+    assert counters.get("ipcam.reconnects") == 1
+    assert not worker.is_alive() and threading.active_count() <= threads_before
+
+
+def _open_error(url: str, open_timeout_s: float = 3.0) -> tuple[SourceError, float]:
+    source = make_source(CameraSection(name="ipcam", source=url, open_timeout_s=open_timeout_s, read_timeout_s=2))
+    started = time.monotonic()
+    with pytest.raises(SourceError) as info:
+        source.open()
+        source.read()
+    return info.value, time.monotonic() - started
+
+
+def test_an_rtsp_camera_refusing_its_password_says_401_once_per_attempt_without_the_password():
+    """A wrong password: OpenCV said only "did not open" (twice per attempt: the second, full probe was a
+    second failed login, where cameras lock an account after a few). Now one line naming the camera and the
+    401, the user name but never the password, transient (back-off), one login per attempt from FFmpeg."""
+    with RtspCamera(codec="mjpeg", user="op", password="s3cret") as server:
+        error, took = _open_error(server.url("op:wr0ng"))
+        assert not error.permanent and took < 2
+        text = str(error)
+        assert "camera 'ipcam'" in text and "401" in text and "user 'op'" in text and "wr0ng" not in text, text
+        error, _ = _open_error(server.url())
+        assert "asks for a user name and password (401" in str(error)
+        source = make_source(CameraSection(name="ipcam", source=server.url("op:s3cret"), open_timeout_s=5))
+        source.open()
+        assert source.read().image is not None  # the right password opens it
+        source.close()
+
+
+def test_an_rtsp_path_that_does_not_exist_says_404_and_is_retried():
+    """A wrong path: 404, said as such (it was "did not open"); transient, as a relay (NVR, MediaMTX) answers
+    404 until its camera publishes (inspector/pipeline/rtsp_probe.py)."""
+    with RtspCamera() as server:
+        error, took = _open_error(server.url(path="/nope"))
+    assert not error.permanent and took < 2 and "no stream at path '/nope' (404" in str(error), str(error)
+
+
+@pytest.mark.parametrize("answers_describe", [False, True])
+def test_an_rtsp_server_that_stays_silent_or_sends_no_video_fails_the_open_within_its_timeout(answers_describe):
+    """A server that accepts TCP and never answers RTSP, or answers DESCRIBE/SETUP/PLAY and never sends RTP:
+    the open ends within open_timeout_s (plus rtsp_probe's 0.2 s), transient, in one line saying which."""
+    with fake_rtsp_server(answers_describe) as url:
+        error, took = _open_error(url, open_timeout_s=2.0)
+    assert not error.permanent and took < 2.0 + 0.6, took
+    said = "sent no video" if answers_describe else "gave no RTSP answer to DESCRIBE"
+    assert said in str(error) and "\n" not in str(error), str(error)
