@@ -16,12 +16,14 @@ than ``min_free_bytes`` free. Retention keeps the folder under ``max_events`` /
 ``max_bytes`` by deleting the oldest recordings (those moved out or deleted by someone else stop
 counting; one that cannot be deleted is logged, counted as ``recorder.delete_errors`` and left), and only
 recordings: a file
-is a recording only if its name matches :data:`RECORDING_NAME` inside a camera
-folder (it is never a symlink, and nor is the folder: a linked camera folder is neither scanned nor written
-into, :func:`camera_folder_problem`); notes, photos and anything else users keep in
-``dir`` are neither counted nor deleted. The one exception: the temporary files of a process that
-died mid-write (:data:`TEMPORARY_NAME` in a camera folder, whose writer is gone) are removed at start, else
-each crash left one for ever. Files it wrote that it cannot remove (an immutable file, an append-only
+is a recording only if its name matches :data:`RECORDING_NAME` inside the folder of a camera of this run
+(it is never a symlink, and nor is the folder: a linked camera folder is neither scanned nor written
+into, :func:`camera_folder_problem`); notes, photos, copies of recordings in other folders, the folders of
+cameras no longer configured and anything else users keep in ``dir`` are neither counted nor deleted. The one
+exception: what a process that died mid-write left (:data:`TEMPORARY_NAME` in a camera folder, whose writer is
+gone, and the half a recording it marks) is removed at start, else each crash left it for ever. A camera
+folder that cannot take recordings (a file, a link, chattr +i) costs that camera's recordings only
+(counted as ``recorder.unusable``); the others are recorded. Files it wrote that it cannot remove (an immutable file, an append-only
 folder: chattr +i/+a stop root too) are named in one line, counted and left, and recording goes on. Write
 errors are counted and logged;
 a full or broken disk never stops inspection.
@@ -35,8 +37,10 @@ recorded in (:meth:`RecorderWorker._follow_dir`); if another daemon holds it, re
 defect is counted ``recorder.unusable``.
 
 A recording is whole or absent to a reader: its header (JSON) is written last and marks it whole; the files
-of one whose header could not be written are removed (the event counted as ``recorder.errors``), halves left
-by a crash between files are removed at the next start, and retention deletes the header first.
+of one whose header could not be written are removed (the event counted as ``recorder.errors``). The header is
+staged under its temporary name before the images and named last, and retention renames it back before deleting
+the rest: a crash's half always lies beside that marker and is removed at the next start; a half without one
+(a header a user or a log shipper took) is kept (:meth:`RecorderWorker._settle_halves`).
 """
 
 from __future__ import annotations
