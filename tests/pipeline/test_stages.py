@@ -556,7 +556,8 @@ def test_a_camera_folder_that_is_a_symbolic_link_is_not_recorded_into(tmp_path):
     """<recorder.dir>/<camera> a symbolic link to another folder: recordings went through it, but the next start
     skips linked folders (it must: a link to an archive would have retention delete there), so every run was run
     1 again and no later run's retention ever counted or pruned them (max_events 1: one more kept each run, for
-    ever). Nothing is written through the link; each defect is counted lost (recorder.errors) and logged."""
+    ever). Nothing is written through the link; each defect is counted lost (recorder.unusable: the camera's
+    folder cannot hold recordings) and logged."""
     root, elsewhere = tmp_path / "rec", tmp_path / "elsewhere"
     root.mkdir()
     elsewhere.mkdir()
@@ -564,7 +565,7 @@ def test_a_camera_folder_that_is_a_symbolic_link_is_not_recorded_into(tmp_path):
     cfg = RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=1)
     for run_id in ("aaaaaaaaaaaa", "bbbbbbbbbbbb"):
         c = _recorded(cfg, 2, run_id=run_id)
-        assert c.get("recorder.written") == 0 and c.get("recorder.errors") == 2
+        assert c.get("recorder.written") == 0 and c.get("recorder.unusable") == 2, c.snapshot()
     assert list(elsewhere.iterdir()) == [] and (root / "c").is_symlink()
 
 
