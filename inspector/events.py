@@ -318,15 +318,50 @@ class ConstantFields:
         return text
 
 
+# What a consumer takes from the wire at most, per event. Wire data is untrusted, and parsing is where a rogue
+# publisher's bytes turn into the consumer's memory and CPU: a 30 MiB header of empty objects took 840 MB and 24 s
+# to parse (a 128 MiB one, under the subscriber's ZMQ_MAXMSGSIZE, several GB), and an event of 2000 empty payloads
+# held ``inspector subscribe --save-dir`` for 22 s (2000 files written and fsynced, each name checked against the
+# others), blind to everything published meanwhile. A daemon's header is far smaller (max_regions ≤ 10 000
+# regions of < 100 bytes: ~1 MB) and carries at most two payloads (thumbnail, anomaly_map: pipeline.postprocess).
+MAX_HEADER_BYTES = 4 * 2**20
+MAX_PAYLOADS = 8
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf: no JSON value (RFC 8259 §6)
+        raise ValueError(f"number {text[:20]} is beyond the float range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python's extension, refused by every strict reader
+
+
+def wire_json(data: bytes | str, where: str, limit: int | None = MAX_HEADER_BYTES) -> Any:
+    """Strict JSON (RFC 8259: no NaN/Infinity, no number beyond the float range) of untrusted bytes, at most
+    ``limit`` bytes (None: any); every failure a one-line ValueError naming ``where``: too long, not UTF-8, not
+    JSON, nested too deeply (RecursionError, which is no ValueError, escaped every caller as a traceback). The one
+    parser of what comes from a wire or from a file a subscriber keeps: what it accepts, a consumer can write
+    back as JSON (``--json``, ``--save-dir``) that every reader takes."""
+    if limit is not None and len(data) > limit:
+        raise ValueError(f"{where}: {len(data)} bytes, more than the {limit} a header may have")
+    try:
+        return json.loads(data, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise ValueError(f"{where}: not JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, the two above
+        raise ValueError(f"{where}: not JSON ({' '.join(str(exc).split())[:80]})") from None
+
+
 def decode(frames: list[bytes]) -> Event:
-    """Parse ``[topic, header, *payloads]``; raises ValueError on a malformed or foreign message."""
+    """Parse ``[topic, header, *payloads]``; raises ValueError on a malformed or foreign message (the header
+    as :func:`wire_json` takes it, at most :data:`MAX_PAYLOADS` payloads)."""
     if len(frames) < 2:
         raise ValueError(f"expected [topic, header, *payloads], got {len(frames)} frame(s)")
-    topic = bytes(frames[0]).decode("utf-8", "replace")[:200]
-    try:
-        header = json.loads(bytes(frames[1]))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ValueError(f"{topic}: header is not JSON ({str(exc)[:80]})") from None
+    topic = bytes(frames[0])[:200].decode("utf-8", "replace")
+    header = wire_json(bytes(frames[1]), f"{topic}: header")
     if not isinstance(header, dict) or header.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"{topic}: unsupported schema_version {str(header.get('schema_version'))[:20]}"
                          if isinstance(header, dict) else f"{topic}: header is not an object")
@@ -346,6 +381,8 @@ def _payloads(topic: str, descriptors: Any, blobs: list) -> list[Payload]:
     """Payloads from descriptors that agree with the frames that carry them (kind, encoding, byte count)."""
     if not isinstance(descriptors, list):
         raise ValueError(f"{topic}: 'payloads' is not a list")
+    if len(descriptors) > MAX_PAYLOADS:
+        raise ValueError(f"{topic}: {len(descriptors)} payloads, more than the {MAX_PAYLOADS} an event may have")
     if len(descriptors) != len(blobs):
         raise ValueError(f"{topic}: header describes {len(descriptors)} payload(s), message has {len(blobs)}")
     payloads = []

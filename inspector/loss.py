@@ -17,7 +17,7 @@ from typing import Iterable
 
 from inspector.config import read_text
 from inspector.errors import InspectorError
-from inspector.events import Event, topic_matches
+from inspector.events import Event, topic_matches, wire_json
 from inspector.textline import one_line
 
 UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that the next one lacks
@@ -47,6 +47,32 @@ STATE_STREAMS = 1024
 # counts anew if it comes back (a 'restart', 'missed before joining').
 TRACK_RUNS = 64
 TRACK_STREAMS = 4 * STATE_STREAMS
+# How many events a stream can have published unheard: PLAUSIBLE_EVENTS (the bound every count from the wire
+# is taken under: stats' published counts, the daemon's drops), plus MAX_EVENTS_PER_S (10 kHz per camera and
+# event type, beyond any camera's frame rate) for each second since the stream was last heard (since its run
+# started, for a first seq). A seq beyond it is no loss but a broken or rogue publisher: a jump by 2**52 was
+# counted and printed as 4 503 599 627 370 495 events lost. It is told, and the stream counted anew from it.
+PLAUSIBLE_EVENTS = 10**9
+MAX_EVENTS_PER_S = 10_000
+
+
+def _utc_seconds(text: object) -> float | None:
+    """Unix seconds of an ISO 8601 UTC time from the wire (``run_started_utc``, a state's ``saved_utc``), or None
+    when it is none (or in the future: no time has passed since)."""
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(str(text)[:40])
+        when = (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
+    return when if when <= time.time() else None
+
+
+def _plausible(count: int, since: float | None) -> bool:
+    """Whether a stream can have published ``count`` events unheard since ``since`` (unix s; None: unknown)."""
+    elapsed = 0.0 if since is None else time.time() - since
+    return count <= PLAUSIBLE_EVENTS + MAX_EVENTS_PER_S * max(0.0, elapsed)
 
 
 def _fingerprint(event: Event) -> tuple:
@@ -71,6 +97,7 @@ class _Stream:
         self.holes: list[list] = []
         self.recent: dict[int, tuple] = {}
         self.resumed = False  # from a state file: no event heard since, so a jump is 'missed while down'
+        self.heard_at: float | None = None  # unix s of its last event heard (or of the state resumed)
         self.epoch = 0  # LossTracker.mark()s before this stream's last event
 
     def miss(self, lo: int, hi: int, why: str) -> None:
@@ -89,6 +116,7 @@ class _Stream:
 
     def heard(self, seq: int, fingerprint: tuple) -> None:
         self.recent[seq] = fingerprint
+        self.heard_at = time.time()
         if len(self.recent) > RECENT_PER_STREAM:
             del self.recent[next(iter(self.recent))]
         self.next = max(self.next, seq + 1)
@@ -179,7 +207,10 @@ class LossTracker:
         what = f"{event.type} event(s) of camera '{camera}'"
         if stream is None:
             stream = self._new_stream(key)
-            self._start(stream, event.seq, what, f"before this subscriber heard run {run or '?'}")
+            self._start(stream, event.seq, what, f"before this subscriber heard run {run or '?'}",
+                        event.run_started_utc)
+        elif event.seq > stream.next and not _plausible(event.seq - stream.next, stream.heard_at):
+            self._jumped(stream, event.seq, what, run)
         elif stream.resumed and event.seq > stream.next:
             self._missed_while_down(stream, event.seq, what, run)
         elif event.seq > stream.next:
@@ -235,9 +266,24 @@ class LossTracker:
         self._notices.append(f"missed {n} {what} (seq {stream.next}..{seq - 1}) in run {run or '?'} while this "
                              f"subscriber was not running (state of {self.resumed_from})")
 
-    def _start(self, stream: _Stream, seq: int, what: str, when: str) -> None:
-        """A stream's first event heard (or first after a reset): seqs below it were published unheard."""
-        if seq > 0:
+    def _jumped(self, stream: _Stream, seq: int, what: str, run: str) -> None:
+        """A jump forward beyond what the stream can have published since it was last heard (:func:`_plausible`):
+        not counted as lost; the stream is counted anew from ``seq``."""
+        self.resets += 1
+        self._notices.append(f"{what}: seq jumped from {stream.next - 1} to {seq} in run {run or '?'}, more than a "
+                             f"daemon publishes in the time since (at most {MAX_EVENTS_PER_S}/s): not counted as "
+                             f"missed (a broken or rogue publisher); counting this stream anew")
+        stream.reset()
+        stream.next = seq
+
+    def _start(self, stream: _Stream, seq: int, what: str, when: str, started: object = None) -> None:
+        """A stream's first event heard (or first after a reset): seqs below it were published unheard, as many as
+        the stream can have published since its run ``started`` (UTC text from the wire; see :func:`_plausible`)."""
+        if seq > 0 and not _plausible(seq, _utc_seconds(started)):
+            self._notices.append(f"{what}: first seq {seq} is more than a daemon publishes since its run started "
+                                 f"({str(started)[:40] or '?'}; at most {MAX_EVENTS_PER_S}/s): not counted as missed "
+                                 f"(a broken or rogue publisher)")
+        elif seq > 0:
             self.missed_at_start += seq
             stream.miss(0, seq, "start")
             self._notices.append(f"missed {seq} {what} published {when} (first seq {seq})")
@@ -282,7 +328,7 @@ class LossTracker:
             kind, _, camera = str(stream).partition("/")
             key = (run, kind, camera)
             if (key in self._streams or kind in UNCOUNTED_TYPES or type(published) is not int
-                    or not 0 < published <= 10**9 or not self._subscribed(str(stream))):
+                    or not 0 < published <= PLAUSIBLE_EVENTS or not self._subscribed(str(stream))):
                 continue
             state = self._new_stream(key)
             state.next = published
@@ -317,7 +363,7 @@ class LossTracker:
             for why, n in reasons.items():
                 key = (run, str(stream), str(why))
                 before = self._daemon_told.get(key, 0)
-                if type(n) is not int or not before < n <= before + 10**9:
+                if type(n) is not int or not before < n <= before + PLAUSIBLE_EVENTS:
                     continue
                 self._daemon_told[key] = n
                 if len(self._daemon_told) > TRACK_STREAMS:
@@ -333,7 +379,7 @@ class LossTracker:
             return
         for (r, kind, camera), stream in self._streams.items():
             published = sequences.get(f"{kind}/{camera}")
-            if r == run and type(published) is int and stream.next < published <= stream.next + 10**9:
+            if r == run and type(published) is int and stream.next < published <= stream.next + PLAUSIBLE_EVENTS:
                 self.gaps += published - stream.next
                 stream.miss(stream.next, published, "gap")
                 self._notices.append(f"lost the last {published - stream.next} {kind} event(s) of camera "
@@ -376,7 +422,7 @@ class LossTracker:
             if not self._subscribed(f"{kind}/{camera}"):
                 continue  # no longer subscribed to: its final count is not this subscriber's loss
             stream = self._streams[(run, kind, camera)] = _Stream()
-            stream.next, stream.resumed = nxt, True
+            stream.next, stream.resumed, stream.heard_at = nxt, True, _utc_seconds(saved_utc)
             if last is not None:
                 stream.recent[last[0]] = tuple(last[1])
         for run, stream_name, why, n in told:
@@ -496,10 +542,10 @@ class StateFile:
         if not (self.path.exists() or self.path.is_symlink()):
             return None
         try:  # the shared reader: a regular file of at most MAX_FILE_BYTES (not /dev/zero, a pipe, a huge file)
-            doc = json.loads(read_text(self.path, "subscriber state"))
+            doc = wire_json(read_text(self.path, "subscriber state"), str(self.path), limit=None)
         except InspectorError as exc:
             return f"warning: {exc}; starting without it"
-        except ValueError:
+        except ValueError:  # not JSON, or nested too deeply (a RecursionError was a traceback)
             return f"warning: {self.path}: cannot read the subscriber state (not JSON); starting without it"
         if not isinstance(doc, dict):
             return f"warning: {self.path}: not a subscriber state; starting without it"

@@ -774,3 +774,68 @@ def test_a_publisher_of_endless_run_ids_and_camera_names_cannot_grow_the_subscri
         assert sub.loss.gaps == 0 and sub.loss.notices() == []  # its next event is no gap, no new start
         assert sub.loss.lost == 0 and sub.loss.restarts == 2 * TRACK_RUNS + 1  # each rogue run once, legit never
     pub.close()
+
+
+def test_headers_too_large_too_deep_or_not_strict_json_and_payload_bombs_are_skipped(tmp_path, capsys):
+    """What the wire gives is parsed under bounds (events.wire_json, MAX_HEADER_BYTES, MAX_PAYLOADS): a header of
+    megabytes of empty objects cost the subscriber 840 MB and 24 s per 30 MiB; NaN and 1e999 in a free-form
+    field were printed by ``--json`` and saved as headers no strict JSON reader takes; an event of 2000 empty
+    payloads held ``subscribe --save-dir`` for 22 s (20 000: for ever, deaf to SIGTERM). Each is one malformed
+    message now, and the well-formed event after them is printed and saved."""
+    import json
+    import threading
+
+    from inspector.cli import main
+    from inspector.events import MAX_HEADER_BYTES, MAX_PAYLOADS
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    status = {"schema_version": 1, "type": "status", "camera": "c", "seq": 0, "state": "online",
+              "previous": None, "reason": "", "time_utc": utc_iso(), "details": {}, "payloads": []}
+    blank = {"kind": "thumbnail", "encoding": "jpeg", "shape": [1], "bytes": 0}
+    hostile = [json.dumps({**status, "details": {"x": float("nan")}}).encode(),
+               json.dumps(status).replace('"details": {}', '"details": {"x": 1e999}').encode(),
+               json.dumps(status).replace('"details": {}', '"details": ' + '{"a":' * 5000 + "1" + "}" * 5000).encode(),
+               json.dumps({**status, "details": {"x": [{}] * (MAX_HEADER_BYTES // 4)}}).encode()]
+
+    def publish() -> None:
+        assert pub.wait_for_subscription(10.0)
+        time.sleep(0.2)
+        for header in hostile:
+            pub.socket.send_multipart([b"v1/status/c", header])
+        n = MAX_PAYLOADS + 1
+        pub.socket.send_multipart([b"v1/status/c", json.dumps({**status, "payloads": [blank] * n}).encode(),
+                                   *[b""] * n])
+        pub.send(_status(0, camera="good"))
+
+    sender = threading.Thread(target=publish)
+    sender.start()
+    try:
+        assert main(["subscribe", pub.endpoint, "--topic", "v1/", "--count", "1", "--timeout", "10", "--json",
+                     "--save-dir", str(tmp_path / "saved")]) == 0
+    finally:
+        sender.join()
+        pub.close()
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1 and json.loads(out)["camera"] == "good", (out, err[-2000:])
+    assert "5 malformed message(s) skipped" in err and "Traceback" not in err, err[-2000:]
+    assert len(list((tmp_path / "saved").glob("*"))) == 2  # the good event's header and the state
+
+
+def test_a_seq_jump_no_daemon_can_publish_is_no_loss(tmp_path):
+    """A jump by 2**52 (or a first seq of 2**52 in a run that started now) was counted and printed as
+    4 503 599 627 370 495 events lost; beyond what a stream can publish since it was last heard (loss.
+    PLAUSIBLE_EVENTS + MAX_EVENTS_PER_S per second) it is told, not counted, and the stream counted anew.
+    A real gap after it is still counted."""
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    with Subscriber(pub.endpoint, ["v1/status"]) as sub:
+        _connect(pub, sub)
+        started = utc_iso()
+        for camera, seq in (("a", 0), ("a", 2**52), ("a", 2**52 + 3), ("b", 2**52)):
+            event = _status(seq, camera=camera)
+            event.run_id, event.run_started_utc = "r1", started
+            pub.send(event)
+        got = [sub.recv(timeout=5) for _ in range(4)]
+        notices = sub.notices()
+    pub.close()
+    assert all(got) and sub.lost == 2 and sub.gaps == 2 and sub.loss.resets == 1, notices
+    assert sum("not counted as missed (a broken or rogue publisher)" in n for n in notices) == 2, notices

@@ -306,3 +306,14 @@ def test_a_state_file_that_is_no_regular_file_is_refused_or_skipped_never_read_n
     assert res.returncode == 0 and "Traceback" not in res.stderr
     assert res.stderr.splitlines()[0] == (f"warning: {saved / '.subscriber-state'}: subscriber state is not a "
                                           f"regular file; starting without it")
+
+
+def test_a_state_file_nested_too_deeply_is_one_line_and_the_subscriber_runs_on(tmp_path, capsys):
+    """json.loads raises RecursionError (no ValueError) on deep nesting: a state file of 100 000 '[' ended
+    ``subscribe --state`` with a traceback before it heard anything."""
+    endpoint, state = f"ipc://{tmp_path}/ev.sock", tmp_path / "state"
+    for damage in ("[" * 100_000, '{"key": "%s", "tracker": %s1%s}' % (endpoint, '{"a":' * 5000, "}" * 5000)):
+        state.write_text(damage)
+        assert subscribe_session(endpoint, [_defect("r1", 0)], "--state", str(state)) == 0
+        err = capsys.readouterr().err
+        assert "cannot read the subscriber state" in err and "Traceback" not in err, err[-2000:]

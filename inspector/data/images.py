@@ -11,11 +11,19 @@ the daemon's folder, video and camera sources — goes through them, so the same
 file gives the same pixels everywhere. The rules:
 
 * **orientation**: EXIF Orientation is applied (JPEG, TIFF, PNG eXIf);
-* **colour**: grey is replicated to 3 channels, palette expanded, CMYK
-  converted, alpha ignored (the stored colour values are used as they are: an 8-bit TIFF's unassociated
-  alpha too, which OpenCV's reader premultiplied), MinIsWhite inverted at every depth (OpenCV inverts only
-  8-bit pages); a TIFF with samples wider than 8 bits in separate planes is refused (OpenCV misreads it);
-  multi-page files use their first page;
+* **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded,
+  CMYK and YCCK converted, MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit
+  pages); a TIFF with samples wider than 8 bits in separate planes is refused (OpenCV misreads it);
+  multi-page files use their first page; interlaced (Adam7) PNG and progressive JPEG decode as their plain
+  copies;
+* **alpha is dropped, never composited**: the stored colour values are the pixels whatever the alpha
+  (PNG RGBA / grey+alpha at 8 and 16 bits, palette tRNS, BMP and TIFF alpha: an 8-bit TIFF's unassociated
+  alpha too, which OpenCV's reader premultiplied). A camera's sensor values live in the colour channels;
+  compositing would make one scene depend on the background colour chosen, and masks alone read alpha;
+* **no colour management**: gAMA, cHRM, sRGB and iCCP chunks and embedded ICC profiles are ignored, on
+  every path, so a file gives the values it stores (a Lab profile or a gamma of 1.0 changes nothing);
+* **bit fields**: a 16-bit BMP (RGB555 / RGB565) or a 16/32-bit one with BI_BITFIELDS masks is unpacked by
+  its masks, each channel scaled from its full scale (``2**bits - 1``) to 255 like any integer data;
 * **bit depth**: integer data is scaled from its full-scale value to 255 (rounded,
   values above clipped). The full scale is what the file declares (``2**sBIT - 1``
   of a PNG, ``2**BitsPerSample - 1`` of a TIFF narrower than 16, the ``maxval`` of a
@@ -25,7 +33,9 @@ file gives the same pixels everywhere. The rules:
   PNG specification writes sBIT data: shifted up to fill the container) and is
   scaled by its container. When
   a 16-bit image leaves 2 or more high bits unused and nothing says its depth,
-  one warning per source suggests the narrower ``bit_depth``. Float data is
+  one warning per source suggests the narrower ``bit_depth``. **Signed** integers (int8/int16, a TIFF's
+  SampleFormat 2) read 0 as black and their largest value (127 / 32767, or as declared / ``bit_depth``) as
+  white, negative samples as black with one warning per source (:func:`_signed_as_unsigned`). Float data is
   taken as 0..1 when its maximum is ≤ 1, else as 0..255; NaN/inf is rejected;
 * **size**: an image smaller than :data:`MIN_SIDE` pixels on a side is rejected
   (:class:`ImageRejected`, reason ``too_small``);
@@ -220,14 +230,8 @@ def _tiff_layout(buf: bytes) -> TiffLayout | None:
     is no TIFF or its tags cannot be read (the pixel decoder then decides)."""
     if bytes(buf[:4]) not in _TIFF_MAGICS:
         return None
-    try:
-        from PIL import Image
-
-        with warnings.catch_warnings():  # "Corrupt EXIF data" of a cut-short file: the pixel decoder tells
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(buf)) as im:
-                tags = dict(im.tag_v2)
-    except Exception:  # noqa: BLE001 - a tag we cannot read just says nothing
+    tags = _tiff_tags(buf)
+    if tags is None:
         return None
 
     def ints(code: int) -> tuple[int, ...]:
@@ -237,6 +241,29 @@ def _tiff_layout(buf: bytes) -> TiffLayout | None:
     bits = ints(258)
     return TiffLayout(max(bits) if bits else None, (ints(262) or (None,))[0], (ints(277) or (1,))[0],
                       (ints(284) or (1,))[0], ints(338))
+
+
+def _tiff_tags(buf: bytes) -> dict | None:
+    """The first page's tags {code: value}, None when they cannot be read. Pillow opens the page when it knows
+    its pixel mode; one it does not (a signed 16-bit MinIsWhite page, which OpenCV reads) has its first IFD
+    read by Pillow's tag reader alone, so the layout is known whatever the samples."""
+    from PIL import Image, TiffImagePlugin
+
+    with warnings.catch_warnings():  # "Corrupt EXIF data" of a cut-short file: the pixel decoder tells
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(io.BytesIO(buf)) as im:
+                return dict(im.tag_v2)
+        except Exception:  # noqa: BLE001 - an unknown mode, or damage: the tag reader alone, below
+            pass
+        try:
+            ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=bytes(buf[:16] if buf[2:3] == b"+" else buf[:8]))
+            fp = io.BytesIO(buf)
+            fp.seek(ifd.next)
+            ifd.load(fp)
+            return dict(ifd)
+        except Exception:  # noqa: BLE001 - a tag we cannot read just says nothing
+            return None
 
 
 def _tiff_bits(buf: bytes) -> int | None:
@@ -299,7 +326,8 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
 
     ``bit_depth``: significant bits of integer data (None: the container's). ``full_scale``: the value the
     file declares as white (:func:`declared_full_scale`); it wins over ``bit_depth``, except for samples
-    above it (MSB-aligned data, scaled by the container). Raises :class:`ImageRejected` (``non_finite``, ``dtype``).
+    above it (MSB-aligned data, scaled by the container). Signed integers (int8/int16) are read as
+    :func:`_signed_as_unsigned` says. Raises :class:`ImageRejected` (``non_finite``, ``dtype``).
     """
     if img.dtype == np.uint8 and full_scale is None and (bit_depth is None or bit_depth >= 8):
         return img
@@ -308,30 +336,51 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
             raise ImageRejected(f"{where}: float image with NaN/inf", "non_finite")
         scale = 255.0 if float(img.max(initial=0.0)) <= 1.0 else 1.0
         return np.clip(img * scale + 0.5, 0, 255).astype(np.uint8)
-    if img.dtype not in (np.uint8, np.uint16):
+    if img.dtype not in (np.uint8, np.uint16, np.int8, np.int16):
         raise ImageRejected(f"{where}: unsupported pixel type {img.dtype}", "dtype")
-    container = (1 << (8 * img.dtype.itemsize)) - 1
+    img, container = _signed_as_unsigned(img, where, warn_key)
     if full_scale is not None:
         # a sample above the declared full scale cannot be low-justified: the file shifted its data up
         top = full_scale if int(img.max(initial=0)) <= full_scale else container
     else:
-        top = (1 << min(bit_depth or 16, 8 * img.dtype.itemsize)) - 1
-        if bit_depth is None and container == 65535:
-            _warn_narrow(img, where, warn_key)
+        top = min((1 << bit_depth) - 1, container) if bit_depth else container
+        if bit_depth is None and container >= 32767:
+            _warn_narrow(img, where, warn_key, container.bit_length())
     if top >= container and img.dtype == np.uint8:
         return img
     wide = np.minimum(img.astype(np.uint32), top)
     return ((wide * 255 + top // 2) // top).astype(np.uint8)
 
 
-def _warn_narrow(img: np.ndarray, where: str, warn_key: str | None) -> None:
-    """Once per source: a 16-bit image that leaves 2 or more high bits unused while nothing gave its depth."""
+def _signed_as_unsigned(img: np.ndarray, where: str, warn_key: str | None) -> tuple[np.ndarray, int]:
+    """Integer samples as unsigned ones of the same width, and the container's full scale (white).
+
+    Unsigned: unchanged, full scale ``2**bits - 1``. **Signed** (a TIFF's SampleFormat 2, LabVIEW/NI Vision
+    ``I16`` images, numpy ``int16`` arrays saved as they are): 0 is black and the largest positive value
+    (32767, 127) white, so a camera's 12-bit data stored signed reads as the same data stored unsigned (with
+    ``bit_depth: 12``); negative samples are below black and read as 0 (one warning per source). Offsetting
+    by 32768 instead would put such data at mid-grey with 1/16 of the levels, and scaling by each image's
+    own range would give two images of one scene different pixels.
+    """
+    if img.dtype.kind == "u":
+        return img, (1 << (8 * img.dtype.itemsize)) - 1
+    if int(img.min(initial=0)) < 0:
+        warn_once(f"{warn_key or where}:negative", "%s: warning: signed samples below 0 (min %d) are read as "
+                  "black: 0 is black and %d white for signed data", where, int(img.min()),
+                  np.iinfo(img.dtype).max, logger=log)
+    unsigned = np.maximum(img, 0).astype(img.dtype.str.replace("i", "u"))
+    return unsigned, int(np.iinfo(img.dtype).max)
+
+
+def _warn_narrow(img: np.ndarray, where: str, warn_key: str | None, container_bits: int = 16) -> None:
+    """Once per source: a 16-bit image (15 bits of a signed one) that leaves 2 or more high bits unused while
+    nothing gave its depth."""
     used = int(img.max(initial=0)).bit_length()
-    if 0 < used <= 14:
-        warn_once(warn_key or where, "%s: warning: 16-bit image uses only %d significant bits (max value %d), "
-                   "so it is scaled as 16-bit data with a fraction of the grey levels; if the camera writes "
-                   "%d-bit data set bit_depth: %d (or save a PNG sBIT chunk)", where, used,
-                   int(img.max()), _suggest(used), _suggest(used))
+    if 0 < used <= container_bits - 2:
+        warn_once(warn_key or where, "%s: warning: %d-bit image uses only %d significant bits (max value %d), "
+                   "so it is scaled as %d-bit data with a fraction of the grey levels; if the camera writes "
+                   "%d-bit data set bit_depth: %d (or save a PNG sBIT chunk)", where, container_bits, used,
+                   int(img.max()), container_bits, _suggest(used), _suggest(used))
 
 
 def _suggest(used: int) -> int:
@@ -426,12 +475,84 @@ def decode_image(data: bytes | np.ndarray, where: str, bit_depth: int | None = N
     """
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     tiff = _tiff_layout(buf.tobytes()) if bytes(buf[:4]) in _TIFF_MAGICS else None
-    img = _decode_tiff(buf, where, tiff) if tiff is not None else _imdecode(buf, where, _DECODE_FLAGS)
+    img = _decode_pixels(buf, where, tiff)
     # 8-bit samples are full range in every format but PGM/PPM (a PNG's sBIT then only says how they were made)
     full_scale = declared_full_scale(buf.tobytes()) if img.dtype != np.uint8 else _pnm_maxval(buf[:4096])
-    if tiff is not None and tiff.photometric == 0 and img.dtype == np.uint16:
+    if tiff is not None and tiff.photometric == 0 and img.dtype != np.uint8:  # OpenCV inverts 8-bit pages only
         img = _invert(img, full_scale)
     return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale)
+
+
+def _decode_pixels(buf: np.ndarray, where: str, tiff: TiffLayout | None) -> np.ndarray:
+    """Encoded bytes → the stored samples as OpenCV's decoder gives them (grey, BGR or BGRA, any depth,
+    orientation applied), by OpenCV except for the layouts it misreads (:func:`_decode_tiff`,
+    :func:`_decode_masked_bmp`). Raises :class:`ImageRejected`."""
+    if tiff is not None:
+        return _decode_tiff(buf, where, tiff)
+    bmp = _bmp_masked_layout(bytes(buf[:70]))
+    if bmp is not None:
+        return _decode_masked_bmp(buf, where, bmp)
+    return _imdecode(buf, where, _DECODE_FLAGS)
+
+
+class BmpLayout(NamedTuple):
+    """A BMP whose pixels are bit fields (BITMAPINFOHEADER and later, Microsoft's "Bitmap Header Types"):
+    width, height (negative: rows stored top-down), bits per pixel (16 or 32), offset of the pixel array, and
+    the red, green and blue masks."""
+
+    width: int
+    height: int
+    bits: int
+    offset: int
+    masks: tuple[int, int, int]
+
+
+_BMP_BITFIELDS = (3, 6)  # biCompression BI_BITFIELDS, BI_ALPHABITFIELDS: masks right after the 40-byte header
+_BMP_RGB555 = (0x7C00, 0x03E0, 0x001F)  # the masks of a 16-bit BI_RGB bitmap (Microsoft's BITMAPINFOHEADER docs)
+
+
+def _bmp_masked_layout(head: bytes) -> BmpLayout | None:
+    """:class:`BmpLayout` of a 16-bit BMP or a 16/32-bit one with BI_(ALPHA)BITFIELDS masks from its first 70
+    bytes; None for any other file (OpenCV reads those exactly)."""
+    if len(head) < 54 or head[:2] != b"BM" or struct.unpack_from("<I", head, 14)[0] < 40:  # OS/2 core: no masks
+        return None
+    offset = struct.unpack_from("<I", head, 10)[0]
+    width, height, _planes, bits, compression = struct.unpack_from("<iiHHI", head, 18)
+    if bits == 16 and compression == 0:
+        return BmpLayout(width, height, bits, offset, _BMP_RGB555)
+    if bits in (16, 32) and compression in _BMP_BITFIELDS and len(head) >= 66:
+        return BmpLayout(width, height, bits, offset, struct.unpack_from("<3I", head, 54))
+    return None
+
+
+def _decode_masked_bmp(buf: np.ndarray, where: str, bmp: BmpLayout) -> np.ndarray:
+    """A bit-field BMP's pixels → uint8 (H, W, 3) BGR, each channel scaled from its mask's full scale
+    (``2**width - 1``) to 255, rounded: :func:`to_uint8`'s rule. Alpha is ignored, as everywhere.
+
+    OpenCV 5.0 misreads these: it widens 5- and 6-bit channels by a shift (white 31/63/31 came out
+    248/252/248), refuses a 16-bit one with a BITMAPV4/V5 header (as GIMP writes RGB565) and ignores the
+    masks after a 40-byte header (a 32-bit R-G-B-A file came out with red and blue swapped). Raises
+    :class:`ImageRejected` when the pixel array is cut short or a mask is not one run of bits.
+    """
+    rows, stride = abs(bmp.height), (bmp.width * bmp.bits + 31) // 32 * 4  # rows padded to 4 bytes
+    end = bmp.offset + stride * rows
+    runs = [m >> ((m & -m).bit_length() - 1) if m else 0 for m in bmp.masks]
+    if bmp.width <= 0 or rows == 0 or bmp.offset < 54 or end > buf.size or any(r & (r + 1) for r in runs):
+        raise ImageRejected(f"{where}: cannot decode image (corrupt or unsupported bit-field BMP)", "corrupt")
+    data = np.ascontiguousarray(buf[bmp.offset:end].reshape(rows, stride)[:, :bmp.width * bmp.bits // 8])
+    pixels = data.view("<u2" if bmp.bits == 16 else "<u4").astype(np.uint64)
+    if bmp.height > 0:  # bottom-up, the usual order
+        pixels = pixels[::-1]
+    return np.dstack([_mask_channel(pixels, m, top) for m, top in zip(bmp.masks[::-1], runs[::-1])])  # B, G, R
+
+
+def _mask_channel(pixels: np.ndarray, mask: int, top: int) -> np.ndarray:
+    """One channel of bit-field pixels as uint8: the bits of ``mask`` (``top``: their full scale, 0 for an
+    empty mask, which gives 0) scaled to 255, rounded."""
+    if not top:
+        return np.zeros(pixels.shape, np.uint8)
+    value = (pixels & np.uint64(mask)) >> np.uint64((mask & -mask).bit_length() - 1)
+    return ((value * 255 + top // 2) // top).astype(np.uint8)
 
 
 def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
@@ -472,9 +593,15 @@ def _pillow_stored_colour(buf: np.ndarray, where: str) -> np.ndarray:
 
 
 def _invert(img: np.ndarray, full_scale: int | None) -> np.ndarray:
-    """MinIsWhite samples (0 = white) as MinIsBlack ones, against the declared full scale (the container's
-    when a sample exceeds it: MSB-aligned data, :func:`to_uint8`'s rule)."""
-    container = (1 << (8 * img.dtype.itemsize)) - 1
+    """MinIsWhite samples (0 = white) as MinIsBlack ones, against the full scale :func:`to_uint8` reads them by:
+    float data's (1.0 when its maximum is ≤ 1, else 255), a signed integer's largest value (negative samples
+    are whiter than white: 0), else the declared full scale (the container's when a sample exceeds it:
+    MSB-aligned data)."""
+    if img.dtype.kind == "f":
+        top = 1.0 if float(np.nan_to_num(img).max(initial=0.0)) <= 1.0 else 255.0
+        return (top - img).astype(img.dtype)  # NaN stays NaN, rejected by to_uint8 in one line
+    container = int(np.iinfo(img.dtype).max)
+    img = np.maximum(img, 0)
     top = full_scale if full_scale is not None and int(img.max(initial=0)) <= full_scale else container
     return (top - np.minimum(img, top)).astype(img.dtype)
 
@@ -585,7 +712,7 @@ def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndar
     """
     path = Path(path)
     data = _read_bytes(path)
-    img = _imdecode(data, str(path), _DECODE_FLAGS)
+    img = _decode_pixels(data, str(path), _tiff_layout(data.tobytes()))
     alpha = _varying_alpha(data, img.shape[:2])
     if alpha is not None:  # a transparent overlay: coverage is the mask, whatever colour the pixels hold
         img = alpha

@@ -39,7 +39,8 @@ from urllib.parse import urlsplit
 
 from inspector.config import read_secret
 from inspector.errors import ConfigError
-from inspector.events import CAMERA_TYPES, STATS_TOPIC, header_dict, subscription_topic, topic_matches
+from inspector.events import (CAMERA_TYPES, MAX_PAYLOADS, STATS_TOPIC, header_dict, subscription_topic, topic_matches,
+                              wire_json)
 from inspector.integrations import require
 from inspector.loss import STATE_VERSION, KeepsState, LossTracker
 from inspector.redact import redact
@@ -317,7 +318,7 @@ def _default_state_path(box: str) -> Path:
 def _read_untold(path: Path) -> list[dict]:
     """The final counts of earlier runs of this box never delivered (at most 16); a damaged file: one warning."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = wire_json(path.read_bytes(), str(path), limit=None)  # deep nesting: a ValueError too
     except FileNotFoundError:
         return []
     except (OSError, ValueError) as exc:
@@ -490,9 +491,11 @@ class MqttSubscriber(KeepsState):
         if topic.endswith("/v1/bridge"):
             self._bridge_message(box, payload)
             return None
-        try:
-            header = json.loads(payload)
+        try:  # the header as decode() takes a ZeroMQ one; its payloads come as messages of their own
+            header = wire_json(payload, topic[:200])
             descriptors = header.pop("payloads", []) if isinstance(header, dict) else []
+            if not isinstance(descriptors, list) or len(descriptors) > MAX_PAYLOADS:
+                raise ValueError(f"'payloads' is not a list of at most {MAX_PAYLOADS}")
             event = decode([topic.encode(), json.dumps({**header, "payloads": []}).encode()])
         except (ValueError, TypeError) as exc:
             log.warning("%s: not an inspector event (%s)", topic, exc)
@@ -543,7 +546,7 @@ class MqttSubscriber(KeepsState):
     def _bridge_message(self, box: str, payload: bytes) -> None:
         """A box's retained ``v1/bridge`` counts (at each connect and at shutdown): drops after its last stats."""
         try:
-            counts = json.loads(payload)
+            counts = wire_json(payload, "bridge counts")
         except ValueError:
             counts = None
         if not isinstance(counts, dict) or not isinstance(counts.get("run_id"), str):

@@ -100,10 +100,12 @@ def check_outputs(cfg: DaemonConfig) -> None:
             raise ConfigError(f"recorder.dir: {why}", field="recorder.dir")
     if cfg.recorder.enabled:
         _refuse_recording_into_a_source(cfg)
-        for cam in cfg.cameras:  # a camera folder that is a file or a link lost that camera's evidence
+        # A camera folder that is a file, a link or cannot be written in (chattr +i) costs that camera's evidence
+        # only: told here, and by the recorder, which records the others (it stopped every camera before)
+        for cam in cfg.cameras:
             why = camera_folder_problem(Path(cfg.recorder.dir) / cam.name)
             if why:
-                raise ConfigError(f"recorder.dir: {why}", field="recorder.dir")
+                log.warning("recorder.dir: %s; camera '%s' will be inspected but not recorded", why, cam.name)
     if cfg.summary_json:
         why = file_problem(cfg.summary_json)
         if why:
@@ -406,7 +408,8 @@ class Daemon:
         self.drift = DriftMonitor(cfg.drift, self.calibration.score_stats if self.calibration else None)
         shared = WorkerContext(broken=threading.Event(), cpu=self.cpu)  # one "a worker failed" flag for all
         self.recorder = (RecorderWorker(cfg.recorder, threading.Event(), counters, self.run_id, self.started_utc,
-                                        shared, dir_lock=self._dir_lock) if cfg.recorder.enabled else None)
+                                        shared, dir_lock=self._dir_lock, cameras=[c.name for c in cfg.cameras])
+                         if cfg.recorder.enabled else None)
         self.inference = self._start_inference(to_post, shared)
         backend = self.inference.backend
         self._check_backend(backend)

@@ -16,12 +16,14 @@ than ``min_free_bytes`` free. Retention keeps the folder under ``max_events`` /
 ``max_bytes`` by deleting the oldest recordings (those moved out or deleted by someone else stop
 counting; one that cannot be deleted is logged, counted as ``recorder.delete_errors`` and left), and only
 recordings: a file
-is a recording only if its name matches :data:`RECORDING_NAME` inside a camera
-folder (it is never a symlink, and nor is the folder: a linked camera folder is neither scanned nor written
-into, :func:`camera_folder_problem`); notes, photos and anything else users keep in
-``dir`` are neither counted nor deleted. The one exception: the temporary files of a process that
-died mid-write (:data:`TEMPORARY_NAME` in a camera folder, whose writer is gone) are removed at start, else
-each crash left one for ever. Files it wrote that it cannot remove (an immutable file, an append-only
+is a recording only if its name matches :data:`RECORDING_NAME` inside the folder of a camera of this run
+(it is never a symlink, and nor is the folder: a linked camera folder is neither scanned nor written
+into, :func:`camera_folder_problem`); notes, photos, copies of recordings in other folders, the folders of
+cameras no longer configured and anything else users keep in ``dir`` are neither counted nor deleted. The one
+exception: what a process that died mid-write left (:data:`TEMPORARY_NAME` in a camera folder, whose writer is
+gone, and the half a recording it marks) is removed at start, else each crash left it for ever. A camera
+folder that cannot take recordings (a file, a link, chattr +i) costs that camera's recordings only
+(counted as ``recorder.unusable``); the others are recorded. Files it wrote that it cannot remove (an immutable file, an append-only
 folder: chattr +i/+a stop root too) are named in one line, counted and left, and recording goes on. Write
 errors are counted and logged;
 a full or broken disk never stops inspection.
@@ -35,8 +37,10 @@ recorded in (:meth:`RecorderWorker._follow_dir`); if another daemon holds it, re
 defect is counted ``recorder.unusable``.
 
 A recording is whole or absent to a reader: its header (JSON) is written last and marks it whole; the files
-of one whose header could not be written are removed (the event counted as ``recorder.errors``), halves left
-by a crash between files are removed at the next start, and retention deletes the header first.
+of one whose header could not be written are removed (the event counted as ``recorder.errors``). The header is
+staged under its temporary name before the images and named last, and retention renames it back before deleting
+the rest: a crash's half always lies beside that marker and is removed at the next start; a half without one
+(a header a user or a log shipper took) is kept (:meth:`RecorderWorker._settle_halves`).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ import stat
 import threading
 import time
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -94,11 +99,45 @@ def recording_prefix(run_id: str, started_utc: str) -> str:
     return f"{stamp}-{run_id}"
 
 
+def _temporary(path: Path) -> Path:
+    """The hidden temporary name of ``path`` in this process: ``.<name>.<pid>.part`` (:data:`TEMPORARY_NAME`)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.part")
+
+
+def _stage(path: Path, data: bytes) -> Path:
+    """Write ``data`` whole to ``path``'s temporary name (:func:`_temporary`), on disk (fsync) before it gets a
+    recording name: after a power cut a file linked before its data was written back (ext4 delays allocation)
+    came back empty or short under that name. Returns the temporary name, listed in ``_writing`` until
+    :func:`_drop`: another recorder of this process starting now must not take it for a leftover. On an error
+    (a full disk, a file size limit) nothing is left and the error is raised."""
+    tmp = _temporary(path)
+    _writing.add(tmp.name)
+    try:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+            os.fsync(fh.fileno())
+    except BaseException:
+        _drop(tmp, [])
+        raise
+    return tmp
+
+
+def _drop(tmp: Path, kept: list[tuple[Path, OSError]]) -> None:
+    """Remove the temporary file ``tmp`` (gone already: nothing to do); one that cannot be removed is appended
+    to ``kept`` with the reason, for the caller to tell, and left (the next start tries again)."""
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError as exc:  # raised here it hid the outcome of the write (and kept tmp in _writing)
+        kept.append((tmp, exc))
+    finally:
+        _writing.discard(tmp.name)
+
+
 def _create(path: Path, data: bytes, kept: list[tuple[Path, OSError]]) -> None:
     """Write a new file whole or not at all; FileExistsError rather than replacing anything.
 
-    The bytes go to a hidden temporary name beside ``path`` (never a recording name) and are then
-    hard-linked to ``path``, which fails if it exists: a full disk, a file size limit or a crash mid-write
+    The bytes go to a hidden temporary name beside ``path`` (:func:`_stage`, never a recording name) and are
+    then hard-linked to ``path``, which fails if it exists: a full disk, a file size limit or a crash mid-write
     never leaves a truncated file under a recording name. Where the file system has no hard links (FAT,
     some network shares) it is renamed instead, after checking that nothing is there.
 
@@ -106,31 +145,19 @@ def _create(path: Path, data: bytes, kept: list[tuple[Path, OSError]]) -> None:
     caller to tell, and left: the file is whole once linked. An append-only folder (chattr +a, evidence that
     may be added to, never removed) links but never unlinks; raising there counted each defect as a write
     error while its image stayed on disk without its header. The name left is a second name of the same
-    data (no space of its own); the next start tries again (:meth:`RecorderWorker._remove_leftover`).
+    data (no space of its own); the next start tries again (:meth:`RecorderWorker._scan_folder`).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    _writing.add(tmp.name)  # another recorder of this process starting now must not take it for a leftover
+    tmp = _stage(path, data)
     try:
-        try:
-            with open(tmp, "xb") as fh:
-                fh.write(data)
-                # On disk before it gets a recording name: after a power cut a file linked before its data was
-                # written back (ext4 delays allocation) came back empty or short under that name
-                os.fsync(fh.fileno())
-            link_new(tmp, path)
-        finally:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError as exc:  # raised here it hid the outcome of the write (and kept tmp in _writing)
-                kept.append((tmp, exc))
+        link_new(tmp, path)
     finally:
-        _writing.discard(tmp.name)
+        _drop(tmp, kept)
 
 
 # counters of defects that were published but not kept as evidence, with what the summary calls them
 RECORDING_LOSSES = (("recorder.dropped", "queue full"), ("recorder.errors", "write errors"),
                     ("recorder.skipped_low_disk", "low disk"), ("recorder.abandoned", "unwritten at shutdown"),
-                    ("recorder.unusable", "recorder.dir unusable"))
+                    ("recorder.unusable", "recorder folder unusable"))
 
 
 def recording_losses(totals: dict) -> str | None:
@@ -215,25 +242,20 @@ def _age_sorted(stems: list[Path]) -> list[Path]:
     return ordered
 
 
-def _crash_halves(stems: list[Path], halves: set[Path]) -> set[Path]:
-    """The recordings among ``halves`` (stems without a header; ``stems``: all, oldest first) that a crash
-    cut short: the recorder writes one recording at a time, header last, and retention deletes one at a time,
-    header first, so a crash leaves at most two. Retention's: the oldest of all, the next one whole. The
-    write's: the newest of the last run in its camera folder, the one before it there (of that run) whole or
-    absent. Halves that sit anywhere else were made by someone else (headers moved out, images copied in)."""
-    found: set[Path] = set()
-    if len(stems) > 1 and stems[0] in halves and stems[1] not in halves:
-        found.add(stems[0])
-    last_run = max((_run_number(stem.name) for stem in stems), default=0)
-    newest: dict[Path, list[Path]] = collections.defaultdict(list)  # folder → that run's stems, newest last
-    for stem in stems:
-        if _run_number(stem.name) == last_run:
-            newest[stem.parent].append(stem)
-    for run in newest.values():
-        run.sort(key=_age_order)
-        if run[-1] in halves and (len(run) == 1 or run[-2] not in halves):
-            found.add(run[-1])
-    return found
+def _abandoned(path: Path, pid: int) -> bool:
+    """Whether ``path``, named as a temporary file of process ``pid``, is a plain file that will never be
+    finished (:func:`_is_leftover`). A link or folder under such a name is not ours; gone meanwhile: False."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and _is_leftover(path, pid, st.st_mtime)
+
+
+def _highest_run(folder: Path) -> int:
+    """The highest run number in the recording names in ``folder`` (0: none, or none numbered)."""
+    return max((_run_number(m.group(1)) for p in _entries(folder) if (m := RECORDING_NAME.match(p.name))),
+               default=0)
 
 
 def _next_run_number(highest_seen: int) -> int:
@@ -384,8 +406,13 @@ def _entries(folder: Path) -> list[Path]:
 class RecorderWorker(Worker):
     def __init__(self, cfg: RecorderSection, stop: threading.Event, counters: Counters, run_id: str,
                  started_utc: str, context: WorkerContext | None = None,
-                 dir_lock: RecorderDirLock | None = None) -> None:
+                 dir_lock: RecorderDirLock | None = None, *, cameras: Iterable[str]) -> None:
+        """``cameras``: the names of the cameras it records, whose folders ``<dir>/<name>`` are the recorder's
+        (:meth:`_scan_existing`)."""
         super().__init__("recorder", stop, context)
+        self._cameras = set(cameras)
+        self._blocked: dict[str, float] = {}  # camera → when its folder's problem is checked again
+        self._dir_lost = False  # recorder.dir became another daemon's: nothing more is recorded
         self.cfg, self.counters = cfg, counters
         self._lock = dir_lock  # the daemon's hold on cfg.dir (lock_recorder_dir); None: nothing to follow
         self._run_prefix = recording_prefix(run_id, started_utc)
@@ -465,6 +492,8 @@ class RecorderWorker(Worker):
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self._scan_existing()
+            for camera in sorted(self._cameras):  # each camera that cannot be recorded is told at start
+                self._camera_unusable(camera)
         except OSError as exc:
             # No count here: each defect this costs is counted once as it comes (recorder.unusable); an
             # extra recorder.errors made the run's "lost" total one more than the defects lost
@@ -474,7 +503,7 @@ class RecorderWorker(Worker):
         while (item := self._next()) is not None:
             outcome = self.record(*item)
             self._settle(outcome)
-            if outcome == "recorder.unusable":  # recorder.dir is another daemon's now
+            if self._dir_lost:  # recorder.dir is another daemon's now
                 self._discard_until_end()
                 return
 
@@ -497,30 +526,34 @@ class RecorderWorker(Worker):
             self._settle("recorder.unusable")
 
     def _scan_existing(self) -> None:
-        """Existing recordings (names matching RECORDING_NAME, nothing else) count towards retention, oldest
-        first (by the run number and sequence in the name, which a copy, a touch or a wrong clock does not
-        change; a run's cameras merged by the headers' monotonic capture time, :func:`_in_capture_order`);
-        this run's number is the next one."""
+        """Existing recordings of this run's cameras (names matching RECORDING_NAME in ``<dir>/<camera>``,
+        nothing else) count towards retention, oldest first (by the run number and sequence in the name, which
+        a copy, a touch or a wrong clock does not change; a run's cameras merged by the headers' monotonic
+        capture time, :func:`_in_capture_order`); this run's number is the next past every recording name in
+        any folder of ``dir``.
+
+        Only the folders of the cameras it records (``cameras``) are the recorder's: recording names in any
+        other folder of ``dir`` (a user's copies in 'keep/', a camera no longer configured) are read for their
+        run numbers only, never cleaned nor deleted by retention. Before, every folder with a camera-like
+        name was under retention: copies a user kept in one were deleted as the oldest recordings."""
         groups: dict[Path, list[tuple[Path, int]]] = collections.defaultdict(list)
-        removed, left = 0, []
+        marks: dict[Path, Path] = {}  # stem → the marker of a recording a crash cut short (_scan_folder)
+        highest, others = 0, []
         for folder in self.root.iterdir():
             if not _CAMERA_DIR.match(folder.name) or folder.is_symlink() or not folder.is_dir():
                 continue
-            # Entries may vanish while we look (another daemon's retention on the same dir, a user):
-            # they are skipped, never a reason to give up recording for the whole run.
-            for path in _entries(folder):
-                match = RECORDING_NAME.match(path.name)
-                if match and not path.is_symlink() and (size := _size(path)) is not None:
-                    groups[folder / match.group(1)].append((path, size))
-                elif part := TEMPORARY_NAME.match(path.name):
-                    removed += self._remove_leftover(path, int(part.group(3)), left)
-        if removed:
-            log.info("recorder: removed %d temporary file(s) left in %s by a crash mid-write", removed, self.root)
-        self._tell_left(left, "temporary file(s) of a crash mid-write")
+            if folder.name in self._cameras:
+                self._scan_folder(folder, groups, marks)
+            elif run := _highest_run(folder):
+                highest = max(highest, run)
+                others.append(folder.name)
+        if others:
+            log.info("recorder: recordings in %s of %s (no camera of this run) are kept, not under retention",
+                     self.root, ", ".join(sorted(others)))
         # Numbered past every recording here, halves too: a half that cannot be removed keeps its number, and
         # a run numbered without it shared that number (its order then left to the wall clock)
-        number = _next_run_number(max((_run_number(stem.name) for stem in groups), default=0))
-        self._settle_halves(groups)
+        number = _next_run_number(max([highest, *(_run_number(stem.name) for stem in [*groups, *marks])]))
+        self._settle_halves(groups, marks)
         stems = _age_sorted(list(groups))
         self.prefix = f"r{number:06d}-{self._run_prefix}"
         for stem in stems:
@@ -528,18 +561,41 @@ class RecorderWorker(Worker):
             self._bytes += self._kept[-1][1]
         self._enforce_retention()
 
-    def _settle_halves(self, groups: dict[Path, list[tuple[Path, int]]]) -> None:
-        """Recordings in ``groups`` (stem → files) without their header, which is written last. Those a crash
-        left (:func:`_crash_halves`) are removed while this run holds the folder (no one else writes there),
-        as a failed write's are at run time: a recording is whole or absent (``recorder.incomplete_removed``).
-        Any other half is not the recorder's doing (headers moved out by a user or a tool, images copied in):
-        removing them all deleted every image whose header a log shipper had taken away. Those, and all of
-        them without a lock (a live writer's may be one), are kept, counted as ``recorder.incomplete`` and
-        under retention like any recording."""
+    def _scan_folder(self, folder: Path, groups: dict[Path, list[tuple[Path, int]]], marks: dict[Path, Path]) -> None:
+        """The recordings of the camera folder ``folder`` into ``groups`` (stem → [(file, bytes)]); the header
+        temporary files of writers that are gone into ``marks`` (stem → file: :meth:`_settle_halves`); other
+        temporary files of writers that are gone (:func:`_abandoned`) removed, else each crash left one for
+        ever. Entries may vanish while we look (another daemon's retention on the same dir, a user): they are
+        skipped, never a reason to give up recording for the whole run."""
+        removed, left = 0, []
+        for path in _entries(folder):
+            match = RECORDING_NAME.match(path.name)
+            if match and not path.is_symlink() and (size := _size(path)) is not None:
+                groups[folder / match.group(1)].append((path, size))
+            elif (part := TEMPORARY_NAME.match(path.name)) and _abandoned(path, int(part.group(3))):
+                if part.group(2) == ".json":
+                    marks[folder / part.group(1)] = path
+                else:
+                    removed += self._remove_leftover(path, left)
+        if removed:
+            log.info("recorder: removed %d temporary file(s) left in %s by a crash mid-write", removed, folder)
+        self._tell_left(left, "temporary file(s) of a crash mid-write")
+
+    def _settle_halves(self, groups: dict[Path, list[tuple[Path, int]]], marks: dict[Path, Path]) -> None:
+        """Recordings in ``groups`` (stem → files) without their header, which is written last.
+
+        A crash's half is told by its marker, never by where it sits: the header is staged under its temporary
+        name before any file of the recording is written and named last, and retention renames it back to
+        that name before it deletes the rest (:meth:`_delete_recording`), so a recording cut short by a crash,
+        written or deleted, always has its header's temporary file of a writer that is gone beside it
+        (``marks``). Those halves are removed, then their markers (``recorder.incomplete_removed``,
+        ``recorder.leftovers_removed``): a recording is whole or absent. Any other half is not the recorder's
+        doing (headers moved out by a user or a log shipper, images copied in): it is kept, counted as
+        ``recorder.incomplete``, and under retention like any recording. Before, a half was taken for a crash's
+        by its place (the newest of the last run in its folder): the image of the last recording, whose header
+        a shipper had taken, or a user's copy alone in a folder, was deleted at the next start."""
         halves = {stem for stem, files in groups.items() if not any(p.suffix == ".json" for p, _ in files)}
-        if not halves:
-            return
-        crashed = _crash_halves(_age_sorted(list(groups)), halves) if self._lock is not None else set()
+        crashed = halves & marks.keys()
         if others := halves - crashed:
             self.counters.add("recorder.incomplete", len(others))
             first = min(others, key=_age_order)
@@ -556,19 +612,16 @@ class RecorderWorker(Worker):
             log.info("recorder: removed %d recording(s) without an event header from %s (a crash between "
                      "files)", removed, self.root)
         self._tell_left(left, "file(s) of recordings without an event header (counted as recorder.incomplete)")
+        left = []  # the markers last: a crash before this point leaves the halves marked for the next start
+        if removed := sum(self._remove_leftover(marker, left) for marker in marks.values()):
+            log.info("recorder: removed %d temporary file(s) left in %s by a crash mid-write", removed, self.root)
+        self._tell_left(left, "temporary file(s) of a crash mid-write")
 
-    def _remove_leftover(self, path: Path, pid: int, left: list[tuple[Path, OSError]]) -> bool:
-        """Delete ``path``, a temporary file of _create's (name matched), if no process will finish it; True
-        if deleted. Only a plain file: a link or folder under such a name is not ours. Gone meanwhile: nothing
-        to do. One that cannot be deleted (an immutable file, an append-only folder) is counted as
-        ``recorder.leftovers_kept``, appended to ``left`` with the reason for one line, and left: before it
-        was skipped in silence at every start."""
-        try:
-            st = path.lstat()
-        except OSError:
-            return False
-        if not (stat.S_ISREG(st.st_mode) and _is_leftover(path, pid, st.st_mtime)):
-            return False
+    def _remove_leftover(self, path: Path, left: list[tuple[Path, OSError]]) -> bool:
+        """Delete ``path``, a temporary file a crash left (:func:`_abandoned`); True if deleted. Gone
+        meanwhile: nothing to do. One that cannot be deleted (an immutable file, an append-only folder) is
+        counted as ``recorder.leftovers_kept``, appended to ``left`` with the reason for one line, and left:
+        before it was skipped in silence at every start."""
         try:
             path.unlink()
         except FileNotFoundError:
@@ -593,13 +646,15 @@ class RecorderWorker(Worker):
     def record(self, frame: Frame, header: dict) -> str:
         """Write one defect's recording, whole or not at all; returns its outcome, the counter the caller adds:
         ``recorder.written``, ``recorder.skipped_low_disk``, ``recorder.errors`` (logged, throttled) or
-        ``recorder.unusable`` (recorder.dir was replaced by another daemon's: nothing more is recorded)."""
+        ``recorder.unusable`` (recorder.dir was replaced by another daemon's: nothing more is recorded; or
+        the camera's folder cannot be written in, :meth:`_camera_unusable`)."""
         try:
             if not self._follow_dir():
+                self._dir_lost = True
+                return "recorder.unusable"
+            if self._camera_unusable(frame.camera):
                 return "recorder.unusable"
             folder = self.root / frame.camera
-            if folder.is_symlink():  # made a link while running: not written through (camera_folder_problem)
-                raise OSError(camera_folder_problem(folder))
             # recorder.dir itself may have been removed since start: made again here only when no lock is held
             # (else _follow_dir made and locked it: a folder made here would be nobody's)
             folder.mkdir(parents=self._lock is None, exist_ok=True)
@@ -613,10 +668,6 @@ class RecorderWorker(Worker):
             temporaries: list[tuple[Path, OSError]] = []  # that _create could not remove
             try:
                 self._write_recording(stem, frame, header, files, temporaries)
-            except BaseException:
-                self._tell_left(self._remove_half(files), "file(s) of a recording cut short (counted as "
-                                                          "recorder.incomplete)")
-                raise
             finally:
                 if temporaries:  # a counter added as 0 showed in every run's stats
                     self.counters.add("recorder.leftovers_kept", len(temporaries))
@@ -628,6 +679,27 @@ class RecorderWorker(Worker):
             self._throttle.warning("err", "recorder: cannot write camera '%s' frame %d: %s",
                                    frame.camera, frame.frame_id, exc)
             return "recorder.errors"
+
+    def _camera_unusable(self, camera: str) -> bool:
+        """Whether ``camera``'s folder cannot take recordings now (:func:`camera_folder_problem`: a file, a
+        symbolic link, a folder that cannot be written in, an immutable one, chattr +i, that stops root too).
+        That camera is inspected and published as ever, its defects counted as ``recorder.unusable``; the
+        others are recorded. Told in one line when found and when it can be recorded again (checked again at
+        most every _RECHECK_S). Before, such a folder stopped the daemon at start, for every camera."""
+        now = time.monotonic()
+        again_at = self._blocked.get(camera)
+        if again_at is not None and now < again_at:
+            return True
+        why = camera_folder_problem(self.root / camera)
+        if why is None:
+            if self._blocked.pop(camera, None) is not None:
+                log.warning("recorder: camera '%s' is recorded again", camera)
+            return False
+        if again_at is None:
+            log.error("recorder: camera '%s' is not recorded: %s; it is still inspected, its defects counted "
+                      "as recorder.unusable", camera, why)
+        self._blocked[camera] = now + _RECHECK_S
+        return True
 
     def _follow_dir(self) -> bool:
         """Make sure recorder.dir's path still names the folder this run holds; where it does not (renamed
@@ -678,16 +750,30 @@ class RecorderWorker(Worker):
 
     def _write_recording(self, stem: Path, frame: Frame, header: dict, files: list[Path],
                          temporaries: list[tuple[Path, OSError]]) -> None:
-        """Frame, heat map and header (last) under ``stem``, each appended to ``files`` once whole on disk;
-        temporary names that could not be removed are appended to ``temporaries`` (:func:`_create`)."""
-        files.append(self._write_image(stem.with_suffix(".png"), frame.image, temporaries))
-        if frame.amap is not None:
-            hi = max(float(frame.amap.max()), 1e-12)
-            heat = cv2.applyColorMap(np.clip(frame.amap * (255.0 / hi), 0, 255).astype(np.uint8),
-                                     cv2.COLORMAP_JET)
-            files.append(self._write_image(stem.with_suffix(".heat.png"), heat, temporaries))
+        """Frame, heat map and header under ``stem``, each appended to ``files`` once whole on disk; temporary
+        names that could not be removed are appended to ``temporaries`` (:func:`_create`).
+
+        The header is staged first, under its temporary name (:func:`_stage`), and named last: that name is the
+        recording's marker while its images are written, so a crash between files leaves a half with the
+        marker of a process that is gone beside it, which the next start removes (:meth:`_settle_halves`), and
+        a full disk is met before any image is written. On an error the files written go, then the marker: a
+        recording is whole or absent to a reader (the event is counted lost)."""
         meta = stem.with_suffix(".json")
-        _create(meta, json.dumps(header, indent=1).encode(), temporaries)
+        marker = _stage(meta, json.dumps(header, indent=1).encode())
+        try:
+            files.append(self._write_image(stem.with_suffix(".png"), frame.image, temporaries))
+            if frame.amap is not None:
+                hi = max(float(frame.amap.max()), 1e-12)
+                heat = cv2.applyColorMap(np.clip(frame.amap * (255.0 / hi), 0, 255).astype(np.uint8),
+                                         cv2.COLORMAP_JET)
+                files.append(self._write_image(stem.with_suffix(".heat.png"), heat, temporaries))
+            link_new(marker, meta)
+        except BaseException:
+            self._tell_left(self._remove_half(files), "file(s) of a recording cut short (counted as "
+                                                      "recorder.incomplete)")
+            raise
+        finally:
+            _drop(marker, temporaries)  # after the half: a crash before leaves it marked
         files.append(meta)
 
     @staticmethod
@@ -738,17 +824,28 @@ class RecorderWorker(Worker):
         """Delete the files of one recording; False if one could not be (EACCES/EPERM/EROFS: an earlier run's
         folder made read-only, an immutable file, a read-only share). That one is counted and logged, and
         retention goes on with the next: an exception here disabled recording for the whole run when met at
-        start, and at run time reported the recording just written as failed."""
-        # The header first: it marks a recording whole, so a crash part-way leaves a half that the next start
-        # removes (_settle_halves), never a header whose image is gone; one that cannot go keeps the rest
-        for path in sorted(files, key=lambda p: p.suffix != ".json"):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                self.counters.add("recorder.delete_errors")
-                self._throttle.warning("delete", "recorder: retention cannot delete %s (%s); left in place",
-                                       path, exc.strerror or exc)
-                return False
+        start, and at run time reported the recording just written as failed.
+
+        The header goes first, renamed to its temporary name of this process: it marks a recording whole, and
+        under that name it marks the rest as a half to remove (:meth:`_settle_halves`), so a crash part-way
+        leaves a half the next start finishes deleting, never a header whose image is gone."""
+        header = next((path for path in files if path.suffix == ".json"), None)
+        marker = _temporary(header) if header is not None else None
+        try:
+            if marker is not None:
+                _writing.add(marker.name)
+                try:
+                    header.rename(marker)
+                except FileNotFoundError:  # moved out by someone: the rest is deleted unmarked
+                    marker = None
+            for path in [path for path in files if path.suffix != ".json"] + ([marker] if marker else []):
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            self.counters.add("recorder.delete_errors")
+            self._throttle.warning("delete", "recorder: retention cannot delete %s (%s); left in place",
+                                   exc.filename or header, exc.strerror or exc)
+            return False
+        finally:
+            if header is not None:
+                _writing.discard(_temporary(header).name)
         return True

@@ -119,7 +119,7 @@ def link(src, dst):  # the power goes as the header is about to be named
     real_link(src, dst)
 recorder.os.link = link
 rec = recorder.RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_bytes=0), threading.Event(),
-                              Counters(), "0123456789ab", "2025-01-31T12:00:00.000Z")
+                              Counters(), "0123456789ab", "2025-01-31T12:00:00.000Z", cameras=("c",))
 rec.start()
 frame = Frame(camera="c", frame_id=0, image=np.zeros((8, 8, 3), np.uint8), capture_ns=0, capture_utc=0.0)
 frame.amap = np.ones((8, 8), np.float32)

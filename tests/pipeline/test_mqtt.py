@@ -599,3 +599,35 @@ def test_a_publisher_inventing_box_names_cannot_grow_the_mqtt_subscriber(tmp_pat
     assert all(got) and len(sub.loss) <= 20 and "steady" in sub.loss, sorted(sub.loss)
     assert sum("boxes heard: the accounting of the least recently heard is forgotten" in n for n in notices) == 1
     assert not any("box steady:" in n for n in notices), [n for n in notices if "steady" in n]
+
+
+def test_hostile_headers_on_the_broker_are_skipped_and_the_stream_goes_on(tmp_path):
+    """The MQTT subscriber parses headers as the ZeroMQ one does (events.wire_json): a header nested too deeply
+    raised RecursionError out of recv (a traceback from ``subscribe mqtt://``), and one listing thousands of
+    payload descriptors was handed on whole (``--save-dir`` kept a file name waiting for each). Both are skipped;
+    the well-formed event after them is returned."""
+    import paho.mqtt.client as mqtt
+
+    from inspector.integrations.mqtt import MqttSubscriber
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    sub = MqttSubscriber(broker.url, ["v1/defect"], on_payload=lambda *a: None)
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="rogue")
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    header = json.loads(_defect_messages("box", 0)[0].payload)
+    deep = json.dumps(header, separators=(",", ":")).replace('"source":{}', '"source":' + '{"a":' * 5000 + "1" + "}" * 5000)
+    many = json.dumps({**header, "payloads": [{"kind": "k", "encoding": "png", "topic": f"t{i}"} for i in range(5000)]})
+    try:
+        time.sleep(1.0)  # subscribed
+        for payload in (deep, many):
+            assert payload != json.dumps(header, separators=(",", ":"))
+            pub.publish("inspector/box/v1/defect/cam1", payload, qos=1).wait_for_publish(5)
+        for msg in _defect_messages("box", 1)[:1]:
+            pub.publish(msg.topic, msg.payload, qos=1).wait_for_publish(5)
+        got = sub.recv(timeout=10)
+    finally:
+        pub.loop_stop()
+        sub.close()
+        broker.stop()
+    assert got is not None and got[1].seq == 1, (got, sub.notices())

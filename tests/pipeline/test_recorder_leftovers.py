@@ -38,7 +38,7 @@ def _record(root: Path, n: int, run_id: str, started: str, locked: bool = True, 
     'c' (frame, heat map, header each), frame ids from ``first``; its counters."""
     counters, lock = Counters(), lock_recorder_dir(root) if locked else None
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
-                         counters, run_id, started, dir_lock=lock)
+                         counters, run_id, started, dir_lock=lock, cameras=("c",))
     rec.start()
     for i in range(first, first + n):
         frame = Frame(camera="c", frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=i, capture_utc=0.0)
@@ -114,8 +114,9 @@ def test_images_whose_headers_a_user_moved_out_are_kept_at_the_next_start(tmp_pa
     """Headers (.json) moved out of recorder.dir by a user or a log shipper, and an image of an earlier run
     copied into a folder of its own there: the next start took every image without a header for a crash's
     half and deleted them all (6 files of 3 recordings, and the copy), evidence the recorder no longer had a
-    header for but had not lost. A crash leaves at most two halves, where only a crash puts them (the newest
-    of the last run, the oldest of all); these others are kept, counted as recorder.incomplete, and told."""
+    header for but had not lost. A crash's half is marked (its header's temporary file, of a process that is
+    gone); these are not: kept, counted as recorder.incomplete, and told. The copy, in no camera's folder,
+    is not the recorder's at all: neither counted nor touched."""
     root, shipped = tmp_path / "rec", tmp_path / "shipped"
     shipped.mkdir()
     _record(root, 1, "aaaaaaaaaaaa", "2025-01-31T12:00:00.000Z")
@@ -131,6 +132,6 @@ def test_images_whose_headers_a_user_moved_out_are_kept_at_the_next_start(tmp_pa
     with caplog.at_level(logging.INFO, "inspector.recorder"):
         c = _record(root, 1, "cccccccccccc", "2025-01-31T14:00:00.000Z", first=9)
     assert all(p.exists() for p in images) and c.get("recorder.incomplete_removed") == 0
-    assert c.get("recorder.incomplete") == 4 and c.get("recorder.written") == 1
+    assert c.get("recorder.incomplete") == 3 and c.get("recorder.written") == 1
     assert "recorder.leftovers_kept" not in c.snapshot()  # nothing left behind: not even a 0 in the stats
-    assert any("4 recording(s)" in r.getMessage() and "no event header" in r.getMessage() for r in caplog.records)
+    assert any("3 recording(s)" in r.getMessage() and "no event header" in r.getMessage() for r in caplog.records)

@@ -402,9 +402,9 @@ def test_drift_flags_a_moved_camera():
 
 # -- recorder -----------------------------------------------------------------------------------
 def _recorded(cfg: RecorderSection, n: int, run_id: str = "0123456789ab",
-              started: str = "2025-01-31T12:00:00.000Z") -> Counters:
+              started: str = "2025-01-31T12:00:00.000Z", cameras: tuple[str, ...] = ("c",)) -> Counters:
     counters = Counters()
-    rec = RecorderWorker(cfg, threading.Event(), counters, run_id, started)
+    rec = RecorderWorker(cfg, threading.Event(), counters, run_id, started, cameras=cameras)
     rec.start()
     for i in range(n):
         frame = _frame(i=i)
@@ -532,7 +532,8 @@ def test_retention_goes_on_past_a_recording_it_cannot_delete(tmp_path):
     if undo is None:
         pytest.skip("cannot make a folder read-only for this user here (chattr)")
     try:
-        c = _recorded(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=2), 3)
+        c = _recorded(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=2), 3,
+                      cameras=("c", "old"))  # 'old' a camera of this run too: else never under retention
     finally:
         undo()
     assert c.get("recorder.written") == 3 and c.get("recorder.errors") == 0
@@ -548,14 +549,15 @@ def test_recorder_survives_unwritable_dir_and_counts_each_lost_defect_once(tmp_p
     c = _recorded(RecorderSection(enabled=True, dir=str(blocker / "rec"), min_free_bytes=0), 2)
     losses = {key: c.get(key) for key, _ in RECORDING_LOSSES if c.get(key)}
     assert losses == {"recorder.unusable": 2}
-    assert recording_losses(c.snapshot()) == "2 defect recording(s) lost (recorder.dir unusable 2)"
+    assert recording_losses(c.snapshot()) == "2 defect recording(s) lost (recorder folder unusable 2)"
 
 
 def test_a_camera_folder_that_is_a_symbolic_link_is_not_recorded_into(tmp_path):
     """<recorder.dir>/<camera> a symbolic link to another folder: recordings went through it, but the next start
     skips linked folders (it must: a link to an archive would have retention delete there), so every run was run
     1 again and no later run's retention ever counted or pruned them (max_events 1: one more kept each run, for
-    ever). Nothing is written through the link; each defect is counted lost (recorder.errors) and logged."""
+    ever). Nothing is written through the link; each defect is counted lost (recorder.unusable: the camera's
+    folder cannot hold recordings) and logged."""
     root, elsewhere = tmp_path / "rec", tmp_path / "elsewhere"
     root.mkdir()
     elsewhere.mkdir()
@@ -563,7 +565,7 @@ def test_a_camera_folder_that_is_a_symbolic_link_is_not_recorded_into(tmp_path):
     cfg = RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=1)
     for run_id in ("aaaaaaaaaaaa", "bbbbbbbbbbbb"):
         c = _recorded(cfg, 2, run_id=run_id)
-        assert c.get("recorder.written") == 0 and c.get("recorder.errors") == 2
+        assert c.get("recorder.written") == 0 and c.get("recorder.unusable") == 2, c.snapshot()
     assert list(elsewhere.iterdir()) == [] and (root / "c").is_symlink()
 
 
@@ -572,7 +574,7 @@ def test_recorder_dir_removed_while_running_is_made_again(tmp_path):
     are recorded in it again, not lost as errors for the rest of the run."""
     counters, root = Counters(), tmp_path / "rec"
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
-                         counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+                         counters, "0123456789ab", "2025-01-31T12:00:00.000Z", cameras=("c",))
     rec.start()
     try:
         rec.put(_frame(i=0), {"seq": 0})
@@ -593,7 +595,7 @@ def test_recordings_moved_out_for_review_do_not_make_retention_delete_others(tmp
     max_events: retention used to go on counting them and deleted as many recordings still there."""
     counters, root = Counters(), tmp_path / "rec"
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=3),
-                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z", cameras=("c",))
     rec.start()
 
     def record(i: int) -> None:
@@ -636,7 +638,7 @@ def test_recorder_finishes_a_full_queue_on_a_slow_disk(tmp_path):
     big = _slow_to_encode(1.5)
     counters = Counters()
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, queue_size=2),
-                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z", cameras=("c",))
     rec.start()
     for i in range(3):
         frame = _frame(i=i)
@@ -660,7 +662,7 @@ def test_a_defect_burst_that_fills_the_recorders_queue_is_counted_and_told(tmp_p
     recording_losses sums what the run lost for its last line."""
     counters = Counters()
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, queue_size=2),
-                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z", cameras=("c",))
     caplog.set_level("WARNING", "inspector.recorder")
     for i in range(5):  # before the worker starts: the queue holds 2
         rec.put(_frame(i=i), {"seq": i})
@@ -682,7 +684,7 @@ def test_events_the_recorder_has_not_written_when_abandoned_are_counted_once(tmp
     big = _slow_to_encode(1.0)
     counters = Counters()
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, queue_size=10),
-                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z", cameras=("c",))
     rec.start()
     for i in range(4):
         frame = _frame(i=i)
@@ -707,7 +709,8 @@ def test_a_daemon_starting_on_a_dir_another_one_records_into_keeps_recording(tmp
     which it did about one start in three)."""
     cfg = RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, max_events=50,
                           queue_size=1000)
-    busy = RecorderWorker(cfg, threading.Event(), Counters(), "aaaaaaaaaaaa", "2025-01-31T12:00:00.000Z")
+    busy = RecorderWorker(cfg, threading.Event(), Counters(), "aaaaaaaaaaaa", "2025-01-31T12:00:00.000Z",
+                          cameras=("c",))
     busy.start()
     stop = threading.Event()
 
@@ -724,7 +727,8 @@ def test_a_daemon_starting_on_a_dir_another_one_records_into_keeps_recording(tmp
         time.sleep(0.5)  # at its limit: deleting
         for k in range(25):
             counters = Counters()
-            other = RecorderWorker(cfg, threading.Event(), counters, f"{k:012x}", "2025-01-31T13:00:00.000Z")
+            other = RecorderWorker(cfg, threading.Event(), counters, f"{k:012x}", "2025-01-31T13:00:00.000Z",
+                                   cameras=("c",))
             other.start()
             other.put(_frame(i=0), {"seq": 0})
             other.finish()
@@ -746,7 +750,7 @@ def test_recordings_of_a_camera_past_a_billion_frames_stay_under_retention(tmp_p
     cfg = RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, max_events=2)
 
     def run(run_id: str, started: str, frame_ids: list[int]) -> None:
-        rec = RecorderWorker(cfg, threading.Event(), Counters(), run_id, started)
+        rec = RecorderWorker(cfg, threading.Event(), Counters(), run_id, started, cameras=("c",))
         rec.start()
         for seq, frame_id in enumerate(frame_ids):
             rec.put(_frame(i=frame_id), {"seq": seq})
@@ -769,7 +773,7 @@ def test_a_slow_cameras_latest_recordings_are_not_deleted_before_a_fast_ones_ear
     root = tmp_path / "rec"
     counters = Counters()
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=0),
-                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z", cameras=("a", "b"))
     rec.start()
     for camera, i in [("a", i * 30) for i in range(6)] + [("b", 0), ("b", 1)]:
         frame = _frame(camera=camera, i=i)
@@ -779,7 +783,7 @@ def test_a_slow_cameras_latest_recordings_are_not_deleted_before_a_fast_ones_ear
     rec.join(10)
     assert counters.get("recorder.written") == 8
     next(root.glob("b/*-000000001-000000001.json")).unlink()  # half a recording: its image is left
-    _recorded(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=4), 0)
+    _recorded(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=4), 0, cameras=("a", "b"))
     left = sorted(f"{p.parent.name}/{int(p.name.split('-')[3])}" for p in root.glob("[ab]/*.png")
                   if not p.name.endswith(".heat.png"))
     assert left == ["a/120", "a/150", "b/0", "b/1"]
@@ -850,7 +854,7 @@ from inspector.pipeline.telemetry import Counters
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, like ENOSPC
 counters = Counters()
 rec = RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_bytes=0), threading.Event(),
-                     counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+                     counters, "0123456789ab", "2025-01-31T12:00:00.000Z", cameras=("c",))
 resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
 rec.start()
 PUTS
@@ -1066,7 +1070,8 @@ def test_a_renamed_recorder_dir_is_followed_and_locked_again(tmp_path):
     root, moved, counters = tmp_path / "rec", tmp_path / "review", Counters()
     lock = lock_recorder_dir(root)
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=1),
-                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z", dir_lock=lock)
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z", dir_lock=lock,
+                         cameras=("c",))
     rec.start()
     try:
         _record_one(rec, counters, 0)
@@ -1089,7 +1094,7 @@ def test_a_recorder_dir_replaced_by_another_daemons_stops_recording_with_each_lo
     root, counters = tmp_path / "rec", Counters()
     lock = lock_recorder_dir(root)
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
-                         counters, "0123456789ab", "2025-01-31T12:00:00.000Z", dir_lock=lock)
+                         counters, "0123456789ab", "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=("c",))
     rec.start()
     try:
         _record_one(rec, counters, 0)
@@ -1124,9 +1129,9 @@ for i, note in enumerate(["x" * 8000, "short"]):  # frame 0: its image fits, its
 @pytest.mark.parametrize("locked", [True, False])
 def test_a_recording_cut_short_by_a_crash_between_files_is_settled_at_the_next_start(tmp_path, locked):
     """A daemon killed after a recording's image and heat map were named but before its header: the next start
-    counted the half as a recording, and nothing said it lacked its header. Holding the folder (no other
-    writer), the half is removed like a failed write's; without a lock (a file system that cannot lock) a
-    live writer's could look the same: kept and counted as recorder.incomplete."""
+    counted the half as a recording, and nothing said it lacked its header. The half is removed like a failed
+    write's, with or without a lock (a file system that cannot lock): its header's temporary file, of a
+    process that is gone, marks it as a crash's (a live writer's is marked by a live pid)."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     crashed = subprocess.run([sys.executable, "-c", CRASH_BEFORE_HEADER, str(tmp_path / "rec")], env=env,
                              capture_output=True, text=True, timeout=60)
@@ -1136,17 +1141,14 @@ def test_a_recording_cut_short_by_a_crash_between_files_is_settled_at_the_next_s
     lock = lock_recorder_dir(tmp_path / "rec") if locked else None
     counters = Counters()
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0),
-                         threading.Event(), counters, "aaaaaaaaaaaa", "2025-01-31T13:00:00.000Z", dir_lock=lock)
+                         threading.Event(), counters, "aaaaaaaaaaaa", "2025-01-31T13:00:00.000Z", dir_lock=lock,
+                         cameras=("c",))
     rec.start()
     rec.finish()
     rec.join(10)
     if lock:
         lock.release()
-    left = sorted(p.name for p in cam.iterdir())
-    if locked:
-        assert left == [] and counters.get("recorder.incomplete_removed") == 1
-    else:
-        assert len(left) == 2 and counters.get("recorder.incomplete") == 1
+    assert sorted(cam.iterdir()) == [] and counters.get("recorder.incomplete_removed") == 1
     assert counters.get("recorder.leftovers_removed") == 1  # the header's temporary file
 
 
@@ -1159,16 +1161,14 @@ from inspector.pipeline.config import RecorderSection
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.telemetry import Counters
 real_unlink, deleted = Path.unlink, []
-def unlink(self, missing_ok=False):  # the power goes after retention deleted one file of a recording
+def unlink(self, missing_ok=False):  # the power goes once retention took a recording's header away
     if recorder.RECORDING_NAME.match(self.name):
-        if deleted:
-            os.kill(os.getpid(), signal.SIGKILL)
-        deleted.append(self.name)
+        os.kill(os.getpid(), signal.SIGKILL)
     real_unlink(self, missing_ok=missing_ok)
 recorder.Path.unlink = unlink
 counters = Counters()
 rec = recorder.RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_bytes=0, max_events=1),
-                              threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z")
+                              threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z", cameras=("c",))
 rec.start()
 for i in range(2):
     frame = Frame(camera="c", frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=i, capture_utc=0.0)
@@ -1182,10 +1182,10 @@ time.sleep(30)
 
 @pytest.mark.parametrize("locked", [True, False])
 def test_a_crash_part_way_through_deleting_a_recording_leaves_a_half_the_next_start_settles(tmp_path, locked):
-    """Retention deletes a recording's header first: a crash part-way (here after its first file) leaves files
-    without a header, which the next start takes for a half (removed while it holds the folder; without a lock
-    counted as recorder.incomplete and deleted by retention as the oldest), never a header whose image is gone
-    (a recording shown whole with its evidence missing) nor files no retention ever deletes again."""
+    """Retention takes a recording's header first (renamed to its temporary name: the marker of a recording
+    being deleted): a crash part-way (here before its images go) leaves files without a header beside that
+    marker, which the next start removes as a crash's half (with or without a lock), never a header whose image
+    is gone (a recording shown whole with its evidence missing) nor files no retention ever deletes again."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     crashed = subprocess.run([sys.executable, "-c", _CRASH_MID_RETENTION, str(tmp_path / "rec")], env=env,
                              capture_output=True, text=True, timeout=60)
@@ -1193,18 +1193,20 @@ def test_a_crash_part_way_through_deleting_a_recording_leaves_a_half_the_next_st
     cam = tmp_path / "rec" / "c"
     first = "r000001-20250131T120000Z-0123456789ab-000000000-000000000"
     assert sorted(p.name for p in cam.glob(first + "*")) == [first + ".heat.png", first + ".png"]  # header gone
+    assert len(list(cam.glob(f".{first}.json.*.part"))) == 1  # … to its marker
     assert len(list(cam.glob("*-000000001-000000001.*"))) == 3  # the newer recording: whole
     lock = lock_recorder_dir(tmp_path / "rec") if locked else None
     counters = Counters()
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path / "rec"), min_free_bytes=0, max_events=1),
-                         threading.Event(), counters, "aaaaaaaaaaaa", "2025-01-31T13:00:00.000Z", dir_lock=lock)
+                         threading.Event(), counters, "aaaaaaaaaaaa", "2025-01-31T13:00:00.000Z", dir_lock=lock,
+                         cameras=("c",))
     rec.start()
     _record_one(rec, counters, 7)
     rec.finish()
     rec.join(10)
     if lock:
         lock.release()
-    assert counters.get("recorder.incomplete_removed" if locked else "recorder.incomplete") == 1
-    assert counters.get("recorder.deleted") == (1 if locked else 2)  # run 1's whole recording; the half too
+    assert counters.get("recorder.incomplete_removed") == 1 and counters.get("recorder.leftovers_removed") == 1
+    assert counters.get("recorder.deleted") == 1  # run 1's whole recording
     assert sorted(p.name for p in cam.iterdir()) == [f"r000002-20250131T130000Z-aaaaaaaaaaaa-000000007-000000007{s}"
                                                      for s in (".json", ".png")]

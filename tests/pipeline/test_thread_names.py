@@ -61,7 +61,7 @@ def test_no_thread_subclass_shadows_a_thread_name():
 
 def test_an_ended_recorder_thread_is_gone(tmp_path):
     worker = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path), min_free_bytes=0), threading.Event(),
-                            Counters(), "abcdef123456", "2026-01-01T00:00:00Z")
+                            Counters(), "abcdef123456", "2026-01-01T00:00:00Z", cameras=("c",))
     worker.start()
     worker.finish()
     worker.join(5)

@@ -1,0 +1,338 @@
+"""Rarer image layouts give the model the same pixels on every path, and the pixels a reference decoding gives.
+
+Each case writes one file (bytes built here where no library writes the layout: interlaced and low-depth PNGs,
+tRNS, bit-field BMPs, signed and float TIFFs) with its expected RGB pixels, and checks them through the dataset
+loader (train / evaluate), ``predict``'s loader, calibration's loader and the daemon's folder camera, with a model
+input of the picture's own size (no resize: the pixels themselves are compared). The rules are those of
+:mod:`inspector.data.images` (alpha dropped, no colour management, integer data scaled from its full scale,
+signed data 0 = black, MinIsWhite inverted at every sample type).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from inspector.backends.base import InputSpec
+from inspector.commands.predict import _batches
+from inspector.data.datasets import Sample, load_batch
+from inspector.data.images import read_image
+from inspector.errors import DataError
+from inspector.evaluation.calibrate import score_samples
+from inspector.pipeline.config import CameraSection
+from inspector.pipeline.preprocess import Preprocessor
+from inspector.pipeline.sources import FolderSource
+
+H, W = 24, 32
+SPEC = InputSpec(height=H, width=W, resize="square")  # the picture's own size: no resize on any path
+
+
+def _picture() -> np.ndarray:
+    """RGB uint8 (H, W, 3): colour ramps and an asymmetric red mark (a flip, swap or inversion would show)."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    rgb = np.stack([xx * 255 // (W - 1), yy * 255 // (H - 1), (xx + yy) * 255 // (H + W - 2)], axis=2)
+    rgb[2:7, 3:15] = (230, 40, 40)
+    return rgb.astype(np.uint8)
+
+
+RGB = _picture()
+GREY = cv2.cvtColor(RGB, cv2.COLOR_RGB2GRAY)
+GREY3 = np.dstack([GREY] * 3)
+RAMP = (np.arange(H * W).reshape(H, W) * 255 // (H * W)).astype(np.uint8)  # a varying alpha
+
+
+def _scaled(values: np.ndarray, top: int) -> np.ndarray:
+    """``values`` (0..top) → uint8 by the decoder's rounding rule (images.to_uint8)."""
+    return ((values.astype(np.int64) * 255 + top // 2) // top).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------- PNG
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _packed_rows(samples: np.ndarray, depth: int, dtype: str = ">u1") -> list[bytes]:
+    """Rows of (h, w[, c]) samples as PNG stores them: 1/2/4-bit ones packed MSB first, wider ones big-endian."""
+    if depth >= 8:
+        return [row.astype(dtype).tobytes() for row in samples]
+    per = 8 // depth
+    packed = np.zeros((samples.shape[0], (samples.shape[1] * depth + 7) // 8), np.uint8)
+    for x in range(samples.shape[1]):
+        packed[:, x // per] |= (samples[:, x].astype(np.uint8) << (8 - depth * (x % per + 1))).astype(np.uint8)
+    return [row.tobytes() for row in packed]
+
+
+# the seven Adam7 passes: first column, first row, column step, row step (PNG spec §8.2)
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png(samples: np.ndarray, depth: int, colour_type: int, extra: bytes = b"", interlace: bool = False) -> bytes:
+    """A PNG of ``samples`` (H, W[, C]), filter 0 on every row; Adam7 passes when ``interlace`` (PNG spec §8.2)."""
+    dtype = ">u2" if depth == 16 else ">u1"
+    passes = [samples[y0::dy, x0::dx] for x0, y0, dx, dy in ADAM7] if interlace else [samples]
+    raw = b"".join(b"\x00" + row for sub in passes if sub.size for row in _packed_rows(sub, depth, dtype))
+    ihdr = struct.pack(">IIBBBBB", W, H, depth, colour_type, 0, 0, int(interlace))
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + extra + _chunk(b"IDAT", zlib.compress(raw))
+            + _chunk(b"IEND", b""))
+
+
+def _low_depth_grey(depth: int, interlace: bool = False) -> tuple[bytes, np.ndarray]:
+    top = (1 << depth) - 1
+    levels = (GREY.astype(int) * top + 127) // 255
+    return _png(levels, depth, 0, interlace=interlace), np.dstack([_scaled(levels, top)] * 3)
+
+
+def _palette_trns(depth: int) -> tuple[bytes, np.ndarray]:
+    """A palette PNG whose tRNS makes some entries transparent, some half: the entries' colours are the pixels."""
+    count = 1 << min(depth, 5)
+    palette = np.array([((i * 97) % 256, (255 - i * 13) % 256, (i * 53) % 256) for i in range(count)], np.uint8)
+    index = (GREY.astype(int) * count // 256).astype(np.uint8)
+    extra = _chunk(b"PLTE", palette.tobytes()) + _chunk(b"tRNS", bytes([0, 128, 255, 60]))
+    return _png(index, depth, 3, extra), palette[index]
+
+
+def _sbit10(msb_aligned: bool) -> tuple[bytes, np.ndarray]:
+    """10-bit colour in a 16-bit PNG with sBIT 10: low-justified (cameras) or shifted up (PNG spec §12.4)."""
+    ten = (RGB.astype(np.int64) * 1023 + 127) // 255
+    if msb_aligned:
+        stored = (ten << 6) | (ten >> 4)
+        return _png(stored, 16, 2, _chunk(b"sBIT", b"\x0a\x0a\x0a")), _scaled(stored, 65535)
+    return _png(ten, 16, 2, _chunk(b"sBIT", b"\x0a\x0a\x0a")), _scaled(ten, 1023)
+
+
+def _colour_managed_png() -> tuple[bytes, np.ndarray]:
+    """gAMA 0.45 and a Lab iCCP profile: ignored, the stored values are the pixels."""
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    buf = io.BytesIO()
+    Image.fromarray(RGB).save(buf, format="PNG", icc_profile=lab)
+    png = buf.getvalue()
+    end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
+    return png[:end] + _chunk(b"gAMA", struct.pack(">I", 45455)) + png[end:], RGB
+
+
+# ----------------------------------------------------------------------------------------------- JPEG
+def _jpeg(**kw) -> tuple[bytes, np.ndarray]:
+    buf = io.BytesIO()
+    Image.fromarray(RGB).convert(kw.pop("mode", "RGB")).save(buf, format="JPEG", quality=100, subsampling=0, **kw)
+    return buf.getvalue(), RGB
+
+
+def _ycck_jpeg() -> tuple[bytes, np.ndarray]:
+    """An Adobe YCCK JPEG (APP14 transform 2, Photoshop's CMYK): C, M, Y stored as YCbCr, all four inverted.
+    Written as Pillow's (inverted) CMYK JPEG of those components, its transform flag then set to 2."""
+    ink = 60  # a flat layer of black ink: R = (255 - C) * (255 - K) / 255 with C = 255 - R0
+    cmy_as_ycc = cv2.cvtColor(255 - RGB, cv2.COLOR_RGB2YCrCb)[..., [0, 2, 1]]
+    stored = np.dstack([cmy_as_ycc, np.full((H, W), 255 - ink, np.uint8)])
+    buf = io.BytesIO()
+    Image.fromarray(255 - stored, "CMYK").save(buf, format="JPEG", quality=100, subsampling=0)
+    data = bytearray(buf.getvalue())
+    adobe = data.index(b"Adobe")
+    data[adobe + 11] = 2
+    return bytes(data), (RGB.astype(int) * (255 - ink) // 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------- BMP
+def _bmp(pixels: np.ndarray, bits: int, masks: tuple[int, ...] | None, header: int = 40,
+         top_down: bool = False) -> bytes:
+    """An uncompressed 16/32-bit BMP of ``pixels`` (H, W) packed words: BI_RGB without ``masks``, else
+    BI_BITFIELDS with the masks after a 40-byte header or inside a V4 (108) / V5 (124) one."""
+    stride = (W * bits + 31) // 32 * 4
+    rows = [row.astype("<u2" if bits == 16 else "<u4").tobytes().ljust(stride, b"\x00") for row in pixels]
+    data = b"".join(rows if top_down else rows[::-1])
+    info = struct.pack("<IiiHHIIiiII", header, W, -H if top_down else H, 1, bits, 3 if masks else 0, len(data),
+                       2835, 2835, 0, 0)
+    if masks and header == 40:
+        info += struct.pack("<3I", *masks[:3])
+    elif header > 40:
+        info += struct.pack("<4I", *(masks or (0, 0, 0, 0))) + b"\x00" * (header - 56)
+    offset = 14 + len(info)
+    return struct.pack("<2sIHHI", b"BM", offset + len(data), 0, 0, offset) + info + data
+
+
+def _bmp_fields(widths: tuple[int, int, int], header: int = 40, top_down: bool = False,
+                mask_order: str = "RGB") -> tuple[bytes, np.ndarray]:
+    """RGB in bit fields of ``widths`` bits (5-6-5, 5-5-5, 8-8-8 …), red highest unless ``mask_order``
+    says otherwise; the expected pixels are each field scaled from its full scale."""
+    levels = [(RGB[..., c].astype(np.int64) * ((1 << n) - 1) + 127) // 255 for c, n in enumerate(widths)]
+    shifts, at = {}, 0
+    for c in reversed(range(3)):  # the last channel of mask_order lowest
+        shifts["RGB".index(mask_order[c])] = at
+        at += widths["RGB".index(mask_order[c])]
+    packed = sum(levels[c] << shifts[c] for c in range(3))
+    bits = 16 if at <= 16 else 32
+    masks = tuple(((1 << widths[c]) - 1) << shifts[c] for c in range(3)) + ((0xFF << at) if at == 24 else 0,)
+    default555 = bits == 16 and widths == (5, 5, 5) and mask_order == "RGB" and header == 40
+    body = _bmp(packed, bits, None if default555 else masks, header, top_down)
+    return body, np.dstack([_scaled(level, (1 << n) - 1) for level, n in zip(levels, widths)])
+
+
+# ----------------------------------------------------------------------------------------------- TIFF
+def _tiff(samples: np.ndarray, photometric: int, sample_format: int) -> bytes:
+    """An uncompressed little-endian one-strip grey TIFF of ``samples`` (H, W) with PhotometricInterpretation
+    ``photometric`` (0 MinIsWhite, 1 MinIsBlack) and SampleFormat ``sample_format`` (1 uint, 2 int, 3 float)."""
+    data = samples.astype(samples.dtype.newbyteorder("<")).tobytes()
+    tags = [(256, 3, W), (257, 3, H), (258, 3, samples.dtype.itemsize * 8), (259, 3, 1), (262, 3, photometric),
+            (273, 4, 0), (277, 3, 1), (278, 3, H), (279, 4, len(data)), (339, 3, sample_format)]
+    ifd_size = 2 + 12 * len(tags) + 4
+    tags[5] = (273, 4, 8 + ifd_size)
+    ifd = struct.pack("<H", len(tags)) + b"".join(
+        struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value))
+        for tag, kind, value in tags) + b"\x00" * 4
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + data
+
+
+TWELVE = (GREY.astype(np.int64) * 4095 + 127) // 255  # 12-bit camera data
+SIGNED = GREY.astype(np.int16) * 128  # 0..32640 of int16's 0..32767
+SIGNED_PIXELS = np.dstack([_scaled(SIGNED, 32767)] * 3)
+
+# name → (encoded file, expected RGB pixels, lossless)
+CASES = {
+    "adam7_rgb8.png": lambda: (_png(RGB, 8, 2, interlace=True), RGB, True),
+    "adam7_grey16.png": lambda: (_png(GREY.astype(np.uint16) * 257, 16, 0, interlace=True), GREY3, True),
+    "grey_1bit.png": lambda: (*_low_depth_grey(1), True),
+    "grey_2bit.png": lambda: (*_low_depth_grey(2), True),
+    "grey_4bit.png": lambda: (*_low_depth_grey(4), True),
+    "grey_4bit_adam7.png": lambda: (*_low_depth_grey(4, interlace=True), True),
+    "grey16_alpha.png": lambda: (_png(np.dstack([GREY, RAMP]).astype(np.uint16) * 257, 16, 4), GREY3, True),
+    "rgba16_alpha.png": lambda: (_png(np.dstack([RGB, RAMP]).astype(np.uint16) * 257, 16, 6), RGB, True),
+    "palette8_trns.png": lambda: (*_palette_trns(8), True),
+    "palette4_trns.png": lambda: (*_palette_trns(4), True),
+    "rgb16_sbit10_low.png": lambda: (*_sbit10(msb_aligned=False), True),
+    "rgb16_sbit10_msb.png": lambda: (*_sbit10(msb_aligned=True), True),
+    "gama_iccp.png": lambda: (*_colour_managed_png(), True),
+    "progressive.jpg": lambda: (*_jpeg(progressive=True), False),
+    "cmyk_adobe.jpg": lambda: (*_jpeg(mode="CMYK"), False),
+    "ycck_adobe.jpg": lambda: (*_ycck_jpeg(), False),
+    "rgb565.bmp": lambda: (*_bmp_fields((5, 6, 5)), True),
+    "rgb565_v5header.bmp": lambda: (*_bmp_fields((5, 6, 5), header=124), True),
+    "rgb565_topdown.bmp": lambda: (*_bmp_fields((5, 6, 5), top_down=True), True),
+    "rgb555_default.bmp": lambda: (*_bmp_fields((5, 5, 5)), True),
+    "bgra32_v4header.bmp": lambda: (*_bmp_fields((8, 8, 8), header=108), True),
+    "rgba32_bitfields.bmp": lambda: (*_bmp_fields((8, 8, 8), mask_order="BGR"), True),
+    "rgb101010_bitfields.bmp": lambda: (*_bmp_fields((10, 10, 10)), True),
+    "int16_positive.tif": lambda: (_tiff(SIGNED, 1, 2), SIGNED_PIXELS, True),
+    "float_miniswhite.tif": lambda: (_tiff(1 - GREY.astype(np.float32) / 255, 0, 3), GREY3, True),
+    "float255_miniswhite.tif": lambda: (_tiff(255 - GREY.astype(np.float32), 0, 3), GREY3, True),
+    "int16_miniswhite.tif": lambda: (_tiff(32767 - SIGNED, 0, 2), SIGNED_PIXELS, True),
+}
+
+
+class _RecordingBackend:
+    """Stands in for a deployed backend to see what calibration feeds it: records each batch."""
+
+    def __init__(self) -> None:
+        self.input_spec = SPEC
+        self.sidecar = {"input": {"resize": "square", "bit_depth": None, "downscale": "box_linear"}}
+        self.seen: list[np.ndarray] = []
+
+    def infer(self, batch: np.ndarray):
+        self.seen.extend(np.array(batch))
+        n = len(batch)
+
+        class Result:
+            scores = np.zeros(n, np.float32)
+            maps = np.zeros((n, 1, 4, 4), np.float32)
+
+        return Result()
+
+
+def _every_path(path: Path, bit_depth: int | None = None) -> dict[str, np.ndarray]:
+    """The model input (H, W, 3) RGB the dataset loader, predict, calibration and the daemon's folder camera
+    give for the one image file ``path`` (alone in its folder)."""
+    sample = Sample(path, 0, "good")
+    batch, kept, skipped = load_batch([sample], H, W, "square", bit_depth=bit_depth)
+    assert not skipped, skipped
+    errors: list[str] = []
+    spec = InputSpec(height=H, width=W, resize="square", bit_depth=bit_depth)
+    predicted = [img for _, images in _batches([path], spec, 4, errors) for img in images]
+    assert not errors, errors
+    backend = _RecordingBackend()
+    backend.input_spec = spec
+    score_samples(backend, [sample], batch_size=4)
+    source = FolderSource(CameraSection(name="layouts", source=str(path.parent), bit_depth=bit_depth))
+    source.open()
+    grabbed = source.read()
+    source.close()
+    assert grabbed is not None and grabbed.image is not None, grabbed and grabbed.error
+    daemon = np.empty((H, W, 3), np.uint8)
+    Preprocessor(spec, "square").into(grabbed.image, daemon, "layouts")
+    return {"dataset": batch[0], "predict": predicted[0], "calibration": backend.seen[0], "daemon": daemon}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_rare_layout_gives_its_pixels_on_every_path(tmp_path, name):
+    """Before: a 16-bit BMP came out up to 7 levels dark (white 248/252/248) and one with a V5 header was
+    refused; a 32-bit BMP's masks after a 40-byte header were ignored (red and blue swapped); a float
+    MinIsWhite TIFF came out as its negative; signed 16-bit TIFFs were refused on every path."""
+    encoded, want, lossless = CASES[name]()
+    (tmp_path / name).write_bytes(encoded)
+    seen = _every_path(tmp_path / name)
+    for path_name, got in seen.items():
+        assert np.array_equal(got, seen["dataset"]), f"{name}: {path_name} differs from the dataset loader"
+    diff = np.abs(seen["dataset"].astype(int) - want.astype(int))
+    if lossless:
+        assert diff.max() == 0, f"{name}: max {diff.max()} mean {diff.mean():.2f} levels off its pixels"
+    else:  # JPEG error only, never a swap, inversion or rescaling
+        assert diff.mean() <= 2 and diff.max() <= 12, f"{name}: max {diff.max()} mean {diff.mean():.2f}"
+    if not lossless:
+        reference = np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))  # libjpeg via Pillow
+        assert np.abs(seen["dataset"].astype(int) - reference).max() <= 3, f"{name}: off Pillow's decoding"
+
+
+def test_signed_twelve_bit_data_reads_as_its_unsigned_copy(tmp_path):
+    """12-bit camera data stored as int16 (LabVIEW's I16, a numpy int16 array) gives what the same data
+    stored unsigned gives, with the same ``bit_depth`` setting, on every path."""
+    (tmp_path / "signed").mkdir()
+    (tmp_path / "unsigned").mkdir()
+    (tmp_path / "signed" / "i16.tif").write_bytes(_tiff(TWELVE.astype(np.int16), 1, 2))
+    (tmp_path / "unsigned" / "u16.tif").write_bytes(_tiff(TWELVE.astype(np.uint16), 1, 1))
+    signed = _every_path(tmp_path / "signed" / "i16.tif", bit_depth=12)
+    unsigned = _every_path(tmp_path / "unsigned" / "u16.tif", bit_depth=12)
+    for path_name in signed:
+        assert np.array_equal(signed[path_name], unsigned[path_name]), path_name
+        assert np.array_equal(signed[path_name], np.dstack([_scaled(TWELVE, 4095)] * 3)), path_name
+
+
+def test_negative_signed_samples_read_as_black_with_a_warning(tmp_path, caplog):
+    """Samples below 0 are below black: 0 on every path, told once per source."""
+    values = GREY.astype(np.int16) * 128 - 8192  # the darkest third negative
+    (tmp_path / "negative.tif").write_bytes(_tiff(values, 1, 2))
+    with caplog.at_level(logging.WARNING):
+        seen = _every_path(tmp_path / "negative.tif")
+    want = np.dstack([_scaled(np.maximum(values, 0), 32767)] * 3)
+    for path_name, got in seen.items():
+        assert np.array_equal(got, want), path_name
+    assert any("below 0" in r.getMessage() and "negative.tif" in r.getMessage() for r in caplog.records)
+    assert np.array_equal(read_image(tmp_path / "negative.tif"), want)
+
+
+@pytest.mark.parametrize("damage", ["cut_short", "split_mask"])
+def test_a_damaged_bit_field_bmp_is_one_line_on_every_path(tmp_path, damage):
+    """A bit-field BMP whose pixel array is cut short, or whose mask is not one run of bits, is refused in one
+    line naming the file, by the offline decoder and the daemon's folder camera alike (never garbage)."""
+    encoded, _ = _bmp_fields((5, 6, 5))
+    if damage == "cut_short":
+        encoded = encoded[:-100]
+    else:  # the green mask 0x07E0 → 0x0760: a hole in it
+        at = encoded.index(struct.pack("<I", 0x07E0))
+        encoded = encoded[:at] + struct.pack("<I", 0x0760) + encoded[at + 4:]
+    path = tmp_path / f"{damage}.bmp"
+    path.write_bytes(encoded)
+    os.utime(path, (time.time() - 600, time.time() - 600))  # settled: not a file still being written
+    with pytest.raises(DataError, match=rf"^{path}: cannot decode image \(corrupt or unsupported bit-field BMP\)$"):
+        read_image(path)
+    source = FolderSource(CameraSection(name="layouts", source=str(tmp_path)))
+    source.open()
+    grabbed = source.read()
+    source.close()
+    assert grabbed.image is None and grabbed.reason == "corrupt" and "bit-field BMP" in grabbed.error

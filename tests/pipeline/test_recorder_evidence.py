@@ -1,0 +1,193 @@
+"""The recorder keeps evidence: what it deletes is only what it wrote (its own cameras' folders, a crash's marked
+halves), and a problem with one camera's folder costs only that camera's recordings. Real recorders on real
+files, real SIGKILLed children, a real full disk (tmpfs) and a real daemon run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from inspector.cli import main
+from inspector.pipeline.config import RecorderSection
+from inspector.pipeline.frame import Frame
+from inspector.pipeline.recorder import RecorderWorker, lock_recorder_dir
+from inspector.pipeline.telemetry import Counters
+
+from pipeline_support import CRASH_BEFORE_HEADER, base_config, write_video
+
+_ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+
+def _record(root: Path, frames: list[tuple[str, int]], run_id: str, cameras: tuple[str, ...] = ("c",),
+            image: np.ndarray | None = None, **cfg) -> Counters:
+    """One run of a recorder holding ``root`` as the daemon does, recording ``frames`` ((camera, frame id)
+    each, frame, heat map and header); its counters."""
+    counters, lock = Counters(), lock_recorder_dir(root)
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, **cfg), threading.Event(),
+                         counters, run_id, "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=cameras)
+    rec.start()
+    for camera, i in frames:
+        frame = Frame(camera=camera, frame_id=i, image=np.zeros((8, 8, 3), np.uint8) if image is None else image,
+                      capture_ns=i, capture_utc=0.0)
+        frame.amap = np.ones((8, 8), np.float32)
+        rec.put(frame, {"seq": i, "capture": {"monotonic_ns": i}})
+    rec.finish()
+    rec.join(30)
+    lock.release()
+    assert not rec.is_alive() and rec.failure is None
+    return counters
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_copy_of_the_last_recording_alone_in_a_folder_of_its_own_is_kept_at_the_next_start(tmp_path):
+    """A user copied the image of the most recent run's last recording into 'keep/' under recorder.dir, alone
+    there: it looked exactly like a crash's half (the newest of the last run in its folder, no header) and the
+    next start deleted it. Only a crash's marker (its header's temporary file, of a process that is gone) makes
+    a half the recorder's to remove; and 'keep/' is no camera's folder."""
+    root = tmp_path / "rec"
+    _record(root, [("c", 0), ("c", 1)], "aaaaaaaaaaaa")
+    [image] = root.glob("c/*-000000001-000000001.png")
+    (root / "keep").mkdir()
+    copy = root / "keep" / image.name
+    copy.write_bytes(image.read_bytes())
+    c = _record(root, [("c", 5)], "bbbbbbbbbbbb")
+    assert copy.read_bytes() == image.read_bytes() and c.get("recorder.incomplete_removed") == 0
+
+
+def test_the_last_image_whose_header_a_log_shipper_took_is_kept_at_the_next_start(tmp_path, caplog):
+    """A log shipper took the header (.json) of the last recording as it was written: the image, the newest of
+    the last run in its folder, was taken for a crash's half and deleted at the next start. It is kept, counted
+    as recorder.incomplete, and told."""
+    root = tmp_path / "rec"
+    _record(root, [("c", 0), ("c", 1)], "aaaaaaaaaaaa")
+    [header] = root.glob("c/*-000000001-000000001.json")
+    header.rename(tmp_path / header.name)
+    images = sorted(root.glob("c/*-000000001-000000001.*"))
+    assert len(images) == 2
+    with caplog.at_level(logging.WARNING, "inspector.recorder"):
+        c = _record(root, [("c", 5)], "bbbbbbbbbbbb")
+    assert all(p.exists() for p in images) and c.get("recorder.incomplete") == 1
+    assert c.get("recorder.incomplete_removed") == 0
+    assert any("no event header" in r.getMessage() for r in caplog.records)
+
+
+def test_a_half_a_crash_left_is_still_removed_and_nothing_else(tmp_path):
+    """The marker rule still finds a real crash's half: a recorder SIGKILLed as it named a header leaves the
+    image, heat map and the header's temporary file; the next start removes exactly those three."""
+    root = tmp_path / "rec"
+    _record(root, [("c", 0)], "aaaaaaaaaaaa")
+    before = _snapshot(root)
+    crashed = subprocess.run([sys.executable, "-c", CRASH_BEFORE_HEADER, str(root)], env=_ENV,
+                             capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == -9, crashed.stderr
+    assert len(_snapshot(root)) == len(before) + 3
+    c = _record(root, [], "bbbbbbbbbbbb")
+    assert _snapshot(root) == before
+    assert c.get("recorder.incomplete_removed") == 1 and c.get("recorder.leftovers_removed") == 1
+
+
+def test_retention_deletes_only_in_the_folders_of_its_cameras(tmp_path):
+    """Copies a user keeps under recorder.dir with their recording names ('keep/', 'archive/') were put under
+    retention like the recorder's own, and as the oldest deleted first. Only the folders of the cameras this run
+    records are the recorder's; copies elsewhere are neither counted nor deleted."""
+    root = tmp_path / "rec"
+    _record(root, [("c", 0), ("c", 1)], "aaaaaaaaaaaa")
+    for folder in ("keep", "archive"):
+        (root / folder).mkdir()
+        for p in root.glob("c/*"):
+            (root / folder / p.name).write_bytes(p.read_bytes())
+    copies = _snapshot(root / "keep") | {f"a/{k}": v for k, v in _snapshot(root / "archive").items()}
+    c = _record(root, [("c", i) for i in range(5, 9)], "bbbbbbbbbbbb", max_events=1)
+    assert _snapshot(root / "keep") | {f"a/{k}": v for k, v in _snapshot(root / "archive").items()} == copies
+    assert len(list(root.glob("c/*.json"))) == 1 and c.get("recorder.deleted") == 5
+
+
+def test_a_restart_with_another_camera_set_keeps_the_other_cameras_recordings(tmp_path, caplog):
+    """Run 1 recorded cameras 'a' and 'b'; run 2 records only 'a', with max_events 1. 'b's recordings are no
+    longer any camera's of this run: they are evidence kept (told), not deleted to make room for 'a', and run 2
+    is numbered after them."""
+    root = tmp_path / "rec"
+    _record(root, [("a", 0), ("b", 0), ("b", 1)], "aaaaaaaaaaaa", cameras=("a", "b"))
+    b_before = _snapshot(root / "b")
+    with caplog.at_level(logging.INFO, "inspector.recorder"):
+        _record(root, [("a", 3), ("a", 4)], "bbbbbbbbbbbb", cameras=("a",), max_events=1)
+    assert _snapshot(root / "b") == b_before
+    assert [p.name[:8] for p in root.glob("a/*.json")] == ["r000002-"]
+    assert any("of b (no camera of this run)" in r.getMessage() for r in caplog.records)
+
+
+def _tmpfs(path: Path, size: str) -> bool:
+    """A tmpfs of ``size`` mounted at ``path`` (a real full disk); False where this user cannot mount."""
+    path.mkdir()
+    return os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                                                capture_output=True).returncode == 0
+
+
+def test_a_full_disk_mid_run_leaves_only_whole_recordings_and_recording_resumes(tmp_path):
+    """recorder.dir on a real 1 MiB disk filling up mid-run (ENOSPC at write or fsync): each defect that did not
+    fit is counted as a write error and leaves nothing (no image without its header, no temporary file); the
+    inspection goes on, and once space is made the next defects are recorded."""
+    disk = tmp_path / "disk"
+    if not _tmpfs(disk, "1m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), np.uint8)  # ~120 kB as PNG
+        c = _record(disk / "rec", [("c", i) for i in range(12)], "aaaaaaaaaaaa", image=noise)
+        assert c.get("recorder.errors") >= 1 and c.get("recorder.written") + c.get("recorder.errors") == 12
+        names = [p.name for p in (disk / "rec" / "c").iterdir()]
+        stems = {n.split(".")[0] for n in names}
+        assert not [n for n in names if n.startswith(".")], names
+        assert all(f"{s}.json" in names and f"{s}.png" in names for s in stems), names
+        for p in sorted((disk / "rec" / "c").glob("*.json"))[:4]:  # an operator makes room
+            for f in (disk / "rec" / "c").glob(p.name[:-5] + ".*"):
+                f.unlink()
+        c = _record(disk / "rec", [("c", 20)], "bbbbbbbbbbbb", image=noise)
+        assert c.get("recorder.written") == 1
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def _chattr(flag: str, path: Path):
+    if os.geteuid() != 0 or subprocess.run(["chattr", f"+{flag}", str(path)], capture_output=True).returncode:
+        return None
+    return lambda: subprocess.run(["chattr", f"-{flag}", str(path)], check=True)
+
+
+def test_an_immutable_camera_folder_costs_that_cameras_recordings_only(tiny_model, endpoint, tmp_path, capsys,
+                                                                        caplog):
+    """One camera's folder made immutable (chattr +i: root cannot write there either) stopped the daemon at
+    start with a one-line config error: no camera inspected nor recorded. The run goes on: the other camera is
+    recorded, this one inspected and published, its lost recordings told in one line and counted."""
+    rec = tmp_path / "rec"
+    (rec / "a").mkdir(parents=True)
+    undo = _chattr("i", rec / "a")
+    if undo is None:
+        pytest.skip("cannot make a folder immutable here (chattr +i needs root on ext4/xfs/btrfs)")
+    cams = [{"name": n, "source": str(write_video(tmp_path / f"{n}.avi", [True, True]))} for n in ("a", "b")]
+    cfg = base_config(tiny_model, endpoint, cams, thresholds={"image": 0.0},
+                      recorder={"enabled": True, "dir": str(rec), "min_free_bytes": 0},
+                      summary_json=str(tmp_path / "summary.json"))
+    (tmp_path / "inspector.yaml").write_text(yaml.safe_dump(cfg))
+    try:
+        with caplog.at_level(logging.INFO):
+            code = main(["run", "--config", str(tmp_path / "inspector.yaml")])
+    finally:
+        undo()
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert list((rec / "a").iterdir()) == [] and len(list((rec / "b").glob("*.json"))) == 2
+    told = [r.getMessage() for r in caplog.records if "camera 'a' is not recorded" in r.getMessage()]
+    assert len(told) == 1 and str(rec / "a") in told[0]
+    totals = yaml.safe_load((tmp_path / "summary.json").read_text())["totals"]
+    assert totals["recorder.unusable"] == 2 and totals["recorder.written"] == 2
