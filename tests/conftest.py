@@ -1,6 +1,6 @@
 """Shared fixtures: paths to the real datasets, the skip rule of the `gpu`/`cuda`/`pycuda` markers.
 
-``INSPECTOR_REQUIRE_MARKERS=genicam,mqtt,browser`` (set by .ci/run) turns a skipped test carrying one
+``INSPECTOR_REQUIRE_MARKERS=genicam,mqtt,browser,rtsp`` (set by .ci/run) turns a skipped test carrying one
 of those markers into a failure, so CI cannot pass with the integration tests silently skipped.
 """
 

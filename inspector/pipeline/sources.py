@@ -57,7 +57,7 @@ import numpy as np
 from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_bytes,
                                    special_file_kind, unread_image_names, warn_once)
 from inspector.errors import DataError, SourceError
-from inspector.pipeline import ffmpeg_frames, ffmpeg_live
+from inspector.pipeline import ffmpeg_frames, ffmpeg_live, rtsp_probe
 from inspector.pipeline.file_settle import SettleWatch
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
@@ -76,15 +76,16 @@ IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
 _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/truncation
 _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guide/devices.txt)
 _V4L_DIR = Path("/dev/v4l")  # udev's persistent names of video nodes: by-id/…, by-path/… → ../../videoN
-_CATCH_UP_S = 1.0  # a live stream's frames this far behind it: drop its backlog (reopen)
+_CATCH_UP_S = 0.5  # a live stream's frames this far behind it: drop its backlog (grab it, else reopen)
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 _PROMPT_WAIT_S = 0.005  # a live grab that blocked this long waited for its frame: it had just arrived
 _CLOCK_DRIFT_MS = 50.0  # a just-arrived frame this far off the stream clock's first one: the clock is not real time
-_DRIFT_FRAMES = 3  # … so many just-arrived frames in a row (one is a network burst)
+_DRIFT_FRAMES = 3  # … so many just-arrived frames in a row (one is a network burst); or repeated timestamps
 _GRAB_RETRY_S = 0.01  # a live connection's grab failed at once before its first frame: try again after this
 _PROBE_BYTES = 32768  # FFmpeg's probe of a live URL ends once it read this much (whole packets): see _ffmpeg_options
 _FULL_PROBE_BYTES = 5_000_000  # FFmpeg's default probesize (libavformat/options_table.h): an URL's second try
 _RETRY_MIN_S = 0.1  # an URL's open is not tried again with less than this left of open_timeout_s
+_DIAGNOSE_MIN_S = 0.2  # an rtsp:// camera that did not open is asked why for at least this long (past the timeout)
 # held while OPENCV_FFMPEG_CAPTURE_OPTIONS is set for one FFmpeg open and that open reads it (_open_capture)
 _OPEN_LOCK = threading.Lock()
 _PROBE_STALE_S = 0.5  # an URL's open that took this long left its probed frames this old: dropped (_drop_probed)
@@ -133,6 +134,7 @@ class CvSource(Source):
         self._clock: tuple[float, float] | None = None  # live: (min grab − pts ms, last pts ms), _stamp_by_clock
         self._catch_up = 0  # live: frames behind (estimated); the next read reopens to drop them
         self._clock_state: tuple[float | None, int] | None = (None, 0)  # None: its timestamps are not real time
+        self._repeats = 0  # frames in a row on the timestamp of the frame before (_clock_follows_real_time)
         self._held: tuple[int, float, float] | None = None  # a grabbed frame not yet read: (t_ns, t_utc, waited s)
         self._probe_dropped = 0  # frames of the open's probe dropped as stale, told with the first frame read
         self._probe_took_s = 0.0  # how long the last open took, until its first read (_drop_probed)
@@ -171,6 +173,7 @@ class CvSource(Source):
         self._held, self._probe_dropped = None, 0
         self._clock, self._catch_up = None, 0
         self._clock_state = (None, 0)  # (grab − pts of the first frame waited for, ms; drifting in a row)
+        self._repeats = 0  # frames in a row on the timestamp of the frame before (_clock_follows_real_time)
         self._index = 0
         self._end_size = -1
         self._failed_signature = None
@@ -251,6 +254,8 @@ class CvSource(Source):
                 return cap
             if cap is not None:
                 cap.release()
+            elif not tries:
+                self._say_why_rtsp_failed(deadline)
             tries.append((full, "no picture size" if cap is not None else
                           "cut by open_timeout_s" if self._probe_overran(started, deadline) else "did not open"))
             # a connection that would not open is tried once more, with the full probe; one without a size until
@@ -258,6 +263,18 @@ class CvSource(Source):
             once_more = cap is not None or not (full or _USER_FFMPEG_OPTIONS is not None)
             if deadline - time.monotonic() < _RETRY_MIN_S or not once_more:
                 raise self._error(self._open_failure(tries))
+
+    def _say_why_rtsp_failed(self, deadline: float) -> None:
+        """After an rtsp:// camera's first open failed: ask its server DESCRIBE by hand (:mod:`rtsp_probe`) in
+        what is left until ``deadline`` (at least :data:`_DIAGNOSE_MIN_S`), and raise a transient SourceError
+        saying what it answered (refused, 401, 404, silence) without a second FFmpeg try: that only repeated the
+        failure (a second failed login per attempt, where cameras lock an account after a few). Returns when
+        the server answered 200 OK (the media failed: the full probe may still find it)."""
+        if not str(self._target).lower().startswith("rtsp://"):
+            return
+        why = rtsp_probe.why_not_open(str(self._target), max(_DIAGNOSE_MIN_S, deadline - time.monotonic()))
+        if why:
+            raise self._error(f"cannot open {self.describe()}: {why}")
 
     def _open_failure(self, tries: list[tuple[bool, str]]) -> str:
         """Why an URL did not open, from ``tries`` ((full probe, what it found) per open, in order)."""
@@ -272,9 +289,11 @@ class CvSource(Source):
                               + (f" ({count} times)" if count > 1 else "") for full, found, count in runs)
         what = f"cannot open {self.describe()} within open_timeout_s {self.camera.open_timeout_s:g} s ({said})"
         if any(found == "no picture size" for _, found in tries):
-            return (what + ": opened without a picture size (a raw H.264/HEVC stream joined between key frames "
-                    "sends none until the next one): have the camera send key frames more often, or raise "
-                    "open_timeout_s")
+            rtsp = " or an RTSP camera that answered but sent no video," if str(self._target).lower().startswith(
+                "rtsp") else ""
+            return (what + f": opened without a picture size (a raw H.264/HEVC stream joined between key frames "
+                    f"sends none until the next one,{rtsp} ...): have the camera send key frames more often, or "
+                    f"raise open_timeout_s")
         if tries[-1][1] == "cut by open_timeout_s":
             return what + ": the probe did not finish (a slow or bursty camera): raise open_timeout_s"
         return what
@@ -542,8 +561,8 @@ class CvSource(Source):
     def read(self) -> Grabbed | None:
         if self._cap is None:
             raise self._error("source is not open")
-        if self._catch_up:  # fell behind the live stream: its buffered frames are dropped with the connection
-            skipped = self._catch_up
+        if self._catch_up and not self._drain_backlog():  # fell behind the live stream, and grabbing did not
+            skipped = self._catch_up  # catch up: its buffered frames are dropped with the connection
             log.info("camera '%s': %.0f frames behind the live stream; reopening to catch up",
                      self.camera.name, skipped)
             self.open()
@@ -577,6 +596,28 @@ class CvSource(Source):
                 return self._await_rest_of_frame()
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
         return Grabbed(image, t_ns, t_utc, meta)
+
+    def _drain_backlog(self) -> bool:
+        """Catch up with a live stream by grabbing (no colour conversion) its frames buffered in FFmpeg and the
+        socket, for at most :data:`_CATCH_UP_S`, until one is less than a quarter of it behind by the stream's
+        clock or had to be waited for (:data:`_BUFFERED_GRAB_S`); that one is held for this read, the others are
+        counted (``buffers_skipped``). True when caught up; False: the caller reopens (dropping the backlog with
+        the connection). Reopening every time cost an RTSP camera its session: a new DESCRIBE/SETUP/PLAY, the
+        probe, and the wait for the next key frame, during which nothing was inspected."""
+        dropped, deadline = 0, time.monotonic() + _CATCH_UP_S
+        while time.monotonic() < deadline and self._clock is not None:
+            started = time.monotonic()
+            if not self._cap.grab():
+                return False
+            t_ns, t_utc = _stamp()
+            lag_s = (t_utc * 1000.0 - float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) - self._clock[0]) / 1000.0
+            if lag_s < _CATCH_UP_S / 4 or t_ns / 1e9 - started >= _BUFFERED_GRAB_S:
+                self._held, self._catch_up = (t_ns, t_utc, t_ns / 1e9 - started), 0
+                self._probe_dropped += dropped
+                self._index += dropped
+                return True
+            dropped += 1
+        return False
 
     def _cut_short_by_its_writer(self) -> bool:
         """Whether a frame that failed to decode is the last one there of a one-pass recording still being
@@ -615,7 +656,7 @@ class CvSource(Source):
         grab would call them fresh. The lag is how far the stream's timestamps (``pos_msec``) fell behind
         wall-clock time since the frame that arrived most promptly since open (the minimum of grab − pts,
         so a camera clock slower than ours can only overstate it). It goes to ``meta["lag_ms"]``; past
-        :data:`_CATCH_UP_S` in live mode the backlog is dropped by reopening before the next read (counted
+        :data:`_CATCH_UP_S` in live mode the backlog is dropped before the next read (:meth:`_drain_backlog`, counted
         in ``buffers_skipped`` at the stream's frame rate). A stream that restarted its timestamps is
         anchored anew. ``waited_s``: how long the grab took. Until a frame was waited for (the reader caught
         up) the anchor may itself be late, so the lag is a lower bound then.
@@ -646,13 +687,17 @@ class CvSource(Source):
 
     def _clock_follows_real_time(self, pos_ms: float, offset_ms: float, waited_s: float) -> bool:
         """False, for the rest of this connection, once the stream's timestamps are shown not to follow real
-        time: two frames on one timestamp (none are sent), or frames that were waited for (a grab blocked
+        time: :data:`_DRIFT_FRAMES` frames in a row on the timestamp of the frame before (none are sent; one
+        repeat is no proof: OpenCV gives an RTSP H.264 stream's first two frames both 0 ms, and that one repeat
+        called every RTSP camera's clock untrustworthy, so a slow reader's frames grew seconds old unmeasured),
+        or frames that were waited for (a grab blocked
         ≥ :data:`_PROMPT_WAIT_S`: the frame had just arrived, so it is not late) whose grab − pts moved more
         than :data:`_CLOCK_DRIFT_MS` from the first such frame's, :data:`_DRIFT_FRAMES` times in a row (a
         network burst is one late frame, invented timestamps drift on every frame)."""
         if self._clock_state is None:
             return False
-        if self._clock is not None and pos_ms == self._clock[1]:
+        self._repeats = self._repeats + 1 if self._clock is not None and pos_ms == self._clock[1] else 0
+        if self._repeats >= _DRIFT_FRAMES:
             return self._distrust_clock("its frames carry no advancing timestamps")
         if waited_s >= _PROMPT_WAIT_S:
             reference, drifting = self._clock_state
