@@ -166,3 +166,61 @@ def test_a_shutdown_timeout_below_a_second_is_refused_in_one_line(value):
            "cameras": [{"name": "c", "source": "synthetic", "max_frames": 4}]}
     with pytest.raises(ConfigError, match=r"shutdown_timeout_s: .* is out of range \[1, 3600\]"):
         daemon_config(cfg)
+
+
+def test_max_batch_above_what_the_cameras_queue_warms_only_the_sizes_they_fill(tiny_model, endpoint):
+    # batching.max_batch 1024 (its declared top) on one camera holding 8 frames warmed every power of two up to
+    # 1024, twice each: 50 s and 1.9 GB of ONNX Runtime arena at 64 px before the first frame, for batches that
+    # the camera's queue never fills (the run did not end within 40 s). Sizes up to what the queues hold are
+    # warmed; the run ends promptly with every frame inspected.
+    from pipeline_support import by_type, run_to_end
+
+    cfg = base_config(tiny_model, endpoint,
+                      [{"name": "c", "source": "synthetic", "mode": "offline", "max_frames": 6,
+                        "synthetic": {"texture": "procedural", "size": 64, "pool": 2, "defect_rate": 1.0}}],
+                      batching={"max_batch": 1024, "queue_size": 4})
+    cfg["model"]["warmup_runs"] = 2
+    start = time.monotonic()
+    daemon, code, events = run_to_end(cfg)
+    assert code == 0, daemon.failures
+    assert len(by_type(events, "result", "c")) == 6
+    assert daemon.inference.warmup["sizes"] == [1, 2, 3, 4]
+    assert daemon.inference.pool.max_batch == 1024  # a batch may still grow that large within max_wait_ms
+    assert time.monotonic() - start < 20
+
+
+@pytest.mark.parametrize("max_batch, model_max, side, refused", [
+    (1024, None, 1024, True),  # 2 × 3 GiB of uint8 frames
+    (64, None, 1024, False),  # 2 × 192 MiB
+    (1024, 8, 1024, False),  # a static batch of 8 caps the buffers
+    (1024, None, 64, False),  # the tiny model: 2 × 12 MiB
+])
+def test_input_buffers_beyond_their_memory_budget_are_refused_in_one_line(max_batch, model_max, side, refused):
+    # The daemon preallocates two (max_batch, H, W, 3) uint8 input buffers whatever batches come: max_batch
+    # 1024 on a 1024 px model asked for 6 GiB before the model's own activations.
+    from inspector.contract import InputSpec
+    from inspector.pipeline.daemon import input_buffers_problem
+
+    problem = input_buffers_problem(max_batch, InputSpec(side, side, max_batch=model_max))
+    assert (problem is not None) == refused
+    if refused:
+        assert problem == "1024 frames of 1024x1024x3 need 2 input buffers of 3072 MiB (at most 1024 MiB in " \
+                          "all); at most 170 fit"
+
+
+def test_check_refuses_max_batch_whose_buffers_overflow_the_budget(tiny_model, tmp_path, monkeypatch):
+    # The same rule through `run --check` (one line naming the key, exit 2): the tiny model's 64 px frames fit
+    # any max_batch, so the budget is lowered (an environment without the memory, same code path).
+    from inspector.errors import ConfigError
+    from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline import daemon as daemon_module
+    from inspector.pipeline.config import daemon_config
+
+    monkeypatch.setattr(daemon_module, "_BUFFER_BUDGET_MIB", 1)
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/p.sock",
+                      [{"name": "c", "source": "synthetic", "max_frames": 2,
+                        "synthetic": {"texture": "procedural", "size": 64, "pool": 2}}],
+                      batching={"max_batch": 1024})
+    with pytest.raises(ConfigError, match=r"^batching\.max_batch: 1024 frames of 64x64x3 need 2 input buffers "
+                                          r"of 12 MiB \(at most 1 MiB in all\); at most 42 fit$"):
+        make_daemon(daemon_config(cfg, tmp_path)).check()
