@@ -248,3 +248,31 @@ def test_a_synthetic_camera_opens_at_once_and_makes_only_the_frames_it_draws(siz
     for frame in frames:
         same = again.read()
         assert same.meta["injected"] == frame.meta["injected"] and (same.image == frame.image).all()
+
+
+def test_a_long_unknown_texture_is_refused_in_one_short_line_naming_the_key(tiny_model, tmp_path):
+    # synthetic.texture of 5,000 characters: Path.is_dir() raised ENAMETOOLONG, and the CLI's OSError line
+    # echoed the whole name (5,027 characters, neither key nor camera named). Refused as an unknown texture,
+    # with the echoed value clipped in its middle so the key and the reason stay on a short line.
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/p.sock",
+                      [{"name": "c", "source": "synthetic", "max_frames": 2,
+                        "synthetic": {"texture": "x" * 5000, "size": 64, "pool": 2}}])
+    code, out, _ = _check(tmp_path, cfg)
+    errors = [ln for ln in out.splitlines() if ln.startswith("error:")]
+    assert code == 2 and "Traceback" not in out and len(errors) == 1, out[-2000:]
+    assert errors[0].startswith("error: camera 'c': synthetic.texture: " + "x" * 60 + "…[5000 chars]…")
+    assert errors[0].endswith("x: texture is neither a folder of images nor one of brick, grass, gravel")
+    assert len(errors[0]) < 300
+
+
+def test_every_error_clips_a_value_echoed_whole_and_keeps_its_reason():
+    # The general rule (inspector.errors.InspectorError): any run of more than LONG_RUN characters without a
+    # space is a value echoed whole; its middle is cut, the message's words around it stay. Before, only a
+    # message over 500 characters was cut, at its end: the reason was what was lost.
+    from inspector.errors import ConfigError, DataError
+    from inspector.textline import LONG_RUN
+
+    msg = str(DataError(f"camera 'c': '{'v' * 10_000}' is not a texture (choose brick, grass, gravel)"))
+    assert msg == f"camera 'c': '{'v' * 60}…[10000 chars]…{'v' * 60}' is not a texture (choose brick, grass, gravel)"
+    path = "/srv/" + "deep/" * ((LONG_RUN - 10) // 5) + "f.png"  # a real installation's path stays whole
+    assert str(ConfigError(f"{path}: not found")) == f"{path}: not found"
