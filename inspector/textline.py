@@ -25,3 +25,27 @@ def one_line(text: object) -> str:
     """``str(text)`` with every line-breaking or terminal-controlling character escaped (see module docstring)."""
     text = str(text)
     return _BREAKING.sub(_escape, text) if _BREAKING.search(text) else text
+
+
+# characters: a run without spaces longer than this is a value echoed whole, not a word; long enough for the
+# deep paths of real installations (a path is clipped only past it)
+LONG_RUN = 240
+_LONG_RUN = re.compile(r"\S{%d,}" % (LONG_RUN + 1))
+_PUNCT = "'\"()[]{}:,;."  # quotes and punctuation around an echoed value stay as written
+
+
+def _clip(match: re.Match, keep: int) -> str:
+    run = match.group()
+    core = run.strip(_PUNCT)
+    if len(core) <= LONG_RUN:
+        return run
+    lead = run[:len(run) - len(run.lstrip(_PUNCT))]
+    tail = run[len(lead) + len(core):]
+    return f"{lead}{core[:keep]}…[{len(core)} chars]…{core[-keep:]}{tail}"
+
+
+def clip_long_runs(text: str, keep: int = 60) -> str:
+    """``text`` with every run of more than ``LONG_RUN`` non-space characters (a value echoed from a config
+    or a file: a 5,000-character texture name) cut to its first and last ``keep`` characters around
+    ``…[N chars]…``: the message's own words around it (the key, what is wrong) stay readable and whole."""
+    return _LONG_RUN.sub(lambda m: _clip(m, keep), text) if len(text) > LONG_RUN else text

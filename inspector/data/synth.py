@@ -60,7 +60,11 @@ def load_sources(texture: str | Path, tint: bool = True) -> list[np.ndarray]:
             rgb *= np.asarray(TINTS[name], dtype=np.float32)
         return [rgb]
     folder = Path(texture).expanduser()
-    if not folder.is_dir():
+    try:
+        is_dir = folder.is_dir()
+    except (OSError, ValueError):  # a name longer than the system takes (ENAMETOOLONG), a NUL byte
+        is_dir = False
+    if not is_dir:
         raise DataError(f"{folder}: texture is neither a folder of images nor one of {', '.join(BUILTIN_TEXTURES)}")
     paths = listed_images(folder)  # other image formats told in one line
     if not paths:

@@ -104,7 +104,7 @@ class SyntheticSection:
     size: int = bounded(256, ge=16, le=4096)  # frames are size × size
     defect_rate: float = bounded(0.1, ge=0, le=1)  # probability that a frame carries an injected defect
     kinds: tuple[str, ...] = ()  # defect kinds (empty: all kinds the generator has)
-    pool: int = bounded(32, ge=1, le=4096)  # distinct good frames generated up front (and as many defective ones)
+    pool: int = bounded(32, ge=1, le=4096)  # distinct good frames (and as many defective ones), each made when first drawn
     seed: int = bounded(0, ge=0, le=2**32 - 1)
 
     def validate(self, where: str) -> None:
@@ -112,7 +112,7 @@ class SyntheticSection:
             raise ConfigError(f"{where}.defect_rate: must be in [0, 1]")
         if self.size < 16 or self.pool < 1:
             raise ConfigError(f"{where}: size must be ≥ 16 and pool ≥ 1")
-        frames_mib = 2 * self.pool * self.size * self.size * 3 / 2**20  # good + defective frames, generated up front
+        frames_mib = 2 * self.pool * self.size * self.size * 3 / 2**20  # good + defective frames, kept once made
         if frames_mib > 1024:
             raise ConfigError(f"{where}: pool {self.pool} × {self.size}² frames would take {frames_mib:.0f} MiB "
                               f"(at most 1024 MiB); lower pool or size")

@@ -40,6 +40,7 @@ import zmq
 from inspector.backends import backend_for_path, load_backend
 from inspector.backends.base import Backend
 from inspector.backends.ort_replicas import default_replicas, usable_cores
+from inspector.contract import InputSpec
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
 from inspector.outputs import file_problem, folder_problem
@@ -49,7 +50,7 @@ from inspector.pipeline.config import DaemonConfig
 from inspector.pipeline.cputime import ThreadCpu
 from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.extensions import NO_EXTENSIONS, Extensions, Running, SourceNamer
-from inspector.pipeline.infer import InferenceWorker, usable_max_batch
+from inspector.pipeline.infer import InferenceWorker, buffered_batch, usable_max_batch
 from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker, StatusUpdate
@@ -68,6 +69,26 @@ BackendFactory = Callable[[], Backend]
 _BACKEND_LOAD_TIMEOUT_S = 300.0
 _BLOCKED_SOURCE_GRACE_S = 0.5  # on stop, a capture still inside its source after this is left behind
 _N_BUFFERS = 2  # input buffers: the batcher fills one while inference reads the other
+
+
+_BUFFER_BUDGET_MIB = 1024  # the input buffers' share of memory (the synthetic camera's pool has as much)
+
+
+def input_buffers_problem(max_batch: int, spec: InputSpec) -> str | None:
+    """Why ``max_batch`` frames of ``spec`` overflow the input buffers' budget, or None.
+
+    The daemon preallocates ``_N_BUFFERS`` uint8 buffers of (batch, height, width, channels) frames, batch
+    being ``max_batch`` capped by the model's static maximum; above ``_BUFFER_BUDGET_MIB`` they would take
+    memory the model's own activations (several times a batch's input) need as well. The message says how
+    large a batch fits."""
+    batch = usable_max_batch(max_batch, spec.max_batch)
+    frame = spec.height * spec.width * spec.channels  # bytes: the buffers are uint8
+    mib = _N_BUFFERS * batch * frame / 2**20
+    if mib <= _BUFFER_BUDGET_MIB:
+        return None
+    fits = max(1, int(_BUFFER_BUDGET_MIB * 2**20 // (_N_BUFFERS * frame)))
+    return (f"{batch} frames of {spec.height}x{spec.width}x{spec.channels} need {_N_BUFFERS} input buffers "
+            f"of {mib / _N_BUFFERS:.0f} MiB (at most {_BUFFER_BUDGET_MIB} MiB in all); at most {fits} fit")
 
 
 def resolve_thresholds(cfg: DaemonConfig, model_sha: str) -> tuple[Decider, Thresholds | None]:
@@ -375,6 +396,9 @@ class Daemon:
         if (backend.input_spec.height, backend.input_spec.width) != (self.spec.height, self.spec.width):
             raise ConfigError(f"model {self.cfg.model.path}: backend input {backend.input_spec} differs from its "
                               f"sidecar")
+        problem = input_buffers_problem(self.cfg.batching.max_batch, backend.input_spec)
+        if problem:
+            raise ConfigError(f"batching.max_batch: {problem}")
 
     # -- start --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -440,9 +464,15 @@ class Daemon:
     def _start_inference(self, to_post: queue.Queue, shared: WorkerContext) -> InferenceWorker:
         """Start the inference thread and wait until it has loaded the backend and made its buffers."""
         cfg = self.cfg
+        b = cfg.batching
+        warm_max = buffered_batch(b.max_batch, len(cfg.cameras), b.queue_size)
+        if warm_max < b.max_batch and cfg.model.warmup_runs:
+            log.info("warming batch sizes up to %d, the frames the cameras' queues hold (batching.queue_size %d "
+                     "× %d camera(s)), not up to batching.max_batch %d", warm_max, b.queue_size,
+                     len(cfg.cameras), b.max_batch)
         inference = InferenceWorker(self._backend_factory or self._default_backend, self._make_pool,
                                     self._to_infer, to_post, self.stop, self.counters, shared,
-                                    cfg.batching.max_batch, cfg.model.warmup_runs)
+                                    warm_max, cfg.model.warmup_runs)
         self.inference = inference  # start()'s clean-up ends it if what follows fails
         inference.start()
         if not inference.ready.wait(_BACKEND_LOAD_TIMEOUT_S):
