@@ -219,18 +219,18 @@ def enlarge(frames: list[np.ndarray], hw: tuple[int, int] | None) -> list[np.nda
 
 
 def _use_frames(daemon: Daemon, hw: tuple[int, int] | None) -> None:
-    """Open the synthetic sources (pools generated before the clock starts); enlarge their frames to ``hw``.
-
-    All cameras share one enlarged pool (frames are never modified), so 8 cameras at 1080p stay small.
-    """
-    shared: dict[str, list] = {}
+    """Open the synthetic sources and make their frames before the clock starts (a camera makes each frame
+    when first drawn); with ``hw``, every camera draws from one pool enlarged to ``hw`` (frames are never
+    modified), so 8 cameras at 1080p stay small."""
+    shared = None
     for source in daemon.sources.values():
         source.open()
-        if hw is not None:
-            if not shared:
-                shared["good"] = enlarge(source._good, hw)
-                shared["bad"] = [(f, k) for f, (_, k) in zip(enlarge([b for b, _ in source._bad], hw), source._bad)]
-            source._good, source._bad = shared["good"], shared["bad"]
+        if hw is None:
+            source.pool.fill()
+        elif shared is None:
+            shared = source.pool.fill(hw)
+        else:
+            source.pool = shared
 
 
 def _camera(i: int, synth: dict, mode: str, frames: int, fps: float = 0.0) -> dict:

@@ -1018,6 +1018,16 @@ class SyntheticSource(Source):
         if self._pool is None:
             self._pool = SyntheticPool(self.camera.synthetic, self.camera.name)
 
+    @property
+    def pool(self) -> SyntheticPool | None:
+        """The frames it draws from (None before :meth:`open`); settable, so that benchmarks can give several
+        cameras one pool made in advance (:meth:`SyntheticPool.fill`)."""
+        return self._pool
+
+    @pool.setter
+    def pool(self, pool: SyntheticPool) -> None:
+        self._pool = pool
+
     def read(self) -> Grabbed | None:
         cfg = self.camera.synthetic
         if cfg.defect_rate > 0 and self._rng.random() < cfg.defect_rate:
@@ -1112,11 +1122,25 @@ class SyntheticPool:
             self._bad[i] = (self._out(image), kind)
         return self._bad[i]
 
+    def fill(self, hw: tuple[int, int] | None = None) -> "SyntheticPool":
+        """Make every frame now, for benchmarks that must not time the generation; ``hw``: then resize every
+        frame to (height, width) (frames 1080p and above without generating at that size). Returns self."""
+        for i in range(self.cfg.pool):
+            self.good(i)
+            if self.cfg.defect_rate > 0:
+                self.bad(i)
+        if hw is not None:
+            def resize(frame):
+                return cv2.resize(frame, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+            self._good = {i: resize(f) for i, f in self._good.items()}
+            self._bad = {i: (resize(f), kind) for i, (f, kind) in self._bad.items()}
+        return self
+
 
 def make_synthetic_pool(cfg: SyntheticSection, camera: str) -> tuple[list[np.ndarray], list[tuple[np.ndarray, str]]]:
     """(good BGR frames, [(defective BGR frame, defect kind)]) of a synthetic camera, all made now (benchmarks
-    that want the whole pool before timing); the camera itself makes each when first drawn."""
-    pool = SyntheticPool(cfg, camera)
+    that want the frames as arrays); the camera itself makes each when first drawn."""
+    pool = SyntheticPool(cfg, camera).fill()
     good = [pool.good(i) for i in range(cfg.pool)]
     return good, [pool.bad(i) for i in range(cfg.pool)] if cfg.defect_rate > 0 else []
 
