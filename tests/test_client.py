@@ -839,3 +839,57 @@ def test_a_seq_jump_no_daemon_can_publish_is_no_loss(tmp_path):
     pub.close()
     assert all(got) and sub.lost == 2 and sub.gaps == 2 and sub.loss.resets == 1, notices
     assert sum("not counted as missed (a broken or rogue publisher)" in n for n in notices) == 2, notices
+
+
+_LARGE_EVENTS = """
+import sys, time, zmq
+from inspector.events import InspectionEvent, Payload, encode
+endpoint, n = sys.argv[1], int(sys.argv[2])
+sock = zmq.Context.instance().socket(zmq.PUB)
+sock.setsockopt(zmq.SNDHWM, 20)  # a daemon's publish.sndhwm, small: it drops once the subscriber's queue is full
+sock.bind(endpoint)
+time.sleep(1.0)  # the subscriber connects and subscribes
+for seq in range(n + 1):  # valid events, each with a 1 MiB payload, as fast as it can; the last once read
+    if seq == n:
+        time.sleep(2.0)
+    event = InspectionEvent(type="defect", camera="c", seq=seq, frame_id=seq, event_id=f"r-c-{seq}", decision="NG",
+                            score=1.0, threshold=0.5, capture={}, latency_ms={}, model={}, run_id="r",
+                            payloads=[Payload("thumbnail", "jpeg", bytes(2**20), [1, 1])])
+    sock.send_multipart(encode(event))
+    if seq == n - 1:
+        print("sent", flush=True)
+time.sleep(30)
+"""
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096 / 2**20
+
+
+def test_large_events_faster_than_read_stay_within_the_queue_budget_and_the_rest_are_gaps(tmp_path):
+    """The receive queue is bounded in bytes, not only messages: a publisher sending 1 MiB events faster than the
+    subscriber reads filled its queue up to ZMQ_RCVHWM (10 000 messages: 10 GiB here, 1.25 TiB at 128 MiB parts).
+    With an 8 MiB budget the subscriber holds a few of them while it does not read; what the publisher drops
+    meanwhile is counted as gaps, so received + gaps = published (the last event, sent once the reader caught up, shows the tail's gap)."""
+    import subprocess
+    import sys
+
+    n, endpoint = 150, f"ipc://{tmp_path}/large.sock"
+    pub = subprocess.Popen([sys.executable, "-c", _LARGE_EVENTS, endpoint, str(n)], stdout=subprocess.PIPE, text=True)
+    try:
+        with Subscriber(endpoint, ["v1/defect"], max_message_bytes=2 * 2**20, queue_bytes=8 * 2**20) as sub:
+            before = _rss_mib()
+            assert pub.stdout.readline() == "sent\n"
+            time.sleep(1.0)  # not reading: ZeroMQ's I/O thread fills the queue meanwhile
+            grown = _rss_mib() - before
+            got = []
+            while (event := sub.recv(timeout=3.0)) is not None:
+                got.append(event.seq)
+            notices = sub.notices()
+    finally:
+        pub.kill()
+        pub.wait()
+    assert sub.rcvhwm == 4 and grown < 40, (sub.rcvhwm, grown)
+    assert got[-1] == n and sub.gaps > 0 and len(got) + sub.gaps == n + 1, (len(got), sub.gaps, notices)
+    assert any("missed" in line or "lost" in line for line in notices), notices

@@ -38,6 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "meanwhile (default with --save-dir: <save-dir>/.subscriber-state)")
     p.add_argument("--count", type=int_range(0, 10**12), default=0, help="exit after this many events (0 = run until Ctrl-C)")
     p.add_argument("--timeout", type=float_range(0, 10**7), default=0.0, help="exit after this many seconds without an event")
+    p.add_argument("--max-message-mib", type=int_range(1, 4096), default=128,
+                   help="largest message part taken from a daemon (MiB; a publisher sending more is disconnected); "
+                        "a daemon's largest is a thumbnail or heat map: < 1 MiB at the default sizes, ~64 MiB at "
+                        "8192 pixels")
+    p.add_argument("--queue-mib", type=int_range(1, 2**20), default=1024,
+                   help="memory for events received but not yet printed/saved (MiB): the receive queue holds "
+                        "this / --max-message-mib events; once full the daemon's queue to this subscriber takes "
+                        "the rest, and what it drops is told as missed (gaps)")
     p.add_argument("--client-id", help="MQTT: a fixed client id = a persistent session (QoS 1): the broker keeps "
                                        "events for this consumer while it, or the broker, restarts")
     p.add_argument("--server-key", help="CURVE: the daemon's public key (certificate file or z85)")
@@ -365,7 +373,8 @@ def run(args: argparse.Namespace) -> int:
     topics = args.topic or ["v1/defect", "v1/status"]
     # the Subscriber hears v1/stats quietly when not asked for: the daemon's drops and the end of a run
     with Subscriber(args.endpoint, topics, server_key=args.server_key, client_cert=args.client_cert,
-                    state=state_path(args)) as sub:
+                    state=state_path(args), max_message_bytes=args.max_message_mib * 2**20,
+                    queue_bytes=args.queue_mib * 2**20) as sub:
         _tell(sub.notices())  # the state resumed, or why not
         if args.save_dir:
             _tell(remove_temporaries(Path(args.save_dir)))
