@@ -208,6 +208,11 @@ def save(event, folder: Path, box: str | None = None) -> list[Path]:
 
 SUFFIXES = {"jpeg": ".jpg", "png": ".png"}  # as events.Payload.suffix
 EARLY_PAYLOADS = 256  # payload messages kept while their header has not come (MQTT orders each topic alone)
+# Payloads waited for at most (headers saved whose payload messages have not come). Wire data is untrusted: a
+# publisher whose headers name payloads it never sends grew the list by one entry per payload without end. A
+# daemon's payloads follow their header within moments (MAX_PAYLOADS per event), so the oldest beyond this many
+# is given up: counted as not saved, and told once.
+WAITING_PAYLOADS = 4096
 
 
 class MqttSaver:
@@ -223,6 +228,7 @@ class MqttSaver:
         self.done: dict[str, None] = {}  # payload topics written (a QoS 1 re-delivery is not an orphan)
         self.warnings: list[str] = []
         self.unsaved_payloads = 0
+        self.given_up = 0  # payloads no longer waited for (WAITING_PAYLOADS)
 
     def event(self, box: str, event) -> None:
         """Save the header of ``event`` (OSError as :func:`save`) and place its payloads."""
@@ -237,6 +243,19 @@ class MqttSaver:
                 self.waiting[topic] = self.folder / f"{stem}{name}"
                 if topic in self.early:
                     self.payload(box, topic, self.early.pop(topic))
+        self._give_up_oldest()
+
+    def _give_up_oldest(self) -> None:
+        """Stop waiting for the oldest payloads beyond WAITING_PAYLOADS: each counted as not saved; the first
+        time told in one line (the summary gives the count)."""
+        while len(self.waiting) > WAITING_PAYLOADS:
+            topic = next(iter(self.waiting))
+            del self.waiting[topic]
+            self.unsaved_payloads += 1
+            if not self.given_up:
+                self.warnings.append(f"warning: more than {WAITING_PAYLOADS} payloads waited for (first given up: "
+                                     f"{one_line(topic[:160])}); the oldest are given up, counted as not saved")
+            self.given_up += 1
 
     def payload(self, box: str, topic: str, data: bytes) -> None:
         path = self.waiting.pop(topic, None)
