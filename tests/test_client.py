@@ -893,3 +893,35 @@ def test_large_events_faster_than_read_stay_within_the_queue_budget_and_the_rest
     assert sub.rcvhwm == 4 and grown < 40, (sub.rcvhwm, grown)
     assert got[-1] == n and sub.gaps > 0 and len(got) + sub.gaps == n + 1, (len(got), sub.gaps, notices)
     assert any("missed" in line or "lost" in line for line in notices), notices
+
+
+def test_a_header_over_the_subscribers_limit_is_cut_and_flagged_never_published_whole(tmp_path):
+    """The daemon did not check its own header size: an event whose source metadata (a camera's or an
+    extension's) or regions made the header exceed MAX_HEADER_BYTES was published, and every subscriber skipped
+    it as malformed: the event was lost to all. Now the publisher cuts it (metadata first, regions last, from the
+    end), says so in the header's 'truncated' (field → size before) and counts it; an event that cannot be cut
+    (stats) is not sent, counted as failed (the stats then list it unsent)."""
+    from inspector.events import MAX_HEADER_BYTES
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    regions = [{"bbox": [i, i, 4, 4], "area": 16, "peak": 1.0 - i * 1e-6} for i in range(10_000)]
+    big_source = _numbered_defect(0)
+    big_source.regions, big_source.source = regions, {"chunk": "x" * MAX_HEADER_BYTES, "lag_ms": 1.0}
+    many_regions = _numbered_defect(1)
+    many_regions.regions = [dict(r, label="y" * 400) for r in regions]  # ~4.5 MB of regions
+    huge_stats = StatsEvent(seq=0, time_utc=utc_iso(), uptime_s=0, final=False, data={"x": "z" * MAX_HEADER_BYTES})
+    try:
+        with Subscriber(pub.endpoint, ["v1/"], rcvhwm=100) as sub:
+            _connect(pub, sub)
+            assert pub.send(big_source) and pub.send(many_regions) and not pub.send(huge_stats)
+            pub.send(_numbered_defect(2))
+            got = [sub.recv(timeout=5) for _ in range(3)]
+            assert sub.malformed == 0, sub.notices()
+    finally:
+        pub.close()
+    assert [e.seq for e in got] == [0, 1, 2]
+    assert got[0].truncated == {"source": 2} and got[0].source == {} and len(got[0].regions) == 10_000
+    assert set(got[1].truncated) == {"regions"} and got[1].truncated["regions"] == 10_000
+    assert 0 < len(got[1].regions) < 10_000 and got[1].regions[0] == many_regions.regions[0]
+    assert got[2].truncated is None
+    assert (pub.headers_truncated, pub.headers_too_large, pub.send_failed) == (2, 1, 1)
