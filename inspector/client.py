@@ -134,6 +134,9 @@ def queue_hwm(queue_bytes: int, max_message_bytes: int) -> int:
     return max(1, min(MAX_RCVHWM, queue_bytes // max(1, max_message_bytes)))
 
 
+# Monitor events of a failed ZMTP handshake (libzmq zmq_socket_monitor(3)).
+HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                    | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 # After a dropped connection, how long to wait for ZeroMQ's own retry (every ZMQ_RECONNECT_IVL, 100 ms)
 # before connecting again ourselves.
 RECONNECT_CHECK_S = 0.5
@@ -195,7 +198,9 @@ class Subscriber(KeepsState):
         self.loss = LossTracker(topics)
         self.max_message_bytes = max_message_bytes
         self._monitor = self.socket.get_monitor_socket(
-            zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED)
+            zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED | HANDSHAKE_FAILED
+            | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._handshake_failed = False  # told once until a handshake succeeds
         self._dropped_at: float | None = None  # when the connection dropped, until ZeroMQ retries
         self._stopping = False  # close() ends the keeper thread
         self._poller = zmq.Poller()
@@ -335,12 +340,26 @@ class Subscriber(KeepsState):
 
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)["event"]
-            if event == zmq.EVENT_DISCONNECTED:
+            if event & HANDSHAKE_FAILED:
+                self._tell_handshake_failed(event)
+            elif event == zmq.EVENT_DISCONNECTED:
                 self._dropped_at = time.monotonic()
                 # what the daemon publishes until the connection is back never reaches this subscriber
                 self.loss.mark(f"a dropped connection to {self.endpoint} (at {utc_iso()})")
-            else:  # EVENT_CONNECT_RETRIED / EVENT_CONNECTED
+            else:  # EVENT_CONNECT_RETRIED / EVENT_CONNECTED / EVENT_HANDSHAKE_SUCCEEDED
                 self._dropped_at = None
+                self._handshake_failed &= event != zmq.EVENT_HANDSHAKE_SUCCEEDED
+
+    def _tell_handshake_failed(self, event: int) -> None:
+        """One line when the peer at the endpoint does not speak ZMTP as a publisher (a web server, another
+        protocol, garbage; a wrong CURVE key): ZeroMQ retries every ZMQ_RECONNECT_IVL without a word, and the
+        subscriber waited silently for ever. Told again only after a handshake succeeded."""
+        if self._handshake_failed:
+            return
+        self._handshake_failed = True
+        why = ("the publisher refused this client's CURVE key" if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH else
+               "the peer is not a ZeroMQ publisher (its greeting is not ZMTP, or the security mechanism differs)")
+        self.loss.note(f"{self.endpoint}: handshake failed: {why}; retrying")
 
     def _reconnect_if_abandoned(self) -> None:
         """Connect again when a dropped connection saw no retry for RECONNECT_CHECK_S and nothing is queued.

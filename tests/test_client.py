@@ -925,3 +925,38 @@ def test_a_header_over_the_subscribers_limit_is_cut_and_flagged_never_published_
     assert 0 < len(got[1].regions) < 10_000 and got[1].regions[0] == many_regions.regions[0]
     assert got[2].truncated is None
     assert (pub.headers_truncated, pub.headers_too_large, pub.send_failed) == (2, 1, 1)
+
+
+def test_an_endpoint_that_is_no_zeromq_publisher_is_told_once(tmp_path):
+    """A plain TCP server sending garbage (a web server on the port): the ZMTP handshake failed, ZeroMQ retried
+    every 100 ms, and the subscriber waited without a word. Now one line says so (not one per retry)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" * 8)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with Subscriber(f"tcp://127.0.0.1:{server.getsockname()[1]}", ["v1/"]) as sub:
+            assert sub.recv(timeout=2.0) is None
+            notices = sub.notices()
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    told = [n for n in notices if "handshake failed" in n]
+    assert len(told) == 1 and "not a ZeroMQ publisher" in told[0], notices
