@@ -113,9 +113,30 @@ def _load_key(value: str | bytes | Path, what: str, secret: bool = False) -> tup
 
 # Largest message part a subscriber accepts (ZMQ_MAXMSGSIZE; a peer sending more is disconnected). A daemon's
 # largest parts are its thumbnail JPEG and heat-map PNG: under 1 MiB at the default sizes, and about 64 MiB
-# for 8192-pixel frames, the largest postprocess.thumbnail.max_side allows. Without a cap a rogue publisher's
-# huge messages, times the receive high-water mark, exhaust the subscriber's memory.
+# for 8192-pixel frames, the largest postprocess.thumbnail.max_side allows.
 MAX_MESSAGE_BYTES = 128 * 2**20
+# What the messages queued in the subscriber (taken from the socket by ZeroMQ's I/O thread, not yet read) may
+# hold at most. ZeroMQ bounds its queue in messages (ZMQ_RCVHWM), not bytes: at 10 000 messages of 128 MiB
+# parts a rogue publisher sending large valid payloads faster than ``subscribe --save-dir`` saves them could
+# make the subscriber hold 1.25 TiB. The high-water mark is derived from this budget and the part cap
+# (:func:`queue_hwm`); once the queue is full ZeroMQ stops reading the connection, the publisher's queue to this
+# subscriber fills and it drops (a daemon's PUB at publish.sndhwm, 1000 by default): the events dropped show as
+# gaps in seq, told and counted like any other. A daemon's events are a few kB, its queue (sndhwm) the slack.
+QUEUE_BYTES = 2**30
+MAX_RCVHWM = 10_000  # the queue's length in messages at most, however small they are
+
+
+def queue_hwm(queue_bytes: int, max_message_bytes: int) -> int:
+    """ZMQ_RCVHWM (messages) that keeps the receive queue within ``queue_bytes`` when every message is one part of
+    ``max_message_bytes`` at most (a daemon's large payload; its header and topic are small): at least 1, at most
+    :data:`MAX_RCVHWM`. ZeroMQ caps each part, not a message's part count: a message of many large parts exceeds
+    the budget by that factor (decode() then skips it); only CURVE (``server_key``) keeps unknown peers out."""
+    return max(1, min(MAX_RCVHWM, queue_bytes // max(1, max_message_bytes)))
+
+
+# Monitor events of a failed ZMTP handshake (libzmq zmq_socket_monitor(3)).
+HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                    | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 # After a dropped connection, how long to wait for ZeroMQ's own retry (every ZMQ_RECONNECT_IVL, 100 ms)
 # before connecting again ourselves.
 RECONNECT_CHECK_S = 0.5
@@ -132,8 +153,10 @@ class Subscriber(KeepsState):
     the ``v1/stats`` always heard and for ``state``).
 
     ``max_message_bytes``: a publisher that sends a larger message part is disconnected by ZeroMQ
-    (ZMQ_MAXMSGSIZE, libzmq zmq_setsockopt(3)); a legitimate daemon reconnects, a rogue one cannot
-    make the subscriber hold more than ``rcvhwm`` × this many bytes.
+    (ZMQ_MAXMSGSIZE, libzmq zmq_setsockopt(3)); a legitimate daemon reconnects. ``queue_bytes``: what the
+    messages queued unread may hold (bytes); the queue's length (``rcvhwm``, messages) is derived from it
+    (:func:`queue_hwm`) unless given, so a rogue publisher cannot make the subscriber hold more than about
+    ``rcvhwm`` × ``max_message_bytes`` bytes; what the publisher drops meanwhile shows as gaps.
 
     ``heartbeat_s``: the daemon is pinged this often (seconds); a connection silent for three of them is taken
     for dead, dropped and connected again (:func:`inspector.events.set_heartbeat`), and the first gap after it
@@ -142,13 +165,15 @@ class Subscriber(KeepsState):
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, topics: Iterable[str] = ("v1/",), *,
                  server_key: str | bytes | Path | None = None, client_cert: str | Path | None = None,
-                 rcvhwm: int = 10000, max_message_bytes: int = MAX_MESSAGE_BYTES,
+                 rcvhwm: int | None = None, max_message_bytes: int = MAX_MESSAGE_BYTES,
+                 queue_bytes: int = QUEUE_BYTES,
                  heartbeat_s: float = HEARTBEAT_S,
                  context: zmq.Context | None = None, state: str | Path | None = None) -> None:
         self.endpoint = check_endpoint(endpoint)
         topics = [subscription_topic(t) for t in topics] or [""]  # one that selects nothing: one line, here
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.SUB)
+        rcvhwm = queue_hwm(queue_bytes, max_message_bytes) if rcvhwm is None else rcvhwm
         self.socket.setsockopt(zmq.RCVHWM, rcvhwm)
         self.rcvhwm, self._backlog = rcvhwm, 0  # _backlog: messages read back to back, more queued behind each
         self._behind: tuple[float, int] | None = None  # (when, how many back to back) a backlog last counted
@@ -173,7 +198,9 @@ class Subscriber(KeepsState):
         self.loss = LossTracker(topics)
         self.max_message_bytes = max_message_bytes
         self._monitor = self.socket.get_monitor_socket(
-            zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED)
+            zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED | HANDSHAKE_FAILED
+            | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._handshake_failed = False  # told once until a handshake succeeds
         self._dropped_at: float | None = None  # when the connection dropped, until ZeroMQ retries
         self._stopping = False  # close() ends the keeper thread
         self._poller = zmq.Poller()
@@ -313,12 +340,26 @@ class Subscriber(KeepsState):
 
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)["event"]
-            if event == zmq.EVENT_DISCONNECTED:
+            if event & HANDSHAKE_FAILED:
+                self._tell_handshake_failed(event)
+            elif event == zmq.EVENT_DISCONNECTED:
                 self._dropped_at = time.monotonic()
                 # what the daemon publishes until the connection is back never reaches this subscriber
                 self.loss.mark(f"a dropped connection to {self.endpoint} (at {utc_iso()})")
-            else:  # EVENT_CONNECT_RETRIED / EVENT_CONNECTED
+            else:  # EVENT_CONNECT_RETRIED / EVENT_CONNECTED / EVENT_HANDSHAKE_SUCCEEDED
                 self._dropped_at = None
+                self._handshake_failed &= event != zmq.EVENT_HANDSHAKE_SUCCEEDED
+
+    def _tell_handshake_failed(self, event: int) -> None:
+        """One line when the peer at the endpoint does not speak ZMTP as a publisher (a web server, another
+        protocol, garbage; a wrong CURVE key): ZeroMQ retries every ZMQ_RECONNECT_IVL without a word, and the
+        subscriber waited silently for ever. Told again only after a handshake succeeded."""
+        if self._handshake_failed:
+            return
+        self._handshake_failed = True
+        why = ("the publisher refused this client's CURVE key" if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH else
+               "the peer is not a ZeroMQ publisher (its greeting is not ZMTP, or the security mechanism differs)")
+        self.loss.note(f"{self.endpoint}: handshake failed: {why}; retrying")
 
     def _reconnect_if_abandoned(self) -> None:
         """Connect again when a dropped connection saw no retry for RECONNECT_CHECK_S and nothing is queued.
@@ -333,7 +374,7 @@ class Subscriber(KeepsState):
             return
         self._dropped_at = None
         self.loss.note(f"connection to {self.endpoint} dropped without a retry (a message part over "
-                       f"{self.max_message_bytes} bytes?); connecting again")
+                       f"{self.max_message_bytes} bytes? subscribe --max-message-mib); connecting again")
         try:
             self.socket.disconnect(self.endpoint)
         except zmq.ZMQError:

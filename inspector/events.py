@@ -205,6 +205,7 @@ class InspectionEvent(_Routed):
     run_id: str = ""  # random per daemon start
     run_started_utc: str = ""  # when that daemon started
     schema_version: int = SCHEMA_VERSION
+    truncated: dict[str, int] | None = None  # fields cut to fit MAX_HEADER_BYTES → their size before (fit_header)
 
 
 @dataclass
@@ -224,6 +225,7 @@ class StatusEvent(_Routed):
     payloads: list[Payload] = field(default_factory=list)
     run_id: str = ""
     run_started_utc: str = ""
+    truncated: dict[str, int] | None = None  # as InspectionEvent's
 
 
 @dataclass
@@ -326,6 +328,39 @@ class ConstantFields:
 # regions of < 100 bytes: ~1 MB) and carries at most two payloads (thumbnail, anomaly_map: pipeline.postprocess).
 MAX_HEADER_BYTES = 4 * 2**20
 MAX_PAYLOADS = 8
+
+
+# What fit_header cuts, in order (field: what it becomes): the source's metadata and a status's details (free
+# form, from a camera or an extension: the likely culprits) go whole, then text is cut, and regions last, from the
+# end (the postprocess keeps them largest peak first): the inspection result is kept as long as it can be.
+_CUTS = {"source": {}, "details": {}, "error": 1000, "reason": 1000, "regions": None}
+
+
+def fit_header(event: Event, header: dict[str, Any], limit: int = MAX_HEADER_BYTES) -> bool:
+    """Make ``header`` (``event``'s :func:`header_dict`) encode to at most ``limit`` bytes, the most any
+    subscriber takes (:func:`wire_json`: a larger one is skipped as malformed, the event lost to every consumer):
+    the fields of :data:`_CUTS` the event has are cut in order until it fits, each recorded in the header's and
+    the event's ``truncated`` (field → its length before: regions, keys, characters). False when it still does
+    not fit (a stats event: nothing of it can go); the caller then does not send it."""
+    def size() -> int:
+        return len(_ENCODER.encode(header).encode())
+
+    cut: dict[str, int] = {}
+    room = limit - 256  # for the 'truncated' record itself
+    for name, to in _CUTS.items():
+        value = header.get(name)
+        if not value or name not in _field_names(type(event)) or size() <= room:
+            continue
+        cut[name] = len(value)
+        if name == "regions":
+            while header[name] and size() > room:  # halving: ~14 encodes for max_regions 10 000
+                header[name] = header[name][:len(header[name]) // 2]
+        else:
+            header[name] = value[:to] if isinstance(to, int) else to
+        setattr(event, name, header[name])
+    if cut:  # only events with a field to cut get here, and they all have 'truncated'
+        header["truncated"] = event.truncated = cut
+    return size() <= limit
 
 
 def _finite(text: str) -> float:

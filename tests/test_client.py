@@ -839,3 +839,124 @@ def test_a_seq_jump_no_daemon_can_publish_is_no_loss(tmp_path):
     pub.close()
     assert all(got) and sub.lost == 2 and sub.gaps == 2 and sub.loss.resets == 1, notices
     assert sum("not counted as missed (a broken or rogue publisher)" in n for n in notices) == 2, notices
+
+
+_LARGE_EVENTS = """
+import sys, time, zmq
+from inspector.events import InspectionEvent, Payload, encode
+endpoint, n = sys.argv[1], int(sys.argv[2])
+sock = zmq.Context.instance().socket(zmq.PUB)
+sock.setsockopt(zmq.SNDHWM, 20)  # a daemon's publish.sndhwm, small: it drops once the subscriber's queue is full
+sock.bind(endpoint)
+time.sleep(1.0)  # the subscriber connects and subscribes
+for seq in range(n + 1):  # valid events, each with a 1 MiB payload, as fast as it can; the last once read
+    if seq == n:
+        time.sleep(2.0)
+    event = InspectionEvent(type="defect", camera="c", seq=seq, frame_id=seq, event_id=f"r-c-{seq}", decision="NG",
+                            score=1.0, threshold=0.5, capture={}, latency_ms={}, model={}, run_id="r",
+                            payloads=[Payload("thumbnail", "jpeg", bytes(2**20), [1, 1])])
+    sock.send_multipart(encode(event))
+    if seq == n - 1:
+        print("sent", flush=True)
+time.sleep(30)
+"""
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096 / 2**20
+
+
+def test_large_events_faster_than_read_stay_within_the_queue_budget_and_the_rest_are_gaps(tmp_path):
+    """The receive queue is bounded in bytes, not only messages: a publisher sending 1 MiB events faster than the
+    subscriber reads filled its queue up to ZMQ_RCVHWM (10 000 messages: 10 GiB here, 1.25 TiB at 128 MiB parts).
+    With an 8 MiB budget the subscriber holds a few of them while it does not read; what the publisher drops
+    meanwhile is counted as gaps, so received + gaps = published (the last event, sent once the reader caught up, shows the tail's gap)."""
+    import subprocess
+    import sys
+
+    n, endpoint = 150, f"ipc://{tmp_path}/large.sock"
+    pub = subprocess.Popen([sys.executable, "-c", _LARGE_EVENTS, endpoint, str(n)], stdout=subprocess.PIPE, text=True)
+    try:
+        with Subscriber(endpoint, ["v1/defect"], max_message_bytes=2 * 2**20, queue_bytes=8 * 2**20) as sub:
+            before = _rss_mib()
+            assert pub.stdout.readline() == "sent\n"
+            time.sleep(1.0)  # not reading: ZeroMQ's I/O thread fills the queue meanwhile
+            grown = _rss_mib() - before
+            got = []
+            while (event := sub.recv(timeout=3.0)) is not None:
+                got.append(event.seq)
+            notices = sub.notices()
+    finally:
+        pub.kill()
+        pub.wait()
+    assert sub.rcvhwm == 4 and grown < 40, (sub.rcvhwm, grown)
+    assert got[-1] == n and sub.gaps > 0 and len(got) + sub.gaps == n + 1, (len(got), sub.gaps, notices)
+    assert any("missed" in line or "lost" in line for line in notices), notices
+
+
+def test_a_header_over_the_subscribers_limit_is_cut_and_flagged_never_published_whole(tmp_path):
+    """The daemon did not check its own header size: an event whose source metadata (a camera's or an
+    extension's) or regions made the header exceed MAX_HEADER_BYTES was published, and every subscriber skipped
+    it as malformed: the event was lost to all. Now the publisher cuts it (metadata first, regions last, from the
+    end), says so in the header's 'truncated' (field → size before) and counts it; an event that cannot be cut
+    (stats) is not sent, counted as failed (the stats then list it unsent)."""
+    from inspector.events import MAX_HEADER_BYTES
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    regions = [{"bbox": [i, i, 4, 4], "area": 16, "peak": 1.0 - i * 1e-6} for i in range(10_000)]
+    big_source = _numbered_defect(0)
+    big_source.regions, big_source.source = regions, {"chunk": "x" * MAX_HEADER_BYTES, "lag_ms": 1.0}
+    many_regions = _numbered_defect(1)
+    many_regions.regions = [dict(r, label="y" * 400) for r in regions]  # ~4.5 MB of regions
+    huge_stats = StatsEvent(seq=0, time_utc=utc_iso(), uptime_s=0, final=False, data={"x": "z" * MAX_HEADER_BYTES})
+    try:
+        with Subscriber(pub.endpoint, ["v1/"], rcvhwm=100) as sub:
+            _connect(pub, sub)
+            assert pub.send(big_source) and pub.send(many_regions) and not pub.send(huge_stats)
+            pub.send(_numbered_defect(2))
+            got = [sub.recv(timeout=5) for _ in range(3)]
+            assert sub.malformed == 0, sub.notices()
+    finally:
+        pub.close()
+    assert [e.seq for e in got] == [0, 1, 2]
+    assert got[0].truncated == {"source": 2} and got[0].source == {} and len(got[0].regions) == 10_000
+    assert set(got[1].truncated) == {"regions"} and got[1].truncated["regions"] == 10_000
+    assert 0 < len(got[1].regions) < 10_000 and got[1].regions[0] == many_regions.regions[0]
+    assert got[2].truncated is None
+    assert (pub.headers_truncated, pub.headers_too_large, pub.send_failed) == (2, 1, 1)
+
+
+def test_an_endpoint_that_is_no_zeromq_publisher_is_told_once(tmp_path):
+    """A plain TCP server sending garbage (a web server on the port): the ZMTP handshake failed, ZeroMQ retried
+    every 100 ms, and the subscriber waited without a word. Now one line says so (not one per retry)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" * 8)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with Subscriber(f"tcp://127.0.0.1:{server.getsockname()[1]}", ["v1/"]) as sub:
+            assert sub.recv(timeout=2.0) is None
+            notices = sub.notices()
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    told = [n for n in notices if "handshake failed" in n]
+    assert len(told) == 1 and "not a ZeroMQ publisher" in told[0], notices

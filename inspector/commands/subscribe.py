@@ -38,6 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "meanwhile (default with --save-dir: <save-dir>/.subscriber-state)")
     p.add_argument("--count", type=int_range(0, 10**12), default=0, help="exit after this many events (0 = run until Ctrl-C)")
     p.add_argument("--timeout", type=float_range(0, 10**7), default=0.0, help="exit after this many seconds without an event")
+    p.add_argument("--max-message-mib", type=int_range(1, 4096), default=128,
+                   help="largest message part taken from a daemon (MiB; a publisher sending more is disconnected); "
+                        "a daemon's largest is a thumbnail or heat map: < 1 MiB at the default sizes, ~64 MiB at "
+                        "8192 pixels")
+    p.add_argument("--queue-mib", type=int_range(1, 2**20), default=1024,
+                   help="memory for events received but not yet printed/saved (MiB): the receive queue holds "
+                        "this / --max-message-mib events; once full the daemon's queue to this subscriber takes "
+                        "the rest, and what it drops is told as missed (gaps)")
     p.add_argument("--client-id", help="MQTT: a fixed client id = a persistent session (QoS 1): the broker keeps "
                                        "events for this consumer while it, or the broker, restarts")
     p.add_argument("--server-key", help="CURVE: the daemon's public key (certificate file or z85)")
@@ -200,6 +208,11 @@ def save(event, folder: Path, box: str | None = None) -> list[Path]:
 
 SUFFIXES = {"jpeg": ".jpg", "png": ".png"}  # as events.Payload.suffix
 EARLY_PAYLOADS = 256  # payload messages kept while their header has not come (MQTT orders each topic alone)
+# Payloads waited for at most (headers saved whose payload messages have not come). Wire data is untrusted: a
+# publisher whose headers name payloads it never sends grew the list by one entry per payload without end. A
+# daemon's payloads follow their header within moments (MAX_PAYLOADS per event), so the oldest beyond this many
+# is given up: counted as not saved, and told once.
+WAITING_PAYLOADS = 4096
 
 
 class MqttSaver:
@@ -215,6 +228,7 @@ class MqttSaver:
         self.done: dict[str, None] = {}  # payload topics written (a QoS 1 re-delivery is not an orphan)
         self.warnings: list[str] = []
         self.unsaved_payloads = 0
+        self.given_up = 0  # payloads no longer waited for (WAITING_PAYLOADS)
 
     def event(self, box: str, event) -> None:
         """Save the header of ``event`` (OSError as :func:`save`) and place its payloads."""
@@ -229,6 +243,19 @@ class MqttSaver:
                 self.waiting[topic] = self.folder / f"{stem}{name}"
                 if topic in self.early:
                     self.payload(box, topic, self.early.pop(topic))
+        self._give_up_oldest()
+
+    def _give_up_oldest(self) -> None:
+        """Stop waiting for the oldest payloads beyond WAITING_PAYLOADS: each counted as not saved; the first
+        time told in one line (the summary gives the count)."""
+        while len(self.waiting) > WAITING_PAYLOADS:
+            topic = next(iter(self.waiting))
+            del self.waiting[topic]
+            self.unsaved_payloads += 1
+            if not self.given_up:
+                self.warnings.append(f"warning: more than {WAITING_PAYLOADS} payloads waited for (first given up: "
+                                     f"{one_line(topic[:160])}); the oldest are given up, counted as not saved")
+            self.given_up += 1
 
     def payload(self, box: str, topic: str, data: bytes) -> None:
         path = self.waiting.pop(topic, None)
@@ -365,7 +392,8 @@ def run(args: argparse.Namespace) -> int:
     topics = args.topic or ["v1/defect", "v1/status"]
     # the Subscriber hears v1/stats quietly when not asked for: the daemon's drops and the end of a run
     with Subscriber(args.endpoint, topics, server_key=args.server_key, client_cert=args.client_cert,
-                    state=state_path(args)) as sub:
+                    state=state_path(args), max_message_bytes=args.max_message_mib * 2**20,
+                    queue_bytes=args.queue_mib * 2**20) as sub:
         _tell(sub.notices())  # the state resumed, or why not
         if args.save_dir:
             _tell(remove_temporaries(Path(args.save_dir)))

@@ -26,8 +26,8 @@ import zmq
 
 from inspector.config import json_safe, needs_ipv6
 from inspector.errors import ConfigError
-from inspector.events import (ConstantFields, Event, InspectionEvent, StatsEvent, StatusEvent, encode, header_dict,
-                              load_curve_certificate, set_heartbeat, topic_for, utc_iso)
+from inspector.events import (MAX_HEADER_BYTES, ConstantFields, Event, InspectionEvent, StatsEvent, StatusEvent, encode,
+                              fit_header, header_dict, load_curve_certificate, set_heartbeat, topic_for, utc_iso)
 from inspector.pipeline.batcher import END
 from inspector.pipeline.config import PublishSection
 from inspector.pipeline.frame import STAGES, Frame
@@ -69,6 +69,8 @@ class Publisher:
         self.auth = None
         self.sent = 0
         self.send_failed = 0
+        self.headers_truncated = 0  # events whose header was cut to MAX_HEADER_BYTES (_fit)
+        self.headers_too_large = 0  # events not sent: their header could not be cut to it
         # times a subscriber's queue (sndhwm) was found full, in all and per stream (type, camera): send()
         self.queue_full = 0
         self.queue_full_by_stream: dict[tuple[str, str], int] = {}
@@ -139,6 +141,10 @@ class Publisher:
         Python (measured ~2x less CPU in pyzmq's layer per event).
         """
         parts = encode(event, header, constants)
+        if len(parts[1]) > MAX_HEADER_BYTES:  # no subscriber would take it (events.wire_json)
+            parts = self._fit(event, header)
+            if parts is None:
+                return False
         try:
             try:
                 self._send_parts(parts)
@@ -149,6 +155,19 @@ class Publisher:
         except zmq.Again:
             self.send_failed += 1
             return False
+
+    def _fit(self, event: Event, header: dict | None) -> list | None:
+        """``event``'s frames with its header cut to MAX_HEADER_BYTES (:func:`inspector.events.fit_header`:
+        counted in ``headers_truncated``; the header, the same dict the recorder gets, and the event the taps
+        get carry ``truncated``), or None when it cannot be: counted in ``headers_too_large`` and
+        ``send_failed``, so the event shows in the stats as unsent (daemon_dropped) and is told to subscribers."""
+        header = header_dict(event) if header is None else header
+        if not fit_header(event, header):
+            self.headers_too_large += 1
+            self.send_failed += 1
+            return None
+        self.headers_truncated += 1
+        return encode(event, header)
 
     def _send_parts(self, parts: list) -> None:
         if len(parts) == 2:
@@ -578,6 +597,8 @@ class PublishWorker(Worker):
             data.setdefault("cameras", {}).setdefault(cam, {})["state"] = status.state
         # times a subscriber's queue was full, per stream: each time that subscriber missed ≥ 1 event of it
         data["published"] = {"messages": self.pub.sent, "send_failed": self.pub.send_failed,
+                             "headers_truncated": self.pub.headers_truncated,
+                             "headers_too_large": self.pub.headers_too_large,
                              "subscriber_queue_full": {f"{kind}/{camera}": n for (kind, camera), n
                                                        in self.pub.queue_full_by_stream.items()}}
         # events published per stream so far (type/camera → count = next seq): a subscriber of v1/stats can

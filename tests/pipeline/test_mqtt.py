@@ -631,3 +631,30 @@ def test_hostile_headers_on_the_broker_are_skipped_and_the_stream_goes_on(tmp_pa
         sub.close()
         broker.stop()
     assert got is not None and got[1].seq == 1, (got, sub.notices())
+
+
+_FEW_WAITING = """
+import sys
+import inspector.commands.subscribe as subscribe
+subscribe.WAITING_PAYLOADS = 5  # the rule, at a size a test reaches quickly
+from inspector.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_headers_whose_payloads_never_come_cannot_grow_the_mqtt_saver(tmp_path):
+    """'subscribe mqtt://… --save-dir' kept a file name waiting for every payload a header named, for good: a
+    publisher sending headers without their payloads grew the list without bound. The oldest beyond
+    WAITING_PAYLOADS are given up, counted as not saved and told in one line; a whole event after them is saved."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    save = tmp_path / "saved"
+    consumer = subprocess.Popen([sys.executable, "-c", _FEW_WAITING, "subscribe", broker.url, "--topic", "v1/defect",
+                                 "--save-dir", str(save), "--timeout", "3"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    headers = [_defect_messages("b1", seq)[0] for seq in range(8)]  # their payloads never come
+    out, err = _publish_raw(broker, consumer, [headers, _defect_messages("b1", 8)], subscribed_s=2.5)
+    files = {p.name: p.read_bytes() for p in save.iterdir() if not p.name.startswith(".")}
+    assert files["b1-defect-cam1-r1-0000008.thumbnail.jpg"] == b"b1-8", (sorted(files), err)
+    assert err.count("payloads waited for") == 1 and "more than 5 payloads waited for" in err, err
+    assert "received 9 event(s)" in err and "0 event(s) and 8 payload(s) not saved" in err, err
+    assert "Traceback" not in err, err
