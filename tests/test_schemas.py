@@ -181,10 +181,55 @@ def test_every_numeric_command_line_argument_declares_a_range():
 
 @pytest.mark.parametrize("argv", [["evaluate", "run", "--batch-size", "0"], ["predict", "m.onnx", "x.png", "--threads",
                                   "-1"], ["calibrate", "m.onnx", "--false-alarm-rate", "inf"],
-                                  ["data", "synth", "--out", "d", "--size", "99999999999999999999999999999999"]])
-def test_out_of_range_arguments_are_one_line(argv, capsys):
+                                  ["data", "synth", "--out", "d", "--size", "99999999999999999999999999999999"],
+                                  # accepted before: ≈ 50 s of warm-up a batch size on the tiny model, days of demo
+                                  ["bench", "m.onnx", "--warmup", "100000"], ["demo", "--frames", "1000000000"],
+                                  ["demo", "--epochs", "100000"],
+                                  ["verify", "c.onnx", "--reference", "r.onnx", "--data", "d", "--limit", "0"]])
+def test_out_of_range_arguments_are_one_line(argv, capsys, tmp_path, monkeypatch):
     from inspector.cli import main
+
+    monkeypatch.chdir(tmp_path)  # were a range lost, the command would run here (the demo in runs/demo)
 
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and ("out of range" in err or "not a finite number" in err), err
+
+
+FUZZ_VALUES = ["0", "-1", "nan", "-inf", "inf", "1e12", "1e309", "9" * 40, "-" + "9" * 40, "0x10", "abc", "", " ",
+               "1_0", "٣", "4.5", "1e-320"]
+
+
+def _numeric_options():
+    import argparse
+
+    from inspector.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, prefix: str):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield from walk(child, f"{prefix} {name}")
+            elif getattr(action.type, "range", None) is not None:
+                yield f"{prefix} {'/'.join(action.option_strings) or action.dest}", action.type
+
+    return list(walk(build_parser(), "inspector"))
+
+
+def test_fuzz_every_numeric_command_line_argument():
+    """Every numeric option of every command (verify, demo, bench … as the parser has them), given zero,
+    negatives, NaN, infinities, huge and non-numbers: either a finite value inside its declared range, or
+    argparse's one-line refusal (ArgumentTypeError, exit 2), never another exception."""
+    import argparse
+
+    options = _numeric_options()
+    assert len(options) >= 30 and any(name.startswith("inspector verify") for name, _ in options)
+    for name, parse in options:
+        lo, hi = (b() if callable(b) else b for b in parse.range)
+        for text in FUZZ_VALUES:
+            try:
+                value = parse(text)
+            except argparse.ArgumentTypeError as err:
+                assert "\n" not in str(err) and len(str(err)) < 120, (name, text, err)
+                continue
+            assert math.isfinite(value) and (lo is None or value >= lo) and (hi is None or value <= hi), (name, text)

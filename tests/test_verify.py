@@ -10,6 +10,7 @@ import pytest
 
 from inspector.cli import main
 from inspector.errors import InspectorError
+from inspector.artifacts.model_card import sha256_file
 from inspector.artifacts.thresholds import ModelBinding, Thresholds, write_thresholds
 from inspector.evaluation.verify import Tolerances, _Accumulator, default_report_path, judge, verify
 from tiny_graphs import write_exported
@@ -62,8 +63,8 @@ def test_decision_flip_at_the_calibrated_threshold(good, tiny_dataset, tmp_path)
     refs = sorted(w["reference"] for w in baseline["worst_images"])
     threshold = refs[len(refs) // 2]  # a real reference score: ×1.005 puts it just below the threshold
     candidate = _candidate(tmp_path, map_scale=1.01)  # within tolerance, but scores move across the threshold
-    thresholds = Thresholds(ModelBinding("tiny", "0" * 64), image_threshold=threshold * 1.005,
-                            pixel_threshold=threshold)
+    thresholds = Thresholds(ModelBinding("tiny", sha256_file(good)), image_threshold=threshold * 1.005,
+                            pixel_threshold=threshold)  # calibrated on the FP32 reference
     path = write_thresholds(thresholds, tmp_path / "calibration" / "tiny.yaml")
     report = verify(candidate, good, tiny_dataset, threshold_file=path)
     assert report["threshold_source"] == str(path)
@@ -72,6 +73,27 @@ def test_decision_flip_at_the_calibrated_threshold(good, tiny_dataset, tmp_path)
     # far from every score: no flip, and the FP16 graph passes with the check on
     report = verify(good.with_name("tiny.fp16.onnx"), good, tiny_dataset, threshold=100.0)
     assert report["passed"] and report["decision"]["flips"] == [] and report["decision"]["ng_reference"] == 0
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--threshold-file", "{other}"], "calibration was made for another model (sha256 000000000000…), not "),
+    (["--threshold-file", "{own}", "--threshold", "0.5"], "--threshold: give --threshold 0.5 or --threshold-file"),
+])
+def test_a_threshold_of_another_model_is_one_line(good, tiny_dataset, tmp_path, capsys, argv, match):
+    """``verify --threshold-file`` with the calibration of another model (or with --threshold too, which made the
+    file silently ignored): one line, exit 2, no report. The gate used to check flips at that other model's
+    threshold and pass, exit 0; predict and the daemon refuse such a file (thresholds.load_thresholds)."""
+    files = {}
+    for name, sha in (("other", "0" * 64), ("own", sha256_file(good))):
+        files[name] = write_thresholds(Thresholds(ModelBinding(name, sha), image_threshold=1.0, pixel_threshold=1.0),
+                                       tmp_path / f"{name}.yaml")
+    report = tmp_path / "report.json"
+    args = [a.format(**files) for a in argv]
+    assert main(["verify", str(good.with_name("tiny.fp16.onnx")), "--reference", str(good), "--data",
+                 str(tiny_dataset), "--report", str(report), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and match in err and err.count("\n") == 0, err
+    assert not report.exists()
 
 
 def test_reference_must_be_fp32_and_same_model(good, tiny_dataset, tmp_path):

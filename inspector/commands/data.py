@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="random seed; same seed, same bytes (default: %(default)s)")
     s.add_argument("--no-tint", action="store_true", help="keep built-in textures grey")
     s.add_argument("--force", dest="overwrite", action="store_true",
-                   help="overwrite a non-empty --out (removes only what synth writes there)")
+                   help="replace a data set that synth wrote in --out (only its own files; any other "
+                        "non-empty folder is refused)")
     s.set_defaults(func=run_synth)
 
     i = actions.add_parser("info", help="print a dataset's layout and counts",

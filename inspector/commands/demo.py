@@ -33,6 +33,11 @@ from inspector.commands.argtypes import int_range, out_folder
 
 DEFAULT_OUT = Path("runs/demo")
 MODEL_NAME = "rs-brick"
+# The demo is a few minutes' tour, not a training or soak run (``inspector train`` / ``run`` are): its 40
+# epochs take minutes on a CPU, so 1000 take hours; and it keeps every result header of its daemon run in
+# memory. --frames 10**9 and --epochs 100000 were accepted: days of running, and headers beyond any memory.
+MAX_EPOCHS = 1000
+MAX_FRAMES = 100_000
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "defect events, and write report.html. No network needed.")
     p.add_argument("--out", type=out_folder(), default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test: under a minute, poor model)")
-    p.add_argument("--epochs", type=int_range(1, 100_000), help="training epochs (default: 40, quick: 1)")
-    p.add_argument("--frames", type=int_range(1, 10**9), help="frames the synthetic camera sends to the daemon (default 200)")
+    p.add_argument("--epochs", type=int_range(1, MAX_EPOCHS), help=f"training epochs, 1…{MAX_EPOCHS} (default: 40, quick: 1)")
+    p.add_argument("--frames", type=int_range(1, MAX_FRAMES),
+                   help=f"frames the synthetic camera sends to the daemon, 1…{MAX_FRAMES:,} (default 200)")
     p.add_argument("--force", action="store_true", help="overwrite a previous demo in --out")
     p.set_defaults(func=run)
 
@@ -257,6 +263,13 @@ def describe_event(event) -> str:
             f"≥ {event.threshold:.4g}  [{verdict}{region}]  {event.latency_ms.get('total', 0):.1f} ms")
 
 
+def daemon_timeout_s(plan: DemoPlan) -> float:
+    """Seconds the demo lets its daemon run before stopping it (a hang guard): 10 min, plus 1 s a frame past
+    200, far above what a frame of the demo's small model takes on a CPU. A flat 10 min stopped a long
+    ``--frames`` run part way, fewer frames inspected than asked."""
+    return 600.0 + max(0, plan.frames - 200) * 1.0
+
+
 def run_daemon(cfg_dict: dict, base_dir: Path, echo: bool = True, timeout_s: float = 600.0) -> dict[str, Any]:
     """Run the daemon in-process to the end of its (finite) source with a subscriber on every topic.
 
@@ -441,7 +454,7 @@ def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: b
     user_config = _write_user_config(out / "daemon.yaml", cfg, plan)
     daemon = steps.run("daemon", f"Running the daemon on a synthetic camera ({plan.frames} frames, "
                                  f"{plan.defect_rate:.0%} with injected defects) with a subscriber",
-                       run_daemon, cfg, out, echo_events)
+                       run_daemon, cfg, out, echo_events, daemon_timeout_s(plan))
     steps.say(_events_line(daemon))
 
     def report():

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import shutil
 import time
 from pathlib import Path
@@ -301,11 +302,27 @@ def _write_png(path: Path, img: np.ndarray) -> None:
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Make ``out`` ready: absent or empty, or (``overwrite``) a data set this module wrote, whose own files
+    are then removed. DataError (one line) otherwise.
+
+    Rule: ``--force`` replaces only what synth wrote. It used to remove ``train``, ``test`` and
+    ``ground_truth`` of any folder: ``data synth --out D --force`` on a real MVTec-layout data set deleted
+    its images and masks, exit 0. Now a non-empty ``out`` must hold synth's ``manifest.json``, and every
+    file below its image folders must bear a name synth gives (:func:`_foreign_file`); other files at the
+    top of ``out`` (notes, a calibration) are left alone.
+    """
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise DataError(f"{out}: folder exists and is not empty (use overwrite to replace it)", field="overwrite")
+        if not _is_synth_output(out):
+            raise DataError(f"{out}: not a data set written by 'inspector data synth' (no manifest.json of it); "
+                            f"overwrite replaces only those, choose a new or empty folder", field="overwrite")
+        foreign = _foreign_file(out)
+        if foreign is not None:
+            raise DataError(f"{foreign}: not written by 'inspector data synth'; overwrite would delete it, move it "
+                            f"out of {out} or choose a new folder", field="overwrite")
         for name in _WRITTEN:  # only what synth writes; anything else in the folder is left alone
             target = out / name
             if target.is_dir():
@@ -313,6 +330,42 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             elif target.exists():
                 target.unlink()
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _is_synth_output(out: Path) -> bool:
+    """Whether ``out/manifest.json`` is the one :func:`_write_manifest` writes (a readable JSON object whose
+    ``generator`` is this module)."""
+    manifest = out / "manifest.json"
+    if manifest.is_symlink() or not manifest.is_file():
+        return False
+    try:
+        doc = json.loads(manifest.read_bytes()[:1 << 20])
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and doc.get("generator") == "inspector.data.synth"
+
+
+_OWN_NAMES = {  # folder below out → the names synth gives in it (see synthesize)
+    "train": re.compile(r"good(/\d{3,}\.png)?"),
+    "test": re.compile(rf"(good|{'|'.join(DEFECT_KINDS)})(/\d{{3,}}\.png)?"),
+    "ground_truth": re.compile(rf"({'|'.join(DEFECT_KINDS)})(/\d{{3,}}_mask\.png)?"),
+}
+
+
+def _foreign_file(out: Path) -> Path | None:
+    """The first entry below ``out``'s image folders that synth does not write (another name, a link, a
+    deeper folder), or None. README.txt and manifest.json are synth's by the manifest's word."""
+    for top, pattern in _OWN_NAMES.items():
+        root = out / top
+        if root.is_symlink() or (root.exists() and not root.is_dir()):
+            return root
+        for entry in sorted(root.rglob("*")) if root.is_dir() else []:
+            rel = entry.relative_to(root).as_posix()
+            is_folder = entry.is_dir() and not entry.is_symlink()
+            if entry.is_symlink() or not pattern.fullmatch(rel) or is_folder != ("/" not in rel):
+                return entry
+    readme = out / "README.txt"
+    return readme if readme.is_symlink() or readme.is_dir() else None
 
 
 def synthesize(out: str | Path, texture: str | Path = "brick", size: int = 256, n_train: int = 200,

@@ -168,13 +168,39 @@ def check_fp16(model: onnx.ModelProto, types: dict[str, int], where: str) -> dic
     return {"conv_float16": convs["float16"], "conv_float32": convs["float32"]}
 
 
+def read_graph(path: str | Path) -> onnx.ModelProto:
+    """The ONNX file at ``path``; ExportError (one line) when its bytes are not an ONNX model.
+
+    Every command that reads a graph with ``onnx`` (export's checks, build, quantize) loads it here: a graph
+    cut short by a copy whose sidecar had been re-hashed ended ``build`` and ``quantize`` in protobuf's
+    DecodeError traceback. OSErrors (no file, unreadable) are left to the caller's one-line handling.
+    """
+    from google.protobuf.message import Error as ProtobufError
+
+    try:
+        return onnx.load(str(path))
+    except (ProtobufError, ValueError, RecursionError) as exc:
+        raise ExportError(f"{path}: not a readable ONNX file ({type(exc).__name__}: "
+                          f"{str(exc).strip()[:120] or 'no detail'})") from None
+
+
+def read_graph_of_card(path: str | Path, card: dict) -> onnx.ModelProto:
+    """The ONNX graph at ``path`` (:func:`read_graph`), checked against its model ``card`` (the sidecar):
+    the I/O contract of :func:`check_io` at the card's input height and width. ExportError otherwise.
+
+    ONNX Runtime's backend checks the same before inference; build and quantize read the graph with onnx
+    instead, and a graph of another size under a copied sidecar went on to ONNX Runtime's quantizer (its
+    "invalid dimensions" error) or to TensorRT's builder."""
+    model = read_graph(path)
+    spec = card.get("input", {}) if isinstance(card, dict) else {}
+    check_io(model, str(path), spec.get("height"), spec.get("width"))
+    return model
+
+
 def check_graph(path: str | Path, precision: str, height: int, width: int) -> dict:
     """Run every check on the saved graph at ``path``; returns a summary for the sidecar."""
     where = str(path)
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:
-        raise ExportError(f"{where}: not a readable ONNX file ({type(exc).__name__})") from None
+    model = read_graph(path)
     check_structure(model, where)
     summary = check_io(model, where, height, width)
     types = infer_types(model, where)

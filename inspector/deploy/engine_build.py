@@ -41,6 +41,7 @@ from inspector.artifacts.engine_card import (ENGINE_KIND, ENGINE_SCHEMA_VERSION,
                                              write_engine_sidecar)
 from inspector.backends.tensorrt import collect_messages, import_tensorrt, shared_logger, tensorrt_major
 from inspector.contract import DEFAULT_BATCH, INPUT_NAME, MAP_NAME, OUTPUT_RANKS, SCORE_NAME
+from inspector.deploy.checks import read_graph_of_card
 from inspector.errors import ExportError
 from inspector.artifacts.model_card import read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph
 
@@ -405,7 +406,7 @@ def build_engine(onnx_path: str | Path, out: str | Path | None = None,
     options.validate()
     onnx_path = Path(onnx_path)
     model_sidecar = verify_graph(onnx_path, read_sidecar(sidecar_path_for(onnx_path)))
-    model = onnx.load(str(onnx_path))
+    model = read_graph_of_card(onnx_path, model_sidecar)
     report = require_strongly_typed(onnx_path, model)
     trt = import_tensorrt()
     major = tensorrt_major(trt)

@@ -43,6 +43,7 @@ from inspector.artifacts import input_spec as card_input_spec
 from inspector.artifacts.model_card import (read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph,
                                             write_sidecar)
 from inspector.contract import DEFAULT_BATCH, INPUT_NAME, InputSpec
+from inspector.deploy.checks import read_graph_of_card
 from inspector.errors import ConfigError, DataError, ExportError
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Pa
     paths = calibration_images(calibration, max_images)
     reader = make_reader(paths, card_input_spec(sidecar, str(sidecar_file)), batch_size)
 
-    model = name_nodes(onnx.load(str(fp32_path)))
+    model = name_nodes(read_graph_of_card(fp32_path, sidecar))
     quantize, kept = split_quantizable(model, op_types, exclude)
     if not quantize:
         raise ExportError(f"{fp32_path}: no {list(op_types)} node before the scoring tail to quantize")

@@ -32,7 +32,7 @@ import numpy as np
 
 from inspector.config import json_safe
 from inspector.contract import DEFAULT_BATCH
-from inspector.errors import DataError, InspectorError
+from inspector.errors import ConfigError, DataError, InspectorError
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +104,39 @@ def reference_samples(data: str | Path, limit: int | None = None):
     return samples
 
 
-def _threshold_from(threshold: float | None, threshold_file: str | Path | None) -> tuple[float | None, str | None]:
+def _threshold_from(threshold: float | None, threshold_file: str | Path | None) -> tuple[float | None, str | None,
+                                                                                     str | None]:
+    """(image threshold, where it came from, sha256 of the model its calibration file was made for)."""
+    if threshold is not None and threshold_file is not None:  # the file was silently ignored
+        raise ConfigError(f"threshold: give --threshold {threshold:g} or --threshold-file {threshold_file}, not both",
+                          field="threshold")
     if threshold is not None:
-        return float(threshold), "--threshold"
+        return float(threshold), "--threshold", None
     if threshold_file is not None:
         from inspector.artifacts.thresholds import read_thresholds
 
-        return float(read_thresholds(threshold_file).image_threshold), str(threshold_file)
-    return None, None
+        thresholds = read_thresholds(threshold_file)
+        return float(thresholds.image_threshold), str(threshold_file), thresholds.model.sha256
+    return None, None, None
+
+
+def _refuse_another_models_threshold(threshold_file: str | Path | None, made_for: str | None,
+                                     graphs: dict[Path, Any]) -> None:
+    """ConfigError unless the calibration file was made for one of the compared ``graphs`` (path → backend).
+
+    Rule: a calibration file is bound to the sha256 of the model file it was made with, as ``predict`` and
+    the daemon check (:func:`inspector.artifacts.thresholds.load_thresholds`); either graph qualifies here,
+    since the FP32 reference and a reduced-precision candidate each get their own calibration. Unchecked,
+    the flip check ran at another model's threshold and the gate passed, exit 0.
+    """
+    if threshold_file is None or made_for is None:
+        return
+    shas = {getattr(backend, "sha256", None) for backend in graphs.values()}
+    if made_for not in shas:
+        names = " nor ".join(str(p) for p in graphs)
+        raise ConfigError(f"{threshold_file}: calibration was made for another model (sha256 {made_for[:12]}…), not "
+                          f"{names}; recreate it with: inspector calibrate {list(graphs)[-1]} --data <dir> --out "
+                          f"{threshold_file}", field="threshold_file")
 
 
 def _describe(backend, path: Path) -> dict[str, Any]:
@@ -217,10 +242,11 @@ def verify(candidate: str | Path, reference: str | Path, data: str | Path, *,
     from inspector.backends import load_backend
 
     candidate, reference = Path(candidate), Path(reference)
-    thr, thr_source = _threshold_from(threshold, threshold_file)
+    thr, thr_source, made_for = _threshold_from(threshold, threshold_file)
     samples = reference_samples(data, limit)
     with load_backend(candidate, **(candidate_options or {})) as cand_backend, \
             load_backend(reference, backend="onnxruntime") as ref_backend:
+        _refuse_another_models_threshold(threshold_file, made_for, {candidate: cand_backend, reference: ref_backend})
         if getattr(ref_backend, "precision", "fp32") != "fp32":
             raise InspectorError(f"{reference}: the reference must be the FP32 graph, this one is {ref_backend.precision}")
         tolerances = Tolerances.for_precision(getattr(cand_backend, "precision", "int8"), score_tolerance,

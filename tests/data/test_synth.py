@@ -85,5 +85,67 @@ def test_errors(tmp_path):
     (tmp_path / "full" / "keep.txt").write_text("mine")
     with pytest.raises(DataError, match="full: folder exists and is not empty"):
         synthesize(tmp_path / "full", size=64, n_train=2)
-    synthesize(tmp_path / "full", size=64, n_train=2, n_test_good=0, n_test_defect=0, overwrite=True)
-    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"  # --force removes only synth's own files
+    with pytest.raises(DataError, match="full: not a data set written by 'inspector data synth'"):
+        synthesize(tmp_path / "full", size=64, n_train=2, overwrite=True)  # --force replaces only synth's output
+    synthesize(tmp_path / "ours", size=64, n_train=2, n_test_good=0, n_test_defect=0)
+    (tmp_path / "ours" / "keep.txt").write_text("mine")
+    synthesize(tmp_path / "ours", size=64, n_train=2, n_test_good=0, n_test_defect=0, overwrite=True)
+    assert (tmp_path / "ours" / "keep.txt").read_text() == "mine"  # --force removes only synth's own files
+
+
+def _image(path, value=128):
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.full((40, 40, 3), value, np.uint8))
+
+
+def _tree(root):
+    return sorted((p.relative_to(root).as_posix(), p.read_bytes() if p.is_file() else b"")
+                  for p in root.rglob("*"))
+
+
+def _user_folders(tmp_path):
+    """Folders a user has that ``data synth --out X --force`` must not delete from (name → path)."""
+    real = tmp_path / "real"  # an MVTec-layout data set of camera images: no synth manifest
+    for rel in ("train/good/cam_1.png", "test/good/cam_2.png", "test/crack/cam_3.png",
+                "ground_truth/crack/cam_3_mask.png"):
+        _image(real / rel)
+    fake = tmp_path / "fake"  # a manifest.json of another tool
+    _image(fake / "train" / "good" / "000.png")
+    (fake / "manifest.json").write_text('{"generator": "labelling-tool"}')
+    added = tmp_path / "added"  # synth's output, then the user's own images added to its test split
+    synthesize(added, size=32, n_train=1, n_test_good=1, n_test_defect=1)
+    _image(added / "test" / "good" / "line3_0001.png")
+    linked = tmp_path / "linked"  # synth's output with the user's folder linked in as a defect type
+    synthesize(linked, size=32, n_train=1, n_test_good=1, n_test_defect=1)
+    (linked / "test" / "dent").symlink_to(real / "test" / "good", target_is_directory=True)
+    project = tmp_path / "project"  # a source checkout, also as '.' and as a parent of --out
+    (project / "test").mkdir(parents=True)
+    (project / "test" / "test_x.py").write_text("def test(): pass\n")
+    return {"real": real, "fake": fake, "added": added, "linked": linked, "project": project}
+
+
+@pytest.mark.parametrize("which, out, match", [
+    ("real", "{real}", "not a data set written by 'inspector data synth'"),
+    ("fake", "{fake}", "not a data set written by 'inspector data synth'"),
+    ("added", "{added}", "added/test/good/line3_0001.png: not written by 'inspector data synth'"),
+    ("linked", "{linked}", "linked/test/dent: not written by 'inspector data synth'"),
+    ("project", ".", ".: not a data set written by 'inspector data synth'"),
+    ("project", "{project}/test/..", "not a data set written by 'inspector data synth'"),
+])
+def test_force_replaces_only_what_synth_wrote(tmp_path, monkeypatch, capsys, which, out, match):
+    """``data synth --out X --force`` on a folder that is not synth's (a real data set, a checkout, '.', a parent),
+    or that holds files synth did not write, is one line and exit 2; every file stays as it was. Before, it
+    removed train/, test/ and ground_truth/ of any folder (the real data set's images gone, exit 0), and with
+    ``--out /`` wrote a data set into the root (not a case here: a regression would write there again)."""
+    from inspector.cli import main
+
+    folders = _user_folders(tmp_path)
+    before = {name: _tree(path) for name, path in folders.items()}
+    monkeypatch.chdir(folders["project"])
+    argv = ["data", "synth", "--out", out.format(**folders), "--force", "--size", "32", "--train", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and "--force" in err and err.count("\n") == 0, err
+    assert {name: _tree(path) for name, path in folders.items()} == before
