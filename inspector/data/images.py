@@ -543,7 +543,18 @@ def _decode_masked_bmp(buf: np.ndarray, where: str, bmp: BmpLayout) -> np.ndarra
     pixels = data.view("<u2" if bmp.bits == 16 else "<u4").astype(np.uint64)
     if bmp.height > 0:  # bottom-up, the usual order
         pixels = pixels[::-1]
-    return np.dstack([_mask_channel(pixels, m, top) for m, top in zip(bmp.masks[::-1], runs[::-1])])  # B, G, R
+    return unpack_bit_fields(pixels, bmp.masks)
+
+
+def unpack_bit_fields(pixels: np.ndarray, masks: tuple[int, int, int]) -> np.ndarray:
+    """Bit-field pixels (unsigned integers, one per pixel, any shape) → uint8 (…, 3) BGR: each of the red,
+    green and blue ``masks`` (one run of bits each, or 0) scaled from its full scale ``2**width - 1`` to 255,
+    rounded (:func:`to_uint8`'s rule). The rule of a 16-bit BMP (RGB555 / RGB565) and of the same layouts in
+    a video (:mod:`inspector.pipeline.pixel_formats`); FFmpeg and OpenCV widen 5/6-bit values by repeating
+    their bits, which is up to 1 level off this."""
+    pixels = pixels.astype(np.uint64)
+    runs = [m >> ((m & -m).bit_length() - 1) if m else 0 for m in masks]
+    return np.dstack([_mask_channel(pixels, m, top) for m, top in zip(masks[::-1], runs[::-1])])  # B, G, R
 
 
 def _mask_channel(pixels: np.ndarray, mask: int, top: int) -> np.ndarray:

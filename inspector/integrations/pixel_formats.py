@@ -12,7 +12,8 @@ gives ``predict`` (:func:`align_bits`). Mono16 carries no declaration: set ``bit
 when the camera fills fewer bits. Names and layouts: GenICam Pixel Format Naming
 Convention (PFNC) 2.x. A PFNC Bayer name gives the mosaic's 2×2 block at row 0, column 0
 (BayerRG8: red there), which OpenCV's ``COLOR_BayerRGGB2BGR`` family names the same way
-(its older names, ``COLOR_BayerBG2BGR`` for the same code, refer to the block at (1, 1)):
+(its older names, ``COLOR_BayerBG2BGR`` for the same code, refer to the block at (1, 1);
+:func:`inspector.pipeline.pixel_formats.demosaic`, which Bayer videos use too):
 each checked on pure-colour mosaics in tests/pipeline/test_genicam.py.
 """
 
@@ -24,13 +25,14 @@ import cv2
 import numpy as np
 
 from inspector.errors import SourceError
+from inspector.pipeline.pixel_formats import demosaic
 
 # PFNC name → (bytes per pixel, channels, significant bits the format declares; None: the container's)
 LAYOUT = {"Mono8": (1, 1, None), "Mono12": (2, 1, 12), "Mono16": (2, 1, None), "BayerRG8": (1, 1, None),
           "BayerBG8": (1, 1, None), "BayerGB8": (1, 1, None), "BayerGR8": (1, 1, None), "RGB8": (1, 3, None)}
-# PFNC Bayer name → OpenCV's demosaicing code named by the same top-left 2×2 block (module docstring)
-BAYER = {"BayerRG8": cv2.COLOR_BayerRGGB2BGR, "BayerBG8": cv2.COLOR_BayerBGGR2BGR,
-         "BayerGB8": cv2.COLOR_BayerGBRG2BGR, "BayerGR8": cv2.COLOR_BayerGRBG2BGR}
+# PFNC Bayer name → the mosaic's top-left 2×2 block, demosaiced by the pipeline's one rule (module docstring;
+# a Bayer video's frames go through the same function: inspector.pipeline.pixel_formats.demosaic)
+BAYER = {"BayerRG8": "RGGB", "BayerBG8": "BGGR", "BayerGB8": "GBRG", "BayerGR8": "GRBG"}
 
 
 def declared_bits(pixel_format: str) -> int | None:
@@ -89,5 +91,5 @@ def decode_pixels(data, pixel_format: str, width: int, height: int) -> np.ndarra
     if pixel_format == "RGB8":
         return cv2.cvtColor(buf.reshape(height, width, 3), cv2.COLOR_RGB2BGR)
     if pixel_format in BAYER:
-        return cv2.cvtColor(buf.reshape(height, width), BAYER[pixel_format])
+        return demosaic(buf.reshape(height, width), BAYER[pixel_format])
     return buf.reshape(height, width)  # Mono12 / Mono16: a view, values as sent

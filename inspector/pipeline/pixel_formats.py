@@ -21,31 +21,47 @@ So these frames are taken before OpenCV converts them and go through the project
 A format that declares fewer significant bits than its container (``gray12le``, V4L2 ``Y12``) is scaled by
 them, as a PNG's sBIT is; a 16-bit one by the camera's ``bit_depth``, else the container (with the decoder's
 narrow-data warning). The result is what :func:`inspector.data.images.decode_image` gives: uint8 (H, W, 3) BGR.
+
+Two more raw layouts are taken as packets because OpenCV's conversion (swscale) is not the project's rule:
+
+* **packed 5/6-bit RGB** (``rgb565``/``bgr565``/``rgb555``/``bgr555``, either byte order: old capture cards,
+  embedded cameras, VfW AVIs): each channel is scaled from its own full scale to 255, rounded, by
+  :func:`inspector.data.images.unpack_bit_fields`, the rule of the same frame as a 16-bit BMP. swscale widens by
+  repeating bits (up to 1 level off on 12 % of the pixels) and read ``rgb565be`` wrongly (247 levels off);
+* **Bayer mosaics** (``bayer_rggb8`` … ``bayer_*16``, a machine-vision camera's raw frames recorded as they
+  came): demosaiced by :func:`demosaic`, OpenCV's bilinear rule that the GenICam path
+  (:mod:`inspector.integrations.pixel_formats`) applies to the same mosaic; swscale's own demosaicing was up to
+  182 levels off it (edges, mean 7). A 16-bit mosaic is demosaiced at full depth, then scaled as any 16-bit frame.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 
-from inspector.data.images import ImageRejected, decode_image, standardize_pixels
+from inspector.data.images import ImageRejected, decode_image, standardize_pixels, unpack_bit_fields
 
 
 class Layout(NamedTuple):
-    """How one frame's samples lie in memory: numpy dtype, channel order (``grey``, ``RGB``, ``BGR``,
-    ``RGBA``, ``BGRA``) and the significant bits the format declares (16: the container's, say nothing).
+    """How one frame's samples lie in memory: numpy dtype of one sample, channel order (``grey``, ``RGB``,
+    ``BGR``, ``RGBA``, ``BGRA``; ``fields``: one packed word per pixel, ``mosaic``: a Bayer mosaic) and the
+    significant bits the format declares (16: the container's, say nothing; 8 or less: an 8-bit format).
     ``filled``: a narrower declared depth was widened by FFmpeg to fill the container (bit replication,
-    :mod:`inspector.pipeline.ffmpeg_frames`), so the container is the full scale whatever ``bit_depth`` says."""
+    :mod:`inspector.pipeline.ffmpeg_frames`), so the container is the full scale whatever ``bit_depth`` says.
+    ``masks``: a ``fields`` word's red, green and blue bits; ``block``: a ``mosaic``'s 2×2 block at (0, 0)."""
 
     dtype: str
     order: str
     bits: int = 16
     filled: bool = False
+    masks: tuple[int, int, int] = (0, 0, 0)
+    block: str = ""
 
     @property
     def channels(self) -> int:
-        return 1 if self.order == "grey" else len(self.order)
+        return 1 if self.order in ("grey", "fields", "mosaic") else len(self.order)
 
 
 def _ff(tag: bytes) -> int:
@@ -71,6 +87,29 @@ FFMPEG_LAYOUTS: dict[int, Layout] = {
     _ff(b"@BRA"): Layout(">u2", "BGRA"),                  # bgra64be
 }
 GRAY16LE_TAG = _ff(b"Y1\x00\x10")  # the one wide format OpenCV's FFmpeg backend hands over as is (uint16)
+_RGB565, _BGR565 = (0xF800, 0x07E0, 0x001F), (0x001F, 0x07E0, 0xF800)  # red, green, blue masks
+_RGB555, _BGR555 = (0x7C00, 0x03E0, 0x001F), (0x001F, 0x03E0, 0x7C00)
+for _name, _masks in (("RGB", _RGB565), ("BGR", _BGR565)):  # raw.c: 'RGB'/'BGR' + bits per pixel; BE reversed
+    for _bits, _m in ((16, _masks), (15, _RGB555 if _name == "RGB" else _BGR555)):
+        _tag = _name.encode() + bytes([_bits])
+        FFMPEG_LAYOUTS[_ff(_tag)] = Layout("<u2", "fields", 8, masks=_m)
+        FFMPEG_LAYOUTS[_ff(_tag[::-1])] = Layout(">u2", "fields", 8, masks=_m)
+for _block in ("RGGB", "BGGR", "GBRG", "GRBG"):  # raw.c: 0xBA + the block's first row + bits (BE reversed)
+    _tag = b"\xba" + _block[:2].encode()
+    FFMPEG_LAYOUTS[_ff(_tag + b"\x08")] = Layout("u1", "mosaic", 8, block=_block)
+    FFMPEG_LAYOUTS[_ff(_tag + b"\x10")] = Layout("<u2", "mosaic", block=_block)
+    FFMPEG_LAYOUTS[_ff((_tag + b"\x10")[::-1])] = Layout(">u2", "mosaic", block=_block)
+
+# a mosaic's 2×2 block at row 0, column 0 → OpenCV's demosaicing code named by the same block (its older names,
+# COLOR_BayerBG2BGR for the same code, name the block at (1, 1)); the GenICam path's rule too
+BAYER_CODES = {"RGGB": cv2.COLOR_BayerRGGB2BGR, "BGGR": cv2.COLOR_BayerBGGR2BGR, "GBRG": cv2.COLOR_BayerGBRG2BGR,
+               "GRBG": cv2.COLOR_BayerGRBG2BGR}
+
+
+def demosaic(mosaic: np.ndarray, block: str) -> np.ndarray:
+    """A Bayer mosaic, uint8 or uint16 (H, W), whose 2×2 block at (0, 0) is ``block`` (``RGGB`` …) → (H, W, 3)
+    BGR of the same dtype: OpenCV's bilinear demosaicing, the project's one rule for raw sensor frames."""
+    return cv2.cvtColor(np.ascontiguousarray(mosaic), BAYER_CODES[block])
 
 
 def _v4l2(code: bytes, big_endian: bool = False) -> int:
@@ -120,7 +159,7 @@ def wide_bits(tag: int) -> int | None:
     bytes whose last is the depth (little-endian), or the same reversed (big-endian).
     """
     if tag in FFMPEG_LAYOUTS:
-        return FFMPEG_LAYOUTS[tag].bits
+        return FFMPEG_LAYOUTS[tag].bits if FFMPEG_LAYOUTS[tag].bits > 8 else None
     raw = (tag & 0xFFFFFFFF).to_bytes(4, "little")
     for head, bits in ((raw[:2], raw[3]), (raw[2:][::-1], raw[0])):
         if head in (b"Y1", b"G3", b"G4", b"Y3", b"Y4") and 9 <= bits <= 16:
@@ -129,15 +168,17 @@ def wide_bits(tag: int) -> int | None:
 
 
 def unpack_samples(data: np.ndarray, layout: Layout, width: int, height: int) -> np.ndarray | None:
-    """A frame's raw bytes → uint16 (H, W) grey or (H, W, 3|4) BGR(A), native byte order; None when the
-    byte count is not the frame's (rows may be padded, as V4L2's bytesperline allows)."""
+    """A frame's raw bytes → uint16 (uint8 for 1-byte samples) (H, W) grey, words or mosaic, or (H, W, 3|4)
+    BGR(A), native byte order; None when the byte count is not the frame's (rows may be padded, as V4L2's
+    bytesperline allows)."""
     flat = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
-    row = width * layout.channels * 2
-    if height <= 0 or width <= 0 or flat.size % height or flat.size // height < row or (flat.size // height) % 2:
+    size = np.dtype(layout.dtype).itemsize
+    row = width * layout.channels * size
+    if height <= 0 or width <= 0 or flat.size % height or flat.size // height < row or (flat.size // height) % size:
         return None
     stride = flat.size // height
     rows = flat.reshape(height, stride)[:, :row]
-    samples = np.ascontiguousarray(rows).view(layout.dtype).astype(np.uint16)
+    samples = np.ascontiguousarray(rows).view(layout.dtype).astype(np.uint16 if size == 2 else np.uint8)
     samples = samples.reshape(height, width, layout.channels)
     if layout.order == "grey":
         return samples[:, :, 0]
@@ -148,14 +189,19 @@ def unpack_samples(data: np.ndarray, layout: Layout, width: int, height: int) ->
 
 def decode_samples(data: np.ndarray, layout: Layout, width: int, height: int, where: str,
                    bit_depth: int | None, warn_key: str | None) -> np.ndarray:
-    """Raw frame bytes → uint8 (H, W, 3) BGR by the decoder's rules (declared bits as a PNG's sBIT).
+    """Raw frame bytes → uint8 (H, W, 3) BGR by the decoder's rules (declared bits as a PNG's sBIT; packed
+    words and mosaics as the module docstring says).
 
     Raises :class:`ImageRejected` (reason ``corrupt``) when the bytes are not one frame of ``layout``.
     """
     samples = unpack_samples(data, layout, width, height)
     if samples is None:
         raise ImageRejected(f"{where}: frame of {np.asarray(data).size} bytes is not {width}x{height} "
-                            f"{layout.channels}x16-bit samples", "corrupt")
+                            f"{layout.channels}x{8 * np.dtype(layout.dtype).itemsize}-bit samples", "corrupt")
+    if layout.order == "fields":  # each channel by its own full scale: already 8-bit, as a 16-bit BMP's
+        samples = unpack_bit_fields(samples, layout.masks)
+    elif layout.order == "mosaic":
+        samples = demosaic(samples, layout.block)
     full_scale = 65535 if layout.filled else (1 << layout.bits) - 1 if layout.bits < 16 else None
     return standardize_pixels(samples, where, bit_depth, "BGR", warn_key, full_scale)
 
