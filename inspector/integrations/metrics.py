@@ -6,26 +6,41 @@ decisions; per stage latency histograms in seconds whose ``le`` bounds are
 edges of the same log grid as ``v1/stats`` (:mod:`inspector.pipeline.telemetry`, every
 ``_STEP``-th edge, so each bucket is an exact sum of ``v1/stats`` buckets);
 model identity; per camera score drift; camera state; MQTT bridge delivery.
-Served by ``prometheus_client.start_http_server`` in its own daemon thread.
-Needs the ``metrics`` extra (``prometheus-client``).
+Served by a thread-per-connection WSGI server in its own daemon thread, with the limits of
+:mod:`inspector.integrations.dashboard.guard` (connections capped, per client address
+too; a request must arrive within a deadline; complaints logged once a minute), since
+``prometheus_client.start_http_server`` has none: each idle connection held a thread
+forever. Needs the ``metrics`` extra (``prometheus-client``).
 """
 
 from __future__ import annotations
 
+import collections
+import io
 import logging
+import socket
+import sys
+import threading
+import time
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Iterator
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import numpy as np
 
 from inspector.errors import ConfigError
 from inspector.integrations import require
+from inspector.integrations.dashboard import guard
 from inspector.pipeline.integration_config import MetricsSection, parse_listen
 from inspector.pipeline.telemetry import bucket_upper_ms, coarse_buckets
 
 if TYPE_CHECKING:
     from inspector.pipeline.daemon import Daemon
 
-log = logging.getLogger("inspector.metrics")
+log = guard.throttled(logging.getLogger("inspector.metrics"))
+MAX_CONNECTIONS = 32  # scrapers are few; each connection is a thread while it lasts
+MAX_PER_PEER = 8
+_PATHS = ("/metrics", "/")
 _STEP = 10  # every 10th edge of the 4 % grid: bounds 48 % apart
 _BUCKETS = coarse_buckets(0.01, 60_000.0, _STEP)  # 10 µs … 60 s
 # per-camera counter suffix → drop reason label
@@ -149,6 +164,112 @@ class DaemonCollector:
         yield flagged
 
 
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reads, all of them within one deadline (``time.monotonic()`` seconds).
+
+    A per-read timeout is not enough: a peer sending a byte just before each timeout
+    holds the thread forever. Raises ``TimeoutError`` once the deadline has passed.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock, self._deadline = sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no complete request in time")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buf)
+
+
+class _Handler(WSGIRequestHandler):
+    """One request per connection, read within ``guard.REQUEST_DEADLINE_S``; no access log."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection,
+                                                       time.monotonic() + guard.REQUEST_DEADLINE_S))
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        self.connection.settimeout(guard.WRITE_STALL_S)  # the response: a peer that does not read is dropped
+        return ok
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError as exc:  # timeouts and resets are the peer's doing: one throttled line, no traceback
+            log.warning("metrics: connection closed: %s", exc.strerror or exc)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    """``WSGIServer`` with a thread per connection, at most ``MAX_CONNECTIONS`` (``MAX_PER_PEER`` per address)."""
+
+    daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 refuses bursts of honest clients at the backlog
+
+    def __init__(self, addr: tuple[str, int], family: int, app) -> None:
+        self.address_family = family
+        self._lock = threading.Lock()
+        self._open: collections.Counter = collections.Counter()  # client address → open connections
+        super().__init__(addr, _Handler)
+        self.set_app(app)
+
+    def verify_request(self, request, client_address) -> bool:
+        peer = client_address[0] if client_address else ""
+        with self._lock:
+            if sum(self._open.values()) >= MAX_CONNECTIONS or self._open[peer] >= MAX_PER_PEER:
+                log.warning("metrics: connection refused: over %d open (%d per client address)",
+                            MAX_CONNECTIONS, MAX_PER_PEER)
+                return False
+            self._open[peer] += 1
+        return True
+
+    def process_request(self, request, client_address) -> None:
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release(client_address)
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release(client_address)
+
+    def _release(self, client_address) -> None:
+        peer = client_address[0] if client_address else ""
+        with self._lock:
+            self._open[peer] -= 1
+            if self._open[peer] <= 0:
+                del self._open[peer]
+
+    def handle_error(self, request, client_address) -> None:
+        log.warning("metrics: request failed: %s", _current_error())
+
+
+def _current_error() -> str:
+    exc = sys.exc_info()[1]
+    return f"{type(exc).__name__}: {exc}" if exc else "unknown error"
+
+
+def _only_metrics(app):
+    """``app`` on ``/metrics`` (and ``/``); 404 elsewhere rather than metrics under any name."""
+    def wrapped(environ, start_response):
+        if environ.get("PATH_INFO", "") not in _PATHS:
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"not found; metrics are at /metrics\n"]
+        return app(environ, start_response)
+    return wrapped
+
+
 class MetricsServer:
     """``GET /metrics`` on ``cfg.listen`` for one daemon; :meth:`close` stops it."""
 
@@ -158,9 +279,13 @@ class MetricsServer:
         self.registry = client.CollectorRegistry(auto_describe=False)
         self.registry.register(DaemonCollector(daemon))
         try:
-            self._server, self._thread = client.start_http_server(port, addr=host, registry=self.registry)
+            family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                           flags=socket.AI_PASSIVE)[0]
+            self._server = _Server(sockaddr[:2], family, _only_metrics(client.make_wsgi_app(self.registry)))
         except OSError as exc:
             raise ConfigError(f"metrics.listen: cannot listen on {cfg.listen}: {exc.strerror or exc}") from None
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+        self._thread.start()
         self.url = f"http://{cfg.listen}/metrics"
         log.info("Prometheus metrics on %s", self.url)
 

@@ -25,6 +25,7 @@ from inspector.config import read_secret
 from inspector.errors import ConfigError
 from inspector.integrations import require
 from inspector.pipeline.integration_config import DashboardSection, parse_listen
+from inspector.integrations.dashboard import guard
 from inspector.integrations.dashboard.state import DashboardState
 
 if TYPE_CHECKING:
@@ -83,9 +84,9 @@ def build_app(state: DashboardState, cfg: DashboardSection, token: str | None, c
             yield "retry: 1000\n\n"
             while not closing.is_set() and not await request.is_disconnected():
                 if state.version != sent:
-                    snap = state.snapshot()
-                    sent = snap["version"]
-                    yield f"data: {json.dumps(snap, separators=(',', ':'), default=str)}\n\n"
+                    # encoded once per change and shared by every client: n browsers cost one encoding
+                    sent, data = state.snapshot_json()
+                    yield data
                 await asyncio.sleep(cfg.push_interval_s)
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
@@ -126,8 +127,12 @@ class DashboardServer(DashboardState):
         sock.listen(128)
         self._closing = threading.Event()
         app = build_app(self, cfg, token, self._closing)
+        # log_config=None: uvicorn's complaints go through the daemon's logging, throttled (a peer
+        # sending garbage must not flood the log); http=: the connection limits of ``guard``.
+        guard.throttled(logging.getLogger("uvicorn.error"))
         config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2,
-                                access_log=False)
+                                access_log=False, log_config=None, http=guard.guarded_h11(),
+                                limit_concurrency=guard.MAX_CONNECTIONS)
         self._server = uvicorn.Server(config)
         self._sock = sock
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="dashboard",

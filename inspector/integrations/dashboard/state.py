@@ -8,6 +8,7 @@ the publisher never waits. Images are encoded when a browser asks for them.
 from __future__ import annotations
 
 import collections
+import json
 import threading
 import time
 from typing import Any
@@ -35,6 +36,8 @@ class DashboardState:
         self.series: collections.deque = collections.deque(maxlen=_SERIES)
         self.stats: dict[str, Any] = {}
         self.model: dict[str, Any] = {}
+        self._encoded: tuple[int, str] = (-1, "")  # (version, SSE message) shared by every stream
+        self._jpegs: dict[str, tuple[int, bytes | None]] = {}  # camera → (frame_version, JPEG) shared by requests
 
     # -- taps (publisher thread) ---------------------------------------------------------------
     def offer(self, event) -> None:
@@ -98,16 +101,36 @@ class DashboardState:
                     "defects": list(self.defects)[::-1], "series": list(self.series), "stats": self.stats,
                     "model": {k: v for k, v in self.model.items() if k != "sha256"}}
 
+    def snapshot_json(self) -> tuple[int, str]:
+        """``(version, "data: <snapshot JSON>\\n\\n")``, encoded once per version whatever the number of streams."""
+        cached = self._encoded
+        if cached[0] == self.version:
+            return cached
+        snap = self.snapshot()
+        encoded = (snap["version"], f"data: {json.dumps(snap, separators=(',', ':'), default=str)}\n\n")
+        self._encoded = encoded  # one tuple assignment: readers see the old or the new pair, never a mix
+        return encoded
+
     def payload(self, event_id: str, kind: str) -> bytes | None:
         with self._lock:
             return self._payloads.get(event_id, {}).get(kind)
 
-    def frame_jpeg(self, camera: str, max_side: int = 480, quality: int = 80) -> bytes | None:
+    def frame_jpeg(self, camera: str) -> bytes | None:
+        """The newest frame of ``camera`` as JPEG, encoded once per stored frame (any number of requests)."""
         with self._lock:
             item = self._frames.get(camera)
+            version = self.cameras.get(camera, {}).get("frame_version")
         if item is None:
             return None
-        img = item[0]
+        cached = self._jpegs.get(camera)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        data = self._encode(item[0])
+        self._jpegs[camera] = (version, data)
+        return data
+
+    @staticmethod
+    def _encode(img: np.ndarray, max_side: int = 480, quality: int = 80) -> bytes | None:
         if img.ndim == 3 and img.shape[2] == 4:
             img = img[:, :, :3]
         if img.dtype != np.uint8:  # 16-bit sources: show the top 8 bits
