@@ -256,13 +256,31 @@ def _check_paths(fp32_path: Path, out: str | Path | None) -> tuple[Path, dict[st
     return sidecar_file, sidecar, out
 
 
+class _QuantizerAdvice(logging.Filter):
+    """While the quantizer runs, its advice to the root logger below ERROR ("Please consider to run
+    pre-processing before quantization", a link) is a library message: shown only with ``-v``, like its INFO lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_quantizer = record.name == "root" and "quantization" in record.pathname.replace("\\", "/")
+        return not from_quantizer or record.levelno >= logging.ERROR or logging.getLogger().isEnabledFor(logging.DEBUG)
+
+    def __enter__(self) -> "_QuantizerAdvice":
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(self)
+
+
 def _run_quantizer(model: onnx.ModelProto, out: Path, reader, quantize: list[str], kept: list[str],
                    op_types: Sequence[str], method: str, weight_bits: int) -> None:
     """ONNX Runtime's static QDQ quantizer: symmetric int8 activations, per-channel int8 weights in
     ``weight_bits`` bits (``reduce_range``: 7), FP32 bias."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    with tempfile.TemporaryDirectory(prefix="inspector-quant-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="inspector-quant-") as tmp, _QuantizerAdvice():
         named = Path(tmp) / "named.onnx"
         onnx.save(model, str(named))
         quantize_static(
