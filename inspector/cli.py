@@ -26,7 +26,7 @@ from inspector.commands.argtypes import check_outputs_spare_inputs
 from inspector.errors import InspectorError
 from inspector.interrupts import exit_code as interrupt_exit_code
 from inspector.redact import redact, redact_log_handlers
-from inspector.textline import one_line
+from inspector.textline import clip_long_runs, one_line
 
 # name → (module, one-line help); order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -233,4 +233,5 @@ def os_error_line(exc: OSError, command: str | None = None) -> str:
     if exc.filename is None:
         return f"inspector {command or ''}: cannot write its output: {exc.strerror or type(exc).__name__}"
     where = os.fsdecode(exc.filename) if isinstance(exc.filename, (str, bytes, os.PathLike)) else str(exc.filename)
-    return f"{where}: {exc.strerror or type(exc).__name__}"
+    # a name of thousands of characters (ENAMETOOLONG) is cut in its middle: the reason stays on the line
+    return clip_long_runs(f"{where}: {exc.strerror or type(exc).__name__}")

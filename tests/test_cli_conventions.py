@@ -149,6 +149,17 @@ def test_an_error_naming_a_file_with_a_newline_escapes_it(tmp_path, capsys):
     assert str(DataError("x\ry\x1b[2J")) == "x\\ry\\x1b[2J"
 
 
+def test_an_os_error_naming_a_very_long_file_keeps_its_reason_on_a_short_line():
+    """An OSError about a name of 5,000 characters (ENAMETOOLONG) printed the name whole: a 5,000-character line
+    whose reason came last. The name is cut in its middle, as every error line cuts a value echoed whole."""
+    import errno
+
+    from inspector.cli import os_error_line
+
+    line = os_error_line(OSError(errno.ENAMETOOLONG, "File name too long", "/data/" + "x" * 5000 + ".png"))
+    assert len(line) < 300 and line.endswith(".png: File name too long") and "[5010 chars]" in line, line
+
+
 def _zero_width_png() -> bytes:
     """A PNG whose IHDR says width 0: libpng prints 'libpng warning: Image width is zero in IHDR' and
     'libpng error: Invalid IHDR data' to descriptor 2 when OpenCV decodes it."""
