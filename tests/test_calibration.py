@@ -211,6 +211,23 @@ def test_good_images_fall_back_to_test_good_with_a_warning(tiny_dataset):
         select_good_images(None, {})
 
 
+def test_split_test_without_good_test_images_names_only_what_is_missing(tiny_dataset, tmp_path):
+    """``--split test`` on a dataset with no test/good images: the line said "no validation split recorded",
+    which --split test never asked for."""
+    import shutil
+
+    from inspector.evaluation.calibrate import select_good_images
+
+    data = tmp_path / "d"
+    shutil.copytree(tiny_dataset, data)
+    shutil.rmtree(data / "test" / "good")
+    with pytest.raises(DataError) as info:
+        select_good_images(data, {}, split="test")
+    assert str(info.value).endswith(": no test/good images; use --good-dir"), info.value
+    with pytest.raises(DataError, match="no validation split recorded for this model and no test/good"):
+        select_good_images(data, {})
+
+
 def test_engine_sidecar_nests_the_model_sidecar():
     from types import SimpleNamespace
 

@@ -241,8 +241,8 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
                             f"(use --split test or --good-dir)")
     good = [s for s in dataset.test if s.label == 0]
     if not good:
-        raise DataError(f"{dataset.root}: no validation split recorded for this model and no test/good images; "
-                        f"use --good-dir")
+        why = "" if split == "test" else "no validation split recorded for this model and "
+        raise DataError(f"{dataset.root}: {why}no test/good images; use --good-dir")
     if split == "auto":
         warnings.append("no validation split recorded for this model in this dataset; calibrating on test/good "
                         "(metrics on the same test images will be optimistic)")
