@@ -86,15 +86,21 @@ def why_not_open(url: str, timeout_s: float) -> str | None:
     uri = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
     deadline = time.monotonic() + timeout_s
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        sock = socket.create_connection((host, port), timeout=timeout_s)
+    except ConnectionRefusedError:
+        return f"nothing listens at {host}:{port} (connection refused)"
+    except socket.timeout:  # no answer to the connection itself: not a server that hangs
+        return f"{host}:{port} cannot be reached (no answer to connecting within {timeout_s:.1f} s)"
+    except OSError as exc:  # no route to host, a name that does not resolve
+        return f"{host}:{port}: {exc.strerror or exc}"
+    try:
+        with sock:
             if parts.scheme.lower() == "rtsps":
                 return None  # TLS: not asked by hand
             code, reason, headers = _describe(sock, uri, 1, deadline)
             if code == 401 and user is not None and headers.get("www-authenticate"):
                 auth = _authorization(headers["www-authenticate"], user, password, uri)
                 code, reason, headers = _describe(sock, uri, 2, deadline, auth)
-    except ConnectionRefusedError:
-        return f"nothing listens at {host}:{port} (connection refused)"
     except socket.timeout:
         return (f"{host}:{port} gave no RTSP answer to DESCRIBE within {timeout_s:.1f} s (not an RTSP server, "
                 f"or it hangs)")
