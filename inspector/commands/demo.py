@@ -95,10 +95,22 @@ class Steps:
         self.index += 1
         self.say(f"[{self.index}/{self.total}] {title} …")
         t0 = time.monotonic()
-        result = fn(*args, **kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except KeyboardInterrupt as exc:  # where the demo stopped, for the one line run() prints
+            raise DemoInterrupted(f"in step {self.index}/{self.total} ({key}){getattr(exc, 'detail', '')}",
+                                  getattr(exc, "hint", "")) from None
         self.seconds[key] = round(time.monotonic() - t0, 2)
         self.say(f"      done in {self.seconds[key]:.1f} s (total {time.monotonic() - self.start:.0f} s)")
         return result
+
+
+class DemoInterrupted(KeyboardInterrupt):
+    """Ctrl-C/SIGTERM stopped the demo: ``where`` it stopped, and a ``hint`` on going on (may be empty)."""
+
+    def __init__(self, where: str, hint: str = "") -> None:
+        super().__init__(where)
+        self.where, self.hint = where, hint
 
 
 # ---------------------------------------------------------------------------------------- steps
@@ -113,6 +125,7 @@ def _synthesise(data: Path, plan: DemoPlan, force: bool):
 
 
 def _train(data: Path, run_dir: Path, plan: DemoPlan) -> dict:
+    from inspector.commands.train import resume_hint
     from inspector.training.config import load_run_config
     from inspector.training.loop import train
 
@@ -123,6 +136,11 @@ def _train(data: Path, run_dir: Path, plan: DemoPlan) -> dict:
     })
     summary = train(config, run_dir)
     phase = summary["phases"][-1]
+    if any(p["interrupted"] for p in summary["phases"]):  # the loop caught the interrupt: the demo must stop too,
+        stop = KeyboardInterrupt()  # not evaluate/export/run a model trained for part of its epochs
+        stop.detail = f", after epoch {phase['epochs_run']} of {plan.epochs}"
+        stop.hint = f"the partly trained run is in {run_dir}: continue it with {resume_hint(run_dir)[len('to continue: '):]}"
+        raise stop
     print(f"      best epoch {phase['best_epoch']}/{phase['epochs_run']}, val loss {phase['best_val_loss']:.4f}; "
           f"{summary['data']['n_train']} train / {summary['data']['n_val']} validation images", flush=True)
     return summary
@@ -533,5 +551,26 @@ def run(args: argparse.Namespace) -> int:
         plan = replace(plan, epochs=args.epochs)
     if args.frames is not None:
         plan = replace(plan, frames=args.frames)
-    summary = demo(args.out, plan, force=args.force)
-    return 0 if summary["events"]["daemon_exit_code"] == 0 else 1
+    return _run_demo(args, plan)
+
+
+def _run_demo(args: argparse.Namespace, plan: DemoPlan) -> int:
+    """The demo; on Ctrl-C/SIGTERM one line saying where it stopped and how to go on, exit 130/143 (never
+    the later steps on a half-trained model, never 'demo finished')."""
+    import shlex
+
+    from inspector.interrupts import sigterm_as_interrupt
+
+    stopped = None
+    with sigterm_as_interrupt() as interrupt:
+        try:
+            summary = demo(args.out, plan, force=args.force)
+        except DemoInterrupted as exc:
+            stopped = exc
+    if stopped is None and interrupt.signum is None:
+        return 0 if summary["events"]["daemon_exit_code"] == 0 else 1
+    where = stopped.where if stopped is not None else "after its last step"
+    hint = f"{stopped.hint}; or " if stopped is not None and stopped.hint else ""
+    print(f"demo stopped by {interrupt.name or 'SIGINT'} {where}; no summary.json written; {hint}start again with "
+          f"inspector demo --out {shlex.quote(str(args.out))} --force", flush=True)
+    return interrupt.exit_code or 130

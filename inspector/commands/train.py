@@ -55,10 +55,19 @@ def run(args: argparse.Namespace) -> int:
     with sigterm_as_interrupt() as interrupt:
         code = _train(args)
     if interrupt.signum is not None:
-        print(f"training stopped by {interrupt.name}; best checkpoint and history.json are in {args.out}",
-              flush=True)
+        print(f"training stopped by {interrupt.name}; best checkpoint and history.json are in {args.out}; "
+              f"{resume_hint(args.out, args.model)}", flush=True)
         return interrupt.exit_code
     return code
+
+
+def resume_hint(out: str | Path, model: str | None = None) -> str:
+    """What to type to go on with the interrupted run in ``out`` (meta_comparer has no --resume)."""
+    import shlex
+
+    if model == "meta_comparer":
+        return "meta_comparer cannot resume: train it again (with --time-budget)"
+    return f"to continue: inspector train --out {shlex.quote(str(out))} --resume"
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -39,9 +39,10 @@ def load_model(path: str | Path) -> tuple[AnomalyModel, RunConfig, dict]:
     untrained = [p for p in payload.get("phases") or [] if p not in (payload.get("completed_phases") or [])]
     if untrained:  # random weights where a trained network belongs would score silently wrong
         run = Path(payload["path"]).parent
+        finish = ("train it again (meta_comparer has no --resume)" if untrained == ["meta_comparer"]
+                  else f"finish it with 'inspector train --out {run} --resume'")
         raise ModelError(f"{payload['path']}: the run is incomplete, its phase(s) {', '.join(untrained)} "
-                         f"never finished (training interrupted or still running); finish it with "
-                         f"'inspector train --out {run} --resume'")
+                         f"never finished (training interrupted or still running); {finish}")
     config = _saved_run_config(payload["config"])
     # The checkpoint carries the teacher, so skip resolving ImageNet weights.
     model_cfg = type(config.model)(**{**vars(config.model), "teacher_weights": "random"})

@@ -46,7 +46,6 @@ the rest: a crash's half always lies beside that marker and is removed at the ne
 from __future__ import annotations
 
 import collections
-import fcntl
 import itertools
 import json
 import logging
@@ -65,6 +64,7 @@ import cv2
 import numpy as np
 
 from inspector.errors import ConfigError
+from inspector.folder_lock import FolderBusy, lock_folder
 from inspector.leftovers import writer_gone
 from inspector.outputs import folder_problem, link_new
 from inspector.pipeline.config import RecorderSection
@@ -333,47 +333,18 @@ def lock_recorder_dir(path: str | Path, create: bool = True) -> RecorderDirLock 
 
 
 def _open_locked(root: Path, create: bool) -> int | None:
-    """The directory ``root`` (made first if ``create``) open and flock'ed; None where the file system cannot
-    lock (warned). ConfigError when another process holds it; OSError when it cannot be made or opened."""
-    if create:
-        root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    """The directory ``root`` (made first if ``create``) open and flock'ed (:func:`inspector.folder_lock.lock_folder`);
+    None where the file system cannot lock (warned). ConfigError when another process holds it; OSError when it
+    cannot be made or opened."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _lock_holder(fd)
-        os.close(fd)
-        raise ConfigError(f"recorder.dir: {root} is in use by another daemon (pid {holder}); two daemons "
+        fd = lock_folder(root, create)
+    except FolderBusy as busy:
+        raise ConfigError(f"recorder.dir: {root} is in use by another daemon (pid {busy.holder}); two daemons "
                           f"recording in one folder delete each other's evidence: give each its own "
                           f"recorder.dir", field="recorder.dir") from None
-    except OSError as exc:  # ENOLCK / EOPNOTSUPP: the file system cannot lock
-        os.close(fd)
-        log.warning("recorder: cannot lock %s (%s); make sure no other daemon records there", root,
-                    exc.strerror or exc)
-        return None
+    if fd is None:  # ENOLCK / EOPNOTSUPP: the file system cannot lock
+        log.warning("recorder: cannot lock %s; make sure no other daemon records there", root)
     return fd
-
-
-def _lock_holder(fd: int, locks: str = "/proc/locks") -> str:
-    """The pid holding a flock on the file ``fd`` is open on, from Linux's /proc/locks (proc(5): "id: FLOCK
-    ADVISORY WRITE pid major:minor:inode start end", device numbers in hex); 'unknown' elsewhere."""
-    try:
-        st = os.fstat(fd)
-        with open(locks, encoding="ascii", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return "unknown"
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 6 or fields[1] != "FLOCK" or fields[0] == "->":  # "->": a waiter, not the holder
-            continue
-        major, minor, inode = (fields[5].split(":") + ["", "", ""])[:3]
-        try:
-            if (int(major, 16), int(minor, 16), int(inode)) == (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino):
-                return fields[4]
-        except ValueError:
-            continue
-    return "unknown"
 
 
 def release_recorder_dir(lock: RecorderDirLock | None) -> None:

@@ -30,6 +30,7 @@ from inspector.training.config import RunConfig, TrainConfig, save_run_config
 from inspector.training.device import TrainingDevice
 from inspector.training.input_size import resolve_input_size
 from inspector.training.progress import Progress, format_duration
+from inspector.training.run_lock import hold_run_folder
 from inspector.training.stopping import INTERRUPTED, ScheduleState, StopRule
 
 log = logging.getLogger(__name__)
@@ -332,13 +333,19 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False,
 
     ``resume``: continue the run already in ``run_dir`` from its ``best.pt``: phases
     it completed are skipped, an interrupted phase restarts after its last
-    recorded epoch from its best weights (with a fresh optimiser state). A finished
+    recorded epoch from its best weights and learning-rate schedule (the optimiser's moments are not
+    checkpointed: they start afresh). A finished
     run is extended when ``config`` allows its last phase more epochs (a larger
     ``train.epochs`` or ``max_epochs``); otherwise ConfigError.
     """
     device = TrainingDevice.from_config(config.train)  # first: a wrong device fails before any work
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with hold_run_folder(run_dir):
+        return _train_held(config, run_dir, device, resume, on_epoch)
+
+
+def _train_held(config: RunConfig, run_dir: Path, device: TrainingDevice, resume: bool, on_epoch) -> dict:
+    """:func:`train` in ``run_dir`` once this process holds it."""
     config = _settle(config, resume)
     model = build_model(config.model)
     phases = default_phases(model, config.train)
@@ -429,7 +436,8 @@ def _record_phase_end(run_dir: Path, result: FitResult, history: list[dict]) -> 
     the last epoch (not the best one's) in best.pt, so --resume continues both."""
     history.extend(result.history)
     (run_dir / "history.json").write_text(json.dumps(history, indent=1))
-    update_checkpoint(run_dir / BEST, read_checkpoint(run_dir / BEST), lr_schedule=result.schedule.to_dict())
+    update_checkpoint(run_dir / BEST, read_checkpoint(run_dir / BEST), lr_schedule=result.schedule.to_dict(),
+                      stop_reason=result.stop_reason)  # --resume tells an interrupted phase from a finished run
 
 
 def _settle(config: RunConfig, resume: bool) -> RunConfig:
@@ -449,7 +457,9 @@ def _start_state(model, phases: list, run_dir: Path, resume: bool) -> tuple[list
     if not resume:
         return [], {}, []
     completed, resumed, history = _resume_state(model, run_dir, [p.name for p in phases])
-    return _reopen_finished(phases, completed, history, run_dir), resumed, history
+    reopened = _reopen_finished(phases, completed, history, run_dir, resumed["stop_reason"] == INTERRUPTED)
+    resumed["extending"] = reopened != completed and resumed["stop_reason"] != INTERRUPTED
+    return reopened, resumed, history
 
 
 def _start_point(phase: str, earlier: list[dict], resumed: dict) -> tuple[int, tuple[int, float]]:
@@ -457,9 +467,11 @@ def _start_point(phase: str, earlier: list[dict], resumed: dict) -> tuple[int, t
     start, best = 1 + max((h["epoch"] for h in earlier), default=0), (0, math.inf)
     if resumed.get("phase") == phase:
         best = (resumed["epoch"], math.inf if resumed["val_loss"] is None else resumed["val_loss"])
-    if start > 1:
-        log.info("resuming phase %s after epoch %d, from the best checkpoint (epoch %d, validation loss %.5g) "
-                 "with a fresh optimiser state", phase, start - 1, *best)
+    if start > 1:  # the optimiser's moments are not in the checkpoint: said, not implied (README, "--resume")
+        what = "extending a finished run" if resumed.get("extending") else "resuming interrupted phase"
+        log.info("%s: %s at epoch %d from the best checkpoint (epoch %d, validation loss %.5g); learning-rate "
+                 "schedule continued, optimiser moments start afresh (not saved in checkpoints)",
+                 what, phase, start, *best)
     return start, best
 
 
@@ -483,8 +495,10 @@ def _phase_record(name: str, result: FitResult) -> dict:
             "final_lr": result.schedule.lr}
 
 
-def _reopen_finished(phases: list[Phase], completed: list[str], history: list[dict], run_dir: Path) -> list[str]:
-    """For a run whose phases all completed: reopen the last one if its config allows more epochs.
+def _reopen_finished(phases: list[Phase], completed: list[str], history: list[dict], run_dir: Path,
+                     interrupted: bool = False) -> list[str]:
+    """For a run whose phases all completed: reopen the last one if its config allows more epochs
+    (``interrupted``: its last phase was interrupted and finished as it was, :func:`_finishes_when_interrupted`).
 
     Only the last phase is extended: earlier ones feed it (AST's flow → student),
     so extending them would make the later phase's training stale.
@@ -500,7 +514,8 @@ def _reopen_finished(phases: list[Phase], completed: list[str], history: list[di
     if reason is not None:
         raise ConfigError(f"{run_dir}: the run already finished ({last.name}: {rule.explain(reason)}); "
                           f"to extend it pass --epochs N with N > {ran}")
-    log.info("extending finished phase %s after epoch %d", last.name, ran)
+    if not interrupted:
+        log.info("extending a finished run: phase %s after epoch %d", last.name, ran)
     return [name for name in completed if name != last.name]
 
 
@@ -581,7 +596,7 @@ def _resume_state(model: AnomalyModel, run_dir: Path, phase_names: list[str]) ->
     completed = list(payload.get("completed_phases", phase_names[: phase_names.index(phase)]))
     history = _read_history(run_dir / "history.json")
     resumed = {"phase": phase, "epoch": payload.get("epoch") or 0, "val_loss": payload.get("val_loss"),
-               "schedule": _read_schedule(payload, path)}
+               "schedule": _read_schedule(payload, path), "stop_reason": payload.get("stop_reason")}
     return completed, resumed, history
 
 

@@ -29,6 +29,7 @@ from inspector.models.meta_comparer.model import MetaComparerModel
 log = logging.getLogger(__name__)
 VAL_EPISODES = 48  # in batches of VAL_BATCH
 VAL_BATCH = 8
+PHASE = "meta_comparer"  # its one training phase, as best.pt names it
 
 
 def episode_loss(model: MetaComparerModel, query: list[torch.Tensor], refs: list[torch.Tensor],
@@ -149,61 +150,80 @@ def _validate(model: MetaComparerModel, batches: list, seed: int) -> float:
 
 
 def fit(model: MetaComparerModel, banks: list[FeatureBank], train_cfg, on_best=None) -> dict:
-    """Train ``model`` on episodes of ``banks``; keeps the weights of the best validation loss."""
+    """Train ``model`` on episodes of ``banks``; keeps the weights of the best validation loss.
+
+    Ctrl-C/SIGTERM (KeyboardInterrupt) ends it like the other models' training (loop.fit): the best weights
+    so far are kept, ``stop_reason`` is ``interrupted`` and ``best_epoch`` 0 when no epoch was validated."""
     cfg = model.config
     torch.manual_seed(train_cfg.seed)
     gen = torch.Generator().manual_seed(train_cfg.seed)
     rng = np.random.default_rng(train_cfg.seed)
     val_rng = np.random.default_rng([train_cfg.seed, 1])
     val = [_batch(banks, 1, VAL_BATCH, cfg.train_references, val_rng) for _ in range(VAL_EPISODES // VAL_BATCH)]
-    opt = _optimizer(model, train_cfg)
-    history, best, best_state, stale, start = [], float("inf"), None, 0, time.perf_counter()
-    steps, cpu_start = 0, time.process_time()
+    state = {"opt": _optimizer(model, train_cfg), "history": [], "best": float("inf"), "best_state": None,
+             "stale": 0, "steps": 0, "start": time.perf_counter(), "cpu_start": time.process_time()}
+    stop, detail = ("epochs" if not train_cfg.early_stopping else "epoch_cap"), f"{train_cfg.epoch_limit} epochs"
+    try:
+        for epoch in range(1, train_cfg.epoch_limit + 1):
+            ended = _epoch(model, banks, train_cfg, epoch, state, val, gen, rng, on_best)
+            if ended is not None:
+                stop, detail = ended
+                break
+    except KeyboardInterrupt:
+        stop, detail = "interrupted", f"interrupted after epoch {len(state['history'])}"
+        log.info("meta_comparer stopped: %s", detail)
+    if state["best_state"] is not None:
+        model.load_state_dict(state["best_state"])
+    history = state["history"]
+    best_epoch = min(history, key=lambda h: h["val_loss"])["epoch"] if history else 0
+    return {"history": history, "best_val_loss": state["best"], "best_epoch": best_epoch,
+            "epochs_run": len(history), "steps": state["steps"],
+            "seconds": round(time.perf_counter() - state["start"], 1),
+            "cpu_seconds": round(time.process_time() - state["cpu_start"], 1), "stop_reason": stop,
+            "stop_detail": detail, "interrupted": stop == "interrupted"}
+
+
+def _epoch(model, banks, train_cfg, epoch: int, state: dict, val: list, gen, rng, on_best):
+    """One epoch of :func:`fit` (``state`` updated); (stop reason, detail) when training ends after it, else None."""
+    cfg, opt = model.config, state["opt"]
 
     def over_budget() -> bool:
-        return bool(train_cfg.time_budget_s) and time.perf_counter() - start > train_cfg.time_budget_s
+        return bool(train_cfg.time_budget_s) and time.perf_counter() - state["start"] > train_cfg.time_budget_s
 
-    stop, detail = ("epochs" if not train_cfg.early_stopping else "epoch_cap"), f"{train_cfg.epoch_limit} epochs"
-    for epoch in range(1, train_cfg.epoch_limit + 1):
-        model.train()
-        for _ in range(cfg.steps_per_epoch):
-            if over_budget():  # checked per step: a slow machine must not overrun the cap by an epoch
-                break
-            query, refs, labels = _batch(banks, 0, train_cfg.batch_size, cfg.train_references, rng)
-            loss, parts = episode_loss(model, query, refs, labels, gen)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            steps += 1
-        val_loss = _validate(model, val, train_cfg.seed)
-        history.append({"epoch": epoch, "train_loss": loss.item(), **parts, "val_loss": val_loss,
-                        "seconds": round(time.perf_counter() - start, 1)})
-        log.info("epoch %d: train %.4f val %.4f", epoch, loss.item(), val_loss)
-        if val_loss < best * (1 - train_cfg.min_delta) or best_state is None:
-            best, stale = val_loss, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if on_best is not None:
-                on_best(epoch, val_loss)
-        else:
-            stale += 1
-        if train_cfg.early_stopping and stale >= train_cfg.patience:
-            stop, detail = "converged", f"no improvement above min_delta for {stale} epochs"
+    model.train()
+    for _ in range(cfg.steps_per_epoch):
+        if over_budget():  # checked per step: a slow machine must not overrun the cap by an epoch
             break
-        if over_budget():
-            stop, detail = "time_cap", f"time budget {train_cfg.time_budget_s:g} s"
-            break
-    model.load_state_dict(best_state)
-    best_epoch = min(history, key=lambda h: h["val_loss"])["epoch"]
-    return {"history": history, "best_val_loss": best, "best_epoch": best_epoch, "epochs_run": len(history),
-            "steps": steps, "seconds": round(time.perf_counter() - start, 1),
-            "cpu_seconds": round(time.process_time() - cpu_start, 1), "stop_reason": stop, "stop_detail": detail}
+        query, refs, labels = _batch(banks, 0, train_cfg.batch_size, cfg.train_references, rng)
+        loss, parts = episode_loss(model, query, refs, labels, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        state["steps"] += 1
+    val_loss = _validate(model, val, train_cfg.seed)
+    state["history"].append({"epoch": epoch, "train_loss": loss.item(), **parts, "val_loss": val_loss,
+                             "seconds": round(time.perf_counter() - state["start"], 1)})
+    log.info("epoch %d: train %.4f val %.4f", epoch, loss.item(), val_loss)
+    if val_loss < state["best"] * (1 - train_cfg.min_delta) or state["best_state"] is None:
+        state["best"], state["stale"] = val_loss, 0
+        state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if on_best is not None:
+            on_best(epoch, val_loss)
+    else:
+        state["stale"] += 1
+    if train_cfg.early_stopping and state["stale"] >= train_cfg.patience:
+        return "converged", f"no improvement above min_delta for {state['stale']} epochs"
+    if over_budget():
+        return "time_cap", f"time budget {train_cfg.time_budget_s:g} s"
+    return None
 
 
 def train_meta_comparer(config, specs: list[str], run_dir: str | Path) -> dict:
-    """``inspector train --model meta_comparer --data D1 --data D2 …``: best.pt, history.json, summary.json."""
-    from inspector.models.registry import build_model
-    from inspector.training.checkpoint import save_checkpoint
-    from inspector.training.config import save_run_config
+    """``inspector train --model meta_comparer --data D1 --data D2 …``: best.pt, history.json, summary.json,
+    written on Ctrl-C/SIGTERM too (``stop_reason`` interrupted). best.pt names its one phase: complete once
+    training ended (interrupted too, from the best validated epoch), so ``enroll`` refuses, in one line like
+    evaluate/export, a run interrupted before its first validation or still training."""
+    from inspector.training.run_lock import hold_run_folder
 
     if len(specs) < 2:
         raise ConfigError("data: the meta-comparer learns to compare across surfaces; give at least two "
@@ -211,22 +231,36 @@ def train_meta_comparer(config, specs: list[str], run_dir: str | Path) -> dict:
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with hold_run_folder(run_dir):
+        return _train_held(config, list(specs), run_dir)
+
+
+def _train_held(config, specs: list[str], run_dir: Path) -> dict:
+    """:func:`train_meta_comparer` once this process holds ``run_dir``."""
+    from inspector.artifacts.checkpoint import read_checkpoint, update_checkpoint
+    from inspector.models.registry import build_model
+    from inspector.training.checkpoint import save_checkpoint
+    from inspector.training.config import save_run_config
+
     model = build_model(config.model)
     start = time.perf_counter()
-    banks = load_banks(model, list(specs), config)
+    banks = load_banks(model, specs, config)
     feature_seconds = round(time.perf_counter() - start, 1)
     domains = [{"spec": s, "name": b.name, "normals": int(b.normals[0].shape[0]),
                 "defects": int(b.defects[0].shape[0])} for s, b in zip(specs, banks)]
 
-    def save(epoch: int, val_loss: float) -> None:
-        save_checkpoint(run_dir / "best.pt", model, config, phase="meta_comparer", epoch=epoch,
-                        val_loss=val_loss, data={"domains": domains})
+    def save(epoch: int, val_loss: float | None, completed: tuple = ()) -> None:
+        save_checkpoint(run_dir / "best.pt", model, config, phase=PHASE, epoch=epoch, val_loss=val_loss,
+                        data={"domains": domains}, phases=[PHASE], completed_phases=list(completed))
 
     save_run_config(config, run_dir / "config.yaml")
     result = fit(model, banks, config.train, on_best=save)
+    if result["best_epoch"] == 0:  # interrupted before the first validation: an incomplete run, said so
+        save(0, None)
+        log.warning("interrupted before the first validation: the run is incomplete; train it again")
+    else:
+        update_checkpoint(run_dir / "best.pt", read_checkpoint(run_dir / "best.pt"), completed_phases=[PHASE])
     (run_dir / "history.json").write_text(json.dumps(result.pop("history"), indent=1))
-    summary = {"phases": [{"name": "meta_comparer", **result, "feature_seconds": feature_seconds}],
-               "domains": domains}
+    summary = {"phases": [{"name": PHASE, **result, "feature_seconds": feature_seconds}], "domains": domains}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

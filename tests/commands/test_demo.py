@@ -93,3 +93,28 @@ def test_demo_never_replaces_the_step_by_step_files_without_force(tmp_path, caps
                                        f"replace; --out another folder, or --force to replace them\n")
     assert mine.read_bytes() == b"the user's image"
     assert (tmp_path / "runs" / "rs-brick" / "best.pt").read_bytes() == b"hours of training"
+
+
+def test_ctrl_c_during_the_demos_training_stops_the_demo(tmp_path):
+    """Ctrl-C in training stopped only the training: the demo evaluated, exported and ran a part-trained
+    model and ended 'demo finished', exit 0. Now: exit 130, one line saying where it stopped and how to go on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "demo"
+    proc = subprocess.Popen([sys.executable, "-m", "inspector", "demo", "--quick", "--epochs", "500", "--out",
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 120
+    while not list(out.glob("runs/*/best.pt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 130, output
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("demo stopped by SIGINT in step 2/7 (train), after epoch") and "--resume" in last, output
+    assert "demo finished" not in output and "Evaluating" not in output and "Traceback" not in output
+    assert not (out / "summary.json").exists()

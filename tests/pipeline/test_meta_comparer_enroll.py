@@ -145,3 +145,40 @@ def test_bad_enrolment_input_is_one_line_exit_2(comparer, gravel, tmp_path, caps
 def test_plain_export_of_a_comparer_points_to_enroll(comparer, tmp_path, capsys):
     assert main(["export", str(comparer), "--out", str(tmp_path / "bare")]) == 2
     assert "inspector enroll" in _error(capsys) and not list(tmp_path.glob("bare*"))
+
+
+def test_ctrl_c_on_meta_comparer_saves_the_run_and_enroll_refuses_it_while_training(gravel, tmp_path):
+    """Ctrl-C printed a bare 'interrupted' and left no history.json/summary.json; enroll took a run still
+    training without a word. Now: the run is saved like the other models' (exit 130, stop_reason
+    interrupted), and enroll refuses a run whose phase has not ended in one line, as evaluate/export do."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "inspector", "train", "--model", "meta_comparer", "--data",
+                             "synth:brick", "--data", "synth:grass", "--out", str(run), "--epochs", "10000",
+                             "--set", f"model.image_size=[{SIZE},{SIZE}]", "--set", "model.domain_normals=10",
+                             "--set", "model.domain_defects=5", "--set", "model.steps_per_epoch=2",
+                             "--set", "train.batch_size=2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    enroll = [sys.executable, "-m", "inspector", "enroll", "--model", str(run), "--references",
+              str(gravel / "train" / "good" / "*.png"), "--out", str(tmp_path / "export" / "x")]
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "best.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        busy = subprocess.run(enroll, capture_output=True, text=True, timeout=60)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output = proc.communicate(timeout=60)[0].decode()
+    assert busy.returncode == 2 and len(busy.stderr.strip().splitlines()) == 1, busy.stderr
+    assert "incomplete" in busy.stderr and "train it again" in busy.stderr
+    assert proc.returncode == 130, output
+    assert "stopped by SIGINT" in output and "Traceback" not in output
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["phases"][0]["stop_reason"] == "interrupted"
+    assert json.loads((run / "history.json").read_text())
+    done = subprocess.run(enroll, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -262,3 +262,48 @@ def test_resume_from_another_directory_finds_the_data(tiny_dataset, tmp_path, mo
     assert [h["epoch"] for h in history] == [1, 2]
     monkeypatch.chdir(project / "runs")  # and again from a third place, after the resume rewrote the run
     assert main(["train", "--out", "rs", "--resume", "--epochs", "3"]) == 0, capsys.readouterr().err
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inspector", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_a_second_trainer_on_a_busy_run_folder_is_refused_in_one_line(tiny_dataset, tmp_path):
+    """While `train --out X` runs, `train --out X --resume` must not start a second trainer there (it rewrote
+    config.yaml and best.pt mid-run): one line naming the folder and the holder's pid, exit 2."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "inspector", "train", "--data", str(tiny_dataset), "--out", str(out),
+           "--epochs", "200", "--set", "model.image_size=[64,64]", "--set", "train.batch_size=4"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "best.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        config = (out / "config.yaml").read_bytes()
+        second = _cli("train", "--out", str(out), "--resume", "--epochs", "300")
+        assert second.returncode == 2, second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(out) in lines[0] and f"pid {first.pid}" in lines[0], second.stderr
+        assert (out / "config.yaml").read_bytes() == config
+    finally:
+        first.send_signal(signal.SIGINT)
+        output = first.communicate(timeout=60)[0].decode()
+    assert first.returncode == 130, output
+
+
+def test_ctrl_c_says_how_to_resume_and_resume_says_what_it_does(tiny_dataset, tmp_path):
+    """Ctrl-C ends with the command to type; that command says it resumes the interrupted phase (not
+    'extending finished phase') and that the optimiser moments start afresh (they are not checkpointed)."""
+    out = tmp_path / "run"
+    code, output = _train_then_signal(tiny_dataset, out, signal.SIGINT)
+    assert code == 130, output
+    assert output.strip().splitlines()[-1].endswith(f"to continue: inspector train --out {out} --resume")
+    done = max(h["epoch"] for h in json.loads((out / "history.json").read_text()))
+    resumed = _cli("train", "--out", str(out), "--resume", "--epochs", str(done + 1))
+    assert resumed.returncode == 0, resumed.stderr
+    log = resumed.stdout + resumed.stderr
+    assert f"resuming interrupted phase: student at epoch {done + 1}" in log, log
+    assert "optimiser moments start afresh" in log and "extending" not in log
+    extended = _cli("train", "--out", str(out), "--resume", "--epochs", str(done + 2))
+    assert extended.returncode == 0, extended.stderr
+    assert "extending a finished run" in extended.stdout + extended.stderr
