@@ -158,6 +158,10 @@ class LossTracker:
         # state was resumed: another --topic set); a stream of them that stats first tell of was lost in gaps,
         # one outside them was joined now. Absent: this tracker's topics.
         self._run_topics: dict[str, tuple | None] = {}
+        # the runs whose stream counts a stats event told this subscriber (or the one whose state was resumed):
+        # from then on a stream it never heard was published after joining (a gap); before, it is a stream
+        # whose join point is not known yet, and what it published was before joining
+        self._counted: set[str] = set()
         self._streams: dict[tuple[str, str, str], _Stream] = {}
         self._notices: list[str] = []
         self._marks: list[str] = [""]  # what happened to the connection (mark()); a stream's epoch indexes it
@@ -193,9 +197,10 @@ class LossTracker:
             self.runs[run] = self.runs.pop(run)  # heard last: the runs are kept least recently heard first
         self._resumed_run = None
         if event.type == "stats":
-            self._unheard_streams(run, event.data.get("sequences"), before_joining=new_run)
+            self._unheard_streams(run, event.data.get("sequences"), before_joining=run not in self._counted)
             if isinstance(event.data.get("sequences"), dict):  # every stream published so far is known now
                 self._run_topics[run] = self._topics
+                self._counted.add(run)
             self._daemon_drops(run, event.data.get("daemon_dropped"))
             if event.final:
                 self._close_run(run, event.data.get("sequences"))
@@ -231,6 +236,7 @@ class LossTracker:
             old = next(iter(self.runs))
             del self.runs[old]
             self._run_topics.pop(old, None)
+            self._counted.discard(old)
             for key in [k for k in self._streams if k[0] == old]:
                 del self._streams[key]
             for key in [k for k in self._daemon_told if k[0] == old]:
@@ -321,7 +327,10 @@ class LossTracker:
     def _unheard_streams(self, run: str, sequences: object, before_joining: bool) -> None:
         """Streams of ``run`` that stats count as published, that this subscriber subscribes to, but never heard
         from: all their events so far were missed. Sound because a daemon sends events and stats in order on one
-        socket; the count becomes the stream's next seq, so its next event is no gap."""
+        socket; the count becomes the stream's next seq, so its next event is no gap. ``before_joining``: no stats
+        of ``run`` told its counts before (the join point of a stream is its first event heard or the first stats
+        heard, never another stream's first event: a run first heard by its re-sent status or a result counted
+        every defect published before the join as lost in gaps)."""
         if self._topics is None or not isinstance(sequences, dict):
             return
         for stream, published in list(sequences.items())[:STATE_STREAMS]:
@@ -415,6 +424,7 @@ class LossTracker:
         self.resumed_from = saved_utc
         for run, started in runs:
             self.runs[run] = started
+            self._counted.add(run)  # its streams were counted when it was heard: one unheard since is a gap
             if run in covered:
                 self._run_topics[run] = _common(covered[run], self._topics)
         self._resumed_run = runs[-1][0] if runs else None
