@@ -37,27 +37,28 @@ def _stats(seq: int, sequences: dict) -> StatsEvent:
 def test_a_late_joiner_counts_nothing_before_each_streams_first_event_as_a_gap(tmp_path):
     """`subscribe --topic v1/` joining a running daemon heard its re-sent status and a result first, then the
     stats: the defect stream's 69 earlier events were counted '69 in gaps' because the run's first event (of
-    another stream) was taken as the join point of every stream. A stream's earlier events are 'before
-    joining' until a stats event of the run has told its count; a stream that appears only in a later stats
-    was published after joining and never heard: a gap."""
+    another stream) was taken as the join point of every stream. And the stats a daemon re-sends to a joiner is
+    its last heartbeat, older than the join: defects published since (69, 70) counted as gaps too. A stream's
+    join point is its own first event: nothing before it is a gap; after it, a missing seq is."""
     pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
     with Subscriber(pub.endpoint, ["v1/"]) as sub:
         assert pub.wait_for_subscription(5.0)
         time.sleep(0.05)
         pub.send(StatusEvent(camera="c", seq=0, state="online", previous=None, reason="", time_utc=utc_iso(), **RUN))
         pub.send(_inspection("result", 100, 100))
-        pub.send(_stats(7, {"defect/c": 69, "result/c": 101, "status/c": 1}))
-        pub.send(_inspection("defect", 69, 101))
+        pub.send(_stats(7, {"defect/c": 69, "result/c": 101, "status/c": 1}))  # re-sent: stale
+        pub.send(_inspection("defect", 71, 101))
         pub.send(_inspection("result", 101, 101))
-        pub.send(_stats(8, {"defect/c": 70, "result/c": 102, "status/c": 1, "defect/d": 2}))  # d: after joining
-        got = [sub.recv(timeout=2) for _ in range(6)]
+        pub.send(_stats(8, {"defect/c": 72, "result/c": 102, "status/c": 1, "defect/d": 2}))
+        pub.send(_inspection("defect", 73, 103))  # 72 lost after the join: a gap
+        got = [sub.recv(timeout=2) for _ in range(7)]
         notices = sub.notices()
     pub.close()
-    assert [e.type for e in got] == ["status", "result", "stats", "defect", "result", "stats"]
-    assert (sub.missed_at_start, sub.gaps) == (100 + 69, 2), notices
+    assert [e.type for e in got] == ["status", "result", "stats", "defect", "result", "stats", "defect"]
+    assert (sub.missed_at_start, sub.gaps) == (100 + 71 + 2, 1), notices
     assert any("missed 69 defect event(s) of camera 'c' published before this subscriber heard run r1" in n
                for n in notices), notices
-    assert "169 before joining a run, 2 in gaps" in sub.loss.summary()
+    assert "173 before joining a run, 1 in gaps" in sub.loss.summary()
 
 
 def _session(tmp_path, topics: tuple, events: list, capsys) -> list[str]:
