@@ -99,6 +99,7 @@ class _Stream:
         self.resumed = False  # from a state file: no event heard since, so a jump is 'missed while down'
         self.heard_at: float | None = None  # unix s of its last event heard (or of the state resumed)
         self.epoch = 0  # LossTracker.mark()s before this stream's last event
+        self.joined = True  # False: known from stats only, its first event not heard yet (its join point to come)
 
     def miss(self, lo: int, hi: int, why: str) -> None:
         if hi > lo:
@@ -158,6 +159,11 @@ class LossTracker:
         # state was resumed: another --topic set); a stream of them that stats first tell of was lost in gaps,
         # one outside them was joined now. Absent: this tracker's topics.
         self._run_topics: dict[str, tuple | None] = {}
+        # the runs of a resumed state: a stream of them never heard was published while the subscriber whose
+        # state it is listened (a gap). In any other run a stream's join point is its first event heard: what
+        # it published before (what stats tell of, however stale the one the daemon re-sends to a joiner) was
+        # before joining, never a gap
+        self._counted: set[str] = set()
         self._streams: dict[tuple[str, str, str], _Stream] = {}
         self._notices: list[str] = []
         self._marks: list[str] = [""]  # what happened to the connection (mark()); a stream's epoch indexes it
@@ -193,7 +199,7 @@ class LossTracker:
             self.runs[run] = self.runs.pop(run)  # heard last: the runs are kept least recently heard first
         self._resumed_run = None
         if event.type == "stats":
-            self._unheard_streams(run, event.data.get("sequences"), before_joining=new_run)
+            self._unheard_streams(run, event.data.get("sequences"), before_joining=run not in self._counted)
             if isinstance(event.data.get("sequences"), dict):  # every stream published so far is known now
                 self._run_topics[run] = self._topics
             self._daemon_drops(run, event.data.get("daemon_dropped"))
@@ -211,6 +217,9 @@ class LossTracker:
                         event.run_started_utc)
         elif event.seq > stream.next and not _plausible(event.seq - stream.next, stream.heard_at):
             self._jumped(stream, event.seq, what, run)
+        elif not stream.joined and event.seq > stream.next:
+            self._start(stream, event.seq, what, f"before this subscriber heard its first one in run {run or '?'}",
+                        event.run_started_utc, since=stream.next)
         elif stream.resumed and event.seq > stream.next:
             self._missed_while_down(stream, event.seq, what, run)
         elif event.seq > stream.next:
@@ -221,6 +230,7 @@ class LossTracker:
         elif event.seq < stream.next and not self._behind(stream, event, what, run):
             return
         stream.heard(event.seq, _fingerprint(event))
+        stream.joined = True
         stream.epoch = len(self._marks) - 1
 
     def _add_run(self, run: str, started_utc: str) -> None:
@@ -231,6 +241,7 @@ class LossTracker:
             old = next(iter(self.runs))
             del self.runs[old]
             self._run_topics.pop(old, None)
+            self._counted.discard(old)
             for key in [k for k in self._streams if k[0] == old]:
                 del self._streams[key]
             for key in [k for k in self._daemon_told if k[0] == old]:
@@ -276,17 +287,19 @@ class LossTracker:
         stream.reset()
         stream.next = seq
 
-    def _start(self, stream: _Stream, seq: int, what: str, when: str, started: object = None) -> None:
-        """A stream's first event heard (or first after a reset): seqs below it were published unheard, as many as
-        the stream can have published since its run ``started`` (UTC text from the wire; see :func:`_plausible`)."""
-        if seq > 0 and not _plausible(seq, _utc_seconds(started)):
+    def _start(self, stream: _Stream, seq: int, what: str, when: str, started: object = None,
+               since: int = 0) -> None:
+        """A stream's first event heard (or first after a reset): seqs ``since``.. below it were published unheard
+        (``since`` > 0: the count stats told of it before), as many as the stream can have published since its
+        run ``started`` (UTC text from the wire; see :func:`_plausible`)."""
+        if seq > since and not _plausible(seq, _utc_seconds(started)):
             self._notices.append(f"{what}: first seq {seq} is more than a daemon publishes since its run started "
                                  f"({str(started)[:40] or '?'}; at most {MAX_EVENTS_PER_S}/s): not counted as missed "
                                  f"(a broken or rogue publisher)")
-        elif seq > 0:
-            self.missed_at_start += seq
-            stream.miss(0, seq, "start")
-            self._notices.append(f"missed {seq} {what} published {when} (first seq {seq})")
+        elif seq > since:
+            self.missed_at_start += seq - since
+            stream.miss(since, seq, "start")
+            self._notices.append(f"missed {seq - since} {what} published {when} (first seq {seq})")
         stream.next = seq
 
     def _behind(self, stream: _Stream, event: Event, what: str, run: str) -> bool:
@@ -321,7 +334,10 @@ class LossTracker:
     def _unheard_streams(self, run: str, sequences: object, before_joining: bool) -> None:
         """Streams of ``run`` that stats count as published, that this subscriber subscribes to, but never heard
         from: all their events so far were missed. Sound because a daemon sends events and stats in order on one
-        socket; the count becomes the stream's next seq, so its next event is no gap."""
+        socket; the count becomes the stream's next seq, so its next event is no gap. ``before_joining``: no stats
+        of ``run`` told its counts before (the join point of a stream is its first event heard or the first stats
+        heard, never another stream's first event: a run first heard by its re-sent status or a result counted
+        every defect published before the join as lost in gaps)."""
         if self._topics is None or not isinstance(sequences, dict):
             return
         for stream, published in list(sequences.items())[:STATE_STREAMS]:
@@ -331,7 +347,7 @@ class LossTracker:
                     or not 0 < published <= PLAUSIBLE_EVENTS or not self._subscribed(str(stream))):
                 continue
             state = self._new_stream(key)
-            state.next = published
+            state.next, state.joined = published, False
             covered = self._run_topics.get(run, self._topics)
             if before_joining or not (covered is None or _covers(covered, f"v1/{stream}")):
                 # the first word of this run we heard, or a stream the topics of a resumed state did not cover
@@ -380,9 +396,15 @@ class LossTracker:
         for (r, kind, camera), stream in self._streams.items():
             published = sequences.get(f"{kind}/{camera}")
             if r == run and type(published) is int and stream.next < published <= stream.next + PLAUSIBLE_EVENTS:
-                self.gaps += published - stream.next
-                stream.miss(stream.next, published, "gap")
-                self._notices.append(f"lost the last {published - stream.next} {kind} event(s) of camera "
+                if not stream.joined:  # none of it heard: all before its join point, which never came
+                    self.missed_at_start += published - stream.next
+                    stream.miss(stream.next, published, "start")
+                    lost = "missed"
+                else:
+                    self.gaps += published - stream.next
+                    stream.miss(stream.next, published, "gap")
+                    lost = "lost the last"
+                self._notices.append(f"{lost} {published - stream.next} {kind} event(s) of camera "
                                      f"'{camera}' in run {run or '?'} (final stats: {published} published)")
                 stream.next = published
 
@@ -415,6 +437,7 @@ class LossTracker:
         self.resumed_from = saved_utc
         for run, started in runs:
             self.runs[run] = started
+            self._counted.add(run)  # heard by the subscriber whose state it is: one of its streams unheard is a gap
             if run in covered:
                 self._run_topics[run] = _common(covered[run], self._topics)
         self._resumed_run = runs[-1][0] if runs else None

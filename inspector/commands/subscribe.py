@@ -68,9 +68,23 @@ def _mapping(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def describe(event) -> str:
+INSPECTION_TYPES = ("defect", "result")  # the streams whose lines look alike but for their type
+
+
+def several_streams(topics: list[str]) -> bool:
+    """Whether ``topics`` (checked by :func:`inspector.events.subscription_topic`) cover more than one of
+    :data:`INSPECTION_TYPES`: then each frame may come twice (its defect and its result event, each numbered in
+    its own stream), and a line must say which stream it is of."""
+    covered = {kind for t in topics for kind in INSPECTION_TYPES
+               if t in ("", "v1", "v1/") or t.split("/")[1:2] == [kind]}
+    return len(covered) > 1
+
+
+def describe(event, stream: bool = False) -> str:
     """One human-readable line per event (fields decode() checked; free-form parts read defensively; wire strings
-    with a newline or ESC are escaped by :func:`~inspector.textline.one_line`: one event, one line)."""
+    with a newline or ESC are escaped by :func:`~inspector.textline.one_line`: one event, one line). ``stream``:
+    an inspection event's line names its stream (type) before its seq (:func:`several_streams`); without it
+    the line is as it always was."""
     if event.type == "status":
         return one_line(f"{event.time_utc} {event.camera:<10} status {event.state}"
                         + (f" ({event.reason})" if event.reason else ""))
@@ -84,7 +98,8 @@ def describe(event) -> str:
     regions = " ".join(f"[{r['bbox'][0]},{r['bbox'][1]} {r['bbox'][2]}x{r['bbox'][3]} peak {_number(r.get('peak')):.3g}]"
                        for r in event.regions[:4])
     score = "n/a" if event.score is None else f"{event.score:.4g}"
-    line = (f"{event.capture.get('utc', '?')} {event.camera:<10} #{event.seq:<6} frame {event.frame_id:<7} "
+    kind = f"{event.type:<6} " if stream else ""
+    line = (f"{event.capture.get('utc', '?')} {event.camera:<10} {kind}#{event.seq:<6} frame {event.frame_id:<7} "
             f"{event.decision:<9} score {score} (thr {event.threshold:.4g}) "
             f"e2e {_number(event.latency_ms.get('total')):.1f} ms")
     if event.regions:
@@ -314,6 +329,12 @@ class MqttSaver:
 def run_mqtt(args: argparse.Namespace) -> int:
     """Events of every daemon (box) publishing under the broker's topic prefix; one line each. Stats are heard
     quietly when not asked for (MqttSubscriber): they tell what each box published and what it dropped."""
+    with StopSignals() as stops:  # from before connecting until the summary is printed
+        _run_mqtt(args, stops)
+    return stops.exit_code
+
+
+def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
     from inspector.integrations.mqtt import MqttSubscriber
 
     # the topics as given: 'v1/defect/cam1' is that camera alone, 'v1/' everything (MqttSubscriber's filters)
@@ -321,12 +342,12 @@ def run_mqtt(args: argparse.Namespace) -> int:
     saver = MqttSaver(Path(args.save_dir)) if args.save_dir else None
     sub = MqttSubscriber(args.endpoint, topics, client_id=args.client_id, state=state_path(args),
                          on_payload=None if saver is None else saver.payload)
-    if saver is not None:  # once the state is known to be this subscriber's (a foreign one is refused first)
-        _tell(remove_temporaries(saver.folder))
-    print(f"subscribed to {', '.join(sub.topics)} on {args.endpoint}", file=sys.stderr, flush=True)
     tally = {"seen": 0, "unsaved": 0}
     try:
-        with StopSignals() as stops:
+        if saver is not None:  # once the state is known to be this subscriber's (a foreign one is refused first)
+            _tell(remove_temporaries(saver.folder))
+        print(f"subscribed to {', '.join(sub.topics)} on {args.endpoint}", file=sys.stderr, flush=True)
+        with stops.waiting():
             _receive_mqtt(args, sub, saver, tally, stops)
             if saver is not None:  # the last event's payloads, still on their way after --count
                 sub.take_payloads(PAYLOAD_WAIT_S, saver.waiting)
@@ -341,8 +362,7 @@ def run_mqtt(args: argparse.Namespace) -> int:
         _tell(saver.take())
         tail = (f"; {tally['unsaved']} event(s) and {saver.unsaved_payloads} payload(s) not saved to "
                 f"{args.save_dir}")
-    print(f"received {tally['seen']} event(s); {sub.summary()}{tail}{sub.state_stale}", file=sys.stderr)
-    return stops.exit_code
+    print(f"received {tally['seen']} event(s); {sub.summary()}{tail}{sub.state_stale}", file=sys.stderr, flush=True)
 
 
 PAYLOAD_WAIT_S = 2.0  # after the last event (--count), how long its payload messages may take to come
@@ -370,7 +390,7 @@ def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally:
             if args.json:
                 print(json.dumps({**header_dict(event), "box": box}), flush=True)
             else:
-                print(one_line(f"{box:<12} {describe(event)}"), flush=True)
+                print(one_line(f"{box:<12} {describe(event, several_streams(args.topic))}"), flush=True)
             if saver is not None and not _save_or_warn(event, saver.folder, lambda: saver.event(box, event)):
                 tally["unsaved"] += 1
             sub.handled()  # printed and saved (or told unsaved): heard, in the state saved next
@@ -387,6 +407,12 @@ def state_path(args: argparse.Namespace) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     if args.endpoint.startswith(("mqtt://", "mqtts://")):
         return run_mqtt(args)
+    with StopSignals() as stops:  # from before connecting until the summary is printed
+        _run_zmq(args, stops)
+    return stops.exit_code
+
+
+def _run_zmq(args: argparse.Namespace, stops: StopSignals) -> None:
     from inspector.client import Subscriber
 
     topics = args.topic or ["v1/defect", "v1/status"]
@@ -400,7 +426,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"subscribed to {', '.join(topics)} on {args.endpoint}", file=sys.stderr, flush=True)
         tally = {"seen": 0, "unsaved": 0}
         try:
-            with StopSignals() as stops:
+            with stops.waiting():
                 _receive(args, sub, tally, stops)
         except KeyboardInterrupt:
             pass
@@ -408,8 +434,7 @@ def run(args: argparse.Namespace) -> int:
     # the events of the topics asked for: the quiet v1/stats heartbeats are neither shown nor counted
     tail = f"; {tally['unsaved']} event(s) not saved to {args.save_dir}" if args.save_dir else ""
     print(f"received {tally['seen']} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "
-          f"skipped{tail}{sub.state_stale}", file=sys.stderr)
-    return stops.exit_code
+          f"skipped{tail}{sub.state_stale}", file=sys.stderr, flush=True)
 
 
 def _receive(args: argparse.Namespace, sub, tally: dict, stops: StopSignals) -> None:
@@ -418,6 +443,7 @@ def _receive(args: argparse.Namespace, sub, tally: dict, stops: StopSignals) -> 
     from inspector.events import header_dict
 
     save_dir = Path(args.save_dir) if args.save_dir else None
+    typed = several_streams(sub.topics)  # each line names its stream when two look alike
     deadline = time.monotonic() + args.timeout if args.timeout else None
     while not args.count or tally["seen"] < args.count:
         left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
@@ -431,23 +457,29 @@ def _receive(args: argparse.Namespace, sub, tally: dict, stops: StopSignals) -> 
         deadline = time.monotonic() + args.timeout if args.timeout else None
         with stops.handling():
             tally["seen"] += 1
-            print(json.dumps(header_dict(event)) if args.json else describe(event), flush=True)
+            print(json.dumps(header_dict(event)) if args.json else describe(event, typed), flush=True)
             if save_dir is not None and not _save_or_warn(event, save_dir):
                 tally["unsaved"] += 1
             sub.handled()  # printed and saved (or told unsaved): heard, in the state saved next
 
 
 class StopSignals:
-    """SIGINT and SIGTERM stop the subscriber between events, never inside one: received while an event is being
-    printed and saved (:meth:`handling`), the stop waits until its files are whole; otherwise it interrupts the
-    wait at once (KeyboardInterrupt). SIGTERM (``kill``, systemd, ``docker stop``) ended the process on the spot
-    before: no summary, a half-saved event's temporaries left, and the event counted as heard in the state.
-    ``signum``: the signal that stopped it (None: none). Only the main thread may install handlers; elsewhere
-    (tests running the command in a thread) nothing changes."""
+    """SIGINT and SIGTERM stop the subscriber between events, never inside one, and never before its summary line.
+
+    Installed for the whole command (before the subscriber connects, until its summary is printed): a stop
+    interrupts only the wait for events (:meth:`waiting`, KeyboardInterrupt); received while an event is being
+    printed and saved (:meth:`handling`) it waits until the files are whole; received before the wait (while
+    connecting, loading the state) it ends the wait as it begins; received after it (closing, saving the state,
+    printing the summary) it is only recorded. A Ctrl-C that came between printing 'subscribed to' and the
+    handlers being installed, or during close, was a KeyboardInterrupt out of the command: 'interrupted' and no
+    summary; SIGTERM there ended the process on the spot. ``signum``: the signal that stopped it (None: none).
+    Only the main thread may install handlers; elsewhere (tests running the command in a thread) nothing
+    changes."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self._busy = False
+        self._armed = False  # inside waiting(): a stop may interrupt (once: raising disarms)
         self._previous: dict = {}
 
     def __enter__(self) -> "StopSignals":
@@ -461,8 +493,26 @@ class StopSignals:
 
     def _on_signal(self, signum, _frame) -> None:
         self.signum = signum
-        if not self._busy:
-            raise KeyboardInterrupt()
+        if self._armed and not self._busy:
+            self._stop()
+
+    def _stop(self) -> None:
+        """Raise the one KeyboardInterrupt that ends the wait; disarmed first, so none can follow it into the
+        cleanup and summary (a second Ctrl-C, or one landing as the wait ends)."""
+        self._armed = False
+        raise KeyboardInterrupt()
+
+    @contextlib.contextmanager
+    def waiting(self):
+        """The block (the receive loop) ends with KeyboardInterrupt at a stop, one asked for before it too; the
+        caller catches it around this block."""
+        self._armed = True
+        try:
+            if self.signum is not None:
+                self._stop()
+            yield
+        finally:
+            self._armed = False
 
     @contextlib.contextmanager
     def handling(self):
@@ -472,8 +522,8 @@ class StopSignals:
             yield
         finally:
             self._busy = False
-        if self.signum is not None:
-            raise KeyboardInterrupt()
+        if self.signum is not None and self._armed:
+            self._stop()
 
     @property
     def exit_code(self) -> int:

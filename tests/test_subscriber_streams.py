@@ -1,0 +1,159 @@
+"""A subscriber of several streams: what it missed per stream, which stream each line is of, its summary at a stop.
+
+Real ZeroMQ sockets (the daemon's Publisher, the Subscriber) and, for the signals, a real ``inspector subscribe``
+process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from inspector.client import Subscriber
+from inspector.events import InspectionEvent, StatsEvent, StatusEvent, utc_iso
+from inspector.pipeline.config import PublishSection
+from inspector.pipeline.publish import Publisher
+
+RUN = {"run_id": "r1", "run_started_utc": "2025-01-31T12:00:00.000Z"}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _inspection(kind: str, seq: int, frame: int, camera: str = "c") -> InspectionEvent:
+    return InspectionEvent(type=kind, camera=camera, seq=seq, frame_id=frame, event_id=f"{kind}-{camera}-{frame}",
+                           decision="NG", score=1.0, threshold=0.5, capture={"utc": utc_iso()}, latency_ms={},
+                           model={}, **RUN)
+
+
+def _stats(seq: int, sequences: dict) -> StatsEvent:
+    return StatsEvent(seq=seq, time_utc=utc_iso(), uptime_s=1, final=False, data={"sequences": sequences}, **RUN)
+
+
+def test_a_late_joiner_counts_nothing_before_each_streams_first_event_as_a_gap(tmp_path):
+    """`subscribe --topic v1/` joining a running daemon heard its re-sent status and a result first, then the
+    stats: the defect stream's 69 earlier events were counted '69 in gaps' because the run's first event (of
+    another stream) was taken as the join point of every stream. And the stats a daemon re-sends to a joiner is
+    its last heartbeat, older than the join: defects published since (69, 70) counted as gaps too. A stream's
+    join point is its own first event: nothing before it is a gap; after it, a missing seq is."""
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    with Subscriber(pub.endpoint, ["v1/"]) as sub:
+        assert pub.wait_for_subscription(5.0)
+        time.sleep(0.05)
+        pub.send(StatusEvent(camera="c", seq=0, state="online", previous=None, reason="", time_utc=utc_iso(), **RUN))
+        pub.send(_inspection("result", 100, 100))
+        pub.send(_stats(7, {"defect/c": 69, "result/c": 101, "status/c": 1}))  # re-sent: stale
+        pub.send(_inspection("defect", 71, 101))
+        pub.send(_inspection("result", 101, 101))
+        pub.send(_stats(8, {"defect/c": 72, "result/c": 102, "status/c": 1, "defect/d": 2}))
+        pub.send(_inspection("defect", 73, 103))  # 72 lost after the join: a gap
+        got = [sub.recv(timeout=2) for _ in range(7)]
+        notices = sub.notices()
+    pub.close()
+    assert [e.type for e in got] == ["status", "result", "stats", "defect", "result", "stats", "defect"]
+    assert (sub.missed_at_start, sub.gaps) == (100 + 71 + 2, 1), notices
+    assert any("missed 69 defect event(s) of camera 'c' published before this subscriber heard run r1" in n
+               for n in notices), notices
+    assert "173 before joining a run, 1 in gaps" in sub.loss.summary()
+
+
+def _session(tmp_path, topics: tuple, events: list, capsys) -> list[str]:
+    from subscribe_support import subscribe_session
+
+    assert subscribe_session(f"ipc://{tmp_path}/{len(topics)}.sock", events, topics=topics, count=len(events)) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_each_line_names_its_stream_when_two_streams_look_alike(tmp_path, capsys):
+    """With `--topic v1/` each NG frame came twice (its defect and its result event, each with its own #seq) and
+    nothing told the lines apart. With both streams subscribed each line names its stream; with one, the line
+    is as before."""
+    frame = [_inspection("defect", 3, 10), _inspection("result", 9, 10)]
+    both = _session(tmp_path, ("v1/",), frame, capsys)
+    assert [line.split()[2:4] for line in both] == [["defect", "#3"], ["result", "#9"]], both
+    assert [line.split()[2:4] for line in _session(tmp_path, ("v1/defect", "v1/result/c"), frame, capsys)] == \
+        [["defect", "#3"], ["result", "#9"]]
+    one = _session(tmp_path, ("v1/defect",), frame[:1], capsys)
+    assert one[0].split()[1:4] == ["c", "#3", "frame"], one
+
+
+def _subscriber(tmp_path: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "inspector", "subscribe", f"ipc://{tmp_path}/sig.sock",
+                             "--topic", "v1/defect", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def _wait_for(stream, pattern: str, seen: list[str], timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        line = stream.readline()
+        if not line:
+            break
+        seen.append(line)
+        if pattern in line:
+            return
+    raise AssertionError(f"no {pattern!r} in {seen}")
+
+
+def _publish(pub: Publisher, stop: threading.Event) -> None:
+    seq = 0
+    while not stop.is_set():
+        pub.send(_inspection("defect", seq, seq))
+        seq += 1
+        time.sleep(0.002)
+
+
+def _read_lines(stream, seen: list[str]) -> threading.Thread:
+    reader = threading.Thread(target=lambda: seen.extend(iter(stream.readline, "")), daemon=True)
+    reader.start()
+    return reader
+
+
+@pytest.mark.parametrize("moment", ["before any event", "mid-stream", "during saves"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_at_any_moment_prints_the_summary(tmp_path, moment, sig):
+    """Ctrl-C once printed only 'interrupted': a stop that came before the handlers were installed (just after
+    'subscribed to'), or while the subscriber closed (a second Ctrl-C, one landing as the wait ended) was a
+    KeyboardInterrupt out of the command, and SIGTERM there killed it on the spot. The stops here come as a
+    burst (one every 2 ms until the summary is printed), so some land while it connects, closes and saves its
+    state."""
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/sig.sock"))
+    stop = threading.Event()
+    publisher = threading.Thread(target=_publish, args=(pub, stop))
+    args = ("--save-dir", str(tmp_path / "saved")) if moment == "during saves" else ()
+    proc = _subscriber(tmp_path, *args)
+    seen: list[str] = []
+    try:
+        _wait_for(proc.stderr, "subscribed to", seen)
+        reader = _read_lines(proc.stderr, seen)
+        if moment != "before any event":
+            assert pub.wait_for_subscription(10.0)
+            publisher.start()
+            for _ in range(20):
+                proc.stdout.readline()  # events printed (and saved): the stops land mid-stream
+        _read_lines(proc.stdout, [])  # drained: a full pipe must not hold up the subscriber
+        for _ in range(1000):  # until the summary: a stop after it is no longer the command's
+            if proc.poll() is not None or any(line.startswith("received ") for line in seen):
+                break
+            proc.send_signal(sig)
+            time.sleep(0.002)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    finally:
+        stop.set()
+        if publisher.is_alive():
+            publisher.join()
+        if proc.poll() is None:
+            proc.kill()
+        pub.close()
+    err = "".join(seen)
+    assert "interrupted" not in err and "Traceback" not in err, err
+    assert err.rstrip().splitlines()[-1].startswith("received "), err
+    # -sig: one more stop of the burst came as the process exited, after its summary
+    assert proc.returncode in (0 if sig == signal.SIGINT else 128 + signal.SIGTERM, -sig), err
+    assert not list((tmp_path / "saved").glob(".subscribe-*.part"))
