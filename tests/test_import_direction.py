@@ -152,10 +152,14 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
             if len(comp) > 1:
                 found.append(comp)
 
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-    for v in graph:
-        if v not in index:
-            visit(v)
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, 10_000))
+    try:  # restored: a raised limit leaked into later tests (deeply nested JSON parsed where it must not)
+        for v in graph:
+            if v not in index:
+                visit(v)
+    finally:
+        sys.setrecursionlimit(before)
     return found
 
 
