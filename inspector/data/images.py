@@ -629,15 +629,24 @@ def read_file_bytes(path: str | Path) -> np.ndarray:
     FIFO with no writer then reads as empty (POSIX read(2): end of file); a pipe that has one (``/dev/stdin``,
     ``<(…)``) is read to its end as before. Raises IsADirectoryError for a folder, OSError when unreadable.
     """
+    return read_file_and_stat(path)[0]
+
+
+def read_file_and_stat(path: str | Path) -> tuple[np.ndarray, os.stat_result]:
+    """:func:`read_file_bytes` and the status of the very file read, taken once it was read (fstat(2) of the open
+    descriptor): what describes the bytes read. A status taken by name before the read described a copy still
+    being written whose rest arrived meanwhile (or a file renamed over the name), so the folder camera took the
+    finished picture it had inspected for another version and inspected it again."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     with open(fd, "rb") as fh:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):  # Linux opens a folder read-only without complaint
             raise IsADirectoryError(21, "Is a directory", str(path))
         if stat.S_ISREG(st.st_mode):
-            return np.fromfile(fh, dtype=np.uint8)
+            data = np.fromfile(fh, dtype=np.uint8)
+            return data, os.fstat(fd)
         os.set_blocking(fd, True)  # a pipe with a writer: wait for its data as a plain open would
-        return np.frombuffer(fh.read(), dtype=np.uint8)
+        return np.frombuffer(fh.read(), dtype=np.uint8), st
 
 
 def special_file_kind(path: str | Path) -> str | None:

@@ -60,7 +60,8 @@ log = logging.getLogger("inspector.capture")
 # Grabbed.reason values of frames a source gave up on (not "growing": a recording read on as it grows; nor
 # "incomplete": a folder's file still being written, read again on the next pass; nor "waiting": such a file
 # found still being written again)
-_SKIP_REASONS = ("missing", "corrupt")  # and "rejected.<why>"
+# "same_file": another name (a hard or symbolic link) of a file a one-pass folder camera already read
+_SKIP_REASONS = ("missing", "corrupt", "same_file")  # and "rejected.<why>"
 
 
 _STOP_BACKSTOP_S = 0.5  # longest a producer blocked on a full channel may take to see ``stop`` unwoken
@@ -394,8 +395,8 @@ class CaptureWorker(Worker):
         if grabbed.reason == "waiting":
             return  # a file already counted incomplete, polled again: counters count files, not polls
         self.counters.add(f"{cam}.{grabbed.reason}")
-        if grabbed.reason in ("missing", "incomplete", "growing"):
-            return  # a file deleted or still being written is not a fault of the data
+        if grabbed.reason in ("missing", "incomplete", "growing", "same_file"):
+            return  # a file deleted, still being written or already read is not a fault of the data
         self._throttle.warning(f"{grabbed.reason}-{cam}", "camera '%s': skipped a frame (%s): %s",
                                cam, grabbed.reason, grabbed.error)
 

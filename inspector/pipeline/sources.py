@@ -54,7 +54,7 @@ from typing import Callable, Mapping
 import cv2
 import numpy as np
 
-from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_bytes,
+from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_and_stat,
                                    special_file_kind, unread_image_names, warn_once)
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import ffmpeg_frames, ffmpeg_live, rtsp_probe
@@ -832,10 +832,14 @@ def _another_version(read: tuple[int, int, int] | None, path: Path) -> bool:
 class FolderSource(Source):
     """Image files of a folder in name order, decoded like training images; rescanned on every pass.
 
-    * each pass lists the folder again (hidden files skipped), so files added while
-      running are read and a deleted and recreated folder is picked up again;
+    * each pass lists the folder again (hidden files skipped; subfolders are not recursed; a file is an image by
+      its extension, any case, so ``x.tmp``, ``x.png.part`` and ``.x.png`` are never read: a producer writes
+      there and renames into place), so files added while running are read and a deleted and recreated (or
+      swapped: ``current -> releases/N``) folder is picked up again;
     * one pass (no ``loop``) reads each file once: a name already read is read again only when another
-      version of the file stands there (:func:`_another_version`);
+      version of the file stands there (:func:`_another_version`, by the status of the bytes read); another
+      name (hard or symbolic link) of a file already read is ``same_file``, not inspected twice; a name that
+      could not be read (gone, a broken link) is not polled again until another file stands there;
     * a file that vanished before it was read is counted ``missing``, not corrupt;
       one that cannot be decoded but changed within the last 2 s is ``incomplete``
       (still being written: it is tried again on the next pass), else ``corrupt``; ``incomplete`` is
@@ -860,6 +864,8 @@ class FolderSource(Source):
         self._pass_frames = 0
         self._pass_incomplete = 0
         self._incomplete: set[tuple[str, int]] = set()  # (name, inode) of files already counted incomplete
+        # one-pass mode: (device, inode) → (name, version) of the files read, to know their other names (links)
+        self._files_read: dict[tuple[int, int], tuple[str, tuple[int, int, int]]] = {}
         self._settle = SettleWatch()  # whether a picture that failed to decode is still being written
         self._opened_once = False
 
@@ -914,23 +920,23 @@ class FolderSource(Source):
         path = self._files[self._pos]
         meta = {"index": self._pos, "file": path.name}
         self._pos += 1
-        version = _version(path)  # before reading: a change while it is read makes it another version
         try:
-            data = read_file_bytes(path)  # never waits on a FIFO that took an image name meanwhile
-        except FileNotFoundError:
-            t_ns, t_utc = _stamp()
-            return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: deleted before it was read",
-                           reason="missing")
+            data, st = read_file_and_stat(path)  # never waits on a FIFO that took an image name meanwhile
         except OSError as exc:
-            t_ns, t_utc = _stamp()
-            return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: cannot read ({exc.strerror or exc})")
+            return self._unreadable(path, meta, exc)
         t_ns, t_utc = _stamp()  # the "grab": the encoded frame is in memory
+        version = st.st_ino, st.st_size, st.st_mtime_ns  # of the bytes read: a later change is another version
+        first = self._first_name(path.name, st.st_dev, version)
+        if first is not None:
+            return Grabbed(None, t_ns, t_utc, meta, reason="same_file",
+                           error=f"{path.name}: another name (a link) of {first}, already read")
         try:
             image = decode_image(data, path.name, self.bit_depth, order="BGR", warn_key=f"camera {self.camera.name}")
         except ImageRejected as exc:
             reason = exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}"
             if exc.reason == "corrupt" and self._recent(path):
                 self._pass_incomplete += 1
+                self._files_read.pop((st.st_dev, st.st_ino), None)  # read again once written: not a link then
                 return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: still being written",
                                reason=self._incomplete_reason(path.name, version))
             self._seen[path.name] = version
@@ -938,6 +944,31 @@ class FolderSource(Source):
         self._seen[path.name] = version
         self._pass_frames += 1
         return Grabbed(image, t_ns, t_utc, meta)
+
+    def _unreadable(self, path: Path, meta: dict, exc: OSError) -> Grabbed:
+        """A listed name that could not be read: ``missing`` (deleted meanwhile, a broken link) or ``corrupt``
+        (no permission, an I/O error). One pass remembers it as read (:func:`_version`: None when gone), so it is
+        tried again only once another file stands there: a broken link was re-listed at every pass, so a
+        one-pass run never ended, polled it without a pause (a CPU core) and counted it ``missing`` each time."""
+        t_ns, t_utc = _stamp()
+        self._seen[path.name] = _version(path)
+        if isinstance(exc, FileNotFoundError):
+            return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: deleted before it was read",
+                           reason="missing")
+        return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: cannot read ({exc.strerror or exc})")
+
+    def _first_name(self, name: str, dev: int, version: tuple[int, int, int]) -> str | None:
+        """The name under which a one-pass camera already read this very file (device, inode, size, mtime): a
+        hard link or a symbolic link is another name of one picture, inspected once (``same_file``); a copy is
+        another file. None when not read yet, and always when looping (each pass reads every name)."""
+        if self.camera.loop:
+            return None
+        first = self._files_read.get((dev, version[0]))
+        if first is not None and first[0] != name and first[1] == version:
+            self._seen[name] = version
+            return first[0]
+        self._files_read[(dev, version[0])] = (name, version)
+        return None
 
     def _recent(self, path: Path) -> bool:
         return self._settle.still_written(path)
