@@ -14,3 +14,23 @@ def twelve_bit_picture() -> np.ndarray:
     b = ((xx + yy) * 4095 // (w + h - 2)).astype(np.uint16)
     r[2:6, 3:14], g[2:6, 3:14], b[2:6, 3:14] = 3900, 300, 250
     return np.dstack([b, g, r])
+
+
+class RecordingBackend:
+    """Stands in for a deployed backend to see what calibration feeds it: records each batch. ``spec``: its
+    InputSpec; ``resize``: the sidecar's resize policy (as exported)."""
+
+    def __init__(self, spec, resize: str = "square") -> None:
+        self.input_spec = spec
+        self.sidecar = {"input": {"resize": resize, "bit_depth": None, "downscale": "box_linear"}}
+        self.seen: list[np.ndarray] = []
+
+    def infer(self, batch: np.ndarray):
+        self.seen.extend(np.array(batch))
+        n = len(batch)
+
+        class Result:
+            scores = np.zeros(n, np.float32)
+            maps = np.zeros((n, 1, 4, 4), np.float32)
+
+        return Result()

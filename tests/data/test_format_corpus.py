@@ -41,7 +41,7 @@ from inspector.errors import DataError
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.preprocess import FrameRejected, Preprocessor
 from inspector.pipeline.sources import FolderSource, make_source
-from picture_support import twelve_bit_picture
+from picture_support import RecordingBackend, twelve_bit_picture
 
 H, W = 48, 64  # stored picture (a multiple of the JPEG block size)
 SPEC = InputSpec(height=40, width=56, resize="square")  # model input: every path resizes
@@ -186,23 +186,8 @@ def _references(folder: Path) -> dict[str, np.ndarray]:
     return {k: resize_image(np.ascontiguousarray(v), SPEC.height, SPEC.width) for k, v in full.items()}
 
 
-class _RecordingBackend:
-    """Stands in for a deployed backend to see what calibration feeds it: records each batch."""
-
-    def __init__(self) -> None:
-        self.input_spec = SPEC
-        self.sidecar = {"input": {"resize": POLICY, "bit_depth": None, "downscale": "box_linear"}}  # as exported
-        self.seen: list[np.ndarray] = []
-
-    def infer(self, batch: np.ndarray):
-        self.seen.extend(np.array(batch))
-        n = len(batch)
-
-        class Result:
-            scores = np.zeros(n, np.float32)
-            maps = np.zeros((n, 1, 4, 4), np.float32)
-
-        return Result()
+def _recording_backend():
+    return RecordingBackend(SPEC, POLICY)
 
 
 def _daemon_inputs(folder: Path) -> dict[str, np.ndarray]:
@@ -274,7 +259,7 @@ def test_every_path_gives_the_same_model_input(corpus):
     for chunk, batch in _batches(paths, SPEC, 4, errors):
         by_predict.update({p.name: img for p, img in zip(chunk, batch)})
     assert not errors
-    backend = _RecordingBackend()
+    backend = _recording_backend()
     scored = score_samples(backend, samples, batch_size=4)
     by_calibration = {s.path.name: img for s, img in zip(scored.samples, backend.seen)}
     by_daemon = _daemon_inputs(folder)
@@ -494,7 +479,7 @@ def test_too_small_is_rejected_on_every_path(tmp_path):
     errors: list[str] = []
     list(_batches(paths, InputSpec(8, 8, resize=POLICY), 4, errors))
     assert len(errors) == 1 and "a_tiny.png: image is 1x1, smaller than the minimum 8x8" in errors[0]
-    scored = score_samples(_RecordingBackend(), samples)
+    scored = score_samples(_recording_backend(), samples)
     assert scored.skipped == [str(paths[0])]
     source = FolderSource(CameraSection(name="c", source=str(tmp_path)))
     source.open()

@@ -32,6 +32,7 @@ from inspector.evaluation.calibrate import score_samples
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.sources import FolderSource
+from picture_support import RecordingBackend
 
 H, W = 24, 32
 SPEC = InputSpec(height=H, width=W, resize="square")  # the picture's own size: no resize on any path
@@ -227,23 +228,8 @@ CASES = {
 }
 
 
-class _RecordingBackend:
-    """Stands in for a deployed backend to see what calibration feeds it: records each batch."""
-
-    def __init__(self) -> None:
-        self.input_spec = SPEC
-        self.sidecar = {"input": {"resize": "square", "bit_depth": None, "downscale": "box_linear"}}
-        self.seen: list[np.ndarray] = []
-
-    def infer(self, batch: np.ndarray):
-        self.seen.extend(np.array(batch))
-        n = len(batch)
-
-        class Result:
-            scores = np.zeros(n, np.float32)
-            maps = np.zeros((n, 1, 4, 4), np.float32)
-
-        return Result()
+def _recording_backend():
+    return RecordingBackend(SPEC)
 
 
 def _every_path(path: Path, bit_depth: int | None = None) -> dict[str, np.ndarray]:
@@ -256,7 +242,7 @@ def _every_path(path: Path, bit_depth: int | None = None) -> dict[str, np.ndarra
     spec = InputSpec(height=H, width=W, resize="square", bit_depth=bit_depth)
     predicted = [img for _, images in _batches([path], spec, 4, errors) for img in images]
     assert not errors, errors
-    backend = _RecordingBackend()
+    backend = _recording_backend()
     backend.input_spec = spec
     score_samples(backend, [sample], batch_size=4)
     source = FolderSource(CameraSection(name="layouts", source=str(path.parent), bit_depth=bit_depth))

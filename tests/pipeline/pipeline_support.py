@@ -126,3 +126,16 @@ frame.amap = np.ones((8, 8), np.float32)
 rec.put(frame, {"seq": 0})
 time.sleep(30)
 """
+
+
+def read_slowly(source, extra_s: float):
+    """``source`` whose ``read`` takes ``extra_s`` longer: a decoder slower than the camera (a big frame on a busy
+    CPU), which a small frame on loopback cannot be by itself. Returns ``source``."""
+    read = source.read
+
+    def slow_read():
+        time.sleep(extra_s)
+        return read()
+
+    source.read = slow_read
+    return source

@@ -25,7 +25,7 @@ from inspector.pipeline.telemetry import Counters
 from inspector.testing.clock_stamp import read_stamp, stamp_frame
 from inspector.testing.mjpeg_camera import serve_stamped_mjpeg
 
-from pipeline_support import free_port
+from pipeline_support import free_port, read_slowly
 
 class ClockCamera:
     """An MJPEG-over-HTTP camera at ``fps`` in real time: a slow reader makes frames queue in the socket."""
@@ -212,19 +212,6 @@ def test_a_snapshot_password_does_not_follow_a_redirect_to_another_host():
     assert other_seen and all(auth is None for _, auth in other_seen)
 
 
-def _read_slowly(source, extra_s: float):
-    """``source.read`` taking ``extra_s`` longer: a decoder slower than the camera (a big frame on a busy
-    CPU), which a 96x160 JPEG on loopback cannot be by itself."""
-    read = source.read
-
-    def slow_read():
-        time.sleep(extra_s)
-        return read()
-
-    source.read = slow_read
-    return source
-
-
 def test_a_reader_slower_than_the_camera_inspects_fresh_frames_and_counts_the_rest():
     """A 25 fps MJPEG camera read at ~12 frames a second (fps 0, live): FFmpeg left the unread parts in the
     socket and its buffers and handed them over oldest first, each stamped fresh when grabbed: after 4 s the
@@ -235,7 +222,7 @@ def test_a_reader_slower_than_the_camera_inspects_fresh_frames_and_counts_the_re
     cam = CameraSection(name="ipcam", source=f"http://127.0.0.1:{port}/video.mjpg", open_timeout_s=5,
                         read_timeout_s=5)
     counters, hub, stop = Counters(), FrameHub(Counters()), threading.Event()
-    worker = CaptureWorker(cam, _read_slowly(make_source(cam), 0.08), hub, stop, counters, lambda *a: None)
+    worker = CaptureWorker(cam, read_slowly(make_source(cam), 0.08), hub, stop, counters, lambda *a: None)
     stamp_ages, now_ages = [], []
     worker.start()
     try:
@@ -315,7 +302,7 @@ def test_a_stream_read_slower_than_it_plays_says_how_late_and_catches_up():
     with ffmpeg_camera("-i", "testsrc=size=160x96:rate=25", "-c:v", "mpeg4", "-q:v", "5", "-f", "mpegts") as (url, _):
         cam = CameraSection(name="ts", source=url, open_timeout_s=5, read_timeout_s=5)
         counters, hub, wstop = Counters(), FrameHub(Counters()), threading.Event()
-        worker = CaptureWorker(cam, _read_slowly(make_source(cam), 0.09), hub, wstop, counters, lambda *a: None)
+        worker = CaptureWorker(cam, read_slowly(make_source(cam), 0.09), hub, wstop, counters, lambda *a: None)
         frames = []
         worker.start()
         try:

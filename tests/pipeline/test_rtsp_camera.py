@@ -19,6 +19,7 @@ from inspector.pipeline.sources import make_source
 from inspector.pipeline.telemetry import Counters
 from inspector.testing.clock_stamp import read_stamp
 
+from pipeline_support import read_slowly
 from rtsp_support import RtspCamera, fake_rtsp_server
 
 pytestmark = pytest.mark.rtsp
@@ -28,18 +29,6 @@ def _age_s(frame) -> float:
     """How old ``frame`` is now, by the camera clock stamped into its pixels (s)."""
     now_ms = int(time.time() * 1000) & 0xFFFFFFFF
     return ((now_ms - read_stamp(frame.image)) & 0xFFFFFFFF) / 1e3
-
-
-def _read_slowly(source, extra_s: float):
-    """``source.read`` taking ``extra_s`` longer: a decoder or CPU slower than the camera."""
-    read = source.read
-
-    def slow_read():
-        time.sleep(extra_s)
-        return read()
-
-    source.read = slow_read
-    return source
 
 
 def _run_worker(cam: CameraSection, source, seconds: float, counters: Counters, during=None):
@@ -70,7 +59,7 @@ def test_an_rtsp_camera_read_slower_than_it_plays_inspects_fresh_frames_and_coun
     counters = Counters()
     with RtspCamera(codec=codec, fps=25) as server:
         cam = CameraSection(name="ipcam", source=server.url(), open_timeout_s=5, read_timeout_s=5)
-        frames, worker = _run_worker(cam, _read_slowly(make_source(cam), 0.1), 7.0, counters)
+        frames, worker = _run_worker(cam, read_slowly(make_source(cam), 0.1), 7.0, counters)
     ages = [age for _, age in frames]
     assert worker.live and len(ages) >= 25, ages
     assert max(ages[3:]) <= 1.0, ages

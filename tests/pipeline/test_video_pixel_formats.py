@@ -41,14 +41,18 @@ def _daemon_frame(path: Path, bit_depth: int | None = None) -> np.ndarray:
     """The first frame the daemon's camera on ``path`` gives, as model input pixels: uint8 (H, W, 3) BGR."""
     settled = time.time() - 10  # a file written just now would be read as a growing recording
     os.utime(path, (settled, settled))
-    source = make_source(CameraSection(name="cam", source=str(path), bit_depth=bit_depth))
+    return _first_frame(make_source(CameraSection(name="cam", source=str(path), bit_depth=bit_depth)), bit_depth)
+
+
+def _first_frame(source, bit_depth: int | None = None) -> np.ndarray:
+    """The first frame ``source`` gives once opened, as model input pixels: uint8 (H, W, 3) BGR."""
     source.open()
     try:
         grabbed = source.read()
     finally:
         source.close()
     assert grabbed is not None and grabbed.image is not None, getattr(grabbed, "error", "no frame")
-    return standardize_pixels(grabbed.image, "daemon", bit_depth, "BGR")
+    return standardize_pixels(grabbed.image, "camera", bit_depth, "BGR")
 
 
 def _reference(video: Path, tmp_path: Path, ext: str, pix_fmt: str | None) -> np.ndarray:
@@ -272,12 +276,6 @@ def test_a_live_stream_of_packed_or_mosaic_samples_gives_the_pixels_of_its_frame
                 "-pix_fmt", pix_fmt, str(video))
         want = _reference(video, tmp_path, "bmp", "rgb565le")
     with _served(video) as url:
-        source = make_source(CameraSection(name="live", source=url, open_timeout_s=10, read_timeout_s=10))
-        source.open()
-        try:
-            grabbed = source.read()
-        finally:
-            source.close()
-    assert grabbed is not None and grabbed.image is not None, getattr(grabbed, "error", "no frame")
-    got = standardize_pixels(grabbed.image, "live", None, "BGR")
+        got = _first_frame(make_source(CameraSection(name="live", source=url, open_timeout_s=10,
+                                                     read_timeout_s=10)))
     assert np.array_equal(got, want), f"max diff {np.abs(got.astype(int) - want).max()}"
