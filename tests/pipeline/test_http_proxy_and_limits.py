@@ -66,6 +66,9 @@ def test_bad_limits_are_one_line_errors(section, value, message):
     ("10.0.0.5", ["6.6.6.6", "2.2.2.2"], "2.2.2.2"),             # the header twice: one list, in order
     ("10.0.0.5", ["10.0.0.6, 10.0.0.7"], "10.0.0.6"),            # all trusted: the left-most
     ("10.0.0.5", [], "10.0.0.5"),                                # no header: the proxy itself
+    ("10.0.0.5", ["2.2.2.2:50123"], "2.2.2.2"),                  # a proxy that adds the port: one client
+    ("10.0.0.5", ["[2001:db8::1]:443, 10.0.0.7"], "2001:db8::1"),
+    ("10.0.0.5", ["2001:db8::2"], "2001:db8::2"),                # IPv6 without port is kept whole
 ])
 def test_client_address_takes_the_right_most_untrusted_forwarded_entry(peer, header, client):
     from inspector.integrations.dashboard.guard import client_address, networks

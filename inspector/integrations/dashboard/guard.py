@@ -118,11 +118,20 @@ def client_address(peer: str | None, forwarded_for: list[str], trusted: tuple) -
     peer = peer or ""
     if not trusted or not _trusted(peer, trusted):
         return peer
-    hops = [h.strip() for value in forwarded_for for h in value.split(",") if h.strip()]
+    hops = [_host_of(h) for value in forwarded_for for h in value.split(",") if h.strip()]
     for hop in reversed(hops):
         if not _trusted(hop, trusted):
             return hop[:64]
     return hops[0] if hops else peer
+
+
+def _host_of(hop: str) -> str:
+    """An X-Forwarded-For entry without a port (``1.2.3.4:5678``, ``[2001:db8::1]:443``), as some proxies
+    write it: with the port, each connection of one client would count as another client."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        return hop[1:].partition("]")[0]
+    return hop.rpartition(":")[0] if hop.count(":") == 1 else hop
 
 
 class ClientCap:
