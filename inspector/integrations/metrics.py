@@ -7,10 +7,12 @@ edges of the same log grid as ``v1/stats`` (:mod:`inspector.pipeline.telemetry`,
 ``_STEP``-th edge, so each bucket is an exact sum of ``v1/stats`` buckets);
 model identity; per camera score drift; camera state; MQTT bridge delivery.
 Served by a thread-per-connection WSGI server in its own daemon thread, with the limits of
-:mod:`inspector.integrations.dashboard.guard` (connections capped, per client address
-too; a request must arrive within a deadline; complaints logged once a minute), since
+``metrics.limits`` (:mod:`inspector.integrations.dashboard.guard`: connections capped, per client
+address too; a request must arrive within a deadline; complaints logged once a minute), since
 ``prometheus_client.start_http_server`` has none: each idle connection held a thread
-forever. Needs the ``metrics`` extra (``prometheus-client``).
+forever. With ``metrics.token_file`` a scrape needs ``Authorization: Bearer <token>`` (Prometheus:
+``authorization: {credentials_file: …}``); bound off loopback without one, the start logs a warning.
+Needs the ``metrics`` extra (``prometheus-client``).
 """
 
 from __future__ import annotations
@@ -31,15 +33,13 @@ import numpy as np
 from inspector.errors import ConfigError
 from inspector.integrations import require
 from inspector.integrations.dashboard import guard
-from inspector.pipeline.integration_config import MetricsSection, parse_listen
+from inspector.pipeline.integration_config import HttpLimits, MetricsSection, is_loopback, parse_listen
 from inspector.pipeline.telemetry import bucket_upper_ms, coarse_buckets
 
 if TYPE_CHECKING:
     from inspector.pipeline.daemon import Daemon
 
 log = guard.throttled(logging.getLogger("inspector.metrics"))
-MAX_CONNECTIONS = 32  # scrapers are few; each connection is a thread while it lasts
-MAX_PER_PEER = 8
 _PATHS = ("/metrics", "/")
 _STEP = 10  # every 10th edge of the 4 % grid: bounds 48 % apart
 _BUCKETS = coarse_buckets(0.01, 60_000.0, _STEP)  # 10 µs … 60 s
@@ -186,16 +186,18 @@ class _DeadlineReader(io.RawIOBase):
 
 
 class _Handler(WSGIRequestHandler):
-    """One request per connection, read within ``guard.REQUEST_DEADLINE_S``; no access log."""
+    """One request per connection, read within ``limits.request_deadline_s``; no access log."""
 
     def setup(self) -> None:
         super().setup()
+        limits = self.server.limits
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, limits.send_buffer_bytes)
         self.rfile = io.BufferedReader(_DeadlineReader(self.connection,
-                                                       time.monotonic() + guard.REQUEST_DEADLINE_S))
+                                                       time.monotonic() + limits.request_deadline_s))
 
     def parse_request(self) -> bool:
         ok = super().parse_request()
-        self.connection.settimeout(guard.WRITE_STALL_S)  # the response: a peer that does not read is dropped
+        self.connection.settimeout(self.server.limits.write_stall_s)  # the response: a peer that does not read is dropped
         return ok
 
     def handle(self) -> None:
@@ -209,13 +211,14 @@ class _Handler(WSGIRequestHandler):
 
 
 class _Server(ThreadingMixIn, WSGIServer):
-    """``WSGIServer`` with a thread per connection, at most ``MAX_CONNECTIONS`` (``MAX_PER_PEER`` per address)."""
+    """``WSGIServer`` with a thread per connection, at most ``limits.max_connections`` (``max_per_client`` per address)."""
 
     daemon_threads = True
     request_queue_size = 128  # socketserver's 5 refuses bursts of honest clients at the backlog
 
-    def __init__(self, addr: tuple[str, int], family: int, app) -> None:
+    def __init__(self, addr: tuple[str, int], family: int, app, limits: HttpLimits) -> None:
         self.address_family = family
+        self.limits = limits
         self._lock = threading.Lock()
         self._open: collections.Counter = collections.Counter()  # client address → open connections
         super().__init__(addr, _Handler)
@@ -224,9 +227,10 @@ class _Server(ThreadingMixIn, WSGIServer):
     def verify_request(self, request, client_address) -> bool:
         peer = client_address[0] if client_address else ""
         with self._lock:
-            if sum(self._open.values()) >= MAX_CONNECTIONS or self._open[peer] >= MAX_PER_PEER:
+            limits = self.limits
+            if sum(self._open.values()) >= limits.max_connections or self._open[peer] >= limits.max_per_client:
                 log.warning("metrics: connection refused: over %d open (%d per client address)",
-                            MAX_CONNECTIONS, MAX_PER_PEER)
+                            limits.max_connections, limits.max_per_client)
                 return False
             self._open[peer] += 1
         return True
@@ -260,14 +264,38 @@ def _current_error() -> str:
     return f"{type(exc).__name__}: {exc}" if exc else "unknown error"
 
 
-def _only_metrics(app):
-    """``app`` on ``/metrics`` (and ``/``); 404 elsewhere rather than metrics under any name."""
+def _only_metrics(app, token: str | None):
+    """``app`` on ``/metrics`` (and ``/``); 404 elsewhere rather than metrics under any name;
+    401 without ``Authorization: Bearer <token>`` when ``token`` is set."""
     def wrapped(environ, start_response):
+        if token is not None and not guard.token_matches(_bearer(environ), token):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
+                                                 ("WWW-Authenticate", 'Bearer realm="inspector metrics"')])
+            return [b"token required (Authorization: Bearer ...)\n"]
         if environ.get("PATH_INFO", "") not in _PATHS:
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"not found; metrics are at /metrics\n"]
         return app(environ, start_response)
     return wrapped
+
+
+def _bearer(environ) -> str:
+    scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
+
+
+def _warn_if_open(host: str, token: str | None) -> None:
+    """One warning at start when anyone on the network can read the metrics.
+
+    A warning, not a refusal: unauthenticated scrapes on a plant network are the Prometheus norm
+    (exporters have no auth by default), the metrics hold counts and names rather than images,
+    and a config that ran before must not stop a line after an upgrade. The dashboard, which
+    shows product images, refuses instead.
+    """
+    if token is None and not is_loopback(host):
+        log.warning("metrics.listen: serving metrics on %s (not loopback) without metrics.token_file: anyone who "
+                    "can reach the port reads camera names, defect counts and the model's identity; set "
+                    "token_file (Prometheus: authorization.credentials_file) or bind to 127.0.0.1", host)
 
 
 class MetricsServer:
@@ -276,18 +304,21 @@ class MetricsServer:
     def __init__(self, cfg: MetricsSection, daemon: "Daemon") -> None:
         client = require("prometheus_client", "metrics", "metrics")
         host, port = parse_listen("metrics.listen", cfg.listen)
+        token = guard.read_token(cfg.token_file, "metrics.token_file")
         self.registry = client.CollectorRegistry(auto_describe=False)
         self.registry.register(DaemonCollector(daemon))
         try:
             family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                            flags=socket.AI_PASSIVE)[0]
-            self._server = _Server(sockaddr[:2], family, _only_metrics(client.make_wsgi_app(self.registry)))
+            app = _only_metrics(client.make_wsgi_app(self.registry), token)
+            self._server = _Server(sockaddr[:2], family, app, cfg.limits)
         except OSError as exc:
             raise ConfigError(f"metrics.listen: cannot listen on {cfg.listen}: {exc.strerror or exc}") from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
         self._thread.start()
         self.url = f"http://{cfg.listen}/metrics"
-        log.info("Prometheus metrics on %s", self.url)
+        log.info("Prometheus metrics on %s%s", self.url, " (token required)" if token else "")
+        _warn_if_open(host, token)
 
     def close(self) -> None:
         self._server.shutdown()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -57,10 +57,56 @@ def url_port_problem(parts) -> str | None:
 
 
 @dataclass(frozen=True)
+class HttpLimits:
+    """Protection limits of one of the daemon's HTTP servers against peers on the plant network.
+
+    Applied by :mod:`inspector.integrations.dashboard.guard` (and the metrics server). The defaults only
+    bound abuse: a browser, a reverse proxy or Prometheus never comes near them. Raise them for many
+    browsers behind one NAT; shorten the times on a hostile network.
+    """
+
+    max_connections: int = bounded(256, ge=1, le=10_000)  # open connections in all, [1, 10000]
+    # open connections per client address (behind a trusted proxy: requests in flight per forwarded address), [1, 10000]
+    max_per_client: int = bounded(32, ge=1, le=10_000)
+    # a request must arrive complete within this of the connection opening or the previous response, [0.5, 600] s
+    request_deadline_s: float = bounded(10.0, ge=0.5, le=600)
+    # a response the peer does not read for this long closes the connection, [0.5, 3600] s
+    write_stall_s: float = bounded(30.0, ge=0.5, le=3600)
+    # kernel send buffer per connection (SO_SNDBUF), [4096, 67108864] bytes
+    send_buffer_bytes: int = bounded(128 * 1024, ge=4096, le=64 * 1024 * 1024)
+
+    def validate(self, where: str) -> None:
+        if self.max_per_client > self.max_connections:
+            raise ConfigError(f"{where}.max_per_client: {self.max_per_client} is more than "
+                              f"max_connections ({self.max_connections})")
+
+
+@dataclass(frozen=True)
+class MetricsLimits(HttpLimits):
+    """:class:`HttpLimits` with fewer connections: scrapers are few, and each connection is a thread while it lasts."""
+
+    max_connections: int = bounded(32, ge=1, le=10_000)  # [1, 10000]
+    max_per_client: int = bounded(8, ge=1, le=10_000)  # [1, 10000]
+
+
+def check_networks(where: str, entries: tuple[str, ...]) -> None:
+    """One-line error for an entry of ``entries`` that is not an IP address or CIDR network (``10.0.0.0/8``)."""
+    for i, entry in enumerate(entries):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"{where}[{i}]: '{entry[:60]}' is not an IP address or network "
+                              f"(e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+
+
+@dataclass(frozen=True)
 class MetricsSection:
     """Prometheus endpoint (``prometheus-client``): ``GET http://<listen>/metrics``."""
 
     listen: str = ""  # host:port, e.g. 127.0.0.1:9108; empty = off
+    # file holding a bearer token scrapers must send (Authorization: Bearer …); off loopback without one: a warning
+    token_file: str | None = None
+    limits: MetricsLimits = field(default_factory=MetricsLimits)
 
     @property
     def enabled(self) -> bool:
@@ -80,12 +126,16 @@ class DashboardSection:
     recent_defects: int = bounded(12, ge=1, le=500)  # defects kept and shown with their heat maps, [1, 500]
     frame_interval_s: float = bounded(0.5, ge=0.05, le=60)  # newest-frame thumbnail per camera at most this often, [0.05, 60]
     push_interval_s: float = bounded(0.5, ge=0.05, le=10)  # SSE state updates at most this often, [0.05, 10]
+    # reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client; empty = none trusted
+    trusted_proxies: tuple[str, ...] = ()
+    limits: HttpLimits = field(default_factory=HttpLimits)
 
     @property
     def enabled(self) -> bool:
         return bool(self.listen)
 
     def validate(self, where: str) -> None:
+        check_networks(f"{where}.trusted_proxies", self.trusted_proxies)
         if not self.listen:
             return
         host, _ = parse_listen(f"{where}.listen", self.listen)

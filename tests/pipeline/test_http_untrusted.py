@@ -5,7 +5,7 @@ than the cap, an event-stream client that never reads, and malformed requests mu
 not hold the daemon's threads or descriptors, stop honest clients from being served,
 stop the pipeline, or flood the log. Attackers connect from 127.0.0.2, honest
 clients from 127.0.0.1 (both loopback on Linux), so the per-address cap is exercised.
-The limits are shortened here (module constants) so that each test takes seconds.
+The limits are shortened here (the sections' ``limits`` settings) so that each test takes seconds.
 """
 
 from __future__ import annotations
@@ -26,16 +26,14 @@ pytestmark = pytest.mark.skipif(not HAVE_LIBS, reason="needs the 'dashboard' and
 ATTACKER = "127.0.0.2"
 
 
+# the stall shows after kilobytes, not a quarter megabyte
+SHORT_LIMITS = {"request_deadline_s": 1.0, "write_stall_s": 1.0, "max_per_client": 8, "send_buffer_bytes": 4096}
+
+
 @pytest.fixture
-def short_limits(monkeypatch):
-    from inspector.integrations import metrics
+def short_limits():
     from inspector.integrations.dashboard import guard
 
-    monkeypatch.setattr(guard, "REQUEST_DEADLINE_S", 1.0)
-    monkeypatch.setattr(guard, "WRITE_STALL_S", 1.0)
-    monkeypatch.setattr(guard, "MAX_PER_PEER", 8)
-    monkeypatch.setattr(guard, "SEND_BUFFER", 4096)  # the stall shows after kilobytes, not a quarter megabyte
-    monkeypatch.setattr(metrics, "MAX_PER_PEER", 8, raising=False)
     for name in ("inspector.metrics", "inspector.dashboard.guard", "uvicorn.error"):  # forget earlier tests' lines
         for f in logging.getLogger(name).filters:
             if isinstance(f, guard.ThrottledLog):
@@ -52,8 +50,8 @@ def daemon(tiny_model, endpoint, short_limits):
               "synthetic": {"texture": "procedural", "size": 96, "defect_rate": 0.25, "pool": 4}}
     cfg = base_config(tiny_model, endpoint, [camera], postprocess={"min_region_area": 1},
                       dashboard={"listen": f"127.0.0.1:{free_port()}", "push_interval_s": 0.05,
-                                 "frame_interval_s": 0.05},
-                      metrics={"listen": f"127.0.0.1:{free_port()}"})
+                                 "frame_interval_s": 0.05, "limits": SHORT_LIMITS},
+                      metrics={"listen": f"127.0.0.1:{free_port()}", "limits": SHORT_LIMITS})
     d = make_daemon(daemon_config(cfg))
     d.start()
     yield d
@@ -120,8 +118,6 @@ def drip(socks: list[socket.socket], seconds: float, every: float = 0.3) -> None
 
 @pytest.mark.parametrize("section", ["dashboard", "metrics"])
 def test_slowloris_connections_are_capped_and_closed_while_the_pipeline_runs(daemon, section):
-    from inspector.integrations.dashboard import guard
-
     port = port_of(daemon, section)
     path = "/api/state" if section == "dashboard" else "/metrics"
     assert get(port, path) == 200
@@ -135,7 +131,7 @@ def test_slowloris_connections_are_capped_and_closed_while_the_pipeline_runs(dae
         assert sum(closed_by_server(s, 0.05) for s in socks) >= 40 - 8
         assert get(port, path) == 200  # an honest client from another address is served during the attack
         # the ones within the cap, still dripping bytes, are closed by the request deadline
-        drip(socks, guard.REQUEST_DEADLINE_S + 1.0)
+        drip(socks, SHORT_LIMITS["request_deadline_s"] + 1.0)
         assert all(closed_by_server(s, 2.0) for s in socks)
         assert inferred(daemon) > before  # the pipeline inspected frames throughout
     finally:

@@ -6,6 +6,8 @@ every ``push_interval_s``), ``/frame/<camera>.jpg`` (newest frame),
 ``/defect/<event_id>/<thumbnail|anomaly_map>`` (the event's payload bytes).
 When ``token_file`` is set every route needs the token (``?token=`` or
 ``Authorization: Bearer``); bound anywhere but loopback the config requires it.
+Connections and requests are bounded by ``dashboard.limits`` (:mod:`.guard`); behind a
+reverse proxy listed in ``trusted_proxies`` the per-client cap applies per forwarded address.
 uvicorn runs in its own thread on a socket bound up front, so a busy port fails
 :meth:`Daemon.setup` with one line. Needs the ``dashboard`` extra.
 """
@@ -13,7 +15,6 @@ uvicorn runs in its own thread on a socket bound up front, so a busy port fails
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import socket
@@ -21,7 +22,6 @@ import threading
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from inspector.config import read_secret
 from inspector.errors import ConfigError
 from inspector.integrations import require
 from inspector.pipeline.integration_config import DashboardSection, parse_listen
@@ -37,15 +37,6 @@ _STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript;
 _KINDS = {"thumbnail": "image/jpeg", "anomaly_map": "image/png"}
 
 
-def _read_token(cfg: DashboardSection) -> str | None:
-    if not cfg.token_file:
-        return None
-    token = read_secret(cfg.token_file, "dashboard.token_file")
-    if len(token) < 16:
-        raise ConfigError(f"dashboard.token_file: {cfg.token_file} holds {len(token)} characters; use ≥ 16 random ones")
-    return token
-
-
 def build_app(state: DashboardState, cfg: DashboardSection, token: str | None, closing: threading.Event):
     """The Starlette application over ``state``."""
     require("starlette", "dashboard", "dashboard")
@@ -59,9 +50,9 @@ def build_app(state: DashboardState, cfg: DashboardSection, token: str | None, c
         if token is None:
             return True
         given = request.query_params.get("token") or request.headers.get("authorization", "").removeprefix("Bearer ")
-        return hmac.compare_digest(given.encode(), token.encode())
+        return guard.token_matches(given, token)
 
-    def guard(handler):
+    def checked(handler):
         async def wrapped(request):
             if not allowed(request):
                 return Response("token required\n", status_code=401, media_type="text/plain")
@@ -99,11 +90,12 @@ def build_app(state: DashboardState, cfg: DashboardSection, token: str | None, c
         data = state.payload(request.path_params["event_id"], kind) if kind in _KINDS else None
         return Response(data, media_type=_KINDS[kind]) if data else Response(status_code=404)
 
-    return Starlette(routes=[
-        Route("/", guard(page)), Route("/static/{name}", guard(page)), Route("/api/state", guard(api_state)),
-        Route("/events", guard(events)), Route("/frame/{camera}.jpg", guard(frame)),
-        Route("/defect/{event_id}/{kind}", guard(payload)),
+    app = Starlette(routes=[
+        Route("/", checked(page)), Route("/static/{name}", checked(page)), Route("/api/state", checked(api_state)),
+        Route("/events", checked(events)), Route("/frame/{camera}.jpg", checked(frame)),
+        Route("/defect/{event_id}/{kind}", checked(payload)),
     ])
+    return guard.ClientCap(app, cfg.limits.max_per_client, guard.networks(cfg.trusted_proxies))
 
 
 class DashboardServer(DashboardState):
@@ -112,27 +104,19 @@ class DashboardServer(DashboardState):
     def __init__(self, cfg: DashboardSection, daemon: "Daemon") -> None:
         super().__init__(cfg, [c.name for c in daemon.cfg.cameras])
         uvicorn = require("uvicorn", "dashboard", "dashboard")
-        token = _read_token(cfg)
-        host, port = parse_listen("dashboard.listen", cfg.listen)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            raise ConfigError(f"dashboard.listen: cannot listen on {cfg.listen}: {exc.strerror or exc}") from None
-        # Listen now, not when uvicorn's thread gets to it: a client that connects right after the
-        # daemon reports the dashboard up waits in the backlog instead of being refused.
-        sock.listen(128)
+        token = guard.read_token(cfg.token_file, "dashboard.token_file")
+        sock = _listening_socket(cfg.listen)
         self._closing = threading.Event()
         app = build_app(self, cfg, token, self._closing)
         # log_config=None: uvicorn's complaints go through the daemon's logging, throttled (a peer
-        # sending garbage must not flood the log); http=: the connection limits of ``guard``.
+        # sending garbage must not flood the log); http=: the connection limits of ``guard``;
+        # proxy_headers=False: uvicorn would otherwise trust X-Forwarded-For from $FORWARDED_ALLOW_IPS
+        # (default 127.0.0.1); ``trusted_proxies`` alone decides, in guard.ClientCap.
         guard.throttled(logging.getLogger("uvicorn.error"))
+        trusted = guard.networks(cfg.trusted_proxies)
         config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2,
-                                access_log=False, log_config=None, http=guard.guarded_h11(),
-                                limit_concurrency=guard.MAX_CONNECTIONS)
+                                access_log=False, log_config=None, http=guard.guarded_h11(cfg.limits, trusted),
+                                limit_concurrency=cfg.limits.max_connections, proxy_headers=False)
         self._server = uvicorn.Server(config)
         self._sock = sock
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="dashboard",
@@ -146,3 +130,21 @@ class DashboardServer(DashboardState):
         self._server.should_exit = True
         self._thread.join(5)
         self._sock.close()
+
+
+def _listening_socket(listen: str) -> socket.socket:
+    """A socket bound to ``listen`` and listening; ConfigError (one line) when the address is taken or foreign.
+
+    Listening now, not when uvicorn's thread gets to it: a client that connects right after the daemon
+    reports the dashboard up waits in the backlog instead of being refused.
+    """
+    host, port = parse_listen("dashboard.listen", listen)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"dashboard.listen: cannot listen on {listen}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    return sock
