@@ -864,6 +864,7 @@ class FolderSource(Source):
         self._pass_frames = 0
         self._pass_incomplete = 0
         self._incomplete: set[tuple[str, int]] = set()  # (name, inode) of files already counted incomplete
+        self._bad: dict[str, tuple[int, int, int] | None] = {}  # looping: name → version of the bad file counted
         # one-pass mode: (device, inode) → (name, version) of the files read, to know their other names (links)
         self._files_read: dict[tuple[int, int], tuple[str, tuple[int, int, int]]] = {}
         self._settle = SettleWatch()  # whether a picture that failed to decode is still being written
@@ -908,6 +909,7 @@ class FolderSource(Source):
         self._files, self._pos, self._pass_frames, self._pass_incomplete = self._scan(), 0, 0, 0
         names = {p.name for p in self._files}  # a file no longer listed can no longer be waited for
         self._incomplete = {key for key in self._incomplete if key[0] in names}
+        self._bad = {name: version for name, version in self._bad.items() if name in names}
         if not self._files:
             if not self.camera.loop:
                 return False
@@ -940,7 +942,8 @@ class FolderSource(Source):
                 return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: still being written",
                                reason=self._incomplete_reason(path.name, version))
             self._seen[path.name] = version
-            return Grabbed(None, t_ns, t_utc, meta, error=str(exc), reason=reason)
+            return Grabbed(None, t_ns, t_utc, meta, error=str(exc), reason=self._once_per_version(path.name, version,
+                                                                                                  reason))
         self._seen[path.name] = version
         self._pass_frames += 1
         return Grabbed(image, t_ns, t_utc, meta)
@@ -955,7 +958,20 @@ class FolderSource(Source):
         if isinstance(exc, FileNotFoundError):
             return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: deleted before it was read",
                            reason="missing")
-        return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: cannot read ({exc.strerror or exc})")
+        return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: cannot read ({exc.strerror or exc})",
+                       reason=self._once_per_version(path.name, self._seen[path.name], "corrupt"))
+
+    def _once_per_version(self, name: str, version: tuple[int, int, int] | None, reason: str) -> str:
+        """``reason`` the first time a looping camera finds this version (inode, size, modification time) of a
+        bad file under ``name``; ``seen_bad`` (neither counted nor told) at every later pass: a demo looping over
+        a folder with one corrupt file counted it once per pass (99 passes: corrupt 99). Another version of the
+        file is counted again. One pass never reads a version twice (``_seen``): ``reason`` unchanged."""
+        if not self.camera.loop:
+            return reason
+        if name in self._bad and self._bad[name] == version:
+            return "seen_bad"
+        self._bad[name] = version
+        return reason
 
     def _first_name(self, name: str, dev: int, version: tuple[int, int, int]) -> str | None:
         """The name under which a one-pass camera already read this very file (device, inode, size, mtime): a

@@ -786,3 +786,38 @@ def test_a_folder_camera_says_which_image_files_it_leaves_out(tmp_path, caplog):
     told = [r.getMessage() for r in caplog.records if "not read are left out" in r.getMessage()]
     assert all(g.image is not None for g in frames)
     assert len(told) == 1 and "camera 'gifs'" in told[0] and "scan.gif" in told[0], told
+
+
+def _loop_until(counters: Counters, cam: CameraSection, frames: int, source=None) -> tuple[CaptureWorker, FrameHub]:
+    """A looping folder camera captured by a real worker until it has read ``frames`` frames; still running."""
+    hub = FrameHub(Counters())
+    worker = CaptureWorker(cam, source or make_source(cam), hub, threading.Event(), counters, lambda *a: None,
+                           capacity=100_000)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while counters.get(f"{cam.name}.captured") < frames and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return worker, hub
+
+
+def test_a_looping_folder_counts_a_corrupt_file_once_per_version_not_per_pass(tmp_path, caplog):
+    """A looping folder camera (a demo, a soak test) over a folder holding one corrupt file counted it again on
+    every pass (99 passes: ``corrupt`` 99) and warned each time it was let through the throttle. A bad file is
+    counted, and told, once per version of the file (inode, size, modification time); another version of it
+    (rewritten, still bad) is counted again."""
+    folder = write_folder(tmp_path / "f", [False] * 2, corrupt=(1,))
+    ago = time.time() - 60
+    os.utime(folder / "0001.png", (ago, ago))  # corrupt long ago, not still being written
+    counters, cam = Counters(), CameraSection(name="f", source=str(folder), loop=True)
+    worker, _ = _loop_until(counters, cam, 50)  # ~50 passes
+    (folder / "0001.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"still bad" * 30)  # another version, bad too
+    os.utime(folder / "0001.png", (ago + 1, ago + 1))
+    start = counters.get("f.captured")
+    while counters.get("f.captured") < start + 50 and worker.is_alive():
+        time.sleep(0.01)
+    worker.stop_event.set()
+    worker.join(5)
+    assert counters.get("f.captured") >= 100
+    assert counters.get("f.corrupt") == 2, counters.snapshot()
+    told = [r for r in caplog.records if "skipped a frame (corrupt)" in r.getMessage()]
+    assert len(told) <= 2, [r.getMessage() for r in told]
