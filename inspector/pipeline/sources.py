@@ -816,6 +816,14 @@ def _version(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
+def _device_of(folder: Path) -> int | None:
+    """The device number (``st_dev``) of the file system ``folder`` is on; None when it cannot be stat'ed."""
+    try:
+        return folder.stat().st_dev
+    except OSError:
+        return None
+
+
 def _another_version(read: tuple[int, int, int] | None, path: Path) -> bool:
     """Whether the file now at ``path`` is not the one read under its name (``read``: its :func:`_version`):
     another file (inode), another size, or modified later. A one-pass folder camera that passed over every
@@ -869,6 +877,7 @@ class FolderSource(Source):
         self._files_read: dict[tuple[int, int], tuple[str, tuple[int, int, int]]] = {}
         self._settle = SettleWatch()  # whether a picture that failed to decode is still being written
         self._opened_once = False
+        self._device: int | None = None  # one pass: the file system (st_dev) the folder was first opened on
 
     def _scan(self) -> list[Path]:
         files = list_images(self._folder)
@@ -891,7 +900,22 @@ class FolderSource(Source):
         if not self._files and not (self._seen and not self.camera.loop):
             raise self._error(f"{self._folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})",
                               permanent=not self.camera.loop and not self._opened_once)
+        if not self._opened_once:
+            self._device = _device_of(self._folder)
         self._opened_once = True
+
+    def _check_folder_stands(self) -> None:
+        """One pass: raise a permanent SourceError when the folder is gone (deleted, replaced by a file) or is
+        no longer on the file system it was opened on (a share unmounted: its mount point, empty, stands there).
+        A one-pass folder deleted mid-run ended as if its pass were done (exit 0), every file not yet read
+        counted ``missing``: the run must fail (exit 1), in one line naming the folder."""
+        if not self._folder.is_dir():
+            what = _what_stands_at(self._folder, "a folder")
+        elif _device_of(self._folder) != self._device:
+            what = f"{self._folder} is no longer on the file system it was opened on (unmounted?)"
+        else:
+            return
+        raise self._error(f"{what} while its one pass was read ({len(self._seen)} file(s) done)", permanent=True)
 
     def _next_pass(self) -> bool:
         """Rescan at the end of a pass; False when a one-pass run is done. A pass that gave no frame because
@@ -904,7 +928,9 @@ class FolderSource(Source):
                 time.sleep(_GROWTH_POLL_S)  # short: the capture loop checks its stop event between reads
             elif self.camera.loop:
                 raise self._error(f"{self._folder}: no readable image in a whole pass")
-        if self.camera.loop and not self._folder.is_dir():  # replaced by a file, or removed: say which
+        if not self.camera.loop:
+            self._check_folder_stands()
+        elif not self._folder.is_dir():  # replaced by a file, or removed: say which
             raise self._error(_what_stands_at(self._folder, "a folder"))
         self._files, self._pos, self._pass_frames, self._pass_incomplete = self._scan(), 0, 0, 0
         names = {p.name for p in self._files}  # a file no longer listed can no longer be waited for
@@ -953,6 +979,8 @@ class FolderSource(Source):
         (no permission, an I/O error). One pass remembers it as read (:func:`_version`: None when gone), so it is
         tried again only once another file stands there: a broken link was re-listed at every pass, so a
         one-pass run never ended, polled it without a pause (a CPU core) and counted it ``missing`` each time."""
+        if isinstance(exc, FileNotFoundError) and not self.camera.loop:
+            self._check_folder_stands()  # the folder itself gone: the camera's failure, not a file missing
         t_ns, t_utc = _stamp()
         self._seen[path.name] = _version(path)
         if isinstance(exc, FileNotFoundError):
