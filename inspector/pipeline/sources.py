@@ -54,11 +54,12 @@ from typing import Callable, Mapping
 import cv2
 import numpy as np
 
-from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_and_stat,
+from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, ends_cut_short, list_images,
+                                   read_file_and_stat,
                                    special_file_kind, unread_image_names, warn_once)
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import ffmpeg_frames, ffmpeg_live, rtsp_probe
-from inspector.pipeline.file_settle import SettleWatch
+from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snapshot_url  # noqa: F401 (re-exported)
@@ -849,7 +850,8 @@ class FolderSource(Source):
       name (hard or symbolic link) of a file already read is ``same_file``, not inspected twice; a name that
       could not be read (gone, a broken link) is not polled again until another file stands there;
     * a file that vanished before it was read is counted ``missing``, not corrupt;
-      one that cannot be decoded but changed within the last 2 s is ``incomplete``
+      one that cannot be decoded but changed within the last 2 s (30 s when its data ends cut short:
+      :meth:`_recent`) is ``incomplete``
       (still being written: it is tried again on the next pass), else ``corrupt``; ``incomplete`` is
       counted once per file (name and inode), the passes that find it still being written are ``waiting``
       (not counted: a counter counts files, not polls);
@@ -962,7 +964,7 @@ class FolderSource(Source):
             image = decode_image(data, path.name, self.bit_depth, order="BGR", warn_key=f"camera {self.camera.name}")
         except ImageRejected as exc:
             reason = exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}"
-            if exc.reason == "corrupt" and self._recent(path):
+            if exc.reason == "corrupt" and self._recent(path, data):
                 self._pass_incomplete += 1
                 self._files_read.pop((st.st_dev, st.st_ino), None)  # read again once written: not a link then
                 return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: still being written",
@@ -1014,8 +1016,13 @@ class FolderSource(Source):
         self._files_read[(dev, version[0])] = (name, version)
         return None
 
-    def _recent(self, path: Path) -> bool:
-        return self._settle.still_written(path)
+    def _recent(self, path: Path, data: np.ndarray) -> bool:
+        """Whether a picture that failed to decode is still being written. One whose data ends cut short
+        (:func:`ends_cut_short`: a JPEG without its EOI, a PNG without IEND) is waited for STALLED_S since it
+        last changed: a copy that paused past SETTLE_S mid-file (a slow share, an SDK writing in bursts) was
+        counted corrupt, its picture never inspected. A file whose end cannot tell (TIFF, PNM, empty) keeps
+        SETTLE_S."""
+        return self._settle.still_written(path, STALLED_S if ends_cut_short(data) else SETTLE_S)
 
     def _incomplete_reason(self, name: str, version: tuple[int, int, int] | None) -> str:
         """``incomplete`` the first time this file (name, inode) is found still being written, ``waiting`` at
