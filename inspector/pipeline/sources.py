@@ -55,8 +55,7 @@ import cv2
 import numpy as np
 
 from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, ends_cut_short, list_images,
-                                   read_file_and_stat,
-                                   special_file_kind, unread_image_names, warn_once)
+                                   read_file_and_stat, special_file_kind, unread_image_names, warn_once)
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import ffmpeg_frames, ffmpeg_live, rtsp_probe
 from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
