@@ -187,6 +187,27 @@ def unread_image_names(folder: Path) -> list[str]:
         return []
 
 
+_JPEG_SOI, _JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
+_PNG_IEND = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: every PNG file ends with them
+
+
+def ends_cut_short(data: bytes | np.ndarray) -> bool:
+    """Whether ``data`` (a whole image file's bytes) stops before its format's end: a JPEG not ending in its EOI
+    marker (FF D9), a PNG not ending in its IEND chunk, a BMP or WebP shorter than the file size its header
+    declares. Such a file is still being written, or its writer died. False where the format cannot tell (TIFF,
+    PNM, an empty or unknown file): their data has no end mark. A complete file may still be corrupt."""
+    head, n = bytes(data[:12]), len(data)
+    if head.startswith(_JPEG_SOI):
+        return bytes(data[-2:]) != _JPEG_EOI
+    if head.startswith(_PNG_SIGNATURE):
+        return bytes(data[-len(_PNG_IEND):]) != _PNG_IEND
+    if head.startswith(b"BM") and n >= 6:
+        return n < int.from_bytes(head[2:6], "little")
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return n < int.from_bytes(head[4:8], "little") + 8
+    return False
+
+
 def _is_broken_link(path: Path) -> bool:
     return path.is_symlink() and not path.exists()
 

@@ -59,7 +59,7 @@ from inspector.redact import redact
 log = logging.getLogger("inspector.capture")
 # Grabbed.reason values of frames a source gave up on (not "growing": a recording read on as it grows; nor
 # "incomplete": a folder's file still being written, read again on the next pass; nor "waiting": such a file
-# found still being written again)
+# found still being written again; nor "seen_bad": a looping folder's bad file found unchanged on a later pass)
 # "same_file": another name (a hard or symbolic link) of a file a one-pass folder camera already read
 _SKIP_REASONS = ("missing", "corrupt", "same_file")  # and "rejected.<why>"
 
@@ -392,8 +392,8 @@ class CaptureWorker(Worker):
 
     def _skipped(self, grabbed) -> None:
         cam = self.camera.name
-        if grabbed.reason == "waiting":
-            return  # a file already counted incomplete, polled again: counters count files, not polls
+        if grabbed.reason in ("waiting", "seen_bad"):
+            return  # a file already counted (incomplete, bad) found again: counters count files, not polls
         self.counters.add(f"{cam}.{grabbed.reason}")
         if grabbed.reason in ("missing", "incomplete", "growing", "same_file"):
             return  # a file deleted, still being written or already read is not a fault of the data

@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 
 SETTLE_S = 2.0  # a file changed more recently than this is still being written
+# a picture whose data ends cut short (images.ends_cut_short) changed more recently than this is still being written:
+# a slow copy or a camera SDK writing in bursts pauses longer than SETTLE_S mid-file
+STALLED_S = 30.0
 # file systems whose times come from another machine's clock (mountinfo's fstype field; fuse.* by its subtype)
 REMOTE_TYPES = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "fuse.glusterfs",
                           "afs", "davfs", "fuse.sshfs", "fuse.rclone", "fuse.s3fs", "lustre", "gpfs", "beegfs",
@@ -25,10 +28,10 @@ _MAX_WATCHED = 4096  # files one watch remembers (a folder of corrupt files): th
 _types: dict[int, str | None] = {}  # device number → file system type (mount points rarely change: kept)
 
 
-def written_recently(mtime_s: float) -> bool:
-    """Modified within the last SETTLE_S s by our clock. A modification time in the future (the writer's clock
-    runs ahead, or ours went back) is not "recent" for ever."""
-    return abs(time.time() - mtime_s) < SETTLE_S
+def written_recently(mtime_s: float, within_s: float = SETTLE_S) -> bool:
+    """Modified within the last ``within_s`` s by our clock. A modification time in the future (the writer's
+    clock runs ahead, or ours went back) is not "recent" for ever."""
+    return abs(time.time() - mtime_s) < within_s
 
 
 def fs_type(dev: int) -> str | None:
@@ -63,14 +66,15 @@ class SettleWatch:
     def __init__(self) -> None:
         self._seen: dict[str, tuple[tuple[int, int, int], float]] = {}  # path → (signature, first seen, monotonic)
 
-    def still_written(self, path: str | Path) -> bool:
-        """True while ``path`` is being written: changed within SETTLE_S by its modification time, or — on a
-        network file system — not yet seen unchanged for SETTLE_S by our clock. False for a missing file."""
+    def still_written(self, path: str | Path, within_s: float = SETTLE_S) -> bool:
+        """True while ``path`` is being written: changed within ``within_s`` s (SETTLE_S; STALLED_S for a
+        picture cut short) by its modification time, or — on a network file system — not yet seen unchanged for
+        ``within_s`` by our clock. False for a missing file."""
         try:
             st = os.stat(path)
         except OSError:
             return False
-        if written_recently(st.st_mtime):
+        if written_recently(st.st_mtime, within_s):
             return True
         if not is_remote(st.st_dev):
             return False
@@ -80,4 +84,4 @@ class SettleWatch:
             if len(self._seen) >= _MAX_WATCHED:
                 self._seen.pop(next(iter(self._seen)))
             self._seen[key] = seen = (signature, now)
-        return now - seen[1] < SETTLE_S
+        return now - seen[1] < within_s

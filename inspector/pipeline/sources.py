@@ -54,11 +54,11 @@ from typing import Callable, Mapping
 import cv2
 import numpy as np
 
-from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, list_images, read_file_and_stat,
-                                   special_file_kind, unread_image_names, warn_once)
+from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, ends_cut_short, list_images,
+                                   read_file_and_stat, special_file_kind, unread_image_names, warn_once)
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import ffmpeg_frames, ffmpeg_live, rtsp_probe
-from inspector.pipeline.file_settle import SettleWatch
+from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snapshot_url  # noqa: F401 (re-exported)
@@ -816,6 +816,14 @@ def _version(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
+def _device_of(folder: Path) -> int | None:
+    """The device number (``st_dev``) of the file system ``folder`` is on; None when it cannot be stat'ed."""
+    try:
+        return folder.stat().st_dev
+    except OSError:
+        return None
+
+
 def _another_version(read: tuple[int, int, int] | None, path: Path) -> bool:
     """Whether the file now at ``path`` is not the one read under its name (``read``: its :func:`_version`):
     another file (inode), another size, or modified later. A one-pass folder camera that passed over every
@@ -841,7 +849,8 @@ class FolderSource(Source):
       name (hard or symbolic link) of a file already read is ``same_file``, not inspected twice; a name that
       could not be read (gone, a broken link) is not polled again until another file stands there;
     * a file that vanished before it was read is counted ``missing``, not corrupt;
-      one that cannot be decoded but changed within the last 2 s is ``incomplete``
+      one that cannot be decoded but changed within the last 2 s (30 s when its data ends cut short:
+      :meth:`_recent`) is ``incomplete``
       (still being written: it is tried again on the next pass), else ``corrupt``; ``incomplete`` is
       counted once per file (name and inode), the passes that find it still being written are ``waiting``
       (not counted: a counter counts files, not polls);
@@ -864,10 +873,12 @@ class FolderSource(Source):
         self._pass_frames = 0
         self._pass_incomplete = 0
         self._incomplete: set[tuple[str, int]] = set()  # (name, inode) of files already counted incomplete
+        self._bad: dict[str, tuple[int, int, int] | None] = {}  # looping: name → version of the bad file counted
         # one-pass mode: (device, inode) → (name, version) of the files read, to know their other names (links)
         self._files_read: dict[tuple[int, int], tuple[str, tuple[int, int, int]]] = {}
         self._settle = SettleWatch()  # whether a picture that failed to decode is still being written
         self._opened_once = False
+        self._device: int | None = None  # one pass: the file system (st_dev) the folder was first opened on
 
     def _scan(self) -> list[Path]:
         files = list_images(self._folder)
@@ -890,7 +901,22 @@ class FolderSource(Source):
         if not self._files and not (self._seen and not self.camera.loop):
             raise self._error(f"{self._folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})",
                               permanent=not self.camera.loop and not self._opened_once)
+        if not self._opened_once:
+            self._device = _device_of(self._folder)
         self._opened_once = True
+
+    def _check_folder_stands(self) -> None:
+        """One pass: raise a permanent SourceError when the folder is gone (deleted, replaced by a file) or is
+        no longer on the file system it was opened on (a share unmounted: its mount point, empty, stands there).
+        A one-pass folder deleted mid-run ended as if its pass were done (exit 0), every file not yet read
+        counted ``missing``: the run must fail (exit 1), in one line naming the folder."""
+        if not self._folder.is_dir():
+            what = _what_stands_at(self._folder, "a folder")
+        elif _device_of(self._folder) != self._device:
+            what = f"{self._folder} is no longer on the file system it was opened on (unmounted?)"
+        else:
+            return
+        raise self._error(f"{what} while its one pass was read ({len(self._seen)} file(s) done)", permanent=True)
 
     def _next_pass(self) -> bool:
         """Rescan at the end of a pass; False when a one-pass run is done. A pass that gave no frame because
@@ -903,11 +929,14 @@ class FolderSource(Source):
                 time.sleep(_GROWTH_POLL_S)  # short: the capture loop checks its stop event between reads
             elif self.camera.loop:
                 raise self._error(f"{self._folder}: no readable image in a whole pass")
-        if self.camera.loop and not self._folder.is_dir():  # replaced by a file, or removed: say which
+        if not self.camera.loop:
+            self._check_folder_stands()
+        elif not self._folder.is_dir():  # replaced by a file, or removed: say which
             raise self._error(_what_stands_at(self._folder, "a folder"))
         self._files, self._pos, self._pass_frames, self._pass_incomplete = self._scan(), 0, 0, 0
         names = {p.name for p in self._files}  # a file no longer listed can no longer be waited for
         self._incomplete = {key for key in self._incomplete if key[0] in names}
+        self._bad = {name: version for name, version in self._bad.items() if name in names}
         if not self._files:
             if not self.camera.loop:
                 return False
@@ -934,13 +963,14 @@ class FolderSource(Source):
             image = decode_image(data, path.name, self.bit_depth, order="BGR", warn_key=f"camera {self.camera.name}")
         except ImageRejected as exc:
             reason = exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}"
-            if exc.reason == "corrupt" and self._recent(path):
+            if exc.reason == "corrupt" and self._recent(path, data):
                 self._pass_incomplete += 1
                 self._files_read.pop((st.st_dev, st.st_ino), None)  # read again once written: not a link then
                 return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: still being written",
                                reason=self._incomplete_reason(path.name, version))
             self._seen[path.name] = version
-            return Grabbed(None, t_ns, t_utc, meta, error=str(exc), reason=reason)
+            return Grabbed(None, t_ns, t_utc, meta, error=str(exc), reason=self._once_per_version(path.name, version,
+                                                                                                  reason))
         self._seen[path.name] = version
         self._pass_frames += 1
         return Grabbed(image, t_ns, t_utc, meta)
@@ -950,12 +980,27 @@ class FolderSource(Source):
         (no permission, an I/O error). One pass remembers it as read (:func:`_version`: None when gone), so it is
         tried again only once another file stands there: a broken link was re-listed at every pass, so a
         one-pass run never ended, polled it without a pause (a CPU core) and counted it ``missing`` each time."""
+        if isinstance(exc, FileNotFoundError) and not self.camera.loop:
+            self._check_folder_stands()  # the folder itself gone: the camera's failure, not a file missing
         t_ns, t_utc = _stamp()
         self._seen[path.name] = _version(path)
         if isinstance(exc, FileNotFoundError):
             return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: deleted before it was read",
                            reason="missing")
-        return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: cannot read ({exc.strerror or exc})")
+        return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: cannot read ({exc.strerror or exc})",
+                       reason=self._once_per_version(path.name, self._seen[path.name], "corrupt"))
+
+    def _once_per_version(self, name: str, version: tuple[int, int, int] | None, reason: str) -> str:
+        """``reason`` the first time a looping camera finds this version (inode, size, modification time) of a
+        bad file under ``name``; ``seen_bad`` (neither counted nor told) at every later pass: a demo looping over
+        a folder with one corrupt file counted it once per pass (99 passes: corrupt 99). Another version of the
+        file is counted again. One pass never reads a version twice (``_seen``): ``reason`` unchanged."""
+        if not self.camera.loop:
+            return reason
+        if name in self._bad and self._bad[name] == version:
+            return "seen_bad"
+        self._bad[name] = version
+        return reason
 
     def _first_name(self, name: str, dev: int, version: tuple[int, int, int]) -> str | None:
         """The name under which a one-pass camera already read this very file (device, inode, size, mtime): a
@@ -970,8 +1015,13 @@ class FolderSource(Source):
         self._files_read[(dev, version[0])] = (name, version)
         return None
 
-    def _recent(self, path: Path) -> bool:
-        return self._settle.still_written(path)
+    def _recent(self, path: Path, data: np.ndarray) -> bool:
+        """Whether a picture that failed to decode is still being written. One whose data ends cut short
+        (:func:`ends_cut_short`: a JPEG without its EOI, a PNG without IEND) is waited for STALLED_S since it
+        last changed: a copy that paused past SETTLE_S mid-file (a slow share, an SDK writing in bursts) was
+        counted corrupt, its picture never inspected. A file whose end cannot tell (TIFF, PNM, empty) keeps
+        SETTLE_S."""
+        return self._settle.still_written(path, STALLED_S if ends_cut_short(data) else SETTLE_S)
 
     def _incomplete_reason(self, name: str, version: tuple[int, int, int] | None) -> str:
         """``incomplete`` the first time this file (name, inode) is found still being written, ``waiting`` at

@@ -43,7 +43,8 @@ def write_video(path: Path, defects: list[bool], seed: int = 0, fps: float = 25.
 
 
 def write_folder(folder: Path, defects: list[bool], seed: int = 0, corrupt: tuple[int, ...] = ()) -> Path:
-    """PNG files 0000.png… (indices in ``corrupt`` get garbage bytes instead of an image)."""
+    """PNG files 0000.png… (indices in ``corrupt`` get garbage bytes instead of an image: complete, ending in
+    IEND, so a camera does not take them for a picture cut short by its writer and wait for the rest)."""
     import cv2
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -51,7 +52,7 @@ def write_folder(folder: Path, defects: list[bool], seed: int = 0, corrupt: tupl
     for i, d in enumerate(defects):
         frame = make_frame(rng, defect=d)
         if i in corrupt:
-            (folder / f"{i:04d}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+            (folder / f"{i:04d}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20 + b"\0\0\0\0IEND\xaeB`\x82")
         else:
             cv2.imwrite(str(folder / f"{i:04d}.png"), frame)
     return folder

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import time
 
+import cv2
 import numpy as np
+import pytest
+
+from inspector.data.images import ends_cut_short
 
 from inspector.pipeline import file_settle
 from inspector.pipeline.config import CameraSection
@@ -93,3 +97,57 @@ def test_a_picture_half_copied_onto_a_share_is_waited_for_not_corrupt(tmp_path, 
                 (folder / "0001.png").write_bytes(whole)
                 _behind(folder / "0001.png")
     assert "corrupt" not in reasons and len(images) == 2 and isinstance(images[1], np.ndarray), reasons
+
+
+def _picture(ext: str) -> bytes:
+    ok, buf = cv2.imencode(ext, np.random.default_rng(5).integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".webp"])
+def test_what_ends_cut_short_is_told_by_its_format(ext):
+    whole = _picture(ext)
+    assert not ends_cut_short(whole)
+    assert ends_cut_short(whole[:len(whole) * 2 // 3])
+
+
+@pytest.mark.parametrize("ext", [".tif", ".ppm"])
+def test_a_format_without_an_end_mark_is_never_told_cut_short(ext):
+    whole = _picture(ext)
+    assert not ends_cut_short(whole[:len(whole) // 2]) and not ends_cut_short(b"")
+
+
+def _dated(path, seconds_ago: float) -> None:
+    os.utime(path, (time.time() - seconds_ago, time.time() - seconds_ago))
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_a_picture_whose_writer_paused_past_settle_s_is_waited_for_not_corrupt(tmp_path, ext):
+    """A slow copy or a camera SDK writing in bursts paused 10 s mid-file: the 2-s rule judged the half file
+    finished and counted it corrupt, its picture never inspected. Data cut short (no JPEG EOI, no PNG IEND) is
+    waited for STALLED_S since its last change; then it is corrupt."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    whole, path = _picture(ext), folder / f"a{ext}"
+    path.write_bytes(whole[:len(whole) // 2])
+    _dated(path, 10 * file_settle.SETTLE_S)  # the writer paused 20 s ago: < STALLED_S
+    source = make_source(CameraSection(name="sdk", source=str(folder)))
+    source.open()
+    assert source.read().reason == "incomplete"
+    assert source.read().reason == "waiting"
+    path.write_bytes(whole)  # the writer goes on and finishes
+    assert source.read().image is not None
+
+
+def test_a_picture_cut_short_long_ago_is_corrupt_and_a_complete_bad_one_at_once(tmp_path):
+    folder = write_folder(tmp_path / "f", [False], corrupt=(0,))
+    whole = _picture(".png")
+    garbled = whole[:20] + bytes(len(whole) - 20 - 12) + whole[-12:]  # complete (ends in IEND), but garbled
+    (folder / "0000.png").write_bytes(garbled)
+    (folder / "0001.png").write_bytes(whole[:len(whole) // 2])
+    _dated(folder / "0000.png", 10 * file_settle.SETTLE_S)  # a complete file is read at once, however recent
+    _dated(folder / "0001.png", file_settle.STALLED_S + 5)  # its writer died
+    source = make_source(CameraSection(name="sdk", source=str(folder)))
+    source.open()
+    assert [source.read().reason for _ in range(2)] == ["corrupt", "corrupt"] and source.read() is None

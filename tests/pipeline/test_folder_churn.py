@@ -31,7 +31,7 @@ import pytest
 from inspector.data.images import decode_image
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import CameraSection, ReconnectSection
-from inspector.pipeline.file_settle import SETTLE_S
+from inspector.pipeline.file_settle import SETTLE_S, STALLED_S
 from inspector.pipeline.sources import make_source
 from inspector.pipeline.telemetry import Counters
 
@@ -178,6 +178,8 @@ class Producer:
         data, _ = self.picture()
         name = self.name()
         (self.folder / name).write_bytes(data[:len(data) // 2])
+        ago = time.time() - STALLED_S - 1  # it died that long ago: a file cut short is waited for STALLED_S
+        os.utime(self.folder / name, (ago, ago))
         self.final[name] = None
 
     def run(self, ops: int) -> None:

@@ -3,13 +3,16 @@ folder rescans, looping files changed under the source, and fair share of a satu
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
 import stat
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -786,3 +789,112 @@ def test_a_folder_camera_says_which_image_files_it_leaves_out(tmp_path, caplog):
     told = [r.getMessage() for r in caplog.records if "not read are left out" in r.getMessage()]
     assert all(g.image is not None for g in frames)
     assert len(told) == 1 and "camera 'gifs'" in told[0] and "scan.gif" in told[0], told
+
+
+def _loop_until(counters: Counters, cam: CameraSection, frames: int, source=None) -> tuple[CaptureWorker, FrameHub]:
+    """A looping folder camera captured by a real worker until it has read ``frames`` frames; still running."""
+    hub = FrameHub(Counters())
+    worker = CaptureWorker(cam, source or make_source(cam), hub, threading.Event(), counters, lambda *a: None,
+                           capacity=100_000)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while counters.get(f"{cam.name}.captured") < frames and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return worker, hub
+
+
+def test_a_looping_folder_counts_a_corrupt_file_once_per_version_not_per_pass(tmp_path, caplog):
+    """A looping folder camera (a demo, a soak test) over a folder holding one corrupt file counted it again on
+    every pass (99 passes: ``corrupt`` 99) and warned each time it was let through the throttle. A bad file is
+    counted, and told, once per version of the file (inode, size, modification time); another version of it
+    (rewritten, still bad) is counted again."""
+    folder = write_folder(tmp_path / "f", [False] * 2, corrupt=(1,))
+    ago = time.time() - 60
+    os.utime(folder / "0001.png", (ago, ago))  # corrupt long ago, not still being written
+    counters, cam = Counters(), CameraSection(name="f", source=str(folder), loop=True)
+    worker, _ = _loop_until(counters, cam, 50)  # ~50 passes
+    (folder / "0001.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"still bad" * 30)  # another version, bad too
+    os.utime(folder / "0001.png", (ago + 1, ago + 1))
+    start = counters.get("f.captured")
+    while counters.get("f.captured") < start + 50 and worker.is_alive():
+        time.sleep(0.01)
+    worker.stop_event.set()
+    worker.join(5)
+    assert counters.get("f.captured") >= 100
+    assert counters.get("f.corrupt") == 2, counters.snapshot()
+    told = [r for r in caplog.records if "skipped a frame (corrupt)" in r.getMessage()]
+    assert len(told) <= 2, [r.getMessage() for r in told]
+
+
+def _one_pass_until_gone(cam: CameraSection, remove) -> tuple[list, Counters, bool]:
+    """A one-pass folder camera read by a real worker; ``remove()`` once 2 frames are in. (states, counters,
+    whether the worker ended by itself)."""
+    counters, states = Counters(), []
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=1000)
+    worker.start()
+    while counters.get(f"{cam.name}.captured") < 2 and worker.is_alive():
+        time.sleep(0.01)
+    remove()
+    worker.join(10)
+    ended = not worker.is_alive()
+    worker.stop_event.set()
+    worker.join(5)
+    return states, counters, ended
+
+
+def test_a_one_pass_folder_deleted_mid_run_fails_in_one_line(tmp_path):
+    """A one-pass folder deleted while read ended 'ended (2 frames; 28 missing skipped)' (exit 0, as if the
+    pass were done). The folder gone is the camera's failure: 'failed', once, naming the folder; no back-off."""
+    folder = write_folder(tmp_path / "f", [False] * 30)
+    cam = CameraSection(name="f", source=str(folder), fps=5)  # paced: 6 s to read it whole
+    states, counters, ended = _one_pass_until_gone(cam, lambda: shutil.rmtree(folder))
+    assert ended and [s for s, _ in states] == ["connecting", "online", "failed"], states
+    assert str(folder) in states[-1][1] and "not found" in states[-1][1] and "\n" not in states[-1][1]
+    assert counters.get("f.missing") == 0 and counters.get("f.reconnects") == 0, counters.snapshot()
+
+
+def test_a_one_pass_folder_unmounted_mid_run_fails(tmp_path):
+    """A share unmounted under a one-pass camera leaves its mount point, an empty folder of another file system:
+    the run ended as done. Modelled with a link swapped from a tmpfs folder to an empty one on another file
+    system: the folder is no longer on the file system it was opened on."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system to model the unmount")
+    share = write_folder(Path(tempfile.mkdtemp(prefix="share-", dir=shm)), [False] * 30)
+    (tmp_path / "mountpoint").mkdir()
+    folder = tmp_path / "cam"
+    folder.symlink_to(share)
+
+    def unmount() -> None:
+        (tmp_path / "swap").symlink_to(tmp_path / "mountpoint")
+        os.replace(tmp_path / "swap", folder)
+    try:
+        states, counters, ended = _one_pass_until_gone(CameraSection(name="f", source=str(folder), fps=5), unmount)
+    finally:
+        shutil.rmtree(share)
+    assert ended and states[-1][0] == "failed" and "unmounted" in states[-1][1], states
+
+
+def test_a_run_whose_one_pass_folder_is_deleted_exits_1(tiny_model, endpoint, tmp_path, caplog):
+    from inspector.client import Subscriber
+
+    folder = write_folder(tmp_path / "f", [False] * 40)
+    sub = Subscriber(endpoint, ("v1/",))
+
+    def delete_after_first_result() -> None:
+        try:
+            while (event := sub.recv(timeout=10)) is not None and event.type != "result":
+                pass
+            shutil.rmtree(folder)
+        finally:
+            sub.close()
+    deleter = threading.Thread(target=delete_after_first_result)
+    deleter.start()
+    cfg = base_config(tiny_model, endpoint, [{"name": "f", "source": str(folder), "fps": 5}])
+    daemon, code, _ = run_to_end(cfg, timeout=30)
+    deleter.join(15)
+    assert not folder.exists(), "the folder was never deleted: the test did not run"
+    told = [r.getMessage() for r in caplog.records if str(folder) in r.getMessage() and r.levelno >= logging.WARNING]
+    assert code == 1 and daemon.failures, (code, daemon.failures)
+    assert len(told) == 1 and "failed" in told[0] and "not found" in told[0], told
