@@ -73,7 +73,7 @@ import zmq
 
 from inspector.config import needs_ipv6, tcp_port_problem
 from inspector.errors import ConfigError
-from inspector.events import (HEARTBEAT_S, STATS_TOPIC, curve_key, decode, load_curve_certificate, set_heartbeat,
+from inspector.events import (HEARTBEAT_S, MAX_PAYLOADS, STATS_TOPIC, curve_key, decode, load_curve_certificate, set_heartbeat,
                               subscription_topic, topic_matches, utc_iso)
 from inspector.loss import KeepsState, LossTracker
 
@@ -124,6 +124,12 @@ MAX_MESSAGE_BYTES = 128 * 2**20
 # gaps in seq, told and counted like any other. A daemon's events are a few kB, its queue (sndhwm) the slack.
 QUEUE_BYTES = 2**30
 MAX_RCVHWM = 10_000  # the queue's length in messages at most, however small they are
+
+
+# Parts of a message kept at most: a daemon's message is its topic, its header and at most MAX_PAYLOADS payloads
+# (inspector.events.decode). ZeroMQ caps each part's size, not their number: a publisher sending a message of
+# thousands of parts made recv_multipart copy every one of them into Python (twice what libzmq already held).
+MAX_PARTS = 2 + MAX_PAYLOADS
 
 
 def queue_hwm(queue_bytes: int, max_message_bytes: int) -> int:
@@ -292,9 +298,12 @@ class Subscriber(KeepsState):
                     return None
                 continue
             self._unhandled = True  # from here until handled: a stop now leaves it out of the state saved
-            frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            frames, dropped = self._read_parts()
             self._backlog_hint()
             try:
+                if dropped:
+                    raise ValueError(f"{len(frames) + dropped} parts, more than a daemon's {MAX_PARTS} "
+                                     f"(topic, header, {MAX_PAYLOADS} payloads); {dropped} dropped")
                 event = decode(frames)
             except ValueError as exc:
                 self.malformed += 1
@@ -308,6 +317,21 @@ class Subscriber(KeepsState):
                 continue
             self.received += 1
             return event
+
+    def _read_parts(self) -> tuple[list[bytes], int]:
+        """The parts of the message ready on the socket: the first :data:`MAX_PARTS` kept, and how many more were
+        taken one by one and dropped (a multipart message is delivered whole or not at all, so every part must
+        be taken before the next message can be read). libzmq itself still holds the whole message in its
+        queue until it is read: the part count bounds what this subscriber copies, not what ZeroMQ queues."""
+        frames = [self.socket.recv(zmq.NOBLOCK)]
+        dropped = 0
+        while self.socket.getsockopt(zmq.RCVMORE):
+            if len(frames) < MAX_PARTS:
+                frames.append(self.socket.recv())
+            else:
+                self.socket.recv(copy=False)  # not copied into Python; libzmq frees it as the frame goes
+                dropped += 1
+        return frames, dropped
 
     def _backlog_hint(self) -> None:
         """Why a gap in the message just read happened, from how far behind this subscriber was (set as the

@@ -960,3 +960,33 @@ def test_an_endpoint_that_is_no_zeromq_publisher_is_told_once(tmp_path):
         server.close()
     told = [n for n in notices if "handshake failed" in n]
     assert len(told) == 1 and "not a ZeroMQ publisher" in told[0], notices
+
+
+def test_a_message_of_thousands_of_parts_is_dropped_part_by_part_and_told_once(tmp_path):
+    """ZeroMQ caps a part's size, not a message's part count: a rogue publisher's message of 1000 parts of
+    64 KiB was copied whole into Python by recv_multipart (64 MiB more than libzmq held). The subscriber keeps
+    at most MAX_PARTS of them, drops the rest one by one, and counts the message malformed in one line; the
+    stream goes on. Python's allocations while reading it are measured with tracemalloc (bytes objects)."""
+    import tracemalloc
+
+    from inspector.client import MAX_PARTS
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    with Subscriber(pub.endpoint, ["v1/"]) as sub:
+        _connect(pub, sub)
+        pub.socket.send_multipart([b"v1/status/c"] + [b"x" * 2**16] * 1000)
+        pub.send(_status(0, camera="after"))
+        assert sub.socket.poll(10_000)  # the whole bomb is queued in libzmq before the measurement starts
+        tracemalloc.start()
+        try:
+            event = sub.recv(timeout=10)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        notices = sub.notices()
+        assert event is not None and event.camera == "after"
+        assert peak < 8 * 2**20, peak  # MAX_PARTS parts of 64 KiB and change, not 1000 of them
+        assert sub.malformed == 1
+        told = [n for n in notices if "parts" in n]
+        assert len(told) == 1 and f"more than a daemon's {MAX_PARTS}" in told[0] and "1001 parts" in told[0] and "991 dropped" in told[0], notices
+    pub.close()
