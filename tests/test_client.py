@@ -990,3 +990,22 @@ def test_a_message_of_thousands_of_parts_is_dropped_part_by_part_and_told_once(t
         told = [n for n in notices if "parts" in n]
         assert len(told) == 1 and f"more than a daemon's {MAX_PARTS}" in told[0] and "1001 parts" in told[0] and "991 dropped" in told[0], notices
     pub.close()
+
+
+def test_an_ipc_path_that_is_a_regular_file_is_told_and_told_again_only_after_a_while(tmp_path, monkeypatch):
+    """ipc://<path> where <path> is a regular file, not a daemon's socket: ZeroMQ retried its connect without a
+    word and the subscriber waited for ever. Now one line says so at once, and again at most every
+    IPC_TELL_S (shortened here) while it stays so, not once per check."""
+    import inspector.client as client
+
+    monkeypatch.setattr(client, "IPC_CHECK_S", 0.05)
+    monkeypatch.setattr(client, "IPC_TELL_S", 0.4)
+    path = tmp_path / "ev.sock"
+    path.write_text("not a socket\n")
+    with Subscriber(f"ipc://{path}", ["v1/"]) as sub:
+        start = time.monotonic()
+        assert sub.recv(timeout=1.0) is None
+        elapsed = time.monotonic() - start
+        told = [n for n in sub.notices() if "regular file" in n]
+    assert told and str(path) in told[0] and "not the socket of a running daemon" in told[0], told
+    assert 2 <= len(told) <= 2 + elapsed / 0.4, (told, elapsed)  # again after a while, not at every check
