@@ -998,8 +998,8 @@ def test_an_ipc_path_that_is_a_regular_file_is_told_and_told_again_only_after_a_
     IPC_TELL_S (shortened here) while it stays so, not once per check."""
     import inspector.client as client
 
-    monkeypatch.setattr(client, "IPC_CHECK_S", 0.05)
-    monkeypatch.setattr(client, "IPC_TELL_S", 0.4)
+    monkeypatch.setattr(client, "IPC_CHECK_S", 0.05, raising=False)
+    monkeypatch.setattr(client, "IPC_TELL_S", 0.4, raising=False)
     path = tmp_path / "ev.sock"
     path.write_text("not a socket\n")
     with Subscriber(f"ipc://{path}", ["v1/"]) as sub:

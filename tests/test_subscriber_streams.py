@@ -157,3 +157,29 @@ def test_a_stop_at_any_moment_prints_the_summary(tmp_path, moment, sig):
     # -sig: one more stop of the burst came as the process exited, after its summary
     assert proc.returncode in (0 if sig == signal.SIGINT else 128 + signal.SIGTERM, -sig), err
     assert not list((tmp_path / "saved").glob(".subscribe-*.part"))
+
+
+
+def test_subscribe_without_timeout_tells_what_it_finds_while_no_event_comes(tmp_path):
+    """`inspector subscribe` without --timeout printed the Subscriber's notices only after an event came: an
+    ipc path that turned into a regular file once it waited (or a failed handshake) was found and never told,
+    since no event could come. The line comes while it waits; Ctrl-C then ends it with 0 and the summary."""
+    proc = _subscriber(tmp_path)
+    seen: list[str] = []
+    try:
+        _wait_for(proc.stderr, "subscribed to", seen)
+        (tmp_path / "sig.sock").write_text("not a socket\n")  # after the start: told by the waiting loop
+        reader = _read_lines(proc.stderr, seen)
+        end = time.monotonic() + 30
+        while not any("regular file" in line for line in seen) and time.monotonic() < end and reader.is_alive():
+            time.sleep(0.05)
+        told = [line for line in seen if "regular file" in line]
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = "".join(seen)
+    assert len(told) == 1 and "not the socket of a running daemon" in told[0], err
+    assert proc.returncode == 0 and "received 0 event(s)" in err and "Traceback" not in err, err

@@ -365,6 +365,25 @@ def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
     print(f"received {tally['seen']} event(s); {sub.summary()}{tail}{sub.state_stale}", file=sys.stderr, flush=True)
 
 
+# Longest wait for an event before the notices found meanwhile are printed: a subscriber waiting for ever
+# (no --timeout) told what it found while no event came (a handshake failed, an ipc path that is a regular
+# file, messages dropped) only when the next event came, i.e. never when none could.
+NOTICE_WAKE_S = 1.0
+
+
+def _wait(deadline: float | None) -> float:
+    """Seconds for the next recv: until ``deadline`` (monotonic; None: none), at most NOTICE_WAKE_S."""
+    return NOTICE_WAKE_S if deadline is None else min(max(deadline - time.monotonic(), 0.0), NOTICE_WAKE_S)
+
+
+def _waited_out(deadline: float | None, timeout: float) -> bool:
+    """Whether ``--timeout`` has passed without an event (then told); False: only a wake-up to print notices."""
+    if deadline is None or time.monotonic() < deadline:
+        return False
+    print(f"no event for {timeout:g} s; exiting", file=sys.stderr)
+    return True
+
+
 PAYLOAD_WAIT_S = 2.0  # after the last event (--count), how long its payload messages may take to come
 
 
@@ -374,13 +393,14 @@ def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally:
 
     deadline = time.monotonic() + args.timeout if args.timeout else None
     while not args.count or tally["seen"] < args.count:
-        got = sub.recv(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0), quiet=True)
+        got = sub.recv(timeout=_wait(deadline), quiet=True)
         _tell(sub.notices())
         if saver is not None:
             _tell(saver.take())
         if got is None:
-            print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
-            return
+            if _waited_out(deadline, args.timeout):
+                return
+            continue
         box, event = got
         if not sub.asked(event):
             continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
@@ -446,12 +466,12 @@ def _receive(args: argparse.Namespace, sub, tally: dict, stops: StopSignals) -> 
     typed = several_streams(sub.topics)  # each line names its stream when two look alike
     deadline = time.monotonic() + args.timeout if args.timeout else None
     while not args.count or tally["seen"] < args.count:
-        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        event = sub.recv(timeout=left, quiet=True)  # the quiet stats too: their notices told at once
+        event = sub.recv(timeout=_wait(deadline), quiet=True)  # the quiet stats too: their notices told at once
         _tell(sub.notices())  # missed events, restarts, skipped messages: as they are found
         if event is None:
-            print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
-            return
+            if _waited_out(deadline, args.timeout):
+                return
+            continue
         if not sub.asked(event):
             continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
         deadline = time.monotonic() + args.timeout if args.timeout else None
