@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--queue-mib", type=int_range(1, 2**20), default=1024,
                    help="memory for events received but not yet printed/saved (MiB): the receive queue holds "
                         "this / --max-message-mib events; once full the daemon's queue to this subscriber takes "
-                        "the rest, and what it drops is told as missed (gaps)")
+                        "the rest, and what it drops is told as missed (gaps). MQTT: messages received beyond "
+                        "this (or 10000 messages) are dropped, newest first, told and counted missed")
     p.add_argument("--client-id", help="MQTT: a fixed client id = a persistent session (QoS 1): the broker keeps "
                                        "events for this consumer while it, or the broker, restarts")
     p.add_argument("--server-key", help="CURVE: the daemon's public key (certificate file or z85)")
@@ -341,7 +342,7 @@ def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
     topics = args.topic or ["v1/defect", "v1/status"]
     saver = MqttSaver(Path(args.save_dir)) if args.save_dir else None
     sub = MqttSubscriber(args.endpoint, topics, client_id=args.client_id, state=state_path(args),
-                         on_payload=None if saver is None else saver.payload)
+                         on_payload=None if saver is None else saver.payload, queue_bytes=args.queue_mib * 2**20)
     tally = {"seen": 0, "unsaved": 0}
     try:
         if saver is not None:  # once the state is known to be this subscriber's (a foreign one is refused first)
@@ -355,7 +356,7 @@ def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
         pass
     finally:
         sub.close()
-    _tell(sub.notices())
+    _tell(sub.notices(final=True))  # the drops not told yet (NOTICE_S) too
     tail = ""
     if saver is not None:
         saver.finish()
