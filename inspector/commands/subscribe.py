@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from inspector.commands.argtypes import float_range, int_range, out_file, out_folder
+from inspector.interrupts import taken_over
 from inspector.outputs import link_new
 from inspector.textline import one_line
 
@@ -506,6 +507,7 @@ class StopSignals:
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+            taken_over()  # cli.main's handler, put back at the end, then only records a late stop
         return self
 
     def __exit__(self, *exc) -> None:
