@@ -9,7 +9,6 @@ POSIX only requires > 128): 130 for SIGINT, 143 for SIGTERM.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -81,8 +80,10 @@ class CommandStops:
       only recorded; :meth:`status` is then 143 after a SIGTERM, the command's own otherwise (a late Ctrl-C
       made it 130 and printed 'interrupted' after the summary).
     * ``process`` (``main`` runs the whole process): after :meth:`__exit__` (interpreter teardown: thread
-      joins, atexit) Ctrl-C is ignored (it raised a KeyboardInterrupt traceback from an atexit hook) and
-      SIGTERM exits 143 at once (nothing is left to do).
+      joins, atexit) both are ignored (SIG_IGN): the status is decided and there is nothing left to stop. A
+      Python handler would not do: a Ctrl-C raised a KeyboardInterrupt traceback from an atexit hook, and
+      Python's finalization puts SIG_DFL back for its own handlers (not for SIG_IGN), after which a stop
+      killed the process (-2, -15) after its summary.
 
     Main thread only; elsewhere (tests running ``main`` in a thread) it changes nothing.
     """
@@ -106,10 +107,6 @@ class CommandStops:
         if self.late != signal.SIGTERM:
             self.late = signum
 
-    def _on_late_signal(self, signum, _frame) -> None:
-        if signum == signal.SIGTERM:
-            os._exit(128 + signal.SIGTERM)  # output printed (and flushed) by now: the command has returned
-
     def status(self, code: int) -> int:
         """The exit status: 143 after a SIGTERM received once the command handed the signals back, else ``code``."""
         return 128 + signal.SIGTERM if self.late == signal.SIGTERM else code
@@ -119,7 +116,7 @@ class CommandStops:
         if _active is self:
             _active = None
         for sig, handler in self._previous.items():
-            signal.signal(sig, self._on_late_signal if self.process else handler)
+            signal.signal(sig, signal.SIG_IGN if self.process else handler)
 
 
 _active: CommandStops | None = None
