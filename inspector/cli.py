@@ -24,6 +24,7 @@ import threading
 from inspector import __version__, lifecycle
 from inspector.commands.argtypes import check_outputs_spare_inputs
 from inspector.errors import InspectorError
+from inspector.interrupts import CommandStops
 from inspector.interrupts import exit_code as interrupt_exit_code
 from inspector.redact import redact, redact_log_handlers
 from inspector.textline import clip_long_runs, one_line
@@ -49,6 +50,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 LONG_RUNNING = ("run",)  # commands whose SIGINT/SIGTERM is an orderly stop from the first instruction
+# commands that handle SIGINT/SIGTERM themselves while they run (exit 0 after Ctrl-C, 143 after SIGTERM): a stop
+# before they take the signals is 'interrupted' (130/143), one after they hand them back keeps that status
+OWN_STOPS = ("subscribe",)
 
 
 def _available_commands() -> dict[str, tuple[str, str]]:
@@ -162,16 +166,25 @@ def configure_logging(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``inspector`` console script."""
+    """Entry point of the ``inspector`` console script (``argv`` None: the process's own, and ``main`` runs the
+    whole process)."""
+    process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    if command in OWN_STOPS:  # a stop outside the command's own handling keeps its status (CommandStops)
+        with CommandStops(process=process) as stops:
+            return stops.status(_main(argv, command))
+    return _main(argv, command)
+
+
+def _main(argv: list[str], command: str | None) -> int:
     if command in LONG_RUNNING and threading.current_thread() is threading.main_thread():
         lifecycle.install()  # a stop during start-up is orderly too (see inspector.lifecycle)
     debug = "--debug" in argv
-    # Before any command module is imported: OpenCV reads its log level when first imported.
-    configure_logging(verbose=any(a in ("-v", "--verbose") for a in argv))
     parser = None
     try:
+        # Before any command module is imported: OpenCV reads its log level when first imported.
+        configure_logging(verbose=any(a in ("-v", "--verbose") for a in argv))
         parser = build_parser(only=command if command in COMMANDS else None)
         try:
             args = parser.parse_args(argv)

@@ -64,6 +64,7 @@ from __future__ import annotations
 import os
 import re
 import selectors
+import stat
 import threading
 import time
 from pathlib import Path
@@ -73,7 +74,7 @@ import zmq
 
 from inspector.config import needs_ipv6, tcp_port_problem
 from inspector.errors import ConfigError
-from inspector.events import (HEARTBEAT_S, STATS_TOPIC, curve_key, decode, load_curve_certificate, set_heartbeat,
+from inspector.events import (HEARTBEAT_S, MAX_PAYLOADS, STATS_TOPIC, curve_key, decode, load_curve_certificate, set_heartbeat,
                               subscription_topic, topic_matches, utc_iso)
 from inspector.loss import KeepsState, LossTracker
 
@@ -124,6 +125,38 @@ MAX_MESSAGE_BYTES = 128 * 2**20
 # gaps in seq, told and counted like any other. A daemon's events are a few kB, its queue (sndhwm) the slack.
 QUEUE_BYTES = 2**30
 MAX_RCVHWM = 10_000  # the queue's length in messages at most, however small they are
+
+
+# An ipc:// endpoint whose path exists but is no socket (a regular file left by a copy, a typo naming a log):
+# ZeroMQ's connect fails with ECONNREFUSED and is retried every ZMQ_RECONNECT_IVL without a word, so the
+# subscriber waited silently for ever. recv looks at the path every IPC_CHECK_S and tells it at most every
+# IPC_TELL_S while it stays so.
+IPC_CHECK_S = 1.0
+IPC_TELL_S = 30.0
+
+
+def ipc_path_problem(endpoint: str) -> str | None:
+    """What is wrong with an ``ipc://`` endpoint's path for a subscriber (it exists but is no socket), or None
+    (a socket; not there yet: a daemon not started; an abstract ``@name``; another transport)."""
+    if not endpoint.startswith("ipc://") or endpoint.startswith("ipc://@"):
+        return None
+    path = endpoint[len("ipc://"):]
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISSOCK(mode):
+        return None
+    kind = ("a regular file" if stat.S_ISREG(mode) else "a directory" if stat.S_ISDIR(mode)
+            else "not a socket")
+    return (f"{endpoint}: {path} is {kind}, not the socket of a running daemon; waiting for a daemon to "
+            f"bind it (told again every {IPC_TELL_S:g} s while it stays so)")
+
+
+# Parts of a message kept at most: a daemon's message is its topic, its header and at most MAX_PAYLOADS payloads
+# (inspector.events.decode). ZeroMQ caps each part's size, not their number: a publisher sending a message of
+# thousands of parts made recv_multipart copy every one of them into Python (twice what libzmq already held).
+MAX_PARTS = 2 + MAX_PAYLOADS
 
 
 def queue_hwm(queue_bytes: int, max_message_bytes: int) -> int:
@@ -213,7 +246,22 @@ class Subscriber(KeepsState):
             self._monitor.close(0)
             self.socket.close(0)
             raise
+        self._ipc_checked = self._ipc_told = -float("inf")  # monotonic times of the last check / notice
+        self._check_ipc_path()
         self._start_keeper()
+
+    def _check_ipc_path(self) -> None:
+        """Tell (at most every IPC_TELL_S) that the ipc endpoint's path is no socket; looked at every IPC_CHECK_S."""
+        now = time.monotonic()
+        if now - self._ipc_checked < IPC_CHECK_S:
+            return
+        self._ipc_checked = now
+        problem = ipc_path_problem(self.endpoint)
+        if problem is None:
+            self._ipc_told = -float("inf")  # told at once should it turn bad again
+        elif now - self._ipc_told >= IPC_TELL_S:
+            self._ipc_told = now
+            self.loss.note(problem)
 
     # the state kept in a StateFile (KeepsState): the loss tracker's
     def state(self) -> dict:
@@ -283,18 +331,24 @@ class Subscriber(KeepsState):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if self._dropped_at is not None:  # wake up to check whether ZeroMQ is reconnecting by itself
                 left = RECONNECT_CHECK_S if left is None else min(left, RECONNECT_CHECK_S)
+            if self.endpoint.startswith("ipc://"):  # wake up to look at the path (_check_ipc_path)
+                left = IPC_CHECK_S if left is None else min(left, IPC_CHECK_S)
             ready = dict(self._poller.poll(None if left is None else int(left * 1000)))
             if self._monitor in ready:
                 self._read_monitor()
             if self.socket not in ready:
                 self._reconnect_if_abandoned()
+                self._check_ipc_path()
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
                 continue
             self._unhandled = True  # from here until handled: a stop now leaves it out of the state saved
-            frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            frames, dropped = self._read_parts()
             self._backlog_hint()
             try:
+                if dropped:
+                    raise ValueError(f"{len(frames) + dropped} parts, more than a daemon's {MAX_PARTS} "
+                                     f"(topic, header, {MAX_PAYLOADS} payloads); {dropped} dropped")
                 event = decode(frames)
             except ValueError as exc:
                 self.malformed += 1
@@ -308,6 +362,21 @@ class Subscriber(KeepsState):
                 continue
             self.received += 1
             return event
+
+    def _read_parts(self) -> tuple[list[bytes], int]:
+        """The parts of the message ready on the socket: the first :data:`MAX_PARTS` kept, and how many more were
+        taken one by one and dropped (a multipart message is delivered whole or not at all, so every part must
+        be taken before the next message can be read). libzmq itself still holds the whole message in its
+        queue until it is read: the part count bounds what this subscriber copies, not what ZeroMQ queues."""
+        frames = [self.socket.recv(zmq.NOBLOCK)]
+        dropped = 0
+        while self.socket.getsockopt(zmq.RCVMORE):
+            if len(frames) < MAX_PARTS:
+                frames.append(self.socket.recv())
+            else:
+                self.socket.recv(copy=False)  # not copied into Python; libzmq frees it as the frame goes
+                dropped += 1
+        return frames, dropped
 
     def _backlog_hint(self) -> None:
         """Why a gap in the message just read happened, from how far behind this subscriber was (set as the

@@ -65,3 +65,65 @@ def sigterm_as_interrupt() -> Iterator[SignalRecord]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class CommandStops:
+    """SIGINT and SIGTERM for a command that stops itself in order (``inspector subscribe``: between events,
+    then its summary; Ctrl-C exits 0, SIGTERM 143), from :func:`inspector.cli.main`'s first instruction until
+    the process ends, so that a stop outside the command's own handling cannot change its status or print a
+    traceback.
+
+    * Start-up (before the command takes the signals over, :func:`taken_over`: importing, parsing): a stop
+      raises KeyboardInterrupt (SIGTERM: :class:`Terminated`), which ``main`` tells as 'interrupted', 130 (143).
+      SIGTERM there ended the process on the spot, without a word.
+    * After the command handed them back (its handlers restored: its loop, state and summary done): a stop is
+      only recorded; :meth:`status` is then 143 after a SIGTERM, the command's own otherwise (a late Ctrl-C
+      made it 130 and printed 'interrupted' after the summary).
+    * ``process`` (``main`` runs the whole process): after :meth:`__exit__` (interpreter teardown: thread
+      joins, atexit) both are ignored (SIG_IGN): the status is decided and there is nothing left to stop. A
+      Python handler would not do: a Ctrl-C raised a KeyboardInterrupt traceback from an atexit hook, and
+      Python's finalization puts SIG_DFL back for its own handlers (not for SIG_IGN), after which a stop
+      killed the process (-2, -15) after its summary.
+
+    Main thread only; elsewhere (tests running ``main`` in a thread) it changes nothing.
+    """
+
+    def __init__(self, process: bool = False) -> None:
+        self.process = process
+        self.taken = False
+        self.late: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> "CommandStops":
+        global _active
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+            _active = self
+        return self
+
+    def _on_signal(self, signum, _frame) -> None:
+        if not self.taken:
+            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        if self.late != signal.SIGTERM:
+            self.late = signum
+
+    def status(self, code: int) -> int:
+        """The exit status: 143 after a SIGTERM received once the command handed the signals back, else ``code``."""
+        return 128 + signal.SIGTERM if self.late == signal.SIGTERM else code
+
+    def __exit__(self, *exc) -> None:
+        global _active
+        if _active is self:
+            _active = None
+        for sig, handler in self._previous.items():
+            signal.signal(sig, signal.SIG_IGN if self.process else handler)
+
+
+_active: CommandStops | None = None
+
+
+def taken_over() -> None:
+    """Called by a command as it installs its own stop handlers: from then on the :class:`CommandStops` of
+    ``main`` (if any) only records a stop once its handler is back."""
+    if _active is not None:
+        _active.taken = True

@@ -960,3 +960,52 @@ def test_an_endpoint_that_is_no_zeromq_publisher_is_told_once(tmp_path):
         server.close()
     told = [n for n in notices if "handshake failed" in n]
     assert len(told) == 1 and "not a ZeroMQ publisher" in told[0], notices
+
+
+def test_a_message_of_thousands_of_parts_is_dropped_part_by_part_and_told_once(tmp_path):
+    """ZeroMQ caps a part's size, not a message's part count: a rogue publisher's message of 1000 parts of
+    64 KiB was copied whole into Python by recv_multipart (64 MiB more than libzmq held). The subscriber keeps
+    at most MAX_PARTS of them, drops the rest one by one, and counts the message malformed in one line; the
+    stream goes on. Python's allocations while reading it are measured with tracemalloc (bytes objects)."""
+    import tracemalloc
+
+    from inspector.client import MAX_PARTS
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    with Subscriber(pub.endpoint, ["v1/"]) as sub:
+        _connect(pub, sub)
+        pub.socket.send_multipart([b"v1/status/c"] + [b"x" * 2**16] * 1000)
+        pub.send(_status(0, camera="after"))
+        assert sub.socket.poll(10_000)  # the whole bomb is queued in libzmq before the measurement starts
+        tracemalloc.start()
+        try:
+            event = sub.recv(timeout=10)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        notices = sub.notices()
+        assert event is not None and event.camera == "after"
+        assert peak < 8 * 2**20, peak  # MAX_PARTS parts of 64 KiB and change, not 1000 of them
+        assert sub.malformed == 1
+        told = [n for n in notices if "parts" in n]
+        assert len(told) == 1 and f"more than a daemon's {MAX_PARTS}" in told[0] and "1001 parts" in told[0] and "991 dropped" in told[0], notices
+    pub.close()
+
+
+def test_an_ipc_path_that_is_a_regular_file_is_told_and_told_again_only_after_a_while(tmp_path, monkeypatch):
+    """ipc://<path> where <path> is a regular file, not a daemon's socket: ZeroMQ retried its connect without a
+    word and the subscriber waited for ever. Now one line says so at once, and again at most every
+    IPC_TELL_S (shortened here) while it stays so, not once per check."""
+    import inspector.client as client
+
+    monkeypatch.setattr(client, "IPC_CHECK_S", 0.05, raising=False)
+    monkeypatch.setattr(client, "IPC_TELL_S", 0.4, raising=False)
+    path = tmp_path / "ev.sock"
+    path.write_text("not a socket\n")
+    with Subscriber(f"ipc://{path}", ["v1/"]) as sub:
+        start = time.monotonic()
+        assert sub.recv(timeout=1.0) is None
+        elapsed = time.monotonic() - start
+        told = [n for n in sub.notices() if "regular file" in n]
+    assert told and str(path) in told[0] and "not the socket of a running daemon" in told[0], told
+    assert 2 <= len(told) <= 2 + elapsed / 0.4, (told, elapsed)  # again after a while, not at every check

@@ -154,6 +154,82 @@ def test_a_stop_at_any_moment_prints_the_summary(tmp_path, moment, sig):
     err = "".join(seen)
     assert "interrupted" not in err and "Traceback" not in err, err
     assert err.rstrip().splitlines()[-1].startswith("received "), err
-    # -sig: one more stop of the burst came as the process exited, after its summary
-    assert proc.returncode in (0 if sig == signal.SIGINT else 128 + signal.SIGTERM, -sig), err
+    # a stop of the burst after the summary (main returning, the interpreter's teardown) keeps the status: it
+    # killed the process (-sig) before cli.main held the signals to its end (interrupts.CommandStops)
+    assert proc.returncode == (0 if sig == signal.SIGINT else 128 + signal.SIGTERM), err
     assert not list((tmp_path / "saved").glob(".subscribe-*.part"))
+
+
+
+def test_subscribe_without_timeout_tells_what_it_finds_while_no_event_comes(tmp_path):
+    """`inspector subscribe` without --timeout printed the Subscriber's notices only after an event came: an
+    ipc path that turned into a regular file once it waited (or a failed handshake) was found and never told,
+    since no event could come. The line comes while it waits; Ctrl-C then ends it with 0 and the summary."""
+    proc = _subscriber(tmp_path)
+    seen: list[str] = []
+    try:
+        _wait_for(proc.stderr, "subscribed to", seen)
+        (tmp_path / "sig.sock").write_text("not a socket\n")  # after the start: told by the waiting loop
+        reader = _read_lines(proc.stderr, seen)
+        end = time.monotonic() + 30
+        while not any("regular file" in line for line in seen) and time.monotonic() < end and reader.is_alive():
+            time.sleep(0.05)
+        told = [line for line in seen if "regular file" in line]
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = "".join(seen)
+    assert len(told) == 1 and "not the socket of a running daemon" in told[0], err
+    assert proc.returncode == 0 and "received 0 event(s)" in err and "Traceback" not in err, err
+
+
+_SIGNALLED_AT = """
+import atexit, os, signal, sys
+from inspector import cli
+from inspector.commands import subscribe
+sig, where = getattr(signal, sys.argv[1]), sys.argv[2]
+def kill():
+    os.kill(os.getpid(), sig)
+if where == "start-up":  # before the command takes the signals: while its parser is built
+    real_build = cli.build_parser
+    def build_parser(*args, **kwargs):
+        kill()
+        return real_build(*args, **kwargs)
+    cli.build_parser = build_parser
+elif where == "after the loop":  # its handlers put back: the summary printed, main not yet returned
+    real_exit = subscribe.StopSignals.__exit__
+    def __exit__(self, *exc):
+        real_exit(self, *exc)
+        kill()
+    subscribe.StopSignals.__exit__ = __exit__
+else:  # interpreter teardown, after main returned
+    atexit.register(kill)
+sys.argv[1:] = sys.argv[3:]
+sys.exit(cli.main())
+"""
+
+
+@pytest.mark.parametrize("where", ["start-up", "after the loop", "teardown"])
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_stop_outside_the_commands_own_handling_keeps_its_exit_status(tmp_path, where, sig):
+    """subscribe exits 0 after Ctrl-C and 143 after SIGTERM. A stop that came after its handlers were put back
+    (summary printed) made a Ctrl-C 130 and 'interrupted', or in the interpreter's teardown a KeyboardInterrupt
+    traceback; a SIGTERM there, or while starting, killed the process without a word. Now a stop while starting
+    is 'interrupted' (130, or 143), one after the loop keeps the command's status (0 after Ctrl-C, 143 after
+    SIGTERM), and one in the teardown is ignored: exited, not killed. Real signals, sent by the process to itself
+    at each moment."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", _SIGNALLED_AT, sig, where, "subscribe",
+                           f"ipc://{tmp_path}/none.sock", "--timeout", "0.2"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    last = proc.stderr.rstrip().splitlines()[-1]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if where == "start-up":
+        assert (proc.returncode, last) == (130 if sig == "SIGINT" else 143, "interrupted"), proc.stderr
+    else:  # in the teardown (main returned: the status decided) a stop is ignored
+        status = 0 if sig == "SIGINT" or where == "teardown" else 143
+        assert proc.returncode == status and last.startswith("received "), proc.stderr
+        assert "interrupted" not in proc.stderr, proc.stderr

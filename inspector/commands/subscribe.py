@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from inspector.commands.argtypes import float_range, int_range, out_file, out_folder
+from inspector.interrupts import taken_over
 from inspector.outputs import link_new
 from inspector.textline import one_line
 
@@ -45,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--queue-mib", type=int_range(1, 2**20), default=1024,
                    help="memory for events received but not yet printed/saved (MiB): the receive queue holds "
                         "this / --max-message-mib events; once full the daemon's queue to this subscriber takes "
-                        "the rest, and what it drops is told as missed (gaps)")
+                        "the rest, and what it drops is told as missed (gaps). MQTT: messages received beyond "
+                        "this (or 10000 messages) are dropped, newest first, told and counted missed")
     p.add_argument("--client-id", help="MQTT: a fixed client id = a persistent session (QoS 1): the broker keeps "
                                        "events for this consumer while it, or the broker, restarts")
     p.add_argument("--server-key", help="CURVE: the daemon's public key (certificate file or z85)")
@@ -341,7 +343,7 @@ def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
     topics = args.topic or ["v1/defect", "v1/status"]
     saver = MqttSaver(Path(args.save_dir)) if args.save_dir else None
     sub = MqttSubscriber(args.endpoint, topics, client_id=args.client_id, state=state_path(args),
-                         on_payload=None if saver is None else saver.payload)
+                         on_payload=None if saver is None else saver.payload, queue_bytes=args.queue_mib * 2**20)
     tally = {"seen": 0, "unsaved": 0}
     try:
         if saver is not None:  # once the state is known to be this subscriber's (a foreign one is refused first)
@@ -355,7 +357,7 @@ def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
         pass
     finally:
         sub.close()
-    _tell(sub.notices())
+    _tell(sub.notices(final=True))  # the drops not told yet (NOTICE_S) too
     tail = ""
     if saver is not None:
         saver.finish()
@@ -363,6 +365,25 @@ def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
         tail = (f"; {tally['unsaved']} event(s) and {saver.unsaved_payloads} payload(s) not saved to "
                 f"{args.save_dir}")
     print(f"received {tally['seen']} event(s); {sub.summary()}{tail}{sub.state_stale}", file=sys.stderr, flush=True)
+
+
+# Longest wait for an event before the notices found meanwhile are printed: a subscriber waiting for ever
+# (no --timeout) told what it found while no event came (a handshake failed, an ipc path that is a regular
+# file, messages dropped) only when the next event came, i.e. never when none could.
+NOTICE_WAKE_S = 1.0
+
+
+def _wait(deadline: float | None) -> float:
+    """Seconds for the next recv: until ``deadline`` (monotonic; None: none), at most NOTICE_WAKE_S."""
+    return NOTICE_WAKE_S if deadline is None else min(max(deadline - time.monotonic(), 0.0), NOTICE_WAKE_S)
+
+
+def _waited_out(deadline: float | None, timeout: float) -> bool:
+    """Whether ``--timeout`` has passed without an event (then told); False: only a wake-up to print notices."""
+    if deadline is None or time.monotonic() < deadline:
+        return False
+    print(f"no event for {timeout:g} s; exiting", file=sys.stderr)
+    return True
 
 
 PAYLOAD_WAIT_S = 2.0  # after the last event (--count), how long its payload messages may take to come
@@ -374,13 +395,14 @@ def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally:
 
     deadline = time.monotonic() + args.timeout if args.timeout else None
     while not args.count or tally["seen"] < args.count:
-        got = sub.recv(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0), quiet=True)
+        got = sub.recv(timeout=_wait(deadline), quiet=True)
         _tell(sub.notices())
         if saver is not None:
             _tell(saver.take())
         if got is None:
-            print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
-            return
+            if _waited_out(deadline, args.timeout):
+                return
+            continue
         box, event = got
         if not sub.asked(event):
             continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
@@ -446,12 +468,12 @@ def _receive(args: argparse.Namespace, sub, tally: dict, stops: StopSignals) -> 
     typed = several_streams(sub.topics)  # each line names its stream when two look alike
     deadline = time.monotonic() + args.timeout if args.timeout else None
     while not args.count or tally["seen"] < args.count:
-        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        event = sub.recv(timeout=left, quiet=True)  # the quiet stats too: their notices told at once
+        event = sub.recv(timeout=_wait(deadline), quiet=True)  # the quiet stats too: their notices told at once
         _tell(sub.notices())  # missed events, restarts, skipped messages: as they are found
         if event is None:
-            print(f"no event for {args.timeout:g} s; exiting", file=sys.stderr)
-            return
+            if _waited_out(deadline, args.timeout):
+                return
+            continue
         if not sub.asked(event):
             continue  # for loss accounting only: neither shown nor counted, and --timeout runs on
         deadline = time.monotonic() + args.timeout if args.timeout else None
@@ -485,6 +507,7 @@ class StopSignals:
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+            taken_over()  # cli.main's handler, put back at the end, then only records a late stop
         return self
 
     def __exit__(self, *exc) -> None:

@@ -384,6 +384,68 @@ def mqtt_filters(topic: str) -> list[str]:
     return [f"v1/{k}/+" if BRIDGED_TYPES[k] else f"v1/{k}" for k in kinds]
 
 
+# What messages received from the broker but not yet taken by MqttSubscriber.recv may hold (bytes and count): paho's
+# network thread queued every one without bound, so a flood while the consumer was slow (saving to a slow disk)
+# grew the subscriber's memory without end. As for the ZeroMQ subscriber (inspector.client.QUEUE_BYTES).
+ARRIVALS_BYTES = 2**30
+ARRIVALS_MESSAGES = 10_000
+ARRIVAL_OVERHEAD = 200  # bytes a queued message costs beyond its topic and payload (tuple, bytes and str objects)
+DROPPED = ("dropped",)  # the marker queued where Arrivals dropped messages (a reconnect's: ("down", since, session))
+NOTICE_S = 0.5  # least time between two notices of messages dropped by a full arrival queue
+
+
+class Arrivals:
+    """The bounded queue from paho's callback thread to :meth:`MqttSubscriber.recv`: at most ``max_bytes``
+    (topic + payload + :data:`ARRIVAL_OVERHEAD` each; one message larger than that alone is taken into an empty
+    queue, paho holding it already) and ``max_messages``. When full the NEWEST message is dropped and counted
+    (``dropped``, ``dropped_bytes``): what was queued first is delivered in order, and a dropped event shows as
+    a gap in its stream's seq. Markers (topic None: a reconnect) are never dropped: one per reconnect."""
+
+    def __init__(self, max_bytes: int = ARRIVALS_BYTES, max_messages: int = ARRIVALS_MESSAGES) -> None:
+        self.max_bytes, self.max_messages = max_bytes, max_messages
+        self._items: collections.deque = collections.deque()
+        self._bytes = 0
+        self._ready = threading.Condition(threading.Lock())
+        self.dropped = 0
+        self.dropped_bytes = 0
+
+    def put(self, topic: str | None, payload) -> bool:
+        """Queue one message (never blocks: paho's thread also keeps the connection alive); False: dropped."""
+        size = 0 if topic is None else len(topic) + len(payload) + ARRIVAL_OVERHEAD
+        with self._ready:
+            if topic is not None and self._items and (len(self._items) >= self.max_messages
+                                                      or self._bytes + size > self.max_bytes):
+                self.dropped += 1
+                self.dropped_bytes += size
+                if self._items[-1][0] is not None:  # one marker per run of drops: the gaps after it say why
+                    self._items.append((None, DROPPED, 0))
+                return False
+            self._items.append((topic, payload, size))
+            self._bytes += size
+            self._ready.notify()
+        return True
+
+    def __len__(self) -> int:
+        """Messages queued (markers not counted)."""
+        with self._ready:
+            return sum(topic is not None for topic, _, _ in self._items)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._bytes
+
+    def get(self, timeout: float | None = None):
+        """The oldest ``(topic, payload)``; :class:`queue.Empty` after ``timeout`` seconds (None: wait forever)."""
+        import queue as _queue
+
+        with self._ready:
+            if not self._ready.wait_for(lambda: self._items, timeout):
+                raise _queue.Empty
+            topic, payload, size = self._items.popleft()
+            self._bytes -= size
+        return topic, payload
+
+
 class MqttSubscriber(KeepsState):
     """Read daemon events back from a broker: ``mqtt://host[:port][/prefix]`` (prefix default ``inspector``).
 
@@ -409,9 +471,7 @@ class MqttSubscriber(KeepsState):
     """
 
     def __init__(self, url: str, kinds=("v1/defect", "v1/status"), client_id: str | None = None,
-                 state: str | Path | None = None, on_payload=None) -> None:
-        import queue as _queue
-
+                 state: str | Path | None = None, on_payload=None, queue_bytes: int = ARRIVALS_BYTES) -> None:
         mqtt = require("paho.mqtt.client", "mqtt", url)
         parts = urlsplit(url)
         host, port, tls = broker_address(url)
@@ -427,7 +487,8 @@ class MqttSubscriber(KeepsState):
         self.on_payload = on_payload  # (box, topic, bytes) of each payload message taken; None: not subscribed
         if on_payload is not None:  # <filter>/<event_id>/<kind> under each defect header filter
             self.topics += [f"{t}/+/+" for t in self.topics if "/v1/defect/" in t]
-        self.messages: _queue.Queue = _queue.Queue()  # (topic, payload) as they arrive, accounted by recv
+        self.messages = Arrivals(queue_bytes)  # (topic, payload) as they arrive, accounted by recv
+        self._drops_told, self._drops_told_at = 0, -float("inf")  # arrival drops told, and when (monotonic)
         self._lock = threading.Lock()  # recv accounts, any thread may read the counts
         self.loss: dict[str, LossTracker] = {}  # box → its loss accounting
         self._bridge_dropped: dict[tuple[str, str], int] = {}  # (box, run) → messages its bridge said it dropped
@@ -441,7 +502,7 @@ class MqttSubscriber(KeepsState):
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         self.client.on_connect, self.client.on_disconnect = self._on_connect, self._on_disconnect
         self._down_since: str | None = None  # when the broker connection dropped (UTC), until connected again
-        self.client.on_message = lambda client, userdata, msg: self.messages.put((msg.topic, bytes(msg.payload)))
+        self.client.on_message = lambda client, userdata, msg: self.messages.put(msg.topic, bytes(msg.payload))
         try:
             self.client.connect(host, port, keepalive=30)
         except OSError as exc:
@@ -454,7 +515,7 @@ class MqttSubscriber(KeepsState):
         for topic in self.topics:
             client.subscribe(topic, qos=1)
         if self._down_since is not None:  # a reconnect: queued behind what arrived before it (paho's one thread)
-            self.messages.put((None, (self._down_since, bool(getattr(flags, "session_present", False)))))
+            self.messages.put(None, ("down", self._down_since, bool(getattr(flags, "session_present", False))))
             self._down_since = None
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
@@ -481,8 +542,13 @@ class MqttSubscriber(KeepsState):
         event, a QoS 1 duplicate or a retained repeat)."""
         from inspector.events import decode
 
-        if topic is None:  # not a message: a reconnect (_on_connect)
-            self._mark_disconnect(*payload)
+        if topic is None:  # not a message: a reconnect (_on_connect), or messages dropped (Arrivals)
+            if payload == DROPPED:
+                with self._lock:
+                    for tracker in self.loss.values():
+                        tracker.mark("messages this subscriber dropped, its queue full (--queue-mib)")
+            else:
+                self._mark_disconnect(*payload[1:])
             return None
         box = topic[len(self.prefix) + 1:].split("/", 1)[0]
         if self._is_payload(topic):  # box/v1/defect/<camera>/<event_id>/<kind>
@@ -588,17 +654,33 @@ class MqttSubscriber(KeepsState):
         with self._lock:
             return sum(self._bridge_dropped.values())
 
-    def notices(self) -> list[str]:
-        """Findings since the last call, one line each (prefixed with the box)."""
+    def notices(self, final: bool = False) -> list[str]:
+        """Findings since the last call, one line each (prefixed with the box); messages dropped by the full
+        arrival queue told at most every NOTICE_S (``final``: now)."""
+        self._tell_arrival_drops(final)
         with self._lock:
             out, self._notices = self._notices, []
         return out
+
+    def _tell_arrival_drops(self, final: bool) -> None:
+        """One line for the messages the full arrival queue dropped since the last one, at most every NOTICE_S
+        (a flood drops thousands a second: one line each would flood the terminal too)."""
+        dropped, now = self.messages.dropped, time.monotonic()
+        if dropped == self._drops_told or (not final and now - self._drops_told_at < NOTICE_S):
+            return
+        line = (f"dropped {dropped - self._drops_told} message(s) from the broker ({dropped} in all): this "
+                f"subscriber's queue of messages not yet handled was full ({self.messages.max_bytes / 2**20:g} MiB, "
+                f"--queue-mib, or {self.messages.max_messages} messages): it handles them slower than the broker "
+                f"delivers; the events among them are counted missed (gaps)")
+        self._drops_told, self._drops_told_at = dropped, now
+        self._tell(line)
 
     def summary(self) -> str:
         with self._lock:
             lines = [f"box {box}: {t.summary()}" for box, t in sorted(self.loss.items())]
             dropped = sum(self._bridge_dropped.values())
-        return "; ".join(lines + [f"{dropped} message(s) dropped by the boxes' MQTT bridges"])
+        return "; ".join(lines + [f"{dropped} message(s) dropped by the boxes' MQTT bridges",
+                                  f"{self.messages.dropped} dropped by this subscriber (its queue full)"])
 
     def recv(self, timeout: float | None = None, quiet: bool = False):
         """The next ``(box, event)``, or None after ``timeout`` seconds (None: wait forever); messages that are no

@@ -658,3 +658,48 @@ def test_headers_whose_payloads_never_come_cannot_grow_the_mqtt_saver(tmp_path):
     assert err.count("payloads waited for") == 1 and "more than 5 payloads waited for" in err, err
     assert "received 9 event(s)" in err and "0 event(s) and 8 payload(s) not saved" in err, err
     assert "Traceback" not in err, err
+
+
+def test_a_flood_while_the_consumer_is_slow_is_bounded_dropped_newest_told_once_and_counted_missed(
+        tmp_path, monkeypatch):
+    """paho's network thread queued every message for recv without bound: a flood on the broker while the
+    consumer was busy (saving to a slow disk) grew the subscriber's memory without end. The arrival queue holds
+    at most queue_bytes (--queue-mib); beyond it the newest messages are dropped, told in one line per NOTICE_S
+    (not one per message: NOTICE_S is made long here, so a second call tells nothing new until the end), and the
+    events among them show as one gap, said to be this subscriber's full queue."""
+    import paho.mqtt.client as mqtt
+
+    from inspector.integrations import mqtt as bridge_module
+    from inspector.integrations.mqtt import MqttSubscriber
+
+    monkeypatch.setattr(bridge_module, "NOTICE_S", 3600.0)
+    broker = Mosquitto(tmp_path / "broker").start()
+    sub = MqttSubscriber(broker.url, ["v1/defect"], queue_bytes=64 * 1024)
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flood")
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        time.sleep(1.0)  # subscribed
+        for seq in range(1000):  # the consumer reads none of them meanwhile
+            pub.publish(*(lambda m: (m.topic, m.payload))(_defect_messages("box", seq)[0]), qos=1).wait_for_publish(5)
+        end = time.monotonic() + 30
+        while len(sub.messages) + sub.messages.dropped < 1000 and time.monotonic() < end:
+            time.sleep(0.05)  # every message delivered: queued or dropped
+        queued, held = len(sub.messages), sub.messages.queued_bytes
+        first, again = sub.notices(), sub.notices()
+        got = [sub.recv(timeout=1.0) for _ in range(queued)]
+        pub.publish(*(lambda m: (m.topic, m.payload))(_defect_messages("box", 1000)[0]), qos=1).wait_for_publish(5)
+        last = sub.recv(timeout=10)
+        final = sub.notices(final=True)
+    finally:
+        pub.loop_stop()
+        sub.close()
+        broker.stop()
+    assert held <= 64 * 1024 and 10 < queued < 1000 and queued + sub.messages.dropped == 1000, (queued, held)
+    assert [event.seq for _, event in got] == list(range(queued)) and last[1].seq == 1000  # the newest dropped
+    told = [n for n in first if "queue of messages not yet handled was full" in n]
+    assert len(told) == 1 and f"dropped {1000 - queued} message(s)" in told[0] and again == [], (first, again)
+    gap = [n for n in final if "lost" in n]
+    assert len(gap) == 1 and f"lost {1000 - queued} defect event(s)" in gap[0] and "its queue full (--queue-mib)" in gap[0], final
+    assert f"{1000 - queued} dropped by this subscriber (its queue full)" in sub.summary()
+    assert sub.loss["box"].gaps == 1000 - queued
