@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -307,3 +308,34 @@ def test_ctrl_c_says_how_to_resume_and_resume_says_what_it_does(tiny_dataset, tm
     extended = _cli("train", "--out", str(out), "--resume", "--epochs", str(done + 2))
     assert extended.returncode == 0, extended.stderr
     assert "extending a finished run" in extended.stdout + extended.stderr
+
+
+def test_ctrl_c_while_the_meta_comparer_loads_its_domains_is_one_line_and_leaves_nothing(tmp_path):
+    """SIGINT while the meta-comparer extracts its source domains' features (before any checkpoint): it printed
+    a bare 'interrupted' and left an empty run folder. Now exit 130, one line saying where it stopped and that
+    nothing was saved, no traceback, no run folder; the same --out then trains normally."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "inspector", "-v", "train", "--model", "meta_comparer", "--data", "synth:brick",
+           "--data", "synth:grass", "--out", str(run), "--epochs", "1", "--set", "model.image_size=[64,64]",
+           "--set", "model.domain_defects=5", "--set", "model.steps_per_epoch=2", "--set", "train.batch_size=2"]
+    # 1000 normals: the second domain's features take seconds, and the signal is sent once the first is done
+    proc = subprocess.Popen([*cmd, "--set", "model.domain_normals=1000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "domain synth:brick:" in line:  # the first domain's features are in: the second is loading
+                proc.send_signal(signal.SIGINT)
+                break
+    finally:
+        rest = proc.communicate(timeout=120)[0]
+    said = [line for line in rest.splitlines() if " DEBUG " not in line and " INFO " not in line]
+    assert proc.returncode == 130, "".join(lines) + rest
+    # the signal may land while the first domain's line is still being logged: either domain is named
+    assert len(said) == 1 and re.fullmatch(r"training stopped by SIGINT while loading the features of domain "
+                                           r"synth:(brick \(1|grass \(2)/2\), before its first checkpoint; "
+                                           r"nothing saved; start it again", said[0]), rest
+    assert "Traceback" not in rest and not run.exists()
+    assert subprocess.run([*cmd, "--set", "model.domain_normals=10"], capture_output=True, timeout=300).returncode == 0
+    assert (run / "best.pt").is_file()
