@@ -9,7 +9,7 @@ from inspector.commands.argtypes import float_range, int_range, out_folder
 from inspector.errors import ConfigError
 
 
-RUN_FILES = ("config.yaml", "history.json", "summary.json")  # what a run writes besides best.pt
+RUN_FILES = ("config.yaml", "history.json", "summary.json", "resume.pt")  # what a run writes besides best.pt
 
 
 def register(sub: argparse._SubParsersAction) -> None:
