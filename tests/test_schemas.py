@@ -232,4 +232,44 @@ def test_fuzz_every_numeric_command_line_argument():
             except argparse.ArgumentTypeError as err:
                 assert "\n" not in str(err) and len(str(err)) < 120, (name, text, err)
                 continue
-            assert math.isfinite(value) and (lo is None or value >= lo) and (hi is None or value <= hi), (name, text)
+            for one in value if isinstance(value, list) else [value]:
+                assert math.isfinite(one) and (lo is None or one >= lo) and (hi is None or one <= hi), (name, text)
+
+
+def test_every_numeric_command_line_argument_has_two_finite_bounds():
+    """A range with an open side is no range: ``verify --threshold -1e308`` and ``predict --vmin 1e300`` were
+    "any finite number", so a flip check that could never flip passed. Bounds may be functions (export --opset)."""
+    for name, parse in _numeric_options():
+        bounds = [b() if callable(b) else b for b in parse.range]
+        assert all(b is not None and math.isfinite(b) for b in bounds), f"{name}: range {bounds}"
+
+
+def _bad_values(parse) -> list[str]:
+    """Values outside ``parse``'s range, and non-finite ones: just outside each bound, far outside, NaN, ±inf."""
+    lo, hi = (b() if callable(b) else b for b in parse.range)
+    if lo is None or hi is None:  # no range at all: the far values and non-finite ones still must be refused
+        return ["-1e308", "1e308", "nan", "inf", "-inf"]
+    step = 1 if isinstance(lo, int) and isinstance(hi, int) else max(abs(hi - lo) * 1e-3, 1e-9)
+    return [repr(lo - step), repr(hi + step), "-1e308", "1e308", "nan", "inf", "-inf", "-3"]
+
+
+def test_bad_numeric_values_through_every_command_are_one_line_and_exit_2(capsys, tmp_path, monkeypatch):
+    """A bounded fuzz through ``main``: each numeric option of each command, given values outside its range or
+    not finite (``--epochs -3``, ``--threshold nan``, ``--time-budget -inf`` …), ends the command with exit 2 and
+    one line naming the option, before any work (the run would otherwise start here, in tmp_path)."""
+    from inspector.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    checked = 0
+    for name, parse in _numeric_options():
+        words = name.split()[1:]
+        command, option = words[:-1], words[-1].split("/")[0]
+        lo, hi = (b() if callable(b) else b for b in parse.range)
+        for text in _bad_values(parse):
+            if text == "-3" and lo is not None and lo <= -3:
+                continue  # a range that allows it; every other value here is outside any sensible range
+            assert main([*command, f"{option}={text}"]) == 2, (name, text)
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and option in err and "Traceback" not in err, (name, text, err)
+            checked += 1
+    assert checked >= 150 and list(tmp_path.iterdir()) == []

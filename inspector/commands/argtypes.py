@@ -75,6 +75,35 @@ def float_range(lo: float | None, hi: float | None, *, lo_open: bool = False,
     return parse
 
 
+# The largest finite float32: scores and anomaly maps are float32 (every backend's output), so a threshold or a
+# colour-scale bound beyond it cannot be compared with one (cast, it is ±inf). ``--threshold -1e308`` was
+# accepted as "any finite number": a flip check that can never flip, reported as passed.
+SCORE_LIMIT = 3.4028234663852886e38
+
+
+def score_value() -> Callable[[str], float]:
+    """An argparse type for a score-scale value (threshold, colour-scale bound): finite, within float32's range."""
+    return float_range(-SCORE_LIMIT, SCORE_LIMIT)
+
+
+def int_list(lo: int, hi: int) -> Callable[[str], list[int]]:
+    """An argparse type: comma-separated integers, each in ``[lo, hi]``, de-duplicated in the given order
+    (``bench --batch 1,4,8``). One-line ArgumentTypeError naming the first bad item."""
+    one = int_range(lo, hi)
+
+    def parse(text: str) -> list[int]:
+        values: list[int] = []
+        for item in text.split(","):
+            value = one(item.strip())
+            if value not in values:
+                values.append(value)
+        return values
+
+    parse.__name__ = "list of integers"
+    parse.range = (lo, hi)  # type: ignore[attr-defined]
+    return parse
+
+
 def _output(problem: Callable[[str], str | None], name: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         why = problem(text) if text else None  # "" is the command's to refuse, in its own words

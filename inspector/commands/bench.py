@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from inspector.commands.argtypes import default_of, float_range, int_range, out_file, out_folder
+from inspector.commands.argtypes import default_of, float_range, int_list, int_range, out_file, out_folder
 from inspector.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from inspector.evaluation.bench import run_benchmark
+    from inspector.evaluation.bench import MAX_BATCH, run_benchmark
 
     def default(name):
         return default_of(run_benchmark, name)
@@ -27,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run the whole benchmark suite (benchmarks/run_all.py) of a source checkout")
     p.add_argument("--quick", action="store_true", help="with --suite: the quick (< 5 min) variant")
     p.add_argument("--out", type=out_folder(), help="with --suite: results folder (default benchmarks/results/)")
-    p.add_argument("--batch", dest="batches", default=",".join(map(str, default("batches"))),
-                   help="comma-separated batch sizes (default %(default)s)")
+    p.add_argument("--batch", dest="batches", type=int_list(1, MAX_BATCH), default=",".join(map(str, default("batches"))),
+                   help=f"comma-separated batch sizes, each 1…{MAX_BATCH} (default %(default)s)")
     p.add_argument("--duration", dest="duration_s", type=float_range(0, 86400, lo_open=True),
                    default=default("duration_s"), help="measured seconds per batch size (default %(default)g)")
     # 1000: warm-up only fills caches and lets clocks settle (TensorRT's own trtexec warms up for 200 ms);

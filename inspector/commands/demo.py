@@ -432,17 +432,49 @@ DEMO_OUTPUTS = ("data/brick", f"runs/{MODEL_NAME}", f"export/{MODEL_NAME}.onnx",
                 "eval", "daemon.yaml", "report.html")
 
 
+# The demo's claim on --out: written before its first output, so --force can tell a previous demo's folder from
+# a user's folder that happens to hold the same names (runs/rs-brick, eval, daemon.yaml …): --force replaced
+# those without a word, e.g. the user's trained best.pt, whatever else the folder held.
+OWNER_MARKER = ".inspector-demo"
+_OWNER_TEXT = "written by 'inspector demo': this folder holds its outputs; 'inspector demo --force' may replace them\n"
+
+
 def _check_out(out: Path, force: bool) -> None:
+    """ConfigError (one line naming ``out``) unless the demo may write its outputs into ``out``: none of them
+    is there, or (``force``) the folder is one the demo made (:func:`_made_by_demo`)."""
     from inspector.errors import ConfigError
 
-    if force:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder; --out another folder")
+    taken = [name for name in (*DEMO_OUTPUTS, "summary.json") if (out / name).exists() or (out / name).is_symlink()]
+    if not taken or (force and _made_by_demo(out)):
         return
+    if force:
+        raise ConfigError(f"{out}: not a folder the demo made (no {OWNER_MARKER} in it), yet holds "
+                          f"{', '.join(taken)}; --force replaces only a previous demo's outputs: --out another "
+                          f"folder, or move them")
     if (out / "summary.json").exists():
         raise ConfigError(f"{out}: a previous demo is there; use --force to overwrite or --out another folder")
-    taken = [name for name in DEMO_OUTPUTS if (out / name).exists()]
-    if taken:  # e.g. --out . after the step-by-step commands: their dataset and trained run were replaced
-        raise ConfigError(f"{out}: holds {', '.join(taken)}, which the demo would replace; --out another folder, "
-                          f"or --force to replace them")
+    # e.g. --out . after the step-by-step commands: their dataset and trained run were replaced
+    raise ConfigError(f"{out}: holds {', '.join(taken)}, which the demo would replace; --out another folder, "
+                      f"or --force to replace them")
+
+
+def _made_by_demo(out: Path) -> bool:
+    """Whether ``out`` bears the demo's marker file, or (a demo from before the marker) its summary.json."""
+    marker = out / OWNER_MARKER
+    if marker.is_file() and not marker.is_symlink():
+        return marker.read_text(encoding="utf-8", errors="replace") == _OWNER_TEXT
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and {"steps_s", "plan", "events", "report"} <= set(summary)
+
+
+def _claim(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / OWNER_MARKER).write_text(_OWNER_TEXT, encoding="utf-8")
 
 
 def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: bool = False,
@@ -450,7 +482,7 @@ def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: b
     """Run the whole demo into ``out``; returns the summary (also written to ``out/summary.json``)."""
     out = Path(out)
     _check_out(out, force)
-    out.mkdir(parents=True, exist_ok=True)
+    _claim(out)
     t0, cpu0 = time.monotonic(), _cpu_seconds()
     steps = Steps(7)
     steps.say(f"inspector demo → {out.resolve()}  (plan: {plan.size}×{plan.size} images, {plan.n_train} good for "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inspector.commands.argtypes import float_range, int_range, out_folder
+from inspector.commands.argtypes import int_range, out_folder, score_value
 from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError, DataError
 from inspector.textline import one_line
@@ -39,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int_range(1, 4096), default=DEFAULT_BATCH,
                    help="images per inference call (default %(default)s)")
     p.add_argument("--threads", type=int_range(1, 1024), help="CPU threads for onnxruntime / torch")
-    p.add_argument("--vmin", type=float_range(None, None), help="overlay colour scale minimum (default: lowest map value seen)")
-    p.add_argument("--vmax", type=float_range(None, None), help="overlay colour scale maximum (default: highest map value seen), "
+    p.add_argument("--vmin", type=score_value(), help="overlay colour scale minimum (default: lowest map value seen)")
+    p.add_argument("--vmax", type=score_value(), help="overlay colour scale maximum (default: highest map value seen), "
                                               "e.g. a calibrated threshold")
     p.set_defaults(func=run)
 

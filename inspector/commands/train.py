@@ -9,7 +9,7 @@ from inspector.commands.argtypes import float_range, int_range, out_folder
 from inspector.errors import ConfigError
 
 
-RUN_FILES = ("config.yaml", "history.json", "summary.json")  # what a run writes besides best.pt
+RUN_FILES = ("config.yaml", "history.json", "summary.json", "resume.pt")  # what a run writes besides best.pt
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,13 +52,27 @@ def run(args: argparse.Namespace) -> int:
     from inspector.interrupts import sigterm_as_interrupt
 
     _check_args(args)
+    detail = ""
     with sigterm_as_interrupt() as interrupt:
-        code = _train(args)
+        try:
+            code = _train(args)
+        except KeyboardInterrupt as exc:  # outside the epoch loop (which catches its own): loading, building
+            detail = getattr(exc, "detail", "")
+            interrupt.signum = interrupt.signum or getattr(exc, "exit_code", 130) - 128
     if interrupt.signum is not None:
-        print(f"training stopped by {interrupt.name}; best checkpoint and history.json are in {args.out}; "
-              f"{resume_hint(args.out, args.model)}", flush=True)
+        print(_stopped_line(interrupt.name, detail, Path(args.out), args.model), flush=True)
         return interrupt.exit_code
     return code
+
+
+def _stopped_line(signal_name: str, detail: str, out: Path, model: str | None) -> str:
+    """The one line of a training stopped by a signal: what the run folder holds now, and how to go on.
+    Stopped before its first checkpoint (e.g. while the meta-comparer extracts its domains' features) it
+    used to print a bare 'interrupted', leaving an empty run folder behind: now it says nothing was saved."""
+    if (out / "best.pt").exists():
+        return (f"training stopped by {signal_name}{detail}; best checkpoint and history.json are in {out}; "
+                f"{resume_hint(out, model)}")
+    return f"training stopped by {signal_name}{detail}, before its first checkpoint; nothing saved; start it again"
 
 
 def resume_hint(out: str | Path, model: str | None = None) -> str:

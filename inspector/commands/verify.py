@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from inspector.commands.argtypes import default_of, float_range, int_range, out_file
+from inspector.commands.argtypes import default_of, float_range, int_range, out_file, score_value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", required=True, help="the FP32 ONNX graph")
     p.add_argument("--data", required=True, help="dataset folder (its test split is used) or a folder of images")
     p.add_argument("--threshold-file", help="calibration YAML (its image_threshold is checked for flips)")
-    p.add_argument("--threshold", type=float_range(None, None), help="image threshold to check for flips (instead of a file)")
+    p.add_argument("--threshold", type=score_value(), help="image threshold to check for flips (instead of a file)")
     p.add_argument("--score-tolerance", type=float_range(0, 1e6), help="max |Δscore| / max |score_ref| (default by precision: "
                                                          "fp16 0.02, int8 0.1)")
     p.add_argument("--map-tolerance", type=float_range(0, 1e6), help="p99 |Δmap| / max |map_ref| (default by precision: "

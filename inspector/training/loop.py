@@ -26,6 +26,7 @@ from inspector.models.registry import build_model
 from inspector.artifacts.checkpoint import BEST, read_checkpoint, update_checkpoint
 from inspector.training.batchnorm import recompute_batchnorm_statistics
 from inspector.training.checkpoint import host_state_dict, save_checkpoint
+from inspector.training.resume_point import ResumePoint
 from inspector.training.config import RunConfig, TrainConfig, save_run_config
 from inspector.training.device import TrainingDevice
 from inspector.training.input_size import resolve_input_size
@@ -226,7 +227,7 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
         on_best: Callable[[int, float], None], progress_label: str = "train",
         start_epoch: int = 1, best: tuple[int, float] = (0, math.inf), earlier: list[dict] = (),
         device: TrainingDevice = CPU, schedule: ScheduleState | None = None,
-        on_epoch: Callable[[int, float], None] | None = None) -> FitResult:
+        on_epoch: Callable[[int, float], None] | None = None, point: ResumePoint | None = None) -> FitResult:
     """Train one phase until its :class:`StopRule` says stop; call ``on_best(epoch, val_loss)``
     whenever the validation loss reaches a new minimum, and ``on_epoch(epoch, val_loss)`` (when
     given) after every epoch's validation.
@@ -235,24 +236,23 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     ``start_epoch`` were run earlier (their history rows are ``earlier``), ``best``
     is (epoch, val loss) of the checkpoint kept then, ``schedule`` the learning-rate
     schedule it recorded (continued when it is this phase's). ``model`` must already
-    be on ``device`` (:meth:`TrainingDevice.prepare_model`).
+    be on ``device`` (:meth:`TrainingDevice.prepare_model`). ``point`` (when given) writes the state after
+    every epoch and, for a resumed phase, continues from the one it kept (optimiser, schedule, random streams).
     """
     cfg = phase.train
-    rule = StopRule(cfg)
-    rule.replay(list(earlier))
-    if schedule is not None and schedule.phase == phase.name:
-        rule.restore(schedule)
+    rule = _stop_rule(phase, earlier, schedule)
     generator = torch.Generator().manual_seed(cfg.seed + start_epoch - 1)
     optimizer = make_optimizer(phase.parameters, cfg)
     set_lr(optimizer, rule.lr)
-    steps_per_epoch = _steps_per_epoch(len(train_imgs), cfg.batch_size)
     epochs_label = f"≤{cfg.max_epochs}" if cfg.early_stopping else str(cfg.epochs)
-    progress = Progress(steps_per_epoch * max(cfg.epoch_limit - start_epoch + 1, 1), label=progress_label,
-                        budget_s=cfg.time_budget_s, eta_is_bound=cfg.early_stopping)
+    progress = _progress(phase, len(train_imgs), start_epoch, progress_label)
     result = FitResult(best_epoch=best[0], best_val_loss=best[1], epochs_run=start_epoch - 1)
     start, cpu_start = time.monotonic(), time.process_time()
     train_loss_fn = PhaseLoss(phase, train_imgs, model, device, ood_seed=cfg.seed + start_epoch - 1)
     val_loss_fn = PhaseLoss(phase, val_imgs, model, device)
+    state = (optimizer, generator, train_loss_fn.ood_rng, rule)  # what resume.pt keeps besides the weights
+    if point is not None:
+        point.restore(phase.name, start_epoch, model, *state)
     model.train()
     epoch = start_epoch
     try:
@@ -270,6 +270,8 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
             if improved:
                 result.best_epoch, result.best_val_loss = epoch, val
                 on_best(epoch, val)
+            if point is not None:
+                point.keep(phase.name, epoch, model, *state)
             if on_epoch is not None:
                 on_epoch(epoch, val)
             progress.epoch_end(epoch, epochs_label,
@@ -280,6 +282,21 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     _close(result, rule, phase.name, reason, start, cpu_start)
     model.eval()
     return result
+
+
+def _stop_rule(phase: Phase, earlier: list[dict], schedule: ScheduleState | None) -> StopRule:
+    """The phase's stop rule, continued from the epochs an earlier run recorded and its schedule."""
+    rule = StopRule(phase.train)
+    rule.replay(list(earlier))
+    if schedule is not None and schedule.phase == phase.name:
+        rule.restore(schedule)
+    return rule
+
+
+def _progress(phase: Phase, n_train: int, start_epoch: int, label: str) -> Progress:
+    cfg = phase.train
+    steps = _steps_per_epoch(n_train, cfg.batch_size) * max(cfg.epoch_limit - start_epoch + 1, 1)
+    return Progress(steps, label=label, budget_s=cfg.time_budget_s, eta_is_bound=cfg.early_stopping)
 
 
 def _validate(model: AnomalyModel, train_loss_fn: PhaseLoss, val_loss_fn: PhaseLoss, batch_size: int) -> float:
@@ -333,8 +350,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False,
 
     ``resume``: continue the run already in ``run_dir`` from its ``best.pt``: phases
     it completed are skipped, an interrupted phase restarts after its last
-    recorded epoch from its best weights and learning-rate schedule (the optimiser's moments are not
-    checkpointed: they start afresh). A finished
+    recorded epoch as the uninterrupted run would: the weights, optimiser state, schedule and random streams
+    of ``resume.pt`` (:mod:`inspector.training.resume_point`; a run without it: the best weights, the optimiser
+    afresh, said in one line). A finished
     run is extended when ``config`` allows its last phase more epochs (a larger
     ``train.epochs`` or ``max_epochs``); otherwise ConfigError.
     """
@@ -372,7 +390,7 @@ def _train_held(config: RunConfig, run_dir: Path, device: TrainingDevice, resume
         each = _epoch_callback(on_epoch, model, phase.name, val_imgs)
         result = fit(model, phase, train_imgs, val_imgs, on_best, progress_label=phase.name,
                      start_epoch=start, best=best, earlier=earlier, device=device,
-                     schedule=resumed.get("schedule"), on_epoch=each)
+                     schedule=resumed.get("schedule"), on_epoch=each, point=ResumePoint(run_dir, resume))
         summary["phases"].append(_phase_record(phase.name, result))
         if result.best_epoch == 0:  # interrupted before the first validation: keep what we have
             on_best(0, None)
@@ -467,11 +485,9 @@ def _start_point(phase: str, earlier: list[dict], resumed: dict) -> tuple[int, t
     start, best = 1 + max((h["epoch"] for h in earlier), default=0), (0, math.inf)
     if resumed.get("phase") == phase:
         best = (resumed["epoch"], math.inf if resumed["val_loss"] is None else resumed["val_loss"])
-    if start > 1:  # the optimiser's moments are not in the checkpoint: said, not implied (README, "--resume")
+    if start > 1:  # where the weights, optimiser and schedule come from: resume.pt (ResumePoint) says
         what = "extending a finished run" if resumed.get("extending") else "resuming interrupted phase"
-        log.info("%s: %s at epoch %d from the best checkpoint (epoch %d, validation loss %.5g); learning-rate "
-                 "schedule continued, optimiser moments start afresh (not saved in checkpoints)",
-                 what, phase, start, *best)
+        log.info("%s: %s at epoch %d (best so far: epoch %d, validation loss %.5g)", what, phase, start, *best)
     return start, best
 
 

@@ -131,13 +131,17 @@ def load_banks(model: MetaComparerModel, specs: list[str], config) -> list[Featu
     cfg = model.config
     rng = np.random.default_rng(config.train.seed)
     banks = []
-    for spec in specs:
+    for index, spec in enumerate(specs, 1):
         start = time.perf_counter()
-        domain = load_domain(spec, cfg.image_size, cfg.domain_normals, cfg.domain_defects,
-                             seed=config.train.seed, resize=config.data.resize, downscale=config.data.downscale)
-        banks.append(FeatureBank(model, domain, rng))
-        log.info("domain %s: %d normal, %d defective images, features in %.1f s", domain.name,
-                 len(domain.normals), len(domain.defects), time.perf_counter() - start)
+        try:
+            domain = load_domain(spec, cfg.image_size, cfg.domain_normals, cfg.domain_defects,
+                                 seed=config.train.seed, resize=config.data.resize, downscale=config.data.downscale)
+            banks.append(FeatureBank(model, domain, rng))
+            log.info("domain %s: %d normal, %d defective images, features in %.1f s", domain.name,
+                     len(domain.normals), len(domain.defects), time.perf_counter() - start)
+        except KeyboardInterrupt as exc:  # where it stopped, for the command's one line (minutes per domain)
+            exc.detail = f" while loading the features of domain {spec} ({index}/{len(specs)})"
+            raise
     return banks
 
 

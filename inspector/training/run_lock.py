@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 def hold_run_folder(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir`` (made if missing) for this block. ConfigError naming the folder and the holder's pid
     when another process trains there; where the file system cannot lock, a warning and no lock."""
+    made = not run_dir.exists()
     try:
         fd = lock_folder(run_dir, create=True)
     except FolderBusy as busy:
@@ -33,6 +34,17 @@ def hold_run_folder(run_dir: Path) -> Iterator[None]:
         log.warning("cannot lock run folder %s; make sure no other training writes there", run_dir)
     try:
         yield
+    except BaseException:  # an error or Ctrl-C before anything was written: no empty run folder left behind
+        if made:
+            _remove_if_empty(run_dir)
+        raise
     finally:
         if fd is not None:
             os.close(fd)  # the only descriptor of the open file: closing it releases the flock
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only ever an empty folder: rmdir(2) refuses any other
+    except OSError:
+        pass

@@ -95,6 +95,39 @@ def test_demo_never_replaces_the_step_by_step_files_without_force(tmp_path, caps
     assert (tmp_path / "runs" / "rs-brick" / "best.pt").read_bytes() == b"hours of training"
 
 
+def test_demo_force_replaces_only_a_folder_the_demo_made(tmp_path, capsys):
+    """--force on a user's folder holding the demo's names (no marker of a previous demo): it went on and
+    replaced the user's trained best.pt and eval/ notes. Now one line naming the folder, exit 2, nothing touched."""
+    from inspector.cli import main
+
+    best = tmp_path / "runs" / "rs-brick" / "best.pt"
+    best.parent.mkdir(parents=True)
+    best.write_bytes(b"hours of training")
+    notes = tmp_path / "eval" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("my evaluation notes")
+    assert main(["demo", "--quick", "--force", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {tmp_path}: not a folder the demo made")
+    assert best.read_bytes() == b"hours of training" and notes.read_text() == "my evaluation notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval", "runs"]  # no marker claimed it either
+
+
+def test_demo_force_accepts_its_own_previous_demo(quick_demo, tmp_path):
+    from inspector.commands.demo import OWNER_MARKER, _check_out
+    from inspector.errors import ConfigError
+
+    out, _ = quick_demo
+    assert (out / OWNER_MARKER).is_file()
+    _check_out(out, force=True)  # the demo's own folder: --force may replace it
+    fake = tmp_path / "fake"  # a marker someone else wrote, with other text, is no claim
+    fake.mkdir()
+    (fake / OWNER_MARKER).write_text("mine")
+    (fake / "report.html").write_text("my report")
+    with pytest.raises(ConfigError, match="not a folder the demo made"):
+        _check_out(fake, force=True)
+
+
 def test_ctrl_c_during_the_demos_training_stops_the_demo(tmp_path):
     """Ctrl-C in training stopped only the training: the demo evaluated, exported and ran a part-trained
     model and ended 'demo finished', exit 0. Now: exit 130, one line saying where it stopped and how to go on."""

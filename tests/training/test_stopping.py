@@ -165,7 +165,8 @@ def test_summary_says_why_and_resume_extends_a_finished_run(tiny_dataset, tmp_pa
     assert "already finished" in err and "--epochs N with N > 2" in err and "\n" not in err
     # a larger cap continues early stopping where it was; --epochs then forces a total count
     assert main(["train", "--out", str(out), "--resume", "--set", "train.max_epochs=3"]) == 0
-    assert "extending a finished run: student at epoch 3 from the best checkpoint (epoch " in caplog.text
+    assert "extending a finished run: student at epoch 3 (best so far: epoch " in caplog.text
+    assert "with the optimiser, schedule and random streams of epoch 2" in caplog.text  # resume.pt
     phase = json.loads((out / "summary.json").read_text())["phases"][0]
     assert (phase["stop_reason"], phase["epochs_run"]) == ("epoch_cap", 3)
     assert main(["train", "--out", str(out), "--resume", "--epochs", "4"]) == 0

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -293,7 +294,7 @@ def test_a_second_trainer_on_a_busy_run_folder_is_refused_in_one_line(tiny_datas
 
 def test_ctrl_c_says_how_to_resume_and_resume_says_what_it_does(tiny_dataset, tmp_path):
     """Ctrl-C ends with the command to type; that command says it resumes the interrupted phase (not
-    'extending finished phase') and that the optimiser moments start afresh (they are not checkpointed)."""
+    'extending finished phase') and that it goes on with the optimiser state of the last epoch (resume.pt)."""
     out = tmp_path / "run"
     code, output = _train_then_signal(tiny_dataset, out, signal.SIGINT)
     assert code == 130, output
@@ -303,7 +304,64 @@ def test_ctrl_c_says_how_to_resume_and_resume_says_what_it_does(tiny_dataset, tm
     assert resumed.returncode == 0, resumed.stderr
     log = resumed.stdout + resumed.stderr
     assert f"resuming interrupted phase: student at epoch {done + 1}" in log, log
-    assert "optimiser moments start afresh" in log and "extending" not in log
+    assert f"with the optimiser, schedule and random streams of epoch {done}" in log and "extending" not in log
     extended = _cli("train", "--out", str(out), "--resume", "--epochs", str(done + 2))
     assert extended.returncode == 0, extended.stderr
     assert "extending a finished run" in extended.stdout + extended.stderr
+
+
+def test_ctrl_c_while_the_meta_comparer_loads_its_domains_is_one_line_and_leaves_nothing(tmp_path):
+    """SIGINT while the meta-comparer extracts its source domains' features (before any checkpoint): it printed
+    a bare 'interrupted' and left an empty run folder. Now exit 130, one line saying where it stopped and that
+    nothing was saved, no traceback, no run folder; the same --out then trains normally."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "inspector", "-v", "train", "--model", "meta_comparer", "--data", "synth:brick",
+           "--data", "synth:grass", "--out", str(run), "--epochs", "1", "--set", "model.image_size=[64,64]",
+           "--set", "model.domain_defects=5", "--set", "model.steps_per_epoch=2", "--set", "train.batch_size=2"]
+    # 1000 normals: the second domain's features take seconds, and the signal is sent once the first is done
+    proc = subprocess.Popen([*cmd, "--set", "model.domain_normals=1000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "domain synth:brick:" in line:  # the first domain's features are in: the second is loading
+                proc.send_signal(signal.SIGINT)
+                break
+    finally:
+        rest = proc.communicate(timeout=120)[0]
+    said = [line for line in rest.splitlines() if " DEBUG " not in line and " INFO " not in line]
+    assert proc.returncode == 130, "".join(lines) + rest
+    # the signal may land while the first domain's line is still being logged: either domain is named
+    assert len(said) == 1 and re.fullmatch(r"training stopped by SIGINT while loading the features of domain "
+                                           r"synth:(brick \(1|grass \(2)/2\), before its first checkpoint; "
+                                           r"nothing saved; start it again", said[0]), rest
+    assert "Traceback" not in rest and not run.exists()
+    assert subprocess.run([*cmd, "--set", "model.domain_normals=10"], capture_output=True, timeout=300).returncode == 0
+    assert (run / "best.pt").is_file()
+
+
+def test_resume_continues_the_run_an_uninterrupted_training_makes(tiny_dataset, tmp_path, caplog):
+    """2 epochs then --resume to 4 trained another model than 4 epochs straight: Adam's moments restarted from
+    zero, the batches were reshuffled from a new seed and the weights were the best epoch's. Now resume.pt keeps
+    the state after every epoch and the resumed epochs are the uninterrupted run's: the same losses, the same
+    optimiser state. A run without resume.pt (from before it existed) resumes with one line saying so."""
+    args = ["--data", str(tiny_dataset), "--set", "model.image_size=[64,64]", "--set", "train.batch_size=4"]
+    straight, halves = tmp_path / "straight", tmp_path / "halves"
+    assert main(["train", "--out", str(straight), "--epochs", "4", *args]) == 0
+    assert main(["train", "--out", str(halves), "--epochs", "2", *args]) == 0
+    assert main(["train", "--out", str(halves), "--resume", "--epochs", "4"]) == 0
+    rows = [json.loads((run / "history.json").read_text()) for run in (straight, halves)]
+    assert [r["epoch"] for r in rows[1]] == [1, 2, 3, 4]
+    for one, two in zip(*rows):
+        assert (one["train_loss"], one["val_loss"], one["lr"]) == (two["train_loss"], two["val_loss"], two["lr"])
+    points = [torch.load(run / "resume.pt", weights_only=True) for run in (straight, halves)]
+    assert points[0]["epoch"] == points[1]["epoch"] == 4
+    for state, again in zip(points[0]["optimizer"]["state"].values(), points[1]["optimizer"]["state"].values()):
+        assert torch.equal(state["exp_avg"], again["exp_avg"]) and torch.equal(state["exp_avg_sq"], again["exp_avg_sq"])
+        assert float(state["step"]) == float(again["step"]) > 0
+    (halves / "resume.pt").unlink()  # an older run: best.pt only
+    caplog.clear()
+    assert main(["train", "--out", str(halves), "--resume", "--epochs", "5"]) == 0
+    said = [r.getMessage() for r in caplog.records if "no optimiser state" in r.getMessage()]
+    assert len(said) == 1 and "moments afresh" in said[0] and "\n" not in said[0]
