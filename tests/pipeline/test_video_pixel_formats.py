@@ -356,3 +356,36 @@ def test_a_bottom_up_avi_cut_short_gives_its_whole_frames_and_one_line_errors(tm
     frames, errors = _daemon_frames_in_child(video, tmp_path)
     assert len(frames) == (1 if cut == "last-frame" else 0)
     assert len(errors) == 1 and str(video) in errors[0] and "shorter than one" in errors[0], errors
+
+
+def _encoder(name: str) -> bool:
+    listed = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    return any(line.split()[1:2] == [name] for line in listed.splitlines() if line.startswith(" V"))
+
+
+@pytest.mark.parametrize("codec,ext", [("libx264", "mp4"), ("mpeg4", "avi"), ("libvpx-vp9", "webm"),
+                                       ("mpeg2video", "mpg")])
+def test_every_frame_of_a_yuv420p_video_is_ffmpegs_png_of_it(tmp_path, codec, ext):
+    """A moving yuv420p recording in the usual lossy codecs, untagged (BT.601 limited range): every frame the
+    daemon's camera gives within 3 levels of the PNG the ffmpeg program extracts of it (swscale's rounding, see
+    the module docstring), in order and none missing."""
+    if not _encoder(codec):
+        pytest.skip(f"ffmpeg has no {codec} encoder")
+    video = tmp_path / f"v.{ext}"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10", "-frames:v", "12", "-c:v", codec,
+            "-pix_fmt", "yuv420p", str(video))
+    _ffmpeg("-i", str(video), "-pix_fmt", "rgb24", str(tmp_path / "f%03d.png"))
+    pngs = sorted(tmp_path.glob("f*.png"))
+    settled = time.time() - 10
+    os.utime(video, (settled, settled))
+    source = make_source(CameraSection(name="cam", source=str(video)))
+    source.open()
+    got = []
+    while (grabbed := source.read()) is not None:
+        assert grabbed.image is not None, grabbed.error
+        got.append(standardize_pixels(grabbed.image, "camera", None, "BGR").astype(int))
+    source.close()
+    assert len(got) == len(pngs) == 12
+    for n, (frame, png) in enumerate(zip(got, pngs)):
+        want = decode_image(np.fromfile(png, np.uint8), "reference", None, "BGR")
+        assert np.abs(frame - want).max() <= 3, f"frame {n}: {np.abs(frame - want).max()} levels off its PNG"
