@@ -67,7 +67,7 @@ def test_the_avi_reader_survives_damaged_headers_and_cut_files(tmp_path, pix_fmt
             bad[at] = int(rng.integers(0, 256))
         path.write_bytes(bytes(bad))
         _read_all(path)
-    for cut in list(range(0, movi + 64, 7)) + list(range(movi, len(data), max(1, (len(data) - movi) // 40))):
+    for cut in list(range(0, movi + 64, 23)) + list(range(movi, len(data), max(1, (len(data) - movi) // 40))):
         path.write_bytes(data[:cut])
         _read_all(path)
 
@@ -81,3 +81,27 @@ def test_a_size_field_past_the_end_is_a_frame_cut_short(tmp_path):
     path = tmp_path / "bad.avi"
     path.write_bytes(bytes(data))
     assert _read_all(path) == (1, 0)
+
+
+def test_a_bottom_up_avi_still_being_written_reads_on(tmp_path):
+    """A recording copied in while read (its second frame cut by the copy's front): the whole first frame, a
+    'growing' wait, then, once the rest is there, every frame once, in order, and the end once it settles."""
+    from inspector.pipeline.config import CameraSection
+    from inspector.pipeline.sources import make_source
+
+    data = _bottom_up_avi(tmp_path, "bgr24")
+    first = data.find(b"movi") + 4
+    cut = first + 8 + int.from_bytes(data[first + 4:first + 8], "little") + 8 + 500
+    path = tmp_path / "growing.avi"
+    path.write_bytes(data[:cut])
+    source = make_source(CameraSection(name="grow", source=str(path)))
+    source.open()
+    try:
+        assert source.read().image is not None
+        assert source.read().reason == "growing"
+        with path.open("ab") as f:
+            f.write(data[cut:])
+        indices = [g.meta["index"] for g in iter(source.read, None) if g.image is not None]
+    finally:
+        source.close()
+    assert indices == [1, 2]
