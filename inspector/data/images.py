@@ -13,7 +13,7 @@ file gives the same pixels everywhere. The rules:
 * **orientation**: EXIF Orientation is applied (JPEG, TIFF, PNG eXIf);
 * **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded,
   CMYK and YCCK converted, MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit
-  pages); a TIFF with samples wider than 8 bits in separate planes is refused (OpenCV misreads it);
+  pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
   multi-page files use their first page; interlaced (Adam7) PNG and progressive JPEG decode as their plain
   copies;
 * **alpha is dropped, never composited**: the stored colour values are the pixels whatever the alpha
@@ -35,7 +35,8 @@ file gives the same pixels everywhere. The rules:
   a 16-bit image leaves 2 or more high bits unused and nothing says its depth,
   one warning per source suggests the narrower ``bit_depth``. **Signed** integers (int8/int16, a TIFF's
   SampleFormat 2) read 0 as black and their largest value (127 / 32767, or as declared / ``bit_depth``) as
-  white, negative samples as black with one warning per source (:func:`_signed_as_unsigned`). Float data is
+  white, negative samples as black with one warning per source (:func:`_signed_as_unsigned`). 32-bit integers
+  (uint32/int32 TIFFs) are read only by the ``bit_depth`` setting, else refused in one line. Float data is
   taken as 0..1 when its maximum is ≤ 1, else as 0..255; NaN/inf is rejected;
 * **size**: an image smaller than :data:`MIN_SIDE` pixels on a side is rejected
   (:class:`ImageRejected`, reason ``too_small``);
@@ -115,6 +116,7 @@ import numpy as np
 from inspector.contract import (BIT_DEPTHS, DEFAULT_DOWNSCALE, DOWNSCALE_METHODS, LEGACY_DOWNSCALE,  # noqa: F401
                                 RESIZE_POLICIES)  # one home: the contract
 from inspector.errors import DataError
+from inspector.data.tiff_retag import RetagError, decode_retagged, needs_retag
 
 log = logging.getLogger("inspector.images")
 
@@ -236,14 +238,15 @@ _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and B
 class TiffLayout(NamedTuple):
     """The first page's tags that decide how its samples become pixels (TIFF 6.0, Section 8 / 18 / 21):
     BitsPerSample (258, largest), PhotometricInterpretation (262; 0 = MinIsWhite), SamplesPerPixel (277),
-    PlanarConfiguration (284; 2 = one plane per sample) and ExtraSamples (338; 1 associated, 2 unassociated
-    alpha). None for a tag the file leaves out."""
+    PlanarConfiguration (284; 2 = one plane per sample), ExtraSamples (338; 1 associated, 2 unassociated
+    alpha) and SampleFormat (339; 1 uint, 2 int, 3 float). None for a tag the file leaves out."""
 
     bits: int | None
     photometric: int | None
     samples: int
     planar: int
     extra: tuple[int, ...]
+    sample_format: int = 1
 
 
 def _tiff_layout(buf: bytes) -> TiffLayout | None:
@@ -257,11 +260,13 @@ def _tiff_layout(buf: bytes) -> TiffLayout | None:
 
     def ints(code: int) -> tuple[int, ...]:
         value = tags.get(code)
-        return tuple(int(v) for v in (value if isinstance(value, (tuple, list)) else (value,)) if v is not None)
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        # a damaged tag of another type (bytes, text) says nothing: the pixel decoder then decides
+        return tuple(int(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
 
     bits = ints(258)
     return TiffLayout(max(bits) if bits else None, (ints(262) or (None,))[0], (ints(277) or (1,))[0],
-                      (ints(284) or (1,))[0], ints(338))
+                      (ints(284) or (1,))[0], ints(338), (ints(339) or (1,))[0])
 
 
 def _tiff_tags(buf: bytes) -> dict | None:
@@ -357,7 +362,13 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
             raise ImageRejected(f"{where}: float image with NaN/inf", "non_finite")
         scale = 255.0 if float(img.max(initial=0.0)) <= 1.0 else 1.0
         return np.clip(img * scale + 0.5, 0, 255).astype(np.uint8)
-    if img.dtype not in (np.uint8, np.uint16, np.int8, np.int16):
+    if img.dtype in (np.uint32, np.int32) and bit_depth is None and full_scale is None:
+        # no 32-bit camera exists: such files hold narrower data whose depth only the user knows (scaling by
+        # 2**32 - 1 made 16-bit data black, by the image's own maximum made two images of one scene differ)
+        raise ImageRejected(f"{where}: {img.dtype} samples (32-bit integers) say nothing of their depth; set "
+                            f"bit_depth to the camera's significant bits ({', '.join(map(str, BIT_DEPTHS))}) "
+                            f"to read them", "dtype")
+    if img.dtype not in (np.uint8, np.uint16, np.int8, np.int16, np.uint32, np.int32):
         raise ImageRejected(f"{where}: unsupported pixel type {img.dtype}", "dtype")
     img, container = _signed_as_unsigned(img, where, warn_key)
     if full_scale is not None:
@@ -366,10 +377,10 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
     else:
         top = min((1 << bit_depth) - 1, container) if bit_depth else container
         if bit_depth is None and container >= 32767:
-            _warn_narrow(img, where, warn_key, container.bit_length())
+            _warn_narrow(img, where, warn_key, container.bit_length())  # 32-bit: bit_depth given above
     if top >= container and img.dtype == np.uint8:
         return img
-    wide = np.minimum(img.astype(np.uint32), top)
+    wide = np.minimum(img.astype(np.uint64), top)
     return ((wide * 255 + top // 2) // top).astype(np.uint8)
 
 
@@ -591,18 +602,21 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
     """A TIFF's first page as OpenCV's decoder gives it, except for the layouts its libtiff path misreads
     (measured with OpenCV 5.0, tests/data/test_format_corpus.py::test_a_tiff_gives_its_stored_samples_whatever_its_layout):
 
-    * **planar** (PlanarConfiguration 2) samples wider than 8 bits: OpenCV interleaves the planes wrongly
-      (a 16-bit RGB pixel 11822/13878/10280 came out 33153/32125/31097): refused in one line, never garbage;
+    * **planar** (PlanarConfiguration 2) samples: OpenCV interleaves 16-bit and float32 planes wrongly (a
+      16-bit RGB pixel 11822/13878/10280 came out 33153/32125/31097) and refuses 8-bit ones; **float16**
+      samples it refuses: both read through a rewritten IFD (:mod:`inspector.data.tiff_retag`);
     * **8-bit unassociated alpha** (ExtraSamples 2): OpenCV's RGBA reader premultiplies the colour by alpha
       (colour 40 at alpha 100 came out 16) while the rule is "alpha ignored, stored colour values used" (a PNG
       or a 16-bit TIFF with the same alpha keeps them): decoded by Pillow instead, which keeps them.
 
     A MinIsWhite page wider than 8 bits is inverted by :func:`decode_image` (OpenCV inverts only 8-bit ones).
     """
-    if tiff.planar == 2 and tiff.samples > 1 and (tiff.bits or 8) > 8:
-        raise ImageRejected(f"{where}: TIFF with {tiff.bits}-bit samples in separate planes (PlanarConfiguration 2) "
-                            "is not read correctly by the image decoder; save it with interleaved samples "
-                            "(PlanarConfiguration 1, the default of most writers)", "unsupported")
+    if needs_retag(tiff.planar, tiff.samples, tiff.bits, tiff.sample_format):
+        try:
+            return decode_retagged(buf.tobytes(), where, lambda b: _imdecode(b, where, _DECODE_FLAGS))
+        except RetagError as exc:
+            what = f"{tiff.bits}-bit samples in separate planes" if tiff.planar == 2 else "float16 samples"
+            raise ImageRejected(f"{where}: cannot read TIFF with {what}: {exc}", "unsupported") from None
     if 2 in tiff.extra and (tiff.bits or 8) == 8:
         return _pillow_stored_colour(buf, where)
     return _imdecode(buf, where, _DECODE_FLAGS)

@@ -35,7 +35,8 @@ Folder images, still image files (known by their content), snapshot URLs, MJPEG 
 are still pictures (Motion JPEG, PNG, TIFF) or wider than 8 bits (:mod:`inspector.pipeline.pixel_formats`; a
 compressed wide recording through the ffmpeg program, :mod:`inspector.pipeline.ffmpeg_frames`) are decoded by
 :func:`inspector.data.images.decode_image`, the decoder training, evaluation,
-calibration and ``predict`` use (never by FFmpeg).
+calibration and ``predict`` use (never by FFmpeg). An AVI of bottom-up uncompressed DIB frames never reaches
+OpenCV (its conversion of them aborted the process): :mod:`inspector.pipeline.avi_raw` reads it.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ import numpy as np
 from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, ends_cut_short, list_images,
                                    read_file_and_stat, special_file_kind, unread_image_names, warn_once)
 from inspector.errors import DataError, SourceError
-from inspector.pipeline import ffmpeg_frames, ffmpeg_live, rtsp_probe
+from inspector.pipeline import avi_raw, ffmpeg_frames, ffmpeg_live, rtsp_probe
 from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
@@ -318,6 +319,13 @@ class CvSource(Source):
         capture at a time per process (its own lock, unless OPENCV_FFMPEG_IS_THREAD_SAFE; measured: two URL opens
         that each time out in 2 s ended at 2.1 s and 4.1 s), so the lock makes no camera wait longer. Devices and
         GStreamer pipelines do not read it and take no lock (a device open is not held up by a camera's probe)."""
+        if self.kind == "file":  # bottom-up raw DIB frames crash OpenCV's conversion: read by avi_raw instead
+            dib = avi_raw.avi_bottom_up(self._target)
+            if dib is not None:
+                try:
+                    return avi_raw.AviFrames(self._target, dib)
+                except OSError:
+                    return None
         params = self._params(open_timeout_s)
         try:
             if self.kind in ("url", "file") and _USER_FFMPEG_OPTIONS is None:
@@ -407,6 +415,10 @@ class CvSource(Source):
         BGR and decoded like the same frames saved as image files; others are OpenCV's BGR (8-bit data)."""
         self._decode, self._pending, self._raw16 = None, None, False
         self.wide: tuple[int, int, int, int] | None = None  # a live URL's wide stream: ffmpeg_live.FullDepthUrl
+        if isinstance(self._cap, avi_raw.AviFrames):  # bottom-up DIB frames, unpacked here (avi_raw)
+            self._decode = avi_raw.dib_decoder(self._cap.dib, self.describe(), self.bit_depth,
+                                               f"camera {self.camera.name}")
+            return
         if self._cap.getBackendName() == "V4L2":
             self._choose_v4l2()
             return

@@ -26,7 +26,7 @@ from PIL import Image, ImageCms
 from inspector.backends.base import InputSpec
 from inspector.commands.predict import _batches
 from inspector.data.datasets import Sample, load_batch
-from inspector.data.images import read_image
+from inspector.data.images import decode_image, read_image
 from inspector.errors import DataError
 from inspector.evaluation.calibrate import score_samples
 from inspector.pipeline.config import CameraSection
@@ -192,6 +192,66 @@ def _tiff(samples: np.ndarray, photometric: int, sample_format: int) -> bytes:
     return b"II*\x00" + struct.pack("<I", 8) + ifd + data
 
 
+def _strip(block: np.ndarray, compression: int, predictor: int) -> bytes:
+    """One strip's bytes: ``block`` (rows, W, samples) little-endian, horizontally differenced (Predictor 2,
+    each sample against the one before it in its row, modulo its word) and Deflate-compressed (8) if asked."""
+    if predictor == 2:
+        block = block.copy()
+        block[:, 1:] = block[:, 1:] - block[:, :-1]  # unsigned wrap-around, as TIFF 6.0 Section 14 says
+    data = block.astype(block.dtype.newbyteorder("<")).tobytes()
+    return zlib.compress(data) if compression == 8 else data
+
+
+def _tiff_page(samples: np.ndarray, photometric: int, sample_format: int, planar: bool, compression: int = 1,
+               predictor: int = 1, rows: int = 8) -> bytes:
+    """A little-endian TIFF of ``samples`` (H, W, C) with strips of ``rows`` rows, interleaved or one plane per
+    sample (PlanarConfiguration 2), uncompressed or Deflate, with or without Predictor 2; written here
+    because neither OpenCV nor Pillow writes planar or float16 pages."""
+    h, w, c = samples.shape
+    planes = [samples[:, :, [k]] for k in range(c)] if planar else [samples]
+    strips = [_strip(p[y:y + rows], compression, predictor) for p in planes for y in range(0, h, rows)]
+    values = {256: (4, [w]), 257: (4, [h]), 258: (3, [samples.dtype.itemsize * 8] * c), 259: (3, [compression]),
+              262: (3, [photometric]), 273: (4, [0] * len(strips)), 277: (3, [c]), 278: (4, [rows]),
+              279: (4, [len(b) for b in strips]), 284: (3, [2 if planar else 1]), 317: (3, [predictor]),
+              339: (3, [sample_format] * c)}
+    if c == 4:
+        values[338] = (3, [2])  # unassociated alpha
+    extra_at = 8 + 2 + 12 * len(values) + 4
+    out_of_line = {tag: v for tag, v in values.items() if len(v[1]) * (2 if v[0] == 3 else 4) > 4}
+    data_at = extra_at + sum(len(v[1]) * (2 if v[0] == 3 else 4) for v in out_of_line.values())
+    values[273] = (4, list(np.cumsum([data_at] + [len(b) for b in strips[:-1]])))
+    ifd, extra = struct.pack("<H", len(values)), b""
+    for tag, (kind, vals) in sorted(values.items()):
+        packed = struct.pack(f"<{len(vals)}{'H' if kind == 3 else 'I'}", *map(int, vals))
+        if len(packed) <= 4:
+            ifd += struct.pack("<HHI", tag, kind, len(vals)) + packed.ljust(4, b"\x00")
+        else:
+            ifd += struct.pack("<HHII", tag, kind, len(vals), extra_at + len(extra))
+            extra += packed
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + b"\x00" * 4 + extra + b"".join(strips)
+
+
+RGB16 = RGB.astype(np.uint16) * 256 + np.arange(W, dtype=np.uint16)[:, None]  # low bits that vary along rows
+RGB_FLOAT = RGB.astype(np.float32) / 255
+
+
+def _planar_cases() -> dict:
+    """Separate planes (16-bit, float32, 8-bit, with alpha, compressed and differenced) and float16 pages: OpenCV
+    interleaved the 16-bit and float32 planes wrongly, refused 8-bit ones and every float16 page."""
+    rgba16 = np.dstack([RGB16, RAMP.astype(np.uint16) * 257])
+    return {
+        "planar_rgb16.tif": lambda: (_tiff_page(RGB16, 2, 1, True), _scaled(RGB16, 65535), True),
+        "planar_rgb16_deflate_pred.tif": lambda: (_tiff_page(RGB16, 2, 1, True, 8, 2), _scaled(RGB16, 65535), True),
+        "planar_rgba16.tif": lambda: (_tiff_page(rgba16, 2, 1, True), _scaled(RGB16, 65535), True),
+        "planar_rgb8.tif": lambda: (_tiff_page(RGB, 2, 1, True), RGB, True),
+        "planar_float32.tif": lambda: (_tiff_page(RGB_FLOAT, 2, 3, True), RGB, True),
+        "planar_float16.tif": lambda: (_tiff_page(RGB_FLOAT.astype(np.float16), 2, 3, True), RGB, True),
+        "float16_rgb.tif": lambda: (_tiff_page(RGB_FLOAT.astype(np.float16), 2, 3, False, 8), RGB, True),
+        "float16_grey.tif": lambda: (_tiff_page(GREY[:, :, None].astype(np.float16) / 255, 1, 3, False), GREY3,
+                                     True),
+    }
+
+
 TWELVE = (GREY.astype(np.int64) * 4095 + 127) // 255  # 12-bit camera data
 SIGNED = GREY.astype(np.int16) * 128  # 0..32640 of int16's 0..32767
 SIGNED_PIXELS = np.dstack([_scaled(SIGNED, 32767)] * 3)
@@ -226,6 +286,7 @@ CASES = {
     "float255_miniswhite.tif": lambda: (_tiff(255 - GREY.astype(np.float32), 0, 3), GREY3, True),
     "int16_miniswhite.tif": lambda: (_tiff(32767 - SIGNED, 0, 2), SIGNED_PIXELS, True),
 }
+CASES.update(_planar_cases())
 
 
 def _recording_backend():
@@ -322,3 +383,73 @@ def test_a_damaged_bit_field_bmp_is_one_line_on_every_path(tmp_path, damage):
     grabbed = source.read()
     source.close()
     assert grabbed.image is None and grabbed.reason == "corrupt" and "bit-field BMP" in grabbed.error
+
+
+@pytest.mark.parametrize("name", sorted(_planar_cases()))
+def test_a_planar_or_float16_tiff_gives_what_tifffile_reads(tmp_path, name):
+    """The same files read by an independent TIFF reader (tifffile, where installed: not a dependency), scaled by
+    the decoder's rule: the writer here makes what it says, and the decoder reads what the file holds."""
+    tifffile = pytest.importorskip("tifffile")
+    encoded, want, _ = _planar_cases()[name]()
+    (tmp_path / name).write_bytes(encoded)
+    stored = tifffile.imread(tmp_path / name)
+    stored = np.moveaxis(stored, 0, -1) if stored.ndim == 3 and stored.shape[0] < 5 else stored
+    stored = np.dstack([stored] * 3) if stored.ndim == 2 else stored[:, :, :3]
+    scaled = (np.clip(stored.astype(np.float64) * 255 + 0.5, 0, 255).astype(np.uint8) if stored.dtype.kind == "f"
+              else _scaled(stored, np.iinfo(stored.dtype).max))
+    assert np.array_equal(scaled, want)
+    assert np.array_equal(read_image(tmp_path / name), want)
+
+
+@pytest.mark.parametrize("dtype", [np.uint32, np.int32])
+def test_32_bit_integer_samples_are_read_by_the_bit_depth_setting_else_refused_in_one_line(tmp_path, dtype):
+    """12-bit camera data stored as 32-bit integers (LabVIEW U32/I32, numpy arrays saved as they are): with
+    ``bit_depth: 12`` exactly what its uint16 copy gives on every path; without it one line naming the file and
+    the setting to give, on the offline decoder and the daemon's folder camera (it was "unsupported pixel type
+    uint32", naming no cure)."""
+    (tmp_path / "wide").mkdir()
+    (tmp_path / "wide" / "u32.tif").write_bytes(_tiff(TWELVE.astype(dtype), 1, 2 if dtype == np.int32 else 1))
+    got = _every_path(tmp_path / "wide" / "u32.tif", bit_depth=12)
+    for path_name, pixels in got.items():
+        assert np.array_equal(pixels, np.dstack([_scaled(TWELVE, 4095)] * 3)), path_name
+    path = tmp_path / "wide" / "u32.tif"
+    with pytest.raises(DataError, match=rf"^{path}: {np.dtype(dtype).name} samples \(32-bit integers\) say nothing "
+                                        r"of their depth; set bit_depth to the camera's significant bits"):
+        read_image(path)
+    os.utime(path, (time.time() - 600, time.time() - 600))  # settled: not a file still being written
+    source = FolderSource(CameraSection(name="layouts", source=str(path.parent)))
+    source.open()
+    grabbed = source.read()
+    source.close()
+    assert grabbed.image is None and grabbed.reason == "rejected.dtype" and "set bit_depth" in grabbed.error
+    assert "\n" not in grabbed.error
+
+
+@pytest.mark.parametrize("name", ["planar_rgb16_deflate_pred.tif", "planar_float16.tif", "float16_rgb.tif"])
+def test_a_damaged_planar_or_float16_tiff_is_pixels_or_one_line(name):
+    """A bounded fuzz: 1-3 bytes of the header, IFD and tag values set at random, a third of the files also cut
+    short. Each is pixels or one line (DataError); a damaged tag type (bytes where numbers were) raised a bare
+    ValueError from the tag reader before."""
+    good = _planar_cases()[name]()[0]
+    rng = np.random.default_rng(3)
+    for trial in range(150):
+        bad = bytearray(good)
+        for at in rng.integers(0, 300, rng.integers(1, 4)):
+            bad[at] = int(rng.integers(0, 256))
+        if trial % 3 == 0:
+            bad = bad[:int(rng.integers(8, len(bad)))]
+        _pixels_or_one_line(bytes(bad), name)
+    for entry in range(struct.unpack_from("<H", good, 8)[0]):  # each tag's type made UNDEFINED (bytes)
+        bad = bytearray(good)
+        struct.pack_into("<H", bad, 8 + 2 + 12 * entry + 2, 7)
+        _pixels_or_one_line(bytes(bad), name)
+
+
+def _pixels_or_one_line(encoded: bytes, name: str) -> None:
+    """The decoder gives uint8 (H, W, 3) pixels for ``encoded``, or raises one line naming it."""
+    try:
+        pixels = decode_image(encoded, name)
+    except DataError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith(name), str(exc)
+        return
+    assert pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -55,10 +56,12 @@ def _first_frame(source, bit_depth: int | None = None) -> np.ndarray:
     return standardize_pixels(grabbed.image, "camera", bit_depth, "BGR")
 
 
-def _reference(video: Path, tmp_path: Path, ext: str, pix_fmt: str | None) -> np.ndarray:
-    """The video's first frame extracted by the ffmpeg program as an image file, read as ``predict`` reads it."""
+def _reference(video: Path, tmp_path: Path, ext: str, pix_fmt: str | None, frame: int = 0) -> np.ndarray:
+    """The video's first frame (or ``frame``) extracted by the ffmpeg program as an image file, read as
+    ``predict`` reads it."""
     image = tmp_path / f"frame.{ext}"
-    _ffmpeg("-i", str(video), "-frames:v", "1", *(["-pix_fmt", pix_fmt] if pix_fmt else []),
+    select = ["-vf", f"select=eq(n\\,{frame})"] if frame else []
+    _ffmpeg("-i", str(video), *select, "-frames:v", "1", *(["-pix_fmt", pix_fmt] if pix_fmt else []),
             *(["-c:v", "bmp"] if ext == "bmp" else []), str(image))
     return decode_image(np.fromfile(image, np.uint8), "reference", None, "BGR")
 
@@ -279,3 +282,110 @@ def test_a_live_stream_of_packed_or_mosaic_samples_gives_the_pixels_of_its_frame
         got = _first_frame(make_source(CameraSection(name="live", source=url, open_timeout_s=10,
                                                      read_timeout_s=10)))
     assert np.array_equal(got, want), f"max diff {np.abs(got.astype(int) - want).max()}"
+
+
+# -- bottom-up raw DIB AVIs: read by avi_raw, never by OpenCV ----------------------------------------------------
+_CHILD = """
+import os, sys, time, numpy as np
+from inspector.data.images import standardize_pixels
+from inspector.pipeline.config import CameraSection
+from inspector.pipeline.sources import make_source
+source = make_source(CameraSection(name="cam", source=sys.argv[1]))
+source.open()
+frames, errors = [], []
+while (grabbed := source.read()) is not None:
+    if grabbed.image is None:
+        errors.append(grabbed.error)
+    else:
+        frames.append(standardize_pixels(grabbed.image, "camera", None, "BGR"))
+source.close()
+np.save(sys.argv[2], np.array(frames, np.uint8) if frames else np.zeros((0, 1, 1, 3), np.uint8))
+print("\\n".join(errors))
+"""
+
+
+def _daemon_frames_in_child(path: Path, tmp_path: Path) -> tuple[np.ndarray, list[str]]:
+    """Every frame the daemon's camera on ``path`` gives, read in a child process (a crash of the native
+    decoder fails the test instead of killing the test run), and the one-line errors of frames it refused."""
+    settled = time.time() - 10
+    os.utime(path, (settled, settled))
+    out = tmp_path / "frames.npy"
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(out)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert proc.returncode == 0, f"the reader died (exit {proc.returncode}): {proc.stderr[-500:]}"
+    return np.load(out), [line for line in proc.stdout.splitlines() if line]
+
+
+# (pixel format, reference image, its pixel format): the rows of each stored bottom-up
+BOTTOM_UP = {"bgr24": ("png", "rgb24"), "rgb555le": ("bmp", "rgb555le"), "pal8": ("png", "rgb24"),
+             "bgra": ("png", "rgb24")}
+
+
+@pytest.mark.parametrize("flipped", [1, 0], ids=["bottom-up", "top-down"])
+@pytest.mark.parametrize("pix_fmt", sorted(BOTTOM_UP))
+def test_a_raw_dib_avi_gives_the_frames_ffmpeg_gives_whichever_way_up_its_rows_are(tmp_path, pix_fmt, flipped):
+    """Uncompressed VfW AVIs (BI_RGB 8/16/24/32 bits), rows stored bottom-up (positive biHeight, ``-flipped_raw_rgb
+    1``) or top-down: every frame bitwise the frame the ffmpeg program extracts (16 bits: its BMP, the bit-field
+    rule). A bottom-up 24-bit one killed the process in OpenCV's conversion (malloc abort); RGB555 came out
+    upside down."""
+    source = _noise_png(tmp_path, False, alpha=pix_fmt == "bgra")
+    video = tmp_path / "v.avi"
+    _ffmpeg("-loop", "1", "-i", str(source), "-frames:v", "3", "-c:v", "rawvideo", "-pix_fmt", pix_fmt,
+            "-flipped_raw_rgb", str(flipped), str(video))
+    height = int.from_bytes(video.read_bytes()[video.read_bytes().find(b"strf") + 16:][:4], "little", signed=True)
+    assert (height > 0) == bool(flipped)  # the test makes the layout it names
+    frames, errors = _daemon_frames_in_child(video, tmp_path)
+    assert not errors and len(frames) == 3, errors
+    for n, got in enumerate(frames):  # each frame its own reference: the encoder dithers pal8 frame by frame
+        want = _reference(video, tmp_path, *BOTTOM_UP[pix_fmt], frame=n)
+        assert np.array_equal(got, want), f"frame {n}: max diff {np.abs(got.astype(int) - want).max()}, " \
+                                          f"upside down: {np.array_equal(got[::-1], want)}"
+
+
+@pytest.mark.parametrize("cut", ["last-frame", "first-frame"])
+def test_a_bottom_up_avi_cut_short_gives_its_whole_frames_and_one_line_errors(tmp_path, cut):
+    """A bottom-up AVI cut inside its last frame (a copy interrupted) or inside its first: the whole frames,
+    then one line naming the file for the cut frame; the process lives."""
+    video = tmp_path / "v.avi"
+    _ffmpeg("-loop", "1", "-i", str(_noise_png(tmp_path, False, False)), "-frames:v", "2", "-c:v", "rawvideo",
+            "-pix_fmt", "bgr24", "-flipped_raw_rgb", "1", str(video))
+    data = video.read_bytes()
+    first = data.find(b"movi") + 4  # the first frame chunk ('00dc'), then the second
+    second = first + 8 + int.from_bytes(data[first + 4:first + 8], "little")
+    video.write_bytes(data[:(second if cut == "last-frame" else first) + 8 + 100])
+    frames, errors = _daemon_frames_in_child(video, tmp_path)
+    assert len(frames) == (1 if cut == "last-frame" else 0)
+    assert len(errors) == 1 and str(video) in errors[0] and "shorter than one" in errors[0], errors
+
+
+def _encoder(name: str) -> bool:
+    listed = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    return any(line.split()[1:2] == [name] for line in listed.splitlines() if line.startswith(" V"))
+
+
+@pytest.mark.parametrize("codec,ext", [("libx264", "mp4"), ("mpeg4", "avi"), ("libvpx-vp9", "webm"),
+                                       ("mpeg2video", "mpg")])
+def test_every_frame_of_a_yuv420p_video_is_ffmpegs_png_of_it(tmp_path, codec, ext):
+    """A moving yuv420p recording in the usual lossy codecs, untagged (BT.601 limited range): every frame the
+    daemon's camera gives within 3 levels of the PNG the ffmpeg program extracts of it (swscale's rounding, see
+    the module docstring), in order and none missing."""
+    if not _encoder(codec):
+        pytest.skip(f"ffmpeg has no {codec} encoder")
+    video = tmp_path / f"v.{ext}"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10", "-frames:v", "12", "-c:v", codec,
+            "-pix_fmt", "yuv420p", str(video))
+    _ffmpeg("-i", str(video), "-pix_fmt", "rgb24", str(tmp_path / "f%03d.png"))
+    pngs = sorted(tmp_path.glob("f*.png"))
+    settled = time.time() - 10
+    os.utime(video, (settled, settled))
+    source = make_source(CameraSection(name="cam", source=str(video)))
+    source.open()
+    got = []
+    while (grabbed := source.read()) is not None:
+        assert grabbed.image is not None, grabbed.error
+        got.append(standardize_pixels(grabbed.image, "camera", None, "BGR").astype(int))
+    source.close()
+    assert len(got) == len(pngs) == 12
+    for n, (frame, png) in enumerate(zip(got, pngs)):
+        want = decode_image(np.fromfile(png, np.uint8), "reference", None, "BGR")
+        assert np.abs(frame - want).max() <= 3, f"frame {n}: {np.abs(frame - want).max()} levels off its PNG"

@@ -1,0 +1,143 @@
+"""TIFF layouts OpenCV's reader gets wrong, read by OpenCV all the same: through a rewritten first IFD.
+
+Measured with OpenCV 5.0 (tests/data/test_pixel_layouts.py, tests/data/test_format_corpus.py):
+
+* **separate planes** (PlanarConfiguration 2: all red samples, then all green …; scientific and
+  machine-vision software writes them): 16-bit and float32 pages came out with their planes wrongly interleaved
+  (a 16-bit RGB pixel 11822/13878/10280 came out 33153/32125/31097) and 8-bit ones not at all;
+* **float16** samples (SampleFormat 3, 16 bits: HDR and ML tools' half floats): refused ("cannot decode").
+
+The strips or tiles themselves are fine — only the way OpenCV lays them out is wrong — so they are not
+decoded here: a new first IFD is appended to a copy of the file, pointing at the same strips, and OpenCV
+(libtiff: every compression, predictor, byte order, strip and tile layout it knows) decodes that. Each plane of
+a planar page becomes a one-sample page of its own (its strips, SamplesPerPixel 1, MinIsBlack for RGB's
+planes), decoded and stacked as OpenCV's BGR; float16 samples are read as the uint16 words they are
+(SampleFormat 1) and viewed as float16. The Orientation tag is kept, so each plane is turned as the page is.
+Classic TIFF only (BigTIFF planar / float16 pages are refused in one line); a plane OpenCV cannot decode is
+refused in one line naming the file, as any undecodable image.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Callable
+
+import numpy as np
+
+_INT_TYPES = {1: "B", 3: "H", 4: "I"}  # BYTE, SHORT, LONG: the types of the tags read here
+# tags copied to a plane's IFD (TIFF 6.0): size, bits, compression, photometric, fill order, strips, samples,
+# rows per strip, orientation, predictor, tiles, sample format (JPEGTables for new-style JPEG strips)
+_KEPT = (256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 279, 284, 317, 322, 323, 324, 325, 339, 347)
+_GREY_OR_RGB = (0, 1, 2)  # photometric interpretations whose planes are grey samples each
+
+
+class RetagError(ValueError):
+    """The first IFD cannot be read or rewritten (damaged, BigTIFF); the message says what."""
+
+
+def _ifd(buf: bytes) -> tuple[str, dict[int, tuple[int, int, tuple[int, ...]]]]:
+    """Byte order (``<`` / ``>``) and the first IFD's integer tags {tag: (type, count, values)}; other types
+    are kept as (type, count, value offset or inline bytes as one int). Raises :class:`RetagError`."""
+    if buf[:4] not in (b"II*\x00", b"MM\x00*"):
+        raise RetagError("not a classic TIFF (BigTIFF pages of this layout are not read)")
+    order = "<" if buf[:2] == b"II" else ">"
+    at = struct.unpack_from(order + "I", buf, 4)[0]
+    if at + 2 > len(buf):
+        raise RetagError("first IFD past the end of the file")
+    (count,) = struct.unpack_from(order + "H", buf, at)
+    if at + 2 + 12 * count > len(buf):
+        raise RetagError("first IFD cut short")
+    tags = {}
+    for n in range(count):
+        tag, kind, number = struct.unpack_from(order + "HHI", buf, at + 2 + 12 * n)
+        code = _INT_TYPES.get(kind)
+        if code is None:
+            continue
+        size = struct.calcsize(code) * number
+        where = at + 2 + 12 * n + 8 if size <= 4 else struct.unpack_from(order + "I", buf, at + 2 + 12 * n + 8)[0]
+        if where + size > len(buf) or number > 1 << 20:
+            raise RetagError(f"tag {tag} past the end of the file")
+        tags[tag] = (kind, number, struct.unpack_from(f"{order}{number}{code}", buf, where))
+    return order, tags
+
+
+def _one(tags: dict, tag: int, default: int | None = None) -> int:
+    if tag in tags and tags[tag][2]:
+        return tags[tag][2][0]
+    if default is None:
+        raise RetagError(f"tag {tag} missing")
+    return default
+
+
+def _with_ifd(buf: bytes, order: str, entries: dict[int, tuple[int, tuple[int, ...]]]) -> bytes:
+    """``buf`` with a new first IFD of ``entries`` {tag: (type, values)} appended (word-aligned); the old IFDs
+    stay in the file, unreferenced. Values over 4 bytes go after the IFD."""
+    at = len(buf) + (len(buf) & 1)
+    extra_at = at + 2 + 12 * len(entries) + 4
+    ifd, extra = [struct.pack(order + "H", len(entries))], []
+    for tag in sorted(entries):
+        kind, values = entries[tag]
+        data = struct.pack(f"{order}{len(values)}{_INT_TYPES[kind]}", *values)
+        if len(data) <= 4:
+            ifd.append(struct.pack(order + "HHI", tag, kind, len(values)) + data.ljust(4, b"\x00"))
+        else:
+            ifd.append(struct.pack(order + "HHII", tag, kind, len(values), extra_at + sum(map(len, extra))))
+            extra.append(data + b"\x00" * (len(data) & 1))
+    head = buf[:4] + struct.pack(order + "I", at)
+    return head + buf[8:] + b"\x00" * (at - len(buf)) + b"".join(ifd) + b"\x00" * 4 + b"".join(extra)
+
+
+def _plane_entries(tags: dict, plane: int, planes: int, float16: bool) -> dict[int, tuple[int, tuple[int, ...]]]:
+    """The IFD entries of one sample plane of a page (``planes`` 1: the page itself, interleaved)."""
+    entries = {tag: (tags[tag][0], tags[tag][2]) for tag in _KEPT if tag in tags}
+    tiled = 324 in tags
+    offsets, counts = (324, 325) if tiled else (273, 279)
+    if offsets not in tags or counts not in tags:
+        raise RetagError("no strip or tile offsets")
+    per_plane = len(tags[offsets][2]) // planes
+    if per_plane == 0 or len(tags[counts][2]) < per_plane * planes:
+        raise RetagError(f"{len(tags[offsets][2])} strips or tiles for {planes} planes")
+    for tag in (offsets, counts):
+        entries[tag] = (tags[tag][0], tags[tag][2][plane * per_plane:(plane + 1) * per_plane])
+    if planes > 1:
+        bits = tags[258][2] if 258 in tags else (1,)
+        entries[258] = (3, (bits[min(plane, len(bits) - 1)],))
+        entries[277], entries[284] = (3, (1,)), (3, (1,))
+        entries[262] = (3, (_one(tags, 262) if _one(tags, 262) in (0, 1) else 1,))
+        if 339 in tags:
+            formats = tags[339][2]
+            entries[339] = (3, (formats[min(plane, len(formats) - 1)],))
+    if float16:
+        entries[339] = (3, (1,) * len(entries[339][1]) if 339 in entries else (1,))
+    return entries
+
+
+def needs_retag(planar: int, samples: int, bits: int | None, sample_format: int) -> bool:
+    """Whether a page of these tags is read here: separate planes of more than one sample, or float16."""
+    return (planar == 2 and samples > 1) or (sample_format == 3 and bits == 16)
+
+
+def decode_retagged(buf: bytes, where: str, imdecode: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """A planar or float16 TIFF's first page → OpenCV's layout of its samples: grey (H, W) or BGR (H, W, 3), the
+    stored depth (float16 as float32), orientation applied; extra samples (alpha) dropped, as the decoder drops
+    them. ``imdecode``: the decoder's OpenCV call (raises its one-line error). Raises :class:`RetagError`."""
+    try:
+        order, tags = _ifd(buf)
+        planar, samples = _one(tags, 284, 1), _one(tags, 277, 1)
+        photometric = _one(tags, 262)
+        float16 = _one(tags, 339, 1) == 3 and _one(tags, 258, 1) == 16
+        planes = samples if planar == 2 and samples > 1 else 1
+        if planes > 1 and photometric not in _GREY_OR_RGB:
+            raise RetagError(f"separate planes of photometric interpretation {photometric} are not read")
+        used = (3 if photometric == 2 else 1) if planes > 1 else 1
+        decoded = [imdecode(np.frombuffer(_with_ifd(buf, order, _plane_entries(tags, k, planes, float16)), np.uint8))
+                   for k in range(used)]
+    except (struct.error, IndexError) as exc:
+        raise RetagError(f"damaged first IFD ({exc})") from None
+    if float16:
+        decoded = [d.view(np.float16).astype(np.float32) if d.dtype == np.uint16 else d for d in decoded]
+    if planes == 1:
+        return decoded[0]
+    if any(d.shape != decoded[0].shape or d.ndim != 2 for d in decoded):
+        raise RetagError("its planes decode to different sizes")
+    return decoded[0] if used == 1 else np.dstack(decoded[::-1])  # R, G, B planes → OpenCV's BGR
