@@ -45,13 +45,22 @@ def _clip(tmp_path: Path) -> bytes:
     return out.read_bytes()
 
 
+def _packets(tmp_path: Path) -> list[tuple[int, bool]]:
+    """(byte position, key frame?) of each video packet of the clip, in stream order."""
+    listing = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries",
+                              "packet=pos,flags", "-of", "json", str(tmp_path / "clip.ts")], capture_output=True,
+                             text=True, check=True).stdout
+    return [(int(p["pos"]), p["flags"].startswith("K")) for p in json.loads(listing)["packets"]]
+
+
+def _joined_after_its_key_frame(tmp_path: Path, clip: bytes) -> bytes:
+    """``clip`` from its 6th packet on: a receiver that joined the stream after its first key frame."""
+    return clip[_packets(tmp_path)[5][0]:]
+
+
 def _second_key_frame_lost(tmp_path: Path, clip: bytes) -> bytes:
     """``clip`` without the TS packets carrying its second key frame (from its position to the next packet's)."""
-    path = tmp_path / "clip.ts"
-    listing = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries",
-                              "packet=pos,flags", "-of", "json", str(path)], capture_output=True, text=True,
-                             check=True).stdout
-    packets = [(int(p["pos"]), p["flags"].startswith("K")) for p in json.loads(listing)["packets"]]
+    packets = _packets(tmp_path)
     keys = [i for i, (_, key) in enumerate(packets) if key]
     start, end = packets[keys[1]][0], packets[keys[1] + 1][0]
     assert start % TS_PACKET == 0 and end % TS_PACKET == 0 and end > start
@@ -105,18 +114,19 @@ def _digest(image) -> str:
     return hashlib.sha1(image.tobytes()).hexdigest()
 
 
-def test_frames_concealed_after_a_lost_key_frame_are_counted_never_handed_on(tmp_path):
-    """The stream's second key frame lost: no frame handed on is a concealed picture (each is bitwise a frame
-    of the stream received whole); the frames up to the next key frame come without an image, reason
-    'concealed'; the frames from the third key frame on are handed on again. Without the rule, 26 frames 65
-    to 174 levels off (8 bits) were handed on as parts."""
+@pytest.mark.parametrize("damage", [_second_key_frame_lost, _joined_after_its_key_frame])
+def test_frames_concealed_after_a_loss_are_counted_never_handed_on(tmp_path, damage):
+    """The stream's second key frame lost, or the stream joined after its first key frame: no frame handed on
+    is a concealed picture (each is bitwise a frame of the stream received whole); the frames up to a key
+    frame come without an image, reason 'concealed'; the last two GOPs are handed on again. Without the rule,
+    26 frames 65 to 174 levels off (8 bits) were handed on as parts (joined: 18)."""
     if not _has_libx265():
         pytest.skip("this ffmpeg has no libx265")
     clip = _clip(tmp_path)
     whole = _read_all(clip)
     assert len(whole) == 100 and all(g.image is not None for g in whole), [g.error for g in whole[:3]]
     true_frames = [_digest(g.image) for g in whole]
-    lossy = _read_all(_second_key_frame_lost(tmp_path, clip))
+    lossy = _read_all(damage(tmp_path, clip))
     handed_on = [g for g in lossy if g.image is not None]
     made_up = [i for i, g in enumerate(handed_on) if _digest(g.image) not in true_frames]
     assert not made_up, f"{len(made_up)} concealed frames handed on as parts, e.g. {made_up[:5]}"
