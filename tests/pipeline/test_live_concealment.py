@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import shutil
 import socket
 import subprocess
@@ -137,9 +138,10 @@ def test_frames_concealed_after_a_loss_are_counted_never_handed_on(tmp_path, dam
     assert [_digest(g.image) for g in handed_on[-50:]] == true_frames[-50:]
 
 
-def test_the_capture_worker_counts_concealed_frames_and_hands_on_only_true_ones(tmp_path):
-    """Through the capture worker: the concealed frames counted (``lossy.concealed``, the camera's stats), one
-    warning line for them, and no concealed frame in the hub."""
+def test_the_capture_worker_counts_concealed_frames_and_hands_on_only_true_ones(tmp_path, caplog):
+    """Through the capture worker: the concealed frames counted (``lossy.concealed``, the camera's stats), a
+    throttled warning naming them (the first few of a burst), and no concealed frame in the hub."""
+    caplog.set_level(logging.WARNING, logger="inspector.capture")
     if not _has_libx265():
         pytest.skip("this ffmpeg has no libx265")
     clip = _clip(tmp_path)
@@ -166,6 +168,8 @@ def test_the_capture_worker_counts_concealed_frames_and_hands_on_only_true_ones(
     frames += hub.take(1000, 0)
     assert counters.get("lossy.concealed") >= 20, counters.snapshot()
     assert frames and all(_digest(f.image) in true_frames for f in frames), states
+    lines = [r.getMessage() for r in caplog.records if "(concealed)" in r.getMessage()]
+    assert 1 <= len(lines) <= 5 and "camera 'lossy'" in lines[0] and "next key frame" in lines[0], lines
 
 
 def _frame_line(n: int, key: bool) -> str:
