@@ -53,7 +53,10 @@ _JOIN_S = 2.0  # closing: how long to wait for the program's pipes to be drained
 _DPB_FRAMES = 16
 # the program's lines, with ``-loglevel level+info``: "[ctx @ 0x…] [level] text" (ctx absent for its own)
 _LINE = re.compile(r"^(?:\[[^\]]*\] )?\[(?P<level>[a-z]+)\] (?P<text>.*)$")
-_FRAME = re.compile(r"^n: *\d+ .*\biskey:(?P<key>[01])\b")  # showinfo's line for each frame it passes
+# showinfo's line for each frame it passes ("n:   7 pts: … iskey:0 type:B …", FFmpeg 4 to 7); a build that
+# wrote no key flag would end no concealment: frames counted, never a made-up one inspected
+_FRAME = re.compile(r"^n: *\d+ ")
+_KEY = re.compile(r"\biskey:1\b")
 # warnings that say data was lost before the decoder (demuxer / RTP): a decoder's own losses are errors
 _LOSS_WARNING = re.compile(r"corrupt|missed \d+ packets|max delay reached", re.IGNORECASE)
 
@@ -155,9 +158,8 @@ class Concealment:
     def frame_concealed(self, level: str, text: str) -> bool | None:
         """Take one log line: for a frame's line, whether that frame is concealed; None for any other line
         (a loss among them is noted)."""
-        frame = _FRAME.match(text) if level == "info" else None
-        if frame is not None:
-            if frame["key"] == "1" and self.loss_at is not None and self.frames - self.loss_at >= _DPB_FRAMES:
+        if level == "info" and _FRAME.match(text):
+            if _KEY.search(text) and self.loss_at is not None and self.frames - self.loss_at >= _DPB_FRAMES:
                 self.loss_at = None
             self.frames += 1
             return self.loss_at is not None
