@@ -44,7 +44,9 @@ _PATHS = ("/metrics", "/")
 _STEP = 10  # every 10th edge of the 4 % grid: bounds 48 % apart
 _BUCKETS = coarse_buckets(0.01, 60_000.0, _STEP)  # 10 µs … 60 s
 # per-camera counter suffix → drop reason label
-_CAMERA_DROPS = {"dropped_live": "live_newest_kept", "corrupt": "corrupt", "source_errors": "source_error"}
+# "concealed": live frames the decoder made up around lost stream data (pipeline.ffmpeg_live.Concealment)
+_CAMERA_DROPS = {"dropped_live": "live_newest_kept", "corrupt": "corrupt", "concealed": "concealed",
+                 "source_errors": "source_error"}
 _GLOBAL_DROPS = {"publish_queue_dropped": "publish_queue_full", "dropped_shutdown": "shutdown",
                  "status_dropped": "status_queue_full", "inference_error_frames": "inference_error",
                  "recorder.dropped": "recorder_queue_full", "recorder.errors": "recorder_write_error",

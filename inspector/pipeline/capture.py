@@ -61,7 +61,8 @@ log = logging.getLogger("inspector.capture")
 # "incomplete": a folder's file still being written, read again on the next pass; nor "waiting": such a file
 # found still being written again; nor "seen_bad": a looping folder's bad file found unchanged on a later pass)
 # "same_file": another name (a hard or symbolic link) of a file a one-pass folder camera already read
-_SKIP_REASONS = ("missing", "corrupt", "same_file")  # and "rejected.<why>"
+# "concealed": a live frame its decoder made up around data the stream lost (ffmpeg_live.Concealment)
+_SKIP_REASONS = ("missing", "corrupt", "concealed", "same_file")  # and "rejected.<why>"
 
 
 _STOP_BACKSTOP_S = 0.5  # longest a producer blocked on a full channel may take to see ``stop`` unwoken

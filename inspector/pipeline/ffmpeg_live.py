@@ -15,6 +15,11 @@ pipe carries no timestamps, so how long a frame spent in the socket and the prog
 before is not known: ``lag_ms`` is None (the rule in :mod:`inspector.pipeline.sources`). ``mode: offline``
 keeps every frame instead: the reader waits for each to be taken, and the program for the reader.
 
+A stream that lost data (a packet lost on the link, a reference frame lost, a stream joined after its key
+frame) is decoded anyway: the decoder conceals the loss with made-up pictures. Those frames are told by the
+program's own log lines (:class:`Concealment`) and handed on without an image (reason ``concealed``): counted,
+never inspected, until a key frame decoded after the loss.
+
 States, as CvSource's: no first frame within ``open_timeout_s`` or the program exiting (the stream ended, the
 sender went away) is a transient SourceError, so the capture worker reconnects with back-off; closing kills
 the program. The program's own lines (its stderr: URLs with their passwords, decoder complaints) never reach
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -41,6 +47,18 @@ from inspector.redact import redact
 
 _STDERR_LINES = 5  # the program's last lines kept, for the reason a stream ended
 _JOIN_S = 2.0  # closing: how long to wait for the program's pipes to be drained after it was killed
+# Frames a decoder may hold between decoding a packet and outputting its frame: the largest H.264 / HEVC
+# decoded picture buffer. A key frame output at least this many frames after a decode error was decoded after
+# it (so it and what follows do not lean on the lost data); one output sooner may have been decoded before it.
+_DPB_FRAMES = 16
+# the program's lines, with ``-loglevel level+info``: "[ctx @ 0x…] [level] text" (ctx absent for its own)
+_LINE = re.compile(r"^(?:\[[^\]]*\] )?\[(?P<level>[a-z]+)\] (?P<text>.*)$")
+# showinfo's line for each frame it passes ("n:   7 pts: … iskey:0 type:B …", FFmpeg 4 to 7); a build that
+# wrote no key flag would end no concealment: frames counted, never a made-up one inspected
+_FRAME = re.compile(r"^n: *\d+ ")
+_KEY = re.compile(r"\biskey:1\b")
+# warnings that say data was lost before the decoder (demuxer / RTP): a decoder's own losses are errors
+_LOSS_WARNING = re.compile(r"corrupt|missed \d+ packets|max delay reached", re.IGNORECASE)
 
 
 def available() -> bool:
@@ -83,11 +101,13 @@ def live_command(grey: bool, width: int, height: int, analyze_s: float) -> list[
     ``-fflags nobuffer``: it drops the packets the probe read, the first key frame among them, and a 10-bit
     HEVC stream then gave flat grey frames (measured, FFmpeg 5.1: "Could not find ref"). ``-s``: the size
     OpenCV's probe found, so every frame in the pipe is exactly that many bytes (the program scales later
-    frames to the first's anyway)."""
-    return ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-flags", "low_delay",
+    frames to the first's anyway). ``-loglevel level+info`` and ``showinfo`` (no checksums: they cost a pass
+    over the pixels): each line tagged with its level, and a line per frame, key frames marked, for
+    :class:`Concealment`."""
+    return ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-flags", "low_delay",
             "-analyzeduration", str(max(1, int(analyze_s * 1e6))),
             "-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat", "-safe", "0",
-            "-i", LISTING, "-map", "0:v:0",
+            "-i", LISTING, "-map", "0:v:0", "-vf", "showinfo=checksum=0",
             "-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray16le" if grey else "bgr48le",
             "-s", f"{width}x{height}", "pipe:1"]
 
@@ -109,16 +129,58 @@ def _start_listed(cmd: list[str], listing: bytes) -> subprocess.Popen:
         os.close(read)
 
 
+class Concealment:
+    """Which of the program's output frames rest on data its decoder never had (a packet lost, a reference
+    frame lost, a stream joined after its key frame), told from the program's log lines in the order it wrote
+    them.
+
+    FFmpeg's decoders conceal a loss: they output the frames anyway, predicted from a grey "missing reference"
+    (measured, FFmpeg 5.1, 10-bit HEVC with B-frames, a key frame's TS packets lost: the 26 frames up to the
+    next key frame 65 to 174 levels off in 8 bits). No option stops them (``-flags -output_corrupt``,
+    ``-err_detect explode``, ``-fflags +discardcorrupt``, ``-ec 0``: measured), nor are the frames marked (no
+    "corrupt decoded frame" line for them). But the demuxer or decoder logs the loss as it meets it ("Packet
+    corrupt", "Could not find ref with POC 25"), before any frame resting on it is output, and showinfo logs
+    each frame as it passes, key frames marked. Rule: from a loss on, every frame is concealed until a key
+    frame decoded after the loss: one output at least :data:`_DPB_FRAMES` frames after it. A key frame output
+    sooner may have been decoded before the loss, and the frames after it lean on the lost data: the next one
+    is waited for."""
+
+    def __init__(self) -> None:
+        self.frames = 0  # frames output so far
+        self.loss_at: int | None = None  # the frame count at the latest loss not yet recovered from
+
+    @staticmethod
+    def parse(line: str) -> tuple[str, str]:
+        """(level, text) of one of the program's lines; level "" for a line without its level tag."""
+        match = _LINE.match(line)
+        return (match["level"], match["text"]) if match else ("", line)
+
+    def frame_concealed(self, level: str, text: str) -> bool | None:
+        """Take one log line: for a frame's line, whether that frame is concealed; None for any other line
+        (a loss among them is noted)."""
+        if level == "info" and _FRAME.match(text):
+            if _KEY.search(text) and self.loss_at is not None and self.frames - self.loss_at >= _DPB_FRAMES:
+                self.loss_at = None
+            self.frames += 1
+            return self.loss_at is not None
+        if level in ("error", "fatal", "panic") or (level == "warning" and _LOSS_WARNING.search(text)):
+            self.loss_at = self.frames
+        return None
+
+
 class LiveFrames:
     """A running ``ffmpeg`` whose raw frames (``frame_bytes`` each) are read on a thread as fast as it writes
-    them; only the newest is kept (``keep_all``: each waits to be taken), stamped when its last byte arrived.
-    Raises OSError when the program cannot start."""
+    them; only the newest is kept (``keep_all``: each waits to be taken), stamped when its last byte arrived,
+    and marked concealed by its log lines (:class:`Concealment`; :func:`live_command` makes them). Raises
+    OSError when the program cannot start."""
 
     def __init__(self, cmd: list[str], frame_bytes: int, keep_all: bool, listing: bytes = b"") -> None:
         self.frame_bytes, self._keep_all = frame_bytes, keep_all
         self._proc = _start_listed(cmd, listing)
         self._cond = threading.Condition()
-        self._newest: tuple[bytearray, int, float] | None = None
+        self._newest: tuple[bytearray, int, float, bool] | None = None
+        self._verdicts: collections.deque[bool] = collections.deque()  # concealed? of frames not yet read whole
+        self._stderr_ended = False
         self._replaced = 0  # frames that arrived and were replaced before they were taken
         self._ended: str | None = None  # why the program gave no more frames
         self._closed = False
@@ -129,12 +191,31 @@ class LiveFrames:
             thread.start()
 
     def _drain_stderr(self) -> None:
-        """Read the program's stderr to its end (a full pipe would stall it), keeping its last lines."""
+        """Read the program's stderr to its end (a full pipe would stall it): each frame's verdict, and the
+        last lines of warning or worse (the reason a stream ended)."""
+        concealment = Concealment()
         try:
-            for line in self._proc.stderr:
-                self._stderr.append(line.decode("utf-8", "replace").strip())
+            for raw in self._proc.stderr:
+                level, text = Concealment.parse(raw.decode("utf-8", "replace").strip())
+                concealed = concealment.frame_concealed(level, text)
+                if concealed is not None:
+                    with self._cond:
+                        self._verdicts.append(concealed)
+                        self._cond.notify_all()
+                elif level not in ("info", "verbose", "debug", "trace"):
+                    self._stderr.append(text)
         except (OSError, ValueError):  # closed under it
             pass
+        with self._cond:
+            self._stderr_ended = True
+            self._cond.notify_all()
+
+    def _verdict(self) -> bool:
+        """Whether the frame just read whole is concealed; its showinfo line was written before its bytes but
+        may be read after them. No line (the program ended): not vouched for, concealed."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._verdicts or self._stderr_ended or self._closed)
+            return self._verdicts.popleft() if self._verdicts else True
 
     def _read_frame(self) -> bytearray | None:
         buf, got = bytearray(self.frame_bytes), 0
@@ -150,11 +231,12 @@ class LiveFrames:
         try:
             while (buf := self._read_frame()) is not None:
                 t_ns, t_utc = stamp_now()  # the frame is whole in memory: its arrival
+                concealed = self._verdict()
                 with self._cond:
                     if self._keep_all:
                         self._cond.wait_for(lambda: self._newest is None or self._closed)
                     self._replaced += self._newest is not None
-                    self._newest = (buf, t_ns, t_utc)
+                    self._newest = (buf, t_ns, t_utc, concealed)
                     self._cond.notify_all()
         except (OSError, ValueError):  # the pipe closed under it (close)
             pass
@@ -173,15 +255,16 @@ class LiveFrames:
             if self._newest is None:
                 raise EOFError(self._ended)
 
-    def take(self, timeout_s: float) -> tuple[bytearray, int, float, int]:
-        """(frame bytes, arrival monotonic ns, arrival UTC s, frames replaced since the last take); EOFError
-        with the reason when the program ended or gave nothing within ``timeout_s``."""
+    def take(self, timeout_s: float) -> tuple[bytearray, int, float, int, bool]:
+        """(frame bytes, arrival monotonic ns, arrival UTC s, frames replaced since the last take, whether the
+        frame is concealed); EOFError with the reason when the program ended or gave nothing within
+        ``timeout_s``."""
         self.wait_first(timeout_s)
         with self._cond:
-            (buf, t_ns, t_utc), replaced = self._newest, self._replaced
+            (buf, t_ns, t_utc, concealed), replaced = self._newest, self._replaced
             self._newest, self._replaced = None, 0
             self._cond.notify_all()  # keep_all: the reader may hand over the next
-            return buf, t_ns, t_utc, replaced
+            return buf, t_ns, t_utc, replaced, concealed
 
     @property
     def pid(self) -> int:
@@ -205,7 +288,8 @@ class FullDepthStream(Source):
 
     ``grey``, ``bits``: the stream's kind and declared depth; ``width``, ``height``: its picture size (pixels),
     all as OpenCV's probe found them. Frames come stamped when they arrived, ``lag_ms`` None (module docstring),
-    the frames passed over in ``buffers_skipped``."""
+    the frames passed over in ``buffers_skipped``; a frame concealed by the decoder (:class:`Concealment`)
+    comes with no image, reason ``concealed``: counted, never inspected."""
 
     kind = "url"
     live = True
@@ -235,7 +319,7 @@ class FullDepthStream(Source):
             self.close()
             raise self._error(f"cannot open {self.describe()} with the ffmpeg program ({exc})") from None
 
-    def _take(self) -> tuple[bytearray, int, float, int]:
+    def _take(self) -> tuple[bytearray, int, float, int, bool]:
         if self._frames is None:
             raise self._error("source is not open")
         try:
@@ -244,9 +328,13 @@ class FullDepthStream(Source):
             raise self._error(f"{self.describe()}: {exc}") from None
 
     def read(self) -> Grabbed | None:
-        buf, t_ns, t_utc, replaced = self._take()
+        buf, t_ns, t_utc, replaced, concealed = self._take()
         meta = {"index": self._index, "lag_ms": None} | ({"buffers_skipped": replaced} if replaced else {})
         self._index += 1
+        if concealed:  # a picture the decoder made up around lost data: no decision may rest on it
+            return Grabbed(None, t_ns, t_utc, meta, reason="concealed",
+                           error=f"{self.describe()}: the stream lost data and the decoder concealed it; frames "
+                                 f"are inspected again from its next key frame")
         try:
             image = self._decode(np.frombuffer(buf, np.uint8).reshape(1, -1))
         except ImageRejected as exc:

@@ -90,7 +90,7 @@ class DashboardState:
             "t": event.uptime_s, "fps": totals.get("fps_window", totals.get("fps", 0.0)),
             "p50": lat.get("p50"), "p99": lat.get("p99"),
             "drops": sum(v for c in cams.values() for k, v in c.items()
-                         if isinstance(v, (int, float)) and (k.startswith(("dropped", "rejected")) or k in ("corrupt", "buffers_lost"))),
+                         if isinstance(v, (int, float)) and (k.startswith(("dropped", "rejected")) or k in ("corrupt", "concealed", "buffers_lost"))),
         })
         self.stats = {"cameras": cams, "totals": totals, "drift": data.get("drift", {}), "final": event.final}
 
