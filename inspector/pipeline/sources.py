@@ -975,7 +975,7 @@ class FolderSource(Source):
             image = decode_image(data, path.name, self.bit_depth, order="BGR", warn_key=f"camera {self.camera.name}")
         except ImageRejected as exc:
             reason = exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}"
-            if exc.reason == "corrupt" and self._recent(path, data):
+            if exc.reason == "corrupt" and self._recent(path, data, version):
                 self._pass_incomplete += 1
                 self._files_read.pop((st.st_dev, st.st_ino), None)  # read again once written: not a link then
                 return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: still being written",
@@ -1027,12 +1027,16 @@ class FolderSource(Source):
         self._files_read[(dev, version[0])] = (name, version)
         return None
 
-    def _recent(self, path: Path, data: np.ndarray) -> bool:
-        """Whether a picture that failed to decode is still being written. One whose data ends cut short
-        (:func:`ends_cut_short`: a JPEG without its EOI, a PNG without IEND) is waited for STALLED_S since it
-        last changed: a copy that paused past SETTLE_S mid-file (a slow share, an SDK writing in bursts) was
-        counted corrupt, its picture never inspected. A file whose end cannot tell (TIFF, PNM, empty) keeps
-        SETTLE_S."""
+    def _recent(self, path: Path, data: np.ndarray, version: tuple[int, int, int]) -> bool:
+        """Whether a picture that failed to decode is still being written. One no longer the ``version`` read
+        (:func:`_version`: it changed, or went, between the read and now) is: judged by a later stat alone, a
+        copy caught mid-write and back-dated at once (``cp -p``) was counted corrupt as its half, then again
+        whole. One whose data ends cut short (:func:`ends_cut_short`: a JPEG without its EOI, a PNG without
+        IEND) is waited for STALLED_S since it last changed: a copy that paused past SETTLE_S mid-file (a slow
+        share, an SDK writing in bursts) was counted corrupt, its picture never inspected. A file whose end
+        cannot tell (TIFF, PNM, empty) keeps SETTLE_S."""
+        if _version(path) != version:
+            return True
         return self._settle.still_written(path, STALLED_S if ends_cut_short(data) else SETTLE_S)
 
     def _incomplete_reason(self, name: str, version: tuple[int, int, int] | None) -> str:

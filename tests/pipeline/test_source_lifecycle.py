@@ -826,6 +826,35 @@ def test_a_looping_folder_counts_a_corrupt_file_once_per_version_not_per_pass(tm
     assert len(told) <= 2, [r.getMessage() for r in told]
 
 
+def test_a_bad_file_that_changes_between_its_read_and_its_judgement_is_counted_once(tmp_path, monkeypatch):
+    """A copy caught mid-write and back-dated at once (``cp -p``): judged by a later stat alone, its half was
+    counted corrupt (the file looked old), then the whole file again as another version: 2 for one file (CI saw
+    it once as ``corrupt`` 3 in the test above). A bad file that is no longer the version read when it is judged
+    is still being written. The change falls between the read and the judgement on purpose: the real read,
+    then the file rewritten and back-dated, as the copying program would at that moment."""
+    from inspector.pipeline import sources
+
+    folder = write_folder(tmp_path / "f", [False], corrupt=())
+    bad = folder / "0001.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"half")
+    real_read, ago = sources.read_file_and_stat, time.time() - 60
+
+    def read_then_copy_finishes(path):
+        got = real_read(path)
+        if path.name == bad.name and got[1].st_size < 20:
+            bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"whole, still bad" * 8 + b"\0\0\0\0IEND\xaeB`\x82")
+            os.utime(bad, (ago, ago))
+        return got
+
+    monkeypatch.setattr(sources, "read_file_and_stat", read_then_copy_finishes)
+    source = make_source(CameraSection(name="f", source=str(folder), loop=True))
+    source.open()
+    grabbed = [source.read() for _ in range(8)]  # 4 passes over the 2 files
+    reasons = [g.reason for g in grabbed if g.image is None]  # a frame's reason means something only without one
+    assert reasons.count("corrupt") == 1, reasons
+    assert reasons.count("incomplete") == 1, reasons
+
+
 def _one_pass_until_gone(cam: CameraSection, remove) -> tuple[list, Counters, bool]:
     """A one-pass folder camera read by a real worker; ``remove()`` once 2 frames are in. (states, counters,
     whether the worker ended by itself)."""
