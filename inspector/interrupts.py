@@ -9,6 +9,7 @@ POSIX only requires > 128): 130 for SIGINT, 143 for SIGTERM.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -127,3 +128,27 @@ def taken_over() -> None:
     ``main`` (if any) only records a stop once its handler is back."""
     if _active is not None:
         _active.taken = True
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """Within the block SIGINT and SIGTERM are held, and delivered to the handler they had once it ends: files
+    written together (an epoch's history row, best.pt, resume.pt) are all written or none. Main thread only;
+    elsewhere it changes nothing. A handler that is not callable: SIG_IGN drops the signal, SIG_DFL re-sends it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: arrived.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum in arrived[:1]:  # the first stop decides, as it would have without holding
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)

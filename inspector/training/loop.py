@@ -20,6 +20,7 @@ import torch
 from inspector.data.datasets import load_batch, load_dataset, split_train_val
 from inspector.data.ood import ood_batch
 from inspector.errors import ConfigError, DataError, ModelError
+from inspector.interrupts import held
 from inspector.models.base import AnomalyModel
 from inspector.models.entry import Phase, default_phases  # noqa: F401 (Phase: re-exported)
 from inspector.models.registry import build_model
@@ -263,15 +264,12 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
             train_loss = train_epoch(phase, train_loss_fn, optimizer, generator, epoch, progress, epochs_label,
                                      lr_at if cfg.lr_anneal > 0 else None, may_end_early=epoch != start_epoch)
             val = _validate(model, train_loss_fn, val_loss_fn, cfg.batch_size)
-            result.history.append(_history_row(phase.name, epoch, train_loss, val, optimizer, start, cpu_start))
-            _observe(rule, optimizer, phase.name, epoch, val)
-            result.epochs_run = epoch
-            improved = val < result.best_val_loss
-            if improved:
-                result.best_epoch, result.best_val_loss = epoch, val
-                on_best(epoch, val)
-            if point is not None:
-                point.keep(phase.name, epoch, model, *state)
+            with held():  # the row, best.pt, resume.pt: all or none (a stop between them lost --resume's state)
+                improved = _record_epoch(result, rule, optimizer, phase.name, epoch, train_loss, val, start, cpu_start)
+                if improved:
+                    on_best(epoch, val)
+                if point is not None:
+                    point.keep(phase.name, epoch, model, *state)
             if on_epoch is not None:
                 on_epoch(epoch, val)
             progress.epoch_end(epoch, epochs_label,
@@ -282,6 +280,18 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     _close(result, rule, phase.name, reason, start, cpu_start)
     model.eval()
     return result
+
+
+def _record_epoch(result: "FitResult", rule: StopRule, optimizer: torch.optim.Optimizer, phase: str, epoch: int,
+                  train_loss: float, val: float, start: float, cpu_start: float) -> bool:
+    """The epoch's history row and schedule step into ``result``/``rule``; whether it is the best so far."""
+    result.history.append(_history_row(phase, epoch, train_loss, val, optimizer, start, cpu_start))
+    _observe(rule, optimizer, phase, epoch, val)
+    result.epochs_run = epoch
+    improved = val < result.best_val_loss
+    if improved:
+        result.best_epoch, result.best_val_loss = epoch, val
+    return improved
 
 
 def _stop_rule(phase: Phase, earlier: list[dict], schedule: ScheduleState | None) -> StopRule:
