@@ -271,7 +271,7 @@ class CvSource(Source):
         saying what it answered (refused, 401, 404, silence) without a second FFmpeg try: that only repeated the
         failure (a second failed login per attempt, where cameras lock an account after a few). Returns when
         the server answered 200 OK (the media failed: the full probe may still find it)."""
-        if not str(self._target).lower().startswith("rtsp://"):
+        if not str(self._target).lower().startswith(("rtsp://", "rtsps://")):
             return
         why = rtsp_probe.why_not_open(str(self._target), max(_DIAGNOSE_MIN_S, deadline - time.monotonic()))
         if why:
