@@ -137,3 +137,41 @@ def test_an_mjpeg_live_url_is_still_read_by_opencv_and_the_image_decoder(tmp_pat
             assert source.read().image.shape == (48, 64, 3)
         finally:
             source.close()
+
+
+@pytest.mark.rtsp
+def test_an_rtsp_h264_camera_read_by_the_program_inspects_fresh_frames_and_counts_the_rest():
+    """A real 25 fps RTSP H.264 camera (gst-rtsp-server, its clock stamped into each frame) with
+    ``live_decoder: ffmpeg``, read at ~10 frames a second through the capture worker: read by the program,
+    every inspected frame at most 1 s old by the camera's clock, the frames passed over counted."""
+    import threading
+    import time
+
+    from pipeline_support import read_slowly
+    from rtsp_support import RtspCamera
+
+    from inspector.pipeline.capture import CaptureWorker, FrameHub
+    from inspector.pipeline.telemetry import Counters
+    from inspector.testing.clock_stamp import read_stamp
+
+    counters, frames, chosen = Counters(), [], None
+    with RtspCamera(codec="h264", fps=25) as server:
+        cam = CameraSection(name="ipcam", source=server.url(), open_timeout_s=5, read_timeout_s=5,
+                            live_decoder="ffmpeg")
+        source = make_source(cam)
+        hub, stop = FrameHub(Counters()), threading.Event()
+        worker = CaptureWorker(cam, read_slowly(source, 0.1), hub, stop, counters, lambda *a: None)
+        worker.start()
+        try:
+            t_end = time.monotonic() + 6.0
+            while time.monotonic() < t_end:
+                for f in hub.take(1, 0.2):
+                    now_ms = int(time.time() * 1000) & 0xFFFFFFFF
+                    frames.append(((now_ms - read_stamp(f.image)) & 0xFFFFFFFF) / 1e3)
+                    chosen = type(source._chosen).__name__ if source._chosen is not None else None
+        finally:
+            stop.set()
+            worker.join(10)
+    assert chosen == "FullDepthStream"
+    assert len(frames) >= 20 and max(frames[3:]) <= 1.0, frames
+    assert counters.get("ipcam.dropped_live") >= 20, counters.snapshot()
