@@ -1,5 +1,7 @@
 """Live streams wider than 8 bits (tcp://, rtsp://, udp://, srt://, http(s) video …), decoded at full depth by the
-``ffmpeg`` program, the newest frame kept.
+``ffmpeg`` program, the newest frame kept; and, with the camera's ``live_decoder: ffmpeg``, 8-bit inter-coded ones
+(H.264, HEVC, MPEG-4 …: :data:`INTRA_ONLY_CODECS`), so that the frames their decoder makes up after a loss are
+told (:class:`Concealment`), which OpenCV cannot.
 
 OpenCV cuts a compressed wide stream (FFV1 ``gray12le`` / ``gbrp16le`` / ``yuv444p16le``, ProRes 4444, 10-bit
 HEVC) to 8 bits: 12-bit data in a 16-bit format 239 levels off the same frame as a 16-bit PNG with ``bit_depth:
