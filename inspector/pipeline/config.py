@@ -133,6 +133,10 @@ class CameraSection:
     # significant bits of 16-bit frames/files that do not declare them (PNG sBIT / TIFF BitsPerSample win);
     # None: the model's setting (sidecar input.bit_depth), else the container's depth
     bit_depth: int | None = bounded(None, ge=1, le=16)
+    # an 8-bit inter-coded live URL (H.264, HEVC, MPEG-4 …): 'ffmpeg' reads it through the ffmpeg program, whose
+    # log tells the frames its decoder makes up after lost data (counted 'concealed', never inspected); 'opencv'
+    # (one connection, a measured lag_ms, a faster open) hands them on unmarked. Wider streams: always the program
+    live_decoder: Literal["opencv", "ffmpeg"] = "opencv"
     reconnect: ReconnectSection = field(default_factory=ReconnectSection)
     synthetic: SyntheticSection = field(default_factory=SyntheticSection)
     genicam: GenicamSection = field(default_factory=GenicamSection)  # GenICam feature settings (genicam://)

@@ -1,5 +1,7 @@
 """Live streams wider than 8 bits (tcp://, rtsp://, udp://, srt://, http(s) video …), decoded at full depth by the
-``ffmpeg`` program, the newest frame kept.
+``ffmpeg`` program, the newest frame kept; and, with the camera's ``live_decoder: ffmpeg``, 8-bit inter-coded ones
+(H.264, HEVC, MPEG-4 …: :data:`INTRA_ONLY_CODECS`), so that the frames their decoder makes up after a loss are
+told (:class:`Concealment`), which OpenCV cannot.
 
 OpenCV cuts a compressed wide stream (FFV1 ``gray12le`` / ``gbrp16le`` / ``yuv444p16le``, ProRes 4444, 10-bit
 HEVC) to 8 bits: 12-bit data in a 16-bit format 239 levels off the same frame as a 16-bit PNG with ``bit_depth:
@@ -41,6 +43,7 @@ import numpy as np
 
 from inspector.data.images import ImageRejected
 from inspector.pipeline import ffmpeg_frames
+from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import _URL_SCHEMES, CameraSection
 from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, stamp_now
 from inspector.redact import redact
@@ -59,6 +62,23 @@ _FRAME = re.compile(r"^n: *\d+ ")
 _KEY = re.compile(r"\biskey:1\b")
 # warnings that say data was lost before the decoder (demuxer / RTP): a decoder's own losses are errors
 _LOSS_WARNING = re.compile(r"corrupt|missed \d+ packets|max delay reached", re.IGNORECASE)
+
+
+def _fourccs(*texts: bytes) -> frozenset[int]:
+    return frozenset(int.from_bytes(text, "little") for text in texts)
+
+
+# Codecs whose every frame is coded alone (FFmpeg's AV_CODEC_PROP_INTRA_ONLY, by the FOURCC OpenCV reports):
+# a loss spoils one picture, which then fails to decode, and no later frame is predicted from a made-up one.
+# Every other live stream (H.264, HEVC, MPEG-4, VP8/9, AV1, unknown: FOURCC 0) predicts frames from earlier
+# ones, and its decoder conceals a lost reference with made-up pictures OpenCV hands on unmarked: such a stream
+# is read by the program, whose log tells them (Concealment), whenever the program is installed.
+INTRA_ONLY_CODECS = pf.STILL_PICTURE_CODECS | _fourccs(
+    b"MJPG", b"mjpg", b"jpeg", b"LJPG", b"JPGL", b"MJLS", b"FFV1", b"HFYU", b"FFVH", b"ULRG", b"ULRA", b"ULY0",
+    b"ULY2", b"ULY4", b"ULH0", b"ULH2", b"ULH4", b"apcn", b"apch", b"apcs", b"apco", b"ap4h", b"ap4x", b"AVdn",
+    b"AVdh", b"dvsd", b"dv25", b"dv50", b"dvhd", b"MJ2C", b"j2k ", b"QOI ", b"RAW ", b"raw ", b"I420", b"IYUV",
+    b"YV12", b"NV12", b"YUY2", b"UYVY", b"Y800", b"GREY", b"Y8  ", b"BGR\x18", b"RGB\x18", b"RGBA", b"BGRA",
+    b"v210", b"r210", b"b16g", b"b48r", b"Y16 ")
 
 
 def available() -> bool:
@@ -90,9 +110,10 @@ def url_listing(url: str, analyze_s: float) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def live_command(grey: bool, width: int, height: int, analyze_s: float) -> list[str]:
+def live_command(grey: bool, width: int, height: int, analyze_s: float, eight_bit: bool = False) -> list[str]:
     """The ``ffmpeg`` command decoding the live URL listed in a pipe (:func:`url_listing`, :data:`LISTING`)
-    into raw ``gray16le`` / ``bgr48le`` frames on stdout.
+    into raw ``gray16le`` / ``bgr48le`` frames on stdout; ``eight_bit``: ``bgr24`` (an 8-bit stream, OpenCV's
+    own BGR: :data:`INTRA_ONLY_CODECS`' reason).
 
     ``-f concat -safe 0``: the listing names a URL; ``-protocol_whitelist``: the nested open inherits the
     pipe's (only 'crypto,data'), so every scheme a camera may use (:data:`config._URL_SCHEMES`).
@@ -108,7 +129,8 @@ def live_command(grey: bool, width: int, height: int, analyze_s: float) -> list[
             "-analyzeduration", str(max(1, int(analyze_s * 1e6))),
             "-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat", "-safe", "0",
             "-i", LISTING, "-map", "0:v:0", "-vf", "showinfo=checksum=0",
-            "-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray16le" if grey else "bgr48le",
+            "-vsync", "passthrough", "-f", "rawvideo",
+            "-pix_fmt", "bgr24" if eight_bit else "gray16le" if grey else "bgr48le",
             "-s", f"{width}x{height}", "pipe:1"]
 
 
@@ -284,7 +306,10 @@ class LiveFrames:
 
 
 class FullDepthStream(Source):
-    """A live URL whose stream OpenCV would cut to 8 bits, read at full depth through :class:`LiveFrames`.
+    """A live URL read by the program through :class:`LiveFrames`: a stream OpenCV would cut to 8 bits, at full
+    depth; an 8-bit inter-coded one (``bits`` 8, :data:`INTRA_ONLY_CODECS`) as 8-bit BGR, OpenCV's own output
+    (measured on an 8-bit H.264 clip: bitwise OpenCV's decoding of the same frames, FFmpeg 5.1), so that the frames
+    its decoder makes up are told.
 
     ``grey``, ``bits``: the stream's kind and declared depth; ``width``, ``height``: its picture size (pixels),
     all as OpenCV's probe found them. Frames come stamped when they arrived, ``lag_ms`` None (module docstring),
@@ -299,19 +324,26 @@ class FullDepthStream(Source):
     def __init__(self, camera: CameraSection, bit_depth: int | None, grey: bool, bits: int, width: int,
                  height: int) -> None:
         super().__init__(camera, bit_depth)
-        self._grey, self._width, self._height = grey, width, height
-        self._decode = ffmpeg_frames.full_depth_decoder(grey, bits, width, height, self.describe(), self.bit_depth,
-                                                        f"camera {camera.name}")
+        self._eight_bit = bits <= 8
+        self._grey, self._width, self._height = grey and not self._eight_bit, width, height
+        self._decode = (self._bgr24 if self._eight_bit else
+                        ffmpeg_frames.full_depth_decoder(grey, bits, width, height, self.describe(), self.bit_depth,
+                                                         f"camera {camera.name}"))
         self._frames: LiveFrames | None = None
         self._index = 0
+
+    def _bgr24(self, raw: np.ndarray) -> np.ndarray:
+        """An 8-bit stream's frame: the program's BGR bytes as OpenCV's (height, width, 3) uint8 image."""
+        return raw.reshape(self._height, self._width, 3)
 
     def open(self) -> None:
         """Start the program and wait ``open_timeout_s`` for its first frame; SourceError (transient) if none."""
         self.close()
         analyze_s = self.camera.open_timeout_s / 10  # CvSource._ffmpeg_options' probe, the same reason
-        cmd = live_command(self._grey, self._width, self._height, analyze_s)
+        cmd = live_command(self._grey, self._width, self._height, analyze_s, self._eight_bit)
         try:
-            self._frames = LiveFrames(cmd, self._width * self._height * (1 if self._grey else 3) * 2,
+            self._frames = LiveFrames(cmd, self._width * self._height * (1 if self._grey else 3) *
+                                      (1 if self._eight_bit else 2),
                                       keep_all=self.camera.mode == "offline",
                                       listing=url_listing(str(self.camera.source), analyze_s))
             self._frames.wait_first(self.camera.open_timeout_s)
@@ -354,9 +386,10 @@ class FullDepthStream(Source):
 
 class FullDepthUrl(ChosenAtOpen):
     """A live URL read by OpenCV (``opencv()``: a new unopened :class:`inspector.pipeline.sources.CvSource`),
-    unless its probe found a stream OpenCV cuts to 8 bits (its ``wide``: (FFmpeg pixel-format tag, declared
-    bits, width, height)): then by the ffmpeg program at full depth (:class:`FullDepthStream`). Decided at
-    each open: a camera reconfigured to another format is read the right way after its reconnect."""
+    unless its probe found a stream OpenCV cuts to 8 bits or an inter-coded one (its ``by_program``: (FFmpeg
+    pixel-format tag, declared bits (8: an 8-bit stream), width, height)): then by the ffmpeg program
+    (:class:`FullDepthStream`). Decided at each open: a camera reconfigured to another format is read the right
+    way after its reconnect."""
 
     kind = "url"
     live = True
@@ -369,11 +402,11 @@ class FullDepthUrl(ChosenAtOpen):
     def _choose(self) -> Source:
         source = self._opencv()
         source.open()
-        wide = getattr(source, "wide", None)
-        if wide is None:
+        by_program = getattr(source, "by_program", None)
+        if by_program is None:
             return source
         source.close()  # before the program connects: a camera may serve one client at a time
-        tag, bits, width, height = wide
+        tag, bits, width, height = by_program
         stream = FullDepthStream(self.camera, self.bit_depth, ffmpeg_frames.is_grey_tag(tag), bits, width, height)
         stream.open()
         return stream

@@ -1,4 +1,5 @@
-"""Why an rtsp:// camera did not open: one RTSP DESCRIBE (RFC 2326 §10.2) asked by hand, its answer in words.
+"""Why an rtsp:// or rtsps:// camera did not open: one RTSP DESCRIBE (RFC 2326 §10.2) asked by hand (over TLS
+for rtsps://), its answer in words.
 
 OpenCV's FFmpeg backend says only "not opened": a wrong password (401), a wrong path (404), nothing listening
 and a server that never answers all read "cannot open", and FFmpeg's own line went to stderr unredacted-able and
@@ -15,10 +16,21 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
+import ssl
 import time
 import urllib.parse
 
 _MAX_ANSWER = 65536  # an answer's head is read up to this many bytes
+_RTSP_PORT, _RTSPS_PORT = 554, 322  # the schemes' default ports (RFC 2326 §3.2; FFmpeg's rtsp.c for rtsps)
+
+
+def _over_tls(sock: socket.socket, host: str) -> ssl.SSLSocket:
+    """``sock`` (connected) wrapped in TLS for rtsps://, its certificate checked against the system's trusted
+    ones (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured), as OpenCV's FFmpeg checks it (measured: a self-signed
+    certificate, "certificate verify failed", "not opened"). A certificate that fails is the answer (it is why
+    the stream did not open), and no login is sent to a peer not known to be the camera.
+    ssl.SSLCertVerificationError, ssl.SSLError (no TLS) are OSErrors."""
+    return ssl.create_default_context().wrap_socket(sock, server_hostname=host)
 
 
 def _answer(sock: socket.socket, deadline: float) -> tuple[int, str, dict[str, str]]:
@@ -76,11 +88,13 @@ def _in_words(code: str | int, reason: str, user: str | None, path: str) -> str:
 
 def why_not_open(url: str, timeout_s: float) -> str | None:
     """What an RTSP server at ``url`` says to DESCRIBE within ``timeout_s``, in words naming no password; None
-    when it answered 200 OK (the stream is there: the media is what failed) or the URL is not rtsp://."""
+    when it answered 200 OK (the stream is there: the media is what failed) or the URL is not rtsp:// or rtsps://
+    (asked over TLS, :func:`_over_tls`; port 322 unless given)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme.lower() not in ("rtsp", "rtsps") or not parts.hostname:
         return None
-    host, port = parts.hostname, parts.port or 554
+    tls = parts.scheme.lower() == "rtsps"
+    host, port = parts.hostname, parts.port or (_RTSPS_PORT if tls else _RTSP_PORT)
     user = urllib.parse.unquote(parts.username) if parts.username is not None else None
     password = urllib.parse.unquote(parts.password or "")
     uri = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
@@ -94,16 +108,19 @@ def why_not_open(url: str, timeout_s: float) -> str | None:
     except OSError as exc:  # no route to host, a name that does not resolve
         return f"{host}:{port}: {exc.strerror or exc}"
     try:
-        with sock:
-            if parts.scheme.lower() == "rtsps":
-                return None  # TLS: not asked by hand
-            code, reason, headers = _describe(sock, uri, 1, deadline)
+        with sock, (_over_tls(sock, host) if tls else sock) as conn:
+            code, reason, headers = _describe(conn, uri, 1, deadline)
             if code == 401 and user is not None and headers.get("www-authenticate"):
                 auth = _authorization(headers["www-authenticate"], user, password, uri)
-                code, reason, headers = _describe(sock, uri, 2, deadline, auth)
+                code, reason, headers = _describe(conn, uri, 2, deadline, auth)
     except socket.timeout:
         return (f"{host}:{port} gave no RTSP answer to DESCRIBE within {timeout_s:.1f} s (not an RTSP server, "
                 f"or it hangs)")
+    except ssl.SSLCertVerificationError as exc:
+        return (f"{host}:{port}: the camera's TLS certificate is not trusted ({exc.verify_message}): add the "
+                f"certificate (or its authority) to the system's trusted certificates")
+    except ssl.SSLError as exc:
+        return f"{host}:{port} did not speak TLS as rtsps:// asks ({exc.reason or exc})"
     except (OSError, ValueError) as exc:
         return f"{host}:{port}: {exc}"
     return None if code == 200 else _in_words(code, reason, user, parts.path or "/")

@@ -271,7 +271,7 @@ class CvSource(Source):
         saying what it answered (refused, 401, 404, silence) without a second FFmpeg try: that only repeated the
         failure (a second failed login per attempt, where cameras lock an account after a few). Returns when
         the server answered 200 OK (the media failed: the full probe may still find it)."""
-        if not str(self._target).lower().startswith("rtsp://"):
+        if not str(self._target).lower().startswith(("rtsp://", "rtsps://")):
             return
         why = rtsp_probe.why_not_open(str(self._target), max(_DIAGNOSE_MIN_S, deadline - time.monotonic()))
         if why:
@@ -414,7 +414,8 @@ class CvSource(Source):
         are still pictures or whose samples are wider than 8 bits are taken before OpenCV converts them to 8-bit
         BGR and decoded like the same frames saved as image files; others are OpenCV's BGR (8-bit data)."""
         self._decode, self._pending, self._raw16 = None, None, False
-        self.wide: tuple[int, int, int, int] | None = None  # a live URL's wide stream: ffmpeg_live.FullDepthUrl
+        # a live URL read by the program (wide or inter-coded: ffmpeg_live.FullDepthUrl): (tag, bits, width, height)
+        self.by_program: tuple[int, int, int, int] | None = None
         if isinstance(self._cap, avi_raw.AviFrames):  # bottom-up DIB frames, unpacked here (avi_raw)
             self._decode = avi_raw.dib_decoder(self._cap.dib, self.describe(), self.bit_depth,
                                                f"camera {self.camera.name}")
@@ -431,6 +432,8 @@ class CvSource(Source):
             return
         self._keep_sixteen_bits(tag)
         bits = pf.wide_bits(tag)
+        if not bits and not self._raw16:
+            self._tell_concealment(codec, tag)
         if self._raw16 or not bits:
             return
         full = ffmpeg_frames.open_full_depth(self._cap, self._target, tag, bits, self.describe(), self.bit_depth,
@@ -440,14 +443,35 @@ class CvSource(Source):
             self._cap, self._decode = full
             return
         if self.kind == "url" and ffmpeg_live.available():  # read at full depth by ffmpeg_live.FullDepthUrl
-            self.wide = (tag, bits, int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                         int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+            self.by_program = (tag, bits, int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                               int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
             return
         warn_once(f"camera {self.camera.name} 8-bit", "camera '%s': warning: %s has %d-bit samples that OpenCV "
                   "converts to 8 bits by their full scale (bit_depth not applied: 12-bit data in a 16-bit format "
                   "up to 239 levels off the same frames as 16-bit images, a narrower declared depth 1 level off); "
                   "read a recording or a network stream with the ffmpeg program installed, or send gray16le, rgb48 "
                   "rawvideo, PNG or TIFF frames", self.camera.name, self.describe(), bits, logger=log)
+
+    def _tell_concealment(self, codec: int, tag: int) -> None:
+        """An 8-bit live URL of an inter-coded stream (:data:`ffmpeg_live.INTRA_ONLY_CODECS`): have the ffmpeg
+        program read it (``by_program``, bits 8), whose log tells the frames its decoder makes up after a loss;
+        OpenCV hands them on unmarked (an H.264 stream that lost a key frame: 24 made-up frames inspected as
+        parts), when the camera says ``live_decoder: ffmpeg``. Otherwise, or without the program, said once:
+        such frames cannot be told on this path. Not the default: the program's connection is a second one after
+        OpenCV's probe (a slower open, no measured lag: tests/pipeline/test_live_freshness.py)."""
+        if self.kind != "url" or codec in ffmpeg_live.INTRA_ONLY_CODECS:
+            return
+        chosen = self.camera.live_decoder == "ffmpeg"
+        if chosen and ffmpeg_live.available():
+            self.by_program = (tag, 8, int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                               int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+            return
+        how = "install the ffmpeg program" if chosen else "set live_decoder: ffmpeg (needs the ffmpeg program)"
+        warn_once(f"camera {self.camera.name} concealment", "camera '%s': warning: %s is an inter-coded stream "
+                  "('%s') read by OpenCV, which cannot tell the frames its decoder makes up after lost data (a "
+                  "lost key frame: up to a key frame interval of made-up pictures inspected as parts); %s to have "
+                  "them counted 'concealed' and never inspected", self.camera.name, self.describe(),
+                  pf.fourcc_text(codec) or "unknown", how, logger=log)
 
     def _may_be_packets(self, codec: int, tag: int) -> bool:
         """Whether to look at the first encoded packet: the codec is a still-picture one, the samples are a
