@@ -9,6 +9,7 @@ from inspector.commands.argtypes import float_range, int_range, out_folder
 from inspector.errors import ConfigError
 
 
+NO_META_RESUME = "--resume: not supported for meta_comparer (train again, with --time-budget)"
 RUN_FILES = ("config.yaml", "history.json", "summary.json", "resume.pt")  # what a run writes besides best.pt
 
 
@@ -138,7 +139,7 @@ def _resume(args: argparse.Namespace, base: dict, out: Path) -> int:
     from inspector.training.config import resolve_run_config
 
     if args.model == "meta_comparer":
-        raise ConfigError("--resume: not supported for meta_comparer (train again, with --time-budget)")
+        raise ConfigError(NO_META_RESUME)
     if not (out / "best.pt").exists():
         raise ConfigError(f"{out}: nothing to resume (no best.pt)")
     # the run's own config, with settings added since it was saved filled in as it was trained (an old run
@@ -153,6 +154,8 @@ def _resume(args: argparse.Namespace, base: dict, out: Path) -> int:
     for section, values in base.items():
         raw[section] = {**raw.get(section, {}), **values}
     raw = apply_overrides(raw, args.overrides)
+    if saved_model.get("name") == "meta_comparer":  # --resume without --model: the run says what it is
+        raise ConfigError(f"{out}: {NO_META_RESUME}")
     _check_same_model(saved_model, raw.get("model") or {}, out)
     config = resolve_run_config(raw)
     from inspector.training.loop import train

@@ -341,6 +341,24 @@ def test_ctrl_c_while_the_meta_comparer_loads_its_domains_is_one_line_and_leaves
     assert (run / "best.pt").is_file()
 
 
+def test_a_finished_meta_comparer_run_is_not_resumed_and_is_left_as_it_was(tmp_path):
+    """``--resume`` without ``--model`` on a meta-comparer run read the run's model from its checkpoint and
+    handed it to the student-teacher loop: an AttributeError traceback. Now one line naming the run, exit 2,
+    and the run's files unchanged."""
+    run = tmp_path / "run"
+    assert _cli("train", "--model", "meta_comparer", "--data", "synth:brick", "--data", "synth:grass", "--out",
+                str(run), "--epochs", "1", "--set", "model.image_size=[64,64]", "--set", "model.domain_defects=5",
+                "--set", "model.steps_per_epoch=2", "--set", "train.batch_size=2",
+                "--set", "model.domain_normals=10").returncode == 0
+    before = {f.name: f.read_bytes() for f in run.iterdir() if f.is_file()}
+    for extra in ([], ["--epochs", "3"], ["--model", "meta_comparer"]):
+        resumed = _cli("train", "--out", str(run), "--resume", *extra)
+        err = resumed.stderr.strip()
+        assert resumed.returncode == 2 and "Traceback" not in err and "\n" not in err, err
+        assert err.startswith("error: ") and "not supported for meta_comparer" in err, err
+    assert {f.name: f.read_bytes() for f in run.iterdir() if f.is_file()} == before
+
+
 def test_resume_continues_the_run_an_uninterrupted_training_makes(tiny_dataset, tmp_path, caplog):
     """2 epochs then --resume to 4 trained another model than 4 epochs straight: Adam's moments restarted from
     zero, the batches were reshuffled from a new seed and the weights were the best epoch's. Now resume.pt keeps
