@@ -1,4 +1,5 @@
-"""Training speed per device: seconds per epoch and epochs/s on CPU and, where torch sees one, on CUDA.
+"""Training speed per device: seconds per epoch and epochs/s on CPU (FP32, and bf16 autocast where the CPU has
+hardware bf16) and, where torch sees one, on CUDA.
 
     python benchmarks/bench_train_device.py --data ../shared/data/kolektorsdd --size 448x192 --epochs 4
 
@@ -52,18 +53,22 @@ def main() -> None:
     ap.add_argument("--models", default="reduced_student")
     ap.add_argument("--size", default="256x256", help="HxW model input")
     ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--precisions", default="auto,fp32", help="CUDA precisions to time (CPU is always fp32)")
+    ap.add_argument("--precisions", default="auto,fp32", help="CUDA precisions to time")
     ap.add_argument("--run-root", default="runs/bench/train_device")
     args = ap.parse_args()
+    from inspector.training.device import cpu_has_native_bf16
+
+    cpu_precisions = ["fp32", "bf16"] if cpu_has_native_bf16() else ["fp32"]
     results = []
     for model in args.models.split(","):
-        results.append(bench(model, "cpu", "auto", args))
+        results += [bench(model, "cpu", p, args) for p in cpu_precisions]
         if torch.cuda.is_available():
             results += [bench(model, "cuda", p, args) for p in args.precisions.split(",")]
     for r in results:
         print(f"{r['model']:16} {r['device']['device']:5} {r['device']['precision']:5} "
               f"{r['seconds_per_epoch']:8.2f} s/epoch  {r['epochs_per_s']:.3f} epochs/s")
-    write_result("train_device", {"settings": vars(args), "cuda": torch.cuda.is_available(), "results": results})
+    write_result("train_device", {"settings": vars(args), "cuda": torch.cuda.is_available(),
+                                  "cpu_native_bf16": cpu_has_native_bf16(), "results": results})
 
 
 if __name__ == "__main__":

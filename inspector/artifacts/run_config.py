@@ -80,8 +80,9 @@ class TrainConfig:
     converges before ``1 − lr_anneal`` of its budget never sees it. Off by default (measured:
     benchmarks/README.md "Session 7").
 
-    Device: CPU training is plain FP32; ``device``/``precision``/``channels_last``
-    only change how a CUDA run computes (:mod:`inspector.training.device`).
+    Device: ``precision: auto`` is bf16 autocast on CUDA GPUs that support it (else fp16
+    with loss scaling) and on CPUs with hardware bf16 (AVX512-BF16, AMX, Arm BF16), else
+    FP32; ``channels_last`` only changes a CUDA run (:mod:`inspector.training.device`).
     """
 
     epochs: int | None = bounded(None, ge=1, le=100_000)
@@ -112,7 +113,8 @@ class TrainConfig:
     augment: Literal["none", "flip"] = "none"
     # Where to train: auto = cuda when torch.cuda.is_available(), else cpu (see training/device.py).
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # CUDA only: auto = bf16 autocast where supported, else fp16 with loss scaling; fp32 = no AMP.
+    # auto = bf16 autocast where the device computes bf16 in hardware (CUDA: else fp16 with loss scaling;
+    # CPU: else fp32); fp32 = no autocast; fp16 needs CUDA.
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True  # CUDA only: NHWC memory format for the networks
 

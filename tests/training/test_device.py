@@ -11,7 +11,7 @@ from inspector.errors import ConfigError
 from inspector.models.registry import build_model
 from inspector.training.checkpoint import load_model
 from inspector.training.config import TrainConfig, load_run_config
-from inspector.training.device import TrainingDevice, resolve_device, resolve_precision
+from inspector.training.device import TrainingDevice, cpu_has_native_bf16, resolve_device, resolve_precision
 from inspector.training.loop import default_phases, fit, load_training_images, train
 
 CUDA = torch.cuda.is_available()
@@ -21,8 +21,30 @@ no_cuda = pytest.mark.skipif(CUDA, reason="checks the behaviour without a CUDA d
 def test_auto_picks_cuda_only_when_torch_sees_one():
     assert resolve_device("auto").type == ("cuda" if CUDA else "cpu")
     assert resolve_device("cpu").type == "cpu"
-    assert resolve_precision("auto", torch.device("cpu")) is None  # CPU training stays FP32
+    cpu_auto = torch.bfloat16 if cpu_has_native_bf16() else None  # bf16 only where the CPU has it in hardware
+    assert resolve_precision("auto", torch.device("cpu")) is cpu_auto
     assert resolve_precision("fp32", torch.device("cpu")) is None
+    assert resolve_precision("bf16", torch.device("cpu")) is torch.bfloat16
+
+
+X86_FLAGS = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512bw {extra}\n"
+ARM_FEATURES = "processor\t: 0\nFeatures\t: fp asimd sve {extra}\nCPU implementer\t: 0x41\n"
+
+
+@pytest.mark.parametrize("text, native", [
+    (X86_FLAGS.format(extra="avx512_vnni avx512_bf16"), True),  # Zen 4, Cooper Lake
+    (X86_FLAGS.format(extra="amx_tile amx_bf16 amx_int8"), True),  # Sapphire Rapids
+    (X86_FLAGS.format(extra="avx512_vnni"), False),  # Cascade Lake, Zen 3: oneDNN would only emulate bf16
+    (X86_FLAGS.format(extra="avx512_bf16_not_a_flag"), False),
+    (ARM_FEATURES.format(extra="i8mm bf16"), True),  # Neoverse V1/V2, Grace
+    (ARM_FEATURES.format(extra="i8mm"), False),
+    ("", False),
+])
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, text, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(text)
+    assert cpu_has_native_bf16(str(cpuinfo)) is native
+    assert cpu_has_native_bf16(str(tmp_path / "absent")) is False  # not Linux: FP32
 
 
 @no_cuda
@@ -37,7 +59,7 @@ def test_cuda_without_a_gpu_is_a_one_line_error(tiny_dataset, tmp_path, capsys):
 
 
 def test_device_settings_are_checked(tmp_path, capsys):
-    with pytest.raises(ConfigError, match="needs a CUDA device"):
+    with pytest.raises(ConfigError, match="'fp16' needs a CUDA device; on CPU use bf16, fp32 or auto"):
         resolve_precision("fp16", torch.device("cpu"))
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--set", "train.device=gpu"]) == 2
     err = capsys.readouterr().err.strip()
@@ -48,7 +70,10 @@ def test_cpu_device_moves_nothing():
     cpu = TrainingDevice.from_config(TrainConfig(device="cpu"))
     data = torch.zeros(4, 8, 8, 3, dtype=torch.uint8)
     assert not cpu.fits(1) and cpu.place(data, resident=False) is data and cpu.to_device(data) is data
-    assert cpu.scaler is None and cpu.describe() == {"device": "cpu", "precision": "fp32", "channels_last": False}
+    assert cpu.scaler is None and cpu.describe()["device"] == "cpu" and not cpu.describe()["channels_last"]
+    assert cpu.describe()["precision"] == ("bf16" if cpu_has_native_bf16() else "fp32")
+    forced = TrainingDevice.from_config(TrainConfig(device="cpu", precision="fp32"))
+    assert forced.amp_dtype is None and forced.describe()["precision"] == "fp32"
 
 
 def test_autocast_and_channels_last_path_trains(tiny_dataset):
