@@ -8,7 +8,7 @@ the training images' patches thinned by greedy k-centre coreset selection
 distance to the coreset as the anomaly map; the image score is the map's max.
 
 Used by ``bench_quality.py`` with the same teacher (the offline students' ``model.teacher``,
-EfficientNet-Lite0 by default; ``--teacher`` sets both), taps
+EfficientNet-Lite1 by default, ``OFFLINE_TEACHER``; ``--teacher`` sets both), taps
 (strides 8 and 16), input size and resize policy as the student models.
 """
 
@@ -21,12 +21,13 @@ import torch
 import torch.nn.functional as F
 
 from inspector.models.backbones import build_backbone
+from inspector.models.base import OFFLINE_TEACHER
 from inspector.models.common import ImageNormalize
 
 
 @dataclass(frozen=True)
 class KnnSettings:
-    backbone: str = "efficientnet_lite0"  # bench_quality passes the students' teacher
+    backbone: str = OFFLINE_TEACHER  # bench_quality passes the students' teacher
     taps: tuple[str, ...] = ("blocks.2", "blocks.3")  # strides 8 and 16
     coreset_fraction: float = 0.10
     # Greedy selection is O(bank × coreset); above this many patches a random subset is

@@ -14,6 +14,7 @@ sys.path.insert(0, str(BENCH))
 
 import bench_quality  # noqa: E402
 from knn_reference import greedy_coreset  # noqa: E402
+from inspector.models.base import OFFLINE_TEACHER  # noqa: E402
 
 
 def test_greedy_coreset_takes_the_farthest_point_each_step():
@@ -37,7 +38,7 @@ def test_quick_run_writes_every_model_and_the_reference(tiny_dataset, tmp_path, 
     assert knn["metrics"]["image_auroc"] >= 0.75  # pretrained features find the pasted defects
     rs = rows["reduced_student"]
     # the student's teacher and the reference's backbone are one (the offline default unless chosen)
-    assert knn["reference"]["backbone"] == rs["teacher"] == (teacher or "efficientnet_lite0")
+    assert knn["reference"]["backbone"] == rs["teacher"] == (teacher or OFFLINE_TEACHER)
     assert rs["train"]["epochs"] == [1] and "epochs" in rs["train"]["stop_reason"]  # --epochs 1 forced
     assert set(rs["level_image_auroc"]) == {"blocks.2", "blocks.4", "blocks.6"}  # offline: strides 8, 16, 32
     for value in [*rs["level_image_auroc"].values(), rs["metrics"]["image_auroc"], rs["metrics"]["pixel_auroc"]]:

@@ -9,7 +9,7 @@ inference (DESIGN.md seam 1). ``loss(images)`` is the training objective.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -38,6 +38,11 @@ from inspector.models.common import (
 # variants share the stage layout (taps blocks.0..6 at the same strides), so a preset's
 # taps fit each; the student adapts to their channels. Paper presets keep their paper's.
 OfflineTeacher = Literal["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+# The offline presets' teacher (reduced_student, stfpm, mixed_teacher, ast): EfficientNet-Lite1 since
+# benchmarks/README.md "Session 24" measured it against Lite0 on the current recipe. A checkpoint whose
+# saved offline config names no teacher was trained on Lite0, the only one before ``teacher`` was a field.
+OFFLINE_TEACHER = "efficientnet_lite1"
+OFFLINE_TEACHER_BEFORE = "efficientnet_lite0"
 
 
 def check_offline_teacher(config, where: str) -> None:
@@ -94,6 +99,16 @@ class ModelConfig:
         "offline": {"score": "topk", "map_normalization": "quantile", "distance": "standardized_mse",
                     "position_normalization": "shrunk"},
     }
+
+    @classmethod
+    def written_before(cls, saved: dict) -> dict[str, object]:
+        """The fields a checkpoint's saved model config ``saved`` lacks, with the values it was trained with:
+        :attr:`WRITTEN_BEFORE`, and for an offline preset with a ``teacher`` field, :data:`OFFLINE_TEACHER_BEFORE`
+        (the paper presets take no teacher). ``models/checkpoint.py`` ``as_written`` applies them."""
+        before = dict(cls.WRITTEN_BEFORE)
+        if "teacher" in {f.name for f in fields(cls)} and saved.get("preset", "offline") == "offline":
+            before["teacher"] = OFFLINE_TEACHER_BEFORE
+        return {k: v for k, v in before.items() if k not in saved}
 
     def __post_init__(self) -> None:
         for key, value in self.PRESET_DEFAULTS.get(self.preset, {}).items():

@@ -68,12 +68,12 @@ def _saved_run_config(raw: dict) -> RunConfig:
 
 def as_written(raw: dict) -> dict:
     """A checkpoint's raw run config with the fields added since it was written filled in with what it was
-    trained with: ``ModelConfig.WRITTEN_BEFORE`` and ``DataConfig.WRITTEN_BEFORE`` name them; a field the
+    trained with: ``ModelConfig.written_before`` and ``DataConfig.WRITTEN_BEFORE`` name them; a field the
     saved config has keeps its value. ``train --resume`` starts from this too, so an old run goes on
     training as it began. ConfigError as :func:`resolve_run_config` for a config that does not parse."""
     config = resolve_run_config(raw)
     saved_model, saved_data = raw.get("model") or {}, raw.get("data") or {}
-    missing = {k: v for k, v in type(config.model).WRITTEN_BEFORE.items() if k not in saved_model}
+    missing = type(config.model).written_before(saved_model)
     missing_data = {k: v for k, v in DataConfig.WRITTEN_BEFORE.items() if k not in saved_data}
     if not (missing or missing_data):
         return raw

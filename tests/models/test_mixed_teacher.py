@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from inspector.models.base import OFFLINE_TEACHER
 from inspector.models.common import combine_levels
 from inspector.models.mixed_teacher.model import EFFICIENTNET_TAPS, PRESETS
 from tiny_models import SIZE, build_tiny, uint8_images
@@ -108,14 +109,14 @@ def test_efficientnet_student_is_one_conv_bn_silu_per_stage_without_pooling():
 @pytest.mark.parametrize("preset", ["offline", "paper"])
 def test_train_mode_keeps_both_teachers_in_eval(preset):
     model = make(preset).train()
-    assert len(model.teachers) == (1 if preset == "offline" else 2)  # offline: Lite0 serves both parts
+    assert len(model.teachers) == (1 if preset == "offline" else 2)  # offline: one network serves both parts
     assert model.student_resnet.training and model.student_efficientnet.training
     assert not model.teachers.training
     for teacher in model.teachers:
         assert not teacher.training and all(not m.training for m in teacher.modules())
         assert all(not p.requires_grad for p in teacher.parameters())
     names = {f"{t['role']}:{t['backbone']}" for t in model.describe()["teachers"]}
-    expected = {"offline": {"resnet_part:efficientnet_lite0", "efficientnet_part:efficientnet_lite0"},
+    expected = {"offline": {f"resnet_part:{OFFLINE_TEACHER}", f"efficientnet_part:{OFFLINE_TEACHER}"},
                 "paper": {"resnet_part:resnet18", "efficientnet_part:efficientnet_b0"}}[preset]
     assert names == expected
     # a training step must not move the teachers' BatchNorm statistics
@@ -155,19 +156,19 @@ def test_sidecar_identity_names_both_teachers_and_the_offline_substitution():
     offline, paper = make("offline").describe(), make("paper").describe()
     assert [t["role"] for t in offline["teachers"]] == ["resnet_part", "efficientnet_part"]
     subs = {s["part"]: (s["paper"], s["used"]) for s in offline["substitutions"]}
-    assert subs["efficientnet"] == ("efficientnet_b0", "efficientnet_lite0")
+    assert subs["efficientnet"] == ("efficientnet_b0", OFFLINE_TEACHER)
     assert paper["substitutions"] == [] and paper["alpha"] == 0.1
     json.dumps(offline)  # sidecar-ready
 
 
 def test_shared_teacher_equals_two_separate_teachers():
-    """Offline, one Lite0 extractor feeds both parts; two separate Lite0 teachers give the same map."""
+    """Offline, one extractor feeds both parts; two separate copies of that teacher give the same map."""
     from inspector.models.backbones.weights import locate_weights
 
     try:
-        located = locate_weights("efficientnet_lite0", None)
+        located = locate_weights(OFFLINE_TEACHER, None)
     except Exception as exc:  # the package with the weights is not installed
-        pytest.skip(f"EfficientNet-Lite0 weights unavailable: {exc}")
+        pytest.skip(f"{OFFLINE_TEACHER} weights unavailable: {exc}")
     path = str(located[0])
     shared = make(teacher_weights=path)
     separate = make(teacher_weights=path, efficientnet_weights=path)
@@ -219,7 +220,7 @@ def test_train_export_and_onnxruntime_match_torch(tiny_dataset, tmp_path):
     sidecar = read_sidecar(sidecar_path_for(fp32))
     assert sidecar["model"]["name"] == "mixed_teacher" and set(sidecar["graphs"]) >= {"fp32", "fp16"}
     assert [t["role"] for t in sidecar["teachers"]] == ["resnet_part", "efficientnet_part"]
-    assert {s["used"] for s in sidecar["model"]["description"]["substitutions"]} == {"efficientnet_lite0"}
+    assert {s["used"] for s in sidecar["model"]["description"]["substitutions"]} == {OFFLINE_TEACHER}
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(fp32), sess_options=options, providers=["CPUExecutionProvider"])

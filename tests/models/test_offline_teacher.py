@@ -70,3 +70,26 @@ def test_lite2_teacher_exports_one_graph_with_fp16_parity(one_thread, tmp_path):
         scale = float(want_map.abs().max())
         assert np.abs(amap - want_map.numpy()).max() <= tol * scale, precision
         assert np.allclose(score, want_score.numpy(), rtol=tol, atol=tol * scale), precision
+
+
+@pytest.mark.parametrize("name", ["reduced_student", "stfpm", "mixed_teacher"])
+def test_a_checkpoint_that_names_no_teacher_reloads_on_lite0_and_new_runs_get_the_default(name):
+    """Checkpoints from before ``teacher`` was saved were trained on Lite0: a new default must not rebuild
+    them on another network (whose weights would not load); the paper preset takes no teacher at all."""
+    from inspector.models.base import OFFLINE_TEACHER, OFFLINE_TEACHER_BEFORE
+    from inspector.models.checkpoint import _saved_run_config
+
+    assert _saved_run_config({"model": {"name": name}}).model.teacher == OFFLINE_TEACHER_BEFORE
+    assert _saved_run_config({"model": {"name": name, "preset": "paper"}}).model.teacher is None
+    chosen = _saved_run_config({"model": {"name": name, "teacher": "efficientnet_lite2"}}).model
+    assert chosen.teacher == "efficientnet_lite2"
+    assert parse_model_config({"name": name}).teacher == OFFLINE_TEACHER
+
+
+def test_an_ast_checkpoint_that_names_no_backbone_reloads_on_lite0():
+    from inspector.models.base import OFFLINE_TEACHER, OFFLINE_TEACHER_BEFORE
+    from inspector.models.checkpoint import _saved_run_config
+
+    assert _saved_run_config({"model": {"name": "ast"}}).model.backbone == OFFLINE_TEACHER_BEFORE
+    assert _saved_run_config({"model": {"name": "ast", "preset": "paper"}}).model.backbone == "efficientnet_b5"
+    assert parse_model_config({"name": "ast"}).backbone == OFFLINE_TEACHER

