@@ -14,6 +14,7 @@ figure to compare, the wall clock is not). JSON to ``benchmarks/results/`` (``--
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 import time
@@ -32,7 +33,8 @@ def build(model: str, teacher: str, size: list[int]):
     from inspector.models.registry import build_model
     from inspector.training.config import load_run_config
 
-    section = {"name": model, "image_size": list(size), "teacher": teacher}
+    # ast names its frozen feature extractor ``backbone``; the other offline models ``teacher``
+    section = {"name": model, "image_size": list(size), "backbone" if model == "ast" else "teacher": teacher}
     return build_model(load_run_config(base={"model": section, "data": {"path": "random"}}).model).eval()
 
 
@@ -61,14 +63,14 @@ def measure(model_name: str, teacher: str, size: list[int], runs: int, threads: 
         ort.close()
     return {"model": model_name, "teacher": teacher, "image_size": list(size),
             "parameters": sum(p.numel() for p in model.parameters()),
-            "teacher_parameters": sum(p.numel() for p in model.teacher.parameters()),
+            "teacher_parameters": sum(p.numel() for name, p in model.named_parameters() if name.startswith("teacher")),
             "gflops_per_image": round(gflops, 4), "ort_threads": threads, "runs": runs,
             "ort_wall_ms": percentiles(wall), "ort_cpu_ms_per_call": round(cpu_ms, 2)}
 
 
 def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="reduced_student")
+    ap.add_argument("--model", default="reduced_student", help="comma list of offline models")
     ap.add_argument("--teachers", default=TEACHERS)
     ap.add_argument("--sizes", default="256x256,416x160", help="comma list of HxW")
     ap.add_argument("--runs", type=int, default=30)
@@ -82,11 +84,10 @@ def main(argv: list[str] | None = None) -> Path:
     sizes = [[int(v) for v in s.split("x")] for s in args.sizes.split(",")]
     points = []
     with tempfile.TemporaryDirectory() as tmp:
-        for teacher in args.teachers.split(","):
-            for size in sizes:
-                p = measure(args.model, teacher, size, args.runs, args.threads, Path(tmp))
+        for model, teacher, size in itertools.product(args.model.split(","), args.teachers.split(","), sizes):
+                p = measure(model, teacher, size, args.runs, args.threads, Path(tmp))
                 points.append(p)
-                print(f"{args.model} {teacher:18} {size[0]}x{size[1]}: {p['gflops_per_image']:.3f} GFLOPs, "
+                print(f"{model} {teacher:18} {size[0]}x{size[1]}: {p['gflops_per_image']:.3f} GFLOPs, "
                       f"ORT p50 {p['ort_wall_ms']['p50']:.1f} ms, CPU {p['ort_cpu_ms_per_call']:.1f} ms/call",
                       flush=True)
     path = write_result(args.name, {"points": points}, args.out)
