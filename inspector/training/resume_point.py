@@ -54,6 +54,8 @@ class ResumePoint:
         if not self.resumed or start_epoch <= 1:
             return False
         point = self._read()
+        if point is not None and not point.get("unreadable") and not _fits(point, model, optimizer):
+            point = {"foreign": True}  # a file copied from another run: loading it would fail half-way
         if point is None or point.get("phase") != phase or point.get("epoch") != start_epoch - 1:
             log.warning("%s: no optimiser state for %s epoch %d (%s); resuming with the optimiser's moments "
                         "afresh, from the best checkpoint's weights: not the run an uninterrupted training "
@@ -80,11 +82,29 @@ class ResumePoint:
         return point if isinstance(point, dict) and point.get("format") == FORMAT else {"unreadable": True}
 
 
+def _fits(point: dict, model: AnomalyModel, optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``point`` holds this model's weights (same names and shapes) and an optimiser state with this
+    optimiser's parameter groups, checked before anything is loaded: ``load_state_dict`` copies what matches
+    before it raises, so a file from another run (another model, size or teacher) would leave half its weights."""
+    own, saved = model.state_dict(), point.get("state_dict")
+    if not isinstance(saved, dict) or set(saved) != set(own):
+        return False
+    if any(not isinstance(saved[k], torch.Tensor) or saved[k].shape != own[k].shape for k in own):
+        return False
+    groups = point.get("optimizer", {}).get("param_groups") if isinstance(point.get("optimizer"), dict) else None
+    mine = optimizer.state_dict()["param_groups"]
+    return (isinstance(groups, list) and len(groups) == len(mine)
+            and all(isinstance(g, dict) and len(g.get("params", ())) == len(m["params"]) for g, m in zip(groups, mine))
+            and all(isinstance(point.get(k), (dict, torch.Tensor)) for k in ("lr_schedule", "generator", "torch_rng")))
+
+
 def _why(point: dict | None, phase: str) -> str:
     if point is None:
         return f"no {RESUME}: a checkpoint from before optimiser states were saved"
     if point.get("unreadable"):
         return f"{RESUME} is damaged or not a resume point"
+    if point.get("foreign"):
+        return f"{RESUME} holds another model's weights or optimiser (copied from another run?)"
     return f"{RESUME} is of {point.get('phase')} epoch {point.get('epoch')}, not the history's last"
 
 

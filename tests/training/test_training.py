@@ -384,3 +384,21 @@ def test_resume_continues_the_run_an_uninterrupted_training_makes(tiny_dataset, 
     assert main(["train", "--out", str(halves), "--resume", "--epochs", "5"]) == 0
     said = [r.getMessage() for r in caplog.records if "no optimiser state" in r.getMessage()]
     assert len(said) == 1 and "moments afresh" in said[0] and "\n" not in said[0]
+
+
+def test_a_resume_point_from_another_run_is_not_loaded_half_way(tiny_dataset, tmp_path, caplog):
+    """resume.pt copied in from a run of another model (or size, or teacher): load_state_dict copied the weights
+    that matched, then raised a RuntimeError traceback. Now it is checked before anything is loaded: one line
+    says the optimiser starts afresh, and the run resumes from its own best checkpoint."""
+    args = ["--data", str(tiny_dataset), "--set", "model.image_size=[64,64]", "--set", "train.batch_size=4",
+            "--epochs", "2"]
+    own, other = tmp_path / "own", tmp_path / "other"
+    assert main(["train", "--out", str(own), *args]) == 0
+    assert main(["train", "--out", str(other), "--model", "stfpm", *args]) == 0
+    (own / "resume.pt").write_bytes((other / "resume.pt").read_bytes())
+    caplog.clear()
+    assert main(["train", "--out", str(own), "--resume", "--epochs", "3"]) == 0
+    said = [r.getMessage() for r in caplog.records if "no optimiser state" in r.getMessage()]
+    assert len(said) == 1 and "another model's weights" in said[0] and "\n" not in said[0]
+    assert [h["epoch"] for h in json.loads((own / "history.json").read_text())] == [1, 2, 3]
+    assert torch.load(own / "resume.pt", weights_only=True)["epoch"] == 3  # its own point again
