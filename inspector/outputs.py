@@ -62,3 +62,72 @@ def link_new(tmp: Path, path: Path) -> None:
         if os.path.lexists(path):
             raise FileExistsError(errno.EEXIST, "exists", str(path)) from None
         os.rename(tmp, path)
+
+
+def write_whole(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all: into a hidden temporary file beside it, on disk (fsync),
+    then renamed over ``path``. A full disk, an error or Ctrl-C part-way leaves what was there (or nothing),
+    never half a file, and no temporary file. (A sidecar written in place was cut short by a full disk: the
+    export beside it, complete before, could no longer be loaded.)"""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # the error that stopped the write is the one to tell
+        raise
+
+
+def replace_together(moves: list[tuple[Path | None, Path]], scratch: Path) -> None:
+    """Give each target its new file, in order (``(new, target)``; ``new`` None: the target is removed), all or
+    none: for outputs whose files only make sense together (graphs and the sidecar holding their sha256).
+
+    Each old file is first kept as a second name in ``scratch`` (a folder on the targets' file system, e.g. the
+    staging folder), then the new one renamed over it: readers see the old file or the new, never none. On any
+    error or Ctrl-C part-way every target gets back what it held (one absent before is removed) and the exception
+    goes on. Put the file that marks the set complete (a sidecar) last: a reader never finds it ahead of its
+    files. Before, graphs were moved in one by one and the sidecar written after: an error or Ctrl-C between
+    left the new graphs beside the old sidecar, and the earlier export, complete, was gone."""
+    done: list[tuple[Path | None, Path, Path]] = []
+    try:
+        for new, target in moves:
+            backup = scratch / f".old-{len(done)}-{target.name}"
+            done.append((new, target, backup))
+            if os.path.lexists(target):
+                _keep(target, backup)
+            if new is not None:
+                os.replace(new, target)
+            elif os.path.lexists(target):
+                os.unlink(target)
+    except BaseException:
+        _put_back(done)
+        raise
+
+
+def _keep(target: Path, backup: Path) -> None:
+    """A second name ``backup`` for ``target`` (a hard link, the link itself if it is one); where the file system
+    has none (FAT, some shares) ``target`` is moved there, and :func:`_put_back` moves it back on a failure."""
+    try:
+        os.link(target, backup, follow_symlinks=False)
+    except OSError:
+        os.rename(target, backup)
+
+
+def _put_back(done: list[tuple[Path | None, Path, Path]]) -> None:
+    """Undo :func:`replace_together`'s moves, last first: each target gets its kept old file back, or, absent
+    before, loses the new one. Best effort: an error here must not hide the one that stopped the moves."""
+    for new, target, backup in reversed(done):
+        try:
+            if os.path.lexists(backup):
+                os.replace(backup, target)
+            elif new is not None and not os.path.lexists(new):  # moved in where nothing was
+                os.unlink(target)
+        except OSError:
+            pass

@@ -19,6 +19,7 @@ from inspector.artifacts.model_card import CardGraph, CardInput, CardModel, Card
 from inspector.config import bounded, load_json
 from inspector.contract import InputSpec
 from inspector.errors import BackendError, InspectorError
+from inspector.outputs import write_whole
 
 ENGINE_SCHEMA_VERSION = 1
 ENGINE_KIND = "tensorrt-engine"
@@ -97,7 +98,8 @@ def read_engine_sidecar(engine_path: str | Path) -> dict[str, Any]:
 
 
 def write_engine_sidecar(data: dict[str, Any], engine_path: str | Path) -> Path:
-    """Write an engine card beside ``engine_path`` (pretty JSON); returns its path."""
+    """Write an engine card beside ``engine_path`` (pretty JSON), whole or not at all
+    (:func:`inspector.outputs.write_whole`); returns its path. OSError when it cannot be written."""
     path = engine_sidecar_path(engine_path)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    write_whole(path, (json.dumps(data, indent=2) + "\n").encode())
     return path

@@ -21,6 +21,7 @@ from inspector.contract import (BIT_DEPTHS, DOWNSCALE_METHODS, INPUT_NAME, LEGAC
                                 InputSpec)
 from inspector.config import bounded, load_json
 from inspector.errors import ConfigError, ExportError
+from inspector.outputs import write_whole
 
 SCHEMA_VERSION = 1
 PRECISION_SUFFIXES = ("fp16", "int8")  # rs-brick.fp16.onnx → precision fp16
@@ -169,8 +170,10 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
 
 
 def write_sidecar(data: dict[str, Any], path: str | Path) -> None:
-    """Write a sidecar (pretty JSON, stable key order)."""
-    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+    """Write a sidecar (pretty JSON, stable key order), whole or not at all (:func:`inspector.outputs.write_whole`:
+    ``quantize`` rewrites the sidecar of a complete export, which a full disk or Ctrl-C cut short). OSError when
+    it cannot be written."""
+    write_whole(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def verify_graph(graph_path: str | Path, sidecar: dict[str, Any] | None = None) -> dict[str, Any]:

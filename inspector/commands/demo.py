@@ -426,8 +426,8 @@ def write_demo_report(out: Path, ctx: dict[str, Any]) -> Path:
 
 
 # ---------------------------------------------------------------------------------------- main
-# what the demo writes in --out: a folder holding one of these (the README's step-by-step names) is not overwritten
-# without --force
+# what the demo writes in --out: a previous demo's folder holding one of these is not overwritten without --force
+# (a folder the demo did not make is never written into unless empty: _check_out)
 DEMO_OUTPUTS = ("data/brick", f"runs/{MODEL_NAME}", f"export/{MODEL_NAME}.onnx", f"calibration/{MODEL_NAME}.yaml",
                 "eval", "daemon.yaml", "report.html")
 
@@ -440,24 +440,28 @@ _OWNER_TEXT = "written by 'inspector demo': this folder holds its outputs; 'insp
 
 
 def _check_out(out: Path, force: bool) -> None:
-    """ConfigError (one line naming ``out``) unless the demo may write its outputs into ``out``: none of them
-    is there, or (``force``) the folder is one the demo made (:func:`_made_by_demo`)."""
+    """ConfigError (one line naming ``out``) unless the demo may write its outputs into ``out``: a new or empty
+    folder, or one the demo made (:func:`_made_by_demo`) that holds none of its outputs yet or (``force``) a
+    previous demo's, which are then replaced.
+
+    Any other folder with something in it is refused, ``--force`` or not: the demo wrote its data set, runs,
+    graphs and reports into a user's folder beside their own files, claimed it with its marker, and a later
+    ``--force`` replaced whatever there bore the demo's names. Nothing is written before this check."""
     from inspector.errors import ConfigError
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder; --out another folder")
-    taken = [name for name in (*DEMO_OUTPUTS, "summary.json") if (out / name).exists() or (out / name).is_symlink()]
-    if not taken or (force and _made_by_demo(out)):
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not entries:
         return
-    if force:
-        raise ConfigError(f"{out}: not a folder the demo made (no {OWNER_MARKER} in it), yet holds "
-                          f"{', '.join(taken)}; --force replaces only a previous demo's outputs: --out another "
-                          f"folder, or move them")
-    if (out / "summary.json").exists():
+    if not _made_by_demo(out):
+        shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+        raise ConfigError(f"{out}: not a folder the demo made (no {OWNER_MARKER} in it), and it holds {shown}; "
+                          f"the demo writes only into a new or empty folder (--force replaces only a previous "
+                          f"demo's outputs): --out another folder")
+    taken = [name for name in (*DEMO_OUTPUTS, "summary.json") if (out / name).exists() or (out / name).is_symlink()]
+    if taken and not force:
         raise ConfigError(f"{out}: a previous demo is there; use --force to overwrite or --out another folder")
-    # e.g. --out . after the step-by-step commands: their dataset and trained run were replaced
-    raise ConfigError(f"{out}: holds {', '.join(taken)}, which the demo would replace; --out another folder, "
-                      f"or --force to replace them")
 
 
 def _made_by_demo(out: Path) -> bool:

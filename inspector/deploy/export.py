@@ -5,15 +5,17 @@ The FP16 graph comes from the same torch model with
 precision, while normalisation, distances, upsampling, smoothing and the score
 stay float32 behind explicit casts written in the model (MODELS.md
 "Precision"). Each graph is checked (:mod:`inspector.deploy.checks`) and run
-once on ONNX Runtime before anything is written to its final name; graphs are
-moved into place together and the sidecar is written last, so a failed export
-leaves no half-made model behind. Nothing is ever downgraded: a failure of the
+once on ONNX Runtime before anything is written to its final name; the graphs
+and the sidecar are made under temporary names in the output folder and moved
+into place together, the sidecar last, so a failed or interrupted export leaves
+no half-made model behind and an earlier export at the same names as it was. Nothing is ever downgraded: a failure of the
 FP16 graph is an :class:`ExportError`, never a silent FP32 copy.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import tempfile
@@ -26,6 +28,7 @@ import torch
 from inspector import __version__
 from inspector.data.images import DEFAULT_DOWNSCALE
 from inspector.errors import ExportError
+from inspector.outputs import folder_problem, replace_together
 from inspector.deploy.checks import check_graph
 from inspector.contract import INPUT_NAME, MAP_NAME, OUTPUT_NAMES, SCORE_NAME
 from inspector.deploy.graph import export_graph
@@ -147,40 +150,92 @@ def export_model(model: AnomalyModel, out_base: str | Path, *, resize: str = "sq
                  identity: dict | None = None, training: dict | None = None) -> dict[str, Any]:
     """Export ``model`` (FP32, eval) to ONNX graphs + sidecar; returns their paths and the sidecar.
 
-    ``precisions`` must include fp32 (the reference every other graph is compared with).
+    ``precisions`` must include fp32 (the reference every other graph is compared with). All or none: every
+    file is made and checked under a temporary name in the output folder, then the set is moved into place
+    together, the sidecar last (:func:`inspector.outputs.replace_together`); a failure or Ctrl-C anywhere leaves
+    the names as they were. An earlier export at ``out_base`` is replaced as a whole (a graph of it this export
+    does not make is removed); anything else there is never replaced (:func:`check_out_base`).
+    ExportError (one line) for a bad opset/precision list, a place that cannot be written, or a graph that
+    fails its checks; OSError when the disk fails.
     """
     _check_opset(opset)
     if "fp32" not in precisions or any(p not in PRECISIONS for p in precisions):
         raise ExportError(f"precisions {list(precisions)}: choose from {list(PRECISIONS)}, fp32 included")
     if model.compute_dtype != torch.float32:
         raise ExportError(f"{model.config.name}: export starts from the FP32 model (got {model.compute_dtype})")
-    paths = graph_paths(out_base)
-    paths["sidecar"].parent.mkdir(parents=True, exist_ok=True)
+    paths = check_out_base(out_base)
     model = model.eval()
-    h, w = model.config.image_size
-    graphs: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(dir=paths["sidecar"].parent, prefix=f".{paths['sidecar'].stem}-") as tmp:
-        staged = {}
-        for precision in precisions:
-            target = paths[precision]
-            staged[precision] = Path(tmp) / target.name
-            log.info("exporting %s graph to %s", precision, target)
-            export_graph(_model_for(model, precision), staged[precision], h, w, opset)
-            summary = check_graph(staged[precision], precision, h, w)
-            if summary["opset"] != opset:
-                raise ExportError(f"{target}: asked for opset {opset}, the exporter wrote {summary['opset']}")
-            summary.update(verify_on_onnxruntime(staged[precision], model, precision))
-            graphs[precision] = {"file": target.name, "sha256": sha256_file(staged[precision]),
-                                 "precision": precision, "bytes": staged[precision].stat().st_size, **summary}
-        for precision, src in staged.items():
-            os.replace(src, paths[precision])
-    sidecar = build_sidecar(model, graphs, opset, resize=resize, bit_depth=bit_depth, downscale=downscale,
-                            version=version,
-                            identity=identity or model.describe(), training=training)
-    write_sidecar(sidecar, paths["sidecar"])
+        staged = {key: Path(tmp) / path.name for key, path in paths.items()}
+        graphs = {precision: _stage_graph(model, precision, staged[precision], paths[precision], opset)
+                  for precision in precisions}
+        sidecar = build_sidecar(model, graphs, opset, resize=resize, bit_depth=bit_depth, downscale=downscale,
+                                version=version, identity=identity or model.describe(), training=training)
+        write_sidecar(sidecar, staged["sidecar"])
+        # graphs first, sidecar last; a graph of an earlier export that this one does not make goes too
+        replace_together([(staged[key] if key in graphs or key == "sidecar" else None, paths[key])
+                          for key in (*PRECISIONS, "sidecar")], Path(tmp))
     result: dict[str, Any] = {p: paths[p] for p in precisions}
     result.update(sidecar=paths["sidecar"], metadata=sidecar)
     return result
+
+
+def _stage_graph(model: AnomalyModel, precision: str, staged: Path, target: Path, opset: int) -> dict[str, Any]:
+    """Export, check and run the ``precision`` graph at ``staged`` (named ``target`` once the set is complete);
+    its sidecar entry. ExportError when a check fails."""
+    h, w = model.config.image_size
+    log.info("exporting %s graph to %s", precision, target)
+    export_graph(_model_for(model, precision), staged, h, w, opset)
+    summary = check_graph(staged, precision, h, w)
+    if summary["opset"] != opset:
+        raise ExportError(f"{target}: asked for opset {opset}, the exporter wrote {summary['opset']}")
+    summary.update(verify_on_onnxruntime(staged, model, precision))
+    return {"file": target.name, "sha256": sha256_file(staged), "precision": precision,
+            "bytes": staged.stat().st_size, **summary}
+
+
+def check_out_base(out_base: str | Path) -> dict[str, Path]:
+    """The export's file names at ``out_base`` (:func:`graph_paths`), once it is known they may be written:
+    the folder can be made and written in, and each name is free or holds a file of an earlier export there
+    (a sidecar written by export, and the graphs it names), which a new export replaces as a whole. ExportError
+    (one line naming the file) otherwise: a user's ``NAME.json`` (notes, a config), an ONNX file from elsewhere,
+    a link or a folder at one of the names was replaced without a word, as ``train`` refuses a folder holding
+    another run's files and ``data synth``/``demo``/``service install`` replace only what they wrote."""
+    paths = graph_paths(out_base)
+    folder = paths["sidecar"].parent
+    if (why := folder_problem(folder)) is not None:
+        raise ExportError(f"{out_base}: cannot export there: {why}")
+    present = [path for path in paths.values() if os.path.lexists(path)]
+    odd = next((path for path in present if path.is_symlink() or not path.is_file()), None)
+    if odd is not None:
+        kind = "a symbolic link" if odd.is_symlink() else "not a file"
+        raise ExportError(f"{odd}: {kind}, not a file of an earlier export; export replaces only its own files: "
+                          f"--out another name, or move it")
+    own = _files_of_export(paths["sidecar"]) if present else set()
+    if own is None and paths["sidecar"] in present:
+        raise ExportError(f"{paths['sidecar']}: exists and is not a sidecar written by 'inspector export'; export "
+                          f"replaces only its own files: --out another name, or move it")
+    if foreign := [path for path in present if path != paths["sidecar"] and path.name not in (own or ())]:
+        raise ExportError(f"{foreign[0]}: exists and is not a graph of an earlier export (no sidecar "
+                          f"{paths['sidecar'].name} naming it); export replaces only its own files: --out another "
+                          f"name, or move it")
+    folder.mkdir(parents=True, exist_ok=True)
+    return paths
+
+
+def _files_of_export(sidecar: Path) -> set[str] | None:
+    """The graph file names a sidecar written by export names (any schema version: an export made by an earlier
+    inspector is still one); None when ``sidecar`` is missing or no such sidecar (the user's own JSON)."""
+    try:
+        with open(sidecar, "rb") as fh:
+            data = json.loads(fh.read(1 << 24))  # sidecars are a few kB
+    except (OSError, ValueError, RecursionError):
+        return None
+    graphs = data.get("graphs") if isinstance(data, dict) and "schema_version" in data else None
+    if not isinstance(graphs, dict):
+        return None
+    return {entry["file"] for entry in graphs.values()
+            if isinstance(entry, dict) and isinstance(entry.get("file"), str)}
 
 
 def export_run(run_dir: str | Path, out_base: str | Path, opset: int = DEFAULT_OPSET,
@@ -188,6 +243,7 @@ def export_run(run_dir: str | Path, out_base: str | Path, opset: int = DEFAULT_O
     """Export a training run folder (or checkpoint file): ``{"fp32": path, "fp16": path, "sidecar": path, …}``."""
     from inspector.models.checkpoint import load_model
 
+    check_out_base(out_base)  # before loading: a name that may not be written is told at once
     model, config, payload = load_model(run_dir)
     checkpoint = Path(payload["path"])
     digest = sha256_file(checkpoint)

@@ -19,7 +19,10 @@ recordings: a file
 is a recording only if its name matches :data:`RECORDING_NAME` inside the folder of a camera of this run
 (it is never a symlink, and nor is the folder: a linked camera folder is neither scanned nor written
 into, :func:`camera_folder_problem`); notes, photos, copies of recordings in other folders, the folders of
-cameras no longer configured and anything else users keep in ``dir`` are neither counted nor deleted. The one
+cameras no longer configured and anything else users keep in ``dir`` are neither counted nor deleted. Retention
+deletes a name only while it holds the very file counted (same device, inode and mtime, :data:`FileId`), through
+the camera folder opened without following a link: what was put at a recording's name since (a user's file, a
+link, a folder) and a camera folder replaced by a link are left as they are. The one
 exception: what a process that died mid-write left (:data:`TEMPORARY_NAME` in a camera folder, whose writer is
 gone, and the half a recording it marks) is removed at start, else each crash left it for ever. A camera
 folder that cannot take recordings (a file, a link, chattr +i) costs that camera's recordings only
@@ -180,13 +183,70 @@ def _is_leftover(path: Path, pid: int, mtime_s: float) -> bool:
     return writer_gone(pid, mtime_s)
 
 
-def _size(path: Path) -> int | None:
-    """Size in bytes of the file ``path``; None if it is gone (or not a file any more)."""
+# (st_dev, st_ino, st_mtime_ns) of a file the recorder wrote or counted at start: retention deletes a file only
+# while the name still holds that very file (:func:`_own_at`), never what a user, a link or a folder put in its
+# place since. The modification time is part of it because a file system hands a freed inode number to the next
+# file made: a user's picture saved over a recording's name had the recording's inode number and was deleted
+FileId = tuple[int, int, int]
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC  # a link in the folder's place: ELOOP
+
+
+def _regular(path: Path) -> tuple[FileId, int] | None:
+    """Identity and size in bytes of the regular file ``path`` (a symbolic link is not followed: it is not one);
+    None if it is gone or something else (a link, a folder)."""
     try:
-        st = path.stat()
+        st = path.lstat()
     except OSError:
         return None
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
+    return ((st.st_dev, st.st_ino, st.st_mtime_ns), st.st_size) if stat.S_ISREG(st.st_mode) else None
+
+
+def _identified(paths: Iterable[Path]) -> dict[Path, FileId]:
+    """``paths`` that are regular files, with their identities (:func:`_regular`)."""
+    return {path: found[0] for path in paths if (found := _regular(path)) is not None}
+
+
+def _own_at(folder_fd: int, name: str, file_id: FileId) -> bool | None:
+    """Whether ``name`` in the folder open as ``folder_fd`` is still the regular file ``file_id``; None when
+    nothing is there. False: something else stands there now (a user's file, a link, a folder)."""
+    try:
+        st = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    return stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino, st.st_mtime_ns) == file_id
+
+
+def _unlink_own(folder_fd: int, path: Path, file_id: FileId) -> bool:
+    """Unlink ``path``'s name in the folder open as ``folder_fd`` if it still names the file ``file_id``; True
+    also when it is gone (nothing to do). False: left, something else stands there now (:func:`_own_at`).
+    OSError when it cannot be unlinked."""
+    own = _own_at(folder_fd, path.name, file_id)
+    if own:
+        os.unlink(path.name, dir_fd=folder_fd)
+    return own is not False
+
+
+def _unlink_each(files: dict[Path, FileId]) -> list[tuple[Path, OSError]]:
+    """Unlink each of ``files`` (of one folder) that still holds its file (:func:`_unlink_own`), through the
+    folder opened without following a link; returns those that could not be, each with why."""
+    if not files:
+        return []
+    try:
+        fd = os.open(next(iter(files)).parent, _FOLDER_FLAGS)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:  # a link in the folder's place: nothing is removed through it
+        return [(path, exc) for path in files]
+    left: list[tuple[Path, OSError]] = []
+    try:
+        for path, file_id in files.items():
+            try:
+                _unlink_own(fd, path, file_id)
+            except OSError as exc:
+                left.append((path, exc))
+    finally:
+        os.close(fd)
+    return left
 
 
 def _run_number(stem_name: str) -> int:
@@ -392,7 +452,8 @@ class RecorderWorker(Worker):
             raise ValueError(f"recorder: run id {run_id!r} does not fit the recording names")
         self.root = Path(cfg.dir)
         self.inbox: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
-        self._kept: collections.deque[tuple[list[Path], int]] = collections.deque()
+        # the books: one entry per recording, (its files with their identities, bytes), oldest first
+        self._kept: collections.deque[tuple[dict[Path, FileId], int]] = collections.deque()
         self._bytes = 0
         self._checked_at = -math.inf  # when the books were last checked against the disk (_forget_removed)
         self._finishing = threading.Event()  # finish() was called: exit once the queue is empty
@@ -507,7 +568,7 @@ class RecorderWorker(Worker):
         other folder of ``dir`` (a user's copies in 'keep/', a camera no longer configured) are read for their
         run numbers only, never cleaned nor deleted by retention. Before, every folder with a camera-like
         name was under retention: copies a user kept in one were deleted as the oldest recordings."""
-        groups: dict[Path, list[tuple[Path, int]]] = collections.defaultdict(list)
+        groups: dict[Path, list[tuple[Path, FileId, int]]] = collections.defaultdict(list)
         marks: dict[Path, Path] = {}  # stem → the marker of a recording a crash cut short (_scan_folder)
         highest, others = 0, []
         for folder in self.root.iterdir():
@@ -528,12 +589,15 @@ class RecorderWorker(Worker):
         stems = _age_sorted(list(groups))
         self.prefix = f"r{number:06d}-{self._run_prefix}"
         for stem in stems:
-            self._kept.append(([path for path, _ in groups[stem]], sum(n for _, n in groups[stem])))
+            files = groups[stem]
+            self._kept.append(({path: file_id for path, file_id, _ in files}, sum(n for *_, n in files)))
             self._bytes += self._kept[-1][1]
         self._enforce_retention()
 
-    def _scan_folder(self, folder: Path, groups: dict[Path, list[tuple[Path, int]]], marks: dict[Path, Path]) -> None:
-        """The recordings of the camera folder ``folder`` into ``groups`` (stem → [(file, bytes)]); the header
+    def _scan_folder(self, folder: Path, groups: dict[Path, list[tuple[Path, FileId, int]]],
+                     marks: dict[Path, Path]) -> None:
+        """The recordings of the camera folder ``folder`` into ``groups`` (stem → [(file, identity, bytes)],
+        regular files only: a link or folder under a recording's name is not one); the header
         temporary files of writers that are gone into ``marks`` (stem → file: :meth:`_settle_halves`); other
         temporary files of writers that are gone (:func:`_abandoned`) removed, else each crash left one for
         ever. Entries may vanish while we look (another daemon's retention on the same dir, a user): they are
@@ -541,8 +605,8 @@ class RecorderWorker(Worker):
         removed, left = 0, []
         for path in _entries(folder):
             match = RECORDING_NAME.match(path.name)
-            if match and not path.is_symlink() and (size := _size(path)) is not None:
-                groups[folder / match.group(1)].append((path, size))
+            if match and (found := _regular(path)) is not None:
+                groups[folder / match.group(1)].append((path, *found))
             elif (part := TEMPORARY_NAME.match(path.name)) and _abandoned(path, int(part.group(3))):
                 if part.group(2) == ".json":
                     marks[folder / part.group(1)] = path
@@ -552,7 +616,7 @@ class RecorderWorker(Worker):
             log.info("recorder: removed %d temporary file(s) left in %s by a crash mid-write", removed, folder)
         self._tell_left(left, "temporary file(s) of a crash mid-write")
 
-    def _settle_halves(self, groups: dict[Path, list[tuple[Path, int]]], marks: dict[Path, Path]) -> None:
+    def _settle_halves(self, groups: dict[Path, list[tuple[Path, FileId, int]]], marks: dict[Path, Path]) -> None:
         """Recordings in ``groups`` (stem → files) without their header, which is written last.
 
         A crash's half is told by its marker, never by where it sits: the header is staged under its temporary
@@ -565,7 +629,7 @@ class RecorderWorker(Worker):
         ``recorder.incomplete``, and under retention like any recording. Before, a half was taken for a crash's
         by its place (the newest of the last run in its folder): the image of the last recording, whose header
         a shipper had taken, or a user's copy alone in a folder, was deleted at the next start."""
-        halves = {stem for stem, files in groups.items() if not any(p.suffix == ".json" for p, _ in files)}
+        halves = {stem for stem, files in groups.items() if not any(p.suffix == ".json" for p, *_ in files)}
         crashed = halves & marks.keys()
         if others := halves - crashed:
             self.counters.add("recorder.incomplete", len(others))
@@ -575,7 +639,7 @@ class RecorderWorker(Worker):
         left: list[tuple[Path, OSError]] = []
         removed = 0
         for stem in sorted(crashed, key=_age_order):
-            kept = self._remove_half([path for path, _ in groups.pop(stem)])
+            kept = self._remove_half({path: file_id for path, file_id, _ in groups.pop(stem)})
             left += kept
             removed += not kept
         if removed:  # only those removed: "removed 1" was said of a half that stayed
@@ -694,27 +758,26 @@ class RecorderWorker(Worker):
         self._scan_existing()
         return True
 
-    def _book(self, files: list[Path]) -> None:
-        """Count one recording's ``files`` (written whole) towards retention."""
-        size = sum(_size(p) or 0 for p in files)
-        self._kept.append((files, size))
+    def _book(self, files: Iterable[Path]) -> None:
+        """Count one recording's ``files`` (written whole) towards retention, each as the very file now at its
+        name (:func:`_regular`): retention deletes that file, never another one put there later."""
+        found = {path: info for path in files if (info := _regular(path)) is not None}
+        if not found:  # gone as soon as written: nothing to count
+            return
+        size = sum(n for _, n in found.values())
+        self._kept.append(({path: file_id for path, (file_id, _) in found.items()}, size))
         self._bytes += size
 
-    def _remove_half(self, files: list[Path]) -> bool:
+    def _remove_half(self, files: dict[Path, FileId]) -> list[tuple[Path, OSError]]:
         """A recording cut short (its header, written last, is missing): the ``files`` written before the
         failure go, so a recording is whole or absent to a reader (the event is counted lost). Kept: an image
         next to no header was evidence that the counts called lost, and nothing told which lacked one. One
         that cannot be removed stays under retention and is counted as ``recorder.incomplete``. Returns those
-        left, each with the error that kept it ([]: all gone), for the caller to name."""
-        left: list[tuple[Path, OSError]] = []
-        for path in files:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                left.append((path, exc))
-        if present := [(path, exc) for path, exc in left if _size(path) is not None]:
+        left, each with the error that kept it ([]: all gone), for the caller to name. ``files`` maps each file to
+        the identity it was written or found with: only that file is removed, in the camera folder itself
+        (:meth:`_delete_recording`)."""
+        left = _unlink_each(files)
+        if present := [(path, exc) for path, exc in left if _regular(path) is not None]:
             self.counters.add("recorder.incomplete")
             self._book([path for path, _ in present])
         return present
@@ -740,8 +803,8 @@ class RecorderWorker(Worker):
                 files.append(self._write_image(stem.with_suffix(".heat.png"), heat, temporaries))
             link_new(marker, meta)
         except BaseException:
-            self._tell_left(self._remove_half(files), "file(s) of a recording cut short (counted as "
-                                                      "recorder.incomplete)")
+            self._tell_left(self._remove_half(_identified(files)),
+                            "file(s) of a recording cut short (counted as recorder.incomplete)")
             raise
         finally:
             _drop(marker, temporaries)  # after the half: a crash before leaves it marked
@@ -764,12 +827,15 @@ class RecorderWorker(Worker):
         """Drop recordings that are no longer on disk (moved out for review, deleted by hand or by another
         daemon) from the books, so they no longer count towards max_events / max_bytes: else each of them
         made retention delete one more of the recordings that are still there."""
-        kept: collections.deque[tuple[list[Path], int]] = collections.deque()
+        kept: collections.deque[tuple[dict[Path, FileId], int]] = collections.deque()
         total = 0
         for files, _ in self._kept:
-            present = [(path, size) for path in files if (size := _size(path)) is not None]
+            # a file replaced since (a user's own, a link, a folder) is no longer the recorder's: off the books too
+            present = {path: found for path, file_id in files.items()
+                       if (found := _regular(path)) is not None and found[0] == file_id}
             if present:
-                kept.append(([path for path, _ in present], sum(n for _, n in present)))
+                kept.append(({path: file_id for path, (file_id, _) in present.items()},
+                             sum(n for _, n in present.values())))
                 total += kept[-1][1]
         self._kept, self._bytes = kept, total
         self._checked_at = time.monotonic()
@@ -791,7 +857,7 @@ class RecorderWorker(Worker):
             log.warning("recorder: one recording (%d bytes) exceeds max_bytes %d; only the newest is kept "
                         "(raise recorder.max_bytes)", self._bytes, self.cfg.max_bytes)
 
-    def _delete_recording(self, files: list[Path]) -> bool:
+    def _delete_recording(self, files: dict[Path, FileId]) -> bool:
         """Delete the files of one recording; False if one could not be (EACCES/EPERM/EROFS: an earlier run's
         folder made read-only, an immutable file, a read-only share). That one is counted and logged, and
         retention goes on with the next: an exception here disabled recording for the whole run when met at
@@ -799,24 +865,42 @@ class RecorderWorker(Worker):
 
         The header goes first, renamed to its temporary name of this process: it marks a recording whole, and
         under that name it marks the rest as a half to remove (:meth:`_settle_halves`), so a crash part-way
-        leaves a half the next start finishes deleting, never a header whose image is gone."""
+        leaves a half the next start finishes deleting, never a header whose image is gone.
+
+        Only what the recorder wrote (or counted at start) is deleted, and only in the camera folder itself: a
+        name is unlinked while it holds the very file booked (:func:`_own_at`, same device, inode and mtime, no link
+        followed), through the folder opened without following a link. Something put at a recording's name
+        since (a user's own file, a link to /etc or a user's folder, a folder) is left as it is, and so is a
+        camera folder replaced by a link (its recordings moved to an archive and linked back): retention
+        deleted through such a link in the archive, deleted a user's picture saved under a recording's name,
+        and renamed a user's folder at a header's name to a hidden temporary name."""
+        folder = next(iter(files)).parent
+        try:
+            fd = os.open(folder, _FOLDER_FLAGS)
+        except OSError as exc:  # gone (moved out whole): nothing to delete; ELOOP, ENOTDIR: not our folder now
+            if not isinstance(exc, FileNotFoundError):
+                self._throttle.warning("not-folder", "recorder: retention leaves the recordings of %s: not the "
+                                       "folder they were recorded in any more (%s)", folder, exc.strerror or exc)
+            return False
         header = next((path for path in files if path.suffix == ".json"), None)
         marker = _temporary(header) if header is not None else None
         try:
-            if marker is not None:
+            if header is not None and _own_at(fd, header.name, files[header]):
                 _writing.add(marker.name)
-                try:
-                    header.rename(marker)
-                except FileNotFoundError:  # moved out by someone: the rest is deleted unmarked
-                    marker = None
-            for path in [path for path in files if path.suffix != ".json"] + ([marker] if marker else []):
-                path.unlink(missing_ok=True)
+                os.rename(header.name, marker.name, src_dir_fd=fd, dst_dir_fd=fd)
+                files = {**{path: i for path, i in files.items() if path != header}, marker: files[header]}
+            foreign = [path for path, file_id in files.items() if not _unlink_own(fd, path, file_id)]
         except OSError as exc:
             self.counters.add("recorder.delete_errors")
             self._throttle.warning("delete", "recorder: retention cannot delete %s (%s); left in place",
                                    exc.filename or header, exc.strerror or exc)
             return False
         finally:
-            if header is not None:
-                _writing.discard(_temporary(header).name)
+            os.close(fd)
+            if marker is not None:
+                _writing.discard(marker.name)
+        if foreign:
+            self._throttle.warning("foreign", "recorder: retention leaves %s%s: put there since it was recorded "
+                                   "(another file, a link or a folder), not the recorder's", foreign[0],
+                                   f" and {len(foreign) - 1} more" if len(foreign) > 1 else "")
         return True

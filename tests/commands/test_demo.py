@@ -89,8 +89,9 @@ def test_demo_never_replaces_the_step_by_step_files_without_force(tmp_path, caps
     (tmp_path / "runs" / "rs-brick").mkdir(parents=True)
     (tmp_path / "runs" / "rs-brick" / "best.pt").write_bytes(b"hours of training")
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 2
-    assert capsys.readouterr().err == (f"error: {tmp_path}: holds data/brick, runs/rs-brick, which the demo would "
-                                       f"replace; --out another folder, or --force to replace them\n")
+    assert capsys.readouterr().err == (f"error: {tmp_path}: not a folder the demo made (no .inspector-demo in it), "
+                                       f"and it holds data, runs; the demo writes only into a new or empty folder "
+                                       f"(--force replaces only a previous demo's outputs): --out another folder\n")
     assert mine.read_bytes() == b"the user's image"
     assert (tmp_path / "runs" / "rs-brick" / "best.pt").read_bytes() == b"hours of training"
 
@@ -111,6 +112,26 @@ def test_demo_force_replaces_only_a_folder_the_demo_made(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith(f"error: {tmp_path}: not a folder the demo made")
     assert best.read_bytes() == b"hours of training" and notes.read_text() == "my evaluation notes"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval", "runs"]  # no marker claimed it either
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_demo_never_writes_into_a_users_folder(tmp_path, capsys, force):
+    """--out a user's folder holding their own files (none of the demo's names): the demo wrote its data set,
+    run, graphs and reports in among them and claimed the folder with its marker, so a later --force would
+    replace whatever there bore its names. Now one line naming the folder, exit 2, the folder untouched, --force
+    or not: only a new or empty folder, or the demo's own, is written into."""
+    from inspector.cli import main
+
+    (tmp_path / "notes.txt").write_text("my notes")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "line1.jpg").write_bytes(b"a photo")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert main(["demo", "--quick", "--out", str(tmp_path), *force]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {tmp_path}: not a folder the demo made")
+    assert "holds notes.txt, photos" in err
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "notes.txt").read_text() == "my notes"
 
 
 def test_demo_force_accepts_its_own_previous_demo(quick_demo, tmp_path):

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +192,110 @@ def test_an_immutable_camera_folder_costs_that_cameras_recordings_only(tiny_mode
     assert len(told) == 1 and str(rec / "a") in told[0]
     totals = yaml.safe_load((tmp_path / "summary.json").read_text())["totals"]
     assert totals["recorder.unusable"] == 2 and totals["recorder.written"] == 2
+
+
+# -- retention deletes only the files it wrote, in the camera folder itself ------------------------------------------
+def _record_and_wait(rec: RecorderWorker, counters: Counters, camera: str, i: int) -> None:
+    """Record defect ``i`` of ``camera`` (frame, heat map, header) and wait until it is written."""
+    before = counters.get("recorder.written")
+    frame = Frame(camera=camera, frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=i, capture_utc=0.0)
+    frame.amap = np.ones((8, 8), np.float32)
+    rec.put(frame, {"seq": i, "capture": {"monotonic_ns": i}})
+    deadline = time.monotonic() + 10
+    while counters.get("recorder.written") <= before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert counters.get("recorder.written") == before + 1, counters.snapshot()
+
+
+def _retention_after(root: Path, change, cameras=("c",)) -> Counters:
+    """A running recorder at max_events 1 (retention deletes the older recording as each is written, its books
+    checked against the disk just before): recording 1 of camera c is written, ``change(stem of recording 1)``
+    puts something in its place, then recording 2 (of the last of ``cameras``) makes retention delete 1."""
+    counters = Counters()
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, max_events=1),
+                         threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z", cameras=cameras)
+    rec.start()
+    try:
+        _record_and_wait(rec, counters, "c", 0)
+        _record_and_wait(rec, counters, "c", 1)  # recording 0 deleted: the books were checked a moment ago
+        [stem] = {p.name.split(".")[0] for p in (root / "c").glob("*-000000001-000000001.*")}
+        change(root / "c" / stem)
+        _record_and_wait(rec, counters, cameras[-1], 2)
+    finally:
+        rec.finish()
+        rec.join(10)
+    assert not rec.is_alive() and rec.failure is None
+    return counters
+
+
+def test_retention_never_deletes_through_a_camera_folder_replaced_by_a_link(tmp_path, caplog):
+    """A camera's folder moved to an archive while the daemon runs, a symbolic link to it left in its place
+    (its recordings kept elsewhere, still reachable at the old path): retention deleted the archived recording
+    through the link. Deletion opens the camera folder without following a link: the archive stays whole."""
+    root, archive = tmp_path / "rec", tmp_path / "archive"
+
+    def move_and_link(stem: Path) -> None:
+        (root / "c").rename(archive)
+        (root / "c").symlink_to(archive)
+
+    with caplog.at_level(logging.WARNING, "inspector.recorder"):
+        counters = _retention_after(root, move_and_link, cameras=("c", "d"))
+    assert sorted(p.name.split("-")[-1] for p in archive.iterdir()) == ["000000001.heat.png", "000000001.json",
+                                                                         "000000001.png"]
+    assert counters.get("recorder.deleted") == 1  # recording 0, before the move
+    assert any("not the folder they were recorded in" in r.getMessage() for r in caplog.records)
+
+
+def _user_folder_at(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+    (path / "mine.txt").write_text("the user's notes")
+
+
+def _link_to_outside(path: Path) -> None:
+    outside = path.parents[2] / "etc"  # stands for /etc or a user's folder: a link out of recorder.dir
+    outside.mkdir(exist_ok=True)
+    (outside / "passwd").write_text("root:x:0:0")
+    path.unlink()
+    path.symlink_to(outside / "passwd")
+
+
+def _users_own_file_at(path: Path) -> None:
+    path.unlink()  # the freed inode number is handed to the next file made: the user's
+    path.write_bytes(b"the user's own picture, saved under that name")
+
+
+@pytest.mark.parametrize("suffix, change", [(".json", _user_folder_at), (".json", _link_to_outside),
+                                            (".png", _users_own_file_at), (".png", _link_to_outside),
+                                            (".heat.png", _user_folder_at)])
+def test_retention_leaves_what_was_put_at_a_recordings_name_since(tmp_path, suffix, change):
+    """A recording's file replaced since it was written (a user's folder or own picture at its name, a link
+    out of recorder.dir): retention deleted the user's picture and links, and renamed a user's folder at a
+    header's name to a hidden temporary name ('.<name>.<pid>.part'). It deletes a name only while it holds the
+    very file the recorder wrote (device, inode, mtime), so what stands there now is left as it is; the rest of
+    the recording, the recorder's own, goes."""
+    root = tmp_path / "rec"
+    seen: dict[str, object] = {}
+
+    def replace(stem: Path) -> None:
+        target = stem.with_name(stem.name + suffix)
+        change(target)
+        seen["target"] = target
+        seen["before"] = _describe(target)
+
+    counters = _retention_after(root, replace)
+    target = seen["target"]
+    assert _describe(target) == seen["before"]  # untouched, under its own name
+    assert not list((root / "c").glob(".*"))  # nothing renamed to a hidden name
+    assert sorted(p.name for p in (root / "c").glob("*-000000001-000000001*")) == [target.name]  # ours went
+    assert counters.get("recorder.deleted") == 2 and counters.get("recorder.delete_errors") == 0
+    if (tmp_path / "etc").exists():
+        assert (tmp_path / "etc" / "passwd").read_text() == "root:x:0:0"
+
+
+def _describe(path: Path) -> object:
+    if path.is_symlink():
+        return ("link", os.readlink(path))
+    if path.is_dir():
+        return ("folder", _snapshot(path))
+    return ("file", path.read_bytes())

@@ -1160,12 +1160,12 @@ from inspector.pipeline import recorder
 from inspector.pipeline.config import RecorderSection
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.telemetry import Counters
-real_unlink, deleted = Path.unlink, []
-def unlink(self, missing_ok=False):  # the power goes once retention took a recording's header away
-    if recorder.RECORDING_NAME.match(self.name):
+real_unlink = os.unlink
+def unlink(path, *, dir_fd=None):  # the power goes once retention took a recording's header away
+    if recorder.RECORDING_NAME.match(os.path.basename(path)):
         os.kill(os.getpid(), signal.SIGKILL)
-    real_unlink(self, missing_ok=missing_ok)
-recorder.Path.unlink = unlink
+    real_unlink(path, dir_fd=dir_fd)
+os.unlink = unlink  # retention unlinks by name in the camera folder it opened (os.unlink with dir_fd)
 counters = Counters()
 rec = recorder.RecorderWorker(RecorderSection(enabled=True, dir=sys.argv[1], min_free_bytes=0, max_events=1),
                               threading.Event(), counters, "0123456789ab", "2025-01-31T12:00:00.000Z", cameras=("c",))
