@@ -8,13 +8,13 @@ import errno
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 from inspector.artifacts.model_card import read_sidecar, verify_graph, write_sidecar
+from file_faults import read_only_folder
 from inspector.cli import main
 from inspector.deploy import export as export_mod
 from inspector.deploy import export_model
@@ -165,23 +165,13 @@ def test_export_never_replaces_what_export_did_not_write(trained_run, earlier, t
     assert _files(tmp_path) == before
 
 
-def _read_only(folder: Path):
-    """``folder`` made read-only for this process (root ignores modes: the immutable attribute); the undo, or
-    None where neither is possible here."""
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        return lambda: folder.chmod(0o755)
-    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
-        return None
-    return lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)
-
 
 def test_an_export_into_a_read_only_folder_is_one_line_and_changes_nothing(other, earlier, tmp_path, monkeypatch,
                                                                           capsys, trained_run):
     """A read-only output folder holding an earlier export: the exporter raised a bare PermissionError from its
     temporary folder. Now an ExportError naming the folder, before any work, and the earlier export as it was
     (the command line refuses it in its parser, one line, exit 2)."""
-    undo = _read_only(tmp_path)
+    undo = read_only_folder(tmp_path)
     if undo is None:
         pytest.skip("cannot make a folder read-only here")
     try:

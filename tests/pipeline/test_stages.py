@@ -33,6 +33,7 @@ from inspector.pipeline.sources import make_source, make_synthetic_pool, source_
 from inspector.pipeline.telemetry import Counters
 from inspector.artifacts.thresholds import ScoreStats
 
+from file_faults import read_only_folder
 from pipeline_support import CRASH_BEFORE_HEADER, write_folder
 
 
@@ -509,16 +510,6 @@ def test_a_user_file_named_with_a_huge_run_number_never_stops_recording(tmp_path
     assert ours[0].startswith("r999999999999-" if digits == 12 else "r000001-")
 
 
-def _make_undeletable(folder: Path) -> Callable[[], None] | None:
-    """Make the entries of ``folder`` undeletable for this process (a read-only folder; for root, who ignores
-    permissions, the immutable attribute), returning the undo; None where neither is possible here."""
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        return lambda: folder.chmod(0o755)
-    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
-        return None
-    return lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)
-
 
 def test_retention_goes_on_past_a_recording_it_cannot_delete(tmp_path):
     """An earlier run's camera folder made read-only (archived evidence, another user's folder): retention
@@ -528,7 +519,7 @@ def test_retention_goes_on_past_a_recording_it_cannot_delete(tmp_path):
     old.mkdir(parents=True)
     for i in range(3):  # recordings of an earlier run: the oldest, so retention turns to them first
         (old / f"20240101T000000Z-0123456789ab-{i:09d}-{i:09d}.json").write_text("{}")
-    undo = _make_undeletable(old)
+    undo = read_only_folder(old)
     if undo is None:
         pytest.skip("cannot make a folder read-only for this user here (chattr)")
     try:
