@@ -186,6 +186,11 @@ def test_resume_of_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_line(
     payload["config"]["model"]["student_width"] = 2.0  # e.g. a config edited by hand after training
     torch.save(payload, run / "best.pt")
     assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err  # the run's config.yaml still says what it trained
+    assert err.count("\n") == 1 and err.startswith(f"error: {run / 'best.pt'}: not the checkpoint of this run: "
+                                                   f"its model.student_width is 2.0, the run's config.yaml has 1.0"), err
+    (run / "config.yaml").unlink()  # a run from before config.yaml: the weights themselves do not fit
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {run / 'best.pt'}: weights do not fit model"), err
 
