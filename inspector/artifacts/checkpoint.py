@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from inspector.artifacts.run_files import check_checkpoint_of_run
 from inspector.errors import ModelError
 
 FORMAT = "inspector-checkpoint"
@@ -40,12 +41,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The payload of a checkpoint file (or a run folder's ``best.pt``), with ``path`` added.
 
     Raises ModelError (one line naming the file) when it is missing, unreadable,
-    holds anything but plain data and tensors, or is not an inspector checkpoint.
+    holds anything but plain data and tensors, or is not an inspector checkpoint; for a run folder also
+    when its best.pt is not the checkpoint of the run its config.yaml and history.json record
+    (:func:`inspector.artifacts.run_files.check_checkpoint_of_run`).
     """
     import torch
 
-    path = Path(path)
-    if path.is_dir():
+    path, folder = Path(path), Path(path).is_dir()
+    if folder:
         path = path / BEST
     if not path.is_file():
         raise ModelError(f"{path}: checkpoint not found (train a model first: inspector train …)")
@@ -58,6 +61,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     problem = payload_problem(payload)
     if problem:
         raise ModelError(f"{path}: damaged inspector checkpoint ({problem})")
+    if folder:  # a run folder's files are read together: its best.pt must be the run's
+        check_checkpoint_of_run(path, payload)
     payload["path"] = str(path)
     return payload
 

@@ -253,7 +253,7 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     val_loss_fn = PhaseLoss(phase, val_imgs, model, device)
     state = (optimizer, generator, train_loss_fn.ood_rng, rule)  # what resume.pt keeps besides the weights
     if point is not None:
-        point.restore(phase.name, start_epoch, model, *state)
+        point.restore(phase.name, start_epoch, model, *state, earlier=earlier)
     model.train()
     epoch = start_epoch
     try:
@@ -269,7 +269,7 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
                 if improved:
                     on_best(epoch, val)
                 if point is not None:
-                    point.keep(phase.name, epoch, model, *state)
+                    point.keep(phase.name, epoch, val, model, *state)
             if on_epoch is not None:
                 on_epoch(epoch, val)
             progress.epoch_end(epoch, epochs_label,
@@ -609,7 +609,7 @@ def _resume_state(model: AnomalyModel, run_dir: Path, phase_names: list[str]) ->
     path = run_dir / BEST
     if not path.is_file():
         raise ModelError(f"{path}: nothing to resume (no checkpoint in the run folder)")
-    payload = read_checkpoint(path)
+    payload = read_checkpoint(run_dir)  # the folder: its best.pt is checked against its other files
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:  # weights of another architecture than the config the run resumes with

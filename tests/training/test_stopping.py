@@ -283,30 +283,3 @@ def test_a_bad_lr_anneal_is_one_config_error_line(value):
                               "train": {"lr_anneal": value}})
     assert "\n" not in str(err.value)
 
-
-@pytest.mark.parametrize("damage", ["none", "missing_weight", "other_shape", "extra_group", "other_group_size",
-                                    "optimizer_not_dict", "weights_not_tensors", "no_schedule"])
-def test_a_resume_point_is_checked_against_the_model_before_loading(damage):
-    """resume_point._fits: a point is loaded only when its weights and optimiser groups are this run's."""
-    from inspector.training.resume_point import _fits
-
-    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
-    optimizer = torch.optim.Adam(model.parameters())
-    point = {"state_dict": model.state_dict(), "optimizer": optimizer.state_dict(), "lr_schedule": {},
-             "generator": torch.Generator().get_state(), "torch_rng": torch.get_rng_state()}
-    if damage == "missing_weight":
-        point["state_dict"] = {k: v for k, v in point["state_dict"].items() if k != "1.bias"}
-    elif damage == "other_shape":
-        point["state_dict"] = {**point["state_dict"], "0.weight": torch.zeros(5, 3)}
-    elif damage == "extra_group":
-        point["optimizer"] = {**point["optimizer"], "param_groups": point["optimizer"]["param_groups"] * 2}
-    elif damage == "other_group_size":
-        group = {**point["optimizer"]["param_groups"][0], "params": [0, 1]}
-        point["optimizer"] = {**point["optimizer"], "param_groups": [group]}
-    elif damage == "optimizer_not_dict":
-        point["optimizer"] = [1, 2]
-    elif damage == "weights_not_tensors":
-        point["state_dict"] = {k: v.tolist() for k, v in point["state_dict"].items()}
-    elif damage == "no_schedule":
-        del point["lr_schedule"]
-    assert _fits(point, model, optimizer) is (damage == "none")

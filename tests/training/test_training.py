@@ -187,6 +187,11 @@ def test_resume_of_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_line(
     payload["config"]["model"]["student_width"] = 2.0  # e.g. a config edited by hand after training
     torch.save(payload, run / "best.pt")
     assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err  # the run's config.yaml still says what it trained
+    assert err.count("\n") == 1 and err.startswith(f"error: {run / 'best.pt'}: not the checkpoint of this run: "
+                                                   f"its model.student_width is 2.0, the run's config.yaml has 1.0"), err
+    (run / "config.yaml").unlink()  # a run from before config.yaml: the weights themselves do not fit
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {run / 'best.pt'}: weights do not fit model"), err
 
@@ -399,6 +404,6 @@ def test_a_resume_point_from_another_run_is_not_loaded_half_way(tiny_dataset, tm
     caplog.clear()
     assert main(["train", "--out", str(own), "--resume", "--epochs", "3"]) == 0
     said = [r.getMessage() for r in caplog.records if "no optimiser state" in r.getMessage()]
-    assert len(said) == 1 and "another model's weights" in said[0] and "\n" not in said[0]
+    assert len(said) == 1 and "of model 'stfpm'" in said[0] and "\n" not in said[0]
     assert [h["epoch"] for h in json.loads((own / "history.json").read_text())] == [1, 2, 3]
     assert torch.load(own / "resume.pt", weights_only=True)["epoch"] == 3  # its own point again
