@@ -137,11 +137,7 @@ def test_an_unusable_resume_point_is_one_warning_and_the_optimiser_starts_afresh
     trains without the file (best.pt's weights, the optimiser afresh): nothing of it was put back."""
     run = shutil.copytree(runs["run"], tmp_path / "run")
     content, reason = RESUME_CASES[case]
-    content = content(runs) if callable(content) else content
-    if isinstance(content, bytes):
-        (run / "resume.pt").write_bytes(content)
-    else:
-        torch.save(content, run / "resume.pt")
+    _put(run / "resume.pt", content, runs)
     caplog.set_level(logging.INFO)
     assert main(["train", "--out", str(run), "--resume", "--epochs", "2"]) == 0
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -221,11 +217,7 @@ def test_a_damaged_or_foreign_best_checkpoint_is_one_line_and_changes_nothing(ru
     run, out = shutil.copytree(runs["run"], tmp_path / "run"), tmp_path / "out"
     out.mkdir()
     content, words = BEST_CASES[case]
-    content = content(runs) if callable(content) else content
-    if isinstance(content, bytes):
-        (run / "best.pt").write_bytes(content)
-    else:
-        torch.save(content, run / "best.pt")
+    _put(run / "best.pt", content, runs)
     before = _tree(run)
     capsys.readouterr()
     for name, command in COMMANDS.items():
@@ -242,3 +234,12 @@ def test_a_damaged_summary_only_loses_the_record_of_earlier_phases(runs, tmp_pat
     (run / "summary.json").write_text(summary)
     assert main(["train", "--out", str(run), "--resume", "--epochs", "2"]) == 0
     assert json.loads((run / "summary.json").read_text())["phases"][0]["epochs_run"] == 2
+
+
+def _put(path, content, runs) -> None:
+    """Write a case's file: raw bytes as they are, anything else (or what a callable makes of ``runs``) saved."""
+    content = content(runs) if callable(content) else content
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
