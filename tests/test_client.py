@@ -191,6 +191,25 @@ def test_subscriber_refuses_an_endpoint_without_scheme():
     assert str(info.value) == "endpoint 'udp://127.0.0.1:5556' is not a ZeroMQ endpoint (tcp://host:port, ipc://path)"
 
 
+def test_an_endpoint_of_bytes_that_are_not_utf8_is_one_line(tmp_path):
+    """An ipc path of bytes that are not UTF-8 (legal in POSIX names; Python decodes them to lone surrogates)
+    ended ``inspector subscribe`` with a UnicodeEncodeError traceback from ZeroMQ's connect. The name is
+    printed escaped, and any line holding such a name can be written to a UTF-8 stream (textline.one_line)."""
+    import os
+    import subprocess
+    import sys
+
+    from inspector.textline import one_line
+
+    endpoint = os.fsencode(f"ipc://{tmp_path}/") + b"\xff.sock"
+    res = subprocess.run([sys.executable, "-m", "inspector", "subscribe", endpoint, "--timeout", "0.1"],
+                         capture_output=True, timeout=60)
+    err = res.stderr.decode()
+    assert res.returncode == 2 and err.startswith("error: endpoint") and len(err.splitlines()) == 1, err
+    assert "not UTF-8" in err and "\\udcff" in err
+    assert one_line("a\udcffb\ud800").encode("utf-8") == b"a\\udcffb\\ud800"
+
+
 @pytest.mark.parametrize("descriptor", [
     {"encoding": "png", "bytes": 3},  # no 'kind'
     {"kind": "thumbnail", "encoding": "jpeg", "bytes": 10**12},  # size from the wire disagrees with the frame
