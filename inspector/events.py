@@ -418,7 +418,7 @@ def wire_json(data: bytes | str, where: str, limit: int | None = MAX_HEADER_BYTE
 
 def decode(frames: list[bytes]) -> Event:
     """Parse ``[topic, header, *payloads]``; raises ValueError on a malformed or foreign message (the header
-    as :func:`wire_json` takes it, at most :data:`MAX_PAYLOADS` payloads)."""
+    as :func:`wire_json` takes it, at most :data:`MAX_PAYLOADS` payloads, the topic the event's own)."""
     if len(frames) < 2:
         raise ValueError(f"expected [topic, header, *payloads], got {len(frames)} frame(s)")
     topic = bytes(frames[0])[:200].decode("utf-8", "replace")
@@ -433,9 +433,14 @@ def decode(frames: list[bytes]) -> Event:
     known = {k: v for k, v in header.items() if k in cls.__dataclass_fields__}
     _check_fields(topic, cls, known)
     try:
-        return cls(**known, payloads=payloads)
+        event = cls(**known, payloads=payloads)
     except TypeError as exc:
         raise ValueError(f"{topic}: header lacks fields ({exc})") from None
+    # a daemon sends each event under its own topic (encode); one routed under another's was neither shown nor
+    # counted by a subscriber whose topics cover the wire topic and not the header's (v1/defect/cam1, camera cam2)
+    if bytes(frames[0]) != event.topic.encode():
+        raise ValueError(f"{topic}: the header is of topic {event.topic[:200]}")
+    return event
 
 
 def _payloads(topic: str, descriptors: Any, blobs: list) -> list[Payload]:
