@@ -584,7 +584,9 @@ class MqttSubscriber(KeepsState):
             return None
         try:  # the header as decode() takes a ZeroMQ one (under its v1 topic); its payloads come on their own
             header = wire_json(payload, "header")  # the topic leads the notice (_skip)
-            descriptors = header.pop("payloads", []) if isinstance(header, dict) else []
+            if not isinstance(header, dict):
+                raise ValueError("header is not an object")
+            descriptors = header.pop("payloads", [])
             if not (isinstance(descriptors, list) and len(descriptors) <= MAX_PAYLOADS
                     and all(_descriptor(d) for d in descriptors)):
                 raise ValueError(f"'payloads' is not a list of at most {MAX_PAYLOADS} descriptors with a text "

@@ -738,3 +738,38 @@ def test_mqtt_messages_over_max_message_mib_and_malformed_ones_are_dropped_count
     assert "5 malformed message(s) skipped" in summary, summary
     assert err.count("bytes a message may have (subscribe --max-message-mib)") == 2, err[-3000:]
     assert err.count("skipped a malformed message on inspector/b1/v1/defect/cam1: ") == 5, err[-3000:]
+
+
+def test_a_fuzzed_mqtt_publisher_is_printed_or_counted_never_a_crash_nor_a_file_outside(tmp_path):
+    """The ZeroMQ fuzz's messages (test_subscribe_fuzz: same seed) as MQTT headers on the broker (their topic
+    under a box; a hostile topic, which the subscription would not take, becomes a defect topic): ``subscribe
+    mqtt://`` ends normally,
+    prints each as one clean line or counts it (malformed, or a duplicate it does not show twice), and writes
+    nothing outside its --save-dir."""
+    import os
+    import re
+
+    from inspector.integrations.mqtt import Message
+    from test_subscribe_fuzz import CONTROL, messages
+
+    def topic(frames: list[bytes]) -> str:  # a topic the subscriber's filters take (the broker drops the rest)
+        text = frames[0].decode("utf-8", "replace")
+        return f"inspector/b1/{text}" if re.fullmatch(r"v1/((defect|status)/cam[12]|stats)", text) else \
+            "inspector/b1/v1/defect/cam1"
+
+    sent = [Message(topic(frames), frames[1] if len(frames) > 1 else b"") for frames in messages(n=200)]
+    broker = Mosquitto(tmp_path / "broker").start()
+    root = tmp_path / "root"
+    save = root / "box" / "events"
+    (save / "defect-x").mkdir(parents=True)
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/", "--save-dir", str(save),
+                                 "--timeout", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)
+    out, err = _publish_raw(broker, consumer, [sent], subscribed_s=2.5)
+    out, err = out.decode(), err.decode()
+    assert consumer.returncode == 0 and "Traceback" not in err, err[-3000:]
+    assert not CONTROL.search(out + err), [line for line in (out + err).splitlines() if CONTROL.search(line)][:3]
+    summary = err.splitlines()[-1]
+    counts = [int(re.search(pattern, summary)[1]) for pattern in
+              (r"received (\d+) event", r"(\d+) duplicate\(s\)", r"(\d+) malformed message\(s\) skipped")]
+    assert counts[0] == len(out.splitlines()) and sum(counts) == len(sent), (counts, summary)
+    assert [f for d, _, files in os.walk(root) for f in files if not d.startswith(str(save))] == []
