@@ -541,7 +541,8 @@ class MqttSubscriber(KeepsState):
         try:
             topic = msg.topic
         except UnicodeDecodeError:
-            self.messages.put(None, ("malformed", repr(bytes(msg._topic)[:160]), "its topic is not UTF-8"))
+            raw = bytes(getattr(msg, "_topic", b"?"))[:160]  # paho keeps the topic's bytes there
+            self.messages.put(None, ("malformed", repr(raw), "its topic is not UTF-8"))
             return
         if len(msg.payload) > self.max_message_bytes:
             self.messages.put(None, ("oversized", topic, len(msg.payload)))
