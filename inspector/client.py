@@ -90,10 +90,21 @@ def check_endpoint(endpoint: str) -> str:
                 and "://" not in endpoint else "")
         raise ConfigError(f"endpoint '{str(endpoint)[:80]}' is not a ZeroMQ endpoint "
                           f"(tcp://host:port, ipc://path){hint}")
+    if not endpoint.isascii() and not _utf8(endpoint):  # ZeroMQ takes UTF-8: connect raised UnicodeEncodeError
+        raise ConfigError(f"endpoint '{endpoint[:80]}' is not UTF-8 text (a path of bytes that are not UTF-8?)")
     port_problem = tcp_port_problem(endpoint, bind=False)
     if port_problem:
         raise ConfigError(f"endpoint '{endpoint[:80]}': {port_problem}")
     return endpoint
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (no lone surrogate: bytes of a command line that were not UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _load_key(value: str | bytes | Path, what: str, secret: bool = False) -> tuple[bytes, bytes | None]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import time
 import types
@@ -374,25 +375,50 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python's extension, refused by every strict reader
 
 
+# What may stand for a lone surrogate: a \ud800-\udfff escape, or (json.loads decodes bytes with 'surrogatepass')
+# such a code point encoded as UTF-8 (ED A0..BF xx), or the code point itself in a str. A match only costs a check.
+_SURROGATE_HINT = {bytes: re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]"),
+                   str: re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")}
+
+
+class LoneSurrogate(ValueError):
+    """A string of a JSON document holds a lone surrogate (told as that, not as 'not JSON')."""
+
+
+def _no_lone_surrogate(doc: Any, where: str) -> None:
+    """Raise ValueError when a string of ``doc`` holds a lone surrogate: no Unicode text (RFC 7493 §2.1), so no
+    UTF-8 either; a camera name of '\\ud800' ended ``inspector subscribe`` with a UnicodeEncodeError traceback
+    as it printed the event's line."""
+    try:
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise LoneSurrogate(f"{where}: a string holds a lone surrogate (\\ud800-\\udfff), no Unicode text") from None
+
+
 def wire_json(data: bytes | str, where: str, limit: int | None = MAX_HEADER_BYTES) -> Any:
-    """Strict JSON (RFC 8259: no NaN/Infinity, no number beyond the float range) of untrusted bytes, at most
-    ``limit`` bytes (None: any); every failure a one-line ValueError naming ``where``: too long, not UTF-8, not
-    JSON, nested too deeply (RecursionError, which is no ValueError, escaped every caller as a traceback). The one
-    parser of what comes from a wire or from a file a subscriber keeps: what it accepts, a consumer can write
-    back as JSON (``--json``, ``--save-dir``) that every reader takes."""
+    """Strict JSON (RFC 8259: no NaN/Infinity, no number beyond the float range; I-JSON: no lone surrogate in a
+    string) of untrusted bytes, at most ``limit`` bytes (None: any); every failure a one-line ValueError naming
+    ``where``: too long, not UTF-8, not JSON, nested too deeply (RecursionError, which is no ValueError, escaped
+    every caller as a traceback). The one parser of what comes from a wire or from a file a subscriber keeps: what
+    it accepts, a consumer can print, and write back as JSON (``--json``, ``--save-dir``) that every reader takes."""
     if limit is not None and len(data) > limit:
         raise ValueError(f"{where}: {len(data)} bytes, more than the {limit} a header may have")
     try:
-        return json.loads(data, parse_constant=_no_constant, parse_float=_finite)
+        doc = json.loads(data, parse_constant=_no_constant, parse_float=_finite)
+        if _SURROGATE_HINT[bytes if isinstance(data, (bytes, bytearray)) else str].search(data):
+            _no_lone_surrogate(doc, where)
+        return doc
     except RecursionError:
         raise ValueError(f"{where}: not JSON (nested too deeply)") from None
+    except LoneSurrogate:
+        raise
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, the two above
         raise ValueError(f"{where}: not JSON ({' '.join(str(exc).split())[:80]})") from None
 
 
 def decode(frames: list[bytes]) -> Event:
     """Parse ``[topic, header, *payloads]``; raises ValueError on a malformed or foreign message (the header
-    as :func:`wire_json` takes it, at most :data:`MAX_PAYLOADS` payloads)."""
+    as :func:`wire_json` takes it, at most :data:`MAX_PAYLOADS` payloads, the topic the event's own)."""
     if len(frames) < 2:
         raise ValueError(f"expected [topic, header, *payloads], got {len(frames)} frame(s)")
     topic = bytes(frames[0])[:200].decode("utf-8", "replace")
@@ -407,9 +433,14 @@ def decode(frames: list[bytes]) -> Event:
     known = {k: v for k, v in header.items() if k in cls.__dataclass_fields__}
     _check_fields(topic, cls, known)
     try:
-        return cls(**known, payloads=payloads)
+        event = cls(**known, payloads=payloads)
     except TypeError as exc:
         raise ValueError(f"{topic}: header lacks fields ({exc})") from None
+    # a daemon sends each event under its own topic (encode); one routed under another's was neither shown nor
+    # counted by a subscriber whose topics cover the wire topic and not the header's (v1/defect/cam1, camera cam2)
+    if bytes(frames[0]) != event.topic.encode():
+        raise ValueError(f"{topic}: the header is of topic {event.topic[:200]}")
+    return event
 
 
 def _payloads(topic: str, descriptors: Any, blobs: list) -> list[Payload]:

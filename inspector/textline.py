@@ -6,7 +6,9 @@ camera name or topic from the wire (untrusted: any publisher can send one). A ne
 line" into two, or forged a second event line that scripts read as real; an ESC or CR rewrote the terminal.
 Characters of Unicode category Cc (C0, DEL, C1) and the line/paragraph separators U+2028/U+2029 (which
 ``str.splitlines`` and many viewers also break at) are written as Python escapes (``\\n``, ``\\x1b``,
-``\\u2028``). Standard library only: the daemon and the subscriber use it.
+``\\u2028``). So are lone surrogates (U+D800-U+DFFF: a command-line path of bytes that are not UTF-8, which Python
+decodes to them): no encoder writes them, and printing one to a UTF-8 stdout raised UnicodeEncodeError, a
+traceback instead of the line. Standard library only: the daemon and the subscriber use it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import re
 
 # Cc is exactly U+0000-U+001F and U+007F-U+009F (Unicode General Category); tab is kept: it does not break a line
-_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def _escape(match: re.Match) -> str:

@@ -191,6 +191,25 @@ def test_subscriber_refuses_an_endpoint_without_scheme():
     assert str(info.value) == "endpoint 'udp://127.0.0.1:5556' is not a ZeroMQ endpoint (tcp://host:port, ipc://path)"
 
 
+def test_an_endpoint_of_bytes_that_are_not_utf8_is_one_line(tmp_path):
+    """An ipc path of bytes that are not UTF-8 (legal in POSIX names; Python decodes them to lone surrogates)
+    ended ``inspector subscribe`` with a UnicodeEncodeError traceback from ZeroMQ's connect. The name is
+    printed escaped, and any line holding such a name can be written to a UTF-8 stream (textline.one_line)."""
+    import os
+    import subprocess
+    import sys
+
+    from inspector.textline import one_line
+
+    endpoint = os.fsencode(f"ipc://{tmp_path}/") + b"\xff.sock"
+    res = subprocess.run([sys.executable, "-m", "inspector", "subscribe", endpoint, "--timeout", "0.1"],
+                         capture_output=True, timeout=60)
+    err = res.stderr.decode()
+    assert res.returncode == 2 and err.startswith("error: endpoint") and len(err.splitlines()) == 1, err
+    assert "not UTF-8" in err and "\\udcff" in err
+    assert one_line("a\udcffb\ud800").encode("utf-8") == b"a\\udcffb\\ud800"
+
+
 @pytest.mark.parametrize("descriptor", [
     {"encoding": "png", "bytes": 3},  # no 'kind'
     {"kind": "thumbnail", "encoding": "jpeg", "bytes": 10**12},  # size from the wire disagrees with the frame
@@ -583,7 +602,7 @@ def test_wire_text_cannot_forge_lines_or_control_the_terminal(tmp_path, capsys):
         assert pub.wait_for_subscription(10.0)
         time.sleep(0.2)
         pub.socket.send_multipart([b"v1/status/c\nFORGED NOTICE\x1b[2J", b"{not json"])  # told as a notice
-        pub.socket.send_multipart([b"v1/status/c", json.dumps(status).encode()])
+        pub.socket.send_multipart([f"v1/status/{forged}".encode(), json.dumps(status).encode()])  # its own topic
         pub.send(_status(0, camera="good"))
 
     sender = threading.Thread(target=publish)
@@ -722,6 +741,25 @@ def test_a_camera_topic_is_cut_at_the_name_not_inside_it(tmp_path):
     assert (sub.lost, sub.received) == (0, 2), sub.notices()
     assert sorted(e.camera for e in all_got) == ["cam1", "cam1", "cam10", "cam10", "cam10"]
     assert every.lost == 4  # cam11: published, never heard
+
+
+def test_a_message_under_another_events_topic_is_counted_skipped_not_silently_ignored(tmp_path):
+    """ZeroMQ routes by the wire topic, the subscriber filtered again by the header's: a message sent under
+    v1/defect/cam1 whose header is camera cam2's (a daemon never sends one) reached a subscriber of
+    v1/defect/cam1 and was neither shown nor counted, a loss nothing told. Now it is malformed: counted, told."""
+    from inspector.events import encode
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    with Subscriber(pub.endpoint, ["v1/defect/cam1"]) as sub:
+        _connect(pub, sub)
+        pub.socket.send_multipart([b"v1/defect/cam1", *encode(_defect_in("r1", 0, 0, "cam2"))[1:]])
+        pub.send(_defect_in("r1", 0, 0, "cam1"))
+        got = sub.recv(timeout=2)
+        assert sub.recv(timeout=0.3) is None
+        notices = sub.notices()
+    pub.close()
+    assert (got.camera, sub.received, sub.malformed) == ("cam1", 1, 1)
+    assert any("header is of topic v1/defect/cam2" in line for line in notices), notices
 
 
 @pytest.mark.parametrize("topic", ["v1/def", "v2/defect", "v1/stats/c", "v1/defect//", "v1/defect/c/", "v1/alarm"])

@@ -107,3 +107,16 @@ def test_pre_encoded_constant_is_used_when_the_field_holds_it():
     header = header_dict(_inspection(model=model))
     assert json.loads(constants.encode(header))["model"] == {"name": "pre-encoded"}  # the fragment, spliced
     assert json.loads(constants.encode({**header, "model": {"name": "m"}}))["model"] == {"name": "m"}
+
+
+@pytest.mark.parametrize("text", [b'"\\ud800"', b'{"c": "x\\udfffy"}', b'{"\\udc00": 1}', b'["\xed\xa0\x80"]',
+                                  '"\ud800"'])
+def test_a_lone_surrogate_in_a_wire_string_is_refused(text):
+    """JSON's \\u escapes (and UTF-8-encoded surrogates, which json.loads of bytes passes) carry lone surrogates,
+    which no UTF-8 writer takes: a camera name of '\\ud800' was decoded, and ``inspector subscribe`` ended with a
+    UnicodeEncodeError traceback as it printed the event's line. Pairs stay text."""
+    from inspector.events import wire_json
+
+    with pytest.raises(ValueError, match="lone surrogate"):
+        wire_json(text, "w")
+    assert wire_json(b'["\\ud83d\\ude00", "\\\\ud800"]', "w") == ["\U0001F600", "\\ud800"]

@@ -233,3 +233,34 @@ def test_a_stop_outside_the_commands_own_handling_keeps_its_exit_status(tmp_path
         status = 0 if sig == "SIGINT" or where == "teardown" else 143
         assert proc.returncode == status and last.startswith("received "), proc.stderr
         assert "interrupted" not in proc.stderr, proc.stderr
+
+
+_SIGNALLED_WHILE_IMPORTING = """
+import builtins, os, runpy, signal, sys
+sig = getattr(signal, sys.argv[1])
+real_import = builtins.__import__
+def importing(name, *args, **kwargs):
+    if name == "inspector.commands.argtypes":  # one of inspector.cli's first imports: the CLI half loaded
+        builtins.__import__ = real_import
+        os.kill(os.getpid(), sig)
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = importing
+sys.argv[1:] = sys.argv[2:]
+runpy.run_module("inspector", run_name="__main__", alter_sys=True)  # python -m inspector
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_stop_while_the_cli_is_imported_is_one_line_and_130_or_143(tmp_path, sig):
+    """``python -m inspector`` (and the console script) imported inspector.cli before any handler was in place:
+    a Ctrl-C in those tens of milliseconds was a KeyboardInterrupt traceback out of an import, and a SIGTERM
+    killed the process without a word. Real signals, sent by the process to itself halfway through the import;
+    a --state named is left untouched."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    state = tmp_path / "state"
+    state.write_text("kept")
+    proc = subprocess.run([sys.executable, "-c", _SIGNALLED_WHILE_IMPORTING, sig, "subscribe",
+                           f"ipc://{tmp_path}/none.sock", "--timeout", "0.2", "--state", str(state)],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert (proc.returncode, proc.stderr) == (128 + getattr(signal, sig), "interrupted\n"), proc.stderr
+    assert state.read_text() == "kept"

@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=int_range(0, 10**12), default=0, help="exit after this many events (0 = run until Ctrl-C)")
     p.add_argument("--timeout", type=float_range(0, 10**7), default=0.0, help="exit after this many seconds without an event")
     p.add_argument("--max-message-mib", type=int_range(1, 4096), default=128,
-                   help="largest message part taken from a daemon (MiB; a publisher sending more is disconnected); "
+                   help="largest message part taken from a daemon (MiB; a publisher sending more is disconnected; "
+                        "MQTT: a larger message is dropped, told and counted); "
                         "a daemon's largest is a thumbnail or heat map: < 1 MiB at the default sizes, ~64 MiB at "
                         "8192 pixels")
     p.add_argument("--queue-mib", type=int_range(1, 2**20), default=1024,
@@ -343,7 +344,8 @@ def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
     topics = args.topic or ["v1/defect", "v1/status"]
     saver = MqttSaver(Path(args.save_dir)) if args.save_dir else None
     sub = MqttSubscriber(args.endpoint, topics, client_id=args.client_id, state=state_path(args),
-                         on_payload=None if saver is None else saver.payload, queue_bytes=args.queue_mib * 2**20)
+                         on_payload=None if saver is None else saver.payload, queue_bytes=args.queue_mib * 2**20,
+                         max_message_bytes=args.max_message_mib * 2**20)
     tally = {"seen": 0, "unsaved": 0}
     try:
         if saver is not None:  # once the state is known to be this subscriber's (a foreign one is refused first)

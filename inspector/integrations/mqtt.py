@@ -391,6 +391,11 @@ ARRIVALS_BYTES = 2**30
 ARRIVALS_MESSAGES = 10_000
 ARRIVAL_OVERHEAD = 200  # bytes a queued message costs beyond its topic and payload (tuple, bytes and str objects)
 DROPPED = ("dropped",)  # the marker queued where Arrivals dropped messages (a reconnect's: ("down", since, session))
+# The most a message from the broker may carry (bytes; ``subscribe --max-message-mib``), as
+# inspector.client.MAX_MESSAGE_BYTES for a ZeroMQ part. paho reads a whole PUBLISH packet before it hands it over
+# (MQTT caps one at 256 MiB) and has no limit of its own for MQTT 3.1.1; a larger one is dropped in paho's
+# callback, before it is copied, queued or parsed, and told (a marker ("oversized", topic, bytes) in its place).
+MAX_MESSAGE_BYTES = 128 * 2**20
 NOTICE_S = 0.5  # least time between two notices of messages dropped by a full arrival queue
 
 
@@ -446,6 +451,12 @@ class Arrivals:
         return topic, payload
 
 
+def _descriptor(desc: object) -> bool:
+    """Whether a header's payload descriptor is one a bridge writes (event_messages): text kind, encoding, topic.
+    A list as 'encoding' raised TypeError (unhashable) out of ``subscribe --save-dir``: a traceback."""
+    return isinstance(desc, dict) and all(isinstance(desc.get(k), str) for k in ("kind", "encoding", "topic"))
+
+
 class MqttSubscriber(KeepsState):
     """Read daemon events back from a broker: ``mqtt://host[:port][/prefix]`` (prefix default ``inspector``).
 
@@ -471,7 +482,8 @@ class MqttSubscriber(KeepsState):
     """
 
     def __init__(self, url: str, kinds=("v1/defect", "v1/status"), client_id: str | None = None,
-                 state: str | Path | None = None, on_payload=None, queue_bytes: int = ARRIVALS_BYTES) -> None:
+                 state: str | Path | None = None, on_payload=None, queue_bytes: int = ARRIVALS_BYTES,
+                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
         mqtt = require("paho.mqtt.client", "mqtt", url)
         parts = urlsplit(url)
         host, port, tls = broker_address(url)
@@ -488,6 +500,9 @@ class MqttSubscriber(KeepsState):
         if on_payload is not None:  # <filter>/<event_id>/<kind> under each defect header filter
             self.topics += [f"{t}/+/+" for t in self.topics if "/v1/defect/" in t]
         self.messages = Arrivals(queue_bytes)  # (topic, payload) as they arrive, accounted by recv
+        self.max_message_bytes = max_message_bytes
+        self.malformed = 0  # messages taken that are no event, skipped (told, and in summary())
+        self.oversized = 0  # messages over max_message_bytes, dropped as they arrived
         self._drops_told, self._drops_told_at = 0, -float("inf")  # arrival drops told, and when (monotonic)
         self._lock = threading.Lock()  # recv accounts, any thread may read the counts
         self.loss: dict[str, LossTracker] = {}  # box → its loss accounting
@@ -502,7 +517,7 @@ class MqttSubscriber(KeepsState):
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         self.client.on_connect, self.client.on_disconnect = self._on_connect, self._on_disconnect
         self._down_since: str | None = None  # when the broker connection dropped (UTC), until connected again
-        self.client.on_message = lambda client, userdata, msg: self.messages.put(msg.topic, bytes(msg.payload))
+        self.client.on_message = self._on_message
         try:
             self.client.connect(host, port, keepalive=30)
         except OSError as exc:
@@ -517,6 +532,22 @@ class MqttSubscriber(KeepsState):
         if self._down_since is not None:  # a reconnect: queued behind what arrived before it (paho's one thread)
             self.messages.put(None, ("down", self._down_since, bool(getattr(flags, "session_present", False))))
             self._down_since = None
+
+    def _on_message(self, client, userdata, msg) -> None:
+        """Queue a message for recv (paho's network thread): never raises, since an exception here ended that
+        thread and the subscriber heard nothing more. One over ``max_message_bytes`` is dropped here, before
+        it is copied or parsed, and a topic that is not UTF-8 (a broker should refuse one) skipped: each as a
+        marker, told and counted by recv in its place among the messages."""
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            raw = bytes(getattr(msg, "_topic", b"?"))[:160]  # paho keeps the topic's bytes there
+            self.messages.put(None, ("malformed", repr(raw), "its topic is not UTF-8"))
+            return
+        if len(msg.payload) > self.max_message_bytes:
+            self.messages.put(None, ("oversized", topic, len(msg.payload)))
+            return
+        self.messages.put(topic, bytes(msg.payload))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         from inspector.events import utc_iso
@@ -542,38 +573,61 @@ class MqttSubscriber(KeepsState):
         event, a QoS 1 duplicate or a retained repeat)."""
         from inspector.events import decode
 
-        if topic is None:  # not a message: a reconnect (_on_connect), or messages dropped (Arrivals)
-            if payload == DROPPED:
-                with self._lock:
-                    for tracker in self.loss.values():
-                        tracker.mark("messages this subscriber dropped, its queue full (--queue-mib)")
-            else:
-                self._mark_disconnect(*payload[1:])
+        if topic is None:  # not a message: a reconnect (_on_connect), messages dropped (Arrivals, _on_message)
+            self._marker(payload)
             return None
-        box = topic[len(self.prefix) + 1:].split("/", 1)[0]
+        box, _, v1_topic = topic[len(self.prefix) + 1:].partition("/")
         if self._is_payload(topic):  # box/v1/defect/<camera>/<event_id>/<kind>
             self.on_payload(box, topic, payload)
             return None
         if topic.endswith("/v1/bridge"):
             self._bridge_message(box, payload)
             return None
-        try:  # the header as decode() takes a ZeroMQ one; its payloads come as messages of their own
-            header = wire_json(payload, topic[:200])
-            descriptors = header.pop("payloads", []) if isinstance(header, dict) else []
-            if not isinstance(descriptors, list) or len(descriptors) > MAX_PAYLOADS:
-                raise ValueError(f"'payloads' is not a list of at most {MAX_PAYLOADS}")
-            event = decode([topic.encode(), json.dumps({**header, "payloads": []}).encode()])
-        except (ValueError, TypeError) as exc:
-            log.warning("%s: not an inspector event (%s)", topic, exc)
+        try:  # the header as decode() takes a ZeroMQ one (under its v1 topic); its payloads come on their own
+            header = wire_json(payload, "header")  # the topic leads the notice (_skip)
+            if not isinstance(header, dict):
+                raise ValueError("header is not an object")
+            descriptors = header.pop("payloads", [])
+            if not (isinstance(descriptors, list) and len(descriptors) <= MAX_PAYLOADS
+                    and all(_descriptor(d) for d in descriptors)):
+                raise ValueError(f"'payloads' is not a list of at most {MAX_PAYLOADS} descriptors with a text "
+                                 f"'kind', 'encoding' and 'topic'")
+            event = decode([v1_topic.encode(), json.dumps({**header, "payloads": []}).encode()])
+        except ValueError as exc:
+            self._skip(topic, str(exc))
             return None
         event.run_id = event.run_id or str(header.get("event_id", "")).split("-")[0]
         if not self._account(box, event):  # a QoS 1 duplicate or a retained repeat
             return None
         event.source = {**(getattr(event, "source", None) or {}), "box": box, "run_id": event.run_id}  # stats: none
-        if isinstance(descriptors, list) and descriptors:
-            event.source["payload_topics"] = [d.get("topic") for d in descriptors if isinstance(d, dict)]
-            event.source["payloads"] = [d for d in descriptors if isinstance(d, dict)]  # kind, encoding, topic
+        if descriptors:
+            event.source["payload_topics"] = [d["topic"] for d in descriptors]
+            event.source["payloads"] = descriptors  # kind, encoding, topic
         return box, event
+
+    def _marker(self, marker: tuple) -> None:
+        """What a marker in the arrival queue stands for, told in its place among the messages: messages dropped
+        by the full queue, a reconnect, one message over ``max_message_bytes`` or one not decodable at all."""
+        if marker == DROPPED:
+            with self._lock:
+                for tracker in self.loss.values():
+                    tracker.mark("messages this subscriber dropped, its queue full (--queue-mib)")
+        elif marker[0] == "down":
+            self._mark_disconnect(*marker[1:])
+        elif marker[0] == "oversized":
+            self.oversized += 1
+            self._tell(f"dropped a message of {marker[2]} bytes on {marker[1][:160]}: over the "
+                       f"{self.max_message_bytes} bytes a message may have (subscribe --max-message-mib)")
+            with self._lock:
+                for tracker in self.loss.values():  # if it was a header, its event shows as a gap: this is why
+                    tracker.mark("a message over --max-message-mib, dropped")
+        else:  # ("malformed", topic, why)
+            self._skip(*marker[1:])
+
+    def _skip(self, topic: str, why: str) -> None:
+        """Count and tell a message that is no event (it was only logged: a loss no summary showed)."""
+        self.malformed += 1
+        self._tell(f"skipped a malformed message on {topic[:160]}: {why[:200]}")
 
     def asked(self, event) -> bool:
         """Whether ``event`` is of the kinds asked for (False: a stats event heard for the accounting only)."""
@@ -616,7 +670,7 @@ class MqttSubscriber(KeepsState):
         except ValueError:
             counts = None
         if not isinstance(counts, dict) or not isinstance(counts.get("run_id"), str):
-            log.warning("%s/%s/v1/bridge: not bridge counts", self.prefix, box)
+            self._skip(f"{self.prefix}/{box}/v1/bridge", "not bridge counts")  # counted; a log line printed box raw
             return
         with self._lock:
             self._tracker(box)  # a box heard: bounded with the others (MEMORY_BOXES)
@@ -680,7 +734,10 @@ class MqttSubscriber(KeepsState):
             lines = [f"box {box}: {t.summary()}" for box, t in sorted(self.loss.items())]
             dropped = sum(self._bridge_dropped.values())
         return "; ".join(lines + [f"{dropped} message(s) dropped by the boxes' MQTT bridges",
-                                  f"{self.messages.dropped} dropped by this subscriber (its queue full)"])
+                                  f"{self.messages.dropped} dropped by this subscriber (its queue full)",
+                                  f"{self.oversized} message(s) over --max-message-mib "
+                                  f"{self.max_message_bytes / 2**20:g} dropped",
+                                  f"{self.malformed} malformed message(s) skipped"])
 
     def recv(self, timeout: float | None = None, quiet: bool = False):
         """The next ``(box, event)``, or None after ``timeout`` seconds (None: wait forever); messages that are no

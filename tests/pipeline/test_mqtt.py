@@ -703,3 +703,73 @@ def test_a_flood_while_the_consumer_is_slow_is_bounded_dropped_newest_told_once_
     assert len(gap) == 1 and f"lost {1000 - queued} defect event(s)" in gap[0] and "its queue full (--queue-mib)" in gap[0], final
     assert f"{1000 - queued} dropped by this subscriber (its queue full)" in sub.summary()
     assert sub.loss["box"].gaps == 1000 - queued
+
+
+def test_mqtt_messages_over_max_message_mib_and_malformed_ones_are_dropped_counted_and_told(tmp_path):
+    """``--max-message-mib`` bounded only the ZeroMQ subscriber: over MQTT a payload of any size was queued
+    and saved, and a header too large was parsed. Malformed headers (not JSON, a lone surrogate, a camera other
+    than its topic's, a payload descriptor whose encoding is a list) were only logged, or crashed the saver:
+    neither counted nor in the summary. Now each is dropped as it arrives (before it is queued or parsed) or
+    skipped, told in one line, and counted in the summary; the events around them are printed and saved."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    save = tmp_path / "saved"
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/defect", "--save-dir", str(save),
+                                 "--max-message-mib", "1", "--timeout", "3"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    big_payload = _defect_messages("b1", 1)
+    big_payload[1].payload = b"x" * (2**20 + 1)
+    header = json.loads(_defect_messages("b1", 3)[0].payload)
+    topic = "inspector/b1/v1/defect/cam1"
+    hostile = [b"{not json", b"\xff\xfe", json.dumps({**header, "camera": "\ud800"}).encode(),
+               json.dumps({**header, "camera": "cam2"}).encode(),
+               json.dumps({**header, "payloads": [{"kind": "k", "encoding": ["png"], "topic": f"{topic}/e/k"}]}).encode(),
+               json.dumps({**header, "source": {"pad": "y" * 2**20}}).encode()]  # over 1 MiB
+    from inspector.integrations.mqtt import Message
+
+    out, err = _publish_raw(broker, consumer, [_defect_messages("b1", 0), big_payload,
+                                               [Message(topic, h) for h in hostile], _defect_messages("b1", 2)],
+                            subscribed_s=2.5)
+    out, err = out.decode(), err.decode()
+    assert consumer.returncode == 0 and "Traceback" not in err, err[-3000:]
+    assert [line.split()[3] for line in out.splitlines()] == ["#0", "#1", "#2"], out
+    assert max(p.stat().st_size for p in save.iterdir()) < 2**20, sorted(save.iterdir())
+    summary = err.splitlines()[-1]
+    assert "2 message(s) over --max-message-mib 1 dropped" in summary, summary
+    assert "5 malformed message(s) skipped" in summary, summary
+    assert err.count("bytes a message may have (subscribe --max-message-mib)") == 2, err[-3000:]
+    assert err.count("skipped a malformed message on inspector/b1/v1/defect/cam1: ") == 5, err[-3000:]
+
+
+def test_a_fuzzed_mqtt_publisher_is_printed_or_counted_never_a_crash_nor_a_file_outside(tmp_path):
+    """The ZeroMQ fuzz's messages (test_subscribe_fuzz: same seed) as MQTT headers on the broker (their topic
+    under a box; a hostile topic, which the subscription would not take, becomes a defect topic): ``subscribe
+    mqtt://`` ends normally,
+    prints each as one clean line or counts it (malformed, or a duplicate it does not show twice), and writes
+    nothing outside its --save-dir."""
+    import os
+    import re
+
+    from inspector.integrations.mqtt import Message
+    from test_subscribe_fuzz import CONTROL, messages
+
+    def topic(frames: list[bytes]) -> str:  # a topic the subscriber's filters take (the broker drops the rest)
+        text = frames[0].decode("utf-8", "replace")
+        return f"inspector/b1/{text}" if re.fullmatch(r"v1/((defect|status)/cam[12]|stats)", text) else \
+            "inspector/b1/v1/defect/cam1"
+
+    sent = [Message(topic(frames), frames[1] if len(frames) > 1 else b"") for frames in messages(n=200)]
+    broker = Mosquitto(tmp_path / "broker").start()
+    root = tmp_path / "root"
+    save = root / "box" / "events"
+    (save / "defect-x").mkdir(parents=True)
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/", "--save-dir", str(save),
+                                 "--timeout", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)
+    out, err = _publish_raw(broker, consumer, [sent], subscribed_s=2.5)
+    out, err = out.decode(), err.decode()
+    assert consumer.returncode == 0 and "Traceback" not in err, err[-3000:]
+    assert not CONTROL.search(out + err), [line for line in (out + err).splitlines() if CONTROL.search(line)][:3]
+    summary = err.splitlines()[-1]
+    counts = [int(re.search(pattern, summary)[1]) for pattern in
+              (r"received (\d+) event", r"(\d+) duplicate\(s\)", r"(\d+) malformed message\(s\) skipped")]
+    assert counts[0] == len(out.splitlines()) and sum(counts) == len(sent), (counts, summary)
+    assert [f for d, _, files in os.walk(root) for f in files if not d.startswith(str(save))] == []
