@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import time
 from pathlib import Path
@@ -102,11 +103,14 @@ def curve(dataset: str, args, run_root: Path) -> dict:
     config = load_run_config(base={"model": {"name": args.model}, "data": {"path": str(data)}, "train": train},
                              overrides=list(args.set or ()))
     probe = CurveProbe(args.every, data, config.data.resize)
-    summary = loop.train(config, run_root / dataset.replace("/", "_") / args.model, on_epoch=probe)
+    run_dir = run_root / dataset.replace("/", "_") / args.model
+    summary = loop.train(config, run_dir, on_epoch=probe)
     size = probe.test["images"].shape[1:3] if probe.test else None
+    # every epoch's running training, seen and validation loss: the generalisation gap along the curve
+    history = json.loads((run_dir / "history.json").read_text())
     return {"dataset": dataset, "model": args.model, "image_size": list(size or ()), "overrides": list(args.set or ()),
             "epochs": args.epochs, "every": args.every, "points": probe.points,
-            "phases": summary["phases"]}
+            "phases": summary["phases"], "history": history}
 
 
 def main(argv: list[str] | None = None) -> Path:

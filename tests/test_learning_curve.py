@@ -35,6 +35,9 @@ def test_curve_scores_every_nth_epoch_of_one_run(tiny_dataset, tmp_path):
     entry = json.loads(Path(path).read_text())["datasets"][0]
     assert [p["epoch"] for p in entry["points"]] == [2, 4]
     assert entry["phases"][0]["epochs_run"] == 4  # the probe does not change the run
+    # every epoch's losses, the seen loss among them: the generalisation gap along the curve
+    assert [r["epoch"] for r in entry["history"]] == [1, 2, 3, 4]
+    assert all(r["seen_loss"] > 0 and r["val_loss"] > 0 for r in entry["history"])
     for point in entry["points"]:
         assert set(point["level_image_auroc"]) == {"blocks.2", "blocks.4", "blocks.6"}
         for value in (point["image_auroc"], point["synthetic_val_auroc"], *point["level_image_auroc"].values()):

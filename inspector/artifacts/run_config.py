@@ -89,6 +89,10 @@ class TrainConfig:
     max_epochs: int = bounded(300, ge=1, le=100_000)
     patience: int = bounded(10, ge=1, le=10_000)
     min_delta: float = bounded(0.005, ge=0, le=0.5)  # relative: an epoch counts as better below best·(1 − min_delta)
+    # generalisation-gap stop (early stopping only, training/stopping.py): stop once the gap (validation ÷ seen
+    # loss − 1) has grown by more than this beyond its narrowest point for gap_patience epochs in a row; None: never
+    max_gap_growth: float | None = bounded(0.05, ge=0, le=10)
+    gap_patience: int = bounded(3, ge=1, le=10_000)
     lr_decay: Literal["plateau", "none"] = "plateau"
     lr_decay_factor: float = bounded(0.2, ge=0.1, le=0.5)  # the rate is multiplied by this at each plateau
     lr_decays: int = bounded(2, ge=0, le=10)  # plateaus that decay the rate before one stops the phase

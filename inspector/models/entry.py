@@ -51,6 +51,9 @@ class Phase:
     # weight: EfficientAD's penalty (ModelConfig.ood_penalty); the validation loss leaves it out.
     penalty: Callable[[torch.Tensor], torch.Tensor] | None = None
     penalty_weight: float = 0.0
+    # Whether the loss is a distance to frozen targets, whose ratio on unseen and seen images is a
+    # generalisation gap (training/stopping.py); not a flow's log-likelihood or a loss on random negatives.
+    measures_gap: bool = True
 
 
 def default_phases(model: AnomalyModel, cfg: Any) -> list[Phase]:

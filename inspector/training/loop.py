@@ -182,12 +182,22 @@ class PhaseLoss:
             return loss
 
 
-def validation_loss(model: AnomalyModel, loss_fn: PhaseLoss, batch_size: int) -> float:
+def validation_loss(model: AnomalyModel, loss_fn: PhaseLoss, batch_size: int, limit: int | None = None) -> float:
+    """The mean loss of ``loss_fn``'s images in eval mode, without the out-of-distribution penalty.
+
+    ``limit``: at most that many evenly spaced images (the seen-image loss of :func:`_validate`).
+    """
     model.eval()
     total, count = 0.0, 0
+    images = loss_fn.images
+    if limit is not None and limit < len(images):
+        order = torch.from_numpy(np.linspace(0, len(images) - 1, limit).round().astype(np.int64))
+        images, index = images[order.to(images.device)], order.numpy()
+    else:
+        index = np.arange(len(images))
     with torch.no_grad():
-        for idx, batch in batches(loss_fn.images, batch_size, None, "none"):
-            total += float(loss_fn(idx, batch)) * len(batch)
+        for idx, batch in batches(images, batch_size, None, "none"):
+            total += float(loss_fn(index[idx], batch, penalty=False)) * len(batch)
             count += len(batch)
     model.train()  # the authors' code forgets this, leaving BatchNorm in eval mode from epoch 2
     return total / max(count, 1)
@@ -263,17 +273,19 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
             # without an anneal the optimizer already trains at the plateau rate (_observe sets it)
             train_loss = train_epoch(phase, train_loss_fn, optimizer, generator, epoch, progress, epochs_label,
                                      lr_at if cfg.lr_anneal > 0 else None, may_end_early=epoch != start_epoch)
-            val = _validate(model, train_loss_fn, val_loss_fn, cfg.batch_size)
+            val, seen = _validate(model, train_loss_fn, val_loss_fn, cfg.batch_size)
             with held():  # the row, best.pt, resume.pt: all or none (a stop between them lost --resume's state)
-                improved = _record_epoch(result, rule, optimizer, phase.name, epoch, train_loss, val, start, cpu_start)
+                improved = _record_epoch(result, rule, optimizer, phase.name, epoch, (train_loss, seen), val,
+                                         start, cpu_start)
                 if improved:
                     on_best(epoch, val)
                 if point is not None:
                     point.keep(phase.name, epoch, val, model, *state)
             if on_epoch is not None:
                 on_epoch(epoch, val)
+            gap = f" gap {rule.gap:+.1%}" if math.isfinite(rule.gap) else ""
             progress.epoch_end(epoch, epochs_label,
-                               f"train {train_loss:.4f} val {val:.4f}{' *' if improved else ''}")
+                               f"train {train_loss:.4f} val {val:.4f}{gap}{' *' if improved else ''}")
             epoch += 1
     except KeyboardInterrupt:
         reason = INTERRUPTED
@@ -283,10 +295,12 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
 
 
 def _record_epoch(result: "FitResult", rule: StopRule, optimizer: torch.optim.Optimizer, phase: str, epoch: int,
-                  train_loss: float, val: float, start: float, cpu_start: float) -> bool:
-    """The epoch's history row and schedule step into ``result``/``rule``; whether it is the best so far."""
-    result.history.append(_history_row(phase, epoch, train_loss, val, optimizer, start, cpu_start))
-    _observe(rule, optimizer, phase, epoch, val)
+                  train: tuple[float, float], val: float, start: float, cpu_start: float) -> bool:
+    """The epoch's history row and schedule step into ``result``/``rule``; whether it is the best so far.
+
+    ``train``: (the epoch's running training loss, the seen loss of :func:`_validate`)."""
+    result.history.append(_history_row(phase, epoch, train, val, optimizer, start, cpu_start))
+    _observe(rule, optimizer, phase, epoch, val, train[1])
     result.epochs_run = epoch
     improved = val < result.best_val_loss
     if improved:
@@ -296,7 +310,7 @@ def _record_epoch(result: "FitResult", rule: StopRule, optimizer: torch.optim.Op
 
 def _stop_rule(phase: Phase, earlier: list[dict], schedule: ScheduleState | None) -> StopRule:
     """The phase's stop rule, continued from the epochs an earlier run recorded and its schedule."""
-    rule = StopRule(phase.train)
+    rule = StopRule(phase.train, measures_gap=phase.measures_gap)
     rule.replay(list(earlier))
     if schedule is not None and schedule.phase == phase.name:
         rule.restore(schedule)
@@ -309,12 +323,18 @@ def _progress(phase: Phase, n_train: int, start_epoch: int, label: str) -> Progr
     return Progress(steps, label=label, budget_s=cfg.time_budget_s, eta_is_bound=cfg.early_stopping)
 
 
-def _validate(model: AnomalyModel, train_loss_fn: PhaseLoss, val_loss_fn: PhaseLoss, batch_size: int) -> float:
-    """The validation loss of the weights just trained, after re-estimating their eval-mode BatchNorm
-    statistics (batchnorm.py) from the product's images only: out-of-distribution batches would skew them."""
+def _validate(model: AnomalyModel, train_loss_fn: PhaseLoss, val_loss_fn: PhaseLoss,
+              batch_size: int) -> tuple[float, float]:
+    """(validation loss, seen loss) of the weights just trained, after re-estimating their eval-mode
+    BatchNorm statistics (batchnorm.py) from the product's images only: out-of-distribution batches would
+    skew them. The seen loss is the same measure on as many evenly spaced training images as there are
+    validation images, so their ratio is the generalisation gap (stopping.py) with nothing else differing:
+    mode, penalty and sample size are the same."""
     recompute_batchnorm_statistics(model, lambda i, b: train_loss_fn(i, b, penalty=False),
                                    train_loss_fn.images, batch_size)
-    return validation_loss(model, val_loss_fn, batch_size)
+    val = validation_loss(model, val_loss_fn, batch_size)
+    seen = validation_loss(model, train_loss_fn, batch_size, limit=len(val_loss_fn.images))
+    return val, seen
 
 
 def _close(result: FitResult, rule: StopRule, phase: str, reason: str, start: float, cpu_start: float) -> None:
@@ -326,11 +346,12 @@ def _close(result: FitResult, rule: StopRule, phase: str, reason: str, start: fl
     result.seconds, result.cpu_seconds = time.monotonic() - start, time.process_time() - cpu_start
 
 
-def _history_row(phase: str, epoch: int, train_loss: float, val: float, optimizer: torch.optim.Optimizer,
-                 start: float, cpu_start: float) -> dict:
-    """One ``history.json`` row: the epoch's losses, the rate its last step trained at, wall and CPU seconds
-    since the phase started (``start``: ``time.monotonic()``, ``cpu_start``: ``time.process_time()``)."""
-    return {"phase": phase, "epoch": epoch, "train_loss": train_loss, "val_loss": val,
+def _history_row(phase: str, epoch: int, train: tuple[float, float], val: float,
+                 optimizer: torch.optim.Optimizer, start: float, cpu_start: float) -> dict:
+    """One ``history.json`` row: the epoch's losses (``train``: running training loss, seen loss), the rate
+    its last step trained at, wall and CPU seconds since the phase started (``start``: ``time.monotonic()``,
+    ``cpu_start``: ``time.process_time()``)."""
+    return {"phase": phase, "epoch": epoch, "train_loss": train[0], "seen_loss": train[1], "val_loss": val,
             "lr": float(optimizer.param_groups[0]["lr"]), "seconds": round(time.monotonic() - start, 2),
             "cpu_seconds": round(time.process_time() - cpu_start, 2)}
 
@@ -340,10 +361,11 @@ def _steps_per_epoch(images: int, batch_size: int) -> int:
     return max(1, images // batch_size + (images % batch_size >= 2))
 
 
-def _observe(rule: StopRule, optimizer: torch.optim.Optimizer, phase: str, epoch: int, val: float) -> None:
-    """Feed ``rule`` an epoch's validation loss; apply (and say) a learning-rate decay it makes."""
+def _observe(rule: StopRule, optimizer: torch.optim.Optimizer, phase: str, epoch: int, val: float,
+             seen: float | None = None) -> None:
+    """Feed ``rule`` an epoch's validation (and seen) loss; apply (and say) a learning-rate decay it makes."""
     decays = rule.decays
-    rule.observe(epoch, val)
+    rule.observe(epoch, val, seen)
     if rule.decays != decays:
         set_lr(optimizer, rule.lr)
         log.info("%s: no validation improvement for %d epochs; learning rate decayed to %g (%d/%d)",

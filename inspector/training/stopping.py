@@ -11,6 +11,16 @@ Two modes, chosen by :class:`~inspector.training.config.TrainConfig`:
   ``ReduceLROnPlateau``, Keras' recipe of decaying before stopping), up to
   ``lr_decays`` times; a plateau at the last rate stops the phase.
 
+Early stopping also ends a phase on its generalisation gap, the validation loss over the seen loss
+(the same measure, in eval mode, on as many evenly spaced training images) minus 1. Once the gap has
+grown by more than ``max_gap_growth`` beyond its narrowest point of the phase for ``gap_patience``
+epochs in a row, the student fits the images it trains on better than unseen good ones, and from
+there it learns those images rather than the product (benchmarks/README.md
+"Session 25": on KolektorSDD's 178 training images the image AUROC falls as the gap opens, while the
+validation loss keeps falling). This is the generalisation-loss criterion of Prechelt's paper (GL_α,
+§2.2: stop when the validation error exceeds its optimum by α %), measured against the training
+images instead of the optimum, which a still-falling validation loss never leaves.
+
 The best checkpoint is still the lowest validation loss seen (any improvement);
 ``min_delta`` only decides when improvements are too small to keep going.
 
@@ -35,11 +45,12 @@ from inspector.training.config import TrainConfig
 
 # Why a phase stopped, as recorded in summary.json (``stop_reason``).
 CONVERGED = "converged"  # early stopping: patience ran out
+GAP = "generalisation_gap"  # early stopping: unseen good images fit worse than seen ones for gap_patience epochs
 EPOCH_CAP = "epoch_cap"  # early stopping: max_epochs reached before convergence
 EPOCHS = "epochs"  # the forced epoch count (--epochs N) was run
 TIME_CAP = "time_cap"  # time_budget_s reached
 INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM
-STOP_REASONS = (CONVERGED, EPOCH_CAP, EPOCHS, TIME_CAP, INTERRUPTED)
+STOP_REASONS = (CONVERGED, GAP, EPOCH_CAP, EPOCHS, TIME_CAP, INTERRUPTED)
 
 
 @dataclass(frozen=True)
@@ -67,14 +78,19 @@ class ScheduleState:
 class StopRule:
     """Tracks validation losses of one phase: whether the next epoch may run, and at which learning rate."""
 
-    def __init__(self, cfg: TrainConfig) -> None:
+    def __init__(self, cfg: TrainConfig, measures_gap: bool = True) -> None:
+        """``measures_gap``: False for a phase whose loss has no generalisation gap (``Phase.measures_gap``)."""
         self.cfg = cfg
+        self.measures_gap = measures_gap
         self.best = math.inf  # best loss that counted as a (significant) improvement
         self.best_epoch = 0
         self.last_epoch = 0
         self.lr = cfg.lr  # the rate of the next epoch
         self.decays = 0
         self.decay_epoch = 0
+        self.gap_epochs = 0  # consecutive epochs, up to the last, whose gap had grown by more than max_gap_growth
+        self.gap = math.nan  # the last epoch's gap (validation ÷ seen loss − 1); nan: not measurable
+        self.narrowest_gap = math.inf  # the smallest gap of this phase so far
 
     @property
     def plateau(self) -> int:
@@ -91,12 +107,14 @@ class StopRule:
         """Epochs since the last significant improvement or rate decay, whichever came later."""
         return self.last_epoch - max(self.best_epoch, self.decay_epoch)
 
-    def observe(self, epoch: int, val_loss: float) -> bool:
-        """Record epoch ``epoch``'s validation loss; True when it improved by more than min_delta.
+    def observe(self, epoch: int, val_loss: float, seen_loss: float | None = None) -> bool:
+        """Record epoch ``epoch``'s validation loss (and seen loss: the same measure on as many training
+        images, None when not recorded); True when the validation loss improved by more than min_delta.
 
         A plateau with decays left multiplies :attr:`lr` by ``lr_decay_factor``.
         """
         self.last_epoch = epoch
+        self._observe_gap(val_loss, seen_loss)
         # abs(): flow models (AST) have a negative log-likelihood loss.
         improved = val_loss < self.best - self.cfg.min_delta * abs(self.best) if math.isfinite(self.best) \
             else math.isfinite(val_loss)
@@ -108,6 +126,29 @@ class StopRule:
             self.decays += 1
             self.decay_epoch = epoch
         return improved
+
+    @property
+    def gap_growth(self) -> float:
+        """How far the last epoch's gap is above the narrowest gap so far (nan when not measurable)."""
+        return self.gap - self.narrowest_gap if math.isfinite(self.gap) else math.nan
+
+    def _observe_gap(self, val_loss: float, seen_loss: float | None) -> None:
+        """Count the epochs in a row whose generalisation gap grew by more than ``max_gap_growth``
+        beyond its narrowest point.
+
+        Growth, not the gap itself: a validation split can be harder (or easier) than the training
+        images from the first epoch on, before the student has learned any of them, and that offset is
+        no sign of memorising. The gap is a ratio of distances, so only positive finite losses have
+        one: a flow's negative log-likelihood (AST's teacher) has none, and an epoch without a seen
+        loss breaks the count.
+        """
+        measurable = self.measures_gap and seen_loss is not None and all(math.isfinite(x) and x > 0 for x in (val_loss, seen_loss))
+        self.gap = val_loss / seen_loss - 1 if measurable else math.nan
+        if measurable:
+            self.narrowest_gap = min(self.narrowest_gap, self.gap)
+        limit = self.cfg.max_gap_growth
+        over = measurable and limit is not None and self.gap_growth > limit
+        self.gap_epochs = self.gap_epochs + 1 if over else 0
 
     def budget_progress(self, epoch: int, epoch_fraction: float, elapsed_s: float) -> float:
         """How much of the phase's budget is spent, in [0, 1]: the larger of the epoch share
@@ -135,9 +176,10 @@ class StopRule:
         self.lr, self.decays, self.decay_epoch = state.lr, state.decays, state.decay_epoch
 
     def replay(self, history: list[dict]) -> None:
-        """Feed the ``history.json`` rows of this phase (in epoch order) recorded by an earlier run."""
+        """Feed the ``history.json`` rows of this phase (in epoch order) recorded by an earlier run
+        (rows written before the seen loss was recorded have no gap)."""
         for row in sorted(history, key=lambda r: r["epoch"]):
-            self.observe(row["epoch"], row["val_loss"])
+            self.observe(row["epoch"], row["val_loss"], row.get("seen_loss"))
 
     def reason_before(self, epoch: int, elapsed_s: float, first: bool = False) -> str | None:
         """The reason not to run epoch ``epoch`` (1-based), or None to run it.
@@ -149,6 +191,8 @@ class StopRule:
         last_rate = not cfg.plateau_decay or self.decays >= cfg.lr_decays
         if cfg.early_stopping and self.best_epoch and last_rate and self.stale >= self.plateau:
             return CONVERGED
+        if cfg.early_stopping and self.gap_epochs >= cfg.gap_patience:
+            return GAP
         if epoch > cfg.epoch_limit:
             return EPOCH_CAP if cfg.early_stopping else EPOCHS
         if cfg.time_budget_s is not None and elapsed_s >= cfg.time_budget_s and not first:
@@ -164,6 +208,12 @@ class StopRule:
                     f"{cfg.lr_decay_factor:g})" if cfg.plateau_decay else "")
             return (f"converged: no validation improvement above {cfg.min_delta:g} (relative) for "
                     f"{self.plateau} epochs{rate} since epoch {since}")
+        if reason == GAP:
+            return (f"generalisation gap: for {self.gap_epochs} epochs in a row the validation loss's excess over "
+                    f"the loss on as many training images grew by more than train.max_gap_growth="
+                    f"{cfg.max_gap_growth:g} beyond its narrowest ({self.narrowest_gap:+.1%}, now "
+                    f"{self.gap:+.1%}): the student fits the images it trains on better than unseen good ones; "
+                    f"the weights of the lowest validation loss are kept")
         if reason == EPOCH_CAP:
             return (f"epoch cap: reached train.max_epochs={cfg.max_epochs} before converging "
                     f"(last improvement at epoch {self.best_epoch})")

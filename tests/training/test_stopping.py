@@ -3,6 +3,7 @@
 import dataclasses
 import io
 import json
+import math
 
 import pytest
 import torch
@@ -40,6 +41,67 @@ def test_caps_and_forced_epochs():
     assert _rule([1.0], time_budget_s=10).reason_before(2, 9.9) is None
     # each invocation runs at least one epoch, even when setting up took the whole budget
     assert _rule([1.0], time_budget_s=10).reason_before(2, 11.0, first=True) is None
+
+
+def _gap_rule(pairs, **train) -> StopRule:
+    """A rule fed (validation loss, seen loss) per epoch."""
+    rule = StopRule(TrainConfig(**train))
+    for epoch, (val, seen) in enumerate(pairs, 1):
+        rule.observe(epoch, val, seen)
+    return rule
+
+
+# KolektorSDD's shape (benchmarks/README.md Session 25): the validation loss falls throughout, the seen loss
+# faster; gaps 3 %, 3 %, 6 %, 9 %, 10 %, 11 %: grown by 0, 0, 3, 6, 7, 8 points beyond the narrowest
+WIDENING = [(10.3, 10.0), (9.27, 9.0), (8.48, 8.0), (8.175, 7.5), (7.7, 7.0), (7.215, 6.5)]
+
+
+def test_a_gap_grown_for_gap_patience_epochs_stops_while_the_validation_loss_still_falls():
+    rule = _gap_rule(WIDENING, max_gap_growth=0.05, gap_patience=3)
+    assert rule.best_epoch == 6 and rule.gap_epochs == 3
+    assert rule.narrowest_gap == pytest.approx(0.03) and rule.gap_growth == pytest.approx(0.08)
+    assert rule.reason_before(7, 0.0) == "generalisation_gap"
+    detail = rule.explain("generalisation_gap")
+    assert "train.max_gap_growth=0.05" in detail and "(+3.0%, now +11.0%)" in detail
+    assert _gap_rule(WIDENING[:5], max_gap_growth=0.05, gap_patience=3).reason_before(6, 0.0) is None  # 2 epochs
+    assert _gap_rule(WIDENING, max_gap_growth=0.08, gap_patience=1).reason_before(7, 0.0) is None  # grew ≤ 8 points
+    assert _gap_rule(WIDENING, max_gap_growth=None).reason_before(7, 0.0) is None  # switched off
+    # a forced epoch count (--epochs N) never stops early, gap or not
+    assert _gap_rule(WIDENING, max_gap_growth=0.05, gap_patience=1, epochs=9).reason_before(7, 0.0) is None
+
+
+def test_a_gap_that_is_wide_from_the_start_is_a_split_not_memorising():
+    # the validation images are 20 % harder than the training images from epoch 1 on, and stay so
+    steady = [(12.0 * f, 10.0 * f) for f in (1.0, 0.9, 0.8, 0.7, 0.6)]
+    assert _gap_rule(steady, max_gap_growth=0.05, gap_patience=1).reason_before(6, 0.0) is None
+    # a validation loss below the seen loss (ELPV mono's shape) that stays so is no growth either
+    assert _gap_rule([(9.0, 9.6)] * 5, max_gap_growth=0.0, gap_patience=1).reason_before(6, 0.0) is None
+    # a phase whose loss is no distance (AST's flow NLL: Phase.measures_gap False) never has a gap
+    rule = StopRule(TrainConfig(max_gap_growth=0.05, gap_patience=1), measures_gap=False)
+    for epoch, (val, seen) in enumerate(WIDENING, 1):
+        rule.observe(epoch, val, seen)
+    assert rule.reason_before(7, 0.0) is None and math.isnan(rule.gap)
+
+
+def test_the_gap_count_needs_consecutive_measurable_epochs():
+    start, over = (10.0, 10.0), (8.0, 7.0)  # gap 0, then 14 %
+    # one epoch back near the narrowest gap restarts the count (a single-epoch bump is noise)
+    assert _gap_rule([start, over, over, start, over], max_gap_growth=0.05, gap_patience=3).gap_epochs == 1
+    # no seen loss (a history row from before it was recorded) or a non-positive loss (a flow's NLL) has no gap
+    for unmeasurable in [(8.0, None), (-3.0, -4.0), (8.0, 0.0), (float("nan"), 7.0)]:
+        rule = _gap_rule([start, over, over, unmeasurable], max_gap_growth=0.05, gap_patience=2)
+        assert rule.gap_epochs == 0 and rule.reason_before(5, 0.0) is None, unmeasurable
+
+
+def test_replay_restores_the_gap_count_from_history_rows():
+    rows = [{"epoch": 1, "val_loss": 10.0, "seen_loss": 10.0}] + [
+        {"epoch": e, "val_loss": 8.0, "seen_loss": 7.0} for e in (2, 3)] + [{"epoch": 4, "val_loss": 8.0}]
+    rule = StopRule(TrainConfig(max_gap_growth=0.05, gap_patience=2))
+    rule.replay(rows[:3])
+    assert rule.reason_before(4, 0.0) == "generalisation_gap"
+    rule = StopRule(TrainConfig(max_gap_growth=0.05, gap_patience=2))
+    rule.replay(rows)  # the last row has no seen loss: the count restarts
+    assert rule.gap_epochs == 0 and rule.reason_before(5, 0.0) is None
 
 
 def _lrs(losses, **train) -> tuple[list[float], int]:
@@ -130,6 +192,21 @@ def test_each_stop_reason_on_a_real_model(tiny_fit, train, reason, epochs):
     assert not result.interrupted
 
 
+def test_a_real_student_that_memorises_its_few_images_stops_on_the_gap_and_says_so(tiny_dataset, tmp_path, capsys):
+    # 12 brick images at the default rate: the student fits them far better than unseen bricks within epochs
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--set", "model.image_size=[64,64]",
+                 "--set", "train.batch_size=4", "--set", "train.patience=50", "--set", "train.max_epochs=40"]) == 0
+    assert "stopped: generalisation gap: for 3 epochs in a row" in capsys.readouterr().out
+    phase = json.loads((out / "summary.json").read_text())["phases"][0]
+    rows = json.loads((out / "history.json").read_text())
+    assert phase["stop_reason"] == "generalisation_gap" and phase["epochs_run"] == len(rows) < 40
+    gaps = [r["val_loss"] / r["seen_loss"] - 1 for r in rows]  # every row records its seen loss
+    # the rule as history.json shows it: the last 3 epochs, and only they, grew > 5 points past the narrowest
+    grown = [g - min(gaps[:i + 1]) > 0.05 for i, g in enumerate(gaps)]
+    assert grown[-3:] == [True] * 3 and not all(grown[-4:])
+
+
 def test_interrupt_is_a_stop_reason(tiny_fit):
     def ctrl_c(epoch, val):
         raise KeyboardInterrupt  # where SIGINT lands in a real run: anywhere in the epoch loop
@@ -146,7 +223,9 @@ def test_offline_presets_stop_early_and_paper_presets_keep_their_epochs():
 
 @pytest.mark.parametrize("setting, words", [("train.patience=0", "train.patience: 0 is out of range [1, 10000]"),
                                             ("train.min_delta=2", "train.min_delta: 2.0 is out of range"),
-                                            ("train.max_epochs=-1", "train.max_epochs: -1 is out of range")])
+                                            ("train.max_epochs=-1", "train.max_epochs: -1 is out of range"),
+                                            ("train.max_gap_growth=-0.1", "train.max_gap_growth: -0.1 is out of range"),
+                                            ("train.gap_patience=0", "train.gap_patience: 0 is out of range")])
 def test_stop_settings_have_ranges(tmp_path, capsys, setting, words):
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--set", setting]) == 2
     err = capsys.readouterr().err.strip()
@@ -155,7 +234,9 @@ def test_stop_settings_have_ranges(tmp_path, capsys, setting, words):
 
 def test_summary_says_why_and_resume_extends_a_finished_run(tiny_dataset, tmp_path, capsys, caplog):
     out = tmp_path / "run"
-    common = ["--set", "model.image_size=[64,64]", "--set", "train.batch_size=4", "--set", "train.patience=50"]
+    # max_gap null: the tiny set's 3 validation images open a gap within 3 epochs; this is about the caps
+    common = ["--set", "model.image_size=[64,64]", "--set", "train.batch_size=4", "--set", "train.patience=50",
+              "--set", "train.max_gap_growth=null"]
     assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--set", "train.max_epochs=2", *common]) == 0
     assert "stopped: epoch cap: reached train.max_epochs=2" in capsys.readouterr().out
     phase = json.loads((out / "summary.json").read_text())["phases"][0]

@@ -238,7 +238,7 @@ class AstModel(AnomalyModel):
         """
         return [
             Phase("teacher", list(self.flow.parameters()), self.flow_loss, cfg,
-                  targets=self.flow_targets, loss_with_targets=self.flow_loss_from_targets),
+                  targets=self.flow_targets, loss_with_targets=self.flow_loss_from_targets, measures_gap=False),
             Phase("student", list(self.student.parameters()), self.student_loss, cfg,
                   targets=self.student_targets, loss_with_targets=self.student_loss_from_targets),
         ]

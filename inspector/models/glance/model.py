@@ -282,7 +282,7 @@ class GlanceModel(AnomalyModel):
         return [
             Phase("local", local_params, self.local_loss, cfg,
                   targets=self.local_targets, loss_with_targets=self.local_loss_from_targets),
-            Phase("global", global_params, self.global_loss, cfg),
+            Phase("global", global_params, self.global_loss, cfg, measures_gap=False),
         ]
 
     # --- inference ----------------------------------------------------------------------------
