@@ -9,8 +9,10 @@ Nothing is created here: ``--check`` and argument parsing leave the disk as it w
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 
 def _ancestor_problem(path: Path) -> str | None:
@@ -49,6 +51,41 @@ def file_problem(path: str | Path) -> str | None:
     if path.exists():
         return None if os.access(path, os.W_OK) else f"cannot write {path} (permission denied)"
     return _ancestor_problem(path)
+
+
+def replace_problem(names: Sequence[Path], card: Path, files_of_card: Callable[[Any], set[str] | None], *,
+                    command: str, card_noun: str, file_noun: str) -> str | None:
+    """Why ``inspector COMMAND`` may not write its set of files at ``names``, one line naming the file; None when
+    each name is free or holds a file of an earlier run of it, which the new set replaces as a whole.
+
+    An earlier run is known by its card ``card`` (one of ``names``, the file that marks the set complete):
+    ``files_of_card`` takes the card's JSON and gives the names of the files it names (None: not such a card,
+    e.g. the user's own JSON). Anything else at a name (a user's file, a file from elsewhere, a file its card
+    does not name, a link, a folder) was replaced without a word; ``card_noun``/``file_noun`` name the card and
+    its files in the line (export: "sidecar", "graph"; build: "engine card", "file")."""
+    tail = f"{command} replaces only its own files: --out another name, or move it"
+    present = [path for path in names if os.path.lexists(path)]
+    odd = next((path for path in present if path.is_symlink() or not path.is_file()), None)
+    if odd is not None:
+        kind = "a symbolic link" if odd.is_symlink() else "not a file"
+        return f"{odd}: {kind}, not a file of an earlier {command}; {tail}"
+    own = _files_of_card(card, files_of_card) if present else set()
+    if own is None and card in present:
+        return f"{card}: exists and is not a {card_noun} written by 'inspector {command}'; {tail}"
+    if foreign := [path for path in present if path != card and path.name not in (own or ())]:
+        return (f"{foreign[0]}: exists and is not a {file_noun} of an earlier {command} (no {card_noun} "
+                f"{card.name} naming it); {tail}")
+    return None
+
+
+def _files_of_card(card: Path, files_of_card: Callable[[Any], set[str] | None]) -> set[str] | None:
+    """``files_of_card`` of the JSON in ``card``; None when it is missing or not JSON."""
+    try:
+        with open(card, "rb") as fh:
+            data = json.loads(fh.read(1 << 24))  # cards are a few kB
+    except (OSError, ValueError, RecursionError):
+        return None
+    return files_of_card(data)
 
 
 def link_new(tmp: Path, path: Path) -> None:
