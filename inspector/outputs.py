@@ -53,29 +53,34 @@ def file_problem(path: str | Path) -> str | None:
     return _ancestor_problem(path)
 
 
-def replace_problem(names: Sequence[Path], card: Path, files_of_card: Callable[[Any], set[str] | None], *,
-                    command: str, card_noun: str, file_noun: str) -> str | None:
-    """Why ``inspector COMMAND`` may not write its set of files at ``names``, one line naming the file; None when
-    each name is free or holds a file of an earlier run of it, which the new set replaces as a whole.
+def claim_outputs(where: str | Path, names: Sequence[Path], card: Path, files_of_card: Callable[[Any], set[str] | None],
+                  error: type[Exception], *, command: str, card_noun: str, file_noun: str) -> None:
+    """Make sure ``inspector COMMAND`` may write its set of files at ``names`` (all in ``card``'s folder), and make
+    the folder: raise ``error`` with one line naming the file or folder otherwise. Checked before any work.
 
-    An earlier run is known by its card ``card`` (one of ``names``, the file that marks the set complete):
+    The folder must be one that can be made and written in (``where``, the output asked for, names it in the line).
+    Each name must be free or hold a file of an earlier run of the command, which the new set replaces as a whole:
+    an earlier run is known by its card ``card`` (one of ``names``, the file that marks the set complete), and
     ``files_of_card`` takes the card's JSON and gives the names of the files it names (None: not such a card,
     e.g. the user's own JSON). Anything else at a name (a user's file, a file from elsewhere, a file its card
     does not name, a link, a folder) was replaced without a word; ``card_noun``/``file_noun`` name the card and
     its files in the line (export: "sidecar", "graph"; build: "engine card", "file")."""
+    if (why := folder_problem(card.parent)) is not None:
+        raise error(f"{where}: cannot {command} there: {why}")
     tail = f"{command} replaces only its own files: --out another name, or move it"
     present = [path for path in names if os.path.lexists(path)]
     odd = next((path for path in present if path.is_symlink() or not path.is_file()), None)
     if odd is not None:
         kind = "a symbolic link" if odd.is_symlink() else "not a file"
-        return f"{odd}: {kind}, not a file of an earlier {command}; {tail}"
+        raise error(f"{odd}: {kind}, not a file of an earlier {command}; {tail}")
     own = _files_of_card(card, files_of_card) if present else set()
     if own is None and card in present:
-        return f"{card}: exists and is not a {card_noun} written by 'inspector {command}'; {tail}"
+        article = "an" if card_noun[:1] in "aeiou" else "a"
+        raise error(f"{card}: exists and is not {article} {card_noun} written by 'inspector {command}'; {tail}")
     if foreign := [path for path in present if path != card and path.name not in (own or ())]:
-        return (f"{foreign[0]}: exists and is not a {file_noun} of an earlier {command} (no {card_noun} "
-                f"{card.name} naming it); {tail}")
-    return None
+        raise error(f"{foreign[0]}: exists and is not a {file_noun} of an earlier {command} (no {card_noun} "
+                    f"{card.name} naming it); {tail}")
+    card.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _files_of_card(card: Path, files_of_card: Callable[[Any], set[str] | None]) -> set[str] | None:

@@ -26,7 +26,7 @@ import torch
 from inspector import __version__
 from inspector.data.images import DEFAULT_DOWNSCALE
 from inspector.errors import ExportError
-from inspector.outputs import folder_problem, replace_problem, replace_together
+from inspector.outputs import claim_outputs, replace_together
 from inspector.deploy.checks import check_graph
 from inspector.contract import INPUT_NAME, MAP_NAME, OUTPUT_NAMES, SCORE_NAME
 from inspector.deploy.graph import export_graph
@@ -199,16 +199,10 @@ def check_out_base(out_base: str | Path) -> dict[str, Path]:
     (one line naming the file) otherwise: a user's ``NAME.json`` (notes, a config), an ONNX file from elsewhere,
     a link or a folder at one of the names was replaced without a word, as ``train`` refuses a folder holding
     another run's files and ``data synth``/``demo``/``service install`` replace only what they wrote
-    (:func:`inspector.outputs.replace_problem`)."""
+    (:func:`inspector.outputs.claim_outputs`)."""
     paths = graph_paths(out_base)
-    folder = paths["sidecar"].parent
-    if (why := folder_problem(folder)) is not None:
-        raise ExportError(f"{out_base}: cannot export there: {why}")
-    why = replace_problem(list(paths.values()), paths["sidecar"], _files_of_export, command="export",
-                          card_noun="sidecar", file_noun="graph")
-    if why is not None:
-        raise ExportError(why)
-    folder.mkdir(parents=True, exist_ok=True)
+    claim_outputs(out_base, list(paths.values()), paths["sidecar"], _files_of_export, ExportError, command="export",
+                  card_noun="sidecar", file_noun="graph")
     return paths
 
 
