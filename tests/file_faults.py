@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from pathlib import Path
@@ -18,3 +19,18 @@ def read_only_folder(folder: Path) -> Callable[[], None] | None:
     if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
         return None
     return lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def disk_full_at(monkeypatch, name: str) -> None:
+    """The disk is full when a file named ``name`` (or a temporary of it: a name that holds ``name``) is made
+    durable: ``os.fsync`` of it fails with ENOSPC, as on a file system with delayed allocation, where a full disk
+    shows only when the data goes to disk. Other files are written as usual (the fault hits one output of a
+    set). Linux: the file's name is read from /proc/self/fd."""
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if name in os.path.basename(os.readlink(f"/proc/self/fd/{fd}")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
