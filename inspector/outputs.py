@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -106,13 +107,26 @@ def link_new(tmp: Path, path: Path) -> None:
         os.rename(tmp, path)
 
 
+def whole_temporary(path: str | Path, pid: int | None = None) -> Path:
+    """The hidden temporary file :func:`write_whole` writes ``path`` through, by process ``pid`` (default: this
+    one): ``dir/.NAME.PID.tmp``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid() if pid is None else pid}.tmp")
+
+
+def whole_temporaries(path: str | Path) -> re.Pattern:
+    """The names of :func:`write_whole`'s temporaries of ``path`` (group 1: the writer's pid), for
+    :func:`inspector.leftovers.remove_leftovers` after a writer killed mid-write."""
+    return re.compile(rf"^\.{re.escape(Path(path).name)}\.(\d{{1,10}})\.tmp\Z", re.ASCII)
+
+
 def write_whole(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` whole or not at all: into a hidden temporary file beside it, on disk (fsync),
     then renamed over ``path``. A full disk, an error or Ctrl-C part-way leaves what was there (or nothing),
     never half a file, and no temporary file. (A sidecar written in place was cut short by a full disk: the
     export beside it, complete before, could no longer be loaded.)"""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = whole_temporary(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
