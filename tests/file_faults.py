@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import resource
+import signal
 import subprocess
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 
 def read_only_folder(folder: Path) -> Callable[[], None] | None:
@@ -34,3 +37,18 @@ def disk_full_at(monkeypatch, name: str) -> None:
         real(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
+
+
+@contextlib.contextmanager
+def file_size_limit(nbytes: int) -> Iterator[None]:
+    """For the block, no file of this process may grow past ``nbytes``: a write past it fails part-way with EFBIG
+    (RLIMIT_FSIZE, SIGXFSZ ignored), as a full disk fails one with ENOSPC; a real kernel fault, no root needed.
+    Keep the block to the write under test (it holds for every file this process writes)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)

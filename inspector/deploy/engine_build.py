@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import os
 import shlex
 import tempfile
 import time
@@ -328,7 +327,8 @@ def _attach_timing_cache(config, path: Path | None, onnx_path: Path):
 
 
 def _save_timing_cache(config, path: Path | None) -> None:
-    """Merge this build's cache with the file's current one (another build may have saved since) and write it."""
+    """Merge this build's cache with the file's current one (another build may have saved since) and write it,
+    whole or not at all (:func:`inspector.outputs.write_whole`). OSError when it cannot be written."""
     if path is None:
         return
     cache = config.get_timing_cache()
@@ -338,9 +338,7 @@ def _save_timing_cache(config, path: Path | None) -> None:
         on_disk = _load_timing_cache(config, path)
         if on_disk is not None and not cache.combine(on_disk, True):
             log.warning("%s: could not merge the timing cache saved by another build; keeping this build's", path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(bytes(memoryview(cache.serialize())))
-        os.replace(tmp, path)
+        write_whole(path, bytes(memoryview(cache.serialize())))  # a reader never finds half a cache
 
 
 def _io_record(trt, engine) -> dict[str, Any]:
