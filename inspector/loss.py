@@ -7,9 +7,7 @@ Shared by the ZeroMQ :class:`inspector.client.Subscriber` and the MQTT
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Iterable
 from inspector.config import read_text
 from inspector.errors import InspectorError
 from inspector.events import Event, topic_matches, wire_json
+from inspector.outputs import whole_temporaries, write_whole
 from inspector.textline import one_line
 
 UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that the next one lacks
@@ -547,8 +546,8 @@ class StateFile:
     when it is not one) and described by ``target.heard()``: a :class:`LossTracker`, or a subscriber that
     keeps several (:class:`inspector.integrations.mqtt.MqttSubscriber`, one per box).
     ``key`` names what the state is of (the endpoint or broker): a state of another one is not resumed.
-    Written as a new file renamed over the old one (``os.replace``), so a crash leaves the old state or the new,
-    never half of one; a damaged or foreign file is one warning line and the subscriber starts afresh. Saving
+    Written whole or not at all (:func:`inspector.outputs.write_whole`: on disk, then renamed over the old one),
+    so a crash leaves the old state or the new, never half of one; a damaged or foreign file is one warning line and the subscriber starts afresh. Saving
     failures (a full disk) are one warning, and the summary says the state is stale.
     """
 
@@ -599,35 +598,27 @@ class StateFile:
         """Write ``target``'s state; returns a warning line on the first failure after a success (else None)."""
         doc = {"key": self.key, "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "tracker": target.state()}
-        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
-            os.replace(tmp, self.path)
+        try:  # whole or not at all; a stop (KeyboardInterrupt) mid-write too leaves the old state, no temporary
+            write_whole(self.path, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
         except OSError as exc:
             first = self.failed is None
             self.failed = exc.strerror or str(exc)
-            try:
-                tmp.unlink()
-            except OSError:
-                pass  # never written, or the disk is gone: the warning says what matters
             return (f"warning: {self.path}: cannot save the subscriber state ({self.failed}); a restarted "
                     f"subscriber will not know what it missed") if first else None
-        except BaseException:  # a stop (KeyboardInterrupt) mid-write: the old state stays, no temporary
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            raise
         self.failed = None
         self.saves += 1
         return None
 
     def remove_leftovers(self) -> str | None:
-        """Remove the temporaries (``<name>.tmp-<pid>``) a subscriber killed while saving this state left beside
-        it, once their writer is gone (:func:`inspector.leftovers.writer_gone`); the line telling how many, or
-        None. Only this state file's own temporary names: never another file."""
+        """Remove the temporaries a subscriber killed while saving this state left beside it (``.<name>.<pid>.tmp``
+        of :func:`inspector.outputs.write_whole`, and ``<name>.tmp-<pid>`` of an earlier inspector), once their
+        writer is gone (:func:`inspector.leftovers.writer_gone`); the line telling how many, or None. Only this
+        state file's own temporary names: never another file."""
         from inspector.leftovers import remove_leftovers
 
-        pattern = re.compile(rf"^{re.escape(self.path.name)}\.tmp-(\d{{1,10}})\Z", re.ASCII)
-        removed = remove_leftovers(self.path.parent, pattern)
+        earlier = re.compile(rf"^{re.escape(self.path.name)}\.tmp-(\d{{1,10}})\Z", re.ASCII)
+        removed = sum(remove_leftovers(self.path.parent, pattern)
+                      for pattern in (whole_temporaries(self.path), earlier))
         return (f"removed {removed} temporary file(s) of an interrupted save of {self.path}"
                 if removed else None)
 

@@ -9,8 +9,11 @@ Nothing is created here: ``--check`` and argument parsing leave the disk as it w
 from __future__ import annotations
 
 import errno
+import json
 import os
+import re
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 
 def _ancestor_problem(path: Path) -> str | None:
@@ -51,6 +54,46 @@ def file_problem(path: str | Path) -> str | None:
     return _ancestor_problem(path)
 
 
+def claim_outputs(where: str | Path, names: Sequence[Path], card: Path, files_of_card: Callable[[Any], set[str] | None],
+                  error: type[Exception], *, command: str, card_noun: str, file_noun: str) -> None:
+    """Make sure ``inspector COMMAND`` may write its set of files at ``names`` (all in ``card``'s folder), and make
+    the folder: raise ``error`` with one line naming the file or folder otherwise. Checked before any work.
+
+    The folder must be one that can be made and written in (``where``, the output asked for, names it in the line).
+    Each name must be free or hold a file of an earlier run of the command, which the new set replaces as a whole:
+    an earlier run is known by its card ``card`` (one of ``names``, the file that marks the set complete), and
+    ``files_of_card`` takes the card's JSON and gives the names of the files it names (None: not such a card,
+    e.g. the user's own JSON). Anything else at a name (a user's file, a file from elsewhere, a file its card
+    does not name, a link, a folder) was replaced without a word; ``card_noun``/``file_noun`` name the card and
+    its files in the line (export: "sidecar", "graph"; build: "engine card", "file")."""
+    if (why := folder_problem(card.parent)) is not None:
+        raise error(f"{where}: cannot {command} there: {why}")
+    tail = f"{command} replaces only its own files: --out another name, or move it"
+    present = [path for path in names if os.path.lexists(path)]
+    odd = next((path for path in present if path.is_symlink() or not path.is_file()), None)
+    if odd is not None:
+        kind = "a symbolic link" if odd.is_symlink() else "not a file"
+        raise error(f"{odd}: {kind}, not a file of an earlier {command}; {tail}")
+    own = _files_of_card(card, files_of_card) if present else set()
+    if own is None and card in present:
+        article = "an" if card_noun[:1] in "aeiou" else "a"
+        raise error(f"{card}: exists and is not {article} {card_noun} written by 'inspector {command}'; {tail}")
+    if foreign := [path for path in present if path != card and path.name not in (own or ())]:
+        raise error(f"{foreign[0]}: exists and is not a {file_noun} of an earlier {command} (no {card_noun} "
+                    f"{card.name} naming it); {tail}")
+    card.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _files_of_card(card: Path, files_of_card: Callable[[Any], set[str] | None]) -> set[str] | None:
+    """``files_of_card`` of the JSON in ``card``; None when it is missing or not JSON."""
+    try:
+        with open(card, "rb") as fh:
+            data = json.loads(fh.read(1 << 24))  # cards are a few kB
+    except (OSError, ValueError, RecursionError):
+        return None
+    return files_of_card(data)
+
+
 def link_new(tmp: Path, path: Path) -> None:
     """Give the file ``tmp`` the name ``path``; FileExistsError when it is taken (never replaces a file). Where
     the file system has no hard links (FAT, some network shares) it is renamed, after checking the name is free."""
@@ -64,13 +107,26 @@ def link_new(tmp: Path, path: Path) -> None:
         os.rename(tmp, path)
 
 
+def whole_temporary(path: str | Path, pid: int | None = None) -> Path:
+    """The hidden temporary file :func:`write_whole` writes ``path`` through, by process ``pid`` (default: this
+    one): ``dir/.NAME.PID.tmp``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid() if pid is None else pid}.tmp")
+
+
+def whole_temporaries(path: str | Path) -> re.Pattern:
+    """The names of :func:`write_whole`'s temporaries of ``path`` (group 1: the writer's pid), for
+    :func:`inspector.leftovers.remove_leftovers` after a writer killed mid-write."""
+    return re.compile(rf"^\.{re.escape(Path(path).name)}\.(\d{{1,10}})\.tmp\Z", re.ASCII)
+
+
 def write_whole(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` whole or not at all: into a hidden temporary file beside it, on disk (fsync),
     then renamed over ``path``. A full disk, an error or Ctrl-C part-way leaves what was there (or nothing),
     never half a file, and no temporary file. (A sidecar written in place was cut short by a full disk: the
     export beside it, complete before, could no longer be loaded.)"""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = whole_temporary(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)

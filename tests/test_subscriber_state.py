@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from inspector.events import InspectionEvent, Payload, StatsEvent, utc_iso
+from inspector.outputs import whole_temporary
 from subscribe_support import subscribe_session
 
 
@@ -58,7 +59,7 @@ def test_a_damaged_or_unsaveable_state_is_one_line_and_the_subscriber_runs_on(tm
         assert "subscriber state" in err and "starting without it" in err and "Traceback" not in err, err
         assert "1 event(s) missed (1 before joining a run, 0 in gaps)" in err, err
     # saving fails mid-run (here: its temporary file's name taken by a folder): one warning, the summary says so
-    (tmp_path / f"s.tmp-{os.getpid()}").mkdir()
+    whole_temporary(tmp_path / "s").mkdir()
     assert subscribe_session(endpoint, [_defect("r1", 0), _defect("r1", 1)], "--state", str(tmp_path / "s")) == 0
     err = capsys.readouterr().err
     assert err.count("cannot save the subscriber state") == 1 and "Traceback" not in err, err
@@ -205,11 +206,14 @@ def test_temporaries_of_a_save_cut_short_are_removed_at_the_next_start_and_only_
     leftovers = sorted(p.name for p in saved.glob(".subscribe-*.part"))
     assert len(leftovers) == 1, sorted(p.name for p in saved.iterdir())  # the real one: the header's temporary
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (saved / f".subscriber-state.tmp-{gone.stdout.strip()}").write_text("{")  # killed while saving the state
+    # killed while saving the state: by this inspector (outputs.write_whole's name) and by an earlier one
+    whole_temporary(saved / ".subscriber-state", int(gone.stdout)).write_text("{")
+    (saved / f".subscriber-state.tmp-{gone.stdout.strip()}").write_text("{")
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         time.sleep(0.1)
         kept = [f".subscribe-{live.pid}-abcdefgh.part", f".subscriber-state.tmp-{live.pid}",  # a live writer's
+                whole_temporary(".subscriber-state", live.pid).name, "..subscriber-state.x.tmp",
                 ".abcdefgh.part", "notes.part", ".subscribe-x-abcdefgh.part", f".subscribe-{gone.stdout.strip()}-abc.part",
                 ".subscriber-state.tmp-notes", "report.tmp-1"]
         for name in kept:
@@ -224,7 +228,7 @@ def test_temporaries_of_a_save_cut_short_are_removed_at_the_next_start_and_only_
         live.kill()
         live.wait()
     assert f"removed 1 temporary file(s) left in {saved} by an interrupted save" in err, err
-    assert f"removed 1 temporary file(s) of an interrupted save of {saved / '.subscriber-state'}" in err, err
+    assert f"removed 2 temporary file(s) of an interrupted save of {saved / '.subscriber-state'}" in err, err
     assert sorted(p.name for p in saved.iterdir()) == sorted(kept + [
         ".subscriber-state", f".subscribe-{gone.stdout.strip()}-folder00.part",
         f".subscribe-{gone.stdout.strip()}-link0000.part"])

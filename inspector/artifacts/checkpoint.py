@@ -15,12 +15,13 @@ carries is :mod:`inspector.artifacts.run_config`.
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 from typing import Any
 
 from inspector.artifacts.run_files import check_checkpoint_of_run
 from inspector.errors import ModelError
+from inspector.outputs import write_whole
 
 FORMAT = "inspector-checkpoint"
 VERSION = 1
@@ -28,13 +29,21 @@ BEST = "best.pt"
 
 
 def write_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` (plain data and tensors) atomically: temp file + rename, so Ctrl-C never leaves half a file."""
+    """Write ``payload`` (plain data and tensors) whole or not at all (:func:`save_whole`). OSError when the disk
+    fails."""
+    save_whole(path, {"format": FORMAT, "version": VERSION, **payload})
+
+
+def save_whole(path: str | Path, obj: Any) -> None:
+    """``torch.save`` ``obj`` to ``path`` whole or not at all: serialised in memory, then written through
+    :func:`inspector.outputs.write_whole` (on disk before it is renamed over the old file). torch.save to a
+    temporary file left that file behind, half written, when the disk filled up or the write failed (raising
+    torch's RuntimeError, not an OSError), and renamed it unsynced. OSError when the disk fails."""
     import torch
 
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_whole(path, buffer.getbuffer())
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -16,7 +16,10 @@ optimisation level and a persisted timing cache (read and merged under an
 replaced by an empty one, as Polygraphy does), and a sidecar
 (:func:`inspector.artifacts.engine_card.engine_sidecar_path`) recording TensorRT
 version, GPU, precision, I/O shapes, profile, the source ONNX's sha256 and the
-model sidecar. Every Builder/Runtime gets the process's one TensorRT logger
+model sidecar. Engine, card and build log are made under temporary names beside
+the output and moved in together, the card last, so a failed or interrupted build
+leaves an earlier build at the same names as it was; only an earlier build's files
+are ever replaced (:func:`check_engine_out`). Every Builder/Runtime gets the process's one TensorRT logger
 (:func:`inspector.backends.tensorrt.shared_logger`); every None/False/-1 the
 bindings return becomes a one-line ExportError. The daemon never imports this module.
 """
@@ -26,8 +29,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import os
 import shlex
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -43,6 +46,7 @@ from inspector.backends.tensorrt import collect_messages, import_tensorrt, share
 from inspector.contract import DEFAULT_BATCH, INPUT_NAME, MAP_NAME, OUTPUT_RANKS, SCORE_NAME
 from inspector.deploy.checks import read_graph_of_card
 from inspector.errors import ExportError
+from inspector.outputs import claim_outputs, replace_together, write_whole
 from inspector.artifacts.model_card import read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph
 
 log = logging.getLogger(__name__)
@@ -323,7 +327,8 @@ def _attach_timing_cache(config, path: Path | None, onnx_path: Path):
 
 
 def _save_timing_cache(config, path: Path | None) -> None:
-    """Merge this build's cache with the file's current one (another build may have saved since) and write it."""
+    """Merge this build's cache with the file's current one (another build may have saved since) and write it,
+    whole or not at all (:func:`inspector.outputs.write_whole`). OSError when it cannot be written."""
     if path is None:
         return
     cache = config.get_timing_cache()
@@ -333,9 +338,7 @@ def _save_timing_cache(config, path: Path | None) -> None:
         on_disk = _load_timing_cache(config, path)
         if on_disk is not None and not cache.combine(on_disk, True):
             log.warning("%s: could not merge the timing cache saved by another build; keeping this build's", path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(bytes(memoryview(cache.serialize())))
-        os.replace(tmp, path)
+        write_whole(path, bytes(memoryview(cache.serialize())))  # a reader never finds half a cache
 
 
 def _io_record(trt, engine) -> dict[str, Any]:
@@ -379,12 +382,12 @@ def _configure(trt, builder, mode: str, options: BuildOptions, height: int, widt
     return config
 
 
-def _engine_sidecar(trt, engine, out: Path, onnx_path: Path, report: TypingReport, model_sidecar: dict,
-                    gpu, mode: str, precision: str, options: BuildOptions) -> dict[str, Any]:
+def _engine_sidecar(trt, engine, staged: Path, out: Path, onnx_path: Path, report: TypingReport,
+                    model_sidecar: dict, gpu, mode: str, precision: str, options: BuildOptions) -> dict[str, Any]:
     return {
         "schema_version": ENGINE_SCHEMA_VERSION,
         "kind": ENGINE_KIND,
-        "engine": {"file": out.name, "sha256": sha256_file(out), "bytes": out.stat().st_size},
+        "engine": {"file": out.name, "sha256": sha256_file(staged), "bytes": staged.stat().st_size},
         "tensorrt": {"version": str(trt.__version__), "major": tensorrt_major(trt)},
         "gpu": {"name": gpu.name, "compute_capability": gpu.compute_capability},
         "precision": precision,
@@ -400,45 +403,95 @@ def _engine_sidecar(trt, engine, out: Path, onnx_path: Path, report: TypingRepor
     }
 
 
+def engine_paths(out: str | Path) -> dict[str, Path]:
+    """The files of a build at ``out`` (``engines/x.fp16.plan``): the engine, the same engine under the other
+    suffix (``.engine``; an earlier build there shares this build's card and log, so it is replaced with them),
+    the build log and the engine card."""
+    engine = Path(out)
+    other = engine.with_suffix(".engine" if engine.suffix == ".plan" else ".plan")
+    return {"engine": engine, "other": other, "log": engine.with_suffix(".build.log"),
+            "card": engine_sidecar_path(engine)}
+
+
+def check_engine_out(out: str | Path) -> dict[str, Path]:
+    """The build's file names at ``out`` (:func:`engine_paths`), once it is known they may be written: an engine
+    file name (.plan or .engine) in a folder that can be made and written in, each name free or holding a file
+    of an earlier build there (an engine card written by build, the engine it names and its log), which a new
+    build replaces as a whole. ExportError (one line naming the file) otherwise: a user's ``NAME.json``, a model
+    card, an engine from elsewhere, a link or a folder at one of the names was replaced without a word, after
+    the whole build (the rule and messages of export: :func:`inspector.outputs.claim_outputs`)."""
+    paths = engine_paths(out)
+    if paths["engine"].suffix not in (".plan", ".engine"):
+        raise ExportError(f"{out}: engine files end in .plan or .engine")
+    claim_outputs(out, list(paths.values()), paths["card"], _files_of_build, ExportError, command="build",
+                  card_noun="engine card", file_noun="file")
+    return paths
+
+
+def _files_of_build(card: Any) -> set[str] | None:
+    """The engine an engine card written by build names, and that engine's build log; None when ``card`` is no
+    such card (the user's JSON, a model card)."""
+    engine = card.get("engine") if isinstance(card, dict) and card.get("kind") == ENGINE_KIND else None
+    name = engine.get("file") if isinstance(engine, dict) else None
+    if not isinstance(name, str) or not name:
+        return None
+    return {name, Path(name).with_suffix(".build.log").name}
+
+
 def build_engine(onnx_path: str | Path, out: str | Path | None = None,
                  options: BuildOptions = BuildOptions()) -> dict[str, Any]:
-    """Build ``onnx_path`` into an engine; write the engine, its sidecar and build log; return the sidecar."""
+    """Build ``onnx_path`` into an engine; write the engine, its sidecar and build log; return the sidecar.
+
+    All or none, as export: the three files are made under temporary names in the output folder and moved into
+    place together, the card last (:func:`inspector.outputs.replace_together`); a failure or Ctrl-C anywhere
+    leaves the names as they were. Only an earlier build at ``out`` is replaced (:func:`check_engine_out`, before
+    any work). ExportError (one line) for bad options, a graph or place that does not fit, or a failed build;
+    BackendError when TensorRT or CUDA is missing; OSError when the disk fails.
+    """
     options.validate()
     onnx_path = Path(onnx_path)
+    if out is not None:
+        check_engine_out(out)  # before reading the graph: a name that may not be written is told at once
     model_sidecar = verify_graph(onnx_path, read_sidecar(sidecar_path_for(onnx_path)))
     model = read_graph_of_card(onnx_path, model_sidecar)
     report = require_strongly_typed(onnx_path, model)
     trt = import_tensorrt()
-    major = tensorrt_major(trt)
-    mode, precision = plan_network(report.precision, major, options.fp16_flag, onnx_path)
-    out = Path(out) if out is not None else default_engine_path(onnx_path, precision)
-    if out.suffix not in (".plan", ".engine"):
-        raise ExportError(f"{out}: engine files end in .plan or .engine")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    height, width = int(model_sidecar["input"]["height"]), int(model_sidecar["input"]["width"])
-
-    from inspector.backends.cuda import open_cuda
-
-    cuda = open_cuda("cuda-python", options.device)  # selects the device; GPU name + compute capability
-    try:
-        gpu = cuda.device_info()
-    finally:
-        cuda.close()
+    mode, precision = plan_network(report.precision, tensorrt_major(trt), options.fp16_flag, onnx_path)
+    paths = check_engine_out(out if out is not None else default_engine_path(onnx_path, precision))
+    out = paths["engine"]
+    size = int(model_sidecar["input"]["height"]), int(model_sidecar["input"]["width"])
+    gpu = _gpu(options.device)
     logger = shared_logger(trt)
-    with collect_messages(logger) as records:
-        serialized, cache_path, seconds = _build(trt, logger, records, onnx_path, out, options, mode, gpu,
-                                                 height, width)
-    out.write_bytes(bytes(memoryview(serialized)))
-    del serialized
-    sidecar = _describe_engine(trt, logger, out, onnx_path, report, model_sidecar, gpu, mode, precision, options)
-    sidecar["build"].update(timing_cache=str(cache_path) if cache_path else None, seconds=round(seconds, 2),
-                            log=_log_summary(records))
-    write_engine_sidecar(sidecar, out)
-    out.with_suffix(".build.log").write_text("".join(f"[{lvl}] {msg}\n" for lvl, msg in records))
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.stem}-") as tmp:
+        staged = {key: Path(tmp) / path.name for key, path in paths.items()}
+        with collect_messages(logger) as records:
+            serialized, cache_path, seconds = _build(trt, logger, records, onnx_path, out, options, mode, gpu, *size)
+        write_whole(staged["engine"], bytes(memoryview(serialized)))
+        del serialized
+        sidecar = _describe_engine(trt, logger, staged["engine"], out, onnx_path, report, model_sidecar, gpu, mode,
+                                   precision, options)
+        sidecar["build"].update(timing_cache=str(cache_path) if cache_path else None, seconds=round(seconds, 2),
+                                log=_log_summary(records))
+        write_engine_sidecar(sidecar, staged["engine"])
+        write_whole(staged["log"], "".join(f"[{lvl}] {msg}\n" for lvl, msg in records).encode())
+        # engine first, card last; an earlier build's engine under the other suffix goes (the card is this one's)
+        replace_together([(None if key == "other" else staged[key], paths[key])
+                          for key in ("engine", "other", "log", "card")], Path(tmp))
     log.info("built %s in %.1f s: %d layers, %.1f MB, %d warning(s); sidecar %s", out, seconds,
              sidecar["build"]["layers"], out.stat().st_size / 2**20, len(sidecar["build"]["log"]["warnings"]),
-             engine_sidecar_path(out))
+             paths["card"])
     return sidecar
+
+
+def _gpu(device: int):
+    """The name and compute capability of CUDA device ``device`` (selecting it)."""
+    from inspector.backends.cuda import open_cuda
+
+    cuda = open_cuda("cuda-python", device)
+    try:
+        return cuda.device_info()
+    finally:
+        cuda.close()
 
 
 def _build(trt, logger, records: list, onnx_path: Path, out: Path, options: BuildOptions, mode: str, gpu,
@@ -467,14 +520,15 @@ def _build(trt, logger, records: list, onnx_path: Path, out: Path, options: Buil
     return serialized, cache_path, seconds
 
 
-def _describe_engine(trt, logger, out: Path, onnx_path: Path, report: TypingReport, model_sidecar: dict, gpu,
-                     mode: str, precision: str, options: BuildOptions) -> dict[str, Any]:
-    """Deserialise the engine just written and describe it in its sidecar."""
+def _describe_engine(trt, logger, staged: Path, out: Path, onnx_path: Path, report: TypingReport,
+                     model_sidecar: dict, gpu, mode: str, precision: str, options: BuildOptions) -> dict[str, Any]:
+    """Deserialise the engine just written at ``staged`` (to be named ``out``) and describe it in its sidecar."""
     runtime = trt.Runtime(logger)  # must outlive the engine
-    engine = runtime.deserialize_cuda_engine(out.read_bytes())
+    engine = runtime.deserialize_cuda_engine(staged.read_bytes())
     if engine is None:
         raise ExportError(f"{out}: the engine just built does not deserialise (see the log above)")
     try:
-        return _engine_sidecar(trt, engine, out, onnx_path, report, model_sidecar, gpu, mode, precision, options)
+        return _engine_sidecar(trt, engine, staged, out, onnx_path, report, model_sidecar, gpu, mode, precision,
+                               options)
     finally:
         del engine, runtime

@@ -15,9 +15,7 @@ FP16 graph is an :class:`ExportError`, never a silent FP32 copy.
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,7 +26,7 @@ import torch
 from inspector import __version__
 from inspector.data.images import DEFAULT_DOWNSCALE
 from inspector.errors import ExportError
-from inspector.outputs import folder_problem, replace_together
+from inspector.outputs import claim_outputs, replace_together
 from inspector.deploy.checks import check_graph
 from inspector.contract import INPUT_NAME, MAP_NAME, OUTPUT_NAMES, SCORE_NAME
 from inspector.deploy.graph import export_graph
@@ -200,37 +198,17 @@ def check_out_base(out_base: str | Path) -> dict[str, Path]:
     (a sidecar written by export, and the graphs it names), which a new export replaces as a whole. ExportError
     (one line naming the file) otherwise: a user's ``NAME.json`` (notes, a config), an ONNX file from elsewhere,
     a link or a folder at one of the names was replaced without a word, as ``train`` refuses a folder holding
-    another run's files and ``data synth``/``demo``/``service install`` replace only what they wrote."""
+    another run's files and ``data synth``/``demo``/``service install`` replace only what they wrote
+    (:func:`inspector.outputs.claim_outputs`)."""
     paths = graph_paths(out_base)
-    folder = paths["sidecar"].parent
-    if (why := folder_problem(folder)) is not None:
-        raise ExportError(f"{out_base}: cannot export there: {why}")
-    present = [path for path in paths.values() if os.path.lexists(path)]
-    odd = next((path for path in present if path.is_symlink() or not path.is_file()), None)
-    if odd is not None:
-        kind = "a symbolic link" if odd.is_symlink() else "not a file"
-        raise ExportError(f"{odd}: {kind}, not a file of an earlier export; export replaces only its own files: "
-                          f"--out another name, or move it")
-    own = _files_of_export(paths["sidecar"]) if present else set()
-    if own is None and paths["sidecar"] in present:
-        raise ExportError(f"{paths['sidecar']}: exists and is not a sidecar written by 'inspector export'; export "
-                          f"replaces only its own files: --out another name, or move it")
-    if foreign := [path for path in present if path != paths["sidecar"] and path.name not in (own or ())]:
-        raise ExportError(f"{foreign[0]}: exists and is not a graph of an earlier export (no sidecar "
-                          f"{paths['sidecar'].name} naming it); export replaces only its own files: --out another "
-                          f"name, or move it")
-    folder.mkdir(parents=True, exist_ok=True)
+    claim_outputs(out_base, list(paths.values()), paths["sidecar"], _files_of_export, ExportError, command="export",
+                  card_noun="sidecar", file_noun="graph")
     return paths
 
 
-def _files_of_export(sidecar: Path) -> set[str] | None:
+def _files_of_export(data: Any) -> set[str] | None:
     """The graph file names a sidecar written by export names (any schema version: an export made by an earlier
-    inspector is still one); None when ``sidecar`` is missing or no such sidecar (the user's own JSON)."""
-    try:
-        with open(sidecar, "rb") as fh:
-            data = json.loads(fh.read(1 << 24))  # sidecars are a few kB
-    except (OSError, ValueError, RecursionError):
-        return None
+    inspector is still one); None when ``data`` is no such sidecar (the user's own JSON)."""
     graphs = data.get("graphs") if isinstance(data, dict) and "schema_version" in data else None
     if not isinstance(graphs, dict):
         return None

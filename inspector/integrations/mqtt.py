@@ -331,14 +331,13 @@ def _read_untold(path: Path) -> list[dict]:
 
 
 def _write_untold(path: Path, untold: list[dict]) -> None:
-    """Keep final counts the broker never took, for the next run to publish (a new file renamed over the old)."""
-    import os
+    """Keep final counts the broker never took, for the next run to publish (whole or not at all:
+    :func:`inspector.outputs.write_whole`); a failure is one warning, the earlier file as it was."""
+    from inspector.outputs import write_whole
 
-    tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(untold[-16:]), encoding="utf-8")
-        os.replace(tmp, path)
+        write_whole(path, json.dumps(untold[-16:]).encode("utf-8"))
         log.warning("MQTT: final counts not delivered (broker away); kept in %s for the next run", path)
     except OSError as exc:
         log.warning("MQTT: final counts not delivered and not kept in %s (%s)", path, exc.strerror or exc)

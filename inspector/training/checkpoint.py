@@ -17,6 +17,7 @@ from inspector.models.checkpoint import host_state_dict, load_model  # noqa: F40
 
 
 def save_checkpoint(path: str | Path, model: AnomalyModel, config: RunConfig, **extra) -> None:
-    """Write atomically (temp file + rename) so Ctrl-C never leaves half a file."""
+    """Write whole or not at all (:func:`inspector.artifacts.checkpoint.save_whole`): a full disk or Ctrl-C
+    never leaves half a file."""
     write_checkpoint(path, {"config": run_config_dict(config), "model": model.describe(),
                             "state_dict": host_state_dict(model), **extra})

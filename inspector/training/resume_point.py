@@ -3,7 +3,7 @@
 best.pt holds the weights of the best epoch, not the optimiser: a resumed run restarted Adam's moments from
 zero (a large first step on a well-trained model), reshuffled its batches from a new seed and started again
 from the best epoch's weights, so N/2 epochs + --resume for N/2 trained another model than N epochs straight.
-After every epoch the loop writes this file (atomically, temp + rename): the phase and epoch, the weights as
+After every epoch the loop writes this file (whole or not at all): the phase and epoch, the weights as
 they are then, the optimiser's state (moments, step counts, learning rates), the learning-rate schedule, and
 the random streams (batch order and flips, out-of-distribution images, torch's global stream). A resumed
 phase continues from it when it is the point the run's history ends at; otherwise (a run from before this
@@ -22,13 +22,13 @@ import hashlib
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from inspector.artifacts.checkpoint import save_whole
 from inspector.errors import ConfigError
 from inspector.models.base import AnomalyModel
 from inspector.models.checkpoint import host_state_dict
@@ -55,9 +55,7 @@ class ResumePoint:
                    "lr_schedule": rule.state(phase).to_dict(), "generator": generator.get_state(),
                    "torch_rng": torch.get_rng_state(),
                    "ood_rng": None if ood_rng is None else ood_rng.bit_generator.state}
-        tmp = self.path.with_suffix(".pt.tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, self.path)  # Ctrl-C mid-write leaves the previous epoch's file, never half a file
+        save_whole(self.path, payload)  # a full disk or Ctrl-C mid-write leaves the previous epoch's file
 
     def restore(self, phase: str, start_epoch: int, model: AnomalyModel, optimizer: torch.optim.Optimizer,
                 generator: torch.Generator, ood_rng: np.random.Generator | None, rule: StopRule,

@@ -1,0 +1,180 @@
+"""Engine build is all or none, as export is: NAME.plan, NAME.build.log and the engine card NAME.json appear
+together or not at all, an earlier build at the same names is left as it was by any failure (the engine does not
+deserialise, a full disk at the card, an error or Ctrl-C between the moves, a read-only folder), and nothing but an
+earlier build is ever replaced. Real builds through the stand-in TensorRT of tests/fake_tensorrt.py (TensorRT is
+not installed here) on real files; fakes only inject faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import inspector.backends.cuda as cuda_mod
+from fake_tensorrt import TRT10, FakeCuda, make_fake_trt
+from file_faults import disk_full_at, read_only_folder
+from inspector.artifacts.engine_card import read_engine_sidecar
+from inspector.cli import main
+from inspector.deploy.engine_build import BuildOptions, build_engine
+from inspector.errors import ExportError
+from tiny_graphs import write_exported
+
+NAMES = ("tiny.fp16.plan", "tiny.fp16.build.log", "tiny.fp16.json")
+OPTIONS = BuildOptions(max_batch=4, timing_cache="")  # the timing cache is every build's, not one build's file
+
+
+def _fake_tensorrt(monkeypatch, faults=frozenset()) -> None:
+    monkeypatch.setitem(sys.modules, "tensorrt", make_fake_trt(TRT10, [], faults))
+    monkeypatch.setattr(cuda_mod, "open_cuda", lambda api="cuda-python", device=0: FakeCuda(device))
+
+
+@pytest.fixture
+def graphs(tmp_path, monkeypatch) -> list[Path]:
+    """Two FP16 graphs named tiny.fp16.onnx that differ in every weight (the earlier build's, the new one's), and
+    the stand-in TensorRT: engines made from them differ in every byte but the header."""
+    _fake_tensorrt(monkeypatch)
+    return [write_exported(tmp_path / name, seed=seed).with_name("tiny.fp16.onnx") for name, seed in (("a", 0),
+                                                                                                      ("b", 1))]
+
+
+@pytest.fixture
+def engines(graphs, tmp_path) -> Path:
+    """tmp_path/engines holding a complete earlier build (of the first graph) at tiny.fp16.*."""
+    build_engine(graphs[0], tmp_path / "engines" / NAMES[0], OPTIONS)
+    assert sorted(_files(tmp_path / "engines")) == sorted(NAMES)
+    return tmp_path / "engines"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every entry below ``folder`` (hidden ones too) → its bytes (folders: b'<folder>', links: their target)."""
+    return {str(p.relative_to(folder)): (f"<link {os.readlink(p)}>".encode() if p.is_symlink() else
+                                         b"<folder>" if p.is_dir() else p.read_bytes())
+            for p in sorted(folder.rglob("*"))}
+
+
+def _engine_does_not_deserialise(monkeypatch, folder):
+    _fake_tensorrt(monkeypatch, {"deserialize"})
+    return ExportError
+
+
+def _disk_full_at_card(monkeypatch, folder):
+    disk_full_at(monkeypatch, "tiny.fp16.json")
+    return OSError
+
+
+def _at_move(k: int, error: type[BaseException]):
+    """``error`` as the k-th file is moved onto one of the build's names (1: the engine, 2: the log, 3: the card)."""
+    def inject(monkeypatch, folder):
+        real, seen = os.replace, []
+
+        def replace(src, dst, **kw):
+            if Path(dst).parent == folder and Path(dst).name in NAMES and not Path(src).name.startswith(".old-"):
+                seen.append(dst)
+                if len(seen) == k:
+                    raise error(f"injected at move {k}")
+            return real(src, dst, **kw)
+        monkeypatch.setattr(os, "replace", replace)
+        return error
+    return inject
+
+
+@pytest.mark.parametrize("fault", [_engine_does_not_deserialise, _disk_full_at_card, _at_move(1, KeyboardInterrupt),
+                                   _at_move(2, KeyboardInterrupt), _at_move(3, KeyboardInterrupt),
+                                   _at_move(2, OSError)],
+                         ids=["deserialise", "disk-full-card", "ctrl-c-1", "ctrl-c-2", "ctrl-c-3", "error-2"])
+def test_a_failed_build_leaves_the_earlier_build_as_it_was(graphs, engines, monkeypatch, fault):
+    """A failure anywhere in a build over an earlier one: the engine was written in place, then the card, then the
+    log, so a full disk at the card, an engine that did not deserialise, or Ctrl-C after the engine left the new
+    engine beside the old card (the pair no longer loaded: sha256 mismatch) and the old log. Now every name holds
+    the earlier build's file, byte for byte, and no temporary file is left."""
+    earlier = _files(engines)
+    raised = fault(monkeypatch, engines)
+    with pytest.raises(raised):
+        build_engine(graphs[1], engines / NAMES[0], OPTIONS)
+    assert _files(engines) == earlier
+
+
+def test_a_build_replaces_an_earlier_one_whole(graphs, engines):
+    """A build over an earlier one: every file is the new build's; an engine of the earlier build under the other
+    suffix (NAME.engine, whose card NAME.json this build takes over) goes with it, as export removes a graph of
+    an earlier export that it does not make."""
+    earlier = _files(engines)
+    card = build_engine(graphs[1], engines / NAMES[0], OPTIONS)
+    now = _files(engines)
+    assert sorted(now) == sorted(NAMES) and all(now[name] != earlier[name] for name in ("tiny.fp16.plan",
+                                                                                        "tiny.fp16.json"))
+    assert read_engine_sidecar(engines / NAMES[0]) == card and card["onnx"]["path"] == str(graphs[1])
+    build_engine(graphs[0], engines / "tiny.fp16.engine", OPTIONS)
+    assert sorted(_files(engines)) == ["tiny.fp16.build.log", "tiny.fp16.engine", "tiny.fp16.json"]
+    assert read_engine_sidecar(engines / "tiny.fp16.engine")["engine"]["file"] == "tiny.fp16.engine"
+
+
+# what is put at one of the build's names: (name, what: file bytes, "model card", "link" or "folder", whether it
+# stands alone, with no earlier build beside it)
+FOREIGN = {
+    "notes": ("tiny.fp16.json", b'{"my": "notes"}', False),  # the user's NAME.json
+    "model-card": ("tiny.fp16.json", "model card", True),  # export's sidecar: export --out engines/tiny.fp16
+    "engine-from-elsewhere": ("tiny.fp16.plan", b"an engine built by trtexec", True),
+    "engine-the-card-does-not-name": ("tiny.fp16.engine", b"an engine built by trtexec", False),
+    "link": ("tiny.fp16.build.log", "link", False),
+    "folder": ("tiny.fp16.json", "folder", False),  # one at --out itself is refused by the argument parser
+}
+
+
+def _put(folder: Path, name: str, what: bytes | str, alone: bool) -> Path:
+    for old in NAMES if alone else ():
+        (folder / old).unlink()
+    path = folder / name
+    path.unlink(missing_ok=True)
+    if what == "model card":
+        path.write_bytes((folder.parent / "a" / "tiny.json").read_bytes())
+    elif what == "link":
+        (folder / "mine.log").write_text("the user's file")
+        path.symlink_to(folder / "mine.log")
+    elif what == "folder":
+        path.mkdir()
+        (path / "notes.txt").write_text("a folder")
+    else:
+        path.write_bytes(what)
+    return path
+
+
+@pytest.mark.parametrize("case", FOREIGN)
+def test_build_never_replaces_what_build_did_not_write(graphs, engines, capsys, case):
+    """A file at one of the build's names that is not of an earlier build (the user's NAME.json, a model card, an
+    engine from elsewhere or one the card does not name, a link, a folder) was replaced without a word, after
+    the whole build. Now one line naming it, exit 2, before any work, everything as it was; as export."""
+    named = _put(engines, *FOREIGN[case])
+    before = _files(engines)
+    assert main(["build", str(graphs[1]), "--out", str(engines / NAMES[0]), "--timing-cache", ""]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {named}: ") and "--out another name" in err, err
+    assert _files(engines) == before
+
+
+def test_a_build_into_a_read_only_folder_is_one_line_and_changes_nothing(graphs, engines):
+    """A read-only engines folder holding an earlier build: the engine's write failed with a bare PermissionError
+    after the whole build. Now an ExportError naming the folder, before any work, and the earlier build as it
+    was."""
+    earlier = _files(engines)
+    undo = read_only_folder(engines)
+    if undo is None:
+        pytest.skip("cannot make a folder read-only here")
+    try:
+        with pytest.raises(ExportError, match=f"cannot write in {engines}"):
+            build_engine(graphs[1], engines / NAMES[0], OPTIONS)
+    finally:
+        undo()
+    assert _files(engines) == earlier
+
+
+def test_the_card_names_the_engine_it_was_built_with(graphs, engines):
+    """The card is written from the staged engine: its sha256 and size are those of the file at its name."""
+    from inspector.artifacts.model_card import sha256_file
+
+    card = json.loads((engines / "tiny.fp16.json").read_text())
+    assert card["engine"] == {"file": "tiny.fp16.plan", "sha256": sha256_file(engines / NAMES[0]),
+                              "bytes": (engines / NAMES[0]).stat().st_size}
