@@ -546,7 +546,7 @@ class StateFile:
     when it is not one) and described by ``target.heard()``: a :class:`LossTracker`, or a subscriber that
     keeps several (:class:`inspector.integrations.mqtt.MqttSubscriber`, one per box).
     ``key`` names what the state is of (the endpoint or broker): a state of another one is not resumed.
-    Written whole or not at all (:func:`inspector.outputs.write_whole`: on disk, then renamed over the old one),
+    Written whole or not at all (:func:`inspector.outputs.write_whole`: renamed over the old one),
     so a crash leaves the old state or the new, never half of one; a damaged or foreign file is one warning line and the subscriber starts afresh. Saving
     failures (a full disk) are one warning, and the summary says the state is stale.
     """
@@ -598,8 +598,9 @@ class StateFile:
         """Write ``target``'s state; returns a warning line on the first failure after a success (else None)."""
         doc = {"key": self.key, "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "tracker": target.state()}
-        try:  # whole or not at all; a stop (KeyboardInterrupt) mid-write too leaves the old state, no temporary
-            write_whole(self.path, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+        try:  # whole or not at all; a stop (KeyboardInterrupt) mid-write too leaves the old state, no temporary.
+            # Not fsynced: saved after every message, as it was before write_whole (a subscriber's own pace)
+            write_whole(self.path, json.dumps(doc, separators=(",", ":")).encode("utf-8"), durable=False)
         except OSError as exc:
             first = self.failed is None
             self.failed = exc.strerror or str(exc)

@@ -120,18 +120,21 @@ def whole_temporaries(path: str | Path) -> re.Pattern:
     return re.compile(rf"^\.{re.escape(Path(path).name)}\.(\d{{1,10}})\.tmp\Z", re.ASCII)
 
 
-def write_whole(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all: into a hidden temporary file beside it, on disk (fsync),
-    then renamed over ``path``. A full disk, an error or Ctrl-C part-way leaves what was there (or nothing),
-    never half a file, and no temporary file. (A sidecar written in place was cut short by a full disk: the
-    export beside it, complete before, could no longer be loaded.)"""
+def write_whole(path: str | Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` whole or not at all: into a hidden temporary file beside it, on disk (fsync,
+    unless ``durable`` is False), then renamed over ``path``. A full disk, an error or Ctrl-C part-way leaves
+    what was there (or nothing), never half a file, and no temporary file. (A sidecar written in place was cut
+    short by a full disk: the export beside it, complete before, could no longer be loaded.) ``durable=False``
+    is for a file rewritten per message, where an fsync each time (milliseconds on an SD card) would cost more
+    than a power cut's loss of the last rewrite."""
     path = Path(path)
     tmp = whole_temporary(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

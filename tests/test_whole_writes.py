@@ -60,3 +60,21 @@ def test_a_checkpoint_that_cannot_be_written_is_left_as_it_was(tmp_path):
         write_checkpoint(path, {"config": {}, "state_dict": {"w": torch.ones(100_000)}, "epoch": 2})
     assert path.read_bytes() == before and read_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
+
+
+def test_only_the_per_message_subscriber_state_skips_the_fsync(tmp_path, monkeypatch):
+    """Checkpoints and cards reach the disk before the rename; the subscriber state, rewritten after every
+    message, does not wait for it (milliseconds per message on an SD card), as before write_whole."""
+    import os
+
+    from inspector.loss import LossTracker, StateFile
+    from inspector.outputs import write_whole
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    write_whole(tmp_path / "card.json", b"{}")
+    assert len(synced) == 1
+    state = StateFile(tmp_path / "state.json", key="tcp://127.0.0.1:5555")
+    assert state.save(LossTracker()) is None and (tmp_path / "state.json").is_file()
+    assert len(synced) == 1

@@ -450,14 +450,14 @@ def build_engine(onnx_path: str | Path, out: str | Path | None = None,
     """
     options.validate()
     onnx_path = Path(onnx_path)
-    if out is not None:
-        check_engine_out(out)  # before reading the graph: a name that may not be written is told at once
+    # before reading the graph: a name that may not be written is told at once (the default name needs the graph)
+    paths = check_engine_out(out) if out is not None else None
     model_sidecar = verify_graph(onnx_path, read_sidecar(sidecar_path_for(onnx_path)))
     model = read_graph_of_card(onnx_path, model_sidecar)
     report = require_strongly_typed(onnx_path, model)
     trt = import_tensorrt()
     mode, precision = plan_network(report.precision, tensorrt_major(trt), options.fp16_flag, onnx_path)
-    paths = check_engine_out(out if out is not None else default_engine_path(onnx_path, precision))
+    paths = paths or check_engine_out(default_engine_path(onnx_path, precision))
     out = paths["engine"]
     size = int(model_sidecar["input"]["height"]), int(model_sidecar["input"]["width"])
     gpu = _gpu(options.device)
