@@ -178,3 +178,34 @@ def test_the_card_names_the_engine_it_was_built_with(graphs, engines):
     card = json.loads((engines / "tiny.fp16.json").read_text())
     assert card["engine"] == {"file": "tiny.fp16.plan", "sha256": sha256_file(engines / NAMES[0]),
                               "bytes": (engines / NAMES[0]).stat().st_size}
+
+
+def _report_on_earlier_engine(engines: Path) -> bytes:
+    """A precision report beside the earlier build, as ``inspector verify ENGINE`` leaves it."""
+    report = json.dumps({"candidate": {"path": str(engines / NAMES[0])}, "passed": True}).encode()
+    (engines / "tiny.fp16.verify.json").write_bytes(report)
+    return report
+
+
+def test_a_rebuild_takes_the_report_on_the_earlier_engine_away_with_it(graphs, engines, monkeypatch):
+    """NAME.verify.json judged the earlier engine; after a rebuild it stayed and passed off that verdict as the new
+    engine's. Now it goes in the same move as the engine it judged, and a failed rebuild leaves it as it was."""
+    report = _report_on_earlier_engine(engines)
+    _fake_tensorrt(monkeypatch, {"deserialize"})
+    with pytest.raises(ExportError):
+        build_engine(graphs[1], engines / NAMES[0], OPTIONS)
+    assert (engines / "tiny.fp16.verify.json").read_bytes() == report
+    _fake_tensorrt(monkeypatch)
+    build_engine(graphs[1], engines / NAMES[0], OPTIONS)
+    assert sorted(_files(engines)) == sorted(NAMES)
+
+
+def test_a_report_with_no_build_beside_it_is_not_replaced(graphs, engines, capsys):
+    """A report at the name with no engine card naming its engine is someone else's file: refused, as the rest."""
+    _report_on_earlier_engine(engines)
+    for name in NAMES:
+        (engines / name).unlink()
+    assert main(["build", str(graphs[1]), "--out", str(engines / NAMES[0]), "--timing-cache", ""]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {engines / 'tiny.fp16.verify.json'}: exists and is not a file"), err
+    assert sorted(_files(engines)) == ["tiny.fp16.verify.json"]

@@ -12,7 +12,8 @@ from inspector.cli import main
 from inspector.errors import InspectorError
 from inspector.artifacts.model_card import sha256_file
 from inspector.artifacts.thresholds import ModelBinding, Thresholds, write_thresholds
-from inspector.evaluation.verify import Tolerances, _Accumulator, default_report_path, judge, verify
+from inspector.artifacts.engine_card import verify_report_path
+from inspector.evaluation.verify import Tolerances, _Accumulator, judge, verify
 from tiny_graphs import write_exported
 
 SIZE = 64
@@ -36,15 +37,15 @@ def test_faithful_fp16_graph_passes(good, tiny_dataset):
     assert report["tolerances"] == {"score": 0.02, "map": 0.05}
     assert report["metrics"]["images"] == 10  # the test split: 4 good + 6 defective
     assert report["decision"]["checked"] is False
-    on_disk = json.loads(default_report_path(fp16).read_text())
-    assert on_disk["passed"] is True and default_report_path(fp16).name == "tiny.fp16.verify.json"
+    on_disk = json.loads(verify_report_path(fp16).read_text())
+    assert on_disk["passed"] is True and verify_report_path(fp16).name == "tiny.fp16.verify.json"
 
 
 def test_nan_candidate_fails(good, tiny_dataset, tmp_path):
     report = verify(_candidate(tmp_path, nan=True), good, tiny_dataset)
     assert not report["passed"]
     assert report["failures"][0].startswith("candidate produced NaN/Inf on 10 image(s)")
-    written = json.loads(default_report_path(_candidate(tmp_path, nan=True)).read_text())
+    written = json.loads(verify_report_path(_candidate(tmp_path, nan=True)).read_text())
     assert written["passed"] is False  # NaN metrics are written as JSON null, the file stays valid JSON
 
 

@@ -82,6 +82,14 @@ def engine_sidecar_path(engine_path: str | Path) -> Path:
     return Path(engine_path).with_suffix(".json")
 
 
+def verify_report_path(candidate: str | Path) -> Path:
+    """The precision gate's report on ``candidate`` (``inspector verify``, ``build --reference-data``):
+    ``engines/x.fp16.plan`` → ``engines/x.fp16.verify.json``; a rebuilt engine removes it with the engine it
+    judged (``deploy.engine_build.engine_paths``)."""
+    candidate = Path(candidate)
+    return candidate.with_name(candidate.name[: -len(candidate.suffix)] + ".verify.json")
+
+
 def read_engine_sidecar(engine_path: str | Path) -> dict[str, Any]:
     """Load and check an engine's card; one-line BackendError when it is missing, unreadable or invalid."""
     path = engine_sidecar_path(engine_path)

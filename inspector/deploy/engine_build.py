@@ -41,7 +41,7 @@ import onnx
 from onnx import TensorProto
 
 from inspector.artifacts.engine_card import (ENGINE_KIND, ENGINE_SCHEMA_VERSION, engine_sidecar_path,
-                                             write_engine_sidecar)
+                                             verify_report_path, write_engine_sidecar)
 from inspector.backends.tensorrt import collect_messages, import_tensorrt, shared_logger, tensorrt_major
 from inspector.contract import DEFAULT_BATCH, INPUT_NAME, MAP_NAME, OUTPUT_RANKS, SCORE_NAME
 from inspector.deploy.checks import read_graph_of_card
@@ -406,11 +406,12 @@ def _engine_sidecar(trt, engine, staged: Path, out: Path, onnx_path: Path, repor
 def engine_paths(out: str | Path) -> dict[str, Path]:
     """The files of a build at ``out`` (``engines/x.fp16.plan``): the engine, the same engine under the other
     suffix (``.engine``; an earlier build there shares this build's card and log, so it is replaced with them),
-    the build log and the engine card."""
+    the precision gate's report on the earlier engine (it judged an engine this build replaces, so it goes with
+    it; ``inspector verify`` or ``build --reference-data`` writes the new one), the build log and the engine card."""
     engine = Path(out)
     other = engine.with_suffix(".engine" if engine.suffix == ".plan" else ".plan")
-    return {"engine": engine, "other": other, "log": engine.with_suffix(".build.log"),
-            "card": engine_sidecar_path(engine)}
+    return {"engine": engine, "other": other, "verify": verify_report_path(engine),
+            "log": engine.with_suffix(".build.log"), "card": engine_sidecar_path(engine)}
 
 
 def check_engine_out(out: str | Path) -> dict[str, Path]:
@@ -429,13 +430,13 @@ def check_engine_out(out: str | Path) -> dict[str, Path]:
 
 
 def _files_of_build(card: Any) -> set[str] | None:
-    """The engine an engine card written by build names, and that engine's build log; None when ``card`` is no
-    such card (the user's JSON, a model card)."""
+    """The engine an engine card written by build names, that engine's build log and its precision report; None
+    when ``card`` is no such card (the user's JSON, a model card)."""
     engine = card.get("engine") if isinstance(card, dict) and card.get("kind") == ENGINE_KIND else None
     name = engine.get("file") if isinstance(engine, dict) else None
     if not isinstance(name, str) or not name:
         return None
-    return {name, Path(name).with_suffix(".build.log").name}
+    return {name, Path(name).with_suffix(".build.log").name, verify_report_path(name).name}
 
 
 def build_engine(onnx_path: str | Path, out: str | Path | None = None,
@@ -474,9 +475,10 @@ def build_engine(onnx_path: str | Path, out: str | Path | None = None,
                                 log=_log_summary(records))
         write_engine_sidecar(sidecar, staged["engine"])
         write_whole(staged["log"], "".join(f"[{lvl}] {msg}\n" for lvl, msg in records).encode())
-        # engine first, card last; an earlier build's engine under the other suffix goes (the card is this one's)
-        replace_together([(None if key == "other" else staged[key], paths[key])
-                          for key in ("engine", "other", "log", "card")], Path(tmp))
+        # engine first, card last; an earlier build's engine under the other suffix goes (the card is this one's),
+        # and the precision report on the earlier engine: it would pass off its verdict as this engine's
+        replace_together([(None if key in ("other", "verify") else staged[key], paths[key])
+                          for key in ("engine", "other", "verify", "log", "card")], Path(tmp))
     log.info("built %s in %.1f s: %d layers, %.1f MB, %d warning(s); sidecar %s", out, seconds,
              sidecar["build"]["layers"], out.stat().st_size / 2**20, len(sidecar["build"]["log"]["warnings"]),
              paths["card"])

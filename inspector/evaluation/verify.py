@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from inspector.artifacts.engine_card import verify_report_path
 from inspector.config import json_safe
 from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError, DataError, InspectorError
@@ -142,11 +143,6 @@ def _refuse_another_models_threshold(threshold_file: str | Path | None, made_for
 def _describe(backend, path: Path) -> dict[str, Any]:
     return {"path": str(path), "backend": getattr(backend, "name", "?"),
             "precision": getattr(backend, "precision", "?"), "sha256": getattr(backend, "sha256", None)}
-
-
-def default_report_path(candidate: str | Path) -> Path:
-    candidate = Path(candidate)
-    return candidate.with_name(candidate.name[: -len(candidate.suffix)] + ".verify.json")
 
 
 def compare(cand_backend, ref_backend, samples, batch: int = DEFAULT_BATCH) -> tuple[_Accumulator, list]:
@@ -267,7 +263,7 @@ def verify(candidate: str | Path, reference: str | Path, data: str | Path, *,
         }
     if thr is None:
         log.warning("no threshold given (--threshold-file/--threshold): the decision-flip check was skipped")
-    path = Path(report_path) if report_path else default_report_path(candidate)
+    path = Path(report_path) if report_path else verify_report_path(candidate)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(json_safe(report), indent=2) + "\n")
     report["report_path"] = str(path)
