@@ -60,4 +60,4 @@ def test_residual_pool_changes_the_maps_not_the_loss(name, tmp_path):
     assert maps_plain.keys() == maps_pooled.keys()
     for key in maps_plain:
         assert maps_plain[key].shape == maps_pooled[key].shape
-        assert not torch.allclose(maps_plain[key], maps_pooled[key])
+        assert not torch.allclose(maps_plain[key], maps_pooled[key], atol=0)  # a random teacher's deep maps are ~1e-11
