@@ -292,7 +292,11 @@ def run_daemon(cfg, hw: tuple[int, int] | None, expected: int | None, seconds: f
     done.set()
     reader.join(30)
     sub.close()
-    return {"daemon": daemon, "code": code, "results": results, "wall_s": wall}
+    # where an event went missing: the subscriber's seq gaps (between two received events), the daemon's
+    # refused sends (a full subscriber queue), and the drain thread still running after its 30 s
+    loss = {"subscriber_gaps": sub.gaps, "subscriber_missed_at_start": sub.missed_at_start,
+            "subscriber_lost": sub.lost, "reader_unfinished": reader.is_alive()}
+    return {"daemon": daemon, "code": code, "results": results, "wall_s": wall, "loss": loss}
 
 
 def cpu_breakdown(stats: dict, wall_s: float, events: int, at_ready: dict | None = None) -> dict:
@@ -335,6 +339,7 @@ def offline_run(model: Path, n: int, frames: int, args, threshold: float, workdi
             "throughput_fps": round(len(results) / ((last - first) / 1e9), 2), "mean_batch": totals.get("mean_batch"),
             "batches": totals.get("batches"), "ng_events": totals.get("published.defect", 0),
             "lost": n * frames - len(results), "drops": {k: v for k, v in totals.items() if "drop" in k},
+            "published": {k: v for k, v in totals.items() if k.startswith("publish")}, "loss": out["loss"],
             "cpu": cpu_breakdown(stats, out["wall_s"], len(results), out["daemon"].cpu_at_ready),
             "warmup": out["daemon"].inference.warmup, "stages_ms": stages}
 
