@@ -597,6 +597,48 @@ def test_fair_share_a_live_camera_above_its_share_still_gets_only_its_share():
     assert counters.get("live.dropped_live") == grabbed - served["live"] - len(hub._queues["live"])
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_fair_share_fuzz_nothing_lost_uncounted_and_no_turn_beyond_the_tokens(seed):
+    """Bounded fuzz over random cameras, demands, batch sizes and closes: every offline frame is served once,
+    in order; every live frame is served, still queued or counted as dropped; a live camera never holds more
+    than 2·share frames nor takes more than 2·share in one batch; a take finds a frame whenever one may be
+    taken."""
+    rng = random.Random(seed)
+    max_batch = rng.choice([1, 2, 4, 8, 16])
+    counters, stop = Counters(), threading.Event()
+    hub = FrameHub(counters, batch_size=max_batch)
+    cams = {f"c{k}": rng.random() < 0.5 for k in range(rng.randint(1, 6))}  # name -> live
+    for cam, live in cams.items():
+        hub.add_camera(cam, live=live, capacity=rng.randint(1, 8))
+    put = {cam: 0 for cam in cams}
+    served: dict[str, list[int]] = {cam: [] for cam in cams}
+    for _ in range(300):
+        for cam, live in cams.items():
+            if cam in hub._open:
+                for _ in range(rng.randint(0, 2 * max_batch)):
+                    if not live and len(hub._queues[cam]) >= hub._capacity[cam]:
+                        break  # an offline producer would block here
+                    hub.put(_frame(cam, put[cam]), stop)
+                    put[cam] += 1
+                assert not live or len(hub._queues[cam]) <= 2 * hub.share()
+        if rng.random() < 0.02 and hub._open:
+            hub.close(rng.choice(sorted(hub._open)))
+        taken: dict[str, int] = {}
+        waiting = hub.pending()
+        batch = hub.take(max_batch, 0.0, taken)
+        assert batch or not waiting  # a new batch's tokens let every live camera take at least one
+        for f in batch:
+            served[f.camera].append(f.frame_id)
+        assert all(taken[c] <= 2 * hub.share() for c in taken if cams[c])
+    for cam, live in cams.items():
+        queued = len(hub._queues[cam])
+        if live:
+            assert len(served[cam]) + queued + counters.get(f"{cam}.dropped_live") == put[cam]
+            assert served[cam] == sorted(served[cam])
+        else:
+            assert served[cam] == list(range(put[cam] - queued))
+
+
 def test_a_file_still_being_written_is_not_corrupt(tmp_path):
     folder = write_folder(tmp_path / "f", [False] * 2)
     (folder / "0002.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # just created, not yet complete
