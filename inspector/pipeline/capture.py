@@ -10,8 +10,8 @@ and puts them into its camera's channel of the hub:
 
 **Fair share** (max-min fairness across cameras, work-conserving): batches
 fill round-robin, one frame per camera with frames waiting per round, until
-the batch is full. A live camera keeps its newest ``share = ⌈max_batch ÷
-cameras⌉`` frames (the number of rounds a full batch needs), so:
+the batch is full. A live camera's turns are ``share = ⌈max_batch ÷
+cameras⌉`` frames per batch (the number of rounds a full batch needs), so:
 
 * a live camera whose rate is above its fair share gets ``share`` frames per
   batch, as many as each offline camera: an offline backlog can never take its
@@ -31,10 +31,11 @@ then the batch fills round-robin. A camera at or above its share uses every
 token, so it keeps ``share`` frames and gets ``share`` per batch as before; a
 slower one absorbs a period up to twice the mean. (Measured: a live camera at
 15 frames/s, below its ~21 frames/s share beside three offline backlogs, had
-93.4 % of its frames inspected with a fixed ``share``-deep channel, issue 17.)
+86-93 % of its frames inspected with a fixed ``share``-deep channel, 100 % with
+the tokens, at a p99 30-90 ms higher; benchmarks/README.md "Session 27".)
 
-Freshness: a live frame waits at most about two batch periods, one when the
-camera is at or above its share; with 8 or more cameras ``share`` is 1.
+Age: a live frame waits at most about two batch periods, one when its camera
+is at or above its share; with 8 or more cameras ``share`` is 1.
 
 **Freshness**: a live source paced by ``fps`` keeps grabbing (without
 decoding) at its own rate and decodes only the frame that is due, so the

@@ -21,7 +21,9 @@ Presets:
   are not obtainable offline; a torchvision-format file is accepted), imitated
   levels layer1..layer3 (conv2_x..conv4_x: Table II, [2, 3, 4] beats [2, 3, 4, 5]),
   scales 0.5/1/1.5 of the input (128/256/384 at 256), cosine distance, max score.
-* ``offline``: EfficientNet-Lite0 teacher (the others' offline teacher), levels
+* ``offline``: EfficientNet-Lite0 teacher (the others' offline teacher until they moved to Lite1 and, for
+  stfpm, to strides 8/16/32, benchmarks/README.md "Session 24" and "Session 26"; this "next" model has not
+  been re-measured on either), levels
   blocks.2 and blocks.3 (strides 8/16: the stride-4 level does not separate defects
   on real data, MODELS.md), teacher channels standardised over the training images
   before the per-pixel L2 normalisation, per-module map normalisation (per position
