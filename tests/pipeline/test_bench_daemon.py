@@ -26,6 +26,10 @@ def test_bench_daemon_smoke(tiny_model, tmp_path):
         for run in setting["runs"]:
             # the same frames per run at every camera count (one fill and drain each)
             assert run["events_received"] == run["frames"] == 32 and run["lost"] == 0
+            # where a loss would have gone: the daemon published every result, the subscriber saw no seq gap
+            assert run["published"]["published.result"] == 32 and "publish_subscriber_queue_full" not in run["published"]
+            assert run["loss"] == {"subscriber_gaps": 0, "subscriber_missed_at_start": 0, "subscriber_lost": 0,
+                                   "reader_unfinished": False}
             assert run["throughput_fps"] > 0 and run["ratio_to_bare"] > 0
             assert {"p50", "p99"} <= set(run["stages_ms"]["inferred"])
             assert {"capture", "preprocess", "inference", "postprocess", "publisher"} <= set(run["cpu"]["cpu_s"])
