@@ -200,8 +200,9 @@ class FrameHub:
             n_cams = len(self._order)
             for k in range(n_cams):  # live first, from the round-robin position: no live camera always last
                 cam = self._order[(self._next + k) % n_cams]
-                while cam in self._tokens and self._queues[cam] and len(out) < max_n and self._tokens[cam] > 0:
-                    self._take_one(cam, out, taken)
+                if cam in self._tokens:
+                    while self._queues[cam] and self._tokens[cam] > 0 and len(out) < max_n:
+                        self._take_one(cam, out, taken)
             idle = 0
             while len(out) < max_n and idle < n_cams:
                 cam = self._order[self._next % n_cams]
