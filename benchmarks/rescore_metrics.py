@@ -24,7 +24,9 @@ run's own image AUROC.
 ``--knn`` also fits the kNN reference (``knn_reference.py``, the quality benchmark's) and
 records both models' per-image scores' losses: for each good image the fraction of defective
 images scored below it, for each defective image the fraction of good ones scored above it,
-and the AUROC of the two models' averaged ranks. Image AUROC leaves ``likely_defect`` out.
+and the AUROC of the two models' averaged ranks (``good_loss_sum`` is the mean of the good images'
+losses, i.e. 1 − image AUROC; the ten worst images are listed as [student, kNN] loss pairs).
+Image AUROC leaves ``likely_defect`` out.
 JSON to ``benchmarks/results/<--name>.json``.
 """
 
