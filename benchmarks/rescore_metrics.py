@@ -77,18 +77,28 @@ def residual_maps(model, metric: str, teacher: list[torch.Tensor], student: list
     return out + extra
 
 
-def normalised(val_maps: list[torch.Tensor], test_maps: list[torch.Tensor], positional: bool) -> list[torch.Tensor]:
-    """The test maps through a ``LevelNormalization`` fitted on the validation maps (the product's rule)."""
+def normalised(val_maps: list[torch.Tensor], test_maps: list[torch.Tensor],
+               positional: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(validation maps, test maps) through a ``LevelNormalization`` fitted on the validation maps (the
+    product's rule), so both sides of every later comparison are in the same units."""
     from inspector.models.common import LevelNormalization
 
     norm = LevelNormalization(len(val_maps), [tuple(m.shape[-2:]) for m in val_maps] if positional else None)
     norm.fit(val_maps)
     with torch.inference_mode():
-        return norm(test_maps)
+        return norm(val_maps), norm(test_maps)
+
+
+def metric_scores(model, metric: str, val: tuple, test: tuple, size: tuple[int, int], positional: bool) -> dict:
+    """{combination: test image scores (N,)} of one metric; ``val``/``test``: :func:`features` of each split."""
+    val_maps, test_maps = normalised(residual_maps(model, metric, *val), residual_maps(model, metric, *test),
+                                     positional)
+    return combined_scores(val_maps, test_maps, size, model)
 
 
 def combined_scores(val: list[torch.Tensor], test: list[torch.Tensor], size: tuple[int, int], model) -> dict:
-    """Image scores (N,) of the test images per combination rule of :data:`COMBINATIONS`, each map
+    """Image scores (N,) of the test images per combination rule of :data:`COMBINATIONS` (``val``, ``test``:
+    normalised level maps; ``z-sum`` standardises by the validation images' per-level scores), each map
     smoothed and reduced as ``model``'s config says (``smoothing_sigma``, ``score``, ``score_topk``)."""
     from inspector.models.common import reduce_score, upsample
 
@@ -117,14 +127,11 @@ def rescore_run(run: Path, data: Path) -> tuple[dict, dict, np.ndarray, object]:
     model.eval()
     size = tuple(config.model.image_size)
     test = load_test(data, size, config.data.resize)
-    val_t, val_s = features(model, validation_images(config, data))
-    test_t, test_s = features(model, test["images"])
+    val, test_features = features(model, validation_images(config, data)), features(model, test["images"])
     positional = config.model.position_normalization == "shrunk"
     rows, own = {}, None
     for metric in METRICS:
-        val = residual_maps(model, metric, val_t, val_s)
-        scores = combined_scores(val, normalised(val, residual_maps(model, metric, test_t, test_s), positional),
-                                 size, model)
+        scores = metric_scores(model, metric, val, test_features, size, positional)
         own = scores["sum"] if metric == "std" else own
         rows[metric] = {how: image_auroc(s, test) for how, s in scores.items()}
         print(f"{run}  {metric:8} " + "  ".join(f"{k} {v:.4f}" for k, v in rows[metric].items()), flush=True)

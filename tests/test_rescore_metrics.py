@@ -45,3 +45,16 @@ def test_raw_and_cosine_metrics_measure_the_de_standardised_student():
     assert raw[0].item() == pytest.approx((0 ** 2 + 4 ** 2) / 2)
     assert cos[0].item() == pytest.approx(1 - (25 + 5) / (np.sqrt(26) * np.sqrt(50)))
     assert len(rescore_metrics.residual_maps(model, "std+cos", teacher, student)) == 2
+
+
+def test_z_sum_standardises_by_the_validation_scores_in_the_same_units(trained_run, tiny_dataset):
+    from inspector.training.checkpoint import load_model
+
+    model, config, _ = load_model(trained_run)
+    model.eval()
+    val = rescore_metrics.features(model, rescore_metrics.validation_images(config, tiny_dataset))
+    size = tuple(config.model.image_size)
+    for metric in rescore_metrics.METRICS:
+        # scored against themselves, the validation images' z-scores are centred: mean 0 per level, so 0 summed
+        z = rescore_metrics.metric_scores(model, metric, val, val, size, positional=True)["z-sum"]
+        assert abs(float(np.mean(z))) < 1e-4, metric
