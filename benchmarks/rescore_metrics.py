@@ -3,7 +3,8 @@
     python benchmarks/rescore_metrics.py --runs runs/s28-d1-mono/elpv_mono/reduced_student \
         --dataset elpv/mono [--knn] --name rescore-metrics-s28
 
-For each run (a ``bench_quality.py`` run folder of reduced_student or stfpm) the teacher's
+For each run (a ``bench_quality.py`` run folder of a single-teacher offline model with
+``distance: standardized_mse``: reduced_student, stfpm) the teacher's
 compared levels and the student's outputs are computed once on the run's validation images
 and the test images. Each level's residual is then measured as:
 
