@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -64,17 +63,19 @@ def features(model, images: np.ndarray, batch: int = 8) -> tuple[list[torch.Tens
 
 
 def residual_maps(model, metric: str, teacher: list[torch.Tensor], student: list[torch.Tensor]) -> list[torch.Tensor]:
-    """One (N, 1, h, w) map per level (two per level for ``std+cos``), in the named metric."""
+    """One (N, 1, h, w) map per level (two per level for ``std+cos``), in the named metric, computed with the
+    product's own distances (``inspector.models.common``) on the standardised or de-standardised features."""
+    from inspector.models.common import level_distance, standardized_distance
+
     out, extra = [], []
-    for i, (t, s) in enumerate(zip(teacher, student)):
-        mean, inv_std = getattr(model.standardize, f"mean{i}"), getattr(model.standardize, f"inv_std{i}")
-        raw_s = s / inv_std + mean
+    for i, (t, t_std, s) in enumerate(zip(teacher, model.standardize(teacher), student)):
+        raw_s = s / getattr(model.standardize, f"inv_std{i}") + getattr(model.standardize, f"mean{i}")
         if metric in ("std", "std+cos"):
-            out.append(((t - mean) * inv_std - s).pow(2).mean(1, keepdim=True))
+            out.append(standardized_distance(t_std, s))
         if metric == "raw":
-            out.append((t - raw_s).pow(2).mean(1, keepdim=True))
-        if metric in ("cos", "std+cos"):
-            (extra if metric == "std+cos" else out).append(1 - F.cosine_similarity(t, raw_s, dim=1).unsqueeze(1))
+            out.append(standardized_distance(t, raw_s))
+        if metric in ("cos", "std+cos"):  # 0.5·‖t̂ − ŝ‖² of unit vectors is 1 − cosine
+            (extra if metric == "std+cos" else out).append(level_distance(t, raw_s))
     return out + extra
 
 

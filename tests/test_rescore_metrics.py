@@ -31,11 +31,12 @@ def test_the_trained_metric_summed_reproduces_the_run_s_own_image_scores(trained
 
 
 def test_raw_and_cosine_metrics_measure_the_de_standardised_student():
-    class Standardize(torch.nn.Module):
-        mean0 = torch.full((1, 2, 1, 1), 3.0)
-        inv_std0 = torch.full((1, 2, 1, 1), 0.5)
+    from inspector.models.common import FeatureStandardization
 
-    model = type("M", (), {"standardize": Standardize()})()
+    standardize = FeatureStandardization([2])
+    standardize.mean0.fill_(3.0)
+    standardize.inv_std0.fill_(0.5)
+    model = type("M", (), {"standardize": standardize})()
     teacher = [torch.tensor([[[[5.0]], [[1.0]]]])]  # standardised: (1, -1)
     student = [torch.tensor([[[[1.0]], [[1.0]]]])]  # de-standardised: (5, 5)
     std = rescore_metrics.residual_maps(model, "std", teacher, student)
