@@ -25,8 +25,8 @@ run's own image AUROC.
 ``--knn`` also fits the kNN reference (``knn_reference.py``, the quality benchmark's) and
 records both models' per-image scores' losses: for each good image the fraction of defective
 images scored below it, for each defective image the fraction of good ones scored above it,
-and the AUROC of the two models' averaged ranks (``good_loss_sum`` is the mean of the good images'
-losses, i.e. 1 − image AUROC; the ten worst images are listed as [student, kNN] loss pairs).
+and the AUROC of the two models' averaged ranks (the ten worst images of each kind are listed as
+[student, kNN] loss pairs, ordered by the student's).
 Image AUROC leaves ``likely_defect`` out.
 JSON to ``benchmarks/results/<--name>.json``.
 """
@@ -160,7 +160,6 @@ def knn_comparison(student: np.ndarray, test: dict, data: Path, size: tuple[int,
     worst = lambda a, b: [[round(float(x), 3), round(float(y), 3)] for x, y in sorted(zip(a, b), reverse=True)[:10]]  # noqa: E731
     return {"knn_image_auroc": image_auroc(knn, test), "student_image_auroc": image_auroc(student, test),
             "rank_average_image_auroc": image_auroc(ranks(student) + ranks(knn), test),
-            "good_loss_sum": {"student": round(float(sg.mean()), 4), "knn": round(float(kg.mean()), 4)},
             "defects_below_half": {"student": int((sd > 0.5).sum()), "knn": int((kd > 0.5).sum())},
             "worst_good_student_knn": worst(sg, kg), "worst_defect_student_knn": worst(sd, kd)}
 
