@@ -261,12 +261,18 @@ class SingleTeacherModel(AnomalyModel):
     each level then gives two maps, the ensemble mean's error and the students'
     variance, each normalised on its own before the sum (``level_names`` gains a
     ``<tap>/variance`` entry per level).
+
+    ``student_source`` (a tap index, or None for the image): the students are fed that frozen
+    teacher tap; the cached targets of :meth:`teacher_targets` then end with it.
     """
 
     def __init__(self, config, teacher: nn.Module, student: nn.Module,
                  teacher_pool: tuple[int, ...], map_combination: str,
-                 compare: tuple[str, ...] | None = None, extra_students: tuple[nn.Module, ...] = ()) -> None:
+                 compare: tuple[str, ...] | None = None, extra_students: tuple[nn.Module, ...] = (),
+                 student_source: int | None = None) -> None:
         super().__init__(config)
+        # None: the students see the image; i: they see the teacher's tap i (frozen, unpooled)
+        self.student_source = student_source
         self.teacher = freeze(teacher)
         self.student = student
         self.teacher_pool = tuple(teacher_pool)
@@ -304,13 +310,28 @@ class SingleTeacherModel(AnomalyModel):
 
     def teacher_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The compared teacher levels (pooled), in ``level_names`` order."""
-        feats = self.pooled_teacher(x)
-        return self.standardize(feats) if self.config.distance == "standardized_mse" else feats
+        return self.teacher_pass(x)[0]
+
+    def teacher_pass(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """One teacher pass: (:meth:`teacher_features`, the students' input: ``x`` or the teacher's source tap)."""
+        feats = self.teacher(x)
+        pooled = self.pool_levels(feats)
+        targets = self.standardize(pooled) if self.config.distance == "standardized_mse" else pooled
+        return targets, x if self.student_source is None else feats[self.student_source]
 
     def pooled_teacher(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = self.teacher(x)
+        return self.pool_levels(self.teacher(x))
+
+    def pool_levels(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         return [feats[i] if self.teacher_pool[i] == 1 else F.avg_pool2d(feats[i], self.teacher_pool[i])
                 for i in self.compare]
+
+    def student_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the students see for a normalised input ``x`` (the teacher's source tap without gradients)."""
+        if self.student_source is None:
+            return x
+        with torch.no_grad():
+            return self.teacher(x)[self.student_source]
 
     @torch.no_grad()
     def fit_feature_statistics(self, images, batch_size: int = 16, max_images: int = 128) -> None:
@@ -326,9 +347,8 @@ class SingleTeacherModel(AnomalyModel):
         return [outputs[i] for i in self.compare]
 
     def level_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
-        x = self.network_input(images)
         with torch.no_grad():
-            teacher = self.teacher_features(x)
+            teacher, x = self.teacher_pass(self.network_input(images))
         if not self.extra_students:
             student = self.student_features(x)
             return self.level_norm([self.map_distance(t, s) for t, s in zip(teacher, student)])
@@ -343,7 +363,8 @@ class SingleTeacherModel(AnomalyModel):
     def teacher_targets(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The frozen teacher's features: the training loop may compute them once and cache them."""
         with torch.no_grad():
-            return self.teacher_features(self.network_input(images))
+            targets, source = self.teacher_pass(self.network_input(images))
+        return targets if self.student_source is None else [*targets, source]
 
     def loss_with_targets(self, images: torch.Tensor, targets: list[torch.Tensor]) -> torch.Tensor:
         """Σ over levels of the mean (over pixels and batch) of the level map (an ensemble: mean over students).
@@ -351,7 +372,10 @@ class SingleTeacherModel(AnomalyModel):
         With ``hard_quantile`` > 0 (standardized_mse only), each level's term is the mean of
         its squared errors at or above that quantile of the batch (EfficientAD's hard loss).
         """
-        x = self.network_input(images)
+        if self.student_source is None:
+            x = self.network_input(images)
+        else:  # the cached targets end with the teacher's source tap
+            targets, x = targets[:-1], targets[-1]
         return sum(self.student_loss(targets, self.student_features(x, s)) for s in self.students()) / (
             1 + len(self.extra_students))
 
@@ -369,7 +393,7 @@ class SingleTeacherModel(AnomalyModel):
         out-of-distribution uint8 images (B, H, W, 3), averaged over an ensemble's students.
         Unweighted; the loop multiplies it by ``config.ood_penalty``.
         """
-        x = self.network_input(images)
+        x = self.student_input(self.network_input(images))
         return sum(sum(s.pow(2).mean() for s in self.student_features(x, st)) for st in self.students()) / (
             1 + len(self.extra_students))
 

@@ -65,16 +65,23 @@ class MirrorStudent(nn.Module):
     features, but a channel-standardised teacher is about half negative, and a
     ReLU output cannot reach those targets (benchmarks/README.md, "Session 5").
     The next stage always takes the block's own (post-ReLU) output.
-    The defaults (1, 1.0, False) are the reduced student of the paper.
+    ``source``: the student is fed that teacher tap (N, C, H/s, W/s) instead of the image; its
+    stem is then a BatchNorm over the tap's channels and its stages start at the tap's stride
+    (``taps[0]`` equal to ``source`` is passed through as output 0).
+    The defaults (1, 1.0, False, None) are the reduced student of the paper.
     """
 
     def __init__(self, taps: tuple[FeatureTap, ...], stem: str = "resnet", depth: int = 1,
-                 width: float = 1.0, linear_heads: bool = False) -> None:
+                 width: float = 1.0, linear_heads: bool = False, source: FeatureTap | None = None) -> None:
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"student depth must be >= 1 and width >= 1, got {depth}, {width}")
-        self.stem = make_stem(stem)
-        stride, channels = STEMS[stem]
+        if source is None:
+            self.stem = make_stem(stem)
+            stride, channels = STEMS[stem]
+        else:  # fed the teacher's own ``source`` tap: a BatchNorm brings its range to the blocks'
+            self.stem = nn.BatchNorm2d(source.channels)
+            stride, channels = source.stride, source.channels
         self.stem_is_first_tap = taps[0].stride == stride and taps[0].channels == channels
         stages, heads = [], []
         for tap in taps[1:] if self.stem_is_first_tap else taps:

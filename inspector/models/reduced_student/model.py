@@ -59,8 +59,13 @@ class ReducedStudentConfig(ModelConfig):
     # Students, Bergmann et al. CVPR 2020 §3.3: error of the students' mean + their variance;
     # benchmarks/README.md "Session 6, an ensemble of students"); the paper preset keeps 1.
     students: int = bounded(1, ge=1, le=4)
+    # "image": the students start from the image with their own stem (the paper); "teacher": they
+    # start from the frozen teacher's first tap (offline: blocks.1, stride 4), so only the later
+    # stages are learned: fewer epochs, 0.92× the GFLOPs, and 0.001–0.013 lower image AUROC on
+    # KolektorSDD and ELPV (benchmarks/README.md "Session 29").
+    student_input: Literal["image", "teacher"] = "image"
     WRITTEN_BEFORE: ClassVar[dict[str, object]] = {**ModelConfig.WRITTEN_BEFORE, "student_head": "relu",
-                                                   "students": 1}
+                                                   "students": 1, "student_input": "image"}
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "levels": PRESETS["paper"][1],
                   "student_depth": 1, "student_width": 1.0, "student_head": "relu"},
@@ -87,12 +92,15 @@ def build_reduced_student(config: ReducedStudentConfig, taps: tuple[str, ...] | 
     pool = pool[: len(taps)]
     teacher = build_backbone(backbone, taps, weights=config.teacher_weights)
     pooled = tuple(replace(t, stride=t.stride * k) for t, k in zip(teacher.feature_info, pool))
+    source = pooled[0] if config.student_input == "teacher" else None
     students = [MirrorStudent(pooled, stem=stem, depth=config.student_depth, width=config.student_width,
-                              linear_heads=config.student_head == "linear") for _ in range(config.students)]
+                              linear_heads=config.student_head == "linear", source=source)
+                for _ in range(config.students)]
     # a level that is no tap of the teacher is refused there (one line naming it), never dropped: a config's
     # levels: [blocks.9] trained on every tap instead, silently
     return SingleTeacherModel(config, teacher, students[0], pool, config.map_combination, compare=levels,
-                              extra_students=tuple(students[1:]))
+                              extra_students=tuple(students[1:]),
+                              student_source=0 if source is not None else None)
 
 
 ENTRY = ModelEntry(ReducedStudentConfig, build_reduced_student, {"paper": {**SGD, "epochs": 100}, "offline": {**ADAM}})
