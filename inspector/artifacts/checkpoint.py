@@ -64,7 +64,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged or code-carrying file
-        raise ModelError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+        said = str(exc).strip().splitlines()[0].split(". ")[0][:100] if str(exc).strip() else ""  # torch's first sentence
+        raise ModelError(f"{path}: not a readable checkpoint, damaged or cut short? ({type(exc).__name__}"
+                         f"{': ' + said if said else ''})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{path}: not an inspector checkpoint")
     problem = payload_problem(payload)

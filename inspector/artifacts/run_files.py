@@ -5,7 +5,8 @@ A run folder's files are read together: ``evaluate RUN`` scores best.pt on the d
 run, whole in itself, was read as this run's: evaluate reported another model's numbers under this run's name,
 --resume trained a mixture of two runs (or, for another model, ended in a traceback from resume.pt). The files
 record some facts twice, so a foreign one shows: config.yaml has the model settings best.pt must have, and
-history.json the validation loss of best.pt's epoch.
+history.json the validation loss of best.pt's epoch, or (an invocation killed before its rows were written)
+resume.pt an epoch at least as late.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from inspector.artifacts.run_config import PATH_KEYS
 from inspector.config import load_yaml
 from inspector.errors import ModelError
 
-CONFIG, HISTORY = "config.yaml", "history.json"
+CONFIG, HISTORY, RESUME = "config.yaml", "history.json", "resume.pt"
 # where weights were read from, not what the model is; config.yaml spells them relative to itself (file rule)
 WEIGHT_FILES = {key for section, key in PATH_KEYS if section == "model"}
 
@@ -32,11 +33,19 @@ def check_checkpoint_of_run(path: Path, payload: dict) -> None:
     saved = path.parent / CONFIG
     if saved.is_file():
         _compare_models(path, payload, saved)
-    val, row = payload.get("val_loss"), _history_row(path.parent / HISTORY, payload.get("phase"), payload.get("epoch"))
+    phase, epoch, val = payload.get("phase"), payload.get("epoch"), payload.get("val_loss")
+    rows = _phase_rows(path.parent / HISTORY, phase)
+    row = rows.get(epoch)
     if row is not None and val is not None and not _same_loss(row, val):
-        raise ModelError(f"{path}: not the checkpoint of this run: its {payload['phase']} epoch {payload['epoch']} "
+        raise ModelError(f"{path}: not the checkpoint of this run: its {phase} epoch {epoch} "
                          f"has validation loss {val:.6g}, the run's {HISTORY} {row:.6g} (copied in from another "
                          f"run?)")
+    if epoch not in rows and rows and not _resume_point_reached(path.parent / RESUME, phase, epoch):
+        # history.json gets a phase's rows when an invocation ends; only one killed later (whose resume.pt
+        # has passed this epoch) can have a best.pt of an epoch the history lacks
+        raise ModelError(f"{path}: not the checkpoint of this run: its {phase} epoch {epoch} is not in the run's "
+                         f"{HISTORY} (epochs {min(rows)}-{max(rows)}) and its {RESUME} never reached it (copied "
+                         f"in from another run?)")
 
 
 def _compare_models(path: Path, payload: dict, saved: Path) -> None:
@@ -55,17 +64,31 @@ def _compare_models(path: Path, payload: dict, saved: Path) -> None:
                              f"the run's {CONFIG} has {_short(theirs[key])} (copied in from another run?)")
 
 
-def _history_row(path: Path, phase, epoch) -> float | None:
-    """The validation loss history.json records for ``phase`` ``epoch``; None without one (or the file)."""
+def _phase_rows(path: Path, phase) -> dict:
+    """{epoch: validation loss or None} of the rows history.json records for ``phase``; {} without the file
+    (or one that does not parse)."""
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
-        return None
+        return {}
+    found = {}
     for row in rows if isinstance(rows, list) else []:
-        if isinstance(row, dict) and row.get("phase") == phase and row.get("epoch") == epoch:
+        if isinstance(row, dict) and row.get("phase") == phase and isinstance(row.get("epoch"), int):
             val = row.get("val_loss")
-            return float(val) if isinstance(val, (int, float)) and not isinstance(val, bool) else None
-    return None
+            found[row["epoch"]] = float(val) if isinstance(val, (int, float)) and not isinstance(val, bool) else None
+    return found
+
+
+def _resume_point_reached(path: Path, phase, epoch) -> bool:
+    """Whether the run's resume.pt (written after every epoch) is of ``phase`` at ``epoch`` or later."""
+    import torch
+
+    try:
+        point = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # missing or damaged: it cannot vouch for the epoch
+        return False
+    return (isinstance(point, dict) and point.get("phase") == phase and isinstance(point.get("epoch"), int)
+            and isinstance(epoch, int) and point["epoch"] >= epoch)
 
 
 def _same(mine, theirs) -> bool:

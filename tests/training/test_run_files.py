@@ -37,6 +37,10 @@ def runs(tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     folders["afresh"] = shutil.copytree(folders["run"], root / "afresh")
     (folders["afresh"] / "resume.pt").unlink()
     assert main(["train", "--out", str(folders["afresh"]), "--resume", "--epochs", "2"]) == 0
+    # another run that went on longer than "run": its best.pt is of an epoch "run" never recorded
+    folders["longer"] = shutil.copytree(folders["seed"], root / "longer")
+    assert main(["train", "--out", str(folders["longer"]), "--resume", "--epochs", "2"]) == 0
+    assert torch.load(folders["longer"] / "best.pt", weights_only=True)["epoch"] == 2
     return folders
 
 
@@ -198,6 +202,9 @@ BEST_CASES = {
                                     "config.yaml has 'reduced_student'"),
     "of_a_wider_student": (_best_of("wide"), "its model.student_width is 2.0, the run's config.yaml has 1.0"),
     "of_another_run": (_best_of("seed"), "not the checkpoint of this run: its student epoch 1 has validation loss"),
+    "of_a_run_that_went_on_longer": (_best_of("longer"), "not the checkpoint of this run: its student epoch 2 is "
+                                                         "not in the run's history.json (epochs 1-1) and its "
+                                                         "resume.pt never reached it"),
 }
 COMMANDS = {"resume": ["train", "--out", "{run}", "--resume", "--epochs", "2"],
             "evaluate": ["evaluate", "{run}"],
@@ -225,6 +232,19 @@ def test_a_damaged_or_foreign_best_checkpoint_is_one_line_and_changes_nothing(ru
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith(f"error: {run / 'best.pt'}: ") and words in err, (name, err)
         assert _tree(run) == before and not list(out.iterdir()), name
+
+
+def test_a_run_killed_before_its_history_was_written_is_still_read(runs, tmp_path):
+    """The one way a run's own best.pt is of an epoch its history.json lacks: an invocation killed after an
+    epoch (best.pt and resume.pt are written then) but before the phase's rows (written when it ends).
+    Its resume.pt vouches for the epoch, so evaluate and export read the run."""
+    run = shutil.copytree(runs["run"], tmp_path / "run")
+    history = (run / "history.json").read_text()
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2"]) == 0
+    (run / "history.json").write_text(history)  # as if killed before the extension's rows were written
+    assert torch.load(run / "best.pt", weights_only=True)["epoch"] == 2
+    assert main(["evaluate", str(run), "--no-plots"]) == 0
+    assert main(["export", str(run), "--out", str(tmp_path / "out" / "model.onnx")]) == 0
 
 
 @pytest.mark.parametrize("summary", ["garbage", "[1, 2]", '{"phases": 5}', '{"phases": [1, {"name": 2}]}'])
