@@ -41,6 +41,17 @@ def test_target_finer_than_resolution_warns_and_says_what_was_used():
     assert "above all 40 good scores" in warning and "1000" in warning  # how many images reach the target
 
 
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_too_few_good_images_to_bound_the_rate_say_so(n):
+    """With n ≤ 3 good images the rule-of-three bound 3/n is ≥ 1: the warning says nothing is known (it read
+    "the true rate is only known to be below about 3/1 = 1") and how to get a usable threshold."""
+    (warning,) = threshold_at_false_alarm_rate(np.linspace(0.2, 0.6, n), 0.01).warnings
+    assert f"only {n} good image(s): nothing is known about this threshold's false-alarm rate" in warning
+    assert "≥ 100 for the target 0.01" in warning and "below about" not in warning
+    (four,) = threshold_at_false_alarm_rate(np.linspace(0.2, 0.6, 4), 0.01).warnings
+    assert "below about 3/4 = 0.75" in four
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_never_more_false_alarms_than_allowed_even_with_ties(seed):
     rng = np.random.default_rng(seed)
@@ -138,7 +149,8 @@ def test_calibrate_binds_to_the_scored_file(exported_model, tiny_dataset, tmp_pa
     assert t.data["good"]["source"] == "validation split" and t.data["good"]["n"] == len(val_files)
     assert t.score_stats.n == len(val_files) and t.score_stats.max < t.image_threshold
     assert t.uncertain_band[0] < t.image_threshold < t.uncertain_band[1]
-    assert any("finer than the resolution" in w for w in c32.warnings)  # 0.001 with a handful of images
+    said = "nothing is known" if len(val_files) <= 3 else "finer than the resolution"  # 0.001, a handful of images
+    assert any(said in w for w in c32.warnings), c32.warnings
     # scores came from the deployed graphs: FP16 shifts them a little, never by much
     assert not np.array_equal(c16.good.scores, c32.good.scores)
     # Judged per score, on the scale of all the model's scores (good and defective), not as a ratio
@@ -276,3 +288,20 @@ def test_no_readable_image_names_the_folder(exported_model, tmp_path):
         (folder / name).write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     with pytest.raises(DataError, match=rf"^{folder}: none of the 2 image\(s\) could be read"):
         calibrate(exported_model, good_dir=folder)
+
+
+@pytest.mark.parametrize("text, keys", [
+    ("model:\n  name: reduced_student\ndata:\n  path: d\ntrain:\n  epochs: 2\n", "model, data, train"),
+    ("cameras: []\nthresholds:\n  calibration: c.yaml\n", "cameras, thresholds"),
+])
+def test_another_yaml_named_as_the_calibration_is_said_to_be_no_calibration_file(tmp_path, text, keys):
+    """A run's config.yaml or a daemon config given as --calibration read "unknown key 'train'" (or a
+    "did you mean 'pixel_threshold'" for 'thresholds'): one line now says what the file is not."""
+    from inspector.artifacts.thresholds import read_thresholds
+
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        read_thresholds(path)
+    assert str(err.value) == (f"{path}: not a calibration file (no image_threshold; its keys: {keys}); make one "
+                              f"with 'inspector calibrate'")

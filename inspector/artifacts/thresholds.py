@@ -98,7 +98,13 @@ def read_thresholds(path: str | Path) -> Thresholds:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: calibration file not found (create it with 'inspector calibrate')")
-    return from_dict(Thresholds, load_yaml(path, "calibration file"), where=str(path))
+    data = load_yaml(path, "calibration file")
+    if isinstance(data, dict) and "image_threshold" not in data and "schema_version" not in data:
+        # another YAML (a run's config.yaml, a daemon config) was named: say that, not "unknown key 'train'"
+        keys = ", ".join(map(str, list(data)[:4])) + (" …" if len(data) > 4 else "")
+        raise ConfigError(f"{path}: not a calibration file (no image_threshold; its keys: {keys}); make one "
+                          f"with 'inspector calibrate'")
+    return from_dict(Thresholds, data, where=str(path))
 
 
 def write_thresholds(thresholds: Thresholds, path: str | Path) -> Path:

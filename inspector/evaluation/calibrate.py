@@ -111,12 +111,18 @@ def threshold_at_false_alarm_rate(good_scores, rate: float, what: str = "image")
     warnings = []
     if k == 0:
         threshold = _above(float(s.max()))
-        warnings.append(
-            f"{what}: target false-alarm rate {rate:g} is finer than the resolution of {n} good "
-            f"{'images' if what == 'image' else 'values'} (about 1/{n} = {1 / n:.3g}); used the smallest "
-            f"threshold above all {n} good scores (0 false alarms observed; the true rate is only known to be "
-            f"below about 3/{n} = {min(1.0, 3 / n):.3g}). Add good images (≥ {math.ceil(1 / rate)}) "
-            "to reach the target.")
+        if 3 / n >= 1:  # the rule-of-three bound says nothing: the sentence below would read "below 1"
+            warnings.append(
+                f"{what}: only {n} good {'image(s)' if what == 'image' else 'value(s)'}: nothing is known about "
+                f"this threshold's false-alarm rate (it was put above all of them); add good images "
+                f"(≥ {math.ceil(1 / rate)} for the target {rate:g}) with --good-dir or --split test")
+        else:
+            warnings.append(
+                f"{what}: target false-alarm rate {rate:g} is finer than the resolution of {n} good "
+                f"{'images' if what == 'image' else 'values'} (about 1/{n} = {1 / n:.3g}); used the smallest "
+                f"threshold above all {n} good scores (0 false alarms observed; the true rate is only known to be "
+                f"below about 3/{n} = {min(1.0, 3 / n):.3g}). Add good images (≥ {math.ceil(1 / rate)}) "
+                "to reach the target.")
     else:
         top = -np.partition(-s, k)[:k + 1]  # the k+1 highest values, unordered except top[k] = (k+1)-th highest
         threshold = _cut_above_kth(top[:k], float(top[k]))
