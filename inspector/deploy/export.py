@@ -163,7 +163,7 @@ def export_model(model: AnomalyModel, out_base: str | Path, *, resize: str = "sq
         raise ExportError(f"{model.config.name}: export starts from the FP32 model (got {model.compute_dtype})")
     paths = check_out_base(out_base)
     model = model.eval()
-    with tempfile.TemporaryDirectory(dir=paths["sidecar"].parent, prefix=f".{paths['sidecar'].stem}-") as tmp:
+    with _staging_folder(paths["sidecar"]) as tmp:
         staged = {key: Path(tmp) / path.name for key, path in paths.items()}
         graphs = {precision: _stage_graph(model, precision, staged[precision], paths[precision], opset)
                   for precision in precisions}
@@ -176,6 +176,16 @@ def export_model(model: AnomalyModel, out_base: str | Path, *, resize: str = "sq
     result: dict[str, Any] = {p: paths[p] for p in precisions}
     result.update(sidecar=paths["sidecar"], metadata=sidecar)
     return result
+
+
+def _staging_folder(sidecar: Path) -> tempfile.TemporaryDirectory:
+    """A temporary folder beside ``sidecar`` where the export's files are made. ExportError naming the output
+    folder when it cannot be made there (a place such as /sys refuses it although it looks writable: the
+    error named the temporary folder, which the user never asked for)."""
+    try:
+        return tempfile.TemporaryDirectory(dir=sidecar.parent, prefix=f".{sidecar.stem}-")
+    except OSError as exc:
+        raise ExportError(f"{sidecar.parent}: cannot write the export there ({exc.strerror or exc})") from None
 
 
 def _stage_graph(model: AnomalyModel, precision: str, staged: Path, target: Path, opset: int) -> dict[str, Any]:
