@@ -60,7 +60,7 @@ from inspector.pipeline.sources import Source, make_source, source_type
 from inspector.pipeline.stats import DaemonStats
 from inspector.pipeline.worker import WorkerContext
 from inspector.artifacts import input_spec as card_input_spec, model_card_of, read_card
-from inspector.artifacts.model_card import sha256_file, split_graph_name
+from inspector.artifacts.model_card import sha256_file, split_graph_name, verify_graph
 from inspector.pipeline.telemetry import Counters, format_summary
 from inspector.artifacts.thresholds import Thresholds, load_thresholds
 
@@ -311,6 +311,11 @@ class Daemon:
         self.spec = card_input_spec(self.sidecar, str(model))
         self.policy, self.downscale = self.spec.resize, self.spec.downscale
         self.model_sha = sha256_file(model)
+        m = cfg.model
+        if m.verify and (backend_for_path(m.path) if m.backend == "auto" else m.backend) == "onnxruntime":
+            # before the calibration, which is bound to the graph's hash: a graph damaged since export was
+            # blamed on the calibration ("made for another model: run calibrate again") on the broken file
+            verify_graph(model, self.sidecar)
         self._warn_cores_cap()
         self.decider, self.calibration = resolve_thresholds(cfg, self.model_sha)
         self.bit_depth = self.spec.bit_depth

@@ -276,3 +276,33 @@ def test_every_error_clips_a_value_echoed_whole_and_keeps_its_reason():
     assert msg == f"camera 'c': '{'v' * 60}…[10000 chars]…{'v' * 60}' is not a texture (choose brick, grass, gravel)"
     path = "/srv/" + "deep/" * ((LONG_RUN - 10) // 5) + "f.png"  # a real installation's path stays whole
     assert str(ConfigError(f"{path}: not found")) == f"{path}: not found"
+
+
+def test_a_graph_damaged_since_export_is_named_not_its_calibration(tiny_model, tmp_path):
+    """A graph cut short by a copy, its sidecar and calibration as exported: ``run --check`` said the
+    calibration was "made for another model" and told the user to calibrate the broken file again. The graph's
+    own check against its sidecar comes first now: one line naming the graph, exit 2."""
+    import shutil
+
+    from inspector.artifacts.model_card import sha256_file
+    from inspector.artifacts.thresholds import ModelBinding, Thresholds, score_stats, write_thresholds
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    graph = folder / tiny_model.name
+    shutil.copy(tiny_model.with_suffix(".json"), folder / tiny_model.with_suffix(".json").name)
+    calibration = write_thresholds(Thresholds(
+        model=ModelBinding(name=tiny_model.stem, sha256=sha256_file(tiny_model), precision="fp32",
+                           backend="onnxruntime"),
+        image_threshold=0.2, pixel_threshold=0.2, rule="false_alarm_rate=0.01", uncertain_band=None, data={},
+        score_stats=score_stats([0.1, 0.15, 0.12])), tmp_path / "cal.yaml")
+    graph.write_bytes(tiny_model.read_bytes()[: tiny_model.stat().st_size // 2])
+    cfg = base_config(graph, f"ipc://{tmp_path}/p.sock", [{"name": "c", "source": "synthetic", "max_frames": 2,
+                                                            "synthetic": {"texture": "procedural", "size": 64}}])
+    cfg["thresholds"] = {"calibration": str(calibration)}
+    code, out, _ = _check(tmp_path, cfg)
+    assert code == 2, out[-2000:]
+    lines = [line for line in out.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and "Traceback" not in out, out[-2000:]
+    assert lines[0].startswith(f"error: {graph}: sha256 ") and "does not match its sidecar" in lines[0], lines
+    assert "calibrat" not in lines[0]
