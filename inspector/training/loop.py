@@ -259,6 +259,7 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     progress = _progress(phase, len(train_imgs), start_epoch, progress_label)
     result = FitResult(best_epoch=best[0], best_val_loss=best[1], epochs_run=start_epoch - 1)
     start, cpu_start = time.monotonic(), time.process_time()
+    since = _phase_clock(earlier, start, cpu_start)  # history's and the summary's seconds span every invocation
     train_loss_fn = PhaseLoss(phase, train_imgs, model, device, ood_seed=cfg.seed + start_epoch - 1)
     val_loss_fn = PhaseLoss(phase, val_imgs, model, device)
     state = (optimizer, generator, train_loss_fn.ood_rng, rule)  # what resume.pt keeps besides the weights
@@ -276,7 +277,7 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
             val, seen = _validate(model, train_loss_fn, val_loss_fn, cfg.batch_size)
             with held():  # the row, best.pt, resume.pt: all or none (a stop between them lost --resume's state)
                 improved = _record_epoch(result, rule, optimizer, phase.name, epoch, (train_loss, seen), val,
-                                         start, cpu_start)
+                                         *since)
                 if improved:
                     on_best(epoch, val)
                 if point is not None:
@@ -289,9 +290,20 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
             epoch += 1
     except KeyboardInterrupt:
         reason = INTERRUPTED
-    _close(result, rule, phase.name, reason, start, cpu_start)
+    _close(result, rule, phase.name, reason, *since)
     model.eval()
     return result
+
+
+def _phase_clock(earlier: list[dict], start: float, cpu_start: float) -> tuple[float, float]:
+    """(wall, CPU) clock origins of a phase so that its seconds count every invocation: ``start`` and
+    ``cpu_start`` (``time.monotonic()``, ``time.process_time()`` now) moved back by the seconds the last of
+    the ``earlier`` rows (a resumed phase's) recorded. They counted from each invocation's start, so a resumed
+    run's history went 12.93 s at epoch 4 to 10.37 s at epoch 5 and its summary gave only the last part."""
+    last = earlier[-1] if earlier else {}
+    wall, cpu = (v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 else 0.0
+                 for v in (last.get("seconds"), last.get("cpu_seconds")))
+    return start - wall, cpu_start - cpu
 
 
 def _record_epoch(result: "FitResult", rule: StopRule, optimizer: torch.optim.Optimizer, phase: str, epoch: int,
@@ -349,8 +361,8 @@ def _close(result: FitResult, rule: StopRule, phase: str, reason: str, start: fl
 def _history_row(phase: str, epoch: int, train: tuple[float, float], val: float,
                  optimizer: torch.optim.Optimizer, start: float, cpu_start: float) -> dict:
     """One ``history.json`` row: the epoch's losses (``train``: running training loss, seen loss), the rate
-    its last step trained at, wall and CPU seconds since the phase started (``start``: ``time.monotonic()``,
-    ``cpu_start``: ``time.process_time()``)."""
+    its last step trained at, wall and CPU seconds since the phase started, across ``--resume`` invocations
+    (``start``/``cpu_start``: :func:`_phase_clock`'s origins)."""
     return {"phase": phase, "epoch": epoch, "train_loss": train[0], "seen_loss": train[1], "val_loss": val,
             "lr": float(optimizer.param_groups[0]["lr"]), "seconds": round(time.monotonic() - start, 2),
             "cpu_seconds": round(time.process_time() - cpu_start, 2)}

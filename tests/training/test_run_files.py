@@ -247,6 +247,21 @@ def test_a_run_killed_before_its_history_was_written_is_still_read(runs, tmp_pat
     assert main(["export", str(run), "--out", str(tmp_path / "out" / "model.onnx")]) == 0
 
 
+def test_a_resumed_phase_counts_its_seconds_from_the_first_invocation(runs, tmp_path):
+    """history.json's ``seconds``/``cpu_seconds`` are since the phase began: they restarted at each --resume
+    (a resumed run read 12.93 s at epoch 4, 10.37 s at epoch 5) and the summary gave only the last invocation's
+    time. The first invocation is made to have taken 1000 s (wall) and 900 s (CPU) in its row."""
+    run = shutil.copytree(runs["run"], tmp_path / "run")
+    rows = json.loads((run / "history.json").read_text())
+    rows[-1].update(seconds=1000.0, cpu_seconds=900.0)
+    (run / "history.json").write_text(json.dumps(rows))
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2"]) == 0
+    after = json.loads((run / "history.json").read_text())
+    assert after[-1]["epoch"] == 2 and 1000 < after[-1]["seconds"] < 1100 and 900 < after[-1]["cpu_seconds"] < 1000
+    phase = json.loads((run / "summary.json").read_text())["phases"][0]
+    assert phase["seconds"] >= after[-1]["seconds"] and phase["cpu_seconds"] >= after[-1]["cpu_seconds"]
+
+
 @pytest.mark.parametrize("summary", ["garbage", "[1, 2]", '{"phases": 5}', '{"phases": [1, {"name": 2}]}'])
 def test_a_damaged_summary_only_loses_the_record_of_earlier_phases(runs, tmp_path, summary):
     """summary.json is only a record: --resume of a run with it damaged trains on and writes a new one."""
