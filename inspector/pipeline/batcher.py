@@ -166,8 +166,6 @@ class BatchWorker(Worker):
         self._fill_s = took_s if self._fill_s is None else 0.7 * self._fill_s + 0.3 * took_s
 
     def _preprocess(self, frame: Frame, slot: np.ndarray, frames: list[Frame]) -> None:
-        if frame.decision == "error":  # a picture capture could not read: published as not inspected
-            return
         started = time.thread_time()
         try:
             converted = self.pre.into(frame.image, slot, frame.camera)

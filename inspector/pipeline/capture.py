@@ -60,8 +60,6 @@ import threading
 import time
 from typing import Callable
 
-import numpy as np
-
 from inspector.errors import SourceError
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.frame import Frame
@@ -76,7 +74,6 @@ log = logging.getLogger("inspector.capture")
 # found still being written again; nor "seen_bad": a looping folder's bad file found unchanged on a later pass)
 # "same_file": another name (a hard or symbolic link) of a file a one-pass folder camera already read
 # "concealed": a live frame its decoder made up around data the stream lost (ffmpeg_live.Concealment)
-_NO_IMAGE = np.zeros((0, 0), np.uint8)  # the image of a frame whose picture could not be read (read-only use)
 _SKIP_REASONS = ("missing", "corrupt", "concealed", "same_file")  # and "rejected.<why>"
 
 
@@ -389,8 +386,7 @@ class CaptureWorker(Worker):
             if grabbed is None:
                 return self._ended()
             if grabbed.image is None:
-                if self._skipped(grabbed):
-                    self._deliver_unreadable(grabbed)
+                self._skipped(grabbed)
                 continue
             self._deliver(grabbed)
             if cam.max_frames and self.frames >= cam.max_frames:
@@ -433,29 +429,15 @@ class CaptureWorker(Worker):
                  if n and (reason in _SKIP_REASONS or reason.startswith("rejected."))]
         return f"; {', '.join(parts)} skipped" if parts else ""
 
-    def _skipped(self, grabbed) -> bool:
-        """Count (and warn of) a grab without an image; whether it was a part that could not be inspected (a
-        corrupt or rejected picture), which then gets its own event."""
+    def _skipped(self, grabbed) -> None:
         cam = self.camera.name
         if grabbed.reason in ("waiting", "seen_bad"):
-            return False  # a file already counted (incomplete, bad) found again: counters count files, not polls
+            return  # a file already counted (incomplete, bad) found again: counters count files, not polls
         self.counters.add(f"{cam}.{grabbed.reason}")
         if grabbed.reason in ("missing", "incomplete", "growing", "same_file"):
-            return False  # a file deleted, still being written or already read is not a fault of the data
+            return  # a file deleted, still being written or already read is not a fault of the data
         self._throttle.warning(f"{grabbed.reason}-{cam}", "camera '%s': skipped a frame (%s): %s",
                                cam, grabbed.reason, grabbed.error)
-        return True
-
-    def _deliver_unreadable(self, grabbed) -> None:
-        """A picture that could not be read is a part not inspected: it goes down the pipeline as a frame with
-        decision ``error`` and no image (0×0), so it is published on v1/defect with its source position (the
-        file, the frame index) and why; only a count and a throttled warning said so before, and a
-        subscriber could not tell which part was never inspected."""
-        frame = Frame(camera=self.camera.name, frame_id=self.frames, image=_NO_IMAGE, capture_ns=grabbed.t_ns,
-                      capture_utc=grabbed.t_utc, meta=grabbed.meta, decision="error",
-                      error=f"not inspected: {grabbed.reason} picture ({grabbed.error or 'unreadable'})")
-        self.frames += 1
-        self.hub.put(frame, self.stop_event)
 
     def _source_failed(self, exc: SourceError) -> bool:
         """Count and react to a read error: True to end the camera, False after reconnect back-off."""

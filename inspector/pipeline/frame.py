@@ -37,7 +37,7 @@ class Frame:
 
     camera: str
     frame_id: int  # per-camera capture counter (gaps = frames dropped before inference)
-    image: np.ndarray  # as captured (BGR / grey / …), never modified; 0×0 when the picture could not be read
+    image: np.ndarray  # as captured (BGR / grey / …), never modified
     capture_ns: int
     capture_utc: float  # time.time() at grab, for the event header
     meta: dict[str, Any] = field(default_factory=dict)  # source position, injected defect …

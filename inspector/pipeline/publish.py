@@ -483,7 +483,7 @@ class PublishWorker(Worker):
                     self.counters.add(f"published.{kind}")
                 else:
                     published[kind] = published.get(kind, 0) + 1
-                if kind == "defect" and self.ctx.recorder is not None and frame.image.size:  # a picture to keep
+                if kind == "defect" and self.ctx.recorder is not None:
                     self.ctx.recorder.put(frame, header)
             self.latency.record(latencies)
             for tap in self.taps:

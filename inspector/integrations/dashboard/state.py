@@ -61,7 +61,7 @@ class DashboardState:
             cam.update(frame_id=frame.frame_id, decision=frame.decision,
                        score=None if frame.score is None or frame.score != frame.score else round(frame.score, 5))
             last = self._frames.get(frame.camera)
-            if frame.image.size and (last is None or now - last[1] >= self.cfg.frame_interval_s):
+            if last is None or now - last[1] >= self.cfg.frame_interval_s:
                 self._frames[frame.camera] = (frame.image, now)  # the frame's image is never modified
                 cam["frame_version"] = cam.get("frame_version", 0) + 1
                 self.version += 1
