@@ -176,9 +176,11 @@ def write_sidecar(data: dict[str, Any], path: str | Path) -> None:
     write_whole(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
-def verify_graph(graph_path: str | Path, sidecar: dict[str, Any] | None = None) -> dict[str, Any]:
+def verify_graph(graph_path: str | Path, sidecar: dict[str, Any] | None = None,
+                 sha256: str | None = None) -> dict[str, Any]:
     """Check that ``graph_path`` is the file its sidecar describes; return the sidecar.
 
+    ``sha256``: the file's hash when the caller already has it (else it is computed).
     Raises ExportError naming the file when the sidecar is missing, lacks an
     entry for this precision, or records a different sha256.
     """
@@ -191,7 +193,7 @@ def verify_graph(graph_path: str | Path, sidecar: dict[str, Any] | None = None) 
     entry = sidecar["graphs"].get(precision)
     if entry is None:
         raise ExportError(f"{graph_path}: sidecar has no '{precision}' graph entry")
-    actual = sha256_file(graph_path)
+    actual = sha256 or sha256_file(graph_path)
     if entry.get("sha256") != actual:
         raise ExportError(
             f"{graph_path}: sha256 {actual[:12]}… does not match its sidecar "

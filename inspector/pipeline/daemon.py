@@ -315,7 +315,7 @@ class Daemon:
         if m.verify and (backend_for_path(m.path) if m.backend == "auto" else m.backend) == "onnxruntime":
             # before the calibration, which is bound to the graph's hash: a graph damaged since export was
             # blamed on the calibration ("made for another model: run calibrate again") on the broken file
-            verify_graph(model, self.sidecar)
+            verify_graph(model, self.sidecar, sha256=self.model_sha)
         self._warn_cores_cap()
         self.decider, self.calibration = resolve_thresholds(cfg, self.model_sha)
         self.bit_depth = self.spec.bit_depth

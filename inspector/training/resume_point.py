@@ -29,13 +29,13 @@ import numpy as np
 import torch
 
 from inspector.artifacts.checkpoint import save_whole
+from inspector.artifacts.run_files import RESUME
 from inspector.errors import ConfigError
 from inspector.models.base import AnomalyModel
 from inspector.models.checkpoint import host_state_dict
 from inspector.training.stopping import ScheduleState, StopRule
 
 log = logging.getLogger(__name__)
-RESUME = "resume.pt"
 FORMAT = "inspector-resume-point"
 VERSION = 2  # 2: the run's identity (model, model config, optimiser) and the epoch's validation loss
 
