@@ -84,8 +84,9 @@ def _resume_point_reached(path: Path, phase, epoch) -> bool:
     import torch
 
     try:
-        point = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # missing or damaged: it cannot vouch for the epoch
+        # mmap: only the two header fields are read; the weights and optimiser state stay on disk
+        point = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # missing, damaged or not a zip checkpoint: it cannot vouch for the epoch
         return False
     return (isinstance(point, dict) and point.get("phase") == phase and isinstance(point.get("epoch"), int)
             and isinstance(epoch, int) and point["epoch"] >= epoch)
