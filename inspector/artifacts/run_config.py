@@ -88,7 +88,9 @@ class TrainConfig:
     epochs: int | None = bounded(None, ge=1, le=100_000)
     max_epochs: int = bounded(300, ge=1, le=100_000)
     patience: int = bounded(10, ge=1, le=10_000)
-    min_delta: float = bounded(0.005, ge=0, le=0.5)  # relative: an epoch counts as better below best·(1 − min_delta)
+    # relative: an epoch counts as better below best·(1 − min_delta); a flow's log-likelihood (AST's teacher):
+    # below best − min_delta nats per feature dimension (training/stopping.py)
+    min_delta: float = bounded(0.005, ge=0, le=0.5)
     # generalisation-gap stop (early stopping only, training/stopping.py): stop once the gap (validation ÷ seen
     # loss − 1) has grown by more than this beyond its narrowest point for gap_patience epochs in a row; None: never
     max_gap_growth: float | None = bounded(0.05, ge=0, le=10)

@@ -54,6 +54,9 @@ class Phase:
     # Whether the loss is a distance to frozen targets, whose ratio on unseen and seen images is a
     # generalisation gap (training/stopping.py); not a flow's log-likelihood or a loss on random negatives.
     measures_gap: bool = True
+    # A loss that is a negative log-likelihood over this many dimensions per position (a flow's) has no
+    # natural zero, so an improvement counts in nats per dimension, not relative to the loss (stopping.py).
+    nll_dims: int | None = None
 
 
 def default_phases(model: AnomalyModel, cfg: Any) -> list[Phase]:

@@ -322,7 +322,7 @@ def _record_epoch(result: "FitResult", rule: StopRule, optimizer: torch.optim.Op
 
 def _stop_rule(phase: Phase, earlier: list[dict], schedule: ScheduleState | None) -> StopRule:
     """The phase's stop rule, continued from the epochs an earlier run recorded and its schedule."""
-    rule = StopRule(phase.train, measures_gap=phase.measures_gap)
+    rule = StopRule(phase.train, measures_gap=phase.measures_gap, nll_dims=phase.nll_dims)
     rule.replay(list(earlier))
     if schedule is not None and schedule.phase == phase.name:
         rule.restore(schedule)

@@ -78,10 +78,13 @@ class ScheduleState:
 class StopRule:
     """Tracks validation losses of one phase: whether the next epoch may run, and at which learning rate."""
 
-    def __init__(self, cfg: TrainConfig, measures_gap: bool = True) -> None:
-        """``measures_gap``: False for a phase whose loss has no generalisation gap (``Phase.measures_gap``)."""
+    def __init__(self, cfg: TrainConfig, measures_gap: bool = True, nll_dims: int | None = None) -> None:
+        """``measures_gap``: False for a phase whose loss has no generalisation gap (``Phase.measures_gap``).
+        ``nll_dims``: the loss is a negative log-likelihood over that many dimensions per position
+        (``Phase.nll_dims``), so an improvement must exceed ``min_delta`` nats per dimension."""
         self.cfg = cfg
         self.measures_gap = measures_gap
+        self.nll_dims = nll_dims
         self.best = math.inf  # best loss that counted as a (significant) improvement
         self.best_epoch = 0
         self.last_epoch = 0
@@ -115,8 +118,7 @@ class StopRule:
         """
         self.last_epoch = epoch
         self._observe_gap(val_loss, seen_loss)
-        # abs(): flow models (AST) have a negative log-likelihood loss.
-        improved = val_loss < self.best - self.cfg.min_delta * abs(self.best) if math.isfinite(self.best) \
+        improved = val_loss < self.best - self.min_improvement if math.isfinite(self.best) \
             else math.isfinite(val_loss)
         if improved:
             self.best, self.best_epoch = val_loss, epoch
@@ -126,6 +128,19 @@ class StopRule:
             self.decays += 1
             self.decay_epoch = epoch
         return improved
+
+    @property
+    def min_improvement(self) -> float:
+        """How far below the best loss a validation loss must be to count as an improvement.
+
+        ``min_delta`` relative to the best loss for a distance (scale-free), but in nats per dimension for a
+        negative log-likelihood: its zero is arbitrary (a constant dropped, the features' scale), so a relative
+        threshold shrinks to nothing where the loss crosses 0 and a flow whose NLL passes through it never
+        converges (benchmarks/README.md "Session 30").
+        """
+        if self.nll_dims:
+            return self.cfg.min_delta * self.nll_dims
+        return self.cfg.min_delta * abs(self.best)
 
     @property
     def gap_growth(self) -> float:
@@ -206,7 +221,8 @@ class StopRule:
             since = max(self.best_epoch, self.decay_epoch)
             rate = (f" at the last learning rate {self.lr:g} ({self.decays} plateau decay(s) by "
                     f"{cfg.lr_decay_factor:g})" if cfg.plateau_decay else "")
-            return (f"converged: no validation improvement above {cfg.min_delta:g} (relative) for "
+            unit = f"nats per dimension ({self.nll_dims})" if self.nll_dims else "(relative)"
+            return (f"converged: no validation improvement above {cfg.min_delta:g} {unit} for "
                     f"{self.plateau} epochs{rate} since epoch {since}")
         if reason == GAP:
             return (f"generalisation gap: for {self.gap_epochs} epochs in a row the validation loss's excess over "

@@ -264,6 +264,8 @@ def test_paper_preset_defaults():
     assert (tap.channels, tap.stride) == (304, 32)
     offline = parse_model_config({"name": "ast"})
     assert offline.image_size == (256, 256) and offline.tap == "blocks.4"
+    assert (cfg.features, offline.features) == ("raw", "standardized")
+    assert make(preset="paper", backbone=offline.backbone, tap="blocks.4", image_size=[SIZE, SIZE]).standardize is None
 
 
 def test_bad_config_is_rejected():
@@ -333,6 +335,30 @@ def test_two_phase_training_with_resume(ast_run):
     with torch.no_grad():
         score, amap = model(images(2))
     assert torch.isfinite(score).all() and (amap >= 0).all()
+
+
+def test_offline_flow_and_student_see_features_standardised_with_the_training_images(ast_run):
+    from dataclasses import replace as replace_config
+
+    from inspector.training.checkpoint import load_model
+    from inspector.training.loop import load_training_images
+
+    model, config, _ = load_model(ast_run)
+    assert config.model.features == "standardized"
+    train_imgs, _, _ = load_training_images(config)
+    assert len(train_imgs) <= 128  # all of them were fitted
+    with torch.no_grad():
+        feats = model.features(torch.from_numpy(train_imgs)).double()
+        raw = model.teacher_backbone(model.network_input(torch.from_numpy(train_imgs)))[0].double()
+    mean, std = feats.mean(dim=(0, 2, 3)), feats.std(dim=(0, 2, 3), unbiased=False)
+    assert mean.abs().max() < 1e-4 and (std - 1).abs().max() < 1e-3
+    assert (raw.std(dim=(0, 2, 3)) - 1).abs().max() > 0.1  # the raw features are not unit-variance already
+    # the buffers are what makes it so: an identity standardisation gives the raw features back
+    identity = replace_config(config.model, features="raw")
+    plain = build_model(identity).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("standardize.")})
+    with torch.no_grad():
+        torch.testing.assert_close(plain.features(torch.from_numpy(train_imgs)).double(), raw)
 
 
 def _graph_ops(model_proto) -> set[str]:

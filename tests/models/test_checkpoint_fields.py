@@ -68,3 +68,15 @@ def test_checkpoint_without_students_reloads_as_one_student(tmp_path):
 
     assert run_config.model.students == 1 and type(model.config).WRITTEN_BEFORE["students"] == 1
     assert _same_scores(reloaded, model)
+
+
+def test_ast_checkpoint_without_features_reloads_on_raw_features(tmp_path):
+    """An AST run saved before ``features`` existed fed its flow raw backbone features (and has no
+    standardisation buffers); offline runs since standardise them."""
+    model, path = _saved_without("features", {"name": "ast", "features": "raw", "flow_hidden": 8,
+                                              "student_hidden": 8}, tmp_path)
+
+    reloaded, run_config, _ = load_model(path)
+
+    assert run_config.model.features == "raw" and reloaded.standardize is None
+    assert _same_scores(reloaded, model)

@@ -33,6 +33,30 @@ def test_patience_counts_epochs_without_relative_improvement():
     assert _rule([-1.0, -1.02], min_delta=0.01).best_epoch == 2
 
 
+def _nll_rule(losses, dims, **train) -> StopRule:
+    rule = StopRule(TrainConfig(**train), measures_gap=False, nll_dims=dims)
+    for epoch, loss in enumerate(losses, 1):
+        rule.observe(epoch, loss)
+    return rule
+
+
+def test_a_log_likelihood_improves_by_nats_per_dimension_wherever_its_zero_lies():
+    # AST's flow on ELPV mono with standardised features: the NLL per position falls through 0. Relative to
+    # |best| the threshold vanishes there, and a drift of 0.01 nats per position per epoch never converged.
+    crawl = [2.0, 0.2] + [0.2 - 0.01 * k for k in range(1, 41)]
+    assert _rule(crawl, patience=3, lr_decay="none").reason_before(len(crawl) + 1, 0.0) is None
+    rule = _nll_rule(crawl, dims=100, patience=3, lr_decay="none")  # needs 0.005 × 100 = 0.5 nats a position
+    assert (rule.best_epoch, rule.reason_before(6, 0.0)) == (2, "converged")
+    assert rule.explain("converged").startswith("converged: no validation improvement above 0.005 nats per "
+                                                "dimension (100) for 3 epochs")
+    # the same curve shifted by any constant (a dropped log 2π, another feature scale) stops at the same epoch
+    shifted = _nll_rule([x + 1234.5 for x in crawl], dims=100, patience=3, lr_decay="none")
+    assert (shifted.best_epoch, shifted.reason_before(6, 0.0)) == (2, "converged")
+    # a real fall of a nat per position per epoch keeps going, on either side of 0
+    falling = _nll_rule([3.0 - k for k in range(8)], dims=100, patience=3, lr_decay="none")
+    assert falling.best_epoch == 8 and falling.reason_before(9, 0.0) is None
+
+
 def test_caps_and_forced_epochs():
     assert _rule([3, 2, 1], max_epochs=3).reason_before(4, 0.0) == "epoch_cap"
     forced = _rule([1, 1, 1, 1], epochs=4, patience=1)  # --epochs N: no early stop

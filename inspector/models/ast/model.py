@@ -63,16 +63,17 @@ from inspector.models.ast.flow import ConditionalFlow
 from inspector.models.ast.positional import positional_encoding
 from inspector.models.ast.student import AstStudent
 from inspector.models.backbones import build_backbone
-from inspector.models.base import OFFLINE_TEACHER, OFFLINE_TEACHER_BEFORE, AnomalyModel, ModelConfig, teacher_identity
-from inspector.models.common import LevelNormalization, freeze
+from inspector.models.base import (OFFLINE_TEACHER, OFFLINE_TEACHER_BEFORE, AnomalyModel, ModelConfig,
+                                   fit_channel_statistics, teacher_identity)
+from inspector.models.common import FeatureStandardization, LevelNormalization, freeze
 from inspector.models.entry import ModelEntry, Phase
 
 # Values a preset fills in for config fields left at None.
 PRESETS = {
     "paper": {"image_size": (768, 768), "backbone": "efficientnet_b5", "tap": "blocks36",
-              "flow_hidden": 1024, "student_hidden": 1024},
+              "flow_hidden": 1024, "student_hidden": 1024, "features": "raw"},
     "offline": {"image_size": (256, 256), "backbone": OFFLINE_TEACHER, "tap": "blocks.4",
-                "flow_hidden": 256, "student_hidden": 256},
+                "flow_hidden": 256, "student_hidden": 256, "features": "standardized"},
 }
 
 
@@ -105,6 +106,10 @@ class AstConfig(ModelConfig):
     # likelihood map, each quantile-normalised and clamped at 0, summed (offline)
     score_source: Literal["student", "likelihood", "both"] | None = None
     likelihood_map: Literal["nll", "z_norm"] | None = None  # nll (paper) / z_norm (offline: no log-det)
+    # What flow and student see: the backbone's features as they are (paper) or standardised per channel
+    # with the training images' mean/std, graph buffers (offline; benchmarks/README.md "Session 30")
+    features: Literal["raw", "standardized"] | None = None
+    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {**ModelConfig.WRITTEN_BEFORE, "features": "raw"}
 
     @classmethod
     def written_before(cls, saved: dict) -> dict[str, object]:
@@ -151,6 +156,8 @@ class AstModel(AnomalyModel):
         self.teacher_backbone = freeze(backbone)
         tap = backbone.feature_info[0]
         self.feature_tap = tap
+        # Only when used: checkpoints of raw-feature runs have no such buffers.
+        self.standardize = FeatureStandardization([tap.channels]) if config.features == "standardized" else None
         h, w = (math.ceil(s / tap.stride) for s in config.image_size)
         # Not persistent: it is a pure function of the config, rebuilt with the model.
         self.register_buffer("positional", positional_encoding(config.positional_channels, h, w),
@@ -178,9 +185,24 @@ class AstModel(AnomalyModel):
 
     # --- pieces -------------------------------------------------------------------------------
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Frozen backbone features (N, C, h, w) in the compute dtype, no gradient."""
+        """Frozen backbone features (N, C, h, w) in the compute dtype, no gradient; with ``features:
+        standardized`` each channel minus its training mean over its training std (FP32 arithmetic)."""
         with torch.no_grad():
-            return self.teacher_backbone(self.network_input(images))[0]
+            feats = self.teacher_backbone(self.network_input(images))[0]
+            return feats if self.standardize is None else self.standardize([feats])[0].to(feats.dtype)
+
+    @torch.no_grad()
+    def fit_feature_statistics(self, images, batch_size: int = 16, max_images: int = 128) -> None:
+        """Channel mean/std of the backbone tap over uint8 training images (N, H, W, 3), before training.
+
+        Why: the flow starts as the identity, so on raw features (channel std 4–8 on ELPV) it spent its first
+        dozen epochs learning per-channel scales through its couplings' soft-clamped log-scales before it
+        matched even a single Gaussian (Glow's ActNorm, Kingma & Dhariwal 2018 §3.1, initialises a flow to
+        unit-variance activations for the same reason; benchmarks/README.md "Session 30")."""
+        if self.standardize is None:
+            return
+        fit_channel_statistics(self.standardize, lambda b: [self.teacher_backbone(self.network_input(b))[0]],
+                               images, self.normalize.mean.device, batch_size, max_images)
 
     def teacher_z(self, feats: torch.Tensor, with_logdet: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Flow output z (FP32) and the per-pixel log|det J| (N, 1, h, w) when asked."""
@@ -238,7 +260,8 @@ class AstModel(AnomalyModel):
         """
         return [
             Phase("teacher", list(self.flow.parameters()), self.flow_loss, cfg,
-                  targets=self.flow_targets, loss_with_targets=self.flow_loss_from_targets, measures_gap=False),
+                  targets=self.flow_targets, loss_with_targets=self.flow_loss_from_targets, measures_gap=False,
+                  nll_dims=self.feature_tap.channels),
             Phase("student", list(self.student.parameters()), self.student_loss, cfg,
                   targets=self.student_targets, loss_with_targets=self.student_loss_from_targets),
         ]
