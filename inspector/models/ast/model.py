@@ -10,6 +10,9 @@ MODELS.md ("AST"):
   ``blocks.5`` (192 ch, stride 32), input size configurable. The backbone is
   named ``teacher_backbone``: it is the frozen teacher of the project-wide
   contract; the flow ("teacher" in the paper) is trained, so it is ``flow``.
+  Offline (``features: standardized``) the tap is standardised per channel with
+  the training images' mean/std (graph buffers, fitted before training) before
+  flow and student see it; the paper feeds the raw features (``raw``).
 * **Positional encoding** — 32 channels, a constant buffer computed at build
   time for the configured input size (:mod:`.positional`).
 * **Flow** — conditional Real-NVP, 4 coupling blocks (:mod:`.flow`), trained
