@@ -10,9 +10,11 @@ MODELS.md ("AST"):
   ``blocks.5`` (192 ch, stride 32), input size configurable. The backbone is
   named ``teacher_backbone``: it is the frozen teacher of the project-wide
   contract; the flow ("teacher" in the paper) is trained, so it is ``flow``.
-  Offline (``features: standardized``) the tap is standardised per channel with
-  the training images' mean/std (graph buffers, fitted before training) before
-  flow and student see it; the paper feeds the raw features (``raw``).
+  Both presets feed the raw tap to flow and student (``features: raw``);
+  ``features: standardized`` standardises it per channel with the training
+  images' mean/std first (graph buffers, fitted before training): the flow
+  then converges in a fraction of the epochs but detects worse on KolektorSDD
+  (benchmarks/README.md "Session 30"), so it is an option, not the default.
 * **Positional encoding** — 32 channels, a constant buffer computed at build
   time for the configured input size (:mod:`.positional`).
 * **Flow** — conditional Real-NVP, 4 coupling blocks (:mod:`.flow`), trained
@@ -76,7 +78,7 @@ PRESETS = {
     "paper": {"image_size": (768, 768), "backbone": "efficientnet_b5", "tap": "blocks36",
               "flow_hidden": 1024, "student_hidden": 1024, "features": "raw"},
     "offline": {"image_size": (256, 256), "backbone": OFFLINE_TEACHER, "tap": "blocks.4",
-                "flow_hidden": 256, "student_hidden": 256, "features": "standardized"},
+                "flow_hidden": 256, "student_hidden": 256, "features": "raw"},
 }
 
 
@@ -109,8 +111,8 @@ class AstConfig(ModelConfig):
     # likelihood map, each quantile-normalised and clamped at 0, summed (offline)
     score_source: Literal["student", "likelihood", "both"] | None = None
     likelihood_map: Literal["nll", "z_norm"] | None = None  # nll (paper) / z_norm (offline: no log-det)
-    # What flow and student see: the backbone's features as they are (paper) or standardised per channel
-    # with the training images' mean/std, graph buffers (offline; benchmarks/README.md "Session 30")
+    # What flow and student see: the backbone's features as they are (both presets) or standardised per
+    # channel with the training images' mean/std, graph buffers (an option; benchmarks/README.md "Session 30")
     features: Literal["raw", "standardized"] | None = None
     WRITTEN_BEFORE: ClassVar[dict[str, object]] = {**ModelConfig.WRITTEN_BEFORE, "features": "raw"}
 
