@@ -72,7 +72,7 @@ def test_checkpoint_without_students_reloads_as_one_student(tmp_path):
 
 def test_ast_checkpoint_without_features_reloads_on_raw_features(tmp_path):
     """An AST run saved before ``features`` existed fed its flow raw backbone features (and has no
-    standardisation buffers); offline runs since standardise them."""
+    standardisation buffers), as both presets still do by default."""
     model, path = _saved_without("features", {"name": "ast", "features": "raw", "flow_hidden": 8,
                                               "student_hidden": 8}, tmp_path)
 
