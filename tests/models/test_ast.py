@@ -274,6 +274,8 @@ def test_bad_config_is_rejected():
         parse_model_config({"name": "ast", "coupling_kernels": [3, 4]})
     with pytest.raises(ConfigError, match="score_source"):
         parse_model_config({"name": "ast", "score_source": "teacher"})
+    with pytest.raises(ConfigError, match=r"model.features: 'whitened' is not one of \['raw', 'standardized'\]"):
+        parse_model_config({"name": "ast", "features": "whitened"})
 
 
 # --------------------------------------------------------------------------- training and export
