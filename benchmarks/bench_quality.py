@@ -87,6 +87,32 @@ def metrics_for(scores: np.ndarray, maps: np.ndarray | None, test: dict) -> dict
     return out
 
 
+def paired_bootstrap(first: np.ndarray, second: np.ndarray, test: dict, rounds: int = 2000,
+                     seed: int = 0) -> dict:
+    """The image AUROC difference first − second with its 95 % paired, stratified bootstrap interval.
+
+    Each round redraws the good and the defective test images with replacement (each class to its
+    own count, so both classes stay as large as measured) and scores both models on the SAME draw:
+    the interval is how much the difference would move on another test set of the same sizes from
+    the same population (Efron & Tibshirani, "An Introduction to the Bootstrap", 1993, §6; the
+    pairing is DeLong's, whose covariance it estimates by resampling). ``likely_defect`` is left out.
+    """
+    from inspector.evaluation.metrics import auroc
+
+    keep = np.array([t != LIKELY for t in test["types"]])
+    a, b, y = np.asarray(first)[keep], np.asarray(second)[keep], test["labels"][keep].astype(bool)
+    good, bad = np.flatnonzero(~y), np.flatnonzero(y)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(rounds):
+        idx = np.concatenate([rng.choice(good, good.size), rng.choice(bad, bad.size)])
+        diffs.append(auroc(a[idx], y[idx]) - auroc(b[idx], y[idx]))
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return {"difference": round(float(auroc(a, y) - auroc(b, y)), 4), "ci95": [round(float(low), 4),
+            round(float(high), 4)], "share_above_zero": round(float(np.mean(np.asarray(diffs) >= 0)), 3),
+            "rounds": rounds}
+
+
 def score_with_levels(model, images: np.ndarray, batch_size: int = 8):
     """(scores (N,), maps (N, H, W), {level: (N,) peak of that level's map}) in one pass per batch."""
     scores, maps, peaks = [], [], {}
@@ -165,6 +191,8 @@ def bench_model(name: str, data: Path, args, run_root: Path, tests: dict) -> dic
                   "recipe": {k: v for k, v in vars(config.train).items()}},
         "metrics": metrics_for(scores, maps, test),
         "level_image_auroc": level_aurocs(peaks, test),
+        # this model's image AUROC minus the same run's kNN reference's, with how far another test draw would move it
+        **({"vs_knn": paired_bootstrap(scores, test["knn_scores"], test)} if "knn_scores" in test else {}),
     }
 
 
@@ -189,6 +217,7 @@ def bench_knn(data: Path, size: tuple[int, int], resize: str, tests: dict, quick
     if key not in tests:
         tests[key] = load_test(data, size, resize)
     scores, maps = ref.score(tests[key]["images"])
+    tests[key]["knn_scores"] = scores  # every model of this dataset at this input is compared with it, paired
     return {"model": "knn_reference", "image_size": list(size), "resize": resize, "reference": ref.info,
             "train": {"seconds": round(fit_s, 1)}, "metrics": metrics_for(scores, maps, tests[key])}
 

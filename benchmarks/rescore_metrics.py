@@ -26,7 +26,8 @@ run's own image AUROC.
 records both models' per-image scores' losses: for each good image the fraction of defective
 images scored below it, for each defective image the fraction of good ones scored above it,
 and the AUROC of the two models' averaged ranks (the ten worst images of each kind are listed as
-[student, kNN] loss pairs, ordered by the student's).
+[student, kNN] loss pairs, ordered by the student's), and the student − kNN image AUROC difference
+with its 95 % paired bootstrap interval over the test images (``paired_bootstrap``).
 Image AUROC leaves ``likely_defect`` out.
 JSON to ``benchmarks/results/<--name>.json``.
 """
@@ -43,7 +44,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import write_result  # noqa: E402
-from bench_quality import LIKELY, SHARED, load_test  # noqa: E402
+from bench_quality import LIKELY, SHARED, load_test, paired_bootstrap  # noqa: E402
 from rescore_parts import validation_images  # noqa: E402
 
 METRICS = ("std", "raw", "cos", "std+cos")
@@ -159,6 +160,7 @@ def knn_comparison(student: np.ndarray, test: dict, data: Path, size: tuple[int,
     (sg, sd), (kg, kd) = losses(student, test), losses(knn, test)
     worst = lambda a, b: [[round(float(x), 3), round(float(y), 3)] for x, y in sorted(zip(a, b), reverse=True)[:10]]  # noqa: E731
     return {"knn_image_auroc": image_auroc(knn, test), "student_image_auroc": image_auroc(student, test),
+            "student_minus_knn": paired_bootstrap(student, knn, test),
             "rank_average_image_auroc": image_auroc(ranks(student) + ranks(knn), test),
             "defects_below_half": {"student": int((sd > 0.5).sum()), "knn": int((kd > 0.5).sum())},
             "worst_good_student_knn": worst(sg, kg), "worst_defect_student_knn": worst(sd, kd)}
@@ -180,8 +182,10 @@ def main(argv: list[str] | None = None) -> Path:
         row = {"run": str(run), "dataset": args.dataset, "image_auroc": rows}
         if args.knn:
             row["knn"] = knn_comparison(own, test, data, tuple(config.model.image_size), config.data.resize)
+            gap = row["knn"]["student_minus_knn"]
             print(f"{run}  kNN {row['knn']['knn_image_auroc']}  rank average "
-                  f"{row['knn']['rank_average_image_auroc']}", flush=True)
+                  f"{row['knn']['rank_average_image_auroc']}  student - kNN {gap['difference']:+.4f} "
+                  f"(95 % {gap['ci95'][0]:+.4f} .. {gap['ci95'][1]:+.4f})", flush=True)
         results.append(row)
     path = write_result(args.name, {"metrics": METRICS, "combinations": COMBINATIONS, "rows": results}, args.out)
     print(f"wrote {path}")

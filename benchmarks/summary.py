@@ -356,14 +356,24 @@ def quality_section(res: Results) -> list[str]:
             label = f"{entry['dataset']} ({entry.get('kind', '')}{'' if entry.get('complete', True) else ', incomplete'})"
             rows.append([label, r["model"], size,
                          three(m.get("image_auroc")), three(m.get("image_auroc_with_likely")),
-                         three(m.get("pixel_auroc")), three(m.get("aupro")), beats, levels or "–",
+                         three(m.get("pixel_auroc")), three(m.get("aupro")), beats, versus_knn(r.get("vs_knn")),
+                         levels or "–",
                          ",".join(map(str, get(r, "train", "epochs") or [])) or "–", get(r, "train", "stop_reason"),
                          get(r, "train", "seconds")])
     note = (f"Default recipes, one run (`bench_quality.py`{' --quick' if data.get('quick') else ''}); "
             f"training capped at {fmt(data.get('time_cap_s'))} s per run for every model and dataset; "
             f"ELPV `likely_defect` {data.get('likely_defect', '')}.")
     return [note, ""] + table(["dataset", "model", "input", "image AUROC", "img AUROC incl. likely", "pixel AUROC",
-                               "AUPRO", "≥ kNN", "per-level image AUROC", "epochs", "stop", "train s"], rows)
+                               "AUPRO", "≥ kNN", "− kNN (95 % paired bootstrap)", "per-level image AUROC", "epochs",
+                               "stop", "train s"], rows)
+
+
+def versus_knn(gap: dict | None) -> str:
+    """A model's image AUROC minus the same run's kNN reference's and its 95 % interval (``bench_quality``)."""
+    if not gap:
+        return "–"
+    low, high = gap["ci95"]
+    return f"{gap['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def _meta_budget(data: dict) -> str:

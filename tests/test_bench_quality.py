@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,3 +44,25 @@ def test_quick_run_writes_every_model_and_the_reference(tiny_dataset, tmp_path, 
     assert set(rs["level_image_auroc"]) == {"blocks.2", "blocks.4", "blocks.6"}  # offline: strides 8, 16, 32
     for value in [*rs["level_image_auroc"].values(), rs["metrics"]["image_auroc"], rs["metrics"]["pixel_auroc"]]:
         assert 0.0 <= value <= 1.0
+    # the student against the reference on the same test images (no likely_defect in the tiny set)
+    gap = rs["vs_knn"]["difference"]
+    assert gap == round(rs["metrics"]["image_auroc"] - knn["metrics"]["image_auroc"], 4)
+    assert rs["vs_knn"]["ci95"][0] <= gap <= rs["vs_knn"]["ci95"][1]
+
+
+def test_the_paired_bootstrap_brackets_the_difference_and_pairs_the_draws():
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.zeros(60), np.ones(90)].astype(int)
+    test = {"labels": labels, "types": ["good"] * 60 + ["crack"] * 85 + [bench_quality.LIKELY] * 5}
+    noise = rng.normal(size=labels.size)
+    sharp, blurred = labels * 1.5 + noise, labels * 0.5 + noise
+    # one model against itself: every paired draw differs by exactly 0 (unpaired draws would not)
+    same = bench_quality.paired_bootstrap(sharp, sharp, test, rounds=200)
+    assert same["difference"] == 0 and same["ci95"] == [0, 0] and same["share_above_zero"] == 1
+    gap = bench_quality.paired_bootstrap(sharp, blurred, test, rounds=200)
+    keep = np.array(test["types"]) != bench_quality.LIKELY
+    from inspector.evaluation.metrics import auroc
+
+    measured = auroc(sharp[keep], labels[keep]) - auroc(blurred[keep], labels[keep])
+    assert gap["difference"] == round(measured, 4) > 0
+    assert 0 < gap["ci95"][0] < measured < gap["ci95"][1] and gap["share_above_zero"] == 1

@@ -101,12 +101,14 @@ def test_quality_table_puts_each_model_beside_the_knn_reference(tmp_path: Path) 
         {"dataset": "elpv/mono", "kind": "real", "complete": False, "results": [
             row("knn_reference", 0.80),
             row("stfpm", 0.85, level_image_auroc={"blocks.2": 0.7, "blocks.3": 0.9},
-                train={"epochs": [12], "stop_reason": "student: patience", "seconds": 99.0}),
+                train={"epochs": [12], "stop_reason": "student: patience", "seconds": 99.0},
+                vs_knn={"difference": 0.05, "ci95": [-0.0123, 0.11], "share_above_zero": 0.9, "rounds": 2000}),
             row("ast", 0.75, train={"epochs": [3, 4], "stop_reason": "time cap", "seconds": 180.0})]}]})
     text = section(summary.render(tmp_path), "7.")
     lines = {line.split("|")[2].strip(): line for line in text.splitlines() if line.startswith("| elpv")}
     assert "incomplete" in lines["stfpm"]
     assert "| 0.850 |" in lines["stfpm"] and "| yes |" in lines["stfpm"] and "blocks.2 0.70, blocks.3 0.90" in lines["stfpm"]
+    assert "| +0.050 [-0.012, +0.110] |" in lines["stfpm"]
     assert "| no |" in lines["ast"] and "| 3,4 |" in lines["ast"]
     assert "| – |" in lines["knn_reference"]
 

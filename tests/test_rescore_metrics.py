@@ -59,3 +59,4 @@ def test_z_sum_standardises_by_the_validation_scores_in_the_same_units(trained_r
         # scored against themselves, the validation images' z-scores are centred: mean 0 per level, so 0 summed
         z = rescore_metrics.metric_scores(model, metric, val, val, size, positional=True)["z-sum"]
         assert abs(float(np.mean(z))) < 1e-4, metric
+
