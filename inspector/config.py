@@ -429,10 +429,20 @@ def resolve_path(value: str, base_dir: str | Path) -> str:
     """A path written in a config file: ``~`` expanded, relative → joined to ``base_dir``.
 
     ``base_dir`` is the folder of the file the value was read from, so a config file
-    means the same thing whatever the working directory (README, "Paths").
+    means the same thing whatever the working directory (README, "Paths"). The joined path is
+    shortened (``runs/a/b/../../data`` → ``data``) where that names the same file, so messages show
+    the path a user would type; where a symlink makes ``x/..`` somewhere else, it stays as joined.
     """
     p = Path(value).expanduser()
-    return str(p if p.is_absolute() else Path(base_dir) / p)
+    return str(p) if p.is_absolute() else _shortened(str(Path(base_dir) / p))
+
+
+def _shortened(path: str) -> str:
+    short = os.path.normpath(path)
+    try:
+        return short if short == path or os.path.samefile(short, path) else path
+    except OSError:  # not there (yet): the lexical form may be wrong only through a symlink, so keep the joined form
+        return path
 
 
 def tcp_port_problem(endpoint: str, bind: bool) -> str | None:

@@ -49,6 +49,23 @@ def test_saved_config_is_relative_to_its_own_folder_and_reloads_the_same(tmp_pat
     assert Path(again.data.path).resolve() == (tmp_path / "data" / "brick").resolve()
 
 
+def test_a_resolved_path_is_shortened_only_where_it_names_the_same_folder(tmp_path, monkeypatch):
+    from inspector.config import resolve_path
+
+    (tmp_path / "data" / "brick").mkdir(parents=True)
+    (tmp_path / "runs" / "rs").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    # what `inspector evaluate RUN` logs for a saved run: the path a user would type, not runs/rs/../../data/brick
+    assert resolve_path("../../data/brick", "runs/rs") == "data/brick"
+    # through a symlinked run folder, `..` leaves the link's target: the lexical short form would name another folder
+    (tmp_path / "elsewhere" / "deep").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "data" / "brick").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere" / "deep")
+    kept = resolve_path("../data/brick", "link")
+    assert kept == "link/../data/brick" and Path(kept).resolve() == (tmp_path / "elsewhere/data/brick").resolve()
+    assert resolve_path("../../missing", "runs/rs") == "runs/rs/../../missing"  # not there: nothing to check it by
+
+
 @pytest.mark.parametrize("text, value", [("1e-4", 1e-4), ("1E-1", 0.1), ("+2.5e-3", 2.5e-3), ("1", 1)])
 def test_yaml_1_2_floats_in_files_and_overrides(tmp_path, text, value):
     cfg = tmp_path / "c.yaml"
