@@ -568,6 +568,25 @@ def test_fair_share_live_camera_is_not_starved_by_offline_backlogs():
     assert sum(served.values()) == 80, served
 
 
+@pytest.mark.parametrize("max_batch", [1, 2])
+def test_fair_share_live_cameras_more_than_a_batch_holds_take_turns(max_batch):
+    """Three live cameras, every one with a fresh frame at each batch, batches smaller than the cameras (a slow
+    model at max_batch 1 or 2). The live-first pass started at the round-robin position, which moved only when
+    live frames left room in the batch: the first camera took every batch (19 inspections against 2 and 2
+    over 7 s, those two 3 s old). Each live camera now gets its turn in rotation."""
+    hub = FrameHub(Counters(), batch_size=max_batch)
+    for cam in ("x", "y", "z"):
+        hub.add_camera(cam, live=True, capacity=1)
+    stop, served = threading.Event(), {}
+    for i in range(60):
+        for cam in ("x", "y", "z"):
+            hub.put(_frame(cam, i), stop)
+        for f in hub.take(max_batch, 0.01, {}):
+            served[f.camera] = served.get(f.camera, 0) + 1
+    live = [served.get(cam, 0) for cam in ("x", "y", "z")]
+    assert max(live) - min(live) <= 2 and sum(live) == 60 * max_batch, served
+
+
 def _jittered(hub, live_fps, n_batches=400, seed=0):
     """Saturated pipeline whose batch periods vary (uniform 20-170 ms, mean 95 ms: ~84 frames/s at 8 per
     batch, a slow inference now and then); a live camera grabs at ``live_fps`` on its own clock and the
