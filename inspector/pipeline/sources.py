@@ -589,6 +589,7 @@ class CvSource(Source):
         if self._index == 0:  # a whole pass without one frame: nothing here can be decoded
             raise self._error(f"{self._target}: no decodable frame", permanent=self._delivered == 0)
         self._check_changed(force=True)
+        self._check_whole()  # a pass cut short by damage loses the same frames on every pass
         self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         self._index = 0
         if self._cap.grab():
@@ -788,8 +789,8 @@ class CvSource(Source):
                        reason="growing")
 
     def _check_whole(self) -> None:
-        """At the end of a one-pass recording no longer written: a permanent SourceError (camera failed, run exit
-        1) when it gave fewer frames than its container declares, beyond :data:`_COUNT_SLACK` (containers that
+        """At the end of a one-pass recording no longer written, or of a looping one's pass: a permanent SourceError
+        (camera failed, run exit 1) when it gave fewer frames than its container declares, beyond :data:`_COUNT_SLACK` (containers that
         estimate the count from the duration). A file cut short or damaged before it was opened (a copy cut
         off, a bad sector) stopped decoding part-way and the run ended 'ended (11 frames)' with exit 0: the
         rest of the recording was never inspected, and nothing said so."""

@@ -384,6 +384,21 @@ def test_a_recording_that_ends_cut_short_and_is_no_longer_written_counts_its_las
     assert failed.value.permanent
 
 
+def test_a_looping_recording_that_stops_decoding_part_way_fails_at_the_end_of_its_first_pass(tmp_path):
+    """Looping, the same damaged recording replayed its first 13 frames for ever, the other 17 never inspected
+    and nothing said. Its first pass ends short of the count its container declares: the camera fails."""
+    data = bytearray(write_video(tmp_path / "full.avi", defect_pattern(30)).read_bytes())
+    at = _cut_mid_picture(bytes(data), 12)
+    video = tmp_path / "damaged.avi"
+    video.write_bytes(bytes(data[:at] + b"\0" * 30000 + data[at + 30000:]))
+    source = make_source(CameraSection(name="loop", source=str(video), loop=True))
+    source.open()
+    with pytest.raises(SourceError, match="of the 30 frames its container declares") as failed:
+        for _ in range(100):
+            source.read()
+    assert failed.value.permanent
+
+
 @pytest.mark.parametrize("damage", ["cut", "garbage"])
 def test_a_recording_that_stops_decoding_part_way_fails_the_run(tiny_model, endpoint, tmp_path, damage):
     """A finished recording damaged before it was read (a copy cut off; a run of bad bytes in the middle)
