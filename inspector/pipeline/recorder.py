@@ -478,6 +478,7 @@ class RecorderWorker(Worker):
         self._finishing = threading.Event()  # finish() was called: exit once the queue is empty
         self._throttle = Throttled(log)
         self._told_too_small = False  # "one recording exceeds max_bytes" was logged (once a run)
+        self._failing: list | None = None  # [reason, counter, defects since]: recording fails for it (_trouble)
         # Each event taken into the queue is settled once: counted by its outcome (written, errors,
         # skipped_low_disk, dropped) or, when the run ends before it is written, as abandoned (abandon())
         self._books_lock = threading.Lock()
@@ -732,8 +733,8 @@ class RecorderWorker(Worker):
             folder.mkdir(parents=self._lock is None, exist_ok=True)
             free = shutil.disk_usage(folder).free
             if free < self.cfg.min_free_bytes:
-                self._throttle.warning("disk", "recorder: only %d MB free on %s; not recording",
-                                       free // 1_000_000, self.root)
+                self._trouble(f"only {free // 1_000_000} MB free on {self.root} (recorder.min_free_bytes "
+                              f"{self.cfg.min_free_bytes})", "recorder.skipped_low_disk")
                 return "recorder.skipped_low_disk"
             stem = folder / f"{self.prefix}-{frame.frame_id:09d}-{header.get('seq', 0):09d}"
             files: list[Path] = []
@@ -746,11 +747,33 @@ class RecorderWorker(Worker):
                     self._tell_left(temporaries, "temporary file(s)")
             self._book(files)
             self._enforce_retention()
+            self._trouble_over()
             return "recorder.written"
         except Exception as exc:  # noqa: BLE001 - disk trouble is counted, inspection goes on
-            self._throttle.warning("err", "recorder: cannot write camera '%s' frame %d: %s",
-                                   frame.camera, frame.frame_id, exc)
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self._trouble(f"cannot write camera '{frame.camera}' frame {frame.frame_id} in {self.root}: {why}",
+                          "recorder.errors", key=why)
             return "recorder.errors"
+
+    def _trouble(self, what: str, counter: str, key: str | None = None) -> None:
+        """One line when recording starts failing for a reason (a full disk, too little free space, a read-only
+        or broken file system), not one per defect: a full disk logged five lines in its first second, then
+        one every 100 defects for as long as it stayed full. The same reason again says nothing more (each
+        defect is counted as ``counter``); another reason, or recording again (:meth:`_trouble_over`), is told."""
+        key = key or counter
+        if self._failing is not None and self._failing[0] == key:
+            self._failing[2] += 1
+            return
+        self._trouble_over()
+        self._failing = [key, counter, 1]
+        log.warning("recorder: %s; defects are not recorded (counted as %s) until this clears", what, counter)
+
+    def _trouble_over(self) -> None:
+        """Recording works again after :meth:`_trouble`: one line with how many defects it cost."""
+        if self._failing is not None:
+            _, counter, n = self._failing
+            self._failing = None
+            log.warning("recorder: recording again after %d defect(s) not recorded (%s)", n, counter)
 
     def _camera_unusable(self, camera: str) -> bool:
         """Whether ``camera``'s folder cannot take recordings now (:func:`camera_folder_problem`: a file, a

@@ -183,6 +183,24 @@ def test_a_full_disk_mid_run_leaves_only_whole_recordings_and_recording_resumes(
         subprocess.run(["umount", str(disk)], check=True)
 
 
+def test_a_full_disk_is_told_in_one_line_not_one_per_defect(tmp_path, caplog):
+    """A full disk logged a line per defect for the first five, then one every hundred for as long as it stayed
+    full (a line every 4 s at 25 defects/s). One line says recording fails and why; the defects it costs are
+    counted (recorder.errors)."""
+    disk = tmp_path / "disk"
+    if not _tmpfs(disk, "1m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), np.uint8)  # ~120 kB as PNG
+        with caplog.at_level(logging.WARNING, "inspector.recorder"):
+            c = _record(disk / "rec", [("c", i) for i in range(20)], "aaaaaaaaaaaa", image=noise)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    told = [r.getMessage() for r in caplog.records if "No space left on device" in r.getMessage()]
+    assert c.get("recorder.errors") >= 6 and c.get("recorder.written") + c.get("recorder.errors") == 20
+    assert len(told) == 1 and "counted as recorder.errors" in told[0], told
+
+
 def _chattr(flag: str, path: Path):
     if os.geteuid() != 0 or subprocess.run(["chattr", f"+{flag}", str(path)], capture_output=True).returncode:
         return None
