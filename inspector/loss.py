@@ -450,15 +450,23 @@ class LossTracker:
         """What :meth:`resume` needs to go on after this subscriber restarts: the runs heard and, per stream of
         the last STATE_RUNS of them, its next seq and its last event's fingerprint (so the status the daemon
         re-sends to a new subscriber is known as the one heard). JSON-ready."""
-        runs = list(self.runs.items())[-STATE_RUNS:]
+        # only what resume() takes back: wire text it refuses (a rogue publisher's run id of 10,000 characters)
+        # made the whole file 'damaged' at the next start, and every run's accounting was lost with it
+        runs = [(run, started) for run, started in self.runs.items() if _is_text(run) and _is_text(started)]
+        runs = runs[-STATE_RUNS:]
         kept = {run for run, _ in runs}
         streams = []
         for (run, kind, camera), stream in self._streams.items():
             if run in kept:
                 last = next(reversed(stream.recent.items()), None)
-                streams.append([run, kind, camera, stream.next, None if last is None else [last[0], list(last[1])]])
+                entry = [run, kind, camera, stream.next, None if last is None else [last[0], list(last[1])]]
+                if not _stream_ok(entry):
+                    entry[4] = None  # a fingerprint it would refuse: the event is simply not known again
+                if _stream_ok(entry):
+                    streams.append(entry)
         # the daemon drops already told: the stats a restarted subscriber hears first repeat the run's totals
-        told = [[run, stream, why, n] for (run, stream, why), n in self._daemon_told.items() if run in kept]
+        told = [[run, stream, why, n] for (run, stream, why), n in self._daemon_told.items()
+                if run in kept and _is_text(stream) and _is_text(why)]
         # the topics that covered each run: a subscriber resumed with other topics tells a stream it subscribes
         # to anew from one lost while this one listened
         covered = {run: list(self._run_topics.get(run, self._topics)) for run in kept
