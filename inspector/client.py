@@ -426,7 +426,10 @@ class Subscriber(KeepsState):
                 self._dropped_at = time.monotonic()
                 # what the daemon publishes until the connection is back never reaches this subscriber
                 self.loss.mark(f"a dropped connection to {self.endpoint} (at {utc_iso()})")
+                self.loss.connection_dropped()
             else:  # EVENT_CONNECT_RETRIED / EVENT_CONNECTED / EVENT_HANDSHAKE_SUCCEEDED
+                if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    self.loss.connection_back()
                 self._dropped_at = None
                 self._handshake_failed &= event != zmq.EVENT_HANDSHAKE_SUCCEEDED
 
@@ -510,6 +513,8 @@ class Subscriber(KeepsState):
 
     def close(self) -> None:
         self._stop_keeper()
+        self._read_monitor()  # a drop not read yet (the daemon ended as this subscriber stopped)
+        self.loss.tell_unknown_end()  # the last run's end unheard after a dropped connection: said, last
         self._close_state()  # not when the event returned last was not handled (KeepsState)
         self.socket.disable_monitor()
         self._monitor.close(0)

@@ -167,11 +167,45 @@ class LossTracker:
         self._notices: list[str] = []
         self._marks: list[str] = [""]  # what happened to the connection (mark()); a stream's epoch indexes it
         self.hint = ""  # set by the subscriber before observe(): why a gap found in that event may have happened
+        self._closed: set[str] = set()  # runs whose final stats were heard: their books are closed
+        self._dropped_in: str | None = None  # the run heard last when the connection dropped (connection_dropped)
+        self._back = False  # connected again since: an event of that run now means it went on
 
     def mark(self, what: str) -> None:
         """Something that loses events happened to this subscriber's connection (``what``: 'a reconnect at …'):
         the next gap of each stream heard before it is told as spanning it."""
         self._marks = self._marks[-63:] + [what]
+
+    def connection_dropped(self) -> None:
+        """The connection to the daemon dropped (its monitor said so): the run heard last, unless its final stats
+        were heard, may have published more than arrived. Settled by what comes next: more of that run (it goes
+        on after a reconnect: its gaps are counted as ever), another run (told with the restart), or nothing
+        (told by :meth:`tell_unknown_end` when the subscriber closes)."""
+        if self.runs:
+            self._dropped_in, self._back = list(self.runs)[-1], False
+
+    def connection_back(self) -> None:
+        """Connected again after :meth:`connection_dropped`: events of the run heard last from now on are its
+        going on (those read before were queued before the drop)."""
+        self._back = self._dropped_in is not None
+
+    def _unheard_end(self) -> str:
+        """The tail of a line for the run heard last before a dropped connection whose final stats never came."""
+        run, self._dropped_in = self._dropped_in, None
+        if run is None or run in self._closed or run not in self.runs:
+            return ""
+        last = [f"{kind}/{camera} seq {stream.next - 1}" for (r, kind, camera), stream in self._streams.items()
+                if r == run and stream.next > 0][-4:]
+        return (f"the connection dropped before run {run or '?'} sent its final stats: events it published after "
+                f"the last heard ({', '.join(last) or 'none'}) may be lost, how many is unknown")
+
+    def tell_unknown_end(self) -> None:
+        """At close: one line when the connection dropped after the last events heard of a run that never sent its
+        final stats. A daemon that ended while this subscriber read slower than it published dropped what its
+        queue to it still held, the final stats too, as it closed: the subscriber had heard seq 0..54 of 600 and
+        summed up '0 event(s) missed'. How many came after is unknown: not counted, but said."""
+        if line := self._unheard_end():
+            self.note(line)
 
     def _gap_cause(self, stream: _Stream) -> str:
         """The tail of a gap notice: a mark since the stream's last event, else the subscriber's hint."""
@@ -186,12 +220,15 @@ class LossTracker:
     def observe(self, event: Event) -> None:
         run = event.run_id
         new_run = run not in self.runs
+        if self._dropped_in == run and self._back:
+            self._dropped_in = None  # the run goes on after the dropped connection: its gaps tell what was lost
         if new_run:
             if self.runs:
                 self.restarts += 1
+                unheard = self._unheard_end()
                 self._notices.append(f"daemon restarted: new run {run or '?'} (started "
                                      f"{event.run_started_utc or '?'}) after run {list(self.runs)[-1] or '?'}"
-                                     + self._restart_while_down())
+                                     + self._restart_while_down() + (f"; {unheard}" if unheard else ""))
             self._add_run(run, event.run_started_utc)
             self._run_topics[run] = self._topics
         else:
@@ -204,6 +241,7 @@ class LossTracker:
             self._daemon_drops(run, event.data.get("daemon_dropped"))
             if event.final:
                 self._close_run(run, event.data.get("sequences"))
+                self._closed.add(run)
         if event.type in UNCOUNTED_TYPES:
             return
         camera = getattr(event, "camera", "")
@@ -241,6 +279,7 @@ class LossTracker:
             del self.runs[old]
             self._run_topics.pop(old, None)
             self._counted.discard(old)
+            self._closed.discard(old)
             for key in [k for k in self._streams if k[0] == old]:
                 del self._streams[key]
             for key in [k for k in self._daemon_told if k[0] == old]:
@@ -411,15 +450,23 @@ class LossTracker:
         """What :meth:`resume` needs to go on after this subscriber restarts: the runs heard and, per stream of
         the last STATE_RUNS of them, its next seq and its last event's fingerprint (so the status the daemon
         re-sends to a new subscriber is known as the one heard). JSON-ready."""
-        runs = list(self.runs.items())[-STATE_RUNS:]
+        # only what resume() takes back: wire text it refuses (a rogue publisher's run id of 10,000 characters)
+        # made the whole file 'damaged' at the next start, and every run's accounting was lost with it
+        runs = [(run, started) for run, started in self.runs.items() if _is_text(run) and _is_text(started)]
+        runs = runs[-STATE_RUNS:]
         kept = {run for run, _ in runs}
         streams = []
         for (run, kind, camera), stream in self._streams.items():
             if run in kept:
                 last = next(reversed(stream.recent.items()), None)
-                streams.append([run, kind, camera, stream.next, None if last is None else [last[0], list(last[1])]])
+                entry = [run, kind, camera, stream.next, None if last is None else [last[0], list(last[1])]]
+                if not _stream_ok(entry):
+                    entry[4] = None  # a fingerprint it would refuse: the event is simply not known again
+                if _stream_ok(entry):
+                    streams.append(entry)
         # the daemon drops already told: the stats a restarted subscriber hears first repeat the run's totals
-        told = [[run, stream, why, n] for (run, stream, why), n in self._daemon_told.items() if run in kept]
+        told = [[run, stream, why, n] for (run, stream, why), n in self._daemon_told.items()
+                if run in kept and _is_text(stream) and _is_text(why)]
         # the topics that covered each run: a subscriber resumed with other topics tells a stream it subscribes
         # to anew from one lost while this one listened
         covered = {run: list(self._run_topics.get(run, self._topics)) for run in kept

@@ -1047,3 +1047,30 @@ def test_an_ipc_path_that_is_a_regular_file_is_told_and_told_again_only_after_a_
         told = [n for n in sub.notices() if "regular file" in n]
     assert told and str(path) in told[0] and "not the socket of a running daemon" in told[0], told
     assert 2 <= len(told) <= 2 + elapsed / 0.4, (told, elapsed)  # again after a while, not at every check
+
+
+@pytest.mark.parametrize("final", [False, True])
+def test_a_run_whose_end_never_arrived_before_the_connection_dropped_is_told(tmp_path, final):
+    """A daemon that ended while this subscriber read slower than it published dropped, as it closed, what its
+    queue to the subscriber still held, its final stats too: the subscriber counted the gaps it saw and nothing
+    of the run's end (a daemon run: 55 of 600 heard, '0 event(s) missed'). At close it now says the run's end was never heard after the
+    dropped connection (how many is unknown: not counted). A run whose final stats arrived says nothing."""
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock", sndhwm=20))
+    with Subscriber(pub.endpoint, ["v1/defect"], rcvhwm=10) as sub:
+        _connect(pub, sub)
+        for seq in range(5 if final else 3000):  # not read meanwhile: the queues fill and ZeroMQ drops the rest
+            pub.send(_numbered_defect(seq))
+        if final:
+            pub.send(StatsEvent(seq=0, time_utc=utc_iso(), uptime_s=1.0, final=True,
+                                data={"sequences": {"defect/c": 5}}, run_id="r"))
+        pub.close()  # the daemon ends
+        got = []
+        while (event := sub.recv(timeout=1.0)) is not None:
+            got.append(event.seq)
+    told = [n for n in sub.notices() if "final stats" in n]
+    assert got == sorted(got)
+    if final:
+        assert got == list(range(5)) and sub.lost == 0 and told == [], told
+    else:
+        assert 0 < len(got) < 3000 and len(told) == 1, told
+        assert "run r sent its final stats" in told[0] and f"defect/c seq {got[-1]}" in told[0], told

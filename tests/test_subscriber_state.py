@@ -49,6 +49,23 @@ def test_a_restarted_subscriber_tells_what_it_missed_while_it_was_not_running(tm
     assert len(list(saved.glob("*.json"))) == 5 and (saved / ".subscriber-state").is_file()
 
 
+def test_a_rogue_events_long_names_do_not_make_the_next_start_drop_the_state(tmp_path, capsys):
+    """A rogue publisher's event with a run id of 10,000 characters (and one with a camera as long) was kept in
+    the state file, which the next start then refused whole as damaged: the accounting of the real run (here:
+    seq 3 and 4 published while the subscriber was down) was lost. What the state cannot take back is left out
+    of it; the rest resumes."""
+    endpoint, saved = f"ipc://{tmp_path}/ev.sock", tmp_path / "saved"
+    rogue = _defect("r" * 10_000, 0)
+    long_camera = _in("c" * 300, _defect("r1", 9))
+    events = [_defect("r1", 0), _defect("r1", 1), _defect("r1", 2), rogue, long_camera]
+    assert subscribe_session(endpoint, events, "--save-dir", str(saved), count=5) == 0
+    capsys.readouterr()
+    assert subscribe_session(endpoint, [_defect("r1", 5)], "--save-dir", str(saved)) == 0
+    err = capsys.readouterr().err
+    assert "damaged" not in err and "resumed the subscriber state" in err, err
+    assert "missed 2 defect event(s) of camera 'c' (seq 3..4) in run r1 while this subscriber was not running" in err
+
+
 def test_a_damaged_or_unsaveable_state_is_one_line_and_the_subscriber_runs_on(tmp_path, capsys):
     endpoint, state = f"ipc://{tmp_path}/ev.sock", tmp_path / "state"
     for damage in (b"{not json", b'{"key": "%s", "tracker": {"version": 1, "runs": [["r1"]]}}'

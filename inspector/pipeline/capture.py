@@ -110,6 +110,7 @@ class FrameHub:
         self._open: set[str] = set()
         self._order: list[str] = []
         self._next = 0
+        self._next_live = 0  # where the live-first pass of the next take starts (FrameHub.take)
         self.counters = counters
 
     def add_camera(self, camera: str, live: bool, capacity: int) -> None:
@@ -198,11 +199,18 @@ class FrameHub:
                 self._next_batch()
             out: list[Frame] = []
             n_cams = len(self._order)
-            for k in range(n_cams):  # live first, from the round-robin position: no live camera always last
-                cam = self._order[(self._next + k) % n_cams]
+            start, served = self._next_live, None
+            for k in range(n_cams):  # live first, from the camera after the one served last: none always first
+                cam = self._order[(start + k) % n_cams]
                 if cam in self._tokens:
                     while self._queues[cam] and self._tokens[cam] > 0 and len(out) < max_n:
                         self._take_one(cam, out, taken)
+                        served = (start + k) % n_cams
+            if served is not None:
+                # its own position: started from the round-robin one, which moves only when the batch is not
+                # full of live frames, the first live camera took every batch smaller than the live cameras
+                # (max_batch 1, three cameras: 19 inspections against 2 and 2, those 3 s old)
+                self._next_live = served + 1
             idle = 0
             while len(out) < max_n and idle < n_cams:
                 cam = self._order[self._next % n_cams]

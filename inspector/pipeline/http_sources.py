@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import http.client
 import logging
+import select
 import socket
 import threading
 import urllib.error
@@ -28,6 +29,9 @@ log = logging.getLogger("inspector.pipeline.sources")  # every source module log
 
 _SNAPSHOT_MAX_BYTES = 64 * 2**20  # one still picture from a snapshot URL; more is a stream or a fault
 _MJPEG_MAX_LINE = 64 * 1024  # one header line of an MJPEG part (a JPEG's own lines are read in these pieces)
+# Parts arriving back to back (a burst) are handed over only once the reader caught up with them, at the latest
+# this long after the first of them: a stream always faster than its reader still gets its pictures taken
+_BURST_HOLD_S = 0.2
 _STILL_SUFFIXES = {s.lower() for s in IMAGE_EXTENSIONS} | {".jpe", ".jfif"}
 # Answers that are never a still picture: a camera's login or error page comes with status 200. Decoded as
 # pictures, each was a corrupt frame and the next GET was sent at once, hundreds a second, for ever; as an error
@@ -69,6 +73,8 @@ class MjpegStream:
         self._at_delimiter = False  # the last body without a Content-Length ended on the next delimiter
         self._cond = threading.Condition()
         self._newest: tuple[bytes, int, float] | None = None
+        self._settled = False  # _newest is the last part of what had arrived (see _caught_up)
+        self._burst_since: float | None = None  # when the first part not yet handed over arrived (monotonic s)
         self._replaced = 0  # parts that arrived and were replaced before they were taken
         self._failed: str | None = None
         self._stop = threading.Event()
@@ -122,10 +128,12 @@ class MjpegStream:
                 if data is None:
                     raise EOFError("the camera ended its stream")
                 t_ns, t_utc = stamp_now()  # the picture is complete in memory: its arrival
+                settled = self._caught_up(t_ns / 1e9)
                 with self._cond:
                     self._replaced += self._newest is not None
-                    self._newest = (data, t_ns, t_utc)
-                    self._cond.notify()
+                    self._newest, self._settled = (data, t_ns, t_utc), settled
+                    if settled:
+                        self._cond.notify()
         except (OSError, ValueError, EOFError, http.client.HTTPException, AttributeError) as exc:
             # AttributeError: http.client's response after its socket was shut down under it (close)
             with self._cond:
@@ -134,11 +142,33 @@ class MjpegStream:
         finally:
             self._response.close()  # here, not in close(): http.client's response is not thread-safe
 
+    def _caught_up(self, now_s: float) -> bool:
+        """Whether the part just read is the newest that has arrived: nothing more waits in the socket (or the
+        parts have come back to back for :data:`_BURST_HOLD_S`). A camera that sends in bursts (a network or
+        encoder buffering 1.5 s) had its reader woken by the first part of each burst: the picture inspected
+        was 1.4 s old while the 36 newer ones were already in the socket, each taken as the 'newest'."""
+        fp = getattr(self._response, "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+        try:
+            more = sock is not None and (bool(getattr(sock, "pending", lambda: 0)())  # TLS: decrypted, unread
+                                         or bool(select.select([sock], [], [], 0)[0])
+                                         or (not hasattr(sock, "pending") and _buffered(fp, sock)))
+        except (OSError, ValueError):  # closed under us: the next read says why
+            more = False
+        if not more:
+            self._burst_since = None
+            return True
+        if self._burst_since is None:
+            self._burst_since = now_s
+        return now_s - self._burst_since >= _BURST_HOLD_S
+
     def take(self, timeout_s: float) -> tuple[bytes, int, float, int]:
-        """(JPEG bytes, arrival monotonic ns, arrival UTC s, pictures replaced since the last take).
+        """(JPEG bytes, arrival monotonic ns, arrival UTC s, pictures replaced since the last take): the newest
+        picture once the reader caught up with what had arrived (:meth:`_caught_up`).
         Raises EOFError with the reason when the stream failed or nothing came within ``timeout_s``."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._newest is not None or self._failed, timeout_s):
+            if not self._cond.wait_for(lambda: (self._newest is not None and self._settled) or self._failed,
+                                       timeout_s):
                 raise EOFError(f"no frame within {timeout_s:g} s")
             if self._newest is None:
                 raise EOFError(self._failed)
@@ -154,6 +184,19 @@ class MjpegStream:
                 sock.shutdown(socket.SHUT_RDWR)  # wakes the reader blocked in recv (close alone does not)
         except OSError:
             pass
+
+
+def _buffered(fp, sock: socket.socket) -> bool:
+    """Whether the reader ``fp`` (a BufferedReader over the plain TCP socket ``sock``) holds more of the stream
+    than the line break that ends the part just read: the parts of a burst that came in the same recv as that
+    one (8 KiB: a dozen small JPEGs). Peeked with the socket non-blocking for the moment (an empty buffer then
+    reads nothing rather than waiting)."""
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        return bool(fp.peek(1).strip(b"\r\n"))
+    finally:
+        sock.settimeout(timeout)
 
 
 class _HttpPictures(Source):

@@ -17,7 +17,7 @@ than ``min_free_bytes`` free. Retention keeps the folder under ``max_events`` /
 counting; one that cannot be deleted is logged, counted as ``recorder.delete_errors`` and left), and only
 recordings: a file
 is a recording only if its name matches :data:`RECORDING_NAME` inside the folder of a camera of this run
-(it is never a symlink, and nor is the folder: a linked camera folder is neither scanned nor written
+and its header (.json) beside it is the event header of that name (:func:`is_header_of`) (it is never a symlink, and nor is the folder: a linked camera folder is neither scanned nor written
 into, :func:`camera_folder_problem`); notes, photos, copies of recordings in other folders, the folders of
 cameras no longer configured and anything else users keep in ``dir`` are neither counted nor deleted. Retention
 deletes a name only while it holds the very file counted (same device, inode and mtime, :data:`FileId`), through
@@ -274,6 +274,25 @@ def _capture_ns(header: Path) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def is_header_of(header: Path, stem: Path) -> bool:
+    """Whether the file ``header`` is the event header the recorder wrote for the recording ``stem``: a JSON
+    object whose ``seq`` is the one in the name, and whose camera, run id and frame id, where it has them (every
+    daemon's header does), are the folder's and the name's. A name alone did not make a file the recorder's:
+    a user's notes, an empty '{}' or a picture saved in a camera folder under a recording-like name were
+    counted as the oldest recordings and deleted by retention. Only the first 8 MiB are read (a header is at
+    most events.MAX_HEADER_BYTES on the wire, ~1 KB usually); a link is not followed."""
+    try:
+        fd = os.open(header, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            doc = json.loads(fh.read(8 * 2**20))
+    except (OSError, ValueError, RecursionError):
+        return False
+    _, _, run_id, frame_id, seq = _STEM.match(stem.name).groups()
+    named = {"seq": int(seq), "frame_id": int(frame_id), "run_id": run_id, "camera": stem.parent.name}
+    return (isinstance(doc, dict) and type(doc.get("seq")) is int
+            and all(doc[key] == value and type(doc[key]) is type(value) for key, value in named.items() if key in doc))
+
+
 def _in_capture_order(stems: list[Path]) -> list[Path]:
     """The recordings ``stems`` of one run, in name order, merged across camera folders by capture time.
 
@@ -459,6 +478,7 @@ class RecorderWorker(Worker):
         self._finishing = threading.Event()  # finish() was called: exit once the queue is empty
         self._throttle = Throttled(log)
         self._told_too_small = False  # "one recording exceeds max_bytes" was logged (once a run)
+        self._failing: list | None = None  # [reason, counter, defects since]: recording fails for it (_trouble)
         # Each event taken into the queue is settled once: counted by its outcome (written, errors,
         # skipped_low_disk, dropped) or, when the run ends before it is written, as abandoned (abandon())
         self._books_lock = threading.Lock()
@@ -586,6 +606,7 @@ class RecorderWorker(Worker):
         # a run numbered without it shared that number (its order then left to the wall clock)
         number = _next_run_number(max([highest, *(_run_number(stem.name) for stem in [*groups, *marks])]))
         self._settle_halves(groups, marks)
+        self._leave_foreign(groups)
         stems = _age_sorted(list(groups))
         self.prefix = f"r{number:06d}-{self._run_prefix}"
         for stem in stems:
@@ -616,6 +637,20 @@ class RecorderWorker(Worker):
             log.info("recorder: removed %d temporary file(s) left in %s by a crash mid-write", removed, folder)
         self._tell_left(left, "temporary file(s) of a crash mid-write")
 
+    def _leave_foreign(self, groups: dict[Path, list[tuple[Path, FileId, int]]]) -> None:
+        """Take off ``groups`` (stem → files, each with a header by now) the stems whose header is not one the
+        recorder wrote for that name (:func:`is_header_of`): files a user named like recordings. Neither counted
+        nor ever deleted; told in one line (``recorder.foreign``)."""
+        foreign = [stem for stem, files in groups.items()
+                   if not is_header_of(next(p for p, *_ in files if p.suffix == ".json"), stem)]
+        for stem in foreign:
+            del groups[stem]
+        if foreign:
+            self.counters.add("recorder.foreign", len(foreign))
+            log.warning("recorder: %d file set(s) in %s are named like recordings but their .json is no event header "
+                        "of that name, e.g. %s* (recorder.foreign); kept, not under retention", len(foreign),
+                        self.root, min(foreign, key=_age_order))
+
     def _settle_halves(self, groups: dict[Path, list[tuple[Path, FileId, int]]], marks: dict[Path, Path]) -> None:
         """Recordings in ``groups`` (stem → files) without their header, which is written last.
 
@@ -625,12 +660,15 @@ class RecorderWorker(Worker):
         written or deleted, always has its header's temporary file of a writer that is gone beside it
         (``marks``). Those halves are removed, then their markers (``recorder.incomplete_removed``,
         ``recorder.leftovers_removed``): a recording is whole or absent. Any other half is not the recorder's
-        doing (headers moved out by a user or a log shipper, images copied in): it is kept, counted as
-        ``recorder.incomplete``, and under retention like any recording. Before, a half was taken for a crash's
+        doing (headers moved out by a user or a log shipper, images copied in, a user's file with a
+        recording-like name): it is kept, counted as ``recorder.incomplete``, and not under retention (nothing
+        tells it is the recorder's: retention deleted such a lone picture as the oldest recording). Before, a half was taken for a crash's
         by its place (the newest of the last run in its folder): the image of the last recording, whose header
         a shipper had taken, or a user's copy alone in a folder, was deleted at the next start."""
         halves = {stem for stem, files in groups.items() if not any(p.suffix == ".json" for p, *_ in files)}
-        crashed = halves & marks.keys()
+        crashed = {stem for stem in halves & marks.keys() if is_header_of(marks[stem], stem)}
+        for stem in halves - crashed:
+            del groups[stem]  # nothing tells they are the recorder's: never deleted (a user's lookalike name)
         if others := halves - crashed:
             self.counters.add("recorder.incomplete", len(others))
             first = min(others, key=_age_order)
@@ -695,8 +733,8 @@ class RecorderWorker(Worker):
             folder.mkdir(parents=self._lock is None, exist_ok=True)
             free = shutil.disk_usage(folder).free
             if free < self.cfg.min_free_bytes:
-                self._throttle.warning("disk", "recorder: only %d MB free on %s; not recording",
-                                       free // 1_000_000, self.root)
+                self._trouble(f"only {free // 1_000_000} MB free on {self.root} (recorder.min_free_bytes "
+                              f"{self.cfg.min_free_bytes})", "recorder.skipped_low_disk")
                 return "recorder.skipped_low_disk"
             stem = folder / f"{self.prefix}-{frame.frame_id:09d}-{header.get('seq', 0):09d}"
             files: list[Path] = []
@@ -709,11 +747,33 @@ class RecorderWorker(Worker):
                     self._tell_left(temporaries, "temporary file(s)")
             self._book(files)
             self._enforce_retention()
+            self._trouble_over()
             return "recorder.written"
         except Exception as exc:  # noqa: BLE001 - disk trouble is counted, inspection goes on
-            self._throttle.warning("err", "recorder: cannot write camera '%s' frame %d: %s",
-                                   frame.camera, frame.frame_id, exc)
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self._trouble(f"cannot write camera '{frame.camera}' frame {frame.frame_id} in {self.root}: {why}",
+                          "recorder.errors", key=why)
             return "recorder.errors"
+
+    def _trouble(self, what: str, counter: str, key: str | None = None) -> None:
+        """One line when recording starts failing for a reason (a full disk, too little free space, a read-only
+        or broken file system), not one per defect: a full disk logged five lines in its first second, then
+        one every 100 defects for as long as it stayed full. The same reason again says nothing more (each
+        defect is counted as ``counter``); another reason, or recording again (:meth:`_trouble_over`), is told."""
+        key = key or counter
+        if self._failing is not None and self._failing[0] == key:
+            self._failing[2] += 1
+            return
+        self._trouble_over()
+        self._failing = [key, counter, 1]
+        log.warning("recorder: %s; defects are not recorded (counted as %s) until this clears", what, counter)
+
+    def _trouble_over(self) -> None:
+        """Recording works again after :meth:`_trouble`: one line with how many defects it cost."""
+        if self._failing is not None:
+            _, counter, n = self._failing
+            self._failing = None
+            log.warning("recorder: recording again after %d defect(s) not recorded (%s)", n, counter)
 
     def _camera_unusable(self, camera: str) -> bool:
         """Whether ``camera``'s folder cannot take recordings now (:func:`camera_folder_problem`: a file, a

@@ -42,6 +42,7 @@ OpenCV (its conversion of them aborted the process): :mod:`inspector.pipeline.av
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import stat
@@ -79,6 +80,7 @@ _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guid
 _V4L_DIR = Path("/dev/v4l")  # udev's persistent names of video nodes: by-id/…, by-path/… → ../../videoN
 _CATCH_UP_S = 0.5  # a live stream's frames this far behind it: drop its backlog (grab it, else reopen)
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
+_COUNT_SLACK = 2  # frames a recording may give fewer than its container declares (an estimate): more is a loss
 _PROMPT_WAIT_S = 0.005  # a live grab that blocked this long waited for its frame: it had just arrived
 _CLOCK_DRIFT_MS = 50.0  # a just-arrived frame this far off the stream clock's first one: the clock is not real time
 _DRIFT_FRAMES = 3  # … so many just-arrived frames in a row (one is a network burst); or repeated timestamps
@@ -587,6 +589,7 @@ class CvSource(Source):
         if self._index == 0:  # a whole pass without one frame: nothing here can be decoded
             raise self._error(f"{self._target}: no decodable frame", permanent=self._delivered == 0)
         self._check_changed(force=True)
+        self._check_whole()  # a pass cut short by damage loses the same frames on every pass
         self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         self._index = 0
         if self._cap.grab():
@@ -774,6 +777,7 @@ class CvSource(Source):
                               f"bytes after {self._delivered} frames); the rest of the recording is lost",
                               permanent=True)
         if not self._settle.still_written(self._target):
+            self._check_whole()
             return None
         time.sleep(_GROWTH_POLL_S)  # short: the capture loop checks its stop event between reads
         size = signature[1]
@@ -783,6 +787,18 @@ class CvSource(Source):
         t_ns, t_utc = _stamp()
         return Grabbed(None, t_ns, t_utc, {"index": self._index}, error=f"{self._target}: still being written",
                        reason="growing")
+
+    def _check_whole(self) -> None:
+        """At the end of a one-pass recording no longer written, or of a looping one's pass: a permanent SourceError
+        (camera failed, run exit 1) when it gave fewer frames than its container declares, beyond :data:`_COUNT_SLACK` (containers that
+        estimate the count from the duration). A file cut short or damaged before it was opened (a copy cut
+        off, a bad sector) stopped decoding part-way and the run ended 'ended (11 frames)' with exit 0: the
+        rest of the recording was never inspected, and nothing said so."""
+        declared = float(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
+        if math.isfinite(declared) and declared - self._index > max(_COUNT_SLACK, declared * 0.01):
+            raise self._error(f"{self._target}: decoding stopped after {self._index} of the {declared:.0f} frames "
+                              f"its container declares (cut short or corrupt); the rest of the recording is lost",
+                              permanent=True)
 
     def _seek_after_last_read(self) -> None:
         """Position the capture so that the next grab gives frame ``_index``. Reading packets (raw stream

@@ -587,3 +587,42 @@ def test_a_slow_model_starts_on_the_newest_live_frame_not_one_a_whole_inference_
     steady = sorted(inferred[3:])
     assert len(steady) >= 5, inferred
     assert steady[len(steady) // 2] < 1.4 * delay_s, inferred  # before: 2 × delay_s at every frame
+
+
+def _serve_bursts(server: socket.socket, bursts: int, per_burst: int, pause_s: float) -> None:
+    """An MJPEG camera whose pictures leave in bursts (an encoder or a network buffering them): ``per_burst``
+    parts in one send, then ``pause_s`` of silence. Picture ``k`` of a burst (noise, ~100 kB: reading it takes
+    many recv calls) has a corner of grey level 10·k."""
+    noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), np.uint8)
+    conn, _ = server.accept()
+    with conn:
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=f\r\n\r\n")
+        for _ in range(bursts):
+            parts = []
+            for k in range(per_burst):
+                noise[:32, :32] = 10 * k
+                jpg = cv2.imencode(".jpg", noise)[1].tobytes()
+                parts.append(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg) + jpg + b"\r\n")
+            conn.sendall(b"".join(parts))
+            time.sleep(pause_s)
+
+
+def test_a_camera_sending_in_bursts_gives_the_last_picture_of_each_burst():
+    """The MJPEG reader woke a waiting read at the first part of a burst: with a camera that sends 1.5 s of
+    pictures at once, the daemon inspected pictures 1.4 s old while the newer ones were already in its socket
+    (median 0.78 s at fps 2). A read now gets the last picture of what had arrived, the others counted."""
+    server = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=_serve_bursts, args=(server, 3, 20, 0.6), daemon=True).start()
+    cam = CameraSection(name="burst", source=f"http://127.0.0.1:{server.getsockname()[1]}/v.mjpg",
+                        open_timeout_s=5, read_timeout_s=5)
+    source = make_source(cam)
+    source.open()
+    try:
+        grabbed = [source.read() for _ in range(3)]  # each read waits for the next burst
+    finally:
+        source.close()
+        server.close()
+    levels = [round(float(g.image[4:28, 4:28].mean()) / 10) for g in grabbed]
+    assert levels == [19, 19, 19], levels
+    assert [g.meta.get("buffers_skipped") for g in grabbed] == [19, 19, 19]

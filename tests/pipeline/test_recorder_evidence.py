@@ -114,6 +114,30 @@ def test_retention_deletes_only_in_the_folders_of_its_cameras(tmp_path):
     assert len(list(root.glob("c/*.json"))) == 1 and c.get("recorder.deleted") == 5
 
 
+def test_files_a_user_named_like_recordings_in_a_camera_folder_are_never_deleted(tmp_path, caplog):
+    """A name alone made a file the recorder's: in the folder of camera 'c', a user's notes saved as a
+    recording header, an empty '{}' header with a picture beside it, a picture alone and a header of another
+    camera's recording were counted as the oldest recordings and deleted by retention (max_events 1). Only a
+    recording whose header is the event header of its name is under retention; the rest is kept and told."""
+    root = tmp_path / "rec"
+    (root / "c").mkdir(parents=True)
+    stem = "r000001-20200101T000000Z-0123456789ab-{0:09d}-{0:09d}"
+    (root / "c" / f"{stem.format(1)}.json").write_text("my notes")
+    (root / "c" / f"{stem.format(2)}.json").write_text("{}")
+    (root / "c" / f"{stem.format(2)}.png").write_bytes(b"a picture")
+    (root / "c" / f"{stem.format(3)}.png").write_bytes(b"a picture alone")
+    (root / "c" / f"{stem.format(4)}.json").write_text('{"seq": 4, "camera": "other"}')
+    (root / "c" / f"{stem.format(5)}.json").write_text('{"seq": 6}')
+    users = _snapshot(root)
+    with caplog.at_level(logging.WARNING, "inspector.recorder"):
+        c = _record(root, [("c", i) for i in range(10, 13)], "bbbbbbbbbbbb", max_events=1)
+    after = _snapshot(root)
+    assert {name: after.get(name) for name in users} == users
+    assert len(list(root.glob("c/*bbbbbbbbbbbb*.json"))) == 1 and c.get("recorder.deleted") == 2
+    assert c.get("recorder.foreign") == 4 and c.get("recorder.incomplete") == 1
+    assert any("recorder.foreign" in r.getMessage() for r in caplog.records)
+
+
 def test_a_restart_with_another_camera_set_keeps_the_other_cameras_recordings(tmp_path, caplog):
     """Run 1 recorded cameras 'a' and 'b'; run 2 records only 'a', with max_events 1. 'b's recordings are no
     longer any camera's of this run: they are evidence kept (told), not deleted to make room for 'a', and run 2
@@ -157,6 +181,24 @@ def test_a_full_disk_mid_run_leaves_only_whole_recordings_and_recording_resumes(
         assert c.get("recorder.written") == 1
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_is_told_in_one_line_not_one_per_defect(tmp_path, caplog):
+    """A full disk logged a line per defect for the first five, then one every hundred for as long as it stayed
+    full (a line every 4 s at 25 defects/s). One line says recording fails and why; the defects it costs are
+    counted (recorder.errors)."""
+    disk = tmp_path / "disk"
+    if not _tmpfs(disk, "1m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), np.uint8)  # ~120 kB as PNG
+        with caplog.at_level(logging.WARNING, "inspector.recorder"):
+            c = _record(disk / "rec", [("c", i) for i in range(20)], "aaaaaaaaaaaa", image=noise)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    told = [r.getMessage() for r in caplog.records if "No space left on device" in r.getMessage()]
+    assert c.get("recorder.errors") >= 6 and c.get("recorder.written") + c.get("recorder.errors") == 20
+    assert len(told) == 1 and "counted as recorder.errors" in told[0], told
 
 
 def _chattr(flag: str, path: Path):

@@ -373,13 +373,52 @@ def test_a_frame_cut_short_by_the_copy_front_is_waited_for_not_skipped(tmp_path,
 
 
 def test_a_recording_that_ends_cut_short_and_is_no_longer_written_counts_its_last_frame_corrupt(tmp_path):
-    """Nobody writes it any more (changed minutes ago): the cut frame is corrupt, and the run ends."""
+    """Nobody writes it any more (changed minutes ago): the cut frame is corrupt, and the camera fails naming
+    the frames its container declares that never came (the run exits non-zero)."""
     data = write_video(tmp_path / "full.avi", defect_pattern(30)).read_bytes()
     video = tmp_path / "cut.avi"
     video.write_bytes(data[:_cut_mid_picture(data, 20)])
     os.utime(video, (time.time() - 600, time.time() - 600))
-    images, reasons = _read_recording(video)
-    assert len(images) == 20 and reasons == ["corrupt"], reasons
+    with pytest.raises(SourceError, match="after 21 of the 30 frames") as failed:
+        _read_recording(video)
+    assert failed.value.permanent
+
+
+def test_a_looping_recording_that_stops_decoding_part_way_fails_at_the_end_of_its_first_pass(tmp_path):
+    """Looping, the same damaged recording replayed its first 13 frames for ever, the other 17 never inspected
+    and nothing said. Its first pass ends short of the count its container declares: the camera fails."""
+    data = bytearray(write_video(tmp_path / "full.avi", defect_pattern(30)).read_bytes())
+    at = _cut_mid_picture(bytes(data), 12)
+    video = tmp_path / "damaged.avi"
+    video.write_bytes(bytes(data[:at] + b"\0" * 30000 + data[at + 30000:]))
+    source = make_source(CameraSection(name="loop", source=str(video), loop=True))
+    source.open()
+    with pytest.raises(SourceError, match="of the 30 frames its container declares") as failed:
+        for _ in range(100):
+            source.read()
+    assert failed.value.permanent
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage"])
+def test_a_recording_that_stops_decoding_part_way_fails_the_run(tiny_model, endpoint, tmp_path, damage):
+    """A finished recording damaged before it was read (a copy cut off; a run of bad bytes in the middle)
+    decoded part of its frames, then the capture ended: 'ended (11 frames)', exit 0, the rest of the
+    recording never inspected and nothing said. Fewer frames than the container declares fail the camera,
+    and the run exits 1 naming how many came."""
+    data = bytearray(write_video(tmp_path / "full.avi", defect_pattern(30)).read_bytes())
+    at = _cut_mid_picture(bytes(data), 12)
+    data = data[:at] if damage == "cut" else data[:at] + b"\0" * 30000 + data[at + 30000:]
+    video = tmp_path / "damaged.avi"
+    video.write_bytes(bytes(data))
+    os.utime(video, (time.time() - 600, time.time() - 600))  # finished: nobody writes it any more
+    full = tmp_path / "full.avi"
+    os.utime(full, (time.time() - 600, time.time() - 600))
+    _, code, _ = run_to_end(base_config(tiny_model, endpoint, [{"name": "ok", "source": str(full)}]), timeout=20)
+    assert code == 0  # the whole recording: as before
+    daemon, code, events = run_to_end(base_config(tiny_model, endpoint, [{"name": "bad", "source": str(video)}]),
+                                      timeout=20)
+    failed = [e for e in events if e.type == "status" and e.camera == "bad" and e.state == "failed"]
+    assert code == 1 and failed and "of the 30 frames its container declares" in failed[-1].reason, failed
 
 
 def test_a_corrupt_frame_inside_a_recording_still_being_written_is_skipped_once(tmp_path):
@@ -542,6 +581,25 @@ def test_fair_share_live_camera_is_not_starved_by_offline_backlogs():
     hub.close("live")  # no live camera active: batches fill from the offline backlogs
     served = _batches(hub, 10, live_every=0)
     assert sum(served.values()) == 80, served
+
+
+@pytest.mark.parametrize("max_batch", [1, 2])
+def test_fair_share_live_cameras_more_than_a_batch_holds_take_turns(max_batch):
+    """Three live cameras, every one with a fresh frame at each batch, batches smaller than the cameras (a slow
+    model at max_batch 1 or 2). The live-first pass started at the round-robin position, which moved only when
+    live frames left room in the batch: the first camera took every batch (19 inspections against 2 and 2
+    over 7 s, those two 3 s old). Each live camera now gets its turn in rotation."""
+    hub = FrameHub(Counters(), batch_size=max_batch)
+    for cam in ("x", "y", "z"):
+        hub.add_camera(cam, live=True, capacity=1)
+    stop, served = threading.Event(), {}
+    for i in range(60):
+        for cam in ("x", "y", "z"):
+            hub.put(_frame(cam, i), stop)
+        for f in hub.take(max_batch, 0.01, {}):
+            served[f.camera] = served.get(f.camera, 0) + 1
+    live = [served.get(cam, 0) for cam in ("x", "y", "z")]
+    assert max(live) - min(live) <= 2 and sum(live) == 60 * max_batch, served
 
 
 def _jittered(hub, live_fps, n_batches=400, seed=0):
