@@ -47,7 +47,8 @@ file gives the same pixels everywhere. The rules:
 defect when its largest channel is at least half of the mask's largest value
 (so 0/1, 0/255, 0/65535 masks and lossy JPEG copies of them all read right);
 an all-zero mask is empty. A mask whose alpha channel varies (a transparent overlay
-exported by an annotation tool) is read from its alpha by the same rule.
+exported by an annotation tool) is read from its alpha by the same rule, turned by the
+file's EXIF orientation as its colour is.
 
 Resize policies (recorded in the sidecar, applied identically everywhere):
 
@@ -744,19 +745,70 @@ def frame_size(path: str | Path) -> tuple[int, int]:
     return height, width
 
 
+# EXIF Orientation (TIFF tag 274) → the numpy view that displays a stored (H, W) plane upright (Pillow's
+# ImageOps.exif_transpose table: 2 mirror, 3 half turn, 4 flip, 5 transpose, 6/8 quarter turns, 7 transverse)
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.T,
+           6: lambda a: np.rot90(a, -1), 7: lambda a: a.T[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+
+
+def _exif_orientation(data: np.ndarray) -> int:
+    """The EXIF Orientation (1..8) of an encoded image (JPEG, PNG eXIf, TIFF, WebP); 1 when it has none or
+    Pillow cannot read it."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(data.tobytes())) as im:
+            warnings.simplefilter("ignore")  # a damaged file's warnings: the pixel decoder tells
+            value = im.getexif().get(0x0112) or getattr(im, "tag_v2", {}).get(0x0112) or 1
+    except Exception:  # noqa: BLE001 - Pillow lacks the format or the file is damaged: OpenCV decided alone
+        return 1
+    return value if isinstance(value, int) and value in _ORIENT else 1
+
+
 def _varying_alpha(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
-    """The alpha channel of an encoded mask when it has one that is not constant, else None.
+    """The alpha channel of an encoded mask, upright, when it has one that is not constant, else None.
 
     Annotation tools export masks as overlays: defect pixels opaque, the rest transparent,
     with colour values that say nothing (black everywhere, or white everywhere). The
-    decoder drops alpha (and applies the orientation), so the file is decoded again as
-    stored; an alpha plane of another shape (a rotated file) is not trusted.
+    decoder drops alpha (and applies the orientation), so the alpha is read apart and turned by the
+    file's EXIF orientation as the decoder turned the colour: unturned, a mirrored or half-turned
+    overlay (one of any orientation when square) marked the wrong pixels. An alpha plane that still
+    differs in shape from ``shape`` is not trusted.
     """
-    raw = cv2_imdecode(data, cv2.IMREAD_UNCHANGED)
-    if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4) or raw.shape[:2] != tuple(shape):
+    alpha = _upright_alpha(data)
+    if alpha is None or alpha.shape != tuple(shape):
         return None
-    alpha = raw[:, :, -1]
     return alpha if alpha.min() != alpha.max() else None
+
+
+def _upright_alpha(data: np.ndarray) -> np.ndarray | None:
+    """The alpha plane (H, W) of an encoded image with the EXIF orientation applied; None without alpha.
+
+    OpenCV's as-stored read (IMREAD_UNCHANGED) gives it, except for a TIFF: there it applies the orientation
+    itself, fails on a quarter-turned page and drops a grey image's alpha, so Pillow reads TIFF alpha.
+    """
+    if bytes(data[:4]) in _TIFF_MAGICS:
+        return _pillow_alpha(data)
+    raw = cv2_imdecode(data, cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4):
+        return None
+    orient = _ORIENT.get(_exif_orientation(data))
+    return np.ascontiguousarray(orient(raw[:, :, -1])) if orient else raw[:, :, -1]
+
+
+def _pillow_alpha(data: np.ndarray) -> np.ndarray | None:
+    """The alpha plane of an image Pillow reads, EXIF orientation applied; None without alpha or when Pillow
+    cannot read it (the colour rule then decides)."""
+    from PIL import Image, ImageOps
+
+    try:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(data.tobytes())) as im:
+            warnings.simplefilter("ignore")  # a damaged file's warnings: the pixel decoder tells
+            if "A" not in im.getbands():
+                return None
+            return np.asarray(ImageOps.exif_transpose(im).getchannel("A"))
+    except Exception:  # noqa: BLE001 - a layout Pillow does not read (16-bit RGBA TIFF): the colour rule
+        return None
 
 
 def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndarray:

@@ -262,3 +262,35 @@ def test_transparent_overlay_masks_are_read_from_their_alpha(tmp_path, colour):
     opaque[0:4, 0:4, :3] = 255  # constant alpha: the colour rule as before
     assert cv2.imwrite(str(tmp_path / "o.png"), opaque)
     assert read_mask(tmp_path / "o.png").sum() == 16
+
+
+# EXIF Orientation → the Pillow transpose that turns the upright picture into the stored one (its inverse)
+_STORED_AS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_90",
+              7: "TRANSVERSE", 8: "ROTATE_270"}
+
+
+@pytest.mark.parametrize("mode, suffix", [("RGBA", ".png"), ("LA", ".png"), ("RGBA", ".tif"), ("LA", ".tif"),
+                                          ("RGBA", ".webp")])  # WebP has no grey+alpha mode
+@pytest.mark.parametrize("size", [(40, 40), (30, 50)])
+def test_an_overlay_mask_is_read_upright_whatever_its_exif_orientation(tmp_path, mode, suffix, size):
+    """An overlay mask (colour constant, the defect in its alpha) stored turned, with the EXIF orientation that
+    turns it back, marks the pixels of the picture as displayed, as its image decodes: its alpha was read as
+    stored, so a mirrored or half-turned overlay (any orientation when square) marked the wrong pixels, and a
+    grey+alpha TIFF's alpha was dropped (the whole white picture read as defect)."""
+    from PIL import Image
+
+    upright = np.zeros(size, np.uint8)
+    upright[2:10, 3:20] = 255  # off every axis of symmetry: a turn or a mirror shows
+    colour = np.full(size, 255, np.uint8)  # white everywhere: the colour rule alone reads all of it as defect
+    picture = Image.fromarray(np.dstack([colour] * (3 if mode == "RGBA" else 1) + [upright]), mode)
+    for orientation in range(1, 9):
+        stored = picture.transpose(getattr(Image.Transpose, _STORED_AS[orientation])) if orientation > 1 else picture
+        path = tmp_path / f"o{orientation}{suffix}"
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        if suffix == ".tif":
+            stored.save(path, tiffinfo={0x0112: orientation})
+        else:
+            stored.save(path, exif=exif, **({"lossless": True} if suffix == ".webp" else {}))
+        mask = read_mask(path)
+        assert mask.shape == size and np.array_equal(mask, upright > 0), f"orientation {orientation}"
