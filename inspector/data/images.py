@@ -752,13 +752,16 @@ _ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[:
 
 
 def _exif_orientation(data: np.ndarray) -> int:
-    """The EXIF Orientation (1..8) of an encoded image (JPEG, PNG eXIf, TIFF, WebP); 1 when it has none or
-    Pillow cannot read it."""
+    """The EXIF Orientation (1..8) of an encoded image that OpenCV's decoder applies (JPEG, TIFF, WebP, a PNG
+    eXIf chunk before the pixel data: OpenCV reads none after it, Pillow's getexif would); 1 when it has none
+    or Pillow cannot read it."""
     from PIL import Image
 
     try:
         with warnings.catch_warnings(), Image.open(io.BytesIO(data.tobytes())) as im:
             warnings.simplefilter("ignore")  # a damaged file's warnings: the pixel decoder tells
+            if im.format == "PNG" and "exif" not in im.info:  # none before IDAT (what open read)
+                return 1
             value = im.getexif().get(0x0112) or getattr(im, "tag_v2", {}).get(0x0112) or 1
     except Exception:  # noqa: BLE001 - Pillow lacks the format or the file is damaged: OpenCV decided alone
         return 1

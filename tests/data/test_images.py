@@ -294,3 +294,27 @@ def test_an_overlay_mask_is_read_upright_whatever_its_exif_orientation(tmp_path,
             stored.save(path, exif=exif, **({"lossless": True} if suffix == ".webp" else {}))
         mask = read_mask(path)
         assert mask.shape == size and np.array_equal(mask, upright > 0), f"orientation {orientation}"
+
+
+def test_an_overlay_mask_ignores_an_exif_chunk_after_its_pixels_as_its_colour_does(tmp_path):
+    """OpenCV reads a PNG's eXIf chunk only before IDAT (the colour of such a file is not turned); Pillow's
+    getexif reads one after it too: the alpha must not be turned where the colour is not."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    upright = np.zeros((40, 40), np.uint8)
+    upright[2:10, 3:20] = 255
+    png = io.BytesIO()
+    Image.fromarray(np.dstack([np.zeros_like(upright)] * 3 + [upright]), "RGBA").save(png, "PNG")
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    body = b"eXIf" + exif.tobytes()
+    late = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    data = png.getvalue()
+    iend = data.rindex(b"IEND") - 4
+    (tmp_path / "late.png").write_bytes(data[:iend] + late + data[iend:])
+    assert read_image(tmp_path / "late.png").shape[:2] == (40, 40)
+    assert np.array_equal(read_mask(tmp_path / "late.png"), upright > 0)
