@@ -788,30 +788,35 @@ def _upright_alpha(data: np.ndarray) -> np.ndarray | None:
     """The alpha plane (H, W) of an encoded image with the EXIF orientation applied; None without alpha.
 
     OpenCV's as-stored read (IMREAD_UNCHANGED) gives it, except for a TIFF: there it applies the orientation
-    itself, fails on a quarter-turned page and drops a grey image's alpha, so Pillow reads TIFF alpha.
+    itself, fails on a quarter-turned page and drops a grey image's alpha, so Pillow reads TIFF alpha (OpenCV
+    still, as it turns it, where Pillow cannot read the file).
     """
     if bytes(data[:4]) in _TIFF_MAGICS:
-        return _pillow_alpha(data)
+        read, alpha = _pillow_alpha(data)
+        if read:
+            return alpha
+        orient = None
+    else:
+        orient = _ORIENT.get(_exif_orientation(data))
     raw = cv2_imdecode(data, cv2.IMREAD_UNCHANGED)
     if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4):
         return None
-    orient = _ORIENT.get(_exif_orientation(data))
     return np.ascontiguousarray(orient(raw[:, :, -1])) if orient else raw[:, :, -1]
 
 
-def _pillow_alpha(data: np.ndarray) -> np.ndarray | None:
-    """The alpha plane of an image Pillow reads, EXIF orientation applied; None without alpha or when Pillow
-    cannot read it (the colour rule then decides)."""
+def _pillow_alpha(data: np.ndarray) -> tuple[bool, np.ndarray | None]:
+    """(whether Pillow read the image, its alpha plane with the EXIF orientation applied or None without
+    alpha)."""
     from PIL import Image, ImageOps
 
     try:
         with warnings.catch_warnings(), Image.open(io.BytesIO(data.tobytes())) as im:
             warnings.simplefilter("ignore")  # a damaged file's warnings: the pixel decoder tells
             if "A" not in im.getbands():
-                return None
-            return np.asarray(ImageOps.exif_transpose(im).getchannel("A"))
-    except Exception:  # noqa: BLE001 - a layout Pillow does not read (16-bit RGBA TIFF): the colour rule
-        return None
+                return True, None
+            return True, np.asarray(ImageOps.exif_transpose(im).getchannel("A"))
+    except Exception:  # noqa: BLE001 - a layout Pillow does not read: OpenCV's reader decides
+        return False, None
 
 
 def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
