@@ -609,6 +609,9 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
     * **8-bit unassociated alpha** (ExtraSamples 2): OpenCV's RGBA reader premultiplies the colour by alpha
       (colour 40 at alpha 100 came out 16) while the rule is "alpha ignored, stored colour values used" (a PNG
       or a 16-bit TIFF with the same alpha keeps them): decoded by Pillow instead, which keeps them.
+    * **2- and 4-bit grey** pages: OpenCV refuses them ("should be palette", "Invalid bitsperpixel"), while a
+      PNG or PGM of that depth decodes: Pillow reads them, widened to full range (white 3 or 15 → 255) and
+      MinIsWhite inverted, as OpenCV reads a 1-bit page.
 
     A MinIsWhite page wider than 8 bits is inverted by :func:`decode_image` (OpenCV inverts only 8-bit ones).
     """
@@ -619,13 +622,16 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
             what = f"{tiff.bits}-bit samples in separate planes" if tiff.planar == 2 else "float16 samples"
             raise ImageRejected(f"{where}: cannot read TIFF with {what}: {exc}", "unsupported") from None
     if 2 in tiff.extra and (tiff.bits or 8) == 8:
-        return _pillow_stored_colour(buf, where)
+        return _pillow_stored_colour(buf, where, "unassociated alpha")
+    if tiff.bits in (2, 4) and tiff.samples == 1 and tiff.photometric in (0, 1):
+        return _pillow_stored_colour(buf, where, f"{tiff.bits}-bit grey samples")
     return _imdecode(buf, where, _DECODE_FLAGS)
 
 
-def _pillow_stored_colour(buf: np.ndarray, where: str) -> np.ndarray:
-    """An 8-bit image with alpha decoded by Pillow, alpha dropped, as OpenCV gives it: grey (H, W) or BGR,
-    EXIF/TIFF orientation applied (as OpenCV's decoder applies it). Raises :class:`ImageRejected`."""
+def _pillow_stored_colour(buf: np.ndarray, where: str, what: str) -> np.ndarray:
+    """An 8-bit image with alpha (or one of fewer bits) decoded by Pillow, alpha dropped, as OpenCV gives it:
+    grey (H, W) or BGR uint8, EXIF/TIFF orientation applied (as OpenCV's decoder applies it). ``what`` names
+    the layout in the error. Raises :class:`ImageRejected`."""
     from PIL import Image, ImageOps
 
     try:
@@ -635,7 +641,7 @@ def _pillow_stored_colour(buf: np.ndarray, where: str) -> np.ndarray:
             im = im.convert("L" if im.mode in ("L", "LA", "La") else "RGB")  # drops alpha, never premultiplies
             pixels = np.asarray(im)
     except Exception as exc:  # noqa: BLE001 - Pillow's many errors: one line naming the file
-        raise ImageRejected(f"{where}: cannot decode image with unassociated alpha ({exc})", "corrupt") from None
+        raise ImageRejected(f"{where}: cannot decode image with {what} ({exc})", "corrupt") from None
     return pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
 
 
