@@ -507,13 +507,22 @@ def decode_image(data: bytes | np.ndarray, where: str, bit_depth: int | None = N
     :class:`DataError`) with one line naming ``where``.
     """
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    img, full_scale = _decode_samples(buf, where)
+    return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale)
+
+
+def _decode_samples(buf: np.ndarray, where: str) -> tuple[np.ndarray, int | None]:
+    """Encoded bytes → (samples as displayed: grey, BGR or BGRA at the file's depth, orientation applied and a
+    MinIsWhite page inverted at every depth; the full scale the file declares, or None). The part images and
+    masks share: a mask read without the inversion marked every pixel but the defect of a 16-bit or float
+    MinIsWhite TIFF. Raises :class:`ImageRejected`."""
     tiff = _tiff_layout(buf.tobytes()) if bytes(buf[:4]) in _TIFF_MAGICS else None
     img = _decode_pixels(buf, where, tiff)
     # 8-bit samples are full range in every format but PGM/PPM (a PNG's sBIT then only says how they were made)
     full_scale = declared_full_scale(buf.tobytes()) if img.dtype != np.uint8 else _pnm_maxval(buf[:4096])
     if tiff is not None and tiff.photometric == 0 and img.dtype != np.uint8:  # OpenCV inverts 8-bit pages only
         img = _invert(img, full_scale)
-    return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale)
+    return img, full_scale
 
 
 def _decode_pixels(buf: np.ndarray, where: str, tiff: TiffLayout | None) -> np.ndarray:
@@ -828,12 +837,12 @@ def _pillow_alpha(data: np.ndarray) -> tuple[bool, np.ndarray | None]:
 def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Decode a ground-truth mask to bool (H, W) by the two-level rule of the module docstring.
 
-    Same decoder (orientation, first page) as images. With ``shape`` ((H, W) or
+    Same decoder (orientation, MinIsWhite inverted, first page) as images. With ``shape`` ((H, W) or
     (H, W, C)) a mask of another size is resized (nearest).
     """
     path = Path(path)
     data = _read_bytes(path)
-    img = _decode_pixels(data, str(path), _tiff_layout(data.tobytes()))
+    img = _decode_samples(data, str(path))[0]
     alpha = _varying_alpha(data, img.shape[:2])
     if alpha is not None:  # a transparent overlay: coverage is the mask, whatever colour the pixels hold
         img = alpha
