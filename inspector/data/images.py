@@ -121,8 +121,10 @@ from inspector.data.tiff_retag import RetagError, decode_retagged, needs_retag
 
 log = logging.getLogger("inspector.images")
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm",
-                    ".pnm")
+# .jpe and .jfif are JPEG's other names (Windows browsers save photos as .jfif): left out, a folder of them was
+# skipped silently by training and the folder camera while a camera on one such file inspected it
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm",
+                    ".ppm", ".pbm", ".pnm")
 # image formats met in datasets that are not images by the rule (is_image_file): their files are counted in a warning,
 # not dropped unseen. Some OpenCV builds decode GIF (5.x does), but which files are images must not depend on the build
 UNREAD_IMAGE_EXTENSIONS = (".gif", ".jp2", ".j2k", ".jpx", ".exr", ".hdr", ".heic", ".heif", ".avif", ".jxl", ".tga",

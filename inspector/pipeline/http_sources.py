@@ -28,7 +28,7 @@ log = logging.getLogger("inspector.pipeline.sources")  # every source module log
 
 _SNAPSHOT_MAX_BYTES = 64 * 2**20  # one still picture from a snapshot URL; more is a stream or a fault
 _MJPEG_MAX_LINE = 64 * 1024  # one header line of an MJPEG part (a JPEG's own lines are read in these pieces)
-_STILL_SUFFIXES = {s.lower() for s in IMAGE_EXTENSIONS} | {".jpe", ".jfif"}
+_STILL_SUFFIXES = {s.lower() for s in IMAGE_EXTENSIONS}
 # Answers that are never a still picture: a camera's login or error page comes with status 200. Decoded as
 # pictures, each was a corrupt frame and the next GET was sent at once, hundreds a second, for ever; as an error
 # the camera reconnects with back-off. (Some cameras mislabel a JPEG as application/octet-stream: not refused.)
