@@ -5,7 +5,8 @@
 * **mvtec** — ``train/good/*``, ``test/good/*``, ``test/<defect type>/*``,
   masks ``ground_truth/<defect type>/<stem>_mask.png`` (KolektorSDD as shipped
   in shared/data uses it too, with the type ``defect``), or beside the image as
-  ``test/<defect type>/<stem>_mask.png``.
+  ``test/<defect type>/<stem>_mask.png`` (such a file beside a good image is its mask
+  too, never an image).
 * **btad** — ``train/ok/*``, ``test/ok/*``, ``test/ko/*``, masks
   ``ground_truth/ko/<stem>.png`` (BTAD's own naming; ``<stem>_mask.*`` and the
   other image extensions are accepted as well). ``ok`` is reported as ``good``.
@@ -84,6 +85,23 @@ def _mask_of(path: Path) -> str | None:
     return path.stem[:-5] if path.stem.lower().endswith("_mask") else None
 
 
+def split_beside_masks(files: Sequence[Path]) -> tuple[list[Path], dict[str, Path]]:
+    """``files`` of one folder → (its images, {image stem: mask}): a ``<stem>_mask.<ext>`` file beside an image
+    ``<stem>.<ext>`` is that image's mask, never an image of its own, in every folder a dataset reads (good
+    parts' too: a tool that writes a mask for every image writes empty ones beside the good images, which were
+    trained on and scored as good parts). One without such an image is an image with an odd name."""
+    stems = {p.stem for p in files}
+    beside = {_mask_of(p): p for p in files if _mask_of(p) in stems}
+    taken = set(beside.values())
+    return [p for p in files if p not in taken], beside
+
+
+def dataset_images(folder: Path) -> list[Path]:
+    """The images of a dataset folder of good parts (:func:`listed_images`, masks beside them left out:
+    :func:`split_beside_masks`)."""
+    return split_beside_masks(listed_images(folder))[0]
+
+
 def _mask_index(folder: Path) -> dict[str, Path]:
     """stem → mask path for a ground-truth folder; ``<stem>_mask.*`` and ``<stem>.*`` both map to stem."""
     index: dict[str, Path] = {}
@@ -132,7 +150,7 @@ def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
     samples: list[Sample] = []
     for sub in sorted((d for d in test_dir.iterdir() if d.is_dir() and not _is_artefact(d)), key=lambda d: d.name):
         if sub.name.lower() in good_names:
-            samples += [Sample(p, 0, "good", None) for p in listed_images(sub)]
+            samples += [Sample(p, 0, "good", None) for p in dataset_images(sub)]
             continue
         samples += _defect_samples(sub, subfolder(truth, sub.name) if truth is not None else None)
     return samples
@@ -164,8 +182,7 @@ def _defect_samples(folder: Path, gt: Path | None) -> list[Sample]:
     """
     files = listed_images(folder)
     stems = {p.stem for p in files}
-    beside = {_mask_of(p): p for p in files if _mask_of(p) in stems}
-    images = [p for p in files if p not in beside.values()]
+    images, beside = split_beside_masks(files)
     if not images:
         _warn_once(f"{folder}: defect folder holds no images (ignored)")
         return []
@@ -216,12 +233,12 @@ def load_dataset(root: str | Path) -> Dataset:
     if layout is None:
         raise DataError(f"{root}: no images found; {_EXPECTED}{_nested_hint(root)}")
     if layout == "folder":
-        train = [Sample(p, 0, "good", None) for p in listed_images(root)]
+        train = [Sample(p, 0, "good", None) for p in dataset_images(root)]
         test: list[Sample] = []
     else:
         good = "good" if layout == "mvtec" else "ok"
         good_dir = subfolder(subfolder(root, "train"), good)
-        train = [Sample(p, 0, "good", None) for p in listed_images(good_dir)]
+        train = [Sample(p, 0, "good", None) for p in dataset_images(good_dir)]
         if not train:
             raise DataError(f"{good_dir}: no training images ({', '.join(IMAGE_EXTENSIONS)})")
         # MVTec's and BTAD's names for the good class are both unambiguous, whichever layout the train

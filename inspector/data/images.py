@@ -47,7 +47,8 @@ file gives the same pixels everywhere. The rules:
 defect when its largest channel is at least half of the mask's largest value
 (so 0/1, 0/255, 0/65535 masks and lossy JPEG copies of them all read right);
 an all-zero mask is empty. A mask whose alpha channel varies (a transparent overlay
-exported by an annotation tool) is read from its alpha by the same rule.
+exported by an annotation tool) is read from its alpha by the same rule, turned by the
+file's EXIF orientation as its colour is.
 
 Resize policies (recorded in the sidecar, applied identically everywhere):
 
@@ -120,8 +121,10 @@ from inspector.data.tiff_retag import RetagError, decode_retagged, needs_retag
 
 log = logging.getLogger("inspector.images")
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm",
-                    ".pnm")
+# .jpe and .jfif are JPEG's other names (Windows browsers save photos as .jfif): left out, a folder of them was
+# skipped silently by training and the folder camera while a camera on one such file inspected it
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm",
+                    ".ppm", ".pbm", ".pnm")
 # image formats met in datasets that are not images by the rule (is_image_file): their files are counted in a warning,
 # not dropped unseen. Some OpenCV builds decode GIF (5.x does), but which files are images must not depend on the build
 UNREAD_IMAGE_EXTENSIONS = (".gif", ".jp2", ".j2k", ".jpx", ".exr", ".hdr", ".heic", ".heif", ".avif", ".jxl", ".tga",
@@ -506,13 +509,22 @@ def decode_image(data: bytes | np.ndarray, where: str, bit_depth: int | None = N
     :class:`DataError`) with one line naming ``where``.
     """
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    img, full_scale = _decode_samples(buf, where)
+    return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale)
+
+
+def _decode_samples(buf: np.ndarray, where: str) -> tuple[np.ndarray, int | None]:
+    """Encoded bytes → (samples as displayed: grey, BGR or BGRA at the file's depth, orientation applied and a
+    MinIsWhite page inverted at every depth; the full scale the file declares, or None). The part images and
+    masks share: a mask read without the inversion marked every pixel but the defect of a 16-bit or float
+    MinIsWhite TIFF. Raises :class:`ImageRejected`."""
     tiff = _tiff_layout(buf.tobytes()) if bytes(buf[:4]) in _TIFF_MAGICS else None
     img = _decode_pixels(buf, where, tiff)
     # 8-bit samples are full range in every format but PGM/PPM (a PNG's sBIT then only says how they were made)
     full_scale = declared_full_scale(buf.tobytes()) if img.dtype != np.uint8 else _pnm_maxval(buf[:4096])
     if tiff is not None and tiff.photometric == 0 and img.dtype != np.uint8:  # OpenCV inverts 8-bit pages only
         img = _invert(img, full_scale)
-    return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale)
+    return img, full_scale
 
 
 def _decode_pixels(buf: np.ndarray, where: str, tiff: TiffLayout | None) -> np.ndarray:
@@ -608,6 +620,9 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
     * **8-bit unassociated alpha** (ExtraSamples 2): OpenCV's RGBA reader premultiplies the colour by alpha
       (colour 40 at alpha 100 came out 16) while the rule is "alpha ignored, stored colour values used" (a PNG
       or a 16-bit TIFF with the same alpha keeps them): decoded by Pillow instead, which keeps them.
+    * **2- and 4-bit grey** pages: OpenCV refuses them ("should be palette", "Invalid bitsperpixel"), while a
+      PNG or PGM of that depth decodes: Pillow reads them, widened to full range (white 3 or 15 → 255) and
+      MinIsWhite inverted, as OpenCV reads a 1-bit page.
 
     A MinIsWhite page wider than 8 bits is inverted by :func:`decode_image` (OpenCV inverts only 8-bit ones).
     """
@@ -618,13 +633,16 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
             what = f"{tiff.bits}-bit samples in separate planes" if tiff.planar == 2 else "float16 samples"
             raise ImageRejected(f"{where}: cannot read TIFF with {what}: {exc}", "unsupported") from None
     if 2 in tiff.extra and (tiff.bits or 8) == 8:
-        return _pillow_stored_colour(buf, where)
+        return _pillow_stored_colour(buf, where, "unassociated alpha")
+    if tiff.bits in (2, 4) and tiff.samples == 1 and tiff.photometric in (0, 1):
+        return _pillow_stored_colour(buf, where, f"{tiff.bits}-bit grey samples")
     return _imdecode(buf, where, _DECODE_FLAGS)
 
 
-def _pillow_stored_colour(buf: np.ndarray, where: str) -> np.ndarray:
-    """An 8-bit image with alpha decoded by Pillow, alpha dropped, as OpenCV gives it: grey (H, W) or BGR,
-    EXIF/TIFF orientation applied (as OpenCV's decoder applies it). Raises :class:`ImageRejected`."""
+def _pillow_stored_colour(buf: np.ndarray, where: str, what: str) -> np.ndarray:
+    """An 8-bit image with alpha (or one of fewer bits) decoded by Pillow, alpha dropped, as OpenCV gives it:
+    grey (H, W) or BGR uint8, EXIF/TIFF orientation applied (as OpenCV's decoder applies it). ``what`` names
+    the layout in the error. Raises :class:`ImageRejected`."""
     from PIL import Image, ImageOps
 
     try:
@@ -634,7 +652,7 @@ def _pillow_stored_colour(buf: np.ndarray, where: str) -> np.ndarray:
             im = im.convert("L" if im.mode in ("L", "LA", "La") else "RGB")  # drops alpha, never premultiplies
             pixels = np.asarray(im)
     except Exception as exc:  # noqa: BLE001 - Pillow's many errors: one line naming the file
-        raise ImageRejected(f"{where}: cannot decode image with unassociated alpha ({exc})", "corrupt") from None
+        raise ImageRejected(f"{where}: cannot decode image with {what} ({exc})", "corrupt") from None
     return pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
 
 
@@ -744,30 +762,89 @@ def frame_size(path: str | Path) -> tuple[int, int]:
     return height, width
 
 
+# EXIF Orientation (TIFF tag 274) → the numpy view that displays a stored (H, W) plane upright (Pillow's
+# ImageOps.exif_transpose table: 2 mirror, 3 half turn, 4 flip, 5 transpose, 6/8 quarter turns, 7 transverse)
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.T,
+           6: lambda a: np.rot90(a, -1), 7: lambda a: a.T[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+
+
+def _exif_orientation(data: np.ndarray) -> int:
+    """The EXIF Orientation (1..8) of an encoded image that OpenCV's decoder applies (JPEG, TIFF, WebP, a PNG
+    eXIf chunk before the pixel data: OpenCV reads none after it, Pillow's getexif would); 1 when it has none
+    or Pillow cannot read it."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(data.tobytes())) as im:
+            warnings.simplefilter("ignore")  # a damaged file's warnings: the pixel decoder tells
+            if im.format == "PNG" and "exif" not in im.info:  # none before IDAT (what open read)
+                return 1
+            value = im.getexif().get(0x0112) or getattr(im, "tag_v2", {}).get(0x0112) or 1
+    except Exception:  # noqa: BLE001 - Pillow lacks the format or the file is damaged: OpenCV decided alone
+        return 1
+    return value if isinstance(value, int) and value in _ORIENT else 1
+
+
 def _varying_alpha(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
-    """The alpha channel of an encoded mask when it has one that is not constant, else None.
+    """The alpha channel of an encoded mask, upright, when it has one that is not constant, else None.
 
     Annotation tools export masks as overlays: defect pixels opaque, the rest transparent,
     with colour values that say nothing (black everywhere, or white everywhere). The
-    decoder drops alpha (and applies the orientation), so the file is decoded again as
-    stored; an alpha plane of another shape (a rotated file) is not trusted.
+    decoder drops alpha (and applies the orientation), so the alpha is read apart and turned by the
+    file's EXIF orientation as the decoder turned the colour: unturned, a mirrored or half-turned
+    overlay (one of any orientation when square) marked the wrong pixels. An alpha plane that still
+    differs in shape from ``shape`` is not trusted.
     """
-    raw = cv2_imdecode(data, cv2.IMREAD_UNCHANGED)
-    if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4) or raw.shape[:2] != tuple(shape):
+    alpha = _upright_alpha(data)
+    if alpha is None or alpha.shape != tuple(shape):
         return None
-    alpha = raw[:, :, -1]
     return alpha if alpha.min() != alpha.max() else None
+
+
+def _upright_alpha(data: np.ndarray) -> np.ndarray | None:
+    """The alpha plane (H, W) of an encoded image with the EXIF orientation applied; None without alpha.
+
+    OpenCV's as-stored read (IMREAD_UNCHANGED) gives it, except for a TIFF: there it applies the orientation
+    itself, fails on a quarter-turned page and drops a grey image's alpha, so Pillow reads TIFF alpha (OpenCV
+    still, as it turns it, where Pillow cannot read the file).
+    """
+    if bytes(data[:4]) in _TIFF_MAGICS:
+        read, alpha = _pillow_alpha(data)
+        if read:
+            return alpha
+        orient = None
+    else:
+        orient = _ORIENT.get(_exif_orientation(data))
+    raw = cv2_imdecode(data, cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4):
+        return None
+    return np.ascontiguousarray(orient(raw[:, :, -1])) if orient else raw[:, :, -1]
+
+
+def _pillow_alpha(data: np.ndarray) -> tuple[bool, np.ndarray | None]:
+    """(whether Pillow read the image, its alpha plane with the EXIF orientation applied or None without
+    alpha)."""
+    from PIL import Image, ImageOps
+
+    try:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(data.tobytes())) as im:
+            warnings.simplefilter("ignore")  # a damaged file's warnings: the pixel decoder tells
+            if "A" not in im.getbands():
+                return True, None
+            return True, np.asarray(ImageOps.exif_transpose(im).getchannel("A"))
+    except Exception:  # noqa: BLE001 - a layout Pillow does not read: OpenCV's reader decides
+        return False, None
 
 
 def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Decode a ground-truth mask to bool (H, W) by the two-level rule of the module docstring.
 
-    Same decoder (orientation, first page) as images. With ``shape`` ((H, W) or
+    Same decoder (orientation, MinIsWhite inverted, first page) as images. With ``shape`` ((H, W) or
     (H, W, C)) a mask of another size is resized (nearest).
     """
     path = Path(path)
     data = _read_bytes(path)
-    img = _decode_pixels(data, str(path), _tiff_layout(data.tobytes()))
+    img = _decode_samples(data, str(path))[0]
     alpha = _varying_alpha(data, img.shape[:2])
     if alpha is not None:  # a transparent overlay: coverage is the mask, whatever colour the pixels hold
         img = alpha

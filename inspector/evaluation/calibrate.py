@@ -215,7 +215,7 @@ def _val_names(sidecar: dict) -> list[str]:
 def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | Path | None = None,
                        split: str = "auto") -> tuple[list, dict, list[str]]:
     """(good samples, description, warnings) to calibrate on (see the module docstring)."""
-    from inspector.data.datasets import Sample, listed_images, load_dataset
+    from inspector.data.datasets import Sample, dataset_images, load_dataset
 
     if split not in SPLITS:
         raise ConfigError(f"split '{split}': choose one of {', '.join(SPLITS)}")
@@ -226,7 +226,7 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
         folder = Path(good_dir)
         if not folder.is_dir():
             raise DataError(f"{folder}: good-image folder not found")
-        samples = [Sample(p, 0, "good") for p in listed_images(folder)]  # other formats told
+        samples = [Sample(p, 0, "good") for p in dataset_images(folder)]  # other formats told, masks left out
         if not samples:
             raise DataError(f"{folder}: no images in the good-image folder")
         return samples, {"source": "folder", "root": str(folder)}, []

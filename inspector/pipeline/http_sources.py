@@ -32,7 +32,7 @@ _MJPEG_MAX_LINE = 64 * 1024  # one header line of an MJPEG part (a JPEG's own li
 # Parts arriving back to back (a burst) are handed over only once the reader caught up with them, at the latest
 # this long after the first of them: a stream always faster than its reader still gets its pictures taken
 _BURST_HOLD_S = 0.2
-_STILL_SUFFIXES = {s.lower() for s in IMAGE_EXTENSIONS} | {".jpe", ".jfif"}
+_STILL_SUFFIXES = {s.lower() for s in IMAGE_EXTENSIONS}
 # Answers that are never a still picture: a camera's login or error page comes with status 200. Decoded as
 # pictures, each was a corrupt frame and the next GET was sent at once, hundreds a second, for ever; as an error
 # the camera reconnects with back-off. (Some cameras mislabel a JPEG as application/octet-stream: not refused.)
@@ -49,9 +49,6 @@ class _AuthStaysOnHost(urllib.request.HTTPRedirectHandler):
         if new is not None and urllib.parse.urlsplit(newurl).hostname != urllib.parse.urlsplit(req.full_url).hostname:
             new.remove_header("Authorization")
         return new
-
-
-_SNAPSHOT_OPENER = urllib.request.build_opener(_AuthStaysOnHost)
 
 
 _SNAPSHOT_OPENER = urllib.request.build_opener(_AuthStaysOnHost)

@@ -1345,9 +1345,10 @@ def is_still_image(path: Path) -> bool:
     """True when the file ``path`` is a still image for the one image decoder, False when it is a video.
 
     Decided by the name where it says (an image or a video extension, any case), else by the file's
-    content: ``inspector predict`` decodes any file OpenCV's image codecs recognise (``foo.jpe``,
-    ``foo.jfif``, ``foo.jp2``, a name without extension), so the camera must too; FFmpeg would show such
-    a JPEG without its EXIF rotation and with its own colour conversion (other pixels, another score).
+    content: a still OpenCV's image codecs recognise under another name (``foo.jp2``, a name without
+    extension) is decoded by the one image decoder too (``inspector predict`` refuses such a name in one line,
+    :func:`inspector.data.images.not_an_image`); FFmpeg would show a JPEG without its EXIF rotation and
+    with its own colour conversion (other pixels, another score).
     GIF stays with FFmpeg, which plays an animation frame by frame.
     """
     suffix = path.suffix.lower()

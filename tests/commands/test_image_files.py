@@ -46,6 +46,39 @@ def test_predict_scores_the_same_files_named_or_listed(tmp_path, capsys, caplog)
     assert len(err) == 1 and err[0].startswith(f"error: {folder / 'b.gif'}: '.gif' is not an image format"), err
 
 
+
+@pytest.mark.parametrize("suffix", [".jfif", ".jpe", ".JFIF"])
+def test_jpeg_under_its_other_names_is_an_image_on_every_path(tmp_path, capsys, caplog, suffix):
+    """``.jfif`` / ``.jpe`` are JPEG's other names (browsers on Windows save photos as .jfif). predict refused
+    such a file by name and a folder listing (training, evaluation, the folder camera) skipped it without a word,
+    while a camera on that one file inspected it: it is an image everywhere now, and scores as its .jpg copy."""
+    from tiny_graphs import write_exported
+
+    from inspector.data.datasets import load_dataset
+    from inspector.pipeline.config import CameraSection
+    from inspector.pipeline.sources import FolderSource
+
+    model = str(write_exported(tmp_path / "export", fp16=False))
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)
+    cv2.imwrite(str(folder / "a.jpg"), pixels)
+    (folder / f"b{suffix}").write_bytes((folder / "a.jpg").read_bytes())
+    with caplog.at_level(logging.WARNING):
+        assert main(["predict", model, str(folder)]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines() if "\t" in line]
+    assert [name for name, *_ in lines] == [str(folder / "a.jpg"), str(folder / f"b{suffix}")], lines
+    assert lines[0][1] == lines[1][1]
+    assert main(["predict", model, str(folder / f"b{suffix}")]) == 0
+    assert [s.path.name for s in load_dataset(folder).train] == ["a.jpg", f"b{suffix}"]
+    source = FolderSource(CameraSection(name="parts", source=str(folder)))
+    source.open()
+    seen = []
+    while (grabbed := source.read()) is not None:
+        seen.append((grabbed.meta["file"], grabbed.image is not None))
+    source.close()
+    assert seen == [("a.jpg", True), (f"b{suffix}", True)], seen
+
 def test_enroll_references_follow_the_same_rule(tmp_path, caplog):
     """A glob keeps the images and tells the rest in one line; a named non-image is refused in one line."""
     from inspector.deploy.enroll import reference_files

@@ -222,6 +222,29 @@ def test_masks_beside_their_images_are_masks_not_defect_images(tmp_path):
         ("000.png", "000_Mask.png")]
 
 
+
+def test_masks_beside_good_images_are_masks_not_good_images(tmp_path):
+    """A tool that writes a mask for every image writes empty ones beside the good images too: train/good,
+    test/good, a folder of good images and calibrate's good-image folder read them as good parts (trained on,
+    scored), while the same naming in a defect folder is a mask. One rule for every folder now."""
+    from inspector.evaluation.calibrate import select_good_images
+
+    root = tmp_path / "part"
+    for split in ("train", "test"):
+        for i in range(3):
+            _img(root / split / "good" / f"{i:03d}.png")
+            _img(root / split / "good" / f"{i:03d}_mask.png", 0, (16, 16))
+    _img(root / "train" / "good" / "lone_mask.png")  # no image 'lone' beside it: an image with an odd name
+    _img(root / "test" / "crack" / "000.png")
+    _img(root / "test" / "crack" / "000_mask.png", 255, (16, 16))
+    ds = load_dataset(root)
+    assert [s.path.name for s in ds.train] == ["000.png", "001.png", "002.png", "lone_mask.png"]
+    assert [(s.path.name, s.label) for s in ds.test] == [("000.png", 1), ("000.png", 0), ("001.png", 0),
+                                                         ("002.png", 0)]
+    assert [s.path.name for s in load_dataset(root / "test" / "good").train] == ["000.png", "001.png", "002.png"]
+    good, _, _ = select_good_images(None, {}, good_dir=root / "test" / "good")
+    assert [s.path.name for s in good] == ["000.png", "001.png", "002.png"]
+
 def test_broken_symlinks_are_skipped_and_counted_not_dropped(tmp_path):
     """A link into an unmounted share is an unreadable image: warned and listed as skipped, like a corrupt file."""
     good = tmp_path / "part" / "train" / "good"

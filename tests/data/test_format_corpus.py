@@ -366,6 +366,50 @@ def test_a_tiff_gives_its_stored_samples_whatever_its_layout(tmp_path):
         assert np.array_equal(seen[name].image, cv2.cvtColor(ref, cv2.COLOR_RGB2BGR)), name
 
 
+def _packed_grey_tiff(levels: np.ndarray, bits: int, photometric: int = 1, orientation: int = 1) -> bytes:
+    """An uncompressed big-endian grey TIFF of ``levels`` (H, W) packed ``bits`` to a sample (rows padded to a
+    byte), written here because neither OpenCV nor Pillow writes 2- or 4-bit grey."""
+    h, w = levels.shape
+    per_byte = 8 // bits
+    rows = np.zeros((h, -(-w // per_byte)), np.uint8)
+    for x in range(w):
+        rows[:, x // per_byte] |= (levels[:, x].astype(np.uint8) << (8 - bits * (x % per_byte + 1))).astype(np.uint8)
+    data = rows.tobytes()
+    tags = [(256, 3, w), (257, 3, h), (258, 3, bits), (259, 3, 1), (262, 3, photometric), (273, 4, 0),
+            (274, 3, orientation), (277, 3, 1), (278, 3, h), (279, 4, len(data))]
+    data_at = 8 + 2 + len(tags) * 12 + 4
+    ifd = struct.pack(">H", len(tags)) + b"".join(
+        struct.pack(">HHI", tag, kind, 1) + (struct.pack(">HH", value, 0) if kind == 3 else
+                                             struct.pack(">I", data_at if tag == 273 else value))
+        for tag, kind, value in tags)
+    return b"MM\x00*" + struct.pack(">I", 8) + ifd + b"\x00" * 4 + data
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_a_2_or_4_bit_grey_tiff_decodes_widened_on_every_path(tmp_path, bits):
+    """OpenCV refuses 2- and 4-bit grey TIFF pages ("should be palette", "Invalid bitsperpixel"), so predict,
+    training and the daemon refused a scanner's file whose PNG copy decodes. Read, widened to full range
+    (level 3 or 15 → 255), MinIsWhite inverted and the EXIF/TIFF orientation applied, the same on every path."""
+    top = (1 << bits) - 1
+    grey = cv2.cvtColor(_picture(), cv2.COLOR_RGB2GRAY)
+    levels = (grey.astype(np.uint32) * top + 127) // 255
+    want = np.dstack([((levels * 255 + top // 2) // top).astype(np.uint8)] * 3)
+    (tmp_path / "black0.tif").write_bytes(_packed_grey_tiff(levels, bits))
+    (tmp_path / "white0.tif").write_bytes(_packed_grey_tiff(top - levels, bits, photometric=0))
+    stored = np.rot90(levels, 1)  # a quarter turn left; Orientation 6 turns it back
+    (tmp_path / "turned.tif").write_bytes(_packed_grey_tiff(np.ascontiguousarray(stored), bits, orientation=6))
+    source = FolderSource(CameraSection(name="tiff", source=str(tmp_path)))
+    source.open()
+    seen = {}
+    while (grabbed := source.read()) is not None:
+        seen[grabbed.meta["file"]] = grabbed
+    source.close()
+    for name in ("black0.tif", "white0.tif", "turned.tif"):
+        got = read_image(tmp_path / name)
+        assert np.array_equal(got, want), f"{name}: mean {np.abs(got.astype(int) - want).mean():.1f} levels off"
+        assert seen[name].image is not None and np.array_equal(seen[name].image, want), name
+
+
 def _frames_decoded(path: Path) -> int:
     """How many frames the camera made of the file ``path`` gives, to its end."""
     source = make_source(CameraSection(name="v", source=str(path)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import time
 
 import cv2
@@ -262,3 +263,88 @@ def test_transparent_overlay_masks_are_read_from_their_alpha(tmp_path, colour):
     opaque[0:4, 0:4, :3] = 255  # constant alpha: the colour rule as before
     assert cv2.imwrite(str(tmp_path / "o.png"), opaque)
     assert read_mask(tmp_path / "o.png").sum() == 16
+
+
+
+
+def _miniswhite_tiff(stored: np.ndarray) -> bytes:
+    """An uncompressed little-endian one-strip grey TIFF with PhotometricInterpretation 0 (MinIsWhite) holding
+    ``stored`` (H, W) as it is (uint8, uint16, int16 or float32), written here because Pillow inverts some
+    depths on saving and not others."""
+    h, w = stored.shape
+    fmt = {"u": 1, "i": 2, "f": 3}[stored.dtype.kind]
+    data = stored.astype(stored.dtype.newbyteorder("<")).tobytes()
+    tags = [(256, w), (257, h), (258, 8 * stored.dtype.itemsize), (259, 1), (262, 0), (273, 0), (277, 1),
+            (278, h), (279, len(data)), (339, fmt)]
+    data_at = 8 + 2 + len(tags) * 12 + 4
+    ifd = struct.pack("<H", len(tags)) + b"".join(
+        struct.pack("<HHII", tag, 4, 1, data_at if tag == 273 else value) for tag, value in tags)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + b"\x00" * 4 + data
+
+
+@pytest.mark.parametrize("dtype, white", [(np.uint8, 255), (np.uint16, 65535), (np.int16, 32767),
+                                          (np.float32, 1.0)])
+def test_a_miniswhite_tiff_mask_marks_its_defect_at_every_depth(tmp_path, dtype, white):
+    """A MinIsWhite TIFF mask (0 = white: the defect stored as 0) marks the defect, as its image shows it white:
+    masks skipped the inversion images get beyond 8 bits (OpenCV inverts only 8-bit pages), so a 16-bit, signed
+    or float one marked every pixel but the defect."""
+    defect = np.zeros((30, 40), bool)
+    defect[3:10, 5:20] = True
+    (tmp_path / "m.tif").write_bytes(_miniswhite_tiff(np.where(defect, 0, white).astype(dtype)))
+    grey = read_image(tmp_path / "m.tif")[..., 0]
+    assert (grey[defect] == 255).all() and (grey[~defect] == 0).all()
+    assert np.array_equal(read_mask(tmp_path / "m.tif"), defect)
+
+# EXIF Orientation → the Pillow transpose that turns the upright picture into the stored one (its inverse)
+_STORED_AS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_90",
+              7: "TRANSVERSE", 8: "ROTATE_270"}
+
+
+@pytest.mark.parametrize("mode, suffix", [("RGBA", ".png"), ("LA", ".png"), ("RGBA", ".tif"), ("LA", ".tif"),
+                                          ("RGBA", ".webp")])  # WebP has no grey+alpha mode
+@pytest.mark.parametrize("size", [(40, 40), (30, 50)])
+def test_an_overlay_mask_is_read_upright_whatever_its_exif_orientation(tmp_path, mode, suffix, size):
+    """An overlay mask (colour constant, the defect in its alpha) stored turned, with the EXIF orientation that
+    turns it back, marks the pixels of the picture as displayed, as its image decodes: its alpha was read as
+    stored, so a mirrored or half-turned overlay (any orientation when square) marked the wrong pixels, and a
+    grey+alpha TIFF's alpha was dropped (the whole white picture read as defect)."""
+    from PIL import Image
+
+    upright = np.zeros(size, np.uint8)
+    upright[2:10, 3:20] = 255  # off every axis of symmetry: a turn or a mirror shows
+    colour = np.full(size, 255, np.uint8)  # white everywhere: the colour rule alone reads all of it as defect
+    picture = Image.fromarray(np.dstack([colour] * (3 if mode == "RGBA" else 1) + [upright]), mode)
+    for orientation in range(1, 9):
+        stored = picture.transpose(getattr(Image.Transpose, _STORED_AS[orientation])) if orientation > 1 else picture
+        path = tmp_path / f"o{orientation}{suffix}"
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        if suffix == ".tif":
+            stored.save(path, tiffinfo={0x0112: orientation})
+        else:
+            stored.save(path, exif=exif, **({"lossless": True} if suffix == ".webp" else {}))
+        mask = read_mask(path)
+        assert mask.shape == size and np.array_equal(mask, upright > 0), f"orientation {orientation}"
+
+
+def test_an_overlay_mask_ignores_an_exif_chunk_after_its_pixels_as_its_colour_does(tmp_path):
+    """OpenCV reads a PNG's eXIf chunk only before IDAT (the colour of such a file is not turned); Pillow's
+    getexif reads one after it too: the alpha must not be turned where the colour is not."""
+    import io
+    import zlib
+
+    from PIL import Image
+
+    upright = np.zeros((40, 40), np.uint8)
+    upright[2:10, 3:20] = 255
+    png = io.BytesIO()
+    Image.fromarray(np.dstack([np.zeros_like(upright)] * 3 + [upright]), "RGBA").save(png, "PNG")
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    body = b"eXIf" + exif.tobytes()
+    late = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    data = png.getvalue()
+    iend = data.rindex(b"IEND") - 4
+    (tmp_path / "late.png").write_bytes(data[:iend] + late + data[iend:])
+    assert read_image(tmp_path / "late.png").shape[:2] == (40, 40)
+    assert np.array_equal(read_mask(tmp_path / "late.png"), upright > 0)
