@@ -129,6 +129,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".
 # not dropped unseen. Some OpenCV builds decode GIF (5.x does), but which files are images must not depend on the build
 UNREAD_IMAGE_EXTENSIONS = (".gif", ".jp2", ".j2k", ".jpx", ".exr", ".hdr", ".heic", ".heif", ".avif", ".jxl", ".tga",
                            ".psd", ".dng", ".raw", ".ico")
+# videos by name, whatever their content: a raw MJPEG file begins like a JPEG, so its name keeps it a video
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".mjpeg",
+                    ".mjpg", ".mts", ".m2ts", ".3gp", ".ogv", ".y4m", ".h264", ".264", ".h265", ".hevc", ".nut",
+                    ".mxf", ".asf", ".vob")
 MIN_SIDE = 8  # smaller images are rejected on every path (pixels per side)
 # IMREAD_ANYDEPTH keeps 16-bit/float, IMREAD_ANYCOLOR keeps grey as 1 channel and drops alpha;
 # without IMREAD_IGNORE_ORIENTATION OpenCV applies the EXIF orientation.
@@ -155,16 +159,37 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def is_still_image(path: Path) -> bool:
+    """True when the file ``path``, named on its own (``predict FILE``, a camera whose source is one file), is a
+    still image for the one image decoder.
+
+    Decided by the name where it says (an image or a video extension, any case), else by the file's content: a
+    still OpenCV's image codecs recognise under another name (``foo.jp2``, ``.dat``, a name without extension)
+    is an image on every path that takes a named file, so predict scores the very file a camera on it
+    inspects. GIF is not a still: the daemon plays an animation frame by frame. A folder listing keeps to
+    names (:func:`is_image_file`): which files of a folder are images must not depend on the OpenCV build.
+    """
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return True
+    if suffix in VIDEO_EXTENSIONS or suffix == ".gif":
+        return False
+    try:
+        return bool(cv2.haveImageReader(str(path)))  # reads the file's signature (magic bytes)
+    except cv2.error:
+        return False
+
+
 def not_an_image(path: str | Path) -> str | None:
     """Why the named file ``path`` is not read as an image (one phrase, naming it), None when it is one
-    (:func:`is_image_file`)."""
+    (:func:`is_still_image`) or is missing (reading it then says so)."""
     path = Path(path)
-    if is_image_file(path):
-        return None
     if path.name.startswith("."):
         return f"{path}: a hidden file is never read as an image (tools' leftovers such as macOS '._' copies)"
+    if is_still_image(path) or not (path.exists() or _is_broken_link(path)):
+        return None
     return (f"{path}: '{path.suffix or '(no extension)'}' is not an image format read "
-            f"(read: {', '.join(IMAGE_EXTENSIONS)})")
+            f"(read: {', '.join(IMAGE_EXTENSIONS)}, or another name whose content OpenCV decodes as a still)")
 
 
 def list_images(folder: Path) -> list[Path]:

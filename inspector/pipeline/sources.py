@@ -56,8 +56,9 @@ from typing import Callable, Mapping
 import cv2
 import numpy as np
 
-from inspector.data.images import (IMAGE_EXTENSIONS, ImageRejected, decode_image, ends_cut_short, list_images,
-                                   read_file_and_stat, special_file_kind, unread_image_names, warn_once)
+from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageRejected, decode_image, ends_cut_short,
+                                   is_still_image, list_images, read_file_and_stat, special_file_kind,
+                                   unread_image_names, warn_once)
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import avi_raw, ffmpeg_frames, ffmpeg_live, rtsp_probe
 from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
@@ -71,9 +72,7 @@ from inspector.redact import redact
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".mjpeg",
-                  ".mjpg", ".mts", ".m2ts", ".3gp", ".ogv", ".y4m", ".h264", ".264", ".h265", ".hevc", ".nut",
-                  ".mxf", ".asf", ".vob"}  # a raw MJPEG file begins like a JPEG: its name keeps it a video
+VIDEO_SUFFIXES = set(VIDEO_EXTENSIONS)
 IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
 _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/truncation
 _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guide/devices.txt)
@@ -1339,27 +1338,6 @@ def _names_video_device(src: str) -> bool:
     except (OSError, ValueError):
         return False
     return stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == _V4L_MAJOR
-
-
-def is_still_image(path: Path) -> bool:
-    """True when the file ``path`` is a still image for the one image decoder, False when it is a video.
-
-    Decided by the name where it says (an image or a video extension, any case), else by the file's
-    content: a still OpenCV's image codecs recognise under another name (``foo.jp2``, a name without
-    extension) is decoded by the one image decoder too (``inspector predict`` refuses such a name in one line,
-    :func:`inspector.data.images.not_an_image`); FFmpeg would show a JPEG without its EXIF rotation and
-    with its own colour conversion (other pixels, another score).
-    GIF stays with FFmpeg, which plays an animation frame by frame.
-    """
-    suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
-        return True
-    if suffix in VIDEO_SUFFIXES or suffix == ".gif":
-        return False
-    try:
-        return bool(cv2.haveImageReader(str(path)))  # reads the file's signature (magic bytes)
-    except cv2.error:
-        return False
 
 
 # Makes the Source of a camera whose source type a plug-in provides: (camera, model bit depth) → Source.

@@ -91,3 +91,30 @@ def test_enroll_references_follow_the_same_rule(tmp_path, caplog):
     assert len(told) == 1 and "2 file(s)" in told[0], told
     with pytest.raises(ConfigError, match=r"b\.gif: '\.gif' is not an image format read"):
         reference_files([str(folder / "b.gif")])
+
+
+@pytest.mark.parametrize("name", ["frame_0001", "frame.dat", "scan.JP2"])
+def test_a_named_file_is_an_image_by_its_content_on_every_path(tmp_path, capsys, name):
+    """The daemon's camera on one file decides by the file's content where its name says nothing (no extension,
+    ``.dat``, ``.jp2``) and inspects such a still; ``predict`` refused the very file by its name. Both decide
+    by one rule now: predict scores it as its ``.png`` copy, and a named file that is no image is still one
+    error line."""
+    from tiny_graphs import write_exported
+
+    from inspector.pipeline.config import CameraSection
+    from inspector.pipeline.sources import ImageFileSource, make_source
+
+    model = str(write_exported(tmp_path / "export", fp16=False))
+    pixels = np.random.default_rng(1).integers(0, 256, (32, 32, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), pixels)
+    fmt = ".jp2" if name.lower().endswith(".jp2") else ".png"
+    (tmp_path / name).write_bytes(cv2.imencode(fmt, pixels)[1].tobytes())
+    (tmp_path / "notes").write_text("not an image")
+    assert isinstance(make_source(CameraSection(name="still", source=str(tmp_path / name))), ImageFileSource)
+    assert main(["predict", model, str(tmp_path / "a.png"), str(tmp_path / name), str(tmp_path / "notes")]) == 2
+    captured = capsys.readouterr()
+    lines = [line.split("\t") for line in captured.out.splitlines() if "\t" in line]
+    assert [p for p, _ in lines] == [str(tmp_path / "a.png"), str(tmp_path / name)], captured
+    assert lines[0][1] == lines[1][1] or fmt == ".jp2", lines  # JPEG 2000 round trip is lossless here too
+    err = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'notes'}: "), err
