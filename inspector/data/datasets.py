@@ -6,7 +6,7 @@
   masks ``ground_truth/<defect type>/<stem>_mask.png`` (KolektorSDD as shipped
   in shared/data uses it too, with the type ``defect``), or beside the image as
   ``test/<defect type>/<stem>_mask.png`` (such a file beside a good image is its mask
-  too, never an image).
+  too, never an image). ``<stem>_gt`` and ``<stem>_label`` are masks too (:data:`MASK_SUFFIXES`).
 * **btad** — ``train/ok/*``, ``test/ok/*``, ``test/ko/*``, masks
   ``ground_truth/ko/<stem>.png`` (BTAD's own naming; ``<stem>_mask.*`` and the
   other image extensions are accepted as well). ``ok`` is reported as ``good``.
@@ -80,19 +80,32 @@ class Dataset:
         }
 
 
+# how datasets name a mask after its image <stem>: MVTec AD's <stem>_mask, and <stem>_gt / <stem>_label of other
+# public datasets (any letter case: tools on Windows write _MASK). The one list, beside an image and in ground_truth
+MASK_SUFFIXES = ("_mask", "_gt", "_label")
+
+
 def _mask_of(path: Path) -> str | None:
-    """The image stem a ``<stem>_mask.<ext>`` file belongs to (``_MASK`` too: tools on Windows write it), else None."""
-    return path.stem[:-5] if path.stem.lower().endswith("_mask") else None
+    """The image stem a ``<stem><mask suffix>.<ext>`` file (:data:`MASK_SUFFIXES`) belongs to, else None."""
+    lower = path.stem.lower()
+    suffix = next((s for s in MASK_SUFFIXES if lower.endswith(s) and len(lower) > len(s)), None)
+    return path.stem[:-len(suffix)] if suffix else None
 
 
 def split_beside_masks(files: Sequence[Path]) -> tuple[list[Path], dict[str, Path]]:
-    """``files`` of one folder → (its images, {image stem: mask}): a ``<stem>_mask.<ext>`` file beside an image
-    ``<stem>.<ext>`` is that image's mask, never an image of its own, in every folder a dataset reads (good
-    parts' too: a tool that writes a mask for every image writes empty ones beside the good images, which were
-    trained on and scored as good parts). One without such an image is an image with an odd name."""
+    """``files`` of one folder → (its images, {image stem: mask}): a ``<stem><mask suffix>.<ext>`` file
+    (:data:`MASK_SUFFIXES`) beside an image ``<stem>.<ext>`` is that image's mask, never an image of its own, in
+    every folder a dataset reads (good parts' too: a tool that writes a mask for every image writes empty ones
+    beside the good images, which were trained on and scored as good parts). One without such an image stays an
+    image (a photo named ``bolt_gt.png`` must not vanish), and one warning per folder names them: it may as
+    well be a mask whose image is missing."""
     stems = {p.stem for p in files}
-    beside = {_mask_of(p): p for p in files if _mask_of(p) in stems}
-    taken = set(beside.values())
+    taken = [p for p in files if _mask_of(p) in stems]
+    beside = {_mask_of(p): p for p in reversed(taken)}  # two masks of one image (a _gt and a _mask): the first
+    lone = sorted(p.name for p in files if _mask_of(p) is not None and p not in taken)
+    if lone:
+        _warn_once(f"{files[0].parent}: {len(lone)} file(s) named like a mask (<stem>{'/'.join(MASK_SUFFIXES)}) "
+                   f"have no image of their stem beside them and are read as images, e.g. {', '.join(lone[:3])}")
     return [p for p in files if p not in taken], beside
 
 
@@ -103,11 +116,12 @@ def dataset_images(folder: Path) -> list[Path]:
 
 
 def _mask_index(folder: Path) -> dict[str, Path]:
-    """stem → mask path for a ground-truth folder; ``<stem>_mask.*`` and ``<stem>.*`` both map to stem."""
+    """stem → mask path for a ground-truth folder; ``<stem><mask suffix>.*`` (:data:`MASK_SUFFIXES`) and
+    ``<stem>.*`` both map to stem."""
     index: dict[str, Path] = {}
     for p in list_images(folder):
         stem = _mask_of(p) or p.stem
-        # prefer the exact "<stem>_mask.png" / "<stem>.png" spelling when several exist
+        # prefer a PNG spelling when several exist
         if stem not in index or p.suffix.lower() == ".png":
             index[stem] = p
     return index
@@ -174,9 +188,9 @@ def listed_images(folder: Path) -> list[Path]:
 def _defect_samples(folder: Path, gt: Path | None) -> list[Sample]:
     """The defect images of ``test/<type>`` with their masks from ``gt`` (its ground-truth folder, if any).
 
-    A ``<stem>_mask.<ext>`` file beside its image ``<stem>.<ext>`` is that image's mask
+    A ``<stem><mask suffix>.<ext>`` file beside its image ``<stem>.<ext>`` is that image's mask
     (used when ``gt`` has none), never a defect image of its own. Masks are matched by
-    name only, so masks named by another convention (``000_label.png``) would
+    name only, so masks named by another convention (``000_ann.png``) would
     otherwise leave every image without one and the pixel metrics empty with no hint
     why: they are named in one warning.
     """
@@ -192,7 +206,7 @@ def _defect_samples(folder: Path, gt: Path | None) -> list[Sample]:
     unmatched = sum(1 for s in samples if s.mask_path is None)
     if orphans and unmatched:
         _warn_once(f"{gt}: {len(orphans)} mask file(s) match no image of {folder}, and {unmatched} image(s) there "
-                   f"have no mask: a mask is named <image stem>_mask.<ext> or <image stem>.<ext> (e.g. "
+                   f"have no mask: a mask is named <image stem>.<ext> or <image stem>{'|'.join(MASK_SUFFIXES)}.<ext> (e.g. "
                    f"{images[0].stem}_mask.png for {images[0].name}); found e.g. {orphans[0]}")
     return samples
 

@@ -174,19 +174,19 @@ def test_an_empty_mask_on_a_defect_image_is_unknown_not_all_normal(tmp_path, cap
 
 
 def test_unmatched_mask_names_and_empty_defect_folders_are_named(tmp_path, caplog):
-    """Masks named by another convention (<stem>_label.png) leave the images maskless: one warning says why."""
+    """Masks named by a convention not read (<stem>_ann.png) leave the images maskless: one warning says why."""
     root = tmp_path / "part"
     for i in range(2):
         _img(root / "train" / "good" / f"{i}.png")
         _img(root / "test" / "crack" / f"{i:03d}.png")
-        _img(root / "ground_truth" / "crack" / f"{i:03d}_label.png", 255, (16, 16))
+        _img(root / "ground_truth" / "crack" / f"{i:03d}_ann.png", 255, (16, 16))
     (root / "test" / "scratch").mkdir()
     with caplog.at_level(logging.WARNING):
         ds = load_dataset(root)
     assert [s.mask_path for s in ds.test] == [None, None]
     lines = [r.getMessage() for r in caplog.records]
     assert any("2 mask file(s) match no image" in m and "000_mask.png for 000.png" in m
-               and "found e.g. 000_label.png" in m for m in lines), lines
+               and "found e.g. 000_ann.png" in m for m in lines), lines
     assert any(m.endswith("scratch: defect folder holds no images (ignored)") for m in lines), lines
 
 
@@ -290,3 +290,29 @@ def test_images_of_formats_not_read_are_named_not_dropped_unseen(tmp_path, caplo
     lines = [r.getMessage() for r in caplog.records]
     assert any("good: 1 file(s) of an image format that is not read are left out, e.g. 2.GIF" in m for m in lines)
     assert not any("notes.txt" in m for m in lines)
+
+
+@pytest.mark.parametrize("suffix", ["_label", "_gt", "_GT", "_mask"])
+def test_every_mask_naming_convention_pairs_beside_and_in_ground_truth(tmp_path, caplog, suffix):
+    """Public datasets name masks <stem>_label.png or <stem>_gt.png as well as <stem>_mask.png: beside their
+    image such a file was read as one more defect (or good) image and its image had no mask. One list of
+    conventions (datasets.MASK_SUFFIXES) for every folder now; a file named like a mask with no image of its
+    stem beside it stays an image (a photo named 'bolt_gt.png' must not vanish), named in one warning."""
+    root = tmp_path / "part"
+    for i in range(2):
+        _img(root / "train" / "good" / f"{i}.png")
+        _img(root / "train" / "good" / f"{i}{suffix}.png", 0, (16, 16))
+    _img(root / "test" / "crack" / "000.png")
+    _img(root / "test" / "crack" / f"000{suffix}.png", 255, (16, 16))
+    _img(root / "test" / "crack" / f"lone{suffix}.png")
+    _img(root / "test" / "crack" / f"other{suffix}.png")
+    _img(root / "test" / "dent" / "000.png")
+    _img(root / "ground_truth" / "dent" / f"000{suffix}.png", 255, (16, 16))
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(root)
+    assert [s.path.name for s in ds.train] == ["0.png", "1.png"]
+    assert [(s.path.name, s.mask_path.name if s.mask_path else None) for s in ds.test] == [
+        ("000.png", f"000{suffix}.png"), (f"lone{suffix}.png", None), (f"other{suffix}.png", None),
+        ("000.png", f"000{suffix}.png")]
+    told = [r.getMessage() for r in caplog.records if "named like a mask" in r.getMessage()]
+    assert len(told) == 1 and f"2 file(s)" in told[0] and f"lone{suffix}.png" in told[0], told
