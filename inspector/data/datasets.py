@@ -333,35 +333,51 @@ def load_masks(samples: Sequence[Sample], height: int, width: int,
     """Ground-truth masks resized like :func:`load_batch`: bool (height, width) per sample.
 
     Good samples get an all-False mask; a defect sample whose mask is missing, unreadable,
-    of another aspect than its image, or empty gets None (unknown: pixel metrics skip it; all
-    but the first warn). An empty mask on a defect image contradicts its label, so its
-    pixels are not counted as normal ones. A mask of the image's aspect at another size
-    is scaled onto the image.
+    of another aspect than its image, or empty gets None (unknown: pixel metrics skip it; each kind
+    of problem is told in one warning line with its count, :func:`_tell_ignored`). An empty mask on a
+    defect image contradicts its label, so its pixels are not counted as normal ones. A mask of the
+    image's aspect at another size is scaled onto the image.
     """
     empty: list[Path] = []
 
-    def load(sample: Sample) -> np.ndarray | None:
+    def load(sample: Sample) -> tuple[np.ndarray | None, DataError | None]:
         if sample.label == 0:
-            return np.zeros((height, width), dtype=bool)
+            return np.zeros((height, width), dtype=bool), None
         if sample.mask_path is None:
-            return None
+            return None, None
         try:
             mask = _mask_on_frame(sample)
         except DataError as exc:
-            log.warning("ignoring mask: %s", exc)
-            return None
+            return None, exc
         if not mask.any():
             empty.append(sample.mask_path)  # list.append is atomic: safe from the pool's threads
-            return None
-        return resize_mask(mask, height, width, policy)
+            return None, None
+        return resize_mask(mask, height, width, policy), None
 
     samples = list(samples)
     with ThreadPoolExecutor(_workers(len(samples))) as pool:
-        masks = list(pool.map(load, samples))
+        results = list(pool.map(load, samples))
+    _tell_ignored([(s.mask_path, exc) for s, (_, exc) in zip(samples, results) if exc is not None])
     if empty:
         log.warning("%d defect image(s) have an empty mask (e.g. %s): pixel metrics skip them, as if unmasked",
                     len(empty), min(empty))
-    return masks
+    return [mask for mask, _ in results]
+
+
+class MaskOfAnotherAspect(DataError):
+    """A mask whose aspect is not its image's: it belongs to another picture (or is transposed)."""
+
+
+def _tell_ignored(problems: list[tuple[Path, DataError]]) -> None:
+    """One warning per kind of ignored mask (of another aspect; unreadable): the count, the first reason in full
+    and a few more names. A line per mask was hundreds of lines for a dataset whose masks were all exported
+    transposed."""
+    for aspect in (True, False):
+        group = [(path, exc) for path, exc in problems if isinstance(exc, MaskOfAnotherAspect) == aspect]
+        if group:
+            more = ", ".join(path.name for path, _ in group[1:4])
+            log.warning("%d mask(s) ignored (pixel metrics skip their images): %s%s", len(group), group[0][1],
+                        f"; also e.g. {more}" if more else "")
 
 
 def _mask_on_frame(sample: Sample) -> np.ndarray:
@@ -369,7 +385,7 @@ def _mask_on_frame(sample: Sample) -> np.ndarray:
 
     The resize policies crop and place by the frame's geometry, so the mask must share
     it; a mask whose aspect differs from the image's by more than a pixel belongs to
-    another picture (or is transposed) and raises :class:`DataError`. When the image
+    another picture (or is transposed) and raises :class:`MaskOfAnotherAspect` (a :class:`DataError`). When the image
     cannot be read the mask is used as it is.
     """
     mask = read_mask(sample.mask_path)
@@ -382,6 +398,6 @@ def _mask_on_frame(sample: Sample) -> np.ndarray:
         return mask
     # same aspect up to rounding: the mask's height scaled to the frame's width lands within a pixel
     if abs(mask_h * frame_w / mask_w - frame_h) > max(1.0, frame_w / mask_w):
-        raise DataError(f"{sample.mask_path}: mask is {mask_w}x{mask_h} but its image {sample.path} is "
+        raise MaskOfAnotherAspect(f"{sample.mask_path}: mask is {mask_w}x{mask_h} but its image {sample.path} is "
                         f"{frame_w}x{frame_h} (another aspect: not this image's mask?)")
     return resize_mask(mask, frame_h, frame_w)  # nearest, whole frame

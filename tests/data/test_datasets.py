@@ -316,3 +316,25 @@ def test_every_mask_naming_convention_pairs_beside_and_in_ground_truth(tmp_path,
         ("000.png", f"000{suffix}.png")]
     told = [r.getMessage() for r in caplog.records if "named like a mask" in r.getMessage()]
     assert len(told) == 1 and f"2 file(s)" in told[0] and f"lone{suffix}.png" in told[0], told
+
+
+def test_many_masks_of_another_aspect_are_told_in_one_line(tmp_path, caplog):
+    """Every mask of a wrong-aspect dataset (masks exported transposed) logged its own warning: hundreds of
+    lines. One line now: the count, the first reason in full and a few more names; unreadable masks alike."""
+    samples = []
+    for i in range(7):
+        image = _img(tmp_path / "test" / "cut" / f"{i}.png", 100, (40, 80))
+        samples.append(Sample(image, 1, "cut", _img(tmp_path / "gt" / f"{i}_mask.png", 255, (80, 40))))
+    for i in range(2):
+        (tmp_path / "gt" / f"bad{i}.png").write_bytes(b"xx")
+        samples.append(Sample(tmp_path / "test" / "cut" / "0.png", 1, "cut", tmp_path / "gt" / f"bad{i}.png"))
+    with caplog.at_level(logging.WARNING):
+        masks = load_masks(samples, 32, 32)
+    assert masks == [None] * 9
+    lines = [r.getMessage() for r in caplog.records]
+    aspect = [m for m in lines if "another aspect" in m]
+    assert len(aspect) == 1 and aspect[0].startswith("7 mask(s) ignored"), lines
+    assert "0_mask.png: mask is 40x80 but its image" in aspect[0] and "1_mask.png, 2_mask.png" in aspect[0]
+    assert "6_mask.png" not in aspect[0], aspect  # a few names, not all
+    unread = [m for m in lines if "bad0.png" in m]
+    assert len(unread) == 1 and unread[0].startswith("2 mask(s) ignored") and "bad1.png" in unread[0], lines
