@@ -211,7 +211,7 @@ def test_calibrate_cli(exported_model, tiny_dataset, tmp_path, capsys):
 def test_good_images_fall_back_to_test_good_with_a_warning(tiny_dataset):
     from inspector.evaluation.calibrate import select_good_images
 
-    sidecar = {"training": {"data": {"val_files": ["000.png", "003.png", "gone.png"]}}}
+    sidecar = {"training": {"data": {"root": str(tiny_dataset), "val_files": ["000.png", "003.png", "gone.png"]}}}
     samples, desc, warnings = select_good_images(tiny_dataset, sidecar)
     assert desc["source"] == "validation split" and [s.path.name for s in samples] == ["000.png", "003.png"]
     assert "1 validation image(s)" in warnings[0]
@@ -221,6 +221,36 @@ def test_good_images_fall_back_to_test_good_with_a_warning(tiny_dataset):
         select_good_images(tiny_dataset, {}, split="val")
     with pytest.raises(ConfigError, match="give data .* or good_dir"):
         select_good_images(None, {})
+
+
+def test_validation_images_are_known_by_content_not_by_a_bare_name(exported_model, tiny_dataset, tmp_path):
+    """Calibrating on another dataset took its train/good images that merely share a name with the model's
+    validation images for them. Known by content now (sha256 recorded at training): a moved copy of the dataset
+    still finds them, a same-named other image is not one; a model card from before the hashes matches by
+    resolved path (its recorded root), never by name alone."""
+    import shutil
+
+    import cv2
+
+    from inspector.artifacts.model_card import read_sidecar, sidecar_path_for
+    from inspector.evaluation.calibrate import select_good_images
+
+    sidecar = read_sidecar(sidecar_path_for(exported_model))
+    val_files = sidecar["training"]["data"]["val_files"]
+    moved, other = tmp_path / "moved", tmp_path / "other"
+    shutil.copytree(tiny_dataset, moved)
+    shutil.copytree(tiny_dataset, other)
+    for name in val_files:  # the same names, other pictures
+        path = other / "train" / "good" / name
+        assert cv2.imwrite(str(path), cv2.flip(cv2.imread(str(path)), 1))
+    samples, desc, _ = select_good_images(moved, sidecar)
+    assert desc["source"] == "validation split" and sorted(s.path.name for s in samples) == sorted(val_files)
+    samples, desc, warnings = select_good_images(other, sidecar)
+    assert desc["source"] == "test/good" and all(s.path.parent.parent.name == "test" for s in samples)
+    assert f"none of the model's {len(val_files)} validation image(s)" in warnings[0], warnings
+    legacy = {"training": {"data": {"root": str(tiny_dataset), "val_files": val_files}}}
+    assert select_good_images(tiny_dataset, legacy)[1]["source"] == "validation split"
+    assert select_good_images(other, legacy)[1]["source"] == "test/good"
 
 
 def test_split_test_without_good_test_images_names_only_what_is_missing(tiny_dataset, tmp_path):

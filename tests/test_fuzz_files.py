@@ -68,7 +68,8 @@ def _sidecar(graph: Path, sha: str, size: int = 32) -> dict:
             "outputs": {"score": {"dtype": "float32"}, "anomaly_map": {"dtype": "float32"}},
             "graphs": {"fp32": {"file": graph.name, "sha256": sha, "precision": "fp32"}}, "opset": 13,
             "training": {"checkpoint": str(graph.with_name("best.pt")), "checkpoint_sha256": CHECKPOINT_SHA,
-                         "data": {"root": "brick", "val_files": ["004.png", "010.png"]}}}
+                         "data": {"root": "brick", "val_files": ["004.png", "010.png"],
+                                  "val_sha256": ["0" * 64, "1" * 64]}}}
 
 
 @pytest.fixture(scope="module")
@@ -191,11 +192,11 @@ def _load_sidecar(path: Path, seeds) -> None:
     from inspector.artifacts import input_spec
     from inspector.artifacts.model_card import read_sidecar
     from inspector.backends.torch_eager import resolve_checkpoint
-    from inspector.evaluation.calibrate import _val_names
+    from inspector.evaluation.calibrate import recorded_validation
 
     card = read_sidecar(path)
     input_spec(card)
-    set(_val_names(card))
+    recorded_validation(card)
     resolve_checkpoint(path.with_suffix(".onnx"))
 
 

@@ -113,10 +113,13 @@ class CardModel:
 
 @dataclass(frozen=True)
 class CardTrainingData:
-    """``training.data``: what calibrate reads back (the validation images kept out of training, by file name)."""
+    """``training.data``: what calibrate reads back (the validation images kept out of training: their file
+    names, contents' sha256 and the dataset root they were read from)."""
 
     _unknown_keys = "ignore"
-    val_files: tuple[str, ...] = ()  # compared with the dataset's file names, never opened
+    root: str | None = None
+    val_files: tuple[str, ...] = ()  # never opened: they narrow down the dataset's files to hash
+    val_sha256: tuple[str, ...] = ()  # what makes a dataset's file one of them (cards before it: root + name)
 
 
 @dataclass(frozen=True)

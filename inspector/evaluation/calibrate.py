@@ -22,8 +22,8 @@ Rules (predictions are ``score >= threshold``, as everywhere in inspector):
 * **uncertain band** (optional): ``[t·(1−m), t·(1+m))`` around the image threshold.
 
 Which good images: ``good_dir`` (a folder), else the validation split the model
-was trained with (its sidecar records ``training.data.val_files``), else the
-dataset's ``test/good``.
+was trained with (its sidecar records ``training.data.val_files`` and their contents' ``val_sha256``: an image
+of the dataset is one of them by content, never by a bare name), else the dataset's ``test/good``.
 """
 
 from __future__ import annotations
@@ -207,9 +207,34 @@ def model_sidecar(backend) -> dict:
     return model_card_of(getattr(backend, "sidecar", None) or {})
 
 
-def _val_names(sidecar: dict) -> list[str]:
-    data = ((sidecar.get("training") or {}).get("data") or {})
-    return list(data.get("val_files") or [])
+def recorded_validation(sidecar: dict) -> tuple[set[str], set[str], str | None]:
+    """What a model card records of the validation images: (file names, contents' sha256, dataset root)."""
+    data = (sidecar.get("training") or {}).get("data") or {}
+    return set(data.get("val_files") or []), set(data.get("val_sha256") or []), data.get("root")
+
+
+def _validation_samples(dataset, sidecar: dict) -> tuple[list, int]:
+    """(the training images of ``dataset`` that are the model's validation images, how many it recorded).
+
+    Known by content (the sha256 recorded at training) or, on a model card from before the hashes, by
+    resolved path (the card's recorded root is this dataset's): a bare file name took a same-named image of
+    another dataset (``000.png`` is in every one) for an image the model was validated on.
+    """
+    names, hashes, root = recorded_validation(sidecar)
+    candidates = [s for s in dataset.train if s.path.name in names]
+    if hashes:
+        return [s for s in candidates if _sha256_or_none(s.path) in hashes], len(names)
+    same = root is not None and Path(root).expanduser().resolve() == Path(dataset.root).resolve()
+    return (candidates if same else []), len(names)
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    from inspector.artifacts.model_card import sha256_file
+
+    try:
+        return sha256_file(path)
+    except OSError:  # unreadable: not provably one of them (loading it would skip it anyway)
+        return None
 
 
 def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | Path | None = None,
@@ -233,13 +258,12 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
     if data is None:
         raise ConfigError("calibrate: give data (a dataset) or good_dir (a folder of good images)")
     dataset = load_dataset(data)
-    warnings = []
+    warnings, n_recorded = [], 0
     if split in ("auto", "val"):
-        names = set(_val_names(sidecar))
-        val = [s for s in dataset.train if s.path.name in names]
+        val, n_recorded = _validation_samples(dataset, sidecar)
         if val:
-            if len(val) < len(names):
-                warnings.append(f"{len(names) - len(val)} validation image(s) recorded at training are not in "
+            if len(val) < n_recorded:
+                warnings.append(f"{n_recorded - len(val)} validation image(s) recorded at training are not in "
                                 f"{dataset.root}; calibrating on the {len(val)} found")
             return val, {"source": "validation split", "root": str(dataset.root), "layout": dataset.layout}, warnings
         if split == "val":
@@ -249,7 +273,11 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
     if not good:
         why = "" if split == "test" else "no validation split recorded for this model and "
         raise DataError(f"{dataset.root}: {why}no test/good images; use --good-dir")
-    if split == "auto":
+    if split == "auto" and n_recorded:  # e.g. another dataset whose files share the validation images' names
+        warnings.append(f"none of the model's {n_recorded} validation image(s) is in {dataset.root} (known by "
+                        f"content, not by name); calibrating on test/good (metrics on the same test images will "
+                        f"be optimistic)")
+    elif split == "auto":
         warnings.append("no validation split recorded for this model in this dataset; calibrating on test/good "
                         "(metrics on the same test images will be optimistic)")
     return good, {"source": "test/good", "root": str(dataset.root), "layout": dataset.layout}, warnings

@@ -25,6 +25,7 @@ from inspector.models.base import AnomalyModel
 from inspector.models.entry import Phase, default_phases  # noqa: F401 (Phase: re-exported)
 from inspector.models.registry import build_model
 from inspector.artifacts.checkpoint import BEST, read_checkpoint, update_checkpoint
+from inspector.artifacts.model_card import sha256_file
 from inspector.training.batchnorm import recompute_batchnorm_statistics
 from inspector.training.checkpoint import host_state_dict, save_checkpoint
 from inspector.training.resume_point import ResumePoint
@@ -101,6 +102,7 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
         "n_val": len(val),
         "skipped": [str(s.path) for s, _ in skipped],
         "val_files": [s.path.name for s in val],
+        "val_sha256": [sha256_file(s.path) for s in val],  # calibrate knows them by content, not a bare name
         "image_size": list(config.model.image_size),
         "resize": config.data.resize,
         "downscale": config.data.downscale,

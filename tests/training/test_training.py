@@ -38,7 +38,7 @@ def test_split_is_seeded_and_recorded(trained_run):
     summary = json.loads((trained_run / "summary.json").read_text())
     data = summary["data"]
     assert data["n_train"] + data["n_val"] == 12 and data["n_val"] >= 2
-    assert data["val_files"]
+    assert data["val_files"] and len(data["val_sha256"]) == len(data["val_files"])  # calibrate: by content
 
 
 def test_evaluate_writes_metrics_and_plots(trained_run, tiny_dataset, capsys):
