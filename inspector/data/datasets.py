@@ -12,6 +12,9 @@
   other image extensions are accepted as well). ``ok`` is reported as ``good``.
 * **folder** — images directly in the folder: all are training images, no test split.
 
+A tree with ``test/`` and no ``train/`` (a test set handed over for evaluation) is read in the layout
+its good folder names, with no training images: evaluate and calibrate read it, training refuses it.
+
 The fixed folder names (``train``, ``test``, ``good``, ``ok``, ``ground_truth`` and the
 defect type under it) match in any letter case: ``test/Good`` is the good class, and so is
 ``test/ok`` in an MVTec tree (``test/good`` in a BTAD one).
@@ -219,7 +222,20 @@ def detect_layout(root: Path) -> str | None:
         return "btad"
     if list_images(root):
         return "folder"
-    return None
+    return _test_only_layout(root)
+
+
+def _test_only_layout(root: Path) -> str | None:
+    """The layout of a tree with a test split and no training images (``test/good`` + ``test/<type>``, as
+    handed over for evaluation, which needs only the test set), else None: BTAD's when its good folder is
+    ``ok``, else MVTec's."""
+    test = subfolder(root, "test")
+    try:
+        if test is None or not any(d.is_dir() and not _is_artefact(d) for d in test.iterdir()):
+            return None
+    except OSError:  # unreadable: nothing there
+        return None
+    return "btad" if subfolder(test, "ok") is not None and subfolder(test, "good") is None else "mvtec"
 
 
 def _nested_hint(root: Path) -> str:
@@ -250,14 +266,17 @@ def load_dataset(root: str | Path) -> Dataset:
         train = [Sample(p, 0, "good", None) for p in dataset_images(root)]
         test: list[Sample] = []
     else:
-        good = "good" if layout == "mvtec" else "ok"
-        good_dir = subfolder(subfolder(root, "train"), good)
-        train = [Sample(p, 0, "good", None) for p in dataset_images(good_dir)]
-        if not train:
+        train_dir = subfolder(root, "train")
+        good_dir = subfolder(train_dir, "good" if layout == "mvtec" else "ok") if train_dir is not None else None
+        # no train folder: a test-only tree (_test_only_layout), which evaluation reads and training refuses
+        train = [Sample(p, 0, "good", None) for p in dataset_images(good_dir)] if good_dir is not None else []
+        if good_dir is not None and not train:
             raise DataError(f"{good_dir}: no training images ({', '.join(IMAGE_EXTENSIONS)})")
         # MVTec's and BTAD's names for the good class are both unambiguous, whichever layout the train
         # folder follows: a hybrid test/ok beside train/good is good parts, never a defect type
         test = _test_samples(root, GOOD_NAMES)
+        if not train and not test:
+            raise DataError(f"{root}: no images found; {_EXPECTED}")
     missing = sum(1 for s in test if s.label == 1 and s.mask_path is None)
     if missing:
         log.info("%s: %d defect image(s) without a ground-truth mask (pixel metrics skip them)", root, missing)

@@ -65,7 +65,8 @@ def resolve_input(config: RunConfig) -> RunConfig:
         return config
     dataset = load_dataset(config.data.path)
     if not dataset.train:
-        raise DataError(f"{config.data.path}: no good training images")
+        raise DataError(f"{config.data.path}: no good training images (train/good; a tree of test/ alone can "
+                        f"be evaluated, not trained on)")
     return resolve_input_size(config, dataset.train)
 
 

@@ -48,3 +48,29 @@ def test_evaluate_dataset_with_no_readable_test_image_is_a_data_error(tmp_path):
 
     with pytest.raises(DataError, match=r"part: none of the 4 test image\(s\) could be read"):
         evaluate_dataset(scorer, root, (16, 16), "square", tmp_path / "eval", plots=False)
+
+
+def test_a_test_only_tree_is_evaluated(trained_run, tiny_dataset, tmp_path, capsys):
+    """Evaluation needs only the test split, but a tree of test/good + test/<defect> (+ ground_truth) without
+    train/ was "no images found". It is read now (no training images: training on it is one line), and the
+    evaluation equals the one on the full tree."""
+    import json
+    import shutil
+
+    from inspector.cli import main
+    from inspector.data.datasets import load_dataset
+
+    only = tmp_path / "only"
+    for part in ("test", "ground_truth"):
+        shutil.copytree(tiny_dataset / part, only / part)
+    ds = load_dataset(only)
+    assert ds.train == () and [s.path.name for s in ds.test] == [s.path.name for s in load_dataset(tiny_dataset).test]
+    assert main(["evaluate", str(trained_run), "--data", str(only), "--out", str(tmp_path / "a"), "--no-plots"]) == 0
+    assert main(["evaluate", str(trained_run), "--data", str(tiny_dataset), "--out", str(tmp_path / "b"),
+                 "--no-plots"]) == 0
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in "ab")
+    assert a["n_images"] == b["n_images"] and a["image_auroc"] == b["image_auroc"] and a["aupro"] == b["aupro"]
+    capsys.readouterr()
+    assert main(["train", "--data", str(only), "--out", str(tmp_path / "run")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "training images" in err[0], err
