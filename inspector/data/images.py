@@ -40,8 +40,9 @@ file gives the same pixels everywhere. The rules:
   taken as 0..1 when its maximum is ≤ 1, else as 0..255; NaN/inf is rejected;
 * **size**: an image smaller than :data:`MIN_SIDE` pixels on a side is rejected
   (:class:`ImageRejected`, reason ``too_small``);
-* **files**: hidden files (name starting with ".") are never images
-  (:func:`list_images`); extensions are matched case-insensitively.
+* **files**: a folder listing (:func:`list_images`) takes files by their image extension (any case) and
+  never hidden ones (name starting with "."); a file named on its own is an image by its name where it says,
+  else by its content (:func:`is_still_image`), for predict and a camera on that one file alike.
 
 **Masks** (:func:`read_mask`) use the same decoder without scaling; a pixel is
 defect when its largest channel is at least half of the mask's largest value
@@ -182,10 +183,9 @@ def is_still_image(path: Path) -> bool:
 
 def not_an_image(path: str | Path) -> str | None:
     """Why the named file ``path`` is not read as an image (one phrase, naming it), None when it is one
-    (:func:`is_still_image`) or is missing (reading it then says so)."""
+    (:func:`is_still_image`) or is missing (reading it then says so). A hidden file named on its own is read
+    like any other, as a camera on it is: only listings skip hidden files (tools' leftovers, as globs do)."""
     path = Path(path)
-    if path.name.startswith("."):
-        return f"{path}: a hidden file is never read as an image (tools' leftovers such as macOS '._' copies)"
     if is_still_image(path) or not (path.exists() or _is_broken_link(path)):
         return None
     return (f"{path}: '{path.suffix or '(no extension)'}' is not an image format read "

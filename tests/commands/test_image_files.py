@@ -93,12 +93,12 @@ def test_enroll_references_follow_the_same_rule(tmp_path, caplog):
         reference_files([str(folder / "b.gif")])
 
 
-@pytest.mark.parametrize("name", ["frame_0001", "frame.dat", "scan.JP2"])
+@pytest.mark.parametrize("name", ["frame_0001", "frame.dat", "scan.JP2", ".frame.png"])
 def test_a_named_file_is_an_image_by_its_content_on_every_path(tmp_path, capsys, name):
     """The daemon's camera on one file decides by the file's content where its name says nothing (no extension,
-    ``.dat``, ``.jp2``) and inspects such a still; ``predict`` refused the very file by its name. Both decide
-    by one rule now: predict scores it as its ``.png`` copy, and a named file that is no image is still one
-    error line."""
+    ``.dat``, ``.jp2``) and inspects such a still, a hidden one too; ``predict`` refused the very file by its
+    name. Both decide by one rule now: predict scores it as its ``.png`` copy, and a named file that is no
+    image is still one error line. (Listings keep to names and skip hidden files, as shell globs do.)"""
     from tiny_graphs import write_exported
 
     from inspector.pipeline.config import CameraSection
