@@ -21,8 +21,9 @@ defect type under it) match in any letter case: ``test/Good`` is the good class,
 Hidden folders and ``__MACOSX`` under ``test`` are not defect types.
 Listings are sorted by file name so results never depend on filesystem order.
 Defect images without a mask get ``mask_path=None`` (pixel metrics skip them).
-Corrupt images are skipped when loaded (:func:`load_batch`), each with one
-warning, and returned to the caller so they can be counted and reported.
+Corrupt images are skipped when loaded (:func:`load_batch`), told in one warning line
+(their count, the first reason, a few more names), and returned to the caller so they can be
+counted and reported.
 """
 
 from __future__ import annotations
@@ -320,7 +321,7 @@ def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str =
 
     ``bit_depth``: the dataset's setting for files that do not declare their depth
     (see :mod:`inspector.data.images`). Unreadable or rejected images (corrupt,
-    smaller than 8x8 …) are skipped (one warning each) and returned as
+    smaller than 8x8 …) are skipped (told in one warning line) and returned as
     ``(sample, reason)`` pairs; ``kept`` lists the samples in array order.
     ``downscale``: the model's method (:func:`inspector.data.images.downscale_of`).
     """
@@ -339,10 +340,9 @@ def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str =
         errors = list(pool.map(load, range(len(samples))))
     kept_idx = [i for i, e in enumerate(errors) if e is None]
     skipped = [(samples[i], e) for i, e in enumerate(errors) if e is not None]
-    for _, reason in skipped:
-        log.warning("skipping %s", reason)
-    if skipped:
-        log.warning("skipped %d of %d image(s) that could not be read", len(skipped), len(samples))
+    if skipped:  # one line, not one per image: a folder of hundreds of broken files buried everything else
+        log.warning("skipped %d of %d image(s) that could not be read: %s%s", len(skipped), len(samples),
+                    skipped[0][1], also_named([s.path for s, _ in skipped[1:]]))
         images = images[kept_idx]
     return images, [samples[i] for i in kept_idx], skipped
 
@@ -394,9 +394,14 @@ def _tell_ignored(problems: list[tuple[Path, DataError]]) -> None:
     for aspect in (True, False):
         group = [(path, exc) for path, exc in problems if isinstance(exc, MaskOfAnotherAspect) == aspect]
         if group:
-            more = ", ".join(path.name for path, _ in group[1:4])
             log.warning("%d mask(s) ignored (pixel metrics skip their images): %s%s", len(group), group[0][1],
-                        f"; also e.g. {more}" if more else "")
+                        also_named([path for path, _ in group[1:]]))
+
+
+def also_named(paths: Sequence[Path], few: int = 3) -> str:
+    """``; also e.g. a.png, b.png, c.png`` naming the first ``few`` of ``paths`` after a summary's first example
+    ('' when there are none): a count with a few names, never a line per file."""
+    return f"; also e.g. {', '.join(p.name for p in paths[:few])}" if paths else ""
 
 
 def _mask_on_frame(sample: Sample) -> np.ndarray:

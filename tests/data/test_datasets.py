@@ -338,3 +338,18 @@ def test_many_masks_of_another_aspect_are_told_in_one_line(tmp_path, caplog):
     assert "6_mask.png" not in aspect[0], aspect  # a few names, not all
     unread = [m for m in lines if "bad0.png" in m]
     assert len(unread) == 1 and unread[0].startswith("2 mask(s) ignored") and "bad1.png" in unread[0], lines
+
+
+def test_many_unreadable_images_are_told_in_one_line(tmp_path, caplog):
+    """Like masks: every unreadable image logged a line of its own besides the count. One line now, with
+    the first reason in full and a few more names; all are still returned to the caller."""
+    for i in range(6):
+        (tmp_path / "train" / "good").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "train" / "good" / f"{i:03d}.png").write_bytes(b"not a png")
+    _img(tmp_path / "train" / "good" / "ok.png")
+    with caplog.at_level(logging.WARNING):
+        images, kept, skipped = load_batch(load_dataset(tmp_path).train, 8, 8)
+    assert len(images) == 1 and len(skipped) == 6
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith("skipped 6 of 7 image(s) that could not be read: "), lines
+    assert "000.png" in lines[0] and "001.png, 002.png, 003.png" in lines[0] and "005.png" not in lines[0]
