@@ -59,6 +59,7 @@ def test_a_test_only_tree_is_evaluated(trained_run, tiny_dataset, tmp_path, caps
 
     from inspector.cli import main
     from inspector.data.datasets import load_dataset
+    from inspector.evaluation.calibrate import select_good_images
 
     only = tmp_path / "only"
     for part in ("test", "ground_truth"):
@@ -70,6 +71,7 @@ def test_a_test_only_tree_is_evaluated(trained_run, tiny_dataset, tmp_path, caps
                  "--no-plots"]) == 0
     a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in "ab")
     assert a["n_images"] == b["n_images"] and a["image_auroc"] == b["image_auroc"] and a["aupro"] == b["aupro"]
+    assert select_good_images(only, {})[1]["source"] == "test/good"  # calibrate reads it too
     capsys.readouterr()
     assert main(["train", "--data", str(only), "--out", str(tmp_path / "run")]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
