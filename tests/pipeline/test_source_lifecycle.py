@@ -692,7 +692,7 @@ def test_fair_share_fuzz_nothing_lost_uncounted_and_no_turn_beyond_the_tokens(se
     """Bounded fuzz over random cameras, demands, batch sizes and closes: every offline frame is served once,
     in order; every live frame is served, still queued or counted as dropped; a live camera never holds more
     than 2·share frames nor takes more than 2·share in one batch; a take finds a frame whenever one may be
-    taken."""
+    taken; a camera with a frame ready gets a turn within 2·⌈cameras ÷ max_batch⌉ batches."""
     rng = random.Random(seed)
     max_batch = rng.choice([1, 2, 4, 8, 16])
     counters, stop = Counters(), threading.Event()
@@ -702,6 +702,7 @@ def test_fair_share_fuzz_nothing_lost_uncounted_and_no_turn_beyond_the_tokens(se
         hub.add_camera(cam, live=live, capacity=rng.randint(1, 8))
     put = {cam: 0 for cam in cams}
     served: dict[str, list[int]] = {cam: [] for cam in cams}
+    skipped = {cam: 0 for cam in cams}
     for _ in range(300):
         for cam, live in cams.items():
             if cam in hub._open:
@@ -714,12 +715,15 @@ def test_fair_share_fuzz_nothing_lost_uncounted_and_no_turn_beyond_the_tokens(se
         if rng.random() < 0.02 and hub._open:
             hub.close(rng.choice(sorted(hub._open)))
         taken: dict[str, int] = {}
-        waiting = hub.pending()
+        waiting, ready = hub.pending(), {cam for cam in cams if hub._queues[cam]}
         batch = hub.take(max_batch, 0.0, taken)
         assert batch or not waiting  # a new batch's tokens let every live camera take at least one
         for f in batch:
             served[f.camera].append(f.frame_id)
         assert all(taken[c] <= 2 * hub.share() for c in taken if cams[c])
+        for cam in cams:  # batches in a row with a frame ready and no turn: bounded (FrameHub, "Bounded wait")
+            skipped[cam] = skipped[cam] + 1 if cam in ready and cam not in taken else 0
+            assert skipped[cam] <= 2 * -(-len(cams) // max_batch), (cam, skipped)
     for cam, live in cams.items():
         queued = len(hub._queues[cam])
         if live:
