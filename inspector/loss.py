@@ -17,7 +17,7 @@ from inspector.config import read_text
 from inspector.errors import InspectorError
 from inspector.events import Event, topic_matches, wire_json
 from inspector.outputs import whole_temporaries, write_whole
-from inspector.textline import one_line
+from inspector.textline import one_line, wire_text
 
 UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that the next one lacks
 
@@ -72,6 +72,12 @@ def _plausible(count: int, since: float | None) -> bool:
     """Whether a stream can have published ``count`` events unheard since ``since`` (unix s; None: unknown)."""
     elapsed = 0.0 if since is None else time.time() - since
     return count <= PLAUSIBLE_EVENTS + MAX_EVENTS_PER_S * max(0.0, elapsed)
+
+
+def _run(text: object) -> str:
+    """A run id (or start time) from the wire for a notice: cut short (:func:`~inspector.textline.wire_text`), '?'
+    when empty."""
+    return wire_text(text or "?")
 
 
 def _fingerprint(event: Event) -> tuple:
@@ -194,9 +200,10 @@ class LossTracker:
         run, self._dropped_in = self._dropped_in, None
         if run is None or run in self._closed or run not in self.runs:
             return ""
-        last = [f"{kind}/{camera} seq {stream.next - 1}" for (r, kind, camera), stream in self._streams.items()
+        last = [f"{wire_text(kind)}/{wire_text(camera)} seq {stream.next - 1}"
+                for (r, kind, camera), stream in self._streams.items()
                 if r == run and stream.next > 0][-4:]
-        return (f"the connection dropped before run {run or '?'} sent its final stats: events it published after "
+        return (f"the connection dropped before run {_run(run)} sent its final stats: events it published after "
                 f"the last heard ({', '.join(last) or 'none'}) may be lost, how many is unknown")
 
     def tell_unknown_end(self) -> None:
@@ -226,8 +233,8 @@ class LossTracker:
             if self.runs:
                 self.restarts += 1
                 unheard = self._unheard_end()
-                self._notices.append(f"daemon restarted: new run {run or '?'} (started "
-                                     f"{event.run_started_utc or '?'}) after run {list(self.runs)[-1] or '?'}"
+                self._notices.append(f"daemon restarted: new run {_run(run)} (started "
+                                     f"{_run(event.run_started_utc)}) after run {_run(list(self.runs)[-1])}"
                                      + self._restart_while_down() + (f"; {unheard}" if unheard else ""))
             self._add_run(run, event.run_started_utc)
             self._run_topics[run] = self._topics
@@ -247,15 +254,15 @@ class LossTracker:
         camera = getattr(event, "camera", "")
         key = (run, event.type, camera)
         stream = self._heard_last(key)
-        what = f"{event.type} event(s) of camera '{camera}'"
+        what = f"{event.type} event(s) of camera '{wire_text(camera)}'"
         if stream is None:
             stream = self._new_stream(key)
-            self._start(stream, event.seq, what, f"before this subscriber heard run {run or '?'}",
+            self._start(stream, event.seq, what, f"before this subscriber heard run {_run(run)}",
                         event.run_started_utc)
         elif event.seq > stream.next and not _plausible(event.seq - stream.next, stream.heard_at):
             self._jumped(stream, event.seq, what, run)
         elif not stream.joined and event.seq > stream.next:
-            self._start(stream, event.seq, what, f"before this subscriber heard its first one in run {run or '?'}",
+            self._start(stream, event.seq, what, f"before this subscriber heard its first one in run {_run(run)}",
                         event.run_started_utc, since=stream.next)
         elif stream.resumed and event.seq > stream.next:
             self._missed_while_down(stream, event.seq, what, run)
@@ -263,7 +270,7 @@ class LossTracker:
             self.gaps += event.seq - stream.next
             stream.miss(stream.next, event.seq, "gap")
             self._notices.append(f"lost {event.seq - stream.next} {what} (seq {stream.next}..{event.seq - 1}) "
-                                 f"in run {run or '?'}{self._gap_cause(stream)}")
+                                 f"in run {_run(run)}{self._gap_cause(stream)}")
         elif event.seq < stream.next and not self._behind(stream, event, what, run):
             return
         stream.heard(event.seq, _fingerprint(event))
@@ -304,7 +311,7 @@ class LossTracker:
         if self._resumed_run is None or self._resumed_run not in self.runs:
             return ""
         return (f", while this subscriber was not running (state of {self.resumed_from}): what run "
-                f"{self._resumed_run or '?'} published after the last events heard is unknown (its final stats "
+                f"{_run(self._resumed_run)} published after the last events heard is unknown (its final stats "
                 f"were not heard)")
 
     def _missed_while_down(self, stream: _Stream, seq: int, what: str, run: str) -> None:
@@ -312,14 +319,14 @@ class LossTracker:
         n = seq - stream.next
         self.missed_while_down += n
         stream.miss(stream.next, seq, "down")
-        self._notices.append(f"missed {n} {what} (seq {stream.next}..{seq - 1}) in run {run or '?'} while this "
+        self._notices.append(f"missed {n} {what} (seq {stream.next}..{seq - 1}) in run {_run(run)} while this "
                              f"subscriber was not running (state of {self.resumed_from})")
 
     def _jumped(self, stream: _Stream, seq: int, what: str, run: str) -> None:
         """A jump forward beyond what the stream can have published since it was last heard (:func:`_plausible`):
         not counted as lost; the stream is counted anew from ``seq``."""
         self.resets += 1
-        self._notices.append(f"{what}: seq jumped from {stream.next - 1} to {seq} in run {run or '?'}, more than a "
+        self._notices.append(f"{what}: seq jumped from {stream.next - 1} to {seq} in run {_run(run)}, more than a "
                              f"daemon publishes in the time since (at most {MAX_EVENTS_PER_S}/s): not counted as "
                              f"missed (a broken or rogue publisher); counting this stream anew")
         stream.reset()
@@ -332,7 +339,7 @@ class LossTracker:
         run ``started`` (UTC text from the wire; see :func:`_plausible`)."""
         if seq > since and not _plausible(seq, _utc_seconds(started)):
             self._notices.append(f"{what}: first seq {seq} is more than a daemon publishes since its run started "
-                                 f"({str(started)[:40] or '?'}; at most {MAX_EVENTS_PER_S}/s): not counted as missed "
+                                 f"({wire_text(started or '?', 40)}; at most {MAX_EVENTS_PER_S}/s): not counted as missed "
                                  f"(a broken or rogue publisher)")
         elif seq > since:
             self.missed_at_start += seq - since
@@ -352,17 +359,17 @@ class LossTracker:
                 self.missed_while_down -= 1
             else:
                 self.gaps -= 1
-            self._notices.append(f"{what} seq {seq} arrived late (after seq {stream.next - 1}) in run {run or '?'}: "
+            self._notices.append(f"{what} seq {seq} arrived late (after seq {stream.next - 1}) in run {_run(run)}: "
                                  f"out of order, no longer counted missed")
             return True
         if stream.recent.get(seq) == _fingerprint(event):
             self.duplicates += 1
             # the daemon re-sends each camera's current status whenever a subscriber joins: expected, not told
             if not (event.type == "status" and seq == stream.next - 1):
-                self._notices.append(f"{what} seq {seq} received again (a duplicate) in run {run or '?'}")
+                self._notices.append(f"{what} seq {seq} received again (a duplicate) in run {_run(run)}")
             return False
         self.resets += 1
-        self._notices.append(f"{what}: seq went back from {stream.next - 1} to {seq} within run {run or '?'} "
+        self._notices.append(f"{what}: seq went back from {stream.next - 1} to {seq} within run {_run(run)} "
                              f"(a daemon restart without a new run id, or two publishers sharing one); "
                              f"counting this stream anew")
         stream.reset()
@@ -391,13 +398,14 @@ class LossTracker:
                 # the first word of this run we heard, or a stream the topics of a resumed state did not cover
                 self.missed_at_start += published
                 state.miss(0, published, "start")
-                what = (f"published before this subscriber heard run {run or '?'}" if before_joining else
-                        f"published in run {run or '?'} before this subscriber subscribed to them")
+                what = (f"published before this subscriber heard run {_run(run)}" if before_joining else
+                        f"published in run {_run(run)} before this subscriber subscribed to them")
             else:
                 self.gaps += published
                 state.miss(0, published, "gap")
-                what = f"in run {run or '?'}"
-            self._notices.append(f"missed {published} {kind} event(s) of camera '{camera}' {what} "
+                what = f"in run {_run(run)}"
+            self._notices.append(f"missed {published} {wire_text(kind)} event(s) of camera '{wire_text(camera)}' "
+                                 f"{what} "
                                  f"(stats: {published} published, none received)")
 
     def _subscribed(self, stream: str) -> bool:
@@ -423,9 +431,9 @@ class LossTracker:
                 if len(self._daemon_told) > TRACK_STREAMS:
                     del self._daemon_told[next(iter(self._daemon_told))]
                 self.daemon_dropped += n - before
-                reason = DAEMON_DROP_REASONS.get(str(why), f"'{str(why)[:32]}'")
-                self._notices.append(f"the daemon itself dropped {n - before} {kind} event(s) of camera "
-                                     f"'{camera[:64]}' in run {run or '?'}: {reason} ({n} in this run so far)")
+                reason = DAEMON_DROP_REASONS.get(str(why), f"'{wire_text(why, 32)}'")
+                self._notices.append(f"the daemon itself dropped {n - before} {wire_text(kind)} event(s) of camera "
+                                     f"'{wire_text(camera)}' in run {_run(run)}: {reason} ({n} in this run so far)")
 
     def _close_run(self, run: str, sequences: object) -> None:
         """The final stats of ``run`` give each stream's published count: count what never arrived at the end."""
@@ -442,8 +450,8 @@ class LossTracker:
                     self.gaps += published - stream.next
                     stream.miss(stream.next, published, "gap")
                     lost = "lost the last"
-                self._notices.append(f"{lost} {published - stream.next} {kind} event(s) of camera "
-                                     f"'{camera}' in run {run or '?'} (final stats: {published} published)")
+                self._notices.append(f"{lost} {published - stream.next} {wire_text(kind)} event(s) of camera "
+                                     f"'{wire_text(camera)}' in run {_run(run)} (final stats: {published} published)")
                 stream.next = published
 
     def state(self) -> dict:
@@ -499,7 +507,7 @@ class LossTracker:
 
     def heard(self) -> str:
         """What the state resumed says was heard last, for the 'resumed' line."""
-        return f"last heard run {list(self.runs)[-1] or '?'}" if self.runs else "no run heard yet"
+        return f"last heard run {_run(list(self.runs)[-1])}" if self.runs else "no run heard yet"
 
     def note(self, line: str) -> None:
         """Queue a notice; it carries wire text (topics, camera names), so it is made one printable line."""

@@ -51,3 +51,18 @@ def clip_long_runs(text: str, keep: int = 60) -> str:
     or a file: a 5,000-character texture name) cut to its first and last ``keep`` characters around
     ``…[N chars]…``: the message's own words around it (the key, what is wrong) stay readable and whole."""
     return _LONG_RUN.sub(lambda m: _clip(m, keep), text) if len(text) > LONG_RUN else text
+
+
+# characters of an untrusted wire string kept in a line a person reads: room for any real camera name or run id
+WIRE_TEXT_CHARS = 64
+
+
+def wire_text(value: object, limit: int = WIRE_TEXT_CHARS) -> str:
+    """An untrusted string from the wire (a camera name, a run id, a topic, a reason) for a line a person reads:
+    :func:`one_line`, cut to its first ``limit`` characters followed by ``…(+N chars)``. A rogue publisher's
+    10,000-character camera or run id was printed whole in every notice and event line. Cut before escaping,
+    so an escape is never split; the escaped text is at most four times ``limit``."""
+    text = str(value)
+    if len(text) <= limit:
+        return one_line(text)
+    return f"{one_line(text[:limit])}…(+{len(text) - limit} chars)"

@@ -18,7 +18,7 @@ from pathlib import Path
 from inspector.commands.argtypes import float_range, int_range, out_file, out_folder
 from inspector.interrupts import taken_over
 from inspector.outputs import link_new
-from inspector.textline import one_line
+from inspector.textline import one_line, wire_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,26 +89,26 @@ def describe(event, stream: bool = False) -> str:
     an inspection event's line names its stream (type) before its seq (:func:`several_streams`); without it
     the line is as it always was."""
     if event.type == "status":
-        return one_line(f"{event.time_utc} {event.camera:<10} status {event.state}"
-                        + (f" ({event.reason})" if event.reason else ""))
+        return one_line(f"{wire_text(event.time_utc)} {wire_text(event.camera):<10} status {wire_text(event.state)}"
+                        + (f" ({wire_text(event.reason, 240)})" if event.reason else ""))
     if event.type == "stats":
         totals = _mapping(event.data.get("totals"))
         total = _mapping(_mapping(event.data.get("latency_ms")).get("total"))
         lat = (f" e2e p50 {_number(total.get('p50')):.1f} ms p99 {_number(total.get('p99')):.1f} ms"
                if total.get("n") else "")
         fps = _number(totals.get("fps" if event.final else "fps_window", totals.get("fps", 0)))
-        return one_line(f"{event.time_utc} stats      {fps:.1f} fps{lat}" + (" (final)" if event.final else ""))
+        return one_line(f"{wire_text(event.time_utc)} stats      {fps:.1f} fps{lat}" + (" (final)" if event.final else ""))
     regions = " ".join(f"[{r['bbox'][0]},{r['bbox'][1]} {r['bbox'][2]}x{r['bbox'][3]} peak {_number(r.get('peak')):.3g}]"
                        for r in event.regions[:4])
     score = "n/a" if event.score is None else f"{event.score:.4g}"
     kind = f"{event.type:<6} " if stream else ""
-    line = (f"{event.capture.get('utc', '?')} {event.camera:<10} {kind}#{event.seq:<6} frame {event.frame_id:<7} "
-            f"{event.decision:<9} score {score} (thr {event.threshold:.4g}) "
+    line = (f"{wire_text(event.capture.get('utc', '?'))} {wire_text(event.camera):<10} {kind}#{event.seq:<6} "
+            f"frame {event.frame_id:<7} {wire_text(event.decision):<9} score {score} (thr {event.threshold:.4g}) "
             f"e2e {_number(event.latency_ms.get('total')):.1f} ms")
     if event.regions:
         line += f" {len(event.regions)} region(s) {regions}"
     if event.error:
-        line += f" error: {event.error}"
+        line += f" error: {wire_text(event.error, 240)}"
     return one_line(line)
 
 
@@ -272,7 +272,7 @@ class MqttSaver:
             self.unsaved_payloads += 1
             if not self.given_up:
                 self.warnings.append(f"warning: more than {WAITING_PAYLOADS} payloads waited for (first given up: "
-                                     f"{one_line(topic[:160])}); the oldest are given up, counted as not saved")
+                                     f"{wire_text(topic, 160)}); the oldest are given up, counted as not saved")
             self.given_up += 1
 
     def payload(self, box: str, topic: str, data: bytes) -> None:
@@ -286,7 +286,7 @@ class MqttSaver:
                 self._orphan(oldest, self.early.pop(oldest))
 
     def _orphan(self, topic: str, data: bytes) -> None:
-        self.warnings.append(f"warning: payload {one_line(topic[:160])} came without its header; saved under its topic")
+        self.warnings.append(f"warning: payload {wire_text(topic, 160)} came without its header; saved under its topic")
         self._write(self.folder / f"payload-{safe_name(topic.replace('/', '-'), 160)}.bin", data, topic)
 
     def _write(self, path: Path, data: bytes, topic: str) -> None:
@@ -414,7 +414,7 @@ def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally:
             if args.json:
                 print(json.dumps({**header_dict(event), "box": box}), flush=True)
             else:
-                print(one_line(f"{box:<12} {describe(event, several_streams(args.topic))}"), flush=True)
+                print(one_line(f"{wire_text(box):<12} {describe(event, several_streams(args.topic))}"), flush=True)
             if saver is not None and not _save_or_warn(event, saver.folder, lambda: saver.event(box, event)):
                 tally["unsaved"] += 1
             sub.handled()  # printed and saved (or told unsaved): heard, in the state saved next

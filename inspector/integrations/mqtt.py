@@ -44,6 +44,7 @@ from inspector.events import (CAMERA_TYPES, MAX_PAYLOADS, STATS_TOPIC, header_di
 from inspector.integrations import require
 from inspector.loss import STATE_VERSION, KeepsState, LossTracker
 from inspector.redact import redact
+from inspector.textline import wire_text
 from inspector.pipeline.integration_config import MqttSection, url_port_problem
 
 log = logging.getLogger("inspector.mqtt")
@@ -638,7 +639,7 @@ class MqttSubscriber(KeepsState):
             tracker = self._tracker(box)
             duplicates = tracker.duplicates
             tracker.observe(event)
-            self._notices += [f"box {box}: {line}" for line in tracker.notices()]
+            self._notices += [f"box {wire_text(box)}: {line}" for line in tracker.notices()]
             if event.type == "stats":
                 self._bridge_drops(box, event)
             return tracker.duplicates == duplicates
@@ -691,8 +692,8 @@ class MqttSubscriber(KeepsState):
             if len(self._bridge_dropped) > 4 * MEMORY_BOXES:  # runs invented without end: the oldest told go
                 del self._bridge_dropped[next(iter(self._bridge_dropped))]
             why = (f"{pending} never delivered at its shutdown, " if pending else "") + "buffer full while the broker was away"
-            self._notices.append(f"box {box}: its MQTT bridge dropped {dropped + pending - before} message(s) in run "
-                                 f"{run or '?'} ({why}; events, payloads, statuses or stats: {dropped + pending} in "
+            self._notices.append(f"box {wire_text(box)}: its MQTT bridge dropped {dropped + pending - before} message(s) in run "
+                                 f"{wire_text(run or '?')} ({why}; events, payloads, statuses or stats: {dropped + pending} in "
                                  f"this run so far)")
 
     @property
@@ -730,7 +731,7 @@ class MqttSubscriber(KeepsState):
 
     def summary(self) -> str:
         with self._lock:
-            lines = [f"box {box}: {t.summary()}" for box, t in sorted(self.loss.items())]
+            lines = [f"box {wire_text(box)}: {t.summary()}" for box, t in sorted(self.loss.items())]
             dropped = sum(self._bridge_dropped.values())
         return "; ".join(lines + [f"{dropped} message(s) dropped by the boxes' MQTT bridges",
                                   f"{self.messages.dropped} dropped by this subscriber (its queue full)",
@@ -814,7 +815,7 @@ class MqttSubscriber(KeepsState):
 
     def heard(self) -> str:
         with self._lock:
-            return "; ".join(f"box {box}: {t.heard()}" for box, t in sorted(self.loss.items())) or "no box heard yet"
+            return "; ".join(f"box {wire_text(box)}: {t.heard()}" for box, t in sorted(self.loss.items())) or "no box heard yet"
 
     def _tell(self, line: str | None) -> None:
         if line:

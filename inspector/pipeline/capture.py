@@ -34,6 +34,15 @@ slower one absorbs a period up to twice the mean. (Measured: a live camera at
 86-93 % of its frames inspected with a fixed ``share``-deep channel, 100 % with
 the tokens, at a p99 30-90 ms higher; benchmarks/README.md "Session 27".)
 
+**Bounded wait**: whatever the shares, a camera with a frame ready at the start of
+``⌈cameras ÷ max_batch⌉`` batches in a row and none of them its turn (the batches one
+frame per camera needs) is *overdue*: the next batch takes one frame of each overdue
+camera first, longest-waiting first. With as many live cameras as a batch holds the
+live frames filled every batch, so an offline camera (a file, a folder back from a
+reconnect) was never inspected and a slow one's frames waited whole rotations; now
+every camera with a frame ready gets a turn within ``2·⌈cameras ÷ max_batch⌉``
+batches. Below that (the usual case) nobody is ever overdue and nothing changes.
+
 Age: a live frame waits at most about two batch periods, one when its camera
 is at or above its share; with 8 or more cameras ``share`` is 1.
 
@@ -111,6 +120,8 @@ class FrameHub:
         self._order: list[str] = []
         self._next = 0
         self._next_live = 0  # where the live-first pass of the next take starts (FrameHub.take)
+        self._skipped: dict[str, int] = {}  # batches in a row a camera had a frame ready and no turn
+        self._served: set[str] = set()  # cameras that had a turn in the batch being filled
         self.counters = counters
 
     def add_camera(self, camera: str, live: bool, capacity: int) -> None:
@@ -124,6 +135,7 @@ class FrameHub:
                 self._tokens[camera] = 0
             self._open.add(camera)
             self._order.append(camera)
+            self._skipped[camera] = 0
 
     @staticmethod
     def low_water(capacity: int) -> int:
@@ -175,10 +187,22 @@ class FrameHub:
         return min(2 * share, self._tokens[cam] + share)
 
     def _next_batch(self) -> None:
-        """A batch begins: each live camera earns ``share`` tokens, up to ``2·share`` held; lock held."""
+        """A batch begins: each live camera earns ``share`` tokens, up to ``2·share`` held; a camera with a frame
+        ready that had no turn in the last batch counts one more batch skipped; lock held."""
         share = self.share()
         for cam in self._tokens:
             self._tokens[cam] = min(2 * share, self._tokens[cam] + share)
+        for cam, q in self._queues.items():
+            self._skipped[cam] = self._skipped[cam] + 1 if q and cam not in self._served else 0
+        self._served.clear()
+
+    def _take_overdue(self, max_n: int, out: list[Frame], taken: dict[str, int]) -> None:
+        """One frame of each camera skipped for a whole rotation (module docstring, "Bounded wait"), longest
+        skipped first; lock held."""
+        rotation = -(-len(self._order) // self.batch_size)
+        overdue = [cam for cam in self._order if self._skipped[cam] >= rotation and self._queues[cam]]
+        for cam in sorted(overdue, key=lambda c: -self._skipped[c])[:max_n]:
+            self._take_one(cam, out, taken)
 
     def take(self, max_n: int, timeout: float, taken: dict[str, int] | None = None) -> list[Frame]:
         """Up to ``max_n`` frames, live cameras' first (up to their tokens), then round-robin across cameras;
@@ -195,9 +219,10 @@ class FrameHub:
                 if remaining <= 0 or not self._open:
                     return []
                 self._not_empty.wait(min(remaining, 0.05))
+            out: list[Frame] = []
             if not taken:
                 self._next_batch()
-            out: list[Frame] = []
+                self._take_overdue(max_n, out, taken)
             n_cams = len(self._order)
             start, served = self._next_live, None
             for k in range(n_cams):  # live first, from the camera after the one served last: none always first
@@ -232,6 +257,7 @@ class FrameHub:
         frame.stamp("queued")
         out.append(frame)
         taken[cam] = taken.get(cam, 0) + 1
+        self._served.add(cam)
         if cam in self._tokens:
             self._tokens[cam] -= 1
 

@@ -250,6 +250,9 @@ class PublishSection:
     # before a subscription arrives, so an offline batch run would lose its first events); 0 = don't wait
     wait_for_subscribers: int = bounded(0, ge=0, le=1000)
     wait_for_subscribers_timeout_s: float = bounded(30.0, gt=0, le=86400)  # then start anyway, with a warning
+    # on stop, how long the daemon waits for events still queued for a slow subscriber to leave (ZMQ_LINGER);
+    # then it gives up and says so in one line. 0 = drop them at once
+    drain_s: float = bounded(5.0, ge=0, le=600)
     curve: CurveSection = field(default_factory=CurveSection)
     mqtt: MqttSection = field(default_factory=MqttSection)  # bridge to the plant's MQTT broker (off by default)
 

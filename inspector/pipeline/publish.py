@@ -43,7 +43,8 @@ WAKE = object()  # put on the publisher's inbox to make it drain the status queu
 # late joiner): each idle wake-up costs ~65 µs of CPU (queue wait, socket poll), 3.3 ms per second at 20 ms,
 # which at ~75 events/s was a third of the publisher's CPU per event. Status updates wake it at once.
 IDLE_POLL_S = 0.1
-# How long closing waits for queued events to reach connected subscribers (ZMQ_LINGER).
+# How long closing waits for queued events to reach connected subscribers (ZMQ_LINGER) when the publisher has
+# no ``publish.drain_s`` to go by (a socket closed before the worker ran, in tests).
 LINGER_MS = 500
 
 
@@ -65,7 +66,10 @@ class Publisher:
 
     def __init__(self, cfg: PublishSection, context: zmq.Context | None = None) -> None:
         self.cfg = cfg
-        self.context = context or zmq.Context.instance()
+        # Its own context unless given one (inproc needs the caller's): terminating it is the only way ZeroMQ
+        # tells whether the queued events left before the linger ran out (close()).
+        self._own_context = context is None
+        self.context = context or zmq.Context()
         self.auth = None
         self.sent = 0
         self.send_failed = 0
@@ -97,11 +101,13 @@ class Publisher:
             self._close_monitor(sock)
             sock.close(0)
             self._stop_auth()
+            self._term_context()
             raise
         except zmq.ZMQError as exc:
             self._close_monitor(sock)
             sock.close(0)
             self._stop_auth()
+            self._term_context()
             hint = " (another daemon running? choose another port)" if exc.errno == zmq.EADDRINUSE else ""
             raise ConfigError(f"publish.endpoint: cannot bind {cfg.endpoint}: {exc.strerror}{hint}") from None
         self.socket = sock
@@ -279,18 +285,40 @@ class Publisher:
             self.auth.stop()
             self.auth = None
 
-    def close(self) -> None:
-        """Close the socket (queued events get LINGER_MS to leave) and return once an ipc path is free.
+    def close(self, drain_s: float | None = None) -> bool:
+        """Close the socket; events still queued for subscribers get ``drain_s`` seconds (default
+        ``cfg.drain_s``) to leave. Returns False, after one warning line, when some were still queued then
+        (they are lost); True otherwise, or when it cannot tell (a context given by the caller). Raises nothing.
 
-        ZeroMQ closes in its I/O thread: the listener outlives ``close()`` while events drain, and a
-        daemon started next in this process would take it for another daemon (:func:`refuse_if_served`).
+        A slow subscriber's queue used to get a fixed 500 ms and was dropped unsaid. Returns once an ipc path
+        is free: ZeroMQ closes in its I/O thread, and a daemon started next in this process would take the
+        listener for another daemon (:func:`refuse_if_served`).
         """
+        drain_s = self.cfg.drain_s if drain_s is None else drain_s
         self._close_monitor(self.socket)
-        self.socket.close(linger=LINGER_MS)
+        self.socket.close(linger=int(drain_s * 1000))
         self._stop_auth()
-        deadline = time.monotonic() + LINGER_MS / 1000 + 1.0
+        delivered = self._term_context(drain_s)
+        if not delivered:
+            log.warning("publisher: gave up after %g s (publish.drain_s) on events still queued for a slow "
+                        "subscriber: they are lost (%d event(s) published in all)", drain_s, self.sent)
+        deadline = time.monotonic() + 1.0
         while _served(self.endpoint) and time.monotonic() < deadline:
             time.sleep(0.02)
+        return delivered
+
+    def _term_context(self, drain_s: float = 0.0) -> bool:
+        """Terminate an own context: it returns once every queued message left, or at the linger. Whether it
+        returned before ``drain_s`` ran out; True for a caller's context (not ours to end, so not known)."""
+        if not self._own_context:
+            return True
+        t0 = time.monotonic()
+        # term() blocks until the socket's linger ends; in a thread so that a socket somebody left open
+        # (it would block for ever) cannot hold the daemon's shutdown past the drain
+        ender = threading.Thread(target=self.context.term, name="publish-drain", daemon=True)
+        ender.start()
+        ender.join(drain_s + 2.0)
+        return not ender.is_alive() and (drain_s <= 0 or time.monotonic() - t0 < drain_s)
 
 
 def refuse_if_served(endpoint: str) -> None:

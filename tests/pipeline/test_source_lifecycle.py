@@ -602,6 +602,38 @@ def test_fair_share_live_cameras_more_than_a_batch_holds_take_turns(max_batch):
     assert max(live) - min(live) <= 2 and sum(live) == 60 * max_batch, served
 
 
+@pytest.mark.parametrize("max_batch,live", [(1, 1), (2, 2), (2, 5), (4, 4), (4, 7), (8, 9)])
+def test_fair_share_a_camera_beside_a_batch_of_live_cameras_gets_a_turn_within_bounded_batches(max_batch, live):
+    """As many live cameras as a batch holds, or more, each with a fresh frame at every batch, beside an offline
+    camera (a file, or a folder back from a reconnect) and a slow live one (a frame every 7th batch). The live
+    pass filled every batch, so the offline camera was never inspected; every camera with a frame ready now
+    gets a turn within 2·⌈cameras ÷ max_batch⌉ batches, and the live ones still take turns."""
+    hub = FrameHub(Counters(), batch_size=max_batch)
+    fast = [f"l{k}" for k in range(live)]
+    for cam in fast + ["slow"]:
+        hub.add_camera(cam, live=True, capacity=1)
+    hub.add_camera("file", live=False, capacity=8)
+    stop, served, waited, i = threading.Event(), {}, {}, 0
+    bound = 2 * -(-(live + 2) // max_batch)
+    for b in range(200):
+        for cam in fast + (["slow"] if b % 7 == 0 else []):
+            hub.put(_frame(cam, i), stop)
+            i += 1
+        while len(hub._queues["file"]) < 8:
+            hub.put(_frame("file", i), stop)
+            i += 1
+        ready = {cam for cam, q in hub._queues.items() if q}
+        got = {f.camera for f in hub.take(max_batch, 0.01, {})}
+        for cam in got:
+            served[cam] = served.get(cam, 0) + 1
+        for cam in hub._queues:  # batches in a row a camera had a frame ready and got none
+            waited[cam] = waited.get(cam, 0) + 1 if cam in ready and cam not in got else 0
+            assert waited[cam] <= bound, (b, cam, waited)
+    assert served["file"] >= 200 // bound and served["slow"] >= 200 // 7 // 2, served
+    rates = [served.get(cam, 0) for cam in fast]
+    assert max(rates) - min(rates) <= 2 * max_batch, served
+
+
 def _jittered(hub, live_fps, n_batches=400, seed=0):
     """Saturated pipeline whose batch periods vary (uniform 20-170 ms, mean 95 ms: ~84 frames/s at 8 per
     batch, a slow inference now and then); a live camera grabs at ``live_fps`` on its own clock and the
@@ -660,7 +692,7 @@ def test_fair_share_fuzz_nothing_lost_uncounted_and_no_turn_beyond_the_tokens(se
     """Bounded fuzz over random cameras, demands, batch sizes and closes: every offline frame is served once,
     in order; every live frame is served, still queued or counted as dropped; a live camera never holds more
     than 2·share frames nor takes more than 2·share in one batch; a take finds a frame whenever one may be
-    taken."""
+    taken; a camera with a frame ready gets a turn within 2·⌈cameras ÷ max_batch⌉ batches."""
     rng = random.Random(seed)
     max_batch = rng.choice([1, 2, 4, 8, 16])
     counters, stop = Counters(), threading.Event()
@@ -670,6 +702,7 @@ def test_fair_share_fuzz_nothing_lost_uncounted_and_no_turn_beyond_the_tokens(se
         hub.add_camera(cam, live=live, capacity=rng.randint(1, 8))
     put = {cam: 0 for cam in cams}
     served: dict[str, list[int]] = {cam: [] for cam in cams}
+    skipped = {cam: 0 for cam in cams}
     for _ in range(300):
         for cam, live in cams.items():
             if cam in hub._open:
@@ -682,12 +715,15 @@ def test_fair_share_fuzz_nothing_lost_uncounted_and_no_turn_beyond_the_tokens(se
         if rng.random() < 0.02 and hub._open:
             hub.close(rng.choice(sorted(hub._open)))
         taken: dict[str, int] = {}
-        waiting = hub.pending()
+        waiting, ready = hub.pending(), {cam for cam in cams if hub._queues[cam]}
         batch = hub.take(max_batch, 0.0, taken)
         assert batch or not waiting  # a new batch's tokens let every live camera take at least one
         for f in batch:
             served[f.camera].append(f.frame_id)
         assert all(taken[c] <= 2 * hub.share() for c in taken if cams[c])
+        for cam in cams:  # batches in a row with a frame ready and no turn: bounded (FrameHub, "Bounded wait")
+            skipped[cam] = skipped[cam] + 1 if cam in ready and cam not in taken else 0
+            assert skipped[cam] <= 2 * -(-len(cams) // max_batch), (cam, skipped)
     for cam, live in cams.items():
         queued = len(hub._queues[cam])
         if live:

@@ -50,3 +50,44 @@ def test_each_edge_of_a_train_setting_runs(name, value):
 def test_a_value_past_the_edge_is_one_line(name, value):
     with pytest.raises(ConfigError, match=rf"^train\.{name}(\[\d\])?: .* is out of range"):
         from_dict(TrainConfig, {name: value}, where="train")
+
+
+@pytest.mark.parametrize("model", ["reduced_student", "ast"])  # ModelConfig's field and AST's own
+@pytest.mark.parametrize("size", [[8192, 8192], [256, 4096]])
+def test_an_image_size_past_the_largest_side_is_refused_in_one_line(model, size):
+    """``model.image_size: [8192, 8192]`` passed the schema (le 8192) and training was killed for memory with no
+    message; the schema now stops at MAX_SIDE (2048, as the automatic input size) and says so."""
+    from inspector.training.config import load_run_config
+
+    with pytest.raises(ConfigError) as err:
+        load_run_config(overrides=[f"model.name={model}", f"model.image_size=[{size[0]},{size[1]}]"])
+    assert "model.image_size" in str(err.value) and "is out of range [32, 2048]" in str(err.value), err.value
+    assert "\n" not in str(err.value)
+
+
+def test_train_with_a_huge_image_size_exits_2_in_one_line_not_killed(tiny_dataset, tmp_path):
+    """The real command under a 4 GB address-space cap (as the config-ranges field check): it was killed."""
+    import resource
+    import subprocess
+    import sys
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    args = [sys.executable, "-m", "inspector", "train", "--data", str(tiny_dataset), "--out", str(tmp_path / "run"),
+            "--set", "model.image_size=[8192,8192]"]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=300, preexec_fn=cap)
+    err = run.stderr.strip()
+    assert run.returncode == 2 and "Traceback" not in err, (run.returncode, err[-2000:])
+    assert err.splitlines()[-1] == "error: model.image_size[0]: 8192 is out of range [32, 2048]", err
+
+
+def test_the_largest_image_size_is_the_automatic_input_sizes_largest_side():
+    from inspector.models.ast.model import AstConfig
+    from inspector.models.base import ModelConfig
+    from inspector.training.input_size import MAX_SIDE
+
+    for cls in (ModelConfig, AstConfig):
+        f = next(f for f in dataclasses.fields(cls) if f.name == "image_size")
+        assert field_range(f).le == MAX_SIDE == 2048, cls
+    from_dict(ModelConfig, {"image_size": [2048, 2048]}, where="model")  # the edge itself is a valid size

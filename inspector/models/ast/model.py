@@ -68,7 +68,7 @@ from inspector.models.ast.flow import ConditionalFlow
 from inspector.models.ast.positional import positional_encoding
 from inspector.models.ast.student import AstStudent
 from inspector.models.backbones import build_backbone
-from inspector.models.base import (OFFLINE_TEACHER, OFFLINE_TEACHER_BEFORE, AnomalyModel, ModelConfig,
+from inspector.models.base import (MAX_IMAGE_SIDE, OFFLINE_TEACHER, OFFLINE_TEACHER_BEFORE, AnomalyModel, ModelConfig,
                                    fit_channel_statistics, teacher_identity)
 from inspector.models.common import FeatureStandardization, LevelNormalization, freeze
 from inspector.models.entry import ModelEntry, Phase
@@ -87,7 +87,7 @@ class AstConfig(ModelConfig):
     """AST settings; fields left at None take the preset's value when the config is built."""
 
     name: str = "ast"
-    image_size: tuple[int, int] | None = bounded(None, ge=32, le=8192)  # paper 768×768, offline 256×256
+    image_size: tuple[int, int] | None = bounded(None, ge=32, le=MAX_IMAGE_SIDE)  # paper 768×768, offline 256×256
     # The paper's score is the mean of the student map. Offline: the mean of the top 1 % of the
     # student map plus the flow's 0.5·‖z‖², each quantile-normalised on good validation images
     # and clamped at 0 (score_source: both; benchmarks/README.md, Session 6: the student alone

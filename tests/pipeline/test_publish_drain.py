@@ -1,0 +1,76 @@
+"""Events queued for a slow subscriber when the daemon stops reach it within ``publish.drain_s``, or the
+daemon says in one line that it gave up. They were dropped unsaid after a fixed 500 ms linger.
+
+Real parts: the daemon's publisher on an ipc socket and a plain ZeroMQ SUB that reads only once the close has
+begun, with small buffers so that most events wait in the publisher's queue."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import zmq
+
+from inspector.events import Payload, StatsEvent, utc_iso
+from inspector.pipeline.config import PublishSection
+from inspector.pipeline.publish import Publisher
+
+EVENTS = 120
+PAYLOAD = b"\0" * 65536  # 7.5 MiB in all: far more than the kernel's socket buffers hold
+
+
+def _slow_subscriber(endpoint: str) -> zmq.Socket:
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 1)
+    sub.setsockopt(zmq.RCVBUF, 4096)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"v1/stats")
+    sub.connect(endpoint)
+    return sub
+
+
+def _publish(tmp_path, drain_s: float) -> tuple[Publisher, zmq.Socket]:
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/pub.sock", drain_s=drain_s))
+    sub = _slow_subscriber(pub.endpoint)
+    assert pub.wait_for_subscription(10.0)
+    for seq in range(EVENTS):
+        payload = Payload(kind="thumbnail", encoding="jpeg", data=PAYLOAD, shape=[len(PAYLOAD)])
+        assert pub.send(StatsEvent(seq=seq, time_utc=utc_iso(), uptime_s=1.0, final=seq == EVENTS - 1, data={},
+                                   run_id="r", payloads=[payload]))
+    return pub, sub
+
+
+def _received(sub: zmq.Socket, timeout_ms: int) -> list[int]:
+    seqs = []
+    while sub.poll(timeout_ms):
+        seqs.append(json.loads(sub.recv_multipart()[1])["seq"])
+    return seqs
+
+
+def test_a_slow_subscriber_gets_every_event_queued_when_the_daemon_stops(tmp_path, caplog):
+    pub, sub = _publish(tmp_path, drain_s=30.0)
+    result = []
+    closer = threading.Thread(target=lambda: result.append(pub.close()))
+    closer.start()
+    time.sleep(1.5)  # the subscriber is slow: it starts reading well after the old 500 ms linger ran out
+    try:
+        seqs = _received(sub, 3000)
+    finally:
+        closer.join(35)
+        sub.close()
+    assert seqs == list(range(EVENTS)), (len(seqs), seqs[:3], seqs[-3:])
+    assert result == [True] and "gave up" not in caplog.text
+
+
+def test_a_subscriber_that_never_reads_is_given_up_on_in_one_line_with_a_count(tmp_path, caplog):
+    pub, sub = _publish(tmp_path, drain_s=0.5)
+    try:
+        with caplog.at_level(logging.WARNING, "inspector.publish"):
+            assert pub.close() is False
+    finally:
+        sub.close()
+    lines = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
+    assert lines == [f"publisher: gave up after 0.5 s (publish.drain_s) on events still queued for a slow "
+                     f"subscriber: they are lost ({EVENTS} event(s) published in all)"], caplog.text
