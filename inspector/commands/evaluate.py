@@ -14,7 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Score the test split of a dataset; write metrics.json and plots.")
     p.add_argument("run", help="training run folder (or a checkpoint file)")
     p.add_argument("--data", help="dataset root (default: the run's training data, from RUN/config.yaml)")
-    p.add_argument("--out", type=out_folder(), help="output folder (default: RUN/eval)")
+    p.add_argument("--out", type=out_folder(),
+                   help="output folder (default: RUN/eval for the run's own data set, RUN/eval-<data folder name> "
+                        "for another; an earlier evaluation there is replaced)")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=DEFAULT_BATCH,  # = evaluate_dataset's
                    help="images per inference call (default %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
@@ -27,20 +29,22 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from inspector.evaluation.diagnostics import format_diagnostics
+    from inspector.evaluation.eval_folder import default_eval_folder
     from inspector.evaluation.evaluate import evaluate_dataset, format_table
     from inspector.models.checkpoint import load_model
     from inspector.artifacts.run_config import run_data_path
 
     model, config, _ = load_model(args.run)
     run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
-    out = Path(args.out) if args.out else run_dir / "eval"
+    trained_on = run_data_path(run_dir, config)  # config.yaml: valid from any directory
+    data = args.data or trained_on
+    out = Path(args.out) if args.out else default_eval_folder(run_dir, data, trained_on)
 
     def scorer(batch):
         with torch.inference_mode():
             score, amap = model(torch.from_numpy(batch))
         return score.numpy(), amap.numpy()
 
-    data = args.data or run_data_path(run_dir, config)  # config.yaml: valid from any directory
     refuse_folder_in_images("out", out, [str(data)])  # the data set from config.yaml is not on the command line
     levels = None if args.no_per_level else level_scorer(model)
     metrics = evaluate_dataset(scorer, data, config.model.image_size,

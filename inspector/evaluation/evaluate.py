@@ -16,6 +16,7 @@ from inspector.config import write_json
 from inspector.contract import DEFAULT_BATCH, DEFAULT_DOWNSCALE
 from inspector.data.datasets import load_batch, load_dataset, load_masks
 from inspector.errors import DataError
+from inspector.evaluation.eval_folder import clear_earlier_evaluation, data_key
 from inspector.evaluation.diagnostics import LevelScorer, level_aurocs, level_peaks, score_distribution
 from inspector.evaluation.metrics import evaluate_scores
 
@@ -56,7 +57,9 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
                      downscale: str = DEFAULT_DOWNSCALE) -> dict:
     """Score the test split, compute metrics, write metrics.json (+ plots); return metrics.
 
-    Raises :class:`DataError` when the dataset has no test images or none of them can be read.
+    Raises :class:`DataError` when the dataset has no test images or none of them can be read. What an earlier
+    evaluation wrote in ``out_dir`` is removed first (:mod:`inspector.evaluation.eval_folder`); ``metrics["data"]``
+    records the data set scored.
 
     ``level_scorer`` (torch models only: deployed graphs output the combined map)
     adds the per-level image AUROC to the diagnostics. ``downscale``: the model's
@@ -77,8 +80,12 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     metrics = evaluate_scores(scores, labels, types, maps=maps, masks=masks)
     metrics.update(diagnostics(scores, labels, images, level_scorer, batch_size))
     metrics["skipped_images"] = [str(s.path) for s, _ in skipped]
+    metrics["data"] = data_key(data_root)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    earlier = clear_earlier_evaluation(out_dir)  # only now: a failed evaluation leaves the earlier one whole
+    if earlier not in (None, metrics["data"]):
+        log.warning("%s: replaced the evaluation of %s there", out_dir, earlier)
     write_metrics(out_dir, metrics)
     np.savez_compressed(out_dir / "scores.npz", scores=scores, labels=labels,
                         files=np.array([str(s.path) for s in samples]))

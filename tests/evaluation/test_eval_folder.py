@@ -1,0 +1,65 @@
+"""An evaluation folder holds one evaluation, and evaluating another data set does not replace the run's own."""
+
+import json
+import logging
+import shutil
+
+from inspector.cli import main
+from inspector.evaluation.eval_folder import data_key, default_eval_folder
+
+
+def _copy_tree(src, dst):
+    for part in ("test", "ground_truth"):
+        shutil.copytree(src / part, dst / part)
+    return dst
+
+
+def test_evaluating_another_data_set_keeps_the_runs_own_evaluation(trained_run, tiny_dataset, tmp_path):
+    """`evaluate RUN --data OTHER` wrote to RUN/eval and replaced the evaluation of the run's own data set without
+    a word; two other data sets of one folder name replaced each other."""
+    run = tmp_path / "rs"  # same depth as the fixture's run: config.yaml's relative data path still holds
+    shutil.copytree(trained_run, run)
+    shutil.rmtree(run / "eval", ignore_errors=True)
+    other = _copy_tree(tiny_dataset, tmp_path / "a" / "other")
+    namesake = _copy_tree(tiny_dataset, tmp_path / "b" / "other")
+    assert main(["evaluate", str(run), "--no-plots", "--no-per-level"]) == 0
+    own = (run / "eval" / "metrics.json").read_bytes()
+    assert json.loads(own)["data"] == data_key(tiny_dataset)
+    assert main(["evaluate", str(run), "--data", str(other), "--no-plots", "--no-per-level"]) == 0
+    assert main(["evaluate", str(run), "--data", str(namesake), "--no-plots", "--no-per-level"]) == 0
+    assert (run / "eval" / "metrics.json").read_bytes() == own
+    recorded = {d.name: json.loads((d / "metrics.json").read_text())["data"] for d in run.glob("eval*")}
+    assert recorded == {"eval": data_key(tiny_dataset), "eval-other": data_key(other),
+                        "eval-other-2": data_key(namesake)}
+    assert default_eval_folder(run, other, tiny_dataset) == run / "eval-other"  # the same data set: same folder
+
+
+def test_re_evaluating_into_a_folder_leaves_nothing_of_the_earlier_evaluation(trained_run, tiny_dataset,
+                                                                            tmp_path, caplog):
+    """--no-plots kept the earlier ROC, histogram and report beside the new metrics, and the earlier overlays
+    (named by score) stayed beside the new ones; files that are not an evaluation's are kept."""
+    out = tmp_path / "eval"
+    other = _copy_tree(tiny_dataset, tmp_path / "other")
+    assert main(["evaluate", str(trained_run), "--out", str(out), "--no-per-level"]) == 0
+    assert (out / "roc.png").is_file() and (out / "report.html").is_file() and any((out / "overlays").iterdir())
+    (out / "notes.txt").write_text("mine")
+    (out / "overlays" / "mine.png").write_bytes(b"mine")
+    caplog.set_level(logging.WARNING)
+    assert main(["evaluate", str(trained_run), "--data", str(other), "--out", str(out), "--no-plots",
+                 "--no-per-level"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "notes.txt", "overlays", "scores.npz"]
+    assert [p.name for p in (out / "overlays").iterdir()] == ["mine.png"]
+    assert json.loads((out / "metrics.json").read_text())["data"] == data_key(other)
+    replaced = [r.getMessage() for r in caplog.records if "replaced the evaluation of" in r.getMessage()]
+    assert replaced == [f"{out}: replaced the evaluation of {data_key(tiny_dataset)} there"]
+
+
+def test_a_failed_evaluation_leaves_the_earlier_one_whole(trained_run, tmp_path):
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(trained_run), "--out", str(out), "--no-per-level"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    broken = tmp_path / "broken"
+    (broken / "test" / "good").mkdir(parents=True)
+    (broken / "test" / "good" / "0.png").write_bytes(b"not a png")
+    assert main(["evaluate", str(trained_run), "--data", str(broken), "--out", str(out), "--no-plots"]) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
