@@ -77,6 +77,7 @@ from inspector.errors import ConfigError
 from inspector.events import (HEARTBEAT_S, MAX_PAYLOADS, STATS_TOPIC, curve_key, decode, load_curve_certificate, set_heartbeat,
                               subscription_topic, topic_matches, utc_iso)
 from inspector.loss import KeepsState, LossTracker
+from inspector.textline import wire_text
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 ENDPOINT = re.compile(r"^(tcp|ipc|inproc|pgm|epgm|ws|wss|vmci)://.+")
@@ -363,7 +364,7 @@ class Subscriber(KeepsState):
                 event = decode(frames)
             except ValueError as exc:
                 self.malformed += 1
-                self.loss.note(f"skipped a malformed message: {str(exc)[:160]}")
+                self.loss.note(f"skipped a malformed message: {wire_text(exc, 160)}")  # it quotes wire bytes
                 continue
             if not self.covers(event):
                 continue  # a byte-prefix match across a name (cam10 for v1/defect/cam1): not asked, not accounted

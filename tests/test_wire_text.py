@@ -43,3 +43,22 @@ def test_a_rogue_publishers_long_camera_and_run_ids_are_cut_short_in_every_line(
     assert sum("status online" in line for line in lines) == 1 and sum("#3" in line for line in lines) == 1, out
     assert all(len(line) < 800 for line in lines), max(lines, key=len)[:300]
     assert all("(+" in line for line in lines if "lost 2" in line or "restarted" in line or "#3" in line)
+
+
+def test_a_malformed_message_with_a_long_topic_is_told_cut_short_saying_how_much(tmp_path):
+    """The notice quoted the decoder's message cut at 160 characters without a word that it was cut."""
+    import time
+
+    from inspector.client import Subscriber
+    from inspector.pipeline.config import PublishSection
+    from inspector.pipeline.publish import Publisher
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    with Subscriber(pub.endpoint, ["v1/"]) as sub:
+        assert pub.wait_for_subscription(5.0)
+        time.sleep(0.05)
+        pub.socket.send_multipart([b"v1/status/" + b"c" * 10_000, b"garbage"])
+        assert sub.recv(timeout=1) is None and sub.malformed == 1
+        notices = [n for n in sub.loss.notices() if "malformed" in n]
+    pub.close()
+    assert len(notices) == 1 and "…(+" in notices[0] and len(notices[0]) < 300, notices
