@@ -39,6 +39,7 @@ import numpy as np
 from inspector.config import json_safe
 from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError, DataError
+from inspector.data.memory import CALIBRATION_BYTES, require_image_memory
 from inspector.artifacts.thresholds import ModelBinding, Thresholds, score_stats, write_thresholds
 
 log = logging.getLogger(__name__)
@@ -292,11 +293,17 @@ def _common_folder(samples: Sequence) -> str:
 
 def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, chunk: int = 64,
                   on_progress: Callable[[int, int], None] | None = None) -> ScoredSet:
-    """Decode, resize (``backend.input_spec``) and score ``samples`` with ``backend``; corrupt images are skipped."""
+    """Decode, resize (``backend.input_spec``) and score ``samples`` with ``backend``; corrupt images are skipped.
+
+    Raises DataError when none can be read, or when their maps would not fit in memory
+    (:func:`~inspector.data.memory.require_image_memory`)."""
     from inspector.data.datasets import load_batch
     from inspector.evaluation.evaluate import backend_scorer, score_images
 
     spec = backend.input_spec
+    require_image_memory(len(samples), spec.height, spec.width, _common_folder(samples),
+                         bytes_per_pixel=CALIBRATION_BYTES, what="image(s)",
+                         advice="calibrate on fewer images (--good-dir with a subset)")
     batch_size = max(1, min(batch_size, spec.max_batch or batch_size))
     scores, maps, kept, skipped = [], [], [], []
     for start in range(0, len(samples), chunk):

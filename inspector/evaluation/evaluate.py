@@ -15,6 +15,7 @@ import numpy as np
 from inspector.config import write_json
 from inspector.contract import DEFAULT_BATCH, DEFAULT_DOWNSCALE
 from inspector.data.datasets import load_batch, load_dataset, load_masks
+from inspector.data.memory import EVALUATION_BYTES, require_image_memory
 from inspector.errors import DataError
 from inspector.evaluation.eval_folder import clear_earlier_evaluation, data_key
 from inspector.evaluation.diagnostics import LevelScorer, level_aurocs, level_peaks, score_distribution
@@ -57,7 +58,8 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
                      downscale: str = DEFAULT_DOWNSCALE) -> dict:
     """Score the test split, compute metrics, write metrics.json (+ plots); return metrics.
 
-    Raises :class:`DataError` when the dataset has no test images or none of them can be read. What an earlier
+    Raises :class:`DataError` when the dataset has no test images, none of them can be read, or they would not fit
+    in memory (:func:`~inspector.data.memory.require_image_memory`). What an earlier
     evaluation wrote in ``out_dir`` is removed first (:mod:`inspector.evaluation.eval_folder`); ``metrics["data"]``
     records the data set scored.
 
@@ -69,6 +71,8 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     if not dataset.test:
         raise DataError(f"{data_root}: no test images (expected test/good and test/<defect> folders)")
     h, w = image_size
+    require_image_memory(len(dataset.test), h, w, str(dataset.root), bytes_per_pixel=EVALUATION_BYTES,
+                         what="test image(s)", advice="evaluate on a smaller test set")
     images, samples, skipped = load_batch(dataset.test, h, w, resize, bit_depth, downscale)
     if not samples:  # every test image was skipped (each warned): there is nothing to score
         raise DataError(f"{dataset.root}: none of the {len(dataset.test)} test image(s) could be read "

@@ -32,7 +32,7 @@ from inspector.training.resume_point import ResumePoint
 from inspector.training.config import RunConfig, TrainConfig, save_run_config
 from inspector.training.device import TrainingDevice
 from inspector.training.input_size import resolve_input_size
-from inspector.training.memory import require_image_memory
+from inspector.data.memory import require_image_memory
 from inspector.training.progress import Progress, format_duration
 from inspector.training.run_lock import hold_run_folder
 from inspector.training.stopping import INTERRUPTED, ScheduleState, StopRule
@@ -84,7 +84,7 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
     validation set while readable images remain; the split keeps :data:`MIN_TRAIN_IMAGES` to train on
     whatever ``data.val_fraction`` asks. Raises :class:`DataError` when fewer than
     :data:`MIN_GOOD_IMAGES` good images can be read, or when they would not fit in the memory available
-    (:func:`~inspector.training.memory.require_image_memory`).
+    (:func:`~inspector.data.memory.require_image_memory`).
     """
     dataset = load_dataset(config.data.path)
     need = f"need at least {MIN_GOOD_IMAGES} good training images ({MIN_TRAIN_IMAGES} to train on, 1 to validate)"
