@@ -16,6 +16,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def safe_name(text: str, limit: int = 64) -> str:
+    """Untrusted text (a wire string, a folder's name) as one harmless file-name part: no separators, no dots (so
+    no '..'), at most ``limit`` characters; '_' when nothing is left."""
+    return _UNSAFE.sub("_", str(text))[:limit].strip("_") or "_"
+
+
 def _ancestor_problem(path: Path) -> str | None:
     """Why nothing can be created at ``path`` because of what is above it (None: nothing in the way)."""
     for parent in path.parents:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from inspector.commands.argtypes import float_range, int_range, out_file, out_folder
 from inspector.interrupts import taken_over
-from inspector.outputs import link_new
+from inspector.outputs import link_new, safe_name
 from inspector.textline import one_line, wire_text
 
 
@@ -110,14 +110,6 @@ def describe(event, stream: bool = False) -> str:
     if event.error:
         line += f" error: {wire_text(event.error, 240)}"
     return one_line(line)
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def safe_name(text: str, limit: int = 64) -> str:
-    """A wire string as one harmless file-name part: no separators, no dots (so no '..'), bounded length."""
-    return _UNSAFE.sub("_", str(text))[:limit].strip("_") or "_"
 
 
 def _unique(stem: str, suffix: str, parts: list[tuple[str, bytes]]) -> str:

@@ -21,6 +21,8 @@ import json
 import re
 from pathlib import Path
 
+from inspector.outputs import safe_name
+
 EVALUATION_FILES = ("metrics.json", "scores.npz", "roc.png", "score_histogram.png", "report.html")
 OVERLAYS = "overlays"
 _OVERLAY = re.compile(r"^(missed|false_alarm|top_defect)_\d+_score.*\.png$")  # plots.save_overlays' names
@@ -42,15 +44,11 @@ def evaluated_data(folder: str | Path) -> str | None:
     return recorded if isinstance(recorded, str) else None
 
 
-def _safe_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("._") or "data"
-
-
 def default_eval_folder(run_dir: str | Path, data: str | Path, trained_on: str | Path) -> Path:
     """``RUN/eval`` when ``data`` is the data set the run was trained on, else ``RUN/eval-<data folder name>``;
     the first of ``<base>``, ``<base>-2``, ``<base>-3``… that holds no evaluation of another data set."""
     run_dir, key = Path(run_dir), data_key(data)
-    base = "eval" if key == data_key(trained_on) else f"eval-{_safe_name(Path(key).name)}"
+    base = "eval" if key == data_key(trained_on) else f"eval-{safe_name(Path(key).name)}"
     for n in range(1, _MAX_SUFFIX):
         folder = run_dir / (base if n == 1 else f"{base}-{n}")
         if evaluated_data(folder) in (None, key):
