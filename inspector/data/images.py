@@ -49,7 +49,8 @@ defect when its largest channel is at least half of the mask's largest value
 (so 0/1, 0/255, 0/65535 masks and lossy JPEG copies of them all read right);
 an all-zero mask is empty. A mask whose alpha channel varies (a transparent overlay
 exported by an annotation tool) is read from its alpha by the same rule, turned by the
-file's EXIF orientation as its colour is.
+file's EXIF orientation as its colour is. Whether a file named like a mask is one is told by its content
+(:func:`looks_like_mask`: few levels or colours, or a varying alpha), never by its name alone.
 
 Resize policies (recorded in the sidecar, applied identically everywhere):
 
@@ -882,6 +883,50 @@ def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndar
     if shape is not None and tuple(shape[:2]) != mask.shape:
         mask = _resize_nearest(mask, int(shape[0]), int(shape[1]))
     return mask
+
+
+# A label map holds a value (or a colour) per class, a few of them; a two-level mask saved lossily (JPEG) holds
+# many values, but nearly all of them near its two levels. A photo holds neither: its levels fill the range.
+MASK_MAX_LEVELS = 16
+_MASK_MID_FRACTION = 0.05  # of pixels allowed in the middle of the range (a lossy or anti-aliased mask's edges)
+_MASK_COLOUR_FRACTION = 0.01  # of pixels whose channels may differ by over 1/8 of the range (JPEG chroma error)
+_MASK_SAMPLE_PIXELS = 1 << 20  # enough pixels to judge by: a large file is judged on an even grid of them
+
+
+def looks_like_mask(path: str | Path) -> bool:
+    """Whether the file ``path`` holds mask data, judged by its content, not its name (:func:`mask_like_samples`).
+
+    A transparent overlay is judged by its varying alpha, which :func:`read_mask` reads. A file that cannot be
+    decoded says nothing here (True): reading it as a mask then names the fault.
+    """
+    path = Path(path)
+    try:
+        data = _read_bytes(path)
+        img = _decode_samples(data, str(path))[0]
+    except DataError:
+        return True
+    alpha = _varying_alpha(data, img.shape[:2])
+    return mask_like_samples(img if alpha is None else alpha)
+
+
+def mask_like_samples(img: np.ndarray) -> bool:
+    """Whether decoded samples ((H, W) or (H, W, C), any integer or float dtype) are mask-like: at most
+    :data:`MASK_MAX_LEVELS` distinct colours (a binary mask, a label map, an annotation tool's colour classes),
+    or one grey channel (channels equal up to lossy error) with nearly every pixel near its darkest or its
+    brightest value (a two-level mask saved as JPEG). A colour photo, or a grey one whose levels fill the
+    range, is not."""
+    step = max(1, int(np.sqrt(img.shape[0] * img.shape[1] / _MASK_SAMPLE_PIXELS)))
+    img = np.nan_to_num(img[::step, ::step]).astype(np.float64)
+    grey = img.max(axis=2) if img.ndim == 3 else img  # read_mask's rule: the largest channel
+    # as many colours as the largest channel has levels at least: count colours only when those are few
+    if np.unique(grey).size <= MASK_MAX_LEVELS and (
+            img.ndim == 2 or np.unique(img.reshape(-1, img.shape[2]), axis=0).shape[0] <= MASK_MAX_LEVELS):
+        return True
+    low, top = float(grey.min()), float(grey.max())
+    band = (top - low) / 8
+    if img.ndim == 3 and np.mean(grey - img.min(axis=2) > band) > _MASK_COLOUR_FRACTION:
+        return False  # many colours
+    return float(np.mean((grey > low + band) & (grey < top - band))) <= _MASK_MID_FRACTION
 
 
 class CropBox(NamedTuple):
