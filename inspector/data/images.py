@@ -10,7 +10,9 @@ camera). Every path — dataset loading for train/evaluate/calibrate/predict and
 the daemon's folder, video and camera sources — goes through them, so the same
 file gives the same pixels everywhere. The rules:
 
-* **orientation**: EXIF Orientation is applied (JPEG, TIFF, PNG eXIf);
+* **orientation**: EXIF Orientation is applied (JPEG, TIFF, WebP, PNG eXIf), read by one reader for the pixels,
+  :func:`frame_size` and a mask's alpha (:func:`_exif_orientation`: its value whatever the tag's type; a tag
+  without a value in 2..8 is none);
 * **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded,
   CMYK and YCCK converted, MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit
   pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
@@ -562,6 +564,8 @@ def _decode_pixels(buf: np.ndarray, where: str, tiff: TiffLayout | None) -> np.n
     bmp = _bmp_masked_layout(bytes(buf[:70]))
     if bmp is not None:
         return _decode_masked_bmp(buf, where, bmp)
+    if _carries_exif_orientation(buf):
+        return _decode_upright(buf, where)
     return _imdecode(buf, where, _DECODE_FLAGS)
 
 
@@ -777,10 +781,7 @@ def frame_size(path: str | Path) -> tuple[int, int]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 width, height = im.size
-                if im.format == "PNG":  # getexif() decodes a whole PNG to look for an eXIf chunk past IDAT
-                    orientation = 0 if "exif" in im.info else 1  # 0: has one, let the decoder apply it
-                else:
-                    orientation = im.getexif().get(0x0112) or getattr(im, "tag_v2", {}).get(0x0112) or 1
+                orientation = _pillow_orientation(im)
     except Exception:  # noqa: BLE001 - Pillow lacks a format or a limit: the real decoder decides
         orientation = None
     if orientation != 1:
@@ -788,27 +789,63 @@ def frame_size(path: str | Path) -> tuple[int, int]:
     return height, width
 
 
-# EXIF Orientation (TIFF tag 274) → the numpy view that displays a stored (H, W) plane upright (Pillow's
-# ImageOps.exif_transpose table: 2 mirror, 3 half turn, 4 flip, 5 transpose, 6/8 quarter turns, 7 transverse)
-_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.T,
-           6: lambda a: np.rot90(a, -1), 7: lambda a: a.T[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+# EXIF Orientation (TIFF tag 274) → the numpy view that displays a stored (H, W) plane or (H, W, C) image upright
+# (Pillow's ImageOps.exif_transpose table: 2 mirror, 3 half turn, 4 flip, 5 transpose, 6/8 quarter turns,
+# 7 transverse)
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1),
+           7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+# Formats whose EXIF orientation the decoder applies itself (:func:`_decode_upright`), read by one reader
+# (:func:`_exif_orientation`) for the pixels, :func:`frame_size` and a mask's alpha alike. A TIFF's Orientation
+# is its own tag, which OpenCV's libtiff path applies whatever the flags.
+_EXIF_SIGNATURES = (_JPEG_SOI, _PNG_SIGNATURE)
+
+
+def _carries_exif_orientation(buf: np.ndarray) -> bool:
+    head = bytes(buf[:12])
+    return head.startswith(_EXIF_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _orientation_value(value) -> int:
+    """An EXIF Orientation as Pillow reads it → 1..8. Read by its value whatever the tag's type: cameras write a
+    BYTE (Pillow gives bytes) or a LONG, or repeat it (a tuple: the first). Anything else (0, 9, text, a tag
+    without a value) is no orientation: 1. OpenCV's own reader disagreed with Pillow on such tags (it turned a
+    JPEG whose tag had a count of 0, and not one whose big-endian LONG said 6), so the pixels, the frame size
+    and a mask's alpha were turned by different rules."""
+    if isinstance(value, (bytes, tuple, list)) and len(value) > 0:
+        value = value[0]
+    return value if isinstance(value, int) and value in _ORIENT else 1
+
+
+def _pillow_orientation(im) -> int:
+    """The orientation of the open Pillow image ``im`` by :func:`_orientation_value`. A PNG's eXIf chunk counts
+    only before the pixel data (what open read: OpenCV reads none after it, and getexif would decode the whole
+    image to look)."""
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1
+    return _orientation_value(im.getexif().get(0x0112) or getattr(im, "tag_v2", {}).get(0x0112) or 1)
 
 
 def _exif_orientation(data: np.ndarray) -> int:
-    """The EXIF Orientation (1..8) of an encoded image that OpenCV's decoder applies (JPEG, TIFF, WebP, a PNG
-    eXIf chunk before the pixel data: OpenCV reads none after it, Pillow's getexif would); 1 when it has none
-    or Pillow cannot read it."""
+    """The EXIF Orientation (1..8) of an encoded image (JPEG, TIFF, WebP, a PNG eXIf chunk before the pixel
+    data) by :func:`_pillow_orientation`; 1 when it has none or Pillow cannot read it."""
     from PIL import Image
 
     try:
         with warnings.catch_warnings(), Image.open(io.BytesIO(data.tobytes())) as im:
             warnings.simplefilter("ignore")  # a damaged file's warnings: the pixel decoder tells
-            if im.format == "PNG" and "exif" not in im.info:  # none before IDAT (what open read)
-                return 1
-            value = im.getexif().get(0x0112) or getattr(im, "tag_v2", {}).get(0x0112) or 1
-    except Exception:  # noqa: BLE001 - Pillow lacks the format or the file is damaged: OpenCV decided alone
+            return _pillow_orientation(im)
+    except Exception:  # noqa: BLE001 - Pillow lacks the format or the file is damaged: no orientation read
         return 1
-    return value if isinstance(value, int) and value in _ORIENT else 1
+
+
+def _decode_upright(buf: np.ndarray, where: str) -> np.ndarray:
+    """A JPEG, PNG or WebP decoded as stored, then turned by :func:`_exif_orientation`: the one reading of the
+    orientation that :func:`frame_size` and a mask's alpha use too (OpenCV's own reading of a malformed tag
+    differed from it). Raises :class:`ImageRejected`."""
+    img = _imdecode(buf, where, _DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION)
+    orient = _ORIENT.get(_exif_orientation(buf))
+    return np.ascontiguousarray(orient(img)) if orient else img
 
 
 def _varying_alpha(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
