@@ -28,7 +28,8 @@ file gives the same pixels everywhere. The rules:
   its masks, each channel scaled from its full scale (``2**bits - 1``) to 255 like any integer data;
 * **bit depth**: integer data is scaled from its full-scale value to 255 (rounded,
   values above clipped). The full scale is what the file declares (``2**sBIT - 1``
-  of a PNG, ``2**BitsPerSample - 1`` of a TIFF narrower than 16, the ``maxval`` of a
+  of a PNG, its colour channels' (alpha's bits say nothing), ``2**BitsPerSample - 1`` of a TIFF narrower than 16
+  or its MaxSampleValue when that is ``2**n - 1``, the ``maxval`` of a
   PGM/PPM, 8-bit ones included), else ``2**bit_depth - 1`` of the ``bit_depth`` setting (dataset /
   camera, recorded in the model sidecar), else the container's (255 or 65535). A
   file whose samples exceed its declared full scale stores them MSB-aligned (as the
@@ -246,16 +247,24 @@ def _is_broken_link(path: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ bit depth
-def _png_sbit(buf: bytes) -> int | None:
-    """Significant bits from a PNG's sBIT chunk (largest over channels), None without one.
+# PNG colour type (IHDR) → how many of its sBIT bytes are colour: grey, RGB, palette, grey + alpha, RGBA. The
+# alpha's byte comes last and says nothing of the pixels (alpha is dropped): a 16-bit RGBA file of 12-bit colour
+# with a 16-bit alpha (sBIT 12,12,12,16) was read as 16-bit data, 1/16 of the range, by the alpha's bits
+_PNG_COLOUR_SAMPLES = {0: 1, 2: 3, 3: 3, 4: 1, 6: 3}
 
-    PNG spec §11.3.3.4: sBIT precedes PLTE and IDAT; one byte per channel.
+
+def _png_sbit(buf: bytes) -> int | None:
+    """Significant bits from a PNG's sBIT chunk (largest over the colour channels, alpha left out), None
+    without one.
+
+    PNG spec §11.3.3.4: sBIT precedes PLTE and IDAT; one byte per channel, alpha's last.
     """
+    colour = _PNG_COLOUR_SAMPLES.get(buf[25], 4) if len(buf) > 25 else 4  # IHDR's colour type; unknown: all
     pos = 8
     while pos + 8 <= len(buf):
         length, ctype = struct.unpack(">I4s", buf[pos:pos + 8])
         if ctype == b"sBIT":
-            data = buf[pos + 8:pos + 8 + length]
+            data = buf[pos + 8:pos + 8 + length][:colour]
             return max(data) if data else None
         if ctype in (b"IDAT", b"IEND"):
             return None
@@ -278,6 +287,7 @@ class TiffLayout(NamedTuple):
     planar: int
     extra: tuple[int, ...]
     sample_format: int = 1
+    max_sample: int | None = None  # MaxSampleValue (281), largest over samples
 
 
 def _tiff_layout(buf: bytes) -> TiffLayout | None:
@@ -295,9 +305,9 @@ def _tiff_layout(buf: bytes) -> TiffLayout | None:
         # a damaged tag of another type (bytes, text) says nothing: the pixel decoder then decides
         return tuple(int(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
 
-    bits = ints(258)
+    bits, top = ints(258), ints(281)
     return TiffLayout(max(bits) if bits else None, (ints(262) or (None,))[0], (ints(277) or (1,))[0],
-                      (ints(284) or (1,))[0], ints(338), (ints(339) or (1,))[0])
+                      (ints(284) or (1,))[0], ints(338), (ints(339) or (1,))[0], max(top) if top else None)
 
 
 def _tiff_tags(buf: bytes) -> dict | None:
@@ -324,9 +334,18 @@ def _tiff_tags(buf: bytes) -> dict | None:
 
 
 def _tiff_bits(buf: bytes) -> int | None:
-    """TIFF BitsPerSample (tag 258) of the first page (largest over samples), None when not given."""
+    """The significant bits a TIFF's first page declares, None when it declares none narrower than its container:
+    BitsPerSample (tag 258, largest over samples), else a MaxSampleValue (tag 281) of ``2**n - 1`` below the
+    container's full scale. Cameras that store 12-bit data in 16-bit samples declare it so (the one bit-depth
+    tag a TIFF has besides BitsPerSample); another value is one image's own largest sample, which says nothing
+    of the depth (scaling by it would give two images of one scene different pixels)."""
     layout = _tiff_layout(buf)
-    return layout.bits if layout else None
+    if layout is None or layout.bits is None:
+        return None
+    top = layout.max_sample
+    if top is not None and 0 < top < (1 << layout.bits) - 1 and top & (top + 1) == 0:
+        return top.bit_length()
+    return layout.bits
 
 
 _PNM_MAGICS = (b"P2", b"P3", b"P5", b"P6")  # grey / colour, ASCII / binary: the ones with a maxval
@@ -351,7 +370,8 @@ def _pnm_maxval(buf: bytes) -> int | None:
 def declared_full_scale(buf: bytes) -> int | None:
     """The sample value the encoded file declares as full scale (white), or None when it says nothing useful.
 
-    ``2**bits - 1`` for a PNG sBIT or a TIFF BitsPerSample (1..15 bits: 16 is the container's own depth),
+    ``2**bits - 1`` for a PNG sBIT (colour channels) or a TIFF BitsPerSample or MaxSampleValue (:func:`_tiff_bits`;
+    1..15 bits: 16 is the container's own depth),
     ``maxval`` for a PGM/PPM (the one format that also stores 8-bit samples unscaled against a declared maximum).
     """
     head = bytes(buf[:8])
