@@ -28,6 +28,13 @@ DOWNSCALE_METHODS = ("halving", "box_linear", "area")
 DEFAULT_DOWNSCALE = "halving"  # what new models are trained and exported with
 LEGACY_DOWNSCALE = "area"  # a model card without input.downscale predates it and was made with INTER_AREA
 BIT_DEPTHS = (8, 10, 12, 14, 16)
+# The largest side of a model input, for every file and setting that gives one: a model config's
+# ``image_size`` (and so the automatic input size of training/input_size.py) and a model card's ``input``
+# height and width. One rule: the card allowed 8192 while training stopped at 2048, so a card no training run
+# could write (hand-edited, or from another tool) was taken, and the daemon sized its frame slots by it. The
+# presets use 256 to 768; 2048x2048 is 64x the default's pixels and already needs gigabytes per training
+# batch; past it nothing stopped a run early (8192x8192 was killed for memory with no message).
+MAX_IMAGE_SIDE = 2048
 # Images per inference call when none is given: offline scoring (evaluate, calibrate, verify, predict,
 # quantize, model fitting) and the largest batch of an engine's optimisation profile. One value, so an
 # engine built with the defaults takes every default batch the offline tools send it.

@@ -13,7 +13,7 @@ from inspector.config import field_range, from_dict, load_json, load_yaml
 from inspector.errors import ConfigError, ExportError
 from inspector.pipeline.config import DaemonConfig, daemon_config
 from inspector.artifacts.engine_card import EngineCard
-from inspector.artifacts.model_card import ModelCard, read_sidecar, validate_model_card
+from inspector.artifacts.model_card import CardInput, ModelCard, read_sidecar, validate_model_card
 from inspector.artifacts.thresholds import Thresholds, read_thresholds
 from inspector.training.config import DataConfig, TrainConfig
 
@@ -144,6 +144,27 @@ def test_sidecar_schema(mutate, match):
     with pytest.raises(ExportError, match=match) as err:
         validate_model_card(bad, "m.json")
     assert "\n" not in str(err.value) and "m.json" in str(err.value)
+
+
+@pytest.mark.parametrize("side", ["height", "width"])
+def test_a_model_card_input_side_follows_the_one_largest_side_rule(side):
+    """The model card took input sides up to 8192 while a model config's image_size (and so anything training
+    writes) stopped at 2048: two rules for one number. Both read the contract's MAX_IMAGE_SIDE now, so a card
+    no training run could write is refused in one line naming the key and the range."""
+    from inspector.contract import MAX_IMAGE_SIDE
+    from inspector.models.base import ModelConfig
+
+    card = _sidecar()
+    card["input"][side] = MAX_IMAGE_SIDE
+    validate_model_card(card, "m.json")
+    card["input"][side] = MAX_IMAGE_SIDE + 1
+    with pytest.raises(ExportError) as err:
+        validate_model_card(card, "m.json")
+    assert f"input.{side}: {MAX_IMAGE_SIDE + 1} is out of range [1, {MAX_IMAGE_SIDE}]" in str(err.value), err.value
+    assert "\n" not in str(err.value) and "m.json" in str(err.value)
+    config_side = field_range(next(f for f in dataclasses.fields(ModelConfig) if f.name == "image_size"))
+    card_side = field_range(next(f for f in dataclasses.fields(CardInput) if f.name == side))
+    assert card_side.le == config_side.le == MAX_IMAGE_SIDE
 
 
 def test_sidecar_file_and_calibration_file(tmp_path):

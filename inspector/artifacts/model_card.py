@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from inspector.artifacts.card_loading import parse_card
-from inspector.contract import (BIT_DEPTHS, DOWNSCALE_METHODS, INPUT_NAME, LEGACY_DOWNSCALE, RESIZE_POLICIES,
-                                InputSpec)
+from inspector.contract import (BIT_DEPTHS, DOWNSCALE_METHODS, INPUT_NAME, LEGACY_DOWNSCALE, MAX_IMAGE_SIDE,
+                                RESIZE_POLICIES, InputSpec)
 from inspector.config import bounded, load_json
 from inspector.errors import ConfigError, ExportError
 from inspector.outputs import write_whole
@@ -64,8 +64,8 @@ class CardInput:
     """``input``: the one layout every backend and the daemon's preprocessing produce (:mod:`inspector.contract`)."""
 
     _unknown_keys = "ignore"
-    height: int = bounded(ge=1, le=8192)
-    width: int = bounded(ge=1, le=8192)
+    height: int = bounded(ge=1, le=MAX_IMAGE_SIDE)  # the contract's rule, as a model config's image_size
+    width: int = bounded(ge=1, le=MAX_IMAGE_SIDE)
     channels: Literal[3] = 3
     dtype: Literal["uint8"] = "uint8"
     layout: Literal["NHWC"] = "NHWC"

@@ -6,7 +6,9 @@
   masks ``ground_truth/<defect type>/<stem>_mask.png`` (KolektorSDD as shipped
   in shared/data uses it too, with the type ``defect``), or beside the image as
   ``test/<defect type>/<stem>_mask.png`` (such a file beside a good image is its mask
-  too, never an image). ``<stem>_gt`` and ``<stem>_label`` are masks too (:data:`MASK_SUFFIXES`).
+  too, never an image). ``<stem>_gt`` and ``<stem>_label`` are masks too (:data:`MASK_SUFFIXES`). Beside its
+  image such a file is a mask only when its content is mask-like (a photo named ``bottle_label.png`` stays an
+  image, with one warning: :func:`split_beside_masks`).
 * **btad** — ``train/ok/*``, ``test/ok/*``, ``test/ko/*``, masks
   ``ground_truth/ko/<stem>.png`` (BTAD's own naming; ``<stem>_mask.*`` and the
   other image extensions are accepted as well). ``ok`` is reported as ``good``.
@@ -38,8 +40,8 @@ from typing import Sequence
 
 import numpy as np
 
-from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, list_images, read_image,
-                                   read_mask, resize_image, resize_mask, unread_image_names, warn_once)
+from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, list_images, looks_like_mask,
+                                   read_image, read_mask, resize_image, resize_mask, unread_image_names, warn_once)
 from inspector.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -100,17 +102,27 @@ def split_beside_masks(files: Sequence[Path]) -> tuple[list[Path], dict[str, Pat
     """``files`` of one folder → (its images, {image stem: mask}): a ``<stem><mask suffix>.<ext>`` file
     (:data:`MASK_SUFFIXES`) beside an image ``<stem>.<ext>`` is that image's mask, never an image of its own, in
     every folder a dataset reads (good parts' too: a tool that writes a mask for every image writes empty ones
-    beside the good images, which were trained on and scored as good parts). One without such an image stays an
-    image (a photo named ``bolt_gt.png`` must not vanish), and one warning per folder names them: it may as
-    well be a mask whose image is missing."""
+    beside the good images, which were trained on and scored as good parts) — when its content is mask-like
+    (:func:`inspector.data.images.looks_like_mask`). The name alone is not enough: ``bottle_label.png`` may be a
+    photo of the bottle's label, which taken for a mask vanished from the data and marked ``bottle.png``'s
+    pixels by a photo. Such a photo, and a mask-named file without an image of its stem (a photo named
+    ``bolt_gt.png``, or a mask whose image is missing), stay images, each kind told in one warning per folder."""
     stems = {p.stem for p in files}
-    taken = [p for p in files if _mask_of(p) in stems]
+    named = [p for p in files if _mask_of(p) in stems]
+    photos = {p for p in named if not looks_like_mask(p)}
+    taken = [p for p in named if p not in photos]
     beside = {_mask_of(p): p for p in reversed(taken)}  # two masks of one image (a _gt and a _mask): the first
-    lone = sorted(p.name for p in files if _mask_of(p) is not None and p not in taken)
+    lone = sorted(p.name for p in files if _mask_of(p) is not None and _mask_of(p) not in stems)
     if lone:
         _warn_once(f"{files[0].parent}: {len(lone)} file(s) named like a mask (<stem>{'/'.join(MASK_SUFFIXES)}) "
                    f"have no image of their stem beside them and are read as images, e.g. {', '.join(lone[:3])}")
-    return [p for p in files if p not in taken], beside
+    if photos:
+        names = sorted(p.name for p in photos)
+        _warn_once(f"{files[0].parent}: {len(names)} file(s) named like the mask of the image beside them hold a "
+                   f"picture, not a mask (colour, or grey levels across the range), so they are read as images and "
+                   f"that image has no mask from them, e.g. {', '.join(names[:3])}")
+    taken_set = set(taken)
+    return [p for p in files if p not in taken_set], beside
 
 
 def dataset_images(folder: Path) -> list[Path]:

@@ -10,7 +10,9 @@ camera). Every path — dataset loading for train/evaluate/calibrate/predict and
 the daemon's folder, video and camera sources — goes through them, so the same
 file gives the same pixels everywhere. The rules:
 
-* **orientation**: EXIF Orientation is applied (JPEG, TIFF, PNG eXIf);
+* **orientation**: EXIF Orientation is applied (JPEG, TIFF, WebP, PNG eXIf), read by one reader for the pixels,
+  :func:`frame_size` and a mask's alpha (:func:`_exif_orientation`: its value whatever the tag's type; a tag
+  without a value in 2..8 is none);
 * **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded,
   CMYK and YCCK converted, MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit
   pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
@@ -26,7 +28,8 @@ file gives the same pixels everywhere. The rules:
   its masks, each channel scaled from its full scale (``2**bits - 1``) to 255 like any integer data;
 * **bit depth**: integer data is scaled from its full-scale value to 255 (rounded,
   values above clipped). The full scale is what the file declares (``2**sBIT - 1``
-  of a PNG, ``2**BitsPerSample - 1`` of a TIFF narrower than 16, the ``maxval`` of a
+  of a PNG, its colour channels' (alpha's bits say nothing), ``2**BitsPerSample - 1`` of a TIFF narrower than 16
+  or its MaxSampleValue when that is ``2**n - 1``, the ``maxval`` of a
   PGM/PPM, 8-bit ones included), else ``2**bit_depth - 1`` of the ``bit_depth`` setting (dataset /
   camera, recorded in the model sidecar), else the container's (255 or 65535). A
   file whose samples exceed its declared full scale stores them MSB-aligned (as the
@@ -49,7 +52,8 @@ defect when its largest channel is at least half of the mask's largest value
 (so 0/1, 0/255, 0/65535 masks and lossy JPEG copies of them all read right);
 an all-zero mask is empty. A mask whose alpha channel varies (a transparent overlay
 exported by an annotation tool) is read from its alpha by the same rule, turned by the
-file's EXIF orientation as its colour is.
+file's EXIF orientation as its colour is. Whether a file named like a mask is one is told by its content
+(:func:`looks_like_mask`: few levels or colours, or a varying alpha), never by its name alone.
 
 Resize policies (recorded in the sidecar, applied identically everywhere):
 
@@ -243,16 +247,24 @@ def _is_broken_link(path: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ bit depth
-def _png_sbit(buf: bytes) -> int | None:
-    """Significant bits from a PNG's sBIT chunk (largest over channels), None without one.
+# PNG colour type (IHDR) → how many of its sBIT bytes are colour: grey, RGB, palette, grey + alpha, RGBA. The
+# alpha's byte comes last and says nothing of the pixels (alpha is dropped): a 16-bit RGBA file of 12-bit colour
+# with a 16-bit alpha (sBIT 12,12,12,16) was read as 16-bit data, 1/16 of the range, by the alpha's bits
+_PNG_COLOUR_SAMPLES = {0: 1, 2: 3, 3: 3, 4: 1, 6: 3}
 
-    PNG spec §11.3.3.4: sBIT precedes PLTE and IDAT; one byte per channel.
+
+def _png_sbit(buf: bytes) -> int | None:
+    """Significant bits from a PNG's sBIT chunk (largest over the colour channels, alpha left out), None
+    without one.
+
+    PNG spec §11.3.3.4: sBIT precedes PLTE and IDAT; one byte per channel, alpha's last.
     """
+    colour = _PNG_COLOUR_SAMPLES.get(buf[25], 4) if len(buf) > 25 else 4  # IHDR's colour type; unknown: all
     pos = 8
     while pos + 8 <= len(buf):
         length, ctype = struct.unpack(">I4s", buf[pos:pos + 8])
         if ctype == b"sBIT":
-            data = buf[pos + 8:pos + 8 + length]
+            data = buf[pos + 8:pos + 8 + length][:colour]
             return max(data) if data else None
         if ctype in (b"IDAT", b"IEND"):
             return None
@@ -275,6 +287,7 @@ class TiffLayout(NamedTuple):
     planar: int
     extra: tuple[int, ...]
     sample_format: int = 1
+    max_sample: int | None = None  # MaxSampleValue (281), largest over samples
 
 
 def _tiff_layout(buf: bytes) -> TiffLayout | None:
@@ -292,9 +305,9 @@ def _tiff_layout(buf: bytes) -> TiffLayout | None:
         # a damaged tag of another type (bytes, text) says nothing: the pixel decoder then decides
         return tuple(int(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
 
-    bits = ints(258)
+    bits, top = ints(258), ints(281)
     return TiffLayout(max(bits) if bits else None, (ints(262) or (None,))[0], (ints(277) or (1,))[0],
-                      (ints(284) or (1,))[0], ints(338), (ints(339) or (1,))[0])
+                      (ints(284) or (1,))[0], ints(338), (ints(339) or (1,))[0], max(top) if top else None)
 
 
 def _tiff_tags(buf: bytes) -> dict | None:
@@ -321,9 +334,18 @@ def _tiff_tags(buf: bytes) -> dict | None:
 
 
 def _tiff_bits(buf: bytes) -> int | None:
-    """TIFF BitsPerSample (tag 258) of the first page (largest over samples), None when not given."""
+    """The significant bits a TIFF's first page declares, None when it declares none narrower than its container:
+    BitsPerSample (tag 258, largest over samples), else a MaxSampleValue (tag 281) of ``2**n - 1`` below the
+    container's full scale. Cameras that store 12-bit data in 16-bit samples declare it so (the one bit-depth
+    tag a TIFF has besides BitsPerSample); another value is one image's own largest sample, which says nothing
+    of the depth (scaling by it would give two images of one scene different pixels)."""
     layout = _tiff_layout(buf)
-    return layout.bits if layout else None
+    if layout is None or layout.bits is None:
+        return None
+    top = layout.max_sample
+    if top is not None and 0 < top < (1 << layout.bits) - 1 and top & (top + 1) == 0:
+        return top.bit_length()
+    return layout.bits
 
 
 _PNM_MAGICS = (b"P2", b"P3", b"P5", b"P6")  # grey / colour, ASCII / binary: the ones with a maxval
@@ -348,7 +370,8 @@ def _pnm_maxval(buf: bytes) -> int | None:
 def declared_full_scale(buf: bytes) -> int | None:
     """The sample value the encoded file declares as full scale (white), or None when it says nothing useful.
 
-    ``2**bits - 1`` for a PNG sBIT or a TIFF BitsPerSample (1..15 bits: 16 is the container's own depth),
+    ``2**bits - 1`` for a PNG sBIT (colour channels) or a TIFF BitsPerSample or MaxSampleValue (:func:`_tiff_bits`;
+    1..15 bits: 16 is the container's own depth),
     ``maxval`` for a PGM/PPM (the one format that also stores 8-bit samples unscaled against a declared maximum).
     """
     head = bytes(buf[:8])
@@ -561,6 +584,8 @@ def _decode_pixels(buf: np.ndarray, where: str, tiff: TiffLayout | None) -> np.n
     bmp = _bmp_masked_layout(bytes(buf[:70]))
     if bmp is not None:
         return _decode_masked_bmp(buf, where, bmp)
+    if _carries_exif_orientation(buf):
+        return _decode_upright(buf, where)
     return _imdecode(buf, where, _DECODE_FLAGS)
 
 
@@ -776,10 +801,7 @@ def frame_size(path: str | Path) -> tuple[int, int]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 width, height = im.size
-                if im.format == "PNG":  # getexif() decodes a whole PNG to look for an eXIf chunk past IDAT
-                    orientation = 0 if "exif" in im.info else 1  # 0: has one, let the decoder apply it
-                else:
-                    orientation = im.getexif().get(0x0112) or getattr(im, "tag_v2", {}).get(0x0112) or 1
+                orientation = _pillow_orientation(im)
     except Exception:  # noqa: BLE001 - Pillow lacks a format or a limit: the real decoder decides
         orientation = None
     if orientation != 1:
@@ -787,27 +809,63 @@ def frame_size(path: str | Path) -> tuple[int, int]:
     return height, width
 
 
-# EXIF Orientation (TIFF tag 274) → the numpy view that displays a stored (H, W) plane upright (Pillow's
-# ImageOps.exif_transpose table: 2 mirror, 3 half turn, 4 flip, 5 transpose, 6/8 quarter turns, 7 transverse)
-_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.T,
-           6: lambda a: np.rot90(a, -1), 7: lambda a: a.T[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+# EXIF Orientation (TIFF tag 274) → the numpy view that displays a stored (H, W) plane or (H, W, C) image upright
+# (Pillow's ImageOps.exif_transpose table: 2 mirror, 3 half turn, 4 flip, 5 transpose, 6/8 quarter turns,
+# 7 transverse)
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1),
+           7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+# Formats whose EXIF orientation the decoder applies itself (:func:`_decode_upright`), read by one reader
+# (:func:`_exif_orientation`) for the pixels, :func:`frame_size` and a mask's alpha alike. A TIFF's Orientation
+# is its own tag, which OpenCV's libtiff path applies whatever the flags.
+_EXIF_SIGNATURES = (_JPEG_SOI, _PNG_SIGNATURE)
+
+
+def _carries_exif_orientation(buf: np.ndarray) -> bool:
+    head = bytes(buf[:12])
+    return head.startswith(_EXIF_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _orientation_value(value) -> int:
+    """An EXIF Orientation as Pillow reads it → 1..8. Read by its value whatever the tag's type: cameras write a
+    BYTE (Pillow gives bytes) or a LONG, or repeat it (a tuple: the first). Anything else (0, 9, text, a tag
+    without a value) is no orientation: 1. OpenCV's own reader disagreed with Pillow on such tags (it turned a
+    JPEG whose tag had a count of 0, and not one whose big-endian LONG said 6), so the pixels, the frame size
+    and a mask's alpha were turned by different rules."""
+    if isinstance(value, (bytes, tuple, list)) and len(value) > 0:
+        value = value[0]
+    return value if isinstance(value, int) and value in _ORIENT else 1
+
+
+def _pillow_orientation(im) -> int:
+    """The orientation of the open Pillow image ``im`` by :func:`_orientation_value`. A PNG's eXIf chunk counts
+    only before the pixel data (what open read: OpenCV reads none after it, and getexif would decode the whole
+    image to look)."""
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1
+    return _orientation_value(im.getexif().get(0x0112) or getattr(im, "tag_v2", {}).get(0x0112) or 1)
 
 
 def _exif_orientation(data: np.ndarray) -> int:
-    """The EXIF Orientation (1..8) of an encoded image that OpenCV's decoder applies (JPEG, TIFF, WebP, a PNG
-    eXIf chunk before the pixel data: OpenCV reads none after it, Pillow's getexif would); 1 when it has none
-    or Pillow cannot read it."""
+    """The EXIF Orientation (1..8) of an encoded image (JPEG, TIFF, WebP, a PNG eXIf chunk before the pixel
+    data) by :func:`_pillow_orientation`; 1 when it has none or Pillow cannot read it."""
     from PIL import Image
 
     try:
         with warnings.catch_warnings(), Image.open(io.BytesIO(data.tobytes())) as im:
             warnings.simplefilter("ignore")  # a damaged file's warnings: the pixel decoder tells
-            if im.format == "PNG" and "exif" not in im.info:  # none before IDAT (what open read)
-                return 1
-            value = im.getexif().get(0x0112) or getattr(im, "tag_v2", {}).get(0x0112) or 1
-    except Exception:  # noqa: BLE001 - Pillow lacks the format or the file is damaged: OpenCV decided alone
+            return _pillow_orientation(im)
+    except Exception:  # noqa: BLE001 - Pillow lacks the format or the file is damaged: no orientation read
         return 1
-    return value if isinstance(value, int) and value in _ORIENT else 1
+
+
+def _decode_upright(buf: np.ndarray, where: str) -> np.ndarray:
+    """A JPEG, PNG or WebP decoded as stored, then turned by :func:`_exif_orientation`: the one reading of the
+    orientation that :func:`frame_size` and a mask's alpha use too (OpenCV's own reading of a malformed tag
+    differed from it). Raises :class:`ImageRejected`."""
+    img = _imdecode(buf, where, _DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION)
+    orient = _ORIENT.get(_exif_orientation(buf))
+    return np.ascontiguousarray(orient(img)) if orient else img
 
 
 def _varying_alpha(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -882,6 +940,50 @@ def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndar
     if shape is not None and tuple(shape[:2]) != mask.shape:
         mask = _resize_nearest(mask, int(shape[0]), int(shape[1]))
     return mask
+
+
+# A label map holds a value (or a colour) per class, a few of them; a two-level mask saved lossily (JPEG) holds
+# many values, but nearly all of them near its two levels. A photo holds neither: its levels fill the range.
+MASK_MAX_LEVELS = 16
+_MASK_MID_FRACTION = 0.05  # of pixels allowed in the middle of the range (a lossy or anti-aliased mask's edges)
+_MASK_COLOUR_FRACTION = 0.01  # of pixels whose channels may differ by over 1/8 of the range (JPEG chroma error)
+_MASK_SAMPLE_PIXELS = 1 << 20  # enough pixels to judge by: a large file is judged on an even grid of them
+
+
+def looks_like_mask(path: str | Path) -> bool:
+    """Whether the file ``path`` holds mask data, judged by its content, not its name (:func:`mask_like_samples`).
+
+    A transparent overlay is judged by its varying alpha, which :func:`read_mask` reads. A file that cannot be
+    decoded says nothing here (True): reading it as a mask then names the fault.
+    """
+    path = Path(path)
+    try:
+        data = _read_bytes(path)
+        img = _decode_samples(data, str(path))[0]
+    except DataError:
+        return True
+    alpha = _varying_alpha(data, img.shape[:2])
+    return mask_like_samples(img if alpha is None else alpha)
+
+
+def mask_like_samples(img: np.ndarray) -> bool:
+    """Whether decoded samples ((H, W) or (H, W, C), any integer or float dtype) are mask-like: at most
+    :data:`MASK_MAX_LEVELS` distinct colours (a binary mask, a label map, an annotation tool's colour classes),
+    or one grey channel (channels equal up to lossy error) with nearly every pixel near its darkest or its
+    brightest value (a two-level mask saved as JPEG). A colour photo, or a grey one whose levels fill the
+    range, is not."""
+    step = max(1, int(np.sqrt(img.shape[0] * img.shape[1] / _MASK_SAMPLE_PIXELS)))
+    img = np.nan_to_num(img[::step, ::step]).astype(np.float64)
+    grey = img.max(axis=2) if img.ndim == 3 else img  # read_mask's rule: the largest channel
+    # as many colours as the largest channel has levels at least: count colours only when those are few
+    if np.unique(grey).size <= MASK_MAX_LEVELS and (
+            img.ndim == 2 or np.unique(img.reshape(-1, img.shape[2]), axis=0).shape[0] <= MASK_MAX_LEVELS):
+        return True
+    low, top = float(grey.min()), float(grey.max())
+    band = (top - low) / 8
+    if img.ndim == 3 and np.mean(grey - img.min(axis=2) > band) > _MASK_COLOUR_FRACTION:
+        return False  # many colours
+    return float(np.mean((grey > low + band) & (grey < top - band))) <= _MASK_MID_FRACTION
 
 
 class CropBox(NamedTuple):

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inspector.config import bounded, suggest
+from inspector.contract import MAX_IMAGE_SIDE  # one home: the contract (model cards share it)
 from inspector.errors import ConfigError
 from inspector.models.common import (
     configured_distance,
@@ -43,12 +44,6 @@ OfflineTeacher = Literal["efficientnet_lite0", "efficientnet_lite1", "efficientn
 # saved offline config names no teacher was trained on Lite0, the only one before ``teacher`` was a field.
 OFFLINE_TEACHER = "efficientnet_lite1"
 OFFLINE_TEACHER_BEFORE = "efficientnet_lite0"
-# The largest side of a model input (``model.image_size``), as the automatic input size's
-# (training/input_size.py). The presets use 256 to 768; 2048×2048 is 64× the default's pixels and
-# already needs gigabytes per training batch. Past it nothing stopped the run early: 8192×8192 passed
-# the schema and training was killed for memory with no message (its 10 tiny images alone are 1.9 GiB
-# as uint8), so the schema refuses it in one line instead.
-MAX_IMAGE_SIDE = 2048
 
 
 def check_offline_teacher(config, where: str) -> None:
@@ -64,7 +59,7 @@ class ModelConfig:
 
     name: str = ""
     preset: Literal["offline", "paper"] = "offline"
-    # (height, width) of the model input; at most MAX_IMAGE_SIDE (see there)
+    # (height, width) of the model input; at most MAX_IMAGE_SIDE (inspector.contract: the one rule)
     image_size: tuple[int, int] = bounded((256, 256), ge=32, le=MAX_IMAGE_SIDE)
     teacher_weights: str | None = None  # a file; None: default resolution; "random": tests only
     # Fields left at None take the preset's value (PRESET_DEFAULTS) when the config is built.

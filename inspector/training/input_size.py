@@ -21,7 +21,7 @@ import numpy as np
 from inspector.data.datasets import Sample
 from inspector.data.images import frame_size
 from inspector.errors import DataError
-from inspector.models.base import MAX_IMAGE_SIDE
+from inspector.contract import MAX_IMAGE_SIDE
 
 MULTIPLE = 32  # every backbone's deepest stride; ModelConfig.validate requires it
 MIN_SIDE, MAX_SIDE = 64, MAX_IMAGE_SIDE  # the schema's largest side: an automatic size always loads

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from inspector.data.datasets import Sample, load_batch, load_dataset, load_masks, split_train_val
+from inspector.data.images import read_mask
 from inspector.errors import DataError
 
 
@@ -353,3 +354,64 @@ def test_many_unreadable_images_are_told_in_one_line(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and lines[0].startswith("skipped 6 of 7 image(s) that could not be read: "), lines
     assert "000.png" in lines[0] and "001.png, 002.png, 003.png" in lines[0] and "005.png" not in lines[0]
+
+
+def _mask_likes(folder: Path) -> dict[str, np.ndarray]:
+    """Masks as tools write them, each beside an image of its stem: name → what read_mask must mark."""
+    rng = np.random.default_rng(3)
+    defect = np.zeros((40, 60), bool)
+    defect[10:25, 20:45] = True
+    written = {
+        "binary_mask.png": defect.astype(np.uint8) * 255,
+        "ones_gt.png": defect.astype(np.uint8),  # 0/1 masks
+        "wide_label.png": defect.astype(np.uint16) * 65535,  # a 16-bit mask
+        "classes_label.png": defect.astype(np.uint8) * rng.integers(2, 4, defect.shape).astype(np.uint8),
+        "red_mask.png": np.dstack([np.zeros_like(defect, np.uint8)] * 2 + [defect.astype(np.uint8) * 200]),
+        "empty_mask.png": np.zeros((40, 60), np.uint8),  # a good image's mask
+    }
+    for name, pixels in written.items():
+        assert cv2.imwrite(str(folder / name), pixels)
+    assert cv2.imwrite(str(folder / "lossy_mask.jpg"), np.dstack([defect.astype(np.uint8) * 255] * 3),
+                       [cv2.IMWRITE_JPEG_QUALITY, 70])
+    overlay = np.dstack([np.zeros((40, 60, 3), np.uint8), defect.astype(np.uint8) * 255])  # colour says nothing
+    assert cv2.imwrite(str(folder / "overlay_mask.png"), overlay)
+    marks = {Path(n).stem[:Path(n).stem.rindex("_")]: (n, defect) for n in [*written, "lossy_mask.jpg",
+                                                                              "overlay_mask.png"]}
+    marks["empty"] = ("empty_mask.png", np.zeros_like(defect))
+    return marks
+
+
+def test_a_photo_named_like_its_images_mask_stays_an_image_and_masks_are_known_by_content(shared_data, tmp_path,
+                                                                                          caplog):
+    """``bottle_label.png``, a colour photo beside ``bottle.png``, was taken for bottle.png's mask by its name
+    (MASK_SUFFIXES): it vanished from the data and its pixels marked bottle.png's defect. A mask is now known by
+    its content too (one channel or channels equal, few levels; or a few colours; or a varying alpha): the
+    photo, colour or grey, stays an image with one warning, while masks of every kind tools write still pair."""
+    leather = sorted((shared_data / "mvtec_leather_subset" / "test").glob("*/*.png"))[:2]
+    kolektor = sorted((shared_data / "kolektorsdd" / "test" / "defect").glob("*.png"))
+    kolektor = [p for p in kolektor if not p.stem.endswith("_mask")][:2]
+    root = tmp_path / "part"
+    crack, good = root / "test" / "crack", root / "train" / "good"
+    for folder in (crack, good):
+        folder.mkdir(parents=True)
+    for i in range(2):
+        _img(good / f"{i}.png")
+    (good / "0_label.png").write_bytes(leather[1].read_bytes())  # a colour photo among the good parts
+    (crack / "bottle.png").write_bytes(leather[0].read_bytes())
+    (crack / "bottle_label.png").write_bytes(leather[1].read_bytes())
+    (crack / "bolt.png").write_bytes(kolektor[0].read_bytes())
+    (crack / "bolt_gt.png").write_bytes(kolektor[1].read_bytes())  # a grey photo
+    marks = _mask_likes(crack)
+    for stem in marks:
+        _img(crack / f"{stem}.png", 90, (40, 60, 3))
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(root)
+    assert [s.path.name for s in ds.train] == ["0.png", "0_label.png", "1.png"]
+    pairs = {s.path.name: s.mask_path.name if s.mask_path else None for s in ds.test}
+    assert pairs == {"bottle.png": None, "bottle_label.png": None, "bolt.png": None, "bolt_gt.png": None,
+                     **{f"{stem}.png": name for stem, (name, _) in marks.items()}}
+    for stem, (name, defect) in marks.items():
+        assert np.array_equal(read_mask(crack / name), defect), name
+    told = [r.getMessage() for r in caplog.records if "hold a picture, not a mask" in r.getMessage()]
+    assert len(told) == 2, told  # one line per folder
+    assert any("crack: 2 file(s)" in m and "bolt_gt.png, bottle_label.png" in m for m in told), told

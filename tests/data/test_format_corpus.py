@@ -640,6 +640,54 @@ def test_declared_full_scale_wins_however_the_samples_are_stored(tmp_path):
             assert diff <= 1, f"{name}: {path} differs from the 8-bit picture by up to {diff} grey levels"
 
 
+def _png16(samples: np.ndarray, colour_type: int) -> bytes:
+    """A 16-bit PNG of ``samples`` (H, W, C) in PNG channel order, written by hand: neither OpenCV nor Pillow
+    writes 16-bit grey + alpha."""
+    h, w = samples.shape[:2]
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in samples.reshape(h, -1))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_a_declared_depth_is_read_whatever_else_the_file_carries(tmp_path, caplog):
+    """12-bit data in 16-bit files that declare it by another tag than the ones read so far: a PNG whose sBIT
+    gives the colour 12 bits and its alpha 16 (or 8), and a TIFF whose MaxSampleValue is 4095. The alpha's bits
+    hid the colour's (the largest over all channels was taken) and MaxSampleValue was not read: each was scaled
+    as 16-bit data (1/16 of the range) with a warning to save the sBIT chunk it had. Each must read like its
+    8-bit copy, offline and in the daemon's folder camera, without a warning. A MaxSampleValue that is not
+    2**n - 1 is one image's own largest sample: it declares no depth."""
+    grey = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (16, 1))  # 16 x 64
+    v12 = (grey.astype(np.uint32) * 4095 // 255).astype(np.uint16)
+    opaque = np.full_like(v12, 65535)
+    files = {
+        "rgba_sbit_alpha16.png": _with_sbit(_png16(np.dstack([v12, v12, v12, opaque]), 6), b"\x0c\x0c\x0c\x10"),
+        "rgba_sbit_alpha8.png": _with_sbit(_png16(np.dstack([v12, v12, v12, opaque]), 6), b"\x0c\x0c\x0c\x08"),
+        "grey_alpha_sbit.png": _with_sbit(_png16(np.dstack([v12, opaque]), 4), b"\x0c\x10"),
+    }
+    tiff = io.BytesIO()
+    Image.fromarray(v12).save(tiff, format="TIFF", tiffinfo={281: 4095})  # MaxSampleValue
+    files["max_sample_4095.tif"] = tiff.getvalue()
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    Image.fromarray(v12).save(tmp_path / "own_max.tif", tiffinfo={281: 3000})
+    source = FolderSource(CameraSection(name="c", source=str(tmp_path)))
+    source.open()
+    with caplog.at_level(logging.WARNING, logger="inspector.images"):
+        daemon = {g.meta["file"]: cv2.cvtColor(g.image, cv2.COLOR_BGR2RGB) for g in iter(source.read, None)}
+        for name in files:
+            for path, got in (("read_image", read_image(tmp_path / name)), ("daemon", daemon[name])):
+                diff = np.abs(got.astype(int) - np.dstack([grey] * 3)).max()
+                assert diff <= 1, f"{name}: {path} differs from the 8-bit picture by up to {diff} grey levels"
+        told = [r.getMessage() for r in caplog.records]
+        assert not [m for m in told if "own_max" not in m], told
+        assert read_image(tmp_path / "own_max.tif").max() <= 16  # the container's scale, as without the tag
+    assert any("own_max.tif" in m and "bit_depth: 12" in m for m in told), told
+
+
 # -- frames OpenCV would convert itself: wide samples, still-picture codecs ------------------------------------
 VIDEOS = Path(__file__).parent / "videos"
 

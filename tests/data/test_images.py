@@ -348,3 +348,55 @@ def test_an_overlay_mask_ignores_an_exif_chunk_after_its_pixels_as_its_colour_do
     (tmp_path / "late.png").write_bytes(data[:iend] + late + data[iend:])
     assert read_image(tmp_path / "late.png").shape[:2] == (40, 40)
     assert np.array_equal(read_mask(tmp_path / "late.png"), upright > 0)
+
+
+def _exif_app1(entry: bytes, big_endian: bool = False) -> bytes:
+    """An EXIF block (TIFF header + IFD0 holding the one 12-byte ``entry``), as a JPEG APP1 segment carries it."""
+    bo = ">" if big_endian else "<"
+    return b"Exif\x00\x00" + (b"MM" if big_endian else b"II") + struct.pack(bo + "HIH", 42, 8, 1) + entry + bytes(4)
+
+
+# Orientation tags as cameras and tools write them besides the textbook one (type SHORT, count 1). ``turned``:
+# whether the value says "rotate 90° clockwise to display" (6), which the tag's type does not change, else the
+# tag says nothing (a count of 0 holds no value)
+MALFORMED_ORIENTATION = {
+    "byte": (struct.pack("<HHI", 0x0112, 1, 1) + bytes([6, 0, 0, 0]), False, True),
+    "long_big_endian": (struct.pack(">HHII", 0x0112, 4, 1, 6), True, True),
+    "count_zero": (struct.pack("<HHIHH", 0x0112, 3, 0, 6, 0), False, False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_ORIENTATION))
+def test_a_malformed_exif_orientation_is_read_by_one_rule_on_every_path(tmp_path, case):
+    """OpenCV's decoder and Pillow (frame_size, a mask's alpha) read a malformed Orientation tag differently:
+    OpenCV turned a JPEG whose tag had a count of 0 while frame_size said it was upright (so its mask, of the
+    decoded frame's shape, was 'of another aspect' and dropped), left one whose big-endian LONG tag said 6
+    unturned while frame_size turned it, and an overlay mask's alpha was turned apart from its colour. One
+    reader decides now, for the pixels, the frame size, the folder camera and a mask's alpha."""
+    from PIL import Image
+
+    from inspector.data.datasets import Sample, load_masks
+    from inspector.data.images import frame_size
+    from inspector.pipeline.config import CameraSection
+    from inspector.pipeline.sources import FolderSource
+
+    entry, big_endian, turned = MALFORMED_ORIENTATION[case]
+    exif = _exif_app1(entry, big_endian)
+    upright = np.zeros((48, 64, 3), np.uint8)
+    upright[4:14, 6:30] = (230, 40, 40)  # an asymmetric mark: a turn or a flip shows
+    stored = np.ascontiguousarray(np.rot90(upright, 1)) if turned else upright
+    photo = tmp_path / "cam" / "part.jpg"
+    photo.parent.mkdir()
+    Image.fromarray(stored).save(photo, quality=95, subsampling=0, exif=exif)
+    image = read_image(photo)
+    assert image.shape == upright.shape and np.abs(image.astype(int) - upright).mean() < 3, \
+        "the value the tag holds turns the pixels, whatever its type; a tag without a value turns nothing"
+    assert frame_size(photo) == image.shape[:2]
+    source = FolderSource(CameraSection(name="cam", source=str(photo.parent)))
+    source.open()
+    assert np.array_equal(source.read().image[:, :, ::-1], image), "the folder camera decodes like predict"
+    mask = _write(tmp_path / "part_mask.png", (image[:, :, 0] > 128).astype(np.uint8) * 255)
+    assert load_masks([Sample(photo, 1, "cut", mask)], 32, 32)[0] is not None, "a mask of the frame's shape fits"
+    overlay = np.dstack([np.zeros(stored.shape[:2] + (3,), np.uint8), (stored[:, :, 0] > 128).astype(np.uint8) * 255])
+    Image.fromarray(overlay, "RGBA").save(tmp_path / "overlay.png", exif=exif)  # eXIf before the pixel data
+    assert np.array_equal(read_mask(tmp_path / "overlay.png"), upright[:, :, 0] > 128), "alpha turned as colour"

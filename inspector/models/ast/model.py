@@ -63,12 +63,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from inspector.config import bounded
+from inspector.contract import MAX_IMAGE_SIDE
 from inspector.errors import ConfigError
 from inspector.models.ast.flow import ConditionalFlow
 from inspector.models.ast.positional import positional_encoding
 from inspector.models.ast.student import AstStudent
 from inspector.models.backbones import build_backbone
-from inspector.models.base import (MAX_IMAGE_SIDE, OFFLINE_TEACHER, OFFLINE_TEACHER_BEFORE, AnomalyModel, ModelConfig,
+from inspector.models.base import (OFFLINE_TEACHER, OFFLINE_TEACHER_BEFORE, AnomalyModel, ModelConfig,
                                    fit_channel_statistics, teacher_identity)
 from inspector.models.common import FeatureStandardization, LevelNormalization, freeze
 from inspector.models.entry import ModelEntry, Phase
