@@ -566,6 +566,8 @@ def _decode_samples(buf: np.ndarray, where: str) -> tuple[np.ndarray, int | None
     MinIsWhite page inverted at every depth; the full scale the file declares, or None). The part images and
     masks share: a mask read without the inversion marked every pixel but the defect of a 16-bit or float
     MinIsWhite TIFF. Raises :class:`ImageRejected`."""
+    if not buf.size:  # said as it is: "corrupt or unsupported format" sent users looking for a codec
+        raise ImageRejected(f"{where}: empty file (0 bytes), nothing to decode", "corrupt")
     tiff = _tiff_layout(buf.tobytes()) if bytes(buf[:4]) in _TIFF_MAGICS else None
     img = _decode_pixels(buf, where, tiff)
     # 8-bit samples are full range in every format but PGM/PPM (a PNG's sBIT then only says how they were made)
