@@ -1030,9 +1030,16 @@ class FolderSource(Source):
         """A listed name that could not be read: ``missing`` (deleted meanwhile, a broken link) or ``corrupt``
         (no permission, an I/O error). One pass remembers it as read (:func:`_version`: None when gone), so it is
         tried again only once another file stands there: a broken link was re-listed at every pass, so a
-        one-pass run never ended, polled it without a pause (a CPU core) and counted it ``missing`` each time."""
-        if isinstance(exc, FileNotFoundError) and not self.camera.loop:
+        one-pass run never ended, polled it without a pause (a CPU core) and counted it ``missing`` each time.
+
+        Whatever the error, the folder is looked at first: gone, replaced by a file (each read then fails with
+        ENOTDIR) or unmounted, it is the camera's failure (one pass) or a reconnect (looping), never its unread
+        files' fault: a folder replaced by a file counted every file left in the pass ``corrupt``, one warning
+        each, then ended saying all of them were done."""
+        if not self.camera.loop:
             self._check_folder_stands()  # the folder itself gone: the camera's failure, not a file missing
+        elif not self._folder.is_dir():
+            raise self._error(_what_stands_at(self._folder, "a folder"))
         t_ns, t_utc = _stamp()
         self._seen[path.name] = _version(path)
         if isinstance(exc, FileNotFoundError):

@@ -1072,6 +1072,48 @@ def test_a_one_pass_folder_deleted_mid_run_fails_in_one_line(tmp_path):
     assert counters.get("f.missing") == 0 and counters.get("f.reconnects") == 0, counters.snapshot()
 
 
+def _replace_by_file(folder: Path) -> None:
+    shutil.rmtree(folder)
+    folder.write_bytes(b"not a folder")
+
+
+def test_a_one_pass_folder_replaced_by_a_file_mid_run_fails_without_counting_its_files_corrupt(tmp_path):
+    """A one-pass folder replaced by a file while read: each file left in the pass failed with ENOTDIR and was
+    counted ``corrupt``, one warning each, paced one per frame period, and the camera then failed saying every
+    file was done. The folder is what failed: at once, naming what stands there, its unread files not counted."""
+    folder = write_folder(tmp_path / "f", [False] * 30)
+    cam = CameraSection(name="f", source=str(folder), fps=5)  # paced: 6 s to read it whole
+    states, counters, ended = _one_pass_until_gone(cam, lambda: _replace_by_file(folder))
+    assert ended and [s for s, _ in states] == ["connecting", "online", "failed"], states
+    assert "is a file, not a folder" in states[-1][1], states
+    done = counters.get("f.captured")
+    assert f"({done} file(s) done)" in states[-1][1], (done, states[-1])
+    assert counters.get("f.corrupt") == 0 and counters.get("f.missing") == 0, counters.snapshot()
+
+
+def test_a_looping_folder_replaced_by_a_file_mid_pass_reconnects_without_counting_its_files_corrupt(tmp_path):
+    """The same under a looping camera: the rest of its pass was counted ``corrupt`` before it reconnected."""
+    folder = write_folder(tmp_path / "f", [False] * 30)
+    cam = CameraSection(name="f", source=str(folder), fps=5, loop=True,
+                        reconnect=ReconnectSection(initial_s=5.0, max_s=5.0))
+    counters, states = Counters(), []
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=1000)
+    worker.start()
+    try:
+        while counters.get("f.captured") < 2 and worker.is_alive():
+            time.sleep(0.01)
+        _replace_by_file(folder)
+        deadline = time.monotonic() + 20
+        while not any(s == "reconnecting" for s, _ in states) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        worker.stop_event.set()
+        worker.join(10)
+    assert ("reconnecting" in [s for s, _ in states]) and "is a file, not a folder" in states[-1][1], states
+    assert counters.get("f.corrupt") == 0 and counters.get("f.missing") == 0, counters.snapshot()
+
+
 def test_a_one_pass_folder_unmounted_mid_run_fails(tmp_path):
     """A share unmounted under a one-pass camera leaves its mount point, an empty folder of another file system:
     the run ended as done. Modelled with a link swapped from a tmpfs folder to an empty one on another file
