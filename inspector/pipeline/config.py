@@ -375,7 +375,7 @@ def resolve_paths(cfg: DaemonConfig, base: Path) -> DaemonConfig:
     curve = rep(curve, server_secret_key=_resolve(base, curve.server_secret_key),
                 allowed_clients_dir=_resolve(base, curve.allowed_clients_dir))
     mqtt = rep(cfg.publish.mqtt, password_file=_resolve(base, cfg.publish.mqtt.password_file),
-               ca_file=_resolve(base, cfg.publish.mqtt.ca_file))
+               ca_file=_resolve(base, cfg.publish.mqtt.ca_file), state_file=_resolve(base, cfg.publish.mqtt.state_file))
     return rep(
         cfg,
         model=rep(cfg.model, path=_resolve(base, cfg.model.path)),
@@ -383,6 +383,7 @@ def resolve_paths(cfg: DaemonConfig, base: Path) -> DaemonConfig:
         cameras=cams,
         publish=rep(cfg.publish, curve=curve, mqtt=mqtt),
         dashboard=rep(cfg.dashboard, token_file=_resolve(base, cfg.dashboard.token_file)),
+        metrics=rep(cfg.metrics, token_file=_resolve(base, cfg.metrics.token_file)),
         recorder=rep(cfg.recorder, dir=_resolve(base, cfg.recorder.dir)),
         summary_json=_resolve(base, cfg.summary_json),
     )

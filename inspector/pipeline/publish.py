@@ -296,10 +296,18 @@ class Publisher:
         """
         drain_s = self.cfg.drain_s if drain_s is None else drain_s
         self._close_monitor(self.socket)
+        drain = self.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_MONITOR_STOPPED) \
+            if self._own_context else None
+        started = time.monotonic()
         self.socket.close(linger=int(drain_s * 1000))
+        cut = self._drain_cut_by_a_disconnect(drain, drain_s)
         self._stop_auth()
-        delivered = self._term_context(drain_s)
-        if not delivered:
+        delivered = self._term_context(0.0 if cut else drain_s, started) and not cut
+        if cut:
+            log.warning("publisher: a subscriber's connection ended (it answered no heartbeat, or closed) with "
+                        "events still queued for it while they were drained: they are lost (%d event(s) "
+                        "published in all)", self.sent)
+        elif not delivered:
             log.warning("publisher: gave up after %g s (publish.drain_s) on events still queued for a slow "
                         "subscriber: they are lost (%d event(s) published in all)", drain_s, self.sent)
         deadline = time.monotonic() + 1.0
@@ -307,17 +315,43 @@ class Publisher:
             time.sleep(0.02)
         return delivered
 
-    def _term_context(self, drain_s: float = 0.0) -> bool:
+    @staticmethod
+    def _drain_cut_by_a_disconnect(monitor: zmq.Socket | None, drain_s: float) -> bool:
+        """Follow the closed socket's drain on ``monitor`` (closed here) until the socket is gone (ZeroMQ's
+        MONITOR_STOPPED: its queues emptied, or its linger ran out) or ``drain_s`` (+1 s) passed. True when the
+        drain ended right at a subscriber's disconnect: the socket lingers only while events are queued, so the
+        connection that ended it still had events queued, which ZeroMQ dropped with it. A stuck subscriber's
+        connection ended by the heartbeat (3 × publish.heartbeat_s unanswered) ended the drain that way, early:
+        its queued events were lost and the daemon said nothing, as if all had been delivered."""
+        if monitor is None:
+            return False
+        from zmq.utils.monitor import parse_monitor_message
+
+        deadline, last = time.monotonic() + drain_s + 1.0, None
+        try:
+            while monitor.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+                event = parse_monitor_message(monitor.recv_multipart())["event"]
+                if event == zmq.EVENT_MONITOR_STOPPED:
+                    return last == zmq.EVENT_DISCONNECTED
+                last = event
+            return False  # not gone within the drain: the term that follows tells (gave up)
+        except zmq.ZMQError:
+            return False
+        finally:
+            monitor.close(0)
+
+    def _term_context(self, drain_s: float = 0.0, started: float | None = None) -> bool:
         """Terminate an own context: it returns once every queued message left, or at the linger. Whether it
-        returned before ``drain_s`` ran out; True for a caller's context (not ours to end, so not known)."""
+        returned before ``drain_s`` ran out since ``started`` (monotonic s; default now: the socket's close);
+        True for a caller's context (not ours to end, so not known)."""
         if not self._own_context:
             return True
-        t0 = time.monotonic()
+        t0 = time.monotonic() if started is None else started
         # term() blocks until the socket's linger ends; in a thread so that a socket somebody left open
         # (it would block for ever) cannot hold the daemon's shutdown past the drain
         ender = threading.Thread(target=self.context.term, name="publish-drain", daemon=True)
         ender.start()
-        ender.join(drain_s + 2.0)
+        ender.join(max(0.0, t0 + drain_s - time.monotonic()) + 2.0)
         return not ender.is_alive() and (drain_s <= 0 or time.monotonic() - t0 < drain_s)
 
 

@@ -943,9 +943,9 @@ class FolderSource(Source):
         return files
 
     def open(self) -> None:
-        if not self._folder.is_dir():
-            raise self._error(_what_stands_at(self._folder, "a folder"), permanent=not self._opened_once
-                              and not self.camera.loop)
+        why = self._unlisted()
+        if why:
+            raise self._error(why, permanent=not self._opened_once and not self.camera.loop)
         self._files = self._scan()
         self._pos = 0
         self._pass_frames = self._pass_incomplete = 0
@@ -956,16 +956,27 @@ class FolderSource(Source):
             self._device = _device_of(self._folder)
         self._opened_once = True
 
+    def _unlisted(self) -> str | None:
+        """Why the folder cannot be listed and its files read (gone, replaced, its permission taken away), one
+        phrase; None when it can. Listings take an unreadable folder for an empty one: a one-pass folder whose
+        permission was lost counted each file left ``corrupt`` and ended 'ended (2 frames; 28 corrupt skipped)',
+        exit 0, as if done; a looping one said 'no image files'. Judged with this process's effective ids and
+        capabilities, as the reads are (a root daemon without CAP_DAC_OVERRIDE is refused too)."""
+        if not self._folder.is_dir():
+            return _what_stands_at(self._folder, "a folder")
+        if not os.access(self._folder, os.R_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+            return f"{self._folder}: cannot be read (permission denied)"
+        return None
+
     def _check_folder_stands(self) -> None:
-        """One pass: raise a permanent SourceError when the folder is gone (deleted, replaced by a file) or is
+        """One pass: raise a permanent SourceError when the folder is gone (deleted, replaced by a file), unreadable or is
         no longer on the file system it was opened on (a share unmounted: its mount point, empty, stands there).
         A one-pass folder deleted mid-run ended as if its pass were done (exit 0), every file not yet read
         counted ``missing``: the run must fail (exit 1), in one line naming the folder."""
-        if not self._folder.is_dir():
-            what = _what_stands_at(self._folder, "a folder")
-        elif _device_of(self._folder) != self._device:
+        what = self._unlisted()
+        if what is None and _device_of(self._folder) != self._device:
             what = f"{self._folder} is no longer on the file system it was opened on (unmounted?)"
-        else:
+        if what is None:
             return
         raise self._error(f"{what} while its one pass was read ({len(self._seen)} file(s) done)", permanent=True)
 
@@ -982,8 +993,8 @@ class FolderSource(Source):
                 raise self._error(f"{self._folder}: no readable image in a whole pass")
         if not self.camera.loop:
             self._check_folder_stands()
-        elif not self._folder.is_dir():  # replaced by a file, or removed: say which
-            raise self._error(_what_stands_at(self._folder, "a folder"))
+        elif self._unlisted():  # replaced by a file, removed, no longer readable: say which
+            raise self._error(self._unlisted())
         self._files, self._pos, self._pass_frames, self._pass_incomplete = self._scan(), 0, 0, 0
         names = {p.name for p in self._files}  # a file no longer listed can no longer be waited for
         self._incomplete = {key for key in self._incomplete if key[0] in names}
@@ -1030,9 +1041,16 @@ class FolderSource(Source):
         """A listed name that could not be read: ``missing`` (deleted meanwhile, a broken link) or ``corrupt``
         (no permission, an I/O error). One pass remembers it as read (:func:`_version`: None when gone), so it is
         tried again only once another file stands there: a broken link was re-listed at every pass, so a
-        one-pass run never ended, polled it without a pause (a CPU core) and counted it ``missing`` each time."""
-        if isinstance(exc, FileNotFoundError) and not self.camera.loop:
+        one-pass run never ended, polled it without a pause (a CPU core) and counted it ``missing`` each time.
+
+        Whatever the error, the folder is looked at first: gone, replaced by a file (each read then fails with
+        ENOTDIR) or unmounted, it is the camera's failure (one pass) or a reconnect (looping), never its unread
+        files' fault: a folder replaced by a file counted every file left in the pass ``corrupt``, one warning
+        each, then ended saying all of them were done."""
+        if not self.camera.loop:
             self._check_folder_stands()  # the folder itself gone: the camera's failure, not a file missing
+        elif self._unlisted():
+            raise self._error(self._unlisted())
         t_ns, t_utc = _stamp()
         self._seen[path.name] = _version(path)
         if isinstance(exc, FileNotFoundError):

@@ -74,3 +74,24 @@ def test_a_subscriber_that_never_reads_is_given_up_on_in_one_line_with_a_count(t
     lines = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
     assert lines == [f"publisher: gave up after 0.5 s (publish.drain_s) on events still queued for a slow "
                      f"subscriber: they are lost ({EVENTS} event(s) published in all)"], caplog.text
+
+
+def test_a_stuck_subscriber_dropped_by_the_heartbeat_while_draining_is_told_not_taken_for_delivered(tmp_path, caplog):
+    """A subscriber that never reads, its connection ended by the heartbeat (3 × heartbeat_s unanswered) during a
+    long drain: ZeroMQ dropped its queued events with the connection and the close returned early, as if all had
+    been delivered: no line said they were lost. Now one line says so, and the close says not delivered."""
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/pub.sock", drain_s=120.0, heartbeat_s=0.5))
+    sub = _slow_subscriber(pub.endpoint)
+    # its I/O thread stops reading once its queue is full, so it answers no heartbeat either (a hung process)
+    assert pub.wait_for_subscription(10.0)
+    for seq in range(EVENTS):
+        payload = Payload(kind="thumbnail", encoding="jpeg", data=PAYLOAD, shape=[len(PAYLOAD)])
+        assert pub.send(StatsEvent(seq=seq, time_utc=utc_iso(), uptime_s=1.0, final=False, data={}, run_id="r",
+                                   payloads=[payload]))
+    try:
+        with caplog.at_level(logging.WARNING, "inspector.publish"):
+            delivered = pub.close()  # returns at the heartbeat's cut, well inside the 120 s drain
+    finally:
+        sub.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "inspector.publish"]
+    assert delivered is False and len(lines) == 1 and "connection ended" in lines[0] and "lost" in lines[0], lines

@@ -291,6 +291,38 @@ def test_check_refuses_outputs_the_run_could_not_write(section, make, expected, 
     assert paths["file"].read_text() == "the user's" and not any(paths["folder"].iterdir())
 
 
+def test_check_refuses_an_mqtt_state_file_the_run_could_not_write(tiny_model, endpoint, video, tmp_path, capsys):
+    """publish.mqtt.state_file naming a folder passed --check and the run said OK, but at shutdown the bridge's
+    undelivered final counts were 'not kept in <folder> (Is a directory)': lost, told in a warning only."""
+    pytest.importorskip("paho.mqtt")
+    (tmp_path / "state").mkdir()
+    mqtt = {"url": "mqtt://127.0.0.1:1", "state_file": str(tmp_path / "state")}
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], publish={"mqtt": mqtt})
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and one_error_line(err) == f"error: publish.mqtt.state_file: {tmp_path / 'state'} is a folder, " \
+                                               f"not a file name"
+
+
+def test_relative_paths_of_every_file_setting_are_taken_from_the_configs_folder(tmp_path):
+    """As the config's documentation says of every path: metrics.token_file and publish.mqtt.state_file were
+    taken from the working directory, so a daemon checked in its config's folder read another token, or kept
+    its state elsewhere, once started by a service manager in another folder."""
+    from inspector.pipeline.config import load_daemon_config
+
+    cfg_path = tmp_path / "box" / "inspector.yaml"
+    cfg_path.parent.mkdir()
+    cfg_path.write_text(yaml.safe_dump({
+        "model": {"path": "m.onnx"}, "cameras": [{"name": "c", "source": "synthetic"}],
+        "metrics": {"listen": "127.0.0.1:9108", "token_file": "metrics.token"},
+        "dashboard": {"listen": "127.0.0.1:8080", "token_file": "dash.token"},
+        "publish": {"mqtt": {"url": "mqtt://broker", "state_file": "state/mqtt.json", "password_file": "mqtt.pw"}}}))
+    cfg = load_daemon_config(cfg_path)
+    folder = str(cfg_path.parent)
+    assert cfg.metrics.token_file == f"{folder}/metrics.token" and cfg.dashboard.token_file == f"{folder}/dash.token"
+    assert cfg.publish.mqtt.state_file == f"{folder}/state/mqtt.json"
+    assert cfg.publish.mqtt.password_file == f"{folder}/mqtt.pw"
+
+
 @pytest.mark.parametrize("make, said", [("file", "exists and is not a folder"), ("link", "is a symbolic link")])
 def test_a_camera_folder_the_recorder_cannot_keep_recordings_in_costs_that_cameras_recordings_only(
         make, said, tiny_model, endpoint, video, tmp_path, capsys, caplog):

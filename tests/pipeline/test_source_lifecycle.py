@@ -3,11 +3,13 @@ folder rescans, looping files changed under the source, and fair share of a satu
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -25,6 +27,7 @@ from inspector.pipeline.frame import Frame
 from inspector.pipeline.sources import Source, SourceChanged, make_source, source_type
 from inspector.pipeline.telemetry import Counters
 
+from file_faults import permissions_enforced
 from pipeline_support import base_config, defect_pattern, run_to_end, write_folder, write_video
 
 
@@ -1070,6 +1073,95 @@ def test_a_one_pass_folder_deleted_mid_run_fails_in_one_line(tmp_path):
     assert ended and [s for s, _ in states] == ["connecting", "online", "failed"], states
     assert str(folder) in states[-1][1] and "not found" in states[-1][1] and "\n" not in states[-1][1]
     assert counters.get("f.missing") == 0 and counters.get("f.reconnects") == 0, counters.snapshot()
+
+
+def _replace_by_file(folder: Path) -> None:
+    shutil.rmtree(folder)
+    folder.write_bytes(b"not a folder")
+
+
+def test_a_one_pass_folder_replaced_by_a_file_mid_run_fails_without_counting_its_files_corrupt(tmp_path):
+    """A one-pass folder replaced by a file while read: each file left in the pass failed with ENOTDIR and was
+    counted ``corrupt``, one warning each, paced one per frame period, and the camera then failed saying every
+    file was done. The folder is what failed: at once, naming what stands there, its unread files not counted."""
+    folder = write_folder(tmp_path / "f", [False] * 30)
+    cam = CameraSection(name="f", source=str(folder), fps=5)  # paced: 6 s to read it whole
+    states, counters, ended = _one_pass_until_gone(cam, lambda: _replace_by_file(folder))
+    assert ended and [s for s, _ in states] == ["connecting", "online", "failed"], states
+    assert "is a file, not a folder" in states[-1][1], states
+    done = counters.get("f.captured")
+    assert f"({done} file(s) done)" in states[-1][1], (done, states[-1])
+    assert counters.get("f.corrupt") == 0 and counters.get("f.missing") == 0, counters.snapshot()
+
+
+def test_a_looping_folder_replaced_by_a_file_mid_pass_reconnects_without_counting_its_files_corrupt(tmp_path):
+    """The same under a looping camera: the rest of its pass was counted ``corrupt`` before it reconnected."""
+    folder = write_folder(tmp_path / "f", [False] * 30)
+    cam = CameraSection(name="f", source=str(folder), fps=5, loop=True,
+                        reconnect=ReconnectSection(initial_s=5.0, max_s=5.0))
+    counters, states = Counters(), []
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=1000)
+    worker.start()
+    try:
+        while counters.get("f.captured") < 2 and worker.is_alive():
+            time.sleep(0.01)
+        _replace_by_file(folder)
+        deadline = time.monotonic() + 20
+        while not any(s == "reconnecting" for s, _ in states) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        worker.stop_event.set()
+        worker.join(10)
+    assert ("reconnecting" in [s for s, _ in states]) and "is a file, not a folder" in states[-1][1], states
+    assert counters.get("f.corrupt") == 0 and counters.get("f.missing") == 0, counters.snapshot()
+
+
+# A folder camera whose folder loses its read permission once 2 frames are in (argv: folder, "loop" or "once"),
+# run in a child to which modes apply (file_faults.permissions_enforced): prints its states and counters as JSON.
+PERMISSION_LOST = """
+import json, os, sys, threading, time
+from inspector.pipeline.capture import CaptureWorker, FrameHub
+from inspector.pipeline.config import CameraSection, ReconnectSection
+from inspector.pipeline.sources import make_source
+from inspector.pipeline.telemetry import Counters
+cam = CameraSection(name="f", source=sys.argv[1], fps=5, loop=sys.argv[2] == "loop",
+                    reconnect=ReconnectSection(initial_s=5.0, max_s=5.0))
+counters, states = Counters(), []
+worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), threading.Event(), counters,
+                       lambda c, s, p, r, d: states.append((s, r)), capacity=1000)
+worker.start()
+while counters.get("f.captured") < 2 and worker.is_alive():
+    time.sleep(0.01)
+os.chmod(sys.argv[1], 0)
+deadline = time.monotonic() + 20
+while worker.is_alive() and states[-1][0] not in ("reconnecting", "failed") and time.monotonic() < deadline:
+    time.sleep(0.01)
+worker.stop_event.set()
+worker.join(10)
+os.chmod(sys.argv[1], 0o755)
+print(json.dumps({"states": states, "counters": counters.snapshot()}))
+"""
+
+
+@pytest.mark.parametrize("loop", [False, True])
+def test_a_folder_whose_permission_is_lost_mid_run_is_not_read_as_corrupt_files(tmp_path, loop):
+    """A folder camera whose folder can no longer be read (its mode changed, a share remounted for another user):
+    one pass counted every file left ``corrupt`` (one warning each, paced) and ended 'ended (2 frames; 28 corrupt
+    skipped)', exit 0, as if done; looping, it said 'no image files'. The folder is what failed: one pass fails
+    at once naming it, looping reconnects saying why."""
+    prefix = permissions_enforced()
+    if prefix is None:
+        pytest.skip("no way to run a child to which file modes apply (root without setpriv)")
+    folder = write_folder(tmp_path / "f", [False] * 30)  # paced at 5 fps: 6 s to read it whole
+    child = subprocess.run([*prefix, sys.executable, "-c", PERMISSION_LOST, str(folder), "loop" if loop else "once"],
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr[-2000:]
+    result = json.loads(child.stdout.splitlines()[-1])
+    states, counters = [s for s, _ in result["states"]], result["counters"]
+    assert states[:2] == ["connecting", "online"] and states[2] == ("reconnecting" if loop else "failed"), states
+    assert "cannot be read (permission denied)" in result["states"][2][1], result["states"]
+    assert counters.get("f.corrupt", 0) == 0 and counters.get("f.missing", 0) == 0, counters
 
 
 def test_a_one_pass_folder_unmounted_mid_run_fails(tmp_path):
