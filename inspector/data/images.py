@@ -811,12 +811,15 @@ def frame_size(path: str | Path) -> tuple[int, int]:
     return height, width
 
 
-# EXIF Orientation (TIFF tag 274) → the numpy view that displays a stored (H, W) plane or (H, W, C) image upright
-# (Pillow's ImageOps.exif_transpose table: 2 mirror, 3 half turn, 4 flip, 5 transpose, 6/8 quarter turns,
-# 7 transverse)
-_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-           5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1),
-           7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+# EXIF Orientation (TIFF tag 274) → the contiguous copy that displays a stored (H, W) plane or (H, W, C) image
+# upright (Pillow's ImageOps.exif_transpose table: 2 mirror, 3 half turn, 4 flip, 5 transpose, 6/8 quarter turns,
+# 7 transverse). OpenCV's flip/rotate/transpose, not a numpy view made contiguous: on the hot path (a rotated
+# JPEG from a folder camera) the strided copy of a turned 1080p frame cost 7 ms, half as much as the decode
+# (benchmarks/bench_decode.py)
+_ORIENT = {2: lambda a: cv2.flip(a, 1), 3: lambda a: cv2.rotate(a, cv2.ROTATE_180), 4: lambda a: cv2.flip(a, 0),
+           5: cv2.transpose, 6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+           7: lambda a: cv2.rotate(cv2.transpose(a), cv2.ROTATE_180),
+           8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE)}
 # Formats whose EXIF orientation the decoder applies itself (:func:`_decode_upright`), read by one reader
 # (:func:`_exif_orientation`) for the pixels, :func:`frame_size` and a mask's alpha alike. A TIFF's Orientation
 # is its own tag, which OpenCV's libtiff path applies whatever the flags.
@@ -867,7 +870,7 @@ def _decode_upright(buf: np.ndarray, where: str) -> np.ndarray:
     differed from it). Raises :class:`ImageRejected`."""
     img = _imdecode(buf, where, _DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION)
     orient = _ORIENT.get(_exif_orientation(buf))
-    return np.ascontiguousarray(orient(img)) if orient else img
+    return orient(img) if orient else img
 
 
 def _varying_alpha(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -903,7 +906,7 @@ def _upright_alpha(data: np.ndarray) -> np.ndarray | None:
     raw = cv2_imdecode(data, cv2.IMREAD_UNCHANGED)
     if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4):
         return None
-    return np.ascontiguousarray(orient(raw[:, :, -1])) if orient else raw[:, :, -1]
+    return orient(np.ascontiguousarray(raw[:, :, -1])) if orient else raw[:, :, -1]
 
 
 def _pillow_alpha(data: np.ndarray) -> tuple[bool, np.ndarray | None]:

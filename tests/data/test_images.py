@@ -403,3 +403,36 @@ def test_a_malformed_exif_orientation_is_read_by_one_rule_on_every_path(tmp_path
     overlay = np.dstack([np.zeros(stored.shape[:2] + (3,), np.uint8), (stored[:, :, 0] > 128).astype(np.uint8) * 255])
     Image.fromarray(overlay, "RGBA").save(tmp_path / "overlay.png", exif=exif)  # eXIf before the pixel data
     assert np.array_equal(read_mask(tmp_path / "overlay.png"), upright[:, :, 0] > 128), "alpha turned as colour"
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
+def test_every_exif_orientation_turns_the_picture_as_pillow_displays_it(tmp_path, suffix):
+    """The colour of a JPEG, PNG or WebP is decoded as stored and turned by the one orientation table
+    (:data:`inspector.data.images._ORIENT`, OpenCV's flips and turns): each of the eight orientations gives the
+    picture Pillow's ``ImageOps.exif_transpose`` displays, on read_image and the daemon's folder camera alike."""
+    from PIL import Image, ImageOps
+
+    from inspector.pipeline.config import CameraSection
+    from inspector.pipeline.sources import FolderSource
+
+    upright = np.zeros((30, 50, 3), np.uint8)
+    upright[2:10, 3:20] = (200, 60, 20)  # off every axis of symmetry: a turn or a mirror shows
+    picture = Image.fromarray(upright)
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    for orientation in range(1, 9):
+        stored = picture.transpose(getattr(Image.Transpose, _STORED_AS[orientation])) if orientation > 1 else picture
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        lossless = {".jpg": {"quality": 100, "subsampling": 0}, ".webp": {"lossless": True}}.get(suffix, {})
+        stored.save(folder / f"o{orientation}{suffix}", exif=exif, **lossless)
+    camera = FolderSource(CameraSection(name="cam", source=str(folder)))
+    camera.open()
+    daemon = {g.meta["file"]: g.image[:, :, ::-1] for g in iter(camera.read, None)}
+    for orientation in range(1, 9):
+        path = folder / f"o{orientation}{suffix}"
+        with Image.open(path) as im:
+            shown = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+        got = read_image(path)
+        assert got.shape == upright.shape and np.abs(got.astype(int) - shown).max() <= 2, f"orientation {orientation}"
+        assert np.array_equal(daemon[path.name], got), f"orientation {orientation}: the folder camera differs"
