@@ -993,8 +993,8 @@ class FolderSource(Source):
                 raise self._error(f"{self._folder}: no readable image in a whole pass")
         if not self.camera.loop:
             self._check_folder_stands()
-        elif self._unlisted():  # replaced by a file, removed, no longer readable: say which
-            raise self._error(self._unlisted())
+        elif why := self._unlisted():  # replaced by a file, removed, no longer readable: say which
+            raise self._error(why)
         self._files, self._pos, self._pass_frames, self._pass_incomplete = self._scan(), 0, 0, 0
         names = {p.name for p in self._files}  # a file no longer listed can no longer be waited for
         self._incomplete = {key for key in self._incomplete if key[0] in names}
@@ -1049,8 +1049,8 @@ class FolderSource(Source):
         each, then ended saying all of them were done."""
         if not self.camera.loop:
             self._check_folder_stands()  # the folder itself gone: the camera's failure, not a file missing
-        elif self._unlisted():
-            raise self._error(self._unlisted())
+        elif why := self._unlisted():
+            raise self._error(why)
         t_ns, t_utc = _stamp()
         self._seen[path.name] = _version(path)
         if isinstance(exc, FileNotFoundError):
