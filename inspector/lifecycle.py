@@ -23,6 +23,10 @@ import signal
 import threading
 
 STOP = threading.Event()
+# Set by the second stop signal: what the first one began may wait long (a publisher drain of up to 600 s for a
+# subscriber that reads nothing), and an operator's second Ctrl-C / ``kill`` means "now" (Docker, systemd and
+# most daemons read it so); waits that may be cut without losing evidence follow it
+HURRY = threading.Event()
 received: list[int] = []  # signal numbers, in arrival order (list.append takes no lock)
 _installed: dict[int, object] = {}
 _wakeup_fd: int | None = None  # write end of the relay's pipe
@@ -37,10 +41,13 @@ def _on_signal(signum: int, _frame) -> None:
 
 
 def _relay(read_fd: int) -> None:
-    """Set STOP for each byte the handler writes (a thread: it may wait for STOP's lock)."""
+    """Set STOP for each byte the handler writes, and HURRY once a second signal arrived (a thread: it may wait
+    for their locks)."""
     while os.read(read_fd, 64):
         if received:  # empty: a byte left from before the last install() cleared the record
             STOP.set()
+        if len(received) > 1:
+            HURRY.set()
 
 
 def _start_relay() -> None:
@@ -56,6 +63,7 @@ def install(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
     :func:`restore` starts afresh (STOP cleared), so a process can run commands one after another."""
     if not _installed:
         STOP.clear()
+        HURRY.clear()
         received.clear()
     _start_relay()
     for sig in signals:

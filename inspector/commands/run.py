@@ -48,7 +48,7 @@ def _inspect(args: argparse.Namespace, cfg, stop: threading.Event) -> int:
     from inspector.integrations.runtime import make_daemon
     from inspector.pipeline.recorder import recording_losses
 
-    daemon = make_daemon(cfg, stop=stop)
+    daemon = make_daemon(cfg, stop=stop, hurry=lifecycle.HURRY)
     if args.check:
         for line in daemon.check():
             print(line)

@@ -267,10 +267,11 @@ class Daemon:
 
     def __init__(self, cfg: DaemonConfig, backend_factory: BackendFactory | None = None,
                  stop: threading.Event | None = None, context: zmq.Context | None = None,
-                 extensions: Extensions = NO_EXTENSIONS) -> None:
+                 extensions: Extensions = NO_EXTENSIONS, hurry: threading.Event | None = None) -> None:
         self.cfg = cfg
         self.extensions = extensions
         self.stop = stop or threading.Event()
+        self.hurry = hurry or threading.Event()  # the second stop signal: the publisher's drain ends at it
         self.counters = Counters()
         self._backend_factory = backend_factory
         self._context = context
@@ -620,7 +621,7 @@ class Daemon:
             log.error("publisher still running after %g s: leaving its socket open until the process exits",
                       timeout)
         else:
-            self.publisher.close()
+            self.publisher.close(hurry=self.hurry)
             self.integrations.close()  # after the final stats: the MQTT bridge flushes them (bounded)
         if self.recorder is None or not self.recorder.is_alive():  # a recorder still writing keeps the folder
             self._release_dir()

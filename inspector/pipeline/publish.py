@@ -43,6 +43,7 @@ WAKE = object()  # put on the publisher's inbox to make it drain the status queu
 # late joiner): each idle wake-up costs ~65 µs of CPU (queue wait, socket poll), 3.3 ms per second at 20 ms,
 # which at ~75 events/s was a third of the publisher's CPU per event. Status updates wake it at once.
 IDLE_POLL_S = 0.1
+_HURRY_POLL_MS = 100  # how soon a drain notices the second stop signal (``close``'s ``hurry``)
 # How long closing waits for queued events to reach connected subscribers (ZMQ_LINGER) when the publisher has
 # no ``publish.drain_s`` to go by (a socket closed before the worker ran, in tests).
 LINGER_MS = 500
@@ -285,11 +286,12 @@ class Publisher:
             self.auth.stop()
             self.auth = None
 
-    def close(self, drain_s: float | None = None) -> bool:
+    def close(self, drain_s: float | None = None, hurry: threading.Event | None = None) -> bool:
         """Close the socket; events still queued for subscribers get ``drain_s`` seconds (default
-        ``cfg.drain_s``) to leave. Returns False, after one warning line, when some were still queued then
-        (they are lost) or a subscriber's connection ended the drain (whatever it had not received is lost);
-        True otherwise, or when it cannot tell (a context given by the caller). Raises nothing.
+        ``cfg.drain_s``) to leave, or until ``hurry`` is set (the operator's second stop signal,
+        :data:`inspector.lifecycle.HURRY`). Returns False, after one warning line, when some were still queued then
+        (they are lost), a subscriber's connection ended the drain (whatever it had not received is lost) or
+        ``hurry`` cut it; True otherwise, or when it cannot tell (a context given by the caller). Raises nothing.
 
         A slow subscriber's queue used to get a fixed 500 ms and was dropped unsaid. Returns once an ipc path
         is free: ZeroMQ closes in its I/O thread, and a daemon started next in this process would take the
@@ -301,9 +303,18 @@ class Publisher:
             if self._own_context else None
         started = time.monotonic()
         self.socket.close(linger=int(drain_s * 1000))
-        cut = self._drain_cut_by_a_disconnect(drain, drain_s)
+        cut = self._drain_cut_by_a_disconnect(drain, drain_s, hurry)
         self._stop_auth()
-        delivered = self._term_context(0.0 if cut else drain_s, started) and not cut
+        delivered = self._term_context(0.0 if cut else drain_s, started, hurry) and not cut
+        self._tell_drain(drain_s, started, cut, delivered, hurry)
+        deadline = time.monotonic() + 1.0
+        while _served(self.endpoint) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return delivered
+
+    def _tell_drain(self, drain_s: float, started: float, cut: bool, delivered: bool,
+                    hurry: threading.Event | None) -> None:
+        """The one warning line of a drain that did not deliver everything (nothing when it did)."""
         if cut:
             # ZeroMQ tells a disconnect, not whether the peer had read everything: a subscriber that closes
             # right after the final event ends a drain the same way (1 close in 30 in a loopback trial), so the
@@ -311,51 +322,62 @@ class Publisher:
             log.warning("publisher: a subscriber's connection ended (it answered no heartbeat, or closed) while "
                         "events were drained: those it had not yet received are lost with it (%d event(s) "
                         "published in all; a subscriber tells which by their sequence numbers)", self.sent)
+        elif not delivered and hurry is not None and hurry.is_set():
+            log.warning("publisher: a second stop signal ended the drain after %.1f s of %g s (publish.drain_s): "
+                        "events still queued for a slow subscriber are lost (%d event(s) published in all)",
+                        time.monotonic() - started, drain_s, self.sent)
         elif not delivered:
             log.warning("publisher: gave up after %g s (publish.drain_s) on events still queued for a slow "
                         "subscriber: they are lost (%d event(s) published in all)", drain_s, self.sent)
-        deadline = time.monotonic() + 1.0
-        while _served(self.endpoint) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return delivered
 
     @staticmethod
-    def _drain_cut_by_a_disconnect(monitor: zmq.Socket | None, drain_s: float) -> bool:
+    def _drain_cut_by_a_disconnect(monitor: zmq.Socket | None, drain_s: float,
+                                   hurry: threading.Event | None = None) -> bool:
         """Follow the closed socket's drain on ``monitor`` (closed here) until the socket is gone (ZeroMQ's
-        MONITOR_STOPPED: its queues emptied, or its linger ran out) or ``drain_s`` (+1 s) passed. True when the
-        drain ended right at a subscriber's disconnect: the socket lingers while events are queued, so the
-        connection that ended it may still have had events queued, which ZeroMQ dropped with it. A stuck subscriber's
-        connection ended by the heartbeat (3 × publish.heartbeat_s unanswered) ended the drain that way, early:
-        its queued events were lost and the daemon said nothing, as if all had been delivered."""
+        MONITOR_STOPPED: its queues emptied, or its linger ran out), ``drain_s`` (+1 s) passed or ``hurry`` is
+        set. True when the drain ended right at a subscriber's disconnect: the socket lingers while events are
+        queued, so the connection that ended it may still have had events queued, which ZeroMQ dropped with it.
+        A stuck subscriber's connection ended by the heartbeat (3 × publish.heartbeat_s unanswered) ended the
+        drain that way, early: its queued events were lost and the daemon said nothing, as if all had been
+        delivered."""
         if monitor is None:
             return False
         from zmq.utils.monitor import parse_monitor_message
 
         deadline, last = time.monotonic() + drain_s + 1.0, None
         try:
-            while monitor.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+            while not (hurry is not None and hurry.is_set()):
+                left_ms = int((deadline - time.monotonic()) * 1000)
+                if left_ms <= 0:
+                    break
+                if not monitor.poll(min(left_ms, _HURRY_POLL_MS)):
+                    continue
                 event = parse_monitor_message(monitor.recv_multipart())["event"]
                 if event == zmq.EVENT_MONITOR_STOPPED:
                     return last == zmq.EVENT_DISCONNECTED
                 last = event
-            return False  # not gone within the drain: the term that follows tells (gave up)
+            return False  # not gone within the drain (or hurried): the term that follows tells
         except zmq.ZMQError:
             return False
         finally:
             monitor.close(0)
 
-    def _term_context(self, drain_s: float = 0.0, started: float | None = None) -> bool:
+    def _term_context(self, drain_s: float = 0.0, started: float | None = None,
+                      hurry: threading.Event | None = None) -> bool:
         """Terminate an own context: it returns once every queued message left, or at the linger. Whether it
-        returned before ``drain_s`` ran out since ``started`` (monotonic s; default now: the socket's close);
-        True for a caller's context (not ours to end, so not known)."""
+        returned before ``drain_s`` ran out since ``started`` (monotonic s; default now: the socket's close) and
+        before ``hurry`` was set; True for a caller's context (not ours to end, so not known)."""
         if not self._own_context:
             return True
         t0 = time.monotonic() if started is None else started
         # term() blocks until the socket's linger ends; in a thread so that a socket somebody left open
-        # (it would block for ever) cannot hold the daemon's shutdown past the drain
+        # (it would block for ever), or a second stop signal, cannot hold the daemon's shutdown past the drain;
+        # a term left waiting is a daemon thread, which the process's exit ends (pyzmq does not term at exit)
         ender = threading.Thread(target=self.context.term, name="publish-drain", daemon=True)
         ender.start()
-        ender.join(max(0.0, t0 + drain_s - time.monotonic()) + 2.0)
+        until = max(0.0, t0 + drain_s - time.monotonic()) + 2.0 + time.monotonic()
+        while ender.is_alive() and time.monotonic() < until and not (hurry is not None and hurry.is_set()):
+            ender.join(min(_HURRY_POLL_MS / 1000, max(0.0, until - time.monotonic())))
         return not ender.is_alive() and (drain_s <= 0 or time.monotonic() - t0 < drain_s)
 
 

@@ -95,3 +95,63 @@ def test_a_stuck_subscriber_dropped_by_the_heartbeat_while_draining_is_told_not_
         sub.close()
     lines = [r.getMessage() for r in caplog.records if r.name == "inspector.publish"]
     assert delivered is False and len(lines) == 1 and "connection ended" in lines[0] and "lost" in lines[0], lines
+
+
+def test_a_hurry_ends_a_long_drain_for_a_subscriber_that_never_reads_in_one_line(tmp_path, caplog):
+    """``publish.drain_s`` may be up to 600 s and, with ``heartbeat_s: 0``, a subscriber that reads nothing holds the
+    whole drain: the operator's second stop signal (``hurry``) ended nothing, only SIGKILL did, without a word."""
+    pub, sub = _publish(tmp_path, drain_s=120.0)
+    hurry = threading.Event()
+    threading.Timer(0.5, hurry.set).start()
+    t0 = time.monotonic()
+    try:
+        with caplog.at_level(logging.WARNING, "inspector.publish"):
+            delivered = pub.close(hurry=hurry)
+    finally:
+        sub.close()
+    took = time.monotonic() - t0
+    lines = [r.getMessage() for r in caplog.records if r.name == "inspector.publish"]
+    assert delivered is False and took < 60, took  # bounded wait: without the hurry it takes the whole 120 s
+    assert len(lines) == 1 and lines[0].startswith("publisher: a second stop signal ended the drain after ") \
+        and f"lost ({EVENTS} event(s) published in all)" in lines[0], lines
+
+
+_SECOND_SIGNAL_SCRIPT = """
+import logging, os, signal, sys, threading, time
+sys.path.insert(0, {tests!r})
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+from inspector import lifecycle
+from pipeline.test_publish_drain import _publish
+lifecycle.install()
+pub, sub = _publish(__import__("pathlib").Path({tmp!r}), drain_s=300.0)
+print("ready", flush=True)
+lifecycle.STOP.wait()
+print("stopping", flush=True)
+print("delivered", pub.close(hurry=lifecycle.HURRY), flush=True)
+"""
+
+
+def test_the_second_stop_signal_ends_the_drain_the_first_began(tmp_path):
+    """The chain as ``inspector run`` uses it: :mod:`inspector.lifecycle` turns the first SIGTERM into the stop and
+    the second into the hurry that ends the publisher's drain; the first alone leaves the drain running."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _SECOND_SIGNAL_SCRIPT.format(tests=str(Path(__file__).parents[1]), tmp=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stdout.readline().strip() == "stopping"
+        time.sleep(1.0)
+        assert proc.poll() is None  # the first signal began a drain of up to 300 s
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert "a second stop signal ended the drain" in out and "delivered False" in out, out
+    assert proc.returncode == 0, out
+

@@ -621,3 +621,29 @@ def test_check_refuses_an_unreadable_token_file_in_one_line(content, why, tiny_m
                       dashboard={"listen": f"127.0.0.1:{free_port()}", "token_file": str(token)})
     code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
     assert code == 2 and one_error_line(err) == f"error: dashboard.token_file: {token}: {why}"
+
+
+def test_two_stop_signals_reach_the_publishers_drain_as_a_hurry(tiny_model, endpoint, video, tmp_path, capsys,
+                                                               monkeypatch):
+    """``inspector run`` hands its publisher's drain the second stop signal (:data:`inspector.lifecycle.HURRY`):
+    two SIGTERMs while it closes set the very event the drain follows (``test_publish_drain`` shows the drain
+    ending at it). Before, the drain knew no second signal: up to ``publish.drain_s`` (600 s) of waiting."""
+    import signal
+    import time
+
+    from inspector.pipeline.publish import Publisher
+
+    real_close, seen = Publisher.close, []
+
+    def close(self, drain_s=None, hurry=None):
+        if hurry is not None:
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
+            seen.append(hurry.wait(5.0))
+        return real_close(self, drain_s, hurry)
+
+    monkeypatch.setattr(Publisher, "close", close)
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}])
+    code, out, err = run_cli(tmp_path, cfg, capsys)
+    assert seen == [True], (seen, err)
+    assert "Traceback" not in err and "frames inspected" in out, err
