@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from inspector.mounts import KERNEL_TYPES, path_fs_type
+
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -23,6 +25,14 @@ def safe_name(text: str, limit: int = 64) -> str:
     """Untrusted text (a wire string, a folder's name) as one harmless file-name part: no separators, no dots (so
     no '..'), at most ``limit`` characters; '_' when nothing is left."""
     return _UNSAFE.sub("_", str(text))[:limit].strip("_") or "_"
+
+
+def _kernel_file_system_problem(path: Path) -> str | None:
+    """Why ``path`` cannot hold our files because it lies on a kernel file system (None: it does not). access(2)
+    tells a root user that /proc and /sys are writable, so --check passed a recorder.dir there and the run lost
+    every recording (mkdir: ENOENT), or a summary_json over a kernel setting such as drop_caches."""
+    kind = path_fs_type(path)
+    return f"{path} is on a {kind} file system of the kernel, which keeps no files" if kind in KERNEL_TYPES else None
 
 
 def _ancestor_problem(path: Path) -> str | None:
@@ -38,6 +48,8 @@ def _ancestor_problem(path: Path) -> str | None:
 def folder_problem(path: str | Path) -> str | None:
     """Why ``path`` cannot be (or become) a folder to write in, one phrase; None when it can."""
     path = Path(path)
+    if (why := _kernel_file_system_problem(path)) is not None:
+        return why
     if path.is_dir():
         return None if os.access(path, os.W_OK | os.X_OK) else f"cannot write in {path} (permission denied)"
     if path.exists() or path.is_symlink():
@@ -56,6 +68,8 @@ def file_problem(path: str | Path) -> str | None:
     path = Path(path)
     if path.is_dir():
         return f"{path} is a folder, not a file name"
+    if (why := _kernel_file_system_problem(path)) is not None:
+        return why
     if path.exists() and not path.is_file():
         return f"{path} is not a regular file (a device, pipe or socket)"
     if path.exists():

@@ -16,6 +16,8 @@ import os
 import time
 from pathlib import Path
 
+from inspector.mounts import fs_type
+
 SETTLE_S = 2.0  # a file changed more recently than this is still being written
 # a picture whose data ends cut short (images.ends_cut_short) changed more recently than this is still being written:
 # a slow copy or a camera SDK writing in bursts pauses longer than SETTLE_S mid-file
@@ -25,35 +27,12 @@ REMOTE_TYPES = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", 
                           "afs", "davfs", "fuse.sshfs", "fuse.rclone", "fuse.s3fs", "lustre", "gpfs", "beegfs",
                           "ocfs2", "gfs2", "fuse.cephfs", "fuse.davfs2"})
 _MAX_WATCHED = 4096  # files one watch remembers (a folder of corrupt files): the oldest are forgotten past it
-_types: dict[int, str | None] = {}  # device number → file system type (mount points rarely change: kept)
 
 
 def written_recently(mtime_s: float, within_s: float = SETTLE_S) -> bool:
     """Modified within the last ``within_s`` s by our clock. A modification time in the future (the writer's
     clock runs ahead, or ours went back) is not "recent" for ever."""
     return abs(time.time() - mtime_s) < within_s
-
-
-def fs_type(dev: int) -> str | None:
-    """The type of the mounted file system with device number ``dev`` (``os.stat(…).st_dev``) from
-    /proc/self/mountinfo (fields: id, parent, major:minor, root, mount point, options…, ``-``, type); None where
-    unknown."""
-    if dev not in _types:
-        _types[dev] = _read_fs_type(f"{os.major(dev)}:{os.minor(dev)}")
-    return _types[dev]
-
-
-def _read_fs_type(major_minor: str) -> str | None:
-    try:
-        lines = Path("/proc/self/mountinfo").read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 2 and fields[2] == major_minor and " - " in line:
-            after = line.split(" - ", 1)[1].split()
-            return after[0] if after else None
-    return None
 
 
 def is_remote(dev: int) -> bool:

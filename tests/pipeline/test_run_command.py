@@ -291,6 +291,37 @@ def test_check_refuses_outputs_the_run_could_not_write(section, make, expected, 
     assert paths["file"].read_text() == "the user's" and not any(paths["folder"].iterdir())
 
 
+_KERNEL_FS = pytest.mark.skipif(not os.path.exists("/proc/self/mountinfo") or not os.path.ismount("/proc"),
+                                reason="needs Linux's /proc")
+
+
+@_KERNEL_FS
+@pytest.mark.parametrize("section, expected", [
+    ({"recorder": {"enabled": True, "dir": "/proc/inspector-recordings"}},
+     "recorder.dir: /proc/inspector-recordings is on a proc file system of the kernel, which keeps no files"),
+    ({"summary_json": "/proc/sys/vm/drop_caches"},
+     "summary_json: /proc/sys/vm/drop_caches is on a proc file system of the kernel, which keeps no files"),
+])
+def test_check_refuses_outputs_on_a_kernel_file_system(section, expected, tiny_model, endpoint, video, tmp_path,
+                                                       capsys):
+    """access(2) tells a root user that /proc and /sys are writable, so --check passed a recorder.dir there (every
+    recording then failed: mkdir gives ENOENT) and a summary_json over a kernel setting (drop_caches)."""
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], **section)
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and one_error_line(err) == "error: " + expected
+
+
+@_KERNEL_FS
+def test_only_a_path_on_a_kernel_file_system_is_refused(tmp_path):
+    """The file system is that of the nearest existing folder: a "proc" folder elsewhere, or /procedures, is not
+    /proc."""
+    from inspector.outputs import folder_problem
+
+    assert folder_problem("/proc/x") is not None
+    assert folder_problem(tmp_path / "proc" / "x") is None
+    assert folder_problem("/procedures-that-do-not-exist/x") is None
+
+
 def test_check_refuses_an_mqtt_state_file_the_run_could_not_write(tiny_model, endpoint, video, tmp_path, capsys):
     """publish.mqtt.state_file naming a folder passed --check and the run said OK, but at shutdown the bridge's
     undelivered final counts were 'not kept in <folder> (Is a directory)': lost, told in a warning only."""
