@@ -71,8 +71,14 @@ def _captioned(panel: np.ndarray, caption: str) -> np.ndarray:
     return np.vstack([band, panel])
 
 
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+_NAME_PART_BYTES = 80  # two parts and the kind, rank and score stay well inside NAME_MAX (255 bytes)
+
+
+def _name_part(text: str) -> str:
+    """``text`` as one part of an overlay's file name: letters (any script) and digits kept, '-', '_' and '.' too,
+    anything else (a separator, a lone surrogate of an undecodable name) '_'; cut to 80 bytes of UTF-8."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    return safe.encode("utf-8")[:_NAME_PART_BYTES].decode("utf-8", "ignore")  # never half a character
 
 
 def save_overlays(images: np.ndarray, maps: np.ndarray, scores, samples: Sequence, out_dir: str | Path,
@@ -103,7 +109,10 @@ def save_overlays(images: np.ndarray, maps: np.ndarray, scores, samples: Sequenc
         overlay = heatmap_overlay(images[i], maps[i], vmin, vmax)
         panel = _captioned(np.hstack([images[i], overlay]),
                            f"{kind} {sample.defect_type}/{name} score {scores[i]:.4g}")
-        path = out_dir / f"{kind}_{rank:02d}_score{scores[i]:.4g}_{_safe(sample.defect_type)}_{_safe(name)}.png"
+        # names are cut: a long image or defect-folder name past NAME_MAX (255 bytes) lost the whole evaluation
+        # ("File name too long"); the kind and rank keep the names apart
+        path = out_dir / (f"{kind}_{rank:02d}_score{scores[i]:.4g}_{_name_part(sample.defect_type)}_"
+                          f"{_name_part(name)}.png")
         path.write_bytes(encode_png(panel))
         written.append(path)
     return written

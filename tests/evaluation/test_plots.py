@@ -47,6 +47,24 @@ def test_save_overlays_picks_the_worst_cases(tmp_path):
     assert panel.shape[1] == 64 and panel.shape[0] > 32  # image | overlay, with a caption band
 
 
+def test_overlays_of_images_with_names_as_long_as_a_file_system_takes(tmp_path):
+    """An image (and a defect folder) named with 250 characters, as long as ext4 allows, made the overlay's name
+    longer than NAME_MAX: the whole evaluation ended with "File name too long". Each name is now cut, and the
+    overlays of two names that share their first characters stay apart."""
+    images = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+    maps = np.zeros((4, 16, 16), dtype=np.float32)
+    long_type, stem = "d" * 250, "g" * 246
+    samples = [Sample(Path(f"/x/{stem}{i}.png"), int(i >= 2), long_type if i >= 2 else "good", None)
+               for i in range(4)]
+    paths = save_overlays(images, maps, [0.1, 0.2, 0.3, 0.4], samples, tmp_path / "ov", k=2)
+    assert len(paths) == 5 and len(set(paths)) == 5 and all(_is_png(p, 100) for p in paths)
+    assert all(len(p.name.encode()) <= 255 for p in paths)
+    assert paths[0].name == f"missed_00_score0.3_{'d' * 80}_{'g' * 80}.png"
+    cjk = save_overlays(images[:1], maps[:1], [0.5], [Sample(Path(f"/x/{'検' * 83}.png"), 0, "good", None)],
+                        tmp_path / "cjk", k=1)  # 249 bytes: cut at a whole character
+    assert cjk[0].name == f"false_alarm_00_score0.5_good_{'検' * 26}.png"
+
+
 def test_overlays_of_files_whose_names_are_not_utf8(tmp_path):
     """b"caf\\xe9.png" (Latin-1 name on a UTF-8 system) reaches Python as a lone surrogate; OpenCV's putText
     used to kill the whole evaluate process with SIGSEGV on it. Run in a child so that crash fails this test."""
