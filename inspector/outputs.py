@@ -130,17 +130,38 @@ def link_new(tmp: Path, path: Path) -> None:
         os.rename(tmp, path)
 
 
+NAME_MAX = 255  # bytes in one file name on Linux's file systems (ext4, XFS, btrfs, tmpfs; limits.h)
+_WHOLE_ROOM = len(".") + len(".") + 10 + len(".tmp")  # a pid has at most 10 digits
+
+
+def cut_name(name: str, room: int) -> str:
+    """``name`` cut so that ``room`` more bytes still fit in one file name (:data:`NAME_MAX`), for the hidden
+    names made from an output's name (temporaries, backups, staging folders): a name the user may give, up to 255
+    bytes, made them too long ("File name too long") and the write failed although its own name was legal.
+    Counted in bytes as the file system sees them (``os.fsencode``), cut between characters."""
+    budget = NAME_MAX - room
+    if len(os.fsencode(name)) <= budget:
+        return name
+    used, kept = 0, []
+    for char in name:
+        used += len(os.fsencode(char))
+        if used > budget:
+            break
+        kept.append(char)
+    return "".join(kept)
+
+
 def whole_temporary(path: str | Path, pid: int | None = None) -> Path:
     """The hidden temporary file :func:`write_whole` writes ``path`` through, by process ``pid`` (default: this
-    one): ``dir/.NAME.PID.tmp``."""
+    one): ``dir/.NAME.PID.tmp``, NAME cut (:func:`cut_name`) where the whole would pass NAME_MAX."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid() if pid is None else pid}.tmp")
+    return path.with_name(f".{cut_name(path.name, _WHOLE_ROOM)}.{os.getpid() if pid is None else pid}.tmp")
 
 
 def whole_temporaries(path: str | Path) -> re.Pattern:
     """The names of :func:`write_whole`'s temporaries of ``path`` (group 1: the writer's pid), for
     :func:`inspector.leftovers.remove_leftovers` after a writer killed mid-write."""
-    return re.compile(rf"^\.{re.escape(Path(path).name)}\.(\d{{1,10}})\.tmp\Z", re.ASCII)
+    return re.compile(rf"^\.{re.escape(cut_name(Path(path).name, _WHOLE_ROOM))}\.(\d{{1,10}})\.tmp\Z", re.ASCII)
 
 
 def write_whole(path: str | Path, data: bytes, durable: bool = True) -> None:
@@ -180,7 +201,7 @@ def replace_together(moves: list[tuple[Path | None, Path]], scratch: Path) -> No
     done: list[tuple[Path | None, Path, Path]] = []
     try:
         for new, target in moves:
-            backup = scratch / f".old-{len(done)}-{target.name}"
+            backup = scratch / f".old-{len(done)}-{cut_name(target.name, 16)}"
             done.append((new, target, backup))
             if os.path.lexists(target):
                 _keep(target, backup)

@@ -8,6 +8,7 @@ ENOSPC)."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -78,3 +79,16 @@ def test_only_the_per_message_subscriber_state_skips_the_fsync(tmp_path, monkeyp
     state = StateFile(tmp_path / "state.json", key="tcp://127.0.0.1:5555")
     assert state.save(LossTracker()) is None and (tmp_path / "state.json").is_file()
     assert len(synced) == 1
+
+
+@pytest.mark.parametrize("name", ["n" * 250 + ".json", "é" * 125 + ".js", "検" * 83 + ".j"])
+def test_a_file_named_as_long_as_the_file_system_allows_is_written_whole(name, tmp_path):
+    """Its hidden temporary (``.NAME.PID.tmp``) took 10-16 bytes more than NAME_MAX and the write failed ("File name
+    too long"); the name is cut there, by bytes, never inside a character, and the leftovers pattern still knows it."""
+    from inspector.outputs import whole_temporaries, whole_temporary, write_whole
+
+    path = tmp_path / name
+    write_whole(path, b"{}")
+    assert path.read_bytes() == b"{}" and [p.name for p in tmp_path.iterdir()] == [name]
+    tmp = whole_temporary(path, pid=4294967295)
+    assert len(os.fsencode(tmp.name)) <= 255 and whole_temporaries(path).match(tmp.name).group(1) == "4294967295"

@@ -26,7 +26,7 @@ import torch
 from inspector import __version__
 from inspector.data.images import DEFAULT_DOWNSCALE
 from inspector.errors import ExportError
-from inspector.outputs import claim_outputs, replace_together
+from inspector.outputs import claim_outputs, cut_name, replace_together
 from inspector.deploy.checks import check_graph
 from inspector.contract import INPUT_NAME, MAP_NAME, OUTPUT_NAMES, SCORE_NAME
 from inspector.deploy.graph import export_graph
@@ -183,7 +183,7 @@ def _staging_folder(sidecar: Path) -> tempfile.TemporaryDirectory:
     folder when it cannot be made there (a place such as /sys refuses it although it looks writable: the
     error named the temporary folder, which the user never asked for)."""
     try:
-        return tempfile.TemporaryDirectory(dir=sidecar.parent, prefix=f".{sidecar.stem}-")
+        return tempfile.TemporaryDirectory(dir=sidecar.parent, prefix=f".{cut_name(sidecar.stem, 10)}-")
     except OSError as exc:
         raise ExportError(f"{sidecar.parent}: cannot write the export there ({exc.strerror or exc})") from None
 
