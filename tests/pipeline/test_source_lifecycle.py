@@ -83,6 +83,73 @@ def test_a_failing_camera_never_stops_a_healthy_one():
     assert counters.get("good.captured") == 5 and ("good", "ended") in states
 
 
+class _EmptyFramesCapture:
+    """Stands in for cv2.VideoCapture on OpenCV's V4L2 backend with a camera that, after ``good`` frames per
+    connection, keeps answering ``grab()`` True at once and ``retrieve()`` with an empty frame (OpenCV's Python
+    binding gives an empty Mat as None): a driver after a USB hiccup, which no camera here can be made to do on
+    demand. A new connection (a new VideoCapture) starts with ``good`` frames again."""
+
+    opened = 0
+    reads = 0
+
+    def __init__(self, *args, good: int = 3) -> None:
+        type(self).opened += 1
+        self.n, self.good = 0, good
+
+    def isOpened(self):
+        return True
+
+    def getBackendName(self):
+        return "V4L2"
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_WIDTH: 64.0, cv2.CAP_PROP_FRAME_HEIGHT: 48.0, cv2.CAP_PROP_FPS: 25.0}.get(prop, 0.0)
+
+    def set(self, prop, value):
+        return False
+
+    def grab(self):
+        self.n += 1
+        type(self).reads += 1
+        return True
+
+    def retrieve(self):
+        return (True, np.full((48, 64, 3), 99, np.uint8)) if self.n <= self.good else (True, None)
+
+    def release(self):
+        pass
+
+
+def test_a_live_camera_that_grabs_only_empty_frames_is_reopened_not_spun_on(monkeypatch):
+    """A live camera whose grab succeeds with an empty frame: it stayed 'online', then 'stalled' for ever, never
+    reopened, read about 11,000 times a second (a core), each counted corrupt. Now its reads are paced
+    (capture._UNDECODABLE_PAUSE_S) and, with no decodable frame for read_timeout_s, it reconnects with back-off;
+    the frames of the new connection are inspected."""
+    from inspector.pipeline import capture
+
+    monkeypatch.setattr(cv2, "VideoCapture", _EmptyFramesCapture)
+    monkeypatch.setattr(_EmptyFramesCapture, "opened", 0)
+    monkeypatch.setattr(_EmptyFramesCapture, "reads", 0)
+    cam = CameraSection(name="usb", source=0, type="device", read_timeout_s=0.3,
+                        reconnect=ReconnectSection(initial_s=0.01, max_s=0.02))
+    stop, counters, states = threading.Event(), Counters(), []
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), stop, counters,
+                           lambda c, state, p, reason, d: states.append((state, reason)), capacity=64)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while _EmptyFramesCapture.opened < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    worker.join(5)
+    assert _EmptyFramesCapture.opened >= 3, states
+    reopened = [reason for state, reason in states if state == "reconnecting"]
+    assert reopened and "no decodable frame from device 0 for 0.3 s" in reopened[0]
+    assert counters.get("usb.captured") >= 6  # each new connection's frames went on to be inspected
+    # each connection gave at most read_timeout_s / pause empty frames before it was reopened (+ its good ones)
+    most = _EmptyFramesCapture.opened * (0.3 / capture._UNDECODABLE_PAUSE_S + 3 + 2)
+    assert _EmptyFramesCapture.reads <= most, f"{_EmptyFramesCapture.reads} reads in {_EmptyFramesCapture.opened} connections"
+
+
 # -- permanent vs transient ----------------------------------------------------------------------
 def _truncated_mp4(path):
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 48))
