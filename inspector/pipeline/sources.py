@@ -142,6 +142,12 @@ class CvSource(Source):
         self._probe_took_s = 0.0  # how long the last open took, until its first read (_drop_probed)
         self._configured = target  # a device: the number or path configured; _target may follow it (renumbered)
         self._identity: str | None = None  # a numbered device: its udev persistent name, once seen (_follow_device)
+        # a recording read as it grows: stream time (pos_msec) of the last frame read, whether it has advanced
+        # since open, and after a seek back to the read position, the time up to which grabs give frames again
+        self._read_ms: float | None = None
+        self._before_ms: float | None = None  # _read_ms before the last frame read (_await_rest_of_frame)
+        self._time_advances = False
+        self._replayed_to: float | None = None
 
     def _params(self, open_timeout_s: float | None = None) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -178,6 +184,7 @@ class CvSource(Source):
         self._repeats = 0  # frames in a row on the timestamp of the frame before (_clock_follows_real_time)
         self._index = 0
         self._end_size = -1
+        self._read_ms, self._time_advances, self._replayed_to = None, False, None
         self._failed_signature = None
         self._checked_at = time.monotonic()
         self._probe_took_s = time.monotonic() - started  # the first read drops what the probe left (_drop_probed)
@@ -612,10 +619,11 @@ class CvSource(Source):
         self._drop_probed(self._probe_took_s)
         started, held = time.monotonic(), self._held
         self._held = None
-        if held is None and self._pending is None and not self._grab():
+        if held is None and self._pending is None and not self._grab_unread():
             return self._await_growth()
         t_ns, t_utc, waited_s = held or (*_stamp(), time.monotonic() - started)
         meta = {"index": self._index, "pos_msec": float(self._cap.get(cv2.CAP_PROP_POS_MSEC))}
+        self._note_read(meta["pos_msec"])
         if self._probe_dropped:
             meta["buffers_skipped"], self._probe_dropped = self._probe_dropped, 0
         if self.live:
@@ -681,6 +689,7 @@ class CvSource(Source):
         capture to read it again (a frame-less Grabbed, reason ``growing``, as :meth:`_await_growth`)."""
         self._index -= 1
         self._delivered -= 1
+        self._read_ms = self._before_ms  # to be read again: not read yet
         self._end_size = -1  # the next end reached seeks again, whatever the size
         time.sleep(_GROWTH_POLL_S)
         self._seek_after_last_read()
@@ -799,10 +808,31 @@ class CvSource(Source):
                               f"its container declares (cut short or corrupt); the rest of the recording is lost",
                               permanent=True)
 
+    def _note_read(self, pos_ms: float) -> None:
+        """The frame just grabbed, at stream time ``pos_ms``, is read (:meth:`_grab_unread`)."""
+        self._before_ms = self._read_ms
+        self._time_advances |= self._read_ms is not None and pos_ms > self._read_ms
+        self._read_ms = pos_ms
+
+    def _grab_unread(self) -> bool:
+        """:meth:`_grab`, stepping over the frames a seek back to the read position gives again: those at a stream
+        time not past the last frame read. FFmpeg seeks a Matroska file still being written (no index yet) to a
+        frame before the one asked for, so a recording read as it grew in 20 kB steps gave 105 frames for 100
+        (3 kB steps: 151), the same part inspected and published twice. Only where the stream's time advances:
+        a stream without timestamps (all 0 ms) cannot tell, and reads as before."""
+        while self._grab():
+            pos_ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) if self._replayed_to is not None else 0.0
+            if self._replayed_to is None or pos_ms > self._replayed_to:
+                self._replayed_to = None
+                return True
+        return False
+
     def _seek_after_last_read(self) -> None:
         """Position the capture so that the next grab gives frame ``_index``. Reading packets (raw stream
         mode), a seek past the last frame lands on the last packet again (a frame read twice): seek to the
-        frame already read and step over it."""
+        frame already read and step over it. Frames a seek gives again are stepped over (:meth:`_grab_unread`)."""
+        if self._time_advances and self._read_ms is not None:
+            self._replayed_to = self._read_ms
         if self._decode is None or self.kind != "file" or self._index == 0:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, self._index)
             return

@@ -442,6 +442,37 @@ def test_a_frame_cut_short_by_the_copy_front_is_waited_for_not_skipped(tmp_path,
     assert all(np.array_equal(a, b) for a, b in zip(images, expected))
 
 
+@pytest.mark.parametrize("suffix", [".avi", ".mkv"])
+@pytest.mark.parametrize("step", [3_000, 20_000])
+def test_a_recording_read_as_it_grows_in_steps_gives_each_frame_once(tmp_path, monkeypatch, suffix, step):
+    """A recording copied in ``step``-byte parts, one part each time the read reaches the end of what is there (the
+    race of test_a_recording_still_being_copied_is_read_to_its_real_end, made deterministic): FFmpeg seeks a
+    Matroska file still being written (no index yet) to a frame before the one asked for, and those frames were
+    read again, 105 frames for 100 at 20 kB parts, 151 at 3 kB (the same part inspected and published twice).
+    Each frame is read once, in order, equal to the frames of the whole file."""
+    from inspector.pipeline import sources
+
+    monkeypatch.setattr(sources, "_GROWTH_POLL_S", 0.001)  # the wait between looks at the end: a pace only
+    full = write_video(tmp_path / f"full{suffix}", defect_pattern(100))
+    os.utime(full, (time.time() - 60, time.time() - 60))  # written long ago: its end is its end
+    data = full.read_bytes()
+    video = tmp_path / f"copying{suffix}"
+    video.write_bytes(data[:len(data) // 4])
+    copied = [len(data) // 4]
+
+    def copy_a_part():
+        with open(video, "ab") as fh:
+            fh.write(data[copied[0]:copied[0] + step])
+        copied[0] += step
+        if copied[0] >= len(data):  # all there, and the writer long done: the next end is the real end
+            os.utime(video, (time.time() - 60, time.time() - 60))
+
+    images, reasons = _read_recording(video, copy_a_part, limit=2000)
+    expected, _ = _read_recording(full)
+    assert len(images) == len(expected) == 100 and set(reasons) <= {"growing"}, (len(images), reasons[-3:])
+    assert all(np.array_equal(a, b) for a, b in zip(images, expected))
+
+
 def test_a_recording_that_ends_cut_short_and_is_no_longer_written_counts_its_last_frame_corrupt(tmp_path):
     """Nobody writes it any more (changed minutes ago): the cut frame is corrupt, and the camera fails naming
     the frames its container declares that never came (the run exits non-zero)."""
