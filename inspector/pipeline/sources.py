@@ -78,6 +78,7 @@ _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/tru
 _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guide/devices.txt)
 _V4L_DIR = Path("/dev/v4l")  # udev's persistent names of video nodes: by-id/…, by-path/… → ../../videoN
 _CATCH_UP_S = 0.5  # a live stream's frames this far behind it: drop its backlog (grab it, else reopen)
+_REPLAY_MAX = 1000  # frames a seek back to the read position may give again, at most (_grab_unread)
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 _COUNT_SLACK = 2  # frames a recording may give fewer than its container declares (an estimate): more is a loss
 _PROMPT_WAIT_S = 0.005  # a live grab that blocked this long waited for its frame: it had just arrived
@@ -820,11 +821,15 @@ class CvSource(Source):
         frame before the one asked for, so a recording read as it grew in 20 kB steps gave 105 frames for 100
         (3 kB steps: 151), the same part inspected and published twice. Only where the stream's time advances:
         a stream without timestamps (all 0 ms) cannot tell, and reads as before."""
+        stepped = 0
         while self._grab():
             pos_ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) if self._replayed_to is not None else 0.0
-            if self._replayed_to is None or pos_ms > self._replayed_to:
+            # a seek lands at most a key-frame interval back: past _REPLAY_MAX the time must have restarted
+            # (concatenated segments), and frames are read, not stepped over unseen
+            if self._replayed_to is None or pos_ms > self._replayed_to or stepped >= _REPLAY_MAX:
                 self._replayed_to = None
                 return True
+            stepped += 1
         return False
 
     def _seek_after_last_read(self) -> None:
