@@ -23,8 +23,11 @@ run (every header carries ``run_id``, random per daemon start) and per stream
   starts again at 0, which is not a loss);
 * ``late`` / ``duplicates`` / ``resets`` — a seq below the stream's highest: a
   missed one arriving out of order (no longer counted lost), the same event
-  again, or a different event under a used seq within one run id (a restart
-  without run ids, two publishers sharing one: the stream is counted anew);
+  again (not returned again: the daemon re-sends each camera's status and its
+  last ``v1/stats`` to every subscriber whenever one joins, so a late joiner
+  learns the state and the others hear each once), or a different event under
+  a used seq within one run id (a restart without run ids, two publishers
+  sharing one: the stream is counted anew);
 * ``missed_while_down`` — after :meth:`LossTracker.resume` from the state an
   earlier subscriber saved (``inspector subscribe --state``): events published
   while no subscriber ran (a daemon restart meanwhile is told as one);
@@ -368,8 +371,9 @@ class Subscriber(KeepsState):
                 continue
             if not self.covers(event):
                 continue  # a byte-prefix match across a name (cam10 for v1/defect/cam1): not asked, not accounted
-            self.loss.observe(event)
             self._state_dirty = True
+            if not self.loss.observe(event):
+                continue  # heard already: the status and stats the daemon re-sends when another subscriber joins
             if not (quiet or self.asked(event)):
                 continue
             self.received += 1

@@ -174,6 +174,7 @@ class LossTracker:
         self._marks: list[str] = [""]  # what happened to the connection (mark()); a stream's epoch indexes it
         self.hint = ""  # set by the subscriber before observe(): why a gap found in that event may have happened
         self._closed: set[str] = set()  # runs whose final stats were heard: their books are closed
+        self._last_stats: dict[str, tuple] = {}  # run → its last v1/stats heard (_new_stats)
         self._dropped_in: str | None = None  # the run heard last when the connection dropped (connection_dropped)
         self._back = False  # connected again since: an event of that run now means it went on
 
@@ -224,7 +225,11 @@ class LossTracker:
     def lost(self) -> int:
         return self.missed_at_start + self.gaps + self.missed_while_down
 
-    def observe(self, event: Event) -> None:
+    def observe(self, event: Event) -> bool:
+        """Account ``event``. Returns False when it is one already heard, counted in ``duplicates`` and not to be
+        handed on again: the daemon re-sends each camera's last status and its last ``v1/stats`` whenever a
+        subscriber joins, and ZeroMQ's XPUB sends them to every subscriber of their topics (an earlier subscriber
+        printed each twice); an MQTT QoS 1 re-delivery is one too."""
         run = event.run_id
         new_run = run not in self.runs
         if self._dropped_in == run and self._back:
@@ -242,6 +247,8 @@ class LossTracker:
             self.runs[run] = self.runs.pop(run)  # heard last: the runs are kept least recently heard first
         self._resumed_run = None
         if event.type == "stats":
+            if not self._new_stats(run, event):
+                return False
             self._unheard_streams(run, event.data.get("sequences"), before_joining=run not in self._counted)
             if isinstance(event.data.get("sequences"), dict):  # every stream published so far is known now
                 self._run_topics[run] = self._topics
@@ -250,7 +257,7 @@ class LossTracker:
                 self._close_run(run, event.data.get("sequences"))
                 self._closed.add(run)
         if event.type in UNCOUNTED_TYPES:
-            return
+            return True
         camera = getattr(event, "camera", "")
         key = (run, event.type, camera)
         stream = self._heard_last(key)
@@ -272,10 +279,22 @@ class LossTracker:
             self._notices.append(f"lost {event.seq - stream.next} {what} (seq {stream.next}..{event.seq - 1}) "
                                  f"in run {_run(run)}{self._gap_cause(stream)}")
         elif event.seq < stream.next and not self._behind(stream, event, what, run):
-            return
+            return False
         stream.heard(event.seq, _fingerprint(event))
         stream.joined = True
         stream.epoch = len(self._marks) - 1
+        return True
+
+    def _new_stats(self, run: str, event: Event) -> bool:
+        """False for the ``v1/stats`` of ``run`` heard last, heard again (the one the daemon re-sends to a joiner):
+        a duplicate. Stats are not counted as a stream (a missed one tells nothing the next one lacks), so only the
+        last of each run is remembered."""
+        fingerprint = (event.seq, event.time_utc, event.uptime_s, event.final)
+        if self._last_stats.get(run) == fingerprint:
+            self.duplicates += 1
+            return False
+        self._last_stats[run] = fingerprint
+        return True
 
     def _add_run(self, run: str, started_utc: str) -> None:
         """Remember ``run``; the run heard least recently beyond TRACK_RUNS is forgotten, with its streams and
@@ -287,6 +306,7 @@ class LossTracker:
             self._run_topics.pop(old, None)
             self._counted.discard(old)
             self._closed.discard(old)
+            self._last_stats.pop(old, None)
             for key in [k for k in self._streams if k[0] == old]:
                 del self._streams[key]
             for key in [k for k in self._daemon_told if k[0] == old]:

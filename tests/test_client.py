@@ -1074,3 +1074,40 @@ def test_a_run_whose_end_never_arrived_before_the_connection_dropped_is_told(tmp
     else:
         assert 0 < len(got) < 3000 and len(told) == 1, told
         assert "run r sent its final stats" in told[0] and f"defect/c seq {got[-1]}" in told[0], told
+
+
+def test_a_subscriber_cannot_grow_the_daemons_topics_without_bound_nor_send_it_a_huge_subscription(tmp_path):
+    """Subscription messages are wire data from any process that connects: one of 100 kB is no subscription (the
+    daemon's XPUB drops that connection: ZMQ_MAXMSGSIZE; it was taken whole, 50 MB as well), and a subscriber
+    holding thousands of distinct topics no longer grows the set the daemon scans for every frame (every topic is
+    then wanted: payloads encoded for all, as without a filter). A real subscriber is served throughout."""
+    from inspector.pipeline import publish
+
+    most_topics, most_bytes = getattr(publish, "MAX_TOPICS", 256), getattr(publish, "MAX_SUBSCRIPTION_BYTES", 1024)
+    endpoint = f"ipc://{tmp_path}/rogue.sock"
+    pub = Publisher(PublishSection(endpoint=endpoint))
+    context = zmq.Context()
+    huge, many = context.socket(zmq.SUB), context.socket(zmq.SUB)
+    try:
+        huge.connect(endpoint)
+        huge.setsockopt(zmq.SUBSCRIBE, b"v1/defect/" + b"x" * 100_000)
+        many.connect(endpoint)
+        for i in range(3 * most_topics):
+            many.setsockopt(zmq.SUBSCRIBE, f"v1/defect/c{i}".encode())
+        seen: list[bytes] = []
+        deadline = time.monotonic() + 10
+        while len(seen) < 3 * most_topics and time.monotonic() < deadline:
+            seen += pub.poll_subscriptions()
+            time.sleep(0.01)
+        assert len(seen) == 3 * most_topics  # the many small ones all arrived …
+        assert all(len(topic) <= most_bytes for topic in seen)  # … the huge one did not
+        assert len(pub.topics) <= most_topics and pub.wanted("v1/defect/anything")
+        with Subscriber(endpoint, ["v1/status"]) as sub:
+            _connect(pub, sub)
+            pub.send(_status(0))
+            assert isinstance(sub.recv(timeout=5), StatusEvent)
+    finally:
+        huge.close(0)
+        many.close(0)
+        context.term()
+        pub.close()

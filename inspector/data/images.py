@@ -108,6 +108,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import stat
 import struct
 import tempfile
@@ -228,9 +229,17 @@ _PNG_IEND = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: every PNG file e
 def ends_cut_short(data: bytes | np.ndarray) -> bool:
     """Whether ``data`` (a whole image file's bytes) stops before its format's end: a JPEG not ending in its EOI
     marker (FF D9), a PNG not ending in its IEND chunk, a BMP or WebP shorter than the file size its header
-    declares. Such a file is still being written, or its writer died. False where the format cannot tell (TIFF,
-    PNM, an empty or unknown file): their data has no end mark. A complete file may still be corrupt."""
+    declares, a classic TIFF whose first IFD or the strips/tiles it names lie past the end, a binary PNM (P5/P6)
+    shorter than its header's width × height × samples. Such a file is still being written, or its writer died.
+    False where the format cannot tell (BigTIFF, an empty or unknown file). A complete file may still be corrupt.
+
+    TIFF and PNM were 'cannot tell': a 16-bit TIFF or PGM copied in by a writer that paused past SETTLE_S (2 s)
+    mid-file was counted corrupt (a warning, a count) as JPEG and PNG no longer were."""
     head, n = bytes(data[:12]), len(data)
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_cut_short(bytes(data))
+    if head[:2] in _PNM_SAMPLES:
+        return _pnm_cut_short(bytes(data[:_PNM_HEAD_MAX]), n)
     if head.startswith(_JPEG_SOI):
         return bytes(data[-2:]) != _JPEG_EOI
     if head.startswith(_PNG_SIGNATURE):
@@ -240,6 +249,76 @@ def ends_cut_short(data: bytes | np.ndarray) -> bool:
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return n < int.from_bytes(head[4:8], "little") + 8
     return False
+
+
+_TIFF_DATA_TAGS = ((273, 279), (324, 325))  # (StripOffsets, StripByteCounts), (TileOffsets, TileByteCounts)
+# bytes per value of each TIFF 6.0 field type (§2: BYTE ASCII SHORT LONG RATIONAL SBYTE UNDEFINED SSHORT SLONG
+# SRATIONAL FLOAT DOUBLE)
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
+_TIFF_OFFSET_TYPES = {3: "H", 4: "I"}  # SHORT, LONG (TIFF 6.0 §2): the types offsets and byte counts may have
+_PNM_SAMPLES = {b"P5": 1, b"P6": 3}  # binary grey and colour (Netpbm's pgm(5), ppm(5))
+_PNM_HEAD_MAX = 1024  # a header with its comments longer than this is not judged (cannot tell)
+_PNM_FIELD = re.compile(rb"(?:\s|#[^\n]*\n)*(\d+)")
+
+
+def _tiff_cut_short(buf: bytes) -> bool:
+    """Whether a classic TIFF's first IFD, or a strip or tile it names, lies past the end of ``buf`` (TIFF 6.0
+    §2: the 8-byte header points to the IFD; StripOffsets/StripByteCounts or TileOffsets/TileByteCounts place
+    the data). A writer may put the IFD first (Pillow) or last (libtiff): either way a copy cut short misses
+    one of them."""
+    n = len(buf)
+    if n < 8:
+        return True
+    order = "<" if buf[:2] == b"II" else ">"
+    at = struct.unpack_from(order + "I", buf, 4)[0]
+    if at + 2 > n:
+        return True
+    (count,) = struct.unpack_from(order + "H", buf, at)
+    if at + 2 + 12 * count + 4 > n:  # the entries, then the next IFD's offset
+        return True
+    entries = {}
+    for i in range(count):
+        tag, kind, number, value = struct.unpack_from(order + "HHI4s", buf, at + 2 + 12 * i)
+        entries[tag] = (kind, number, value)
+        size = _TIFF_TYPE_SIZES.get(kind, 0) * number
+        if size > 4 and struct.unpack_from(order + "I", value)[0] + size > n:  # values kept out of the entry
+            return True
+    for offsets_tag, counts_tag in _TIFF_DATA_TAGS:
+        if offsets_tag in entries and counts_tag in entries:
+            offsets = _tiff_ints(buf, order, *entries[offsets_tag])
+            counts = _tiff_ints(buf, order, *entries[counts_tag])
+            if offsets is None or counts is None or any(o + c > n for o, c in zip(offsets, counts)):
+                return True
+    return False
+
+
+def _tiff_ints(buf: bytes, order: str, kind: int, number: int, value: bytes) -> tuple[int, ...] | None:
+    """An IFD entry's SHORT/LONG values (inline when they fit in 4 bytes, else at the offset given); None when
+    they lie past the end of ``buf``; () for another type or an implausible count (the decoder then judges)."""
+    code = _TIFF_OFFSET_TYPES.get(kind)
+    if code is None or number > 1 << 20:
+        return ()
+    size = struct.calcsize(code) * number
+    if size <= 4:
+        return struct.unpack_from(f"{order}{number}{code}", value)
+    where = struct.unpack_from(order + "I", value)[0]
+    if where + size > len(buf):
+        return None
+    return struct.unpack_from(f"{order}{number}{code}", buf, where)
+
+
+def _pnm_cut_short(head: bytes, n: int) -> bool:
+    """Whether a binary PNM of ``n`` bytes (``head``: its first bytes) holds fewer than its header's width ×
+    height × samples (2 bytes each above maxval 255), after the one whitespace byte that ends the header."""
+    fields, pos = [], 2
+    for _ in range(3):  # width, height, maxval
+        match = _PNM_FIELD.match(head, pos)
+        if match is None:
+            return pos >= len(head) == n  # the header itself not all there yet; else not a PNM we can judge
+        fields.append(int(match.group(1)))
+        pos = match.end()
+    width, height, maxval = fields
+    return n < pos + 1 + width * height * _PNM_SAMPLES[head[:2]] * (2 if maxval > 255 else 1)
 
 
 def _is_broken_link(path: Path) -> bool:

@@ -637,12 +637,11 @@ class MqttSubscriber(KeepsState):
         """Observe ``event`` in its box's loss tracker; False for a duplicate (not to be returned again)."""
         with self._lock:
             tracker = self._tracker(box)
-            duplicates = tracker.duplicates
-            tracker.observe(event)
+            new = tracker.observe(event)
             self._notices += [f"box {wire_text(box)}: {line}" for line in tracker.notices()]
-            if event.type == "stats":
+            if event.type == "stats" and new:
                 self._bridge_drops(box, event)
-            return tracker.duplicates == duplicates
+            return new
 
     def _tracker(self, box: str) -> LossTracker:
         """``box``'s loss tracker, made the most recently heard; past :data:`MEMORY_BOXES` boxes the least recently

@@ -86,6 +86,11 @@ log = logging.getLogger("inspector.capture")
 _SKIP_REASONS = ("missing", "corrupt", "concealed", "same_file")  # and "rejected.<why>"
 
 
+# A live camera's read that gave no decodable frame at once (a driver returning True with an empty frame): the
+# next read waits this long, so a camera stuck that way is polled, not spun on (it took a core, 11,000 reads/s)
+_UNDECODABLE_PAUSE_S = 0.01
+# Undecodable frames that are no fault of a live stream's data (files being written, links, files seen before)
+_NOT_STREAM_FAULTS = ("missing", "incomplete", "growing", "waiting", "same_file", "seen_bad")
 _STOP_BACKSTOP_S = 0.5  # longest a producer blocked on a full channel may take to see ``stop`` unwoken
 
 
@@ -332,6 +337,7 @@ class CaptureWorker(Worker):
         # (a silent or stalled network camera): the daemon's shutdown does not wait for such a call
         self.source_call: str | None = None
         self._size: tuple[int, ...] | None = None  # (H, W) of the last frame delivered
+        self._undecodable_since: float | None = None  # monotonic s of a live camera's first undecodable frame in a row
         self._throttle = Throttled(log)
         hub.add_camera(camera.name, self.live, capacity)
 
@@ -380,6 +386,7 @@ class CaptureWorker(Worker):
             try:
                 self._in_source("open", self.source.open)
                 self.last_frame_ns = time.monotonic_ns()
+                self._undecodable_since = None
                 self.set_state("online", self.source.describe())
                 return True
             except SourceError as exc:
@@ -414,14 +421,16 @@ class CaptureWorker(Worker):
                 if period:
                     now = time.monotonic()
                     next_due = max(next_due + period, now - period)
+                started = time.monotonic()
                 grabbed = self._in_source("read", self.source.read)
+                if grabbed is not None and grabbed.image is None:
+                    self._skipped(grabbed)
+                    self._undecodable(grabbed, started)
+                    continue
             except SourceError as exc:
                 return self._source_failed(exc)
             if grabbed is None:
                 return self._ended()
-            if grabbed.image is None:
-                self._skipped(grabbed)
-                continue
             self._deliver(grabbed)
             if cam.max_frames and self.frames >= cam.max_frames:
                 self.set_state("ended", f"max_frames {cam.max_frames} reached")
@@ -473,6 +482,26 @@ class CaptureWorker(Worker):
         self._throttle.warning(f"{grabbed.reason}-{cam}", "camera '%s': skipped a frame (%s): %s",
                                cam, grabbed.reason, grabbed.error)
 
+    def _undecodable(self, grabbed, started: float) -> None:
+        """A live camera's frame that could not be decoded (read from monotonic ``started``). Raises a transient
+        SourceError (a reconnect, with back-off) once none could be decoded for ``read_timeout_s``, as a read that
+        gives no frame for that long does; waits :data:`_UNDECODABLE_PAUSE_S` when the read gave it at once.
+
+        A camera whose grab kept succeeding with an empty frame (a V4L2 driver after a USB hiccup, a decoder
+        stuck after a lost key frame) stayed 'online' then 'stalled' for ever, read about 11,000 times a second,
+        each counted ``corrupt``: it was never reopened, which is what brings such a camera back."""
+        if not self.source.live or grabbed.reason in _NOT_STREAM_FAULTS:
+            return
+        now = time.monotonic()
+        if self._undecodable_since is None:
+            self._undecodable_since = now
+        elif now - self._undecodable_since >= self.camera.read_timeout_s:
+            self._undecodable_since = None
+            raise SourceError(f"camera '{self.camera.name}': no decodable frame from {self.source.describe()} for "
+                              f"{self.camera.read_timeout_s:g} s (read_timeout_s; last: {grabbed.error}); reopening")
+        if now - started < _UNDECODABLE_PAUSE_S:
+            sleep_until(self.stop_event, started + _UNDECODABLE_PAUSE_S)
+
     def _source_failed(self, exc: SourceError) -> bool:
         """Count and react to a read error: True to end the camera, False after reconnect back-off."""
         cam = self.camera.name
@@ -510,6 +539,7 @@ class CaptureWorker(Worker):
                       capture_utc=grabbed.t_utc, meta=grabbed.meta)
         self.frames += 1
         self.last_frame_ns = grabbed.t_ns
+        self._undecodable_since = None
         self._check_size(grabbed.image.shape)
         if grabbed.meta.get("buffers_skipped"):  # a live camera's older queued frames, passed over for this one
             # while paced by fps the camera sends frames only to be passed over: those are the pace's drops

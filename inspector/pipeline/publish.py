@@ -47,6 +47,14 @@ _HURRY_POLL_MS = 100  # how soon a drain notices the second stop signal (``close
 # How long closing waits for queued events to reach connected subscribers (ZMQ_LINGER) when the publisher has
 # no ``publish.drain_s`` to go by (a socket closed before the worker ran, in tests).
 LINGER_MS = 500
+# Subscription messages are untrusted wire data too (a subscriber is any process that can connect). One is 1 byte
+# (subscribe / unsubscribe) + a topic prefix; the longest topic a subscriber needs is v1/<type>/<camera> with a
+# camera name of at most 64 characters, so a larger message is no subscription: ZeroMQ drops its connection
+# (ZMQ_MAXMSGSIZE; a 50 MB one was taken whole into memory). Distinct topics held are tracked up to MAX_TOPICS
+# (a few per subscriber in practice); past that every topic is taken as wanted: a subscriber that subscribed
+# 10,000 distinct topics a second grew the set without end, and ``wanted`` (a scan of it, per frame) with it.
+MAX_SUBSCRIPTION_BYTES = 1024
+MAX_TOPICS = 256
 
 
 @dataclass
@@ -82,7 +90,9 @@ class Publisher:
         # Topics some subscriber holds now (XPUB passes a subscribe, and an unsubscribe once no subscriber
         # holds the topic any more). Replaced, never mutated, so other threads may read it without a lock.
         self.topics: frozenset[bytes] = frozenset()
+        self.topics_overflowed = False  # more than MAX_TOPICS distinct topics seen: every topic is wanted
         sock = self.context.socket(zmq.XPUB)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)  # inbound: subscription messages only
         sock.setsockopt(zmq.SNDHWM, cfg.sndhwm)
         sock.setsockopt(zmq.LINGER, LINGER_MS)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
@@ -218,14 +228,25 @@ class Publisher:
                 topics.add(msg[1:])
             elif msg and msg[0] == 0:
                 topics.discard(msg[1:])
+        if len(topics) > MAX_TOPICS:
+            self._too_many_topics()
+            topics = set()
         if topics != self.topics:
             self.topics = frozenset(topics)
         return subs
 
+    def _too_many_topics(self) -> None:
+        """Past MAX_TOPICS distinct subscriptions: no longer tracked; every topic is wanted from now on (payloads
+        are encoded for every frame, as without a subscriber filter). Told once."""
+        if not self.topics_overflowed:
+            self.topics_overflowed = True
+            log.warning("publisher: subscribers hold more than %d distinct topics (a misbehaving subscriber?): "
+                        "no longer tracked; every event's payloads are encoded from now on", MAX_TOPICS)
+
     def wanted(self, topic: str) -> bool:
         """True if some subscriber's subscription (a topic prefix) matches ``topic``. Any thread."""
         raw = topic.encode()
-        return any(raw.startswith(t) for t in self.topics)
+        return self.topics_overflowed or any(raw.startswith(t) for t in self.topics)
 
     def wait_for_subscription(self, timeout: float) -> bool:
         """Before the worker starts: block until a subscriber's first subscription arrives (tests, demo).

@@ -461,7 +461,7 @@ class RecorderWorker(Worker):
         (:meth:`_scan_existing`)."""
         super().__init__("recorder", stop, context)
         self._cameras = set(cameras)
-        self._blocked: dict[str, float] = {}  # camera → when its folder's problem is checked again
+        self._blocked: set[str] = set()  # cameras whose folder cannot take recordings (told; _camera_unusable)
         self._dir_lost = False  # recorder.dir became another daemon's: nothing more is recorded
         self.cfg, self.counters = cfg, counters
         self._lock = dir_lock  # the daemon's hold on cfg.dir (lock_recorder_dir); None: nothing to follow
@@ -779,21 +779,22 @@ class RecorderWorker(Worker):
         """Whether ``camera``'s folder cannot take recordings now (:func:`camera_folder_problem`: a file, a
         symbolic link, a folder that cannot be written in, an immutable one, chattr +i, that stops root too).
         That camera is inspected and published as ever, its defects counted as ``recorder.unusable``; the
-        others are recorded. Told in one line when found and when it can be recorded again (checked again at
-        most every _RECHECK_S). Before, such a folder stopped the daemon at start, for every camera."""
-        now = time.monotonic()
-        again_at = self._blocked.get(camera)
-        if again_at is not None and now < again_at:
-            return True
+        others are recorded. Told in one line when found and when it can be recorded again. Before, such a
+        folder stopped the daemon at start, for every camera.
+
+        Looked at for each defect (an lstat and an access(2), microseconds against a recording's milliseconds):
+        looked at again only every 10 s, a folder put right (its permission given back, chattr -i, a share
+        remounted writable) lost up to 10 s more of that camera's evidence (50 defects at 5 a second)."""
         why = camera_folder_problem(self.root / camera)
         if why is None:
-            if self._blocked.pop(camera, None) is not None:
+            if camera in self._blocked:
+                self._blocked.discard(camera)
                 log.warning("recorder: camera '%s' is recorded again", camera)
             return False
-        if again_at is None:
+        if camera not in self._blocked:
+            self._blocked.add(camera)
             log.error("recorder: camera '%s' is not recorded: %s; it is still inspected, its defects counted "
                       "as recorder.unusable", camera, why)
-        self._blocked[camera] = now + _RECHECK_S
         return True
 
     def _follow_dir(self) -> bool:

@@ -78,6 +78,7 @@ _CHANGE_CHECK_S = 1.0  # how often a looping file is checked for replacement/tru
 _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guide/devices.txt)
 _V4L_DIR = Path("/dev/v4l")  # udev's persistent names of video nodes: by-id/…, by-path/… → ../../videoN
 _CATCH_UP_S = 0.5  # a live stream's frames this far behind it: drop its backlog (grab it, else reopen)
+_REPLAY_MAX = 1000  # frames a seek back to the read position may give again, at most (_grab_unread)
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 _COUNT_SLACK = 2  # frames a recording may give fewer than its container declares (an estimate): more is a loss
 _PROMPT_WAIT_S = 0.005  # a live grab that blocked this long waited for its frame: it had just arrived
@@ -142,6 +143,12 @@ class CvSource(Source):
         self._probe_took_s = 0.0  # how long the last open took, until its first read (_drop_probed)
         self._configured = target  # a device: the number or path configured; _target may follow it (renumbered)
         self._identity: str | None = None  # a numbered device: its udev persistent name, once seen (_follow_device)
+        # a recording read as it grows: stream time (pos_msec) of the last frame read, whether it has advanced
+        # since open, and after a seek back to the read position, the time up to which grabs give frames again
+        self._read_ms: float | None = None
+        self._before_ms: float | None = None  # _read_ms before the last frame read (_await_rest_of_frame)
+        self._time_advances = False
+        self._replayed_to: float | None = None
 
     def _params(self, open_timeout_s: float | None = None) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -178,6 +185,7 @@ class CvSource(Source):
         self._repeats = 0  # frames in a row on the timestamp of the frame before (_clock_follows_real_time)
         self._index = 0
         self._end_size = -1
+        self._read_ms, self._time_advances, self._replayed_to = None, False, None
         self._failed_signature = None
         self._checked_at = time.monotonic()
         self._probe_took_s = time.monotonic() - started  # the first read drops what the probe left (_drop_probed)
@@ -612,10 +620,11 @@ class CvSource(Source):
         self._drop_probed(self._probe_took_s)
         started, held = time.monotonic(), self._held
         self._held = None
-        if held is None and self._pending is None and not self._grab():
+        if held is None and self._pending is None and not self._grab_unread():
             return self._await_growth()
         t_ns, t_utc, waited_s = held or (*_stamp(), time.monotonic() - started)
         meta = {"index": self._index, "pos_msec": float(self._cap.get(cv2.CAP_PROP_POS_MSEC))}
+        self._note_read(meta["pos_msec"])
         if self._probe_dropped:
             meta["buffers_skipped"], self._probe_dropped = self._probe_dropped, 0
         if self.live:
@@ -681,6 +690,7 @@ class CvSource(Source):
         capture to read it again (a frame-less Grabbed, reason ``growing``, as :meth:`_await_growth`)."""
         self._index -= 1
         self._delivered -= 1
+        self._read_ms = self._before_ms  # to be read again: not read yet
         self._end_size = -1  # the next end reached seeks again, whatever the size
         time.sleep(_GROWTH_POLL_S)
         self._seek_after_last_read()
@@ -799,10 +809,35 @@ class CvSource(Source):
                               f"its container declares (cut short or corrupt); the rest of the recording is lost",
                               permanent=True)
 
+    def _note_read(self, pos_ms: float) -> None:
+        """The frame just grabbed, at stream time ``pos_ms``, is read (:meth:`_grab_unread`)."""
+        self._before_ms = self._read_ms
+        self._time_advances |= self._read_ms is not None and pos_ms > self._read_ms
+        self._read_ms = pos_ms
+
+    def _grab_unread(self) -> bool:
+        """:meth:`_grab`, stepping over the frames a seek back to the read position gives again: those at a stream
+        time not past the last frame read. FFmpeg seeks a Matroska file still being written (no index yet) to a
+        frame before the one asked for, so a recording read as it grew in 20 kB steps gave 105 frames for 100
+        (3 kB steps: 151), the same part inspected and published twice. Only where the stream's time advances:
+        a stream without timestamps (all 0 ms) cannot tell, and reads as before."""
+        stepped = 0
+        while self._grab():
+            pos_ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) if self._replayed_to is not None else 0.0
+            # a seek lands at most a key-frame interval back: past _REPLAY_MAX the time must have restarted
+            # (concatenated segments), and frames are read, not stepped over unseen
+            if self._replayed_to is None or pos_ms > self._replayed_to or stepped >= _REPLAY_MAX:
+                self._replayed_to = None
+                return True
+            stepped += 1
+        return False
+
     def _seek_after_last_read(self) -> None:
         """Position the capture so that the next grab gives frame ``_index``. Reading packets (raw stream
         mode), a seek past the last frame lands on the last packet again (a frame read twice): seek to the
-        frame already read and step over it."""
+        frame already read and step over it. Frames a seek gives again are stepped over (:meth:`_grab_unread`)."""
+        if self._time_advances and self._read_ms is not None:
+            self._replayed_to = self._read_ms
         if self._decode is None or self.kind != "file" or self._index == 0:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, self._index)
             return
@@ -1089,9 +1124,9 @@ class FolderSource(Source):
         (:func:`_version`: it changed, or went, between the read and now) is: judged by a later stat alone, a
         copy caught mid-write and back-dated at once (``cp -p``) was counted corrupt as its half, then again
         whole. One whose data ends cut short (:func:`ends_cut_short`: a JPEG without its EOI, a PNG without
-        IEND) is waited for STALLED_S since it last changed: a copy that paused past SETTLE_S mid-file (a slow
-        share, an SDK writing in bursts) was counted corrupt, its picture never inspected. A file whose end
-        cannot tell (TIFF, PNM, empty) keeps SETTLE_S."""
+        IEND, a TIFF or PNM short of what its header places) is waited for STALLED_S since it last changed: a copy
+        that paused past SETTLE_S mid-file (a slow share, an SDK writing in bursts) was counted corrupt, its
+        picture never inspected. A file whose end cannot tell (BigTIFF, empty) keeps SETTLE_S."""
         if _version(path) != version:
             return True
         return self._settle.still_written(path, STALLED_S if ends_cut_short(data) else SETTLE_S)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 
@@ -105,31 +106,54 @@ def _picture(ext: str) -> bytes:
     return buf.tobytes()
 
 
-@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".webp"])
-def test_what_ends_cut_short_is_told_by_its_format(ext):
-    whole = _picture(ext)
+def _pillow_tiff(**options) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(out, "TIFF",
+                                                                                              **options)
+    return out.getvalue()
+
+
+def _grey16(ext: str) -> bytes:
+    ok, buf = cv2.imencode(ext, np.random.default_rng(5).integers(0, 4096, (24, 32), dtype=np.uint16))
+    assert ok
+    return buf.tobytes()
+
+
+CUT_SHORT_TOLD = {ext: (lambda ext=ext: _picture(ext)) for ext in (".png", ".jpg", ".bmp", ".webp", ".tif", ".ppm")}
+CUT_SHORT_TOLD.update({"16-bit .tif": lambda: _grey16(".tif"), "16-bit .pgm": lambda: _grey16(".pgm"),
+                       "Pillow .tif (IFD first)": _pillow_tiff,
+                       "Pillow LZW .tif": lambda: _pillow_tiff(compression="tiff_lzw")})
+
+
+@pytest.mark.parametrize("kind", list(CUT_SHORT_TOLD))
+def test_what_ends_cut_short_is_told_by_its_format(kind):
+    """JPEG and PNG by their end marks; BMP, WebP and binary PNM by the size their header declares; a classic TIFF
+    by its IFD and the strips it names, wherever its writer put them (libtiff: IFD last; Pillow: first). TIFF
+    and PNM were 'cannot tell', so one copied in by a writer that paused past SETTLE_S was counted corrupt."""
+    whole = CUT_SHORT_TOLD[kind]()
     assert not ends_cut_short(whole)
-    assert ends_cut_short(whole[:len(whole) * 2 // 3])
+    for cut in (16, len(whole) // 3, len(whole) * 2 // 3, len(whole) - 1):
+        assert ends_cut_short(whole[:cut]), cut
 
 
-@pytest.mark.parametrize("ext", [".tif", ".ppm"])
-def test_a_format_without_an_end_mark_is_never_told_cut_short(ext):
-    whole = _picture(ext)
-    assert not ends_cut_short(whole[:len(whole) // 2]) and not ends_cut_short(b"")
+def test_an_empty_or_unknown_file_is_never_told_cut_short():
+    assert not ends_cut_short(b"") and not ends_cut_short(b"some text, no picture")
 
 
 def _dated(path, seconds_ago: float) -> None:
     os.utime(path, (time.time() - seconds_ago, time.time() - seconds_ago))
 
 
-@pytest.mark.parametrize("ext", [".png", ".jpg"])
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".tif", ".pgm"])
 def test_a_picture_whose_writer_paused_past_settle_s_is_waited_for_not_corrupt(tmp_path, ext):
     """A slow copy or a camera SDK writing in bursts paused 10 s mid-file: the 2-s rule judged the half file
     finished and counted it corrupt, its picture never inspected. Data cut short (no JPEG EOI, no PNG IEND) is
     waited for STALLED_S since its last change; then it is corrupt."""
     folder = tmp_path / "f"
     folder.mkdir()
-    whole, path = _picture(ext), folder / f"a{ext}"
+    whole, path = (_grey16(ext) if ext == ".pgm" else _picture(ext)), folder / f"a{ext}"
     path.write_bytes(whole[:len(whole) // 2])
     _dated(path, 10 * file_settle.SETTLE_S)  # the writer paused 20 s ago: < STALLED_S
     source = make_source(CameraSection(name="sdk", source=str(folder)))

@@ -236,6 +236,43 @@ def test_an_immutable_camera_folder_costs_that_cameras_recordings_only(tiny_mode
     assert totals["recorder.unusable"] == 2 and totals["recorder.written"] == 2
 
 
+def test_a_camera_folder_put_right_is_recorded_in_again_from_the_next_defect(tmp_path, caplog):
+    """A camera folder that cannot take recordings mid-run (made immutable: root cannot write there either) costs
+    that camera's defects while it lasts, told once; put right, the next defect is recorded, told once. It was
+    looked at again only every 10 s, so the defects of up to 10 s more were lost after the fix."""
+    root = tmp_path / "rec"
+    counters, lock = Counters(), lock_recorder_dir(root)
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
+                         counters, "cccccccccccc", "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=("c",))
+    rec.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="inspector.recorder"):
+            _record_and_wait(rec, counters, "c", 0)
+            undo = _chattr("i", root / "c")
+            if undo is None:
+                pytest.skip("cannot make a folder immutable here (chattr +i needs root on ext4/xfs/btrfs)")
+            try:
+                for i in (1, 2):
+                    frame = Frame(camera="c", frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=i,
+                                  capture_utc=0.0)
+                    rec.put(frame, {"seq": i, "capture": {"monotonic_ns": i}})
+                deadline = time.monotonic() + 10
+                while counters.get("recorder.unusable") < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            finally:
+                undo()
+            _record_and_wait(rec, counters, "c", 3)  # the first defect after the fix
+    finally:
+        rec.finish()
+        rec.join(30)
+        lock.release()
+    assert counters.get("recorder.unusable") == 2 and counters.get("recorder.written") == 2
+    told = [r.getMessage() for r in caplog.records]
+    assert sum("camera 'c' is not recorded" in m for m in told) == 1, told
+    assert sum("camera 'c' is recorded again" in m for m in told) == 1, told
+    assert len(list((root / "c").glob("*.json"))) == 2
+
+
 # -- retention deletes only the files it wrote, in the camera folder itself ------------------------------------------
 def _record_and_wait(rec: RecorderWorker, counters: Counters, camera: str, i: int) -> None:
     """Record defect ``i`` of ``camera`` (frame, heat map, header) and wait until it is written."""

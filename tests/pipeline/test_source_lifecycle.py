@@ -83,6 +83,73 @@ def test_a_failing_camera_never_stops_a_healthy_one():
     assert counters.get("good.captured") == 5 and ("good", "ended") in states
 
 
+class _EmptyFramesCapture:
+    """Stands in for cv2.VideoCapture on OpenCV's V4L2 backend with a camera that, after ``good`` frames per
+    connection, keeps answering ``grab()`` True at once and ``retrieve()`` with an empty frame (OpenCV's Python
+    binding gives an empty Mat as None): a driver after a USB hiccup, which no camera here can be made to do on
+    demand. A new connection (a new VideoCapture) starts with ``good`` frames again."""
+
+    opened = 0
+    reads = 0
+
+    def __init__(self, *args, good: int = 3) -> None:
+        type(self).opened += 1
+        self.n, self.good = 0, good
+
+    def isOpened(self):
+        return True
+
+    def getBackendName(self):
+        return "V4L2"
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_WIDTH: 64.0, cv2.CAP_PROP_FRAME_HEIGHT: 48.0, cv2.CAP_PROP_FPS: 25.0}.get(prop, 0.0)
+
+    def set(self, prop, value):
+        return False
+
+    def grab(self):
+        self.n += 1
+        type(self).reads += 1
+        return True
+
+    def retrieve(self):
+        return (True, np.full((48, 64, 3), 99, np.uint8)) if self.n <= self.good else (True, None)
+
+    def release(self):
+        pass
+
+
+def test_a_live_camera_that_grabs_only_empty_frames_is_reopened_not_spun_on(monkeypatch):
+    """A live camera whose grab succeeds with an empty frame: it stayed 'online', then 'stalled' for ever, never
+    reopened, read about 11,000 times a second (a core), each counted corrupt. Now its reads are paced
+    (capture._UNDECODABLE_PAUSE_S) and, with no decodable frame for read_timeout_s, it reconnects with back-off;
+    the frames of the new connection are inspected."""
+    from inspector.pipeline import capture
+
+    monkeypatch.setattr(cv2, "VideoCapture", _EmptyFramesCapture)
+    monkeypatch.setattr(_EmptyFramesCapture, "opened", 0)
+    monkeypatch.setattr(_EmptyFramesCapture, "reads", 0)
+    cam = CameraSection(name="usb", source=0, type="device", read_timeout_s=0.3,
+                        reconnect=ReconnectSection(initial_s=0.01, max_s=0.02))
+    stop, counters, states = threading.Event(), Counters(), []
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), stop, counters,
+                           lambda c, state, p, reason, d: states.append((state, reason)), capacity=64)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while _EmptyFramesCapture.opened < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    worker.join(5)
+    assert _EmptyFramesCapture.opened >= 3, states
+    reopened = [reason for state, reason in states if state == "reconnecting"]
+    assert reopened and "no decodable frame from device 0 for 0.3 s" in reopened[0]
+    assert counters.get("usb.captured") >= 6  # each new connection's frames went on to be inspected
+    # each connection gave at most read_timeout_s / pause empty frames before it was reopened (+ its good ones)
+    most = _EmptyFramesCapture.opened * (0.3 / capture._UNDECODABLE_PAUSE_S + 3 + 2)
+    assert _EmptyFramesCapture.reads <= most, f"{_EmptyFramesCapture.reads} reads in {_EmptyFramesCapture.opened} connections"
+
+
 # -- permanent vs transient ----------------------------------------------------------------------
 def _truncated_mp4(path):
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 48))
@@ -372,6 +439,37 @@ def test_a_frame_cut_short_by_the_copy_front_is_waited_for_not_skipped(tmp_path,
     images, reasons = _read_recording(video, copy_the_rest_at_the_second_wait)
     expected, _ = _read_recording(full)
     assert set(reasons) == {"growing"} and len(images) == len(expected) == 40, reasons
+    assert all(np.array_equal(a, b) for a, b in zip(images, expected))
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mkv"])
+@pytest.mark.parametrize("step", [3_000, 20_000])
+def test_a_recording_read_as_it_grows_in_steps_gives_each_frame_once(tmp_path, monkeypatch, suffix, step):
+    """A recording copied in ``step``-byte parts, one part each time the read reaches the end of what is there (the
+    race of test_a_recording_still_being_copied_is_read_to_its_real_end, made deterministic): FFmpeg seeks a
+    Matroska file still being written (no index yet) to a frame before the one asked for, and those frames were
+    read again, 105 frames for 100 at 20 kB parts, 151 at 3 kB (the same part inspected and published twice).
+    Each frame is read once, in order, equal to the frames of the whole file."""
+    from inspector.pipeline import sources
+
+    monkeypatch.setattr(sources, "_GROWTH_POLL_S", 0.001)  # the wait between looks at the end: a pace only
+    full = write_video(tmp_path / f"full{suffix}", defect_pattern(100))
+    os.utime(full, (time.time() - 60, time.time() - 60))  # written long ago: its end is its end
+    data = full.read_bytes()
+    video = tmp_path / f"copying{suffix}"
+    video.write_bytes(data[:len(data) // 4])
+    copied = [len(data) // 4]
+
+    def copy_a_part():
+        with open(video, "ab") as fh:
+            fh.write(data[copied[0]:copied[0] + step])
+        copied[0] += step
+        if copied[0] >= len(data):  # all there, and the writer long done: the next end is the real end
+            os.utime(video, (time.time() - 60, time.time() - 60))
+
+    images, reasons = _read_recording(video, copy_a_part, limit=2000)
+    expected, _ = _read_recording(full)
+    assert len(images) == len(expected) == 100 and set(reasons) <= {"growing"}, (len(images), reasons[-3:])
     assert all(np.array_equal(a, b) for a, b in zip(images, expected))
 
 
