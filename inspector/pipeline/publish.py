@@ -43,6 +43,9 @@ WAKE = object()  # put on the publisher's inbox to make it drain the status queu
 # late joiner): each idle wake-up costs ~65 µs of CPU (queue wait, socket poll), 3.3 ms per second at 20 ms,
 # which at ~75 events/s was a third of the publisher's CPU per event. Status updates wake it at once.
 IDLE_POLL_S = 0.1
+# The state (statuses, last stats) is re-sent at most this often: the re-send goes to every subscriber, so one
+# re-subscribing in a loop would otherwise make it a stream; a joiner waits at most this long for it
+RESEND_MIN_S = 0.5
 _HURRY_POLL_MS = 100  # how soon a drain notices the second stop signal (``close``'s ``hurry``)
 # How long closing waits for queued events to reach connected subscribers (ZMQ_LINGER) when the publisher has
 # no ``publish.drain_s`` to go by (a socket closed before the worker ran, in tests).
@@ -402,6 +405,10 @@ class Publisher:
         return not ender.is_alive() and (drain_s <= 0 or time.monotonic() - t0 < drain_s)
 
 
+def _topic(event: Event) -> bytes:
+    return topic_for(event.type, getattr(event, "camera", None)).encode()
+
+
 def refuse_if_served(endpoint: str) -> None:
     """Raise ConfigError when a live process already serves the ``ipc://`` path ``endpoint``.
 
@@ -487,7 +494,8 @@ class PublishWorker(Worker):
         # Encodes the payloads of a frame whose topic had no subscriber at postprocessing but has one now
         # (a subscriber that just joined); rare, so it may run on this thread.
         self.late_payloads = ctx.late_payloads
-        self._resend_pending = False
+        self._resend_for: set[bytes] = set()  # subscriptions, noted since the last re-send, that cover the state
+        self._resend_after = 0.0  # monotonic s before which a due re-send waits (RESEND_MIN_S)
         self.taps = list(ctx.taps)  # integrations.EventTap: MQTT bridge, dashboard (never block)
         self.latency = LatencyTracker(STAGES[1:])
         self._timings_seen: dict | None = None  # _backend_latency: the batch's timings dict last seen …
@@ -522,8 +530,9 @@ class PublishWorker(Worker):
                 except queue.Empty:
                     ended = self.broken.is_set()
                 self._drain_status()
-                if self.pub.poll_subscriptions() or self._resend_pending:
-                    self._resend_pending = False
+                self._note_subscriptions(self.pub.poll_subscriptions())
+                if self._resend_for and time.monotonic() >= self._resend_after:
+                    self._resend_after = time.monotonic() + RESEND_MIN_S
                     self._resend_state()
                 now = time.monotonic()
                 if now >= next_stats:
@@ -639,7 +648,7 @@ class PublishWorker(Worker):
         wants_payloads = kind == "defect" or self.results_payloads
         if wants_payloads and frame.payloads_deferred and self.late_payloads is not None:
             # a subscription that reached the socket since the last poll already receives this event
-            self._resend_pending |= bool(self.pub.poll_subscriptions())
+            self._note_subscriptions(self.pub.poll_subscriptions())
         if wants_payloads and frame.payloads_deferred and self.late_payloads is not None \
                 and self.pub.wanted(topic_for(kind, frame.camera)):
             frame.payloads, frame.payloads_deferred = self.late_payloads(frame), False
@@ -688,8 +697,25 @@ class PublishWorker(Worker):
                                "(publish.sndhwm %d) is full, and it misses events until it catches up",
                                topic_for(event.type, getattr(event, "camera", None)), self.cfg.sndhwm)
 
+    def _state(self) -> list[Event]:
+        """What a joiner is re-sent: every camera's current status, then the last stats."""
+        return [*self.statuses.values(), *([self.last_stats] if self.last_stats is not None else [])]
+
+    def _note_subscriptions(self, subscriptions: list[bytes]) -> None:
+        """Keep, for the next re-send, those of ``subscriptions`` (topic prefixes just subscribed) that cover a
+        topic of the state. XPUB_VERBOSE passes every subscribe, repeats included, and a re-send reaches every
+        subscriber of its topics: a subscriber of defects made all others receive the whole state again, and one
+        re-subscribing in a loop made it a stream (cameras + 1 messages to everyone each publisher pass)."""
+        for sub in subscriptions:
+            if sub not in self._resend_for and any(_topic(event).startswith(sub) for event in self._state()):
+                self._resend_for.add(sub)
+
     def _resend_state(self) -> None:
-        for event in list(self.statuses.values()) + ([self.last_stats] if self.last_stats is not None else []):
+        """Send the events of the state that the subscriptions noted since the last re-send cover."""
+        wanted, self._resend_for = self._resend_for, set()
+        for event in self._state():
+            if not any(_topic(event).startswith(sub) for sub in wanted):
+                continue
             full = self.pub.queue_full
             self.pub.send(event)
             if self.pub.queue_full != full:

@@ -57,3 +57,52 @@ def test_a_joiner_learns_the_state_and_earlier_subscribers_hear_each_status_and_
     assert len(keys) == len(set(keys)), f"heard twice: {sorted(k for k in keys if keys.count(k) > 1)}"
     assert duplicates >= 4  # they did arrive, and were known for re-sends
     assert joined[0].type == "status" and joined[0].state == "online"
+
+
+def _raw_statuses(sock, seconds: float) -> int:
+    """Status messages a raw SUB socket (no de-duplication) receives within ``seconds``."""
+    deadline, n = time.monotonic() + seconds, 0
+    while time.monotonic() < deadline:
+        if sock.poll(50):
+            n += sock.recv_multipart()[0].startswith(b"v1/status")
+    return n
+
+
+def test_the_state_is_re_sent_only_for_a_subscription_that_covers_it_and_at_most_twice_a_second(tiny_model,
+                                                                                                  tmp_path):
+    """The re-send reaches every subscriber. It was made for any subscription, a subscriber of defects only too,
+    and for each of a subscriber's repeated subscriptions: one re-subscribing in a loop streamed the state to all
+    (cameras + 1 messages each publisher pass). An upper bound, so a slow machine cannot make it fail."""
+    import zmq
+
+    from inspector.pipeline.publish import RESEND_MIN_S
+
+    endpoint = f"ipc://{tmp_path}/d.sock"
+    camera = {"name": "cam", "source": "synthetic", "fps": 20,
+              "synthetic": {"texture": "procedural", "size": 64, "pool": 2, "defect_rate": 0.0}}
+    daemon = Daemon(daemon_config(base_config(tiny_model, endpoint, [camera], publish={"results": False})))
+    daemon.start()
+    context = zmq.Context()
+    watcher, rogue = context.socket(zmq.SUB), context.socket(zmq.XSUB)
+    try:
+        watcher.setsockopt(zmq.SUBSCRIBE, b"v1/status")
+        watcher.connect(endpoint)
+        assert _raw_statuses(watcher, 3.0) >= 1  # the camera went online (or the join's re-send)
+        _raw_statuses(watcher, 1.0)
+        with Subscriber(endpoint, ["v1/defect/"]) as defects_only:
+            defects_only.recv(timeout=0.5)
+            assert _raw_statuses(watcher, 1.5) == 0, "a subscription to defects re-sent the statuses"
+        rogue.connect(endpoint)
+        started = time.monotonic()
+        for _ in range(300):
+            rogue.send(b"\x01v1/")  # the same subscription again and again
+            time.sleep(0.005)
+        received = _raw_statuses(watcher, 1.0)
+        elapsed = time.monotonic() - started
+        assert 1 <= received <= elapsed / RESEND_MIN_S + 2, (received, elapsed)
+    finally:
+        watcher.close(0)
+        rogue.close(0)
+        context.term()
+        daemon.request_stop()
+        assert daemon.wait() == 0
