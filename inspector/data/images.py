@@ -30,7 +30,7 @@ file gives the same pixels everywhere. The rules:
   values above clipped). The full scale is what the file declares (``2**sBIT - 1``
   of a PNG, its colour channels' (alpha's bits say nothing), ``2**BitsPerSample - 1`` of a TIFF narrower than 16
   or its MaxSampleValue when that is ``2**n - 1``, the ``maxval`` of a
-  PGM/PPM, 8-bit ones included), else ``2**bit_depth - 1`` of the ``bit_depth`` setting (dataset /
+  PGM/PPM or the ``MAXVAL`` of a PAM, 8-bit ones included), else ``2**bit_depth - 1`` of the ``bit_depth`` setting (dataset /
   camera, recorded in the model sidecar), else the container's (255 or 65535). A
   file whose samples exceed its declared full scale stores them MSB-aligned (as the
   PNG specification writes sBIT data: shifted up to fill the container) and is
@@ -128,8 +128,10 @@ log = logging.getLogger("inspector.images")
 
 # .jpe and .jfif are JPEG's other names (Windows browsers save photos as .jfif): left out, a folder of them was
 # skipped silently by training and the folder camera while a camera on one such file inspected it
+# .pam is netpbm's general format (PAM, magic P7), which OpenCV reads like its P1..P6 siblings: predict read a .pam by
+# its content while folder listings skipped it unsaid
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm",
-                    ".ppm", ".pbm", ".pnm")
+                    ".ppm", ".pbm", ".pnm", ".pam")
 # image formats met in datasets that are not images by the rule (is_image_file): their files are counted in a warning,
 # not dropped unseen. Some OpenCV builds decode GIF (5.x does), but which files are images must not depend on the build
 UNREAD_IMAGE_EXTENSIONS = (".gif", ".jp2", ".j2k", ".jpx", ".exr", ".hdr", ".heic", ".heif", ".avif", ".jxl", ".tga",
@@ -349,11 +351,18 @@ def _tiff_bits(buf: bytes) -> int | None:
 
 
 _PNM_MAGICS = (b"P2", b"P3", b"P5", b"P6")  # grey / colour, ASCII / binary: the ones with a maxval
+_PAM_MAGIC = b"P7"  # netpbm PAM: a header of KEY value lines (WIDTH, HEIGHT, DEPTH, MAXVAL, TUPLTYPE) up to ENDHDR
 
 
 def _pnm_maxval(buf: bytes) -> int | None:
-    """The ``maxval`` of a PGM/PPM header (netpbm: magic, width, height, maxval, '#' comments), or None."""
-    if bytes(buf[:2]) not in _PNM_MAGICS:
+    """The ``maxval`` of a PGM/PPM header (netpbm: magic, width, height, maxval, '#' comments), or the ``MAXVAL``
+    of a PAM header (netpbm's pam(5): one ``KEY value`` per line up to ``ENDHDR``), or None. PAM is the same
+    samples against the same declared white: read without it, 12-bit data in a PAM came out as 16-bit data
+    (1/16 of the range) and 8-bit data of MAXVAL 100 unscaled, where its PGM copy read right."""
+    head = bytes(buf[:2])
+    if head == _PAM_MAGIC:
+        return _pam_maxval(bytes(buf[:4096]))
+    if head not in _PNM_MAGICS:
         return None
     tokens: list[bytes] = []
     for line in bytes(buf[2:4096]).split(b"\n"):
@@ -367,12 +376,61 @@ def _pnm_maxval(buf: bytes) -> int | None:
     return maxval if 0 < maxval < 65536 else None
 
 
+def _pam_header(buf: bytes) -> tuple[dict[bytes, bytes], int] | None:
+    """A PAM's header ``{KEY: value}`` (netpbm's pam(5): after the magic, one ``KEY value`` per line, '#'
+    comments, up to ``ENDHDR``) and the offset of its samples; None when it is no PAM or has no ENDHDR."""
+    if bytes(buf[:3]) not in (b"P7\n", b"P7\r", b"P7 "):
+        return None
+    fields: dict[bytes, bytes] = {}
+    head, pos = bytes(buf[:4096]), 3  # a header longer than this is no camera's
+    while (end := head.find(b"\n", pos)) >= 0:
+        words = head[pos:end].split(b"#", 1)[0].split()
+        pos = end + 1
+        if words[:1] == [b"ENDHDR"]:
+            return fields, pos
+        if len(words) >= 2:
+            fields[words[0]] = words[1]
+    return None
+
+
+def _pam_maxval(buf: bytes) -> int | None:
+    """``MAXVAL`` of a PAM (1..65535), None when it has none."""
+    header = _pam_header(buf)
+    try:
+        maxval = int(header[0][b"MAXVAL"]) if header else 0
+    except (KeyError, ValueError):
+        return None
+    return maxval if 0 < maxval < 65536 else None
+
+
+def _decode_pam(buf: np.ndarray, where: str) -> np.ndarray:
+    """A PAM's samples as OpenCV gives an image's: (H, W) grey, BGR or BGRA, uint8 for a MAXVAL below 256 (one
+    byte a sample, pam(5)) else uint16 (two, big-endian); grey + alpha is grey (alpha is dropped everywhere).
+    OpenCV 5 read a MAXVAL 1 page (BLACKANDWHITE, one byte a sample) as packed bits: every pixel came out black.
+    Raises :class:`ImageRejected` when the header or the samples are incomplete."""
+    data = buf.tobytes()
+    header, maxval = _pam_header(data), _pam_maxval(data)
+    try:
+        width, height, depth = (int(header[0][k]) for k in (b"WIDTH", b"HEIGHT", b"DEPTH")) if header else (0, 0, 0)
+    except (KeyError, ValueError):
+        width = height = depth = 0
+    dtype = np.dtype(np.uint8 if maxval and maxval < 256 else ">u2")
+    count = width * height * depth
+    if not (maxval and width > 0 and height > 0 and 1 <= depth <= 4) or len(data) - header[1] < count * dtype.itemsize:
+        raise ImageRejected(f"{where}: cannot decode image (corrupt or cut-short PAM)", "corrupt")
+    img = np.frombuffer(data, dtype, count, header[1]).reshape(height, width, depth).astype(dtype.newbyteorder("="))
+    if depth <= 2:
+        return np.ascontiguousarray(img[:, :, 0])
+    return cv2.cvtColor(img, cv2.COLOR_RGB2BGR if depth == 3 else cv2.COLOR_RGBA2BGRA)
+
+
 def declared_full_scale(buf: bytes) -> int | None:
     """The sample value the encoded file declares as full scale (white), or None when it says nothing useful.
 
     ``2**bits - 1`` for a PNG sBIT (colour channels) or a TIFF BitsPerSample or MaxSampleValue (:func:`_tiff_bits`;
     1..15 bits: 16 is the container's own depth),
-    ``maxval`` for a PGM/PPM (the one format that also stores 8-bit samples unscaled against a declared maximum).
+    ``maxval`` for a PGM/PPM or ``MAXVAL`` for a PAM (the formats that also store 8-bit samples unscaled against a
+    declared maximum).
     """
     head = bytes(buf[:8])
     if head == _PNG_SIGNATURE:
@@ -580,9 +638,11 @@ def _decode_samples(buf: np.ndarray, where: str) -> tuple[np.ndarray, int | None
 def _decode_pixels(buf: np.ndarray, where: str, tiff: TiffLayout | None) -> np.ndarray:
     """Encoded bytes → the stored samples as OpenCV's decoder gives them (grey, BGR or BGRA, any depth,
     orientation applied), by OpenCV except for the layouts it misreads (:func:`_decode_tiff`,
-    :func:`_decode_masked_bmp`). Raises :class:`ImageRejected`."""
+    :func:`_decode_masked_bmp`, :func:`_decode_pam`). Raises :class:`ImageRejected`."""
     if tiff is not None:
         return _decode_tiff(buf, where, tiff)
+    if bytes(buf[:2]) == _PAM_MAGIC:
+        return _decode_pam(buf, where)
     bmp = _bmp_masked_layout(bytes(buf[:70]))
     if bmp is not None:
         return _decode_masked_bmp(buf, where, bmp)
