@@ -42,7 +42,8 @@ file gives the same pixels everywhere. The rules:
   (uint32/int32 TIFFs) are read only by the ``bit_depth`` setting, else refused in one line. Float data is
   taken as 0..1 when its maximum is ≤ 1, else as 0..255; NaN/inf is rejected;
 * **size**: an image smaller than :data:`MIN_SIDE` pixels on a side is rejected
-  (:class:`ImageRejected`, reason ``too_small``);
+  (:class:`ImageRejected`, reason ``too_small``); one that does not fit in the memory left to decode it is
+  rejected in one line (reason ``memory``), never OpenCV's or numpy's allocation error;
 * **files**: a folder listing (:func:`list_images`) takes files by their image extension (any case) and
   never hidden ones (name starting with "."); a file named on its own is an image by its name where it says,
   else by its content (:func:`is_still_image`), for predict and a camera on that one file alike.
@@ -105,9 +106,11 @@ Enlarging always uses ``INTER_LINEAR``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
+import re
 import stat
 import struct
 import tempfile
@@ -547,14 +550,36 @@ def standardize_pixels(img: np.ndarray, where: str, bit_depth: int | None = None
     if h < MIN_SIDE or w < MIN_SIDE:
         raise ImageRejected(f"{where}: image is {w}x{h}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}",
                             "too_small")
-    img = to_uint8(img, where, bit_depth, warn_key, full_scale)
-    if channels == 1:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)  # same for BGR
-    if channels == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if order == "RGB" else cv2.COLOR_BGRA2BGR)
-    if order == "RGB":
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(img)
+    with _memory_for(where, (h, w)):
+        img = to_uint8(img, where, bit_depth, warn_key, full_scale)
+        if channels == 1:
+            return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)  # same for BGR
+        if channels == 4:
+            return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if order == "RGB" else cv2.COLOR_BGRA2BGR)
+        if order == "RGB":
+            return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return np.ascontiguousarray(img)
+
+
+_ALLOCATION = re.compile(r"Failed to allocate (\d+) bytes")
+
+
+@contextlib.contextmanager
+def _memory_for(where: str, size: tuple[int, int] | None = None):
+    """Turn a failed allocation while decoding ``where`` into :class:`ImageRejected` (reason ``memory``), one line
+    naming the image, its size (H, W) when known, and the bytes asked for: OpenCV's "Insufficient memory"
+    cv2.error and numpy's MemoryError came out of every path as tracebacks (a 30000x30000 grey PNG of 0.9 MB
+    asks 2.7 GB for its RGB copy). Other OpenCV errors are not the image's and pass."""
+    try:
+        yield
+    except (MemoryError, cv2.error) as exc:
+        if isinstance(exc, cv2.error) and getattr(exc, "code", None) != cv2.Error.StsNoMem:
+            raise
+        asked = _ALLOCATION.search(str(exc))
+        dims = f" of {size[1]}x{size[0]} pixels" if size else ""
+        need = f" (asked for {int(asked.group(1)) / 1e9:.2g} GB more)" if asked else ""
+        raise ImageRejected(f"{where}: image{dims} does not fit in the memory available to decode it{need}",
+                            "memory") from None
 
 
 _NATIVE_SINK_LOCK = threading.Lock()
@@ -627,7 +652,8 @@ def _decode_samples(buf: np.ndarray, where: str) -> tuple[np.ndarray, int | None
     if not buf.size:  # said as it is: "corrupt or unsupported format" sent users looking for a codec
         raise ImageRejected(f"{where}: empty file (0 bytes), nothing to decode", "corrupt")
     tiff = _tiff_layout(buf.tobytes()) if bytes(buf[:4]) in _TIFF_MAGICS else None
-    img = _decode_pixels(buf, where, tiff)
+    with _memory_for(where):
+        img = _decode_pixels(buf, where, tiff)
     # 8-bit samples are full range in every format but PGM/PPM (a PNG's sBIT then only says how they were made)
     full_scale = declared_full_scale(buf.tobytes()) if img.dtype != np.uint8 else _pnm_maxval(buf[:4096])
     if tiff is not None and tiff.photometric == 0 and img.dtype != np.uint8:  # OpenCV inverts 8-bit pages only
