@@ -268,7 +268,48 @@ def encode(event: Event, header: dict[str, Any] | None = None,
     fields pre-encoded once (the same text either way)."""
     header = header_dict(event) if header is None else header
     text = _ENCODER.encode(header) if constants is None else constants.encode(header)
+    if _SURROGATE_HINT[str].search(text):  # every non-ASCII character is escaped: a lone surrogate shows here
+        unicode_header(event, header)
+        text = _ENCODER.encode(header)
     return [event.topic.encode(), text.encode(), *(p.data for p in event.payloads)]
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unicode_header(event: Event, header: dict[str, Any]) -> None:
+    """Write each lone surrogate (U+D800-U+DFFF) in the strings of ``header`` (``event``'s :func:`header_dict`)
+    as its Python escape (``\\udcff``, as :func:`inspector.textline.one_line` prints it), in the header and in
+    the event's own fields, so the wire, the recorder (it gets the same dict) and the taps (they get the event
+    after it is published) all carry Unicode text.
+
+    Such a string is no Unicode text (RFC 7493 §2.1): every consumer refuses it (:func:`wire_json`). It comes
+    from the system, not from a config: a file whose name is not UTF-8 (Python decodes its bytes to lone
+    surrogates) made a folder camera's defect event a malformed message to every subscriber, the part inspected
+    and its event lost, and its recorded header no JSON a strict reader takes. Nested values are read-only
+    (:func:`header_dict`): a changed one is replaced by a new object."""
+    names = set(_field_names(type(event)))
+    for name, value in list(header.items()):
+        clean = _escaped_surrogates(value)
+        if clean is not value:
+            header[name] = clean
+            if name in names and name != "payloads":
+                setattr(event, name, clean)
+
+
+def _escaped_surrogates(value: Any) -> Any:
+    """``value`` (JSON types) with its strings' lone surrogates escaped; ``value`` itself when it has none."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub(lambda m: repr(m.group())[1:-1], value) if _LONE_SURROGATE.search(value) \
+            else value
+    if isinstance(value, dict):
+        items = [(_escaped_surrogates(k), _escaped_surrogates(v)) for k, v in value.items()]
+        changed = any(k2 is not k or v2 is not v for (k2, v2), (k, v) in zip(items, value.items()))
+        return dict(items) if changed else value
+    if isinstance(value, (list, tuple)):
+        items = [_escaped_surrogates(v) for v in value]
+        return items if any(a is not b for a, b in zip(items, value)) else value
+    return value
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}

@@ -120,3 +120,40 @@ def test_a_lone_surrogate_in_a_wire_string_is_refused(text):
     with pytest.raises(ValueError, match="lone surrogate"):
         wire_json(text, "w")
     assert wire_json(b'["\\ud83d\\ude00", "\\\\ud800"]', "w") == ["\U0001F600", "\\ud800"]
+
+
+def test_a_file_name_that_is_not_utf8_is_published_as_text(tmp_path):
+    """A folder camera's file whose name is not UTF-8 (Python decodes its bytes to lone surrogates) made the
+    frame's defect event a malformed message to every subscriber ("a string holds a lone surrogate"): the part was
+    inspected and its event lost, and the recorder's header was no JSON a strict reader takes. The encoder writes
+    each lone surrogate as its escape, in the header the recorder gets and in the event the taps get."""
+    import os
+
+    import cv2
+    import numpy as np
+
+    from inspector.events import wire_json
+    from inspector.pipeline.config import CameraSection
+    from inspector.pipeline.sources import FolderSource
+
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    name = os.fsdecode(b"part\xff 7.png")
+    (folder / name).write_bytes(cv2.imencode(".png", np.full((16, 16, 3), 90, np.uint8))[1].tobytes())
+    source = FolderSource(CameraSection(name="cam0", source=str(folder)))
+    source.open()
+    meta = source.read().meta
+    assert meta["file"] == "part\udcff 7.png"  # what the system gives: the camera reads the file as it is named
+    for constants in (None, ConstantFields(model={"name": "m"})):
+        event = _inspection(source=dict(meta), error=f"{folder / name}: note")
+        header = header_dict(event)
+        frames = encode(event, header, constants)
+        assert wire_json(frames[1], "header")["source"]["file"] == "part\\udcff 7.png"
+        assert decode(frames).error == f"{folder}/part\\udcff 7.png: note"
+        json.dumps(header, ensure_ascii=False).encode("utf-8")  # the recorder's copy: Unicode text too
+        assert event.source["file"] == "part\\udcff 7.png"  # and the event the taps get
+    status = StatusEvent(camera="cam0", seq=0, state="online", previous="connecting", reason=f"folder {folder}/\udc80x",
+                         time_utc=utc_iso(0))
+    assert decode(encode(status)).reason == f"folder {folder}/\\udc80x"
+    plain = _inspection(source={"file": "é ☃ \U0001F600.png"})  # Unicode text is left as it is
+    assert decode(encode(plain)).source["file"] == "é ☃ \U0001F600.png"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import stat
 from pathlib import Path
 
 from inspector.artifacts.run_config import PATH_KEYS
@@ -66,8 +67,11 @@ def _compare_models(path: Path, payload: dict, saved: Path) -> None:
 
 def _phase_rows(path: Path, phase) -> dict:
     """{epoch: validation loss or None} of the rows history.json records for ``phase``; {} without the file
-    (or one that does not parse)."""
+    (or one that does not parse, or no regular file: reading a FIFO waits for a writer for ever, which held
+    ``evaluate``, ``export`` and ``train --resume`` of a run whose history.json was one)."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return {}
         rows = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return {}

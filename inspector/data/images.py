@@ -30,7 +30,7 @@ file gives the same pixels everywhere. The rules:
   values above clipped). The full scale is what the file declares (``2**sBIT - 1``
   of a PNG, its colour channels' (alpha's bits say nothing), ``2**BitsPerSample - 1`` of a TIFF narrower than 16
   or its MaxSampleValue when that is ``2**n - 1``, the ``maxval`` of a
-  PGM/PPM, 8-bit ones included), else ``2**bit_depth - 1`` of the ``bit_depth`` setting (dataset /
+  PGM/PPM or the ``MAXVAL`` of a PAM, 8-bit ones included), else ``2**bit_depth - 1`` of the ``bit_depth`` setting (dataset /
   camera, recorded in the model sidecar), else the container's (255 or 65535). A
   file whose samples exceed its declared full scale stores them MSB-aligned (as the
   PNG specification writes sBIT data: shifted up to fill the container) and is
@@ -42,7 +42,8 @@ file gives the same pixels everywhere. The rules:
   (uint32/int32 TIFFs) are read only by the ``bit_depth`` setting, else refused in one line. Float data is
   taken as 0..1 when its maximum is ≤ 1, else as 0..255; NaN/inf is rejected;
 * **size**: an image smaller than :data:`MIN_SIDE` pixels on a side is rejected
-  (:class:`ImageRejected`, reason ``too_small``);
+  (:class:`ImageRejected`, reason ``too_small``); one that does not fit in the memory left to decode it is
+  rejected in one line (reason ``memory``), never OpenCV's or numpy's allocation error;
 * **files**: a folder listing (:func:`list_images`) takes files by their image extension (any case) and
   never hidden ones (name starting with "."); a file named on its own is an image by its name where it says,
   else by its content (:func:`is_still_image`), for predict and a camera on that one file alike.
@@ -105,6 +106,7 @@ Enlarging always uses ``INTER_LINEAR``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -129,8 +131,10 @@ log = logging.getLogger("inspector.images")
 
 # .jpe and .jfif are JPEG's other names (Windows browsers save photos as .jfif): left out, a folder of them was
 # skipped silently by training and the folder camera while a camera on one such file inspected it
+# .pam is netpbm's general format (PAM, magic P7), which OpenCV reads like its P1..P6 siblings: predict read a .pam by
+# its content while folder listings skipped it unsaid
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm",
-                    ".ppm", ".pbm", ".pnm")
+                    ".ppm", ".pbm", ".pnm", ".pam")
 # image formats met in datasets that are not images by the rule (is_image_file): their files are counted in a warning,
 # not dropped unseen. Some OpenCV builds decode GIF (5.x does), but which files are images must not depend on the build
 UNREAD_IMAGE_EXTENSIONS = (".gif", ".jp2", ".j2k", ".jpx", ".exr", ".hdr", ".heic", ".heif", ".avif", ".jxl", ".tga",
@@ -428,11 +432,18 @@ def _tiff_bits(buf: bytes) -> int | None:
 
 
 _PNM_MAGICS = (b"P2", b"P3", b"P5", b"P6")  # grey / colour, ASCII / binary: the ones with a maxval
+_PAM_MAGIC = b"P7"  # netpbm PAM: a header of KEY value lines (WIDTH, HEIGHT, DEPTH, MAXVAL, TUPLTYPE) up to ENDHDR
 
 
 def _pnm_maxval(buf: bytes) -> int | None:
-    """The ``maxval`` of a PGM/PPM header (netpbm: magic, width, height, maxval, '#' comments), or None."""
-    if bytes(buf[:2]) not in _PNM_MAGICS:
+    """The ``maxval`` of a PGM/PPM header (netpbm: magic, width, height, maxval, '#' comments), or the ``MAXVAL``
+    of a PAM header (netpbm's pam(5): one ``KEY value`` per line up to ``ENDHDR``), or None. PAM is the same
+    samples against the same declared white: read without it, 12-bit data in a PAM came out as 16-bit data
+    (1/16 of the range) and 8-bit data of MAXVAL 100 unscaled, where its PGM copy read right."""
+    head = bytes(buf[:2])
+    if head == _PAM_MAGIC:
+        return _pam_maxval(bytes(buf[:4096]))
+    if head not in _PNM_MAGICS:
         return None
     tokens: list[bytes] = []
     for line in bytes(buf[2:4096]).split(b"\n"):
@@ -446,12 +457,61 @@ def _pnm_maxval(buf: bytes) -> int | None:
     return maxval if 0 < maxval < 65536 else None
 
 
+def _pam_header(buf: bytes) -> tuple[dict[bytes, bytes], int] | None:
+    """A PAM's header ``{KEY: value}`` (netpbm's pam(5): after the magic, one ``KEY value`` per line, '#'
+    comments, up to ``ENDHDR``) and the offset of its samples; None when it is no PAM or has no ENDHDR."""
+    if bytes(buf[:3]) not in (b"P7\n", b"P7\r", b"P7 "):
+        return None
+    fields: dict[bytes, bytes] = {}
+    head, pos = bytes(buf[:4096]), 3  # a header longer than this is no camera's
+    while (end := head.find(b"\n", pos)) >= 0:
+        words = head[pos:end].split(b"#", 1)[0].split()
+        pos = end + 1
+        if words[:1] == [b"ENDHDR"]:
+            return fields, pos
+        if len(words) >= 2:
+            fields[words[0]] = words[1]
+    return None
+
+
+def _pam_maxval(buf: bytes) -> int | None:
+    """``MAXVAL`` of a PAM (1..65535), None when it has none."""
+    header = _pam_header(buf)
+    try:
+        maxval = int(header[0][b"MAXVAL"]) if header else 0
+    except (KeyError, ValueError):
+        return None
+    return maxval if 0 < maxval < 65536 else None
+
+
+def _decode_pam(buf: np.ndarray, where: str) -> np.ndarray:
+    """A PAM's samples as OpenCV gives an image's: (H, W) grey, BGR or BGRA, uint8 for a MAXVAL below 256 (one
+    byte a sample, pam(5)) else uint16 (two, big-endian); grey + alpha is grey (alpha is dropped everywhere).
+    OpenCV 5 read a MAXVAL 1 page (BLACKANDWHITE, one byte a sample) as packed bits: every pixel came out black.
+    Raises :class:`ImageRejected` when the header or the samples are incomplete."""
+    data = buf.tobytes()
+    header, maxval = _pam_header(data), _pam_maxval(data)
+    try:
+        width, height, depth = (int(header[0][k]) for k in (b"WIDTH", b"HEIGHT", b"DEPTH")) if header else (0, 0, 0)
+    except (KeyError, ValueError):
+        width = height = depth = 0
+    dtype = np.dtype(np.uint8 if maxval and maxval < 256 else ">u2")
+    count = width * height * depth
+    if not (maxval and width > 0 and height > 0 and 1 <= depth <= 4) or len(data) - header[1] < count * dtype.itemsize:
+        raise ImageRejected(f"{where}: cannot decode image (corrupt or cut-short PAM)", "corrupt")
+    img = np.frombuffer(data, dtype, count, header[1]).reshape(height, width, depth).astype(dtype.newbyteorder("="))
+    if depth <= 2:
+        return np.ascontiguousarray(img[:, :, 0])
+    return cv2.cvtColor(img, cv2.COLOR_RGB2BGR if depth == 3 else cv2.COLOR_RGBA2BGRA)
+
+
 def declared_full_scale(buf: bytes) -> int | None:
     """The sample value the encoded file declares as full scale (white), or None when it says nothing useful.
 
     ``2**bits - 1`` for a PNG sBIT (colour channels) or a TIFF BitsPerSample or MaxSampleValue (:func:`_tiff_bits`;
     1..15 bits: 16 is the container's own depth),
-    ``maxval`` for a PGM/PPM (the one format that also stores 8-bit samples unscaled against a declared maximum).
+    ``maxval`` for a PGM/PPM or ``MAXVAL`` for a PAM (the formats that also store 8-bit samples unscaled against a
+    declared maximum).
     """
     head = bytes(buf[:8])
     if head == _PNG_SIGNATURE:
@@ -568,14 +628,36 @@ def standardize_pixels(img: np.ndarray, where: str, bit_depth: int | None = None
     if h < MIN_SIDE or w < MIN_SIDE:
         raise ImageRejected(f"{where}: image is {w}x{h}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}",
                             "too_small")
-    img = to_uint8(img, where, bit_depth, warn_key, full_scale)
-    if channels == 1:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)  # same for BGR
-    if channels == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if order == "RGB" else cv2.COLOR_BGRA2BGR)
-    if order == "RGB":
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(img)
+    with _memory_for(where, (h, w)):
+        img = to_uint8(img, where, bit_depth, warn_key, full_scale)
+        if channels == 1:
+            return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)  # same for BGR
+        if channels == 4:
+            return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if order == "RGB" else cv2.COLOR_BGRA2BGR)
+        if order == "RGB":
+            return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return np.ascontiguousarray(img)
+
+
+_ALLOCATION = re.compile(r"Failed to allocate (\d+) bytes")
+
+
+@contextlib.contextmanager
+def _memory_for(where: str, size: tuple[int, int] | None = None):
+    """Turn a failed allocation while decoding ``where`` into :class:`ImageRejected` (reason ``memory``), one line
+    naming the image, its size (H, W) when known, and the bytes asked for: OpenCV's "Insufficient memory"
+    cv2.error and numpy's MemoryError came out of every path as tracebacks (a 30000x30000 grey PNG of 0.9 MB
+    asks 2.7 GB for its RGB copy). Other OpenCV errors are not the image's and pass."""
+    try:
+        yield
+    except (MemoryError, cv2.error) as exc:
+        if isinstance(exc, cv2.error) and getattr(exc, "code", None) != cv2.Error.StsNoMem:
+            raise
+        asked = _ALLOCATION.search(str(exc))
+        dims = f" of {size[1]}x{size[0]} pixels" if size else ""
+        need = f" (asked for {int(asked.group(1)) / 1e9:.2g} GB more)" if asked else ""
+        raise ImageRejected(f"{where}: image{dims} does not fit in the memory available to decode it{need}",
+                            "memory") from None
 
 
 _NATIVE_SINK_LOCK = threading.Lock()
@@ -648,7 +730,8 @@ def _decode_samples(buf: np.ndarray, where: str) -> tuple[np.ndarray, int | None
     if not buf.size:  # said as it is: "corrupt or unsupported format" sent users looking for a codec
         raise ImageRejected(f"{where}: empty file (0 bytes), nothing to decode", "corrupt")
     tiff = _tiff_layout(buf.tobytes()) if bytes(buf[:4]) in _TIFF_MAGICS else None
-    img = _decode_pixels(buf, where, tiff)
+    with _memory_for(where):
+        img = _decode_pixels(buf, where, tiff)
     # 8-bit samples are full range in every format but PGM/PPM (a PNG's sBIT then only says how they were made)
     full_scale = declared_full_scale(buf.tobytes()) if img.dtype != np.uint8 else _pnm_maxval(buf[:4096])
     if tiff is not None and tiff.photometric == 0 and img.dtype != np.uint8:  # OpenCV inverts 8-bit pages only
@@ -659,9 +742,11 @@ def _decode_samples(buf: np.ndarray, where: str) -> tuple[np.ndarray, int | None
 def _decode_pixels(buf: np.ndarray, where: str, tiff: TiffLayout | None) -> np.ndarray:
     """Encoded bytes → the stored samples as OpenCV's decoder gives them (grey, BGR or BGRA, any depth,
     orientation applied), by OpenCV except for the layouts it misreads (:func:`_decode_tiff`,
-    :func:`_decode_masked_bmp`). Raises :class:`ImageRejected`."""
+    :func:`_decode_masked_bmp`, :func:`_decode_pam`). Raises :class:`ImageRejected`."""
     if tiff is not None:
         return _decode_tiff(buf, where, tiff)
+    if bytes(buf[:2]) == _PAM_MAGIC:
+        return _decode_pam(buf, where)
     bmp = _bmp_masked_layout(bytes(buf[:70]))
     if bmp is not None:
         return _decode_masked_bmp(buf, where, bmp)

@@ -21,6 +21,8 @@ import json
 import re
 from pathlib import Path
 
+from inspector.config import read_text
+from inspector.errors import InspectorError
 from inspector.outputs import safe_name
 
 EVALUATION_FILES = ("metrics.json", "scores.npz", "roc.png", "score_histogram.png", "report.html")
@@ -36,10 +38,12 @@ def data_key(data: str | Path) -> str:
 
 def evaluated_data(folder: str | Path) -> str | None:
     """The data set an evaluation in ``folder`` scored (its ``metrics.json`` ``data``); None when there is no
-    evaluation there, it is unreadable, or it is from before the field was recorded."""
+    evaluation there, it is unreadable, or it is from before the field was recorded. Read by the one reader of
+    small files (:func:`inspector.config.read_text`): a metrics.json that was a FIFO held ``evaluate`` for ever,
+    silent, waiting for a writer."""
     try:
-        recorded = json.loads((Path(folder) / "metrics.json").read_text(encoding="utf-8")).get("data")
-    except (OSError, ValueError, AttributeError):
+        recorded = json.loads(read_text(Path(folder) / "metrics.json", "metrics file")).get("data")
+    except (InspectorError, ValueError, AttributeError, RecursionError):
         return None
     return recorded if isinstance(recorded, str) else None
 

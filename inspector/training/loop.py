@@ -6,9 +6,12 @@ parts are small, and decoding PNGs every epoch would dominate a CPU run.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
+import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -667,14 +670,21 @@ def _resume_state(model: AnomalyModel, run_dir: Path, phase_names: list[str]) ->
 
 
 def _read_history(path: Path) -> list[dict]:
-    """The epoch rows of a run being resumed ([] without the file). ModelError naming the file when it is not
-    JSON or a row lacks a phase name, an epoch number ≥ 1 or a numeric val_loss: the resume replays them."""
-    if not path.is_file():
+    """The epoch rows of a run being resumed ([] when nothing, not even a link, has the name). ModelError naming
+    the file when it is no readable regular file (a folder, a FIFO, a link to nothing or to itself), is not JSON
+    or a row lacks a phase name, an epoch number ≥ 1 or a numeric val_loss: the resume replays them. Such a
+    name was taken for no history: a finished run was extended from epoch 0, trained whole, and failed only
+    when its history was written ("Is a directory")."""
+    if not os.path.lexists(path):
         return []
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # checked first: reading a FIFO waits for a writer for ever
+            raise IsADirectoryError(errno.EISDIR, "Is a directory") if path.is_dir() else \
+                OSError(errno.EINVAL, "not a regular file")
         rows = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise ModelError(f"{path}: unreadable epoch history ({type(exc).__name__}); --resume replays it") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ModelError(f"{path}: unreadable epoch history ({reason}); --resume replays it") from None
     if not isinstance(rows, list):
         raise ModelError(f"{path}: epoch history is a {type(rows).__name__}, not a list of epochs")
     for i, row in enumerate(rows):

@@ -37,6 +37,7 @@ from inspector.evaluation.calibrate import score_samples
 from inspector.commands.predict import _batches
 from inspector.data.datasets import Sample, load_batch
 from inspector.data.images import list_images, read_image, read_mask, resize_image
+from inspector.errors import DataError
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.preprocess import FrameRejected, Preprocessor
 from inspector.pipeline.sources import FolderSource, make_source
@@ -638,6 +639,57 @@ def test_declared_full_scale_wins_however_the_samples_are_stored(tmp_path):
         for path, got in (("read_image", read_image(tmp_path / name)), ("daemon", daemon[name])):
             diff = np.abs(got.astype(int) - want).max()
             assert diff <= 1, f"{name}: {path} differs from the 8-bit picture by up to {diff} grey levels"
+
+
+def _pam(samples: np.ndarray, maxval: int, tupltype: str) -> bytes:
+    """A netpbm PAM (P7) of ``samples`` (H, W) or (H, W, C) against ``maxval``: one byte a sample below 256, else
+    two big-endian (pam(5)), with a comment line as camera SDKs write."""
+    h, w = samples.shape[:2]
+    depth = 1 if samples.ndim == 2 else samples.shape[2]
+    head = (f"P7\n# written by a line-scan SDK\nWIDTH {w}\nHEIGHT {h}\nDEPTH {depth}\nMAXVAL {maxval}\n"
+            f"TUPLTYPE {tupltype}\nENDHDR\n").encode()
+    return head + samples.astype(">u2" if maxval > 255 else np.uint8).tobytes()
+
+
+def test_a_pam_reads_like_its_8_bit_copy_on_every_path(tmp_path):
+    """netpbm's PAM (.pam, P7) declares its white by MAXVAL, as a PGM by maxval: 12-bit data (MAXVAL 4095) came
+    out as 16-bit data (1/16 of the range), 4-bit data (MAXVAL 15) unscaled, a BLACKANDWHITE page (MAXVAL 1, one
+    byte a sample) all black (OpenCV read it as packed bits), and a folder camera skipped .pam files that
+    predict read. Each must read like its 8-bit picture, alpha dropped, offline and in the folder camera."""
+    grey = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (16, 1))  # 16 x 64
+    rgb = np.dstack([grey, grey[:, ::-1], np.full_like(grey, 77)])
+    twelve = lambda a: (a.astype(np.uint32) * 4095 // 255).astype(np.uint16)  # noqa: E731
+    black_white = np.where(grey > 127, 255, 0).astype(np.uint8)
+    files = {
+        "grey12.pam": (_pam(twelve(grey), 4095, "GRAYSCALE"), grey),
+        "grey4.pam": (_pam(grey // 17, 15, "GRAYSCALE"), grey // 17 * 17),
+        "rgb12.pam": (_pam(twelve(rgb), 4095, "RGB"), rgb),
+        "rgba8.pam": (_pam(np.dstack([rgb, grey // 2]), 255, "RGB_ALPHA"), rgb),
+        "grey_alpha12.pam": (_pam(np.dstack([twelve(grey), twelve(grey[:, ::-1])]), 4095, "GRAYSCALE_ALPHA"), grey),
+        "bw.pam": (_pam((grey > 127).astype(np.uint8), 1, "BLACKANDWHITE"), black_white),
+    }
+    for name, (data, _) in files.items():
+        (tmp_path / name).write_bytes(data)
+    daemon = {}
+    source = FolderSource(CameraSection(name="c", source=str(tmp_path)))
+    source.open()
+    while (grabbed := source.read()) is not None:
+        assert grabbed.image is not None, grabbed.error
+        daemon[grabbed.meta["file"]] = cv2.cvtColor(grabbed.image, cv2.COLOR_BGR2RGB)
+    assert sorted(daemon) == sorted(files), "the folder camera skipped .pam files"
+    for name, (_, truth) in files.items():
+        want = truth if truth.ndim == 3 else np.dstack([truth] * 3)
+        for path, got in (("read_image", read_image(tmp_path / name)), ("daemon", daemon[name])):
+            diff = np.abs(got.astype(int) - want).max()
+            assert diff <= 1, f"{name}: {path} differs from the 8-bit picture by up to {diff} grey levels"
+
+
+def test_a_cut_short_pam_is_one_line(tmp_path):
+    """A PAM whose samples stop early (a writer that died) is refused in one line naming it, never read."""
+    path = tmp_path / "cut.pam"
+    path.write_bytes(_pam(np.zeros((16, 16), np.uint16), 4095, "GRAYSCALE")[:-3])
+    with pytest.raises(DataError, match=r"cut\.pam: cannot decode image \(corrupt or cut-short PAM\)"):
+        read_image(path)
 
 
 def _png16(samples: np.ndarray, colour_type: int) -> bytes:

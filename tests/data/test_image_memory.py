@@ -59,3 +59,37 @@ def test_calibration_images_that_do_not_fit_in_memory_are_one_line(exported_mode
                  "--out", str(out)]) == 2
     err = _one_error_line(capsys)
     assert "image(s) at 64x64 need about" in err and "--good-dir with a subset" in err and not out.exists(), err
+
+
+def _grey_png(width: int, height: int) -> bytes:
+    """A black 8-bit grey PNG of ``width`` x ``height``, written row by row (its IDAT compresses ~1000:1)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    comp = zlib.compressobj(9)
+    row = bytes(width + 1)  # filter byte + samples
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def test_an_image_too_large_to_decode_in_memory_is_one_line(exported_model, tmp_path):
+    """A 30000x30000 grey PNG (0.9 MB on disk) asks 0.9 GB to decode and 2.7 GB for its RGB copy: in a process
+    limited to 4 GB of address space (a container, ``ulimit -v``), predict ended in OpenCV's "Insufficient
+    memory" cv2.error traceback. The one decoder says it in one line naming the file, exit 2."""
+    import resource
+    import subprocess
+    import sys
+
+    image = tmp_path / "huge.png"
+    image.write_bytes(_grey_png(30000, 30000))
+    limit = 4 << 30
+    done = subprocess.run([sys.executable, "-m", "inspector", "predict", str(exported_model), str(image)],
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr == (f"error: {image}: image of 30000x30000 pixels does not fit in the memory available to "
+                           f"decode it (asked for 2.7 GB more)\n")

@@ -63,3 +63,27 @@ def test_a_failed_evaluation_leaves_the_earlier_one_whole(trained_run, tmp_path)
     (broken / "test" / "good" / "0.png").write_bytes(b"not a png")
     assert main(["evaluate", str(trained_run), "--data", str(broken), "--out", str(out), "--no-plots"]) == 2
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_an_evaluation_folder_whose_metrics_file_is_a_fifo_is_evaluated_into(trained_run, tmp_path):
+    """RUN/eval/metrics.json was read to learn which data set it scored: a FIFO there held ``evaluate`` for ever,
+    silent, waiting for a writer. It is no evaluation: the run's own is written there, the FIFO replaced."""
+    import os
+    import threading
+
+    run = tmp_path / "rs"  # same depth as the fixture's run: config.yaml's relative data path still holds
+    shutil.copytree(trained_run, run)
+    shutil.rmtree(run / "eval", ignore_errors=True)
+    (run / "eval").mkdir()
+    os.mkfifo(run / "eval" / "metrics.json")
+    codes = []
+    worker = threading.Thread(target=lambda: codes.append(main(["evaluate", str(run), "--no-plots",
+                                                                 "--no-per-level"])), daemon=True)
+    worker.start()
+    worker.join(120)
+    if worker.is_alive():  # unblock the reader so the process can end
+        with open(run / "eval" / "metrics.json", "w"):
+            pass
+        worker.join(30)
+    assert codes == [0], "evaluate waited on the FIFO"
+    assert json.loads((run / "eval" / "metrics.json").read_text())["data"]

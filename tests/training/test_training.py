@@ -223,6 +223,28 @@ def test_resume_with_a_damaged_history_is_one_line(trained_run, tmp_path, capsys
     assert err.count("\n") == 1 and err.startswith(f"error: {run / 'history.json'}: {expected}"), err
 
 
+@pytest.mark.parametrize("kind, expected", [
+    ("folder", "unreadable epoch history (Is a directory)"),
+    ("loop", "unreadable epoch history (Too many levels of symbolic links)"),
+    ("dangling", "unreadable epoch history (No such file or directory)"),
+    ("fifo", "unreadable epoch history (not a regular file)"),
+])
+def test_resume_with_a_history_that_is_no_file_is_one_line(trained_run, tmp_path, capsys, kind, expected):
+    """A history.json that is there but no readable file (a folder, a link to itself or to nothing, a FIFO) was
+    taken for no history: --resume extended the finished run from epoch 0, trained it whole and failed only as
+    it wrote its history ("Is a directory"), or waited for ever on the FIFO. It is refused before training."""
+    import os
+
+    run = _copy_run(trained_run, tmp_path / "rs")
+    history = run / "history.json"
+    history.unlink()
+    {"folder": history.mkdir, "loop": lambda: history.symlink_to(history),
+     "dangling": lambda: history.symlink_to(tmp_path / "gone.json"), "fifo": lambda: os.mkfifo(history)}[kind]()
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {history}: {expected}; --resume replays it\n", err
+
+
 @pytest.mark.parametrize("n_images, val_fraction, trains", [(2, 0.2, False), (3, 0.2, True), (4, 0.99, True)])
 def test_every_split_leaves_two_images_to_train_on(n_images, val_fraction, trains, tmp_path, capsys):
     """A training batch needs 2 images (BatchNorm). 2 good images at the default split, or ``data.val_fraction:
