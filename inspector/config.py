@@ -345,13 +345,22 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def not_a_file(path: Path, what: str) -> str | None:
+    """Why ``path`` cannot be read as a ``what`` because it is no regular file, one line naming it (None: it is
+    one). A folder is told as one: "not found" sent users looking for a file that is there, as a folder; a device
+    or pipe (/dev/zero, a FIFO), read, never ends or blocks."""
+    if path.is_dir():
+        return f"{path}: is a folder, not a {what}"
+    if not path.is_file():
+        return f"{path}: {what} is not a regular file" if path.exists() else f"{path}: {what} not found"
+    return None
+
+
 def read_text(path: str | Path, what: str = "config file", error: type[InspectorError] = ConfigError) -> str:
     """The UTF-8 text of a small file; one-line ``error`` when missing, unreadable, huge or not UTF-8."""
     path = Path(path)
-    if path.is_dir():  # "not found" sent users looking for a file that is there, as a folder
-        raise error(f"{path}: is a folder, not a {what}")
-    if not path.is_file():  # a device or pipe (/dev/zero, a FIFO) is no file: read, it never ends or blocks
-        raise error(f"{path}: {what} is not a regular file" if path.exists() else f"{path}: {what} not found")
+    if (why := not_a_file(path, what)) is not None:
+        raise error(why)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise error(f"{path}: {what} is larger than {MAX_FILE_BYTES >> 20} MiB")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.artifacts.run_files import check_checkpoint_of_run
+from inspector.config import not_a_file
 from inspector.errors import ModelError
 from inspector.outputs import write_whole
 
@@ -59,8 +60,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path, folder = Path(path), Path(path).is_dir()
     if folder:
         path = path / BEST
-    if not path.is_file():
-        raise ModelError(f"{path}: checkpoint not found (train a model first: inspector train …)")
+    if (why := not_a_file(path, "checkpoint")) is not None:  # a folder or a FIFO there was "not found"
+        raise ModelError(why + (" (train a model first: inspector train …)" if why.endswith("not found") else ""))
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged or code-carrying file

@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "tells what it missed while it was not running and whether the daemon restarted "
                         "meanwhile (default with --save-dir: <save-dir>/.subscriber-state)")
     p.add_argument("--count", type=int_range(0, 10**12), default=0, help="exit after this many events (0 = run until Ctrl-C)")
-    p.add_argument("--timeout", type=float_range(0, 10**7), default=0.0, help="exit after this many seconds without an event")
+    p.add_argument("--timeout", type=float_range(0, 10**7), default=0.0,
+                   help="exit after this many seconds without an event (0 = wait for ever)")
     p.add_argument("--max-message-mib", type=int_range(1, 4096), default=128,
                    help="largest message part taken from a daemon (MiB; a publisher sending more is disconnected; "
                         "MQTT: a larger message is dropped, told and counted); "

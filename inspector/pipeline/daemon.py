@@ -296,6 +296,12 @@ class Daemon:
         """Validate everything that can be checked without threads; bind the socket. One-line errors."""
         cfg = self.cfg
         self.extensions.check(cfg)  # a missing integration extra fails before anything is loaded or bound
+        if cfg.publish.endpoint.startswith("inproc://") and self._context is None:
+            # inproc reaches only sockets of the same ZeroMQ context: with the daemon's own, nobody ever can, and
+            # a run published every event to no one while --check said OK (a caller's context: its own sockets)
+            raise ConfigError(f"publish.endpoint: {cfg.publish.endpoint} can be reached only from inside this "
+                              f"process, so no subscriber could connect; use ipc://PATH or tcp://HOST:PORT",
+                              field="publish.endpoint")
         check_outputs(cfg)
         refuse_shared_sources(cfg, self.extensions.source_names)
         if cfg.recorder.enabled:  # before the model loads: a second daemon on the folder is told at once

@@ -108,6 +108,19 @@ def test_export_command_missing_run(tmp_path, capsys):
     assert rc == 2 and "checkpoint not found" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("kind, said", [("folder", "is a folder, not a checkpoint"),
+                                         ("fifo", "checkpoint is not a regular file")])
+def test_a_run_whose_best_pt_is_no_file_is_told_what_it_is(kind, said, tmp_path, capsys):
+    """A best.pt that is a folder or a FIFO was "checkpoint not found (train a model first…)": it is there."""
+    import os
+
+    best = tmp_path / "run" / "best.pt"
+    best.parent.mkdir()
+    best.mkdir() if kind == "folder" else os.mkfifo(best)
+    rc, _, err = _run(capsys, "export", tmp_path / "run", "--out", tmp_path / "m")
+    assert rc == 2 and err == f"error: {best}: {said}\n", err
+
+
 # -- predict -----------------------------------------------------------------------
 
 def test_predict_prints_one_line_per_image_and_writes_overlays(exported_model, images, tmp_path, capsys):

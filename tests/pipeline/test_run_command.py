@@ -291,6 +291,16 @@ def test_check_refuses_outputs_the_run_could_not_write(section, make, expected, 
     assert paths["file"].read_text() == "the user's" and not any(paths["folder"].iterdir())
 
 
+def test_check_refuses_an_inproc_endpoint_no_subscriber_could_reach(tiny_model, video, tmp_path, capsys):
+    """inproc:// reaches only sockets of the daemon's own ZeroMQ context: --check said OK and the run published every
+    event to no one."""
+    cfg = base_config(tiny_model, "inproc://events", [{"name": "c", "source": str(video)}])
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and one_error_line(err) == (
+        "error: publish.endpoint: inproc://events can be reached only from inside this process, so no subscriber "
+        "could connect; use ipc://PATH or tcp://HOST:PORT")
+
+
 _KERNEL_FS = pytest.mark.skipif(not os.path.exists("/proc/self/mountinfo") or not os.path.ismount("/proc"),
                                 reason="needs Linux's /proc")
 
