@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from inspector.commands.argtypes import float_range, int_range, out_folder
@@ -33,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where to train (default auto: cuda when available, else cpu); sets train.device")
     p.add_argument("--time-budget", type=float_range(0, 10**7, lo_open=True), metavar="SECONDS", help="stop after this much training time (> 0)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its best checkpoint (finished phases are skipped; "
+                   help="continue the run in --out where it stopped (resume.pt: the weights, optimiser and schedule "
+                        "after its last epoch; best.pt where there is none; finished phases are skipped; "
                         "a finished run is extended when --epochs/--set train.max_epochs allows more epochs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set model.image_size=[256,256]")
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from inspector.interrupts import sigterm_as_interrupt
 
     _check_args(args)
-    detail = ""
+    detail, out = "", Path(args.out)
+    had = (out.exists(), (out / "config.yaml").exists())
     with sigterm_as_interrupt() as interrupt:
         try:
             code = _train(args)
@@ -61,9 +64,34 @@ def run(args: argparse.Namespace) -> int:
             detail = getattr(exc, "detail", "")
             interrupt.signum = interrupt.signum or getattr(exc, "exit_code", 130) - 128
     if interrupt.signum is not None:
-        print(_stopped_line(interrupt.name, detail, Path(args.out), args.model), flush=True)
+        if not args.resume and not (out / "best.pt").exists():
+            _remove_unsaved_start(out, *had)
+        print(_stopped_line(interrupt.name, detail, out, args.model), flush=True)
         return interrupt.exit_code
     return code
+
+
+def _remove_unsaved_start(out: Path, folder_was_there: bool, config_was_there: bool) -> None:
+    """Take back what a training stopped before its first checkpoint wrote: its config.yaml (and the run folder, when
+    it made it and left it empty). The line then says "start it again", and the same command was refused: the
+    config.yaml left behind made the folder one "a new run would overwrite". Nothing that was there before goes,
+    nor anything of a training that holds the folder now (its lock, :mod:`inspector.training.run_lock`)."""
+    from inspector.folder_lock import FolderBusy, lock_folder
+
+    try:
+        fd = lock_folder(out, create=False) if out.is_dir() else None
+    except (FolderBusy, OSError):
+        return
+    try:
+        if not config_was_there:
+            (out / "config.yaml").unlink(missing_ok=True)
+        if not folder_was_there and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+    except OSError:
+        pass  # the line still says nothing was saved; a new start's refusal names what is in the way
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _stopped_line(signal_name: str, detail: str, out: Path, model: str | None) -> str:
@@ -178,7 +206,7 @@ def _check_same_model(saved: dict, wanted: dict, out: Path) -> None:
 
 def _print_summary(summary: dict, out: Path) -> None:
     for phase in summary["phases"]:
-        print(f"{phase['name']}: {phase['epochs_run']} epochs in {phase['seconds']} s, best epoch "
+        print(f"{phase['name']}: {phase['epochs_run']} epoch{'' if phase['epochs_run'] == 1 else 's'} in {phase['seconds']} s, best epoch "
               f"{phase['best_epoch']} val loss {phase['best_val_loss']:.5f}")
         print(f"  stopped: {phase.get('stop_detail') or phase.get('stop_reason', '')}")
     print(f"run saved to {out} (best.pt, config.yaml, history.json, summary.json)")

@@ -234,7 +234,7 @@ class StopRule:
             return (f"epoch cap: reached train.max_epochs={cfg.max_epochs} before converging "
                     f"(last improvement at epoch {self.best_epoch})")
         if reason == EPOCHS:
-            return f"ran the {cfg.epochs} epochs asked for (train.epochs; no early stop)"
+            return f"ran the {cfg.epochs} epoch{'' if cfg.epochs == 1 else 's'} asked for (train.epochs; no early stop)"
         if reason == TIME_CAP:
             return f"time cap: train.time_budget_s={cfg.time_budget_s:g} s reached after epoch {self.last_epoch}"
         return f"interrupted after epoch {self.last_epoch}"

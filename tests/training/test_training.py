@@ -429,3 +429,24 @@ def test_a_resume_point_from_another_run_is_not_loaded_half_way(tiny_dataset, tm
     assert len(said) == 1 and "of model 'stfpm'" in said[0] and "\n" not in said[0]
     assert [h["epoch"] for h in json.loads((own / "history.json").read_text())] == [1, 2, 3]
     assert torch.load(own / "resume.pt", weights_only=True)["epoch"] == 3  # its own point again
+
+
+def test_a_training_stopped_before_its_first_checkpoint_can_be_started_again_as_it_says(tiny_dataset, tmp_path):
+    """SIGTERM after the run wrote its config.yaml but before its first checkpoint: the line says "nothing saved;
+    start it again", but the config.yaml left behind made the same command a refusal ("holds config.yaml, which a
+    new run would overwrite"). Now what it wrote goes with it, and the same command trains."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "inspector", "train", "--data", str(tiny_dataset), "--out", str(run),
+           "--epochs", "1", "--set", "model.image_size=[128,128]"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "config.yaml").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    if (run / "best.pt").exists():
+        pytest.skip("the first epoch ended before the signal (a fast machine)")
+    assert proc.returncode == 143 and out.strip().endswith("nothing saved; start it again"), out
+    assert not run.exists(), sorted(p.name for p in run.iterdir())
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and (run / "best.pt").is_file(), again.stderr
