@@ -40,7 +40,13 @@ def test_load_refuses_other_model(tmp_path):
         load_thresholds(path, "b" * 64, "export/rs.fp16.onnx")
     msg = str(info.value)
     assert "another model" in msg and "\n" not in msg
-    assert f"inspector calibrate export/rs.fp16.onnx --data <dir> --out {path}" in msg
+    # a file of its own beside the other one: following the hint left the FP32 model's calibration, which its
+    # daemon config names, replaced by its FP16 copy's
+    assert msg.endswith(f"calibrate it with: inspector calibrate export/rs.fp16.onnx --data <dir> --out "
+                        f"{tmp_path / 'rs.fp16.yaml'}")
+    with pytest.raises(ConfigError) as info:  # the model re-exported under its name: its calibration is remade
+        load_thresholds(path, "b" * 64, "export/rs.onnx")
+    assert str(info.value).endswith(f"--out {path}")
 
 
 @pytest.mark.parametrize("edit, match", [

@@ -122,6 +122,19 @@ def write_thresholds(thresholds: Thresholds, path: str | Path) -> Path:
     return path
 
 
+def calibration_name(model_path: str | Path) -> str:
+    """The file name of a model file's calibration: ``export/rs-brick.fp16.onnx`` → ``rs-brick.fp16.yaml`` (one
+    calibration per deployed model file: an FP32 graph, its FP16 copy and an INT8 one each have their own)."""
+    return f"{Path(model_path).stem}.yaml"
+
+
+def recalibrate_hint(model_path: str | Path, found: str | Path) -> str:
+    """What to type to calibrate ``model_path`` when the calibration ``found`` is another model's: a file of its
+    own beside it (:func:`calibration_name`). Recreating ``found`` itself, the hint said before, replaced the
+    calibration the other model's daemon config names (e.g. the FP32 model's, for its INT8 copy)."""
+    return f"inspector calibrate {model_path} --data <dir> --out {Path(found).parent / calibration_name(model_path)}"
+
+
 def load_thresholds(path: str | Path, expected_sha256: str, model_path: str | Path) -> Thresholds:
     """Read ``path`` and refuse it unless it was made with the model file whose sha256 is given."""
     thresholds = read_thresholds(path)
@@ -129,7 +142,6 @@ def load_thresholds(path: str | Path, expected_sha256: str, model_path: str | Pa
         raise ConfigError(
             f"{path}: calibration was made for another model (sha256 {thresholds.model.sha256[:12]}…, "
             f"'{thresholds.model.name}' {thresholds.model.precision}), not {model_path} "
-            f"(sha256 {expected_sha256[:12]}…); recreate it with: "
-            f"inspector calibrate {model_path} --data <dir> --out {path}"
+            f"(sha256 {expected_sha256[:12]}…); calibrate it with: {recalibrate_hint(model_path, path)}"
         )
     return thresholds

@@ -50,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def default_out(model: str | Path) -> Path:
     """``export/rs-brick.fp16.onnx`` → ``calibration/rs-brick.fp16.yaml`` (one file per deployed model file)."""
-    return Path("calibration") / f"{Path(model).stem}.yaml"
+    from inspector.artifacts.thresholds import calibration_name
+
+    return Path("calibration") / calibration_name(model)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from inspector.artifacts.thresholds import recalibrate_hint
 from inspector.artifacts.engine_card import verify_report_path
 from inspector.config import json_safe
 from inspector.contract import DEFAULT_BATCH
@@ -136,8 +137,8 @@ def _refuse_another_models_threshold(threshold_file: str | Path | None, made_for
     if made_for not in shas:
         names = " nor ".join(str(p) for p in graphs)
         raise ConfigError(f"{threshold_file}: calibration was made for another model (sha256 {made_for[:12]}…), not "
-                          f"{names}; recreate it with: inspector calibrate {list(graphs)[-1]} --data <dir> --out "
-                          f"{threshold_file}", field="threshold_file")
+                          f"{names}; calibrate it with: {recalibrate_hint(list(graphs)[-1], threshold_file)}",
+                          field="threshold_file")
 
 
 def _describe(backend, path: Path) -> dict[str, Any]:
