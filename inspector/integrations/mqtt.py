@@ -31,13 +31,14 @@ import collections
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from inspector.config import read_secret
+from inspector.config import read_secret, read_text
 from inspector.errors import ConfigError
 from inspector.events import (CAMERA_TYPES, MAX_PAYLOADS, STATS_TOPIC, header_dict, subscription_topic, topic_matches,
                               wire_json)
@@ -122,8 +123,9 @@ class MqttBridge:
         self._state_path = Path(cfg.state_file) if cfg.state_file else _default_state_path(self.box)
         self._untold = _read_untold(self._state_path)  # final counts of earlier runs never delivered
         self._untold_mids: set[int] = set()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"inspector-{self.box}-{run_id}",
-                             protocol=mqtt.MQTTv311, clean_session=True)
+        self._connect_problem: str | None = None  # the broker's unreachability last told, until connected
+        client = telling_client(mqtt, self._cannot_connect, client_id=f"inspector-{self.box}-{run_id}",
+                                protocol=mqtt.MQTTv311, clean_session=True)
         self._setup_auth(client, tls or cfg.tls)
         client.max_inflight_messages_set(_MAX_INFLIGHT)
         client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(round(cfg.reconnect_max_s))))
@@ -144,7 +146,7 @@ class MqttBridge:
     def _setup_auth(self, client, tls: bool) -> None:
         cfg = self.cfg
         if tls:
-            client.tls_set(ca_certs=cfg.ca_file)
+            client.tls_set_context(tls_context(cfg.ca_file, "publish.mqtt.ca_file"))
         if cfg.username:
             # the shared reader: a folder, a device (/dev/zero read until out of memory) or binary bytes (a
             # UnicodeDecodeError traceback) is one line naming the setting
@@ -153,10 +155,11 @@ class MqttBridge:
 
     # -- paho callbacks (paho's network thread) ----------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
-        if reason_code.is_failure:
-            log.warning("MQTT broker %s refused the connection: %s", self.cfg.url, reason_code)
+        if reason_code.is_failure:  # CONNACK refused (MQTT 3.1.1 §3.2.2.3): credentials, client id, …
+            self._cannot_connect(f"the broker refused the connection: {reason_code}")
             return
         with self._lock:
+            self._connect_problem = None  # told again if it comes back after this connection
             self.connected = True
             self.connects += 1
             # paho calls this *before* it re-sends the messages in flight at the disconnect (_handle_connack):
@@ -175,6 +178,19 @@ class MqttBridge:
                 self._untold_mids.add(info.mid)
         self._publish_counts(final=False)  # what was dropped while the broker was away, told at once
         log.info("MQTT connected to %s", self.cfg.url)
+
+    def _cannot_connect(self, problem: str | OSError) -> None:
+        """Tell why the broker cannot be reached (paho's network thread, at each failed attempt), in one warning
+        line naming it, once until a connection succeeds or the reason changes: paho retries on its own and said
+        nothing (a refused TCP connection, an unknown host name, a TLS certificate not trusted or not the
+        host's), so a run that never reached its broker buffered and dropped events without a word why."""
+        why = problem if isinstance(problem, str) else connect_problem(problem)
+        with self._lock:
+            if why == self._connect_problem:
+                return
+            self._connect_problem = why
+        log.warning("MQTT broker %s: cannot connect: %s; buffering up to %d messages, retrying every %g s at most",
+                    redact(self.cfg.url), why, self.cfg.buffer_size, self.cfg.reconnect_max_s)
 
     def _publish_counts(self, final: bool):
         """Publish the bridge's counts, retained, on ``<prefix>/<box>/v1/bridge``: drops after the last stats
@@ -286,7 +302,8 @@ class MqttBridge:
         if self._closing:
             return
         if not self.flush(_FLUSH_TIMEOUT_S):
-            log.warning("MQTT: %d message(s) not delivered at shutdown", self.counts()["pending"])
+            why = f" (broker: {self._connect_problem})" if self._connect_problem and not self.connected else ""
+            log.warning("MQTT: %d message(s) not delivered at shutdown%s", self.counts()["pending"], why)
         with self._lock:
             self._closing = True  # anything left stays counted as pending, never silently lost
             self._wake.notify_all()
@@ -304,6 +321,53 @@ class MqttBridge:
         self.client.loop_stop()
         c = self.counts()
         log.info("MQTT bridge: %d offered, %d delivered, %d dropped", c["offered"], c["delivered"], c["dropped"])
+
+
+def telling_client(mqtt, tell, **kwargs):
+    """A paho ``Client`` (callback API 2, ``kwargs`` as for it) that hands each failed connect attempt's
+    exception to ``tell(exc)`` before paho retries. paho's network loop (``loop_forever``, run by ``loop_start``)
+    catches the OSError out of ``reconnect()`` (connection refused, host unknown or unreachable, a TLS handshake
+    or certificate check that failed) and only logs "Connection failed, retrying" at DEBUG, without the reason."""
+    class Client(mqtt.Client):
+        def reconnect(self):
+            try:
+                return super().reconnect()
+            except OSError as exc:
+                tell(exc)
+                raise
+
+    return Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+
+
+def connect_problem(exc: OSError) -> str:
+    """One line saying why a connect attempt failed: a TLS certificate check by what it found (Python's
+    ``ssl.SSLCertVerificationError.verify_message``: not trusted, expired, not valid for the host name), other TLS
+    failures by OpenSSL's reason, socket errors by their strerror."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: the broker's certificate is not accepted ({str(exc.verify_message).rstrip('.')})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"
+    return " ".join(str(exc.strerror or exc or type(exc).__name__).split())[:200]
+
+
+def tls_context(ca_file: str | None, where: str) -> ssl.SSLContext:
+    """The TLS context for a broker: certificate and host name checked against the system's CAs, or only those
+    in ``ca_file`` (PEM; read once through :func:`inspector.config.read_text`). ConfigError, one line naming
+    ``where``, for a CA file missing, a folder or device, not text or holding no certificate: paho's
+    ``tls_set`` let ``FileNotFoundError`` or ``ssl.SSLError`` out of ``run --check`` as a traceback."""
+    if not ca_file:
+        return ssl.create_default_context()
+    try:
+        pem = read_text(ca_file, "CA file")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    try:
+        if not pem.strip():  # an empty cadata is taken for none: the system's CAs, silently
+            raise ValueError("the file is empty")
+        return ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"{where}: {ca_file}: no PEM certificate in it "
+                          f"({getattr(exc, 'reason', None) or exc})") from None
 
 
 def _default_state_path(box: str) -> Path:

@@ -1,0 +1,145 @@
+"""The MQTT bridge against a real Mosquitto broker it cannot use (marked ``mqtt``): a CA file that holds no
+certificate, a TLS certificate not valid for the broker's address or from another CA, credentials the broker
+refuses, no broker at all. Each is one line naming the setting or the broker and the reason; inspection goes on."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from broker_support import MOSQUITTO, Mosquitto
+from net_faults import free_port
+from pipeline_support import base_config, write_folder
+
+CLI = [sys.executable, "-c", "import sys; from inspector.cli import main; sys.exit(main())"]
+pytestmark = [pytest.mark.mqtt, pytest.mark.skipif(MOSQUITTO is None, reason="needs Debian's mosquitto"),
+              pytest.mark.skipif(importlib.util.find_spec("paho") is None, reason="needs the 'mqtt' extra (paho-mqtt)")]
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def _certificates(folder: Path, host: str) -> dict[str, Path]:
+    """A CA, a broker certificate it signs for ``host`` (a DNS name or an IP address), and another CA."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for ca in ("ca", "other-ca"):
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(folder / f"{ca}.key"),
+                 "-out", str(folder / f"{ca}.pem"), "-days", "2", "-subj", f"/CN={ca}")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(folder / "broker.key"),
+             "-out", str(folder / "broker.csr"), "-subj", f"/CN={host}")
+    san = folder / "san.ext"
+    san.write_text(f"subjectAltName={'IP' if host[0].isdigit() else 'DNS'}:{host}\n")
+    _openssl("x509", "-req", "-in", str(folder / "broker.csr"), "-CA", str(folder / "ca.pem"), "-CAkey",
+             str(folder / "ca.key"), "-CAcreateserial", "-out", str(folder / "broker.pem"), "-days", "2",
+             "-extfile", str(san))
+    return {name: folder / f"{name}.pem" for name in ("ca", "other-ca", "broker")} | {"key": folder / "broker.key"}
+
+
+def _bridge(url: str, tmp_path: Path, **settings):
+    from inspector.integrations.mqtt import MqttBridge
+    from inspector.pipeline.integration_config import MqttSection
+
+    cfg = MqttSection(url=url, box="b1", reconnect_max_s=1, state_file=str(tmp_path / "state.json"), **settings)
+    return MqttBridge(cfg, run_id="r1")
+
+
+def _attempts_told(broker: Mosquitto, caplog, marker: str, attempts: int = 3) -> list[str]:
+    """The bridge's warnings once the broker has logged ``attempts`` failed connects (``marker`` in a line)."""
+    deadline = time.monotonic() + 30
+    log = broker.folder / "broker.log"
+    while time.monotonic() < deadline and log.read_text().count(marker) < attempts:
+        time.sleep(0.1)
+    assert log.read_text().count(marker) >= attempts, log.read_text()
+    return [r.getMessage() for r in caplog.records if r.name == "inspector.mqtt" and r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("content", ["not a certificate\n", "", None], ids=["text", "empty", "folder"])
+def test_a_ca_file_holding_no_certificate_is_one_line_naming_the_setting(tmp_path, content):
+    """paho's tls_set let ssl.SSLError / IsADirectoryError / FileNotFoundError out of 'run --check': a traceback."""
+    from inspector.errors import ConfigError
+
+    ca = tmp_path / "ca.pem"
+    ca.mkdir() if content is None else ca.write_text(content)
+    with pytest.raises(ConfigError, match=f"^publish.mqtt.ca_file: {ca}") as err:
+        _bridge("mqtts://127.0.0.1:1", tmp_path, ca_file=str(ca))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_run_check_with_a_ca_file_that_is_no_certificate_exits_2_in_one_line(tiny_model, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n")
+    mqtt = {"url": "mqtts://127.0.0.1:1", "box": "b1", "ca_file": str(ca), "state_file": str(tmp_path / "s.json")}
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/ev.sock",
+                      [{"name": "cam0", "source": str(write_folder(tmp_path / "frames", [False]))}],
+                      publish={"mqtt": mqtt})
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    run = subprocess.run([*CLI, "run", "--config", str(tmp_path / "cfg.yaml"), "--check"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and f"publish.mqtt.ca_file: {ca}: no PEM certificate" in run.stderr
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@pytest.mark.parametrize("case", ["host-mismatch", "other-ca"])
+def test_a_broker_certificate_not_accepted_is_told_once_with_why_and_events_stay_buffered(tmp_path, caplog, case):
+    """paho retried the TLS handshake every second and said nothing (DEBUG 'Connection failed, retrying', no
+    reason): a box whose CA file or broker address was wrong buffered, then dropped, every event in silence."""
+    certs = _certificates(tmp_path / "tls", "broker.plant" if case == "host-mismatch" else "127.0.0.1")
+    broker = Mosquitto(tmp_path / "broker", options=(f"cafile {certs['ca']}", f"certfile {certs['broker']}",
+                                                     f"keyfile {certs['key']}")).start()
+    caplog.set_level(logging.INFO, logger="inspector.mqtt")
+    bridge = _bridge(broker.url.replace("mqtt://", "mqtts://"), tmp_path,
+                     ca_file=str(certs["ca" if case == "host-mismatch" else "other-ca"]))
+    try:
+        told = _attempts_told(broker, caplog, "failed: ")
+    finally:
+        bridge.close()
+        broker.stop()
+    why = "IP address mismatch" if case == "host-mismatch" else "certificate verify failed"
+    lines = [t for t in told if "cannot connect" in t]
+    assert len(lines) == 1 and "TLS: the broker's certificate is not accepted" in lines[0], told
+    assert why in lines[0] or (case == "other-ca" and "self-signed" in lines[0]), lines
+    assert bridge.counts()["delivered"] == 0
+
+
+def test_credentials_the_broker_refuses_are_told_once_not_at_every_retry(tmp_path, caplog):
+    """A refused CONNACK was a warning at each reconnect (every second to reconnect_max_s, for ever)."""
+    users = tmp_path / "users"
+    subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", "-c", str(users), "op", "right"],
+                   check=True, capture_output=True)
+    users.chmod(0o600)
+    broker = Mosquitto(tmp_path / "broker", options=("allow_anonymous false", f"password_file {users}")).start()
+    (tmp_path / "password").write_text("wrong\n")
+    caplog.set_level(logging.INFO, logger="inspector.mqtt")
+    bridge = _bridge(broker.url, tmp_path, username="op", password_file=str(tmp_path / "password"))
+    try:
+        told = _attempts_told(broker, caplog, "not authorised")
+    finally:
+        bridge.close()
+        broker.stop()
+    lines = [t for t in told if "refused" in t]
+    assert len(lines) == 1 and "Not authorized" in lines[0] and "cannot connect" in lines[0], told
+
+
+def test_no_broker_at_start_is_told_at_once_with_why(tmp_path, caplog):
+    """Nothing was said until shutdown ('19 message(s) not delivered'), nor why."""
+    caplog.set_level(logging.INFO, logger="inspector.mqtt")
+    bridge = _bridge(f"mqtt://127.0.0.1:{free_port()}", tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("cannot connect" in r.getMessage() for r in caplog.records):
+            time.sleep(0.05)
+    finally:
+        bridge.close()
+    told = [r.getMessage() for r in caplog.records if "cannot connect" in r.getMessage()]
+    assert len(told) == 1 and "Connection refused" in told[0], told
