@@ -46,7 +46,7 @@ from inspector.integrations import require
 from inspector.loss import STATE_VERSION, KeepsState, LossTracker
 from inspector.redact import redact
 from inspector.textline import wire_text
-from inspector.pipeline.integration_config import MqttSection, url_port_problem
+from inspector.pipeline.integration_config import BOX_NAME, MqttSection, url_port_problem
 
 log = logging.getLogger("inspector.mqtt")
 _MAX_INFLIGHT = 20
@@ -106,6 +106,9 @@ class MqttBridge:
         self.cfg = cfg
         self.run_id = run_id
         self.box = cfg.box or box or socket.gethostname().split(".")[0]
+        if not BOX_NAME.fullmatch(self.box):  # '+' in the will topic: the broker drops each CONNECT
+            raise ConfigError(f"publish.mqtt.box: the host name {self.box[:80]!r} is no box name (1-64 letters, "
+                              f"digits, '_', '-' or '.'); set publish.mqtt.box")
         self.prefix = f"{cfg.topic_prefix}/{self.box}"
         host, port, tls = broker_address(cfg.url)
         self._buffer: collections.deque[Message] = collections.deque()
@@ -124,6 +127,7 @@ class MqttBridge:
         self._untold = _read_untold(self._state_path)  # final counts of earlier runs never delivered
         self._untold_mids: set[int] = set()
         self._connect_problem: str | None = None  # the broker's unreachability last told, until connected
+        self._connack_refused = False  # the disconnect that follows a refused CONNACK is no other reason
         client = telling_client(mqtt, self._cannot_connect, client_id=f"inspector-{self.box}-{run_id}",
                                 protocol=mqtt.MQTTv311, clean_session=True)
         self._setup_auth(client, tls or cfg.tls)
@@ -156,6 +160,7 @@ class MqttBridge:
     # -- paho callbacks (paho's network thread) ----------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if reason_code.is_failure:  # CONNACK refused (MQTT 3.1.1 §3.2.2.3): credentials, client id, …
+            self._connack_refused = True
             self._cannot_connect(f"the broker refused the connection: {reason_code}")
             return
         with self._lock:
@@ -208,6 +213,10 @@ class MqttBridge:
         if was and not self._closing:
             log.warning("MQTT broker %s lost (%s); buffering up to %d messages, reconnecting",
                         self.cfg.url, reason_code, self.cfg.buffer_size)
+        elif self._connack_refused:  # told by _on_connect, with the broker's reason
+            self._connack_refused = False
+        elif not self._closing:  # no CONNACK: a CONNECT it would not take (a malformed will topic), TLS expected
+            self._cannot_connect(f"the broker closed the connection before accepting it ({reason_code})")
 
     def _on_publish(self, client, userdata, mid, reason_code=None, properties=None) -> None:
         with self._lock:

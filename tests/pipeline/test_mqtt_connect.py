@@ -143,3 +143,64 @@ def test_no_broker_at_start_is_told_at_once_with_why(tmp_path, caplog):
         bridge.close()
     told = [r.getMessage() for r in caplog.records if "cannot connect" in r.getMessage()]
     assert len(told) == 1 and "Connection refused" in told[0], told
+
+
+@pytest.mark.parametrize("prefix", ["plant\x00a", "plant\x7f", "plant\x1b[2J", "$SYS/inspector", "/plant", "plant/",
+                                    "plant//a", "plant\udcff", "p" * 1025])
+def test_a_topic_prefix_no_mqtt_topic_can_lead_is_refused_in_one_line(prefix):
+    """A control character in topic_prefix made Mosquitto drop every CONNECT (its will topic is malformed UTF-8):
+    the bridge never connected and said nothing; '$SYS/…' connected and the broker dropped every event
+    (clients may not publish there), counted delivered; '/plant' was never selected by 'subscribe
+    mqtt://host/plant' (the filter plant/+/v1/… has no empty first level)."""
+    from inspector.errors import ConfigError
+    from inspector.pipeline.integration_config import MqttSection
+
+    with pytest.raises(ConfigError, match="^publish.mqtt.topic_prefix: ") as err:
+        MqttSection(url="mqtt://127.0.0.1:1883", topic_prefix=prefix).validate("publish.mqtt")
+    assert "\n" not in str(err.value) and "\x00" not in str(err.value) and "\x1b" not in str(err.value)
+
+
+def test_run_check_refuses_a_control_character_in_topic_prefix_in_one_line(tiny_model, tmp_path):
+    broker = Mosquitto(tmp_path / "broker").start()  # a real broker: it would drop each CONNECT, in silence
+    mqtt = {"url": broker.url, "box": "b1", "topic_prefix": "plant\x7f", "state_file": str(tmp_path / "s.json")}
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/ev.sock",
+                      [{"name": "cam0", "source": str(write_folder(tmp_path / "frames", [False]))}],
+                      publish={"mqtt": mqtt})
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    try:
+        run = subprocess.run([*CLI, "run", "--config", str(tmp_path / "cfg.yaml"), "--check"], capture_output=True,
+                             text=True, timeout=120)
+    finally:
+        broker.stop()
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert "publish.mqtt.topic_prefix: 'plant\\x7f' must be without control characters" in run.stderr, run.stderr
+
+
+def test_a_host_name_that_is_no_box_name_is_one_line(tmp_path):
+    """The box defaults to the host name: one with '+' or '#' is in the will topic, so Mosquitto dropped every
+    CONNECT ('Invalid function arguments provided') and the bridge never connected, in silence."""
+    from inspector.errors import ConfigError
+    from inspector.integrations.mqtt import MqttBridge
+    from inspector.pipeline.integration_config import MqttSection
+
+    cfg = MqttSection(url="mqtt://127.0.0.1:1", state_file=str(tmp_path / "s.json"))
+    with pytest.raises(ConfigError, match="^publish.mqtt.box: the host name 'line\\+3' is no box name"):
+        MqttBridge(cfg, run_id="r1", box="line+3")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_a_broker_that_closes_the_connection_before_connack_is_told_once(tmp_path, caplog):
+    """mqtt:// to a TLS listener (or a CONNECT the broker will not take): it closes the connection at once, paho
+    retries, and nothing was said, ever."""
+    certs = _certificates(tmp_path / "tls", "127.0.0.1")
+    broker = Mosquitto(tmp_path / "broker", options=(f"cafile {certs['ca']}", f"certfile {certs['broker']}",
+                                                     f"keyfile {certs['key']}")).start()
+    caplog.set_level(logging.INFO, logger="inspector.mqtt")
+    bridge = _bridge(broker.url, tmp_path)
+    try:
+        told = _attempts_told(broker, caplog, "wrong version number")
+    finally:
+        bridge.close()
+        broker.stop()
+    lines = [t for t in told if "cannot connect" in t]
+    assert len(lines) == 1 and "closed the connection before accepting it" in lines[0], told
