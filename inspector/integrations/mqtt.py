@@ -583,8 +583,10 @@ class MqttSubscriber(KeepsState):
         self._forgot = 0  # boxes whose accounting was forgotten (_tracker)
         self._notices: list[str] = []
         self._open_state(state, f"mqtt://{host}:{port}/{self.prefix}")  # before the first message can arrive
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
-                                  clean_session=client_id is None)
+        self._url = redact(url)
+        self._connect_problem: str | None = None  # why the broker cannot be used, told once until connected
+        self.client = telling_client(mqtt, self._cannot_connect, client_id=client_id or "",
+                                     clean_session=client_id is None)
         if tls:
             self.client.tls_set()
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
@@ -597,9 +599,20 @@ class MqttSubscriber(KeepsState):
             raise ConfigError(f"{url}: cannot connect to the broker ({exc.strerror or exc})") from None
         self.client.loop_start()
 
+    def _cannot_connect(self, problem: str | OSError) -> None:
+        """Tell (a notice) why the broker cannot be used, once until connected or the reason changes: a refused
+        CONNACK (a broker that wants credentials: 'Not authorized') was passed over in silence, and the
+        subscriber waited for ever, retrying, with nothing printed; so were failed reconnects."""
+        why = problem if isinstance(problem, str) else connect_problem(problem)
+        if why != self._connect_problem:
+            self._connect_problem = why
+            self._tell(f"{self._url}: cannot connect: {why}; retrying")
+
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
-        if reason_code.is_failure:
+        if reason_code.is_failure:  # CONNACK refused (MQTT 3.1.1 §3.2.2.3)
+            self._cannot_connect(f"the broker refused the connection: {reason_code}")
             return
+        self._connect_problem = None
         for topic in self.topics:
             client.subscribe(topic, qos=1)
         if self._down_since is not None:  # a reconnect: queued behind what arrived before it (paho's one thread)

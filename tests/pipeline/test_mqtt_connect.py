@@ -204,3 +204,28 @@ def test_a_broker_that_closes_the_connection_before_connack_is_told_once(tmp_pat
         broker.stop()
     lines = [t for t in told if "cannot connect" in t]
     assert len(lines) == 1 and "closed the connection before accepting it" in lines[0], told
+
+
+def test_subscribe_to_a_broker_that_refuses_it_says_so_once(tmp_path):
+    """'inspector subscribe mqtt://…' to a broker that wants credentials: paho retried the refused CONNACK every
+    second and the command waited in silence for ever (no event, no notice)."""
+    users = tmp_path / "users"
+    subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", "-c", str(users), "op", "right"],
+                   check=True, capture_output=True)
+    users.chmod(0o600)
+    broker = Mosquitto(tmp_path / "broker", options=("allow_anonymous false", f"password_file {users}")).start()
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    try:
+        deadline = time.monotonic() + 30
+        log = broker.folder / "broker.log"
+        while time.monotonic() < deadline and log.read_text().count("not authorised") < 3:
+            time.sleep(0.1)
+        assert log.read_text().count("not authorised") >= 3, log.read_text()
+    finally:
+        consumer.terminate()
+        out, err = consumer.communicate(timeout=30)
+        broker.stop()
+    told = [line for line in err.splitlines() if "cannot connect" in line]
+    assert len(told) == 1 and "the broker refused the connection: Not authorized; retrying" in told[0], err
+    assert "Traceback" not in err, err
