@@ -470,6 +470,8 @@ DROPPED = ("dropped",)  # the marker queued where Arrivals dropped messages (a r
 # callback, before it is copied, queued or parsed, and told (a marker ("oversized", topic, bytes) in its place).
 MAX_MESSAGE_BYTES = 128 * 2**20
 NOTICE_S = 0.5  # least time between two notices of messages dropped by a full arrival queue
+SHORT_LIVED_S = 5.0  # a broker connection closed sooner than this after its CONNACK is short-lived …
+SHORT_LIVED_TOLD = 3  # … and this many in a row are told (MqttSubscriber._tell_short_lived)
 
 
 class Arrivals:
@@ -592,6 +594,9 @@ class MqttSubscriber(KeepsState):
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         self.client.on_connect, self.client.on_disconnect = self._on_connect, self._on_disconnect
         self._down_since: str | None = None  # when the broker connection dropped (UTC), until connected again
+        self._client_id = client_id
+        self._connected_at: float | None = None  # monotonic s of the last CONNACK accepted
+        self._short_lived = 0  # connections in a row the broker closed within SHORT_LIVED_S of accepting them
         self.client.on_message = self._on_message
         try:
             self.client.connect(host, port, keepalive=30)
@@ -613,6 +618,7 @@ class MqttSubscriber(KeepsState):
             self._cannot_connect(f"the broker refused the connection: {reason_code}")
             return
         self._connect_problem = None
+        self._connected_at = time.monotonic()
         for topic in self.topics:
             client.subscribe(topic, qos=1)
         if self._down_since is not None:  # a reconnect: queued behind what arrived before it (paho's one thread)
@@ -640,6 +646,23 @@ class MqttSubscriber(KeepsState):
 
         if self._down_since is None:
             self._down_since = utc_iso()
+        self._tell_short_lived()
+
+    def _tell_short_lived(self) -> None:
+        """Tell, once, a broker that keeps closing this subscriber's connection right after accepting it: another
+        client connecting with the same client id takes the session over (MQTT 3.1.1 §3.1.4 point 2: the broker
+        disconnects the existing client), and two consumers given one ``--client-id`` kicked each other off every
+        second for ever, each getting part of the messages, in silence. MQTT 3.1.1 says no why: told by its
+        pattern, :data:`SHORT_LIVED_TOLD` connections in a row that lasted under :data:`SHORT_LIVED_S`."""
+        lasted = None if self._connected_at is None else time.monotonic() - self._connected_at
+        self._connected_at = None
+        self._short_lived = self._short_lived + 1 if lasted is not None and lasted < SHORT_LIVED_S else 0
+        if self._short_lived == SHORT_LIVED_TOLD:
+            who = (f": is another client connected with client id '{self._client_id}'? The broker disconnects "
+                   "the older of two (MQTT 3.1.1 §3.1.4); give each consumer its own --client-id"
+                   if self._client_id else "")
+            self._tell(f"{self._url}: the broker closed this subscriber's connection {SHORT_LIVED_TOLD} times in a "
+                       f"row within {SHORT_LIVED_S:g} s of accepting it{who}")
 
     def _mark_disconnect(self, since: str, session_present: bool) -> None:
         """A broker disconnect (from ``since``, UTC) lies between the messages taken before and after it: the

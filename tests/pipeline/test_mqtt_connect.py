@@ -229,3 +229,27 @@ def test_subscribe_to_a_broker_that_refuses_it_says_so_once(tmp_path):
     told = [line for line in err.splitlines() if "cannot connect" in line]
     assert len(told) == 1 and "the broker refused the connection: Not authorized; retrying" in told[0], err
     assert "Traceback" not in err, err
+
+
+def test_two_consumers_given_one_client_id_are_told_they_kick_each_other_off(tmp_path):
+    """Two 'inspector subscribe --client-id plant-consumer': the broker closes the older connection at each
+    connect (MQTT 3.1.1 §3.1.4), paho reconnects after a second, and the two took the session from each other
+    for ever ('already connected, closing old connection' every second), each printing nothing of it."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    cmd = [*CLI, "subscribe", broker.url, "--client-id", "plant-consumer"]
+    consumers = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    marker = "already connected, closing old connection"
+    try:
+        deadline = time.monotonic() + 60
+        log = broker.folder / "broker.log"
+        while time.monotonic() < deadline and log.read_text().count(marker) < 8:
+            time.sleep(0.1)
+        assert log.read_text().count(marker) >= 8, log.read_text()
+    finally:
+        for consumer in consumers:
+            consumer.terminate()
+        errs = [consumer.communicate(timeout=30)[1] for consumer in consumers]
+        broker.stop()
+    told = [[line for line in err.splitlines() if "closed this subscriber's connection" in line] for err in errs]
+    assert any(told) and all(len(t) <= 1 for t in told), errs
+    assert "another client connected with client id 'plant-consumer'" in (told[0] or told[1])[0]
