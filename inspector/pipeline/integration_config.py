@@ -214,6 +214,10 @@ class MqttSection:
             raise ConfigError(f"{where}.box: '{self.box}' must be 1-64 letters, digits, '_', '-' or '.'")
         if self.username and not self.password_file:
             raise ConfigError(f"{where}.password_file: required with a username")
+        if self.ca_file and not (self.tls or parts.scheme in ("mqtts", "ssl")):
+            # the CA was ignored: the operator meant TLS and got clear text (a password_file's password too)
+            raise ConfigError(f"{where}.ca_file: given, but '{parts.scheme}://' without tls: true is no TLS; "
+                              f"use mqtts:// (or tls: true), or drop ca_file")
 
 
 @dataclass(frozen=True)

@@ -253,3 +253,15 @@ def test_two_consumers_given_one_client_id_are_told_they_kick_each_other_off(tmp
     told = [[line for line in err.splitlines() if "closed this subscriber's connection" in line] for err in errs]
     assert any(told) and all(len(t) <= 1 for t in told), errs
     assert "another client connected with client id 'plant-consumer'" in (told[0] or told[1])[0]
+
+
+def test_a_ca_file_for_a_connection_that_is_no_tls_is_one_line(tmp_path):
+    """ca_file with url mqtt:// and tls false was ignored: the bridge talked (and sent its password) in clear
+    text to a broker the operator meant to be checked against that CA."""
+    from inspector.errors import ConfigError
+    from inspector.pipeline.integration_config import MqttSection
+
+    with pytest.raises(ConfigError, match="^publish.mqtt.ca_file: given, but 'mqtt://' without tls: true is no TLS"):
+        MqttSection(url="mqtt://broker.plant:1883", ca_file=str(tmp_path / "ca.pem")).validate("publish.mqtt")
+    MqttSection(url="mqtt://broker.plant:8883", tls=True, ca_file=str(tmp_path / "ca.pem")).validate("publish.mqtt")
+    MqttSection(url="mqtts://broker.plant", ca_file=str(tmp_path / "ca.pem")).validate("publish.mqtt")
