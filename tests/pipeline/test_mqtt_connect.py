@@ -265,3 +265,32 @@ def test_a_ca_file_for_a_connection_that_is_no_tls_is_one_line(tmp_path):
         MqttSection(url="mqtt://broker.plant:1883", ca_file=str(tmp_path / "ca.pem")).validate("publish.mqtt")
     MqttSection(url="mqtt://broker.plant:8883", tls=True, ca_file=str(tmp_path / "ca.pem")).validate("publish.mqtt")
     MqttSection(url="mqtts://broker.plant", ca_file=str(tmp_path / "ca.pem")).validate("publish.mqtt")
+
+
+def test_a_fifo_at_the_default_state_path_is_one_warning_not_a_hang(tmp_path, monkeypatch, caplog):
+    """The default state file ($XDG_STATE_HOME/inspector/mqtt-bridge-<box>.json) is not checked by --check (a
+    configured state_file is): a FIFO there held MqttBridge(), so the daemon's start and --check, for ever."""
+    import os
+    import threading
+
+    from inspector.integrations.mqtt import MqttBridge
+    from inspector.pipeline.integration_config import MqttSection
+
+    (tmp_path / "inspector").mkdir()
+    os.mkfifo(tmp_path / "inspector" / "mqtt-bridge-b1.json")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    caplog.set_level(logging.WARNING, logger="inspector.mqtt")
+    bridges = []
+    start = threading.Thread(target=lambda: bridges.append(
+        MqttBridge(MqttSection(url=f"mqtt://127.0.0.1:{free_port()}", box="b1"), run_id="r1")), daemon=True)
+    start.start()
+    start.join(30)  # bounded: it never returned
+    if start.is_alive():  # let the stuck reader go
+        with open(tmp_path / "inspector" / "mqtt-bridge-b1.json", "wb"):
+            pass
+        start.join(10)
+    for bridge in bridges:
+        bridge.close()
+    assert bridges and not start.is_alive()
+    assert any("MQTT bridge state file is not a regular file" in r.getMessage() for r in caplog.records)
