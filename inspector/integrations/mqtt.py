@@ -141,11 +141,11 @@ class MqttBridge:
         try:
             client.connect_async(host, port, keepalive=cfg.keepalive_s)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"publish.mqtt.url: {cfg.url}: {exc}") from None
+            raise ConfigError(f"publish.mqtt.url: {redact(cfg.url)}: {exc}") from None
         client.loop_start()  # paho's network thread: connects, reconnects with back-off
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._sender.start()
-        log.info("MQTT bridge to %s (topics %s/…)", cfg.url, self.prefix)
+        log.info("MQTT bridge to %s (topics %s/…)", redact(cfg.url), self.prefix)
 
     def _setup_auth(self, client, tls: bool) -> None:
         cfg = self.cfg
@@ -182,7 +182,7 @@ class MqttBridge:
                 self._own_mids.add(info.mid)
                 self._untold_mids.add(info.mid)
         self._publish_counts(final=False)  # what was dropped while the broker was away, told at once
-        log.info("MQTT connected to %s", self.cfg.url)
+        log.info("MQTT connected to %s", redact(self.cfg.url))
 
     def _cannot_connect(self, problem: str | OSError) -> None:
         """Tell why the broker cannot be reached (paho's network thread, at each failed attempt), in one warning
@@ -212,7 +212,7 @@ class MqttBridge:
             self.connected = False
         if was and not self._closing:
             log.warning("MQTT broker %s lost (%s); buffering up to %d messages, reconnecting",
-                        self.cfg.url, reason_code, self.cfg.buffer_size)
+                        redact(self.cfg.url), reason_code, self.cfg.buffer_size)
         elif self._connack_refused:  # told by _on_connect, with the broker's reason
             self._connack_refused = False
         elif not self._closing:  # no CONNACK: a CONNECT it would not take (a malformed will topic), TLS expected

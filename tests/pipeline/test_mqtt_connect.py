@@ -294,3 +294,18 @@ def test_a_fifo_at_the_default_state_path_is_one_warning_not_a_hang(tmp_path, mo
         bridge.close()
     assert bridges and not start.is_alive()
     assert any("MQTT bridge state file is not a regular file" in r.getMessage() for r in caplog.records)
+
+
+def test_credentials_in_the_broker_url_are_refused_without_showing_the_password(tiny_model, tmp_path):
+    """publish.mqtt.url mqtt://op:s3cret@host was accepted: paho never got the credentials (the broker refused an
+    anonymous client, or took one) and 'MQTT bridge to mqtt://op:s3cret@…' put the password in the log."""
+    mqtt = {"url": "mqtt://op:s3cret@127.0.0.1:1883", "box": "b1", "state_file": str(tmp_path / "s.json")}
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/ev.sock",
+                      [{"name": "cam0", "source": str(write_folder(tmp_path / "frames", [False]))}],
+                      publish={"mqtt": mqtt})
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    run = subprocess.run([*CLI, "run", "--config", str(tmp_path / "cfg.yaml"), "--check"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert "publish.mqtt.url: user and password in the URL are not used" in run.stderr, run.stderr
+    assert "s3cret" not in run.stderr + run.stdout
