@@ -36,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from inspector.config import read_secret, read_text
 from inspector.errors import ConfigError
@@ -538,7 +538,8 @@ def _descriptor(desc: object) -> bool:
 
 
 class MqttSubscriber(KeepsState):
-    """Read daemon events back from a broker: ``mqtt://host[:port][/prefix]`` (prefix default ``inspector``).
+    """Read daemon events back from a broker: ``mqtt://[user:password@]host[:port][/prefix]`` (prefix default
+    ``inspector``; user and password percent-encoded, as mosquitto_sub's ``-L``).
 
     ``recv`` returns ``(box, event)`` (payload descriptors only: the bytes travel on their own topics).
     What was missed is accounted per box by a :class:`~inspector.loss.LossTracker` (late joins, gaps,
@@ -568,7 +569,7 @@ class MqttSubscriber(KeepsState):
         parts = urlsplit(url)
         host, port, tls = broker_address(url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not host:
-            raise ConfigError(f"{url}: expected mqtt://host[:port][/topic_prefix]")
+            raise ConfigError(f"{redact(url)}: expected mqtt://[user:password@]host[:port][/topic_prefix]")
         self.prefix = parts.path.strip("/") or "inspector"
         self._kinds = tuple(event_topic(k) for k in kinds)  # the v1 topics asked for, as LossTracker's topics
         self.quiet_stats = not any(topic_matches(t, STATS_TOPIC) for t in self._kinds)
@@ -596,6 +597,9 @@ class MqttSubscriber(KeepsState):
                                      clean_session=client_id is None)
         if tls:
             self.client.tls_set()
+        if parts.username is not None:  # mqtt://user:password@host, as mosquitto_sub -L takes them; ignored before,
+            # so a broker that wants credentials refused the subscriber for ever
+            self.client.username_pw_set(unquote(parts.username), unquote(parts.password or "") or None)
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         self.client.on_connect, self.client.on_disconnect = self._on_connect, self._on_disconnect
         self._down_since: str | None = None  # when the broker connection dropped (UTC), until connected again
@@ -606,7 +610,7 @@ class MqttSubscriber(KeepsState):
         try:
             self.client.connect(host, port, keepalive=30)
         except OSError as exc:
-            raise ConfigError(f"{url}: cannot connect to the broker ({exc.strerror or exc})") from None
+            raise ConfigError(f"{redact(url)}: cannot connect to the broker ({exc.strerror or exc})") from None
         self.client.loop_start()
 
     def _cannot_connect(self, problem: str | OSError) -> None:

@@ -309,3 +309,27 @@ def test_credentials_in_the_broker_url_are_refused_without_showing_the_password(
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
     assert "publish.mqtt.url: user and password in the URL are not used" in run.stderr, run.stderr
     assert "s3cret" not in run.stderr + run.stdout
+
+
+def test_subscribe_takes_the_user_and_password_of_its_url_and_never_prints_the_password(tmp_path):
+    """'inspector subscribe mqtt://op:right@host' dropped the credentials (the broker refused it, retried for ever)
+    and printed 'subscribed to … on mqtt://op:right@…'."""
+    users = tmp_path / "users"
+    subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", "-c", str(users), "op", "r%ght"],
+                   check=True, capture_output=True)
+    users.chmod(0o600)
+    broker = Mosquitto(tmp_path / "broker", options=("allow_anonymous false", f"password_file {users}")).start()
+    url = broker.url.replace("mqtt://", "mqtt://op:r%25ght@")
+    consumer = subprocess.Popen([*CLI, "subscribe", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        log = broker.folder / "broker.log"
+        while time.monotonic() < deadline and "u'op'" not in log.read_text() and consumer.poll() is None:
+            time.sleep(0.1)
+        assert "u'op'" in log.read_text(), log.read_text()  # Mosquitto: 'New client connected … (… u'op')'
+    finally:
+        consumer.terminate()
+        out, err = consumer.communicate(timeout=30)
+        broker.stop()
+    assert "r%25ght" not in err and "r%ght" not in err and "cannot connect" not in err, err
+    assert "on mqtt://op:***@" in err, err
