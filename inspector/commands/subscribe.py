@@ -18,6 +18,7 @@ from pathlib import Path
 from inspector.commands.argtypes import float_range, int_range, out_file, out_folder
 from inspector.interrupts import taken_over
 from inspector.outputs import link_new, safe_name
+from inspector.redact import redact
 from inspector.textline import one_line, wire_text
 
 
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("subscribe", help="print defect events published by a daemon",
                        description="Subscribe to a daemon's ZeroMQ events and print one line per event.")
     p.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5556",
-                   help="daemon endpoint, or an MQTT broker mqtt://host[:port][/topic_prefix] where many "
+                   help="daemon endpoint, or an MQTT broker mqtt://[user:password@]host[:port][/topic_prefix] where many "
                         "daemons publish (needs the 'mqtt' extra)")
     p.add_argument("--topic", action="append", default=[],
                    help="topic prefix, repeatable (default v1/defect and v1/status; 'v1/' = everything)")
@@ -343,7 +344,7 @@ def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
     try:
         if saver is not None:  # once the state is known to be this subscriber's (a foreign one is refused first)
             _tell(remove_temporaries(saver.folder))
-        print(f"subscribed to {', '.join(sub.topics)} on {args.endpoint}", file=sys.stderr, flush=True)
+        print(f"subscribed to {', '.join(sub.topics)} on {redact(args.endpoint)}", file=sys.stderr, flush=True)
         with stops.waiting():
             _receive_mqtt(args, sub, saver, tally, stops)
             if saver is not None:  # the last event's payloads, still on their way after --count

@@ -31,13 +31,14 @@ import collections
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from inspector.config import read_secret
+from inspector.config import read_secret, read_text
 from inspector.errors import ConfigError
 from inspector.events import (CAMERA_TYPES, MAX_PAYLOADS, STATS_TOPIC, header_dict, subscription_topic, topic_matches,
                               wire_json)
@@ -45,7 +46,7 @@ from inspector.integrations import require
 from inspector.loss import STATE_VERSION, KeepsState, LossTracker
 from inspector.redact import redact
 from inspector.textline import wire_text
-from inspector.pipeline.integration_config import MqttSection, url_port_problem
+from inspector.pipeline.integration_config import BOX_NAME, MqttSection, url_port_problem
 
 log = logging.getLogger("inspector.mqtt")
 _MAX_INFLIGHT = 20
@@ -105,6 +106,9 @@ class MqttBridge:
         self.cfg = cfg
         self.run_id = run_id
         self.box = cfg.box or box or socket.gethostname().split(".")[0]
+        if not BOX_NAME.fullmatch(self.box):  # '+' in the will topic: the broker drops each CONNECT
+            raise ConfigError(f"publish.mqtt.box: the host name {self.box[:80]!r} is no box name (1-64 letters, "
+                              f"digits, '_', '-' or '.'); set publish.mqtt.box")
         self.prefix = f"{cfg.topic_prefix}/{self.box}"
         host, port, tls = broker_address(cfg.url)
         self._buffer: collections.deque[Message] = collections.deque()
@@ -122,8 +126,10 @@ class MqttBridge:
         self._state_path = Path(cfg.state_file) if cfg.state_file else _default_state_path(self.box)
         self._untold = _read_untold(self._state_path)  # final counts of earlier runs never delivered
         self._untold_mids: set[int] = set()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"inspector-{self.box}-{run_id}",
-                             protocol=mqtt.MQTTv311, clean_session=True)
+        self._connect_problem: str | None = None  # the broker's unreachability last told, until connected
+        self._connack_refused = False  # the disconnect that follows a refused CONNACK is no other reason
+        client = telling_client(mqtt, self._cannot_connect, client_id=f"inspector-{self.box}-{run_id}",
+                                protocol=mqtt.MQTTv311, clean_session=True)
         self._setup_auth(client, tls or cfg.tls)
         client.max_inflight_messages_set(_MAX_INFLIGHT)
         client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(round(cfg.reconnect_max_s))))
@@ -135,16 +141,16 @@ class MqttBridge:
         try:
             client.connect_async(host, port, keepalive=cfg.keepalive_s)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"publish.mqtt.url: {cfg.url}: {exc}") from None
+            raise ConfigError(f"publish.mqtt.url: {redact(cfg.url)}: {exc}") from None
         client.loop_start()  # paho's network thread: connects, reconnects with back-off
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._sender.start()
-        log.info("MQTT bridge to %s (topics %s/…)", cfg.url, self.prefix)
+        log.info("MQTT bridge to %s (topics %s/…)", redact(cfg.url), self.prefix)
 
     def _setup_auth(self, client, tls: bool) -> None:
         cfg = self.cfg
         if tls:
-            client.tls_set(ca_certs=cfg.ca_file)
+            client.tls_set_context(tls_context(cfg.ca_file, "publish.mqtt.ca_file"))
         if cfg.username:
             # the shared reader: a folder, a device (/dev/zero read until out of memory) or binary bytes (a
             # UnicodeDecodeError traceback) is one line naming the setting
@@ -153,10 +159,12 @@ class MqttBridge:
 
     # -- paho callbacks (paho's network thread) ----------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
-        if reason_code.is_failure:
-            log.warning("MQTT broker %s refused the connection: %s", self.cfg.url, reason_code)
+        if reason_code.is_failure:  # CONNACK refused (MQTT 3.1.1 §3.2.2.3): credentials, client id, …
+            self._connack_refused = True
+            self._cannot_connect(f"the broker refused the connection: {reason_code}")
             return
         with self._lock:
+            self._connect_problem = None  # told again if it comes back after this connection
             self.connected = True
             self.connects += 1
             # paho calls this *before* it re-sends the messages in flight at the disconnect (_handle_connack):
@@ -174,7 +182,20 @@ class MqttBridge:
                 self._own_mids.add(info.mid)
                 self._untold_mids.add(info.mid)
         self._publish_counts(final=False)  # what was dropped while the broker was away, told at once
-        log.info("MQTT connected to %s", self.cfg.url)
+        log.info("MQTT connected to %s", redact(self.cfg.url))
+
+    def _cannot_connect(self, problem: str | OSError) -> None:
+        """Tell why the broker cannot be reached (paho's network thread, at each failed attempt), in one warning
+        line naming it, once until a connection succeeds or the reason changes: paho retries on its own and said
+        nothing (a refused TCP connection, an unknown host name, a TLS certificate not trusted or not the
+        host's), so a run that never reached its broker buffered and dropped events without a word why."""
+        why = problem if isinstance(problem, str) else connect_problem(problem)
+        with self._lock:
+            if why == self._connect_problem:
+                return
+            self._connect_problem = why
+        log.warning("MQTT broker %s: cannot connect: %s; buffering up to %d messages, retrying every %g s at most",
+                    redact(self.cfg.url), why, self.cfg.buffer_size, self.cfg.reconnect_max_s)
 
     def _publish_counts(self, final: bool):
         """Publish the bridge's counts, retained, on ``<prefix>/<box>/v1/bridge``: drops after the last stats
@@ -191,7 +212,11 @@ class MqttBridge:
             self.connected = False
         if was and not self._closing:
             log.warning("MQTT broker %s lost (%s); buffering up to %d messages, reconnecting",
-                        self.cfg.url, reason_code, self.cfg.buffer_size)
+                        redact(self.cfg.url), reason_code, self.cfg.buffer_size)
+        elif self._connack_refused:  # told by _on_connect, with the broker's reason
+            self._connack_refused = False
+        elif not self._closing:  # no CONNACK: a CONNECT it would not take (a malformed will topic), TLS expected
+            self._cannot_connect(f"the broker closed the connection before accepting it ({reason_code})")
 
     def _on_publish(self, client, userdata, mid, reason_code=None, properties=None) -> None:
         with self._lock:
@@ -286,7 +311,8 @@ class MqttBridge:
         if self._closing:
             return
         if not self.flush(_FLUSH_TIMEOUT_S):
-            log.warning("MQTT: %d message(s) not delivered at shutdown", self.counts()["pending"])
+            why = f" (broker: {self._connect_problem})" if self._connect_problem and not self.connected else ""
+            log.warning("MQTT: %d message(s) not delivered at shutdown%s", self.counts()["pending"], why)
         with self._lock:
             self._closing = True  # anything left stays counted as pending, never silently lost
             self._wake.notify_all()
@@ -306,6 +332,53 @@ class MqttBridge:
         log.info("MQTT bridge: %d offered, %d delivered, %d dropped", c["offered"], c["delivered"], c["dropped"])
 
 
+def telling_client(mqtt, tell, **kwargs):
+    """A paho ``Client`` (callback API 2, ``kwargs`` as for it) that hands each failed connect attempt's
+    exception to ``tell(exc)`` before paho retries. paho's network loop (``loop_forever``, run by ``loop_start``)
+    catches the OSError out of ``reconnect()`` (connection refused, host unknown or unreachable, a TLS handshake
+    or certificate check that failed) and only logs "Connection failed, retrying" at DEBUG, without the reason."""
+    class Client(mqtt.Client):
+        def reconnect(self):
+            try:
+                return super().reconnect()
+            except OSError as exc:
+                tell(exc)
+                raise
+
+    return Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+
+
+def connect_problem(exc: OSError) -> str:
+    """One line saying why a connect attempt failed: a TLS certificate check by what it found (Python's
+    ``ssl.SSLCertVerificationError.verify_message``: not trusted, expired, not valid for the host name), other TLS
+    failures by OpenSSL's reason, socket errors by their strerror."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: the broker's certificate is not accepted ({str(exc.verify_message).rstrip('.')})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"
+    return " ".join(str(exc.strerror or exc or type(exc).__name__).split())[:200]
+
+
+def tls_context(ca_file: str | None, where: str) -> ssl.SSLContext:
+    """The TLS context for a broker: certificate and host name checked against the system's CAs, or only those
+    in ``ca_file`` (PEM; read once through :func:`inspector.config.read_text`). ConfigError, one line naming
+    ``where``, for a CA file missing, a folder or device, not text or holding no certificate: paho's
+    ``tls_set`` let ``FileNotFoundError`` or ``ssl.SSLError`` out of ``run --check`` as a traceback."""
+    if not ca_file:
+        return ssl.create_default_context()
+    try:
+        pem = read_text(ca_file, "CA file")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    try:
+        if not pem.strip():  # an empty cadata is taken for none: the system's CAs, silently
+            raise ValueError("the file is empty")
+        return ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"{where}: {ca_file}: no PEM certificate in it "
+                          f"({getattr(exc, 'reason', None) or exc})") from None
+
+
 def _default_state_path(box: str) -> Path:
     """Where a bridge keeps final counts it could not deliver: systemd's StateDirectory, else XDG's state home
     (XDG Base Directory spec), never an evidence folder (the recorder's files are the run's evidence)."""
@@ -318,11 +391,16 @@ def _default_state_path(box: str) -> Path:
 
 def _read_untold(path: Path) -> list[dict]:
     """The final counts of earlier runs of this box never delivered (at most 16); a damaged file: one warning."""
-    try:
-        doc = wire_json(path.read_bytes(), str(path), limit=None)  # deep nesting: a ValueError too
-    except FileNotFoundError:
+    if not (path.exists() or path.is_symlink()):
         return []
-    except (OSError, ValueError) as exc:
+    try:
+        # the one reader of small files: a FIFO at the default path (never checked by --check, only a configured
+        # state_file is) held the bridge's start, and the daemon's, for ever, waiting for a writer
+        doc = wire_json(read_text(path, "MQTT bridge state file").encode(), str(path), limit=None)
+    except ConfigError as exc:
+        log.warning("%s; the MQTT bridge's untold counts ignored", exc)
+        return []
+    except (OSError, ValueError) as exc:  # deep nesting: a ValueError too
         log.warning("%s: cannot read the MQTT bridge's untold counts (%s); ignored", path, exc)
         return []
     ok = isinstance(doc, list) and all(isinstance(c, dict) and isinstance(c.get("run_id"), str) for c in doc)
@@ -397,6 +475,8 @@ DROPPED = ("dropped",)  # the marker queued where Arrivals dropped messages (a r
 # callback, before it is copied, queued or parsed, and told (a marker ("oversized", topic, bytes) in its place).
 MAX_MESSAGE_BYTES = 128 * 2**20
 NOTICE_S = 0.5  # least time between two notices of messages dropped by a full arrival queue
+SHORT_LIVED_S = 5.0  # a broker connection closed sooner than this after its CONNACK is short-lived …
+SHORT_LIVED_TOLD = 3  # … and this many in a row are told (MqttSubscriber._tell_short_lived)
 
 
 class Arrivals:
@@ -458,7 +538,8 @@ def _descriptor(desc: object) -> bool:
 
 
 class MqttSubscriber(KeepsState):
-    """Read daemon events back from a broker: ``mqtt://host[:port][/prefix]`` (prefix default ``inspector``).
+    """Read daemon events back from a broker: ``mqtt://[user:password@]host[:port][/prefix]`` (prefix default
+    ``inspector``; user and password percent-encoded, as mosquitto_sub's ``-L``).
 
     ``recv`` returns ``(box, event)`` (payload descriptors only: the bytes travel on their own topics).
     What was missed is accounted per box by a :class:`~inspector.loss.LossTracker` (late joins, gaps,
@@ -488,7 +569,7 @@ class MqttSubscriber(KeepsState):
         parts = urlsplit(url)
         host, port, tls = broker_address(url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not host:
-            raise ConfigError(f"{url}: expected mqtt://host[:port][/topic_prefix]")
+            raise ConfigError(f"{redact(url)}: expected mqtt://[user:password@]host[:port][/topic_prefix]")
         self.prefix = parts.path.strip("/") or "inspector"
         self._kinds = tuple(event_topic(k) for k in kinds)  # the v1 topics asked for, as LossTracker's topics
         self.quiet_stats = not any(topic_matches(t, STATS_TOPIC) for t in self._kinds)
@@ -510,23 +591,43 @@ class MqttSubscriber(KeepsState):
         self._forgot = 0  # boxes whose accounting was forgotten (_tracker)
         self._notices: list[str] = []
         self._open_state(state, f"mqtt://{host}:{port}/{self.prefix}")  # before the first message can arrive
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
-                                  clean_session=client_id is None)
+        self._url = redact(url)
+        self._connect_problem: str | None = None  # why the broker cannot be used, told once until connected
+        self.client = telling_client(mqtt, self._cannot_connect, client_id=client_id or "",
+                                     clean_session=client_id is None)
         if tls:
             self.client.tls_set()
+        if parts.username is not None:  # mqtt://user:password@host, as mosquitto_sub -L takes them; ignored before,
+            # so a broker that wants credentials refused the subscriber for ever
+            self.client.username_pw_set(unquote(parts.username), unquote(parts.password or "") or None)
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         self.client.on_connect, self.client.on_disconnect = self._on_connect, self._on_disconnect
         self._down_since: str | None = None  # when the broker connection dropped (UTC), until connected again
+        self._client_id = client_id
+        self._connected_at: float | None = None  # monotonic s of the last CONNACK accepted
+        self._short_lived = 0  # connections in a row the broker closed within SHORT_LIVED_S of accepting them
         self.client.on_message = self._on_message
         try:
             self.client.connect(host, port, keepalive=30)
         except OSError as exc:
-            raise ConfigError(f"{url}: cannot connect to the broker ({exc.strerror or exc})") from None
+            raise ConfigError(f"{redact(url)}: cannot connect to the broker ({exc.strerror or exc})") from None
         self.client.loop_start()
 
+    def _cannot_connect(self, problem: str | OSError) -> None:
+        """Tell (a notice) why the broker cannot be used, once until connected or the reason changes: a refused
+        CONNACK (a broker that wants credentials: 'Not authorized') was passed over in silence, and the
+        subscriber waited for ever, retrying, with nothing printed; so were failed reconnects."""
+        why = problem if isinstance(problem, str) else connect_problem(problem)
+        if why != self._connect_problem:
+            self._connect_problem = why
+            self._tell(f"{self._url}: cannot connect: {why}; retrying")
+
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
-        if reason_code.is_failure:
+        if reason_code.is_failure:  # CONNACK refused (MQTT 3.1.1 §3.2.2.3)
+            self._cannot_connect(f"the broker refused the connection: {reason_code}")
             return
+        self._connect_problem = None
+        self._connected_at = time.monotonic()
         for topic in self.topics:
             client.subscribe(topic, qos=1)
         if self._down_since is not None:  # a reconnect: queued behind what arrived before it (paho's one thread)
@@ -554,6 +655,23 @@ class MqttSubscriber(KeepsState):
 
         if self._down_since is None:
             self._down_since = utc_iso()
+        self._tell_short_lived()
+
+    def _tell_short_lived(self) -> None:
+        """Tell, once, a broker that keeps closing this subscriber's connection right after accepting it: another
+        client connecting with the same client id takes the session over (MQTT 3.1.1 §3.1.4 point 2: the broker
+        disconnects the existing client), and two consumers given one ``--client-id`` kicked each other off every
+        second for ever, each getting part of the messages, in silence. MQTT 3.1.1 says no why: told by its
+        pattern, :data:`SHORT_LIVED_TOLD` connections in a row that lasted under :data:`SHORT_LIVED_S`."""
+        lasted = None if self._connected_at is None else time.monotonic() - self._connected_at
+        self._connected_at = None
+        self._short_lived = self._short_lived + 1 if lasted is not None and lasted < SHORT_LIVED_S else 0
+        if self._short_lived == SHORT_LIVED_TOLD:
+            who = (f": is another client connected with client id '{self._client_id}'? The broker disconnects "
+                   "the older of two (MQTT 3.1.1 §3.1.4); give each consumer its own --client-id"
+                   if self._client_id else "")
+            self._tell(f"{self._url}: the broker closed this subscriber's connection {SHORT_LIVED_TOLD} times in a "
+                       f"row within {SHORT_LIVED_S:g} s of accepting it{who}")
 
     def _mark_disconnect(self, since: str, session_present: bool) -> None:
         """A broker disconnect (from ``since``, UTC) lies between the messages taken before and after it: the

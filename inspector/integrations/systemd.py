@@ -23,8 +23,18 @@ from pathlib import Path
 _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
 
 
+log = logging.getLogger("inspector.systemd")
+NOTIFY_TIMEOUT_S = 1.0  # the most one sd_notify datagram may wait for room in the receiver's queue
+
+
 class Notifier:
-    """Sends sd_notify messages when ``$NOTIFY_SOCKET`` is set; otherwise does nothing."""
+    """Sends sd_notify messages when ``$NOTIFY_SOCKET`` is set; otherwise does nothing.
+
+    What cannot work is told in one warning line, once (sd_notify(3) and sd_watchdog_enabled(3) return an error
+    and libsystemd's callers log it): a ``$NOTIFY_SOCKET`` that cannot be sent to (missing, no datagram socket,
+    no permission) means systemd never hears READY=1 or the watchdog pings and, with ``Type=notify`` and
+    ``WatchdogSec=``, stops the daemon after ``TimeoutStartSec=`` or the watchdog interval with no word why
+    from it; a ``$WATCHDOG_USEC`` that is not a positive whole number of microseconds sends no pings."""
 
     def __init__(self, env: dict | None = None) -> None:
         env = os.environ if env is None else env
@@ -33,7 +43,11 @@ class Notifier:
         pid = env.get("WATCHDOG_PID", "")
         mine = not pid or pid == str(os.getpid())
         self.watchdog_s = int(usec) / 1e6 / 2 if usec.isdigit() and int(usec) > 0 and mine else None
+        if usec and mine and self.watchdog_s is None:
+            log.warning("WATCHDOG_USEC=%r is not a positive whole number of microseconds (sd_watchdog_enabled(3)); "
+                        "no watchdog pings are sent", usec[:40])
         self._next_ping = 0.0
+        self._failure_told: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -45,11 +59,21 @@ class Notifier:
         addr = "\0" + self.address[1:] if self.address.startswith("@") else self.address
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+                s.settimeout(NOTIFY_TIMEOUT_S)  # a receiver that does not read must not hold the supervision loop
                 s.connect(addr)
                 s.sendall(message.encode())
             return True
-        except OSError:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            self._tell_failure(message, exc)
             return False
+
+    def _tell_failure(self, message: str, exc: Exception) -> None:
+        why = " ".join(str(getattr(exc, "strerror", None) or exc or type(exc).__name__).split())
+        if why == self._failure_told:  # every later message fails alike: told once
+            return
+        self._failure_told = why
+        log.warning("NOTIFY_SOCKET=%r: cannot send %s to systemd (%s); with Type=notify it will not see the daemon "
+                    "ready nor alive and stops it", self.address[:108], message.split("\n")[0], why)
 
     def ready(self, status: str = "") -> None:
         self.notify("READY=1" + (f"\nSTATUS={status}" if status else ""))

@@ -56,6 +56,36 @@ def url_port_problem(parts) -> str | None:
     return None
 
 
+# MQTT 3.1.1 §1.5.3 (OASIS standard, docs.oasis-open.org/mqtt/mqtt/v3.1.1/os/mqtt-v3.1.1-os.html): no U+0000 and
+# (SHOULD NOT) no control characters U+0001-U+001F, U+007F-U+009F, which Mosquitto refuses as malformed UTF-8
+_TOPIC_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+BOX_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # publish.mqtt.box, or the host name taken for it
+
+
+def topic_level_problem(text: str) -> str | None:
+    """Why ``text`` cannot lead the bridge's topic names (``<topic_prefix>/<box>/v1/…``), or None. MQTT 3.1.1:
+    a topic name is UTF-8 of at most 65,535 bytes without U+0000 (§1.5.3, §4.7.3), control characters or a lone
+    surrogate (Mosquitto drops the connection: malformed UTF-8), no wildcard '+' or '#' (§4.7.1; paho raises
+    ValueError out of publish) and no leading '$' (§4.7.2: the broker's own topics, refused to clients and not
+    matched by '#' or '+'). An empty level (a leading, trailing or double '/') is refused too: ``inspector
+    subscribe mqtt://host/<prefix>`` and consumers' ``<prefix>/+/v1/…`` filters never select it."""
+    if not text:
+        return "must not be empty"
+    if any(c in text for c in "+#") or any(c.isspace() for c in text):
+        return "must be without '#', '+' or spaces"
+    if _TOPIC_CONTROL.search(text) or any("\ud800" <= c <= "\udfff" for c in text):
+        return "must be without control characters (MQTT 3.1.1 §1.5.3)"
+    if text.startswith("$"):
+        return "must not start with '$' (MQTT 3.1.1 §4.7.2: the broker's own topics)"
+    if "" in text.split("/"):
+        return "must have no empty level (a leading, trailing or double '/')"
+    if len(text.encode("utf-8")) > 1024:  # the whole topic must fit 65,535 bytes; no plant needs more
+        return "must be at most 1024 bytes"
+    return None
+
+
 @dataclass(frozen=True)
 class HttpLimits:
     """Protection limits of one of the daemon's HTTP servers against peers on the plant network.
@@ -175,14 +205,22 @@ class MqttSection:
         parts = urlsplit(self.url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
             raise ConfigError(f"{where}.url: '{self.url}' is not mqtt://host[:port] or mqtts://host[:port]")
+        if parts.username is not None or parts.password is not None:  # paho never saw them; logs showed them
+            raise ConfigError(f"{where}.url: user and password in the URL are not used (nor kept out of the log); "
+                              f"set {where}.username and {where}.password_file")
         if url_port_problem(parts):
             raise ConfigError(f"{where}.url: '{self.url}': {url_port_problem(parts)}")
-        if not re.fullmatch(r"[^#+\s]+", self.topic_prefix):
-            raise ConfigError(f"{where}.topic_prefix: '{self.topic_prefix}' must be non-empty without '#', '+' or spaces")
-        if self.box and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.box):
+        why = topic_level_problem(self.topic_prefix)
+        if why:
+            raise ConfigError(f"{where}.topic_prefix: {self.topic_prefix[:80]!r} {why}")
+        if self.box and not BOX_NAME.fullmatch(self.box):
             raise ConfigError(f"{where}.box: '{self.box}' must be 1-64 letters, digits, '_', '-' or '.'")
         if self.username and not self.password_file:
             raise ConfigError(f"{where}.password_file: required with a username")
+        if self.ca_file and not (self.tls or parts.scheme in ("mqtts", "ssl")):
+            # the CA was ignored: the operator meant TLS and got clear text (a password_file's password too)
+            raise ConfigError(f"{where}.ca_file: given, but '{parts.scheme}://' without tls: true is no TLS; "
+                              f"use mqtts:// (or tls: true), or drop ca_file")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sb
 
 
 class Mosquitto:
-    def __init__(self, folder: Path, persistence: bool = True) -> None:
+    def __init__(self, folder: Path, persistence: bool = True, options: tuple[str, ...] = ()) -> None:
+        """``options``: more mosquitto.conf lines, for the listener (TLS files, ``allow_anonymous false`` …)."""
         self.port = free_port()
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -24,7 +25,7 @@ class Mosquitto:
         # into our temporary folder: stay the user we are (no effect when not root)
         lines = [f"user {getpass.getuser()}", f"listener {self.port} 127.0.0.1", "allow_anonymous true",
                  f"persistence {'true' if persistence else 'false'}", f"persistence_location {folder}/",
-                 "log_dest stderr", "max_queued_messages 100000"]
+                 "log_dest stderr", "max_queued_messages 100000", *options]
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen | None = None

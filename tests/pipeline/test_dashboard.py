@@ -131,3 +131,33 @@ def test_token_required_off_loopback_and_checked(tiny_model, endpoint, tmp_path)
     finally:
         daemon.request_stop()
         daemon.wait(timeout=20)
+
+
+def test_a_status_reason_quoting_a_file_name_is_shown_as_text_never_run_as_html(tiny_model, endpoint, tmp_path,
+                                                                               browser):
+    """A camera's status reason quotes its file's name; the page put it in with innerHTML, so a video named
+    '<img src=x onerror=…>.avi' ran its script in every operator's browser (untrusted text, OWASP XSS)."""
+    from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.config import daemon_config
+
+    name = "bad<img src=x onerror=\"document.body.dataset.pwned='1'\">.avi"
+    (tmp_path / name).write_bytes(b"RIFF" + b"\0" * 4000)  # no video a decoder can read: the camera fails
+    live = {"name": "line1", "source": "synthetic", "fps": 8.0, "mode": "live",
+            "synthetic": {"texture": "procedural", "size": 96, "defect_rate": 0.25, "pool": 4}}
+    listen = f"127.0.0.1:{free_port()}"
+    cfg = base_config(tiny_model, endpoint, [live, {"name": "line2", "source": str(tmp_path / name)}],
+                      dashboard={"listen": listen, "push_interval_s": 0.1})
+    daemon = make_daemon(daemon_config(cfg))
+    daemon.setup()
+    try:
+        daemon.start()
+        browser.get(f"http://{listen}/")
+        meta = wait_for(lambda: browser.execute_script(
+            "const c = document.querySelector('[data-camera=\"line2\"]');"
+            "return c && c.dataset.state === 'failed' && c.querySelector('.meta').textContent"), 30, "line2 failed")
+        assert name in meta
+        assert browser.execute_script("return document.querySelectorAll('.meta img').length") == 0
+        assert browser.execute_script("return document.body.dataset.pwned") is None
+    finally:
+        daemon.request_stop()
+        daemon.wait(timeout=20)

@@ -96,3 +96,80 @@ def test_run_notifies_ready_watchdog_stopping_and_logs_for_journald(tiny_model, 
     assert lines and all(x.startswith(("<6>", "<4>", "<7>", "<3>")) or not x.startswith("<") for x in lines)
     assert any(x.startswith("<6>inspector.daemon: ") for x in lines), err
     assert not any(x[:4].isdigit() for x in lines if x.startswith("<"))  # no timestamp: journald adds it
+
+
+def _told(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "inspector.systemd" and r.levelno >= 30]
+
+
+@pytest.mark.parametrize("case", ["missing", "stream-socket", "folder"])
+def test_a_notify_socket_that_cannot_be_sent_to_is_told_once(tmp_path, caplog, case):
+    """sd_notify to a $NOTIFY_SOCKET that is gone, a stream socket or a folder failed in silence at READY and at
+    every watchdog ping: under Type=notify systemd then stops the daemon with no word why from it."""
+    from inspector.integrations.systemd import Notifier
+
+    path = tmp_path / "notify"
+    server = None
+    if case == "stream-socket":
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(path))
+        server.listen()
+    elif case == "folder":
+        path.mkdir()
+    notifier = Notifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2"})
+    try:
+        notifier.ready("inspecting")
+        for _ in range(5):
+            notifier._next_ping = 0.0  # each tick pings now
+            notifier.tick()
+        notifier.stopping()
+    finally:
+        if server is not None:
+            server.close()
+    told = _told(caplog)
+    assert len(told) == 1 and f"NOTIFY_SOCKET='{path}': cannot send READY=1 to systemd" in told[0], told
+
+
+def test_an_abstract_notify_socket_gets_ready_and_a_full_one_does_not_hold_the_daemon(caplog):
+    """'@name' is the abstract namespace (sd_notify(3)). A receiver that does not read: its queue full, the blocking
+    send waited for ever, holding the daemon's supervision loop (and its shutdown) with it."""
+    import threading
+
+    from inspector.integrations.systemd import Notifier
+
+    name = f"inspector-test-{os.getpid()}"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind("\0" + name)
+    try:
+        notifier = Notifier({"NOTIFY_SOCKET": "@" + name})
+        assert notifier.notify("READY=1")
+        assert receiver.recv(100) == b"READY=1"
+        filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        filler.connect("\0" + name)
+        filler.setblocking(False)
+        try:
+            while True:  # the receiver's queue, full
+                filler.send(b"x" * 512)
+        except BlockingIOError:
+            pass
+        sent = []
+        sender = threading.Thread(target=lambda: sent.append(notifier.notify("WATCHDOG=1")), daemon=True)
+        sender.start()
+        sender.join(60)  # bounded: without a send timeout this never returned
+        assert not sender.is_alive() and sent == [False]
+        filler.close()
+    finally:
+        receiver.close()
+    assert len(_told(caplog)) == 1 and "cannot send WATCHDOG=1" in _told(caplog)[0], _told(caplog)
+
+
+@pytest.mark.parametrize("usec", ["0", "30s", "-5", "1e6"])
+def test_a_watchdog_usec_that_is_no_interval_is_told_once(caplog, usec):
+    """WATCHDOG_USEC=30s (a unit file's Environment= written by hand) was ignored in silence: no pings, and
+    systemd's WatchdogSec= stopped the daemon."""
+    from inspector.integrations.systemd import Notifier
+
+    notifier = Notifier({"WATCHDOG_USEC": usec})
+    assert notifier.watchdog_s is None
+    told = _told(caplog)
+    assert len(told) == 1 and f"WATCHDOG_USEC='{usec}' is not a positive whole number of microseconds" in told[0]

@@ -62,7 +62,9 @@ function renderDefects(defects) {
       el.dataset.event = d.event_id;
       const canvas = document.createElement("canvas");
       const score = d.score === null ? "n/a" : d.score.toPrecision(4);
-      el.innerHTML = `<div><b>${d.camera}</b> #${d.seq} <span class="dec-${d.decision}">${d.decision}</span></div>`;
+      const head = document.createElement("div");
+      head.append(textElement("b", d.camera), ` #${d.seq} `, decisionElement(d.decision));
+      el.appendChild(head);
       el.appendChild(canvas);
       const meta = document.createElement("div");
       meta.className = "meta";
@@ -73,6 +75,19 @@ function renderDefects(defects) {
     }
     if (box.children[i] !== el) box.insertBefore(el, box.children[i] || null);
   });
+}
+
+// Text from the daemon goes in as text, never as HTML: a status reason quotes file names, paths and the
+// messages of sources and libraries (OWASP XSS prevention: textContent, not innerHTML, for untrusted data)
+function textElement(tag, text, className = "") {
+  const el = document.createElement(tag);
+  el.textContent = text;
+  if (className) el.className = className;
+  return el;
+}
+
+function decisionElement(decision) {
+  return textElement("span", decision, `dec-${String(decision).replace(/[^A-Za-z_-]/g, "")}`);
 }
 
 function renderCameras(cameras) {
@@ -90,8 +105,9 @@ function renderCameras(cameras) {
     st.textContent = c.state; st.className = "state " + c.state;
     el.dataset.state = c.state;
     const score = c.score === null || c.score === undefined ? "" : ` score ${Number(c.score).toPrecision(4)}`;
-    el.querySelector(".meta").innerHTML = c.frame_id === null || c.frame_id === undefined ? c.reason || "" :
-      `frame ${c.frame_id} <span class="dec-${c.decision}">${c.decision}</span>${score}`;
+    const meta = el.querySelector(".meta");
+    if (c.frame_id === null || c.frame_id === undefined) meta.textContent = c.reason || "";
+    else meta.replaceChildren(`frame ${c.frame_id} `, decisionElement(c.decision), score);
     if (c.frame_version && frameVersions[name] !== c.frame_version) {
       frameVersions[name] = c.frame_version;
       el.querySelector("img").src = withToken(`frame/${encodeURIComponent(name)}.jpg?v=${c.frame_version}`);

@@ -1,0 +1,335 @@
+"""The MQTT bridge against a real Mosquitto broker it cannot use (marked ``mqtt``): a CA file that holds no
+certificate, a TLS certificate not valid for the broker's address or from another CA, credentials the broker
+refuses, no broker at all. Each is one line naming the setting or the broker and the reason; inspection goes on."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from broker_support import MOSQUITTO, Mosquitto
+from net_faults import free_port
+from pipeline_support import base_config, write_folder
+
+CLI = [sys.executable, "-c", "import sys; from inspector.cli import main; sys.exit(main())"]
+pytestmark = [pytest.mark.mqtt, pytest.mark.skipif(MOSQUITTO is None, reason="needs Debian's mosquitto"),
+              pytest.mark.skipif(importlib.util.find_spec("paho") is None, reason="needs the 'mqtt' extra (paho-mqtt)")]
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def _certificates(folder: Path, host: str) -> dict[str, Path]:
+    """A CA, a broker certificate it signs for ``host`` (a DNS name or an IP address), and another CA."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for ca in ("ca", "other-ca"):
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(folder / f"{ca}.key"),
+                 "-out", str(folder / f"{ca}.pem"), "-days", "2", "-subj", f"/CN={ca}")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(folder / "broker.key"),
+             "-out", str(folder / "broker.csr"), "-subj", f"/CN={host}")
+    san = folder / "san.ext"
+    san.write_text(f"subjectAltName={'IP' if host[0].isdigit() else 'DNS'}:{host}\n")
+    _openssl("x509", "-req", "-in", str(folder / "broker.csr"), "-CA", str(folder / "ca.pem"), "-CAkey",
+             str(folder / "ca.key"), "-CAcreateserial", "-out", str(folder / "broker.pem"), "-days", "2",
+             "-extfile", str(san))
+    return {name: folder / f"{name}.pem" for name in ("ca", "other-ca", "broker")} | {"key": folder / "broker.key"}
+
+
+def _bridge(url: str, tmp_path: Path, **settings):
+    from inspector.integrations.mqtt import MqttBridge
+    from inspector.pipeline.integration_config import MqttSection
+
+    cfg = MqttSection(url=url, box="b1", reconnect_max_s=1, state_file=str(tmp_path / "state.json"), **settings)
+    return MqttBridge(cfg, run_id="r1")
+
+
+def _attempts_told(broker: Mosquitto, caplog, marker: str, attempts: int = 3) -> list[str]:
+    """The bridge's warnings once the broker has logged ``attempts`` failed connects (``marker`` in a line)."""
+    deadline = time.monotonic() + 30
+    log = broker.folder / "broker.log"
+    while time.monotonic() < deadline and log.read_text().count(marker) < attempts:
+        time.sleep(0.1)
+    assert log.read_text().count(marker) >= attempts, log.read_text()
+    return [r.getMessage() for r in caplog.records if r.name == "inspector.mqtt" and r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("content", ["not a certificate\n", "", None], ids=["text", "empty", "folder"])
+def test_a_ca_file_holding_no_certificate_is_one_line_naming_the_setting(tmp_path, content):
+    """paho's tls_set let ssl.SSLError / IsADirectoryError / FileNotFoundError out of 'run --check': a traceback."""
+    from inspector.errors import ConfigError
+
+    ca = tmp_path / "ca.pem"
+    ca.mkdir() if content is None else ca.write_text(content)
+    with pytest.raises(ConfigError, match=f"^publish.mqtt.ca_file: {ca}") as err:
+        _bridge("mqtts://127.0.0.1:1", tmp_path, ca_file=str(ca))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_run_check_with_a_ca_file_that_is_no_certificate_exits_2_in_one_line(tiny_model, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n")
+    mqtt = {"url": "mqtts://127.0.0.1:1", "box": "b1", "ca_file": str(ca), "state_file": str(tmp_path / "s.json")}
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/ev.sock",
+                      [{"name": "cam0", "source": str(write_folder(tmp_path / "frames", [False]))}],
+                      publish={"mqtt": mqtt})
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    run = subprocess.run([*CLI, "run", "--config", str(tmp_path / "cfg.yaml"), "--check"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and f"publish.mqtt.ca_file: {ca}: no PEM certificate" in run.stderr
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@pytest.mark.parametrize("case", ["host-mismatch", "other-ca"])
+def test_a_broker_certificate_not_accepted_is_told_once_with_why_and_events_stay_buffered(tmp_path, caplog, case):
+    """paho retried the TLS handshake every second and said nothing (DEBUG 'Connection failed, retrying', no
+    reason): a box whose CA file or broker address was wrong buffered, then dropped, every event in silence."""
+    certs = _certificates(tmp_path / "tls", "broker.plant" if case == "host-mismatch" else "127.0.0.1")
+    broker = Mosquitto(tmp_path / "broker", options=(f"cafile {certs['ca']}", f"certfile {certs['broker']}",
+                                                     f"keyfile {certs['key']}")).start()
+    caplog.set_level(logging.INFO, logger="inspector.mqtt")
+    bridge = _bridge(broker.url.replace("mqtt://", "mqtts://"), tmp_path,
+                     ca_file=str(certs["ca" if case == "host-mismatch" else "other-ca"]))
+    try:
+        told = _attempts_told(broker, caplog, "failed: ")
+    finally:
+        bridge.close()
+        broker.stop()
+    why = "IP address mismatch" if case == "host-mismatch" else "certificate verify failed"
+    lines = [t for t in told if "cannot connect" in t]
+    assert len(lines) == 1 and "TLS: the broker's certificate is not accepted" in lines[0], told
+    assert why in lines[0] or (case == "other-ca" and "self-signed" in lines[0]), lines
+    assert bridge.counts()["delivered"] == 0
+
+
+def test_credentials_the_broker_refuses_are_told_once_not_at_every_retry(tmp_path, caplog):
+    """A refused CONNACK was a warning at each reconnect (every second to reconnect_max_s, for ever)."""
+    users = tmp_path / "users"
+    subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", "-c", str(users), "op", "right"],
+                   check=True, capture_output=True)
+    users.chmod(0o600)
+    broker = Mosquitto(tmp_path / "broker", options=("allow_anonymous false", f"password_file {users}")).start()
+    (tmp_path / "password").write_text("wrong\n")
+    caplog.set_level(logging.INFO, logger="inspector.mqtt")
+    bridge = _bridge(broker.url, tmp_path, username="op", password_file=str(tmp_path / "password"))
+    try:
+        told = _attempts_told(broker, caplog, "not authorised")
+    finally:
+        bridge.close()
+        broker.stop()
+    lines = [t for t in told if "refused" in t]
+    assert len(lines) == 1 and "Not authorized" in lines[0] and "cannot connect" in lines[0], told
+
+
+def test_no_broker_at_start_is_told_at_once_with_why(tmp_path, caplog):
+    """Nothing was said until shutdown ('19 message(s) not delivered'), nor why."""
+    caplog.set_level(logging.INFO, logger="inspector.mqtt")
+    bridge = _bridge(f"mqtt://127.0.0.1:{free_port()}", tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("cannot connect" in r.getMessage() for r in caplog.records):
+            time.sleep(0.05)
+    finally:
+        bridge.close()
+    told = [r.getMessage() for r in caplog.records if "cannot connect" in r.getMessage()]
+    assert len(told) == 1 and "Connection refused" in told[0], told
+
+
+@pytest.mark.parametrize("prefix", ["plant\x00a", "plant\x7f", "plant\x1b[2J", "$SYS/inspector", "/plant", "plant/",
+                                    "plant//a", "plant\udcff", "p" * 1025])
+def test_a_topic_prefix_no_mqtt_topic_can_lead_is_refused_in_one_line(prefix):
+    """A control character in topic_prefix made Mosquitto drop every CONNECT (its will topic is malformed UTF-8):
+    the bridge never connected and said nothing; '$SYS/…' connected and the broker dropped every event
+    (clients may not publish there), counted delivered; '/plant' was never selected by 'subscribe
+    mqtt://host/plant' (the filter plant/+/v1/… has no empty first level)."""
+    from inspector.errors import ConfigError
+    from inspector.pipeline.integration_config import MqttSection
+
+    with pytest.raises(ConfigError, match="^publish.mqtt.topic_prefix: ") as err:
+        MqttSection(url="mqtt://127.0.0.1:1883", topic_prefix=prefix).validate("publish.mqtt")
+    assert "\n" not in str(err.value) and "\x00" not in str(err.value) and "\x1b" not in str(err.value)
+
+
+def test_run_check_refuses_a_control_character_in_topic_prefix_in_one_line(tiny_model, tmp_path):
+    broker = Mosquitto(tmp_path / "broker").start()  # a real broker: it would drop each CONNECT, in silence
+    mqtt = {"url": broker.url, "box": "b1", "topic_prefix": "plant\x7f", "state_file": str(tmp_path / "s.json")}
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/ev.sock",
+                      [{"name": "cam0", "source": str(write_folder(tmp_path / "frames", [False]))}],
+                      publish={"mqtt": mqtt})
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    try:
+        run = subprocess.run([*CLI, "run", "--config", str(tmp_path / "cfg.yaml"), "--check"], capture_output=True,
+                             text=True, timeout=120)
+    finally:
+        broker.stop()
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert "publish.mqtt.topic_prefix: 'plant\\x7f' must be without control characters" in run.stderr, run.stderr
+
+
+def test_a_host_name_that_is_no_box_name_is_one_line(tmp_path):
+    """The box defaults to the host name: one with '+' or '#' is in the will topic, so Mosquitto dropped every
+    CONNECT ('Invalid function arguments provided') and the bridge never connected, in silence."""
+    from inspector.errors import ConfigError
+    from inspector.integrations.mqtt import MqttBridge
+    from inspector.pipeline.integration_config import MqttSection
+
+    cfg = MqttSection(url="mqtt://127.0.0.1:1", state_file=str(tmp_path / "s.json"))
+    with pytest.raises(ConfigError, match="^publish.mqtt.box: the host name 'line\\+3' is no box name"):
+        MqttBridge(cfg, run_id="r1", box="line+3")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_a_broker_that_closes_the_connection_before_connack_is_told_once(tmp_path, caplog):
+    """mqtt:// to a TLS listener (or a CONNECT the broker will not take): it closes the connection at once, paho
+    retries, and nothing was said, ever."""
+    certs = _certificates(tmp_path / "tls", "127.0.0.1")
+    broker = Mosquitto(tmp_path / "broker", options=(f"cafile {certs['ca']}", f"certfile {certs['broker']}",
+                                                     f"keyfile {certs['key']}")).start()
+    caplog.set_level(logging.INFO, logger="inspector.mqtt")
+    bridge = _bridge(broker.url, tmp_path)
+    try:
+        told = _attempts_told(broker, caplog, "wrong version number")
+    finally:
+        bridge.close()
+        broker.stop()
+    lines = [t for t in told if "cannot connect" in t]
+    assert len(lines) == 1 and "closed the connection before accepting it" in lines[0], told
+
+
+def test_subscribe_to_a_broker_that_refuses_it_says_so_once(tmp_path):
+    """'inspector subscribe mqtt://…' to a broker that wants credentials: paho retried the refused CONNACK every
+    second and the command waited in silence for ever (no event, no notice)."""
+    users = tmp_path / "users"
+    subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", "-c", str(users), "op", "right"],
+                   check=True, capture_output=True)
+    users.chmod(0o600)
+    broker = Mosquitto(tmp_path / "broker", options=("allow_anonymous false", f"password_file {users}")).start()
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    try:
+        deadline = time.monotonic() + 30
+        log = broker.folder / "broker.log"
+        while time.monotonic() < deadline and log.read_text().count("not authorised") < 3:
+            time.sleep(0.1)
+        assert log.read_text().count("not authorised") >= 3, log.read_text()
+    finally:
+        consumer.terminate()
+        out, err = consumer.communicate(timeout=30)
+        broker.stop()
+    told = [line for line in err.splitlines() if "cannot connect" in line]
+    assert len(told) == 1 and "the broker refused the connection: Not authorized; retrying" in told[0], err
+    assert "Traceback" not in err, err
+
+
+def test_two_consumers_given_one_client_id_are_told_they_kick_each_other_off(tmp_path):
+    """Two 'inspector subscribe --client-id plant-consumer': the broker closes the older connection at each
+    connect (MQTT 3.1.1 §3.1.4), paho reconnects after a second, and the two took the session from each other
+    for ever ('already connected, closing old connection' every second), each printing nothing of it."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    cmd = [*CLI, "subscribe", broker.url, "--client-id", "plant-consumer"]
+    consumers = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    marker = "already connected, closing old connection"
+    try:
+        deadline = time.monotonic() + 60
+        log = broker.folder / "broker.log"
+        while time.monotonic() < deadline and log.read_text().count(marker) < 8:
+            time.sleep(0.1)
+        assert log.read_text().count(marker) >= 8, log.read_text()
+    finally:
+        for consumer in consumers:
+            consumer.terminate()
+        errs = [consumer.communicate(timeout=30)[1] for consumer in consumers]
+        broker.stop()
+    told = [[line for line in err.splitlines() if "closed this subscriber's connection" in line] for err in errs]
+    assert any(told) and all(len(t) <= 1 for t in told), errs
+    assert "another client connected with client id 'plant-consumer'" in (told[0] or told[1])[0]
+
+
+def test_a_ca_file_for_a_connection_that_is_no_tls_is_one_line(tmp_path):
+    """ca_file with url mqtt:// and tls false was ignored: the bridge talked (and sent its password) in clear
+    text to a broker the operator meant to be checked against that CA."""
+    from inspector.errors import ConfigError
+    from inspector.pipeline.integration_config import MqttSection
+
+    with pytest.raises(ConfigError, match="^publish.mqtt.ca_file: given, but 'mqtt://' without tls: true is no TLS"):
+        MqttSection(url="mqtt://broker.plant:1883", ca_file=str(tmp_path / "ca.pem")).validate("publish.mqtt")
+    MqttSection(url="mqtt://broker.plant:8883", tls=True, ca_file=str(tmp_path / "ca.pem")).validate("publish.mqtt")
+    MqttSection(url="mqtts://broker.plant", ca_file=str(tmp_path / "ca.pem")).validate("publish.mqtt")
+
+
+def test_a_fifo_at_the_default_state_path_is_one_warning_not_a_hang(tmp_path, monkeypatch, caplog):
+    """The default state file ($XDG_STATE_HOME/inspector/mqtt-bridge-<box>.json) is not checked by --check (a
+    configured state_file is): a FIFO there held MqttBridge(), so the daemon's start and --check, for ever."""
+    import os
+    import threading
+
+    from inspector.integrations.mqtt import MqttBridge
+    from inspector.pipeline.integration_config import MqttSection
+
+    (tmp_path / "inspector").mkdir()
+    os.mkfifo(tmp_path / "inspector" / "mqtt-bridge-b1.json")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    caplog.set_level(logging.WARNING, logger="inspector.mqtt")
+    bridges = []
+    start = threading.Thread(target=lambda: bridges.append(
+        MqttBridge(MqttSection(url=f"mqtt://127.0.0.1:{free_port()}", box="b1"), run_id="r1")), daemon=True)
+    start.start()
+    start.join(30)  # bounded: it never returned
+    if start.is_alive():  # let the stuck reader go
+        with open(tmp_path / "inspector" / "mqtt-bridge-b1.json", "wb"):
+            pass
+        start.join(10)
+    for bridge in bridges:
+        bridge.close()
+    assert bridges and not start.is_alive()
+    assert any("MQTT bridge state file is not a regular file" in r.getMessage() for r in caplog.records)
+
+
+def test_credentials_in_the_broker_url_are_refused_without_showing_the_password(tiny_model, tmp_path):
+    """publish.mqtt.url mqtt://op:s3cret@host was accepted: paho never got the credentials (the broker refused an
+    anonymous client, or took one) and 'MQTT bridge to mqtt://op:s3cret@…' put the password in the log."""
+    mqtt = {"url": "mqtt://op:s3cret@127.0.0.1:1883", "box": "b1", "state_file": str(tmp_path / "s.json")}
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/ev.sock",
+                      [{"name": "cam0", "source": str(write_folder(tmp_path / "frames", [False]))}],
+                      publish={"mqtt": mqtt})
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    run = subprocess.run([*CLI, "run", "--config", str(tmp_path / "cfg.yaml"), "--check"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert "publish.mqtt.url: user and password in the URL are not used" in run.stderr, run.stderr
+    assert "s3cret" not in run.stderr + run.stdout
+
+
+def test_subscribe_takes_the_user_and_password_of_its_url_and_never_prints_the_password(tmp_path):
+    """'inspector subscribe mqtt://op:right@host' dropped the credentials (the broker refused it, retried for ever)
+    and printed 'subscribed to … on mqtt://op:right@…'."""
+    users = tmp_path / "users"
+    subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", "-c", str(users), "op", "r%ght"],
+                   check=True, capture_output=True)
+    users.chmod(0o600)
+    broker = Mosquitto(tmp_path / "broker", options=("allow_anonymous false", f"password_file {users}")).start()
+    url = broker.url.replace("mqtt://", "mqtt://op:r%25ght@")
+    consumer = subprocess.Popen([*CLI, "subscribe", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        log = broker.folder / "broker.log"
+        while time.monotonic() < deadline and "u'op'" not in log.read_text() and consumer.poll() is None:
+            time.sleep(0.1)
+        assert "u'op'" in log.read_text(), log.read_text()  # Mosquitto: 'New client connected … (… u'op')'
+    finally:
+        consumer.terminate()
+        out, err = consumer.communicate(timeout=30)
+        broker.stop()
+    assert "r%25ght" not in err and "r%ght" not in err and "cannot connect" not in err, err
+    assert "on mqtt://op:***@" in err, err
