@@ -611,6 +611,19 @@ def _pnm(magic: str, grey_or_rgb: np.ndarray, maxval: int) -> bytes:
     return head + grey_or_rgb.astype(">u2" if maxval > 255 else np.uint8).tobytes()
 
 
+
+def _through_a_folder_camera(folder, files: dict[str, bytes]) -> dict[str, np.ndarray]:
+    """Write ``files`` into ``folder`` and read them with the daemon's folder camera: {file name: RGB pixels}."""
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    daemon = {}
+    source = FolderSource(CameraSection(name="c", source=str(folder)))
+    source.open()
+    while (grabbed := source.read()) is not None:
+        assert grabbed.image is not None, grabbed.error
+        daemon[grabbed.meta["file"]] = cv2.cvtColor(grabbed.image, cv2.COLOR_BGR2RGB)
+    return daemon
+
 def test_declared_full_scale_wins_however_the_samples_are_stored(tmp_path):
     """The file's own white point: PGM/PPM maxval (8- and 16-bit), and a PNG sBIT whose samples are
     MSB-aligned as the PNG specification writes them; every one must read like its 8-bit copy, on the
@@ -626,14 +639,7 @@ def test_declared_full_scale_wins_however_the_samples_are_stored(tmp_path):
         "ascii4.pgm": (_pnm("P2", grey // 17, 15), grey // 17 * 17),
         "sbit12_msb.png": (_with_sbit(buf.tobytes(), b"\x0c"), grey),
     }
-    for name, (data, _) in files.items():
-        (tmp_path / name).write_bytes(data)
-    daemon = {}
-    source = FolderSource(CameraSection(name="c", source=str(tmp_path)))
-    source.open()
-    while (grabbed := source.read()) is not None:
-        assert grabbed.image is not None, grabbed.error
-        daemon[grabbed.meta["file"]] = cv2.cvtColor(grabbed.image, cv2.COLOR_BGR2RGB)
+    daemon = _through_a_folder_camera(tmp_path, {name: data for name, (data, _) in files.items()})
     for name, (_, truth) in files.items():
         want = truth if truth.ndim == 3 else np.dstack([truth] * 3)
         for path, got in (("read_image", read_image(tmp_path / name)), ("daemon", daemon[name])):
@@ -668,14 +674,7 @@ def test_a_pam_reads_like_its_8_bit_copy_on_every_path(tmp_path):
         "grey_alpha12.pam": (_pam(np.dstack([twelve(grey), twelve(grey[:, ::-1])]), 4095, "GRAYSCALE_ALPHA"), grey),
         "bw.pam": (_pam((grey > 127).astype(np.uint8), 1, "BLACKANDWHITE"), black_white),
     }
-    for name, (data, _) in files.items():
-        (tmp_path / name).write_bytes(data)
-    daemon = {}
-    source = FolderSource(CameraSection(name="c", source=str(tmp_path)))
-    source.open()
-    while (grabbed := source.read()) is not None:
-        assert grabbed.image is not None, grabbed.error
-        daemon[grabbed.meta["file"]] = cv2.cvtColor(grabbed.image, cv2.COLOR_BGR2RGB)
+    daemon = _through_a_folder_camera(tmp_path, {name: data for name, (data, _) in files.items()})
     assert sorted(daemon) == sorted(files), "the folder camera skipped .pam files"
     for name, (_, truth) in files.items():
         want = truth if truth.ndim == 3 else np.dstack([truth] * 3)
