@@ -186,16 +186,15 @@ def test_an_export_into_a_read_only_folder_is_one_line_and_changes_nothing(other
 
 
 def test_a_place_that_refuses_the_staging_folder_is_named_not_the_folder(trained_run, tmp_path, monkeypatch, capsys):
-    """/sys passes the output checks (as root it reads as writable) but refuses a new folder with EPERM: the
-    one line named the exporter's temporary folder ('/sys/.model-5apzlr64: Operation not permitted'), which
-    the user never asked for. Now it names the output folder. Where /sys does not look writable, the same
-    refusal (a real errno) is injected where the folder is made."""
-    real = os.access("/sys", os.W_OK)
-    target = Path("/sys") if real else tmp_path / "out"
-    if not real:
-        def refuse(*args, **kwargs):
-            raise PermissionError(errno.EPERM, "Operation not permitted", str(target / ".model-5apzlr64"))
-        monkeypatch.setattr(export_mod.tempfile, "TemporaryDirectory", refuse)
+    """A folder that passes the output checks but refuses a new folder with EPERM (/sys did, as root, before kernel
+    file systems were refused up front): the one line named the exporter's temporary folder
+    ('/sys/.model-5apzlr64: Operation not permitted'), which the user never asked for. Now it names the output
+    folder. The refusal (a real errno) is injected where the folder is made."""
+    target = tmp_path / "out"
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(target / ".model-5apzlr64"))
+    monkeypatch.setattr(export_mod.tempfile, "TemporaryDirectory", refuse)
     capsys.readouterr()
     assert main(["export", str(trained_run), "--out", str(target / "model.onnx")]) == 2
     err = capsys.readouterr().err
