@@ -371,6 +371,7 @@ class TiffLayout(NamedTuple):
     extra: tuple[int, ...]
     sample_format: int = 1
     max_sample: int | None = None  # MaxSampleValue (281), largest over samples
+    tiled: bool = False  # TileWidth (322) present: the page is stored in tiles, not strips (TIFF 6.0 §15)
 
 
 def _tiff_layout(buf: bytes) -> TiffLayout | None:
@@ -390,7 +391,8 @@ def _tiff_layout(buf: bytes) -> TiffLayout | None:
 
     bits, top = ints(258), ints(281)
     return TiffLayout(max(bits) if bits else None, (ints(262) or (None,))[0], (ints(277) or (1,))[0],
-                      (ints(284) or (1,))[0], ints(338), (ints(339) or (1,))[0], max(top) if top else None)
+                      (ints(284) or (1,))[0], ints(338), (ints(339) or (1,))[0], max(top) if top else None,
+                      322 in tags)
 
 
 def _tiff_tags(buf: bytes) -> dict | None:
@@ -696,9 +698,15 @@ def cv2_imdecode(buf: np.ndarray, flags: int) -> np.ndarray | None:
 
 
 def _imdecode_raw(buf: np.ndarray, flags: int) -> np.ndarray | None:
+    """``cv2.imdecode``; None when the codec cannot read ``buf``. A failed allocation (cv2.error StsNoMem,
+    "Insufficient memory … Failed to allocate N bytes", OpenCV 5.1's imdecode raises it for the decoded page
+    itself) is raised, for :func:`_memory_for` to say: swallowed, an image too large for the memory left read
+    "corrupt or unsupported format" and sent users looking for a codec."""
     try:
         return cv2.imdecode(buf, flags)
-    except cv2.error:
+    except cv2.error as exc:
+        if getattr(exc, "code", None) == cv2.Error.StsNoMem:
+            raise
         return None
 
 
@@ -747,12 +755,25 @@ def _decode_pixels(buf: np.ndarray, where: str, tiff: TiffLayout | None) -> np.n
         return _decode_tiff(buf, where, tiff)
     if bytes(buf[:2]) == _PAM_MAGIC:
         return _decode_pam(buf, where)
+    if bytes(buf[:2]) in _PLAIN_PNM_MAGICS and not bytes(buf[-1:]).isspace():
+        buf = _ended_plain_pnm(buf)
     bmp = _bmp_masked_layout(bytes(buf[:70]))
     if bmp is not None:
         return _decode_masked_bmp(buf, where, bmp)
     if _carries_exif_orientation(buf):
         return _decode_upright(buf, where)
     return _imdecode(buf, where, _DECODE_FLAGS)
+
+
+_PLAIN_PNM_MAGICS = (b"P1", b"P2", b"P3")  # netpbm's plain (ASCII) PBM, PGM, PPM
+
+
+def _ended_plain_pnm(buf: np.ndarray) -> np.ndarray:
+    """A plain PBM/PGM/PPM whose last sample runs to the end of the file, with the newline it lacks. Netpbm
+    (pgm(5): samples separated by whitespace, none required after the last) and Pillow read such a file;
+    OpenCV 5.1 wants a byte after the last number ("Unexpected end of input stream" in readBlock), so every
+    path refused a file a script wrote with ``" ".join(...)`` and no final newline."""
+    return np.concatenate((buf, np.frombuffer(b"\n", np.uint8)))
 
 
 class BmpLayout(NamedTuple):
@@ -840,8 +861,23 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
       PNG or PGM of that depth decodes: Pillow reads them, widened to full range (white 3 or 15 → 255) and
       MinIsWhite inverted, as OpenCV reads a 1-bit page.
 
+    * **8-bit tiles**, uncompressed (what ``tifffile.imwrite(path, a, tile=(16, 16))`` writes): OpenCV 5.1's
+      imdecode refuses every layout of them ("Invalid tile byte count for tile 0. Expected 768, got 1024" from
+      its RGBA tile reader) though its imread of the same file reads them: a page OpenCV refuses is read by
+      Pillow, which reads 8-bit tiles exactly (L, RGB, RGBA, MinIsWhite; 16-bit and float tiles OpenCV reads).
+
     A MinIsWhite page wider than 8 bits is inverted by :func:`decode_image` (OpenCV inverts only 8-bit ones).
     """
+    try:
+        return _decode_tiff_layout(buf, where, tiff)
+    except ImageRejected as exc:
+        if not (tiff.tiled and (tiff.bits or 8) <= 8 and exc.reason in ("corrupt", "unsupported")):
+            raise
+    return _pillow_stored_colour(buf, where, "8-bit tiles")
+
+
+def _decode_tiff_layout(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
+    """:func:`_decode_tiff` but for its Pillow fallback. Raises :class:`ImageRejected`."""
     if needs_retag(tiff.planar, tiff.samples, tiff.bits, tiff.sample_format):
         try:
             return decode_retagged(buf.tobytes(), where, lambda b: _imdecode(b, where, _DECODE_FLAGS))
@@ -867,6 +903,8 @@ def _pillow_stored_colour(buf: np.ndarray, where: str, what: str) -> np.ndarray:
             im = ImageOps.exif_transpose(im)
             im = im.convert("L" if im.mode in ("L", "LA", "La") else "RGB")  # drops alpha, never premultiplies
             pixels = np.asarray(im)
+    except MemoryError:
+        raise  # _memory_for says it: an image too large is not corrupt
     except Exception as exc:  # noqa: BLE001 - Pillow's many errors: one line naming the file
         raise ImageRejected(f"{where}: cannot decode image with {what} ({exc})", "corrupt") from None
     return pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
@@ -1097,7 +1135,8 @@ def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndar
     path = Path(path)
     data = _read_bytes(path)
     img = _decode_samples(data, str(path))[0]
-    alpha = _varying_alpha(data, img.shape[:2])
+    with _memory_for(str(path), img.shape[:2]):  # the alpha plane is a second decode
+        alpha = _varying_alpha(data, img.shape[:2])
     if alpha is not None:  # a transparent overlay: coverage is the mask, whatever colour the pixels hold
         img = alpha
     elif img.ndim == 3:
@@ -1129,9 +1168,10 @@ def looks_like_mask(path: str | Path) -> bool:
     try:
         data = _read_bytes(path)
         img = _decode_samples(data, str(path))[0]
+        with _memory_for(str(path), img.shape[:2]):  # the alpha plane is a second decode
+            alpha = _varying_alpha(data, img.shape[:2])
     except DataError:
         return True
-    alpha = _varying_alpha(data, img.shape[:2])
     return mask_like_samples(img if alpha is None else alpha)
 
 
