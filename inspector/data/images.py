@@ -717,6 +717,37 @@ def _imdecode(buf: np.ndarray, where: str, flags: int) -> np.ndarray:
     return img
 
 
+class FrameLayout(NamedTuple):
+    """How a frame's samples came out of its decoder, before :func:`standardize_pixels` makes every frame uint8
+    (H, W, 3): size in pixels, channels (1 grey, 3 colour, 4 colour + alpha), sample dtype (numpy name), the
+    significant bits the frame declares (None: its container's) and the source's own name of the format (a
+    GenICam PixelFormat), when it has one. Two frames of one camera with different layouts were made
+    differently (binning, ROI, pixel format changed): the daemon says so (:mod:`inspector.pipeline.capture`)."""
+
+    height: int
+    width: int
+    channels: int
+    dtype: str
+    bits: int | None = None
+    pixel_format: str | None = None
+
+    @classmethod
+    def of(cls, samples: np.ndarray, full_scale: int | None = None, pixel_format: str | None = None) -> "FrameLayout":
+        """The layout of decoded ``samples`` ((H, W) or (H, W, C), any dtype); ``full_scale``: the white the frame
+        declares (``2**n - 1`` gives n bits)."""
+        channels = 1 if samples.ndim == 2 else int(samples.shape[2])
+        bits = full_scale.bit_length() if full_scale is not None and full_scale & (full_scale + 1) == 0 else None
+        bits = None if bits == samples.dtype.itemsize * 8 else bits  # the container's own depth says nothing more
+        return cls(int(samples.shape[0]), int(samples.shape[1]), channels, str(samples.dtype), bits, pixel_format)
+
+    def describe(self) -> str:
+        """'1920x1080 colour uint8', '960x540 grey uint16 (12-bit)', '… (Mono8)': for log lines and events."""
+        kind = {1: "grey", 3: "colour", 4: "colour+alpha"}.get(self.channels, f"{self.channels}-channel")
+        bits = f" ({self.bits}-bit)" if self.bits else ""
+        fmt = f" ({self.pixel_format})" if self.pixel_format else ""
+        return f"{self.width}x{self.height} {kind} {self.dtype}{bits}{fmt}"
+
+
 def decode_image(data: bytes | np.ndarray, where: str, bit_depth: int | None = None, order: str = "RGB",
                  warn_key: str | None = None) -> np.ndarray:
     """THE decoder: encoded image bytes → uint8 (H, W, 3) in ``order``, by the rules of the module docstring.
@@ -725,9 +756,18 @@ def decode_image(data: bytes | np.ndarray, where: str, bit_depth: int | None = N
     the file does not declare its depth. Raises :class:`ImageRejected` (a
     :class:`DataError`) with one line naming ``where``.
     """
+    return decode_image_layout(data, where, bit_depth, order, warn_key)[0]
+
+
+def decode_image_layout(data: bytes | np.ndarray, where: str, bit_depth: int | None = None, order: str = "RGB",
+                        warn_key: str | None = None) -> tuple[np.ndarray, FrameLayout]:
+    """:func:`decode_image` and the :class:`FrameLayout` of the samples the file stored (its size as displayed,
+    grey or colour, its depth): what a camera writing pictures delivered, which the uint8 RGB result no longer
+    tells (a switch from colour to grey pictures gives the same (H, W, 3) arrays). Raises as decode_image."""
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     img, full_scale = _decode_samples(buf, where)
-    return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale)
+    layout = FrameLayout.of(img, full_scale)
+    return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale), layout
 
 
 def _decode_samples(buf: np.ndarray, where: str) -> tuple[np.ndarray, int | None]:

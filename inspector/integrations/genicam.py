@@ -33,6 +33,7 @@ import time
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote
 
+from inspector.data.images import FrameLayout
 from inspector.errors import SourceError
 from inspector.integrations import require
 from inspector.pipeline.integration_config import GenicamSection
@@ -286,9 +287,11 @@ class GenicamSource(Source):
         except SourceError as exc:
             return Grabbed(None, t_ns, t_utc, meta, error=str(exc))
         declared = declared_bits(fmt)
+        # the camera's PixelFormat named: Mono12 and Mono16 give the same uint16 arrays
+        layout = FrameLayout.of(image, (1 << declared) - 1 if declared else None, pixel_format=str(fmt))
         if declared is not None:  # the format's own depth wins over the setting (as PNG sBIT does)
             image = align_bits(image, declared, self.bit_depth)
-        return Grabbed(image, t_ns, t_utc, meta)
+        return Grabbed(image, t_ns, t_utc, meta, layout=layout)
 
     def stats(self) -> dict[str, int]:
         """Cumulative over reconnects: {'lost', 'incomplete'} buffers reported by the driver."""

@@ -69,6 +69,7 @@ import threading
 import time
 from typing import Callable
 
+from inspector.data.images import FrameLayout
 from inspector.errors import SourceError
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.frame import Frame
@@ -336,7 +337,7 @@ class CaptureWorker(Worker):
         # "open" / "read" while inside the source, which may block for up to open_timeout_s / read_timeout_s
         # (a silent or stalled network camera): the daemon's shutdown does not wait for such a call
         self.source_call: str | None = None
-        self._size: tuple[int, ...] | None = None  # (H, W) of the last frame delivered
+        self._layout: FrameLayout | None = None  # of the last frame delivered (_check_layout)
         self._undecodable_since: float | None = None  # monotonic s of a live camera's first undecodable frame in a row
         self._throttle = Throttled(log)
         hub.add_camera(camera.name, self.live, capacity)
@@ -520,18 +521,35 @@ class CaptureWorker(Worker):
         self.counters.add(f"{cam}.reconnects")
         return not self._wait_retry(str(exc))
 
-    def _check_size(self, shape: tuple[int, ...]) -> None:
-        """A stream whose frames change size (camera reconfigured, ROI or RTSP profile changed, a looping file
-        replaced) still gets inspected, but the model now sees parts at another scale than it was trained and
-        calibrated on: say so (state 'changed', counter ``size_changes``) rather than decide silently.
-        OpenCV's FFmpeg backend rescales a stream's later frames to its first frame's size, so through it a
-        change shows only across a reconnect (the usual case: a reconfigured camera restarts its stream)."""
-        size = shape[:2]  # (H, W): compared per frame, formatted only when it changed
-        if self.source.one_size and self._size is not None and size != self._size:
-            self.counters.add(f"{self.camera.name}.size_changes")
-            self.set_state("changed", f"frame size {self._size[1]}x{self._size[0]} → {size[1]}x{size[0]}: parts "
-                                      f"appear at another scale than the model was calibrated on")
-        self._size = size
+    def _check_layout(self, grabbed) -> None:
+        """Frames that come out of the source's decoder otherwise than before still get inspected (every frame
+        is made uint8 (H, W, 3) and resized to the model's input), but the model now sees parts at another scale,
+        or grey replicated where it learnt colour, or another depth's levels, than it was trained and calibrated
+        on: a camera reconfigured (binning, ROI, pixel format, bit depth), an RTSP profile changed, a looping file
+        replaced. Said once per change (state 'changed', then 'online' with the next frame; counters
+        ``size_changes``, ``format_changes``) rather than decided silently. Compared: the decoded samples'
+        :class:`FrameLayout` (the source's where it knows more than the uint8 image tells, e.g. a folder of
+        pictures switching to grey, or a video whose decoder rescales: :mod:`inspector.pipeline.sources`).
+
+        Size is compared for ``one_size`` sources only: a folder of pictures may hold several sizes."""
+        layout = grabbed.layout or FrameLayout.of(grabbed.image)
+        before, self._layout = self._layout, layout
+        if before is None or layout == before:
+            return
+        cam, said = self.camera.name, []
+        if self.source.one_size and (layout.height, layout.width) != (before.height, before.width):
+            self.counters.add(f"{cam}.size_changes")
+            said.append(f"frame size {before.width}x{before.height} → {layout.width}x{layout.height}: parts appear "
+                        f"at another scale than the model was calibrated on")
+        if layout[2:] != before[2:]:  # channels, dtype, declared bits, pixel format
+            self.counters.add(f"{cam}.format_changes")
+            said.append(f"frames changed from {before.describe()} to {layout.describe()}: still inspected (made "
+                        f"8-bit RGB and resized like every frame), but the model was calibrated on the former")
+        shown = grabbed.image.shape[:2]
+        if said and shown != (layout.height, layout.width):
+            said.append(f"the decoder rescales them to {shown[1]}x{shown[0]}")
+        if said:
+            self.set_state("changed", f"{self.source.describe()}: " + "; ".join(said))
 
     def _deliver(self, grabbed) -> None:
         cam = self.camera.name
@@ -540,7 +558,7 @@ class CaptureWorker(Worker):
         self.frames += 1
         self.last_frame_ns = grabbed.t_ns
         self._undecodable_since = None
-        self._check_size(grabbed.image.shape)
+        self._check_layout(grabbed)
         if grabbed.meta.get("buffers_skipped"):  # a live camera's older queued frames, passed over for this one
             # while paced by fps the camera sends frames only to be passed over: those are the pace's drops
             reason = "dropped_pacing" if self.camera.fps > 0 else "dropped_live"

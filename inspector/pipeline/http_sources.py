@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from inspector.data.images import IMAGE_EXTENSIONS, ImageRejected, decode_image
+from inspector.data.images import IMAGE_EXTENSIONS, ImageRejected, decode_image_layout
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, stamp_now, warn_if_ffmpeg_logs_secrets
 
@@ -246,12 +246,12 @@ class _HttpPictures(Source):
         meta = {"index": self._index} | meta
         self._index += 1
         try:
-            image = decode_image(data, self.describe(), self.bit_depth, order="BGR",
-                                 warn_key=f"camera {self.camera.name}")
+            image, layout = decode_image_layout(data, self.describe(), self.bit_depth, order="BGR",
+                                                warn_key=f"camera {self.camera.name}")
         except ImageRejected as exc:
             return Grabbed(None, t_ns, t_utc, meta, error=str(exc),
                            reason=exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}")
-        return Grabbed(image, t_ns, t_utc, meta)
+        return Grabbed(image, t_ns, t_utc, meta, layout=layout)
 
 
 class SnapshotPictures(_HttpPictures):

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from inspector.data.images import FrameLayout
 from inspector.errors import SourceError
 from inspector.pipeline.config import CameraSection
 from inspector.redact import redact
@@ -31,6 +32,9 @@ class Grabbed:
     meta: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     reason: str = "corrupt"  # counter key when image is None
+    # how the source's decoder gave the frame before it was made uint8 BGR (size, grey or colour, depth), where
+    # ``image`` no longer tells it; None: ``image`` is as decoded (the capture worker then reads it from image)
+    layout: FrameLayout | None = None
 
 
 class SourceChanged(SourceError):

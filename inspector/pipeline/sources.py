@@ -37,6 +37,13 @@ compressed wide recording through the ffmpeg program, :mod:`inspector.pipeline.f
 :func:`inspector.data.images.decode_image`, the decoder training, evaluation,
 calibration and ``predict`` use (never by FFmpeg). An AVI of bottom-up uncompressed DIB frames never reaches
 OpenCV (its conversion of them aborted the process): :mod:`inspector.pipeline.avi_raw` reads it.
+
+A frame made otherwise than the one before (size, grey or colour, depth, pixel format: a camera reconfigured)
+is still inspected and said once per change by the capture worker, which compares each frame's
+:class:`inspector.data.images.FrameLayout`: ``Grabbed.layout`` where the source knows more than its uint8 BGR
+image tells (pictures decoded by ``decode_image``, a GenICam PixelFormat, a video file's key frames by
+``ffprobe``: OpenCV's FFmpeg backend rescales a mid-file size change to the first size,
+:mod:`inspector.pipeline.keyframe_layouts`), else the image as decoded.
 """
 
 from __future__ import annotations
@@ -56,11 +63,11 @@ from typing import Callable, Mapping
 import cv2
 import numpy as np
 
-from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageRejected, decode_image, ends_cut_short,
-                                   is_still_image, list_images, read_file_and_stat, special_file_kind,
+from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageRejected, decode_image_layout,
+                                   ends_cut_short, is_still_image, list_images, read_file_and_stat, special_file_kind,
                                    unread_image_names, warn_once)
 from inspector.errors import DataError, SourceError
-from inspector.pipeline import avi_raw, ffmpeg_frames, ffmpeg_live, rtsp_probe
+from inspector.pipeline import avi_raw, ffmpeg_frames, ffmpeg_live, keyframe_layouts, rtsp_probe
 from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
@@ -131,6 +138,7 @@ class CvSource(Source):
         self._end_size = -1  # file size when the end of a recording still being written was last reached
         self._settle = SettleWatch()  # whether the recording is still being written (its end: wait or end)
         self._raw16 = False  # 16-bit grey frames are retrieved as they are (_keep_sixteen_bits)
+        self._keyframes: keyframe_layouts.KeyframeLayouts | None = None  # a file's layouts as stored (open)
         # frames taken before OpenCV converts them (packets or raw bytes) and decoded here (pixel_formats)
         self._decode: Callable[[np.ndarray], np.ndarray] | None = None
         self._pending: np.ndarray | None = None  # a packet read while choosing the decoding, not yet delivered
@@ -189,6 +197,10 @@ class CvSource(Source):
         self._failed_signature = None
         self._checked_at = time.monotonic()
         self._probe_took_s = time.monotonic() - started  # the first read drops what the probe left (_drop_probed)
+        # a file's decoder rescales a mid-file size change to the first size unsaid: its key frames tell
+        # (packets are decoded here, so their own arrays tell)
+        self._keyframes = (keyframe_layouts.probe(str(self._target), self.camera.name)
+                           if self.kind == "file" and self._decode is None else None)
 
     def _drop_probed(self, opened_in_s: float) -> None:
         """Drop the frames FFmpeg's probe read while an URL opened, when the open took :data:`_PROBE_STALE_S` or
@@ -642,7 +654,7 @@ class CvSource(Source):
             if self._cut_short_by_its_writer():
                 return self._await_rest_of_frame()
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
-        return Grabbed(image, t_ns, t_utc, meta)
+        return Grabbed(image, t_ns, t_utc, meta, layout=self._keyframes.at(meta["index"]) if self._keyframes else None)
 
     def _drain_backlog(self) -> bool:
         """Catch up with a live stream by grabbing (no colour conversion) its frames buffered in FFmpeg and the
@@ -1057,7 +1069,8 @@ class FolderSource(Source):
             return Grabbed(None, t_ns, t_utc, meta, reason="same_file",
                            error=f"{path.name}: another name (a link) of {first}, already read")
         try:
-            image = decode_image(data, path.name, self.bit_depth, order="BGR", warn_key=f"camera {self.camera.name}")
+            image, layout = decode_image_layout(data, path.name, self.bit_depth, order="BGR",
+                                                warn_key=f"camera {self.camera.name}")
         except ImageRejected as exc:
             reason = exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}"
             if exc.reason == "corrupt" and self._recent(path, data, version):
@@ -1070,7 +1083,7 @@ class FolderSource(Source):
                                                                                                   reason))
         self._seen[path.name] = version
         self._pass_frames += 1
-        return Grabbed(image, t_ns, t_utc, meta)
+        return Grabbed(image, t_ns, t_utc, meta, layout=layout)
 
     def _unreadable(self, path: Path, meta: dict, exc: OSError) -> Grabbed:
         """A listed name that could not be read: ``missing`` (deleted meanwhile, a broken link) or ``corrupt``

@@ -327,8 +327,8 @@ def test_a_stream_whose_frame_size_changes_says_so_and_goes_on():
     server.close()
     assert (96, 160) in shapes and (192, 320) in shapes  # both sizes inspected
     changed = [r for s, r in states if s == "changed"]
-    assert changed == ["frame size 160x96 → 320x192: parts appear at another scale than the model was "
-                       "calibrated on"] and counters.get("net.size_changes") == 1
+    assert changed == [f"url {cam.source}: frame size 160x96 → 320x192: parts appear at another scale than the "
+                       "model was calibrated on"] and counters.get("net.size_changes") == 1
     assert states[states.index(("changed", changed[0])) + 1][0] == "online"
 
 

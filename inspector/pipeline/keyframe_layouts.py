@@ -1,0 +1,94 @@
+"""The frame size and pixel format a video *file* changes to mid-stream, read from its key frames by ``ffprobe``.
+
+OpenCV's FFmpeg backend rescales every frame to the size the stream declared when it was opened and converts it to
+8-bit BGR, and ``CAP_PROP_FRAME_WIDTH`` keeps the first size (measured, OpenCV 5.1: an MPEG-TS of 64x48 H.264 then
+128x96 gave ten 64x48 frames); the ``ffmpeg`` program (:mod:`inspector.pipeline.ffmpeg_frames`) scales to its
+first size as well. So a recording whose camera was reconfigured (binning, ROI, pixel format) fed the model frames
+made otherwise than before and nothing said so. A decoder can change size or pixel format only at a key frame (a
+new sequence header: H.264/HEVC SPS at an IDR, MPEG-2 sequence header, any intra-only codec's frame), so
+``ffprobe -skip_frame nokey`` decodes the key frames alone (cheap: one in a GOP) and lists every packet's key
+flag: the n-th key frame decoded is the n-th packet flagged K, whose index in the stream is its frame's (an IDR
+is shown after every frame decoded before it).
+
+Live streams cannot be probed ahead (a second connection would be another stream); their frames are compared
+as decoded (:meth:`inspector.pipeline.capture.CaptureWorker._check_layout`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import logging
+import shutil
+import subprocess
+
+from inspector.data.images import FrameLayout
+
+log = logging.getLogger("inspector.pipeline.sources")
+PROBE_TIMEOUT_S = 20.0  # a longer probe is given up (said once): the file is then read without the check
+
+
+class KeyframeLayouts:
+    """The :class:`FrameLayout` in force at each frame of a video file: (frame index of each key frame, its
+    layout), in stream order. ``at(index)``: the layout of frame ``index`` (0-based, as the source counts them
+    from the start of the file); frames past the probed end (a recording still being written) keep the last."""
+
+    def __init__(self, starts: list[int], layouts: list[FrameLayout]) -> None:
+        self.starts, self.layouts = starts, layouts
+
+    def at(self, index: int) -> FrameLayout:
+        return self.layouts[max(0, bisect.bisect_right(self.starts, index) - 1)]
+
+
+def probe(path: str, camera: str, timeout_s: float = PROBE_TIMEOUT_S) -> KeyframeLayouts | None:
+    """The key frames' layouts of the video file ``path`` by ``ffprobe``; None where they cannot be known (no
+    ffprobe, a file it cannot read, a probe longer than ``timeout_s``: said once in the log, naming ``camera``)."""
+    program = shutil.which("ffprobe")
+    if program is None:
+        return None
+    # low_delay: key frames alone need no reordering, and without it MPEG-2's decoder held one back and dropped
+    # it at the size change (measured, FFmpeg 5.1); one thread: frame threading delays and reorders nothing here
+    cmd = [program, "-v", "error", "-threads", "1", "-flags", "low_delay", "-select_streams", "v:0",
+           "-skip_frame", "nokey",
+           "-show_packets", "-show_frames", "-show_entries", "packet=flags:frame=width,height,pix_fmt", "-of", "csv",
+           path]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        log.warning("camera '%s': %s not checked for frame size or format changes (ffprobe took over %g s); a "
+                    "change mid-file would be rescaled by the decoder unsaid", camera, path, timeout_s)
+        return None
+    except OSError:
+        return None
+    return parse(done.stdout)
+
+
+def parse(text: str) -> KeyframeLayouts | None:
+    """ffprobe's CSV (``packet,<flags>`` per packet, ``frame,<width>,<height>,<pix_fmt>`` per key frame decoded)
+    → :class:`KeyframeLayouts`; None when it holds no key frame, or not one decoded frame per key packet (which
+    frame is which is then not known: the source's own arrays are compared instead)."""
+    keys, layouts, index = [], [], 0
+    for line in text.splitlines():
+        fields = line.split(",")
+        if fields[0] == "packet" and len(fields) > 1:
+            if fields[1].startswith("K"):
+                keys.append(index)
+            index += 1
+        elif fields[0] == "frame" and len(fields) > 3 and fields[1].isdigit() and fields[2].isdigit():
+            layouts.append(_layout(int(fields[1]), int(fields[2]), fields[3]))
+    return KeyframeLayouts(keys, layouts) if keys and len(keys) == len(layouts) else None
+
+
+def _layout(width: int, height: int, pix_fmt: str) -> FrameLayout:
+    """A decoded key frame's layout: grey formats (gray, gray10le, ya8 …) are 1 channel, the others colour; the
+    samples' depth from FFmpeg's name (``yuv420p10le`` 10 bits, ``gray16be`` 16, ``rgb48le`` 16 a channel),
+    held in uint16 above 8 bits."""
+    grey = pix_fmt.startswith(("gray", "ya", "monow", "monob"))
+    wide = _DEPTH.search(pix_fmt)
+    depth = int(wide.group(1)) if wide else 8
+    depth = 16 if depth in (48, 64) else depth if 8 < depth <= 16 else 8
+    return FrameLayout(height, width, 1 if grey else 3, "uint16" if depth > 8 else "uint8",
+                       depth if 8 < depth < 16 else None, pix_fmt)
+
+
+_DEPTH = re.compile(r"(\d+)[lb]e$")  # FFmpeg's pixel formats wider than a byte end in their depth and endianness

@@ -1,0 +1,141 @@
+"""A source whose frames start coming out otherwise (size, grey or colour, depth, pixel format) mid-stream: a camera
+reconfigured (binning, ROI, pixel format). Every frame is still inspected, and the change is said once, naming the
+source and old → new (state 'changed', counters ``size_changes`` / ``format_changes``), whatever the source kind:
+a video file whose decoder rescales the change away, a folder of pictures switching to grey or to 16 bits, a
+GenICam camera switching Mono12 → Mono16 (the same uint16 arrays). Real files, real OpenCV and FFmpeg, the
+daemon's real capture worker."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.pipeline.capture import CaptureWorker, FrameHub
+from inspector.pipeline.config import CameraSection
+from inspector.pipeline.sources import make_source
+from inspector.pipeline.telemetry import Counters
+
+_NEEDS_FFMPEG = pytest.mark.skipif(not (shutil.which("ffmpeg") and shutil.which("ffprobe")),
+                                   reason="needs the ffmpeg and ffprobe programs")
+
+
+def _capture(cam: CameraSection, source=None) -> tuple[list, list[tuple[str, str]], Counters]:
+    """Run the daemon's capture worker on ``cam`` to the source's end: (frames delivered, (state, reason) said,
+    counters)."""
+    counters, hub, states = Counters(), FrameHub(Counters()), []
+    worker = CaptureWorker(cam, source or make_source(cam), hub, threading.Event(), counters,
+                           lambda c, s, p, r, d: states.append((s, r)), capacity=64)
+    worker.start()
+    frames = []
+    while worker.is_alive() or hub.pending():
+        frames += hub.take(64, 0.02)
+    worker.join(30)
+    return frames, states, counters
+
+
+def _segment(path: Path, size: str, frames: int = 5) -> bytes:
+    """``frames`` frames of FFmpeg's test pattern at ``size`` as MPEG-2 in MPEG-TS, one GOP: the bytes."""
+    subprocess.run(["ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", f"testsrc=size={size}:rate=10",
+                    "-frames:v", str(frames), "-c:v", "mpeg2video", "-g", str(frames), "-f", "mpegts", str(path)],
+                   check=True, timeout=60)
+    return path.read_bytes()
+
+
+@_NEEDS_FFMPEG
+def test_a_video_whose_resolution_changes_mid_file_says_so_though_the_decoder_rescales_it(tmp_path):
+    """An MPEG-TS recording of 64x48 frames, then (the camera reconfigured) 128x96: a transport stream carries
+    the new sequence header in band, as a camera's RTSP/TS output does. OpenCV's FFmpeg backend gave all ten
+    frames at 64x48 and CAP_PROP_FRAME_WIDTH stayed 64: the change went unsaid."""
+    video = tmp_path / "reconfigured.ts"
+    video.write_bytes(_segment(tmp_path / "a.ts", "64x48") + _segment(tmp_path / "b.ts", "128x96"))
+    cap = cv2.VideoCapture(str(video))
+    shapes = []
+    while (got := cap.read())[0]:
+        shapes.append(got[1].shape[:2])
+    cap.release()
+    assert set(shapes) == {(48, 64)}, "OpenCV no longer rescales: the probe may be needless"
+    frames, states, counters = _capture(CameraSection(name="line1", source=str(video)))
+    assert len(frames) == len(shapes) and counters.get("line1.captured") == len(shapes)  # every frame inspected
+    changed = [r for s, r in states if s == "changed"]
+    assert changed == [f"file {video}: frame size 64x48 → 128x96: parts appear at another scale than the model "
+                       "was calibrated on; the decoder rescales them to 64x48"], states
+    assert counters.get("line1.size_changes") == 1 and counters.get("line1.format_changes") == 0
+    assert states[states.index(("changed", changed[0])) + 1][0] == "online" and states[-1][0] == "ended"
+
+
+@_NEEDS_FFMPEG
+def test_a_video_that_keeps_its_format_says_nothing(tmp_path):
+    video = tmp_path / "steady.ts"
+    _segment(video, "64x48", frames=8)
+    frames, states, counters = _capture(CameraSection(name="c", source=str(video)))
+    assert len(frames) == 8 and [s for s, _ in states] == ["connecting", "online", "ended"], states
+    assert counters.get("c.size_changes") == 0 and counters.get("c.format_changes") == 0
+
+
+def test_a_folder_whose_pictures_switch_to_grey_or_to_16_bits_says_so_once_per_change(tmp_path):
+    """Pictures of a camera that was switched from colour to Mono8 (then to 16-bit, 12 bits declared by sBIT
+    being what many cameras write): the decoder makes every one uint8 (H, W, 3) BGR, so the arrays the daemon
+    saw did not change and neither did anything it said."""
+    import struct
+    import zlib
+
+    colour = np.dstack([np.full((48, 64), v, np.uint8) for v in (30, 120, 210)])
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), colour)
+    for i in range(3, 5):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), colour[:, :, 1])
+    png = cv2.imencode(".png", np.full((48, 64), 1000 << 4, np.uint16))[1].tobytes()
+    end = 8 + 12 + struct.unpack(">I", png[8:12])[0]  # sBIT (12 bits) right after IHDR
+    (tmp_path / "5.png").write_bytes(png[:end] + struct.pack(">I", 1) + b"sBIT\x0c"
+                                     + struct.pack(">I", zlib.crc32(b"sBIT\x0c")) + png[end:])
+    frames, states, counters = _capture(CameraSection(name="dump", source=str(tmp_path)))
+    assert len(frames) == 6  # still inspected
+    changed = [r for s, r in states if s == "changed"]
+    tail = ": still inspected (made 8-bit RGB and resized like every frame), but the model was calibrated on the former"
+    assert changed == [f"folder {tmp_path}: frames changed from 64x48 colour uint8 to 64x48 grey uint8{tail}",
+                       f"folder {tmp_path}: frames changed from 64x48 grey uint8 to 64x48 grey uint16 (12-bit){tail}"]
+    assert counters.get("dump.format_changes") == 2 and counters.get("dump.size_changes") == 0
+
+
+def test_a_genicam_camera_switched_from_mono12_to_mono16_says_so(monkeypatch):
+    """Mono12 and Mono16 both arrive as uint16 (H, W) arrays: only the camera's PixelFormat tells them apart, and
+    the model's levels differ by 16x. A driver standing in for Aravis (the fake GigE camera has no Mono12, and
+    cannot switch format while streaming): the source's own decoding, the daemon's capture worker."""
+    from inspector.integrations.genicam import GenicamSource, Popped
+    from inspector.pipeline.integration_config import GenicamSection
+
+    samples = np.arange(64 * 64, dtype="<u2").reshape(64, 64) % 4096
+    formats = ["Mono12"] * 3 + ["Mono16"] * 3
+
+    class SwitchingDriver:
+        def open(self, device_id, settings):
+            return "Mono12 64x64"
+
+        def pop(self, timeout_s, newest=False):
+            if not formats:
+                from inspector.errors import SourceError
+                raise SourceError("camera gone", permanent=True)
+            return Popped(samples.tobytes(), formats.pop(0), 64, 64, True)
+
+        def trigger(self):
+            pass
+
+        def stats(self):
+            return {}
+
+        def close(self):
+            pass
+
+    cam = CameraSection(name="gige", source="genicam://stub", mode="offline", genicam=GenicamSection())
+    frames, states, counters = _capture(cam, GenicamSource(cam, SwitchingDriver()))
+    assert len(frames) == 6
+    changed = [r for s, r in states if s == "changed"]
+    assert len(changed) == 1 and "frames changed from 64x64 grey uint16 (12-bit) (Mono12) to 64x64 grey uint16 " \
+        "(Mono16)" in changed[0], states
+    assert counters.get("gige.format_changes") == 1
