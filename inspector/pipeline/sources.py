@@ -63,9 +63,9 @@ from typing import Callable, Mapping
 import cv2
 import numpy as np
 
-from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageRejected, decode_image_layout,
-                                   ends_cut_short, is_still_image, list_images, read_file_and_stat, special_file_kind,
-                                   unread_image_names, warn_once)
+from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameLayout, ImageRejected,
+                                   decode_image_layout, ends_cut_short, is_still_image, list_images,
+                                   read_file_and_stat, special_file_kind, unread_image_names, warn_once)
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import avi_raw, ffmpeg_frames, ffmpeg_live, keyframe_layouts, rtsp_probe
 from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
@@ -139,6 +139,7 @@ class CvSource(Source):
         self._settle = SettleWatch()  # whether the recording is still being written (its end: wait or end)
         self._raw16 = False  # 16-bit grey frames are retrieved as they are (_keep_sixteen_bits)
         self._keyframes: keyframe_layouts.KeyframeLayouts | None = None  # a file's layouts as stored (open)
+        self._pixel_format: str | None = None  # what the stream or device delivers, by its tag (_choose_decoding)
         # frames taken before OpenCV converts them (packets or raw bytes) and decoded here (pixel_formats)
         self._decode: Callable[[np.ndarray], np.ndarray] | None = None
         self._pending: np.ndarray | None = None  # a packet read while choosing the decoding, not yet delivered
@@ -434,14 +435,19 @@ class CvSource(Source):
         """Decide how this stream's frames become model input pixels, by :mod:`pixel_formats`' rule: frames that
         are still pictures or whose samples are wider than 8 bits are taken before OpenCV converts them to 8-bit
         BGR and decoded like the same frames saved as image files; others are OpenCV's BGR (8-bit data)."""
-        self._decode, self._pending, self._raw16 = None, None, False
+        self._decode, self._pending, self._raw16, self._pixel_format = None, None, False, None
         # a live URL read by the program (wide or inter-coded: ffmpeg_live.FullDepthUrl): (tag, bits, width, height)
         self.by_program: tuple[int, int, int, int] | None = None
         if isinstance(self._cap, avi_raw.AviFrames):  # bottom-up DIB frames, unpacked here (avi_raw)
             self._decode = avi_raw.dib_decoder(self._cap.dib, self.describe(), self.bit_depth,
                                                f"camera {self.camera.name}")
             return
-        if self._cap.getBackendName() == "V4L2":
+        v4l2 = self._cap.getBackendName() == "V4L2"
+        # the format the camera or stream delivers, named in FrameLayout: a camera switched to GREY / Y800 comes
+        # out of OpenCV as the same BGR arrays (told at the open after it, which such a switch forces)
+        named = int(self._cap.get(cv2.CAP_PROP_FOURCC if v4l2 else cv2.CAP_PROP_CODEC_PIXEL_FORMAT)) & 0xFFFFFFFF
+        self._pixel_format = pf.fourcc_text(named) or None if named else None
+        if v4l2:
             self._choose_v4l2()
             return
         tag = int(self._cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)) & 0xFFFFFFFF
@@ -654,7 +660,8 @@ class CvSource(Source):
             if self._cut_short_by_its_writer():
                 return self._await_rest_of_frame()
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
-        return Grabbed(image, t_ns, t_utc, meta, layout=self._keyframes.at(meta["index"]) if self._keyframes else None)
+        return Grabbed(image, t_ns, t_utc, meta, layout=self._keyframes.at(meta["index"]) if self._keyframes
+                       else FrameLayout.of(image, pixel_format=self._pixel_format))
 
     def _drain_backlog(self) -> bool:
         """Catch up with a live stream by grabbing (no colour conversion) its frames buffered in FFmpeg and the

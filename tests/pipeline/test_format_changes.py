@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -139,3 +140,34 @@ def test_a_genicam_camera_switched_from_mono12_to_mono16_says_so(monkeypatch):
     assert len(changed) == 1 and "frames changed from 64x64 grey uint16 (12-bit) (Mono12) to 64x64 grey uint16 " \
         "(Mono16)" in changed[0], states
     assert counters.get("gige.format_changes") == 1
+
+
+def _serve_colour_then_grey(server, per_kind: int = 4) -> None:
+    """An MJPEG-over-HTTP camera switched from colour to grey JPEGs mid-stream (one connection)."""
+    conn, _ = server.accept()
+    with conn:
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=f\r\n\r\n")
+        colour = cv2.imencode(".jpg", np.full((48, 64, 3), (40, 120, 200), np.uint8))[1].tobytes()
+        grey = cv2.imencode(".jpg", np.full((48, 64), 120, np.uint8))[1].tobytes()
+        for jpg in [colour] * per_kind + [grey] * per_kind:
+            conn.sendall(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg) + jpg + b"\r\n")
+            time.sleep(0.05)
+
+
+def test_an_mjpeg_stream_switched_to_grey_says_so():
+    import socket
+
+    from inspector.pipeline.config import ReconnectSection
+
+    server = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=_serve_colour_then_grey, args=(server,), daemon=True).start()
+    cam = CameraSection(name="net", source=f"http://127.0.0.1:{server.getsockname()[1]}/v.mjpg", open_timeout_s=5,
+                        read_timeout_s=1, reconnect=ReconnectSection(initial_s=0.05, max_s=0.1, max_attempts=1))
+    frames, states, counters = _capture(cam)
+    server.close()
+    assert frames
+    changed = [r for s, r in states if s == "changed"]
+    assert len(changed) == 1 and changed[0].startswith(f"url {cam.source}: frames changed from 64x48 colour uint8 "
+                                                       "to 64x48 grey uint8"), states
+    assert counters.get("net.format_changes") == 1
