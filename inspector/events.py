@@ -212,7 +212,8 @@ class InspectionEvent(_Routed):
 @dataclass
 class StatusEvent(_Routed):
     """A camera state change (topic ``v1/status/<camera>``): connecting, online, reconnecting, stalled,
-    changed (the source was replaced or its frame size changed), ended, failed."""
+    changed (the source was replaced, or its frames' size or format changed: grey/colour, depth, pixel format), ended,
+    failed."""
 
     camera: str
     seq: int

@@ -87,6 +87,13 @@ class DaemonCollector:
         total = m.CounterMetricFamily("inspector_frames_inferred", "frames through the model (all cameras)")
         total.add_metric([], snap.get("inferred_frames", 0))
         yield total
+        # a camera reconfigured (binning, ROI, pixel format): its frames are inspected, not as calibrated
+        changes = m.CounterMetricFamily("inspector_camera_frame_changes", "times a camera's frames changed size or "
+                                        "format (grey/colour, depth, pixel format)", labels=["camera", "what"])
+        for cam in cams:
+            changes.add_metric([cam, "size"], snap.get(f"{cam}.size_changes", 0))
+            changes.add_metric([cam, "format"], snap.get(f"{cam}.format_changes", 0))
+        yield changes
 
     def _drops(self, m, snap: dict, cams: list[str]) -> Iterator:
         per_cam = m.CounterMetricFamily("inspector_camera_drops", "frames lost per camera by reason",

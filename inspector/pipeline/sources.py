@@ -200,8 +200,9 @@ class CvSource(Source):
         self._probe_took_s = time.monotonic() - started  # the first read drops what the probe left (_drop_probed)
         # a file's decoder rescales a mid-file size change to the first size unsaid: its key frames tell
         # (packets are decoded here, so their own arrays tell)
+        by_program = isinstance(self._cap, ffmpeg_frames.FfmpegFrames)  # the program scales to its first size too
         self._keyframes = (keyframe_layouts.probe(str(self._target), self.camera.name)
-                           if self.kind == "file" and self._decode is None else None)
+                           if self.kind == "file" and (self._decode is None or by_program) else None)
 
     def _drop_probed(self, opened_in_s: float) -> None:
         """Drop the frames FFmpeg's probe read while an URL opened, when the open took :data:`_PROBE_STALE_S` or

@@ -60,6 +60,9 @@ def test_scrape_counts_decisions_latency_and_model(tiny_model, endpoint, tmp_pat
                  camera="cam0", reason="corrupt") == 0
     assert value(families["inspector_camera_drops"], "inspector_camera_drops_total",  # a live stream's lost data
                  camera="cam0", reason="concealed") == 0
+    for what in ("size", "format"):  # one camera's pictures throughout
+        assert value(families["inspector_camera_frame_changes"], "inspector_camera_frame_changes_total",
+                     camera="cam0", what=what) == 0
     # per-stage histograms: the count matches the frames, buckets are cumulative and lie on the v1/stats grid
     lat = families["inspector_stage_latency_seconds"]
     assert value(lat, "inspector_stage_latency_seconds_count", stage="total") == len(defects)
