@@ -171,3 +171,17 @@ def test_an_mjpeg_stream_switched_to_grey_says_so():
     assert len(changed) == 1 and changed[0].startswith(f"url {cam.source}: frames changed from 64x48 colour uint8 "
                                                        "to 64x48 grey uint8"), states
     assert counters.get("net.format_changes") == 1
+
+
+def test_key_frame_layouts_are_trusted_only_when_each_key_packet_gave_its_frame():
+    """ffprobe's listing read by the source: one decoded frame per key packet maps frame indices to layouts; a
+    listing where a key frame's picture is missing (MPEG-2's decoder held one back without ``low_delay``) says
+    nothing rather than pairing the wrong frames."""
+    from inspector.pipeline.keyframe_layouts import parse
+
+    listing = "packet,K_\npacket,__\npacket,K_\npacket,__\nframe,64,48,yuv420p\nframe,64,48,gray12le\n"
+    layouts = parse(listing)
+    assert layouts.starts == [0, 2] and [layouts.at(i).describe() for i in range(4)] == [
+        "64x48 colour uint8 (yuv420p)", "64x48 colour uint8 (yuv420p)", "64x48 grey uint16 (12-bit) (gray12le)",
+        "64x48 grey uint16 (12-bit) (gray12le)"]
+    assert parse("packet,K_\npacket,__\npacket,K_\nframe,128,96,yuv420p\n") is None
