@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("service", help="install the daemon as a systemd service",
                        description="Write a systemd unit that runs 'inspector run --config X' (Type=notify, "
                                    "watchdog, restart on failure, journald log lines).")
-    actions = p.add_subparsers(dest="action", metavar="<action>", required=True)
+    actions = p.add_subparsers(dest="action", metavar="<action>")  # none: its help on stderr, exit 2 (cli)
     i = actions.add_parser("install", help="write (or print) the unit file")
     i.add_argument("--config", required=True, help="daemon config YAML (validated first)")
     i.add_argument("--name", default="inspector", help="unit name (default inspector → inspector.service)")
