@@ -30,7 +30,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -105,7 +104,7 @@ class MqttBridge:
         mqtt = require("paho.mqtt.client", "mqtt", "publish.mqtt")
         self.cfg = cfg
         self.run_id = run_id
-        self.box = cfg.box or box or socket.gethostname().split(".")[0]
+        self.box = cfg.box_name(box)
         if not BOX_NAME.fullmatch(self.box):  # '+' in the will topic: the broker drops each CONNECT
             raise ConfigError(f"publish.mqtt.box: the host name {self.box[:80]!r} is no box name (1-64 letters, "
                               f"digits, '_', '-' or '.'); set publish.mqtt.box")
@@ -123,7 +122,7 @@ class MqttBridge:
         self.connected = False
         self.connects = 0
         self._closing = False
-        self._state_path = Path(cfg.state_file) if cfg.state_file else _default_state_path(self.box)
+        self._state_path = cfg.state_path(self.box)  # checked by run --check (daemon.check_outputs)
         self._untold = _read_untold(self._state_path)  # final counts of earlier runs never delivered
         self._untold_mids: set[int] = set()
         self._connect_problem: str | None = None  # the broker's unreachability last told, until connected
@@ -379,23 +378,13 @@ def tls_context(ca_file: str | None, where: str) -> ssl.SSLContext:
                           f"({getattr(exc, 'reason', None) or exc})") from None
 
 
-def _default_state_path(box: str) -> Path:
-    """Where a bridge keeps final counts it could not deliver: systemd's StateDirectory, else XDG's state home
-    (XDG Base Directory spec), never an evidence folder (the recorder's files are the run's evidence)."""
-    import os
-
-    base = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or os.environ.get("XDG_STATE_HOME") \
-        or str(Path.home() / ".local" / "state")
-    return Path(base) / "inspector" / f"mqtt-bridge-{box.replace('/', '_')}.json"
-
-
 def _read_untold(path: Path) -> list[dict]:
     """The final counts of earlier runs of this box never delivered (at most 16); a damaged file: one warning."""
     if not (path.exists() or path.is_symlink()):
         return []
     try:
-        # the one reader of small files: a FIFO at the default path (never checked by --check, only a configured
-        # state_file is) held the bridge's start, and the daemon's, for ever, waiting for a writer
+        # the one reader of small files: a FIFO at the state path (refused by run --check; one made after it) held
+        # the bridge's start, and the daemon's, for ever, waiting for a writer
         doc = wire_json(read_text(path, "MQTT bridge state file").encode(), str(path), limit=None)
     except ConfigError as exc:
         log.warning("%s; the MQTT bridge's untold counts ignored", exc)

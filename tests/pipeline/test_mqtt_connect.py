@@ -273,8 +273,8 @@ def test_a_ca_file_for_a_connection_that_is_no_tls_is_one_line(tmp_path):
 
 
 def test_a_fifo_at_the_default_state_path_is_one_warning_not_a_hang(tmp_path, monkeypatch, caplog):
-    """The default state file ($XDG_STATE_HOME/inspector/mqtt-bridge-<box>.json) is not checked by --check (a
-    configured state_file is): a FIFO there held MqttBridge(), so the daemon's start and --check, for ever."""
+    """A FIFO at the default state file ($XDG_STATE_HOME/inspector/mqtt-bridge-<box>.json) held MqttBridge(), so
+    the daemon's start and --check, for ever (--check now refuses it first: test_run_command; one made after)."""
     import os
     import threading
 
