@@ -189,6 +189,9 @@ def suggest(name: str, choices) -> str:
 
 def _check_choice(where: str, value: Any, choices) -> None:
     hashable = not isinstance(value, (list, dict, set))
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) in choices:
+        # YAML reads `protocol: 5` as a number: "'5' is not one of ['5', …] (did you mean '5'?)" said nothing
+        raise ConfigError(f"{where}: {value} is read as a number; write it in quotes: \"{value}\"")
     if not hashable or value not in choices or type(value) is not type(next(c for c in choices if c == value)):
         shown = str(value) if hashable and isinstance(value, str) else _short(value)
         raise ConfigError(f"{where}: '{shown[:60]}' is not one of {list(choices)}{suggest(shown, choices)}")

@@ -194,6 +194,9 @@ class MqttSection:
     buffer_size: int = bounded(1000, ge=1, le=1_000_000)  # messages held while the broker is away (oldest dropped, counted), [1, 1e6]
     keepalive_s: int = bounded(30, ge=5, le=3600)  # [5, 3600]
     reconnect_max_s: float = bounded(10.0, ge=0.1, le=300)  # back-off ceiling between reconnect attempts, [0.1, 300]
+    # "5" (MQTT 5: a message the broker refuses, e.g. its ACL denies the topic, is told and counted dropped) or
+    # "3.1.1" (for brokers older than MQTT 5: such a message is acknowledged as taken, counted delivered)
+    protocol: Literal["5", "3.1.1"] = "5"
     # final counts the bridge could not deliver at shutdown (broker down), published at its next start;
     # "" = $STATE_DIRECTORY, $XDG_STATE_HOME or ~/.local/state, then inspector/mqtt-bridge-<box>.json
     state_file: str = ""

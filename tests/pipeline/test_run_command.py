@@ -399,6 +399,16 @@ def test_check_refuses_a_dangling_link_as_an_output_file(tiny_model, endpoint, v
                                                  f"{tmp_path / 'gone' / 'counts.json'}, which does not exist"), err
 
 
+def test_a_choice_written_as_a_number_is_told_to_be_quoted(tiny_model, endpoint, video, tmp_path, capsys):
+    """YAML reads ``protocol: 5`` as the number 5: the line said "'5' is not one of ['5', '3.1.1'] (did you mean
+    '5'?)"."""
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}],
+                      publish={"mqtt": {"url": "mqtt://127.0.0.1:1", "protocol": 5}})
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and one_error_line(err).endswith("publish.mqtt.protocol: 5 is read as a number; write it in "
+                                                      "quotes: \"5\""), err
+
+
 def test_relative_paths_of_every_file_setting_are_taken_from_the_configs_folder(tmp_path):
     """As the config's documentation says of every path: metrics.token_file and publish.mqtt.state_file were
     taken from the working directory, so a daemon checked in its config's folder read another token, or kept
