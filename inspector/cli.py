@@ -25,7 +25,7 @@ import threading
 from inspector import __version__, lifecycle
 from inspector.commands.argtypes import check_outputs_spare_inputs
 from inspector.errors import InspectorError
-from inspector.interrupts import CommandStops
+from inspector.interrupts import CommandStops, sigterm_as_interrupt
 from inspector.interrupts import exit_code as interrupt_exit_code
 from inspector.redact import redact, redact_log_handlers
 from inspector.textline import clip_long_runs, one_line
@@ -233,7 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     if command in OWN_STOPS:  # a stop outside the command's own handling keeps its status (CommandStops)
         with CommandStops(process=process) as stops:
             return stops.status(_main(argv, command))
-    return _main(argv, command)
+    if command in LONG_RUNNING:
+        return _main(argv, command)
+    # every other command: SIGTERM too is a KeyboardInterrupt (Terminated), so what the command was writing is
+    # taken back on the way out (a staging folder, a temporary file), 'interrupted', exit 143; it killed the
+    # process on the spot and an export stopped by 'kill' left its staging folder of half-written graphs behind
+    with sigterm_as_interrupt():
+        return _main(argv, command)
 
 
 def _main(argv: list[str], command: str | None) -> int:

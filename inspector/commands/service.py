@@ -9,6 +9,7 @@ from pathlib import Path
 
 from inspector.commands.argtypes import int_range
 from inspector.errors import ConfigError
+from inspector.outputs import write_whole
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     path = unit_dir / f"{args.name}.service"
     _check_not_someone_elses(path)
     try:
-        path.write_text(text)
+        write_whole(path, text.encode("utf-8"))  # a unit cut short by a stop or a full disk fails to load
     except OSError as exc:
         raise ConfigError(f"--unit-dir: cannot write {path}: {exc.strerror or exc} (run as root, or use --print)") \
             from None
