@@ -25,7 +25,9 @@ def _stop(signum, _frame) -> None:
 def run() -> int:
     """Import the CLI with the stops taken, then hand them back (``main`` takes them as it does when a test
     imports it) and run it; a stop that escapes is one line, not a traceback."""
-    early = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # a SIGINT ignored from the start (a background command of a script) stays ignored (inspector.interrupts)
+    taken = [signal.SIGTERM] + [signal.SIGINT] * (signal.getsignal(signal.SIGINT) != signal.SIG_IGN)
+    early = {sig: signal.signal(sig, _stop) for sig in taken}
     try:
         from inspector.cli import main
 

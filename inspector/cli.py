@@ -14,6 +14,7 @@ mapping from fields to flags is the command's parser itself (an option's
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import importlib
 import logging
@@ -24,7 +25,7 @@ import threading
 from inspector import __version__, lifecycle
 from inspector.commands.argtypes import check_outputs_spare_inputs
 from inspector.errors import InspectorError
-from inspector.interrupts import CommandStops
+from inspector.interrupts import CommandStops, sigterm_as_interrupt
 from inspector.interrupts import exit_code as interrupt_exit_code
 from inspector.redact import redact, redact_log_handlers
 from inspector.textline import clip_long_runs, one_line
@@ -78,10 +79,68 @@ def _accept_global_options(parser: argparse.ArgumentParser) -> None:
                     _add_global_options(child, default=argparse.SUPPRESS)
                     _accept_global_options(child)
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (what and where), exit 2, like every other user error."""
+    """argparse, but a usage error is one line (what and where), exit 2, like every other user error, and a
+    mistyped command, sub-command, option or choice gets a "did you mean" (as config keys do; Python 3.14's
+    ``suggest_on_error``, done here for 3.10-3.13 with :func:`difflib.get_close_matches`)."""
 
     def error(self, message: str):  # noqa: D102 - argparse API
+        unknown = unknown_option_line(self, getattr(self, "_given", ()))
+        if unknown and message.startswith("the following arguments are required"):
+            message = unknown  # a misspelt required option (--ot for --out) is the cause, not the missing one
         self.exit(2, f"error: {self.prog}: {one_line(message)} (see '{self.prog} --help')\n")
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: D102 - argparse API
+        # remembered for error(): a sub-parser is handed only its own words (argparse's _SubParsersAction)
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):  # noqa: D102 - argparse API
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # told by the (sub-)command they were given to, whose options the suggestion comes from
+            selected_parser(self, parsed).error(unknown_option_line(selected_parser(self, parsed), extras)
+                                                or f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def _check_value(self, action, value):  # argparse's one check of a value against choices
+        if action.choices is not None and value not in action.choices:
+            close = did_you_mean(str(value), [str(c) for c in action.choices])
+            if isinstance(action, argparse._SubParsersAction):
+                kind = (action.metavar or action.dest or "command").strip("<>")
+                raise argparse.ArgumentError(None, f"unknown {kind} {value!r}{close}")
+            choices = ", ".join(repr(c) for c in action.choices)
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}{close} (choose from {choices})")
+        super()._check_value(action, value)
+
+
+def did_you_mean(word: str, candidates) -> str:
+    """`` (did you mean 'train'?)`` for the closest of ``candidates`` (difflib's ratio >= 0.6), else ''."""
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_option_line(parser: argparse.ArgumentParser, words) -> str | None:
+    """"unknown option '--epohcs' (did you mean '--epochs'?)" for the first of ``words`` that looks like
+    a long option ``parser`` does not know (neither its name nor a prefix of one, as argparse abbreviates), or
+    None when every option is known. Words after ``--`` are positionals (argparse's rule)."""
+    words = list(words)
+    known = list(parser._option_string_actions)
+    for at, word in enumerate(words):
+        if word == "--":
+            return None
+        name = word.split("=", 1)[0]
+        if name.startswith("--") and not any(k == name or k.startswith(name) for k in known):
+            return f"unknown option {name!r}{did_you_mean(name, [k for k in known if k.startswith('--')])}"
+    return None
+
+
+def selected_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The deepest (sub-)parser ``args`` chose: ``inspector data synth …`` → the parser of ``data synth``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            child = action.choices.get(getattr(args, action.dest, None) or "")
+            if child is not None:
+                return selected_parser(child, args)
+    return parser
 
 
 def flag_for(parser: argparse.ArgumentParser, command: str | None, field: str) -> str | None:
@@ -174,7 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     if command in OWN_STOPS:  # a stop outside the command's own handling keeps its status (CommandStops)
         with CommandStops(process=process) as stops:
             return stops.status(_main(argv, command))
-    return _main(argv, command)
+    if command in LONG_RUNNING:
+        return _main(argv, command)
+    # every other command: SIGTERM too is a KeyboardInterrupt (Terminated), so what the command was writing is
+    # taken back on the way out (a staging folder, a temporary file), 'interrupted', exit 143; it killed the
+    # process on the spot and an export stopped by 'kill' left its staging folder of half-written graphs behind
+    with sigterm_as_interrupt():
+        return _main(argv, command)
 
 
 def _main(argv: list[str], command: str | None) -> int:
@@ -190,9 +255,9 @@ def _main(argv: list[str], command: str | None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # a usage error (one line printed) or --help / --version
             return exc.code if isinstance(exc.code, int) else 2
-        if not getattr(args, "func", None):
-            parser.print_help()
-            return 0 if args.command is None else 2
+        if not getattr(args, "func", None):  # no (sub-)command: a usage error, its list on stderr (argparse: 2)
+            selected_parser(parser, args).print_help(sys.stderr)
+            return 2
         check_outputs_spare_inputs(command_actions(parser, args.command), args)
         return int(run_command(args, debug) or 0)
     except InspectorError as exc:

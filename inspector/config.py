@@ -189,6 +189,9 @@ def suggest(name: str, choices) -> str:
 
 def _check_choice(where: str, value: Any, choices) -> None:
     hashable = not isinstance(value, (list, dict, set))
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) in choices:
+        # YAML reads `protocol: 5` as a number: "'5' is not one of ['5', …] (did you mean '5'?)" said nothing
+        raise ConfigError(f"{where}: {value} is read as a number; write it in quotes: \"{value}\"")
     if not hashable or value not in choices or type(value) is not type(next(c for c in choices if c == value)):
         shown = str(value) if hashable and isinstance(value, str) else _short(value)
         raise ConfigError(f"{where}: '{shown[:60]}' is not one of {list(choices)}{suggest(shown, choices)}")
@@ -510,8 +513,11 @@ def relative_to_file(path: str | Path, config_file: str | Path) -> str:
 
 
 def save_yaml(data: Any, path: str | Path) -> None:
-    """Write config data (an object or a dict) as YAML."""
-    Path(path).write_text(yaml_dump(to_dict(data)), encoding="utf-8")
+    """Write config data (an object or a dict) as YAML, whole or not at all (:func:`inspector.outputs.write_whole`:
+    a stop or a full disk part-way leaves the earlier file, never half of one)."""
+    from inspector.outputs import write_whole
+
+    write_whole(path, yaml_dump(to_dict(data)).encode("utf-8"))
 
 
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
@@ -588,7 +594,10 @@ def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
     The one writer for the JSON reports (``metrics.json``, ``inspector bench --json``, the benchmark
     results), so a non-finite value reads the same in each. Creates the parent folder; returns ``path``.
     """
+    from inspector.outputs import write_whole
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n", encoding="utf-8")
+    # whole or not at all: a report cut short by a stop or a full disk read as a broken one (or an old one gone)
+    write_whole(path, (json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n").encode("utf-8"))
     return path

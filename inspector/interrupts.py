@@ -5,6 +5,14 @@ commands (``inspector train``) catch :class:`KeyboardInterrupt` to save their st
 and stop; :func:`sigterm_as_interrupt` makes SIGTERM take that same path. The shell
 convention for "ended by signal N" is exit status 128 + N (bash manual, "Exit Status";
 POSIX only requires > 128): 130 for SIGINT, 143 for SIGTERM.
+
+A SIGINT ignored when the process started stays ignored (:func:`stop_signals`): a shell without job control
+starts a background command (``inspector export … &`` in a script) with SIGINT and SIGQUIT ignored (POSIX.1-2017,
+XCU 2.11 "Signals and Error Handling"), so that a Ctrl-C meant for the script's foreground command does not stop
+it, and a program is to keep that (GNU C Library manual, "Basic Signal Handling": "a program should not catch a
+signal that was ignored when it started"; Python itself installs no KeyboardInterrupt handler then). Such a
+command is stopped by SIGTERM (``kill PID``), which every command takes as an orderly stop: what it was writing
+is taken back (temporaries, staging folders), nothing half-written is left, exit 143.
 """
 
 from __future__ import annotations
@@ -38,6 +46,13 @@ class SignalRecord:
         return "" if self.signum is None else signal.Signals(self.signum).name
 
 
+def stop_signals() -> tuple[int, ...]:
+    """The signals a command takes as a stop: SIGINT and SIGTERM, less SIGINT while it is ignored (SIG_IGN: a
+    background command of a non-interactive shell, see the module's docstring); SIGTERM always."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    return (signal.SIGTERM,) if ignored else (signal.SIGINT, signal.SIGTERM)
+
+
 def exit_code(exc: KeyboardInterrupt) -> int:
     """Exit status for an interrupt that reached the top level: 143 for SIGTERM, else 130."""
     return getattr(exc, "exit_code", 128 + signal.SIGINT)
@@ -45,7 +60,8 @@ def exit_code(exc: KeyboardInterrupt) -> int:
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[SignalRecord]:
-    """Within the block, SIGINT and SIGTERM both raise KeyboardInterrupt (SIGTERM as :class:`Terminated`).
+    """Within the block, SIGINT and SIGTERM both raise KeyboardInterrupt (SIGTERM as :class:`Terminated`); a
+    SIGINT ignored stays ignored (:func:`stop_signals`).
 
     Yields a :class:`SignalRecord` telling which one arrived, so the caller can exit
     with 130 or 143 even when the interrupt was caught and handled inside. Only the
@@ -60,7 +76,7 @@ def sigterm_as_interrupt() -> Iterator[SignalRecord]:
         record.signum = signum
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in stop_signals()}
     try:
         yield record
     finally:
@@ -98,7 +114,7 @@ class CommandStops:
     def __enter__(self) -> "CommandStops":
         global _active
         if threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+            self._previous = {sig: signal.signal(sig, self._on_signal) for sig in stop_signals()}
             _active = self
         return self
 
@@ -139,8 +155,7 @@ def held() -> Iterator[None]:
         yield
         return
     arrived: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, _frame: arrived.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, lambda signum, _frame: arrived.append(signum)) for sig in stop_signals()}
     try:
         yield
     finally:

@@ -22,6 +22,8 @@ import os
 import signal
 import threading
 
+from inspector.interrupts import stop_signals
+
 STOP = threading.Event()
 # Set by the second stop signal: what the first one began may wait long (a publisher drain of up to 600 s for a
 # subscriber that reads nothing), and an operator's second Ctrl-C / ``kill`` means "now" (Docker, systemd and
@@ -58,9 +60,12 @@ def _start_relay() -> None:
         threading.Thread(target=_relay, args=(read_fd,), name="signal-relay", daemon=True).start()
 
 
-def install(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
-    """Route ``signals`` to :data:`STOP` (idempotent; main thread only). The first call after
+def install(signals: tuple[int, ...] | None = None) -> None:
+    """Route ``signals`` to :data:`STOP` (idempotent; main thread only); None: SIGINT and SIGTERM, less a SIGINT
+    ignored since the process started (:func:`inspector.interrupts.stop_signals`: a daemon started with ``&`` from
+    a script is stopped by SIGTERM, not by a Ctrl-C meant for the script). The first call after
     :func:`restore` starts afresh (STOP cleared), so a process can run commands one after another."""
+    signals = stop_signals() if signals is None else signals
     if not _installed:
         STOP.clear()
         HURRY.clear()

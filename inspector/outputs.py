@@ -74,6 +74,8 @@ def file_problem(path: str | Path) -> str | None:
         return f"{path} is not a regular file (a device, pipe or socket)"
     if path.exists():
         return None if os.access(path, os.W_OK) else f"cannot write {path} (permission denied)"
+    if path.is_symlink():  # written in place, a dangling link makes its target (anywhere) or fails (ENOENT)
+        return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist"
     return _ancestor_problem(path)
 
 

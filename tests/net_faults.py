@@ -3,15 +3,28 @@ go dead without a word, as a pulled cable, a rebooted switch or a firewall that 
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 import threading
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 free at the time of asking."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 free at the time of asking: one the system picks, or, where the machine is shared
+    and its tests may only use some ports, one of ``INSPECTOR_TEST_PORTS`` ("47300-47399")."""
+    span = os.environ.get("INSPECTOR_TEST_PORTS", "")
+    ports = [0]
+    if span:
+        low, high = (int(p) for p in span.split("-"))
+        ports = random.sample(range(low, high + 1), high + 1 - low)
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError(f"no free TCP port in INSPECTOR_TEST_PORTS={span}")
 
 
 class Partition:

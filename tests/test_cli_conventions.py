@@ -206,3 +206,46 @@ def test_native_codec_lines_of_an_offline_command_come_through_logging(tmp_path)
     verbose = calibrate("-v")
     assert "DEBUG inspector.native: libpng: Invalid IHDR data" in verbose, verbose
     assert not any(line.startswith("libpng") for line in verbose.splitlines()), verbose
+
+
+def _inspector(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inspector", *argv], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("argv, usage", [((), "usage: inspector "), (("--debug",), "usage: inspector "),
+                                         (("data",), "usage: inspector data "),
+                                         (("service",), "usage: inspector service ")])
+def test_no_command_is_a_usage_error_with_the_list_on_stderr(argv, usage):
+    """Bare `inspector` (or `inspector data`) is argparse's usage error: the commands on stderr, exit 2."""
+    result = _inspector(*argv)
+    assert (result.returncode, result.stdout) == (2, ""), result
+    assert result.stderr.startswith(usage), result.stderr
+    assert ("<command>" in result.stderr) != ("<action>" in result.stderr), result.stderr  # the list of that level
+
+
+@pytest.mark.parametrize("argv, line", [
+    (("trian",), "error: inspector: unknown command 'trian' (did you mean 'train'?)"),
+    (("--debug", "calibrte", "--help"), "error: inspector: unknown command 'calibrte' (did you mean 'calibrate'?)"),
+    (("data", "synt", "--out", "d"), "error: inspector data: unknown action 'synt' (did you mean 'synth'?)"),
+    (("service", "instal"), "error: inspector service: unknown action 'instal' (did you mean 'install'?)"),
+    (("train", "--out", "r", "--epohcs", "3"),
+     "error: inspector train: unknown option '--epohcs' (did you mean '--epochs'?)"),
+    # a misspelt required option: the misspelling is told, not the option it left out
+    (("data", "synth", "--ot", "d"), "error: inspector data synth: unknown option '--ot' (did you mean '--out'?)"),
+    (("data", "info", "d", "--jsn"), "error: inspector data info: unknown option '--jsn' (did you mean '--json'?)"),
+    (("calibrate", "--backend", "onxruntime"),
+     "error: inspector calibrate: argument --backend: invalid choice: 'onxruntime' (did you mean 'onnxruntime'?)"),
+    (("xyzzy",), "error: inspector: unknown command 'xyzzy' (see 'inspector --help')"),
+])
+def test_a_mistyped_command_or_option_gets_one_line_with_did_you_mean(argv, line, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "inspector", *argv], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, ""), result
+    assert result.stderr.startswith(line) and result.stderr.count("\n") == 1, result.stderr
+    assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def test_help_and_version_still_exit_0_on_stdout():
+    for argv in (("--help",), ("--version",), ("data", "--help")):
+        result = _inspector(*argv)
+        assert result.returncode == 0 and result.stdout and not result.stderr, (argv, result)

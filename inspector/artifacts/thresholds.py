@@ -29,6 +29,7 @@ import numpy as np
 
 from inspector.config import bounded, from_dict, load_yaml, to_dict, yaml_dump
 from inspector.errors import ConfigError
+from inspector.outputs import write_whole
 
 SCHEMA_VERSION = 1
 
@@ -116,7 +117,9 @@ def write_thresholds(thresholds: Thresholds, path: str | Path) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml_dump(ordered), encoding="utf-8")  # UTF-8, not \u escapes (paths, notes)
+        # UTF-8, not \u escapes (paths, notes); whole or not at all: written in place, a stop (SIGTERM, Ctrl-C) or a
+        # full disk part-way left half a calibration over the one a daemon config names
+        write_whole(path, yaml_dump(ordered).encode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the calibration file ({exc.strerror or exc})") from None
     return path

@@ -50,7 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("root", help="dataset folder")
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
     i.set_defaults(func=run_info)
-    p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
 def run_synth(args: argparse.Namespace) -> int:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from inspector.commands.argtypes import int_range
 from inspector.errors import ConfigError
+from inspector.outputs import write_whole
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("service", help="install the daemon as a systemd service",
                        description="Write a systemd unit that runs 'inspector run --config X' (Type=notify, "
                                    "watchdog, restart on failure, journald log lines).")
-    actions = p.add_subparsers(dest="action", metavar="<action>", required=True)
+    actions = p.add_subparsers(dest="action", metavar="<action>")  # none: its help on stderr, exit 2 (cli)
     i = actions.add_parser("install", help="write (or print) the unit file")
     i.add_argument("--config", required=True, help="daemon config YAML (validated first)")
     i.add_argument("--name", default="inspector", help="unit name (default inspector → inspector.service)")
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     path = unit_dir / f"{args.name}.service"
     _check_not_someone_elses(path)
     try:
-        path.write_text(text)
+        write_whole(path, text.encode("utf-8"))  # a unit cut short by a stop or a full disk fails to load
     except OSError as exc:
         raise ConfigError(f"--unit-dir: cannot write {path}: {exc.strerror or exc} (run as root, or use --print)") \
             from None

@@ -21,7 +21,14 @@ keeping at most ``_MAX_INFLIGHT`` unacknowledged; paho reconnects with back-off
 and re-sends those in flight, and newer messages wait until they are
 acknowledged, so the broker gets every topic's messages in order. Counts (messages): ``offered = delivered +
 dropped + pending`` at every moment; ``delivered`` means acknowledged by the
-broker (PUBACK/PUBCOMP for QoS 1/2, written to the socket for QoS 0).
+broker as taken (PUBACK/PUBCOMP for QoS 1/2, written to the socket for QoS 0).
+
+MQTT 5 by default (``protocol: "5"``): a broker that will not take a message (its ACL denies the topic:
+reason code 0x87 Not authorized, MQTT 5.0 §3.4.2.1) says so in the PUBACK (QoS 1) or PUBREC/PUBCOMP (QoS 2),
+and the message is counted ``refused`` and ``dropped`` (never re-sent: the broker's answer would not change),
+told in a warning. MQTT 3.1.1 (``protocol: "3.1.1"``, for brokers older than MQTT 5) has no such answer: a
+broker acknowledges a denied publish as if taken (MQTT 3.1.1 §5.4.2 lets it), so it is counted delivered;
+``run --check`` says so. QoS 0 has no acknowledgement in either.
 Needs the ``mqtt`` extra (``paho-mqtt`` ≥ 2).
 """
 
@@ -30,7 +37,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -105,7 +111,7 @@ class MqttBridge:
         mqtt = require("paho.mqtt.client", "mqtt", "publish.mqtt")
         self.cfg = cfg
         self.run_id = run_id
-        self.box = cfg.box or box or socket.gethostname().split(".")[0]
+        self.box = cfg.box_name(box)
         if not BOX_NAME.fullmatch(self.box):  # '+' in the will topic: the broker drops each CONNECT
             raise ConfigError(f"publish.mqtt.box: the host name {self.box[:80]!r} is no box name (1-64 letters, "
                               f"digits, '_', '-' or '.'); set publish.mqtt.box")
@@ -115,21 +121,28 @@ class MqttBridge:
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._inflight: dict[int, Message] = {}
-        self._early_acks: set[int] = set()
+        self._early_acks: dict[int, object] = {}  # mid → the broker's reason code, acknowledged before kept
+        self._pubrec_refusals: dict[int, object] = {}  # QoS 2: mid → the failure code of its PUBREC
         self._own_mids: set[int] = set()
         self._sending: Message | None = None  # taken from the buffer, inside client.publish()
         self._resending = False  # a reconnect: paho re-sends what was in flight, new messages wait behind it
-        self._counts = {"offered": 0, "delivered": 0, "dropped": 0, "send_errors": 0}
+        self._counts = {"offered": 0, "delivered": 0, "dropped": 0, "refused": 0, "send_errors": 0}
+        self._refusals_told = (0.0, 0)  # (monotonic time, refused count) of the last refusal line
         self.connected = False
         self.connects = 0
         self._closing = False
-        self._state_path = Path(cfg.state_file) if cfg.state_file else _default_state_path(self.box)
-        self._untold = _read_untold(self._state_path)  # final counts of earlier runs never delivered
+        self.state_path = cfg.state_path(self.box)  # checked by run --check (daemon.check_outputs)
+        self._untold = _read_untold(self.state_path)  # final counts of earlier runs never delivered
         self._untold_mids: set[int] = set()
         self._connect_problem: str | None = None  # the broker's unreachability last told, until connected
         self._connack_refused = False  # the disconnect that follows a refused CONNACK is no other reason
-        client = telling_client(mqtt, self._cannot_connect, client_id=f"inspector-{self.box}-{run_id}",
-                                protocol=mqtt.MQTTv311, clean_session=True)
+        # MQTT 5: the broker's PUBACK says whether it took the message (3.1.1's cannot); clean_start below as 3.1.1's
+        # clean_session=True (no session kept at the broker; paho re-sends what was in flight itself)
+        v5 = cfg.protocol == "5"
+        client = telling_client(mqtt, self._cannot_connect, self._refused_pubrec,
+                                client_id=f"inspector-{self.box}-{run_id}",
+                                protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+                                **({} if v5 else {"clean_session": True}))
         self._setup_auth(client, tls or cfg.tls)
         client.max_inflight_messages_set(_MAX_INFLIGHT)
         client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(round(cfg.reconnect_max_s))))
@@ -139,13 +152,13 @@ class MqttBridge:
         self.client = client
         self._mqtt = mqtt
         try:
-            client.connect_async(host, port, keepalive=cfg.keepalive_s)
+            client.connect_async(host, port, keepalive=cfg.keepalive_s, **({"clean_start": True} if v5 else {}))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"publish.mqtt.url: {redact(cfg.url)}: {exc}") from None
         client.loop_start()  # paho's network thread: connects, reconnects with back-off
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._sender.start()
-        log.info("MQTT bridge to %s (topics %s/…)", redact(cfg.url), self.prefix)
+        log.info("MQTT bridge to %s (topics %s/…; %s)", redact(cfg.url), self.prefix, self.refusals_seen())
 
     def _setup_auth(self, client, tls: bool) -> None:
         cfg = self.cfg
@@ -161,7 +174,10 @@ class MqttBridge:
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if reason_code.is_failure:  # CONNACK refused (MQTT 3.1.1 §3.2.2.3): credentials, client id, …
             self._connack_refused = True
-            self._cannot_connect(f"the broker refused the connection: {reason_code}")
+            # 0x84 Unsupported Protocol Version (MQTT 5.0 §3.2.2.2), 0x01 in 3.1.1's CONNACK: a broker older than 5
+            old = self.cfg.protocol == "5" and reason_code.value in (0x01, 0x84)
+            hint = "; a broker older than MQTT 5: set publish.mqtt.protocol: \"3.1.1\"" if old else ""
+            self._cannot_connect(f"the broker refused the connection: {reason_code}{hint}")
             return
         with self._lock:
             self._connect_problem = None  # told again if it comes back after this connection
@@ -219,19 +235,69 @@ class MqttBridge:
             self._cannot_connect(f"the broker closed the connection before accepting it ({reason_code})")
 
     def _on_publish(self, client, userdata, mid, reason_code=None, properties=None) -> None:
+        """paho: the broker answered message ``mid`` (PUBACK/PUBCOMP; QoS 0: written). ``reason_code`` (MQTT 5) 0x80
+        or more: the broker did not take it (0x87 Not authorized: its ACL); 3.1.1 and QoS 0 always say Success."""
+        refused = reason_code if reason_code is not None and reason_code.is_failure else None
         with self._lock:
-            if mid in self._untold_mids:
+            refused = self._pubrec_refusals.pop(mid, refused)
+            if mid in self._untold_mids and refused is None:  # one refused stays: the file is kept for a later run
                 self._untold_mids.discard(mid)
                 if not self._untold_mids:  # all told: forget them
                     self._untold = []
-                    _remove(self._state_path)
+                    _remove(self.state_path)
             if mid in self._own_mids:
                 self._own_mids.discard(mid)
-            elif self._inflight.pop(mid, None) is not None:
-                self._counts["delivered"] += 1
-                self._wake.notify_all()
+                if refused is not None:  # the box's online flag or its counts: consumers will not see them
+                    self._tell_refused(f"its own topics (online, v1/bridge) under {self.prefix}", refused)
+            elif (msg := self._inflight.pop(mid, None)) is not None:
+                self._answered(msg.topic, refused)
             else:
-                self._early_acks.add(mid)
+                self._early_acks[mid] = refused
+
+    def _refused_pubrec(self, mid: int, code: int) -> None:
+        """paho's network thread: a PUBREC refused message ``mid`` (QoS 2), its PUBCOMP will say Success."""
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.reasoncodes import ReasonCode
+
+        try:
+            reason = ReasonCode(PacketTypes.PUBREC, identifier=code)
+        except ValueError:  # a code MQTT 5 does not define for PUBREC: still a refusal
+            reason = _UnknownReason(code)
+        with self._lock:
+            self._pubrec_refusals[mid] = reason
+
+    def _answered(self, topic: str, refused) -> None:
+        """Count a message the broker answered (lock held): delivered, or ``refused`` (its reason code) and
+        dropped: never re-sent, the broker's answer to that topic would be the same."""
+        if refused is None:
+            self._counts["delivered"] += 1
+        else:
+            self._counts["refused"] += 1
+            self._counts["dropped"] += 1
+            self._tell_refused(topic, refused)
+        self._wake.notify_all()
+
+    def _tell_refused(self, topic: str, reason) -> None:
+        """One warning for the first refusal, then at most one a minute with the count since (a denied topic
+        refuses every event: a line each would flood the log)."""
+        told_at, told = self._refusals_told
+        now, refused = time.monotonic(), self._counts["refused"]
+        if told_at and now - told_at < 60 and refused - told < 1000:
+            return
+        self._refusals_told = (now, refused)
+        log.warning("MQTT broker %s refused a message on %s: %s (0x%02X); not delivered, counted dropped "
+                    "(%d refused in this run); check the broker's ACL for this client's user",
+                    redact(self.cfg.url), topic, reason, reason.value, refused)
+
+    def refusals_seen(self) -> str:
+        """Whether a message the broker will not take (its ACL) is found, in words, for ``run --check``."""
+        qos = f"QoS {self.cfg.qos}"
+        if self.cfg.protocol != "5":
+            return (f"MQTT 3.1.1, {qos}: a message the broker's ACL denies is acknowledged all the same and counted "
+                    f"delivered; protocol \"5\" tells it")
+        if self.cfg.qos == 0:
+            return "MQTT 5, QoS 0: unacknowledged, a message the broker's ACL denies is counted delivered"
+        return f"MQTT 5, {qos}: a message the broker refuses (its ACL) is counted dropped and told"
 
     # -- the tap (publisher thread) ----------------------------------------------------------
     def offer(self, event) -> None:
@@ -277,9 +343,7 @@ class MqttBridge:
                 # QoS ≥ 1 with the link just gone (NO_CONN): paho keeps it and re-sends after reconnecting
                 if info.rc == ok or (info.rc == no_conn and self.cfg.qos > 0):
                     if info.mid in self._early_acks:  # acknowledged before we got here
-                        self._early_acks.discard(info.mid)
-                        self._counts["delivered"] += 1
-                        self._wake.notify_all()
+                        self._answered(msg.topic, self._early_acks.pop(info.mid))
                     else:
                         self._inflight[info.mid] = msg
                     continue
@@ -291,7 +355,8 @@ class MqttBridge:
 
     # -- reporting / shutdown ----------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        """{offered, delivered, dropped, pending, send_errors} in MQTT messages."""
+        """{offered, delivered, dropped, refused, pending, send_errors} in MQTT messages (refused: by the broker,
+        MQTT 5 reason code ≥ 0x80; counted in dropped too)."""
         with self._lock:
             pending = len(self._buffer) + len(self._inflight) + (self._sending is not None)
             return {**self._counts, "pending": pending}
@@ -325,18 +390,23 @@ class MqttBridge:
             except (RuntimeError, ValueError):
                 pass
         if not _published(infos[0]):  # the broker away: told by the next run of this box instead
-            _write_untold(self._state_path, self._untold + [{"run_id": self.run_id, **self.counts(), "final": True}])
+            _write_untold(self.state_path, self._untold + [{"run_id": self.run_id, **self.counts(), "final": True}])
         self.client.disconnect()
         self.client.loop_stop()
         c = self.counts()
-        log.info("MQTT bridge: %d offered, %d delivered, %d dropped", c["offered"], c["delivered"], c["dropped"])
+        log.info("MQTT bridge: %d offered, %d delivered, %d dropped (%d refused by the broker)", c["offered"],
+                 c["delivered"], c["dropped"], c["refused"])
 
 
-def telling_client(mqtt, tell, **kwargs):
+def telling_client(mqtt, tell, refused_pubrec=None, **kwargs):
     """A paho ``Client`` (callback API 2, ``kwargs`` as for it) that hands each failed connect attempt's
     exception to ``tell(exc)`` before paho retries. paho's network loop (``loop_forever``, run by ``loop_start``)
     catches the OSError out of ``reconnect()`` (connection refused, host unknown or unreachable, a TLS handshake
-    or certificate check that failed) and only logs "Connection failed, retrying" at DEBUG, without the reason."""
+    or certificate check that failed) and only logs "Connection failed, retrying" at DEBUG, without the reason.
+
+    ``refused_pubrec(mid, code)``: an MQTT 5 PUBREC (QoS 2) whose reason code is 0x80 or more (MQTT 5.0 §3.5.2.1:
+    the broker did not take the message). paho 2.x drops that code ("TODO" in ``_handle_pubrec``), goes on with
+    PUBREL, and the broker's PUBCOMP then says Success: the refusal would be counted delivered."""
     class Client(mqtt.Client):
         def reconnect(self):
             try:
@@ -344,6 +414,13 @@ def telling_client(mqtt, tell, **kwargs):
             except OSError as exc:
                 tell(exc)
                 raise
+
+        def _handle_pubrec(self):
+            # PUBREC's variable header (MQTT 5.0 §3.5.2): packet id (2 bytes), then a reason code, absent for 0x00
+            packet = bytes(self._in_packet.get("packet", b""))
+            if refused_pubrec is not None and len(packet) > 2 and packet[2] >= 0x80:
+                refused_pubrec(int.from_bytes(packet[:2], "big"), packet[2])
+            return super()._handle_pubrec()
 
     return Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
 
@@ -379,23 +456,13 @@ def tls_context(ca_file: str | None, where: str) -> ssl.SSLContext:
                           f"({getattr(exc, 'reason', None) or exc})") from None
 
 
-def _default_state_path(box: str) -> Path:
-    """Where a bridge keeps final counts it could not deliver: systemd's StateDirectory, else XDG's state home
-    (XDG Base Directory spec), never an evidence folder (the recorder's files are the run's evidence)."""
-    import os
-
-    base = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or os.environ.get("XDG_STATE_HOME") \
-        or str(Path.home() / ".local" / "state")
-    return Path(base) / "inspector" / f"mqtt-bridge-{box.replace('/', '_')}.json"
-
-
 def _read_untold(path: Path) -> list[dict]:
     """The final counts of earlier runs of this box never delivered (at most 16); a damaged file: one warning."""
     if not (path.exists() or path.is_symlink()):
         return []
     try:
-        # the one reader of small files: a FIFO at the default path (never checked by --check, only a configured
-        # state_file is) held the bridge's start, and the daemon's, for ever, waiting for a writer
+        # the one reader of small files: a FIFO at the state path (refused by run --check; one made after it) held
+        # the bridge's start, and the daemon's, for ever, waiting for a writer
         doc = wire_json(read_text(path, "MQTT bridge state file").encode(), str(path), limit=None)
     except ConfigError as exc:
         log.warning("%s; the MQTT bridge's untold counts ignored", exc)
@@ -420,6 +487,25 @@ def _write_untold(path: Path, untold: list[dict]) -> None:
         log.warning("MQTT: final counts not delivered (broker away); kept in %s for the next run", path)
     except OSError as exc:
         log.warning("MQTT: final counts not delivered and not kept in %s (%s)", path, exc.strerror or exc)
+
+
+def _bridge_drop_reasons(dropped: int, pending: int, refused: object) -> str:
+    """Why a bridge's messages were lost, from its counts: ``refused`` (MQTT 5: by the broker, in ``dropped``)
+    or the buffer full while the broker was away (the rest of ``dropped``), ``pending`` at its shutdown."""
+    refused = refused if type(refused) is int and 0 <= refused <= dropped else 0
+    why = [f"{pending} never delivered at its shutdown"] if pending else []
+    why += [f"{refused} refused by the broker (its ACL?)"] if refused else []
+    return ", ".join(why + (["buffer full while the broker was away"] if dropped > refused or not why else []))
+
+
+@dataclass(frozen=True)
+class _UnknownReason:
+    """A failure code paho's ReasonCode does not know for the packet, shown as the broker sent it."""
+    value: int
+    is_failure: bool = True
+
+    def __str__(self) -> str:
+        return "reason code not defined by MQTT 5"
 
 
 def _published(info) -> bool:
@@ -808,7 +894,7 @@ class MqttSubscriber(KeepsState):
             self._bridge_dropped[(box, run)] = dropped + pending
             if len(self._bridge_dropped) > 4 * MEMORY_BOXES:  # runs invented without end: the oldest told go
                 del self._bridge_dropped[next(iter(self._bridge_dropped))]
-            why = (f"{pending} never delivered at its shutdown, " if pending else "") + "buffer full while the broker was away"
+            why = _bridge_drop_reasons(dropped, pending, bridge.get("refused"))
             self._notices.append(f"box {wire_text(box)}: its MQTT bridge dropped {dropped + pending - before} message(s) in run "
                                  f"{wire_text(run or '?')} ({why}; events, payloads, statuses or stats: {dropped + pending} in "
                                  f"this run so far)")

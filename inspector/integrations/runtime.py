@@ -70,7 +70,8 @@ class Integrations:
             if url:
                 lines.append(f"ok {type(item).__name__} on {url}")
             elif hasattr(item, "prefix"):
-                lines.append(f"ok MQTT bridge to {redact(item.cfg.url)} (topics {item.prefix}/…)")
+                lines.append(f"ok MQTT bridge to {redact(item.cfg.url)} (topics {item.prefix}/…; "
+                             f"{item.refusals_seen()}; undelivered final counts kept in {item.state_path})")
         return lines
 
     def _add_tap(self, tap) -> None:

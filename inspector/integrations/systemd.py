@@ -140,6 +140,9 @@ def unit_file(config: Path, name: str, user: str | None = None, watchdog_s: int 
         "KillSignal=SIGTERM",
         f"TimeoutStopSec={int(shutdown_timeout_s * 6 + 10)}",  # ordered shutdown joins each stage in turn
         "Environment=PYTHONUNBUFFERED=1",
+        # $STATE_DIRECTORY (/var/lib/<name>, the service user's): the MQTT bridge's default state path; under a
+        # user without a writable home, ~/.local/state was refused by run's check of its outputs (exit 2)
+        f"StateDirectory={name}",
         f"SyslogIdentifier={name}",
     ]
     if user:

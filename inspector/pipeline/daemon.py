@@ -43,7 +43,7 @@ from inspector.backends.ort_replicas import default_replicas, usable_cores
 from inspector.contract import InputSpec
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
-from inspector.outputs import file_problem, folder_problem
+from inspector.outputs import file_problem, folder_problem, write_whole
 from inspector.pipeline.batcher import END, BatchWorker, BufferPool
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import DaemonConfig
@@ -128,12 +128,16 @@ def check_outputs(cfg: DaemonConfig) -> None:
             if why:
                 log.warning("recorder.dir: %s; camera '%s' will be inspected but not recorded", why, cam.name)
     # every file the daemon writes by name: a state file that is a folder lost the MQTT bridge's undelivered
-    # final counts at shutdown (a warning among the last lines) while --check and the run said OK
+    # final counts at shutdown (a warning among the last lines) while --check and the run said OK; the bridge's
+    # default state path (no state_file set) too, which --check did not look at
+    mqtt = cfg.publish.mqtt
     for key, path in (("summary_json", cfg.summary_json),
-                      ("publish.mqtt.state_file", cfg.publish.mqtt.state_file if cfg.publish.mqtt.enabled else "")):
+                      ("publish.mqtt.state_file", str(mqtt.state_path()) if mqtt.enabled else "")):
         why = file_problem(path) if path else None
         if why:
-            raise ConfigError(f"{key}: {why}", field=key)
+            default = key == "publish.mqtt.state_file" and not mqtt.state_file
+            hint = " (its default place; move what is there, or set publish.mqtt.state_file)" if default else ""
+            raise ConfigError(f"{key}: {why}{hint}", field=key)
 
 
 def _refuse_recording_into_a_source(cfg: DaemonConfig) -> None:
@@ -686,6 +690,7 @@ class Daemon:
             path = Path(self.cfg.summary_json)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(stats, indent=2, default=str))
+                # whole or not at all: a stop or a full disk part-way left half a JSON file as the run's summary
+                write_whole(path, json.dumps(stats, indent=2, default=str).encode("utf-8"))
             except OSError as exc:
                 log.error("cannot write summary %s: %s", path, exc.strerror or exc)

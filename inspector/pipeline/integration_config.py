@@ -13,8 +13,11 @@ declared range, checked in ``validate`` with a one-line error.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -191,6 +194,9 @@ class MqttSection:
     buffer_size: int = bounded(1000, ge=1, le=1_000_000)  # messages held while the broker is away (oldest dropped, counted), [1, 1e6]
     keepalive_s: int = bounded(30, ge=5, le=3600)  # [5, 3600]
     reconnect_max_s: float = bounded(10.0, ge=0.1, le=300)  # back-off ceiling between reconnect attempts, [0.1, 300]
+    # "5" (MQTT 5: a message the broker refuses, e.g. its ACL denies the topic, is told and counted dropped) or
+    # "3.1.1" (for brokers older than MQTT 5: such a message is acknowledged as taken, counted delivered)
+    protocol: Literal["5", "3.1.1"] = "5"
     # final counts the bridge could not deliver at shutdown (broker down), published at its next start;
     # "" = $STATE_DIRECTORY, $XDG_STATE_HOME or ~/.local/state, then inspector/mqtt-bridge-<box>.json
     state_file: str = ""
@@ -198,6 +204,21 @@ class MqttSection:
     @property
     def enabled(self) -> bool:
         return bool(self.url)
+
+    def box_name(self, box: str | None = None) -> str:
+        """This daemon's name in topics: ``box`` (the setting), else the caller's, else the host's short name."""
+        return self.box or box or socket.gethostname().split(".")[0]
+
+    def state_path(self, box: str | None = None) -> Path:
+        """Where the bridge keeps final counts it could not deliver: ``state_file``, else systemd's
+        StateDirectory, else XDG's state home (XDG Base Directory spec), then ``inspector/mqtt-bridge-<box>.json``;
+        never an evidence folder (the recorder's files are the run's evidence). The one rule, for the bridge and
+        for ``run --check`` (which checked only a configured ``state_file``, not this default)."""
+        if self.state_file:
+            return Path(self.state_file)
+        base = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or os.environ.get("XDG_STATE_HOME") \
+            or str(Path.home() / ".local" / "state")
+        return Path(base) / "inspector" / f"mqtt-bridge-{self.box_name(box).replace('/', '_')}.json"
 
     def validate(self, where: str) -> None:
         if not self.url:

@@ -273,8 +273,8 @@ def test_a_ca_file_for_a_connection_that_is_no_tls_is_one_line(tmp_path):
 
 
 def test_a_fifo_at_the_default_state_path_is_one_warning_not_a_hang(tmp_path, monkeypatch, caplog):
-    """The default state file ($XDG_STATE_HOME/inspector/mqtt-bridge-<box>.json) is not checked by --check (a
-    configured state_file is): a FIFO there held MqttBridge(), so the daemon's start and --check, for ever."""
+    """A FIFO at the default state file ($XDG_STATE_HOME/inspector/mqtt-bridge-<box>.json) held MqttBridge(), so
+    the daemon's start and --check, for ever (--check now refuses it first: test_run_command; one made after)."""
     import os
     import threading
 
@@ -333,3 +333,99 @@ def test_subscribe_takes_the_user_and_password_of_its_url_and_never_prints_the_p
         broker.stop()
     assert "r%25ght" not in err and "r%ght" not in err and "cannot connect" not in err, err
     assert "on mqtt://op:***@" in err, err
+
+
+def _acl_broker(tmp_path: Path) -> Mosquitto:
+    """A broker whose ACL lets anonymous clients publish anywhere but to camera 'denied''s defect topics."""
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite #\ntopic deny inspector/b1/v1/defect/denied\n"
+                   "topic deny inspector/b1/v1/defect/denied/#\n")
+    return Mosquitto(tmp_path / "broker", options=(f"acl_file {acl}",)).start()
+
+
+def _defects_of(bridge, cameras: list[str]) -> None:
+    from inspector.events import InspectionEvent
+
+    for seq, cam in enumerate(cameras):
+        bridge.offer(InspectionEvent(type="defect", camera=cam, seq=seq, frame_id=seq, event_id=f"r1-{cam}-{seq}",
+                                     decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={}, model={},
+                                     run_id="r1"))
+
+
+def _consumer(broker: Mosquitto, topic: str):
+    """A plain QoS 1 consumer of ``topic``: (the topics of the messages it got, so far; its paho client)."""
+    import paho.mqtt.client as mqtt
+
+    got: list[str] = []
+    consumer = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="acl-consumer")
+    consumer.on_message = lambda c, u, msg: got.append(msg.topic)
+    consumer.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+    consumer.connect("127.0.0.1", broker.port)
+    consumer.loop_start()
+    return got, consumer
+
+
+def _bridge_notices(broker: Mosquitto) -> list[str]:
+    """What ``inspector subscribe``'s MqttSubscriber tells of box b1's retained v1/bridge counts."""
+    from inspector.integrations.mqtt import MqttSubscriber
+
+    sub = MqttSubscriber(broker.url, ["defect"], client_id="bridge-counts")
+    notices: list[str] = []
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any("bridge dropped" in n for n in notices):
+            assert sub.recv(timeout=0.1) is None  # takes in the bridge counts (not an event)
+            notices += sub.notices()
+    finally:
+        sub.close()
+    return notices
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_a_publish_the_brokers_acl_denies_is_counted_refused_and_dropped_not_delivered(tmp_path, caplog, qos):
+    """MQTT 3.1.1 has no refusal: Mosquitto acknowledged the publishes its ACL denied and the bridge counted them
+    delivered (evidence lost, the counts said none). MQTT 5 (now the default) says Not authorized (0x87) in the
+    PUBACK (QoS 1) or PUBREC (QoS 2, whose code paho drops: its PUBCOMP says Success)."""
+    broker = _acl_broker(tmp_path)
+    got, consumer = _consumer(broker, "inspector/b1/v1/defect/#")
+    caplog.set_level(logging.INFO, logger="inspector.mqtt")
+    time.sleep(0.5)  # the consumer's subscription is in place
+    bridge = _bridge(broker.url, tmp_path, qos=qos, stats=False, thumbnails=False)
+    try:
+        _defects_of(bridge, ["ok", "denied", "ok", "denied", "denied"])
+        assert bridge.flush(20)
+        time.sleep(0.5)  # the consumer has what the broker took
+        bridge.close()
+        notices = _bridge_notices(broker)
+    finally:
+        bridge.close()
+        consumer.disconnect()
+        consumer.loop_stop()
+        broker.stop()
+    assert any("its MQTT bridge dropped 3 message(s) in run r1 (3 refused by the broker" in n for n in notices), notices
+    c = bridge.counts()
+    assert (c["offered"], c["delivered"], c["refused"], c["dropped"], c["pending"]) == (5, 2, 3, 3, 0), c
+    assert sorted(got) == ["inspector/b1/v1/defect/ok"] * 2, got  # what it counted delivered, the broker took
+    told = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "refused a" in r.getMessage()]
+    assert len(told) == 1 and "inspector/b1/v1/defect/denied: Not authorized (0x87)" in told[0], told
+
+
+def test_with_mqtt_3_1_1_an_acl_denial_is_counted_delivered_and_run_check_says_so(tiny_model, tmp_path):
+    """Kept for brokers older than MQTT 5 (protocol: "3.1.1"): a denied publish is acknowledged, so counted
+    delivered (pinned here: the protocol cannot tell it). 'run --check' says which of the two a bridge does."""
+    broker = _acl_broker(tmp_path)
+    bridge = _bridge(broker.url, tmp_path, protocol="3.1.1", stats=False, thumbnails=False)
+    try:
+        _defects_of(bridge, ["ok", "denied"])
+        assert bridge.flush(20)
+    finally:
+        bridge.close()
+        broker.stop()
+    assert (bridge.counts()["delivered"], bridge.counts()["refused"]) == (2, 0), bridge.counts()
+    for protocol, said in (("3.1.1", "MQTT 3.1.1, QoS 1: a message the broker's ACL denies is acknowledged all "
+                                     "the same and counted delivered"),
+                           (None, "MQTT 5, QoS 1: a message the broker refuses (its ACL) is counted dropped")):
+        mqtt = {"url": broker.url, "box": "b1", "state_file": str(tmp_path / "s.json")}
+        run = _run_check(tiny_model, tmp_path, mqtt | ({"protocol": protocol} if protocol else {}))
+        assert run.returncode == 0 and said in run.stdout, run.stdout + run.stderr
+        assert f"undelivered final counts kept in {tmp_path / 's.json'}" in run.stdout, run.stdout

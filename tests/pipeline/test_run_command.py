@@ -344,6 +344,71 @@ def test_check_refuses_an_mqtt_state_file_the_run_could_not_write(tiny_model, en
                                                f"not a file name"
 
 
+def _not_a_file(place: Path, kind: str) -> None:
+    """Put at ``place`` something no file can be written as: a folder, a FIFO, a dangling link, or a file where
+    its folder should be (``under-a-file``: ``place``'s parent is a file)."""
+    place.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "folder":
+        place.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(place)
+    elif kind == "dangling-link":
+        place.symlink_to(place.parent / "gone" / "counts.json")
+    else:
+        place.parent.rmdir()
+        place.parent.write_text("a file, not a folder\n")
+
+
+_NOT_A_FILE = {"folder": "is a folder, not a file name", "fifo": "is not a regular file",
+               "dangling-link": "is a symbolic link to", "under-a-file": "is a file, not a folder"}
+
+
+@pytest.mark.parametrize("kind", list(_NOT_A_FILE))
+def test_check_refuses_what_is_at_the_mqtt_bridges_default_state_path(tiny_model, endpoint, video, tmp_path,
+                                                                      capsys, monkeypatch, kind):
+    """With no publish.mqtt.state_file, the bridge keeps its undelivered final counts in
+    $XDG_STATE_HOME/inspector/mqtt-bridge-<box>.json; --check looked only at a configured state_file, so a folder
+    there passed --check and the run, and the counts of an outage were lost at shutdown (one warning)."""
+    pytest.importorskip("paho.mqtt")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    place = tmp_path / "state" / "inspector" / "mqtt-bridge-b1.json"
+    _not_a_file(place, kind)
+    mqtt = {"url": f"mqtt://127.0.0.1:{free_port()}", "box": "b1"}
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], publish={"mqtt": mqtt})
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    line = one_error_line(err)
+    assert code == 2 and line.startswith("error: publish.mqtt.state_file: "), err
+    assert _NOT_A_FILE[kind] in line and "its default place" in line, line
+    assert str(place if kind != "under-a-file" else place.parent) in line, line
+
+
+@pytest.mark.parametrize("key", ["summary_json", "publish.mqtt.state_file"])
+def test_check_refuses_a_dangling_link_as_an_output_file(tiny_model, endpoint, video, tmp_path, capsys, key):
+    """A link to a file in a folder that does not exist passed --check; written in place at shutdown (summary_json)
+    it failed (No such file or directory), or, its folder there, made a file wherever the link pointed."""
+    if key.startswith("publish"):
+        pytest.importorskip("paho.mqtt")
+    link = tmp_path / "out.json"
+    _not_a_file(link, "dangling-link")
+    sections = {"publish": {"mqtt": {"url": f"mqtt://127.0.0.1:{free_port()}", "box": "b1",
+                                     "state_file": str(link)}}} if key.startswith("publish") else {key: str(link)}
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], **sections)
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and one_error_line(err) == (f"error: {key}: {link} is a symbolic link to "
+                                                 f"{tmp_path / 'gone' / 'counts.json'}, which does not exist"), err
+
+
+def test_a_choice_written_as_a_number_is_told_to_be_quoted(tiny_model, endpoint, video, tmp_path, capsys):
+    """YAML reads ``protocol: 5`` as the number 5: the line said "'5' is not one of ['5', '3.1.1'] (did you mean
+    '5'?)"."""
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}],
+                      publish={"mqtt": {"url": "mqtt://127.0.0.1:1", "protocol": 5}})
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    assert code == 2 and one_error_line(err).endswith("publish.mqtt.protocol: 5 is read as a number; write it in "
+                                                      "quotes: \"5\""), err
+
+
 def test_relative_paths_of_every_file_setting_are_taken_from_the_configs_folder(tmp_path):
     """As the config's documentation says of every path: metrics.token_file and publish.mqtt.state_file were
     taken from the working directory, so a daemon checked in its config's folder read another token, or kept

@@ -26,7 +26,8 @@ def test_print_unit_and_write_it(tmp_path):
     assert out.returncode == 0, out.stderr
     unit = out.stdout
     for line in ("Type=notify", "Restart=on-failure", "WatchdogSec=30", "RestartPreventExitStatus=2",
-                 "User=inspect", f"WorkingDirectory={REPO}", "WantedBy=multi-user.target"):
+                 "User=inspect", f"WorkingDirectory={REPO}", "WantedBy=multi-user.target",
+                 "StateDirectory=inspector"):  # $STATE_DIRECTORY: the MQTT bridge's state, the service user's
         assert line in unit.splitlines(), line
     exec_start = next(x for x in unit.splitlines() if x.startswith("ExecStart="))
     assert exec_start.endswith(f"run --config {config}") and Path(exec_start.split("=", 1)[1].split()[0]).is_absolute()
