@@ -280,6 +280,22 @@ def test_an_int8_graph_of_an_earlier_quantize_is_still_read_and_replaced(fp32_mo
         quantize_model(fp32_model, tiny_dataset, batch_size=4)
 
 
+def test_an_int8_graph_of_an_earlier_export_is_refused_once_the_export_is_made_again(fp32_model, tiny_dataset):
+    """Its own card would keep a stale INT8 graph loading beside a new export at the same name (before, the export
+    rewrote the shared sidecar without graphs.int8 and the stale graph was refused): it is refused, naming the fix."""
+    from inspector.backends import load_backend
+
+    quantize_model(fp32_model, tiny_dataset, batch_size=4)
+    int8 = fp32_model.with_name("tiny.int8.onnx")
+    load_backend(int8).close()
+    write_exported(fp32_model.parent, height=SIZE, width=SIZE, seed=1)  # another model exported to the same name
+    with pytest.raises(ExportError, match=r"tiny.int8.onnx: made from an earlier tiny.onnx .*quantize the new export "
+                                          r"again: inspector quantize .*tiny.onnx --calibration IMAGES"):
+        load_backend(int8)
+    quantize_model(fp32_model, tiny_dataset, batch_size=4)
+    load_backend(int8).close()
+
+
 def test_cli_refuses_options_that_would_do_nothing(fp32_model, tiny_dataset, capsys):
     """A misspelt --exclude kept nothing FP32, and --threshold-file without --data was ignored: both silently."""
     before = read_sidecar(fp32_model.with_name("tiny.json"))

@@ -209,7 +209,9 @@ def verify_graph(graph_path: str | Path, sidecar: dict[str, Any] | None = None,
 
     ``sha256``: the file's hash when the caller already has it (else it is computed).
     Raises ExportError naming the file when the sidecar is missing, lacks an
-    entry for this precision, or records a different sha256.
+    entry for this precision, or records a different sha256, and for a derived graph
+    (an INT8 card's ``derived_from``) when the export beside it is no longer the one it
+    was made from (:func:`_check_derived_from`).
     """
     graph_path = Path(graph_path)
     if not graph_path.is_file():
@@ -226,4 +228,28 @@ def verify_graph(graph_path: str | Path, sidecar: dict[str, Any] | None = None,
             f"{graph_path}: sha256 {actual[:12]}… does not match its sidecar "
             f"({str(entry.get('sha256'))[:12]}…); re-export or restore the matching file"
         )
+    _check_derived_from(graph_path, sidecar)
     return sidecar
+
+
+def _check_derived_from(graph_path: Path, card: dict[str, Any]) -> None:
+    """ExportError when ``card`` is a derived graph's own card and the export's sidecar beside it now describes
+    another FP32 graph than the one it was made from (an export made again at that name since).
+
+    Before INT8 graphs had their own card, exporting again rewrote the shared sidecar without the INT8 entry, so
+    the stale INT8 graph was refused; its own card would otherwise keep it loading silently beside a new model.
+    A card whose export is not beside it (copied alone to a line PC) is not checked.
+    """
+    origin = card.get("derived_from")
+    if not isinstance(origin, dict) or not isinstance(origin.get("sidecar"), str):
+        return
+    shared = graph_path.with_name(Path(origin["sidecar"]).name)
+    try:
+        current = json.loads(shared.read_text())["graphs"]["fp32"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no readable export beside it: nothing to compare with
+    if current != origin.get("sha256"):
+        raise ExportError(f"{graph_path}: made from an earlier {origin.get('graph')} (sha256 "
+                          f"{str(origin.get('sha256'))[:12]}…), and {shared.name} now describes another "
+                          f"({str(current)[:12]}…); quantize the new export again: inspector quantize "
+                          f"{graph_path.with_name(str(origin.get('graph')))} --calibration IMAGES")
