@@ -202,8 +202,9 @@ def test_a_place_that_refuses_the_staging_folder_is_named_not_the_folder(trained
 
 
 def test_a_sidecar_rewritten_is_whole_or_as_it_was(exported_model, tmp_path, monkeypatch):
-    """``quantize`` rewrites the sidecar of a complete export (adding its INT8 graph): written in place, a full
-    disk cut it short and the export could no longer be loaded. Now it is written beside and renamed over."""
+    """A sidecar rewritten in place (``quantize`` once added its INT8 graph to the export's; it now writes the INT8
+    graph's own card): a full disk cut it short and the export could no longer be loaded. Now it is written beside
+    and renamed over."""
     sidecar = shutil.copy(exported_model.with_name("rs.json"), tmp_path / "rs.json")
     before = Path(sidecar).read_bytes()
     data = read_sidecar(sidecar)

@@ -1,7 +1,10 @@
 """The model card (the "model sidecar"): a JSON file beside exported graphs describing them.
 
-``export/rs-brick.onnx``, ``export/rs-brick.fp16.onnx`` and
-``export/rs-brick.int8.onnx`` share one sidecar ``export/rs-brick.json``. It
+``export/rs-brick.onnx`` and ``export/rs-brick.fp16.onnx`` (made together by
+``export``) share one sidecar ``export/rs-brick.json``; ``export/rs-brick.int8.onnx``,
+made later from the FP32 graph by ``quantize``, has its own card
+``export/rs-brick.int8.json`` (the same sections, its one graph, and ``derived_from``:
+the FP32 graph and sidecar it was made from), so the export is never rewritten. A card
 holds everything the daemon and the engine builder need: the model identity,
 the input spec (uint8 NHWC RGB, fixed size, resize policy), the output spec,
 and per graph its file name, precision and sha256, so a graph that does not
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +29,8 @@ from inspector.outputs import write_whole
 
 SCHEMA_VERSION = 1
 PRECISION_SUFFIXES = ("fp16", "int8")  # rs-brick.fp16.onnx → precision fp16
+# Graphs made from an export by a later command (quantize), each described by its own card, not the export's.
+DERIVED_PRECISIONS = ("int8",)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -53,9 +59,27 @@ def split_graph_name(path: str | Path) -> tuple[Path, str]:
 
 
 def sidecar_path_for(graph_path: str | Path) -> Path:
-    """The sidecar JSON that describes ``graph_path``."""
-    base, _ = split_graph_name(graph_path)
-    return base.with_name(base.name + ".json")
+    """The card JSON that describes ``graph_path``: the export's shared sidecar ``<base>.json``, or for a graph
+    made later from the export (:data:`DERIVED_PRECISIONS`) its own card ``<base>.int8.json``
+    (:func:`derived_card_path`) when there is one.
+
+    Rule: a command never modifies its input. ``quantize`` added ``graphs.int8`` to the FP32 export's shared
+    sidecar, rewriting it; it now writes the INT8 graph's own card. An INT8 graph quantized before that (named in
+    the shared sidecar, no card of its own) is still described by the shared sidecar.
+    """
+    base, precision = split_graph_name(graph_path)
+    shared = base.with_name(base.name + ".json")
+    if precision in DERIVED_PRECISIONS:
+        own = derived_card_path(graph_path)
+        if os.path.lexists(own) or not os.path.lexists(shared):
+            return own
+    return shared
+
+
+def derived_card_path(graph_path: str | Path) -> Path:
+    """The own card of a derived graph: ``export/rs.int8.onnx`` → ``export/rs.int8.json``."""
+    base, precision = split_graph_name(graph_path)
+    return base.with_name(f"{base.name}.{precision}.json")
 
 
 # -- schema: what the readers of a model card rely on (other keys are informative and ignored) -------------
@@ -173,9 +197,9 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
 
 
 def write_sidecar(data: dict[str, Any], path: str | Path) -> None:
-    """Write a sidecar (pretty JSON, stable key order), whole or not at all (:func:`inspector.outputs.write_whole`:
-    ``quantize`` rewrites the sidecar of a complete export, which a full disk or Ctrl-C cut short). OSError when
-    it cannot be written."""
+    """Write a sidecar or card (pretty JSON, stable key order), whole or not at all
+    (:func:`inspector.outputs.write_whole`: a full disk or Ctrl-C never leaves half a card). OSError when it
+    cannot be written."""
     write_whole(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
@@ -185,7 +209,9 @@ def verify_graph(graph_path: str | Path, sidecar: dict[str, Any] | None = None,
 
     ``sha256``: the file's hash when the caller already has it (else it is computed).
     Raises ExportError naming the file when the sidecar is missing, lacks an
-    entry for this precision, or records a different sha256.
+    entry for this precision, or records a different sha256, and for a derived graph
+    (an INT8 card's ``derived_from``) when the export beside it is no longer the one it
+    was made from (:func:`_check_derived_from`).
     """
     graph_path = Path(graph_path)
     if not graph_path.is_file():
@@ -202,4 +228,28 @@ def verify_graph(graph_path: str | Path, sidecar: dict[str, Any] | None = None,
             f"{graph_path}: sha256 {actual[:12]}… does not match its sidecar "
             f"({str(entry.get('sha256'))[:12]}…); re-export or restore the matching file"
         )
+    _check_derived_from(graph_path, sidecar)
     return sidecar
+
+
+def _check_derived_from(graph_path: Path, card: dict[str, Any]) -> None:
+    """ExportError when ``card`` is a derived graph's own card and the export's sidecar beside it now describes
+    another FP32 graph than the one it was made from (an export made again at that name since).
+
+    Before INT8 graphs had their own card, exporting again rewrote the shared sidecar without the INT8 entry, so
+    the stale INT8 graph was refused; its own card would otherwise keep it loading silently beside a new model.
+    A card whose export is not beside it (copied alone to a line PC) is not checked.
+    """
+    origin = card.get("derived_from")
+    if not isinstance(origin, dict) or not isinstance(origin.get("sidecar"), str):
+        return
+    shared = graph_path.with_name(Path(origin["sidecar"]).name)
+    try:
+        current = json.loads(shared.read_text())["graphs"]["fp32"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no readable export beside it: nothing to compare with
+    if current != origin.get("sha256"):
+        raise ExportError(f"{graph_path}: made from an earlier {origin.get('graph')} (sha256 "
+                          f"{str(origin.get('sha256'))[:12]}…), and {shared.name} now describes another "
+                          f"({str(current)[:12]}…); quantize the new export again: inspector quantize "
+                          f"{graph_path.with_name(str(origin.get('graph')))} --calibration IMAGES")

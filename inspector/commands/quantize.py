@@ -17,9 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "quantize", help="make an INT8 Q/DQ ONNX from calibration images",
         description="Quantize the FP32 graph with ONNX Runtime's static quantizer (QDQ, symmetric int8 activations, "
                     "per-channel int8 weights in 7 bits by default) on good calibration images. Only the feature convolutions are "
-                    "quantized; normalisation, distances, upsampling, smoothing and scoring stay FP32. Adds "
-                    "graphs.int8 to the model sidecar. With --data, measures the result against FP32 "
-                    "('inspector verify') on the CPU.")
+                    "quantized; the image-reading and depthwise-separable ones, normalisation, distances, upsampling, "
+                    "smoothing and scoring stay FP32. Checks the result against FP32 on --check-images images "
+                    "with verify's int8 tolerances and refuses (nothing written) outside them. Writes "
+                    "<model>.int8.onnx and its own card <model>.int8.json; the FP32 graph and its sidecar are only "
+                    "read. With --data, measures the result against FP32 ('inspector verify') on the CPU.")
     p.add_argument("onnx", help="the FP32 graph, e.g. export/rs-brick.onnx")
     p.add_argument("--calibration", required=True,
                    help="folder of good images (or a dataset whose train/good is used), e.g. calibration/rs-brick/")
@@ -35,12 +37,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="weight range: 7 (default) is correct on every x86 CPU; 8 halves the rounding step but "
                         "saturates in ONNX Runtime's int8 kernels on CPUs without VNNI: only for TensorRT or VNNI CPUs")
     p.add_argument("--exclude", nargs="*", default=(), metavar="NODE", help="extra node names to keep FP32")
+    p.add_argument("--check-images", type=int_range(0, 4096), default=default("check_images"),
+                   help="images the INT8 graph is checked on against FP32 before it is written, as verify "
+                        "picks them from --data, else from --calibration (a dataset's test split, else its good "
+                        "images); outside verify's int8 tolerance nothing is written, exit 2 (default %(default)s; "
+                        "0: no check)")
     p.add_argument("--data", help="after quantizing, compare INT8 with FP32 on these images (precision gate)")
     p.add_argument("--threshold-file", help="calibration YAML for the gate's decision-flip check")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from inspector.artifacts.model_card import derived_card_path
     from inspector.deploy.quantize import default_int8_path, quantize_model
     from inspector.errors import ConfigError
 
@@ -52,12 +60,15 @@ def run(args: argparse.Namespace) -> int:
         load_dataset(args.data)
     entry = quantize_model(args.onnx, args.calibration, args.out, max_images=args.max_images,
                            batch_size=args.batch_size, method=args.method, exclude=args.exclude,
-                           weight_bits=args.weight_bits)
+                           weight_bits=args.weight_bits, check_images=args.check_images, check_data=args.data)
     q = entry["quantization"]
     out = args.out or str(default_int8_path(args.onnx))
-    print(f"wrote {out}: {q['quantized_nodes']} convolution(s) quantized, {len(q['kept_fp32_nodes'])} kept FP32, "
-          f"{q['calibration_images']} calibration image(s), {q['calibration_method']}, "
-          f"{q['weight_bits']}-bit weights")
+    check = q.get("check") or {}
+    checked = (f"; against FP32 on {check['images']} image(s): score {check['score_rel_diff']:.3f}, "
+               f"map {check['map_rel_diff']:.3f} of the scale" if check.get("checked") else "; not checked against FP32")
+    print(f"wrote {out} and {derived_card_path(out)}: {q['quantized_nodes']} convolution(s) quantized, "
+          f"{len(q['kept_fp32_nodes'])} kept FP32, {q['calibration_images']} calibration image(s), "
+          f"{q['calibration_method']}, {q['weight_bits']}-bit weights{checked}")
     if not args.data:
         return 0
     from inspector.evaluation.verify import format_report, verify
