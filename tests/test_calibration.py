@@ -226,8 +226,8 @@ def test_good_images_fall_back_to_test_good_with_a_warning(tiny_dataset):
 def test_calibrate_takes_the_images_training_kept_out_of_every_fit(tmp_path, capsys):
     """The validation images chose the best epoch and fitted the map normalisation, so new good parts score
     higher than they do (ELPV mono: median +33 %): a threshold from them flags more than its rate on the line.
-    A run now keeps ``data.calibration_fraction`` of its good images out of everything, records them in the
-    model card, and calibrate takes them first; on the validation images it says why they run low."""
+    A run with ``data.calibration_fraction`` keeps that share of its good images out of everything, records
+    them in the model card, and calibrate takes them first; on the validation images it says why they run low."""
     from inspector.cli import main
     from inspector.data.synth import synthesize
     from inspector.deploy import export_run
@@ -241,7 +241,7 @@ def test_calibrate_takes_the_images_training_kept_out_of_every_fit(tmp_path, cap
                                    "train": {"epochs": 1, "batch_size": 4}})
     summary = train(config, tmp_path / "run")
     held = summary["data"]
-    assert (held["n_train"], held["n_val"], held["n_calibration"]) == (10, 2, 12)
+    assert (held["n_train"], held["n_val"], held["n_calibration"]) == (7, 5, 12)
     assert not set(held["calibration_files"]) & set(held["val_files"])
     onnx = export_run(tmp_path / "run", tmp_path / "export" / "rs")["fp32"]
     capsys.readouterr()
@@ -250,7 +250,7 @@ def test_calibrate_takes_the_images_training_kept_out_of_every_fit(tmp_path, cap
     assert "12 image(s) from calibration split" in out and "validation images, which chose" not in out, out
     assert main(["calibrate", str(onnx), "--data", str(data), "--split", "val", "--out", str(tmp_path / "v.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "2 image(s) from validation split" in out and "warning: calibrating on the validation images" in out, out
+    assert "5 image(s) from validation split" in out and "warning: calibrating on the validation images" in out, out
 
 
 def test_a_split_the_model_card_does_not_record_is_refused_by_name(tiny_dataset):

@@ -45,7 +45,7 @@ class DemoPlan:
     """Sizes of one demo run (the full plan fits a few minutes on a 2-core CPU)."""
 
     size: int = 128  # dataset images and model input (square)
-    n_train: int = 250  # good images (10 % validate: the stopping rule; 10 % kept out for calibrate)
+    n_train: int = 250  # good images (20 % held out for validation: the stopping rule)
     n_test_good: int = 30
     n_test_defect: int = 30
     epochs: int = 40
@@ -146,8 +146,7 @@ def _train(data: Path, run_dir: Path, plan: DemoPlan) -> dict:
         stop.hint = f"the partly trained run is in {run_dir}: continue it with {resume_hint(run_dir)[len('to continue: '):]}"
         raise stop
     print(f"      best epoch {phase['best_epoch']}/{phase['epochs_run']}, val loss {phase['best_val_loss']:.4f}; "
-          f"{summary['data']['n_train']} train / {summary['data']['n_val']} validation / "
-          f"{summary['data']['n_calibration']} calibration images", flush=True)
+          f"{summary['data']['n_train']} train / {summary['data']['n_val']} validation images", flush=True)
     return summary
 
 

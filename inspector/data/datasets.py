@@ -304,9 +304,10 @@ class GoodSplit:
     """The good training images in three disjoint parts, each sorted by path.
 
     ``train``: fitted on. ``val``: early stopping, the best epoch and the map normalisation.
-    ``calibration``: none of those; kept for ``inspector calibrate``, whose threshold must come from
-    good parts scored as the line will score them (images that chose the epoch and fitted the
-    normalisation score lower: ``benchmarks/README.md``, Sessions 35 and 36).
+    ``calibration`` (``data.calibration_fraction``, off by default): none of those; kept for
+    ``inspector calibrate``, whose threshold must come from good parts scored as the line will score them
+    (images that chose the epoch and fitted the normalisation score lower: ``benchmarks/README.md``,
+    Sessions 35 and 36).
     """
 
     train: tuple[Sample, ...]
@@ -323,8 +324,8 @@ def split_good(samples: Sequence[Sample], val_fraction: float = 0.1, calibration
     ``calibration_fraction`` existed, 0, keeps its split). At least one validation sample when there are
     two or more samples and ``val_fraction`` > 0, and at least ``min_train`` training samples whenever one
     validation sample leaves them (a large ``val_fraction`` is capped). A calibration part that would hold
-    fewer than :data:`MIN_CALIBRATION_IMAGES` images, or leave fewer than ``min_train`` to train on, is
-    not made: its share validates instead, as before the part existed. Raises ValueError for a fraction
+    fewer than :data:`MIN_CALIBRATION_IMAGES` images is not made, and one that would leave fewer than
+    ``min_train`` to train on is cut to leave them: those images train. Raises ValueError for a fraction
     outside [0, 1).
     """
     for name, fraction in (("val_fraction", val_fraction), ("calibration_fraction", calibration_fraction)):
@@ -332,14 +333,13 @@ def split_good(samples: Sequence[Sample], val_fraction: float = 0.1, calibration
             raise ValueError(f"{name} must be in [0, 1), got {fraction}")
     ordered = sorted(samples, key=lambda s: str(s.path))
     n = len(ordered)
-    n_cal = min(round(n * calibration_fraction), n - round(n * val_fraction) - min_train)
-    if n_cal < MIN_CALIBRATION_IMAGES:  # too few to calibrate on: they validate instead
-        n_cal, val_fraction = 0, val_fraction + calibration_fraction
     n_val = round(n * val_fraction)
     if val_fraction > 0 and n >= 2:
         n_val = min(max(n_val, 1), n - max(1, min(min_train, n - 1)))
     elif n < 2:
         n_val = 0
+    n_cal = min(round(n * calibration_fraction), n - n_val - min_train)
+    n_cal = n_cal if n_cal >= MIN_CALIBRATION_IMAGES else 0  # too few to place a threshold: they train
     perm = np.random.default_rng(seed).permutation(n)
     part = np.zeros(n, dtype=np.int8)  # 0 train, 1 validation, 2 calibration
     part[perm[:n_val]] = 1

@@ -53,8 +53,8 @@ SPLITS = ("auto", "calibration", "val", "test")
 # (benchmarks/README.md, Sessions 35-36), so a threshold from them flags more than its rate on the line.
 VALIDATION_BIAS = ("calibrating on the validation images, which chose the model's best epoch and fitted its map "
                    "normalisation: new good parts tend to score higher, so the line will see more false alarms "
-                   "than the rate; use --good-dir with good parts the model never saw, or retrain (a run keeps "
-                   "data.calibration_fraction of its good images for calibrate when there are enough)")
+                   "than the rate; use --good-dir with good parts the model never saw, or train with "
+                   "--set data.calibration_fraction=0.1 to keep images out of every fit for calibrate")
 
 
 # ------------------------------------------------------------------------------------------ rules

@@ -85,9 +85,9 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
 
     Unreadable images are dropped before the split, so they can never empty the
     validation set while readable images remain; the split keeps :data:`MIN_TRAIN_IMAGES` to train on
-    whatever ``data.val_fraction`` asks. The calibration part (``data.calibration_fraction``,
-    :func:`~inspector.data.datasets.split_good`) is neither returned nor used: the summary records it
-    (names and sha256) for ``inspector calibrate``. Raises :class:`DataError` when fewer than
+    whatever ``data.val_fraction`` asks. The calibration part (``data.calibration_fraction``, off by
+    default; :func:`~inspector.data.datasets.split_good`) is neither returned nor used: the summary records
+    it (names and sha256) for ``inspector calibrate``. Raises :class:`DataError` when fewer than
     :data:`MIN_GOOD_IMAGES` good images can be read, or when they would not fit in the memory available
     (:func:`~inspector.data.memory.require_image_memory`).
     """
