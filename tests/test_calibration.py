@@ -223,6 +223,46 @@ def test_good_images_fall_back_to_test_good_with_a_warning(tiny_dataset):
         select_good_images(None, {})
 
 
+def test_calibrate_takes_the_images_training_kept_out_of_every_fit(tmp_path, capsys):
+    """The validation images chose the best epoch and fitted the map normalisation, so new good parts score
+    higher than they do (ELPV mono: median +33 %): a threshold from them flags more than its rate on the line.
+    A run with ``data.calibration_fraction`` keeps that share of its good images out of everything, records
+    them in the model card, and calibrate takes them first; on the validation images it says why they run low."""
+    from inspector.cli import main
+    from inspector.data.synth import synthesize
+    from inspector.deploy import export_run
+    from inspector.training.config import load_run_config
+    from inspector.training.loop import train
+
+    data = tmp_path / "brick"
+    synthesize(data, texture="brick", size=64, n_train=24, n_test_good=2, n_test_defect=2, seed=1)
+    config = load_run_config(base={"model": {"name": "reduced_student", "image_size": [64, 64]},
+                                   "data": {"path": str(data), "calibration_fraction": 0.5},
+                                   "train": {"epochs": 1, "batch_size": 4}})
+    summary = train(config, tmp_path / "run")
+    held = summary["data"]
+    assert (held["n_train"], held["n_val"], held["n_calibration"]) == (7, 5, 12)
+    assert not set(held["calibration_files"]) & set(held["val_files"])
+    onnx = export_run(tmp_path / "run", tmp_path / "export" / "rs")["fp32"]
+    capsys.readouterr()
+    assert main(["calibrate", str(onnx), "--data", str(data), "--out", str(tmp_path / "cal.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "12 image(s) from calibration split" in out and "validation images, which chose" not in out, out
+    assert main(["calibrate", str(onnx), "--data", str(data), "--split", "val", "--out", str(tmp_path / "v.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "5 image(s) from validation split" in out and "warning: calibrating on the validation images" in out, out
+
+
+def test_a_split_the_model_card_does_not_record_is_refused_by_name(tiny_dataset):
+    from inspector.evaluation.calibrate import select_good_images
+
+    sidecar = {"training": {"data": {"root": str(tiny_dataset), "val_files": ["000.png"]}}}
+    with pytest.raises(DataError, match="records no calibration images"):
+        select_good_images(tiny_dataset, sidecar, split="calibration")
+    samples, desc, warnings = select_good_images(tiny_dataset, sidecar)  # auto: validation, with the reason
+    assert desc["source"] == "validation split" and warnings[-1].startswith("calibrating on the validation images")
+
+
 def test_validation_images_are_known_by_content_not_by_a_bare_name(exported_model, tiny_dataset, tmp_path):
     """Calibrating on another dataset took its train/good images that merely share a name with the model's
     validation images for them. Known by content now (sha256 recorded at training): a moved copy of the dataset

@@ -137,13 +137,15 @@ class CardModel:
 
 @dataclass(frozen=True)
 class CardTrainingData:
-    """``training.data``: what calibrate reads back (the validation images kept out of training: their file
-    names, contents' sha256 and the dataset root they were read from)."""
+    """``training.data``: what calibrate reads back (the validation and calibration images kept out of
+    training: their file names, contents' sha256 and the dataset root they were read from)."""
 
     _unknown_keys = "ignore"
     root: str | None = None
     val_files: tuple[str, ...] = ()  # never opened: they narrow down the dataset's files to hash
     val_sha256: tuple[str, ...] = ()  # what makes a dataset's file one of them (cards before it: root + name)
+    calibration_files: tuple[str, ...] = ()  # used by nothing at training (cards before Session 36: none)
+    calibration_sha256: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

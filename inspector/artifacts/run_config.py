@@ -34,7 +34,13 @@ class DataConfig:
     input_pixels: int | None = bounded(None, ge=64 * 64, le=2048 * 2048)
     # how frames larger than the model input are shrunk (inspector.data.images); recorded in the sidecar
     downscale: Literal["halving", "box_linear", "area"] = "halving"
+    # Shares of the good training images kept out of training (inspector.data.datasets.split_good):
+    # validation (stopping, best epoch, map normalisation) and calibration (used by nothing but
+    # `inspector calibrate`, so its threshold comes from images scored as the line's will be). Whatever
+    # they ask, split_good leaves images to train on. Calibration is off by default: the images it takes
+    # from training cost the reduced student 0.003 image AUROC on ELPV mono (benchmarks/README.md, Session 36).
     val_fraction: float = bounded(0.2, gt=0, le=0.99)
+    calibration_fraction: float = bounded(0.0, ge=0, le=0.99)
     split_seed: int = bounded(0, ge=0, le=2**32 - 1)
     # significant bits of the images when the files do not say (PNG sBIT / TIFF BitsPerSample win);
     # None: the container's depth. Recorded in the sidecar so the daemon scales camera frames the same way.
@@ -42,7 +48,8 @@ class DataConfig:
     # Fields added after runs were saved, with the value such a run was trained with (a default changed):
     # a checkpoint's config without ``downscale`` predates it and was trained with INTER_AREA. Read by
     # inspector.models.checkpoint, so evaluate, predict, calibrate and export resize an old run alike.
-    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {"downscale": LEGACY_DOWNSCALE}
+    # A config without ``calibration_fraction`` was split into train/validation only.
+    WRITTEN_BEFORE: ClassVar[dict[str, object]] = {"downscale": LEGACY_DOWNSCALE, "calibration_fraction": 0.0}
 
     def validate(self, where: str) -> None:
         from inspector.data.images import BIT_DEPTHS

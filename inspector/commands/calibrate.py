@@ -21,13 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "and TensorRT engines shift scores), choose the image threshold at a target false-alarm rate "
                     "(or, with --use-defects, the F1-optimal one) and the anomaly-map threshold for defect "
                     "regions, and write a calibration file bound to the model file's sha256. Good images: "
-                    "--good-dir, else the validation split recorded when the model was trained, else test/good.")
+                    "--good-dir, else the calibration images the model's training kept out of every fit, else "
+                    "its validation images (a warning says why they run low), else test/good.")
     p.add_argument("model", help="the deployed model: an exported .onnx (any precision) or a TensorRT .plan")
     p.add_argument("--data", help="dataset root (MVTec / BTAD layout, or a folder of good images)")
     p.add_argument("--good-dir", help="a folder of good images to calibrate on (instead of the dataset's)")
     p.add_argument("--split", default=default("split"), choices=SPLITS,
-                   help="which good images of --data: the model's validation split (val), test/good (test), "
-                        "or val when recorded else test (auto, default)")
+                   help="which good images of --data: the calibration images kept out of training "
+                        "(calibration), the model's validation images (val), test/good (test), or the first of "
+                        "those recorded and found (auto, default)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"],
                    help="runtime (default: by file type: .onnx → onnxruntime, .plan → tensorrt)")
     p.add_argument("--false-alarm-rate", type=float_range(0, 1, lo_open=True, hi_open=True), default=default("false_alarm_rate"),

@@ -205,6 +205,11 @@ def _check_same_model(saved: dict, wanted: dict, out: Path) -> None:
 
 
 def _print_summary(summary: dict, out: Path) -> None:
+    data = summary.get("data") or {}
+    if "n_train" in data:  # which good images did what: calibrate takes the held-out ones by default
+        held = data.get("n_calibration", 0)
+        print(f"good images: {data['n_train']} trained on, {data['n_val']} validated on"
+              + (f", {held} kept out of both for calibrate" if held else ""))
     for phase in summary["phases"]:
         print(f"{phase['name']}: {phase['epochs_run']} epoch{'' if phase['epochs_run'] == 1 else 's'} in {phase['seconds']} s, best epoch "
               f"{phase['best_epoch']} val loss {phase['best_val_loss']:.5f}")

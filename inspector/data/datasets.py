@@ -296,17 +296,41 @@ def load_dataset(root: str | Path) -> Dataset:
     return Dataset(root, layout, tuple(train), tuple(test))
 
 
-def split_train_val(samples: Sequence[Sample], val_fraction: float = 0.2,
-                    seed: int = 0, min_train: int = 1) -> tuple[tuple[Sample, ...], tuple[Sample, ...]]:
-    """Seeded train/validation split, independent of the input order.
+MIN_CALIBRATION_IMAGES = 10  # fewer cannot place a threshold usefully (finest false-alarm rate ~1/n)
 
-    Samples are sorted by path first; at least one validation sample when there
-    are two or more samples and ``val_fraction`` > 0, and at least ``min_train``
-    training samples whenever one validation sample leaves them (a large
-    ``val_fraction`` is capped). Both parts come back sorted.
+
+@dataclass(frozen=True)
+class GoodSplit:
+    """The good training images in three disjoint parts, each sorted by path.
+
+    ``train``: fitted on. ``val``: early stopping, the best epoch and the map normalisation.
+    ``calibration`` (``data.calibration_fraction``, off by default): none of those; kept for
+    ``inspector calibrate``, whose threshold must come from good parts scored as the line will score them
+    (images that chose the epoch and fitted the normalisation score lower: ``benchmarks/README.md``,
+    Sessions 35 and 36).
     """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+
+    train: tuple[Sample, ...]
+    val: tuple[Sample, ...]
+    calibration: tuple[Sample, ...] = ()
+
+
+def split_good(samples: Sequence[Sample], val_fraction: float = 0.1, calibration_fraction: float = 0.0,
+               seed: int = 0, min_train: int = 1) -> GoodSplit:
+    """Seeded train/validation/calibration split, independent of the input order.
+
+    Samples are sorted by path and permuted by ``seed``: the first ``round(n·val_fraction)`` of the
+    permutation validate, the next ``round(n·calibration_fraction)`` calibrate (a run trained before
+    ``calibration_fraction`` existed, 0, keeps its split). At least one validation sample when there are
+    two or more samples and ``val_fraction`` > 0, and at least ``min_train`` training samples whenever one
+    validation sample leaves them (a large ``val_fraction`` is capped). A calibration part that would hold
+    fewer than :data:`MIN_CALIBRATION_IMAGES` images is not made, and one that would leave fewer than
+    ``min_train`` to train on is cut to leave them: those images train. Raises ValueError for a fraction
+    outside [0, 1).
+    """
+    for name, fraction in (("val_fraction", val_fraction), ("calibration_fraction", calibration_fraction)):
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {fraction}")
     ordered = sorted(samples, key=lambda s: str(s.path))
     n = len(ordered)
     n_val = round(n * val_fraction)
@@ -314,11 +338,20 @@ def split_train_val(samples: Sequence[Sample], val_fraction: float = 0.2,
         n_val = min(max(n_val, 1), n - max(1, min(min_train, n - 1)))
     elif n < 2:
         n_val = 0
+    n_cal = min(round(n * calibration_fraction), n - n_val - min_train)
+    n_cal = n_cal if n_cal >= MIN_CALIBRATION_IMAGES else 0  # too few to place a threshold: they train
     perm = np.random.default_rng(seed).permutation(n)
-    val_idx = set(perm[:n_val].tolist())
-    train = tuple(s for i, s in enumerate(ordered) if i not in val_idx)
-    val = tuple(s for i, s in enumerate(ordered) if i in val_idx)
-    return train, val
+    part = np.zeros(n, dtype=np.int8)  # 0 train, 1 validation, 2 calibration
+    part[perm[:n_val]] = 1
+    part[perm[n_val:n_val + n_cal]] = 2
+    return GoodSplit(*(tuple(s for s, p in zip(ordered, part) if p == k) for k in range(3)))
+
+
+def split_train_val(samples: Sequence[Sample], val_fraction: float = 0.2,
+                    seed: int = 0, min_train: int = 1) -> tuple[tuple[Sample, ...], tuple[Sample, ...]]:
+    """:func:`split_good` without a calibration part: (train, validation)."""
+    split = split_good(samples, val_fraction, 0.0, seed, min_train)
+    return split.train, split.val
 
 
 def _workers(n: int) -> int:

@@ -21,9 +21,11 @@ Rules (predictions are ``score >= threshold``, as everywhere in inspector):
   defective images with ground-truth masks.
 * **uncertain band** (optional): ``[t·(1−m), t·(1+m))`` around the image threshold.
 
-Which good images: ``good_dir`` (a folder), else the validation split the model
-was trained with (its sidecar records ``training.data.val_files`` and their contents' ``val_sha256``: an image
-of the dataset is one of them by content, never by a bare name), else the dataset's ``test/good``.
+Which good images: ``good_dir`` (a folder), else the calibration images the model's training kept out of
+every fit (``data.calibration_fraction``; its sidecar records ``training.data.calibration_files`` and their
+contents' ``calibration_sha256``: an image of the dataset is one of them by content, never by a bare name),
+else its validation images (``val_files``/``val_sha256``; a warning says why they run low), else the
+dataset's ``test/good``.
 """
 
 from __future__ import annotations
@@ -46,7 +48,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FALSE_ALARM_RATE = 0.001
 DEFAULT_PIXEL_FALSE_ALARM_RATE = 0.001
-SPLITS = ("auto", "val", "test")
+SPLITS = ("auto", "calibration", "val", "test")
+# The validation images chose the best epoch and fitted the map normalisation: new good parts score higher
+# (benchmarks/README.md, Sessions 35-36), so a threshold from them flags more than its rate on the line.
+VALIDATION_BIAS = ("calibrating on the validation images, which chose the model's best epoch and fitted its map "
+                   "normalisation: new good parts tend to score higher, so the line will see more false alarms "
+                   "than the rate; use --good-dir with good parts the model never saw, or train with "
+                   "--set data.calibration_fraction=0.1 to keep images out of every fit for calibrate")
 
 
 # ------------------------------------------------------------------------------------------ rules
@@ -208,20 +216,24 @@ def model_sidecar(backend) -> dict:
     return model_card_of(getattr(backend, "sidecar", None) or {})
 
 
-def recorded_validation(sidecar: dict) -> tuple[set[str], set[str], str | None]:
-    """What a model card records of the validation images: (file names, contents' sha256, dataset root)."""
+PARTS = {"val": "validation", "calibration": "calibration"}  # --split value → the card's record and its words
+
+
+def recorded_validation(sidecar: dict, part: str = "val") -> tuple[set[str], set[str], str | None]:
+    """What a model card records of the validation (``part`` "val") or calibration images (``part``
+    "calibration"): (file names, contents' sha256, dataset root)."""
     data = (sidecar.get("training") or {}).get("data") or {}
-    return set(data.get("val_files") or []), set(data.get("val_sha256") or []), data.get("root")
+    return set(data.get(f"{part}_files") or []), set(data.get(f"{part}_sha256") or []), data.get("root")
 
 
-def _validation_samples(dataset, sidecar: dict) -> tuple[list, int]:
-    """(the training images of ``dataset`` that are the model's validation images, how many it recorded).
+def _recorded_samples(dataset, sidecar: dict, part: str = "val") -> tuple[list, int]:
+    """(the training images of ``dataset`` that are the model's ``part`` images, how many it recorded).
 
     Known by content (the sha256 recorded at training) or, on a model card from before the hashes, by
     resolved path (the card's recorded root is this dataset's): a bare file name took a same-named image of
     another dataset (``000.png`` is in every one) for an image the model was validated on.
     """
-    names, hashes, root = recorded_validation(sidecar)
+    names, hashes, root = recorded_validation(sidecar, part)
     candidates = [s for s in dataset.train if s.path.name in names]
     if hashes:
         return [s for s in candidates if _sha256_or_none(s.path) in hashes], len(names)
@@ -259,23 +271,28 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
     if data is None:
         raise ConfigError("calibrate: give data (a dataset) or good_dir (a folder of good images)")
     dataset = load_dataset(data)
-    warnings, n_recorded = [], 0
-    if split in ("auto", "val"):
-        val, n_recorded = _validation_samples(dataset, sidecar)
-        if val:
-            if len(val) < n_recorded:
-                warnings.append(f"{n_recorded - len(val)} validation image(s) recorded at training are not in "
-                                f"{dataset.root}; calibrating on the {len(val)} found")
-            return val, {"source": "validation split", "root": str(dataset.root), "layout": dataset.layout}, warnings
-        if split == "val":
-            raise DataError(f"{dataset.root}: the model's sidecar records no validation images found here "
+    warnings, recorded = [], {}
+    for part in {"auto": ("calibration", "val"), "test": ()}.get(split, (split,)):
+        found, n_part = _recorded_samples(dataset, sidecar, part)
+        recorded[part] = n_part
+        if found:
+            words = PARTS[part]
+            if len(found) < n_part:
+                warnings.append(f"{n_part - len(found)} {words} image(s) recorded at training are not in "
+                                f"{dataset.root}; calibrating on the {len(found)} found")
+            if part == "val":
+                warnings.append(VALIDATION_BIAS)
+            return found, {"source": f"{words} split", "root": str(dataset.root), "layout": dataset.layout}, warnings
+        if split == part:
+            raise DataError(f"{dataset.root}: the model's sidecar records no {PARTS[part]} images found here "
                             f"(use --split test or --good-dir)")
     good = [s for s in dataset.test if s.label == 0]
     if not good:
         why = "" if split == "test" else "no validation split recorded for this model and "
         raise DataError(f"{dataset.root}: {why}no test/good images; use --good-dir")
-    if split == "auto" and n_recorded:  # e.g. another dataset whose files share the validation images' names
-        warnings.append(f"none of the model's {n_recorded} validation image(s) is in {dataset.root} (known by "
+    held = " and ".join(f"{n} {PARTS[part]}" for part, n in recorded.items() if n)
+    if split == "auto" and held:  # e.g. another dataset whose files share the validation images' names
+        warnings.append(f"none of the model's {held} image(s) is in {dataset.root} (known by "
                         f"content, not by name); calibrating on test/good (metrics on the same test images will "
                         f"be optimistic)")
     elif split == "auto":

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from inspector.data.datasets import load_batch, load_dataset, split_train_val
+from inspector.data.datasets import load_batch, load_dataset, split_good
 from inspector.data.ood import ood_batch
 from inspector.errors import ConfigError, DataError, ModelError
 from inspector.interrupts import held
@@ -85,7 +85,9 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
 
     Unreadable images are dropped before the split, so they can never empty the
     validation set while readable images remain; the split keeps :data:`MIN_TRAIN_IMAGES` to train on
-    whatever ``data.val_fraction`` asks. Raises :class:`DataError` when fewer than
+    whatever ``data.val_fraction`` asks. The calibration part (``data.calibration_fraction``, off by
+    default; :func:`~inspector.data.datasets.split_good`) is neither returned nor used: the summary records
+    it (names and sha256) for ``inspector calibrate``. Raises :class:`DataError` when fewer than
     :data:`MIN_GOOD_IMAGES` good images can be read, or when they would not fit in the memory available
     (:func:`~inspector.data.memory.require_image_memory`).
     """
@@ -100,16 +102,21 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
     if len(kept) < MIN_GOOD_IMAGES:
         raise DataError(f"{config.data.path}: {need}, found {len(kept)} readable of {len(dataset.train)} "
                         f"(see the warnings above)")
-    train, val = split_train_val(kept, config.data.val_fraction, config.data.split_seed, MIN_TRAIN_IMAGES)
+    split = split_good(kept, config.data.val_fraction, config.data.calibration_fraction, config.data.split_seed,
+                       MIN_TRAIN_IMAGES)
+    train, val, calibration = split.train, split.val, split.calibration
     row = {s.path: i for i, s in enumerate(kept)}
     summary = {
         "root": str(dataset.root),
         "layout": dataset.layout,
         "n_train": len(train),
         "n_val": len(val),
+        "n_calibration": len(calibration),
         "skipped": [str(s.path) for s, _ in skipped],
         "val_files": [s.path.name for s in val],
         "val_sha256": [sha256_file(s.path) for s in val],  # calibrate knows them by content, not a bare name
+        "calibration_files": [s.path.name for s in calibration],
+        "calibration_sha256": [sha256_file(s.path) for s in calibration],
         "image_size": list(config.model.image_size),
         "resize": config.data.resize,
         "downscale": config.data.downscale,

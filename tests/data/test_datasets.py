@@ -97,6 +97,27 @@ def test_split_is_seeded_and_order_independent():
     assert split_train_val(samples, 0.0)[1] == ()
 
 
+def test_good_images_split_three_ways_and_a_small_set_trains_on_its_calibration_share():
+    """The calibration part (``data.calibration_fraction``, kept for `inspector calibrate` only) leaves the
+    validation part as it was; a set too small for a useful one (fewer than MIN_CALIBRATION_IMAGES) trains on
+    that share."""
+    from inspector.data.datasets import MIN_CALIBRATION_IMAGES, split_good
+
+    samples = _samples(200)
+    split = split_good(samples, 0.1, 0.1, seed=3, min_train=2)
+    assert (len(split.train), len(split.val), len(split.calibration)) == (160, 20, 20)
+    assert split.val == split_train_val(samples, 0.1, seed=3)[1]
+    assert sorted(split.train + split.val + split.calibration, key=str) == sorted(samples, key=str)
+    assert not set(split.val) & set(split.calibration)
+    assert split_good(list(reversed(samples)), 0.1, 0.1, seed=3, min_train=2) == split
+    assert set(split.val + split.calibration) == set(split_train_val(samples, 0.2, seed=3)[1])
+    small = split_good(_samples(40), 0.1, 0.1, seed=3, min_train=2)  # 4 would calibrate: too few
+    assert 4 < MIN_CALIBRATION_IMAGES and (len(small.train), len(small.val), small.calibration) == (36, 4, ())
+    assert len(split_good(_samples(40), 0.5, 0.49, min_train=2).calibration) == 18  # cut to leave 2 to train
+    with pytest.raises(ValueError, match="calibration_fraction"):
+        split_good(samples, 0.1, 1.0)
+
+
 def test_corrupt_images_are_skipped_with_one_warning_each(tmp_path, caplog):
     good = _img(tmp_path / "train" / "good" / "000.png")
     bad = tmp_path / "train" / "good" / "001.png"

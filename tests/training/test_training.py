@@ -262,10 +262,12 @@ def test_every_split_leaves_two_images_to_train_on(n_images, val_fraction, train
     out = tmp_path / "run"  # beside the images: a run inside an input image folder is refused
     rc = main(["train", "--data", str(good), "--out", str(out), "--epochs", "1", "--set",
                "model.image_size=[32,32]", "--set", "train.batch_size=2", "--set", f"data.val_fraction={val_fraction}"])
-    err = capsys.readouterr().err
+    printed, err = capsys.readouterr()
     if trains:
         summary = json.loads((out / "summary.json").read_text())
         assert rc == 0 and summary["data"]["n_train"] == 2 and summary["data"]["n_val"] == n_images - 2
+        # too few for a calibration share (data.calibration_fraction): it validates, and the run says so
+        assert f"good images: 2 trained on, {n_images - 2} validated on\n" in printed, printed
     else:
         assert rc == 2 and "Traceback" not in err
         assert err.splitlines()[-1] == (f"error: {good}: need at least 3 good training images (2 to train on, "
