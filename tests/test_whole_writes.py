@@ -92,3 +92,18 @@ def test_a_file_named_as_long_as_the_file_system_allows_is_written_whole(name, t
     assert path.read_bytes() == b"{}" and [p.name for p in tmp_path.iterdir()] == [name]
     tmp = whole_temporary(path, pid=4294967295)
     assert len(os.fsencode(tmp.name)) <= 255 and whole_temporaries(path).match(tmp.name).group(1) == "4294967295"
+
+
+def test_a_runs_history_that_cannot_be_written_is_left_as_it_was(tmp_path):
+    """history.json and summary.json were rewritten in place: a full disk part-way left half a history, which
+    ``--resume`` refuses ("unreadable epoch history"), so the run could not go on from its last epoch."""
+    from inspector.training.loop import _read_history, write_run_json
+
+    path = tmp_path / "history.json"
+    rows = [{"phase": "student", "epoch": e, "val_loss": 1.0 / e} for e in (1, 2, 3)]
+    write_run_json(path, rows)
+    before = path.read_bytes()
+    with file_size_limit(len(before) + 16), pytest.raises(OSError, match="too large"):
+        write_run_json(path, rows + [{"phase": "student", "epoch": e, "val_loss": 0.1} for e in (4, 5)])
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert _read_history(path) == rows

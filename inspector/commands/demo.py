@@ -549,7 +549,9 @@ def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: b
         "report": str(report_path),
         "model": str(model),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    from inspector.outputs import write_whole
+
+    write_whole(out / "summary.json", json.dumps(summary, indent=2).encode("utf-8"))
     steps.say(f"demo finished in {summary['wall_time_s']:.0f} s: report {report_path}, summary {out / 'summary.json'}")
     steps.say(f"next: inspector run --config {user_config}   (inspects a live synthetic camera until Ctrl-C; "
               f"in another shell: inspector subscribe tcp://127.0.0.1:5556 --topic v1/defect)")

@@ -29,6 +29,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from inspector import __version__
+from inspector.outputs import write_whole
 
 STAGES = ("queued", "preprocessed", "batched", "inferred", "postprocessed", "published", "total")
 
@@ -359,7 +360,7 @@ def render(title: str, sections: Sequence[Section], subtitle: str = "") -> str:
 def write_report(path: str | Path, title: str, sections: Sequence[Section], subtitle: str = "") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(title, sections, subtitle), encoding="utf-8")
+    write_whole(path, render(title, sections, subtitle).encode("utf-8"))  # never half a report
     return path
 
 

@@ -24,6 +24,7 @@ from inspector.data.datasets import load_batch, load_dataset, split_good
 from inspector.data.ood import ood_batch
 from inspector.errors import ConfigError, DataError, ModelError
 from inspector.interrupts import held
+from inspector.outputs import write_whole
 from inspector.models.base import AnomalyModel
 from inspector.models.entry import Phase, default_phases  # noqa: F401 (Phase: re-exported)
 from inspector.models.registry import build_model
@@ -503,17 +504,24 @@ def _add_final_steps(summary: dict, norm: tuple[dict, dict | None]) -> None:
 
 
 def _write_summary(summary: dict, run_dir: Path) -> None:
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_run_json(run_dir / "summary.json", summary, indent=2)
     total = sum(p["seconds"] for p in summary["phases"])
     log.info("training on %s finished in %s; best checkpoint %s", summary["device"]["device"],
              format_duration(total), run_dir / BEST)
+
+
+def write_run_json(path: Path, obj, indent: int = 1) -> None:
+    """A run's JSON record (``history.json``, ``summary.json``), whole or not at all
+    (:func:`inspector.outputs.write_whole`): rewritten in place, a full disk or a stop part-way left half a
+    history, which ``--resume`` then refuses, so the run could not go on. OSError when it cannot be written."""
+    write_whole(path, json.dumps(obj, indent=indent).encode("utf-8"))
 
 
 def _record_phase_end(run_dir: Path, result: FitResult, history: list[dict]) -> None:
     """Add the phase's epochs to ``history`` and history.json, and store its learning-rate schedule after
     the last epoch (not the best one's) in best.pt, so --resume continues both."""
     history.extend(result.history)
-    (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+    write_run_json(run_dir / "history.json", history)
     update_checkpoint(run_dir / BEST, read_checkpoint(run_dir / BEST), lr_schedule=result.schedule.to_dict(),
                       stop_reason=result.stop_reason)  # --resume tells an interrupted phase from a finished run
 

@@ -13,7 +13,6 @@ checkpoint choice and early stopping (``train.epochs`` None) like the other mode
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -245,6 +244,7 @@ def _train_held(config, specs: list[str], run_dir: Path) -> dict:
     from inspector.models.registry import build_model
     from inspector.training.checkpoint import save_checkpoint
     from inspector.training.config import save_run_config
+    from inspector.training.loop import write_run_json
 
     model = build_model(config.model)
     start = time.perf_counter()
@@ -264,7 +264,7 @@ def _train_held(config, specs: list[str], run_dir: Path) -> dict:
         log.warning("interrupted before the first validation: the run is incomplete; train it again")
     else:
         update_checkpoint(run_dir / "best.pt", read_checkpoint(run_dir / "best.pt"), completed_phases=[PHASE])
-    (run_dir / "history.json").write_text(json.dumps(result.pop("history"), indent=1))
+    write_run_json(run_dir / "history.json", result.pop("history"))
     summary = {"phases": [{"name": PHASE, **result, "feature_seconds": feature_seconds}], "domains": domains}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_run_json(run_dir / "summary.json", summary, indent=2)
     return summary
