@@ -315,7 +315,7 @@ class GoodSplit:
     calibration: tuple[Sample, ...] = ()
 
 
-def split_good(samples: Sequence[Sample], val_fraction: float = 0.1, calibration_fraction: float = 0.0,
+def split_good(samples: Sequence[Sample], val_fraction: float = 0.2, calibration_fraction: float = 0.0,
                seed: int = 0, min_train: int = 1) -> GoodSplit:
     """Seeded train/validation/calibration split, independent of the input order.
 
