@@ -1,13 +1,14 @@
 """Which images fit each part of the map normalisation: the per-position statistics and the level quantiles
 (an experiment, Session 36; not a product option).
 
-    python benchmarks/experiments/s36_norm_fit_split.py RUN_DIR DATA [--out FILE.json]
+    python benchmarks/experiments/s36_norm_fit_split.py RUN_DIR DATA [--sigmas 1,2,4,-1] [--out FILE.json]
 
 RUN_DIR: a finished offline ``inspector train`` run on DATA. Raw level maps of the training, validation and test
 images are computed once; the per-position (offset, gain) and the level quantiles (shift, scale) are then fitted on
 different image sets, and the image AUROC (``likely_defect`` left out) and the calibration figures of S35 are
 reported for each. ``val/2``: the normalisation fitted on half the validation images, the other half kept for
-calibration (what a held-out calibration split would cost and give).
+calibration (what a held-out calibration split would cost and give). ``--sigmas``: instead, the per-position
+statistics fitted on the validation images with each smoothing σ (−1: none at all, the global affine only).
 """
 import sys, json
 from pathlib import Path
@@ -44,11 +45,11 @@ R = {k: raw(v) for k, v in sets.items()}
 R["train+val"] = [torch.cat([a, b]) for a, b in zip(R["train"], R["val"])]
 
 @torch.no_grad()
-def fit(pos_set, q_set, low=0.9, high=0.995, target=0.1):
+def fit(pos_set, q_set, low=0.9, high=0.995, target=0.1, sigma=1.0):
     norm.reset()
     for i in range(len(norm.shift)):
-        if norm.positional:
-            mean, inv_std = position_statistics(R[pos_set][i])
+        if norm.positional and sigma >= 0:
+            mean, inv_std = position_statistics(R[pos_set][i], sigma=sigma)
             getattr(norm, f"offset{i}").copy_(mean); getattr(norm, f"gain{i}").copy_(inv_std)
             m = (R[q_set][i] - mean) * inv_std
         else:
@@ -62,7 +63,13 @@ def scores(x):
 
 out = {"run": str(run), "data": str(data), "positional": bool(norm.positional), "n_train": len(sets["train"]),
        "n_val": len(sets["val"]), "raw level means": {k: [round(float(m.mean()), 5) for m in R[k]] for k in ("train", "val")}}
-for pos_set, q_set, cal in (("val", "val", "val"), ("train", "train", "val"), ("train+val", "val", "val"),
+SIGMAS = [float(v) for v in sys.argv[sys.argv.index("--sigmas") + 1].split(",")] if "--sigmas" in sys.argv else []
+for sigma in SIGMAS:  # the per-position statistics' smoothing (σ in level pixels; −1: none, global only)
+    fit("val", "val", sigma=sigma)
+    st = scores(te)
+    out[f"pos=val q=val sigma={sigma:g}"] = {"image_auroc": round(auc(st, y), 4)}
+    print(f"sigma={sigma:g}", out[f"pos=val q=val sigma={sigma:g}"], flush=True)
+for pos_set, q_set, cal in () if SIGMAS else (("val", "val", "val"), ("train", "train", "val"), ("train+val", "val", "val"),
                             ("train+val", "train+val", "val"), ("train", "val", "val"), ("val/2", "val/2", "cal/2"),
                             ("train", "val/2", "cal/2")):
     fit(pos_set, q_set)
