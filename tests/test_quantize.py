@@ -330,3 +330,83 @@ def test_quantize_refuses_bad_options_before_any_work(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith(expected), err
         assert sorted(p.name for p in (tmp_path / "export").iterdir()) == before  # nothing written
+
+
+def _calibration_folder(tiny_dataset, folder, unreadable=0):
+    """The 12 good images of the tiny dataset in a plain folder, after ``unreadable`` files that are no image
+    (named to sort first: they make the whole first chunk of a batch-4 calibration unreadable)."""
+    shutil.copytree(tiny_dataset / "train" / "good", folder)
+    for i in range(unreadable):
+        (folder / f"0-broken-{i}.png").write_bytes(b"not a png")  # before 000.png
+    return folder
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_histogram_calibration_holds_one_batch_at_a_time(fp32_model, tiny_dataset, tmp_path, monkeypatch, method):
+    # ONNX Runtime's histogram calibrators kept every activation of every image until they binned them: memory
+    # grew with images × activation size (a few hundred images at 512² were killed by the kernel). Counted at the
+    # real collector, called through: each call may bring one batch, whatever the number of images.
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    batches = []
+    real_collect = HistogramCollector.collect
+
+    def counting_collect(self, name_to_arr):
+        held = {len(arrays) for arrays in name_to_arr.values()}
+        sizes = {len(arrays[0]) for arrays in name_to_arr.values()}
+        assert len(sizes) == 1
+        batches.append((held, sizes.pop()))
+        return real_collect(self, name_to_arr)
+
+    monkeypatch.setattr(HistogramCollector, "collect", counting_collect)
+    calib = _calibration_folder(tiny_dataset, tmp_path / "calib", unreadable=4)  # 16 files: 4 chunks of 4
+    entry = quantize_model(fp32_model, calib, batch_size=4, method=method, check_images=0)
+    assert entry["quantization"]["calibration_images"] == 12
+    assert all(held == {1} for held, _ in batches), batches  # one batch per call, never the whole set
+    # one call per chunk ONNX Runtime asks for; the unreadable chunk's place is filled by splitting the next batch,
+    # so every image is binned once and none twice
+    assert len(batches) == 4 and sum(size for _, size in batches) == 12, batches
+    # 12 images in batches of 8: a short last batch made ONNX Runtime's np.asarray over all the batches fail
+    # ("inhomogeneous shape"): entropy and percentile refused any image count that is no multiple of the batch
+    batches.clear()
+    entry = quantize_model(fp32_model, tiny_dataset, batch_size=8, method=method, check_images=0)
+    assert entry["quantization"]["calibration_images"] == 12 and [size for _, size in batches] == [8, 4]
+
+
+def test_histogram_calibration_that_cannot_fit_one_batch_is_refused_before_the_work(tmp_path, tiny_dataset,
+                                                                                      monkeypatch, capsys):
+    from inspector.data import memory
+
+    fp32 = write_exported(tmp_path / "export", height=512, width=512)
+    calib = _calibration_folder(tiny_dataset, tmp_path / "calib")
+    # a loaded edge box with 256 MiB left: low memory is what a real part cannot be made to have here
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 256 << 20)
+    args = ["quantize", str(fp32), "--calibration", str(calib), "--batch-size", "32", "--check-images", "0"]
+    assert main([*args, "--method", "percentile"]) == 2
+    err = capsys.readouterr().err.strip()
+    # 12 images at 512×512: the tiny graph's calibrated tensors are 24 MiB per image, a batch of 12 0.29 GiB
+    assert "\n" not in err and str(fp32) in err, err
+    assert ("--method percentile calibration holds about 0.3 GiB per batch of 12 image(s) at 512x512, 0.2 GiB is "
+            "available: lower --batch-size (1 image needs about 0.02 GiB), or use --method minmax") in err, err
+    assert not fp32.with_name("tiny.int8.onnx").exists() and not fp32.with_name("tiny.int8.json").exists()
+    assert main([*args, "--batch-size", "4", "--method", "entropy"]) == 0  # a batch that fits goes ahead
+
+
+def test_calibration_reader_fills_every_range_onnxruntime_asks_for(tiny_dataset, tmp_path):
+    # ONNX Runtime's chunked calibration (CalibStridedMinMax) asks for len(reader) ranges in order, and a histogram
+    # calibrator raises "No data is collected." on a range with no batch: unreadable chunks must leave none empty
+    from inspector.deploy.quantize import calibration_images, make_reader
+    from inspector.contract import InputSpec
+
+    calib = _calibration_folder(tiny_dataset, tmp_path / "calib")
+    for i in range(4):  # the last chunk: unreadable, found only when it is reached
+        (calib / f"zz-broken-{i}.png").write_bytes(b"not a png")
+    reader = make_reader(calibration_images(calib), InputSpec(height=SIZE, width=SIZE), batch_size=4)
+    sizes = []
+    for start in range(0, len(reader)):
+        reader.set_range(start, start + 1)
+        batches = list(iter(reader.get_next, None))
+        assert len(batches) == 1, start
+        sizes.append(len(batches[0]["images"]))
+    # 12 images decoded once; the last range gets the last image again (nothing left to split)
+    assert len(reader) == 4 and sizes == [4, 4, 4, 1] and reader.used == 12 and reader.repeated == 1

@@ -14,6 +14,8 @@ What each command keeps per pixel of the model's input:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from inspector.errors import DataError
 
 COPIES = 2  # the decoded set and its train/validation copies, alive together while they are split
@@ -23,9 +25,17 @@ CALIBRATION_BYTES = 2 * 4
 _GIB = 1 << 30
 
 
-def available_memory_bytes(meminfo: str = "/proc/meminfo") -> int | None:
-    """The kernel's estimate of memory a new allocation can get without swapping (MemAvailable), in bytes;
-    None where it is not known (not Linux, an old kernel, an unreadable file)."""
+def available_memory_bytes(meminfo: str = "/proc/meminfo", proc_cgroup: str = "/proc/self/cgroup",
+                           cgroup_root: str = "/sys/fs/cgroup") -> int | None:
+    """Memory a new allocation can get without swapping or being killed, in bytes: the kernel's estimate
+    (MemAvailable), and no more than this process's memory cgroup leaves below its limit (:func:`cgroup_memory_left`:
+    in a container the kernel kills at the cgroup's limit whatever MemAvailable says); None where neither is
+    known (not Linux, an old kernel, unreadable files)."""
+    known = [n for n in (_meminfo_available(meminfo), cgroup_memory_left(proc_cgroup, cgroup_root)) if n is not None]
+    return min(known) if known else None
+
+
+def _meminfo_available(meminfo: str) -> int | None:
     try:
         with open(meminfo, encoding="ascii") as f:
             for line in f:
@@ -34,6 +44,55 @@ def available_memory_bytes(meminfo: str = "/proc/meminfo") -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+_NO_LIMIT = 1 << 62  # cgroup v1 writes "no limit" as a page-rounded 2**63 - 1
+
+
+def cgroup_memory_left(proc_cgroup: str = "/proc/self/cgroup", cgroup_root: str = "/sys/fs/cgroup") -> int | None:
+    """Bytes this process's memory cgroup and its parents leave below their limits (limit − usage, the least over
+    the levels that have one); None where no limit is set or none can be read.
+
+    The group's path is its line in ``/proc/self/cgroup`` (the kernel's cgroup(7)): cgroup v2 ``0::/path`` with
+    ``memory.max`` ("max": none) and ``memory.current``; v1 ``N:memory:/path`` with ``memory.limit_in_bytes`` and
+    ``memory.usage_in_bytes`` under the ``memory`` hierarchy. In a cgroup namespace the path is ``/``: the mount
+    point is the group itself."""
+    try:
+        with open(proc_cgroup, encoding="ascii") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    left: list[int] = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and parts[1] == "":
+            mount, files = Path(cgroup_root), ("memory.max", "memory.current")
+        elif "memory" in parts[1].split(","):
+            mount, files = Path(cgroup_root) / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        folder = mount / parts[2].lstrip("/")
+        while True:
+            level = _cgroup_level_left(folder, *files)
+            if level is not None:
+                left.append(level)
+            if folder == mount or mount not in folder.parents:
+                break
+            folder = folder.parent
+    return min(left) if left else None
+
+
+def _cgroup_level_left(folder: Path, limit_file: str, usage_file: str) -> int | None:
+    try:
+        limit_text = (folder / limit_file).read_text(encoding="ascii").strip()
+        if limit_text == "max":
+            return None
+        limit, usage = int(limit_text), int((folder / usage_file).read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+    return None if limit >= _NO_LIMIT else max(0, limit - usage)
 
 
 def require_image_memory(n_images: int, height: int, width: int, where: str, *, bytes_per_pixel: int = TRAINING_BYTES,

@@ -31,6 +31,10 @@ nothing written. Before,
 the default on the step-by-step model scored 0.24 of the scale away from FP32 and
 was written without a word.
 
+Calibration runs one batch at a time (:class:`CalibrationImages`), so its memory does not grow with the number of
+images; a batch that cannot fit in the memory available is refused before the work
+(:func:`require_calibration_memory`).
+
 The result is written as ``<base>.int8.onnx`` beside the FP32 graph with its own card
 ``<base>.int8.json`` (the FP32 sidecar's sections, ``graphs.int8``: file, sha256,
 precision, how it was made and checked, and ``derived_from``). The FP32 graph and its
@@ -41,6 +45,8 @@ against FP32 without a GPU; ``inspector build`` turns it into an INT8 engine.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
 import os
@@ -221,34 +227,147 @@ def calibration_images(folder: str | Path, max_images: int | None = None) -> lis
     return paths
 
 
-def make_reader(paths: Sequence[Path], spec: InputSpec, batch_size: int = DEFAULT_BATCH):
-    """An ONNX Runtime CalibrationDataReader yielding uint8 NHWC batches for the graph input, made
+def make_reader(paths: Sequence[Path], spec: InputSpec, batch_size: int = DEFAULT_BATCH) -> "CalibrationImages":
+    """An ONNX Runtime calibration data reader yielding uint8 NHWC batches for the graph input, made
     from ``paths`` as ``spec`` says (size, resize policy, bit depth, downscale method)."""
-    from onnxruntime.quantization import CalibrationDataReader
+    return CalibrationImages(paths, spec, batch_size)
 
-    from inspector.data.datasets import Sample, load_batch
 
-    class ImageReader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.samples = [Sample(Path(p), 0, "good") for p in paths]
-            self.position = 0
-            self.used = 0
+class CalibrationImages:
+    """ONNX Runtime's ``CalibrationDataReader`` for calibration images, decoded one batch at a time.
 
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            while self.position < len(self.samples):
-                chunk = self.samples[self.position:self.position + batch_size]
-                self.position += len(chunk)
-                images, kept, _ = load_batch(chunk, spec.height, spec.width, spec.resize, spec.bit_depth,
-                                             spec.downscale)
-                if kept:
-                    self.used += len(kept)
-                    return {INPUT_NAME: images}
+    ONNX Runtime's reader type accepts any object with ``get_next`` (its ``__subclasshook__``), so onnxruntime is
+    not imported to define this. Beside plain iteration (``get_next`` until None) it serves the chunked calibration
+    of ``quantize_static``'s ``CalibStridedMinMax`` option (onnxruntime/quantization/quantize.py: ``len(reader)``
+    ranges, each ``set_range`` then ``collect_data`` until None): one batch per range, so the calibrator holds the
+    activations of one batch, not of every image. Why that matters: the histogram calibrators (entropy,
+    percentile) keep every output of every ``collect_data`` call until the call ends
+    (onnxruntime/quantization/calibrate.py ``HistogramCalibrater.collect_data``), so one call over all the images
+    held images × activation bytes, and a few hundred images at 512² were killed by the kernel for memory.
+    Every range must yield a batch (the histogram calibrators raise "No data is collected." otherwise): when a
+    whole chunk of images cannot be read, the next readable batches are handed out in smaller parts, and only
+    when fewer readable images than ranges are left is the last image handed out again (``repeated``).
+    """
+
+    def __init__(self, paths: Sequence[Path], spec: InputSpec, batch_size: int) -> None:
+        from inspector.data.datasets import Sample
+
+        self.samples = [Sample(Path(p), 0, "good") for p in paths]
+        self.spec, self.batch_size = spec, batch_size
+        self.position = 0  # next sample to decode
+        self.used = 0  # distinct images decoded and handed out
+        self.repeated = 0
+        self.pending: np.ndarray | None = None  # decoded images not handed out yet (ranged mode)
+        self.last: np.ndarray | None = None
+        self.ranges_left: int | None = None  # ranged mode: ranges still to come after the current one
+        self.served = False  # ranged mode: the current range had its batch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.samples) / self.batch_size)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        """Start the next range of ONNX Runtime's chunked calibration (they come in order, one chunk each)."""
+        self.ranges_left = (len(self) if self.ranges_left is None else self.ranges_left) - 1
+        self.served = False
+
+    def _decode_next(self) -> np.ndarray | None:
+        from inspector.data.datasets import load_batch
+
+        spec = self.spec
+        while self.position < len(self.samples):
+            chunk = self.samples[self.position:self.position + self.batch_size]
+            self.position += len(chunk)
+            images, kept, _ = load_batch(chunk, spec.height, spec.width, spec.resize, spec.bit_depth, spec.downscale)
+            if kept:
+                self.used += len(kept)
+                return images
+        return None
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.ranges_left is None:  # plain iteration over every image
+            images = self._decode_next()
+            return None if images is None else {INPUT_NAME: images}
+        if self.served:
             return None
+        self.served = True
+        if self.pending is None or not len(self.pending):
+            self.pending = self._decode_next()
+        if self.pending is None:
+            if self.last is None:
+                return None  # nothing readable at all: the caller says so
+            self.repeated += 1
+            return {INPUT_NAME: self.last}
+        # keep one image back for each range that the chunks left can no longer fill
+        short = max(0, self.ranges_left - math.ceil((len(self.samples) - self.position) / self.batch_size))
+        give = max(1, len(self.pending) - short)
+        images, self.pending = self.pending[:give], self.pending[give:]
+        self.last = images[-1:]
+        return {INPUT_NAME: images}
 
-        def rewind(self) -> None:
-            self.position = 0
+    def rewind(self) -> None:
+        self.position, self.pending, self.last, self.ranges_left = 0, None, None, None
 
-    return ImageReader()
+
+# While a histogram calibrator (entropy, percentile) bins one batch it holds the batch's outputs and, for the
+# tensor it is binning, np.asarray, flatten and np.absolute copies of it (calibrate.py HistogramCollector.collect_*).
+HISTOGRAM_COPIES = 3
+_FLOAT_BYTES = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.FLOAT16: 2}
+
+
+def calibration_bytes(model: onnx.ModelProto, batch: int, method: str,
+                      op_types: Sequence[str] = QUANTIZED_OP_TYPES) -> int:
+    """Bytes ONNX Runtime's calibrator holds at once for one batch of ``batch`` images (int, bytes; 0 for minmax,
+    whose calibrator reduces every tensor to its min and max inside the graph).
+
+    For entropy and percentile: every float tensor read or written by an ``op_types`` node (the tensors ONNX
+    Runtime calibrates: calibrate.py ``select_tensors_to_calibrate``) at the shapes ONNX shape inference gives for
+    that batch, plus :data:`HISTOGRAM_COPIES` copies of the largest. A tensor whose shape is not inferred counts
+    0, so this is a lower bound; 0 when the graph cannot be shape-inferred at all (over 2 GB)."""
+    if method == "minmax":
+        return 0
+    graph_input = next(i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer})
+    first = graph_input.type.tensor_type.shape.dim[0]
+    saved = onnx.TensorShapeProto.Dimension()
+    saved.CopyFrom(first)
+    first.dim_value = batch  # the input's batch axis is dynamic ("N"); the graph is only read, then put back
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # noqa: BLE001 - onnx raises several kinds (ValueError for 2 GB, InferenceError): no estimate
+        return 0
+    finally:
+        first.CopyFrom(saved)
+    infos = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.output)}
+    weights = {t.name for t in inferred.graph.initializer}
+    names = {t for n in inferred.graph.node if n.op_type in op_types for t in (*n.input, *n.output)}
+    sizes = [_tensor_bytes(infos[t]) for t in sorted(names - weights) if t in infos]
+    return sum(sizes) + HISTOGRAM_COPIES * max(sizes, default=0)
+
+
+def _tensor_bytes(info: onnx.ValueInfoProto) -> int:
+    """Bytes of a float tensor of known shape; 0 for another type or an unknown dimension."""
+    tensor = info.type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tensor.shape.dim]
+    return _FLOAT_BYTES.get(tensor.elem_type, 0) * math.prod(dims) if tensor.HasField("shape") else 0
+
+
+def require_calibration_memory(model: onnx.ModelProto, batch: int, spec: InputSpec, method: str,
+                               op_types: Sequence[str], where: Path) -> None:
+    """ExportError (one line with the numbers and what to do) when calibrating one batch of ``batch`` images
+    (:func:`calibration_bytes`) needs more memory than is available now
+    (:func:`inspector.data.memory.available_memory_bytes`: MemAvailable, within a cgroup's limit); the backstop
+    to the batch-at-a-time calibration: a large model at a large size can still not fit one batch."""
+    from inspector.data.memory import available_memory_bytes
+
+    need = calibration_bytes(model, batch, method, op_types)
+    available = available_memory_bytes() if need else None
+    if available is None or need <= available:
+        return
+    gib = 1 << 30
+    one = calibration_bytes(model, 1, method, op_types)
+    advice = (f"lower --batch-size (1 image needs about {one / gib:.2f} GiB), or use --method minmax" if one <= available
+              else "use --method minmax (it keeps only each tensor's range), or quantize on a machine with more memory")
+    raise ExportError(f"{where}: --method {method} calibration holds about {need / gib:.1f} GiB per batch of {batch} "
+                      f"image(s) at {spec.height}x{spec.width}, {available / gib:.1f} GiB is available: {advice}")
 
 
 def _calibration_method(name: str):
@@ -296,6 +415,7 @@ def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Pa
     quantize, kept = split_quantizable(model, op_types, exclude)
     if not quantize:
         raise ExportError(f"{fp32_path}: no {list(op_types)} node before the scoring tail to quantize")
+    require_calibration_memory(model, min(batch_size, len(paths)), spec, method, op_types, fp32_path)
     log.info("quantizing %d %s node(s) of %s on %d calibration image(s) from %s; %d kept FP32 "
              "(reading the image, depthwise-separable, or in the scoring tail)",
              len(quantize), "/".join(op_types), fp32_path, len(paths), calibration, len(kept))
@@ -328,6 +448,10 @@ def _quantize_to(model: onnx.ModelProto, staged: Path, reader, quantize: list[st
         raise ExportError(f"{fp32_path}: ONNX Runtime quantization failed ({str(exc).strip().splitlines()[0][:300]})") from None
     if reader.used == 0:
         raise DataError(f"{calibration}: none of the calibration images could be read")
+    if reader.repeated:
+        log.warning("%s: the unreadable calibration images left %d batch(es) empty; the last image was binned once "
+                    "more for each (ONNX Runtime calibrates batch by batch and needs one in each)", calibration,
+                    reader.repeated)
 
 
 def _staging_folder(out: Path) -> tempfile.TemporaryDirectory:
@@ -491,7 +615,9 @@ def _run_quantizer(model: onnx.ModelProto, out: Path, reader, quantize: list[str
     ``weight_bits`` bits (``reduce_range``: 7), FP32 bias."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    with tempfile.TemporaryDirectory(prefix="inspector-quant-") as tmp, _QuantizerAdvice():
+    printed = io.StringIO()  # the histogram collector print()s a line per batch; kept for -v, not for stdout
+    with tempfile.TemporaryDirectory(prefix="inspector-quant-") as tmp, _QuantizerAdvice(), \
+            contextlib.redirect_stdout(printed):
         named = Path(tmp) / "named.onnx"
         onnx.save(model, str(named))
         quantize_static(
@@ -506,12 +632,15 @@ def _run_quantizer(model: onnx.ModelProto, out: Path, reader, quantize: list[str
             weight_type=QuantType.QInt8,
             calibrate_method=_calibration_method(method),
             extra_options={
+                "CalibStridedMinMax": 1,  # one batch per collect_data call: memory bounded (CalibrationImages)
                 "ActivationSymmetric": True,
                 "WeightSymmetric": True,
                 "QuantizeBias": False,
                 "OpTypesToExcludeOutputQuantization": list(op_types),
             },
         )
+    for line in dict.fromkeys(printed.getvalue().splitlines()):
+        log.debug("onnxruntime: %s", line)
 
 
 def _int8_entry(staged: Path, name: str, method: str, used: int, calibration: str | Path, n_quantized: int,

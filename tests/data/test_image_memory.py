@@ -13,8 +13,40 @@ def test_available_memory_is_read_from_the_kernels_meminfo(tmp_path):
     meminfo.write_text("MemTotal:       16000000 kB\nMemFree:          100000 kB\nMemAvailable:    2000000 kB\n")
     assert memory.available_memory_bytes(str(meminfo)) == 2_000_000 * 1024
     meminfo.write_text("MemTotal:       16000000 kB\n")  # a kernel before 3.14: not known, no check
-    assert memory.available_memory_bytes(str(meminfo)) is None
-    assert memory.available_memory_bytes(str(tmp_path / "absent")) is None
+    no_cgroup = str(tmp_path / "absent-cgroup")
+    assert memory.available_memory_bytes(str(meminfo), no_cgroup) is None
+    assert memory.available_memory_bytes(str(tmp_path / "absent"), no_cgroup) is None
+
+
+def _cgroup(tmp_path, line, files):
+    """A /proc/self/cgroup holding ``line`` and a cgroup mount whose files are ``files`` (relative path → text)."""
+    tmp_path.mkdir()
+    (tmp_path / "self-cgroup").write_text(line + "\n")
+    for name, text in files.items():
+        (tmp_path / "fs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "fs" / name).write_text(text + "\n")
+    return str(tmp_path / "self-cgroup"), str(tmp_path / "fs")
+
+
+def test_available_memory_is_no_more_than_the_cgroup_leaves(tmp_path):
+    # in a container the kernel kills at the memory cgroup's limit, however much MemAvailable the host shows
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemAvailable:   16000000 kB\n")  # 15.3 GiB on the host
+    v2 = _cgroup(tmp_path / "v2", "0::/box/inspector", {"box/inspector/memory.max": str(4 << 30),
+                                                       "box/inspector/memory.current": str(3 << 30),
+                                                       "box/memory.max": "max", "box/memory.current": "5"})
+    assert memory.cgroup_memory_left(*v2) == 1 << 30
+    assert memory.available_memory_bytes(str(meminfo), *v2) == 1 << 30
+    # a parent's limit binds too (cgroup v1 here; "no limit" is written as 2**63 rounded to a page)
+    v1 = _cgroup(tmp_path / "v1", "12:cpu:/\n4:memory:/box/inspector",
+                 {"memory/box/inspector/memory.limit_in_bytes": "9223372036854771712",
+                  "memory/box/inspector/memory.usage_in_bytes": str(3 << 30),
+                  "memory/box/memory.limit_in_bytes": str(5 << 30), "memory/box/memory.usage_in_bytes": str(3 << 30)})
+    assert memory.available_memory_bytes(str(meminfo), *v1) == 2 << 30
+    # a cgroup namespace: the group is the mount itself; no limit: MemAvailable alone
+    ns = _cgroup(tmp_path / "ns", "0::/", {"memory.max": "max", "memory.current": "123"})
+    assert memory.cgroup_memory_left(*ns) is None
+    assert memory.available_memory_bytes(str(meminfo), *ns) == 16_000_000 * 1024
 
 
 def test_training_images_that_do_not_fit_in_memory_are_one_line_exit_2(tiny_dataset, tmp_path, capsys, monkeypatch):
