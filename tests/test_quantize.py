@@ -410,3 +410,26 @@ def test_calibration_reader_fills_every_range_onnxruntime_asks_for(tiny_dataset,
         sizes.append(len(batches[0]["images"]))
     # 12 images decoded once; the last range gets the last image again (nothing left to split)
     assert len(reader) == 4 and sizes == [4, 4, 4, 1] and reader.used == 12 and reader.repeated == 1
+
+
+def test_the_check_against_fp32_holds_one_batch_of_maps_at_a_time(tmp_path, tiny_dataset):
+    # the check kept both graphs' maps of every check image until the end: --check-images up to 4096 at 512²
+    # held 8 GiB. Measured with tracemalloc (numpy's and ONNX Runtime's output arrays are traced): the peak
+    # must not grow with the number of images.
+    import tracemalloc
+
+    from inspector.contract import InputSpec
+    from inspector.deploy.quantize import check_against_fp32, check_samples
+
+    fp32 = write_exported(tmp_path / "export", height=256, width=256)
+    quantize_model(fp32, tiny_dataset, batch_size=4, check_images=0)
+    samples, spec = check_samples(tiny_dataset, 8), InputSpec(height=256, width=256)
+    peaks = []
+    for repeat in (1, 4):  # 8 and 32 images (the same ones again: the figures stay the same)
+        tracemalloc.start()
+        result = check_against_fp32(fp32.with_name("tiny.int8.onnx"), fp32, samples * repeat, spec, 7, batch_size=4)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert result["checked"] and result["images"] == 8 * repeat
+    # a 256×256 float map is 256 KiB: 24 more images' maps of both graphs would add 12 MiB
+    assert peaks[1] < peaks[0] + (2 << 20), [p >> 10 for p in peaks]

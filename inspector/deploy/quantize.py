@@ -467,16 +467,23 @@ def precision_figures(cand_scores: np.ndarray, ref_scores: np.ndarray, cand_maps
     """(score figure, map figure) of a candidate against the FP32 reference, as ``inspector verify`` computes
     them (:func:`inspector.evaluation.verify.judge`): max |Δscore| / max |score_ref|, and the worst image's
     99th percentile of |Δmap| / max |map_ref|. Scores (N,), maps (N, 1, h, w), float."""
+    return _figures(cand_scores, ref_scores, _map_p99s(cand_maps, ref_maps), float(np.abs(ref_maps).max()))
+
+
+def _map_p99s(cand_maps: np.ndarray, ref_maps: np.ndarray) -> list[float]:
+    """Each image's 99th percentile of |Δmap| (maps (N, 1, h, w))."""
+    return [float(np.percentile(np.abs(cm.astype(np.float64) - rm.astype(np.float64)), 99))
+            for cm, rm in zip(cand_maps, ref_maps)]
+
+
+def _figures(cand_scores, ref_scores, map_p99s: Sequence[float], map_scale: float) -> tuple[float, float]:
     c, r = np.asarray(cand_scores, np.float64), np.asarray(ref_scores, np.float64)
     score_max_abs, score_scale = float(np.abs(c - r).max()), float(np.abs(r).max())
-    p99 = max(float(np.percentile(np.abs(cm.astype(np.float64) - rm.astype(np.float64)), 99))
-              for cm, rm in zip(cand_maps, ref_maps))
-    map_scale = float(np.abs(ref_maps).max())
 
     def relative(diff: float, scale: float) -> float:
         return diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
 
-    return relative(score_max_abs, score_scale), relative(p99, map_scale)
+    return relative(score_max_abs, score_scale), relative(max(map_p99s), map_scale)
 
 
 def check_samples(folder: str | Path, limit: int) -> list:
@@ -517,22 +524,27 @@ def check_against_fp32(int8_path: Path, fp32_path: Path, samples: Sequence, spec
         log.warning("%s: not checked against FP32: ONNX Runtime's int8 kernels saturate with 8-bit weights on this "
                     "CPU (no VNNI); check the TensorRT engine with inspector verify", int8_path.name)
         return {"checked": False, "why": "8-bit weights on a CPU without VNNI"}
-    scores, maps = ([], []), ([], [])
-    for path, store_s, store_m in ((int8_path, scores[0], maps[0]), (fp32_path, scores[1], maps[1])):
-        session = _cpu_session(path)
-        for start in range(0, len(samples), batch_size):
-            images, kept, _ = load_batch(samples[start:start + batch_size], spec.height, spec.width, spec.resize, spec.bit_depth, spec.downscale)
-            if kept:
-                score, amap = session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
-                store_s.append(score)
-                store_m.append(amap)
+    # both graphs on each batch, its maps reduced to figures at once: memory is one batch's, not the check set's
+    # (--check-images up to 4096 at 512² held 8 GiB of maps)
+    sessions = _cpu_session(int8_path), _cpu_session(fp32_path)
+    scores, p99s, map_scale, finite = ([], []), [], 0.0, True
+    for start in range(0, len(samples), batch_size):
+        images, kept, _ = load_batch(samples[start:start + batch_size], spec.height, spec.width, spec.resize,
+                                     spec.bit_depth, spec.downscale)
+        if not kept:
+            continue
+        (cand_s, cand_m), (ref_s, ref_m) = (s.run(list(OUTPUT_NAMES), {INPUT_NAME: images}) for s in sessions)
+        finite = finite and bool(np.isfinite(cand_s).all() and np.isfinite(cand_m).all())
+        scores[0].append(cand_s)
+        scores[1].append(ref_s)
+        p99s.extend(_map_p99s(cand_m, ref_m) if finite else ())
+        map_scale = max(map_scale, float(np.abs(ref_m).max()))
     if not scores[1]:
         raise DataError("none of the check images could be read")
-    cand_s, ref_s, cand_m, ref_m = (np.concatenate(x) for x in (scores[0], scores[1], maps[0], maps[1]))
-    n = len(ref_s)
-    if not (np.isfinite(cand_s).all() and np.isfinite(cand_m).all()):
+    n = sum(len(s) for s in scores[1])
+    if not finite:
         raise ExportError(f"{fp32_path}: the INT8 graph gives NaN/Inf on {n} check image(s); nothing written")
-    score_rel, map_rel = precision_figures(cand_s, ref_s, cand_m, ref_m)
+    score_rel, map_rel = _figures(np.concatenate(scores[0]), np.concatenate(scores[1]), p99s, map_scale)
     result = {"checked": True, "images": n, "score_rel_diff": round(score_rel, 6), "map_rel_diff": round(map_rel, 6),
               "tolerances": {"score": INT8_TOLERANCES[0], "map": INT8_TOLERANCES[1]}}
     log.info("INT8 against FP32 on %d image(s): score %.4f, map %.4f of the scale", n, score_rel, map_rel)
