@@ -116,7 +116,6 @@ def test_a_build_replaces_an_earlier_one_whole(graphs, engines):
 # stands alone, with no earlier build beside it)
 FOREIGN = {
     "notes": ("tiny.fp16.json", b'{"my": "notes"}', False),  # the user's NAME.json
-    "model-card": ("tiny.fp16.json", "model card", True),  # export's sidecar: export --out engines/tiny.fp16
     "engine-from-elsewhere": ("tiny.fp16.plan", b"an engine built by trtexec", True),
     "engine-the-card-does-not-name": ("tiny.fp16.engine", b"an engine built by trtexec", False),
     "link": ("tiny.fp16.build.log", "link", False),
@@ -209,3 +208,57 @@ def test_a_report_with_no_build_beside_it_is_not_replaced(graphs, engines, capsy
     err = capsys.readouterr().err
     assert err.startswith(f"error: {engines / 'tiny.fp16.verify.json'}: exists and is not a file"), err
     assert sorted(_files(engines)) == ["tiny.fp16.verify.json"]
+
+
+def _graph_beside(folder: Path, which: str, tiny_dataset) -> tuple[Path, str]:
+    """(graph to build, its card's name) in ``folder`` (the export holding tiny.onnx, tiny.fp16.onnx, tiny.json)."""
+    if which == "int8":
+        from inspector.deploy.quantize import quantize_model
+
+        quantize_model(folder / "tiny.onnx", tiny_dataset, batch_size=4, check_images=0)  # real ONNX Runtime
+        return folder / "tiny.int8.onnx", "tiny.int8.json"
+    if which == "fp16-with-report":  # the FP16 graph's precision report, as 'inspector verify GRAPH' leaves it
+        (folder / "tiny.fp16.verify.json").write_text(json.dumps({"candidate": {"path": "tiny.fp16.onnx"}}))
+    return folder / f"tiny.{'fp16' if which.startswith('fp16') else ''}.onnx".replace("..", "."), "tiny.json"
+
+
+# (graph built, --out beside it): the names the engine's card and report took without its suffix were the graph's
+BESIDE = {"int8": ("int8", "tiny.int8.plan"),  # tiny.int8.json: the INT8 graph's own card
+          "int8-as-plain": ("int8", "tiny.plan"),  # tiny.json: the export's sidecar
+          "fp16": ("fp16-with-report", "tiny.fp16.plan")}  # tiny.fp16.verify.json: the FP16 graph's report
+
+
+@pytest.mark.parametrize("case", BESIDE)
+def test_an_engine_built_beside_its_graph_names_its_files_after_the_whole_engine_name(graphs, tiny_dataset, capsys,
+                                                                                     case):
+    """``build export/m.int8.onnx --out export/m.int8.plan`` was refused: the engine card's name, m.int8.json, is
+    the INT8 graph's own card (and export/m.plan's, m.json, the export's sidecar; export/m.fp16.plan's report,
+    m.fp16.verify.json, the FP16 graph's). Beside its graph an engine's card, log and report are now named after
+    the whole engine name (m.int8.plan.json …); the graph's files are left as they were, and the engine card
+    names the card it was built from."""
+    from inspector.artifacts.engine_card import verify_report_path
+    from inspector.artifacts.model_card import sha256_file
+
+    folder = graphs[0].parent
+    graph, card_name = _graph_beside(folder, BESIDE[case][0], tiny_dataset)
+    engine = folder / BESIDE[case][1]
+    before = _files(folder)
+    for _ in range(2):  # a first build, then a rebuild over it
+        assert main(["build", str(graph), "--out", str(engine), "--timing-cache", ""]) == 0, capsys.readouterr().err
+    now = _files(folder)
+    made = {f"{engine.name}{ext}" for ext in ("", ".json", ".build.log")}
+    assert set(now) == set(before) | made and all(now[name] == before[name] for name in before)
+    card = read_engine_sidecar(engine)
+    assert card is not None and card["engine"]["file"] == engine.name and card["onnx"]["file"] == graph.name
+    assert card["onnx"]["card"] == card_name and card["onnx"]["card_sha256"] == sha256_file(folder / card_name)
+    assert json.loads((folder / f"{engine.name}.json").read_text()) == card
+    if graph.name == "tiny.int8.onnx":  # the INT8 graph's own card, with what it was quantized from
+        assert card["precision"] == "int8" and card["model"]["derived_from"]["graph"] == "tiny.onnx"
+    assert verify_report_path(engine) == folder / f"{engine.name}.verify.json"
+
+
+def test_an_engine_in_its_own_folder_keeps_the_short_names(graphs, engines):
+    """Away from its graph (the default engines/ folder) nothing changes: NAME.json, NAME.build.log, and the
+    engine card records the export's sidecar it was built from."""
+    card = read_engine_sidecar(engines / NAMES[0])
+    assert sorted(_files(engines)) == sorted(NAMES) and card["onnx"]["card"] == "tiny.json"

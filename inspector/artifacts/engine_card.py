@@ -10,6 +10,7 @@ profile and file hashes the runtime checks before loading.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -77,16 +78,58 @@ def validate_engine_card(data: Any, where: str) -> dict[str, Any]:
     return validate_card(EngineCard, data, where, "engine sidecar")
 
 
+def engine_file_prefix(engine_path: str | Path) -> Path:
+    """The path an engine's card, build log and precision report are named from (+ ``.json``, ``.build.log``,
+    ``.verify.json``): the engine's path without its suffix (``engines/x.int8.plan`` → ``engines/x.int8``), or,
+    beside the graph it was built from, with it (``export/x.int8.plan`` → ``export/x.int8.plan``).
+
+    Why: without the suffix, an engine built beside its graph takes that graph's names. ``export/x.int8.json`` is
+    the INT8 graph's own card and ``export/x.json`` the export's sidecar (both model cards, which build may not
+    replace, so it refused ``--out export/x.int8.plan``), and ``export/x.fp16.verify.json`` the FP16 graph's
+    precision report. So the longer prefix is used where the engine's card was written with it, or where no
+    engine card holds the shorter name and a graph (``<prefix>.onnx``) or a model card (``<prefix>.json``) does;
+    the shorter one everywhere else (the default ``engines/`` folder, and engines built before this rule).
+    """
+    engine = Path(engine_path)
+    full, short = engine, engine.with_suffix("") if engine.suffix else engine
+    if os.path.lexists(f"{full}.json"):
+        return full
+    kind = _card_kind(Path(f"{short}.json"))
+    if kind == ENGINE_KIND:
+        return short
+    if kind == "model" or os.path.lexists(f"{short}.onnx"):
+        return full
+    return short
+
+
+def _card_kind(path: Path) -> str | None:
+    """ENGINE_KIND for an engine card, "model" for a model card (a JSON object with ``graphs``), None otherwise."""
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read(1 << 24))  # cards are a few kB
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    if data.get("kind") == ENGINE_KIND:
+        return ENGINE_KIND
+    return "model" if isinstance(data.get("graphs"), dict) else None
+
+
 def engine_sidecar_path(engine_path: str | Path) -> Path:
-    """``engines/x.fp16.plan`` → ``engines/x.fp16.json``."""
-    return Path(engine_path).with_suffix(".json")
+    """``engines/x.fp16.plan`` → ``engines/x.fp16.json``; beside the graph, ``export/x.int8.plan`` →
+    ``export/x.int8.plan.json`` (:func:`engine_file_prefix`)."""
+    return Path(f"{engine_file_prefix(engine_path)}.json")
 
 
 def verify_report_path(candidate: str | Path) -> Path:
     """The precision gate's report on ``candidate`` (``inspector verify``, ``build --reference-data``):
-    ``engines/x.fp16.plan`` → ``engines/x.fp16.verify.json``; a rebuilt engine removes it with the engine it
-    judged (``deploy.engine_build.engine_paths``)."""
+    ``engines/x.fp16.plan`` → ``engines/x.fp16.verify.json`` (an engine beside its graph: ``.plan.verify.json``,
+    :func:`engine_file_prefix`); a rebuilt engine removes it with the engine it judged
+    (``deploy.engine_build.engine_paths``)."""
     candidate = Path(candidate)
+    if candidate.suffix in (".plan", ".engine"):
+        return Path(f"{engine_file_prefix(candidate)}.verify.json")
     return candidate.with_name(candidate.name[: -len(candidate.suffix)] + ".verify.json")
 
 
@@ -94,7 +137,9 @@ def read_engine_sidecar(engine_path: str | Path) -> dict[str, Any]:
     """Load and check an engine's card; one-line BackendError when it is missing, unreadable or invalid."""
     path = engine_sidecar_path(engine_path)
     if not path.is_file():
-        raise BackendError(f"{engine_path}: engine sidecar {path.name} not found; "
+        short = Path(engine_path).with_suffix(".json")
+        beside = f" ({short.name} beside it is a model card)" if path != short and _card_kind(short) == "model" else ""
+        raise BackendError(f"{engine_path}: engine sidecar {path.name} not found{beside}; "
                            f"rebuild with: inspector build <model>.onnx --out {engine_path}")
     data = load_json(path, "engine sidecar", BackendError)
     if data.get("kind") != ENGINE_KIND:
@@ -105,9 +150,10 @@ def read_engine_sidecar(engine_path: str | Path) -> dict[str, Any]:
         raise BackendError(str(exc)) from None
 
 
-def write_engine_sidecar(data: dict[str, Any], engine_path: str | Path) -> Path:
-    """Write an engine card beside ``engine_path`` (pretty JSON), whole or not at all
-    (:func:`inspector.outputs.write_whole`); returns its path. OSError when it cannot be written."""
-    path = engine_sidecar_path(engine_path)
+def write_engine_sidecar(data: dict[str, Any], engine_path: str | Path, card_path: str | Path | None = None) -> Path:
+    """Write an engine card at ``card_path`` (default: :func:`engine_sidecar_path` of ``engine_path``) (pretty JSON),
+    whole or not at all (:func:`inspector.outputs.write_whole`); returns its path. OSError when it cannot be
+    written."""
+    path = Path(card_path) if card_path is not None else engine_sidecar_path(engine_path)
     write_whole(path, (json.dumps(data, indent=2) + "\n").encode())
     return path

@@ -16,7 +16,8 @@ optimisation level and a persisted timing cache (read and merged under an
 replaced by an empty one, as Polygraphy does), and a sidecar
 (:func:`inspector.artifacts.engine_card.engine_sidecar_path`) recording TensorRT
 version, GPU, precision, I/O shapes, profile, the source ONNX's sha256 and the
-model sidecar. Engine, card and build log are made under temporary names beside
+model card it was built from (its file and sha256 too: for the INT8 graph, its
+own card). Engine, card and build log are made under temporary names beside
 the output and moved in together, the card last, so a failed or interrupted build
 leaves an earlier build at the same names as it was; only an earlier build's files
 are ever replaced (:func:`check_engine_out`). Every Builder/Runtime gets the process's one TensorRT logger
@@ -40,8 +41,7 @@ from typing import Any
 import onnx
 from onnx import TensorProto
 
-from inspector.artifacts.engine_card import (ENGINE_KIND, ENGINE_SCHEMA_VERSION, engine_sidecar_path,
-                                             verify_report_path, write_engine_sidecar)
+from inspector.artifacts.engine_card import ENGINE_KIND, ENGINE_SCHEMA_VERSION, engine_file_prefix, write_engine_sidecar
 from inspector.backends.tensorrt import collect_messages, import_tensorrt, shared_logger, tensorrt_major
 from inspector.contract import DEFAULT_BATCH, INPUT_NAME, MAP_NAME, OUTPUT_RANKS, SCORE_NAME
 from inspector.deploy.checks import read_graph_of_card
@@ -404,14 +404,19 @@ def _engine_sidecar(trt, engine, staged: Path, out: Path, onnx_path: Path, repor
 
 
 def engine_paths(out: str | Path) -> dict[str, Path]:
-    """The files of a build at ``out`` (``engines/x.fp16.plan``): the engine, the same engine under the other
-    suffix (``.engine``; an earlier build there shares this build's card and log, so it is replaced with them),
-    the precision gate's report on the earlier engine (it judged an engine this build replaces, so it goes with
-    it; ``inspector verify`` or ``build --reference-data`` writes the new one), the build log and the engine card."""
+    """The files of a build at ``out`` (``engines/x.fp16.plan``): the engine, the precision gate's report on the
+    earlier engine (it judged an engine this build replaces, so it goes with it; ``inspector verify`` or ``build
+    --reference-data`` writes the new one), the build log and the engine card, named from
+    :func:`inspector.artifacts.engine_card.engine_file_prefix`; and where they are named without the suffix, the
+    same engine under the other suffix (``.engine``: an earlier build there shares this build's card and log, so it
+    is replaced with them)."""
     engine = Path(out)
-    other = engine.with_suffix(".engine" if engine.suffix == ".plan" else ".plan")
-    return {"engine": engine, "other": other, "verify": verify_report_path(engine),
-            "log": engine.with_suffix(".build.log"), "card": engine_sidecar_path(engine)}
+    prefix = engine_file_prefix(engine)
+    paths = {"engine": engine, "verify": Path(f"{prefix}.verify.json"), "log": Path(f"{prefix}.build.log"),
+             "card": Path(f"{prefix}.json")}
+    if prefix != engine:
+        paths["other"] = engine.with_suffix(".engine" if engine.suffix == ".plan" else ".plan")
+    return paths
 
 
 def check_engine_out(out: str | Path) -> dict[str, Path]:
@@ -421,22 +426,25 @@ def check_engine_out(out: str | Path) -> dict[str, Path]:
     build replaces as a whole. ExportError (one line naming the file) otherwise: a user's ``NAME.json``, a model
     card, an engine from elsewhere, a link or a folder at one of the names was replaced without a word, after
     the whole build (the rule and messages of export: :func:`inspector.outputs.claim_outputs`)."""
-    paths = engine_paths(out)
-    if paths["engine"].suffix not in (".plan", ".engine"):
+    if Path(out).suffix not in (".plan", ".engine"):
         raise ExportError(f"{out}: engine files end in .plan or .engine")
-    claim_outputs(out, list(paths.values()), paths["card"], _files_of_build, ExportError, command="build",
-                  card_noun="engine card", file_noun="file")
+    paths = engine_paths(out)
+    full = paths["card"].name == f"{paths['engine'].name}.json"
+    claim_outputs(out, list(paths.values()), paths["card"], lambda card: _files_of_build(card, full), ExportError,
+                  command="build", card_noun="engine card", file_noun="file")
     return paths
 
 
-def _files_of_build(card: Any) -> set[str] | None:
-    """The engine an engine card written by build names, that engine's build log and its precision report; None
+def _files_of_build(card: Any, full: bool = False) -> set[str] | None:
+    """The engine an engine card written by build names, that engine's build log and its precision report (named
+    with the engine's suffix when ``full``: :func:`inspector.artifacts.engine_card.engine_file_prefix`); None
     when ``card`` is no such card (the user's JSON, a model card)."""
     engine = card.get("engine") if isinstance(card, dict) and card.get("kind") == ENGINE_KIND else None
     name = engine.get("file") if isinstance(engine, dict) else None
     if not isinstance(name, str) or not name:
         return None
-    return {name, Path(name).with_suffix(".build.log").name, verify_report_path(name).name}
+    prefix = name if full else Path(name).stem
+    return {name, f"{prefix}.build.log", f"{prefix}.verify.json"}
 
 
 def build_engine(onnx_path: str | Path, out: str | Path | None = None,
@@ -453,7 +461,8 @@ def build_engine(onnx_path: str | Path, out: str | Path | None = None,
     onnx_path = Path(onnx_path)
     # before reading the graph: a name that may not be written is told at once (the default name needs the graph)
     paths = check_engine_out(out) if out is not None else None
-    model_sidecar = verify_graph(onnx_path, read_sidecar(sidecar_path_for(onnx_path)))
+    card_file = sidecar_path_for(onnx_path)  # the INT8 graph's own card, else the export's sidecar
+    model_sidecar = verify_graph(onnx_path, read_sidecar(card_file))
     model = read_graph_of_card(onnx_path, model_sidecar)
     report = require_strongly_typed(onnx_path, model)
     trt = import_tensorrt()
@@ -473,12 +482,13 @@ def build_engine(onnx_path: str | Path, out: str | Path | None = None,
                                    precision, options)
         sidecar["build"].update(timing_cache=str(cache_path) if cache_path else None, seconds=round(seconds, 2),
                                 log=_log_summary(records))
-        write_engine_sidecar(sidecar, staged["engine"])
+        sidecar["onnx"].update(card=card_file.name, card_sha256=sha256_file(card_file))  # the card embedded as model
+        write_engine_sidecar(sidecar, staged["engine"], staged["card"])
         write_whole(staged["log"], "".join(f"[{lvl}] {msg}\n" for lvl, msg in records).encode())
         # engine first, card last; an earlier build's engine under the other suffix goes (the card is this one's),
         # and the precision report on the earlier engine: it would pass off its verdict as this engine's
         replace_together([(None if key in ("other", "verify") else staged[key], paths[key])
-                          for key in ("engine", "other", "verify", "log", "card")], Path(tmp))
+                          for key in ("engine", "other", "verify", "log", "card") if key in paths], Path(tmp))
     log.info("built %s in %.1f s: %d layers, %.1f MB, %d warning(s); sidecar %s", out, seconds,
              sidecar["build"]["layers"], out.stat().st_size / 2**20, len(sidecar["build"]["log"]["warnings"]),
              paths["card"])

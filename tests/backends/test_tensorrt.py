@@ -109,8 +109,14 @@ def test_engine_sidecar_round_trip_and_input_spec(tmp_path):
     assert read_engine_sidecar(engine) == _sidecar()
     spec = input_spec(_sidecar())
     assert (spec.height, spec.width, spec.channels, spec.max_batch, spec.layout) == (64, 48, 3, 8, "NHWC")
-    engine_sidecar_path(engine).write_text(json.dumps({"schema_version": 1, "graphs": {}}))  # a model sidecar
+    engine_sidecar_path(engine).write_text(json.dumps({"schema_version": 1, "kind": "calibration"}))  # not a card
     with pytest.raises(BackendError, match="not a TensorRT engine sidecar"):
+        read_engine_sidecar(engine)
+    # a model card at the short name: the engine beside its graph has its card at the whole engine name
+    engine_sidecar_path(engine).write_text(json.dumps({"schema_version": 1, "graphs": {}}))
+    assert engine_sidecar_path(engine) == tmp_path / "rs.fp16.plan.json"
+    with pytest.raises(BackendError, match=r"engine sidecar rs.fp16.plan.json not found \(rs.fp16.json beside it "
+                                           r"is a model card\); rebuild with"):
         read_engine_sidecar(engine)
 
 
