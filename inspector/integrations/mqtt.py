@@ -617,6 +617,12 @@ class Arrivals:
         return topic, payload
 
 
+def suback_reason(code, v5: bool) -> str:
+    """A SUBACK's refusal in words with its code: MQTT 5 by its reason code's name (0x87 Not authorized); MQTT
+    3.1.1 has one failure code, 0x80 Failure (§3.9.3), which paho names as MQTT 5's 0x80 'Unspecified error'."""
+    return f"{code if v5 else 'Failure'}, 0x{code.value:02X}"
+
+
 def _descriptor(desc: object) -> bool:
     """Whether a header's payload descriptor is one a bridge writes (event_messages): text kind, encoding, topic.
     A list as 'encoding' raised TypeError (unhashable) out of ``subscribe --save-dir``: a traceback."""
@@ -636,6 +642,11 @@ class MqttSubscriber(KeepsState):
     the accounting only and not returned (``recv(quiet=True)`` does; :meth:`asked` tells them apart).
     :meth:`notices` gives one line per finding. Retained messages are delivered too (a new consumer sees every
     camera's current status at once).
+
+    A subscription the broker refuses in its SUBACK (its ACL: Mosquitto's dynamic security plugin answers
+    0x80 Failure to MQTT 3.1.1, which this subscriber speaks) makes :meth:`recv` raise ConfigError, one line
+    naming the broker, the topic filters and the reason. Mosquitto 2.0's ``acl_file`` never refuses one: it
+    grants the subscription and drops the denied messages at delivery, which no client can tell from silence.
 
     ``kinds``: the topics, as for the ZeroMQ subscriber (``v1/``, ``v1/defect``, ``v1/defect/cam1``: a camera
     whole; :func:`event_topic`), or bare types (``defect``). ``on_payload(box, topic, data)``: the defects'
@@ -688,6 +699,8 @@ class MqttSubscriber(KeepsState):
             self.client.username_pw_set(unquote(parts.username), unquote(parts.password or "") or None)
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         self.client.on_connect, self.client.on_disconnect = self._on_connect, self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self._subscribing: dict[int, list[str]] = {}  # SUBSCRIBE packet id → its topic filters, until its SUBACK
         self._down_since: str | None = None  # when the broker connection dropped (UTC), until connected again
         self._client_id = client_id
         self._connected_at: float | None = None  # monotonic s of the last CONNACK accepted
@@ -714,11 +727,25 @@ class MqttSubscriber(KeepsState):
             return
         self._connect_problem = None
         self._connected_at = time.monotonic()
-        for topic in self.topics:
-            client.subscribe(topic, qos=1)
+        # one SUBSCRIBE for all: its SUBACK answers each filter in order, so a refusal names every one refused
+        _, mid = client.subscribe([(topic, 1) for topic in self.topics])
+        if mid is not None:  # None: the link gone already; the reconnect subscribes again
+            self._subscribing[mid] = list(self.topics)
         if self._down_since is not None:  # a reconnect: queued behind what arrived before it (paho's one thread)
             self.messages.put(None, ("down", self._down_since, bool(getattr(flags, "session_present", False))))
             self._down_since = None
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None) -> None:
+        """paho: the broker's SUBACK (network thread). A filter refused (MQTT 3.1.1 §3.9.3 return code 0x80
+        Failure; MQTT 5.0 §3.9.3 a reason code ≥ 0x80, e.g. 0x87 Not authorized) will never deliver a message, and
+        the subscriber waited for ever, silently: queued as a marker, :meth:`recv` raises it (ConfigError)."""
+        topics = self._subscribing.pop(mid, [])
+        refused = [f"{topic} ({suback_reason(code, self.client.protocol == 5)})"
+                   for topic, code in zip(topics, reason_codes) if code.is_failure]
+        if refused:
+            self.messages.put(None, ("refused", f"{self._url}: the broker refused the subscription to "
+                                                f"{', '.join(refused)}: no events would arrive on it; check the "
+                                                f"broker's ACL for this subscriber's user"))
 
     def _on_message(self, client, userdata, msg) -> None:
         """Queue a message for recv (paho's network thread): never raises, since an exception here ended that
@@ -825,6 +852,9 @@ class MqttSubscriber(KeepsState):
             with self._lock:
                 for tracker in self.loss.values():  # if it was a header, its event shows as a gap: this is why
                     tracker.mark("a message over --max-message-mib, dropped")
+        elif marker[0] == "refused":  # a SUBACK refusal (_on_subscribe): not an event, nothing left to handle
+            self._unhandled = False
+            raise ConfigError(marker[1])
         else:  # ("malformed", topic, why)
             self._skip(*marker[1:])
 
@@ -944,7 +974,8 @@ class MqttSubscriber(KeepsState):
 
     def recv(self, timeout: float | None = None, quiet: bool = False):
         """The next ``(box, event)``, or None after ``timeout`` seconds (None: wait forever); messages that are no
-        event to return (see :meth:`_take`; stats heard quietly unless ``quiet``) do not restart the wait."""
+        event to return (see :meth:`_take`; stats heard quietly unless ``quiet``) do not restart the wait.
+        ConfigError (one line) when the broker refused a subscription (:meth:`_on_subscribe`)."""
         import queue as _queue
 
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -5,6 +5,7 @@ refuses, no broker at all. Each is one line naming the setting or the broker and
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import shutil
 import subprocess
@@ -234,6 +235,39 @@ def test_subscribe_to_a_broker_that_refuses_it_says_so_once(tmp_path):
     told = [line for line in err.splitlines() if "cannot connect" in line]
     assert len(told) == 1 and "the broker refused the connection: Not authorized; retrying" in told[0], err
     assert "Traceback" not in err, err
+
+
+# Mosquitto's dynamic security plugin: unlike its acl_file (which grants every subscription and drops the denied
+# messages at delivery), it refuses a subscription its ACL denies in the SUBACK (0x80 to MQTT 3.1.1, 0x87 to 5)
+DYNSEC = next(iter(sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))), None)
+
+
+def _dynsec_broker(tmp_path: Path) -> Mosquitto:
+    """A broker whose anonymous clients may subscribe to each box's stats and bridge counts only."""
+    allow = [{"acltype": "subscribePattern", "topic": f"inspector/+/v1/{t}", "allow": True} for t in ("stats", "bridge")]
+    config = {"defaultACLAccess": {"publishClientSend": True, "publishClientReceive": True, "subscribe": False,
+                                   "unsubscribe": True},
+              "clients": [], "anonymousGroup": "anon", "groups": [{"groupname": "anon", "roles": [{"rolename": "r"}]}],
+              "roles": [{"rolename": "r", "acls": allow}]}
+    (tmp_path / "dynsec.json").write_text(json.dumps(config))
+    return Mosquitto(tmp_path / "broker", options=(f"plugin {DYNSEC}",
+                                                   f"plugin_opt_config_file {tmp_path / 'dynsec.json'}")).start()
+
+
+@pytest.mark.skipif(DYNSEC is None, reason="needs Mosquitto's dynamic security plugin")
+def test_subscribe_to_topics_the_broker_refuses_in_its_suback_is_one_line_and_exit_2(tmp_path):
+    """'inspector subscribe mqtt://…' whose subscription the broker's ACL refuses (SUBACK return code 0x80,
+    MQTT 3.1.1 §3.9.3): the refusal was ignored and the command waited for ever, receiving nothing."""
+    broker = _dynsec_broker(tmp_path)
+    try:
+        run = subprocess.run([*CLI, "subscribe", broker.url], capture_output=True, text=True, timeout=60)
+    finally:
+        broker.stop()
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 2 and len(errors) == 1, run.stderr
+    assert (f"error: {broker.url}: the broker refused the subscription to inspector/+/v1/defect/+ (Failure, 0x80), "
+            f"inspector/+/v1/status/+ (Failure, 0x80): no events would arrive" in errors[0]), errors
+    assert "v1/stats" not in errors[0] and "Traceback" not in run.stderr, run.stderr
 
 
 def test_two_consumers_given_one_client_id_are_told_they_kick_each_other_off(tmp_path):
