@@ -158,7 +158,9 @@ class MqttBridge:
         client.loop_start()  # paho's network thread: connects, reconnects with back-off
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._sender.start()
-        log.info("MQTT bridge to %s (topics %s/…; %s)", redact(cfg.url), self.prefix, self.refusals_seen())
+        heard = not v5 or cfg.qos != 2 or pubrec_refusals_heard(client)  # else a warning: refusals counted delivered
+        log.log(logging.INFO if heard else logging.WARNING, "MQTT bridge to %s (topics %s/…; %s)", redact(cfg.url),
+                self.prefix, self.refusals_seen())
 
     def _setup_auth(self, client, tls: bool) -> None:
         cfg = self.cfg
@@ -174,10 +176,8 @@ class MqttBridge:
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if reason_code.is_failure:  # CONNACK refused (MQTT 3.1.1 §3.2.2.3): credentials, client id, …
             self._connack_refused = True
-            # 0x84 Unsupported Protocol Version (MQTT 5.0 §3.2.2.2), 0x01 in 3.1.1's CONNACK: a broker older than 5
-            old = self.cfg.protocol == "5" and reason_code.value in (0x01, 0x84)
-            hint = "; a broker older than MQTT 5: set publish.mqtt.protocol: \"3.1.1\"" if old else ""
-            self._cannot_connect(f"the broker refused the connection: {reason_code}{hint}")
+            self._cannot_connect(f"the broker refused the connection: {reason_code}"
+                                 f"{connack_hint(self.cfg, reason_code, properties)}")
             return
         with self._lock:
             self._connect_problem = None  # told again if it comes back after this connection
@@ -297,6 +297,9 @@ class MqttBridge:
                     f"delivered; protocol \"5\" tells it")
         if self.cfg.qos == 0:
             return "MQTT 5, QoS 0: unacknowledged, a message the broker's ACL denies is counted delivered"
+        if self.cfg.qos == 2 and not pubrec_refusals_heard(self.client):
+            return ("MQTT 5, QoS 2: this paho-mqtt does not let a PUBREC's refusal be heard, so a message the "
+                    "broker's ACL denies is counted delivered; QoS 1 tells it")
         return f"MQTT 5, {qos}: a message the broker refuses (its ACL) is counted dropped and told"
 
     # -- the tap (publisher thread) ----------------------------------------------------------
@@ -398,6 +401,31 @@ class MqttBridge:
                  c["delivered"], c["dropped"], c["refused"])
 
 
+def connack_hint(cfg: MqttSection, reason_code, properties) -> str:
+    """What to change for a refused CONNACK, read from its public reason code and properties ("" if nothing):
+    0x84 Unsupported Protocol Version (MQTT 5.0 §3.2.2.2; 0x01 in 3.1.1's CONNACK) is a broker older than MQTT 5;
+    0x9B QoS not supported is ``publish.mqtt.qos`` (the will's QoS) over the broker's Maximum QoS, which the
+    CONNACK carries (§3.2.2.3.4; Mosquitto's ``max_qos``): told only as 'QoS not supported', for ever."""
+    if cfg.protocol == "5" and reason_code.value in (0x01, 0x84):
+        return "; a broker older than MQTT 5: set publish.mqtt.protocol: \"3.1.1\""
+    if reason_code.value == 0x9B:
+        most = getattr(properties, "MaximumQoS", None)
+        return (f"; publish.mqtt.qos is {cfg.qos}, the broker takes QoS {most} at most: set publish.mqtt.qos: {most}"
+                if most is not None else f"; publish.mqtt.qos {cfg.qos} is over the broker's maximum: lower it")
+    return ""
+
+
+def pubrec_refusals_heard(client) -> bool:
+    """Whether ``client`` (:func:`telling_client`'s) hears a refusing PUBREC. No public paho-mqtt 2.x API gives a
+    PUBREC's reason code (``on_publish`` comes at PUBCOMP, with PUBCOMP's: Success from Mosquitto after a PUBREC
+    0x87), so the hook reads paho internals: its packet dispatch calling ``_handle_pubrec`` and the packet's bytes
+    in ``_in_packet["packet"]``. A paho without them counts a QoS 2 message the broker refused as delivered,
+    silently; this says so, for :meth:`MqttBridge.refusals_seen` (``run --check``) and the bridge's start."""
+    base = type(client).__mro__[1]  # paho's Client, below telling_client's subclass
+    packet = getattr(client, "_in_packet", None)
+    return callable(getattr(base, "_handle_pubrec", None)) and isinstance(packet, dict) and "packet" in packet
+
+
 def telling_client(mqtt, tell, refused_pubrec=None, **kwargs):
     """A paho ``Client`` (callback API 2, ``kwargs`` as for it) that hands each failed connect attempt's
     exception to ``tell(exc)`` before paho retries. paho's network loop (``loop_forever``, run by ``loop_start``)
@@ -417,7 +445,8 @@ def telling_client(mqtt, tell, refused_pubrec=None, **kwargs):
 
         def _handle_pubrec(self):
             # PUBREC's variable header (MQTT 5.0 §3.5.2): packet id (2 bytes), then a reason code, absent for 0x00
-            packet = bytes(self._in_packet.get("packet", b""))
+            # getattr: a paho without it must not lose its network thread here (pubrec_refusals_heard tells it)
+            packet = bytes((getattr(self, "_in_packet", None) or {}).get("packet", b""))
             if refused_pubrec is not None and len(packet) > 2 and packet[2] >= 0x80:
                 refused_pubrec(int.from_bytes(packet[:2], "big"), packet[2])
             return super()._handle_pubrec()
