@@ -7,6 +7,7 @@ ENOSPC)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -107,3 +108,64 @@ def test_a_runs_history_that_cannot_be_written_is_left_as_it_was(tmp_path):
         write_run_json(path, rows + [{"phase": "student", "epoch": e, "val_loss": 0.1} for e in (4, 5)])
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
     assert _read_history(path) == rows
+
+
+def _whole_or_earlier(folder: Path, write, limit: int) -> None:
+    """``write()`` (one output file in ``folder``) under a file size limit of ``limit`` bytes, past which it fails
+    part-way (EFBIG, as a full disk's ENOSPC): it raises, and ``folder`` holds what it held, byte for byte, and
+    no temporary or cut file."""
+    before, names = _files(folder), sorted(p.name for p in folder.iterdir())
+    with file_size_limit(limit), pytest.raises(OSError, match="too large"):
+        write()
+    assert _files(folder) == before and sorted(p.name for p in folder.iterdir()) == names
+
+
+def test_predict_overlays_that_cannot_be_written_leave_the_earlier_ones_and_no_cut_png(tmp_path):
+    """'inspector predict' wrote each overlay PNG in place: a full disk part-way left a cut PNG under the overlay's
+    name (or an earlier run's half overwritten), and a first run a cut PNG where there was none."""
+    import cv2
+    import numpy as np
+
+    from inspector.commands.predict import write_overlays
+
+    image = tmp_path / "images" / "part.png"
+    image.parent.mkdir()
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    amap = np.random.default_rng(1).random((16, 16)).astype(np.float32)
+    out = tmp_path / "overlays"
+    write_overlays([(image, amap)], out, "square", 0.0, 1.0)
+    assert cv2.imread(str(out / "part.png")) is not None
+    _whole_or_earlier(out, lambda: write_overlays([(image, 1 - amap)], out, "square", 0.0, 1.0), 4096)
+    (out / "part.png").unlink()
+    _whole_or_earlier(out, lambda: write_overlays([(image, 1 - amap)], out, "square", 0.0, 1.0), 4096)
+
+
+def test_a_synth_manifest_that_cannot_be_written_leaves_the_earlier_one(tmp_path):
+    """'inspector data synth' wrote manifest.json (and README.txt) in place: a full disk part-way left a cut
+    manifest, or an earlier data set's half overwritten."""
+    from inspector.data.synth import _is_synth_output, _write_manifest, synthesize
+
+    out = tmp_path / "synth"
+    synthesize(out, size=32, n_train=1, n_test_good=1, n_test_defect=1, defects=["crack"])
+    params = json.loads((out / "manifest.json").read_text())
+    params = {k: v for k, v in params.items() if k not in ("generator", "format", "notable_change")}
+    _whole_or_earlier(out, lambda: _write_manifest(out, {**params, "seed": 7}), 64)
+    assert _is_synth_output(out) and json.loads((out / "manifest.json").read_text())["seed"] == 0
+
+
+def test_evaluation_scores_and_plots_that_cannot_be_written_leave_the_earlier_ones(tmp_path):
+    """scores.npz (np.savez) and the plots (savefig) were written in place: a full disk left a cut archive numpy
+    refuses (BadZipFile) or a cut PNG, in place of an earlier evaluation's."""
+    import numpy as np
+
+    from inspector.evaluation.evaluate import write_scores
+    from inspector.evaluation.plots import plot_score_histogram
+
+    scores, labels = np.linspace(0, 1, 2000), np.arange(2000) % 2
+    write_scores(tmp_path / "scores.npz", scores, labels, [f"{i}.png" for i in range(2000)])
+    plot_score_histogram(scores, labels, tmp_path / "score_histogram.png", threshold=0.5)
+    _whole_or_earlier(tmp_path, lambda: write_scores(tmp_path / "scores.npz", scores[::-1], labels,
+                                                     [f"{i}.png" for i in range(2000)]), 2048)
+    _whole_or_earlier(tmp_path, lambda: plot_score_histogram(scores, labels, tmp_path / "score_histogram.png",
+                                                             threshold=0.25), 2048)
+    assert np.load(tmp_path / "scores.npz")["scores"][0] == 0.0

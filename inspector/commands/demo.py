@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from inspector.commands.argtypes import int_range, out_folder
+from inspector.outputs import write_whole
 
 DEFAULT_OUT = Path("runs/demo")
 MODEL_NAME = "rs-brick"
@@ -495,7 +496,7 @@ def _made_by_demo(out: Path) -> bool:
 
 def _claim(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / OWNER_MARKER).write_text(_OWNER_TEXT, encoding="utf-8")
+    write_whole(out / OWNER_MARKER, _OWNER_TEXT.encode("utf-8"))
 
 
 def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: bool = False,
@@ -559,9 +560,10 @@ def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: b
 
 
 def _write_user_config(path: Path, cfg: dict, plan: DemoPlan) -> Path:
-    """``daemon.yaml`` for ``inspector run``: the demo's daemon on a live synthetic camera."""
-    path.write_text(USER_CONFIG_HEADER.format(config=path, frames=plan.frames, fps=LIVE_FPS)
-                    + _yaml(user_daemon_config(cfg)), encoding="utf-8")
+    """``daemon.yaml`` for ``inspector run``: the demo's daemon on a live synthetic camera, whole or not at all
+    (:func:`inspector.outputs.write_whole`: written in place, a full disk left a cut config that still parsed)."""
+    write_whole(path, (USER_CONFIG_HEADER.format(config=path, frames=plan.frames, fps=LIVE_FPS)
+                       + _yaml(user_daemon_config(cfg))).encode("utf-8"))
     return path
 
 

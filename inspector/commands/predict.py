@@ -125,8 +125,11 @@ def check_overlays_spare_inputs(named: list[Path], out_dir: Path, inputs: list[P
 def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy: str,
                    vmin: float | None, vmax: float | None, bit_depth: int | None = None,
                    inputs: list[Path] = ()) -> None:
-    """One PNG per image: the map (back in frame geometry) over the original image; never over ``inputs``."""
+    """One PNG per image: the map (back in frame geometry) over the original image; never over ``inputs``.
+    Each written whole or not at all (:func:`inspector.outputs.write_whole`): written in place, a full disk or a
+    crash part-way left a cut PNG under the overlay's name, or an earlier run's overlay half overwritten."""
     from inspector.data.images import map_to_frame, read_image
+    from inspector.outputs import write_whole
     from inspector.visual import encode_png, heatmap_overlay
 
     check_overlays_spare_inputs([p for p, _ in results], out_dir, [p for p, _ in results] + list(inputs))
@@ -137,7 +140,7 @@ def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy
         frame = read_image(path, bit_depth, warn_key=str(path.parent))
         frame_map = map_to_frame(amap, frame.shape[0], frame.shape[1], policy)
         overlay = heatmap_overlay(frame, frame_map, lo, hi, alpha=0.5)
-        (out_dir / name).write_bytes(encode_png(overlay))
+        write_whole(out_dir / name, encode_png(overlay))
 
 
 def load_decider(calibration: str, model: str):

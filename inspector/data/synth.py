@@ -34,6 +34,7 @@ import numpy as np
 from inspector.data.datasets import Dataset, listed_images, load_dataset
 from inspector.data.images import read_image
 from inspector.errors import DataError
+from inspector.outputs import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -293,12 +294,13 @@ def _rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 
 def _write_png(path: Path, img: np.ndarray) -> None:
+    """``img`` (H×W uint8 grey, or H×W×3 RGB) as a PNG at ``path``, whole or not at all (write_whole)."""
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:
         raise DataError(f"{path}: cannot encode PNG")
-    path.write_bytes(buf.tobytes())
+    write_whole(path, buf.tobytes())
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
@@ -417,13 +419,16 @@ def synthesize(out: str | Path, texture: str | Path = "brick", size: int = 256, 
 
 
 def _write_manifest(out: Path, params: dict) -> None:
+    """README.txt, then manifest.json, each whole or not at all (:func:`inspector.outputs.write_whole`; written in
+    place, a full disk part-way left a cut manifest, or one of an earlier data set half overwritten). The manifest
+    last: it is found only beside a data set written whole."""
     manifest = {"generator": "inspector.data.synth", "format": "mvtec", "notable_change": NOTABLE, **params}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    (out / "README.txt").write_text(
+    write_whole(out / "README.txt", (
         "Synthetic defect dataset written by `inspector data synth` (MVTec AD layout).\n"
         "train/good and test/good: random crops of the texture; test/<kind>: one injected defect each;\n"
         "ground_truth/<kind>/<name>_mask.png: 0/255, exactly the pixels that differ from the defect-free\n"
         f"image by at least {NOTABLE} grey levels. Parameters: manifest.json.\n"
         f"Regenerate: inspector data synth --texture {params['texture']} --size {params['size']} "
         f"--train {params['n_train']} --test-good {params['n_test_good']} "
-        f"--test-defect {params['n_test_defect']} --seed {params['seed']} --out <folder>\n")
+        f"--test-defect {params['n_test_defect']} --seed {params['seed']} --out <folder>\n").encode("utf-8"))
+    write_whole(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))

@@ -17,6 +17,7 @@ from inspector.contract import DEFAULT_BATCH, DEFAULT_DOWNSCALE
 from inspector.data.datasets import load_batch, load_dataset, load_masks
 from inspector.data.memory import EVALUATION_BYTES, require_image_memory
 from inspector.errors import DataError
+from inspector.outputs import write_whole
 from inspector.evaluation.eval_folder import clear_earlier_evaluation, data_key
 from inspector.evaluation.diagnostics import LevelScorer, level_aurocs, level_peaks, score_distribution
 from inspector.evaluation.metrics import evaluate_scores
@@ -91,8 +92,7 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     if earlier not in (None, metrics["data"]):
         log.warning("%s: replaced the evaluation of %s there", out_dir, earlier)
     write_metrics(out_dir, metrics)
-    np.savez_compressed(out_dir / "scores.npz", scores=scores, labels=labels,
-                        files=np.array([str(s.path) for s in samples]))
+    write_scores(out_dir / "scores.npz", scores, labels, [str(s.path) for s in samples])
     if plots:
         write_plots(out_dir, images, maps, scores, labels, samples, metrics)
     return metrics
@@ -105,6 +105,17 @@ def diagnostics(scores: np.ndarray, labels: np.ndarray, images: np.ndarray,
     if level_scorer is not None:
         out["per_level"] = level_aurocs(level_peaks(level_scorer, images, batch_size), labels)
     return out
+
+
+def write_scores(path: Path, scores: np.ndarray, labels: np.ndarray, files: list[str]) -> None:
+    """``scores.npz``: ``scores`` (N float), ``labels`` (N int, 1 = defect) and ``files`` (N str), whole or not at
+    all (:func:`inspector.outputs.write_whole`): np.savez wrote in place, and a full disk part-way left a cut
+    archive that numpy refuses (BadZipFile), or an earlier evaluation's half overwritten."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, scores=scores, labels=labels, files=np.array(files))
+    write_whole(path, buf.getvalue())
 
 
 def write_plots(out_dir: Path, images, maps, scores, labels, samples, metrics) -> None:

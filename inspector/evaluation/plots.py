@@ -12,6 +12,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from inspector.outputs import write_whole
 from inspector.visual import encode_png, heatmap_overlay
 
 
@@ -25,10 +26,16 @@ def _figure(width: float = 5.0, height: float = 4.0):
 
 
 def _save(fig, path: str | Path) -> Path:
+    """``fig`` as a PNG at ``path``, whole or not at all (:func:`inspector.outputs.write_whole`: savefig wrote in
+    place, and a full disk part-way left a cut plot, or an earlier evaluation's half overwritten)."""
+    import io
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    write_whole(path, buf.getvalue())
     return path
 
 
@@ -113,6 +120,6 @@ def save_overlays(images: np.ndarray, maps: np.ndarray, scores, samples: Sequenc
         # ("File name too long"); the kind and rank keep the names apart
         path = out_dir / (f"{kind}_{rank:02d}_score{scores[i]:.4g}_{_name_part(sample.defect_type)}_"
                           f"{_name_part(name)}.png")
-        path.write_bytes(encode_png(panel))
+        write_whole(path, encode_png(panel))  # never a cut PNG
         written.append(path)
     return written

@@ -158,7 +158,9 @@ class MqttBridge:
         client.loop_start()  # paho's network thread: connects, reconnects with back-off
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._sender.start()
-        log.info("MQTT bridge to %s (topics %s/…; %s)", redact(cfg.url), self.prefix, self.refusals_seen())
+        heard = not v5 or cfg.qos != 2 or pubrec_refusals_heard(client)  # else a warning: refusals counted delivered
+        log.log(logging.INFO if heard else logging.WARNING, "MQTT bridge to %s (topics %s/…; %s)", redact(cfg.url),
+                self.prefix, self.refusals_seen())
 
     def _setup_auth(self, client, tls: bool) -> None:
         cfg = self.cfg
@@ -174,10 +176,8 @@ class MqttBridge:
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if reason_code.is_failure:  # CONNACK refused (MQTT 3.1.1 §3.2.2.3): credentials, client id, …
             self._connack_refused = True
-            # 0x84 Unsupported Protocol Version (MQTT 5.0 §3.2.2.2), 0x01 in 3.1.1's CONNACK: a broker older than 5
-            old = self.cfg.protocol == "5" and reason_code.value in (0x01, 0x84)
-            hint = "; a broker older than MQTT 5: set publish.mqtt.protocol: \"3.1.1\"" if old else ""
-            self._cannot_connect(f"the broker refused the connection: {reason_code}{hint}")
+            self._cannot_connect(f"the broker refused the connection: {reason_code}"
+                                 f"{connack_hint(self.cfg, reason_code, properties)}")
             return
         with self._lock:
             self._connect_problem = None  # told again if it comes back after this connection
@@ -297,6 +297,9 @@ class MqttBridge:
                     f"delivered; protocol \"5\" tells it")
         if self.cfg.qos == 0:
             return "MQTT 5, QoS 0: unacknowledged, a message the broker's ACL denies is counted delivered"
+        if self.cfg.qos == 2 and not pubrec_refusals_heard(self.client):
+            return ("MQTT 5, QoS 2: this paho-mqtt does not let a PUBREC's refusal be heard, so a message the "
+                    "broker's ACL denies is counted delivered; QoS 1 tells it")
         return f"MQTT 5, {qos}: a message the broker refuses (its ACL) is counted dropped and told"
 
     # -- the tap (publisher thread) ----------------------------------------------------------
@@ -398,6 +401,31 @@ class MqttBridge:
                  c["delivered"], c["dropped"], c["refused"])
 
 
+def connack_hint(cfg: MqttSection, reason_code, properties) -> str:
+    """What to change for a refused CONNACK, read from its public reason code and properties ("" if nothing):
+    0x84 Unsupported Protocol Version (MQTT 5.0 §3.2.2.2; 0x01 in 3.1.1's CONNACK) is a broker older than MQTT 5;
+    0x9B QoS not supported is ``publish.mqtt.qos`` (the will's QoS) over the broker's Maximum QoS, which the
+    CONNACK carries (§3.2.2.3.4; Mosquitto's ``max_qos``): told only as 'QoS not supported', for ever."""
+    if cfg.protocol == "5" and reason_code.value in (0x01, 0x84):
+        return "; a broker older than MQTT 5: set publish.mqtt.protocol: \"3.1.1\""
+    if reason_code.value == 0x9B:
+        most = getattr(properties, "MaximumQoS", None)
+        return (f"; publish.mqtt.qos is {cfg.qos}, the broker takes QoS {most} at most: set publish.mqtt.qos: {most}"
+                if most is not None else f"; publish.mqtt.qos {cfg.qos} is over the broker's maximum: lower it")
+    return ""
+
+
+def pubrec_refusals_heard(client) -> bool:
+    """Whether ``client`` (:func:`telling_client`'s) hears a refusing PUBREC. No public paho-mqtt 2.x API gives a
+    PUBREC's reason code (``on_publish`` comes at PUBCOMP, with PUBCOMP's: Success from Mosquitto after a PUBREC
+    0x87), so the hook reads paho internals: its packet dispatch calling ``_handle_pubrec`` and the packet's bytes
+    in ``_in_packet["packet"]``. A paho without them counts a QoS 2 message the broker refused as delivered,
+    silently; this says so, for :meth:`MqttBridge.refusals_seen` (``run --check``) and the bridge's start."""
+    base = type(client).__mro__[1]  # paho's Client, below telling_client's subclass
+    packet = getattr(client, "_in_packet", None)
+    return callable(getattr(base, "_handle_pubrec", None)) and isinstance(packet, dict) and "packet" in packet
+
+
 def telling_client(mqtt, tell, refused_pubrec=None, **kwargs):
     """A paho ``Client`` (callback API 2, ``kwargs`` as for it) that hands each failed connect attempt's
     exception to ``tell(exc)`` before paho retries. paho's network loop (``loop_forever``, run by ``loop_start``)
@@ -417,7 +445,8 @@ def telling_client(mqtt, tell, refused_pubrec=None, **kwargs):
 
         def _handle_pubrec(self):
             # PUBREC's variable header (MQTT 5.0 §3.5.2): packet id (2 bytes), then a reason code, absent for 0x00
-            packet = bytes(self._in_packet.get("packet", b""))
+            # getattr: a paho without it must not lose its network thread here (pubrec_refusals_heard tells it)
+            packet = bytes((getattr(self, "_in_packet", None) or {}).get("packet", b""))
             if refused_pubrec is not None and len(packet) > 2 and packet[2] >= 0x80:
                 refused_pubrec(int.from_bytes(packet[:2], "big"), packet[2])
             return super()._handle_pubrec()
@@ -617,6 +646,12 @@ class Arrivals:
         return topic, payload
 
 
+def suback_reason(code, v5: bool) -> str:
+    """A SUBACK's refusal in words with its code: MQTT 5 by its reason code's name (0x87 Not authorized); MQTT
+    3.1.1 has one failure code, 0x80 Failure (§3.9.3), which paho names as MQTT 5's 0x80 'Unspecified error'."""
+    return f"{code if v5 else 'Failure'}, 0x{code.value:02X}"
+
+
 def _descriptor(desc: object) -> bool:
     """Whether a header's payload descriptor is one a bridge writes (event_messages): text kind, encoding, topic.
     A list as 'encoding' raised TypeError (unhashable) out of ``subscribe --save-dir``: a traceback."""
@@ -636,6 +671,11 @@ class MqttSubscriber(KeepsState):
     the accounting only and not returned (``recv(quiet=True)`` does; :meth:`asked` tells them apart).
     :meth:`notices` gives one line per finding. Retained messages are delivered too (a new consumer sees every
     camera's current status at once).
+
+    A subscription the broker refuses in its SUBACK (its ACL: Mosquitto's dynamic security plugin answers
+    0x80 Failure to MQTT 3.1.1, which this subscriber speaks) makes :meth:`recv` raise ConfigError, one line
+    naming the broker, the topic filters and the reason. Mosquitto 2.0's ``acl_file`` never refuses one: it
+    grants the subscription and drops the denied messages at delivery, which no client can tell from silence.
 
     ``kinds``: the topics, as for the ZeroMQ subscriber (``v1/``, ``v1/defect``, ``v1/defect/cam1``: a camera
     whole; :func:`event_topic`), or bare types (``defect``). ``on_payload(box, topic, data)``: the defects'
@@ -688,6 +728,8 @@ class MqttSubscriber(KeepsState):
             self.client.username_pw_set(unquote(parts.username), unquote(parts.password or "") or None)
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         self.client.on_connect, self.client.on_disconnect = self._on_connect, self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self._subscribing: dict[int, list[str]] = {}  # SUBSCRIBE packet id → its topic filters, until its SUBACK
         self._down_since: str | None = None  # when the broker connection dropped (UTC), until connected again
         self._client_id = client_id
         self._connected_at: float | None = None  # monotonic s of the last CONNACK accepted
@@ -714,11 +756,25 @@ class MqttSubscriber(KeepsState):
             return
         self._connect_problem = None
         self._connected_at = time.monotonic()
-        for topic in self.topics:
-            client.subscribe(topic, qos=1)
+        # one SUBSCRIBE for all: its SUBACK answers each filter in order, so a refusal names every one refused
+        _, mid = client.subscribe([(topic, 1) for topic in self.topics])
+        if mid is not None:  # None: the link gone already; the reconnect subscribes again
+            self._subscribing[mid] = list(self.topics)
         if self._down_since is not None:  # a reconnect: queued behind what arrived before it (paho's one thread)
             self.messages.put(None, ("down", self._down_since, bool(getattr(flags, "session_present", False))))
             self._down_since = None
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None) -> None:
+        """paho: the broker's SUBACK (network thread). A filter refused (MQTT 3.1.1 §3.9.3 return code 0x80
+        Failure; MQTT 5.0 §3.9.3 a reason code ≥ 0x80, e.g. 0x87 Not authorized) will never deliver a message, and
+        the subscriber waited for ever, silently: queued as a marker, :meth:`recv` raises it (ConfigError)."""
+        topics = self._subscribing.pop(mid, [])
+        refused = [f"{topic} ({suback_reason(code, self.client.protocol == 5)})"
+                   for topic, code in zip(topics, reason_codes) if code.is_failure]
+        if refused:
+            self.messages.put(None, ("refused", f"{self._url}: the broker refused the subscription to "
+                                                f"{', '.join(refused)}: no events would arrive on it; check the "
+                                                f"broker's ACL for this subscriber's user"))
 
     def _on_message(self, client, userdata, msg) -> None:
         """Queue a message for recv (paho's network thread): never raises, since an exception here ended that
@@ -825,6 +881,9 @@ class MqttSubscriber(KeepsState):
             with self._lock:
                 for tracker in self.loss.values():  # if it was a header, its event shows as a gap: this is why
                     tracker.mark("a message over --max-message-mib, dropped")
+        elif marker[0] == "refused":  # a SUBACK refusal (_on_subscribe): not an event, nothing left to handle
+            self._unhandled = False
+            raise ConfigError(marker[1])
         else:  # ("malformed", topic, why)
             self._skip(*marker[1:])
 
@@ -944,7 +1003,8 @@ class MqttSubscriber(KeepsState):
 
     def recv(self, timeout: float | None = None, quiet: bool = False):
         """The next ``(box, event)``, or None after ``timeout`` seconds (None: wait forever); messages that are no
-        event to return (see :meth:`_take`; stats heard quietly unless ``quiet``) do not restart the wait."""
+        event to return (see :meth:`_take`; stats heard quietly unless ``quiet``) do not restart the wait.
+        ConfigError (one line) when the broker refused a subscription (:meth:`_on_subscribe`)."""
         import queue as _queue
 
         deadline = None if timeout is None else time.monotonic() + timeout
