@@ -68,9 +68,10 @@ def cgroup_memory_left(proc_cgroup: str = "/proc/self/cgroup", cgroup_root: str 
         if len(parts) != 3:
             continue
         if parts[0] == "0" and parts[1] == "":
-            mount, files = Path(cgroup_root), ("memory.max", "memory.current")
+            mount, files = Path(cgroup_root), ("memory.max", "memory.current", "inactive_file")
         elif "memory" in parts[1].split(","):
-            mount, files = Path(cgroup_root) / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+            mount, files = Path(cgroup_root) / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes",
+                                                          "total_inactive_file")
         else:
             continue
         folder = mount / parts[2].lstrip("/")
@@ -84,7 +85,10 @@ def cgroup_memory_left(proc_cgroup: str = "/proc/self/cgroup", cgroup_root: str 
     return min(left) if left else None
 
 
-def _cgroup_level_left(folder: Path, limit_file: str, usage_file: str) -> int | None:
+def _cgroup_level_left(folder: Path, limit_file: str, usage_file: str, inactive_key: str) -> int | None:
+    """limit − (usage − inactive file cache) of one level. The usage counts the page cache, which the kernel
+    reclaims before it kills: a dataset just read fills it, and without this a container would refuse work it
+    can do (the working set, as Docker's ``stats`` and the kubelet's eviction compute it)."""
     try:
         limit_text = (folder / limit_file).read_text(encoding="ascii").strip()
         if limit_text == "max":
@@ -92,7 +96,21 @@ def _cgroup_level_left(folder: Path, limit_file: str, usage_file: str) -> int | 
         limit, usage = int(limit_text), int((folder / usage_file).read_text(encoding="ascii").strip())
     except (OSError, ValueError):
         return None
-    return None if limit >= _NO_LIMIT else max(0, limit - usage)
+    if limit >= _NO_LIMIT:
+        return None
+    return max(0, limit - max(0, usage - _memory_stat(folder / "memory.stat", inactive_key)))
+
+
+def _memory_stat(path: Path, key: str) -> int:
+    """One counter of a cgroup's ``memory.stat`` in bytes; 0 where it is absent or unreadable."""
+    try:
+        for line in path.read_text(encoding="ascii").splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def require_image_memory(n_images: int, height: int, width: int, where: str, *, bytes_per_pixel: int = TRAINING_BYTES,

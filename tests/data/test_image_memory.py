@@ -43,6 +43,17 @@ def test_available_memory_is_no_more_than_the_cgroup_leaves(tmp_path):
                   "memory/box/inspector/memory.usage_in_bytes": str(3 << 30),
                   "memory/box/memory.limit_in_bytes": str(5 << 30), "memory/box/memory.usage_in_bytes": str(3 << 30)})
     assert memory.available_memory_bytes(str(meminfo), *v1) == 2 << 30
+    # the page cache counts in the usage but is reclaimed before the kernel kills: a dataset just read (2 GiB of
+    # inactive file pages) leaves 3 GiB, not 1 (the working set: usage − inactive_file, as Docker computes it)
+    cached = _cgroup(tmp_path / "cached", "0::/box",
+                     {"box/memory.max": str(4 << 30), "box/memory.current": str(3 << 30),
+                      "box/memory.stat": f"anon 5\ninactive_file {2 << 30}\nactive_file 7\n"})
+    assert memory.cgroup_memory_left(*cached) == 3 << 30
+    cached_v1 = _cgroup(tmp_path / "cached-v1", "4:memory:/box",
+                        {"memory/box/memory.limit_in_bytes": str(4 << 30),
+                         "memory/box/memory.usage_in_bytes": str(3 << 30),
+                         "memory/box/memory.stat": f"inactive_file 9\ntotal_inactive_file {2 << 30}\n"})
+    assert memory.cgroup_memory_left(*cached_v1) == 3 << 30
     # a cgroup namespace: the group is the mount itself; no limit: MemAvailable alone
     ns = _cgroup(tmp_path / "ns", "0::/", {"memory.max": "max", "memory.current": "123"})
     assert memory.cgroup_memory_left(*ns) is None
