@@ -30,7 +30,8 @@ never inspected, until a key frame decoded after the loss.
 States, as CvSource's: no first frame within ``open_timeout_s`` or the program exiting (the stream ended, the
 sender went away) is a transient SourceError, so the capture worker reconnects with back-off; closing kills
 the program. The program's own lines (its stderr: URLs with their passwords, decoder complaints) never reach
-the daemon's stderr; the last one says, redacted, why a stream ended.
+the daemon's stderr; the last one written after the last frame says, redacted, why a stream ended (none: the
+program's exit code).
 """
 
 from __future__ import annotations
@@ -53,14 +54,15 @@ from inspector.pipeline.config import _URL_SCHEMES, CameraSection
 from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, stamp_now
 from inspector.redact import redact
 
-_STDERR_LINES = 5  # the program's last lines kept, for the reason a stream ended
+_STDERR_LINES = 5  # the program's last lines since its last frame kept, for the reason a stream ended
 _JOIN_S = 2.0  # closing: how long to wait for the program's pipes to be drained after it was killed
 # Frames a decoder may hold between decoding a packet and outputting its frame: the largest H.264 / HEVC
 # decoded picture buffer. A key frame output at least this many frames after a decode error was decoded after
 # it (so it and what follows do not lean on the lost data); one output sooner may have been decoded before it.
 _DPB_FRAMES = 16
 # the program's lines, with ``-loglevel level+info``: "[ctx @ 0x…] [level] text" (ctx absent for its own)
-_LINE = re.compile(r"^(?:\[[^\]]*\] )?\[(?P<level>[a-z]+)\] (?P<text>.*)$")
+# (a blank line, "[ctx @ 0x…] [info]" once its trailing space is stripped, has no text: showinfo writes them)
+_LINE = re.compile(r"^(?:\[[^\]]*\] )?\[(?P<level>[a-z]+)\](?: (?P<text>.*))?$")
 # showinfo's line for each frame it passes ("n:   7 pts: … iskey:0 type:B …", FFmpeg 4 to 7); a build that
 # wrote no key flag would end no concealment: frames counted, never a made-up one inspected
 _FRAME = re.compile(r"^n: *\d+ ")
@@ -187,7 +189,7 @@ class Concealment:
     def parse(line: str) -> tuple[str, str]:
         """(level, text) of one of the program's lines; level "" for a line without its level tag."""
         match = _LINE.match(line)
-        return (match["level"], match["text"]) if match else ("", line)
+        return (match["level"], match["text"] or "") if match else ("", line)
 
     def frame_concealed(self, level: str, text: str) -> bool | None:
         """Take one log line: for a frame's line, whether that frame is concealed; None for any other line
@@ -246,7 +248,8 @@ class LiveFrames:
 
     def _drain_stderr(self) -> None:
         """Read the program's stderr to its end (a full pipe would stall it): each frame's line, and the last
-        lines of warning or worse (the reason a stream ended)."""
+        lines of warning or worse written since the last frame: the reason a stream ended (one written before
+        a frame that came after it, a concealed loss or the start's "-vsync is deprecated", is not)."""
         concealment = Concealment()
         try:
             for raw in self._proc.stderr:
@@ -256,6 +259,7 @@ class LiveFrames:
                     with self._cond:
                         self._lines.append(self._frame_line(concealed, text))
                         self._cond.notify_all()
+                    self._stderr.clear()
                 elif level not in ("info", "verbose", "debug", "trace"):
                     self._stderr.append(text)
         except (OSError, ValueError):  # closed under it

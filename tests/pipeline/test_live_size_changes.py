@@ -170,3 +170,29 @@ def test_an_opencv_read_inter_coded_url_says_once_that_a_size_change_is_rescaled
     assert {f.image.shape for f in frames} == {(48, 64, 3)}, "OpenCV no longer rescales: say nothing of it"
     lines = [r.getMessage() for r in caplog.records if "frame size" in r.getMessage()]
     assert len(lines) == 1 and "camera 'cv'" in lines[0] and "live_decoder: ffmpeg" in lines[0], lines
+
+
+def test_a_stream_that_simply_ended_says_so_not_a_stray_log_line(tmp_path):
+    """The reason said (logged, published) when the program's stream ends is what the program wrote after its
+    last frame: nothing for a sender that finished, so its exit code. It was "[Parsed_showinfo_0 @ 0x…] [info]",
+    a blank line of showinfo's (its level tag unread), or else the "-vsync is deprecated" line of the start."""
+    from inspector.pipeline.source_base import SourceError
+    from inspector.pipeline.sources import make_source
+
+    with _camera_serving(_h264(tmp_path / "clip.ts", "64x48").read_bytes()) as port:
+        source = make_source(_camera(port))
+        source.open()
+        try:
+            with pytest.raises(SourceError) as ended:
+                for _ in range(11):
+                    source.read()
+        finally:
+            source.close()
+    assert str(ended.value) == (f"camera 'cam': url tcp://127.0.0.1:{port}: the stream ended (the ffmpeg program "
+                                "exited with code 0)")
+
+
+def test_the_programs_lines_are_read_with_their_level_even_when_blank():
+    assert ffmpeg_live.Concealment.parse("[Parsed_showinfo_0 @ 0x55bf349ee6c0] [info]") == ("info", "")
+    assert ffmpeg_live.Concealment.parse("[error] tcp://x: Connection refused") == ("error",
+                                                                                    "tcp://x: Connection refused")
