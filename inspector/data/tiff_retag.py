@@ -182,6 +182,7 @@ def decode_widened(buf: bytes, imdecode: Callable[[np.ndarray], np.ndarray]) -> 
     try:
         order, tags = _ifd(buf)
         samples, photometric, predictor = _one(tags, 277), _one(tags, 262), _one(tags, 317, 1)
+        predictor = predictor if _one(tags, 259, 1) != 1 else 1  # libtiff ignores it on uncompressed strips
         float16 = _one(tags, 339, 1) == 3 and _one(tags, 258) == 16
         if predictor not in (1, 2):
             raise RetagError(f"Predictor {predictor} with {samples} samples a pixel is not read")

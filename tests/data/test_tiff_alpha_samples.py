@@ -90,9 +90,7 @@ def test_a_float_predictor_with_alpha_is_refused_in_one_line(tmp_path):
     refusal comes before any pixel is decoded."""
     path = tmp_path / "pred3.tif"
     data = _write(path, RGB.astype(np.float32) / 255, True, True, compression="zlib", rowsperstrip=8)
-    unit = struct.pack("<HHI", 296, 3, 1)  # ResolutionUnit, one SHORT
-    assert data.count(unit) == 1
-    path.write_bytes(data.replace(unit + struct.pack("<H", 1), struct.pack("<HHIH", 317, 3, 1, 3)))
+    path.write_bytes(_unit_made(data, 317, 3))
     with pytest.raises(DataError, match=rf"^{path}: cannot read TIFF with 32-bit samples and alpha: Predictor 3 "
                                         r"with 4 samples a pixel is not read$"):
         read_image(path)
@@ -102,6 +100,24 @@ def test_a_float_predictor_with_alpha_is_refused_in_one_line(tmp_path):
     grabbed = source.read()
     source.close()
     assert grabbed.image is None and grabbed.reason == "rejected.unsupported" and "\n" not in grabbed.error
+
+
+def _unit_made(data: bytes, tag: int, value: int) -> bytes:
+    """``data`` (a tifffile TIFF) with its ResolutionUnit entry made ``tag`` = ``value`` (one SHORT): a tag
+    tifffile will not write, set without moving any offset."""
+    unit = struct.pack("<HHI", 296, 3, 1) + struct.pack("<H", 1)
+    assert data.count(unit) == 1
+    return data.replace(unit, struct.pack("<HHIH", tag, 3, 1, value))
+
+
+def test_a_predictor_tag_on_uncompressed_strips_is_ignored_as_libtiff_does(tmp_path):
+    """Predictor 2 means nothing without compression (libtiff applies it in its codecs only): the sibling
+    without alpha reads the stored samples, and so must the page with alpha."""
+    samples = RGB.astype(np.uint32) * 16
+    with_alpha = _unit_made(_write(tmp_path / "a.tif", samples, True, True), 317, 2)
+    without = _unit_made(_write(tmp_path / "p.tif", samples, True, False), 317, 2)
+    got, want = decode_image(with_alpha, "a.tif", 12), decode_image(without, "p.tif", 12)
+    assert np.array_equal(got, want) and np.array_equal(want, _scaled(RGB.astype(int) * 16, 4095))
 
 
 def _read_or_one_line(encoded: bytes) -> bool:
