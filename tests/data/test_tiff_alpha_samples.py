@@ -67,13 +67,21 @@ def _siblings(tmp_path, kind: str, colour: bool, **options) -> tuple[np.ndarray,
 @pytest.mark.parametrize("layout", sorted(_LAYOUTS))
 def test_a_tiff_with_alpha_reads_as_its_sibling_without(tmp_path, kind, colour, layout):
     options = dict(_LAYOUTS[layout])
-    if layout == "deflate" and np.dtype(_KINDS[kind][0]).kind != "f":
-        options["predictor"] = 2  # horizontal differencing: tifffile writes it for integer samples only
+    if layout in ("deflate", "tiles") and np.dtype(_KINDS[kind][0]).kind != "f":
+        options["predictor"] = 2  # horizontal differencing (per tile row): tifffile writes it for integers only
     got, want = _siblings(tmp_path, kind, colour, **options)
     assert got.shape == want.shape and np.array_equal(got, want), np.abs(got.astype(int) - want).max()
     if layout != "turned":  # and both are the data: floats by 1.0, 12-bit integers by 4095 (bit_depth)
         levels = RGB if colour else np.dstack([GREY] * 3)
         assert np.array_equal(want, levels if _KINDS[kind][1] is None else _scaled(levels.astype(int) * 16, 4095))
+
+
+def test_a_miniswhite_float_page_with_alpha_is_inverted_as_its_sibling(tmp_path):
+    path = tmp_path / "white.tif"
+    stored = 1 - GREY.astype(np.float32) / 255
+    tifffile.imwrite(path, np.dstack([stored, np.ones_like(stored)]), photometric="miniswhite",
+                     extrasamples=["unassalpha"], planarconfig="contig")
+    assert np.array_equal(read_image(path), np.dstack([GREY] * 3))
 
 
 def test_a_float_rgba_tiff_gives_its_colour_on_every_path(tmp_path):
