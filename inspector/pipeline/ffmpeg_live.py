@@ -48,7 +48,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from inspector.data.images import FrameLayout, ImageRejected
-from inspector.pipeline import ffmpeg_frames
+from inspector.pipeline import ffmpeg_frames, keyframe_layouts
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import _URL_SCHEMES, CameraSection
 from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, stamp_now
@@ -416,7 +416,10 @@ class FullDepthStream(Source):
         except ImageRejected as exc:
             return Grabbed(None, t_ns, t_utc, meta, error=str(exc),
                            reason=exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}")
-        return Grabbed(image, t_ns, t_utc, meta, layout=FrameLayout.of(image, pixel_format=line.pixel_format))
+        # the decoder's samples (grey 12-bit …), which the model input made of them no longer shows
+        layout = (keyframe_layouts.layout_of(line.width, line.height, line.pixel_format) if line.pixel_format
+                  else FrameLayout.of(image))
+        return Grabbed(image, t_ns, t_utc, meta, layout=layout)
 
     def skip(self) -> bool:
         self._take()

@@ -148,6 +148,28 @@ def test_a_wide_live_stream_whose_frame_size_changes_gives_each_frame_at_its_siz
                        "model was calibrated on"], states
 
 
+def test_a_wide_live_stream_switched_from_grey_to_colour_says_so_naming_the_decoders_samples(tmp_path):
+    """10-bit HEVC, monochrome (4:0:0) then (the camera switched to colour) 4:2:0, in one transport stream: the
+    program turns both into the same grey 16-bit output the stream opened with, so only its decoder's format
+    tells them apart, said as a file's key frames are (10-bit grey → 10-bit colour)."""
+    if "libx265" not in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True,
+                                       text=True).stdout:
+        pytest.skip("this ffmpeg has no libx265")
+    parts = []
+    for fmt in ("gray10le", "yuv420p10le"):
+        parts.append(tmp_path / f"{fmt}.ts")
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=64x48:r=10", "-frames:v",
+                        "10", "-c:v", "libx265", "-pix_fmt", fmt, "-x265-params", "log-level=error:keyint=5",
+                        "-f", "mpegts", str(parts[-1])], check=True, stdin=subprocess.DEVNULL, timeout=60)
+    with _camera_serving(_joined(tmp_path, *parts)) as port:
+        frames, states, counters = _capture(_camera(port, live_decoder="opencv"))
+    assert len(frames) == 20
+    changed = [r for s, r in states if s == "changed"]
+    assert len(changed) == 1 and "from 64x48 grey uint16 (10-bit) (gray10le) to 64x48 colour uint16 (10-bit) " \
+        "(yuv420p10le)" in changed[0], states
+    assert counters.get("cam.format_changes") == 1 and counters.get("cam.size_changes") == 0
+
+
 def test_the_program_is_told_not_to_rescale(tmp_path):
     """The command itself: ``-autoscale 0`` (FFmpeg ≥ 4.4) and no ``-s`` (which, with autoscale on, is what
     scaled later frames to the first's size)."""
