@@ -125,7 +125,7 @@ import numpy as np
 from inspector.contract import (BIT_DEPTHS, DEFAULT_DOWNSCALE, DOWNSCALE_METHODS, LEGACY_DOWNSCALE,  # noqa: F401
                                 RESIZE_POLICIES)  # one home: the contract
 from inspector.errors import DataError
-from inspector.data.tiff_retag import RetagError, decode_retagged, needs_retag
+from inspector.data.tiff_retag import RetagError, decode_retagged, decode_widened, needs_retag, needs_widening
 
 log = logging.getLogger("inspector.images")
 
@@ -894,6 +894,10 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
     * **planar** (PlanarConfiguration 2) samples: OpenCV interleaves 16-bit and float32 planes wrongly (a
       16-bit RGB pixel 11822/13878/10280 came out 33153/32125/31097) and refuses 8-bit ones; **float16**
       samples it refuses: both read through a rewritten IFD (:mod:`inspector.data.tiff_retag`);
+    * **alpha with 32- or 64-bit samples** (float32 / float64 / 32-bit integer grey + alpha or RGBA), which
+      OpenCV refuses though it reads the same samples without alpha, and **16-bit grey + alpha**, which it cut
+      to 8 bits (float16: garbage): read as one wider grey page and split into pixels, alpha dropped
+      (:func:`tiff_retag.decode_widened`; tests/data/test_tiff_alpha_samples.py);
     * **8-bit unassociated alpha** (ExtraSamples 2): OpenCV's RGBA reader premultiplies the colour by alpha
       (colour 40 at alpha 100 came out 16) while the rule is "alpha ignored, stored colour values used" (a PNG
       or a 16-bit TIFF with the same alpha keeps them): decoded by Pillow instead, which keeps them.
@@ -918,6 +922,13 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
 
 def _decode_tiff_layout(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
     """:func:`_decode_tiff` but for its Pillow fallback. Raises :class:`ImageRejected`."""
+    if needs_widening(tiff.planar, tiff.samples, tiff.bits, tiff.photometric):
+        try:
+            samples, orientation = decode_widened(buf.tobytes(), lambda b: _imdecode(b, where, _DECODE_FLAGS))
+        except RetagError as exc:
+            raise ImageRejected(f"{where}: cannot read TIFF with {tiff.bits}-bit samples and alpha: {exc}",
+                                "unsupported") from None
+        return _ORIENT[orientation](samples) if orientation in _ORIENT else samples
     if needs_retag(tiff.planar, tiff.samples, tiff.bits, tiff.sample_format):
         try:
             return decode_retagged(buf.tobytes(), where, lambda b: _imdecode(b, where, _DECODE_FLAGS))

@@ -15,6 +15,18 @@ planes), decoded and stacked as OpenCV's BGR; float16 samples are read as the ui
 (SampleFormat 1) and viewed as float16. The Orientation tag is kept, so each plane is turned as the page is.
 Classic TIFF only (BigTIFF planar / float16 pages are refused in one line); a plane OpenCV cannot decode is
 refused in one line naming the file, as any undecodable image.
+
+* **32- and 64-bit samples with alpha** (float32 / float64 / uint32 / int32 grey + alpha or RGBA, interleaved:
+  what HDR and scientific tools write): refused ("cannot decode"), while the same samples without alpha are
+  read; OpenCV 5.1 reads such samples 1 or 3 to a pixel only (measured: 2 and 4 refused whatever the sample
+  format). The page is read as a grey page ``samples`` times as wide (the same strips or tiles: interleaved
+  samples are stored pixel by pixel, row by row, so a row of W pixels of C samples is a row of W·C samples), split
+  back into its pixels here and its alpha dropped, as the decoder drops an 8- or 16-bit RGBA page's. Its
+  Orientation is applied after the split (a turn of the wide page would mix samples across pixels), and so is
+  a horizontal Predictor (2: each sample differenced against the same sample a pixel before, which the wide
+  page would take as the sample before); the floating-point Predictor (3) is refused in one line.
+* **16-bit grey + alpha** (uint16 / float16): OpenCV cut uint16 to 8 bits (12-bit data with ``bit_depth: 12``
+  came out 16x too dark) and read float16's words as 8-bit levels (garbage): read as above.
 """
 
 from __future__ import annotations
@@ -141,3 +153,56 @@ def decode_retagged(buf: bytes, where: str, imdecode: Callable[[np.ndarray], np.
     if any(d.shape != decoded[0].shape or d.ndim != 2 for d in decoded):
         raise RetagError("its planes decode to different sizes")
     return decoded[0] if used == 1 else np.dstack(decoded[::-1])  # R, G, B planes → OpenCV's BGR
+
+
+def needs_widening(planar: int, samples: int, bits: int | None, photometric: int | None) -> bool:
+    """Whether a page of these tags is read as one wide grey page (:func:`decode_widened`): interleaved samples
+    with extra ones (alpha) that OpenCV refuses (32 or 64 bits) or cuts to 8 bits (16-bit grey + alpha)."""
+    colour = 3 if photometric == 2 else 1
+    return (planar != 2 and photometric in _GREY_OR_RGB and samples > colour
+            and (bits in (32, 64) or (bits == 16 and colour == 1)))
+
+
+def _undifferenced(diffs: np.ndarray, span: int) -> np.ndarray:
+    """Predictor 2's differences (H, W, C) → the samples: each row's running sum per sample, modulo its word
+    (TIFF 6.0 Section 14; libtiff differences float samples as the words they are), restarting every ``span``
+    pixels (a tile's rows are differenced alone)."""
+    words = diffs.view(f"u{diffs.dtype.itemsize}")
+    out = np.empty_like(words)
+    for x in range(0, words.shape[1], span):
+        np.cumsum(words[:, x:x + span], axis=1, dtype=words.dtype, out=out[:, x:x + span])
+    return out.view(diffs.dtype)
+
+
+def decode_widened(buf: bytes, imdecode: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, int]:
+    """An interleaved page with extra samples (:func:`needs_widening`) → (its samples as OpenCV lays out those
+    of its sibling without alpha: grey (H, W) or BGR (H, W, 3), the stored dtype (float16 as float32), extra
+    samples dropped; its Orientation, 1..8, still to be applied). ``imdecode``: the decoder's OpenCV call
+    (raises its one-line error). Raises :class:`RetagError` (a floating-point Predictor, a damaged IFD)."""
+    try:
+        order, tags = _ifd(buf)
+        samples, photometric, predictor = _one(tags, 277), _one(tags, 262), _one(tags, 317, 1)
+        predictor = predictor if _one(tags, 259, 1) != 1 else 1  # libtiff ignores it on uncompressed strips
+        float16 = _one(tags, 339, 1) == 3 and _one(tags, 258) == 16
+        if predictor not in (1, 2):
+            raise RetagError(f"Predictor {predictor} with {samples} samples a pixel is not read")
+        entries = _plane_entries(tags, 0, 1, float16)
+        entries.pop(274, None)  # applied to the pixels once split (the module docstring)
+        for tag in (256, 322):  # ImageWidth, TileWidth: in samples now
+            if tag in tags:
+                entries[tag] = (4, (_one(tags, tag) * samples,))
+        entries[258], entries[277], entries[262] = (3, (_one(tags, 258),)), (3, (1,)), (3, (1,))
+        entries[339] = (3, (1 if float16 else _one(tags, 339, 1),))
+        entries[317] = (3, (1,))  # the differences as stored, summed below by pixel (not by sample)
+        wide = imdecode(np.frombuffer(_with_ifd(buf, order, entries), np.uint8))
+        span = max(1, _one(tags, 322) if 322 in tags else _one(tags, 256))
+    except (struct.error, IndexError) as exc:
+        raise RetagError(f"damaged first IFD ({exc})") from None
+    if wide.ndim != 2 or wide.shape[1] % samples or (float16 and wide.dtype != np.uint16):
+        raise RetagError(f"its wide page decoded to {wide.shape} {wide.dtype}, not whole pixels of {samples} "
+                         f"samples")
+    pixels = wide.reshape(wide.shape[0], -1, samples)
+    pixels = _undifferenced(pixels, span) if predictor == 2 else pixels
+    pixels = pixels.view(np.float16).astype(np.float32) if float16 else pixels
+    kept = pixels[:, :, 2::-1] if photometric == 2 else pixels[:, :, 0]  # R, G, B → OpenCV's BGR; grey
+    return np.ascontiguousarray(kept), _one(tags, 274, 1)

@@ -17,6 +17,11 @@ pipe carries no timestamps, so how long a frame spent in the socket and the prog
 before is not known: ``lag_ms`` is None (the rule in :mod:`inspector.pipeline.sources`). ``mode: offline``
 keeps every frame instead: the reader waits for each to be taken, and the program for the reader.
 
+A camera reconfigured mid-stream (binning, ROI, another profile: a new sequence header in band) is not scaled
+back to the first size, as the program does by default: each frame leaves it at the size it was decoded at,
+framed in the pipe by the program's own line for it (:func:`live_command`, :class:`LiveFrames`), so the capture
+worker says the change (state ``changed``) as for every other source.
+
 A stream that lost data (a packet lost on the link, a reference frame lost, a stream joined after its key
 frame) is decoded anyway: the decoder conceals the loss with made-up pictures. Those frames are told by the
 program's own log lines (:class:`Concealment`) and handed on without an image (reason ``concealed``): counted,
@@ -25,7 +30,8 @@ never inspected, until a key frame decoded after the loss.
 States, as CvSource's: no first frame within ``open_timeout_s`` or the program exiting (the stream ended, the
 sender went away) is a transient SourceError, so the capture worker reconnects with back-off; closing kills
 the program. The program's own lines (its stderr: URLs with their passwords, decoder complaints) never reach
-the daemon's stderr; the last one says, redacted, why a stream ended.
+the daemon's stderr; the last one written after the last frame says, redacted, why a stream ended (none: the
+program's exit code).
 """
 
 from __future__ import annotations
@@ -37,29 +43,34 @@ import shutil
 import subprocess
 import threading
 import urllib.parse
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from inspector.data.images import ImageRejected
-from inspector.pipeline import ffmpeg_frames
+from inspector.data.images import FrameLayout, ImageRejected
+from inspector.pipeline import ffmpeg_frames, keyframe_layouts
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import _URL_SCHEMES, CameraSection
 from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, stamp_now
 from inspector.redact import redact
 
-_STDERR_LINES = 5  # the program's last lines kept, for the reason a stream ended
+_STDERR_LINES = 5  # the program's last lines since its last frame kept, for the reason a stream ended
 _JOIN_S = 2.0  # closing: how long to wait for the program's pipes to be drained after it was killed
 # Frames a decoder may hold between decoding a packet and outputting its frame: the largest H.264 / HEVC
 # decoded picture buffer. A key frame output at least this many frames after a decode error was decoded after
 # it (so it and what follows do not lean on the lost data); one output sooner may have been decoded before it.
 _DPB_FRAMES = 16
 # the program's lines, with ``-loglevel level+info``: "[ctx @ 0x…] [level] text" (ctx absent for its own)
-_LINE = re.compile(r"^(?:\[[^\]]*\] )?\[(?P<level>[a-z]+)\] (?P<text>.*)$")
+# (a blank line, "[ctx @ 0x…] [info]" once its trailing space is stripped, has no text: showinfo writes them)
+_LINE = re.compile(r"^(?:\[[^\]]*\] )?\[(?P<level>[a-z]+)\](?: (?P<text>.*))?$")
 # showinfo's line for each frame it passes ("n:   7 pts: … iskey:0 type:B …", FFmpeg 4 to 7); a build that
 # wrote no key flag would end no concealment: frames counted, never a made-up one inspected
 _FRAME = re.compile(r"^n: *\d+ ")
 _KEY = re.compile(r"\biskey:1\b")
+# … and the frame's own size and the decoder's pixel format ("fmt:yuv420p … s:128x96", measured FFmpeg 5.1),
+# which frame its bytes in the pipe (-autoscale 0: each frame leaves the program at its own size, live_command)
+_SIZE = re.compile(r"\bs:(\d+)x(\d+)\b")
+_FORMAT = re.compile(r"\bfmt:([0-9a-z_]+)")
 # warnings that say data was lost before the decoder (demuxer / RTP): a decoder's own losses are errors
 _LOSS_WARNING = re.compile(r"corrupt|missed \d+ packets|max delay reached", re.IGNORECASE)
 
@@ -110,7 +121,7 @@ def url_listing(url: str, analyze_s: float) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def live_command(grey: bool, width: int, height: int, analyze_s: float, eight_bit: bool = False) -> list[str]:
+def live_command(grey: bool, analyze_s: float, eight_bit: bool = False) -> list[str]:
     """The ``ffmpeg`` command decoding the live URL listed in a pipe (:func:`url_listing`, :data:`LISTING`)
     into raw ``gray16le`` / ``bgr48le`` frames on stdout; ``eight_bit``: ``bgr24`` (an 8-bit stream, OpenCV's
     own BGR: :data:`INTRA_ONLY_CODECS`' reason).
@@ -120,18 +131,21 @@ def live_command(grey: bool, width: int, height: int, analyze_s: float, eight_bi
     ``-flags low_delay``: no frame threading (libavcodec pthread.c), which holds back a frame per thread;
     ``-analyzeduration``: the listing's probe already ran, this one of the concat demuxer reads as little. Not
     ``-fflags nobuffer``: it drops the packets the probe read, the first key frame among them, and a 10-bit
-    HEVC stream then gave flat grey frames (measured, FFmpeg 5.1: "Could not find ref"). ``-s``: the size
-    OpenCV's probe found, so every frame in the pipe is exactly that many bytes (the program scales later
-    frames to the first's anyway). ``-loglevel level+info`` and ``showinfo`` (no checksums: they cost a pass
-    over the pixels): each line tagged with its level, and a line per frame, key frames marked, for
-    :class:`Concealment`."""
+    HEVC stream then gave flat grey frames (measured, FFmpeg 5.1: "Could not find ref"). ``-autoscale 0``
+    (FFmpeg ≥ 4.4), no ``-s``: each frame leaves the program at the size it was decoded at. By default the
+    program scales every frame to its first's (or ``-s``'s) size: a camera reconfigured from 64x48 to 128x96
+    mid-stream gave 64x48 frames, the change unseen (measured, FFmpeg 5.1; a build whose encoder refused the
+    new size would end the stream, which is then reopened at that size and the change said: never unseen).
+    ``-loglevel level+info`` and ``showinfo`` (no checksums: they cost a pass over the pixels): each line tagged
+    with its level, and a line per frame, written before the frame's bytes, with its key flag
+    (:class:`Concealment`), its size, which frames its bytes in the pipe, and the decoder's pixel format
+    (:class:`LiveFrames`)."""
     return ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-flags", "low_delay",
             "-analyzeduration", str(max(1, int(analyze_s * 1e6))),
             "-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat", "-safe", "0",
             "-i", LISTING, "-map", "0:v:0", "-vf", "showinfo=checksum=0",
             "-vsync", "passthrough", "-f", "rawvideo",
-            "-pix_fmt", "bgr24" if eight_bit else "gray16le" if grey else "bgr48le",
-            "-s", f"{width}x{height}", "pipe:1"]
+            "-pix_fmt", "bgr24" if eight_bit else "gray16le" if grey else "bgr48le", "-autoscale", "0", "pipe:1"]
 
 
 def _start_listed(cmd: list[str], listing: bytes) -> subprocess.Popen:
@@ -175,7 +189,7 @@ class Concealment:
     def parse(line: str) -> tuple[str, str]:
         """(level, text) of one of the program's lines; level "" for a line without its level tag."""
         match = _LINE.match(line)
-        return (match["level"], match["text"]) if match else ("", line)
+        return (match["level"], match["text"] or "") if match else ("", line)
 
     def frame_concealed(self, level: str, text: str) -> bool | None:
         """Take one log line: for a frame's line, whether that frame is concealed; None for any other line
@@ -190,18 +204,31 @@ class Concealment:
         return None
 
 
-class LiveFrames:
-    """A running ``ffmpeg`` whose raw frames (``frame_bytes`` each) are read on a thread as fast as it writes
-    them; only the newest is kept (``keep_all``: each waits to be taken), stamped when its last byte arrived,
-    and marked concealed by its log lines (:class:`Concealment`; :func:`live_command` makes them). Raises
-    OSError when the program cannot start."""
+class FrameLine(NamedTuple):
+    """What the program's showinfo line says of one output frame: whether it is concealed (:class:`Concealment`),
+    its size (pixels) and the decoder's pixel format (FFmpeg's name; None when the line names none)."""
 
-    def __init__(self, cmd: list[str], frame_bytes: int, keep_all: bool, listing: bytes = b"") -> None:
-        self.frame_bytes, self._keep_all = frame_bytes, keep_all
+    concealed: bool
+    width: int
+    height: int
+    pixel_format: str | None
+
+
+class LiveFrames:
+    """A running ``ffmpeg`` whose raw frames (``pixel_bytes`` a pixel) are read on a thread as fast as it writes
+    them; only the newest is kept (``keep_all``: each waits to be taken), stamped when its last byte arrived.
+    Each frame is read by its showinfo line (:class:`FrameLine`: :func:`live_command` makes them), which the
+    program writes before the frame's bytes: its size frames its bytes in the pipe (a mid-stream size change
+    comes at its own size), its verdict marks it concealed. ``size``: (width, height) expected first, for a
+    line that names none. Raises OSError when the program cannot start."""
+
+    def __init__(self, cmd: list[str], pixel_bytes: int, size: tuple[int, int], keep_all: bool,
+                 listing: bytes = b"") -> None:
+        self.pixel_bytes, self._size, self._keep_all = pixel_bytes, size, keep_all
         self._proc = _start_listed(cmd, listing)
         self._cond = threading.Condition()
-        self._newest: tuple[bytearray, int, float, bool] | None = None
-        self._verdicts: collections.deque[bool] = collections.deque()  # concealed? of frames not yet read whole
+        self._newest: tuple[bytearray, FrameLine, int, float] | None = None
+        self._lines: collections.deque[FrameLine] = collections.deque()  # of frames whose bytes are not yet read
         self._stderr_ended = False
         self._replaced = 0  # frames that arrived and were replaced before they were taken
         self._ended: str | None = None  # why the program gave no more frames
@@ -212,9 +239,17 @@ class LiveFrames:
         for thread in self._threads:
             thread.start()
 
+    def _frame_line(self, concealed: bool, text: str) -> FrameLine:
+        """A frame's showinfo ``text`` → :class:`FrameLine`; a line naming no size keeps the last one."""
+        size, fmt = _SIZE.search(text), _FORMAT.search(text)
+        if size:
+            self._size = (int(size[1]), int(size[2]))
+        return FrameLine(concealed, *self._size, fmt[1] if fmt else None)
+
     def _drain_stderr(self) -> None:
-        """Read the program's stderr to its end (a full pipe would stall it): each frame's verdict, and the
-        last lines of warning or worse (the reason a stream ended)."""
+        """Read the program's stderr to its end (a full pipe would stall it): each frame's line, and the last
+        lines of warning or worse written since the last frame: the reason a stream ended (one written before
+        a frame that came after it, a concealed loss or the start's "-vsync is deprecated", is not)."""
         concealment = Concealment()
         try:
             for raw in self._proc.stderr:
@@ -222,8 +257,9 @@ class LiveFrames:
                 concealed = concealment.frame_concealed(level, text)
                 if concealed is not None:
                     with self._cond:
-                        self._verdicts.append(concealed)
+                        self._lines.append(self._frame_line(concealed, text))
                         self._cond.notify_all()
+                    self._stderr.clear()
                 elif level not in ("info", "verbose", "debug", "trace"):
                     self._stderr.append(text)
         except (OSError, ValueError):  # closed under it
@@ -232,17 +268,17 @@ class LiveFrames:
             self._stderr_ended = True
             self._cond.notify_all()
 
-    def _verdict(self) -> bool:
-        """Whether the frame just read whole is concealed; its showinfo line was written before its bytes but
-        may be read after them. No line (the program ended): not vouched for, concealed."""
+    def _next_line(self) -> FrameLine:
+        """The line of the next frame in the pipe, waited for (written before its bytes, it may be read after
+        them). No line (the program ended): the last size, not vouched for: concealed."""
         with self._cond:
-            self._cond.wait_for(lambda: self._verdicts or self._stderr_ended or self._closed)
-            return self._verdicts.popleft() if self._verdicts else True
+            self._cond.wait_for(lambda: self._lines or self._stderr_ended or self._closed)
+            return self._lines.popleft() if self._lines else FrameLine(True, *self._size, None)
 
-    def _read_frame(self) -> bytearray | None:
-        buf, got = bytearray(self.frame_bytes), 0
+    def _read_frame(self, frame_bytes: int) -> bytearray | None:
+        buf, got = bytearray(frame_bytes), 0
         view = memoryview(buf)
-        while got < self.frame_bytes:
+        while got < frame_bytes:
             n = self._proc.stdout.readinto(view[got:])
             if not n:
                 return None  # the end (a last partial frame is not a frame)
@@ -251,14 +287,16 @@ class LiveFrames:
 
     def _run(self) -> None:
         try:
-            while (buf := self._read_frame()) is not None:
+            while True:
+                line = self._next_line()
+                if (buf := self._read_frame(line.width * line.height * self.pixel_bytes)) is None:
+                    break
                 t_ns, t_utc = stamp_now()  # the frame is whole in memory: its arrival
-                concealed = self._verdict()
                 with self._cond:
                     if self._keep_all:
                         self._cond.wait_for(lambda: self._newest is None or self._closed)
                     self._replaced += self._newest is not None
-                    self._newest = (buf, t_ns, t_utc, concealed)
+                    self._newest = (buf, line, t_ns, t_utc)
                     self._cond.notify_all()
         except (OSError, ValueError):  # the pipe closed under it (close)
             pass
@@ -277,16 +315,15 @@ class LiveFrames:
             if self._newest is None:
                 raise EOFError(self._ended)
 
-    def take(self, timeout_s: float) -> tuple[bytearray, int, float, int, bool]:
-        """(frame bytes, arrival monotonic ns, arrival UTC s, frames replaced since the last take, whether the
-        frame is concealed); EOFError with the reason when the program ended or gave nothing within
-        ``timeout_s``."""
+    def take(self, timeout_s: float) -> tuple[bytearray, FrameLine, int, float, int]:
+        """(frame bytes, its :class:`FrameLine`, arrival monotonic ns, arrival UTC s, frames replaced since the
+        last take); EOFError with the reason when the program ended or gave nothing within ``timeout_s``."""
         self.wait_first(timeout_s)
         with self._cond:
-            (buf, t_ns, t_utc, concealed), replaced = self._newest, self._replaced
+            (buf, line, t_ns, t_utc), replaced = self._newest, self._replaced
             self._newest, self._replaced = None, 0
             self._cond.notify_all()  # keep_all: the reader may hand over the next
-            return buf, t_ns, t_utc, replaced, concealed
+            return buf, line, t_ns, t_utc, replaced
 
     @property
     def pid(self) -> int:
@@ -314,7 +351,10 @@ class FullDepthStream(Source):
     ``grey``, ``bits``: the stream's kind and declared depth; ``width``, ``height``: its picture size (pixels),
     all as OpenCV's probe found them. Frames come stamped when they arrived, ``lag_ms`` None (module docstring),
     the frames passed over in ``buffers_skipped``; a frame concealed by the decoder (:class:`Concealment`)
-    comes with no image, reason ``concealed``: counted, never inspected."""
+    comes with no image, reason ``concealed``: counted, never inspected. Each frame comes at the size it was
+    decoded at, its layout naming the decoder's pixel format: a camera reconfigured mid-stream (size, chroma,
+    grey) is said by the capture worker as any source's change, never scaled to the first size unsaid
+    (:func:`live_command`)."""
 
     kind = "url"
     live = True
@@ -324,34 +364,38 @@ class FullDepthStream(Source):
     def __init__(self, camera: CameraSection, bit_depth: int | None, grey: bool, bits: int, width: int,
                  height: int) -> None:
         super().__init__(camera, bit_depth)
-        self._eight_bit = bits <= 8
+        self._eight_bit, self._bits = bits <= 8, bits
         self._grey, self._width, self._height = grey and not self._eight_bit, width, height
-        self._decode = (self._bgr24 if self._eight_bit else
-                        ffmpeg_frames.full_depth_decoder(grey, bits, width, height, self.describe(), self.bit_depth,
-                                                         f"camera {camera.name}"))
+        self._decoders: dict[tuple[int, int], ffmpeg_frames.Decoder] = {}  # wide frames' by size (_decode)
         self._frames: LiveFrames | None = None
         self._index = 0
 
-    def _bgr24(self, raw: np.ndarray) -> np.ndarray:
-        """An 8-bit stream's frame: the program's BGR bytes as OpenCV's (height, width, 3) uint8 image."""
-        return raw.reshape(self._height, self._width, 3)
+    def _decode(self, raw: np.ndarray, width: int, height: int) -> np.ndarray:
+        """One frame of the program's output (uint8 (1, N) bytes, ``width`` x ``height`` pixels) → model input:
+        an 8-bit stream's BGR bytes as OpenCV's (H, W, 3) uint8 image, a wide one's samples by the recordings'
+        rule (:func:`ffmpeg_frames.full_depth_decoder`). Raises ImageRejected."""
+        if self._eight_bit:
+            return raw.reshape(height, width, 3)
+        if (width, height) not in self._decoders:
+            self._decoders[(width, height)] = ffmpeg_frames.full_depth_decoder(
+                self._grey, self._bits, width, height, self.describe(), self.bit_depth, f"camera {self.camera.name}")
+        return self._decoders[(width, height)](raw)
 
     def open(self) -> None:
         """Start the program and wait ``open_timeout_s`` for its first frame; SourceError (transient) if none."""
         self.close()
         analyze_s = self.camera.open_timeout_s / 10  # CvSource._ffmpeg_options' probe, the same reason
-        cmd = live_command(self._grey, self._width, self._height, analyze_s, self._eight_bit)
+        cmd = live_command(self._grey, analyze_s, self._eight_bit)
         try:
-            self._frames = LiveFrames(cmd, self._width * self._height * (1 if self._grey else 3) *
-                                      (1 if self._eight_bit else 2),
-                                      keep_all=self.camera.mode == "offline",
+            self._frames = LiveFrames(cmd, (1 if self._grey else 3) * (1 if self._eight_bit else 2),
+                                      (self._width, self._height), keep_all=self.camera.mode == "offline",
                                       listing=url_listing(str(self.camera.source), analyze_s))
             self._frames.wait_first(self.camera.open_timeout_s)
         except (OSError, EOFError) as exc:
             self.close()
             raise self._error(f"cannot open {self.describe()} with the ffmpeg program ({exc})") from None
 
-    def _take(self) -> tuple[bytearray, int, float, int, bool]:
+    def _take(self) -> tuple[bytearray, FrameLine, int, float, int]:
         if self._frames is None:
             raise self._error("source is not open")
         try:
@@ -360,19 +404,22 @@ class FullDepthStream(Source):
             raise self._error(f"{self.describe()}: {exc}") from None
 
     def read(self) -> Grabbed | None:
-        buf, t_ns, t_utc, replaced, concealed = self._take()
+        buf, line, t_ns, t_utc, replaced = self._take()
         meta = {"index": self._index, "lag_ms": None} | ({"buffers_skipped": replaced} if replaced else {})
         self._index += 1
-        if concealed:  # a picture the decoder made up around lost data: no decision may rest on it
+        if line.concealed:  # a picture the decoder made up around lost data: no decision may rest on it
             return Grabbed(None, t_ns, t_utc, meta, reason="concealed",
                            error=f"{self.describe()}: the stream lost data and the decoder concealed it; frames "
                                  f"are inspected again from its next key frame")
         try:
-            image = self._decode(np.frombuffer(buf, np.uint8).reshape(1, -1))
+            image = self._decode(np.frombuffer(buf, np.uint8).reshape(1, -1), line.width, line.height)
         except ImageRejected as exc:
             return Grabbed(None, t_ns, t_utc, meta, error=str(exc),
                            reason=exc.reason if exc.reason == "corrupt" else f"rejected.{exc.reason}")
-        return Grabbed(image, t_ns, t_utc, meta)
+        # the decoder's samples (grey 12-bit …), which the model input made of them no longer shows
+        layout = (keyframe_layouts.layout_of(line.width, line.height, line.pixel_format) if line.pixel_format
+                  else FrameLayout.of(image))
+        return Grabbed(image, t_ns, t_utc, meta, layout=layout)
 
     def skip(self) -> bool:
         self._take()

@@ -75,14 +75,15 @@ def parse(text: str) -> KeyframeLayouts | None:
                 keys.append(index)
             index += 1
         elif fields[0] == "frame" and len(fields) > 3 and fields[1].isdigit() and fields[2].isdigit():
-            layouts.append(_layout(int(fields[1]), int(fields[2]), fields[3]))
+            layouts.append(layout_of(int(fields[1]), int(fields[2]), fields[3]))
     return KeyframeLayouts(keys, layouts) if keys and len(keys) == len(layouts) else None
 
 
-def _layout(width: int, height: int, pix_fmt: str) -> FrameLayout:
-    """A decoded key frame's layout: grey formats (gray, gray10le, ya8 …) are 1 channel, the others colour; the
-    samples' depth from FFmpeg's name (``yuv420p10le`` 10 bits, ``gray16be`` 16, ``rgb48le`` 16 a channel),
-    held in uint16 above 8 bits."""
+def layout_of(width: int, height: int, pix_fmt: str) -> FrameLayout:
+    """A decoded frame's layout (a key frame's here, a live frame's in :mod:`inspector.pipeline.ffmpeg_live`),
+    ``width`` x ``height`` pixels, by FFmpeg's name of its pixel format: grey formats (gray, gray10le, ya8 …)
+    are 1 channel, the others colour; the samples' depth from FFmpeg's name (``yuv420p10le`` 10 bits,
+    ``gray16be`` 16, ``rgb48le`` 16 a channel), held in uint16 above 8 bits."""
     grey = pix_fmt.startswith(("gray", "ya", "monow", "monob"))
     wide = _DEPTH.search(pix_fmt)
     depth = int(wide.group(1)) if wide else 8

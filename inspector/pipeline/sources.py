@@ -485,8 +485,12 @@ class CvSource(Source):
         program read it (``by_program``, bits 8), whose log tells the frames its decoder makes up after a loss;
         OpenCV hands them on unmarked (an H.264 stream that lost a key frame: 24 made-up frames inspected as
         parts), when the camera says ``live_decoder: ffmpeg``. Otherwise, or without the program, said once:
-        such frames cannot be told on this path. Not the default: the program's connection is a second one after
-        OpenCV's probe (a slower open, no measured lag: tests/pipeline/test_live_freshness.py)."""
+        such frames cannot be told on this path, nor a change of the stream's frame size mid-stream: OpenCV scales
+        every frame to the size it probed, and CAP_PROP_FRAME_WIDTH keeps it (measured, OpenCV 5.1: an H.264
+        stream going from 64x48 to 128x96 gave 64x48 frames), so the change is seen only at the next reconnect
+        (the program gives each frame at its own size: tests/pipeline/test_live_size_changes.py). Not the
+        default: the program's connection is a second one after OpenCV's probe (a slower open, no measured lag:
+        tests/pipeline/test_live_freshness.py)."""
         if self.kind != "url" or codec in ffmpeg_live.INTRA_ONLY_CODECS:
             return
         chosen = self.camera.live_decoder == "ffmpeg"
@@ -497,8 +501,10 @@ class CvSource(Source):
         how = "install the ffmpeg program" if chosen else "set live_decoder: ffmpeg (needs the ffmpeg program)"
         warn_once(f"camera {self.camera.name} concealment", "camera '%s': warning: %s is an inter-coded stream "
                   "('%s') read by OpenCV, which cannot tell the frames its decoder makes up after lost data (a "
-                  "lost key frame: up to a key frame interval of made-up pictures inspected as parts); %s to have "
-                  "them counted 'concealed' and never inspected", self.camera.name, self.describe(),
+                  "lost key frame: up to a key frame interval of made-up pictures inspected as parts), nor a frame "
+                  "size change mid-stream (scaled to the first size, seen only at the next reconnect); %s to have "
+                  "them counted 'concealed' and never inspected, and a size change said as it comes",
+                  self.camera.name, self.describe(),
                   pf.fourcc_text(codec) or "unknown", how, logger=log)
 
     def _may_be_packets(self, codec: int, tag: int) -> bool:
