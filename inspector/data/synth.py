@@ -43,6 +43,10 @@ TINTS = {"brick": (1.0, 0.72, 0.58), "grass": (0.70, 0.95, 0.50), "gravel": (0.9
 DEFECT_KINDS = ("scratch", "crack", "hole", "stain", "colour_spot", "fold")
 NOTABLE = 12  # grey levels: smaller changes are reverted, so they are neither drawn nor masked
 _SPLITS = {"train": 0, "test_good": 1, "test_defect": 2}
+# Written first and removed last (after manifest.json): a run stopped part-way (a full disk, Ctrl-C, a kill)
+# leaves no manifest, and this marker names the folder synth's, so a rerun with overwrite may replace it
+_MARKER = "synth-in-progress.json"
+_GENERATOR = "inspector.data.synth"
 _WRITTEN = ("train", "test", "ground_truth", "manifest.json", "README.txt")
 
 
@@ -305,13 +309,15 @@ def _write_png(path: Path, img: np.ndarray) -> None:
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
     """Make ``out`` ready: absent or empty, or (``overwrite``) a data set this module wrote, whose own files
-    are then removed. DataError (one line) otherwise.
+    are then removed; leaves synth's in-progress marker in it (:data:`_MARKER`). DataError (one line) otherwise.
 
     Rule: ``--force`` replaces only what synth wrote. It used to remove ``train``, ``test`` and
     ``ground_truth`` of any folder: ``data synth --out D --force`` on a real MVTec-layout data set deleted
-    its images and masks, exit 0. Now a non-empty ``out`` must hold synth's ``manifest.json``, and every
-    file below its image folders must bear a name synth gives (:func:`_foreign_file`); other files at the
-    top of ``out`` (notes, a calibration) are left alone.
+    its images and masks, exit 0. Now a non-empty ``out`` must hold synth's ``manifest.json`` (a data set
+    written whole) or its in-progress marker (a run stopped part-way: a full disk), and every file below its
+    image folders must bear a name synth gives (:func:`_foreign_file`); other files at the top of ``out``
+    (notes, a calibration) are left alone. The marker is written before anything is removed, so a run stopped
+    at any point leaves a folder a rerun recognises.
     """
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder")
@@ -319,32 +325,44 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         if not overwrite:
             raise DataError(f"{out}: folder exists and is not empty (use overwrite to replace it)", field="overwrite")
         if not _is_synth_output(out):
-            raise DataError(f"{out}: not a data set written by 'inspector data synth' (no manifest.json of it); "
-                            f"overwrite replaces only those, choose a new or empty folder", field="overwrite")
+            raise DataError(f"{out}: not a data set written by 'inspector data synth' (no manifest.json or "
+                            f"{_MARKER} of it); overwrite replaces only those, choose a new or empty folder",
+                            field="overwrite")
         foreign = _foreign_file(out)
         if foreign is not None:
             raise DataError(f"{foreign}: not written by 'inspector data synth'; overwrite would delete it, move it "
                             f"out of {out} or choose a new folder", field="overwrite")
+        _write_marker(out)
         for name in _WRITTEN:  # only what synth writes; anything else in the folder is left alone
             target = out / name
             if target.is_dir():
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
+        return
     out.mkdir(parents=True, exist_ok=True)
+    _write_marker(out)
+
+
+def _write_marker(out: Path) -> None:
+    """Name ``out`` synth's while it is being written (:data:`_MARKER`, whole or not at all)."""
+    write_whole(out / _MARKER, (json.dumps({"generator": _GENERATOR, "complete": False}) + "\n").encode("utf-8"))
 
 
 def _is_synth_output(out: Path) -> bool:
-    """Whether ``out/manifest.json`` is the one :func:`_write_manifest` writes (a readable JSON object whose
-    ``generator`` is this module)."""
-    manifest = out / "manifest.json"
-    if manifest.is_symlink() or not manifest.is_file():
+    """Whether ``out/manifest.json`` is the one :func:`_write_manifest` writes, or ``out`` holds the marker of a
+    synth run stopped part-way (:data:`_MARKER`): a readable JSON object whose ``generator`` is this module."""
+    return any(_names_synth(out / name) for name in ("manifest.json", _MARKER))
+
+
+def _names_synth(path: Path) -> bool:
+    if path.is_symlink() or not path.is_file():
         return False
     try:
-        doc = json.loads(manifest.read_bytes()[:1 << 20])
+        doc = json.loads(path.read_bytes()[:1 << 20])
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(doc, dict) and doc.get("generator") == "inspector.data.synth"
+    return isinstance(doc, dict) and doc.get("generator") == _GENERATOR
 
 
 _OWN_NAMES = {  # folder below out → the names synth gives in it (see synthesize)
@@ -356,7 +374,7 @@ _OWN_NAMES = {  # folder below out → the names synth gives in it (see synthesi
 
 def _foreign_file(out: Path) -> Path | None:
     """The first entry below ``out``'s image folders that synth does not write (another name, a link, a
-    deeper folder), or None. README.txt and manifest.json are synth's by the manifest's word."""
+    deeper folder), or None. README.txt, manifest.json and the marker are synth's by their word."""
     for top, pattern in _OWN_NAMES.items():
         root = out / top
         if root.is_symlink() or (root.exists() and not root.is_dir()):
@@ -366,8 +384,10 @@ def _foreign_file(out: Path) -> Path | None:
             is_folder = entry.is_dir() and not entry.is_symlink()
             if entry.is_symlink() or not pattern.fullmatch(rel) or is_folder != ("/" not in rel):
                 return entry
-    readme = out / "README.txt"
-    return readme if readme.is_symlink() or readme.is_dir() else None
+    for own in (out / "README.txt", out / _MARKER):
+        if own.is_symlink() or own.is_dir():
+            return own
+    return None
 
 
 def synthesize(out: str | Path, texture: str | Path = "brick", size: int = 256, n_train: int = 200,
@@ -377,7 +397,10 @@ def synthesize(out: str | Path, texture: str | Path = "brick", size: int = 256, 
 
     ``train/good``, ``test/good``, ``test/<kind>`` (defect kinds round-robin),
     ``ground_truth/<kind>/<stem>_mask.png`` (0/255), ``manifest.json`` and
-    ``README.txt`` with the parameters. Deterministic by ``seed``.
+    ``README.txt`` with the parameters. Deterministic by ``seed``. While it writes, ``out`` holds
+    ``synth-in-progress.json`` (removed once the manifest is written): a run stopped part-way (a full disk:
+    OSError) is replaced by a rerun with ``overwrite``. DataError: bad parameters, or an ``out`` that is not
+    synth's (:func:`_prepare_out`).
     """
     out = Path(out).expanduser()
     defects = tuple(defects)
@@ -413,6 +436,7 @@ def synthesize(out: str | Path, texture: str | Path = "brick", size: int = 256, 
     _write_manifest(out, dict(texture=str(texture), size=size, n_train=n_train, n_test_good=n_test_good,
                               n_test_defect=n_test_defect, seed=seed, defects=list(defects), tint=tint,
                               per_defect_kind=per_kind))
+    (out / _MARKER).unlink()  # after the manifest: the folder is synth's by one of them at every moment
     log.debug("wrote %d images to %s in %.1f s", n_train + n_test_good + n_test_defect, out,
              time.perf_counter() - start)
     return load_dataset(out)
@@ -422,7 +446,7 @@ def _write_manifest(out: Path, params: dict) -> None:
     """README.txt, then manifest.json, each whole or not at all (:func:`inspector.outputs.write_whole`; written in
     place, a full disk part-way left a cut manifest, or one of an earlier data set half overwritten). The manifest
     last: it is found only beside a data set written whole."""
-    manifest = {"generator": "inspector.data.synth", "format": "mvtec", "notable_change": NOTABLE, **params}
+    manifest = {"generator": _GENERATOR, "format": "mvtec", "notable_change": NOTABLE, **params}
     write_whole(out / "README.txt", (
         "Synthetic defect dataset written by `inspector data synth` (MVTec AD layout).\n"
         "train/good and test/good: random crops of the texture; test/<kind>: one injected defect each;\n"

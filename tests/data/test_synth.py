@@ -149,3 +149,25 @@ def test_force_replaces_only_what_synth_wrote(tmp_path, monkeypatch, capsys, whi
     err = capsys.readouterr().err.strip()
     assert match in err and "--force" in err and err.count("\n") == 0, err
     assert {name: _tree(path) for name, path in folders.items()} == before
+
+
+def test_a_run_stopped_by_a_full_disk_is_replaced_by_a_rerun_with_force(tmp_path):
+    """A run that failed part-way (a real EFBIG from a file size limit, as a full disk's ENOSPC) left images and
+    no manifest.json (written last, on purpose): ``--force`` refused the folder as 'not a data set written by
+    synth' and it had to be deleted by hand. Its in-progress marker names it synth's; a folder without it or a
+    manifest is still refused."""
+    from file_faults import file_size_limit
+
+    out = tmp_path / "stopped"
+    with file_size_limit(200), pytest.raises(OSError, match="too large"):  # the marker fits, no PNG does
+        synthesize(out, size=64, n_train=3, n_test_good=1, n_test_defect=1)
+    assert not (out / "manifest.json").exists() and (out / "train" / "good").is_dir()
+    with pytest.raises(DataError, match="folder exists and is not empty"):
+        synthesize(out, size=64, n_train=3, n_test_good=1, n_test_defect=1)
+    ds = synthesize(out, size=64, n_train=3, n_test_good=1, n_test_defect=1, overwrite=True)
+    assert ds.summary()["train"] == {"good": 3} and (out / "manifest.json").is_file()
+    assert not (out / "synth-in-progress.json").exists()  # gone once written whole
+    (out / "manifest.json").unlink()
+    with pytest.raises(DataError, match="not a data set written by 'inspector data synth'"):
+        synthesize(out, size=64, n_train=3, overwrite=True)  # neither manifest nor marker: not synth's
+    assert (out / "train" / "good" / "000.png").is_file()
