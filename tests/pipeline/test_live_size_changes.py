@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import subprocess
 import threading
@@ -25,7 +26,16 @@ from tests.pipeline.test_format_changes import _capture
 
 pytestmark = pytest.mark.skipif(not ffmpeg_live.available(), reason="needs the ffmpeg program")
 
-_PORTS = range(27240, 27260)  # this project's test ports
+
+
+def _ports() -> range | list[int]:
+    """Where the camera may listen: ``INSPECTOR_TEST_PORTS`` ("27500-27599") on a shared machine, else a port
+    the system picks (tests/net_faults.free_port's rule; a fixed range here collided with other sessions)."""
+    span = os.environ.get("INSPECTOR_TEST_PORTS", "")
+    if not span:
+        return [0]
+    low, high = (int(p) for p in span.split("-"))
+    return range(low, high + 1)
 
 
 def _h264(path: Path, size: str, pix_fmt: str = "yuv420p", frames: int = 10) -> Path:
@@ -55,7 +65,7 @@ def _camera_serving(data: bytes, connections: int = 2):
     """A camera on 127.0.0.1 sending ``data`` whole to each of its first ``connections`` (OpenCV's probe, then
     the program), then refusing more: the stream ends for good once played."""
     server = None
-    for port in _PORTS:
+    for port in _ports():
         with contextlib.suppress(OSError):
             server = socket.create_server(("127.0.0.1", port))
             break
