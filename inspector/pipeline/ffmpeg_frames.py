@@ -33,7 +33,8 @@ import numpy as np
 
 from inspector.pipeline import pixel_formats as pf
 
-_COPIED = (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT, cv2.CAP_PROP_FPS, cv2.CAP_PROP_FOURCC,
+COPIED_PROPS = (  # what a stand-in for an OpenCV capture answers as OpenCV did
+    cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT, cv2.CAP_PROP_FPS, cv2.CAP_PROP_FOURCC,
            cv2.CAP_PROP_CODEC_PIXEL_FORMAT, cv2.CAP_PROP_FRAME_COUNT)
 
 
@@ -138,7 +139,7 @@ def open_full_depth(cap: cv2.VideoCapture, path: str, tag: int, bits: int, where
     if shutil.which("ffmpeg") is None:
         return None
     grey = is_grey_tag(tag)
-    props = {p: cap.get(p) for p in _COPIED}
+    props = {p: cap.get(p) for p in COPIED_PROPS}
     try:
         frames = FfmpegFrames(path, "gray16le" if grey else "bgr48le", 1 if grey else 3, props)
     except OSError:

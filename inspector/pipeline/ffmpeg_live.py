@@ -20,7 +20,9 @@ keeps every frame instead: the reader waits for each to be taken, and the progra
 A camera reconfigured mid-stream (binning, ROI, another profile: a new sequence header in band) is not scaled
 back to the first size, as the program does by default: each frame leaves it at the size it was decoded at,
 framed in the pipe by the program's own line for it (:func:`live_command`, :class:`LiveFrames`), so the capture
-worker says the change (state ``changed``) as for every other source.
+worker says the change (state ``changed``) as for every other source. A video *file* whose key frames change size
+(:mod:`inspector.pipeline.keyframe_layouts`) is read the same way (:class:`FileFrames`, every frame kept): OpenCV's
+FFmpeg backend would scale its later frames to the first size, distorting every part after an aspect change.
 
 A stream that lost data (a packet lost on the link, a reference frame lost, a stream joined after its key
 frame) is decoded anyway: the decoder conceals the loss with made-up pictures. Those frames are told by the
@@ -45,6 +47,7 @@ import threading
 import urllib.parse
 from typing import Callable, NamedTuple
 
+import cv2
 import numpy as np
 
 from inspector.data.images import FrameLayout, ImageRejected
@@ -121,6 +124,10 @@ def url_listing(url: str, analyze_s: float) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+# the program's start: every line tagged with its level (Concealment.parse), no progress lines
+_PROGRAM = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
+
+
 def live_command(grey: bool, analyze_s: float, eight_bit: bool = False) -> list[str]:
     """The ``ffmpeg`` command decoding the live URL listed in a pipe (:func:`url_listing`, :data:`LISTING`)
     into raw ``gray16le`` / ``bgr48le`` frames on stdout; ``eight_bit``: ``bgr24`` (an 8-bit stream, OpenCV's
@@ -140,12 +147,40 @@ def live_command(grey: bool, analyze_s: float, eight_bit: bool = False) -> list[
     with its level, and a line per frame, written before the frame's bytes, with its key flag
     (:class:`Concealment`), its size, which frames its bytes in the pipe, and the decoder's pixel format
     (:class:`LiveFrames`)."""
-    return ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-flags", "low_delay",
-            "-analyzeduration", str(max(1, int(analyze_s * 1e6))),
-            "-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat", "-safe", "0",
-            "-i", LISTING, "-map", "0:v:0", "-vf", "showinfo=checksum=0",
-            "-vsync", "passthrough", "-f", "rawvideo",
-            "-pix_fmt", "bgr24" if eight_bit else "gray16le" if grey else "bgr48le", "-autoscale", "0", "pipe:1"]
+    return [*_PROGRAM, "-flags", "low_delay", "-analyzeduration", str(max(1, int(analyze_s * 1e6))),
+            "-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat", "-safe", "0", "-i", LISTING,
+            *_framed_output("bgr24" if eight_bit else "gray16le" if grey else "bgr48le")]
+
+
+def _framed_output(pix_fmt: str) -> list[str]:
+    """The output half of :func:`live_command` and :func:`file_command`: raw ``pix_fmt`` frames on stdout, each
+    at the size it was decoded at (``-autoscale 0``) and announced by its showinfo line; one per decoded frame
+    (``-vsync passthrough``: none duplicated or dropped, as OpenCV reads them)."""
+    return ["-map", "0:v:0", "-vf", "showinfo=checksum=0", "-vsync", "passthrough", "-f", "rawvideo",
+            "-pix_fmt", pix_fmt, "-autoscale", "0", "pipe:1"]
+
+
+def file_command(path: str, pix_fmt: str) -> list[str]:
+    """The ``ffmpeg`` command decoding the video *file* ``path`` as :func:`live_command` decodes a live URL: each
+    frame at its own size, framed by its showinfo line (:class:`LiveFrames`). ``file:``: a name holding a colon
+    (``rtsp:x.ts``) is the file, not a protocol. Frame threading stays on: a file is read for throughput."""
+    return [*_PROGRAM, "-i", f"file:{os.path.abspath(path)}", *_framed_output(pix_fmt)]
+
+
+def sized_decoder(grey: bool, bits: int, where: str, bit_depth: int | None, warn_key: str) -> ffmpeg_frames.Decoder:
+    """The function making a wide frame of the program's output model input at whatever size it came:
+    uint8 (H, W, 2 or 6) bytes (``gray16le`` when ``grey``, else ``bgr48le``) → uint8 (H, W, 3) BGR, by the
+    recordings' rule (:func:`ffmpeg_frames.full_depth_decoder`, one per size met). Raises ImageRejected."""
+    decoders: dict[tuple[int, int], ffmpeg_frames.Decoder] = {}
+
+    def decode(raw: np.ndarray) -> np.ndarray:
+        height, width = raw.shape[:2]
+        if (width, height) not in decoders:
+            decoders[(width, height)] = ffmpeg_frames.full_depth_decoder(grey, bits, width, height, where,
+                                                                         bit_depth, warn_key)
+        return decoders[(width, height)](raw.reshape(1, -1))
+
+    return decode
 
 
 def _start_listed(cmd: list[str], listing: bytes) -> subprocess.Popen:
@@ -364,9 +399,10 @@ class FullDepthStream(Source):
     def __init__(self, camera: CameraSection, bit_depth: int | None, grey: bool, bits: int, width: int,
                  height: int) -> None:
         super().__init__(camera, bit_depth)
-        self._eight_bit, self._bits = bits <= 8, bits
+        self._eight_bit = bits <= 8
         self._grey, self._width, self._height = grey and not self._eight_bit, width, height
-        self._decoders: dict[tuple[int, int], ffmpeg_frames.Decoder] = {}  # wide frames' by size (_decode)
+        self._wide = None if self._eight_bit else sized_decoder(self._grey, bits, self.describe(), self.bit_depth,
+                                                                 f"camera {camera.name}")
         self._frames: LiveFrames | None = None
         self._index = 0
 
@@ -376,10 +412,7 @@ class FullDepthStream(Source):
         rule (:func:`ffmpeg_frames.full_depth_decoder`). Raises ImageRejected."""
         if self._eight_bit:
             return raw.reshape(height, width, 3)
-        if (width, height) not in self._decoders:
-            self._decoders[(width, height)] = ffmpeg_frames.full_depth_decoder(
-                self._grey, self._bits, width, height, self.describe(), self.bit_depth, f"camera {self.camera.name}")
-        return self._decoders[(width, height)](raw)
+        return self._wide(raw.reshape(height, width, -1))
 
     def open(self) -> None:
         """Start the program and wait ``open_timeout_s`` for its first frame; SourceError (transient) if none."""
@@ -457,3 +490,79 @@ class FullDepthUrl(ChosenAtOpen):
         stream = FullDepthStream(self.camera, self.bit_depth, ffmpeg_frames.is_grey_tag(tag), bits, width, height)
         stream.open()
         return stream
+
+
+class FileFrames(ffmpeg_frames.FfmpegFrames):
+    """The frames of a video *file* read by the program as a live URL is (:func:`file_command`,
+    :class:`LiveFrames`, every frame kept): each at the size it was decoded at, where OpenCV's FFmpeg backend and
+    :class:`ffmpeg_frames.FfmpegFrames` scale every frame to the first's. A cv2.VideoCapture stand-in, as its
+    base: ``retrieve`` gives uint8 (H, W, bytes a pixel) (``bgr24``: OpenCV's own (H, W, 3) BGR image),
+    :meth:`layout` the decoder's layout of the frame grabbed. ``pixel_bytes``: bytes a pixel of ``pix_fmt``.
+    Raises OSError when the program cannot start."""
+
+    def __init__(self, path: str, pix_fmt: str, pixel_bytes: int, props: dict[int, float]) -> None:
+        self._frames: LiveFrames | None = None
+        self._pixel_bytes, self._line = pixel_bytes, None
+        super().__init__(path, pix_fmt, 1, props)
+
+    def _start(self, skip: int) -> None:
+        self.release()
+        size = (int(self.props[cv2.CAP_PROP_FRAME_WIDTH]), int(self.props[cv2.CAP_PROP_FRAME_HEIGHT]))
+        self._frames = LiveFrames(file_command(self.path, self.pix_fmt), self._pixel_bytes, size, keep_all=True)
+        self._index, self._frame = 0, None
+        while self._index < skip and self.grab():
+            pass
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoCapture's names
+        return self._frames is not None
+
+    def grab(self) -> bool:
+        self._frame = None
+        if self._frames is not None:
+            try:  # no time limit: the program ends at the file's end, as OpenCV's own read of it blocks
+                self._frame, self._line, *_ = self._frames.take(None)
+            except EOFError:  # the file's end (or the program's failure: said by the caller's frame count)
+                pass
+        self._index += self._frame is not None
+        return self._frame is not None
+
+    def retrieve(self) -> tuple[bool, np.ndarray | None]:
+        if self._frame is None:
+            return False, None
+        return True, np.frombuffer(self._frame, np.uint8).reshape(self._line.height, self._line.width, -1)
+
+    def layout(self) -> FrameLayout | None:
+        """The grabbed frame's layout by its decoder (:func:`keyframe_layouts.layout_of`); None: not named."""
+        line = self._line
+        return keyframe_layouts.layout_of(line.width, line.height, line.pixel_format) \
+            if self._frame is not None and line.pixel_format else None
+
+    def release(self) -> None:
+        if self._frames is not None:
+            frames, self._frames = self._frames, None
+            frames.close()
+
+
+def open_at_own_sizes(cap: cv2.VideoCapture, path: str, wide: tuple[bool, int] | None, where: str,
+                      bit_depth: int | None, warn_key: str) -> tuple[FileFrames, ffmpeg_frames.Decoder | None] | None:
+    """A reader of the video file ``path`` giving each frame at its own size (:class:`FileFrames`), for a file
+    whose key frames change size mid-file (:mod:`keyframe_layouts`), and the function making its frames model
+    input (None: they are OpenCV's 8-bit BGR already). ``cap``: the file's capture as opened (OpenCV's or
+    :class:`ffmpeg_frames.FfmpegFrames`), whose properties it answers; ``wide``: (grey, declared bits) of a
+    file decoded at full depth (:func:`ffmpeg_frames.open_full_depth`), None for 8-bit BGR. None when the
+    program is missing or gives no first frame (an FFmpeg older than 4.4 has no ``-autoscale``): the caller
+    keeps ``cap`` and says the frames are rescaled."""
+    if not available():
+        return None
+    grey = wide is not None and wide[0]
+    pix_fmt, pixel_bytes = ("bgr24", 3) if wide is None else ("gray16le", 2) if grey else ("bgr48le", 6)
+    try:
+        frames = FileFrames(path, pix_fmt, pixel_bytes, {p: cap.get(p) for p in ffmpeg_frames.COPIED_PROPS})
+    except OSError:
+        return None
+    if not frames.grab():
+        frames.release()
+        return None
+    frames.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    decode = None if wide is None else sized_decoder(grey, wide[1], where, bit_depth, warn_key)
+    return frames, decode

@@ -8,7 +8,10 @@ made otherwise than before and nothing said so. A decoder can change size or pix
 new sequence header: H.264/HEVC SPS at an IDR, MPEG-2 sequence header, any intra-only codec's frame), so
 ``ffprobe -skip_frame nokey`` decodes the key frames alone (cheap: one in a GOP) and lists every packet's key
 flag: the n-th key frame decoded is the n-th packet flagged K, whose index in the stream is its frame's (an IDR
-is shown after every frame decoded before it).
+is shown after every frame decoded before it). A file whose key frames differ in size is then read by the
+program with each frame at its own size (:func:`inspector.pipeline.ffmpeg_live.open_at_own_sizes`), its frames'
+layouts its decoder's; these layouts remain where the size stays (a format change alone distorts nothing) or the
+program is missing (the frames are then said rescaled).
 
 Live streams cannot be probed ahead (a second connection would be another stream); their frames are compared
 as decoded (:meth:`inspector.pipeline.capture.CaptureWorker._check_layout`).

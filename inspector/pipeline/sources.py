@@ -42,8 +42,10 @@ A frame made otherwise than the one before (size, grey or colour, depth, pixel f
 is still inspected and said once per change by the capture worker, which compares each frame's
 :class:`inspector.data.images.FrameLayout`: ``Grabbed.layout`` where the source knows more than its uint8 BGR
 image tells (pictures decoded by ``decode_image``, a GenICam PixelFormat, a video file's key frames by
-``ffprobe``: OpenCV's FFmpeg backend rescales a mid-file size change to the first size,
-:mod:`inspector.pipeline.keyframe_layouts`), else the image as decoded.
+``ffprobe``, :mod:`inspector.pipeline.keyframe_layouts`), else the image as decoded. Frames reach preprocessing
+at their real size whatever the source: OpenCV's FFmpeg backend rescales a mid-file size change to the first
+size, so a file whose key frames change size is read by the ffmpeg program as a live stream is
+(:class:`inspector.pipeline.ffmpeg_live.FileFrames`), each frame at its own size and layout.
 """
 
 from __future__ import annotations
@@ -203,6 +205,21 @@ class CvSource(Source):
         by_program = isinstance(self._cap, ffmpeg_frames.FfmpegFrames)  # the program scales to its first size too
         self._keyframes = (keyframe_layouts.probe(str(self._target), self.camera.name)
                            if self.kind == "file" and (self._decode is None or by_program) else None)
+        self._read_at_own_sizes()
+
+    def _read_at_own_sizes(self) -> None:
+        """A video file whose key frames change size (:attr:`_keyframes`) is read through the ffmpeg program as a
+        live URL is (:func:`ffmpeg_live.open_at_own_sizes`): each frame reaches preprocessing at its real size,
+        where OpenCV's FFmpeg backend scaled it to the first (an aspect change distorted every part after it),
+        and its layout is its decoder's, so the change is said at its frame as for a live stream. One size: kept
+        as opened (OpenCV is the faster reader). Without the program, kept and said rescaled (capture worker)."""
+        if self._keyframes is None or len({(k.width, k.height) for k in self._keyframes.layouts}) < 2:
+            return
+        own = ffmpeg_live.open_at_own_sizes(self._cap, str(self._target), self._wide, self.describe(),
+                                            self.bit_depth, f"camera {self.camera.name}")
+        if own is not None:
+            self._cap.release()
+            (self._cap, self._decode), self._keyframes = own, None
 
     def _drop_probed(self, opened_in_s: float) -> None:
         """Drop the frames FFmpeg's probe read while an URL opened, when the open took :data:`_PROBE_STALE_S` or
@@ -437,6 +454,7 @@ class CvSource(Source):
         are still pictures or whose samples are wider than 8 bits are taken before OpenCV converts them to 8-bit
         BGR and decoded like the same frames saved as image files; others are OpenCV's BGR (8-bit data)."""
         self._decode, self._pending, self._raw16, self._pixel_format = None, None, False, None
+        self._wide: tuple[bool, int] | None = None  # a file decoded at full depth by the program: (grey, bits)
         # a live URL read by the program (wide or inter-coded: ffmpeg_live.FullDepthUrl): (tag, bits, width, height)
         self.by_program: tuple[int, int, int, int] | None = None
         if isinstance(self._cap, avi_raw.AviFrames):  # bottom-up DIB frames, unpacked here (avi_raw)
@@ -468,7 +486,7 @@ class CvSource(Source):
                                              f"camera {self.camera.name}") if self.kind == "file" else None
         if full is not None:  # a compressed wide recording: decoded at full depth by the ffmpeg program
             self._cap.release()
-            self._cap, self._decode = full
+            self._cap, self._decode, self._wide = *full, (ffmpeg_frames.is_grey_tag(tag), bits)
             return
         if self.kind == "url" and ffmpeg_live.available():  # read at full depth by ffmpeg_live.FullDepthUrl
             self.by_program = (tag, bits, int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
@@ -667,8 +685,15 @@ class CvSource(Source):
             if self._cut_short_by_its_writer():
                 return self._await_rest_of_frame()
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
-        return Grabbed(image, t_ns, t_utc, meta, layout=self._keyframes.at(meta["index"]) if self._keyframes
-                       else FrameLayout.of(image, pixel_format=self._pixel_format))
+        return Grabbed(image, t_ns, t_utc, meta, layout=self._layout(meta["index"], image))
+
+    def _layout(self, index: int, image: np.ndarray) -> FrameLayout:
+        """Frame ``index``'s layout as decoded: a file's by its key frames, a frame of the program's by its
+        decoder (:class:`ffmpeg_live.FileFrames`), else the image's with the stream's pixel format."""
+        if self._keyframes:
+            return self._keyframes.at(index)
+        own = self._cap.layout() if isinstance(self._cap, ffmpeg_live.FileFrames) else None
+        return own or FrameLayout.of(image, pixel_format=self._pixel_format)
 
     def _drain_backlog(self) -> bool:
         """Catch up with a live stream by grabbing (no colour conversion) its frames buffered in FFmpeg and the

@@ -40,34 +40,61 @@ def _capture(cam: CameraSection, source=None) -> tuple[list, list[tuple[str, str
     return frames, states, counters
 
 
-def _segment(path: Path, size: str, frames: int = 5) -> bytes:
-    """``frames`` frames of FFmpeg's test pattern at ``size`` as MPEG-2 in MPEG-TS, one GOP: the bytes."""
+def _segment(path: Path, size: str, frames: int = 5, codec: str = "mpeg2video") -> bytes:
+    """``frames`` frames of FFmpeg's test pattern at ``size`` as MPEG-2 (``codec``) in MPEG-TS, one GOP (H.264:
+    with B-frames): the bytes."""
+    if codec == "libx264" and "libx264" not in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"],
+                                                              capture_output=True, text=True).stdout:
+        pytest.skip("this ffmpeg has no libx264")
     subprocess.run(["ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", f"testsrc=size={size}:rate=10",
-                    "-frames:v", str(frames), "-c:v", "mpeg2video", "-g", str(frames), "-f", "mpegts", str(path)],
+                    "-frames:v", str(frames), "-c:v", codec, "-g", str(frames),
+                    *(["-bf", "2"] if codec == "libx264" else []), "-f", "mpegts", str(path)],
                    check=True, timeout=60)
     return path.read_bytes()
 
 
-@_NEEDS_FFMPEG
-def test_a_video_whose_resolution_changes_mid_file_says_so_though_the_decoder_rescales_it(tmp_path):
-    """An MPEG-TS recording of 64x48 frames, then (the camera reconfigured) 128x96: a transport stream carries
-    the new sequence header in band, as a camera's RTSP/TS output does. OpenCV's FFmpeg backend gave all ten
-    frames at 64x48 and CAP_PROP_FRAME_WIDTH stayed 64: the change went unsaid."""
-    video = tmp_path / "reconfigured.ts"
-    video.write_bytes(_segment(tmp_path / "a.ts", "64x48") + _segment(tmp_path / "b.ts", "128x96"))
-    cap = cv2.VideoCapture(str(video))
-    shapes = []
+def _decoded(path: Path) -> list[np.ndarray]:
+    cap, frames = cv2.VideoCapture(str(path)), []
     while (got := cap.read())[0]:
-        shapes.append(got[1].shape[:2])
+        frames.append(got[1])
     cap.release()
-    assert set(shapes) == {(48, 64)}, "OpenCV no longer rescales: the probe may be needless"
-    frames, states, counters = _capture(CameraSection(name="line1", source=str(video)))
-    assert len(frames) == len(shapes) and counters.get("line1.captured") == len(shapes)  # every frame inspected
-    changed = [r for s, r in states if s == "changed"]
-    assert changed == [f"file {video}: frame size 64x48 → 128x96: parts appear at another scale than the model "
-                       "was calibrated on; the decoder rescales them to 64x48"], states
+    return frames
+
+
+@_NEEDS_FFMPEG
+@pytest.mark.parametrize("codec, small", [("mpeg2video", 4), ("libx264", 5)])
+def test_a_video_whose_resolution_changes_mid_file_gives_each_frame_at_its_size_and_says_so(tmp_path, codec, small):
+    """An MPEG-TS recording of 64x48 frames, then (the camera reconfigured) 128x96: a transport stream carries
+    the new sequence header in band, as a camera's RTSP/TS output does. OpenCV's FFmpeg backend gives every
+    frame at 64x48 (CAP_PROP_FRAME_WIDTH stays 64): the daemon said the change but fed the model the later
+    parts squeezed to the first size ('the decoder rescales them to 64x48'). Now such a file is read by the
+    ffmpeg program as a live stream is: each frame at its own size, the change said with its first frame.
+    (``small``: FFmpeg's MPEG-2 decoder loses the frame it holds at a sequence change, OpenCV's read as well.)"""
+    video = tmp_path / "reconfigured.ts"
+    video.write_bytes(_segment(tmp_path / "a.ts", "64x48", codec=codec)
+                      + _segment(tmp_path / "b.ts", "128x96", codec=codec))
+    by_opencv = _decoded(video)
+    assert {f.shape for f in by_opencv} == {(48, 64, 3)}, "OpenCV no longer rescales: the program is needless"
+    said_at = []  # (state, reason, frames delivered when said)
+    counters, hub = Counters(), FrameHub(Counters())
+    cam = CameraSection(name="line1", source=str(video))
+    worker = CaptureWorker(cam, make_source(cam), hub, threading.Event(), counters,
+                           lambda c, s, p, r, d: said_at.append((s, r, d["frames"])), capacity=64)
+    worker.start()
+    frames = []
+    while worker.is_alive() or hub.pending():
+        frames += hub.take(64, 0.02)
+    worker.join(30)
+    assert [f.image.shape for f in frames] == [(48, 64, 3)] * small + [(96, 128, 3)] * 5  # none rescaled
+    assert len(frames) == len(by_opencv) == counters.get("line1.captured")  # none lost that OpenCV gives
+    truth = _decoded(tmp_path / "a.ts")[:small] + _decoded(tmp_path / "b.ts")  # each part as OpenCV decodes it
+    diffs = [int(np.abs(f.image.astype(np.int16) - t.astype(np.int16)).max()) for f, t in zip(frames, truth)]
+    assert max(diffs) <= 2, diffs
+    changed = [(r, n) for s, r, n in said_at if s == "changed"]
+    assert changed == [(f"file {video}: frame size 64x48 → 128x96: parts appear at another scale than the model "
+                        "was calibrated on", small + 1)], said_at  # said with the first frame at 128x96
     assert counters.get("line1.size_changes") == 1 and counters.get("line1.format_changes") == 0
-    assert states[states.index(("changed", changed[0])) + 1][0] == "online" and states[-1][0] == "ended"
+    assert said_at[-1][0] == "ended"
 
 
 @_NEEDS_FFMPEG
@@ -185,3 +212,25 @@ def test_key_frame_layouts_are_trusted_only_when_each_key_packet_gave_its_frame(
         "64x48 colour uint8 (yuv420p)", "64x48 colour uint8 (yuv420p)", "64x48 grey uint16 (12-bit) (gray12le)",
         "64x48 grey uint16 (12-bit) (gray12le)"]
     assert parse("packet,K_\npacket,__\npacket,K_\nframe,128,96,yuv420p\n") is None
+
+
+@_NEEDS_FFMPEG
+def test_a_wide_video_whose_resolution_changes_mid_file_gives_each_frame_at_its_size(tmp_path):
+    """10-bit HEVC (decoded at full depth by the ffmpeg program, which also scaled every frame to its first
+    size): the same rule, each size's samples decoded by the recordings' rule at that size."""
+    if "libx265" not in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True,
+                                       text=True).stdout:
+        pytest.skip("this ffmpeg has no libx265")
+    video = tmp_path / "wide.ts"
+    for size in ("64x48", "128x96"):
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=10", "-frames:v",
+                        "5", "-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error:keyint=5",
+                        "-f", "mpegts", str(tmp_path / f"{size}.ts")], check=True, stdin=subprocess.DEVNULL, timeout=60)
+        with video.open("ab") as out:
+            out.write((tmp_path / f"{size}.ts").read_bytes())
+    frames, states, counters = _capture(CameraSection(name="w", source=str(video)))
+    assert [f.image.shape for f in frames] == [(48, 64, 3)] * 5 + [(96, 128, 3)] * 5
+    changed = [r for s, r in states if s == "changed"]
+    assert changed == [f"file {video}: frame size 64x48 → 128x96: parts appear at another scale than the model "
+                       "was calibrated on"], states
+    assert counters.get("w.size_changes") == 1 and counters.get("w.format_changes") == 0
