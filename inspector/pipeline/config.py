@@ -136,6 +136,7 @@ class CameraSection:
     # an 8-bit inter-coded live URL (H.264, HEVC, MPEG-4 …): 'ffmpeg' reads it through the ffmpeg program, whose
     # log tells the frames its decoder makes up after lost data (counted 'concealed', never inspected); 'opencv'
     # (one connection, a measured lag_ms, a faster open) hands them on unmarked. Wider streams: always the program
+    # (why opencv stays the default, measured: docs/PERFORMANCE.md, "Live decoder")
     live_decoder: Literal["opencv", "ffmpeg"] = "opencv"
     reconnect: ReconnectSection = field(default_factory=ReconnectSection)
     synthetic: SyntheticSection = field(default_factory=SyntheticSection)
