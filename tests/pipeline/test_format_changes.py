@@ -234,3 +234,15 @@ def test_a_wide_video_whose_resolution_changes_mid_file_gives_each_frame_at_its_
     assert changed == [f"file {video}: frame size 64x48 → 128x96: parts appear at another scale than the model "
                        "was calibrated on"], states
     assert counters.get("w.size_changes") == 1 and counters.get("w.format_changes") == 0
+
+
+@_NEEDS_FFMPEG
+def test_a_looping_video_whose_resolution_changes_gives_each_pass_at_its_sizes(tmp_path):
+    """The program's reader restarts at each loop (a seek is a restart that steps over frames): every pass gives
+    the same frames at their own sizes, each change said (back to 64x48 at the wrap as well)."""
+    video = tmp_path / "loop.ts"
+    video.write_bytes(_segment(tmp_path / "a.ts", "64x48", codec="libx264")
+                      + _segment(tmp_path / "b.ts", "128x96", codec="libx264"))
+    frames, states, counters = _capture(CameraSection(name="l", source=str(video), loop=True, max_frames=25))
+    assert [f.image.shape[:2] for f in frames] == ([(48, 64)] * 5 + [(96, 128)] * 5) * 2 + [(48, 64)] * 5
+    assert counters.get("l.size_changes") == 4 and counters.get("l.captured") == 25
