@@ -49,6 +49,19 @@ def _h264(path: Path, size: str, pix_fmt: str = "yuv420p", frames: int = 10) -> 
     return path
 
 
+def _hevc(tmp_path: Path, size: str, pix_fmt: str) -> Path:
+    """Ten frames of 10-bit-capable HEVC (``pix_fmt``) at ``size`` in an MPEG-TS file, a key frame every five;
+    skips the test where this ffmpeg has no libx265."""
+    if "libx265" not in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True,
+                                       text=True).stdout:
+        pytest.skip("this ffmpeg has no libx265")
+    path = tmp_path / f"{size}-{pix_fmt}.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=10", "-frames:v", "10",
+                    "-c:v", "libx265", "-pix_fmt", pix_fmt, "-x265-params", "log-level=error:keyint=5",
+                    "-f", "mpegts", str(path)], check=True, stdin=subprocess.DEVNULL, timeout=60)
+    return path
+
+
 def _joined(tmp_path: Path, *parts: Path) -> bytes:
     """``parts`` played one after the other as one transport stream (FFmpeg's concat demuxer, packets copied):
     what the camera sends across its reconfiguration."""
@@ -139,16 +152,7 @@ def test_a_live_stream_switched_to_another_pixel_format_says_so(tmp_path):
 def test_a_wide_live_stream_whose_frame_size_changes_gives_each_frame_at_its_size_and_says_so(tmp_path):
     """10-bit HEVC (read by the program at full depth whatever ``live_decoder`` says): the same rule, each
     size's samples decoded by the recordings' rule at that size."""
-    if "libx265" not in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True,
-                                       text=True).stdout:
-        pytest.skip("this ffmpeg has no libx265")
-    parts = []
-    for size in ("64x48", "128x96"):
-        parts.append(tmp_path / f"{size}.ts")
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=10", "-frames:v",
-                        "10", "-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-x265-params",
-                        "log-level=error:keyint=5", "-f", "mpegts", str(parts[-1])],
-                       check=True, stdin=subprocess.DEVNULL, timeout=60)
+    parts = [_hevc(tmp_path, size, "yuv420p10le") for size in ("64x48", "128x96")]
     with _camera_serving(_joined(tmp_path, *parts)) as port:
         cam = _camera(port, live_decoder="opencv")
         frames, states, counters = _capture(cam)
@@ -162,15 +166,7 @@ def test_a_wide_live_stream_switched_from_grey_to_colour_says_so_naming_the_deco
     """10-bit HEVC, monochrome (4:0:0) then (the camera switched to colour) 4:2:0, in one transport stream: the
     program turns both into the same grey 16-bit output the stream opened with, so only its decoder's format
     tells them apart, said as a file's key frames are (10-bit grey → 10-bit colour)."""
-    if "libx265" not in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True,
-                                       text=True).stdout:
-        pytest.skip("this ffmpeg has no libx265")
-    parts = []
-    for fmt in ("gray10le", "yuv420p10le"):
-        parts.append(tmp_path / f"{fmt}.ts")
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=64x48:r=10", "-frames:v",
-                        "10", "-c:v", "libx265", "-pix_fmt", fmt, "-x265-params", "log-level=error:keyint=5",
-                        "-f", "mpegts", str(parts[-1])], check=True, stdin=subprocess.DEVNULL, timeout=60)
+    parts = [_hevc(tmp_path, "64x48", fmt) for fmt in ("gray10le", "yuv420p10le")]
     with _camera_serving(_joined(tmp_path, *parts)) as port:
         frames, states, counters = _capture(_camera(port, live_decoder="opencv"))
     assert len(frames) == 20
