@@ -344,8 +344,33 @@ def load_daemon_config(path: str | Path, overrides: list[str] | tuple[str, ...] 
     ``overrides`` are ``key.sub=value`` strings (``--set``) applied before validation.
     """
     path = Path(path)
-    data = apply_overrides(load_yaml(path), overrides)
-    return resolve_paths(from_dict(DaemonConfig, data, where=str(path)), path.parent)
+    cfg = from_dict(DaemonConfig, apply_overrides(load_yaml(path), overrides), where=str(path))
+    resolved = resolve_paths(cfg, path.parent)
+    # README "Paths": a path given on the command line is relative to the working directory, one in the file to the
+    # file's folder; `run --config runs/demo/daemon.yaml --set model.path=runs/demo/x.onnx` looked for
+    # runs/demo/runs/demo/x.onnx
+    given = {item.split("=", 1)[0].strip() for item in overrides or () if "=" in item}
+    from_cwd = resolve_paths(cfg, Path("."))
+    for key in sorted(given & set(PATH_KEYS)):
+        resolved = _with_dotted(resolved, key, _dotted(from_cwd, key))
+    return resolved
+
+
+# the settings resolve_paths resolves (cameras' sources are in a list, which --set cannot reach)
+PATH_KEYS = ("model.path", "thresholds.calibration", "publish.curve.server_secret_key",
+             "publish.curve.allowed_clients_dir", "publish.mqtt.password_file", "publish.mqtt.ca_file",
+             "publish.mqtt.state_file", "dashboard.token_file", "metrics.token_file", "recorder.dir", "summary_json")
+
+
+def _dotted(cfg, key: str):
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _with_dotted(cfg, key: str, value):
+    head, _, rest = key.partition(".")
+    return dataclasses.replace(cfg, **{head: _with_dotted(getattr(cfg, head), rest, value) if rest else value})
 
 
 def daemon_config(data: dict, base_dir: str | Path = ".", where: str = "config") -> DaemonConfig:
