@@ -211,7 +211,10 @@ def _print_summary(summary: dict, out: Path) -> None:
         print(f"good images: {data['n_train']} trained on, {data['n_val']} validated on"
               + (f", {held} kept out of both for calibrate" if held else ""))
     for phase in summary["phases"]:
-        print(f"{phase['name']}: {phase['epochs_run']} epoch{'' if phase['epochs_run'] == 1 else 's'} in {phase['seconds']} s, best epoch "
-              f"{phase['best_epoch']} val loss {phase['best_val_loss']:.5f}")
+        if not phase["best_epoch"]:  # stopped before its first validated epoch: there is no best to name
+            print(f"{phase['name']}: no epoch finished in {phase['seconds']} s")
+        else:
+            print(f"{phase['name']}: {phase['epochs_run']} epoch{'' if phase['epochs_run'] == 1 else 's'} in "
+                  f"{phase['seconds']} s, best epoch {phase['best_epoch']} val loss {phase['best_val_loss']:.5f}")
         print(f"  stopped: {phase.get('stop_detail') or phase.get('stop_reason', '')}")
     print(f"run saved to {out} (best.pt, config.yaml, history.json, summary.json)")

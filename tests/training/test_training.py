@@ -452,3 +452,17 @@ def test_a_training_stopped_before_its_first_checkpoint_can_be_started_again_as_
     assert not run.exists(), sorted(p.name for p in run.iterdir())
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and (run / "best.pt").is_file(), again.stderr
+
+
+def test_a_phase_stopped_before_its_first_epoch_says_so_not_best_epoch_0_val_loss_inf(tmp_path, capsys):
+    """Stopped (SIGTERM, Ctrl-C) before any epoch was validated, the summary's phase has best_epoch 0 and
+    best_val_loss inf; the end of `train` printed 'best epoch 0 val loss inf' as if that were a result."""
+    from inspector.commands.train import _print_summary
+
+    phase = {"name": "student", "epochs_run": 0, "seconds": 3.2, "best_epoch": 0, "best_val_loss": float("inf"),
+             "stop_reason": "interrupted"}
+    _print_summary({"phases": [phase]}, tmp_path / "run")
+    out = capsys.readouterr().out
+    assert "student: no epoch finished in 3.2 s" in out and "inf" not in out and "best epoch" not in out, out
+    _print_summary({"phases": [{**phase, "epochs_run": 2, "best_epoch": 2, "best_val_loss": 0.5}]}, tmp_path / "run")
+    assert "student: 2 epochs in 3.2 s, best epoch 2 val loss 0.50000" in capsys.readouterr().out
