@@ -128,6 +128,20 @@ class FfmpegFrames:
 Decoder = Callable[[np.ndarray], np.ndarray]
 
 
+def first_frame_ready(open_reader: Callable[[], "FfmpegFrames"]):
+    """The reader ``open_reader()`` makes, rewound after a first frame came; None (the reader released) when the
+    program cannot start (OSError) or gives no first frame: the caller keeps OpenCV's frames."""
+    try:
+        frames = open_reader()
+    except OSError:
+        return None
+    if not frames.grab():
+        frames.release()
+        return None
+    frames.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    return frames
+
+
 def open_full_depth(cap: cv2.VideoCapture, path: str, tag: int, bits: int, where: str,
                     bit_depth: int | None, warn_key: str) -> tuple[FfmpegFrames, Decoder] | None:
     """A full-depth reader of the video file ``path`` that ``cap`` (opened by OpenCV) would cut to 8 bits, and
@@ -140,14 +154,9 @@ def open_full_depth(cap: cv2.VideoCapture, path: str, tag: int, bits: int, where
         return None
     grey = is_grey_tag(tag)
     props = {p: cap.get(p) for p in COPIED_PROPS}
-    try:
-        frames = FfmpegFrames(path, "gray16le" if grey else "bgr48le", 1 if grey else 3, props)
-    except OSError:
+    frames = first_frame_ready(lambda: FfmpegFrames(path, "gray16le" if grey else "bgr48le", 1 if grey else 3, props))
+    if frames is None:
         return None
-    if not frames.grab():
-        frames.release()
-        return None
-    frames.set(cv2.CAP_PROP_POS_FRAMES, 0)
     width, height = int(props[cv2.CAP_PROP_FRAME_WIDTH]), int(props[cv2.CAP_PROP_FRAME_HEIGHT])
     return frames, full_depth_decoder(grey, bits, width, height, where, bit_depth, warn_key)
 

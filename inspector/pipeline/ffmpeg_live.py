@@ -556,13 +556,9 @@ def open_at_own_sizes(cap: cv2.VideoCapture, path: str, wide: tuple[bool, int] |
         return None
     grey = wide is not None and wide[0]
     pix_fmt, pixel_bytes = ("bgr24", 3) if wide is None else ("gray16le", 2) if grey else ("bgr48le", 6)
-    try:
-        frames = FileFrames(path, pix_fmt, pixel_bytes, {p: cap.get(p) for p in ffmpeg_frames.COPIED_PROPS})
-    except OSError:
+    props = {p: cap.get(p) for p in ffmpeg_frames.COPIED_PROPS}
+    frames = ffmpeg_frames.first_frame_ready(lambda: FileFrames(path, pix_fmt, pixel_bytes, props))
+    if frames is None:
         return None
-    if not frames.grab():
-        frames.release()
-        return None
-    frames.set(cv2.CAP_PROP_POS_FRAMES, 0)
     decode = None if wide is None else sized_decoder(grey, wide[1], where, bit_depth, warn_key)
     return frames, decode
