@@ -1,5 +1,5 @@
 """``live_decoder: opencv`` against ``ffmpeg`` on a real local live stream: open time, time to the first
-inspectable frame, CPU per frame, frames counted 'concealed'.
+inspectable frame, CPU per frame, frames without an image by reason.
 
     python benchmarks/bench_live_decoder.py --sizes 640x480,1280x720 --trials 3 --port 27530
 
@@ -8,9 +8,10 @@ profile) is encoded in real time by the ffmpeg program and relayed over tcp:// o
 process, which serves any number of connections (OpenCV's probe, then the program's own). Each trial opens a
 camera of each decoder through :func:`inspector.pipeline.sources.make_source` (``mode: live``), reads
 ``--frames`` frames with an image, and measures: ``open_s`` (``open()``), ``first_image_s`` (open to the first
-frame with an image: the program's path counts frames after joining mid-GOP 'concealed'), CPU ms per frame of
-this process (``time.process_time``: every thread) plus the decoding program's (its /proc stat, read before it
-is killed), and the wall time per frame. The relay's CPU is in neither. JSON to
+frame with an image: the program's path counted the frames after joining mid-GOP 'concealed' up to the second
+key frame until Session 38; since, those before the first 'before_key_frame'), CPU ms per frame of this process
+(``time.process_time``: every thread) plus the decoding program's (its /proc stat, read before it is killed),
+and the wall time per frame. The relay's CPU is in neither. JSON to
 ``benchmarks/results/live-decoder.json``. Needs ffmpeg with libx264; Linux (/proc).
 """
 

@@ -44,9 +44,10 @@ _PATHS = ("/metrics", "/")
 _STEP = 10  # every 10th edge of the 4 % grid: bounds 48 % apart
 _BUCKETS = coarse_buckets(0.01, 60_000.0, _STEP)  # 10 µs … 60 s
 # per-camera counter suffix → drop reason label
-# "concealed": live frames the decoder made up around lost stream data (pipeline.ffmpeg_live.Concealment)
+# "concealed": live frames the decoder made up around lost stream data (pipeline.ffmpeg_live.Concealment);
+# "before_key_frame": live frames before the first key frame after a (re)connect, no fault (ffmpeg_live)
 _CAMERA_DROPS = {"dropped_live": "live_newest_kept", "corrupt": "corrupt", "concealed": "concealed",
-                 "source_errors": "source_error"}
+                 "before_key_frame": "before_key_frame", "source_errors": "source_error"}
 _GLOBAL_DROPS = {"publish_queue_dropped": "publish_queue_full", "dropped_shutdown": "shutdown",
                  "status_dropped": "status_queue_full", "inference_error_frames": "inference_error",
                  "recorder.dropped": "recorder_queue_full", "recorder.errors": "recorder_write_error",

@@ -84,14 +84,17 @@ log = logging.getLogger("inspector.capture")
 # found still being written again; nor "seen_bad": a looping folder's bad file found unchanged on a later pass)
 # "same_file": another name (a hard or symbolic link) of a file a one-pass folder camera already read
 # "concealed": a live frame its decoder made up around data the stream lost (ffmpeg_live.Concealment)
-_SKIP_REASONS = ("missing", "corrupt", "concealed", "same_file")  # and "rejected.<why>"
+# "before_key_frame": a live frame output before the first key frame since the (re)connect (ffmpeg_live)
+_SKIP_REASONS = ("missing", "corrupt", "concealed", "before_key_frame", "same_file")  # and "rejected.<why>"
 
 
 # A live camera's read that gave no decodable frame at once (a driver returning True with an empty frame): the
 # next read waits this long, so a camera stuck that way is polled, not spun on (it took a core, 11,000 reads/s)
 _UNDECODABLE_PAUSE_S = 0.01
-# Undecodable frames that are no fault of a live stream's data (files being written, links, files seen before)
-_NOT_STREAM_FAULTS = ("missing", "incomplete", "growing", "waiting", "same_file", "seen_bad")
+# Undecodable frames that are no fault of a live stream's data (files being written, links, files seen before,
+# a stream joined between key frames: a reopen would join it between key frames again, and never get one where
+# the key-frame interval is longer than read_timeout_s; the watchdog says a stream that sends none)
+_NOT_STREAM_FAULTS = ("missing", "incomplete", "growing", "waiting", "same_file", "seen_bad", "before_key_frame")
 _STOP_BACKSTOP_S = 0.5  # longest a producer blocked on a full channel may take to see ``stop`` unwoken
 
 
@@ -478,8 +481,8 @@ class CaptureWorker(Worker):
         if grabbed.reason in ("waiting", "seen_bad"):
             return  # a file already counted (incomplete, bad) found again: counters count files, not polls
         self.counters.add(f"{cam}.{grabbed.reason}")
-        if grabbed.reason in ("missing", "incomplete", "growing", "same_file"):
-            return  # a file deleted, still being written or already read is not a fault of the data
+        if grabbed.reason in ("missing", "incomplete", "growing", "same_file", "before_key_frame"):
+            return  # a file deleted, still being written or already read, a stream joined: not a fault of the data
         self._throttle.warning(f"{grabbed.reason}-{cam}", "camera '%s': skipped a frame (%s): %s",
                                cam, grabbed.reason, grabbed.error)
 

@@ -24,10 +24,12 @@ worker says the change (state ``changed``) as for every other source. A video *f
 (:mod:`inspector.pipeline.keyframe_layouts`) is read the same way (:class:`FileFrames`, every frame kept): OpenCV's
 FFmpeg backend would scale its later frames to the first size, distorting every part after an aspect change.
 
-A stream that lost data (a packet lost on the link, a reference frame lost, a stream joined after its key
-frame) is decoded anyway: the decoder conceals the loss with made-up pictures. Those frames are told by the
-program's own log lines (:class:`Concealment`) and handed on without an image (reason ``concealed``): counted,
-never inspected, until a key frame decoded after the loss.
+A stream that lost data (a packet lost on the link, a reference frame lost) is decoded anyway: the decoder
+conceals the loss with made-up pictures. Those frames are told by the program's own log lines
+(:class:`Concealment`) and handed on without an image (reason ``concealed``): counted, never inspected, until a
+key frame decoded after the loss. A (re)connect joins the stream between key frames: the frames before the
+first key frame come without an image too, reason ``before_key_frame`` (a join, not a loss: the reconnect is
+counted as one by the capture worker).
 
 States, as CvSource's: no first frame within ``open_timeout_s`` or the program exiting (the stream ended, the
 sender went away) is a transient SourceError, so the capture worker reconnects with back-off; closing kills
@@ -200,10 +202,14 @@ def _start_listed(cmd: list[str], listing: bytes) -> subprocess.Popen:
         os.close(read)
 
 
+CONCEALED = "concealed"  # a frame resting on data the decoder never had (Concealment)
+BEFORE_KEY_FRAME = "before_key_frame"  # a frame output before the first key frame since the program started
+
+
 class Concealment:
     """Which of the program's output frames rest on data its decoder never had (a packet lost, a reference
-    frame lost, a stream joined after its key frame), told from the program's log lines in the order it wrote
-    them.
+    frame lost), told from the program's log lines in the order it wrote them; and which came before the first
+    key frame since the program connected (a (re)connect joins a live stream between key frames).
 
     FFmpeg's decoders conceal a loss: they output the frames anyway, predicted from a grey "missing reference"
     (measured, FFmpeg 5.1, 10-bit HEVC with B-frames, a key frame's TS packets lost: the 26 frames up to the
@@ -214,11 +220,22 @@ class Concealment:
     each frame as it passes, key frames marked. Rule: from a loss on, every frame is concealed until a key
     frame decoded after the loss: one output at least :data:`_DPB_FRAMES` frames after it. A key frame output
     sooner may have been decoded before the loss, and the frames after it lean on the lost data: the next one
-    is waited for."""
+    is waited for.
+
+    A join is no loss: the program connects (at open, at every reconnect) between two key frames, and the
+    decoder complains of the packets before the first ("non-existing PPS 0 referenced", "PPS id out of range")
+    and may output pictures made up from nothing (10-bit HEVC: 12). Those frames are :data:`BEFORE_KEY_FRAME`,
+    not concealed: never inspected, and not evidence of a lossy link. Nothing was decoded before the program
+    started, so the first key frame output is decoded after every complaint of the join and ends them; taken as
+    a loss, it was output fewer than :data:`_DPB_FRAMES` frames after them and its whole key-frame interval was
+    counted concealed at every reconnect (measured: 25 frames of a 25-frame GOP, docs/PERFORMANCE.md). A real
+    loss logged before that first key frame is output (within its reordering delay, at most
+    :data:`_DPB_FRAMES` frames) cannot be told from the join's complaints and is taken for them."""
 
     def __init__(self) -> None:
         self.frames = 0  # frames output so far
         self.loss_at: int | None = None  # the frame count at the latest loss not yet recovered from
+        self.keyed = False  # whether a key frame was output since the program started
 
     @staticmethod
     def parse(line: str) -> tuple[str, str]:
@@ -226,24 +243,27 @@ class Concealment:
         match = _LINE.match(line)
         return (match["level"], match["text"] or "") if match else ("", line)
 
-    def frame_concealed(self, level: str, text: str) -> bool | None:
-        """Take one log line: for a frame's line, whether that frame is concealed; None for any other line
-        (a loss among them is noted)."""
+    def frame_verdict(self, level: str, text: str) -> str | None:
+        """Take one log line: for a frame's line, "" for a frame decoded whole, else why it is not inspected
+        (:data:`CONCEALED`, :data:`BEFORE_KEY_FRAME`); None for any other line (a loss among them is noted)."""
         if level == "info" and _FRAME.match(text):
-            if _KEY.search(text) and self.loss_at is not None and self.frames - self.loss_at >= _DPB_FRAMES:
+            if _KEY.search(text) and not self.keyed:
+                self.keyed, self.loss_at = True, None  # the complaints so far were the join's (class docstring)
+            elif _KEY.search(text) and self.loss_at is not None and self.frames - self.loss_at >= _DPB_FRAMES:
                 self.loss_at = None
             self.frames += 1
-            return self.loss_at is not None
+            return BEFORE_KEY_FRAME if not self.keyed else CONCEALED if self.loss_at is not None else ""
         if level in ("error", "fatal", "panic") or (level == "warning" and _LOSS_WARNING.search(text)):
             self.loss_at = self.frames
         return None
 
 
 class FrameLine(NamedTuple):
-    """What the program's showinfo line says of one output frame: whether it is concealed (:class:`Concealment`),
-    its size (pixels) and the decoder's pixel format (FFmpeg's name; None when the line names none)."""
+    """What the program's showinfo line says of one output frame: why it is not to be inspected ("" for none:
+    :meth:`Concealment.frame_verdict`), its size (pixels) and the decoder's pixel format (FFmpeg's name; None when
+    the line names none)."""
 
-    concealed: bool
+    verdict: str
     width: int
     height: int
     pixel_format: str | None
@@ -274,12 +294,12 @@ class LiveFrames:
         for thread in self._threads:
             thread.start()
 
-    def _frame_line(self, concealed: bool, text: str) -> FrameLine:
+    def _frame_line(self, verdict: str, text: str) -> FrameLine:
         """A frame's showinfo ``text`` → :class:`FrameLine`; a line naming no size keeps the last one."""
         size, fmt = _SIZE.search(text), _FORMAT.search(text)
         if size:
             self._size = (int(size[1]), int(size[2]))
-        return FrameLine(concealed, *self._size, fmt[1] if fmt else None)
+        return FrameLine(verdict, *self._size, fmt[1] if fmt else None)
 
     def _drain_stderr(self) -> None:
         """Read the program's stderr to its end (a full pipe would stall it): each frame's line, and the last
@@ -289,10 +309,10 @@ class LiveFrames:
         try:
             for raw in self._proc.stderr:
                 level, text = Concealment.parse(raw.decode("utf-8", "replace").strip())
-                concealed = concealment.frame_concealed(level, text)
-                if concealed is not None:
+                verdict = concealment.frame_verdict(level, text)
+                if verdict is not None:
                     with self._cond:
-                        self._lines.append(self._frame_line(concealed, text))
+                        self._lines.append(self._frame_line(verdict, text))
                         self._cond.notify_all()
                     self._stderr.clear()
                 elif level not in ("info", "verbose", "debug", "trace"):
@@ -308,7 +328,7 @@ class LiveFrames:
         them). No line (the program ended): the last size, not vouched for: concealed."""
         with self._cond:
             self._cond.wait_for(lambda: self._lines or self._stderr_ended or self._closed)
-            return self._lines.popleft() if self._lines else FrameLine(True, *self._size, None)
+            return self._lines.popleft() if self._lines else FrameLine(CONCEALED, *self._size, None)
 
     def _read_frame(self, frame_bytes: int) -> bytearray | None:
         buf, got = bytearray(frame_bytes), 0
@@ -377,6 +397,11 @@ class LiveFrames:
         self._proc.stderr.close()
 
 
+_WHY = {CONCEALED: "the stream lost data and the decoder concealed it; frames are inspected again from its next "
+                   "key frame",
+        BEFORE_KEY_FRAME: "no key frame yet since the stream was (re)joined; frames are inspected from the first"}
+
+
 class FullDepthStream(Source):
     """A live URL read by the program through :class:`LiveFrames`: a stream OpenCV would cut to 8 bits, at full
     depth; an 8-bit inter-coded one (``bits`` 8, :data:`INTRA_ONLY_CODECS`) as 8-bit BGR, OpenCV's own output
@@ -386,7 +411,8 @@ class FullDepthStream(Source):
     ``grey``, ``bits``: the stream's kind and declared depth; ``width``, ``height``: its picture size (pixels),
     all as OpenCV's probe found them. Frames come stamped when they arrived, ``lag_ms`` None (module docstring),
     the frames passed over in ``buffers_skipped``; a frame concealed by the decoder (:class:`Concealment`)
-    comes with no image, reason ``concealed``: counted, never inspected. Each frame comes at the size it was
+    comes with no image, reason ``concealed``, and one output before the first key frame since the (re)connect
+    reason ``before_key_frame``: counted, never inspected. Each frame comes at the size it was
     decoded at, its layout naming the decoder's pixel format: a camera reconfigured mid-stream (size, chroma,
     grey) is said by the capture worker as any source's change, never scaled to the first size unsaid
     (:func:`live_command`)."""
@@ -440,10 +466,8 @@ class FullDepthStream(Source):
         buf, line, t_ns, t_utc, replaced = self._take()
         meta = {"index": self._index, "lag_ms": None} | ({"buffers_skipped": replaced} if replaced else {})
         self._index += 1
-        if line.concealed:  # a picture the decoder made up around lost data: no decision may rest on it
-            return Grabbed(None, t_ns, t_utc, meta, reason="concealed",
-                           error=f"{self.describe()}: the stream lost data and the decoder concealed it; frames "
-                                 f"are inspected again from its next key frame")
+        if line.verdict:  # a picture made up around lost data, or before the first key frame: no decision on it
+            return Grabbed(None, t_ns, t_utc, meta, reason=line.verdict, error=f"{self.describe()}: {_WHY[line.verdict]}")
         try:
             image = self._decode(np.frombuffer(buf, np.uint8).reshape(1, -1), line.width, line.height)
         except ImageRejected as exc:

@@ -115,12 +115,14 @@ def _digest(image) -> str:
     return hashlib.sha1(image.tobytes()).hexdigest()
 
 
-@pytest.mark.parametrize("damage", [_second_key_frame_lost, _joined_after_its_key_frame])
-def test_frames_concealed_after_a_loss_are_counted_never_handed_on(tmp_path, damage):
+@pytest.mark.parametrize("damage, reason", [(_second_key_frame_lost, "concealed"),
+                                            (_joined_after_its_key_frame, "before_key_frame")])
+def test_frames_concealed_after_a_loss_are_counted_never_handed_on(tmp_path, damage, reason):
     """The stream's second key frame lost, or the stream joined after its first key frame: no frame handed on
-    is a concealed picture (each is bitwise a frame of the stream received whole); the frames up to a key
-    frame come without an image, reason 'concealed'; the last two GOPs are handed on again. Without the rule,
-    26 frames 65 to 174 levels off (8 bits) were handed on as parts (joined: 18)."""
+    is a made-up picture (each is bitwise a frame of the stream received whole); the frames up to a key
+    frame come without an image, reason 'concealed' after a loss, 'before_key_frame' after the join (no loss:
+    the pictures the decoder made up before its first key frame); the last two GOPs are handed on again.
+    Without the rule, 26 frames 65 to 174 levels off (8 bits) were handed on as parts (joined: 18)."""
     if not _has_libx265():
         pytest.skip("this ffmpeg has no libx265")
     clip = _clip(tmp_path)
@@ -132,8 +134,8 @@ def test_frames_concealed_after_a_loss_are_counted_never_handed_on(tmp_path, dam
     made_up = [i for i, g in enumerate(handed_on) if _digest(g.image) not in true_frames]
     assert not made_up, f"{len(made_up)} concealed frames handed on as parts, e.g. {made_up[:5]}"
     concealed = [g for g in lossy if g.image is None]
-    assert concealed and all(g.reason == "concealed" for g in concealed), [(g.reason, g.error) for g in concealed]
-    assert "concealed" in concealed[0].error and "key frame" in concealed[0].error
+    assert concealed and all(g.reason == reason for g in concealed), [(g.reason, g.error) for g in concealed]
+    assert ("concealed" in concealed[0].error or reason != "concealed") and "key frame" in concealed[0].error
     # inspection resumes: the last two GOPs' 50 frames (the third key frame on) are all handed on
     assert [_digest(g.image) for g in handed_on[-50:]] == true_frames[-50:]
 
@@ -179,8 +181,9 @@ def _frame_line(n: int, key: bool) -> str:
 
 
 def _verdicts(lines: list[str]) -> list[bool]:
+    """Whether each frame is concealed, by the rule."""
     rule = ffmpeg_live.Concealment()
-    return [v for v in (rule.frame_concealed(*rule.parse(line)) for line in lines) if v is not None]
+    return [v == "concealed" for v in (rule.frame_verdict(*rule.parse(line)) for line in lines) if v is not None]
 
 
 def test_a_key_frame_output_too_soon_after_a_loss_may_predate_it_and_does_not_end_the_concealment():
@@ -195,3 +198,19 @@ def test_a_key_frame_output_too_soon_after_a_loss_may_predate_it_and_does_not_en
     assert _verdicts(lines) == [False] + [True] * 29 + [False] * 10
     lossy_link = ["[mpegts @ 0x55b] [warning] Packet corrupt (stream = 0, dts = 205200)."]
     assert _verdicts([_frame_line(0, True)] + lossy_link + [_frame_line(1, False)]) == [False, True]
+
+
+def test_a_join_between_key_frames_is_no_loss_and_a_loss_after_it_still_is():
+    """A (re)connect joins the stream between key frames: the decoder's complaints of the packets before the
+    first key frame (H.264: "non-existing PPS 0 referenced", "no frame!") and the pictures it makes up before it
+    are the join's, not a loss: those pictures are 'before_key_frame', and the first key frame, though output
+    right after the complaints, and its interval are whole. Taken as a loss, that interval (25 frames) was
+    counted 'concealed' at every reconnect. A loss after the first key frame is one, as before."""
+    join = ["[h264 @ 0x55c] [error] non-existing PPS 0 referenced", "[h264 @ 0x55c] [error] no frame!"]
+    rule = ffmpeg_live.Concealment()
+    lines = join + [_frame_line(0, False), _frame_line(1, False)] + join + [_frame_line(n, n in (2, 27))
+                                                                            for n in range(2, 30)]
+    verdicts = [v for v in (rule.frame_verdict(*rule.parse(line)) for line in lines) if v is not None]
+    assert verdicts == ["before_key_frame"] * 2 + [""] * 28
+    loss = ["[hevc @ 0x55c] [error] Could not find ref with POC 25"]
+    assert _verdicts(join + [_frame_line(0, True)] + loss + [_frame_line(1, False)]) == [False, True]

@@ -175,3 +175,41 @@ def test_an_rtsp_h264_camera_read_by_the_program_inspects_fresh_frames_and_count
     assert chosen == "FullDepthStream"
     assert len(frames) >= 20 and max(frames[3:]) <= 1.0, frames
     assert counters.get("ipcam.dropped_live") >= 20, counters.snapshot()
+
+
+def test_a_stream_joined_between_key_frames_at_every_reconnect_counts_reconnects_not_concealment(tmp_path):
+    """A live H.264 camera that each connection joins between key frames (the clip from its 38th packet: 12
+    frames before its third key frame), through the capture worker until it reconnected three times: every
+    reconnect counted as one, no frame counted 'concealed', and from each pass every frame from the first key
+    frame on (50 of the clip's last 50) handed on, each a frame of the clip (within 2 levels of OpenCV's
+    decoding). The decoder's complaints of the packets before the first key frame were taken as a loss: 25
+    frames a pass (the whole first key-frame interval) counted 'concealed' and not inspected."""
+    import threading
+    import time
+
+    from inspector.pipeline.capture import CaptureWorker, FrameHub
+    from inspector.pipeline.telemetry import Counters
+
+    clip = _h264_clip(tmp_path)
+    truth = _opencv_frames(tmp_path / "clip.ts")[50:]
+    joined = clip[_packets(tmp_path)[37][0]:]
+    with serving(joined) as port:
+        cam = CameraSection(name="rejoin", source=f"tcp://127.0.0.1:{port}", mode="offline", open_timeout_s=10,
+                            read_timeout_s=5, live_decoder="ffmpeg",
+                            reconnect=ReconnectSection(initial_s=0.2, max_s=0.5))
+        hub, stop, counters = FrameHub(Counters()), threading.Event(), Counters()
+        worker = CaptureWorker(cam, make_source(cam), hub, stop, counters, lambda *a: None)
+        worker.start()
+        frames, t_end = [], time.monotonic() + 90
+        try:
+            while worker.reconnects < 3 and time.monotonic() < t_end:
+                frames += hub.take(8, 0.2)
+        finally:
+            stop.set()
+            worker.join(10)
+    frames += hub.take(1000, 0)
+    snap = counters.snapshot()
+    assert worker.reconnects >= 3 and snap.get("rejoin.reconnects", 0) >= 3, snap
+    assert snap.get("rejoin.concealed", 0) == 0, snap
+    assert len(frames) >= 3 * 50, (len(frames), snap)
+    assert max(_nearest_diff(f.image, truth) for f in frames) <= 2
