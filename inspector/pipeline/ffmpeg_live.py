@@ -75,6 +75,7 @@ _KEY = re.compile(r"\biskey:1\b")
 # … and the frame's own size and the decoder's pixel format ("fmt:yuv420p … s:128x96", measured FFmpeg 5.1),
 # which frame its bytes in the pipe (-autoscale 0: each frame leaves the program at its own size, live_command)
 _SIZE = re.compile(r"\bs:(\d+)x(\d+)\b")
+_TIME = re.compile(r"\bpts_time:(-?[0-9.]+)")  # its time (s, from the start): OpenCV's CAP_PROP_POS_MSEC / 1000
 _FORMAT = re.compile(r"\bfmt:([0-9a-z_]+)")
 # warnings that say data was lost before the decoder (demuxer / RTP): a decoder's own losses are errors
 _LOSS_WARNING = re.compile(r"corrupt|missed \d+ packets|max delay reached", re.IGNORECASE)
@@ -267,6 +268,7 @@ class FrameLine(NamedTuple):
     width: int
     height: int
     pixel_format: str | None
+    time_s: float | None = None  # the frame's time from the stream's start (s); None: not named
 
 
 class LiveFrames:
@@ -299,7 +301,8 @@ class LiveFrames:
         size, fmt = _SIZE.search(text), _FORMAT.search(text)
         if size:
             self._size = (int(size[1]), int(size[2]))
-        return FrameLine(verdict, *self._size, fmt[1] if fmt else None)
+        time_s = _TIME.search(text)
+        return FrameLine(verdict, *self._size, fmt[1] if fmt else None, float(time_s[1]) if time_s else None)
 
     def _drain_stderr(self) -> None:
         """Read the program's stderr to its end (a full pipe would stall it): each frame's line, and the last
@@ -554,6 +557,13 @@ class FileFrames(ffmpeg_frames.FfmpegFrames):
         if self._frame is None:
             return False, None
         return True, np.frombuffer(self._frame, np.uint8).reshape(self._line.height, self._line.width, -1)
+
+    def get(self, prop: int) -> float:
+        """As the base's; ``CAP_PROP_POS_MSEC``: the grabbed frame's own time (its showinfo line), as OpenCV
+        gives it, so that a reader switched here mid-file steps over the frames already read by their time."""
+        if prop == cv2.CAP_PROP_POS_MSEC and self._frame is not None and self._line.time_s is not None:
+            return self._line.time_s * 1000.0
+        return super().get(prop)
 
     def layout(self) -> FrameLayout | None:
         """The grabbed frame's layout by its decoder (:func:`keyframe_layouts.layout_of`); None: not named."""

@@ -34,27 +34,56 @@ PROBE_TIMEOUT_S = 20.0  # a longer probe is given up (said once): the file is th
 class KeyframeLayouts:
     """The :class:`FrameLayout` in force at each frame of a video file: (frame index of each key frame, its
     layout), in stream order. ``at(index)``: the layout of frame ``index`` (0-based, as the source counts them
-    from the start of the file); frames past the probed end (a recording still being written) keep the last."""
+    from the start of the file); ``frames``: how many frames the probe listed (frames from there on, in a
+    recording still being written, keep the last layout until :func:`probe` is asked again with ``after``);
+    ``key_times``: each key frame's (pts, pts_time as ffprobe wrote it, s), None where it has none (a raw
+    stream: such a file is probed whole each time)."""
 
-    def __init__(self, starts: list[int], layouts: list[FrameLayout]) -> None:
+    def __init__(self, starts: list[int], layouts: list[FrameLayout], frames: int = 0,
+                 key_times: list[tuple[int, str] | None] | None = None) -> None:
         self.starts, self.layouts = starts, layouts
+        self.frames = max(frames, starts[-1] + 1 if starts else 0)
+        self.key_times = key_times if key_times is not None else [None] * len(starts)
+
+    @property
+    def last_key(self) -> tuple[int, str] | None:
+        """(pts, pts_time) of the last key frame listed, where a later probe can find it again."""
+        return self.key_times[-1] if self.key_times else None
 
     def at(self, index: int) -> FrameLayout:
         return self.layouts[max(0, bisect.bisect_right(self.starts, index) - 1)]
 
 
-def probe(path: str, camera: str, timeout_s: float = PROBE_TIMEOUT_S) -> KeyframeLayouts | None:
+def probe(path: str, camera: str, timeout_s: float = PROBE_TIMEOUT_S,
+          after: KeyframeLayouts | None = None) -> KeyframeLayouts | None:
     """The key frames' layouts of the video file ``path`` by ``ffprobe``; None where they cannot be known (no
-    ffprobe, a file it cannot read, a probe longer than ``timeout_s``: said once in the log, naming ``camera``)."""
+    ffprobe, a file it cannot read, a probe longer than ``timeout_s``: said once in the log, naming ``camera``).
+
+    ``after``: an earlier probe of the same file, which has grown since (a recording still being written): the
+    file is listed again from ``after``'s last key frame on, found again by its pts, and the two listings joined,
+    so a long recording is not decoded whole at each rescan. The seek (``-read_intervals``) goes to the key
+    frame before that one: a seek to a key frame's own time landed past it (measured, FFmpeg 5.1, MPEG-TS: by
+    its dts, a frame earlier). Where it is not found again (no timestamps, one key frame listed), whole."""
+    if after is not None and len(after.key_times) > 1 and after.last_key and after.key_times[-2]:
+        tail = _listing(path, camera, timeout_s, after.key_times[-2][1])
+        joined = _joined(after, tail) if tail is not None else None
+        if joined is not None:
+            return joined
+    return _listing(path, camera, timeout_s)
+
+
+def _listing(path: str, camera: str, timeout_s: float, from_s: str | None = None) -> KeyframeLayouts | None:
+    """ffprobe's listing of ``path`` (from the key frame at or before ``from_s`` seconds, absolute, when given)
+    → :func:`parse`."""
     program = shutil.which("ffprobe")
     if program is None:
         return None
     # low_delay: key frames alone need no reordering, and without it MPEG-2's decoder held one back and dropped
     # it at the size change (measured, FFmpeg 5.1); one thread: frame threading delays and reorders nothing here
     cmd = [program, "-v", "error", "-threads", "1", "-flags", "low_delay", "-select_streams", "v:0",
-           "-skip_frame", "nokey",
-           "-show_packets", "-show_frames", "-show_entries", "packet=flags:frame=width,height,pix_fmt", "-of", "csv",
-           path]
+           "-skip_frame", "nokey", *(["-read_intervals", f"{from_s}%"] if from_s is not None else []),
+           "-show_packets", "-show_frames", "-show_entries", "packet=pts,pts_time,flags:frame=width,height,pix_fmt",
+           "-of", "csv", path]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
@@ -66,20 +95,41 @@ def probe(path: str, camera: str, timeout_s: float = PROBE_TIMEOUT_S) -> Keyfram
     return parse(done.stdout)
 
 
+def _joined(before: KeyframeLayouts, tail: KeyframeLayouts) -> KeyframeLayouts | None:
+    """``before`` continued by ``tail``, a listing from a seek back to ``before``'s last key frame (or earlier):
+    that key frame found in ``tail`` by its pts; None where it is not there, or not once."""
+    found = [i for i, times in enumerate(tail.key_times) if times == before.last_key]
+    if len(found) != 1:  # not there, or timestamps that restart (concatenated segments): which one is not known
+        return None
+    at = found[0]
+    shift = before.starts[-1] - tail.starts[at]
+    return KeyframeLayouts(before.starts[:-1] + [start + shift for start in tail.starts[at:]],
+                           before.layouts[:-1] + tail.layouts[at:], tail.frames + shift,
+                           before.key_times[:-1] + tail.key_times[at:])
+
+
 def parse(text: str) -> KeyframeLayouts | None:
-    """ffprobe's CSV (``packet,<flags>`` per packet, ``frame,<width>,<height>,<pix_fmt>`` per key frame decoded)
-    → :class:`KeyframeLayouts`; None when it holds no key frame, or not one decoded frame per key packet (which
-    frame is which is then not known: the source's own arrays are compared instead)."""
-    keys, layouts, index = [], [], 0
+    """ffprobe's CSV (``packet,<pts>,<pts_time>,<flags>`` per packet, ``frame,<width>,<height>,<pix_fmt>`` per key
+    frame decoded) → :class:`KeyframeLayouts`; None when it holds no key frame, or not one decoded frame per key
+    packet (which frame is which is then not known: the source's own arrays are compared instead). A last key
+    packet without its frame is one cut short by the end of a file still being written: the listing ends before
+    it (``frames``), to be probed again once it is whole."""
+    keys, key_times, layouts, index = [], [], [], 0
     for line in text.splitlines():
         fields = line.split(",")
-        if fields[0] == "packet" and len(fields) > 1:
-            if fields[1].startswith("K"):
+        if fields[0] == "packet" and len(fields) > 3:
+            if fields[3].startswith("K"):
                 keys.append(index)
+                key_times.append((int(fields[1]), fields[2]) if fields[1].lstrip("-").isdigit() else None)
             index += 1
         elif fields[0] == "frame" and len(fields) > 3 and fields[1].isdigit() and fields[2].isdigit():
             layouts.append(layout_of(int(fields[1]), int(fields[2]), fields[3]))
-    return KeyframeLayouts(keys, layouts) if keys and len(keys) == len(layouts) else None
+    if len(keys) == len(layouts) + 1 and layouts:
+        index = keys.pop()  # cut short (docstring)
+        key_times.pop()
+    if not keys or len(keys) != len(layouts):
+        return None
+    return KeyframeLayouts(keys, layouts, index, key_times)
 
 
 def layout_of(width: int, height: int, pix_fmt: str) -> FrameLayout:

@@ -88,6 +88,7 @@ _V4L_MAJOR = 81  # Linux video4linux character devices (Documentation/admin-guid
 _V4L_DIR = Path("/dev/v4l")  # udev's persistent names of video nodes: by-id/…, by-path/… → ../../videoN
 _CATCH_UP_S = 0.5  # a live stream's frames this far behind it: drop its backlog (grab it, else reopen)
 _REPLAY_MAX = 1000  # frames a seek back to the read position may give again, at most (_grab_unread)
+_SWITCH_MARGIN = 16  # frames two decodes of one file may differ by in count (_seek_after_last_read): a DPB
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 _COUNT_SLACK = 2  # frames a recording may give fewer than its container declares (an estimate): more is a loss
 _PROMPT_WAIT_S = 0.005  # a live grab that blocked this long waited for its frame: it had just arrived
@@ -141,6 +142,8 @@ class CvSource(Source):
         self._settle = SettleWatch()  # whether the recording is still being written (its end: wait or end)
         self._raw16 = False  # 16-bit grey frames are retrieved as they are (_keep_sixteen_bits)
         self._keyframes: keyframe_layouts.KeyframeLayouts | None = None  # a file's layouts as stored (open)
+        self._scans_layouts = False  # a file whose frames' layouts are its key frames' (open, _cover_layouts)
+        self._scanned_size = -1  # the file's size when its key frames were last listed
         self._pixel_format: str | None = None  # what the stream or device delivers, by its tag (_choose_decoding)
         # frames taken before OpenCV converts them (packets or raw bytes) and decoded here (pixel_formats)
         self._decode: Callable[[np.ndarray], np.ndarray] | None = None
@@ -203,8 +206,26 @@ class CvSource(Source):
         # a file's decoder rescales a mid-file size change to the first size unsaid: its key frames tell
         # (packets are decoded here, so their own arrays tell)
         by_program = isinstance(self._cap, ffmpeg_frames.FfmpegFrames)  # the program scales to its first size too
-        self._keyframes = (keyframe_layouts.probe(str(self._target), self.camera.name)
-                           if self.kind == "file" and (self._decode is None or by_program) else None)
+        self._scans_layouts = self.kind == "file" and (self._decode is None or by_program)
+        self._scanned_size = self._signature[1] if self._scans_layouts else -1
+        self._keyframes = keyframe_layouts.probe(str(self._target), self.camera.name) if self._scans_layouts else None
+        self._read_at_own_sizes()
+
+    def _cover_layouts(self) -> None:
+        """Before a frame of a recording still being written is read past the end its key frames were listed to
+        (at open, or the last time here), and the file has grown since: list them again from the last one listed
+        (:func:`keyframe_layouts.probe`, ``after``), so that every frame read has its own key frame's layout, and
+        a size change appended later is read at its own sizes (:meth:`_read_at_own_sizes`) as one there at open.
+        Listed at open only, the frames appended later kept the last layout listed: a camera reconfigured while
+        its recording was read on went unsaid, its later frames rescaled to the first size."""
+        listed = self._keyframes
+        if not self._scans_layouts or (listed is not None and self._index < listed.frames):
+            return
+        signature = self._file_signature()
+        if signature is None or signature[1] <= self._scanned_size:
+            return
+        self._scanned_size = signature[1]
+        self._keyframes = keyframe_layouts.probe(str(self._target), self.camera.name, after=listed) or listed
         self._read_at_own_sizes()
 
     def _read_at_own_sizes(self) -> None:
@@ -219,7 +240,9 @@ class CvSource(Source):
                                             self.bit_depth, f"camera {self.camera.name}")
         if own is not None:
             self._cap.release()
-            (self._cap, self._decode), self._keyframes = own, None
+            (self._cap, self._decode), self._keyframes, self._scans_layouts = own, None, False
+            if self._index:  # a recording read on (_cover_layouts): on from the frame after the last one read
+                self._seek_after_last_read()
 
     def _drop_probed(self, opened_in_s: float) -> None:
         """Drop the frames FFmpeg's probe read while an URL opened, when the open took :data:`_PROBE_STALE_S` or
@@ -663,8 +686,10 @@ class CvSource(Source):
         self._drop_probed(self._probe_took_s)
         started, held = time.monotonic(), self._held
         self._held = None
-        if held is None and self._pending is None and not self._grab_unread():
-            return self._await_growth()
+        if held is None and self._pending is None:
+            self._cover_layouts()
+            if not self._grab_unread():
+                return self._await_growth()
         t_ns, t_utc, waited_s = held or (*_stamp(), time.monotonic() - started)
         meta = {"index": self._index, "pos_msec": float(self._cap.get(cv2.CAP_PROP_POS_MSEC))}
         self._note_read(meta["pos_msec"])
@@ -889,6 +914,13 @@ class CvSource(Source):
         frame already read and step over it. Frames a seek gives again are stepped over (:meth:`_grab_unread`)."""
         if self._time_advances and self._read_ms is not None:
             self._replayed_to = self._read_ms
+        if isinstance(self._cap, ffmpeg_live.FileFrames) and self._replayed_to is not None:
+            # a restart that steps over frames by count lands after the frame asked for where this decode counts
+            # more frames before it than the one that read them: FFmpeg's MPEG-2 decoder drops the frame it holds
+            # at a size change, which a read that ended there had flushed (measured, FFmpeg 5.1: the first frame
+            # of the next part lost). So fewer by count, the rest stepped over by their own time (_grab_unread).
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, max(0, self._index - _SWITCH_MARGIN))
+            return
         if self._decode is None or self.kind != "file" or self._index == 0:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, self._index)
             return

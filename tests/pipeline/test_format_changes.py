@@ -7,6 +7,7 @@ daemon's real capture worker."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -206,12 +207,16 @@ def test_key_frame_layouts_are_trusted_only_when_each_key_packet_gave_its_frame(
     nothing rather than pairing the wrong frames."""
     from inspector.pipeline.keyframe_layouts import parse
 
-    listing = "packet,K_\npacket,__\npacket,K_\npacket,__\nframe,64,48,yuv420p\nframe,64,48,gray12le\n"
+    listing = ("packet,0,0.000000,K_\npacket,1,0.100000,__\npacket,2,0.200000,K_\npacket,3,0.300000,__\n"
+               "frame,64,48,yuv420p\nframe,64,48,gray12le\n")
     layouts = parse(listing)
     assert layouts.starts == [0, 2] and [layouts.at(i).describe() for i in range(4)] == [
         "64x48 colour uint8 (yuv420p)", "64x48 colour uint8 (yuv420p)", "64x48 grey uint16 (12-bit) (gray12le)",
         "64x48 grey uint16 (12-bit) (gray12le)"]
-    assert parse("packet,K_\npacket,__\npacket,K_\nframe,128,96,yuv420p\n") is None
+    assert parse("packet,0,0,K_\npacket,1,0.1,K_\npacket,2,0.2,K_\nframe,128,96,yuv420p\n") is None
+    # the last key packet without its frame: cut short by the end of a file still being written, listed to it
+    cut = parse("packet,0,0,K_\npacket,1,0.1,__\npacket,2,0.2,K_\nframe,64,48,yuv420p\n")
+    assert cut.starts == [0] and cut.frames == 2 and cut.last_key == (0, "0")
 
 
 @_NEEDS_FFMPEG
@@ -246,3 +251,80 @@ def test_a_looping_video_whose_resolution_changes_gives_each_pass_at_its_sizes(t
     frames, states, counters = _capture(CameraSection(name="l", source=str(video), loop=True, max_frames=25))
     assert [f.image.shape[:2] for f in frames] == ([(48, 64)] * 5 + [(96, 128)] * 5) * 2 + [(48, 64)] * 5
     assert counters.get("l.size_changes") == 4 and counters.get("l.captured") == 25
+
+
+def _part(path: Path, size: str, pix_fmt: str, codec: str, offset_s: float, frames: int = 5) -> bytes:
+    """``frames`` frames of the test pattern at ``size`` / ``pix_fmt`` by ``codec`` in MPEG-TS, one GOP (H.264:
+    no B-frames, an IP camera's usual profile), its timestamps from ``offset_s`` on: one part of a recording whose
+    camera was reconfigured while it recorded."""
+    if codec == "libx264" and "libx264" not in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"],
+                                                              capture_output=True, text=True).stdout:
+        pytest.skip("this ffmpeg has no libx264")
+    subprocess.run(["ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=10",
+                    "-frames:v", str(frames), "-c:v", codec, "-g", str(frames), "-bf", "0", "-pix_fmt", pix_fmt,
+                    "-output_ts_offset", str(offset_s), "-f", "mpegts", str(path)], check=True, timeout=60)
+    return path.read_bytes()
+
+
+@_NEEDS_FFMPEG
+@pytest.mark.parametrize("codec, later, small", [("mpeg2video", ("128x96", "yuv420p"), 5),
+                                                 ("libx264", ("64x48", "yuv444p"), 5)])
+def test_a_recording_reconfigured_while_it_is_read_on_gives_each_frame_its_own_layout(tmp_path, codec, later, small):
+    """A recording still being written (MPEG-TS, 64x48 yuv420p) read to the end of what is there; then the camera
+    is reconfigured and its next part appended (128x96, or 4:4:4 at the same size), then a third part as the
+    second. Its key frames were listed at open only: the appended ones kept the first layout, nothing was said,
+    and the 128x96 frames came rescaled to 64x48. Now every frame has its own size and layout (which the capture
+    worker compares to say the change)."""
+    video = tmp_path / "recording.ts"
+    video.write_bytes(_part(tmp_path / "a.ts", "64x48", "yuv420p", codec, 0.0))
+    rest = [_part(tmp_path / "b.ts", *later, codec, 0.6), _part(tmp_path / "c.ts", *later, codec, 1.2)]
+
+    def append_a_part() -> None:
+        if rest:
+            with video.open("ab") as out:
+                out.write(rest.pop(0))
+        else:  # written long ago: its end is its end
+            os.utime(video, (time.time() - 60, time.time() - 60))
+
+    cam = CameraSection(name="rec", source=str(video))
+    source = make_source(cam)
+    source.open()
+    shapes, layouts = [], []
+    try:
+        for _ in range(400):
+            grabbed = source.read()
+            if grabbed is None:
+                break
+            if grabbed.image is None:
+                assert grabbed.reason == "growing", grabbed.error
+                append_a_part()
+                continue
+            shapes.append(grabbed.image.shape[:2])
+            layouts.append(grabbed.layout.describe())
+    finally:
+        source.close()
+    width, height = map(int, later[0].split("x"))
+    assert shapes == [(48, 64)] * small + [(height, width)] * 10, shapes
+    assert layouts == ["64x48 colour uint8 (yuv420p)"] * small + [f"{later[0]} colour uint8 ({later[1]})"] * 10
+
+
+@_NEEDS_FFMPEG
+def test_a_grown_recording_is_listed_on_from_its_last_key_frame_as_a_whole_listing_would_list_it(tmp_path):
+    """The rescan of a grown recording lists it from the last key frame listed before (a seek: a long recording
+    is not decoded whole at every rescan), found again by its pts: joined, the same starts, layouts and frame
+    count as a listing of the whole file."""
+    from inspector.pipeline import keyframe_layouts
+
+    video = tmp_path / "recording.ts"
+    parts = [("a.ts", "64x48", 0.0), ("b.ts", "64x48", 0.6), ("c.ts", "128x96", 1.2), ("d.ts", "64x48", 1.8)]
+    parts = [_part(tmp_path / name, size, "yuv420p", "mpeg2video", offset) for name, size, offset in parts]
+    video.write_bytes(b"".join(parts[:2]))
+    before = keyframe_layouts.probe(str(video), "rec")
+    with video.open("ab") as out:
+        out.write(b"".join(parts[2:]))
+    tail = keyframe_layouts._listing(str(video), "rec", 20.0, before.key_times[-2][1])
+    joined = keyframe_layouts.probe(str(video), "rec", after=before)
+    whole = keyframe_layouts._listing(str(video), "rec", 20.0)
+    assert tail.frames < whole.frames and keyframe_layouts._joined(before, tail) is not None  # from the seek
+    assert (joined.starts, joined.layouts, joined.frames, joined.key_times) == (
+        whole.starts, whole.layouts, whole.frames, whole.key_times) and len(whole.starts) == 4
