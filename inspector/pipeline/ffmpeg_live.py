@@ -418,7 +418,9 @@ class FullDepthStream(Source):
     reason ``before_key_frame``: counted, never inspected. Each frame comes at the size it was
     decoded at, its layout naming the decoder's pixel format: a camera reconfigured mid-stream (size, chroma,
     grey) is said by the capture worker as any source's change, never scaled to the first size unsaid
-    (:func:`live_command`)."""
+    (:func:`live_command`). Not an MPEG-2 stream's chroma change at the same size: FFmpeg's decoder keeps the
+    first chroma format, decodes the later frames wrong and names them as before (FFmpeg 5.1;
+    :func:`keyframe_layouts.mpeg2_chroma_told`, which a live stream cannot be read ahead for)."""
 
     kind = "url"
     live = True

@@ -13,6 +13,13 @@ program with each frame at its own size (:func:`inspector.pipeline.ffmpeg_live.o
 layouts its decoder's; these layouts remain where the size stays (a format change alone distorts nothing) or the
 program is missing (the frames are then said rescaled).
 
+FFmpeg's MPEG-2 decoder names every frame by the first sequence's chroma format until the size changes (a
+4:2:0 → 4:2:2 switch at the same size went unseen, and the program decoded it wrong): an MPEG-2 file's sequence
+headers are read for it (:func:`mpeg2_chroma_told`), and such a file stays with OpenCV
+(:func:`chroma_change_unfollowed`). Frames are matched to key frames by their time where known (a decoder that
+drops a frame at a new sequence shifts the count, :meth:`KeyframeLayouts.at`). A recording still being written is
+listed again as it is read past the end listed (``probe``'s ``after``).
+
 Live streams cannot be probed ahead (a second connection would be another stream); their frames are compared
 as decoded (:meth:`inspector.pipeline.capture.CaptureWorker._check_layout`).
 """
@@ -20,10 +27,12 @@ as decoded (:meth:`inspector.pipeline.capture.CaptureWorker._check_layout`).
 from __future__ import annotations
 
 import bisect
-import re
 import logging
+import os
+import re
 import shutil
 import subprocess
+import time
 
 from inspector.data.images import FrameLayout
 
@@ -40,17 +49,27 @@ class KeyframeLayouts:
     stream: such a file is probed whole each time)."""
 
     def __init__(self, starts: list[int], layouts: list[FrameLayout], frames: int = 0,
-                 key_times: list[tuple[int, str] | None] | None = None) -> None:
-        self.starts, self.layouts = starts, layouts
+                 key_times: list[tuple[int, str] | None] | None = None, codec: str | None = None,
+                 start_s: float | None = None) -> None:
+        self.starts, self.layouts, self.codec = starts, layouts, codec  # codec: FFmpeg's name, None if unsaid
         self.frames = max(frames, starts[-1] + 1 if starts else 0)
         self.key_times = key_times if key_times is not None else [None] * len(starts)
+        self.start_s = start_s  # the stream's start time (s), from which OpenCV counts a frame's time
+        timed = start_s is not None and all(self.key_times)
+        self._starts_ms = [(float(t[1]) - start_s) * 1000.0 for t in self.key_times] if timed else None
 
     @property
     def last_key(self) -> tuple[int, str] | None:
         """(pts, pts_time) of the last key frame listed, where a later probe can find it again."""
         return self.key_times[-1] if self.key_times else None
 
-    def at(self, index: int) -> FrameLayout:
+    def at(self, index: int, time_ms: float | None = None) -> FrameLayout:
+        """Frame ``index``'s layout; by its time ``time_ms`` (from the stream's start, as OpenCV's
+        ``CAP_PROP_POS_MSEC``) where it and every key frame's time are known: FFmpeg's MPEG-2 decoder drops the
+        frame it holds at a new sequence header, so counted frames came one short after it and the first frame
+        of a 4:2:2 sequence was said 4:2:0 (measured, OpenCV 5 / FFmpeg 5.1); times do not shift."""
+        if time_ms is not None and self._starts_ms is not None:
+            return self.layouts[max(0, bisect.bisect_right(self._starts_ms, time_ms + 0.5) - 1)]
         return self.layouts[max(0, bisect.bisect_right(self.starts, index) - 1)]
 
 
@@ -64,12 +83,13 @@ def probe(path: str, camera: str, timeout_s: float = PROBE_TIMEOUT_S,
     so a long recording is not decoded whole at each rescan. The seek (``-read_intervals``) goes to the key
     frame before that one: a seek to a key frame's own time landed past it (measured, FFmpeg 5.1, MPEG-TS: by
     its dts, a frame earlier). Where it is not found again (no timestamps, one key frame listed), whole."""
+    listed = None
     if after is not None and len(after.key_times) > 1 and after.last_key and after.key_times[-2]:
         tail = _listing(path, camera, timeout_s, after.key_times[-2][1])
-        joined = _joined(after, tail) if tail is not None else None
-        if joined is not None:
-            return joined
-    return _listing(path, camera, timeout_s)
+        listed = _joined(after, tail) if tail is not None else None
+    listed = listed or _listing(path, camera, timeout_s)
+    return mpeg2_chroma_told(listed, path, timeout_s) if listed is not None and listed.codec == "mpeg2video" \
+        else listed
 
 
 def _listing(path: str, camera: str, timeout_s: float, from_s: str | None = None) -> KeyframeLayouts | None:
@@ -82,7 +102,8 @@ def _listing(path: str, camera: str, timeout_s: float, from_s: str | None = None
     # it at the size change (measured, FFmpeg 5.1); one thread: frame threading delays and reorders nothing here
     cmd = [program, "-v", "error", "-threads", "1", "-flags", "low_delay", "-select_streams", "v:0",
            "-skip_frame", "nokey", *(["-read_intervals", f"{from_s}%"] if from_s is not None else []),
-           "-show_packets", "-show_frames", "-show_entries", "packet=pts,pts_time,flags:frame=width,height,pix_fmt",
+           "-show_packets", "-show_frames", "-show_entries",
+           "stream=codec_name,start_time:packet=pts,pts_time,flags:frame=width,height,pix_fmt",
            "-of", "csv", path]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
@@ -105,19 +126,21 @@ def _joined(before: KeyframeLayouts, tail: KeyframeLayouts) -> KeyframeLayouts |
     shift = before.starts[-1] - tail.starts[at]
     return KeyframeLayouts(before.starts[:-1] + [start + shift for start in tail.starts[at:]],
                            before.layouts[:-1] + tail.layouts[at:], tail.frames + shift,
-                           before.key_times[:-1] + tail.key_times[at:])
+                           before.key_times[:-1] + tail.key_times[at:], tail.codec, tail.start_s)
 
 
 def parse(text: str) -> KeyframeLayouts | None:
     """ffprobe's CSV (``packet,<pts>,<pts_time>,<flags>`` per packet, ``frame,<width>,<height>,<pix_fmt>`` per key
-    frame decoded) → :class:`KeyframeLayouts`; None when it holds no key frame, or not one decoded frame per key
+    frame decoded, ``stream,<codec>,<start_time>``) → :class:`KeyframeLayouts`; None when it holds no key frame, or not one decoded frame per key
     packet (which frame is which is then not known: the source's own arrays are compared instead). A last key
     packet without its frame is one cut short by the end of a file still being written: the listing ends before
     it (``frames``), to be probed again once it is whole."""
-    keys, key_times, layouts, index = [], [], [], 0
+    keys, key_times, layouts, index, codec, start_s = [], [], [], 0, None, None
     for line in text.splitlines():
         fields = line.split(",")
-        if fields[0] == "packet" and len(fields) > 3:
+        if fields[0] == "stream" and len(fields) > 2:
+            codec, start_s = fields[1], float(fields[2]) if re.fullmatch(r"-?[0-9.]+", fields[2]) else None
+        elif fields[0] == "packet" and len(fields) > 3:
             if fields[3].startswith("K"):
                 keys.append(index)
                 key_times.append((int(fields[1]), fields[2]) if fields[1].lstrip("-").isdigit() else None)
@@ -129,7 +152,68 @@ def parse(text: str) -> KeyframeLayouts | None:
         key_times.pop()
     if not keys or len(keys) != len(layouts):
         return None
-    return KeyframeLayouts(keys, layouts, index, key_times)
+    return KeyframeLayouts(keys, layouts, index, key_times, codec, start_s)
+
+
+# MPEG-2's sequence_extension chroma_format (ISO/IEC 13818-2 §6.3.5, table 6-5) → FFmpeg's 8-bit pixel format
+_MPEG2_CHROMA = {1: "yuv420p", 2: "yuv422p", 3: "yuv444p"}
+# in the elementary stream: a picture's start code (00 00 01 00), an extension's (00 00 01 B5) and 2 bytes
+_MPEG2_UNITS = re.compile(rb"\x00\x00\x01(?:\x00|\xb5(..))", re.DOTALL)
+
+
+def mpeg2_chroma_told(listed: KeyframeLayouts, path: str, timeout_s: float) -> KeyframeLayouts:
+    """``listed`` (an MPEG-2 file's key frames) with each key frame's chroma format as its sequence header says.
+
+    FFmpeg's MPEG-2 decoder keeps the chroma format of the first sequence: a recording switched from 4:2:0 to
+    4:2:2 mid-stream (same size) decoded its later frames as 4:2:0 (214 levels off) and named them ``yuv420p``
+    (measured, FFmpeg 5.1; OpenCV's own FFmpeg decoded them right): the listing never saw the change. So the
+    stream is copied out (``-c copy``: nothing decoded) and each sequence_extension's chroma_format read; key
+    frame ``n`` (the ``starts[n]``-th picture) takes the one in force at its picture. Unchanged where the copy
+    fails or a format is not 8-bit 4:2:x (the decoder's name is then kept)."""
+    chroma = _mpeg2_picture_chroma(path, timeout_s)
+    layouts = list(listed.layouts)
+    for n, (start, layout) in enumerate(zip(listed.starts, layouts)):
+        told = _MPEG2_CHROMA.get(chroma[start]) if start < len(chroma) else None
+        if told and layout.pixel_format in _MPEG2_CHROMA.values() and told != layout.pixel_format:
+            layouts[n] = layout_of(layout.width, layout.height, told)
+    return KeyframeLayouts(listed.starts, layouts, listed.frames, listed.key_times, listed.codec, listed.start_s)
+
+
+def chroma_change_unfollowed(listed: KeyframeLayouts) -> bool:
+    """Whether ``listed`` (chroma told: :func:`mpeg2_chroma_told`) holds an MPEG-2 key frame whose chroma format
+    differs from the one before at the same size: the ``ffmpeg`` program's decoder re-reads the chroma format
+    only with a new size (measured, FFmpeg 5.1: 64x48 4:2:0 → 128x96 4:2:2 decoded right; → 64x48 4:2:2 read
+    as 4:2:0, 20 levels off on average), so such a file must not be read by the program."""
+    pairs = zip(listed.layouts, listed.layouts[1:])
+    return listed.codec == "mpeg2video" and any((a.width, a.height) == (b.width, b.height) and
+                                                 a.pixel_format != b.pixel_format for a, b in pairs)
+
+
+def _mpeg2_picture_chroma(path: str, timeout_s: float) -> list[int]:
+    """The chroma_format in force at each picture of the MPEG-2 file ``path``, in stream order ([] when the copy
+    fails or takes over ``timeout_s``); read in chunks, a start code cut by a chunk's end taken with the next."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", f"file:{os.path.abspath(path)}", "-map", "0:v:0", "-c",
+           "copy", "-f", "mpeg2video", "pipe:1"]
+    chroma, current, rest = [], 0, b""
+    deadline = time.monotonic() + timeout_s
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError:
+        return []
+    with proc:
+        while chunk := proc.stdout.read(1 << 20):
+            data, end = rest + chunk, 0
+            for unit in _MPEG2_UNITS.finditer(data):
+                end = unit.end()
+                if unit[1] is None:
+                    chroma.append(current)
+                elif unit[1][0] >> 4 == 1:  # extension_start_code_identifier 1: a sequence_extension
+                    current = (unit[1][1] >> 1) & 3
+            rest = data[max(end, len(data) - 5):]  # a unit (6 bytes at most) cut by the chunk's end: with the next
+            if time.monotonic() > deadline:
+                proc.kill()
+                return []
+    return chroma
 
 
 def layout_of(width: int, height: int, pix_fmt: str) -> FrameLayout:

@@ -236,6 +236,10 @@ class CvSource(Source):
         as opened (OpenCV is the faster reader). Without the program, kept and said rescaled (capture worker)."""
         if self._keyframes is None or len({(k.width, k.height) for k in self._keyframes.layouts}) < 2:
             return
+        if keyframe_layouts.chroma_change_unfollowed(self._keyframes):
+            # the program's MPEG-2 decoder would decode a later chroma format as the first, at the same size
+            # (garbage, named as the first); OpenCV's decodes it right: rescaled, said so, beats wrong pixels
+            return
         own = ffmpeg_live.open_at_own_sizes(self._cap, str(self._target), self._wide, self.describe(),
                                             self.bit_depth, f"camera {self.camera.name}")
         if own is not None:
@@ -710,13 +714,14 @@ class CvSource(Source):
             if self._cut_short_by_its_writer():
                 return self._await_rest_of_frame()
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
-        return Grabbed(image, t_ns, t_utc, meta, layout=self._layout(meta["index"], image))
+        return Grabbed(image, t_ns, t_utc, meta, layout=self._layout(meta["index"], image, meta["pos_msec"]))
 
-    def _layout(self, index: int, image: np.ndarray) -> FrameLayout:
-        """Frame ``index``'s layout as decoded: a file's by its key frames, a frame of the program's by its
-        decoder (:class:`ffmpeg_live.FileFrames`), else the image's with the stream's pixel format."""
+    def _layout(self, index: int, image: np.ndarray, time_ms: float) -> FrameLayout:
+        """Frame ``index``'s layout as decoded: a file's by its key frames (by its time ``time_ms`` once the
+        stream's time is seen to advance: :meth:`keyframe_layouts.KeyframeLayouts.at`), a frame of the program's
+        by its decoder (:class:`ffmpeg_live.FileFrames`), else the image's with the stream's pixel format."""
         if self._keyframes:
-            return self._keyframes.at(index)
+            return self._keyframes.at(index, time_ms if self._time_advances else None)
         own = self._cap.layout() if isinstance(self._cap, ffmpeg_live.FileFrames) else None
         return own or FrameLayout.of(image, pixel_format=self._pixel_format)
 
