@@ -23,6 +23,9 @@ framed in the pipe by the program's own line for it (:func:`live_command`, :clas
 worker says the change (state ``changed``) as for every other source. A video *file* whose key frames change size
 (:mod:`inspector.pipeline.keyframe_layouts`) is read the same way (:class:`FileFrames`, every frame kept): OpenCV's
 FFmpeg backend would scale its later frames to the first size, distorting every part after an aspect change.
+FFmpeg's MPEG-2 decoder takes a new chroma format (4:2:0 → 4:2:2) only with a new size: a live MPEG-2 stream's
+extensions are traced (:data:`MPEG2_TRACE`, :class:`ChromaWatch`) and a change it does not follow reopens the
+stream before any frame decoded wrong is read.
 
 A stream that lost data (a packet lost on the link, a reference frame lost) is decoded anyway: the decoder
 conceals the loss with made-up pictures. Those frames are told by the program's own log lines
@@ -56,7 +59,7 @@ from inspector.data.images import FrameLayout, ImageRejected
 from inspector.pipeline import ffmpeg_frames, keyframe_layouts
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import _URL_SCHEMES, CameraSection
-from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, stamp_now
+from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, SourceChanged, stamp_now
 from inspector.redact import redact
 
 _STDERR_LINES = 5  # the program's last lines since its last frame kept, for the reason a stream ended
@@ -77,6 +80,10 @@ _KEY = re.compile(r"\biskey:1\b")
 _SIZE = re.compile(r"\bs:(\d+)x(\d+)\b")
 _TIME = re.compile(r"\bpts_time:(-?[0-9.]+)")  # its time (s, from the start): OpenCV's CAP_PROP_POS_MSEC / 1000
 _FORMAT = re.compile(r"\bfmt:([0-9a-z_]+)")
+# trace_headers' lines of an MPEG-2 stream's extensions (mpeg2_trace): a sequence_extension's chroma_format
+# ("21   chroma_format   10 = 2", FFmpeg 5.1), and the picture_coding_extension each picture has
+_CHROMA = re.compile(r"\bchroma_format\s+[01]+ = (\d)\b")
+_PICTURE_EXTENSION = re.compile(r"\bextension_start_code_identifier\s+1000 = 8\b")
 # warnings that say data was lost before the decoder (demuxer / RTP): a decoder's own losses are errors
 _LOSS_WARNING = re.compile(r"corrupt|missed \d+ packets|max delay reached", re.IGNORECASE)
 
@@ -96,6 +103,9 @@ INTRA_ONLY_CODECS = pf.STILL_PICTURE_CODECS | _fourccs(
     b"AVdh", b"dvsd", b"dv25", b"dv50", b"dvhd", b"MJ2C", b"j2k ", b"QOI ", b"RAW ", b"raw ", b"I420", b"IYUV",
     b"YV12", b"NV12", b"YUY2", b"UYVY", b"Y800", b"GREY", b"Y8  ", b"BGR\x18", b"RGB\x18", b"RGBA", b"BGRA",
     b"v210", b"r210", b"b16g", b"b48r", b"Y16 ")
+
+
+MPEG2_CODECS = _fourccs(b"mpg2", b"MPG2")  # MPEG-2 video, by the FOURCC OpenCV reports (ChromaWatch)
 
 
 def available() -> bool:
@@ -131,7 +141,7 @@ def url_listing(url: str, analyze_s: float) -> bytes:
 _PROGRAM = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
 
 
-def live_command(grey: bool, analyze_s: float, eight_bit: bool = False) -> list[str]:
+def live_command(grey: bool, analyze_s: float, eight_bit: bool = False, mpeg2: bool = False) -> list[str]:
     """The ``ffmpeg`` command decoding the live URL listed in a pipe (:func:`url_listing`, :data:`LISTING`)
     into raw ``gray16le`` / ``bgr48le`` frames on stdout; ``eight_bit``: ``bgr24`` (an 8-bit stream, OpenCV's
     own BGR: :data:`INTRA_ONLY_CODECS`' reason).
@@ -149,10 +159,18 @@ def live_command(grey: bool, analyze_s: float, eight_bit: bool = False) -> list[
     ``-loglevel level+info`` and ``showinfo`` (no checksums: they cost a pass over the pixels): each line tagged
     with its level, and a line per frame, written before the frame's bytes, with its key flag
     (:class:`Concealment`), its size, which frames its bytes in the pipe, and the decoder's pixel format
-    (:class:`LiveFrames`)."""
+    (:class:`LiveFrames`). ``mpeg2``: the stream's MPEG-2 extensions traced too (:data:`MPEG2_TRACE`)."""
     return [*_PROGRAM, "-flags", "low_delay", "-analyzeduration", str(max(1, int(analyze_s * 1e6))),
             "-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat", "-safe", "0", "-i", LISTING,
-            *_framed_output("bgr24" if eight_bit else "gray16le" if grey else "bgr48le")]
+            *_framed_output("bgr24" if eight_bit else "gray16le" if grey else "bgr48le"),
+            *(MPEG2_TRACE if mpeg2 else [])]
+
+
+# A second output of the program for an MPEG-2 stream: its packets copied (nothing decoded) through
+# filter_units, keeping the extensions (start code B5), and trace_headers, which logs their fields at info
+# level after the frame decoded from the same packet (ChromaWatch); the null muxer writes nothing to stdout.
+MPEG2_TRACE = ["-map", "0:v:0", "-c", "copy", "-bsf:v", "filter_units=pass_types=0xb5,trace_headers", "-f", "null",
+               "-"]
 
 
 def _framed_output(pix_fmt: str) -> list[str]:
@@ -271,6 +289,56 @@ class FrameLine(NamedTuple):
     time_s: float | None = None  # the frame's time from the stream's start (s); None: not named
 
 
+CHROMA_UNFOLLOWED = "chroma_unfollowed"  # an MPEG-2 frame decoded with a chroma format its stream left (ChromaWatch)
+
+
+class ChromaWatch:
+    """Which of an MPEG-2 stream's frames the program's decoder made with a chroma format the stream no longer
+    has, told from the program's trace of the stream's extensions (:data:`MPEG2_TRACE`).
+
+    FFmpeg's MPEG-2 decoder takes the chroma format of a sequence only when the frame size changes: a camera
+    switched from 4:2:0 to 4:2:2 at the same size had its later frames decoded as 4:2:0, 214 levels off, and
+    named yuv420p (measured, FFmpeg 5.1). Each packet's trace comes after the line of the frame decoded from it,
+    and ends with its picture_coding_extension: a frame's line is handed on (settled) at that extension, or at the
+    next frame's line, so a changed chroma_format in between marks the frame it came with, and every later one,
+    :data:`CHROMA_UNFOLLOWED` before any is read (the stream is then reopened: a new decoder takes it)."""
+
+    def __init__(self) -> None:
+        self.chroma: int | None = None  # the chroma_format the decoder decodes with
+        self.size: tuple[int, int] | None = None  # the last frame's size
+        self.resized = False  # whether the held frame came at a new size (its decoder took the new sequence)
+        self.unfollowed = False
+        self.held: FrameLine | None = None
+
+    def frame(self, line: FrameLine) -> list[FrameLine]:
+        """A frame's line: held until settled; the lines settled by it (the one held before)."""
+        settled, self.held = self._release(), line
+        self.resized = self.size is not None and (line.width, line.height) != self.size
+        self.size = (line.width, line.height)
+        if self.unfollowed:
+            self.held = line._replace(verdict=CHROMA_UNFOLLOWED)
+        return settled
+
+    def trace(self, text: str) -> list[FrameLine] | None:
+        """One of the program's info lines: the lines it settles; None for a line that is no trace of it."""
+        if chroma := _CHROMA.search(text):
+            if self.chroma is None or self.resized:  # the decoder (re)started with this sequence
+                self.chroma = int(chroma[1])
+            elif int(chroma[1]) != self.chroma:
+                self.unfollowed = True
+                self.held = self.held and self.held._replace(verdict=CHROMA_UNFOLLOWED)
+            return []
+        return self._release() if _PICTURE_EXTENSION.search(text) else None
+
+    def end(self) -> list[FrameLine]:
+        """The program ended: the line held is settled (its frame's bytes, if any came, are whole)."""
+        return self._release()
+
+    def _release(self) -> list[FrameLine]:
+        settled, self.held = [self.held] if self.held else [], None
+        return settled
+
+
 class LiveFrames:
     """A running ``ffmpeg`` whose raw frames (``pixel_bytes`` a pixel) are read on a thread as fast as it writes
     them; only the newest is kept (``keep_all``: each waits to be taken), stamped when its last byte arrived.
@@ -282,6 +350,7 @@ class LiveFrames:
     def __init__(self, cmd: list[str], pixel_bytes: int, size: tuple[int, int], keep_all: bool,
                  listing: bytes = b"") -> None:
         self.pixel_bytes, self._size, self._keep_all = pixel_bytes, size, keep_all
+        self._watch = ChromaWatch() if cmd[-len(MPEG2_TRACE):] == MPEG2_TRACE else None
         self._proc = _start_listed(cmd, listing)
         self._cond = threading.Condition()
         self._newest: tuple[bytearray, FrameLine, int, float] | None = None
@@ -308,23 +377,32 @@ class LiveFrames:
         """Read the program's stderr to its end (a full pipe would stall it): each frame's line, and the last
         lines of warning or worse written since the last frame: the reason a stream ended (one written before
         a frame that came after it, a concealed loss or the start's "-vsync is deprecated", is not)."""
-        concealment = Concealment()
+        concealment, watch = Concealment(), self._watch
         try:
             for raw in self._proc.stderr:
                 level, text = Concealment.parse(raw.decode("utf-8", "replace").strip())
                 verdict = concealment.frame_verdict(level, text)
                 if verdict is not None:
-                    with self._cond:
-                        self._lines.append(self._frame_line(verdict, text))
-                        self._cond.notify_all()
+                    line = self._frame_line(verdict, text)
+                    self._settle(watch.frame(line) if watch else [line])
                     self._stderr.clear()
+                elif watch and level == "info" and (settled := watch.trace(text)) is not None:
+                    self._settle(settled)
                 elif level not in ("info", "verbose", "debug", "trace"):
                     self._stderr.append(text)
         except (OSError, ValueError):  # closed under it
             pass
+        self._settle(watch.end() if watch else [])
         with self._cond:
             self._stderr_ended = True
             self._cond.notify_all()
+
+    def _settle(self, lines: list[FrameLine]) -> None:
+        """Frames' lines, in order, whose bytes the reader may now take (:class:`ChromaWatch`)."""
+        if lines:
+            with self._cond:
+                self._lines.extend(lines)
+                self._cond.notify_all()
 
     def _next_line(self) -> FrameLine:
         """The line of the next frame in the pipe, waited for (written before its bytes, it may be read after
@@ -418,9 +496,8 @@ class FullDepthStream(Source):
     reason ``before_key_frame``: counted, never inspected. Each frame comes at the size it was
     decoded at, its layout naming the decoder's pixel format: a camera reconfigured mid-stream (size, chroma,
     grey) is said by the capture worker as any source's change, never scaled to the first size unsaid
-    (:func:`live_command`). Not an MPEG-2 stream's chroma change at the same size: FFmpeg's decoder keeps the
-    first chroma format, decodes the later frames wrong and names them as before (FFmpeg 5.1;
-    :func:`keyframe_layouts.mpeg2_chroma_told`, which a live stream cannot be read ahead for)."""
+    (:func:`live_command`). An MPEG-2 stream's chroma change at the same size, which FFmpeg's decoder does not
+    follow (:class:`ChromaWatch`), ends the connection (SourceChanged): the reopened program's decoder takes it."""
 
     kind = "url"
     live = True
@@ -428,9 +505,10 @@ class FullDepthStream(Source):
     buffered = False  # the newest frame is kept: pacing sleeps, it need not drain anything
 
     def __init__(self, camera: CameraSection, bit_depth: int | None, grey: bool, bits: int, width: int,
-                 height: int) -> None:
+                 height: int, codec: int = 0) -> None:
         super().__init__(camera, bit_depth)
         self._eight_bit = bits <= 8
+        self._mpeg2 = codec in MPEG2_CODECS  # its chroma changes watched (ChromaWatch)
         self._grey, self._width, self._height = grey and not self._eight_bit, width, height
         self._wide = None if self._eight_bit else sized_decoder(self._grey, bits, self.describe(), self.bit_depth,
                                                                  f"camera {camera.name}")
@@ -449,7 +527,7 @@ class FullDepthStream(Source):
         """Start the program and wait ``open_timeout_s`` for its first frame; SourceError (transient) if none."""
         self.close()
         analyze_s = self.camera.open_timeout_s / 10  # CvSource._ffmpeg_options' probe, the same reason
-        cmd = live_command(self._grey, analyze_s, self._eight_bit)
+        cmd = live_command(self._grey, analyze_s, self._eight_bit, self._mpeg2)
         try:
             self._frames = LiveFrames(cmd, (1 if self._grey else 3) * (1 if self._eight_bit else 2),
                                       (self._width, self._height), keep_all=self.camera.mode == "offline",
@@ -469,6 +547,10 @@ class FullDepthStream(Source):
 
     def read(self) -> Grabbed | None:
         buf, line, t_ns, t_utc, replaced = self._take()
+        if line.verdict == CHROMA_UNFOLLOWED:  # this frame and every later one decoded wrong: a new decoder
+            raise SourceChanged(f"camera '{self.camera.name}': {self.describe()}: the MPEG-2 stream changed its "
+                                f"chroma format at the same frame size, which the ffmpeg program's decoder does "
+                                f"not follow; reopening")
         meta = {"index": self._index, "lag_ms": None} | ({"buffers_skipped": replaced} if replaced else {})
         self._index += 1
         if line.verdict:  # a picture made up around lost data, or before the first key frame: no decision on it
@@ -496,7 +578,7 @@ class FullDepthStream(Source):
 class FullDepthUrl(ChosenAtOpen):
     """A live URL read by OpenCV (``opencv()``: a new unopened :class:`inspector.pipeline.sources.CvSource`),
     unless its probe found a stream OpenCV cuts to 8 bits or an inter-coded one (its ``by_program``: (FFmpeg
-    pixel-format tag, declared bits (8: an 8-bit stream), width, height)): then by the ffmpeg program
+    pixel-format tag, declared bits (8: an 8-bit stream), width, height, codec FOURCC)): then by the ffmpeg program
     (:class:`FullDepthStream`). Decided at each open: a camera reconfigured to another format is read the right
     way after its reconnect."""
 
@@ -515,8 +597,9 @@ class FullDepthUrl(ChosenAtOpen):
         if by_program is None:
             return source
         source.close()  # before the program connects: a camera may serve one client at a time
-        tag, bits, width, height = by_program
-        stream = FullDepthStream(self.camera, self.bit_depth, ffmpeg_frames.is_grey_tag(tag), bits, width, height)
+        tag, bits, width, height, codec = by_program
+        stream = FullDepthStream(self.camera, self.bit_depth, ffmpeg_frames.is_grey_tag(tag), bits, width, height,
+                                 codec)
         stream.open()
         return stream
 

@@ -482,8 +482,9 @@ class CvSource(Source):
         BGR and decoded like the same frames saved as image files; others are OpenCV's BGR (8-bit data)."""
         self._decode, self._pending, self._raw16, self._pixel_format = None, None, False, None
         self._wide: tuple[bool, int] | None = None  # a file decoded at full depth by the program: (grey, bits)
-        # a live URL read by the program (wide or inter-coded: ffmpeg_live.FullDepthUrl): (tag, bits, width, height)
-        self.by_program: tuple[int, int, int, int] | None = None
+        # a live URL read by the program (wide or inter-coded: ffmpeg_live.FullDepthUrl): (tag, bits, width,
+        # height, codec FOURCC)
+        self.by_program: tuple[int, int, int, int, int] | None = None
         if isinstance(self._cap, avi_raw.AviFrames):  # bottom-up DIB frames, unpacked here (avi_raw)
             self._decode = avi_raw.dib_decoder(self._cap.dib, self.describe(), self.bit_depth,
                                                f"camera {self.camera.name}")
@@ -517,7 +518,7 @@ class CvSource(Source):
             return
         if self.kind == "url" and ffmpeg_live.available():  # read at full depth by ffmpeg_live.FullDepthUrl
             self.by_program = (tag, bits, int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                               int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+                               int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), codec)
             return
         warn_once(f"camera {self.camera.name} 8-bit", "camera '%s': warning: %s has %d-bit samples that OpenCV "
                   "converts to 8 bits by their full scale (bit_depth not applied: 12-bit data in a 16-bit format "
@@ -541,7 +542,7 @@ class CvSource(Source):
         chosen = self.camera.live_decoder == "ffmpeg"
         if chosen and ffmpeg_live.available():
             self.by_program = (tag, 8, int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                               int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+                               int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), codec)
             return
         how = "install the ffmpeg program" if chosen else "set live_decoder: ffmpeg (needs the ffmpeg program)"
         warn_once(f"camera {self.camera.name} concealment", "camera '%s': warning: %s is an inter-coded stream "

@@ -224,3 +224,68 @@ def test_the_programs_lines_are_read_with_their_level_even_when_blank():
     assert ffmpeg_live.Concealment.parse("[Parsed_showinfo_0 @ 0x55bf349ee6c0] [info]") == ("info", "")
     assert ffmpeg_live.Concealment.parse("[error] tcp://x: Connection refused") == ("error",
                                                                                     "tcp://x: Connection refused")
+
+
+@contextlib.contextmanager
+def _camera_serving_each(sent: list[bytes]):
+    """A camera on 127.0.0.1 sending its n-th connection ``sent[n]`` whole, then refusing more."""
+    server = None
+    for port in _ports():
+        with contextlib.suppress(OSError):
+            server = socket.create_server(("127.0.0.1", port))
+            break
+    if server is None:
+        pytest.skip("no free test port")
+
+    def serve() -> None:
+        for data in sent:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.sendall(data)
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+def test_a_live_mpeg2_stream_switched_from_420_to_422_at_the_same_size_is_reopened_not_decoded_wrong(tmp_path):
+    """MPEG-2 4:2:0, then (the camera reconfigured) 4:2:2 at the same size, read by the program. Its MPEG-2
+    decoder keeps the first chroma format until the size changes: the 4:2:2 frames were handed on decoded as 4:2:0
+    (18 to 23 levels off the source on average, up to 214; named yuv420p: nothing said). The stream's sequence
+    extensions are traced: at the change the stream is reopened (state 'changed', ``source_changed``), the new
+    decoder takes 4:2:2, the change of format is said, and every frame handed on is the source's picture within
+    the codec's loss (mean ≤ 6 levels). Here the camera sends the 4:2:2 part alone after the reconnect."""
+    from tests.pipeline.test_format_changes import _mpeg2_parts, _nearest_mean
+
+    video, truth = _mpeg2_parts(tmp_path, [("64x48", "yuv420p"), ("64x48", "yuv422p")])
+    later = (tmp_path / "1.ts").read_bytes()  # the 4:2:2 part, as the camera sends it on after the reconnect
+    with _camera_serving_each([video.read_bytes()] * 2 + [later] * 2) as port:  # OpenCV's probe, the program
+        cam = _camera(port)
+        frames, states, counters = _capture(cam)
+    means = [round(_nearest_mean(f.image, truth), 1) for f in frames]
+    assert len(frames) >= 9 and max(means) <= 6, means
+    changed = [r for s, r in states if s == "changed"]
+    assert "changed its chroma format" in changed[0] and "reopening" in changed[0], states
+    assert "frames changed from 64x48 colour uint8 (yuv420p) to 64x48 colour uint8 (yuv422p)" in changed[1], states
+    assert counters.get("cam.source_changed") == 1 and counters.get("cam.format_changes") == 1
+
+
+def test_a_live_mpeg2_stream_whose_chroma_changes_with_its_size_is_not_reopened(tmp_path):
+    """64x48 4:2:0 → 128x96 4:2:2: with a new size the decoder takes the new chroma format (measured, FFmpeg 5.1):
+    one connection, every frame the source's within the codec's loss, both changes said at once."""
+    from tests.pipeline.test_format_changes import _mpeg2_parts, _nearest_mean
+
+    video, truth = _mpeg2_parts(tmp_path, [("64x48", "yuv420p"), ("128x96", "yuv422p")])
+    with _camera_serving_each([video.read_bytes()] * 2) as port:
+        frames, states, counters = _capture(_camera(port))
+    means = [round(_nearest_mean(f.image, truth), 1) for f in frames]
+    assert len(frames) == 10 and max(means) <= 6, means
+    changed = [r for s, r in states if s == "changed"]
+    assert len(changed) == 1 and "64x48 → 128x96" in changed[0] and "(yuv422p)" in changed[0], states
+    assert counters.get("cam.source_changed") == 0
