@@ -338,3 +338,32 @@ def test_a_state_file_nested_too_deeply_is_one_line_and_the_subscriber_runs_on(t
         assert subscribe_session(endpoint, [_defect("r1", 0)], "--state", str(state)) == 0
         err = capsys.readouterr().err
         assert "cannot read the subscriber state" in err and "Traceback" not in err, err[-2000:]
+
+
+def test_a_second_subscriber_on_a_state_in_use_is_refused_in_one_line_and_the_first_keeps_its_own(tmp_path, capsys):
+    """Two ``subscribe --save-dir`` of one daemon on one folder shared its default state file while both ran:
+    each replaced the other's state after every event, and each one restarted resumed whatever the other wrote
+    last (here: the status subscriber resumed the defect subscriber's streams, so that one restarted later
+    counted as heard what only the other had heard, or as missed what it had saved). The second is now refused
+    while the first runs (one line naming the holder, exit 2, the state as the first left it); once the first
+    has ended, the same command runs."""
+    from inspector.cli import main
+
+    endpoint, saved = f"ipc://{tmp_path}/ev.sock", tmp_path / "saved"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    first = subprocess.Popen([sys.executable, "-m", "inspector", "subscribe", endpoint, "--save-dir", str(saved),
+                              "--timeout", "30"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert first.stderr.readline().startswith("subscribed to"), "the first subscriber did not start"
+        before = (saved / ".subscriber-state").read_bytes() if (saved / ".subscriber-state").exists() else None
+        assert main(["subscribe", endpoint, "--topic", "v1/status", "--save-dir", str(saved), "--timeout", "0.2"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and f"pid {first.pid}" in err and str(saved / ".subscriber-state") in err \
+            and "--state" in err and "Traceback" not in err, err
+        after = (saved / ".subscriber-state").read_bytes() if (saved / ".subscriber-state").exists() else None
+        assert after == before
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=30)
+    assert first.returncode == 0
+    assert main(["subscribe", endpoint, "--topic", "v1/status", "--save-dir", str(saved), "--timeout", "0.2"]) == 0
