@@ -47,3 +47,24 @@ def path_fs_type(path: str | Path) -> str | None:
         except OSError:
             continue
     return None
+
+
+class MountWatch:
+    """The mount point an output folder (recorder.dir, ``subscribe --save-dir``) lay under when it was opened,
+    to tell when that file system is no longer mounted there (:meth:`gone`): a USB evidence disk pulled or
+    unmounted, a network share dropped. The folder's path then leads into the bare mount-point directory on the
+    disk beneath (the system disk, usually), and a writer that makes its folder again there (as it does after a
+    user deleted it) filled the system disk with evidence that the next mount hides from every reader.
+
+    ``point`` is the nearest of ``path`` and its parents that is a mount point (os.path.ismount: on another
+    device than its parent, or the root); a folder on the root file system gives ``/``, which never goes."""
+
+    def __init__(self, path: str | Path) -> None:
+        place = Path(os.path.abspath(path))
+        while not os.path.ismount(place):
+            place = place.parent
+        self.point = place
+
+    def gone(self) -> bool:
+        """Whether ``point`` is no longer a mount point (unmounted; its directory removed too). A stat or two."""
+        return not os.path.ismount(self.point)
