@@ -208,3 +208,58 @@ def test_saved_events_are_readable_as_the_umask_says_not_by_the_subscribers_user
         os.umask(old)
     files = [*written, *(tmp_path / "mqtt").iterdir()]
     assert len(files) == 3 and {oct(p.stat().st_mode & 0o777) for p in files} == {"0o644"}
+
+
+def test_a_save_disk_unmounted_is_not_replaced_by_the_system_disk_and_saving_resumes_once_it_is_back(tmp_path,
+                                                                                                      capsys):
+    """``--save-dir`` on its own disk (a real tmpfs), unmounted while the subscriber runs (umount -l, as a pulled
+    USB disk): save() made the folder again in the bare mount-point directory and saved onto the system disk in
+    silence; the disk mounted again hid those events from every reader. Now nothing is written beneath the
+    mount point, one line says why, each event is counted not saved, and saving resumes on the disk mounted
+    again (one line with what it cost)."""
+    from inspector.cli import main
+    from inspector.pipeline.config import PublishSection
+    from inspector.pipeline.publish import Publisher
+
+    disk = tmp_path / "disk"
+    if not _tmpfs(disk, "4m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    saved, state = disk / "saved", tmp_path / "state"
+    endpoint = f"ipc://{tmp_path}/ev.sock"
+    pub = Publisher(PublishSection(endpoint=endpoint))
+    beneath: list[str] = []
+
+    def send_and_wait(seqs: range) -> None:
+        for seq in seqs:
+            pub.send(_big_event(seq))
+        deadline = time.monotonic() + 20
+        while _heard(state) < seqs.stop and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def publish() -> None:
+        assert pub.wait_for_subscription(10.0)
+        time.sleep(0.2)
+        send_and_wait(range(0, 2))
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+        send_and_wait(range(2, 5))
+        beneath.extend(p.name for p in disk.rglob("*"))
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+        send_and_wait(range(5, 7))
+
+    sender = threading.Thread(target=publish)
+    sender.start()
+    try:
+        code = main(["subscribe", endpoint, "--topic", "v1/defect", "--count", "7", "--timeout", "20",
+                     "--save-dir", str(saved), "--state", str(state)])
+        names = sorted(p.name for p in saved.iterdir())
+    finally:
+        sender.join()
+        pub.close()
+        subprocess.run(["umount", str(disk)], capture_output=True)
+    err = capsys.readouterr().err.splitlines()
+    failing = [line for line in err if "cannot save" in line]
+    assert code == 0 and beneath == [], (beneath, err)
+    assert len(failing) == 1 and f"{disk} is no longer mounted" in failing[0], err
+    assert f"saving to {saved} again; 3 event(s) could not be saved meanwhile" in err, err
+    assert "3 event(s) not saved" in err[-1], err
+    assert names == [f"defect-c-r-{seq:07d}{suffix}" for seq in (5, 6) for suffix in (".json", ".thumbnail.jpg")]

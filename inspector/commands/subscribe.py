@@ -312,6 +312,7 @@ class MqttSaver:
             del self.done[next(iter(self.done))]
         tmp = None
         try:
+            self.trouble.check_mounted()
             self.folder.mkdir(parents=True, exist_ok=True)  # a payload may come before any header
             tmp = write_temporary(self.folder, data)
             for n in range(1000):
@@ -591,7 +592,10 @@ class SaveTrouble:
     daemon's recorder tells its own disk trouble the same way (pipeline.recorder.RecorderWorker._trouble)."""
 
     def __init__(self, folder: Path) -> None:
+        from inspector.mounts import MountWatch
+
         self.folder = folder
+        self.mount = MountWatch(folder)  # the file system the folder lies on at start (:meth:`check_mounted`)
         self.reason: str | None = None  # why saving fails now (None: it works)
         self.missed = {"event": 0, "payload": 0}  # not saved since it started failing for that reason
 
@@ -606,6 +610,14 @@ class SaveTrouble:
         return (f"warning: cannot save {what} to {self.folder}: {why}; nothing more is saved until this clears "
                 f"(each event counted in the summary; told when saving works again)")
 
+    def check_mounted(self) -> None:
+        """OSError when the file system the folder lay on at start is no longer mounted (a USB disk pulled, a
+        share dropped): each save made the folder again in the bare mount-point directory (save() makes a missing
+        folder) and filled the system disk with events the next mount hid from every reader."""
+        if self.mount.gone():
+            raise OSError(errno.ENOENT, f"{self.mount.point} is no longer mounted (nothing is saved in the folder "
+                                        f"beneath it)")
+
     def saved(self) -> str | None:
         """A save worked: the line telling that saving works again and what it cost (None: it never stopped)."""
         if self.reason is None:
@@ -619,6 +631,7 @@ def _save_or_warn(event, trouble: SaveTrouble, saving=None) -> bool:
     """Save ``event`` (or call ``saving``); False when it could not be (a full disk must not stop the subscriber;
     the summary counts the events not saved), told through ``trouble``: once per reason, not per event."""
     try:
+        trouble.check_mounted()
         saving() if saving is not None else save(event, trouble.folder)
     except OSError as exc:
         _tell([line] if (line := trouble.failed(f"{event.type} event seq {event.seq}", exc)) else [])
