@@ -141,6 +141,7 @@ class MqttBridge:
         self._sending: Message | None = None  # taken from the buffer, inside client.publish()
         self._resending = False  # a reconnect: paho re-sends what was in flight, new messages wait behind it
         self._counts = {"offered": 0, "delivered": 0, "dropped": 0, "refused": 0, "send_errors": 0}
+        self._full_drops = 0  # messages dropped since the buffer was found full (0: it has room; _tell_full)
         self._refusals_told = (0.0, 0)  # (monotonic time, refused count) of the last refusal line
         self.connected = False
         self.connects = 0
@@ -326,14 +327,32 @@ class MqttBridge:
             counts["dropped"] += max(0, len(self._buffer) + 1 - self.cfg.buffer_size)
         messages = event_messages(event, self.cfg.topic_prefix + "/" + self.box, self.run_id, self.cfg.thumbnails,
                                   counts if event.type == "stats" else None)
+        drops = 0
         with self._lock:
             for msg in messages:
                 self._counts["offered"] += 1
                 if len(self._buffer) >= self.cfg.buffer_size:
                     self._buffer.popleft()
                     self._counts["dropped"] += 1
+                    drops += 1
                 self._buffer.append(msg)
             self._wake.notify_all()
+            began, self._full_drops = not self._full_drops and drops > 0, self._full_drops + drops
+            ended = self._full_drops if not drops else 0
+            self._full_drops = self._full_drops if drops else 0
+        self._tell_full(began, ended)
+
+    def _tell_full(self, began: bool, ended: int) -> None:
+        """One line when the buffer starts dropping messages, one when it has room again with how many it dropped
+        (``ended``). Drops were counted only (the bridge's counts, stats, its INFO line at shutdown): a broker
+        outage longer than buffer_size messages lost events unseen by whoever reads the daemon's log."""
+        if began:
+            log.warning("MQTT: the buffer is full (publish.mqtt.buffer_size %d messages; broker %s away or slower "
+                        "than events come): the oldest messages are dropped, counted, until it has room again",
+                        self.cfg.buffer_size, redact(self.cfg.url))
+        elif ended:
+            log.warning("MQTT: the buffer has room again; %d message(s) were dropped while it was full "
+                        "(publish.mqtt.buffer_size %d)", ended, self.cfg.buffer_size)
 
     # -- sender thread -------------------------------------------------------------------------
     def _ready(self) -> bool:
