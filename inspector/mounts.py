@@ -56,11 +56,12 @@ class MountWatch:
     disk beneath (the system disk, usually), and a writer that makes its folder again there (as it does after a
     user deleted it) filled the system disk with evidence that the next mount hides from every reader.
 
-    ``point`` is the nearest of ``path`` and its parents that is a mount point (os.path.ismount: on another
-    device than its parent, or the root); a folder on the root file system gives ``/``, which never goes."""
+    ``point`` is the nearest of ``path`` (links resolved) and its parents that is a mount point (os.path.ismount:
+    on another device than its parent, or the root); a folder on the root file system gives ``/``, which never
+    goes. A bind mount of a folder of the same file system is not seen as a mount point (no device change)."""
 
     def __init__(self, path: str | Path) -> None:
-        place = Path(os.path.abspath(path))
+        place = Path(os.path.realpath(path))  # /data/rec with /data a link to a disk's mount point: that disk
         while not os.path.ismount(place):
             place = place.parent
         self.point = place
