@@ -703,13 +703,14 @@ class StateFile:
             return None
         made = None
         try:
-            if self._lock(fd):
-                os.write(fd, self._document(target))
-                os.link(tmp, self.path)
-                made = True
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else has it
+            with open(os.dup(fd), "wb") as fh:  # all of it (os.write may write part)
+                fh.write(self._document(target))
+            os.link(tmp, self.path)
+            made = True
         except FileExistsError:
             made = False
-        except OSError:
+        except OSError:  # ENOLCK, EOPNOTSUPP (no locks here), EPERM (no hard links), a full disk
             pass
         finally:
             if not made:
@@ -724,6 +725,9 @@ class StateFile:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def __del__(self) -> None:  # a subscriber dropped without close(): its state is free for the next one
+        self.release()
 
     def load(self, target) -> str | None:
         """Resume ``target`` from the file; returns one line to tell (resumed, or why not), None when absent.

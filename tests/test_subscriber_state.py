@@ -364,6 +364,6 @@ def test_a_second_subscriber_on_a_state_in_use_is_refused_in_one_line_and_the_fi
         assert after == before
     finally:
         first.send_signal(signal.SIGINT)
-        first.communicate(timeout=30)
-    assert first.returncode == 0
+        _, first_err = first.communicate(timeout=30)
+    assert first.returncode == 0, first_err
     assert main(["subscribe", endpoint, "--topic", "v1/status", "--save-dir", str(saved), "--timeout", "0.2"]) == 0
