@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterable
 
 from inspector.config import read_text
-from inspector.errors import InspectorError
+from inspector.errors import ConfigError, InspectorError
 from inspector.events import Event, topic_matches, wire_json
 from inspector.outputs import whole_temporaries, whole_temporary, write_whole
 from inspector.textline import one_line, wire_text
@@ -615,6 +615,15 @@ def _stream_ok(entry: object) -> bool:
                             and all(v is None or type(v) is int or _is_text(v, 4096) for v in last[1]))
 
 
+class StateInUse(ConfigError):
+    """The state file ``path`` is held by another running subscriber, process ``holder`` (:meth:`StateFile.hold`)."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path}: in use by another running subscriber (pid {holder}); two subscribers sharing one "
+                         f"state tell each other's events as missed: give this one its own --state")
+        self.path, self.holder = path, holder
+
+
 class StateFile:
     """A subscriber's loss accounting on disk, so that a subscriber restarted later learns what was published
     while it was not running (per stream: run id × type × camera → the next seq expected) and does not tell
@@ -668,8 +677,7 @@ class StateFile:
             os.close(fd)  # locked a file just replaced by another's save: its own lock shows on the new one
 
     def _lock(self, fd: int) -> bool:
-        """flock ``fd`` for this process; False where the file system cannot lock. ConfigError: another holds it."""
-        from inspector.errors import ConfigError
+        """flock ``fd`` for this process; False where the file system cannot lock. StateInUse: another holds it."""
         from inspector.folder_lock import lock_holder
 
         try:
@@ -677,9 +685,7 @@ class StateFile:
         except BlockingIOError:
             holder = lock_holder(fd)
             os.close(fd)
-            raise ConfigError(f"{self.path}: in use by another running subscriber (pid {holder}); two subscribers "
-                              f"sharing one state tell each other's events as missed: give this one its own "
-                              f"--state (or --save-dir)") from None
+            raise StateInUse(self.path, holder) from None
         except OSError:  # ENOLCK, EOPNOTSUPP: no locks on this file system
             return False
         return True

@@ -363,9 +363,9 @@ def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
     # the topics as given: 'v1/defect/cam1' is that camera alone, 'v1/' everything (MqttSubscriber's filters)
     topics = args.topic or ["v1/defect", "v1/status"]
     saver = MqttSaver(Path(args.save_dir)) if args.save_dir else None
-    sub = MqttSubscriber(args.endpoint, topics, client_id=args.client_id, state=state_path(args),
-                         on_payload=None if saver is None else saver.payload, queue_bytes=args.queue_mib * 2**20,
-                         max_message_bytes=args.max_message_mib * 2**20)
+    sub = _with_state(args, lambda state: MqttSubscriber(
+        args.endpoint, topics, client_id=args.client_id, state=state, on_payload=None if saver is None else saver.payload,
+        queue_bytes=args.queue_mib * 2**20, max_message_bytes=args.max_message_mib * 2**20))
     tally = {"seen": 0, "unsaved": 0}
     try:
         if saver is not None:  # once the state is known to be this subscriber's (a foreign one is refused first)
@@ -443,6 +443,26 @@ def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally:
 STATE_NAME = ".subscriber-state"  # in --save-dir; no '.json' suffix: the folder's .json files are event headers
 
 
+def _with_state(args: argparse.Namespace, make):
+    """``make(state path)``: the subscriber, keeping the state asked for (:func:`state_path`).
+
+    The default state of a ``--save-dir`` held by another running subscriber (a second ``subscribe`` saving
+    into the same folder: a service and an engineer watching by hand): this one runs without a state, told in one
+    warning line, and saves the events as the other does (its names never take the other's). Refusing it left the
+    second saver not saving at all; sharing the state made each one's restart resume the other's accounting.
+    A state named with ``--state`` held by another is refused (one line, exit 2): it cannot be kept as asked."""
+    from inspector.loss import StateInUse
+
+    try:
+        return make(state_path(args))
+    except StateInUse as exc:
+        if args.state:
+            raise
+        _tell([f"warning: {exc.path} is in use by another running subscriber (pid {exc.holder}); this one keeps "
+               f"no state (restarted, it will not know what it missed meanwhile): give it its own --state to keep one"])
+        return make(None)
+
+
 def state_path(args: argparse.Namespace) -> Path | None:
     """The subscriber state file asked for (``--state``, or the default in ``--save-dir``), or None."""
     return Path(args.state) if args.state else (Path(args.save_dir) / STATE_NAME if args.save_dir else None)
@@ -461,9 +481,9 @@ def _run_zmq(args: argparse.Namespace, stops: StopSignals) -> None:
 
     topics = args.topic or ["v1/defect", "v1/status"]
     # the Subscriber hears v1/stats quietly when not asked for: the daemon's drops and the end of a run
-    with Subscriber(args.endpoint, topics, server_key=args.server_key, client_cert=args.client_cert,
-                    state=state_path(args), max_message_bytes=args.max_message_mib * 2**20,
-                    queue_bytes=args.queue_mib * 2**20) as sub:
+    with _with_state(args, lambda state: Subscriber(
+            args.endpoint, topics, server_key=args.server_key, client_cert=args.client_cert, state=state,
+            max_message_bytes=args.max_message_mib * 2**20, queue_bytes=args.queue_mib * 2**20)) as sub:
         _tell(sub.notices())  # the state resumed, or why not
         if args.save_dir:
             _tell(remove_temporaries(Path(args.save_dir)))
