@@ -67,5 +67,13 @@ class MountWatch:
         self.point = place
 
     def gone(self) -> bool:
-        """Whether ``point`` is no longer a mount point (unmounted; its directory removed too). A stat or two."""
+        """Whether ``point`` is no longer a mount point (unmounted; its directory removed too). A stat or two.
+        Before saying so, a look inside it: an automounted share (autofs) expired while idle is mounted again by
+        that, as by the next write, and is not gone."""
+        if os.path.ismount(self.point):
+            return False
+        try:
+            os.stat(os.path.join(self.point, "."))  # follows into it: autofs mounts it
+        except OSError:
+            return True
         return not os.path.ismount(self.point)
