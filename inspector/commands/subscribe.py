@@ -364,8 +364,9 @@ def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
     topics = args.topic or ["v1/defect", "v1/status"]
     saver = MqttSaver(Path(args.save_dir)) if args.save_dir else None
     sub = _with_state(args, lambda state: MqttSubscriber(
-        args.endpoint, topics, client_id=args.client_id, state=state, on_payload=None if saver is None else saver.payload,
-        queue_bytes=args.queue_mib * 2**20, max_message_bytes=args.max_message_mib * 2**20))
+        args.endpoint, topics, client_id=args.client_id, state=state,
+        on_payload=None if saver is None else saver.payload, queue_bytes=args.queue_mib * 2**20,
+        max_message_bytes=args.max_message_mib * 2**20))
     tally = {"seen": 0, "unsaved": 0}
     try:
         if saver is not None:  # once the state is known to be this subscriber's (a foreign one is refused first)
@@ -617,7 +618,7 @@ class SaveTrouble:
         self.folder = folder
         self.mount = MountWatch(folder)  # the file system the folder lies on at start (:meth:`check_mounted`)
         self.reason: str | None = None  # why saving fails now (None: it works)
-        self.missed = {"event": 0, "payload": 0}  # not saved since it started failing for that reason
+        self.missed = {"event": 0, "payload": 0}  # not saved since saving stopped working (any reason)
 
     def failed(self, what: str, exc: OSError, kind: str = "event") -> str | None:
         """Saving ``what`` (an event or payload, in words) failed with ``exc``; the line to print, or None when
