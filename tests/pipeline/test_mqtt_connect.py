@@ -546,3 +546,20 @@ def test_a_second_daemon_of_one_box_on_this_host_is_refused_in_one_line(tiny_mod
         first.terminate()
         first.communicate(timeout=30)
         broker.stop()
+
+
+def test_the_runs_last_line_tells_mqtt_messages_never_delivered(tiny_model, tmp_path):
+    """A run whose broker was away to the end: 'stopped: N frames inspected' said nothing of the events its MQTT
+    bridge never delivered (counted in the bridge's own counts and an INFO line). The last line now tells them,
+    as it tells recordings lost."""
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/ev.sock",
+                      [{"name": "cam", "source": str(write_folder(tmp_path / "frames", [True, True]))}],
+                      thresholds={"image": 0.0},
+                      publish={"mqtt": {"url": f"mqtt://127.0.0.1:{free_port()}", "box": "b1", "reconnect_max_s": 1,
+                                        "state_file": str(tmp_path / "s.json")}})
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    run = subprocess.run([*CLI, "run", "--config", str(tmp_path / "cfg.yaml")], capture_output=True, text=True,
+                         timeout=120)
+    last = run.stdout.strip().splitlines()[-1]
+    assert run.returncode == 0 and last.startswith("stopped: 2 frames inspected"), (run.stdout, run.stderr[-2000:])
+    assert re.search(r"; \d+ MQTT message\(s\) not delivered \(undelivered at shutdown \d+\)$", last), last
