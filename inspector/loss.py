@@ -7,16 +7,19 @@ Shared by the ZeroMQ :class:`inspector.client.Subscriber` and the MQTT
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
+import stat
 import time
 from pathlib import Path
 from typing import Iterable
 
 from inspector.config import read_text
-from inspector.errors import InspectorError
+from inspector.errors import ConfigError, InspectorError
 from inspector.events import Event, topic_matches, wire_json
-from inspector.outputs import whole_temporaries, write_whole
+from inspector.outputs import whole_temporaries, whole_temporary, write_whole
 from inspector.textline import one_line, wire_text
 
 UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that the next one lacks
@@ -612,6 +615,15 @@ def _stream_ok(entry: object) -> bool:
                             and all(v is None or type(v) is int or _is_text(v, 4096) for v in last[1]))
 
 
+class StateInUse(ConfigError):
+    """The state file ``path`` is held by another running subscriber, process ``holder`` (:meth:`StateFile.hold`)."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path}: in use by another running subscriber (pid {holder}); two subscribers sharing one "
+                         f"state tell each other's events as missed: give this one its own --state")
+        self.path, self.holder = path, holder
+
+
 class StateFile:
     """A subscriber's loss accounting on disk, so that a subscriber restarted later learns what was published
     while it was not running (per stream: run id × type × camera → the next seq expected) and does not tell
@@ -631,12 +643,103 @@ class StateFile:
         self.key = key
         self.failed: str | None = None  # why the last save failed (None: saved, or never tried)
         self.saves = 0
+        self._lock_fd: int | None = None  # open on the file now at ``path``, flock'ed (:meth:`hold`)
+        self._made = False  # hold() made the file: nothing to resume
+
+    def hold(self, target) -> None:
+        """Take the state file for this subscriber alone, until :meth:`release` or the end of the process: an
+        exclusive flock(2) on the file at ``path``, made (with ``target``'s state, before anything is heard) if
+        there is none. Each save replaces the file with one locked before it is renamed into place
+        (:meth:`_replace_locked`), so whatever file the path names is locked while a subscriber runs on it; the
+        kernel drops the lock when the process ends, crashed or not. No lock file: nothing is added beside it.
+
+        ConfigError (one line, the holder's pid) when another running subscriber holds it: two subscribers
+        given one state (two ``subscribe --save-dir`` on one folder: its default state file) each replaced the
+        other's after every event, and each one restarted resumed whatever the other wrote last, telling events
+        it had saved as missed, or none of those it had missed. Where no lock can be taken (a link or no regular
+        file at the path, which :meth:`load` tells; a read-only folder; a file system without locks or hard
+        links) it goes on unlocked, as before."""
+        for _ in range(100):  # each turn: the file was replaced or made by another process meanwhile
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            except FileNotFoundError:
+                if self._make_locked(target) is not False:
+                    return
+                continue
+            except OSError:
+                return
+            if not stat.S_ISREG(os.fstat(fd).st_mode) or not self._lock(fd):
+                os.close(fd)
+                return
+            if self._names(fd):
+                self._lock_fd = fd
+                return
+            os.close(fd)  # locked a file just replaced by another's save: its own lock shows on the new one
+
+    def _lock(self, fd: int) -> bool:
+        """flock ``fd`` for this process; False where the file system cannot lock. StateInUse: another holds it."""
+        from inspector.folder_lock import lock_holder
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock_holder(fd)
+            os.close(fd)
+            raise StateInUse(self.path, holder) from None
+        except OSError:  # ENOLCK, EOPNOTSUPP: no locks on this file system
+            return False
+        return True
+
+    def _names(self, fd: int) -> bool:
+        """Whether ``path`` names the file open as ``fd`` now."""
+        try:
+            here, held = os.stat(self.path, follow_symlinks=False), os.fstat(fd)
+        except OSError:
+            return False
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
+    def _make_locked(self, target) -> bool | None:
+        """No state file yet: make one holding ``target``'s state, locked before it gets its name (a hard link,
+        which fails if another process made one meanwhile: False, lock that one). None: not made (a read-only
+        folder, no hard links or locks here), the subscriber goes on unlocked and its first save tells why."""
+        tmp = whole_temporary(self.path)
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError:
+            return None
+        made = None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else has it
+            with open(os.dup(fd), "wb") as fh:  # all of it (os.write may write part)
+                fh.write(self._document(target))
+            os.link(tmp, self.path)
+            made = True
+        except FileExistsError:
+            made = False
+        except OSError:  # ENOLCK, EOPNOTSUPP (no locks here), EPERM (no hard links), a full disk
+            pass
+        finally:
+            if not made:
+                os.close(fd)
+            _unlink(tmp)
+        if made:
+            self._lock_fd, self._made = fd, True
+        return made
+
+    def release(self) -> None:
+        """Let go of the lock :meth:`hold` took (none: nothing to do)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __del__(self) -> None:  # a subscriber dropped without close(): its state is free for the next one
+        self.release()
 
     def load(self, target) -> str | None:
         """Resume ``target`` from the file; returns one line to tell (resumed, or why not), None when absent.
         Raises ConfigError when the file is the state of another endpoint, or of a newer version: it is left as
         it is."""
-        if not (self.path.exists() or self.path.is_symlink()):
+        if self._made or not (self.path.exists() or self.path.is_symlink()):
             return None
         try:  # the shared reader: a regular file of at most MAX_FILE_BYTES (not /dev/zero, a pipe, a huge file)
             doc = wire_json(read_text(self.path, "subscriber state"), str(self.path), limit=None)
@@ -671,11 +774,12 @@ class StateFile:
 
     def save(self, target) -> str | None:
         """Write ``target``'s state; returns a warning line on the first failure after a success (else None)."""
-        doc = {"key": self.key, "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "tracker": target.state()}
         try:  # whole or not at all; a stop (KeyboardInterrupt) mid-write too leaves the old state, no temporary.
             # Not fsynced: saved after every message, as it was before write_whole (a subscriber's own pace)
-            write_whole(self.path, json.dumps(doc, separators=(",", ":")).encode("utf-8"), durable=False)
+            if self._lock_fd is None:
+                write_whole(self.path, self._document(target), durable=False)
+            else:
+                self._replace_locked(self._document(target))
         except OSError as exc:
             first = self.failed is None
             self.failed = exc.strerror or str(exc)
@@ -684,6 +788,28 @@ class StateFile:
         self.failed = None
         self.saves += 1
         return None
+
+    def _document(self, target) -> bytes:
+        doc = {"key": self.key, "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "tracker": target.state()}
+        return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+
+    def _replace_locked(self, data: bytes) -> None:
+        """:func:`~inspector.outputs.write_whole` for a held state: the new file is locked before it is renamed
+        over the old one, whose lock is let go after, so the file at the path is locked at every moment."""
+        tmp = whole_temporary(self.path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else has it
+            with open(os.dup(fd), "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.close(fd)
+            _unlink(tmp)
+            raise
+        old, self._lock_fd = self._lock_fd, fd
+        os.close(old)
 
     def remove_leftovers(self) -> str | None:
         """Remove the temporaries a subscriber killed while saving this state left beside it (``.<name>.<pid>.tmp``
@@ -697,6 +823,13 @@ class StateFile:
                       for pattern in (whole_temporaries(self.path), earlier))
         return (f"removed {removed} temporary file(s) of an interrupted save of {self.path}"
                 if removed else None)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # the error that stopped the write is the one to tell; a leftover is removed at the next start
 
 
 class KeepsState:
@@ -720,8 +853,14 @@ class KeepsState:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         except OSError:
             pass  # its first save says why in one line
-        self.state_file = StateFile(path, key)
-        self._tell(self.state_file.load(self))  # ConfigError for another's state: refused, nothing removed
+        state_file = StateFile(path, key)
+        state_file.hold(self)  # ConfigError when another subscriber runs on it: refused before anything is read
+        try:
+            self._tell(state_file.load(self))  # ConfigError for another's state: refused, nothing removed
+        except BaseException:
+            state_file.release()
+            raise
+        self.state_file = state_file
         self._tell(self.state_file.remove_leftovers())
 
     _state_dirty = False  # messages taken in since the last save
@@ -737,6 +876,8 @@ class KeepsState:
         state from before it (saved before it was taken), which does not count it as heard."""
         if not self._unhandled:
             self._save_state()
+        if self.state_file is not None:
+            self.state_file.release()
 
     def _save_state(self) -> None:
         self._state_dirty = False

@@ -47,3 +47,33 @@ def path_fs_type(path: str | Path) -> str | None:
         except OSError:
             continue
     return None
+
+
+class MountWatch:
+    """The mount point an output folder (recorder.dir, ``subscribe --save-dir``) lay under when it was opened,
+    to tell when that file system is no longer mounted there (:meth:`gone`): a USB evidence disk pulled or
+    unmounted, a network share dropped. The folder's path then leads into the bare mount-point directory on the
+    disk beneath (the system disk, usually), and a writer that makes its folder again there (as it does after a
+    user deleted it) filled the system disk with evidence that the next mount hides from every reader.
+
+    ``point`` is the nearest of ``path`` (links resolved) and its parents that is a mount point (os.path.ismount:
+    on another device than its parent, or the root); a folder on the root file system gives ``/``, which never
+    goes. A bind mount of a folder of the same file system is not seen as a mount point (no device change)."""
+
+    def __init__(self, path: str | Path) -> None:
+        place = Path(os.path.realpath(path))  # /data/rec with /data a link to a disk's mount point: that disk
+        while not os.path.ismount(place):
+            place = place.parent
+        self.point = place
+
+    def gone(self) -> bool:
+        """Whether ``point`` is no longer a mount point (unmounted; its directory removed too). A stat or two.
+        Before saying so, a look inside it: an automounted share (autofs) expired while idle is mounted again by
+        that, as by the next write, and is not gone."""
+        if os.path.ismount(self.point):
+            return False
+        try:
+            os.stat(os.path.join(self.point, "."))  # follows into it: autofs mounts it
+        except OSError:
+            return True
+        return not os.path.ismount(self.point)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from file_faults import read_only_folder
 from inspector.events import InspectionEvent, Payload
 
 _SIZE_LIMITED = """
@@ -82,3 +89,177 @@ def test_an_mqtt_payload_name_taken_gets_the_next_free_one(tmp_path):
     saver.finish()
     assert saver.unsaved_payloads == 0, saver.take()
     assert sorted(p.read_bytes() for p in tmp_path.iterdir()) == [b"first", b"second"]
+
+
+def _tmpfs(path: Path, size: str) -> bool:
+    """A tmpfs of ``size`` mounted at ``path`` (a real full disk); False where this user cannot mount."""
+    path.mkdir()
+    return os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                                                capture_output=True).returncode == 0
+
+
+def _big_event(seq: int) -> InspectionEvent:
+    """A defect whose payload (100 kB of noise: tmpfs keeps it as is) fills a 1 MiB disk in ten events."""
+    noise = np.random.default_rng(seq).integers(0, 256, 100_000, np.uint8).tobytes()
+    return InspectionEvent(type="defect", camera="c", seq=seq, frame_id=seq, event_id=f"r-c-{seq}", decision="NG",
+                           score=1.0, threshold=0.5, capture={}, latency_ms={}, model={}, run_id="r",
+                           payloads=[Payload("thumbnail", "jpeg", noise, [len(noise)])])
+
+
+def _heard(state: Path) -> int:
+    """The next seq of the one stream a subscriber's state file holds (0: none yet)."""
+    try:
+        streams = json.loads(state.read_text())["tracker"]["streams"]
+    except (OSError, ValueError, KeyError):
+        return 0
+    return streams[0][3] if streams else 0
+
+
+def test_a_full_save_disk_is_told_once_and_saving_resumes_when_room_is_made(tmp_path, capsys):
+    """``subscribe --save-dir`` on a real 1 MiB disk that fills up: it printed one warning per event for as long
+    as the disk stayed full (a line per defect at the camera's rate). Now one line says saving fails and why,
+    each event not saved is counted, and once an operator makes room the next event is saved and one line
+    says how many could not be saved meanwhile (the summary's count)."""
+    from inspector.cli import main
+    from inspector.pipeline.config import PublishSection
+    from inspector.pipeline.publish import Publisher
+
+    disk = tmp_path / "disk"
+    if not _tmpfs(disk, "1m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    saved, state = disk / "saved", tmp_path / "state"
+    endpoint = f"ipc://{tmp_path}/ev.sock"
+    pub = Publisher(PublishSection(endpoint=endpoint))
+
+    def publish() -> None:
+        assert pub.wait_for_subscription(10.0)
+        time.sleep(0.2)
+        for seq in range(20):
+            pub.send(_big_event(seq))
+        deadline = time.monotonic() + 20
+        while _heard(state) < 20 and time.monotonic() < deadline:  # all 20 handled (saved or not)
+            time.sleep(0.05)
+        for path in saved.iterdir():  # an operator makes room
+            path.unlink()
+        for seq in range(20, 23):
+            pub.send(_big_event(seq))
+
+    sender = threading.Thread(target=publish)
+    sender.start()
+    try:
+        code = main(["subscribe", endpoint, "--topic", "v1/defect", "--count", "23", "--timeout", "20",
+                     "--save-dir", str(saved), "--state", str(state)])
+        names = sorted(p.name for p in saved.iterdir())
+    finally:
+        sender.join()
+        pub.close()
+        subprocess.run(["umount", str(disk)], check=True)
+    err = capsys.readouterr().err.splitlines()
+    failing = [line for line in err if "cannot save" in line]
+    back = [line for line in err if line.startswith(f"saving to {saved} again")]
+    assert code == 0 and len(failing) == 1 and "No space left on device" in failing[0], err
+    unsaved = int(re.search(r"(\d+) event\(s\) not saved", err[-1]).group(1))
+    assert 5 <= unsaved < 20, err
+    assert back == [f"saving to {saved} again; {unsaved} event(s) could not be saved meanwhile"], err
+    assert names == [f"defect-c-r-{seq:07d}{suffix}" for seq in (20, 21, 22) for suffix in (".json", ".thumbnail.jpg")]
+
+
+def test_mqtt_payloads_into_a_read_only_folder_are_told_once_and_the_end_of_it_too(tmp_path):
+    """The MQTT saver printed a warning per payload it could not write (two per defect at the default payloads).
+    A folder made read-only (for root: immutable) is told once with why; payloads are counted unsaved; once it
+    is writable again the next payload is saved and one line says what it cost."""
+    from inspector.commands.subscribe import MqttSaver
+
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    saver = MqttSaver(folder)
+    undo = read_only_folder(folder)
+    if undo is None:
+        pytest.skip("cannot make a folder read-only here")
+    try:
+        for n in range(6):
+            saver.payload("b", f"inspector/b/v1/defect/c/e{n}/k", b"x")
+            saver._orphan(*saver.early.popitem())  # its header never comes: saved under its topic at once
+    finally:
+        undo()
+    told = saver.take()
+    saver.payload("b", "inspector/b/v1/defect/c/e9/k", b"y")
+    saver._orphan(*saver.early.popitem())
+    after = saver.take()
+    assert saver.unsaved_payloads == 6
+    assert len([line for line in told if "cannot save" in line]) == 1, told
+    assert after[-1] == f"saving to {folder} again; 6 payload(s) could not be saved meanwhile", after
+    assert [p.read_bytes() for p in folder.iterdir()] == [b"y"]
+
+
+def test_saved_events_are_readable_as_the_umask_says_not_by_the_subscribers_user_alone(tmp_path):
+    """Every file of ``subscribe --save-dir`` was mode 0600 (tempfile.mkstemp's): a reviewer, the plant's
+    viewer or a log shipper under another account could not open the evidence. Now as any file the user makes
+    (0666 less the umask; 0644 under the usual 022), as the daemon's recorder writes its recordings."""
+    from inspector.commands.subscribe import MqttSaver, save
+
+    old = os.umask(0o022)
+    try:
+        written = save(_event(["heat"]), tmp_path / "zmq")
+        saver = MqttSaver(tmp_path / "mqtt")
+        saver.payload("b", "inspector/b/v1/defect/c/e1/k", b"x")
+        saver.finish()
+    finally:
+        os.umask(old)
+    files = [*written, *(tmp_path / "mqtt").iterdir()]
+    assert len(files) == 3 and {oct(p.stat().st_mode & 0o777) for p in files} == {"0o644"}
+
+
+def test_a_save_disk_unmounted_is_not_replaced_by_the_system_disk_and_saving_resumes_once_it_is_back(tmp_path,
+                                                                                                      capsys):
+    """``--save-dir`` on its own disk (a real tmpfs), unmounted while the subscriber runs (umount -l, as a pulled
+    USB disk): save() made the folder again in the bare mount-point directory and saved onto the system disk in
+    silence; the disk mounted again hid those events from every reader. Now nothing is written beneath the
+    mount point, one line says why, each event is counted not saved, and saving resumes on the disk mounted
+    again (one line with what it cost)."""
+    from inspector.cli import main
+    from inspector.pipeline.config import PublishSection
+    from inspector.pipeline.publish import Publisher
+
+    disk = tmp_path / "disk"
+    if not _tmpfs(disk, "4m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    saved, state = disk / "saved", tmp_path / "state"
+    endpoint = f"ipc://{tmp_path}/ev.sock"
+    pub = Publisher(PublishSection(endpoint=endpoint))
+    beneath: list[str] = []
+
+    def send_and_wait(seqs: range) -> None:
+        for seq in seqs:
+            pub.send(_big_event(seq))
+        deadline = time.monotonic() + 20
+        while _heard(state) < seqs.stop and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def publish() -> None:
+        assert pub.wait_for_subscription(10.0)
+        time.sleep(0.2)
+        send_and_wait(range(0, 2))
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+        send_and_wait(range(2, 5))
+        beneath.extend(p.name for p in disk.rglob("*"))
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+        send_and_wait(range(5, 7))
+
+    sender = threading.Thread(target=publish)
+    sender.start()
+    try:
+        code = main(["subscribe", endpoint, "--topic", "v1/defect", "--count", "7", "--timeout", "20",
+                     "--save-dir", str(saved), "--state", str(state)])
+        names = sorted(p.name for p in saved.iterdir())
+    finally:
+        sender.join()
+        pub.close()
+        subprocess.run(["umount", str(disk)], capture_output=True)
+    err = capsys.readouterr().err.splitlines()
+    failing = [line for line in err if "cannot save" in line]
+    assert code == 0 and beneath == [], (beneath, err)
+    assert len(failing) == 1 and f"{disk} is no longer mounted" in failing[0], err
+    assert f"saving to {saved} again; 3 event(s) could not be saved meanwhile" in err, err
+    assert "3 event(s) not saved" in err[-1], err
+    assert names == [f"defect-c-r-{seq:07d}{suffix}" for seq in (5, 6) for suffix in (".json", ".thumbnail.jpg")]

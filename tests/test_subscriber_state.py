@@ -338,3 +338,40 @@ def test_a_state_file_nested_too_deeply_is_one_line_and_the_subscriber_runs_on(t
         assert subscribe_session(endpoint, [_defect("r1", 0)], "--state", str(state)) == 0
         err = capsys.readouterr().err
         assert "cannot read the subscriber state" in err and "Traceback" not in err, err[-2000:]
+
+
+def test_a_second_subscriber_on_a_state_in_use_keeps_none_or_is_refused_and_the_first_keeps_its_own(tmp_path,
+                                                                                                      capsys):
+    """Two ``subscribe --save-dir`` of one daemon on one folder shared its default state file while both ran:
+    each replaced the other's state after every event, and each one restarted resumed whatever the other wrote
+    last (a status subscriber resumed a defect subscriber's streams, so that one restarted later counted as heard
+    what only the other had heard, or as missed what it had saved). While the first runs, a second on the same
+    --save-dir now runs without a state (one warning naming the holder; it still saves), and one naming that
+    state with --state is refused (one line, exit 2); the state stays the first's. Once the first has ended,
+    the state is free again."""
+    from inspector.cli import main
+
+    endpoint, saved = f"ipc://{tmp_path}/ev.sock", tmp_path / "saved"
+    state = saved / ".subscriber-state"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    first = subprocess.Popen([sys.executable, "-m", "inspector", "subscribe", endpoint, "--save-dir", str(saved),
+                              "--timeout", "30"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert first.stderr.readline().startswith("subscribed to"), "the first subscriber did not start"
+        before = state.read_bytes()
+        assert main(["subscribe", endpoint, "--topic", "v1/status", "--save-dir", str(saved), "--timeout", "0.2"]) == 0
+        err = capsys.readouterr().err.splitlines()
+        warned = [line for line in err if "in use by another running subscriber" in line]
+        assert len(warned) == 1 and f"pid {first.pid}" in warned[0] and "keeps no state" in warned[0], err
+        assert not any("resumed" in line for line in err), err
+        assert main(["subscribe", endpoint, "--state", str(state), "--timeout", "0.2"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and f"pid {first.pid}" in err and str(state) in err \
+            and "--state" in err and "Traceback" not in err, err
+        assert state.read_bytes() == before
+    finally:
+        first.send_signal(signal.SIGINT)
+        _, first_err = first.communicate(timeout=30)
+    assert first.returncode == 0, first_err
+    assert main(["subscribe", endpoint, "--state", str(state), "--timeout", "0.2"]) == 0
+    assert "resumed the subscriber state" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import os
 import re
 import signal
 import sys
-import tempfile
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -126,17 +126,36 @@ def _unique(stem: str, suffix: str, parts: list[tuple[str, bytes]]) -> str:
     return name
 
 
-# write_temporary's files: .subscribe-<pid>-<8 of mkstemp's random characters>.part (tempfile's
-# _RandomNameSequence: a-z, 0-9, _). One is left only when its subscriber died mid-save (SIGKILL, a power cut):
-# removed at the next start once its writer is gone (remove_temporaries); no other name is ever removed.
+# write_temporary's files: .subscribe-<pid>-<8 random characters: a-z, 0-9, _>.part (as tempfile.mkstemp's,
+# which earlier versions used: their leftovers match too). One is left only when its subscriber died mid-save
+# (SIGKILL, a power cut): removed at the next start once its writer is gone (remove_temporaries); no other name
+# is ever removed.
 TEMPORARY_NAME = re.compile(r"^\.subscribe-(\d{1,10})-[a-z0-9_]{8}\.part\Z", re.ASCII)
 
 
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def _new_temporary(folder: Path) -> tuple[int, str]:
+    """A new hidden file in ``folder`` named as :data:`TEMPORARY_NAME`, open for writing: (fd, path). Made with
+    mode 0o666 less the umask, as any file the user makes (and as the recorder's): tempfile.mkstemp makes 0o600
+    files, and every event saved was readable by the subscriber's user alone (a reviewer, the plant's web
+    viewer or a log shipper under another account could not open the evidence)."""
+    for _ in range(100):
+        name = str(folder / f".subscribe-{os.getpid()}-{''.join(secrets.choice(_NAME_CHARS) for _ in range(8))}.part")
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
+
+
 def write_temporary(folder: Path, data: bytes) -> Path:
-    """``data`` in a new hidden file of ``folder`` (:data:`TEMPORARY_NAME`: never an event's name), on disk
-    (fsync) before it gets a name, so a full disk, a file size limit or a crash leaves no short file under an
-    event's name (after a power cut ext4 gave a file linked before its data was written back empty or short)."""
-    fd, name = tempfile.mkstemp(prefix=f".subscribe-{os.getpid()}-", suffix=".part", dir=folder)
+    """``data`` in a new hidden file of ``folder`` (:data:`TEMPORARY_NAME`: never an event's name; mode as the
+    umask says, :func:`_new_temporary`), on disk (fsync) before it gets a name, so a full disk, a file size
+    limit or a crash leaves no short file under an event's name (after a power cut ext4 gave a file linked
+    before its data was written back empty or short)."""
+    fd, name = _new_temporary(folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -241,6 +260,7 @@ class MqttSaver:
         self.warnings: list[str] = []
         self.unsaved_payloads = 0
         self.given_up = 0  # payloads no longer waited for (WAITING_PAYLOADS)
+        self.trouble = SaveTrouble(folder)  # headers and payloads: a full disk told once, not per message
 
     def event(self, box: str, event) -> None:
         """Save the header of ``event`` (OSError as :func:`save`) and place its payloads."""
@@ -292,18 +312,20 @@ class MqttSaver:
             del self.done[next(iter(self.done))]
         tmp = None
         try:
+            self.trouble.check_mounted()
             self.folder.mkdir(parents=True, exist_ok=True)  # a payload may come before any header
             tmp = write_temporary(self.folder, data)
             for n in range(1000):
                 try:
                     link_new(tmp, path if n == 0 else path.with_name(f"{path.stem}-{n}{path.suffix}"))
-                    return
                 except FileExistsError:
                     continue
+                self._note(self.trouble.saved())
+                return
             raise FileExistsError(errno.EEXIST, "1000 names taken", str(path))
         except OSError as exc:
             self.unsaved_payloads += 1
-            self.warnings.append(f"warning: cannot save payload {path.name}: {exc.strerror or exc}")
+            self._note(self.trouble.failed(f"payload {path.name}", exc, "payload"))
         finally:
             if tmp is not None:
                 _remove([tmp])
@@ -317,6 +339,10 @@ class MqttSaver:
             self.unsaved_payloads += len(self.waiting)
             self.warnings.append(f"warning: {len(self.waiting)} payload(s) never came (first: "
                                  f"{one_line(next(iter(self.waiting))[:160])}); their headers are saved")
+
+    def _note(self, line: str | None) -> None:
+        if line:
+            self.warnings.append(line)
 
     def take(self) -> list[str]:
         out, self.warnings = self.warnings, []
@@ -337,9 +363,10 @@ def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
     # the topics as given: 'v1/defect/cam1' is that camera alone, 'v1/' everything (MqttSubscriber's filters)
     topics = args.topic or ["v1/defect", "v1/status"]
     saver = MqttSaver(Path(args.save_dir)) if args.save_dir else None
-    sub = MqttSubscriber(args.endpoint, topics, client_id=args.client_id, state=state_path(args),
-                         on_payload=None if saver is None else saver.payload, queue_bytes=args.queue_mib * 2**20,
-                         max_message_bytes=args.max_message_mib * 2**20)
+    sub = _with_state(args, lambda state: MqttSubscriber(
+        args.endpoint, topics, client_id=args.client_id, state=state,
+        on_payload=None if saver is None else saver.payload, queue_bytes=args.queue_mib * 2**20,
+        max_message_bytes=args.max_message_mib * 2**20))
     tally = {"seen": 0, "unsaved": 0}
     try:
         if saver is not None:  # once the state is known to be this subscriber's (a foreign one is refused first)
@@ -409,12 +436,32 @@ def _receive_mqtt(args: argparse.Namespace, sub, saver: MqttSaver | None, tally:
                 print(json.dumps({**header_dict(event), "box": box}), flush=True)
             else:
                 print(one_line(f"{wire_text(box):<12} {describe(event, several_streams(args.topic))}"), flush=True)
-            if saver is not None and not _save_or_warn(event, saver.folder, lambda: saver.event(box, event)):
+            if saver is not None and not _save_or_warn(event, saver.trouble, lambda: saver.event(box, event)):
                 tally["unsaved"] += 1
             sub.handled()  # printed and saved (or told unsaved): heard, in the state saved next
 
 
 STATE_NAME = ".subscriber-state"  # in --save-dir; no '.json' suffix: the folder's .json files are event headers
+
+
+def _with_state(args: argparse.Namespace, make):
+    """``make(state path)``: the subscriber, keeping the state asked for (:func:`state_path`).
+
+    The default state of a ``--save-dir`` held by another running subscriber (a second ``subscribe`` saving
+    into the same folder: a service and an engineer watching by hand): this one runs without a state, told in one
+    warning line, and saves the events as the other does (its names never take the other's). Refusing it left the
+    second saver not saving at all; sharing the state made each one's restart resume the other's accounting.
+    A state named with ``--state`` held by another is refused (one line, exit 2): it cannot be kept as asked."""
+    from inspector.loss import StateInUse
+
+    try:
+        return make(state_path(args))
+    except StateInUse as exc:
+        if args.state:
+            raise
+        _tell([f"warning: {exc.path} is in use by another running subscriber (pid {exc.holder}); this one keeps "
+               f"no state (restarted, it will not know what it missed meanwhile): give it its own --state to keep one"])
+        return make(None)
 
 
 def state_path(args: argparse.Namespace) -> Path | None:
@@ -435,9 +482,9 @@ def _run_zmq(args: argparse.Namespace, stops: StopSignals) -> None:
 
     topics = args.topic or ["v1/defect", "v1/status"]
     # the Subscriber hears v1/stats quietly when not asked for: the daemon's drops and the end of a run
-    with Subscriber(args.endpoint, topics, server_key=args.server_key, client_cert=args.client_cert,
-                    state=state_path(args), max_message_bytes=args.max_message_mib * 2**20,
-                    queue_bytes=args.queue_mib * 2**20) as sub:
+    with _with_state(args, lambda state: Subscriber(
+            args.endpoint, topics, server_key=args.server_key, client_cert=args.client_cert, state=state,
+            max_message_bytes=args.max_message_mib * 2**20, queue_bytes=args.queue_mib * 2**20)) as sub:
         _tell(sub.notices())  # the state resumed, or why not
         if args.save_dir:
             _tell(remove_temporaries(Path(args.save_dir)))
@@ -460,7 +507,7 @@ def _receive(args: argparse.Namespace, sub, tally: dict, stops: StopSignals) -> 
     Subscriber saves its state)."""
     from inspector.events import header_dict
 
-    save_dir = Path(args.save_dir) if args.save_dir else None
+    trouble = SaveTrouble(Path(args.save_dir)) if args.save_dir else None
     typed = several_streams(sub.topics)  # each line names its stream when two look alike
     deadline = time.monotonic() + args.timeout if args.timeout else None
     while not args.count or tally["seen"] < args.count:
@@ -476,7 +523,7 @@ def _receive(args: argparse.Namespace, sub, tally: dict, stops: StopSignals) -> 
         with stops.handling():
             tally["seen"] += 1
             print(json.dumps(header_dict(event)) if args.json else describe(event, typed), flush=True)
-            if save_dir is not None and not _save_or_warn(event, save_dir):
+            if trouble is not None and not _save_or_warn(event, trouble):
                 tally["unsaved"] += 1
             sub.handled()  # printed and saved (or told unsaved): heard, in the state saved next
 
@@ -555,12 +602,60 @@ def _tell(lines: list[str]) -> None:
         print(one_line(line), file=sys.stderr, flush=True)  # notices carry wire text: one line each
 
 
-def _save_or_warn(event, save_dir: Path, saving=None) -> bool:
-    """Save ``event`` (or call ``saving``); False (after one warning line) when it could not be (a full disk must
-    not stop the subscriber; the summary counts the events not saved)."""
+class SaveTrouble:
+    """``--save-dir`` failures told once per reason, and their end told once (the ZeroMQ and the MQTT saver).
+
+    A full disk, a read-only or vanished share printed one warning per event (and per MQTT payload) for as long
+    as it lasted: a line per defect at the camera's rate, burying the lines that say what was missed. Now the
+    first failure for a reason (its strerror: 'No space left on device', 'Read-only file system', 'Permission
+    denied') is one line naming the folder; the same reason again only counts; another reason is told; the next
+    save that works is one line with how many were not saved meanwhile (the summary gives the run's total). The
+    daemon's recorder tells its own disk trouble the same way (pipeline.recorder.RecorderWorker._trouble)."""
+
+    def __init__(self, folder: Path) -> None:
+        from inspector.mounts import MountWatch
+
+        self.folder = folder
+        self.mount = MountWatch(folder)  # the file system the folder lies on at start (:meth:`check_mounted`)
+        self.reason: str | None = None  # why saving fails now (None: it works)
+        self.missed = {"event": 0, "payload": 0}  # not saved since saving stopped working (any reason)
+
+    def failed(self, what: str, exc: OSError, kind: str = "event") -> str | None:
+        """Saving ``what`` (an event or payload, in words) failed with ``exc``; the line to print, or None when
+        this reason was told already. ``kind``: ``event`` or ``payload`` (what the line at the end counts)."""
+        why = exc.strerror or str(exc)
+        self.missed[kind] += 1
+        if why == self.reason:
+            return None
+        self.reason = why
+        return (f"warning: cannot save {what} to {self.folder}: {why}; nothing more is saved until this clears "
+                f"(each event counted in the summary; told when saving works again)")
+
+    def check_mounted(self) -> None:
+        """OSError when the file system the folder lay on at start is no longer mounted (a USB disk pulled, a
+        share dropped): each save made the folder again in the bare mount-point directory (save() makes a missing
+        folder) and filled the system disk with events the next mount hid from every reader."""
+        if self.mount.gone():
+            raise OSError(errno.ENOENT, f"{self.mount.point} is no longer mounted (nothing is saved in the folder "
+                                        f"beneath it)")
+
+    def saved(self) -> str | None:
+        """A save worked: the line telling that saving works again and what it cost (None: it never stopped)."""
+        if self.reason is None:
+            return None
+        missed = " and ".join(f"{n} {kind}(s)" for kind, n in self.missed.items() if n)
+        self.reason, self.missed = None, {"event": 0, "payload": 0}
+        return f"saving to {self.folder} again; {missed} could not be saved meanwhile"
+
+
+def _save_or_warn(event, trouble: SaveTrouble, saving=None) -> bool:
+    """Save ``event`` (or call ``saving``); False when it could not be (a full disk must not stop the subscriber;
+    the summary counts the events not saved), told through ``trouble``: once per reason, not per event."""
     try:
-        saving() if saving is not None else save(event, save_dir)
-        return True
+        trouble.check_mounted()
+        saving() if saving is not None else save(event, trouble.folder)
     except OSError as exc:
-        print(f"warning: cannot save {event.type} event seq {event.seq}: {exc.strerror or exc}", file=sys.stderr)
+        _tell([line] if (line := trouble.failed(f"{event.type} event seq {event.seq}", exc)) else [])
         return False
+    _tell([line] if (line := trouble.saved()) else [])
+    return True

@@ -35,9 +35,13 @@ Needs the ``mqtt`` extra (``paho-mqtt`` ≥ 2).
 from __future__ import annotations
 
 import collections
+import errno
+import hashlib
 import json
 import logging
+import socket
 import ssl
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -117,6 +121,16 @@ class MqttBridge:
                               f"digits, '_', '-' or '.'); set publish.mqtt.box")
         self.prefix = f"{cfg.topic_prefix}/{self.box}"
         host, port, tls = broker_address(cfg.url)
+        self._box_lock = hold_box(self.prefix, host, port)  # ConfigError: another daemon here is this box
+        try:
+            self._start(mqtt, cfg, host, port, tls)
+        except BaseException:
+            self._release_box()
+            raise
+
+    def _start(self, mqtt, cfg: MqttSection, host: str, port: int, tls: bool) -> None:
+        """The buffer, the paho client (connecting in its own thread) and the sender thread."""
+        run_id = self.run_id
         self._buffer: collections.deque[Message] = collections.deque()
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
@@ -127,6 +141,7 @@ class MqttBridge:
         self._sending: Message | None = None  # taken from the buffer, inside client.publish()
         self._resending = False  # a reconnect: paho re-sends what was in flight, new messages wait behind it
         self._counts = {"offered": 0, "delivered": 0, "dropped": 0, "refused": 0, "send_errors": 0}
+        self._full_drops = 0  # messages dropped since the buffer was found full (0: it has room; _tell_full)
         self._refusals_told = (0.0, 0)  # (monotonic time, refused count) of the last refusal line
         self.connected = False
         self.connects = 0
@@ -312,14 +327,32 @@ class MqttBridge:
             counts["dropped"] += max(0, len(self._buffer) + 1 - self.cfg.buffer_size)
         messages = event_messages(event, self.cfg.topic_prefix + "/" + self.box, self.run_id, self.cfg.thumbnails,
                                   counts if event.type == "stats" else None)
+        drops = 0
         with self._lock:
             for msg in messages:
                 self._counts["offered"] += 1
                 if len(self._buffer) >= self.cfg.buffer_size:
                     self._buffer.popleft()
                     self._counts["dropped"] += 1
+                    drops += 1
                 self._buffer.append(msg)
             self._wake.notify_all()
+            began, self._full_drops = not self._full_drops and drops > 0, self._full_drops + drops
+            ended = self._full_drops if not drops else 0
+            self._full_drops = self._full_drops if drops else 0
+        self._tell_full(began, ended)
+
+    def _tell_full(self, began: bool, ended: int) -> None:
+        """One line when the buffer starts dropping messages, one when it has room again with how many it dropped
+        (``ended``). Drops were counted only (the bridge's counts, stats, its INFO line at shutdown): a broker
+        outage longer than buffer_size messages lost events unseen by whoever reads the daemon's log."""
+        if began:
+            log.warning("MQTT: the buffer is full (publish.mqtt.buffer_size %d messages; broker %s away or slower "
+                        "than events come): the oldest messages are dropped, counted, until it has room again",
+                        self.cfg.buffer_size, redact(self.cfg.url))
+        elif ended:
+            log.warning("MQTT: the buffer has room again; %d message(s) were dropped while it was full "
+                        "(publish.mqtt.buffer_size %d)", ended, self.cfg.buffer_size)
 
     # -- sender thread -------------------------------------------------------------------------
     def _ready(self) -> bool:
@@ -396,9 +429,54 @@ class MqttBridge:
             _write_untold(self.state_path, self._untold + [{"run_id": self.run_id, **self.counts(), "final": True}])
         self.client.disconnect()
         self.client.loop_stop()
+        self._release_box()
         c = self.counts()
         log.info("MQTT bridge: %d offered, %d delivered, %d dropped (%d refused by the broker)", c["offered"],
                  c["delivered"], c["dropped"], c["refused"])
+
+
+    def _release_box(self) -> None:
+        if self._box_lock is not None:
+            self._box_lock.close()
+            self._box_lock = None
+
+
+def hold_box(prefix: str, host: str, port: int) -> socket.socket | None:
+    """Claim the topics ``<prefix>`` (``<topic_prefix>/<box>``) on the broker at ``host``:``port`` for this
+    daemon, among the processes of this host: a listening Unix socket bound to an abstract name (Linux
+    unix(7): no file, gone with the process, crashed or not), returned to be held open until the bridge closes.
+    None where there are no abstract sockets (not Linux): nothing is claimed.
+
+    ConfigError naming the holder's pid (SO_PEERCRED of a connection to it) when another process holds them.
+    Two daemons on one host publish under one box by default (the host's name): their events mixed on the
+    same topics, so a consumer told one's run as a restart of the other's and accounted both streams as one;
+    each replaced the other's retained bridge counts; and the first to stop marked the box offline (its
+    retained ``online`` 0) while the other still ran."""
+    name = "\0inspector-mqtt-box-" + hashlib.sha256(f"{host.lower()}:{port}/{prefix}".encode()).hexdigest()[:32]
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        claim.bind(name)
+        claim.listen(1)
+        return claim
+    except OSError as exc:
+        claim.close()
+        if exc.errno != errno.EADDRINUSE:
+            return None
+    raise ConfigError(f"publish.mqtt.box: another daemon on this host (pid {_claim_holder(name)}) publishes as box "
+                      f"'{prefix.rsplit('/', 1)[-1]}' to {host}:{port}; two daemons under one box mix their events "
+                      f"and one's stop marks the other offline: give each its own publish.mqtt.box")
+
+
+def _claim_holder(name: str) -> str:
+    """The pid of the process listening on the abstract socket ``name``; 'unknown' if it cannot be asked."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1.0)
+            probe.connect(name)
+            return str(struct.unpack("3i", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                            struct.calcsize("3i")))[0])
+    except OSError:
+        return "unknown"
 
 
 def connack_hint(cfg: MqttSection, reason_code, properties) -> str:

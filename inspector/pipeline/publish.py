@@ -14,6 +14,7 @@ was found full (:meth:`Publisher.send`).
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import socket
 import threading
@@ -58,6 +59,7 @@ LINGER_MS = 500
 # 10,000 distinct topics a second grew the set without end, and ``wanted`` (a scan of it, per frame) with it.
 MAX_SUBSCRIPTION_BYTES = 1024
 MAX_TOPICS = 256
+IPC_CHECK_S = 1.0  # how often an ipc:// endpoint's socket file is looked at (Publisher.keep_endpoint)
 
 
 @dataclass
@@ -126,6 +128,11 @@ class Publisher:
             raise ConfigError(f"publish.endpoint: cannot bind {cfg.endpoint}: {exc.strerror}{hint}") from None
         self.socket = sock
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        # an ipc:// endpoint's socket file, and the file bound there (keep_endpoint)
+        self._ipc = ipc_file(cfg.endpoint)
+        self._ipc_id = _file_id(self._ipc) if self._ipc else None
+        self._ipc_checked = time.monotonic()
+        self._ipc_told: str | None = None  # why the path cannot be served now, told once
 
     def _setup_curve(self, sock: zmq.Socket) -> None:
         import zmq.auth
@@ -215,6 +222,44 @@ class Publisher:
             self._send_parts(parts)
         finally:
             self.socket.setsockopt(zmq.XPUB_NODROP, 1)
+
+    def keep_endpoint(self) -> None:
+        """Make sure an ``ipc://`` endpoint's socket file is still the one this daemon bound; looked at every
+        :data:`IPC_CHECK_S` (a stat), from the worker's loop.
+
+        A socket file deleted while the daemon runs (systemd-tmpfiles removes files in /tmp unused for 10 days;
+        a user's rm; a cleanup of /run) could no longer be connected to: every subscriber started since (a
+        restarted ``subscribe --save-dir`` service) waited in silence for a daemon that ran on, each event lost
+        to it. Now the path is bound again (told; subscribers connected before keep their connection, ZeroMQ's
+        listener of the deleted file stays idle). A path taken since by another file or process is left to it,
+        told once: this daemon is then unreachable there until restarted. A bind that fails (its folder deleted
+        too) is told once and tried again at each look."""
+        if self._ipc is None or time.monotonic() - self._ipc_checked < IPC_CHECK_S:
+            return
+        self._ipc_checked = time.monotonic()
+        here = _file_id(self._ipc)
+        if here == self._ipc_id:
+            return
+        if here is not None:
+            self._tell_endpoint(f"publish.endpoint: {self._ipc} is no longer this daemon's socket (another file or "
+                                f"process took the path); subscribers connecting there cannot reach this daemon "
+                                f"until it is restarted")
+            return
+        try:
+            self.socket.bind(self.cfg.endpoint)
+        except zmq.ZMQError as exc:
+            self._tell_endpoint(f"publish.endpoint: the socket file {self._ipc} was deleted and cannot be made "
+                                f"again ({exc.strerror}); subscribers cannot connect until it can (tried every "
+                                f"{IPC_CHECK_S:g} s)")
+            return
+        self._ipc_id, self._ipc_told = _file_id(self._ipc), None
+        log.warning("publish.endpoint: the socket file %s was deleted while the daemon ran (a cleaner of /tmp or "
+                    "/run?); bound again: subscribers can connect again", self._ipc)
+
+    def _tell_endpoint(self, why: str) -> None:
+        if why != self._ipc_told:
+            self._ipc_told = why
+            log.error("%s", why)
 
     def poll_subscriptions(self) -> list[bytes]:
         """Subscription messages received since the last call (new topics subscribers asked for)."""
@@ -409,6 +454,22 @@ def _topic(event: Event) -> bytes:
     return topic_for(event.type, getattr(event, "camera", None)).encode()
 
 
+def ipc_file(endpoint: str) -> str | None:
+    """The socket file of a file-system ``ipc://`` endpoint; None for other transports and abstract ipc."""
+    if not endpoint.startswith("ipc://") or endpoint.startswith("ipc://@"):
+        return None
+    return endpoint[len("ipc://"):]
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of what is at ``path`` now (no link followed); None when nothing is."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def refuse_if_served(endpoint: str) -> None:
     """Raise ConfigError when a live process already serves the ``ipc://`` path ``endpoint``.
 
@@ -530,6 +591,7 @@ class PublishWorker(Worker):
                 except queue.Empty:
                     ended = self.broken.is_set()
                 self._drain_status()
+                self.pub.keep_endpoint()
                 self._note_subscriptions(self.pub.poll_subscriptions())
                 if self._resend_for and time.monotonic() >= self._resend_after:
                     self._resend_after = time.monotonic() + RESEND_MIN_S

@@ -69,6 +69,7 @@ import numpy as np
 from inspector.errors import ConfigError
 from inspector.folder_lock import FolderBusy, lock_folder
 from inspector.leftovers import writer_gone
+from inspector.mounts import MountWatch
 from inspector.outputs import folder_problem, link_new
 from inspector.pipeline.config import RecorderSection
 from inspector.pipeline.frame import Frame
@@ -470,6 +471,8 @@ class RecorderWorker(Worker):
         if not RECORDING_NAME.match(f"{self.prefix}-{0:09d}-{0:09d}.png"):
             raise ValueError(f"recorder: run id {run_id!r} does not fit the recording names")
         self.root = Path(cfg.dir)
+        self._mount = MountWatch(self.root)  # the file system recorder.dir lies on (:meth:`_unmounted`)
+        self._off_mount = False  # that file system is no longer mounted (told)
         self.inbox: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
         # the books: one entry per recording, (its files with their identities, bytes), oldest first
         self._kept: collections.deque[tuple[dict[Path, FileId], int]] = collections.deque()
@@ -722,6 +725,8 @@ class RecorderWorker(Worker):
         ``recorder.unusable`` (recorder.dir was replaced by another daemon's: nothing more is recorded; or
         the camera's folder cannot be written in, :meth:`_camera_unusable`)."""
         try:
+            if self._unmounted():
+                return "recorder.unusable"
             if not self._follow_dir():
                 self._dir_lost = True
                 return "recorder.unusable"
@@ -797,6 +802,24 @@ class RecorderWorker(Worker):
                       "as recorder.unusable", camera, why)
         return True
 
+    def _unmounted(self) -> bool:
+        """Whether the file system recorder.dir lay on when the run started is no longer mounted (a USB evidence
+        disk pulled or unmounted, a network share dropped: :class:`inspector.mounts.MountWatch`). Nothing is
+        recorded meanwhile, each defect counted as ``recorder.unusable``; told in one line when it goes and when it
+        is back (then :meth:`_follow_dir` locks the folder on it). Before, the folder was made again in the bare
+        mount-point directory (:meth:`_follow_dir`, as after a user deleted it): recordings filled the system disk
+        there, and the next mount of the evidence disk hid them from every reader, said only as 'renamed or
+        removed'. Looked at for each defect (two lstat calls)."""
+        gone = self._mount.gone()
+        if gone and not self._off_mount:
+            log.error("recorder: %s (holding recorder.dir %s) is no longer mounted (its disk unmounted or gone?); "
+                      "nothing is recorded in the folder beneath it (the system disk, hidden by the next mount) "
+                      "until it is mounted again; defects counted as recorder.unusable", self._mount.point, self.root)
+        elif self._off_mount and not gone:
+            log.warning("recorder: %s is mounted again; recording resumes in %s", self._mount.point, self.root)
+        self._off_mount = gone
+        return gone
+
     def _follow_dir(self) -> bool:
         """Make sure recorder.dir's path still names the folder this run holds; where it does not (renamed
         or removed by hand, a share remounted), lock the folder there now (made if missing) and take its
@@ -812,7 +835,8 @@ class RecorderWorker(Worker):
             log.error("recorder: %s was replaced while running, and the new folder is another daemon's (%s); "
                       "recording stopped, defects from now on counted as recorder.unusable", self.root, exc)
             return False
-        log.warning("recorder: %s no longer names the folder this run started in (renamed or removed); "
+        log.warning("recorder: %s no longer names the folder this run started in (renamed or removed, or its "
+                    "disk mounted again); "
                     "recording goes on in the folder now at that path, locked for this run", self.root)
         self._kept.clear()
         self._bytes, self._checked_at = 0, -math.inf

@@ -312,3 +312,37 @@ def test_daemon_modules_never_import_torch():
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert res.returncode == 0, res.stderr
+
+
+def test_an_ipc_socket_file_deleted_while_running_is_bound_again_for_new_subscribers(tiny_model, tmp_path, caplog):
+    """A daemon on ipc:// whose socket file is deleted while it runs (systemd-tmpfiles removes files in /tmp unused
+    for 10 days; a user's rm): every subscriber started since waited in silence for a daemon that ran on,
+    publishing to nobody (a restarted ``subscribe --save-dir`` service got none of its defects). The path is now
+    bound again within a second, told once; a subscriber connected before keeps receiving, a new one receives."""
+    import logging
+
+    endpoint = f"ipc://{tmp_path}/ev.sock"
+    cam = {"name": "syn", "source": "synthetic", "fps": 20,
+           "synthetic": {"texture": "procedural", "size": 64, "pool": 2, "defect_rate": 1.0}}
+    daemon = Daemon(daemon_config(base_config(tiny_model, endpoint, [cam], thresholds={"image": 0.0})))
+    daemon.setup()
+    before = Subscriber(endpoint, ["v1/defect"])
+    after = None
+    try:
+        with caplog.at_level(logging.WARNING, logger="inspector.publish"):
+            assert daemon.publisher.wait_for_subscription(5.0)
+            daemon.start()
+            assert before.recv(timeout=10) is not None
+            os.unlink(tmp_path / "ev.sock")
+            time.sleep(2.0)  # more than the publisher's look every second
+            after = Subscriber(endpoint, ["v1/defect"])
+            got = after.recv(timeout=10)
+            assert before.recv(timeout=5) is not None
+    finally:
+        daemon.shutdown()
+        before.close()
+        if after is not None:
+            after.close()
+    assert got is not None and got.type == "defect"
+    told = [r.getMessage() for r in caplog.records if "was deleted while the daemon ran" in r.getMessage()]
+    assert len(told) == 1 and str(tmp_path / "ev.sock") in told[0], told

@@ -188,6 +188,42 @@ def test_a_consumer_learns_what_the_bridge_dropped_while_the_broker_was_away(tmp
     assert any("missed 6 defect event(s) of camera 'c'" in n for n in notices), notices
 
 
+def test_a_full_bridge_buffer_is_told_once_when_it_starts_dropping_and_once_with_the_count_when_it_has_room(
+        tmp_path, caplog):
+    """A broker outage longer than publish.mqtt.buffer_size messages: the bridge dropped its oldest messages with
+    no line in the daemon's log (counted only, in its counts and stats, and in an INFO line at shutdown). Now one
+    warning when it starts dropping, none per message, and one when it has room again with how many it dropped."""
+    import logging
+
+    from inspector.events import InspectionEvent
+    from inspector.integrations.mqtt import MqttBridge
+    from inspector.pipeline.integration_config import MqttSection
+
+    def defect(seq: int) -> InspectionEvent:
+        return InspectionEvent(type="defect", camera="c", seq=seq, frame_id=seq, event_id=f"r1-c-{seq}",
+                               decision="NG", score=1.0, threshold=0.5, capture={}, latency_ms={}, model={},
+                               run_id="r1")
+
+    broker = Mosquitto(tmp_path / "broker")  # not started: the broker is away
+    bridge = MqttBridge(MqttSection(url=broker.url, box="b1", buffer_size=5, reconnect_max_s=1,
+                                    state_file=str(tmp_path / "s.json")), run_id="r1")
+    try:
+        with caplog.at_level(logging.WARNING, logger="inspector.mqtt"):
+            for seq in range(30):
+                bridge.offer(defect(seq))
+            broker.start()
+            assert bridge.flush(20), bridge.counts()
+            bridge.offer(defect(30))
+            assert bridge.flush(10), bridge.counts()
+    finally:
+        bridge.close()
+        broker.stop()
+    lines = [r.getMessage() for r in caplog.records if "buffer" in r.getMessage() and "MQTT:" in r.getMessage()]
+    assert bridge.counts()["dropped"] == 25
+    assert len(lines) == 2 and "the oldest messages are dropped" in lines[0], lines
+    assert "has room again; 25 message(s) were dropped" in lines[1], lines
+
+
 def test_bridge_drops_after_its_last_stats_reach_the_consumer(tmp_path):
     """Drops during a broker outage with no stats message after it (stats off, or the run ended first) were
     never told: the consumer saw only 'missed before joining'. The bridge now publishes its counts, retained,

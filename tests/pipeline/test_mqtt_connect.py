@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -500,3 +501,65 @@ def test_with_mqtt_3_1_1_an_acl_denial_is_counted_delivered_and_run_check_says_s
         run = _run_check(tiny_model, tmp_path, mqtt | ({"protocol": protocol} if protocol else {}))
         assert run.returncode == 0 and said in run.stdout, run.stdout + run.stderr
         assert f"undelivered final counts kept in {tmp_path / 's.json'}" in run.stdout, run.stdout
+
+
+_LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} [0-9:,]+ (DEBUG|INFO|WARNING) ")
+
+
+def test_a_second_daemon_of_one_box_on_this_host_is_refused_in_one_line(tiny_model, tmp_path):
+    """Two daemons on one host bridge as one box by default (the host name): a consumer told the second's run as
+    a restart of the first's ('box vm: daemon restarted') while both ran, both streams were accounted as one,
+    each replaced the other's retained bridge counts, and the first to stop marked the box offline (retained
+    online 0) while the other inspected on. The second is refused at start (one line naming the first's pid and
+    publish.mqtt.box, exit 2); with its own box it runs beside the first."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    frames = write_folder(tmp_path / "frames", [True] * 4)
+
+    def config(name: str, box: str | None, loop: bool = False) -> Path:
+        camera = {"name": "cam", "source": str(frames), **({"loop": True, "fps": 2.0} if loop else {})}
+        cfg = base_config(tiny_model, f"ipc://{tmp_path}/{name}.sock", [camera],
+                          publish={"mqtt": {"url": broker.url, **({"box": box} if box else {}),
+                                            "state_file": str(tmp_path / f"{name}.json")}})
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+
+    first = subprocess.Popen([*CLI, "run", "--config", str(config("first", None, loop=True))], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        lines = []
+        while time.monotonic() < deadline:
+            lines.append(first.stdout.readline())
+            if "inspecting" in lines[-1] or not lines[-1]:
+                break
+        assert "inspecting" in lines[-1], lines
+        second = subprocess.run([*CLI, "run", "--config", str(config("second", None))], capture_output=True,
+                                text=True, timeout=60)
+        errors = [line for line in second.stderr.splitlines() if not _LOG_LINE.match(line)]
+        assert second.returncode == 2 and len(errors) == 1 and "Traceback" not in second.stderr, second.stderr
+        assert errors[0].startswith("error: publish.mqtt.box:") and f"pid {first.pid}" in errors[0], errors
+        own = subprocess.run([*CLI, "run", "--config", str(config("own", "line2")), "--check"], capture_output=True,
+                             text=True, timeout=60)
+        assert own.returncode == 0, own.stderr
+    finally:
+        first.terminate()
+        first.communicate(timeout=30)
+        broker.stop()
+
+
+def test_the_runs_last_line_tells_mqtt_messages_never_delivered(tiny_model, tmp_path):
+    """A run whose broker was away to the end: 'stopped: N frames inspected' said nothing of the events its MQTT
+    bridge never delivered (counted in the bridge's own counts and an INFO line). The last line now tells them,
+    as it tells recordings lost."""
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/ev.sock",
+                      [{"name": "cam", "source": str(write_folder(tmp_path / "frames", [True, True]))}],
+                      thresholds={"image": 0.0},
+                      publish={"mqtt": {"url": f"mqtt://127.0.0.1:{free_port()}", "box": "b1", "reconnect_max_s": 1,
+                                        "state_file": str(tmp_path / "s.json")}})
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    run = subprocess.run([*CLI, "run", "--config", str(tmp_path / "cfg.yaml")], capture_output=True, text=True,
+                         timeout=120)
+    last = run.stdout.strip().splitlines()[-1]
+    assert run.returncode == 0 and last.startswith("stopped: 2 frames inspected"), (run.stdout, run.stderr[-2000:])
+    assert re.search(r"; \d+ MQTT message\(s\) not delivered \(undelivered at shutdown \d+\)$", last), last

@@ -201,6 +201,54 @@ def test_a_full_disk_is_told_in_one_line_not_one_per_defect(tmp_path, caplog):
     assert len(told) == 1 and "counted as recorder.errors" in told[0], told
 
 
+def test_an_evidence_disk_unmounted_mid_run_is_not_replaced_by_the_system_disk_and_recording_resumes(tmp_path,
+                                                                                                     caplog):
+    """recorder.dir on its own disk (a real tmpfs), unmounted mid-run (umount -l, as a pulled USB disk): the
+    recorder made the folder again in the bare mount-point directory and recorded onto the system disk, said
+    only as 'renamed or removed'; mounted again, the disk hid those recordings from every reader. Now nothing is
+    written beneath the mount point, each defect is counted (recorder.unusable), told once when the disk goes and
+    once when it is back, and recording resumes on the disk mounted again."""
+    disk = tmp_path / "disk"
+    if not _tmpfs(disk, "1m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    root = disk / "rec"
+    counters, lock = Counters(), lock_recorder_dir(root)
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
+                         counters, "cccccccccccc", "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=("c",))
+    rec.start()
+    mounted = True
+    try:
+        with caplog.at_level(logging.WARNING, logger="inspector.recorder"):
+            _record_and_wait(rec, counters, "c", 0)
+            subprocess.run(["umount", "-l", str(disk)], check=True)
+            mounted = False
+            for i in (1, 2):
+                frame = Frame(camera="c", frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=i,
+                              capture_utc=0.0)
+                rec.put(frame, {"seq": i, "capture": {"monotonic_ns": i}})
+            deadline = time.monotonic() + 10
+            while counters.get("recorder.unusable") < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            beneath = sorted(p.name for p in disk.rglob("*"))
+            mounted = _tmpfs_again(disk, "1m")
+            _record_and_wait(rec, counters, "c", 3)
+    finally:
+        rec.finish()
+        rec.join(30)
+        lock.release()
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=True)
+    assert beneath == [] and counters.get("recorder.unusable") == 2, (beneath, counters.snapshot())
+    gone = [r.getMessage() for r in caplog.records if "no longer mounted" in r.getMessage()]
+    back = [r.getMessage() for r in caplog.records if "is mounted again; recording resumes" in r.getMessage()]
+    assert len(gone) == 1 and str(disk) in gone[0] and len(back) == 1, [r.getMessage() for r in caplog.records]
+
+
+def _tmpfs_again(path: Path, size: str) -> bool:
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
 def _chattr(flag: str, path: Path):
     if os.geteuid() != 0 or subprocess.run(["chattr", f"+{flag}", str(path)], capture_output=True).returncode:
         return None
