@@ -330,16 +330,17 @@ def test_a_grown_recording_is_listed_on_from_its_last_key_frame_as_a_whole_listi
         whole.starts, whole.layouts, whole.frames, whole.key_times) and len(whole.starts) == 4
 
 
-def _mpeg2_parts(tmp_path: Path, parts: list[tuple[str, str]]) -> tuple[Path, np.ndarray]:
+def _mpeg2_parts(tmp_path: Path, parts: list[tuple[str, str]], encoding: tuple[str, ...] = ()) -> tuple[Path, np.ndarray]:
     """A recording of MPEG-2 parts (size, pix_fmt), 5 frames each, joined by FFmpeg's concat demuxer (the
     stream copied: each part's sequence header in band, timestamps continued), and its source pixels: the test
-    pattern's BGR frames, uint8 (H, W, 3) each, at their part's size."""
+    pattern's BGR frames, uint8 (H, W, 3) each, at their part's size. ``encoding``: more encoder options (the
+    last of an option given twice wins: ``-bf 2`` for B-frames)."""
     listing, truth = tmp_path / "parts.txt", []
     for n, (size, pix_fmt) in enumerate(parts):
         pattern = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=10", "-vf", f"trim=start_frame={5 * n}:"
                    f"end_frame={5 * n + 5},setpts=PTS-STARTPTS"]
         subprocess.run(["ffmpeg", "-y", "-v", "error", *pattern, "-c:v", "mpeg2video", "-q:v", "2", "-g", "5",
-                        "-bf", "0", "-pix_fmt", pix_fmt, "-f", "mpegts", str(tmp_path / f"{n}.ts")], check=True,
+                        "-bf", "0", *encoding, "-pix_fmt", pix_fmt, "-f", "mpegts", str(tmp_path / f"{n}.ts")], check=True,
                        timeout=60)
         raw = subprocess.run(["ffmpeg", "-v", "error", *pattern, "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
                              check=True, capture_output=True, timeout=60).stdout
