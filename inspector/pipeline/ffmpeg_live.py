@@ -711,6 +711,13 @@ class FileFrames(ffmpeg_frames.FfmpegFrames):
             return self._line.time_s * 1000.0
         return super().get(prop)
 
+    def verdict(self) -> str:
+        """Why the grabbed frame is not to be inspected, by the program's log (:class:`Concealment`, as on the
+        live path): :data:`CONCEALED` for a frame of a damaged file the decoder made up around the damage (until
+        a key frame decoded after it), :data:`BEFORE_KEY_FRAME` for one before the file's first key frame (a
+        recording cut between key frames); "" for a frame decoded whole, or none grabbed."""
+        return self._line.verdict if self._frame is not None else ""
+
     def layout(self) -> FrameLayout | None:
         """The grabbed frame's layout by its decoder (:func:`keyframe_layouts.layout_of`); None: not named."""
         line = self._line

@@ -80,6 +80,11 @@ from inspector.pipeline.source_base import stamp_now as _stamp
 from inspector.redact import redact
 
 log = logging.getLogger(__name__)
+# why a video file's frame read by the ffmpeg program is not inspected (CvSource._damaged)
+_FILE_WHY = {ffmpeg_live.CONCEALED: "the file is damaged there and the decoder made up frames around the damage; "
+                                    "they are skipped (counted 'concealed') up to a key frame decoded after it",
+             ffmpeg_live.BEFORE_KEY_FRAME: "the recording starts between key frames; frames before its first key "
+                                           "frame cannot be decoded whole and are skipped"}
 
 VIDEO_SUFFIXES = set(VIDEO_EXTENSIONS)
 IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
@@ -163,6 +168,7 @@ class CvSource(Source):
         self._before_ms: float | None = None  # _read_ms before the last frame read (_await_rest_of_frame)
         self._time_advances = False
         self._replayed_to: float | None = None
+        self._damage_said: tuple | None = None  # the file signature whose made-up frames were said (_damaged)
 
     def _params(self, open_timeout_s: float | None = None) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -704,6 +710,9 @@ class CvSource(Source):
             t_ns, t_utc = self._stamp_by_clock(t_ns, t_utc, meta, waited_s)
         self._index += 1
         self._delivered += 1
+        if (verdict := self._damaged(meta["index"])):
+            return Grabbed(None, t_ns, t_utc, meta, reason=verdict, error=f"{self.describe()}: frame "
+                           f"{meta['index']}: {_FILE_WHY[verdict]}")
         try:
             image = self._retrieve()
         except ImageRejected as exc:
@@ -716,6 +725,18 @@ class CvSource(Source):
                 return self._await_rest_of_frame()
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
         return Grabbed(image, t_ns, t_utc, meta, layout=self._layout(meta["index"], image, meta["pos_msec"]))
+
+    def _damaged(self, index: int) -> str:
+        """Why the frame just grabbed (frame ``index``) is not inspected, where the ffmpeg program reads the file
+        (:meth:`ffmpeg_live.FileFrames.verdict`): "concealed", "before_key_frame"; "" otherwise. A damaged file's
+        made-up frames were handed on as parts; now skipped, counted by the capture worker, and said here once
+        per file (not again on a looping file's later passes; a file replaced is another)."""
+        verdict = self._cap.verdict() if isinstance(self._cap, ffmpeg_live.FileFrames) else ""
+        if verdict and self._damage_said != (signature := self._file_signature()):
+            self._damage_said = signature
+            log.warning("camera '%s': %s: from frame %d, %s", self.camera.name, self._target, index,
+                        _FILE_WHY[verdict])
+        return verdict
 
     def _layout(self, index: int, image: np.ndarray, time_ms: float) -> FrameLayout:
         """Frame ``index``'s layout as decoded: a file's by its key frames (by its time ``time_ms`` once the
