@@ -280,7 +280,8 @@ def test_a_live_mpeg2_stream_switched_from_420_to_422_at_the_same_size_is_reopen
     assert counters.get("cam.source_changed") == 1 and counters.get("cam.format_changes") == 1
 
 
-def test_a_live_mpeg2_stream_whose_chroma_changes_with_its_size_is_not_reopened(tmp_path):
+@pytest.mark.parametrize("encoding", [(), ("-bf", "2")], ids=["p", "b"])
+def test_a_live_mpeg2_stream_whose_chroma_changes_with_its_size_is_not_reopened(tmp_path, encoding):
     """64x48 4:2:0 → 128x96 4:2:2: with a new size the decoder takes the new chroma format (measured, FFmpeg 5.1):
     one connection, every frame the source's within the codec's loss, both changes said at once. The decoder,
     which reorders (no ``-flags low_delay``: B-frame streams come in display order, test_live_bframes.py), drops
@@ -288,7 +289,7 @@ def test_a_live_mpeg2_stream_whose_chroma_changes_with_its_size_is_not_reopened(
     ``small``): 9 of the 10 frames."""
     from tests.pipeline.test_format_changes import _mpeg2_parts, _nearest_mean
 
-    video, truth = _mpeg2_parts(tmp_path, [("64x48", "yuv420p"), ("128x96", "yuv422p")])
+    video, truth = _mpeg2_parts(tmp_path, [("64x48", "yuv420p"), ("128x96", "yuv422p")], encoding)
     with _camera_serving_each([video.read_bytes()] * 2) as port:
         frames, states, counters = _capture(_camera(port))
     means = [round(_nearest_mean(f.image, truth), 1) for f in frames]
