@@ -483,6 +483,8 @@ class CaptureWorker(Worker):
         self.counters.add(f"{cam}.{grabbed.reason}")
         if grabbed.reason in ("missing", "incomplete", "growing", "same_file", "before_key_frame"):
             return  # a file deleted, still being written or already read, a stream joined: not a fault of the data
+        if grabbed.reason == "concealed" and not self.source.live:
+            return  # a damaged video file's made-up frames: said once by the source (CvSource._damaged)
         self._throttle.warning(f"{grabbed.reason}-{cam}", "camera '%s': skipped a frame (%s): %s",
                                cam, grabbed.reason, grabbed.error)
 

@@ -81,11 +81,25 @@ _SIZE = re.compile(r"\bs:(\d+)x(\d+)\b")
 _TIME = re.compile(r"\bpts_time:(-?[0-9.]+)")  # its time (s, from the start): OpenCV's CAP_PROP_POS_MSEC / 1000
 _FORMAT = re.compile(r"\bfmt:([0-9a-z_]+)")
 # trace_headers' lines of an MPEG-2 stream's extensions (mpeg2_trace): a sequence_extension's chroma_format
-# ("21   chroma_format   10 = 2", FFmpeg 5.1), and the picture_coding_extension each picture has
+# ("21   chroma_format   10 = 2", FFmpeg 5.1) and, after it, its low_delay ("48   low_delay   0 = 0"), and the
+# picture_coding_extension each picture has
 _CHROMA = re.compile(r"\bchroma_format\s+[01]+ = (\d)\b")
+_LOW_DELAY = re.compile(r"\blow_delay\s+[01] = ([01])\b")
 _PICTURE_EXTENSION = re.compile(r"\bextension_start_code_identifier\s+1000 = 8\b")
 # warnings that say data was lost before the decoder (demuxer / RTP): a decoder's own losses are errors
 _LOSS_WARNING = re.compile(r"corrupt|missed \d+ packets|max delay reached", re.IGNORECASE)
+# the context of a line ("[mpeg2video @ 0x…]": the component's name), "" for the program's own lines
+_CONTEXT = re.compile(r"^\[(?P<name>[^\]@]*?)(?: @ 0x[0-9a-f]+)?\] \[")
+# components on the output side of live_command / file_command / MPEG2_TRACE: the rawvideo encoder and muxer,
+# the null muxer, their bitstream filters, the filter graph (showinfo, format, scaling) and swscale. What they
+# complain of is our output's bookkeeping, never data the decoder lacked: MPEG-2 with B-frames decoded in decode
+# order (-flags low_delay) made the rawvideo muxer log "non monotonically increasing dts" errors, and 24 of 30
+# frames were counted concealed (measured, FFmpeg 5.1). A live raw (rawvideo) input is intra-only: a loss
+# there fails its one frame, which is then not output, so none is missed by ignoring that name too.
+_OUTPUT_SIDE = re.compile(r"^(?:rawvideo|null|trace_headers|filter_units|swscaler|format|Parsed_\w+|graph .*"
+                          r"|auto_scale_\d+|(?:in|out)_\d+_\d+)$")
+# timestamp complaints (a camera's clock stepping back, a wrap): the pictures' data is whole
+_TIMESTAMP = re.compile(r"\b(?:dts|pts|timestamps?)\b|monoton", re.IGNORECASE)
 
 
 def _fourccs(*texts: bytes) -> frozenset[int]:
@@ -148,7 +162,11 @@ def live_command(grey: bool, analyze_s: float, eight_bit: bool = False, mpeg2: b
 
     ``-f concat -safe 0``: the listing names a URL; ``-protocol_whitelist``: the nested open inherits the
     pipe's (only 'crypto,data'), so every scheme a camera may use (:data:`config._URL_SCHEMES`).
-    ``-flags low_delay``: no frame threading (libavcodec pthread.c), which holds back a frame per thread;
+    ``-thread_type slice``: no frame threading (libavcodec pthread.c), which holds back a frame per thread;
+    not ``-flags low_delay``, which also made the MPEG-2 decoder output a stream with B-frames in decode order
+    (each P before the B-frames shown before it: frames out of order, and the muxer's timestamp errors counted
+    24 of 30 frames concealed; measured, FFmpeg 5.1): frames leave in display order, a B-frame stream's one
+    frame of reordering delay being the stream's own;
     ``-analyzeduration``: the listing's probe already ran, this one of the concat demuxer reads as little. Not
     ``-fflags nobuffer``: it drops the packets the probe read, the first key frame among them, and a 10-bit
     HEVC stream then gave flat grey frames (measured, FFmpeg 5.1: "Could not find ref"). ``-autoscale 0``
@@ -160,7 +178,7 @@ def live_command(grey: bool, analyze_s: float, eight_bit: bool = False, mpeg2: b
     with its level, and a line per frame, written before the frame's bytes, with its key flag
     (:class:`Concealment`), its size, which frames its bytes in the pipe, and the decoder's pixel format
     (:class:`LiveFrames`). ``mpeg2``: the stream's MPEG-2 extensions traced too (:data:`MPEG2_TRACE`)."""
-    return [*_PROGRAM, "-flags", "low_delay", "-analyzeduration", str(max(1, int(analyze_s * 1e6))),
+    return [*_PROGRAM, "-thread_type", "slice", "-analyzeduration", str(max(1, int(analyze_s * 1e6))),
             "-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat", "-safe", "0", "-i", LISTING,
             *_framed_output("bgr24" if eight_bit else "gray16le" if grey else "bgr48le"),
             *(MPEG2_TRACE if mpeg2 else [])]
@@ -168,7 +186,8 @@ def live_command(grey: bool, analyze_s: float, eight_bit: bool = False, mpeg2: b
 
 # A second output of the program for an MPEG-2 stream: its packets copied (nothing decoded) through
 # filter_units, keeping the extensions (start code B5), and trace_headers, which logs their fields at info
-# level after the frame decoded from the same packet (ChromaWatch); the null muxer writes nothing to stdout.
+# level after the line of the frame the decoder output on the same packet (ChromaWatch); the null muxer writes
+# nothing to stdout.
 MPEG2_TRACE = ["-map", "0:v:0", "-c", "copy", "-bsf:v", "filter_units=pass_types=0xb5,trace_headers", "-f", "null",
                "-"]
 
@@ -262,9 +281,29 @@ class Concealment:
         match = _LINE.match(line)
         return (match["level"], match["text"] or "") if match else ("", line)
 
-    def frame_verdict(self, level: str, text: str) -> str | None:
-        """Take one log line: for a frame's line, "" for a frame decoded whole, else why it is not inspected
-        (:data:`CONCEALED`, :data:`BEFORE_KEY_FRAME`); None for any other line (a loss among them is noted)."""
+    @staticmethod
+    def context(line: str) -> str:
+        """The component that wrote one of the program's lines ("mpegts", "h264", "rawvideo" …); "" for the
+        program's own lines."""
+        match = _CONTEXT.match(line)
+        return match["name"] if match else ""
+
+    @staticmethod
+    def is_loss(level: str, text: str, context: str = "") -> bool:
+        """Whether a line that is no frame's says data was lost before or in the decoder: a demuxer's or RTP's
+        loss warning (:data:`_LOSS_WARNING`, "Packet corrupt (stream = 0, dts = …)" among them), or an error of
+        the input side (demuxer, protocol, decoder, the program's "Error while decoding stream") that is no
+        timestamp complaint. Never a line of the output side (:data:`_OUTPUT_SIDE`): ours, not the stream's."""
+        if _OUTPUT_SIDE.match(context):
+            return False
+        if _LOSS_WARNING.search(text):
+            return level in ("warning", "error", "fatal", "panic")
+        return level in ("error", "fatal", "panic") and not _TIMESTAMP.search(text)
+
+    def frame_verdict(self, level: str, text: str, context: str = "") -> str | None:
+        """Take one log line (``context``: its component, :meth:`parse`): for a frame's line, "" for a frame
+        decoded whole, else why it is not inspected (:data:`CONCEALED`, :data:`BEFORE_KEY_FRAME`); None for any
+        other line (a loss among them, :meth:`is_loss`, is noted)."""
         if level == "info" and _FRAME.match(text):
             if _KEY.search(text) and not self.keyed:
                 self.keyed, self.loss_at = True, None  # the complaints so far were the join's (class docstring)
@@ -272,7 +311,7 @@ class Concealment:
                 self.loss_at = None
             self.frames += 1
             return BEFORE_KEY_FRAME if not self.keyed else CONCEALED if self.loss_at is not None else ""
-        if level in ("error", "fatal", "panic") or (level == "warning" and _LOSS_WARNING.search(text)):
+        if self.is_loss(level, text, context):
             self.loss_at = self.frames
         return None
 
@@ -298,13 +337,20 @@ class ChromaWatch:
 
     FFmpeg's MPEG-2 decoder takes the chroma format of a sequence only when the frame size changes: a camera
     switched from 4:2:0 to 4:2:2 at the same size had its later frames decoded as 4:2:0, 214 levels off, and
-    named yuv420p (measured, FFmpeg 5.1). Each packet's trace comes after the line of the frame decoded from it,
-    and ends with its picture_coding_extension: a frame's line is handed on (settled) at that extension, or at the
-    next frame's line, so a changed chroma_format in between marks the frame it came with, and every later one,
-    :data:`CHROMA_UNFOLLOWED` before any is read (the stream is then reopened: a new decoder takes it)."""
+    named yuv420p (measured, FFmpeg 5.1). Each packet's trace comes after the line of the frame the decoder output
+    on it, and ends with its picture_coding_extension: a frame's line is handed on (settled) at that extension,
+    or at the next frame's line, so a change is marked before the frame it spoils is read. Which frame that is
+    depends on the sequence's ``low_delay`` (traced after its chroma_format): set, each picture is output on
+    its own packet, so the line held is the new sequence's first frame; clear (the decoder reorders: B-frames),
+    an I- or P-picture is output on a later packet and the line held is an earlier picture's, decoded before the
+    change: the next frame's line is the new sequence's. At a new size the decoder took the new chroma format;
+    at the same size that frame and every later one are :data:`CHROMA_UNFOLLOWED` (the stream is then reopened:
+    a new decoder takes it)."""
 
     def __init__(self) -> None:
         self.chroma: int | None = None  # the chroma_format the decoder decodes with
+        self.traced: int | None = None  # the chroma_format of the sequence being traced (until its low_delay)
+        self.awaited: int | None = None  # a chroma_format changed whose first frame's line is still to come
         self.size: tuple[int, int] | None = None  # the last frame's size
         self.resized = False  # whether the held frame came at a new size (its decoder took the new sequence)
         self.unfollowed = False
@@ -315,6 +361,9 @@ class ChromaWatch:
         settled, self.held = self._release(), line
         self.resized = self.size is not None and (line.width, line.height) != self.size
         self.size = (line.width, line.height)
+        if self.awaited is not None:  # this is the changed sequence's first frame (a reordering decoder)
+            self.chroma, self.unfollowed = self.awaited, self.unfollowed or not self.resized
+            self.awaited = None
         if self.unfollowed:
             self.held = line._replace(verdict=CHROMA_UNFOLLOWED)
         return settled
@@ -322,13 +371,24 @@ class ChromaWatch:
     def trace(self, text: str) -> list[FrameLine] | None:
         """One of the program's info lines: the lines it settles; None for a line that is no trace of it."""
         if chroma := _CHROMA.search(text):
-            if self.chroma is None or self.resized:  # the decoder (re)started with this sequence
-                self.chroma = int(chroma[1])
-            elif int(chroma[1]) != self.chroma:
-                self.unfollowed = True
-                self.held = self.held and self.held._replace(verdict=CHROMA_UNFOLLOWED)
+            self.traced = int(chroma[1])
+            return []
+        if (low_delay := _LOW_DELAY.search(text)) and self.traced is not None:
+            self._sequence(self.traced, low_delay[1] == "1")
+            self.traced = None
             return []
         return self._release() if _PICTURE_EXTENSION.search(text) else None
+
+    def _sequence(self, chroma: int, low_delay: bool) -> None:
+        """A sequence extension traced: its ``chroma`` format, and whether its pictures are output on their own
+        packets (``low_delay``: the line held is its first frame's) or later (the next frame's line is)."""
+        if self.chroma is None or (low_delay and self.resized):  # the decoder (re)started with this sequence
+            self.chroma = chroma
+        elif chroma != self.chroma and low_delay:
+            self.unfollowed = True
+            self.held = self.held and self.held._replace(verdict=CHROMA_UNFOLLOWED)
+        elif chroma != self.chroma:
+            self.awaited = chroma
 
     def end(self) -> list[FrameLine]:
         """The program ended: the line held is settled (its frame's bytes, if any came, are whole)."""
@@ -380,8 +440,9 @@ class LiveFrames:
         concealment, watch = Concealment(), self._watch
         try:
             for raw in self._proc.stderr:
-                level, text = Concealment.parse(raw.decode("utf-8", "replace").strip())
-                verdict = concealment.frame_verdict(level, text)
+                line = raw.decode("utf-8", "replace").strip()
+                level, text = Concealment.parse(line)
+                verdict = concealment.frame_verdict(level, text, Concealment.context(line))
                 if verdict is not None:
                     line = self._frame_line(verdict, text)
                     self._settle(watch.frame(line) if watch else [line])
@@ -649,6 +710,13 @@ class FileFrames(ffmpeg_frames.FfmpegFrames):
         if prop == cv2.CAP_PROP_POS_MSEC and self._frame is not None and self._line.time_s is not None:
             return self._line.time_s * 1000.0
         return super().get(prop)
+
+    def verdict(self) -> str:
+        """Why the grabbed frame is not to be inspected, by the program's log (:class:`Concealment`, as on the
+        live path): :data:`CONCEALED` for a frame of a damaged file the decoder made up around the damage (until
+        a key frame decoded after it), :data:`BEFORE_KEY_FRAME` for one before the file's first key frame (a
+        recording cut between key frames); "" for a frame decoded whole, or none grabbed."""
+        return self._line.verdict if self._frame is not None else ""
 
     def layout(self) -> FrameLayout | None:
         """The grabbed frame's layout by its decoder (:func:`keyframe_layouts.layout_of`); None: not named."""

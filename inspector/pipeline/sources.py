@@ -50,6 +50,7 @@ size, so a file whose key frames change size is read by the ffmpeg program as a 
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
@@ -80,6 +81,11 @@ from inspector.pipeline.source_base import stamp_now as _stamp
 from inspector.redact import redact
 
 log = logging.getLogger(__name__)
+# why a video file's frame read by the ffmpeg program is not inspected (CvSource._damaged)
+_FILE_WHY = {ffmpeg_live.CONCEALED: "the file is damaged there and the decoder made up frames around the damage; "
+                                    "they are skipped (counted 'concealed') up to a key frame decoded after it",
+             ffmpeg_live.BEFORE_KEY_FRAME: "the recording starts between key frames; frames before its first key "
+                                           "frame cannot be decoded whole and are skipped"}
 
 VIDEO_SUFFIXES = set(VIDEO_EXTENSIONS)
 IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
@@ -163,6 +169,9 @@ class CvSource(Source):
         self._before_ms: float | None = None  # _read_ms before the last frame read (_await_rest_of_frame)
         self._time_advances = False
         self._replayed_to: float | None = None
+        # the stream times of the frames read lately: a seek back steps over these alone (_grab_unread)
+        self._read_times: collections.deque[float] = collections.deque(maxlen=_REPLAY_MAX)
+        self._damage_said: tuple | None = None  # the file signature whose made-up frames were said (_damaged)
 
     def _params(self, open_timeout_s: float | None = None) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -200,6 +209,7 @@ class CvSource(Source):
         self._index = 0
         self._end_size = -1
         self._read_ms, self._time_advances, self._replayed_to = None, False, None
+        self._read_times.clear()
         self._failed_signature = None
         self._checked_at = time.monotonic()
         self._probe_took_s = time.monotonic() - started  # the first read drops what the probe left (_drop_probed)
@@ -704,6 +714,9 @@ class CvSource(Source):
             t_ns, t_utc = self._stamp_by_clock(t_ns, t_utc, meta, waited_s)
         self._index += 1
         self._delivered += 1
+        if (verdict := self._damaged(meta["index"])):
+            return Grabbed(None, t_ns, t_utc, meta, reason=verdict, error=f"{self.describe()}: frame "
+                           f"{meta['index']}: {_FILE_WHY[verdict]}")
         try:
             image = self._retrieve()
         except ImageRejected as exc:
@@ -716,6 +729,18 @@ class CvSource(Source):
                 return self._await_rest_of_frame()
             return Grabbed(None, t_ns, t_utc, meta, error="frame could not be decoded")
         return Grabbed(image, t_ns, t_utc, meta, layout=self._layout(meta["index"], image, meta["pos_msec"]))
+
+    def _damaged(self, index: int) -> str:
+        """Why the frame just grabbed (frame ``index``) is not inspected, where the ffmpeg program reads the file
+        (:meth:`ffmpeg_live.FileFrames.verdict`): "concealed", "before_key_frame"; "" otherwise. A damaged file's
+        made-up frames were handed on as parts; now skipped, counted by the capture worker, and said here once
+        per file (not again on a looping file's later passes; a file replaced is another)."""
+        verdict = self._cap.verdict() if isinstance(self._cap, ffmpeg_live.FileFrames) else ""
+        if verdict and self._damage_said != (signature := self._file_signature()):
+            self._damage_said = signature
+            log.warning("camera '%s': %s: from frame %d, %s", self.camera.name, self._target, index,
+                        _FILE_WHY[verdict])
+        return verdict
 
     def _layout(self, index: int, image: np.ndarray, time_ms: float) -> FrameLayout:
         """Frame ``index``'s layout as decoded: a file's by its key frames (by its time ``time_ms`` once the
@@ -773,6 +798,8 @@ class CvSource(Source):
         self._index -= 1
         self._delivered -= 1
         self._read_ms = self._before_ms  # to be read again: not read yet
+        if self._read_times:
+            self._read_times.pop()
         self._end_size = -1  # the next end reached seeks again, whatever the size
         time.sleep(_GROWTH_POLL_S)
         self._seek_after_last_read()
@@ -896,13 +923,22 @@ class CvSource(Source):
         self._before_ms = self._read_ms
         self._time_advances |= self._read_ms is not None and pos_ms > self._read_ms
         self._read_ms = pos_ms
+        if self.kind != "file":  # only a file is sought back to where it was read
+            return
+        if self._read_times and pos_ms < min(self._read_times):  # back past all read lately: time restarted
+            self._read_times.clear()
+        self._read_times.append(pos_ms)
 
     def _grab_unread(self) -> bool:
         """:meth:`_grab`, stepping over the frames a seek back to the read position gives again: those at a stream
         time not past the last frame read. FFmpeg seeks a Matroska file still being written (no index yet) to a
         frame before the one asked for, so a recording read as it grew in 20 kB steps gave 105 frames for 100
-        (3 kB steps: 151), the same part inspected and published twice. Only where the stream's time advances:
-        a stream without timestamps (all 0 ms) cannot tell, and reads as before."""
+        (3 kB steps: 151), the same part inspected and published twice. Only frames read (by their time, among the
+        last :data:`_REPLAY_MAX`) are stepped over, up to the furthest read: at the end of what was there the
+        decoder flushed the frames it held, an H.264 P-frame before the B-frames shown before it (not yet
+        written), and stepping over every frame up to the last read lost those (3 kB steps: stopped after 77 of
+        100 frames); they now come after their P-frame. Only where the stream's time advances: a stream without
+        timestamps (all 0 ms) cannot tell, and reads as before."""
         stepped = 0
         while self._grab():
             pos_ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) if self._replayed_to is not None else 0.0
@@ -911,6 +947,8 @@ class CvSource(Source):
             if self._replayed_to is None or pos_ms > self._replayed_to or stepped >= _REPLAY_MAX:
                 self._replayed_to = None
                 return True
+            if pos_ms not in self._read_times:  # before the last read, never read itself: held back (docstring)
+                return True
             stepped += 1
         return False
 
@@ -918,13 +956,14 @@ class CvSource(Source):
         """Position the capture so that the next grab gives frame ``_index``. Reading packets (raw stream
         mode), a seek past the last frame lands on the last packet again (a frame read twice): seek to the
         frame already read and step over it. Frames a seek gives again are stepped over (:meth:`_grab_unread`)."""
-        if self._time_advances and self._read_ms is not None:
-            self._replayed_to = self._read_ms
-        if isinstance(self._cap, ffmpeg_live.FileFrames) and self._replayed_to is not None:
-            # a restart that steps over frames by count lands after the frame asked for where this decode counts
-            # more frames before it than the one that read them: FFmpeg's MPEG-2 decoder drops the frame it holds
-            # at a size change, which a read that ended there had flushed (measured, FFmpeg 5.1: the first frame
-            # of the next part lost). So fewer by count, the rest stepped over by their own time (_grab_unread).
+        if self._time_advances and self._read_times:
+            self._replayed_to = max(self._read_times)  # the furthest read (B-frames: not the last read)
+        if self._replayed_to is not None and (self._decode is None or isinstance(self._cap, ffmpeg_live.FileFrames)):
+            # a seek by count lands after the frame asked for where this decode counts more frames before it than
+            # the one that read them: FFmpeg's MPEG-2 decoder drops the frame it holds at a size change, which a
+            # read that ended there had flushed (measured, FFmpeg 5.1: the first frame of the next part lost); a
+            # read that ended at the end of a growing file had counted a flushed P-frame before its B-frames (H.264,
+            # OpenCV: those B-frames lost). So fewer by count, the rest stepped over by their own time (_grab_unread).
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, max(0, self._index - _SWITCH_MARGIN))
             return
         if self._decode is None or self.kind != "file" or self._index == 0:

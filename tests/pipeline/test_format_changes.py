@@ -54,6 +54,21 @@ def _segment(path: Path, size: str, frames: int = 5, codec: str = "mpeg2video") 
     return path.read_bytes()
 
 
+def _one_recording(parts: list[Path], out: Path) -> list[int]:
+    """The MPEG-TS files ``parts`` as one recording at ``out``, as one recorder's muxer writes it (FFmpeg's concat
+    demuxer, the stream copied): its TS packets counted on across each join. Bytes joined as they are restart the
+    count, which FFmpeg's demuxer takes for lost packets ("Packet corrupt"): the frames after such a join are
+    skipped as made up (counted 'concealed', ffmpeg_live.Concealment). The byte offset of each key frame (of each
+    part, for parts of one GOP)."""
+    listing = out.with_suffix(".txt")
+    listing.write_text("".join(f"file '{part}'\n" for part in parts))
+    subprocess.run(["ffmpeg", "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+                    "-f", "mpegts", str(out)], check=True, timeout=60)
+    packets = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=pos,flags",
+                              "-of", "csv=p=0", str(out)], capture_output=True, text=True, check=True).stdout
+    return [int(row.split(",")[0]) for row in packets.split() if row.split(",")[1].startswith("K")]
+
+
 def _decoded(path: Path) -> list[np.ndarray]:
     cap, frames = cv2.VideoCapture(str(path)), []
     while (got := cap.read())[0]:
@@ -72,8 +87,8 @@ def test_a_video_whose_resolution_changes_mid_file_gives_each_frame_at_its_size_
     ffmpeg program as a live stream is: each frame at its own size, the change said with its first frame.
     (``small``: FFmpeg's MPEG-2 decoder loses the frame it holds at a sequence change, OpenCV's read as well.)"""
     video = tmp_path / "reconfigured.ts"
-    video.write_bytes(_segment(tmp_path / "a.ts", "64x48", codec=codec)
-                      + _segment(tmp_path / "b.ts", "128x96", codec=codec))
+    _segment(tmp_path / "a.ts", "64x48", codec=codec), _segment(tmp_path / "b.ts", "128x96", codec=codec)
+    _one_recording([tmp_path / "a.ts", tmp_path / "b.ts"], video)
     by_opencv = _decoded(video)
     assert {f.shape for f in by_opencv} == {(48, 64, 3)}, "OpenCV no longer rescales: the program is needless"
     said_at = []  # (state, reason, frames delivered when said)
@@ -246,8 +261,8 @@ def test_a_looping_video_whose_resolution_changes_gives_each_pass_at_its_sizes(t
     """The program's reader restarts at each loop (a seek is a restart that steps over frames): every pass gives
     the same frames at their own sizes, each change said (back to 64x48 at the wrap as well)."""
     video = tmp_path / "loop.ts"
-    video.write_bytes(_segment(tmp_path / "a.ts", "64x48", codec="libx264")
-                      + _segment(tmp_path / "b.ts", "128x96", codec="libx264"))
+    _segment(tmp_path / "a.ts", "64x48", codec="libx264"), _segment(tmp_path / "b.ts", "128x96", codec="libx264")
+    _one_recording([tmp_path / "a.ts", tmp_path / "b.ts"], video)
     frames, states, counters = _capture(CameraSection(name="l", source=str(video), loop=True, max_frames=25))
     assert [f.image.shape[:2] for f in frames] == ([(48, 64)] * 5 + [(96, 128)] * 5) * 2 + [(48, 64)] * 5
     assert counters.get("l.size_changes") == 4 and counters.get("l.captured") == 25
@@ -276,8 +291,14 @@ def test_a_recording_reconfigured_while_it_is_read_on_gives_each_frame_its_own_l
     and the 128x96 frames came rescaled to 64x48. Now every frame has its own size and layout (which the capture
     worker compares to say the change)."""
     video = tmp_path / "recording.ts"
-    video.write_bytes(_part(tmp_path / "a.ts", "64x48", "yuv420p", codec, 0.0))
-    rest = [_part(tmp_path / "b.ts", *later, codec, 0.6), _part(tmp_path / "c.ts", *later, codec, 1.2)]
+    _part(tmp_path / "a.ts", "64x48", "yuv420p", codec, 0.0)
+    _part(tmp_path / "b.ts", *later, codec, 0.6), _part(tmp_path / "c.ts", *later, codec, 1.2)
+    whole = tmp_path / "whole.ts"  # what the recorder writes, its parts' bytes appended one by one
+    starts = _one_recording([tmp_path / "a.ts", tmp_path / "b.ts", tmp_path / "c.ts"], whole)[1:]
+    assert len(starts) == 2, starts
+    data = whole.read_bytes()
+    video.write_bytes(data[:starts[0]])
+    rest = [data[starts[0]:starts[1]], data[starts[1]:]]
 
     def append_a_part() -> None:
         if rest:
@@ -330,16 +351,17 @@ def test_a_grown_recording_is_listed_on_from_its_last_key_frame_as_a_whole_listi
         whole.starts, whole.layouts, whole.frames, whole.key_times) and len(whole.starts) == 4
 
 
-def _mpeg2_parts(tmp_path: Path, parts: list[tuple[str, str]]) -> tuple[Path, np.ndarray]:
+def _mpeg2_parts(tmp_path: Path, parts: list[tuple[str, str]], encoding: tuple[str, ...] = ()) -> tuple[Path, np.ndarray]:
     """A recording of MPEG-2 parts (size, pix_fmt), 5 frames each, joined by FFmpeg's concat demuxer (the
     stream copied: each part's sequence header in band, timestamps continued), and its source pixels: the test
-    pattern's BGR frames, uint8 (H, W, 3) each, at their part's size."""
+    pattern's BGR frames, uint8 (H, W, 3) each, at their part's size. ``encoding``: more encoder options (the
+    last of an option given twice wins: ``-bf 2`` for B-frames)."""
     listing, truth = tmp_path / "parts.txt", []
     for n, (size, pix_fmt) in enumerate(parts):
         pattern = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=10", "-vf", f"trim=start_frame={5 * n}:"
                    f"end_frame={5 * n + 5},setpts=PTS-STARTPTS"]
         subprocess.run(["ffmpeg", "-y", "-v", "error", *pattern, "-c:v", "mpeg2video", "-q:v", "2", "-g", "5",
-                        "-bf", "0", "-pix_fmt", pix_fmt, "-f", "mpegts", str(tmp_path / f"{n}.ts")], check=True,
+                        "-bf", "0", *encoding, "-pix_fmt", pix_fmt, "-f", "mpegts", str(tmp_path / f"{n}.ts")], check=True,
                        timeout=60)
         raw = subprocess.run(["ffmpeg", "-v", "error", *pattern, "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
                              check=True, capture_output=True, timeout=60).stdout

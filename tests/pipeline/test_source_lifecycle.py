@@ -473,6 +473,47 @@ def test_a_recording_read_as_it_grows_in_steps_gives_each_frame_once(tmp_path, m
     assert all(np.array_equal(a, b) for a, b in zip(images, expected))
 
 
+@pytest.mark.parametrize("b_frames, step", [(0, 3_000), (2, 3_000)])
+def test_an_h264_recording_with_b_frames_read_as_it_grows_gives_each_frame_once(tmp_path, monkeypatch, b_frames,
+                                                                                 step):
+    """H.264 (2 B-frames, or none) in Matroska, read by OpenCV as it is copied in ``step``-byte parts: every frame
+    of the whole file read exactly once. At the end of what is there the decoder flushes the frames it holds: a
+    P-frame comes before the B-frames shown before it, not yet written. The read position by count was then past
+    them and the seek back stepped over every frame up to the last one read by time: 3 kB parts stopped after 77
+    of 100 frames ('decoding stopped', the rest lost) with B-frames, and the last frame was lost without. Now the
+    seek lands :data:`sources._SWITCH_MARGIN` frames before by count and only frames already read are stepped
+    over (by their time), up to the furthest read; those B-frames come after their P-frame."""
+    from inspector.pipeline import sources
+
+    if "libx264" not in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True,
+                                       text=True).stdout:
+        pytest.skip("this ffmpeg has no libx264")
+    monkeypatch.setattr(sources, "_GROWTH_POLL_S", 0.001)  # the wait between looks at the end: a pace only
+    full = tmp_path / "full.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25", "-frames:v", "100",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", str(b_frames), "-threads", "1",
+                    "-x264-params", "keyint=25:min-keyint=25:scenecut=0", str(full)], check=True, timeout=60)
+    os.utime(full, (time.time() - 60, time.time() - 60))  # written long ago: its end is its end
+    data = full.read_bytes()
+    video = tmp_path / "copying.mkv"
+    video.write_bytes(data[:len(data) // 4])
+    copied = [len(data) // 4]
+
+    def copy_a_part():
+        with open(video, "ab") as fh:
+            fh.write(data[copied[0]:copied[0] + step])
+        copied[0] += step
+        if copied[0] >= len(data):
+            os.utime(video, (time.time() - 60, time.time() - 60))
+
+    images, reasons = _read_recording(video, copy_a_part, limit=3000)
+    expected, _ = _read_recording(full)
+    assert len(expected) == 100 and set(reasons) <= {"growing"}, reasons[-3:]
+    whole = [frame.tobytes() for frame in expected]
+    read = sorted(whole.index(image.tobytes()) if image.tobytes() in whole else -1 for image in images)
+    assert read == list(range(100)), (len(images), sorted(set(range(100)) - set(read)))
+
+
 def test_a_recording_that_ends_cut_short_and_is_no_longer_written_counts_its_last_frame_corrupt(tmp_path):
     """Nobody writes it any more (changed minutes ago): the cut frame is corrupt, and the camera fails naming
     the frames its container declares that never came (the run exits non-zero)."""

@@ -1,0 +1,82 @@
+"""A damaged video file read by the ffmpeg program (a recording whose key frames change size:
+:class:`inspector.pipeline.ffmpeg_live.FileFrames`): FFmpeg's decoder conceals the damage and outputs made-up
+frames up to the next key frame, which the program's log tells (:class:`ffmpeg_live.Concealment`), as on the
+live path. They were handed on to inspection as parts; now they are skipped, counted 'concealed', and the damage
+is said once. Real H.264 with B-frames, real corrupted bytes, the daemon's capture worker. Skipped where the
+ffmpeg program or its libx264 is missing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inspector.pipeline import ffmpeg_live
+from inspector.pipeline.config import CameraSection
+from tests.pipeline.test_format_changes import _capture, _decoded, _one_recording
+from tests.pipeline.test_live_concealment import TS_PACKET
+
+pytestmark = pytest.mark.skipif(not ffmpeg_live.available(), reason="needs the ffmpeg program")
+
+
+def _gop_part(path: Path, size: str, frames: int) -> None:
+    """``frames`` frames of the moving test pattern at ``size``, H.264 with 2 B-frames, a key frame every 20."""
+    if "libx264" not in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True,
+                                       text=True).stdout:
+        pytest.skip("this ffmpeg has no libx264")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=10", "-frames:v",
+                    str(frames), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "2",
+                    "-x264-params", "keyint=20:min-keyint=20:scenecut=0", "-f", "mpegts", str(path)],
+                   check=True, stdin=subprocess.DEVNULL, timeout=60)
+
+
+def _corrupt_second_key_frame(video: Path) -> None:
+    """Flip the payload bytes of the TS packets in the middle of the file's second key frame (its TS headers,
+    PES header and adaptation fields kept): the damage a bad sector or a flipped bit makes, which the H.264
+    decoder meets ("error while decoding MB") and conceals."""
+    listing = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=pos,flags",
+                              "-of", "json", str(video)], capture_output=True, text=True, check=True).stdout
+    packets = [(int(p["pos"]), p["flags"].startswith("K")) for p in json.loads(listing)["packets"]]
+    second = [i for i, (_, key) in enumerate(packets) if key][1]
+    data, flipped = bytearray(video.read_bytes()), 0
+    for at in range(packets[second][0], packets[second + 1][0], TS_PACKET):
+        # the video PID (0x100), no payload-unit start, payload only (no adaptation field)
+        if data[at + 1] == 0x01 and data[at + 2] == 0x00 and data[at + 3] & 0x30 == 0x10:
+            data[at + 20:at + TS_PACKET] = bytes(b ^ 0x5A for b in data[at + 20:at + TS_PACKET])
+            flipped += 1
+    assert flipped >= 2, flipped
+    video.write_bytes(bytes(data))
+    os.utime(video, (time.time() - 60, time.time() - 60))  # written long ago: its end is its end
+
+
+def test_a_damaged_video_read_by_the_program_skips_and_counts_its_made_up_frames(tmp_path, caplog):
+    """40 frames at 64x48 then (the camera reconfigured) 20 at 128x96, the second key frame's bytes damaged:
+    every frame handed on is, within 2 levels, a frame of the file decoded whole; the made-up ones are counted
+    'concealed' (handed on + concealed = 60), the 128x96 part is inspected whole, and the damage is said once
+    (not once a frame). Before: 0 counted, the made-up frames handed on as parts."""
+    caplog.set_level(logging.WARNING)
+    _gop_part(tmp_path / "a.ts", "64x48", 40)
+    _gop_part(tmp_path / "b.ts", "128x96", 20)
+    video = tmp_path / "recording.ts"
+    _one_recording([tmp_path / "a.ts", tmp_path / "b.ts"], video)
+    _corrupt_second_key_frame(video)
+    truth = _decoded(tmp_path / "a.ts") + _decoded(tmp_path / "b.ts")
+    assert len(truth) == 60
+    frames, states, counters = _capture(CameraSection(name="dmg", source=str(video)))
+    concealed = counters.get("dmg.concealed")
+    assert concealed >= 10 and len(frames) + concealed == 60, (len(frames), counters.snapshot())
+    made_up = [f.meta["index"] for f in frames
+               if min(int(np.abs(f.image.astype(np.int16) - t.astype(np.int16)).max())
+                      for t in truth if t.shape == f.image.shape) > 2]
+    assert not made_up, f"made-up frames handed on: {made_up}"
+    assert [f.image.shape for f in frames].count((96, 128, 3)) == 20
+    said = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
+    assert len(said) == 1 and "camera 'dmg'" in said[0] and str(video) in said[0], said
+    assert not [r for r in caplog.records if "skipped a frame (concealed)" in r.getMessage()]
+    assert states[-1][0] == "ended" and "concealed" in states[-1][1], states
