@@ -73,33 +73,10 @@ def _joined(tmp_path: Path, *parts: Path) -> bytes:
     return out.read_bytes()
 
 
-@contextlib.contextmanager
 def _camera_serving(data: bytes, connections: int = 2):
     """A camera on 127.0.0.1 sending ``data`` whole to each of its first ``connections`` (OpenCV's probe, then
     the program), then refusing more: the stream ends for good once played."""
-    server = None
-    for port in _ports():
-        with contextlib.suppress(OSError):
-            server = socket.create_server(("127.0.0.1", port))
-            break
-    if server is None:
-        pytest.skip("no free test port")
-
-    def serve() -> None:
-        for _ in range(connections):
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn, contextlib.suppress(OSError):
-                conn.sendall(data)
-        server.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        server.close()
+    return _camera_serving_each([data] * connections)
 
 
 def _camera(port: int, live_decoder: str = "ffmpeg") -> CameraSection:
