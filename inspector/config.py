@@ -337,6 +337,27 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "config
     return obj
 
 
+def from_file_dict(cls: type[T], data: Mapping[str, Any] | None, path: str | Path, *, unknown: str = "reject") -> T:
+    """:func:`from_dict` for ``data`` read from the file ``path``: a message names the file, then the key path apart
+    from it (``daemon.yaml: batching.max_batch: -1 is out of range [1, 1024]``). Glued, as the checks build key
+    paths (``daemon.yaml.batching.max_batch``), it read as a key called ``yaml``. Raises ConfigError."""
+    where = str(path)
+    try:
+        return from_dict(cls, data, where=where, unknown=unknown)
+    except ConfigError as exc:
+        raise ConfigError(file_key_message(str(exc), where), field=exc.field) from None
+
+
+def file_key_message(message: str, path: str) -> str:
+    """``message`` with the key paths that start with the file name ``path`` set apart from it: the leading one
+    as ``path: key.sub``, later ones (``set path.publish.mqtt.username``) as the bare key path."""
+    glued = re.compile(rf"(?<![\w./\\-]){re.escape(path)}(?:\.(?=[^\W\d])|(?=\[))")
+    head = glued.match(message)
+    if head is None:
+        return glued.sub("", message)
+    return f"{path}: " + glued.sub("", message[head.end():])
+
+
 def to_dict(obj: Any) -> Any:
     """Turn a config object back into plain YAML-able data."""
     if dataclasses.is_dataclass(obj):

@@ -9,6 +9,7 @@ training code and scripts that import them from this module.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from inspector.artifacts.run_config import (NOT_PATHS, PATH_KEYS, SECTIONS, DataConfig, RunConfig,  # noqa: F401
@@ -35,4 +36,27 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | None 
         if current is not None and not isinstance(current, dict):
             raise ConfigError(f"{path}: {section}: expected a mapping, got {type(current).__name__}")
         raw[section] = {**(current or {}), **values}
-    return resolve_run_config(apply_overrides(raw, overrides or []))
+    try:
+        return resolve_run_config(apply_overrides(raw, overrides or []))
+    except ConfigError as exc:
+        if path is None or _given_on_command_line(str(exc), base or {}, overrides or []):
+            raise
+        raise ConfigError(_in_file(str(exc), str(path)), field=exc.field) from None
+
+
+def _in_file(message: str, path: str) -> str:
+    """A run-config message (``train.epochs: -3 is out of range …``) naming the file the value came from first;
+    without it, ``train --config my.yaml`` left the user to guess which file (and whether the run folder's)."""
+    return f"{path}: {message.removeprefix('config: ')}"
+
+
+def _given_on_command_line(message: str, base: dict, overrides: list[str]) -> bool:
+    """Whether the key a run-config message is about (``train.epochs: …``, ``train: unknown key 'x'``) was set on
+    the command line (a flag or ``--set``), which overrides the file: then the file is not where it is wrong."""
+    key = message.split(":", 1)[0].strip()
+    unknown = re.search(r"unknown (?:key|section) '([^']*)'", message)
+    if unknown:
+        key = unknown[1] if key == "config" else f"{key}.{unknown[1]}"
+    given = {f"{section}.{name}" for section, values in base.items() for name in (values or {})}
+    given |= {item.split("=", 1)[0].strip() for item in overrides if "=" in item}
+    return any(key == g or key.startswith((g + ".", g + "[")) for g in given)
