@@ -374,7 +374,7 @@ def not_a_file(path: Path, what: str) -> str | None:
     one). A folder is told as one: "not found" sent users looking for a file that is there, as a folder; a device
     or pipe (/dev/zero, a FIFO), read, never ends or blocks."""
     if path.is_dir():
-        return f"{path}: is a folder, not a {what}"
+        return f"{path}: is a folder, not {'an' if what[:1] in 'aeiou' else 'a'} {what}"
     if not path.is_file():
         return f"{path}: {what} is not a regular file" if path.exists() else f"{path}: {what} not found"
     return None

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from inspector.artifacts.card_loading import parse_card, validate_card
 from inspector.artifacts.model_card import CardGraph, CardInput, CardModel, CardTraining
-from inspector.config import bounded, load_json
+from inspector.config import bounded, load_json, not_a_file
 from inspector.contract import InputSpec
 from inspector.errors import BackendError, InspectorError
 from inspector.outputs import write_whole
@@ -136,6 +136,8 @@ def verify_report_path(candidate: str | Path) -> Path:
 def read_engine_sidecar(engine_path: str | Path) -> dict[str, Any]:
     """Load and check an engine's card; one-line BackendError when it is missing, unreadable or invalid."""
     path = engine_sidecar_path(engine_path)
+    if path.exists() and not path.is_file():  # a folder (or a pipe) is told as one, not "not found"
+        raise BackendError(f"{engine_path}: {not_a_file(path, 'engine sidecar')}")
     if not path.is_file():
         short = Path(engine_path).with_suffix(".json")
         beside = f" ({short.name} beside it is a model card)" if path != short and _card_kind(short) == "model" else ""

@@ -262,8 +262,8 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
             raise ConfigError(f"split '{split}' chooses among the dataset's good images; with a good-image folder "
                               f"({good_dir}) it has no effect: leave it out", field="split")
         folder = Path(good_dir)
-        if not folder.is_dir():
-            raise DataError(f"{folder}: good-image folder not found")
+        if not folder.is_dir():  # a file is told as one, not "not found"
+            raise DataError(f"{folder}: good-image folder " + ("is a file, not a folder" if folder.exists() else "not found"))
         samples = [Sample(p, 0, "good") for p in dataset_images(folder)]  # other formats told, masks left out
         if not samples:
             raise DataError(f"{folder}: no images in the good-image folder")
