@@ -32,6 +32,21 @@ def test_a_daemon_config_names_the_file_then_the_key(tmp_path, capsys, monkeypat
     assert err.startswith("error: daemon.yaml: batching.max_batch: -1 is out of range"), err
 
 
+@pytest.mark.parametrize("overrides, expected", [
+    (["batching.max_batch=.nan"], "error: --set batching.max_batch: expected an integer, got nan"),
+    (["batching.max_batch=4"], "error: {path}: batching.max_wait_ms: -1.0 is out of range"),
+    (["=3"], "error: --set =3: expected key=value"),
+    (["batching..max_batch=3"], "error: --set batching..max_batch=3: expected key=value"),
+], ids=["set-value", "file-value-beside-set", "set-no-key", "set-empty-part"])
+def test_a_value_set_on_the_command_line_is_told_as_set_there(tmp_path, capsys, overrides, expected):
+    path = tmp_path / "daemon.yaml"
+    path.write_text("model: {path: m.onnx}\nthresholds: {image: 0.5}\ncameras: [{name: a, source: synthetic}]\n"
+                    "batching: {max_wait_ms: -1}\n")
+    argv = ["run", "--config", str(path), "--check"] + [a for o in overrides for a in ("--set", o)]
+    err = _error_line(capsys, argv)
+    assert err.startswith(expected.format(path=path)), err
+
+
 def test_a_key_in_a_list_and_a_check_that_names_two_keys(tmp_path):
     from inspector.pipeline.config import load_daemon_config
 
@@ -82,8 +97,10 @@ def test_a_model_card_names_the_file_then_the_key(tmp_path):
     ("modl: {}\n", [], "error: {path}: unknown section 'modl'"),
     ("model: {image_size: [63, 64]}\n", [], "error: {path}: model.image_size: 63x64"),
     # the command line overrides the file: the value that is wrong is not the file's
-    ("train: {epochs: 3}\n", ["--set", "train.epochs=-2"], "error: train.epochs: -2 is out of range"),
-], ids=["range", "unknown-key", "unknown-section", "model-check", "set-overrides-file"])
+    ("train: {epochs: 3}\n", ["--set", "train.epochs=-2"], "error: --set train.epochs: -2 is out of range"),
+    ("train: {epochs: 3}\n", ["--epochs", "1", "--set", "train.lr=-1"], "error: --set train.lr: -1.0 is out of range"),
+    ("train: {epochs: 3}\n", ["--set", "train.foo=1"], "error: --set train: unknown key 'foo'"),
+], ids=["range", "unknown-key", "unknown-section", "model-check", "set-overrides-file", "set-and-flag", "set-unknown"])
 def test_a_training_config_names_the_file(tmp_path, capsys, text, argv, expected):
     path = tmp_path / "my.yaml"
     path.write_text(text + f"data: {{path: {tmp_path}}}\n")

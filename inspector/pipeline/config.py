@@ -344,7 +344,7 @@ def load_daemon_config(path: str | Path, overrides: list[str] | tuple[str, ...] 
     ``overrides`` are ``key.sub=value`` strings (``--set``) applied before validation.
     """
     path = Path(path)
-    cfg = from_file_dict(DaemonConfig, apply_overrides(load_yaml(path), overrides), path)
+    cfg = from_file_dict(DaemonConfig, apply_overrides(load_yaml(path), overrides), path, overrides=overrides)
     resolved = resolve_paths(cfg, path.parent)
     # README "Paths": a path given on the command line is relative to the working directory, one in the file to the
     # file's folder; `run --config runs/demo/daemon.yaml --set model.path=runs/demo/x.onnx` looked for

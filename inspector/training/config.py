@@ -9,13 +9,12 @@ training code and scripts that import them from this module.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from inspector.artifacts.run_config import (NOT_PATHS, PATH_KEYS, SECTIONS, DataConfig, RunConfig,  # noqa: F401
                                             TrainConfig, resolve_file_paths, run_config_dict, run_data_path,
                                             save_run_config)
-from inspector.config import apply_overrides, load_yaml
+from inspector.config import apply_overrides, from_file, load_yaml, message_is_about
 from inspector.errors import ConfigError
 from inspector.models.run_config import resolve_run_config
 
@@ -39,24 +38,7 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | None 
     try:
         return resolve_run_config(apply_overrides(raw, overrides or []))
     except ConfigError as exc:
-        if path is None or _given_on_command_line(str(exc), base or {}, overrides or []):
-            raise
-        raise ConfigError(_in_file(str(exc), str(path)), field=exc.field) from None
-
-
-def _in_file(message: str, path: str) -> str:
-    """A run-config message (``train.epochs: -3 is out of range …``) naming the file the value came from first;
-    without it, ``train --config my.yaml`` left the user to guess which file (and whether the run folder's)."""
-    return f"{path}: {message.removeprefix('config: ')}"
-
-
-def _given_on_command_line(message: str, base: dict, overrides: list[str]) -> bool:
-    """Whether the key a run-config message is about (``train.epochs: …``, ``train: unknown key 'x'``) was set on
-    the command line (a flag or ``--set``), which overrides the file: then the file is not where it is wrong."""
-    key = message.split(":", 1)[0].strip()
-    unknown = re.search(r"unknown (?:key|section) '([^']*)'", message)
-    if unknown:
-        key = unknown[1] if key == "config" else f"{key}.{unknown[1]}"
-    given = {f"{section}.{name}" for section, values in base.items() for name in (values or {})}
-    given |= {item.split("=", 1)[0].strip() for item in overrides if "=" in item}
-    return any(key == g or key.startswith((g + ".", g + "[")) for g in given)
+        flags = [f"{section}.{name}" for section, values in (base or {}).items() for name in (values or {})]
+        if path is None or message_is_about(str(exc), flags):
+            raise  # a command-line flag's value (``--epochs``): the file is not where it is wrong
+        raise ConfigError(from_file(str(exc), str(path), overrides or []), field=exc.field) from None
