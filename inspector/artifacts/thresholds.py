@@ -100,6 +100,8 @@ def read_thresholds(path: str | Path) -> Thresholds:
     if not path.exists():
         raise ConfigError(f"{path}: calibration file not found (create it with 'inspector calibrate')")
     data = load_yaml(path, "calibration file")
+    if not data:  # an empty file (or '{}'), e.g. a copy cut short: "its keys: " named none
+        raise ConfigError(f"{path}: calibration file is empty; make one with 'inspector calibrate'")
     if isinstance(data, dict) and "image_threshold" not in data and "schema_version" not in data:
         # another YAML (a run's config.yaml, a daemon config) was named: say that, not "unknown key 'train'"
         keys = ", ".join(map(str, list(data)[:4])) + (" …" if len(data) > 4 else "")
