@@ -63,7 +63,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if (why := not_a_file(path, "checkpoint")) is not None:  # a folder or a FIFO there was "not found"
         raise ModelError(why + (" (train a model first: inspector train …)" if why.endswith("not found") else ""))
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with path.open("rb") as fh:
+            payload = torch.load(fh, map_location="cpu", weights_only=True)
+    except OSError as exc:  # permissions, a disk error: the file may be sound ("damaged?" sent users to retrain)
+        raise ModelError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from None
     except Exception as exc:  # torch raises many types for a damaged or code-carrying file
         said = str(exc).strip().splitlines()[0].split(". ")[0][:100] if str(exc).strip() else ""  # torch's first sentence
         raise ModelError(f"{path}: not a readable checkpoint, damaged or cut short? ({type(exc).__name__}"

@@ -65,7 +65,12 @@ def expand_images(items: list[str], errors: list[str] | None = None) -> list[Pat
             if errors is not None:
                 errors.append(why)
             continue
-        paths.extend(listed_images(path) if path.is_dir() else [path])
+        try:
+            paths.extend(listed_images(path) if path.is_dir() else [path])
+        except DataError as exc:  # a folder that cannot be listed: one line, the other items still scored
+            print(f"error: {exc}", file=sys.stderr)
+            if errors is not None:
+                errors.append(str(exc))
     return paths
 
 
@@ -170,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
     options = {} if args.threads is None else {"threads": args.threads}
     errors: list[str] = []
     paths = expand_images(args.images, errors)
+    if not paths and errors:  # each item already told in its line ('x.gif' is not read; a folder not listed)
+        return 2
     if not paths:
         raise DataError(f"{' '.join(args.images)}: no images found (files or folders of .png/.jpg/.bmp/.tif)")
     if args.out:

@@ -46,6 +46,17 @@ def test_predict_scores_the_same_files_named_or_listed(tmp_path, capsys, caplog)
     assert len(err) == 1 and err[0].startswith(f"error: {folder / 'b.gif'}: '.gif' is not an image format"), err
 
 
+def test_predict_of_only_files_it_does_not_read_is_one_line(tmp_path, capsys):
+    """``predict model x.gif`` told the GIF, then "x.gif: no images found": two lines for one fault."""
+    from tiny_graphs import write_exported
+
+    model = str(write_exported(tmp_path / "export", fp16=False))
+    folder = _folder(tmp_path)
+    assert main(["predict", model, str(folder / "b.gif")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {folder / 'b.gif'}: '.gif' is not an image format"), err
+
+
 
 @pytest.mark.parametrize("suffix", [".jfif", ".jpe", ".JFIF"])
 def test_jpeg_under_its_other_names_is_an_image_on_every_path(tmp_path, capsys, caplog, suffix):
