@@ -374,6 +374,18 @@ def _workers(n: int) -> int:
     return max(1, min(8, os.cpu_count() or 1, n))
 
 
+def common_folder(samples: Sequence) -> str:
+    """The deepest folder holding every sample (``test`` for several defect folders): where an error points."""
+    return os.path.commonpath([str(Path(s.path).parent) for s in samples]) if samples else "."
+
+
+def none_readable(samples: Sequence, what: str = "image(s)") -> DataError:
+    """The one-line error for a set of ``samples`` none of which could be read (each told in the warning
+    :func:`load_batch` logs), naming the folder that holds them."""
+    return DataError(f"{common_folder(samples)}: none of the {len(samples)} {what} could be read (see the warnings "
+                     f"above)")
+
+
 def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str = "square",
                bit_depth: int | None = None, downscale: str = DEFAULT_DOWNSCALE
                ) -> tuple[np.ndarray, list[Sample], list[tuple[Sample, str]]]:
