@@ -353,13 +353,14 @@ def from_file_dict(cls: type[T], data: Mapping[str, Any] | None, path: str | Pat
                           field=exc.field) from None
 
 
-def from_file(message: str, path: str, overrides: list[str] | tuple[str, ...] = ()) -> str:
+def from_file(message: str, path: str | None, overrides: list[str] | tuple[str, ...] = ()) -> str:
     """A config message about a key (``batching.max_batch: …``) said of where its value came from: ``--set`` when
-    one of ``overrides`` (``key=value``) set it, else the file ``path`` (``daemon.yaml: batching.max_batch: …``)."""
+    one of ``overrides`` (``key=value``) set it, else the file ``path`` (``daemon.yaml: batching.max_batch: …``;
+    None: no file, the message as it is)."""
     told = message.removeprefix("config: ")  # the root of a config built without a file name (a run config)
     if message_is_about(message, [item.split("=", 1)[0].strip() for item in overrides if "=" in item]):
         return f"--set {told}"
-    return f"{path}: {told}"
+    return message if path is None else f"{path}: {told}"
 
 
 def message_is_about(message: str, keys: list[str]) -> bool:

@@ -109,6 +109,12 @@ def test_a_training_config_names_the_file(tmp_path, capsys, text, argv, expected
     assert not (tmp_path / "run").exists()
 
 
+def test_a_set_value_is_told_as_set_without_a_config_file_too(tmp_path, capsys):
+    err = _error_line(capsys, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+                               "--set", "model.image_size=big"])
+    assert err == "error: --set model.image_size: expected a list, got 'big'", err
+
+
 @pytest.mark.parametrize("message, expected", [
     ("a/d.yaml.cameras[0].name: x", "a/d.yaml: cameras[0].name: x"),
     ("a/d.yaml: unknown key 'z'", "a/d.yaml: unknown key 'z'"),

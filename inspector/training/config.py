@@ -39,6 +39,6 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | None 
         return resolve_run_config(apply_overrides(raw, overrides or []))
     except ConfigError as exc:
         flags = [f"{section}.{name}" for section, values in (base or {}).items() for name in (values or {})]
-        if path is None or message_is_about(str(exc), flags):
+        if message_is_about(str(exc), flags):
             raise  # a command-line flag's value (``--epochs``): the file is not where it is wrong
-        raise ConfigError(from_file(str(exc), str(path), overrides or []), field=exc.field) from None
+        raise ConfigError(from_file(str(exc), path and str(path), overrides or []), field=exc.field) from None
