@@ -75,6 +75,10 @@ class ModelSection:
     def validate(self, where: str) -> None:
         if not self.path:
             raise ConfigError(f"{where}.path: required (an exported .onnx or a TensorRT .plan)")
+        suffix = Path(self.path).suffix.lower()
+        if suffix not in (".onnx", ".plan", ".engine"):  # its card is found by name: another file's was "not found"
+            raise ConfigError(f"{where}.path: {self.path} is not an exported .onnx or a TensorRT .plan/.engine "
+                              f"('{suffix or 'no extension'}')")
 
 
 @dataclass(frozen=True)
