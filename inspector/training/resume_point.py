@@ -103,7 +103,7 @@ def _put_back(point: dict, model: AnomalyModel, optimizer: torch.optim.Optimizer
     """The loop's state as ``point`` has it; :func:`point_problem` found it whole and fitting."""
     model.load_state_dict(point["state_dict"])
     optimizer.load_state_dict(point["optimizer"])
-    rule.restore(ScheduleState.parse(point["lr_schedule"], where=RESUME))
+    rule.restore(ScheduleState.parse(point["lr_schedule"], where=f"{RESUME}: lr_schedule"))  # checked before
     generator.set_state(point["generator"])
     torch.set_rng_state(point["torch_rng"])
     if ood_rng is not None and point.get("ood_rng") is not None:
