@@ -19,7 +19,7 @@ from inspector.artifacts.card_loading import parse_card, validate_card
 from inspector.artifacts.model_card import CardGraph, CardInput, CardModel, CardTraining
 from inspector.config import bounded, load_json, not_a_file
 from inspector.contract import InputSpec
-from inspector.errors import BackendError, InspectorError
+from inspector.errors import BackendError, ConfigError, InspectorError
 from inspector.outputs import write_whole
 
 ENGINE_SCHEMA_VERSION = 1
@@ -43,6 +43,14 @@ class EngineProfile:
     min_batch: int = bounded(1, ge=1, le=65536)
     opt_batch: int | None = bounded(None, ge=1, le=65536)
     max_batch: int | None = bounded(None, ge=1, le=65536)
+
+    def validate(self, where: str) -> None:
+        """min_batch ≤ opt_batch ≤ max_batch, as TensorRT's optimisation profile (and ``build``) has them: a card
+        edited to max_batch 2 with min_batch 8 passed, and the daemon batched to a size the engine never took."""
+        given = [v for v in (self.min_batch, self.opt_batch, self.max_batch) if v is not None]
+        if given != sorted(given):
+            raise ConfigError(f"{where}: min_batch {self.min_batch} ≤ opt_batch {self.opt_batch} ≤ max_batch "
+                              f"{self.max_batch} does not hold")
 
 
 @dataclass(frozen=True)
