@@ -13,6 +13,7 @@ error line each on stderr and make the exit status 2; the rest are still scored.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -160,6 +161,14 @@ def load_decider(calibration: str, model: str):
     return Decider(t.image_threshold, t.pixel_threshold, t.uncertain_band)
 
 
+def _non_finite(path: Path, score: float, model: str) -> str:
+    """The error line of an image the model scored NaN or ±inf: printed "nan" (with "error" under a calibration)
+    and exit 0, so a script reading the exit status took a broken model (an FP16 overflow) for a passed check."""
+    line = f"{path}: {model} gave a non-finite score ({score}); is the model damaged or its FP16 graph overflowing?"
+    print(f"error: {one_line(line)}", file=sys.stderr)
+    return line
+
+
 def run(args: argparse.Namespace) -> int:
     from inspector.backends import load_backend
 
@@ -190,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
                 score = float(result.scores[i])
                 verdict = f"\t{decider.decide(score)}" if decider else ""
                 print(f"{result_field(path)}\t{score:.6f}{verdict}", flush=True)
+                if not math.isfinite(score):  # the model's fault, not the image's: told, and the exit says so
+                    errors.append(_non_finite(path, score, args.model))
                 if args.out:
                     kept.append((path, np.array(result.maps[i, 0], dtype=np.float32)))  # copy: buffers are reused
     if args.out and kept:
