@@ -100,7 +100,10 @@ def test_a_model_card_names_the_file_then_the_key(tmp_path):
     ("train: {epochs: 3}\n", ["--set", "train.epochs=-2"], "error: --set train.epochs: -2 is out of range"),
     ("train: {epochs: 3}\n", ["--epochs", "1", "--set", "train.lr=-1"], "error: --set train.lr: -1.0 is out of range"),
     ("train: {epochs: 3}\n", ["--set", "train.foo=1"], "error: --set train: unknown key 'foo'"),
-], ids=["range", "unknown-key", "unknown-section", "model-check", "set-overrides-file", "set-and-flag", "set-unknown"])
+    ("train: {epochs: 3}\n", ["--set", "foo"], "error: --set foo: expected key=value"),
+    ("train: {epochs: 3}\n", ["--set", "train.epochs.x=3"], "error: --set train.epochs.x=3: 'epochs' is not a section"),
+], ids=["range", "unknown-key", "unknown-section", "model-check", "set-overrides-file", "set-and-flag", "set-unknown",
+        "set-no-value", "set-not-a-section"])
 def test_a_training_config_names_the_file(tmp_path, capsys, text, argv, expected):
     path = tmp_path / "my.yaml"
     path.write_text(text + f"data: {{path: {tmp_path}}}\n")

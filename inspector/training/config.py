@@ -35,8 +35,9 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | None 
         if current is not None and not isinstance(current, dict):
             raise ConfigError(f"{path}: {section}: expected a mapping, got {type(current).__name__}")
         raw[section] = {**(current or {}), **values}
+    raw = apply_overrides(raw, overrides or [])  # its own errors name the --set item
     try:
-        return resolve_run_config(apply_overrides(raw, overrides or []))
+        return resolve_run_config(raw)
     except ConfigError as exc:
         flags = [f"{section}.{name}" for section, values in (base or {}).items() for name in (values or {})]
         if message_is_about(str(exc), flags):
