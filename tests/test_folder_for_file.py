@@ -29,7 +29,8 @@ def _one_line(capsys, argv) -> str:
     (["bench", "{d}/m.onnx"], "error: {d}/m.onnx: is a folder, not a model file"),
     (["bench", "{d}/e.plan"], "error: {d}/e.plan: is a folder, not an engine file"),
     (["verify", "{d}/m.onnx", "--reference", "{d}/m.onnx", "--data", "{d}/imgs"],
-     "error: {d}/m.onnx: is a folder, not a model file"),
+     "error: inspector verify: argument candidate: {d}/m.onnx is a folder, not a .onnx or .plan or .engine model "
+     "file"),
     (["run", "--config", "{d}/daemon.yaml", "--check"], "error: model.path: {d}/m.onnx: is a folder, not a model file"),
     (["calibrate", "{d}/real/tiny.onnx", "--good-dir", "{d}/daemon.yaml"],
      "error: {d}/daemon.yaml: good-image folder is a file, not a folder"),
