@@ -320,9 +320,10 @@ class Daemon:
     def _setup_parts(self, cfg: DaemonConfig) -> None:
         """setup() past the cheap checks: model, thresholds, sources, socket, integrations."""
         model = Path(cfg.model.path)
+        if not model.exists():
+            raise ConfigError(f"model.path: {model} not found (export a model with 'inspector export')")
         if (why := not_a_file(model, "model file")) is not None:  # a folder is told as one, not "not found"
-            hint = " (export a model with 'inspector export')" if why.endswith("not found") else ""
-            raise ConfigError(f"model.path: {why}{hint}")
+            raise ConfigError(f"model.path: {why}")
         self.sidecar = model_card_of(read_card(model))  # an engine card embeds the model card
         self.spec = card_input_spec(self.sidecar, str(model))
         self.policy, self.downscale = self.spec.resize, self.spec.downscale
