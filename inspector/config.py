@@ -337,6 +337,52 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "config
     return obj
 
 
+def from_file_dict(cls: type[T], data: Mapping[str, Any] | None, path: str | Path, *, unknown: str = "reject",
+                   overrides: list[str] | tuple[str, ...] = ()) -> T:
+    """:func:`from_dict` for ``data`` read from the file ``path`` (then ``overrides``, ``--set key=value``, applied):
+    a message names the file, then the key path apart from it (``daemon.yaml: batching.max_batch: -1 is out of
+    range [1, 1024]``); glued, as the checks build key paths (``daemon.yaml.batching.max_batch``), it read as a key
+    called ``yaml``. A value set by an override is told as ``--set batching.max_batch: …``. Raises ConfigError."""
+    where = str(path)
+    try:
+        return from_dict(cls, data, where=where, unknown=unknown)
+    except ConfigError as exc:
+        keyed = file_key_message(str(exc), where)
+        message = keyed[len(where) + 2:] if keyed.startswith(f"{where}: ") else None
+        raise ConfigError(keyed if message is None else from_file(message, where, overrides),
+                          field=exc.field) from None
+
+
+def from_file(message: str, path: str | None, overrides: list[str] | tuple[str, ...] = ()) -> str:
+    """A config message about a key (``batching.max_batch: …``) said of where its value came from: ``--set`` when
+    one of ``overrides`` (``key=value``) set it, else the file ``path`` (``daemon.yaml: batching.max_batch: …``;
+    None: no file, the message as it is)."""
+    told = message.removeprefix("config: ")  # the root of a config built without a file name (a run config)
+    if message_is_about(message, [item.split("=", 1)[0].strip() for item in overrides if "=" in item]):
+        return f"--set {told}"
+    return message if path is None else f"{path}: {told}"
+
+
+def message_is_about(message: str, keys: list[str]) -> bool:
+    """Whether the dotted key a config message is about (``train.epochs: …``; ``train: unknown key 'x'`` is about
+    ``train.x``) is one of ``keys`` or inside one (``cameras[0].fps`` is inside ``cameras``)."""
+    key = message.split(": ", 1)[0].strip()
+    unknown = re.match(r"[^:]*: unknown (?:key|section) '([^']*)'", message)
+    if unknown:
+        key = unknown[1] if key in ("config", "") else f"{key}.{unknown[1]}"
+    return any(key == k or key.startswith((k + ".", k + "[")) for k in keys if k)
+
+
+def file_key_message(message: str, path: str) -> str:
+    """``message`` with the key paths that start with the file name ``path`` set apart from it: the leading one
+    as ``path: key.sub``, later ones (``set path.publish.mqtt.username``) as the bare key path."""
+    glued = re.compile(rf"(?<![\w./\\-]){re.escape(path)}(?:\.(?=[^\W\d])|(?=\[))")
+    head = glued.match(message)
+    if head is None:
+        return glued.sub("", message)
+    return f"{path}: " + glued.sub("", message[head.end():])
+
+
 def to_dict(obj: Any) -> Any:
     """Turn a config object back into plain YAML-able data."""
     if dataclasses.is_dataclass(obj):
@@ -353,7 +399,7 @@ def not_a_file(path: Path, what: str) -> str | None:
     one). A folder is told as one: "not found" sent users looking for a file that is there, as a folder; a device
     or pipe (/dev/zero, a FIFO), read, never ends or blocks."""
     if path.is_dir():
-        return f"{path}: is a folder, not a {what}"
+        return f"{path}: is a folder, not {'an' if what[:1] in 'aeiou' else 'a'} {what}"
     if not path.is_file():
         return f"{path}: {what} is not a regular file" if path.exists() else f"{path}: {what} not found"
     return None
@@ -527,6 +573,8 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
         if "=" not in item:
             raise ConfigError(f"overrides {item}: expected key=value", field="overrides")
         key, raw = item.split("=", 1)
+        if not all(part.strip() for part in key.split(".")):  # '=3', 'a..b=3': told as the file's unknown key ''
+            raise ConfigError(f"overrides {item}: expected key=value, with no empty part in the key", field="overrides")
         try:
             value = yaml_load(raw)
         except yaml.YAMLError:

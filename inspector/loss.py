@@ -39,6 +39,7 @@ DAEMON_DROP_REASONS = {
 # A state file (:class:`StateFile`) keeps the streams of the last STATE_RUNS runs heard, at most STATE_STREAMS
 # of them: enough for every camera of a box and a few restarts, small enough to rewrite after each event.
 STATE_VERSION = 1
+STATE_KEYS = frozenset({"key", "saved_utc", "tracker"})  # what StateFile.save writes
 STATE_RUNS = 4
 STATE_STREAMS = 1024
 # What a LossTracker remembers at most: the last TRACK_RUNS runs heard and the TRACK_STREAMS streams heard most
@@ -741,6 +742,7 @@ class StateFile:
         it is."""
         if self._made or not (self.path.exists() or self.path.is_symlink()):
             return None
+        self._refuse_other_kind()
         try:  # the shared reader: a regular file of at most MAX_FILE_BYTES (not /dev/zero, a pipe, a huge file)
             doc = wire_json(read_text(self.path, "subscriber state"), str(self.path), limit=None)
         except InspectorError as exc:
@@ -749,6 +751,8 @@ class StateFile:
             return f"warning: {self.path}: cannot read the subscriber state (not JSON); starting without it"
         if not isinstance(doc, dict):
             return f"warning: {self.path}: not a subscriber state; starting without it"
+        if doc and not doc.keys() & STATE_KEYS:
+            self._refuse_other_kind(f"a JSON object with keys {', '.join(map(repr, list(doc)[:4]))[:100]}")
         self._refuse_foreign(doc)
         saved = str(doc.get("saved_utc", "?"))[:40]
         try:
@@ -756,6 +760,28 @@ class StateFile:
         except ValueError as exc:
             return f"warning: {self.path}: damaged subscriber state ({exc}); starting without it"
         return f"resumed the subscriber state of {saved} from {self.path}: {target.heard()}"
+
+    def _refuse_other_kind(self, what: str | None = None) -> None:
+        """ConfigError (one line), the file left as it is, when it holds another kind of file than a subscriber
+        state: ``what`` it is, or (None) a file whose first byte is none a state can begin with. A state is saved
+        whole as compact JSON (``{"key": …``); a crash leaves the old one, or on some file systems an empty
+        or zero-filled file, all read as damaged and replaced. Another file (``--state daemon.yaml``, the model
+        card, the graph) was read as a damaged state too, and replaced by the subscriber's at its first save."""
+        from inspector.errors import ConfigError
+
+        if what is None:
+            if not self.path.is_file():
+                return  # a folder, pipe or device: read_text says so in one line (a pipe, opened, never ends)
+            try:
+                with self.path.open("rb") as f:
+                    head = f.read(256).lstrip(b" \t\r\n").removeprefix(b"\xef\xbb\xbf")
+            except OSError:
+                return  # read_text says why in one line
+            if not head or head[:1] in (b"{", b"\0"):
+                return
+            what = f"a file that begins {head[:24]!r}"
+        raise ConfigError(f"{self.path}: not a subscriber state ({what}); not replacing it: give this subscriber "
+                          f"its own --state file")
 
     def _refuse_foreign(self, doc: dict) -> None:
         """ConfigError (one line) for the state of another endpoint or broker, or one a newer version wrote: it

@@ -93,6 +93,11 @@ def claim_outputs(where: str | Path, names: Sequence[Path], card: Path, files_of
     its files in the line (export: "sidecar", "graph"; build: "engine card", "file")."""
     if (why := folder_problem(card.parent)) is not None:
         raise error(f"{where}: cannot {command} there: {why}")
+    if (long := next((path for path in names if len(os.fsencode(path.name)) > NAME_MAX), None)) is not None:
+        # the longest of the set's names (``.fp16.onnx``, ``.build.log``) failed late, as "File name too long" of a
+        # hidden temporary, after the work; the name the user gave was legal, a name made from it was not
+        raise error(f"{where}: cannot {command} there: its file {long.name} would be {len(os.fsencode(long.name))} "
+                    f"bytes long, more than the {NAME_MAX} a file name may have; --out a shorter name")
     tail = f"{command} replaces only its own files: --out another name, or move it"
     present = [path for path in names if os.path.lexists(path)]
     odd = next((path for path in present if path.is_symlink() or not path.is_file()), None)

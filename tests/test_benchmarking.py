@@ -101,3 +101,24 @@ def test_cli_bench(tmp_path, capsys):
     assert "(onnxruntime, fp16)" in printed and f"wrote {out}" in printed
     assert [r["batch"] for r in json.loads(out.read_text())["results"]] == [1, 3]
     assert main(["bench", str(model), "--batch", "0"]) == 2
+
+
+@pytest.mark.parametrize("command", ["bench", "verify", "calibrate"])
+def test_a_folder_of_only_unreadable_images_is_one_line_naming_it(tmp_path, capsys, command):
+    """``bench --data`` of images none of which decodes timed random frames and reported them as "images from
+    DATA" (exit 0); verify said "no reference image could be read" without naming the folder. Each command that
+    reads a folder of images now says, naming it, that none could be read (datasets.none_readable)."""
+    from tiny_graphs import write_exported
+
+    model = str(write_exported(tmp_path / "export", fp16=False))
+    broken = tmp_path / "parts"
+    broken.mkdir()
+    for i in range(3):
+        (broken / f"{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(64)) * (i + 1))
+    argv = {"bench": ["bench", model, "--data", str(broken), "--duration", "0.1", "--batch", "1"],
+            "verify": ["verify", model, "--reference", model, "--data", str(broken)],
+            "calibrate": ["calibrate", model, "--good-dir", str(broken), "--out", str(tmp_path / "c.yaml")]}[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {broken}: none of the 3 ") and \
+        err.endswith("could be read (see the warnings above)"), err

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -245,7 +246,8 @@ def _alarm(*_):
     raise _Hang()
 
 
-def _outcome(load: Callable[[], None]) -> tuple[str, str]:
+def _outcome(load: Callable[[], None], said: list[str] | None = None) -> tuple[str, str]:
+    """The case's outcome code and why it failed; ``said`` gets the one-line message of an exit 2."""
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, CASE_LIMIT_S)
     try:
@@ -253,6 +255,8 @@ def _outcome(load: Callable[[], None]) -> tuple[str, str]:
         return "0", ""
     except InspectorError as exc:
         message = str(exc)
+        if said is not None:
+            said.append(message)
         return ("2", "") if message and "\n" not in message and len(message) < 600 else ("traceback", f"bad line {message[:200]!r}")
     except _Hang:
         return "hang", ""
@@ -261,6 +265,17 @@ def _outcome(load: Callable[[], None]) -> tuple[str, str]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _where_problem(kind: str, path: Path, message: str) -> str | None:
+    """What is wrong with where a one-line message points, or None. A YAML file's message names the file (a
+    training config's did not: "train.epochs: …", which file?), and no message glues a key path to the file's
+    name ("cfg.yaml.batching.max_batch", which read as a key called 'yaml')."""
+    if re.search(re.escape(str(path)) + r"\.[^\W\d]|" + re.escape(str(path)) + r"\[", message):
+        return f"key path glued to the file name: {message[:200]!r}"
+    if kind.endswith(("config", "file")) and str(path) not in message:
+        return f"the file is not named: {message[:200]!r}"
+    return None
 
 
 def test_fuzz_every_file_kind(seeds, tmp_path):
@@ -280,10 +295,13 @@ def test_fuzz_every_file_kind(seeds, tmp_path):
             data = mutate(rng, seeds)
             path = folder / name
             path.write_bytes(data)
-            code, why = _outcome(lambda: loader(path, seeds))
+            said: list[str] = []
+            code, why = _outcome(lambda: loader(path, seeds), said)
             counts[code] += 1
             if code not in ("0", "2"):
                 failures.append(f"{kind} case {case} (seed {SEED}): {code} {why}")
+            elif said and (why := _where_problem(kind, path, said[0])):
+                failures.append(f"{kind} case {case} (seed {SEED}): {why}")
     summary = "; ".join(f"{kind}: {sum(c.values())} cases, exit 0: {c['0']}, exit 2: {c['2']}, "
                         f"tracebacks: {c['traceback']}, hangs: {c['hang']}" for kind, c in figures.items())
     print(f"\nfuzz (seed {SEED}): {summary}")

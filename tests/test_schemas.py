@@ -10,7 +10,7 @@ import typing
 import pytest
 
 from inspector.config import field_range, from_dict, load_json, load_yaml
-from inspector.errors import ConfigError, ExportError
+from inspector.errors import ConfigError, ExportError, InspectorError
 from inspector.pipeline.config import DaemonConfig, daemon_config
 from inspector.artifacts.engine_card import EngineCard
 from inspector.artifacts.model_card import CardInput, ModelCard, read_sidecar, validate_model_card
@@ -89,7 +89,7 @@ def test_in_range_settings_load():
 
 
 @pytest.mark.parametrize("text, match", [
-    (b"model: {path: m}\ncameras: [{name: c, source: x}]\nrecorder: {on: true}\n", "not a string"),
+    (b"model: {path: m.onnx}\ncameras: [{name: c, source: x}]\nrecorder: {on: true}\n", "not a string"),
     (b"7: seven\n", "not a string"),
     (b"summary_json: /tmp/s\xff\xfe.json\n", "not UTF-8"),
     (b"zz: " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested too deeply"),
@@ -294,3 +294,22 @@ def test_bad_numeric_values_through_every_command_are_one_line_and_exit_2(capsys
             assert len(err.splitlines()) == 1 and option in err and "Traceback" not in err, (name, text, err)
             checked += 1
     assert checked >= 150 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("profile", [{"min_batch": 8, "max_batch": 2}, {"min_batch": 1, "opt_batch": 4, "max_batch": 2},
+                                     {"min_batch": 4, "opt_batch": 2}])
+def test_an_engine_card_profile_out_of_order_is_refused(tmp_path, profile):
+    """Each batch bound was range-checked alone: a card whose min_batch exceeded its max_batch loaded."""
+    from inspector.artifacts.engine_card import read_engine_sidecar
+
+    card = {"schema_version": 1, "kind": "tensorrt-engine", "engine": {"file": "e.plan"}, "profile": profile,
+            "model": {"input": {"name": "images", "dtype": "uint8", "layout": "NHWC", "batch": "N", "height": 32,
+                                "width": 32, "channels": 3, "color": "RGB", "resize": "square"}}}
+    (tmp_path / "e.plan").write_bytes(b"plan")
+    (tmp_path / "e.json").write_text(json.dumps(card))
+    with pytest.raises(InspectorError, match=f"^engine sidecar {tmp_path / 'e.json'}: profile: min_batch .* does not "
+                                             f"hold$"):
+        read_engine_sidecar(tmp_path / "e.plan")
+    card["profile"] = {"min_batch": 1, "opt_batch": 2, "max_batch": 2}
+    (tmp_path / "e.json").write_text(json.dumps(card))
+    read_engine_sidecar(tmp_path / "e.plan")

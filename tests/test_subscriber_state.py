@@ -68,8 +68,10 @@ def test_a_rogue_events_long_names_do_not_make_the_next_start_drop_the_state(tmp
 
 def test_a_damaged_or_unsaveable_state_is_one_line_and_the_subscriber_runs_on(tmp_path, capsys):
     endpoint, state = f"ipc://{tmp_path}/ev.sock", tmp_path / "state"
+    # a state cut short, a bad tracker, bytes that are not UTF-8 in a state, and what a crash leaves on some file
+    # systems (an empty or zero-filled file: states are not fsynced)
     for damage in (b"{not json", b'{"key": "%s", "tracker": {"version": 1, "runs": [["r1"]]}}'
-                   % endpoint.encode(), b"\xff\xfe"):
+                   % endpoint.encode(), b'{"key": "\xff\xfe', b"", b"\0" * 64):
         state.write_bytes(damage)
         assert subscribe_session(endpoint, [_defect("r1", 1)], "--state", str(state)) == 0
         err = capsys.readouterr().err
@@ -153,6 +155,27 @@ def test_the_state_of_another_endpoint_or_a_newer_version_is_refused_and_kept(tm
         assert len(err.splitlines()) == 1 and why in err and "--state" in err and "Traceback" not in err, err
         assert path.read_bytes() == before
     assert state.read_bytes() == theirs
+
+
+@pytest.mark.parametrize("content", [
+    b"model: {path: export/rs.onnx}\ncameras: []\n",  # a daemon config (--state daemon.yaml)
+    b'{"schema_version": 1, "model": {"name": "rs"}}',  # a model card
+    b"\x08\n\x12\x07pytorch\x1a\x052.1.0",  # an ONNX graph
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",  # an image
+    b"[1, 2, 3]",  # JSON, but no state
+], ids=["yaml-config", "model-card", "onnx", "png", "json-list"])
+def test_a_file_of_another_kind_is_refused_not_replaced(tmp_path, capsys, content):
+    """A --state naming another kind of file (a daemon config, a model card, a graph) was read as a damaged
+    state, 'starting without it', and replaced at the first save: the user's file was gone. Now: one line,
+    exit 2, the file as it was. (A damaged state of the subscriber's own is still replaced: above.)"""
+    from inspector.cli import main
+
+    path = tmp_path / "file"
+    path.write_bytes(content)
+    assert main(["subscribe", f"ipc://{tmp_path}/ev.sock", "--state", str(path), "--timeout", "0.2"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and f"{path}: not a subscriber state" in err and "Traceback" not in err, err
+    assert path.read_bytes() == content
 
 
 _SIGNALLED_MID_SAVE = """
@@ -331,9 +354,10 @@ def test_a_state_file_that_is_no_regular_file_is_refused_or_skipped_never_read_n
 
 def test_a_state_file_nested_too_deeply_is_one_line_and_the_subscriber_runs_on(tmp_path, capsys):
     """json.loads raises RecursionError (no ValueError) on deep nesting: a state file of 100 000 '[' ended
-    ``subscribe --state`` with a traceback before it heard anything."""
+    ``subscribe --state`` with a traceback before it heard anything. (A file that begins with no '{' is no
+    state at all: refused and kept, test_a_file_of_another_kind_is_refused_not_replaced.)"""
     endpoint, state = f"ipc://{tmp_path}/ev.sock", tmp_path / "state"
-    for damage in ("[" * 100_000, '{"key": "%s", "tracker": %s1%s}' % (endpoint, '{"a":' * 5000, "}" * 5000)):
+    for damage in ('{"runs": ' + "[" * 100_000, '{"key": "%s", "tracker": %s1%s}' % (endpoint, '{"a":' * 5000, "}" * 5000)):
         state.write_text(damage)
         assert subscribe_session(endpoint, [_defect("r1", 0)], "--state", str(state)) == 0
         err = capsys.readouterr().err

@@ -86,3 +86,11 @@ def test_written_as_utf8_not_escaped(tmp_path):
     text = path.read_bytes().decode("utf-8")
     assert "Prüfstand/検査" in text and "\\x" not in text and "\\u" not in text
     assert read_thresholds(path) == t
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "{}\n"])
+def test_an_empty_calibration_file_is_told_empty(tmp_path, text):
+    path = tmp_path / "cal.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"^{path}: calibration file is empty; make one with 'inspector calibrate'$"):
+        read_thresholds(path)

@@ -99,3 +99,25 @@ def test_a_wrong_model_file_is_one_line(zoo, tmp_path, capsys, command, wrong):
     assert str(zoo[wrong].with_suffix("")) in err, err  # names the file (or its sidecar)
     assert {p: p.read_bytes() for p in zoo[wrong].parent.glob(f"{zoo[wrong].stem}*")} == before
     assert not list(tmp_path.iterdir())  # no report, calibration or engine of a wrong model
+
+
+@pytest.mark.parametrize("command", ["quantize", "build", "verify-reference", "verify-candidate", "run"])
+@pytest.mark.parametrize("wrong", ["daemon.yaml", "card.json", "best.pt", "image.png", "folder"])
+def test_another_kind_of_file_for_a_graph_is_named_not_sent_to_re_export(tmp_path, capsys, command, wrong):
+    """A config, a model card, a checkpoint, an image or a folder given where a graph is read (the daemon's
+    model.path too): its card was looked for by name ('daemon.json: sidecar not found (re-run inspector export)', 'card.json: sha256 … does not match
+    its sidecar'), sending the user to re-export a sound model. The argument is refused as no model file."""
+    graph = write_exported(tmp_path / "export")
+    given = tmp_path / wrong
+    given.mkdir() if wrong == "folder" else given.write_bytes(b"model: {path: x.onnx}\n")
+    argv = {"quantize": ["quantize", str(given), "--calibration", str(tmp_path)],
+            "build": ["build", str(given)],
+            "verify-reference": ["verify", str(graph), "--reference", str(given), "--data", str(tmp_path)],
+            "verify-candidate": ["verify", str(given), "--reference", str(graph), "--data", str(tmp_path)],
+            "run": ["run", "--config", str(tmp_path / "d.yaml"), "--check"]}[command]
+    (tmp_path / "d.yaml").write_text(f"model: {{path: {given}}}\nthresholds: {{image: 0.5}}\n"
+                                     f"cameras: [{{name: a, source: synthetic}}]\n")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(given) in err and "sidecar" not in err, err
+    assert ("model file" if command != "run" else "is not an exported .onnx or a TensorRT .plan") in err, err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from inspector.config import from_dict
+from inspector.config import from_file_dict
 from inspector.errors import ConfigError, ExportError
 
 Card = TypeVar("Card")
@@ -16,7 +16,7 @@ def parse_card(cls: type[Card], data: Any, where: str, label: str) -> Card:
     Raises ExportError ``"<label> <where>: <what is wrong>"`` (unknown key, wrong type, value out of range).
     """
     try:
-        return from_dict(cls, data, where=where)
+        return from_file_dict(cls, data, where)
     except ConfigError as exc:
         raise ExportError(f"{label} {exc}") from None
 

@@ -47,6 +47,20 @@ def save_whole(path: str | Path, obj: Any) -> None:
     write_whole(path, buffer.getbuffer())
 
 
+def _other_kind(head: bytes) -> str | None:
+    """What a file is when its first bytes show it is no torch checkpoint, or None. torch.save writes a zip
+    archive (``PK``, torch ≥ 1.6) or, in the legacy format, a pickle (protocol byte 0x80); an empty or cut file
+    is left to torch.load, which says it is cut short."""
+    if not head or head.startswith((b"PK", b"\x80")):
+        return None
+    known = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"\x08": "an ONNX graph",
+             b"BM": "a BMP image", b"II*\x00": "a TIFF image", b"MM\x00*": "a TIFF image"}
+    said = next((what for magic, what in known.items() if head.startswith(magic)), None)
+    if said is None and all(32 <= b < 127 or b in b"\t\r\n" for b in head):  # YAML, JSON, a script: text
+        said = f"text that begins {head.decode('ascii')!r}"
+    return said  # else unknown bytes: torch.load says whether it is a damaged checkpoint
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The payload of a checkpoint file (or a run folder's ``best.pt``), with ``path`` added.
 
@@ -63,7 +77,16 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if (why := not_a_file(path, "checkpoint")) is not None:  # a folder or a FIFO there was "not found"
         raise ModelError(why + (" (train a model first: inspector train …)" if why.endswith("not found") else ""))
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with path.open("rb") as fh:
+            if (kind := _other_kind(fh.read(8))) is not None:
+                # a config, a card, a graph or an image was "damaged or cut short?": the user looked for damage
+                raise ModelError(f"{path}: not a checkpoint ({kind}); give a run folder or its best.pt")
+            fh.seek(0)
+            payload = torch.load(fh, map_location="cpu", weights_only=True)
+    except ModelError:
+        raise
+    except OSError as exc:  # permissions, a disk error: the file may be sound ("damaged?" sent users to retrain)
+        raise ModelError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from None
     except Exception as exc:  # torch raises many types for a damaged or code-carrying file
         said = str(exc).strip().splitlines()[0].split(". ")[0][:100] if str(exc).strip() else ""  # torch's first sentence
         raise ModelError(f"{path}: not a readable checkpoint, damaged or cut short? ({type(exc).__name__}"

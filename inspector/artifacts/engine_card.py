@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from inspector.artifacts.card_loading import parse_card, validate_card
 from inspector.artifacts.model_card import CardGraph, CardInput, CardModel, CardTraining
-from inspector.config import bounded, load_json
+from inspector.config import bounded, load_json, not_a_file
 from inspector.contract import InputSpec
-from inspector.errors import BackendError, InspectorError
+from inspector.errors import BackendError, ConfigError, InspectorError
 from inspector.outputs import write_whole
 
 ENGINE_SCHEMA_VERSION = 1
@@ -43,6 +43,14 @@ class EngineProfile:
     min_batch: int = bounded(1, ge=1, le=65536)
     opt_batch: int | None = bounded(None, ge=1, le=65536)
     max_batch: int | None = bounded(None, ge=1, le=65536)
+
+    def validate(self, where: str) -> None:
+        """min_batch ≤ opt_batch ≤ max_batch, as TensorRT's optimisation profile (and ``build``) has them: a card
+        edited to max_batch 2 with min_batch 8 passed, and the daemon batched to a size the engine never took."""
+        given = [v for v in (self.min_batch, self.opt_batch, self.max_batch) if v is not None]
+        if given != sorted(given):
+            raise ConfigError(f"{where}: min_batch {self.min_batch} ≤ opt_batch {self.opt_batch} ≤ max_batch "
+                              f"{self.max_batch} does not hold")
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,8 @@ def verify_report_path(candidate: str | Path) -> Path:
 def read_engine_sidecar(engine_path: str | Path) -> dict[str, Any]:
     """Load and check an engine's card; one-line BackendError when it is missing, unreadable or invalid."""
     path = engine_sidecar_path(engine_path)
+    if path.exists() and not path.is_file():  # a folder (or a pipe) is told as one, not "not found"
+        raise BackendError(f"{engine_path}: {not_a_file(path, 'engine sidecar')}")
     if not path.is_file():
         short = Path(engine_path).with_suffix(".json")
         beside = f" ({short.name} beside it is a model card)" if path != short and _card_kind(short) == "model" else ""

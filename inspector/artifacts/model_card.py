@@ -23,7 +23,7 @@ from typing import Any, Literal
 from inspector.artifacts.card_loading import parse_card
 from inspector.contract import (BIT_DEPTHS, DOWNSCALE_METHODS, INPUT_NAME, LEGACY_DOWNSCALE, MAX_IMAGE_SIDE,
                                 RESIZE_POLICIES, InputSpec)
-from inspector.config import bounded, load_json
+from inspector.config import bounded, load_json, not_a_file
 from inspector.errors import ConfigError, ExportError
 from inspector.outputs import write_whole
 
@@ -216,8 +216,8 @@ def verify_graph(graph_path: str | Path, sidecar: dict[str, Any] | None = None,
     was made from (:func:`_check_derived_from`).
     """
     graph_path = Path(graph_path)
-    if not graph_path.is_file():
-        raise ExportError(f"{graph_path}: model file not found")
+    if (why := not_a_file(graph_path, "model file")) is not None:  # a folder is told as one, not "not found"
+        raise ExportError(why)
     if sidecar is None:
         sidecar = read_sidecar(sidecar_path_for(graph_path))
     _, precision = split_graph_name(graph_path)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from inspector.config import bounded, from_dict, load_yaml, to_dict, yaml_dump
+from inspector.config import bounded, file_key_message, from_file_dict, load_yaml, to_dict, yaml_dump
 from inspector.errors import ConfigError
 from inspector.outputs import write_whole
 
@@ -100,17 +100,22 @@ def read_thresholds(path: str | Path) -> Thresholds:
     if not path.exists():
         raise ConfigError(f"{path}: calibration file not found (create it with 'inspector calibrate')")
     data = load_yaml(path, "calibration file")
+    if not data:  # an empty file (or '{}'), e.g. a copy cut short: "its keys: " named none
+        raise ConfigError(f"{path}: calibration file is empty; make one with 'inspector calibrate'")
     if isinstance(data, dict) and "image_threshold" not in data and "schema_version" not in data:
         # another YAML (a run's config.yaml, a daemon config) was named: say that, not "unknown key 'train'"
         keys = ", ".join(map(str, list(data)[:4])) + (" …" if len(data) > 4 else "")
         raise ConfigError(f"{path}: not a calibration file (no image_threshold; its keys: {keys}); make one "
                           f"with 'inspector calibrate'")
-    return from_dict(Thresholds, data, where=str(path))
+    return from_file_dict(Thresholds, data, path)
 
 
 def write_thresholds(thresholds: Thresholds, path: str | Path) -> Path:
     """Write ``thresholds`` as YAML (schema_version first); returns the path."""
-    thresholds.validate(str(path))
+    try:
+        thresholds.validate(str(path))
+    except ConfigError as exc:
+        raise ConfigError(file_key_message(str(exc), str(path))) from None
     data = to_dict(thresholds)
     ordered = {"schema_version": data.pop("schema_version"), "model": data.pop("model")}
     ordered.update(data)

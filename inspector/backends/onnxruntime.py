@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from inspector.backends.base import Backend, InferenceResult, InputSpec
+from inspector.config import not_a_file
 from inspector.errors import BackendError
 from inspector.artifacts import input_spec as card_input_spec
 from inspector.artifacts.model_card import (read_sidecar, sha256_file, sidecar_path_for,
@@ -110,8 +111,8 @@ class OnnxRuntimeBackend(Backend):
                  spinning: bool | None = None, spin_us: int | None = None,
                  spin_after_run: bool | None = None, replicas: int | None = None) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise BackendError(f"{self.path}: model file not found")
+        if (why := not_a_file(self.path, "model file")) is not None:  # a folder is told as one, not "not found"
+            raise BackendError(why)
         self.sidecar = read_sidecar(sidecar_path_for(self.path))
         if verify:
             verify_graph(self.path, self.sidecar)

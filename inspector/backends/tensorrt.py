@@ -41,6 +41,7 @@ import numpy as np
 
 from inspector.backends.base import Backend, InferenceResult, InputSpec
 from inspector.backends.cuda import GraphCaptureError
+from inspector.config import not_a_file
 from inspector.errors import BackendError
 from inspector.artifacts import input_spec as card_input_spec
 from inspector.artifacts.engine_card import ENGINE_SCHEMA_VERSION, read_engine_sidecar
@@ -269,8 +270,8 @@ class TensorRTBackend(Backend):
                  cuda_graphs: bool = False, verify: bool = True) -> None:
         self.path = Path(path)
         self._closed = True
-        if not self.path.is_file():
-            raise BackendError(f"{self.path}: engine file not found")
+        if (why := not_a_file(self.path, "engine file")) is not None:  # a folder is told as one, not "not found"
+            raise BackendError(why)
         if cuda_graphs and cuda == "pycuda":
             raise BackendError(f"{self.path}: CUDA graphs need the cuda-python wrapper (pycuda has no graph API)")
         self.sidecar = read_engine_sidecar(self.path)

@@ -137,6 +137,27 @@ def out_path() -> Callable[[str], str]:
     return _output(problem, "path")
 
 
+def model_file(*suffixes: str) -> Callable[[str], str]:
+    """An argparse type: a model file to read, named with one of ``suffixes`` (``.onnx``; ``.plan``, ``.engine``).
+
+    Its card is found from its name (``x.onnx`` → ``x.json``): given another file (a config, a checkpoint, the
+    card itself, an image folder), ``quantize``/``build`` said "x.json: sidecar not found (re-run 'inspector
+    export')" or "x.json: sha256 … does not match its sidecar", sending the user to re-export a sound model.
+    Whether the file is there is the reader's to say (one line naming it)."""
+    def parse(text: str) -> str:
+        path = Path(text)
+        expected = " or ".join(suffixes)
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder, not a {expected} model file")
+        if path.suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(f"{text} is not a {expected} model file "
+                                             f"('{path.suffix or 'no extension'}')")
+        return text
+
+    parse.__name__ = "model file"
+    return parse
+
+
 def default_of(source: Callable | type, name: str):
     """The library's default for ``name``: a field of the options dataclass ``source``, or a keyword
     parameter of the function ``source``. argparse reads its defaults here so each has one home

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.argtypes import default_of, int_range, out_file
+from inspector.commands.argtypes import default_of, int_range, model_file, out_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Build a strongly typed TensorRT engine (TensorRT 10.x or 11.x) from an exported ONNX graph: "
                     "the FP16 graph (model.fp16.onnx) or the Q/DQ INT8 graph (model.int8.onnx). Writes the engine, "
                     "its sidecar (.json) and build log; runs the precision gate when --reference-data is given.")
-    p.add_argument("onnx", help="exported graph, e.g. export/rs-brick.fp16.onnx (its sidecar must be beside it)")
+    p.add_argument("onnx", type=model_file(".onnx"), help="exported graph, e.g. export/rs-brick.fp16.onnx (its sidecar must be beside it)")
     p.add_argument("--out", type=out_file(), help="engine file (default: engines/<model>.<precision>.plan)")
     p.add_argument("--max-batch", type=int_range(1, 65536), default=default("max_batch"),
                    help="largest batch of the optimisation profile (default %(default)s)")
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="TensorRT 10.x only: build an FP32 ONNX with the FP16 builder flag (fallback; refused on 11.x)")
     p.add_argument("--device", type=int_range(0, 63), default=default("device"), help="CUDA device index (default %(default)s)")
     p.add_argument("--reference-data", help="after building, run 'inspector verify' on these images")
-    p.add_argument("--reference", help="FP32 ONNX for the gate (default: <model>.onnx beside the input)")
+    p.add_argument("--reference", type=model_file(".onnx"), help="FP32 ONNX for the gate (default: <model>.onnx beside the input)")
     p.add_argument("--threshold-file", help="calibration YAML whose image threshold the gate checks for flips")
     p.set_defaults(func=run)
 

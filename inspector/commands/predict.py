@@ -13,6 +13,7 @@ error line each on stderr and make the exit status 2; the rest are still scored.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -65,7 +66,12 @@ def expand_images(items: list[str], errors: list[str] | None = None) -> list[Pat
             if errors is not None:
                 errors.append(why)
             continue
-        paths.extend(listed_images(path) if path.is_dir() else [path])
+        try:
+            paths.extend(listed_images(path) if path.is_dir() else [path])
+        except DataError as exc:  # a folder that cannot be listed: one line, the other items still scored
+            print(f"error: {exc}", file=sys.stderr)
+            if errors is not None:
+                errors.append(str(exc))
     return paths
 
 
@@ -155,6 +161,14 @@ def load_decider(calibration: str, model: str):
     return Decider(t.image_threshold, t.pixel_threshold, t.uncertain_band)
 
 
+def _non_finite(path: Path, score: float, model: str) -> str:
+    """The error line of an image the model scored NaN or ±inf: printed "nan" (with "error" under a calibration)
+    and exit 0, so a script reading the exit status took a broken model (an FP16 overflow) for a passed check."""
+    line = f"{path}: {model} gave a non-finite score ({score}); is the model damaged or its FP16 graph overflowing?"
+    print(f"error: {one_line(line)}", file=sys.stderr)
+    return line
+
+
 def run(args: argparse.Namespace) -> int:
     from inspector.backends import load_backend
 
@@ -170,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
     options = {} if args.threads is None else {"threads": args.threads}
     errors: list[str] = []
     paths = expand_images(args.images, errors)
+    if not paths and errors:  # each item already told in its line ('x.gif' is not read; a folder not listed)
+        return 2
     if not paths:
         raise DataError(f"{' '.join(args.images)}: no images found (files or folders of .png/.jpg/.bmp/.tif)")
     if args.out:
@@ -183,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
                 score = float(result.scores[i])
                 verdict = f"\t{decider.decide(score)}" if decider else ""
                 print(f"{result_field(path)}\t{score:.6f}{verdict}", flush=True)
+                if not math.isfinite(score):  # the model's fault, not the image's: told, and the exit says so
+                    errors.append(_non_finite(path, score, args.model))
                 if args.out:
                     kept.append((path, np.array(result.maps[i, 0], dtype=np.float32)))  # copy: buffers are reused
     if args.out and kept:

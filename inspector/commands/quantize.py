@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from inspector.commands.argtypes import default_of, int_range, out_file
+from inspector.commands.argtypes import default_of, int_range, model_file, out_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "with verify's int8 tolerances and refuses (nothing written) outside them. Writes "
                     "<model>.int8.onnx and its own card <model>.int8.json; the FP32 graph and its sidecar are only "
                     "read. With --data, measures the result against FP32 ('inspector verify') on the CPU.")
-    p.add_argument("onnx", help="the FP32 graph, e.g. export/rs-brick.onnx")
+    p.add_argument("onnx", type=model_file(".onnx"), help="the FP32 graph, e.g. export/rs-brick.onnx")
     p.add_argument("--calibration", required=True,
                    help="folder of good images (or a dataset whose train/good is used), e.g. calibration/rs-brick/")
     p.add_argument("--out", type=out_file(), help="output (default and required name: <model>.int8.onnx beside the input)")

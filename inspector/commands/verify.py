@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from inspector.commands.argtypes import default_of, float_range, int_range, out_file, score_value
+from inspector.commands.argtypes import default_of, float_range, int_range, model_file, out_file, score_value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,8 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run the candidate (TensorRT engine, FP16 ONNX or Q/DQ INT8 ONNX) and the FP32 reference on "
                     "the same images. Fails (exit 1) on NaN/Inf, a decision flip at the threshold, or score/map "
                     "differences above the tolerances. Writes <candidate>.verify.json.")
-    p.add_argument("candidate", help="engine (.plan) or ONNX graph to check")
-    p.add_argument("--reference", required=True, help="the FP32 ONNX graph")
+    p.add_argument("candidate", type=model_file(".onnx", ".plan", ".engine"), help="engine (.plan) or ONNX graph to check")
+    p.add_argument("--reference", required=True, type=model_file(".onnx"), help="the FP32 ONNX graph")
     p.add_argument("--data", required=True, help="dataset folder (its test split is used) or a folder of images")
     p.add_argument("--threshold-file", help="calibration YAML (its image_threshold is checked for flips)")
     p.add_argument("--threshold", type=score_value(), help="image threshold to check for flips (instead of a file)")

@@ -131,6 +131,18 @@ def dataset_images(folder: Path) -> list[Path]:
     return split_beside_masks(listed_images(folder))[0]
 
 
+def check_listable(folder: Path) -> None:
+    """DataError (one line naming ``folder``) when it exists but cannot be listed; nothing when it can, or is gone
+    (the callers' own checks say so)."""
+    try:
+        with os.scandir(folder):
+            pass
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot read folder ({exc.strerror or exc})") from None
+
+
 def _mask_index(folder: Path) -> dict[str, Path]:
     """stem → mask path for a ground-truth folder; ``<stem><mask suffix>.*`` (:data:`MASK_SUFFIXES`) and
     ``<stem>.*`` both map to stem."""
@@ -193,7 +205,10 @@ def _warn_once(message: str) -> None:
 
 def listed_images(folder: Path) -> list[Path]:
     """:func:`list_images` of a folder a command reads, warning once (one line: a count and an example) about
-    files of image formats that are not read, so none is left out silently."""
+    files of image formats that are not read, so none is left out silently. DataError naming the folder when it is
+    there but cannot be listed (no permission): it was "no images found" / "no training images", or a defect type
+    of the test set silently left out of the metrics."""
+    check_listable(folder)
     unread = unread_image_names(folder)
     if unread:
         _warn_once(f"{folder}: {len(unread)} file(s) of an image format that is not read are left out, e.g. "
@@ -272,6 +287,7 @@ def load_dataset(root: str | Path) -> Dataset:
         raise DataError(f"{root}: dataset folder not found ({_EXPECTED})")
     if not root.is_dir():
         raise DataError(f"{root}: is not a folder ({_EXPECTED})")
+    check_listable(root)  # else "no images found"
     layout = detect_layout(root)
     if layout is None:
         raise DataError(f"{root}: no images found; {_EXPECTED}{_nested_hint(root)}")
@@ -356,6 +372,18 @@ def split_train_val(samples: Sequence[Sample], val_fraction: float = 0.2,
 
 def _workers(n: int) -> int:
     return max(1, min(8, os.cpu_count() or 1, n))
+
+
+def common_folder(samples: Sequence) -> str:
+    """The deepest folder holding every sample (``test`` for several defect folders): where an error points."""
+    return os.path.commonpath([str(Path(s.path).parent) for s in samples]) if samples else "."
+
+
+def none_readable(samples: Sequence, what: str = "image(s)") -> DataError:
+    """The one-line error for a set of ``samples`` none of which could be read (each told in the warning
+    :func:`load_batch` logs), naming the folder that holds them."""
+    return DataError(f"{common_folder(samples)}: none of the {len(samples)} {what} could be read (see the warnings "
+                     f"above)")
 
 
 def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str = "square",

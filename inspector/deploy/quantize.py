@@ -518,7 +518,7 @@ def check_against_fp32(int8_path: Path, fp32_path: Path, samples: Sequence, spec
     where ONNX Runtime's int8 kernels themselves are wrong (:mod:`inspector.backends.onnxruntime`).
     """
     from inspector.backends.onnxruntime import cpu_has_int8_dot_product
-    from inspector.data.datasets import load_batch
+    from inspector.data.datasets import load_batch, none_readable
 
     if weight_bits == 8 and not cpu_has_int8_dot_product():
         log.warning("%s: not checked against FP32: ONNX Runtime's int8 kernels saturate with 8-bit weights on this "
@@ -540,7 +540,7 @@ def check_against_fp32(int8_path: Path, fp32_path: Path, samples: Sequence, spec
         p99s.extend(_map_p99s(cand_m, ref_m) if finite else ())
         map_scale = max(map_scale, float(np.abs(ref_m).max()))
     if not scores[1]:
-        raise DataError("none of the check images could be read")
+        raise none_readable(samples, "check image(s)")
     n = sum(len(s) for s in scores[1])
     if not finite:
         raise ExportError(f"{fp32_path}: the INT8 graph gives NaN/Inf on {n} check image(s); nothing written")

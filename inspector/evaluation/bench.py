@@ -136,11 +136,13 @@ def describe_environment(backend) -> dict[str, Any]:
 
 def load_images(data: str | Path, spec, limit: int = 64) -> np.ndarray:
     """Up to ``limit`` real images from a dataset folder, made into the model input ``spec`` describes."""
-    from inspector.data.datasets import load_batch, load_dataset
+    from inspector.data.datasets import load_batch, load_dataset, none_readable
 
     dataset = load_dataset(data)
     samples = (list(dataset.test) or list(dataset.train))[:limit]
-    images, _, _ = load_batch(samples, spec.height, spec.width, spec.resize, spec.bit_depth, spec.downscale)
+    images, kept, _ = load_batch(samples, spec.height, spec.width, spec.resize, spec.bit_depth, spec.downscale)
+    if not kept:  # an empty set was tiled into nothing: random frames were timed, reported as "images from DATA"
+        raise none_readable(samples)
     return images
 
 

@@ -262,8 +262,8 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
             raise ConfigError(f"split '{split}' chooses among the dataset's good images; with a good-image folder "
                               f"({good_dir}) it has no effect: leave it out", field="split")
         folder = Path(good_dir)
-        if not folder.is_dir():
-            raise DataError(f"{folder}: good-image folder not found")
+        if not folder.is_dir():  # a file is told as one, not "not found"
+            raise DataError(f"{folder}: good-image folder " + ("is a file, not a folder" if folder.exists() else "not found"))
         samples = [Sample(p, 0, "good") for p in dataset_images(folder)]  # other formats told, masks left out
         if not samples:
             raise DataError(f"{folder}: no images in the good-image folder")
@@ -301,24 +301,17 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
     return good, {"source": "test/good", "root": str(dataset.root), "layout": dataset.layout}, warnings
 
 
-def _common_folder(samples: Sequence) -> str:
-    """The deepest folder holding every sample (``test`` for several defect folders): where an error points."""
-    import os
-
-    return os.path.commonpath([str(Path(s.path).parent) for s in samples]) if samples else "."
-
-
 def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, chunk: int = 64,
                   on_progress: Callable[[int, int], None] | None = None) -> ScoredSet:
     """Decode, resize (``backend.input_spec``) and score ``samples`` with ``backend``; corrupt images are skipped.
 
     Raises DataError when none can be read, or when their maps would not fit in memory
     (:func:`~inspector.data.memory.require_image_memory`)."""
-    from inspector.data.datasets import load_batch
+    from inspector.data.datasets import common_folder, load_batch, none_readable
     from inspector.evaluation.evaluate import backend_scorer, score_images
 
     spec = backend.input_spec
-    require_image_memory(len(samples), spec.height, spec.width, _common_folder(samples),
+    require_image_memory(len(samples), spec.height, spec.width, common_folder(samples),
                          bytes_per_pixel=CALIBRATION_BYTES, what="image(s)",
                          advice="calibrate on fewer images (--good-dir with a subset)")
     batch_size = max(1, min(batch_size, spec.max_batch or batch_size))
@@ -335,8 +328,7 @@ def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, c
         if on_progress:
             on_progress(min(start + chunk, len(samples)), len(samples))
     if not kept:
-        raise DataError(f"{_common_folder(samples)}: none of the {len(samples)} image(s) could be read "
-                        f"(see the warnings above)")
+        raise none_readable(samples)
     return ScoredSet(kept, np.concatenate(scores), np.concatenate(maps), skipped)
 
 

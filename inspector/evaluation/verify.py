@@ -149,7 +149,7 @@ def _describe(backend, path: Path) -> dict[str, Any]:
 
 def compare(cand_backend, ref_backend, samples, batch: int = DEFAULT_BATCH) -> tuple[_Accumulator, list]:
     """Run both backends over ``samples`` batch by batch; returns the statistics and skipped images."""
-    from inspector.data.datasets import load_batch
+    from inspector.data.datasets import load_batch, none_readable
 
     spec, ref_spec = cand_backend.input_spec, ref_backend.input_spec
     if (spec.height, spec.width) != (ref_spec.height, ref_spec.width):
@@ -170,7 +170,7 @@ def compare(cand_backend, ref_backend, samples, batch: int = DEFAULT_BATCH) -> t
         ref = ref_backend.infer(images)
         acc.add([str(s.path) for s in kept], cand, ref)
     if not acc.names:
-        raise DataError("no reference image could be read")
+        raise none_readable(samples, "reference image(s)")
     return acc, skipped
 
 

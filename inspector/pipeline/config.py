@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from inspector.config import apply_overrides, bounded, from_dict, load_yaml, suggest, tcp_port_problem
+from inspector.config import apply_overrides, bounded, from_dict, from_file_dict, load_yaml, suggest, tcp_port_problem
 from inspector.errors import ConfigError
 from inspector.pipeline.integration_config import DashboardSection, GenicamSection, MetricsSection, MqttSection
 
@@ -75,6 +75,10 @@ class ModelSection:
     def validate(self, where: str) -> None:
         if not self.path:
             raise ConfigError(f"{where}.path: required (an exported .onnx or a TensorRT .plan)")
+        suffix = Path(self.path).suffix.lower()
+        if suffix not in (".onnx", ".plan", ".engine"):  # its card is found by name: another file's was "not found"
+            raise ConfigError(f"{where}.path: {self.path} is not an exported .onnx or a TensorRT .plan/.engine "
+                              f"('{suffix or 'no extension'}')")
 
 
 @dataclass(frozen=True)
@@ -344,7 +348,7 @@ def load_daemon_config(path: str | Path, overrides: list[str] | tuple[str, ...] 
     ``overrides`` are ``key.sub=value`` strings (``--set``) applied before validation.
     """
     path = Path(path)
-    cfg = from_dict(DaemonConfig, apply_overrides(load_yaml(path), overrides), where=str(path))
+    cfg = from_file_dict(DaemonConfig, apply_overrides(load_yaml(path), overrides), path, overrides=overrides)
     resolved = resolve_paths(cfg, path.parent)
     # README "Paths": a path given on the command line is relative to the working directory, one in the file to the
     # file's folder; `run --config runs/demo/daemon.yaml --set model.path=runs/demo/x.onnx` looked for

@@ -40,6 +40,7 @@ import zmq
 from inspector.backends import backend_for_path, load_backend
 from inspector.backends.base import Backend
 from inspector.backends.ort_replicas import default_replicas, usable_cores
+from inspector.config import not_a_file
 from inspector.contract import InputSpec
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
@@ -319,8 +320,10 @@ class Daemon:
     def _setup_parts(self, cfg: DaemonConfig) -> None:
         """setup() past the cheap checks: model, thresholds, sources, socket, integrations."""
         model = Path(cfg.model.path)
-        if not model.is_file():
+        if not model.exists():
             raise ConfigError(f"model.path: {model} not found (export a model with 'inspector export')")
+        if (why := not_a_file(model, "model file")) is not None:  # a folder is told as one, not "not found"
+            raise ConfigError(f"model.path: {why}")
         self.sidecar = model_card_of(read_card(model))  # an engine card embeds the model card
         self.spec = card_input_spec(self.sidecar, str(model))
         self.policy, self.downscale = self.spec.resize, self.spec.downscale

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import zmq
 
-from inspector.config import json_safe, needs_ipv6
+from inspector.config import json_safe, needs_ipv6, not_a_file
 from inspector.errors import ConfigError
 from inspector.events import (MAX_HEADER_BYTES, ConstantFields, Event, InspectionEvent, StatsEvent, StatusEvent, encode,
                               fit_header, header_dict, load_curve_certificate, set_heartbeat, topic_for, utc_iso)
@@ -141,14 +141,15 @@ class Publisher:
         if not zmq.has("curve"):
             raise ConfigError("publish.curve: this libzmq has no CURVE support")
         cfg = self.cfg.curve
-        if not cfg.server_secret_key or not Path(cfg.server_secret_key).is_file():
-            raise ConfigError(f"publish.curve.server_secret_key: file '{cfg.server_secret_key}' not found "
-                              f"(make one with zmq.auth.create_certificates)")
+        if not cfg.server_secret_key or (why := not_a_file(Path(cfg.server_secret_key), "key file")) is not None:
+            raise ConfigError(f"publish.curve.server_secret_key: " + (f"{why} (make one with "
+                              f"zmq.auth.create_certificates)" if cfg.server_secret_key else "not set"))
         public, secret = load_curve_certificate(cfg.server_secret_key, "publish.curve.server_secret_key")
         if secret is None:
             raise ConfigError(f"publish.curve.server_secret_key: {cfg.server_secret_key} holds no secret key")
-        if cfg.allowed_clients_dir and not Path(cfg.allowed_clients_dir).is_dir():
-            raise ConfigError(f"publish.curve.allowed_clients_dir: folder '{cfg.allowed_clients_dir}' not found")
+        if cfg.allowed_clients_dir and not Path(cfg.allowed_clients_dir).is_dir():  # a file is told as one
+            raise ConfigError(f"publish.curve.allowed_clients_dir: folder '{cfg.allowed_clients_dir}' " + (
+                "is a file, not a folder" if Path(cfg.allowed_clients_dir).exists() else "not found"))
         for cert in sorted(Path(cfg.allowed_clients_dir).glob("*.key")) if cfg.allowed_clients_dir else ():
             # pyzmq loads the folder at once: one damaged file logged an error and then refused every client
             load_curve_certificate(cert, "publish.curve.allowed_clients_dir: client certificate")

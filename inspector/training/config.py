@@ -14,7 +14,7 @@ from pathlib import Path
 from inspector.artifacts.run_config import (NOT_PATHS, PATH_KEYS, SECTIONS, DataConfig, RunConfig,  # noqa: F401
                                             TrainConfig, resolve_file_paths, run_config_dict, run_data_path,
                                             save_run_config)
-from inspector.config import apply_overrides, load_yaml
+from inspector.config import apply_overrides, from_file, load_yaml, message_is_about
 from inspector.errors import ConfigError
 from inspector.models.run_config import resolve_run_config
 
@@ -35,4 +35,11 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | None 
         if current is not None and not isinstance(current, dict):
             raise ConfigError(f"{path}: {section}: expected a mapping, got {type(current).__name__}")
         raw[section] = {**(current or {}), **values}
-    return resolve_run_config(apply_overrides(raw, overrides or []))
+    raw = apply_overrides(raw, overrides or [])  # its own errors name the --set item
+    try:
+        return resolve_run_config(raw)
+    except ConfigError as exc:
+        flags = [f"{section}.{name}" for section, values in (base or {}).items() for name in (values or {})]
+        if message_is_about(str(exc), flags):
+            raise  # a command-line flag's value (``--epochs``): the file is not where it is wrong
+        raise ConfigError(from_file(str(exc), path and str(path), overrides or []), field=exc.field) from None

@@ -30,7 +30,7 @@ import torch
 
 from inspector.artifacts.checkpoint import save_whole
 from inspector.artifacts.run_files import RESUME
-from inspector.errors import ConfigError
+from inspector.errors import ConfigError, ModelError
 from inspector.models.base import AnomalyModel
 from inspector.models.checkpoint import host_state_dict
 from inspector.training.stopping import ScheduleState, StopRule
@@ -84,7 +84,13 @@ class ResumePoint:
         if not self.path.is_file():
             return None
         try:
-            point = torch.load(self.path, map_location="cpu", weights_only=True)
+            with self.path.open("rb") as fh:
+                point = torch.load(fh, map_location="cpu", weights_only=True)
+        except OSError as exc:
+            # permissions, a disk error: the point may be sound; read as damaged, the run went on from best.pt and
+            # the next epoch's point replaced it. history.json unreadable is refused the same way (loop.py)
+            raise ModelError(f"{self.path}: cannot read the resume point ({exc.strerror or exc}); --resume "
+                             f"continues from it") from None
         except Exception as exc:  # torch raises many types for a damaged file; the caller says it is not usable
             return {"unreadable": f"not a readable torch file ({type(exc).__name__})"}
         if not isinstance(point, dict) or point.get("format") != FORMAT:
@@ -97,7 +103,7 @@ def _put_back(point: dict, model: AnomalyModel, optimizer: torch.optim.Optimizer
     """The loop's state as ``point`` has it; :func:`point_problem` found it whole and fitting."""
     model.load_state_dict(point["state_dict"])
     optimizer.load_state_dict(point["optimizer"])
-    rule.restore(ScheduleState.parse(point["lr_schedule"], where=RESUME))
+    rule.restore(ScheduleState.parse(point["lr_schedule"], where=f"{RESUME}: lr_schedule"))  # checked before
     generator.set_state(point["generator"])
     torch.set_rng_state(point["torch_rng"])
     if ood_rng is not None and point.get("ood_rng") is not None:

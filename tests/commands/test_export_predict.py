@@ -121,6 +121,31 @@ def test_a_run_whose_best_pt_is_no_file_is_told_what_it_is(kind, said, tmp_path,
     assert rc == 2 and err == f"error: {best}: {said}\n", err
 
 
+@pytest.mark.parametrize("content, said", [
+    (b"model: {path: export/rs.onnx}\n", "text that begins 'model: {'"),  # a daemon config
+    (b'{"schema_version": 1}', "text that begins '{\"schema'"),  # a model card
+    (b"\x08\n\x12\x07pytorch", "an ONNX graph"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG image"),
+])
+def test_another_kind_of_file_given_as_a_checkpoint_is_not_called_damaged(content, said, tmp_path, capsys):
+    """``export daemon.yaml`` (or a card, a graph, an image) was "not a readable checkpoint, damaged or cut
+    short? (UnpicklingError…)": the user looked for damage in a file that is no checkpoint at all."""
+    given = tmp_path / "given"
+    given.write_bytes(content)
+    rc, _, err = _run(capsys, "export", given, "--out", tmp_path / "m")
+    assert rc == 2 and err == f"error: {given}: not a checkpoint ({said}); give a run folder or its best.pt\n", err
+
+
+def test_a_cut_checkpoint_is_still_called_cut_short(tmp_path, capsys):
+    import torch
+
+    best = tmp_path / "best.pt"
+    torch.save({"x": torch.zeros(1000)}, best)
+    best.write_bytes(best.read_bytes()[:500])
+    rc, _, err = _run(capsys, "export", best, "--out", tmp_path / "m")
+    assert rc == 2 and "not a readable checkpoint, damaged or cut short?" in err, err
+
+
 # -- predict -----------------------------------------------------------------------
 
 def test_predict_prints_one_line_per_image_and_writes_overlays(exported_model, images, tmp_path, capsys):

@@ -46,6 +46,17 @@ def test_predict_scores_the_same_files_named_or_listed(tmp_path, capsys, caplog)
     assert len(err) == 1 and err[0].startswith(f"error: {folder / 'b.gif'}: '.gif' is not an image format"), err
 
 
+def test_predict_of_only_files_it_does_not_read_is_one_line(tmp_path, capsys):
+    """``predict model x.gif`` told the GIF, then "x.gif: no images found": two lines for one fault."""
+    from tiny_graphs import write_exported
+
+    model = str(write_exported(tmp_path / "export", fp16=False))
+    folder = _folder(tmp_path)
+    assert main(["predict", model, str(folder / "b.gif")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {folder / 'b.gif'}: '.gif' is not an image format"), err
+
+
 
 @pytest.mark.parametrize("suffix", [".jfif", ".jpe", ".JFIF"])
 def test_jpeg_under_its_other_names_is_an_image_on_every_path(tmp_path, capsys, caplog, suffix):
@@ -118,3 +129,20 @@ def test_a_named_file_is_an_image_by_its_content_on_every_path(tmp_path, capsys,
     assert lines[0][1] == lines[1][1] or fmt == ".jp2", lines  # JPEG 2000 round trip is lossless here too
     err = [line for line in captured.err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'notes'}: "), err
+
+
+def test_a_non_finite_score_from_predict_exits_2_naming_the_image(tmp_path, capsys):
+    """A model scoring NaN (a damaged graph, an FP16 overflow) printed "nan" ("nan\terror" under a calibration)
+    and exited 0: a script reading the exit status took it for a passed check. Each such image is an error line
+    now, the others scored as usual."""
+    from tiny_graphs import write_exported
+
+    graph = write_exported(tmp_path / "export", nan=True)  # the FP16 graph gives NaN
+    fp16 = graph.with_name("tiny.fp16.onnx")
+    folder = _folder(tmp_path)
+    assert main(["predict", str(fp16), str(folder / "a.png")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.strip().split("\t")[1] == "nan", captured.out
+    assert captured.err.strip() == (f"error: {folder / 'a.png'}: {fp16} gave a non-finite score (nan); is the model "
+                                    f"damaged or its FP16 graph overflowing?"), captured.err
+    assert main(["predict", str(graph), str(folder / "a.png")]) == 0

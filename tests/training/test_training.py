@@ -73,7 +73,7 @@ def test_a_batch_size_that_trains_nothing_is_refused(tiny_dataset, tmp_path, cap
     assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--epochs", "1",
                  "--set", "model.image_size=[64,64]", "--set", "train.batch_size=1"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
-    assert err == ["error: train.batch_size: 1 is out of range [2, 65536]"] and not (out / "best.pt").exists()
+    assert err == ["error: --set train.batch_size: 1 is out of range [2, 65536]"] and not (out / "best.pt").exists()
 
 
 def _train_then_signal(dataset, out, signum) -> tuple[int, str]:

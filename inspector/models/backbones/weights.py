@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from inspector.config import not_a_file
 from inspector.errors import ModelError
 
 RANDOM = "random"
@@ -175,8 +176,8 @@ def locate_weights(backbone: str, weights: str | os.PathLike | None) -> tuple[Pa
     spec = WEIGHTS[backbone]
     if weights is not None:
         path = Path(weights).expanduser()
-        if not path.is_file():
-            raise ModelError(f"{backbone}: weights file not found: {path}")
+        if (why := not_a_file(path, "weights file")) is not None:  # a folder is told as one, not "not found"
+            raise ModelError(f"{backbone}: {why}")
         return path, weights_identity(path, sha256=_checked_file(backbone, path, spec))
 
     package_file = _package_file(spec)
