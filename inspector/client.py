@@ -243,7 +243,8 @@ class Silence:
                     "daemon")
         if self.endpoint.startswith("ipc://") and not self.endpoint.startswith("ipc://@"):
             path = self.endpoint[len("ipc://"):]
-            return _ipc_file(path) or f"{path} is a socket, but nothing accepts on it (left by a daemon that died?)"
+            return _ipc_file(path) or (f"{path} is a socket, but nothing accepts on it: the daemon that bound "
+                                       f"it stopped or died (ZeroMQ leaves the file)")
         where = self.endpoint.split("://", 1)[-1]
         if self.endpoint.startswith("tcp://"):
             return (f"nothing is listening at {where} (connection refused; daemon not started, stopped, or "
