@@ -325,18 +325,22 @@ class Subscriber(KeepsState):
         self.quiet_stats = not any(topic_matches(t, STATS_TOPIC) for t in topics)
         for topic in topics + ([STATS_TOPIC] if self.quiet_stats else []):
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        # the monitor before connecting: a publisher already there is connected within a millisecond, and a
+        # connection made before the monitor exists is never told (a silence then took it for none at all)
+        self._monitor = self.socket.get_monitor_socket(
+            zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED | HANDSHAKE_FAILED
+            | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         try:
             self.socket.connect(endpoint)
         except zmq.ZMQError as exc:
+            self.socket.disable_monitor()
+            self._monitor.close(0)
             self.socket.close(0)
             raise ConfigError(f"endpoint '{endpoint[:80]}': cannot connect ({exc.strerror})") from None
         self.received = 0
         self.malformed = 0
         self.loss = LossTracker(topics)
         self.max_message_bytes = max_message_bytes
-        self._monitor = self.socket.get_monitor_socket(
-            zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED | HANDSHAKE_FAILED
-            | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self._handshake_failed = False  # told once until a handshake succeeds
         self._silence = Silence(self.endpoint, silence_s)
         self._dropped_at: float | None = None  # when the connection dropped, until ZeroMQ retries
