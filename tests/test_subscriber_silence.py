@@ -64,6 +64,7 @@ class Command:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: queue.Queue = queue.Queue()
         self.seen: list[str] = []
+        self.pos = {"out:": 0, "err:": 0}  # where each stream's next wait_for looks from
         for stream, name in ((self.proc.stdout, "out"), (self.proc.stderr, "err")):
             threading.Thread(target=self._read, args=(stream, name), daemon=True).start()
 
@@ -72,17 +73,22 @@ class Command:
             self.lines.put(f"{name}: {line.rstrip()}")
 
     def wait_for(self, *words: str, within: float = 15.0) -> str:
-        """The next line holding every one of ``words`` (the lines before it kept in ``seen``)."""
+        """The next line, after the one matched last on the same stream, holding every one of ``words`` (the first
+        names the stream: 'out:' or else stderr). The two streams are read by two threads: their lines may be
+        collected out of the order they were printed in."""
+        stream = "out:" if words[0].startswith("out:") else "err:"
         end = time.monotonic() + within
-        while time.monotonic() < end:
+        while True:
+            for i in range(self.pos[stream], len(self.seen)):
+                if self.seen[i].startswith(stream) and all(w in self.seen[i] for w in words):
+                    self.pos[stream] = i + 1
+                    return self.seen[i]
+            if time.monotonic() > end:
+                raise AssertionError(f"no line with {words} within {within} s; seen: {self.seen}")
             try:
-                line = self.lines.get(timeout=0.1)
+                self.seen.append(self.lines.get(timeout=0.1))
             except queue.Empty:
-                continue
-            self.seen.append(line)
-            if all(w in line for w in words):
-                return line
-        raise AssertionError(f"no line with {words} within {within} s; seen: {self.seen}")
+                pass
 
     def stop(self) -> list[str]:
         """Stop it as Ctrl-C does; every line it printed."""
