@@ -64,6 +64,7 @@ certificate (files made with ``zmq.auth.create_certificates``, or z85 keys).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import selectors
@@ -77,7 +78,7 @@ import zmq
 
 from inspector.config import needs_ipv6, tcp_port_problem
 from inspector.errors import ConfigError
-from inspector.events import (HEARTBEAT_S, MAX_PAYLOADS, STATS_TOPIC, curve_key, decode, load_curve_certificate, set_heartbeat,
+from inspector.events import (HEARTBEAT_S, MAX_PAYLOADS, SILENCE_S, STATS_TOPIC, curve_key, decode, load_curve_certificate, set_heartbeat,
                               subscription_topic, topic_matches, utc_iso)
 from inspector.loss import KeepsState, LossTracker
 from inspector.textline import wire_text
@@ -168,6 +169,90 @@ def ipc_path_problem(endpoint: str) -> str | None:
             f"bind it (told again every {IPC_TELL_S:g} s while it stays so)")
 
 
+def _ipc_file(path: str) -> str:
+    """What is at an ipc endpoint's path, as a reason for silence (or "" for a socket)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return (f"{path} does not exist: no daemon has bound it (not started, stopped, or another path: a typo, "
+                f"a different publish.endpoint)")
+    except OSError as exc:
+        return f"{path} cannot be looked at ({exc.strerror})"
+    if stat.S_ISSOCK(mode):
+        return ""
+    kind = "a regular file" if stat.S_ISREG(mode) else "a directory" if stat.S_ISDIR(mode) else "no socket"
+    return f"{path} is {kind}, not a daemon's socket"
+
+
+class Silence:
+    """Tells, once, that a subscriber has heard nothing at all for ``silence_s`` seconds, with what it waits on and
+    the likely reason, taken from the socket monitor's connection events (libzmq zmq_socket_monitor(3):
+    EVENT_CONNECT_RETRIED = refused or no peer, EVENT_HANDSHAKE_SUCCEEDED = a publisher answered,
+    EVENT_DISCONNECTED = it went away) and, for ipc, from the path itself; then tells once when a publisher
+    connects (or a message comes) again, after which a new silence is told again. ``silence_s`` 0: never."""
+
+    def __init__(self, endpoint: str, silence_s: float) -> None:
+        self.endpoint, self.silence_s = endpoint, silence_s
+        self.heard_at = time.monotonic()  # the last message, or the start, or the last connection after silence
+        self.link: str | None = None  # the last connection outcome: None (none yet), retrying, connected, dropped
+        self.dropped_utc: str | None = None  # when a connection last dropped
+        self.told = False  # a silence told, its end not yet
+
+    def due_in(self) -> float | None:
+        """Seconds until a silence is to be told (≥ 0), or None (told already, or never told)."""
+        if self.told or not self.silence_s:
+            return None
+        return max(0.0, self.heard_at + self.silence_s - time.monotonic())
+
+    def heard(self) -> str | None:
+        """A message came: the line ending a silence told, if one was."""
+        now, told, self.told = time.monotonic(), self.told, False
+        line = f"{self.endpoint}: heard again after {now - self.heard_at:.0f} s of silence" if told else None
+        self.heard_at = now
+        return line
+
+    def monitor(self, event: int) -> str | None:
+        """Follow a monitor event; the line telling a publisher connected after a silence told, if one was."""
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.link = "connected"
+            if self.told:
+                self.told, self.heard_at = False, time.monotonic()  # silent from here on: told again
+                return f"{self.endpoint}: connected to a publisher (at {utc_iso()})"
+        elif event == zmq.EVENT_DISCONNECTED:
+            self.link, self.dropped_utc = "dropped", utc_iso()
+        elif event == zmq.EVENT_CONNECT_RETRIED and self.link != "connected":
+            self.link = "retrying"
+        return None
+
+    def check(self, handshake_failed: bool) -> str | None:
+        """The line telling the silence, when it is due (once)."""
+        if self.due_in() != 0.0:
+            return None
+        self.told = True
+        dropped = f"the connection dropped at {self.dropped_utc}; " if self.dropped_utc else ""
+        return (f"{self.endpoint}: heard nothing for {self.silence_s:g} s (no event, no v1/stats heartbeat): "
+                f"{dropped}{self._reason(handshake_failed)}; still waiting (told once a publisher connects)")
+
+    def _reason(self, handshake_failed: bool) -> str:
+        """Why nothing is heard, from the connection's state and (ipc) the path."""
+        if handshake_failed:
+            return "the peer there is no ZeroMQ publisher (its handshake failed)"
+        if self.link == "connected":
+            return ("connected, but the publisher sent nothing, not even the v1/stats a daemon sends every "
+                    "publish.stats_interval_s (1 s by default): a longer interval (raise --silence-s) or a stuck "
+                    "daemon")
+        if self.endpoint.startswith("ipc://") and not self.endpoint.startswith("ipc://@"):
+            path = self.endpoint[len("ipc://"):]
+            return _ipc_file(path) or (f"{path} is a socket, but nothing accepts on it: the daemon that bound "
+                                       f"it stopped or died (ZeroMQ leaves the file)")
+        where = self.endpoint.split("://", 1)[-1]
+        if self.endpoint.startswith("tcp://"):
+            return (f"nothing is listening at {where} (connection refused; daemon not started, stopped, or "
+                    f"another host or port)" if self.link == "retrying" else
+                    f"no answer from {where} yet (a host down, or a firewall dropping the packets?)")
+        return "no publisher has connected"
+
+
 # Parts of a message kept at most: a daemon's message is its topic, its header and at most MAX_PAYLOADS payloads
 # (inspector.events.decode). ZeroMQ caps each part's size, not their number: a publisher sending a message of
 # thousands of parts made recv_multipart copy every one of them into Python (twice what libzmq already held).
@@ -209,13 +294,17 @@ class Subscriber(KeepsState):
     ``heartbeat_s``: the daemon is pinged this often (seconds); a connection silent for three of them is taken
     for dead, dropped and connected again (:func:`inspector.events.set_heartbeat`), and the first gap after it
     says so. 0: ZeroMQ's default, no heartbeat.
+
+    ``silence_s``: after this many seconds without any message (not even a ``v1/stats``), one notice says what
+    the subscriber waits on and why (:class:`Silence`; default :data:`SILENCE_S`); it keeps waiting, and tells
+    once when a publisher connects. 0: never told.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, topics: Iterable[str] = ("v1/",), *,
                  server_key: str | bytes | Path | None = None, client_cert: str | Path | None = None,
                  rcvhwm: int | None = None, max_message_bytes: int = MAX_MESSAGE_BYTES,
                  queue_bytes: int = QUEUE_BYTES,
-                 heartbeat_s: float = HEARTBEAT_S,
+                 heartbeat_s: float = HEARTBEAT_S, silence_s: float = SILENCE_S,
                  context: zmq.Context | None = None, state: str | Path | None = None) -> None:
         self.endpoint = check_endpoint(endpoint)
         topics = [subscription_topic(t) for t in topics] or [""]  # one that selects nothing: one line, here
@@ -236,19 +325,24 @@ class Subscriber(KeepsState):
         self.quiet_stats = not any(topic_matches(t, STATS_TOPIC) for t in topics)
         for topic in topics + ([STATS_TOPIC] if self.quiet_stats else []):
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        # the monitor before connecting: a publisher already there is connected within a millisecond, and a
+        # connection made before the monitor exists is never told (a silence then took it for none at all)
+        self._monitor = self.socket.get_monitor_socket(
+            zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED | HANDSHAKE_FAILED
+            | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         try:
             self.socket.connect(endpoint)
         except zmq.ZMQError as exc:
+            self.socket.disable_monitor()
+            self._monitor.close(0)
             self.socket.close(0)
             raise ConfigError(f"endpoint '{endpoint[:80]}': cannot connect ({exc.strerror})") from None
         self.received = 0
         self.malformed = 0
         self.loss = LossTracker(topics)
         self.max_message_bytes = max_message_bytes
-        self._monitor = self.socket.get_monitor_socket(
-            zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED | HANDSHAKE_FAILED
-            | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self._handshake_failed = False  # told once until a handshake succeeds
+        self._silence = Silence(self.endpoint, silence_s)
         self._dropped_at: float | None = None  # when the connection dropped, until ZeroMQ retries
         self._stopping = False  # close() ends the keeper thread
         self._poller = zmq.Poller()
@@ -343,21 +437,18 @@ class Subscriber(KeepsState):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self._save_taken()  # the event returned before is handled by now; skipped ones too
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if self._dropped_at is not None:  # wake up to check whether ZeroMQ is reconnecting by itself
-                left = RECONNECT_CHECK_S if left is None else min(left, RECONNECT_CHECK_S)
-            if self.endpoint.startswith("ipc://"):  # wake up to look at the path (_check_ipc_path)
-                left = IPC_CHECK_S if left is None else min(left, IPC_CHECK_S)
-            ready = dict(self._poller.poll(None if left is None else int(left * 1000)))
+            ready = dict(self._poller.poll(self._poll_ms(deadline)))
             if self._monitor in ready:
                 self._read_monitor()
             if self.socket not in ready:
                 self._reconnect_if_abandoned()
                 self._check_ipc_path()
+                self._tell(self._silence.check(self._handshake_failed))
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
                 continue
             self._unhandled = True  # from here until handled: a stop now leaves it out of the state saved
+            self._tell(self._silence.heard())  # any message, even a malformed one: a publisher is there
             frames, dropped = self._read_parts()
             self._backlog_hint()
             try:
@@ -378,6 +469,16 @@ class Subscriber(KeepsState):
                 continue
             self.received += 1
             return event
+
+    def _poll_ms(self, deadline: float | None) -> int | None:
+        """How long the next poll may wait (ms; None: for ever): until ``deadline`` (monotonic), and short enough
+        to look again at a dropped connection, an ipc path, or a silence coming due."""
+        wakes = [RECONNECT_CHECK_S if self._dropped_at is not None else None,  # is ZeroMQ reconnecting by itself
+                 IPC_CHECK_S if self.endpoint.startswith("ipc://") else None,  # _check_ipc_path
+                 self._silence.due_in(),
+                 None if deadline is None else max(0.0, deadline - time.monotonic())]
+        left = min((w for w in wakes if w is not None), default=None)
+        return None if left is None else math.ceil(left * 1000)  # not 0 ms before it is due: no spin
 
     def _read_parts(self) -> tuple[list[bytes], int]:
         """The parts of the message ready on the socket: the first :data:`MAX_PARTS` kept, and how many more were
@@ -425,6 +526,7 @@ class Subscriber(KeepsState):
 
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)["event"]
+            self._tell(self._silence.monitor(event))
             if event & HANDSHAKE_FAILED:
                 self._tell_handshake_failed(event)
             elif event == zmq.EVENT_DISCONNECTED:

@@ -66,6 +66,14 @@ def utc_iso(t: float | None = None) -> str:
 HEARTBEAT_S = 5.0
 HEARTBEAT_MISSES = 3  # heartbeats unanswered before the peer is taken for dead
 
+# How long a subscriber hears nothing at all (no event, no v1/stats) before it says so, once, with what it waits on
+# and why (inspector.client.Silence; ``inspector subscribe --silence-s``). A daemon publishes v1/stats every
+# publish.stats_interval_s (1 s by default), so 5 s is five heartbeats missed: long enough that a daemon restart or
+# a slow start stays quiet, short enough that an operator who typed a wrong path or port is told before giving up.
+# ZeroMQ's connect succeeds without a peer and retries for ever without a word, so without this an ipc path that
+# does not exist or a port nobody listens on left the subscriber silent for ever.
+SILENCE_S = 5.0
+
 
 def set_heartbeat(sock, interval_s: float = HEARTBEAT_S) -> None:
     """Ping the peer every ``interval_s`` seconds and drop the connection when ``HEARTBEAT_MISSES`` intervals

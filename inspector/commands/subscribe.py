@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from inspector.commands.argtypes import float_range, int_range, out_file, out_folder
+from inspector.events import SILENCE_S
 from inspector.interrupts import taken_over
 from inspector.outputs import link_new, safe_name
 from inspector.redact import redact
@@ -41,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=int_range(0, 10**12), default=0, help="exit after this many events (0 = run until Ctrl-C)")
     p.add_argument("--timeout", type=float_range(0, 10**7), default=0.0,
                    help="exit after this many seconds without an event (0 = wait for ever)")
+    p.add_argument("--silence-s", type=float_range(0, 10**7), default=SILENCE_S,
+                   help="after this many seconds without hearing anything (no event, no v1/stats heartbeat, "
+                        "which a daemon sends every publish.stats_interval_s) say once what is waited on and why "
+                        "(ipc path missing, nothing listening, ...), and keep waiting (0 = never say; ZeroMQ only; "
+                        f"default {SILENCE_S:g})")
     p.add_argument("--max-message-mib", type=int_range(1, 4096), default=128,
                    help="largest message part taken from a daemon (MiB; a publisher sending more is disconnected; "
                         "MQTT: a larger message is dropped, told and counted); "
@@ -484,7 +490,8 @@ def _run_zmq(args: argparse.Namespace, stops: StopSignals) -> None:
     # the Subscriber hears v1/stats quietly when not asked for: the daemon's drops and the end of a run
     with _with_state(args, lambda state: Subscriber(
             args.endpoint, topics, server_key=args.server_key, client_cert=args.client_cert, state=state,
-            max_message_bytes=args.max_message_mib * 2**20, queue_bytes=args.queue_mib * 2**20)) as sub:
+            max_message_bytes=args.max_message_mib * 2**20, queue_bytes=args.queue_mib * 2**20,
+            silence_s=args.silence_s)) as sub:
         _tell(sub.notices())  # the state resumed, or why not
         if args.save_dir:
             _tell(remove_temporaries(Path(args.save_dir)))
