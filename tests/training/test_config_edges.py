@@ -79,7 +79,7 @@ def test_train_with_a_huge_image_size_exits_2_in_one_line_not_killed(tiny_datase
     run = subprocess.run(args, capture_output=True, text=True, timeout=300, preexec_fn=cap)
     err = run.stderr.strip()
     assert run.returncode == 2 and "Traceback" not in err, (run.returncode, err[-2000:])
-    assert err.splitlines()[-1] == "error: model.image_size[0]: 8192 is out of range [32, 2048]", err
+    assert err.splitlines()[-1] == "error: --set model.image_size[0]: 8192 is out of range [32, 2048]", err
 
 
 def test_the_largest_image_size_is_the_automatic_input_sizes_largest_side():
