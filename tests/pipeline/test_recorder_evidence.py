@@ -222,13 +222,7 @@ def test_an_evidence_disk_unmounted_mid_run_is_not_replaced_by_the_system_disk_a
             _record_and_wait(rec, counters, "c", 0)
             subprocess.run(["umount", "-l", str(disk)], check=True)
             mounted = False
-            for i in (1, 2):
-                frame = Frame(camera="c", frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=i,
-                              capture_utc=0.0)
-                rec.put(frame, {"seq": i, "capture": {"monotonic_ns": i}})
-            deadline = time.monotonic() + 10
-            while counters.get("recorder.unusable") < 2 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            _put_unrecordable(rec, counters)
             beneath = sorted(p.name for p in disk.rglob("*"))
             mounted = _tmpfs_again(disk, "1m")
             _record_and_wait(rec, counters, "c", 3)
@@ -300,13 +294,7 @@ def test_a_camera_folder_put_right_is_recorded_in_again_from_the_next_defect(tmp
             if undo is None:
                 pytest.skip("cannot make a folder immutable here (chattr +i needs root on ext4/xfs/btrfs)")
             try:
-                for i in (1, 2):
-                    frame = Frame(camera="c", frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=i,
-                                  capture_utc=0.0)
-                    rec.put(frame, {"seq": i, "capture": {"monotonic_ns": i}})
-                deadline = time.monotonic() + 10
-                while counters.get("recorder.unusable") < 2 and time.monotonic() < deadline:
-                    time.sleep(0.01)
+                _put_unrecordable(rec, counters)
             finally:
                 undo()
             _record_and_wait(rec, counters, "c", 3)  # the first defect after the fix
@@ -426,3 +414,13 @@ def _describe(path: Path) -> object:
     if path.is_dir():
         return ("folder", _snapshot(path))
     return ("file", path.read_bytes())
+
+
+def _put_unrecordable(rec, counters) -> None:
+    """Defects 1 and 2 of camera 'c' put while its folder cannot be used; wait (≤ 10 s) until both are counted."""
+    for i in (1, 2):
+        frame = Frame(camera="c", frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=i, capture_utc=0.0)
+        rec.put(frame, {"seq": i, "capture": {"monotonic_ns": i}})
+    deadline = time.monotonic() + 10
+    while counters.get("recorder.unusable") < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
