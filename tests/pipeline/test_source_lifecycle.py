@@ -454,19 +454,7 @@ def test_a_recording_read_as_it_grows_in_steps_gives_each_frame_once(tmp_path, m
 
     monkeypatch.setattr(sources, "_GROWTH_POLL_S", 0.001)  # the wait between looks at the end: a pace only
     full = write_video(tmp_path / f"full{suffix}", defect_pattern(100))
-    os.utime(full, (time.time() - 60, time.time() - 60))  # written long ago: its end is its end
-    data = full.read_bytes()
-    video = tmp_path / f"copying{suffix}"
-    video.write_bytes(data[:len(data) // 4])
-    copied = [len(data) // 4]
-
-    def copy_a_part():
-        with open(video, "ab") as fh:
-            fh.write(data[copied[0]:copied[0] + step])
-        copied[0] += step
-        if copied[0] >= len(data):  # all there, and the writer long done: the next end is the real end
-            os.utime(video, (time.time() - 60, time.time() - 60))
-
+    video, copy_a_part = _copying(full, tmp_path / f"copying{suffix}", step)
     images, reasons = _read_recording(video, copy_a_part, limit=2000)
     expected, _ = _read_recording(full)
     assert len(images) == len(expected) == 100 and set(reasons) <= {"growing"}, (len(images), reasons[-3:])
@@ -493,19 +481,7 @@ def test_an_h264_recording_with_b_frames_read_as_it_grows_gives_each_frame_once(
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25", "-frames:v", "100",
                     "-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", str(b_frames), "-threads", "1",
                     "-x264-params", "keyint=25:min-keyint=25:scenecut=0", str(full)], check=True, timeout=60)
-    os.utime(full, (time.time() - 60, time.time() - 60))  # written long ago: its end is its end
-    data = full.read_bytes()
-    video = tmp_path / "copying.mkv"
-    video.write_bytes(data[:len(data) // 4])
-    copied = [len(data) // 4]
-
-    def copy_a_part():
-        with open(video, "ab") as fh:
-            fh.write(data[copied[0]:copied[0] + step])
-        copied[0] += step
-        if copied[0] >= len(data):
-            os.utime(video, (time.time() - 60, time.time() - 60))
-
+    video, copy_a_part = _copying(full, tmp_path / "copying.mkv", step)
     images, reasons = _read_recording(video, copy_a_part, limit=3000)
     expected, _ = _read_recording(full)
     assert len(expected) == 100 and set(reasons) <= {"growing"}, reasons[-3:]
@@ -1347,3 +1323,21 @@ def test_a_run_whose_one_pass_folder_is_deleted_exits_1(tiny_model, endpoint, tm
     told = [r.getMessage() for r in caplog.records if str(folder) in r.getMessage() and r.levelno >= logging.WARNING]
     assert code == 1 and daemon.failures, (code, daemon.failures)
     assert len(told) == 1 and "failed" in told[0] and "not found" in told[0], told
+
+
+def _copying(full: Path, video: Path, step: int):
+    """``video`` holding the first quarter of ``full`` (written long ago), and a function that appends its next
+    ``step`` bytes; once all is there it dates ``video`` back too, so the next end read is the real end."""
+    os.utime(full, (time.time() - 60, time.time() - 60))  # written long ago: its end is its end
+    data = full.read_bytes()
+    video.write_bytes(data[:len(data) // 4])
+    copied = [len(data) // 4]
+
+    def copy_a_part():
+        with open(video, "ab") as fh:
+            fh.write(data[copied[0]:copied[0] + step])
+        copied[0] += step
+        if copied[0] >= len(data):
+            os.utime(video, (time.time() - 60, time.time() - 60))
+
+    return video, copy_a_part
