@@ -120,7 +120,6 @@ def test_a_full_save_disk_is_told_once_and_saving_resumes_when_room_is_made(tmp_
     as the disk stayed full (a line per defect at the camera's rate). Now one line says saving fails and why,
     each event not saved is counted, and once an operator makes room the next event is saved and one line
     says how many could not be saved meanwhile (the summary's count)."""
-    from inspector.cli import main
     from inspector.pipeline.config import PublishSection
     from inspector.pipeline.publish import Publisher
 
@@ -144,14 +143,9 @@ def test_a_full_save_disk_is_told_once_and_saving_resumes_when_room_is_made(tmp_
         for seq in range(20, 23):
             pub.send(_big_event(seq))
 
-    sender = threading.Thread(target=publish)
-    sender.start()
     try:
-        code = main(["subscribe", endpoint, "--topic", "v1/defect", "--count", "23", "--timeout", "20",
-                     "--save-dir", str(saved), "--state", str(state)])
-        names = sorted(p.name for p in saved.iterdir())
+        code, names = _subscribe_while(publish, endpoint, 23, saved, state)
     finally:
-        sender.join()
         pub.close()
         subprocess.run(["umount", str(disk)], check=True)
     err = capsys.readouterr().err.splitlines()
@@ -217,7 +211,6 @@ def test_a_save_disk_unmounted_is_not_replaced_by_the_system_disk_and_saving_res
     silence; the disk mounted again hid those events from every reader. Now nothing is written beneath the
     mount point, one line says why, each event is counted not saved, and saving resumes on the disk mounted
     again (one line with what it cost)."""
-    from inspector.cli import main
     from inspector.pipeline.config import PublishSection
     from inspector.pipeline.publish import Publisher
 
@@ -246,14 +239,9 @@ def test_a_save_disk_unmounted_is_not_replaced_by_the_system_disk_and_saving_res
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
         send_and_wait(range(5, 7))
 
-    sender = threading.Thread(target=publish)
-    sender.start()
     try:
-        code = main(["subscribe", endpoint, "--topic", "v1/defect", "--count", "7", "--timeout", "20",
-                     "--save-dir", str(saved), "--state", str(state)])
-        names = sorted(p.name for p in saved.iterdir())
+        code, names = _subscribe_while(publish, endpoint, 7, saved, state)
     finally:
-        sender.join()
         pub.close()
         subprocess.run(["umount", str(disk)], capture_output=True)
     err = capsys.readouterr().err.splitlines()
@@ -263,3 +251,18 @@ def test_a_save_disk_unmounted_is_not_replaced_by_the_system_disk_and_saving_res
     assert f"saving to {saved} again; 3 event(s) could not be saved meanwhile" in err, err
     assert "3 event(s) not saved" in err[-1], err
     assert names == [f"defect-c-r-{seq:07d}{suffix}" for seq in (5, 6) for suffix in (".json", ".thumbnail.jpg")]
+
+
+def _subscribe_while(publish, endpoint: str, count: int, saved: Path, state: Path) -> tuple[int, list[str]]:
+    """``subscribe --save-dir saved`` for ``count`` defects while ``publish`` runs in a thread (joined on every
+    path); its exit code and the names saved."""
+    from inspector.cli import main
+
+    sender = threading.Thread(target=publish)
+    sender.start()
+    try:
+        code = main(["subscribe", endpoint, "--topic", "v1/defect", "--count", str(count), "--timeout", "20",
+                     "--save-dir", str(saved), "--state", str(state)])
+        return code, sorted(p.name for p in saved.iterdir())
+    finally:
+        sender.join()
