@@ -47,6 +47,32 @@ def test_a_value_set_on_the_command_line_is_told_as_set_there(tmp_path, capsys, 
     assert err.startswith(expected.format(path=path)), err
 
 
+_CAMERA = "cameras: [{name: a, source: synthetic}]\nthresholds: {image: 0.5}\n"
+
+
+@pytest.mark.parametrize("text, overrides, expected", [
+    ("model: {path: missing.onnx}\n", [], "error: {path}: model.path: {folder}/missing.onnx not found"),
+    ("model: {path: missing.onnx}\n", ["model.path={folder}/other.onnx"],
+     "error: --set model.path: {folder}/other.onnx not found"),
+    ("model: {path: m.onnx}\npublish: {endpoint: 'inproc://x'}\n", [],
+     "error: {path}: publish.endpoint: inproc://x can be reached only from inside this process"),
+    ("model: {path: m.onnx}\nrecorder: {enabled: true}\n", ["recorder.dir={folder}/m.onnx"],
+     "error: --set recorder.dir: {folder}/m.onnx exists and is not a folder"),
+], ids=["file", "set", "file-publish", "set-recorder"])
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+def test_what_the_daemon_refuses_as_it_starts_names_the_file_too(tmp_path, capsys, text, overrides, expected, check):
+    """Settings the daemon checks as it starts (the model there, the endpoint, the recorder's folder) were told
+    by their key alone (``model.path: … not found``), where the loader's messages name the file: with a config
+    per production line, which one? A value given with --set is told as set there."""
+    (tmp_path / "m.onnx").write_bytes(b"")
+    path = tmp_path / "daemon.yaml"
+    path.write_text(text + _CAMERA)
+    argv = ["run", "--config", str(path)] + (["--check"] if check else []) + [
+        a for o in overrides for a in ("--set", o.format(folder=tmp_path))]
+    err = _error_line(capsys, argv)
+    assert err.startswith(expected.format(path=path, folder=tmp_path)), err
+
+
 def test_a_key_in_a_list_and_a_check_that_names_two_keys(tmp_path):
     from inspector.pipeline.config import load_daemon_config
 

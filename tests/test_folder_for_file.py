@@ -31,7 +31,7 @@ def _one_line(capsys, argv) -> str:
     (["verify", "{d}/m.onnx", "--reference", "{d}/m.onnx", "--data", "{d}/imgs"],
      "error: inspector verify: argument candidate: {d}/m.onnx is a folder, not a .onnx or .plan or .engine model "
      "file"),
-    (["run", "--config", "{d}/daemon.yaml", "--check"], "error: model.path: {d}/m.onnx: is a folder, not a model file"),
+    (["run", "--config", "{d}/daemon.yaml", "--check"], "error: {d}/daemon.yaml: model.path: {d}/m.onnx: is a folder, not a model file"),
     (["calibrate", "{d}/real/tiny.onnx", "--good-dir", "{d}/daemon.yaml"],
      "error: {d}/daemon.yaml: good-image folder is a file, not a folder"),
 ], ids=["predict", "bench-onnx", "bench-engine", "verify", "run", "calibrate-good-dir"])

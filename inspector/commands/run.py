@@ -46,12 +46,17 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
 def _inspect(args: argparse.Namespace, cfg, stop: threading.Event) -> int:
     from inspector.integrations.systemd import Notifier
     from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.config import settings_of
     from inspector.pipeline.recorder import recording_losses
 
-    daemon = make_daemon(cfg, stop=stop, hurry=lifecycle.HURRY)
+    # what the daemon refuses as it checks or starts is told of the file it came from, as the loader's errors
+    settings = settings_of(args.config, args.overrides)
+    with settings:
+        daemon = make_daemon(cfg, stop=stop, hurry=lifecycle.HURRY)
     if args.check:
-        for line in daemon.check():
-            print(line)
+        with settings:
+            lines = daemon.check()
+        print("\n".join(lines))
         print(f"{args.config}: configuration OK")
         return 0
     if lifecycle.requested():
@@ -59,7 +64,8 @@ def _inspect(args: argparse.Namespace, cfg, stop: threading.Event) -> int:
         code = daemon.stopped_before_start(lifecycle.reason())
         print("stopped: 0 frames inspected (stopped during start-up)", flush=True)
         return code
-    daemon.start()
+    with settings:
+        daemon.start()
     if lifecycle.requested():
         log.info("%s during start-up: stopping", lifecycle.reason())
     print(f"inspecting {len(cfg.cameras)} camera(s); publishing on {daemon.publisher.endpoint} "

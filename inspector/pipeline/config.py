@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from inspector.config import apply_overrides, bounded, from_dict, from_file_dict, load_yaml, suggest, tcp_port_problem
-from inspector.errors import ConfigError
+from inspector.config import (apply_overrides, bounded, from_dict, from_file, from_file_dict, load_yaml, suggest,
+                              tcp_port_problem)
+from inspector.errors import ConfigError, InspectorError
 from inspector.pipeline.integration_config import DashboardSection, GenicamSection, MetricsSection, MqttSection
 
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: '$' would let "cam\n" through
@@ -358,6 +359,35 @@ def load_daemon_config(path: str | Path, overrides: list[str] | tuple[str, ...] 
     for key in sorted(given & set(PATH_KEYS)):
         resolved = _with_dotted(resolved, key, _dotted(from_cwd, key))
     return resolved
+
+
+class settings_of:  # noqa: N801 - used as a context manager, like contextlib's
+    """Errors raised inside about a setting of the daemon config ``path`` (``model.path: … not found``, raised by
+    the daemon as it starts or checks) said of where the setting came from, as the loader says its own
+    (:func:`inspector.config.from_file`): ``daemon.yaml: model.path: …``, or ``--set model.path: …`` for a value
+    given with ``--set``. Without the file a plant with several configs (one per line) could not tell which one
+    was wrong. The error keeps its class and ``field``; one about no setting (a camera that fails to open, a
+    model file's own problem: ``export/x.onnx: …``) goes on as it is. Reusable: ``with`` it as often as needed."""
+
+    def __init__(self, path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> None:
+        self.path, self.overrides = str(path), overrides
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if isinstance(exc, InspectorError) and _names_a_setting(str(exc)):
+            InspectorError.__init__(exc, from_file(str(exc), self.path, self.overrides), field=exc.field)
+        return False  # the error goes on, told of its file
+
+
+_SETTINGS = frozenset(f.name for f in dataclasses.fields(DaemonConfig))
+
+
+def _names_a_setting(message: str) -> bool:
+    """Whether ``message`` starts with a key path of the daemon config (``publish.mqtt.box: …``, ``cameras: …``)."""
+    key = message.split(": ", 1)[0]
+    return re.split(r"[.\[]", key, maxsplit=1)[0] in _SETTINGS and " " not in key
 
 
 # the settings resolve_paths resolves (cameras' sources are in a list, which --set cannot reach)

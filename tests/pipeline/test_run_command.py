@@ -287,7 +287,7 @@ def test_check_refuses_outputs_the_run_could_not_write(section, make, expected, 
              else value.format(**fill))
     cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], **{key: value})
     code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
-    assert code == 2 and one_error_line(err) == "error: " + expected.format(**fill)
+    assert code == 2 and one_error_line(err) == f"error: {tmp_path / 'inspector.yaml'}: " + expected.format(**fill)
     assert paths["file"].read_text() == "the user's" and not any(paths["folder"].iterdir())
 
 
@@ -297,7 +297,7 @@ def test_check_refuses_an_inproc_endpoint_no_subscriber_could_reach(tiny_model, 
     cfg = base_config(tiny_model, "inproc://events", [{"name": "c", "source": str(video)}])
     code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
     assert code == 2 and one_error_line(err) == (
-        "error: publish.endpoint: inproc://events can be reached only from inside this process, so no subscriber "
+        f"error: {tmp_path / 'inspector.yaml'}: publish.endpoint: inproc://events can be reached only from inside this process, so no subscriber "
         "could connect; use ipc://PATH or tcp://HOST:PORT")
 
 
@@ -318,7 +318,7 @@ def test_check_refuses_outputs_on_a_kernel_file_system(section, expected, tiny_m
     recording then failed: mkdir gives ENOENT) and a summary_json over a kernel setting (drop_caches)."""
     cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], **section)
     code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
-    assert code == 2 and one_error_line(err) == "error: " + expected
+    assert code == 2 and one_error_line(err) == f"error: {tmp_path / 'inspector.yaml'}: " + expected
 
 
 @_KERNEL_FS
@@ -340,7 +340,7 @@ def test_check_refuses_an_mqtt_state_file_the_run_could_not_write(tiny_model, en
     mqtt = {"url": "mqtt://127.0.0.1:1", "state_file": str(tmp_path / "state")}
     cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], publish={"mqtt": mqtt})
     code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
-    assert code == 2 and one_error_line(err) == f"error: publish.mqtt.state_file: {tmp_path / 'state'} is a folder, " \
+    assert code == 2 and one_error_line(err) == f"error: {tmp_path / 'inspector.yaml'}: publish.mqtt.state_file: {tmp_path / 'state'} is a folder, " \
                                                f"not a file name"
 
 
@@ -378,7 +378,7 @@ def test_check_refuses_what_is_at_the_mqtt_bridges_default_state_path(tiny_model
     cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], publish={"mqtt": mqtt})
     code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
     line = one_error_line(err)
-    assert code == 2 and line.startswith("error: publish.mqtt.state_file: "), err
+    assert code == 2 and line.startswith(f"error: {tmp_path / 'inspector.yaml'}: publish.mqtt.state_file: "), err
     assert _NOT_A_FILE[kind] in line and "its default place" in line, line
     assert str(place if kind != "under-a-file" else place.parent) in line, line
 
@@ -395,7 +395,7 @@ def test_check_refuses_a_dangling_link_as_an_output_file(tiny_model, endpoint, v
                                      "state_file": str(link)}}} if key.startswith("publish") else {key: str(link)}
     cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], **sections)
     code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
-    assert code == 2 and one_error_line(err) == (f"error: {key}: {link} is a symbolic link to "
+    assert code == 2 and one_error_line(err) == (f"error: {tmp_path / 'inspector.yaml'}: {key}: {link} is a symbolic link to "
                                                  f"{tmp_path / 'gone' / 'counts.json'}, which does not exist"), err
 
 
@@ -726,7 +726,7 @@ def test_check_refuses_an_unreadable_token_file_in_one_line(content, why, tiny_m
     cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}],
                       dashboard={"listen": f"127.0.0.1:{free_port()}", "token_file": str(token)})
     code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
-    assert code == 2 and one_error_line(err) == f"error: dashboard.token_file: {token}: {why}"
+    assert code == 2 and one_error_line(err) == f"error: {tmp_path / 'inspector.yaml'}: dashboard.token_file: {token}: {why}"
 
 
 def test_two_stop_signals_reach_the_publishers_drain_as_a_hurry(tiny_model, endpoint, video, tmp_path, capsys,
