@@ -66,3 +66,32 @@ def wire_text(value: object, limit: int = WIRE_TEXT_CHARS) -> str:
     if len(text) <= limit:
         return one_line(text)
     return f"{one_line(text[:limit])}…(+{len(text) - limit} chars)"
+
+
+# Free-text identifiers a user gives that travel on: into every event and MQTT message (a model version), to a
+# broker (an MQTT client id), into a file another program parses (a systemd unit's User=). Each has one rule:
+# (pattern, the rule in words, why). Accepted whole before, a 10,000-character --model-version went into every
+# event's header, and a --user with a newline wrote a line of its own into the unit file.
+IDENTIFIERS: dict[str, tuple[re.Pattern, str]] = {
+    # SemVer 2.0.0 §9-10 and PEP 440 local versions use these characters ('1.4.0-rc.1+line3'); 64 as camera names
+    "model version": (re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}\Z"),
+                      "1-64 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"),
+    # MQTT 3.1.1 §3.1.3.1: every broker takes 1-23 letters and digits; most (Mosquitto) longer ones: 64 as box names
+    "MQTT client id": (re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z"),
+                       "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit (every broker takes "
+                       "1-23 letters and digits)"),
+    # systemd's user name syntax, strict (systemd.io/USER_NAMES: what every tool accepts), or a numeric user id
+    "user name": (re.compile(r"(?:[A-Za-z_][A-Za-z0-9_-]{0,30}|[0-9]{1,10})\Z"),
+                  "a user name of 1-31 letters, digits, '_' or '-', not starting with a digit or '-', or a numeric "
+                  "user id"),
+}
+
+
+def identifier_problem(kind: str, text: str) -> str | None:
+    """Why ``text`` is no ``kind`` (a key of :data:`IDENTIFIERS`), one phrase quoting at most 40 characters of it
+    (escaped, :func:`one_line`); None when it is one."""
+    pattern, rule = IDENTIFIERS[kind]
+    if pattern.match(text):
+        return None
+    shown = one_line(text[:40]) + (f"... ({len(text)} characters)" if len(text) > 40 else "")
+    return f"'{shown}' is not a valid {kind}: {rule}"

@@ -20,6 +20,7 @@ from typing import Callable
 
 from inspector import outputs
 from inspector.errors import ConfigError
+from inspector.textline import identifier_problem
 
 
 def _fmt(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool = False) -> str:
@@ -155,6 +156,19 @@ def model_file(*suffixes: str) -> Callable[[str], str]:
         return text
 
     parse.__name__ = "model file"
+    return parse
+
+
+def identifier(kind: str) -> Callable[[str], str]:
+    """An argparse type: a free-text identifier that travels on (a model version, an MQTT client id), checked
+    against its rule (:data:`inspector.textline.IDENTIFIERS`): refused in one line naming the option, exit 2."""
+    def parse(text: str) -> str:
+        why = identifier_problem(kind, text)
+        if why:
+            raise argparse.ArgumentTypeError(why)
+        return text
+
+    parse.__name__ = kind
     return parse
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from inspector.commands.argtypes import out_path
+from inspector.commands.argtypes import identifier, out_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--references", required=True, nargs="+", metavar="IMAGE",
                    help="normal images of the new surface: files or quoted globs ('good/*.png'), 1…50 in all")
     p.add_argument("--out", required=True, type=out_path(), help="output base path without extension, e.g. export/new-product")
-    p.add_argument("--model-version", help="version string for the model card (default: checkpoint sha256 prefix + K)")
+    p.add_argument("--model-version", type=identifier("model version"),
+                   help="version string for the model card, carried by every event: 1-64 letters, digits, '.', "
+                        "'_', '+' or '-' (default: checkpoint sha256 prefix + K)")
     p.set_defaults(func=run)
 
 

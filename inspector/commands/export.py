@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.argtypes import int_range, out_path
+from inspector.commands.argtypes import identifier, int_range, out_path
 from inspector.deploy.opsets import DEFAULT_OPSET, MIN_OPSET, newest_opset
 
 DEFAULT_DIR = Path("export")
@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int_range(MIN_OPSET, newest_opset), default=DEFAULT_OPSET,
                    help=f"ONNX opset, {MIN_OPSET} to the installed onnx's newest (default {DEFAULT_OPSET}, "
                         "recorded in the sidecar)")
-    p.add_argument("--model-version", help="version string for the sidecar (default: checkpoint sha256 prefix)")
+    p.add_argument("--model-version", type=identifier("model version"),
+                   help="version string for the sidecar, carried by every event: 1-64 letters, digits, '.', '_', "
+                        "'+' or '-' (default: checkpoint sha256 prefix)")
     p.set_defaults(func=run)
 
 

@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from inspector.commands.argtypes import int_range
+from inspector.commands.argtypes import identifier, int_range
 from inspector.errors import ConfigError
 from inspector.outputs import write_whole
 
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     i = actions.add_parser("install", help="write (or print) the unit file")
     i.add_argument("--config", required=True, help="daemon config YAML (validated first)")
     i.add_argument("--name", default="inspector", help="unit name (default inspector → inspector.service)")
-    i.add_argument("--user", help="run as this user (default: root)")
+    i.add_argument("--user", type=identifier("user name"), help="run as this user (default: root)")
     i.add_argument("--unit-dir", default="/etc/systemd/system", help="where to write the unit")
     i.add_argument("--watchdog-s", type=int_range(0, 3600), default=30,
                    help="WatchdogSec: systemd restarts a daemon silent this long, [0 = off, 3600]")

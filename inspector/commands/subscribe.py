@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from inspector.commands.argtypes import float_range, int_range, out_file, out_folder
+from inspector.commands.argtypes import float_range, identifier, int_range, out_file, out_folder
 from inspector.events import SILENCE_S
 from inspector.interrupts import taken_over
 from inspector.outputs import link_new, safe_name
@@ -57,8 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "this / --max-message-mib events; once full the daemon's queue to this subscriber takes "
                         "the rest, and what it drops is told as missed (gaps). MQTT: messages received beyond "
                         "this (or 10000 messages) are dropped, newest first, told and counted missed")
-    p.add_argument("--client-id", help="MQTT: a fixed client id = a persistent session (QoS 1): the broker keeps "
-                                       "events for this consumer while it, or the broker, restarts")
+    p.add_argument("--client-id", type=identifier("MQTT client id"),
+                   help="MQTT: a fixed client id = a persistent session (QoS 1): the broker keeps events for this "
+                        "consumer while it, or the broker, restarts; 1-64 letters, digits, '.', '_' or '-'")
     p.add_argument("--server-key", help="CURVE: the daemon's public key (certificate file or z85)")
     p.add_argument("--client-cert", help="CURVE: this client's secret certificate file")
     p.set_defaults(func=run)

@@ -27,6 +27,7 @@ from inspector import __version__
 from inspector.data.images import DEFAULT_DOWNSCALE
 from inspector.errors import ExportError
 from inspector.outputs import claim_outputs, cut_name, replace_together
+from inspector.textline import identifier_problem
 from inspector.deploy.checks import check_graph
 from inspector.contract import INPUT_NAME, MAP_NAME, OUTPUT_NAMES, SCORE_NAME
 from inspector.deploy.graph import export_graph
@@ -153,10 +154,13 @@ def export_model(model: AnomalyModel, out_base: str | Path, *, resize: str = "sq
     together, the sidecar last (:func:`inspector.outputs.replace_together`); a failure or Ctrl-C anywhere leaves
     the names as they were. An earlier export at ``out_base`` is replaced as a whole (a graph of it this export
     does not make is removed); anything else there is never replaced (:func:`check_out_base`).
-    ExportError (one line) for a bad opset/precision list, a place that cannot be written, or a graph that
+    ExportError (one line) for a bad opset/precision list, a ``version`` against its rule
+    (:data:`inspector.textline.IDENTIFIERS`), a place that cannot be written, or a graph that
     fails its checks; OSError when the disk fails.
     """
     _check_opset(opset)
+    if (why := identifier_problem("model version", version)) is not None:  # it goes into every event's header
+        raise ExportError(f"model_version: {why}", field="model_version")
     if "fp32" not in precisions or any(p not in PRECISIONS for p in precisions):
         raise ExportError(f"precisions {list(precisions)}: choose from {list(PRECISIONS)}, fp32 included")
     if model.compute_dtype != torch.float32:
