@@ -538,7 +538,7 @@ def test_a_second_daemon_of_one_box_on_this_host_is_refused_in_one_line(tiny_mod
                                 text=True, timeout=60)
         errors = [line for line in second.stderr.splitlines() if not _LOG_LINE.match(line)]
         assert second.returncode == 2 and len(errors) == 1 and "Traceback" not in second.stderr, second.stderr
-        assert errors[0].startswith("error: publish.mqtt.box:") and f"pid {first.pid}" in errors[0], errors
+        assert errors[0].startswith(f"error: {tmp_path / 'second.yaml'}: publish.mqtt.box:") and f"pid {first.pid}" in errors[0], errors
         own = subprocess.run([*CLI, "run", "--config", str(config("own", "line2")), "--check"], capture_output=True,
                              text=True, timeout=60)
         assert own.returncode == 0, own.stderr
