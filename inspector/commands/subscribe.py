@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--silence-s", type=float_range(0, 10**7), default=SILENCE_S,
                    help="after this many seconds without hearing anything (no event, no v1/stats heartbeat, "
                         "which a daemon sends every publish.stats_interval_s) say once what is waited on and why "
-                        "(ipc path missing, nothing listening, ...), and keep waiting (0 = never say; ZeroMQ only; "
+                        "(ipc path missing, nothing listening, ...; MQTT: the broker not reached, or reached and "
+                        "nothing published under the topic prefix), and keep waiting (0 = never say; "
                         f"default {SILENCE_S:g})")
     p.add_argument("--max-message-mib", type=int_range(1, 4096), default=128,
                    help="largest message part taken from a daemon (MiB; a publisher sending more is disconnected; "
@@ -373,7 +374,7 @@ def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
     sub = _with_state(args, lambda state: MqttSubscriber(
         args.endpoint, topics, client_id=args.client_id, state=state,
         on_payload=None if saver is None else saver.payload, queue_bytes=args.queue_mib * 2**20,
-        max_message_bytes=args.max_message_mib * 2**20))
+        max_message_bytes=args.max_message_mib * 2**20, silence_s=args.silence_s))
     tally = {"seen": 0, "unsaved": 0}
     try:
         if saver is not None:  # once the state is known to be this subscriber's (a foreign one is refused first)

@@ -50,9 +50,10 @@ from urllib.parse import unquote, urlsplit
 
 from inspector.config import read_secret, read_text
 from inspector.errors import ConfigError
-from inspector.events import (CAMERA_TYPES, MAX_PAYLOADS, STATS_TOPIC, header_dict, subscription_topic, topic_matches,
-                              wire_json)
+from inspector.events import (CAMERA_TYPES, MAX_PAYLOADS, SILENCE_S, STATS_TOPIC, header_dict, subscription_topic,
+                              topic_matches, wire_json)
 from inspector.integrations import require
+from inspector.integrations.mqtt_silence import BrokerSilence
 from inspector.loss import STATE_VERSION, KeepsState, LossTracker
 from inspector.redact import redact
 from inspector.textline import wire_text
@@ -768,7 +769,7 @@ class MqttSubscriber(KeepsState):
 
     def __init__(self, url: str, kinds=("v1/defect", "v1/status"), client_id: str | None = None,
                  state: str | Path | None = None, on_payload=None, queue_bytes: int = ARRIVALS_BYTES,
-                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = MAX_MESSAGE_BYTES, silence_s: float = SILENCE_S) -> None:
         mqtt = require("paho.mqtt.client", "mqtt", url)
         parts = urlsplit(url)
         host, port, tls = broker_address(url)
@@ -796,6 +797,7 @@ class MqttSubscriber(KeepsState):
         self._notices: list[str] = []
         self._open_state(state, f"mqtt://{host}:{port}/{self.prefix}")  # before the first message can arrive
         self._url = redact(url)
+        self.silence = BrokerSilence(self._url, f"{host}:{port}", self.prefix, silence_s)  # told by recv/notices
         self._connect_problem: str | None = None  # why the broker cannot be used, told once until connected
         self.client = telling_client(mqtt, self._cannot_connect, client_id=client_id or "",
                                      clean_session=client_id is None)
@@ -824,6 +826,7 @@ class MqttSubscriber(KeepsState):
         CONNACK (a broker that wants credentials: 'Not authorized') was passed over in silence, and the
         subscriber waited for ever, retrying, with nothing printed; so were failed reconnects."""
         why = problem if isinstance(problem, str) else connect_problem(problem)
+        self.silence.cannot_connect(why)
         if why != self._connect_problem:
             self._connect_problem = why
             self._tell(f"{self._url}: cannot connect: {why}; retrying")
@@ -834,6 +837,7 @@ class MqttSubscriber(KeepsState):
             return
         self._connect_problem = None
         self._connected_at = time.monotonic()
+        self._tell(self.silence.connected())
         # one SUBSCRIBE for all: its SUBACK answers each filter in order, so a refusal names every one refused
         _, mid = client.subscribe([(topic, 1) for topic in self.topics])
         if mid is not None:  # None: the link gone already; the reconnect subscribes again
@@ -847,6 +851,7 @@ class MqttSubscriber(KeepsState):
         Failure; MQTT 5.0 §3.9.3 a reason code ≥ 0x80, e.g. 0x87 Not authorized) will never deliver a message, and
         the subscriber waited for ever, silently: queued as a marker, :meth:`recv` raises it (ConfigError)."""
         topics = self._subscribing.pop(mid, [])
+        self.silence.subscribed()
         refused = [f"{topic} ({suback_reason(code, self.client.protocol == 5)})"
                    for topic, code in zip(topics, reason_codes) if code.is_failure]
         if refused:
@@ -859,6 +864,7 @@ class MqttSubscriber(KeepsState):
         thread and the subscriber heard nothing more. One over ``max_message_bytes`` is dropped here, before
         it is copied or parsed, and a topic that is not UTF-8 (a broker should refuse one) skipped: each as a
         marker, told and counted by recv in its place among the messages."""
+        self._tell(self.silence.heard())  # any message, even one dropped here: something publishes there
         try:
             topic = msg.topic
         except UnicodeDecodeError:
@@ -875,6 +881,7 @@ class MqttSubscriber(KeepsState):
 
         if self._down_since is None:
             self._down_since = utc_iso()
+        self.silence.down()
         self._tell_short_lived()
 
     def _tell_short_lived(self) -> None:
@@ -1050,7 +1057,8 @@ class MqttSubscriber(KeepsState):
 
     def notices(self, final: bool = False) -> list[str]:
         """Findings since the last call, one line each (prefixed with the box); messages dropped by the full
-        arrival queue told at most every NOTICE_S (``final``: now)."""
+        arrival queue told at most every NOTICE_S (``final``: now); a silence (:attr:`silence`) once it is due."""
+        self._tell(self.silence.check())
         self._tell_arrival_drops(final)
         with self._lock:
             out, self._notices = self._notices, []
@@ -1082,6 +1090,7 @@ class MqttSubscriber(KeepsState):
     def recv(self, timeout: float | None = None, quiet: bool = False):
         """The next ``(box, event)``, or None after ``timeout`` seconds (None: wait forever); messages that are no
         event to return (see :meth:`_take`; stats heard quietly unless ``quiet``) do not restart the wait.
+        A silence coming due meanwhile is told (:meth:`notices`) and the wait goes on.
         ConfigError (one line) when the broker refused a subscription (:meth:`_on_subscribe`)."""
         import queue as _queue
 
@@ -1089,11 +1098,16 @@ class MqttSubscriber(KeepsState):
         while True:
             self._save_taken()  # the event returned before is handled by now (KeepsState._save_taken)
             self._unhandled = True  # from here until handled: a stop now leaves it out of the state saved
+            waits = [t for t in (None if deadline is None else max(deadline - time.monotonic(), 0.0),
+                                 self.silence.due_in()) if t is not None]
             try:
                 topic, payload = self._held.popleft() if self._held else self.messages.get(
-                    timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
+                    timeout=min(waits) if waits else None)
             except _queue.Empty:
                 self._unhandled = False
+                self._tell(self.silence.check())
+                if deadline is None or time.monotonic() < deadline:
+                    continue
                 return None
             got = self._take(topic, payload)
             self._state_dirty = True
