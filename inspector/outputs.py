@@ -114,6 +114,37 @@ def claim_outputs(where: str | Path, names: Sequence[Path], card: Path, files_of
     card.parent.mkdir(parents=True, exist_ok=True)
 
 
+def claim_file(path: str | Path, own: Callable[[bytes], bool], error: type[Exception], *, command: str,
+               option: str, noun: str) -> bool:
+    """Make sure ``inspector COMMAND`` may write its one output file ``path`` (``verify --report``, ``bench --json``,
+    ``calibrate --out``): True when an earlier one of its own is there, which the new file replaces (whole: it is
+    written through :func:`write_whole`) and the command's last line says so; False when the name is free.
+    Raise ``error``, one line naming the file, for anything else there, checked before any work.
+
+    The rule of every output of the product (export, build, quantize: :func:`claim_outputs`; ``service install``):
+    a command replaces its own earlier output, the normal way to run it again, and nothing else. ``own(first
+    bytes)`` tells an earlier output of the command by its content (a calibration YAML, a report's keys): a
+    daemon config, a colleague's notes or another command's report given by mistake as ``option`` was replaced
+    without a word, after minutes of work. A link or a non-file is refused as in :func:`claim_outputs`.
+    ``noun``: what the command writes ("calibration file"), in the line."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return False
+    tail = f"'inspector {command}' replaces only its own files: {option} another name, or move it"
+    article = "an" if noun[:1] in "aeiou" else "a"
+    if path.is_symlink() or not path.is_file():
+        kind = "a symbolic link" if path.is_symlink() else "not a file"
+        raise error(f"{path}: {kind}, not {article} {noun} of an earlier '{command}'; {tail}")
+    try:
+        with open(path, "rb") as fh:
+            ours = bool(own(fh.read(1 << 24)))  # reports and calibrations are a few kB
+    except Exception:  # noqa: BLE001 - whatever a foreign file makes the reader raise, it is not ours
+        ours = False
+    if not ours:
+        raise error(f"{path}: exists and is not {article} {noun} written by 'inspector {command}'; {tail}")
+    return True
+
+
 def _files_of_card(card: Path, files_of_card: Callable[[Any], set[str] | None]) -> set[str] | None:
     """``files_of_card`` of the JSON in ``card``; None when it is missing or not JSON."""
     try:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from inspector.config import bounded, file_key_message, from_file_dict, load_yaml, to_dict, yaml_dump
+from inspector.config import bounded, file_key_message, from_file_dict, load_yaml, to_dict, yaml_dump, yaml_load
 from inspector.errors import ConfigError
 from inspector.outputs import write_whole
 
@@ -108,6 +108,13 @@ def read_thresholds(path: str | Path) -> Thresholds:
         raise ConfigError(f"{path}: not a calibration file (no image_threshold; its keys: {keys}); make one "
                           f"with 'inspector calibrate'")
     return from_file_dict(Thresholds, data, path)
+
+
+def is_calibration(raw: bytes) -> bool:
+    """Whether ``raw`` (a file's bytes) is a calibration file :func:`write_thresholds` wrote: a YAML mapping with
+    its keys (for :func:`inspector.outputs.claim_file`: ``calibrate --out`` replaces only one of these)."""
+    data = yaml_load(raw.decode("utf-8"))
+    return isinstance(data, dict) and {"schema_version", "model", "image_threshold", "pixel_threshold"} <= set(data)
 
 
 def write_thresholds(thresholds: Thresholds, path: str | Path) -> Path:

@@ -56,8 +56,12 @@ def run(args: argparse.Namespace) -> int:
         if value:
             raise ConfigError(f"{flag}: only used with --suite (for one MODEL: --duration, and --json to save)")
     from inspector.backends import backend_for_path
-    from inspector.evaluation.bench import format_results, parse_batches, run_benchmark
+    from inspector.evaluation.bench import format_results, is_bench_results, parse_batches, run_benchmark
+    from inspector.outputs import claim_file
 
+    # before any work: earlier results are replaced (said), anything else refused (outputs.claim_file)
+    replaced = args.json and claim_file(args.json, is_bench_results, ConfigError, command="bench", option="--json",
+                                        noun="benchmark results file")
     name = backend_for_path(args.model) if args.backend == "auto" else args.backend
     if name == "tensorrt":
         options = {"cuda": args.cuda, "cuda_graphs": args.cuda_graphs, "device": args.device}
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                            data=args.data, json_path=args.json, options=options)
     print(format_results(report))
     if args.json:
-        print(f"wrote {report['json_path']}")
+        print(f"wrote {report['json_path']}" + (" (replaced the earlier results)" if replaced else ""))
     return 0
 
 

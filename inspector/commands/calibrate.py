@@ -58,15 +58,19 @@ def default_out(model: str | Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from inspector.artifacts.thresholds import is_calibration
+    from inspector.errors import ConfigError
     from inspector.evaluation.calibrate import calibrate
+    from inspector.outputs import claim_file
 
     if args.data is None and args.good_dir is None:
-        from inspector.errors import ConfigError
-
         raise ConfigError("calibrate: give --data DIR (a dataset) or --good-dir DIR (a folder of good images)")
     out = Path(args.out) if args.out else default_out(args.model)
     if out.is_dir():  # a folder: the default file name inside it
         out = out / default_out(args.model).name
+    # before any work: an earlier calibration is replaced (said), anything else refused (outputs.claim_file)
+    replaced = claim_file(out, is_calibration, ConfigError, command="calibrate", option="--out",
+                          noun="calibration file")
     result = calibrate(args.model, args.data, args.backend, args.false_alarm_rate, out,
                        good_dir=args.good_dir, split=args.split, use_defects=args.use_defects,
                        pixel_false_alarm_rate=args.pixel_false_alarm_rate, uncertain_margin=args.uncertain_margin,
@@ -75,5 +79,5 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     for warning in result.warnings:
         print(f"warning: {warning}")
-    print(f"wrote {result.path}")
+    print(f"wrote {result.path}" + (" (replaced the earlier calibration)" if replaced else ""))
     return 0

@@ -35,12 +35,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from inspector.backends import backend_for_path
-    from inspector.evaluation.verify import format_report, verify
+    from inspector.artifacts.engine_card import verify_report_path
+    from inspector.errors import ConfigError
+    from inspector.evaluation.verify import format_report, is_verify_report, verify
+    from inspector.outputs import claim_file
 
+    # before any work: an earlier report is replaced (said), anything else refused (outputs.claim_file)
+    replaced = claim_file(args.report or verify_report_path(args.candidate), is_verify_report, ConfigError,
+                          command="verify", option="--report", noun="verify report")
     options = {"cuda": args.cuda} if backend_for_path(args.candidate) == "tensorrt" else {}
     report = verify(args.candidate, args.reference, args.data, threshold=args.threshold,
                     threshold_file=args.threshold_file, score_tolerance=args.score_tolerance,
                     map_tolerance=args.map_tolerance, batch=args.batch, limit=args.limit,
                     report_path=args.report, candidate_options=options)
-    print(format_report(report))
+    print(format_report(report) + (" (replaced the earlier report)" if replaced else ""))
     return 0 if report["passed"] else 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+import json
 import platform
 import time
 from pathlib import Path
@@ -184,6 +185,13 @@ def run_benchmark(model: str | Path, batches: Sequence[int] = DEFAULT_BATCHES, d
     if json_path:
         report["json_path"] = str(write_results(json_path, report))
     return report
+
+
+def is_bench_results(raw: bytes) -> bool:
+    """Whether ``raw`` (a file's bytes) is a results file :func:`run_benchmark` wrote: a JSON object with its keys
+    (for :func:`inspector.outputs.claim_file`: ``bench --json`` replaces only one of these)."""
+    data = json.loads(raw)
+    return isinstance(data, dict) and {"schema_version", "model", "settings", "environment", "results"} <= set(data)
 
 
 def format_results(report: dict[str, Any]) -> str:

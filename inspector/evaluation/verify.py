@@ -272,6 +272,13 @@ def verify(candidate: str | Path, reference: str | Path, data: str | Path, *,
     return report
 
 
+def is_verify_report(raw: bytes) -> bool:
+    """Whether ``raw`` (a file's bytes) is a report :func:`verify` wrote: a JSON object with its keys (for
+    :func:`inspector.outputs.claim_file`: ``verify --report`` replaces only one of these)."""
+    data = json.loads(raw)
+    return isinstance(data, dict) and {"schema_version", "passed", "candidate", "reference", "tolerances"} <= set(data)
+
+
 def format_report(report: dict[str, Any]) -> str:
     """A few human lines for the CLI."""
     m = report["metrics"]

@@ -124,7 +124,7 @@ def test_an_output_over_an_input_is_one_line_and_the_input_is_kept(argv, option,
 
 def test_an_output_beside_the_inputs_is_written(tmp_path, capsys, monkeypatch):
     """The rule refuses only what the command reads: a calibration file kept in the data folder (not an image)
-    is replaced by a new calibration, and a symlink to the model is refused like the model itself."""
+    is replaced by a new calibration (said), and a symlink to the model is refused like the model itself."""
     from tiny_graphs import write_exported
 
     import cv2
@@ -135,9 +135,10 @@ def test_an_output_beside_the_inputs_is_written(tmp_path, capsys, monkeypatch):
     (tmp_path / "good").mkdir()
     for i in range(4):
         cv2.imwrite(str(tmp_path / "good" / f"{i:03d}.png"), np.full((32, 32, 3), 40 * i, np.uint8))
-    (tmp_path / "good" / "tiny.yaml").write_text("old calibration\n")
     assert main(["calibrate", str(model), "--good-dir", "good", "--out", "good/tiny.yaml"]) == 0
+    assert main(["calibrate", str(model), "--good-dir", "good", "--out", "good/tiny.yaml"]) == 0  # its own: replaced
     assert "image_threshold" in (tmp_path / "good" / "tiny.yaml").read_text()
+    assert "(replaced the earlier calibration)" in capsys.readouterr().out
     (tmp_path / "link.onnx").symlink_to(model)
     capsys.readouterr()
     assert main(["bench", str(model), "--duration", "0.1", "--json", "link.onnx"]) == 2

@@ -1,0 +1,97 @@
+"""A command's one output file replaces only an earlier output of that command, and says so; anything else there
+is refused in one line naming the file and the option, before any work, and left as it was
+(:func:`inspector.outputs.claim_file`, the rule export, build and quantize already follow).
+
+``verify --report``, ``bench --json`` and ``calibrate --out`` replaced whatever was at the name without a word:
+``calibrate --out inspector.yaml`` (the daemon's config, by a slip) was gone after minutes of scoring; and a new
+report over an earlier one was not told, so the earlier verdict vanished unnoticed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inspector.cli import main
+
+CASES = {  # command → (argv with {model} {fp16} {good} {out}, the option, the line's words when replaced)
+    "calibrate": (["calibrate", "{model}", "--good-dir", "{good}", "--out", "{out}"], "--out",
+                  "wrote {out} (replaced the earlier calibration)"),
+    "bench": (["bench", "{model}", "--duration", "0.05", "--warmup", "1", "--batch", "1", "--json", "{out}"], "--json",
+              "wrote {out} (replaced the earlier results)"),
+    "verify": (["verify", "{fp16}", "--reference", "{model}", "--data", "{good}", "--report", "{out}"], "--report",
+               "  report: {out} (replaced the earlier report)"),
+}
+NOUNS = {"calibrate": "a calibration file", "bench": "a benchmark results file", "verify": "a verify report"}
+
+
+def _setup(tmp_path):
+    import cv2
+    import numpy as np
+    from tiny_graphs import write_exported
+
+    model = write_exported(tmp_path / "export", fp16=True)
+    good = tmp_path / "good"
+    good.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(good / f"{i:03d}.png"), np.full((32, 32, 3), 40 * i, np.uint8))
+    return {"model": str(model), "fp16": str(model.with_name("tiny.fp16.onnx")), "good": str(good)}
+
+
+def _argv(command: str, names: dict) -> list[str]:
+    return [a.format(**names) for a in CASES[command][0]]
+
+
+@pytest.mark.parametrize("command", list(CASES))
+def test_an_earlier_output_of_the_command_is_replaced_and_the_line_says_so(command, tmp_path, capsys):
+    names = {**_setup(tmp_path), "out": str(tmp_path / "out" / "result.file")}
+    assert main(_argv(command, names)) in (0, 1)  # verify: 1 is a failed gate, its report written all the same
+    first = capsys.readouterr().out
+    assert "replaced" not in first, first
+    before = (tmp_path / "out" / "result.file").stat().st_ino
+    assert main(_argv(command, names)) in (0, 1)
+    lines = capsys.readouterr().out.splitlines()
+    assert CASES[command][2].format(**names) in lines, lines
+    assert (tmp_path / "out" / "result.file").stat().st_ino != before  # written anew, whole (renamed over it)
+
+
+FOREIGN = {
+    "daemon config": b"model: {path: export/rs.onnx}\ncameras: [{name: line1, source: synthetic}]\n",
+    "notes": b"shift 2: line 3 recalibrated by hand\n",
+    "another command's": None,  # the output of one of the other two commands
+}
+
+
+@pytest.mark.parametrize("what", list(FOREIGN) + ["link"])
+@pytest.mark.parametrize("command", list(CASES))
+def test_anything_else_there_is_refused_before_any_work_and_kept(command, what, tmp_path, capsys):
+    names = {**_setup(tmp_path), "out": str(tmp_path / "taken")}
+    taken = tmp_path / "taken"
+    if what == "link":
+        (tmp_path / "target.yaml").write_bytes(FOREIGN["notes"])
+        taken.symlink_to(tmp_path / "target.yaml")
+    elif FOREIGN[what] is None:
+        other = next(c for c in CASES if c != command)
+        assert main(_argv(other, names)) in (0, 1)
+    else:
+        taken.write_bytes(FOREIGN[what])
+    capsys.readouterr()
+    before = {p: (p.is_symlink(), p.read_bytes()) for p in tmp_path.rglob("*") if p.is_file()}
+    assert main(_argv(command, names)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    option = CASES[command][1]
+    reason = (f"a symbolic link, not {NOUNS[command]} of an earlier '{command}'" if what == "link"
+              else f"exists and is not {NOUNS[command]} written by 'inspector {command}'")
+    assert err == (f"error: {taken}: {reason}; 'inspector {command}' replaces only its own files: {option} another "
+                   f"name, or move it"), err
+    assert {p: (p.is_symlink(), p.read_bytes()) for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_a_report_is_recognised_by_its_content_not_its_name(tmp_path):
+    """JSON of the right shape from another tool is not taken for a report of ours."""
+    from inspector.evaluation.bench import is_bench_results
+    from inspector.evaluation.verify import is_verify_report
+
+    assert not is_verify_report(json.dumps({"passed": True}).encode())
+    assert not is_bench_results(json.dumps([1, 2]).encode())
