@@ -44,7 +44,7 @@ from inspector.config import not_a_file
 from inspector.contract import InputSpec
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
-from inspector.outputs import file_problem, folder_problem, write_whole
+from inspector.outputs import claim_file, file_problem, folder_problem, write_whole
 from inspector.pipeline.batcher import END, BatchWorker, BufferPool
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import DaemonConfig
@@ -115,7 +115,9 @@ def resolve_thresholds(cfg: DaemonConfig, model_sha: str) -> tuple[Decider, Thre
 def check_outputs(cfg: DaemonConfig) -> None:
     """Refuse, in one line, a place the daemon writes to that cannot take it. Found only at run time, a
     recorder folder that is a file disabled recording (evidence lost) and a summary path that is a folder
-    lost the summary, while the run still ended "successfully"."""
+    lost the summary, while the run still ended "successfully". A summary path holding a file that is no run
+    summary is refused too: every run replaces its summary, and that file was lost at shutdown
+    (:func:`inspector.outputs.claim_file`, the rule of every command's output)."""
     if cfg.recorder.enabled:
         why = folder_problem(cfg.recorder.dir)
         if why:
@@ -139,6 +141,18 @@ def check_outputs(cfg: DaemonConfig) -> None:
             default = key == "publish.mqtt.state_file" and not mqtt.state_file
             hint = " (its default place; move what is there, or set publish.mqtt.state_file)" if default else ""
             raise ConfigError(f"{key}: {why}{hint}", field=key)
+    if cfg.summary_json:  # rewritten by every run; anything else there (a report, a config) was lost at shutdown
+        try:
+            claim_file(cfg.summary_json, is_run_summary, ConfigError, command="run", option="set summary_json to",
+                       noun="run summary")
+        except ConfigError as exc:
+            raise ConfigError(f"summary_json: {exc}", field="summary_json") from None
+
+
+def is_run_summary(raw: bytes) -> bool:
+    """Whether ``raw`` (a file's bytes) is a run summary a daemon wrote at ``summary_json`` (its final stats)."""
+    data = json.loads(raw)
+    return isinstance(data, dict) and {"cameras", "totals"} <= set(data)
 
 
 def _refuse_recording_into_a_source(cfg: DaemonConfig) -> None:

@@ -95,3 +95,24 @@ def test_a_report_is_recognised_by_its_content_not_its_name(tmp_path):
 
     assert not is_verify_report(json.dumps({"passed": True}).encode())
     assert not is_bench_results(json.dumps([1, 2]).encode())
+
+
+def test_the_daemon_summary_replaces_only_an_earlier_summary(tmp_path, capsys):
+    """summary_json is rewritten at every run's end: a file there that is no run summary (a report, a config named
+    by a slip) was lost at shutdown, after --check said OK. An earlier run's summary passes."""
+    from tiny_graphs import write_exported
+
+    model = write_exported(tmp_path / "export", fp16=False)
+    summary = tmp_path / "summary.json"
+    config = tmp_path / "daemon.yaml"
+    config.write_text(f"model: {{path: {model}}}\nthresholds: {{image: 0.5}}\n"
+                      f"cameras: [{{name: line1, source: synthetic}}]\nsummary_json: {summary}\n"
+                      f"publish: {{endpoint: 'ipc://{tmp_path}/ev.sock'}}\n")
+    summary.write_bytes(FOREIGN["notes"])
+    assert main(["run", "--config", str(config), "--check"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {config}: summary_json: {summary}: exists and is not a run summary written by 'inspector run'; "
+        f"'inspector run' replaces only its own files: set summary_json to another name, or move it")
+    assert summary.read_bytes() == FOREIGN["notes"]
+    summary.write_text(json.dumps({"cameras": {"line1": {"processed": 3}}, "totals": {"inferred_frames": 3}}))
+    assert main(["run", "--config", str(config), "--check"]) == 0, capsys.readouterr().err
