@@ -43,8 +43,9 @@ def test_connected_with_nothing_under_the_prefix_is_told_once_then_the_first_mes
     from inspector.integrations.mqtt import MqttSubscriber
 
     broker = Mosquitto(tmp_path / "broker").start()
-    sub = MqttSubscriber(f"{broker.url}/plant", silence_s=0.3)
-    try:
+    sub = None
+    try:  # the broker is stopped whatever happens (a subscriber that cannot be made left it running)
+        sub = MqttSubscriber(f"{broker.url}/plant", silence_s=0.3)
         told = _told_within(sub, "heard nothing", 10) + _told_within(sub, "never", 1.0)  # and not again
         assert _silences(told) == [f"{broker.url}/plant: heard nothing for 0.3 s (no event, no v1/stats heartbeat, "
                                    f"no retained status): {NOTHING_UNDER}: no daemon publishes there (none running, "
@@ -59,7 +60,8 @@ def test_connected_with_nothing_under_the_prefix_is_told_once_then_the_first_mes
         assert got is not None and got[1].camera == "cam1"
         assert any("heard again after" in line for line in sub.notices())
     finally:
-        sub.close()
+        if sub is not None:
+            sub.close()
         broker.stop()
 
 
@@ -67,8 +69,9 @@ def test_a_broker_gone_mid_run_is_told_as_not_reached_and_its_return_as_connecte
     from inspector.integrations.mqtt import MqttSubscriber
 
     broker = Mosquitto(tmp_path / "broker").start()
-    sub = MqttSubscriber(f"{broker.url}/plant", silence_s=2.0)
-    try:
+    sub = None
+    try:  # the broker is stopped whatever happens (a subscriber that cannot be made left it running)
+        sub = MqttSubscriber(f"{broker.url}/plant", silence_s=2.0)
         _told_within(sub, "heard nothing", 10)  # connected, quiet: told as such
         broker.stop()
         told = _silences(_told_within(sub, "heard nothing", 10))
@@ -81,7 +84,8 @@ def test_a_broker_gone_mid_run_is_told_as_not_reached_and_its_return_as_connecte
         again = _silences(_told_within(sub, "heard nothing", 10))  # reached again, and still quiet: told as such
         assert len(again) == 1 and NOTHING_UNDER in again[0] and "dropped" not in again[0], again
     finally:
-        sub.close()
+        if sub is not None:
+            sub.close()
         broker.stop()
 
 
@@ -93,12 +97,14 @@ def test_a_broker_refusing_this_client_is_told_as_such(tmp_path):
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(users), "op", "right"], check=True, capture_output=True)
     users.chmod(0o600)
     broker = Mosquitto(tmp_path / "broker", options=("allow_anonymous false", f"password_file {users}")).start()
-    sub = MqttSubscriber(f"{broker.url}/plant", silence_s=0.5)
-    try:
+    sub = None
+    try:  # the broker is stopped whatever happens (a subscriber that cannot be made left it running)
+        sub = MqttSubscriber(f"{broker.url}/plant", silence_s=0.5)
         told = _silences(_told_within(sub, "heard nothing", 10))
         assert len(told) == 1 and "cannot be used: the broker refused the connection: Not authorized" in told[0], told
     finally:
-        sub.close()
+        if sub is not None:
+            sub.close()
         broker.stop()
 
 
