@@ -667,8 +667,9 @@ class FullDepthUrl(ChosenAtOpen):
 
 class FileFrames(ffmpeg_frames.FfmpegFrames):
     """The frames of a video *file* read by the program as a live URL is (:func:`file_command`,
-    :class:`LiveFrames`, every frame kept): each at the size it was decoded at, where OpenCV's FFmpeg backend and
-    :class:`ffmpeg_frames.FfmpegFrames` scale every frame to the first's. A cv2.VideoCapture stand-in, as its
+    :class:`LiveFrames`, every frame kept): each at the size it was decoded at, where OpenCV's FFmpeg backend
+    scales every frame to the first's, and each with its verdict (:meth:`verdict`). Every file read through the
+    program is read so: a wide one (:mod:`ffmpeg_frames`) as one whose key frames change size. A cv2.VideoCapture stand-in, as its
     base: ``retrieve`` gives uint8 (H, W, bytes a pixel) (``bgr24``: OpenCV's own (H, W, 3) BGR image),
     :meth:`layout` the decoder's layout of the frame grabbed. ``pixel_bytes``: bytes a pixel of ``pix_fmt``.
     Raises OSError when the program cannot start."""
@@ -676,7 +677,7 @@ class FileFrames(ffmpeg_frames.FfmpegFrames):
     def __init__(self, path: str, pix_fmt: str, pixel_bytes: int, props: dict[int, float]) -> None:
         self._frames: LiveFrames | None = None
         self._pixel_bytes, self._line = pixel_bytes, None
-        super().__init__(path, pix_fmt, 1, props)
+        super().__init__(path, pix_fmt, props)
 
     def _start(self, skip: int) -> None:
         self.release()
@@ -732,11 +733,11 @@ class FileFrames(ffmpeg_frames.FfmpegFrames):
 
 def open_at_own_sizes(cap: cv2.VideoCapture, path: str, wide: tuple[bool, int] | None, where: str,
                       bit_depth: int | None, warn_key: str) -> tuple[FileFrames, ffmpeg_frames.Decoder | None] | None:
-    """A reader of the video file ``path`` giving each frame at its own size (:class:`FileFrames`), for a file
-    whose key frames change size mid-file (:mod:`keyframe_layouts`), and the function making its frames model
-    input (None: they are OpenCV's 8-bit BGR already). ``cap``: the file's capture as opened (OpenCV's or
-    :class:`ffmpeg_frames.FfmpegFrames`), whose properties it answers; ``wide``: (grey, declared bits) of a
-    file decoded at full depth (:func:`ffmpeg_frames.open_full_depth`), None for 8-bit BGR. None when the
+    """A reader of the video file ``path`` giving each frame at its own size with its verdict (:class:`FileFrames`),
+    for a file whose key frames change size mid-file (:mod:`keyframe_layouts`) or whose samples are wider than 8
+    bits (:mod:`ffmpeg_frames`), and the function making its frames model input (None: they are OpenCV's 8-bit
+    BGR already). ``cap``: the file's capture as opened by OpenCV, whose properties it answers; ``wide``: (grey,
+    declared bits) of a file to decode at full depth, None for 8-bit BGR. None when the
     program is missing or gives no first frame (an FFmpeg older than 4.4 has no ``-autoscale``): the caller
     keeps ``cap`` and says the frames are rescaled."""
     if not available():

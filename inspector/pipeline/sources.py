@@ -215,8 +215,8 @@ class CvSource(Source):
         self._probe_took_s = time.monotonic() - started  # the first read drops what the probe left (_drop_probed)
         # a file's decoder rescales a mid-file size change to the first size unsaid: its key frames tell
         # (packets are decoded here, so their own arrays tell)
-        by_program = isinstance(self._cap, ffmpeg_frames.FfmpegFrames)  # the program scales to its first size too
-        self._scans_layouts = self.kind == "file" and (self._decode is None or by_program)
+        by_program = isinstance(self._cap, ffmpeg_live.FileFrames)  # each frame at its own size and layout
+        self._scans_layouts = self.kind == "file" and self._decode is None and not by_program
         self._scanned_size = self._signature[1] if self._scans_layouts else -1
         self._keyframes = keyframe_layouts.probe(str(self._target), self.camera.name) if self._scans_layouts else None
         self._read_at_own_sizes()
@@ -520,11 +520,14 @@ class CvSource(Source):
             self._tell_concealment(codec, tag)
         if self._raw16 or not bits:
             return
-        full = ffmpeg_frames.open_full_depth(self._cap, self._target, tag, bits, self.describe(), self.bit_depth,
+        wide = (ffmpeg_frames.is_grey_tag(tag), bits)
+        # a compressed wide recording: decoded at full depth by the ffmpeg program, through the one file reader
+        # that tells the frames its decoder makes up around damage (ffmpeg_frames' module docstring)
+        full = ffmpeg_live.open_at_own_sizes(self._cap, self._target, wide, self.describe(), self.bit_depth,
                                              f"camera {self.camera.name}") if self.kind == "file" else None
-        if full is not None:  # a compressed wide recording: decoded at full depth by the ffmpeg program
+        if full is not None:
             self._cap.release()
-            self._cap, self._decode, self._wide = *full, (ffmpeg_frames.is_grey_tag(tag), bits)
+            self._cap, self._decode, self._wide = *full, wide
             return
         if self.kind == "url" and ffmpeg_live.available():  # read at full depth by ffmpeg_live.FullDepthUrl
             self.by_program = (tag, bits, int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
