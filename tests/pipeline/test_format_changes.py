@@ -282,14 +282,16 @@ def _part(path: Path, size: str, pix_fmt: str, codec: str, offset_s: float, fram
 
 
 @_NEEDS_FFMPEG
-@pytest.mark.parametrize("codec, later, small", [("mpeg2video", ("128x96", "yuv420p"), 5),
+@pytest.mark.parametrize("codec, later, small", [("mpeg2video", ("128x96", "yuv420p"), 4),
                                                  ("libx264", ("64x48", "yuv444p"), 5)])
 def test_a_recording_reconfigured_while_it_is_read_on_gives_each_frame_its_own_layout(tmp_path, codec, later, small):
     """A recording still being written (MPEG-TS, 64x48 yuv420p) read to the end of what is there; then the camera
     is reconfigured and its next part appended (128x96, or 4:4:4 at the same size), then a third part as the
     second. Its key frames were listed at open only: the appended ones kept the first layout, nothing was said,
     and the 128x96 frames came rescaled to 64x48. Now every frame has its own size and layout (which the capture
-    worker compares to say the change)."""
+    worker compares to say the change). (``small``: read on as it grows through a pipe (ts_feed), FFmpeg's MPEG-2
+    decoder loses the frame it holds at the sequence change, as in a finished file's read, the first test here;
+    read by OpenCV, the end of what was there had flushed it, but frames were made up at every such end.)"""
     video = tmp_path / "recording.ts"
     _part(tmp_path / "a.ts", "64x48", "yuv420p", codec, 0.0)
     _part(tmp_path / "b.ts", *later, codec, 0.6), _part(tmp_path / "c.ts", *later, codec, 1.2)
