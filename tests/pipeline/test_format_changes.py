@@ -353,6 +353,39 @@ def test_a_grown_recording_is_listed_on_from_its_last_key_frame_as_a_whole_listi
         whole.starts, whole.layouts, whole.frames, whole.key_times) and len(whole.starts) == 4
 
 
+@_NEEDS_FFMPEG
+def test_a_grown_mpeg2_recording_has_its_chroma_formats_read_on_from_the_last_scan(tmp_path, monkeypatch):
+    """An MPEG-2 recording growing from 4:2:0 parts to a 4:2:2 one at the same size: the rescan reads the sequence
+    headers on from the last key frame scanned (a seek: -ss), not from the file's start (it re-read the whole file
+    at every rescan of a growing recording), and tells each key frame's chroma format as a scan of the whole file
+    does (the 4:2:2 key frame said yuv422p)."""
+    from inspector.pipeline import keyframe_layouts
+
+    video = tmp_path / "recording.ts"
+    parts = [("a.ts", "yuv420p", 0.0), ("b.ts", "yuv420p", 0.6), ("c.ts", "yuv420p", 1.2), ("d.ts", "yuv422p", 1.8),
+             ("e.ts", "yuv422p", 2.4)]
+    parts = [_part(tmp_path / name, "64x48", pix_fmt, "mpeg2video", offset) for name, pix_fmt, offset in parts]
+    video.write_bytes(b"".join(parts[:3]))
+    before = keyframe_layouts.probe(str(video), "rec")
+    with video.open("ab") as out:
+        out.write(b"".join(parts[3:]))
+    copies, popen = [], subprocess.Popen
+
+    def watched(cmd, *args, **kwargs):  # the real program, its command noted
+        if cmd[0] == "ffmpeg" and "copy" in cmd:
+            copies.append(cmd)
+        return popen(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", watched)
+    joined = keyframe_layouts.probe(str(video), "rec", after=before)
+    # once, from the second key frame (the last scanned but one), 0.5 s after the start: not the whole file
+    assert len(copies) == 1 and "-ss" in copies[0] and float(copies[0][copies[0].index("-ss") + 1]) > 0.4, copies
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    whole = keyframe_layouts.probe(str(video), "rec")
+    assert [k.pixel_format for k in whole.layouts] == ["yuv420p"] * 3 + ["yuv422p"] * 2, whole.layouts
+    assert (joined.starts, joined.layouts) == (whole.starts, whole.layouts)
+
+
 def _mpeg2_parts(tmp_path: Path, parts: list[tuple[str, str]], encoding: tuple[str, ...] = ()) -> tuple[Path, np.ndarray]:
     """A recording of MPEG-2 parts (size, pix_fmt), 5 frames each, joined by FFmpeg's concat demuxer (the
     stream copied: each part's sequence header in band, timestamps continued), and its source pixels: the test
