@@ -724,27 +724,38 @@ class FileFrames(ffmpeg_frames.FfmpegFrames):
 
     def _start(self, skip: int) -> None:
         self.release()
-        size = (int(self.props[cv2.CAP_PROP_FRAME_WIDTH]), int(self.props[cv2.CAP_PROP_FRAME_HEIGHT]))
-        feed = ts_feed.FileFeed(self.path, self.follow) if self.follow or ts_feed.is_ts(self.path) else None
-        self._frames = LiveFrames(file_command(self.path, self.pix_fmt, feed is not None, self.follow),
-                                  self._pixel_bytes, size, keep_all=True, feed=feed)
+        self._run_from(0)
         self._index, self._frame = 0, None
         while self._index < skip and self.grab():
             pass
+
+    def _run_from(self, offset: int) -> None:
+        """Start the program on the file from byte ``offset`` (an MPEG-TS file is fed: :class:`ts_feed.FileFeed`,
+        which stops before an MPEG-2 sequence of another format; :meth:`grab` goes on with a new program there)."""
+        size = (int(self.props[cv2.CAP_PROP_FRAME_WIDTH]), int(self.props[cv2.CAP_PROP_FRAME_HEIGHT]))
+        fed = self.follow or ts_feed.is_ts(self.path)
+        self._feed = ts_feed.FileFeed(self.path, self.follow, offset) if fed else None
+        self._frames = LiveFrames(file_command(self.path, self.pix_fmt, fed, self.follow), self._pixel_bytes, size,
+                                  keep_all=True, feed=self._feed)
 
     def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoCapture's names
         return self._frames is not None
 
     def grab(self) -> bool:
         self._frame, self.waiting = None, False
-        if self._frames is not None:
-            # no time limit: the program ends at the file's end, as OpenCV's own read of it blocks; a file followed
-            # as it grows waits a little (the caller's loop checks its stop event between reads)
-            wait_s = ts_feed.FOLLOW_POLL_S if self.follow else None
+        # no time limit: the program ends at the file's end, as OpenCV's own read of it blocks; a file followed
+        # as it grows waits a little (the caller's loop checks its stop event between reads)
+        wait_s = ts_feed.FOLLOW_POLL_S if self.follow else None
+        while self._frames is not None:
             try:
                 self._frame, self._line, *_ = self._frames.take(wait_s)
+                break
             except EOFError:  # the file's end (or the program's failure: said by the caller's frame count)
-                self.waiting = self.follow and not self._frames.ended
+                if not (self._frames.ended and self._feed is not None and self._feed.cut is not None):
+                    self.waiting = self.follow and not self._frames.ended
+                    break
+            self._frames.close()  # its feed stopped before a sequence of another format: a new decoder from there
+            self._run_from(self._feed.cut)
         self._index += self._frame is not None
         return self._frame is not None
 

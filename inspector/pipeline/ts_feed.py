@@ -20,6 +20,12 @@ packets themselves (ISO/IEC 13818-1 §2.4.3.3): the break in the count falls on 
 frames): nothing after it leans on what came before, and the packet flagged is whole (a cut one is a decoder's
 error, still a loss). Such a packet's decode time (``dts``, as the demuxer's warning names it) is
 excused (:class:`inspector.pipeline.ffmpeg_live.Concealment`). A count broken anywhere else is a loss, as before.
+
+An MPEG-1/2 video sequence of another size or chroma format (a camera reconfigured) ends the feed before its
+first packet (``FileFeed.cut``), and a new program is fed from there (``ffmpeg_live.FileFrames``): FFmpeg's MPEG-2
+decoder drops the picture it holds at a new size and keeps the first chroma format at the same size (4:2:2 frames
+decoded as 4:2:0, 20 levels off), where a decoder flushed at the end of its part and one started at the new
+sequence lose nothing and decode each part right.
 """
 
 from __future__ import annotations
@@ -57,35 +63,40 @@ def _timestamp(five: np.ndarray) -> int:
 
 
 class TsJoins:
-    """The joins of segments put together byte for byte in an MPEG-TS, found as its bytes pass (:meth:`scan`, in
-    order, from the file's start): ``dts``, the decode time (90 kHz, as the demuxer's "Packet corrupt" warning
-    names it; its PTS where it has no DTS) of the PES before each join (module docstring). Bytes that are not
-    plain 188-byte packets stop the scan: no join is excused from then on."""
+    """The joins of segments put together byte for byte in an MPEG-TS, found as its whole packets pass
+    (:meth:`scan`, in order, from the file's start or a cut): ``dts``, the decode time (90 kHz, as the demuxer's
+    "Packet corrupt" warning names it; its PTS where it has no DTS) of the PES before each join (module docstring);
+    and the packets where an MPEG-1/2 video sequence of another size or chroma format begins (``scan``'s answer:
+    the feed is cut there, :class:`FileFeed`). Bytes that are not plain 188-byte packets stop the scan: no join
+    is excused, no cut made from then on."""
 
     def __init__(self) -> None:
         self.dts: set[int] = set()
-        self._rest = b""
         self._cc: dict[int, int] = {}  # PID → continuity counter of its last packet with a payload
         self._last_dts: dict[int, int] = {}  # PID → decode time of its last PES start
+        self._format: dict[int, bytes] = {}  # PID → its MPEG-1/2 sequence's size and chroma fields
         self._lost = False
 
-    def scan(self, data: bytes) -> None:
-        if self._lost:
-            return
-        data = self._rest + data
+    def scan(self, data: bytes) -> int | None:
+        """Take whole packets (``len(data)`` a multiple of 188); the offset in ``data`` of the first packet that
+        begins a sequence of another format, None where none does."""
         count = len(data) // TS_PACKET
-        self._rest = data[count * TS_PACKET:]
         packets = np.frombuffer(data, np.uint8, count * TS_PACKET).reshape(count, TS_PACKET)
-        if count and (packets[:, 0] != _SYNC).any():
+        if self._lost or (count and (packets[:, 0] != _SYNC).any()):
             self._lost = True
-            return
+            return None
         pid = (packets[:, 1].astype(np.int32) & 0x1F) << 8 | packets[:, 2]
-        for one in np.unique(pid[(packets[:, 3] & 0x10 != 0) & (pid != _NULL_PID)]):
-            self._scan_pid(int(one), packets[pid == one])
+        cuts = [self._scan_pid(int(one), packets[pid == one], np.flatnonzero(pid == one))
+                for one in np.unique(pid[(packets[:, 3] & 0x10 != 0) & (pid != _NULL_PID)])]
+        cuts = [cut for cut in cuts if cut is not None]
+        return min(cuts) * TS_PACKET if cuts else None
 
-    def _scan_pid(self, pid: int, packets: np.ndarray) -> None:
-        """One PID's packets of a chunk, in order: its joins noted, its count and last decode time carried on."""
-        packets = packets[packets[:, 3] & 0x10 != 0]  # with a payload: only those count (§2.4.3.3)
+    def _scan_pid(self, pid: int, packets: np.ndarray, rows: np.ndarray) -> int | None:
+        """One PID's packets of a chunk (``rows``: their places in it), in order: its joins noted, its count,
+        last decode time and sequence format carried on; the place of a packet beginning a sequence of another
+        format (:meth:`_sequence_changed`), None for none."""
+        payload = packets[:, 3] & 0x10 != 0
+        packets, rows = packets[payload], rows[payload]  # with a payload: only those count (§2.4.3.3)
         cc = (packets[:, 3] & 0x0F).astype(np.int16)
         before = np.concatenate([[self._cc.get(pid, -1)], cc[:-1]])
         adapted = (packets[:, 3] & 0x20 != 0) & (packets[:, 4] > 0)
@@ -103,6 +114,25 @@ class TsJoins:
         if len(pes) and (dts := self._pes_dts(packets[pes[-1]])) is not None:
             self._last_dts[pid] = dts
         self._cc[pid] = int(cc[-1])
+        return next((int(rows[at]) for at in pes if self._sequence_changed(pid, packets[at])), None)
+
+    def _sequence_changed(self, pid: int, packet: np.ndarray) -> bool:
+        """Whether a PES start holds an MPEG-1/2 sequence header (ISO/IEC 13818-2 §6.2.2.1: start code B3, its size
+        fields) and extension (B5, identifier 1: chroma_format) that differ from the PID's sequence before.
+
+        FFmpeg's MPEG-2 decoder takes a new chroma format only with a new size (a 4:2:2 part after a 4:2:0 one at
+        the same size decoded 20 levels off, named yuv420p), and drops the picture it holds at a new size (a frame
+        of every part lost); a decoder started at the new sequence, after the old one was flushed, does neither."""
+        data = bytes(packet[4 + (1 + int(packet[4]) if packet[3] & 0x20 else 0):])
+        header = data.find(b"\x00\x00\x01\xb3")
+        if header < 0 or len(data) < header + 7:
+            return False
+        extension = data.find(b"\x00\x00\x01\xb5", header + 12)
+        chroma = data[extension + 4:extension + 6] if extension > 0 and data[extension + 4:extension + 5] \
+            and data[extension + 4] >> 4 == 1 else b""
+        fields = data[header + 4:header + 7] + bytes([(chroma[1] >> 1) & 3 if len(chroma) == 2 else 0])
+        before, self._format[pid] = self._format.get(pid), fields
+        return before is not None and before != fields
 
     @staticmethod
     def _pes_dts(packet: np.ndarray) -> int | None:
@@ -121,26 +151,33 @@ class FileFeed:
     here (OSError when it cannot be) and read through that descriptor: a rotation (ours renamed, a new one begun)
     does not switch files under the program."""
 
-    def __init__(self, path: str, follow: bool) -> None:
+    def __init__(self, path: str, follow: bool, start: int = 0) -> None:
         self.path, self.follow = path, follow
         self.joins = TsJoins()
+        self.cut: int | None = None  # where the feed stopped before an MPEG-2 sequence of another format
         self._fh = open(path, "rb")
+        self._fh.seek(start)
         self._inode = os.fstat(self._fh.fileno()).st_ino
         self._stop = threading.Event()
 
     def run(self, sink: BinaryIO) -> None:
-        """Write the file to ``sink`` (a raw pipe) and close it at the file's end; returns early when stopped
-        or when the program went away (a broken pipe)."""
-        settle = SettleWatch()
+        """Write the file to ``sink`` (a raw pipe) and close it at the file's end, or before a packet beginning an
+        MPEG-2 sequence of another format (``cut``: its offset in the file; the caller feeds a new program from
+        there: :meth:`TsJoins._sequence_changed`); returns early when stopped or when the program went away."""
+        settle, rest = SettleWatch(), b""
         try:
             while not self._stop.is_set():
                 data = self._fh.read(_CHUNK)
                 if data:
-                    self.joins.scan(data)  # before the program can read them: its warnings find the joins known
-                    view = memoryview(data)
-                    while view:
-                        view = view[sink.write(view):]
+                    rest, data = self._whole_packets(rest + data)
+                    # scanned before the program can read them: its warnings find the joins known
+                    if (cut := self.joins.scan(data)) is not None:
+                        self.cut = self._fh.tell() - len(rest) - len(data) + cut
+                        self._write(sink, data[:cut])
+                        break
+                    self._write(sink, data)
                 elif not self.follow or not self._still_written(settle):
+                    self._write(sink, rest)  # the file's end: a last cut packet as it is (the demuxer's to judge)
                     break
                 else:
                     self._stop.wait(FOLLOW_POLL_S)
@@ -152,6 +189,18 @@ class FileFeed:
                     closing.close()
                 except OSError:
                     pass
+
+    @staticmethod
+    def _whole_packets(data: bytes) -> tuple[bytes, bytes]:
+        """(the bytes after the last whole packet, the whole packets) of ``data``."""
+        whole = len(data) // TS_PACKET * TS_PACKET
+        return data[whole:], data[:whole]
+
+    @staticmethod
+    def _write(sink: BinaryIO, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[sink.write(view):]
 
     def _still_written(self, settle: SettleWatch) -> bool:
         try:
