@@ -15,7 +15,9 @@ can never be decoded, a one-pass folder without images) fails the camera at
 once; other errors are transient and the worker reconnects with back-off.
 :class:`SourceChanged` reports a looping file that was replaced or truncated. A one-pass
 recording still being written (changed within the last 2 s) is read on as it grows: at the end of
-what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``).
+what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``). An MPEG-TS one is
+read by the ffmpeg program fed through a pipe as it grows (:mod:`inspector.pipeline.ts_feed`): its demuxer never
+meets an end of what is there, which made frames up out of the packet cut by it.
 
 A frame's age: its stamp is when it arrived. ``meta["lag_ms"]`` (the event's ``source.lag_ms``), when present,
 says more: a number is a measured lag, already taken off the stamp (a stream read slower than it plays); ``None``
