@@ -17,15 +17,17 @@ container gives exactly what the declared full scale ``2**n - 1`` gives: the rul
 16-bit format is scaled by the camera's ``bit_depth``, as a 16-bit PNG without sBIT is. Where the program is
 missing the caller keeps OpenCV's 8-bit frames and warns.
 
-:class:`FfmpegFrames` mirrors the part of ``cv2.VideoCapture`` that :class:`inspector.pipeline.sources.CvSource`
-uses (grab / retrieve / get / set ``CAP_PROP_POS_FRAMES`` / release), so the source's reading, looping and
-growing-recording logic stays one.
+The reader is :class:`inspector.pipeline.ffmpeg_live.FileFrames` (:func:`ffmpeg_live.open_at_own_sizes`), the
+one every file read through the program takes: each frame at its own size, and the frames its decoder makes up
+around a damaged part counted ``concealed``, never inspected. A bare pipe of fixed-size frames read here before
+had no such verdict: a damaged wide recording's made-up frames went to inspection as parts. :class:`FfmpegFrames`
+is the part of its cv2.VideoCapture stand-in (get / set ``CAP_PROP_POS_FRAMES``) that
+:class:`inspector.pipeline.sources.CvSource` uses, so the source's reading, looping and growing-recording
+logic stays one.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from typing import Callable
 
 import cv2
@@ -48,59 +50,34 @@ def is_grey_tag(tag: int) -> bool:
 
 
 class FfmpegFrames:
-    """Frames of one video file from ``ffmpeg … -f rawvideo -pix_fmt PIX_FMT -`` (a cv2.VideoCapture stand-in).
+    """The part of a cv2.VideoCapture stand-in that a reader of one video file through the ``ffmpeg`` program
+    shares (:class:`inspector.pipeline.ffmpeg_live.FileFrames` is the reader): the properties OpenCV's probe
+    found (``props``), the frame count, and seeking (``set(CAP_PROP_POS_FRAMES, n)`` restarts the program and
+    steps over ``n`` frames: exact, and cheap for the two users, a loop back to 0 and a growing recording read on).
 
-    ``retrieve`` gives a frame's bytes as uint8 (1, N), for :func:`pixel_formats.decode_samples`. Seeking
-    (``set(CAP_PROP_POS_FRAMES, n)``) restarts the program and steps over ``n`` frames: exact, and cheap for
-    the two users (a loop back to 0, a growing recording read on). Raises OSError when the program cannot start.
-    """
+    There is one reader, not a bare pipe beside it: a reader without the program's log cannot tell the frames its
+    decoder makes up around a damaged part of the file (``concealed``) from frames decoded whole, and a wide file
+    read that way had them inspected as parts (:class:`ffmpeg_live.Concealment`). Subclasses start the program
+    (``_start``) and read its frames (``grab`` / ``retrieve`` / ``release``)."""
 
-    def __init__(self, path: str, pix_fmt: str, channels: int, props: dict[int, float]) -> None:
+    def __init__(self, path: str, pix_fmt: str, props: dict[int, float]) -> None:
         self.path, self.pix_fmt, self.props = path, pix_fmt, dict(props)
-        width, height = int(props[cv2.CAP_PROP_FRAME_WIDTH]), int(props[cv2.CAP_PROP_FRAME_HEIGHT])
-        self.frame_bytes = width * height * channels * 2
-        self._proc: subprocess.Popen | None = None
         self._frame: bytearray | None = None
         self._index = 0  # frames grabbed since the start of the file
         self._start(0)
 
     def _start(self, skip: int) -> None:
-        self.release()
-        # -vsync passthrough: one output frame per decoded frame (the rawvideo muxer would otherwise get
-        # constant-rate frames, duplicated or dropped for a variable-rate recording), as OpenCV reads them
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", self.path, "-map", "0:v:0", "-vsync", "passthrough",
-               "-f", "rawvideo", "-pix_fmt", self.pix_fmt, "pipe:1"]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL, bufsize=0)
-        self._index, self._frame = 0, None
-        while self._index < skip and self.grab():
-            pass
-
-    def _read_frame(self) -> bytearray | None:
-        buf, got = bytearray(self.frame_bytes), 0
-        view = memoryview(buf)
-        while got < self.frame_bytes:
-            n = self._proc.stdout.readinto(view[got:]) if self._proc is not None else 0
-            if not n:
-                return None  # the end (a last partial frame is not a frame)
-            got += n
-        return buf
-
-    def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoCapture's names
-        return self._proc is not None
-
-    def getBackendName(self) -> str:  # noqa: N802
-        return "FFMPEG-PROGRAM"
+        """(Re)start the program at the file's start and step over ``skip`` frames."""
+        raise NotImplementedError
 
     def grab(self) -> bool:
-        self._frame = self._read_frame()
-        self._index += self._frame is not None
-        return self._frame is not None
+        raise NotImplementedError
 
-    def retrieve(self) -> tuple[bool, np.ndarray | None]:
-        if self._frame is None:
-            return False, None
-        return True, np.frombuffer(self._frame, np.uint8).reshape(1, -1)
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def getBackendName(self) -> str:  # noqa: N802 - cv2.VideoCapture's names
+        return "FFMPEG-PROGRAM"
 
     def get(self, prop: int) -> float:
         fps = self.props.get(cv2.CAP_PROP_FPS) or 0.0
@@ -115,14 +92,6 @@ class FfmpegFrames:
             return False
         self._start(max(0, int(value)))
         return True
-
-    def release(self) -> None:
-        if self._proc is None:
-            return
-        proc, self._proc = self._proc, None
-        proc.kill()
-        proc.stdout.close()
-        proc.wait()
 
 
 Decoder = Callable[[np.ndarray], np.ndarray]
@@ -140,25 +109,6 @@ def first_frame_ready(open_reader: Callable[[], "FfmpegFrames"]):
         return None
     frames.set(cv2.CAP_PROP_POS_FRAMES, 0)
     return frames
-
-
-def open_full_depth(cap: cv2.VideoCapture, path: str, tag: int, bits: int, where: str,
-                    bit_depth: int | None, warn_key: str) -> tuple[FfmpegFrames, Decoder] | None:
-    """A full-depth reader of the video file ``path`` that ``cap`` (opened by OpenCV) would cut to 8 bits, and
-    the function making its frames model input (uint8 (H, W, 3) BGR by the decoder's rules); None when the
-    ``ffmpeg`` program is missing or gives no first frame (then OpenCV's frames are the fallback).
-
-    ``tag``: the stream's ``CAP_PROP_CODEC_PIXEL_FORMAT``; ``bits``: its declared depth (:func:`pf.wide_bits`).
-    """
-    if shutil.which("ffmpeg") is None:
-        return None
-    grey = is_grey_tag(tag)
-    props = {p: cap.get(p) for p in COPIED_PROPS}
-    frames = first_frame_ready(lambda: FfmpegFrames(path, "gray16le" if grey else "bgr48le", 1 if grey else 3, props))
-    if frames is None:
-        return None
-    width, height = int(props[cv2.CAP_PROP_FRAME_WIDTH]), int(props[cv2.CAP_PROP_FRAME_HEIGHT])
-    return frames, full_depth_decoder(grey, bits, width, height, where, bit_depth, warn_key)
 
 
 def full_depth_decoder(grey: bool, bits: int, width: int, height: int, where: str, bit_depth: int | None,

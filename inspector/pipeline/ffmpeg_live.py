@@ -56,12 +56,14 @@ import cv2
 import numpy as np
 
 from inspector.data.images import FrameLayout, ImageRejected
-from inspector.pipeline import ffmpeg_frames, keyframe_layouts
+from inspector.pipeline import ffmpeg_frames, keyframe_layouts, ts_feed
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import _URL_SCHEMES, CameraSection
 from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, SourceChanged, stamp_now
 from inspector.redact import redact
 
+_FOLLOW_PROBE_BYTES = 32768  # a recording read as it grows: the program's probe ends once it read this much …
+_FOLLOW_ANALYZE_US = 100_000  # … or this much of the stream (µs): as sources._PROBE_BYTES for a live URL
 _STDERR_LINES = 5  # the program's last lines since its last frame kept, for the reason a stream ended
 _JOIN_S = 2.0  # closing: how long to wait for the program's pipes to be drained after it was killed
 # Frames a decoder may hold between decoding a packet and outputting its frame: the largest H.264 / HEVC
@@ -100,6 +102,9 @@ _OUTPUT_SIDE = re.compile(r"^(?:rawvideo|null|trace_headers|filter_units|swscale
                           r"|auto_scale_\d+|(?:in|out)_\d+_\d+)$")
 # timestamp complaints (a camera's clock stepping back, a wrap): the pictures' data is whole
 _TIMESTAMP = re.compile(r"\b(?:dts|pts|timestamps?)\b|monoton", re.IGNORECASE)
+# the demuxer's warning of a packet flagged corrupt (FFmpeg's demux.c), and the program's own line after it
+_PACKET_CORRUPT = re.compile(r"^Packet corrupt \(stream = \d+, dts = (-?\d+)\)")
+_CORRUPT_INPUT = re.compile(r": corrupt input packet in stream \d+$")
 
 
 def _fourccs(*texts: bytes) -> frozenset[int]:
@@ -200,11 +205,16 @@ def _framed_output(pix_fmt: str) -> list[str]:
             "-pix_fmt", pix_fmt, "-autoscale", "0", "pipe:1"]
 
 
-def file_command(path: str, pix_fmt: str) -> list[str]:
+def file_command(path: str, pix_fmt: str, fed: bool = False, follow: bool = False) -> list[str]:
     """The ``ffmpeg`` command decoding the video *file* ``path`` as :func:`live_command` decodes a live URL: each
     frame at its own size, framed by its showinfo line (:class:`LiveFrames`). ``file:``: a name holding a colon
-    (``rtsp:x.ts``) is the file, not a protocol. Frame threading stays on: a file is read for throughput."""
-    return [*_PROGRAM, "-i", f"file:{os.path.abspath(path)}", *_framed_output(pix_fmt)]
+    (``rtsp:x.ts``) is the file, not a protocol. Frame threading stays on: a file is read for throughput.
+    ``fed``: an MPEG-TS file given on stdin (:class:`ts_feed.FileFeed`); ``follow``: one still being written, whose
+    probe reads as little as a live URL's (FFmpeg's default waits for 5 MB or 5 s of stream: the first frame of a
+    recording being written came only once it had grown that much, or ended)."""
+    probe = ["-probesize", str(_FOLLOW_PROBE_BYTES), "-analyzeduration", str(_FOLLOW_ANALYZE_US)] if follow else []
+    source = [*probe, "-f", "mpegts", "-i", "pipe:0"] if fed else ["-i", f"file:{os.path.abspath(path)}"]
+    return [*_PROGRAM, *source, *_framed_output(pix_fmt)]
 
 
 def sized_decoder(grey: bool, bits: int, where: str, bit_depth: int | None, warn_key: str) -> ffmpeg_frames.Decoder:
@@ -223,10 +233,11 @@ def sized_decoder(grey: bool, bits: int, where: str, bit_depth: int | None, warn
     return decode
 
 
-def _start_listed(cmd: list[str], listing: bytes) -> subprocess.Popen:
+def _start_listed(cmd: list[str], listing: bytes, fed: bool = False) -> subprocess.Popen:
     """Start ``cmd`` with ``listing`` to read from a pipe (the URL on no disk, nor command line): its
     :data:`LISTING` argument becomes ``pipe:<descriptor>``. The listing (< 64 KiB, a pipe's buffer) is written
-    whole and the pipe closed before the program starts, so it reads the listing and then its end."""
+    whole and the pipe closed before the program starts, so it reads the listing and then its end. ``fed``: its
+    stdin a pipe (a file's bytes, :class:`ts_feed.FileFeed`)."""
     if len(listing) >= 1 << 16:
         raise OSError("the camera URL is too long to hand to the ffmpeg program")
     read, write = os.pipe()
@@ -234,8 +245,8 @@ def _start_listed(cmd: list[str], listing: bytes) -> subprocess.Popen:
         os.write(write, listing)
         os.close(write)
         cmd = [f"pipe:{read}" if arg == LISTING else arg for arg in cmd]
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                bufsize=0, pass_fds=(read,))
+        return subprocess.Popen(cmd, stdin=subprocess.PIPE if fed else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, bufsize=0, pass_fds=(read,))
     finally:
         os.close(read)
 
@@ -270,10 +281,14 @@ class Concealment:
     loss logged before that first key frame is output (within its reordering delay, at most
     :data:`_DPB_FRAMES` frames) cannot be told from the join's complaints and is taken for them."""
 
-    def __init__(self) -> None:
+    def __init__(self, joins: set[int] | None = None) -> None:
         self.frames = 0  # frames output so far
         self.loss_at: int | None = None  # the frame count at the latest loss not yet recovered from
         self.keyed = False  # whether a key frame was output since the program started
+        # an MPEG-TS file's joins of segments put together byte for byte (ts_feed.TsJoins.dts, filled as the file
+        # is fed): the demuxer's "Packet corrupt" for the whole packet before a join is no loss
+        self.joins = joins
+        self._join_said = False  # the last such warning was a join's: the program's line after it is too
 
     @staticmethod
     def parse(line: str) -> tuple[str, str]:
@@ -311,9 +326,20 @@ class Concealment:
                 self.loss_at = None
             self.frames += 1
             return BEFORE_KEY_FRAME if not self.keyed else CONCEALED if self.loss_at is not None else ""
-        if self.is_loss(level, text, context):
+        if self.is_loss(level, text, context) and not self._at_join(text):
             self.loss_at = self.frames
         return None
+
+    def _at_join(self, text: str) -> bool:
+        """Whether a loss line is the demuxer's warning for the packet before a join of segments (``joins``), or
+        the program's line that follows it."""
+        if self.joins is None:
+            return False
+        if corrupt := _PACKET_CORRUPT.match(text):
+            self._join_said = int(corrupt[1]) in self.joins
+            return self._join_said
+        said, self._join_said = self._join_said and bool(_CORRUPT_INPUT.search(text)), False
+        return said
 
 
 class FrameLine(NamedTuple):
@@ -408,10 +434,10 @@ class LiveFrames:
     line that names none. Raises OSError when the program cannot start."""
 
     def __init__(self, cmd: list[str], pixel_bytes: int, size: tuple[int, int], keep_all: bool,
-                 listing: bytes = b"") -> None:
-        self.pixel_bytes, self._size, self._keep_all = pixel_bytes, size, keep_all
+                 listing: bytes = b"", feed: ts_feed.FileFeed | None = None) -> None:
+        self.pixel_bytes, self._size, self._keep_all, self._feed = pixel_bytes, size, keep_all, feed
         self._watch = ChromaWatch() if cmd[-len(MPEG2_TRACE):] == MPEG2_TRACE else None
-        self._proc = _start_listed(cmd, listing)
+        self._proc = _start_listed(cmd, listing, fed=feed is not None)
         self._cond = threading.Condition()
         self._newest: tuple[bytearray, FrameLine, int, float] | None = None
         self._lines: collections.deque[FrameLine] = collections.deque()  # of frames whose bytes are not yet read
@@ -422,6 +448,9 @@ class LiveFrames:
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self._threads = [threading.Thread(target=self._drain_stderr, name="ffmpeg-stderr", daemon=True),
                          threading.Thread(target=self._run, name="ffmpeg-reader", daemon=True)]
+        if feed is not None:  # the file's bytes into the program's stdin (ts_feed.FileFeed)
+            self._threads.append(threading.Thread(target=feed.run, args=(self._proc.stdin,), name="ffmpeg-feed",
+                                                  daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -437,7 +466,7 @@ class LiveFrames:
         """Read the program's stderr to its end (a full pipe would stall it): each frame's line, and the last
         lines of warning or worse written since the last frame: the reason a stream ended (one written before
         a frame that came after it, a concealed loss or the start's "-vsync is deprecated", is not)."""
-        concealment, watch = Concealment(), self._watch
+        concealment, watch = Concealment(self._feed.joins.dts if self._feed else None), self._watch
         try:
             for raw in self._proc.stderr:
                 line = raw.decode("utf-8", "replace").strip()
@@ -526,11 +555,19 @@ class LiveFrames:
     def pid(self) -> int:
         return self._proc.pid
 
+    @property
+    def ended(self) -> bool:
+        """Whether the program gave its last frame (the stream or file ended, or it failed)."""
+        with self._cond:
+            return self._ended is not None and self._newest is None
+
     def close(self) -> None:
         """Kill the program and wait for it (idempotent)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        if self._feed is not None:
+            self._feed.stop()
         self._proc.kill()
         self._proc.wait()
         for thread in self._threads:
@@ -667,35 +704,58 @@ class FullDepthUrl(ChosenAtOpen):
 
 class FileFrames(ffmpeg_frames.FfmpegFrames):
     """The frames of a video *file* read by the program as a live URL is (:func:`file_command`,
-    :class:`LiveFrames`, every frame kept): each at the size it was decoded at, where OpenCV's FFmpeg backend and
-    :class:`ffmpeg_frames.FfmpegFrames` scale every frame to the first's. A cv2.VideoCapture stand-in, as its
+    :class:`LiveFrames`, every frame kept): each at the size it was decoded at, where OpenCV's FFmpeg backend
+    scales every frame to the first's, and each with its verdict (:meth:`verdict`). Every file read through the
+    program is read so: a wide one (:mod:`ffmpeg_frames`) as one whose key frames change size. A cv2.VideoCapture stand-in, as its
     base: ``retrieve`` gives uint8 (H, W, bytes a pixel) (``bgr24``: OpenCV's own (H, W, 3) BGR image),
     :meth:`layout` the decoder's layout of the frame grabbed. ``pixel_bytes``: bytes a pixel of ``pix_fmt``.
-    Raises OSError when the program cannot start."""
 
-    def __init__(self, path: str, pix_fmt: str, pixel_bytes: int, props: dict[int, float]) -> None:
+    An MPEG-TS file is fed to the program through a pipe (:class:`ts_feed.FileFeed`): its joins of segments are
+    then known (no frames skipped at them), and ``follow`` (a recording still being written) feeds it on as it
+    grows: ``grab`` then waits at most :data:`ts_feed.FOLLOW_POLL_S` for a frame, and ``waiting``
+    says whether a failed grab met the end of what is there (more to come) or the file's end.
+    Raises OSError when the program cannot start or the file cannot be opened."""
+
+    def __init__(self, path: str, pix_fmt: str, pixel_bytes: int, props: dict[int, float],
+                 follow: bool = False) -> None:
         self._frames: LiveFrames | None = None
-        self._pixel_bytes, self._line = pixel_bytes, None
-        super().__init__(path, pix_fmt, 1, props)
+        self._pixel_bytes, self._line, self.follow, self.waiting = pixel_bytes, None, follow, False
+        super().__init__(path, pix_fmt, props)
 
     def _start(self, skip: int) -> None:
         self.release()
-        size = (int(self.props[cv2.CAP_PROP_FRAME_WIDTH]), int(self.props[cv2.CAP_PROP_FRAME_HEIGHT]))
-        self._frames = LiveFrames(file_command(self.path, self.pix_fmt), self._pixel_bytes, size, keep_all=True)
+        self._run_from(0)
         self._index, self._frame = 0, None
         while self._index < skip and self.grab():
             pass
+
+    def _run_from(self, offset: int) -> None:
+        """Start the program on the file from byte ``offset`` (an MPEG-TS file is fed: :class:`ts_feed.FileFeed`,
+        which stops before an MPEG-2 sequence of another format; :meth:`grab` goes on with a new program there)."""
+        size = (int(self.props[cv2.CAP_PROP_FRAME_WIDTH]), int(self.props[cv2.CAP_PROP_FRAME_HEIGHT]))
+        fed = self.follow or ts_feed.is_ts(self.path)
+        self._feed = ts_feed.FileFeed(self.path, self.follow, offset) if fed else None
+        self._frames = LiveFrames(file_command(self.path, self.pix_fmt, fed, self.follow), self._pixel_bytes, size,
+                                  keep_all=True, feed=self._feed)
 
     def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoCapture's names
         return self._frames is not None
 
     def grab(self) -> bool:
-        self._frame = None
-        if self._frames is not None:
-            try:  # no time limit: the program ends at the file's end, as OpenCV's own read of it blocks
-                self._frame, self._line, *_ = self._frames.take(None)
+        self._frame, self.waiting = None, False
+        # no time limit: the program ends at the file's end, as OpenCV's own read of it blocks; a file followed
+        # as it grows waits a little (the caller's loop checks its stop event between reads)
+        wait_s = ts_feed.FOLLOW_POLL_S if self.follow else None
+        while self._frames is not None:
+            try:
+                self._frame, self._line, *_ = self._frames.take(wait_s)
+                break
             except EOFError:  # the file's end (or the program's failure: said by the caller's frame count)
-                pass
+                if not (self._frames.ended and self._feed is not None and self._feed.cut is not None):
+                    self.waiting = self.follow and not self._frames.ended
+                    break
+            self._frames.close()  # its feed stopped before a sequence of another format: a new decoder from there
+            self._run_from(self._feed.cut)
         self._index += self._frame is not None
         return self._frame is not None
 
@@ -731,12 +791,14 @@ class FileFrames(ffmpeg_frames.FfmpegFrames):
 
 
 def open_at_own_sizes(cap: cv2.VideoCapture, path: str, wide: tuple[bool, int] | None, where: str,
-                      bit_depth: int | None, warn_key: str) -> tuple[FileFrames, ffmpeg_frames.Decoder | None] | None:
-    """A reader of the video file ``path`` giving each frame at its own size (:class:`FileFrames`), for a file
-    whose key frames change size mid-file (:mod:`keyframe_layouts`), and the function making its frames model
-    input (None: they are OpenCV's 8-bit BGR already). ``cap``: the file's capture as opened (OpenCV's or
-    :class:`ffmpeg_frames.FfmpegFrames`), whose properties it answers; ``wide``: (grey, declared bits) of a
-    file decoded at full depth (:func:`ffmpeg_frames.open_full_depth`), None for 8-bit BGR. None when the
+                      bit_depth: int | None, warn_key: str,
+                      follow: bool = False) -> tuple[FileFrames, ffmpeg_frames.Decoder | None] | None:
+    """A reader of the video file ``path`` giving each frame at its own size with its verdict (:class:`FileFrames`),
+    for a file whose key frames change size mid-file (:mod:`keyframe_layouts`) or whose samples are wider than 8
+    bits (:mod:`ffmpeg_frames`), and the function making its frames model input (None: they are OpenCV's 8-bit
+    BGR already). ``cap``: the file's capture as opened by OpenCV, whose properties it answers; ``wide``: (grey,
+    declared bits) of a file to decode at full depth, None for 8-bit BGR; ``follow``: an MPEG-TS recording still
+    being written, read on as it grows (:class:`FileFrames`). None when the
     program is missing or gives no first frame (an FFmpeg older than 4.4 has no ``-autoscale``): the caller
     keeps ``cap`` and says the frames are rescaled."""
     if not available():
@@ -744,8 +806,12 @@ def open_at_own_sizes(cap: cv2.VideoCapture, path: str, wide: tuple[bool, int] |
     grey = wide is not None and wide[0]
     pix_fmt, pixel_bytes = ("bgr24", 3) if wide is None else ("gray16le", 2) if grey else ("bgr48le", 6)
     props = {p: cap.get(p) for p in ffmpeg_frames.COPIED_PROPS}
-    frames = ffmpeg_frames.first_frame_ready(lambda: FileFrames(path, pix_fmt, pixel_bytes, props))
-    if frames is None:
+    if follow:  # its first frame may be still to be written: waited for by the reader, not here
+        try:
+            frames = FileFrames(path, pix_fmt, pixel_bytes, props, follow)
+        except OSError:
+            return None
+    elif (frames := ffmpeg_frames.first_frame_ready(lambda: FileFrames(path, pix_fmt, pixel_bytes, props))) is None:
         return None
     decode = None if wide is None else sized_decoder(grey, wide[1], where, bit_depth, warn_key)
     return frames, decode

@@ -15,7 +15,8 @@ program is missing (the frames are then said rescaled).
 
 FFmpeg's MPEG-2 decoder names every frame by the first sequence's chroma format until the size changes (a
 4:2:0 → 4:2:2 switch at the same size went unseen, and the program decoded it wrong): an MPEG-2 file's sequence
-headers are read for it (:func:`mpeg2_chroma_told`), and such a file stays with OpenCV
+headers are read for it (:func:`mpeg2_chroma_told`, on from the last scan for a grown recording), and such a file
+stays with OpenCV
 (:func:`chroma_change_unfollowed`). Frames are matched to key frames by their time where known (a decoder that
 drops a frame at a new sequence shifts the count, :meth:`KeyframeLayouts.at`). A recording still being written is
 listed again as it is read past the end listed (``probe``'s ``after``).
@@ -50,8 +51,11 @@ class KeyframeLayouts:
 
     def __init__(self, starts: list[int], layouts: list[FrameLayout], frames: int = 0,
                  key_times: list[tuple[int, str] | None] | None = None, codec: str | None = None,
-                 start_s: float | None = None) -> None:
+                 start_s: float | None = None, key_chroma: list[int] | None = None) -> None:
         self.starts, self.layouts, self.codec = starts, layouts, codec  # codec: FFmpeg's name, None if unsaid
+        # MPEG-2: the chroma_format in force at each key frame, as its sequence headers say (mpeg2_chroma_told),
+        # from which a later scan of the grown file goes on; None where not read
+        self.key_chroma = key_chroma
         self.frames = max(frames, starts[-1] + 1 if starts else 0)
         self.key_times = key_times if key_times is not None else [None] * len(starts)
         self.start_s = start_s  # the stream's start time (s), from which OpenCV counts a frame's time
@@ -88,8 +92,8 @@ def probe(path: str, camera: str, timeout_s: float = PROBE_TIMEOUT_S,
         tail = _listing(path, camera, timeout_s, after.key_times[-2][1])
         listed = _joined(after, tail) if tail is not None else None
     listed = listed or _listing(path, camera, timeout_s)
-    return mpeg2_chroma_told(listed, path, timeout_s) if listed is not None and listed.codec == "mpeg2video" \
-        else listed
+    return mpeg2_chroma_told(listed, path, timeout_s, after) if listed is not None and \
+        listed.codec == "mpeg2video" else listed
 
 
 def _listing(path: str, camera: str, timeout_s: float, from_s: str | None = None) -> KeyframeLayouts | None:
@@ -126,7 +130,8 @@ def _joined(before: KeyframeLayouts, tail: KeyframeLayouts) -> KeyframeLayouts |
     shift = before.starts[-1] - tail.starts[at]
     return KeyframeLayouts(before.starts[:-1] + [start + shift for start in tail.starts[at:]],
                            before.layouts[:-1] + tail.layouts[at:], tail.frames + shift,
-                           before.key_times[:-1] + tail.key_times[at:], tail.codec, tail.start_s)
+                           before.key_times[:-1] + tail.key_times[at:], tail.codec, tail.start_s,
+                           before.key_chroma)
 
 
 def parse(text: str) -> KeyframeLayouts | None:
@@ -157,26 +162,43 @@ def parse(text: str) -> KeyframeLayouts | None:
 
 # MPEG-2's sequence_extension chroma_format (ISO/IEC 13818-2 §6.3.5, table 6-5) → FFmpeg's 8-bit pixel format
 _MPEG2_CHROMA = {1: "yuv420p", 2: "yuv422p", 3: "yuv444p"}
-# in the elementary stream: a picture's start code (00 00 01 00), an extension's (00 00 01 B5) and 2 bytes
-_MPEG2_UNITS = re.compile(rb"\x00\x00\x01(?:\x00|\xb5(..))", re.DOTALL)
+# trace_headers' lines (FFmpeg 5.1): a sequence_extension's chroma_format, and the line ending each packet's trace
+_TRACED_CHROMA = re.compile(r"\bchroma_format\s+[01]+ = (\d)\b")
+_TRACED_PACKET = re.compile(r"\bPacket: \d+ bytes")
+_TRACED_KEY = re.compile(r"\bPacket: \d+ bytes, key frame, pts (-?\d+)")
 
 
-def mpeg2_chroma_told(listed: KeyframeLayouts, path: str, timeout_s: float) -> KeyframeLayouts:
+def mpeg2_chroma_told(listed: KeyframeLayouts, path: str, timeout_s: float,
+                      after: KeyframeLayouts | None = None) -> KeyframeLayouts:
     """``listed`` (an MPEG-2 file's key frames) with each key frame's chroma format as its sequence header says.
 
     FFmpeg's MPEG-2 decoder keeps the chroma format of the first sequence: a recording switched from 4:2:0 to
     4:2:2 mid-stream (same size) decoded its later frames as 4:2:0 (214 levels off) and named them ``yuv420p``
     (measured, FFmpeg 5.1; OpenCV's own FFmpeg decoded them right): the listing never saw the change. So the
-    stream is copied out (``-c copy``: nothing decoded) and each sequence_extension's chroma_format read; key
-    frame ``n`` (the ``starts[n]``-th picture) takes the one in force at its picture. Unchanged where the copy
-    fails or a format is not 8-bit 4:2:x (the decoder's name is then kept)."""
-    chroma = _mpeg2_picture_chroma(path, timeout_s)
+    stream is copied (``-c copy``: nothing decoded) through ``trace_headers``, each sequence_extension's
+    chroma_format read, and key frame ``n`` takes the one in force at the ``n``-th key packet. Unchanged where the
+    copy fails or a format is not 8-bit 4:2:x (the decoder's name is then kept).
+
+    ``after``: the earlier scan of the same file, grown since (:func:`probe`'s): the copy goes on from that scan's
+    last key frame but one (the seek the key-frame listing makes), the last found again by its pts, so a
+    recording read as it grows is not copied whole at each rescan (it was: a growing hour-long recording was
+    re-read from its start every time it was read past its listed end). Whole where it is not found once."""
+    wanted, keys = len(listed.starts), None
+    if after is not None and after.key_chroma and len(after.key_times) > 1 and after.key_times[-2] \
+            and after.last_key and after.start_s is not None:
+        tail = _mpeg2_key_chroma(path, timeout_s, float(after.key_times[-2][1]) - after.start_s)
+        found = [i for i, (pts, _) in enumerate(tail) if pts == after.last_key[0]]
+        keys = after.key_chroma[:-1] + [chroma for _, chroma in tail[found[0]:]] if len(found) == 1 else None
+    if keys is None or len(keys) < wanted:
+        keys = [chroma for _, chroma in _mpeg2_key_chroma(path, timeout_s)]
+    keys = keys[:wanted] if len(keys) >= wanted else None  # a last key packet cut short is not listed (parse)
     layouts = list(listed.layouts)
-    for n, (start, layout) in enumerate(zip(listed.starts, layouts)):
-        told = _MPEG2_CHROMA.get(chroma[start]) if start < len(chroma) else None
+    for n, layout in enumerate(layouts if keys else []):
+        told = _MPEG2_CHROMA.get(keys[n])
         if told and layout.pixel_format in _MPEG2_CHROMA.values() and told != layout.pixel_format:
             layouts[n] = layout_of(layout.width, layout.height, told)
-    return KeyframeLayouts(listed.starts, layouts, listed.frames, listed.key_times, listed.codec, listed.start_s)
+    return KeyframeLayouts(listed.starts, layouts, listed.frames, listed.key_times, listed.codec, listed.start_s,
+                           keys)
 
 
 def chroma_change_unfollowed(listed: KeyframeLayouts) -> bool:
@@ -189,31 +211,35 @@ def chroma_change_unfollowed(listed: KeyframeLayouts) -> bool:
                                                  a.pixel_format != b.pixel_format for a, b in pairs)
 
 
-def _mpeg2_picture_chroma(path: str, timeout_s: float) -> list[int]:
-    """The chroma_format in force at each picture of the MPEG-2 file ``path``, in stream order ([] when the copy
-    fails or takes over ``timeout_s``); read in chunks, a start code cut by a chunk's end taken with the next."""
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", f"file:{os.path.abspath(path)}", "-map", "0:v:0", "-c",
-           "copy", "-f", "mpeg2video", "pipe:1"]
-    chroma, current, rest = [], 0, b""
+def _mpeg2_key_chroma(path: str, timeout_s: float, from_s: float | None = None) -> list[tuple[int | None, int]]:
+    """(pts, chroma_format in force) of each key packet of the MPEG-2 file ``path``, in stream order, from the
+    key frame at or before ``from_s`` s after the stream's start (``-ss``; ``-copypriorss``: the packets from
+    that key frame on, not only those past ``from_s``; ``-copyts``: the file's own pts, as ffprobe lists them); [] when the copy fails or takes over ``timeout_s``. Only the extensions pass (start code B5): the
+    trace is a few lines a picture, never its data."""
+    seek = ["-ss", f"{max(0.0, from_s):.6f}"] if from_s is not None else []
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-copyts", *seek,
+           "-i", f"file:{os.path.abspath(path)}", "-map", "0:v:0", "-c", "copy", "-copypriorss", "1",
+           "-bsf:v", "filter_units=pass_types=0xb5,trace_headers", "-f", "null", "-"]
+    keys, current, pending = [], 0, None  # pending: the pts of the key packet whose units are being traced
     deadline = time.monotonic() + timeout_s
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except OSError:
         return []
     with proc:
-        while chunk := proc.stdout.read(1 << 20):
-            data, end = rest + chunk, 0
-            for unit in _MPEG2_UNITS.finditer(data):
-                end = unit.end()
-                if unit[1] is None:
-                    chroma.append(current)
-                elif unit[1][0] >> 4 == 1:  # extension_start_code_identifier 1: a sequence_extension
-                    current = (unit[1][1] >> 1) & 3
-            rest = data[max(end, len(data) - 5):]  # a unit (6 bytes at most) cut by the chunk's end: with the next
+        for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            if chroma := _TRACED_CHROMA.search(line):
+                current = int(chroma[1])
+            elif _TRACED_PACKET.search(line):  # a packet's line comes before its units' (trace_headers)
+                if pending is not None:
+                    keys.append((pending, current))
+                key = _TRACED_KEY.search(line)
+                pending = int(key[1]) if key else None
             if time.monotonic() > deadline:
                 proc.kill()
                 return []
-    return chroma
+    return keys + ([(pending, current)] if pending is not None else [])
 
 
 def layout_of(width: int, height: int, pix_fmt: str) -> FrameLayout:

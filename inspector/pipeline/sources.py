@@ -15,7 +15,9 @@ can never be decoded, a one-pass folder without images) fails the camera at
 once; other errors are transient and the worker reconnects with back-off.
 :class:`SourceChanged` reports a looping file that was replaced or truncated. A one-pass
 recording still being written (changed within the last 2 s) is read on as it grows: at the end of
-what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``).
+what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``). An MPEG-TS one is
+read by the ffmpeg program fed through a pipe as it grows (:mod:`inspector.pipeline.ts_feed`): its demuxer never
+meets an end of what is there, which made frames up out of the packet cut by it.
 
 A frame's age: its stamp is when it arrived. ``meta["lag_ms"]`` (the event's ``source.lag_ms``), when present,
 says more: a number is a measured lag, already taken off the stamp (a stream read slower than it plays); ``None``
@@ -70,7 +72,7 @@ from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameLayo
                                    decode_image_layout, ends_cut_short, is_still_image, list_images,
                                    read_file_and_stat, special_file_kind, unread_image_names, warn_once)
 from inspector.errors import DataError, SourceError
-from inspector.pipeline import avi_raw, ffmpeg_frames, ffmpeg_live, keyframe_layouts, rtsp_probe
+from inspector.pipeline import avi_raw, ffmpeg_frames, ffmpeg_live, keyframe_layouts, rtsp_probe, ts_feed
 from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
@@ -172,6 +174,7 @@ class CvSource(Source):
         # the stream times of the frames read lately: a seek back steps over these alone (_grab_unread)
         self._read_times: collections.deque[float] = collections.deque(maxlen=_REPLAY_MAX)
         self._damage_said: tuple | None = None  # the file signature whose made-up frames were said (_damaged)
+        self._follows = False  # an MPEG-TS recording still being written, read on by the program (_will_follow)
 
     def _params(self, open_timeout_s: float | None = None) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -201,6 +204,7 @@ class CvSource(Source):
             self._check_device_path()
         started = time.monotonic()
         self._cap = self._sized_capture(permanent)
+        self._follows = self._will_follow()
         self._choose_decoding(permanent)
         self._held, self._probe_dropped = None, 0
         self._clock, self._catch_up = None, 0
@@ -215,11 +219,21 @@ class CvSource(Source):
         self._probe_took_s = time.monotonic() - started  # the first read drops what the probe left (_drop_probed)
         # a file's decoder rescales a mid-file size change to the first size unsaid: its key frames tell
         # (packets are decoded here, so their own arrays tell)
-        by_program = isinstance(self._cap, ffmpeg_frames.FfmpegFrames)  # the program scales to its first size too
-        self._scans_layouts = self.kind == "file" and (self._decode is None or by_program)
+        by_program = isinstance(self._cap, ffmpeg_live.FileFrames) or self._follows  # each frame its own size
+        self._scans_layouts = self.kind == "file" and self._decode is None and not by_program
         self._scanned_size = self._signature[1] if self._scans_layouts else -1
         self._keyframes = keyframe_layouts.probe(str(self._target), self.camera.name) if self._scans_layouts else None
         self._read_at_own_sizes()
+
+    def _will_follow(self) -> bool:
+        """Whether this file is an MPEG-TS recording still being written, read once (not looping), with the ffmpeg
+        program installed: it is then read by the program fed through a pipe as it grows
+        (:mod:`inspector.pipeline.ts_feed`), never by a demuxer that meets the end of what is there. Read so, a
+        growing TS had frames made up from the packet cut by that end, and the real ones stepped over (38 made up,
+        37 lost of 100 H.264 frames copied in 3 kB parts; MPEG-2: 80 read, out of order). Where the program is
+        missing it is read as before."""
+        return (self.kind == "file" and not self.camera.loop and ffmpeg_live.available()
+                and self._settle.still_written(self._target) and ts_feed.is_ts(self._target))
 
     def _cover_layouts(self) -> None:
         """Before a frame of a recording still being written is read past the end its key frames were listed to
@@ -244,14 +258,15 @@ class CvSource(Source):
         where OpenCV's FFmpeg backend scaled it to the first (an aspect change distorted every part after it),
         and its layout is its decoder's, so the change is said at its frame as for a live stream. One size: kept
         as opened (OpenCV is the faster reader). Without the program, kept and said rescaled (capture worker)."""
-        if self._keyframes is None or len({(k.width, k.height) for k in self._keyframes.layouts}) < 2:
+        follow = self._follows and self._decode is None and not isinstance(self._cap, ffmpeg_live.FileFrames)
+        if not follow and (self._keyframes is None or len({(k.width, k.height) for k in self._keyframes.layouts}) < 2):
             return
-        if keyframe_layouts.chroma_change_unfollowed(self._keyframes):
+        if not follow and keyframe_layouts.chroma_change_unfollowed(self._keyframes):
             # the program's MPEG-2 decoder would decode a later chroma format as the first, at the same size
             # (garbage, named as the first); OpenCV's decodes it right: rescaled, said so, beats wrong pixels
             return
         own = ffmpeg_live.open_at_own_sizes(self._cap, str(self._target), self._wide, self.describe(),
-                                            self.bit_depth, f"camera {self.camera.name}")
+                                            self.bit_depth, f"camera {self.camera.name}", follow=self._follows)
         if own is not None:
             self._cap.release()
             (self._cap, self._decode), self._keyframes, self._scans_layouts = own, None, False
@@ -520,11 +535,15 @@ class CvSource(Source):
             self._tell_concealment(codec, tag)
         if self._raw16 or not bits:
             return
-        full = ffmpeg_frames.open_full_depth(self._cap, self._target, tag, bits, self.describe(), self.bit_depth,
-                                             f"camera {self.camera.name}") if self.kind == "file" else None
-        if full is not None:  # a compressed wide recording: decoded at full depth by the ffmpeg program
+        wide = (ffmpeg_frames.is_grey_tag(tag), bits)
+        # a compressed wide recording: decoded at full depth by the ffmpeg program, through the one file reader
+        # that tells the frames its decoder makes up around damage (ffmpeg_frames' module docstring)
+        full = ffmpeg_live.open_at_own_sizes(self._cap, self._target, wide, self.describe(), self.bit_depth,
+                                             f"camera {self.camera.name}", follow=self._follows) \
+            if self.kind == "file" else None
+        if full is not None:
             self._cap.release()
-            self._cap, self._decode, self._wide = *full, (ffmpeg_frames.is_grey_tag(tag), bits)
+            self._cap, self._decode, self._wide = *full, wide
             return
         if self.kind == "url" and ffmpeg_live.available():  # read at full depth by ffmpeg_live.FullDepthUrl
             self.by_program = (tag, bits, int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
@@ -780,7 +799,7 @@ class CvSource(Source):
 
         AVI's demuxer hands over a packet cut by the end of the file as it is: a recording read while being
         copied lost the frame at the copy's front as "1 corrupt skipped" whenever a read landed on it."""
-        if self.kind != "file" or self.camera.loop:
+        if self.kind != "file" or self.camera.loop or self._follows:  # the program's frames are whole (ts_feed)
             return False
         signature = self._file_signature()
         if signature is None or signature[0] != self._signature[0] or not self._settle.still_written(self._target):
@@ -887,13 +906,21 @@ class CvSource(Source):
         if self.kind != "file" or self.camera.loop:
             return None
         signature = self._file_signature()
-        # gone, or the name now stands for another file (rotated: ours was renamed, a new one begun): ours ended
-        if signature is None or signature[0] != self._signature[0]:
-            return None
-        if signature[1] < self._signature[1]:  # cut short under us: the frames past the cut are lost
+        ours = signature is not None and signature[0] == self._signature[0]
+        if ours and signature[1] < self._signature[1]:  # cut short under us: the frames past the cut are lost
             raise self._error(f"{self._target}: truncated while read ({self._signature[1]} → {signature[1]} "
                               f"bytes after {self._delivered} frames); the rest of the recording is lost",
                               permanent=True)
+        if self._follows:  # read on by the program as it grows (ts_feed): no seek; its end is the recording's
+            if not self._cap.waiting:
+                self._check_whole()
+                return None
+            t_ns, t_utc = _stamp()
+            return Grabbed(None, t_ns, t_utc, {"index": self._index}, error=f"{self._target}: still being written",
+                           reason="growing")
+        # gone, or the name now stands for another file (rotated: ours was renamed, a new one begun): ours ended
+        if not ours:
+            return None
         if not self._settle.still_written(self._target):
             self._check_whole()
             return None
@@ -979,6 +1006,8 @@ class CvSource(Source):
         was said as "no frame within read_timeout_s" at 0 s (then a reconnect, joining between key frames again)."""
         started = time.monotonic()
         while not self._cap.grab():
+            if self._follows and self._cap.waiting:  # the end of what is there: more is being written
+                return False
             if self.finite:
                 return self._end_of_recording()
             if self._index or time.monotonic() - started >= self.camera.read_timeout_s:

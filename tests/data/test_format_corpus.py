@@ -939,7 +939,7 @@ def test_a_compressed_wide_video_loops_and_closes_at_full_depth(tmp_path):
         slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
         pre.into(source.read().image, slot, "cam")
         assert np.array_equal(slot, want)
-    proc = source._cap._proc
+    proc = source._cap._frames._proc  # ffmpeg_live.FileFrames' program
     source.close()
     assert proc.poll() is not None, "the ffmpeg program outlived its camera"
 

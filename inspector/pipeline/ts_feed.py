@@ -1,0 +1,213 @@
+"""An MPEG-TS video file handed to the ``ffmpeg`` program through a pipe (:class:`FileFeed`), read on as it grows,
+and the joins of segments put together byte for byte (:class:`TsJoins`).
+
+A recording still being written, read by a demuxer that reaches the end of what is there, is read wrong: FFmpeg's
+MPEG-TS demuxer hands over the packet it was assembling as it is at the end of the file, the decoder conceals the
+missing part, and OpenCV gives that frame as any other; the seek back that reads on once the file has grown then
+steps over the real frame as already read (by its time). Measured, FFmpeg 5.1 / OpenCV 5, a TS of 100 H.264 frames
+copied in 3 kB parts: 38 frames made up, 37 lost; MPEG-2: 80 of 100 read, out of order. Fed through a pipe, the
+demuxer never meets an end before the file's own: it waits for the rest of a packet as it waits on a live stream,
+and every frame is decoded whole, once, in order. The pipe is closed once the file is no longer written
+(:class:`inspector.pipeline.file_settle.SettleWatch`, the rule of the video sources), or the name stands for
+another file (rotated).
+
+Segments joined with ``cat`` (an NVR's, a user's) restart the TS packets' continuity counter at the join, which
+FFmpeg's demuxer takes for lost packets: it flags the *last* packet before the join, whole, "Packet corrupt", and
+the frames after it were skipped as made up (26 of 80 frames of two joined 40-frame segments counted
+``concealed``, the second segment's first key-frame interval among them). A join is told from a loss by the TS
+packets themselves (ISO/IEC 13818-1 §2.4.3.3): the break in the count falls on the packet that starts a PES
+(payload_unit_start_indicator) flagged a random access point (random_access_indicator, which muxers set on key
+frames): nothing after it leans on what came before, and the packet flagged is whole (a cut one is a decoder's
+error, still a loss). Such a packet's decode time (``dts``, as the demuxer's warning names it) is
+excused (:class:`inspector.pipeline.ffmpeg_live.Concealment`). A count broken anywhere else is a loss, as before.
+
+An MPEG-1/2 video sequence of another size or chroma format (a camera reconfigured) ends the feed before its
+first packet (``FileFeed.cut``), and a new program is fed from there (``ffmpeg_live.FileFrames``): FFmpeg's MPEG-2
+decoder drops the picture it holds at a new size and keeps the first chroma format at the same size (4:2:2 frames
+decoded as 4:2:0, 20 levels off), where a decoder flushed at the end of its part and one started at the new
+sequence lose nothing and decode each part right.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import BinaryIO
+
+import numpy as np
+
+from inspector.pipeline.file_settle import SettleWatch
+
+TS_PACKET = 188  # bytes (ISO/IEC 13818-1 §2.4.3.2)
+_SYNC = 0x47
+_NULL_PID = 0x1FFF
+_CHUNK = 1 << 20  # bytes read and fed at a time
+FOLLOW_POLL_S = 0.05  # at the end of what is there of a file still being written: look again after this
+
+
+def is_ts(path: str) -> bool:
+    """Whether the file ``path`` is an MPEG-TS of 188-byte packets (its first three sync bytes); False when it
+    cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2 * TS_PACKET + 1)
+    except OSError:
+        return False
+    return len(head) > 2 * TS_PACKET and head[0] == head[TS_PACKET] == head[2 * TS_PACKET] == _SYNC
+
+
+def _timestamp(five: np.ndarray) -> int:
+    """A PES header's 33-bit PTS / DTS from its 5 bytes (ISO/IEC 13818-1 §2.4.3.7)."""
+    b = [int(x) for x in five]
+    return ((b[0] >> 1) & 7) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
+
+
+class TsJoins:
+    """The joins of segments put together byte for byte in an MPEG-TS, found as its whole packets pass
+    (:meth:`scan`, in order, from the file's start or a cut): ``dts``, the decode time (90 kHz, as the demuxer's
+    "Packet corrupt" warning names it; its PTS where it has no DTS) of the PES before each join (module docstring);
+    and the packets where an MPEG-1/2 video sequence of another size or chroma format begins (``scan``'s answer:
+    the feed is cut there, :class:`FileFeed`). Bytes that are not plain 188-byte packets stop the scan: no join
+    is excused, no cut made from then on."""
+
+    def __init__(self) -> None:
+        self.dts: set[int] = set()
+        self._cc: dict[int, int] = {}  # PID → continuity counter of its last packet with a payload
+        self._last_dts: dict[int, int] = {}  # PID → decode time of its last PES start
+        self._format: dict[int, bytes] = {}  # PID → its MPEG-1/2 sequence's size and chroma fields
+        self._lost = False
+
+    def scan(self, data: bytes) -> int | None:
+        """Take whole packets (``len(data)`` a multiple of 188); the offset in ``data`` of the first packet that
+        begins a sequence of another format, None where none does."""
+        count = len(data) // TS_PACKET
+        packets = np.frombuffer(data, np.uint8, count * TS_PACKET).reshape(count, TS_PACKET)
+        if self._lost or (count and (packets[:, 0] != _SYNC).any()):
+            self._lost = True
+            return None
+        pid = (packets[:, 1].astype(np.int32) & 0x1F) << 8 | packets[:, 2]
+        cuts = [self._scan_pid(int(one), packets[pid == one], np.flatnonzero(pid == one))
+                for one in np.unique(pid[(packets[:, 3] & 0x10 != 0) & (pid != _NULL_PID)])]
+        cuts = [cut for cut in cuts if cut is not None]
+        return min(cuts) * TS_PACKET if cuts else None
+
+    def _scan_pid(self, pid: int, packets: np.ndarray, rows: np.ndarray) -> int | None:
+        """One PID's packets of a chunk (``rows``: their places in it), in order: its joins noted, its count,
+        last decode time and sequence format carried on; the place of a packet beginning a sequence of another
+        format (:meth:`_sequence_changed`), None for none."""
+        payload = packets[:, 3] & 0x10 != 0
+        packets, rows = packets[payload], rows[payload]  # with a payload: only those count (§2.4.3.3)
+        cc = (packets[:, 3] & 0x0F).astype(np.int16)
+        before = np.concatenate([[self._cc.get(pid, -1)], cc[:-1]])
+        adapted = (packets[:, 3] & 0x20 != 0) & (packets[:, 4] > 0)
+        flags = np.where(adapted, packets[:, 5], 0)
+        starts = packets[:, 1] & 0x40 != 0
+        # a duplicate packet repeats its count; a discontinuity_indicator announces a break
+        broken = (before >= 0) & (cc != (before + 1) % 16) & (cc != before) & (flags & 0x80 == 0)
+        joins = np.flatnonzero(broken & starts & (flags & 0x40 != 0))
+        pes = np.flatnonzero(starts)
+        for at in joins:
+            earlier = pes[pes < at]
+            dts = self._pes_dts(packets[earlier[-1]]) if len(earlier) else self._last_dts.get(pid)
+            if dts is not None:
+                self.dts.add(dts)
+        if len(pes) and (dts := self._pes_dts(packets[pes[-1]])) is not None:
+            self._last_dts[pid] = dts
+        self._cc[pid] = int(cc[-1])
+        return next((int(rows[at]) for at in pes if self._sequence_changed(pid, packets[at])), None)
+
+    def _sequence_changed(self, pid: int, packet: np.ndarray) -> bool:
+        """Whether a PES start holds an MPEG-1/2 sequence header (ISO/IEC 13818-2 §6.2.2.1: start code B3, its size
+        fields) and extension (B5, identifier 1: chroma_format) that differ from the PID's sequence before.
+
+        FFmpeg's MPEG-2 decoder takes a new chroma format only with a new size (a 4:2:2 part after a 4:2:0 one at
+        the same size decoded 20 levels off, named yuv420p), and drops the picture it holds at a new size (a frame
+        of every part lost); a decoder started at the new sequence, after the old one was flushed, does neither."""
+        data = bytes(packet[4 + (1 + int(packet[4]) if packet[3] & 0x20 else 0):])
+        header = data.find(b"\x00\x00\x01\xb3")
+        if header < 0 or len(data) < header + 7:
+            return False
+        extension = data.find(b"\x00\x00\x01\xb5", header + 12)
+        chroma = data[extension + 4:extension + 6] if extension > 0 and data[extension + 4:extension + 5] \
+            and data[extension + 4] >> 4 == 1 else b""
+        fields = data[header + 4:header + 7] + bytes([(chroma[1] >> 1) & 3 if len(chroma) == 2 else 0])
+        before, self._format[pid] = self._format.get(pid), fields
+        return before is not None and before != fields
+
+    @staticmethod
+    def _pes_dts(packet: np.ndarray) -> int | None:
+        """The DTS (else PTS) of the PES a packet starts; None for a packet that starts no PES or names none."""
+        at = 4 + (1 + int(packet[4]) if packet[3] & 0x20 else 0)
+        header = packet[at:at + 19]
+        if len(header) < 14 or bytes(header[:3]) != b"\x00\x00\x01" or header[7] >> 7 == 0:
+            return None
+        return _timestamp(header[14:19] if header[7] >> 6 == 3 and len(header) == 19 else header[9:14])
+
+
+class FileFeed:
+    """The bytes of the MPEG-TS file ``path`` for the program's stdin (:meth:`run`, on a thread of its own), its
+    joins found as they pass (``joins``, :class:`TsJoins`). ``follow``: a recording still being written, fed as it
+    grows until it is no longer written (module docstring); else fed to its end as it is now. The file is opened
+    here (OSError when it cannot be) and read through that descriptor: a rotation (ours renamed, a new one begun)
+    does not switch files under the program."""
+
+    def __init__(self, path: str, follow: bool, start: int = 0) -> None:
+        self.path, self.follow = path, follow
+        self.joins = TsJoins()
+        self.cut: int | None = None  # where the feed stopped before an MPEG-2 sequence of another format
+        self._fh = open(path, "rb")
+        self._fh.seek(start)
+        self._inode = os.fstat(self._fh.fileno()).st_ino
+        self._stop = threading.Event()
+
+    def run(self, sink: BinaryIO) -> None:
+        """Write the file to ``sink`` (a raw pipe) and close it at the file's end, or before a packet beginning an
+        MPEG-2 sequence of another format (``cut``: its offset in the file; the caller feeds a new program from
+        there: :meth:`TsJoins._sequence_changed`); returns early when stopped or when the program went away."""
+        settle, rest = SettleWatch(), b""
+        try:
+            while not self._stop.is_set():
+                data = self._fh.read(_CHUNK)
+                if data:
+                    rest, data = self._whole_packets(rest + data)
+                    # scanned before the program can read them: its warnings find the joins known
+                    if (cut := self.joins.scan(data)) is not None:
+                        self.cut = self._fh.tell() - len(rest) - len(data) + cut
+                        self._write(sink, data[:cut])
+                        break
+                    self._write(sink, data)
+                elif not self.follow or not self._still_written(settle):
+                    self._write(sink, rest)  # the file's end: a last cut packet as it is (the demuxer's to judge)
+                    break
+                else:
+                    self._stop.wait(FOLLOW_POLL_S)
+        except (OSError, ValueError):  # the program ended, or the pipe was closed under us (stop)
+            pass
+        finally:
+            for closing in (sink, self._fh):
+                try:
+                    closing.close()
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _whole_packets(data: bytes) -> tuple[bytes, bytes]:
+        """(the bytes after the last whole packet, the whole packets) of ``data``."""
+        whole = len(data) // TS_PACKET * TS_PACKET
+        return data[whole:], data[:whole]
+
+    @staticmethod
+    def _write(sink: BinaryIO, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[sink.write(view):]
+
+    def _still_written(self, settle: SettleWatch) -> bool:
+        try:
+            same = os.stat(self.path).st_ino == self._inode
+        except OSError:
+            return False
+        return same and settle.still_written(self.path)
+
+    def stop(self) -> None:
+        self._stop.set()
