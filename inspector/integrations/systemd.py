@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
+import re
 import socket
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
+
+from inspector.errors import ConfigError
 
 # logging level → syslog priority (sd-daemon(3) prefixes: <3> err, <4> warning, <6> info, <7> debug)
 _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
@@ -116,13 +119,24 @@ def unit_file(config: Path, name: str, user: str | None = None, watchdog_s: int 
 
     ``Type=notify`` (READY=1 once inspecting), ``WatchdogSec`` (0 disables), ``Restart=on-failure``
     (exit 1 = a worker failed; exit 2 = bad config, which ``RestartPreventExitStatus`` does not retry).
+    Paths and the user are written as systemd reads them back (:func:`exec_word`, :func:`_specifiers`): a
+    config in ``/srv/line 1/50%/`` runs that file. Raises :class:`ConfigError` (field ``config``, ``user``
+    or ``executable``) for what no unit line can hold (systemd.syntax(7)): a control character (a newline
+    ended the line and began a directive of its own), a folder ending in a space (values are stripped), a
+    user name systemd refuses.
     """
     exe = executable or _inspector_executable()
     config = config.resolve()
+    for what, path in (("config", str(config)), ("executable", exe)):
+        _check_writable(what, path)
+    if user is not None and not _USER.fullmatch(user):
+        raise ConfigError(f"user: {user!r} is not a user name systemd accepts (letters, digits, '_', '.', '-', "
+                          f"not starting with a digit or '-'; or a numeric uid)", field="user")
     lines = [
         "[Unit]",
-        f"Description={UNIT_DESCRIPTION} ({config.name})",
-        "Documentation=file://" + str(config),
+        f"Description={_specifiers(f'{UNIT_DESCRIPTION} ({config.name})')}",
+        # a URL: one space-separated item, so its path is percent-encoded (and each % then doubled)
+        "Documentation=" + _specifiers("file://" + quote(str(config))),
         "After=network-online.target",
         "Wants=network-online.target",
         "StartLimitIntervalSec=300",
@@ -131,8 +145,8 @@ def unit_file(config: Path, name: str, user: str | None = None, watchdog_s: int 
         "[Service]",
         "Type=notify",
         "NotifyAccess=main",
-        f"ExecStart={shlex.join([exe, 'run', '--config', str(config)])}",
-        f"WorkingDirectory={config.parent}",
+        "ExecStart=" + " ".join([exec_word(exe, command=True), *map(exec_word, ("run", "--config", str(config)))]),
+        f"WorkingDirectory={_specifiers(str(config.parent))}",
         "Restart=on-failure",
         "RestartSec=2",
         "RestartPreventExitStatus=2",
@@ -149,6 +163,48 @@ def unit_file(config: Path, name: str, user: str | None = None, watchdog_s: int 
         lines.append(f"User={user}")
     lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
     return "\n".join(lines)
+
+
+# systemd's user names (systemd.exec(7) User=, its valid_user_group_name: the portable POSIX set, a trailing '$'
+# for Samba machine accounts) or a numeric uid
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,30}\$?|[0-9]{1,10}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
+
+
+def _specifiers(value: str) -> str:
+    """``value`` with each ``%`` doubled: systemd expands ``%h``, ``%n`` … in every setting that names a path or a
+    text (systemd.unit(7), "Specifiers"), so a folder named ``50%home`` became ``50`` + the service's home."""
+    return value.replace("%", "%%")
+
+
+def exec_word(word: str, command: bool = False) -> str:
+    """One word of ``ExecStart=`` as systemd reads it back to ``word`` (systemd.service(5), "Command lines"):
+    plain when it holds only safe characters, else in double quotes with ``\\`` and ``\"`` escaped (C escapes are
+    read inside quotes); ``%`` doubled (:func:`_specifiers`); in an argument ``$`` doubled ("To pass a literal
+    dollar sign, use $$": it substitutes ``$NAME``), not in the ``command`` itself, which is never substituted.
+    ``shlex.join`` wrote the POSIX shell's quoting, which systemd reads otherwise: ``'/srv/50%h/c.yaml'`` named
+    ``/srv/50/root/c.yaml`` (``systemd-analyze verify`` says so of the command)."""
+    text = word if command else word.replace("$", "$$")
+    if not _PLAIN_WORD.fullmatch(word):
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return _specifiers(text)
+
+
+def _check_writable(what: str, path: str) -> None:
+    """Refuse a path no unit line can hold: a control character (systemd reads lines; a newline in a path began
+    a directive of its own), a folder or file name ending in white space (systemd strips each value), a quote or
+    backslash in the ``executable`` (systemd refuses such a command)."""
+    if _CONTROL.search(path):
+        raise ConfigError(f"{what}: {path!r} has a control character (a line break …), which a systemd unit "
+                          f"cannot hold; rename it", field=what)
+    if path != path.rstrip():
+        raise ConfigError(f"{what}: {path!r} ends in white space, which systemd strips from a unit's values; "
+                          f"rename it", field=what)
+    if what == "executable" and any(c in path for c in "\"'\\"):  # systemd's string_is_safe for a command
+        raise ConfigError(f"executable: {path!r} holds a quote or a backslash, which systemd refuses in the path "
+                          f"of a command ('Executable name contains special characters'); install inspector "
+                          f"in another folder", field=what)
 
 
 def _inspector_executable() -> str:

@@ -53,6 +53,50 @@ def test_bad_config_or_args_are_one_line(tmp_path):
     assert out.returncode == 2 and "--unit-dir" in out.stderr and "Traceback" not in out.stderr
 
 
+# a folder name as plants write them ('line 1', '50%'), with what systemd reads specially: %h (a specifier), $X
+ODD_FOLDER = "line 1 50%h $X"
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_a_unit_for_a_folder_with_spaces_and_percent_signs_runs_that_folders_files(tmp_path):
+    """shlex.join's shell quoting and the raw paths: systemd expanded '%h' in ExecStart, WorkingDirectory and
+    Documentation ('/srv/50%h/c.yaml' named /srv/50/root/c.yaml) and cut Documentation's URL at the space."""
+    from inspector.integrations.systemd import unit_file
+
+    folder = tmp_path / ODD_FOLDER
+    folder.mkdir()
+    config = folder / "inspector.yaml"
+    shutil.copy(REPO / "inspector.example.yaml", config)
+    exe = folder / "inspector"  # systemd-analyze checks the command it reads back exists and is executable
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    unit = tmp_path / "odd.service"
+    unit.write_text(unit_file(config, "odd", executable=str(exe)))
+    check = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert "odd.service:" not in check.stderr, check.stderr  # no "not executable", no "Invalid URL"
+    lines = unit.read_text().splitlines()
+    assert f"WorkingDirectory={str(folder).replace('%', '%%')}" in lines
+    command, argument = str(exe).replace("%", "%%"), str(config).replace("$", "$$").replace("%", "%%")
+    assert f'ExecStart="{command}" run --config "{argument}"' in lines  # '$' kept in the command: never substituted
+
+
+@pytest.mark.parametrize("option, value", [("--user", "root\nExecStartPre=/bin/touch /tmp/x"), ("--user", "a b"),
+                                           ("--config", "line\nExecStartPre=x/inspector.yaml")])
+def test_what_a_unit_line_cannot_hold_is_refused_in_one_line(tmp_path, option, value):
+    """A newline in --user or in the config's path wrote a directive of its own into the unit (ExecStartPre=, run
+    as root at every start); a space in --user a unit systemd refuses to load."""
+    config = REPO / "inspector.example.yaml"
+    if option == "--config":
+        (tmp_path / value).parent.mkdir()
+        shutil.copy(config, tmp_path / value)
+        config = tmp_path / value
+    args = ["--user", value] if option == "--user" else []
+    out = subprocess.run([*CLI, "service", "install", "--config", str(config), *args, "--print"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stdout == "", out.stdout
+    assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith(f"error: {option}: "), out.stderr
+
+
 def test_install_never_replaces_a_unit_it_did_not_write(tmp_path):
     """--name ssh (or a hand-written unit of the same name) was overwritten silently; its own unit is updated."""
     config = str(REPO / "inspector.example.yaml")
