@@ -28,12 +28,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=run)
 
 
+# what systemd loads as a service's name (systemd.unit(5), "unit_name_is_valid") that is also a StateDirectory= and
+# SyslogIdentifier= it keeps: '@a' is no unit name, 'a@' a template no 'systemctl enable --now a@' starts, '.' and
+# '..' a StateDirectory= it ignores ("path is not normalized"), '-x' an option to the systemctl line it prints
+_UNIT_NAME = re.compile(r"(?=.{1,200}\Z)[A-Za-z0-9_][A-Za-z0-9_.-]*(@[A-Za-z0-9_.-]+)?")
+
+
 def run(args: argparse.Namespace) -> int:
     from inspector.integrations.systemd import unit_file
     from inspector.pipeline.config import load_daemon_config
 
-    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,200}", args.name):
-        raise ConfigError(f"--name: '{args.name}' is not a valid unit name")
+    if not _UNIT_NAME.fullmatch(args.name) or args.name.endswith(".service"):
+        raise ConfigError(f"--name: '{args.name}' is not a valid unit name (letters, digits, '_', '-', '.', "
+                          f"the last two not first; one '@' between a name and an instance; no '.service', it is "
+                          f"added)")
     config = Path(args.config)
     cfg = load_daemon_config(config)  # a unit for a config that does not load would only crash-loop
     text = unit_file(config, args.name, args.user, args.watchdog_s, shutdown_timeout_s=cfg.shutdown_timeout_s)

@@ -97,6 +97,18 @@ def test_what_a_unit_line_cannot_hold_is_refused_in_one_line(tmp_path, option, v
     assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith(f"error: {option}: "), out.stderr
 
 
+@pytest.mark.parametrize("name", ["@a", "a@", "a@b@c", "..", ".", "-x", "x.service"])
+def test_a_unit_name_systemd_cannot_use_is_refused_in_one_line(tmp_path, name):
+    """Each was written: '@a.service' systemd cannot load, 'a@' is a template 'systemctl enable --now a@' cannot
+    start, '..' a StateDirectory= systemd ignores, '-x' an option to the systemctl line printed, 'x.service' the
+    unit x.service.service."""
+    out = subprocess.run([*CLI, "service", "install", "--config", str(REPO / "inspector.example.yaml"),
+                          "--unit-dir", str(tmp_path), f"--name={name}"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
+    assert out.stderr.startswith(f"error: --name: '{name}' is not a valid unit name"), out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_install_never_replaces_a_unit_it_did_not_write(tmp_path):
     """--name ssh (or a hand-written unit of the same name) was overwritten silently; its own unit is updated."""
     config = str(REPO / "inspector.example.yaml")
