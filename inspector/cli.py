@@ -28,7 +28,7 @@ from inspector.errors import InspectorError
 from inspector.interrupts import CommandStops, sigterm_as_interrupt
 from inspector.interrupts import exit_code as interrupt_exit_code
 from inspector.redact import redact, redact_log_handlers
-from inspector.textline import clip_long_runs, one_line
+from inspector.textline import clip_long_runs, one_line, one_line_log_handlers
 
 # name → (module, one-line help); order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -217,6 +217,7 @@ def configure_logging(verbose: bool) -> None:
 
     use_journald_format_if_journal()  # under systemd: <priority> prefixes, journald adds the time
     redact_log_handlers()  # no log line shows a password from a camera's or broker's address
+    one_line_log_handlers()  # nor is split in two by a file name with a line break in it
     logging.getLogger("inspector").setLevel(logging.DEBUG if verbose else logging.INFO)
     if not verbose:
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")

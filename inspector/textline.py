@@ -8,11 +8,13 @@ Characters of Unicode category Cc (C0, DEL, C1) and the line/paragraph separator
 ``str.splitlines`` and many viewers also break at) are written as Python escapes (``\\n``, ``\\x1b``,
 ``\\u2028``). So are lone surrogates (U+D800-U+DFFF: a command-line path of bytes that are not UTF-8, which Python
 decodes to them): no encoder writes them, and printing one to a UTF-8 stdout raised UnicodeEncodeError, a
-traceback instead of the line. Standard library only: the daemon and the subscriber use it.
+traceback instead of the line. Log records are kept to one line the same way (:class:`OneLineRecords`).
+Standard library only: the daemon and the subscriber use it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 # Cc is exactly U+0000-U+001F and U+007F-U+009F (Unicode General Category); tab is kept: it does not break a line
@@ -95,3 +97,26 @@ def identifier_problem(kind: str, text: str) -> str | None:
         return None
     shown = one_line(text[:40]) + (f"... ({len(text)} characters)" if len(text) > 40 else "")
     return f"'{shown}' is not a valid {kind}: {rule}"
+
+
+class OneLineRecords(logging.Filter):
+    """A handler filter that makes each log record one line (:func:`one_line` of its message): a file name with a
+    line break, put in a warning by a path argument or an f-string ('skipped 3 image(s) …; also e.g. a<LF>b.png',
+    'left out, e.g. x<LF>y.gif') split it, and the second half read as a log line of its own, which a file name
+    can forge ('x.png<LF>ERROR inspector.daemon: …'). A record made to span lines (a table, a traceback) says so
+    with ``extra={"lines": True}``; a traceback attached by ``exc_info`` is the formatter's, not the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "lines", False):
+            return True
+        message = record.getMessage()
+        if _BREAKING.search(message):
+            record.msg, record.args = one_line(message), None
+        return True
+
+
+def one_line_log_handlers(logger: logging.Logger | None = None) -> None:
+    """Give every handler of ``logger`` (default: the root logger) an :class:`OneLineRecords` filter (idempotent)."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, OneLineRecords) for f in handler.filters):
+            handler.addFilter(OneLineRecords())

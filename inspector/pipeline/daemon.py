@@ -700,7 +700,7 @@ class Daemon:
         totals = stats.get("totals", {})
         log.info("processed %d frames in %d batches (mean batch %.2f); stage latencies (ms):\n%s",
                  totals.get("inferred_frames", 0), totals.get("batches", 0), totals.get("mean_batch", 0.0),
-                 format_summary(stats.get("latency_ms", {})))
+                 format_summary(stats.get("latency_ms", {})), extra={"lines": True})  # a table
         for failure in self.failures:
             log.error("%s", failure)
         if self.cfg.summary_json:

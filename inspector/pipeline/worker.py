@@ -16,6 +16,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from inspector.pipeline.cputime import ThreadCpu
+from inspector.textline import one_line
 
 log = logging.getLogger("inspector.pipeline")
 
@@ -57,7 +58,8 @@ class Worker(threading.Thread):
         except BaseException as exc:  # noqa: BLE001 - any escape is a worker failure
             self.failure = exc
             self.broken.set()
-            log.error("worker %s failed: %s\n%s", self.name, exc, traceback.format_exc().rstrip())
+            log.error("worker %s failed: %s\n%s", self.name, one_line(exc), traceback.format_exc().rstrip(),
+                      extra={"lines": True})  # the traceback, on the lines after the one of the failure
             self.stop_event.set()
         finally:
             if self.cpu is not None:
