@@ -57,7 +57,7 @@ from inspector.integrations.mqtt_silence import BrokerSilence
 from inspector.loss import STATE_VERSION, KeepsState, LossTracker
 from inspector.redact import redact
 from inspector.textline import wire_text
-from inspector.pipeline.integration_config import BOX_NAME, MqttSection, url_port_problem
+from inspector.pipeline.integration_config import BOX_NAME, MqttSection, mqtt_string_problem, url_address_problem
 
 log = logging.getLogger("inspector.mqtt")
 _MAX_INFLIGHT = 20
@@ -77,11 +77,11 @@ class Message:
 
 def broker_address(url: str) -> tuple[str, int, bool]:
     """``mqtt://host[:port]`` → (host, port, tls); mqtts:// and ssl:// mean TLS (default port 8883)."""
+    why = url_address_problem(url)
+    if why:  # urlsplit raises ValueError for 'mqtt://[::1', its .port past 65535 ('subscribe mqtt://h:99999')
+        raise ConfigError(f"{redact(url)}: {why}")
     parts = urlsplit(url)
     tls = parts.scheme in ("mqtts", "ssl")
-    why = url_port_problem(parts)
-    if why:  # urlsplit's .port raises ValueError past 65535 (a traceback from 'subscribe mqtt://h:99999')
-        raise ConfigError(f"{redact(url)}: {why}")
     return parts.hostname or "", parts.port or (8883 if tls else 1883), tls
 
 
@@ -186,6 +186,9 @@ class MqttBridge:
             # the shared reader: a folder, a device (/dev/zero read until out of memory) or binary bytes (a
             # UnicodeDecodeError traceback) is one line naming the setting
             password = read_secret(cfg.password_file or "", "publish.mqtt.password_file")
+            why = mqtt_string_problem(password, binary=True)
+            if why:  # the secret itself is never echoed
+                raise ConfigError(f"publish.mqtt.password_file: {cfg.password_file}: the password {why}")
             client.username_pw_set(cfg.username, password)
 
     # -- paho callbacks (paho's network thread) ----------------------------------------------
@@ -737,6 +740,22 @@ def _descriptor(desc: object) -> bool:
     return isinstance(desc, dict) and all(isinstance(desc.get(k), str) for k in ("kind", "encoding", "topic"))
 
 
+def _check_connect_fields(url: str, parts, client_id: str | None) -> None:
+    """Refuse in one line (ConfigError, field ``client_id`` or the URL) a subscriber's CONNECT field that MQTT
+    cannot carry (:func:`mqtt_string_problem`): an empty ``--client-id`` (a persistent session needs one; paho's
+    ValueError was a traceback), one or a URL user or password over 65,535 bytes (struct.error, a traceback) or
+    with a line break (the broker dropped the connection unsaid and the subscriber waited out its --timeout)."""
+    if client_id is not None:
+        why = "must not be empty (a persistent session is known by it)" if not client_id else \
+            mqtt_string_problem(client_id)
+        if why:
+            raise ConfigError(f"client_id: {client_id[:80]!r} {why}", field="client_id")
+    for what, value, binary in (("user", parts.username, False), ("password", parts.password, True)):
+        why = None if value is None else mqtt_string_problem(unquote(value), binary)
+        if why:
+            raise ConfigError(f"{redact(url)[:120]}: the {what} {why}")
+
+
 class MqttSubscriber(KeepsState):
     """Read daemon events back from a broker: ``mqtt://[user:password@]host[:port][/prefix]`` (prefix default
     ``inspector``; user and password percent-encoded, as mosquitto_sub's ``-L``).
@@ -771,8 +790,8 @@ class MqttSubscriber(KeepsState):
                  state: str | Path | None = None, on_payload=None, queue_bytes: int = ARRIVALS_BYTES,
                  max_message_bytes: int = MAX_MESSAGE_BYTES, silence_s: float = SILENCE_S) -> None:
         mqtt = require("paho.mqtt.client", "mqtt", url)
+        host, port, tls = broker_address(url)  # first: it refuses what urlsplit cannot split
         parts = urlsplit(url)
-        host, port, tls = broker_address(url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not host:
             raise ConfigError(f"{redact(url)}: expected mqtt://[user:password@]host[:port][/topic_prefix]")
         self.prefix = parts.path.strip("/") or "inspector"
@@ -799,6 +818,7 @@ class MqttSubscriber(KeepsState):
         self._url = redact(url)
         self.silence = BrokerSilence(self._url, f"{host}:{port}", self.prefix, silence_s)  # told by recv/notices
         self._connect_problem: str | None = None  # why the broker cannot be used, told once until connected
+        _check_connect_fields(url, parts, client_id)
         self.client = telling_client(mqtt, self._cannot_connect, client_id=client_id or "",
                                      clean_session=client_id is None)
         if tls:

@@ -17,7 +17,8 @@ from typing import Literal
 from inspector.config import (apply_overrides, bounded, from_dict, from_file, from_file_dict, load_yaml, suggest,
                               tcp_port_problem)
 from inspector.errors import ConfigError, InspectorError
-from inspector.pipeline.integration_config import DashboardSection, GenicamSection, MetricsSection, MqttSection
+from inspector.pipeline.integration_config import (DashboardSection, GenicamSection, MetricsSection, MqttSection,
+                                                   url_address_problem)
 
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: '$' would let "cam\n" through
 _MIN_FPS = 1 / 86400  # a paced camera delivers at least one frame a day
@@ -203,6 +204,9 @@ class CameraSection:
         if not m or scheme not in _URL_SCHEMES:
             raise ConfigError(f"{where}.source: '{scheme}://' is not a URL scheme FFmpeg opens (rtsp, http, "
                               f"https, rtmp, udp, srt, …){suggest(scheme, sorted(_URL_SCHEMES))}")
+        why = url_address_problem(src)
+        if why:
+            raise ConfigError(f"{where}.source: the {scheme}:// address: {why}")
 
 
 @dataclass(frozen=True)

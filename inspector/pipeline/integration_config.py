@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from inspector.config import bounded
 from inspector.errors import ConfigError
+from inspector.redact import redact
 
 PIXEL_FORMATS = ("Mono8", "Mono12", "Mono16", "BayerRG8", "BayerBG8", "BayerGB8", "BayerGR8", "RGB8")
 
@@ -59,12 +60,43 @@ def url_port_problem(parts) -> str | None:
     return None
 
 
+def url_address_problem(url: str) -> str | None:
+    """Why the host or port of ``url`` cannot be used, or None; never quotes the URL (it may hold a password).
+    Python's urlsplit raises ValueError for an unclosed or non-IP ``[…]`` host ('mqtt://[::1', 'rtsp://[cam1]/'),
+    and its ``port`` one past 65535 (:func:`url_port_problem`): tracebacks out of ``run --check`` and
+    ``subscribe``, where each such URL is split."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL", "'zz' does not appear to be an IPv4 or IPv6 address"
+        return f"no valid host ({str(exc)[:80]})"
+    return url_port_problem(parts)
+
+
 # MQTT 3.1.1 §1.5.3 (OASIS standard, docs.oasis-open.org/mqtt/mqtt/v3.1.1/os/mqtt-v3.1.1-os.html): no U+0000 and
 # (SHOULD NOT) no control characters U+0001-U+001F, U+007F-U+009F, which Mosquitto refuses as malformed UTF-8
 _TOPIC_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 BOX_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # publish.mqtt.box, or the host name taken for it
+
+
+MQTT_STRING_BYTES = 65535  # MQTT 3.1.1 §1.5.3 / §3.1.3.5: a string or binary field has a 2-byte length
+
+
+def mqtt_string_problem(text: str, binary: bool = False) -> str | None:
+    """Why ``text`` cannot go in an MQTT CONNECT field, or None: a client id or user name is UTF-8 of at most
+    65,535 bytes without control characters or a lone surrogate (MQTT 3.1.1 §1.5.3: U+0000 must not, the other
+    controls should not be there, and Mosquitto drops the connection as a protocol error, which told nothing
+    but a broker that never answered); a password (``binary``) is any bytes, at most 65,535 of them (§3.1.3.5).
+    paho packs a longer one's length in 2 bytes: struct.error in its network thread, a traceback and a bridge
+    that never connected while ``run --check`` said OK."""
+    if not binary and (_TOPIC_CONTROL.search(text) or any("\ud800" <= c <= "\udfff" for c in text)):
+        return "must be without control characters (a line break …; MQTT 3.1.1 §1.5.3)"
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MQTT_STRING_BYTES:
+        return (f"is {size:,} bytes, over MQTT's {MQTT_STRING_BYTES:,} (a 2-byte length, MQTT 3.1.1 "
+                f"{'§3.1.3.5' if binary else '§1.5.3'})")
+    return None
 
 
 def topic_level_problem(text: str) -> str | None:
@@ -223,6 +255,9 @@ class MqttSection:
     def validate(self, where: str) -> None:
         if not self.url:
             return
+        why = url_address_problem(self.url)
+        if why:
+            raise ConfigError(f"{where}.url: {redact(self.url)!r}: {why}")
         parts = urlsplit(self.url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
             raise ConfigError(f"{where}.url: '{self.url}' is not mqtt://host[:port] or mqtts://host[:port]")
@@ -238,6 +273,9 @@ class MqttSection:
             raise ConfigError(f"{where}.box: '{self.box}' must be 1-64 letters, digits, '_', '-' or '.'")
         if self.username and not self.password_file:
             raise ConfigError(f"{where}.password_file: required with a username")
+        why = mqtt_string_problem(self.username)
+        if why:
+            raise ConfigError(f"{where}.username: {self.username[:80]!r} {why}")
         if self.ca_file and not (self.tls or parts.scheme in ("mqtts", "ssl")):
             # the CA was ignored: the operator meant TLS and got clear text (a password_file's password too)
             raise ConfigError(f"{where}.ca_file: given, but '{parts.scheme}://' without tls: true is no TLS; "

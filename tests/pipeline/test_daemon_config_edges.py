@@ -306,3 +306,36 @@ def test_a_graph_damaged_since_export_is_named_not_its_calibration(tiny_model, t
     assert len(lines) == 1 and "Traceback" not in out, out[-2000:]
     assert lines[0].startswith(f"error: {graph}: sha256 ") and "does not match its sidecar" in lines[0], lines
     assert "calibrat" not in lines[0]
+
+
+@pytest.mark.parametrize("source, said", [
+    ("http://[::1/snap.jpg", "no valid host (Invalid IPv6 URL)"),
+    ("rtsp://op:s3cret@[cam1]/stream", "no valid host ('cam1' does not appear to be an IPv4 or IPv6 address)"),
+    ("rtsp://op:s3cret@10.0.0.5:99999/stream", "the port must be 1-65535, got '99999'"),
+    ("http://10.0.0.5:0/snap.jpg", "the port must be 1-65535, got '0'"),
+    ("http://10.0.0.5:-1/snap.jpg", "the port must be 1-65535, got '-1'")])
+def test_a_camera_url_whose_host_or_port_cannot_be_used_is_refused_in_one_line(source, said):
+    # urlsplit's ValueError (an unclosed or non-IP '[…]' host, a port past 65535) came out of 'run --check' as a
+    # traceback; port 0 was opened as FFmpeg's default port (554) and -1 failed as 'Servname not supported'
+    from inspector.errors import ConfigError
+    from inspector.pipeline.config import daemon_config
+
+    scheme = source.split(":", 1)[0]
+    cfg = {"model": {"path": "m.onnx"}, "thresholds": {"image": 0.5}, "cameras": [{"name": "c", "source": source}]}
+    with pytest.raises(ConfigError) as err:
+        daemon_config(cfg)
+    assert str(err.value).endswith(f"cameras[0].source: the {scheme}:// address: {said}")  # no password
+
+
+@pytest.mark.parametrize("url", ["mqtt://[::1", "mqtt://op:s3cret@[broker]:1883"])
+def test_an_mqtt_url_whose_host_cannot_be_split_is_one_line(url, tmp_path):
+    # 'subscribe mqtt://[::1' and publish.mqtt.url 'mqtt://[::1' were urlsplit's ValueError: tracebacks
+    from inspector.errors import ConfigError
+    from inspector.pipeline.integration_config import MqttSection
+
+    with pytest.raises(ConfigError, match=r"^publish\.mqtt\.url: .*: no valid host \(") as err:
+        MqttSection(url=url).validate("publish.mqtt")
+    out = subprocess.run([sys.executable, "-m", "inspector", "subscribe", url, "--timeout", "1"], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1 and "no valid host (" in out.stderr, out.stderr
+    assert "s3cret" not in str(err.value) + out.stderr

@@ -563,3 +563,44 @@ def test_the_runs_last_line_tells_mqtt_messages_never_delivered(tiny_model, tmp_
     last = run.stdout.strip().splitlines()[-1]
     assert run.returncode == 0 and last.startswith("stopped: 2 frames inspected"), (run.stdout, run.stderr[-2000:])
     assert re.search(r"; \d+ MQTT message\(s\) not delivered \(undelivered at shutdown \d+\)$", last), last
+
+
+LONG = "u" * 70_000  # over MQTT's 2-byte length of a string or binary field (65,535 bytes)
+
+
+@pytest.mark.parametrize("username, password", [(LONG, "pw"), ("op\nx", "pw"), ("op", "p" * 70_000)],
+                         ids=["long-user", "user-line-break", "long-password"])
+def test_bridge_credentials_mqtt_cannot_carry_are_one_line_naming_the_setting(tmp_path, username, password):
+    """A user name or password over 65,535 bytes passed 'run --check' and paho's network thread died of
+    struct.error (a traceback; the bridge buffered for ever); a line break in the user name made Mosquitto
+    drop each CONNECT as a protocol error."""
+    from inspector.errors import ConfigError
+    from inspector.pipeline.integration_config import MqttSection
+
+    secret = tmp_path / "password"
+    secret.write_text(password)
+    setting = "password_file" if len(password) > 2 else "username"
+    cfg = dict(username=username, password_file=str(secret))
+    with pytest.raises(ConfigError, match=f"^publish.mqtt.{setting}: ") as err:
+        MqttSection(url="mqtt://127.0.0.1:1", **cfg).validate("publish.mqtt")  # what run --check validates
+        _bridge("mqtt://127.0.0.1:1", tmp_path, **cfg).close()
+    assert "\n" not in str(err.value) and password not in str(err.value) and len(str(err.value)) < 500
+
+
+@pytest.mark.parametrize("option, value", [("--client-id", ""), ("--client-id", "x" * 70_000),
+                                           ("--client-id", "line\n3"), ("url", LONG), ("url", "op%0Ax")])
+def test_subscribe_connect_fields_mqtt_cannot_carry_are_one_line_exit_2(tmp_path, option, value):
+    """'--client-id ""' was paho's ValueError and a 70,000-byte one or URL user struct.error (tracebacks); a line
+    break in either made Mosquitto drop each CONNECT, and the subscriber waited out its --timeout, exit 0."""
+    broker = Mosquitto(tmp_path / "broker").start()  # a real one: it would drop the CONNECT, in silence
+    url = broker.url
+    args = ["--client-id", value] if option == "--client-id" else []
+    if option == "url":
+        url = url.replace("mqtt://", f"mqtt://{value}:pw@")
+    try:
+        out = subprocess.run([*CLI, "subscribe", url, *args, "--timeout", "1"], capture_output=True, text=True,
+                             timeout=60)
+    finally:
+        broker.stop()
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr[-2000:]
+    assert out.stderr.startswith("error: --client-id: " if option == "--client-id" else "error: mqtt://"), out.stderr
