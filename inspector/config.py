@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import json
 import math
 import os
@@ -504,7 +505,8 @@ def _shortened(path: str) -> str:
 
 
 def tcp_port_problem(endpoint: str, bind: bool) -> str | None:
-    """Why the port of a ``tcp://host:port`` ZeroMQ endpoint is out of range, or None (other transports too).
+    """Why the port of a ``tcp://host:port`` ZeroMQ endpoint is out of range, or its bracketed host no IPv6
+    address, or None (other transports too).
 
     libzmq reads the port into 16 bits without a range check: ``tcp://127.0.0.1:99999`` bound port 34463
     and ``:-5`` port 65531, so a daemon served, and a subscriber listened to, another port than written.
@@ -512,7 +514,12 @@ def tcp_port_problem(endpoint: str, bind: bool) -> str | None:
     """
     if not endpoint.startswith("tcp://"):
         return None
-    port = _tcp_host_port(endpoint)[1]
+    host, port = _tcp_host_port(endpoint)
+    if host.startswith("["):  # libzmq took '[zz]' or an unclosed '[::1' and 'connected' for ever to nothing
+        try:
+            ipaddress.IPv6Address(host[1:-1] if host.endswith("]") else "unclosed")
+        except ValueError:
+            return "its host in brackets is no IPv6 address, or its ']' is missing ([::1], [fe80::1%eth0])"
     if bind and port in ("*", "0"):
         return None
     if not re.fullmatch(r"\d{1,5}", port) or not 0 < int(port) < 65536:

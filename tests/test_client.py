@@ -191,6 +191,19 @@ def test_subscriber_refuses_an_endpoint_without_scheme():
     assert str(info.value) == "endpoint 'udp://127.0.0.1:5556' is not a ZeroMQ endpoint (tcp://host:port, ipc://path)"
 
 
+@pytest.mark.parametrize("endpoint", ["tcp://[::1", "tcp://[::1:5556", "tcp://[cam1]:5556"])
+def test_an_endpoint_whose_bracketed_host_is_no_ipv6_address_is_refused(endpoint):
+    """ZeroMQ 'connected' to each and the subscriber waited for ever, then said 'nothing is listening at
+    [cam1]:5556 (connection refused; daemon not started …)'; the daemon's bind said 'No such device'."""
+    from inspector.pipeline.config import PublishSection
+
+    with pytest.raises(ConfigError, match=r"its host in brackets is no IPv6 address, or its '\]' is missing"):
+        Subscriber(endpoint)
+    with pytest.raises(ConfigError, match=r"its host in brackets is no IPv6 address"):
+        PublishSection(endpoint=endpoint).validate("publish")
+    Subscriber("tcp://[::1]:5556").close()  # an IPv6 address is taken
+
+
 def test_an_endpoint_of_bytes_that_are_not_utf8_is_one_line(tmp_path):
     """An ipc path of bytes that are not UTF-8 (legal in POSIX names; Python decodes them to lone surrogates)
     ended ``inspector subscribe`` with a UnicodeEncodeError traceback from ZeroMQ's connect. The name is
