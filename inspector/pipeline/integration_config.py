@@ -29,11 +29,22 @@ PIXEL_FORMATS = ("Mono8", "Mono12", "Mono16", "BayerRG8", "BayerBG8", "BayerGB8"
 
 
 def parse_listen(where: str, listen: str) -> tuple[str, int]:
-    """``host:port`` (IPv6 as ``[::1]:port``) → (host, port); one-line error otherwise."""
-    m = re.fullmatch(r"\[?([^\[\]]*?)\]?:(\d{1,5})", listen)
-    if not m or not 0 < int(m.group(2)) < 65536:
-        raise ConfigError(f"{where}: '{listen}' is not host:port (e.g. 127.0.0.1:9108)")
+    """``host:port`` (IPv6 as ``[::1]:port``) → (host, port); one-line error otherwise. Brackets hold an IPv6
+    address and are closed: '[::1' was read as host ':' port 1 (the dashboard then wanted a token for a host
+    that is "not loopback") and '[cam1]:80' as the host name cam1."""
+    bracketed = "[" in listen or "]" in listen
+    m = re.fullmatch(r"\[([^\[\]]+)\]:(\d{1,5})" if bracketed else r"([^\[\]]*?):(\d{1,5})", listen)
+    if not m or not 0 < int(m.group(2)) < 65536 or (bracketed and not _ipv6(m.group(1))):
+        raise ConfigError(f"{where}: '{listen}' is not host:port (e.g. 127.0.0.1:9108, [::1]:9108)")
     return m.group(1) or "0.0.0.0", int(m.group(2))
+
+
+def _ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def is_loopback(host: str) -> bool:

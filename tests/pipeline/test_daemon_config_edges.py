@@ -339,3 +339,19 @@ def test_an_mqtt_url_whose_host_cannot_be_split_is_one_line(url, tmp_path):
                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 2 and len(out.stderr.splitlines()) == 1 and "no valid host (" in out.stderr, out.stderr
     assert "s3cret" not in str(err.value) + out.stderr
+
+
+@pytest.mark.parametrize("section", ["metrics", "dashboard"])
+@pytest.mark.parametrize("listen", ["[::1", "[cam1]:9108", "[::1:9108"])
+def test_a_listen_address_with_brackets_that_hold_no_ipv6_address_is_refused(section, listen):
+    # '[::1' was read as host ':' port 1 (the dashboard then asked for a token_file: 'listens on : (not
+    # loopback)'), '[cam1]:9108' as the host name cam1 ('cannot listen … Name or service not known')
+    from inspector.errors import ConfigError
+    from inspector.pipeline.config import daemon_config
+
+    cfg = {"model": {"path": "m.onnx"}, "thresholds": {"image": 0.5}, section: {"listen": listen},
+           "cameras": [{"name": "c", "source": "synthetic"}]}
+    with pytest.raises(ConfigError, match=rf"{section}\.listen: '.*' is not host:port"):
+        daemon_config(cfg)
+    cfg[section]["listen"] = "[::1]:9108"  # an IPv6 loopback address in brackets is taken
+    daemon_config(cfg)
