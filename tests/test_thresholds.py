@@ -33,6 +33,21 @@ def test_round_trip(tmp_path):
     assert back.score_stats.n == 101 and back.score_stats.p50 == pytest.approx(0.2)
 
 
+def test_the_calibrate_command_suggested_is_read_back_by_a_shell_as_the_paths_it_names(tmp_path):
+    """'inspector calibrate export/line 1/rs.fp16.onnx … --out <folder with a space>/…' copied from the error line
+    named the files 'export/line' and '1/rs.fp16.onnx'."""
+    import shlex
+
+    folder = tmp_path / "line 1"
+    folder.mkdir()
+    path = write_thresholds(_thresholds(), folder / "rs.yaml")
+    model = "export/line 1/rs.fp16.onnx"
+    with pytest.raises(ConfigError) as info:
+        load_thresholds(path, "b" * 64, model)
+    argv = shlex.split(str(info.value).split("calibrate it with: ", 1)[1].replace("<dir>", "d"))
+    assert argv == ["inspector", "calibrate", model, "--data", "d", "--out", str(folder / "rs.fp16.yaml")]
+
+
 def test_load_refuses_other_model(tmp_path):
     path = write_thresholds(_thresholds(), tmp_path / "rs.yaml")
     assert load_thresholds(path, SHA, "export/rs.onnx").image_threshold == 0.5

@@ -21,6 +21,7 @@ file; choosing thresholds is ``inspector calibrate``'s job.
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,9 @@ def recalibrate_hint(model_path: str | Path, found: str | Path) -> str:
     """What to type to calibrate ``model_path`` when the calibration ``found`` is another model's: a file of its
     own beside it (:func:`calibration_name`). Recreating ``found`` itself, the hint said before, replaced the
     calibration the other model's daemon config names (e.g. the FP32 model's, for its INT8 copy)."""
-    return f"inspector calibrate {model_path} --data <dir> --out {Path(found).parent / calibration_name(model_path)}"
+    # quoted as a shell reads them back: 'export/line 1/rs.onnx' copied unquoted named two files
+    out = Path(found).parent / calibration_name(model_path)
+    return f"inspector calibrate {shlex.quote(str(model_path))} --data <dir> --out {shlex.quote(str(out))}"
 
 
 def load_thresholds(path: str | Path, expected_sha256: str, model_path: str | Path) -> Thresholds:

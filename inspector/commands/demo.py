@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import sys
 import threading
 import time
@@ -554,7 +555,8 @@ def demo(out: str | Path = DEFAULT_OUT, plan: DemoPlan = PLANS["full"], force: b
 
     write_whole(out / "summary.json", json.dumps(summary, indent=2).encode("utf-8"))
     steps.say(f"demo finished in {summary['wall_time_s']:.0f} s: report {report_path}, summary {out / 'summary.json'}")
-    steps.say(f"next: inspector run --config {user_config}   (inspects a live synthetic camera until Ctrl-C; "
+    steps.say(f"next: inspector run --config {shlex.quote(str(user_config))}   (inspects a live synthetic camera "
+              f"until Ctrl-C; "
               f"in another shell: inspector subscribe tcp://127.0.0.1:5556 --topic v1/defect)")
     return summary
 
@@ -614,8 +616,6 @@ def run(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace, plan: DemoPlan) -> int:
     """The demo; on Ctrl-C/SIGTERM one line saying where it stopped and how to go on, exit 130/143 (never
     the later steps on a half-trained model, never 'demo finished')."""
-    import shlex
-
     from inspector.interrupts import sigterm_as_interrupt
 
     stopped = None

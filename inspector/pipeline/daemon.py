@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import queue
+import shlex
 import threading
 import time
 import uuid
@@ -100,7 +101,8 @@ def resolve_thresholds(cfg: DaemonConfig, model_sha: str) -> tuple[Decider, Thre
         cal = load_thresholds(t.calibration, model_sha, cfg.model.path)
     elif t.image is None:
         raise ConfigError("thresholds: no calibration file and no explicit 'image' threshold; run "
-                          f"'inspector calibrate {cfg.model.path} --data <dir> --out calibration/<model>.yaml' "
+                          f"'inspector calibrate {shlex.quote(str(cfg.model.path))} --data <dir> --out "
+                          f"calibration/<model>.yaml' "
                           "and set thresholds.calibration, or set thresholds.image")
     image = t.image if t.image is not None else cal.image_threshold
     pixel = t.pixel if t.pixel is not None else (cal.pixel_threshold if cal else image)
