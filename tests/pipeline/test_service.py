@@ -94,7 +94,8 @@ def test_what_a_unit_line_cannot_hold_is_refused_in_one_line(tmp_path, option, v
     out = subprocess.run([*CLI, "service", "install", "--config", str(config), *args, "--print"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stdout == "", out.stdout
-    assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith(f"error: {option}: "), out.stderr
+    # '--user' is refused by its argument type ('argument --user: …'), the config's path by the unit writer
+    assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith("error: ") and option in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize("name", ["@a", "a@", "a@b@c", "..", ".", "-x", "x.service"])
