@@ -116,3 +116,29 @@ def test_the_daemon_summary_replaces_only_an_earlier_summary(tmp_path, capsys):
     assert summary.read_bytes() == FOREIGN["notes"]
     summary.write_text(json.dumps({"cameras": {"line1": {"processed": 3}}, "totals": {"inferred_frames": 3}}))
     assert main(["run", "--config", str(config), "--check"]) == 0, capsys.readouterr().err
+
+
+def test_predict_replaces_only_its_own_overlays_and_says_so(tmp_path, capsys):
+    """`predict --out DIR` wrote each overlay over any file of its name without a word (a user's own picture,
+    a photo named like an image). Its overlays now carry a tag (a PNG text chunk): an earlier one is replaced and
+    the last line counts it; anything else is refused in one line before any inference, and kept."""
+    import cv2
+
+    names = _setup(tmp_path)
+    out = tmp_path / "overlays"
+    images = sorted(str(p) for p in (tmp_path / "good").iterdir())
+    assert main(["predict", names["model"], *images, "--out", str(out)]) == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"wrote 4 overlay(s) to {out}"
+    assert cv2.imread(str(out / "000.png")) is not None  # the tag leaves a valid PNG
+    assert main(["predict", names["model"], *images, "--out", str(out)]) == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"wrote 4 overlay(s) to {out} (replaced 4 earlier overlay(s))")
+    mine = cv2.imencode(".png", cv2.imread(images[2]))[1].tobytes()  # a PNG, but not one predict wrote
+    (out / "002.png").write_bytes(mine)
+    assert main(["predict", names["model"], *images, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before any inference
+    assert captured.err.strip() == (f"error: {out / '002.png'}: exists and is not an overlay written by 'inspector "
+                                    f"predict'; 'inspector predict' replaces only its own files: --out another name, "
+                                    f"or move it")
+    assert (out / "002.png").read_bytes() == mine
