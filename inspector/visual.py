@@ -42,6 +42,30 @@ def encode_png(rgb: np.ndarray, compression: int = 3) -> bytes:
     return _encode(".png", rgb, [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_AFTER_IHDR = len(_PNG_SIGNATURE) + 4 + 4 + 13 + 4  # length, type, 13 bytes of header, CRC (PNG spec, 11.2.2)
+
+
+def _text_chunk(keyword: str, text: str) -> bytes:
+    """A PNG ``tEXt`` chunk (PNG spec 11.3.4.3: keyword, NUL, Latin-1 text; CRC-32 over type and data)."""
+    import zlib
+
+    data = b"tEXt" + keyword.encode("latin-1") + b"\0" + text.encode("latin-1")
+    return (len(data) - 4).to_bytes(4, "big") + data + zlib.crc32(data).to_bytes(4, "big")
+
+
+def tag_png(png: bytes, software: str) -> bytes:
+    """``png`` (from :func:`encode_png`) with a ``Software`` text chunk right after its header naming the writer
+    (e.g. "inspector predict"): how a command knows its own earlier output by content (:func:`png_tagged`)."""
+    return png[:_AFTER_IHDR] + _text_chunk("Software", software) + png[_AFTER_IHDR:]
+
+
+def png_tagged(raw: bytes, software: str) -> bool:
+    """Whether ``raw`` (a file's first bytes) is a PNG that :func:`tag_png` tagged with ``software``."""
+    chunk = _text_chunk("Software", software)
+    return raw.startswith(_PNG_SIGNATURE) and raw[_AFTER_IHDR:_AFTER_IHDR + len(chunk)] == chunk
+
+
 def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
     """JPEG bytes of a uint8 RGB (or grayscale) image."""
     return _encode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])

@@ -47,7 +47,7 @@ from inspector.errors import BackendError
 TRT10 = "10.13.0.35"
 TRT11 = "11.1.0.20"
 PLAN_MAGIC = b"FAKEPLAN"
-CACHE_MAGIC = b"FAKECACHE:"
+CACHE_MAGIC = b"\x00FAKECACHE:"  # binary, as TensorRT's own cache archive (never text: deploy.timing_cache)
 
 # NvInfer.h (TensorRT 10.13 / 11.1): enum name → value
 NETWORK_FLAGS = {

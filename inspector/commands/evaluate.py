@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="dataset root (default: the run's training data, from RUN/config.yaml)")
     p.add_argument("--out", type=out_folder(),
                    help="output folder (default: RUN/eval for the run's own data set, RUN/eval-<data folder name> "
-                        "for another; an earlier evaluation there is replaced)")
+                        "for another; an earlier evaluation there is replaced, nothing else)")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=DEFAULT_BATCH,  # = evaluate_dataset's
                    help="images per inference call (default %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from inspector.evaluation.diagnostics import format_diagnostics
-    from inspector.evaluation.eval_folder import default_eval_folder
+    from inspector.evaluation.eval_folder import CARD, claim_evaluation_folder, default_eval_folder
     from inspector.evaluation.evaluate import evaluate_dataset, format_table
     from inspector.models.checkpoint import load_model
     from inspector.artifacts.run_config import run_data_path
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         return score.numpy(), amap.numpy()
 
     refuse_folder_in_images("out", out, [str(data)])  # the data set from config.yaml is not on the command line
+    replaced = CARD in claim_evaluation_folder(out)  # before any work: only an earlier evaluation is replaced
     levels = None if args.no_per_level else level_scorer(model)
     metrics = evaluate_dataset(scorer, data, config.model.image_size,
                                config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size,
@@ -53,11 +54,9 @@ def run(args: argparse.Namespace) -> int:
                                downscale=config.data.downscale)
     print(format_table(metrics))
     print(format_diagnostics(metrics))
-    print(f"wrote {out / 'metrics.json'}")
-    if not args.no_plots:
-        from inspector.evaluation.reports import evaluation_report
-
-        print(f"wrote {evaluation_report(out)}")
+    written = [out / CARD] + ([] if args.no_plots else [out / "report.html"])
+    for path in written:  # the last line says an earlier evaluation was replaced (the rule of every output)
+        print(f"wrote {path}" + (" (replaced the earlier evaluation)" if replaced and path == written[-1] else ""))
     return 0
 
 

@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", metavar="FILE",
                    help="calibration YAML made for this model file by 'inspector calibrate': print OK/NG per "
                         "image against its threshold")
-    p.add_argument("--out", type=out_folder(), help="write a heat-map overlay PNG per image into this folder")
+    p.add_argument("--out", type=out_folder(), help="write a heat-map overlay PNG per image into this folder (an earlier overlay of predict "
+                        "is replaced, and said; any other file of that name is refused)")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=DEFAULT_BATCH,
                    help="images per inference call (default %(default)s)")
     p.add_argument("--threads", type=int_range(1, 1024), help="CPU threads for onnxruntime / torch")
@@ -118,27 +119,43 @@ def overlay_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def check_overlays_spare_inputs(named: list[Path], out_dir: Path, inputs: list[Path]) -> None:
-    """ConfigError when an overlay named after ``named`` would replace one of the ``inputs`` (``--out`` the
-    images' own folder: the images were overwritten by their overlays). Earlier overlays are replaced."""
+OVERLAY_TAG = "inspector predict"  # in each overlay PNG (visual.tag_png): an earlier overlay known by content
+
+
+def check_overlays_spare_inputs(named: list[Path], out_dir: Path, inputs: list[Path]) -> int:
+    """Make sure the overlays named after ``named`` may be written in ``out_dir``: the number of earlier
+    ``predict`` overlays they replace. ConfigError, one line, when one would replace one of the ``inputs``
+    (``--out`` the images' own folder: the images were overwritten by their overlays), or a file there that is
+    not an overlay ``predict`` wrote (known by its tag, :data:`OVERLAY_TAG`; :func:`inspector.outputs.claim_file`,
+    the rule of every output): a user's picture of that name was overwritten without a word."""
+    from inspector.outputs import claim_file
+    from inspector.visual import png_tagged
+
     mine = {os.path.realpath(p) for p in inputs}
+    replaced = 0
     for path, name in zip(named, overlay_names(named)):
         if os.path.realpath(out_dir / name) in mine:
             raise ConfigError(f"out: the overlay {out_dir / name} would replace the input image of that name; "
                               f"choose another --out folder", field="out")
+        replaced += claim_file(out_dir / name, lambda raw: png_tagged(raw, OVERLAY_TAG), ConfigError,
+                               command="predict", option="--out", noun="overlay")
+    return replaced
 
 
 def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy: str,
                    vmin: float | None, vmax: float | None, bit_depth: int | None = None,
-                   inputs: list[Path] = ()) -> None:
-    """One PNG per image: the map (back in frame geometry) over the original image; never over ``inputs``.
+                   inputs: list[Path] = ()) -> int:
+    """One PNG per image: the map (back in frame geometry) over the original image, tagged as predict's
+    (:data:`OVERLAY_TAG`); never over ``inputs`` nor over a file that is not an earlier overlay
+    (:func:`check_overlays_spare_inputs`); returns how many earlier overlays were replaced.
     Each written whole or not at all (:func:`inspector.outputs.write_whole`): written in place, a full disk or a
     crash part-way left a cut PNG under the overlay's name, or an earlier run's overlay half overwritten."""
     from inspector.data.images import map_to_frame, read_image
     from inspector.outputs import write_whole
-    from inspector.visual import encode_png, heatmap_overlay
+    from inspector.visual import encode_png, heatmap_overlay, tag_png
 
-    check_overlays_spare_inputs([p for p, _ in results], out_dir, [p for p, _ in results] + list(inputs))
+    # again: the names depend on which images could be read (crack/000.png, good/000.png → crack_000.png)
+    replaced = check_overlays_spare_inputs([p for p, _ in results], out_dir, [p for p, _ in results] + list(inputs))
     out_dir.mkdir(parents=True, exist_ok=True)
     lo = float(min(m.min() for _, m in results)) if vmin is None else vmin
     hi = float(max(m.max() for _, m in results)) if vmax is None else vmax
@@ -146,7 +163,8 @@ def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy
         frame = read_image(path, bit_depth, warn_key=str(path.parent))
         frame_map = map_to_frame(amap, frame.shape[0], frame.shape[1], policy)
         overlay = heatmap_overlay(frame, frame_map, lo, hi, alpha=0.5)
-        write_whole(out_dir / name, encode_png(overlay))
+        write_whole(out_dir / name, tag_png(encode_png(overlay), OVERLAY_TAG))
+    return replaced
 
 
 def load_decider(calibration: str, model: str):
@@ -204,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
                 if args.out:
                     kept.append((path, np.array(result.maps[i, 0], dtype=np.float32)))  # copy: buffers are reused
     if args.out and kept:
-        write_overlays(kept, Path(args.out), spec.resize, args.vmin, args.vmax, spec.bit_depth, inputs=paths)
-        print(f"wrote {len(kept)} overlay(s) to {args.out}", file=sys.stderr)
+        replaced = write_overlays(kept, Path(args.out), spec.resize, args.vmin, args.vmax, spec.bit_depth,
+                                  inputs=paths)
+        said = f" (replaced {replaced} earlier overlay(s))" if replaced else ""
+        print(f"wrote {len(kept)} overlay(s) to {args.out}{said}", file=sys.stderr)
     return 2 if errors else 0

@@ -387,7 +387,25 @@ def _foreign_file(out: Path) -> Path | None:
     for own in (out / "README.txt", out / _MARKER):
         if own.is_symlink() or own.is_dir():
             return own
-    return None
+    # synth's by content, not by name: a user's own README.txt or manifest.json beside a data set synth wrote
+    # (the marker of a stopped run tells the folder is synth's) was deleted by overwrite
+    if (out / "manifest.json").exists() and not _names_synth(out / "manifest.json"):
+        return out / "manifest.json"
+    return None if _readme_of_synth(out / "README.txt") else out / "README.txt"
+
+
+_README_HEAD = b"Synthetic defect dataset written by `inspector data synth`"  # _write_manifest's first line
+
+
+def _readme_of_synth(path: Path) -> bool:
+    """Whether ``path`` is absent or the README.txt :func:`_write_manifest` writes (by its first line)."""
+    if not path.exists():
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(_README_HEAD)) == _README_HEAD
+    except OSError:
+        return False
 
 
 def synthesize(out: str | Path, texture: str | Path = "brick", size: int = 256, n_train: int = 200,
@@ -448,7 +466,7 @@ def _write_manifest(out: Path, params: dict) -> None:
     last: it is found only beside a data set written whole."""
     manifest = {"generator": _GENERATOR, "format": "mvtec", "notable_change": NOTABLE, **params}
     write_whole(out / "README.txt", (
-        "Synthetic defect dataset written by `inspector data synth` (MVTec AD layout).\n"
+        _README_HEAD.decode() + " (MVTec AD layout).\n"
         "train/good and test/good: random crops of the texture; test/<kind>: one injected defect each;\n"
         "ground_truth/<kind>/<name>_mask.png: 0/255, exactly the pixels that differ from the defect-free\n"
         f"image by at least {NOTABLE} grey levels. Parameters: manifest.json.\n"

@@ -45,6 +45,7 @@ from inspector.artifacts.engine_card import ENGINE_KIND, ENGINE_SCHEMA_VERSION, 
 from inspector.backends.tensorrt import collect_messages, import_tensorrt, shared_logger, tensorrt_major
 from inspector.contract import DEFAULT_BATCH, INPUT_NAME, MAP_NAME, OUTPUT_RANKS, SCORE_NAME
 from inspector.deploy.checks import read_graph_of_card
+from inspector.deploy.timing_cache import check_timing_cache
 from inspector.errors import ExportError
 from inspector.outputs import claim_outputs, cut_name, replace_together, write_whole
 from inspector.artifacts.model_card import read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph
@@ -303,42 +304,52 @@ def _load_timing_cache(config, path: Path):
     except OSError as exc:
         log.warning("%s: cannot read the timing cache (%s); starting an empty one", path, exc)
         return None
-    cache = config.create_timing_cache(blob) if blob else None
-    if blob and cache is None:
-        log.warning("%s: timing cache is corrupt or from another TensorRT; starting an empty one", path)
-    return cache
+    return config.create_timing_cache(blob) if blob else None  # None: the callers say what they do instead
 
 
-def _attach_timing_cache(config, path: Path | None, onnx_path: Path):
-    """Attach the persisted cache (or an empty one when missing, corrupt or mismatched), as Polygraphy does."""
+def _attach_timing_cache(config, path: Path | None, onnx_path: Path) -> bool:
+    """Attach the persisted cache (or an empty one when missing, unreadable or mismatched), as Polygraphy does;
+    whether the file may be written back: not when TensorRT cannot read it or it is the cache of another
+    TensorRT or GPU (:mod:`inspector.deploy.timing_cache`: a file the build did not write is not its to replace)."""
     if path is None:
-        return None
+        return False
     with _locked(path):
         cache = _load_timing_cache(config, path)
+        unread = cache is None and path.is_file() and path.stat().st_size > 0
     if cache is not None and not config.set_timing_cache(cache, False):
-        log.warning("%s: timing cache does not match this TensorRT/GPU; starting an empty one", path)
-        cache = None
+        log.warning("%s: timing cache of another TensorRT or GPU; this build starts an empty one and leaves the file "
+                    "as it was (--timing-cache another name to keep this build's)", path)
+        cache, unread = None, True
+    elif unread:
+        log.warning("%s: TensorRT cannot read this file as a timing cache; this build starts an empty one and leaves "
+                    "the file as it was (--timing-cache another name to keep this build's)", path)
     if cache is None:
         cache = config.create_timing_cache(b"")
         if cache is None or not config.set_timing_cache(cache, False):
             raise ExportError(f"{onnx_path}: TensorRT could not create an empty timing cache "
                               "(disable it with --timing-cache '')")
-    return cache
+    return not unread
 
 
-def _save_timing_cache(config, path: Path | None) -> None:
+def _save_timing_cache(config, path: Path | None) -> Path | None:
     """Merge this build's cache with the file's current one (another build may have saved since) and write it,
-    whole or not at all (:func:`inspector.outputs.write_whole`). OSError when it cannot be written."""
+    whole or not at all (:func:`inspector.outputs.write_whole`); the path written, or None. A file there that
+    TensorRT cannot read as a cache (put there since the build began) is left as it was. OSError when it cannot
+    be written."""
     if path is None:
-        return
+        return None
     cache = config.get_timing_cache()
     if cache is None:
-        return
+        return None
     with _locked(path):
         on_disk = _load_timing_cache(config, path)
+        if on_disk is None and path.is_file() and path.stat().st_size > 0:
+            log.warning("%s: no longer a timing cache TensorRT can read; left as it was, this build's not saved", path)
+            return None
         if on_disk is not None and not cache.combine(on_disk, True):
             log.warning("%s: could not merge the timing cache saved by another build; keeping this build's", path)
         write_whole(path, bytes(memoryview(cache.serialize())))  # a reader never finds half a cache
+    return path
 
 
 def _io_record(trt, engine) -> dict[str, Any]:
@@ -461,6 +472,8 @@ def build_engine(onnx_path: str | Path, out: str | Path | None = None,
     onnx_path = Path(onnx_path)
     # before reading the graph: a name that may not be written is told at once (the default name needs the graph)
     paths = check_engine_out(out) if out is not None else None
+    if options.timing_cache:  # the default cache's name needs TensorRT's version and the GPU: checked in _build
+        check_timing_cache(options.timing_cache, list(paths.values()) if paths else [])
     card_file = sidecar_path_for(onnx_path)  # the INT8 graph's own card, else the export's sidecar
     model_sidecar = verify_graph(onnx_path, read_sidecar(card_file))
     model = read_graph_of_card(onnx_path, model_sidecar)
@@ -519,7 +532,8 @@ def _build(trt, logger, records: list, onnx_path: Path, out: Path, options: Buil
     except ExportError as exc:
         raise ExportError(f"{onnx_path}: {exc}") from None
     cache_path = _timing_cache_path(options, out, str(trt.__version__), gpu.compute_capability)
-    _attach_timing_cache(config, cache_path, onnx_path)
+    check_timing_cache(cache_path, list(engine_paths(out).values())) if cache_path else None  # before the build
+    writable = _attach_timing_cache(config, cache_path, onnx_path)
     log.info("building %s → %s (TensorRT %s, %s, %s, batch 1..%d)", onnx_path, out, trt.__version__, gpu.name,
              mode, options.max_batch)
     start = time.perf_counter()
@@ -528,8 +542,8 @@ def _build(trt, logger, records: list, onnx_path: Path, out: Path, options: Buil
     if serialized is None:
         errors = [" ".join(msg.split()) for level, msg in records if level in ("ERROR", "CRITICAL")]
         raise ExportError(f"{onnx_path}: TensorRT build failed: {' | '.join(errors[-3:]) or 'see the log above'}")
-    _save_timing_cache(config, cache_path)
-    return serialized, cache_path, seconds
+    saved = _save_timing_cache(config, cache_path if writable else None)
+    return serialized, saved, seconds
 
 
 def _describe_engine(trt, logger, staged: Path, out: Path, onnx_path: Path, report: TypingReport,

@@ -11,20 +11,27 @@ module exists for:
 - Re-evaluating into a folder overwrote some files and left the rest: ``--no-plots`` kept the earlier ROC and report
   beside the new metrics, and the earlier overlays (named by their score) stayed beside the new ones, so the report
   showed images of another evaluation. What an earlier evaluation wrote is now removed just before the new one is
-  written (after scoring succeeded: a failed evaluation leaves the earlier one as it was). Only its own file names
-  are removed; anything else in the folder is kept.
+  written (after scoring succeeded: a failed evaluation leaves the earlier one as it was).
+- It removed every file with one of its names, whoever wrote it: a user's own ``metrics.json``, ``roc.png`` or
+  ``report.html`` in the folder given as ``--out`` was lost. What is an earlier evaluation's is now known by its
+  content: ``metrics.json`` of an evaluation lists the files it wrote (``files``); anything else at one of the
+  names is refused in one line before any work and left as it was (:func:`claim_evaluation_folder`, the rule of
+  every command's output, :mod:`inspector.outputs`). The new evaluation is written whole into a hidden staging
+  folder and moved in all or none (:func:`install_evaluation`), ``metrics.json`` last.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 from inspector.config import read_text
-from inspector.errors import InspectorError
-from inspector.outputs import safe_name
+from inspector.errors import ConfigError, InspectorError
+from inspector.outputs import folder_problem, replace_together, safe_name
 
+CARD = "metrics.json"  # lists the evaluation's other files (``files``); written last, it marks the set complete
 EVALUATION_FILES = ("metrics.json", "scores.npz", "roc.png", "score_histogram.png", "report.html")
 OVERLAYS = "overlays"
 _OVERLAY = re.compile(r"^(missed|false_alarm|top_defect)_\d+_score.*\.png$")  # plots.save_overlays' names
@@ -60,17 +67,78 @@ def default_eval_folder(run_dir: str | Path, data: str | Path, trained_on: str |
     return run_dir / base  # a thousand data sets of one name: the last resort replaces the first
 
 
-def clear_earlier_evaluation(folder: str | Path) -> str | None:
-    """Remove the files an earlier evaluation wrote in ``folder`` (:data:`EVALUATION_FILES` and its overlay PNGs;
-    nothing else); return the data set it had scored (None: none recorded). Raises OSError when one cannot be
-    removed."""
-    folder = Path(folder)
-    earlier = evaluated_data(folder)
-    for name in EVALUATION_FILES:
-        (folder / name).unlink(missing_ok=True)
+def is_evaluation(data: object) -> bool:
+    """Whether ``data`` (a ``metrics.json``'s JSON) is the metrics an ``inspector evaluate`` wrote."""
+    return isinstance(data, dict) and {"image_auroc", "n_images", "per_defect_type"} <= set(data)
+
+
+def _own_name(name: object) -> bool:
+    """Whether ``name`` (from a card's ``files``) is one an evaluation writes: a crafted card cannot make
+    :func:`install_evaluation` remove anything else (``../x``, an absolute path, a user's file)."""
+    if not isinstance(name, str):
+        return False
+    head, _, tail = name.partition("/")
+    return name in EVALUATION_FILES or (head == OVERLAYS and _OVERLAY.match(tail) is not None)
+
+
+def _present(folder: Path) -> list[str]:
+    """The names of :data:`EVALUATION_FILES` and overlay PNGs now in ``folder`` (links and non-files too)."""
+    names = [name for name in EVALUATION_FILES if os.path.lexists(folder / name)]
     overlays = folder / OVERLAYS
-    if overlays.is_dir():
-        for path in overlays.iterdir():
-            if _OVERLAY.match(path.name) and path.is_file():
-                path.unlink()
-    return earlier
+    if overlays.is_dir() and not overlays.is_symlink():
+        names += sorted(f"{OVERLAYS}/{p.name}" for p in overlays.iterdir() if _OVERLAY.match(p.name))
+    return names
+
+
+def claim_evaluation_folder(folder: str | Path) -> set[str]:
+    """Make sure ``inspector evaluate`` may write its evaluation in ``folder``, before any work: the names of the
+    earlier evaluation's files there, which the new one replaces (empty: none), ``metrics.json`` among them.
+
+    Raises ConfigError, one line naming the file, when a file at one of the evaluation's names is not an earlier
+    evaluation's: a ``metrics.json`` that is not an evaluation's, a file its ``files`` does not name, a link or
+    a non-file (the rule of every output, :func:`inspector.outputs.claim_outputs`). An evaluation written before
+    ``files`` was recorded owns the names it would have written."""
+    folder = Path(folder)
+    tail = "'inspector evaluate' replaces only its own files: --out another folder, or move it"
+    if (why := folder_problem(folder)) is not None:
+        raise ConfigError(f"{folder}: cannot evaluate there: {why}")
+    overlays = folder / OVERLAYS
+    if overlays.is_symlink() or (overlays.exists() and not overlays.is_dir()):
+        raise ConfigError(f"{overlays}: not a folder of an earlier evaluate; {tail}")
+    present = _present(folder)
+    odd = next((n for n in present if (folder / n).is_symlink() or not (folder / n).is_file()), None)
+    if odd is not None:
+        kind = "a symbolic link" if (folder / odd).is_symlink() else "not a regular file (a folder, device or pipe)"
+        raise ConfigError(f"{folder / odd}: {kind}, not a file of an earlier evaluate; {tail}")
+    own = _earlier_files(folder, tail) if CARD in present else set()
+    if foreign := [name for name in present if name not in own]:
+        raise ConfigError(f"{folder / foreign[0]}: exists and is not a file of an earlier evaluate (no evaluation "
+                          f"{CARD} naming it); {tail}")
+    return own & set(present)
+
+
+def _earlier_files(folder: Path, tail: str) -> set[str]:
+    """The files the evaluation in ``folder`` wrote (its card's ``files``, and the card); ConfigError when its
+    ``metrics.json`` is no evaluation's. One written before ``files`` was recorded owns every name it writes."""
+    try:
+        card = json.loads(read_text(folder / CARD, "metrics file"))
+    except (InspectorError, ValueError, RecursionError):
+        card = None
+    if not is_evaluation(card):
+        raise ConfigError(f"{folder / CARD}: exists and is not an evaluation written by 'inspector evaluate'; {tail}")
+    listed = card.get("files")
+    if listed is None:
+        return set(_present(folder))
+    return {CARD} | ({name for name in listed if _own_name(name)} if isinstance(listed, list) else set())
+
+
+def install_evaluation(folder: Path, staging: Path, new: list[str], own: set[str]) -> None:
+    """Move the evaluation written in ``staging`` (a hidden folder in ``folder``; its files' names ``new``,
+    ``metrics.json`` among them) into ``folder``, all or none (:func:`inspector.outputs.replace_together`),
+    removing the earlier evaluation's files ``own`` (from :func:`claim_evaluation_folder`) the new one does not
+    replace; ``metrics.json`` goes last. Raises OSError (what was there is put back)."""
+    if any(name.startswith(OVERLAYS + "/") for name in new):
+        (folder / OVERLAYS).mkdir(exist_ok=True)
+    moves = [(None, folder / name) for name in sorted(own - set(new)) if name != CARD]
+    moves += [(staging / name, folder / name) for name in new if name != CARD]
+    replace_together([*moves, (staging / CARD, folder / CARD)], staging)

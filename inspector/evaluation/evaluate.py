@@ -7,6 +7,8 @@ arrays, so the same code evaluates the torch model and a deployed backend.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +20,7 @@ from inspector.data.datasets import load_batch, load_dataset, load_masks
 from inspector.data.memory import EVALUATION_BYTES, require_image_memory
 from inspector.errors import DataError
 from inspector.outputs import write_whole
-from inspector.evaluation.eval_folder import clear_earlier_evaluation, data_key
+from inspector.evaluation.eval_folder import CARD, claim_evaluation_folder, data_key, evaluated_data, install_evaluation
 from inspector.evaluation.diagnostics import LevelScorer, level_aurocs, level_peaks, score_distribution
 from inspector.evaluation.metrics import evaluate_scores
 
@@ -57,17 +59,20 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
                      out_dir: str | Path, plots: bool = True, batch_size: int = DEFAULT_BATCH,
                      bit_depth: int | None = None, level_scorer: LevelScorer | None = None,
                      downscale: str = DEFAULT_DOWNSCALE) -> dict:
-    """Score the test split, compute metrics, write metrics.json (+ plots); return metrics.
+    """Score the test split, compute metrics, write metrics.json (+ plots, overlays, report.html); return metrics.
 
     Raises :class:`DataError` when the dataset has no test images, none of them can be read, or they would not fit
-    in memory (:func:`~inspector.data.memory.require_image_memory`). What an earlier
-    evaluation wrote in ``out_dir`` is removed first (:mod:`inspector.evaluation.eval_folder`); ``metrics["data"]``
-    records the data set scored.
+    in memory (:func:`~inspector.data.memory.require_image_memory`); ConfigError, before any work, when ``out_dir``
+    holds a file at one of the evaluation's names that an earlier evaluation did not write
+    (:func:`~inspector.evaluation.eval_folder.claim_evaluation_folder`). The earlier evaluation in ``out_dir`` is
+    replaced as a whole, after scoring (:mod:`inspector.evaluation.eval_folder`); ``metrics["data"]`` records the
+    data set scored.
 
     ``level_scorer`` (torch models only: deployed graphs output the combined map)
     adds the per-level image AUROC to the diagnostics. ``downscale``: the model's
     method (:mod:`inspector.data.images`).
     """
+    claim_evaluation_folder(out_dir)  # before any work: a user's file at one of its names is refused, kept
     dataset = load_dataset(data_root)
     if not dataset.test:
         raise DataError(f"{data_root}: no test images (expected test/good and test/<defect> folders)")
@@ -87,15 +92,36 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     metrics["skipped_images"] = [str(s.path) for s, _ in skipped]
     metrics["data"] = data_key(data_root)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    earlier = clear_earlier_evaluation(out_dir)  # only now: a failed evaluation leaves the earlier one whole
+    earlier = evaluated_data(out_dir)
+    write_evaluation(out_dir, metrics, scores, labels, samples, (images, maps) if plots else None)
     if earlier not in (None, metrics["data"]):
         log.warning("%s: replaced the evaluation of %s there", out_dir, earlier)
-    write_metrics(out_dir, metrics)
-    write_scores(out_dir / "scores.npz", scores, labels, [str(s.path) for s in samples])
-    if plots:
-        write_plots(out_dir, images, maps, scores, labels, samples, metrics)
     return metrics
+
+
+def write_evaluation(out_dir: Path, metrics: dict, scores: np.ndarray, labels: np.ndarray, samples: list,
+                     pictures: tuple[np.ndarray, np.ndarray] | None) -> None:
+    """Write one evaluation into ``out_dir``, replacing the earlier one there all or none: written whole into a
+    hidden staging folder beside its files, then moved in (:func:`~inspector.evaluation.eval_folder.
+    install_evaluation`), ``metrics.json`` last, listing the others (``files``). ``pictures``: the test images
+    (N, H, W, 3 uint8) and maps (N, h, w float32) for the plots, overlays and report; None: none of them.
+    Only now, after scoring: a failed evaluation leaves the earlier one whole."""
+    from inspector.evaluation.reports import evaluation_report
+
+    own = claim_evaluation_folder(out_dir)  # again: minutes of scoring went by
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".evaluate-", suffix=".tmp", dir=out_dir))  # a new name: nobody's
+    try:
+        write_metrics(staging, metrics)
+        write_scores(staging / "scores.npz", scores, labels, [str(s.path) for s in samples])
+        if pictures is not None:
+            write_plots(staging, *pictures, scores, labels, samples, metrics)
+            evaluation_report(staging, subtitle=str(out_dir))
+        new = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+        write_metrics(staging, {**metrics, "files": [name for name in new if name != CARD]})
+        install_evaluation(out_dir, staging, new, own)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def diagnostics(scores: np.ndarray, labels: np.ndarray, images: np.ndarray,

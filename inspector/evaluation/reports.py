@@ -364,9 +364,11 @@ def write_report(path: str | Path, title: str, sections: Sequence[Section], subt
     return path
 
 
-def evaluation_report(eval_dir: str | Path, out: str | Path | None = None, title: str = "Evaluation") -> Path:
+def evaluation_report(eval_dir: str | Path, out: str | Path | None = None, title: str = "Evaluation",
+                      subtitle: str | None = None) -> Path:
     """``report.html`` for an ``inspector evaluate`` folder (metrics.json, roc.png, score_histogram.png,
-    overlays/*.png); returns its path."""
+    overlays/*.png); returns its path. ``subtitle``: the folder as shown (default ``eval_dir``; evaluate writes
+    the report in a staging folder before moving it in)."""
     eval_dir = Path(eval_dir)
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     sections = [metrics_section(metrics)]
@@ -386,4 +388,5 @@ def evaluation_report(eval_dir: str | Path, out: str | Path | None = None, title
     sections.append(figures_section("Overlays", figs, anchor="overlays",
                                     note="Best-caught defect, lowest-scored defects (missed first at any "
                                          "threshold) and highest-scored good images, with heat-map overlays."))
-    return write_report(out or eval_dir / "report.html", title, sections, subtitle=str(eval_dir))
+    return write_report(out or eval_dir / "report.html", title, sections,
+                        subtitle=str(eval_dir) if subtitle is None else subtitle)

@@ -583,15 +583,24 @@ def _read_untold(path: Path) -> list[dict]:
         return []
     ok = isinstance(doc, list) and all(isinstance(c, dict) and isinstance(c.get("run_id"), str) for c in doc)
     if not ok:
-        log.warning("%s: not MQTT bridge counts; ignored", path)
+        log.warning("%s: not MQTT bridge counts; ignored, and left as it was", path)
     return doc[-16:] if ok else []
 
 
 def _write_untold(path: Path, untold: list[dict]) -> None:
     """Keep final counts the broker never took, for the next run to publish (whole or not at all:
-    :func:`inspector.outputs.write_whole`); a failure is one warning, the earlier file as it was."""
-    from inspector.outputs import write_whole
+    :func:`inspector.outputs.write_whole`); a failure is one warning, the earlier file as it was. Only over an
+    earlier state file of the bridge (:func:`~inspector.pipeline.integration_config.is_bridge_state`): anything
+    else there (a file put there since ``run`` checked it) is left as it was, and the counts not kept, said."""
+    from inspector.outputs import claim_file, write_whole
+    from inspector.pipeline.integration_config import is_bridge_state
 
+    try:
+        claim_file(path, is_bridge_state, ConfigError, command="run", option="set publish.mqtt.state_file to",
+                   noun="state file of the MQTT bridge")
+    except ConfigError as exc:
+        log.warning("MQTT: final counts not delivered and not kept (%s)", exc)
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_whole(path, json.dumps(untold[-16:]).encode("utf-8"))

@@ -49,6 +49,7 @@ from inspector.outputs import claim_file, file_problem, folder_problem, write_wh
 from inspector.pipeline.batcher import END, BatchWorker, BufferPool
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import DaemonConfig
+from inspector.pipeline.integration_config import is_bridge_state
 from inspector.pipeline.cputime import ThreadCpu
 from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.extensions import NO_EXTENSIONS, Extensions, Running, SourceNamer
@@ -143,12 +144,26 @@ def check_outputs(cfg: DaemonConfig) -> None:
             default = key == "publish.mqtt.state_file" and not mqtt.state_file
             hint = " (its default place; move what is there, or set publish.mqtt.state_file)" if default else ""
             raise ConfigError(f"{key}: {why}{hint}", field=key)
-    if cfg.summary_json:  # rewritten by every run; anything else there (a report, a config) was lost at shutdown
+    _claim_run_files(cfg)
+
+
+def _claim_run_files(cfg: DaemonConfig) -> None:
+    """Refuse, in one line, a file at a name the daemon rewrites that an earlier run did not write
+    (:func:`inspector.outputs.claim_file`): the run summary (rewritten by every run) and the MQTT bridge's state
+    file (rewritten at a shutdown with the broker away); a report, a config or notes there were lost."""
+    mqtt = cfg.publish.mqtt
+    claims = [("summary_json", cfg.summary_json, is_run_summary, "run summary", "set summary_json to")]
+    if mqtt.enabled:
+        claims.append(("publish.mqtt.state_file", str(mqtt.state_path()), is_bridge_state,
+                       "state file of the MQTT bridge", "set publish.mqtt.state_file to"))
+    for key, path, own, noun, option in claims:
+        if not path:
+            continue
         try:
-            claim_file(cfg.summary_json, is_run_summary, ConfigError, command="run", option="set summary_json to",
-                       noun="run summary")
+            claim_file(path, own, ConfigError, command="run", option=option, noun=noun)
         except ConfigError as exc:
-            raise ConfigError(f"summary_json: {exc}", field="summary_json") from None
+            default = key == "publish.mqtt.state_file" and not mqtt.state_file
+            raise ConfigError(f"{key}: {exc}" + (" (its default place)" if default else ""), field=key) from None
 
 
 def is_run_summary(raw: bytes) -> bool:

@@ -13,6 +13,7 @@ declared range, checked in ``validate`` with a one-line error.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import socket
@@ -130,6 +131,15 @@ def topic_level_problem(text: str) -> str | None:
     if len(text.encode("utf-8")) > 1024:  # the whole topic must fit 65,535 bytes; no plant needs more
         return "must be at most 1024 bytes"
     return None
+
+
+def is_bridge_state(raw: bytes) -> bool:
+    """Whether ``raw`` (a file's bytes) is a state file the MQTT bridge wrote at ``publish.mqtt.state_file``: a
+    JSON list of the final counts of runs, each with its ``run_id`` (for :func:`inspector.outputs.claim_file`: the
+    bridge replaces only one of these; a config or notes there were written over at a shutdown with the broker
+    away)."""
+    data = json.loads(raw)
+    return isinstance(data, list) and all(isinstance(c, dict) and isinstance(c.get("run_id"), str) for c in data)
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,14 @@ ONNX Runtime's. What only a GPU can show is in test_tensorrt_gpu.py.
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
 import pytest
 
 import inspector.backends.cuda as cuda_mod
-from fake_tensorrt import TRT10, TRT11, FakeCuda, make_fake_trt
+from fake_tensorrt import CACHE_MAGIC, TRT10, TRT11, FakeCuda, make_fake_trt
 from inspector.artifacts.engine_card import read_engine_sidecar
 from inspector.backends import load_backend
 from inspector.deploy.engine_build import BuildOptions, build_engine
@@ -88,7 +89,7 @@ def test_build_asks_for_a_strongly_typed_network_profile_workspace_and_cache(fak
     assert out.with_suffix(".build.log").read_text() == "[WARNING] fake warning from the builder\n"
     cache = tmp_path / "engines" / f"timing-trt{version}-sm86.cache"
     first = cache.read_bytes()
-    assert first.startswith(b"FAKECACHE:tactics-")
+    assert first.startswith(CACHE_MAGIC + b"tactics-")
     build_engine(exported.with_name("tiny.fp16.onnx"), out, BuildOptions(max_batch=4))
     assert ("timing_cache_in", first) in fake  # the persisted cache is reused
 
@@ -263,28 +264,64 @@ def test_runtime_failures_are_one_line_errors_and_release_everything(fake, expor
 # -- timing cache: corrupt file, mismatch, concurrent builds --------------------------------------
 
 
-def test_corrupt_timing_cache_falls_back_to_an_empty_one(fake, exported, tmp_path, caplog):
+def test_an_unreadable_timing_cache_is_used_as_an_empty_one_and_left_as_it_was(fake, exported, tmp_path, caplog):
+    """A file TensorRT cannot read as a timing cache was replaced by this build's cache after the build: a file
+    the build did not write is not its to replace. Now an empty cache is used and the file kept, with a warning."""
     out = tmp_path / "engines" / "tiny.fp16.plan"
     cache = tmp_path / "engines" / f"timing-trt{TRT10}-sm86.cache"
     cache.parent.mkdir()
-    cache.write_bytes(b"\x00garbage from a crashed write")
+    cache.write_bytes(b"\x00garbage of another tool")
     with caplog.at_level("WARNING", logger="inspector.deploy.engine_build"):
-        build_engine(exported.with_name("tiny.fp16.onnx"), out, BuildOptions(max_batch=4))
-    assert any("timing cache is corrupt" in r.getMessage() for r in caplog.records)
+        sidecar = build_engine(exported.with_name("tiny.fp16.onnx"), out, BuildOptions(max_batch=4))
+    assert [r.getMessage() for r in caplog.records if "timing cache" in r.getMessage()] == [
+        f"{cache}: TensorRT cannot read this file as a timing cache; this build starts an empty one and leaves the "
+        f"file as it was (--timing-cache another name to keep this build's)"]
     assert ("timing_cache_in", b"") in fake  # started empty
-    assert cache.read_bytes().startswith(b"FAKECACHE:tactics-")  # replaced by a valid cache
+    assert cache.read_bytes() == b"\x00garbage of another tool"
+    assert sidecar["build"]["timing_cache"] is None  # no cache was saved by this build
 
 
-def test_mismatched_timing_cache_is_replaced_with_a_warning(monkeypatch, exported, tmp_path, caplog):
+def test_a_timing_cache_of_another_gpu_is_used_as_an_empty_one_and_kept(monkeypatch, exported, tmp_path, caplog):
     monkeypatch.setattr(cuda_mod, "open_cuda", lambda api="cuda-python", device=0: FakeCuda(device))
     calls = _fake_with(monkeypatch, {"set_timing_cache"})
     cache = tmp_path / "c.cache"
-    cache.write_bytes(b"FAKECACHE:from-another-gpu")
+    cache.write_bytes(CACHE_MAGIC + b"from-another-gpu")
     with caplog.at_level("WARNING", logger="inspector.deploy.engine_build"):
         build_engine(exported.with_name("tiny.fp16.onnx"), tmp_path / "tiny.fp16.plan",
                      BuildOptions(max_batch=4, timing_cache=str(cache)))
-    assert any("does not match this TensorRT/GPU" in r.getMessage() for r in caplog.records)
+    assert any("timing cache of another TensorRT or GPU" in r.getMessage() for r in caplog.records)
     assert ("timing_cache_in", b"") in calls
+    assert cache.read_bytes() == CACHE_MAGIC + b"from-another-gpu"
+
+
+@pytest.mark.parametrize("what", ["engine card", "config", "onnx", "engine", "link"])
+def test_a_file_that_is_clearly_no_timing_cache_is_refused_before_any_work(fake, exported, tmp_path, capsys, what):
+    """``build --timing-cache engines/rs.json`` (the engine card, by a slip), a config or a graph: the build
+    started an empty cache and wrote it over the file. Refused in one line, exit 2, before TensorRT is asked."""
+    from inspector.cli import main
+
+    engine = _engine(exported, tmp_path)  # an earlier build: an engine and its card
+    card = json.loads(engine.with_suffix(".json").read_text())
+    victim = {"engine card": engine.with_suffix(".json"), "config": tmp_path / "daemon.yaml",
+              "onnx": exported, "engine": engine, "link": tmp_path / "link.cache"}[what]
+    if what == "config":
+        victim.write_text("model: {path: export/rs.onnx}\n")
+    if what == "link":
+        (tmp_path / "elsewhere.cache").write_bytes(CACHE_MAGIC + b"shared")  # a cache, but written through a link
+        victim.symlink_to(tmp_path / "elsewhere.cache")
+    kind = {"engine card": "text that begins '{", "config": "text that begins 'model: {path: export/rs.'",
+            "onnx": "an ONNX graph", "engine": f"a TensorRT engine (its card {engine.with_suffix('.json')} names it)",
+            "link": None}[what]
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    fake.clear()
+    assert main(["build", str(exported.with_name("tiny.fp16.onnx")), "--out", str(tmp_path / "new.fp16.plan"),
+                 "--timing-cache", str(victim)]) == 2
+    err = capsys.readouterr().err.strip()
+    reason = "a symbolic link, not a TensorRT timing cache" if kind is None else f"is {kind}"
+    assert err.startswith(f"error: {victim}: {reason}") and "\n" not in err, err
+    assert err.endswith(f"; 'inspector build' replaces only its own files: --timing-cache another name, or move it")
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert not [c for c in fake if c[0] == "timing_cache_in"] and card["kind"]  # TensorRT never asked
 
 
 def test_timing_cache_is_locked_and_merged_with_a_concurrent_build(fake, exported, tmp_path):
@@ -294,7 +331,7 @@ def test_timing_cache_is_locked_and_merged_with_a_concurrent_build(fake, exporte
     state = _trt()._fake_state
 
     def concurrent_build_saves(config):  # another process saves its cache while this one builds
-        cache.write_bytes(b"FAKECACHE:tactics-of-the-other-build")
+        cache.write_bytes(CACHE_MAGIC + b"tactics-of-the-other-build")
 
     def lock_is_held(_cache):  # while this build writes, nobody else may take the lock
         with open(cache.with_name(cache.name + ".lock"), "a") as other:
@@ -306,7 +343,7 @@ def test_timing_cache_is_locked_and_merged_with_a_concurrent_build(fake, exporte
     build_engine(exported.with_name("tiny.fp16.onnx"), tmp_path / "tiny.fp16.plan",
                  BuildOptions(max_batch=4, timing_cache=str(cache)))
     assert state.lock_checked
-    entries = cache.read_bytes()[len(b"FAKECACHE:"):].decode().split(",")
+    entries = cache.read_bytes()[len(CACHE_MAGIC):].decode().split(",")
     assert "tactics-of-the-other-build" in entries and any(e.startswith("tactics-") and "other" not in e
                                                            for e in entries)
 

@@ -116,3 +116,63 @@ def test_the_daemon_summary_replaces_only_an_earlier_summary(tmp_path, capsys):
     assert summary.read_bytes() == FOREIGN["notes"]
     summary.write_text(json.dumps({"cameras": {"line1": {"processed": 3}}, "totals": {"inferred_frames": 3}}))
     assert main(["run", "--config", str(config), "--check"]) == 0, capsys.readouterr().err
+
+
+def test_predict_replaces_only_its_own_overlays_and_says_so(tmp_path, capsys):
+    """`predict --out DIR` wrote each overlay over any file of its name without a word (a user's own picture,
+    a photo named like an image). Its overlays now carry a tag (a PNG text chunk): an earlier one is replaced and
+    the last line counts it; anything else is refused in one line before any inference, and kept."""
+    import cv2
+
+    names = _setup(tmp_path)
+    out = tmp_path / "overlays"
+    images = sorted(str(p) for p in (tmp_path / "good").iterdir())
+    assert main(["predict", names["model"], *images, "--out", str(out)]) == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"wrote 4 overlay(s) to {out}"
+    assert cv2.imread(str(out / "000.png")) is not None  # the tag leaves a valid PNG
+    assert main(["predict", names["model"], *images, "--out", str(out)]) == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"wrote 4 overlay(s) to {out} (replaced 4 earlier overlay(s))")
+    mine = cv2.imencode(".png", cv2.imread(images[2]))[1].tobytes()  # a PNG, but not one predict wrote
+    (out / "002.png").write_bytes(mine)
+    assert main(["predict", names["model"], *images, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before any inference
+    assert captured.err.strip() == (f"error: {out / '002.png'}: exists and is not an overlay written by 'inspector "
+                                    f"predict'; 'inspector predict' replaces only its own files: --out another name, "
+                                    f"or move it")
+    assert (out / "002.png").read_bytes() == mine
+
+
+def test_the_mqtt_bridge_state_file_replaces_only_an_earlier_state(tmp_path, capsys, caplog):
+    """The bridge rewrites its state file at a shutdown with the broker away: a file there that is not its state
+    (a config or notes, by a slip in publish.mqtt.state_file) was written over. ``run --check`` refuses it in one
+    line; one put there after the check is left as it was at shutdown, and the counts not kept, said."""
+    import logging
+
+    from tiny_graphs import write_exported
+
+    from inspector.integrations.mqtt import _read_untold, _write_untold
+
+    model = write_exported(tmp_path / "export", fp16=False)
+    state = tmp_path / "bridge.json"
+    config = tmp_path / "daemon.yaml"
+    config.write_text(f"model: {{path: {model}}}\nthresholds: {{image: 0.5}}\n"
+                      f"cameras: [{{name: line1, source: synthetic}}]\n"
+                      f"publish: {{endpoint: 'ipc://{tmp_path}/ev.sock', mqtt: {{url: 'mqtt://127.0.0.1:5821', "
+                      f"box: b1, state_file: {state}}}}}\n")
+    state.write_bytes(FOREIGN["daemon config"])
+    assert main(["run", "--config", str(config), "--check"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {config}: publish.mqtt.state_file: {state}: exists and is not a state file of the MQTT bridge "
+        f"written by 'inspector run'; 'inspector run' replaces only its own files: set publish.mqtt.state_file to another "
+        f"name, or move it")
+    with caplog.at_level(logging.WARNING, logger="inspector.integrations.mqtt"):
+        _write_untold(state, [{"run_id": "r2", "offered": 2, "final": True}])
+    assert state.read_bytes() == FOREIGN["daemon config"]
+    assert any("final counts not delivered and not kept" in r.getMessage() for r in caplog.records)
+    state.unlink()
+    _write_untold(state, [{"run_id": "r1", "offered": 1, "final": True}])  # an earlier run's state: replaced
+    assert main(["run", "--config", str(config), "--check"]) == 0, capsys.readouterr().err
+    _write_untold(state, [{"run_id": "r1", "offered": 1, "final": True}, {"run_id": "r2", "offered": 2, "final": True}])
+    assert [c["run_id"] for c in _read_untold(state)] == ["r1", "r2"]

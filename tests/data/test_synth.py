@@ -120,10 +120,18 @@ def _user_folders(tmp_path):
     linked = tmp_path / "linked"  # synth's output with the user's folder linked in as a defect type
     synthesize(linked, size=32, n_train=1, n_test_good=1, n_test_defect=1)
     (linked / "test" / "dent").symlink_to(real / "test" / "good", target_is_directory=True)
+    readme = tmp_path / "readme"  # synth's output whose README.txt the user rewrote as the line's notes
+    synthesize(readme, size=32, n_train=1, n_test_good=1, n_test_defect=1)
+    (readme / "README.txt").write_text("line 3 brick: defects seen in March, see the shift log\n")
+    stopped = tmp_path / "stopped"  # a stopped synth run (its marker), and the user's own manifest.json there
+    synthesize(stopped, size=32, n_train=1, n_test_good=1, n_test_defect=1)
+    (stopped / "synth-in-progress.json").write_text('{"generator": "inspector.data.synth", "complete": false}')
+    (stopped / "manifest.json").write_text('{"generator": "labelling-tool"}')
     project = tmp_path / "project"  # a source checkout, also as '.' and as a parent of --out
     (project / "test").mkdir(parents=True)
     (project / "test" / "test_x.py").write_text("def test(): pass\n")
-    return {"real": real, "fake": fake, "added": added, "linked": linked, "project": project}
+    return {"real": real, "fake": fake, "added": added, "linked": linked, "readme": readme, "stopped": stopped,
+            "project": project}
 
 
 @pytest.mark.parametrize("which, out, match", [
@@ -131,6 +139,8 @@ def _user_folders(tmp_path):
     ("fake", "{fake}", "not a data set written by 'inspector data synth'"),
     ("added", "{added}", "added/test/good/line3_0001.png: not written by 'inspector data synth'"),
     ("linked", "{linked}", "linked/test/dent: not written by 'inspector data synth'"),
+    ("readme", "{readme}", "readme/README.txt: not written by 'inspector data synth'"),
+    ("stopped", "{stopped}", "stopped/manifest.json: not written by 'inspector data synth'"),
     ("project", ".", ".: not a data set written by 'inspector data synth'"),
     ("project", "{project}/test/..", "not a data set written by 'inspector data synth'"),
 ])

@@ -4,6 +4,8 @@ import json
 import logging
 import shutil
 
+import pytest
+
 from inspector.cli import main
 from inspector.evaluation.eval_folder import data_key, default_eval_folder
 
@@ -65,9 +67,9 @@ def test_a_failed_evaluation_leaves_the_earlier_one_whole(trained_run, tmp_path)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
-def test_an_evaluation_folder_whose_metrics_file_is_a_fifo_is_evaluated_into(trained_run, tmp_path):
+def test_an_evaluation_folder_whose_metrics_file_is_a_fifo_is_refused_at_once(trained_run, tmp_path, capsys):
     """RUN/eval/metrics.json was read to learn which data set it scored: a FIFO there held ``evaluate`` for ever,
-    silent, waiting for a writer. It is no evaluation: the run's own is written there, the FIFO replaced."""
+    silent, waiting for a writer. It is no evaluation's file: refused in one line, without reading it, and kept."""
     import os
     import threading
 
@@ -85,5 +87,69 @@ def test_an_evaluation_folder_whose_metrics_file_is_a_fifo_is_evaluated_into(tra
         with open(run / "eval" / "metrics.json", "w"):
             pass
         worker.join(30)
-    assert codes == [0], "evaluate waited on the FIFO"
-    assert json.loads((run / "eval" / "metrics.json").read_text())["data"]
+    assert codes == [2], "evaluate waited on the FIFO"
+    assert capsys.readouterr().err.strip() == (
+        f"error: {run / 'eval' / 'metrics.json'}: not a regular file (a folder, device or pipe), not a file of an "
+        f"earlier evaluate; 'inspector evaluate' replaces only its own files: --out another folder, or move it")
+    assert (run / "eval" / "metrics.json").is_fifo()
+
+
+TAIL = "'inspector evaluate' replaces only its own files: --out another folder, or move it"
+
+
+def _files(folder):
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "roc.png", "report.html", "scores.npz"])
+def test_a_users_file_at_one_of_its_names_is_refused_before_any_work_and_kept(trained_run, tmp_path, capsys, name):
+    """`evaluate --out DIR` removed every file with one of its names, whoever wrote it: a user's own metrics.json
+    or plots in DIR were lost. Now refused in one line naming the file, exit 2, and DIR is as it was."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / name).write_bytes(b'{"auroc": 0.99, "by": "hand"}' if name.endswith(".json") else b"my own plot")
+    (out / "notes.txt").write_text("kept")
+    before = _files(out)
+    assert main(["evaluate", str(trained_run), "--out", str(out), "--no-per-level"]) == 2
+    reason = ("exists and is not an evaluation written by 'inspector evaluate'" if name == "metrics.json" else
+              "exists and is not a file of an earlier evaluate (no evaluation metrics.json naming it)")
+    assert capsys.readouterr().err.strip() == f"error: {out / name}: {reason}; {TAIL}"
+    assert _files(out) == before and sorted(p.name for p in out.iterdir()) == sorted(p.name for p in before)
+
+
+def test_an_earlier_evaluation_is_replaced_whole_and_the_last_line_says_so(trained_run, tmp_path, capsys):
+    """The card (metrics.json) lists the files it wrote: a plot the user put beside an evaluation made with
+    --no-plots is not its own, and is refused; the earlier evaluation itself is replaced, and said."""
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(trained_run), "--out", str(out), "--no-per-level", "--no-plots"]) == 0
+    first = capsys.readouterr().out.splitlines()
+    assert first[-1] == f"wrote {out / 'metrics.json'}", first
+    assert json.loads((out / "metrics.json").read_text())["files"] == ["scores.npz"]
+    assert main(["evaluate", str(trained_run), "--out", str(out), "--no-per-level"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {out / 'report.html'} (replaced the earlier evaluation)"
+    listed = json.loads((out / "metrics.json").read_text())["files"]
+    assert "roc.png" in listed and any(name.startswith("overlays/") for name in listed)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(listed + [
+        "metrics.json"])  # no staging folder left
+    (out / "roc.png").unlink()
+    assert main(["evaluate", str(trained_run), "--out", str(out), "--no-per-level", "--no-plots"]) == 0
+    (out / "roc.png").write_bytes(b"my own plot")
+    capsys.readouterr()
+    assert main(["evaluate", str(trained_run), "--out", str(out), "--no-per-level"]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {out / 'roc.png'}: exists and is not a file of an earlier "
+                                               f"evaluate (no evaluation metrics.json naming it); {TAIL}")
+    assert (out / "roc.png").read_bytes() == b"my own plot"
+
+
+def test_a_card_naming_other_files_removes_none_of_them(trained_run, tmp_path):
+    """A metrics.json whose ``files`` names a file outside the evaluation's names (crafted, or edited) cannot make
+    evaluate remove it."""
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(trained_run), "--out", str(out), "--no-per-level", "--no-plots"]) == 0
+    card = json.loads((out / "metrics.json").read_text())
+    (tmp_path / "notes.txt").write_text("kept")
+    (out / "notes.txt").write_text("kept")
+    (out / "metrics.json").write_text(json.dumps({**card, "files": [*card["files"], "../notes.txt", "notes.txt",
+                                                                        str(tmp_path / "notes.txt")]}))
+    assert main(["evaluate", str(trained_run), "--out", str(out), "--no-per-level", "--no-plots"]) == 0
+    assert (tmp_path / "notes.txt").read_text() == (out / "notes.txt").read_text() == "kept"
