@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from inspector.errors import ExportError
 from inspector.deploy import check_graph, export_model, graph_paths
@@ -174,9 +174,9 @@ def test_io_contract_is_enforced(in_dims, in_type, score_type, message):
         check_io(_io_model(in_dims, in_type, score_type), "m.onnx", 4, 4)
 
 
-def _fp16_model(eps: float, reduce_in_half: bool = False):
+def _fp16_model(eps, reduce_in_half: bool = False):
     w = helper.make_tensor("w", TensorProto.FLOAT16, [1, 1, 1, 1], np.ones(1, np.float16).view(np.uint16).tolist())
-    eps_t = helper.make_tensor("eps", TensorProto.FLOAT, [], [eps])
+    eps_t = numpy_helper.from_array(np.asarray(eps, np.float32), "eps")
     nodes = [helper.make_node("Cast", ["x"], ["xh"], to=TensorProto.FLOAT16),
              helper.make_node("Conv", ["xh", "w"], ["yh"])]
     if reduce_in_half:
@@ -197,6 +197,16 @@ def test_fp16_epsilon_that_underflows_is_refused():
     model = _fp16_model(1e-12)
     with pytest.raises(ExportError, match="not representable in float16"):
         check_fp16(model, infer_types(model, "m"), "m")
+
+
+def test_fp16_a_map_entry_below_the_maps_resolution_is_no_epsilon():
+    """A data-derived constant (a per-position offset map) may hold an entry that flushes to 0 in float16 while
+    its largest is ~1: that loss is rounding, not an epsilon that vanishes; the same value alone still is."""
+    ok = _fp16_model(np.array([[0.3, -0.12], [2.6e-8, 0.05]], dtype=np.float32))
+    assert check_fp16(ok, infer_types(ok, "m"), "m")["conv_float16"] == 1
+    alone = _fp16_model(np.array([[2.6e-8, 0.0], [0.0, -1e-9]], dtype=np.float32))
+    with pytest.raises(ExportError, match="not representable in float16"):
+        check_fp16(alone, infer_types(alone, "m"), "m")
 
 
 def test_fp16_sensitive_op_in_half_is_refused():
