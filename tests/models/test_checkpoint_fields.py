@@ -80,3 +80,14 @@ def test_ast_checkpoint_without_features_reloads_on_raw_features(tmp_path):
 
     assert run_config.model.features == "raw" and reloaded.standardize is None
     assert _same_scores(reloaded, model)
+
+
+def test_checkpoint_without_student_coords_reloads_without_them(tmp_path):
+    """A reduced student saved before ``student_coords`` existed had a 3-channel stem; the offline default is now 5."""
+    model, path = _saved_without("student_coords", {"name": "reduced_student", "student_coords": False}, tmp_path)
+
+    reloaded, run_config, _ = load_model(path)
+
+    assert run_config.model.student_coords is False and reloaded.student.stem[0].in_channels == 3
+    assert type(model.config).WRITTEN_BEFORE["student_coords"] is False
+    assert _same_scores(reloaded, model)

@@ -1,12 +1,11 @@
 """model.student_input: teacher — the reduced student starts from the frozen teacher's first tap."""
 
-import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 
 from inspector.errors import ConfigError
 from inspector.models.registry import build_model, parse_model_config
+from model_support import assert_fp32_graph_agrees
 
 SIZE = 64
 
@@ -63,19 +62,7 @@ def test_the_image_fed_student_is_unchanged_by_the_option():
 
 
 def test_the_fed_student_exports_as_one_graph_that_onnxruntime_agrees_with(tmp_path):
-    from inspector.deploy import export_model
-
-    model = make("teacher").eval()
-    result = export_model(model, tmp_path / "rs", precisions=("fp32",))
-    session = ort.InferenceSession(str(result["fp32"]), providers=["CPUExecutionProvider"])
-    batch = images(1)
-    outputs = session.run(None, {session.get_inputs()[0].name: batch.numpy()})
-    with torch.no_grad():
-        score, amap = model(batch)
-    names = [o.name for o in session.get_outputs()]
-    np.testing.assert_allclose(outputs[names.index("score")], score.numpy(), rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(outputs[names.index("anomaly_map")], amap.numpy(), rtol=1e-3, atol=1e-4)
-
+    assert_fp32_graph_agrees(make("teacher"), tmp_path, images(1))
 
 @pytest.mark.parametrize("value", ["features", 1, None])
 def test_an_unknown_student_input_is_one_config_error(value):

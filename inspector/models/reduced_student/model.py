@@ -64,11 +64,18 @@ class ReducedStudentConfig(ModelConfig):
     # stages are learned: fewer epochs, 0.92× the GFLOPs, and 0.001–0.013 lower image AUROC on
     # KolektorSDD and ELPV (benchmarks/README.md "Session 29").
     student_input: Literal["image", "teacher"] = "image"
+    # The image-fed student's stem also sees each pixel's (y, x) in [-1, 1] (CoordConv, MirrorStudent),
+    # as on aligned parts a place's normal look depends on where it is. Off by default: +0.006 image AUROC
+    # on KolektorSDD over two seeds, ±0.000 on ELPV mono and tiles of many shapes (benchmarks/README.md
+    # "Session 39"). A student fed the teacher's tap (student_input: teacher) has no image stem and takes none.
+    student_coords: bool = False
     WRITTEN_BEFORE: ClassVar[dict[str, object]] = {**ModelConfig.WRITTEN_BEFORE, "student_head": "relu",
-                                                   "students": 1, "student_input": "image"}
+                                                   "students": 1, "student_input": "image",
+                                                   "student_coords": False}
     PRESET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "paper": {**ModelConfig.PRESET_DEFAULTS["paper"], "levels": PRESETS["paper"][1],
-                  "student_depth": 1, "student_width": 1.0, "student_head": "relu"},
+                  "student_depth": 1, "student_width": 1.0, "student_head": "relu",
+},
         "offline": {**ModelConfig.PRESET_DEFAULTS["offline"], "levels": ("blocks.2", "blocks.4", "blocks.6"),
                     "teacher": PRESETS["offline"][0], "student_depth": 1, "student_width": 1.0,
                     "student_head": "linear", "hard_quantile": OFFLINE_HARD_QUANTILE},
@@ -94,7 +101,8 @@ def build_reduced_student(config: ReducedStudentConfig, taps: tuple[str, ...] | 
     pooled = tuple(replace(t, stride=t.stride * k) for t, k in zip(teacher.feature_info, pool))
     source = pooled[0] if config.student_input == "teacher" else None
     students = [MirrorStudent(pooled, stem=stem, depth=config.student_depth, width=config.student_width,
-                              linear_heads=config.student_head == "linear", source=source)
+                              linear_heads=config.student_head == "linear", source=source,
+                              coords=bool(config.student_coords) and source is None)
                 for _ in range(config.students)]
     # a level that is no tap of the teacher is refused there (one line naming it), never dropped: a config's
     # levels: [blocks.9] trained on every tap instead, silently
