@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from inspector.config import (apply_overrides, bounded, from_dict, from_file, from_file_dict, load_yaml, suggest,
-                              tcp_port_problem)
+from inspector.config import (apply_overrides, bounded, from_dict, from_file, from_file_dict, load_yaml,
+                              refuse_empty, suggest, tcp_port_problem)
 from inspector.errors import ConfigError, InspectorError
 from inspector.pipeline.integration_config import (DashboardSection, GenicamSection, MetricsSection, MqttSection,
                                                    url_address_problem)
@@ -90,6 +90,9 @@ class ThresholdSection:
     pixel: float | None = bounded(None)  # map threshold for defect regions (default: the image threshold)
     uncertain_band: tuple[float, float] | None = bounded(None)  # scores in [lo, hi) → "uncertain"
 
+    def validate(self, where: str) -> None:
+        refuse_empty(where, self, ("calibration",))
+
 
 @dataclass(frozen=True)
 class ReconnectSection:
@@ -114,6 +117,8 @@ class SyntheticSection:
     seed: int = bounded(0, ge=0, le=2**32 - 1)
 
     def validate(self, where: str) -> None:
+        if self.texture == "":
+            raise ConfigError(f"{where}.texture: empty; give brick, grass, gravel, procedural or a folder of images")
         if not 0 <= self.defect_rate <= 1:
             raise ConfigError(f"{where}.defect_rate: must be in [0, 1]")
         if self.size < 16 or self.pool < 1:
@@ -151,6 +156,9 @@ class CameraSection:
     def validate(self, where: str) -> None:
         if not _CAMERA_NAME.match(self.name):
             raise ConfigError(f"{where}.name: '{self.name}' must be 1-64 letters, digits, '_', '-' or '.'")
+        if self.source == "":  # Path('') is '.': the config's own folder was read as a folder camera
+            raise ConfigError(f"{where}.source: empty; give a file, folder, device index, URL, GStreamer "
+                              f"pipeline, genicam://<id> or synthetic")
         if self.fps < 0 or self.max_frames < 0:
             raise ConfigError(f"{where}: fps and max_frames must be ≥ 0")
         if 0 < self.fps < _MIN_FPS:  # e.g. 1e-9: one frame in 30 years, a typo rather than a pace
@@ -245,6 +253,9 @@ class CurveSection:
     server_secret_key: str = ""  # zmq certificate file with the server's secret key (zmq.auth.create_certificates)
     allowed_clients_dir: str | None = None  # folder of client public certificates; None: any client with the server key
 
+    def validate(self, where: str) -> None:
+        refuse_empty(where, self, ("allowed_clients_dir",))
+
 
 @dataclass(frozen=True)
 class PublishSection:
@@ -285,6 +296,9 @@ class RecorderSection:
     max_bytes: int = bounded(2_000_000_000, ge=0, le=10**16)  # … or beyond this many bytes (0 = no limit; the newest always stays)
     min_free_bytes: int = bounded(500_000_000, ge=0, le=10**16)  # skip recording while the disk has less free space
 
+    def validate(self, where: str) -> None:
+        refuse_empty(where, self, ("dir",))
+
 
 @dataclass(frozen=True)
 class DriftSection:
@@ -317,6 +331,7 @@ class DaemonConfig:
     shutdown_timeout_s: float = bounded(10.0, ge=1, le=3600)
 
     def validate(self, where: str) -> None:
+        refuse_empty(where, self, ("summary_json",))
         if not self.cameras:
             raise ConfigError(f"{where}.cameras: at least one camera is required")
         names = [c.name for c in self.cameras]

@@ -355,3 +355,37 @@ def test_a_listen_address_with_brackets_that_hold_no_ipv6_address_is_refused(sec
         daemon_config(cfg)
     cfg[section]["listen"] = "[::1]:9108"  # an IPv6 loopback address in brackets is taken
     daemon_config(cfg)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("cameras", [{"name": "c", "source": ""}]), ("cameras", [{"name": "c", "source": "", "type": "folder"}]),
+    ("cameras", [{"name": "c", "source": "synthetic", "synthetic": {"texture": ""}}]),
+    ("recorder", {"enabled": True, "dir": ""}), ("summary_json", ""), ("thresholds", {"calibration": ""}),
+    ("metrics", {"token_file": ""}), ("dashboard", {"token_file": ""}),
+    ("publish", {"curve": {"allowed_clients_dir": ""}}),
+    ("publish", {"mqtt": {"url": "mqtts://broker:8883", "ca_file": ""}}),
+    ("publish", {"mqtt": {"url": "mqtt://broker:1883", "username": "u", "password_file": ""}})])
+def test_an_empty_path_setting_is_refused_as_empty(key, value):
+    # Path('') is '.': a camera source '' read the config's own folder as a folder camera, recorder.dir ''
+    # recorded into it, summary_json '' failed at shutdown; each is now one line naming the setting
+    from inspector.errors import ConfigError
+    from inspector.pipeline.config import daemon_config
+
+    cfg = {"model": {"path": "m.onnx"}, "thresholds": {"image": 0.5}, "cameras": [{"name": "c", "source": "synthetic"}]}
+    cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
+    with pytest.raises(ConfigError, match=r"\.(source|texture|dir|summary_json|calibration|token_file|"
+                                          r"allowed_clients_dir|ca_file|password_file): empty; give "):
+        daemon_config(cfg)
+
+
+def test_run_check_refuses_an_empty_camera_source_naming_the_config_file(tiny_model, tmp_path):
+    # the folder camera on the config's own folder passed --check (it held the config: no images, still 'OK')
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/p.sock", [{"name": "c", "source": ""}])
+    code, out, _ = _check(tmp_path, cfg)
+    lines = [line for line in out.splitlines() if line.startswith("error")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in out, out[-2000:]
+    assert lines[0].startswith(f"error: {tmp_path / 'cfg.yaml'}: cameras[0].source: empty; "), lines
+    from inspector.pipeline.config import daemon_config
+    cfg["cameras"][0]["source"] = "synthetic"
+    cfg["publish"]["mqtt"] = {"url": "mqtt://127.0.0.1:5841", "state_file": ""}  # '' documented: the default place
+    daemon_config(cfg)
