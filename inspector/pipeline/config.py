@@ -293,11 +293,34 @@ class RecorderSection:
     dir: str = "runs/recordings"
     queue_size: int = bounded(32, ge=1, le=100_000)
     max_events: int = bounded(10000, ge=0, le=10**9)  # retention: oldest recordings deleted beyond this many events (0 = no limit)
-    max_bytes: int = bounded(2_000_000_000, ge=0, le=10**16)  # … or beyond this many bytes (0 = no limit; the newest always stays)
-    min_free_bytes: int = bounded(500_000_000, ge=0, le=10**16)  # skip recording while the disk has less free space
+    # … or beyond this many bytes (0 = no limit; the newest always stays; below smallest_recording_bytes: refused)
+    max_bytes: int = bounded(2_000_000_000, ge=0, le=10**16)
+    # skip recording while the disk has less free space (more than the disk holds: refused by run --check/start)
+    min_free_bytes: int = bounded(500_000_000, ge=0, le=10**16)
 
     def validate(self, where: str) -> None:
         refuse_empty(where, self, ("dir",))
+        floor = smallest_recording_bytes()
+        if 0 < self.max_bytes < floor:
+            raise ConfigError(f"{where}.max_bytes: {self.max_bytes} is below the smallest recording ({floor} bytes: "
+                              f"a 1-pixel PNG and the event header), so only the newest would ever be kept; "
+                              f"raise it, or 0 for no limit")
+
+
+def smallest_recording_bytes() -> int:
+    """Bytes no recording can be below (the recorder, :mod:`inspector.pipeline.recorder`, writes a PNG frame and
+    the event's JSON header): the smallest PNG (signature, IHDR, one IDAT, IEND of one pixel: 67 bytes, PNG
+    spec) plus the header of an event with every field at its least (``json.dumps(…, indent=1)``, as written)."""
+    import json
+
+    from inspector.events import InspectionEvent, header_dict
+
+    least = InspectionEvent(type="defect", camera="c", seq=0, frame_id=0, event_id="", decision="NG", score=0.0,
+                            threshold=0.0, capture={}, latency_ms={}, model={})
+    return _SMALLEST_PNG_BYTES + len(json.dumps(header_dict(least), indent=1).encode())
+
+
+_SMALLEST_PNG_BYTES = 67
 
 
 @dataclass(frozen=True)
