@@ -188,6 +188,16 @@ def suggest(name: str, choices) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def refuse_empty(where: str, section: Any, names: tuple[str, ...]) -> None:
+    """ConfigError ``<where>.<name>: empty …`` for the first of the path or URL settings ``names`` of ``section``
+    given as ''. An empty path is no file: ``Path('')`` is '.', so an empty camera source read the working
+    folder (after resolving, the config's own folder) as a folder camera and an empty ``recorder.dir`` recorded
+    into it. Settings whose '' is a documented choice (``mqtt.url: ""`` = off) are not named here."""
+    for name in names:
+        if getattr(section, name) == "":
+            raise ConfigError(f"{where}.{name}: empty; give a path (or leave the key out for its default)")
+
+
 def _check_choice(where: str, value: Any, choices) -> None:
     hashable = not isinstance(value, (list, dict, set))
     if isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) in choices:

@@ -136,3 +136,26 @@ def test_the_default_check_sees_a_diverging_default(monkeypatch):
         default_of(BuildOptions, "no_such_field")
     monkeypatch.setattr(BuildOptions.__dataclass_fields__["max_batch"], "default", 16)
     assert _options("build")["max_batch"].default == 16  # argparse follows the dataclass
+
+
+@pytest.mark.parametrize("given, said", [
+    (["--vmin", "1e9"], "error: --vmin 1e+09 is not below the highest map value seen ("),
+    (["--vmax=-1e9"], "error: --vmax -1e+09 is not above the lowest map value seen (")])
+def test_one_colour_scale_end_beyond_the_maps_other_end_is_refused_before_any_overlay(given, said, tmp_path, capsys):
+    # --vmin 1e9 alone was taken: the default --vmax (the maps' highest value) lay below it and every overlay
+    # was drawn in one flat colour, exit 0. The maps' range is known only after inference: the scores are
+    # printed, then one line, exit 2, and no overlay written.
+    import cv2
+    import numpy as np
+    from tiny_graphs import write_exported
+
+    model = write_exported(tmp_path / "m", fp16=False)
+    (tmp_path / "img").mkdir()
+    cv2.imwrite(str(tmp_path / "img" / "a.png"), np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8))
+    out = tmp_path / "overlays"
+    assert main(["predict", str(model), str(tmp_path / "img"), "--out", str(out), *given]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(said) and captured.err.count("\n") == 1, captured.err
+    assert "a.png\t" in captured.out and not out.exists()
+    assert main(["predict", str(model), str(tmp_path / "img"), "--out", str(out), "--vmin", "0"]) == 0
+    assert len(list(out.iterdir())) == 1

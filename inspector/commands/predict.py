@@ -142,6 +142,23 @@ def check_overlays_spare_inputs(named: list[Path], out_dir: Path, inputs: list[P
     return replaced
 
 
+def colour_scale(maps: list[np.ndarray], vmin: float | None, vmax: float | None) -> tuple[float, float]:
+    """The overlays' colour scale (map units): ``--vmin``/``--vmax``, an end not given from the maps' range.
+
+    ConfigError (one line, before any overlay is written) when one end is given and the maps' other end is not
+    beyond it (``--vmin 1e9`` above every map value): every overlay was drawn in one flat colour, silently. Both
+    given out of order is refused before inference (:func:`run`); the maps' range is known only after it.
+    """
+    lo = float(min(m.min() for m in maps)) if vmin is None else vmin
+    hi = float(max(m.max() for m in maps)) if vmax is None else vmax
+    if (vmin is None) != (vmax is None) and not lo < hi:
+        given, seen = (f"--vmin {vmin:g}", f"the highest map value seen ({hi:g}), the default --vmax") \
+            if vmax is None else (f"--vmax {vmax:g}", f"the lowest map value seen ({lo:g}), the default --vmin")
+        raise ConfigError(f"{given} is not {'below' if vmax is None else 'above'} {seen}: every overlay would "
+                          f"be one flat colour; give both --vmin and --vmax")
+    return lo, hi
+
+
 def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy: str,
                    vmin: float | None, vmax: float | None, bit_depth: int | None = None,
                    inputs: list[Path] = ()) -> int:
@@ -154,11 +171,10 @@ def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy
     from inspector.outputs import write_whole
     from inspector.visual import encode_png, heatmap_overlay, tag_png
 
+    lo, hi = colour_scale([m for _, m in results], vmin, vmax)
     # again: the names depend on which images could be read (crack/000.png, good/000.png → crack_000.png)
     replaced = check_overlays_spare_inputs([p for p, _ in results], out_dir, [p for p, _ in results] + list(inputs))
     out_dir.mkdir(parents=True, exist_ok=True)
-    lo = float(min(m.min() for _, m in results)) if vmin is None else vmin
-    hi = float(max(m.max() for _, m in results)) if vmax is None else vmax
     for (path, amap), name in zip(results, overlay_names([p for p, _ in results])):
         frame = read_image(path, bit_depth, warn_key=str(path.parent))
         frame_map = map_to_frame(amap, frame.shape[0], frame.shape[1], policy)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from inspector.config import (apply_overrides, bounded, from_dict, from_file, from_file_dict, load_yaml, suggest,
-                              tcp_port_problem)
+from inspector.config import (apply_overrides, bounded, from_dict, from_file, from_file_dict, load_yaml,
+                              refuse_empty, suggest, tcp_port_problem)
 from inspector.errors import ConfigError, InspectorError
 from inspector.pipeline.integration_config import (DashboardSection, GenicamSection, MetricsSection, MqttSection,
                                                    url_address_problem)
@@ -90,6 +90,9 @@ class ThresholdSection:
     pixel: float | None = bounded(None)  # map threshold for defect regions (default: the image threshold)
     uncertain_band: tuple[float, float] | None = bounded(None)  # scores in [lo, hi) → "uncertain"
 
+    def validate(self, where: str) -> None:
+        refuse_empty(where, self, ("calibration",))
+
 
 @dataclass(frozen=True)
 class ReconnectSection:
@@ -114,6 +117,8 @@ class SyntheticSection:
     seed: int = bounded(0, ge=0, le=2**32 - 1)
 
     def validate(self, where: str) -> None:
+        if self.texture == "":
+            raise ConfigError(f"{where}.texture: empty; give brick, grass, gravel, procedural or a folder of images")
         if not 0 <= self.defect_rate <= 1:
             raise ConfigError(f"{where}.defect_rate: must be in [0, 1]")
         if self.size < 16 or self.pool < 1:
@@ -151,6 +156,9 @@ class CameraSection:
     def validate(self, where: str) -> None:
         if not _CAMERA_NAME.match(self.name):
             raise ConfigError(f"{where}.name: '{self.name}' must be 1-64 letters, digits, '_', '-' or '.'")
+        if self.source == "":  # Path('') is '.': the config's own folder was read as a folder camera
+            raise ConfigError(f"{where}.source: empty; give a file, folder, device index, URL, GStreamer "
+                              f"pipeline, genicam://<id> or synthetic")
         if self.fps < 0 or self.max_frames < 0:
             raise ConfigError(f"{where}: fps and max_frames must be ≥ 0")
         if 0 < self.fps < _MIN_FPS:  # e.g. 1e-9: one frame in 30 years, a typo rather than a pace
@@ -245,6 +253,9 @@ class CurveSection:
     server_secret_key: str = ""  # zmq certificate file with the server's secret key (zmq.auth.create_certificates)
     allowed_clients_dir: str | None = None  # folder of client public certificates; None: any client with the server key
 
+    def validate(self, where: str) -> None:
+        refuse_empty(where, self, ("allowed_clients_dir",))
+
 
 @dataclass(frozen=True)
 class PublishSection:
@@ -282,8 +293,34 @@ class RecorderSection:
     dir: str = "runs/recordings"
     queue_size: int = bounded(32, ge=1, le=100_000)
     max_events: int = bounded(10000, ge=0, le=10**9)  # retention: oldest recordings deleted beyond this many events (0 = no limit)
-    max_bytes: int = bounded(2_000_000_000, ge=0, le=10**16)  # … or beyond this many bytes (0 = no limit; the newest always stays)
-    min_free_bytes: int = bounded(500_000_000, ge=0, le=10**16)  # skip recording while the disk has less free space
+    # … or beyond this many bytes (0 = no limit; the newest always stays; below smallest_recording_bytes: refused)
+    max_bytes: int = bounded(2_000_000_000, ge=0, le=10**16)
+    # skip recording while the disk has less free space (more than the disk holds: refused by run --check/start)
+    min_free_bytes: int = bounded(500_000_000, ge=0, le=10**16)
+
+    def validate(self, where: str) -> None:
+        refuse_empty(where, self, ("dir",))
+        floor = smallest_recording_bytes()
+        if 0 < self.max_bytes < floor:
+            raise ConfigError(f"{where}.max_bytes: {self.max_bytes} is below the smallest recording ({floor} bytes: "
+                              f"a 1-pixel PNG and the event header), so only the newest would ever be kept; "
+                              f"raise it, or 0 for no limit")
+
+
+def smallest_recording_bytes() -> int:
+    """Bytes no recording can be below (the recorder, :mod:`inspector.pipeline.recorder`, writes a PNG frame and
+    the event's JSON header): the smallest PNG (signature, IHDR, one IDAT, IEND of one pixel: 67 bytes, PNG
+    spec) plus the header of an event with every field at its least (``json.dumps(…, indent=1)``, as written)."""
+    import json
+
+    from inspector.events import InspectionEvent, header_dict
+
+    least = InspectionEvent(type="defect", camera="c", seq=0, frame_id=0, event_id="", decision="NG", score=0.0,
+                            threshold=0.0, capture={}, latency_ms={}, model={})
+    return _SMALLEST_PNG_BYTES + len(json.dumps(header_dict(least), indent=1).encode())
+
+
+_SMALLEST_PNG_BYTES = 67
 
 
 @dataclass(frozen=True)
@@ -317,6 +354,7 @@ class DaemonConfig:
     shutdown_timeout_s: float = bounded(10.0, ge=1, le=3600)
 
     def validate(self, where: str) -> None:
+        refuse_empty(where, self, ("summary_json",))
         if not self.cameras:
             raise ConfigError(f"{where}.cameras: at least one camera is required")
         names = [c.name for c in self.cameras]

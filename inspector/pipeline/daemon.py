@@ -28,6 +28,7 @@ import logging
 import os
 import queue
 import shlex
+import shutil
 import threading
 import time
 import uuid
@@ -127,6 +128,7 @@ def check_outputs(cfg: DaemonConfig) -> None:
             raise ConfigError(f"recorder.dir: {why}", field="recorder.dir")
     if cfg.recorder.enabled:
         _refuse_recording_into_a_source(cfg)
+        _check_recorder_disk(cfg.recorder.dir, cfg.recorder.min_free_bytes)
         # A camera folder that is a file, a link or cannot be written in (chattr +i) costs that camera's evidence
         # only: told here, and by the recorder, which records the others (it stopped every camera before)
         for cam in cfg.cameras:
@@ -164,6 +166,27 @@ def _claim_run_files(cfg: DaemonConfig) -> None:
         except ConfigError as exc:
             default = key == "publish.mqtt.state_file" and not mqtt.state_file
             raise ConfigError(f"{key}: {exc}" + (" (its default place)" if default else ""), field=key) from None
+
+
+def _check_recorder_disk(folder: str, min_free_bytes: int) -> None:
+    """``recorder.min_free_bytes`` against the file system ``folder`` is on (or will be: its nearest existing
+    folder). More than the whole file system holds can never be met: every defect was skipped as low disk, told
+    only at run time, so it is refused in one line. Less than that but more than is free now is a warning: the
+    disk may be cleared before a defect comes (the recorder then records)."""
+    place = Path(folder)
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    try:
+        disk = shutil.disk_usage(place)
+    except OSError:  # an unreadable folder is folder_problem's to tell
+        return
+    if min_free_bytes > disk.total:
+        raise ConfigError(f"recorder.min_free_bytes: {min_free_bytes} is more than the whole file system of "
+                          f"{folder} holds ({disk.total} bytes), so nothing would ever be recorded",
+                          field="recorder.min_free_bytes")
+    if min_free_bytes > disk.free:
+        log.warning("recorder.min_free_bytes: %d, but only %d bytes are free on %s now: defects are not recorded "
+                    "until space is freed", min_free_bytes, disk.free, folder)
 
 
 def is_run_summary(raw: bytes) -> bool:

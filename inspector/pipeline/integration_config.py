@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from inspector.config import bounded
+from inspector.config import bounded, refuse_empty
 from inspector.errors import ConfigError
 from inspector.redact import redact
 
@@ -199,6 +199,7 @@ class MetricsSection:
         return bool(self.listen)
 
     def validate(self, where: str) -> None:
+        refuse_empty(where, self, ("token_file",))
         if self.listen:
             parse_listen(f"{where}.listen", self.listen)
 
@@ -221,6 +222,7 @@ class DashboardSection:
         return bool(self.listen)
 
     def validate(self, where: str) -> None:
+        refuse_empty(where, self, ("token_file",))
         check_networks(f"{where}.trusted_proxies", self.trusted_proxies)
         if not self.listen:
             return
@@ -274,6 +276,7 @@ class MqttSection:
         return Path(base) / "inspector" / f"mqtt-bridge-{self.box_name(box).replace('/', '_')}.json"
 
     def validate(self, where: str) -> None:
+        refuse_empty(where, self, ("ca_file", "password_file"))  # state_file "" is the documented default
         if not self.url:
             return
         why = url_address_problem(self.url)

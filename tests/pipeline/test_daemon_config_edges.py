@@ -355,3 +355,81 @@ def test_a_listen_address_with_brackets_that_hold_no_ipv6_address_is_refused(sec
         daemon_config(cfg)
     cfg[section]["listen"] = "[::1]:9108"  # an IPv6 loopback address in brackets is taken
     daemon_config(cfg)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("cameras", [{"name": "c", "source": ""}]), ("cameras", [{"name": "c", "source": "", "type": "folder"}]),
+    ("cameras", [{"name": "c", "source": "synthetic", "synthetic": {"texture": ""}}]),
+    ("recorder", {"enabled": True, "dir": ""}), ("summary_json", ""), ("thresholds", {"calibration": ""}),
+    ("metrics", {"token_file": ""}), ("dashboard", {"token_file": ""}),
+    ("publish", {"curve": {"allowed_clients_dir": ""}}),
+    ("publish", {"mqtt": {"url": "mqtts://broker:8883", "ca_file": ""}}),
+    ("publish", {"mqtt": {"url": "mqtt://broker:1883", "username": "u", "password_file": ""}})])
+def test_an_empty_path_setting_is_refused_as_empty(key, value):
+    # Path('') is '.': a camera source '' read the config's own folder as a folder camera, recorder.dir ''
+    # recorded into it, summary_json '' failed at shutdown; each is now one line naming the setting
+    from inspector.errors import ConfigError
+    from inspector.pipeline.config import daemon_config
+
+    cfg = {"model": {"path": "m.onnx"}, "thresholds": {"image": 0.5}, "cameras": [{"name": "c", "source": "synthetic"}]}
+    cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
+    with pytest.raises(ConfigError, match=r"\.(source|texture|dir|summary_json|calibration|token_file|"
+                                          r"allowed_clients_dir|ca_file|password_file): empty; give "):
+        daemon_config(cfg)
+
+
+def test_run_check_refuses_an_empty_camera_source_naming_the_config_file(tiny_model, tmp_path):
+    # the folder camera on the config's own folder passed --check (it held the config: no images, still 'OK')
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/p.sock", [{"name": "c", "source": ""}])
+    code, out, _ = _check(tmp_path, cfg)
+    lines = [line for line in out.splitlines() if line.startswith("error")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in out, out[-2000:]
+    assert lines[0].startswith(f"error: {tmp_path / 'cfg.yaml'}: cameras[0].source: empty; "), lines
+    from inspector.pipeline.config import daemon_config
+    cfg["cameras"][0]["source"] = "synthetic"
+    cfg["publish"]["mqtt"] = {"url": "mqtt://127.0.0.1:5841", "state_file": ""}  # '' documented: the default place
+    daemon_config(cfg)
+
+
+def test_recorder_max_bytes_below_any_recording_is_refused():
+    # max_bytes 1 passed --check; at run time every recording but the newest was deleted as soon as it was
+    # written, told by one warning in the run's log
+    from inspector.errors import ConfigError
+    from inspector.pipeline.config import daemon_config
+
+    cfg = {"model": {"path": "m.onnx"}, "thresholds": {"image": 0.5}, "cameras": [{"name": "c", "source": "synthetic"}],
+           "recorder": {"max_bytes": 1}}
+    with pytest.raises(ConfigError, match=r"recorder\.max_bytes: 1 is below the smallest recording \(\d+ bytes"):
+        daemon_config(cfg)
+    from inspector.pipeline.config import smallest_recording_bytes
+
+    floor = smallest_recording_bytes()
+    assert 400 < floor < 1000
+    for too_small in (1, floor - 1):
+        cfg["recorder"] = {"max_bytes": too_small}
+        with pytest.raises(ConfigError, match=rf"recorder\.max_bytes: {too_small} is below the smallest "
+                                              rf"recording \({floor} bytes"):
+            daemon_config(cfg)
+    for taken in (0, floor):  # 0: no limit
+        cfg["recorder"] = {"max_bytes": taken}
+        daemon_config(cfg)
+
+
+def test_run_check_refuses_min_free_beyond_the_disk_and_warns_when_merely_full_now(tiny_model, tmp_path):
+    # min_free_bytes above the file system's size passed --check; every defect was then skipped as 'low disk'
+    import shutil
+
+    total = shutil.disk_usage(tmp_path).total
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/p.sock",
+                      [{"name": "c", "source": "synthetic", "synthetic": {"texture": "procedural", "size": 64}}],
+                      recorder={"enabled": True, "dir": str(tmp_path / "rec" / "new"), "min_free_bytes": total + 1})
+    code, out, _ = _check(tmp_path, cfg)
+    lines = [line for line in out.splitlines() if line.startswith("error")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in out, out[-2000:]
+    assert lines[0].startswith(f"error: {tmp_path / 'cfg.yaml'}: recorder.min_free_bytes: {total + 1} is more "
+                               f"than the whole file system of {tmp_path / 'rec' / 'new'} holds"), lines
+    cfg["recorder"]["min_free_bytes"] = total  # more than is free now (something is on every disk): a warning
+    code, out, _ = _check(tmp_path, cfg)
+    assert code == 0 and "configuration OK" in out, out[-2000:]
+    assert sum("recorder.min_free_bytes" in line and "WARNING" in line for line in out.splitlines()) == 1, out
+    assert not (tmp_path / "rec").exists()  # --check makes no folder
