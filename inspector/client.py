@@ -78,6 +78,7 @@ import zmq
 
 from inspector.config import needs_ipv6, tcp_port_problem
 from inspector.errors import ConfigError
+from inspector.silence import SilenceClock
 from inspector.events import (HEARTBEAT_S, MAX_PAYLOADS, SILENCE_S, STATS_TOPIC, curve_key, decode, load_curve_certificate, set_heartbeat,
                               subscription_topic, topic_matches, utc_iso)
 from inspector.loss import KeepsState, LossTracker
@@ -184,7 +185,7 @@ def _ipc_file(path: str) -> str:
     return f"{path} is {kind}, not a daemon's socket"
 
 
-class Silence:
+class Silence(SilenceClock):
     """Tells, once, that a subscriber has heard nothing at all for ``silence_s`` seconds, with what it waits on and
     the likely reason, taken from the socket monitor's connection events (libzmq zmq_socket_monitor(3):
     EVENT_CONNECT_RETRIED = refused or no peer, EVENT_HANDSHAKE_SUCCEEDED = a publisher answered,
@@ -192,24 +193,10 @@ class Silence:
     connects (or a message comes) again, after which a new silence is told again. ``silence_s`` 0: never."""
 
     def __init__(self, endpoint: str, silence_s: float) -> None:
-        self.endpoint, self.silence_s = endpoint, silence_s
-        self.heard_at = time.monotonic()  # the last message, or the start, or the last connection after silence
+        super().__init__(endpoint, silence_s)
+        self.endpoint = endpoint
         self.link: str | None = None  # the last connection outcome: None (none yet), retrying, connected, dropped
         self.dropped_utc: str | None = None  # when a connection last dropped
-        self.told = False  # a silence told, its end not yet
-
-    def due_in(self) -> float | None:
-        """Seconds until a silence is to be told (≥ 0), or None (told already, or never told)."""
-        if self.told or not self.silence_s:
-            return None
-        return max(0.0, self.heard_at + self.silence_s - time.monotonic())
-
-    def heard(self) -> str | None:
-        """A message came: the line ending a silence told, if one was."""
-        now, told, self.told = time.monotonic(), self.told, False
-        line = f"{self.endpoint}: heard again after {now - self.heard_at:.0f} s of silence" if told else None
-        self.heard_at = now
-        return line
 
     def monitor(self, event: int) -> str | None:
         """Follow a monitor event; the line telling a publisher connected after a silence told, if one was."""

@@ -10,13 +10,13 @@ subscription not confirmed, or connected and subscribed with nothing published u
 
 from __future__ import annotations
 
-import threading
 import time
 
 from inspector.events import utc_iso
+from inspector.silence import SilenceClock
 
 
-class BrokerSilence:
+class BrokerSilence(SilenceClock):
     """Tells, once, that a subscriber has heard nothing at all (no event, no v1/stats, no retained status, no
     bridge counts) for ``silence_s`` seconds, and why; then once when a message comes or, told while the broker
     could not be reached, once it connects; after which a new silence is told again. ``silence_s`` 0: never.
@@ -27,28 +27,12 @@ class BrokerSilence:
     :meth:`check` when its wait ends. Times are ``time.monotonic()`` seconds."""
 
     def __init__(self, url: str, address: str, prefix: str, silence_s: float) -> None:
-        self.url, self.address, self.prefix, self.silence_s = url, address, prefix, silence_s
-        self._lock = threading.Lock()
-        self.heard_at = time.monotonic()  # the last message, the start, or a connection after a silence told
+        super().__init__(url, silence_s)
+        self.url, self.address, self.prefix = url, address, prefix
         self.link: str | None = None  # None: no CONNACK yet; "connected"; "down" (dropped, reconnecting)
         self.acknowledged = False  # the broker answered this connection's SUBSCRIBE (SUBACK)
         self.problem: str | None = None  # why the last connect attempt failed, until one succeeds
         self.dropped_utc: str | None = None  # when the connection last dropped
-        self.told = False  # a silence told, its end not yet
-
-    def due_in(self) -> float | None:
-        """Seconds until a silence is to be told (≥ 0), or None (told already, or never told)."""
-        if self.told or not self.silence_s:
-            return None
-        return max(0.0, self.heard_at + self.silence_s - time.monotonic())
-
-    def heard(self) -> str | None:
-        """A message arrived: the line ending a silence told, if one was."""
-        with self._lock:
-            now, told, self.told = time.monotonic(), self.told, False
-            line = f"{self.url}: heard again after {now - self.heard_at:.0f} s of silence" if told else None
-            self.heard_at = now
-            return line
 
     def connected(self) -> str | None:
         """A CONNACK accepted: the line telling it, when a silence was told while the broker was not reached."""
