@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 from pathlib import Path
 
@@ -54,23 +55,25 @@ def writer_gone(pid: int, mtime_s: float) -> bool:
     return started is not None and mtime_s < started - START_SLACK_S
 
 
-def remove_leftovers(folder: Path, pattern: re.Pattern) -> int:
-    """Delete the regular files of ``folder`` whose name matches ``pattern`` (group 1: the writer's pid) and
-    whose writer is gone (:func:`writer_gone`); returns how many. A link or a folder under such a name is not
-    ours and stays; a file gone meanwhile, or refused, is left alone; a folder that cannot be listed gives 0."""
+def remove_leftovers(folder: Path, pattern: re.Pattern, folders: bool = False) -> int:
+    """Delete the regular files of ``folder`` (``folders``: the sub-folders instead, whole) whose name matches
+    ``pattern`` (group 1: the writer's pid) and whose writer is gone (:func:`writer_gone`); returns how many. A
+    link, or an entry of the other kind under such a name, is not ours and stays; one gone meanwhile, or refused,
+    is left alone; a folder that cannot be listed gives 0."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return 0
     removed = 0
+    kind = stat.S_ISDIR if folders else stat.S_ISREG
     for entry in entries:
         match = pattern.match(entry.name)
         if match is None:
             continue
         try:
             st = entry.stat(follow_symlinks=False)
-            if stat.S_ISREG(st.st_mode) and writer_gone(int(match.group(1)), st.st_mtime):
-                os.unlink(entry.path)
+            if kind(st.st_mode) and writer_gone(int(match.group(1)), st.st_mtime):
+                shutil.rmtree(entry.path) if folders else os.unlink(entry.path)
                 removed += 1
         except OSError:
             pass

@@ -7,6 +7,8 @@ arrays, so the same code evaluates the torch model and a deployed backend.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,12 +21,15 @@ from inspector.contract import DEFAULT_BATCH, DEFAULT_DOWNSCALE
 from inspector.data.datasets import load_batch, load_dataset, load_masks
 from inspector.data.memory import EVALUATION_BYTES, require_image_memory
 from inspector.errors import DataError
+from inspector.leftovers import remove_leftovers
 from inspector.outputs import write_whole
 from inspector.evaluation.eval_folder import CARD, claim_evaluation_folder, data_key, evaluated_data, install_evaluation
 from inspector.evaluation.diagnostics import LevelScorer, level_aurocs, level_peaks, score_distribution
 from inspector.evaluation.metrics import evaluate_scores
 
 log = logging.getLogger(__name__)
+# the staging folder of a run of write_evaluation (pid of its process, then mkdtemp's random part)
+STAGING = re.compile(r"\.evaluate-(\d+)-.*\.tmp\Z")
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -110,7 +115,9 @@ def write_evaluation(out_dir: Path, metrics: dict, scores: np.ndarray, labels: n
 
     own = claim_evaluation_folder(out_dir)  # again: minutes of scoring went by
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".evaluate-", suffix=".tmp", dir=out_dir))  # a new name: nobody's
+    # an evaluation killed mid-write (SIGKILL, OOM) left its staging folder: its pid in the name tells it is gone
+    remove_leftovers(out_dir, STAGING, folders=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".evaluate-{os.getpid()}-", suffix=".tmp", dir=out_dir))  # nobody's
     try:
         write_metrics(staging, metrics)
         write_scores(staging / "scores.npz", scores, labels, [str(s.path) for s in samples])

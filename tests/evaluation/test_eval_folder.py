@@ -153,3 +153,25 @@ def test_a_card_naming_other_files_removes_none_of_them(trained_run, tmp_path):
                                                                         str(tmp_path / "notes.txt")]}))
     assert main(["evaluate", str(trained_run), "--out", str(out), "--no-per-level", "--no-plots"]) == 0
     assert (tmp_path / "notes.txt").read_text() == (out / "notes.txt").read_text() == "kept"
+
+
+def test_the_staging_folder_of_a_killed_evaluation_is_removed_by_the_next_and_nothing_else(trained_run, tmp_path):
+    """An evaluate killed mid-write (SIGKILL, the OOM killer) cannot remove its hidden staging folder; the next
+    evaluate into the folder removes it, by its writer's pid, and leaves a live writer's and a user's alone."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "eval"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    killed = out / f".evaluate-{dead}-x1y2z3.tmp"
+    live = out / f".evaluate-{os.getppid()}-a1b2c3.tmp"  # another evaluate still at work (running, older)
+    users = out / ".evaluate-notes.tmp"
+    for folder in (killed, live, users):
+        (folder / "overlays").mkdir(parents=True)
+        (folder / "overlays" / "a.png").write_bytes(b"x")
+
+    assert main(["evaluate", str(trained_run), "--out", str(out), "--no-per-level", "--no-plots"]) == 0
+
+    assert not killed.exists() and live.is_dir() and users.is_dir()
