@@ -113,9 +113,9 @@ def test_an_export_replaces_an_earlier_one_whole(other, earlier, tmp_path, monke
     assert sorted(_files(tmp_path)) == sorted(NAMES) and _files(tmp_path) != earlier
     for graph in ("rs.onnx", "rs.fp16.onnx"):
         assert verify_graph(tmp_path / graph)["model"]["version"] == "new"
-    export_model(other[0], tmp_path / "rs", version="fp32 only", precisions=("fp32",))
+    export_model(other[0], tmp_path / "rs", version="fp32-only", precisions=("fp32",))
     assert sorted(_files(tmp_path)) == ["rs.json", "rs.onnx"]
-    assert verify_graph(tmp_path / "rs.onnx")["model"]["version"] == "fp32 only"
+    assert verify_graph(tmp_path / "rs.onnx")["model"]["version"] == "fp32-only"
 
 
 def _notes(folder: Path) -> Path:
