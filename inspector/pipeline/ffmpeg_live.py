@@ -32,7 +32,10 @@ conceals the loss with made-up pictures. Those frames are told by the program's 
 (:class:`Concealment`) and handed on without an image (reason ``concealed``): counted, never inspected, until a
 key frame decoded after the loss. A (re)connect joins the stream between key frames: the frames before the
 first key frame come without an image too, reason ``before_key_frame`` (a join, not a loss: the reconnect is
-counted as one by the capture worker).
+counted as one by the capture worker). A tcp:// or udp:// stream is relayed (:func:`relay_command`): its bytes pass
+through this process on their way to the decoding program (:class:`ts_feed.StreamFeed`), so that an MPEG-TS sender's
+segments played one after another are told from lost packets by the TS packets themselves, as a file's are; other
+schemes' joins are still counted as losses.
 
 States, as CvSource's: no first frame within ``open_timeout_s`` or the program exiting (the stream ended, the
 sender went away) is a transient SourceError, so the capture worker reconnects with back-off; closing kills
@@ -160,7 +163,8 @@ def url_listing(url: str, analyze_s: float) -> bytes:
 PROGRAM = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
 
 
-def live_command(grey: bool, analyze_s: float, eight_bit: bool = False, mpeg2: bool = False) -> list[str]:
+def live_command(grey: bool, analyze_s: float, eight_bit: bool = False, mpeg2: bool = False,
+                 fed: bool = False) -> list[str]:
     """The ``ffmpeg`` command decoding the live URL listed in a pipe (:func:`url_listing`, :data:`LISTING`)
     into raw ``gray16le`` / ``bgr48le`` frames on stdout; ``eight_bit``: ``bgr24`` (an 8-bit stream, OpenCV's
     own BGR: :data:`INTRA_ONLY_CODECS`' reason).
@@ -182,11 +186,41 @@ def live_command(grey: bool, analyze_s: float, eight_bit: bool = False, mpeg2: b
     ``-loglevel level+info`` and ``showinfo`` (no checksums: they cost a pass over the pixels): each line tagged
     with its level, and a line per frame, written before the frame's bytes, with its key flag
     (:class:`Concealment`), its size, which frames its bytes in the pipe, and the decoder's pixel format
-    (:class:`LiveFrames`). ``mpeg2``: the stream's MPEG-2 extensions traced too (:data:`MPEG2_TRACE`)."""
-    return [*PROGRAM, "-thread_type", "slice", "-analyzeduration", str(max(1, int(analyze_s * 1e6))),
-            "-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat", "-safe", "0", "-i", LISTING,
+    (:class:`LiveFrames`). ``mpeg2``: the stream's MPEG-2 extensions traced too (:data:`MPEG2_TRACE`). ``fed``: the
+    stream's bytes come on stdin instead, relayed (:func:`relay_command`, :class:`ts_feed.StreamFeed`), its format
+    probed there."""
+    source = ["-i", "pipe:0"] if fed else ["-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat",
+                                           "-safe", "0", "-i", LISTING]
+    return [*PROGRAM, "-thread_type", "slice", "-analyzeduration", str(max(1, int(analyze_s * 1e6))), *source,
             *_framed_output("bgr24" if eight_bit else "gray16le" if grey else "bgr48le"),
             *(MPEG2_TRACE if mpeg2 else [])]
+
+
+# byte-stream schemes whose URL carries no secret (FFmpeg's tcp and udp protocols take no user or password): such a
+# live stream can be relayed by a program given the URL on its command line (relay_command)
+RELAYED_SCHEMES = frozenset({"tcp", "udp"})
+
+
+def relayed(url: str) -> bool:
+    """Whether the live ``url`` is read through a relay (:func:`relay_command`): a :data:`RELAYED_SCHEMES` URL with no
+    user part and no line break."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in RELAYED_SCHEMES and "@" not in parts.netloc and not any(c in url for c in "\r\n\0")
+
+
+def relay_command(url: str) -> list[str]:
+    """The ``ffmpeg`` command handing the bytes of the live ``url`` on to stdout as they come (the ``data`` demuxer and
+    muxer: no demuxing, each read written at once), for :class:`ts_feed.StreamFeed`. The decoding program could
+    not tell the segments an MPEG-TS sender plays one after another from lost packets: its demuxer flags the packet
+    before a restarted continuity count "corrupt" (logging the break itself only at debug level, never whether it
+    fell on a random access point), and the key-frame interval after every such join was counted concealed (29 of
+    100 frames of two 50-frame segments over tcp://). Relayed, the bytes are scanned here, as a file's are
+    (:class:`ts_feed.TsJoins`). The URL is on the relay's command line: :func:`relayed` URLs only."""
+    return [*PROGRAM, "-f", "data", "-i", url, "-map", "0", "-c", "copy", "-flush_packets", "1", "-f", "data",
+            "pipe:1"]
 
 
 # A second output of the program for an MPEG-2 stream: its packets copied (nothing decoded) through
@@ -294,7 +328,8 @@ class Concealment:
         # an MPEG-TS file's joins of segments put together byte for byte (ts_feed.TsJoins.dts, filled as the file
         # is fed): the demuxer's "Packet corrupt" for the whole packet before a join is no loss
         self.joins = joins
-        self._join_said = False  # the last such warning was a join's: the program's line after it is too
+        # per such warning not yet followed by the program's own line for its packet, whether it was a join's
+        self._corrupt_said: collections.deque[bool] = collections.deque()
 
     @staticmethod
     def parse(line: str) -> tuple[str, str]:
@@ -338,14 +373,16 @@ class Concealment:
 
     def _at_join(self, text: str) -> bool:
         """Whether a loss line is the demuxer's warning for the packet before a join of segments (``joins``), or
-        the program's line that follows it."""
+        the program's own line for that packet ("corrupt input packet"). The two come in the same order, packet by
+        packet, but not always one after the other: the probe at a (re)join reads ahead, so the demuxer's warning for
+        a join within it came first and the program's line for the packet ~20 frames later, after the join's
+        complaints (a live udp:// stream of 50-frame segments: the interval after that join counted concealed)."""
         if self.joins is None:
             return False
         if corrupt := _PACKET_CORRUPT.match(text):
-            self._join_said = int(corrupt[1]) in self.joins
-            return self._join_said
-        said, self._join_said = self._join_said and bool(_CORRUPT_INPUT.search(text)), False
-        return said
+            self._corrupt_said.append(int(corrupt[1]) in self.joins)
+            return self._corrupt_said[-1]
+        return bool(_CORRUPT_INPUT.search(text)) and bool(self._corrupt_said) and self._corrupt_said.popleft()
 
 
 class FrameLine(NamedTuple):
@@ -440,7 +477,7 @@ class LiveFrames:
     line that names none. Raises OSError when the program cannot start."""
 
     def __init__(self, cmd: list[str], pixel_bytes: int, size: tuple[int, int], keep_all: bool,
-                 listing: bytes = b"", feed: ts_feed.FileFeed | None = None) -> None:
+                 listing: bytes = b"", feed: ts_feed.FileFeed | ts_feed.StreamFeed | None = None) -> None:
         self.pixel_bytes, self._size, self._keep_all, self._feed = pixel_bytes, size, keep_all, feed
         self._watch = ChromaWatch() if cmd[-len(MPEG2_TRACE):] == MPEG2_TRACE else None
         self._proc = _start_listed(cmd, listing, fed=feed is not None)
@@ -535,6 +572,8 @@ class LiveFrames:
         code = self._proc.wait()
         self._threads[0].join(_JOIN_S)  # its last words, for the reason
         last = next((line for line in reversed(self._stderr) if line), "")
+        relay = self._feed.why() if isinstance(self._feed, ts_feed.StreamFeed) else ""
+        last = relay or last  # a relayed stream: the relay met the stream's end, the program only its input's
         with self._cond:
             self._ended = f"the stream ended ({redact(last) if last else f'the ffmpeg program exited with code {code}'})"
             self._cond.notify_all()
@@ -631,13 +670,20 @@ class FullDepthStream(Source):
         """Start the program and wait ``open_timeout_s`` for its first frame; SourceError (transient) if none."""
         self.close()
         analyze_s = self.camera.open_timeout_s / 10  # CvSource._ffmpeg_options' probe, the same reason
-        cmd = live_command(self._grey, analyze_s, self._eight_bit, self._mpeg2)
+        url, feed = str(self.camera.source), None
         try:
+            if relayed(url):  # its bytes scanned on the way: an MPEG-TS's joins are known (relay_command)
+                feed = ts_feed.StreamFeed(subprocess.Popen(relay_command(url), stdin=subprocess.DEVNULL,
+                                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+            cmd = live_command(self._grey, analyze_s, self._eight_bit, self._mpeg2, fed=feed is not None)
             self._frames = LiveFrames(cmd, (1 if self._grey else 3) * (1 if self._eight_bit else 2),
                                       (self._width, self._height), keep_all=self.camera.mode == "offline",
-                                      listing=url_listing(str(self.camera.source), analyze_s))
+                                      listing=b"" if feed else url_listing(url, analyze_s), feed=feed)
+            feed = None  # the reader's now: closed with it
             self._frames.wait_first(self.camera.open_timeout_s)
         except (OSError, EOFError) as exc:
+            if feed is not None:
+                feed.stop()
             self.close()
             raise self._error(f"cannot open {self.describe()} with the ffmpeg program ({exc})") from None
 

@@ -73,6 +73,7 @@ class TsJoins:
     def __init__(self) -> None:
         self.dts: set[int] = set()
         self._cc: dict[int, int] = {}  # PID → continuity counter of its last packet with a payload
+        self._last: dict[int, np.ndarray] = {}  # PID → its last packet with a payload (a duplicate repeats it)
         self._last_dts: dict[int, int] = {}  # PID → decode time of its last PES start
         self._format: dict[int, bytes] = {}  # PID → its MPEG-1/2 sequence's size and chroma fields
         self._lost = False
@@ -99,11 +100,15 @@ class TsJoins:
         packets, rows = packets[payload], rows[payload]  # with a payload: only those count (§2.4.3.3)
         cc = (packets[:, 3] & 0x0F).astype(np.int16)
         before = np.concatenate([[self._cc.get(pid, -1)], cc[:-1]])
+        previous = np.concatenate([self._last.get(pid, np.zeros((1, TS_PACKET), np.uint8)), packets[:-1]])
         adapted = (packets[:, 3] & 0x20 != 0) & (packets[:, 4] > 0)
         flags = np.where(adapted, packets[:, 5], 0)
         starts = packets[:, 1] & 0x40 != 0
-        # a duplicate packet repeats its count; a discontinuity_indicator announces a break
-        broken = (before >= 0) & (cc != (before + 1) % 16) & (cc != before) & (flags & 0x80 == 0)
+        # a duplicate packet repeats the one before, count and all (§2.4.3.3): the same count on another packet is a
+        # break (FFmpeg's demuxer takes it for one: a segment whose first count was its predecessor's last, one join
+        # in 16, was counted lost); a discontinuity_indicator announces a break
+        duplicate = (cc == before) & (packets == previous).all(axis=1)
+        broken = (before >= 0) & (cc != (before + 1) % 16) & ~duplicate & (flags & 0x80 == 0)
         joins = np.flatnonzero(broken & starts & (flags & 0x40 != 0))
         pes = np.flatnonzero(starts)
         for at in joins:
@@ -114,6 +119,7 @@ class TsJoins:
         if len(pes) and (dts := self._pes_dts(packets[pes[-1]])) is not None:
             self._last_dts[pid] = dts
         self._cc[pid] = int(cc[-1])
+        self._last[pid] = packets[-1:].copy()
         return next((int(rows[at]) for at in pes if self._sequence_changed(pid, packets[at])), None)
 
     def _sequence_changed(self, pid: int, packet: np.ndarray) -> bool:
@@ -215,3 +221,76 @@ class FileFeed:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+class StreamFeed:
+    """The bytes of a live stream for the program's stdin, taken from another program relaying them as they come
+    (``relay``: its stdout a pipe of the stream's bytes as sent, :func:`inspector.pipeline.ffmpeg_live.relay_command`),
+    the joins of an MPEG-TS found as they pass (``joins``, :class:`TsJoins`): a sender that plays segments one after
+    another (an NVR's, a playlist's, ``cat``) restarts the continuity count at each, which the decoding program's
+    demuxer takes for lost packets, as in a file (module docstring). The stream is scanned from its first three packets
+    in step (sync bytes 188 apart), up to which its bytes go on as they are, as do a stream's that is no MPEG-TS.
+    ``cut`` is always None: a live MPEG-2 stream's chroma change reopens the stream
+    (:class:`inspector.pipeline.ffmpeg_live.ChromaWatch`). :meth:`why` is the relay's last complaint (the reason the
+    stream ended: the decoding program only met the end of its input)."""
+
+    def __init__(self, relay) -> None:
+        self.joins = TsJoins()
+        self.cut: int | None = None
+        self._relay = relay
+        self._stop = threading.Event()
+        self._said: list[str] = []  # the relay's last lines of warning or worse
+        self._talk = threading.Thread(target=self._drain_relay, name="ffmpeg-relay-stderr", daemon=True)
+        self._talk.start()
+
+    def _drain_relay(self) -> None:
+        try:
+            for raw in self._relay.stderr:
+                line = raw.decode("utf-8", "replace").strip()
+                if line and not line.startswith(("[info]", "[verbose]", "[debug]")):
+                    self._said = [*self._said[-4:], line]
+        except (OSError, ValueError):
+            pass
+
+    def run(self, sink: BinaryIO) -> None:
+        """Write the relayed bytes to ``sink`` (a raw pipe) as they come, and close it when the relay ends or the
+        feed is stopped."""
+        source, head, scanned, rest = self._relay.stdout.fileno(), b"", None, b""
+        try:
+            while not self._stop.is_set() and (data := os.read(source, _CHUNK)):
+                if scanned is None:  # where the packets begin, once 4 packets' worth is there
+                    head += data
+                    if len(head) < 4 * TS_PACKET:
+                        continue
+                    start = next((at for at in range(TS_PACKET) if head[at] == head[at + TS_PACKET]
+                                  == head[at + 2 * TS_PACKET] == _SYNC), None)
+                    scanned = start is not None
+                    FileFeed._write(sink, head[:start or 0] if scanned else head)
+                    data, head = (head[start:] if scanned else b""), b""
+                if scanned:
+                    rest, data = FileFeed._whole_packets(rest + data)
+                    self.joins.scan(data)  # before the program can read them: its warnings find the joins known
+                FileFeed._write(sink, data)
+            FileFeed._write(sink, head + rest)
+        except (OSError, ValueError):  # the program ended, or the pipe was closed under us (stop)
+            pass
+        finally:
+            try:
+                sink.close()
+            except OSError:
+                pass
+
+    def why(self) -> str:
+        """The relay's last line of warning or worse ("" for none)."""
+        return self._said[-1] if self._said else ""
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._relay.kill()
+        self._relay.wait()
+        self._talk.join(2.0)
+        for pipe in (self._relay.stdout, self._relay.stderr):
+            try:
+                pipe.close()
+            except OSError:
+                pass
