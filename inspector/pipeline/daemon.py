@@ -563,7 +563,7 @@ class Daemon:
         configured = self.cfg.batching.max_batch
         max_batch = usable_max_batch(configured, backend.input_spec.max_batch)
         if max_batch < configured:
-            log.warning("batching.max_batch %d exceeds the model's maximum batch %d; using %d",
+            log.warning("batching.max_batch: %d exceeds the model's maximum batch %d; using %d",
                         configured, max_batch, max_batch)
         return BufferPool(_N_BUFFERS, max_batch, self.spec)
 
