@@ -294,7 +294,8 @@ class RecorderSection:
     dir: str = "runs/recordings"
     queue_size: int = bounded(32, ge=1, le=100_000)
     max_events: int = bounded(10000, ge=0, le=10**9)  # retention: oldest recordings deleted beyond this many events (0 = no limit)
-    # … or beyond this many bytes (0 = no limit; the newest always stays; below smallest_recording_bytes: refused)
+    # … or beyond this many bytes (0 = no limit; the newest always stays; below smallest_recording_bytes: refused;
+    # below one recording of a camera's first frame: a run --check warning, Daemon._check_recording_size)
     max_bytes: int = bounded(2_000_000_000, ge=0, le=10**16)
     # skip recording while the disk has less free space (more than the disk holds: refused by run --check/start)
     min_free_bytes: int = bounded(500_000_000, ge=0, le=10**16)
@@ -318,10 +319,10 @@ def smallest_recording_bytes() -> int:
 
     least = InspectionEvent(type="defect", camera="c", seq=0, frame_id=0, event_id="", decision="NG", score=0.0,
                             threshold=0.0, capture={}, latency_ms={}, model={})
-    return _SMALLEST_PNG_BYTES + len(json.dumps(header_dict(least), indent=1).encode())
+    return SMALLEST_PNG_BYTES + len(json.dumps(header_dict(least), indent=1).encode())
 
 
-_SMALLEST_PNG_BYTES = 67
+SMALLEST_PNG_BYTES = 67  # a 1-pixel PNG: signature, IHDR, one IDAT, IEND (PNG spec)
 
 
 @dataclass(frozen=True)

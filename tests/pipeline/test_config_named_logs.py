@@ -114,3 +114,21 @@ def test_the_file_is_named_once_and_lines_about_no_setting_are_left_alone():
     assert said_of_file("camera 'z': failed", path, cameras=("a",)) is None  # no such camera in the file
     assert said_of_file("no frame was inspected in this run", path) is None
     assert said_of_file("recorder.dir: x", path, overrides=["recorder.dir=/r"]) == "--set recorder.dir: x"
+
+
+def test_check_tells_a_max_bytes_below_one_recording_of_the_first_frame(tiny_model, tmp_path):
+    """recorder.max_bytes above the least recording (434 bytes, refused below) but below one recording of the
+    camera's frames (a 256x256 frame is ~96 kB as PNG) kept only the newest recording, told only at the first
+    defect of the run. --check reads the first frame of a camera that is no live one and warns in one line
+    naming the file and the setting (a warning: another frame may compress better; the newest is kept)."""
+    config = _write(tmp_path / "line6.yaml", base_config(
+        tiny_model, f"ipc://{tmp_path}/p.sock",
+        [{"name": "a", "source": "synthetic", "max_frames": 2, "synthetic": {"size": 256}}],
+        recorder={"enabled": True, "dir": "rec", "min_free_bytes": 0, "max_bytes": 5000}))
+    proc = _run(config, "--check")
+    assert proc.returncode == 0, proc.stderr
+    told = [w for w in _lines(proc.stderr, "WARNING") if "recorder.max_bytes" in w]
+    assert len(told) == 1 and told[0].startswith(f"{config}: recorder.max_bytes: 5000 is less than one recording of "
+                                                 f"camera 'a' (its first frame, 256x256, makes one of at least "), told
+    proc = _run(config, "--check", "--set", "recorder.max_bytes=2000000")  # room for ~20 recordings: no word
+    assert proc.returncode == 0 and "recorder.max_bytes" not in proc.stderr, proc.stderr
