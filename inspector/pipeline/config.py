@@ -433,13 +433,13 @@ def said_of_file(message: str, path: str, overrides: list[str] | tuple[str, ...]
     """``message`` about a setting of the daemon config ``path`` said of where the setting came from (None: it is
     about no setting, or already says where): one that starts with a key path (``recorder.dir: …``) as
     :func:`inspector.config.from_file` says it (``daemon.yaml: recorder.dir: …``, ``--set recorder.dir: …``);
-    one that starts ``camera 'NAME': `` of camera ``cameras[i]`` as ``daemon.yaml: cameras[i] (camera 'NAME'): …``
-    (its source, its reconnect settings are there)."""
+    one that starts ``camera 'NAME': `` of camera ``cameras[i]`` as ``daemon.yaml: cameras[i], camera 'NAME': …``
+    (its source, its reconnect settings are there; ``camera 'NAME':`` kept, so a search for its lines finds them)."""
     if message.startswith((f"{path}: ", "--set ")):
         return None
     camera = re.match(r"camera '([^']*)': ", message)
     if camera and camera[1] in cameras:
-        message = f"cameras[{cameras.index(camera[1])}] (camera '{camera[1]}'): {message[camera.end():]}"
+        message = f"cameras[{cameras.index(camera[1])}], camera '{camera[1]}': {message[camera.end():]}"
     elif not _names_a_setting(message):
         return None
     return from_file(message, path, overrides)
@@ -448,7 +448,7 @@ def said_of_file(message: str, path: str, overrides: list[str] | tuple[str, ...]
 class config_named_records(logging.Filter):  # noqa: N801 - used as a context manager, like settings_of
     """While ``with``-ed: each warning or error the daemon logs about a setting of the config ``path`` names the
     file first, as its start-up errors do (:class:`settings_of`): ``daemon.yaml: recorder.dir: cannot use …``,
-    ``daemon.yaml: cameras[1] (camera 'b'): reconnecting (…)``, ``--set metrics.listen: …`` for a value given
+    ``daemon.yaml: cameras[1], camera 'b': reconnecting (…)``, ``--set metrics.listen: …`` for a value given
     with ``--set``. With three daemons on one box (a config per line) their log lines said ``recorder.dir:`` or
     ``camera 'a':`` alone, and the engineer could not tell which file to fix. A record is about a setting when
     its message starts with a key path of the daemon config (``recorder.min_free_bytes: …``, ``recorder: …``)

@@ -71,8 +71,8 @@ def test_a_camera_that_fails_at_run_time_names_the_file_and_the_camera_entry(tin
     proc = _run(config)
     warnings = _lines(proc.stderr, "WARNING")
     for state in ("reconnecting", "failed"):
-        told = [w for w in warnings if f"(camera 'gate'): {state} (" in w]
-        assert len(told) == 1 and told[0].startswith(f"{config}: cameras[1] (camera 'gate'): {state} ("), warnings
+        told = [w for w in warnings if f"camera 'gate': {state} (" in w]
+        assert len(told) == 1 and told[0].startswith(f"{config}: cameras[1], camera 'gate': {state} ("), warnings
     assert "Traceback" not in proc.stderr
 
 
@@ -110,7 +110,7 @@ def test_the_file_is_named_once_and_lines_about_no_setting_are_left_alone():
     assert said_of_file("recorder.dir: x", path) == f"{path}: recorder.dir: x"
     assert said_of_file(f"{path}: recorder.dir: x", path) is None  # a start-up error already told of its file
     assert said_of_file("camera 'b': failed (eof)", path, cameras=("a", "b")) == \
-        f"{path}: cameras[1] (camera 'b'): failed (eof)"
+        f"{path}: cameras[1], camera 'b': failed (eof)"
     assert said_of_file("camera 'z': failed", path, cameras=("a",)) is None  # no such camera in the file
     assert said_of_file("no frame was inspected in this run", path) is None
     assert said_of_file("recorder.dir: x", path, overrides=["recorder.dir=/r"]) == "--set recorder.dir: x"

@@ -261,7 +261,7 @@ def test_a_long_unknown_texture_is_refused_in_one_short_line_naming_the_key(tiny
     errors = [ln for ln in out.splitlines() if ln.startswith("error:")]
     assert code == 2 and "Traceback" not in out and len(errors) == 1, out[-2000:]
     head = f"error: {tmp_path / 'cfg.yaml'}: "  # the file the camera is configured in (a config per line)
-    assert errors[0].startswith(head + "cameras[0] (camera 'c'): synthetic.texture: " + "x" * 60 + "…[5000 chars]…")
+    assert errors[0].startswith(head + "cameras[0], camera 'c': synthetic.texture: " + "x" * 60 + "…[5000 chars]…")
     assert errors[0].endswith("x: texture is neither a folder of images nor one of brick, grass, gravel")
     assert len(errors[0]) - len(head) < 300
 
