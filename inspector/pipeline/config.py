@@ -452,8 +452,9 @@ class config_named_records(logging.Filter):  # noqa: N801 - used as a context ma
     with ``--set``. With three daemons on one box (a config per line) their log lines said ``recorder.dir:`` or
     ``camera 'a':`` alone, and the engineer could not tell which file to fix. A record is about a setting when
     its message starts with a key path of the daemon config (``recorder.min_free_bytes: …``, ``recorder: …``)
-    or with ``camera 'NAME':`` of a configured camera (:func:`said_of_file`). A handler filter of the root logger's handlers (every
-    line written goes through one), so the record stays one line; inspector's records only, warning and up."""
+    or with ``camera 'NAME':`` of a configured camera (:func:`said_of_file`). A handler filter of the root
+    logger's handlers (every line written goes through one), so the record stays one line; inspector's records
+    only, warning and up."""
 
     def __init__(self, path: str | Path, overrides: list[str] | tuple[str, ...] = (),
                  cameras: list[str] | tuple[str, ...] = ()) -> None:
