@@ -40,8 +40,9 @@ from typing import Sequence
 
 import numpy as np
 
-from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, list_images, looks_like_mask,
-                                   read_image, read_mask, resize_image, resize_mask, unread_image_names, warn_once)
+from inspector.data.images import (ARTEFACT_FOLDERS, DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, list_images,
+                                   looks_like_mask, read_image, read_mask, resize_image, resize_mask, subfolders_note,
+                                   unread_image_names, warn_once)
 from inspector.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -172,16 +173,13 @@ def subfolder(parent: Path, name: str) -> Path | None:
     return matches[0] if matches else None
 
 
-_ARTEFACT_FOLDERS = ("__MACOSX",)  # what macOS's zip writes beside the data (AppleDouble ._ files)
-
-
 def _is_artefact(folder: Path) -> bool:
     """A folder no defect type lives in: hidden (``.ipynb_checkpoints``, ``.thumbnails``) or a zip artefact.
 
     Like hidden files (never images), these are tools' leftovers; read as ``test/<type>`` they
     would add a defect type, with whatever images they cache counted as defective.
     """
-    return folder.name.startswith(".") or folder.name in _ARTEFACT_FOLDERS
+    return folder.name.startswith(".") or folder.name in ARTEFACT_FOLDERS
 
 
 def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
@@ -205,14 +203,18 @@ def _warn_once(message: str) -> None:
 
 def listed_images(folder: Path) -> list[Path]:
     """:func:`list_images` of a folder a command reads, warning once (one line: a count and an example) about
-    files of image formats that are not read, so none is left out silently. DataError naming the folder when it is
-    there but cannot be listed (no permission): it was "no images found" / "no training images", or a defect type
-    of the test set silently left out of the metrics."""
+    files of image formats that are not read and about sub-folders holding images (:func:`subfolders_note`), so
+    none is left out silently. DataError naming the folder when it is there but cannot be listed (no permission): it
+    was "no images found" / "no training images", or a defect type of the test set silently left out of the
+    metrics."""
     check_listable(folder)
     unread = unread_image_names(folder)
     if unread:
         _warn_once(f"{folder}: {len(unread)} file(s) of an image format that is not read are left out, e.g. "
                    f"{unread[0]} (read: {', '.join(IMAGE_EXTENSIONS)})")
+    nested = subfolders_note(folder)
+    if nested:
+        _warn_once(f"{folder}: {nested}")
     return list_images(folder)
 
 

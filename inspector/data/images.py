@@ -226,6 +226,58 @@ def unread_image_names(folder: Path) -> list[str]:
         return []
 
 
+_SUBFOLDER_LOOK = 20000  # directory entries looked at, at most, to find images in a folder's sub-folders
+ARTEFACT_FOLDERS = ("__MACOSX",)  # what macOS's zip writes beside the data (AppleDouble ._ files)
+
+
+def image_subfolders(folder: Path) -> list[str]:
+    """Names of the sub-folders directly inside ``folder`` that hold image files (:func:`is_image_file`) at any
+    depth, sorted; hidden ones and ``__MACOSX`` are no such folders; [] if it cannot be listed. A listing reads
+    only the images directly in a folder (it never recurses), so a folder of dated sub-folders (a camera's
+    ``2026-12-01/``, an export per shift) gave predict, calibrate --good-dir, training, evaluation and the folder
+    camera its top level alone, silently: a threshold calibrated on 1 image of 4, a camera that idles. Looks at
+    no more than :data:`_SUBFOLDER_LOOK` entries in all (a huge tree is judged by its first ones)."""
+    budget = [_SUBFOLDER_LOOK]
+    try:
+        subs = sorted(e.name for e in os.scandir(folder) if _walkable(e))
+    except OSError:
+        return []
+    return [name for name in subs if budget[0] > 0 and _holds_images(Path(folder) / name, budget)]
+
+
+def _walkable(entry: os.DirEntry) -> bool:
+    """A sub-folder a listing's note looks into: a folder (a link to one too), not hidden, no zip artefact."""
+    try:
+        return entry.is_dir() and not entry.name.startswith(".") and entry.name not in ARTEFACT_FOLDERS
+    except OSError:
+        return False
+
+
+def _holds_images(folder: Path, budget: list[int]) -> bool:
+    """Whether ``folder`` or a sub-folder of it holds an image file, spending ``budget[0]`` entries."""
+    pending = [folder]
+    while pending and budget[0] > 0:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        budget[0] -= len(entries) + 1
+        if any(is_image_file(Path(e.name)) for e in entries if not _walkable(e)):
+            return True
+        pending.extend(Path(e.path) for e in entries if _walkable(e) and not e.is_symlink())
+    return False
+
+
+def subfolders_note(folder: Path, names: list[str] | None = None) -> str:
+    """``'2 sub-folder(s) holding images are not read (only the images directly in it are), e.g. day1'`` for
+    ``folder`` (its :func:`image_subfolders`, or ``names``), '' when it has none."""
+    names = image_subfolders(folder) if names is None else names
+    if not names:
+        return ""
+    return (f"{len(names)} sub-folder(s) holding images are not read (only the images directly in it are), "
+            f"e.g. {', '.join(names[:3])}")
+
+
 _JPEG_SOI, _JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
 _PNG_IEND = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: every PNG file ends with them
 

@@ -70,7 +70,8 @@ import numpy as np
 
 from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameLayout, ImageRejected,
                                    decode_image_layout, ends_cut_short, is_still_image, list_images,
-                                   read_file_and_stat, special_file_kind, unread_image_names, warn_once)
+                                   read_file_and_stat, special_file_kind, subfolders_note, unread_image_names,
+                                   warn_once)
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import avi_raw, ffmpeg_frames, ffmpeg_live, keyframe_layouts, rtsp_probe, ts_feed
 from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
@@ -97,6 +98,7 @@ _V4L_DIR = Path("/dev/v4l")  # udev's persistent names of video nodes: by-id/…
 _CATCH_UP_S = 0.5  # a live stream's frames this far behind it: drop its backlog (grab it, else reopen)
 _REPLAY_MAX = 1000  # frames a seek back to the read position may give again, at most (_grab_unread)
 _SWITCH_MARGIN = 16  # frames two decodes of one file may differ by in count (_seek_after_last_read): a DPB
+_SUBFOLDER_CHECK_S = 10.0  # a folder camera looks for sub-folders holding images (not read) at most this often
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 _COUNT_SLACK = 2  # frames a recording may give fewer than its container declares (an estimate): more is a loss
 _PROMPT_WAIT_S = 0.005  # a live grab that blocked this long waited for its frame: it had just arrived
@@ -1122,6 +1124,7 @@ class FolderSource(Source):
         self._settle = SettleWatch()  # whether a picture that failed to decode is still being written
         self._opened_once = False
         self._device: int | None = None  # one pass: the file system (st_dev) the folder was first opened on
+        self._subfolders, self._subfolders_due = "", 0.0  # _note_subfolders: its last finding, when to look again
 
     def _scan(self) -> list[Path]:
         files = list_images(self._folder)
@@ -1130,9 +1133,23 @@ class FolderSource(Source):
             warn_once(f"camera {self.camera.name} unread", "camera '%s': %s: %d file(s) of an image format that is "
                       "not read are left out, e.g. %s (read: %s)", self.camera.name, self._folder, len(unread),
                       unread[0], ", ".join(IMAGE_EXTENSIONS), logger=log)
+        self._note_subfolders()
         if not self.camera.loop:
             files = [p for p in files if p.name not in self._seen or _another_version(self._seen[p.name], p)]
         return files
+
+    def _note_subfolders(self) -> str:
+        """What :func:`subfolders_note` says of the folder (sub-folders holding images, which are not read), looked
+        at most every :data:`_SUBFOLDER_CHECK_S`, warned once per camera: a camera that writes into dated
+        sub-folders left a camera on their parent idle (or 'no image files') without a word."""
+        now = time.monotonic()
+        if now >= self._subfolders_due:
+            self._subfolders_due = now + _SUBFOLDER_CHECK_S
+            self._subfolders = subfolders_note(self._folder)
+            if self._subfolders:
+                warn_once(f"camera {self.camera.name} subfolders {self._folder}", "camera '%s': %s: %s", self.camera.name,
+                          self._folder, self._subfolders, logger=log)
+        return self._subfolders
 
     def open(self) -> None:
         why = self._unlisted()
@@ -1142,7 +1159,9 @@ class FolderSource(Source):
         self._pos = 0
         self._pass_frames = self._pass_incomplete = 0
         if not self._files and not (self._seen and not self.camera.loop):
-            raise self._error(f"{self._folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})",
+            nested = self._note_subfolders()
+            raise self._error(f"{self._folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})"
+                              + (f"; {nested}" if nested else ""),
                               permanent=not self.camera.loop and not self._opened_once)
         if not self._opened_once:
             self._device = _device_of(self._folder)

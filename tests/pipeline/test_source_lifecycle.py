@@ -1369,3 +1369,21 @@ def _copying(full: Path, video: Path, step: int):
             os.utime(video, (time.time() - 60, time.time() - 60))
 
     return video, copy_a_part
+
+
+def test_a_folder_camera_on_a_folder_of_dated_sub_folders_says_so(tmp_path, caplog):
+    """A camera writing into dated sub-folders (2026-12-06/…) and a folder camera on their parent: it inspected the
+    top level only, or failed 'no image files', never saying where the pictures were. One warning per camera
+    names the sub-folders (not read), and the one-pass camera's error line does too."""
+    folder = write_folder(tmp_path / "f", [False])
+    shutil.copytree(write_folder(tmp_path / "day", [False] * 2), folder / "2026-12-06")
+    src = make_source(CameraSection(name="dated", source=str(folder), loop=True))
+    with caplog.at_level(logging.WARNING):
+        src.open()
+        assert [src.read().meta["file"] for _ in range(2)] == ["0000.png", "0000.png"]
+    told = [r.getMessage() for r in caplog.records if "sub-folder(s) holding images" in r.getMessage()]
+    assert len(told) == 1 and "camera 'dated'" in told[0] and told[0].endswith("e.g. 2026-12-06"), told
+    (folder / "0000.png").unlink()
+    one_pass = make_source(CameraSection(name="dated1", source=str(folder)))
+    with pytest.raises(SourceError, match=r"no image files .*1 sub-folder\(s\) holding images are not read"):
+        one_pass.open()
