@@ -12,7 +12,9 @@ decoded comes back as a ``Grabbed`` with ``image=None``, an ``error`` and a
 
 Error kinds: a :class:`SourceError` with ``permanent=True`` (a recording that
 can never be decoded, a one-pass folder without images) fails the camera at
-once; other errors are transient and the worker reconnects with back-off.
+once; other errors are transient and the worker reconnects with back-off. A recording that does not open while it
+is still being written (changed within ``file_settle.SETTLE_S``; an MP4 as its muxer leaves it mid-recording, no index
+and an open-ended ``mdat``, within ``file_settle.STALLED_S``) is transient: waited for, then read whole.
 :class:`SourceChanged` reports a looping file that was replaced or truncated. A one-pass
 recording still being written (changed within the last 2 s) is read on as it grows: at the end of
 what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``). An MPEG-TS one is
@@ -52,6 +54,7 @@ size, so a file whose key frames change size is read by the ffmpeg program as a 
 
 from __future__ import annotations
 
+import codecs
 import collections
 import logging
 import math
@@ -74,7 +77,7 @@ from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameLayo
                                    warn_once)
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import avi_raw, ffmpeg_frames, ffmpeg_live, keyframe_layouts, rtsp_probe, ts_feed
-from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
+from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch, bmff_being_recorded
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snapshot_url  # noqa: F401 (re-exported)
@@ -116,6 +119,23 @@ _BUFFERED_GRAB_S = 0.05  # a grab that returned sooner gave a frame already buff
 _USER_FFMPEG_OPTIONS = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")  # the user's own, kept as they are
 
 
+def _text_head(path) -> bool:
+    """Whether the file ``path`` begins as text (UTF-8 without NUL in its first 4 KiB; empty is not): a log or
+    notes file given as a camera is no video being written, however recently it changed."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    if not head or b"\0" in head:
+        return False
+    try:  # incremental: a character cut by the 4 KiB read is no error
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < 4096)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _persistent_name(node: str) -> str | None:
     """The udev persistent name of the video node ``node`` (a link in :data:`_V4L_DIR`'s ``by-id``, else
     ``by-path``, that points at it now); None when there is none. by-id names the camera (vendor, model, serial)
@@ -150,6 +170,7 @@ class CvSource(Source):
         self._checked_at = 0.0
         self._end_size = -1  # file size when the end of a recording still being written was last reached
         self._settle = SettleWatch()  # whether the recording is still being written (its end: wait or end)
+        self._written = False  # the file open() tries is still being written (_written_note)
         self._raw16 = False  # 16-bit grey frames are retrieved as they are (_keep_sixteen_bits)
         self._keyframes: keyframe_layouts.KeyframeLayouts | None = None  # a file's layouts as stored (open)
         self._scans_layouts = False  # a file whose frames' layouts are its key frames' (open, _cover_layouts)
@@ -193,19 +214,26 @@ class CvSource(Source):
         # and fails now is probably being rewritten: transient, until it fails twice unchanged. One
         # that is gone (rotated: deleted, then written anew) is transient until it is back, like a
         # looping folder that vanished; "gone twice" is not "unchanged" (None == None).
-        permanent = False
+        # A file still being written (an MP4 whose index, the moov atom, comes last; one just created empty) that
+        # cannot be opened yet is transient, waited for with back-off: it failed the camera at once ('corrupt or
+        # unsupported video'), the run ended with exit 1 and the recording was never inspected. What it is once
+        # open (a text file) is told for good all the same.
+        permanent, self._written = False, False
         if self.kind == "file":
             self._signature = self._file_signature()
+            self._written = not _text_head(self._target) and self._settle.still_written(
+                self._target, STALLED_S if bmff_being_recorded(self._target) else SETTLE_S)
             permanent = self._delivered == 0 or (self._signature is not None
                                                  and self._signature == self._failed_signature)
             self._failed_signature = self._signature
             if self._signature is None or self._signature[1] == 0:
-                raise self._error(f"{self._target}: video file is missing or empty", permanent)
+                raise self._error(f"{self._target}: video file is missing or empty{self._written_note()}",
+                                  permanent and not self._written)
         if self.kind == "device":
             self._follow_device()
             self._check_device_path()
         started = time.monotonic()
-        self._cap = self._sized_capture(permanent)
+        self._cap = self._sized_capture(permanent and not self._written)
         self._follows = self._will_follow()
         self._choose_decoding(permanent)
         self._held, self._probe_dropped = None, 0
@@ -399,8 +427,12 @@ class CvSource(Source):
         cap = self._open_capture(open_timeout_s, permanent=permanent)
         if cap is None:
             raise self._error(f"cannot open {self.describe()}" + (" (corrupt or unsupported video)" if permanent
-                                                                 else ""), permanent)
+                                                                 else self._written_note()), permanent)
         return cap
+
+    def _written_note(self) -> str:
+        """'; still being written …' when the file :meth:`open` tries is being written (:data:`SETTLE_S`), else ''."""
+        return "; still being written (no end yet, or changed just now): a run waits for it" if self._written else ""
 
     def _open_capture(self, open_timeout_s: float | None = None, full_probe: bool = False,
                       permanent: bool = False) -> cv2.VideoCapture | None:

@@ -169,7 +169,10 @@ def _bad_inputs(tmp_path):
     (tmp_path / "all_corrupt").mkdir()
     (tmp_path / "all_corrupt" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     os.utime(tmp_path / "all_corrupt" / "a.png", (time.time() - 60, time.time() - 60))  # not being written
-    return {"truncated_mp4": str(_truncated_mp4(tmp_path / "cut.mp4")), "zero_byte": str(tmp_path / "zero.avi"),
+    _truncated_mp4(tmp_path / "cut.mp4")
+    for name in ("cut.mp4", "zero.avi", "garbage.avi"):  # not being written (one changed just now may be: waited for)
+        os.utime(tmp_path / name, (time.time() - 60, time.time() - 60))
+    return {"truncated_mp4": str(tmp_path / "cut.mp4"), "zero_byte": str(tmp_path / "zero.avi"),
             "garbage_video": str(tmp_path / "garbage.avi"), "empty_folder": str(tmp_path / "empty"),
             "corrupt_folder": str(tmp_path / "all_corrupt")}
 
