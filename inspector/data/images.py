@@ -40,7 +40,8 @@ file gives the same pixels everywhere. The rules:
   SampleFormat 2) read 0 as black and their largest value (127 / 32767, or as declared / ``bit_depth``) as
   white, negative samples as black with one warning per source (:func:`_signed_as_unsigned`). 32-bit integers
   (uint32/int32 TIFFs) are read only by the ``bit_depth`` setting, else refused in one line. Float data is
-  taken as 0..1 when its maximum is ≤ 1, else as 0..255; NaN/inf is rejected;
+  taken as 0..1 when its maximum is ≤ 1, else as 0..``2**bit_depth - 1`` where the setting gives one, else as
+  0..255 (samples above clipped, one warning per source; so is a maximum just above 1); NaN/inf is rejected;
 * **size**: an image smaller than :data:`MIN_SIDE` pixels on a side is rejected
   (:class:`ImageRejected`, reason ``too_small``); one that does not fit in the memory left to decode it is
   rejected in one line (reason ``memory``), never OpenCV's or numpy's allocation error;
@@ -604,8 +605,7 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
     if img.dtype in (np.float32, np.float64):
         if not np.isfinite(img).all():
             raise ImageRejected(f"{where}: float image with NaN/inf", "non_finite")
-        scale = 255.0 if float(img.max(initial=0.0)) <= 1.0 else 1.0
-        return np.clip(img * scale + 0.5, 0, 255).astype(np.uint8)
+        return _float_to_uint8(img, where, bit_depth, warn_key)
     if img.dtype in (np.uint32, np.int32) and bit_depth is None and full_scale is None:
         # no 32-bit camera exists: such files hold narrower data whose depth only the user knows (scaling by
         # 2**32 - 1 made 16-bit data black, by the image's own maximum made two images of one scene differ)
@@ -626,6 +626,26 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
         return img
     wide = np.minimum(img.astype(np.uint64), top)
     return ((wide * 255 + top // 2) // top).astype(np.uint8)
+
+
+def _float_to_uint8(img: np.ndarray, where: str, bit_depth: int | None, warn_key: str | None) -> np.ndarray:
+    """Finite float samples → uint8: as 0..1 when their maximum is ≤ 1, else as 0..``2**bit_depth - 1`` where a
+    ``bit_depth`` is given (the setting, as for integer data: a 12-bit camera's float TIFF holds 0..4095), else as
+    0..255; rounded, values above clipped. Warned once per source: samples above that range (clipped: a 12-bit
+    camera's float data came out 94% white without a word, and ``bit_depth: 12`` changed nothing), and a maximum
+    just above 1 without a ``bit_depth`` (0..1 data whose brightest pixel overshoots, as a flat-field correction
+    leaves it, reads as 0..255: near black)."""
+    top = float(img.max(initial=0.0))
+    full = 1.0 if top <= 1.0 else float((1 << bit_depth) - 1) if bit_depth else 255.0
+    key = f"{warn_key or where}:float"
+    if top > full:
+        warn_once(key, "%s: warning: float samples up to %.6g exceed %g, the top of the range float data above 1 is "
+                  "read in: %.1f%% of them clipped to white; set bit_depth to the camera's significant bits (e.g. "
+                  "12: 0..4095)", where, top, full, 100.0 * float(np.mean(img > full)), logger=log)
+    elif full == 255.0 and not bit_depth and top < 2.0:
+        warn_once(key, "%s: warning: float samples up to %.6g, just above 1, are read as 0..255 data (near black); "
+                  "0..1 data must stay at or below 1.0", where, top, logger=log)
+    return np.clip(img * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)
 
 
 def _signed_as_unsigned(img: np.ndarray, where: str, warn_key: str | None) -> tuple[np.ndarray, int]:
