@@ -146,8 +146,12 @@ def check_listable(folder: Path) -> None:
 
 def _mask_index(folder: Path) -> dict[str, Path]:
     """stem → mask path for a ground-truth folder; ``<stem><mask suffix>.*`` (:data:`MASK_SUFFIXES`) and
-    ``<stem>.*`` both map to stem."""
+    ``<stem>.*`` both map to stem. Masks in its sub-folders are not read: told once (:func:`subfolders_note`), as
+    they left every image of the type without its mask and the pixel metrics skipping them, said at INFO only."""
     index: dict[str, Path] = {}
+    nested = subfolders_note(folder)
+    if nested:
+        _warn_once(f"{folder}: {nested}")
     for p in list_images(folder):
         stem = _mask_of(p) or p.stem
         # prefer a PNG spelling when several exist

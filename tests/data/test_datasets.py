@@ -451,10 +451,12 @@ def test_images_in_sub_folders_are_told_not_dropped_unseen(tmp_path, caplog):
     (root / "train" / "good" / "notes").mkdir()
     _img(root / "test" / "crack" / "000.png")
     _img(root / "test" / "crack" / "shift2" / "001.png")
+    _img(root / "ground_truth" / "crack" / "shift1" / "000_mask.png", 255, (16, 16))  # masks one level down
     with caplog.at_level(logging.WARNING):
         ds = load_dataset(root)
-    assert len(ds.train) == 1 and len(ds.test) == 1
+    assert len(ds.train) == 1 and len(ds.test) == 1 and ds.test[0].mask_path is None
     told = [r.getMessage() for r in caplog.records if "sub-folder(s) holding images" in r.getMessage()]
-    assert len(told) == 2, told
+    assert len(told) == 3, told
     assert "good: 1 sub-folder(s) holding images are not read" in told[0] and told[0].endswith("e.g. 2026-12-01")
-    assert "crack: 1 sub-folder(s)" in told[1] and told[1].endswith("e.g. shift2")
+    assert any("test/crack: 1 sub-folder(s)" in m and m.endswith("e.g. shift2") for m in told), told
+    assert any("ground_truth/crack: 1 sub-folder(s)" in m and m.endswith("e.g. shift1") for m in told), told
