@@ -82,7 +82,7 @@ from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snapshot_url  # noqa: F401 (re-exported)
 from inspector.pipeline.source_base import (ChosenAtOpen, Grabbed, Source, SourceChanged,  # noqa: F401 (re-exported)
-                                            warn_if_ffmpeg_logs_secrets)
+                                            SourceWaiting, warn_if_ffmpeg_logs_secrets)
 from inspector.pipeline.source_base import stamp_now as _stamp
 from inspector.redact import redact
 
@@ -226,9 +226,10 @@ class CvSource(Source):
             permanent = self._delivered == 0 or (self._signature is not None
                                                  and self._signature == self._failed_signature)
             self._failed_signature = self._signature
+            if self._signature is not None and self._signature[1] == 0 and self._written:  # created, not written
+                raise SourceWaiting(self._error(f"{self._target}: video file is empty{self._written_note()}").args[0])
             if self._signature is None or self._signature[1] == 0:
-                raise self._error(f"{self._target}: video file is missing or empty{self._written_note()}",
-                                  permanent and not self._written)
+                raise self._error(f"{self._target}: video file is missing or empty", permanent)
         if self.kind == "device":
             self._follow_device()
             self._check_device_path()
@@ -426,13 +427,15 @@ class CvSource(Source):
         ``open_timeout_s``: the open's limit (default the camera's). URLs open by :meth:`_sized_capture`."""
         cap = self._open_capture(open_timeout_s, permanent=permanent)
         if cap is None:
+            if self._written:
+                raise SourceWaiting(self._error(f"cannot open {self.describe()}{self._written_note()}").args[0])
             raise self._error(f"cannot open {self.describe()}" + (" (corrupt or unsupported video)" if permanent
-                                                                 else self._written_note()), permanent)
+                                                                 else ""), permanent)
         return cap
 
     def _written_note(self) -> str:
         """'; still being written …' when the file :meth:`open` tries is being written (:data:`SETTLE_S`), else ''."""
-        return "; still being written (no end yet, or changed just now): a run waits for it" if self._written else ""
+        return "; still being written (no end yet, or changed just now)" if self._written else ""
 
     def _open_capture(self, open_timeout_s: float | None = None, full_probe: bool = False,
                       permanent: bool = False) -> cv2.VideoCapture | None:
@@ -1191,7 +1194,7 @@ class FolderSource(Source):
         self._pos = 0
         self._pass_frames = self._pass_incomplete = 0
         if not self._files and not (self._seen and not self.camera.loop):
-            nested = self._note_subfolders()
+            nested = self._note_subfolders() if self.kind == "folder" else ""  # not the folder of a file camera
             raise self._error(f"{self._folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})"
                               + (f"; {nested}" if nested else ""),
                               permanent=not self.camera.loop and not self._opened_once)
