@@ -310,12 +310,24 @@ def load_dataset(root: str | Path) -> Dataset:
         # MVTec's and BTAD's names for the good class are both unambiguous, whichever layout the train
         # folder follows: a hybrid test/ok beside train/good is good parts, never a defect type
         test = _test_samples(root, GOOD_NAMES)
+        _warn_stray_images(root)
         if not train and not test:
             raise DataError(f"{root}: no images found; {_EXPECTED}")
     missing = sum(1 for s in test if s.label == 1 and s.mask_path is None)
     if missing:
         log.info("%s: %d defect image(s) without a ground-truth mask (pixel metrics skip them)", root, missing)
     return Dataset(root, layout, tuple(train), tuple(test))
+
+
+def _warn_stray_images(root: Path) -> None:
+    """Images directly in an MVTec/BTAD tree's root, ``train/``, ``test/`` or ``ground_truth/``, outside every class
+    folder, are read by nothing: told once per folder (a count and an example). Test images put in ``test/`` rather
+    than ``test/<type>/`` were left out of the metrics without a word."""
+    for folder in (root, subfolder(root, "train"), subfolder(root, "test"), subfolder(root, "ground_truth")):
+        stray = list_images(folder) if folder is not None else []
+        if stray:
+            _warn_once(f"{folder}: {len(stray)} image(s) directly in it are not read (images belong in its class "
+                       f"folders: good, a defect type), e.g. {stray[0].name}")
 
 
 MIN_CALIBRATION_IMAGES = 10  # fewer cannot place a threshold usefully (finest false-alarm rate ~1/n)

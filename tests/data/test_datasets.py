@@ -460,3 +460,22 @@ def test_images_in_sub_folders_are_told_not_dropped_unseen(tmp_path, caplog):
     assert "good: 1 sub-folder(s) holding images are not read" in told[0] and told[0].endswith("e.g. 2026-12-01")
     assert any("test/crack: 1 sub-folder(s)" in m and m.endswith("e.g. shift2") for m in told), told
     assert any("ground_truth/crack: 1 sub-folder(s)" in m and m.endswith("e.g. shift1") for m in told), told
+
+
+def test_images_directly_in_test_or_train_are_told_not_dropped_unseen(tmp_path, caplog):
+    """Test images put in test/ rather than test/<type>/ (and pictures beside train/good) were read by nothing:
+    the metrics covered 4 of 6 images without a word. One warning per folder names them."""
+    root = tmp_path / "part"
+    _img(root / "train" / "good" / "0.png")
+    _img(root / "train" / "1.png")
+    _img(root / "test" / "good" / "0.png")
+    _img(root / "test" / "crack" / "0.png")
+    _img(root / "test" / "hole_000.png")
+    _img(root / "test" / "hole_001.png")
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(root)
+    assert (len(ds.train), len(ds.test)) == (1, 2)
+    told = [r.getMessage() for r in caplog.records if "directly in it are not read" in r.getMessage()]
+    assert len(told) == 2, told
+    assert any(m.startswith(f"{root / 'test'}: 2 image(s)") and m.endswith("e.g. hole_000.png") for m in told), told
+    assert any(m.startswith(f"{root / 'train'}: 1 image(s)") for m in told), told
