@@ -19,7 +19,12 @@ and an open-ended ``mdat``, within ``file_settle.STALLED_S``) is transient: wait
 recording still being written (changed within the last 2 s) is read on as it grows: at the end of
 what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``). An MPEG-TS one is
 read by the ffmpeg program fed through a pipe as it grows (:mod:`inspector.pipeline.ts_feed`): its demuxer never
-meets an end of what is there, which made frames up out of the packet cut by it.
+meets an end of what is there, which made frames up out of the packet cut by it. So is any inter-coded one.
+
+A video file whose decoder can make frames up around a damaged part (an inter-coded stream: H.264, HEVC, MPEG-2/4 …)
+is never read by OpenCV alone, which hands such frames on unmarked: one read by OpenCV is judged frame by frame by a
+verdict pass of the ffmpeg program beside it (:mod:`inspector.pipeline.file_verdicts`), and read on by the program
+from the first frame the pass does not vouch for; the made-up frames are counted ``concealed``, never inspected.
 
 A frame's age: its stamp is when it arrived. ``meta["lag_ms"]`` (the event's ``source.lag_ms``), when present,
 says more: a number is a measured lag, already taken off the stamp (a stream read slower than it plays); ``None``
@@ -76,7 +81,8 @@ from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameLayo
                                    read_file_and_stat, special_file_kind, subfolders_note, unread_image_names,
                                    warn_once)
 from inspector.errors import DataError, SourceError
-from inspector.pipeline import avi_raw, ffmpeg_frames, ffmpeg_live, keyframe_layouts, rtsp_probe, ts_feed
+from inspector.pipeline import (avi_raw, ffmpeg_frames, ffmpeg_live, file_verdicts, keyframe_layouts, rtsp_probe,
+                                ts_feed)
 from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch, bmff_being_recorded
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
@@ -197,7 +203,12 @@ class CvSource(Source):
         # the stream times of the frames read lately: a seek back steps over these alone (_grab_unread)
         self._read_times: collections.deque[float] = collections.deque(maxlen=_REPLAY_MAX)
         self._damage_said: tuple | None = None  # the file signature whose made-up frames were said (_damaged)
-        self._follows = False  # an MPEG-TS recording still being written, read on by the program (_will_follow)
+        self._follows = False  # a recording still being written, read on by the program as it grows (_will_follow)
+        self._codec = 0  # the stream's codec FOURCC, as OpenCV's probe found it (_choose_decoding)
+        # a file OpenCV reads: the program's verdict of each frame (file_verdicts), and the one of the frame grabbed
+        # where the program cannot read the file on (_grab_vouched)
+        self._verdicts: file_verdicts.VerdictPass | None = None
+        self._pass_verdict = ""
 
     def _params(self, open_timeout_s: float | None = None) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -255,16 +266,78 @@ class CvSource(Source):
         self._scanned_size = self._signature[1] if self._scans_layouts else -1
         self._keyframes = keyframe_layouts.probe(str(self._target), self.camera.name) if self._scans_layouts else None
         self._read_at_own_sizes()
+        # followed only by the program's reader: one whose frames are packets decoded here, or that did not start, is
+        # read as before
+        self._follows = self._follows and isinstance(self._cap, ffmpeg_live.FileFrames)
+        self._watch_concealment()
+
+    def _watch_concealment(self) -> None:
+        """Have the frames of a video file that OpenCV reads judged by a verdict pass of the ffmpeg program
+        (:class:`file_verdicts.VerdictPass`), where its decoder can make frames up: an inter-coded stream
+        (:data:`ffmpeg_live.INTRA_ONLY_CODECS`) of 8-bit frames as OpenCV decodes them. OpenCV hands the frames
+        made up around a damaged part on unmarked (an H.264 file whose key frame was damaged: 25 made-up frames
+        inspected as parts, 0 counted). A file the program reads already has its verdicts (FileFrames); packets
+        decoded here are still pictures or raw samples. Without the program, said once."""
+        self._stop_verdicts()
+        if (self.kind != "file" or not isinstance(self._cap, cv2.VideoCapture) or self._decode is not None
+                or self._codec in ffmpeg_live.INTRA_ONLY_CODECS):
+            return
+        why = "the ffmpeg program is not installed"
+        if ffmpeg_live.available():
+            try:
+                self._verdicts = file_verdicts.VerdictPass(str(self._target))
+                return
+            except OSError as exc:
+                why = f"the ffmpeg program did not start ({exc})"
+        warn_once(f"camera {self.camera.name} file concealment", "camera '%s': warning: %s is an inter-coded video "
+                  "('%s') read by OpenCV, which cannot tell the frames its decoder makes up around a damaged part "
+                  "(they are inspected as parts): %s", self.camera.name, self.describe(),
+                  pf.fourcc_text(self._codec) or "unknown", why, logger=log)
+
+    def _stop_verdicts(self) -> None:
+        self._pass_verdict = ""
+        if self._verdicts is not None:
+            verdicts, self._verdicts = self._verdicts, None
+            verdicts.close()
+
+    def _grab_vouched(self) -> bool:
+        """:meth:`_grab_unread`, the frame grabbed judged by the verdict pass where one watches the file
+        (:meth:`_watch_concealment`). One it does not vouch for (made up, before the first key frame, or past its
+        end: a file the two decoders count differently) is read again by the program, and the file on from it
+        (:meth:`_read_by_program`): its own verdicts judge every frame from there. The program steps over the frames
+        read by their count: every frame before that one was vouched for, so both decoders met no damage up to it,
+        and the program counts as the pass (the same decoder, on one thread) — not by their time: OpenCV's and
+        showinfo's times of one frame differ in their last digits (120.00000000000001 and 120.0 ms). Where the
+        program cannot read the file on (an MPEG-2 file whose chroma changes at one size, which its decoder decodes
+        wrong: OpenCV's pixels are kept), the pass's verdict is the frame's, by its count (``_pass_verdict``,
+        :meth:`_damaged`)."""
+        self._pass_verdict = ""
+        if not self._grab_unread():
+            return False
+        if self._verdicts is None or (verdict := self._verdicts.verdict(self._index)) == "":
+            return True
+        unfollowed = self._keyframes is not None and keyframe_layouts.chroma_change_unfollowed(self._keyframes)
+        if not unfollowed and self._read_by_program(by_count=True):
+            return self._grab_unread()
+        self._pass_verdict = verdict or ""  # past the pass's end: unknown, handed on as OpenCV gives it
+        return True
 
     def _will_follow(self) -> bool:
-        """Whether this file is an MPEG-TS recording still being written, read once (not looping), with the ffmpeg
-        program installed: it is then read by the program fed through a pipe as it grows
-        (:mod:`inspector.pipeline.ts_feed`), never by a demuxer that meets the end of what is there. Read so, a
-        growing TS had frames made up from the packet cut by that end, and the real ones stepped over (38 made up,
-        37 lost of 100 H.264 frames copied in 3 kB parts; MPEG-2: 80 read, out of order). Where the program is
-        missing it is read as before."""
-        return (self.kind == "file" and not self.camera.loop and ffmpeg_live.available()
-                and self._settle.still_written(self._target) and ts_feed.is_ts(self._target))
+        """Whether this file is a recording still being written, read once (not looping), with the ffmpeg program
+        installed, that is an MPEG-TS or an inter-coded stream (:data:`ffmpeg_live.INTRA_ONLY_CODECS`; its codec
+        named): it is then read by the program fed through a pipe as it grows (:mod:`inspector.pipeline.ts_feed`),
+        never by a demuxer that meets the end of what is there. Read so, a growing TS had frames made up from the
+        packet cut by that end, and the real ones stepped over (38 made up, 37 lost of 100 H.264 frames copied in 3
+        kB parts; MPEG-2: 80 read, out of order). An inter-coded one needs the program's verdicts
+        (:meth:`_watch_concealment`), which a pass beside OpenCV could give only up to the end of what is there: the
+        last frames OpenCV's decoder flushed there are held by the pass's until more is written. Where the program
+        is missing it is read as before."""
+        if self.kind != "file" or self.camera.loop or not ffmpeg_live.available() or \
+                not self._settle.still_written(self._target):
+            return False
+        codec = int(self._cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF if isinstance(self._cap, cv2.VideoCapture) \
+            else 0
+        return ts_feed.is_ts(self._target) or (codec != 0 and codec not in ffmpeg_live.INTRA_ONLY_CODECS)
 
     def _cover_layouts(self) -> None:
         """Before a frame of a recording still being written is read past the end its key frames were listed to
@@ -296,13 +369,27 @@ class CvSource(Source):
             # the program's MPEG-2 decoder would decode a later chroma format as the first, at the same size
             # (garbage, named as the first); OpenCV's decodes it right: rescaled, said so, beats wrong pixels
             return
+        self._read_by_program(follow=self._follows)
+
+    def _read_by_program(self, follow: bool = False, by_count: bool = False) -> bool:
+        """Go on reading this file through the ffmpeg program (:func:`ffmpeg_live.open_at_own_sizes`): each frame at
+        its own size, with its verdict; on from frame ``_index`` where frames were read already (a recording read on,
+        :meth:`_cover_layouts`, by :meth:`_seek_after_last_read`; ``by_count``: frame ``_index`` of the program's
+        count, where the frames read so far are known to be counted alike, :meth:`_grab_vouched`). False (the
+        reader kept) where the program does not start or gives no frame."""
         own = ffmpeg_live.open_at_own_sizes(self._cap, str(self._target), self._wide, self.describe(),
-                                            self.bit_depth, f"camera {self.camera.name}", follow=self._follows)
-        if own is not None:
-            self._cap.release()
-            (self._cap, self._decode), self._keyframes, self._scans_layouts = own, None, False
-            if self._index:  # a recording read on (_cover_layouts): on from the frame after the last one read
-                self._seek_after_last_read()
+                                            self.bit_depth, f"camera {self.camera.name}", follow=follow)
+        if own is None:
+            return False
+        self._stop_verdicts()  # the program's reader has its own
+        self._cap.release()
+        (self._cap, self._decode), self._keyframes, self._scans_layouts = own, None, False
+        if by_count:
+            self._replayed_to = None
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, self._index)
+        elif self._index:
+            self._seek_after_last_read()
+        return True
 
     def _drop_probed(self, opened_in_s: float) -> None:
         """Drop the frames FFmpeg's probe read while an URL opened, when the open took :data:`_PROBE_STALE_S` or
@@ -560,7 +647,7 @@ class CvSource(Source):
             self._choose_v4l2()
             return
         tag = int(self._cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)) & 0xFFFFFFFF
-        codec = int(self._cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
+        codec = self._codec = int(self._cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
         if codec in pf.TEXT_CODECS:
             raise self._error(f"{self.describe()} is a text file, not a video (FFmpeg would draw its characters "
                               f"as pictures: '{pf.fourcc_text(codec)}')", permanent)
@@ -759,7 +846,7 @@ class CvSource(Source):
         self._held = None
         if held is None and self._pending is None:
             self._cover_layouts()
-            if not self._grab_unread():
+            if not self._grab_vouched():
                 return self._await_growth()
         t_ns, t_utc, waited_s = held or (*_stamp(), time.monotonic() - started)
         meta = {"index": self._index, "pos_msec": float(self._cap.get(cv2.CAP_PROP_POS_MSEC))}
@@ -791,7 +878,7 @@ class CvSource(Source):
         (:meth:`ffmpeg_live.FileFrames.verdict`): "concealed", "before_key_frame"; "" otherwise. A damaged file's
         made-up frames were handed on as parts; now skipped, counted by the capture worker, and said here once
         per file (not again on a looping file's later passes; a file replaced is another)."""
-        verdict = self._cap.verdict() if isinstance(self._cap, ffmpeg_live.FileFrames) else ""
+        verdict = self._cap.verdict() if isinstance(self._cap, ffmpeg_live.FileFrames) else self._pass_verdict
         if verdict and self._damage_said != (signature := self._file_signature()):
             self._damage_said = signature
             log.warning("camera '%s': %s: from frame %d, %s", self.camera.name, self._target, index,
@@ -1074,6 +1161,7 @@ class CvSource(Source):
 
     def close(self) -> None:
         self._pending = self._held = None
+        self._stop_verdicts()
         if self._cap is not None:
             self._cap.release()
             self._cap = None

@@ -149,10 +149,12 @@ class FileFeed:
     joins found as they pass (``joins``, :class:`TsJoins`). ``follow``: a recording still being written, fed as it
     grows until it is no longer written (module docstring); else fed to its end as it is now. The file is opened
     here (OSError when it cannot be) and read through that descriptor: a rotation (ours renamed, a new one begun)
-    does not switch files under the program."""
+    does not switch files under the program. ``ts`` False: a recording of another container (Matroska …) still
+    being written, fed as it is (no packets scanned: no joins, no cut), so that the program never meets an end of
+    what is there either (:meth:`inspector.pipeline.sources.CvSource._will_follow`)."""
 
-    def __init__(self, path: str, follow: bool, start: int = 0) -> None:
-        self.path, self.follow = path, follow
+    def __init__(self, path: str, follow: bool, start: int = 0, ts: bool = True) -> None:
+        self.path, self.follow, self.ts = path, follow, ts
         self.joins = TsJoins()
         self.cut: int | None = None  # where the feed stopped before an MPEG-2 sequence of another format
         self._fh = open(path, "rb")
@@ -168,7 +170,9 @@ class FileFeed:
         try:
             while not self._stop.is_set():
                 data = self._fh.read(_CHUNK)
-                if data:
+                if data and not self.ts:
+                    self._write(sink, data)
+                elif data:
                     rest, data = self._whole_packets(rest + data)
                     # scanned before the program can read them: its warnings find the joins known
                     if (cut := self.joins.scan(data)) is not None:

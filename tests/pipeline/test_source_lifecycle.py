@@ -467,8 +467,9 @@ def test_a_recording_read_as_it_grows_in_steps_gives_each_frame_once(tmp_path, m
 @pytest.mark.parametrize("b_frames, step", [(0, 3_000), (2, 3_000)])
 def test_an_h264_recording_with_b_frames_read_as_it_grows_gives_each_frame_once(tmp_path, monkeypatch, b_frames,
                                                                                  step):
-    """H.264 (2 B-frames, or none) in Matroska, read by OpenCV as it is copied in ``step``-byte parts: every frame
-    of the whole file read exactly once. At the end of what is there the decoder flushes the frames it holds: a
+    """H.264 (2 B-frames, or none) in Matroska, read as it is copied in ``step``-byte parts (by the ffmpeg program fed
+    through a pipe as it grows, for its concealment verdicts: CvSource._will_follow; by OpenCV where the program is
+    missing, and before): every frame of the whole file read exactly once. At the end of what is there the decoder flushes the frames it holds: a
     P-frame comes before the B-frames shown before it, not yet written. The read position by count was then past
     them and the seek back stepped over every frame up to the last one read by time: 3 kB parts stopped after 77
     of 100 frames ('decoding stopped', the rest lost) with B-frames, and the last frame was lost without. Now the
