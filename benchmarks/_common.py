@@ -6,6 +6,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -55,10 +56,46 @@ def time_calls(fn, warmup: int = 3, runs: int = 20, min_seconds: float = 0.0) ->
     return times
 
 
+def is_result_of(name: str):
+    """A test of a file's first bytes: True for a result :func:`write_result` wrote as ``name`` (a JSON object
+    whose ``benchmark`` is ``name``), the only file a benchmark replaces (:func:`inspector.outputs.claim_file`)."""
+    import json
+
+    def own(raw: bytes) -> bool:
+        data = json.loads(raw)
+        return isinstance(data, dict) and data.get("benchmark") == name
+    return own
+
+
+def claim_result(path: Path, name: str) -> bool:
+    """Whether ``path`` holds an earlier ``name`` result, which a benchmark may replace (False: the name is free);
+    ``ConfigError`` (one line) for anything else there, which is kept: a user's own ``cost.json`` in ``--out`` was
+    overwritten without a word (README "Outputs"). Call it before the work where the name is known early."""
+    from inspector.errors import ConfigError
+    from inspector.outputs import claim_file
+
+    return claim_file(path, is_result_of(name), ConfigError, command=f"benchmarks ({name})", option="--out",
+                      noun=f"'{name}' benchmark result")
+
+
+def claim_result_or_exit(name: str, out_dir: Path | str | None = None) -> None:
+    """:func:`claim_result` for ``<out_dir>/<name>.json`` at a script's start, before its work: anything else at
+    the name is one line on stderr and exit 2 (the CLI's rule for a user's error)."""
+    from inspector.errors import ConfigError
+
+    try:
+        claim_result(Path(out_dir or RESULTS) / f"{name}.json", name)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def write_result(name: str, payload: dict, out_dir: Path | None = None) -> Path:
-    """Write ``<out_dir>/<name>.json`` (machine and time added) through the package's one JSON writer."""
+    """Write ``<out_dir>/<name>.json`` (machine and time added) through the package's one JSON writer;
+    ``ConfigError`` (one line), nothing written, where another file holds the name (:func:`claim_result`)."""
     from inspector.config import write_json
 
+    claim_result(Path(out_dir or RESULTS) / f"{name}.json", name)
     payload = {"benchmark": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(), **payload}
     return write_json(Path(out_dir or RESULTS) / f"{name}.json", payload)
 

@@ -46,7 +46,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (add_dataset_arguments, add_run_arguments, benchmark_datasets, cpu_seconds,  # noqa: E402
+from _common import (add_dataset_arguments, add_run_arguments, benchmark_datasets, claim_result_or_exit,  # noqa: E402
+                     cpu_seconds,
                      ort_session, percentiles, resolve_common_arguments, time_alternating, write_result)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="epoch cap per phase; the budget normally stops first")
     add_run_arguments(ap, "ast")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name, None)  # before the work: a user's file at the name is kept
     args.budget = args.budget if args.budget is not None else (60.0 if args.quick else 600.0)
     resolve_common_arguments(args)
     args.ast_model = {k: v for k, v in {"tap": args.tap, "flow_hidden": args.hidden,

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import percentiles, write_result  # noqa: E402
+from _common import claim_result_or_exit, percentiles, write_result  # noqa: E402
 
 MODELS = ("stfpm", "reduced_student", "mixed_teacher", "ast")
 BACKENDS = ("torch", "onnxruntime")
@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also train each model this many epochs on the INT8 dataset and compare INT8 with FP32 "
                              "on it (untrained students' AUROCs are noise)")
     args = parser.parse_args(argv)
+    claim_result_or_exit(args.name, None)  # before the work: a user's file at the name is kept
     size = [int(v) for v in args.size.lower().split("x")]
     batches = [int(b) for b in args.batches.split(",")]
     results = {}

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import percentiles, write_result  # noqa: E402
+from _common import claim_result_or_exit, percentiles, write_result  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     ap.add_argument("--name", default="cost")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name, args.out)  # before the work: a user's file at the name is kept
     args.models = (args.models or ("reduced_student" if args.quick else "reduced_student,stfpm,feature_imitation")).split(",")
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.batches = [int(b) for b in (args.batches or ("1,2,4" if args.quick else "1,2,4,8")).split(",")]

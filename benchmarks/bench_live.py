@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import percentiles, write_result  # noqa: E402
+from _common import claim_result_or_exit, percentiles, write_result  # noqa: E402
 
 
 def live_config(model: Path, cameras: int, fps: float, frames: int, threshold: float, args, endpoint: str):
@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     ap.add_argument("--name", default="live")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name, args.out)  # before the work: a user's file at the name is kept
     args.loads = args.loads or ("0.5,1.5" if args.quick else "0.25,0.5,0.75,1.0,1.25,1.5")
     args.seconds = args.seconds or (3.0 if args.quick else 15.0)
     args.bare_seconds = args.bare_seconds or (2.0 if args.quick else 5.0)

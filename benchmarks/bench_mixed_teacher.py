@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (add_dataset_arguments, add_run_arguments, benchmark_datasets, cpu_seconds,  # noqa: E402
+from _common import (add_dataset_arguments, add_run_arguments, benchmark_datasets, claim_result_or_exit,  # noqa: E402
+                     cpu_seconds,
                      ort_session, percentiles, resolve_common_arguments, time_alternating, write_result)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-epochs", type=int, default=10_000, help="epoch cap; the budget normally stops first")
     add_run_arguments(ap, "mixed_teacher")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name, None)  # before the work: a user's file at the name is kept
     args.budget = args.budget if args.budget is not None else (30.0 if args.quick else 300.0)
     resolve_common_arguments(args)
     run_root = Path(args.run_root)

@@ -35,7 +35,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 
 SHARED = HERE.parent.parent / "shared" / "data"
 REAL = ("kolektorsdd", "elpv/mono", "elpv/poly")
@@ -340,6 +340,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--jobs", type=int, default=1,
                     help="datasets benchmarked in this many processes at once (results merged into one file)")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name, args.out)  # before the work: a user's file at the name is kept
     if args.jobs > 1:
         return run_parallel(args, argv or sys.argv[1:])
     if args.quick:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_size, percentiles, time_calls, write_result  # noqa: E402
+from _common import claim_result_or_exit, parse_size, percentiles, time_calls, write_result  # noqa: E402
 
 
 def bench_model(name: str, args, run_root: Path) -> dict:
@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--name", default="training")
     ap.add_argument("--run-root", default="runs/bench")
     args = ap.parse_args()
+    claim_result_or_exit(args.name, None)  # before the work: a user's file at the name is kept
     if args.threads:
         torch.set_num_threads(args.threads)
     results = [bench_model(m.strip(), args, Path(args.run_root) / args.name) for m in args.models.split(",")]

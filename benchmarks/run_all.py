@@ -39,7 +39,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from _common import RESULTS, machine  # noqa: E402
+from _common import RESULTS, is_result_of, machine  # noqa: E402
 
 KOLEKTOR = REPO.parent / "shared" / "data" / "kolektorsdd"
 MODELS = ("stfpm", "reduced_student", "mixed_teacher", "ast")
@@ -317,17 +317,49 @@ def run_step(name: str, ctx) -> dict:
 
 
 def write_suite(ctx, suite: dict) -> None:
-    (ctx.out / "suite.json").write_text(json.dumps(suite, indent=2) + "\n")
+    from inspector.config import write_json
+
+    write_json(ctx.out / "suite.json", suite)  # whole or not at all: rewritten after every step
+
+
+# the result file each step writes in --out (tensorrt: none yet); suite.json and SUMMARY.md are written every run
+STEP_RESULTS = {name: () if name == "tensorrt" else (f"{name}.json",) for name in STEPS}
+
+
+def claim_suite_outputs(out: Path, steps: list[str]) -> list[str]:
+    """Make sure the suite may write its fixed-name files in ``out`` (suite.json, SUMMARY.md and each chosen
+    step's ``<step>.json``), before any work: the names of those that hold an earlier suite's output, which the
+    run replaces (said at the end). ``ConfigError`` (one line naming the file) for a folder it cannot write in
+    or anything else at a name, e.g. a user's own ``suite.json``: it was overwritten without a word (the rule of
+    every output, README "Outputs"; :func:`inspector.outputs.claim_file`). An earlier output is known by its
+    content: a JSON object whose ``benchmark`` is the file's name (:func:`_common.write_result`), or the summary's
+    generated header (:func:`summary.is_summary`)."""
+    from inspector.errors import ConfigError
+    from inspector.outputs import claim_file, folder_problem
+    from summary import is_summary
+
+    if (why := folder_problem(out)) is not None:
+        raise ConfigError(f"--out {out}: cannot write the suite's results there: {why}")
+    names = ["suite.json", *(n for step in steps for n in STEP_RESULTS[step]), "SUMMARY.md"]
+    replaced = []
+    for name in names:
+        own = is_summary if name == "SUMMARY.md" else is_result_of(Path(name).stem)
+        noun = "benchmark summary" if name == "SUMMARY.md" else f"'{Path(name).stem}' benchmark result"
+        if claim_file(out / name, own, ConfigError, command="bench --suite", option="--out", noun=noun):
+            replaced.append(name)
+    return replaced
 
 
 def parse_steps(text: str | None) -> list[str]:
-    """``--steps a,b`` → the named steps in suite order; unknown names are a one-line error."""
+    """``--steps a,b`` → the named steps in suite order; unknown names: ConfigError (one line, exit 2)."""
+    from inspector.errors import ConfigError
+
     if not text:
         return list(STEPS)
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in STEPS]
     if unknown:
-        raise SystemExit(f"error: unknown step(s) {unknown}; choose from {list(STEPS)}")
+        raise ConfigError(f"--steps: unknown step(s) {unknown}; choose from {list(STEPS)}")
     return [n for n in STEPS if n in names]
 
 
@@ -340,7 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-root", default=str(REPO / "runs" / "bench" / "suite"),
                     help="where trained runs and generated data go (default runs/bench/suite)")
     args = ap.parse_args(argv)
-    steps = parse_steps(args.steps)
+    from inspector.errors import ConfigError
+
+    try:  # before any work (even nvidia-smi): a user's file at one of the suite's names stays as it was
+        steps = parse_steps(args.steps)
+        replaced = claim_suite_outputs(Path(args.out).resolve(), steps)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     ctx = Context(args)
     ctx.out.mkdir(parents=True, exist_ok=True)
     suite = {"benchmark": "suite", "quick": args.quick, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -355,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     from summary import write_summary
 
     print(f"\nwrote {write_summary(ctx.out)}")
+    if replaced:
+        print(f"replaced the earlier suite's {', '.join(replaced)} in {ctx.out}")
     failed = [n for n, s in suite["steps"].items() if s["status"] == "failed"]
     if failed:
         print(f"failed steps: {', '.join(failed)} (see suite.json)", file=sys.stderr)

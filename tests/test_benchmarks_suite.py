@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -168,3 +170,68 @@ def test_the_machine_section_names_files_measured_on_another_host(tmp_path):
     lines = summary.render(tmp_path).splitlines()
     assert "- CPU: Test CPU 9000 (2 cores)" in lines
     assert "- Measured on Other CPU 1 instead: daemon.json, quality.json" in lines
+
+
+# ---------------------------------------------------------------- the suite's fixed-name outputs (README "Outputs")
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(BENCH.parent)}
+    return subprocess.run([sys.executable, "-m", "inspector", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("name", ["suite.json", "SUMMARY.md", "cost.json"])
+def test_bench_suite_keeps_a_users_file_at_its_names_and_refuses_before_any_work(tmp_path, name):
+    """``inspector bench --suite --out DIR`` overwrote DIR's suite.json / SUMMARY.md / <step>.json, whoever wrote
+    them; now one line, exit 2, before any step (nothing else appears in DIR) and the file kept."""
+    mine = b'{"my": "notes"}\n' if name.endswith(".json") else b"# My summary\n"
+    (tmp_path / name).write_bytes(mine)
+    proc = run_cli("bench", "--suite", "--quick", "--out", str(tmp_path))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / name}: exists and is not a"), lines
+    assert "replaces only its own files: --out another name, or move it" in lines[0]
+    assert "===" not in proc.stdout  # no step began
+    assert (tmp_path / name).read_bytes() == mine and sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_the_suite_replaces_its_own_earlier_outputs_and_says_so(tmp_path, capsys):
+    import run_all
+
+    assert run_all.main(["--steps", "tensorrt", "--out", str(tmp_path)]) == 0  # skipped at once: no work
+    first = json.loads((tmp_path / "suite.json").read_text())
+    assert first["benchmark"] == "suite" and summary.is_summary((tmp_path / "SUMMARY.md").read_bytes())
+    capsys.readouterr()
+    assert run_all.main(["--steps", "tensorrt", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"replaced the earlier suite's suite.json, SUMMARY.md in {tmp_path}" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["SUMMARY.md", "suite.json"]  # no temporaries left
+
+
+def test_a_step_result_of_another_benchmark_is_not_the_suites_own(tmp_path, capsys):
+    """Known by content: a cost.json whose ``benchmark`` is another name (a renamed daemon result) is kept."""
+    import run_all
+
+    (tmp_path / "cost.json").write_text(json.dumps({"benchmark": "daemon", "runs": []}))
+    assert run_all.main(["--steps", "cost", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a 'cost' benchmark result written by 'inspector bench --suite'" in err[0]
+    assert json.loads((tmp_path / "cost.json").read_text())["benchmark"] == "daemon"
+
+
+def test_summary_script_keeps_a_hand_written_summary(tmp_path, capsys):
+    (tmp_path / "SUMMARY.md").write_text("# Notes on the plant's benchmarks\n")
+    assert summary.main(["--results", str(tmp_path)]) == 2
+    assert "is not a benchmark summary" in capsys.readouterr().err
+    assert (tmp_path / "SUMMARY.md").read_text() == "# Notes on the plant's benchmarks\n"
+    (tmp_path / "SUMMARY.md").unlink()
+    assert summary.main(["--results", str(tmp_path)]) == 0 and summary.main(["--results", str(tmp_path)]) == 0
+
+
+def test_a_benchmark_script_keeps_a_users_file_at_its_result_name(tmp_path):
+    """The suite's step scripts claim their result before their work (bench_cost here: it would time models)."""
+    (tmp_path / "cost.json").write_text("user data\n")
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_cost.py"), "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(BENCH.parent)})
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert (tmp_path / "cost.json").read_text() == "user data\n"

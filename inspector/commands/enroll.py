@@ -27,9 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from inspector.artifacts.checkpoint import read_checkpoint
     from inspector.deploy.enroll import check_comparer, enroll, reference_files
+    from inspector.deploy.export import check_out_base
     from inspector.training.checkpoint import load_model
 
     reference_files(args.references)  # a wrong pattern or K > 50 fails before the model loads
+    # and a name of the export's that holds a user's file (NAME.json: notes, a config) before the references are
+    # enrolled: export_model refused it only after that work (README "Outputs"; export claims at once too)
+    check_out_base(args.out)
     check_comparer(read_checkpoint(args.model))
     model, config, payload = load_model(args.model)
     result = enroll(model, config, payload, args.references, args.out, version=args.model_version)

@@ -76,6 +76,18 @@ def expand_images(items: list[str], errors: list[str] | None = None) -> list[Pat
     return paths
 
 
+def _nested_hint(items: list[str]) -> str:
+    """``'; <folder>: 2 sub-folder(s) holding images are not read …'`` for the first folder named whose images sit in
+    sub-folders (a folder of dated folders gave 'no images found' alone), else ''."""
+    from inspector.data.images import subfolders_note
+
+    for item in items:
+        note = subfolders_note(Path(item)) if Path(item).is_dir() else ""
+        if note:
+            return f"; {item}: {note}: name them"
+    return ""
+
+
 def _batches(paths: list[Path], spec, batch_size: int, errors: list[str]):
     """Yield (paths, uint8 batch) of readable images, made into the model input as ``spec`` says
     (:class:`inspector.contract.InputSpec`: size, resize policy, bit depth, downscale method)."""
@@ -221,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
     if not paths and errors:  # each item already told in its line ('x.gif' is not read; a folder not listed)
         return 2
     if not paths:
-        raise DataError(f"{' '.join(args.images)}: no images found (files or folders of .png/.jpg/.bmp/.tif)")
+        raise DataError(f"{' '.join(args.images)}: no images found (files or folders of .png/.jpg/.bmp/.tif)"
+                        + _nested_hint(args.images))
     if args.out:
         check_overlays_spare_inputs(paths, Path(args.out), paths)  # before any inference
     kept: list[tuple[Path, np.ndarray]] = []

@@ -44,13 +44,20 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
 
 
 def _inspect(args: argparse.Namespace, cfg, stop: threading.Event) -> int:
+    from inspector.pipeline.config import config_named_records, settings_of
+
+    # what the daemon refuses as it checks or starts is told of the file it came from, as the loader's errors;
+    # so is what it warns of and what fails at run time about a setting (three daemons on a box: which file?)
+    cameras = [cam.name for cam in cfg.cameras]
+    with config_named_records(args.config, args.overrides, cameras):
+        return _check_or_run(args, cfg, stop, settings_of(args.config, args.overrides, cameras))
+
+
+def _check_or_run(args: argparse.Namespace, cfg, stop: threading.Event, settings) -> int:
     from inspector.integrations.systemd import Notifier
     from inspector.integrations.runtime import make_daemon
-    from inspector.pipeline.config import settings_of
     from inspector.pipeline.recorder import recording_losses
 
-    # what the daemon refuses as it checks or starts is told of the file it came from, as the loader's errors
-    settings = settings_of(args.config, args.overrides)
     with settings:
         daemon = make_daemon(cfg, stop=stop, hurry=lifecycle.HURRY)
     if args.check:

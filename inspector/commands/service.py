@@ -52,24 +52,25 @@ def run(args: argparse.Namespace) -> int:
     if not unit_dir.is_dir():
         raise ConfigError(f"--unit-dir: folder {unit_dir} not found")
     path = unit_dir / f"{args.name}.service"
-    _check_not_someone_elses(path)
+    replaced = _check_not_someone_elses(path)
     try:
         write_whole(path, text.encode("utf-8"))  # a unit cut short by a stop or a full disk fails to load
     except OSError as exc:
         raise ConfigError(f"--unit-dir: cannot write {path}: {exc.strerror or exc} (run as root, or use --print)") \
             from None
-    print(f"wrote {path}")
+    print(f"wrote {path}" + (" (replaced the unit an earlier 'service install' wrote)" if replaced else ""))
     if unit_dir == Path("/etc/systemd/system"):
         subprocess.run(["systemctl", "daemon-reload"], check=False)
     print(f"start it with: systemctl enable --now {args.name}; logs: journalctl -u {args.name} -f")
     return 0
 
 
-def _check_not_someone_elses(path: Path) -> None:
-    """Replace a unit written by ``service install`` (an update), never another one: ``--name ssh`` or a
-    hand-written unit of the same name was overwritten silently."""
+def _check_not_someone_elses(path: Path) -> bool:
+    """Replace a unit written by ``service install`` (an update; True: one is there, and the command says it
+    replaced it), never another one: ``--name ssh`` or a hand-written unit of the same name was overwritten
+    silently. ConfigError (one line) for anything else at the name."""
     if not path.exists() and not path.is_symlink():
-        return
+        return False
     from inspector.integrations.systemd import UNIT_DESCRIPTION
 
     try:
@@ -80,3 +81,4 @@ def _check_not_someone_elses(path: Path) -> None:
     if not ours:
         raise ConfigError(f"--name: {path} exists and was not written by 'inspector service install'; "
                           f"choose another --name, or remove that unit first")
+    return True

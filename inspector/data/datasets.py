@@ -40,8 +40,9 @@ from typing import Sequence
 
 import numpy as np
 
-from inspector.data.images import (DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, list_images, looks_like_mask,
-                                   read_image, read_mask, resize_image, resize_mask, unread_image_names, warn_once)
+from inspector.data.images import (ARTEFACT_FOLDERS, DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, list_images,
+                                   looks_like_mask, read_image, read_mask, resize_image, resize_mask, subfolders_note,
+                                   unread_image_names, warn_once)
 from inspector.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,12 @@ def check_listable(folder: Path) -> None:
 
 def _mask_index(folder: Path) -> dict[str, Path]:
     """stem → mask path for a ground-truth folder; ``<stem><mask suffix>.*`` (:data:`MASK_SUFFIXES`) and
-    ``<stem>.*`` both map to stem."""
+    ``<stem>.*`` both map to stem. Masks in its sub-folders are not read: told once (:func:`subfolders_note`), as
+    they left every image of the type without its mask and the pixel metrics skipping them, said at INFO only."""
     index: dict[str, Path] = {}
+    nested = subfolders_note(folder)
+    if nested:
+        _warn_once(f"{folder}: {nested}")
     for p in list_images(folder):
         stem = _mask_of(p) or p.stem
         # prefer a PNG spelling when several exist
@@ -172,16 +177,13 @@ def subfolder(parent: Path, name: str) -> Path | None:
     return matches[0] if matches else None
 
 
-_ARTEFACT_FOLDERS = ("__MACOSX",)  # what macOS's zip writes beside the data (AppleDouble ._ files)
-
-
 def _is_artefact(folder: Path) -> bool:
     """A folder no defect type lives in: hidden (``.ipynb_checkpoints``, ``.thumbnails``) or a zip artefact.
 
     Like hidden files (never images), these are tools' leftovers; read as ``test/<type>`` they
     would add a defect type, with whatever images they cache counted as defective.
     """
-    return folder.name.startswith(".") or folder.name in _ARTEFACT_FOLDERS
+    return folder.name.startswith(".") or folder.name in ARTEFACT_FOLDERS
 
 
 def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
@@ -205,14 +207,18 @@ def _warn_once(message: str) -> None:
 
 def listed_images(folder: Path) -> list[Path]:
     """:func:`list_images` of a folder a command reads, warning once (one line: a count and an example) about
-    files of image formats that are not read, so none is left out silently. DataError naming the folder when it is
-    there but cannot be listed (no permission): it was "no images found" / "no training images", or a defect type
-    of the test set silently left out of the metrics."""
+    files of image formats that are not read and about sub-folders holding images (:func:`subfolders_note`), so
+    none is left out silently. DataError naming the folder when it is there but cannot be listed (no permission): it
+    was "no images found" / "no training images", or a defect type of the test set silently left out of the
+    metrics."""
     check_listable(folder)
     unread = unread_image_names(folder)
     if unread:
         _warn_once(f"{folder}: {len(unread)} file(s) of an image format that is not read are left out, e.g. "
                    f"{unread[0]} (read: {', '.join(IMAGE_EXTENSIONS)})")
+    nested = subfolders_note(folder)
+    if nested:
+        _warn_once(f"{folder}: {nested}")
     return list_images(folder)
 
 
@@ -304,12 +310,24 @@ def load_dataset(root: str | Path) -> Dataset:
         # MVTec's and BTAD's names for the good class are both unambiguous, whichever layout the train
         # folder follows: a hybrid test/ok beside train/good is good parts, never a defect type
         test = _test_samples(root, GOOD_NAMES)
+        _warn_stray_images(root)
         if not train and not test:
             raise DataError(f"{root}: no images found; {_EXPECTED}")
     missing = sum(1 for s in test if s.label == 1 and s.mask_path is None)
     if missing:
         log.info("%s: %d defect image(s) without a ground-truth mask (pixel metrics skip them)", root, missing)
     return Dataset(root, layout, tuple(train), tuple(test))
+
+
+def _warn_stray_images(root: Path) -> None:
+    """Images directly in an MVTec/BTAD tree's root, ``train/``, ``test/`` or ``ground_truth/``, outside every class
+    folder, are read by nothing: told once per folder (a count and an example). Test images put in ``test/`` rather
+    than ``test/<type>/`` were left out of the metrics without a word."""
+    for folder in (root, subfolder(root, "train"), subfolder(root, "test"), subfolder(root, "ground_truth")):
+        stray = list_images(folder) if folder is not None else []
+        if stray:
+            _warn_once(f"{folder}: {len(stray)} image(s) directly in it are not read (images belong in its class "
+                       f"folders: good, a defect type), e.g. {stray[0].name}")
 
 
 MIN_CALIBRATION_IMAGES = 10  # fewer cannot place a threshold usefully (finest false-alarm rate ~1/n)

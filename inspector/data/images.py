@@ -40,7 +40,8 @@ file gives the same pixels everywhere. The rules:
   SampleFormat 2) read 0 as black and their largest value (127 / 32767, or as declared / ``bit_depth``) as
   white, negative samples as black with one warning per source (:func:`_signed_as_unsigned`). 32-bit integers
   (uint32/int32 TIFFs) are read only by the ``bit_depth`` setting, else refused in one line. Float data is
-  taken as 0..1 when its maximum is ≤ 1, else as 0..255; NaN/inf is rejected;
+  taken as 0..1 when its maximum is ≤ 1, else as 0..``2**bit_depth - 1`` where the setting gives one, else as
+  0..255 (samples above clipped, one warning per source; so is a maximum just above 1); NaN/inf is rejected;
 * **size**: an image smaller than :data:`MIN_SIDE` pixels on a side is rejected
   (:class:`ImageRejected`, reason ``too_small``); one that does not fit in the memory left to decode it is
   rejected in one line (reason ``memory``), never OpenCV's or numpy's allocation error;
@@ -126,6 +127,7 @@ from inspector.contract import (BIT_DEPTHS, DEFAULT_DOWNSCALE, DOWNSCALE_METHODS
                                 RESIZE_POLICIES)  # one home: the contract
 from inspector.errors import DataError
 from inspector.data.tiff_retag import RetagError, decode_retagged, decode_widened, needs_retag, needs_widening
+from inspector.data.jpeg_damage import jpeg_damage
 
 log = logging.getLogger("inspector.images")
 
@@ -224,6 +226,58 @@ def unread_image_names(folder: Path) -> list[str]:
                       if p.suffix.lower() in UNREAD_IMAGE_EXTENSIONS and not p.name.startswith("."))
     except OSError:
         return []
+
+
+_SUBFOLDER_LOOK = 20000  # directory entries looked at, at most, to find images in a folder's sub-folders
+ARTEFACT_FOLDERS = ("__MACOSX",)  # what macOS's zip writes beside the data (AppleDouble ._ files)
+
+
+def image_subfolders(folder: Path) -> list[str]:
+    """Names of the sub-folders directly inside ``folder`` that hold image files (:func:`is_image_file`) at any
+    depth, sorted; hidden ones and ``__MACOSX`` are no such folders; [] if it cannot be listed. A listing reads
+    only the images directly in a folder (it never recurses), so a folder of dated sub-folders (a camera's
+    ``2026-12-01/``, an export per shift) gave predict, calibrate --good-dir, training, evaluation and the folder
+    camera its top level alone, silently: a threshold calibrated on 1 image of 4, a camera that idles. Looks at
+    no more than :data:`_SUBFOLDER_LOOK` entries in all (a huge tree is judged by its first ones)."""
+    budget = [_SUBFOLDER_LOOK]
+    try:
+        subs = sorted(e.name for e in os.scandir(folder) if _walkable(e))
+    except OSError:
+        return []
+    return [name for name in subs if budget[0] > 0 and _holds_images(Path(folder) / name, budget)]
+
+
+def _walkable(entry: os.DirEntry) -> bool:
+    """A sub-folder a listing's note looks into: a folder (a link to one too), not hidden, no zip artefact."""
+    try:
+        return entry.is_dir() and not entry.name.startswith(".") and entry.name not in ARTEFACT_FOLDERS
+    except OSError:
+        return False
+
+
+def _holds_images(folder: Path, budget: list[int]) -> bool:
+    """Whether ``folder`` or a sub-folder of it holds an image file, spending ``budget[0]`` entries."""
+    pending = [folder]
+    while pending and budget[0] > 0:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        budget[0] -= len(entries) + 1
+        if any(is_image_file(Path(e.name)) for e in entries if not _walkable(e)):
+            return True
+        pending.extend(Path(e.path) for e in entries if _walkable(e) and not e.is_symlink())
+    return False
+
+
+def subfolders_note(folder: Path, names: list[str] | None = None) -> str:
+    """``'2 sub-folder(s) holding images are not read (only the images directly in it are), e.g. day1'`` for
+    ``folder`` (its :func:`image_subfolders`, or ``names``), '' when it has none."""
+    names = image_subfolders(folder) if names is None else names
+    if not names:
+        return ""
+    return (f"{len(names)} sub-folder(s) holding images are not read (only the images directly in it are), "
+            f"e.g. {', '.join(names[:3])}")
 
 
 _JPEG_SOI, _JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
@@ -552,8 +606,7 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
     if img.dtype in (np.float32, np.float64):
         if not np.isfinite(img).all():
             raise ImageRejected(f"{where}: float image with NaN/inf", "non_finite")
-        scale = 255.0 if float(img.max(initial=0.0)) <= 1.0 else 1.0
-        return np.clip(img * scale + 0.5, 0, 255).astype(np.uint8)
+        return _float_to_uint8(img, where, bit_depth, warn_key)
     if img.dtype in (np.uint32, np.int32) and bit_depth is None and full_scale is None:
         # no 32-bit camera exists: such files hold narrower data whose depth only the user knows (scaling by
         # 2**32 - 1 made 16-bit data black, by the image's own maximum made two images of one scene differ)
@@ -574,6 +627,26 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
         return img
     wide = np.minimum(img.astype(np.uint64), top)
     return ((wide * 255 + top // 2) // top).astype(np.uint8)
+
+
+def _float_to_uint8(img: np.ndarray, where: str, bit_depth: int | None, warn_key: str | None) -> np.ndarray:
+    """Finite float samples → uint8: as 0..1 when their maximum is ≤ 1, else as 0..``2**bit_depth - 1`` where a
+    ``bit_depth`` is given (the setting, as for integer data: a 12-bit camera's float TIFF holds 0..4095), else as
+    0..255; rounded, values above clipped. Warned once per source: samples above that range (clipped: a 12-bit
+    camera's float data came out 94% white without a word, and ``bit_depth: 12`` changed nothing), and a maximum
+    just above 1 without a ``bit_depth`` (0..1 data whose brightest pixel overshoots, as a flat-field correction
+    leaves it, reads as 0..255: near black)."""
+    top = float(img.max(initial=0.0))
+    full = 1.0 if top <= 1.0 else float((1 << bit_depth) - 1) if bit_depth else 255.0
+    key = f"{warn_key or where}:float"
+    if top > full:
+        warn_once(key, "%s: warning: float samples up to %.6g exceed %g, the top of the range float data above 1 is "
+                  "read in: %.1f%% of them clipped to white; set bit_depth to the camera's significant bits (e.g. "
+                  "12: 0..4095)", where, top, full, 100.0 * float(np.mean(img > full)), logger=log)
+    elif full == 255.0 and not bit_depth and top < 2.0:
+        warn_once(key, "%s: warning: float samples up to %.6g, just above 1, are read as 0..255 data (near black); "
+                  "0..1 data must stay at or below 1.0", where, top, logger=log)
+    return np.clip(img * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)
 
 
 def _signed_as_unsigned(img: np.ndarray, where: str, warn_key: str | None) -> tuple[np.ndarray, int]:
@@ -711,6 +784,13 @@ def _imdecode_raw(buf: np.ndarray, flags: int) -> np.ndarray | None:
 
 
 def _imdecode(buf: np.ndarray, where: str, flags: int) -> np.ndarray:
+    """``buf`` decoded by OpenCV. Raises :class:`ImageRejected` ("corrupt") when it cannot be, and when it is a
+    complete JPEG whose compressed data is damaged (:func:`inspector.data.jpeg_damage.jpeg_damage`): OpenCV
+    decodes that to garbage without a word, and garbage scored as a part is a wrong decision."""
+    if bytes(buf[:3]) == _JPEG_SOI + b"\xff" and bytes(buf[-2:]) == _JPEG_EOI:
+        damage = jpeg_damage(buf.tobytes())
+        if damage is not None:
+            raise ImageRejected(f"{where}: damaged JPEG data ({damage})", "corrupt")
     img = cv2_imdecode(buf, flags) if buf.size else None
     if img is None:
         raise ImageRejected(f"{where}: cannot decode image (corrupt or unsupported format)", "corrupt")

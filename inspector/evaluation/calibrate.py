@@ -254,6 +254,7 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
                        split: str = "auto") -> tuple[list, dict, list[str]]:
     """(good samples, description, warnings) to calibrate on (see the module docstring)."""
     from inspector.data.datasets import Sample, dataset_images, load_dataset
+    from inspector.data.images import subfolders_note
 
     if split not in SPLITS:
         raise ConfigError(f"split '{split}': choose one of {', '.join(SPLITS)}")
@@ -266,7 +267,8 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
             raise DataError(f"{folder}: good-image folder " + ("is a file, not a folder" if folder.exists() else "not found"))
         samples = [Sample(p, 0, "good") for p in dataset_images(folder)]  # other formats told, masks left out
         if not samples:
-            raise DataError(f"{folder}: no images in the good-image folder")
+            nested = subfolders_note(folder)
+            raise DataError(f"{folder}: no images in the good-image folder" + (f"; {nested}" if nested else ""))
         return samples, {"source": "folder", "root": str(folder)}, []
     if data is None:
         raise ConfigError("calibrate: give data (a dataset) or good_dir (a folder of good images)")

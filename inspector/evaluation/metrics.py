@@ -167,11 +167,14 @@ def aupro(maps, masks, fpr_limit: float = 0.3) -> float:
 def f1_max(scores, labels) -> tuple[float, float, float, float]:
     """Best F1 over thresholds: (f1, threshold, precision, recall); predictions are ``score >= threshold``.
 
-    Among equal F1 the highest threshold wins. nan values when there is no positive.
+    Among equal F1 the highest threshold wins. nan values when there is no positive, or no negative: every
+    threshold then has precision 1, so F1 says nothing of false alarms, and a test set of defects alone gave
+    "F1-max 1.000" at its lowest defect score, a threshold chosen without one good part (AUROC is undefined there
+    too, and said so).
     """
     scores, labels = _check(scores, labels)
     n_pos = int(labels.sum())
-    if n_pos == 0:
+    if n_pos == 0 or n_pos == labels.size:
         return math.nan, math.nan, math.nan, math.nan
     order = np.argsort(-scores, kind="stable")
     s, y = scores[order], labels[order]

@@ -229,7 +229,8 @@ class MqttBridge:
             if why == self._connect_problem:
                 return
             self._connect_problem = why
-        log.warning("MQTT broker %s: cannot connect: %s; buffering up to %d messages, retrying every %g s at most",
+        log.warning("publish.mqtt.url: broker %s: cannot connect: %s; buffering up to %d messages, retrying every "
+                    "%g s at most",
                     redact(self.cfg.url), why, self.cfg.buffer_size, self.cfg.reconnect_max_s)
 
     def _publish_counts(self, final: bool):
@@ -246,7 +247,7 @@ class MqttBridge:
             was = self.connected
             self.connected = False
         if was and not self._closing:
-            log.warning("MQTT broker %s lost (%s); buffering up to %d messages, reconnecting",
+            log.warning("publish.mqtt.url: broker %s lost (%s); buffering up to %d messages, reconnecting",
                         redact(self.cfg.url), reason_code, self.cfg.buffer_size)
         elif self._connack_refused:  # told by _on_connect, with the broker's reason
             self._connack_refused = False
@@ -304,7 +305,7 @@ class MqttBridge:
         if told_at and now - told_at < 60 and refused - told < 1000:
             return
         self._refusals_told = (now, refused)
-        log.warning("MQTT broker %s refused a message on %s: %s (0x%02X); not delivered, counted dropped "
+        log.warning("publish.mqtt.url: broker %s refused a message on %s: %s (0x%02X); not delivered, counted dropped "
                     "(%d refused in this run); check the broker's ACL for this client's user",
                     redact(self.cfg.url), topic, reason, reason.value, refused)
 
@@ -351,12 +352,12 @@ class MqttBridge:
         (``ended``). Drops were counted only (the bridge's counts, stats, its INFO line at shutdown): a broker
         outage longer than buffer_size messages lost events unseen by whoever reads the daemon's log."""
         if began:
-            log.warning("MQTT: the buffer is full (publish.mqtt.buffer_size %d messages; broker %s away or slower "
+            log.warning("publish.mqtt.buffer_size: the buffer is full (%d messages; broker %s away or slower "
                         "than events come): the oldest messages are dropped, counted, until it has room again",
                         self.cfg.buffer_size, redact(self.cfg.url))
         elif ended:
-            log.warning("MQTT: the buffer has room again; %d message(s) were dropped while it was full "
-                        "(publish.mqtt.buffer_size %d)", ended, self.cfg.buffer_size)
+            log.warning("publish.mqtt.buffer_size: the buffer has room again; %d message(s) were dropped while it "
+                        "was full (%d messages)", ended, self.cfg.buffer_size)
 
     # -- sender thread -------------------------------------------------------------------------
     def _ready(self) -> bool:

@@ -73,7 +73,7 @@ from inspector.data.images import FrameLayout
 from inspector.errors import SourceError
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.frame import Frame
-from inspector.pipeline.sources import Source, SourceChanged, is_live
+from inspector.pipeline.sources import Source, SourceChanged, SourceWaiting, is_live
 from inspector.pipeline.worker import Throttled, Worker, WorkerContext, sleep_until
 from inspector.pipeline.telemetry import Counters
 from inspector.redact import redact
@@ -95,6 +95,7 @@ _UNDECODABLE_PAUSE_S = 0.01
 # a stream joined between key frames: a reopen would join it between key frames again, and never get one where
 # the key-frame interval is longer than read_timeout_s; the watchdog says a stream that sends none)
 _NOT_STREAM_FAULTS = ("missing", "incomplete", "growing", "waiting", "same_file", "seen_bad", "before_key_frame")
+_WRITTEN_POLL_S = 0.5  # a source whose file is still being written (SourceWaiting) is opened again after this
 _STOP_BACKSTOP_S = 0.5  # longest a producer blocked on a full channel may take to see ``stop`` unwoken
 
 
@@ -342,6 +343,7 @@ class CaptureWorker(Worker):
         self.source_call: str | None = None
         self._layout: FrameLayout | None = None  # of the last frame delivered (_check_layout)
         self._undecodable_since: float | None = None  # monotonic s of a live camera's first undecodable frame in a row
+        self._waiting_for: str | None = None  # what the source said while its file was still being written
         self._throttle = Throttled(log)
         hub.add_camera(camera.name, self.live, capacity)
 
@@ -393,6 +395,9 @@ class CaptureWorker(Worker):
                 self._undecodable_since = None
                 self.set_state("online", self.source.describe())
                 return True
+            except SourceWaiting as exc:
+                if not self._wait_written(str(exc)):
+                    return False
             except SourceError as exc:
                 if exc.permanent:
                     self.set_state("failed", str(exc))
@@ -400,6 +405,16 @@ class CaptureWorker(Worker):
                 if not self._wait_retry(str(exc)):
                     return False
         return False
+
+    def _wait_written(self, reason: str) -> bool:
+        """A source whose file is still being written (:class:`SourceWaiting`): said once per wait (INFO), opened
+        again after :data:`_WRITTEN_POLL_S`, spending no reconnect attempt and no back-off, as a folder camera
+        waits for a picture being copied in (a recording written for minutes, retried with back-off, logged a
+        'reconnecting' warning per attempt and failed the camera at ``reconnect.max_attempts``). False: stopping."""
+        if reason != self._waiting_for:
+            self._waiting_for = reason
+            log.info("camera '%s': waiting (%s)", self.camera.name, redact(reason))
+        return sleep_until(self.stop_event, time.monotonic() + _WRITTEN_POLL_S)
 
     def _wait_retry(self, reason: str) -> bool:
         limit = self.camera.reconnect.max_attempts

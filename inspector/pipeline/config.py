@@ -9,6 +9,7 @@ resolved against the directory of the config file (:func:`resolve_paths`).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,7 +294,8 @@ class RecorderSection:
     dir: str = "runs/recordings"
     queue_size: int = bounded(32, ge=1, le=100_000)
     max_events: int = bounded(10000, ge=0, le=10**9)  # retention: oldest recordings deleted beyond this many events (0 = no limit)
-    # … or beyond this many bytes (0 = no limit; the newest always stays; below smallest_recording_bytes: refused)
+    # … or beyond this many bytes (0 = no limit; the newest always stays; below smallest_recording_bytes: refused;
+    # below one recording of a camera's first frame: a run --check warning, Daemon._check_recording_size)
     max_bytes: int = bounded(2_000_000_000, ge=0, le=10**16)
     # skip recording while the disk has less free space (more than the disk holds: refused by run --check/start)
     min_free_bytes: int = bounded(500_000_000, ge=0, le=10**16)
@@ -317,10 +319,10 @@ def smallest_recording_bytes() -> int:
 
     least = InspectionEvent(type="defect", camera="c", seq=0, frame_id=0, event_id="", decision="NG", score=0.0,
                             threshold=0.0, capture={}, latency_ms={}, model={})
-    return _SMALLEST_PNG_BYTES + len(json.dumps(header_dict(least), indent=1).encode())
+    return SMALLEST_PNG_BYTES + len(json.dumps(header_dict(least), indent=1).encode())
 
 
-_SMALLEST_PNG_BYTES = 67
+SMALLEST_PNG_BYTES = 67  # a 1-pixel PNG: signature, IHDR, one IDAT, IEND (PNG spec)
 
 
 @dataclass(frozen=True)
@@ -411,16 +413,72 @@ class settings_of:  # noqa: N801 - used as a context manager, like contextlib's
     was wrong. The error keeps its class and ``field``; one about no setting (a camera that fails to open, a
     model file's own problem: ``export/x.onnx: …``) goes on as it is. Reusable: ``with`` it as often as needed."""
 
-    def __init__(self, path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> None:
-        self.path, self.overrides = str(path), overrides
+    def __init__(self, path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                 cameras: list[str] | tuple[str, ...] = ()) -> None:
+        self.path, self.overrides, self.cameras = str(path), overrides, tuple(cameras)
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind, exc, tb) -> bool:
-        if isinstance(exc, InspectorError) and _names_a_setting(str(exc)):
-            InspectorError.__init__(exc, from_file(str(exc), self.path, self.overrides), field=exc.field)
+        if isinstance(exc, InspectorError):
+            told = said_of_file(str(exc), self.path, self.overrides, self.cameras)
+            if told is not None:
+                InspectorError.__init__(exc, told, field=exc.field)
         return False  # the error goes on, told of its file
+
+
+def said_of_file(message: str, path: str, overrides: list[str] | tuple[str, ...] = (),
+                 cameras: list[str] | tuple[str, ...] = ()) -> str | None:
+    """``message`` about a setting of the daemon config ``path`` said of where the setting came from (None: it is
+    about no setting, or already says where): one that starts with a key path (``recorder.dir: …``) as
+    :func:`inspector.config.from_file` says it (``daemon.yaml: recorder.dir: …``, ``--set recorder.dir: …``);
+    one that starts ``camera 'NAME': `` of camera ``cameras[i]`` as ``daemon.yaml: cameras[i], camera 'NAME': …``
+    (its source, its reconnect settings are there; ``camera 'NAME':`` kept, so a search for its lines finds them)."""
+    if message.startswith((f"{path}: ", "--set ")):
+        return None
+    camera = re.match(r"camera '([^']*)': ", message)
+    if camera and camera[1] in cameras:
+        message = f"cameras[{cameras.index(camera[1])}], camera '{camera[1]}': {message[camera.end():]}"
+    elif not _names_a_setting(message):
+        return None
+    return from_file(message, path, overrides)
+
+
+class config_named_records(logging.Filter):  # noqa: N801 - used as a context manager, like settings_of
+    """While ``with``-ed: each warning or error the daemon logs about a setting of the config ``path`` names the
+    file first, as its start-up errors do (:class:`settings_of`): ``daemon.yaml: recorder.dir: cannot use …``,
+    ``daemon.yaml: cameras[1], camera 'b': reconnecting (…)``, ``--set metrics.listen: …`` for a value given
+    with ``--set``. With three daemons on one box (a config per line) their log lines said ``recorder.dir:`` or
+    ``camera 'a':`` alone, and the engineer could not tell which file to fix. A record is about a setting when
+    its message starts with a key path of the daemon config (``recorder.min_free_bytes: …``, ``recorder: …``)
+    or with ``camera 'NAME':`` of a configured camera (:func:`said_of_file`). A handler filter of the root
+    logger's handlers (every line written goes through one), so the record stays one line; inspector's records
+    only, warning and up."""
+
+    def __init__(self, path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                 cameras: list[str] | tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.path, self.overrides, self.cameras = str(path), tuple(overrides), tuple(cameras)
+        self._handlers: list[logging.Handler] = []
+
+    def __enter__(self) -> "config_named_records":
+        self._handlers = [h for h in logging.getLogger().handlers if self not in h.filters]
+        for handler in self._handlers:
+            handler.addFilter(self)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        for handler in self._handlers:
+            handler.removeFilter(self)
+        return False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING and record.name.split(".", 1)[0] == "inspector":
+            told = said_of_file(record.getMessage(), self.path, self.overrides, self.cameras)
+            if told is not None:
+                record.msg, record.args = told, None
+        return True
 
 
 _SETTINGS = frozenset(f.name for f in dataclasses.fields(DaemonConfig))

@@ -458,6 +458,7 @@ class Daemon:
                 src.open()
                 try:
                     lines.append(f"ok camera '{name}': {src.describe()}")
+                    self._check_recording_size(name, src)
                 finally:
                     src.close()
             lines.append(f"ok publishing on {self.publisher.endpoint}")
@@ -467,6 +468,35 @@ class Daemon:
             self.integrations.close()
             self._release_dir()
         return lines
+
+    def _check_recording_size(self, name: str, src: Source) -> None:
+        """``--check``: warn, in one line naming the setting (and, through the run's log, the file), when
+        ``recorder.max_bytes`` is less than one recording of camera ``name``'s first frame: the frame as PNG (as
+        the recorder encodes it) and the least event header, a lower bound of its size (the heat map comes on
+        top). Only the newest recording would ever be kept; told before only at run time, at the first defect.
+        A warning, not a refusal: another frame may compress better, and the run still keeps the newest
+        recording. Only sources that are no live camera are read (a file, folder, video, synthetic: reading one
+        frame there costs nothing and cannot wait on a camera); a frame that cannot be read here is the run's
+        to tell."""
+        from inspector.pipeline.config import SMALLEST_PNG_BYTES, smallest_recording_bytes
+
+        limit = self.cfg.recorder.max_bytes
+        if not self.cfg.recorder.enabled or not limit or src.live:
+            return
+        try:
+            grabbed = src.read()
+        except Exception:  # noqa: BLE001 - the run tells a source that fails; this is a size estimate only
+            return
+        if grabbed is None or grabbed.image is None:
+            return
+        ok, png = cv2.imencode(".png", grabbed.image)
+        least = len(png) + smallest_recording_bytes() - SMALLEST_PNG_BYTES if ok else 0
+        if least > limit:
+            height, width = grabbed.image.shape[:2]
+            log.warning("recorder.max_bytes: %d is less than one recording of camera '%s' (its first frame, "
+                        "%dx%d, makes one of at least %d bytes: the frame as PNG and the event header), so only "
+                        "the newest recording would be kept; raise it, or 0 for no limit",
+                        limit, name, width, height, least)
 
     def _check_backend(self, backend: Backend) -> None:
         if (backend.input_spec.height, backend.input_spec.width) != (self.spec.height, self.spec.width):
@@ -563,7 +593,7 @@ class Daemon:
         configured = self.cfg.batching.max_batch
         max_batch = usable_max_batch(configured, backend.input_spec.max_batch)
         if max_batch < configured:
-            log.warning("batching.max_batch %d exceeds the model's maximum batch %d; using %d",
+            log.warning("batching.max_batch: %d exceeds the model's maximum batch %d; using %d",
                         configured, max_batch, max_batch)
         return BufferPool(_N_BUFFERS, max_batch, self.spec)
 

@@ -64,3 +64,44 @@ class SettleWatch:
                 self._seen.pop(next(iter(self._seen)))
             self._seen[key] = seen = (signature, now)
         return now - seen[1] < within_s
+
+
+
+# the top-level boxes an ISO base media file (MP4, MOV, 3GP) may begin with (ISO/IEC 14496-12 §4.3: ftyp first;
+# QuickTime files written before it begin with the others)
+_BMFF_FIRST = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+_BMFF_MAX_BOXES = 4096  # top-level boxes walked at most (a fragmented recording has two per fragment)
+
+
+def bmff_being_recorded(path: str | Path) -> bool:
+    """Whether the file ``path`` is an ISO base media file (MP4, MOV …) as a muxer leaves it while recording: no
+    ``moov`` box (the index every MP4 needs, written last) and a last box of size 0 (ISO/IEC 14496-12 §4.2: it
+    runs to the end of the file; FFmpeg's, GStreamer's and OpenCV's writers put ``mdat`` so until they know its
+    size). A muxer buffers what it writes, so a low-bitrate recording may not change for longer than
+    :data:`SETTLE_S`: such a file is still being written while it changed within :data:`STALLED_S`. A finished
+    file cut short (its boxes' sizes run past its end) is not this. False for any other file, or one that cannot
+    be read."""
+    try:
+        with open(path, "rb") as fh:
+            return _open_ended_without_index(fh, os.fstat(fh.fileno()).st_size)
+    except OSError:
+        return False
+
+
+def _open_ended_without_index(fh, size: int) -> bool:
+    """:func:`bmff_being_recorded` of the open file ``fh`` of ``size`` bytes."""
+    pos = 0
+    for _ in range(_BMFF_MAX_BOXES):
+        fh.seek(pos)
+        head = fh.read(16)
+        if len(head) < 8 or (pos == 0 and head[4:8] not in _BMFF_FIRST) or head[4:8] == b"moov":
+            return False
+        n = int.from_bytes(head[:4], "big")
+        if n == 0:
+            return True  # the last box, to the end of the file, and no index before it
+        if n == 1:
+            n = int.from_bytes(head[8:16], "big") if len(head) == 16 else 0
+        if n < 8:
+            return False  # malformed: corrupt, not being written
+        pos += n
+    return False

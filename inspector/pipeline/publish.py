@@ -397,7 +397,7 @@ class Publisher:
                         "events still queued for a slow subscriber are lost (%d event(s) published in all)",
                         time.monotonic() - started, drain_s, self.sent)
         elif not delivered:
-            log.warning("publisher: gave up after %g s (publish.drain_s) on events still queued for a slow "
+            log.warning("publish.drain_s: gave up after %g s on events still queued for a slow "
                         "subscriber: they are lost (%d event(s) published in all)", drain_s, self.sent)
 
     @staticmethod

@@ -423,7 +423,7 @@ def _open_locked(root: Path, create: bool) -> int | None:
                           f"recording in one folder delete each other's evidence: give each its own "
                           f"recorder.dir", field="recorder.dir") from None
     if fd is None:  # ENOLCK / EOPNOTSUPP: the file system cannot lock
-        log.warning("recorder: cannot lock %s; make sure no other daemon records there", root)
+        log.warning("recorder.dir: cannot lock %s; make sure no other daemon records there", root)
     return fd
 
 
@@ -552,7 +552,7 @@ class RecorderWorker(Worker):
         except OSError as exc:
             # No count here: each defect this costs is counted once as it comes (recorder.unusable); an
             # extra recorder.errors made the run's "lost" total one more than the defects lost
-            log.error("recorder: cannot use %s (%s); recording disabled", self.root, exc.strerror or exc)
+            log.error("recorder.dir: cannot use %s (%s); recording disabled", self.root, exc.strerror or exc)
             self._discard_until_end()
             return
         while (item := self._next()) is not None:
@@ -771,14 +771,14 @@ class RecorderWorker(Worker):
             return
         self._trouble_over()
         self._failing = [key, counter, 1]
-        log.warning("recorder: %s; defects are not recorded (counted as %s) until this clears", what, counter)
+        log.warning("recorder.dir: %s; defects are not recorded (counted as %s) until this clears", what, counter)
 
     def _trouble_over(self) -> None:
         """Recording works again after :meth:`_trouble`: one line with how many defects it cost."""
         if self._failing is not None:
             _, counter, n = self._failing
             self._failing = None
-            log.warning("recorder: recording again after %d defect(s) not recorded (%s)", n, counter)
+            log.warning("recorder.dir: recording again after %d defect(s) not recorded (%s)", n, counter)
 
     def _camera_unusable(self, camera: str) -> bool:
         """Whether ``camera``'s folder cannot take recordings now (:func:`camera_folder_problem`: a file, a
@@ -794,11 +794,11 @@ class RecorderWorker(Worker):
         if why is None:
             if camera in self._blocked:
                 self._blocked.discard(camera)
-                log.warning("recorder: camera '%s' is recorded again", camera)
+                log.warning("recorder.dir: camera '%s' is recorded again", camera)
             return False
         if camera not in self._blocked:
             self._blocked.add(camera)
-            log.error("recorder: camera '%s' is not recorded: %s; it is still inspected, its defects counted "
+            log.error("recorder.dir: camera '%s' is not recorded: %s; it is still inspected, its defects counted "
                       "as recorder.unusable", camera, why)
         return True
 
@@ -812,11 +812,11 @@ class RecorderWorker(Worker):
         removed'. Looked at for each defect (two lstat calls)."""
         gone = self._mount.gone()
         if gone and not self._off_mount:
-            log.error("recorder: %s (holding recorder.dir %s) is no longer mounted (its disk unmounted or gone?); "
+            log.error("recorder.dir: %s (holding recorder.dir %s) is no longer mounted (its disk unmounted or gone?); "
                       "nothing is recorded in the folder beneath it (the system disk, hidden by the next mount) "
                       "until it is mounted again; defects counted as recorder.unusable", self._mount.point, self.root)
         elif self._off_mount and not gone:
-            log.warning("recorder: %s is mounted again; recording resumes in %s", self._mount.point, self.root)
+            log.warning("recorder.dir: %s is mounted again; recording resumes in %s", self._mount.point, self.root)
         self._off_mount = gone
         return gone
 
@@ -832,10 +832,10 @@ class RecorderWorker(Worker):
         try:
             self._lock.follow()
         except ConfigError as exc:
-            log.error("recorder: %s was replaced while running, and the new folder is another daemon's (%s); "
+            log.error("recorder.dir: %s was replaced while running, and the new folder is another daemon's (%s); "
                       "recording stopped, defects from now on counted as recorder.unusable", self.root, exc)
             return False
-        log.warning("recorder: %s no longer names the folder this run started in (renamed or removed, or its "
+        log.warning("recorder.dir: %s no longer names the folder this run started in (renamed or removed, or its "
                     "disk mounted again); "
                     "recording goes on in the folder now at that path, locked for this run", self.root)
         self._kept.clear()
@@ -939,8 +939,8 @@ class RecorderWorker(Worker):
                 self.counters.add("recorder.deleted")
         if self._over_limit() and not self._told_too_small:
             self._told_too_small = True
-            log.warning("recorder: one recording (%d bytes) exceeds max_bytes %d; only the newest is kept "
-                        "(raise recorder.max_bytes)", self._bytes, self.cfg.max_bytes)
+            log.warning("recorder.max_bytes: %d is less than one recording (%d bytes); only the newest is kept "
+                        "(raise recorder.max_bytes)", self.cfg.max_bytes, self._bytes)
 
     def _delete_recording(self, files: dict[Path, FileId]) -> bool:
         """Delete the files of one recording; False if one could not be (EACCES/EPERM/EROFS: an earlier run's

@@ -41,6 +41,12 @@ class SourceChanged(SourceError):
     """A looping file was replaced or truncated under the source: reopen it (transient)."""
 
 
+class SourceWaiting(SourceError):
+    """The source cannot open yet because its file is still being written (a recording whose index comes last):
+    the capture worker polls it again shortly, as a folder camera waits for a picture being copied in, without
+    spending a reconnect attempt (``reconnect.max_attempts``) or backing off (transient)."""
+
+
 class Source:
     """Base class. ``live``: a real-time source (keep newest, reconnect); ``finite``: it can end;
     ``one_size``: its frames share one size unless the camera itself changed (a stream, not a folder)."""

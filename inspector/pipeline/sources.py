@@ -12,7 +12,9 @@ decoded comes back as a ``Grabbed`` with ``image=None``, an ``error`` and a
 
 Error kinds: a :class:`SourceError` with ``permanent=True`` (a recording that
 can never be decoded, a one-pass folder without images) fails the camera at
-once; other errors are transient and the worker reconnects with back-off.
+once; other errors are transient and the worker reconnects with back-off. A recording that does not open while it
+is still being written (changed within ``file_settle.SETTLE_S``; an MP4 as its muxer leaves it mid-recording, no index
+and an open-ended ``mdat``, within ``file_settle.STALLED_S``) is transient: waited for, then read whole.
 :class:`SourceChanged` reports a looping file that was replaced or truncated. A one-pass
 recording still being written (changed within the last 2 s) is read on as it grows: at the end of
 what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``). An MPEG-TS one is
@@ -57,6 +59,7 @@ size, so a file whose key frames change size is read by the ffmpeg program as a 
 
 from __future__ import annotations
 
+import codecs
 import collections
 import logging
 import math
@@ -75,15 +78,17 @@ import numpy as np
 
 from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameLayout, ImageRejected,
                                    decode_image_layout, ends_cut_short, is_still_image, list_images,
-                                   read_file_and_stat, special_file_kind, unread_image_names, warn_once)
+                                   read_file_and_stat, special_file_kind, subfolders_note, unread_image_names,
+                                   warn_once)
 from inspector.errors import DataError, SourceError
-from inspector.pipeline import avi_raw, ffmpeg_frames, ffmpeg_live, file_verdicts, keyframe_layouts, rtsp_probe, ts_feed
-from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
+from inspector.pipeline import (avi_raw, ffmpeg_frames, ffmpeg_live, file_verdicts, keyframe_layouts, rtsp_probe,
+                                ts_feed)
+from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch, bmff_being_recorded
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snapshot_url  # noqa: F401 (re-exported)
 from inspector.pipeline.source_base import (ChosenAtOpen, Grabbed, Source, SourceChanged,  # noqa: F401 (re-exported)
-                                            warn_if_ffmpeg_logs_secrets)
+                                            SourceWaiting, warn_if_ffmpeg_logs_secrets)
 from inspector.pipeline.source_base import stamp_now as _stamp
 from inspector.redact import redact
 
@@ -102,6 +107,7 @@ _V4L_DIR = Path("/dev/v4l")  # udev's persistent names of video nodes: by-id/…
 _CATCH_UP_S = 0.5  # a live stream's frames this far behind it: drop its backlog (grab it, else reopen)
 _REPLAY_MAX = 1000  # frames a seek back to the read position may give again, at most (_grab_unread)
 _SWITCH_MARGIN = 16  # frames two decodes of one file may differ by in count (_seek_after_last_read): a DPB
+_SUBFOLDER_CHECK_S = 10.0  # a folder camera looks for sub-folders holding images (not read) at most this often
 _GROWTH_POLL_S = 0.2  # at the end of a recording still being written: wait this long before looking again
 _COUNT_SLACK = 2  # frames a recording may give fewer than its container declares (an estimate): more is a loss
 _PROMPT_WAIT_S = 0.005  # a live grab that blocked this long waited for its frame: it had just arrived
@@ -117,6 +123,23 @@ _OPEN_LOCK = threading.Lock()
 _PROBE_STALE_S = 0.5  # an URL's open that took this long left its probed frames this old: dropped (_drop_probed)
 _BUFFERED_GRAB_S = 0.05  # a grab that returned sooner gave a frame already buffered (decoding one takes ~10 ms)
 _USER_FFMPEG_OPTIONS = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")  # the user's own, kept as they are
+
+
+def _text_head(path) -> bool:
+    """Whether the file ``path`` begins as text (UTF-8 without NUL in its first 4 KiB; empty is not): a log or
+    notes file given as a camera is no video being written, however recently it changed."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    if not head or b"\0" in head:
+        return False
+    try:  # incremental: a character cut by the 4 KiB read is no error
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < 4096)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _persistent_name(node: str) -> str | None:
@@ -153,6 +176,7 @@ class CvSource(Source):
         self._checked_at = 0.0
         self._end_size = -1  # file size when the end of a recording still being written was last reached
         self._settle = SettleWatch()  # whether the recording is still being written (its end: wait or end)
+        self._written = False  # the file open() tries is still being written (_written_note)
         self._raw16 = False  # 16-bit grey frames are retrieved as they are (_keep_sixteen_bits)
         self._keyframes: keyframe_layouts.KeyframeLayouts | None = None  # a file's layouts as stored (open)
         self._scans_layouts = False  # a file whose frames' layouts are its key frames' (open, _cover_layouts)
@@ -201,19 +225,27 @@ class CvSource(Source):
         # and fails now is probably being rewritten: transient, until it fails twice unchanged. One
         # that is gone (rotated: deleted, then written anew) is transient until it is back, like a
         # looping folder that vanished; "gone twice" is not "unchanged" (None == None).
-        permanent = False
+        # A file still being written (an MP4 whose index, the moov atom, comes last; one just created empty) that
+        # cannot be opened yet is transient, waited for with back-off: it failed the camera at once ('corrupt or
+        # unsupported video'), the run ended with exit 1 and the recording was never inspected. What it is once
+        # open (a text file) is told for good all the same.
+        permanent, self._written = False, False
         if self.kind == "file":
             self._signature = self._file_signature()
+            self._written = not _text_head(self._target) and self._settle.still_written(
+                self._target, STALLED_S if bmff_being_recorded(self._target) else SETTLE_S)
             permanent = self._delivered == 0 or (self._signature is not None
                                                  and self._signature == self._failed_signature)
             self._failed_signature = self._signature
+            if self._signature is not None and self._signature[1] == 0 and self._written:  # created, not written
+                raise SourceWaiting(self._error(f"{self._target}: video file is empty{self._written_note()}").args[0])
             if self._signature is None or self._signature[1] == 0:
                 raise self._error(f"{self._target}: video file is missing or empty", permanent)
         if self.kind == "device":
             self._follow_device()
             self._check_device_path()
         started = time.monotonic()
-        self._cap = self._sized_capture(permanent)
+        self._cap = self._sized_capture(permanent and not self._written)
         self._follows = self._will_follow()
         self._choose_decoding(permanent)
         self._held, self._probe_dropped = None, 0
@@ -482,9 +514,15 @@ class CvSource(Source):
         ``open_timeout_s``: the open's limit (default the camera's). URLs open by :meth:`_sized_capture`."""
         cap = self._open_capture(open_timeout_s, permanent=permanent)
         if cap is None:
+            if self._written:
+                raise SourceWaiting(self._error(f"cannot open {self.describe()}{self._written_note()}").args[0])
             raise self._error(f"cannot open {self.describe()}" + (" (corrupt or unsupported video)" if permanent
                                                                  else ""), permanent)
         return cap
+
+    def _written_note(self) -> str:
+        """'; still being written …' when the file :meth:`open` tries is being written (:data:`SETTLE_S`), else ''."""
+        return "; still being written (no end yet, or changed just now)" if self._written else ""
 
     def _open_capture(self, open_timeout_s: float | None = None, full_probe: bool = False,
                       permanent: bool = False) -> cv2.VideoCapture | None:
@@ -1209,6 +1247,7 @@ class FolderSource(Source):
         self._settle = SettleWatch()  # whether a picture that failed to decode is still being written
         self._opened_once = False
         self._device: int | None = None  # one pass: the file system (st_dev) the folder was first opened on
+        self._subfolders, self._subfolders_due = "", 0.0  # _note_subfolders: its last finding, when to look again
 
     def _scan(self) -> list[Path]:
         files = list_images(self._folder)
@@ -1217,9 +1256,23 @@ class FolderSource(Source):
             warn_once(f"camera {self.camera.name} unread", "camera '%s': %s: %d file(s) of an image format that is "
                       "not read are left out, e.g. %s (read: %s)", self.camera.name, self._folder, len(unread),
                       unread[0], ", ".join(IMAGE_EXTENSIONS), logger=log)
+        self._note_subfolders()
         if not self.camera.loop:
             files = [p for p in files if p.name not in self._seen or _another_version(self._seen[p.name], p)]
         return files
+
+    def _note_subfolders(self) -> str:
+        """What :func:`subfolders_note` says of the folder (sub-folders holding images, which are not read), looked
+        at most every :data:`_SUBFOLDER_CHECK_S`, warned once per camera: a camera that writes into dated
+        sub-folders left a camera on their parent idle (or 'no image files') without a word."""
+        now = time.monotonic()
+        if now >= self._subfolders_due:
+            self._subfolders_due = now + _SUBFOLDER_CHECK_S
+            self._subfolders = subfolders_note(self._folder)
+            if self._subfolders:
+                warn_once(f"camera {self.camera.name} subfolders {self._folder}", "camera '%s': %s: %s", self.camera.name,
+                          self._folder, self._subfolders, logger=log)
+        return self._subfolders
 
     def open(self) -> None:
         why = self._unlisted()
@@ -1229,7 +1282,9 @@ class FolderSource(Source):
         self._pos = 0
         self._pass_frames = self._pass_incomplete = 0
         if not self._files and not (self._seen and not self.camera.loop):
-            raise self._error(f"{self._folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})",
+            nested = self._note_subfolders() if self.kind == "folder" else ""  # not the folder of a file camera
+            raise self._error(f"{self._folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})"
+                              + (f"; {nested}" if nested else ""),
                               permanent=not self.camera.loop and not self._opened_once)
         if not self._opened_once:
             self._device = _device_of(self._folder)

@@ -146,3 +146,18 @@ def test_a_non_finite_score_from_predict_exits_2_naming_the_image(tmp_path, caps
     assert captured.err.strip() == (f"error: {folder / 'a.png'}: {fp16} gave a non-finite score (nan); is the model "
                                     f"damaged or its FP16 graph overflowing?"), captured.err
     assert main(["predict", str(graph), str(folder / "a.png")]) == 0
+
+
+def test_predict_of_a_folder_of_sub_folders_names_them_in_its_one_line(tmp_path, capsys):
+    """'predict day/' where the pictures sit in day/shift1/, day/shift2/: 'no images found' alone sent the user
+    looking for a format problem; the line names the sub-folders that hold images (not read: name them)."""
+    for shift in ("shift1", "shift2"):
+        (tmp_path / "day" / shift).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "day" / shift / "0.png"), np.full((32, 32, 3), 90, np.uint8))
+    from tiny_graphs import write_exported
+
+    model = str(write_exported(tmp_path / "export", fp16=False))
+    assert main(["predict", model, str(tmp_path / "day")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "no images found" in err[0]
+    assert "2 sub-folder(s) holding images are not read" in err[0] and "shift1, shift2" in err[0]

@@ -436,3 +436,46 @@ def test_a_photo_named_like_its_images_mask_stays_an_image_and_masks_are_known_b
     told = [r.getMessage() for r in caplog.records if "hold a picture, not a mask" in r.getMessage()]
     assert len(told) == 2, told  # one line per folder
     assert any("crack: 2 file(s)" in m and "bolt_gt.png, bottle_label.png" in m for m in told), told
+
+
+def test_images_in_sub_folders_are_told_not_dropped_unseen(tmp_path, caplog):
+    """A folder of dated sub-folders (a camera's 2026-12-01/, an export per shift): listings read only the images
+    directly in a folder, so training, evaluation, calibrate --good-dir and predict took the top level alone
+    without a word (a threshold calibrated on 1 image of 4). One warning names them; hidden folders, __MACOSX and
+    sub-folders without images say nothing."""
+    root = tmp_path / "part"
+    _img(root / "train" / "good" / "0.png")
+    _img(root / "train" / "good" / "2026-12-01" / "deeper" / "1.png")
+    _img(root / "train" / "good" / ".thumbnails" / "2.png")
+    _img(root / "train" / "good" / "__MACOSX" / "3.png")
+    (root / "train" / "good" / "notes").mkdir()
+    _img(root / "test" / "crack" / "000.png")
+    _img(root / "test" / "crack" / "shift2" / "001.png")
+    _img(root / "ground_truth" / "crack" / "shift1" / "000_mask.png", 255, (16, 16))  # masks one level down
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(root)
+    assert len(ds.train) == 1 and len(ds.test) == 1 and ds.test[0].mask_path is None
+    told = [r.getMessage() for r in caplog.records if "sub-folder(s) holding images" in r.getMessage()]
+    assert len(told) == 3, told
+    assert "good: 1 sub-folder(s) holding images are not read" in told[0] and told[0].endswith("e.g. 2026-12-01")
+    assert any("test/crack: 1 sub-folder(s)" in m and m.endswith("e.g. shift2") for m in told), told
+    assert any("ground_truth/crack: 1 sub-folder(s)" in m and m.endswith("e.g. shift1") for m in told), told
+
+
+def test_images_directly_in_test_or_train_are_told_not_dropped_unseen(tmp_path, caplog):
+    """Test images put in test/ rather than test/<type>/ (and pictures beside train/good) were read by nothing:
+    the metrics covered 4 of 6 images without a word. One warning per folder names them."""
+    root = tmp_path / "part"
+    _img(root / "train" / "good" / "0.png")
+    _img(root / "train" / "1.png")
+    _img(root / "test" / "good" / "0.png")
+    _img(root / "test" / "crack" / "0.png")
+    _img(root / "test" / "hole_000.png")
+    _img(root / "test" / "hole_001.png")
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(root)
+    assert (len(ds.train), len(ds.test)) == (1, 2)
+    told = [r.getMessage() for r in caplog.records if "directly in it are not read" in r.getMessage()]
+    assert len(told) == 2, told
+    assert any(m.startswith(f"{root / 'test'}: 2 image(s)") and m.endswith("e.g. hole_000.png") for m in told), told
+    assert any(m.startswith(f"{root / 'train'}: 1 image(s)") for m in told), told

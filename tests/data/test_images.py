@@ -436,3 +436,34 @@ def test_every_exif_orientation_turns_the_picture_as_pillow_displays_it(tmp_path
         got = read_image(path)
         assert got.shape == upright.shape and np.abs(got.astype(int) - shown).max() <= 2, f"orientation {orientation}"
         assert np.array_equal(daemon[path.name], got), f"orientation {orientation}: the folder camera differs"
+
+
+def test_float_samples_above_255_follow_bit_depth_or_are_told_clipped(tmp_path, caplog):
+    """A 12-bit camera's float32 TIFF (0..4095, as a flat-field correction writes it) was read as 0..255 and
+    clipped: 94 % of the picture white, without a word, and ``bit_depth: 12`` changed nothing. With the setting it
+    reads like the camera's integer data; without, the clipping is told once per source. 0..1 data whose brightest
+    pixel overshoots 1 (read as 0..255: near black) is told as well."""
+    import io
+    import logging
+
+    import tifffile
+
+    from inspector.data.images import decode_image
+
+    eight = (np.arange(64 * 96).reshape(64, 96) % 256).astype(np.uint8)
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, eight.astype(np.float32) * 4095 / 255)
+    with caplog.at_level(logging.WARNING, "inspector.images"):
+        assert np.array_equal(decode_image(buf.getvalue(), "f12.tif", bit_depth=12)[..., 0], eight)
+        assert not caplog.records
+        clipped = decode_image(buf.getvalue(), "f12.tif", warn_key="camera c")
+        decode_image(buf.getvalue(), "f12.tif", warn_key="camera c")  # once per source
+    assert (clipped == 255).mean() > 0.9
+    told = [r.getMessage() for r in caplog.records]
+    assert len(told) == 1 and "exceed 255" in told[0] and "clipped" in told[0] and "bit_depth" in told[0], told
+    caplog.clear()
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, eight.astype(np.float32) / 255 * 1.02)
+    with caplog.at_level(logging.WARNING, "inspector.images"):
+        decode_image(buf.getvalue(), "overshoot.tif")
+    assert [r for r in caplog.records if "just above 1" in r.getMessage()], caplog.records

@@ -136,3 +136,14 @@ def test_evaluate_scores_keys_and_per_type():
     assert result["pixel_auroc"] == 1.0 and result["aupro"] == pytest.approx(1.0)
     assert result["per_defect_type"]["cut"]["pixel_auroc"] == 1.0
     assert result["per_defect_type"]["hole"]["pixel_auroc"] is None
+
+
+def test_f1_of_a_test_set_of_defects_alone_is_undefined_like_its_auroc():
+    """No good image: precision is 1 at every threshold, so 'F1-max 1.000 at threshold <lowest defect score>' was
+    reported (metrics.json threshold_f1 too): a threshold chosen without one good part, read by users as the one
+    to deploy. Undefined (None) like the image AUROC beside it."""
+    scores = np.array([0.14, 0.9, 2.3])
+    f1, thr, p, r = f1_max(scores, [1, 1, 1])
+    assert all(math.isnan(v) for v in (f1, thr, p, r))
+    result = evaluate_scores(scores, np.array([1, 1, 1]), ["crack", "hole", "hole"])
+    assert result["image_auroc"] is None and result["f1_max"] is None and result["threshold_f1"] is None

@@ -260,9 +260,10 @@ def test_a_long_unknown_texture_is_refused_in_one_short_line_naming_the_key(tiny
     code, out, _ = _check(tmp_path, cfg)
     errors = [ln for ln in out.splitlines() if ln.startswith("error:")]
     assert code == 2 and "Traceback" not in out and len(errors) == 1, out[-2000:]
-    assert errors[0].startswith("error: camera 'c': synthetic.texture: " + "x" * 60 + "…[5000 chars]…")
+    head = f"error: {tmp_path / 'cfg.yaml'}: "  # the file the camera is configured in (a config per line)
+    assert errors[0].startswith(head + "cameras[0], camera 'c': synthetic.texture: " + "x" * 60 + "…[5000 chars]…")
     assert errors[0].endswith("x: texture is neither a folder of images nor one of brick, grass, gravel")
-    assert len(errors[0]) < 300
+    assert len(errors[0]) - len(head) < 300
 
 
 def test_every_error_clips_a_value_echoed_whole_and_keeps_its_reason():

@@ -175,3 +175,64 @@ def test_a_picture_cut_short_long_ago_is_corrupt_and_a_complete_bad_one_at_once(
     source = make_source(CameraSection(name="sdk", source=str(folder)))
     source.open()
     assert [source.read().reason for _ in range(2)] == ["corrupt", "corrupt"] and source.read() is None
+
+
+def _mp4_being_recorded(path, frames: int = 10) -> bytes:
+    """A real MP4 (OpenCV's writer, FFmpeg's muxer: ``moov`` last) written to ``path`` as its muxer leaves it while
+    recording: ``mdat`` of size 0 (to the end of the file, size not known yet) and no ``moov``. Returns the whole
+    file's bytes, which the muxer would write at its end."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 48))
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    whole = path.read_bytes()
+    mdat, moov = whole.index(b"mdat") - 4, whole.index(b"moov") - 4
+    assert mdat < moov, "the muxer wrote its index first"
+    path.write_bytes(whole[:mdat] + bytes(4) + whole[mdat + 4:moov])
+    return whole
+
+
+def _run_camera(cam, until_s: float, at_s: float = 0.0, then=None):
+    """A real capture worker on ``cam`` for ``until_s``; ``then()`` called ``at_s`` after the start. Returns (the
+    frames delivered, the states and reasons it went through)."""
+    import threading
+
+    from inspector.pipeline.capture import CaptureWorker, FrameHub
+    from inspector.pipeline.telemetry import Counters
+
+    states, hub, stop = [], FrameHub(Counters()), threading.Event()
+    worker = CaptureWorker(cam, make_source(cam), hub, stop, Counters(), lambda c, s, p, r, d: states.append((s, r)))
+    frames, started, called = [], time.monotonic(), then is None
+    worker.start()
+    while time.monotonic() - started < until_s and worker.is_alive():
+        frames += hub.take(1, 0.05)
+        if not called and time.monotonic() - started >= at_s:
+            then()
+            called = True
+    stop.set()
+    worker.join(10)
+    return frames + hub.take(100, 0.1), states
+
+
+def test_an_mp4_still_being_recorded_is_waited_for_and_read_whole(tmp_path):
+    """A camera on an MP4 its recorder is still writing (index last; the muxer's buffer left the file unchanged
+    for 10 s, longer than SETTLE_S): it failed at once, 'cannot open … (corrupt or unsupported video)', the run
+    ended with exit 1 and the recording was never inspected. It is waited for (connecting, no reconnect attempt
+    spent), and read whole once the recorder finished it. One left so by a recorder that died (unchanged for longer than
+    STALLED_S) still fails at once."""
+    from inspector.pipeline.config import ReconnectSection
+
+    video = tmp_path / "batch.mp4"
+    whole = _mp4_being_recorded(video)
+    _behind(video, 10.0)
+    # waiting spends no reconnect attempt: a recording written for minutes outlasts any max_attempts
+    cam = CameraSection(name="rec", source=str(video), reconnect=ReconnectSection(initial_s=0.2, max_attempts=1))
+    frames, states = _run_camera(cam, 15.0, at_s=2.0, then=lambda: video.write_bytes(whole))
+    assert len(frames) == 10, (len(frames), states)
+    assert [s for s, _ in states] == ["connecting", "online", "ended"], states
+
+    _mp4_being_recorded(video)
+    _behind(video, file_settle.STALLED_S + 30)
+    frames, states = _run_camera(cam, 5.0)
+    assert not frames and states[-1][0] == "failed" and "corrupt or unsupported video" in states[-1][1], states

@@ -182,3 +182,15 @@ def test_ctrl_c_on_meta_comparer_saves_the_run_and_enroll_refuses_it_while_train
     assert json.loads((run / "history.json").read_text())
     done = subprocess.run(enroll, capture_output=True, text=True, timeout=300)  # exports: minutes on a busy CI
     assert done.returncode == 0, done.stderr
+
+
+def test_enroll_refuses_a_users_file_at_its_names_before_reading_the_model(gravel, tmp_path, capsys):
+    """README "Outputs": enroll's export refused a user's NAME.json only after the references were enrolled;
+    now before the model is even read (this one does not exist: its error would come first otherwise)."""
+    notes = tmp_path / "line7.json"
+    notes.write_text('{"my": "notes"}\n')
+    assert main(["enroll", "--model", str(tmp_path / "never-read.pt"), "--references",
+                 str(gravel / "train" / "good" / "*.png"), "--out", str(tmp_path / "line7")]) == 2
+    line = _error(capsys)
+    assert line.startswith(f"error: {notes}: exists and is not a sidecar written by 'inspector export'"), line
+    assert notes.read_text() == '{"my": "notes"}\n' and sorted(p.name for p in tmp_path.iterdir()) == ["line7.json"]

@@ -218,7 +218,7 @@ def test_a_full_bridge_buffer_is_told_once_when_it_starts_dropping_and_once_with
     finally:
         bridge.close()
         broker.stop()
-    lines = [r.getMessage() for r in caplog.records if "buffer" in r.getMessage() and "MQTT:" in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("publish.mqtt.buffer_size: ")]
     assert bridge.counts()["dropped"] == 25
     assert len(lines) == 2 and "the oldest messages are dropped" in lines[0], lines
     assert "has room again; 25 message(s) were dropped" in lines[1], lines

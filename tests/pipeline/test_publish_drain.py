@@ -72,7 +72,7 @@ def test_a_subscriber_that_never_reads_is_given_up_on_in_one_line_with_a_count(t
     finally:
         sub.close()
     lines = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
-    assert lines == [f"publisher: gave up after 0.5 s (publish.drain_s) on events still queued for a slow "
+    assert lines == [f"publish.drain_s: gave up after 0.5 s on events still queued for a slow "
                      f"subscriber: they are lost ({EVENTS} event(s) published in all)"], caplog.text
 
 

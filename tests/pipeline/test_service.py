@@ -43,6 +43,24 @@ def test_print_unit_and_write_it(tmp_path):
         assert "inspector-line1.service:" not in check.stderr, check.stderr  # no complaint about our unit
 
 
+def test_install_replaces_only_its_own_unit_and_says_so(tmp_path):
+    """README "Outputs": a hand-written unit of the name is kept (one line, exit 2); an earlier install's unit is
+    replaced and the command says so (it said only 'wrote', as for a new unit)."""
+    install = [*CLI, "service", "install", "--config", str(REPO / "inspector.example.yaml"), "--unit-dir",
+               str(tmp_path), "--name", "line2"]
+    mine = "[Unit]\nDescription=the plant's own line 2 service\n"
+    (tmp_path / "line2.service").write_text(mine)
+    out = subprocess.run(install, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1 and "not written by" in out.stderr
+    assert (tmp_path / "line2.service").read_text() == mine
+    (tmp_path / "line2.service").unlink()
+    first = subprocess.run(install, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0 and "replaced" not in first.stdout, first.stderr
+    again = subprocess.run(install, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert f"wrote {tmp_path / 'line2.service'} (replaced the unit an earlier 'service install' wrote)" in again.stdout
+
+
 def test_bad_config_or_args_are_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {path: x.onnx}\ncameras: []\nmetrcs: {}\n")

@@ -169,7 +169,10 @@ def _bad_inputs(tmp_path):
     (tmp_path / "all_corrupt").mkdir()
     (tmp_path / "all_corrupt" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     os.utime(tmp_path / "all_corrupt" / "a.png", (time.time() - 60, time.time() - 60))  # not being written
-    return {"truncated_mp4": str(_truncated_mp4(tmp_path / "cut.mp4")), "zero_byte": str(tmp_path / "zero.avi"),
+    _truncated_mp4(tmp_path / "cut.mp4")
+    for name in ("cut.mp4", "zero.avi", "garbage.avi"):  # not being written (one changed just now may be: waited for)
+        os.utime(tmp_path / name, (time.time() - 60, time.time() - 60))
+    return {"truncated_mp4": str(tmp_path / "cut.mp4"), "zero_byte": str(tmp_path / "zero.avi"),
             "garbage_video": str(tmp_path / "garbage.avi"), "empty_folder": str(tmp_path / "empty"),
             "corrupt_folder": str(tmp_path / "all_corrupt")}
 
@@ -1370,3 +1373,21 @@ def _copying(full: Path, video: Path, step: int):
             os.utime(video, (time.time() - 60, time.time() - 60))
 
     return video, copy_a_part
+
+
+def test_a_folder_camera_on_a_folder_of_dated_sub_folders_says_so(tmp_path, caplog):
+    """A camera writing into dated sub-folders (2026-12-06/…) and a folder camera on their parent: it inspected the
+    top level only, or failed 'no image files', never saying where the pictures were. One warning per camera
+    names the sub-folders (not read), and the one-pass camera's error line does too."""
+    folder = write_folder(tmp_path / "f", [False])
+    shutil.copytree(write_folder(tmp_path / "day", [False] * 2), folder / "2026-12-06")
+    src = make_source(CameraSection(name="dated", source=str(folder), loop=True))
+    with caplog.at_level(logging.WARNING):
+        src.open()
+        assert [src.read().meta["file"] for _ in range(2)] == ["0000.png", "0000.png"]
+    told = [r.getMessage() for r in caplog.records if "sub-folder(s) holding images" in r.getMessage()]
+    assert len(told) == 1 and "camera 'dated'" in told[0] and told[0].endswith("e.g. 2026-12-06"), told
+    (folder / "0000.png").unlink()
+    one_pass = make_source(CameraSection(name="dated1", source=str(folder)))
+    with pytest.raises(SourceError, match=r"no image files .*1 sub-folder\(s\) holding images are not read"):
+        one_pass.open()
