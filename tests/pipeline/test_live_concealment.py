@@ -23,8 +23,8 @@ import pytest
 from inspector.pipeline import ffmpeg_live
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import CameraSection, ReconnectSection
-from inspector.pipeline.source_base import SourceError
 from inspector.pipeline.sources import make_source
+from source_support import read_until_it_ends
 from inspector.pipeline.telemetry import Counters
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg program")
@@ -99,16 +99,7 @@ def _camera(port: int) -> CameraSection:
 def _read_all(data: bytes) -> list:
     """Every Grabbed the camera gives for one pass of ``data``, until the stream ends."""
     with serving(data) as port:
-        source = make_source(_camera(port))
-        source.open()
-        grabbed = []
-        try:
-            with contextlib.suppress(SourceError):
-                while True:
-                    grabbed.append(source.read())
-        finally:
-            source.close()
-    return grabbed
+        return read_until_it_ends(_camera(port))
 
 
 def _digest(image) -> str:

@@ -9,7 +9,6 @@ program or its libx264 is missing."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import subprocess
 from pathlib import Path
@@ -21,8 +20,8 @@ import pytest
 from inspector.pipeline import sources
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.sources import make_source
+from source_support import read_until_it_ends
 from inspector.pipeline.config import ReconnectSection
-from inspector.pipeline.source_base import SourceError
 from tests.pipeline.test_live_concealment import TS_PACKET, _packets, serving
 
 pytestmark = pytest.mark.skipif(not sources.ffmpeg_live.available(), reason="needs the ffmpeg program")
@@ -53,18 +52,9 @@ def _second_key_frame_lost(tmp_path: Path, clip: bytes) -> bytes:
 def _read_all(data: bytes, live_decoder: str = "ffmpeg") -> list:
     """Every Grabbed the camera (offline: each frame waits to be taken) gives for one pass of ``data``."""
     with serving(data) as port:
-        source = make_source(CameraSection(name="lossy", source=f"tcp://127.0.0.1:{port}", mode="offline",
-                                           open_timeout_s=10, read_timeout_s=5, live_decoder=live_decoder,
-                                           reconnect=ReconnectSection(initial_s=0.5, max_s=1.0)))
-        source.open()
-        grabbed = []
-        try:
-            with contextlib.suppress(SourceError):
-                while True:
-                    grabbed.append(source.read())
-        finally:
-            source.close()
-    return grabbed
+        return read_until_it_ends(CameraSection(
+            name="lossy", source=f"tcp://127.0.0.1:{port}", mode="offline", open_timeout_s=10, read_timeout_s=5,
+            live_decoder=live_decoder, reconnect=ReconnectSection(initial_s=0.5, max_s=1.0)))
 
 
 def _opencv_frames(path: Path) -> list[np.ndarray]:

@@ -25,8 +25,8 @@ import pytest
 
 from inspector.pipeline import ffmpeg_live
 from inspector.pipeline.config import CameraSection, ReconnectSection
-from inspector.pipeline.source_base import SourceError
 from inspector.pipeline.sources import make_source
+from source_support import read_until_it_ends
 from tests.pipeline.test_live_concealment import TS_PACKET, serving
 
 pytestmark = pytest.mark.skipif(not ffmpeg_live.available(), reason="needs the ffmpeg program")
@@ -76,19 +76,6 @@ def _camera(url: str, **more) -> CameraSection:
                          reconnect=ReconnectSection(initial_s=0.5, max_s=1.0), **more)
 
 
-def _read_until_it_ends(camera: CameraSection) -> list:
-    source = make_source(camera)
-    source.open()
-    grabbed = []
-    try:
-        with contextlib.suppress(SourceError):
-            while True:
-                grabbed.append(source.read())
-    finally:
-        source.close()
-    return grabbed
-
-
 def test_a_tcp_stream_of_joined_segments_is_inspected_whole_at_each_join(tmp_path):
     """Three segments played one after another over tcp:// (a, b, a: two joins), read whole (offline): every frame of
     every segment handed on, in order, each its segment's own picture (within 2 levels: OpenCV's decoding of the
@@ -97,14 +84,14 @@ def test_a_tcp_stream_of_joined_segments_is_inspected_whole_at_each_join(tmp_pat
     a, b, truth = _parts(tmp_path)
     truth = truth + truth[:FRAMES]
     with serving(a + b + a) as port:
-        grabbed = _read_until_it_ends(_camera(f"tcp://127.0.0.1:{port}", mode="offline"))
+        grabbed = read_until_it_ends(_camera(f"tcp://127.0.0.1:{port}", mode="offline"))
     assert [g.reason for g in grabbed if g.image is None] == [] and len(grabbed) == 3 * FRAMES, \
         [g.reason for g in grabbed if g.image is None]
     off = [i for i, (g, t) in enumerate(zip(grabbed, truth))
            if int(np.abs(g.image.astype(np.int16) - t.astype(np.int16)).max()) > 2]
     assert not off, f"frames not their segment's own: {off}"
     with serving(_lose_packets_mid_key_frame(a + b + a, tmp_path, 2)) as port:
-        grabbed = _read_until_it_ends(_camera(f"tcp://127.0.0.1:{port}", mode="offline"))
+        grabbed = read_until_it_ends(_camera(f"tcp://127.0.0.1:{port}", mode="offline"))
     assert sum(g.reason == "concealed" for g in grabbed) >= 5, [g.reason for g in grabbed]
 
 
