@@ -27,8 +27,8 @@ def jpeg_damage(data: bytes) -> str | None:
 
     None too when libjpeg-turbo cannot judge the file (CMYK, 12-bit, arithmetic or lossless coding: the caller's
     decoder reads it as before) and when the only warning is padding before the end marker: bytes of one fill
-    value, 0x00 or 0xFF, between the last scan and EOI, which some cameras write and which leave every pixel
-    whole. Source: libjpeg-turbo jerror.h (the JWRN_* warnings); simplejpeg ``decode_jpeg(strict=True)``.
+    value, 0x00 or 0xFF, or up to 4 stray bytes, between the last scan and EOI, which some cameras write and
+    which leave every pixel whole. Source: libjpeg-turbo jerror.h (the JWRN_* warnings); simplejpeg ``decode_jpeg(strict=True)``.
     """
     import simplejpeg
 
@@ -43,11 +43,18 @@ def jpeg_damage(data: bytes) -> str | None:
 
 
 def _padding_only(data: bytes, message: str) -> bool:
-    """Whether the extraneous bytes before the end marker that ``message`` counts are one fill value."""
+    """Whether the extraneous bytes before the end marker that ``message`` counts are padding: one fill value,
+    or at most :data:`_QUIRK_BYTES` of anything."""
     extraneous = _EXTRANEOUS.fullmatch(message)
     end = data.rfind(_EOI)
     if extraneous is None or end < 0:
         return False
     count = int(extraneous[1])
     fill = data[end - count:end]
-    return len(fill) == count and fill in (b"\x00" * count, b"\xff" * count)
+    return count <= _QUIRK_BYTES or (len(fill) == count and fill in (b"\x00" * count, b"\xff" * count))
+
+
+# A decoder that lost step in the scan fills the image and leaves the rest of the scan unread: tens to hundreds of
+# bytes (58-269 in 48 single-byte flips, benchmarks/README.md Session 40). Some camera firmware ends a whole scan
+# with a stray byte or two ("1 extraneous bytes before marker 0xd9" on frames that are fine): not refused.
+_QUIRK_BYTES = 4

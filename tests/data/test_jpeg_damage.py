@@ -47,7 +47,9 @@ def test_a_jpeg_with_damaged_compressed_data_is_refused_as_corrupt(kind, tmp_pat
 def test_a_whole_jpeg_and_one_padded_before_its_end_decode_as_opencv_does():
     _, data = _part()
     reference = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    padded = {fill: data[:-2] + fill * 16 + data[-2:] for fill in (b"\x00", b"\xff")}
+    # fill bytes, and a stray byte or two past the bit reader's read-ahead (7 bytes: "2 extraneous bytes before
+    # marker 0xd9"), between the last scan and the end marker
+    padded = {tail: data[:-2] + tail + data[-2:] for tail in (b"\x00" * 16, b"\xff" * 16, b"\x5a" * 7)}
     for name, variant in {"whole": data, **padded}.items():
         assert jpeg_damage(variant) is None, name
         assert np.array_equal(decode_image(variant, "x.jpg", order="BGR"), reference), name
