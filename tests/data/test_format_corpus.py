@@ -454,6 +454,7 @@ def test_a_16_bit_grey_video_is_scaled_like_its_frames_as_images(tmp_path):
     writer.release()
     cv2.imwrite(str(tmp_path / "mono12.png"), twelve)
     want = resize_image(read_image(tmp_path / "mono12.png", bit_depth=12), SPEC.height, SPEC.width, POLICY)
+    _settle(tmp_path / "mono12.mkv")
     slots = _inputs_of(CameraSection(name="mono", source=str(tmp_path / "mono12.mkv"), bit_depth=12), frames=2)
     for slot in slots:
         assert np.array_equal(slot, want), f"max diff {np.abs(slot.astype(int) - want).max()}"
@@ -747,9 +748,14 @@ VIDEOS = Path(__file__).parent / "videos"
 
 def _camera_inputs(source_path: Path, bit_depth: int | None) -> list[np.ndarray]:
     """The model input of every frame a camera on the file ``source_path`` gives (:func:`_inputs_of`)."""
-    if source_path.stat().st_mtime > time.time() - 10:  # settled: a file written just now is a growing recording
-        os.utime(source_path, (time.time() - 10, time.time() - 10))
+    _settle(source_path)
     return _inputs_of(CameraSection(name="cam", source=str(source_path), bit_depth=bit_depth))
+
+
+def _settle(path: Path) -> None:
+    """Date ``path`` 10 s back: a file camera takes a file written just now for a recording still growing."""
+    if path.stat().st_mtime > time.time() - 10:
+        os.utime(path, (time.time() - 10, time.time() - 10))
 
 
 def _inputs_of(camera: CameraSection, frames: int | None = None) -> list[np.ndarray]:
