@@ -59,7 +59,7 @@ import cv2
 import numpy as np
 
 from inspector.data.images import FrameLayout, ImageRejected
-from inspector.pipeline import ffmpeg_frames, keyframe_layouts, ts_feed
+from inspector.pipeline import ffmpeg_frames, keyframe_layouts, programs, ts_feed
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import _URL_SCHEMES, CameraSection
 from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, SourceChanged, stamp_now
@@ -68,7 +68,6 @@ from inspector.redact import redact
 _FOLLOW_PROBE_BYTES = 32768  # a recording read as it grows: the program's probe ends once it read this much …
 _FOLLOW_ANALYZE_US = 100_000  # … or this much of the stream (µs): as sources._PROBE_BYTES for a live URL
 _STDERR_LINES = 5  # the program's last lines since its last frame kept, for the reason a stream ended
-_JOIN_S = 2.0  # closing: how long to wait for the program's pipes to be drained after it was killed
 # Frames a decoder may hold between decoding a packet and outputting its frame: the largest H.264 / HEVC
 # decoded picture buffer. A key frame output at least this many frames after a decode error was decoded after
 # it (so it and what follows do not lean on the lost data); one output sooner may have been decoded before it.
@@ -570,7 +569,7 @@ class LiveFrames:
         except (OSError, ValueError):  # the pipe closed under it (close)
             pass
         code = self._proc.wait()
-        self._threads[0].join(_JOIN_S)  # its last words, for the reason
+        self._threads[0].join(programs.JOIN_S)  # its last words, for the reason
         last = next((line for line in reversed(self._stderr) if line), "")
         relay = self._feed.why() if isinstance(self._feed, ts_feed.StreamFeed) else ""
         last = relay or last  # a relayed stream: the relay met the stream's end, the program only its input's
@@ -613,12 +612,7 @@ class LiveFrames:
             self._cond.notify_all()
         if self._feed is not None:
             self._feed.stop()
-        self._proc.kill()
-        self._proc.wait()
-        for thread in self._threads:
-            thread.join(_JOIN_S)
-        self._proc.stdout.close()
-        self._proc.stderr.close()
+        programs.stop(self._proc, self._threads)
 
 
 _WHY = {CONCEALED: "the stream lost data and the decoder concealed it; frames are inspected again from its next "

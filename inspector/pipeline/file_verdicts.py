@@ -32,11 +32,10 @@ import os
 import subprocess
 import threading
 
-from inspector.pipeline import ffmpeg_live, ts_feed
+from inspector.pipeline import ffmpeg_live, programs, ts_feed
 
 # the decoder alone, on one thread, without its loop filter (module docstring)
 DECODER_OPTIONS = ["-threads", "1", "-skip_loop_filter", "all"]
-_JOIN_S = 2.0  # closing: how long to wait for the pass's thread after its program was killed
 
 
 def verdict_command(path: str, fed: bool) -> list[str]:
@@ -136,12 +135,4 @@ class VerdictPass:
             self._cond.notify_all()
         if self._feed is not None:
             self._feed.stop()
-        self._proc.kill()
-        self._proc.wait()
-        self._thread.join(_JOIN_S)
-        for pipe in (self._proc.stderr, self._proc.stdin):
-            if pipe is not None:
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
+        programs.stop(self._proc, [self._thread, *([self._feeder] if self._feeder else [])])

@@ -36,6 +36,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from inspector.pipeline import programs
 from inspector.pipeline.file_settle import SettleWatch
 
 TS_PACKET = 188  # bytes (ISO/IEC 13818-1 §2.4.3.2)
@@ -286,11 +287,4 @@ class StreamFeed:
 
     def stop(self) -> None:
         self._stop.set()
-        self._relay.kill()
-        self._relay.wait()
-        self._talk.join(2.0)
-        for pipe in (self._relay.stdout, self._relay.stderr):
-            try:
-                pipe.close()
-            except OSError:
-                pass
+        programs.stop(self._relay, [self._talk])
