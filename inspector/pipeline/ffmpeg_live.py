@@ -32,10 +32,13 @@ conceals the loss with made-up pictures. Those frames are told by the program's 
 (:class:`Concealment`) and handed on without an image (reason ``concealed``): counted, never inspected, until a
 key frame decoded after the loss. A (re)connect joins the stream between key frames: the frames before the
 first key frame come without an image too, reason ``before_key_frame`` (a join, not a loss: the reconnect is
-counted as one by the capture worker). A tcp:// or udp:// stream is relayed (:func:`relay_command`): its bytes pass
-through this process on their way to the decoding program (:class:`ts_feed.StreamFeed`), so that an MPEG-TS sender's
-segments played one after another are told from lost packets by the TS packets themselves, as a file's are; other
-schemes' joins are still counted as losses.
+counted as one by the capture worker). A live stream over a transport that carries an MPEG-TS as it was sent
+(tcp://, udp://, http(s)://, srt://, rtp:// …: :data:`RELAYED_SCHEMES`) is relayed (:func:`relay_command`): its bytes
+pass through this process on their way to the decoding program (:class:`ts_feed.StreamFeed`), so that an MPEG-TS
+sender's segments played one after another are told from lost packets by the TS packets themselves, as a file's are,
+by one rule whichever the transport (an RTP stream's losses by its sequence numbers: :class:`ts_feed.RtpUnwrap`). A
+URL holding a secret is not relayed (the relay's command line is readable by every local user): its joins, and those
+of rtsp:// streams, are still counted as losses.
 
 States, as CvSource's: no first frame within ``open_timeout_s`` or the program exiting (the stream ended, the
 sender went away) is a transient SourceError, so the capture worker reconnects with back-off; closing kills
@@ -195,19 +198,31 @@ def live_command(grey: bool, analyze_s: float, eight_bit: bool = False, mpeg2: b
             *(MPEG2_TRACE if mpeg2 else [])]
 
 
-# byte-stream schemes whose URL carries no secret (FFmpeg's tcp and udp protocols take no user or password): such a
-# live stream can be relayed by a program given the URL on its command line (relay_command)
-RELAYED_SCHEMES = frozenset({"tcp", "udp"})
+# Live transports that may carry an MPEG-TS as it was sent, byte for byte (FFmpeg's protocols of those names, read by
+# the data demuxer): such a stream is relayed (relay_command), so that its joins are told from losses by one rule
+# (ts_feed.TsJoins) whichever carries it. rtp: RTP packets of payload type 33, unwrapped and their sequence numbers
+# checked (ts_feed.RtpUnwrap). Not rtsp (its RTP comes in a session the relay would have to hold), hls (a playlist of
+# segments its demuxer joins itself), rtmp / mms (FLV / ASF, no TS).
+RELAYED_SCHEMES = frozenset({"tcp", "udp", "udplite", "http", "https", "srt", "rist", "tls", "unix", "sctp", "rtp"})
+RTP_SCHEMES = frozenset({"rtp"})
+# … of which a stream that is no MPEG-TS is read by the decoding program itself, not through the relay: over http(s) a
+# recording the program must seek in (an MP4 whose index is at its end cannot be read from a pipe), over rtp another
+# payload the program's RTP demuxer unpacks. Any other is handed on as it is (one connection: a camera may serve one
+# client at a time).
+DIRECT_UNLESS_TS = frozenset({"http", "https", "rtp"})
 
 
 def relayed(url: str) -> bool:
-    """Whether the live ``url`` is read through a relay (:func:`relay_command`): a :data:`RELAYED_SCHEMES` URL with no
-    user part and no line break."""
+    """Whether the live ``url`` is read through a relay (:func:`relay_command`): a :data:`RELAYED_SCHEMES` URL that
+    holds no secret (no user part, no parameter :func:`redact` masks: the relay's command line is read by every local
+    user) and no line break. Such a URL is read by the decoding program itself, its URL in a pipe, as before: its
+    joins are still counted as losses."""
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return False
-    return parts.scheme.lower() in RELAYED_SCHEMES and "@" not in parts.netloc and not any(c in url for c in "\r\n\0")
+    return (parts.scheme.lower() in RELAYED_SCHEMES and "@" not in parts.netloc and redact(url) == url
+            and not any(c in url for c in "\r\n\0"))
 
 
 def relay_command(url: str) -> list[str]:
@@ -217,7 +232,8 @@ def relay_command(url: str) -> list[str]:
     before a restarted continuity count "corrupt" (logging the break itself only at debug level, never whether it
     fell on a random access point), and the key-frame interval after every such join was counted concealed (29 of
     100 frames of two 50-frame segments over tcp://). Relayed, the bytes are scanned here, as a file's are
-    (:class:`ts_feed.TsJoins`). The URL is on the relay's command line: :func:`relayed` URLs only."""
+    (:class:`ts_feed.TsJoins`). The URL is on the relay's command line: :func:`relayed` URLs only. An rtp:// URL's
+    bytes are its RTP packets whole, headers and all (:class:`ts_feed.RtpUnwrap`)."""
     return [*PROGRAM, "-f", "data", "-i", url, "-map", "0", "-c", "copy", "-flush_packets", "1", "-f", "data",
             "pipe:1"]
 
@@ -320,12 +336,13 @@ class Concealment:
     loss logged before that first key frame is output (within its reordering delay, at most
     :data:`_DPB_FRAMES` frames) cannot be told from the join's complaints and is taken for them."""
 
-    def __init__(self, joins: set[int] | None = None) -> None:
+    def __init__(self, joins: collections.Counter[int] | None = None) -> None:
         self.frames = 0  # frames output so far
         self.loss_at: int | None = None  # the frame count at the latest loss not yet recovered from
         self.keyed = False  # whether a key frame was output since the program started
-        # an MPEG-TS file's joins of segments put together byte for byte (ts_feed.TsJoins.dts, filled as the file
-        # is fed): the demuxer's "Packet corrupt" for the whole packet before a join is no loss
+        # an MPEG-TS's joins of segments put together byte for byte (ts_feed.TsJoins.dts, filled as the file or
+        # stream is fed: decode time → joins after a PES of that time): the demuxer's "Packet corrupt" for the
+        # whole packet before a join is no loss, once a join
         self.joins = joins
         # per such warning not yet followed by the program's own line for its packet, whether it was a join's
         self._corrupt_said: collections.deque[bool] = collections.deque()
@@ -378,9 +395,12 @@ class Concealment:
         complaints (a live udp:// stream of 50-frame segments: the interval after that join counted concealed)."""
         if self.joins is None:
             return False
-        if corrupt := _PACKET_CORRUPT.match(text):
-            self._corrupt_said.append(int(corrupt[1]) in self.joins)
-            return self._corrupt_said[-1]
+        if corrupt := _PACKET_CORRUPT.match(text):  # each join excuses one warning (ts_feed.TsJoins.dts)
+            excused = self.joins.get(int(corrupt[1]), 0) > 0
+            if excused:
+                self.joins[int(corrupt[1])] -= 1
+            self._corrupt_said.append(excused)
+            return excused
         return bool(_CORRUPT_INPUT.search(text)) and bool(self._corrupt_said) and self._corrupt_said.popleft()
 
 
@@ -666,9 +686,7 @@ class FullDepthStream(Source):
         analyze_s = self.camera.open_timeout_s / 10  # CvSource._ffmpeg_options' probe, the same reason
         url, feed = str(self.camera.source), None
         try:
-            if relayed(url):  # its bytes scanned on the way: an MPEG-TS's joins are known (relay_command)
-                feed = ts_feed.StreamFeed(subprocess.Popen(relay_command(url), stdin=subprocess.DEVNULL,
-                                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+            feed = self._relay(url)
             cmd = live_command(self._grey, analyze_s, self._eight_bit, self._mpeg2, fed=feed is not None)
             self._frames = LiveFrames(cmd, (1 if self._grey else 3) * (1 if self._eight_bit else 2),
                                       (self._width, self._height), keep_all=self.camera.mode == "offline",
@@ -680,6 +698,24 @@ class FullDepthStream(Source):
                 feed.stop()
             self.close()
             raise self._error(f"cannot open {self.describe()} with the ffmpeg program ({exc})") from None
+
+    def _relay(self, url: str) -> ts_feed.StreamFeed | None:
+        """The relayed stream of ``url`` (:func:`relayed`), its bytes scanned on the way so that an MPEG-TS's joins are
+        known (:func:`relay_command`); None where it is not relayed, or is no MPEG-TS where that is read by the program
+        itself (:data:`DIRECT_UNLESS_TS`). Raises EOFError when no byte came within ``open_timeout_s``, OSError when
+        the relay cannot start."""
+        if not relayed(url):
+            return None
+        feed = ts_feed.StreamFeed(subprocess.Popen(relay_command(url), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                   stderr=subprocess.PIPE),
+                                  rtp=urllib.parse.urlsplit(url).scheme.lower() in RTP_SCHEMES)
+        ts = feed.starts_ts(self.camera.open_timeout_s)
+        if ts is None or (not ts and urllib.parse.urlsplit(url).scheme.lower() in DIRECT_UNLESS_TS):
+            feed.stop()
+            if ts is None:
+                raise EOFError(feed.why() or f"no data within {self.camera.open_timeout_s:g} s")
+            return None
+        return feed
 
     def _take(self) -> tuple[bytearray, FrameLine, int, float, int]:
         if self._frames is None:

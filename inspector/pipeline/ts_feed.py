@@ -30,8 +30,12 @@ sequence lose nothing and decode each part right.
 
 from __future__ import annotations
 
+import collections
 import os
+import select
+import struct
 import threading
+import time
 from typing import BinaryIO
 
 import numpy as np
@@ -72,14 +76,38 @@ class TsJoins:
     is excused, no cut made from then on."""
 
     def __init__(self) -> None:
-        self.dts: set[int] = set()
+        # a Counter, not a set: a sender looping the same segments repeats their decode times, and each join excuses
+        # one warning (Concealment takes it): a loss after the PES before an earlier join is still a loss
+        self.dts: collections.Counter[int] = collections.Counter()
         self._cc: dict[int, int] = {}  # PID → continuity counter of its last packet with a payload
+        self._after_loss: set[int] = set()  # PIDs whose next packet follows a loss the carrier told (mark_loss)
+        self._lost_next: set[int] = set()  # … met in this chunk: its first payload packet is no join
         self._last: dict[int, np.ndarray] = {}  # PID → its last packet with a payload (a duplicate repeats it)
         self._last_dts: dict[int, int] = {}  # PID → decode time of its last PES start
         self._format: dict[int, bytes] = {}  # PID → its MPEG-1/2 sequence's size and chroma fields
         self._lost = False
 
-    def scan(self, data: bytes) -> int | None:
+    def mark_loss(self) -> None:
+        """The carrier lost packets before the next ones :meth:`scan` takes (an RTP sequence number skipped): the next
+        packet of every PID follows a loss, never a join, whatever it starts (:meth:`_break_after_loss`)."""
+        self._after_loss = set(self._cc)  # a PID first met after it has no count to break
+
+    def _break_after_loss(self, packets: np.ndarray, pid: np.ndarray) -> None:
+        """Make the first payload packet of each PID after a carrier's loss a continuity break the demuxer sees and
+        this scan takes for no join. The bytes lost may have held a whole number of 16 packets of a PID (its count
+        then runs on unbroken: nothing flagged) or ended just before a segment's first packet (a join's look):
+        either way the frames resting on them were made up. Its count is set one past the next expected (``data``
+        must then be writable: a bytearray)."""
+        for at in np.flatnonzero(packets[:, 3] & 0x10 != 0):
+            one = int(pid[at])
+            if one not in self._after_loss:
+                continue
+            self._after_loss.discard(one)
+            self._lost_next.add(one)
+            if one in self._cc and packets[at, 3] & 0x0F == (self._cc[one] + 1) % 16:
+                packets[at, 3] = (packets[at, 3] & 0xF0) | (self._cc[one] + 2) % 16
+
+    def scan(self, data: bytes | bytearray) -> int | None:
         """Take whole packets (``len(data)`` a multiple of 188); the offset in ``data`` of the first packet that
         begins a sequence of another format, None where none does."""
         count = len(data) // TS_PACKET
@@ -88,6 +116,8 @@ class TsJoins:
             self._lost = True
             return None
         pid = (packets[:, 1].astype(np.int32) & 0x1F) << 8 | packets[:, 2]
+        if self._after_loss:
+            self._break_after_loss(packets, pid)
         cuts = [self._scan_pid(int(one), packets[pid == one], np.flatnonzero(pid == one))
                 for one in np.unique(pid[(packets[:, 3] & 0x10 != 0) & (pid != _NULL_PID)])]
         cuts = [cut for cut in cuts if cut is not None]
@@ -110,13 +140,17 @@ class TsJoins:
         # in 16, was counted lost); a discontinuity_indicator announces a break
         duplicate = (cc == before) & (packets == previous).all(axis=1)
         broken = (before >= 0) & (cc != (before + 1) % 16) & ~duplicate & (flags & 0x80 == 0)
-        joins = np.flatnonzero(broken & starts & (flags & 0x40 != 0))
+        lost = np.zeros(len(cc), bool)
+        if pid in self._lost_next:  # its first packet follows a loss the carrier told (mark_loss): never a join
+            self._lost_next.discard(pid)
+            lost[:1] = True
+        joins = np.flatnonzero(broken & starts & (flags & 0x40 != 0) & ~lost)
         pes = np.flatnonzero(starts)
         for at in joins:
             earlier = pes[pes < at]
             dts = self._pes_dts(packets[earlier[-1]]) if len(earlier) else self._last_dts.get(pid)
             if dts is not None:
-                self.dts.add(dts)
+                self.dts[dts] += 1
         if len(pes) and (dts := self._pes_dts(packets[pes[-1]])) is not None:
             self._last_dts[pid] = dts
         self._cc[pid] = int(cc[-1])
@@ -224,21 +258,86 @@ class FileFeed:
         self._stop.set()
 
 
+class RtpUnwrap:
+    """The MPEG-TS packets an RTP stream carries (RFC 2250: payload type 33, a whole number of 188-byte TS packets a
+    datagram), from the RTP packets relayed one after another (the ``rtp`` protocol read by the ``data`` demuxer:
+    each packet whole, header and all; measured, FFmpeg 5.1), their headers taken off (:meth:`take`).
+
+    Over RTP the loss signal is the sequence number (RFC 3550 §5.1), not the TS continuity count: a datagram of 7
+    packets lost just before a segment's first packet looks like a join in the TS, and 16 datagrams of one PID lost
+    leave its count unbroken. So a skipped (or repeated, or out of order: FFmpeg's RTP demuxer would reorder, this
+    does not) sequence number is a loss: :meth:`TsJoins.mark_loss`, whose break the decoding program's demuxer then
+    flags as it flags a lost TS packet (:class:`inspector.pipeline.ffmpeg_live.Concealment`). An RTP packet's end is
+    where its TS packets end (the next byte is no sync byte 0x47 but the next header's 0x80..0xBF); bytes that parse
+    as neither (padding, another payload) are skipped up to the next header of payload type 33, a loss."""
+
+    def __init__(self, joins: TsJoins) -> None:
+        self._joins = joins
+        self._buf = bytearray()
+        self._seq: int | None = None
+        self._in_payload = False  # between a header and the end of its TS packets
+
+    def take(self, data: bytes) -> list[tuple[bool, bytearray]]:
+        """The TS packets carried in ``data`` (the relay's next bytes), as runs each taken whole: (whether a loss
+        came before the run, its packets); bytes of a packet still to come are kept for the next call."""
+        self._buf += data
+        runs: list[tuple[bool, bytearray]] = [(False, bytearray())]
+        at = 0
+        while at < len(self._buf):
+            if self._in_payload and self._buf[at] == _SYNC:
+                if len(self._buf) - at < TS_PACKET:
+                    break
+                runs[-1][1].extend(self._buf[at:at + TS_PACKET])
+                at += TS_PACKET
+                continue
+            header = self._header(at)
+            if header is None:  # not all there yet
+                break
+            size, seq = header
+            if seq is None or (self._seq is not None and seq != (self._seq + 1) & 0xFFFF):
+                runs.append((True, bytearray()))
+            self._seq = seq if seq is not None else self._seq
+            self._in_payload = seq is not None
+            at += size
+        del self._buf[:at]
+        return [run for run in runs if run[0] or run[1]]
+
+    def _header(self, at: int) -> tuple[int, int | None] | None:
+        """(its length, its sequence number) of the RTP header at ``at`` of payload type 33 (1 and None for a byte
+        that begins none: skipped); None when its bytes are not all there yet."""
+        buf = self._buf
+        if len(buf) - at < 12:
+            return None
+        if buf[at] >> 6 != 2 or buf[at + 1] & 0x7F != 33:
+            return 1, None
+        size = 12 + 4 * (buf[at] & 0x0F)
+        if buf[at] & 0x10:  # a header extension: its length in 32-bit words follows its 16-bit profile field
+            if len(buf) - at < size + 4:
+                return None
+            size += 4 + 4 * struct.unpack_from("!H", buf, at + size + 2)[0]
+        return (size, struct.unpack_from("!H", buf, at + 2)[0]) if len(buf) - at >= size else None
+
+
 class StreamFeed:
     """The bytes of a live stream for the program's stdin, taken from another program relaying them as they come
     (``relay``: its stdout a pipe of the stream's bytes as sent, :func:`inspector.pipeline.ffmpeg_live.relay_command`),
     the joins of an MPEG-TS found as they pass (``joins``, :class:`TsJoins`): a sender that plays segments one after
     another (an NVR's, a playlist's, ``cat``) restarts the continuity count at each, which the decoding program's
-    demuxer takes for lost packets, as in a file (module docstring). The stream is scanned from its first three packets
-    in step (sync bytes 188 apart), up to which its bytes go on as they are, as do a stream's that is no MPEG-TS.
-    ``cut`` is always None: a live MPEG-2 stream's chroma change reopens the stream
-    (:class:`inspector.pipeline.ffmpeg_live.ChromaWatch`). :meth:`why` is the relay's last complaint (the reason the
-    stream ended: the decoding program only met the end of its input)."""
+    demuxer takes for lost packets, as in a file (module docstring). ``rtp``: the relay hands on RTP packets, whose TS
+    packets are taken out and whose sequence numbers tell the losses (:class:`RtpUnwrap`). The stream is scanned from
+    its first three packets in step (sync bytes 188 apart); :meth:`starts_ts` says whether it is an MPEG-TS at all
+    (another stream's bytes go on as they are, unless the caller reads it without a relay). ``cut`` is always None: a live MPEG-2 stream's chroma change
+    reopens the stream (:class:`inspector.pipeline.ffmpeg_live.ChromaWatch`). :meth:`why` is the relay's last complaint
+    (the reason the stream ended: the decoding program only met the end of its input)."""
 
-    def __init__(self, relay) -> None:
+    def __init__(self, relay, rtp: bool = False) -> None:
         self.joins = TsJoins()
         self.cut: int | None = None
         self._relay = relay
+        self._rtp = RtpUnwrap(self.joins) if rtp else None
+        self._head: list[tuple[bool, bytearray]] = []  # the first runs read (starts_ts), aligned on a packet
+        self._rest = bytearray()  # bytes of a packet still to come
+        self._scanned = True  # False: no MPEG-TS, its bytes handed on as they are
         self._stop = threading.Event()
         self._said: list[str] = []  # the relay's last lines of warning or worse
         self._talk = threading.Thread(target=self._drain_relay, name="ffmpeg-relay-stderr", daemon=True)
@@ -253,26 +352,53 @@ class StreamFeed:
         except (OSError, ValueError):
             pass
 
+    def _runs(self, data: bytes) -> list[tuple[bool, bytearray]]:
+        """The relay's next bytes as runs of whole TS packets, each with whether a loss came before it."""
+        runs = self._rtp.take(data) if self._rtp else [(False, bytearray(data))]
+        for run in runs:
+            whole = (len(self._rest) + len(run[1])) // TS_PACKET * TS_PACKET
+            joined = self._rest + run[1]
+            run[1][:], self._rest = joined[:whole], joined[whole:]
+        return runs
+
+    def starts_ts(self, timeout_s: float) -> bool | None:
+        """Read the stream's first bytes (up to ``timeout_s`` seconds for 4 TS packets' worth): whether it is an
+        MPEG-TS, 3 sync bytes 188 apart (a relayed RTP stream: of payload type 33); None when no byte came. Its
+        packets are aligned on the first such run (bytes before it, a packet cut by the join, dropped) and kept for
+        :meth:`run`."""
+        deadline, source = time.monotonic() + timeout_s, self._relay.stdout.fileno()
+        head, runs = bytearray(), []
+        while len(head) < 4 * TS_PACKET and (left := deadline - time.monotonic()) > 0:
+            if not select.select([source], [], [], left)[0] or not (data := os.read(source, _CHUNK)):
+                break
+            if self._rtp:  # its TS packets, whole and aligned
+                runs += self._rtp.take(data)
+                head = bytearray(b"".join(run for _, run in runs))
+            else:
+                head += data
+        start = next((at for at in range(min(TS_PACKET, len(head) - 2 * TS_PACKET))
+                      if head[at] == head[at + TS_PACKET] == head[at + 2 * TS_PACKET] == _SYNC), None)
+        if start is not None:
+            self._head = runs if self._rtp else self._runs(bytes(head[start:]))
+        else:  # handed on as it is, unscanned (run), if the caller keeps the relay
+            self._head, self._scanned = [(False, head)], False
+        return None if not head and not runs else start is not None
+
     def run(self, sink: BinaryIO) -> None:
-        """Write the relayed bytes to ``sink`` (a raw pipe) as they come, and close it when the relay ends or the
-        feed is stopped."""
-        source, head, scanned, rest = self._relay.stdout.fileno(), b"", None, b""
+        """Write the TS packets relayed to ``sink`` (a raw pipe) as they come, their joins and losses noted before the
+        program can read them, and close it when the relay ends or the feed is stopped."""
+        source, runs = self._relay.stdout.fileno(), self._head
         try:
-            while not self._stop.is_set() and (data := os.read(source, _CHUNK)):
-                if scanned is None:  # where the packets begin, once 4 packets' worth is there
-                    head += data
-                    if len(head) < 4 * TS_PACKET:
-                        continue
-                    start = next((at for at in range(TS_PACKET) if head[at] == head[at + TS_PACKET]
-                                  == head[at + 2 * TS_PACKET] == _SYNC), None)
-                    scanned = start is not None
-                    FileFeed._write(sink, head[:start or 0] if scanned else head)
-                    data, head = (head[start:] if scanned else b""), b""
-                if scanned:
-                    rest, data = FileFeed._whole_packets(rest + data)
-                    self.joins.scan(data)  # before the program can read them: its warnings find the joins known
-                FileFeed._write(sink, data)
-            FileFeed._write(sink, head + rest)
+            while True:
+                for lost, packets in runs:
+                    if lost:
+                        self.joins.mark_loss()
+                    if self._scanned:  # before the program can read them: its warnings find the joins known
+                        self.joins.scan(packets)
+                    FileFeed._write(sink, packets)
+                if self._stop.is_set() or not (data := os.read(source, _CHUNK)):
+                    break
+                runs = self._runs(data) if self._scanned else [(False, data)]
         except (OSError, ValueError):  # the program ended, or the pipe was closed under us (stop)
             pass
         finally:

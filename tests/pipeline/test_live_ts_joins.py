@@ -11,6 +11,7 @@ or its libx264 is missing."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import socket
@@ -154,7 +155,7 @@ def test_the_programs_line_for_a_joins_packet_is_excused_however_late_it_comes()
     from tests.pipeline.test_live_concealment import _frame_line
 
     def verdicts(lines: list[str]) -> list[str]:
-        rule = ffmpeg_live.Concealment(joins={302400})
+        rule = ffmpeg_live.Concealment(joins=collections.Counter({302400: 1}))
         return [v for v in (rule.frame_verdict(*rule.parse(line), rule.context(line)) for line in lines)
                 if v is not None]
 

@@ -1,0 +1,236 @@
+"""The join rule of a live MPEG-TS (segments played one after another restart the TS continuity count: a join, not
+a loss; :class:`inspector.pipeline.ts_feed.TsJoins`) holds over every live transport that carries the TS as it was
+sent, not only tcp:// and udp://: http:// and srt:// streams were read by the ffmpeg program itself, and rtp:// by its
+RTP demuxer, whose TS demuxer flags the packet before each join "corrupt": the key-frame interval after every join
+was counted 'concealed'. They are now relayed (:func:`inspector.pipeline.ffmpeg_live.relayed`), rtp:// unwrapped with
+its sequence numbers as the loss signal (:class:`inspector.pipeline.ts_feed.RtpUnwrap`): a datagram lost just before
+a join is still a loss. Real H.264 made by the real program, sent on loopback by real senders (Python's HTTP server,
+the ffmpeg program as an SRT listener, RTP datagrams as an IPTV sender packs them: RFC 2250, 7 TS packets each).
+Skipped where the ffmpeg program, its libx264 or (srt) its libsrt is missing."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+from inspector.pipeline import ffmpeg_live
+from inspector.pipeline.sources import make_source
+from net_faults import free_port
+from source_support import read_until_it_ends
+from tests.pipeline.test_live_ts_joins import FRAMES, TS_PACKET, _camera, _lose_packets_mid_key_frame, _parts
+
+pytestmark = pytest.mark.skipif(not ffmpeg_live.available(), reason="needs the ffmpeg program")
+FPS = 25.0
+
+
+def _paced(segments: list[bytes]) -> float:
+    """Bytes a second that send ``segments`` at about :data:`FPS` frames a second."""
+    return sum(map(len, segments)) / (len(segments) * FRAMES / FPS)
+
+
+def _read_live(url: str, count: int) -> list:
+    source = make_source(_camera(url, mode="offline"))
+    source.open()
+    try:
+        return [source.read() for _ in range(count)]
+    finally:
+        source.close()
+
+
+def _judged_whole_at_joins(grabbed: list) -> None:
+    """Only the frames before the first key frame after joining may come without an image: none concealed."""
+    reasons = [g.reason for g in grabbed if g.image is None]
+    assert "concealed" not in reasons and set(reasons) <= {"before_key_frame"}, reasons
+    assert sum(g.image is not None for g in grabbed) >= len(grabbed) - 25
+
+
+@contextlib.contextmanager
+def _http_serving(data: bytes):
+    """An HTTP camera on 127.0.0.1 answering every GET with ``data`` whole as ``video/mp2t``, then closing."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp2t")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            with contextlib.suppress(OSError):  # a probe that hung up early
+                self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_http_stream_of_joined_segments_is_inspected_whole_at_each_join(tmp_path):
+    """Three segments played one after another over http:// (a, b, a: two joins), read whole: all 150 frames
+    inspected (were 2 key-frame intervals counted concealed); the same stream with 3 TS packets lost mid key frame:
+    that loss is still counted."""
+    a, b, _ = _parts(tmp_path)
+    with _http_serving(a + b + a) as port:
+        grabbed = read_until_it_ends(_camera(f"http://127.0.0.1:{port}/live.ts", mode="offline"))
+    assert [g.reason for g in grabbed if g.image is None] == [] and len(grabbed) == 3 * FRAMES, \
+        [g.reason for g in grabbed if g.image is None]
+    with _http_serving(_lose_packets_mid_key_frame(a + b + a, tmp_path, 2)) as port:
+        grabbed = read_until_it_ends(_camera(f"http://127.0.0.1:{port}/live.ts", mode="offline"))
+    assert sum(g.reason == "concealed" for g in grabbed) >= 5, [g.reason for g in grabbed if g.image is None]
+
+
+def _has_srt() -> bool:
+    protocols = subprocess.run(["ffmpeg", "-hide_banner", "-protocols"], capture_output=True, text=True).stdout
+    return " srt" in protocols.replace("\n", " ")
+
+
+@contextlib.contextmanager
+def _srt_listening(segments: list[bytes], port: int):
+    """An SRT camera: the ffmpeg program listening on 127.0.0.1:``port``, sending the bytes of ``segments`` over and
+    over as they are (``-f data``: no remuxing, the segments' own continuity counts) at about :data:`FPS` frames a
+    second to whoever connects; a new listener after each caller left (the probe, then the reader)."""
+    stop, data, per_s = threading.Event(), b"".join(segments), _paced(segments)
+
+    def one_caller() -> None:
+        proc = subprocess.Popen(["ffmpeg", "-v", "error", "-f", "data", "-i", "pipe:0", "-map", "0", "-c", "copy",
+                                 "-f", "data", f"srt://127.0.0.1:{port}?mode=listener&pkt_size=1316"],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started, sent = time.monotonic(), 0
+        try:
+            while not stop.is_set() and proc.poll() is None:
+                for at in range(0, len(data), 7 * TS_PACKET):
+                    proc.stdin.write(data[at:at + 7 * TS_PACKET])
+                    proc.stdin.flush()
+                    sent += 7 * TS_PACKET
+                    if stop.wait(max(0.0, started + sent / per_s - time.monotonic())):
+                        break
+        except OSError:  # the caller left: the listener ended
+            pass
+        finally:
+            proc.kill()
+            proc.wait()
+
+    def serve() -> None:
+        while not stop.is_set():
+            one_caller()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+@pytest.mark.skipif(not _has_srt(), reason="this ffmpeg has no libsrt")
+def test_an_srt_stream_of_joined_segments_is_inspected_whole_at_each_join(tmp_path):
+    """Two segments played over and over as one srt:// stream (a join every 50 frames), read for 160 frames: none
+    counted concealed at a join (were the key-frame interval after each). Read by the program's source itself
+    (:class:`ffmpeg_live.FullDepthStream`, as :class:`ffmpeg_live.FullDepthUrl` makes it once OpenCV's probe found an
+    8-bit H.264 stream of 64x48): the FFmpeg inside the OpenCV wheels has no libsrt, so its probe cannot open an
+    srt:// URL at all."""
+    a, b, _ = _parts(tmp_path)
+    port = free_port()
+    with _srt_listening([a, b], port):
+        source = ffmpeg_live.FullDepthStream(_camera(f"srt://127.0.0.1:{port}?mode=caller", mode="offline"), None,
+                                             False, 8, 64, 48, int.from_bytes(b"H264", "little"))
+        source.open()
+        try:
+            grabbed = [source.read() for _ in range(160)]
+        finally:
+            source.close()
+    _judged_whole_at_joins(grabbed)
+
+
+def _rtp_port() -> int:
+    """An even port P of ``INSPECTOR_TEST_PORTS`` (else one the system picks) with P and P + 1 (RTCP) free for UDP."""
+    span = os.environ.get("INSPECTOR_TEST_PORTS", "")
+    low, high = (int(p) for p in span.split("-")) if span else (40000, 60000)
+    for port in range(low + low % 2, high, 2):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtcp:
+            try:
+                rtp.bind(("127.0.0.1", port))
+                rtcp.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free pair of UDP ports in {low}-{high}")
+
+
+@contextlib.contextmanager
+def _sending_rtp(segments: list[bytes], port: int, drop_last_of: int | None = None):
+    """An RTP camera sending ``segments`` over and over to 127.0.0.1:``port``, each in datagrams of up to 7 TS
+    packets behind a 12-byte RTP header (payload type 33, one sequence number a datagram: RFC 2250), at about
+    :data:`FPS` frames a second. ``drop_last_of``: the last datagram of that segment is lost on the link each
+    time (its sequence number skipped)."""
+    stop, per_s = threading.Event(), _paced(segments)
+
+    def send() -> None:
+        seq, sent, started = 0, 0, time.monotonic()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            while not stop.is_set():
+                for index, data in enumerate(segments):
+                    for at in range(0, len(data), 7 * TS_PACKET):
+                        if stop.is_set():
+                            return
+                        payload = data[at:at + 7 * TS_PACKET]
+                        if not (index == drop_last_of and at + len(payload) == len(data)):
+                            stamp = int(sent / per_s * 90000) & 0xFFFFFFFF
+                            sender.sendto(struct.pack("!BBHII", 0x80, 33, seq, stamp, 0x5EED) + payload,
+                                          ("127.0.0.1", port))
+                        seq, sent = (seq + 1) & 0xFFFF, sent + len(payload)
+                        stop.wait(max(0.0, started + sent / per_s - time.monotonic()))
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def test_an_rtp_stream_of_joined_segments_is_inspected_whole_at_each_join(tmp_path):
+    """Two segments played over and over as one rtp:// stream (one RTP session, its sequence numbers unbroken; the TS
+    continuity count restarting every 50 frames), read for 160 frames: none counted concealed at a join (were the
+    key-frame interval after each)."""
+    a, b, _ = _parts(tmp_path)
+    port = _rtp_port()
+    with _sending_rtp([a, b], port):
+        grabbed = _read_live(f"rtp://127.0.0.1:{port}", 160)
+    _judged_whole_at_joins(grabbed)
+
+
+def test_an_rtp_datagram_lost_just_before_a_join_is_still_a_loss(tmp_path):
+    """The last datagram of each first segment lost on the link: in the TS the next packet is the second segment's
+    first, a join's look; its skipped sequence number makes it a loss: frames counted concealed there."""
+    a, b, _ = _parts(tmp_path)
+    port = _rtp_port()
+    with _sending_rtp([a, b], port, drop_last_of=0):
+        grabbed = _read_live(f"rtp://127.0.0.1:{port}", 160)
+    assert sum(g.reason == "concealed" for g in grabbed) >= 1, [g.reason for g in grabbed if g.image is None]
+
+
+def test_a_url_holding_a_secret_is_never_relayed():
+    """The relay takes its URL on its command line, which every local user reads (/proc/PID/cmdline): a URL with a
+    user part or a secret parameter (an SRT passphrase among them, now masked in logs too) is read by the decoding
+    program, its URL in a pipe, as before; rtsp:// (an RTP session) and rtmp:// (FLV) are never relayed."""
+    assert ffmpeg_live.relayed("http://127.0.0.1:8080/live.ts") and ffmpeg_live.relayed("rtp://127.0.0.1:5004")
+    assert ffmpeg_live.relayed("srt://127.0.0.1:9000?mode=caller&latency=200")
+    for url in ("srt://127.0.0.1:9000?mode=caller&passphrase=0123456789abc", "http://user:pw@127.0.0.1/live.ts",
+                "https://127.0.0.1/live.ts?token=abc", "rtsp://127.0.0.1/cam", "rtmp://127.0.0.1/live/cam"):
+        assert not ffmpeg_live.relayed(url), url
