@@ -17,8 +17,8 @@ MASK = "***"
 # so a raw '@' in a password is still masked whole. "user:password" keeps the user name (it tells which account
 # a camera uses); a userinfo without ':' is masked whole, since it is often a token (pip's redact_netloc rule).
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s?#]+)@")
-# key=value where the key names a secret: URL query parameters (?pwd=…&token=…, srt://…?passphrase=…) and GStreamer properties
-# (user-pw=…, proxy-pw=…); the value ends at '&', ';', white space or a quote.
+# key=value where the key names a secret: URL query parameters (?pwd=…&token=…, srt://…?passphrase=…) and GStreamer
+# properties (user-pw=…, proxy-pw=…); the value ends at '&', ';', white space or a quote.
 # (A bare 'key=' is not one: "expected key=value" is one of our own messages.)
 _KEY_SECRET = re.compile(r"(?i)(?P<head>(?<![A-Za-z0-9_-])(?:user-pw|proxy-pw|passw(?:or)?d|passphrase|pass|pwd|pw"
                          r"|secret|token|access[_-]?token|auth[_-]?token|api[_-]?key)=)"

@@ -326,9 +326,10 @@ class StreamFeed:
     demuxer takes for lost packets, as in a file (module docstring). ``rtp``: the relay hands on RTP packets, whose TS
     packets are taken out and whose sequence numbers tell the losses (:class:`RtpUnwrap`). The stream is scanned from
     its first three packets in step (sync bytes 188 apart); :meth:`starts_ts` says whether it is an MPEG-TS at all
-    (another stream's bytes go on as they are, unless the caller reads it without a relay). ``cut`` is always None: a live MPEG-2 stream's chroma change
-    reopens the stream (:class:`inspector.pipeline.ffmpeg_live.ChromaWatch`). :meth:`why` is the relay's last complaint
-    (the reason the stream ended: the decoding program only met the end of its input)."""
+    (another stream's bytes go on as they are, unless the caller reads it without a relay). ``cut`` is always None:
+    a live MPEG-2 stream's chroma change reopens the stream (:class:`inspector.pipeline.ffmpeg_live.ChromaWatch`).
+    :meth:`why` is the relay's last complaint (the reason the stream ended: the decoding program only met the end of
+    its input)."""
 
     def __init__(self, relay, rtp: bool = False) -> None:
         self.joins = TsJoins()
