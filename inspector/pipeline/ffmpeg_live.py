@@ -163,6 +163,16 @@ def url_listing(url: str, analyze_s: float) -> bytes:
 
 # the program's start: every line tagged with its level (Concealment.parse), no progress lines
 PROGRAM = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
+# The decoder of every program whose log judges frames (live_command, file_command, file_verdicts) runs on one thread.
+# FFmpeg 5.1's H.264 decoder marks a concealed frame only through its error-resilience pass ("corrupt decoded
+# frame", its own errors), which slice threading turns off and frame threading races. A byte flipped inside a slice,
+# no packet lost (a live 320x240 stream, one byte of the third TS packet of every third frame's slice flipped in
+# turn): 15 of the 16 flips that changed pixels were counted with one thread, 10 with slice threading; the 16th
+# decodes as valid syntax (H.264 carries no checksum): nothing can tell it. -err_detect careful / compliant /
+# aggressive told none more. One thread costs no CPU (the same work: 1080p H.264, 75 frames, 0.45-0.6 s user time
+# either way, one slice or four) but caps one stream's decoding at one core (~150 frames/s of 1080p at 5 Mbit/s on
+# the 2-core test machine); frame threading also held back a frame per thread.
+ONE_THREAD = ["-threads", "1"]
 
 
 def live_command(grey: bool, analyze_s: float, eight_bit: bool = False, mpeg2: bool = False,
@@ -173,7 +183,8 @@ def live_command(grey: bool, analyze_s: float, eight_bit: bool = False, mpeg2: b
 
     ``-f concat -safe 0``: the listing names a URL; ``-protocol_whitelist``: the nested open inherits the
     pipe's (only 'crypto,data'), so every scheme a camera may use (:data:`config._URL_SCHEMES`).
-    ``-thread_type slice``: no frame threading (libavcodec pthread.c), which holds back a frame per thread;
+    ``-threads 1`` (:data:`ONE_THREAD`): the decoder's error-resilience pass marks the frames it concealed, and no
+    frame threading (libavcodec pthread.c), which holds back a frame per thread;
     not ``-flags low_delay``, which also made the MPEG-2 decoder output a stream with B-frames in decode order
     (each P before the B-frames shown before it: frames out of order, and the muxer's timestamp errors counted
     24 of 30 frames concealed; measured, FFmpeg 5.1): frames leave in display order, a B-frame stream's one
@@ -193,7 +204,7 @@ def live_command(grey: bool, analyze_s: float, eight_bit: bool = False, mpeg2: b
     probed there."""
     source = ["-i", "pipe:0"] if fed else ["-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat",
                                            "-safe", "0", "-i", LISTING]
-    return [*PROGRAM, "-thread_type", "slice", "-analyzeduration", str(max(1, int(analyze_s * 1e6))), *source,
+    return [*PROGRAM, *ONE_THREAD, "-analyzeduration", str(max(1, int(analyze_s * 1e6))), *source,
             *_framed_output("bgr24" if eight_bit else "gray16le" if grey else "bgr48le"),
             *(MPEG2_TRACE if mpeg2 else [])]
 
@@ -257,7 +268,7 @@ def _framed_output(pix_fmt: str) -> list[str]:
 def file_command(path: str, pix_fmt: str, fed: bool = False, follow: bool = False, ts: bool = True) -> list[str]:
     """The ``ffmpeg`` command decoding the video *file* ``path`` as :func:`live_command` decodes a live URL: each
     frame at its own size, framed by its showinfo line (:class:`LiveFrames`). ``file:``: a name holding a colon
-    (``rtsp:x.ts``) is the file, not a protocol. The decoder runs on one thread (``-threads 1``), for its verdicts:
+    (``rtsp:x.ts``) is the file, not a protocol. The decoder runs on one thread (:data:`ONE_THREAD`), for its verdicts:
     FFmpeg 5.1's H.264 decoder marks a concealed frame only through its error-resilience pass, which slice threading
     turns off and frame threading races (a damaged key frame went unmarked in 3 of 6 runs of a reader that never
     made the program wait; through this reader the frames counted concealed varied from run to run, 28 or 29):
@@ -269,7 +280,7 @@ def file_command(path: str, pix_fmt: str, fed: bool = False, follow: bool = Fals
     probe = ["-probesize", str(_FOLLOW_PROBE_BYTES), "-analyzeduration", str(_FOLLOW_ANALYZE_US)] if follow else []
     source = [*probe, *(["-f", "mpegts"] if ts else []), "-i", "pipe:0"] if fed else \
         ["-i", f"file:{os.path.abspath(path)}"]
-    return [*PROGRAM, "-threads", "1", *source, *_framed_output(pix_fmt)]
+    return [*PROGRAM, *ONE_THREAD, *source, *_framed_output(pix_fmt)]
 
 
 def sized_decoder(grey: bool, bits: int, where: str, bit_depth: int | None, warn_key: str) -> ffmpeg_frames.Decoder:

@@ -17,8 +17,8 @@ split: the file is read on from that frame by the program (:class:`ffmpeg_live.F
 judge every frame, so the two decoders never need to agree on a frame count past a damaged part (OpenCV's FFmpeg is
 another build). Only a damaged file pays for the program's pixels.
 
-The decoder runs on one thread (``-threads 1``): FFmpeg 5.1's H.264 decoder marks a concealed frame only through its
-error-resilience pass, which slice threading turns off (no "concealing … errors", no "corrupt decoded frame": 0 of 5
+The decoder runs on one thread (:data:`ffmpeg_live.ONE_THREAD`, as the live path's): FFmpeg 5.1's H.264 decoder
+marks a concealed frame only through its error-resilience pass, which slice threading turns off (no "concealing … errors", no "corrupt decoded frame": 0 of 5
 runs marked the file above) and which frame threading races (unmarked in all 8 runs of this command with frame
 threads, in 2 of 5 writing the frames to /dev/null). An MPEG-TS file is fed through a pipe (:class:`ts_feed.FileFeed`), so that segments joined with ``cat`` are no
 loss, as for the program's reader. A recording still being written is not watched so: the program reads it as it grows
@@ -35,7 +35,7 @@ import threading
 from inspector.pipeline import ffmpeg_live, programs, ts_feed
 
 # the decoder alone, on one thread, without its loop filter (module docstring)
-DECODER_OPTIONS = ["-threads", "1", "-skip_loop_filter", "all"]
+DECODER_OPTIONS = [*ffmpeg_live.ONE_THREAD, "-skip_loop_filter", "all"]
 
 
 def verdict_command(path: str, fed: bool) -> list[str]:

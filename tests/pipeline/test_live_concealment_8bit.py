@@ -203,3 +203,29 @@ def test_a_stream_joined_between_key_frames_at_every_reconnect_counts_reconnects
     assert snap.get("rejoin.concealed", 0) == 0, snap
     assert len(frames) >= 3 * 50, (len(frames), snap)
     assert max(_nearest_diff(f.image, truth) for f in frames) <= 2
+
+
+def test_an_8bit_stream_with_a_byte_flipped_inside_a_slice_hands_on_no_made_up_frame(tmp_path):
+    """Damaged in transit with no packet lost (one byte of a P-frame's slice flipped: a faulty link or encoder; the TS
+    continuity count runs on unbroken): the decoder conceals what it could not parse, and with slice threading its
+    error-resilience pass, the only thing that marks such a frame, was off: 15 made-up frames were handed on as parts.
+    Decoded on one thread (:data:`inspector.pipeline.ffmpeg_live.ONE_THREAD`) they come 'concealed', none inspected
+    until the next key frame decoded after the damage. 320x240, so that a slice spans several TS packets."""
+    if "libx264" not in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True,
+                                       text=True).stdout:
+        pytest.skip("this ffmpeg has no libx264")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25", "-frames:v", "50",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "2", "-threads", "1",
+                    "-x264-params", "keyint=25:min-keyint=25:scenecut=0", "-f", "mpegts", str(tmp_path / "clip.ts")],
+                   check=True, stdin=subprocess.DEVNULL, timeout=60)
+    clip, truth = bytearray((tmp_path / "clip.ts").read_bytes()), _opencv_frames(tmp_path / "clip.ts")
+    packets = _packets(tmp_path)
+    assert not packets[10][1]  # an inter-coded frame (the 11th in stream order)
+    clip[packets[10][0] + 2 * TS_PACKET + 100] ^= 0xFF  # inside its slice: its PES's third TS packet
+    grabbed = _read_all(bytes(clip))
+    assert len(grabbed) == 50
+    handed_on = [g for g in grabbed if g.image is not None]
+    made_up = [i for i, g in enumerate(handed_on) if _nearest_diff(g.image, truth) > 2]
+    assert not made_up, f"{len(made_up)} made-up frames handed on as parts, e.g. {made_up[:5]}"
+    assert {g.reason for g in grabbed if g.image is None} == {"concealed"}
+    assert len(handed_on) >= 25  # the first key-frame interval, and the damaged one's frames up to the damage
