@@ -276,6 +276,7 @@ class RtpUnwrap:
         self._buf = bytearray()
         self._seq: int | None = None
         self._in_payload = False  # between a header and the end of its TS packets
+        self._gap = False  # a loss met since the last packet taken
 
     def take(self, data: bytes) -> list[tuple[bool, bytearray]]:
         """The TS packets carried in ``data`` (the relay's next bytes), as runs each taken whole: (whether a loss
@@ -287,6 +288,9 @@ class RtpUnwrap:
             if self._in_payload and self._buf[at] == _SYNC:
                 if len(self._buf) - at < TS_PACKET:
                     break
+                if self._gap:
+                    runs.append((True, bytearray()))
+                    self._gap = False
                 runs[-1][1].extend(self._buf[at:at + TS_PACKET])
                 at += TS_PACKET
                 continue
@@ -294,8 +298,8 @@ class RtpUnwrap:
             if header is None:  # not all there yet
                 break
             size, seq = header
-            if seq is None or (self._seq is not None and seq != (self._seq + 1) & 0xFFFF):
-                runs.append((True, bytearray()))
+            # one loss, however many bytes are skipped: marked on the run of the next packets taken
+            self._gap |= seq is None or (self._seq is not None and seq != (self._seq + 1) & 0xFFFF)
             self._seq = seq if seq is not None else self._seq
             self._in_payload = seq is not None
             at += size

@@ -234,3 +234,33 @@ def test_a_url_holding_a_secret_is_never_relayed():
     for url in ("srt://127.0.0.1:9000?mode=caller&passphrase=0123456789abc", "http://user:pw@127.0.0.1/live.ts",
                 "https://127.0.0.1/live.ts?token=abc", "rtsp://127.0.0.1/cam", "rtmp://127.0.0.1/live/cam"):
         assert not ffmpeg_live.relayed(url), url
+
+
+def test_rtp_headers_of_every_length_are_taken_off_and_a_skipped_sequence_number_is_a_loss():
+    """RFC 3550 §5.1 / §5.3.1 headers: plain, with a contributing source and a header extension; the relay's bytes cut
+    anywhere (a pipe read ends where it ends): the TS packets come out whole and in order, and the run after the
+    skipped number 4 is marked lost; bytes of another payload type are skipped, a loss too."""
+    from inspector.pipeline.ts_feed import RtpUnwrap, TsJoins
+
+    def ts(n: int) -> bytes:
+        return bytes([0x47, 0x01, 0x00, 0x10 | n % 16]) + bytes([n]) * (TS_PACKET - 4)
+
+    plain = struct.pack("!BBHII", 0x80, 33, 1, 0, 7) + ts(1) + ts(2)
+    extended = struct.pack("!BBHII", 0x91, 33, 2, 0, 7) + struct.pack("!I", 9) + struct.pack("!HH", 0xBEDE, 1) \
+        + b"\0" * 4 + ts(3)
+    after_gap = struct.pack("!BBHII", 0x80, 33, 4, 0, 7) + ts(4)
+    other = struct.pack("!BBHII", 0x80, 96, 5, 0, 7) + b"\x01" * 40
+    resumed = struct.pack("!BBHII", 0x80, 33, 6, 0, 7) + ts(5)
+    data = plain + extended + after_gap + other + resumed
+    for cut in (1, 7, 13, 188, 200, len(data)):
+        unwrap, runs = RtpUnwrap(TsJoins()), []
+        for at in range(0, len(data), cut):
+            runs += unwrap.take(data[at:at + cut])
+        merged: list[tuple[bool, bytes]] = []
+        for lost, packets in runs:
+            if merged and not lost:
+                merged[-1] = (merged[-1][0], merged[-1][1] + bytes(packets))
+            else:
+                merged.append((lost, bytes(packets)))
+        assert [lost for lost, _ in merged] == [False, True, True], cut
+        assert b"".join(p for _, p in merged) == ts(1) + ts(2) + ts(3) + ts(4) + ts(5), cut
