@@ -889,10 +889,12 @@ def _decode_samples(buf: np.ndarray, where: str, bit_depth: int | None = None, w
     full_scale = declared_full_scale(buf.tobytes()) if img.dtype != np.uint8 else _pnm_maxval(buf[:4096])
     white = None
     if tiff is not None and tiff.photometric == 0 and img.dtype != np.uint8:  # OpenCV inverts 8-bit pages only
-        if img.dtype.kind != "f" or np.isfinite(img).all():  # NaN/inf: rejected as stored, in one line
-            white = (_float_white(img, where, bit_depth, warn_key) if warn and img.dtype.kind == "f"
-                     else white_level(img, bit_depth, full_scale))
-            img = _invert(img, white)
+        finite = img.dtype.kind != "f" or bool(np.isfinite(img).all())
+        # NaN/inf: an image is refused by to_uint8 in one line (NaN stays NaN), a mask reads them as 0
+        stored = img if finite else np.where(np.isfinite(img), img, 0)
+        white = (_float_white(img, where, bit_depth, warn_key) if warn and finite and img.dtype.kind == "f"
+                 else white_level(stored, bit_depth, full_scale))
+        img = _invert(img, white)
     return img, full_scale, white
 
 

@@ -66,6 +66,7 @@ from inspector.pipeline.worker import WorkerContext
 from inspector.artifacts import input_spec as card_input_spec, model_card_of, read_card
 from inspector.artifacts.model_card import sha256_file, split_graph_name, verify_graph
 from inspector.pipeline.telemetry import Counters, format_summary
+from inspector.redact import redact
 from inspector.textline import one_line
 from inspector.artifacts.thresholds import Thresholds, load_thresholds
 
@@ -809,7 +810,7 @@ class Daemon:
         if self.config_path is not None:
             cameras = [c.name for c in self.cfg.cameras]
             message = said_of_file(message, self.config_path, (), cameras) or f"{self.config_path}: {message}"
-        self.failures.append(message)
+        self.failures.append(redact(message))  # the summary JSON and the last line are no log line: not redacted
 
     def _write_summary(self) -> None:
         stats = self.final_stats
