@@ -81,13 +81,63 @@ def claim_result(path: Path, name: str) -> bool:
 def claim_result_or_exit(name: str, out_dir: Path | str | None = None) -> None:
     """:func:`claim_result` for ``<out_dir>/<name>.json`` at a script's start, before its work: anything else at
     the name is one line on stderr and exit 2 (the CLI's rule for a user's error)."""
+    claim_out_or_exit(Path(out_dir or RESULTS) / f"{name}.json", name)
+
+
+def claim_out_or_exit(path: Path | str | None, name: str) -> Path | None:
+    """A script's ``--out`` FILE ``path`` claimed at its start, before its work (:func:`claim_result`: an earlier
+    ``name`` result there is replaced, anything else kept): one line on stderr and exit 2 for anything else there.
+    Returns the path (None: no ``--out`` given). THE claim of every benchmark and experiment script that writes
+    a file; tests/test_benchmark_outputs.py checks that every script with an ``--out`` makes it."""
     from inspector.errors import ConfigError
 
+    if path is None:
+        return None
     try:
-        claim_result(Path(out_dir or RESULTS) / f"{name}.json", name)
+        claim_result(Path(path), name)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    return Path(path)
+
+
+def out_option(name: str, argv: list[str] | None = None) -> Path | None:
+    """For a script that reads ``sys.argv`` by hand: the file of its ``--out PATH`` or ``--out=PATH`` (None: not
+    given), claimed (:func:`claim_out_or_exit`). Call it first, before the imports and work that take minutes."""
+    argv = sys.argv[1:] if argv is None else argv
+    for i, arg in enumerate(argv):
+        if arg.startswith("--out="):
+            return claim_out_or_exit(arg.split("=", 1)[1], name)
+        if arg == "--out":
+            if i + 1 >= len(argv):
+                print("error: --out needs a file name", file=sys.stderr)
+                raise SystemExit(2)
+            return claim_out_or_exit(argv[i + 1], name)
+    return None
+
+
+def write_out(path: Path | str | None, name: str, payload) -> Path | None:
+    """Write ``payload`` (a dict; a list goes in as ``rows``) to the ``--out`` file ``path`` (None: nothing) whole,
+    with ``benchmark: name``, which tells it as this script's next time (:func:`claim_out_or_exit`); claimed once
+    more, so a file put there during the run is kept (one line, exit 2). Returns ``path``."""
+    from inspector.config import write_json
+
+    if path is None:
+        return None
+    claim_out_or_exit(path, name)
+    body = payload if isinstance(payload, dict) else {"rows": payload}
+    return write_json(Path(path), {**body, "benchmark": name})
+
+
+def claim_folder_or_exit(path: Path | str) -> Path:
+    """A script's ``--out`` FOLDER of files it writes one by one (tiles, masks): new or empty, else one line on
+    stderr and exit 2; files written into a folder that holds others replaced some and mixed with the rest."""
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        what = "is not a folder" if not path.is_dir() else "already holds files"
+        print(f"error: --out {path}: {what}; give a new or empty folder", file=sys.stderr)
+        raise SystemExit(2)
+    return path
 
 
 def write_result(name: str, payload: dict, out_dir: Path | None = None) -> Path:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from _common import coreset_knn_scores
+from _common import coreset_knn_scores, out_option, write_out
 from inspector.data.datasets import load_batch, load_dataset, split_train_val
 from inspector.data.ood import ood_batch
 from inspector.evaluation.metrics import auroc
@@ -31,8 +31,8 @@ from inspector.models.common import GaussianSmoothing, ImageNormalize
 from inspector.models.student import MirrorStudent
 
 torch.set_num_threads(int(__import__("os").environ.get("THREADS", "2")))
-args = [a for a in sys.argv[1:] if not a.startswith("--out")]
-out_file = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--out=")), None)
+out_file = out_option("ablate-levers")  # before the minutes of training: a user's file at --out is kept
+args = [a for i, a in enumerate(sys.argv[1:]) if not a.startswith("--out") and sys.argv[i] != "--out"]
 path, H, W = args[0], int(args[1]), int(args[2])
 checkpoints = [int(e) for e in args[3].split(",")]
 variants = args[4].split(",")
@@ -181,6 +181,4 @@ for v in variants:
     res[v] = train_student(v)
     res[v]["seconds"] = round(time.time() - t1)
 print(json.dumps(res))
-if out_file:
-    with open(out_file, "w") as fh:
-        json.dump(res, fh, indent=1)
+write_out(out_file, "ablate-levers", res)

@@ -30,7 +30,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 from bench_quality import SHARED, load_test, metrics_for  # noqa: E402
 from diagnose_ast import border_stats, run  # noqa: E402
 from rescore_parts import data_path  # noqa: E402
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--name", default="ast-student-retrain")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name, args.out)  # before the work: a user's file at the name is kept
     torch.set_num_threads(1)
     rows = []
     for name in args.datasets.split(","):

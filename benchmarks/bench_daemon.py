@@ -59,13 +59,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _common import claim_result, downscale_costs, machine  # noqa: E402
+from _common import claim_out_or_exit, downscale_costs, machine, write_out  # noqa: E402
 from inspector.backends import load_backend  # noqa: E402
 from inspector.backends.ort_replicas import default_replicas  # noqa: E402
 from inspector.client import Subscriber  # noqa: E402
 from inspector.contract import DEFAULT_DOWNSCALE  # noqa: E402
-from inspector.errors import ConfigError  # noqa: E402
-from inspector.outputs import write_whole  # noqa: E402
 from inspector.pipeline.config import ModelSection, SyntheticSection, daemon_config  # noqa: E402
 from inspector.integrations.runtime import make_daemon  # noqa: E402
 from inspector.pipeline.daemon import Daemon  # noqa: E402
@@ -537,11 +535,8 @@ def main() -> int:
                         help="sweeps over --cameras per frame setting; the JSON gives each count's median ratio")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "daemon.json"))
     args = parser.parse_args()
-    try:  # before the minutes of runs: a user's file at --out is kept (an earlier daemon result is replaced)
-        claim_result(Path(args.out), "daemon")
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # before the minutes of runs: a user's file at --out is kept (an earlier daemon result is replaced)
+    claim_out_or_exit(args.out, "daemon")
     args.frames_per_run = args.frames_per_run or (96 if args.quick else 1600)
     args.bare_seconds = args.bare_seconds or (2.0 if args.quick else 5.0)
     args.mixed_seconds = (3.0 if args.quick else 30.0) if args.mixed_seconds is None else args.mixed_seconds
@@ -585,10 +580,7 @@ def main() -> int:
         "clocks": CLOCKS,
         "frame_settings": settings,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    claim_result(out, "daemon")  # a file put there during the run is kept too
-    write_whole(out, (json.dumps(result, indent=2) + "\n").encode("utf-8"))
+    out = write_out(args.out, "daemon", result)  # a file put there during the run is kept too
     ok = True
     for name, s in settings.items():
         for run in s["runs"]:

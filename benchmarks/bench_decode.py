@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 
 FILES = ("plain.jpg", "exif6.jpg", "plain.png")
 
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="decode")
     ap.add_argument("--one-round", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name)  # before the work: a user's file at the name is kept
     if args.one_round is not None:
         print(json.dumps(time_round(args.one_round, args.per_round)))
         return 0

@@ -33,7 +33,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from _common import downscale_costs, parse_size, write_result  # noqa: E402
+from _common import claim_result_or_exit, downscale_costs, parse_size, write_result  # noqa: E402
 
 METHODS = ("area", "box_linear", "halving")  # area first: the exact reference the others are compared with
 
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="training seed (run two to see the training noise)")
     ap.add_argument("--name", default="downscale")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name)  # before the work: a user's file at the name is kept
     size = tuple(parse_size(args.size))
     data = Path(args.data)
     load_before = os.getloadavg()[0]

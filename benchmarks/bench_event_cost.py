@@ -34,6 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _common import claim_out_or_exit, write_out  # noqa: E402
 from inspector.client import Subscriber  # noqa: E402
 from inspector.pipeline.config import DriftSection, PostprocessSection, PublishSection  # noqa: E402
 from inspector.pipeline.drift import DriftMonitor  # noqa: E402
@@ -146,6 +147,8 @@ def main() -> int:
     parser.add_argument("--label", default="", help="recorded in the JSON, e.g. before / after")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "event-cost.json"))
     args = parser.parse_args()
+    if not args.profile:  # --profile writes no result
+        claim_out_or_exit(args.out, "event_cost")  # before the runs: a user's file at --out is kept
     frames_args = (args.frames, args.cameras, args.image, args.map, args.ng_rate, 0)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,9 +164,7 @@ def main() -> int:
     print(json.dumps({"label": args.label, "us_per_event_median": median,
                       "received": [r["received"] for r in runs]}))
     if not args.profile:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        write_out(args.out, "event_cost", result)
     return 0
 
 

@@ -27,7 +27,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 from bench_quality import load_test, metrics_for  # noqa: E402
 
 
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--name", default="feature_imitation_pyramid")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name, args.out)  # before the work: a user's file at the name is kept
     if len(args.run) != len(args.data):
         ap.error("give one --data per --run")
     results = [bench_run(r, d) for r, d in zip(args.run, args.data)]

@@ -27,7 +27,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 from bench_quality import REAL, SHARED, load_test, metrics_for  # noqa: E402
 
 LAMBDAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--name", default="glance-lambda")
     ap.add_argument("--strides", default="", help="comma list of grid strides to compare at the model's λ")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name, args.out)  # before the work: a user's file at the name is kept
     results = []
     for name in args.datasets.split(","):
         run = args.run_root / name.replace("/", "_") / "glance"

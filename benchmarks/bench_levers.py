@@ -38,6 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_daemon  # noqa: E402
+from _common import claim_out_or_exit, write_out  # noqa: E402
 
 VARIANTS = {
     "baseline": {},
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--out", default=str(HERE / "results" / "levers.json"))
     args = ap.parse_args(argv)
+    claim_out_or_exit(args.out, "levers")  # before the runs: a user's file at --out is kept
     load_before = os.getloadavg()[0]
     base = argparse.Namespace(threads=None, spinning=None, spin_us=None, spin_after_run=None, max_batch=8,
                               max_wait_ms=5.0, texture="procedural", frame_size=320, pool=8)
@@ -100,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                          "ratio_to_baseline": round(statistics.median(v) / base_fps, 3) if base_fps else None,
                          "cpu_percent_of_one_core_last": cpu[n][-1]} for n, v in fps.items()},
     }
-    import json
-
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_out(args.out, "levers", result)
     for n, v in result["variants"].items():
         print(f"{n:18s} median {v['median_fps']:.1f} frames/s, ratio to baseline {v['ratio_to_baseline']}")
     print(f"wrote {args.out}")

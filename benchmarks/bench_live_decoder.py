@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 
 
 def serve(size: str, port: int, fps: int) -> None:
@@ -106,6 +106,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=27530)
     ap.add_argument("--serve", default="", help=argparse.SUPPRESS)  # the relay process: its size
     args = ap.parse_args()
+    claim_result_or_exit("live-decoder")  # before the work: a user's file at the name is kept
     if args.serve:
         serve(args.serve, args.port, 25)
         return

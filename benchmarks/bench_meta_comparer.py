@@ -53,7 +53,7 @@ import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 from bench_quality import SHARED, default_input, load_test, metrics_for  # noqa: E402
 
 SYNTH = ("synth:brick", "synth:grass", "synth:gravel")
@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> Path:
     from inspector.training.config import TrainConfig
 
     args = parse_args(argv)
+    claim_result_or_exit(args.name, args.out)  # before the work: a user's file at the name is kept
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:

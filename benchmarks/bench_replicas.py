@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
-from _common import machine  # noqa: E402
+from _common import claim_out_or_exit, machine, write_out  # noqa: E402
 from inspector.backends import load_backend  # noqa: E402
 from inspector.backends.ort_replicas import usable_cores  # noqa: E402
 
@@ -54,6 +54,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "replicas.json"))
     args = p.parse_args()
+    claim_out_or_exit(args.out, "replicas")  # before the runs: a user's file at --out is kept
     replicas = min(usable_cores(), args.batch)
     backends = {name: load_backend(args.model, **{k: (replicas if k == "replicas" else v) for k, v in opts.items()})
                 for name, opts in SETTINGS.items()}
@@ -72,8 +73,7 @@ def main() -> int:
               "split_over_one_session": {"fps": round(median["split"]["fps"] / median["one session"]["fps"], 3),
                                          "cpu_ms_per_frame": round(median["split"]["cpu_ms_per_frame"]
                                                                    / median["one session"]["cpu_ms_per_frame"], 3)}}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_out(args.out, "replicas", result)
     print(json.dumps({"median": median, "split_over_one_session": result["split_over_one_session"]}, indent=1))
     return 0
 

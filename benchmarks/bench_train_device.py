@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_size, write_result  # noqa: E402
+from _common import claim_result_or_exit, parse_size, write_result  # noqa: E402
 
 
 def bench(model: str, device: str, precision: str, args) -> dict:
@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--precisions", default="auto,fp32", help="CUDA precisions to time")
     ap.add_argument("--run-root", default="runs/bench/train_device")
     args = ap.parse_args()
+    claim_result_or_exit("train_device")  # before the work: a user's file at the name is kept
     from inspector.training.device import cpu_has_native_bf16
 
     cpu_precisions = ["fp32", "bf16"] if cpu_has_native_bf16() else ["fp32"]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import percentiles, write_result  # noqa: E402
+from _common import claim_result_or_exit, percentiles, write_result  # noqa: E402
 from bench_cost import count_flops  # noqa: E402
 
 TEACHERS = "efficientnet_lite0,efficientnet_lite1,efficientnet_lite2"
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--out", default=None)
     ap.add_argument("--name", default="cost-teachers")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name, args.out)  # before the work: a user's file at the name is kept
     import torch
 
     torch.set_num_threads(args.threads)

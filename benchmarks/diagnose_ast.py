@@ -21,7 +21,6 @@ pipeline (bicubic upsampling, Gaussian smoothing, top-1 % mean):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _common import claim_out_or_exit, write_out  # noqa: E402
 from bench_quality import load_test  # noqa: E402
 from rescore_parts import data_path, validation_images  # noqa: E402
 
@@ -141,13 +141,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    claim_out_or_exit(args.out, "diagnose-ast")  # before the work: a user's file at --out is kept
     torch.set_num_threads(1)
     rows = []
     for name in args.datasets.split(","):
         data = data_path(args.run_root, args.data_root, name)
         rows.append(diagnose(args.run_root / name.replace("/", "_") / "ast", data, name))
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
+        write_out(args.out, "diagnose-ast", rows)
         print(f"wrote {args.out}")
 
 

@@ -169,6 +169,7 @@ def montage(path: Path, images, s_maps, k_maps, rows: list[tuple[int, str]]) -> 
 def main() -> None:
     from inspector.data.datasets import load_batch, load_dataset, split_train_val
     from inspector.models.checkpoint import load_model
+    from _common import claim_out_or_exit, write_out
     from knn_reference import KnnReference, KnnSettings
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -180,6 +181,7 @@ def main() -> None:
     ap.add_argument("--posthoc-only", action="store_true", help="only the inference-only variants (no kNN)")
     ap.add_argument("--fit-only", action="store_true", help="only the R² of the student on its training images")
     args = ap.parse_args()
+    claim_out_or_exit(args.out, "diagnose-students")  # before the work: a user's file at --out is kept
     torch.set_num_threads(args.threads)
     model, config, _ = load_model(args.run_dir)
     model.eval()
@@ -197,8 +199,7 @@ def main() -> None:
         va, _, _ = load_batch(val, *size, resize)
         out = {"run": str(args.run_dir), "posthoc": posthoc(model, va, te, np.array([s.label for s in kept]))}
         print(json.dumps(out, indent=1))
-        if args.out:
-            args.out.write_text(json.dumps(out, indent=1))
+        write_out(args.out, "diagnose-students", out)
         return
     va, _, _ = load_batch(val, *size, resize)
     te, kept, _ = load_batch(test, *size, resize)
@@ -246,8 +247,7 @@ def main() -> None:
         (kept[i].path.name, int(rank_s[i]), int(rank_k[i])) for i in fn]
     out["posthoc"] = posthoc(model, va, te, y)
     print(json.dumps(out, indent=1))
-    if args.out:
-        args.out.write_text(json.dumps(out, indent=1))
+    write_out(args.out, "diagnose-students", out)
     if args.montage:
         rows = [(i, f"good {kept[i].path.name} s#{rank_s[i]} k#{rank_k[i]}") for i in fp[:4]]
         rows += [(i, f"defect {kept[i].path.name} s#{rank_s[i]} k#{rank_k[i]}") for i in fn[:4]]

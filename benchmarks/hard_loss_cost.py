@@ -18,7 +18,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 import inspector.models.base as base  # noqa: E402
 import inspector.models.common as common  # noqa: E402
 from inspector.models.registry import build_model  # noqa: E402
@@ -37,6 +37,7 @@ def main() -> Path:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--batch", type=int, default=16, help="the offline recipe's batch size")
     args = p.parse_args()
+    claim_result_or_exit("hard-loss-cost")  # before the work: a user's file at the name is kept
     torch.set_num_threads(1)
     cfg = load_run_config(base={"model": {"name": "reduced_student", "image_size": [256, 256]},
                                 "data": {"path": "."}, "train": {}})

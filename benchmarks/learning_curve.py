@@ -34,7 +34,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 from bench_quality import SHARED, level_aurocs, load_test, metrics_for, score_with_levels  # noqa: E402
 
 
@@ -126,10 +126,13 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--out", default=str(HERE / "results"))
     p.add_argument("--name", default="")
     args = p.parse_args(argv)
+    name = "learning-curve" + (f"-{args.name}" if args.name else "")
+    claim_result_or_exit(name, args.out)  # before the work: a user's file at the name is kept
     torch.set_num_threads(args.threads)
     results = [curve(d, args, Path(args.run_root)) for d in args.datasets.split(",")]
-    name = "learning-curve" + (f"-{args.name}" if args.name else "")
-    return write_result(name, {"benchmark": "learning_curve", "datasets": results}, out_dir=Path(args.out))
+    # "benchmark" is the name (write_result's): "learning_curve" in the payload hid it, so the script refused its
+    # own earlier result as another's
+    return write_result(name, {"datasets": results}, out_dir=Path(args.out))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from _common import claim_folder_or_exit
+
 
 def tile_box(h: int, w: int, rng: np.random.Generator, must: tuple[int, int, int, int] | None = None
              ) -> tuple[int, int, int, int]:
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    claim_folder_or_exit(args.out)  # tiles written among a folder's own files replaced some of them
     print(f"{cut(args.src, args.out, args.seed)} tiles written to {args.out}")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 from bench_daemon import MODEL_CACHE, _preprocessor, default_model  # noqa: E402
 
 
@@ -62,6 +62,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--texture", default="brick")
     args = ap.parse_args()
+    claim_result_or_exit("probe-denormals")  # before the work: a user's file at the name is kept
     model = args.model or default_model(256, 0, MODEL_CACHE)[0]
     backend = load_backend(model, threads=1)
     pre, spec = _preprocessor(backend), backend.input_spec

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import os
 import pstats
 import sys
@@ -36,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from bench_daemon import (FRAME_SETTINGS, _camera, daemon_settings, default_model, pick_threshold,  # noqa: E402
                           run_daemon)
+from _common import claim_out_or_exit, write_out  # noqa: E402
 from inspector.backends import load_backend  # noqa: E402
 from inspector.pipeline.config import SyntheticSection  # noqa: E402
 from inspector.pipeline.worker import Worker  # noqa: E402
@@ -131,6 +131,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=15, help="functions per role in the profile")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "daemon-threads.json"))
     args = parser.parse_args()
+    out = claim_out_or_exit(args.out, "daemon-threads")  # before the runs: a user's file at --out is kept
     args.threads = args.spinning = args.spin_us = args.spin_after_run = None  # the daemon's defaults (bench_daemon.daemon_settings)
     cv2.setNumThreads(1)
     model = Path(args.model) if args.model else default_model(args.model_size, args.seed)[0]
@@ -149,9 +150,7 @@ def main() -> int:
               "model": str(model), "frames_at": args.frames_at, "frames_per_camera": args.frames,
               "profiled": args.profile, "loadavg_1min_before_after": [round(load, 2), round(os.getloadavg()[0], 2)],
               "runs": runs}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_out(out, "daemon-threads", result)
     print(f"wrote {out}")
     return 0 if all(r["lost"] == 0 for r in runs) else 1
 

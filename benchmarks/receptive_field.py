@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 
 
 def field(net: torch.nn.Module, index: int, x: torch.Tensor) -> list[int]:
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--name", default="receptive-field")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name, args.out)  # before the work: a user's file at the name is kept
     config = load_run_config(base={"model": {"name": args.model, "image_size": [args.size, args.size],
                                              "teacher_weights": "random"}, "data": {"path": "random"}},
                              overrides=args.set)

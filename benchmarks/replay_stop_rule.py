@@ -22,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 
 
 def replay(curve: dict, growth: float | None, patience: int) -> dict:
@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--name", default="")
     p.add_argument("--out", default=str(HERE / "results"))
     args = p.parse_args(argv)
+    name = "replay-stop-rule" + (f"-{args.name}" if args.name else "")
+    claim_result_or_exit(name, args.out)  # before the work: a user's file at the name is kept
     settings = [(float(g), int(n)) for g, n in (s.split(":") for s in args.settings.split(","))]
     rows = []
     for path in args.curves:
@@ -64,7 +66,6 @@ def main(argv: list[str] | None = None) -> Path:
                 rows.append(row)
                 print(f"{label:45s} growth {growth:g} patience {patience}: stop {row['stop_epoch']} kept "
                       f"{row['kept_epoch']} image AUROC {row['image_auroc']} (last {row['last_image_auroc']})")
-    name = "replay-stop-rule" + (f"-{args.name}" if args.name else "")
     return write_result(name, {"curves": [str(c) for c in args.curves], "rows": rows}, out_dir=Path(args.out))
 
 

@@ -34,7 +34,7 @@ from torch import nn
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 from bench_quality import SHARED, load_test  # noqa: E402
 from rescore_parts import data_path, rescore, validation_images  # noqa: E402
 
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--name", default="rescore-ensemble")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name, args.out)  # before the work: a user's file at the name is kept
     torch.set_num_threads(1)
     roots = [Path(r) for r in args.run_roots.split(",")]
     results = []

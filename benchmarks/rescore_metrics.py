@@ -43,7 +43,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 from bench_quality import LIKELY, SHARED, load_test, paired_bootstrap  # noqa: E402
 from rescore_parts import validation_images  # noqa: E402
 
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--name", default="rescore-metrics")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name, args.out)  # before the work: a user's file at the name is kept
     torch.set_num_threads(1)
     data, results = args.data_root / args.dataset, []
     for run in map(Path, args.runs.split(",")):

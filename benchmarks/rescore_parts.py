@@ -31,7 +31,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 from bench_quality import REAL, SHARED, level_aurocs, load_test, metrics_for, score_with_levels  # noqa: E402
 
 Q = {"map_normalization": "quantile", "position_normalization": "none"}
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--name", default="rescore-parts")
     args = ap.parse_args(argv)
+    claim_result_or_exit(args.name, args.out)  # before the work: a user's file at the name is kept
     torch.set_num_threads(1)
     wanted = {v for v in args.variants.split(",") if v}
     results = []

@@ -25,6 +25,7 @@ import torch
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import claim_out_or_exit, write_out  # noqa: E402
 from knn_reference import KnnReference, KnnSettings, greedy_coreset  # noqa: E402
 
 from inspector.evaluation.metrics import auroc  # noqa: E402
@@ -69,6 +70,7 @@ def main() -> None:
     ap.add_argument("--pixels", type=int, default=384 * 160, help="input pixel budget (default 384×160)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/scale-policy-knn.json"))
     args = ap.parse_args()
+    claim_out_or_exit(args.out, "scale-policy-knn")  # before the work: a user's file at --out is kept
     torch.set_num_threads(1)
     train = load_rgb(sorted((args.data / "train" / "good").iterdir()))
     paths = sorted((args.data / "test").glob("*/*"))
@@ -78,7 +80,7 @@ def main() -> None:
     knn = KnnReference(KnnSettings())
     result = {"data": str(args.data), "pixels": args.pixels, "stretch_hw": list(stretch_hw), "scale": scale,
               **{name: run_policy(knn, fn, train, test, labels, sizes) for name, fn in resizers.items()}}
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_out(args.out, "scale-policy-knn", result)
     print(json.dumps(result))
 
 

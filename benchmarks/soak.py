@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from _common import claim_result_or_exit, write_result  # noqa: E402
 
 from inspector.testing.clock_stamp import read_stamp  # noqa: E402
 from inspector.testing.mjpeg_camera import serve_stamped_mjpeg  # noqa: E402
@@ -297,6 +297,7 @@ def main() -> int:
     if args.serve_camera:
         serve_camera(args.serve_camera, args.camera_fps)
         return 0
+    claim_result_or_exit(args.out)  # before the hours of soak: a user's file at the name is kept
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     result = soak(args)
     path = write_result(args.out, result)

@@ -1,8 +1,12 @@
-"""Reading a camera the way the source tests share."""
+"""Reading a camera, and a video file as OpenCV decodes it, the way the source tests share."""
 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
+
+import cv2
+import numpy as np
 
 from inspector.pipeline.source_base import SourceError
 from inspector.pipeline.config import CameraSection
@@ -21,3 +25,14 @@ def read_until_it_ends(camera: CameraSection) -> list:
     finally:
         source.close()
     return grabbed
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    """Every frame of the video file ``path`` as OpenCV's FFmpeg backend decodes it alone (BGR uint8, H x W x 3): the
+    truth the source tests compare a camera's frames with. FFmpeg named, not left to OpenCV's choice, so the truth
+    comes from the decoder the file camera uses (sources.py opens with an explicit api)."""
+    cap, frames = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG), []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    cap.release()
+    return frames

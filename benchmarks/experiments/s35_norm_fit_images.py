@@ -11,8 +11,11 @@ above the validation maximum (the threshold calibrate picks with fewer than 1/ra
 """
 import sys, json
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import out_option, write_out  # noqa: E402
+
+OUT = out_option("s35_norm_fit_images")  # before the minutes of work: a user's file at --out is kept
 import numpy as np, torch
-sys.path.insert(0, "/work/main/benchmarks")
 from diagnose_students import auc, LIKELY
 from inspector.data.datasets import load_batch, load_dataset, split_train_val
 from inspector.models.checkpoint import load_model
@@ -41,5 +44,4 @@ for name, fit in (("val", va), ("train", tr), ("train+val", np.concatenate([tr, 
 out = {"run": str(run), "data": str(data), "n_train": int(len(tr)), "n_val": int(len(va)),
        "n_test_good": int((y == 0).sum()), **out}
 print(json.dumps(out))
-if "--out" in sys.argv:
-    Path(sys.argv[sys.argv.index("--out") + 1]).write_text(json.dumps(out, indent=1) + "\n")
+write_out(OUT, "s35_norm_fit_images", out)

@@ -8,8 +8,11 @@ score is the product's (mean of the top 1 % of the map); ``likely_defect`` is le
 """
 import json, sys
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import out_option, write_out  # noqa: E402
+
+OUT = out_option("s35_tta_flips")  # before the minutes of work: a user's file at --out is kept
 import numpy as np, torch
-sys.path.insert(0, "/work/main/benchmarks")
 from diagnose_students import auc, topk_mean, LIKELY
 from inspector.data.datasets import load_batch, load_dataset
 from inspector.models.checkpoint import load_model
@@ -43,5 +46,4 @@ res = {"score": auc(s0, y), "top1% map": auc(topk_mean(m0, 0.01), y),
        "min id,h": auc(topk_mean(np.minimum(m0, mh), 0.01), y)}
 res = {"run": str(run), "data": str(data), "n_test": int(len(y)), "image_auroc": res}
 print(json.dumps(res, indent=1))
-if "--out" in sys.argv:
-    Path(sys.argv[sys.argv.index("--out") + 1]).write_text(json.dumps(res, indent=1) + "\n")
+write_out(OUT, "s35_tta_flips", res)

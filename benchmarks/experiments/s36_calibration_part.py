@@ -9,8 +9,11 @@ it) and above its p99.
 """
 import sys, json
 from pathlib import Path
-import numpy as np, torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import out_option, write_out  # noqa: E402
+
+OUT = out_option("s36_calibration_part")  # before the minutes of work: a user's file at --out is kept
+import numpy as np, torch
 from diagnose_students import LIKELY
 from inspector.data.datasets import load_batch, load_dataset, split_good
 from inspector.models.checkpoint import load_model
@@ -34,5 +37,4 @@ for name, part in (("validation", split.val), ("calibration", split.calibration)
                  "test good > max": round(float((good > s.max()).mean()), 4),
                  "test good > p99": round(float((good > np.quantile(s, 0.99)).mean()), 4)}
 print(json.dumps(out))
-if "--out" in sys.argv:
-    Path(sys.argv[sys.argv.index("--out") + 1]).write_text(json.dumps(out, indent=1) + "\n")
+write_out(OUT, "s36_calibration_part", out)

@@ -10,10 +10,13 @@ reported for each. ``val/2``: the normalisation fitted on half the validation im
 calibration (what a held-out calibration split would cost and give). ``--sigmas``: instead, the per-position
 statistics fitted on the validation images with each smoothing σ (−1: none at all, the global affine only).
 """
-import sys, json
+import sys
 from pathlib import Path
-import numpy as np, torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import out_option, write_out  # noqa: E402
+
+OUT = out_option("s36_norm_fit_split")  # before the minutes of work: a user's file at --out is kept
+import numpy as np, torch
 from diagnose_students import auc, LIKELY
 from inspector.data.datasets import load_batch, load_dataset, split_train_val
 from inspector.models.checkpoint import load_model
@@ -81,5 +84,4 @@ for pos_set, q_set, cal in () if SIGMAS else (("val", "val", "val"), ("train", "
                 "test good > cal max": round(float((g > sv.max()).mean()), 4),
                 "test good > cal p99": round(float((g > np.quantile(sv, 0.99)).mean()), 4)}
     print(key, out[key], flush=True)
-if "--out" in sys.argv:
-    Path(sys.argv[sys.argv.index("--out") + 1]).write_text(json.dumps(out, indent=1) + "\n")
+write_out(OUT, "s36_norm_fit_split", out)

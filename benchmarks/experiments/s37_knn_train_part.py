@@ -9,14 +9,17 @@ resize policy as ``bench_quality.py``) on all of them and on the student's train
 and 2 (``split_good``), and scores the same test split (image AUROC, ``likely_defect`` left out): whether
 the 20 % the student never trains on is what separates the two models.
 """
-import json
 import sys
 from pathlib import Path
 
-import torch
-
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
+from _common import out_option, write_out  # noqa: E402
+
+OUT = out_option("s37_knn_train_part")  # before the minutes of work: a user's file at --out is kept
+
+import torch  # noqa: E402
+
 from bench_quality import SHARED, default_input, load_test, metrics_for, offline_teacher  # noqa: E402
 from knn_reference import KnnReference, KnnSettings  # noqa: E402
 
@@ -24,8 +27,7 @@ from inspector.data.datasets import load_batch, load_dataset, split_good  # noqa
 
 torch.set_num_threads(1)
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
-out_path = Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv else None
-names = [a for a in args if out_path is None or a != str(out_path)]
+names = [a for a in args if OUT is None or a != sys.argv[sys.argv.index("--out") + 1]]
 out = {}
 for name in names:
     data = SHARED / name
@@ -40,5 +42,4 @@ for name in names:
         scores, maps = reference.score(test["images"])
         out[name][label] = {"n_images": len(samples), "image_auroc": round(metrics_for(scores, maps, test)["image_auroc"], 4)}
         print(name, label, out[name][label], flush=True)
-if out_path:
-    out_path.write_text(json.dumps(out, indent=1) + "\n")
+write_out(OUT, "s37_knn_train_part", out)

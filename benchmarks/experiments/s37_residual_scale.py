@@ -13,12 +13,14 @@ log prediction subtracted from their log (``sub``), and go through the product's
 the validation images (``rescore_metrics.normalised``) and its level combinations. ``base``: the run's own maps.
 Image AUROC, ``likely_defect`` left out.
 """
-import json
 import sys
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import out_option, write_out  # noqa: E402
+
+OUT = out_option("s37_residual_scale")  # before the minutes of work: a user's file at --out is kept
 from dataclasses import replace
 import numpy as np, torch
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 torch.set_num_threads(1)
 from rescore_metrics import features, normalised, combined_scores, image_auroc
 from bench_quality import load_test
@@ -71,6 +73,4 @@ for mode in ("t", "s", "ts"):
             key = f"{mode}-lam{lam:g}-{how}"
             res[key] = {k: image_auroc(s, test) for k, s in combined_scores(v, t, size, model).items()}
             print(key, res[key], flush=True)
-if "--out" in sys.argv:
-    Path(sys.argv[sys.argv.index("--out") + 1]).write_text(json.dumps({"run": str(run), "data": str(data), **res},
-                                                                      indent=1) + "\n")
+write_out(OUT, "s37_residual_scale", {"run": str(run), "data": str(data), **res})

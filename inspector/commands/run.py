@@ -59,7 +59,7 @@ def _check_or_run(args: argparse.Namespace, cfg, stop: threading.Event, settings
     from inspector.pipeline.recorder import recording_losses
 
     with settings:
-        daemon = make_daemon(cfg, stop=stop, hurry=lifecycle.HURRY)
+        daemon = make_daemon(cfg, stop=stop, hurry=lifecycle.HURRY, config_path=args.config)
     if args.check:
         with settings:
             lines = daemon.check()

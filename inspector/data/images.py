@@ -41,7 +41,10 @@ file gives the same pixels everywhere. The rules:
   white, negative samples as black with one warning per source (:func:`_signed_as_unsigned`). 32-bit integers
   (uint32/int32 TIFFs) are read only by the ``bit_depth`` setting, else refused in one line. Float data is
   taken as 0..1 when its maximum is ≤ 1, else as 0..``2**bit_depth - 1`` where the setting gives one, else as
-  0..255 (samples above clipped, one warning per source; so is a maximum just above 1); NaN/inf is rejected;
+  0..255 (samples above clipped, one warning per source; so is a maximum just above 1); NaN/inf is rejected.
+  One function owns this white (:func:`white_level`); a **MinIsWhite** TIFF page is inverted against the very
+  white its stored samples are then read by (``white - x``: 4095 for 12-bit data, float or integer), chosen on
+  the samples as stored, before the inversion changes their maximum;
 * **size**: an image smaller than :data:`MIN_SIDE` pixels on a side is rejected
   (:class:`ImageRejected`, reason ``too_small``); one that does not fit in the memory left to decode it is
   rejected in one line (reason ``memory``), never OpenCV's or numpy's allocation error;
@@ -592,21 +595,43 @@ def warn_once(key: str, msg: str, *args, logger: logging.Logger | None = None) -
     (logger or log).warning(msg, *args)
 
 
+def white_level(samples: np.ndarray, bit_depth: int | None = None, full_scale: int | None = None) -> float:
+    """THE sample value read as white (255), for scaling (:func:`to_uint8`) and for inverting a MinIsWhite page
+    (:func:`_invert`) alike, by the rule of the module docstring; ``samples``: the stored samples, any dtype.
+
+    Float: 1.0 when their maximum is ≤ 1, else ``2**bit_depth - 1`` where the setting gives one, else 255.0 (a
+    TIFF's BitsPerSample / MaxSampleValue describe integer samples: not used). Integer (the container's
+    largest value, 32767 for int16): the declared ``full_scale`` unless a sample exceeds it (MSB-aligned data:
+    the container's), else ``2**bit_depth - 1`` (at most the container's), else the container's. Returns an int
+    for integer samples, a float for float ones. Inverting and scaling by two rules made a 12-bit float
+    MinIsWhite page 255 - x (negative, black) and a 16-bit one holding 12-bit data 65535 - x (clipped white)."""
+    if samples.dtype.kind == "f":
+        top = float(samples.max(initial=0.0))
+        return 1.0 if top <= 1.0 else float((1 << bit_depth) - 1) if bit_depth else 255.0
+    container = int(np.iinfo(samples.dtype).max)
+    if full_scale is not None:
+        return full_scale if int(samples.max(initial=0)) <= full_scale else container
+    return min((1 << bit_depth) - 1, container) if bit_depth else container
+
+
 def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key: str | None = None,
-             full_scale: int | None = None) -> np.ndarray:
+             full_scale: int | None = None, white: float | None = None) -> np.ndarray:
     """Scale pixel data to uint8 by the rule in the module docstring.
 
     ``bit_depth``: significant bits of integer data (None: the container's). ``full_scale``: the value the
     file declares as white (:func:`declared_full_scale`); it wins over ``bit_depth``, except for samples
-    above it (MSB-aligned data, scaled by the container). Signed integers (int8/int16) are read as
-    :func:`_signed_as_unsigned` says. Raises :class:`ImageRejected` (``non_finite``, ``dtype``).
+    above it (MSB-aligned data, scaled by the container). ``white``: the white already chosen by
+    :func:`white_level` on the samples as stored, for samples inverted against it (a MinIsWhite page: their
+    maximum changed, and chosen again it could differ); None: chosen here. Signed integers (int8/int16) are read
+    as :func:`_signed_as_unsigned` says. Raises :class:`ImageRejected` (``non_finite``, ``dtype``).
     """
-    if img.dtype == np.uint8 and full_scale is None and (bit_depth is None or bit_depth >= 8):
+    if img.dtype == np.uint8 and full_scale is None and white is None and (bit_depth is None or bit_depth >= 8):
         return img
     if img.dtype in (np.float32, np.float64):
         if not np.isfinite(img).all():
             raise ImageRejected(f"{where}: float image with NaN/inf", "non_finite")
-        return _float_to_uint8(img, where, bit_depth, warn_key)
+        full = _float_white(img, where, bit_depth, warn_key) if white is None else float(white)
+        return np.clip(img * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)
     if img.dtype in (np.uint32, np.int32) and bit_depth is None and full_scale is None:
         # no 32-bit camera exists: such files hold narrower data whose depth only the user knows (scaling by
         # 2**32 - 1 made 16-bit data black, by the image's own maximum made two images of one scene differ)
@@ -615,29 +640,25 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
                             f"to read them", "dtype")
     if img.dtype not in (np.uint8, np.uint16, np.int8, np.int16, np.uint32, np.int32):
         raise ImageRejected(f"{where}: unsupported pixel type {img.dtype}", "dtype")
+    top = int(white) if white is not None else white_level(img, bit_depth, full_scale)
     img, container = _signed_as_unsigned(img, where, warn_key)
-    if full_scale is not None:
-        # a sample above the declared full scale cannot be low-justified: the file shifted its data up
-        top = full_scale if int(img.max(initial=0)) <= full_scale else container
-    else:
-        top = min((1 << bit_depth) - 1, container) if bit_depth else container
-        if bit_depth is None and container >= 32767:
-            _warn_narrow(img, where, warn_key, container.bit_length())  # 32-bit: bit_depth given above
+    if full_scale is None and bit_depth is None and container >= 32767:
+        _warn_narrow(img, where, warn_key, container.bit_length())  # 32-bit: bit_depth given above
     if top >= container and img.dtype == np.uint8:
         return img
     wide = np.minimum(img.astype(np.uint64), top)
     return ((wide * 255 + top // 2) // top).astype(np.uint8)
 
 
-def _float_to_uint8(img: np.ndarray, where: str, bit_depth: int | None, warn_key: str | None) -> np.ndarray:
-    """Finite float samples → uint8: as 0..1 when their maximum is ≤ 1, else as 0..``2**bit_depth - 1`` where a
-    ``bit_depth`` is given (the setting, as for integer data: a 12-bit camera's float TIFF holds 0..4095), else as
-    0..255; rounded, values above clipped. Warned once per source: samples above that range (clipped: a 12-bit
+def _float_white(img: np.ndarray, where: str, bit_depth: int | None, warn_key: str | None) -> float:
+    """The white of finite float samples as stored (:func:`white_level`: 0..1 when their maximum is ≤ 1, else
+    0..``2**bit_depth - 1`` where a ``bit_depth`` is given (the setting, as for integer data: a 12-bit camera's
+    float TIFF holds 0..4095), else 0..255), warned once per source: samples above that range (clipped: a 12-bit
     camera's float data came out 94% white without a word, and ``bit_depth: 12`` changed nothing), and a maximum
     just above 1 without a ``bit_depth`` (0..1 data whose brightest pixel overshoots, as a flat-field correction
     leaves it, reads as 0..255: near black)."""
     top = float(img.max(initial=0.0))
-    full = 1.0 if top <= 1.0 else float((1 << bit_depth) - 1) if bit_depth else 255.0
+    full = white_level(img, bit_depth)
     key = f"{warn_key or where}:float"
     if top > full:
         warn_once(key, "%s: warning: float samples up to %.6g exceed %g, the top of the range float data above 1 is "
@@ -646,7 +667,7 @@ def _float_to_uint8(img: np.ndarray, where: str, bit_depth: int | None, warn_key
     elif full == 255.0 and not bit_depth and top < 2.0:
         warn_once(key, "%s: warning: float samples up to %.6g, just above 1, are read as 0..255 data (near black); "
                   "0..1 data must stay at or below 1.0", where, top, logger=log)
-    return np.clip(img * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)
+    return full
 
 
 def _signed_as_unsigned(img: np.ndarray, where: str, warn_key: str | None) -> tuple[np.ndarray, int]:
@@ -686,11 +707,12 @@ def _suggest(used: int) -> int:
 
 # ------------------------------------------------------------------------------------------ decoding
 def standardize_pixels(img: np.ndarray, where: str, bit_depth: int | None = None, order: str = "RGB",
-                       warn_key: str | None = None, full_scale: int | None = None) -> np.ndarray:
+                       warn_key: str | None = None, full_scale: int | None = None,
+                       white: float | None = None) -> np.ndarray:
     """Decoded pixels (OpenCV's BGR / BGRA / grey, any depth) → uint8 (H, W, 3) in ``order`` (RGB or BGR).
 
-    The second half of :func:`decode_image`; ``full_scale`` as in :func:`to_uint8`. Raises :class:`ImageRejected`
-    (reasons ``shape``, ``channels``, ``too_small``, ``non_finite``, ``dtype``).
+    The second half of :func:`decode_image`; ``full_scale`` and ``white`` as in :func:`to_uint8`. Raises
+    :class:`ImageRejected` (reasons ``shape``, ``channels``, ``too_small``, ``non_finite``, ``dtype``).
     """
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
@@ -704,7 +726,7 @@ def standardize_pixels(img: np.ndarray, where: str, bit_depth: int | None = None
         raise ImageRejected(f"{where}: image is {w}x{h}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}",
                             "too_small")
     with _memory_for(where, (h, w)):
-        img = to_uint8(img, where, bit_depth, warn_key, full_scale)
+        img = to_uint8(img, where, bit_depth, warn_key, full_scale, white)
         if channels == 1:
             return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)  # same for BGR
         if channels == 4:
@@ -845,16 +867,19 @@ def decode_image_layout(data: bytes | np.ndarray, where: str, bit_depth: int | N
     grey or colour, its depth): what a camera writing pictures delivered, which the uint8 RGB result no longer
     tells (a switch from colour to grey pictures gives the same (H, W, 3) arrays). Raises as decode_image."""
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    img, full_scale = _decode_samples(buf, where)
+    img, full_scale, white = _decode_samples(buf, where, bit_depth, warn_key, warn=True)
     layout = FrameLayout.of(img, full_scale)
-    return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale), layout
+    return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale, white), layout
 
 
-def _decode_samples(buf: np.ndarray, where: str) -> tuple[np.ndarray, int | None]:
+def _decode_samples(buf: np.ndarray, where: str, bit_depth: int | None = None, warn_key: str | None = None,
+                    warn: bool = False) -> tuple[np.ndarray, int | None, float | None]:
     """Encoded bytes → (samples as displayed: grey, BGR or BGRA at the file's depth, orientation applied and a
-    MinIsWhite page inverted at every depth; the full scale the file declares, or None). The part images and
-    masks share: a mask read without the inversion marked every pixel but the defect of a 16-bit or float
-    MinIsWhite TIFF. Raises :class:`ImageRejected`."""
+    MinIsWhite page inverted at every depth; the full scale the file declares, or None; the white a page wider
+    than 8 bits was inverted against (:func:`white_level` of its stored samples and ``bit_depth``), or None).
+    The part images and masks share: a mask read without the inversion marked every pixel but the defect of a
+    16-bit or float MinIsWhite TIFF. ``warn``: say float samples out of the range they are read in (an image's
+    decode; a mask's two levels are read relative to its largest). Raises :class:`ImageRejected`."""
     if not buf.size:  # said as it is: "corrupt or unsupported format" sent users looking for a codec
         raise ImageRejected(f"{where}: empty file (0 bytes), nothing to decode", "corrupt")
     tiff = _tiff_layout(buf.tobytes()) if bytes(buf[:4]) in _TIFF_MAGICS else None
@@ -862,9 +887,15 @@ def _decode_samples(buf: np.ndarray, where: str) -> tuple[np.ndarray, int | None
         img = _decode_pixels(buf, where, tiff)
     # 8-bit samples are full range in every format but PGM/PPM (a PNG's sBIT then only says how they were made)
     full_scale = declared_full_scale(buf.tobytes()) if img.dtype != np.uint8 else _pnm_maxval(buf[:4096])
+    white = None
     if tiff is not None and tiff.photometric == 0 and img.dtype != np.uint8:  # OpenCV inverts 8-bit pages only
-        img = _invert(img, full_scale)
-    return img, full_scale
+        finite = img.dtype.kind != "f" or bool(np.isfinite(img).all())
+        # NaN/inf: an image is refused by to_uint8 in one line (NaN stays NaN), a mask reads them as 0
+        stored = img if finite else np.where(np.isfinite(img), img, 0)
+        white = (_float_white(img, where, bit_depth, warn_key) if warn and finite and img.dtype.kind == "f"
+                 else white_level(stored, bit_depth, full_scale))
+        img = _invert(img, white)
+    return img, full_scale, white
 
 
 def _decode_pixels(buf: np.ndarray, where: str, tiff: TiffLayout | None) -> np.ndarray:
@@ -1041,18 +1072,14 @@ def _pillow_stored_colour(buf: np.ndarray, where: str, what: str) -> np.ndarray:
     return pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
 
 
-def _invert(img: np.ndarray, full_scale: int | None) -> np.ndarray:
-    """MinIsWhite samples (0 = white) as MinIsBlack ones, against the full scale :func:`to_uint8` reads them by:
-    float data's (1.0 when its maximum is ≤ 1, else 255), a signed integer's largest value (negative samples
-    are whiter than white: 0), else the declared full scale (the container's when a sample exceeds it:
-    MSB-aligned data)."""
+def _invert(img: np.ndarray, white: float) -> np.ndarray:
+    """MinIsWhite samples (0 = white) as MinIsBlack ones: ``white - x``, ``white`` being what :func:`to_uint8`
+    then reads them by (:func:`white_level` of the samples as stored). Integer samples beyond white (clipped
+    by the scaling) and negative signed ones (whiter than white) become 0 and ``white``."""
     if img.dtype.kind == "f":
-        top = 1.0 if float(np.nan_to_num(img).max(initial=0.0)) <= 1.0 else 255.0
-        return (top - img).astype(img.dtype)  # NaN stays NaN, rejected by to_uint8 in one line
-    container = int(np.iinfo(img.dtype).max)
-    img = np.maximum(img, 0)
-    top = full_scale if full_scale is not None and int(img.max(initial=0)) <= full_scale else container
-    return (top - np.minimum(img, top)).astype(img.dtype)
+        return (white - img).astype(img.dtype)
+    top = int(white)
+    return (top - np.minimum(np.maximum(img, 0), top)).astype(img.dtype)
 
 
 _SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),

@@ -334,6 +334,7 @@ class CaptureWorker(Worker):
         rc = camera.reconnect
         self.backoff = Backoff(rc.initial_s, rc.max_s, rc.factor, rc.jitter)
         self.state: str | None = None
+        self.reason = ""  # what its last state change said (redacted): a failed camera's cause, for the summary
         self._state_lock = threading.Lock()
         self.last_frame_ns = time.monotonic_ns()
         self.frames = 0
@@ -354,7 +355,7 @@ class CaptureWorker(Worker):
             previous = self.state
             if previous == state:
                 return
-            self.state = state
+            self.state, self.reason = state, reason
         level = logging.WARNING if state in ("reconnecting", "stalled", "failed", "changed") else logging.INFO
         log.log(level, "camera '%s': %s%s", self.camera.name, state, f" ({reason})" if reason else "")
         self.on_status(self.camera.name, state, previous, reason,

@@ -49,7 +49,7 @@ from inspector.events import utc_iso
 from inspector.outputs import claim_file, file_problem, folder_problem, write_whole
 from inspector.pipeline.batcher import END, BatchWorker, BufferPool
 from inspector.pipeline.capture import CaptureWorker, FrameHub
-from inspector.pipeline.config import DaemonConfig
+from inspector.pipeline.config import DaemonConfig, said_of_file
 from inspector.pipeline.integration_config import is_bridge_state
 from inspector.pipeline.cputime import ThreadCpu
 from inspector.pipeline.drift import DriftMonitor
@@ -66,6 +66,8 @@ from inspector.pipeline.worker import WorkerContext
 from inspector.artifacts import input_spec as card_input_spec, model_card_of, read_card
 from inspector.artifacts.model_card import sha256_file, split_graph_name, verify_graph
 from inspector.pipeline.telemetry import Counters, format_summary
+from inspector.redact import redact
+from inspector.textline import one_line
 from inspector.artifacts.thresholds import Thresholds, load_thresholds
 
 log = logging.getLogger("inspector.daemon")
@@ -321,13 +323,16 @@ class Daemon:
     """The inspection daemon for one config. ``setup()`` → ``start()`` → ``wait()`` / ``run()``.
 
     ``extensions``: plug-ins (GenICam sources; metrics, MQTT, dashboard), see :mod:`.extensions`; without
-    them a config that switches an integration on is refused.
+    them a config that switches an integration on is refused. ``config_path``: the file ``cfg`` was read from,
+    named first in every closing failure line (:meth:`_failed`); None for a config built in code.
     """
 
     def __init__(self, cfg: DaemonConfig, backend_factory: BackendFactory | None = None,
                  stop: threading.Event | None = None, context: zmq.Context | None = None,
-                 extensions: Extensions = NO_EXTENSIONS, hurry: threading.Event | None = None) -> None:
+                 extensions: Extensions = NO_EXTENSIONS, hurry: threading.Event | None = None,
+                 config_path: str | Path | None = None) -> None:
         self.cfg = cfg
+        self.config_path = None if config_path is None else str(config_path)
         self.extensions = extensions
         self.stop = stop or threading.Event()
         self.hurry = hurry or threading.Event()  # the second stop signal: the publisher's drain ends at it
@@ -703,14 +708,14 @@ class Daemon:
             # the publisher waits up to `timeout` for the recorder before its final stats: give it that too
             w.join(timeout * 2 if w is self.publish and self.recorder is not None else timeout)
             if w.is_alive():
-                self.failures.append(f"{w.name} did not stop within {timeout:g} s")
+                self._failed(f"{self._stage(w)} did not stop within {timeout:g} s (shutdown_timeout_s)")
         if self.recorder is not None:
             self._finish_recorder()
             if self.recorder.is_alive():
-                self.failures.append(f"recorder did not stop within {timeout:g} s")
+                self._failed(f"{self._stage(self.recorder)} did not stop within {timeout:g} s (shutdown_timeout_s)")
             elif self.recorder.abandoned:  # it stopped, but only once told to leave the rest unwritten
-                self.failures.append(f"recorder did not write {self.recorder.abandoned} defect recording(s) "
-                                     f"within {timeout:g} s")
+                self._failed(f"{self._stage(self.recorder)} did not write {self.recorder.abandoned} defect "
+                             f"recording(s) within {timeout:g} s (shutdown_timeout_s)")
         self.left_running = [w.name for w in self.workers if w.is_alive()]
         if self.publish.is_alive():
             # the publisher thread owns the socket and calls the integrations' taps: closed under it, ZeroMQ
@@ -722,18 +727,14 @@ class Daemon:
             self.integrations.close()  # after the final stats: the MQTT bridge flushes them (bounded)
         if self.recorder is None or not self.recorder.is_alive():  # a recorder still writing keeps the folder
             self._release_dir()
-        for w in [*self.captures, *self.workers]:
-            if w.failure is not None:
-                self.failures.append(f"{w.name} failed: {w.failure}")
-        failed_cams = [w.camera.name for w in self.captures if w.state == "failed"]
-        if failed_cams:
-            self.failures.append(f"camera(s) {failed_cams} failed")
+        failed_cams = self._tell_worker_failures()
         self.final_stats = self.publish.final_stats or {}
         if not self.final_stats.get("totals", {}).get("inferred_frames", 0):
-            log.warning("no frame was inspected in this run (cameras: %s)",
-                        ", ".join(f"'{w.camera.name}' {w.state}" for w in self.captures))
+            cameras = "; ".join(f"camera '{w.camera.name}' ({w.source.describe()}) {w.state}"
+                                f"{f': {reason}' if (reason := self._cause(w)) else ''}" for w in self.captures)
+            log.warning("no frame was inspected in this run (%s)", cameras)
             if self._cameras_ended and not failed_cams:
-                self.failures.append("every camera ended without one frame inspected")
+                self._failed(f"every camera ended without one frame inspected ({cameras})")
         self.final_stats["failures"] = list(self.failures)
         lost = recording_losses(self.final_stats.get("totals", {})) if self.recorder is not None else None
         if lost:
@@ -763,7 +764,53 @@ class Daemon:
                 continue
             w.join(max(0.0, deadline - time.monotonic()))
             if w.is_alive():
-                self.failures.append(f"{w.name} did not stop within {timeout:g} s")
+                self._failed(f"capture of {w.source.describe()} did not stop within {timeout:g} s "
+                             f"(shutdown_timeout_s)", w.camera.name)
+
+    def _tell_worker_failures(self) -> list[str]:
+        """One closing failure line per stage whose thread failed and per camera that failed (its source and
+        the reason its capture gave up); returns the failed cameras' names."""
+        for w in self.workers:
+            if w.failure is not None:
+                self._failed(f"{self._stage(w)} failed: {one_line(w.failure)}")
+        failed = []
+        for w in self.captures:
+            if w.failure is not None:  # its loop catches Exception: a BaseException escaped it
+                self._failed(f"capture of {w.source.describe()} failed: {one_line(w.failure)}", w.camera.name)
+            elif w.state == "failed":
+                self._failed(f"source {w.source.describe()} failed: {self._cause(w) or 'no reason given'}",
+                             w.camera.name)
+            if w.failure is not None or w.state == "failed":
+                failed.append(w.camera.name)
+        return failed
+
+    @staticmethod
+    def _cause(w: CaptureWorker) -> str:
+        """The reason capture ``w`` gave with its last state, without the ``camera 'NAME': `` and source its
+        line names already (a SourceError's text starts with the one, an ended file's with the other)."""
+        reason = w.reason.removeprefix(f"camera '{w.camera.name}': ")
+        return reason.removeprefix(f"{w.source.describe()}: ")
+
+    def _stage(self, w) -> str:
+        """A stage as its closing failure line names it: with what it works on where it has one of its own
+        (the model, the endpoint, the recordings' folder), so the line says which part of the config to look at."""
+        cfg = self.cfg
+        named = {"inference": f"model {cfg.model.path}", "publisher": f"publish.endpoint {cfg.publish.endpoint}",
+                 "recorder": f"recorder.dir {cfg.recorder.dir}"}.get(w.name)
+        return f"{w.name} ({named})" if named else w.name
+
+    def _failed(self, message: str, camera: str | None = None) -> None:
+        """Add the closing failure line ``message`` (about camera ``camera``, if one) said of where: the config
+        file first, and a camera's entry in it (``daemon.yaml: cameras[1], camera 'b': …``), as the daemon's other
+        lines about its settings (:func:`inspector.pipeline.config.said_of_file`). These lines end the log, the
+        summary JSON (``failures``) and the run's last line: 'camera(s) ['b'] failed' named neither the file
+        (three daemons on one box, a config each) nor the camera's source nor why."""
+        if camera is not None:
+            message = f"camera '{camera}': {message}"
+        if self.config_path is not None:
+            cameras = [c.name for c in self.cfg.cameras]
+            message = said_of_file(message, self.config_path, (), cameras) or f"{self.config_path}: {message}"
+        self.failures.append(redact(message))  # the summary JSON and the last line are no log line: not redacted
 
     def _write_summary(self) -> None:
         stats = self.final_stats

@@ -9,10 +9,12 @@ could not tell which file to fix. Real daemons in their own processes, real file
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,28 @@ def test_check_tells_a_max_bytes_below_one_recording_of_the_first_frame(tiny_mod
                                                  f"camera 'a' (its first frame, 256x256, makes one of at least "), told
     proc = _run(config, "--check", "--set", "recorder.max_bytes=2000000")  # room for ~20 recordings: no word
     assert proc.returncode == 0 and "recorder.max_bytes" not in proc.stderr, proc.stderr
+
+
+def test_the_closing_failure_lines_name_the_file_the_camera_its_source_and_why(tiny_model, tmp_path):
+    """A file camera whose recording cannot be opened (half an MP4: its index is gone) fails beside a healthy one.
+    The run's closing lines (the log's last ERROR lines, ``failures`` in the summary JSON, the last line on stdout)
+    said ``camera(s) ['rec'] failed``: not which config file, not the camera's source, not why."""
+    from tests.pipeline.test_source_lifecycle import _truncated_mp4
+
+    video = _truncated_mp4(tmp_path / "cut.mp4")
+    os.utime(video, (time.time() - 60, time.time() - 60))  # not a recording still being written
+    config = _write(tmp_path / "line7.yaml", base_config(
+        tiny_model, f"ipc://{tmp_path}/p.sock",
+        [{"name": "s", "source": "synthetic", "max_frames": 2}, {"name": "rec", "source": str(video)}],
+        summary_json=str(tmp_path / "summary.json")))
+    proc = _run(config)
+    assert proc.returncode == 1, proc.stderr
+    failures = json.loads((tmp_path / "summary.json").read_text())["failures"]
+    assert len(failures) == 1, failures
+    line = failures[0]
+    head = f"{config}: cameras[1], camera 'rec': source file {video} failed: "
+    assert line.startswith(head) and len(line) > len(head) + 10, line  # and the cause, as the capture told it
+    said = [w for w in _lines(proc.stderr, "WARNING") if "camera 'rec': failed (" in w]
+    assert len(said) == 1 and line[len(head):] in said[0], (line, said)  # the cause its 'failed' line gave
+    assert line in _lines(proc.stderr, "ERROR"), proc.stderr
+    assert proc.stdout.rstrip().splitlines()[-1].endswith(f"; failures: {line}"), proc.stdout

@@ -19,7 +19,8 @@ import pytest
 
 from inspector.pipeline import ffmpeg_live
 from inspector.pipeline.config import CameraSection
-from tests.pipeline.test_format_changes import _capture, _decoded, _one_recording
+from source_support import decoded
+from tests.pipeline.test_format_changes import _capture, _one_recording
 from tests.pipeline.test_live_concealment import TS_PACKET
 
 pytestmark = pytest.mark.skipif(not ffmpeg_live.available(), reason="needs the ffmpeg program")
@@ -66,7 +67,7 @@ def test_a_damaged_video_read_by_the_program_skips_and_counts_its_made_up_frames
     video = tmp_path / "recording.ts"
     _one_recording([tmp_path / "a.ts", tmp_path / "b.ts"], video)
     _corrupt_second_key_frame(video)
-    truth = _decoded(tmp_path / "a.ts") + _decoded(tmp_path / "b.ts")
+    truth = decoded(tmp_path / "a.ts") + decoded(tmp_path / "b.ts")
     assert len(truth) == 60
     frames, states, counters = _capture(CameraSection(name="dmg", source=str(video)))
     concealed = counters.get("dmg.concealed")

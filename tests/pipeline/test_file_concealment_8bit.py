@@ -15,12 +15,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from inspector.pipeline import ffmpeg_live, file_verdicts
 from inspector.pipeline.config import CameraSection
+from source_support import decoded
 from tests.pipeline.test_file_concealment import _drop_packets_mid_key_frame
 from tests.pipeline.test_format_changes import _capture
 
@@ -55,15 +55,6 @@ def _flip_mid_key_frame(video: Path, key: int = 1) -> None:
     os.utime(video, (time.time() - 60, time.time() - 60))
 
 
-def _opencv_frames(path: Path) -> list[np.ndarray]:
-    """The file's frames as OpenCV decodes them: what the daemon read before."""
-    cap, frames = cv2.VideoCapture(str(path)), []
-    while (got := cap.read())[0]:
-        frames.append(got[1])
-    cap.release()
-    return frames
-
-
 @pytest.fixture
 def passes(monkeypatch):
     """The verdict passes started (their files), the real program run."""
@@ -84,7 +75,7 @@ def test_an_undamaged_8bit_video_gives_opencvs_very_frames(tmp_path, suffix, pas
     concealed; the program judged them (one verdict pass)."""
     video = tmp_path / f"clip{suffix}"
     _recording(video)
-    before = _opencv_frames(video)
+    before = decoded(video)
     assert len(before) == FRAMES
     frames, states, counters = _capture(CameraSection(name="ok", source=str(video)))
     assert [f.meta["index"] for f in frames] == list(range(FRAMES)), counters.snapshot()
@@ -105,7 +96,7 @@ def test_a_damaged_8bit_video_skips_and_counts_its_made_up_frames(tmp_path, capl
     _recording(whole)
     video.write_bytes(whole.read_bytes())
     _flip_mid_key_frame(video) if damage == "flipped" else _drop_packets_mid_key_frame(video, 1)
-    truth = _opencv_frames(whole)
+    truth = decoded(whole)
     frames, states, counters = _capture(CameraSection(name="dmg", source=str(video)))
     concealed = counters.get("dmg.concealed")
     assert concealed >= 10 and len(frames) + concealed == FRAMES, (len(frames), counters.snapshot())
@@ -129,7 +120,7 @@ def test_a_looping_damaged_8bit_video_skips_its_made_up_frames_on_every_pass(tmp
     _recording(whole)
     video.write_bytes(whole.read_bytes())
     _flip_mid_key_frame(video)
-    truth = _opencv_frames(whole)
+    truth = decoded(whole)
     source = make_source(CameraSection(name="loop", source=str(video), loop=True))
     source.open()
     try:

@@ -22,6 +22,7 @@ from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.sources import make_source
 from inspector.pipeline.telemetry import Counters
+from source_support import decoded
 
 _NEEDS_FFMPEG = pytest.mark.skipif(not (shutil.which("ffmpeg") and shutil.which("ffprobe")),
                                    reason="needs the ffmpeg and ffprobe programs")
@@ -69,14 +70,6 @@ def _one_recording(parts: list[Path], out: Path) -> list[int]:
     return [int(row.split(",")[0]) for row in packets.split() if row.split(",")[1].startswith("K")]
 
 
-def _decoded(path: Path) -> list[np.ndarray]:
-    cap, frames = cv2.VideoCapture(str(path)), []
-    while (got := cap.read())[0]:
-        frames.append(got[1])
-    cap.release()
-    return frames
-
-
 @_NEEDS_FFMPEG
 @pytest.mark.parametrize("codec, small", [("mpeg2video", 5), ("libx264", 5)])
 def test_a_video_whose_resolution_changes_mid_file_gives_each_frame_at_its_size_and_says_so(tmp_path, codec, small):
@@ -91,7 +84,7 @@ def test_a_video_whose_resolution_changes_mid_file_gives_each_frame_at_its_size_
     video = tmp_path / "reconfigured.ts"
     _segment(tmp_path / "a.ts", "64x48", codec=codec), _segment(tmp_path / "b.ts", "128x96", codec=codec)
     _one_recording([tmp_path / "a.ts", tmp_path / "b.ts"], video)
-    by_opencv = _decoded(video)
+    by_opencv = decoded(video)
     assert {f.shape for f in by_opencv} == {(48, 64, 3)}, "OpenCV no longer rescales: the program is needless"
     said_at = []  # (state, reason, frames delivered when said)
     counters, hub = Counters(), FrameHub(Counters())
@@ -106,7 +99,7 @@ def test_a_video_whose_resolution_changes_mid_file_gives_each_frame_at_its_size_
     assert [f.image.shape for f in frames] == [(48, 64, 3)] * small + [(96, 128, 3)] * 5  # none rescaled
     # none lost that OpenCV gives (the frame OpenCV's MPEG-2 decoder drops at the new sequence is read here)
     assert len(frames) >= len(by_opencv) and len(frames) == counters.get("line1.captured") == 10
-    truth = _decoded(tmp_path / "a.ts")[:small] + _decoded(tmp_path / "b.ts")  # each part as OpenCV decodes it
+    truth = decoded(tmp_path / "a.ts")[:small] + decoded(tmp_path / "b.ts")  # each part as OpenCV decodes it
     diffs = [int(np.abs(f.image.astype(np.int16) - t.astype(np.int16)).max()) for f, t in zip(frames, truth)]
     assert max(diffs) <= 2, diffs
     changed = [(r, n) for s, r, n in said_at if s == "changed"]

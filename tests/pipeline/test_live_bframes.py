@@ -18,7 +18,8 @@ import pytest
 
 from inspector.pipeline import ffmpeg_live
 from tests.pipeline.test_live_concealment import TS_PACKET, _packets
-from tests.pipeline.test_live_concealment_8bit import _nearest_diff, _opencv_frames, _read_all
+from source_support import decoded
+from tests.pipeline.test_live_concealment_8bit import _nearest_diff, _read_all
 
 pytestmark = pytest.mark.skipif(not ffmpeg_live.available(), reason="needs the ffmpeg program")
 
@@ -54,7 +55,7 @@ def test_a_clean_stream_with_b_frames_is_inspected_whole_in_display_order(tmp_pa
     OpenCV's decoding of the file's frame i (display order). MPEG-2 before: 24 of 30 counted 'concealed'."""
     clip = _bframe_clip(tmp_path, codec)
     assert _b_frames(tmp_path) >= 20
-    truth = _opencv_frames(tmp_path / "clip.ts")
+    truth = decoded(tmp_path / "clip.ts")
     assert len(truth) == _FRAMES
     grabbed = _read_all(clip)
     assert [g.reason for g in grabbed if g.image is None] == []
@@ -68,7 +69,7 @@ def test_a_stream_with_b_frames_that_lost_a_key_frame_still_counts_its_made_up_f
     """Its second key frame's TS packets lost on the way: the frames resting on it come 'concealed', no made-up
     frame is handed on (each within 2 levels of a frame of the whole stream), the later GOPs are inspected."""
     clip = _bframe_clip(tmp_path, codec)
-    truth = _opencv_frames(tmp_path / "clip.ts")
+    truth = decoded(tmp_path / "clip.ts")
     packets = _packets(tmp_path)
     keys = [i for i, (_, key) in enumerate(packets) if key]
     start, end = packets[keys[1]][0], packets[keys[1] + 1][0]

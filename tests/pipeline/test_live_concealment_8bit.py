@@ -13,14 +13,13 @@ import logging
 import subprocess
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from inspector.pipeline import sources
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.sources import make_source
-from source_support import read_until_it_ends
+from source_support import decoded, read_until_it_ends
 from inspector.pipeline.config import ReconnectSection
 from tests.pipeline.test_live_concealment import TS_PACKET, _packets, serving
 
@@ -57,15 +56,6 @@ def _read_all(data: bytes, live_decoder: str = "ffmpeg") -> list:
             live_decoder=live_decoder, reconnect=ReconnectSection(initial_s=0.5, max_s=1.0)))
 
 
-def _opencv_frames(path: Path) -> list[np.ndarray]:
-    """The clip's frames as OpenCV decodes them: what the camera handed on before (BGR, 8 bits)."""
-    cap, frames = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG), []
-    while (got := cap.read())[0]:
-        frames.append(got[1])
-    cap.release()
-    return frames
-
-
 def _nearest_diff(image: np.ndarray, truth: list[np.ndarray]) -> int:
     """The largest pixel difference (levels) to the nearest frame of ``truth``."""
     return min(int(np.abs(image.astype(np.int16) - t.astype(np.int16)).max()) for t in truth)
@@ -76,7 +66,7 @@ def test_an_8bit_h264_stream_that_lost_a_key_frame_hands_on_no_made_up_frame(tmp
     frame of the stream received whole; the made-up ones come without an image, reason 'concealed'; the last
     two GOPs are handed on again. Through OpenCV, 24 made-up frames (71 to 92 levels off) were handed on."""
     clip = _h264_clip(tmp_path)
-    truth = _opencv_frames(tmp_path / "clip.ts")
+    truth = decoded(tmp_path / "clip.ts")
     assert len(truth) == 100
     lossy = _read_all(_second_key_frame_lost(tmp_path, clip))
     handed_on = [g for g in lossy if g.image is not None]
@@ -102,7 +92,7 @@ def test_a_clean_8bit_h264_stream_gives_opencvs_pixels(tmp_path):
     """Received whole: all 100 frames handed on, in order, each within 2 levels of OpenCV's decoding of the
     same frame (the program converts YUV to BGR with the same swscale: measured 0 levels)."""
     clip = _h264_clip(tmp_path)
-    truth = _opencv_frames(tmp_path / "clip.ts")
+    truth = decoded(tmp_path / "clip.ts")
     whole = _read_all(clip)
     assert [g.reason for g in whole if g.image is None] == []
     assert len(whole) == 100
@@ -181,7 +171,7 @@ def test_a_stream_joined_between_key_frames_at_every_reconnect_counts_reconnects
     from inspector.pipeline.telemetry import Counters
 
     clip = _h264_clip(tmp_path)
-    truth = _opencv_frames(tmp_path / "clip.ts")[50:]
+    truth = decoded(tmp_path / "clip.ts")[50:]
     joined = clip[_packets(tmp_path)[37][0]:]
     with serving(joined) as port:
         cam = CameraSection(name="rejoin", source=f"tcp://127.0.0.1:{port}", mode="offline", open_timeout_s=10,

@@ -16,12 +16,12 @@ import subprocess
 import threading
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from inspector.pipeline import ffmpeg_live
 from inspector.pipeline.config import CameraSection, ReconnectSection
+from source_support import decoded
 from tests.pipeline.test_format_changes import _capture
 
 pytestmark = pytest.mark.skipif(not ffmpeg_live.available(), reason="needs the ffmpeg program")
@@ -86,14 +86,6 @@ def _camera(port: int, live_decoder: str = "ffmpeg") -> CameraSection:
                          reconnect=ReconnectSection(initial_s=0.05, max_s=0.1, max_attempts=1))
 
 
-def _decoded(path: Path) -> list[np.ndarray]:
-    cap, frames = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG), []
-    while (got := cap.read())[0]:
-        frames.append(got[1])
-    cap.release()
-    return frames
-
-
 def test_a_live_stream_whose_frame_size_changes_gives_each_frame_at_its_size_and_says_so(tmp_path):
     small, large = _h264(tmp_path / "small.ts", "64x48"), _h264(tmp_path / "large.ts", "128x96")
     with _camera_serving(_joined(tmp_path, small, large)) as port:
@@ -101,7 +93,7 @@ def test_a_live_stream_whose_frame_size_changes_gives_each_frame_at_its_size_and
         frames, states, counters = _capture(cam)
     shapes = [f.image.shape for f in frames]
     assert shapes == [(48, 64, 3)] * 10 + [(96, 128, 3)] * 10, shapes  # none lost, none rescaled
-    truth = _decoded(small) + _decoded(large)  # each part's frames as OpenCV decodes that part alone
+    truth = decoded(small) + decoded(large)  # each part's frames as OpenCV decodes that part alone
     diffs = [int(np.abs(f.image.astype(np.int16) - t.astype(np.int16)).max()) for f, t in zip(frames, truth)]
     assert max(diffs) <= 2, diffs
     changed = [r for s, r in states if s == "changed"]

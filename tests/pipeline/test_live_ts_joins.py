@@ -20,14 +20,13 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from inspector.pipeline import ffmpeg_live
 from inspector.pipeline.config import CameraSection, ReconnectSection
 from inspector.pipeline.sources import make_source
-from source_support import read_until_it_ends
+from source_support import decoded, read_until_it_ends
 from tests.pipeline.test_live_concealment import TS_PACKET, serving
 
 pytestmark = pytest.mark.skipif(not ffmpeg_live.available(), reason="needs the ffmpeg program")
@@ -46,18 +45,10 @@ def _segment(path: Path, pattern: str) -> bytes:
     return path.read_bytes()
 
 
-def _decoded(path: Path) -> list[np.ndarray]:
-    cap, frames = cv2.VideoCapture(str(path)), []
-    while (got := cap.read())[0]:
-        frames.append(got[1])
-    cap.release()
-    return frames
-
-
 def _parts(tmp_path: Path) -> tuple[bytes, bytes, list[np.ndarray]]:
     """Two segments of other pictures (the bytes of each) and the frames of both, in order, as OpenCV decodes them."""
     a, b = _segment(tmp_path / "a.ts", "testsrc2"), _segment(tmp_path / "b.ts", "testsrc")
-    return a, b, _decoded(tmp_path / "a.ts") + _decoded(tmp_path / "b.ts")
+    return a, b, decoded(tmp_path / "a.ts") + decoded(tmp_path / "b.ts")
 
 
 def _lose_packets_mid_key_frame(data: bytes, tmp_path: Path, key: int) -> bytes:

@@ -1352,9 +1352,14 @@ def test_a_run_whose_one_pass_folder_is_deleted_exits_1(tiny_model, endpoint, tm
     daemon, code, _ = run_to_end(cfg, timeout=30)
     deleter.join(15)
     assert not folder.exists(), "the folder was never deleted: the test did not run"
-    told = [r.getMessage() for r in caplog.records if str(folder) in r.getMessage() and r.levelno >= logging.WARNING]
+    told = [r.getMessage() for r in caplog.records if str(folder) in r.getMessage() and r.levelno >= logging.WARNING
+            and r.name == "inspector.capture"]
     assert code == 1 and daemon.failures, (code, daemon.failures)
     assert len(told) == 1 and "failed" in told[0] and "not found" in told[0], told
+    # the run's closing line names the camera, its folder and why (said by the daemon once more, at the end)
+    assert len(daemon.failures) == 1 and daemon.failures[0].startswith(
+        f"camera 'f': source folder {folder} failed: a folder {folder} not found while its one pass was read ("), \
+        daemon.failures
 
 
 def _copying(full: Path, video: Path, step: int):
