@@ -375,3 +375,19 @@ def test_another_yaml_named_as_the_calibration_is_said_to_be_no_calibration_file
         read_thresholds(path)
     assert str(err.value) == (f"{path}: not a calibration file (no image_threshold; its keys: {keys}); make one "
                               f"with 'inspector calibrate'")
+
+
+def test_use_defects_leaves_ambiguous_labels_out_of_the_f1_threshold(exported_model, tiny_dataset, tmp_path):
+    """--use-defects took ELPV's test/likely_defect (defect probability 2/3) as defects, so images its annotators
+    were unsure of pulled the F1-optimal threshold; evaluate and the benchmarks leave them out, so calibrate does."""
+    import shutil
+
+    from inspector.evaluation.calibrate import calibrate
+
+    data = tmp_path / "with_likely"
+    shutil.copytree(tiny_dataset, data)
+    shutil.copytree(tiny_dataset / "train" / "good", data / "test" / "likely_defect")  # good-looking 'defects'
+    c = calibrate(exported_model, data, use_defects=True, split="test")
+    plain = calibrate(exported_model, tiny_dataset, use_defects=True, split="test")
+    assert c.thresholds.data["defects"]["n"] == plain.thresholds.data["defects"]["n"] == 6
+    assert c.thresholds.image_threshold == plain.thresholds.image_threshold

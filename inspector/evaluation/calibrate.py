@@ -373,10 +373,11 @@ class Calibration:
 
 
 def _load_defects(data: str | Path, backend, batch_size: int) -> tuple[ScoredSet, list]:
-    from inspector.data.datasets import load_dataset, load_masks
+    from inspector.data.datasets import is_ambiguous, load_dataset, load_masks
 
     dataset = load_dataset(data)
-    samples = [s for s in dataset.test if s.label == 1]
+    # an ambiguous label (ELPV's likely_defect) must not pull the F1 threshold; evaluate leaves it out the same way
+    samples = [s for s in dataset.test if s.label == 1 and not is_ambiguous(s.defect_type)]
     if not samples:
         raise DataError(f"{dataset.root}: use_defects needs test/<defect type> images; found none", field="use_defects")
     scored = score_samples(backend, samples, batch_size)
