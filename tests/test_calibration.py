@@ -391,3 +391,24 @@ def test_use_defects_leaves_ambiguous_labels_out_of_the_f1_threshold(exported_mo
     plain = calibrate(exported_model, tiny_dataset, use_defects=True, split="test")
     assert c.thresholds.data["defects"]["n"] == plain.thresholds.data["defects"]["n"] == 6
     assert c.thresholds.image_threshold == plain.thresholds.image_threshold
+
+
+def test_good_images_the_model_was_fitted_on_are_told(exported_model, tiny_dataset, tmp_path):
+    """calibrate --good-dir data/train/good (the images the model trained on, which score below new good parts)
+    gave no word, while the validation split has warned since Session 35: the card now records the trained-on
+    images by content, and a good-image folder or test/good holding any of them is told, with how many."""
+    import shutil
+
+    from inspector.evaluation.calibrate import calibrate
+
+    c = calibrate(exported_model, good_dir=tiny_dataset / "train" / "good", false_alarm_rate=0.2)
+    told = [w for w in c.warnings if "fitted on" in w]
+    assert len(told) == 1 and told[0].startswith("12 of the 12 good image(s) are images the model was fitted on"), told
+    assert "trained on" in told[0] and "validated on" in told[0]
+    unseen = calibrate(exported_model, good_dir=tiny_dataset / "test" / "good", false_alarm_rate=0.2)
+    assert not [w for w in unseen.warnings if "fitted on" in w]
+    leak = tmp_path / "leak"
+    shutil.copytree(tiny_dataset, leak)
+    shutil.copy(tiny_dataset / "train" / "good" / "000.png", leak / "test" / "good" / "leaked.png")
+    c = calibrate(exported_model, leak, split="test", false_alarm_rate=0.2)
+    assert [w for w in c.warnings if w.startswith("1 of the 5 test/good image(s) are images the model was fitted")]

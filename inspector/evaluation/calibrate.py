@@ -250,6 +250,38 @@ def _sha256_or_none(path: Path) -> str | None:
         return None
 
 
+def fitted_counts(samples: Sequence, sidecar: dict) -> tuple[int, int]:
+    """(how many of ``samples`` the model was trained on, how many validated on: the best epoch and the map
+    normalisation), known by content from its card (``training.data.train_sha256`` / ``val_sha256``; (0, 0) on a
+    card recording neither)."""
+    data = (sidecar.get("training") or {}).get("data") or {}
+    trained, validated = set(data.get("train_sha256") or []), set(data.get("val_sha256") or [])
+    if not trained and not validated:
+        return 0, 0
+    digests = [_sha256_or_none(s.path) for s in samples]
+    return sum(d in trained for d in digests), sum(d in validated for d in digests)
+
+
+def fitted_line(counts: tuple[int, int], n: int, what: str, consequence: str) -> str | None:
+    """'12 of the 40 test image(s) are images the model was fitted on (…): <consequence>'; None when none are."""
+    if not any(counts):
+        return None
+    parts = [f"{k} {words}" for k, words in zip(counts, ("trained on", "validated on")) if k]
+    return (f"{sum(counts)} of the {n} {what} are images the model was fitted on ({', '.join(parts)}; known by "
+            f"content): {consequence}")
+
+
+# Source: benchmarks/README.md, Sessions 35-36 (images the model was fitted on score below new good parts)
+FITTED_THRESHOLD = ("they score below new good parts, so the line will see more false alarms than the rate; calibrate "
+                    "on good parts the model never saw")
+
+
+def fitted_warning(samples: Sequence, sidecar: dict, what: str = "good image(s)") -> str | None:
+    """The calibrate warning when some of ``samples`` are images the model was fitted on (:func:`fitted_counts`):
+    a threshold set on them flags more than its rate on the line."""
+    return fitted_line(fitted_counts(samples, sidecar), len(samples), what, FITTED_THRESHOLD)
+
+
 def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | Path | None = None,
                        split: str = "auto") -> tuple[list, dict, list[str]]:
     """(good samples, description, warnings) to calibrate on (see the module docstring)."""
@@ -269,7 +301,8 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
         if not samples:
             nested = subfolders_note(folder)
             raise DataError(f"{folder}: no images in the good-image folder" + (f"; {nested}" if nested else ""))
-        return samples, {"source": "folder", "root": str(folder)}, []
+        fitted = fitted_warning(samples, sidecar)
+        return samples, {"source": "folder", "root": str(folder)}, [fitted] if fitted else []
     if data is None:
         raise ConfigError("calibrate: give data (a dataset) or good_dir (a folder of good images)")
     dataset = load_dataset(data)
@@ -300,6 +333,8 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
     elif split == "auto":
         warnings.append("no validation split recorded for this model in this dataset; calibrating on test/good "
                         "(metrics on the same test images will be optimistic)")
+    if fitted := fitted_warning(good, sidecar, "test/good image(s)"):  # a dataset whose test/good holds train images
+        warnings.append(fitted)
     return good, {"source": "test/good", "root": str(dataset.root), "layout": dataset.layout}, warnings
 
 

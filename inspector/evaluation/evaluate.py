@@ -63,7 +63,7 @@ def write_metrics(out_dir: str | Path, metrics: dict) -> Path:
 def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[int, int], resize: str,
                      out_dir: str | Path, plots: bool = True, batch_size: int = DEFAULT_BATCH,
                      bit_depth: int | None = None, level_scorer: LevelScorer | None = None,
-                     downscale: str = DEFAULT_DOWNSCALE) -> dict:
+                     downscale: str = DEFAULT_DOWNSCALE, trained: dict | None = None) -> dict:
     """Score the test split, compute metrics, write metrics.json (+ plots, overlays, report.html); return metrics.
 
     Raises :class:`DataError` when the dataset has no test images, none of them can be read, or they would not fit
@@ -75,7 +75,9 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
 
     ``level_scorer`` (torch models only: deployed graphs output the combined map)
     adds the per-level image AUROC to the diagnostics. ``downscale``: the model's
-    method (:mod:`inspector.data.images`).
+    method (:mod:`inspector.data.images`). ``trained``: the run's training data summary (its ``train_sha256`` and
+    ``val_sha256``): test images the model was fitted on are warned of and counted in ``metrics["fitted_images"]``
+    (a test split that shares images with train/good makes every metric optimistic, without a word before).
     """
     claim_evaluation_folder(out_dir)  # before any work: a user's file at one of its names is refused, kept
     dataset = load_dataset(data_root)
@@ -98,6 +100,7 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     metrics.update(diagnostics(scores[keep], labels[keep], images[keep] if level_scorer else images, level_scorer,
                                batch_size))
     metrics["skipped_images"] = [str(s.path) for s, _ in skipped]
+    metrics["fitted_images"] = _tell_fitted(samples, trained)
     metrics["data"] = data_key(data_root)
     out_dir = Path(out_dir)
     earlier = evaluated_data(out_dir)
@@ -105,6 +108,19 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     if earlier not in (None, metrics["data"]):
         log.warning("%s: replaced the evaluation of %s there", out_dir, earlier)
     return metrics
+
+
+def _tell_fitted(samples: list, trained: dict | None) -> dict[str, int]:
+    """``{"trained_on": n, "validated_on": n}`` of the test ``samples``, one warning when any (:func:`~inspector.
+    evaluation.calibrate.fitted_counts`)."""
+    from inspector.evaluation.calibrate import fitted_counts, fitted_line
+
+    counts = fitted_counts(samples, {"training": {"data": trained or {}}})
+    line = fitted_line(counts, len(samples), "test image(s)", "the metrics on them are optimistic; evaluate on "
+                       "images kept out of training")
+    if line:
+        log.warning("%s", line)
+    return {"trained_on": counts[0], "validated_on": counts[1]}
 
 
 def write_evaluation(out_dir: Path, metrics: dict, scores: np.ndarray, labels: np.ndarray, samples: list,

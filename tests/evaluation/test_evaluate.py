@@ -107,3 +107,28 @@ def test_ambiguous_labels_are_left_out_of_the_headline_as_in_the_benchmarks(tmp_
     assert m["score_distribution"]["defect"]["count"] == 2
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["image_auroc"] == 1.0
     assert "left out of 'all' (ambiguous label): likely_defect 2" in format_table(m)
+
+
+def test_test_images_the_model_was_fitted_on_are_told(trained_run, tiny_dataset, tmp_path, caplog):
+    """A test split holding images of train/good (a copy slip, a data set split by hand) made every metric
+    optimistic without a word; the run records its trained-on images by content, so evaluate says how many."""
+    import json
+    import logging
+    import shutil
+
+    from inspector.cli import main
+
+    leak = tmp_path / "leak"
+    shutil.copytree(tiny_dataset, leak)
+    for name in ("000.png", "001.png"):
+        shutil.copy(tiny_dataset / "train" / "good" / name, leak / "test" / "good" / f"leaked-{name}")
+    caplog.set_level(logging.WARNING)
+    assert main(["evaluate", str(trained_run), "--data", str(leak), "--out", str(tmp_path / "e"), "--no-plots"]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert sum(metrics["fitted_images"].values()) == 2, metrics["fitted_images"]
+    told = [r.getMessage() for r in caplog.records if "fitted on" in r.getMessage()]
+    assert len(told) == 1 and told[0].startswith("2 of the 12 test image(s) are images the model was fitted on"), told
+    assert main(["evaluate", str(trained_run), "--data", str(tiny_dataset), "--out", str(tmp_path / "f"),
+                 "--no-plots"]) == 0
+    assert json.loads((tmp_path / "f" / "metrics.json").read_text())["fitted_images"] == {"trained_on": 0,
+                                                                                          "validated_on": 0}
