@@ -43,6 +43,7 @@ from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError, DataError
 from inspector.data.memory import CALIBRATION_BYTES, require_image_memory
 from inspector.artifacts.thresholds import ModelBinding, Thresholds, score_stats, write_thresholds
+from inspector.evaluation.fitted import fitted_counts, fitted_line
 
 log = logging.getLogger(__name__)
 
@@ -248,27 +249,6 @@ def _sha256_or_none(path: Path) -> str | None:
         return sha256_file(path)
     except OSError:  # unreadable: not provably one of them (loading it would skip it anyway)
         return None
-
-
-def fitted_counts(samples: Sequence, sidecar: dict) -> tuple[int, int]:
-    """(how many of ``samples`` the model was trained on, how many validated on: the best epoch and the map
-    normalisation), known by content from its card (``training.data.train_sha256`` / ``val_sha256``; (0, 0) on a
-    card recording neither)."""
-    data = (sidecar.get("training") or {}).get("data") or {}
-    trained, validated = set(data.get("train_sha256") or []), set(data.get("val_sha256") or [])
-    if not trained and not validated:
-        return 0, 0
-    digests = [_sha256_or_none(s.path) for s in samples]
-    return sum(d in trained for d in digests), sum(d in validated for d in digests)
-
-
-def fitted_line(counts: tuple[int, int], n: int, what: str, consequence: str) -> str | None:
-    """'12 of the 40 test image(s) are images the model was fitted on (…): <consequence>'; None when none are."""
-    if not any(counts):
-        return None
-    parts = [f"{k} {words}" for k, words in zip(counts, ("trained on", "validated on")) if k]
-    return (f"{sum(counts)} of the {n} {what} are images the model was fitted on ({', '.join(parts)}; known by "
-            f"content): {consequence}")
 
 
 # Source: benchmarks/README.md, Sessions 35-36 (images the model was fitted on score below new good parts)

@@ -112,8 +112,8 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
 
 def _tell_fitted(samples: list, trained: dict | None) -> dict[str, int]:
     """``{"trained_on": n, "validated_on": n}`` of the test ``samples``, one warning when any (:func:`~inspector.
-    evaluation.calibrate.fitted_counts`)."""
-    from inspector.evaluation.calibrate import fitted_counts, fitted_line
+    evaluation.fitted.fitted_counts`)."""
+    from inspector.evaluation.fitted import fitted_counts, fitted_line
 
     counts = fitted_counts(samples, {"training": {"data": trained or {}}})
     line = fitted_line(counts, len(samples), "test image(s)", "the metrics on them are optimistic; evaluate on "
