@@ -206,3 +206,30 @@ def test_a_recorder_dir_renamed_under_a_running_daemon_is_followed(tiny_model, e
     n_review = sum(n.endswith(".json") for n in kept)
     assert totals["recorder.written"] == n_review + 2 + totals["recorder.deleted"]  # none deleted in review
     assert [p.name for p in rec.iterdir()] == ["cam0"]
+
+
+def test_an_explicit_image_threshold_moves_the_calibrations_uncertain_band_with_it(tiny_model, tmp_path):
+    """thresholds.image over a calibration file with an uncertain band: the band alone decided (≥ hi → NG), so
+    with image 0.2 under the calibration's [0.145, 0.436) around 0.29 a score of 0.346 came out 'uncertain' while
+    its event said 'thr 0.2', and the explicit threshold decided nothing. The band now moves with it (scaled, as
+    calibrate makes it around its threshold); an explicit band is taken as given."""
+    from inspector.artifacts.model_card import sha256_file
+    from inspector.artifacts.thresholds import ModelBinding, Thresholds, write_thresholds
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.daemon import resolve_thresholds
+
+    sha = sha256_file(tiny_model)
+    cal = write_thresholds(Thresholds(model=ModelBinding("tiny", sha), image_threshold=0.29, pixel_threshold=0.27,
+                                      uncertain_band=(0.145, 0.435), rule="test"), tmp_path / "cal.yaml")
+
+    def decider(**thresholds):
+        cfg = base_config(tiny_model, "tcp://127.0.0.1:1", [{"name": "c", "source": str(tmp_path)}],
+                          thresholds={"calibration": str(cal), **thresholds})
+        return resolve_thresholds(daemon_config(cfg), sha)[0]
+
+    d = decider(image=0.2)
+    assert d.uncertain_band == pytest.approx((0.1, 0.3)) and d.decide(0.346) == "NG" and d.decide(0.2) == "uncertain"
+    assert d.decide(0.09) == "OK" and d.pixel_threshold == 0.27
+    assert decider(image=None).uncertain_band == (0.145, 0.435)  # the calibration's own threshold: as calibrated
+    explicit = decider(image=0.2, uncertain_band=[0.15, 0.25])
+    assert explicit.uncertain_band == (0.15, 0.25) and explicit.decide(0.3) == "NG"
