@@ -412,3 +412,14 @@ def test_good_images_the_model_was_fitted_on_are_told(exported_model, tiny_datas
     shutil.copy(tiny_dataset / "train" / "good" / "000.png", leak / "test" / "good" / "leaked.png")
     c = calibrate(exported_model, leak, split="test", false_alarm_rate=0.2)
     assert [w for w in c.warnings if w.startswith("1 of the 5 test/good image(s) are images the model was fitted")]
+
+
+def test_uncertain_margin_range_on_the_command_line_is_the_one_calibrate_takes(tmp_path, capsys):
+    """--uncertain-margin 1 passed the flag's advertised range (0, 1] and was then refused by calibrate itself
+    ('must be between 0 and 1, got 1.0', after loading the model): one range, told by the flag."""
+    from inspector.cli import main
+
+    assert main(["calibrate", str(tmp_path / "m.onnx"), "--uncertain-margin", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: inspector calibrate: argument --uncertain-margin: 1 is out of range (0, 1) "
+                   "(see 'inspector calibrate --help')"], err
