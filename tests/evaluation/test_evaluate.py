@@ -107,6 +107,9 @@ def test_ambiguous_labels_are_left_out_of_the_headline_as_in_the_benchmarks(tmp_
     assert m["score_distribution"]["defect"]["count"] == 2
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["image_auroc"] == 1.0
     assert "left out of 'all' (ambiguous label): likely_defect 2" in format_table(m)
+    from inspector.evaluation.reports import metrics_section
+
+    assert "likely_defect 2" in metrics_section(m).body  # the HTML report says it too
 
 
 def test_test_images_the_model_was_fitted_on_are_told(trained_run, tiny_dataset, tmp_path, caplog):
