@@ -16,7 +16,7 @@ file gives the same pixels everywhere. The rules:
 * **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded,
   CMYK and YCCK converted, MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit
   pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
-  multi-page files use their first page; interlaced (Adam7) PNG and progressive JPEG decode as their plain
+  multi-page files use their first page (one warning per folder or source says how many pages were left); interlaced (Adam7) PNG and progressive JPEG decode as their plain
   copies;
 * **alpha is dropped, never composited**: the stored colour values are the pixels whatever the alpha
   (PNG RGBA / grey+alpha at 8 and 16 bits, palette tRNS, BMP and TIFF alpha: an 8-bit TIFF's unassociated
@@ -449,6 +449,20 @@ def _tiff_layout(buf: bytes) -> TiffLayout | None:
                       322 in tags)
 
 
+def _tiff_pages(buf: bytes) -> int:
+    """How many pages (IFDs) a TIFF holds, by Pillow's reader of the IFD chain (no pixel decoding); 1 when it
+    cannot tell (damage: the pixel decoder then decides)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(io.BytesIO(buf)) as im:
+                return max(1, int(getattr(im, "n_frames", 1)))
+        except Exception:  # noqa: BLE001 - unreadable chain: say nothing rather than guess
+            return 1
+
+
 def _tiff_tags(buf: bytes) -> dict | None:
     """The first page's tags {code: value}, None when they cannot be read. Pillow opens the page when it knows
     its pixel mode; one it does not (a signed 16-bit MinIsWhite page, which OpenCV reads) has its first IFD
@@ -846,6 +860,11 @@ def decode_image_layout(data: bytes | np.ndarray, where: str, bit_depth: int | N
     tells (a switch from colour to grey pictures gives the same (H, W, 3) arrays). Raises as decode_image."""
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     img, full_scale = _decode_samples(buf, where)
+    if bytes(buf[:4]) in _TIFF_MAGICS and (pages := _tiff_pages(buf.tobytes())) > 1:
+        # the first page is the image (the rule above); the others were never inspected nor said to be left out
+        warn_once(f"pages:{warn_key or os.path.dirname(where)}", "%s: a TIFF of %d pages; only its first page "
+                  "is read, the other %d are not inspected (told once per %s)", where, pages, pages - 1,
+                  "source" if warn_key else "folder")
     layout = FrameLayout.of(img, full_scale)
     return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale), layout
 

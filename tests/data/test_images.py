@@ -467,3 +467,27 @@ def test_float_samples_above_255_follow_bit_depth_or_are_told_clipped(tmp_path, 
     with caplog.at_level(logging.WARNING, "inspector.images"):
         decode_image(buf.getvalue(), "overshoot.tif")
     assert [r for r in caplog.records if "just above 1" in r.getMessage()], caplog.records
+
+
+def test_a_multi_page_tiff_says_its_other_pages_are_not_inspected(tmp_path, caplog):
+    """A multi-page TIFF (a line camera's stack) is read as its first page, by rule; the other pages were dropped
+    without a word, on every path (train, evaluate, predict, the daemon's folder camera). One warning per folder
+    now says how many pages were not inspected; a one-page TIFF says nothing."""
+    import logging
+
+    from PIL import Image
+
+    from inspector.data.images import decode_image
+
+    pages = [Image.fromarray(np.full((40, 40, 3), v, np.uint8)) for v in (10, 120, 240)]
+    for name in ("a.tif", "b.tif"):
+        pages[0].save(tmp_path / name, save_all=True, append_images=pages[1:])
+    pages[1].save(tmp_path / "one.tif")
+    caplog.set_level(logging.WARNING)
+    first = decode_image((tmp_path / "a.tif").read_bytes(), str(tmp_path / "a.tif"))
+    assert int(first.mean()) == 10  # the first page, as before
+    decode_image((tmp_path / "b.tif").read_bytes(), str(tmp_path / "b.tif"))
+    decode_image((tmp_path / "one.tif").read_bytes(), str(tmp_path / "one.tif"))
+    told = [r.getMessage() for r in caplog.records if "pages" in r.getMessage()]
+    assert told == [f"{tmp_path / 'a.tif'}: a TIFF of 3 pages; only its first page is read, the other 2 are not "
+                    "inspected (told once per folder)"], told
