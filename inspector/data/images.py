@@ -45,6 +45,8 @@ file gives the same pixels everywhere. The rules:
 * **size**: an image smaller than :data:`MIN_SIDE` pixels on a side is rejected
   (:class:`ImageRejected`, reason ``too_small``); one that does not fit in the memory left to decode it is
   rejected in one line (reason ``memory``), never OpenCV's or numpy's allocation error;
+* **own outputs**: an overlay PNG ``inspector predict`` wrote (known by its tag) is refused (reason ``overlay``),
+  never scored as a part, wherever it lies;
 * **files**: a folder listing (:func:`list_images`) takes files by their image extension (any case) and
   never hidden ones (name starting with "."); a file named on its own is an image by its name where it says,
   else by its content (:func:`is_still_image`), for predict and a camera on that one file alike.
@@ -447,6 +449,17 @@ def _tiff_layout(buf: bytes) -> TiffLayout | None:
     return TiffLayout(max(bits) if bits else None, (ints(262) or (None,))[0], (ints(277) or (1,))[0],
                       (ints(284) or (1,))[0], ints(338), (ints(339) or (1,))[0], max(top) if top else None,
                       322 in tags)
+
+
+def _refuse_own_overlay(buf: np.ndarray, where: str) -> None:
+    """Raise :class:`ImageRejected` (reason ``overlay``) for an overlay ``inspector predict`` wrote (its PNG tag,
+    :data:`inspector.visual.PREDICT_OVERLAY_TAG`): a heat map painted over a picture, never a part's picture. One
+    written into a data set's folder (``predict --out data/x/test/good``) was scored as one more good part."""
+    from inspector.visual import PREDICT_OVERLAY_TAG, png_tagged
+
+    if png_tagged(bytes(buf[:96]), PREDICT_OVERLAY_TAG):
+        raise ImageRejected(f"{where}: an overlay written by 'inspector predict' (a heat map over a picture), not a "
+                            f"part's picture", "overlay")
 
 
 def _tiff_pages(buf: bytes) -> int:
@@ -859,6 +872,7 @@ def decode_image_layout(data: bytes | np.ndarray, where: str, bit_depth: int | N
     grey or colour, its depth): what a camera writing pictures delivered, which the uint8 RGB result no longer
     tells (a switch from colour to grey pictures gives the same (H, W, 3) arrays). Raises as decode_image."""
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    _refuse_own_overlay(buf, where)
     img, full_scale = _decode_samples(buf, where)
     if bytes(buf[:4]) in _TIFF_MAGICS and (pages := _tiff_pages(buf.tobytes())) > 1:
         # the first page is the image (the rule above); the others were never inspected nor said to be left out
