@@ -4,7 +4,7 @@ A message is ``[topic, header, *payloads]``:
 
 * ``topic``   — UTF-8, prefix-filterable: ``v1/defect/<camera>`` (every frame
   that is not OK: decision NG, uncertain, or error = not inspected, e.g. its
-  batch failed), ``v1/result/<camera>`` (every frame, off by default),
+  batch failed, or an offline source's picture could not be decoded: ``frame`` 0×0), ``v1/result/<camera>`` (every frame, off by default),
   ``v1/status/<camera>`` (camera state changes; re-sent with the same ``seq``
   when a subscriber joins), ``v1/stats`` (heartbeat; the last one has
   ``final: true``; ``data.sequences`` counts the events published so far per

@@ -375,3 +375,51 @@ def test_another_yaml_named_as_the_calibration_is_said_to_be_no_calibration_file
         read_thresholds(path)
     assert str(err.value) == (f"{path}: not a calibration file (no image_threshold; its keys: {keys}); make one "
                               f"with 'inspector calibrate'")
+
+
+def test_use_defects_leaves_ambiguous_labels_out_of_the_f1_threshold(exported_model, tiny_dataset, tmp_path):
+    """--use-defects took ELPV's test/likely_defect (defect probability 2/3) as defects, so images its annotators
+    were unsure of pulled the F1-optimal threshold; evaluate and the benchmarks leave them out, so calibrate does."""
+    import shutil
+
+    from inspector.evaluation.calibrate import calibrate
+
+    data = tmp_path / "with_likely"
+    shutil.copytree(tiny_dataset, data)
+    shutil.copytree(tiny_dataset / "train" / "good", data / "test" / "likely_defect")  # good-looking 'defects'
+    c = calibrate(exported_model, data, use_defects=True, split="test")
+    plain = calibrate(exported_model, tiny_dataset, use_defects=True, split="test")
+    assert c.thresholds.data["defects"]["n"] == plain.thresholds.data["defects"]["n"] == 6
+    assert c.thresholds.image_threshold == plain.thresholds.image_threshold
+
+
+def test_good_images_the_model_was_fitted_on_are_told(exported_model, tiny_dataset, tmp_path):
+    """calibrate --good-dir data/train/good (the images the model trained on, which score below new good parts)
+    gave no word, while the validation split has warned since Session 35: the card now records the trained-on
+    images by content, and a good-image folder or test/good holding any of them is told, with how many."""
+    import shutil
+
+    from inspector.evaluation.calibrate import calibrate
+
+    c = calibrate(exported_model, good_dir=tiny_dataset / "train" / "good", false_alarm_rate=0.2)
+    told = [w for w in c.warnings if "fitted on" in w]
+    assert len(told) == 1 and told[0].startswith("12 of the 12 good image(s) are images the model was fitted on"), told
+    assert "trained on" in told[0] and "validated on" in told[0]
+    unseen = calibrate(exported_model, good_dir=tiny_dataset / "test" / "good", false_alarm_rate=0.2)
+    assert not [w for w in unseen.warnings if "fitted on" in w]
+    leak = tmp_path / "leak"
+    shutil.copytree(tiny_dataset, leak)
+    shutil.copy(tiny_dataset / "train" / "good" / "000.png", leak / "test" / "good" / "leaked.png")
+    c = calibrate(exported_model, leak, split="test", false_alarm_rate=0.2)
+    assert [w for w in c.warnings if w.startswith("1 of the 5 test/good image(s) are images the model was fitted")]
+
+
+def test_uncertain_margin_range_on_the_command_line_is_the_one_calibrate_takes(tmp_path, capsys):
+    """--uncertain-margin 1 passed the flag's advertised range (0, 1] and was then refused by calibrate itself
+    ('must be between 0 and 1, got 1.0', after loading the model): one range, told by the flag."""
+    from inspector.cli import main
+
+    assert main(["calibrate", str(tmp_path / "m.onnx"), "--uncertain-margin", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: inspector calibrate: argument --uncertain-margin: 1 is out of range (0, 1) "
+                   "(see 'inspector calibrate --help')"], err

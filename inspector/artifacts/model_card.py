@@ -146,6 +146,7 @@ class CardTrainingData:
     val_sha256: tuple[str, ...] = ()  # what makes a dataset's file one of them (cards before it: root + name)
     calibration_files: tuple[str, ...] = ()  # used by nothing at training (cards before Session 36: none)
     calibration_sha256: tuple[str, ...] = ()
+    train_sha256: tuple[str, ...] = ()  # the images trained on (cards before Session 41: none, nothing told)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="target share of good-image map pixels above the region threshold (default %(default)s)")
     p.add_argument("--use-defects", action="store_true",
                    help="also score test/<defect> images of --data and choose F1-optimal thresholds")
-    p.add_argument("--uncertain-margin", type=float_range(0, 1, lo_open=True), metavar="FRACTION",
+    p.add_argument("--uncertain-margin", type=float_range(0, 1, lo_open=True, hi_open=True), metavar="FRACTION",
                    help="mark scores within ±FRACTION of the image threshold as 'uncertain' (e.g. 0.1)")
     p.add_argument("--out", type=out_path(), help="calibration file to write, or an existing folder to write <model name>.yaml in "
                                  "(default: calibration/<model name>.yaml)")

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from inspector.models.checkpoint import load_model
     from inspector.artifacts.run_config import run_data_path
 
-    model, config, _ = load_model(args.run)
+    model, config, payload = load_model(args.run)
     run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
     trained_on = run_data_path(run_dir, config)  # config.yaml: valid from any directory
     data = args.data or trained_on
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = evaluate_dataset(scorer, data, config.model.image_size,
                                config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size,
                                bit_depth=config.data.bit_depth, level_scorer=levels,
-                               downscale=config.data.downscale)
+                               downscale=config.data.downscale, trained=payload.get("data"))
     print(format_table(metrics))
     print(format_diagnostics(metrics))
     written = [out / CARD] + ([] if args.no_plots else [out / "report.html"])

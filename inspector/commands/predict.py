@@ -24,6 +24,7 @@ from inspector.commands.argtypes import int_range, out_folder, score_value
 from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError, DataError
 from inspector.textline import one_line
+from inspector.visual import PREDICT_OVERLAY_TAG
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -131,7 +132,7 @@ def overlay_names(paths: list[Path]) -> list[str]:
     return names
 
 
-OVERLAY_TAG = "inspector predict"  # in each overlay PNG (visual.tag_png): an earlier overlay known by content
+OVERLAY_TAG = PREDICT_OVERLAY_TAG  # in each overlay PNG (visual.tag_png): an earlier overlay known by content
 
 
 def check_overlays_spare_inputs(named: list[Path], out_dir: Path, inputs: list[Path]) -> int:

@@ -23,6 +23,9 @@ defect type under it) match in any letter case: ``test/Good`` is the good class,
 Hidden folders and ``__MACOSX`` under ``test`` are not defect types.
 Listings are sorted by file name so results never depend on filesystem order.
 Defect images without a mask get ``mask_path=None`` (pixel metrics skip them).
+A ``test/likely_<type>`` folder holds images whose label the annotators were unsure of (ELPV's ``likely_defect``:
+defect probability 2/3, ``../shared/data/elpv/README.md``): :func:`is_ambiguous` says so, and headline metrics,
+F1 thresholds and the meta-comparer's defects leave them out (each is still reported beside them).
 Corrupt images are skipped when loaded (:func:`load_batch`), told in one warning line
 (their count, the first reason, a few more names), and returned to the caller so they can be
 counted and reported.
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 
 LAYOUTS = ("mvtec", "btad", "folder")
 GOOD_NAMES = ("good", "ok")  # test/<name> folders of good parts (any letter case), in either layout
+AMBIGUOUS_PREFIX = "likely"  # test/likely_*: a label its annotators were unsure of (ELPV's likely_defect)
 _EXPECTED = ("expected MVTec AD (train/good, test/<type>, ground_truth/<type>), "
              "BTAD (train/ok, test/ok|ko, ground_truth/ko) or a folder of images "
              f"({', '.join(IMAGE_EXTENSIONS)})")
@@ -124,6 +128,16 @@ def split_beside_masks(files: Sequence[Path]) -> tuple[list[Path], dict[str, Pat
                    f"that image has no mask from them, e.g. {', '.join(names[:3])}")
     taken_set = set(taken)
     return [p for p in files if p not in taken_set], beside
+
+
+def is_ambiguous(defect_type: str) -> bool:
+    """Whether a ``test/<defect type>`` folder holds ambiguously labelled images (``likely_*``, any letter case).
+
+    Source of the rule: ELPV's ``likely_defect`` cells have an annotated defect probability of 2/3, not 1
+    (``../shared/data/elpv/README.md``); the benchmarks leave them out of every headline AUROC
+    (``benchmarks/bench_quality.py``), so ``evaluate`` must too, or its number is not theirs.
+    """
+    return str(defect_type).lower().startswith(AMBIGUOUS_PREFIX)
 
 
 def dataset_images(folder: Path) -> list[Path]:

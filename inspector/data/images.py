@@ -16,7 +16,7 @@ file gives the same pixels everywhere. The rules:
 * **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded,
   CMYK and YCCK converted, MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit
   pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
-  multi-page files use their first page; interlaced (Adam7) PNG and progressive JPEG decode as their plain
+  multi-page files use their first page (one warning per folder or source says how many pages were left); interlaced (Adam7) PNG and progressive JPEG decode as their plain
   copies;
 * **alpha is dropped, never composited**: the stored colour values are the pixels whatever the alpha
   (PNG RGBA / grey+alpha at 8 and 16 bits, palette tRNS, BMP and TIFF alpha: an 8-bit TIFF's unassociated
@@ -48,6 +48,8 @@ file gives the same pixels everywhere. The rules:
 * **size**: an image smaller than :data:`MIN_SIDE` pixels on a side is rejected
   (:class:`ImageRejected`, reason ``too_small``); one that does not fit in the memory left to decode it is
   rejected in one line (reason ``memory``), never OpenCV's or numpy's allocation error;
+* **own outputs**: an overlay PNG ``inspector predict`` wrote (known by its tag) is refused (reason ``overlay``),
+  never scored as a part, wherever it lies;
 * **files**: a folder listing (:func:`list_images`) takes files by their image extension (any case) and
   never hidden ones (name starting with "."); a file named on its own is an image by its name where it says,
   else by its content (:func:`is_still_image`), for predict and a camera on that one file alike.
@@ -450,6 +452,31 @@ def _tiff_layout(buf: bytes) -> TiffLayout | None:
     return TiffLayout(max(bits) if bits else None, (ints(262) or (None,))[0], (ints(277) or (1,))[0],
                       (ints(284) or (1,))[0], ints(338), (ints(339) or (1,))[0], max(top) if top else None,
                       322 in tags)
+
+
+def _refuse_own_overlay(buf: np.ndarray, where: str) -> None:
+    """Raise :class:`ImageRejected` (reason ``overlay``) for an overlay ``inspector predict`` wrote (its PNG tag,
+    :data:`inspector.visual.PREDICT_OVERLAY_TAG`): a heat map painted over a picture, never a part's picture. One
+    written into a data set's folder (``predict --out data/x/test/good``) was scored as one more good part."""
+    from inspector.visual import PREDICT_OVERLAY_TAG, png_tagged
+
+    if png_tagged(bytes(buf[:96]), PREDICT_OVERLAY_TAG):
+        raise ImageRejected(f"{where}: an overlay written by 'inspector predict' (a heat map over a picture), not a "
+                            f"part's picture", "overlay")
+
+
+def _tiff_pages(buf: bytes) -> int:
+    """How many pages (IFDs) a TIFF holds, by Pillow's reader of the IFD chain (no pixel decoding); 1 when it
+    cannot tell (damage: the pixel decoder then decides)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(io.BytesIO(buf)) as im:
+                return max(1, int(getattr(im, "n_frames", 1)))
+        except Exception:  # noqa: BLE001 - unreadable chain: say nothing rather than guess
+            return 1
 
 
 def _tiff_tags(buf: bytes) -> dict | None:
@@ -867,7 +894,13 @@ def decode_image_layout(data: bytes | np.ndarray, where: str, bit_depth: int | N
     grey or colour, its depth): what a camera writing pictures delivered, which the uint8 RGB result no longer
     tells (a switch from colour to grey pictures gives the same (H, W, 3) arrays). Raises as decode_image."""
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    _refuse_own_overlay(buf, where)
     img, full_scale, white = _decode_samples(buf, where, bit_depth, warn_key, warn=True)
+    if bytes(buf[:4]) in _TIFF_MAGICS and (pages := _tiff_pages(buf.tobytes())) > 1:
+        # the first page is the image (the rule above); the others were never inspected nor said to be left out
+        warn_once(f"pages:{warn_key or os.path.dirname(where)}", "%s: a TIFF of %d pages; only its first page "
+                  "is read, the other %d are not inspected (told once per %s)", where, pages, pages - 1,
+                  "source" if warn_key else "folder")
     layout = FrameLayout.of(img, full_scale)
     return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale, white), layout
 

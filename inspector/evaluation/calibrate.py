@@ -43,6 +43,7 @@ from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError, DataError
 from inspector.data.memory import CALIBRATION_BYTES, require_image_memory
 from inspector.artifacts.thresholds import ModelBinding, Thresholds, score_stats, write_thresholds
+from inspector.evaluation.fitted import fitted_counts, fitted_line
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,17 @@ def _sha256_or_none(path: Path) -> str | None:
         return None
 
 
+# Source: benchmarks/README.md, Sessions 35-36 (images the model was fitted on score below new good parts)
+FITTED_THRESHOLD = ("they score below new good parts, so the line will see more false alarms than the rate; calibrate "
+                    "on good parts the model never saw")
+
+
+def fitted_warning(samples: Sequence, sidecar: dict, what: str = "good image(s)") -> str | None:
+    """The calibrate warning when some of ``samples`` are images the model was fitted on (:func:`fitted_counts`):
+    a threshold set on them flags more than its rate on the line."""
+    return fitted_line(fitted_counts(samples, sidecar), len(samples), what, FITTED_THRESHOLD)
+
+
 def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | Path | None = None,
                        split: str = "auto") -> tuple[list, dict, list[str]]:
     """(good samples, description, warnings) to calibrate on (see the module docstring)."""
@@ -269,7 +281,8 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
         if not samples:
             nested = subfolders_note(folder)
             raise DataError(f"{folder}: no images in the good-image folder" + (f"; {nested}" if nested else ""))
-        return samples, {"source": "folder", "root": str(folder)}, []
+        fitted = fitted_warning(samples, sidecar)
+        return samples, {"source": "folder", "root": str(folder)}, [fitted] if fitted else []
     if data is None:
         raise ConfigError("calibrate: give data (a dataset) or good_dir (a folder of good images)")
     dataset = load_dataset(data)
@@ -300,6 +313,8 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
     elif split == "auto":
         warnings.append("no validation split recorded for this model in this dataset; calibrating on test/good "
                         "(metrics on the same test images will be optimistic)")
+    if fitted := fitted_warning(good, sidecar, "test/good image(s)"):  # a dataset whose test/good holds train images
+        warnings.append(fitted)
     return good, {"source": "test/good", "root": str(dataset.root), "layout": dataset.layout}, warnings
 
 
@@ -373,10 +388,11 @@ class Calibration:
 
 
 def _load_defects(data: str | Path, backend, batch_size: int) -> tuple[ScoredSet, list]:
-    from inspector.data.datasets import load_dataset, load_masks
+    from inspector.data.datasets import is_ambiguous, load_dataset, load_masks
 
     dataset = load_dataset(data)
-    samples = [s for s in dataset.test if s.label == 1]
+    # an ambiguous label (ELPV's likely_defect) must not pull the F1 threshold; evaluate leaves it out the same way
+    samples = [s for s in dataset.test if s.label == 1 and not is_ambiguous(s.defect_type)]
     if not samples:
         raise DataError(f"{dataset.root}: use_defects needs test/<defect type> images; found none", field="use_defects")
     scored = score_samples(backend, samples, batch_size)

@@ -18,7 +18,7 @@ import numpy as np
 
 from inspector.config import write_json
 from inspector.contract import DEFAULT_BATCH, DEFAULT_DOWNSCALE
-from inspector.data.datasets import load_batch, load_dataset, load_masks
+from inspector.data.datasets import is_ambiguous, load_batch, load_dataset, load_masks
 from inspector.data.memory import EVALUATION_BYTES, require_image_memory
 from inspector.errors import DataError
 from inspector.leftovers import remove_leftovers
@@ -63,7 +63,7 @@ def write_metrics(out_dir: str | Path, metrics: dict) -> Path:
 def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[int, int], resize: str,
                      out_dir: str | Path, plots: bool = True, batch_size: int = DEFAULT_BATCH,
                      bit_depth: int | None = None, level_scorer: LevelScorer | None = None,
-                     downscale: str = DEFAULT_DOWNSCALE) -> dict:
+                     downscale: str = DEFAULT_DOWNSCALE, trained: dict | None = None) -> dict:
     """Score the test split, compute metrics, write metrics.json (+ plots, overlays, report.html); return metrics.
 
     Raises :class:`DataError` when the dataset has no test images, none of them can be read, or they would not fit
@@ -75,7 +75,9 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
 
     ``level_scorer`` (torch models only: deployed graphs output the combined map)
     adds the per-level image AUROC to the diagnostics. ``downscale``: the model's
-    method (:mod:`inspector.data.images`).
+    method (:mod:`inspector.data.images`). ``trained``: the run's training data summary (its ``train_sha256`` and
+    ``val_sha256``): test images the model was fitted on are warned of and counted in ``metrics["fitted_images"]``
+    (a test split that shares images with train/good makes every metric optimistic, without a word before).
     """
     claim_evaluation_folder(out_dir)  # before any work: a user's file at one of its names is refused, kept
     dataset = load_dataset(data_root)
@@ -93,19 +95,36 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     types = [s.defect_type for s in samples]
     masks = load_masks(samples, h, w, resize)
     metrics = evaluate_scores(scores, labels, types, maps=maps, masks=masks)
-    metrics.update(diagnostics(scores, labels, images, level_scorer, batch_size))
+    # the score distribution, level AUROCs and ROC plot describe the headline set (ambiguous labels left out)
+    keep = np.array([not (s.label and is_ambiguous(s.defect_type)) for s in samples], dtype=bool)
+    metrics.update(diagnostics(scores[keep], labels[keep], images[keep] if level_scorer else images, level_scorer,
+                               batch_size))
     metrics["skipped_images"] = [str(s.path) for s, _ in skipped]
+    metrics["fitted_images"] = _tell_fitted(samples, trained)
     metrics["data"] = data_key(data_root)
     out_dir = Path(out_dir)
     earlier = evaluated_data(out_dir)
-    write_evaluation(out_dir, metrics, scores, labels, samples, (images, maps) if plots else None)
+    write_evaluation(out_dir, metrics, scores, labels, samples, (images, maps) if plots else None, keep)
     if earlier not in (None, metrics["data"]):
         log.warning("%s: replaced the evaluation of %s there", out_dir, earlier)
     return metrics
 
 
+def _tell_fitted(samples: list, trained: dict | None) -> dict[str, int]:
+    """``{"trained_on": n, "validated_on": n}`` of the test ``samples``, one warning when any (:func:`~inspector.
+    evaluation.fitted.fitted_counts`)."""
+    from inspector.evaluation.fitted import fitted_counts, fitted_line
+
+    counts = fitted_counts(samples, {"training": {"data": trained or {}}})
+    line = fitted_line(counts, len(samples), "test image(s)", "the metrics on them are optimistic; evaluate on "
+                       "images kept out of training")
+    if line:
+        log.warning("%s", line)
+    return {"trained_on": counts[0], "validated_on": counts[1]}
+
+
 def write_evaluation(out_dir: Path, metrics: dict, scores: np.ndarray, labels: np.ndarray, samples: list,
-                     pictures: tuple[np.ndarray, np.ndarray] | None) -> None:
+                     pictures: tuple[np.ndarray, np.ndarray] | None, keep: np.ndarray | None = None) -> None:
     """Write one evaluation into ``out_dir``, replacing the earlier one there all or none: written whole into a
     hidden staging folder beside its files, then moved in (:func:`~inspector.evaluation.eval_folder.
     install_evaluation`), ``metrics.json`` last, listing the others (``files``). ``pictures``: the test images
@@ -122,7 +141,7 @@ def write_evaluation(out_dir: Path, metrics: dict, scores: np.ndarray, labels: n
         write_metrics(staging, metrics)
         write_scores(staging / "scores.npz", scores, labels, [str(s.path) for s in samples])
         if pictures is not None:
-            write_plots(staging, *pictures, scores, labels, samples, metrics)
+            write_plots(staging, *pictures, scores, labels, samples, metrics, keep)
             evaluation_report(staging, subtitle=str(out_dir))
         new = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
         write_metrics(staging, {**metrics, "files": [name for name in new if name != CARD]})
@@ -151,13 +170,16 @@ def write_scores(path: Path, scores: np.ndarray, labels: np.ndarray, files: list
     write_whole(path, buf.getvalue())
 
 
-def write_plots(out_dir: Path, images, maps, scores, labels, samples, metrics) -> None:
+def write_plots(out_dir: Path, images, maps, scores, labels, samples, metrics, keep=None) -> None:
+    """ROC and score histogram of the headline images (``keep``, bool (N,); None: all), overlays of every one."""
     from inspector.evaluation.metrics import roc_curve
     from inspector.evaluation.plots import plot_roc, plot_score_histogram, save_overlays
 
-    fpr, tpr, _ = roc_curve(scores, labels)
+    keep = np.ones(len(scores), dtype=bool) if keep is None else keep
+    fpr, tpr, _ = roc_curve(scores[keep], labels[keep])
     plot_roc({"image": (fpr, tpr, metrics["image_auroc"])}, out_dir / "roc.png")
-    plot_score_histogram(scores, labels, out_dir / "score_histogram.png", threshold=metrics.get("threshold_f1"))
+    plot_score_histogram(scores[keep], labels[keep], out_dir / "score_histogram.png",
+                         threshold=metrics.get("threshold_f1"))
     save_overlays(images, maps, scores, samples, out_dir / "overlays")
 
 
@@ -172,6 +194,11 @@ def format_table(metrics: dict) -> str:
     for name, m in sorted(metrics.get("per_defect_type", {}).items()):
         lines.append(f"{name:16} {fmt(m.get('image_auroc')):>9} {fmt(m.get('pixel_auroc')):>9} "
                      f"{fmt(m.get('aupro')):>7} {m.get('n', 0):>5}")
+    if metrics.get("left_out"):  # ambiguous labels: their own rows only, as in the benchmarks
+        with_them = metrics.get("image_auroc_with_left_out")
+        lines.append(f"left out of 'all' (ambiguous label): "
+                     + ", ".join(f"{name} {n}" for name, n in metrics["left_out"].items())
+                     + (f"; image AUROC with them as defects {with_them:.3f}" if with_them is not None else ""))
     if metrics.get("f1_max") is None or metrics.get("threshold_f1") is None:
         # AUROC, AUPRO and F1 need both classes: with no defective (or no good) image they are undefined
         lines.append(f"F1-max undefined: the test set has {metrics.get('n_good', 0)} good and "

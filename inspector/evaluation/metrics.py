@@ -206,7 +206,14 @@ def evaluate_scores(scores, labels, defect_types: Sequence[str], maps=None, mask
     images (label 0), whose mask is taken as all False. Pixel metrics are None
     when no image has a known defect region. ``per_defect_type`` compares each
     type with the good images.
+
+    Defect types whose label is ambiguous (``likely_*``, :func:`inspector.data.datasets.is_ambiguous`: ELPV's
+    ``likely_defect``) are left out of the headline metrics, F1 and counts, as the benchmarks leave them out;
+    their own ``per_defect_type`` row stays, ``left_out`` counts them per type, and
+    ``image_auroc_with_left_out`` gives the image AUROC with them counted as defects.
     """
+    from inspector.data.datasets import is_ambiguous
+
     scores, labels = _check(scores, labels)
     types = np.asarray(list(defect_types), dtype=object)
     if types.size != scores.size:
@@ -217,20 +224,24 @@ def evaluate_scores(scores, labels, defect_types: Sequence[str], maps=None, mask
         masks = [np.zeros(np.shape(maps[i]), dtype=bool) if (m is None and not labels[i]) else m
                  for i, m in enumerate(masks)]
     have_pixels = maps is not None and masks is not None
-    everything = np.ones(scores.size, dtype=bool)
-    px_auroc, px_aupro = _pixel_metrics(maps, masks, everything) if have_pixels else (None, None)
-    f1, threshold, _, _ = f1_max(scores, labels)
+    left_out = labels & np.array([is_ambiguous(t) for t in types], dtype=bool)
+    headline = ~left_out
+    px_auroc, px_aupro = _pixel_metrics(maps, masks, headline) if have_pixels else (None, None)
+    f1, threshold, _, _ = f1_max(scores[headline], labels[headline])
     result = {
-        "image_auroc": _none_if_nan(auroc(scores, labels)),
+        "image_auroc": _none_if_nan(auroc(scores[headline], labels[headline])),
         "pixel_auroc": px_auroc,
         "aupro": px_aupro,
         "f1_max": _none_if_nan(f1),
         "threshold_f1": _none_if_nan(threshold),
-        "n_images": int(scores.size),
+        "n_images": int(headline.sum()),
         "n_good": int((~labels).sum()),
-        "n_defect": int(labels.sum()),
+        "n_defect": int((labels & headline).sum()),
         "per_defect_type": {},
     }
+    if left_out.any():
+        result["left_out"] = {str(t): int(((types == t) & left_out).sum()) for t in sorted(set(types[left_out]))}
+        result["image_auroc_with_left_out"] = _none_if_nan(auroc(scores, labels))
     for name in sorted({str(t) for t, y in zip(types, labels) if y}):
         select = ~labels | ((types == name) & labels)
         entry = {"image_auroc": _none_if_nan(auroc(scores[select], labels[select])),

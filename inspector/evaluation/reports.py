@@ -98,6 +98,12 @@ def metrics_section(metrics: dict, title: str = "Metrics", note: str = "") -> Se
              ("F1-max (image)", f1), ("at threshold", thr)]
     if metrics.get("skipped_images"):
         extra.append(("skipped (unreadable) images", len(metrics["skipped_images"])))
+    if metrics.get("left_out"):  # ambiguous labels (ELPV's likely_defect): their own rows only, as on the console
+        left = ", ".join(f"{name} {n}" for name, n in metrics["left_out"].items())
+        extra += [("left out of 'all' (ambiguous label)", _Raw(esc(left))),
+                  ("image AUROC with them as defects", metrics.get("image_auroc_with_left_out"))]
+    if any((metrics.get("fitted_images") or {}).values()):
+        extra.append(("test images the model was fitted on", sum(metrics["fitted_images"].values())))
     body += key_values(extra)
     if note:
         body = f"<p>{esc(note)}</p>" + body

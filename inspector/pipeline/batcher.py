@@ -149,7 +149,8 @@ class BatchWorker(Worker):
                 deadline = first_at + self.max_wait_s
             for frame in got:
                 items.append(frame)
-                self._preprocess(frame, buf[len(frames)], frames)
+                if frame.decision != "error":  # else decided at capture: a part its source could not decode
+                    self._preprocess(frame, buf[len(frames)], frames)
         if not items:
             return None
         self._time_fill(time.monotonic() - first_at)

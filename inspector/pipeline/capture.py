@@ -69,6 +69,8 @@ import threading
 import time
 from typing import Callable
 
+import numpy as np
+
 from inspector.data.images import FrameLayout
 from inspector.errors import SourceError
 from inspector.pipeline.config import CameraSection
@@ -86,6 +88,12 @@ log = logging.getLogger("inspector.capture")
 # "concealed": a live frame its decoder made up around data the stream lost (ffmpeg_live.Concealment)
 # "before_key_frame": a live frame output before the first key frame since the (re)connect (ffmpeg_live)
 _SKIP_REASONS = ("missing", "corrupt", "concealed", "before_key_frame", "same_file")  # and "rejected.<why>"
+# of those, an offline source's frames that are a part not inspected (published decided 'error': _tell_unread);
+# "missing" (deleted before it was read) and "same_file" (a link to a part already read) are no part of their own,
+# and a damaged recording's made-up frames ("concealed", tens per damage) are said once for the file
+UNREAD_PART_REASONS = ("corrupt",)
+NO_PIXELS = np.zeros((0, 0, 3), np.uint8)  # the image of a frame that could not be decoded (read-only, shared)
+NO_PIXELS.flags.writeable = False
 
 
 # A live camera's read that gave no decodable frame at once (a driver returning True with an empty frame): the
@@ -337,7 +345,8 @@ class CaptureWorker(Worker):
         self.reason = ""  # what its last state change said (redacted): a failed camera's cause, for the summary
         self._state_lock = threading.Lock()
         self.last_frame_ns = time.monotonic_ns()
-        self.frames = 0
+        self.frames = 0  # decoded frames delivered
+        self.unread = 0  # an offline source's parts delivered undecoded, decided 'error' (_tell_unread)
         self.reconnects = 0
         # "open" / "read" while inside the source, which may block for up to open_timeout_s / read_timeout_s
         # (a silent or stalled network camera): the daemon's shutdown does not wait for such a call
@@ -445,6 +454,7 @@ class CaptureWorker(Worker):
                 grabbed = self._in_source("read", self.source.read)
                 if grabbed is not None and grabbed.image is None:
                     self._skipped(grabbed)
+                    self._tell_unread(grabbed)
                     self._undecodable(grabbed, started)
                     continue
             except SourceError as exc:
@@ -503,6 +513,22 @@ class CaptureWorker(Worker):
             return  # a damaged video file's made-up frames: said once by the source (CvSource._damaged)
         self._throttle.warning(f"{grabbed.reason}-{cam}", "camera '%s': skipped a frame (%s): %s",
                                cam, grabbed.reason, grabbed.error)
+
+    def _tell_unread(self, grabbed) -> None:
+        """An offline source's part whose picture could not be decoded (:data:`UNREAD_PART_REASONS`: a corrupt or
+        truncated file or frame, one refused as too small) goes on as a frame decided
+        ``error`` with no pixels (0×0): a ``v1/defect`` event names its file (``source``) and why (``error``), as a
+        frame whose preprocessing or inference failed is. It was counted and logged only, so a subscriber acting
+        on defect events (a reject gate) never heard of the part, and its next frames took its ``frame_id``.
+        A live camera's undecodable frame is a lost frame, not a part: counted only, as before."""
+        if self.live or not (grabbed.reason in UNREAD_PART_REASONS or grabbed.reason.startswith("rejected.")):
+            return
+        cam = self.camera.name
+        frame = Frame(camera=cam, frame_id=self.frames + self.unread, image=NO_PIXELS, capture_ns=grabbed.t_ns,
+                      capture_utc=grabbed.t_utc, meta=grabbed.meta)
+        frame.decision, frame.error = "error", f"not inspected ({grabbed.reason}): {grabbed.error}"
+        self.unread += 1
+        self.hub.put(frame, self.stop_event)  # already counted by its reason (_skipped)
 
     def _undecodable(self, grabbed, started: float) -> None:
         """A live camera's frame that could not be decoded (read from monotonic ``started``). Raises a transient
@@ -574,7 +600,7 @@ class CaptureWorker(Worker):
 
     def _deliver(self, grabbed) -> None:
         cam = self.camera.name
-        frame = Frame(camera=cam, frame_id=self.frames, image=grabbed.image, capture_ns=grabbed.t_ns,
+        frame = Frame(camera=cam, frame_id=self.frames + self.unread, image=grabbed.image, capture_ns=grabbed.t_ns,
                       capture_utc=grabbed.t_utc, meta=grabbed.meta)
         self.frames += 1
         self.last_frame_ns = grabbed.t_ns

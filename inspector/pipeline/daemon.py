@@ -113,9 +113,29 @@ def resolve_thresholds(cfg: DaemonConfig, model_sha: str) -> tuple[Decider, Thre
     band = t.uncertain_band if t.uncertain_band is not None else (cal.uncertain_band if cal else None)
     if cal and (t.image is not None or t.pixel is not None):
         log.warning("thresholds: explicit values override the calibration file %s", t.calibration)
+    if cal and cal.uncertain_band is not None and t.uncertain_band is None and t.image is not None:
+        band = _band_moved(cal, float(t.image))
     if band is not None and not (band[0] <= image <= band[1] and band[0] < band[1]):
         raise ConfigError(f"thresholds.uncertain_band: {list(band)} must contain the image threshold {image}")
     return Decider(float(image), float(pixel), tuple(band) if band else None), cal
+
+
+def _band_moved(cal: Thresholds, image: float) -> tuple[float, float]:
+    """The calibration file's uncertain band moved with an explicit ``thresholds.image``: scaled by image / the
+    calibration's threshold, as calibrate makes it ``[t·(1−m), t·(1+m))`` around its threshold
+    (:func:`inspector.evaluation.calibrate.uncertain_band`). Kept as it was, the band alone decided (a band
+    decides every score: ≥ hi NG), so with ``image: 0.2`` under a band [0.145, 0.436) a score of 0.346 came out
+    'uncertain' while its event said 'thr 0.2'. Raises ConfigError (one line) where it cannot be scaled."""
+    lo, hi = cal.uncertain_band
+    if not cal.image_threshold > 0 or not image > 0:
+        raise ConfigError(f"thresholds.image: {image:g} replaces the calibration's image threshold "
+                          f"{cal.image_threshold:g}, but its uncertain_band [{lo:g}, {hi:g}] cannot move with it "
+                          f"(a threshold ≤ 0); set thresholds.uncertain_band too", field="thresholds.image")
+    k = image / cal.image_threshold
+    log.warning("thresholds: the calibration's uncertain_band [%g, %g) around %g moves with thresholds.image %g to "
+                "[%g, %g) (set thresholds.uncertain_band to choose another)", lo, hi, cal.image_threshold, image,
+                lo * k, hi * k)
+    return lo * k, hi * k
 
 
 def check_outputs(cfg: DaemonConfig) -> None:

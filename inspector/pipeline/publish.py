@@ -664,11 +664,13 @@ class PublishWorker(Worker):
                     self.counters.add(f"published.{kind}")
                 else:
                     published[kind] = published.get(kind, 0) + 1
-                if kind == "defect" and self.ctx.recorder is not None:
+                # a part whose picture its source could not decode has no pixels to record or show: its event
+                # names the file, which stays where it was (capture.CaptureWorker._tell_unread)
+                if kind == "defect" and self.ctx.recorder is not None and frame.image.size:
                     self.ctx.recorder.put(frame, header)
             self.latency.record(latencies)
             for tap in self.taps:
-                if hasattr(tap, "offer_frame"):  # e.g. the dashboard's newest frame per camera
+                if hasattr(tap, "offer_frame") and frame.image.size:  # e.g. the dashboard's newest frame
                     tap.offer_frame(frame)
         except Exception as exc:  # noqa: BLE001 - a bad event never stops publishing
             self.counters.add("publish_errors")

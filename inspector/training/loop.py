@@ -114,6 +114,9 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
         "n_val": len(val),
         "n_calibration": len(calibration),
         "skipped": [str(s.path) for s, _ in skipped],
+        # calibrate and evaluate tell good images the model was fitted on by content (a threshold or a metric
+        # on them is optimistic): a --good-dir of train/good gave no word
+        "train_sha256": [sha256_file(s.path) for s in train],
         "val_files": [s.path.name for s in val],
         "val_sha256": [sha256_file(s.path) for s in val],  # calibrate knows them by content, not a bare name
         "calibration_files": [s.path.name for s in calibration],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import cv2
@@ -69,21 +70,35 @@ def test_two_cameras_folder_with_corrupt_frames(tiny_model, endpoint, tmp_path):
     video = write_video(tmp_path / "a.avi", d0, seed=1)
     corrupt = (3, 10)
     folder = write_folder(tmp_path / "b", d1, seed=2, corrupt=corrupt)
+    for p in folder.iterdir():  # settled: a just-written undecodable file is read again once its writer is done
+        os.utime(p, (time.time() - 60, time.time() - 60))
     summary = tmp_path / "summary.json"
     cfg = base_config(tiny_model, endpoint, [{"name": "a", "source": str(video)},
                                              {"name": "b", "source": str(folder)}],
-                      batching={"max_batch": 8, "max_wait_ms": 5}, summary_json=str(summary))
+                      batching={"max_batch": 8, "max_wait_ms": 5}, summary_json=str(summary),
+                      recorder={"enabled": True, "dir": str(tmp_path / "rec"), "min_free_bytes": 0, "queue_size": 64})
     daemon, code, events = run_to_end(cfg)
     assert code == 0, daemon.failures
-    for cam, defects, skipped in (("a", d0, ()), ("b", d1, corrupt)):
+    # a part with no pixels has nothing to record (its event names the file, left where it was): no write error
+    assert daemon.counters.get("recorder.errors") == 0 and daemon.counters.get("recorder.dropped") == 0
+    assert len(list((tmp_path / "rec" / "b").glob("*.json"))) == sum(d1[i] for i in range(len(d1)) if i not in corrupt)
+    for cam, defects, unread in (("a", d0, ()), ("b", d1, corrupt)):
+        # a corrupt file is a part not inspected: decided 'error' on v1/defect, naming its file, in its place.
+        # Before, it was counted and logged only: a reject gate listening to v1/defect never heard of the part,
+        # and the next file took its frame_id
         results = by_type(events, "result", cam)
-        kept = [i for i in range(len(defects)) if i not in skipped]
-        assert [e.seq for e in results] == list(range(len(kept)))
-        assert [e.source["index"] for e in results] == kept
-        assert [e.decision for e in results] == ["NG" if defects[i] else "OK" for i in kept]
-        assert len(by_type(events, "defect", cam)) == sum(defects[i] for i in kept)
+        assert [e.seq for e in results] == list(range(len(defects)))
+        assert [e.source["index"] for e in results] == [e.frame_id for e in results] == list(range(len(defects)))
+        assert [e.decision for e in results] == ["error" if i in unread else "NG" if defects[i] else "OK"
+                                                 for i in range(len(defects))]
+        errors = [e for e in by_type(events, "defect", cam) if e.decision == "error"]
+        assert [e.source["index"] for e in errors] == list(unread)
+        assert all(e.error.startswith("not inspected (corrupt): ") and e.source["file"] in e.error
+                   and e.score is None and e.frame == {"width": 0, "height": 0} for e in errors), errors
+        assert len(by_type(events, "defect", cam)) == sum(defects[i] or i in unread for i in range(len(defects)))
     stats = json.loads(summary.read_text())
-    assert stats["cameras"]["b"]["corrupt"] == len(corrupt)  # counted and skipped
+    assert stats["cameras"]["b"]["corrupt"] == stats["cameras"]["b"]["error"] == len(corrupt)
+    assert stats["cameras"]["b"]["processed"] == len(d1)
     assert stats["cameras"]["a"]["processed"] == len(d0)
     assert stats["totals"]["mean_batch"] > 1  # batches really mix cameras/frames
 
@@ -191,3 +206,30 @@ def test_a_recorder_dir_renamed_under_a_running_daemon_is_followed(tiny_model, e
     n_review = sum(n.endswith(".json") for n in kept)
     assert totals["recorder.written"] == n_review + 2 + totals["recorder.deleted"]  # none deleted in review
     assert [p.name for p in rec.iterdir()] == ["cam0"]
+
+
+def test_an_explicit_image_threshold_moves_the_calibrations_uncertain_band_with_it(tiny_model, tmp_path):
+    """thresholds.image over a calibration file with an uncertain band: the band alone decided (≥ hi → NG), so
+    with image 0.2 under the calibration's [0.145, 0.436) around 0.29 a score of 0.346 came out 'uncertain' while
+    its event said 'thr 0.2', and the explicit threshold decided nothing. The band now moves with it (scaled, as
+    calibrate makes it around its threshold); an explicit band is taken as given."""
+    from inspector.artifacts.model_card import sha256_file
+    from inspector.artifacts.thresholds import ModelBinding, Thresholds, write_thresholds
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.daemon import resolve_thresholds
+
+    sha = sha256_file(tiny_model)
+    cal = write_thresholds(Thresholds(model=ModelBinding("tiny", sha), image_threshold=0.29, pixel_threshold=0.27,
+                                      uncertain_band=(0.145, 0.435), rule="test"), tmp_path / "cal.yaml")
+
+    def decider(**thresholds):
+        cfg = base_config(tiny_model, "tcp://127.0.0.1:1", [{"name": "c", "source": str(tmp_path)}],
+                          thresholds={"calibration": str(cal), **thresholds})
+        return resolve_thresholds(daemon_config(cfg), sha)[0]
+
+    d = decider(image=0.2)
+    assert d.uncertain_band == pytest.approx((0.1, 0.3)) and d.decide(0.346) == "NG" and d.decide(0.2) == "uncertain"
+    assert d.decide(0.09) == "OK" and d.pixel_threshold == 0.27
+    assert decider(image=None).uncertain_band == (0.145, 0.435)  # the calibration's own threshold: as calibrated
+    explicit = decider(image=0.2, uncertain_band=[0.15, 0.25])
+    assert explicit.uncertain_band == (0.15, 0.25) and explicit.decide(0.3) == "NG"

@@ -255,8 +255,10 @@ def test_capture_counts_corrupt_files_and_reports_states(tmp_path):
     worker.join(10)
     assert states == ["connecting", "online", "ended"]
     assert counters.get("f.corrupt") == 2 and counters.get("f.captured") == 4
-    frames = hub.take(16, 0.1)
-    assert [f.meta["index"] for f in frames] == [0, 2, 3, 5] and [f.frame_id for f in frames] == [0, 1, 2, 3]
+    frames = hub.take(16, 0.1)  # the corrupt files go on decided 'error', without pixels, in their place
+    assert [f.meta["index"] for f in frames] == [f.frame_id for f in frames] == [0, 1, 2, 3, 4, 5]
+    assert [f.decision for f in frames] == [None, "error", None, None, "error", None]
+    assert frames[1].image.shape == (0, 0, 3) and frames[1].error.startswith("not inspected (corrupt): 0001.png")
     assert hub.drained()
 
 

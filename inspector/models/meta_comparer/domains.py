@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from inspector.contract import DEFAULT_DOWNSCALE
-from inspector.data.datasets import load_batch, load_dataset
+from inspector.data.datasets import is_ambiguous, load_batch, load_dataset
 from inspector.data.synth import BUILTIN_TEXTURES, DEFECT_KINDS, good_image, load_sources, make_defect
 from inspector.errors import DataError
 
@@ -67,7 +67,7 @@ def load_domain(spec: str, size: tuple[int, int], normals: int, defects: int, *,
         return _synthetic(spec[len(SYNTH_PREFIX):], size, normals, defects, seed)
     dataset = load_dataset(spec)
     good = [s for s in dataset.train + dataset.test if s.label == 0]
-    bad = [s for s in dataset.test if s.label == 1 and not s.defect_type.startswith("likely")]
+    bad = [s for s in dataset.test if s.label == 1 and not is_ambiguous(s.defect_type)]
     if len(good) < 2 or not bad:
         raise DataError(f"{spec}: a training domain needs ≥ 2 good images and ≥ 1 defective one "
                         f"(test/<defect type>); found {len(good)} good, {len(bad)} defective")
