@@ -220,7 +220,7 @@ class InspectionEvent(_Routed):
 @dataclass
 class StatusEvent(_Routed):
     """A camera state change (topic ``v1/status/<camera>``): connecting, online, reconnecting, stalled,
-    changed (the source was replaced, or its frames' size or format changed: grey/colour, depth, pixel format), ended,
+    stale (an http(s) snapshot camera answering its last picture again for ``stale_after_s``), changed (the source was replaced, or its frames' size or format changed: grey/colour, depth, pixel format), ended,
     failed."""
 
     camera: str

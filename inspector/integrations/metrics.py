@@ -47,13 +47,14 @@ _BUCKETS = coarse_buckets(0.01, 60_000.0, _STEP)  # 10 µs … 60 s
 # "concealed": live frames the decoder made up around lost stream data (pipeline.ffmpeg_live.Concealment);
 # "before_key_frame": live frames before the first key frame after a (re)connect, no fault (ffmpeg_live)
 _CAMERA_DROPS = {"dropped_live": "live_newest_kept", "corrupt": "corrupt", "concealed": "concealed",
-                 "before_key_frame": "before_key_frame", "source_errors": "source_error"}
+                 "before_key_frame": "before_key_frame", "source_errors": "source_error",
+                 "repeat": "repeat"}
 _GLOBAL_DROPS = {"publish_queue_dropped": "publish_queue_full", "dropped_shutdown": "shutdown",
                  "status_dropped": "status_queue_full", "inference_error_frames": "inference_error",
                  "recorder.dropped": "recorder_queue_full", "recorder.errors": "recorder_write_error",
                  "recorder.skipped_low_disk": "recorder_low_disk", "recorder.abandoned": "recorder_shutdown",
                  "recorder.unusable": "recorder_dir_unusable"}
-CAMERA_STATES = ("connecting", "online", "reconnecting", "stalled", "changed", "ended", "failed")
+CAMERA_STATES = ("connecting", "online", "reconnecting", "stalled", "stale", "changed", "ended", "failed")
 
 
 class DaemonCollector:

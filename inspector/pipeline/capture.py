@@ -87,7 +87,8 @@ log = logging.getLogger("inspector.capture")
 # "same_file": another name (a hard or symbolic link) of a file a one-pass folder camera already read
 # "concealed": a live frame its decoder made up around data the stream lost (ffmpeg_live.Concealment)
 # "before_key_frame": a live frame output before the first key frame since the (re)connect (ffmpeg_live)
-_SKIP_REASONS = ("missing", "corrupt", "concealed", "before_key_frame", "same_file")  # and "rejected.<why>"
+# "repeat": a snapshot camera's answer that is its last picture again (http_sources.SnapshotPictures)
+_SKIP_REASONS = ("missing", "corrupt", "concealed", "before_key_frame", "same_file", "repeat")  # + "rejected.<why>"
 # of those, an offline source's frames that are a part not inspected (published decided 'error': _tell_unread);
 # "missing" (deleted before it was read) and "same_file" (a link to a part already read) are no part of their own,
 # and a damaged recording's made-up frames ("concealed", tens per damage) are said once for the file
@@ -102,7 +103,8 @@ _UNDECODABLE_PAUSE_S = 0.01
 # Undecodable frames that are no fault of a live stream's data (files being written, links, files seen before,
 # a stream joined between key frames: a reopen would join it between key frames again, and never get one where
 # the key-frame interval is longer than read_timeout_s; the watchdog says a stream that sends none)
-_NOT_STREAM_FAULTS = ("missing", "incomplete", "growing", "waiting", "same_file", "seen_bad", "before_key_frame")
+_NOT_STREAM_FAULTS = ("missing", "incomplete", "growing", "waiting", "same_file", "seen_bad", "before_key_frame",
+                      "repeat")  # a frozen camera answers fine: a reopen would give its picture again (stale)
 _WRITTEN_POLL_S = 0.5  # a source whose file is still being written (SourceWaiting) is opened again after this
 _STOP_BACKSTOP_S = 0.5  # longest a producer blocked on a full channel may take to see ``stop`` unwoken
 
@@ -353,6 +355,7 @@ class CaptureWorker(Worker):
         self.source_call: str | None = None
         self._layout: FrameLayout | None = None  # of the last frame delivered (_check_layout)
         self._undecodable_since: float | None = None  # monotonic s of a live camera's first undecodable frame in a row
+        self._repeats: tuple[float, int] | None = None  # (monotonic s of the first, count) of repeats in a row
         self._waiting_for: str | None = None  # what the source said while its file was still being written
         self._throttle = Throttled(log)
         hub.add_camera(camera.name, self.live, capacity)
@@ -365,7 +368,7 @@ class CaptureWorker(Worker):
             if previous == state:
                 return
             self.state, self.reason = state, reason
-        level = logging.WARNING if state in ("reconnecting", "stalled", "failed", "changed") else logging.INFO
+        level = logging.WARNING if state in ("reconnecting", "stalled", "stale", "failed", "changed") else logging.INFO
         log.log(level, "camera '%s': %s%s", self.camera.name, state, f" ({reason})" if reason else "")
         self.on_status(self.camera.name, state, previous, reason,
                        {"source": self.source.describe(), "live": self.live, "frames": self.frames,
@@ -455,6 +458,7 @@ class CaptureWorker(Worker):
                 if grabbed is not None and grabbed.image is None:
                     self._skipped(grabbed)
                     self._tell_unread(grabbed)
+                    self._repeated(grabbed, started, period)
                     self._undecodable(grabbed, started)
                     continue
             except SourceError as exc:
@@ -507,8 +511,9 @@ class CaptureWorker(Worker):
         if grabbed.reason in ("waiting", "seen_bad"):
             return  # a file already counted (incomplete, bad) found again: counters count files, not polls
         self.counters.add(f"{cam}.{grabbed.reason}")
-        if grabbed.reason in ("missing", "incomplete", "growing", "same_file", "before_key_frame"):
-            return  # a file deleted, still being written or already read, a stream joined: not a fault of the data
+        if grabbed.reason in ("missing", "incomplete", "growing", "same_file", "before_key_frame", "repeat"):
+            return  # a file deleted, still being written or already read, a stream joined, a picture given again
+            # (a frozen camera is said once, as 'stale'): not a fault of the data
         if grabbed.reason == "concealed" and not self.source.live:
             return  # a damaged video file's made-up frames: said once by the source (CvSource._damaged)
         self._throttle.warning(f"{grabbed.reason}-{cam}", "camera '%s': skipped a frame (%s): %s",
@@ -529,6 +534,24 @@ class CaptureWorker(Worker):
         frame.decision, frame.error = "error", f"not inspected ({grabbed.reason}): {grabbed.error}"
         self.unread += 1
         self.hub.put(frame, self.stop_event)  # already counted by its reason (_skipped)
+
+    def _repeated(self, grabbed, started: float, period: float) -> None:
+        """A snapshot camera answered its last picture again (``grabbed.reason == "repeat"``; read from monotonic
+        ``started``): once the repeats in a row span ``stale_after_s``, the camera is ``stale`` (one warning
+        naming it and its URL; counted ``stale``), until a new picture comes. Unpaced (fps 0), the next GET
+        waits :data:`_UNDECODABLE_PAUSE_S`: a 304 comes back at once, hundreds a second."""
+        if grabbed.reason != "repeat":
+            return
+        now = time.monotonic()
+        since, count = self._repeats or (now, 0)
+        self._repeats = (since, count + 1)
+        if now - since >= self.camera.stale_after_s and self.state in ("online", "stalled"):
+            self.counters.add(f"{self.camera.name}.stale")
+            self.set_state("stale", f"{self.source.describe()} answered the same picture {count + 1} times in a row "
+                                    f"over {now - since:.1f} s (stale_after_s {self.camera.stale_after_s:g}); "
+                                    f"not inspected again until it changes")
+        if not period and now - started < _UNDECODABLE_PAUSE_S:
+            sleep_until(self.stop_event, started + _UNDECODABLE_PAUSE_S)
 
     def _undecodable(self, grabbed, started: float) -> None:
         """A live camera's frame that could not be decoded (read from monotonic ``started``). Raises a transient
@@ -604,13 +627,13 @@ class CaptureWorker(Worker):
                       capture_utc=grabbed.t_utc, meta=grabbed.meta)
         self.frames += 1
         self.last_frame_ns = grabbed.t_ns
-        self._undecodable_since = None
+        self._undecodable_since = self._repeats = None
         self._check_layout(grabbed)
         if grabbed.meta.get("buffers_skipped"):  # a live camera's older queued frames, passed over for this one
             # while paced by fps the camera sends frames only to be passed over: those are the pace's drops
             reason = "dropped_pacing" if self.camera.fps > 0 else "dropped_live"
             self.counters.add(f"{cam}.{reason}", grabbed.meta["buffers_skipped"])
-        if self.state in ("stalled", "reconnecting", "changed"):
+        if self.state in ("stalled", "stale", "reconnecting", "changed"):
             self.set_state("online", "frames flowing again")
         self.backoff.reset()
         if self.hub.put(frame, self.stop_event):

@@ -142,6 +142,8 @@ class CameraSection:
     open_timeout_s: float = bounded(10.0, gt=0, le=3600)
     read_timeout_s: float = bounded(5.0, gt=0, le=3600)
     watchdog_s: float = bounded(10.0, gt=0, le=86400)  # a frame this late (after 1/fps when paced) → state 'stalled'
+    # an http(s) snapshot camera answering its last picture again (304, or the same bytes) this long → state 'stale'
+    stale_after_s: float = bounded(10.0, gt=0, le=86400)
     # significant bits of 16-bit frames/files that do not declare them (PNG sBIT / TIFF BitsPerSample win);
     # None: the model's setting (sidecar input.bit_depth), else the container's depth
     bit_depth: int | None = bounded(None, ge=1, le=16)
@@ -165,7 +167,7 @@ class CameraSection:
         if 0 < self.fps < _MIN_FPS:  # e.g. 1e-9: one frame in 30 years, a typo rather than a pace
             raise ConfigError(f"{where}.fps: {self.fps:g} is below one frame a day ({_MIN_FPS:.3g}); "
                               f"use 0 for no pacing")
-        if self.open_timeout_s <= 0 or self.read_timeout_s <= 0 or self.watchdog_s <= 0:
+        if min(self.open_timeout_s, self.read_timeout_s, self.watchdog_s, self.stale_after_s) <= 0:
             raise ConfigError(f"{where}: timeouts must be > 0")
         self._check_url_scheme(where)
         self._check_offline_live(where)

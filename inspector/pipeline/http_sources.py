@@ -10,6 +10,7 @@ gave for it (:func:`inspector.pipeline.sources.make_source`: FFmpeg's).
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import logging
 import select
@@ -217,11 +218,17 @@ class _HttpPictures(Source):
             self._headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self._index = 0
 
-    def answer(self, timeout_s: float):
-        """The camera's answer (headers read, body not); SourceError (transient) naming the camera if none."""
+    def answer(self, timeout_s: float, validators: dict[str, str] | None = None):
+        """The camera's answer (headers read, body not); SourceError (transient) naming the camera if none.
+        With ``validators`` (If-None-Match / If-Modified-Since, RFC 9110 §13.1) None when the camera answers
+        304 Not Modified: the picture it gave last."""
+        request = urllib.request.Request(self._url, headers=self._headers | (validators or {}))
         try:
-            return _SNAPSHOT_OPENER.open(urllib.request.Request(self._url, headers=self._headers), timeout=timeout_s)
+            return _SNAPSHOT_OPENER.open(request, timeout=timeout_s)
         except urllib.error.HTTPError as exc:
+            if exc.code == 304 and validators:
+                exc.close()
+                return None
             raise self._error(f"{self.describe()}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
             raise self._error(f"{self.describe()}: {getattr(exc, 'reason', exc)}") from None
@@ -254,18 +261,59 @@ class _HttpPictures(Source):
         return Grabbed(image, t_ns, t_utc, meta, layout=layout)
 
 
+class LastPicture:
+    """What a snapshot camera answered last, kept across reconnects (a frozen camera that also drops its
+    connection must not have its old picture inspected again after each reopen): the HTTP validators of the
+    answer (ETag, Last-Modified; RFC 9110 §8.8) and a digest of its bytes."""
+
+    def __init__(self) -> None:
+        self.etag: str | None = None
+        self.modified: str | None = None
+        self.digest: bytes | None = None
+
+    def validators(self) -> dict[str, str]:
+        """The conditional-request headers for the next GET (empty before the first picture)."""
+        return ({"If-None-Match": self.etag} if self.etag else {}) | (
+            {"If-Modified-Since": self.modified} if self.modified else {})
+
+    def changed(self, data: bytes, headers) -> bool:
+        """Whether ``data`` (a 200 answer's body, ``headers`` its headers) is another picture than the last one:
+        judged by its bytes (a camera may ignore the validators, or send none); remembered when it is."""
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        if digest == self.digest:
+            return False
+        self.digest, self.etag, self.modified = digest, headers.get("ETag"), headers.get("Last-Modified")
+        return True
+
+
 class SnapshotPictures(_HttpPictures):
     """A URL that answers with one still picture per GET (``http://cam/snapshot.jpg``): a picture per read,
     taken when asked for, so never a backlog (pacing sleeps, it does not fetch pictures to drop them). FFmpeg
     opened such a URL as a one-frame video: its JPEG decoded its own way (no EXIF orientation, up to 80 levels
-    off libjpeg's colours), then a reconnect for every picture."""
+    off libjpeg's colours), then a reconnect for every picture.
+
+    A camera whose device froze keeps answering its last picture: each answer was inspected and published as a
+    new part (one part counted many times, a stuck camera looking like a healthy line). Each GET now carries the
+    last answer's validators; a 304, or a body with the same bytes (:class:`LastPicture`), is no new picture:
+    given as ``Grabbed(reason="repeat")``, counted, never inspected (the capture worker says the camera
+    ``stale`` after ``stale_after_s`` of them in a row)."""
+
+    def __init__(self, camera: CameraSection, bit_depth: int | None = None, last: LastPicture | None = None) -> None:
+        super().__init__(camera, bit_depth)
+        self._last = last if last is not None else LastPicture()
 
     def read(self) -> Grabbed | None:
-        with self.answer(self.camera.read_timeout_s) as response:
+        response = self.answer(self.camera.read_timeout_s, self._last.validators())
+        if response is None:
+            t_ns, t_utc = stamp_now()
+            return Grabbed(None, t_ns, t_utc, {}, error="304 Not Modified: the same picture", reason="repeat")
+        with response:
             if response.headers.get_content_maintype() == "multipart":
                 raise self._error(f"{self.describe()}: now serves a stream; reopening")
             data = self.picture(response)
         t_ns, t_utc = stamp_now()  # the "grab": the encoded picture is in memory
+        if not self._last.changed(data, response.headers):
+            return Grabbed(None, t_ns, t_utc, {}, error="the same bytes as the last picture", reason="repeat")
         return self._decode(data, t_ns, t_utc, {})
 
 
@@ -312,11 +360,12 @@ class SnapshotSource(ChosenAtOpen):
         super().__init__(camera, bit_depth)
         self._snapshot = is_snapshot_url(str(camera.source))
         self._other = other
+        self._last = LastPicture()  # the last still picture inspected, kept over reconnects
 
     def _choose(self) -> Source:
         if not self._snapshot:  # FFmpeg may be handed this URL once the answer is known
             warn_if_ffmpeg_logs_secrets(str(self.camera.source), self.camera.name)
-        pictures = SnapshotPictures(self.camera, self.bit_depth)
+        pictures = SnapshotPictures(self.camera, self.bit_depth, self._last)
         response = pictures.answer(self.camera.open_timeout_s)
         if response.headers.get_content_maintype() == "multipart":
             if self._snapshot:

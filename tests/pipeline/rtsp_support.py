@@ -158,3 +158,73 @@ def _rtsp_answer(request: str, port: int) -> bytes:
     elif method == "PLAY":
         head.append("Session: 12345678")
     return ("\r\n".join(head) + "\r\n\r\n" + body).encode("latin-1")
+
+
+class RtpDropper:
+    """An RTSP-over-TCP relay on ``127.0.0.1:port`` in front of a real camera (``upstream``: its port) that
+    drops one interleaved RTP packet (RFC 2326 §10.12) of channel 0 (the video), the ``drop``-th of the first
+    connection after its join: a camera whose full send buffer dropped a packet, which a real server cannot be
+    made to do on demand. Every other byte, RTSP requests and answers included, passes unchanged. ``dropped``:
+    the sequence numbers of the packets dropped."""
+
+    def __init__(self, upstream: int, drop: int) -> None:
+        self.upstream, self.drop, self.dropped = upstream, drop, []
+        self.port = free_port()
+        self.sock = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str = "/cam") -> str:
+        return f"rtsp://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.sock.accept()
+                server = socket.create_connection(("127.0.0.1", self.upstream))
+                threading.Thread(target=_relay, args=(client, server, lambda data: [data]), daemon=True).start()
+                threading.Thread(target=_relay, args=(server, client, self._filter()), daemon=True).start()
+
+    def _filter(self):
+        """The camera-to-client filter of one connection: RTSP answers whole, interleaved packets one by one."""
+        pending, count = bytearray(), [0]
+
+        def take(data: bytes) -> list[bytes]:
+            pending.extend(data)
+            out = []
+            while pending:
+                if pending[:1] == b"$":
+                    if len(pending) < 4 or len(pending) < 4 + int.from_bytes(pending[2:4], "big"):
+                        break
+                    size = 4 + int.from_bytes(pending[2:4], "big")
+                    packet = bytes(pending[:size])
+                    del pending[:size]
+                    count[0] += packet[1] == 0
+                    if packet[1] == 0 and count[0] == self.drop and not self.dropped:
+                        self.dropped.append(int.from_bytes(packet[6:8], "big"))
+                        continue
+                    out.append(packet)
+                else:  # an RTSP answer: its headers, then Content-Length bytes of body
+                    head_end = pending.find(b"\r\n\r\n")
+                    if head_end < 0:
+                        break
+                    length = next((int(line.split(b":")[1]) for line in pending[:head_end].split(b"\r\n")
+                                   if line.lower().startswith(b"content-length:")), 0)
+                    if len(pending) < head_end + 4 + length:
+                        break
+                    out.append(bytes(pending[:head_end + 4 + length]))
+                    del pending[:head_end + 4 + length]
+            return out
+        return take
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _relay(src: socket.socket, dst: socket.socket, filt) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(65536):
+            for piece in filt(data):
+                dst.sendall(piece)
+    for end in (src, dst):
+        with contextlib.suppress(OSError):
+            end.shutdown(socket.SHUT_RDWR)

@@ -91,9 +91,9 @@ def test_paced_live_camera_always_inspects_the_newest_frame():
     assert counters.get("ipcam.dropped_pacing") >= 50  # ~23 of every 25 frames skipped, and counted
 
 
-def _serve_picture(body: bytes, content_type: str, served: list | None = None, redirect: str = ""):
-    """A snapshot camera on 127.0.0.1: every GET answers ``body`` (or a 302 to ``redirect``); the times of
-    requests and their Authorization headers go to ``served``."""
+def _serve_picture(body, content_type: str, served: list | None = None, redirect: str = ""):
+    """A snapshot camera on 127.0.0.1: every GET answers ``body`` (bytes, or a callable giving each answer's) or
+    a 302 to ``redirect``; the times of requests and their Authorization headers go to ``served``."""
     import http.server
 
     class Snapshot(http.server.BaseHTTPRequestHandler):
@@ -105,11 +105,12 @@ def _serve_picture(body: bytes, content_type: str, served: list | None = None, r
                 self.send_header("Location", redirect)
                 self.end_headers()
                 return
+            data = body() if callable(body) else body
             self.send_response(200)
             self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(data)
 
         def log_message(self, *args):
             pass
@@ -122,10 +123,11 @@ def _serve_picture(body: bytes, content_type: str, served: list | None = None, r
 def test_a_paced_snapshot_camera_fetches_one_fresh_picture_per_period():
     """A still-image URL (``http://cam/snapshot.jpg``) paced by ``fps`` is asked for one picture per period,
     when it is due, and each picture is stamped when it arrived: it was made on request, so it is never a
-    backlog. Draining it like a stream would fetch pictures only to drop them (hundreds of requests a second)."""
-    jpg = cv2.imencode(".jpg", np.full((96, 160, 3), 90, np.uint8))[1].tobytes()
+    backlog. Draining it like a stream would fetch pictures only to drop them (hundreds of requests a second).
+    Each answer is a new picture (a picture answered again is no new part: test_snapshot_repeats.py)."""
     served: list[tuple] = []
-    server = _serve_picture(jpg, "image/jpeg", served)
+    server = _serve_picture(lambda: cv2.imencode(".jpg", np.full((96, 160, 3), len(served) % 250, np.uint8))[1]
+                            .tobytes(), "image/jpeg", served)
     cam = CameraSection(name="snap", source=f"http://127.0.0.1:{server.server_address[1]}/snapshot.jpg", fps=5.0,
                         open_timeout_s=5, read_timeout_s=5)
     counters, hub, stop = Counters(), FrameHub(Counters()), threading.Event()
