@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -36,3 +38,17 @@ def decoded(path: Path) -> list[np.ndarray]:
         frames.append(got[1])
     cap.release()
     return frames
+
+
+@contextlib.contextmanager
+def in_background(work: Callable[[threading.Event], None], join_s: float = 5.0):
+    """``work(stop)`` on a daemon thread for the length of the block (a sending camera); ``stop`` is set as the
+    block ends and the thread joined for up to ``join_s`` seconds."""
+    stop = threading.Event()
+    thread = threading.Thread(target=work, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(join_s)

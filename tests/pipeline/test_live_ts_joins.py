@@ -26,7 +26,7 @@ import pytest
 from inspector.pipeline import ffmpeg_live
 from inspector.pipeline.config import CameraSection, ReconnectSection
 from inspector.pipeline.sources import make_source
-from source_support import decoded, read_until_it_ends
+from source_support import decoded, in_background, read_until_it_ends
 from tests.pipeline.test_live_concealment import TS_PACKET, serving
 
 pytestmark = pytest.mark.skipif(not ffmpeg_live.available(), reason="needs the ffmpeg program")
@@ -97,10 +97,9 @@ def _free_udp_port() -> int:
 def _sending_udp(data: bytes, port: int, fps: float = 25.0):
     """A camera sending ``data`` over and over to 127.0.0.1:``port`` in datagrams of 7 TS packets, at about ``fps``
     frames a second (its bytes spread evenly over the segment's frames), until the block ends."""
-    stop, datagram = threading.Event(), 7 * TS_PACKET
-    per_s = len(data) / (2 * FRAMES / fps)
+    datagram, per_s = 7 * TS_PACKET, len(data) / (2 * FRAMES / fps)
 
-    def send() -> None:
+    def send(stop: threading.Event) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             started, sent = time.monotonic(), 0
             while not stop.is_set():
@@ -111,13 +110,8 @@ def _sending_udp(data: bytes, port: int, fps: float = 25.0):
                     sent += datagram
                     stop.wait(max(0.0, started + sent / per_s - time.monotonic()))
 
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    try:
+    with in_background(send):
         yield
-    finally:
-        stop.set()
-        thread.join(5)
 
 
 def test_a_udp_stream_of_joined_segments_is_inspected_whole_at_each_join(tmp_path):

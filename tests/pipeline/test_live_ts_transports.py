@@ -24,7 +24,7 @@ import pytest
 from inspector.pipeline import ffmpeg_live
 from inspector.pipeline.sources import make_source
 from net_faults import free_port
-from source_support import read_until_it_ends
+from source_support import in_background, read_until_it_ends
 from tests.pipeline.test_live_ts_joins import FRAMES, TS_PACKET, _camera, _lose_packets_mid_key_frame, _parts
 
 pytestmark = pytest.mark.skipif(not ffmpeg_live.available(), reason="needs the ffmpeg program")
@@ -101,9 +101,9 @@ def _srt_listening(segments: list[bytes], port: int):
     """An SRT camera: the ffmpeg program listening on 127.0.0.1:``port``, sending the bytes of ``segments`` over and
     over as they are (``-f data``: no remuxing, the segments' own continuity counts) at about :data:`FPS` frames a
     second to whoever connects; a new listener after each caller left (the probe, then the reader)."""
-    stop, data, per_s = threading.Event(), b"".join(segments), _paced(segments)
+    data, per_s = b"".join(segments), _paced(segments)
 
-    def one_caller() -> None:
+    def one_caller(stop: threading.Event) -> None:
         proc = subprocess.Popen(["ffmpeg", "-v", "error", "-f", "data", "-i", "pipe:0", "-map", "0", "-c", "copy",
                                  "-f", "data", f"srt://127.0.0.1:{port}?mode=listener&pkt_size=1316"],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -122,17 +122,12 @@ def _srt_listening(segments: list[bytes], port: int):
             proc.kill()
             proc.wait()
 
-    def serve() -> None:
+    def serve(stop: threading.Event) -> None:
         while not stop.is_set():
-            one_caller()
+            one_caller(stop)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
+    with in_background(serve, join_s=10):
         yield
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 @pytest.mark.skipif(not _has_srt(), reason="this ffmpeg has no libsrt")
@@ -177,9 +172,9 @@ def _sending_rtp(segments: list[bytes], port: int, drop_last_of: int | None = No
     packets behind a 12-byte RTP header (payload type 33, one sequence number a datagram: RFC 2250), at about
     :data:`FPS` frames a second. ``drop_last_of``: the last datagram of that segment is lost on the link each
     time (its sequence number skipped)."""
-    stop, per_s = threading.Event(), _paced(segments)
+    per_s = _paced(segments)
 
-    def send() -> None:
+    def send(stop: threading.Event) -> None:
         seq, sent, started = 0, 0, time.monotonic()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             while not stop.is_set():
@@ -195,13 +190,8 @@ def _sending_rtp(segments: list[bytes], port: int, drop_last_of: int | None = No
                         seq, sent = (seq + 1) & 0xFFFF, sent + len(payload)
                         stop.wait(max(0.0, started + sent / per_s - time.monotonic()))
 
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    try:
+    with in_background(send):
         yield
-    finally:
-        stop.set()
-        thread.join(5)
 
 
 def test_an_rtp_stream_of_joined_segments_is_inspected_whole_at_each_join(tmp_path):
