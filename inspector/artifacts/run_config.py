@@ -123,7 +123,7 @@ class TrainConfig:
     seed: int = bounded(0, ge=0, le=2**32 - 1)
     time_budget_s: float | None = bounded(None, gt=0, le=30 * 86_400)  # stop after this much wall time per phase
     threads: int | None = bounded(None, ge=1, le=4096)  # torch intra-op threads; None: all cores
-    augment: Literal["none", "flip"] = "none"
+    augment: Literal["none", "flip", "photometric"] = "none"
     # Where to train: auto = cuda when torch.cuda.is_available(), else cpu (see training/device.py).
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # auto = bf16 autocast where the device computes bf16 in hardware (CUDA: else fp16 with loss scaling;

@@ -153,7 +153,25 @@ def batches(images: np.ndarray | torch.Tensor, batch_size: int, generator: torch
         if augment == "flip" and generator is not None:
             flip = (torch.rand(len(idx), generator=generator) < 0.5).to(batch.device)
             batch[flip] = batch[flip].flip(2)
+        if augment == "photometric" and generator is not None:
+            batch = photometric(batch, generator)
         yield idx, batch
+
+
+PHOTOMETRIC = 0.2  # the brightness and contrast jitter of EfficientAD's autoencoder images (Batzner et al., §3.3)
+
+
+def photometric(batch: torch.Tensor, generator: torch.Generator, most: float = PHOTOMETRIC) -> torch.Tensor:
+    """Each uint8 (B, H, W, C) image with its own brightness and contrast factor in [1 − most, 1 + most].
+
+    Brightness scales the pixels; contrast scales their distance from the image's mean grey (torchvision's rule).
+    """
+    x = batch.float()
+    factors = (1 + most * (2 * torch.rand(len(batch), 2, generator=generator) - 1)).to(batch.device)
+    x = x * factors[:, 0].view(-1, 1, 1, 1)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * factors[:, 1].view(-1, 1, 1, 1) + mean
+    return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
 class PhaseLoss:
