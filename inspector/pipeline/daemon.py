@@ -60,7 +60,7 @@ from inspector.pipeline.preprocess import Preprocessor
 from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker, StatusUpdate
 from inspector.pipeline.recorder import (RecorderDirLock, RecorderWorker, camera_folder_problem, lock_recorder_dir,
                                          recording_losses, release_recorder_dir)
-from inspector.pipeline.sources import Source, make_source, source_type
+from inspector.pipeline.sources import Source, is_live, make_source, source_type
 from inspector.pipeline.stats import DaemonStats
 from inspector.pipeline.worker import WorkerContext
 from inspector.artifacts import input_spec as card_input_spec, model_card_of, read_card
@@ -563,7 +563,8 @@ class Daemon:
         self.drift = DriftMonitor(cfg.drift, self.calibration.score_stats if self.calibration else None)
         shared = WorkerContext(broken=threading.Event(), cpu=self.cpu)  # one "a worker failed" flag for all
         self.recorder = (RecorderWorker(cfg.recorder, threading.Event(), counters, self.run_id, self.started_utc,
-                                        shared, dir_lock=self._dir_lock, cameras=[c.name for c in cfg.cameras])
+                                        shared, dir_lock=self._dir_lock, cameras=[c.name for c in cfg.cameras],
+                                        offline=not any(is_live(c, self.sources[c.name]) for c in cfg.cameras))
                          if cfg.recorder.enabled else None)
         self.inference = self._start_inference(to_post, shared)
         backend = self.inference.backend

@@ -457,9 +457,11 @@ def _entries(folder: Path) -> list[Path]:
 class RecorderWorker(Worker):
     def __init__(self, cfg: RecorderSection, stop: threading.Event, counters: Counters, run_id: str,
                  started_utc: str, context: WorkerContext | None = None,
-                 dir_lock: RecorderDirLock | None = None, *, cameras: Iterable[str]) -> None:
+                 dir_lock: RecorderDirLock | None = None, *, cameras: Iterable[str], offline: bool = False) -> None:
         """``cameras``: the names of the cameras it records, whose folders ``<dir>/<name>`` are the recorder's
-        (:meth:`_scan_existing`)."""
+        (:meth:`_scan_existing`). ``offline``: every source is offline (capture.is_live false for all): put()
+        waits for room instead of dropping, as capture does for offline frames (nothing is lost to time)."""
+        self.offline = offline
         super().__init__("recorder", stop, context)
         self._cameras = set(cameras)
         self._blocked: set[str] = set()  # cameras whose folder cannot take recordings (told; _camera_unusable)
@@ -492,8 +494,9 @@ class RecorderWorker(Worker):
 
     # -- producer side (publisher thread) --------------------------------------------------
     def put(self, frame: Frame, header: dict) -> None:
-        """Queue one defect for recording; never blocks. A full queue drops it: counted as
-        ``recorder.dropped`` and logged (throttled), so a burst that outruns the disk is told."""
+        """Queue one defect for recording. Live (a camera among the sources is live): never blocks; a full queue
+        drops it, counted as ``recorder.dropped`` and logged (throttled). Offline (``offline``): waits for room
+        (_put_waiting), as capture blocks for offline frames: nothing is lost to time."""
         with self._books_lock:
             if self._abandoned:  # the run's final stats are being taken: this one is not written
                 self.counters.add("recorder.abandoned")
@@ -503,9 +506,28 @@ class RecorderWorker(Worker):
                 self._accepted += 1
                 return
             except queue.Full:
-                self.counters.add("recorder.dropped")
+                if not self.offline:
+                    self.counters.add("recorder.dropped")
+        if self.offline and self._put_waiting(frame, header):
+            return
         self._throttle.warning("full", "recorder: queue full (recorder.queue_size %d); camera '%s' frame %d "
                                "not recorded", self.cfg.queue_size, frame.camera, frame.frame_id)
+
+    def _put_waiting(self, frame: Frame, header: dict) -> bool:
+        """Offline: wait for room in the queue (backpressure on the publisher) until it is taken, the run
+        stops or is abandoned. True when taken; False counts it as ``recorder.dropped`` (told by put())."""
+        while not self.stop_event.wait(0.02):
+            with self._books_lock:  # taken and booked at once, as in put() (abandon() counts accepted - settled)
+                if self._abandoned:
+                    break
+                try:
+                    self.inbox.put_nowait((frame, header))
+                except queue.Full:
+                    continue
+                self._accepted += 1
+                return True
+        self.counters.add("recorder.dropped")
+        return False
 
     def finish(self) -> None:
         """No more events will come; the worker writes what is queued and exits.

@@ -28,12 +28,13 @@ _ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
 
 def _record(root: Path, frames: list[tuple[str, int]], run_id: str, cameras: tuple[str, ...] = ("c",),
-            image: np.ndarray | None = None, **cfg) -> Counters:
+            image: np.ndarray | None = None, offline: bool = False, **cfg) -> Counters:
     """One run of a recorder holding ``root`` as the daemon does, recording ``frames`` ((camera, frame id)
     each, frame, heat map and header); its counters."""
     counters, lock = Counters(), lock_recorder_dir(root)
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, **cfg), threading.Event(),
-                         counters, run_id, "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=cameras)
+                         counters, run_id, "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=cameras,
+                         **({"offline": True} if offline else {}))
     rec.start()
     for camera, i in frames:
         frame = Frame(camera=camera, frame_id=i, image=np.zeros((8, 8, 3), np.uint8) if image is None else image,
@@ -45,6 +46,14 @@ def _record(root: Path, frames: list[tuple[str, int]], run_id: str, cameras: tup
     lock.release()
     assert not rec.is_alive() and rec.failure is None
     return counters
+
+
+def test_an_offline_run_waits_for_the_recorder_instead_of_losing_recordings(tmp_path):
+    # the tester's case: a folder camera's defects outran recorder.queue_size and 11 recordings were lost
+    counters = _record(tmp_path, [("c", i) for i in range(40)], "aaaaaaaaaaaa", offline=True, queue_size=2,
+                       image=np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8))
+    assert counters.get("recorder.dropped") == 0
+    assert len(list((tmp_path / "c").glob("*.json"))) == 40
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
