@@ -151,9 +151,11 @@ def test_a_full_save_disk_is_told_once_and_saving_resumes_when_room_is_made(tmp_
     err = capsys.readouterr().err.splitlines()
     failing = [line for line in err if "cannot save" in line]
     back = [line for line in err if line.startswith(f"saving to {saved} again")]
-    assert code == 0 and len(failing) == 1 and "No space left on device" in failing[0], err
-    unsaved = int(re.search(r"(\d+) event\(s\) not saved", err[-1]).group(1))
+    # events it could not save are a run that lost evidence: exit 1, said last (was 0)
+    assert code == 1 and len(failing) == 1 and "No space left on device" in failing[0], err
+    unsaved = int(re.search(r"(\d+) event\(s\) not saved", err[-2]).group(1))
     assert 5 <= unsaved < 20, err
+    assert err[-1] == f"subscribe: {unsaved} event(s) or payload(s) not saved to {saved}; exit 1", err
     assert back == [f"saving to {saved} again; {unsaved} event(s) could not be saved meanwhile"], err
     assert names == [f"defect-c-r-{seq:07d}{suffix}" for seq in (20, 21, 22) for suffix in (".json", ".thumbnail.jpg")]
 
@@ -246,10 +248,11 @@ def test_a_save_disk_unmounted_is_not_replaced_by_the_system_disk_and_saving_res
         subprocess.run(["umount", str(disk)], capture_output=True)
     err = capsys.readouterr().err.splitlines()
     failing = [line for line in err if "cannot save" in line]
-    assert code == 0 and beneath == [], (beneath, err)
+    assert code == 1 and beneath == [], (beneath, err)  # events it could not save: exit 1
+    assert err[-1].startswith("subscribe: ") and err[-1].endswith(f"not saved to {saved}; exit 1"), err
     assert len(failing) == 1 and f"{disk} is no longer mounted" in failing[0], err
     assert f"saving to {saved} again; 3 event(s) could not be saved meanwhile" in err, err
-    assert "3 event(s) not saved" in err[-1], err
+    assert "3 event(s) not saved" in err[-2], err
     assert names == [f"defect-c-r-{seq:07d}{suffix}" for seq in (5, 6) for suffix in (".json", ".thumbnail.jpg")]
 
 

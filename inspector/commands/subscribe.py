@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "already told) in this file, so that started again, from a daemon or an MQTT broker, it "
                         "tells what it missed while it was not running and whether the daemon restarted "
                         "meanwhile (default with --save-dir: <save-dir>/.subscriber-state)")
-    p.add_argument("--count", type=int_range(0, 10**12), default=0, help="exit after this many events (0 = run until Ctrl-C)")
+    p.add_argument("--count", type=int_range(0, 10**12), default=0, help="exit after this many events (0 = run until Ctrl-C); fewer before --timeout "
+                   "runs out: exit 1")
     p.add_argument("--timeout", type=float_range(0, 10**7), default=0.0,
                    help="exit after this many seconds without an event (0 = wait for ever)")
     p.add_argument("--silence-s", type=float_range(0, 10**7), default=SILENCE_S,
@@ -361,11 +362,12 @@ def run_mqtt(args: argparse.Namespace) -> int:
     """Events of every daemon (box) publishing under the broker's topic prefix; one line each. Stats are heard
     quietly when not asked for (MqttSubscriber): they tell what each box published and what it dropped."""
     with StopSignals() as stops:  # from before connecting until the summary is printed
-        _run_mqtt(args, stops)
-    return stops.exit_code
+        seen, unsaved = _run_mqtt(args, stops)
+    return _exit_code(args, stops, seen, unsaved)
 
 
-def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
+def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> tuple[int, int]:
+    """(events seen, events and payloads not saved)."""
     from inspector.integrations.mqtt import MqttSubscriber
 
     # the topics as given: 'v1/defect/cam1' is that camera alone, 'v1/' everything (MqttSubscriber's filters)
@@ -389,13 +391,15 @@ def _run_mqtt(args: argparse.Namespace, stops: StopSignals) -> None:
     finally:
         sub.close()
     _tell(sub.notices(final=True))  # the drops not told yet (NOTICE_S) too
-    tail = ""
+    tail, unsaved = "", 0
     if saver is not None:
         saver.finish()
+        unsaved = tally["unsaved"] + saver.unsaved_payloads
         _tell(saver.take())
         tail = (f"; {tally['unsaved']} event(s) and {saver.unsaved_payloads} payload(s) not saved to "
                 f"{args.save_dir}")
     print(f"received {tally['seen']} event(s); {sub.summary()}{tail}{sub.state_stale}", file=sys.stderr, flush=True)
+    return tally["seen"], unsaved
 
 
 # Longest wait for an event before the notices found meanwhile are printed: a subscriber waiting for ever
@@ -481,11 +485,33 @@ def run(args: argparse.Namespace) -> int:
     if args.endpoint.startswith(("mqtt://", "mqtts://")):
         return run_mqtt(args)
     with StopSignals() as stops:  # from before connecting until the summary is printed
-        _run_zmq(args, stops)
-    return stops.exit_code
+        seen, unsaved = _run_zmq(args, stops)
+    return _exit_code(args, stops, seen, unsaved)
 
 
-def _run_zmq(args: argparse.Namespace, stops: StopSignals) -> None:
+# The command ran but did not deliver what was asked: fewer events than --count before --timeout, or events it
+# could not save. A script waiting for N events (a line check after a change-over) could not tell it from success.
+INCOMPLETE = 1
+
+
+def _exit_code(args: argparse.Namespace, stops: "StopSignals", seen: int, unsaved: int) -> int:
+    """The exit code after the summary: a signal's (:attr:`StopSignals.exit_code`), else :data:`INCOMPLETE` with one
+    line saying why when ``--count`` was not reached by a wait that ran out (a Ctrl-C asked for the end) or when
+    ``unsaved`` events or payloads were not saved to ``--save-dir``, else 0."""
+    if stops.exit_code:
+        return stops.exit_code
+    short = bool(args.count) and seen < args.count and stops.signum is None
+    if short:
+        print(f"subscribe: {seen} of the {args.count} event(s) asked for (--count) came before --timeout "
+              f"{args.timeout:g} s ran out; exit {INCOMPLETE}", file=sys.stderr, flush=True)
+    if unsaved:
+        print(f"subscribe: {unsaved} event(s) or payload(s) not saved to {args.save_dir}; exit {INCOMPLETE}",
+              file=sys.stderr, flush=True)
+    return INCOMPLETE if short or unsaved else 0
+
+
+def _run_zmq(args: argparse.Namespace, stops: StopSignals) -> tuple[int, int]:
+    """(events seen, events not saved)."""
     from inspector.client import Subscriber
 
     topics = args.topic or ["v1/defect", "v1/status"]
@@ -509,6 +535,7 @@ def _run_zmq(args: argparse.Namespace, stops: StopSignals) -> None:
     tail = f"; {tally['unsaved']} event(s) not saved to {args.save_dir}" if args.save_dir else ""
     print(f"received {tally['seen']} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "
           f"skipped{tail}{sub.state_stale}", file=sys.stderr, flush=True)
+    return tally["seen"], tally["unsaved"]
 
 
 def _receive(args: argparse.Namespace, sub, tally: dict, stops: StopSignals) -> None:

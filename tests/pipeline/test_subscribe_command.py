@@ -46,3 +46,21 @@ def test_subscribe_prints_and_saves_defects(tiny_model, endpoint, tmp_path):
 def test_subscribe_timeout_without_daemon(endpoint):
     res = _subscribe(endpoint, "--timeout", "0.3")
     assert res.returncode == 0 and "no event for 0.3 s" in res.stderr
+
+
+def test_subscribe_exits_1_when_fewer_events_than_its_count_came_before_the_timeout(tiny_model, endpoint, tmp_path):
+    """A script waiting for N events could not tell 'none came' from success: both exited 0."""
+    res = _subscribe(endpoint, "--count", "5", "--timeout", "0.3")
+    assert res.returncode == 1, res.stderr
+    assert "0 of the 5 event(s) asked for (--count) came before --timeout 0.3 s ran out" in res.stderr
+    assert res.stderr.strip().splitlines()[-1].endswith("exit 1")
+    video = write_video(tmp_path / "v.avi", defect_pattern(12, every=2))
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(video), "loop": True, "fps": 100}])
+    daemon = Daemon(daemon_config(cfg))
+    daemon.start()
+    try:  # the count reached: 0, as before
+        reached = _subscribe(endpoint, "--topic", "v1/defect", "--count", "2", "--timeout", "20")
+    finally:
+        daemon.request_stop()
+        assert daemon.wait() == 0
+    assert reached.returncode == 0, reached.stderr
