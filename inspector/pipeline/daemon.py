@@ -756,12 +756,22 @@ class Daemon:
             log.warning("no frame was inspected in this run (%s)", cameras)
             if self._cameras_ended and not failed_cams:
                 self._failed(f"every camera ended without one frame inspected ({cameras})")
-        self.final_stats["failures"] = list(self.failures)
         lost = recording_losses(self.final_stats.get("totals", {})) if self.recorder is not None else None
         if lost:
             log.warning("recorder: %s", lost)
+            self._offline_recordings_lost()
+        self.final_stats["failures"] = list(self.failures)
         self._write_summary()
         return 1 if self.failures else 0
+
+    def _offline_recordings_lost(self) -> None:
+        """A run of offline cameras waits for the recorder rather than drop (RecorderWorker ``offline``), so any
+        recording it still lost (write errors, low disk, an unusable folder) is evidence lost: a closing failure
+        line and exit 1 (it exited 0). A live run's losses stay counted and told only: there a full queue drops by
+        design. Recordings left unwritten at shutdown have their own line (:meth:`_tell_worker_failures`)."""
+        totals = {k: v for k, v in self.final_stats.get("totals", {}).items() if k != "recorder.abandoned"}
+        if self.recorder.offline and (lost := recording_losses(totals)):
+            self._failed(f"{self._stage(self.recorder)}: {lost} in a run of offline cameras")
 
     def _join_captures(self, timeout: float) -> None:
         """Join the capture threads (``stop`` is set), each within ``timeout`` s.

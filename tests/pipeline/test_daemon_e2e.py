@@ -233,3 +233,26 @@ def test_an_explicit_image_threshold_moves_the_calibrations_uncertain_band_with_
     assert decider(image=None).uncertain_band == (0.145, 0.435)  # the calibration's own threshold: as calibrated
     explicit = decider(image=0.2, uncertain_band=[0.15, 0.25])
     assert explicit.uncertain_band == (0.15, 0.25) and explicit.decide(0.3) == "NG"
+
+
+def test_an_offline_run_that_lost_recordings_exits_1_naming_the_recorder(tiny_model, endpoint, tmp_path):
+    """A run of offline cameras waits for the recorder rather than drop, so a recording it still lost (here: the disk
+    below recorder.min_free_bytes, a real low-disk skip) is evidence lost; the run exited 0, the loss only logged."""
+    import shutil
+
+    disk = shutil.disk_usage(tmp_path)
+    if disk.free >= disk.total:
+        pytest.skip("no space in use on this file system: min_free_bytes cannot lie between free and total")
+    defects = defect_pattern(6, every=2)
+    folder = write_folder(tmp_path / "b", defects, seed=2)
+    for p in folder.iterdir():  # settled: not a file still being written
+        os.utime(p, (time.time() - 60, time.time() - 60))
+    rec = tmp_path / "rec"
+    cfg = base_config(tiny_model, endpoint, [{"name": "b", "source": str(folder)}],
+                      recorder={"enabled": True, "dir": str(rec), "min_free_bytes": (disk.free + disk.total) // 2})
+    daemon, code, _ = run_to_end(cfg)
+    lost = sum(defects)
+    assert daemon.counters.get("recorder.skipped_low_disk") == lost > 0
+    assert code == 1
+    assert daemon.failures == [f"recorder (recorder.dir {rec}): {lost} defect recording(s) lost (low disk {lost}) "
+                               "in a run of offline cameras"], daemon.failures

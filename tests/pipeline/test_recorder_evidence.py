@@ -278,8 +278,11 @@ def test_an_immutable_camera_folder_costs_that_cameras_recordings_only(tiny_mode
             code = main(["run", "--config", str(tmp_path / "inspector.yaml")])
     finally:
         undo()
-    err = capsys.readouterr().err
-    assert code == 0, err
+    out, err = capsys.readouterr()
+    # the recordings lost in a run of offline cameras are evidence lost: exit 1, the closing line names them
+    assert code == 1, err
+    assert f"recorder (recorder.dir {rec}): 2 defect recording(s) lost (recorder folder unusable 2) in a run of " \
+           "offline cameras" in out, out
     assert list((rec / "a").iterdir()) == [] and len(list((rec / "b").glob("*.json"))) == 2
     told = [r.getMessage() for r in caplog.records if "camera 'a' is not recorded" in r.getMessage()]
     assert len(told) == 1 and str(rec / "a") in told[0]
