@@ -492,8 +492,16 @@ def test_a_snapshot_url_camera_decodes_like_predict(tmp_path):
         source = make_source(CameraSection(name="snap", source=url, open_timeout_s=5, read_timeout_s=5))
         source.open()
         pre = Preprocessor(SPEC, POLICY)
-        for _ in range(2):
+        for read in range(3):
+            if read == 2:  # the camera's next picture: the same pixels in new bytes, a later Last-Modified
+                Image.fromarray(_picture()).transpose(Image.Transpose.ROTATE_90).save(
+                    tmp_path / "snap.jpg", quality=90, exif=exif, comment=b"the next part")
+                later = time.time() + 5
+                os.utime(tmp_path / "snap.jpg", (later, later))
             grabbed = source.read()
+            if read == 1:  # the same picture answered again (304 to a conditional GET) is no new part
+                assert grabbed.image is None and grabbed.reason == "repeat"
+                continue
             assert grabbed.image is not None and grabbed.image.shape[:2] == (H, W)
             slot = np.empty((SPEC.height, SPEC.width, 3), np.uint8)
             pre.into(grabbed.image, slot, "snap")

@@ -208,7 +208,7 @@ def test_an_8bit_stream_with_a_byte_flipped_inside_a_slice_hands_on_no_made_up_f
                     "-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "2", "-threads", "1",
                     "-x264-params", "keyint=25:min-keyint=25:scenecut=0", "-f", "mpegts", str(tmp_path / "clip.ts")],
                    check=True, stdin=subprocess.DEVNULL, timeout=60)
-    clip, truth = bytearray((tmp_path / "clip.ts").read_bytes()), _opencv_frames(tmp_path / "clip.ts")
+    clip, truth = bytearray((tmp_path / "clip.ts").read_bytes()), decoded(tmp_path / "clip.ts")
     packets = _packets(tmp_path)
     assert not packets[10][1]  # an inter-coded frame (the 11th in stream order)
     clip[packets[10][0] + 2 * TS_PACKET + 100] ^= 0xFF  # inside its slice: its PES's third TS packet
