@@ -41,6 +41,11 @@ URL holding a secret is not relayed (the relay's command line is readable by eve
 counted as losses. An rtsp:// stream carries its frames in RTP without a TS: its join is the decoder's (the frames
 before the first key frame, :class:`Concealment`), and a skipped RTP sequence number a loss (:func:`url_listing`).
 
+An srt:// or rist:// URL (:data:`PROGRAM_ONLY_SCHEMES`) is read by the program whatever the camera's
+``live_decoder``: the FFmpeg inside OpenCV's pip wheels has no such protocol, so OpenCV cannot even probe it; ffprobe
+finds the stream's kind instead (:func:`probe_stream`), and without a program that reads the protocol the camera
+fails at its first open in one permanent line saying what to install.
+
 States, as CvSource's: no first frame within ``open_timeout_s`` or the program exiting (the stream ended, the
 sender went away) is a transient SourceError, so the capture worker reconnects with back-off; closing kills
 the program. The program's own lines (its stderr: URLs with their passwords, decoder complaints) never reach
@@ -51,6 +56,7 @@ program's exit code).
 from __future__ import annotations
 
 import collections
+import json
 import os
 import re
 import shutil
@@ -780,6 +786,74 @@ class FullDepthStream(Source):
             frames.close()
 
 
+# Live transports that the FFmpeg inside OpenCV's pip wheels is built without (they need libsrt / librist, which the
+# wheels do not link): OpenCV's probe of such a URL fails at once ("did not open" in 12 ms, a listener there:
+# measured, opencv-python 5.1), and the camera was retried for ever under a wrong reason (a timeout). Read by the
+# ffmpeg program alone (FullDepthUrl._program_alone), its stream probed by ffprobe (probe_stream).
+PROGRAM_ONLY_SCHEMES = frozenset({"srt", "rist"})
+_PROBE_FIELDS = "stream=codec_name,pix_fmt,width,height,bits_per_raw_sample"
+_SAMPLE_BITS = re.compile(r"(\d+)(?:le|be)$")  # a pixel format's bits per sample or per pixel ("gray12le", "rgb48le")
+
+
+def program_has(scheme: str) -> bool:
+    """Whether the installed ``ffmpeg`` program reads the protocol ``scheme`` (its ``-protocols`` input list)."""
+    try:
+        listed = subprocess.run(["ffmpeg", "-hide_banner", "-protocols"], capture_output=True, text=True,
+                                timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    inputs = listed.split("Output:")[0].split()
+    return scheme.lower() in inputs
+
+
+def _stream_bits(stream: dict) -> int:
+    """Declared bits per sample of an ffprobe video stream entry: its ``bits_per_raw_sample``, else read from its
+    pixel format's name (packed RGB 48 / 64 bits per pixel: 16 per sample); 8 when neither says."""
+    raw = str(stream.get("bits_per_raw_sample", "")).strip()
+    if raw.isdigit() and 8 < int(raw) <= 16:
+        return int(raw)
+    fmt = str(stream.get("pix_fmt", ""))
+    match = _SAMPLE_BITS.search(fmt)
+    if not match:
+        return 8
+    bits = int(match[1])
+    bits = bits // 3 if fmt.startswith(("rgb48", "bgr48")) else bits // 4 if fmt.startswith(("rgba64", "bgra64")) \
+        else bits
+    return bits if 8 < bits <= 16 else 8
+
+
+def probe_stream(url: str, analyze_s: float, timeout_s: float) -> tuple[bool, int, int, int, int]:
+    """(grey, declared bits, width, height, codec FOURCC: MPEG-2's or 0) of the first video stream of the live ``url``,
+    probed by ``ffprobe`` (the URL in a listing pipe, never on its command line: :func:`url_listing`), as OpenCV's
+    probe finds them for :class:`FullDepthStream`. Raises OSError (redacted) when it finds none within ``timeout_s``."""
+    read, write = os.pipe()
+    try:
+        os.write(write, url_listing(url, analyze_s))
+        os.close(write)
+        write = -1
+        cmd = ["ffprobe", "-v", "error", "-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat",
+               "-safe", "0", "-analyzeduration", str(max(1, int(analyze_s * 1e6))), "-select_streams", "v:0",
+               "-show_entries", _PROBE_FIELDS, "-of", "json", "-i", f"pipe:{read}"]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, pass_fds=(read,), timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise OSError(f"no video stream found within open_timeout_s {timeout_s:g} s") from None
+    finally:
+        os.close(read)
+        if write >= 0:
+            os.close(write)
+    try:
+        stream = json.loads(done.stdout or "{}").get("streams", [])[0]
+        width, height = int(stream["width"]), int(stream["height"])
+    except (ValueError, LookupError, TypeError, AttributeError):
+        # its first line says why ("Connection to srt://… failed: Input/output error"), the last only "pipe:3: …"
+        said = [re.sub(r"^\[[^\]]*\] ", "", line) for line in done.stderr.splitlines() if line.strip()]
+        first = (said or ["no video stream"])[0]
+        raise OSError(redact(f"ffprobe: {first}")) from None
+    codec = int.from_bytes(b"mpg2", "little") if stream.get("codec_name") == "mpeg2video" else 0
+    return str(stream.get("pix_fmt", "")).startswith(("gray", "ya")), _stream_bits(stream), width, height, codec
+
+
 class FullDepthUrl(ChosenAtOpen):
     """A live URL read by OpenCV (``opencv()``: a new unopened :class:`inspector.pipeline.sources.CvSource`),
     unless its probe found a stream OpenCV cuts to 8 bits or an inter-coded one (its ``by_program``: (FFmpeg
@@ -796,6 +870,8 @@ class FullDepthUrl(ChosenAtOpen):
         self._opencv = opencv
 
     def _choose(self) -> Source:
+        if urllib.parse.urlsplit(str(self.camera.source)).scheme.lower() in PROGRAM_ONLY_SCHEMES:
+            return self._program_alone()
         source = self._opencv()
         source.open()
         by_program = getattr(source, "by_program", None)
@@ -805,6 +881,29 @@ class FullDepthUrl(ChosenAtOpen):
         tag, bits, width, height, codec = by_program
         stream = FullDepthStream(self.camera, self.bit_depth, ffmpeg_frames.is_grey_tag(tag), bits, width, height,
                                  codec)
+        stream.open()
+        return stream
+
+
+    def _program_alone(self) -> FullDepthStream:
+        """A :data:`PROGRAM_ONLY_SCHEMES` URL read by the program, its stream probed by ffprobe: SourceError, transient
+        when the probe found no stream (the camera down: retried with back-off), permanent when no installed
+        program reads that protocol (one line naming the camera, its URL and what to install)."""
+        scheme = urllib.parse.urlsplit(str(self.camera.source)).scheme.lower()
+        if not (available() and shutil.which("ffprobe") and program_has(scheme)):
+            raise self._error(f"cannot open {self.describe()}: OpenCV's FFmpeg has no {scheme} protocol, so a "
+                              f"{scheme}:// stream is read by the ffmpeg program alone, and "
+                              + ("the ffmpeg and ffprobe programs are not both installed" if not
+                                 (available() and shutil.which("ffprobe")) else
+                                 f"the installed ffmpeg has no {scheme} protocol (built without lib{scheme})"),
+                              permanent=True)
+        analyze_s = self.camera.open_timeout_s / 10  # as FullDepthStream.open's
+        try:
+            grey, bits, width, height, codec = probe_stream(str(self.camera.source), analyze_s,
+                                                            self.camera.open_timeout_s)
+        except OSError as exc:
+            raise self._error(f"cannot open {self.describe()} with the ffmpeg program ({exc})") from None
+        stream = FullDepthStream(self.camera, self.bit_depth, grey, bits, width, height, codec)
         stream.open()
         return stream
 

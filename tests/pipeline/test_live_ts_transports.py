@@ -11,6 +11,7 @@ Skipped where the ffmpeg program, its libx264 or (srt) its libsrt is missing."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.server
 import os
 import socket
@@ -22,6 +23,7 @@ import time
 import pytest
 
 from inspector.pipeline import ffmpeg_live
+from inspector.pipeline.source_base import SourceError
 from inspector.pipeline.sources import make_source
 from net_faults import free_port
 from source_support import in_background, read_until_it_ends
@@ -254,3 +256,46 @@ def test_rtp_headers_of_every_length_are_taken_off_and_a_skipped_sequence_number
                 merged.append((lost, bytes(packets)))
         assert [lost for lost, _ in merged] == [False, True, True], cut
         assert b"".join(p for _, p in merged) == ts(1) + ts(2) + ts(3) + ts(4) + ts(5), cut
+
+
+@pytest.mark.skipif(not _has_srt(), reason="this ffmpeg has no libsrt")
+def test_an_srt_camera_is_read_by_the_daemons_own_source(tmp_path):
+    """An srt:// camera as the daemon makes it (make_source): read by the ffmpeg program, its stream probed by ffprobe
+    (ffmpeg_live.probe_stream). Was never opened: OpenCV's FFmpeg has no srt protocol, its probe failed at once and
+    the camera was retried for ever under 'cannot open … within open_timeout_s 10 s'."""
+    a, b, _ = _parts(tmp_path)
+    port = free_port()
+    with _srt_listening([a, b], port):
+        # the default live_decoder (opencv): the program is the only reader of srt:// here
+        camera = dataclasses.replace(_camera(f"srt://127.0.0.1:{port}?mode=caller", mode="offline"),
+                                     live_decoder="opencv")
+        source = make_source(camera)
+        source.open()
+        try:
+            grabbed = [source.read() for _ in range(80)]
+        finally:
+            source.close()
+    _judged_whole_at_joins(grabbed)
+    assert {g.image.shape for g in grabbed if g.image is not None} == {(48, 64, 3)}
+
+
+def test_an_srt_camera_without_a_program_that_reads_it_is_one_permanent_line(tmp_path, monkeypatch):
+    """No ffmpeg program on PATH: an srt:// camera cannot be read at all, said once as a permanent error naming the
+    camera, its URL (password masked) and what to install; was retried for ever as a timeout."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    source = make_source(_camera("srt://127.0.0.1:9?mode=caller&passphrase=0123456789abc", mode="live"))
+    with pytest.raises(SourceError) as caught:
+        source.open()
+    message = str(caught.value)
+    assert caught.value.permanent and "0123456789abc" not in message and "\n" not in message, message
+    assert message.startswith("camera 'joined': ") and "passphrase=" in message, message
+    assert "srt://" in message and "ffmpeg" in message and "no srt protocol" in message, message
+
+
+@pytest.mark.skipif(not _has_srt(), reason="this ffmpeg has no libsrt")
+def test_an_srt_camera_not_answering_is_retried_with_the_reason():
+    """Nobody listening: a transient error (the capture worker retries with back-off) saying what ffprobe met."""
+    source = make_source(_camera(f"srt://127.0.0.1:{free_port()}?mode=caller", mode="live"))
+    with pytest.raises(SourceError) as caught:
+        source.open()
+    assert not caught.value.permanent and "failed" in str(caught.value), str(caught.value)
