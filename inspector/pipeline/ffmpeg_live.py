@@ -37,9 +37,10 @@ counted as one by the capture worker). A live stream over a transport that carri
 pass through this process on their way to the decoding program (:class:`ts_feed.StreamFeed`), so that an MPEG-TS
 sender's segments played one after another are told from lost packets by the TS packets themselves, as a file's are,
 by one rule whichever the transport (an RTP stream's losses by its sequence numbers: :class:`ts_feed.RtpUnwrap`). A
-URL holding a secret is not relayed (the relay's command line is readable by every local user): its joins are still
-counted as losses. An rtsp:// stream carries its frames in RTP without a TS: its join is the decoder's (the frames
-before the first key frame, :class:`Concealment`), and a skipped RTP sequence number a loss (:func:`url_listing`).
+URL holding a secret is not relayed by the program (its command line is readable by every local user): an http(s)
+one is relayed by :mod:`inspector.pipeline.http_relay` (the URL on its stdin), any other (srt://'s ``passphrase``) is
+read by the decoding program itself, its joins still counted as losses. An rtsp:// stream carries its frames in
+RTP without a TS: its join is the decoder's (the frames before the first key frame, :class:`Concealment`), and a skipped RTP sequence number a loss (:func:`url_listing`).
 
 An srt:// or rist:// URL (:data:`PROGRAM_ONLY_SCHEMES`) is read by the program whatever the camera's
 ``live_decoder``: the FFmpeg inside OpenCV's pip wheels has no such protocol, so OpenCV cannot even probe it; ffprobe
@@ -69,7 +70,7 @@ import cv2
 import numpy as np
 
 from inspector.data.images import FrameLayout, ImageRejected
-from inspector.pipeline import ffmpeg_frames, keyframe_layouts, programs, ts_feed
+from inspector.pipeline import ffmpeg_frames, http_relay, keyframe_layouts, programs, ts_feed
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import _URL_SCHEMES, CameraSection
 from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, SourceChanged, stamp_now
@@ -243,17 +244,37 @@ RTP_SCHEMES = frozenset({"rtp"})
 DIRECT_UNLESS_TS = frozenset({"http", "https", "rtp"})
 
 
+# … of which a URL holding a secret is relayed by inspector.pipeline.http_relay (its URL on stdin, not the command line)
+SECRET_RELAYED_SCHEMES = frozenset({"http", "https"})
+
+
+def _holds_secret(parts: urllib.parse.SplitResult, url: str) -> bool:
+    """Whether a URL names a user part or a parameter :func:`redact` masks (a password, a token, a passphrase)."""
+    return "@" in parts.netloc or redact(url) != url
+
+
 def relayed(url: str) -> bool:
-    """Whether the live ``url`` is read through a relay (:func:`relay_command`): a :data:`RELAYED_SCHEMES` URL that
-    holds no secret (no user part, no parameter :func:`redact` masks: the relay's command line is read by every local
-    user) and no line break. Such a URL is read by the decoding program itself, its URL in a pipe, as before: its
-    joins are still counted as losses."""
+    """Whether the live ``url`` is read through a relay: a :data:`RELAYED_SCHEMES` URL without a line break that holds
+    no secret (:func:`relay_command`: its command line is read by every local user), or an http(s) one that does
+    (:mod:`inspector.pipeline.http_relay`, the URL on its stdin). Any other URL holding a secret (srt://'s
+    ``passphrase``) is read by the decoding program itself, its URL in a pipe: its joins are still counted as
+    losses (no relay that takes its URL elsewhere than on its command line speaks SRT here)."""
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return False
-    return (parts.scheme.lower() in RELAYED_SCHEMES and "@" not in parts.netloc and redact(url) == url
-            and not any(c in url for c in "\r\n\0"))
+    scheme = parts.scheme.lower()
+    return (scheme in RELAYED_SCHEMES and not any(c in url for c in "\r\n\0")
+            and (not _holds_secret(parts, url) or scheme in SECRET_RELAYED_SCHEMES))
+
+
+def _start_relay(url: str, timeout_s: float) -> subprocess.Popen:
+    """The relay of a :func:`relayed` ``url``: its stream's bytes as sent on stdout. Raises OSError."""
+    parts = urllib.parse.urlsplit(url)
+    if _holds_secret(parts, url):
+        return http_relay.start(url, timeout_s)
+    return subprocess.Popen(relay_command(url), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
 
 
 def relay_command(url: str) -> list[str]:
@@ -737,8 +758,7 @@ class FullDepthStream(Source):
         the relay cannot start."""
         if not relayed(url):
             return None
-        feed = ts_feed.StreamFeed(subprocess.Popen(relay_command(url), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                                   stderr=subprocess.PIPE),
+        feed = ts_feed.StreamFeed(_start_relay(url, self.camera.open_timeout_s),
                                   rtp=urllib.parse.urlsplit(url).scheme.lower() in RTP_SCHEMES)
         ts = feed.starts_ts(self.camera.open_timeout_s)
         if ts is None or (not ts and urllib.parse.urlsplit(url).scheme.lower() in DIRECT_UNLESS_TS):
