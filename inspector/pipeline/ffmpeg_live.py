@@ -911,8 +911,8 @@ class FullDepthUrl(ChosenAtOpen):
         program reads that protocol (one line naming the camera, its URL and what to install)."""
         scheme = urllib.parse.urlsplit(str(self.camera.source)).scheme.lower()
         if not (available() and shutil.which("ffprobe") and program_has(scheme)):
-            raise self._error(f"cannot open {self.describe()}: OpenCV's FFmpeg has no {scheme} protocol, so a "
-                              f"{scheme}:// stream is read by the ffmpeg program alone, and "
+            raise self._error(f"cannot open {self.describe()}: OpenCV's FFmpeg has no {scheme} protocol, so "
+                              f"{scheme}:// streams are read by the ffmpeg program alone, and "
                               + ("the ffmpeg and ffprobe programs are not both installed" if not
                                  (available() and shutil.which("ffprobe")) else
                                  f"the installed ffmpeg has no {scheme} protocol (built without lib{scheme})"),
