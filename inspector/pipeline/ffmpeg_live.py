@@ -37,9 +37,15 @@ counted as one by the capture worker). A live stream over a transport that carri
 pass through this process on their way to the decoding program (:class:`ts_feed.StreamFeed`), so that an MPEG-TS
 sender's segments played one after another are told from lost packets by the TS packets themselves, as a file's are,
 by one rule whichever the transport (an RTP stream's losses by its sequence numbers: :class:`ts_feed.RtpUnwrap`). A
-URL holding a secret is not relayed (the relay's command line is readable by every local user): its joins are still
-counted as losses. An rtsp:// stream carries its frames in RTP without a TS: its join is the decoder's (the frames
-before the first key frame, :class:`Concealment`), and a skipped RTP sequence number a loss (:func:`url_listing`).
+URL holding a secret is not relayed by the program (its command line is readable by every local user): an http(s)
+one is relayed by :mod:`inspector.pipeline.http_relay` (the URL on its stdin), any other (srt://'s ``passphrase``) is
+read by the decoding program itself, its joins still counted as losses. An rtsp:// stream carries its frames in
+RTP without a TS: its join is the decoder's (the frames before the first key frame, :class:`Concealment`), and a skipped RTP sequence number a loss (:func:`url_listing`).
+
+An srt:// or rist:// URL (:data:`PROGRAM_ONLY_SCHEMES`) is read by the program whatever the camera's
+``live_decoder``: the FFmpeg inside OpenCV's pip wheels has no such protocol, so OpenCV cannot even probe it; ffprobe
+finds the stream's kind instead (:func:`probe_stream`), and without a program that reads the protocol the camera
+fails at its first open in one permanent line saying what to install.
 
 States, as CvSource's: no first frame within ``open_timeout_s`` or the program exiting (the stream ended, the
 sender went away) is a transient SourceError, so the capture worker reconnects with back-off; closing kills
@@ -51,6 +57,7 @@ program's exit code).
 from __future__ import annotations
 
 import collections
+import json
 import os
 import re
 import shutil
@@ -63,7 +70,7 @@ import cv2
 import numpy as np
 
 from inspector.data.images import FrameLayout, ImageRejected
-from inspector.pipeline import ffmpeg_frames, keyframe_layouts, programs, ts_feed
+from inspector.pipeline import ffmpeg_frames, http_relay, keyframe_layouts, programs, ts_feed
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import _URL_SCHEMES, CameraSection
 from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, SourceChanged, stamp_now
@@ -237,17 +244,37 @@ RTP_SCHEMES = frozenset({"rtp"})
 DIRECT_UNLESS_TS = frozenset({"http", "https", "rtp"})
 
 
+# … of which a URL holding a secret is relayed by inspector.pipeline.http_relay (its URL on stdin, not the command line)
+SECRET_RELAYED_SCHEMES = frozenset({"http", "https"})
+
+
+def _holds_secret(parts: urllib.parse.SplitResult, url: str) -> bool:
+    """Whether a URL names a user part or a parameter :func:`redact` masks (a password, a token, a passphrase)."""
+    return "@" in parts.netloc or redact(url) != url
+
+
 def relayed(url: str) -> bool:
-    """Whether the live ``url`` is read through a relay (:func:`relay_command`): a :data:`RELAYED_SCHEMES` URL that
-    holds no secret (no user part, no parameter :func:`redact` masks: the relay's command line is read by every local
-    user) and no line break. Such a URL is read by the decoding program itself, its URL in a pipe, as before: its
-    joins are still counted as losses."""
+    """Whether the live ``url`` is read through a relay: a :data:`RELAYED_SCHEMES` URL without a line break that holds
+    no secret (:func:`relay_command`: its command line is read by every local user), or an http(s) one that does
+    (:mod:`inspector.pipeline.http_relay`, the URL on its stdin). Any other URL holding a secret (srt://'s
+    ``passphrase``) is read by the decoding program itself, its URL in a pipe: its joins are still counted as
+    losses (no relay that takes its URL elsewhere than on its command line speaks SRT here)."""
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return False
-    return (parts.scheme.lower() in RELAYED_SCHEMES and "@" not in parts.netloc and redact(url) == url
-            and not any(c in url for c in "\r\n\0"))
+    scheme = parts.scheme.lower()
+    return (scheme in RELAYED_SCHEMES and not any(c in url for c in "\r\n\0")
+            and (not _holds_secret(parts, url) or scheme in SECRET_RELAYED_SCHEMES))
+
+
+def _start_relay(url: str, timeout_s: float) -> subprocess.Popen:
+    """The relay of a :func:`relayed` ``url``: its stream's bytes as sent on stdout. Raises OSError."""
+    parts = urllib.parse.urlsplit(url)
+    if _holds_secret(parts, url):
+        return http_relay.start(url, timeout_s)
+    return subprocess.Popen(relay_command(url), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
 
 
 def relay_command(url: str) -> list[str]:
@@ -731,8 +758,7 @@ class FullDepthStream(Source):
         the relay cannot start."""
         if not relayed(url):
             return None
-        feed = ts_feed.StreamFeed(subprocess.Popen(relay_command(url), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                                   stderr=subprocess.PIPE),
+        feed = ts_feed.StreamFeed(_start_relay(url, self.camera.open_timeout_s),
                                   rtp=urllib.parse.urlsplit(url).scheme.lower() in RTP_SCHEMES)
         ts = feed.starts_ts(self.camera.open_timeout_s)
         if ts is None or (not ts and urllib.parse.urlsplit(url).scheme.lower() in DIRECT_UNLESS_TS):
@@ -780,6 +806,74 @@ class FullDepthStream(Source):
             frames.close()
 
 
+# Live transports that the FFmpeg inside OpenCV's pip wheels is built without (they need libsrt / librist, which the
+# wheels do not link): OpenCV's probe of such a URL fails at once ("did not open" in 12 ms, a listener there:
+# measured, opencv-python 5.1), and the camera was retried for ever under a wrong reason (a timeout). Read by the
+# ffmpeg program alone (FullDepthUrl._program_alone), its stream probed by ffprobe (probe_stream).
+PROGRAM_ONLY_SCHEMES = frozenset({"srt", "rist"})
+_PROBE_FIELDS = "stream=codec_name,pix_fmt,width,height,bits_per_raw_sample"
+_SAMPLE_BITS = re.compile(r"(\d+)(?:le|be)$")  # a pixel format's bits per sample or per pixel ("gray12le", "rgb48le")
+
+
+def program_has(scheme: str) -> bool:
+    """Whether the installed ``ffmpeg`` program reads the protocol ``scheme`` (its ``-protocols`` input list)."""
+    try:
+        listed = subprocess.run(["ffmpeg", "-hide_banner", "-protocols"], capture_output=True, text=True,
+                                timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    inputs = listed.split("Output:")[0].split()
+    return scheme.lower() in inputs
+
+
+def _stream_bits(stream: dict) -> int:
+    """Declared bits per sample of an ffprobe video stream entry: its ``bits_per_raw_sample``, else read from its
+    pixel format's name (packed RGB 48 / 64 bits per pixel: 16 per sample); 8 when neither says."""
+    raw = str(stream.get("bits_per_raw_sample", "")).strip()
+    if raw.isdigit() and 8 < int(raw) <= 16:
+        return int(raw)
+    fmt = str(stream.get("pix_fmt", ""))
+    match = _SAMPLE_BITS.search(fmt)
+    if not match:
+        return 8
+    bits = int(match[1])
+    bits = bits // 3 if fmt.startswith(("rgb48", "bgr48")) else bits // 4 if fmt.startswith(("rgba64", "bgra64")) \
+        else bits
+    return bits if 8 < bits <= 16 else 8
+
+
+def probe_stream(url: str, analyze_s: float, timeout_s: float) -> tuple[bool, int, int, int, int]:
+    """(grey, declared bits, width, height, codec FOURCC: MPEG-2's or 0) of the first video stream of the live ``url``,
+    probed by ``ffprobe`` (the URL in a listing pipe, never on its command line: :func:`url_listing`), as OpenCV's
+    probe finds them for :class:`FullDepthStream`. Raises OSError (redacted) when it finds none within ``timeout_s``."""
+    read, write = os.pipe()
+    try:
+        os.write(write, url_listing(url, analyze_s))
+        os.close(write)
+        write = -1
+        cmd = ["ffprobe", "-v", "error", "-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat",
+               "-safe", "0", "-analyzeduration", str(max(1, int(analyze_s * 1e6))), "-select_streams", "v:0",
+               "-show_entries", _PROBE_FIELDS, "-of", "json", "-i", f"pipe:{read}"]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, pass_fds=(read,), timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise OSError(f"no video stream found within open_timeout_s {timeout_s:g} s") from None
+    finally:
+        os.close(read)
+        if write >= 0:
+            os.close(write)
+    try:
+        stream = json.loads(done.stdout or "{}").get("streams", [])[0]
+        width, height = int(stream["width"]), int(stream["height"])
+    except (ValueError, LookupError, TypeError, AttributeError):
+        # its first line says why ("Connection to srt://… failed: Input/output error"), the last only "pipe:3: …"
+        said = [re.sub(r"^\[[^\]]*\] ", "", line) for line in done.stderr.splitlines() if line.strip()]
+        first = (said or ["no video stream"])[0]
+        raise OSError(redact(f"ffprobe: {first}")) from None
+    codec = int.from_bytes(b"mpg2", "little") if stream.get("codec_name") == "mpeg2video" else 0
+    return str(stream.get("pix_fmt", "")).startswith(("gray", "ya")), _stream_bits(stream), width, height, codec
+
+
 class FullDepthUrl(ChosenAtOpen):
     """A live URL read by OpenCV (``opencv()``: a new unopened :class:`inspector.pipeline.sources.CvSource`),
     unless its probe found a stream OpenCV cuts to 8 bits or an inter-coded one (its ``by_program``: (FFmpeg
@@ -796,6 +890,8 @@ class FullDepthUrl(ChosenAtOpen):
         self._opencv = opencv
 
     def _choose(self) -> Source:
+        if urllib.parse.urlsplit(str(self.camera.source)).scheme.lower() in PROGRAM_ONLY_SCHEMES:
+            return self._program_alone()
         source = self._opencv()
         source.open()
         by_program = getattr(source, "by_program", None)
@@ -805,6 +901,29 @@ class FullDepthUrl(ChosenAtOpen):
         tag, bits, width, height, codec = by_program
         stream = FullDepthStream(self.camera, self.bit_depth, ffmpeg_frames.is_grey_tag(tag), bits, width, height,
                                  codec)
+        stream.open()
+        return stream
+
+
+    def _program_alone(self) -> FullDepthStream:
+        """A :data:`PROGRAM_ONLY_SCHEMES` URL read by the program, its stream probed by ffprobe: SourceError, transient
+        when the probe found no stream (the camera down: retried with back-off), permanent when no installed
+        program reads that protocol (one line naming the camera, its URL and what to install)."""
+        scheme = urllib.parse.urlsplit(str(self.camera.source)).scheme.lower()
+        if not (available() and shutil.which("ffprobe") and program_has(scheme)):
+            raise self._error(f"cannot open {self.describe()}: OpenCV's FFmpeg has no {scheme} protocol, so "
+                              f"{scheme}:// streams are read by the ffmpeg program alone, and "
+                              + ("the ffmpeg and ffprobe programs are not both installed" if not
+                                 (available() and shutil.which("ffprobe")) else
+                                 f"the installed ffmpeg has no {scheme} protocol (built without lib{scheme})"),
+                              permanent=True)
+        analyze_s = self.camera.open_timeout_s / 10  # as FullDepthStream.open's
+        try:
+            grey, bits, width, height, codec = probe_stream(str(self.camera.source), analyze_s,
+                                                            self.camera.open_timeout_s)
+        except OSError as exc:
+            raise self._error(f"cannot open {self.describe()} with the ffmpeg program ({exc})") from None
+        stream = FullDepthStream(self.camera, self.bit_depth, grey, bits, width, height, codec)
         stream.open()
         return stream
 

@@ -10,7 +10,9 @@ Skipped where the ffmpeg program, its libx264 or (srt) its libsrt is missing."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
 import http.server
 import os
 import socket
@@ -22,6 +24,7 @@ import time
 import pytest
 
 from inspector.pipeline import ffmpeg_live
+from inspector.pipeline.source_base import SourceError
 from inspector.pipeline.sources import make_source
 from net_faults import free_port
 from source_support import in_background, read_until_it_ends
@@ -53,11 +56,18 @@ def _judged_whole_at_joins(grabbed: list) -> None:
 
 
 @contextlib.contextmanager
-def _http_serving(data: bytes):
-    """An HTTP camera on 127.0.0.1 answering every GET with ``data`` whole as ``video/mp2t``, then closing."""
+def _http_serving(data: bytes, user: str = ""):
+    """An HTTP camera on 127.0.0.1 answering every GET with ``data`` whole as ``video/mp2t``, then closing;
+    ``user`` ("name:password"): only a GET with that Basic authorization, others answered 401 with a challenge."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+            if user and self.headers.get("Authorization") != "Basic " + base64.b64encode(user.encode()).decode():
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(200)
             self.send_header("Content-Type", "video/mp2t")
             self.send_header("Connection", "close")
@@ -89,6 +99,27 @@ def test_an_http_stream_of_joined_segments_is_inspected_whole_at_each_join(tmp_p
     with _http_serving(_lose_packets_mid_key_frame(a + b + a, tmp_path, 2)) as port:
         grabbed = read_until_it_ends(_camera(f"http://127.0.0.1:{port}/live.ts", mode="offline"))
     assert sum(g.reason == "concealed" for g in grabbed) >= 5, [g.reason for g in grabbed if g.image is None]
+
+
+def test_an_http_stream_behind_a_password_is_inspected_whole_at_each_join(tmp_path):
+    """The same three joined segments from a camera asking for a password (http://user:password@…): all 150 frames
+    inspected, the password on no command line. Was read by the decoding program itself (the ffmpeg relay takes its URL
+    on its command line only): both joins counted losses, their key-frame intervals never inspected."""
+    a, b, _ = _parts(tmp_path)
+    with _http_serving(a + b + a, user="op:s3cr%t") as port:
+        grabbed = read_until_it_ends(_camera(f"http://op:s3cr%25t@127.0.0.1:{port}/live.ts", mode="offline"))
+    assert [g.reason for g in grabbed if g.image is None] == [] and len(grabbed) == 3 * FRAMES, \
+        [g.reason for g in grabbed if g.image is None]
+
+
+def test_an_http_stream_refusing_the_password_says_so_without_it():
+    """A wrong password: the camera cannot be opened, the error says the camera's answer (401) and never the
+    password."""
+    with _http_serving(b"", user="op:right") as port:
+        source = make_source(_camera(f"http://op:wrong1234@127.0.0.1:{port}/live.ts", mode="live"))
+        with pytest.raises(SourceError) as caught:
+            source.open()
+    assert "wrong1234" not in str(caught.value) and "401" in str(caught.value), str(caught.value)
 
 
 def _has_srt() -> bool:
@@ -221,8 +252,11 @@ def test_a_url_holding_a_secret_is_never_relayed():
     program, its URL in a pipe, as before; rtsp:// (an RTP session) and rtmp:// (FLV) are never relayed."""
     assert ffmpeg_live.relayed("http://127.0.0.1:8080/live.ts") and ffmpeg_live.relayed("rtp://127.0.0.1:5004")
     assert ffmpeg_live.relayed("srt://127.0.0.1:9000?mode=caller&latency=200")
-    for url in ("srt://127.0.0.1:9000?mode=caller&passphrase=0123456789abc", "http://user:pw@127.0.0.1/live.ts",
-                "https://127.0.0.1/live.ts?token=abc", "rtsp://127.0.0.1/cam", "rtmp://127.0.0.1/live/cam"):
+    # an http(s) URL holding a secret is relayed too, by http_relay (its URL on stdin)
+    assert ffmpeg_live.relayed("http://user:pw@127.0.0.1/live.ts")
+    assert ffmpeg_live.relayed("https://127.0.0.1/live.ts?token=abc")
+    for url in ("srt://127.0.0.1:9000?mode=caller&passphrase=0123456789abc", "http://127.0.0.1/a\nb.ts",
+                "rtsp://127.0.0.1/cam", "rtmp://127.0.0.1/live/cam"):
         assert not ffmpeg_live.relayed(url), url
 
 
@@ -254,3 +288,46 @@ def test_rtp_headers_of_every_length_are_taken_off_and_a_skipped_sequence_number
                 merged.append((lost, bytes(packets)))
         assert [lost for lost, _ in merged] == [False, True, True], cut
         assert b"".join(p for _, p in merged) == ts(1) + ts(2) + ts(3) + ts(4) + ts(5), cut
+
+
+@pytest.mark.skipif(not _has_srt(), reason="this ffmpeg has no libsrt")
+def test_an_srt_camera_is_read_by_the_daemons_own_source(tmp_path):
+    """An srt:// camera as the daemon makes it (make_source): read by the ffmpeg program, its stream probed by ffprobe
+    (ffmpeg_live.probe_stream). Was never opened: OpenCV's FFmpeg has no srt protocol, its probe failed at once and
+    the camera was retried for ever under 'cannot open … within open_timeout_s 10 s'."""
+    a, b, _ = _parts(tmp_path)
+    port = free_port()
+    with _srt_listening([a, b], port):
+        # the default live_decoder (opencv): the program is the only reader of srt:// here
+        camera = dataclasses.replace(_camera(f"srt://127.0.0.1:{port}?mode=caller", mode="offline"),
+                                     live_decoder="opencv")
+        source = make_source(camera)
+        source.open()
+        try:
+            grabbed = [source.read() for _ in range(80)]
+        finally:
+            source.close()
+    _judged_whole_at_joins(grabbed)
+    assert {g.image.shape for g in grabbed if g.image is not None} == {(48, 64, 3)}
+
+
+def test_an_srt_camera_without_a_program_that_reads_it_is_one_permanent_line(tmp_path, monkeypatch):
+    """No ffmpeg program on PATH: an srt:// camera cannot be read at all, said once as a permanent error naming the
+    camera, its URL (password masked) and what to install; was retried for ever as a timeout."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    source = make_source(_camera("srt://127.0.0.1:9?mode=caller&passphrase=0123456789abc", mode="live"))
+    with pytest.raises(SourceError) as caught:
+        source.open()
+    message = str(caught.value)
+    assert caught.value.permanent and "0123456789abc" not in message and "\n" not in message, message
+    assert message.startswith("camera 'joined': ") and "passphrase=" in message, message
+    assert "srt://" in message and "ffmpeg" in message and "no srt protocol" in message, message
+
+
+@pytest.mark.skipif(not _has_srt(), reason="this ffmpeg has no libsrt")
+def test_an_srt_camera_not_answering_is_retried_with_the_reason():
+    """Nobody listening: a transient error (the capture worker retries with back-off) saying what ffprobe met."""
+    source = make_source(_camera(f"srt://127.0.0.1:{free_port()}?mode=caller", mode="live"))
+    with pytest.raises(SourceError) as caught:
+        source.open()
+    assert not caught.value.permanent and "failed" in str(caught.value), str(caught.value)
