@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -249,3 +250,25 @@ def test_help_and_version_still_exit_0_on_stdout():
     for argv in (("--help",), ("--version",), ("data", "--help")):
         result = _inspector(*argv)
         assert result.returncode == 0 and result.stdout and not result.stderr, (argv, result)
+
+
+def _options_with_defaults(parser, name="inspector"):
+    """``(command, option, default, help)`` of every argument, sub-commands included, whose default is a value a
+    user gets without typing it (not None, False, an empty list/tuple or argparse's SUPPRESS)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _options_with_defaults(sub, f"{name} {sub_name}")
+        elif not (action.default is None or action.default is False or action.default in ([], (), argparse.SUPPRESS)
+                  or action.help in (None, argparse.SUPPRESS)):
+            yield name, (action.option_strings or [action.dest])[-1], action.default, action.help
+
+
+def test_every_default_is_told_in_help():
+    # a newcomer reads --help to learn what happens without an option: `inspector subscribe` with no endpoint
+    # connected to tcp://127.0.0.1:5556 while its help named no default, and so did --timeout, --queue-mib,
+    # --cuda, --device, --unit-dir and --watchdog-s
+    untold = [f"{command} {option} (default {default!r})"
+              for command, option, default, text in _options_with_defaults(build_parser())
+              if "default" not in text.lower() and str(default) not in text]
+    assert not untold, untold

@@ -39,9 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="benchmark on these images (tiled to the batch) instead of random frames")
     p.add_argument("--backend", default="auto", help="auto (by file type), onnxruntime or tensorrt")
     p.add_argument("--threads", type=int_range(1, 1024), help="ONNX Runtime intra-op threads (default: ONNX Runtime's choice)")
-    p.add_argument("--cuda", default="cuda-python", choices=("cuda-python", "pycuda"), help="TensorRT's CUDA API")
+    p.add_argument("--cuda", default="cuda-python", choices=("cuda-python", "pycuda"), help="TensorRT's CUDA API (default cuda-python)")
     p.add_argument("--cuda-graphs", action="store_true", help="TensorRT: replay a CUDA graph per batch size")
-    p.add_argument("--device", type=int_range(0, 63), default=0, help="TensorRT: CUDA device index")
+    p.add_argument("--device", type=int_range(0, 63), default=0, help="TensorRT: CUDA device index (default 0)")
     p.set_defaults(func=run)
 
 

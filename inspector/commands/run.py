@@ -85,12 +85,23 @@ def _check_or_run(args: argparse.Namespace, cfg, stop: threading.Event, settings
         log.info("%s: stopped", lifecycle.reason())
     totals = (daemon.final_stats or {}).get("totals", {})
     lost = [recording_losses(totals) if cfg.recorder.enabled else None, mqtt_losses(daemon.mqtt_bridge)]
-    print(f"stopped: {totals.get('inferred_frames', 0)} frames inspected" + "".join(f"; {x}" for x in lost if x)
+    print(f"stopped: {totals.get('inferred_frames', 0)} frames inspected{decided(totals)}"
+          + "".join(f"; {x}" for x in lost if x)
           + (f"; failures: {'; '.join(daemon.failures)}" if daemon.failures else ""), flush=True)
     if daemon.left_running:
         exit_now(code, daemon.left_running)
     return code
 
+
+
+def decided(totals: dict) -> str:
+    """``' (NG 3, OK 27)'``: the frames of the run by decision (``decided_<decision>`` of the final stats; uncertain
+    and error only when some were), so a run on a recorded file or folder with no subscriber still tells how many
+    parts were NG; '' when no frame reached a decision."""
+    counts = {d: totals.get(f"decided_{d}", 0) for d in ("NG", "uncertain", "OK", "error")}
+    if not any(counts.values()):
+        return ""
+    return " (" + ", ".join(f"{d} {n}" for d, n in counts.items() if n or d in ("NG", "OK")) + ")"
 
 def mqtt_losses(bridge) -> str | None:
     """``'7 MQTT message(s) not delivered (dropped 5, undelivered at shutdown 2)'`` from the closed MQTT bridge's

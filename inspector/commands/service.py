@@ -21,9 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--config", required=True, help="daemon config YAML (validated first)")
     i.add_argument("--name", default="inspector", help="unit name (default inspector → inspector.service)")
     i.add_argument("--user", type=identifier("user name"), help="run as this user (default: root)")
-    i.add_argument("--unit-dir", default="/etc/systemd/system", help="where to write the unit")
+    i.add_argument("--unit-dir", default="/etc/systemd/system", help="where to write the unit (default /etc/systemd/system)")
     i.add_argument("--watchdog-s", type=int_range(0, 3600), default=30,
-                   help="WatchdogSec: systemd restarts a daemon silent this long, [0 = off, 3600]")
+                   help="WatchdogSec: systemd restarts a daemon silent this long, [0 = off, 3600] (default 30)")
     i.add_argument("--print", action="store_true", help="print the unit instead of writing it")
     i.set_defaults(func=run)
 

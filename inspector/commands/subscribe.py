@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Subscribe to a daemon's ZeroMQ events and print one line per event.")
     p.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5556",
                    help="daemon endpoint, or an MQTT broker mqtt://[user:password@]host[:port][/topic_prefix] where many "
-                        "daemons publish (needs the 'mqtt' extra)")
+                        "daemons publish (needs the 'mqtt' extra); default tcp://127.0.0.1:5556, the daemon's default "
+                        "publish.endpoint")
     p.add_argument("--topic", action="append", default=[],
                    help="topic prefix, repeatable (default v1/defect and v1/status; 'v1/' = everything)")
     p.add_argument("--json", action="store_true", help="print each event header as one JSON line")
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=int_range(0, 10**12), default=0, help="exit after this many events (0 = run until Ctrl-C); fewer before --timeout "
                    "runs out: exit 1")
     p.add_argument("--timeout", type=float_range(0, 10**7), default=0.0,
-                   help="exit after this many seconds without an event (0 = wait for ever)")
+                   help="exit after this many seconds without an event (default 0 = wait for ever)")
     p.add_argument("--silence-s", type=float_range(0, 10**7), default=SILENCE_S,
                    help="after this many seconds without hearing anything (no event, no v1/stats heartbeat, "
                         "which a daemon sends every publish.stats_interval_s) say once what is waited on and why "
@@ -58,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="memory for events received but not yet printed/saved (MiB): the receive queue holds "
                         "this / --max-message-mib events; once full the daemon's queue to this subscriber takes "
                         "the rest, and what it drops is told as missed (gaps). MQTT: messages received beyond "
-                        "this (or 10000 messages) are dropped, newest first, told and counted missed")
+                        "this (or 10000 messages) are dropped, newest first, told and counted missed (default 1024)")
     p.add_argument("--client-id", type=identifier("MQTT client id"),
                    help="MQTT: a fixed client id = a persistent session (QoS 1): the broker keeps events for this "
                         "consumer while it, or the broker, restarts; 1-64 letters, digits, '.', '_' or '-'")

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int_range(1, 10**9), help="use at most this many images (spread over the set)")
     p.add_argument("--report", type=out_file(), help="report path (default: <candidate>.verify.json)")
     p.add_argument("--cuda", default="cuda-python", choices=("cuda-python", "pycuda"),
-                   help="CUDA API for a TensorRT candidate")
+                   help="CUDA API for a TensorRT candidate (default cuda-python)")
     p.set_defaults(func=run)
 
 

@@ -206,6 +206,8 @@ class PostprocessWorker(Worker):
             self._throttle.warning("post", "camera '%s' frame %d: postprocessing failed: %r",
                                    frame.camera, frame.frame_id, exc)
             frame.decision, frame.error = "error", f"postprocessing failed: {exc}"
+        # counted per decision so that the run's last line says what was found, not only how much was looked at
+        self.counters.add(f"decided_{frame.decision}")
         frame.stamp("postprocessed")
 
     def _attach_payloads(self, frame: Frame, kind: str) -> None:

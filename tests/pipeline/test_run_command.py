@@ -755,3 +755,15 @@ def test_two_stop_signals_reach_the_publishers_drain_as_a_hurry(tiny_model, endp
     code, out, err = run_cli(tmp_path, cfg, capsys)
     assert seen == [True], (seen, err)
     assert "Traceback" not in err and "frames inspected" in out, err
+
+
+@pytest.mark.parametrize("threshold, said", [(1e6, "(NG 0, OK 3, error 1)"), (-1e6, "(NG 3, OK 0, error 1)")])
+def test_the_last_line_tells_the_frames_by_decision(threshold, said, tiny_model, endpoint, tmp_path, capsys):
+    # a run on a folder with no subscriber ended "stopped: 3 frames inspected": how many parts were NG was told
+    # nowhere a plant engineer looks (the undecodable fourth picture is a part not inspected: decided 'error')
+    folder = write_folder(tmp_path / "parts", [False, True, False, False], corrupt=(3,))
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(folder)}])
+    cfg["thresholds"] = {"image": threshold}
+    code, out, err = run_cli(tmp_path, cfg, capsys)
+    last = out.strip().splitlines()[-1]
+    assert code == 0 and last.startswith("stopped: ") and last.endswith(f"frames inspected {said}"), (out, err[-2000:])
