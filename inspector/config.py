@@ -370,17 +370,34 @@ def from_file(message: str, path: str | None, overrides: list[str] | tuple[str, 
     None: no file, the message as it is)."""
     told = message.removeprefix("config: ")  # the root of a config built without a file name (a run config)
     if message_is_about(message, [item.split("=", 1)[0].strip() for item in overrides if "=" in item]):
-        return f"--set {told}"
+        return f"--set {set_key_message(told)}"
     return message if path is None else f"{path}: {told}"
+
+
+def set_key_message(message: str) -> str:
+    """An unknown-key message said of the key a user typed after ``--set``: ``train: unknown key 'epoch' (did you
+    mean 'epochs'?)`` becomes ``train.epoch: unknown key (did you mean 'train.epochs'?)``; as it was, after
+    ``--set`` it read as if ``--set train`` had been typed. Any other message is returned as it is."""
+    unknown = re.fullmatch(r"(?:([^:']*): )?unknown (key|section) '([^']*)'(.*)", message, re.DOTALL)
+    if unknown is None:
+        return message
+    section, kind, name, rest = unknown.groups()
+    if section:
+        name = f"{section}.{name}"
+        rest = re.sub(r"'([^']*)'", lambda m: f"'{section}.{m[1]}'", rest)
+    return f"{name}: unknown {kind}{rest}"
 
 
 def message_is_about(message: str, keys: list[str]) -> bool:
     """Whether the dotted key a config message is about (``train.epochs: …``; ``train: unknown key 'x'`` is about
     ``train.x``) is one of ``keys`` or inside one (``cameras[0].fps`` is inside ``cameras``)."""
     key = message.split(": ", 1)[0].strip()
-    unknown = re.match(r"[^:]*: unknown (?:key|section) '([^']*)'", message)
+    unknown = re.match(r"(?:([^:']*): )?unknown (?:key|section) '([^']*)'", message)
     if unknown:
-        key = unknown[1] if key in ("config", "") else f"{key}.{unknown[1]}"
+        root = unknown[1] in (None, "config", "")
+        key = unknown[2] if root else f"{unknown[1]}.{unknown[2]}"
+        if root:  # --set trian.epochs=3 is about the unknown top-level name trian
+            keys = [k.split(".", 1)[0] for k in keys]
     return any(key == k or key.startswith((k + ".", k + "[")) for k in keys if k)
 
 

@@ -37,7 +37,12 @@ def test_a_daemon_config_names_the_file_then_the_key(tmp_path, capsys, monkeypat
     (["batching.max_batch=4"], "error: {path}: batching.max_wait_ms: -1.0 is out of range"),
     (["=3"], "error: --set =3: expected key=value"),
     (["batching..max_batch=3"], "error: --set batching..max_batch=3: expected key=value"),
-], ids=["set-value", "file-value-beside-set", "set-no-key", "set-empty-part"])
+    # the key as typed after --set, and the suggestion as a key to type there
+    (["batching.max_wait_ms=1", "publish.endpont=tcp://127.0.0.1:5556"], "error: --set publish.endpont: unknown "
+                                                                          "key (did you mean 'publish.endpoint'?)"),
+    (["publsh.endpoint=tcp://127.0.0.1:5556"], "error: --set publsh: unknown key (did you mean 'publish'?)"),
+], ids=["set-value", "file-value-beside-set", "set-no-key", "set-empty-part", "set-unknown-key",
+        "set-unknown-section"])
 def test_a_value_set_on_the_command_line_is_told_as_set_there(tmp_path, capsys, overrides, expected):
     path = tmp_path / "daemon.yaml"
     path.write_text("model: {path: m.onnx}\nthresholds: {image: 0.5}\ncameras: [{name: a, source: synthetic}]\n"
@@ -125,11 +130,15 @@ def test_a_model_card_names_the_file_then_the_key(tmp_path):
     # the command line overrides the file: the value that is wrong is not the file's
     ("train: {epochs: 3}\n", ["--set", "train.epochs=-2"], "error: --set train.epochs: -2 is out of range"),
     ("train: {epochs: 3}\n", ["--epochs", "1", "--set", "train.lr=-1"], "error: --set train.lr: -1.0 is out of range"),
-    ("train: {epochs: 3}\n", ["--set", "train.foo=1"], "error: --set train: unknown key 'foo'"),
+    ("train: {epochs: 3}\n", ["--set", "train.foo=1"], "error: --set train.foo: unknown key"),
+    ("train: {epochs: 3}\n", ["--set", "train.epoch=1"],
+     "error: --set train.epoch: unknown key (did you mean 'train.epochs'?)"),
+    ("train: {epochs: 3}\n", ["--set", "trian.epochs=1"],
+     "error: --set trian: unknown section (did you mean 'train'?)"),
     ("train: {epochs: 3}\n", ["--set", "foo"], "error: --set foo: expected key=value"),
     ("train: {epochs: 3}\n", ["--set", "train.epochs.x=3"], "error: --set train.epochs.x=3: 'epochs' is not a section"),
 ], ids=["range", "unknown-key", "unknown-section", "model-check", "set-overrides-file", "set-and-flag", "set-unknown",
-        "set-no-value", "set-not-a-section"])
+        "set-unknown-suggested", "set-unknown-section", "set-no-value", "set-not-a-section"])
 def test_a_training_config_names_the_file(tmp_path, capsys, text, argv, expected):
     path = tmp_path / "my.yaml"
     path.write_text(text + f"data: {{path: {tmp_path}}}\n")
