@@ -562,9 +562,11 @@ class Daemon:
         self.status_queue: queue.Queue = queue.Queue(maxsize=10000)
         self.drift = DriftMonitor(cfg.drift, self.calibration.score_stats if self.calibration else None)
         shared = WorkerContext(broken=threading.Event(), cpu=self.cpu)  # one "a worker failed" flag for all
+        offline = [c.name for c in cfg.cameras if not is_live(c, self.sources[c.name])]  # capture's rule, per camera
+        self._all_offline = len(offline) == len(cfg.cameras)
         self.recorder = (RecorderWorker(cfg.recorder, threading.Event(), counters, self.run_id, self.started_utc,
                                         shared, dir_lock=self._dir_lock, cameras=[c.name for c in cfg.cameras],
-                                        offline=not any(is_live(c, self.sources[c.name]) for c in cfg.cameras))
+                                        offline_cameras=offline)
                          if cfg.recorder.enabled else None)
         self.inference = self._start_inference(to_post, shared)
         backend = self.inference.backend
@@ -770,7 +772,7 @@ class Daemon:
         line and exit 1 (it exited 0). A live run's losses stay counted and told only: there a full queue drops by
         design. Recordings left unwritten at shutdown have their own line (:meth:`_tell_worker_failures`)."""
         totals = {k: v for k, v in self.final_stats.get("totals", {}).items() if k != "recorder.abandoned"}
-        if self.recorder.offline and (lost := recording_losses(totals)):
+        if self._all_offline and (lost := recording_losses(totals)):
             self._failed(f"{self._stage(self.recorder)}: {lost} in a run of offline cameras")
 
     def _join_captures(self, timeout: float) -> None:
