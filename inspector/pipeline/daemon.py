@@ -562,9 +562,10 @@ class Daemon:
         self.status_queue: queue.Queue = queue.Queue(maxsize=10000)
         self.drift = DriftMonitor(cfg.drift, self.calibration.score_stats if self.calibration else None)
         shared = WorkerContext(broken=threading.Event(), cpu=self.cpu)  # one "a worker failed" flag for all
+        offline = [c.name for c in cfg.cameras if not is_live(c, self.sources[c.name])]  # capture's rule, per camera
         self.recorder = (RecorderWorker(cfg.recorder, threading.Event(), counters, self.run_id, self.started_utc,
                                         shared, dir_lock=self._dir_lock, cameras=[c.name for c in cfg.cameras],
-                                        offline=not any(is_live(c, self.sources[c.name]) for c in cfg.cameras))
+                                        offline_cameras=offline)
                          if cfg.recorder.enabled else None)
         self.inference = self._start_inference(to_post, shared)
         backend = self.inference.backend
@@ -759,19 +760,21 @@ class Daemon:
         lost = recording_losses(self.final_stats.get("totals", {})) if self.recorder is not None else None
         if lost:
             log.warning("recorder: %s", lost)
-            self._offline_recordings_lost()
+            self._recordings_lost()
         self.final_stats["failures"] = list(self.failures)
         self._write_summary()
         return 1 if self.failures else 0
 
-    def _offline_recordings_lost(self) -> None:
-        """A run of offline cameras waits for the recorder rather than drop (RecorderWorker ``offline``), so any
-        recording it still lost (write errors, low disk, an unusable folder) is evidence lost: a closing failure
-        line and exit 1 (it exited 0). A live run's losses stay counted and told only: there a full queue drops by
-        design. Recordings left unwritten at shutdown have their own line (:meth:`_tell_worker_failures`)."""
+    def _recordings_lost(self) -> None:
+        """Any defect recording the run lost (a full queue, write errors, low disk, an unusable folder) is evidence
+        lost: a closing failure line naming recorder.dir and the count, and exit 1, in a live run as in an offline
+        one. A live run's losses were counted and logged only and it exited 0: a supervisor reading the exit status
+        or the summary's ``failures`` could not tell that defects published as NG have no images on disk. A live
+        camera's full queue drops by design (inspection never waits for the disk), but the evidence is lost all
+        the same. Recordings left unwritten at shutdown have their own line (:meth:`_tell_worker_failures`)."""
         totals = {k: v for k, v in self.final_stats.get("totals", {}).items() if k != "recorder.abandoned"}
-        if self.recorder.offline and (lost := recording_losses(totals)):
-            self._failed(f"{self._stage(self.recorder)}: {lost} in a run of offline cameras")
+        if lost := recording_losses(totals):
+            self._failed(f"{self._stage(self.recorder)}: {lost}")
 
     def _join_captures(self, timeout: float) -> None:
         """Join the capture threads (``stop`` is set), each within ``timeout`` s.

@@ -457,11 +457,15 @@ def _entries(folder: Path) -> list[Path]:
 class RecorderWorker(Worker):
     def __init__(self, cfg: RecorderSection, stop: threading.Event, counters: Counters, run_id: str,
                  started_utc: str, context: WorkerContext | None = None,
-                 dir_lock: RecorderDirLock | None = None, *, cameras: Iterable[str], offline: bool = False) -> None:
+                 dir_lock: RecorderDirLock | None = None, *, cameras: Iterable[str],
+                 offline_cameras: Iterable[str] = ()) -> None:
         """``cameras``: the names of the cameras it records, whose folders ``<dir>/<name>`` are the recorder's
-        (:meth:`_scan_existing`). ``offline``: every source is offline (capture.is_live false for all): put()
-        waits for room instead of dropping, as capture does for offline frames (nothing is lost to time)."""
-        self.offline = offline
+        (:meth:`_scan_existing`). ``offline_cameras``: those of them whose source is offline (capture's
+        ``is_live`` false): put() waits for room for their defects instead of dropping, as capture does for
+        their frames (nothing is lost to time). Decided per camera, as capture decides: the run's kind was
+        decided once for all (offline only when every camera was), so in a run mixing a live camera with a
+        folder the folder's defects were dropped at a full queue, and its losses did not fail the run."""
+        self._offline = frozenset(offline_cameras)
         super().__init__("recorder", stop, context)
         self._cameras = set(cameras)
         self._blocked: set[str] = set()  # cameras whose folder cannot take recordings (told; _camera_unusable)
@@ -494,9 +498,10 @@ class RecorderWorker(Worker):
 
     # -- producer side (publisher thread) --------------------------------------------------
     def put(self, frame: Frame, header: dict) -> None:
-        """Queue one defect for recording. Live (a camera among the sources is live): never blocks; a full queue
-        drops it, counted as ``recorder.dropped`` and logged (throttled). Offline (``offline``): waits for room
+        """Queue one defect for recording. Of a live camera: never blocks; a full queue drops it, counted as
+        ``recorder.dropped`` and logged (throttled). Of an offline camera (``offline_cameras``): waits for room
         (_put_waiting), as capture blocks for offline frames: nothing is lost to time."""
+        waits = frame.camera in self._offline
         with self._books_lock:
             if self._abandoned:  # the run's final stats are being taken: this one is not written
                 self.counters.add("recorder.abandoned")
@@ -506,9 +511,9 @@ class RecorderWorker(Worker):
                 self._accepted += 1
                 return
             except queue.Full:
-                if not self.offline:
+                if not waits:
                     self.counters.add("recorder.dropped")
-        if self.offline and self._put_waiting(frame, header):
+        if waits and self._put_waiting(frame, header):
             return
         self._throttle.warning("full", "recorder: queue full (recorder.queue_size %d); camera '%s' frame %d "
                                "not recorded", self.cfg.queue_size, frame.camera, frame.frame_id)

@@ -254,5 +254,51 @@ def test_an_offline_run_that_lost_recordings_exits_1_naming_the_recorder(tiny_mo
     lost = sum(defects)
     assert daemon.counters.get("recorder.skipped_low_disk") == lost > 0
     assert code == 1
-    assert daemon.failures == [f"recorder (recorder.dir {rec}): {lost} defect recording(s) lost (low disk {lost}) "
-                               "in a run of offline cameras"], daemon.failures
+    assert daemon.failures == [f"recorder (recorder.dir {rec}): {lost} defect recording(s) lost (low disk {lost})"], \
+        daemon.failures
+
+
+def test_a_file_cameras_defects_are_all_recorded_beside_a_live_camera(tiny_model, endpoint, tmp_path, monkeypatch):
+    """One live camera in the config made the recorder treat the whole run as live: the file camera's defects were
+    dropped at a full recorder queue like the live camera's. Each camera follows its own source, as capture does.
+    The fake: fsync 0.1 s slower (a slow disk), then the real call, only on the recorder's thread."""
+    import threading
+
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        if threading.current_thread().name == "recorder":
+            time.sleep(0.1)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    cams = [{"name": "live", "source": str(write_video(tmp_path / "l.avi", [True] * 12)), "mode": "live"},
+            {"name": "file", "source": str(write_video(tmp_path / "f.avi", [True] * 12, seed=1))}]
+    rec = tmp_path / "rec"
+    cfg = base_config(tiny_model, endpoint, cams, thresholds={"image": 0.0}, shutdown_timeout_s=30.0,
+                      recorder={"enabled": True, "dir": str(rec), "min_free_bytes": 0, "queue_size": 1})
+    daemon, _, events = run_to_end(cfg, timeout=60)
+    published = [e for e in by_type(events, "defect", "file")]
+    assert len(published) == 12
+    assert len(list((rec / "file").glob("*.json"))) == 12, daemon.counters.snapshot()
+
+
+def test_a_live_run_that_lost_recordings_exits_1_naming_the_recorder(tiny_model, endpoint, tmp_path):
+    """A live run's lost recordings (here: the disk below recorder.min_free_bytes, a real low-disk skip) were
+    counted and logged only, and the run exited 0: a supervisor could not tell that defects published as NG had
+    no evidence on disk. Evidence lost is a failure of the run, live or offline: exit 1, a closing line."""
+    import shutil
+
+    disk = shutil.disk_usage(tmp_path)
+    if disk.free >= disk.total:
+        pytest.skip("no space in use on this file system: min_free_bytes cannot lie between free and total")
+    cams = [{"name": "c", "source": str(write_video(tmp_path / "c.avi", [True] * 6)), "mode": "live"}]
+    rec = tmp_path / "rec"
+    cfg = base_config(tiny_model, endpoint, cams, thresholds={"image": 0.0},
+                      recorder={"enabled": True, "dir": str(rec), "min_free_bytes": (disk.free + disk.total) // 2})
+    daemon, code, events = run_to_end(cfg)
+    lost = daemon.counters.get("recorder.skipped_low_disk")
+    assert lost == len(by_type(events, "defect", "c")) > 0
+    assert code == 1
+    assert daemon.failures == [f"recorder (recorder.dir {rec}): {lost} defect recording(s) lost (low disk {lost})"], \
+        daemon.failures

@@ -28,13 +28,15 @@ _ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
 
 def _record(root: Path, frames: list[tuple[str, int]], run_id: str, cameras: tuple[str, ...] = ("c",),
-            image: np.ndarray | None = None, offline: bool = False, **cfg) -> Counters:
+            image: np.ndarray | None = None, offline: bool = False, offline_cameras: tuple[str, ...] = (),
+            **cfg) -> Counters:
     """One run of a recorder holding ``root`` as the daemon does, recording ``frames`` ((camera, frame id)
-    each, frame, heat map and header); its counters."""
+    each, frame, heat map and header); its counters. ``offline``: every camera is offline; else those in
+    ``offline_cameras``."""
     counters, lock = Counters(), lock_recorder_dir(root)
     rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0, **cfg), threading.Event(),
                          counters, run_id, "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=cameras,
-                         **({"offline": True} if offline else {}))
+                         offline_cameras=cameras if offline else offline_cameras)
     rec.start()
     for camera, i in frames:
         frame = Frame(camera=camera, frame_id=i, image=np.zeros((8, 8, 3), np.uint8) if image is None else image,
@@ -54,6 +56,19 @@ def test_an_offline_run_waits_for_the_recorder_instead_of_losing_recordings(tmp_
                        image=np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8))
     assert counters.get("recorder.dropped") == 0
     assert len(list((tmp_path / "c").glob("*.json"))) == 40
+
+
+def test_a_folder_cameras_defects_wait_for_the_recorder_also_beside_a_live_camera(tmp_path):
+    """The run's kind was decided once for all cameras: one live camera beside a folder made the whole run
+    live, so the folder camera's defects were dropped at a full queue like the live one's (here 40 each,
+    queue_size 2). Each camera follows its own source, as capture does: the folder's are all recorded, the live
+    camera's still never make inspection wait (dropped, counted)."""
+    frames = [(cam, i) for i in range(40) for cam in ("live", "file")]
+    counters = _record(tmp_path, frames, "aaaaaaaaaaaa", cameras=("live", "file"), offline_cameras=("file",),
+                       queue_size=2, image=np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8))
+    assert len(list((tmp_path / "file").glob("*.json"))) == 40
+    live = len(list((tmp_path / "live").glob("*.json")))
+    assert counters.get("recorder.dropped") == 40 - live > 0
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -279,10 +294,9 @@ def test_an_immutable_camera_folder_costs_that_cameras_recordings_only(tiny_mode
     finally:
         undo()
     out, err = capsys.readouterr()
-    # the recordings lost in a run of offline cameras are evidence lost: exit 1, the closing line names them
+    # the recordings lost are evidence lost: exit 1, the closing line names them
     assert code == 1, err
-    assert f"recorder (recorder.dir {rec}): 2 defect recording(s) lost (recorder folder unusable 2) in a run of " \
-           "offline cameras" in out, out
+    assert f"recorder (recorder.dir {rec}): 2 defect recording(s) lost (recorder folder unusable 2)" in out, out
     assert list((rec / "a").iterdir()) == [] and len(list((rec / "b").glob("*.json"))) == 2
     told = [r.getMessage() for r in caplog.records if "camera 'a' is not recorded" in r.getMessage()]
     assert len(told) == 1 and str(rec / "a") in told[0]
