@@ -88,3 +88,18 @@ def test_only_the_folders_a_failed_block_made_and_left_empty_are_removed(tmp_pat
     with new_folders_removed_on_failure(tmp_path / "ok"):
         (tmp_path / "ok").mkdir()
     assert Path(tmp_path / "ok").is_dir()
+
+
+def test_train_failing_at_its_first_checkpoint_takes_back_what_it_wrote_and_runs_again(tiny_dataset, tmp_path,
+                                                                                       capsys):
+    """A full disk at the first best.pt left the run folder with the config.yaml train had written, and the same
+    command, once room was made, was refused: "holds config.yaml, which a new run would overwrite, and no best.pt
+    to resume". The error now takes back what that start wrote (as a stop by a signal did), folders it made too."""
+    out = tmp_path / "new" / "run"
+    args = ["train", "--data", str(tiny_dataset), "--out", str(out), "--epochs", "1", "--set",
+            "model.image_size=[32,32]", "--set", "train.batch_size=4"]
+    with file_size_limit(64 << 10):  # config.yaml fits, the checkpoint does not
+        assert main(args) == 2
+    assert _error_lines(capsys) == [f"error: {out / 'best.pt'}: File too large"]
+    assert not (tmp_path / "new").exists()
+    assert main(args) == 0 and (out / "best.pt").is_file()
