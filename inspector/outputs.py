@@ -8,13 +8,15 @@ Nothing is created here: ``--check`` and argument parsing leave the disk as it w
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+from inspector.errors import InspectorError
 from inspector.mounts import KERNEL_TYPES, path_fs_type
 
 
@@ -208,7 +210,7 @@ def write_whole(path: str | Path, data: bytes, durable: bool = True) -> None:
     what was there (or nothing), never half a file, and no temporary file. (A sidecar written in place was cut
     short by a full disk: the export beside it, complete before, could no longer be loaded.) ``durable=False``
     is for a file rewritten per message, where an fsync each time (milliseconds on an SD card) would cost more
-    than a power cut's loss of the last rewrite."""
+    than a power cut's loss of the last rewrite. An OSError names ``path`` (never the temporary, never none)."""
     path = Path(path)
     tmp = whole_temporary(path)
     try:
@@ -218,11 +220,62 @@ def write_whole(path: str | Path, data: bytes, durable: bool = True) -> None:
             if durable:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass  # the error that stopped the write is the one to tell
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp), tmp):
+            # write() and fsync() name no file (a full disk shows there), open() names the hidden temporary: the
+            # line named neither the output ("cannot write its output") or one the user never asked for
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+
+
+@contextlib.contextmanager
+def named_as_outputs(staging: str | Path, folder: str | Path) -> Iterator[None]:
+    """Errors raised in the block name the user's outputs, never the hidden ``staging`` folder they are made in:
+    a path under ``staging`` in an OSError (``filename``, ``filename2``) or an InspectorError's line becomes the
+    same name under ``folder``, where the file was to go. ``export`` on a full disk said
+    ``out/.rs-4mq7_lpm/rs.onnx: …``, a name the user never gave and that is gone once the command ends."""
+    staging, folder = Path(staging), Path(folder)
+
+    def mapped(name: object) -> object:
+        if not isinstance(name, (str, os.PathLike)):
+            return name
+        try:
+            return str(folder / Path(name).relative_to(staging))
+        except ValueError:
+            return name
+
+    try:
+        yield
+    except OSError as exc:
+        if mapped(exc.filename) == exc.filename and mapped(exc.filename2) == exc.filename2:
+            raise
+        raise OSError(exc.errno, exc.strerror, mapped(exc.filename), None, mapped(exc.filename2)) from exc
+    except InspectorError as exc:
+        if exc.args and isinstance(exc.args[0], str) and str(staging) in exc.args[0]:
+            exc.args = (exc.args[0].replace(str(staging), str(folder)), *exc.args[1:])
+        raise
+
+
+@contextlib.contextmanager
+def new_folders_removed_on_failure(folder: str | Path) -> Iterator[None]:
+    """The folders of ``folder``'s path that do not exist before the block (it may make them) are removed again
+    when the block fails (an error, Ctrl-C), deepest first, each only while it is empty: a failed command
+    leaves nothing new behind. ``evaluate --out new/eval`` on a full disk left an empty ``new/eval``, read
+    afterwards as an evaluation that had run."""
+    folder = Path(folder)
+    missing = [path for path in (folder, *folder.parents) if not os.path.lexists(path)]
+    try:
+        yield
+    except BaseException:
+        for path in missing:  # deepest first; a folder that holds something now is someone's: kept, with those above
+            try:
+                os.rmdir(path)
+            except OSError:
+                break
         raise
 
 

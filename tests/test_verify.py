@@ -166,4 +166,5 @@ sys.exit(main(sys.argv[1:]))
                           str(good), "--data", str(tiny_dataset), "--limit", "2", "--report", str(tmp_path / "r.json")],
                          env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
-    assert res.stderr.strip().splitlines()[-1] == "error: inspector verify: cannot write its output: File too large"
+    # the file is named (write() names none: it said "inspector verify: cannot write its output: File too large")
+    assert res.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'r.json'}: File too large"

@@ -30,7 +30,7 @@ import numpy as np
 
 from inspector.config import bounded, file_key_message, from_file_dict, load_yaml, to_dict, yaml_dump, yaml_load
 from inspector.errors import ConfigError
-from inspector.outputs import write_whole
+from inspector.outputs import new_folders_removed_on_failure, write_whole
 
 SCHEMA_VERSION = 1
 
@@ -129,10 +129,11 @@ def write_thresholds(thresholds: Thresholds, path: str | Path) -> Path:
     ordered.update(data)
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # UTF-8, not \u escapes (paths, notes); whole or not at all: written in place, a stop (SIGTERM, Ctrl-C) or a
-        # full disk part-way left half a calibration over the one a daemon config names
-        write_whole(path, yaml_dump(ordered).encode("utf-8"))
+        with new_folders_removed_on_failure(path.parent):  # a calibration that cannot be written leaves no new folder
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # UTF-8, not \u escapes (paths, notes); whole or not at all: written in place, a stop (SIGTERM, Ctrl-C)
+            # or a full disk part-way left half a calibration over the one a daemon config names
+            write_whole(path, yaml_dump(ordered).encode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the calibration file ({exc.strerror or exc})") from None
     return path

@@ -181,18 +181,19 @@ def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy
     Each written whole or not at all (:func:`inspector.outputs.write_whole`): written in place, a full disk or a
     crash part-way left a cut PNG under the overlay's name, or an earlier run's overlay half overwritten."""
     from inspector.data.images import map_to_frame, read_image
-    from inspector.outputs import write_whole
+    from inspector.outputs import new_folders_removed_on_failure, write_whole
     from inspector.visual import encode_png, heatmap_overlay, tag_png
 
     lo, hi = colour_scale([m for _, m in results], vmin, vmax)
     # again: the names depend on which images could be read (crack/000.png, good/000.png → crack_000.png)
     replaced = check_overlays_spare_inputs([p for p, _ in results], out_dir, [p for p, _ in results] + list(inputs))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for (path, amap), name in zip(results, overlay_names([p for p, _ in results])):
-        frame = read_image(path, bit_depth, warn_key=str(path.parent))
-        frame_map = map_to_frame(amap, frame.shape[0], frame.shape[1], policy)
-        overlay = heatmap_overlay(frame, frame_map, lo, hi, alpha=0.5)
-        write_whole(out_dir / name, tag_png(encode_png(overlay), OVERLAY_TAG))
+    with new_folders_removed_on_failure(out_dir):  # no empty --out folder left by a full disk
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for (path, amap), name in zip(results, overlay_names([p for p, _ in results])):
+            frame = read_image(path, bit_depth, warn_key=str(path.parent))
+            frame_map = map_to_frame(amap, frame.shape[0], frame.shape[1], policy)
+            overlay = heatmap_overlay(frame, frame_map, lo, hi, alpha=0.5)
+            write_whole(out_dir / name, tag_png(encode_png(overlay), OVERLAY_TAG))
     return replaced
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Sequence
 
 from inspector.commands.argtypes import float_range, int_range, out_folder
 from inspector.errors import ConfigError
@@ -56,13 +57,17 @@ def run(args: argparse.Namespace) -> int:
 
     _check_args(args)
     detail, out = "", Path(args.out)
-    had = (out.exists(), (out / "config.yaml").exists())
+    had = (out.exists(), (out / "config.yaml").exists(), [p for p in out.parents if not os.path.lexists(p)])
     with sigterm_as_interrupt() as interrupt:
         try:
             code = _train(args)
         except KeyboardInterrupt as exc:  # outside the epoch loop (which catches its own): loading, building
             detail = getattr(exc, "detail", "")
             interrupt.signum = interrupt.signum or getattr(exc, "exit_code", 130) - 128
+        except Exception:  # an error (a full disk at the first best.pt): the same command must run again as it is
+            if not args.resume and not (out / "best.pt").exists():
+                _remove_unsaved_start(out, *had)
+            raise
     if interrupt.signum is not None:
         if not args.resume and not (out / "best.pt").exists():
             _remove_unsaved_start(out, *had)
@@ -71,9 +76,11 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _remove_unsaved_start(out: Path, folder_was_there: bool, config_was_there: bool) -> None:
-    """Take back what a training stopped before its first checkpoint wrote: its config.yaml (and the run folder, when
-    it made it and left it empty). The line then says "start it again", and the same command was refused: the
+def _remove_unsaved_start(out: Path, folder_was_there: bool, config_was_there: bool,
+                          parents_made: Sequence[Path] = ()) -> None:
+    """Take back what a training stopped or failed before its first checkpoint wrote: its config.yaml (and the run
+    folder and the ``parents_made`` above it, deepest first, when it made them and left them empty). The line then
+    says "start it again" (or names the error, e.g. a full disk at best.pt), and the same command was refused: the
     config.yaml left behind made the folder one "a new run would overwrite". Nothing that was there before goes,
     nor anything of a training that holds the folder now (its lock, :mod:`inspector.training.run_lock`)."""
     from inspector.folder_lock import FolderBusy, lock_folder
@@ -87,6 +94,8 @@ def _remove_unsaved_start(out: Path, folder_was_there: bool, config_was_there: b
             (out / "config.yaml").unlink(missing_ok=True)
         if not folder_was_there and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
+            for parent in parents_made:  # deepest first; one that holds something now is kept, with those above
+                parent.rmdir()
     except OSError:
         pass  # the line still says nothing was saved; a new start's refusal names what is in the way
     finally:

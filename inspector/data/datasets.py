@@ -433,23 +433,37 @@ def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str =
     samples = list(samples)
     images = np.empty((len(samples), height, width, 3), dtype=np.uint8)
 
-    def load(i: int) -> str | None:
+    def load(i: int) -> DataError | None:
         try:
             image = read_image(samples[i].path, bit_depth, warn_key=str(samples[i].path.parent))
             resize_image(image, height, width, policy, out=images[i], downscale=downscale)
         except DataError as exc:
-            return str(exc)
+            return exc
         return None
 
     with ThreadPoolExecutor(_workers(len(samples))) as pool:  # cv2 decode/resize release the GIL
         errors = list(pool.map(load, range(len(samples))))
     kept_idx = [i for i, e in enumerate(errors) if e is None]
-    skipped = [(samples[i], e) for i, e in enumerate(errors) if e is not None]
-    if skipped:  # one line, not one per image: a folder of hundreds of broken files buried everything else
-        log.warning("skipped %d of %d image(s) that could not be read: %s%s", len(skipped), len(samples),
-                    skipped[0][1], also_named([s.path for s, _ in skipped[1:]]))
+    if len(kept_idx) < len(samples):
+        _tell_skipped([(samples[i], e) for i, e in enumerate(errors) if e is not None], len(samples))
         images = images[kept_idx]
-    return images, [samples[i] for i in kept_idx], skipped
+    return images, [samples[i] for i in kept_idx], [(samples[i], str(e)) for i, e in enumerate(errors) if e is not None]
+
+
+def _tell_skipped(skipped: list[tuple[Sample, DataError]], total: int) -> None:
+    """One warning line per kind of skipped image (a folder of hundreds of broken files buried everything else):
+    those refused as overlays ``inspector predict`` wrote (:func:`inspector.data.images.decode_image`, reason
+    ``overlay``: they decode, they are no part's picture) apart from those that could not be read. An overlay in
+    ``test/good`` was said to be one that "could not be read", which sent the user looking for a damaged file."""
+    overlays = [(s, e) for s, e in skipped if getattr(e, "reason", None) == "overlay"]
+    unread = [(s, e) for s, e in skipped if getattr(e, "reason", None) != "overlay"]
+    if overlays:
+        log.warning("refused %d of %d image(s) as overlays written by 'inspector predict' (heat maps over a picture, "
+                    "not parts' pictures; move them out of the data set): %s%s", len(overlays), total,
+                    overlays[0][0].path, also_named([s.path for s, _ in overlays[1:]]))
+    if unread:
+        log.warning("skipped %d of %d image(s) that could not be read: %s%s", len(unread), total, unread[0][1],
+                    also_named([s.path for s, _ in unread[1:]]))
 
 
 def load_masks(samples: Sequence[Sample], height: int, width: int,

@@ -40,7 +40,8 @@ file gives the same pixels everywhere. The rules:
   SampleFormat 2) read 0 as black and their largest value (127 / 32767, or as declared / ``bit_depth``) as
   white, negative samples as black with one warning per source (:func:`_signed_as_unsigned`). 32-bit integers
   (uint32/int32 TIFFs) are read only by the ``bit_depth`` setting, else refused in one line. Float data is
-  taken as 0..1 when its maximum is ≤ 1, else as 0..``2**bit_depth - 1`` where the setting gives one, else as
+  taken as 0..the white its TIFF declares (SMaxSampleValue, else MaxSampleValue, of ``2**n - 1``: 1.0,
+  4095.0 …), else as 0..1 when its maximum is ≤ 1, else as 0..``2**bit_depth - 1`` where the setting gives one, else as
   0..255 (samples above clipped, one warning per source; so is a maximum just above 1); NaN/inf is rejected.
   One function owns this white (:func:`white_level`); a **MinIsWhite** TIFF page is inverted against the very
   white its stored samples are then read by (``white - x``: 4095 for 12-bit data, float or integer), chosen on
@@ -431,6 +432,7 @@ class TiffLayout(NamedTuple):
     sample_format: int = 1
     max_sample: int | None = None  # MaxSampleValue (281), largest over samples
     tiled: bool = False  # TileWidth (322) present: the page is stored in tiles, not strips (TIFF 6.0 §15)
+    max_float: float | None = None  # SMaxSampleValue (341), largest over samples, as stored (float samples' white)
 
 
 def _tiff_layout(buf: bytes) -> TiffLayout | None:
@@ -449,9 +451,24 @@ def _tiff_layout(buf: bytes) -> TiffLayout | None:
         return tuple(int(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
 
     bits, top = ints(258), ints(281)
+    value = tags.get(341)
+    floats = [float(v) for v in (value if isinstance(value, (tuple, list)) else (value,))
+              if isinstance(v, (int, float)) and not isinstance(v, bool)]
     return TiffLayout(max(bits) if bits else None, (ints(262) or (None,))[0], (ints(277) or (1,))[0],
                       (ints(284) or (1,))[0], ints(338), (ints(339) or (1,))[0], max(top) if top else None,
-                      322 in tags)
+                      322 in tags, max(floats) if floats else None)
+
+
+def _tiff_float_white(layout: TiffLayout) -> int | None:
+    """The white a page of float samples declares: its SMaxSampleValue (tag 341, the maximum of samples that are
+    not unsigned integers, TIFF 6.0 Section 19), else its MaxSampleValue (281), when that is ``2**n - 1`` (n 1..32:
+    1.0 for 0..1 data, 4095.0 for a 12-bit camera's); None otherwise. Another value is one image's own largest
+    sample, which says nothing of the scale (:func:`_tiff_bits`' rule for integers)."""
+    top = layout.max_float if layout.max_float is not None else layout.max_sample
+    if top is None or not np.isfinite(top) or top < 1 or not float(top).is_integer():
+        return None
+    top = int(top)
+    return top if top & (top + 1) == 0 and top.bit_length() <= 32 else None
 
 
 def _refuse_own_overlay(buf: np.ndarray, where: str) -> None:
@@ -597,12 +614,15 @@ def declared_full_scale(buf: bytes) -> int | None:
     ``2**bits - 1`` for a PNG sBIT (colour channels) or a TIFF BitsPerSample or MaxSampleValue (:func:`_tiff_bits`;
     1..15 bits: 16 is the container's own depth),
     ``maxval`` for a PGM/PPM or ``MAXVAL`` for a PAM (the formats that also store 8-bit samples unscaled against a
-    declared maximum).
+    declared maximum); for a TIFF of float samples the white it declares (:func:`_tiff_float_white`, 1 included).
     """
     head = bytes(buf[:8])
     if head == _PNG_SIGNATURE:
         bits = _png_sbit(bytes(buf))
     elif head[:4] in _TIFF_MAGICS:
+        layout = _tiff_layout(bytes(buf))
+        if layout is not None and layout.sample_format == 3:  # float: its white is a value, not a depth
+            return _tiff_float_white(layout)
         bits = _tiff_bits(bytes(buf))
     else:
         return _pnm_maxval(buf)
@@ -626,13 +646,16 @@ def white_level(samples: np.ndarray, bit_depth: int | None = None, full_scale: i
     """THE sample value read as white (255), for scaling (:func:`to_uint8`) and for inverting a MinIsWhite page
     (:func:`_invert`) alike, by the rule of the module docstring; ``samples``: the stored samples, any dtype.
 
-    Float: 1.0 when their maximum is ≤ 1, else ``2**bit_depth - 1`` where the setting gives one, else 255.0 (a
-    TIFF's BitsPerSample / MaxSampleValue describe integer samples: not used). Integer (the container's
+    Float: the declared ``full_scale`` (a TIFF's SMaxSampleValue / MaxSampleValue of ``2**n - 1``:
+    :func:`_tiff_float_white`), else 1.0 when their maximum is ≤ 1, else ``2**bit_depth - 1`` where the setting
+    gives one, else 255.0. Integer (the container's
     largest value, 32767 for int16): the declared ``full_scale`` unless a sample exceeds it (MSB-aligned data:
     the container's), else ``2**bit_depth - 1`` (at most the container's), else the container's. Returns an int
     for integer samples, a float for float ones. Inverting and scaling by two rules made a 12-bit float
     MinIsWhite page 255 - x (negative, black) and a 16-bit one holding 12-bit data 65535 - x (clipped white)."""
     if samples.dtype.kind == "f":
+        if full_scale is not None:  # declared by the file: a MinIsWhite page's white too (it was ignored: 1 - x)
+            return float(full_scale)
         top = float(samples.max(initial=0.0))
         return 1.0 if top <= 1.0 else float((1 << bit_depth) - 1) if bit_depth else 255.0
     container = int(np.iinfo(samples.dtype).max)
@@ -657,7 +680,7 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
     if img.dtype in (np.float32, np.float64):
         if not np.isfinite(img).all():
             raise ImageRejected(f"{where}: float image with NaN/inf", "non_finite")
-        full = _float_white(img, where, bit_depth, warn_key) if white is None else float(white)
+        full = _float_white(img, where, bit_depth, warn_key, full_scale) if white is None else float(white)
         return np.clip(img * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)
     if img.dtype in (np.uint32, np.int32) and bit_depth is None and full_scale is None:
         # no 32-bit camera exists: such files hold narrower data whose depth only the user knows (scaling by
@@ -677,21 +700,23 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
     return ((wide * 255 + top // 2) // top).astype(np.uint8)
 
 
-def _float_white(img: np.ndarray, where: str, bit_depth: int | None, warn_key: str | None) -> float:
-    """The white of finite float samples as stored (:func:`white_level`: 0..1 when their maximum is ≤ 1, else
+def _float_white(img: np.ndarray, where: str, bit_depth: int | None, warn_key: str | None,
+                 full_scale: int | None = None) -> float:
+    """The white of finite float samples as stored (:func:`white_level`: the declared ``full_scale``, else 0..1
+    when their maximum is ≤ 1, else
     0..``2**bit_depth - 1`` where a ``bit_depth`` is given (the setting, as for integer data: a 12-bit camera's
     float TIFF holds 0..4095), else 0..255), warned once per source: samples above that range (clipped: a 12-bit
     camera's float data came out 94% white without a word, and ``bit_depth: 12`` changed nothing), and a maximum
     just above 1 without a ``bit_depth`` (0..1 data whose brightest pixel overshoots, as a flat-field correction
     leaves it, reads as 0..255: near black)."""
     top = float(img.max(initial=0.0))
-    full = white_level(img, bit_depth)
+    full = white_level(img, bit_depth, full_scale)
     key = f"{warn_key or where}:float"
     if top > full:
         warn_once(key, "%s: warning: float samples up to %.6g exceed %g, the top of the range float data above 1 is "
                   "read in: %.1f%% of them clipped to white; set bit_depth to the camera's significant bits (e.g. "
                   "12: 0..4095)", where, top, full, 100.0 * float(np.mean(img > full)), logger=log)
-    elif full == 255.0 and not bit_depth and top < 2.0:
+    elif full == 255.0 and not bit_depth and full_scale is None and top < 2.0:
         warn_once(key, "%s: warning: float samples up to %.6g, just above 1, are read as 0..255 data (near black); "
                   "0..1 data must stay at or below 1.0", where, top, logger=log)
     return full
@@ -925,7 +950,7 @@ def _decode_samples(buf: np.ndarray, where: str, bit_depth: int | None = None, w
         finite = img.dtype.kind != "f" or bool(np.isfinite(img).all())
         # NaN/inf: an image is refused by to_uint8 in one line (NaN stays NaN), a mask reads them as 0
         stored = img if finite else np.where(np.isfinite(img), img, 0)
-        white = (_float_white(img, where, bit_depth, warn_key) if warn and finite and img.dtype.kind == "f"
+        white = (_float_white(img, where, bit_depth, warn_key, full_scale) if warn and finite and img.dtype.kind == "f"
                  else white_level(stored, bit_depth, full_scale))
         img = _invert(img, white)
     return img, full_scale, white

@@ -47,7 +47,7 @@ from inspector.contract import DEFAULT_BATCH, INPUT_NAME, MAP_NAME, OUTPUT_RANKS
 from inspector.deploy.checks import read_graph_of_card
 from inspector.deploy.timing_cache import check_timing_cache
 from inspector.errors import ExportError
-from inspector.outputs import claim_outputs, cut_name, replace_together, write_whole
+from inspector.outputs import claim_outputs, cut_name, named_as_outputs, replace_together, write_whole
 from inspector.artifacts.model_card import read_sidecar, sha256_file, sidecar_path_for, split_graph_name, verify_graph
 
 log = logging.getLogger(__name__)
@@ -485,7 +485,8 @@ def build_engine(onnx_path: str | Path, out: str | Path | None = None,
     size = int(model_sidecar["input"]["height"]), int(model_sidecar["input"]["width"])
     gpu = _gpu(options.device)
     logger = shared_logger(trt)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{cut_name(out.stem, 10)}-") as tmp:
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{cut_name(out.stem, 10)}-") as tmp, \
+            named_as_outputs(tmp, out.parent):  # an error names the engine's files, not the staging folder's
         staged = {key: Path(tmp) / path.name for key, path in paths.items()}
         with collect_messages(logger) as records:
             serialized, cache_path, seconds = _build(trt, logger, records, onnx_path, out, options, mode, gpu, *size)

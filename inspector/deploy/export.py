@@ -26,7 +26,7 @@ import torch
 from inspector import __version__
 from inspector.data.images import DEFAULT_DOWNSCALE
 from inspector.errors import ExportError
-from inspector.outputs import claim_outputs, cut_name, replace_together
+from inspector.outputs import claim_outputs, cut_name, named_as_outputs, new_folders_removed_on_failure, replace_together
 from inspector.textline import identifier_problem
 from inspector.deploy.checks import check_graph
 from inspector.contract import INPUT_NAME, MAP_NAME, OUTPUT_NAMES, SCORE_NAME
@@ -156,7 +156,9 @@ def export_model(model: AnomalyModel, out_base: str | Path, *, resize: str = "sq
     does not make is removed); anything else there is never replaced (:func:`check_out_base`).
     ExportError (one line) for a bad opset/precision list, a ``version`` against its rule
     (:data:`inspector.textline.IDENTIFIERS`), a place that cannot be written, or a graph that
-    fails its checks; OSError when the disk fails.
+    fails its checks; OSError when the disk fails. Both name the output files asked for, never the hidden
+    folder they are made in (:func:`inspector.outputs.named_as_outputs`); a folder the export made is removed
+    when it fails.
     """
     _check_opset(opset)
     if (why := identifier_problem("model version", version)) is not None:  # it goes into every event's header
@@ -165,18 +167,21 @@ def export_model(model: AnomalyModel, out_base: str | Path, *, resize: str = "sq
         raise ExportError(f"precisions {list(precisions)}: choose from {list(PRECISIONS)}, fp32 included")
     if model.compute_dtype != torch.float32:
         raise ExportError(f"{model.config.name}: export starts from the FP32 model (got {model.compute_dtype})")
-    paths = check_out_base(out_base)
-    model = model.eval()
-    with _staging_folder(paths["sidecar"]) as tmp:
-        staged = {key: Path(tmp) / path.name for key, path in paths.items()}
-        graphs = {precision: _stage_graph(model, precision, staged[precision], paths[precision], opset)
-                  for precision in precisions}
-        sidecar = build_sidecar(model, graphs, opset, resize=resize, bit_depth=bit_depth, downscale=downscale,
-                                version=version, identity=identity or model.describe(), training=training)
-        write_sidecar(sidecar, staged["sidecar"])
-        # graphs first, sidecar last; a graph of an earlier export that this one does not make goes too
-        replace_together([(staged[key] if key in graphs or key == "sidecar" else None, paths[key])
-                          for key in (*PRECISIONS, "sidecar")], Path(tmp))
+    folder = graph_paths(out_base)["sidecar"].parent
+    # a failed export leaves no folder it made (check_out_base makes the output folder, before any work)
+    with new_folders_removed_on_failure(folder):
+        paths = check_out_base(out_base)
+        model = model.eval()
+        with _staging_folder(paths["sidecar"]) as tmp, named_as_outputs(tmp, folder):  # errors name out/NAME.onnx
+            staged = {key: Path(tmp) / path.name for key, path in paths.items()}
+            graphs = {precision: _stage_graph(model, precision, staged[precision], paths[precision], opset)
+                      for precision in precisions}
+            sidecar = build_sidecar(model, graphs, opset, resize=resize, bit_depth=bit_depth, downscale=downscale,
+                                    version=version, identity=identity or model.describe(), training=training)
+            write_sidecar(sidecar, staged["sidecar"])
+            # graphs first, sidecar last; a graph of an earlier export that this one does not make goes too
+            replace_together([(staged[key] if key in graphs or key == "sidecar" else None, paths[key])
+                              for key in (*PRECISIONS, "sidecar")], Path(tmp))
     result: dict[str, Any] = {p: paths[p] for p in precisions}
     result.update(sidecar=paths["sidecar"], metadata=sidecar)
     return result
@@ -233,9 +238,17 @@ def _files_of_export(data: Any) -> set[str] | None:
 def export_run(run_dir: str | Path, out_base: str | Path, opset: int = DEFAULT_OPSET,
                precisions: Sequence[str] = PRECISIONS, version: str | None = None) -> dict[str, Any]:
     """Export a training run folder (or checkpoint file): ``{"fp32": path, "fp16": path, "sidecar": path, …}``."""
+    # a failed export (a bad checkpoint, a full disk) leaves no folder check_out_base made
+    with new_folders_removed_on_failure(graph_paths(out_base)["sidecar"].parent):
+        check_out_base(out_base)  # before loading: a name that may not be written is told at once
+        return _export_loaded(run_dir, out_base, opset, precisions, version)
+
+
+def _export_loaded(run_dir: str | Path, out_base: str | Path, opset: int, precisions: Sequence[str],
+                   version: str | None) -> dict[str, Any]:
+    """:func:`export_run` once its output place is known to be writable."""
     from inspector.models.checkpoint import load_model
 
-    check_out_base(out_base)  # before loading: a name that may not be written is told at once
     model, config, payload = load_model(run_dir)
     checkpoint = Path(payload["path"])
     digest = sha256_file(checkpoint)

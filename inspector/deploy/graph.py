@@ -62,7 +62,8 @@ def export_graph(model: nn.Module, path: str | Path, height: int, width: int, op
 
     Input ``images`` uint8 [batch, height, width, 3]; outputs ``score`` [batch] and
     ``anomaly_map`` [batch, 1, h, w]. Raises ExportError with the exporter's first
-    line when capture or translation fails.
+    line when capture or translation fails; OSError naming ``path`` when the graph cannot be written (a full
+    disk was "torch.onnx export failed").
     """
     path = Path(path)
     example = torch.randint(0, 256, (EXAMPLE_BATCH, height, width, 3), dtype=torch.uint8,
@@ -76,8 +77,12 @@ def export_graph(model: nn.Module, path: str | Path, height: int, width: int, op
                 dynamic_shapes=({0: batch},), optimize=True, verify=False,
                 external_data=False, report=False,
             )
-            program.save(str(path), external_data=False)
     except ExportError:
         raise
     except Exception as exc:  # the exporter raises many types; the user needs one line
         raise ExportError(f"{path}: torch.onnx export failed ({_first_line(exc)})") from exc
+    try:
+        with _quiet_exporter():
+            program.save(str(path), external_data=False)
+    except OSError as exc:  # the disk, not the exporter: told as any output's storage error, naming the file
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc

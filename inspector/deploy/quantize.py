@@ -64,7 +64,7 @@ from inspector.artifacts.model_card import (derived_card_path, read_sidecar, sha
 from inspector.contract import DEFAULT_BATCH, INPUT_NAME, OUTPUT_NAMES, InputSpec
 from inspector.deploy.checks import read_graph_of_card
 from inspector.errors import ConfigError, DataError, ExportError
-from inspector.outputs import claim_outputs, cut_name, replace_together
+from inspector.outputs import claim_outputs, cut_name, named_as_outputs, replace_together
 
 log = logging.getLogger(__name__)
 
@@ -419,7 +419,7 @@ def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Pa
     log.info("quantizing %d %s node(s) of %s on %d calibration image(s) from %s; %d kept FP32 "
              "(reading the image, depthwise-separable, or in the scoring tail)",
              len(quantize), "/".join(op_types), fp32_path, len(paths), calibration, len(kept))
-    with _staging_folder(out) as tmp:
+    with _staging_folder(out) as tmp, named_as_outputs(tmp, out.parent):  # errors name out, not the staging
         staged = Path(tmp) / out.name
         _quantize_to(model, staged, reader, quantize, kept, op_types, method, weight_bits, fp32_path, calibration)
         entry = _int8_entry(staged, out.name, method, reader.used, calibration, len(quantize), kept, op_types,

@@ -448,7 +448,9 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
     finally:
         engine.close()
     if good.skipped:
-        warnings.append(f"{len(good.skipped)} good image(s) could not be read and were skipped")
+        # unreadable, or refused as predict overlays: the log's warnings above tell which, by name
+        warnings.append(f"{len(good.skipped)} good image(s) were skipped: they could not be read, or were refused as "
+                        f"predict overlays")
     image, pixel = _choose_thresholds(good, defects, masks, false_alarm_rate, pixel_false_alarm_rate, warnings)
     band = uncertain_band(image.threshold, uncertain_margin) if uncertain_margin else None
     data_summary = _data_summary(good, defects, masks, description, image, pixel, policy, band, uncertain_margin,

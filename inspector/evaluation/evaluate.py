@@ -22,7 +22,7 @@ from inspector.data.datasets import is_ambiguous, load_batch, load_dataset, load
 from inspector.data.memory import EVALUATION_BYTES, require_image_memory
 from inspector.errors import DataError
 from inspector.leftovers import remove_leftovers
-from inspector.outputs import write_whole
+from inspector.outputs import named_as_outputs, new_folders_removed_on_failure, write_whole
 from inspector.evaluation.eval_folder import CARD, claim_evaluation_folder, data_key, evaluated_data, install_evaluation
 from inspector.evaluation.diagnostics import LevelScorer, level_aurocs, level_peaks, score_distribution
 from inspector.evaluation.metrics import evaluate_scores
@@ -129,25 +129,39 @@ def write_evaluation(out_dir: Path, metrics: dict, scores: np.ndarray, labels: n
     hidden staging folder beside its files, then moved in (:func:`~inspector.evaluation.eval_folder.
     install_evaluation`), ``metrics.json`` last, listing the others (``files``). ``pictures``: the test images
     (N, H, W, 3 uint8) and maps (N, h, w float32) for the plots, overlays and report; None: none of them.
-    Only now, after scoring: a failed evaluation leaves the earlier one whole."""
+    Only now, after scoring: a failed evaluation leaves the earlier one whole, and no folder it made. OSError
+    naming the file of ``out_dir`` that could not be written."""
+    own = claim_evaluation_folder(out_dir)  # again: minutes of scoring went by
+    with new_folders_removed_on_failure(out_dir):  # a failed write leaves no empty --out folder behind
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # an evaluation killed mid-write (SIGKILL, OOM) left its staging folder: its pid in the name tells it is gone
+        remove_leftovers(out_dir, STAGING, folders=True)
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f".evaluate-{os.getpid()}-", suffix=".tmp", dir=out_dir))
+        except OSError as exc:  # named by its random name, which the user never gave
+            raise OSError(exc.errno, exc.strerror, str(out_dir)) from exc
+        try:
+            with named_as_outputs(staging, out_dir):  # an error names out/metrics.json, not the staging folder's
+                _stage_evaluation(staging, out_dir, metrics, scores, labels, samples, pictures, keep)
+                new = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+                install_evaluation(out_dir, staging, new, own)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _stage_evaluation(staging: Path, out_dir: Path, metrics: dict, scores: np.ndarray, labels: np.ndarray,
+                      samples: list, pictures: tuple[np.ndarray, np.ndarray] | None, keep: np.ndarray | None) -> None:
+    """Write the evaluation's files into ``staging`` (:func:`write_evaluation`), ``metrics.json`` last, listing the
+    others (``files``)."""
     from inspector.evaluation.reports import evaluation_report
 
-    own = claim_evaluation_folder(out_dir)  # again: minutes of scoring went by
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # an evaluation killed mid-write (SIGKILL, OOM) left its staging folder: its pid in the name tells it is gone
-    remove_leftovers(out_dir, STAGING, folders=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".evaluate-{os.getpid()}-", suffix=".tmp", dir=out_dir))  # nobody's
-    try:
-        write_metrics(staging, metrics)
-        write_scores(staging / "scores.npz", scores, labels, [str(s.path) for s in samples])
-        if pictures is not None:
-            write_plots(staging, *pictures, scores, labels, samples, metrics, keep)
-            evaluation_report(staging, subtitle=str(out_dir))
-        new = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
-        write_metrics(staging, {**metrics, "files": [name for name in new if name != CARD]})
-        install_evaluation(out_dir, staging, new, own)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    write_metrics(staging, metrics)
+    write_scores(staging / "scores.npz", scores, labels, [str(s.path) for s in samples])
+    if pictures is not None:
+        write_plots(staging, *pictures, scores, labels, samples, metrics, keep)
+        evaluation_report(staging, subtitle=str(out_dir))
+    new = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+    write_metrics(staging, {**metrics, "files": [name for name in new if name != CARD]})
 
 
 def diagnostics(scores: np.ndarray, labels: np.ndarray, images: np.ndarray,

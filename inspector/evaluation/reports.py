@@ -97,7 +97,7 @@ def metrics_section(metrics: dict, title: str = "Metrics", note: str = "") -> Se
     extra = [("good / defective test images", _Raw(esc(counts))),
              ("F1-max (image)", f1), ("at threshold", thr)]
     if metrics.get("skipped_images"):
-        extra.append(("skipped (unreadable) images", len(metrics["skipped_images"])))
+        extra.append(("skipped images (unreadable, or refused as overlays)", len(metrics["skipped_images"])))
     if metrics.get("left_out"):  # ambiguous labels (ELPV's likely_defect): their own rows only, as on the console
         left = ", ".join(f"{name} {n}" for name, n in metrics["left_out"].items())
         extra += [("left out of 'all' (ambiguous label)", _Raw(esc(left))),

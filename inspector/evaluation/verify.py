@@ -35,7 +35,7 @@ from inspector.artifacts.engine_card import verify_report_path
 from inspector.config import json_safe
 from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError, DataError, InspectorError
-from inspector.outputs import write_whole
+from inspector.outputs import new_folders_removed_on_failure, write_whole
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +266,9 @@ def verify(candidate: str | Path, reference: str | Path, data: str | Path, *,
     if thr is None:
         log.warning("no threshold given (--threshold-file/--threshold): the decision-flip check was skipped")
     path = Path(report_path) if report_path else verify_report_path(candidate)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_whole(path, (json.dumps(json_safe(report), indent=2) + "\n").encode("utf-8"))  # never half a report
+    with new_folders_removed_on_failure(path.parent):  # a report that cannot be written leaves no new folder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_whole(path, (json.dumps(json_safe(report), indent=2) + "\n").encode("utf-8"))  # never half a report
     report["report_path"] = str(path)
     return report
 

@@ -377,6 +377,31 @@ def test_many_unreadable_images_are_told_in_one_line(tmp_path, caplog):
     assert "000.png" in lines[0] and "001.png, 002.png, 003.png" in lines[0] and "005.png" not in lines[0]
 
 
+def test_predict_overlays_in_a_data_set_are_told_as_refused_overlays_not_as_unreadable(tmp_path, caplog):
+    """An overlay ``inspector predict --out`` wrote into a data set's folder decodes but is refused as a part
+    (reason ``overlay``); the one warning said it "could not be read", as of a damaged file, and lumped it with
+    those. Now the overlays have their own line, saying what they are, and the unreadable ones theirs."""
+    from inspector.visual import PREDICT_OVERLAY_TAG, encode_png, tag_png
+
+    good = tmp_path / "train" / "good"
+    for i in range(2):
+        _img(good / f"ok{i}.png")
+        (good / f"heat{i}.png").write_bytes(tag_png(encode_png(np.full((16, 16, 3), 90, np.uint8)),
+                                                    PREDICT_OVERLAY_TAG))
+    (good / "broken.png").write_bytes(b"not a png")
+    with caplog.at_level(logging.WARNING):
+        images, kept, skipped = load_batch(load_dataset(tmp_path).train, 8, 8)
+    assert len(images) == 2 and len(skipped) == 3
+    lines = [r.getMessage() for r in caplog.records]
+    overlay = [m for m in lines if "heat0.png" in m]
+    assert len(overlay) == 1 and overlay[0].startswith("refused 2 of 5 image(s) as overlays written by 'inspector "
+                                                       "predict'"), lines
+    assert "heat1.png" in overlay[0] and "could not be read" not in overlay[0] and "broken.png" not in overlay[0]
+    unread = [m for m in lines if "broken.png" in m]
+    assert len(unread) == 1 and unread[0].startswith("skipped 1 of 5 image(s) that could not be read: "), lines
+    assert "heat" not in unread[0] and len(lines) == 2, lines
+
+
 def _mask_likes(folder: Path) -> dict[str, np.ndarray]:
     """Masks as tools write them, each beside an image of its stem: name → what read_mask must mark."""
     rng = np.random.default_rng(3)

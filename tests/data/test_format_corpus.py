@@ -171,6 +171,14 @@ def _still_formats(folder: Path, pil: Image.Image, grey: np.ndarray, add) -> Non
     add("rgba_unassoc.tif", "rgb")
     Image.fromarray(65535 - grey.astype(np.uint16) * 257).save(folder / "grey16_miniswhite.tif", tiffinfo={262: 0})
     add("grey16_miniswhite.tif", "grey")
+    # a 12-bit camera's float MinIsWhite page declaring its white (SMaxSampleValue 4095): read 4095 - x against it
+    # on every path (it was 255 - x: black), 12-bit data as the PNG with sBIT 12 holds it
+    import tifffile
+
+    twelve = (grey.astype(np.uint32) * 4095 // 255).astype(np.float32)
+    tifffile.imwrite(folder / "float12_miniswhite.tif", 4095.0 - twelve, photometric="miniswhite",
+                     extratags=[(341, "f", 1, 4095.0, True)])
+    add("float12_miniswhite.tif", "grey12")
 
 
 def _references(folder: Path) -> dict[str, np.ndarray]:

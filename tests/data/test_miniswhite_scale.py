@@ -37,6 +37,7 @@ def _expected(shown: np.ndarray, white: float, dtype) -> np.ndarray:
 
 
 MAX_SAMPLE_4095 = [(281, "H", 1, 4095, True)]  # MaxSampleValue: 12-bit data declared by the file
+S_MAX_4095 = [(341, "f", 1, 4095.0, True)]  # SMaxSampleValue: the maximum of samples that are not unsigned integers
 
 # (sample type, the white its data is on, bit_depth setting, extra TIFF tags): every combination the rule tells
 CASES = {
@@ -54,6 +55,15 @@ CASES = {
     "int16 12-bit, bit_depth 12": (np.int16, 4095, 12, ()),
     "int16 no bit_depth (0..32767)": (np.int16, 32767, None, ()),
     "uint8": (np.uint8, 255, None, ()),
+    # a float page's white declared by the file (SMaxSampleValue, else MaxSampleValue, of 2**n - 1) wins over the
+    # samples' maximum and the setting, for MinIsWhite and MinIsBlack alike; before, a MinIsWhite float page of a
+    # 12-bit camera declaring MaxSampleValue 4095 was inverted as 255 - x (black) and its MinIsBlack twin clipped
+    "float32 0..4095 declared by MaxSampleValue": (np.float32, 4095.0, None, MAX_SAMPLE_4095),
+    "float32 0..4095 declared by SMaxSampleValue": (np.float32, 4095.0, None, S_MAX_4095),
+    "float32 0..4095 declared 12-bit wins over bit_depth 16": (np.float32, 4095.0, 16, S_MAX_4095),
+    "float32 0..1 declared by SMaxSampleValue 1.0, bit_depth 12": (np.float32, 1.0, 12, [(341, "f", 1, 1.0, True)]),
+    "float64 0..65535 declared by SMaxSampleValue": (np.float64, 65535.0, None, [(341, "d", 1, 65535.0, True)]),
+    "float32 0..255, a max that is no 2**n - 1 says nothing": (np.float32, 255.0, None, [(341, "f", 1, 250.5, True)]),
 }
 
 
@@ -69,14 +79,15 @@ def test_a_miniswhite_page_reads_as_its_minisblack_twin_on_the_same_scale(tmp_pa
         assert diff <= 1, (case, "MinIsWhite" if miniswhite else "MinIsBlack", diff, got[0, :6], want[0, :6])
 
 
-@pytest.mark.parametrize("dtype, white, bit_depth", [(np.float32, 4095.0, 12), (np.float32, 255.0, None),
-                                                     (np.uint16, 4095, 12)])
-def test_a_dark_miniswhite_page_stays_dark(tmp_path, dtype, white, bit_depth):
+@pytest.mark.parametrize("dtype, white, bit_depth, extratags", [
+    (np.float32, 4095.0, 12, ()), (np.float32, 255.0, None, ()), (np.uint16, 4095, 12, ()),
+    (np.float32, 4095.0, None, MAX_SAMPLE_4095), (np.float32, 4095.0, None, S_MAX_4095)])
+def test_a_dark_miniswhite_page_stays_dark(tmp_path, dtype, white, bit_depth, extratags):
     """A lens-capped camera's page: displayed 0..1 levels of 4095 (or 255), stored ``white - v`` near white's
     value. The white is chosen on the samples as stored (near 4095: the 12-bit scale); chosen again after the
     inversion, the displayed values (all ≤ 1) read as 0..1 float data and the dark page came out white."""
     shown = RAMP / white  # 0..1 level of ``white``
     path = tmp_path / "dark.tif"
-    _write(path, shown, dtype, white, miniswhite=True)
+    _write(path, shown, dtype, white, miniswhite=True, extratags=extratags)
     got = read_image(path, bit_depth)
     assert int(got.max()) <= 1, got.max()
