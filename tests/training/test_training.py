@@ -61,7 +61,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("error: ") and "\n" not in err and "missing" in err
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
                  "--set", "train.epoch=3"]) == 2
-    assert "did you mean 'epochs'" in capsys.readouterr().err
+    assert "did you mean 'train.epochs'" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
 
