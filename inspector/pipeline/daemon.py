@@ -562,7 +562,12 @@ class Daemon:
         self.status_queue: queue.Queue = queue.Queue(maxsize=10000)
         self.drift = DriftMonitor(cfg.drift, self.calibration.score_stats if self.calibration else None)
         shared = WorkerContext(broken=threading.Event(), cpu=self.cpu)  # one "a worker failed" flag for all
-        offline = [c.name for c in cfg.cameras if not is_live(c, self.sources[c.name])]  # capture's rule, per camera
+        offline = [c.name for c in cfg.cameras if not is_live(c, self.sources[c.name])]
+        if len(offline) < len(cfg.cameras):
+            # the recorder's put() runs on the one publisher thread: an offline camera's defect waiting there for
+            # a slow disk would hold back a live camera's events too, and live inspection never waits for the disk.
+            # So beside a live camera nothing waits; what a full queue drops is counted and fails the run.
+            offline = []
         self.recorder = (RecorderWorker(cfg.recorder, threading.Event(), counters, self.run_id, self.started_utc,
                                         shared, dir_lock=self._dir_lock, cameras=[c.name for c in cfg.cameras],
                                         offline_cameras=offline)

@@ -461,10 +461,9 @@ class RecorderWorker(Worker):
                  offline_cameras: Iterable[str] = ()) -> None:
         """``cameras``: the names of the cameras it records, whose folders ``<dir>/<name>`` are the recorder's
         (:meth:`_scan_existing`). ``offline_cameras``: those of them whose source is offline (capture's
-        ``is_live`` false): put() waits for room for their defects instead of dropping, as capture does for
-        their frames (nothing is lost to time). Decided per camera, as capture decides: the run's kind was
-        decided once for all (offline only when every camera was), so in a run mixing a live camera with a
-        folder the folder's defects were dropped at a full queue, and its losses did not fail the run."""
+        ``is_live`` false) and may wait: put() waits for room for their defects instead of dropping, as capture
+        does for their frames (nothing is lost to time). The daemon names them only when no camera is live
+        (:class:`Daemon`): put() runs on the publisher thread, which a live camera's events share."""
         self._offline = frozenset(offline_cameras)
         super().__init__("recorder", stop, context)
         self._cameras = set(cameras)

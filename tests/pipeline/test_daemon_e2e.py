@@ -258,9 +258,11 @@ def test_an_offline_run_that_lost_recordings_exits_1_naming_the_recorder(tiny_mo
         daemon.failures
 
 
-def test_a_file_cameras_defects_are_all_recorded_beside_a_live_camera(tiny_model, endpoint, tmp_path, monkeypatch):
-    """One live camera in the config made the recorder treat the whole run as live: the file camera's defects were
-    dropped at a full recorder queue like the live camera's. Each camera follows its own source, as capture does.
+def test_beside_a_live_camera_no_defect_waits_for_the_recorder_and_a_drop_fails_the_run(tiny_model, endpoint,
+                                                                                         tmp_path, monkeypatch):
+    """The recorder is fed on the one publisher thread, so a file camera's defect waiting there for a slow disk
+    would hold back the live camera's events: beside a live camera nothing waits (live inspection never waits for
+    the disk). What a full queue drops is counted and, being evidence lost, fails the run with a closing line.
     The fake: fsync 0.1 s slower (a slow disk), then the real call, only on the recorder's thread."""
     import threading
 
@@ -277,10 +279,14 @@ def test_a_file_cameras_defects_are_all_recorded_beside_a_live_camera(tiny_model
     rec = tmp_path / "rec"
     cfg = base_config(tiny_model, endpoint, cams, thresholds={"image": 0.0}, shutdown_timeout_s=30.0,
                       recorder={"enabled": True, "dir": str(rec), "min_free_bytes": 0, "queue_size": 1})
-    daemon, _, events = run_to_end(cfg, timeout=60)
-    published = [e for e in by_type(events, "defect", "file")]
-    assert len(published) == 12
-    assert len(list((rec / "file").glob("*.json"))) == 12, daemon.counters.snapshot()
+    daemon, code, events = run_to_end(cfg, timeout=60)
+    assert len(by_type(events, "defect", "file")) == 12
+    dropped = daemon.counters.get("recorder.dropped")
+    recorded = sum(len(list((rec / cam).glob("*.json"))) for cam in ("live", "file"))
+    assert dropped > 0 and recorded + dropped == 24, daemon.counters.snapshot()
+    assert len(list((rec / "file").glob("*.json"))) < 12  # the file camera's defects did not wait either
+    assert code == 1 and any(f.startswith(f"recorder (recorder.dir {rec}): {dropped} defect recording(s) lost")
+                             for f in daemon.failures), daemon.failures
 
 
 def test_a_live_run_that_lost_recordings_exits_1_naming_the_recorder(tiny_model, endpoint, tmp_path):

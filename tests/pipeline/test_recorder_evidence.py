@@ -58,11 +58,10 @@ def test_an_offline_run_waits_for_the_recorder_instead_of_losing_recordings(tmp_
     assert len(list((tmp_path / "c").glob("*.json"))) == 40
 
 
-def test_a_folder_cameras_defects_wait_for_the_recorder_also_beside_a_live_camera(tmp_path):
-    """The run's kind was decided once for all cameras: one live camera beside a folder made the whole run
-    live, so the folder camera's defects were dropped at a full queue like the live one's (here 40 each,
-    queue_size 2). Each camera follows its own source, as capture does: the folder's are all recorded, the live
-    camera's still never make inspection wait (dropped, counted)."""
+def test_only_the_cameras_named_offline_wait_for_the_recorder(tmp_path):
+    """The worker waits for room per camera it is given as offline (40 defects each, queue_size 2): those are
+    all recorded, the others never wait (dropped, counted). The daemon names cameras offline only in a run
+    with no live camera (test_daemon_e2e.py: beside a live camera nothing waits)."""
     frames = [(cam, i) for i in range(40) for cam in ("live", "file")]
     counters = _record(tmp_path, frames, "aaaaaaaaaaaa", cameras=("live", "file"), offline_cameras=("file",),
                        queue_size=2, image=np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8))
