@@ -82,6 +82,23 @@ def collect(sub, timeout: float = 20.0) -> list:
     return events
 
 
+
+def slow_recorder_disk(monkeypatch, delay_s: float) -> None:
+    """A slow disk for the recorder alone: each ``os.fsync`` on the thread named ``recorder`` sleeps ``delay_s``
+    seconds, then makes the real call (the one fake: a real disk cannot be made slow on demand)."""
+    import os
+    import threading
+
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        if threading.current_thread().name == "recorder":
+            time.sleep(delay_s)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+
+
 def run_to_end(cfg_dict: dict, topics=("v1/",), backend_factory=None, timeout: float = 30.0):
     """Run a daemon on offline sources to the end with a subscriber attached; returns (daemon, code, events)."""
     from inspector.client import Subscriber

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline_support import base_config, by_type, defect_pattern, run_to_end, write_folder, write_video
+from pipeline_support import (base_config, by_type, defect_pattern, run_to_end, slow_recorder_disk, write_folder,
+                              write_video)
 
 
 def test_video_offline_exact_events(tiny_model, endpoint, tmp_path):
@@ -264,16 +265,7 @@ def test_beside_a_live_camera_no_defect_waits_for_the_recorder_and_a_drop_fails_
     would hold back the live camera's events: beside a live camera nothing waits (live inspection never waits for
     the disk). What a full queue drops is counted and, being evidence lost, fails the run with a closing line.
     The fake: fsync 0.1 s slower (a slow disk), then the real call, only on the recorder's thread."""
-    import threading
-
-    real_fsync = os.fsync
-
-    def slow_fsync(fd: int) -> None:
-        if threading.current_thread().name == "recorder":
-            time.sleep(0.1)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", slow_fsync)
+    slow_recorder_disk(monkeypatch, 0.1)
     cams = [{"name": "live", "source": str(write_video(tmp_path / "l.avi", [True] * 12)), "mode": "live"},
             {"name": "file", "source": str(write_video(tmp_path / "f.avi", [True] * 12, seed=1))}]
     rec = tmp_path / "rec"

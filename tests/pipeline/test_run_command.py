@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline_support import base_config, free_port, write_folder, write_video
+from pipeline_support import base_config, free_port, slow_recorder_disk, write_folder, write_video
 from inspector.cli import main
 from inspector.client import Subscriber
 from inspector.errors import ConfigError
@@ -579,18 +579,7 @@ def test_recordings_a_slow_disk_could_not_write_before_shutdown_are_counted_and_
     # recorded, the final stats told of no loss). Now every published defect is recorded or counted lost,
     # told in the log and on the last line, and the run fails. The fake: fsync blocking 0.4 s (a slow disk),
     # then the real call, only on the recorder's thread.
-    import os
-    import threading
-    import time
-
-    real_fsync = os.fsync
-
-    def slow_fsync(fd: int) -> None:
-        if threading.current_thread().name == "recorder":
-            time.sleep(0.4)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", slow_fsync)
+    slow_recorder_disk(monkeypatch, 0.4)
     defects = [True] * 8
     video = write_video(tmp_path / "burst.avi", defects)
     rec, summary = tmp_path / "rec", tmp_path / "summary.json"
