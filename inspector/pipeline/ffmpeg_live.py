@@ -196,6 +196,21 @@ PROGRAM = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level
 ONE_THREAD = ["-threads", "1"]
 
 
+# The probe of a stream fed on stdin (relayed: live_command's ``fed``), in µs of stream time: the least (0 is FFmpeg's
+# default, 5 s). The MPEG-TS demuxer may add streams at any packet (AVFMTCTX_NOHEADER), so FFmpeg's probe of a TS never
+# ends on having found every stream's parameters ("All info found"): only its limits end it, and no frame leaves the
+# program before. With open_timeout_s / 10 (1 s by default) every relayed stream (tcp, udp, http(s), srt, rtp …)
+# opened 1 s of stream later and its first ~25 frames came from that 1 s backlog ("max_analyze_duration 1000000
+# reached", then a burst: the first frame 1.0 s older than the steady state's, measured at 640x480, FFmpeg 5.1). The
+# probe needs nothing of the pipe but the streams' list, parsed from the PMT before any packet it counts: the
+# decoder takes the parameters in band (SPS / VPS, sequence headers) and the program sizes its output by the first
+# decoded frame. ``probesize`` stays FFmpeg's 5 MB: a byte limit could end the probe before a sender's sparse PMT.
+# The probe now ends on the fourth packet out of the demuxer and parser (tests/pipeline/test_live_probe_backlog.py).
+# A URL the program opens itself (its listing, not fed) is read through the concat demuxer, whose probe ends once
+# its parameters are found: no backlog there (measured the same way: its first frame 0.00-0.23 s older).
+FED_ANALYZE_US = 1
+
+
 def live_command(grey: bool, analyze_s: float, eight_bit: bool = False, mpeg2: bool = False,
                  fed: bool = False) -> list[str]:
     """The ``ffmpeg`` command decoding the live URL listed in a pipe (:func:`url_listing`, :data:`LISTING`)
@@ -222,10 +237,11 @@ def live_command(grey: bool, analyze_s: float, eight_bit: bool = False, mpeg2: b
     (:class:`Concealment`), its size, which frames its bytes in the pipe, and the decoder's pixel format
     (:class:`LiveFrames`). ``mpeg2``: the stream's MPEG-2 extensions traced too (:data:`MPEG2_TRACE`). ``fed``: the
     stream's bytes come on stdin instead, relayed (:func:`relay_command`, :class:`ts_feed.StreamFeed`), its format
-    probed there."""
-    source = ["-i", "pipe:0"] if fed else ["-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)), "-f", "concat",
-                                           "-safe", "0", "-i", LISTING]
-    return [*PROGRAM, *ONE_THREAD, "-analyzeduration", str(max(1, int(analyze_s * 1e6))), *source,
+    probed there, for :data:`FED_ANALYZE_US` of stream time whatever ``analyze_s``."""
+    source = ["-analyzeduration", str(FED_ANALYZE_US), "-i", "pipe:0"] if fed else \
+        ["-analyzeduration", str(max(1, int(analyze_s * 1e6))), "-protocol_whitelist", ",".join(sorted(_URL_SCHEMES)),
+         "-f", "concat", "-safe", "0", "-i", LISTING]
+    return [*PROGRAM, *ONE_THREAD, *source,
             *_framed_output("bgr24" if eight_bit else "gray16le" if grey else "bgr48le"),
             *(MPEG2_TRACE if mpeg2 else [])]
 
