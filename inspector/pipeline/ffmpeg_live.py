@@ -37,9 +37,10 @@ counted as one by the capture worker). A live stream over a transport that carri
 pass through this process on their way to the decoding program (:class:`ts_feed.StreamFeed`), so that an MPEG-TS
 sender's segments played one after another are told from lost packets by the TS packets themselves, as a file's are,
 by one rule whichever the transport (an RTP stream's losses by its sequence numbers: :class:`ts_feed.RtpUnwrap`). A
-URL holding a secret is not relayed by the program (its command line is readable by every local user): an http(s)
-one is relayed by :mod:`inspector.pipeline.http_relay` (the URL on its stdin), any other (srt://'s ``passphrase``) is
-read by the decoding program itself, its joins still counted as losses. An rtsp:// stream carries its frames in
+URL is never put on a child's command line (readable by every local user) unless it holds nothing that may be a
+secret (:data:`COMMAND_LINE_OPTIONS`): an http(s) one is relayed by :mod:`inspector.pipeline.http_relay` (the URL on its
+stdin), any other holding more (srt://'s ``passphrase`` or ``streamid``, a user part) is read by the decoding program
+itself, its URL in a pipe, its joins still counted as losses. An rtsp:// stream carries its frames in
 RTP without a TS: its join is the decoder's (the frames before the first key frame, :class:`Concealment`), and a skipped RTP sequence number a loss (:func:`url_listing`).
 
 An srt:// or rist:// URL (:data:`PROGRAM_ONLY_SCHEMES`) is read by the program whatever the camera's
@@ -260,34 +261,57 @@ RTP_SCHEMES = frozenset({"rtp"})
 DIRECT_UNLESS_TS = frozenset({"http", "https", "rtp"})
 
 
-# … of which a URL holding a secret is relayed by inspector.pipeline.http_relay (its URL on stdin, not the command line)
-SECRET_RELAYED_SCHEMES = frozenset({"http", "https"})
+# … of which an http(s) stream is relayed by inspector.pipeline.http_relay, its URL on the relay's stdin, whatever the URL
+# holds: an http(s) URL's path and parameters are the camera's own (a token in the path, a signed URL's sig=, auth=),
+# and none can be told harmless by its name
+OWN_RELAY_SCHEMES = frozenset({"http", "https"})
+# The parameters of the other relayed transports that may stand on the ffmpeg relay's command line, which every local
+# user reads (``ps``, /proc/PID/cmdline): FFmpeg's own options of those protocols that are no secret. A URL with a user
+# part or any other parameter is read by the decoding program itself, its URL in a pipe (url_listing): a deny-list of
+# secret names (redact's) let srt://…?streamid=#!::u=op,t=<token> and any name it did not know onto the command line.
+COMMAND_LINE_OPTIONS = frozenset({
+    # tcp, udp, udplite, rtp, unix, sctp
+    "listen", "listen_timeout", "local_addr", "local_port", "localaddr", "localport", "timeout", "rw_timeout",
+    "send_buffer_size", "recv_buffer_size", "buffer_size", "tcp_nodelay", "tcp_mss", "bitrate", "burst_bits",
+    "pkt_size", "reuse", "reuse_socket", "broadcast", "ttl", "connect", "fifo_size", "overrun_nonfatal", "sources",
+    "block", "rtcpport", "localrtpport", "localrtcpport", "write_to_source", "dscp", "type", "max_streams",
+    # srt (not passphrase, nor streamid: an access-control id carries a user and often a token)
+    "mode", "latency", "rcvlatency", "peerlatency", "payload_size", "maxbw", "inputbw", "oheadbw", "tlpktdrop",
+    "nakreport", "connect_timeout", "transtype", "messageapi", "linger", "tsbpd", "mss", "ffs", "ipttl", "iptos",
+    "pbkeylen", "enforced_encryption", "kmrefreshrate", "kmpreannounce", "snddropdelay", "lossmaxttl", "minversion",
+    "smoother", "congestion",
+    # rist (not secret), tls (file names, not their contents)
+    "rist_profile", "log_level", "weight", "encryption", "verify", "tls_verify", "cafile", "ca_file", "cert",
+    "cert_file", "key_file", "http_proxy"})
 
 
-def _holds_secret(parts: urllib.parse.SplitResult, url: str) -> bool:
-    """Whether a URL names a user part or a parameter :func:`redact` masks (a password, a token, a passphrase)."""
-    return "@" in parts.netloc or redact(url) != url
+def _fits_command_line(parts: urllib.parse.SplitResult) -> bool:
+    """Whether a URL may stand on a child's command line: no user part, and only :data:`COMMAND_LINE_OPTIONS`."""
+    names = [name for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)]
+    bare = [item for item in parts.query.split("&") if item and "=" not in item]
+    return "@" not in parts.netloc and not parts.fragment and not bare and \
+        all(name.lower() in COMMAND_LINE_OPTIONS for name in names)
 
 
 def relayed(url: str) -> bool:
-    """Whether the live ``url`` is read through a relay: a :data:`RELAYED_SCHEMES` URL without a line break that holds
-    no secret (:func:`relay_command`: its command line is read by every local user), or an http(s) one that does
-    (:mod:`inspector.pipeline.http_relay`, the URL on its stdin). Any other URL holding a secret (srt://'s
-    ``passphrase``) is read by the decoding program itself, its URL in a pipe: its joins are still counted as
-    losses (no relay that takes its URL elsewhere than on its command line speaks SRT here)."""
+    """Whether the live ``url`` is read through a relay: an http(s) one by :mod:`inspector.pipeline.http_relay` (the
+    URL on its stdin), any other :data:`RELAYED_SCHEMES` URL by the ffmpeg program (:func:`relay_command`, the URL on
+    its command line) when it holds nothing but what may stand there (:func:`_fits_command_line`); none with a line
+    break. Any other (srt://'s ``passphrase`` or ``streamid``, a user part) is read by the decoding program itself, its
+    URL in a pipe: its joins are still counted as losses (no relay that takes its URL elsewhere than on its command
+    line speaks SRT here)."""
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return False
     scheme = parts.scheme.lower()
     return (scheme in RELAYED_SCHEMES and not any(c in url for c in "\r\n\0")
-            and (not _holds_secret(parts, url) or scheme in SECRET_RELAYED_SCHEMES))
+            and (scheme in OWN_RELAY_SCHEMES or _fits_command_line(parts)))
 
 
 def _start_relay(url: str, timeout_s: float) -> subprocess.Popen:
     """The relay of a :func:`relayed` ``url``: its stream's bytes as sent on stdout. Raises OSError."""
-    parts = urllib.parse.urlsplit(url)
-    if _holds_secret(parts, url):
+    if urllib.parse.urlsplit(url).scheme.lower() in OWN_RELAY_SCHEMES:
         return http_relay.start(url, timeout_s)
     return subprocess.Popen(relay_command(url), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
@@ -300,7 +324,8 @@ def relay_command(url: str) -> list[str]:
     before a restarted continuity count "corrupt" (logging the break itself only at debug level, never whether it
     fell on a random access point), and the key-frame interval after every such join was counted concealed (29 of
     100 frames of two 50-frame segments over tcp://). Relayed, the bytes are scanned here, as a file's are
-    (:class:`ts_feed.TsJoins`). The URL is on the relay's command line: :func:`relayed` URLs only. An rtp:// URL's
+    (:class:`ts_feed.TsJoins`). The URL is on the relay's command line: :func:`relayed` URLs other than http(s) only,
+    none holding more than :data:`COMMAND_LINE_OPTIONS`. An rtp:// URL's
     bytes are its RTP packets whole, headers and all (:class:`ts_feed.RtpUnwrap`)."""
     return [*PROGRAM, "-f", "data", "-i", url, "-map", "0", "-c", "copy", "-flush_packets", "1", "-f", "data",
             "pipe:1"]

@@ -12,111 +12,15 @@ Skipped where the ffmpeg program or its libx264 is missing."""
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import json
-import socket
-import subprocess
-import threading
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from inspector.pipeline import ffmpeg_live
 from inspector.pipeline.config import CameraSection, ReconnectSection
-from net_faults import free_port
-from source_support import decoded
+from live_stream_support import LAG, SteppedCamera, numbered_clip
 
 pytestmark = pytest.mark.skipif(not ffmpeg_live.available(), reason="needs the ffmpeg program")
-FRAMES = 40
-# frames sent up to the one expected out: the TS demuxer hands a PES on when the next one starts, the H.264 parser a
-# frame when the next begins, and the probe ends on its fourth packet (measured, FFmpeg 5.1: frames 0 … 3 out of 6
-# sent; 5 sent, none out). The 1 s probe needed 25 frames more.
-LAG = 6
 READ = 10  # frames read in step with the camera
-# frame N a flat grey of luma 32 + 5 N: every frame told from every other by its picture alone (testsrc2's moving
-# pattern at 64x48 left neighbours closer to each other than to the decoded frame)
-_NUMBERED = "color=c=gray:s=64x48:r=25,format=yuv420p,geq=lum='32+5*N':cb=128:cr=128"
-
-
-def _clip(tmp_path: Path) -> tuple[bytes, list[int], list[np.ndarray]]:
-    """(a 64x48 25 fps H.264 MPEG-TS of :data:`FRAMES` numbered frames (:data:`_NUMBERED`), no B-frames, a key frame
-    first and every 25; the byte offset in it of each frame's first TS packet; its frames as OpenCV decodes them)."""
-    if "libx264" not in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True,
-                                       text=True).stdout:
-        pytest.skip("this ffmpeg has no libx264")
-    path = tmp_path / "clip.ts"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", _NUMBERED, "-frames:v",
-                    str(FRAMES), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "0", "-threads", "1",
-                    "-x264-params", "keyint=25:min-keyint=25:scenecut=0", "-f", "mpegts", str(path)],
-                   check=True, stdin=subprocess.DEVNULL, timeout=60)
-    listing = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=pos",
-                              "-of", "json", str(path)], capture_output=True, text=True, check=True).stdout
-    starts = [int(p["pos"]) for p in json.loads(listing)["packets"]]
-    assert len(starts) == FRAMES
-    return path.read_bytes(), starts, decoded(path)
-
-
-class SteppedCamera:
-    """A camera on 127.0.0.1 sending the MPEG-TS ``clip`` to its first connection only as far as :meth:`through`
-    says, holding the connection open in between (no end, no more bytes): the newest frame sent is the test's choice.
-    ``http``: it answers a GET first (200, ``video/mp2t``), asking for ``user`` ("name:password") when one is given."""
-
-    def __init__(self, clip: bytes, starts: list[int], http: bool = False, user: str = "") -> None:
-        self.clip, self.starts, self.http, self.user = clip, starts, http, user
-        self._upto, self._closed, self._cond = 0, False, threading.Condition()
-        self._server = socket.create_server(("127.0.0.1", free_port()))
-        self.port = self._server.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def through(self, frames: int) -> None:
-        """Send the clip up to frame ``frames``'s first packet: frames 0 … ``frames`` - 1 whole, none after."""
-        with self._cond:
-            self._upto = self.starts[frames] if frames < len(self.starts) else len(self.clip)
-            self._cond.notify_all()
-
-    def _answer(self, conn: socket.socket) -> bool:
-        """Read the GET and answer it; False when it names no (or the wrong) user."""
-        request = b""
-        while b"\r\n\r\n" not in request and (chunk := conn.recv(4096)):
-            request += chunk
-        said = {k.strip().lower(): v.strip() for k, _, v in
-                (line.partition(b":") for line in request.split(b"\r\n")[1:] if b":" in line)}
-        if self.user and said.get(b"authorization") != b"Basic " + base64.b64encode(self.user.encode()):
-            conn.sendall(b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="camera"\r\n'
-                         b"Content-Length: 0\r\nConnection: close\r\n\r\n")
-            return False
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nConnection: close\r\n\r\n")
-        return True
-
-    def _serve(self) -> None:
-        sent = 0
-        while True:
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                return
-            if not self.http or self._answer(conn):
-                break
-            conn.close()
-        with conn, contextlib.suppress(OSError):
-            while True:
-                with self._cond:
-                    self._cond.wait_for(lambda: self._upto > sent or self._closed)
-                    if self._closed:
-                        return
-                    upto = self._upto
-                conn.sendall(self.clip[sent:upto])
-                sent = upto
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._server.close()
-        self._thread.join(5)
 
 
 def _closest(image: np.ndarray, truth: list[np.ndarray]) -> int:
@@ -130,7 +34,7 @@ def test_a_relayed_streams_frames_come_out_as_they_are_sent_not_from_a_backlog(t
     each next frame sent lets the next one out, in step: frame i read while frame i + LAG - 1 is the newest sent. Was:
     no frame until 1 s of stream (25 frames) had come, so the camera never opened here (no frame within open_timeout_s),
     and a live one opened 1 s late and read its first ~25 frames from a 1 s backlog."""
-    clip, starts, truth = _clip(tmp_path)
+    clip, starts, truth = numbered_clip(tmp_path)
     user = "op:s3cret" if scheme == "http with a password" else ""
     camera = SteppedCamera(clip, starts, http=scheme != "tcp", user=user)
     url = (f"tcp://127.0.0.1:{camera.port}" if scheme == "tcp" else
