@@ -122,25 +122,28 @@ def _children(pid: int) -> list[int]:
 
 class ChildCommands:
     """The command lines of every process this one started (and theirs, on down), but ``senders``' (the test's own
-    cameras), read every 10 ms from /proc while the block runs: what any local user reads with ``ps``. ``seen``: each
-    command line once, its arguments joined by spaces. Linux only."""
+    cameras, known only once started: left out when :attr:`seen` is read), read every 10 ms from /proc while the block
+    runs: what any local user reads with ``ps``. Linux only."""
 
     def __init__(self, senders: set[int] | None = None) -> None:
         self.senders = senders if senders is not None else set()
-        self.seen: set[str] = set()
+        self._lines: dict[int, set[str]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    @property
+    def seen(self) -> set[str]:
+        """Each command line met once, its arguments joined by spaces."""
+        return {line for pid, lines in self._lines.items() if pid not in self.senders for line in lines}
 
     def _watch(self) -> None:
         while not self._stop.wait(0.01):
             todo = _children(os.getpid())
             while todo:
                 pid = todo.pop()
-                if pid in self.senders:
-                    continue
                 with contextlib.suppress(OSError):
-                    self.seen.add(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-                        "utf-8", "replace").strip())
+                    self._lines.setdefault(pid, set()).add(Path(f"/proc/{pid}/cmdline").read_bytes().replace(
+                        b"\0", b" ").decode("utf-8", "replace").strip())
                 todo += _children(pid)
 
     def __enter__(self) -> "ChildCommands":

@@ -39,7 +39,8 @@ sender's segments played one after another are told from lost packets by the TS 
 by one rule whichever the transport (an RTP stream's losses by its sequence numbers: :class:`ts_feed.RtpUnwrap`). A
 URL is never put on a child's command line (readable by every local user) unless it holds nothing that may be a
 secret (:data:`COMMAND_LINE_OPTIONS`): an http(s) one is relayed by :mod:`inspector.pipeline.http_relay` (the URL on its
-stdin), any other holding more (srt://'s ``passphrase`` or ``streamid``, a user part) is read by the decoding program
+stdin), an srt:// one holding a ``passphrase`` or ``streamid`` by :mod:`inspector.pipeline.srt_relay` (libsrt, the URL
+on its stdin), any other holding more (a user part, an option that relay does not set) is read by the decoding program
 itself, its URL in a pipe, its joins still counted as losses. An rtsp:// stream carries its frames in
 RTP without a TS: its join is the decoder's (the frames before the first key frame, :class:`Concealment`), and a skipped RTP sequence number a loss (:func:`url_listing`).
 
@@ -71,7 +72,7 @@ import cv2
 import numpy as np
 
 from inspector.data.images import FrameLayout, ImageRejected
-from inspector.pipeline import ffmpeg_frames, http_relay, keyframe_layouts, programs, ts_feed
+from inspector.pipeline import ffmpeg_frames, http_relay, keyframe_layouts, programs, srt_relay, ts_feed
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import _URL_SCHEMES, CameraSection
 from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, SourceChanged, stamp_now
@@ -286,10 +287,12 @@ COMMAND_LINE_OPTIONS = frozenset({
 
 
 def _fits_command_line(parts: urllib.parse.SplitResult) -> bool:
-    """Whether a URL may stand on a child's command line: no user part, and only :data:`COMMAND_LINE_OPTIONS`."""
+    """Whether a URL may stand on a child's command line: no user part, no path (these transports read none; a unix://
+    one's is its socket's file name), and only :data:`COMMAND_LINE_OPTIONS`."""
     names = [name for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)]
     bare = [item for item in parts.query.split("&") if item and "=" not in item]
     return "@" not in parts.netloc and not parts.fragment and not bare and \
+        (parts.path in ("", "/") or parts.scheme.lower() == "unix") and \
         all(name.lower() in COMMAND_LINE_OPTIONS for name in names)
 
 
@@ -297,24 +300,36 @@ def relayed(url: str) -> bool:
     """Whether the live ``url`` is read through a relay: an http(s) one by :mod:`inspector.pipeline.http_relay` (the
     URL on its stdin), any other :data:`RELAYED_SCHEMES` URL by the ffmpeg program (:func:`relay_command`, the URL on
     its command line) when it holds nothing but what may stand there (:func:`_fits_command_line`); none with a line
-    break. Any other (srt://'s ``passphrase`` or ``streamid``, a user part) is read by the decoding program itself, its
-    URL in a pipe: its joins are still counted as losses (no relay that takes its URL elsewhere than on its command
-    line speaks SRT here)."""
+    break; an srt:// one holding more (a ``passphrase``, a ``streamid``) by :mod:`inspector.pipeline.srt_relay` (the
+    URL on its stdin) where it can (:func:`srt_relay.can_relay`). Any other (a user part, an option that relay does not
+    set, no libsrt) is read by the decoding program itself, its URL in a pipe: its joins are still counted as losses."""
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return False
     scheme = parts.scheme.lower()
     return (scheme in RELAYED_SCHEMES and not any(c in url for c in "\r\n\0")
-            and (scheme in OWN_RELAY_SCHEMES or _fits_command_line(parts)))
+            and (scheme in OWN_RELAY_SCHEMES or _fits_command_line(parts) or srt_relay.can_relay(url)))
+
+
+def relay_argv(url: str, timeout_s: float) -> list[str]:
+    """The command line of the relay of a :func:`relayed` ``url``: :mod:`inspector.pipeline.http_relay`'s for http(s),
+    :mod:`inspector.pipeline.srt_relay`'s for a URL that may not stand on a command line (both read it from stdin), else
+    the ffmpeg program's (:func:`relay_command`, the URL on it)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() in OWN_RELAY_SCHEMES:
+        return http_relay.command(timeout_s)
+    if not _fits_command_line(parts):  # an srt:// URL with a passphrase or a stream id (relayed)
+        return srt_relay.command(timeout_s)
+    return relay_command(url)
 
 
 def _start_relay(url: str, timeout_s: float) -> subprocess.Popen:
     """The relay of a :func:`relayed` ``url``: its stream's bytes as sent on stdout. Raises OSError."""
-    if urllib.parse.urlsplit(url).scheme.lower() in OWN_RELAY_SCHEMES:
-        return http_relay.start(url, timeout_s)
-    return subprocess.Popen(relay_command(url), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    cmd = relay_argv(url, timeout_s)
+    if url in cmd:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return programs.start_told(cmd, url)
 
 
 def relay_command(url: str) -> list[str]:

@@ -1,5 +1,6 @@
 """Stopping a child program this process started and reads (the ``ffmpeg`` program: a live stream's decoder
-and relay, a video file's verdict pass): one rule for every owner of one (:func:`stop`)."""
+and relay, a video file's verdict pass): one rule for every owner of one (:func:`stop`); and starting a relay told its
+URL on stdin, not on its command line (:func:`start_told`)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,18 @@ def stop(proc: subprocess.Popen, threads: Iterable[threading.Thread] = (), join_
                 pipe.close()
             except OSError:  # a buffered stdin's flush into the dead program's pipe
                 pass
+
+
+def start_told(cmd: list[str], line: str) -> subprocess.Popen:
+    """``cmd`` as a child process with stdout and stderr pipes, ``line`` (a URL holding a secret) and a line break
+    written to its stdin and the pipe closed: never on its command line, which every local user reads (``ps``,
+    /proc/PID/cmdline). Raises OSError."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc.stdin.write(line.encode() + b"\n")
+        proc.stdin.close()
+    except OSError:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from inspector.pipeline import ffmpeg_live
+from inspector.pipeline import ffmpeg_live, srt_relay
 from inspector.pipeline.source_base import SourceError
 from inspector.pipeline.sources import make_source
 from net_faults import free_port
@@ -128,15 +128,17 @@ def _has_srt() -> bool:
 
 
 @contextlib.contextmanager
-def _srt_listening(segments: list[bytes], port: int):
+def _srt_listening(segments: list[bytes], port: int, passphrase: str = ""):
     """An SRT camera: the ffmpeg program listening on 127.0.0.1:``port``, sending the bytes of ``segments`` over and
     over as they are (``-f data``: no remuxing, the segments' own continuity counts) at about :data:`FPS` frames a
-    second to whoever connects; a new listener after each caller left (the probe, then the reader)."""
+    second to whoever connects, encrypted with ``passphrase`` when given; a new listener after each caller left (the
+    probe, then the reader)."""
     data, per_s = b"".join(segments), _paced(segments)
+    secret = f"&passphrase={passphrase}" if passphrase else ""
 
     def one_caller(stop: threading.Event) -> None:
         proc = subprocess.Popen(["ffmpeg", "-v", "error", "-f", "data", "-i", "pipe:0", "-map", "0", "-c", "copy",
-                                 "-f", "data", f"srt://127.0.0.1:{port}?mode=listener&pkt_size=1316"],
+                                 "-f", "data", f"srt://127.0.0.1:{port}?mode=listener&pkt_size=1316{secret}"],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started, sent = time.monotonic(), 0
         try:
@@ -159,6 +161,41 @@ def _srt_listening(segments: list[bytes], port: int):
 
     with in_background(serve, join_s=10):
         yield
+
+
+@pytest.mark.skipif(not _has_srt(), reason="this ffmpeg has no libsrt")
+def test_an_srt_stream_behind_a_passphrase_is_inspected_whole_at_each_join(tmp_path):
+    """The same two segments over srt:// encrypted (``passphrase``), read for 160 frames: none counted concealed at a
+    join, relayed by srt_relay (libsrt, the URL on its stdin). Was read by the decoding program itself (the ffmpeg
+    relay takes its URL on its command line only): the key-frame interval after every join counted concealed."""
+    a, b, _ = _parts(tmp_path)
+    port, phrase = free_port(), "0123456789secret"
+    url = f"srt://127.0.0.1:{port}?mode=caller&passphrase={phrase}&latency=120000"
+    assert ffmpeg_live.relayed(url)
+    with _srt_listening([a, b], port, phrase):
+        source = ffmpeg_live.FullDepthStream(_camera(url, mode="offline"), None, False, 8, 64, 48,
+                                             int.from_bytes(b"H264", "little"))
+        source.open()
+        try:
+            grabbed = [source.read() for _ in range(160)]
+        finally:
+            source.close()
+    _judged_whole_at_joins(grabbed)
+
+
+@pytest.mark.skipif(not _has_srt(), reason="this ffmpeg has no libsrt")
+def test_an_srt_camera_refusing_the_passphrase_says_so_without_it(tmp_path):
+    """A wrong passphrase: the camera cannot be opened; the error says what libsrt met, never the passphrase."""
+    a, b, _ = _parts(tmp_path)
+    port = free_port()
+    with _srt_listening([a, b], port, "0123456789right"):
+        source = ffmpeg_live.FullDepthStream(
+            _camera(f"srt://127.0.0.1:{port}?mode=caller&passphrase=0123456789wrong", mode="live"), None, False, 8,
+            64, 48)
+        with pytest.raises(SourceError) as caught:
+            source.open()
+    message = str(caught.value)
+    assert "0123456789wrong" not in message and "\n" not in message and "passphrase=***" in message, message
 
 
 @pytest.mark.skipif(not _has_srt(), reason="this ffmpeg has no libsrt")
@@ -252,10 +289,13 @@ def test_a_url_holding_a_secret_is_never_relayed():
     program, its URL in a pipe, as before; rtsp:// (an RTP session) and rtmp:// (FLV) are never relayed."""
     assert ffmpeg_live.relayed("http://127.0.0.1:8080/live.ts") and ffmpeg_live.relayed("rtp://127.0.0.1:5004")
     assert ffmpeg_live.relayed("srt://127.0.0.1:9000?mode=caller&latency=200")
+    # an srt one holding a passphrase or a stream id is relayed too, by srt_relay (its URL on stdin), where libsrt loads
+    assert ffmpeg_live.relayed("srt://127.0.0.1:9000?mode=caller&passphrase=0123456789abc") == \
+        (srt_relay._library_name() is not None)
     # an http(s) URL holding a secret is relayed too, by http_relay (its URL on stdin)
     assert ffmpeg_live.relayed("http://user:pw@127.0.0.1/live.ts")
     assert ffmpeg_live.relayed("https://127.0.0.1/live.ts?token=abc")
-    for url in ("srt://127.0.0.1:9000?mode=caller&passphrase=0123456789abc", "http://127.0.0.1/a\nb.ts",
+    for url in ("srt://127.0.0.1:9000?mode=listener&passphrase=0123456789abc", "http://127.0.0.1/a\nb.ts",
                 "rtsp://127.0.0.1/cam", "rtmp://127.0.0.1/live/cam"):
         assert not ffmpeg_live.relayed(url), url
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.pipeline import ffmpeg_live
+from inspector.pipeline import ffmpeg_live, srt_relay
 from inspector.pipeline.config import CameraSection, ReconnectSection
 from inspector.pipeline.sources import make_source
 from live_stream_support import LAG, ChildCommands, SteppedCamera, has_srt, numbered_clip, srt_listening
@@ -28,19 +28,28 @@ def _camera(url: str, **more) -> CameraSection:
                          reconnect=ReconnectSection(initial_s=0.5, max_s=1.0), **more)
 
 
-@pytest.mark.parametrize("scheme", sorted(ffmpeg_live.RELAYED_SCHEMES - ffmpeg_live.OWN_RELAY_SCHEMES))
-def test_a_url_holding_anything_but_transport_options_is_never_relayed_on_a_command_line(scheme):
-    """Every transport the ffmpeg relay reads (its URL on its command line): a URL with a user part, a secret by any
-    name, a bare parameter or a fragment is read by the decoding program through a pipe instead; one with only the
-    transport's own options is relayed. http(s) is always relayed by http_relay, the URL on its stdin."""
+@pytest.mark.parametrize("scheme", sorted(ffmpeg_live.RELAYED_SCHEMES))
+def test_a_url_holding_anything_but_transport_options_is_on_no_relays_command_line(scheme):
+    """Every relayed transport: a URL with a user part, a secret by any name, a bare parameter or a fragment is either
+    read by the decoding program through a pipe (not relayed) or relayed by a relay told it on stdin (http_relay for
+    http(s), srt_relay for srt); only one holding nothing but the transport's own options is relayed by the ffmpeg
+    program with the URL on its command line."""
     host = f"{scheme}://127.0.0.1:9000"
-    assert ffmpeg_live.relayed(host) and ffmpeg_live.relayed(f"{host}?timeout=5000000&pkt_size=1316")
+    plain = f"{host}?timeout=5000000&pkt_size=1316"
+    assert ffmpeg_live.relayed(plain)
+    assert (plain in ffmpeg_live.relay_argv(plain, 10)) == (scheme not in ffmpeg_live.OWN_RELAY_SCHEMES)
     for url in (f"{scheme}://op:{SECRET}@127.0.0.1:9000", f"{host}?passphrase={SECRET}", f"{host}?streamid={SECRET}",
                 f"{host}?auth={SECRET}", f"{host}?secret={SECRET}", f"{host}?{SECRET}", f"{host}?mode=caller#{SECRET}",
-                f"{host}?Timeout=1&sig={SECRET}"):
+                f"{host}?Timeout=1&sig={SECRET}", f"{host}/{SECRET}/live.ts"):
+        if ffmpeg_live.relayed(url) and (scheme != "unix" or "/" + SECRET not in url):
+            assert not [arg for arg in ffmpeg_live.relay_argv(url, 10) if SECRET in arg], url
+    srt = "srt://127.0.0.1:9000?mode=caller"
+    for url in (f"{srt}&passphrase={SECRET}", f"{srt}&streamid={SECRET}&latency=120000"):
+        assert ffmpeg_live.relayed(url) == (srt_relay._library_name() is not None), url
+    # an option srt_relay does not set, or another mode: read by the decoding program (its joins counted as losses)
+    for url in (f"{srt}&passphrase={SECRET}&packetfilter=fec",
+                f"srt://127.0.0.1:9000?mode=listener&passphrase={SECRET}"):
         assert not ffmpeg_live.relayed(url), url
-    for url in (f"http://127.0.0.1/live.ts?auth={SECRET}", f"https://op:{SECRET}@127.0.0.1/{SECRET}/live.ts"):
-        assert ffmpeg_live.relayed(url), url
 
 
 def test_an_http_camera_with_a_secret_by_a_name_redact_does_not_know_is_on_no_command_line(tmp_path):
@@ -69,7 +78,8 @@ def test_an_http_camera_with_a_secret_by_a_name_redact_does_not_know_is_on_no_co
 def test_an_srt_camera_s_stream_id_or_passphrase_is_on_no_command_line(tmp_path, secret):
     """An srt:// camera as the daemon makes it (make_source: ffprobe finds its stream, the ffmpeg program reads it),
     its ``streamid`` or ``passphrase`` a secret: frames come whole, and neither ffprobe's nor any ffmpeg's command
-    line holds it. Was: a ``streamid`` stood on the ffmpeg relay's (redact knew no such name)."""
+    line holds it, nor srt_relay's (libsrt; it relays the stream where libsrt loads). Was: a ``streamid`` stood on the
+    ffmpeg relay's (redact knew no such name)."""
     clip, _, _ = numbered_clip(tmp_path)
     (tmp_path / "clip.ts").write_bytes(clip)
     port = free_port()
@@ -84,4 +94,6 @@ def test_an_srt_camera_s_stream_id_or_passphrase_is_on_no_command_line(tmp_path,
     assert sum(g.image is not None for g in grabbed) >= 5, [g.reason for g in grabbed]
     assert any(line.startswith("ffprobe") for line in children.seen), children.seen
     assert any(line.startswith("ffmpeg") for line in children.seen), children.seen
+    if srt_relay._library_name() is not None:  # relayed by srt_relay, the URL on its stdin
+        assert any("srt_relay" in line for line in children.seen), children.seen
     assert not [line for line in children.seen if SECRET in line], children.seen
