@@ -752,6 +752,8 @@ class Daemon:
         else:
             self.publisher.close(hurry=self.hurry)
             self.integrations.close()  # after the final stats: the MQTT bridge flushes them (bounded)
+            for lost in self.integrations.losses():  # events an integration never delivered: evidence lost too
+                self._failed(lost)
         if self.recorder is None or not self.recorder.is_alive():  # a recorder still writing keeps the folder
             self._release_dir()
         failed_cams = self._tell_worker_failures()
