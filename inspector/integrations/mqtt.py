@@ -1189,6 +1189,10 @@ class MqttSubscriber(KeepsState):
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        with self._lock:  # what stats told it missed of streams it never heard, not said yet (LossTracker)
+            for box, tracker in self.loss.items():
+                tracker.say_untold()
+                self._notices += [f"box {wire_text(box)}: {line}" for line in tracker.notices()]
         self._close_state()  # not when the event returned last was not handled (KeepsState)
 
     # the state kept in a StateFile (KeepsState): each box's loss tracker and the bridge drops told
