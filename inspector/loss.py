@@ -257,17 +257,8 @@ class LossTracker:
         else:
             self.runs[run] = self.runs.pop(run)  # heard last: the runs are kept least recently heard first
         self._resumed_run = None
-        if event.type == "stats":
-            if not self._new_stats(run, event):
-                return False
-            self._say_untold(run, event.data.get("sequences"))  # a newer count than the stats that found them
-            self._unheard_streams(run, event.data.get("sequences"), before_joining=run not in self._counted)
-            if isinstance(event.data.get("sequences"), dict):  # every stream published so far is known now
-                self._run_topics[run] = self._topics
-            self._daemon_drops(run, event.data.get("daemon_dropped"))
-            if event.final:
-                self._close_run(run, event.data.get("sequences"))
-                self._closed.add(run)
+        if event.type == "stats" and not self._observe_stats(run, event):
+            return False
         if event.type in UNCOUNTED_TYPES:
             return True
         camera = getattr(event, "camera", "")
@@ -299,6 +290,20 @@ class LossTracker:
         stream.heard(event.seq, _fingerprint(event))
         stream.joined = True
         stream.epoch = len(self._marks) - 1
+        return True
+
+    def _observe_stats(self, run: str, event: Event) -> bool:
+        """Account the ``v1/stats`` ``event`` of ``run``: its published counts and drops; False for a duplicate."""
+        if not self._new_stats(run, event):
+            return False
+        self._say_untold(run, event.data.get("sequences"))  # a newer count than the stats that found them
+        self._unheard_streams(run, event.data.get("sequences"), before_joining=run not in self._counted)
+        if isinstance(event.data.get("sequences"), dict):  # every stream published so far is known now
+            self._run_topics[run] = self._topics
+        self._daemon_drops(run, event.data.get("daemon_dropped"))
+        if event.final:
+            self._close_run(run, event.data.get("sequences"))
+            self._closed.add(run)
         return True
 
     def _new_stats(self, run: str, event: Event) -> bool:
