@@ -15,7 +15,9 @@ run (every header carries ``run_id``, random per daemon start) and per stream
 
 * ``missed_at_start`` — events published before this subscriber heard the run
   (its first ``seq`` of a stream was not 0: a late join, or a slow joiner; or,
-  when it hears ``v1/stats``, a subscribed stream it never heard from at all);
+  when it hears ``v1/stats``, a subscribed stream it never heard from at all),
+  one line per stream; not a camera's status changes before the first one heard
+  (superseded: the daemon re-sends the current status to a joiner);
 * ``gaps`` — events lost between two received ones (jumps in ``seq``), or after
   the last one received (the final ``v1/stats`` of a run lists each stream's
   published count in ``data.sequences``, when subscribed to it);
@@ -608,6 +610,7 @@ class Subscriber(KeepsState):
     def close(self) -> None:
         self._stop_keeper()
         self._read_monitor()  # a drop not read yet (the daemon ended as this subscriber stopped)
+        self.loss.say_untold()  # what stats told it missed of streams it never heard, not said yet
         self.loss.tell_unknown_end()  # the last run's end unheard after a dropped connection: said, last
         self._close_state()  # not when the event returned last was not handled (KeepsState)
         self.socket.disable_monitor()

@@ -23,6 +23,10 @@ from inspector.outputs import whole_temporaries, whole_temporary, write_whole
 from inspector.textline import one_line, wire_text
 
 UNCOUNTED_TYPES = ("stats",)  # heartbeats: a missed one carries nothing that the next one lacks
+# A camera's state: the daemon re-sends its current status to every subscriber that joins (and an MQTT broker keeps
+# it retained), so the status changes before the first one a subscriber hears are superseded, not missed. A late
+# joiner of v1/defect and v1/status was told 'missed 1 status event(s)' beside its defects, for every camera.
+SUPERSEDED_TYPES = ("status",)
 
 
 # How many recent events per stream a LossTracker remembers (seq → fingerprint) to tell a re-sent event from a
@@ -109,6 +113,9 @@ class _Stream:
         self.heard_at: float | None = None  # unix s of its last event heard (or of the state resumed)
         self.epoch = 0  # LossTracker.mark()s before this stream's last event
         self.joined = True  # False: known from stats only, its first event not heard yet (its join point to come)
+        # counted missed before joining from stats (their re-sent one is stale), the line not said yet: it is
+        # said once, with the rest, at the stream's first event or the run's next stats (LossTracker._say_untold)
+        self.untold = 0
 
     def miss(self, lo: int, hi: int, why: str) -> None:
         if hi > lo:
@@ -250,16 +257,8 @@ class LossTracker:
         else:
             self.runs[run] = self.runs.pop(run)  # heard last: the runs are kept least recently heard first
         self._resumed_run = None
-        if event.type == "stats":
-            if not self._new_stats(run, event):
-                return False
-            self._unheard_streams(run, event.data.get("sequences"), before_joining=run not in self._counted)
-            if isinstance(event.data.get("sequences"), dict):  # every stream published so far is known now
-                self._run_topics[run] = self._topics
-            self._daemon_drops(run, event.data.get("daemon_dropped"))
-            if event.final:
-                self._close_run(run, event.data.get("sequences"))
-                self._closed.add(run)
+        if event.type == "stats" and not self._observe_stats(run, event):
+            return False
         if event.type in UNCOUNTED_TYPES:
             return True
         camera = getattr(event, "camera", "")
@@ -269,9 +268,13 @@ class LossTracker:
         if stream is None:
             stream = self._new_stream(key)
             self._start(stream, event.seq, what, f"before this subscriber heard run {_run(run)}",
-                        event.run_started_utc)
+                        event.run_started_utc, superseded=event.type in SUPERSEDED_TYPES)
         elif event.seq > stream.next and not _plausible(event.seq - stream.next, stream.heard_at):
+            if stream.untold:  # what stats told of it is said first: the reset forgets it
+                self._say_one(run, event.type, camera, stream)
             self._jumped(stream, event.seq, what, run)
+        elif stream.untold and not stream.joined:
+            self._join_told(stream, event, what, run)
         elif not stream.joined and event.seq > stream.next:
             self._start(stream, event.seq, what, f"before this subscriber heard its first one in run {_run(run)}",
                         event.run_started_utc, since=stream.next)
@@ -287,6 +290,20 @@ class LossTracker:
         stream.heard(event.seq, _fingerprint(event))
         stream.joined = True
         stream.epoch = len(self._marks) - 1
+        return True
+
+    def _observe_stats(self, run: str, event: Event) -> bool:
+        """Account the ``v1/stats`` ``event`` of ``run``: its published counts and drops; False for a duplicate."""
+        if not self._new_stats(run, event):
+            return False
+        self._say_untold(run, event.data.get("sequences"))  # a newer count than the stats that found them
+        self._unheard_streams(run, event.data.get("sequences"), before_joining=run not in self._counted)
+        if isinstance(event.data.get("sequences"), dict):  # every stream published so far is known now
+            self._run_topics[run] = self._topics
+        self._daemon_drops(run, event.data.get("daemon_dropped"))
+        if event.final:
+            self._close_run(run, event.data.get("sequences"))
+            self._closed.add(run)
         return True
 
     def _new_stats(self, run: str, event: Event) -> bool:
@@ -357,19 +374,68 @@ class LossTracker:
         stream.next = seq
 
     def _start(self, stream: _Stream, seq: int, what: str, when: str, started: object = None,
-               since: int = 0) -> None:
+               since: int = 0, superseded: bool = False) -> None:
         """A stream's first event heard (or first after a reset): seqs ``since``.. below it were published unheard
         (``since`` > 0: the count stats told of it before), as many as the stream can have published since its
-        run ``started`` (UTC text from the wire; see :func:`_plausible`)."""
+        run ``started`` (UTC text from the wire; see :func:`_plausible`); none of them missed when ``superseded``
+        (:data:`SUPERSEDED_TYPES`)."""
         if seq > since and not _plausible(seq, _utc_seconds(started)):
             self._notices.append(f"{what}: first seq {seq} is more than a daemon publishes since its run started "
                                  f"({wire_text(started or '?', 40)}; at most {MAX_EVENTS_PER_S}/s): not counted as missed "
                                  f"(a broken or rogue publisher)")
-        elif seq > since:
+        elif seq > since and not superseded:
             self.missed_at_start += seq - since
             stream.miss(since, seq, "start")
             self._notices.append(f"missed {seq - since} {what} published {when} (first seq {seq})")
         stream.next = seq
+
+    def _join_told(self, stream: _Stream, event: Event, what: str, run: str) -> None:
+        """The first event heard of a stream that only stats told of: one line for all it missed before it, the
+        stats' count (``untold``) with those published since (its seq past it) or less the one heard (within it),
+        or none for a status (:data:`SUPERSEDED_TYPES`). A late joiner whose first words of a run were the stats
+        the daemon re-sends (its last heartbeat, older than the join) said 'missed 29 defect event(s) of camera
+        'cam' … (stats: 29 published, none received)' and, at the camera's first defect, 'missed 1 defect
+        event(s) of camera 'cam' … (first seq 30)': two lines, the first one's count stale."""
+        seq, missed = event.seq, stream.untold
+        if seq >= stream.next:  # plausible: observe() took a jump past that as one
+            self.missed_at_start += seq - stream.next
+            stream.miss(stream.next, seq, "start")
+            missed += seq - stream.next
+        elif seq < stream.next and stream.fill(seq) == "start":
+            self.missed_at_start -= 1
+            missed -= 1
+        stream.untold = 0
+        if event.type in SUPERSEDED_TYPES:
+            self.missed_at_start -= missed
+            stream.holes = [h for h in stream.holes if h[2] != "start"]
+        elif missed:
+            self._notices.append(f"missed {missed} {what} published before this subscriber heard run {_run(run)} "
+                                 f"(first seq {seq})")
+
+    def _say_untold(self, run: str | None = None, sequences: object = None) -> None:
+        """Say the counts of the streams (of ``run``; None: every run) that stats told of, none heard yet, each in
+        one line; with the published counts of newer stats (``sequences``), those published since are added."""
+        for (r, kind, camera), stream in self._streams.items():
+            if not stream.untold or run not in (None, r):
+                continue
+            published = sequences.get(f"{kind}/{camera}") if isinstance(sequences, dict) else None
+            if type(published) is int and stream.next < published <= stream.next + PLAUSIBLE_EVENTS:
+                self.missed_at_start += published - stream.next
+                stream.miss(stream.next, published, "start")
+                stream.untold += published - stream.next
+                stream.next = published
+            self._say_one(r, kind, camera, stream)
+
+    def _say_one(self, run: str, kind: str, camera: str, stream: _Stream) -> None:
+        """The line of ``stream``'s untold count (see :meth:`_say_untold`)."""
+        self._notices.append(f"missed {stream.untold} {wire_text(kind)} event(s) of camera '{wire_text(camera)}' "
+                             f"published before this subscriber heard run {_run(run)} (stats: {stream.next} "
+                             f"published, none received)")
+        stream.untold = 0
+
+    def say_untold(self) -> None:
+        """At close: say what stats told this subscriber it missed of streams it never heard, not said yet."""
+        self._say_untold()
 
     def _behind(self, stream: _Stream, event: Event, what: str, run: str) -> bool:
         """An event whose seq is below the stream's next: late, a duplicate (False: not heard again) or a reset."""
@@ -418,12 +484,16 @@ class LossTracker:
             state = self._new_stream(key)
             state.next, state.joined = published, False
             covered = self._run_topics.get(run, self._topics)
-            if before_joining or not (covered is None or _covers(covered, f"v1/{stream}")):
-                # the first word of this run we heard, or a stream the topics of a resumed state did not cover
+            if before_joining:  # said with its first event or the next stats (_join_told, _say_untold): one line
                 self.missed_at_start += published
                 state.miss(0, published, "start")
-                what = (f"published before this subscriber heard run {_run(run)}" if before_joining else
-                        f"published in run {_run(run)} before this subscriber subscribed to them")
+                state.untold = published
+                continue
+            if not (covered is None or _covers(covered, f"v1/{stream}")):
+                # a stream the topics of a resumed state did not cover
+                self.missed_at_start += published
+                state.miss(0, published, "start")
+                what = f"published in run {_run(run)} before this subscriber subscribed to them"
             else:
                 self.gaps += published
                 state.miss(0, published, "gap")

@@ -137,20 +137,35 @@ def test_loss_tracker_counts_late_join_gaps_and_restarts():
     from inspector.client import LossTracker
 
     loss = LossTracker()
-    events = [_status_in(run, seq) for run, seq in [("r1", 3), ("r1", 4), ("r1", 7), ("r2", 0), ("r2", 1), ("r3", 2)]]
-    for event in events[:2] + events[1:]:  # the current status re-sent (as to a joining subscriber): a duplicate
+    events = [_defect_in(run, seq, seq) for run, seq in [("r1", 3), ("r1", 4), ("r1", 7), ("r2", 0), ("r2", 1),
+                                                         ("r3", 2)]]
+    for event in events[:2] + events[1:]:  # one heard again (an MQTT QoS 1 re-delivery): a duplicate
         loss.observe(event)
     loss.observe(StatsEvent(seq=50, time_utc=utc_iso(), uptime_s=1, final=False, data={}, run_id="r3"))  # heartbeat
     assert (loss.missed_at_start, loss.gaps, loss.restarts, loss.duplicates) == (3 + 2, 2, 2, 1)
     notices = loss.notices()
-    assert len(notices) == 5 and loss.notices() == []
-    assert "missed 3 status event(s)" in notices[0] and "seq 5..6" in notices[1]
-    assert "daemon restarted: new run r2" in notices[2] and "missed 2" in notices[4]
+    assert len(notices) == 6 and loss.notices() == [] and "received again (a duplicate)" in notices[1], notices
+    assert "missed 3 defect event(s)" in notices[0] and "seq 5..6" in notices[2]
+    assert "daemon restarted: new run r2" in notices[3] and "missed 2" in notices[5]
     assert loss.lost == 7 and "2 restart(s)" in loss.summary()
-    # the final stats of run r3 say 5 status events of camera c were published: seq 3 and 4 never arrived
+    # the final stats of run r3 say 5 defect events of camera c were published: seq 3 and 4 never arrived
     loss.observe(StatsEvent(seq=51, time_utc=utc_iso(), uptime_s=1, final=True, run_id="r3",
-                            data={"sequences": {"status/c": 5, "defect/other": 10**30}}))
-    assert loss.gaps == 4 and "lost the last 2 status event(s)" in loss.notices()[0]
+                            data={"sequences": {"defect/c": 5, "defect/other": 10**30}}))
+    assert loss.gaps == 4 and "lost the last 2 defect event(s)" in loss.notices()[0]
+
+
+def test_a_cameras_status_before_the_first_one_heard_is_superseded_not_missed():
+    """The daemon re-sends each camera's current status to a subscriber that joins (a broker keeps it retained):
+    the status changes before it are superseded state, yet a late joiner was told 'missed 1 status event(s) of
+    camera 'c'' beside its defects, two 'missed' lines for one camera. A status lost after the first one heard is
+    still a gap: the camera changed state unseen."""
+    from inspector.client import LossTracker
+
+    loss = LossTracker()
+    for seq in (3, 5):
+        loss.observe(_status_in("r1", seq))
+    notices = loss.notices()
+    assert (loss.missed_at_start, loss.gaps) == (0, 1) and len(notices) == 1 and "lost 1 status" in notices[0], notices
 
 
 def test_a_late_joiner_learns_of_streams_it_never_heard(tmp_path):

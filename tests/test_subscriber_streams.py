@@ -39,7 +39,8 @@ def test_a_late_joiner_counts_nothing_before_each_streams_first_event_as_a_gap(t
     stats: the defect stream's 69 earlier events were counted '69 in gaps' because the run's first event (of
     another stream) was taken as the join point of every stream. And the stats a daemon re-sends to a joiner is
     its last heartbeat, older than the join: defects published since (69, 70) counted as gaps too. A stream's
-    join point is its own first event: nothing before it is a gap; after it, a missing seq is."""
+    join point is its own first event: nothing before it is a gap; after it, a missing seq is. What the stale
+    stats and the first event tell of one stream is one line (it was two: 69, then 2 more)."""
     pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
     with Subscriber(pub.endpoint, ["v1/"]) as sub:
         assert pub.wait_for_subscription(5.0)
@@ -56,9 +57,35 @@ def test_a_late_joiner_counts_nothing_before_each_streams_first_event_as_a_gap(t
     pub.close()
     assert [e.type for e in got] == ["status", "result", "stats", "defect", "result", "stats", "defect"]
     assert (sub.missed_at_start, sub.gaps) == (100 + 71 + 2, 1), notices
-    assert any("missed 69 defect event(s) of camera 'c' published before this subscriber heard run r1" in n
-               for n in notices), notices
+    assert [n for n in notices if n.startswith("missed") and "defect" in n] == [
+        "missed 71 defect event(s) of camera 'c' published before this subscriber heard run r1 (first seq 71)"]
     assert "173 before joining a run, 1 in gaps" in sub.loss.summary()
+    # camera 'd', told by the last stats only, none of it heard: said at the close
+    assert sub.notices() == ["missed 2 defect event(s) of camera 'd' published before this subscriber heard run "
+                             "r1 (stats: 2 published, none received)"]
+
+
+def test_a_late_joiner_of_a_running_daemon_prints_one_missed_line_per_camera(tmp_path, capsys):
+    """`inspector subscribe` started after the daemon had published: the daemon re-sends each camera's status and
+    its last stats (a heartbeat older than the join), then the camera's next defect comes. It printed 'missed 1
+    status event(s) of camera 'cam'' (the re-sent status is the current one: nothing of the state was missed),
+    'missed 29 defect event(s) … (stats: 29 published, none received)' (stale) and 'missed 1 defect event(s) …
+    (first seq 30)': three lines for one camera, two of them for its defects. Now one, with the count its first
+    seq gives."""
+    from subscribe_support import subscribe_session
+
+    status = StatusEvent(camera="cam", seq=1, state="online", previous="connecting", reason="", time_utc=utc_iso(),
+                         **RUN)
+    stats = _stats(12, {"defect/cam": 29, "status/cam": 2, "defect/other": 4})
+    code = subscribe_session(f"ipc://{tmp_path}/ev.sock", [status, stats, _inspection("defect", 30, 95, "cam"),
+                                                           _inspection("defect", 4, 96, "other")],
+                             topics=("v1/defect", "v1/status"), count=3)
+    err = capsys.readouterr().err
+    missed = [line for line in err.splitlines() if line.startswith("missed")]
+    assert code == 0 and missed == [
+        f"missed 30 defect event(s) of camera 'cam' published before this subscriber heard run r1 (first seq 30)",
+        f"missed 4 defect event(s) of camera 'other' published before this subscriber heard run r1 (first seq 4)"], err
+    assert "34 event(s) missed (34 before joining a run, 0 in gaps)" in err, err
 
 
 def _session(tmp_path, topics: tuple, events: list, capsys) -> list[str]:

@@ -84,9 +84,10 @@ def _check_or_run(args: argparse.Namespace, cfg, stop: threading.Event, settings
     if lifecycle.received:
         log.info("%s: stopped", lifecycle.reason())
     totals = (daemon.final_stats or {}).get("totals", {})
-    lost = [recording_losses(totals) if cfg.recorder.enabled else None, mqtt_losses(daemon.mqtt_bridge)]
+    # MQTT messages never delivered are among the failures (Daemon.shutdown: Integrations.losses), with the broker
+    lost = recording_losses(totals) if cfg.recorder.enabled else None
     print(f"stopped: {totals.get('inferred_frames', 0)} frames inspected{decided(totals)}"
-          + "".join(f"; {x}" for x in lost if x)
+          + (f"; {lost}" if lost else "")
           + (f"; failures: {'; '.join(daemon.failures)}" if daemon.failures else ""), flush=True)
     if daemon.left_running:
         exit_now(code, daemon.left_running)
@@ -102,22 +103,6 @@ def decided(totals: dict) -> str:
     if not any(counts.values()):
         return ""
     return " (" + ", ".join(f"{d} {n}" for d, n in counts.items() if n or d in ("NG", "OK")) + ")"
-
-def mqtt_losses(bridge) -> str | None:
-    """``'7 MQTT message(s) not delivered (dropped 5, undelivered at shutdown 2)'`` from the closed MQTT bridge's
-    counts (None: no bridge, or every message delivered). The run's last line told recordings lost but not the
-    events its bridge never got to the broker (a long outage, a broker away at shutdown): counted in the bridge's
-    own counts only, which whoever reads that line does not see."""
-    if bridge is None:
-        return None
-    counts = bridge.counts()
-    parts = [(label, counts.get(key, 0)) for key, label in (("dropped", "dropped"),
-                                                             ("pending", "undelivered at shutdown"))]
-    if not any(n for _, n in parts):
-        return None
-    detail = ", ".join(f"{label} {n}" for label, n in parts if n)
-    return f"{sum(n for _, n in parts)} MQTT message(s) not delivered ({detail})"
-
 
 def exit_now(code: int, running: list[str]) -> None:
     """End the process with ``code`` at once, without the interpreter's finalisation.

@@ -402,6 +402,26 @@ class MqttBridge:
             pending = len(self._buffer) + len(self._inflight) + (self._sending is not None)
             return {**self._counts, "pending": pending}
 
+    def lost(self) -> str | None:
+        """The events this bridge lost, in one line naming the broker (its URL redacted), for the run's closing
+        failure lines (exit 1, as recordings lost): ``'publish.mqtt.url: broker mqtt://h:1883: 7 MQTT message(s)
+        not delivered (dropped from a full buffer 4, refused by the broker 1, undelivered at shutdown 2)'``;
+        None when every message offered was delivered. Meant after :meth:`close` (pending = never delivered).
+
+        Lost means no broker ever acknowledged taking it: dropped from the full buffer, refused by the broker
+        (MQTT 5 reason code ≥ 0x80: it will not pass it on, its ACL the usual cause) or still buffered or in flight
+        (QoS ≥ 1: sent, no PUBACK/PUBCOMP) at shutdown. QoS 0 has no acknowledgement: a message written to the
+        socket counts delivered, so only those never written are lost there. The run ended 0 with these only
+        logged and counted: an engineer reading the exit status took every defect event to have reached the MES."""
+        c = self.counts()
+        parts = [("dropped from a full buffer", c["dropped"] - c["refused"]), ("refused by the broker", c["refused"]),
+                 ("undelivered at shutdown", c["pending"])]
+        n = sum(count for _, count in parts)
+        if not n:
+            return None
+        detail = ", ".join(f"{label} {count}" for label, count in parts if count)
+        return f"publish.mqtt.url: broker {redact(self.cfg.url)}: {n} MQTT message(s) not delivered ({detail})"
+
     def flush(self, timeout: float) -> bool:
         """Wait until every buffered message is delivered (True) or ``timeout`` passes."""
         deadline = time.monotonic() + timeout
@@ -1169,6 +1189,10 @@ class MqttSubscriber(KeepsState):
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        with self._lock:  # what stats told it missed of streams it never heard, not said yet (LossTracker)
+            for box, tracker in self.loss.items():
+                tracker.say_untold()
+                self._notices += [f"box {wire_text(box)}: {line}" for line in tracker.notices()]
         self._close_state()  # not when the event returned last was not handled (KeepsState)
 
     # the state kept in a StateFile (KeepsState): each box's loss tracker and the bridge drops told

@@ -44,6 +44,7 @@ class Integrations:
         cfg = daemon.cfg
         self.taps: list = []
         self._closers: list = []
+        self._closed: list = []  # closed by close(): their losses are final
         try:
             if cfg.metrics.enabled:
                 from inspector.integrations.metrics import MetricsServer
@@ -86,6 +87,12 @@ class Integrations:
                 item.close()
             except Exception as exc:  # noqa: BLE001 - shutdown goes on
                 log.error("closing %s: %r", type(item).__name__, exc)
+            self._closed.append(item)
+
+    def losses(self) -> list[str]:
+        """After :meth:`close`: what each integration lost of the events it was given (its ``lost()``, one line
+        naming its setting; the MQTT bridge's messages never delivered), for the daemon's closing failure lines."""
+        return [line for item in self._closed if hasattr(item, "lost") and (line := item.lost())]
 
 
 def genicam_source(camera: CameraSection, bit_depth: int | None) -> Source:

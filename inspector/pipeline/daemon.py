@@ -752,6 +752,8 @@ class Daemon:
         else:
             self.publisher.close(hurry=self.hurry)
             self.integrations.close()  # after the final stats: the MQTT bridge flushes them (bounded)
+            for lost in self.integrations.losses():  # events an integration never delivered: evidence lost too
+                self._failed(lost)
         if self.recorder is None or not self.recorder.is_alive():  # a recorder still writing keeps the folder
             self._release_dir()
         failed_cams = self._tell_worker_failures()
@@ -766,6 +768,7 @@ class Daemon:
         if lost:
             log.warning("recorder: %s", lost)
             self._recordings_lost()
+        self._events_lost()
         self.final_stats["failures"] = list(self.failures)
         self._write_summary()
         return 1 if self.failures else 0
@@ -780,6 +783,31 @@ class Daemon:
         totals = {k: v for k, v in self.final_stats.get("totals", {}).items() if k != "recorder.abandoned"}
         if lost := recording_losses(totals):
             self._failed(f"{self._stage(self.recorder)}: {lost}")
+
+    def _events_lost(self) -> None:
+        """Defect events the daemon itself never published and events an integration never took are evidence lost
+        too: a closing failure line naming publish.endpoint and the counts, exit 1, as for recordings. Those of a
+        full publisher queue (never numbered), numbered but not sent, or whose publishing failed
+        (``daemon_dropped`` of the final stats) reached no subscriber, no broker and no recording; an event whose
+        hand-over to an integration raised (``tap_errors``) never reached the MQTT bridge, which could not count
+        it. Both were counted, told to subscribers or logged, and the run exited 0."""
+        stats = self.final_stats or {}
+        labels = {"queue_full": "publisher queue full (publish.queue_size)", "unsent": "not sent",
+                  "errors": "publishing failed"}
+        per_camera, total = [], 0
+        for stream, reasons in sorted((stats.get("daemon_dropped") or {}).items()):
+            kind, _, camera = stream.partition("/")
+            counts = {why: n for why, n in reasons.items() if n} if kind == "defect" else {}
+            if counts:
+                total += sum(counts.values())
+                per_camera.append(f"camera '{camera}': " + ", ".join(f"{labels.get(why, why)} {n}"
+                                                                      for why, n in counts.items()))
+        if total:
+            self._failed(f"{self._stage(self.publish)}: {total} defect event(s) never published "
+                         f"({'; '.join(per_camera)})")
+        if taps := stats.get("totals", {}).get("tap_errors", 0):
+            self._failed(f"{self._stage(self.publish)}: {taps} event(s) an integration (MQTT bridge, dashboard) "
+                         f"did not take: its hand-over raised (tap_errors)")
 
     def _join_captures(self, timeout: float) -> None:
         """Join the capture threads (``stop`` is set), each within ``timeout`` s.

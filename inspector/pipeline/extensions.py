@@ -34,6 +34,11 @@ class Running(Protocol):
     def close(self) -> None:
         """Stop each integration; errors are logged, never raised."""
 
+    def losses(self) -> list[str]:
+        """After :meth:`close`: one line per integration that lost events it was given (e.g. MQTT messages never
+        delivered), each starting with its setting; the daemon makes each a closing failure line (exit 1), as
+        it does recordings lost. Empty when every event reached where it was sent."""
+
 
 class _NoneRunning:
     taps: list = []
@@ -43,6 +48,9 @@ class _NoneRunning:
 
     def close(self) -> None:
         pass
+
+    def losses(self) -> list[str]:
+        return []
 
 
 def switched_on(cfg: DaemonConfig) -> list[str]:

@@ -82,3 +82,63 @@ def test_subscribers_learn_what_the_daemon_dropped_and_why(tmp_path, monkeypatch
         in notices, notices
     assert sub.loss.daemon_dropped == 3 and sub.gaps == 1
     assert "3 dropped by the daemon itself" in sub.loss.summary()
+
+
+class _SlowTap:
+    """An integration's event tap (integrations.EventTap) that takes ``delay_s`` per defect and raises on the
+    first: a publisher slower than inspection, and a tap with a bug, which no real part produces on demand."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s, self.raised = delay_s, False
+
+    def offer(self, event) -> None:
+        if event.type != "defect":
+            return
+        time.sleep(self.delay_s)
+        if not self.raised:
+            self.raised = True
+            raise ValueError("injected")
+
+    def close(self) -> None:
+        pass
+
+
+class _Running:
+    """What Extensions.start returns (pipeline.extensions.Running), with the one tap."""
+
+    def __init__(self, tap) -> None:
+        self.taps = [tap]
+
+    def describe(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+    def losses(self) -> list[str]:
+        return []
+
+
+def test_defect_events_the_daemon_never_published_fail_the_run_naming_the_endpoint(tiny_model, tmp_path):
+    """A publisher slower than inspection: its full queue dropped defect frames before they were numbered (no
+    subscriber, broker or recording ever had them), and an integration's hand-over that raised lost the event for
+    it. Both were counted and told in the stats only; the run exited 0. Now each is a closing failure line naming
+    publish.endpoint, exit 1, as recordings lost are."""
+    from pipeline_support import base_config, write_folder
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.daemon import Daemon
+    from inspector.pipeline.extensions import Extensions
+
+    endpoint = f"ipc://{tmp_path}/ev.sock"
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam", "source": str(write_folder(tmp_path / "f", [True] * 40))}],
+                      thresholds={"image": 0.0}, publish={"queue_size": 1})
+    daemon = Daemon(daemon_config(cfg), extensions=Extensions(start=lambda d: _Running(_SlowTap(0.05))))
+    daemon.start()
+    code = daemon.wait(timeout=120)
+    dropped = daemon.final_stats["daemon_dropped"]["defect/cam"]["queue_full"]
+    assert code == 1 and dropped > 0, daemon.failures
+    assert daemon.failures == [
+        f"publisher (publish.endpoint {endpoint}): {dropped} defect event(s) never published (camera 'cam': "
+        f"publisher queue full (publish.queue_size) {dropped})",
+        f"publisher (publish.endpoint {endpoint}): 1 event(s) an integration (MQTT bridge, dashboard) did not "
+        f"take: its hand-over raised (tap_errors)"], daemon.failures

@@ -477,6 +477,9 @@ def test_a_publish_the_brokers_acl_denies_is_counted_refused_and_dropped_not_del
     assert any("its MQTT bridge dropped 3 message(s) in run r1 (3 refused by the broker" in n for n in notices), notices
     c = bridge.counts()
     assert (c["offered"], c["delivered"], c["refused"], c["dropped"], c["pending"]) == (5, 2, 3, 3, 0), c
+    # refused events never reach the MES: lost, as the run's closing failure line says (Daemon.shutdown)
+    assert bridge.lost() == f"publish.mqtt.url: broker {broker.url}: 3 MQTT message(s) not delivered " \
+                            f"(refused by the broker 3)", bridge.lost()
     assert sorted(got) == ["inspector/b1/v1/defect/ok"] * 2, got  # what it counted delivered, the broker took
     told = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "refused a" in r.getMessage()]
     assert len(told) == 1 and "inspector/b1/v1/defect/denied: Not authorized (0x87)" in told[0], told
@@ -550,19 +553,51 @@ def test_a_second_daemon_of_one_box_on_this_host_is_refused_in_one_line(tiny_mod
 
 def test_the_runs_last_line_tells_mqtt_messages_never_delivered(tiny_model, tmp_path):
     """A run whose broker was away to the end: 'stopped: N frames inspected' said nothing of the events its MQTT
-    bridge never delivered (counted in the bridge's own counts and an INFO line). The last line now tells them,
-    as it tells recordings lost."""
+    bridge never delivered (counted in the bridge's own counts and an INFO line); then the last line told them,
+    but the run still exited 0. They are evidence lost, as recordings are: a closing failure line naming the
+    broker and the count, exit 1."""
+    url = f"mqtt://127.0.0.1:{free_port()}"
     cfg = base_config(tiny_model, f"ipc://{tmp_path}/ev.sock",
                       [{"name": "cam", "source": str(write_folder(tmp_path / "frames", [True, True]))}],
                       thresholds={"image": 0.0},
-                      publish={"mqtt": {"url": f"mqtt://127.0.0.1:{free_port()}", "box": "b1", "reconnect_max_s": 1,
+                      publish={"mqtt": {"url": url, "box": "b1", "reconnect_max_s": 1,
                                         "state_file": str(tmp_path / "s.json")}})
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     run = subprocess.run([*CLI, "run", "--config", str(tmp_path / "cfg.yaml")], capture_output=True, text=True,
                          timeout=120)
     last = run.stdout.strip().splitlines()[-1]
-    assert run.returncode == 0 and last.startswith("stopped: 2 frames inspected"), (run.stdout, run.stderr[-2000:])
-    assert re.search(r"; \d+ MQTT message\(s\) not delivered \(undelivered at shutdown \d+\)$", last), last
+    assert run.returncode == 1 and last.startswith("stopped: 2 frames inspected"), (run.stdout, run.stderr[-2000:])
+    assert re.search(rf"; failures: {re.escape(str(tmp_path / 'cfg.yaml'))}: publish.mqtt.url: broker {url}: \d+ MQTT "
+                     rf"message\(s\) not delivered \(undelivered at shutdown \d+\)$", last), last
+
+
+def test_a_broker_stopped_mid_run_fails_the_run_naming_the_broker_and_the_messages_lost(tiny_model, tmp_path):
+    """The real broker stops while the daemon runs and is still away at shutdown: the bridge's pending messages
+    were only a warning and the run exited 0, so whoever read the exit status took every defect event to have
+    reached the MES. Now the last line's failures name the broker and the count, and the run exits 1."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    frames = write_folder(tmp_path / "frames", [True] * 90)
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/ev.sock", [{"name": "cam", "source": str(frames), "fps": 30.0}],
+                      thresholds={"image": 0.0},
+                      publish={"mqtt": {"url": broker.url, "box": "b1", "qos": 1, "reconnect_max_s": 1,
+                                        "state_file": str(tmp_path / "s.json")}})
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    run = subprocess.Popen([*CLI, "run", "--config", str(tmp_path / "cfg.yaml")], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert "inspecting" in run.stdout.readline()
+        time.sleep(1.0)  # events reach the broker, then it goes: about 2 s of defects left, none deliverable
+        broker.stop()
+        out, err = run.communicate(timeout=120)
+    finally:
+        run.kill() if run.poll() is None else None
+        broker.stop()
+    last = out.strip().splitlines()[-1]
+    assert run.returncode == 1 and last.startswith("stopped: 90 frames inspected"), (out, err[-2000:])
+    lost = re.search(r"publish\.mqtt\.url: broker (\S+): (\d+) MQTT message\(s\) not delivered \((.*)\)$", last)
+    assert lost and lost[1] == broker.url and int(lost[2]) > 0 and "undelivered at shutdown" in lost[3], last
+    # the closing failure line ends the log too, naming the config file, as the recorder's does
+    assert f"{tmp_path / 'cfg.yaml'}: publish.mqtt.url: broker {broker.url}: {lost[2]} MQTT message(s)" in err, err
 
 
 LONG = "u" * 70_000  # over MQTT's 2-byte length of a string or binary field (65,535 bytes)
