@@ -275,7 +275,9 @@ def test_beside_a_live_camera_no_defect_waits_for_the_recorder_and_a_drop_fails_
     assert len(by_type(events, "defect", "file")) == 12
     dropped = daemon.counters.get("recorder.dropped")
     recorded = sum(len(list((rec / cam).glob("*.json"))) for cam in ("live", "file"))
-    assert dropped > 0 and recorded + dropped == 24, daemon.counters.snapshot()
+    # a loaded host may drop some of the live camera's frames at capture (dropped_live): never inspected, no defect
+    defects = 12 + len(by_type(events, "defect", "live"))
+    assert dropped > 0 and recorded + dropped == defects, daemon.counters.snapshot()
     assert len(list((rec / "file").glob("*.json"))) < 12  # the file camera's defects did not wait either
     assert code == 1 and any(f.startswith(f"recorder (recorder.dir {rec}): {dropped} defect recording(s) lost")
                              for f in daemon.failures), daemon.failures
