@@ -115,6 +115,9 @@ class AstConfig(ModelConfig):
     # What flow and student see: the backbone's features as they are (both presets) or standardised per
     # channel with the training images' mean/std, graph buffers (an option; benchmarks/README.md "Session 30")
     features: Literal["raw", "standardized"] | None = None
+    # Each position's features averaged over its k×k neighbourhood before flow and student (1: none); PatchCore's
+    # "locally aware patch features" (Roth et al. 2022 §3.1, p = 3). Zero padding is not counted at the border.
+    feature_pool: int = bounded(1, ge=1, le=9)
     WRITTEN_BEFORE: ClassVar[dict[str, object]] = {**ModelConfig.WRITTEN_BEFORE, "features": "raw"}
 
     @classmethod
@@ -150,6 +153,8 @@ class AstConfig(ModelConfig):
         if self.score_source == "both" and self.map_normalization != "quantile":
             raise ConfigError(f"{where}.score_source: 'both' adds two maps in different units; it needs "
                               f"map_normalization: quantile (got {self.map_normalization})")
+        if self.feature_pool % 2 == 0:
+            raise ConfigError(f"{where}.feature_pool: must be odd (a centred neighbourhood), got {self.feature_pool}")
         if self.student_blocks < 0:
             raise ConfigError(f"{where}.student_blocks: must be ≥ 0")
 
@@ -195,6 +200,9 @@ class AstModel(AnomalyModel):
         standardized`` each channel minus its training mean over its training std (FP32 arithmetic)."""
         with torch.no_grad():
             feats = self.teacher_backbone(self.network_input(images))[0]
+            k = self.config.feature_pool
+            if k > 1:
+                feats = F.avg_pool2d(feats, k, 1, k // 2, count_include_pad=False)
             return feats if self.standardize is None else self.standardize([feats])[0].to(feats.dtype)
 
     @torch.no_grad()
