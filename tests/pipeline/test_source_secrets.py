@@ -153,6 +153,21 @@ def test_redact_masks_every_url_query_value_but_harmless_names(text, told):
     assert redact(told) == told  # idempotent
 
 
+def test_an_error_quoting_a_long_url_is_redacted_before_it_is_cut():
+    """An error's message is cut in the middle of a long run (clip_long_runs) when it is made; the CLI redacted it
+    after: a presigned URL (400+ characters) lost its '?…X-Amz-Signature=' to the cut, and the signature's end,
+    no longer a URL's value, was printed."""
+    from inspector.cli import user_message
+    from inspector.errors import ConfigError, SourceError
+
+    sig = "0" * 60 + AMZ_SIG
+    url = (f"https://bucket.s3.eu-west-1.amazonaws.com/{'cam/' * 40}seg.ts?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+           f"&X-Amz-Credential={AMZ_CRED}%2F20260101%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Signature={sig}")
+    for err in (SourceError(f"camera 'c': cannot open {url}"), ConfigError(f"cameras[0].source: {url}: refused")):
+        told = redact(user_message(err, None, "run"))  # as the CLI prints it
+        assert AMZ_SIG not in told and AMZ_CRED not in told and "amazonaws.com/cam/" in told, told
+
+
 def test_check_error_line_hides_the_password(camera, tiny_model, tmp_path):
     # a wrong password (the camera refuses) and the query secrets of a signed camera URL
     query = f"channel=1&auth={AUTH}&sig={SIG}&X-Amz-Signature={AMZ_SIG}"
