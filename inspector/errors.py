@@ -11,6 +11,7 @@ the CLI, which alone knows the flags, swaps in the flag when it reports it
 (:func:`inspector.cli.user_message`).
 """
 
+from inspector.redact import redact
 from inspector.textline import clip_long_runs, one_line
 
 MAX_MESSAGE = 500  # characters: values quoted from a bad file or the wire can be arbitrarily long
@@ -22,14 +23,16 @@ class InspectorError(Exception):
     The message is forced to that form whatever went into it: line breaks and other control characters are
     escaped (:func:`inspector.textline.one_line`: ``\\n``; a space left a file name ``a<LF>b.png`` ambiguous
     with ``a b.png``), a value echoed whole is cut in its middle (:func:`inspector.textline.clip_long_runs`:
-    a 5,000-character value filled the line and pushed out what was wrong with it) and a message
-    longer than ``MAX_MESSAGE`` characters (e.g. quoting a 100 kB value from a malformed file) is cut.
+    a 5,000-character value filled the line and pushed out what was wrong with it), credentials masked before
+    (:func:`inspector.redact.redact`), and a message longer than ``MAX_MESSAGE`` characters (e.g. quoting a 100 kB value from a malformed file) is cut.
     ``field``: the parameter or option field the error is about (``"max_batch"``), named in the message.
     """
 
     def __init__(self, message: object = "", *args: object, field: str | None = None) -> None:
         if isinstance(message, str):
-            message = clip_long_runs(one_line(message))
+            # redacted before it is cut: a long URL cut in its middle ('?X-Amz-Signature=' among what was cut) left its
+            # secrets past what the CLI's redact could tell for a URL's (a presigned URL runs to 400+ characters)
+            message = clip_long_runs(one_line(redact(message)))
             if len(message) > MAX_MESSAGE:
                 message = message[:MAX_MESSAGE - 3] + "..."
         super().__init__(message, *args)

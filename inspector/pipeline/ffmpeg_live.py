@@ -76,7 +76,7 @@ from inspector.pipeline import ffmpeg_frames, http_relay, keyframe_layouts, prog
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import _URL_SCHEMES, CameraSection
 from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, SourceChanged, stamp_now
-from inspector.redact import redact
+from inspector.redact import TRANSPORT_OPTIONS, redact
 
 _FOLLOW_PROBE_BYTES = 32768  # a recording read as it grows: the program's probe ends once it read this much …
 _FOLLOW_ANALYZE_US = 100_000  # … or this much of the stream (µs): as sources._PROBE_BYTES for a live URL
@@ -270,20 +270,7 @@ OWN_RELAY_SCHEMES = frozenset({"http", "https"})
 # user reads (``ps``, /proc/PID/cmdline): FFmpeg's own options of those protocols that are no secret. A URL with a user
 # part or any other parameter is read by the decoding program itself, its URL in a pipe (url_listing): a deny-list of
 # secret names (redact's) let srt://…?streamid=#!::u=op,t=<token> and any name it did not know onto the command line.
-COMMAND_LINE_OPTIONS = frozenset({
-    # tcp, udp, udplite, rtp, unix, sctp
-    "listen", "listen_timeout", "local_addr", "local_port", "localaddr", "localport", "timeout", "rw_timeout",
-    "send_buffer_size", "recv_buffer_size", "buffer_size", "tcp_nodelay", "tcp_mss", "bitrate", "burst_bits",
-    "pkt_size", "reuse", "reuse_socket", "broadcast", "ttl", "connect", "fifo_size", "overrun_nonfatal", "sources",
-    "block", "rtcpport", "localrtpport", "localrtcpport", "write_to_source", "dscp", "type", "max_streams",
-    # srt (not passphrase, nor streamid: an access-control id carries a user and often a token)
-    "mode", "latency", "rcvlatency", "peerlatency", "payload_size", "maxbw", "inputbw", "oheadbw", "tlpktdrop",
-    "nakreport", "connect_timeout", "transtype", "messageapi", "linger", "tsbpd", "mss", "ffs", "ipttl", "iptos",
-    "pbkeylen", "enforced_encryption", "kmrefreshrate", "kmpreannounce", "snddropdelay", "lossmaxttl", "minversion",
-    "smoother", "congestion",
-    # rist (not secret), tls (file names, not their contents)
-    "rist_profile", "log_level", "weight", "encryption", "verify", "tls_verify", "cafile", "ca_file", "cert",
-    "cert_file", "key_file", "http_proxy"})
+COMMAND_LINE_OPTIONS = TRANSPORT_OPTIONS  # FFmpeg's options of those transports that are no secret (one list)
 
 
 def _fits_command_line(parts: urllib.parse.SplitResult) -> bool:

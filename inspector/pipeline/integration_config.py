@@ -284,12 +284,12 @@ class MqttSection:
             raise ConfigError(f"{where}.url: {redact(self.url)!r}: {why}")
         parts = urlsplit(self.url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-            raise ConfigError(f"{where}.url: '{self.url}' is not mqtt://host[:port] or mqtts://host[:port]")
+            raise ConfigError(f"{where}.url: {redact(self.url)!r} is not mqtt://host[:port] or mqtts://host[:port]")
         if parts.username is not None or parts.password is not None:  # paho never saw them; logs showed them
             raise ConfigError(f"{where}.url: user and password in the URL are not used (nor kept out of the log); "
                               f"set {where}.username and {where}.password_file")
         if url_port_problem(parts):
-            raise ConfigError(f"{where}.url: '{self.url}': {url_port_problem(parts)}")
+            raise ConfigError(f"{where}.url: {redact(self.url)!r}: {url_port_problem(parts)}")
         why = topic_level_problem(self.topic_prefix)
         if why:
             raise ConfigError(f"{where}.topic_prefix: {self.topic_prefix[:80]!r} {why}")

@@ -19,7 +19,11 @@ packets themselves (ISO/IEC 13818-1 §2.4.3.3): the break in the count falls on 
 (payload_unit_start_indicator) flagged a random access point (random_access_indicator, which muxers set on key
 frames): nothing after it leans on what came before, and the packet flagged is whole (a cut one is a decoder's
 error, still a loss). Such a packet's decode time (``dts``, as the demuxer's warning names it) is
-excused (:class:`inspector.pipeline.ffmpeg_live.Concealment`). A count broken anywhere else is a loss, as before.
+excused (:class:`inspector.pipeline.ffmpeg_live.Concealment`). A count broken anywhere else is a loss, as before, and
+so is a break after a PES short of the size its header declares (PES_packet_length): packets lost at a segment's end,
+just before the next one's first packet, have a join's look. A PES of unbounded size (FFmpeg writes video's so)
+cannot tell that: the decoder's own complaint about the cut frame is then what tells the loss (measured: it does,
+libx264 and MPEG-2).
 
 An MPEG-1/2 video sequence of another size or chroma format (a camera reconfigured) ends the feed before its
 first packet (``FileFeed.cut``), and a new program is fed from there (``ffmpeg_live.FileFrames``): FFmpeg's MPEG-2
@@ -85,6 +89,7 @@ class TsJoins:
         self._last: dict[int, np.ndarray] = {}  # PID → its last packet with a payload (a duplicate repeats it)
         self._last_dts: dict[int, int] = {}  # PID → decode time of its last PES start
         self._format: dict[int, bytes] = {}  # PID → its MPEG-1/2 sequence's size and chroma fields
+        self._open_pes: dict[int, tuple[int, int]] = {}  # PID → (bytes its open PES declared, 0: unbounded; got)
         self._lost = False
 
     def mark_loss(self) -> None:
@@ -140,7 +145,7 @@ class TsJoins:
         # in 16, was counted lost); a discontinuity_indicator announces a break
         duplicate = (cc == before) & (packets == previous).all(axis=1)
         broken = (before >= 0) & (cc != (before + 1) % 16) & ~duplicate & (flags & 0x80 == 0)
-        lost = np.zeros(len(cc), bool)
+        lost = self._cut_short(pid, packets, starts)  # a loss at a PES's end, whatever follows it
         if pid in self._lost_next:  # its first packet follows a loss the carrier told (mark_loss): never a join
             self._lost_next.discard(pid)
             lost[:1] = True
@@ -156,6 +161,34 @@ class TsJoins:
         self._cc[pid] = int(cc[-1])
         self._last[pid] = packets[-1:].copy()
         return next((int(rows[at]) for at in pes if self._sequence_changed(pid, packets[at])), None)
+
+    def _cut_short(self, pid: int, packets: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """For each of a PID's payload packets, whether the PES it ends (it starts the next) came short of the size its
+        header declared (PES_packet_length, ISO/IEC 13818-1 §2.4.3.7; 0, unbounded: never short). Packets lost at a
+        PES's end, just before the next segment's first packet, looked like a join: the break falls on a key frame's
+        first packet all the same, and the damaged PES (FFmpeg's "PES packet size mismatch", then "Packet corrupt")
+        was excused. The PES still open at the chunk's end is carried on."""
+        adapted = packets[:, 3] & 0x20 != 0
+        sizes = np.maximum(0, TS_PACKET - 4 - np.where(adapted, 1 + packets[:, 4].astype(np.int64), 0))
+        before = np.concatenate([[0], np.cumsum(sizes)])  # payload bytes of the chunk before each packet
+        declared, got = self._open_pes.get(pid, (0, 0))
+        short, begun = np.zeros(len(packets), bool), 0
+        for at in np.flatnonzero(starts):
+            short[at] = declared > got + before[at] - before[begun]
+            declared, got, begun = self._pes_size(packets[at]), 0, int(at)
+        self._open_pes[pid] = (declared, got + int(before[-1] - before[begun]))
+        return short
+
+    @staticmethod
+    def _pes_size(packet: np.ndarray) -> int:
+        """The bytes of the PES a packet starts as its header declares them (6 + PES_packet_length); 0 for unbounded
+        (a length of 0, which video may have) or no PES header."""
+        at = 4 + (1 + int(packet[4]) if packet[3] & 0x20 else 0)
+        header = packet[at:at + 6]
+        if len(header) < 6 or bytes(header[:3]) != b"\x00\x00\x01":
+            return 0
+        length = int(header[4]) << 8 | int(header[5])
+        return 6 + length if length else 0
 
     def _sequence_changed(self, pid: int, packet: np.ndarray) -> bool:
         """Whether a PES start holds an MPEG-1/2 sequence header (ISO/IEC 13818-2 §6.2.2.1: start code B3, its size

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.pipeline import ffmpeg_live
+from inspector.pipeline import ffmpeg_live, ts_feed
 from inspector.pipeline.config import CameraSection, ReconnectSection
 from inspector.pipeline.sources import make_source
 from source_support import decoded, in_background, read_until_it_ends
@@ -33,14 +33,16 @@ pytestmark = pytest.mark.skipif(not ffmpeg_live.available(), reason="needs the f
 FRAMES = 50
 
 
-def _segment(path: Path, pattern: str) -> bytes:
-    """50 moving frames (``pattern``, 64x48, 25 fps) of 8-bit H.264 with 2 B-frames, a key frame every 25, in MPEG-TS."""
+def _segment(path: Path, pattern: str, size: str = "64x48", bounded: bool = False) -> bytes:
+    """50 moving frames (``pattern``, ``size``, 25 fps) of 8-bit H.264 with 2 B-frames, a key frame every 25, in
+    MPEG-TS; ``bounded``: each video PES's header declares its size (as cameras' muxers write it; FFmpeg's omits it)."""
     if "libx264" not in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True,
                                        text=True).stdout:
         pytest.skip("this ffmpeg has no libx264")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"{pattern}=s=64x48:r=25", "-frames:v",
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"{pattern}=s={size}:r=25", "-frames:v",
                     str(FRAMES), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "2", "-threads", "1",
-                    "-x264-params", "keyint=25:min-keyint=25:scenecut=0", "-f", "mpegts", str(path)],
+                    "-x264-params", "keyint=25:min-keyint=25:scenecut=0", "-omit_video_pes_length", str(int(not bounded)),
+                    "-f", "mpegts", str(path)],
                    check=True, stdin=subprocess.DEVNULL, timeout=60)
     return path.read_bytes()
 
@@ -68,6 +70,18 @@ def _camera(url: str, **more) -> CameraSection:
                          reconnect=ReconnectSection(initial_s=0.5, max_s=1.0), **more)
 
 
+def _lose_end_of_last_pes(data: bytes, count: int) -> bytes:
+    """``data`` (one segment) without the last ``count`` TS packets of its video's last PES: lost on the link just
+    before the next segment's first packet."""
+    packets = [data[at:at + TS_PACKET] for at in range(0, len(data), TS_PACKET)]
+    pid = [(p[1] & 0x1F) << 8 | p[2] for p in packets]
+    video = next(pid[i] for i, p in enumerate(packets) if p[3] & 0x20 and p[4] and p[5] & 0x40)  # random access
+    last = max(i for i, p in enumerate(packets) if pid[i] == video and p[1] & 0x40)
+    lost = [i for i in range(last, len(packets)) if pid[i] == video][-count:]
+    assert len(lost) == count and lost[0] > last, "the last PES is too short to lose its end"
+    return b"".join(p for i, p in enumerate(packets) if i not in lost)
+
+
 def test_a_tcp_stream_of_joined_segments_is_inspected_whole_at_each_join(tmp_path):
     """Three segments played one after another over tcp:// (a, b, a: two joins), read whole (offline): every frame of
     every segment handed on, in order, each its segment's own picture (within 2 levels: OpenCV's decoding of the
@@ -85,6 +99,27 @@ def test_a_tcp_stream_of_joined_segments_is_inspected_whole_at_each_join(tmp_pat
     with serving(_lose_packets_mid_key_frame(a + b + a, tmp_path, 2)) as port:
         grabbed = read_until_it_ends(_camera(f"tcp://127.0.0.1:{port}", mode="offline"))
     assert sum(g.reason == "concealed" for g in grabbed) >= 5, [g.reason for g in grabbed]
+
+
+def test_packets_lost_just_before_a_segments_first_packet_are_still_a_loss(tmp_path):
+    """A join's look: the count breaks on the next segment's first packet (a key frame's start). Packets lost at the
+    end of the segment before it (its last PES cut short) were taken for a join (TsJoins excused the demuxer's
+    "Packet corrupt" for that PES). Where the PES declares its size (PES_packet_length: cameras' muxers write it for
+    video, FFmpeg when asked), a PES short of it is a loss. End to end the cut frame is counted concealed (the
+    decoder's own complaint said so before too), and two segments joined whole over tcp:// are still read whole."""
+    a, b = (_segment(tmp_path / f"{name}.ts", pattern, "320x240", bounded=True)
+            for name, pattern in (("a", "testsrc2"), ("b", "testsrc")))
+    cut = _lose_end_of_last_pes(a, 1) + b
+    for data, joins in ((a + b, 1), (cut, 0)):
+        told = ts_feed.TsJoins()
+        told.scan(data)
+        assert sum(told.dts.values()) == joins
+    with serving(a + b) as port:
+        grabbed = read_until_it_ends(_camera(f"tcp://127.0.0.1:{port}", mode="offline"))
+    assert [g.reason for g in grabbed if g.image is None] == [] and len(grabbed) == 2 * FRAMES
+    with serving(cut) as port:
+        grabbed = read_until_it_ends(_camera(f"tcp://127.0.0.1:{port}", mode="offline"))
+    assert "concealed" in [g.reason for g in grabbed], [g.reason for g in grabbed]
 
 
 def _free_udp_port() -> int:
