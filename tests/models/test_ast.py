@@ -276,6 +276,18 @@ def test_bad_config_is_rejected():
         parse_model_config({"name": "ast", "score_source": "teacher"})
     with pytest.raises(ConfigError, match=r"model.features: 'whitened' is not one of \['raw', 'standardized'\]"):
         parse_model_config({"name": "ast", "features": "whitened"})
+    with pytest.raises(ConfigError, match="feature_pool: must be odd"):
+        parse_model_config({"name": "ast", "feature_pool": 2})
+
+
+def test_feature_pool_averages_each_position_over_its_neighbourhood_without_the_padding():
+    plain, pooled = make(), make(feature_pool=3)
+    batch = images(2)
+    raw = plain.features(batch)
+    ones = torch.ones_like(raw[:, :1])
+    expected = F.avg_pool2d(raw, 3, 1, 1) / F.avg_pool2d(ones, 3, 1, 1)  # a corner averages its 4 cells, not 9
+    torch.testing.assert_close(pooled.features(batch), expected)
+    assert plain.config.feature_pool == 1  # the presets leave the tap as it is
 
 
 # --------------------------------------------------------------------------- training and export
@@ -298,7 +310,8 @@ def ast_run(tiny_dataset, tmp_path_factory) -> Path:
     from inspector.training.loop import train
 
     run_dir = tmp_path_factory.mktemp("runs") / "ast"
-    config = _ast_run_config(tiny_dataset, features="standardized")  # its buffers go through export too
+    # its buffers and the neighbourhood average go through export too
+    config = _ast_run_config(tiny_dataset, features="standardized", feature_pool=3)
     assert config.train.optimizer == "adam" and config.train.lr == 2e-4 and config.train.weight_decay == 1e-5
 
     def ctrl_c(*args):
@@ -350,7 +363,7 @@ def test_standardized_features_are_standardised_with_the_training_images(ast_run
     assert len(train_imgs) <= 128  # all of them were fitted
     with torch.no_grad():
         feats = model.features(torch.from_numpy(train_imgs)).double()
-        raw = model.teacher_backbone(model.network_input(torch.from_numpy(train_imgs)))[0].double()
+        raw = model.tap(torch.from_numpy(train_imgs)).double()  # the backbone's tap, neighbourhood-averaged
     mean, std = feats.mean(dim=(0, 2, 3)), feats.std(dim=(0, 2, 3), unbiased=False)
     assert mean.abs().max() < 1e-4 and (std - 1).abs().max() < 1e-3
     assert (raw.std(dim=(0, 2, 3)) - 1).abs().max() > 0.1  # the raw features are not unit-variance already

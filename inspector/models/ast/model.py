@@ -199,11 +199,14 @@ class AstModel(AnomalyModel):
         """Frozen backbone features (N, C, h, w) in the compute dtype, no gradient; with ``features:
         standardized`` each channel minus its training mean over its training std (FP32 arithmetic)."""
         with torch.no_grad():
-            feats = self.teacher_backbone(self.network_input(images))[0]
-            k = self.config.feature_pool
-            if k > 1:
-                feats = F.avg_pool2d(feats, k, 1, k // 2, count_include_pad=False)
+            feats = self.tap(images)
             return feats if self.standardize is None else self.standardize([feats])[0].to(feats.dtype)
+
+    def tap(self, images: torch.Tensor) -> torch.Tensor:
+        """The backbone's tap (N, C, h, w), averaged over ``feature_pool``² neighbourhoods when configured."""
+        feats = self.teacher_backbone(self.network_input(images))[0]
+        k = self.config.feature_pool
+        return F.avg_pool2d(feats, k, 1, k // 2, count_include_pad=False) if k > 1 else feats
 
     @torch.no_grad()
     def fit_feature_statistics(self, images, batch_size: int = 16, max_images: int = 128) -> None:
@@ -215,7 +218,7 @@ class AstModel(AnomalyModel):
         unit-variance activations for the same reason; benchmarks/README.md "Session 30")."""
         if self.standardize is None:
             return
-        fit_channel_statistics(self.standardize, lambda b: [self.teacher_backbone(self.network_input(b))[0]],
+        fit_channel_statistics(self.standardize, lambda b: [self.tap(b)],
                                images, self.normalize.mean.device, batch_size, max_images)
 
     def teacher_z(self, feats: torch.Tensor, with_logdet: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
