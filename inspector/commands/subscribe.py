@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import errno
 import json
+import math
 import os
 import re
 import signal
@@ -95,6 +96,19 @@ def several_streams(topics: list[str]) -> bool:
     return len(covered) > 1
 
 
+def score_and_threshold(score: float | None, threshold: float) -> tuple[str, str]:
+    """An event's score and threshold as printed: 4 significant digits, more where 4 would read as the other side
+    of the threshold (the daemon decides ``score >= threshold``): 'score 0.1527 (thr 0.1527) OK' was the good
+    image a calibrated threshold sits one float32 step above."""
+    if score is None or not (math.isfinite(score) and math.isfinite(threshold)):
+        return ("n/a" if score is None else f"{score:.4g}"), f"{threshold:.4g}"
+    for digits in range(4, 18):
+        shown = f"{score:.{digits}g}", f"{threshold:.{digits}g}"
+        if (float(shown[0]) >= float(shown[1])) == (score >= threshold):
+            return shown
+    return repr(score), repr(threshold)
+
+
 def describe(event, stream: bool = False) -> str:
     """One human-readable line per event (fields decode() checked; free-form parts read defensively; wire strings
     with a newline or ESC are escaped by :func:`~inspector.textline.one_line`: one event, one line). ``stream``:
@@ -112,10 +126,10 @@ def describe(event, stream: bool = False) -> str:
         return one_line(f"{wire_text(event.time_utc)} stats      {fps:.1f} fps{lat}" + (" (final)" if event.final else ""))
     regions = " ".join(f"[{r['bbox'][0]},{r['bbox'][1]} {r['bbox'][2]}x{r['bbox'][3]} peak {_number(r.get('peak')):.3g}]"
                        for r in event.regions[:4])
-    score = "n/a" if event.score is None else f"{event.score:.4g}"
+    score, threshold = score_and_threshold(event.score, event.threshold)
     kind = f"{event.type:<6} " if stream else ""
     line = (f"{wire_text(event.capture.get('utc', '?'))} {wire_text(event.camera):<10} {kind}#{event.seq:<6} "
-            f"frame {event.frame_id:<7} {wire_text(event.decision):<9} score {score} (thr {event.threshold:.4g}) "
+            f"frame {event.frame_id:<7} {wire_text(event.decision):<9} score {score} (thr {threshold}) "
             f"e2e {_number(event.latency_ms.get('total')):.1f} ms")
     if event.regions:
         line += f" {len(event.regions)} region(s) {regions}"
