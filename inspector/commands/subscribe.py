@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import errno
 import json
-import math
 import os
 import re
 import signal
@@ -21,7 +20,7 @@ from inspector.events import SILENCE_S
 from inspector.interrupts import taken_over
 from inspector.outputs import link_new, safe_name
 from inspector.redact import redact
-from inspector.textline import one_line, wire_text
+from inspector.textline import one_line, score_and_threshold, wire_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -94,19 +93,6 @@ def several_streams(topics: list[str]) -> bool:
     covered = {kind for t in topics for kind in INSPECTION_TYPES
                if t in ("", "v1", "v1/") or t.split("/")[1:2] == [kind]}
     return len(covered) > 1
-
-
-def score_and_threshold(score: float | None, threshold: float) -> tuple[str, str]:
-    """An event's score and threshold as printed: 4 significant digits, more where 4 would read as the other side
-    of the threshold (the daemon decides ``score >= threshold``): 'score 0.1527 (thr 0.1527) OK' was the good
-    image a calibrated threshold sits one float32 step above."""
-    if score is None or not (math.isfinite(score) and math.isfinite(threshold)):
-        return ("n/a" if score is None else f"{score:.4g}"), f"{threshold:.4g}"
-    for digits in range(4, 18):
-        shown = f"{score:.{digits}g}", f"{threshold:.{digits}g}"
-        if (float(shown[0]) >= float(shown[1])) == (score >= threshold):
-            return shown
-    return repr(score), repr(threshold)
 
 
 def describe(event, stream: bool = False) -> str:
