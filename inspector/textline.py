@@ -15,6 +15,7 @@ Standard library only: the daemon and the subscriber use it.
 from __future__ import annotations
 
 import logging
+import math
 import re
 
 # Cc is exactly U+0000-U+001F and U+007F-U+009F (Unicode General Category); tab is kept: it does not break a line
@@ -120,3 +121,17 @@ def one_line_log_handlers(logger: logging.Logger | None = None) -> None:
     for handler in (logger or logging.getLogger()).handlers:
         if not any(isinstance(f, OneLineRecords) for f in handler.filters):
             handler.addFilter(OneLineRecords())
+
+
+def score_and_threshold(score: float | None, threshold: float) -> tuple[str, str]:
+    """An event's score and threshold as shown to a person (``inspector subscribe``, the dashboard): 4 significant
+    digits, more where 4 would read as the other side of the threshold (the daemon decides ``score >=
+    threshold``): 'score 0.1527 (thr 0.1527) OK' was the good image a calibrated threshold sits one float32 step
+    above. ``score`` None: "n/a"."""
+    if score is None or not (math.isfinite(score) and math.isfinite(threshold)):
+        return ("n/a" if score is None else f"{score:.4g}"), f"{threshold:.4g}"
+    for digits in range(4, 18):
+        shown = f"{score:.{digits}g}", f"{threshold:.{digits}g}"
+        if (float(shown[0]) >= float(shown[1])) == (score >= threshold):
+            return shown
+    return repr(score), repr(threshold)

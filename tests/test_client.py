@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -1140,3 +1141,39 @@ def test_a_subscriber_cannot_grow_the_daemons_topics_without_bound_nor_send_it_a
         many.close(0)
         context.term()
         pub.close()
+
+
+def test_a_printed_score_reads_as_its_decision_against_the_printed_threshold(tmp_path, capsys):
+    """The good image a calibrated threshold sits one float32 step above (KolektorSDD, Session 43) was printed
+    'OK score 0.1527 (thr 0.1527)': read as score >= threshold, NG. Digits are added until the two compare as the
+    daemon compared them; elsewhere 4 significant digits stay."""
+    import threading
+
+    from inspector.cli import main
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    cases = [(0.1526617854833603, 0.15266180038452148, "OK"), (0.15266180038452148, 0.15266180038452148, "NG"),
+             (2.5689287185668945, 2.5689289569854736, "OK"), (0.5, 0.25, "NG")]
+
+    def publish() -> None:
+        assert pub.wait_for_subscription(10.0)
+        time.sleep(0.2)
+        for seq, (score, threshold, decision) in enumerate(cases):
+            pub.send(InspectionEvent(type="defect", camera="c", seq=seq, frame_id=seq, event_id=f"e{seq}",
+                                     decision=decision, score=score, threshold=threshold,
+                                     capture={"utc": utc_iso()}, latency_ms={"total": 1.0}, model={}))
+
+    sender = threading.Thread(target=publish)
+    sender.start()
+    try:
+        assert main(["subscribe", pub.endpoint, "--topic", "v1/defect", "--count", str(len(cases)),
+                     "--timeout", "10"]) == 0
+    finally:
+        sender.join()
+        pub.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(cases), lines
+    for line, (_, _, decision) in zip(lines, cases):
+        score, threshold = re.search(r" score (\S+) \(thr (\S+)\)", line).groups()
+        assert decision in line.split() and (float(score) >= float(threshold)) == (decision == "NG"), line
+    assert " score 0.5 (thr 0.25) " in lines[-1]  # 4 significant digits where they suffice

@@ -209,6 +209,15 @@ def load_decider(calibration: str, model: str):
     return Decider(t.image_threshold, t.pixel_threshold, t.uncertain_band)
 
 
+def _shown(score: float, decider) -> str:
+    """The score column: 6 decimals, or the score's exact value where 6 decimals would read as the other
+    decision against the calibration's threshold (:meth:`Decider.shown`)."""
+    text = f"{score:.6f}"
+    if decider is None or not math.isfinite(score) or decider.decide(float(text)) == decider.decide(score):
+        return text
+    return repr(float(score))
+
+
 def _non_finite(path: Path, score: float, model: str) -> str:
     """The error line of an image the model scored NaN or ±inf: printed "nan" (with "error" under a calibration)
     and exit 0, so a script reading the exit status took a broken model (an FP16 overflow) for a passed check."""
@@ -247,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
             for i, path in enumerate(chunk):
                 score = float(result.scores[i])
                 verdict = f"\t{decider.decide(score)}" if decider else ""
-                print(f"{result_field(path)}\t{score:.6f}{verdict}", flush=True)
+                print(f"{result_field(path)}\t{_shown(score, decider)}{verdict}", flush=True)
                 if not math.isfinite(score):  # the model's fault, not the image's: told, and the exit says so
                     errors.append(_non_finite(path, score, args.model))
                 if args.out:

@@ -20,7 +20,7 @@ from inspector.events import SILENCE_S
 from inspector.interrupts import taken_over
 from inspector.outputs import link_new, safe_name
 from inspector.redact import redact
-from inspector.textline import one_line, wire_text
+from inspector.textline import one_line, score_and_threshold, wire_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -112,10 +112,10 @@ def describe(event, stream: bool = False) -> str:
         return one_line(f"{wire_text(event.time_utc)} stats      {fps:.1f} fps{lat}" + (" (final)" if event.final else ""))
     regions = " ".join(f"[{r['bbox'][0]},{r['bbox'][1]} {r['bbox'][2]}x{r['bbox'][3]} peak {_number(r.get('peak')):.3g}]"
                        for r in event.regions[:4])
-    score = "n/a" if event.score is None else f"{event.score:.4g}"
+    score, threshold = score_and_threshold(event.score, event.threshold)
     kind = f"{event.type:<6} " if stream else ""
     line = (f"{wire_text(event.capture.get('utc', '?'))} {wire_text(event.camera):<10} {kind}#{event.seq:<6} "
-            f"frame {event.frame_id:<7} {wire_text(event.decision):<9} score {score} (thr {event.threshold:.4g}) "
+            f"frame {event.frame_id:<7} {wire_text(event.decision):<9} score {score} (thr {threshold}) "
             f"e2e {_number(event.latency_ms.get('total')):.1f} ms")
     if event.regions:
         line += f" {len(event.regions)} region(s) {regions}"

@@ -53,6 +53,16 @@ class Decider:
             return "NG" if score >= hi else ("uncertain" if score >= lo else "OK")
         return "NG" if score >= self.image_threshold else "OK"
 
+    def shown(self, score: float, decimals: int = 6) -> float:
+        """``score`` rounded to ``decimals`` for events and printed lines, unless the rounded number would be
+        decided otherwise (:meth:`decide`): then ``score`` itself (a float32 score's exact value). A reader
+        comparing the shown score with the threshold then decides as the daemon did. Rounded blindly, the good
+        image that set a calibrated threshold (1 float32 step above it) was shown at or above the threshold
+        about half the time, marked OK."""
+        score = float(score)
+        rounded = round(score, decimals)
+        return rounded if self.decide(rounded) == self.decide(score) else score
+
 
 def find_regions(amap: np.ndarray, pixel_threshold: float, frame_hw: tuple[int, int], policy: str,
                  min_area: int = 1, max_regions: int = 16) -> list[Region]:

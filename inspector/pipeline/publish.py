@@ -699,7 +699,7 @@ class PublishWorker(Worker):
             camera=frame.camera, frame_id=frame.frame_id,
             event_id=f"{self.event_id_prefix}{frame.camera}-{frame.frame_id}",
             decision=frame.decision or "error",
-            score=None if frame.score is None or frame.score != frame.score else round(frame.score, 6),
+            score=None if frame.score is None or frame.score != frame.score else self.decider.shown(frame.score),
             threshold=self.decider.image_threshold,
             capture={"monotonic_ns": frame.capture_ns, "utc": utc_iso(frame.capture_utc)},
             latency_ms=latency, model=self.event_model,

@@ -180,6 +180,40 @@ def test_predict_with_calibration_prints_the_decision(exported_model, tiny_datas
     assert rc == 2 and "made for another model" in err and "\n" not in err.strip()
 
 
+def test_the_printed_score_of_the_image_that_set_the_threshold_reads_as_its_decision(exported_model, images,
+                                                                                       tmp_path, capsys):
+    """calibrate puts the threshold one float32 step above the highest good score; predict printed that image's
+    score with 6 decimals, which rounds up onto the threshold about half the time: "0.152662  OK" against
+    image_threshold 0.15266180 (KolektorSDD, Session 43). Every printed score must read as its decision."""
+    from inspector.artifacts.thresholds import read_thresholds
+
+    rc, out, _ = _run(capsys, "predict", exported_model, *images)
+    assert rc == 0
+    exact = {}
+    with load_backend(exported_model, threads=1) as backend:
+        for path in images:
+            rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+            if rgb.shape[:2] == (backend.input_spec.height, backend.input_spec.width):
+                exact[path] = float(backend.infer(rgb[None]).scores[0])
+    # an image whose 6-decimal score lies above the next float32: calibrated alone, it sets the threshold there
+    ups = [p for p, s in exact.items() if round(s, 6) >= float(np.nextafter(np.float32(s), np.float32(np.inf)))]
+    assert ups, f"no test image's score rounds up past the next float32: {exact}"
+    good = tmp_path / "good"
+    good.mkdir()
+    shutil.copy(ups[0], good / ups[0].name)
+    cal = tmp_path / "cal.yaml"
+    assert _run(capsys, "calibrate", exported_model, "--good-dir", good, "--out", cal)[0] == 0
+    threshold = read_thresholds(cal).image_threshold
+    rc, out, err = _run(capsys, "predict", exported_model, *images, "--calibration", cal)
+    assert rc == 0, err
+    rows = [line.split("\t") for line in out.strip().splitlines()]
+    assert all(d == ("NG" if float(s) >= threshold else "OK") for _, s, d in rows), (threshold, out)
+    # alone, as calibrate scored it (a batch of 12 may move a score by a float32 step or two)
+    rc, out, err = _run(capsys, "predict", exported_model, ups[0], "--calibration", cal)
+    (row,) = [line.split("\t") for line in out.strip().splitlines()]
+    assert row[2] == "OK" and float(row[1]) == exact[ups[0]] < threshold, (row, threshold)  # not rounded onto it
+
+
 def test_predict_accepts_a_folder(exported_model, tiny_dataset, capsys):
     rc, out, _ = _run(capsys, "predict", exported_model, tiny_dataset / "test" / "good")
     assert rc == 0 and len(_score_lines(out)) == len(list((tiny_dataset / "test" / "good").glob("*.png")))

@@ -63,3 +63,26 @@ def test_daemon_decisions_match_the_bare_backend(model_name, request, tiny_datas
     assert [e.seq for e in ng] == list(range(len(ng)))
     assert [e.frame_id for e in ng] == [i for i, d in enumerate(decisions) if d == "NG"]
     assert all(e.model["name"] == model_name for e in ng)
+
+
+def test_an_event_score_reads_as_its_decision_against_its_threshold(exported_model, tiny_dataset, endpoint, tmp_path):
+    """The wire rounded scores to 6 decimals, so a score within 5e-7 of the threshold was published on the
+    other side of it: the good image that set a calibrated threshold (one float32 step above its score) came
+    out as score 0.152662, threshold 0.1526618, decision OK (KolektorSDD, Session 43); a subscriber, PLC or MES
+    comparing the two decided NG. The threshold here lies between a frame's exact and rounded score."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    shutil.copy(load_dataset(tiny_dataset).test[0].path, folder / "0000.png")
+    with load_backend(exported_model, threads=1) as backend:
+        rgb = cv2.cvtColor(cv2.imread(str(folder / "0000.png")), cv2.COLOR_BGR2RGB)
+        score = float(backend.infer(rgb[None]).scores[0])
+    threshold = (score + round(score, 6)) / 2  # OK read NG when the score rounds up, NG read OK when down
+    assert threshold != score
+    cfg = base_config(exported_model, endpoint, [{"name": "line1", "source": str(folder)}],
+                      batching={"max_batch": 1}, thresholds={"image": threshold})
+    daemon, code, events = run_to_end(cfg, timeout=60)
+    assert code == 0, daemon.failures
+    (result,) = by_type(events, "result", "line1")
+    assert result.decision == ("NG" if score >= threshold else "OK")
+    assert result.decision == ("NG" if result.score >= result.threshold else "OK"), (result.score, threshold)
+    assert result.score == score  # the exact value where 6 decimals would cross the threshold

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from inspector.pipeline.integration_config import DashboardSection
+from inspector.textline import score_and_threshold
 
 _SERIES = 240  # stats points kept for the charts (4 min at the default 1 s heartbeat)
 
@@ -74,6 +75,9 @@ class DashboardState:
         self.defects.append({
             "event_id": event.event_id, "camera": event.camera, "seq": event.seq, "frame_id": event.frame_id,
             "decision": event.decision, "score": event.score, "threshold": event.threshold,
+            # as the page shows them: digits enough that they compare as the daemon decided (app.js printed the
+            # score with 4 digits, the threshold with 3: an NG score in [t, t rounded up) read below it)
+            "shown": dict(zip(("score", "threshold"), score_and_threshold(event.score, event.threshold))),
             "utc": event.capture.get("utc"), "regions": event.regions, "frame": event.frame,
             "latency_ms": event.latency_ms.get("total"),
             "payloads": sorted(p.kind for p in event.payloads),

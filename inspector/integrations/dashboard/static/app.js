@@ -61,14 +61,14 @@ function renderDefects(defects) {
       el.className = "defect";
       el.dataset.event = d.event_id;
       const canvas = document.createElement("canvas");
-      const score = d.score === null ? "n/a" : d.score.toPrecision(4);
       const head = document.createElement("div");
       head.append(textElement("b", d.camera), ` #${d.seq} `, decisionElement(d.decision));
       el.appendChild(head);
       el.appendChild(canvas);
       const meta = document.createElement("div");
       meta.className = "meta";
-      meta.textContent = `score ${score} (thr ${d.threshold.toPrecision(3)}) · ${d.regions.length} region(s) · ${d.utc}`;
+      // shown as the server wrote them (state.py): digits enough to compare as the daemon decided
+      meta.textContent = `score ${d.shown.score} (thr ${d.shown.threshold}) · ${d.regions.length} region(s) · ${d.utc}`;
       el.appendChild(meta);
       drawDefect(canvas, d).catch(() => {});
       shownDefects.set(d.event_id, el);
