@@ -37,12 +37,13 @@ README = REPO / "README.md"
 
 # Small sizes for the lines that would train for minutes (documented in the module docstring).
 QUICK: dict[tuple[str, ...], list[str]] = {
-    ("data", "synth"): ["--size", "64", "--train", "12", "--test-good", "4", "--test-defect", "6"],
+    ("data", "synth"): ["--size", "64", "--train", "24", "--test-good", "4", "--test-defect", "6"],
     # before ("train",): the first matching prefix wins; fewer source images and steps per epoch
     ("train", "--model", "meta_comparer"): ["--epochs", "1", "--set", "model.image_size=[64,64]",
                                             "--set", "model.domain_normals=12", "--set", "model.domain_defects=6",
                                             "--set", "model.steps_per_epoch=8"],
-    ("train",): ["--epochs", "1", "--set", "model.image_size=[64,64]"],
+    # the README's data.calibration_fraction=0.1 of 24 images is under the 10 a calibration part needs (refused)
+    ("train",): ["--epochs", "1", "--set", "model.image_size=[64,64]", "--set", "data.calibration_fraction=0.5"],
     ("demo",): ["--quick"],
 }
 LONG_RUNNING = ("run", "subscribe")  # until Ctrl-C (run without --check)
@@ -242,7 +243,7 @@ def test_extracts_blocks_with_commands():
     assert bash_blocks(text) == [("intro", ["inspector demo   # x"]), ("On a GPU", ["inspector build a"])]
     assert argv_of("inspector predict m.onnx 'a b'/*.png --out o/  # c", Path("/nonexistent")) == \
         ["inspector", "predict", "m.onnx", "a b/*.png", "--out", "o/"]
-    assert quick(["inspector", "train", "--out", "r"])[-4:] == QUICK[("train",)]
+    assert quick(["inspector", "train", "--out", "r"])[-6:] == QUICK[("train",)]
 
 
 def test_quick_start_demo_with_default_relative_out(clone):
@@ -273,6 +274,8 @@ def test_step_by_step_runs_as_written(steps_done, clone):
     predict = next(out for line, out in steps_done.items() if line.startswith("inspector predict"))
     assert re.search(r"\.png\t[-\d.e]+\t(OK|NG|uncertain)$", predict, re.M), predict[-2000:]
     assert (clone / "calibration" / "rs-brick.yaml").is_file()
+    calibrate = next(out for line, out in steps_done.items() if line.startswith("inspector calibrate"))
+    assert "image(s) from calibration split" in calibrate, calibrate[-2000:]  # the part the README trains for
 
 
 def test_gpu_block_parses_and_names_existing_inputs(steps_done, clone):

@@ -34,6 +34,7 @@ counted and reported.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -344,6 +345,7 @@ def _warn_stray_images(root: Path) -> None:
                        f"folders: good, a defect type), e.g. {stray[0].name}")
 
 
+MIN_TRAIN_IMAGES = 2  # the fewest a training run fits on (its split keeps them whatever the fractions ask)
 MIN_CALIBRATION_IMAGES = 10  # fewer cannot place a threshold usefully (finest false-alarm rate ~1/n)
 
 
@@ -393,6 +395,31 @@ def split_good(samples: Sequence[Sample], val_fraction: float = 0.2, calibration
     part[perm[:n_val]] = 1
     part[perm[n_val:n_val + n_cal]] = 2
     return GoodSplit(*(tuple(s for s, p in zip(ordered, part) if p == k) for k in range(3)))
+
+
+def calibration_fraction_for(n: int, n_val: int, min_train: int) -> float | None:
+    """The smallest ``data.calibration_fraction`` (rounded up to 0.01) whose part of ``n`` good images holds
+    :data:`MIN_CALIBRATION_IMAGES`, or None when ``n`` less ``n_val`` validation and ``min_train`` training
+    images leaves too few for any (see :func:`split_good`)."""
+    if n - n_val - min_train < MIN_CALIBRATION_IMAGES:
+        return None
+    return min(0.99, math.ceil(100 * MIN_CALIBRATION_IMAGES / n) / 100)
+
+
+def calibration_shortfall(n: int, split: GoodSplit, fraction: float, min_train: int) -> str | None:
+    """Why a calibration part asked for (``fraction`` > 0) of ``n`` good images was not made, with what to do
+    instead, in one line; None when it was made or not asked for. Training once dropped it silently and
+    ``inspector calibrate`` then advised setting the fraction the run had set."""
+    if fraction <= 0 or split.calibration:
+        return None
+    asked, room = round(n * fraction), n - len(split.val) - min_train
+    left = f" ({room} left after {len(split.val)} to validate and {min_train} to train on)" if room < asked else ""
+    need = calibration_fraction_for(n, len(split.val), min_train)
+    advice = (f"use data.calibration_fraction={need:g} or more" if need is not None
+              else "add good images or lower data.val_fraction")
+    return (f"data.calibration_fraction={fraction:g} of {n} good images gives {asked} calibration image(s){left}, "
+            f"under the {MIN_CALIBRATION_IMAGES} a calibration part needs: {advice}, or set "
+            f"data.calibration_fraction=0 and calibrate with --good-dir")
 
 
 def split_train_val(samples: Sequence[Sample], val_fraction: float = 0.2,

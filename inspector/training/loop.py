@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from inspector.data.datasets import load_batch, load_dataset, split_good
+from inspector.data.datasets import MIN_TRAIN_IMAGES, calibration_shortfall, load_batch, load_dataset, split_good
 from inspector.data.ood import ood_batch
 from inspector.errors import ConfigError, DataError, ModelError
 from inspector.interrupts import held
@@ -77,7 +77,6 @@ def resolve_input(config: RunConfig) -> RunConfig:
 
 # 2 images to train on (a training batch of one breaks BatchNorm, see batches(); with a single training image
 # every batch is that one: "Expected more than 1 value per channel when training") and 1 to validate on
-MIN_TRAIN_IMAGES = 2
 MIN_GOOD_IMAGES = MIN_TRAIN_IMAGES + 1
 
 
@@ -89,7 +88,8 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
     whatever ``data.val_fraction`` asks. The calibration part (``data.calibration_fraction``, off by
     default; :func:`~inspector.data.datasets.split_good`) is neither returned nor used: the summary records
     it (names and sha256) for ``inspector calibrate``. Raises :class:`DataError` when fewer than
-    :data:`MIN_GOOD_IMAGES` good images can be read, or when they would not fit in the memory available
+    :data:`MIN_GOOD_IMAGES` good images can be read, when a calibration part asked for cannot be made
+    (:func:`~inspector.data.datasets.calibration_shortfall`), or when they would not fit in the memory available
     (:func:`~inspector.data.memory.require_image_memory`).
     """
     dataset = load_dataset(config.data.path)
@@ -105,6 +105,9 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
                         f"(see the warnings above)")
     split = split_good(kept, config.data.val_fraction, config.data.calibration_fraction, config.data.split_seed,
                        MIN_TRAIN_IMAGES)
+    # refused before any epoch: a part asked for and silently not made surfaced only at calibrate time
+    if shortfall := calibration_shortfall(len(kept), split, config.data.calibration_fraction, MIN_TRAIN_IMAGES):
+        raise DataError(f"{config.data.path}: {shortfall}")
     train, val, calibration = split.train, split.val, split.calibration
     row = {s.path: i for i, s in enumerate(kept)}
     summary = {

@@ -274,6 +274,29 @@ def test_every_split_leaves_two_images_to_train_on(n_images, val_fraction, train
                                         f"1 to validate), found 2")
 
 
+def test_a_calibration_part_that_cannot_be_made_is_refused_before_training(tmp_path, capsys):
+    """``data.calibration_fraction=0.2`` of 40 good images is 8, under the 10 a calibration part needs: training
+    dropped the part silently, and only ``inspector calibrate`` said anything (advising to set the fraction the
+    run had set). The run is refused before its first epoch, in one line with the numbers and a fraction that
+    works; that fraction then trains and keeps its part. A run that asks for no part is untouched (above)."""
+    data = tmp_path / "brick"
+    assert main(["data", "synth", "--out", str(data), "--size", "32", "--train", "40", "--test-good", "1",
+                 "--test-defect", "1"]) == 0
+    quick = ["--epochs", "1", "--set", "model.image_size=[32,32]", "--set", "train.batch_size=8"]
+    capsys.readouterr()
+    rc = main(["train", "--data", str(data), "--out", str(tmp_path / "run"), *quick,
+               "--set", "data.calibration_fraction=0.2"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and not (tmp_path / "run" / "best.pt").exists(), err
+    assert err.splitlines()[-1] == (
+        f"error: {data}: data.calibration_fraction=0.2 of 40 good images gives 8 calibration image(s), under the "
+        f"10 a calibration part needs: use data.calibration_fraction=0.25 or more, or set "
+        f"data.calibration_fraction=0 and calibrate with --good-dir"), err
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run25"), *quick,
+                 "--set", "data.calibration_fraction=0.25"]) == 0
+    assert json.loads((tmp_path / "run25" / "summary.json").read_text())["data"]["n_calibration"] == 10
+
+
 def test_resume_from_another_directory_finds_the_data(tiny_dataset, tmp_path, monkeypatch, capsys):
     """A run trained with a relative --data (``--data brick`` in the project folder) resumed from elsewhere:
     the checkpoint's copy of the path is relative to where training began, so the resume looked for ./brick
