@@ -253,6 +253,34 @@ def test_calibrate_takes_the_images_training_kept_out_of_every_fit(tmp_path, cap
     assert "5 image(s) from validation split" in out and "warning: calibrating on the validation images" in out, out
 
 
+def test_calibrate_advises_a_calibration_fraction_that_makes_a_part_for_this_model(exported_model, tiny_dataset,
+                                                                                     tmp_path, capsys):
+    """On the validation images calibrate advised ``--set data.calibration_fraction=0.1`` whatever the model:
+    0.1 of 40 good images is 4, under the 10 a part needs, so that training made none (a run that had set 0.2
+    got none and was told to set it again). The advice is a fraction that makes a part for this model's good
+    images, or, when they are too few for any, says so with the numbers."""
+    from inspector.cli import main
+
+    data = tmp_path / "brick"
+    assert main(["data", "synth", "--out", str(data), "--size", "32", "--train", "40", "--test-good", "1",
+                 "--test-defect", "1"]) == 0
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "1", "--set",
+                 "model.image_size=[32,32]", "--set", "train.batch_size=8"]) == 0
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "export" / "rs")]) == 0
+    capsys.readouterr()
+    assert main(["calibrate", str(tmp_path / "export" / "rs.onnx"), "--data", str(data), "--out",
+                 str(tmp_path / "cal.yaml")]) == 0
+    printed = "".join(capsys.readouterr())
+    assert ("or train with --set data.calibration_fraction=0.25 or more to keep images out of every fit for "
+            "calibrate (10 of this model's 40 good images; a part of fewer than 10 is not made)") in printed, printed
+    assert main(["calibrate", str(exported_model), "--data", str(tiny_dataset), "--out",
+                 str(tmp_path / "tiny.yaml")]) == 0
+    printed = "".join(capsys.readouterr())
+    assert ("(this model's 12 good images are too few for a calibration part: it needs 10 beside 2 to validate "
+            "and 2 to train on; add good images)") in printed, printed
+    assert "calibration_fraction" not in printed, printed
+
+
 def test_a_split_the_model_card_does_not_record_is_refused_by_name(tiny_dataset):
     from inspector.evaluation.calibrate import select_good_images
 

@@ -54,8 +54,29 @@ SPLITS = ("auto", "calibration", "val", "test")
 # (benchmarks/README.md, Sessions 35-36), so a threshold from them flags more than its rate on the line.
 VALIDATION_BIAS = ("calibrating on the validation images, which chose the model's best epoch and fitted its map "
                    "normalisation: new good parts tend to score higher, so the line will see more false alarms "
-                   "than the rate; use --good-dir with good parts the model never saw, or train with "
-                   "--set data.calibration_fraction=0.1 to keep images out of every fit for calibrate")
+                   "than the rate; use --good-dir with good parts the model never saw")
+
+
+def validation_bias(sidecar: dict) -> str:
+    """:data:`VALIDATION_BIAS` with the ``data.calibration_fraction`` that would make this model's training keep
+    a calibration part, from the good images its card records (a fixed 0.1 was advised, which on fewer than
+    100 good images makes no part: a run that had set it was told to set it again)."""
+    from inspector.data.datasets import MIN_CALIBRATION_IMAGES, MIN_TRAIN_IMAGES, calibration_fraction_for
+
+    data = (sidecar.get("training") or {}).get("data") or {}
+    n_val, n_train = len(data.get("val_files") or ()), len(data.get("train_sha256") or ())
+    if not n_train:  # a card from before Session 41 does not count the images trained on
+        return (f"{VALIDATION_BIAS}, or train with a data.calibration_fraction that keeps at least "
+                f"{MIN_CALIBRATION_IMAGES} good images out of every fit for calibrate")
+    n = n_train + n_val
+    need = calibration_fraction_for(n, n_val, MIN_TRAIN_IMAGES)
+    if need is None:
+        return (f"{VALIDATION_BIAS} (this model's {n} good images are too few for a calibration part: it needs "
+                f"{MIN_CALIBRATION_IMAGES} beside {n_val} to validate and {MIN_TRAIN_IMAGES} to train on; "
+                f"add good images)")
+    return (f"{VALIDATION_BIAS}, or train with --set data.calibration_fraction={need:g} or more to keep images out "
+            f"of every fit for calibrate ({round(n * need)} of this model's {n} good images; a part of fewer than "
+            f"{MIN_CALIBRATION_IMAGES} is not made)")
 
 
 # ------------------------------------------------------------------------------------------ rules
@@ -296,7 +317,7 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
                 warnings.append(f"{n_part - len(found)} {words} image(s) recorded at training are not in "
                                 f"{dataset.root}; calibrating on the {len(found)} found")
             if part == "val":
-                warnings.append(VALIDATION_BIAS)
+                warnings.append(validation_bias(sidecar))
             return found, {"source": f"{words} split", "root": str(dataset.root), "layout": dataset.layout}, warnings
         if split == part:
             raise DataError(f"{dataset.root}: the model's sidecar records no {PARTS[part]} images found here "
