@@ -16,13 +16,11 @@ closed.
 from __future__ import annotations
 
 import http.client
-import subprocess
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 
-from inspector.pipeline import programs
 from inspector.redact import redact
 
 _CHUNK = 1 << 16  # bytes read from the answer at most at a time (each handed on at once)
@@ -32,12 +30,6 @@ def command(timeout_s: float) -> list[str]:
     """This relay's command line: no URL (it reads that from stdin); each socket operation waits at most
     ``timeout_s`` seconds."""
     return [sys.executable, "-m", "inspector.pipeline.http_relay", f"{timeout_s:g}"]
-
-
-def start(url: str, timeout_s: float) -> subprocess.Popen:
-    """This relay for ``url`` (http or https) as a child process, stdout and stderr pipes, the URL written to
-    its stdin (:func:`programs.start_told`). Raises OSError."""
-    return programs.start_told(command(timeout_s), url)
 
 
 def opener(url: str) -> tuple[str, urllib.request.OpenerDirector]:

@@ -21,11 +21,9 @@ import ctypes.util
 import functools
 import socket
 import struct
-import subprocess
 import sys
 import urllib.parse
 
-from inspector.pipeline import programs
 from inspector.redact import redact
 
 # libsrt's socket options (srtcore/srt.h, SRT_SOCKOPT; the same numbers since libsrt 1.3) and the URL options of
@@ -93,12 +91,6 @@ def command(timeout_s: float) -> list[str]:
     """This relay's command line: no URL (it reads that from stdin); each socket operation waits at most
     ``timeout_s`` seconds."""
     return [sys.executable, "-m", "inspector.pipeline.srt_relay", f"{timeout_s:g}"]
-
-
-def start(url: str, timeout_s: float) -> subprocess.Popen:
-    """This relay for ``url`` (:func:`can_relay`) as a child process, stdout and stderr pipes, the URL written to
-    its stdin (:func:`programs.start_told`). Raises OSError."""
-    return programs.start_told(command(timeout_s), url)
 
 
 class SrtError(OSError):

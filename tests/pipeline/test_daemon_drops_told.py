@@ -13,6 +13,7 @@ from inspector.client import Subscriber
 from inspector.pipeline.batcher import END
 from inspector.pipeline.config import DriftSection, PostprocessSection, PublishSection
 from inspector.pipeline.drift import DriftMonitor
+from inspector.pipeline.extensions import _NoneRunning
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.postprocess import Decider, PostprocessWorker
 from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker
@@ -103,20 +104,11 @@ class _SlowTap:
         pass
 
 
-class _Running:
+class _Running(_NoneRunning):
     """What Extensions.start returns (pipeline.extensions.Running), with the one tap."""
 
     def __init__(self, tap) -> None:
         self.taps = [tap]
-
-    def describe(self) -> list[str]:
-        return []
-
-    def close(self) -> None:
-        pass
-
-    def losses(self) -> list[str]:
-        return []
 
 
 def test_defect_events_the_daemon_never_published_fail_the_run_naming_the_endpoint(tiny_model, tmp_path):

@@ -163,6 +163,18 @@ def _srt_listening(segments: list[bytes], port: int, passphrase: str = ""):
         yield
 
 
+def _srt_frames(url: str, n: int) -> list:
+    """``n`` reads of an 8-bit H.264 64x48 srt:// stream through the program's own source
+    (:class:`ffmpeg_live.FullDepthStream`, as :class:`ffmpeg_live.FullDepthUrl` makes it once OpenCV's probe found one)."""
+    source = ffmpeg_live.FullDepthStream(_camera(url, mode="offline"), None, False, 8, 64, 48,
+                                         int.from_bytes(b"H264", "little"))
+    source.open()
+    try:
+        return [source.read() for _ in range(n)]
+    finally:
+        source.close()
+
+
 @pytest.mark.skipif(not _has_srt(), reason="this ffmpeg has no libsrt")
 def test_an_srt_stream_behind_a_passphrase_is_inspected_whole_at_each_join(tmp_path):
     """The same two segments over srt:// encrypted (``passphrase``), read for 160 frames: none counted concealed at a
@@ -173,13 +185,7 @@ def test_an_srt_stream_behind_a_passphrase_is_inspected_whole_at_each_join(tmp_p
     url = f"srt://127.0.0.1:{port}?mode=caller&passphrase={phrase}&latency=120000"
     assert ffmpeg_live.relayed(url)
     with _srt_listening([a, b], port, phrase):
-        source = ffmpeg_live.FullDepthStream(_camera(url, mode="offline"), None, False, 8, 64, 48,
-                                             int.from_bytes(b"H264", "little"))
-        source.open()
-        try:
-            grabbed = [source.read() for _ in range(160)]
-        finally:
-            source.close()
+        grabbed = _srt_frames(url, 160)
     _judged_whole_at_joins(grabbed)
 
 
@@ -208,13 +214,7 @@ def test_an_srt_stream_of_joined_segments_is_inspected_whole_at_each_join(tmp_pa
     a, b, _ = _parts(tmp_path)
     port = free_port()
     with _srt_listening([a, b], port):
-        source = ffmpeg_live.FullDepthStream(_camera(f"srt://127.0.0.1:{port}?mode=caller", mode="offline"), None,
-                                             False, 8, 64, 48, int.from_bytes(b"H264", "little"))
-        source.open()
-        try:
-            grabbed = [source.read() for _ in range(160)]
-        finally:
-            source.close()
+        grabbed = _srt_frames(f"srt://127.0.0.1:{port}?mode=caller", 160)
     _judged_whole_at_joins(grabbed)
 
 
