@@ -81,8 +81,8 @@ import zmq
 from inspector.config import needs_ipv6, tcp_port_problem
 from inspector.errors import ConfigError
 from inspector.silence import SilenceClock
-from inspector.events import (HEARTBEAT_S, MAX_PAYLOADS, SILENCE_S, STATS_TOPIC, curve_key, decode, load_curve_certificate, set_heartbeat,
-                              subscription_topic, topic_matches, utc_iso)
+from inspector.events import (HEARTBEAT_S, MAX_PAYLOADS, SILENCE_S, STATS_TOPIC, curve_key, decode, load_curve_certificate,
+                              monitor_socket, set_heartbeat, subscription_topic, topic_matches, utc_iso)
 from inspector.loss import KeepsState, LossTracker
 from inspector.textline import wire_text
 
@@ -316,8 +316,8 @@ class Subscriber(KeepsState):
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         # the monitor before connecting: a publisher already there is connected within a millisecond, and a
         # connection made before the monitor exists is never told (a silence then took it for none at all)
-        self._monitor = self.socket.get_monitor_socket(
-            zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED | HANDSHAKE_FAILED
+        self._monitor = monitor_socket(
+            self.socket, zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED | HANDSHAKE_FAILED
             | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         try:
             self.socket.connect(endpoint)

@@ -34,6 +34,7 @@ consumer never meets a half-formed event.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -87,6 +88,20 @@ def set_heartbeat(sock, interval_s: float = HEARTBEAT_S) -> None:
     if ms:
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, ms * HEARTBEAT_MISSES)
         sock.setsockopt(zmq.HEARTBEAT_TTL, min(ms * HEARTBEAT_MISSES, 6_553_500))  # the option's limit
+
+
+_MONITOR_IDS = itertools.count()
+
+
+def monitor_socket(sock, events: int):
+    """A PAIR socket that receives ``sock``'s monitor ``events`` (zmq_socket_monitor(3)), on an inproc address
+    of its own. Raises zmq.ZMQError as ``Socket.monitor`` does.
+
+    pyzmq's default address is ``inproc://monitor.s-<fd>``: a monitor disabled and then asked for again on the
+    same socket (the publisher's subscriber count, then its drain), or a new socket that gets a closed one's fd,
+    binds an address whose previous owner libzmq is still closing in its I/O thread, and fails with "Address
+    already in use" (about one try in two on loopback). A counter makes every address new."""
+    return sock.get_monitor_socket(events, addr=f"inproc://inspector.monitor-{next(_MONITOR_IDS)}")
 
 
 def curve_key(key: bytes, where: str) -> bytes:

@@ -28,7 +28,8 @@ import zmq
 from inspector.config import json_safe, needs_ipv6, not_a_file
 from inspector.errors import ConfigError
 from inspector.events import (MAX_HEADER_BYTES, ConstantFields, Event, InspectionEvent, StatsEvent, StatusEvent, encode,
-                              fit_header, header_dict, load_curve_certificate, set_heartbeat, topic_for, utc_iso)
+                              fit_header, header_dict, load_curve_certificate, monitor_socket, set_heartbeat, topic_for,
+                              utc_iso)
 from inspector.pipeline.batcher import END
 from inspector.pipeline.config import PublishSection
 from inspector.pipeline.frame import STAGES, Frame
@@ -111,7 +112,7 @@ class Publisher:
                 self._setup_curve(sock)
             if cfg.wait_for_subscribers > 0 and not cfg.endpoint.startswith("inproc://"):
                 # from before the bind: a subscriber may connect while the model is still loading
-                self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+                self._monitor = monitor_socket(sock, zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
             sock.bind(cfg.endpoint)
         except ConfigError:
             self._close_monitor(sock)
@@ -369,7 +370,7 @@ class Publisher:
         """
         drain_s = self.cfg.drain_s if drain_s is None else drain_s
         self._close_monitor(self.socket)
-        drain = self.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_MONITOR_STOPPED) \
+        drain = monitor_socket(self.socket, zmq.EVENT_DISCONNECTED | zmq.EVENT_MONITOR_STOPPED) \
             if self._own_context else None
         started = time.monotonic()
         self.socket.close(linger=int(drain_s * 1000))
