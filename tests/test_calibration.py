@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -136,8 +138,9 @@ def test_calibrate_binds_to_the_scored_file(exported_model, tiny_dataset, tmp_pa
     fp32 = exported_model
     fp16 = fp32.with_name(fp32.name.replace(".onnx", ".fp16.onnx"))
     out32, out16 = tmp_path / "fp32.yaml", tmp_path / "fp16.yaml"
-    c32 = calibrate(fp32, tiny_dataset, "onnxruntime", 0.001, out32, uncertain_margin=0.1)
-    c16 = calibrate(fp16, tiny_dataset, "onnxruntime", 0.001, out16)
+    few = {"allow_few_good": True}  # the fixture model's 2 validation images (fewer than 4 are refused)
+    c32 = calibrate(fp32, tiny_dataset, "onnxruntime", 0.001, out32, uncertain_margin=0.1, **few)
+    c16 = calibrate(fp16, tiny_dataset, "onnxruntime", 0.001, out16, **few)
 
     t = load_thresholds(out32, sha256_file(fp32), fp32)  # accepted for the file it was made with
     assert t.model.precision == "fp32" and t.model.backend == "onnxruntime" and t.model.name == fp32.stem
@@ -158,8 +161,8 @@ def test_calibrate_binds_to_the_scored_file(exported_model, tiny_dataset, tmp_pa
     # scores (evidence above the good 0.9 quantile), so a ratio to it is ill-posed (a 0.08 shift of a
     # good score was 0.38 of it, while defects scored 21-1063). The fixture is a 64-px, 2-epoch model
     # whose stride-32 level is 2x2; the FP16 gate on real images is test_parity.
-    d32 = calibrate(fp32, tiny_dataset, "onnxruntime", 0.001, tmp_path / "d32.yaml", use_defects=True)
-    d16 = calibrate(fp16, tiny_dataset, "onnxruntime", 0.001, tmp_path / "d16.yaml", use_defects=True)
+    d32 = calibrate(fp32, tiny_dataset, "onnxruntime", 0.001, tmp_path / "d32.yaml", use_defects=True, **few)
+    d16 = calibrate(fp16, tiny_dataset, "onnxruntime", 0.001, tmp_path / "d16.yaml", use_defects=True, **few)
     s32 = np.concatenate([d32.good.scores, d32.defects.scores])
     s16 = np.concatenate([d16.good.scores, d16.defects.scores])
     tolerance = 0.05 * np.abs(s32) + 0.01 * (s32.max() - s32.min())  # 5 % of the score + 1 % of the range
@@ -171,7 +174,7 @@ def test_calibrate_binds_to_the_scored_file(exported_model, tiny_dataset, tmp_pa
 def test_calibrate_with_defects_and_good_dir(exported_model, tiny_dataset, tmp_path):
     from inspector.evaluation.calibrate import calibrate
 
-    c = calibrate(exported_model, tiny_dataset, use_defects=True, out=tmp_path / "f1.yaml")
+    c = calibrate(exported_model, tiny_dataset, use_defects=True, out=tmp_path / "f1.yaml", allow_few_good=True)
     assert c.image.rule == "f1" and c.pixel.rule == "pixel_f1"
     assert {"f1", "precision", "recall"} <= set(c.thresholds.data["image_rule"])
     assert c.thresholds.data["defects"]["n"] == 6
@@ -274,7 +277,7 @@ def test_calibrate_advises_a_calibration_fraction_that_makes_a_part_for_this_mod
     assert ("or train with --set data.calibration_fraction=0.25 or more to keep images out of every fit for "
             "calibrate (10 of this model's 40 good images; a part of fewer than 10 is not made)") in printed, printed
     assert main(["calibrate", str(exported_model), "--data", str(tiny_dataset), "--out",
-                 str(tmp_path / "tiny.yaml")]) == 0
+                 str(tmp_path / "tiny.yaml"), "--allow-few-good"]) == 0  # its 2 validation images
     printed = "".join(capsys.readouterr())
     assert ("(this model's 12 good images are too few for a calibration part: it needs 10 beside 2 to validate "
             "and 2 to train on; add good images)") in printed, printed
@@ -451,3 +454,139 @@ def test_uncertain_margin_range_on_the_command_line_is_the_one_calibrate_takes(t
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: inspector calibrate: argument --uncertain-margin: 1 is out of range (0, 1) "
                    "(see 'inspector calibrate --help')"], err
+
+
+# -- the threshold gives the right decision on the line -------------------------------------------------------
+@pytest.fixture(scope="module")
+def new_good(tmp_path_factory) -> Path:
+    """24 good brick images the fixture model never saw (another seed): what a line collects to calibrate on."""
+    from inspector.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("new_good") / "brick"
+    # seed 8: none of them stands apart for the fixture model (4 of the 12 sets of seeds 7-18 have one that does)
+    synthesize(root, texture="brick", size=64, n_train=24, n_test_good=0, n_test_defect=0, seed=8)
+    return root / "train" / "good"
+
+
+def _scores(model: Path, paths: list, batch: int) -> np.ndarray:
+    """``paths`` scored by a real ONNX Runtime session, ``batch`` images per call (as calibrate feeds them)."""
+    from inspector.backends import load_backend
+    from inspector.data.datasets import Sample
+    from inspector.evaluation.calibrate import score_samples
+
+    backend = load_backend(model, "onnxruntime")
+    try:
+        return score_samples(backend, [Sample(Path(p), 0, "good") for p in paths], batch).scores
+    finally:
+        backend.close()
+
+
+def test_scores_far_above_the_rest_are_found_by_the_gap_rule():
+    from inspector.evaluation.calibrate import OUTLIER_GAP, apart_from_the_rest
+
+    rng = np.random.default_rng(0)
+    healthy = rng.exponential(0.3, 24)
+    assert apart_from_the_rest(healthy) == (0, 0.0)
+    j, ratio = apart_from_the_rest(np.r_[healthy, 40.0, 25.0])  # two defective parts: both, not only the top
+    assert j == 2 and ratio > OUTLIER_GAP
+    assert apart_from_the_rest(np.r_[np.zeros(20), 5.0]) == (0, 0.0)  # no spread among the rest: no scale
+    assert apart_from_the_rest([0.1, 0.2, 0.3, 9.0]) == (0, 0.0)  # too few to judge
+    # how often healthy sets with an exponential tail are told apart, as the module docstring gives it
+    told = {n: np.mean([apart_from_the_rest(rng.exponential(1.0, n))[0] > 0 for _ in range(2000)])
+            for n in (10, 24, 100)}
+    assert 0.04 < told[10] < 0.10 and 0.004 < told[24] < 0.02 and told[100] < 0.002, told
+
+
+def test_a_defective_part_among_the_good_images_is_named_with_both_thresholds(exported_model, tiny_dataset,
+                                                                                new_good, tmp_path, capsys):
+    """The threshold is put just above the highest good score, so one defective part in --good-dir raised it
+    above that defect's score and the line passed such defects, without a word. calibrate now names it, with
+    the threshold with and without it; it stays in unless --exclude-outliers (a rule cannot tell a mislabelled
+    part from a rare good one: a look at the image can)."""
+    import shutil
+
+    from inspector.cli import main
+    from inspector.evaluation.calibrate import calibrate
+
+    defects = sorted(p for p in (tiny_dataset / "test").glob("*/*.png") if p.parent.name != "good")
+    worst = defects[int(np.argmax(_scores(exported_model, defects, 8)))]
+    folder = tmp_path / "good"
+    shutil.copytree(new_good, folder)
+    shutil.copy(worst, folder / "mislabelled.png")
+    clean = calibrate(exported_model, good_dir=new_good)
+    assert not [w for w in clean.warnings if "far above" in w], clean.warnings
+    kept = calibrate(exported_model, good_dir=folder)
+    defect_score = float(kept.good.scores[[s.path.name for s in kept.good.samples].index("mislabelled.png")])
+    assert kept.thresholds.image_threshold > defect_score  # kept: the rule is as documented
+    (told,) = [w for w in kept.warnings if "far above" in w]
+    assert f"{folder / 'mislabelled.png'} (score {defect_score:.6g})" in told, told
+    assert (f"threshold is {kept.thresholds.image_threshold:.6g} with them, "
+            f"{clean.thresholds.image_threshold:.6g} without") in told and "--exclude-outliers" in told, told
+    left_out = calibrate(exported_model, good_dir=folder, exclude_outliers=True)
+    assert left_out.thresholds.image_threshold == clean.thresholds.image_threshold < defect_score
+    assert left_out.thresholds.data["good"]["excluded"] == [str(folder / "mislabelled.png")]
+    capsys.readouterr()
+    assert main(["calibrate", str(exported_model), "--good-dir", str(folder), "--out", str(tmp_path / "c.yaml")]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "far above" in ln]
+    assert len(lines) == 1 and lines[0].startswith("warning: 1 good image(s) score far above the other 24"), lines
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_too_few_good_images_are_refused_in_one_line_unless_allowed(exported_model, tiny_dataset, tmp_path,
+                                                                    capsys, n):
+    """One good image made a threshold just above it (exit 0, a warning that nothing is known of its false-alarm
+    rate) that the line then used. Fewer than 4 (the rule of three's 3/n ≥ 1) are refused in one line with the
+    count and what the rate needs; --allow-few-good calibrates anyway, with that warning."""
+    import shutil
+
+    from inspector.cli import main
+
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for path in sorted((tiny_dataset / "test" / "good").glob("*.png"))[:n]:
+        shutil.copy(path, folder)
+    out = tmp_path / "cal.yaml"
+    capsys.readouterr()
+    assert main(["calibrate", str(exported_model), "--good-dir", str(folder), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {folder} (folder): only {n} good image(s)"), err
+    assert "fewer than 4" in err[0] and "needs 1000" in err[0] and "--allow-few-good" in err[0], err
+    assert not out.exists()
+    assert main(["calibrate", str(exported_model), "--good-dir", str(folder), "--out", str(out),
+                 "--allow-few-good"]) == 0
+    assert f"warning: image: only {n} good image(s): nothing is known" in capsys.readouterr().out
+
+
+def test_the_highest_good_image_is_ok_at_batch_1_and_at_the_calibration_batch_size(exported_model, new_good,
+                                                                                   tmp_path, capsys):
+    """ONNX Runtime's kernels differ per batch size: an image's score differs by ~1e-7 between batch 1 and
+    batch 8, and the threshold was one float32 step above the highest good score as calibrate batched it,
+    so the daemon (any batch size up to max_batch) or predict --batch-size 1 flagged that good image NG.
+    Here the highest good image is one that scores higher alone than in calibrate's batch of 8."""
+    import shutil
+
+    from inspector.cli import main
+
+    paths = sorted(new_good.glob("*.png"))
+    in_batches, alone = _scores(exported_model, paths, 8), _scores(exported_model, paths, 1)
+    for top in np.argsort(-alone):  # a good image with 7 lower-scoring ones: calibrate's one batch of 8
+        lower = [i for i in np.argsort(in_batches) if in_batches[i] < in_batches[top]][:7]
+        if len(lower) < 7:
+            continue
+        folder = tmp_path / f"good{top}"
+        folder.mkdir()
+        for rank, i in enumerate([top, *lower]):  # file order is batch order: the top image first
+            shutil.copy(paths[i], folder / f"{rank:03d}.png")
+        calibrated = _scores(exported_model, sorted(folder.glob("*.png")), 8)
+        if _scores(exported_model, [folder / "000.png"], 1)[0] > calibrated.max():
+            break
+    else:
+        pytest.fail("no good image scores higher alone than in a batch of 8 with this ONNX Runtime build")
+    cal = tmp_path / "cal.yaml"
+    assert main(["calibrate", str(exported_model), "--good-dir", str(folder), "--out", str(cal)]) == 0
+    for batch in ("1", "8"):
+        capsys.readouterr()
+        assert main(["predict", str(exported_model), *map(str, sorted(folder.glob("*.png"))), "--calibration",
+                     str(cal), "--batch-size", batch]) == 0
+        rows = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
+        assert [r[2] for r in rows] == ["OK"] * 8, (batch, rows)

@@ -44,7 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=out_path(), help="calibration file to write, or an existing folder to write <model name>.yaml in "
                                  "(default: calibration/<model name>.yaml)")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=default("batch_size"),
-                   help="images per inference call (default %(default)s)")
+                   help="images per inference call, and the largest batch the threshold is checked to hold at: "
+                        "the highest good images are scored again at batch sizes up to it, since scores differ "
+                        "by ~1e-7 between batch sizes; give the daemon's batching.max_batch (default %(default)s)")
+    p.add_argument("--exclude-outliers", action="store_true", default=default("exclude_outliers"),
+                   help="leave good images that score far above the rest (a defective part among the good ones?) "
+                        "out of the thresholds (default: off: they are kept and named in a warning with the "
+                        "threshold with and without them)")
+    p.add_argument("--allow-few-good", action="store_true", default=default("allow_few_good"),
+                   help="calibrate on fewer than 4 good images, whose threshold says nothing about its "
+                        "false-alarm rate (default: off: refused)")
     p.add_argument("--threads", type=int_range(1, 1024), help="ONNX Runtime intra-op threads (default: all cores; ignored by "
                                                "TensorRT)")
     p.set_defaults(func=run)
@@ -74,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     result = calibrate(args.model, args.data, args.backend, args.false_alarm_rate, out,
                        good_dir=args.good_dir, split=args.split, use_defects=args.use_defects,
                        pixel_false_alarm_rate=args.pixel_false_alarm_rate, uncertain_margin=args.uncertain_margin,
-                       batch_size=args.batch_size, threads=args.threads)
+                       batch_size=args.batch_size, threads=args.threads, exclude_outliers=args.exclude_outliers,
+                       allow_few_good=args.allow_few_good)
     for line in result.summary_lines():
         print(line)
     for warning in result.warnings:

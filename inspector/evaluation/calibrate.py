@@ -20,6 +20,28 @@ Rules (predictions are ``score >= threshold``, as everywhere in inspector):
   pixels at a pixel false-alarm rate, or the pixel-F1 optimum over good and
   defective images with ground-truth masks.
 * **uncertain band** (optional): ``[t·(1−m), t·(1+m))`` around the image threshold.
+* **too few good images**: fewer than :data:`MIN_GOOD_IMAGES` (4) are refused unless ``allow_few_good``: with
+  ``n`` good images and none flagged, the 95 % upper bound on the false-alarm rate is about ``3/n`` (the rule
+  of three: Hanley & Lippman-Hand, JAMA 249:1743, 1983), ≥ 1 for ``n`` ≤ 3, so such a threshold says nothing.
+* **a good score far above the rest** (:func:`apart_from_the_rest`): the threshold sits above the highest good
+  score, so one defective part among the good images raises it and the line passes defects. The highest
+  ``j`` scores (``j`` ≤ n/10) stand apart when the gap below them is more than :data:`OUTLIER_GAP` (3) times the
+  spread of the rest above its median (Dixon's gap ratio, Ann. Math. Stat. 21:488, 1950, with the range replaced
+  by the rest's upper half so that neither the suspects nor the lower tail set the scale). Healthy sets are
+  told apart now and then, more often the fewer and the heavier-tailed their scores: on 2000 simulated sets
+  each, an exponential tail 7 % of the time at 10 images, 1 % at 24, none at 100; a log-normal (σ = 1) tail
+  16 %, 9 % and 2 % (tests/test_calibration.py checks the exponential figures). With the tests' 2-epoch
+  64-px model, whose good scores have a long tail, 4 of 12 sets of 24 new good images were told apart, and its
+  worst test defect (score 16.5) added to each was told apart in 11 of them (at a gap of 4: 2 and 7). So they
+  are named in a warning with the threshold with and without them, and kept unless ``exclude_outliers`` (then
+  left out of the image and the pixel threshold): the rule cannot tell a mislabelled part from a rare good
+  one, and only a look at the images can.
+* **batch sizes**: ONNX Runtime and TensorRT pick kernels per batch size, so one image's score differs by
+  ~1e-7 relative between batch sizes, and a threshold one float32 step above the highest good score can
+  flag that image when the daemon scores it at another batch size (it batches 1 … ``batching.max_batch``).
+  The highest good images are scored again at every batch size of :func:`batch_sizes_to_check` (up to the
+  calibration's ``batch_size``); the rules see each one's highest score plus the largest difference any
+  image showed between batch sizes.
 
 Which good images: ``good_dir`` (a folder), else the calibration images the model's training kept out of
 every fit (``data.calibration_fraction``; its sidecar records ``training.data.calibration_files`` and their
@@ -48,6 +70,15 @@ from inspector.evaluation.fitted import fitted_counts, fitted_line
 log = logging.getLogger(__name__)
 
 DEFAULT_FALSE_ALARM_RATE = 0.001
+# Below 4 good images the rule of three's bound 3/n is ≥ 1: nothing is known of the rate (module docstring).
+MIN_GOOD_IMAGES = 4
+# Dixon-style gap ratio over which the highest good scores are told apart (module docstring: how often healthy
+# sets are, and defective parts are found, measured at 3 and 4).
+OUTLIER_GAP = 3.0
+# Batch sizes always checked besides powers of two: the daemon's partial batches are any size up to max_batch.
+SMALL_BATCHES = 8
+# At least this many of the highest good images are scored again at each batch size (batch_guard).
+GUARD_IMAGES = 8
 DEFAULT_PIXEL_FALSE_ALARM_RATE = 0.001
 SPLITS = ("auto", "calibration", "val", "test")
 # The validation images chose the best epoch and fitted the map normalisation: new good parts score higher
@@ -220,6 +251,33 @@ def uncertain_band(threshold: float, margin: float) -> tuple[float, float]:
     return float(threshold * (1 - margin)), float(threshold * (1 + margin))
 
 
+def apart_from_the_rest(scores) -> tuple[int, float]:
+    """(how many of the highest ``scores`` stand apart from the rest, their gap ratio): the largest ``j`` ≤
+    max(1, n // 10) whose gap to the next lower score is more than :data:`OUTLIER_GAP` times the rest's spread
+    above its median (module docstring); (0, 0.0) when none, when n ≤ :data:`MIN_GOOD_IMAGES` or the rest has
+    no spread (ties: no scale to judge a gap by)."""
+    s = np.sort(np.asarray(scores, dtype=np.float64).reshape(-1))[::-1]
+    found, ratio = 0, 0.0
+    if s.size <= MIN_GOOD_IMAGES:
+        return found, ratio
+    for j in range(1, max(1, s.size // 10) + 1):
+        rest = s[j:]
+        spread = float(rest[0] - np.median(rest))
+        if spread > 0 and (s[j - 1] - rest[0]) > OUTLIER_GAP * spread:
+            found, ratio = j, float((s[j - 1] - rest[0]) / spread)
+    return found, ratio
+
+
+def too_few_good(n: int, rate: float, where: str, skipped: int = 0) -> DataError:
+    """The one-line refusal of ``n`` < :data:`MIN_GOOD_IMAGES` good images (from ``where``), with how many the
+    target ``rate`` needs to be measured (1/rate) and the override."""
+    read = f" ({skipped} more could not be read)" if skipped else ""
+    return DataError(f"{where}: only {n} good image(s){read} to calibrate on: a threshold on fewer than "
+                     f"{MIN_GOOD_IMAGES} says nothing about its false-alarm rate (rule of three: 3/{n} ≥ 1), and the "
+                     f"target {rate:g} needs {math.ceil(1 / rate)} to be measured; add good images (--good-dir), or "
+                     f"give allow_few_good to put the threshold above these {n} anyway", field="allow_few_good")
+
+
 # ------------------------------------------------------------------------------------------ data
 @dataclass
 class ScoredSet:
@@ -370,6 +428,45 @@ def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, c
     return ScoredSet(kept, np.concatenate(scores), np.concatenate(maps), skipped)
 
 
+def batch_sizes_to_check(batch_size: int) -> list[int]:
+    """1 … min(batch_size, :data:`SMALL_BATCHES`), the powers of two up to ``batch_size``, and ``batch_size``:
+    the sizes the daemon's partial batches and predict's last batch most often take, at a bounded cost."""
+    sizes = set(range(1, min(batch_size, SMALL_BATCHES) + 1)) | {batch_size}
+    sizes |= {2 ** i for i in range(batch_size.bit_length()) if 2 ** i <= batch_size}
+    return sorted(sizes)
+
+
+def batch_guard(backend, good: ScoredSet, top: int, batch_size: int) -> tuple[np.ndarray, dict]:
+    """(good scores for the rules, what was checked): the ``top`` highest good images scored again at every
+    size of :func:`batch_sizes_to_check` (a batch larger than ``top`` repeats them); each of their scores
+    becomes the highest it got plus the largest difference any of them showed between batch sizes (the
+    backend's own batch-to-batch spread, which also covers sizes not tried). The rest are left as scored."""
+    from inspector.data.datasets import load_batch
+
+    spec = backend.input_spec
+    batch_size = max(1, min(batch_size, spec.max_batch or batch_size))
+    order = np.argsort(-good.scores, kind="stable")[:top]
+    images, ok, _ = load_batch([good.samples[i] for i in order], spec.height, spec.width, spec.resize,
+                               spec.bit_depth, spec.downscale)
+    read = {id(s) for s in ok}  # an image that no longer reads keeps its score (it was read once)
+    order = np.array([i for i in order if id(good.samples[i]) in read], dtype=int)
+    high, low = good.scores[order].astype(np.float64), good.scores[order].astype(np.float64)
+    sizes = batch_sizes_to_check(batch_size)
+    if not len(order):
+        return good.scores.astype(np.float64), {"batch_sizes": sizes, "images": 0, "spread": 0.0}
+    for size in sizes:
+        index = np.arange(-(-max(size, len(order)) // size) * size) % max(len(order), 1)
+        for start in range(0, len(index), size):
+            part = index[start:start + size]
+            scores = np.asarray(backend.infer(images[part]).scores, dtype=np.float64).reshape(-1)
+            np.maximum.at(high, part, scores)
+            np.minimum.at(low, part, scores)
+    spread = float((high - low).max())
+    guarded = good.scores.astype(np.float64)
+    guarded[order] = high + spread
+    return guarded, {"batch_sizes": sizes, "images": int(len(order)), "spread": spread}
+
+
 # ------------------------------------------------------------------------------------------ calibrate
 @dataclass
 class Calibration:
@@ -399,6 +496,11 @@ class Calibration:
             line += (f"  resolution 1/{d['n_good']} = {d['resolution']:.3g}, "
                      f"observed {d['false_alarms']}/{d['n_good']} false alarm(s)")
         lines.append(line)
+        if check := t.data.get("batch_check"):
+            sizes = check["batch_sizes"]
+            lines.append(f"batches    the {check['images']} highest good image(s) scored again at batch size(s) "
+                         f"{', '.join(map(str, sizes))}: they moved by up to {check['spread']:.3g}, which the "
+                         f"threshold clears")
         lines.append(f"pixel      threshold {t.pixel_threshold:.6g}  [{self.pixel.rule}]")
         if t.uncertain_band:
             lines.append(f"uncertain  [{t.uncertain_band[0]:.6g}, {t.uncertain_band[1]:.6g})")
@@ -427,83 +529,150 @@ def _sha256(path: Path) -> str:
     return sha256_file(path)
 
 
+@dataclass
+class _Scored:
+    """What the backend gave: good (and defective) images scored, the good scores the rules see (batch_guard)."""
+
+    good: ScoredSet
+    guarded: np.ndarray
+    defects: ScoredSet | None
+    masks: list | None
+    description: dict
+    warnings: list[str]
+    batch_check: dict
+
+
 def calibrate(model_path: str | Path, data: str | Path | None = None, backend: str = "auto",
               false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE, out: str | Path | None = None, *,
               good_dir: str | Path | None = None, split: str = "auto", use_defects: bool = False,
               pixel_false_alarm_rate: float = DEFAULT_PIXEL_FALSE_ALARM_RATE,
               uncertain_margin: float | None = None, batch_size: int = DEFAULT_BATCH, threads: int | None = None,
-              backend_options: dict | None = None) -> Calibration:
+              backend_options: dict | None = None, exclude_outliers: bool = False,
+              allow_few_good: bool = False) -> Calibration:
     """Score good (and optionally defective) images with the deployed backend; choose and write thresholds.
 
-    ``out`` None: nothing is written (the thresholds are returned). Raises
-    ConfigError / DataError / BackendError with one-line messages.
+    ``out`` None: nothing is written (the thresholds are returned). ``exclude_outliers``: leave good images
+    that score far above the rest (:func:`apart_from_the_rest`) out of the thresholds (default: kept and named
+    in a warning). ``allow_few_good``: calibrate on fewer than :data:`MIN_GOOD_IMAGES` good images (default:
+    refused). ``batch_size``: the largest batch the deployment runs (the daemon's ``batching.max_batch``):
+    the threshold holds at every size up to it (:func:`batch_guard`). Raises ConfigError / DataError /
+    BackendError with one-line messages.
     """
-    from inspector.backends import load_backend
     from inspector.artifacts.model_card import split_graph_name
 
     model_path = Path(model_path)
-    _check_rate(false_alarm_rate, "false_alarm_rate", "false_alarm_rate")
-    _check_rate(pixel_false_alarm_rate, "pixel_false_alarm_rate", "pixel_false_alarm_rate")
-    if uncertain_margin is not None and not 0 < uncertain_margin < 1:
-        raise ConfigError(f"uncertain_margin: must be between 0 and 1, got {uncertain_margin}", field="uncertain_margin")
-    from inspector.backends import backend_for_path
-
-    options = dict(backend_options or {})
-    if threads is not None and (backend if backend != "auto" else backend_for_path(model_path)) == "onnxruntime":
-        options.setdefault("threads", threads)
-    engine = load_backend(model_path, backend, **options)
+    _check_options(false_alarm_rate, pixel_false_alarm_rate, uncertain_margin)
+    engine = _load_engine(model_path, backend, threads, backend_options)
     try:
-        sidecar = model_sidecar(engine)
         policy = engine.input_spec.resize
-        samples, description, warnings = select_good_images(data, sidecar, good_dir, split)
-        log.info("scoring %d good image(s) from %s with %s (%s)", len(samples), description["source"],
-                 engine.name, engine.precision)
-        good = score_samples(engine, samples, batch_size)
-        defects, masks = (None, None)
-        if use_defects:
-            if data is None:
-                raise ConfigError("use_defects needs a dataset (data) with test/<defect type> images", field="use_defects")
-            defects, masks = _load_defects(data, engine, batch_size)
+        s = _score_all(engine, data, good_dir, split, use_defects, false_alarm_rate, batch_size, allow_few_good)
         binding = ModelBinding(name=split_graph_name(model_path)[0].name, sha256=_sha256(model_path),
                                precision=str(engine.precision), backend=str(engine.name))
     finally:
         engine.close()
-    if good.skipped:
+    warnings = s.warnings
+    if s.good.skipped:
         # unreadable, or refused as predict overlays: the log's warnings above tell which, by name
-        warnings.append(f"{len(good.skipped)} good image(s) were skipped: they could not be read, or were refused as "
-                        f"predict overlays")
-    image, pixel = _choose_thresholds(good, defects, masks, false_alarm_rate, pixel_false_alarm_rate, warnings)
+        warnings.append(f"{len(s.good.skipped)} good image(s) were skipped: they could not be read, or were refused "
+                        f"as predict overlays")
+    good, guarded = _apart(s, false_alarm_rate, exclude_outliers)
+    image, pixel = _choose_thresholds(good, guarded, s.defects, s.masks, false_alarm_rate, pixel_false_alarm_rate,
+                                      warnings)
     band = uncertain_band(image.threshold, uncertain_margin) if uncertain_margin else None
-    data_summary = _data_summary(good, defects, masks, description, image, pixel, policy, band, uncertain_margin,
-                                 warnings)
-    rule = f"{image.rule}, {pixel.rule}"
+    data_summary = _data_summary(good, s.defects, s.masks, s.description, image, pixel, policy, band,
+                                 uncertain_margin, warnings)
+    data_summary["batch_check"] = s.batch_check
     thresholds = Thresholds(model=binding, image_threshold=image.threshold, pixel_threshold=pixel.threshold,
-                            rule=rule, uncertain_band=band, data=json_safe(data_summary),
+                            rule=f"{image.rule}, {pixel.rule}", uncertain_band=band, data=json_safe(data_summary),
                             score_stats=score_stats(good.scores))
     path = write_thresholds(thresholds, out) if out is not None else None
     for w in warnings:  # the caller shows them to the user (they are also in the file's data.warnings)
         log.debug("calibration warning: %s", w)
-    return Calibration(thresholds, path, image, pixel, good, defects, warnings)
+    return Calibration(thresholds, path, image, pixel, good, s.defects, warnings)
 
 
-def _choose_thresholds(good: ScoredSet, defects: ScoredSet | None, masks: list | None, false_alarm_rate: float,
-                       pixel_false_alarm_rate: float, warnings: list[str]) -> tuple:
-    """(image rule result, pixel rule result): F1-optimal with defects, else at the false-alarm rates.
+def _check_options(false_alarm_rate: float, pixel_false_alarm_rate: float, uncertain_margin: float | None) -> None:
+    _check_rate(false_alarm_rate, "false_alarm_rate", "false_alarm_rate")
+    _check_rate(pixel_false_alarm_rate, "pixel_false_alarm_rate", "pixel_false_alarm_rate")
+    if uncertain_margin is not None and not 0 < uncertain_margin < 1:
+        raise ConfigError(f"uncertain_margin: must be between 0 and 1, got {uncertain_margin}", field="uncertain_margin")
+
+
+def _load_engine(model_path: Path, backend: str, threads: int | None, backend_options: dict | None):
+    from inspector.backends import backend_for_path, load_backend
+
+    options = dict(backend_options or {})
+    if threads is not None and (backend if backend != "auto" else backend_for_path(model_path)) == "onnxruntime":
+        options.setdefault("threads", threads)
+    return load_backend(model_path, backend, **options)
+
+
+def _score_all(engine, data, good_dir, split: str, use_defects: bool, rate: float, batch_size: int,
+               allow_few_good: bool) -> _Scored:
+    """Choose and score the good images (refused when too few), the defective ones with ``use_defects``, and
+    guard the highest good scores against batch-size differences."""
+    samples, description, warnings = select_good_images(data, model_sidecar(engine), good_dir, split)
+    log.info("scoring %d good image(s) from %s with %s (%s)", len(samples), description["source"],
+             engine.name, engine.precision)
+    good = score_samples(engine, samples, batch_size)
+    n = int(good.scores.size)
+    if n < MIN_GOOD_IMAGES and not allow_few_good:
+        raise too_few_good(n, rate, f"{description['root']} ({description['source']})", len(good.skipped))
+    defects, masks = (None, None)
+    if use_defects:
+        if data is None:
+            raise ConfigError("use_defects needs a dataset (data) with test/<defect type> images", field="use_defects")
+        defects, masks = _load_defects(data, engine, batch_size)
+    allowed = 0 if use_defects else min(_allowed(rate, n), n - 1)  # the images that decide the threshold
+    guarded, checked = batch_guard(engine, good, min(n, max(GUARD_IMAGES, allowed + 1)), batch_size)
+    return _Scored(good, guarded, defects, masks, description, warnings, checked)
+
+
+def _image_choice(scores: np.ndarray, defects: ScoredSet | None, rate: float) -> Choice:
+    return threshold_f1(scores, defects.scores) if defects is not None else threshold_at_false_alarm_rate(scores, rate)
+
+
+def _apart(s: _Scored, rate: float, exclude: bool) -> tuple[ScoredSet, np.ndarray]:
+    """(good images, their guarded scores) for the thresholds: the ones :func:`apart_from_the_rest` finds are
+    named in a warning with the image threshold with and without them, and left out when ``exclude``."""
+    j, ratio = apart_from_the_rest(s.guarded)
+    if not j:
+        return s.good, s.guarded
+    order = np.argsort(-s.guarded, kind="stable")
+    apart, keep = order[:j], np.sort(order[j:])
+    with_them = _image_choice(s.guarded, s.defects, rate).threshold
+    without = _image_choice(s.guarded[keep], s.defects, rate).threshold
+    named = ", ".join(f"{s.good.samples[i].path} (score {s.good.scores[i]:.6g})" for i in apart)
+    said = (f"{j} good image(s) score far above the other {len(keep)}: {named}; the gap below them is "
+            f"{ratio:.1f}x the others' spread above their median (over {OUTLIER_GAP:g}x counts): a defective or "
+            f"mislabelled part among the good images? ")
+    if not exclude:
+        s.warnings.append(said + f"The image threshold is {with_them:.6g} with them, {without:.6g} without: look at "
+                                 f"them, and move them out of the good images or give --exclude-outliers")
+        return s.good, s.guarded
+    s.warnings.append(said + f"Left out (--exclude-outliers): the image threshold is {without:.6g} "
+                             f"({with_them:.6g} with them)")
+    s.description["excluded"] = [str(s.good.samples[i].path) for i in apart]
+    good = ScoredSet([s.good.samples[i] for i in keep], s.good.scores[keep], s.good.maps[keep], s.good.skipped)
+    return good, s.guarded[keep]
+
+
+def _choose_thresholds(good: ScoredSet, guarded: np.ndarray, defects: ScoredSet | None, masks: list | None,
+                       false_alarm_rate: float, pixel_false_alarm_rate: float, warnings: list[str]) -> tuple:
+    """(image rule result, pixel rule result): F1-optimal with defects, else at the false-alarm rates; the image
+    rule sees the good images' ``guarded`` scores (:func:`batch_guard`).
 
     Appends the rules' warnings (and a missing-masks note) to ``warnings``.
     """
-    if defects is not None:
-        image = threshold_f1(good.scores, defects.scores)
-        if any(m is not None and m.any() for m in masks):
-            good_masks = [np.zeros(m.shape, bool) for m in good.maps]
-            pixel = pixel_threshold_f1(list(good.maps) + list(defects.maps), good_masks + list(masks))
-        else:  # defects without ground-truth masks (e.g. some BTAD folders): pixels from good images only
-            pixel = pixel_threshold_at_false_alarm_rate(good.maps, pixel_false_alarm_rate)
+    image = _image_choice(guarded, defects, false_alarm_rate)
+    if defects is not None and any(m is not None and m.any() for m in masks):
+        good_masks = [np.zeros(m.shape, bool) for m in good.maps]
+        pixel = pixel_threshold_f1(list(good.maps) + list(defects.maps), good_masks + list(masks))
+    else:
+        pixel = pixel_threshold_at_false_alarm_rate(good.maps, pixel_false_alarm_rate)
+        if defects is not None:  # defects without ground-truth masks (e.g. some BTAD folders): good pixels only
             warnings.append("no ground-truth masks for the defective images: the pixel threshold comes from "
                             f"good-image pixels at a rate of {pixel_false_alarm_rate:g}")
-    else:
-        image = threshold_at_false_alarm_rate(good.scores, false_alarm_rate)
-        pixel = pixel_threshold_at_false_alarm_rate(good.maps, pixel_false_alarm_rate)
     warnings += [*image.warnings, *pixel.warnings]
     return image, pixel
 

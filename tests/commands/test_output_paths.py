@@ -163,7 +163,8 @@ FOLDER_IN_IMAGES = [
     (["predict", "{model}", "{data}/test/good", "--out", "{data}/test/good/overlays"], "--out", "{data}/test/good"),
     (["predict", "{model}", "{data}/test/good", "--out", "{data}/test/heat"], "--out", "{data}"),
     (["predict", "{model}", "{data}/test/good/000.png", "--out", "{data}/heat"], "--out", "{data}"),
-    (["calibrate", "{model}", "--data", "{data}", "--out", "{data}/train/good/cal.yaml"], None, None),
+    (["calibrate", "{model}", "--data", "{data}", "--allow-few-good", "--out", "{data}/train/good/cal.yaml"], None,
+     None),  # its 3 good images: fewer than 4 are refused unless allowed
 ]
 
 
