@@ -45,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  "(default: calibration/<model name>.yaml)")
     p.add_argument("--batch-size", type=int_range(1, 4096), default=default("batch_size"),
                    help="images per inference call, and the largest batch the threshold is checked to hold at: "
-                        "the highest good images are scored again at batch sizes up to it, since scores differ "
-                        "by ~1e-7 between batch sizes; give the daemon's batching.max_batch (default %(default)s)")
+                        "the good images nearest the threshold are scored again at batch sizes up to it, as "
+                        "scores differ by ~1e-7 between batch sizes; give the daemon's batching.max_batch "
+                        "(default %(default)s)")
     p.add_argument("--exclude-outliers", action="store_true", default=default("exclude_outliers"),
                    help="leave good images that score far above the rest (a defective part among the good ones?) "
                         "out of the thresholds (default: off: they are kept and named in a warning with the "

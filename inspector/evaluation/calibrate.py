@@ -39,9 +39,9 @@ Rules (predictions are ``score >= threshold``, as everywhere in inspector):
 * **batch sizes**: ONNX Runtime and TensorRT pick kernels per batch size, so one image's score differs by
   ~1e-7 relative between batch sizes, and a threshold one float32 step above the highest good score can
   flag that image when the daemon scores it at another batch size (it batches 1 … ``batching.max_batch``).
-  The highest good images are scored again at every batch size of :func:`batch_sizes_to_check` (up to the
-  calibration's ``batch_size``); the rules see each one's highest score plus the largest difference any
-  image showed between batch sizes.
+  The good images nearest the cut are scored again at every batch size of :func:`batch_sizes_to_check` (up
+  to the calibration's ``batch_size``); the rules see each one's highest score plus the largest difference
+  any image showed between batch sizes.
 
 Which good images: ``good_dir`` (a folder), else the calibration images the model's training kept out of
 every fit (``data.calibration_fraction``; its sidecar records ``training.data.calibration_files`` and their
@@ -77,7 +77,7 @@ MIN_GOOD_IMAGES = 4
 OUTLIER_GAP = 3.0
 # Batch sizes always checked besides powers of two: the daemon's partial batches are any size up to max_batch.
 SMALL_BATCHES = 8
-# At least this many of the highest good images are scored again at each batch size (batch_guard).
+# The good images ranked this close to the cut (either side) are scored again at each batch size (batch_guard).
 GUARD_IMAGES = 8
 DEFAULT_PIXEL_FALSE_ALARM_RATE = 0.001
 SPLITS = ("auto", "calibration", "val", "test")
@@ -275,7 +275,7 @@ def too_few_good(n: int, rate: float, where: str, skipped: int = 0) -> DataError
     return DataError(f"{where}: only {n} good image(s){read} to calibrate on: a threshold on fewer than "
                      f"{MIN_GOOD_IMAGES} says nothing about its false-alarm rate (rule of three: 3/{n} ≥ 1), and the "
                      f"target {rate:g} needs {math.ceil(1 / rate)} to be measured; add good images (--good-dir), or "
-                     f"give allow_few_good to put the threshold above these {n} anyway", field="allow_few_good")
+                     f"give allow_few_good to put the threshold above them anyway", field="allow_few_good")
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -436,26 +436,28 @@ def batch_sizes_to_check(batch_size: int) -> list[int]:
     return sorted(sizes)
 
 
-def batch_guard(backend, good: ScoredSet, top: int, batch_size: int) -> tuple[np.ndarray, dict]:
-    """(good scores for the rules, what was checked): the ``top`` highest good images scored again at every
-    size of :func:`batch_sizes_to_check` (a batch larger than ``top`` repeats them); each of their scores
-    becomes the highest it got plus the largest difference any of them showed between batch sizes (the
-    backend's own batch-to-batch spread, which also covers sizes not tried). The rest are left as scored."""
+def batch_guard(backend, good: ScoredSet, allowed: int, batch_size: int) -> tuple[np.ndarray, dict]:
+    """(good scores for the rules, what was checked): the good images ranked within :data:`GUARD_IMAGES` of
+    the ``allowed``-th highest (0-based: the highest that must stay below the threshold when ``allowed`` may
+    be flagged) scored again at every size of :func:`batch_sizes_to_check` (a batch larger than they are
+    repeats them); each of their scores becomes the highest it got plus the largest difference any of them
+    showed between batch sizes (the backend's own batch-to-batch spread, which also covers sizes not tried).
+    The others are left as scored: far above or below the cut, ~1e-7 does not move them across it."""
     from inspector.data.datasets import load_batch
 
     spec = backend.input_spec
     batch_size = max(1, min(batch_size, spec.max_batch or batch_size))
-    order = np.argsort(-good.scores, kind="stable")[:top]
+    sizes = batch_sizes_to_check(batch_size)
+    order = np.argsort(-good.scores, kind="stable")[max(0, allowed - GUARD_IMAGES):allowed + GUARD_IMAGES]
     images, ok, _ = load_batch([good.samples[i] for i in order], spec.height, spec.width, spec.resize,
                                spec.bit_depth, spec.downscale)
     read = {id(s) for s in ok}  # an image that no longer reads keeps its score (it was read once)
     order = np.array([i for i in order if id(good.samples[i]) in read], dtype=int)
-    high, low = good.scores[order].astype(np.float64), good.scores[order].astype(np.float64)
-    sizes = batch_sizes_to_check(batch_size)
     if not len(order):
         return good.scores.astype(np.float64), {"batch_sizes": sizes, "images": 0, "spread": 0.0}
+    high, low = good.scores[order].astype(np.float64), good.scores[order].astype(np.float64)
     for size in sizes:
-        index = np.arange(-(-max(size, len(order)) // size) * size) % max(len(order), 1)
+        index = np.arange(-(-max(size, len(order)) // size) * size) % len(order)
         for start in range(0, len(index), size):
             part = index[start:start + size]
             scores = np.asarray(backend.infer(images[part]).scores, dtype=np.float64).reshape(-1)
@@ -498,9 +500,9 @@ class Calibration:
         lines.append(line)
         if check := t.data.get("batch_check"):
             sizes = check["batch_sizes"]
-            lines.append(f"batches    the {check['images']} highest good image(s) scored again at batch size(s) "
-                         f"{', '.join(map(str, sizes))}: they moved by up to {check['spread']:.3g}, which the "
-                         f"threshold clears")
+            lines.append(f"batches    the {check['images']} good image(s) nearest the threshold scored again at "
+                         f"batch size(s) {', '.join(map(str, sizes))}: they moved by up to {check['spread']:.3g}, "
+                         f"which the threshold clears")
         lines.append(f"pixel      threshold {t.pixel_threshold:.6g}  [{self.pixel.rule}]")
         if t.uncertain_band:
             lines.append(f"uncertain  [{t.uncertain_band[0]:.6g}, {t.uncertain_band[1]:.6g})")
@@ -623,8 +625,8 @@ def _score_all(engine, data, good_dir, split: str, use_defects: bool, rate: floa
         if data is None:
             raise ConfigError("use_defects needs a dataset (data) with test/<defect type> images", field="use_defects")
         defects, masks = _load_defects(data, engine, batch_size)
-    allowed = 0 if use_defects else min(_allowed(rate, n), n - 1)  # the images that decide the threshold
-    guarded, checked = batch_guard(engine, good, min(n, max(GUARD_IMAGES, allowed + 1)), batch_size)
+    allowed = 0 if use_defects else min(_allowed(rate, n), n - 1)  # the (allowed+1)-th highest decides the cut
+    guarded, checked = batch_guard(engine, good, allowed, batch_size)
     return _Scored(good, guarded, defects, masks, description, warnings, checked)
 
 
@@ -642,7 +644,8 @@ def _apart(s: _Scored, rate: float, exclude: bool) -> tuple[ScoredSet, np.ndarra
     apart, keep = order[:j], np.sort(order[j:])
     with_them = _image_choice(s.guarded, s.defects, rate).threshold
     without = _image_choice(s.guarded[keep], s.defects, rate).threshold
-    named = ", ".join(f"{s.good.samples[i].path} (score {s.good.scores[i]:.6g})" for i in apart)
+    named = ", ".join(f"{s.good.samples[i].path} (score {s.good.scores[i]:.6g})" for i in apart[:5])
+    named += f" and {j - 5} more" if j > 5 else ""  # one line, however many
     said = (f"{j} good image(s) score far above the other {len(keep)}: {named}; the gap below them is "
             f"{ratio:.1f}x the others' spread above their median (over {OUTLIER_GAP:g}x counts): a defective or "
             f"mislabelled part among the good images? ")
