@@ -64,6 +64,7 @@ from inspector.pipeline.sources import Source, is_live, make_source, source_type
 from inspector.pipeline.stats import DaemonStats
 from inspector.pipeline.worker import WorkerContext
 from inspector.artifacts import input_spec as card_input_spec, model_card_of, read_card
+from inspector.artifacts.frame_shapes import frame_shapes
 from inspector.artifacts.model_card import sha256_file, split_graph_name, verify_graph
 from inspector.pipeline.telemetry import Counters, format_summary
 from inspector.redact import redact
@@ -406,6 +407,8 @@ class Daemon:
         self.sidecar = model_card_of(read_card(model))  # an engine card embeds the model card
         self.spec = card_input_spec(self.sidecar, str(model))
         self.policy, self.downscale = self.spec.resize, self.spec.downscale
+        # each camera whose frames are unlike the training images is told (None: the card records no range)
+        self.shapes = frame_shapes(self.sidecar, str(model), retell=True)
         self.model_sha = sha256_file(model)
         m = cfg.model
         if m.verify and (backend_for_path(m.path) if m.backend == "auto" else m.backend) == "onnxruntime":
@@ -579,7 +582,7 @@ class Daemon:
         max_batch = self.inference.pool.max_batch
         self.hub = FrameHub(counters, max_batch)
         bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
-        pre = Preprocessor(self.spec, self.policy, bit_depths, self.downscale)
+        pre = Preprocessor(self.spec, self.policy, bit_depths, self.downscale, self.shapes)
         self.batcher = BatchWorker(self.hub, self.inference.pool, self._to_infer, pre, max_batch,
                                    cfg.batching.max_wait_ms, stop, counters, shared, self.inference.pace)
         self.captures = [CaptureWorker(c, self.sources[c.name], self.hub, stop, counters, self._on_status,
