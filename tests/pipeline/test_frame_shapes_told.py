@@ -50,23 +50,23 @@ def _folder(path: Path, sizes: list[tuple[int, int]]) -> Path:
     return path
 
 
-def _run(tmp_path: Path, model: Path, endpoint: str, cameras: list[dict], caplog) -> list[str]:
-    cfg = base_config(model, endpoint, cameras)
+def _run(tmp_path: Path, model: Path, cameras: list[dict], caplog) -> list[str]:
+    cfg = base_config(model, f"ipc://{tmp_path}/ev.sock", cameras)
     (tmp_path / "inspector.yaml").write_text(yaml.safe_dump(cfg))
     with caplog.at_level(logging.INFO):
         assert main(["run", "--config", str(tmp_path / "inspector.yaml")]) == 0
     return [r.getMessage() for r in caplog.records]
 
 
-def test_each_camera_unlike_the_training_images_is_told_once_and_again_when_its_size_changes(tiny_model, endpoint,
-                                                                                            tmp_path, caplog):
+def test_each_camera_unlike_the_training_images_is_told_once_and_again_when_its_size_changes(tiny_model, tmp_path,
+                                                                                            caplog):
     model = _model_trained_on(tiny_model, tmp_path / "m", TRAINED)
     wide = _folder(tmp_path / "wide", [(96, 200)] * 3 + [(96, 260)] * 2 + [(96, 128)] * 2)
     cameras = [{"name": "like", "source": str(write_video(tmp_path / "like.avi", [False] * 4))},  # 128x96
                {"name": "wide", "source": str(wide)},
                {"name": "syn", "source": "synthetic", "max_frames": 4,
                 "synthetic": {"texture": "procedural", "size": 32, "pool": 1}}]
-    lines = _run(tmp_path, model, endpoint, cameras, caplog)
+    lines = _run(tmp_path, model, cameras, caplog)
     told = [m for m in lines if TOLD in m]
     range_said = "128x96 px, aspect ratio 1.33"
     assert [m for m in told if "camera 'like'" in m] == [], told
@@ -79,7 +79,7 @@ def test_each_camera_unlike_the_training_images_is_told_once_and_again_when_its_
     assert len(syn_told) == 1 and "frames of 32x32 px (aspect ratio 1.00 and size" in syn_told[0], told
 
 
-def test_a_card_without_the_training_range_checks_nothing(tiny_model, endpoint, tmp_path, caplog):
+def test_a_card_without_the_training_range_checks_nothing(tiny_model, tmp_path, caplog):
     model = _model_trained_on(tiny_model, tmp_path / "m", None)
     cameras = [{"name": "wide", "source": str(_folder(tmp_path / "wide", [(96, 260)] * 2))}]
-    assert not [m for m in _run(tmp_path, model, endpoint, cameras, caplog) if TOLD in m]
+    assert not [m for m in _run(tmp_path, model, cameras, caplog) if TOLD in m]

@@ -604,8 +604,7 @@ def test_recordings_a_slow_disk_could_not_write_before_shutdown_are_counted_and_
     assert sum("defect recording(s) lost" in r.getMessage() for r in caplog.records) == 1  # in the log once
 
 
-def test_recordings_lost_to_a_low_disk_are_told_once_on_the_last_line(tiny_model, endpoint, tmp_path, capsys,
-                                                                     caplog):
+def test_recordings_lost_to_a_low_disk_are_told_once_on_the_last_line(tiny_model, tmp_path, capsys, caplog):
     # The disk below recorder.min_free_bytes (a real low-disk skip): the last line told the loss as a part of its
     # own ('; 2 defect recording(s) lost (low disk 2)') and again among its failures, and the log twice too.
     import shutil
@@ -615,7 +614,8 @@ def test_recordings_lost_to_a_low_disk_are_told_once_on_the_last_line(tiny_model
         pytest.skip("no space in use on this file system: min_free_bytes cannot lie between free and total")
     video = write_video(tmp_path / "two.avi", [True, True])
     rec = tmp_path / "rec"
-    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], thresholds={"image": 0.0},
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/ev.sock", [{"name": "c", "source": str(video)}],
+                      thresholds={"image": 0.0},
                       recorder={"enabled": True, "dir": str(rec), "min_free_bytes": (disk.free + disk.total) // 2})
     with caplog.at_level(logging.INFO):
         code, out, err = run_cli(tmp_path, cfg, capsys)
