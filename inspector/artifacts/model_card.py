@@ -136,6 +136,27 @@ class CardModel:
 
 
 @dataclass(frozen=True)
+class CardImageSizes:
+    """``training.data.image_sizes``: the range of the good images' own sizes (pixels) and aspect ratios
+    (width / height) before they were resized to the model's input, over every good image train read (its
+    train, validation and calibration parts; tiles of a dataset may differ). Frames far outside it are told by
+    :mod:`inspector.artifacts.frame_shapes`. Cards before Session 44 have none: nothing is checked."""
+
+    _unknown_keys = "ignore"
+    min_width: int = bounded(ge=1)
+    max_width: int = bounded(ge=1)
+    min_height: int = bounded(ge=1)
+    max_height: int = bounded(ge=1)
+    min_aspect: float = bounded(gt=0)
+    max_aspect: float = bounded(gt=0)
+
+    def validate(self, where: str) -> None:
+        for low, high in (("min_width", "max_width"), ("min_height", "max_height"), ("min_aspect", "max_aspect")):
+            if getattr(self, low) > getattr(self, high):
+                raise ConfigError(f"{where}.{low}: {getattr(self, low):g} is above {high} {getattr(self, high):g}")
+
+
+@dataclass(frozen=True)
 class CardTrainingData:
     """``training.data``: what calibrate reads back (the validation and calibration images kept out of
     training: their file names, contents' sha256 and the dataset root they were read from)."""
@@ -147,6 +168,7 @@ class CardTrainingData:
     calibration_files: tuple[str, ...] = ()  # used by nothing at training (cards before Session 36: none)
     calibration_sha256: tuple[str, ...] = ()
     train_sha256: tuple[str, ...] = ()  # the images trained on (cards before Session 41: none, nothing told)
+    image_sizes: CardImageSizes | None = None  # the good images' sizes before resizing (None: not recorded)
 
 
 @dataclass(frozen=True)

@@ -89,9 +89,11 @@ def _nested_hint(items: list[str]) -> str:
     return ""
 
 
-def _batches(paths: list[Path], spec, batch_size: int, errors: list[str]):
+def _batches(paths: list[Path], spec, batch_size: int, errors: list[str], shapes=None):
     """Yield (paths, uint8 batch) of readable images, made into the model input as ``spec`` says
-    (:class:`inspector.contract.InputSpec`: size, resize policy, bit depth, downscale method)."""
+    (:class:`inspector.contract.InputSpec`: size, resize policy, bit depth, downscale method). ``shapes``
+    (:class:`inspector.artifacts.frame_shapes.FrameShapes`): tells each folder whose images are unlike the
+    model's training images, once."""
     from inspector.data.images import read_image, resize_image
 
     chunk: list[Path] = []
@@ -99,6 +101,8 @@ def _batches(paths: list[Path], spec, batch_size: int, errors: list[str]):
     for path in paths:
         try:
             image = read_image(path, spec.bit_depth, warn_key=str(path.parent))
+            if shapes is not None:
+                shapes.see(str(path.parent), image.shape[0], image.shape[1])
             images.append(resize_image(image, spec.height, spec.width, spec.resize, downscale=spec.downscale))
             chunk.append(path)
         except DataError as exc:
@@ -227,6 +231,8 @@ def _non_finite(path: Path, score: float, model: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from inspector.artifacts import model_card_of
+    from inspector.artifacts.frame_shapes import frame_shapes
     from inspector.backends import load_backend
 
     if args.batch_size < 1:
@@ -251,7 +257,8 @@ def run(args: argparse.Namespace) -> int:
     kept: list[tuple[Path, np.ndarray]] = []
     with load_backend(args.model, args.backend, **options) as backend:
         spec = backend.input_spec
-        for chunk, batch in _batches(paths, spec, args.batch_size, errors):
+        shapes = frame_shapes(model_card_of(getattr(backend, "sidecar", None) or {}), args.model, retell=False)
+        for chunk, batch in _batches(paths, spec, args.batch_size, errors, shapes):
             result = backend.infer(batch)
             for i, path in enumerate(chunk):
                 score = float(result.scores[i])

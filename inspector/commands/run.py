@@ -56,7 +56,6 @@ def _inspect(args: argparse.Namespace, cfg, stop: threading.Event) -> int:
 def _check_or_run(args: argparse.Namespace, cfg, stop: threading.Event, settings) -> int:
     from inspector.integrations.systemd import Notifier
     from inspector.integrations.runtime import make_daemon
-    from inspector.pipeline.recorder import recording_losses
 
     with settings:
         daemon = make_daemon(cfg, stop=stop, hurry=lifecycle.HURRY, config_path=args.config)
@@ -84,10 +83,9 @@ def _check_or_run(args: argparse.Namespace, cfg, stop: threading.Event, settings
     if lifecycle.received:
         log.info("%s: stopped", lifecycle.reason())
     totals = (daemon.final_stats or {}).get("totals", {})
-    # MQTT messages never delivered are among the failures (Daemon.shutdown: Integrations.losses), with the broker
-    lost = recording_losses(totals) if cfg.recorder.enabled else None
+    # Every loss (recordings, defect events never published, MQTT messages never delivered) is one of the daemon's
+    # failures, each told once there; a part of its own here told the recordings lost a second time
     print(f"stopped: {totals.get('inferred_frames', 0)} frames inspected{decided(totals)}"
-          + (f"; {lost}" if lost else "")
           + (f"; failures: {'; '.join(daemon.failures)}" if daemon.failures else ""), flush=True)
     if daemon.left_running:
         exit_now(code, daemon.left_running)

@@ -40,7 +40,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -446,7 +446,8 @@ def none_readable(samples: Sequence, what: str = "image(s)") -> DataError:
 
 
 def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str = "square",
-               bit_depth: int | None = None, downscale: str = DEFAULT_DOWNSCALE
+               bit_depth: int | None = None, downscale: str = DEFAULT_DOWNSCALE,
+               on_size: Callable[[Sample, int, int], None] | None = None
                ) -> tuple[np.ndarray, list[Sample], list[tuple[Sample, str]]]:
     """Decode (:func:`inspector.data.images.read_image`) and resize ``samples`` into one uint8
     (N, height, width, 3) array.
@@ -455,7 +456,8 @@ def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str =
     (see :mod:`inspector.data.images`). Unreadable or rejected images (corrupt,
     smaller than 8x8 …) are skipped (told in one warning line) and returned as
     ``(sample, reason)`` pairs; ``kept`` lists the samples in array order.
-    ``downscale``: the model's method (:func:`inspector.data.images.downscale_of`).
+    ``downscale``: the model's method (:func:`inspector.data.images.downscale_of`). ``on_size``: called with
+    each readable sample and its own height and width in pixels, before resizing (from the decoding threads).
     """
     samples = list(samples)
     images = np.empty((len(samples), height, width, 3), dtype=np.uint8)
@@ -463,6 +465,8 @@ def load_batch(samples: Sequence[Sample], height: int, width: int, policy: str =
     def load(i: int) -> DataError | None:
         try:
             image = read_image(samples[i].path, bit_depth, warn_key=str(samples[i].path.parent))
+            if on_size is not None:
+                on_size(samples[i], image.shape[0], image.shape[1])
             resize_image(image, height, width, policy, out=images[i], downscale=downscale)
         except DataError as exc:
             return exc

@@ -403,6 +403,7 @@ def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, c
 
     Raises DataError when none can be read, or when their maps would not fit in memory
     (:func:`~inspector.data.memory.require_image_memory`)."""
+    from inspector.artifacts.frame_shapes import frame_shapes
     from inspector.data.datasets import common_folder, load_batch, none_readable
     from inspector.evaluation.evaluate import backend_scorer, score_images
 
@@ -411,10 +412,13 @@ def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, c
                          bytes_per_pixel=CALIBRATION_BYTES, what="image(s)",
                          advice="calibrate on fewer images (--good-dir with a subset)")
     batch_size = max(1, min(batch_size, spec.max_batch or batch_size))
+    # each folder of images unlike the model's training images is told once: scored, they set a meaningless threshold
+    shapes = frame_shapes(model_sidecar(backend), str(getattr(backend, "path", "model")), retell=False)
+    seen = None if shapes is None else (lambda s, h, w: shapes.see(str(s.path.parent), h, w))
     scores, maps, kept, skipped = [], [], [], []
     for start in range(0, len(samples), chunk):
         images, ok, bad = load_batch(samples[start:start + chunk], spec.height, spec.width, spec.resize,
-                                     spec.bit_depth, spec.downscale)
+                                     spec.bit_depth, spec.downscale, on_size=seen)
         kept += ok
         skipped += [str(s.path) for s, _ in bad]
         if len(images):

@@ -64,6 +64,7 @@ from inspector.pipeline.sources import Source, is_live, make_source, source_type
 from inspector.pipeline.stats import DaemonStats
 from inspector.pipeline.worker import WorkerContext
 from inspector.artifacts import input_spec as card_input_spec, model_card_of, read_card
+from inspector.artifacts.frame_shapes import frame_shapes
 from inspector.artifacts.model_card import sha256_file, split_graph_name, verify_graph
 from inspector.pipeline.telemetry import Counters, format_summary
 from inspector.redact import redact
@@ -406,6 +407,8 @@ class Daemon:
         self.sidecar = model_card_of(read_card(model))  # an engine card embeds the model card
         self.spec = card_input_spec(self.sidecar, str(model))
         self.policy, self.downscale = self.spec.resize, self.spec.downscale
+        # each camera whose frames are unlike the training images is told (None: the card records no range)
+        self.shapes = frame_shapes(self.sidecar, str(model), retell=True)
         self.model_sha = sha256_file(model)
         m = cfg.model
         if m.verify and (backend_for_path(m.path) if m.backend == "auto" else m.backend) == "onnxruntime":
@@ -579,7 +582,7 @@ class Daemon:
         max_batch = self.inference.pool.max_batch
         self.hub = FrameHub(counters, max_batch)
         bit_depths = {name: src.bit_depth for name, src in self.sources.items()}
-        pre = Preprocessor(self.spec, self.policy, bit_depths, self.downscale)
+        pre = Preprocessor(self.spec, self.policy, bit_depths, self.downscale, self.shapes)
         self.batcher = BatchWorker(self.hub, self.inference.pool, self._to_infer, pre, max_batch,
                                    cfg.batching.max_wait_ms, stop, counters, shared, self.inference.pace)
         self.captures = [CaptureWorker(c, self.sources[c.name], self.hub, stop, counters, self._on_status,
@@ -740,9 +743,6 @@ class Daemon:
             self._finish_recorder()
             if self.recorder.is_alive():
                 self._failed(f"{self._stage(self.recorder)} did not stop within {timeout:g} s (shutdown_timeout_s)")
-            elif self.recorder.abandoned:  # it stopped, but only once told to leave the rest unwritten
-                self._failed(f"{self._stage(self.recorder)} did not write {self.recorder.abandoned} defect "
-                             f"recording(s) within {timeout:g} s (shutdown_timeout_s)")
         self.left_running = [w.name for w in self.workers if w.is_alive()]
         if self.publish.is_alive():
             # the publisher thread owns the socket and calls the integrations' taps: closed under it, ZeroMQ
@@ -764,9 +764,7 @@ class Daemon:
             log.warning("no frame was inspected in this run (%s)", cameras)
             if self._cameras_ended and not failed_cams:
                 self._failed(f"every camera ended without one frame inspected ({cameras})")
-        lost = recording_losses(self.final_stats.get("totals", {})) if self.recorder is not None else None
-        if lost:
-            log.warning("recorder: %s", lost)
+        if self.recorder is not None:
             self._recordings_lost()
         self._events_lost()
         self.final_stats["failures"] = list(self.failures)
@@ -779,9 +777,16 @@ class Daemon:
         one. A live run's losses were counted and logged only and it exited 0: a supervisor reading the exit status
         or the summary's ``failures`` could not tell that defects published as NG have no images on disk. A live
         camera's full queue drops by design (inspection never waits for the disk), but the evidence is lost all
-        the same. Recordings left unwritten at shutdown have their own line (:meth:`_tell_worker_failures`)."""
-        totals = {k: v for k, v in self.final_stats.get("totals", {}).items() if k != "recorder.abandoned"}
-        if lost := recording_losses(totals):
+        the same.
+
+        One line for every kind of loss, those left unwritten at shutdown included (with the shutdown timeout they
+        were not written within), and nowhere else: they had a line of their own beside this one, and the run's
+        last line told the losses again before its failures, so each was told twice there and in the log."""
+        totals = dict(self.final_stats.get("totals", {}))
+        # abandoned by the daemon after the publisher took its final stats (it stopped first): not in the totals
+        abandoned = max(int(totals.get("recorder.abandoned", 0)), self.recorder.abandoned)
+        totals["recorder.abandoned"] = abandoned
+        if lost := recording_losses(totals, self.cfg.shutdown_timeout_s if abandoned else None):
             self._failed(f"{self._stage(self.recorder)}: {lost}")
 
     def _events_lost(self) -> None:

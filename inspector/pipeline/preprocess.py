@@ -16,6 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from inspector.artifacts.frame_shapes import FrameShapes
 from inspector.backends.base import InputSpec
 from inspector.data.images import DEFAULT_DOWNSCALE, MIN_SIDE, ImageRejected, resize_image, to_uint8
 
@@ -45,14 +46,17 @@ class Preprocessor:
 
     ``bit_depths``: per camera, the significant bits of its integer frames (None: the container's).
     ``downscale``: the model's method (sidecar ``input.downscale``, :func:`inspector.artifacts.input_spec`).
+    ``shapes``: tells a camera whose frames are unlike the model's training images (None: its card records none).
     """
 
     def __init__(self, spec: InputSpec, policy: str = "square",
-                 bit_depths: dict[str, int | None] | None = None, downscale: str = DEFAULT_DOWNSCALE) -> None:
+                 bit_depths: dict[str, int | None] | None = None, downscale: str = DEFAULT_DOWNSCALE,
+                 shapes: FrameShapes | None = None) -> None:
         if spec.channels != 3 or spec.color != "RGB" or spec.layout != "NHWC" or spec.dtype != "uint8":
             raise ValueError(f"unsupported model input {spec}; the daemon feeds uint8 NHWC RGB")
         self.spec, self.policy, self.downscale = spec, policy, downscale
         self.bit_depths = dict(bit_depths or {})
+        self.shapes = shapes
         self._scratch = {c: np.empty((spec.height, spec.width) + ((c,) if c > 1 else ()), np.uint8) for c in (1, 3, 4)}
 
     def into(self, image: np.ndarray, out: np.ndarray, camera: str = "") -> str | None:
@@ -71,6 +75,8 @@ class Preprocessor:
             raise FrameRejected("channels", f"{channels} channels")
         if image.shape[0] < MIN_SIDE or image.shape[1] < MIN_SIDE:
             raise FrameRejected("too_small", f"{image.shape[1]}x{image.shape[0]}")
+        if self.shapes is not None:
+            self.shapes.see(f"camera '{camera}'", image.shape[0], image.shape[1])
         image, converted = _to_uint8(image, camera, self.bit_depths.get(camera))
         if not image.flags.c_contiguous:
             image = np.ascontiguousarray(image)

@@ -164,14 +164,17 @@ RECORDING_LOSSES = (("recorder.dropped", "queue full"), ("recorder.errors", "wri
                     ("recorder.unusable", "recorder folder unusable"))
 
 
-def recording_losses(totals: dict) -> str | None:
+def recording_losses(totals: dict, shutdown_timeout_s: float | None = None) -> str | None:
     """``'5 defect recording(s) lost (queue full 3, write errors 2)'`` from the final stats' ``totals``
-    (counter name → count); None when every recorded defect was kept. For the run's last lines: a loss
-    counted only in the stats went unseen by whoever reads the log."""
+    (counter name → count); None when every recorded defect was kept. For the run's closing failure line: a loss
+    counted only in the stats went unseen by whoever reads the log. ``shutdown_timeout_s`` (seconds), when given,
+    is told with those unwritten at shutdown: ``'(unwritten at shutdown 6; shutdown_timeout_s 1 s)'``."""
     parts = [(label, int(totals.get(key, 0))) for key, label in RECORDING_LOSSES if totals.get(key, 0)]
     if not parts:
         return None
     detail = ", ".join(f"{label} {n}" for label, n in parts)
+    if shutdown_timeout_s is not None and totals.get("recorder.abandoned", 0):
+        detail += f"; shutdown_timeout_s {shutdown_timeout_s:g} s"
     return f"{sum(n for _, n in parts)} defect recording(s) lost ({detail})"
 
 

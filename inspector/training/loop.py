@@ -29,6 +29,7 @@ from inspector.models.base import AnomalyModel
 from inspector.models.entry import Phase, default_phases  # noqa: F401 (Phase: re-exported)
 from inspector.models.registry import build_model
 from inspector.artifacts.checkpoint import BEST, read_checkpoint, update_checkpoint
+from inspector.artifacts.frame_shapes import image_size_range
 from inspector.artifacts.model_card import sha256_file
 from inspector.training.batchnorm import recompute_batchnorm_statistics
 from inspector.training.checkpoint import host_state_dict, save_checkpoint
@@ -98,8 +99,9 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
         raise DataError(f"{config.data.path}: {need}, found {len(dataset.train)}")
     h, w = config.model.image_size
     require_image_memory(len(dataset.train), h, w, str(config.data.path))
+    sizes: dict = {}  # path → the image's own (height, width): the card's range the daemon checks frames by
     images, kept, skipped = load_batch(dataset.train, h, w, config.data.resize, config.data.bit_depth,
-                                       config.data.downscale)
+                                       config.data.downscale, on_size=lambda s, *size: sizes.update({s.path: size}))
     if len(kept) < MIN_GOOD_IMAGES:
         raise DataError(f"{config.data.path}: {need}, found {len(kept)} readable of {len(dataset.train)} "
                         f"(see the warnings above)")
@@ -125,6 +127,7 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
         "calibration_files": [s.path.name for s in calibration],
         "calibration_sha256": [sha256_file(s.path) for s in calibration],
         "image_size": list(config.model.image_size),
+        "image_sizes": image_size_range(sizes[s.path] for s in kept),  # frames unlike them are told (run, predict)
         "resize": config.data.resize,
         "downscale": config.data.downscale,
     }

@@ -569,6 +569,7 @@ def test_the_runs_last_line_tells_mqtt_messages_never_delivered(tiny_model, tmp_
     assert run.returncode == 1 and last.startswith("stopped: 2 frames inspected"), (run.stdout, run.stderr[-2000:])
     assert re.search(rf"; failures: {re.escape(str(tmp_path / 'cfg.yaml'))}: publish.mqtt.url: broker {url}: \d+ MQTT "
                      rf"message\(s\) not delivered \(undelivered at shutdown \d+\)$", last), last
+    assert last.count("MQTT message(s)") == 1, last  # once, as every loss on the last line
 
 
 def test_a_broker_stopped_mid_run_fails_the_run_naming_the_broker_and_the_messages_lost(tiny_model, tmp_path):

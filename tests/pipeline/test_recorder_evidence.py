@@ -296,6 +296,7 @@ def test_an_immutable_camera_folder_costs_that_cameras_recordings_only(tiny_mode
     # the recordings lost are evidence lost: exit 1, the closing line names them
     assert code == 1, err
     assert f"recorder (recorder.dir {rec}): 2 defect recording(s) lost (recorder folder unusable 2)" in out, out
+    assert out.count("defect recording(s)") == 1, out  # once: the last line told them again before its failures
     assert list((rec / "a").iterdir()) == [] and len(list((rec / "b").glob("*.json"))) == 2
     told = [r.getMessage() for r in caplog.records if "camera 'a' is not recorded" in r.getMessage()]
     assert len(told) == 1 and str(rec / "a") in told[0]

@@ -572,8 +572,8 @@ def test_a_second_daemon_on_one_recorder_dir_is_refused_and_a_crashed_ones_lock_
     assert [p.name for p in rec.iterdir()] == ["c"]
 
 
-def test_recordings_a_slow_disk_could_not_write_before_shutdown_are_counted_and_told(tiny_model, endpoint,
-                                                                                      tmp_path, capsys, monkeypatch):
+def test_recordings_a_slow_disk_could_not_write_before_shutdown_are_counted_and_told_once(
+        tiny_model, endpoint, tmp_path, capsys, monkeypatch, caplog):
     # A burst of defects queued for the recorder on a slow disk (SD card, network share) when the run ends:
     # what it cannot write within shutdown_timeout_s was lost with no count (400 defects published, 128
     # recorded, the final stats told of no loss). Now every published defect is recorded or counted lost,
@@ -586,7 +586,8 @@ def test_recordings_a_slow_disk_could_not_write_before_shutdown_are_counted_and_
     cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": str(video)}], summary_json=str(summary),
                       shutdown_timeout_s=1.0)
     cfg["recorder"] = {"enabled": True, "dir": str(rec), "min_free_bytes": 0, "queue_size": 100}
-    code, out, err = run_cli(tmp_path, cfg, capsys)
+    with caplog.at_level(logging.INFO):
+        code, out, err = run_cli(tmp_path, cfg, capsys)
     totals = json.loads(summary.read_text())["totals"]
     assert totals["published.defect"] == len(defects)
     kept = totals.get("recorder.written", 0)
@@ -595,7 +596,33 @@ def test_recordings_a_slow_disk_could_not_write_before_shutdown_are_counted_and_
     assert totals["recorder.abandoned"] >= 1
     assert len(list((rec / "c").glob("*.json"))) >= kept  # the one being written may still have been finished
     assert code == 1 and "Traceback" not in err
-    assert f"{totals['recorder.abandoned']} defect recording(s) lost (unwritten at shutdown" in out
+    # told once on the last line, with the timeout they were not written within: it was told twice there (a part
+    # of the run's own, then the daemon's failure line in other words), and the log said it twice as well
+    last = out.strip().splitlines()[-1]
+    assert f"{totals['recorder.abandoned']} defect recording(s) lost (unwritten at shutdown" in last, last
+    assert last.count("defect recording(s)") == 1 and "shutdown_timeout_s 1 s" in last, last
+    assert sum("defect recording(s) lost" in r.getMessage() for r in caplog.records) == 1  # in the log once
+
+
+def test_recordings_lost_to_a_low_disk_are_told_once_on_the_last_line(tiny_model, tmp_path, capsys, caplog):
+    # The disk below recorder.min_free_bytes (a real low-disk skip): the last line told the loss as a part of its
+    # own ('; 2 defect recording(s) lost (low disk 2)') and again among its failures, and the log twice too.
+    import shutil
+
+    disk = shutil.disk_usage(tmp_path)
+    if disk.free >= disk.total:
+        pytest.skip("no space in use on this file system: min_free_bytes cannot lie between free and total")
+    video = write_video(tmp_path / "two.avi", [True, True])
+    rec = tmp_path / "rec"
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/ev.sock", [{"name": "c", "source": str(video)}],
+                      thresholds={"image": 0.0},
+                      recorder={"enabled": True, "dir": str(rec), "min_free_bytes": (disk.free + disk.total) // 2})
+    with caplog.at_level(logging.INFO):
+        code, out, err = run_cli(tmp_path, cfg, capsys)
+    last = out.strip().splitlines()[-1]
+    assert code == 1 and f"recorder (recorder.dir {rec}): 2 defect recording(s) lost (low disk 2)" in last, last
+    assert last.count("defect recording(s)") == 1, last
+    assert sum("defect recording(s) lost" in r.getMessage() for r in caplog.records) == 1  # in the log once
 
 
 # -- one camera per source ----------------------------------------------------------------------------------------
