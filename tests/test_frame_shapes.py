@@ -101,15 +101,18 @@ def test_predict_tells_each_folder_of_wide_images_once_naming_it_the_size_and_th
     assert len(capsys.readouterr().out.splitlines()) == 5  # every image still scored
 
 
-def test_calibrate_tells_a_good_folder_of_4k_frames_once(exported_model, tmp_path, caplog):
+def test_calibrate_tells_a_good_folder_of_4k_frames_once_and_keeps_it_in_the_file(exported_model, tmp_path, caplog):
     from inspector.evaluation.calibrate import calibrate
 
     big = _images(tmp_path / "big", 10, 270, 480)  # 16:9 and far larger than the 64-px training images
     with caplog.at_level(logging.WARNING):
-        calibrate(exported_model, good_dir=big, false_alarm_rate=0.2)
+        result = calibrate(exported_model, good_dir=big, false_alarm_rate=0.2)
     told = _told(caplog)
     assert len(told) == 1 and told[0].startswith(f"{big}: frames of 480x270 px (aspect ratio 1.78 and size"), told
+    # the file's warnings are what a later reader of the threshold sees: the log is gone by then
+    assert told[0] in result.thresholds.data["warnings"]
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        calibrate(exported_model, good_dir=_images(tmp_path / "like", 10, 64, 64), false_alarm_rate=0.2)
+        result = calibrate(exported_model, good_dir=_images(tmp_path / "like", 10, 64, 64), false_alarm_rate=0.2)
     assert not _told(caplog)
+    assert not [w for w in result.thresholds.data.get("warnings", []) if TOLD in w]

@@ -281,12 +281,14 @@ def too_few_good(n: int, rate: float, where: str, skipped: int = 0) -> DataError
 # ------------------------------------------------------------------------------------------ data
 @dataclass
 class ScoredSet:
-    """Images scored by the backend: scores (n,), maps (n, h, w), the samples kept, skipped paths."""
+    """Images scored by the backend: scores (n,), maps (n, h, w), the samples kept, skipped paths, and the lines
+    that told folders of images unlike the model's training images (:mod:`inspector.artifacts.frame_shapes`)."""
 
     samples: list
     scores: np.ndarray
     maps: np.ndarray
     skipped: list[str]
+    shapes_told: list[str] = field(default_factory=list)
 
 
 def model_sidecar(backend) -> dict:
@@ -414,7 +416,8 @@ def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, c
     batch_size = max(1, min(batch_size, spec.max_batch or batch_size))
     # each folder of images unlike the model's training images is told once: scored, they set a meaningless threshold
     shapes = frame_shapes(model_sidecar(backend), str(getattr(backend, "path", "model")), retell=False)
-    seen = None if shapes is None else (lambda s, h, w: shapes.see(str(s.path.parent), h, w))
+    told: list[str] = []
+    seen = None if shapes is None else (lambda s, h, w: told.append(shapes.see(str(s.path.parent), h, w)))
     scores, maps, kept, skipped = [], [], [], []
     for start in range(0, len(samples), chunk):
         images, ok, bad = load_batch(samples[start:start + chunk], spec.height, spec.width, spec.resize,
@@ -429,7 +432,7 @@ def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, c
             on_progress(min(start + chunk, len(samples)), len(samples))
     if not kept:
         raise none_readable(samples)
-    return ScoredSet(kept, np.concatenate(scores), np.concatenate(maps), skipped)
+    return ScoredSet(kept, np.concatenate(scores), np.concatenate(maps), skipped, [t for t in told if t])
 
 
 def batch_sizes_to_check(batch_size: int) -> list[int]:
@@ -576,7 +579,8 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
                                precision=str(engine.precision), backend=str(engine.name))
     finally:
         engine.close()
-    warnings = s.warnings
+    warnings = s.warnings  # the one list: _apart adds to it too
+    warnings += s.good.shapes_told + (s.defects.shapes_told if s.defects else [])
     if s.good.skipped:
         # unreadable, or refused as predict overlays: the log's warnings above tell which, by name
         warnings.append(f"{len(s.good.skipped)} good image(s) were skipped: they could not be read, or were refused "
