@@ -1,5 +1,5 @@
-"""A calibration's threshold holds at the batch sizes calibrate checked (``data.batch_check``): the daemon
-says, in one line, when it scores larger batches, with the command that covers them."""
+"""A calibration's threshold holds at the batch sizes calibrate checked (``data.batch_check``): the daemon,
+predict and verify say, in one line, when they score larger batches, with the command that covers them."""
 
 from __future__ import annotations
 
@@ -93,6 +93,39 @@ def test_run_check_says_a_calibration_predates_the_batch_check(exported_model, g
     (line,) = _check_daemon(exported_model, old, good, tmp_path, capsys, caplog, 8)
     assert f"{old}: made before calibrate checked its threshold at other batch sizes" in line, line
     assert _covering_command(line)[-2:] == ["--batch-size", "8"], line
+
+
+def test_predict_says_when_its_batch_size_exceeds_the_checked_ones(exported_model, good, calibrated, capsys):
+    """predict --calibration --batch-size 16 decided OK/NG at a batch size the threshold was not checked at."""
+    images = [str(p) for p in sorted(good.glob("*.png"))]
+    for batch, told in ((CHECKED, False), (16, True)):
+        capsys.readouterr()
+        assert main(["predict", str(exported_model), *images, "--calibration", str(calibrated),
+                     "--batch-size", str(batch)]) == 0
+        out, err = capsys.readouterr()
+        assert len(out.splitlines()) == len(images)  # the rows alone on stdout
+        lines = [line for line in err.splitlines() if "batch size" in line]
+        assert len(lines) == int(told), (batch, err)
+    assert lines[0].startswith(f"warning: {calibrated}: the threshold was checked at batch sizes up to {CHECKED} "
+                               f"only, but --batch-size is 16"), lines
+    assert _covering_command(lines[0])[-2:] == ["--batch-size", "16"], lines
+    capsys.readouterr()  # fewer images than --batch-size: the largest batch is theirs
+    assert main(["predict", str(exported_model), *images[:CHECKED], "--calibration", str(calibrated),
+                 "--batch-size", "16"]) == 0
+    assert "batch size" not in capsys.readouterr().err
+
+
+def test_verify_says_when_its_batch_exceeds_the_checked_ones(exported_model, good, calibrated, tmp_path, capsys,
+                                                             caplog):
+    """verify --threshold-file compares decisions at the calibration's threshold, at --batch images per call."""
+    fp16 = exported_model.with_name(exported_model.name.replace(".onnx", ".fp16.onnx"))
+    for batch, told in ((CHECKED, 0), (16, 1)):
+        caplog.clear()
+        main(["verify", str(fp16), "--reference", str(exported_model), "--data", str(good), "--threshold-file",
+              str(calibrated), "--batch", str(batch), "--report", str(tmp_path / f"v{batch}.json")])
+        lines = _told(caplog)
+        assert len(lines) == told, (batch, lines, capsys.readouterr())
+    assert "but --batch is 16" in lines[0] and str(calibrated) in lines[0], lines
 
 
 def test_the_covering_command_makes_the_file_as_it_was_made(exported_model, tiny_dataset, tmp_path):
