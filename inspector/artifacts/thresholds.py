@@ -59,6 +59,34 @@ class ScoreStats:
 
 
 @dataclass(frozen=True)
+class BatchCheck:
+    """``data.batch_check``: the good images nearest the threshold that ``inspector calibrate`` scored again at
+    each of ``batch_sizes`` (images per inference call), and the most (score units) any of them moved between
+    those sizes, which the threshold clears. It holds at batch sizes up to :attr:`largest` only."""
+
+    batch_sizes: tuple[int, ...]
+    images: int
+    spread: float
+
+    @property
+    def largest(self) -> int:
+        """The largest batch size checked: the threshold is known to hold at every size up to it."""
+        return max(self.batch_sizes)
+
+
+@dataclass(frozen=True)
+class GoodImages:
+    """``data.good``: where the good images calibrate scored came from. ``source``: ``folder`` (``--good-dir
+    root``), ``test/good`` or ``<words> split`` (of the dataset at ``root``); ``n`` scored; ``excluded``: left out
+    as outliers (``--exclude-outliers``)."""
+
+    source: str
+    root: str
+    n: int
+    excluded: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Thresholds:
     """A validated calibration file."""
 
@@ -84,6 +112,27 @@ class Thresholds:
                                   f"({self.image_threshold}) ≤ hi and lo < hi")
         if len(self.model.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.model.sha256):
             raise ConfigError(f"{where}.model.sha256: expected 64 lowercase hex digits")
+
+    def batch_check(self, where: str) -> BatchCheck | None:
+        """``data.batch_check`` typed, or None in a file calibrate wrote before it checked batch sizes. Raises
+        ConfigError (one line naming ``where`` and the key) when it is there but malformed."""
+        raw = self.data.get("batch_check")
+        if raw is None:
+            return None
+        sizes = raw.get("batch_sizes") if isinstance(raw, dict) else None
+        if not (isinstance(sizes, list) and sizes and all(type(b) is int and b >= 1 for b in sizes)):
+            raise ConfigError(f"{where}: data.batch_check.batch_sizes: expected a list of batch sizes ≥ 1, got "
+                              f"{str(sizes)[:40]}; make the file again with 'inspector calibrate'")
+        return BatchCheck(tuple(sizes), int(raw.get("images") or 0), float(raw.get("spread") or 0.0))
+
+    def good_images(self) -> GoodImages | None:
+        """``data.good`` typed, or None where a hand-written file does not record it (or records it otherwise)."""
+        raw = self.data.get("good")
+        if not (isinstance(raw, dict) and isinstance(raw.get("source"), str) and isinstance(raw.get("root"), str)):
+            return None
+        excluded = raw.get("excluded") if isinstance(raw.get("excluded"), list) else []
+        n = raw.get("n") if type(raw.get("n")) is int else 0
+        return GoodImages(raw["source"], raw["root"], n, tuple(map(str, excluded)))
 
 
 def score_stats(scores) -> ScoreStats:
@@ -164,3 +213,63 @@ def load_thresholds(path: str | Path, expected_sha256: str, model_path: str | Pa
             f"(sha256 {expected_sha256[:12]}…); calibrate it with: {recalibrate_hint(model_path, path)}"
         )
     return thresholds
+
+
+# calibrate refuses fewer good images than this unless --allow-few-good (inspector.evaluation.calibrate's
+# MIN_GOOD_IMAGES: artifacts may not import evaluation)
+_FEW_GOOD = 4
+# data.good.source → calibrate --split
+_SPLIT_OF_SOURCE = {"test/good": "test", "calibration split": "calibration", "validation split": "val"}
+
+
+def calibrate_command(thresholds: Thresholds, path: str | Path, model_path: str | Path, batch_size: int) -> str:
+    """The ``inspector calibrate`` command that makes ``path`` again for ``model_path`` as the file says it was
+    made (its good images, rules, uncertain margin, outliers, few-good allowance), checked at batch sizes up to
+    ``batch_size``; ``--data <dir>`` where the file does not record its images. Quoted as a shell reads it."""
+    q = shlex.quote
+    words = ["inspector", "calibrate", q(str(model_path))]
+    good = thresholds.good_images()
+    if good is None:
+        words += ["--data", "<dir>"]
+    elif good.source == "folder":
+        words += ["--good-dir", q(good.root)]
+    else:
+        words += ["--data", q(good.root)] + (["--split", _SPLIT_OF_SOURCE[good.source]]
+                                             if good.source in _SPLIT_OF_SOURCE else [])
+    for part in thresholds.rule.split(", "):  # e.g. "false_alarm_rate=0.001, pixel_false_alarm_rate=0.001"
+        key, _, value = part.partition("=")
+        if key in ("false_alarm_rate", "pixel_false_alarm_rate") and value:
+            words += [f"--{key.replace('_', '-')}", q(value)]
+        elif key == "f1":
+            words.append("--use-defects")
+    band, t = thresholds.uncertain_band, thresholds.image_threshold
+    if band is not None and t > 0:  # calibrate made it [t·(1−m), t·(1+m))
+        words += ["--uncertain-margin", f"{1 - band[0] / t:.6g}"]
+    if good is not None and good.excluded:
+        words.append("--exclude-outliers")
+    if good is not None and 0 < good.n + len(good.excluded) < _FEW_GOOD:
+        words.append("--allow-few-good")
+    return " ".join(words + ["--out", q(str(path)), "--batch-size", str(batch_size)])
+
+
+def batch_coverage_warning(thresholds: Thresholds, path: str | Path, model_path: str | Path, batch_size: int,
+                           setting: str) -> str | None:
+    """One line where ``thresholds`` (read from ``path``) was not checked at batch sizes up to ``batch_size``
+    (images per inference call; ``setting`` names it, e.g. ``batching.max_batch``), else None.
+
+    Scores differ by ~1e-7 between batch sizes (ONNX Runtime and TensorRT pick kernels per size), and calibrate
+    puts the threshold just above the highest good score, so it holds only at the sizes ``data.batch_check``
+    records (:class:`BatchCheck`); a file without it predates that check, at any batch size. The line names
+    the command that covers ``batch_size`` (:func:`calibrate_command`). Raises ConfigError on a malformed
+    ``data.batch_check``."""
+    check = thresholds.batch_check(str(path))
+    if check is not None and check.largest >= batch_size:
+        return None
+    command = calibrate_command(thresholds, path, model_path, batch_size)
+    if check is None:
+        return (f"{path}: made before calibrate checked its threshold at other batch sizes: a good image just "
+                f"below it may be flagged NG at another batch size ({setting} is {batch_size}; scores differ by "
+                f"~1e-7 between batch sizes); make it again with: {command}")
+    return (f"{path}: the threshold was checked at batch sizes up to {check.largest} only, but {setting} is "
+            f"{batch_size} (scores differ by ~1e-7 between batch sizes: a good image just below the threshold "
+            f"may be flagged NG); cover it with: {command}")

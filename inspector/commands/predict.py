@@ -202,7 +202,8 @@ def write_overlays(results: list[tuple[Path, np.ndarray]], out_dir: Path, policy
 
 
 def load_decider(calibration: str, model: str):
-    """The daemon's OK/NG/uncertain rule from a calibration file bound to the file ``model``."""
+    """(the daemon's OK/NG/uncertain rule, the calibration file) from a calibration file bound to the file
+    ``model``."""
     from inspector.pipeline.postprocess import Decider
     from inspector.artifacts.model_card import sha256_file
     from inspector.artifacts.thresholds import load_thresholds
@@ -210,7 +211,18 @@ def load_decider(calibration: str, model: str):
     if not Path(model).is_file():
         raise ConfigError(f"--calibration: needs the model file it was made for (.onnx or .plan), not {model}")
     t = load_thresholds(calibration, sha256_file(model), model)
-    return Decider(t.image_threshold, t.pixel_threshold, t.uncertain_band)
+    return Decider(t.image_threshold, t.pixel_threshold, t.uncertain_band), t
+
+
+def warn_batch_coverage(thresholds, calibration: str, model: str, batch_size: int, n_images: int) -> None:
+    """One warning line on stderr when the calibration's threshold was not checked at the largest batch this
+    run scores (``--batch-size``, or fewer when fewer images are given): its good images just below the
+    threshold may be NG at that size (:func:`inspector.artifacts.thresholds.batch_coverage_warning`)."""
+    from inspector.artifacts.thresholds import batch_coverage_warning
+
+    line = batch_coverage_warning(thresholds, calibration, model, min(batch_size, max(1, n_images)), "--batch-size")
+    if line:
+        print(f"warning: {one_line(line)}", file=sys.stderr)
 
 
 def _shown(score: float, decider) -> str:
@@ -243,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
     if args.vmin is not None and args.vmax is not None and not args.vmin < args.vmax:
         # an empty colour scale drew every overlay in one flat colour, silently
         raise ConfigError(f"--vmin {args.vmin:g} must be below --vmax {args.vmax:g}")
-    decider = load_decider(args.calibration, args.model) if args.calibration else None
+    decider, thresholds = load_decider(args.calibration, args.model) if args.calibration else (None, None)
     options = {} if args.threads is None else {"threads": args.threads}
     errors: list[str] = []
     paths = expand_images(args.images, errors)
@@ -252,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise DataError(f"{' '.join(args.images)}: no images found (files or folders of .png/.jpg/.bmp/.tif)"
                         + _nested_hint(args.images))
+    if thresholds is not None:
+        warn_batch_coverage(thresholds, args.calibration, args.model, args.batch_size, len(paths))
     if args.out:
         check_overlays_spare_inputs(paths, Path(args.out), paths)  # before any inference
     kept: list[tuple[Path, np.ndarray]] = []

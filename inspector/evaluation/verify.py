@@ -108,8 +108,8 @@ def reference_samples(data: str | Path, limit: int | None = None):
 
 
 def _threshold_from(threshold: float | None, threshold_file: str | Path | None) -> tuple[float | None, str | None,
-                                                                                     str | None]:
-    """(image threshold, where it came from, sha256 of the model its calibration file was made for)."""
+                                                                                     Any]:
+    """(image threshold, where it came from, the calibration file it came from or None)."""
     if threshold is not None and threshold_file is not None:  # the file was silently ignored
         raise ConfigError(f"threshold: give --threshold {threshold:g} or --threshold-file {threshold_file}, not both",
                           field="threshold")
@@ -119,7 +119,7 @@ def _threshold_from(threshold: float | None, threshold_file: str | Path | None) 
         from inspector.artifacts.thresholds import read_thresholds
 
         thresholds = read_thresholds(threshold_file)
-        return float(thresholds.image_threshold), str(threshold_file), thresholds.model.sha256
+        return float(thresholds.image_threshold), str(threshold_file), thresholds
     return None, None, None
 
 
@@ -145,6 +145,21 @@ def _refuse_another_models_threshold(threshold_file: str | Path | None, made_for
 def _describe(backend, path: Path) -> dict[str, Any]:
     return {"path": str(path), "backend": getattr(backend, "name", "?"),
             "precision": getattr(backend, "precision", "?"), "sha256": getattr(backend, "sha256", None)}
+
+
+def _warn_batch_coverage(calibration, threshold_file: str | Path, graphs: dict[Path, Any], batch: int) -> None:
+    """One warning when the calibration's threshold, whose decisions are compared, was not checked at the batch
+    size both graphs are run at here (``batch``, capped by their maximum as :func:`compare` caps it): its good
+    images just below it may cross it at that size
+    (:func:`inspector.artifacts.thresholds.batch_coverage_warning`)."""
+    from inspector.artifacts.thresholds import batch_coverage_warning
+
+    model = next((path for path, backend in graphs.items()
+                  if getattr(backend, "sha256", None) == calibration.model.sha256), list(graphs)[-1])
+    step = max(1, min(b for b in (batch, *(g.input_spec.max_batch for g in graphs.values())) if b))
+    line = batch_coverage_warning(calibration, threshold_file, model, step, "--batch")
+    if line:
+        log.warning("%s", line)
 
 
 def compare(cand_backend, ref_backend, samples, batch: int = DEFAULT_BATCH) -> tuple[_Accumulator, list]:
@@ -240,11 +255,14 @@ def verify(candidate: str | Path, reference: str | Path, data: str | Path, *,
     from inspector.backends import load_backend
 
     candidate, reference = Path(candidate), Path(reference)
-    thr, thr_source, made_for = _threshold_from(threshold, threshold_file)
+    thr, thr_source, calibration = _threshold_from(threshold, threshold_file)
     samples = reference_samples(data, limit)
     with load_backend(candidate, **(candidate_options or {})) as cand_backend, \
             load_backend(reference, backend="onnxruntime") as ref_backend:
-        _refuse_another_models_threshold(threshold_file, made_for, {candidate: cand_backend, reference: ref_backend})
+        graphs = {candidate: cand_backend, reference: ref_backend}
+        if calibration is not None:
+            _refuse_another_models_threshold(threshold_file, calibration.model.sha256, graphs)
+            _warn_batch_coverage(calibration, threshold_file, graphs, batch)
         if getattr(ref_backend, "precision", "fp32") != "fp32":
             raise InspectorError(f"{reference}: the reference must be the FP32 graph, this one is {ref_backend.precision}")
         tolerances = Tolerances.for_precision(getattr(cand_backend, "precision", "int8"), score_tolerance,

@@ -69,7 +69,7 @@ from inspector.artifacts.model_card import sha256_file, split_graph_name, verify
 from inspector.pipeline.telemetry import Counters, format_summary
 from inspector.redact import redact
 from inspector.textline import one_line
-from inspector.artifacts.thresholds import Thresholds, load_thresholds
+from inspector.artifacts.thresholds import Thresholds, batch_coverage_warning, load_thresholds
 
 log = logging.getLogger("inspector.daemon")
 BackendFactory = Callable[[], Backend]
@@ -417,6 +417,7 @@ class Daemon:
             verify_graph(model, self.sidecar, sha256=self.model_sha)
         self._warn_cores_cap()
         self.decider, self.calibration = resolve_thresholds(cfg, self.model_sha)
+        self._warn_batch_coverage()
         self.bit_depth = self.spec.bit_depth
         self.sources: dict[str, Source] = {c.name: make_source(c, self.bit_depth, self.extensions.source_kinds)
                                            for c in cfg.cameras}
@@ -456,6 +457,19 @@ class Daemon:
         if m.replicas is not None:
             return cores_cap(m.replicas)
         return default_replicas(self.threads, self.cfg.batching.max_batch)
+
+    def _warn_batch_coverage(self) -> None:
+        """Say once, at setup, when the calibration's threshold was not checked at the largest batch this daemon
+        sends (``batching.max_batch``, capped by the model's maximum): found only as good parts flagged NG in
+        partial or full batches (:func:`inspector.artifacts.thresholds.batch_coverage_warning`)."""
+        cfg = self.cfg
+        if self.calibration is None or cfg.thresholds.image is not None:  # an explicit threshold replaces its own
+            return
+        batch = usable_max_batch(cfg.batching.max_batch, self.spec.max_batch)
+        line = batch_coverage_warning(self.calibration, cfg.thresholds.calibration, cfg.model.path, batch,
+                                      "batching.max_batch")
+        if line:
+            log.warning("thresholds.calibration: %s", line)
 
     def _warn_cores_cap(self) -> None:
         """Say once, at setup, which thread settings exceed this machine's cores and what is used instead."""
