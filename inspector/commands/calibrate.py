@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int_range(1, 4096), default=default("batch_size"),
                    help="images per inference call, and the largest batch the threshold is checked to hold at: "
                         "the good images nearest the threshold are scored again at batch sizes up to it, as "
-                        "scores differ by ~1e-7 between batch sizes; give the daemon's batching.max_batch "
+                        "scores differ by 1e-7 to 3e-6 between batch sizes; give the daemon's batching.max_batch "
                         "(default %(default)s)")
     p.add_argument("--exclude-outliers", action="store_true", default=default("exclude_outliers"),
                    help="leave good images that score far above the rest (a defective part among the good ones?) "
