@@ -590,3 +590,27 @@ def test_the_highest_good_image_is_ok_at_batch_1_and_at_the_calibration_batch_si
                      str(cal), "--batch-size", batch]) == 0
         rows = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
         assert [r[2] for r in rows] == ["OK"] * 8, (batch, rows)
+
+
+@pytest.mark.parametrize("given", ["run", "checkpoint"])
+def test_a_training_run_or_its_checkpoint_is_refused_before_any_work(tiny_dataset, tmp_path_factory, tmp_path,
+                                                                     capsys, given):
+    """The README's backends error says "expected .onnx, .plan or a training run folder", so a newcomer gave
+    calibrate the run: torch scored 40 test/good images, then it failed on the folder's sha256 ("runs/rs-brick:
+    Is a directory"); given best.pt it ignored the run's calibration split, said "no validation split recorded",
+    and bound the threshold to a checkpoint that predict and the daemon refuse. Now: one line before any work,
+    saying to export first, from the CLI and the API."""
+    from tiny_models import untrained_run
+
+    from inspector.cli import main
+    from inspector.evaluation.calibrate import calibrate
+
+    run = untrained_run("reduced_student", tiny_dataset, tmp_path_factory)
+    model = run if given == "run" else run / "best.pt"
+    out = tmp_path / "c.yaml"
+    assert main(["calibrate", str(model), "--data", str(tiny_dataset), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(model) in err[0] and "inspector export RUN" in err[0], err
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="export the run first"):
+        calibrate(model, tiny_dataset)

@@ -564,12 +564,14 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
     that score far above the rest (:func:`apart_from_the_rest`) out of the thresholds (default: kept and named
     in a warning). ``allow_few_good``: calibrate on fewer than :data:`MIN_GOOD_IMAGES` good images (default:
     refused). ``batch_size``: the largest batch the deployment runs (the daemon's ``batching.max_batch``):
-    the threshold holds at every size up to it (:func:`batch_guard`). Raises ConfigError / DataError /
+    the threshold holds at every size up to it (:func:`batch_guard`). ``model_path``: an exported .onnx or a
+    TensorRT engine (a training run or checkpoint: ConfigError, before any work). Raises ConfigError / DataError /
     BackendError with one-line messages.
     """
     from inspector.artifacts.model_card import split_graph_name
 
     model_path = Path(model_path)
+    _check_deployed(model_path)
     _check_options(false_alarm_rate, pixel_false_alarm_rate, uncertain_margin)
     engine = _load_engine(model_path, backend, threads, backend_options)
     try:
@@ -599,6 +601,16 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
     for w in warnings:  # the caller shows them to the user (they are also in the file's data.warnings)
         log.debug("calibration warning: %s", w)
     return Calibration(thresholds, path, image, pixel, good, s.defects, warnings)
+
+
+def _check_deployed(model_path: Path) -> None:
+    """A training run or checkpoint is refused before any work: torch scored it, then its sha256 failed on the
+    folder ("Is a directory"), or a checkpoint was bound, on test/good, to a file no line runs."""
+    from inspector.artifacts import ENGINE_SUFFIXES
+
+    if model_path.is_dir() or model_path.suffix.lower() not in (".onnx", *ENGINE_SUFFIXES):
+        raise ConfigError(f"{model_path}: not an exported .onnx graph or TensorRT engine; calibrate the file the "
+                          f"line runs: export the run first (inspector export RUN --out export/NAME)")
 
 
 def _check_options(false_alarm_rate: float, pixel_false_alarm_rate: float, uncertain_margin: float | None) -> None:
