@@ -56,8 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "scores differ by 1e-7 to 3e-6 between batch sizes; give the daemon's batching.max_batch "
                         "(default %(default)s)")
     p.add_argument("--exclude-outliers", action="store_true", default=default("exclude_outliers"),
-                   help="leave good images that score far above the rest (a defective part among the good ones?) "
-                        "out of the thresholds (default: off: they are kept and named in a warning with the "
+                   help="leave good images that score far above the rest (a defective part among the good ones?; "
+                        "with --data, also above all its test/good images) out of the thresholds (default: off: they are kept and named in a warning with the "
                         "threshold with and without them)")
     p.add_argument("--allow-few-good", action="store_true", default=default("allow_few_good"),
                    help="calibrate on fewer than 4 good images, whose threshold says nothing about its "

@@ -35,7 +35,13 @@ Rules (predictions are ``score >= threshold``, as everywhere in inspector):
   worst test defect (score 16.5) added to each was told apart in 11 of them (at a gap of 4: 2 and 7). So they
   are named in a warning with the threshold with and without them, and kept unless ``exclude_outliers`` (then
   left out of the image and the pixel threshold): the rule cannot tell a mislabelled part from a rare good
-  one, and only a look at the images can.
+  one, and only a look at the images can. Given a dataset with test/good besides the images calibrated on
+  (the calibration or validation split, or ``good_dir`` with ``data``), those other good parts are scored too,
+  and only an image scoring above all of them is named (:func:`apart_from_reference`): the README's
+  walkthrough named 2 good parts that new good parts outscored, advising a threshold 10 of its 40 test/good
+  parts score above. It clears only what a known good part matches: on the tests' model, with 48 new good parts
+  (at most 2.23) as test/good, the 12 sets above are told as before, their healthy suspects (4.2-5.9) and the
+  worst defect (16.5) scoring above all of them.
 * **batch sizes**: ONNX Runtime and TensorRT pick kernels per batch size, so one image's score differs by
   1e-7 to 3e-6 between batch sizes (the tests' models), and a threshold one float32 step above the highest
   good score can flag that image when the daemon scores it at another batch size (it batches 1 … ``batching.max_batch``).
@@ -266,6 +272,21 @@ def apart_from_the_rest(scores) -> tuple[int, float]:
         if spread > 0 and (s[j - 1] - rest[0]) > OUTLIER_GAP * spread:
             found, ratio = j, float((s[j - 1] - rest[0]) / spread)
     return found, ratio
+
+
+def apart_from_reference(scores, reference) -> tuple[int, float]:
+    """:func:`apart_from_the_rest` of ``scores``, keeping only those told apart that score above every
+    ``reference`` score (good parts scored alike, none of them in ``scores``): one no higher than a known good
+    part is the tail good parts have, not a defect (0, 0.0 when none is left). The README's walkthrough told 2
+    of its 20 calibration images apart (0.466 and 0.345 over a rest at most 0.174) while its test/good held new
+    good parts at 0.496 and 0.352: leaving them out, as the warning advised, set 0.174, which 10 of those 40
+    good parts score above."""
+    j, ratio = apart_from_the_rest(scores)
+    if not j:
+        return 0, 0.0
+    top = np.sort(np.asarray(scores, dtype=np.float64).reshape(-1))[::-1][:j]
+    found = int(np.count_nonzero(top > np.max(reference)))
+    return (found, ratio) if found else (0, 0.0)
 
 
 def too_few_good(n: int, rate: float, where: str, skipped: int = 0) -> DataError:
@@ -549,6 +570,7 @@ class _Scored:
     description: dict
     warnings: list[str]
     batch_check: dict
+    reference: np.ndarray | None = None  # test/good scores the gap rule also judges by (_reference_good)
 
 
 def calibrate(model_path: str | Path, data: str | Path | None = None, backend: str = "auto",
@@ -647,7 +669,22 @@ def _score_all(engine, data, good_dir, split: str, use_defects: bool, rate: floa
         defects, masks = _load_defects(data, engine, batch_size)
     allowed = 0 if use_defects else min(_allowed(rate, n), n - 1)  # the (allowed+1)-th highest decides the cut
     guarded, checked = batch_guard(engine, good, allowed, batch_size)
-    return _Scored(good, guarded, defects, masks, description, warnings, checked)
+    reference = _reference_good(engine, data, good, guarded, description, batch_size)
+    return _Scored(good, guarded, defects, masks, description, warnings, checked, reference)
+
+
+def _reference_good(engine, data, good: ScoredSet, guarded: np.ndarray, description: dict,
+                    batch_size: int) -> np.ndarray | None:
+    """Scores of ``data``'s test/good images when the gap rule tells some good images apart and they were not
+    test/good themselves: other good parts, by which :func:`apart_from_reference` judges them; None otherwise
+    (no dataset, no test/good). An image calibrated on is left out by content: a copy would clear itself."""
+    from inspector.data.datasets import load_dataset
+
+    if data is None or description["source"] == "test/good" or not apart_from_the_rest(guarded)[0]:
+        return None
+    calibrated = {_sha256_or_none(s.path) for s in good.samples}
+    others = [s for s in load_dataset(data).test if s.label == 0 and _sha256_or_none(s.path) not in calibrated]
+    return score_samples(engine, others, batch_size).scores if others else None
 
 
 def _image_choice(scores: np.ndarray, defects: ScoredSet | None, rate: float) -> Choice:
@@ -657,7 +694,8 @@ def _image_choice(scores: np.ndarray, defects: ScoredSet | None, rate: float) ->
 def _apart(s: _Scored, rate: float, exclude: bool) -> tuple[ScoredSet, np.ndarray]:
     """(good images, their guarded scores) for the thresholds: the ones :func:`apart_from_the_rest` finds are
     named in a warning with the image threshold with and without them, and left out when ``exclude``."""
-    j, ratio = apart_from_the_rest(s.guarded)
+    ref = s.reference
+    j, ratio = apart_from_the_rest(s.guarded) if ref is None else apart_from_reference(s.guarded, ref)
     if not j:
         return s.good, s.guarded
     order = np.argsort(-s.guarded, kind="stable")
@@ -666,7 +704,9 @@ def _apart(s: _Scored, rate: float, exclude: bool) -> tuple[ScoredSet, np.ndarra
     without = _image_choice(s.guarded[keep], s.defects, rate).threshold
     named = ", ".join(f"{s.good.samples[i].path} (score {s.good.scores[i]:.6g})" for i in apart[:5])
     named += f" and {j - 5} more" if j > 5 else ""  # one line, however many
-    said = (f"{j} good image(s) score far above the other {len(keep)}: {named}; the gap below them is "
+    others = f"the other {len(keep)}" + ("" if ref is None else
+                                         f" and above all {ref.size} test/good image(s) (at most {ref.max():.6g})")
+    said = (f"{j} good image(s) score far above {others}: {named}; the gap below them is "
             f"{ratio:.1f}x the others' spread above their median (over {OUTLIER_GAP:g}x counts): a defective or "
             f"mislabelled part among the good images? ")
     if not exclude:
