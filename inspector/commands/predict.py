@@ -220,7 +220,11 @@ def warn_batch_coverage(thresholds, calibration: str, model: str, batch_size: in
     threshold may be NG at that size (:func:`inspector.artifacts.thresholds.batch_coverage_warning`)."""
     from inspector.artifacts.thresholds import batch_coverage_warning
 
-    line = batch_coverage_warning(thresholds, calibration, model, min(batch_size, max(1, n_images)), "--batch-size")
+    size = min(batch_size, max(1, n_images))
+    # capped by the images given, "--batch-size is 10" contradicted the 16 typed: say both
+    setting = ("--batch-size" if size == batch_size
+               else f"its largest batch (--batch-size {batch_size}, {n_images} image(s))")
+    line = batch_coverage_warning(thresholds, calibration, model, size, setting)
     if line:
         print(f"warning: {one_line(line)}", file=sys.stderr)
 
