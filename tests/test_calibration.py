@@ -674,3 +674,30 @@ def test_calibrate_with_data_names_no_good_part_test_good_scores_as_high_but_sti
     assert told.startswith("1 good image(s) score far above the other 24 and above all 24 test/good image(s) "
                            "(at most 5.4"), told
     assert f"{folder / 'mislabelled.png'} (score" in told, told
+
+
+def test_a_dataset_given_as_the_good_image_folder_is_one_line_saying_to_give_it_as_data(exported_model,
+                                                                                        tiny_dataset, tmp_path,
+                                                                                        capsys, caplog):
+    """`calibrate MODEL --good-dir data/brick` (the dataset, not its good images) printed a log warning about its
+    sub-folders and then an error saying the same: two lines, neither saying what to give. Now one line, naming
+    the dataset's sub-folders and the --data that takes it; a folder of unread formats alone says so too."""
+    import logging
+
+    from inspector.cli import main
+
+    out = str(tmp_path / "c.yaml")
+    with caplog.at_level(logging.WARNING):
+        assert main(["calibrate", str(exported_model), "--good-dir", str(tiny_dataset), "--out", out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"give it as --data {tiny_dataset} (or --good-dir {tiny_dataset / 'test' / 'good'})" \
+        in err[0], err
+    assert "sub-folder(s) holding images are not read" in err[0], err
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+    gifs = tmp_path / "gifs"
+    gifs.mkdir()
+    (gifs / "a.gif").write_bytes(b"GIF89a")
+    assert main(["calibrate", str(exported_model), "--good-dir", str(gifs), "--out", out]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"error: {gifs}: no images in the good-image folder; 1 file(s) of an image format that is not " \
+                   f"read, e.g. a.gif", line

@@ -364,11 +364,25 @@ def fitted_warning(samples: Sequence, sidecar: dict, what: str = "good image(s)"
     return fitted_line(fitted_counts(samples, sidecar), len(samples), what, FITTED_THRESHOLD)
 
 
+def _no_good_images(folder: Path) -> str:
+    """The one line for a good-image folder with no images in it: its sub-folders that hold some, its files of
+    formats not read, and a dataset (train/, test/) given in its place told as one, to give as the dataset."""
+    from inspector.data.images import subfolders_note, unread_image_names
+
+    nested, unread = subfolders_note(folder), unread_image_names(folder)
+    line = f"{folder}: no images in the good-image folder" + (f"; {nested}" if nested else "")
+    if unread:
+        line += f"; {len(unread)} file(s) of an image format that is not read, e.g. {unread[0]}"
+    if (folder / "train").is_dir() or (folder / "test").is_dir():
+        line += f"; it looks like a dataset: give it as --data {folder} (or --good-dir {folder / 'test' / 'good'})"
+    return line
+
+
 def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | Path | None = None,
                        split: str = "auto") -> tuple[list, dict, list[str]]:
     """(good samples, description, warnings) to calibrate on (see the module docstring)."""
-    from inspector.data.datasets import Sample, dataset_images, load_dataset
-    from inspector.data.images import subfolders_note
+    from inspector.data.datasets import Sample, check_listable, dataset_images, load_dataset
+    from inspector.data.images import list_images
 
     if split not in SPLITS:
         raise ConfigError(f"split '{split}': choose one of {', '.join(SPLITS)}")
@@ -379,10 +393,12 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
         folder = Path(good_dir)
         if not folder.is_dir():  # a file is told as one, not "not found"
             raise DataError(f"{folder}: good-image folder " + ("is a file, not a folder" if folder.exists() else "not found"))
+        check_listable(folder)
+        if not list_images(folder):  # said in the error alone: dataset_images warned of its sub-folders first
+            raise DataError(_no_good_images(folder))
         samples = [Sample(p, 0, "good") for p in dataset_images(folder)]  # other formats told, masks left out
         if not samples:
-            nested = subfolders_note(folder)
-            raise DataError(f"{folder}: no images in the good-image folder" + (f"; {nested}" if nested else ""))
+            raise DataError(_no_good_images(folder))
         fitted = fitted_warning(samples, sidecar)
         return samples, {"source": "folder", "root": str(folder)}, [fitted] if fitted else []
     if data is None:
