@@ -590,3 +590,114 @@ def test_the_highest_good_image_is_ok_at_batch_1_and_at_the_calibration_batch_si
                      str(cal), "--batch-size", batch]) == 0
         rows = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
         assert [r[2] for r in rows] == ["OK"] * 8, (batch, rows)
+
+
+@pytest.mark.parametrize("given", ["run", "checkpoint"])
+def test_a_training_run_or_its_checkpoint_is_refused_before_any_work(tiny_dataset, tmp_path_factory, tmp_path,
+                                                                     capsys, given):
+    """The README's backends error says "expected .onnx, .plan or a training run folder", so a newcomer gave
+    calibrate the run: torch scored 40 test/good images, then it failed on the folder's sha256 ("runs/rs-brick:
+    Is a directory"); given best.pt it ignored the run's calibration split, said "no validation split recorded",
+    and bound the threshold to a checkpoint that predict and the daemon refuse. Now: one line before any work,
+    saying to export first, from the CLI and the API."""
+    from tiny_models import untrained_run
+
+    from inspector.cli import main
+    from inspector.evaluation.calibrate import calibrate
+
+    run = untrained_run("reduced_student", tiny_dataset, tmp_path_factory)
+    model = run if given == "run" else run / "best.pt"
+    out = tmp_path / "c.yaml"
+    assert main(["calibrate", str(model), "--data", str(tiny_dataset), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(model) in err[0] and "inspector export RUN" in err[0], err
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="export the run first"):
+        calibrate(model, tiny_dataset)
+
+
+# The README walkthrough's 20 calibration-split scores and its 40 test/good scores (a newcomer's session 44,
+# trained until the stop rule ended it): the gap rule told the top 2 apart, though new good parts score as high.
+WALKTHROUGH_CALIBRATION = [0.466402, 0.345032, 0.174117, 0.171293, 0.162506, 0.161573, 0.156020, 0.143928, 0.142653,
+                           0.138783, 0.137112, 0.128219, 0.117455, 0.115432, 0.115177, 0.108407, 0.105833, 0.101959,
+                           0.076582, 0.068456]
+WALKTHROUGH_TEST_GOOD = [0.496215, 0.351517, 0.281122, 0.245419, 0.229029, 0.211594, 0.208077, 0.206303, 0.193997,
+                         0.181421, 0.173764, 0.171347, 0.163899, 0.160094, 0.158173, 0.156931, 0.147133, 0.145760,
+                         0.140794, 0.140144, 0.136029, 0.130039, 0.124616, 0.123462, 0.122347, 0.114485, 0.112036,
+                         0.107260, 0.105595, 0.102643, 0.101850, 0.099829, 0.099313, 0.088969, 0.088579, 0.088141,
+                         0.080769, 0.078115, 0.077487, 0.066735]
+
+
+def test_a_heavy_tail_of_good_scores_is_judged_with_the_datasets_other_good_parts():
+    """On the README's own flow calibrate warned that 2 of its 20 good images were "far above the rest" and
+    advised leaving them out: the threshold without them (0.174) flags 10 of the 40 good test parts. Judged
+    together with test/good (other good parts, never fitted), they are the tail good parts have; a defective
+    part stays apart."""
+    from inspector.evaluation.calibrate import apart_from_reference, apart_from_the_rest
+
+    assert apart_from_the_rest(WALKTHROUGH_CALIBRATION)[0] == 2
+    assert apart_from_reference(WALKTHROUGH_CALIBRATION, WALKTHROUGH_TEST_GOOD) == (0, 0.0)
+    j, ratio = apart_from_reference(WALKTHROUGH_CALIBRATION + [2.9], WALKTHROUGH_TEST_GOOD)  # a hole: 2.9
+    assert j == 1 and ratio > 3
+    # a defect among test/good is no good image of this calibration's: nothing to name here
+    assert apart_from_reference(WALKTHROUGH_CALIBRATION[2:], WALKTHROUGH_TEST_GOOD + [2.9]) == (0, 0.0)
+
+
+def test_calibrate_with_data_names_no_good_part_test_good_scores_as_high_but_still_a_defect(
+        exported_model, tiny_dataset, tmp_path):
+    """Seed 7's 24 good parts hold one the fixture model scores 4.2 over a rest at most 1.3: alone, the gap
+    rule names it (a false alarm: it is a good part). Given --data whose test/good holds other good parts
+    (seed 10's, one at 5.5), calibrate scores those too and names nothing, as no test/good part was
+    outscored; a real defect added (16.5) is still named, above all of them."""
+    import shutil
+
+    from inspector.data.synth import synthesize
+    from inspector.evaluation.calibrate import calibrate
+
+    sets = {}
+    for seed in (7, 10):
+        synthesize(tmp_path / f"s{seed}", texture="brick", size=64, n_train=24, n_test_good=0, n_test_defect=0,
+                   seed=seed)
+        sets[seed] = tmp_path / f"s{seed}" / "train" / "good"
+    data = tmp_path / "line"  # a dataset of a test/good alone: other good parts of the same line
+    shutil.copytree(sets[10], data / "test" / "good")
+    folder = sets[7]
+    alone = calibrate(exported_model, good_dir=folder)
+    assert [w for w in alone.warnings if "far above" in w], alone.warnings
+    judged = calibrate(exported_model, data, good_dir=folder)
+    assert not [w for w in judged.warnings if "far above" in w], judged.warnings
+    assert judged.thresholds.image_threshold == alone.thresholds.image_threshold  # the threshold is unchanged
+    defects = sorted(p for p in (tiny_dataset / "test").glob("*/*.png") if p.parent.name != "good")
+    worst = defects[int(np.argmax(_scores(exported_model, defects, 8)))]
+    shutil.copy(worst, folder / "mislabelled.png")
+    (told,) = [w for w in calibrate(exported_model, data, good_dir=folder).warnings if "far above" in w]
+    assert told.startswith("1 good image(s) score far above the other 24 and above all 24 test/good image(s) "
+                           "(at most 5.4"), told
+    assert f"{folder / 'mislabelled.png'} (score" in told, told
+
+
+def test_a_dataset_given_as_the_good_image_folder_is_one_line_saying_to_give_it_as_data(exported_model,
+                                                                                        tiny_dataset, tmp_path,
+                                                                                        capsys, caplog):
+    """`calibrate MODEL --good-dir data/brick` (the dataset, not its good images) printed a log warning about its
+    sub-folders and then an error saying the same: two lines, neither saying what to give. Now one line, naming
+    the dataset's sub-folders and the --data that takes it; a folder of unread formats alone says so too."""
+    import logging
+
+    from inspector.cli import main
+
+    out = str(tmp_path / "c.yaml")
+    with caplog.at_level(logging.WARNING):
+        assert main(["calibrate", str(exported_model), "--good-dir", str(tiny_dataset), "--out", out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"give it as --data {tiny_dataset} (or --good-dir {tiny_dataset / 'test' / 'good'})" \
+        in err[0], err
+    assert "sub-folder(s) holding images are not read" in err[0], err
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+    gifs = tmp_path / "gifs"
+    gifs.mkdir()
+    (gifs / "a.gif").write_bytes(b"GIF89a")
+    assert main(["calibrate", str(exported_model), "--good-dir", str(gifs), "--out", out]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"error: {gifs}: no images in the good-image folder; 1 file(s) of an image format that is not " \
+                   f"read, e.g. a.gif", line

@@ -109,6 +109,13 @@ def test_predict_says_when_its_batch_size_exceeds_the_checked_ones(exported_mode
     assert lines[0].startswith(f"warning: {calibrated}: the threshold was checked at batch sizes up to {CHECKED} "
                                f"only, but --batch-size is 16"), lines
     assert _covering_command(lines[0])[-2:] == ["--batch-size", "16"], lines
+    assert "(scores differ by 1e-7 to 3e-6 between batch sizes" in lines[0], lines  # as calibrate measured them
+    capsys.readouterr()  # 10 images with --batch-size 16: "--batch-size is 10" contradicted the 16 typed
+    assert main(["predict", str(exported_model), *images[:10], "--calibration", str(calibrated),
+                 "--batch-size", "16"]) == 0
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "batch size" in ln]
+    assert f"up to {CHECKED} only, but its largest batch (--batch-size 16, 10 image(s)) is 10 (" in line, line
+    assert _covering_command(line)[-2:] == ["--batch-size", "10"], line
     capsys.readouterr()  # fewer images than --batch-size: the largest batch is theirs
     assert main(["predict", str(exported_model), *images[:CHECKED], "--calibration", str(calibrated),
                  "--batch-size", "16"]) == 0

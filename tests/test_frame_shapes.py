@@ -98,6 +98,9 @@ def test_predict_tells_each_folder_of_wide_images_once_naming_it_the_size_and_th
     told = _told(caplog)
     assert len(told) == 1, told
     assert told[0].startswith(f"{wide}: frames of 120x64 px (aspect ratio 1.88 {TOLD}: 64x64 px, aspect ratio 1.00)")
+    # one line that says what to do, not only what is wrong
+    assert told[0].endswith("; give frames like the training images (crop or scale them: a camera's region of "
+                            "interest or resolution), or train on frames like these"), told
     assert len(capsys.readouterr().out.splitlines()) == 5  # every image still scored
 
 

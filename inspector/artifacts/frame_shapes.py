@@ -73,6 +73,11 @@ def training_range(sizes: CardImageSizes) -> str:
             f"aspect ratio {aspects}")
 
 
+# A warning says what to do: the line told what was wrong only (a newcomer's session 44).
+WHAT_TO_DO = ("give frames like the training images (crop or scale them: a camera's region of interest or "
+              "resolution), or train on frames like these")
+
+
 class FrameShapes:
     """Tells, in one warning line, a source (camera, folder) whose frames are unlike the model's training images
     (:func:`unlike_training`), naming the source, the frame's size and the training range.
@@ -105,7 +110,8 @@ class FrameShapes:
         line = (f"{source}: frames of {width}x{height} px ({why} unlike the model's training images: "
                 f"{training_range(self.sizes)}{'' if first or not self.retell else '; its frame size changed'}) "
                 f"are resized to its {self.input_size[1]}x{self.input_size[0]} input, squashed or shrunk "
-                f"as it never saw in training: their scores are not comparable with the calibration's")
+                f"as it never saw in training: their scores are not comparable with the calibration's; "
+                f"{WHAT_TO_DO}")
         log.warning("%s", line)
         return line
 

@@ -257,7 +257,7 @@ def batch_coverage_warning(thresholds: Thresholds, path: str | Path, model_path:
     """One line where ``thresholds`` (read from ``path``) was not checked at batch sizes up to ``batch_size``
     (images per inference call; ``setting`` names it, e.g. ``batching.max_batch``), else None.
 
-    Scores differ by ~1e-7 between batch sizes (ONNX Runtime and TensorRT pick kernels per size), and calibrate
+    Scores differ by 1e-7 to 3e-6 between batch sizes (ONNX Runtime and TensorRT pick kernels per size), and calibrate
     puts the threshold just above the highest good score, so it holds only at the sizes ``data.batch_check``
     records (:class:`BatchCheck`); a file without it predates that check, at any batch size. The line names
     the command that covers ``batch_size`` (:func:`calibrate_command`). Raises ConfigError on a malformed
@@ -269,7 +269,7 @@ def batch_coverage_warning(thresholds: Thresholds, path: str | Path, model_path:
     if check is None:
         return (f"{path}: made before calibrate checked its threshold at other batch sizes: a good image just "
                 f"below it may be flagged NG at another batch size ({setting} is {batch_size}; scores differ by "
-                f"~1e-7 between batch sizes); make it again with: {command}")
+                f"1e-7 to 3e-6 between batch sizes); make it again with: {command}")
     return (f"{path}: the threshold was checked at batch sizes up to {check.largest} only, but {setting} is "
-            f"{batch_size} (scores differ by ~1e-7 between batch sizes: a good image just below the threshold "
+            f"{batch_size} (scores differ by 1e-7 to 3e-6 between batch sizes: a good image just below the threshold "
             f"may be flagged NG); cover it with: {command}")

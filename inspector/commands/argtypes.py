@@ -138,8 +138,9 @@ def out_path() -> Callable[[str], str]:
     return _output(problem, "path")
 
 
-def model_file(*suffixes: str) -> Callable[[str], str]:
-    """An argparse type: a model file to read, named with one of ``suffixes`` (``.onnx``; ``.plan``, ``.engine``).
+def model_file(*suffixes: str, hint: str = "") -> Callable[[str], str]:
+    """An argparse type: a model file to read, named with one of ``suffixes`` (``.onnx``; ``.plan``, ``.engine``);
+    ``hint`` ends the refusal (what to give instead, e.g. the export that makes one from a training run).
 
     Its card is found from its name (``x.onnx`` → ``x.json``): given another file (a config, a checkpoint, the
     card itself, an image folder), ``quantize``/``build`` said "x.json: sidecar not found (re-run 'inspector
@@ -149,10 +150,10 @@ def model_file(*suffixes: str) -> Callable[[str], str]:
         path = Path(text)
         expected = " or ".join(suffixes)
         if path.is_dir():
-            raise argparse.ArgumentTypeError(f"{text} is a folder, not a {expected} model file")
+            raise argparse.ArgumentTypeError(f"{text} is a folder, not a {expected} model file{hint}")
         if path.suffix.lower() not in suffixes:
             raise argparse.ArgumentTypeError(f"{text} is not a {expected} model file "
-                                             f"('{path.suffix or 'no extension'}')")
+                                             f"('{path.suffix or 'no extension'}'){hint}")
         return text
 
     parse.__name__ = "model file"

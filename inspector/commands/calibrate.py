@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.argtypes import default_of, float_range, int_range, out_path
+from inspector.commands.argtypes import default_of, float_range, int_range, model_file, out_path
+
+
+# What calibrate takes instead of a training run: the threshold is bound to the file the line runs.
+DEPLOYED_ONLY = "; calibrate the file the line runs: export the run first (inspector export RUN --out export/NAME)"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "regions, and write a calibration file bound to the model file's sha256. Good images: "
                     "--good-dir, else the calibration images the model's training kept out of every fit, else "
                     "its validation images (a warning says why they run low), else test/good.")
-    p.add_argument("model", help="the deployed model: an exported .onnx (any precision) or a TensorRT .plan")
+    # a training run or its checkpoint was scored by torch, bound to no deployable file, then failed on the
+    # folder's sha256 ("Is a directory") or calibrated test/good ignoring the run's calibration split
+    p.add_argument("model", type=model_file(".onnx", ".plan", ".engine", hint=DEPLOYED_ONLY),
+                   help="the deployed model: an exported .onnx (any precision) or a TensorRT .plan")
     p.add_argument("--data", help="dataset root (MVTec / BTAD layout, or a folder of good images)")
     p.add_argument("--good-dir", help="a folder of good images to calibrate on (instead of the dataset's)")
     p.add_argument("--split", default=default("split"), choices=SPLITS,
@@ -49,8 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "scores differ by 1e-7 to 3e-6 between batch sizes; give the daemon's batching.max_batch "
                         "(default %(default)s)")
     p.add_argument("--exclude-outliers", action="store_true", default=default("exclude_outliers"),
-                   help="leave good images that score far above the rest (a defective part among the good ones?) "
-                        "out of the thresholds (default: off: they are kept and named in a warning with the "
+                   help="leave good images that score far above the rest (a defective part among the good ones?; "
+                        "with --data, also above all its test/good images) out of the thresholds (default: off: they are kept and named in a warning with the "
                         "threshold with and without them)")
     p.add_argument("--allow-few-good", action="store_true", default=default("allow_few_good"),
                    help="calibrate on fewer than 4 good images, whose threshold says nothing about its "

@@ -48,13 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def expand_images(items: list[str], errors: list[str] | None = None) -> list[Path]:
+def expand_images(items: list[str], errors: list[str] | None = None, bare: list[str] | None = None) -> list[Path]:
     """Files as given; folders → their images sorted by name.
 
     One rule for which files are images (:func:`inspector.data.images.is_image_file`): a folder's other image
     formats are counted in one warning (:func:`inspector.data.datasets.listed_images`); a named file outside
     the rule is an error line (appended to ``errors``), not scored: ``predict x.gif`` scored a GIF that
-    ``predict folder/`` left out silently.
+    ``predict folder/`` left out silently. A folder whose images all sit in sub-folders is appended to ``bare``
+    and told once by the caller (its error, or one warning beside other items' images), not also logged here.
     """
     from inspector.data.datasets import listed_images
     from inspector.data.images import not_an_image
@@ -69,12 +70,35 @@ def expand_images(items: list[str], errors: list[str] | None = None) -> list[Pat
                 errors.append(why)
             continue
         try:
+            if path.is_dir() and bare is not None and _only_sub_folders(path):
+                bare.append(item)
+                continue
             paths.extend(listed_images(path) if path.is_dir() else [path])
         except DataError as exc:  # a folder that cannot be listed: one line, the other items still scored
             print(f"error: {exc}", file=sys.stderr)
             if errors is not None:
                 errors.append(str(exc))
     return paths
+
+
+def _only_sub_folders(folder: Path) -> bool:
+    """Whether ``folder`` (listable, else DataError) holds no image of its own, only sub-folders that do."""
+    from inspector.data.datasets import check_listable
+    from inspector.data.images import list_images, subfolders_note, unread_image_names
+
+    check_listable(folder)
+    return not list_images(folder) and not unread_image_names(folder) and bool(subfolders_note(folder))
+
+
+def _bare_line(folder: str) -> str:
+    """``'day: 2 sub-folder(s) holding images are not read …: name them'``, and a dataset told as one."""
+    from inspector.data.images import subfolders_note
+
+    path = Path(folder)
+    line = f"{folder}: {subfolders_note(path)}: name them"
+    if (path / "test").is_dir():
+        line += f" (a dataset: its test/<type> folders, e.g. {path / 'test' / 'good'})"
+    return line
 
 
 def _nested_hint(items: list[str]) -> str:
@@ -220,7 +244,11 @@ def warn_batch_coverage(thresholds, calibration: str, model: str, batch_size: in
     threshold may be NG at that size (:func:`inspector.artifacts.thresholds.batch_coverage_warning`)."""
     from inspector.artifacts.thresholds import batch_coverage_warning
 
-    line = batch_coverage_warning(thresholds, calibration, model, min(batch_size, max(1, n_images)), "--batch-size")
+    size = min(batch_size, max(1, n_images))
+    # capped by the images given, "--batch-size is 10" contradicted the 16 typed: say both
+    setting = ("--batch-size" if size == batch_size
+               else f"its largest batch (--batch-size {batch_size}, {n_images} image(s))")
+    line = batch_coverage_warning(thresholds, calibration, model, size, setting)
     if line:
         print(f"warning: {one_line(line)}", file=sys.stderr)
 
@@ -258,12 +286,15 @@ def run(args: argparse.Namespace) -> int:
     decider, thresholds = load_decider(args.calibration, args.model) if args.calibration else (None, None)
     options = {} if args.threads is None else {"threads": args.threads}
     errors: list[str] = []
-    paths = expand_images(args.images, errors)
+    bare: list[str] = []  # folders of sub-folders: told once, in the error or a warning (was: both)
+    paths = expand_images(args.images, errors, bare)
     if not paths and errors:  # each item already told in its line ('x.gif' is not read; a folder not listed)
         return 2
     if not paths:
-        raise DataError(f"{' '.join(args.images)}: no images found (files or folders of .png/.jpg/.bmp/.tif)"
-                        + _nested_hint(args.images))
+        told = f"; {_bare_line(bare[0])}" if bare else _nested_hint(args.images)
+        raise DataError(f"{' '.join(args.images)}: no images found (files or folders of .png/.jpg/.bmp/.tif)" + told)
+    for folder in bare:
+        print(f"warning: {one_line(_bare_line(folder))}", file=sys.stderr)
     if thresholds is not None:
         warn_batch_coverage(thresholds, args.calibration, args.model, args.batch_size, len(paths))
     if args.out:

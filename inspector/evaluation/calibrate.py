@@ -35,7 +35,13 @@ Rules (predictions are ``score >= threshold``, as everywhere in inspector):
   worst test defect (score 16.5) added to each was told apart in 11 of them (at a gap of 4: 2 and 7). So they
   are named in a warning with the threshold with and without them, and kept unless ``exclude_outliers`` (then
   left out of the image and the pixel threshold): the rule cannot tell a mislabelled part from a rare good
-  one, and only a look at the images can.
+  one, and only a look at the images can. Given a dataset with test/good besides the images calibrated on
+  (the calibration or validation split, or ``good_dir`` with ``data``), those other good parts are scored too,
+  and only an image scoring above all of them is named (:func:`apart_from_reference`): the README's
+  walkthrough named 2 good parts that new good parts outscored, advising a threshold 10 of its 40 test/good
+  parts score above. It clears only what a known good part matches: on the tests' model, with 48 new good parts
+  (at most 2.23) as test/good, the 12 sets above are told as before, their healthy suspects (4.2-5.9) and the
+  worst defect (16.5) scoring above all of them.
 * **batch sizes**: ONNX Runtime and TensorRT pick kernels per batch size, so one image's score differs by
   1e-7 to 3e-6 between batch sizes (the tests' models), and a threshold one float32 step above the highest
   good score can flag that image when the daemon scores it at another batch size (it batches 1 … ``batching.max_batch``).
@@ -268,6 +274,21 @@ def apart_from_the_rest(scores) -> tuple[int, float]:
     return found, ratio
 
 
+def apart_from_reference(scores, reference) -> tuple[int, float]:
+    """:func:`apart_from_the_rest` of ``scores``, keeping only those told apart that score above every
+    ``reference`` score (good parts scored alike, none of them in ``scores``): one no higher than a known good
+    part is the tail good parts have, not a defect (0, 0.0 when none is left). The README's walkthrough told 2
+    of its 20 calibration images apart (0.466 and 0.345 over a rest at most 0.174) while its test/good held new
+    good parts at 0.496 and 0.352: leaving them out, as the warning advised, set 0.174, which 10 of those 40
+    good parts score above."""
+    j, ratio = apart_from_the_rest(scores)
+    if not j:
+        return 0, 0.0
+    top = np.sort(np.asarray(scores, dtype=np.float64).reshape(-1))[::-1][:j]
+    found = int(np.count_nonzero(top > np.max(reference)))
+    return (found, ratio) if found else (0, 0.0)
+
+
 def too_few_good(n: int, rate: float, where: str, skipped: int = 0) -> DataError:
     """The one-line refusal of ``n`` < :data:`MIN_GOOD_IMAGES` good images (from ``where``), with how many the
     target ``rate`` needs to be measured (1/rate) and the override."""
@@ -343,11 +364,25 @@ def fitted_warning(samples: Sequence, sidecar: dict, what: str = "good image(s)"
     return fitted_line(fitted_counts(samples, sidecar), len(samples), what, FITTED_THRESHOLD)
 
 
+def _no_good_images(folder: Path) -> str:
+    """The one line for a good-image folder with no images in it: its sub-folders that hold some, its files of
+    formats not read, and a dataset (train/, test/) given in its place told as one, to give as the dataset."""
+    from inspector.data.images import subfolders_note, unread_image_names
+
+    nested, unread = subfolders_note(folder), unread_image_names(folder)
+    line = f"{folder}: no images in the good-image folder" + (f"; {nested}" if nested else "")
+    if unread:
+        line += f"; {len(unread)} file(s) of an image format that is not read, e.g. {unread[0]}"
+    if (folder / "train").is_dir() or (folder / "test").is_dir():
+        line += f"; it looks like a dataset: give it as --data {folder} (or --good-dir {folder / 'test' / 'good'})"
+    return line
+
+
 def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | Path | None = None,
                        split: str = "auto") -> tuple[list, dict, list[str]]:
     """(good samples, description, warnings) to calibrate on (see the module docstring)."""
-    from inspector.data.datasets import Sample, dataset_images, load_dataset
-    from inspector.data.images import subfolders_note
+    from inspector.data.datasets import Sample, check_listable, dataset_images, load_dataset
+    from inspector.data.images import list_images
 
     if split not in SPLITS:
         raise ConfigError(f"split '{split}': choose one of {', '.join(SPLITS)}")
@@ -358,10 +393,12 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
         folder = Path(good_dir)
         if not folder.is_dir():  # a file is told as one, not "not found"
             raise DataError(f"{folder}: good-image folder " + ("is a file, not a folder" if folder.exists() else "not found"))
+        check_listable(folder)
+        if not list_images(folder):  # said in the error alone: dataset_images warned of its sub-folders first
+            raise DataError(_no_good_images(folder))
         samples = [Sample(p, 0, "good") for p in dataset_images(folder)]  # other formats told, masks left out
         if not samples:
-            nested = subfolders_note(folder)
-            raise DataError(f"{folder}: no images in the good-image folder" + (f"; {nested}" if nested else ""))
+            raise DataError(_no_good_images(folder))
         fitted = fitted_warning(samples, sidecar)
         return samples, {"source": "folder", "root": str(folder)}, [fitted] if fitted else []
     if data is None:
@@ -549,6 +586,7 @@ class _Scored:
     description: dict
     warnings: list[str]
     batch_check: dict
+    reference: np.ndarray | None = None  # test/good scores the gap rule also judges by (_reference_good)
 
 
 def calibrate(model_path: str | Path, data: str | Path | None = None, backend: str = "auto",
@@ -564,12 +602,14 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
     that score far above the rest (:func:`apart_from_the_rest`) out of the thresholds (default: kept and named
     in a warning). ``allow_few_good``: calibrate on fewer than :data:`MIN_GOOD_IMAGES` good images (default:
     refused). ``batch_size``: the largest batch the deployment runs (the daemon's ``batching.max_batch``):
-    the threshold holds at every size up to it (:func:`batch_guard`). Raises ConfigError / DataError /
+    the threshold holds at every size up to it (:func:`batch_guard`). ``model_path``: an exported .onnx or a
+    TensorRT engine (a training run or checkpoint: ConfigError, before any work). Raises ConfigError / DataError /
     BackendError with one-line messages.
     """
     from inspector.artifacts.model_card import split_graph_name
 
     model_path = Path(model_path)
+    _check_deployed(model_path)
     _check_options(false_alarm_rate, pixel_false_alarm_rate, uncertain_margin)
     engine = _load_engine(model_path, backend, threads, backend_options)
     try:
@@ -599,6 +639,16 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
     for w in warnings:  # the caller shows them to the user (they are also in the file's data.warnings)
         log.debug("calibration warning: %s", w)
     return Calibration(thresholds, path, image, pixel, good, s.defects, warnings)
+
+
+def _check_deployed(model_path: Path) -> None:
+    """A training run or checkpoint is refused before any work: torch scored it, then its sha256 failed on the
+    folder ("Is a directory"), or a checkpoint was bound, on test/good, to a file no line runs."""
+    from inspector.artifacts import ENGINE_SUFFIXES
+
+    if model_path.is_dir() or model_path.suffix.lower() not in (".onnx", *ENGINE_SUFFIXES):
+        raise ConfigError(f"{model_path}: not an exported .onnx graph or TensorRT engine; calibrate the file the "
+                          f"line runs: export the run first (inspector export RUN --out export/NAME)")
 
 
 def _check_options(false_alarm_rate: float, pixel_false_alarm_rate: float, uncertain_margin: float | None) -> None:
@@ -635,7 +685,22 @@ def _score_all(engine, data, good_dir, split: str, use_defects: bool, rate: floa
         defects, masks = _load_defects(data, engine, batch_size)
     allowed = 0 if use_defects else min(_allowed(rate, n), n - 1)  # the (allowed+1)-th highest decides the cut
     guarded, checked = batch_guard(engine, good, allowed, batch_size)
-    return _Scored(good, guarded, defects, masks, description, warnings, checked)
+    reference = _reference_good(engine, data, good, guarded, description, batch_size)
+    return _Scored(good, guarded, defects, masks, description, warnings, checked, reference)
+
+
+def _reference_good(engine, data, good: ScoredSet, guarded: np.ndarray, description: dict,
+                    batch_size: int) -> np.ndarray | None:
+    """Scores of ``data``'s test/good images when the gap rule tells some good images apart and they were not
+    test/good themselves: other good parts, by which :func:`apart_from_reference` judges them; None otherwise
+    (no dataset, no test/good). An image calibrated on is left out by content: a copy would clear itself."""
+    from inspector.data.datasets import load_dataset
+
+    if data is None or description["source"] == "test/good" or not apart_from_the_rest(guarded)[0]:
+        return None
+    calibrated = {_sha256_or_none(s.path) for s in good.samples}
+    others = [s for s in load_dataset(data).test if s.label == 0 and _sha256_or_none(s.path) not in calibrated]
+    return score_samples(engine, others, batch_size).scores if others else None
 
 
 def _image_choice(scores: np.ndarray, defects: ScoredSet | None, rate: float) -> Choice:
@@ -645,7 +710,8 @@ def _image_choice(scores: np.ndarray, defects: ScoredSet | None, rate: float) ->
 def _apart(s: _Scored, rate: float, exclude: bool) -> tuple[ScoredSet, np.ndarray]:
     """(good images, their guarded scores) for the thresholds: the ones :func:`apart_from_the_rest` finds are
     named in a warning with the image threshold with and without them, and left out when ``exclude``."""
-    j, ratio = apart_from_the_rest(s.guarded)
+    ref = s.reference
+    j, ratio = apart_from_the_rest(s.guarded) if ref is None else apart_from_reference(s.guarded, ref)
     if not j:
         return s.good, s.guarded
     order = np.argsort(-s.guarded, kind="stable")
@@ -654,7 +720,9 @@ def _apart(s: _Scored, rate: float, exclude: bool) -> tuple[ScoredSet, np.ndarra
     without = _image_choice(s.guarded[keep], s.defects, rate).threshold
     named = ", ".join(f"{s.good.samples[i].path} (score {s.good.scores[i]:.6g})" for i in apart[:5])
     named += f" and {j - 5} more" if j > 5 else ""  # one line, however many
-    said = (f"{j} good image(s) score far above the other {len(keep)}: {named}; the gap below them is "
+    others = f"the other {len(keep)}" + ("" if ref is None else
+                                         f" and above all {ref.size} test/good image(s) (at most {ref.max():.6g})")
+    said = (f"{j} good image(s) score far above {others}: {named}; the gap below them is "
             f"{ratio:.1f}x the others' spread above their median (over {OUTLIER_GAP:g}x counts): a defective or "
             f"mislabelled part among the good images? ")
     if not exclude:

@@ -395,7 +395,11 @@ def load_daemon_config(path: str | Path, overrides: list[str] | tuple[str, ...] 
     ``overrides`` are ``key.sub=value`` strings (``--set``) applied before validation.
     """
     path = Path(path)
-    cfg = from_file_dict(DaemonConfig, apply_overrides(load_yaml(path), overrides), path, overrides=overrides)
+    raw = load_yaml(path)
+    other = other_kind_of_file(raw)
+    if other:
+        raise ConfigError(f"{path}: {other[0]}, not a daemon config: {other[1]} (start from inspector.example.yaml)")
+    cfg = from_file_dict(DaemonConfig, apply_overrides(raw, overrides), path, overrides=overrides)
     resolved = resolve_paths(cfg, path.parent)
     # README "Paths": a path given on the command line is relative to the working directory, one in the file to the
     # file's folder; `run --config runs/demo/daemon.yaml --set model.path=runs/demo/x.onnx` looked for
@@ -405,6 +409,21 @@ def load_daemon_config(path: str | Path, overrides: list[str] | tuple[str, ...] 
     for key in sorted(given & set(PATH_KEYS)):
         resolved = _with_dotted(resolved, key, _dotted(from_cwd, key))
     return resolved
+
+
+def other_kind_of_file(raw) -> tuple[str, str] | None:
+    """(what another of inspector's files given as the daemon config is, where it goes instead), None when it
+    is none of them. ``run --config calibration/x.yaml`` said "unknown key 'schema_version' (did you mean
+    'summary_json'?)", a run's config.yaml "unknown key 'data'": neither told the newcomer what was wrong."""
+    if not isinstance(raw, dict) or "cameras" in raw:
+        return None
+    if "image_threshold" in raw:
+        return "a calibration file (made by 'inspector calibrate')", "name it in one's thresholds.calibration"
+    if "graphs" in raw or ("input" in raw and "outputs" in raw):
+        return "a model card (made by 'inspector export')", "name its .onnx graph in one's model.path"
+    if "train" in raw or "data" in raw:
+        return "a training config", "the daemon runs the exported graph, named in one's model.path"
+    return None
 
 
 class settings_of:  # noqa: N801 - used as a context manager, like contextlib's

@@ -161,3 +161,27 @@ def test_predict_of_a_folder_of_sub_folders_names_them_in_its_one_line(tmp_path,
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "no images found" in err[0]
     assert "2 sub-folder(s) holding images are not read" in err[0] and "shift1, shift2" in err[0]
+
+
+def test_predict_of_a_dataset_root_is_told_once_and_says_which_folders_to_name(tiny_dataset, tmp_path, capsys,
+                                                                               caplog):
+    """`predict MODEL data/brick` (the dataset, not its images) logged a warning about its sub-folders and then
+    an error saying the same. Now one line, saying to name its test/<type> folders; beside other images that
+    are scored, one warning line instead."""
+    import logging
+
+    from tiny_graphs import write_exported
+
+    model = str(write_exported(tmp_path / "export", fp16=False))
+    with caplog.at_level(logging.WARNING):
+        assert main(["predict", model, str(tiny_dataset)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tiny_dataset}: no images found"), err
+    assert f"(a dataset: its test/<type> folders, e.g. {tiny_dataset / 'test' / 'good'})" in err[0], err
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+    image = next((tiny_dataset / "test" / "good").glob("*.png"))
+    assert main(["predict", model, str(tiny_dataset), str(image)]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"warning: {tiny_dataset}: 3 sub-folder(s) holding images are not read"), line

@@ -438,3 +438,28 @@ def test_run_check_refuses_min_free_beyond_the_disk_and_warns_when_merely_full_n
     assert code == 0 and "configuration OK" in out, out[-2000:]
     assert sum("recorder.min_free_bytes" in line and "WARNING" in line for line in out.splitlines()) == 1, out
     assert not (tmp_path / "rec").exists()  # --check makes no folder
+
+
+@pytest.mark.parametrize("given", ["calibration", "model card", "training config"])
+def test_another_inspector_file_given_as_the_daemon_config_is_named_with_where_it_goes(
+        exported_model, trained_run, tiny_dataset, tmp_path, capsys, given):
+    """A newcomer's `run --config calibration/rs-brick.yaml` said "unknown key 'schema_version' (did you mean
+    'summary_json'?)" and a run's config.yaml "unknown key 'data'": nothing said what the file was. Now one line
+    names its kind and where it goes in a daemon config (exit 2). Real files made by calibrate, export, train."""
+    from inspector.cli import main
+    from inspector.evaluation.calibrate import calibrate
+
+    if given == "calibration":
+        path = calibrate(exported_model, good_dir=tiny_dataset / "test" / "good", allow_few_good=True,
+                         out=tmp_path / "rs.yaml").path
+        kind, where = "a calibration file (made by 'inspector calibrate')", "thresholds.calibration"
+    elif given == "model card":
+        path, kind = exported_model.with_suffix(".json"), "a model card (made by 'inspector export')"
+        where = "model.path"
+    else:
+        path, kind, where = trained_run / "config.yaml", "a training config", "model.path"
+    capsys.readouterr()
+    assert main(["run", "--config", str(path), "--check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {path}: {kind}, not a daemon config: "), err
+    assert where in err[0] and "inspector.example.yaml" in err[0], err
