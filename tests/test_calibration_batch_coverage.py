@@ -173,3 +173,19 @@ def test_a_malformed_batch_check_is_one_line_naming_the_file_and_key(exported_mo
     err = capsys.readouterr().err
     (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert f"{bad}: data.batch_check.batch_sizes: expected a list" in line and "Traceback" not in err, err
+
+
+def test_the_covering_command_names_the_images_wherever_it_is_run(exported_model, tiny_dataset, tmp_path,
+                                                                   monkeypatch):
+    """Calibrated with a relative --data (as the README does), the file records the folder absolute: the daemon,
+    run from another folder, prints a command whose --data is the same folder (it named 'data/brick' there)."""
+    from inspector.artifacts.thresholds import batch_coverage_warning, read_thresholds
+
+    monkeypatch.chdir(tiny_dataset.parent)
+    out = tmp_path / "rel.yaml"
+    assert main(["calibrate", str(exported_model), "--data", tiny_dataset.name, "--allow-few-good",
+                 "--out", str(out), "--batch-size", "2"]) == 0
+    monkeypatch.chdir(tmp_path)
+    argv = _covering_command(batch_coverage_warning(read_thresholds(out), out, exported_model, 8,
+                                                    "batching.max_batch"))
+    assert Path(argv[argv.index("--data") + 1]) == tiny_dataset.absolute(), argv

@@ -400,7 +400,7 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
         if not samples:
             raise DataError(_no_good_images(folder))
         fitted = fitted_warning(samples, sidecar)
-        return samples, {"source": "folder", "root": str(folder)}, [fitted] if fitted else []
+        return samples, {"source": "folder", "root": str(folder.absolute())}, [fitted] if fitted else []
     if data is None:
         raise ConfigError("calibrate: give data (a dataset) or good_dir (a folder of good images)")
     dataset = load_dataset(data)
@@ -415,7 +415,7 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
                                 f"{dataset.root}; calibrating on the {len(found)} found")
             if part == "val":
                 warnings.append(validation_bias(sidecar))
-            return found, {"source": f"{words} split", "root": str(dataset.root), "layout": dataset.layout}, warnings
+            return found, {"source": f"{words} split", "root": str(Path(dataset.root).absolute()), "layout": dataset.layout}, warnings
         if split == part:
             raise DataError(f"{dataset.root}: the model's sidecar records no {PARTS[part]} images found here "
                             f"(use --split test or --good-dir)")
@@ -433,7 +433,7 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
                         "(metrics on the same test images will be optimistic)")
     if fitted := fitted_warning(good, sidecar, "test/good image(s)"):  # a dataset whose test/good holds train images
         warnings.append(fitted)
-    return good, {"source": "test/good", "root": str(dataset.root), "layout": dataset.layout}, warnings
+    return good, {"source": "test/good", "root": str(Path(dataset.root).absolute()), "layout": dataset.layout}, warnings
 
 
 def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, chunk: int = 64,
