@@ -215,9 +215,9 @@ def load_thresholds(path: str | Path, expected_sha256: str, model_path: str | Pa
     return thresholds
 
 
-# calibrate refuses fewer good images than this unless --allow-few-good (inspector.evaluation.calibrate's
-# MIN_GOOD_IMAGES: artifacts may not import evaluation)
-_FEW_GOOD = 4
+# calibrate refuses fewer good images than this unless --allow-few-good: below 4 the rule of three's bound on the
+# false-alarm rate, 3/n, is ≥ 1 (inspector.evaluation.calibrate, which imports it from here)
+MIN_GOOD_IMAGES = 4
 # data.good.source → calibrate --split
 _SPLIT_OF_SOURCE = {"test/good": "test", "calibration split": "calibration", "validation split": "val"}
 
@@ -247,7 +247,7 @@ def calibrate_command(thresholds: Thresholds, path: str | Path, model_path: str 
         words += ["--uncertain-margin", f"{1 - band[0] / t:.6g}"]
     if good is not None and good.excluded:
         words.append("--exclude-outliers")
-    if good is not None and 0 < good.n + len(good.excluded) < _FEW_GOOD:
+    if good is not None and 0 < good.n + len(good.excluded) < MIN_GOOD_IMAGES:
         words.append("--allow-few-good")
     return " ".join(words + ["--out", q(str(path)), "--batch-size", str(batch_size)])
 

@@ -70,14 +70,12 @@ from inspector.config import json_safe
 from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError, DataError
 from inspector.data.memory import CALIBRATION_BYTES, require_image_memory
-from inspector.artifacts.thresholds import ModelBinding, Thresholds, score_stats, write_thresholds
+from inspector.artifacts.thresholds import MIN_GOOD_IMAGES, ModelBinding, Thresholds, score_stats, write_thresholds
 from inspector.evaluation.fitted import fitted_counts, fitted_line
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FALSE_ALARM_RATE = 0.001
-# Below 4 good images the rule of three's bound 3/n is ≥ 1: nothing is known of the rate (module docstring).
-MIN_GOOD_IMAGES = 4
 # Dixon-style gap ratio over which the highest good scores are told apart (module docstring: how often healthy
 # sets are, and defective parts are found, measured at 3 and 4).
 OUTLIER_GAP = 3.0
