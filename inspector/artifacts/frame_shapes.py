@@ -118,9 +118,9 @@ class FrameShapes:
 
 def frame_shapes(card: dict, where: str, retell: bool) -> FrameShapes | None:
     """The :class:`FrameShapes` of the model card ``card`` (``where``: its file, for a schema error), or None
-    when the card records no training image sizes (made before they were) or is empty (no card). ExportError for a
-    bad card."""
-    if not card:  # the torch reference backend runs a checkpoint: no card
+    when the card records no training image sizes (made before they were), no training at all (a backend that
+    knows only its input) or is empty (no card). ExportError for a bad card that records training."""
+    if not card or "training" not in card:  # the torch backend runs a checkpoint (no card); a card of input only
         return None
     parsed = parse_model_card(card, where)
     data = parsed.training.data if parsed.training is not None else None
