@@ -412,9 +412,12 @@ def file_key_message(message: str, path: str) -> str:
 
 
 def to_dict(obj: Any) -> Any:
-    """Turn a config object back into plain YAML-able data."""
+    """Turn a config object back into plain YAML-able data. A dataclass with ``_omit_none = True`` leaves out its
+    fields that are None (keys its file holds only sometimes, e.g. a calibration's ``data.defects``)."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        omit = getattr(obj, "_omit_none", False)
+        return {name: to_dict(value) for name, value in values.items() if not (omit and value is None)}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, Path):

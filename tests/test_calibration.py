@@ -149,7 +149,7 @@ def test_calibrate_binds_to_the_scored_file(exported_model, tiny_dataset, tmp_pa
         load_thresholds(out32, sha256_file(fp16), fp16)  # refused for the FP16 graph
 
     val_files = read_sidecar(sidecar_path_for(fp32))["training"]["data"]["val_files"]
-    assert t.data["good"]["source"] == "validation split" and t.data["good"]["n"] == len(val_files)
+    assert t.data.good.source == "validation split" and t.data.good.n == len(val_files)
     assert t.score_stats.n == len(val_files) and t.score_stats.max < t.image_threshold
     assert t.uncertain_band[0] < t.image_threshold < t.uncertain_band[1]
     said = "nothing is known" if len(val_files) <= 3 else "finer than the resolution"  # 0.001, a handful of images
@@ -176,11 +176,12 @@ def test_calibrate_with_defects_and_good_dir(exported_model, tiny_dataset, tmp_p
 
     c = calibrate(exported_model, tiny_dataset, use_defects=True, out=tmp_path / "f1.yaml", allow_few_good=True)
     assert c.image.rule == "f1" and c.pixel.rule == "pixel_f1"
-    assert {"f1", "precision", "recall"} <= set(c.thresholds.data["image_rule"])
-    assert c.thresholds.data["defects"]["n"] == 6
+    rule = c.thresholds.data.image_rule
+    assert None not in (rule.f1, rule.precision, rule.recall)
+    assert c.thresholds.data.defects.n == 6
 
     g = calibrate(exported_model, good_dir=tiny_dataset / "test" / "good", false_alarm_rate=0.25)
-    assert g.path is None and g.thresholds.data["good"] == {**g.thresholds.data["good"], "source": "folder", "n": 4}
+    assert g.path is None and (g.thresholds.data.good.source, g.thresholds.data.good.n) == ("folder", 4)
     assert g.image.details["false_alarms"] == 1
 
 
@@ -362,7 +363,7 @@ def test_corrupt_good_images_are_skipped_and_counted(exported_model, tiny_datase
     shutil.copytree(tiny_dataset / "test" / "good", folder)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     c = calibrate(exported_model, good_dir=folder, false_alarm_rate=0.2)
-    assert c.thresholds.data["good"]["n"] == 4 and c.thresholds.data["good"]["skipped"][0].endswith("broken.png")
+    assert c.thresholds.data.good.n == 4 and c.thresholds.data.good.skipped[0].endswith("broken.png")
     assert any("could not be read" in w for w in c.warnings)
 
 
@@ -375,7 +376,7 @@ def test_defects_without_masks_fall_back_to_good_pixels(exported_model, tiny_dat
     shutil.copytree(tiny_dataset, data, ignore=shutil.ignore_patterns("ground_truth"))
     c = calibrate(exported_model, data, use_defects=True, split="test")
     assert c.image.rule == "f1" and c.pixel.rule.startswith("pixel_false_alarm_rate")
-    assert c.thresholds.rule == f"f1, {c.pixel.rule}" and c.thresholds.data["defects"]["with_mask"] == 0
+    assert c.thresholds.rule == f"f1, {c.pixel.rule}" and c.thresholds.data.defects.with_mask == 0
     assert any("no ground-truth masks" in w for w in c.warnings)
 
 
@@ -420,7 +421,7 @@ def test_use_defects_leaves_ambiguous_labels_out_of_the_f1_threshold(exported_mo
     shutil.copytree(tiny_dataset / "train" / "good", data / "test" / "likely_defect")  # good-looking 'defects'
     c = calibrate(exported_model, data, use_defects=True, split="test")
     plain = calibrate(exported_model, tiny_dataset, use_defects=True, split="test")
-    assert c.thresholds.data["defects"]["n"] == plain.thresholds.data["defects"]["n"] == 6
+    assert c.thresholds.data.defects.n == plain.thresholds.data.defects.n == 6
     assert c.thresholds.image_threshold == plain.thresholds.image_threshold
 
 
@@ -524,7 +525,7 @@ def test_a_defective_part_among_the_good_images_is_named_with_both_thresholds(ex
             f"{clean.thresholds.image_threshold:.6g} without") in told and "--exclude-outliers" in told, told
     left_out = calibrate(exported_model, good_dir=folder, exclude_outliers=True)
     assert left_out.thresholds.image_threshold == clean.thresholds.image_threshold < defect_score
-    assert left_out.thresholds.data["good"]["excluded"] == [str(folder / "mislabelled.png")]
+    assert left_out.thresholds.data.good.excluded == (str(folder / "mislabelled.png"),)
     capsys.readouterr()
     assert main(["calibrate", str(exported_model), "--good-dir", str(folder), "--out", str(tmp_path / "c.yaml")]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "far above" in ln]

@@ -152,8 +152,8 @@ def test_the_covering_command_makes_the_file_as_it_was_made(exported_model, tiny
     argv[argv.index("--out") + 1] = str(again)
     assert main(argv) == 0
     redone = read_thresholds(again)
-    assert (redone.rule, redone.good_images().source, redone.batch_check(str(again)).largest) == \
-        (made.rule, made.good_images().source, 8)
+    assert (redone.rule, redone.data.good.source, redone.data.batch_check.largest) == \
+        (made.rule, made.data.good.source, 8)
     assert batch_coverage_warning(redone, again, exported_model, 8, "batching.max_batch") is None
 
 

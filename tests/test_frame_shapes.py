@@ -113,9 +113,9 @@ def test_calibrate_tells_a_good_folder_of_4k_frames_once_and_keeps_it_in_the_fil
     told = _told(caplog)
     assert len(told) == 1 and told[0].startswith(f"{big}: frames of 480x270 px (aspect ratio 1.78 and size"), told
     # the file's warnings are what a later reader of the threshold sees: the log is gone by then
-    assert told[0] in result.thresholds.data["warnings"]
+    assert told[0] in result.thresholds.data.warnings
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         result = calibrate(exported_model, good_dir=_images(tmp_path / "like", 10, 64, 64), false_alarm_rate=0.2)
     assert not _told(caplog)
-    assert not [w for w in result.thresholds.data.get("warnings", []) if TOLD in w]
+    assert not [w for w in result.thresholds.data.warnings or () if TOLD in w]

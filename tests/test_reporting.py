@@ -86,6 +86,7 @@ def test_overlay_panels_split_at_threshold():
 def _full_report(tmp_path):
     from inspector.evaluation.metrics import evaluate_scores
     from inspector.evaluation.plots import plot_roc, plot_score_histogram
+    from inspector.artifacts.calibration_data import CalibrationData, GoodImages
     from inspector.artifacts.thresholds import ModelBinding, Thresholds, score_stats
 
     rng = np.random.default_rng(1)
@@ -96,8 +97,8 @@ def _full_report(tmp_path):
     roc = plot_roc({"image": (fpr, tpr, metrics["image_auroc"])}, tmp_path / "roc.png")
     hist = plot_score_histogram(scores, labels, tmp_path / "hist.png", threshold=1.5)
     thresholds = Thresholds(model=ModelBinding("rs", "a" * 64), image_threshold=1.5, pixel_threshold=1.2,
-                            rule="false_alarm_rate=0.01", data={"good": {"n": 20, "source": "validation split",
-                                                                        "root": "data/x"}},
+                            rule="false_alarm_rate=0.01",
+                            data=CalibrationData(good=GoodImages("validation split", "data/x", n=20)),
                             score_stats=score_stats(scores[:20]))
     images = rng.integers(0, 255, (30, 32, 32, 3), dtype=np.uint8)
     panels = reporting.overlay_panels(images, rng.random((30, 32, 32)), scores, labels,

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from inspector.errors import ConfigError
+from inspector.artifacts.calibration_data import CalibrationData, GoodImages
 from inspector.artifacts.thresholds import (ModelBinding, Thresholds, load_thresholds, read_thresholds, score_stats,
                                   write_thresholds)
 
@@ -16,7 +17,7 @@ SHA = "a" * 64
 def _thresholds(**kw) -> Thresholds:
     base = dict(model=ModelBinding("rs-brick", SHA, "fp16", "onnxruntime"), image_threshold=0.5,
                 pixel_threshold=0.4, rule="false_alarm_rate=0.01", uncertain_band=(0.45, 0.6),
-                data={"folder": "data/brick/test/good", "n_good": 100},
+                data=CalibrationData(good=GoodImages("test/good", "data/brick", n=100)),
                 score_stats=score_stats(np.linspace(0.1, 0.3, 101)))
     base.update(kw)
     return Thresholds(**base)
@@ -96,7 +97,7 @@ def test_missing_and_malformed(tmp_path):
 
 def test_written_as_utf8_not_escaped(tmp_path):
     """Folder names in the file stay readable (Prüfstand, 検査) instead of "\\xFC" / "\\u691C" escapes."""
-    t = _thresholds(data={"folder": "data/Prüfstand/検査/good", "n_good": 100})
+    t = _thresholds(data=CalibrationData(good=GoodImages("folder", "data/Prüfstand/検査/good", n=100)))
     path = write_thresholds(t, tmp_path / "rs.yaml")
     text = path.read_bytes().decode("utf-8")
     assert "Prüfstand/検査" in text and "\\x" not in text and "\\u" not in text

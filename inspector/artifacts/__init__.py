@@ -6,6 +6,7 @@ artifact                      file                                        define
 model card                    ``export/<name>.json``                      :mod:`.model_card`
 engine card                   ``engines/<name>.<precision>.json``         :mod:`.engine_card`
 calibration (thresholds)      ``calibration/<name>.yaml``                 :mod:`inspector.artifacts.thresholds`
+calibration's data section    ``data:`` in the calibration file           :mod:`.calibration_data`
 checkpoint                    ``runs/<run>/best.pt``                      :mod:`.checkpoint`
 run config                    ``runs/<run>/config.yaml``, in checkpoints  :mod:`.run_config`
 ============================  ==========================================  ==============================

@@ -8,7 +8,7 @@
     pixel_threshold: 0.35          # map ≥ this → defect region
     uncertain_band: [0.38, 0.47]   # optional: scores in [lo, hi) → "uncertain"; null when unused
     rule: false_alarm_rate=0.001   # how the threshold was chosen
-    data: {...}                    # what was scored (folder, counts, split)
+    data: {good: …, image_rule: …, batch_check: …}   # what was scored and how (CalibrationData)
     score_stats: {mean: …, std: …, min: …, max: …, p50: …, p99: …, n: …}   # of the good scores
 
 The scores of FP16/INT8 graphs and TensorRT engines differ from FP32, so the
@@ -24,11 +24,11 @@ import math
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from inspector.config import bounded, file_key_message, from_file_dict, load_yaml, to_dict, yaml_dump, yaml_load
+from inspector.artifacts.calibration_data import CalibrationData
+from inspector.config import bounded, from_file_dict, load_yaml, to_dict, yaml_dump, yaml_load
 from inspector.errors import ConfigError
 from inspector.outputs import new_folders_removed_on_failure, write_whole
 
@@ -59,34 +59,6 @@ class ScoreStats:
 
 
 @dataclass(frozen=True)
-class BatchCheck:
-    """``data.batch_check``: the good images nearest the threshold that ``inspector calibrate`` scored again at
-    each of ``batch_sizes`` (images per inference call), and the most (score units) any of them moved between
-    those sizes, which the threshold clears. It holds at batch sizes up to :attr:`largest` only."""
-
-    batch_sizes: tuple[int, ...]
-    images: int
-    spread: float
-
-    @property
-    def largest(self) -> int:
-        """The largest batch size checked: the threshold is known to hold at every size up to it."""
-        return max(self.batch_sizes)
-
-
-@dataclass(frozen=True)
-class GoodImages:
-    """``data.good``: where the good images calibrate scored came from. ``source``: ``folder`` (``--good-dir
-    root``), ``test/good`` or ``<words> split`` (of the dataset at ``root``); ``n`` scored; ``excluded``: left out
-    as outliers (``--exclude-outliers``)."""
-
-    source: str
-    root: str
-    n: int
-    excluded: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Thresholds:
     """A validated calibration file."""
 
@@ -95,7 +67,7 @@ class Thresholds:
     pixel_threshold: float = bounded()
     rule: str = "manual"
     uncertain_band: tuple[float, float] | None = bounded(None)
-    data: dict[str, Any] = field(default_factory=dict)
+    data: CalibrationData = field(default_factory=CalibrationData)
     score_stats: ScoreStats | None = None
     schema_version: int = bounded(SCHEMA_VERSION, ge=1, le=10**6)  # validate() names the supported one
 
@@ -112,27 +84,6 @@ class Thresholds:
                                   f"({self.image_threshold}) ≤ hi and lo < hi")
         if len(self.model.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.model.sha256):
             raise ConfigError(f"{where}.model.sha256: expected 64 lowercase hex digits")
-
-    def batch_check(self, where: str) -> BatchCheck | None:
-        """``data.batch_check`` typed, or None in a file calibrate wrote before it checked batch sizes. Raises
-        ConfigError (one line naming ``where`` and the key) when it is there but malformed."""
-        raw = self.data.get("batch_check")
-        if raw is None:
-            return None
-        sizes = raw.get("batch_sizes") if isinstance(raw, dict) else None
-        if not (isinstance(sizes, list) and sizes and all(type(b) is int and b >= 1 for b in sizes)):
-            raise ConfigError(f"{where}: data.batch_check.batch_sizes: expected a list of batch sizes ≥ 1, got "
-                              f"{str(sizes)[:40]}; make the file again with 'inspector calibrate'")
-        return BatchCheck(tuple(sizes), int(raw.get("images") or 0), float(raw.get("spread") or 0.0))
-
-    def good_images(self) -> GoodImages | None:
-        """``data.good`` typed, or None where a hand-written file does not record it (or records it otherwise)."""
-        raw = self.data.get("good")
-        if not (isinstance(raw, dict) and isinstance(raw.get("source"), str) and isinstance(raw.get("root"), str)):
-            return None
-        excluded = raw.get("excluded") if isinstance(raw.get("excluded"), list) else []
-        n = raw.get("n") if type(raw.get("n")) is int else 0
-        return GoodImages(raw["source"], raw["root"], n, tuple(map(str, excluded)))
 
 
 def score_stats(scores) -> ScoreStats:
@@ -168,12 +119,10 @@ def is_calibration(raw: bytes) -> bool:
 
 
 def write_thresholds(thresholds: Thresholds, path: str | Path) -> Path:
-    """Write ``thresholds`` as YAML (schema_version first); returns the path."""
-    try:
-        thresholds.validate(str(path))
-    except ConfigError as exc:
-        raise ConfigError(file_key_message(str(exc), str(path))) from None
+    """Write ``thresholds`` as YAML (schema_version first); returns the path. Raises ConfigError (one line
+    naming ``path`` and the key) where :func:`read_thresholds` would refuse what it holds."""
     data = to_dict(thresholds)
+    from_file_dict(Thresholds, data, path)  # checked as it will be read: never a file the daemon then refuses
     ordered = {"schema_version": data.pop("schema_version"), "model": data.pop("model")}
     ordered.update(data)
     path = Path(path)
@@ -228,7 +177,7 @@ def calibrate_command(thresholds: Thresholds, path: str | Path, model_path: str 
     ``batch_size``; ``--data <dir>`` where the file does not record its images. Quoted as a shell reads it."""
     q = shlex.quote
     words = ["inspector", "calibrate", q(str(model_path))]
-    good = thresholds.good_images()
+    good = thresholds.data.good
     if good is None:
         words += ["--data", "<dir>"]
     elif good.source == "folder":
@@ -245,9 +194,9 @@ def calibrate_command(thresholds: Thresholds, path: str | Path, model_path: str 
     band, t = thresholds.uncertain_band, thresholds.image_threshold
     if band is not None and t > 0:  # calibrate made it [t·(1−m), t·(1+m))
         words += ["--uncertain-margin", f"{1 - band[0] / t:.6g}"]
-    if good is not None and good.excluded:
+    if good is not None and good.excluded:  # None: not given
         words.append("--exclude-outliers")
-    if good is not None and 0 < good.n + len(good.excluded) < MIN_GOOD_IMAGES:
+    if good is not None and 0 < good.n + len(good.excluded or ()) < MIN_GOOD_IMAGES:
         words.append("--allow-few-good")
     return " ".join(words + ["--out", q(str(path)), "--batch-size", str(batch_size)])
 
@@ -259,10 +208,10 @@ def batch_coverage_warning(thresholds: Thresholds, path: str | Path, model_path:
 
     Scores differ by 1e-7 to 3e-6 between batch sizes (ONNX Runtime and TensorRT pick kernels per size), and calibrate
     puts the threshold just above the highest good score, so it holds only at the sizes ``data.batch_check``
-    records (:class:`BatchCheck`); a file without it predates that check, at any batch size. The line names
-    the command that covers ``batch_size`` (:func:`calibrate_command`). Raises ConfigError on a malformed
-    ``data.batch_check``."""
-    check = thresholds.batch_check(str(path))
+    records (:class:`~inspector.artifacts.calibration_data.BatchCheck`); a file without it predates that check,
+    at any batch size. The line names the command that covers ``batch_size`` (:func:`calibrate_command`); a
+    malformed ``data.batch_check`` was refused when the file was read (:func:`read_thresholds`)."""
+    check = thresholds.data.batch_check
     if check is not None and check.largest >= batch_size:
         return None
     command = calibrate_command(thresholds, path, model_path, batch_size)

@@ -70,6 +70,8 @@ from inspector.config import json_safe
 from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError, DataError
 from inspector.data.memory import CALIBRATION_BYTES, require_image_memory
+from inspector.artifacts.calibration_data import (BatchCheck, CalibrationData, DefectImages, GoodImages, RuleDetails,
+                                                  UncertainCount)
 from inspector.artifacts.thresholds import MIN_GOOD_IMAGES, ModelBinding, Thresholds, score_stats, write_thresholds
 from inspector.evaluation.fitted import fitted_counts, fitted_line
 
@@ -478,7 +480,7 @@ def batch_sizes_to_check(batch_size: int) -> list[int]:
     return sorted(sizes)
 
 
-def batch_guard(backend, good: ScoredSet, allowed: int, batch_size: int) -> tuple[np.ndarray, dict]:
+def batch_guard(backend, good: ScoredSet, allowed: int, batch_size: int) -> tuple[np.ndarray, BatchCheck]:
     """(good scores for the rules, what was checked): the good images ranked within :data:`GUARD_IMAGES` of
     the ``allowed``-th highest (0-based: the highest that must stay below the threshold when ``allowed`` may
     be flagged) scored again at every size of :func:`batch_sizes_to_check` (a batch larger than they are
@@ -496,7 +498,7 @@ def batch_guard(backend, good: ScoredSet, allowed: int, batch_size: int) -> tupl
     read = {id(s) for s in ok}  # an image that no longer reads keeps its score (it was read once)
     order = np.array([i for i in order if id(good.samples[i]) in read], dtype=int)
     if not len(order):
-        return good.scores.astype(np.float64), {"batch_sizes": sizes, "images": 0, "spread": 0.0}
+        return good.scores.astype(np.float64), BatchCheck(tuple(sizes), 0, 0.0)
     high, low = good.scores[order].astype(np.float64), good.scores[order].astype(np.float64)
     for size in sizes:
         index = np.arange(-(-max(size, len(order)) // size) * size) % len(order)
@@ -508,7 +510,7 @@ def batch_guard(backend, good: ScoredSet, allowed: int, batch_size: int) -> tupl
     spread = float((high - low).max())
     guarded = good.scores.astype(np.float64)
     guarded[order] = high + spread
-    return guarded, {"batch_sizes": sizes, "images": int(len(order)), "spread": spread}
+    return guarded, BatchCheck(tuple(sizes), int(len(order)), spread)
 
 
 # ------------------------------------------------------------------------------------------ calibrate
@@ -527,8 +529,7 @@ class Calibration:
     def summary_lines(self) -> list[str]:
         t = self.thresholds
         lines = [f"model      {t.model.name} ({t.model.precision}, {t.model.backend}), sha256 {t.model.sha256[:12]}…",
-                 f"good data  {t.data['good']['n']} image(s) from {t.data['good']['source']} "
-                 f"({t.data['good']['root']})"]
+                 f"good data  {t.data.good.n} image(s) from {t.data.good.source} ({t.data.good.root})"]
         if self.defects is not None:
             lines.append(f"defects    {len(self.defects.scores)} image(s) from test/<defect>")
         d = self.image.details
@@ -540,11 +541,10 @@ class Calibration:
             line += (f"  resolution 1/{d['n_good']} = {d['resolution']:.3g}, "
                      f"observed {d['false_alarms']}/{d['n_good']} false alarm(s)")
         lines.append(line)
-        if check := t.data.get("batch_check"):
-            sizes = check["batch_sizes"]
-            lines.append(f"batches    the {check['images']} good image(s) nearest the threshold scored again at "
-                         f"batch size(s) {', '.join(map(str, sizes))}: they moved by up to {check['spread']:.3g}, "
-                         f"which the threshold clears")
+        if check := t.data.batch_check:
+            lines.append(f"batches    the {check.images} good image(s) nearest the threshold scored again at "
+                         f"batch size(s) {', '.join(map(str, check.batch_sizes))}: they moved by up to "
+                         f"{check.spread:.3g}, which the threshold clears")
         lines.append(f"pixel      threshold {t.pixel_threshold:.6g}  [{self.pixel.rule}]")
         if t.uncertain_band:
             lines.append(f"uncertain  [{t.uncertain_band[0]:.6g}, {t.uncertain_band[1]:.6g})")
@@ -583,7 +583,7 @@ class _Scored:
     masks: list | None
     description: dict
     warnings: list[str]
-    batch_check: dict
+    batch_check: BatchCheck
     reference: np.ndarray | None = None  # test/good scores the gap rule also judges by (_reference_good)
 
 
@@ -627,11 +627,9 @@ def calibrate(model_path: str | Path, data: str | Path | None = None, backend: s
     image, pixel = _choose_thresholds(good, guarded, s.defects, s.masks, false_alarm_rate, pixel_false_alarm_rate,
                                       warnings)
     band = uncertain_band(image.threshold, uncertain_margin) if uncertain_margin else None
-    data_summary = _data_summary(good, s.defects, s.masks, s.description, image, pixel, policy, band,
-                                 uncertain_margin, warnings)
-    data_summary["batch_check"] = s.batch_check
+    data = _data_summary(good, s, image, pixel, policy, band, uncertain_margin, warnings)
     thresholds = Thresholds(model=binding, image_threshold=image.threshold, pixel_threshold=pixel.threshold,
-                            rule=f"{image.rule}, {pixel.rule}", uncertain_band=band, data=json_safe(data_summary),
+                            rule=f"{image.rule}, {pixel.rule}", uncertain_band=band, data=data,
                             score_stats=score_stats(good.scores))
     path = write_thresholds(thresholds, out) if out is not None else None
     for w in warnings:  # the caller shows them to the user (they are also in the file's data.warnings)
@@ -729,7 +727,7 @@ def _apart(s: _Scored, rate: float, exclude: bool) -> tuple[ScoredSet, np.ndarra
         return s.good, s.guarded
     s.warnings.append(said + f"Left out (--exclude-outliers): the image threshold is {without:.6g} "
                              f"({with_them:.6g} with them)")
-    s.description["excluded"] = [str(s.good.samples[i].path) for i in apart]
+    s.description["excluded"] = tuple(str(s.good.samples[i].path) for i in apart)
     good = ScoredSet([s.good.samples[i] for i in keep], s.good.scores[keep], s.good.maps[keep], s.good.skipped)
     return good, s.guarded[keep]
 
@@ -754,23 +752,21 @@ def _choose_thresholds(good: ScoredSet, guarded: np.ndarray, defects: ScoredSet 
     return image, pixel
 
 
-def _data_summary(good: ScoredSet, defects: ScoredSet | None, masks: list | None, description: dict, image, pixel,
-                  policy: str, band, uncertain_margin: float | None, warnings: list[str]) -> dict[str, Any]:
-    """The calibration file's ``data`` section: what was scored and how the thresholds were chosen."""
-    data_summary: dict[str, Any] = {
-        "good": {**description, "n": int(good.scores.size), "skipped": good.skipped},
-        "image_rule": image.details,
-        "pixel_rule": pixel.details,
-        "map_size": list(good.maps.shape[-2:]),
-        "resize": policy,
-    }
-    if defects is not None:
-        data_summary["defects"] = {"source": "test/<defect type>", "n": int(defects.scores.size),
-                                   "skipped": defects.skipped,
-                                   "with_mask": int(sum(m is not None for m in masks))}
+def _data_summary(good: ScoredSet, s: _Scored, image: Choice, pixel: Choice, policy: str, band,
+                  uncertain_margin: float | None, warnings: list[str]) -> CalibrationData:
+    """The calibration file's ``data`` section: what was scored (``good``: the images the thresholds were chosen
+    on, ``s``: all that was scored) and how the thresholds were chosen."""
+    defects = None
+    if s.defects is not None:
+        defects = DefectImages(n=int(s.defects.scores.size), skipped=tuple(s.defects.skipped),
+                               with_mask=int(sum(m is not None for m in s.masks)))
+    uncertain = None
     if band is not None:
-        data_summary["uncertain"] = {"margin": uncertain_margin,
-                                     "good_in_band": int(((good.scores >= band[0]) & (good.scores < band[1])).sum())}
-    if warnings:
-        data_summary["warnings"] = list(warnings)
-    return data_summary
+        uncertain = UncertainCount(margin=float(uncertain_margin),
+                                   good_in_band=int(((good.scores >= band[0]) & (good.scores < band[1])).sum()))
+    return CalibrationData(
+        good=GoodImages(**s.description, n=int(good.scores.size), skipped=tuple(good.skipped)),
+        # numpy numbers as plain ones and NaN as None (json_safe), which the file leaves out
+        image_rule=RuleDetails(**json_safe(image.details)), pixel_rule=RuleDetails(**json_safe(pixel.details)),
+        map_size=tuple(int(d) for d in good.maps.shape[-2:]), resize=policy, defects=defects, uncertain=uncertain,
+        warnings=tuple(warnings) or None, batch_check=s.batch_check)

@@ -189,34 +189,29 @@ def overlays_section(panels: dict[str, list[tuple[str, bytes]]], counts: dict[st
 
 def calibration_section(thresholds, warnings: Sequence[str] = (), title: str = "Calibration",
                         extra: Sequence[tuple[str, Any]] = ()) -> Section:
-    """A :class:`inspector.artifacts.thresholds.Thresholds` (or its dict) as tables."""
+    """A :class:`inspector.artifacts.thresholds.Thresholds` as tables (``warnings``: else the file's own)."""
     from inspector.config import to_dict
 
-    t = thresholds if isinstance(thresholds, dict) else to_dict(thresholds)
-    model = t.get("model") or {}
-    rows = [("model file", model.get("name")),
-            ("precision / backend", f"{model.get('precision')} / {model.get('backend')}"),
-            ("sha256", _Raw(f"<code>{esc(model.get('sha256', ''))}</code>")), ("rule", t.get("rule")),
-            ("image threshold", t.get("image_threshold")), ("pixel threshold", t.get("pixel_threshold")),
-            ("uncertain band", t.get("uncertain_band") or "none")]
-    data = t.get("data") or {}
-    good = data.get("good") or {}
-    if good:
-        rows.append(("good images scored", f"{good.get('n')} from {good.get('source')} ({good.get('root')})"))
-    if data.get("defects"):
-        rows.append(("defective images scored", data["defects"].get("n")))
-    for key in ("image_rule", "pixel_rule"):
-        rule = data.get(key) or {}
-        if rule:
-            shown = {k: v for k, v in rule.items() if k != "rule_text"}
-            rows.append((key.replace("_", " "), _Raw(f"{esc(rule.get('rule_text', ''))}<br><small>"
-                                                     f"{esc(json.dumps(_rounded(shown), default=str))}</small>")))
+    t, model, data = thresholds, thresholds.model, thresholds.data
+    rows = [("model file", model.name), ("precision / backend", f"{model.precision} / {model.backend}"),
+            ("sha256", _Raw(f"<code>{esc(model.sha256)}</code>")), ("rule", t.rule),
+            ("image threshold", t.image_threshold), ("pixel threshold", t.pixel_threshold),
+            ("uncertain band", list(t.uncertain_band) if t.uncertain_band else "none")]
+    if data.good is not None:
+        rows.append(("good images scored", f"{data.good.n} from {data.good.source} ({data.good.root})"))
+    if data.defects is not None:
+        rows.append(("defective images scored", data.defects.n))
+    for key, rule in (("image rule", data.image_rule), ("pixel rule", data.pixel_rule)):
+        if rule is not None:
+            shown = {k: v for k, v in to_dict(rule).items() if k != "rule_text"}
+            rows.append((key, _Raw(f"{esc(rule.rule_text or '')}<br><small>"
+                                   f"{esc(json.dumps(_rounded(shown), default=str))}</small>")))
     rows += list(extra)
     body = key_values(rows)
-    stats = t.get("score_stats") or {}
-    if stats:
+    if t.score_stats is not None:
+        stats = to_dict(t.score_stats)
         body += "<h3>Good-image scores</h3>" + table(list(stats), [list(stats.values())])
-    warnings = list(warnings) or list(data.get("warnings") or [])
+    warnings = list(warnings) or list(data.warnings or ())
     if warnings:
         body += "".join(f'<p class="warn">⚠ {esc(w)}</p>' for w in warnings)
     return Section(title, body, "calibration")

@@ -50,7 +50,7 @@ def test_quick_demo_calibration_is_bound_to_the_deployed_graph(quick_demo):
     t = load_thresholds(out / "calibration" / "rs-brick.yaml", sha256_file(model), model)
     assert t.model.backend == "onnxruntime" and t.model.precision == "fp32"
     # calibrated on good images apart from training (plan.n_calibration), not on the 3 validation images
-    assert t.data["good"]["source"] == "folder" and t.data["good"]["n"] == PLANS["quick"].n_calibration
+    assert t.data.good.source == "folder" and t.data.good.n == PLANS["quick"].n_calibration
     cal = json.loads((out / "summary.json").read_text())["calibration"]
     assert cal["image_threshold"] == t.image_threshold
     half = out / "export" / "rs-brick.fp16.onnx"  # the FP16 graph has its own file, bound to its own hash

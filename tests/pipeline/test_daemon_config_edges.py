@@ -299,7 +299,7 @@ def test_a_graph_damaged_since_export_is_named_not_its_calibration(tiny_model, t
     calibration = write_thresholds(Thresholds(
         model=ModelBinding(name=tiny_model.stem, sha256=sha256_file(tiny_model), precision="fp32",
                            backend="onnxruntime"),
-        image_threshold=0.2, pixel_threshold=0.2, rule="false_alarm_rate=0.01", uncertain_band=None, data={},
+        image_threshold=0.2, pixel_threshold=0.2, rule="false_alarm_rate=0.01", uncertain_band=None,
         score_stats=score_stats([0.1, 0.15, 0.12])), tmp_path / "cal.yaml")
     graph.write_bytes(tiny_model.read_bytes()[: tiny_model.stat().st_size // 2])
     cfg = base_config(graph, f"ipc://{tmp_path}/p.sock", [{"name": "c", "source": "synthetic", "max_frames": 2,
