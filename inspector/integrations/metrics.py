@@ -53,7 +53,11 @@ _GLOBAL_DROPS = {"publish_queue_dropped": "publish_queue_full", "dropped_shutdow
                  "status_dropped": "status_queue_full", "inference_error_frames": "inference_error",
                  "recorder.dropped": "recorder_queue_full", "recorder.errors": "recorder_write_error",
                  "recorder.skipped_low_disk": "recorder_low_disk", "recorder.abandoned": "recorder_shutdown",
-                 "recorder.unusable": "recorder_dir_unusable"}
+                 "recorder.unusable": "recorder_dir_unusable",
+                 # events numbered but not sent on publish.endpoint (ZeroMQ refused it, or publishing failed): the
+                 # ZeroMQ subscribers' loss, told in the stats (daemon_dropped) and nowhere a scrape could see
+                 "publish_unsent": "publish_unsent", "publish_errors": "publish_error",
+                 "tap_errors": "integration_handover_error"}
 CAMERA_STATES = ("connecting", "online", "reconnecting", "stalled", "stale", "changed", "ended", "failed")
 
 

@@ -806,12 +806,13 @@ class Daemon:
     def _events_lost(self) -> None:
         """Defect events the daemon itself never published and events an integration never took are evidence lost
         too: a closing failure line naming publish.endpoint and the counts, exit 1, as for recordings. Those of a
-        full publisher queue (never numbered), numbered but not sent, or whose publishing failed
-        (``daemon_dropped`` of the final stats) reached no subscriber, no broker and no recording; an event whose
+        full publisher queue (never numbered) or whose publishing failed reached no subscriber, no broker and no
+        recording; one numbered but not sent on ZeroMQ (``daemon_dropped`` of the final stats, the ZeroMQ
+        subscribers' books) was recorded and offered to the integrations all the same; an event whose
         hand-over to an integration raised (``tap_errors``) never reached the MQTT bridge, which could not count
         it. Both were counted, told to subscribers or logged, and the run exited 0."""
         stats = self.final_stats or {}
-        labels = {"queue_full": "publisher queue full (publish.queue_size)", "unsent": "not sent",
+        labels = {"queue_full": "publisher queue full (publish.queue_size)", "unsent": "not sent on ZeroMQ",
                   "errors": "publishing failed"}
         per_camera, total = [], 0
         for stream, reasons in sorted((stats.get("daemon_dropped") or {}).items()):
