@@ -54,6 +54,7 @@ from inspector.pipeline.integration_config import is_bridge_state
 from inspector.pipeline.cputime import ThreadCpu
 from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.extensions import NO_EXTENSIONS, Extensions, Running, SourceNamer
+from inspector.pipeline.frame_queue import FrameQueue
 from inspector.pipeline.infer import InferenceWorker, buffered_batch, usable_max_batch
 from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
@@ -574,8 +575,8 @@ class Daemon:
         """Load the backend, then make every worker with all it needs, then start them (captures last)."""
         self._to_infer: queue.Queue = queue.Queue(maxsize=_N_BUFFERS)
         to_post: queue.Queue = queue.Queue(maxsize=4)
-        # frames travel to the publisher one batch (list) per item: publish.queue_size frames ≈ this many batches
-        to_pub: queue.Queue = queue.Queue(maxsize=max(1, -(-cfg.publish.queue_size // cfg.batching.max_batch)))
+        # frames travel to the publisher one batch (list) per item, publish.queue_size frames of them (FrameQueue)
+        to_pub: queue.Queue = FrameQueue(maxsize=cfg.publish.queue_size)
         self.status_queue: queue.Queue = queue.Queue(maxsize=10000)
         self.drift = DriftMonitor(cfg.drift, self.calibration.score_stats if self.calibration else None)
         shared = WorkerContext(broken=threading.Event(), cpu=self.cpu)  # one "a worker failed" flag for all
