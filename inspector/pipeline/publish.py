@@ -741,7 +741,7 @@ class PublishWorker(Worker):
         whether ZeroMQ took it.
 
         An event ZeroMQ refused is still offered to the taps: the MQTT bridge and the dashboard have their own
-        books (:meth:`_offered`), so it is lost to the ZeroMQ subscribers only, and counted there once
+        books (``_offered``, :meth:`_tap_stats`), so it is lost to the ZeroMQ subscribers only, and counted there once
         (``publish_unsent``, ``daemon_dropped.unsent``), never as published (``published.<type>``)."""
         full = self.pub.queue_full
         sent = self.pub.send(event, header, constants)

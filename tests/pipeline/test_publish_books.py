@@ -122,7 +122,8 @@ def test_a_daemon_whose_zeromq_refused_a_defect_records_it_counts_it_once_and_sh
     monkeypatch.setattr(Publisher, "__init__", refusing_init)
     endpoint, listen = f"ipc://{tmp_path}/ev.sock", f"127.0.0.1:{free_port()}"
     cfg = base_config(tiny_model, endpoint, [{"name": "cam", "source": str(write_folder(tmp_path / "f", [True] * 4))}],
-                      thresholds={"image": 0.0}, recorder={"enabled": True, "dir": str(tmp_path / "rec"), "min_free_bytes": 0}, metrics={"listen": listen},
+                      thresholds={"image": 0.0}, metrics={"listen": listen},
+                      recorder={"enabled": True, "dir": str(tmp_path / "rec"), "min_free_bytes": 0},
                       publish={"results": False})
     daemon = make_daemon(daemon_config(cfg))
     daemon.start()
