@@ -530,12 +530,20 @@ class LossTracker:
                                      f"'{wire_text(camera)}' in run {_run(run)}: {reason} ({n} in this run so far)")
 
     def _close_run(self, run: str, sequences: object) -> None:
-        """The final stats of ``run`` give each stream's published count: count what never arrived at the end."""
+        """The final stats of ``run`` give each stream's published count: count what never arrived at the end. A
+        stream resumed from a state file and not heard since: missed while the subscriber was not running, as its
+        next event would have counted them (they were counted lost in gaps, 'lost the last 4 defect event(s)', when
+        the run ended before that event came)."""
         if not isinstance(sequences, dict):
             return
         for (r, kind, camera), stream in self._streams.items():
             published = sequences.get(f"{kind}/{camera}")
             if r == run and type(published) is int and stream.next < published <= stream.next + PLAUSIBLE_EVENTS:
+                if stream.resumed:  # nothing heard since the resume: as its first event would have told it
+                    self._missed_while_down(stream, published, f"{wire_text(kind)} event(s) of camera "
+                                                                f"'{wire_text(camera)}'", run)
+                    stream.next = published
+                    continue
                 if not stream.joined:  # none of it heard: all before its join point, which never came
                     self.missed_at_start += published - stream.next
                     stream.miss(stream.next, published, "start")

@@ -49,6 +49,34 @@ def test_a_restarted_subscriber_tells_what_it_missed_while_it_was_not_running(tm
     assert len(list(saved.glob("*.json"))) == 5 and (saved / ".subscriber-state").is_file()
 
 
+def test_a_restarted_subscriber_whose_run_ends_before_its_next_event_counts_the_rest_missed_while_down(tmp_path,
+                                                                                                        capsys):
+    """Restarted after 3 more defects were published, a subscriber heard nothing of the run but its final stats:
+    those 3 were counted 'lost the last 3 defect event(s)', in gaps (a network loss to whoever reads it), while
+    its next event would have told them missed while it was not running. Now the final stats tell them so."""
+    from inspector.client import Subscriber
+    from inspector.pipeline.config import PublishSection
+    from inspector.pipeline.publish import Publisher
+
+    endpoint, state = f"ipc://{tmp_path}/ev.sock", tmp_path / "state"
+    assert subscribe_session(endpoint, [_defect("r1", s) for s in range(3)], "--state", str(state)) == 0
+    final = StatsEvent(seq=1, time_utc=utc_iso(), uptime_s=9, final=True, run_id="r1", run_started_utc="r1-start",
+                       data={"sequences": {"defect/c": 6}})
+    pub = Publisher(PublishSection(endpoint=endpoint))
+    try:
+        with Subscriber(endpoint, ["v1/defect"], state=str(state)) as sub:
+            assert pub.wait_for_subscription(10.0)
+            time.sleep(0.2)
+            pub.send(final)
+            assert sub.recv(timeout=2.0) is None  # the stats are heard quietly
+            notices = sub.notices()
+    finally:
+        pub.close()
+    assert (sub.loss.missed_while_down, sub.gaps) == (3, 0), notices
+    assert any("missed 3 defect event(s) of camera 'c' (seq 3..5) in run r1 while this subscriber was not running"
+               in n for n in notices), notices
+
+
 def test_a_rogue_events_long_names_do_not_make_the_next_start_drop_the_state(tmp_path, capsys):
     """A rogue publisher's event with a run id of 10,000 characters (and one with a camera as long) was kept in
     the state file, which the next start then refused whole as damaged: the accounting of the real run (here:

@@ -53,7 +53,11 @@ _GLOBAL_DROPS = {"publish_queue_dropped": "publish_queue_full", "dropped_shutdow
                  "status_dropped": "status_queue_full", "inference_error_frames": "inference_error",
                  "recorder.dropped": "recorder_queue_full", "recorder.errors": "recorder_write_error",
                  "recorder.skipped_low_disk": "recorder_low_disk", "recorder.abandoned": "recorder_shutdown",
-                 "recorder.unusable": "recorder_dir_unusable"}
+                 "recorder.unusable": "recorder_dir_unusable",
+                 # events numbered but not sent on publish.endpoint (ZeroMQ refused it, or publishing failed): the
+                 # ZeroMQ subscribers' loss, told in the stats (daemon_dropped) and nowhere a scrape could see
+                 "publish_unsent": "publish_unsent", "publish_errors": "publish_error",
+                 "tap_errors": "integration_handover_error"}
 CAMERA_STATES = ("connecting", "online", "reconnecting", "stalled", "stale", "changed", "ended", "failed")
 
 
@@ -76,10 +80,26 @@ class DaemonCollector:
         yield from self._drift(m)
         bridge = getattr(d, "mqtt_bridge", None)
         if bridge is not None:
-            g = m.CounterMetricFamily("inspector_mqtt_messages", "MQTT bridge messages by outcome", labels=["outcome"])
-            for outcome, n in bridge.counts().items():
-                g.add_metric([outcome], n)
-            yield g
+            yield from self._mqtt(m, bridge.counts())
+
+    @staticmethod
+    def _mqtt(m, counts: dict[str, int]) -> Iterator:
+        """The MQTT bridge's books (:meth:`~inspector.integrations.mqtt.MqttBridge.counts`): offered = delivered +
+        dropped + pending. ``pending`` (buffered or unacknowledged now) goes down as the broker catches up: a
+        gauge. Served as a counter outcome, each fall read as a counter reset to Prometheus, whose rate() and
+        increase() then counted the whole backlog again as new messages after every broker outage."""
+        counts = dict(counts)
+        pending = counts.pop("pending", 0)
+        g = m.CounterMetricFamily("inspector_mqtt_messages", "MQTT bridge messages by outcome (offered = delivered "
+                                  "+ dropped + inspector_mqtt_messages_pending; refused is part of dropped)",
+                                  labels=["outcome"])
+        for outcome, n in counts.items():
+            g.add_metric([outcome], n)
+        yield g
+        gauge = m.GaugeMetricFamily("inspector_mqtt_messages_pending", "MQTT bridge messages buffered or not yet "
+                                    "acknowledged by the broker")
+        gauge.add_metric([], pending)
+        yield gauge
 
     def _frames(self, m, snap: dict, cams: list[str]) -> Iterator:
         captured = m.CounterMetricFamily("inspector_frames_captured", "frames grabbed per camera", labels=["camera"])

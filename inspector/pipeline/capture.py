@@ -309,15 +309,19 @@ class Backoff:
         self.initial_s, self.max_s, self.factor, self.jitter = initial_s, max_s, factor, jitter
         self.attempt = 0
         self._rng = rng or random.Random()
-        # first attempt whose un-jittered delay reaches max_s
-        ratio = max_s / initial_s if initial_s > 0 else 1.0
-        self._saturates_at = math.ceil(math.log(ratio, factor)) if factor > 1 and ratio > 1 else 0
+        # first attempt whose un-jittered delay reaches max_s; from the logs, as max_s / initial_s is past the float
+        # range for the smallest initial_s the config takes (reconnect.initial_s 1e-320: OverflowError at start)
+        logs = math.log(max_s) - math.log(initial_s) if initial_s > 0 else 0.0
+        self._saturates_at = math.ceil(logs / math.log(factor)) if factor > 1 and logs > 0 else 0
 
     def base_delay(self, attempt: int) -> float:
         """The un-jittered delay of ``attempt`` (0-based), in seconds, ≤ max_s."""
         if attempt >= self._saturates_at:
             return self.max_s if self.factor > 1 else min(self.initial_s, self.max_s)
-        return min(self.max_s, self.initial_s * self.factor ** attempt)
+        try:
+            return min(self.max_s, self.initial_s * self.factor ** attempt)
+        except OverflowError:  # factor ** attempt past the float range (a tiny initial_s): far beyond max_s
+            return self.max_s
 
     def next_delay(self) -> float:
         base = self.base_delay(self.attempt)

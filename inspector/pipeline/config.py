@@ -265,7 +265,7 @@ class PublishSection:
     endpoint: str = "tcp://127.0.0.1:5556"
     results: bool = False  # publish every frame on v1/result/<camera>
     sndhwm: int = bounded(1000, ge=1, le=1_000_000)  # ZeroMQ send high-water mark (messages queued per subscriber before dropping)
-    queue_size: int = bounded(1024, ge=1, le=1_000_000)  # frames waiting for the publisher thread, in whole batches (full → the batch dropped, counted)
+    queue_size: int = bounded(1024, ge=1, le=1_000_000)  # frames waiting for the publisher thread, whatever the batch size (FrameQueue; full → the batch dropped, counted)
     stats_interval_s: float = bounded(1.0, ge=0.01, le=3600)
     # ZMTP heartbeat: a subscriber's connection silent for 3 of these (a pulled cable, a switch that forgot it)
     # is dropped, its queue freed and its topics unsubscribed; 0 = off (ZeroMQ's default)

@@ -54,6 +54,7 @@ from inspector.pipeline.integration_config import is_bridge_state
 from inspector.pipeline.cputime import ThreadCpu
 from inspector.pipeline.drift import DriftMonitor
 from inspector.pipeline.extensions import NO_EXTENSIONS, Extensions, Running, SourceNamer
+from inspector.pipeline.frame_queue import FrameQueue
 from inspector.pipeline.infer import InferenceWorker, buffered_batch, usable_max_batch
 from inspector.pipeline.postprocess import Decider, PostprocessWorker, encode_payloads
 from inspector.pipeline.preprocess import Preprocessor
@@ -574,8 +575,8 @@ class Daemon:
         """Load the backend, then make every worker with all it needs, then start them (captures last)."""
         self._to_infer: queue.Queue = queue.Queue(maxsize=_N_BUFFERS)
         to_post: queue.Queue = queue.Queue(maxsize=4)
-        # frames travel to the publisher one batch (list) per item: publish.queue_size frames ≈ this many batches
-        to_pub: queue.Queue = queue.Queue(maxsize=max(1, -(-cfg.publish.queue_size // cfg.batching.max_batch)))
+        # frames travel to the publisher one batch (list) per item, publish.queue_size frames of them (FrameQueue)
+        to_pub: queue.Queue = FrameQueue(maxsize=cfg.publish.queue_size)
         self.status_queue: queue.Queue = queue.Queue(maxsize=10000)
         self.drift = DriftMonitor(cfg.drift, self.calibration.score_stats if self.calibration else None)
         shared = WorkerContext(broken=threading.Event(), cpu=self.cpu)  # one "a worker failed" flag for all
@@ -806,12 +807,13 @@ class Daemon:
     def _events_lost(self) -> None:
         """Defect events the daemon itself never published and events an integration never took are evidence lost
         too: a closing failure line naming publish.endpoint and the counts, exit 1, as for recordings. Those of a
-        full publisher queue (never numbered), numbered but not sent, or whose publishing failed
-        (``daemon_dropped`` of the final stats) reached no subscriber, no broker and no recording; an event whose
+        full publisher queue (never numbered) or whose publishing failed reached no subscriber, no broker and no
+        recording; one numbered but not sent on ZeroMQ (``daemon_dropped`` of the final stats, the ZeroMQ
+        subscribers' books) was recorded and offered to the integrations all the same; an event whose
         hand-over to an integration raised (``tap_errors``) never reached the MQTT bridge, which could not count
         it. Both were counted, told to subscribers or logged, and the run exited 0."""
         stats = self.final_stats or {}
-        labels = {"queue_full": "publisher queue full (publish.queue_size)", "unsent": "not sent",
+        labels = {"queue_full": "publisher queue full (publish.queue_size)", "unsent": "not sent on ZeroMQ",
                   "errors": "publishing failed"}
         per_camera, total = [], 0
         for stream, reasons in sorted((stats.get("daemon_dropped") or {}).items()):

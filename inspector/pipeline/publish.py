@@ -13,6 +13,7 @@ was found full (:meth:`Publisher.send`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -565,6 +566,7 @@ class PublishWorker(Worker):
         self._timings_rounded: dict[str, float] = {}  # … and its rounded header entries
         self.seq: dict[tuple[str, str], int] = {}
         self.sent_events: dict[tuple[str, str], int] = {}  # per stream, events sent (seq - sent = not sent)
+        self._offered: list[dict[tuple[str, str], int]] = [{} for _ in self.taps]  # per tap, as sent_events
         self.failed_before_seq: dict[tuple[str, str], int] = {}  # per stream, events whose publishing failed unnumbered
         self.per_camera: dict[str, dict[str, int]] = {}
         self.statuses: dict[str, StatusEvent] = {}
@@ -645,6 +647,7 @@ class PublishWorker(Worker):
         added to them at once)."""
         kinds: list[str] = []
         numbered: list[str] = []  # kinds given a seq: a failure after it shows as unsent, one before it is counted
+        handed: list[str] = []  # kinds whose event ZeroMQ sent or refused (_send returned)
         try:
             cam = frame.camera
             counts = self.per_camera.setdefault(cam, {"processed": 0, "OK": 0, "NG": 0, "uncertain": 0, "error": 0})
@@ -658,28 +661,39 @@ class PublishWorker(Worker):
                 header_latency.update(self._backend_latency(frame.backend_ms))
                 fields = self._frame_fields(frame, header_latency)  # once per frame, shared by its events
             for kind in kinds:
-                event = self._event(kind, frame, fields, numbered)
-                header = header_dict(event)  # made once: for the wire and for the recorder
-                self._send(event, header, self.constants)
-                if published is None:
-                    self.counters.add(f"published.{kind}")
-                else:
-                    published[kind] = published.get(kind, 0) + 1
-                # a part whose picture its source could not decode has no pixels to record or show: its event
-                # names the file, which stays where it was (capture.CaptureWorker._tell_unread)
-                if kind == "defect" and self.ctx.recorder is not None and frame.image.size:
-                    self.ctx.recorder.put(frame, header)
+                self._publish_event(kind, frame, fields, numbered, handed, published)
             self.latency.record(latencies)
             for tap in self.taps:
                 if hasattr(tap, "offer_frame") and frame.image.size:  # e.g. the dashboard's newest frame
                     tap.offer_frame(frame)
         except Exception as exc:  # noqa: BLE001 - a bad event never stops publishing
             self.counters.add("publish_errors")
+            if len(numbered) > len(handed):  # numbered, then failed before ZeroMQ answered: unsent (_send)
+                self.counters.add("publish_unsent", len(numbered) - len(handed))
             for kind in kinds[len(numbered):]:
                 key = (kind, frame.camera)
                 self.failed_before_seq[key] = self.failed_before_seq.get(key, 0) + 1
             self._throttle.warning("pub", "camera '%s' frame %d: publishing failed: %r",
                                    frame.camera, frame.frame_id, exc)
+
+    def _publish_event(self, kind: str, frame: Frame, fields: dict[str, Any], numbered: list[str], handed: list[str],
+                       published: dict[str, int] | None) -> None:
+        """Number, send and record ``frame``'s event of ``kind`` (:meth:`_publish_frame`; ``handed``: appended to
+        once :meth:`_send` returned). Counted ``published.<kind>`` only when ZeroMQ took it: one it refused was
+        counted published and unsent both, so the stats' ``published.defect`` + ``daemon_dropped`` exceeded the
+        events numbered. The recorder gets every defect all the same: the evidence is not ZeroMQ's."""
+        event = self._event(kind, frame, fields, numbered)
+        header = header_dict(event)  # made once: for the wire and for the recorder
+        sent = self._send(event, header, self.constants)
+        handed.append(kind)
+        if sent and published is None:
+            self.counters.add(f"published.{kind}")
+        elif sent:
+            published[kind] = published.get(kind, 0) + 1
+        # a part whose picture its source could not decode has no pixels to record or show: its event
+        # names the file, which stays where it was (capture.CaptureWorker._tell_unread)
+        if kind == "defect" and self.ctx.recorder is not None and frame.image.size:
+            self.ctx.recorder.put(frame, header)
 
     def _backend_latency(self, timings: dict[str, float]) -> dict[str, float]:
         """``{backend_<part>: ms rounded}`` of a frame's backend timings, made once per inference batch.
@@ -722,20 +736,43 @@ class PublishWorker(Worker):
         payloads = frame.payloads if wants_payloads else []
         return InspectionEvent(type=kind, seq=seq, payloads=payloads, **fields)
 
-    def _send(self, event: Event, header: dict | None = None, constants: ConstantFields | None = None) -> None:
-        """Publish on ZeroMQ, then hand the event to each tap (a failing tap is counted, never fatal)."""
+    def _send(self, event: Event, header: dict | None = None, constants: ConstantFields | None = None) -> bool:
+        """Publish on ZeroMQ, then hand the event to each tap (a failing tap is counted, never fatal). Returns
+        whether ZeroMQ took it.
+
+        An event ZeroMQ refused is still offered to the taps: the MQTT bridge and the dashboard have their own
+        books (``_offered``, :meth:`_tap_stats`), so it is lost to the ZeroMQ subscribers only, and counted there once
+        (``publish_unsent``, ``daemon_dropped.unsent``), never as published (``published.<type>``)."""
         full = self.pub.queue_full
-        if self.pub.send(event, header, constants) and event.type != "stats":
-            key = (event.type, getattr(event, "camera", ""))
+        sent = self.pub.send(event, header, constants)
+        key = (event.type, getattr(event, "camera", ""))
+        if sent and event.type != "stats":
             self.sent_events[key] = self.sent_events.get(key, 0) + 1
+        elif event.type != "stats":
+            self.counters.add("publish_unsent")
         if self.pub.queue_full != full:
             self._subscriber_fell_behind(event)
-        for tap in self.taps:
+        for i, tap in enumerate(self.taps):
             try:
-                tap.offer(event)
+                tap.offer(self._tap_stats(event, i) if event.type == "stats" else event)
             except Exception as exc:  # noqa: BLE001 - an integration bug must not stop publishing
                 self.counters.add("tap_errors")
                 self._throttle.warning("tap", "%s: %r", type(tap).__name__, exc)
+                continue
+            if event.type != "stats":
+                self._offered[i][key] = self._offered[i].get(key, 0) + 1
+        return sent
+
+    def _tap_stats(self, event: StatsEvent, tap: int) -> StatsEvent:
+        """``event`` as tap number ``tap`` tells it: ``data.daemon_dropped`` from the events that tap took.
+
+        The stats' drops are the ZeroMQ subscribers' books; an event ZeroMQ refused reached the MQTT bridge all
+        the same, whose consumers were told 'the daemon itself dropped 1 defect event(s) … part of the gaps
+        counted' for an event they received, with no gap."""
+        dropped = self._daemon_dropped(self._offered[tap])
+        if dropped == event.data.get("daemon_dropped"):
+            return event
+        return dataclasses.replace(event, data={**event.data, "daemon_dropped": dropped})
 
     # -- status and stats -------------------------------------------------------------------
     def _drain_status(self) -> None:
@@ -752,8 +789,8 @@ class PublishWorker(Worker):
                                 previous=upd.previous, reason=upd.reason, time_utc=upd.time_utc,
                                 details=json_safe(upd.details), **self.run_identity)
             self.statuses[upd.camera] = event
-            self._send(event)
-            self.counters.add("published.status")
+            if self._send(event):
+                self.counters.add("published.status")
 
     def _subscriber_fell_behind(self, event: Event) -> None:
         """A subscriber's queue was full at ``event`` (Publisher._send_past_full_queue): counted where the
@@ -814,9 +851,10 @@ class PublishWorker(Worker):
         if final:
             self.final_stats = data
 
-    def _daemon_dropped(self) -> dict[str, dict[str, int]]:
+    def _daemon_dropped(self, sent: dict[tuple[str, str], int] | None = None) -> dict[str, dict[str, int]]:
         """Events the daemon itself did not send so far, per stream ``<type>/<camera>`` and why, so a subscriber
-        tells them from events lost on the way (only streams with drops are listed):
+        tells them from events lost on the way (only streams with drops are listed). ``sent``: the events a sink
+        took, per stream (default: ZeroMQ's, :attr:`sent_events`; a tap's: :meth:`_tap_stats`):
 
         * ``unsent``: numbered but not sent (ZeroMQ refused it, or publishing failed): a gap in ``seq``;
         * ``queue_full``: frames dropped before the publisher (``publish.queue_size`` full): never numbered,
@@ -828,8 +866,9 @@ class PublishWorker(Worker):
         the times a subscriber's queue was full); that subscriber finds them as gaps this does not explain.
         """
         out: dict[str, dict[str, int]] = {}
+        sent = self.sent_events if sent is None else sent
         for (kind, camera), n in self.seq.items():
-            unsent = n - self.sent_events.get((kind, camera), 0)
+            unsent = n - sent.get((kind, camera), 0)
             if kind != "stats" and unsent > 0:
                 out.setdefault(f"{kind}/{camera}", {})["unsent"] = unsent
         for (kind, camera), n in self.failed_before_seq.items():

@@ -134,3 +134,25 @@ def test_defect_events_the_daemon_never_published_fail_the_run_naming_the_endpoi
         f"publisher queue full (publish.queue_size) {dropped})",
         f"publisher (publish.endpoint {endpoint}): 1 event(s) an integration (MQTT bridge, dashboard) did not "
         f"take: its hand-over raised (tap_errors)"], daemon.failures
+
+
+def test_a_max_batch_at_its_top_keeps_publish_queue_size_frames_not_one_batch(tiny_model, tmp_path):
+    """The publisher queue held publish.queue_size / batching.max_batch batches, as if every batch were full: at
+    max_batch 1024 (its declared top) one batch, of one frame or a few, so a publisher a moment slower than
+    inspection (an integration's hand-over, a busy machine) dropped the defects of an offline camera and failed the
+    run ('publisher queue full'), though publish.queue_size says 1024 frames wait. It holds that many frames now."""
+    from pipeline_support import base_config, write_folder
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.daemon import Daemon
+    from inspector.pipeline.extensions import Extensions
+
+    cfg = base_config(tiny_model, f"ipc://{tmp_path}/ev.sock",
+                      [{"name": "cam", "source": str(write_folder(tmp_path / "f", [True] * 30))}],
+                      thresholds={"image": 0.0}, batching={"max_batch": 1024, "max_wait_ms": 0})
+    tap = _SlowTap(0.03)
+    tap.raised = True  # slow only: no hand-over fails
+    daemon = Daemon(daemon_config(cfg), extensions=Extensions(start=lambda d: _Running(tap)))
+    daemon.start()
+    code = daemon.wait(timeout=120)
+    assert code == 0 and not daemon.final_stats.get("daemon_dropped"), daemon.failures
+    assert daemon.final_stats["totals"]["published.defect"] == 30

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 import urllib.request
@@ -168,3 +169,34 @@ def test_missing_extra_is_one_line_naming_it(tiny_model, endpoint, tmp_path, sec
     assert out.returncode == 2, out.stderr
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and f"pip install 'inspector[{extra}]'" in lines[0] and "Traceback" not in out.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("paho") is None, reason="needs the 'mqtt' extra (paho-mqtt)")
+def test_mqtt_messages_pending_is_a_gauge_and_the_bridge_books_add_up(tiny_model, endpoint, tmp_path):
+    """The MQTT bridge's pending messages (buffered while its broker is away) were served as an outcome of the
+    counter inspector_mqtt_messages_total: they fall once the broker is back, and Prometheus takes every fall of a
+    counter for a reset (rate() and increase() then counted the backlog again). Now a gauge of its own; the counter
+    keeps the outcomes that only grow, and offered = delivered + dropped + pending."""
+    from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.config import daemon_config
+
+    listen = f"127.0.0.1:{free_port()}"
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(write_folder(tmp_path / "f", [True] * 6))}],
+                      thresholds={"image": 0.0}, metrics={"listen": listen},
+                      publish={"mqtt": {"url": f"mqtt://127.0.0.1:{free_port()}", "box": "b1", "reconnect_max_s": 1,
+                                        "state_file": str(tmp_path / "s.json")}})
+    daemon = make_daemon(daemon_config(cfg))
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 30
+        while daemon.counters.snapshot().get("published.defect", 0) < 6:
+            assert time.monotonic() < deadline, daemon.counters.snapshot()
+            time.sleep(0.1)
+        families, text = scrape(f"http://{listen}/metrics")
+    finally:
+        daemon.wait(timeout=60)
+    counter = {s.labels["outcome"]: s.value for s in families["inspector_mqtt_messages"]
+               if s.name == "inspector_mqtt_messages_total"}
+    assert "pending" not in counter, text
+    pending = value(families["inspector_mqtt_messages_pending"], "inspector_mqtt_messages_pending")
+    assert pending >= 6 and counter["offered"] == counter["delivered"] + counter["dropped"] + pending, text

@@ -38,6 +38,8 @@ ATTEMPTS = [0, 1, 2, 5, 10, 50, 100, 1023, 1024, 1025, 1100, 5000, 10**6, 10**12
 @pytest.mark.parametrize("initial, cap, factor, jitter", [
     (0.5, 30.0, 2.0, 0.2), (0.001, 0.002, 2.0, 0.0), (1.0, 1.0, 2.0, 0.5), (0.1, 60.0, 1.0, 0.3),
     (0.01, 3600.0, 10.0, 0.99), (1e-6, 1e6, 1.0001, 0.1),
+    # the smallest initial_s reconnect takes (> 0): max_s / initial_s and factor ** attempt pass the float range
+    (1e-320, 86400.0, 2.0, 0.0), (5e-324, 86400.0, 1.5, 0.5),
 ])
 def test_backoff_saturates_at_max_for_any_attempt(initial, cap, factor, jitter):
     rng = random.Random(1)
