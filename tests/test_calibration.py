@@ -524,7 +524,12 @@ def test_a_defective_part_among_the_good_images_is_named_with_both_thresholds(ex
     assert (f"threshold is {kept.thresholds.image_threshold:.6g} with them, "
             f"{clean.thresholds.image_threshold:.6g} without") in told and "--exclude-outliers" in told, told
     left_out = calibrate(exported_model, good_dir=folder, exclude_outliers=True)
-    assert left_out.thresholds.image_threshold == clean.thresholds.image_threshold < defect_score
+    # as if it were not there, to within what scoring it at other batch sizes moves a score: the batch guard's
+    # window held it, and ONNX Runtime's kernels give batch-size differences on some CPUs and none on others
+    spread = max(left_out.thresholds.data.batch_check.spread, clean.thresholds.data.batch_check.spread)
+    steps = 2 * float(np.spacing(np.float32(clean.thresholds.image_threshold)))  # each put a float32 step above
+    assert abs(left_out.thresholds.image_threshold - clean.thresholds.image_threshold) <= spread + steps
+    assert left_out.thresholds.image_threshold < defect_score
     assert left_out.thresholds.data.good.excluded == (str(folder / "mislabelled.png"),)
     capsys.readouterr()
     assert main(["calibrate", str(exported_model), "--good-dir", str(folder), "--out", str(tmp_path / "c.yaml")]) == 0
@@ -646,23 +651,27 @@ def test_a_heavy_tail_of_good_scores_is_judged_with_the_datasets_other_good_part
 
 def test_calibrate_with_data_names_no_good_part_test_good_scores_as_high_but_still_a_defect(
         exported_model, tiny_dataset, tmp_path):
-    """Seed 7's 24 good parts hold one the fixture model scores 4.2 over a rest at most 1.3: alone, the gap
-    rule names it (a false alarm: it is a good part). Given --data whose test/good holds other good parts
-    (seed 10's, one at 5.5), calibrate scores those too and names nothing, as no test/good part was
-    outscored; a real defect added (16.5) is still named, above all of them."""
+    """A folder of good parts holds one the model scores far above the rest (the pool's second highest over its
+    23 lowest): alone, the gap rule names it (a false alarm: it is a good part). Given --data whose test/good
+    holds the other good parts (the pool's highest among them), calibrate scores those too and names nothing,
+    as no test/good part was outscored; a real defect added is still named, above all of them. The parts are
+    chosen by the fixture model's own scores, which differ from CPU to CPU (Intel and AMD train it apart)."""
     import shutil
 
     from inspector.data.synth import synthesize
     from inspector.evaluation.calibrate import calibrate
 
-    sets = {}
-    for seed in (7, 10):
+    for seed in (7, 10, 11, 12):
         synthesize(tmp_path / f"s{seed}", texture="brick", size=64, n_train=24, n_test_good=0, n_test_defect=0,
                    seed=seed)
-        sets[seed] = tmp_path / f"s{seed}" / "train" / "good"
-    data = tmp_path / "line"  # a dataset of a test/good alone: other good parts of the same line
-    shutil.copytree(sets[10], data / "test" / "good")
-    folder = sets[7]
+    pool = sorted(tmp_path.glob("s*/train/good/*.png"))
+    order = np.argsort(_scores(exported_model, pool, 8), kind="stable")
+    folder, data = tmp_path / "good", tmp_path / "line"  # data: a test/good alone, other good parts of the line
+    picked = {int(i) for i in order[:23]} | {int(order[-2])}
+    for i, path in enumerate(pool):
+        into = folder if i in picked else data / "test" / "good"
+        into.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, into / f"{path.parts[-4]}-{path.name}")  # s7-000.png: seeds share file names
     alone = calibrate(exported_model, good_dir=folder)
     assert [w for w in alone.warnings if "far above" in w], alone.warnings
     judged = calibrate(exported_model, data, good_dir=folder)
@@ -672,8 +681,10 @@ def test_calibrate_with_data_names_no_good_part_test_good_scores_as_high_but_sti
     worst = defects[int(np.argmax(_scores(exported_model, defects, 8)))]
     shutil.copy(worst, folder / "mislabelled.png")
     (told,) = [w for w in calibrate(exported_model, data, good_dir=folder).warnings if "far above" in w]
-    assert told.startswith("1 good image(s) score far above the other 24 and above all 24 test/good image(s) "
-                           "(at most 5.4"), told
+    highest = _scores(exported_model, sorted((data / "test" / "good").iterdir()), 8).max()
+    said = f"1 good image(s) score far above the other 24 and above all {len(pool) - 24} test/good image(s) (at most "
+    assert told.startswith(said), told
+    assert float(told[len(said):].split(")")[0]) == pytest.approx(highest, rel=1e-5), (told, highest)
     assert f"{folder / 'mislabelled.png'} (score" in told, told
 
 
