@@ -3,7 +3,7 @@
 ICPR 2020: a Gaussian on each image's pooled teacher features, scored by Mahalanobis distance) added to the
 student's score recovers them (Session 45, ELPV mono).
 
-    python benchmarks/s45_mono_misses.py --data ../shared/data/elpv/mono --run RUN --out benchmarks/results/X.json
+    python benchmarks/experiments/s45_mono_misses.py --data ../shared/data/elpv/mono --run RUN --out benchmarks/results/X.json
 
 RUN is a bench_quality.py run folder of the student (``--run-root R`` keeps it at R/elpv_mono/reduced_student).
 The Gaussian is fitted on 85 % of the training images; both scores are put on the scale of good images (median
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))
 from bench_quality import LIKELY, bench_knn, score_with_levels  # noqa: E402
 
 from inspector.data.datasets import load_batch, load_dataset  # noqa: E402
