@@ -594,12 +594,7 @@ class PublishWorker(Worker):
                         self._publish_batch(item)
                 except queue.Empty:
                     ended = self.broken.is_set()
-                self._drain_status()
-                self.pub.keep_endpoint()
-                self._note_subscriptions(self.pub.poll_subscriptions())
-                if self._resend_for and time.monotonic() >= self._resend_after:
-                    self._resend_after = time.monotonic() + RESEND_MIN_S
-                    self._resend_state()
+                self._housekeeping()
                 now = time.monotonic()
                 if now >= next_stats:
                     next_stats = max(next_stats + self.cfg.stats_interval_s, now)
@@ -615,6 +610,25 @@ class PublishWorker(Worker):
             except Exception as exc:  # noqa: BLE001
                 log.error("before final stats: %r", exc)
             self._publish_stats(final=True)
+
+    def _housekeeping(self) -> None:
+        """Once per loop pass: the queued status changes, the ipc endpoint, new subscriptions and the state they
+        are re-sent. A ZeroMQ error other than EAGAIN (ETERM, ENOTSOCK …) or an encoding bug in any of them
+        escaped the loop and ended the publisher thread: every later defect of the run went unpublished and
+        unrecorded while capture and inference ran on. Counted (``publish_errors``), told, and the loop goes on,
+        as a frame's publishing failure is (:meth:`_publish_frame`); a status change each on its own
+        (:meth:`_drain_status`), so one that fails does not hold back the others queued."""
+        self._drain_status()
+        try:
+            self.pub.keep_endpoint()
+            self._note_subscriptions(self.pub.poll_subscriptions())
+            if self._resend_for and time.monotonic() >= self._resend_after:
+                self._resend_after = time.monotonic() + RESEND_MIN_S
+                self._resend_state()
+        except Exception as exc:  # noqa: BLE001 - a re-send or socket failure must not stop publishing
+            self.counters.add("publish_errors")
+            self._throttle.warning("housekeeping", "watching the endpoint and subscriptions, or re-sending the "
+                                   "state to a joiner, failed: %r", exc)
 
     def wake(self) -> None:
         """Any thread: make the loop drain the status queue now instead of at its next idle poll."""
@@ -789,8 +803,13 @@ class PublishWorker(Worker):
                                 previous=upd.previous, reason=upd.reason, time_utc=upd.time_utc,
                                 details=json_safe(upd.details), **self.run_identity)
             self.statuses[upd.camera] = event
-            if self._send(event):
-                self.counters.add("published.status")
+            try:
+                if self._send(event):
+                    self.counters.add("published.status")
+            except Exception as exc:  # noqa: BLE001 - the queue's other changes, and the run, go on
+                self.counters.add("publish_errors")
+                self._throttle.warning("status", "camera '%s': publishing its status '%s' failed: %r",
+                                       upd.camera, upd.state, exc)
 
     def _subscriber_fell_behind(self, event: Event) -> None:
         """A subscriber's queue was full at ``event`` (Publisher._send_past_full_queue): counted where the

@@ -145,3 +145,53 @@ def test_a_daemon_whose_zeromq_refused_a_defect_records_it_counts_it_once_and_sh
     assert [json.loads(h.read_text())["seq"] for h in headers] == [0, 1, 2, 3], headers  # the evidence is not ZeroMQ's
     assert code == 1 and any("1 defect event(s) never published (camera 'cam': not sent on ZeroMQ 1)" in f
                              for f in daemon.failures), daemon.failures
+
+
+def test_a_status_zeromq_fails_to_send_leaves_the_publisher_running(tmp_path):
+    """A ZeroMQ error other than EAGAIN while sending a camera's status (ENOTSOCK here; ETERM at a context's end)
+    escaped the publisher's loop: its thread ended, and every later defect went unpublished while inspection ran
+    on. Now it is counted and told, the other statuses queued go out, and the defects after it are published."""
+    import errno
+
+    from inspector.client import Subscriber
+    from inspector.pipeline.batcher import END
+    from inspector.pipeline.config import PublishSection
+    from inspector.pipeline.postprocess import Decider
+    from inspector.pipeline.publish import PublishContext, Publisher, PublishWorker, StatusUpdate
+    from inspector.pipeline.telemetry import Counters
+
+    publisher = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/pub.sock", stats_interval_s=3600))
+    zsub = Subscriber(publisher.endpoint, ["v1/defect", "v1/status"])
+    real = publisher._send_parts
+
+    def send_parts(parts: list) -> None:  # the call where the real socket raises
+        if bytes(parts[0]) == b"v1/status/cam0":
+            raise zmq.ZMQError(errno.ENOTSOCK)
+        real(parts)
+
+    try:
+        assert publisher.wait_for_subscription(5.0)
+        publisher._send_parts = send_parts
+        counters, inbox, statuses = Counters(), queue.Queue(), queue.Queue()
+        ctx = PublishContext(publisher=publisher, cfg=publisher.cfg, model={"name": "m", "run_id": "r"},
+                             decider=Decider(0.5, 0.5), stats=lambda: {"totals": counters.snapshot()}, run_id="r")
+        worker = PublishWorker(ctx, inbox, statuses, threading.Event(), counters)
+        for camera in ("cam0", "cam1"):
+            statuses.put(StatusUpdate(camera, "streaming", None, "opened", {}, "2026-12-07T00:00:00Z"))
+        thread = threading.Thread(target=worker.loop, daemon=True)
+        thread.start()
+        worker.wake()
+        status = zsub.recv(timeout=5)  # cam1's: cam0's failed before it
+        assert status is not None, "the publisher stopped at cam0's failed status"
+        inbox.put(_error_frames("cam0", 2))  # the defects after the failure
+        inbox.put(END)
+        thread.join(10)
+        got = [zsub.recv(timeout=3) for _ in range(2)]
+        assert not thread.is_alive()
+        assert [(e.type, e.camera) for e in [status, *got]] == [("status", "cam1"), ("defect", "cam0"),
+                                                                  ("defect", "cam0")]
+        totals = counters.snapshot()
+        assert totals.get("publish_errors") == 1 and totals.get("published.defect") == 2, totals
+    finally:
+        zsub.close()
+        publisher.close()
