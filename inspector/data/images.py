@@ -34,10 +34,12 @@ file gives the same pixels everywhere. The rules:
   camera, recorded in the model sidecar), else the container's (255 or 65535). A
   file whose samples exceed its declared full scale stores them MSB-aligned (as the
   PNG specification writes sBIT data: shifted up to fill the container) and is
-  scaled by its container. When
+  scaled by its container; so is a PNG whose sBIT samples all have the low bits a shift up leaves 0 (a dark
+  picture stored so never exceeds the declared full scale: :func:`_sbit_shifted_up`). When
   a 16-bit image leaves 2 or more high bits unused and nothing says its depth,
   one warning per source suggests the narrower ``bit_depth``. **Signed** integers (int8/int16, a TIFF's
-  SampleFormat 2) read 0 as black and their largest value (127 / 32767, or as declared / ``bit_depth``) as
+  SampleFormat 2) read 0 as black and their largest value (127 / 32767, or as declared narrower than their
+  BitsPerSample / ``bit_depth``) as
   white, negative samples as black with one warning per source (:func:`_signed_as_unsigned`). 32-bit integers
   (uint32/int32 TIFFs) are read only by the ``bit_depth`` setting, else refused in one line. Float data is
   taken as 0..the white its TIFF declares (SMaxSampleValue, else MaxSampleValue, of ``2**n - 1``: 1.0,
@@ -624,6 +626,10 @@ def declared_full_scale(buf: bytes) -> int | None:
         if layout is not None and layout.sample_format == 3:  # float: its white is a value, not a depth
             return _tiff_float_white(layout)
         bits = _tiff_bits(bytes(buf))
+        if layout is not None and layout.sample_format == 2 and bits == layout.bits:
+            # a signed page's BitsPerSample is its container's width, whose white is 2**(bits - 1) - 1 (127 for
+            # int8): read as 2**bits - 1, an int8 page came out at half brightness (127 → 127)
+            return None
     else:
         return _pnm_maxval(buf)
     return (1 << bits) - 1 if bits and 1 <= bits < 16 else None
@@ -694,7 +700,7 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
     img, container = _signed_as_unsigned(img, where, warn_key)
     if full_scale is None and bit_depth is None and container >= 32767:
         _warn_narrow(img, where, warn_key, container.bit_length())  # 32-bit: bit_depth given above
-    if top >= container and img.dtype == np.uint8:
+    if top >= 255 and img.dtype == np.uint8:  # full-range 8-bit; an int8 page's white is 127 (its container's)
         return img
     wide = np.minimum(img.astype(np.uint64), top)
     return ((wide * 255 + top // 2) // top).astype(np.uint8)
@@ -934,7 +940,8 @@ def _decode_samples(buf: np.ndarray, where: str, bit_depth: int | None = None, w
                     warn: bool = False) -> tuple[np.ndarray, int | None, float | None]:
     """Encoded bytes → (samples as displayed: grey, BGR or BGRA at the file's depth, orientation applied and a
     MinIsWhite page inverted at every depth; the full scale the file declares, or None; the white a page wider
-    than 8 bits was inverted against (:func:`white_level` of its stored samples and ``bit_depth``), or None).
+    than 8 bits was inverted against (:func:`white_level` of its stored samples and ``bit_depth``), or the
+    container's for a PNG's shifted-up sBIT samples (:func:`_sbit_shifted_up`), or None).
     The part images and masks share: a mask read without the inversion marked every pixel but the defect of a
     16-bit or float MinIsWhite TIFF. ``warn``: say float samples out of the range they are read in (an image's
     decode; a mask's two levels are read relative to its largest). Raises :class:`ImageRejected`."""
@@ -946,6 +953,8 @@ def _decode_samples(buf: np.ndarray, where: str, bit_depth: int | None = None, w
     # 8-bit samples are full range in every format but PGM/PPM (a PNG's sBIT then only says how they were made)
     full_scale = declared_full_scale(buf.tobytes()) if img.dtype != np.uint8 else _pnm_maxval(buf[:4096])
     white = None
+    if full_scale is not None and bytes(buf[:8]) == _PNG_SIGNATURE and _sbit_shifted_up(img, full_scale):
+        white = float(np.iinfo(img.dtype).max)  # MSB-aligned: the container's white, the declared depth kept
     if tiff is not None and tiff.photometric == 0 and img.dtype != np.uint8:  # OpenCV inverts 8-bit pages only
         finite = img.dtype.kind != "f" or bool(np.isfinite(img).all())
         # NaN/inf: an image is refused by to_uint8 in one line (NaN stays NaN), a mask reads them as 0
@@ -954,6 +963,20 @@ def _decode_samples(buf: np.ndarray, where: str, bit_depth: int | None = None, w
                  else white_level(stored, bit_depth, full_scale))
         img = _invert(img, white)
     return img, full_scale, white
+
+
+def _sbit_shifted_up(img: np.ndarray, full_scale: int) -> bool:
+    """Whether a PNG's samples (wider than 8 bits) declared ``full_scale`` (``2**sBIT - 1``) by its sBIT chunk are
+    stored shifted up to fill their container, as the PNG specification writes them (§12.4: ``v << s``, or with
+    the top bits replicated below, ``v << s | v >> (sBIT - s)``): every sample's low ``s`` bits are those of a
+    shift of a value that fits the declared depth. Samples above the full scale say so already
+    (:func:`white_level`); a dark picture stored so (a 12-bit one below 1/16 of white, a 14-bit one below 1/4)
+    never exceeds it and was read 16× (4×) too bright. Data low-justified (as cameras write it) has all its
+    low bits 0 only by chance no noisy picture meets; an all-black picture reads black either way."""
+    shift = 8 * img.dtype.itemsize - full_scale.bit_length()
+    if img.dtype.kind != "u" or shift <= 0 or int(img.max(initial=0)) > full_scale:
+        return False
+    return bool(img.any()) and not (img & np.asarray((1 << shift) - 1, img.dtype)).any()
 
 
 def _decode_pixels(buf: np.ndarray, where: str, tiff: TiffLayout | None) -> np.ndarray:

@@ -664,6 +664,52 @@ def test_declared_full_scale_wins_however_the_samples_are_stored(tmp_path):
             assert diff <= 1, f"{name}: {path} differs from the 8-bit picture by up to {diff} grey levels"
 
 
+@pytest.mark.parametrize("bits", [12, 14])
+def test_a_dark_picture_shifted_up_by_its_sbit_reads_like_its_8_bit_copy(tmp_path, bits):
+    """A PNG's sBIT samples stored as the PNG specification writes them (shifted up to fill 16 bits, top bits
+    replicated below) never exceed the declared full scale when the picture is dark: a 12-bit one below 1/16 of
+    white, a 14-bit one below 1/4. They were read as low-justified data, 16× (4×) too bright; the same camera's
+    brighter pictures read right. Offline and in the daemon's folder camera alike."""
+    grey = np.tile(np.arange(64) * (256 >> (16 - bits)) // 64, (16, 1)).astype(np.uint8)  # 0 .. below the limit
+    top = (1 << bits) - 1
+    value = (grey.astype(np.uint32) * top + 127) // 255
+    stored = ((value << (16 - bits)) | (value >> (2 * bits - 16))).astype(np.uint16)
+    assert stored.max() <= top  # what made it look low-justified
+    ok, buf = cv2.imencode(".png", stored)
+    name = f"dark{bits}.png"
+    daemon = _through_a_folder_camera(tmp_path, {name: _with_sbit(buf.tobytes(), bytes([bits]))})
+    for path, got in (("read_image", read_image(tmp_path / name)), ("daemon", daemon[name])):
+        diff = np.abs(got[..., 0].astype(int) - grey).max()
+        assert diff <= 1, f"{name}: {path} differs from the 8-bit picture by up to {diff} grey levels"
+
+
+def test_a_low_justified_sbit_picture_is_not_taken_for_a_shifted_one(tmp_path):
+    """The other side of the rule above: 12-bit data low-justified (as cameras write it) whose samples are not all
+    multiples of 16 is read against 4095, however dark."""
+    grey = np.tile(np.arange(0, 64, dtype=np.uint8), (16, 1))
+    value = ((grey.astype(np.uint32) * 4095 + 127) // 255).astype(np.uint16)
+    ok, buf = cv2.imencode(".png", value)
+    (tmp_path / "low.png").write_bytes(_with_sbit(buf.tobytes(), b"\x0c"))
+    assert np.abs(read_image(tmp_path / "low.png")[..., 0].astype(int) - grey).max() <= 1
+
+
+def test_a_signed_8_bit_tiff_reads_127_as_white(tmp_path):
+    """A TIFF of int8 samples (SampleFormat 2, BitsPerSample 8): 0 is black and 127 white, as 32767 is an int16
+    page's white. Its BitsPerSample was read as a declared full scale of 255 and the 8-bit samples passed
+    unscaled: the page came out at half brightness."""
+    import tifffile
+
+    grey = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (16, 1))
+    signed = ((grey.astype(np.int32) * 127 + 127) // 255).astype(np.int8)
+    tifffile.imwrite(tmp_path / "i8.tif", signed)
+    tifffile.imwrite(tmp_path / "i16.tif", ((grey.astype(np.int32) * 32767 + 127) // 255).astype(np.int16))
+    daemon = _through_a_folder_camera(tmp_path, {})
+    for name in ("i8.tif", "i16.tif"):
+        for path, got in (("read_image", read_image(tmp_path / name)), ("daemon", daemon[name])):
+            diff = np.abs(got[..., 0].astype(int) - grey).max()
+            assert diff <= 1, f"{name}: {path} differs from the 8-bit picture by up to {diff} grey levels"
+
+
 def _pam(samples: np.ndarray, maxval: int, tupltype: str) -> bytes:
     """A netpbm PAM (P7) of ``samples`` (H, W) or (H, W, C) against ``maxval``: one byte a sample below 256, else
     two big-endian (pam(5)), with a comment line as camera SDKs write."""
