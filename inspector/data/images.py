@@ -295,17 +295,21 @@ _PNG_IEND = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: every PNG file e
 def ends_cut_short(data: bytes | np.ndarray) -> bool:
     """Whether ``data`` (a whole image file's bytes) stops before its format's end: a JPEG not ending in its EOI
     marker (FF D9), a PNG not ending in its IEND chunk, a BMP or WebP shorter than the file size its header
-    declares, a classic TIFF whose first IFD or the strips/tiles it names lie past the end, a binary PNM (P5/P6)
-    shorter than its header's width × height × samples. Such a file is still being written, or its writer died.
-    False where the format cannot tell (BigTIFF, an empty or unknown file). A complete file may still be corrupt.
+    declares, a TIFF or BigTIFF whose first IFD or the strips/tiles it names lie past the end, a binary PNM
+    (P4/P5/P6) or a PAM (P7) shorter than its header's width × height × samples. Such a file is still being
+    written, or its writer died. False where the format cannot tell (a plain-text PNM, an empty or unknown file).
+    A complete file may still be corrupt.
 
     TIFF and PNM were 'cannot tell': a 16-bit TIFF or PGM copied in by a writer that paused past SETTLE_S (2 s)
-    mid-file was counted corrupt (a warning, a count) as JPEG and PNG no longer were."""
+    mid-file was counted corrupt (a warning, a count) as JPEG and PNG no longer were; so were a BigTIFF (a
+    microscope's or a line-scan camera's large pages), a binary PBM (P4) and a PAM until they were judged too."""
     head, n = bytes(data[:12]), len(data)
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
+    if head[:4] in _TIFF_MAGICS:
         return _tiff_cut_short(bytes(data))
     if head[:2] in _PNM_SAMPLES:
         return _pnm_cut_short(bytes(data[:_PNM_HEAD_MAX]), n)
+    if head[:2] == _PAM_MAGIC:
+        return _pam_cut_short(bytes(data[:4096]), n)
     if head.startswith(_JPEG_SOI):
         return bytes(data[-2:]) != _JPEG_EOI
     if head.startswith(_PNG_SIGNATURE):
@@ -319,35 +323,42 @@ def ends_cut_short(data: bytes | np.ndarray) -> bool:
 
 _TIFF_DATA_TAGS = ((273, 279), (324, 325))  # (StripOffsets, StripByteCounts), (TileOffsets, TileByteCounts)
 # bytes per value of each TIFF 6.0 field type (§2: BYTE ASCII SHORT LONG RATIONAL SBYTE UNDEFINED SSHORT SLONG
-# SRATIONAL FLOAT DOUBLE)
-_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
-_TIFF_OFFSET_TYPES = {3: "H", 4: "I"}  # SHORT, LONG (TIFF 6.0 §2): the types offsets and byte counts may have
-_PNM_SAMPLES = {b"P5": 1, b"P6": 3}  # binary grey and colour (Netpbm's pgm(5), ppm(5))
+# SRATIONAL FLOAT DOUBLE) and BigTIFF's (LONG8 SLONG8 IFD8)
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8, 17: 8, 18: 8}
+# SHORT, LONG (TIFF 6.0 §2) and BigTIFF's LONG8: the types offsets and byte counts may have
+_TIFF_OFFSET_TYPES = {3: "H", 4: "I", 16: "Q"}
+# the IFD layout of a classic TIFF and of a BigTIFF (header magic 43): offset, entry count, IFD entry
+# (tag, type, count, value or offset) and the bytes a value must fit in to be kept in the entry itself
+_TIFF_FORMS = {False: ("I", "H", "HHI4s", 4), True: ("Q", "Q", "HHQ8s", 8)}
+_PNM_SAMPLES = {b"P4": 0, b"P5": 1, b"P6": 3}  # binary bitmap (8 pixels a byte), grey, colour (netpbm's pbm(5) …)
 _PNM_HEAD_MAX = 1024  # a header with its comments longer than this is not judged (cannot tell)
 _PNM_FIELD = re.compile(rb"(?:\s|#[^\n]*\n)*(\d+)")
 
 
 def _tiff_cut_short(buf: bytes) -> bool:
-    """Whether a classic TIFF's first IFD, or a strip or tile it names, lies past the end of ``buf`` (TIFF 6.0
-    §2: the 8-byte header points to the IFD; StripOffsets/StripByteCounts or TileOffsets/TileByteCounts place
-    the data). A writer may put the IFD first (Pillow) or last (libtiff): either way a copy cut short misses
-    one of them."""
-    n = len(buf)
-    if n < 8:
-        return True
+    """Whether a TIFF's (or BigTIFF's) first IFD, or a strip or tile it names, lies past the end of ``buf``
+    (TIFF 6.0 §2: the header points to the IFD; StripOffsets/StripByteCounts or TileOffsets/TileByteCounts place
+    the data; BigTIFF: the same with 8-byte offsets and counts). A writer may put the IFD first (Pillow) or last
+    (libtiff): either way a copy cut short misses one of them."""
+    n, big = len(buf), buf[2:4] in (b"+\x00", b"\x00+")
+    offset, number, entry, inline = _TIFF_FORMS[big]
     order = "<" if buf[:2] == b"II" else ">"
-    at = struct.unpack_from(order + "I", buf, 4)[0]
-    if at + 2 > n:
+    if n < (16 if big else 8):
         return True
-    (count,) = struct.unpack_from(order + "H", buf, at)
-    if at + 2 + 12 * count + 4 > n:  # the entries, then the next IFD's offset
+    at = struct.unpack_from(order + offset, buf, 8 if big else 4)[0]
+    step = struct.calcsize(order + entry)
+    if at + struct.calcsize(number) > n:
+        return True
+    (count,) = struct.unpack_from(order + number, buf, at)
+    first = at + struct.calcsize(number)
+    if first + step * count + inline > n:  # the entries, then the next IFD's offset
         return True
     entries = {}
     for i in range(count):
-        tag, kind, number, value = struct.unpack_from(order + "HHI4s", buf, at + 2 + 12 * i)
-        entries[tag] = (kind, number, value)
-        size = _TIFF_TYPE_SIZES.get(kind, 0) * number
-        if size > 4 and struct.unpack_from(order + "I", value)[0] + size > n:  # values kept out of the entry
+        tag, kind, values, value = struct.unpack_from(order + entry, buf, first + step * i)
+        entries[tag] = (kind, values, value)
+        size = _TIFF_TYPE_SIZES.get(kind, 0) * values
+        if size > inline and struct.unpack_from(order + offset, value)[0] + size > n:  # values kept out of the entry
             return True
     for offsets_tag, counts_tag in _TIFF_DATA_TAGS:
         if offsets_tag in entries and counts_tag in entries:
@@ -359,15 +370,16 @@ def _tiff_cut_short(buf: bytes) -> bool:
 
 
 def _tiff_ints(buf: bytes, order: str, kind: int, number: int, value: bytes) -> tuple[int, ...] | None:
-    """An IFD entry's SHORT/LONG values (inline when they fit in 4 bytes, else at the offset given); None when
-    they lie past the end of ``buf``; () for another type or an implausible count (the decoder then judges)."""
+    """An IFD entry's SHORT/LONG/LONG8 values (inline when they fit in the entry's 4 bytes, 8 in a BigTIFF, else
+    at the offset given); None when they lie past the end of ``buf``; () for another type or an implausible count
+    (the decoder then judges)."""
     code = _TIFF_OFFSET_TYPES.get(kind)
     if code is None or number > 1 << 20:
         return ()
     size = struct.calcsize(code) * number
-    if size <= 4:
+    if size <= len(value):
         return struct.unpack_from(f"{order}{number}{code}", value)
-    where = struct.unpack_from(order + "I", value)[0]
+    where = struct.unpack_from(order + ("I" if len(value) == 4 else "Q"), value)[0]
     if where + size > len(buf):
         return None
     return struct.unpack_from(f"{order}{number}{code}", buf, where)
@@ -375,16 +387,32 @@ def _tiff_ints(buf: bytes, order: str, kind: int, number: int, value: bytes) -> 
 
 def _pnm_cut_short(head: bytes, n: int) -> bool:
     """Whether a binary PNM of ``n`` bytes (``head``: its first bytes) holds fewer than its header's width ×
-    height × samples (2 bytes each above maxval 255), after the one whitespace byte that ends the header."""
+    height × samples (2 bytes each above maxval 255; a PBM's rows 8 pixels a byte, no maxval), after the one
+    whitespace byte that ends the header."""
+    samples = _PNM_SAMPLES[head[:2]]
     fields, pos = [], 2
-    for _ in range(3):  # width, height, maxval
+    for _ in range(3 if samples else 2):  # width, height, maxval (a bitmap has none)
         match = _PNM_FIELD.match(head, pos)
         if match is None:
             return pos >= len(head) == n  # the header itself not all there yet; else not a PNM we can judge
         fields.append(int(match.group(1)))
         pos = match.end()
-    width, height, maxval = fields
-    return n < pos + 1 + width * height * _PNM_SAMPLES[head[:2]] * (2 if maxval > 255 else 1)
+    width, height, maxval = (fields + [1])[:3]
+    row = (width + 7) // 8 if not samples else width * samples * (2 if maxval > 255 else 1)
+    return n < pos + 1 + row * height
+
+
+def _pam_cut_short(head: bytes, n: int) -> bool:
+    """Whether a PAM of ``n`` bytes (``head``: its first bytes) holds fewer than its header's WIDTH × HEIGHT × DEPTH
+    samples (2 bytes each above MAXVAL 255, pam(5)); a header not all there yet (no ENDHDR) is cut short too."""
+    header, maxval = _pam_header(head), _pam_maxval(head)
+    if header is None:
+        return n == len(head) and b"ENDHDR" not in head  # a longer header is not judged (cannot tell)
+    try:
+        width, height, depth = (int(header[0][k]) for k in (b"WIDTH", b"HEIGHT", b"DEPTH"))
+    except (KeyError, ValueError):
+        return False  # malformed: corrupt, not being written
+    return n < header[1] + width * height * depth * (2 if (maxval or 0) > 255 else 1)
 
 
 def _is_broken_link(path: Path) -> bool:
