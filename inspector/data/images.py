@@ -16,7 +16,8 @@ file gives the same pixels everywhere. The rules:
 * **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded,
   CMYK and YCCK converted, MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit
   pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
-  multi-page files use their first page (one warning per folder or source says how many pages were left); interlaced (Adam7) PNG and progressive JPEG decode as their plain
+  multi-page files use their first page, animated PNG (APNG) and WebP files their first frame (one warning
+  per folder or source says how many pages or frames were left); interlaced (Adam7) PNG and progressive JPEG decode as their plain
   copies;
 * **alpha is dropped, never composited**: the stored colour values are the pixels whatever the alpha
   (PNG RGBA / grey+alpha at 8 and 16 bits, palette tRNS, BMP and TIFF alpha: an 8-bit TIFF's unassociated
@@ -526,6 +527,48 @@ def _tiff_pages(buf: bytes) -> int:
             return 1
 
 
+_PAGE = {"a TIFF": "page", "an animated PNG": "frame", "an animated WebP": "frame"}
+
+
+def _pages(buf: np.ndarray) -> tuple[str, int]:
+    """(what the file is, how many pages or frames it holds) of a multi-page TIFF (:func:`_tiff_pages`), an
+    animated PNG (APNG: its acTL chunk's num_frames) or an animated WebP (its ANMF chunks); ("", 1) for any
+    other file. The decoder reads the first page or frame of each: a camera's burst saved as an APNG or an
+    animated WebP had its other frames dropped without a word, where a TIFF's other pages were told."""
+    head = bytes(buf[:16])
+    if head[:4] in _TIFF_MAGICS:
+        return "a TIFF", _tiff_pages(buf.tobytes())
+    if head[:8] == _PNG_SIGNATURE:
+        return "an animated PNG", _apng_frames(buf)
+    if head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X":
+        return "an animated WebP", _webp_frames(buf)
+    return "", 1
+
+
+def _apng_frames(buf: np.ndarray) -> int:
+    """num_frames of a PNG's acTL chunk (APNG: it precedes the first IDAT), 1 without one."""
+    data, pos = bytes(buf[:1 << 16]), 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        if kind == b"acTL" and pos + 12 <= len(data):
+            return max(1, struct.unpack_from(">I", data, pos + 8)[0])
+        if kind in (b"IDAT", b"IEND"):
+            break
+        pos += 12 + length
+    return 1
+
+
+def _webp_frames(buf: np.ndarray) -> int:
+    """How many ANMF (animation frame) chunks an extended WebP holds (RIFF chunks, each padded to an even size),
+    at least 1."""
+    data, pos, frames = buf.tobytes(), 12, 0
+    while pos + 8 <= len(data):
+        kind, length = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        frames += kind == b"ANMF"
+        pos += 8 + length + (length & 1)
+    return max(1, frames)
+
+
 def _tiff_tags(buf: bytes) -> dict | None:
     """The first page's tags {code: value}, None when they cannot be read. Pillow opens the page when it knows
     its pixel mode; one it does not (a signed 16-bit MinIsWhite page, which OpenCV reads) has its first IFD
@@ -955,11 +998,12 @@ def decode_image_layout(data: bytes | np.ndarray, where: str, bit_depth: int | N
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     _refuse_own_overlay(buf, where)
     img, full_scale, white = _decode_samples(buf, where, bit_depth, warn_key, warn=True)
-    if bytes(buf[:4]) in _TIFF_MAGICS and (pages := _tiff_pages(buf.tobytes())) > 1:
+    what, pages = _pages(buf)
+    if pages > 1:
         # the first page is the image (the rule above); the others were never inspected nor said to be left out
-        warn_once(f"pages:{warn_key or os.path.dirname(where)}", "%s: a TIFF of %d pages; only its first page "
-                  "is read, the other %d are not inspected (told once per %s)", where, pages, pages - 1,
-                  "source" if warn_key else "folder")
+        warn_once(f"pages:{warn_key or os.path.dirname(where)}", "%s: %s of %d %ss; only its first %s "
+                  "is read, the other %d are not inspected (told once per %s)", where, what, pages, _PAGE[what],
+                  _PAGE[what], pages - 1, "source" if warn_key else "folder")
     layout = FrameLayout.of(img, full_scale)
     return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale, white), layout
 
