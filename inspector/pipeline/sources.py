@@ -1460,15 +1460,20 @@ class ImageFileSource(FolderSource):
         self._file = Path(str(camera.source))
         self._folder = self._file.parent
         self._decoded = False  # any frame since the source was created
+        self._why = "corrupt or unsupported image"  # what the decoder said of the file last
 
     def read(self) -> Grabbed | None:
         grabbed = super().read()
         self._decoded = self._decoded or (grabbed is not None and grabbed.image is not None)
+        if grabbed is not None and grabbed.image is None and grabbed.error:
+            self._why = grabbed.error.removeprefix(f"{self._file.name}: ")
         return grabbed
 
     def _next_pass(self) -> bool:
+        # the decoder's own reason: "corrupt or unsupported" told a 32-bit TIFF that needs a bit_depth, or a 1x1
+        # picture, to be a damaged file (the reason was only in an earlier warning)
         if self._files and not self._decoded and self._pass_frames == 0 and self._pass_incomplete == 0:
-            raise self._error(f"{self._file}: no decodable frame (corrupt or unsupported image)", permanent=True)
+            raise self._error(f"{self._file}: no decodable frame ({self._why})", permanent=True)
         return super()._next_pass()
 
     def _scan(self) -> list[Path]:
