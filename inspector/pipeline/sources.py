@@ -1424,9 +1424,10 @@ class FolderSource(Source):
         (:func:`_version`: it changed, or went, between the read and now) is: judged by a later stat alone, a
         copy caught mid-write and back-dated at once (``cp -p``) was counted corrupt as its half, then again
         whole. One whose data ends cut short (:func:`ends_cut_short`: a JPEG without its EOI, a PNG without
-        IEND, a TIFF or PNM short of what its header places) is waited for STALLED_S since it last changed: a copy
-        that paused past SETTLE_S mid-file (a slow share, an SDK writing in bursts) was counted corrupt, its
-        picture never inspected. A file whose end cannot tell (BigTIFF, empty) keeps SETTLE_S."""
+        IEND, a TIFF, BigTIFF, PNM or PAM short of what its header places) is waited for STALLED_S since it last
+        changed: a copy that paused past SETTLE_S mid-file (a slow share, an SDK writing in bursts) was counted
+        corrupt, its picture never inspected. A file whose end cannot tell (a plain-text PNM, empty) keeps
+        SETTLE_S."""
         if _version(path) != version:
             return True
         return self._settle.still_written(path, STALLED_S if ends_cut_short(data) else SETTLE_S)
