@@ -80,6 +80,7 @@ from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameLayo
                                    decode_image_layout, ends_cut_short, is_still_image, list_images,
                                    read_file_and_stat, special_file_kind, subfolders_note, unread_image_names,
                                    warn_once)
+from inspector.config import not_a_file
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import (avi_raw, ffmpeg_frames, ffmpeg_live, file_verdicts, keyframe_layouts, rtsp_probe,
                                 ts_feed)
@@ -1662,7 +1663,8 @@ def source_type(camera: CameraSection) -> str:
     path = Path(src)
     if path.is_dir():
         return "folder"
-    if special_file_kind(path) is not None:  # neither a video file nor a folder, whatever its name
+    if special_file_kind(path) is not None or (path.is_symlink() and not path.exists()):
+        # neither a video file nor a folder, whatever its name: a device, a FIFO, a link loop or a broken link
         raise SourceError(f"camera '{camera.name}': {_what_stands_at(path, 'a video or image file')}")
     if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
         return "file"
@@ -1682,6 +1684,8 @@ def _what_stands_at(path: Path, wanted: str) -> str:
         return f"{path} is a folder, not {wanted}"
     if path.exists():
         return f"{path} is a file, not {wanted}"
+    if path.is_symlink():  # a link loop, or a link whose target is gone: "not found" of a name listed there
+        return not_a_file(path, wanted.split(" ", 1)[1])
     return f"{wanted} {path} not found"
 
 
