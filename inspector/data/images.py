@@ -1164,7 +1164,9 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
       (:func:`tiff_retag.decode_widened`; tests/data/test_tiff_alpha_samples.py);
     * **8-bit unassociated alpha** (ExtraSamples 2): OpenCV's RGBA reader premultiplies the colour by alpha
       (colour 40 at alpha 100 came out 16) while the rule is "alpha ignored, stored colour values used" (a PNG
-      or a 16-bit TIFF with the same alpha keeps them): decoded by Pillow instead, which keeps them.
+      or a 16-bit TIFF with the same alpha keeps them): decoded by Pillow instead, which keeps them. Not a grey
+      page's: OpenCV drops its alpha and keeps the stored values, and Pillow refuses a MinIsWhite grey page with
+      alpha and a grey page with two extra samples, which were refused as undecodable.
     * **2- and 4-bit grey** pages: OpenCV refuses them ("should be palette", "Invalid bitsperpixel"), while a
       PNG or PGM of that depth decodes: Pillow reads them, widened to full range (white 3 or 15 → 255) and
       MinIsWhite inverted, as OpenCV reads a 1-bit page.
@@ -1199,7 +1201,7 @@ def _decode_tiff_layout(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.nda
         except RetagError as exc:
             what = f"{tiff.bits}-bit samples in separate planes" if tiff.planar == 2 else "float16 samples"
             raise ImageRejected(f"{where}: cannot read TIFF with {what}: {exc}", "unsupported") from None
-    if 2 in tiff.extra and (tiff.bits or 8) == 8:
+    if 2 in tiff.extra and (tiff.bits or 8) == 8 and tiff.photometric not in (0, 1):
         return _pillow_stored_colour(buf, where, "unassociated alpha")
     if tiff.bits in (2, 4) and tiff.samples == 1 and tiff.photometric in (0, 1):
         return _pillow_stored_colour(buf, where, f"{tiff.bits}-bit grey samples")
@@ -1221,7 +1223,9 @@ def _pillow_stored_colour(buf: np.ndarray, where: str, what: str) -> np.ndarray:
     except MemoryError:
         raise  # _memory_for says it: an image too large is not corrupt
     except Exception as exc:  # noqa: BLE001 - Pillow's many errors: one line naming the file
-        raise ImageRejected(f"{where}: cannot decode image with {what} ({exc})", "corrupt") from None
+        # "cannot identify image file <_io.BytesIO object at 0x…>" names an object of ours, not the file
+        detail = "a layout Pillow does not read" if "cannot identify image file" in str(exc) else exc
+        raise ImageRejected(f"{where}: cannot decode image with {what} ({detail})", "corrupt") from None
     return pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
 
 

@@ -160,3 +160,38 @@ def test_a_damaged_tiff_with_alpha_is_pixels_or_one_line(tmp_path, kind, colour)
         struct.pack_into("<H", bad, ifd + 2 + 12 * entry + 2, 7)
         read += _read_or_one_line(bytes(bad))
     assert read >= 5, read
+
+
+@pytest.mark.parametrize("name, photometric, extra", [
+    ("miniswhite_alpha", "miniswhite", [2]),
+    ("alpha_and_another", "minisblack", [2, 0]),
+    ("alpha_turned", "minisblack", [2]),
+])
+def test_an_8_bit_grey_page_with_unassociated_alpha_is_read_as_stored_on_every_path(tmp_path, name, photometric,
+                                                                                  extra):
+    """8-bit grey + unassociated alpha went to Pillow (the route that keeps an RGBA page's colour unpremultiplied),
+    which refuses a MinIsWhite grey page with alpha and a grey page with two extra samples: both were refused as
+    undecodable ("cannot identify image file <_io.BytesIO …>") on every path. OpenCV reads a grey page's stored
+    values, alpha dropped, MinIsWhite inverted, turned by its Orientation."""
+    alpha = np.full(GREY.shape, 100, np.uint8)
+    alpha[:, :5] = 0
+    stored = 255 - GREY if photometric == "miniswhite" else GREY
+    turned = name == "alpha_turned"
+    tags = [(274, 3, 1, 6, True)] if turned else []
+    path = tmp_path / f"{name}.tif"
+    tifffile.imwrite(path, np.dstack([stored] + [alpha] * len(extra)), photometric=photometric, extrasamples=extra,
+                     extratags=tags)
+    want = np.dstack([np.rot90(GREY, -1) if turned else GREY] * 3)
+    assert np.abs(read_image(path).astype(int) - want).max() == 0
+    if not turned:  # the model-input paths resize to the sibling tests' (H, W): a turned page is another shape
+        reference = _every_path(_sibling(tmp_path, GREY))["dataset"]
+        for where, pixels in _every_path(path).items():
+            assert np.array_equal(pixels, reference), where
+
+
+def _sibling(tmp_path, grey: np.ndarray):
+    """The same grey picture as a plain 8-bit TIFF without alpha, alone in its own folder."""
+    folder = tmp_path / "sibling"
+    folder.mkdir(exist_ok=True)
+    tifffile.imwrite(folder / "plain.tif", grey)
+    return folder / "plain.tif"
