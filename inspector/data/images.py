@@ -464,6 +464,7 @@ class TiffLayout(NamedTuple):
     max_sample: int | None = None  # MaxSampleValue (281), largest over samples
     tiled: bool = False  # TileWidth (322) present: the page is stored in tiles, not strips (TIFF 6.0 §15)
     max_float: float | None = None  # SMaxSampleValue (341), largest over samples, as stored (float samples' white)
+    orientation: int = 1  # Orientation (274): 1..8, how the stored rows and columns are displayed
 
 
 def _tiff_layout(buf: bytes) -> TiffLayout | None:
@@ -487,7 +488,7 @@ def _tiff_layout(buf: bytes) -> TiffLayout | None:
               if isinstance(v, (int, float)) and not isinstance(v, bool)]
     return TiffLayout(max(bits) if bits else None, (ints(262) or (None,))[0], (ints(277) or (1,))[0],
                       (ints(284) or (1,))[0], ints(338), (ints(339) or (1,))[0], max(top) if top else None,
-                      322 in tags, max(floats) if floats else None)
+                      322 in tags, max(floats) if floats else None, (ints(274) or (1,))[0])
 
 
 def _tiff_float_white(layout: TiffLayout) -> int | None:
@@ -1171,19 +1172,41 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
       PNG or PGM of that depth decodes: Pillow reads them, widened to full range (white 3 or 15 → 255) and
       MinIsWhite inverted, as OpenCV reads a 1-bit page.
 
-    * **8-bit tiles**, uncompressed (what ``tifffile.imwrite(path, a, tile=(16, 16))`` writes): OpenCV 5.1's
-      imdecode refuses every layout of them ("Invalid tile byte count for tile 0. Expected 768, got 1024" from
-      its RGBA tile reader) though its imread of the same file reads them: a page OpenCV refuses is read by
-      Pillow, which reads 8-bit tiles exactly (L, RGB, RGBA, MinIsWhite; 16-bit and float tiles OpenCV reads).
+    * **8-bit tiles**: OpenCV 5.1's imdecode refuses every layout of uncompressed ones (what
+      ``tifffile.imwrite(path, a, tile=(16, 16))`` writes: "Invalid tile byte count for tile 0. Expected 768, got
+      1024" from its RGBA tile reader) though its imread of the same file reads them, scrambles compressed ones
+      whose Orientation mirrors the page (2, 3, 6, 7) and misreads grey ones with alpha: read by Pillow, which
+      reads 8-bit tiles exactly (L, RGB, RGBA, MinIsWhite; 16-bit and float tiles OpenCV reads):
+      :func:`_decode_8_bit_tiles`.
 
     A MinIsWhite page wider than 8 bits is inverted by :func:`decode_image` (OpenCV inverts only 8-bit ones).
     """
-    try:
+    if tiff.tiled and (tiff.bits or 8) <= 8:
+        return _decode_8_bit_tiles(buf, where, tiff)
+    return _decode_tiff_layout(buf, where, tiff)
+
+
+def _decode_8_bit_tiles(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
+    """A page of 8-bit (or narrower) tiles by Pillow, which reads them exactly, else by OpenCV where OpenCV reads
+    them right. OpenCV's tile reader (libtiff's RGBA interface) refuses uncompressed tiles, scrambles the tiles of a
+    page whose Orientation mirrors it left to right (2, 3, 6, 7: each tile turned in its place, measured with
+    OpenCV 5.1) and misreads grey tiles with extra samples (alpha); Pillow unpremultiplies colour stored with
+    associated alpha (ExtraSamples 1), which OpenCV keeps. A page neither reads right is refused in one line
+    rather than read wrong. Separate planes are read one grey plane at a time (:func:`_decode_tiff_layout`): alpha
+    is then no plane OpenCV reads, a mirroring Orientation still is. Raises :class:`ImageRejected`."""
+    opencv_right = not (tiff.orientation in (2, 3, 6, 7)
+                        or (tiff.extra and tiff.photometric in (0, 1) and tiff.planar != 2))
+    if 1 in tiff.extra and tiff.photometric not in (0, 1):
+        if not opencv_right:
+            raise ImageRejected(f"{where}: cannot read TIFF with 8-bit tiles, associated alpha and orientation "
+                                f"{tiff.orientation} (save it in strips)", "unsupported")
         return _decode_tiff_layout(buf, where, tiff)
-    except ImageRejected as exc:
-        if not (tiff.tiled and (tiff.bits or 8) <= 8 and exc.reason in ("corrupt", "unsupported")):
+    try:
+        return _pillow_stored_colour(buf, where, "8-bit tiles")
+    except ImageRejected:
+        if not opencv_right:
             raise
-    return _pillow_stored_colour(buf, where, "8-bit tiles")
+    return _decode_tiff_layout(buf, where, tiff)
 
 
 def _decode_tiff_layout(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
@@ -1218,8 +1241,11 @@ def _pillow_stored_colour(buf: np.ndarray, where: str, what: str) -> np.ndarray:
         with warnings.catch_warnings(), Image.open(io.BytesIO(buf.tobytes())) as im:
             warnings.simplefilter("ignore")  # Pillow's warnings on a damaged file: the error below names it
             im = ImageOps.exif_transpose(im)
-            im = im.convert("L" if im.mode in ("L", "LA", "La") else "RGB")  # drops alpha, never premultiplies
-            pixels = np.asarray(im)
+            if im.mode in ("RGBA", "RGBa", "LA", "La"):  # the stored colour: converting would unpremultiply RGBa
+                pixels = np.asarray(im)[..., :-1]
+                pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
+            else:
+                pixels = np.asarray(im.convert("L" if im.mode == "L" else "RGB"))
     except MemoryError:
         raise  # _memory_for says it: an image too large is not corrupt
     except Exception as exc:  # noqa: BLE001 - Pillow's many errors: one line naming the file
