@@ -26,7 +26,8 @@ file gives the same pixels everywhere. The rules:
 * **no colour management**: gAMA, cHRM, sRGB and iCCP chunks and embedded ICC profiles are ignored, on
   every path, so a file gives the values it stores (a Lab profile or a gamma of 1.0 changes nothing);
 * **bit fields**: a 16-bit BMP (RGB555 / RGB565) or a 16/32-bit one with BI_BITFIELDS masks is unpacked by
-  its masks, each channel scaled from its full scale (``2**bits - 1``) to 255 like any integer data;
+  its masks, each channel scaled from its full scale (``2**bits - 1``) to 255 like any integer data; an OS/2
+  1.x bitmap keeps its colours (OpenCV, left to choose, read every one as grey);
 * **bit depth**: integer data is scaled from its full-scale value to 255 (rounded,
   values above clipped). The full scale is what the file declares (``2**sBIT - 1``
   of a PNG, its colour channels' (alpha's bits say nothing), ``2**BitsPerSample - 1`` of a TIFF narrower than 16
@@ -1065,6 +1066,10 @@ def _decode_pixels(buf: np.ndarray, where: str, tiff: TiffLayout | None) -> np.n
     bmp = _bmp_masked_layout(bytes(buf[:70]))
     if bmp is not None:
         return _decode_masked_bmp(buf, where, bmp)
+    if bytes(buf[:2]) == b"BM" and buf.size >= 18 and bytes(buf[14:18]) == b"\x0c\0\0\0":
+        # an OS/2 1.x bitmap (12-byte BITMAPCOREHEADER): OpenCV 5.1 takes every one for grey when left to choose
+        # (IMREAD_ANYCOLOR), so a colour one, palette or 24-bit, came out grey; its samples are 8-bit anyway
+        return _imdecode(buf, where, cv2.IMREAD_COLOR)
     if _carries_exif_orientation(buf):
         return _decode_upright(buf, where)
     return _imdecode(buf, where, _DECODE_FLAGS)

@@ -710,6 +710,37 @@ def test_a_signed_8_bit_tiff_reads_127_as_white(tmp_path):
             assert diff <= 1, f"{name}: {path} differs from the 8-bit picture by up to {diff} grey levels"
 
 
+
+def _os2_bmp(rgb: np.ndarray, bits: int) -> bytes:
+    """An OS/2 1.x bitmap (12-byte BITMAPCOREHEADER, 3-byte palette entries, rows bottom-up, padded to 4 bytes) of
+    ``rgb`` (H, W, 3): 24-bit samples, or 8-bit indices into a palette of its 256 first colours (as given)."""
+    h, w = rgb.shape[:2]
+    stride = (w * bits + 31) // 32 * 4
+    if bits == 24:
+        palette, rows = b"", [row[:, ::-1].tobytes() for row in rgb]
+    else:
+        colours, index = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+        assert len(colours) <= 256
+        colours = np.vstack([colours, np.zeros((256 - len(colours), 3), np.uint8)])
+        palette = colours[:, ::-1].astype(np.uint8).tobytes()
+        rows = [r.astype(np.uint8).tobytes() for r in index.reshape(h, w)]
+    data = b"".join(r + bytes(stride - len(r)) for r in rows[::-1])
+    offset = 14 + 12 + len(palette)
+    return (b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + struct.pack("<IHHHH", 12, w, h, 1, bits)
+            + palette + data)
+
+
+@pytest.mark.parametrize("bits", [24, 8])
+def test_an_os2_bitmap_keeps_its_colours_on_every_path(tmp_path, bits):
+    """OpenCV, left to choose colour or grey (IMREAD_ANYCOLOR), took every OS/2 1.x bitmap for grey: a colour one,
+    24-bit or palette, came out grey, offline and in the daemon's folder camera."""
+    rgb = _picture() if bits == 24 else (_picture() // 64 * 64).astype(np.uint8)  # a palette holds 256 colours
+    name = f"os2_{bits}.bmp"
+    daemon = _through_a_folder_camera(tmp_path, {name: _os2_bmp(rgb, bits)})
+    assert np.array_equal(np.asarray(Image.open(tmp_path / name).convert("RGB")), rgb)  # the file is right
+    for path, got in (("read_image", read_image(tmp_path / name)), ("daemon", daemon[name])):
+        assert np.array_equal(got, rgb), f"{name}: {path} differs by up to {np.abs(got.astype(int) - rgb).max()}"
+
 def _pam(samples: np.ndarray, maxval: int, tupltype: str) -> bytes:
     """A netpbm PAM (P7) of ``samples`` (H, W) or (H, W, C) against ``maxval``: one byte a sample below 256, else
     two big-endian (pam(5)), with a comment line as camera SDKs write."""
