@@ -52,7 +52,8 @@ file gives the same pixels everywhere. The rules:
   the samples as stored, before the inversion changes their maximum;
 * **size**: an image smaller than :data:`MIN_SIDE` pixels on a side is rejected
   (:class:`ImageRejected`, reason ``too_small``); one that does not fit in the memory left to decode it is
-  rejected in one line (reason ``memory``), never OpenCV's or numpy's allocation error;
+  rejected in one line (reason ``memory``), never OpenCV's or numpy's allocation error, and one whose header
+  declares more pixels than the decoder reads (a decompression bomb) by its size (reason ``too_large``);
 * **own outputs**: an overlay PNG ``inspector predict`` wrote (known by its tag) is refused (reason ``overlay``),
   never scored as a part, wherever it lies;
 * **files**: a folder listing (:func:`list_images`) takes files by their image extension (any case) and
@@ -945,9 +946,40 @@ def _imdecode(buf: np.ndarray, where: str, flags: int) -> np.ndarray:
         if damage is not None:
             raise ImageRejected(f"{where}: damaged JPEG data ({damage})", "corrupt")
     img = cv2_imdecode(buf, flags) if buf.size else None
+    if img is None and (size := _beyond_decoder_limits(buf)):
+        raise ImageRejected(f"{where}: image of {size} pixels is larger than the decoder reads (at most "
+                            f"{_DECODER_MAX_PIXELS} pixels, {_DECODER_MAX_SIDE} a side): not decoded", "too_large")
     if img is None:
         raise ImageRejected(f"{where}: cannot decode image (corrupt or unsupported format)", "corrupt")
     return img
+
+
+# OpenCV's limits on the size a header may declare (imgcodecs' validateInputImageSize; OPENCV_IO_MAX_IMAGE_PIXELS and
+# OPENCV_IO_MAX_IMAGE_WIDTH / _HEIGHT override them), beyond which it refuses the file before reading its data
+_DECODER_MAX_PIXELS = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30))
+_DECODER_MAX_SIDE = min(int(os.environ.get("OPENCV_IO_MAX_IMAGE_WIDTH", 1 << 20)),
+                        int(os.environ.get("OPENCV_IO_MAX_IMAGE_HEIGHT", 1 << 20)))
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+
+
+def _beyond_decoder_limits(buf: np.ndarray) -> str | None:
+    """The size ("60000x60000", or a pixel count) an encoded image's header declares when it is beyond what OpenCV
+    decodes, else None; read by Pillow's header reader (no pixel decoding). Such a file (a decompression bomb, a
+    scan of a whole web) was "corrupt or unsupported format": a user went looking for damage or a codec."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(buf.tobytes())) as im:
+            warnings.simplefilter("ignore")
+            width, height = im.size
+    except Image.DecompressionBombError as exc:  # above twice Pillow's own limit: its message counts the pixels
+        found = _BOMB_PIXELS.search(str(exc))
+        return f"{int(found.group(1))}" if found and int(found.group(1)) > _DECODER_MAX_PIXELS else None
+    except Exception:  # noqa: BLE001 - a header Pillow cannot read says nothing of the size
+        return None
+    if width * height > _DECODER_MAX_PIXELS or max(width, height) > _DECODER_MAX_SIDE:
+        return f"{width}x{height}"
+    return None
 
 
 class FrameLayout(NamedTuple):
