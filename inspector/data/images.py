@@ -969,9 +969,10 @@ def _beyond_decoder_limits(buf: np.ndarray) -> str | None:
     from PIL import Image
 
     try:
-        with warnings.catch_warnings(), Image.open(io.BytesIO(buf.tobytes())) as im:
-            warnings.simplefilter("ignore")
-            width, height = im.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # before the open: its "Corrupt EXIF data" of a cut file is no line
+            with Image.open(io.BytesIO(buf.tobytes())) as im:
+                width, height = im.size
     except Image.DecompressionBombError as exc:  # above twice Pillow's own limit: its message counts the pixels
         found = _BOMB_PIXELS.search(str(exc))
         return f"{int(found.group(1))}" if found and int(found.group(1)) > _DECODER_MAX_PIXELS else None
