@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
 import ipaddress
 import json
 import math
@@ -428,12 +429,27 @@ def to_dict(obj: Any) -> Any:
 def not_a_file(path: Path, what: str) -> str | None:
     """Why ``path`` cannot be read as a ``what`` because it is no regular file, one line naming it (None: it is
     one). A folder is told as one: "not found" sent users looking for a file that is there, as a folder; a device
-    or pipe (/dev/zero, a FIFO), read, never ends or blocks."""
+    or pipe (/dev/zero, a FIFO), read, never ends or blocks. A symbolic link loop and a link whose target is gone
+    are told as such: "not found" sent users looking for a file whose name is listed there."""
     if path.is_dir():
         return f"{path}: is a folder, not {'an' if what[:1] in 'aeiou' else 'a'} {what}"
     if not path.is_file():
-        return f"{path}: {what} is not a regular file" if path.exists() else f"{path}: {what} not found"
+        return f"{path}: {what} is not a regular file" if path.exists() else _missing(path, what)
     return None
+
+
+def _missing(path: Path, what: str) -> str:
+    """Why ``path``, which does not lead to a file, is no ``what``: a symbolic link loop, a broken link, or nothing
+    there."""
+    a = "an" if what[:1] in "aeiou" else "a"
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{path}: a symbolic link loop (too many levels of symbolic links), not {a} {what}"
+    if path.is_symlink():
+        return f"{path}: broken symbolic link (its target {os.readlink(path)} does not exist), not {a} {what}"
+    return f"{path}: {what} not found"
 
 
 def read_text(path: str | Path, what: str = "config file", error: type[InspectorError] = ConfigError) -> str:

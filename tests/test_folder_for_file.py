@@ -60,3 +60,38 @@ def test_a_folder_for_a_weights_file_or_an_engine_card_is_named_a_folder(tmp_pat
     with pytest.raises(InspectorError, match=f"^{tmp_path}/e.plan: {tmp_path}/e.json: is a folder, not an engine "
                                              f"sidecar$"):
         read_engine_sidecar(tmp_path / "e.plan")
+
+
+def test_a_symbolic_link_loop_or_a_broken_link_is_named_so_not_not_found(tmp_path, capsys):
+    """A model path that is a symbolic link loop, or a link whose target is gone, was "model file not found"
+    (config.not_a_file, which every reader of a named file shares): the user went looking for a file whose name
+    ``ls`` lists there."""
+    cv2.imwrite(str(tmp_path / "img.png"), np.full((32, 32, 3), 128, np.uint8))
+    (tmp_path / "a.onnx").symlink_to(tmp_path / "b.onnx")
+    (tmp_path / "b.onnx").symlink_to(tmp_path / "a.onnx")
+    (tmp_path / "gone.onnx").symlink_to(tmp_path / "deleted.onnx")
+    err = _one_line(capsys, ["predict", str(tmp_path / "a.onnx"), str(tmp_path / "img.png")])
+    assert err == f"error: {tmp_path}/a.onnx: a symbolic link loop (too many levels of symbolic links), not a model file"
+    err = _one_line(capsys, ["predict", str(tmp_path / "gone.onnx"), str(tmp_path / "img.png")])
+    assert err == (f"error: {tmp_path}/gone.onnx: broken symbolic link (its target {tmp_path}/deleted.onnx does not "
+                   f"exist), not a model file")
+
+
+def test_an_enroll_reference_that_is_no_file_is_named_for_what_it_is(tmp_path):
+    """``enroll --references`` said "no such file" of a folder named like an image, a symbolic link loop and a
+    broken link alike: each is named for what it is, as a model path is."""
+    from inspector.deploy.enroll import reference_files
+
+    (tmp_path / "dir.png").mkdir()
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "deleted.png")
+    expected = {"dir.png": "is a folder, not a reference image",
+                "a.png": "a symbolic link loop (too many levels of symbolic links), not a reference image",
+                "gone.png": f"broken symbolic link (its target {tmp_path}/deleted.png does not exist), not a "
+                            f"reference image",
+                "none.png": "reference image not found"}
+    for name, why in expected.items():
+        with pytest.raises(InspectorError) as exc:
+            reference_files([str(tmp_path / name)])
+        assert str(exc.value) == f"references: {tmp_path}/{name}: {why}", exc.value

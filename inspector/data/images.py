@@ -16,7 +16,8 @@ file gives the same pixels everywhere. The rules:
 * **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded,
   CMYK and YCCK converted, MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit
   pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
-  multi-page files use their first page (one warning per folder or source says how many pages were left); interlaced (Adam7) PNG and progressive JPEG decode as their plain
+  multi-page files use their first page, animated PNG (APNG) and WebP files their first frame (one warning
+  per folder or source says how many pages or frames were left); interlaced (Adam7) PNG and progressive JPEG decode as their plain
   copies;
 * **alpha is dropped, never composited**: the stored colour values are the pixels whatever the alpha
   (PNG RGBA / grey+alpha at 8 and 16 bits, palette tRNS, BMP and TIFF alpha: an 8-bit TIFF's unassociated
@@ -25,7 +26,8 @@ file gives the same pixels everywhere. The rules:
 * **no colour management**: gAMA, cHRM, sRGB and iCCP chunks and embedded ICC profiles are ignored, on
   every path, so a file gives the values it stores (a Lab profile or a gamma of 1.0 changes nothing);
 * **bit fields**: a 16-bit BMP (RGB555 / RGB565) or a 16/32-bit one with BI_BITFIELDS masks is unpacked by
-  its masks, each channel scaled from its full scale (``2**bits - 1``) to 255 like any integer data;
+  its masks, each channel scaled from its full scale (``2**bits - 1``) to 255 like any integer data; an OS/2
+  1.x bitmap keeps its colours (OpenCV, left to choose, read every one as grey);
 * **bit depth**: integer data is scaled from its full-scale value to 255 (rounded,
   values above clipped). The full scale is what the file declares (``2**sBIT - 1``
   of a PNG, its colour channels' (alpha's bits say nothing), ``2**BitsPerSample - 1`` of a TIFF narrower than 16
@@ -34,10 +36,12 @@ file gives the same pixels everywhere. The rules:
   camera, recorded in the model sidecar), else the container's (255 or 65535). A
   file whose samples exceed its declared full scale stores them MSB-aligned (as the
   PNG specification writes sBIT data: shifted up to fill the container) and is
-  scaled by its container. When
+  scaled by its container; so is a PNG whose sBIT samples all have the low bits a shift up leaves 0 (a dark
+  picture stored so never exceeds the declared full scale: :func:`_sbit_shifted_up`). When
   a 16-bit image leaves 2 or more high bits unused and nothing says its depth,
   one warning per source suggests the narrower ``bit_depth``. **Signed** integers (int8/int16, a TIFF's
-  SampleFormat 2) read 0 as black and their largest value (127 / 32767, or as declared / ``bit_depth``) as
+  SampleFormat 2) read 0 as black and their largest value (127 / 32767, or as declared narrower than their
+  BitsPerSample / ``bit_depth``) as
   white, negative samples as black with one warning per source (:func:`_signed_as_unsigned`). 32-bit integers
   (uint32/int32 TIFFs) are read only by the ``bit_depth`` setting, else refused in one line. Float data is
   taken as 0..the white its TIFF declares (SMaxSampleValue, else MaxSampleValue, of ``2**n - 1``: 1.0,
@@ -48,7 +52,8 @@ file gives the same pixels everywhere. The rules:
   the samples as stored, before the inversion changes their maximum;
 * **size**: an image smaller than :data:`MIN_SIDE` pixels on a side is rejected
   (:class:`ImageRejected`, reason ``too_small``); one that does not fit in the memory left to decode it is
-  rejected in one line (reason ``memory``), never OpenCV's or numpy's allocation error;
+  rejected in one line (reason ``memory``), never OpenCV's or numpy's allocation error, and one whose header
+  declares more pixels than the decoder reads (a decompression bomb) by its size (reason ``too_large``);
 * **own outputs**: an overlay PNG ``inspector predict`` wrote (known by its tag) is refused (reason ``overlay``),
   never scored as a part, wherever it lies;
 * **files**: a folder listing (:func:`list_images`) takes files by their image extension (any case) and
@@ -293,17 +298,21 @@ _PNG_IEND = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: every PNG file e
 def ends_cut_short(data: bytes | np.ndarray) -> bool:
     """Whether ``data`` (a whole image file's bytes) stops before its format's end: a JPEG not ending in its EOI
     marker (FF D9), a PNG not ending in its IEND chunk, a BMP or WebP shorter than the file size its header
-    declares, a classic TIFF whose first IFD or the strips/tiles it names lie past the end, a binary PNM (P5/P6)
-    shorter than its header's width × height × samples. Such a file is still being written, or its writer died.
-    False where the format cannot tell (BigTIFF, an empty or unknown file). A complete file may still be corrupt.
+    declares, a TIFF or BigTIFF whose first IFD or the strips/tiles it names lie past the end, a binary PNM
+    (P4/P5/P6) or a PAM (P7) shorter than its header's width × height × samples. Such a file is still being
+    written, or its writer died. False where the format cannot tell (a plain-text PNM, an empty or unknown file).
+    A complete file may still be corrupt.
 
     TIFF and PNM were 'cannot tell': a 16-bit TIFF or PGM copied in by a writer that paused past SETTLE_S (2 s)
-    mid-file was counted corrupt (a warning, a count) as JPEG and PNG no longer were."""
+    mid-file was counted corrupt (a warning, a count) as JPEG and PNG no longer were; so were a BigTIFF (a
+    microscope's or a line-scan camera's large pages), a binary PBM (P4) and a PAM until they were judged too."""
     head, n = bytes(data[:12]), len(data)
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
+    if head[:4] in _TIFF_MAGICS:
         return _tiff_cut_short(bytes(data))
     if head[:2] in _PNM_SAMPLES:
         return _pnm_cut_short(bytes(data[:_PNM_HEAD_MAX]), n)
+    if head[:2] == _PAM_MAGIC:
+        return _pam_cut_short(bytes(data[:4096]), n)
     if head.startswith(_JPEG_SOI):
         return bytes(data[-2:]) != _JPEG_EOI
     if head.startswith(_PNG_SIGNATURE):
@@ -317,35 +326,42 @@ def ends_cut_short(data: bytes | np.ndarray) -> bool:
 
 _TIFF_DATA_TAGS = ((273, 279), (324, 325))  # (StripOffsets, StripByteCounts), (TileOffsets, TileByteCounts)
 # bytes per value of each TIFF 6.0 field type (§2: BYTE ASCII SHORT LONG RATIONAL SBYTE UNDEFINED SSHORT SLONG
-# SRATIONAL FLOAT DOUBLE)
-_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
-_TIFF_OFFSET_TYPES = {3: "H", 4: "I"}  # SHORT, LONG (TIFF 6.0 §2): the types offsets and byte counts may have
-_PNM_SAMPLES = {b"P5": 1, b"P6": 3}  # binary grey and colour (Netpbm's pgm(5), ppm(5))
+# SRATIONAL FLOAT DOUBLE) and BigTIFF's (LONG8 SLONG8 IFD8)
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8, 17: 8, 18: 8}
+# SHORT, LONG (TIFF 6.0 §2) and BigTIFF's LONG8: the types offsets and byte counts may have
+_TIFF_OFFSET_TYPES = {3: "H", 4: "I", 16: "Q"}
+# the IFD layout of a classic TIFF and of a BigTIFF (header magic 43): offset, entry count, IFD entry
+# (tag, type, count, value or offset) and the bytes a value must fit in to be kept in the entry itself
+_TIFF_FORMS = {False: ("I", "H", "HHI4s", 4), True: ("Q", "Q", "HHQ8s", 8)}
+_PNM_SAMPLES = {b"P4": 0, b"P5": 1, b"P6": 3}  # binary bitmap (8 pixels a byte), grey, colour (netpbm's pbm(5) …)
 _PNM_HEAD_MAX = 1024  # a header with its comments longer than this is not judged (cannot tell)
 _PNM_FIELD = re.compile(rb"(?:\s|#[^\n]*\n)*(\d+)")
 
 
 def _tiff_cut_short(buf: bytes) -> bool:
-    """Whether a classic TIFF's first IFD, or a strip or tile it names, lies past the end of ``buf`` (TIFF 6.0
-    §2: the 8-byte header points to the IFD; StripOffsets/StripByteCounts or TileOffsets/TileByteCounts place
-    the data). A writer may put the IFD first (Pillow) or last (libtiff): either way a copy cut short misses
-    one of them."""
-    n = len(buf)
-    if n < 8:
-        return True
+    """Whether a TIFF's (or BigTIFF's) first IFD, or a strip or tile it names, lies past the end of ``buf``
+    (TIFF 6.0 §2: the header points to the IFD; StripOffsets/StripByteCounts or TileOffsets/TileByteCounts place
+    the data; BigTIFF: the same with 8-byte offsets and counts). A writer may put the IFD first (Pillow) or last
+    (libtiff): either way a copy cut short misses one of them."""
+    n, big = len(buf), buf[2:4] in (b"+\x00", b"\x00+")
+    offset, number, entry, inline = _TIFF_FORMS[big]
     order = "<" if buf[:2] == b"II" else ">"
-    at = struct.unpack_from(order + "I", buf, 4)[0]
-    if at + 2 > n:
+    if n < (16 if big else 8):
         return True
-    (count,) = struct.unpack_from(order + "H", buf, at)
-    if at + 2 + 12 * count + 4 > n:  # the entries, then the next IFD's offset
+    at = struct.unpack_from(order + offset, buf, 8 if big else 4)[0]
+    step = struct.calcsize(order + entry)
+    if at + struct.calcsize(number) > n:
+        return True
+    (count,) = struct.unpack_from(order + number, buf, at)
+    first = at + struct.calcsize(number)
+    if first + step * count + inline > n:  # the entries, then the next IFD's offset
         return True
     entries = {}
     for i in range(count):
-        tag, kind, number, value = struct.unpack_from(order + "HHI4s", buf, at + 2 + 12 * i)
-        entries[tag] = (kind, number, value)
-        size = _TIFF_TYPE_SIZES.get(kind, 0) * number
-        if size > 4 and struct.unpack_from(order + "I", value)[0] + size > n:  # values kept out of the entry
+        tag, kind, values, value = struct.unpack_from(order + entry, buf, first + step * i)
+        entries[tag] = (kind, values, value)
+        size = _TIFF_TYPE_SIZES.get(kind, 0) * values
+        if size > inline and struct.unpack_from(order + offset, value)[0] + size > n:  # values kept out of the entry
             return True
     for offsets_tag, counts_tag in _TIFF_DATA_TAGS:
         if offsets_tag in entries and counts_tag in entries:
@@ -357,15 +373,16 @@ def _tiff_cut_short(buf: bytes) -> bool:
 
 
 def _tiff_ints(buf: bytes, order: str, kind: int, number: int, value: bytes) -> tuple[int, ...] | None:
-    """An IFD entry's SHORT/LONG values (inline when they fit in 4 bytes, else at the offset given); None when
-    they lie past the end of ``buf``; () for another type or an implausible count (the decoder then judges)."""
+    """An IFD entry's SHORT/LONG/LONG8 values (inline when they fit in the entry's 4 bytes, 8 in a BigTIFF, else
+    at the offset given); None when they lie past the end of ``buf``; () for another type or an implausible count
+    (the decoder then judges)."""
     code = _TIFF_OFFSET_TYPES.get(kind)
     if code is None or number > 1 << 20:
         return ()
     size = struct.calcsize(code) * number
-    if size <= 4:
+    if size <= len(value):
         return struct.unpack_from(f"{order}{number}{code}", value)
-    where = struct.unpack_from(order + "I", value)[0]
+    where = struct.unpack_from(order + ("I" if len(value) == 4 else "Q"), value)[0]
     if where + size > len(buf):
         return None
     return struct.unpack_from(f"{order}{number}{code}", buf, where)
@@ -373,16 +390,32 @@ def _tiff_ints(buf: bytes, order: str, kind: int, number: int, value: bytes) -> 
 
 def _pnm_cut_short(head: bytes, n: int) -> bool:
     """Whether a binary PNM of ``n`` bytes (``head``: its first bytes) holds fewer than its header's width ×
-    height × samples (2 bytes each above maxval 255), after the one whitespace byte that ends the header."""
+    height × samples (2 bytes each above maxval 255; a PBM's rows 8 pixels a byte, no maxval), after the one
+    whitespace byte that ends the header."""
+    samples = _PNM_SAMPLES[head[:2]]
     fields, pos = [], 2
-    for _ in range(3):  # width, height, maxval
+    for _ in range(3 if samples else 2):  # width, height, maxval (a bitmap has none)
         match = _PNM_FIELD.match(head, pos)
         if match is None:
             return pos >= len(head) == n  # the header itself not all there yet; else not a PNM we can judge
         fields.append(int(match.group(1)))
         pos = match.end()
-    width, height, maxval = fields
-    return n < pos + 1 + width * height * _PNM_SAMPLES[head[:2]] * (2 if maxval > 255 else 1)
+    width, height, maxval = (fields + [1])[:3]
+    row = (width + 7) // 8 if not samples else width * samples * (2 if maxval > 255 else 1)
+    return n < pos + 1 + row * height
+
+
+def _pam_cut_short(head: bytes, n: int) -> bool:
+    """Whether a PAM of ``n`` bytes (``head``: its first bytes) holds fewer than its header's WIDTH × HEIGHT × DEPTH
+    samples (2 bytes each above MAXVAL 255, pam(5)); a header not all there yet (no ENDHDR) is cut short too."""
+    header, maxval = _pam_header(head), _pam_maxval(head)
+    if header is None:
+        return n == len(head) and b"ENDHDR" not in head  # a longer header is not judged (cannot tell)
+    try:
+        width, height, depth = (int(header[0][k]) for k in (b"WIDTH", b"HEIGHT", b"DEPTH"))
+    except (KeyError, ValueError):
+        return False  # malformed: corrupt, not being written
+    return n < header[1] + width * height * depth * (2 if (maxval or 0) > 255 else 1)
 
 
 def _is_broken_link(path: Path) -> bool:
@@ -433,6 +466,7 @@ class TiffLayout(NamedTuple):
     max_sample: int | None = None  # MaxSampleValue (281), largest over samples
     tiled: bool = False  # TileWidth (322) present: the page is stored in tiles, not strips (TIFF 6.0 §15)
     max_float: float | None = None  # SMaxSampleValue (341), largest over samples, as stored (float samples' white)
+    orientation: int = 1  # Orientation (274): 1..8, how the stored rows and columns are displayed
 
 
 def _tiff_layout(buf: bytes) -> TiffLayout | None:
@@ -456,7 +490,7 @@ def _tiff_layout(buf: bytes) -> TiffLayout | None:
               if isinstance(v, (int, float)) and not isinstance(v, bool)]
     return TiffLayout(max(bits) if bits else None, (ints(262) or (None,))[0], (ints(277) or (1,))[0],
                       (ints(284) or (1,))[0], ints(338), (ints(339) or (1,))[0], max(top) if top else None,
-                      322 in tags, max(floats) if floats else None)
+                      322 in tags, max(floats) if floats else None, (ints(274) or (1,))[0])
 
 
 def _tiff_float_white(layout: TiffLayout) -> int | None:
@@ -494,6 +528,48 @@ def _tiff_pages(buf: bytes) -> int:
                 return max(1, int(getattr(im, "n_frames", 1)))
         except Exception:  # noqa: BLE001 - unreadable chain: say nothing rather than guess
             return 1
+
+
+_PAGE = {"a TIFF": "page", "an animated PNG": "frame", "an animated WebP": "frame"}
+
+
+def _pages(buf: np.ndarray) -> tuple[str, int]:
+    """(what the file is, how many pages or frames it holds) of a multi-page TIFF (:func:`_tiff_pages`), an
+    animated PNG (APNG: its acTL chunk's num_frames) or an animated WebP (its ANMF chunks); ("", 1) for any
+    other file. The decoder reads the first page or frame of each: a camera's burst saved as an APNG or an
+    animated WebP had its other frames dropped without a word, where a TIFF's other pages were told."""
+    head = bytes(buf[:16])
+    if head[:4] in _TIFF_MAGICS:
+        return "a TIFF", _tiff_pages(buf.tobytes())
+    if head[:8] == _PNG_SIGNATURE:
+        return "an animated PNG", _apng_frames(buf)
+    if head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X":
+        return "an animated WebP", _webp_frames(buf)
+    return "", 1
+
+
+def _apng_frames(buf: np.ndarray) -> int:
+    """num_frames of a PNG's acTL chunk (APNG: it precedes the first IDAT), 1 without one."""
+    data, pos = bytes(buf[:1 << 16]), 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        if kind == b"acTL" and pos + 12 <= len(data):
+            return max(1, struct.unpack_from(">I", data, pos + 8)[0])
+        if kind in (b"IDAT", b"IEND"):
+            break
+        pos += 12 + length
+    return 1
+
+
+def _webp_frames(buf: np.ndarray) -> int:
+    """How many ANMF (animation frame) chunks an extended WebP holds (RIFF chunks, each padded to an even size),
+    at least 1."""
+    data, pos, frames = buf.tobytes(), 12, 0
+    while pos + 8 <= len(data):
+        kind, length = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        frames += kind == b"ANMF"
+        pos += 8 + length + (length & 1)
+    return max(1, frames)
 
 
 def _tiff_tags(buf: bytes) -> dict | None:
@@ -624,6 +700,10 @@ def declared_full_scale(buf: bytes) -> int | None:
         if layout is not None and layout.sample_format == 3:  # float: its white is a value, not a depth
             return _tiff_float_white(layout)
         bits = _tiff_bits(bytes(buf))
+        if layout is not None and layout.sample_format == 2 and bits == layout.bits:
+            # a signed page's BitsPerSample is its container's width, whose white is 2**(bits - 1) - 1 (127 for
+            # int8): read as 2**bits - 1, an int8 page came out at half brightness (127 → 127)
+            return None
     else:
         return _pnm_maxval(buf)
     return (1 << bits) - 1 if bits and 1 <= bits < 16 else None
@@ -694,7 +774,7 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
     img, container = _signed_as_unsigned(img, where, warn_key)
     if full_scale is None and bit_depth is None and container >= 32767:
         _warn_narrow(img, where, warn_key, container.bit_length())  # 32-bit: bit_depth given above
-    if top >= container and img.dtype == np.uint8:
+    if top >= 255 and img.dtype == np.uint8:  # full-range 8-bit; an int8 page's white is 127 (its container's)
         return img
     wide = np.minimum(img.astype(np.uint64), top)
     return ((wide * 255 + top // 2) // top).astype(np.uint8)
@@ -866,9 +946,41 @@ def _imdecode(buf: np.ndarray, where: str, flags: int) -> np.ndarray:
         if damage is not None:
             raise ImageRejected(f"{where}: damaged JPEG data ({damage})", "corrupt")
     img = cv2_imdecode(buf, flags) if buf.size else None
+    if img is None and (size := _beyond_decoder_limits(buf)):
+        raise ImageRejected(f"{where}: image of {size} pixels is larger than the decoder reads (at most "
+                            f"{_DECODER_MAX_PIXELS} pixels, {_DECODER_MAX_SIDE} a side): not decoded", "too_large")
     if img is None:
         raise ImageRejected(f"{where}: cannot decode image (corrupt or unsupported format)", "corrupt")
     return img
+
+
+# OpenCV's limits on the size a header may declare (imgcodecs' validateInputImageSize; OPENCV_IO_MAX_IMAGE_PIXELS and
+# OPENCV_IO_MAX_IMAGE_WIDTH / _HEIGHT override them), beyond which it refuses the file before reading its data
+_DECODER_MAX_PIXELS = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30))
+_DECODER_MAX_SIDE = min(int(os.environ.get("OPENCV_IO_MAX_IMAGE_WIDTH", 1 << 20)),
+                        int(os.environ.get("OPENCV_IO_MAX_IMAGE_HEIGHT", 1 << 20)))
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+
+
+def _beyond_decoder_limits(buf: np.ndarray) -> str | None:
+    """The size ("60000x60000", or a pixel count) an encoded image's header declares when it is beyond what OpenCV
+    decodes, else None; read by Pillow's header reader (no pixel decoding). Such a file (a decompression bomb, a
+    scan of a whole web) was "corrupt or unsupported format": a user went looking for damage or a codec."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # before the open: its "Corrupt EXIF data" of a cut file is no line
+            with Image.open(io.BytesIO(buf.tobytes())) as im:
+                width, height = im.size
+    except Image.DecompressionBombError as exc:  # above twice Pillow's own limit: its message counts the pixels
+        found = _BOMB_PIXELS.search(str(exc))
+        return f"{int(found.group(1))}" if found and int(found.group(1)) > _DECODER_MAX_PIXELS else None
+    except Exception:  # noqa: BLE001 - a header Pillow cannot read says nothing of the size
+        return None
+    if width * height > _DECODER_MAX_PIXELS or max(width, height) > _DECODER_MAX_SIDE:
+        return f"{width}x{height}"
+    return None
 
 
 class FrameLayout(NamedTuple):
@@ -921,11 +1033,12 @@ def decode_image_layout(data: bytes | np.ndarray, where: str, bit_depth: int | N
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     _refuse_own_overlay(buf, where)
     img, full_scale, white = _decode_samples(buf, where, bit_depth, warn_key, warn=True)
-    if bytes(buf[:4]) in _TIFF_MAGICS and (pages := _tiff_pages(buf.tobytes())) > 1:
+    what, pages = _pages(buf)
+    if pages > 1:
         # the first page is the image (the rule above); the others were never inspected nor said to be left out
-        warn_once(f"pages:{warn_key or os.path.dirname(where)}", "%s: a TIFF of %d pages; only its first page "
-                  "is read, the other %d are not inspected (told once per %s)", where, pages, pages - 1,
-                  "source" if warn_key else "folder")
+        warn_once(f"pages:{warn_key or os.path.dirname(where)}", "%s: %s of %d %ss; only its first %s "
+                  "is read, the other %d are not inspected (told once per %s)", where, what, pages, _PAGE[what],
+                  _PAGE[what], pages - 1, "source" if warn_key else "folder")
     layout = FrameLayout.of(img, full_scale)
     return standardize_pixels(img, where, bit_depth, order, warn_key, full_scale, white), layout
 
@@ -934,7 +1047,8 @@ def _decode_samples(buf: np.ndarray, where: str, bit_depth: int | None = None, w
                     warn: bool = False) -> tuple[np.ndarray, int | None, float | None]:
     """Encoded bytes → (samples as displayed: grey, BGR or BGRA at the file's depth, orientation applied and a
     MinIsWhite page inverted at every depth; the full scale the file declares, or None; the white a page wider
-    than 8 bits was inverted against (:func:`white_level` of its stored samples and ``bit_depth``), or None).
+    than 8 bits was inverted against (:func:`white_level` of its stored samples and ``bit_depth``), or the
+    container's for a PNG's shifted-up sBIT samples (:func:`_sbit_shifted_up`), or None).
     The part images and masks share: a mask read without the inversion marked every pixel but the defect of a
     16-bit or float MinIsWhite TIFF. ``warn``: say float samples out of the range they are read in (an image's
     decode; a mask's two levels are read relative to its largest). Raises :class:`ImageRejected`."""
@@ -946,6 +1060,8 @@ def _decode_samples(buf: np.ndarray, where: str, bit_depth: int | None = None, w
     # 8-bit samples are full range in every format but PGM/PPM (a PNG's sBIT then only says how they were made)
     full_scale = declared_full_scale(buf.tobytes()) if img.dtype != np.uint8 else _pnm_maxval(buf[:4096])
     white = None
+    if full_scale is not None and bytes(buf[:8]) == _PNG_SIGNATURE and _sbit_shifted_up(img, full_scale):
+        white = float(np.iinfo(img.dtype).max)  # MSB-aligned: the container's white, the declared depth kept
     if tiff is not None and tiff.photometric == 0 and img.dtype != np.uint8:  # OpenCV inverts 8-bit pages only
         finite = img.dtype.kind != "f" or bool(np.isfinite(img).all())
         # NaN/inf: an image is refused by to_uint8 in one line (NaN stays NaN), a mask reads them as 0
@@ -954,6 +1070,20 @@ def _decode_samples(buf: np.ndarray, where: str, bit_depth: int | None = None, w
                  else white_level(stored, bit_depth, full_scale))
         img = _invert(img, white)
     return img, full_scale, white
+
+
+def _sbit_shifted_up(img: np.ndarray, full_scale: int) -> bool:
+    """Whether a PNG's samples (wider than 8 bits) declared ``full_scale`` (``2**sBIT - 1``) by its sBIT chunk are
+    stored shifted up to fill their container, as the PNG specification writes them (§12.4: ``v << s``, or with
+    the top bits replicated below, ``v << s | v >> (sBIT - s)``): every sample's low ``s`` bits are those of a
+    shift of a value that fits the declared depth. Samples above the full scale say so already
+    (:func:`white_level`); a dark picture stored so (a 12-bit one below 1/16 of white, a 14-bit one below 1/4)
+    never exceeds it and was read 16× (4×) too bright. Data low-justified (as cameras write it) has all its
+    low bits 0 only by chance no noisy picture meets; an all-black picture reads black either way."""
+    shift = 8 * img.dtype.itemsize - full_scale.bit_length()
+    if img.dtype.kind != "u" or shift <= 0 or int(img.max(initial=0)) > full_scale:
+        return False
+    return bool(img.any()) and not (img & np.asarray((1 << shift) - 1, img.dtype)).any()
 
 
 def _decode_pixels(buf: np.ndarray, where: str, tiff: TiffLayout | None) -> np.ndarray:
@@ -969,6 +1099,10 @@ def _decode_pixels(buf: np.ndarray, where: str, tiff: TiffLayout | None) -> np.n
     bmp = _bmp_masked_layout(bytes(buf[:70]))
     if bmp is not None:
         return _decode_masked_bmp(buf, where, bmp)
+    if bytes(buf[:2]) == b"BM" and buf.size >= 18 and bytes(buf[14:18]) == b"\x0c\0\0\0":
+        # an OS/2 1.x bitmap (12-byte BITMAPCOREHEADER): OpenCV 5.1 takes every one for grey when left to choose
+        # (IMREAD_ANYCOLOR), so a colour one, palette or 24-bit, came out grey; its samples are 8-bit anyway
+        return _imdecode(buf, where, cv2.IMREAD_COLOR)
     if _carries_exif_orientation(buf):
         return _decode_upright(buf, where)
     return _imdecode(buf, where, _DECODE_FLAGS)
@@ -1069,24 +1203,48 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
       (:func:`tiff_retag.decode_widened`; tests/data/test_tiff_alpha_samples.py);
     * **8-bit unassociated alpha** (ExtraSamples 2): OpenCV's RGBA reader premultiplies the colour by alpha
       (colour 40 at alpha 100 came out 16) while the rule is "alpha ignored, stored colour values used" (a PNG
-      or a 16-bit TIFF with the same alpha keeps them): decoded by Pillow instead, which keeps them.
+      or a 16-bit TIFF with the same alpha keeps them): decoded by Pillow instead, which keeps them. Not a grey
+      page's: OpenCV drops its alpha and keeps the stored values, and Pillow refuses a MinIsWhite grey page with
+      alpha and a grey page with two extra samples, which were refused as undecodable.
     * **2- and 4-bit grey** pages: OpenCV refuses them ("should be palette", "Invalid bitsperpixel"), while a
       PNG or PGM of that depth decodes: Pillow reads them, widened to full range (white 3 or 15 → 255) and
       MinIsWhite inverted, as OpenCV reads a 1-bit page.
 
-    * **8-bit tiles**, uncompressed (what ``tifffile.imwrite(path, a, tile=(16, 16))`` writes): OpenCV 5.1's
-      imdecode refuses every layout of them ("Invalid tile byte count for tile 0. Expected 768, got 1024" from
-      its RGBA tile reader) though its imread of the same file reads them: a page OpenCV refuses is read by
-      Pillow, which reads 8-bit tiles exactly (L, RGB, RGBA, MinIsWhite; 16-bit and float tiles OpenCV reads).
+    * **8-bit tiles**: OpenCV 5.1's imdecode refuses every layout of uncompressed ones (what
+      ``tifffile.imwrite(path, a, tile=(16, 16))`` writes: "Invalid tile byte count for tile 0. Expected 768, got
+      1024" from its RGBA tile reader) though its imread of the same file reads them, scrambles compressed ones
+      whose Orientation mirrors the page (2, 3, 6, 7) and misreads grey ones with alpha: read by Pillow, which
+      reads 8-bit tiles exactly (L, RGB, RGBA, MinIsWhite; 16-bit and float tiles OpenCV reads):
+      :func:`_decode_8_bit_tiles`.
 
     A MinIsWhite page wider than 8 bits is inverted by :func:`decode_image` (OpenCV inverts only 8-bit ones).
     """
-    try:
+    if tiff.tiled and (tiff.bits or 8) <= 8:
+        return _decode_8_bit_tiles(buf, where, tiff)
+    return _decode_tiff_layout(buf, where, tiff)
+
+
+def _decode_8_bit_tiles(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
+    """A page of 8-bit (or narrower) tiles by Pillow, which reads them exactly, else by OpenCV where OpenCV reads
+    them right. OpenCV's tile reader (libtiff's RGBA interface) refuses uncompressed tiles, scrambles the tiles of a
+    page whose Orientation mirrors it left to right (2, 3, 6, 7: each tile turned in its place, measured with
+    OpenCV 5.1) and misreads grey tiles with extra samples (alpha); Pillow unpremultiplies colour stored with
+    associated alpha (ExtraSamples 1), which OpenCV keeps. A page neither reads right is refused in one line
+    rather than read wrong. Separate planes are read one grey plane at a time (:func:`_decode_tiff_layout`): alpha
+    is then no plane OpenCV reads, a mirroring Orientation still is. Raises :class:`ImageRejected`."""
+    opencv_right = not (tiff.orientation in (2, 3, 6, 7)
+                        or (tiff.extra and tiff.photometric in (0, 1) and tiff.planar != 2))
+    if 1 in tiff.extra and tiff.photometric not in (0, 1):
+        if not opencv_right:
+            raise ImageRejected(f"{where}: cannot read TIFF with 8-bit tiles, associated alpha and orientation "
+                                f"{tiff.orientation} (save it in strips)", "unsupported")
         return _decode_tiff_layout(buf, where, tiff)
-    except ImageRejected as exc:
-        if not (tiff.tiled and (tiff.bits or 8) <= 8 and exc.reason in ("corrupt", "unsupported")):
+    try:
+        return _pillow_stored_colour(buf, where, "8-bit tiles")
+    except ImageRejected:
+        if not opencv_right:
             raise
-    return _pillow_stored_colour(buf, where, "8-bit tiles")
+    return _decode_tiff_layout(buf, where, tiff)
 
 
 def _decode_tiff_layout(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
@@ -1104,7 +1262,7 @@ def _decode_tiff_layout(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.nda
         except RetagError as exc:
             what = f"{tiff.bits}-bit samples in separate planes" if tiff.planar == 2 else "float16 samples"
             raise ImageRejected(f"{where}: cannot read TIFF with {what}: {exc}", "unsupported") from None
-    if 2 in tiff.extra and (tiff.bits or 8) == 8:
+    if 2 in tiff.extra and (tiff.bits or 8) == 8 and tiff.photometric not in (0, 1):
         return _pillow_stored_colour(buf, where, "unassociated alpha")
     if tiff.bits in (2, 4) and tiff.samples == 1 and tiff.photometric in (0, 1):
         return _pillow_stored_colour(buf, where, f"{tiff.bits}-bit grey samples")
@@ -1121,12 +1279,17 @@ def _pillow_stored_colour(buf: np.ndarray, where: str, what: str) -> np.ndarray:
         with warnings.catch_warnings(), Image.open(io.BytesIO(buf.tobytes())) as im:
             warnings.simplefilter("ignore")  # Pillow's warnings on a damaged file: the error below names it
             im = ImageOps.exif_transpose(im)
-            im = im.convert("L" if im.mode in ("L", "LA", "La") else "RGB")  # drops alpha, never premultiplies
-            pixels = np.asarray(im)
+            if im.mode in ("RGBA", "RGBa", "LA", "La"):  # the stored colour: converting would unpremultiply RGBa
+                pixels = np.asarray(im)[..., :-1]
+                pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
+            else:
+                pixels = np.asarray(im.convert("L" if im.mode == "L" else "RGB"))
     except MemoryError:
         raise  # _memory_for says it: an image too large is not corrupt
     except Exception as exc:  # noqa: BLE001 - Pillow's many errors: one line naming the file
-        raise ImageRejected(f"{where}: cannot decode image with {what} ({exc})", "corrupt") from None
+        # "cannot identify image file <_io.BytesIO object at 0x…>" names an object of ours, not the file
+        detail = "a layout Pillow does not read" if "cannot identify image file" in str(exc) else exc
+        raise ImageRejected(f"{where}: cannot decode image with {what} ({detail})", "corrupt") from None
     return pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
 
 

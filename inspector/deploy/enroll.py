@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from inspector.data.images import is_image_file, not_an_image, read_image, resize_image
+from inspector.config import not_a_file
 from inspector.errors import ConfigError, ModelError
 from inspector.textline import one_line
 from inspector.models.meta_comparer.model import MAX_REFERENCES
@@ -48,8 +49,8 @@ def reference_files(patterns: Sequence[str]) -> list[Path]:
             raise ConfigError(f"references: no file matches '{pattern}'", field="references")
         for match in matches:
             path = Path(match)
-            if not path.is_file():
-                raise ConfigError(f"references: {path}: no such file", field="references")
+            if (why := not_a_file(path, "reference image")) is not None:  # a folder, a link loop: no "no such file"
+                raise ConfigError(f"references: {why}", field="references")
             if not_an_image(path):  # the rule of a folder listing (images.is_image_file), for a named file too
                 raise ConfigError(f"references: {not_an_image(path)}", field="references")
             if path not in found:

@@ -80,6 +80,7 @@ from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameLayo
                                    decode_image_layout, ends_cut_short, is_still_image, list_images,
                                    read_file_and_stat, special_file_kind, subfolders_note, unread_image_names,
                                    warn_once)
+from inspector.config import not_a_file
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import (avi_raw, ffmpeg_frames, ffmpeg_live, file_verdicts, keyframe_layouts, rtsp_probe,
                                 ts_feed)
@@ -1424,9 +1425,10 @@ class FolderSource(Source):
         (:func:`_version`: it changed, or went, between the read and now) is: judged by a later stat alone, a
         copy caught mid-write and back-dated at once (``cp -p``) was counted corrupt as its half, then again
         whole. One whose data ends cut short (:func:`ends_cut_short`: a JPEG without its EOI, a PNG without
-        IEND, a TIFF or PNM short of what its header places) is waited for STALLED_S since it last changed: a copy
-        that paused past SETTLE_S mid-file (a slow share, an SDK writing in bursts) was counted corrupt, its
-        picture never inspected. A file whose end cannot tell (BigTIFF, empty) keeps SETTLE_S."""
+        IEND, a TIFF, BigTIFF, PNM or PAM short of what its header places) is waited for STALLED_S since it last
+        changed: a copy that paused past SETTLE_S mid-file (a slow share, an SDK writing in bursts) was counted
+        corrupt, its picture never inspected. A file whose end cannot tell (a plain-text PNM, empty) keeps
+        SETTLE_S."""
         if _version(path) != version:
             return True
         return self._settle.still_written(path, STALLED_S if ends_cut_short(data) else SETTLE_S)
@@ -1460,15 +1462,20 @@ class ImageFileSource(FolderSource):
         self._file = Path(str(camera.source))
         self._folder = self._file.parent
         self._decoded = False  # any frame since the source was created
+        self._why = "corrupt or unsupported image"  # what the decoder said of the file last
 
     def read(self) -> Grabbed | None:
         grabbed = super().read()
         self._decoded = self._decoded or (grabbed is not None and grabbed.image is not None)
+        if grabbed is not None and grabbed.image is None and grabbed.error:
+            self._why = grabbed.error.removeprefix(f"{self._file.name}: ")
         return grabbed
 
     def _next_pass(self) -> bool:
+        # the decoder's own reason: "corrupt or unsupported" told a 32-bit TIFF that needs a bit_depth, or a 1x1
+        # picture, to be a damaged file (the reason was only in an earlier warning)
         if self._files and not self._decoded and self._pass_frames == 0 and self._pass_incomplete == 0:
-            raise self._error(f"{self._file}: no decodable frame (corrupt or unsupported image)", permanent=True)
+            raise self._error(f"{self._file}: no decodable frame ({self._why})", permanent=True)
         return super()._next_pass()
 
     def _scan(self) -> list[Path]:
@@ -1656,7 +1663,8 @@ def source_type(camera: CameraSection) -> str:
     path = Path(src)
     if path.is_dir():
         return "folder"
-    if special_file_kind(path) is not None:  # neither a video file nor a folder, whatever its name
+    if special_file_kind(path) is not None or (path.is_symlink() and not path.exists()):
+        # neither a video file nor a folder, whatever its name: a device, a FIFO, a link loop or a broken link
         raise SourceError(f"camera '{camera.name}': {_what_stands_at(path, 'a video or image file')}")
     if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
         return "file"
@@ -1676,6 +1684,8 @@ def _what_stands_at(path: Path, wanted: str) -> str:
         return f"{path} is a folder, not {wanted}"
     if path.exists():
         return f"{path} is a file, not {wanted}"
+    if path.is_symlink():  # a link loop, or a link whose target is gone: "not found" of a name listed there
+        return not_a_file(path, wanted.split(" ", 1)[1])
     return f"{wanted} {path} not found"
 
 

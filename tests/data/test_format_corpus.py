@@ -664,6 +664,83 @@ def test_declared_full_scale_wins_however_the_samples_are_stored(tmp_path):
             assert diff <= 1, f"{name}: {path} differs from the 8-bit picture by up to {diff} grey levels"
 
 
+@pytest.mark.parametrize("bits", [12, 14])
+def test_a_dark_picture_shifted_up_by_its_sbit_reads_like_its_8_bit_copy(tmp_path, bits):
+    """A PNG's sBIT samples stored as the PNG specification writes them (shifted up to fill 16 bits, top bits
+    replicated below) never exceed the declared full scale when the picture is dark: a 12-bit one below 1/16 of
+    white, a 14-bit one below 1/4. They were read as low-justified data, 16× (4×) too bright; the same camera's
+    brighter pictures read right. Offline and in the daemon's folder camera alike."""
+    grey = np.tile(np.arange(64) * (256 >> (16 - bits)) // 64, (16, 1)).astype(np.uint8)  # 0 .. below the limit
+    top = (1 << bits) - 1
+    value = (grey.astype(np.uint32) * top + 127) // 255
+    stored = ((value << (16 - bits)) | (value >> (2 * bits - 16))).astype(np.uint16)
+    assert stored.max() <= top  # what made it look low-justified
+    ok, buf = cv2.imencode(".png", stored)
+    name = f"dark{bits}.png"
+    daemon = _through_a_folder_camera(tmp_path, {name: _with_sbit(buf.tobytes(), bytes([bits]))})
+    for path, got in (("read_image", read_image(tmp_path / name)), ("daemon", daemon[name])):
+        diff = np.abs(got[..., 0].astype(int) - grey).max()
+        assert diff <= 1, f"{name}: {path} differs from the 8-bit picture by up to {diff} grey levels"
+
+
+def test_a_low_justified_sbit_picture_is_not_taken_for_a_shifted_one(tmp_path):
+    """The other side of the rule above: 12-bit data low-justified (as cameras write it) whose samples are not all
+    multiples of 16 is read against 4095, however dark."""
+    grey = np.tile(np.arange(0, 64, dtype=np.uint8), (16, 1))
+    value = ((grey.astype(np.uint32) * 4095 + 127) // 255).astype(np.uint16)
+    ok, buf = cv2.imencode(".png", value)
+    (tmp_path / "low.png").write_bytes(_with_sbit(buf.tobytes(), b"\x0c"))
+    assert np.abs(read_image(tmp_path / "low.png")[..., 0].astype(int) - grey).max() <= 1
+
+
+def test_a_signed_8_bit_tiff_reads_127_as_white(tmp_path):
+    """A TIFF of int8 samples (SampleFormat 2, BitsPerSample 8): 0 is black and 127 white, as 32767 is an int16
+    page's white. Its BitsPerSample was read as a declared full scale of 255 and the 8-bit samples passed
+    unscaled: the page came out at half brightness."""
+    import tifffile
+
+    grey = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (16, 1))
+    signed = ((grey.astype(np.int32) * 127 + 127) // 255).astype(np.int8)
+    tifffile.imwrite(tmp_path / "i8.tif", signed)
+    tifffile.imwrite(tmp_path / "i16.tif", ((grey.astype(np.int32) * 32767 + 127) // 255).astype(np.int16))
+    daemon = _through_a_folder_camera(tmp_path, {})
+    for name in ("i8.tif", "i16.tif"):
+        for path, got in (("read_image", read_image(tmp_path / name)), ("daemon", daemon[name])):
+            diff = np.abs(got[..., 0].astype(int) - grey).max()
+            assert diff <= 1, f"{name}: {path} differs from the 8-bit picture by up to {diff} grey levels"
+
+
+
+def _os2_bmp(rgb: np.ndarray, bits: int) -> bytes:
+    """An OS/2 1.x bitmap (12-byte BITMAPCOREHEADER, 3-byte palette entries, rows bottom-up, padded to 4 bytes) of
+    ``rgb`` (H, W, 3): 24-bit samples, or 8-bit indices into a palette of its 256 first colours (as given)."""
+    h, w = rgb.shape[:2]
+    stride = (w * bits + 31) // 32 * 4
+    if bits == 24:
+        palette, rows = b"", [row[:, ::-1].tobytes() for row in rgb]
+    else:
+        colours, index = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+        assert len(colours) <= 256
+        colours = np.vstack([colours, np.zeros((256 - len(colours), 3), np.uint8)])
+        palette = colours[:, ::-1].astype(np.uint8).tobytes()
+        rows = [r.astype(np.uint8).tobytes() for r in index.reshape(h, w)]
+    data = b"".join(r + bytes(stride - len(r)) for r in rows[::-1])
+    offset = 14 + 12 + len(palette)
+    return (b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + struct.pack("<IHHHH", 12, w, h, 1, bits)
+            + palette + data)
+
+
+@pytest.mark.parametrize("bits", [24, 8])
+def test_an_os2_bitmap_keeps_its_colours_on_every_path(tmp_path, bits):
+    """OpenCV, left to choose colour or grey (IMREAD_ANYCOLOR), took every OS/2 1.x bitmap for grey: a colour one,
+    24-bit or palette, came out grey, offline and in the daemon's folder camera."""
+    rgb = _picture() if bits == 24 else (_picture() // 64 * 64).astype(np.uint8)  # a palette holds 256 colours
+    name = f"os2_{bits}.bmp"
+    daemon = _through_a_folder_camera(tmp_path, {name: _os2_bmp(rgb, bits)})
+    assert np.array_equal(np.asarray(Image.open(tmp_path / name).convert("RGB")), rgb)  # the file is right
+    for path, got in (("read_image", read_image(tmp_path / name)), ("daemon", daemon[name])):
+        assert np.array_equal(got, rgb), f"{name}: {path} differs by up to {np.abs(got.astype(int) - rgb).max()}"
+
 def _pam(samples: np.ndarray, maxval: int, tupltype: str) -> bytes:
     """A netpbm PAM (P7) of ``samples`` (H, W) or (H, W, C) against ``maxval``: one byte a sample below 256, else
     two big-endian (pam(5)), with a comment line as camera SDKs write."""

@@ -136,3 +136,38 @@ def test_an_image_too_large_to_decode_in_memory_is_one_line(exported_model, tmp_
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert done.stderr == (f"error: {image}: image of 30000x30000 pixels does not fit in the memory available to "
                            f"decode it (asked for 2.7 GB more)\n")
+
+
+def _declared_png(width: int, height: int, rows: int) -> bytes:
+    """An 8-bit grey PNG header of ``width`` x ``height`` whose IDAT holds its first ``rows`` rows: what a
+    decompression bomb's header declares is all the decoder's size check reads."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(bytes(width + 1) * rows, 9)) + chunk(b"IEND", b""))
+
+
+def test_an_image_larger_than_the_decoder_reads_is_said_by_its_size(exported_model, tmp_path, capsys):
+    """OpenCV refuses a header declaring more than 2**30 pixels or 2**20 a side before reading any data; that was
+    "cannot decode image (corrupt or unsupported format)", and the user went looking for damage or a codec. The
+    size is said, one line, exit 2 (reason ``too_large`` where a daemon counts it)."""
+    from inspector.data.images import ImageRejected, read_image
+
+    wide, bomb = tmp_path / "line-scan.png", tmp_path / "bomb.png"
+    wide.write_bytes(_declared_png(1_100_000, 8, 8))  # 8.8 Mpixel, but wider than 2**20
+    bomb.write_bytes(_declared_png(60000, 60000, 4))  # 3.6 Gpixel in 4 KB
+    for path, size in ((wide, "1100000x8"), (bomb, "3600000000")):
+        try:
+            read_image(path)
+        except ImageRejected as exc:
+            assert exc.reason == "too_large" and f"image of {size} pixels is larger than the decoder reads" in str(exc)
+        else:
+            raise AssertionError(f"{path} was read")
+    assert main(["predict", str(exported_model), str(bomb)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {bomb}: image of 3600000000 pixels is larger than the decoder reads (at most 1073741824 "
+                   f"pixels, 1048576 a side): not decoded\n"), err

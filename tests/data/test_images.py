@@ -493,6 +493,32 @@ def test_a_multi_page_tiff_says_its_other_pages_are_not_inspected(tmp_path, capl
                     "inspected (told once per folder)"], told
 
 
+
+def test_an_animated_png_or_webp_says_its_other_frames_are_not_inspected(tmp_path, caplog):
+    """An animated PNG (APNG) or WebP (a camera's burst, a GIF converted) is read as its first frame, as a
+    multi-page TIFF is its first page; its other frames were dropped without a word, where a TIFF's were told. A
+    still PNG or WebP says nothing."""
+    import logging
+
+    from PIL import Image
+
+    from inspector.data.images import decode_image
+
+    frames = [Image.fromarray(np.full((40, 40, 3), v, np.uint8)) for v in (10, 120, 240, 60)]
+    frames[0].save(tmp_path / "burst.png", save_all=True, append_images=frames[1:], duration=40)
+    frames[0].save(tmp_path / "burst.webp", save_all=True, append_images=frames[1:3], duration=40, lossless=True)
+    frames[1].save(tmp_path / "still.png")
+    frames[1].save(tmp_path / "still.webp", lossless=True)
+    caplog.set_level(logging.WARNING)
+    for name in ("burst.png", "burst.webp", "still.png", "still.webp"):
+        pixels = decode_image((tmp_path / name).read_bytes(), str(tmp_path / name), warn_key=name)
+        assert int(pixels.mean()) == (10 if name.startswith("burst") else 120), name  # the first frame, as before
+    told = [r.getMessage() for r in caplog.records if "frames" in r.getMessage()]
+    assert told == [f"{tmp_path / 'burst.png'}: an animated PNG of 4 frames; only its first frame is read, the other 3 "
+                    "are not inspected (told once per source)",
+                    f"{tmp_path / 'burst.webp'}: an animated WebP of 3 frames; only its first frame is read, the "
+                    "other 2 are not inspected (told once per source)"], told
+
 def test_an_overlay_predict_wrote_is_never_scored_as_a_part(tmp_path):
     """'inspector predict … --out data/x/test/good' put its overlays (heat maps painted over pictures) among the test
     images, and evaluate scored each as one more good part (brick: 101 images, AUROC 0.895 → 0.874). The one decoder

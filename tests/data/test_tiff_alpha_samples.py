@@ -160,3 +160,81 @@ def test_a_damaged_tiff_with_alpha_is_pixels_or_one_line(tmp_path, kind, colour)
         struct.pack_into("<H", bad, ifd + 2 + 12 * entry + 2, 7)
         read += _read_or_one_line(bytes(bad))
     assert read >= 5, read
+
+
+@pytest.mark.parametrize("name, photometric, extra", [
+    ("miniswhite_alpha", "miniswhite", [2]),
+    ("alpha_and_another", "minisblack", [2, 0]),
+    ("alpha_turned", "minisblack", [2]),
+])
+def test_an_8_bit_grey_page_with_unassociated_alpha_is_read_as_stored_on_every_path(tmp_path, name, photometric,
+                                                                                  extra):
+    """8-bit grey + unassociated alpha went to Pillow (the route that keeps an RGBA page's colour unpremultiplied),
+    which refuses a MinIsWhite grey page with alpha and a grey page with two extra samples: both were refused as
+    undecodable ("cannot identify image file <_io.BytesIO …>") on every path. OpenCV reads a grey page's stored
+    values, alpha dropped, MinIsWhite inverted, turned by its Orientation."""
+    alpha = np.full(GREY.shape, 100, np.uint8)
+    alpha[:, :5] = 0
+    stored = 255 - GREY if photometric == "miniswhite" else GREY
+    turned = name == "alpha_turned"
+    tags = [(274, 3, 1, 6, True)] if turned else []
+    path = tmp_path / f"{name}.tif"
+    tifffile.imwrite(path, np.dstack([stored] + [alpha] * len(extra)), photometric=photometric, extrasamples=extra,
+                     extratags=tags)
+    want = np.dstack([np.rot90(GREY, -1) if turned else GREY] * 3)
+    assert np.abs(read_image(path).astype(int) - want).max() == 0
+    if not turned:  # the model-input paths resize to the sibling tests' (H, W): a turned page is another shape
+        reference = _every_path(_sibling(tmp_path, GREY))["dataset"]
+        for where, pixels in _every_path(path).items():
+            assert np.array_equal(pixels, reference), where
+
+
+def _sibling(tmp_path, grey: np.ndarray):
+    """The same grey picture as a plain 8-bit TIFF without alpha, alone in its own folder."""
+    folder = tmp_path / "sibling"
+    folder.mkdir(exist_ok=True)
+    tifffile.imwrite(folder / "plain.tif", grey)
+    return folder / "plain.tif"
+
+
+_MIRRORED = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 6: lambda a: np.rot90(a, -1),
+             7: lambda a: np.rot90(np.swapaxes(a, 0, 1), 2)}
+
+
+@pytest.mark.parametrize("orientation", sorted(_MIRRORED))
+@pytest.mark.parametrize("colour", [False, True])
+def test_8_bit_tiles_whose_orientation_mirrors_the_page_read_turned_not_scrambled(tmp_path, orientation, colour):
+    """OpenCV's tile reader scrambles an 8-bit tiled page whose Orientation mirrors it (2, 3, 6, 7: each tile
+    turned in its place): the picture came out as garbage on every path. Read as its strips are."""
+    picture = RGB if colour else GREY
+    path = tmp_path / "tiled.tif"
+    tifffile.imwrite(path, picture, tile=(16, 16), compression="zlib", photometric="rgb" if colour else "minisblack",
+                     extratags=[(274, 3, 1, orientation, True)])
+    want = _MIRRORED[orientation](picture)
+    assert np.array_equal(read_image(path), want if colour else np.dstack([want] * 3))
+
+
+@pytest.mark.parametrize("name, photometric, extra, orientation, readable", [
+    ("grey_unassociated", "minisblack", [2], 1, True),   # Pillow reads it (OpenCV misreads grey tiles with alpha)
+    ("rgb_associated", "rgb", [1], 1, True),             # OpenCV keeps the stored colour (Pillow unpremultiplies)
+    ("miniswhite_associated", "miniswhite", [1], 1, False),
+    ("rgb_associated_turned", "rgb", [1], 6, False),
+])
+def test_8_bit_tiles_with_alpha_give_their_stored_values_or_one_line(tmp_path, name, photometric, extra,
+                                                                      orientation, readable):
+    """8-bit tiled pages with alpha: read as stored where a reader reads them right, else refused in one line.
+    A MinIsWhite grey page with associated alpha came out as garbage (OpenCV), an RGBA one turned by its
+    Orientation scrambled."""
+    colour = photometric == "rgb"
+    picture = RGB if colour else GREY
+    alpha = np.full(GREY.shape, 100, np.uint8)
+    stored = 255 - picture if photometric == "miniswhite" else picture
+    path = tmp_path / f"{name}.tif"
+    tifffile.imwrite(path, np.dstack([stored, alpha]), tile=(16, 16), compression="zlib", photometric=photometric,
+                     extrasamples=extra, extratags=[(274, 3, 1, orientation, True)] if orientation != 1 else [])
+    if not readable:
+        with pytest.raises(DataError) as exc:
+            read_image(path)
+        assert str(exc.value).startswith(f"{path}: cannot ") and "\n" not in str(exc.value), exc.value
+        return
+    assert np.array_equal(read_image(path), picture if colour else np.dstack([picture] * 3))

@@ -121,17 +121,45 @@ def _grey16(ext: str) -> bytes:
     return buf.tobytes()
 
 
+def _bigtiff(**options) -> bytes:
+    import tifffile
+
+    out = io.BytesIO()
+    tifffile.imwrite(out, np.random.default_rng(5).integers(0, 4096, (24, 32), dtype=np.uint16), bigtiff=True,
+                     **options)
+    return out.getvalue()
+
+
+def _pbm() -> bytes:
+    """A binary PBM (P4: 8 pixels a byte, no maxval), as Pillow writes a 1-bit picture."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.random.default_rng(5).integers(0, 2, (24, 37), dtype=np.uint8) > 0).save(out, "PPM")
+    assert out.getvalue()[:2] == b"P4"
+    return out.getvalue()
+
+
+def _pam(maxval: int) -> bytes:
+    samples = np.random.default_rng(5).integers(0, maxval + 1, (24, 32, 3))
+    head = f"P7\nWIDTH 32\nHEIGHT 24\nDEPTH 3\nMAXVAL {maxval}\nTUPLTYPE RGB\nENDHDR\n".encode()
+    return head + samples.astype(">u2" if maxval > 255 else np.uint8).tobytes()
+
+
 CUT_SHORT_TOLD = {ext: (lambda ext=ext: _picture(ext)) for ext in (".png", ".jpg", ".bmp", ".webp", ".tif", ".ppm")}
 CUT_SHORT_TOLD.update({"16-bit .tif": lambda: _grey16(".tif"), "16-bit .pgm": lambda: _grey16(".pgm"),
                        "Pillow .tif (IFD first)": _pillow_tiff,
-                       "Pillow LZW .tif": lambda: _pillow_tiff(compression="tiff_lzw")})
+                       "Pillow LZW .tif": lambda: _pillow_tiff(compression="tiff_lzw"),
+                       "BigTIFF": _bigtiff, "big-endian tiled BigTIFF": lambda: _bigtiff(byteorder=">", tile=(16, 16)),
+                       "binary .pbm": _pbm, ".pam": lambda: _pam(255), "12-bit .pam": lambda: _pam(4095)})
 
 
 @pytest.mark.parametrize("kind", list(CUT_SHORT_TOLD))
 def test_what_ends_cut_short_is_told_by_its_format(kind):
-    """JPEG and PNG by their end marks; BMP, WebP and binary PNM by the size their header declares; a classic TIFF
-    by its IFD and the strips it names, wherever its writer put them (libtiff: IFD last; Pillow: first). TIFF
-    and PNM were 'cannot tell', so one copied in by a writer that paused past SETTLE_S was counted corrupt."""
+    """JPEG and PNG by their end marks; BMP, WebP, binary PNM and PAM by the size their header declares; a TIFF
+    or BigTIFF by its IFD and the strips it names, wherever its writer put them (libtiff: IFD last; Pillow:
+    first). TIFF and PNM were 'cannot tell', and then BigTIFF, PBM (P4) and PAM still were, so one copied in by a
+    writer that paused past SETTLE_S was counted corrupt."""
     whole = CUT_SHORT_TOLD[kind]()
     assert not ends_cut_short(whole)
     for cut in (16, len(whole) // 3, len(whole) * 2 // 3, len(whole) - 1):
@@ -146,14 +174,15 @@ def _dated(path, seconds_ago: float) -> None:
     os.utime(path, (time.time() - seconds_ago, time.time() - seconds_ago))
 
 
-@pytest.mark.parametrize("ext", [".png", ".jpg", ".tif", ".pgm"])
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".tif", ".pgm", ".pbm", ".pam", "big.tif"])
 def test_a_picture_whose_writer_paused_past_settle_s_is_waited_for_not_corrupt(tmp_path, ext):
     """A slow copy or a camera SDK writing in bursts paused 10 s mid-file: the 2-s rule judged the half file
     finished and counted it corrupt, its picture never inspected. Data cut short (no JPEG EOI, no PNG IEND) is
     waited for STALLED_S since its last change; then it is corrupt."""
     folder = tmp_path / "f"
     folder.mkdir()
-    whole, path = (_grey16(ext) if ext == ".pgm" else _picture(ext)), folder / f"a{ext}"
+    made = {".pgm": lambda: _grey16(ext), ".pbm": _pbm, ".pam": lambda: _pam(4095), "big.tif": _bigtiff}
+    whole, path = made.get(ext, lambda: _picture(ext))(), folder / f"a{ext}"
     path.write_bytes(whole[:len(whole) // 2])
     _dated(path, 10 * file_settle.SETTLE_S)  # the writer paused 20 s ago: < STALLED_S
     source = make_source(CameraSection(name="sdk", source=str(folder)))

@@ -122,6 +122,12 @@ def test_missing_video_and_gstreamer_without_support(tiny_model, endpoint, tmp_p
     ("cam.png", os.mkfifo, "is a FIFO (named pipe), not a video or image file"),
     ("cam", os.mkfifo, "is a FIFO (named pipe), not a video or image file"),
     ("cam.ts", lambda p: socket.socket(socket.AF_UNIX).bind(str(p)), "is a socket, not a video or image file"),
+    # a link loop and a broken link: "no such file or folder" / "not found" of a name listed there
+    ("cam.png", lambda p: (p.symlink_to(p.with_name("b.png")), p.with_name("b.png").symlink_to(p)),
+     "a symbolic link loop (too many levels of symbolic links), not a video or image file"),
+    ("cam.avi", lambda p: (p.symlink_to(p.with_name("b.avi")), p.with_name("b.avi").symlink_to(p)),
+     "a symbolic link loop (too many levels of symbolic links), not a video or image file"),
+    ("cam.png", lambda p: p.symlink_to(p.with_name("deleted.png")), "broken symbolic link (its target"),
 ])
 def test_a_camera_source_that_is_a_special_file_is_named_for_what_it_is(name, make, said, tiny_model, endpoint,
                                                                        tmp_path, capsys):

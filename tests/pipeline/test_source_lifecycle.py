@@ -213,6 +213,30 @@ def test_a_still_image_camera_that_can_never_decode_fails_at_once(tmp_path, loop
     assert "part.png" in reasons[-1]
 
 
+
+@pytest.mark.parametrize("name, why", [("part.tif", "set bit_depth"), ("dot.png", "smaller than the minimum"),
+                                       ("empty.png", "empty file")])
+def test_a_still_image_camera_that_fails_says_the_decoders_reason(tmp_path, name, why):
+    """The failure of a camera on one image file says why its file gives no frame, as predict says it: 'corrupt or
+    unsupported image' sent the user of a 32-bit TIFF (read with a bit_depth setting), of a 1x1 picture or of an
+    empty file looking for a damaged file or a codec."""
+    import tifffile
+
+    path = tmp_path / name
+    if name == "part.tif":
+        tifffile.imwrite(path, np.arange(64 * 48, dtype=np.uint32).reshape(48, 64))
+    elif name == "dot.png":
+        cv2.imwrite(str(path), np.zeros((1, 1, 3), np.uint8))
+    else:
+        path.write_bytes(b"")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    source = make_source(CameraSection(name="still", source=str(path)))
+    source.open()
+    with pytest.raises(SourceError) as exc:
+        while source.read() is not None:
+            pass
+    assert str(path) in str(exc.value) and why in str(exc.value) and "corrupt" not in str(exc.value), exc.value
+
 def test_a_run_on_an_unopenable_recording_exits_non_zero(tiny_model, endpoint, tmp_path):
     cam = {"name": "rec", "source": str(_truncated_mp4(tmp_path / "cut.mp4"))}
     daemon, code, events = run_to_end(base_config(tiny_model, endpoint, [cam]), timeout=20)
