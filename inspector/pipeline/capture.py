@@ -340,7 +340,7 @@ class CaptureWorker(Worker):
 
     def __init__(self, camera: CameraSection, source: Source, hub: FrameHub, stop: threading.Event,
                  counters: Counters, on_status: StatusCallback, capacity: int = 8,
-                 context: WorkerContext | None = None) -> None:
+                 context: WorkerContext | None = None, queued_frames: tuple[int, str] | None = None) -> None:
         super().__init__(f"capture-{camera.name}", stop, context)
         self.camera, self.source, self.hub, self.counters = camera, source, hub, counters
         self.live = is_live(camera, source)
@@ -362,6 +362,10 @@ class CaptureWorker(Worker):
         self._repeats: tuple[float, int] | None = None  # (monotonic s of the first, count) of repeats in a row
         self._waiting_for: str | None = None  # what the source said while its file was still being written
         self._throttle = Throttled(log)
+        # (frames of this camera the daemon's queues hold at most, the settings that say so): checked against
+        # the machine's memory at its first frame and each size change (_check_layout); None: not checked
+        self.queued_frames = queued_frames
+        self._queue_checked_bytes = 0  # the largest frame checked so far: a warning is told once per larger size
         hub.add_camera(camera.name, self.live, capacity)
 
     # -- state ------------------------------------------------------------------------------
@@ -608,6 +612,8 @@ class CaptureWorker(Worker):
         Size is compared for ``one_size`` sources only: a folder of pictures may hold several sizes."""
         layout = grabbed.layout or FrameLayout.of(grabbed.image)
         before, self._layout = self._layout, layout
+        if grabbed.image.nbytes > self._queue_checked_bytes:
+            self._check_queue_memory(grabbed.image.nbytes)
         if before is None or layout == before:
             return
         cam, said = self.camera.name, []
@@ -624,6 +630,18 @@ class CaptureWorker(Worker):
             said.append(f"the decoder rescales them to {shown[1]}x{shown[0]}")
         if said:
             self.set_state("changed", f"{self.source.describe()}: " + "; ".join(said))
+
+    def _check_queue_memory(self, frame_bytes: int) -> None:
+        """A log warning, once per larger frame size, when this camera's frames, at ``frame_bytes`` each, fill
+        the daemon's queues past the machine's memory (:mod:`inspector.pipeline.queue_memory`)."""
+        from inspector.pipeline.queue_memory import queue_memory_warning
+
+        self._queue_checked_bytes = frame_bytes
+        if self.queued_frames is not None:
+            frames, settings = self.queued_frames
+            said = queue_memory_warning(self.camera.name, frame_bytes, frames, settings)
+            if said:
+                log.warning("%s", said)
 
     def _deliver(self, grabbed) -> None:
         cam = self.camera.name

@@ -37,6 +37,7 @@ from typing import Callable, Mapping
 from urllib.parse import unquote, urlsplit
 
 import cv2
+import numpy as np
 import zmq
 
 from inspector.backends import backend_for_path, load_backend
@@ -501,7 +502,7 @@ class Daemon:
                 src.open()
                 try:
                     lines.append(f"ok camera '{name}': {src.describe()}")
-                    self._check_recording_size(name, src)
+                    self._check_first_frame(name, src)
                 finally:
                     src.close()
             lines.append(f"ok publishing on {self.publisher.endpoint}")
@@ -512,30 +513,53 @@ class Daemon:
             self._release_dir()
         return lines
 
-    def _check_recording_size(self, name: str, src: Source) -> None:
-        """``--check``: warn, in one line naming the setting (and, through the run's log, the file), when
-        ``recorder.max_bytes`` is less than one recording of camera ``name``'s first frame: the frame as PNG (as
-        the recorder encodes it) and the least event header, a lower bound of its size (the heat map comes on
-        top). Only the newest recording would ever be kept; told before only at run time, at the first defect.
-        A warning, not a refusal: another frame may compress better, and the run still keeps the newest
-        recording. Only sources that are no live camera are read (a file, folder, video, synthetic: reading one
-        frame there costs nothing and cannot wait on a camera); a frame that cannot be read here is the run's
-        to tell."""
-        from inspector.pipeline.config import SMALLEST_PNG_BYTES, smallest_recording_bytes
+    def _queued_frames(self) -> tuple[int, str]:
+        """(frames of one camera the daemon's queues hold at most, the settings that make it), for the memory
+        check at its first frame (:mod:`inspector.pipeline.queue_memory`)."""
+        from inspector.pipeline.queue_memory import queued_frames_at_most
 
-        limit = self.cfg.recorder.max_bytes
-        if not self.cfg.recorder.enabled or not limit or src.live:
+        cfg = self.cfg
+        recorder = cfg.recorder.queue_size if cfg.recorder.enabled else None
+        settings = (f"batching.queue_size {cfg.batching.queue_size} + publish.queue_size {cfg.publish.queue_size}"
+                    + (f" + recorder.queue_size {recorder}" if recorder else ""))
+        return queued_frames_at_most(cfg.batching.queue_size, cfg.publish.queue_size, recorder), settings
+
+    def _check_first_frame(self, name: str, src: Source) -> None:
+        """``--check``: camera ``name``'s first frame, read only from sources that are no live camera (a file,
+        folder, video, synthetic: reading one frame there costs nothing and cannot wait on a camera), against
+        the recorder's size limit and the machine's memory; a frame that cannot be read here is the run's to
+        tell."""
+        from inspector.pipeline.queue_memory import queue_memory_warning
+
+        if src.live:
             return
         try:
             grabbed = src.read()
-        except Exception:  # noqa: BLE001 - the run tells a source that fails; this is a size estimate only
+        except Exception:  # noqa: BLE001 - the run tells a source that fails; these are size estimates only
             return
         if grabbed is None or grabbed.image is None:
             return
-        ok, png = cv2.imencode(".png", grabbed.image)
+        self._check_recording_size(name, grabbed.image)
+        said = queue_memory_warning(name, grabbed.image.nbytes, *self._queued_frames())
+        if said:
+            log.warning("%s", said)
+
+    def _check_recording_size(self, name: str, image: np.ndarray) -> None:
+        """Warn, in one line naming the setting (and, through the run's log, the file), when
+        ``recorder.max_bytes`` is less than one recording of camera ``name``'s first frame ``image``: the frame
+        as PNG (as the recorder encodes it) and the least event header, a lower bound of its size (the heat map
+        comes on top). Only the newest recording would ever be kept; told before only at run time, at the first
+        defect. A warning, not a refusal: another frame may compress better, and the run still keeps the newest
+        recording."""
+        from inspector.pipeline.config import SMALLEST_PNG_BYTES, smallest_recording_bytes
+
+        limit = self.cfg.recorder.max_bytes
+        if not self.cfg.recorder.enabled or not limit:
+            return
+        ok, png = cv2.imencode(".png", image)
         least = len(png) + smallest_recording_bytes() - SMALLEST_PNG_BYTES if ok else 0
         if least > limit:
-            height, width = grabbed.image.shape[:2]
+            height, width = image.shape[:2]
             log.warning("recorder.max_bytes: %d is less than one recording of camera '%s' (its first frame, "
                         "%dx%d, makes one of at least %d bytes: the frame as PNG and the event header), so only "
                         "the newest recording would be kept; raise it, or 0 for no limit",
@@ -601,7 +625,8 @@ class Daemon:
         self.batcher = BatchWorker(self.hub, self.inference.pool, self._to_infer, pre, max_batch,
                                    cfg.batching.max_wait_ms, stop, counters, shared, self.inference.pace)
         self.captures = [CaptureWorker(c, self.sources[c.name], self.hub, stop, counters, self._on_status,
-                                       capacity=cfg.batching.queue_size, context=shared) for c in cfg.cameras]
+                                       capacity=cfg.batching.queue_size, context=shared,
+                                       queued_frames=self._queued_frames()) for c in cfg.cameras]
         self.post = PostprocessWorker(self.decider, cfg.postprocess, self.policy, to_post, to_pub, stop, counters,
                                       self.drift, cfg.postprocess.payloads_on_results, self._payloads_wanted,
                                       shared)

@@ -159,3 +159,32 @@ def test_the_closing_failure_lines_name_the_file_the_camera_its_source_and_why(t
     assert len(said) == 1 and line[len(head):] in said[0], (line, said)  # the cause its 'failed' line gave
     assert line in _lines(proc.stderr, "ERROR"), proc.stderr
     assert proc.stdout.rstrip().splitlines()[-1].endswith(f"; failures: {line}"), proc.stdout
+
+
+def _queue_heavy_config(tmp_path: Path, tiny_model: Path, size: int, recorder_queue: int) -> Path:
+    return _write(tmp_path / f"queues-{size}-{recorder_queue}.yaml", base_config(
+        tiny_model, f"ipc://{tmp_path}/q{size}.sock",
+        [{"name": "a", "source": "synthetic", "max_frames": 2, "synthetic": {"size": size}}],
+        recorder={"enabled": True, "dir": "rec", "min_free_bytes": 0, "queue_size": recorder_queue}))
+
+
+def test_queues_that_would_outgrow_the_machine_s_memory_are_told_by_check_and_by_the_run(tiny_model, tmp_path):
+    """recorder.queue_size 100000 passes --check's range, but the queue holds whole frames: 100000 frames of
+    1024x1024 colour are 315 GB (318 with the other queues), so a stalled disk would run the box out of memory and the kernel would end the
+    daemon, its queued defects with it, long before the queue's counted drop. --check (a camera that is no live
+    one: its first frame read) and the run (each camera's first frame) warn in one line naming the camera, the
+    sizes and the settings; small frames at the same sizes are no word."""
+    from inspector.pipeline.queue_memory import physical_memory_bytes
+
+    memory = physical_memory_bytes()
+    assert memory is not None and 1024 * 1024 * 3 * 101032 > memory  # the case holds on this machine
+    config = _queue_heavy_config(tmp_path, tiny_model, 1024, 100_000)
+    for extra in (("--check",), ()):
+        proc = _run(config, *extra, timeout=180)
+        assert proc.returncode == 0, proc.stderr
+        told = [w for w in _lines(proc.stderr, "WARNING") if "the daemon's queues" in w]
+        assert len(told) == 1, (extra, proc.stderr)
+        assert ("camera 'a': its frames (3.1 MB each) fill the daemon's queues with 101032 of them at most "
+                "(batching.queue_size 8 + publish.queue_size 1024 + recorder.queue_size 100000): 317.8 GB") in told[0]
+    proc = _run(_queue_heavy_config(tmp_path, tiny_model, 64, 100_000), "--check")  # 1.2 GB: room enough
+    assert proc.returncode == 0 and "the daemon's queues" not in proc.stderr, proc.stderr
