@@ -37,6 +37,7 @@ from typing import Callable, Mapping
 from urllib.parse import unquote, urlsplit
 
 import cv2
+import numpy as np
 import zmq
 
 from inspector.backends import backend_for_path, load_backend
@@ -500,7 +501,7 @@ class Daemon:
                 src.open()
                 try:
                     lines.append(f"ok camera '{name}': {src.describe()}")
-                    self._check_recording_size(name, src)
+                    self._check_first_frame(name, src)
                 finally:
                     src.close()
             lines.append(f"ok publishing on {self.publisher.endpoint}")
@@ -511,30 +512,40 @@ class Daemon:
             self._release_dir()
         return lines
 
-    def _check_recording_size(self, name: str, src: Source) -> None:
-        """``--check``: warn, in one line naming the setting (and, through the run's log, the file), when
-        ``recorder.max_bytes`` is less than one recording of camera ``name``'s first frame: the frame as PNG (as
-        the recorder encodes it) and the least event header, a lower bound of its size (the heat map comes on
-        top). Only the newest recording would ever be kept; told before only at run time, at the first defect.
-        A warning, not a refusal: another frame may compress better, and the run still keeps the newest
-        recording. Only sources that are no live camera are read (a file, folder, video, synthetic: reading one
-        frame there costs nothing and cannot wait on a camera); a frame that cannot be read here is the run's
-        to tell."""
-        from inspector.pipeline.config import SMALLEST_PNG_BYTES, smallest_recording_bytes
-
-        limit = self.cfg.recorder.max_bytes
-        if not self.cfg.recorder.enabled or not limit or src.live:
+    def _check_first_frame(self, name: str, src: Source) -> None:
+        """``--check``: tell what the run would tell of camera ``name``'s first frame: frames unlike the model's
+        training images (:mod:`inspector.artifacts.frame_shapes`, the line the run's preprocessing logs) and a
+        recording larger than ``recorder.max_bytes`` (:meth:`_check_recording_size`). Only sources that are no
+        live camera are read (a file, folder, video, synthetic: reading one frame there costs nothing and cannot
+        wait on a camera; a live camera is told by the run, at its first frame); a frame that cannot be read
+        here is the run's to tell."""
+        limit = self.cfg.recorder.max_bytes if self.cfg.recorder.enabled else 0
+        if src.live or (self.shapes is None and not limit):
             return
         try:
             grabbed = src.read()
-        except Exception:  # noqa: BLE001 - the run tells a source that fails; this is a size estimate only
+        except Exception:  # noqa: BLE001 - the run tells a source that fails; these are warnings only
             return
         if grabbed is None or grabbed.image is None:
             return
-        ok, png = cv2.imencode(".png", grabbed.image)
+        if self.shapes is not None:
+            self.shapes.see(f"camera '{name}'", grabbed.image.shape[0], grabbed.image.shape[1])
+        if limit:
+            self._check_recording_size(name, grabbed.image, limit)
+
+    def _check_recording_size(self, name: str, image: np.ndarray, limit: int) -> None:
+        """``--check``: warn, in one line naming the setting (and, through the run's log, the file), when
+        ``recorder.max_bytes`` (``limit``) is less than one recording of camera ``name``'s first frame
+        (``image``): the frame as PNG (as the recorder encodes it) and the least event header, a lower bound of
+        its size (the heat map comes on top). Only the newest recording would ever be kept; told before only at
+        run time, at the first defect. A warning, not a refusal: another frame may compress better, and the run
+        still keeps the newest recording."""
+        from inspector.pipeline.config import SMALLEST_PNG_BYTES, smallest_recording_bytes
+
+        ok, png = cv2.imencode(".png", image)
         least = len(png) + smallest_recording_bytes() - SMALLEST_PNG_BYTES if ok else 0
         if least > limit:
-            height, width = grabbed.image.shape[:2]
+            height, width = image.shape[:2]
             log.warning("recorder.max_bytes: %d is less than one recording of camera '%s' (its first frame, "
                         "%dx%d, makes one of at least %d bytes: the frame as PNG and the event header), so only "
                         "the newest recording would be kept; raise it, or 0 for no limit",
