@@ -134,3 +134,19 @@ def test_predict_with_the_torch_backend_tells_wide_images_from_the_runs_checkpoi
     told = _told(caplog)
     assert len(told) == 1 and told[0].startswith(_wide_line(wide)), told
     assert len(capsys.readouterr().out.splitlines()) == 4  # every image still scored
+
+
+def test_a_run_from_before_the_sizes_checks_nothing_and_a_bad_record_is_one_line(trained_run):
+    import pytest
+    import torch
+
+    from inspector.artifacts.frame_shapes import run_frame_shapes
+    from inspector.errors import ExportError
+
+    data = torch.load(trained_run / "best.pt", map_location="cpu", weights_only=False)["data"]
+    assert run_frame_shapes(data, (64, 64), "best.pt", retell=False) is not None  # what train records
+    assert run_frame_shapes({**data, "image_sizes": None}, (64, 64), "best.pt", retell=False) is None
+    assert run_frame_shapes(None, (64, 64), "best.pt", retell=False) is None
+    bad = {**data, "image_sizes": {**data["image_sizes"], "min_height": 65}}
+    with pytest.raises(ExportError, match=r"^checkpoint best.pt: data: image_sizes.min_height: 65 is above"):
+        run_frame_shapes(bad, (64, 64), "best.pt", retell=False)

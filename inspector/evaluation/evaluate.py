@@ -90,7 +90,7 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     require_image_memory(len(dataset.test), h, w, str(dataset.root), bytes_per_pixel=EVALUATION_BYTES,
                          what="test image(s)", advice="evaluate on a smaller test set")
     told: list[str] = []  # folders of images unlike the training images: their metrics mean little
-    watch = folder_watch(run_frame_shapes(trained, (h, w), "the run's checkpoint", retell=False), told)
+    watch = folder_watch(run_frame_shapes(trained, (h, w), "of the run", retell=False), told)
     images, samples, skipped = load_batch(dataset.test, h, w, resize, bit_depth, downscale, on_size=watch)
     if not samples:  # every test image was skipped (each warned): there is nothing to score
         raise DataError(f"{dataset.root}: none of the {len(dataset.test)} test image(s) could be read "
