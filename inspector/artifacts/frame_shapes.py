@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from inspector.artifacts.model_card import CardImageSizes, parse_model_card
+from inspector.artifacts.card_loading import parse_card
+from inspector.artifacts.model_card import CardImageSizes, CardTrainingData, parse_model_card
 
 log = logging.getLogger("inspector.frames")
 
@@ -127,3 +129,44 @@ def frame_shapes(card: dict, where: str, retell: bool) -> FrameShapes | None:
     if data is None or data.image_sizes is None:
         return None
     return FrameShapes(data.image_sizes, (parsed.input.height, parsed.input.width), retell)
+
+
+def run_frame_shapes(trained: dict | None, input_size: tuple[int, int], where: str,
+                     retell: bool) -> FrameShapes | None:
+    """The :class:`FrameShapes` of a training run's data summary (a checkpoint's ``data``: what export puts in
+    the card's ``training.data``) for a model of ``input_size`` (height, width): ``evaluate`` and the torch
+    backend score a run, which has no card. None when it records no image sizes (a run from before they were).
+    ExportError naming ``where`` for a bad one."""
+    if not trained or trained.get("image_sizes") is None:
+        return None
+    data = parse_card(CardTrainingData, trained, f"{where}: data", "checkpoint")
+    return FrameShapes(data.image_sizes, input_size, retell)
+
+
+def backend_frame_shapes(backend: Any, where: str, retell: bool) -> FrameShapes | None:
+    """The :class:`FrameShapes` of the model ``backend`` runs (:mod:`inspector.backends`): its card (an engine
+    card's embedded model card) or, for the torch backend, its checkpoint's data summary (``trained``). None when
+    neither records the training images' sizes: nothing is checked."""
+    from inspector.artifacts import model_card_of
+
+    card = model_card_of(getattr(backend, "sidecar", None) or {})
+    if card:
+        return frame_shapes(card, where, retell)
+    spec = backend.input_spec
+    return run_frame_shapes(getattr(backend, "trained", None), (spec.height, spec.width), where, retell)
+
+
+def folder_watch(shapes: FrameShapes | None, told: list[str]) -> Callable[[Any, int, int], None] | None:
+    """The ``on_size`` callback of :func:`inspector.data.datasets.load_batch` that shows each image (a sample
+    with a ``path``, its height and width in pixels) to ``shapes`` as one of its folder's (told once a folder:
+    ``retell`` False), appending each line told to ``told`` (for a command's report); None when ``shapes`` is
+    None (nothing is checked)."""
+    if shapes is None:
+        return None
+
+    def seen(sample: Any, height: int, width: int) -> None:
+        line = shapes.see(str(sample.path.parent), height, width)
+        if line:
+            told.append(line)
+
+    return seen

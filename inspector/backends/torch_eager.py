@@ -64,6 +64,8 @@ class TorchEagerBackend(Backend):
         self.bit_depth = config.data.bit_depth
         self.downscale = config.data.downscale  # an old checkpoint's: load_model fills what it predates
         self.checkpoint_path = Path(payload["path"])
+        # its training data summary: the training images' sizes frames are checked against (it has no card)
+        self.trained = payload.get("data")
         h, w = config.model.image_size
         self._spec = InputSpec(height=int(h), width=int(w), resize=self.resize, downscale=self.downscale,
                                bit_depth=self.bit_depth)

@@ -271,8 +271,7 @@ def _non_finite(path: Path, score: float, model: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.artifacts import model_card_of
-    from inspector.artifacts.frame_shapes import frame_shapes
+    from inspector.artifacts.frame_shapes import backend_frame_shapes
     from inspector.backends import load_backend
 
     if args.batch_size < 1:
@@ -302,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
     kept: list[tuple[Path, np.ndarray]] = []
     with load_backend(args.model, args.backend, **options) as backend:
         spec = backend.input_spec
-        shapes = frame_shapes(model_card_of(getattr(backend, "sidecar", None) or {}), args.model, retell=False)
+        shapes = backend_frame_shapes(backend, args.model, retell=False)
         for chunk, batch in _batches(paths, spec, args.batch_size, errors, shapes):
             result = backend.infer(batch)
             for i, path in enumerate(chunk):

@@ -59,6 +59,7 @@ import numpy as np
 import onnx
 
 from inspector.artifacts import input_spec as card_input_spec
+from inspector.artifacts.frame_shapes import folder_watch, frame_shapes
 from inspector.artifacts.model_card import (derived_card_path, read_sidecar, sha256_file, sidecar_path_for,
                                             split_graph_name, verify_graph, write_sidecar)
 from inspector.contract import DEFAULT_BATCH, INPUT_NAME, OUTPUT_NAMES, InputSpec
@@ -227,10 +228,12 @@ def calibration_images(folder: str | Path, max_images: int | None = None) -> lis
     return paths
 
 
-def make_reader(paths: Sequence[Path], spec: InputSpec, batch_size: int = DEFAULT_BATCH) -> "CalibrationImages":
+def make_reader(paths: Sequence[Path], spec: InputSpec, batch_size: int = DEFAULT_BATCH,
+                on_size=None) -> "CalibrationImages":
     """An ONNX Runtime calibration data reader yielding uint8 NHWC batches for the graph input, made
-    from ``paths`` as ``spec`` says (size, resize policy, bit depth, downscale method)."""
-    return CalibrationImages(paths, spec, batch_size)
+    from ``paths`` as ``spec`` says (size, resize policy, bit depth, downscale method). ``on_size``: called with
+    each image read and its own height and width (:func:`inspector.data.datasets.load_batch`)."""
+    return CalibrationImages(paths, spec, batch_size, on_size)
 
 
 class CalibrationImages:
@@ -249,11 +252,11 @@ class CalibrationImages:
     when fewer readable images than ranges are left is the last image handed out again (``repeated``).
     """
 
-    def __init__(self, paths: Sequence[Path], spec: InputSpec, batch_size: int) -> None:
+    def __init__(self, paths: Sequence[Path], spec: InputSpec, batch_size: int, on_size=None) -> None:
         from inspector.data.datasets import Sample
 
         self.samples = [Sample(Path(p), 0, "good") for p in paths]
-        self.spec, self.batch_size = spec, batch_size
+        self.spec, self.batch_size, self.on_size = spec, batch_size, on_size
         self.position = 0  # next sample to decode
         self.used = 0  # distinct images decoded and handed out
         self.repeated = 0
@@ -277,7 +280,8 @@ class CalibrationImages:
         while self.position < len(self.samples):
             chunk = self.samples[self.position:self.position + self.batch_size]
             self.position += len(chunk)
-            images, kept, _ = load_batch(chunk, spec.height, spec.width, spec.resize, spec.bit_depth, spec.downscale)
+            images, kept, _ = load_batch(chunk, spec.height, spec.width, spec.resize, spec.bit_depth, spec.downscale,
+                                         on_size=self.on_size)
             if kept:
                 self.used += len(kept)
                 return images
@@ -408,7 +412,11 @@ def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Pa
     sidecar_file, sidecar, out, card_file = _check_paths(fp32_path, out)
     paths = calibration_images(calibration, max_images)
     spec = card_input_spec(sidecar, str(sidecar_file))
-    reader = make_reader(paths, spec, batch_size)
+    # images unlike the model's training images: ranges and a check of frames it should not be given (kept in
+    # the card's quantization.warnings)
+    told: list[str] = []
+    watch = folder_watch(frame_shapes(sidecar, str(sidecar_file), retell=False), told)
+    reader = make_reader(paths, spec, batch_size, watch)
     checks = check_samples(check_data or calibration, check_images) if check_images else None  # before the minutes
 
     model = name_nodes(read_graph_of_card(fp32_path, sidecar))
@@ -426,7 +434,8 @@ def quantize_model(fp32_path: str | Path, calibration: str | Path, out: str | Pa
                             weight_bits)
         if checks:
             entry["quantization"]["check"] = check_against_fp32(staged, fp32_path, checks, spec, weight_bits,
-                                                                batch_size)
+                                                                batch_size, watch)
+        entry["quantization"]["warnings"] = told
         staged_card = Path(tmp) / card_file.name
         write_sidecar(_int8_card(sidecar, sidecar_file, fp32_path, entry), staged_card)
         replace_together([(staged, out), (staged_card, card_file)], Path(tmp))  # the card last: it marks the pair
@@ -509,13 +518,14 @@ def check_samples(folder: str | Path, limit: int) -> list:
 
 
 def check_against_fp32(int8_path: Path, fp32_path: Path, samples: Sequence, spec: InputSpec, weight_bits: int,
-                       batch_size: int = DEFAULT_BATCH) -> dict[str, Any]:
+                       batch_size: int = DEFAULT_BATCH, on_size=None) -> dict[str, Any]:
     """Run the INT8 graph and the FP32 graph on ``samples`` (:func:`check_samples`) with ONNX Runtime on the CPU
     and compare them with verify's figures (:func:`precision_figures`) and int8 tolerances (:data:`INT8_TOLERANCES`).
 
     Returns what was measured. ExportError (one line, nothing written by the caller) when a figure is outside its
     tolerance or the INT8 graph gives NaN/Inf. Not checked (a warning) for 8-bit weights on a CPU without VNNI,
-    where ONNX Runtime's int8 kernels themselves are wrong (:mod:`inspector.backends.onnxruntime`).
+    where ONNX Runtime's int8 kernels themselves are wrong (:mod:`inspector.backends.onnxruntime`). ``on_size``:
+    called with each image read and its own height and width (:func:`inspector.data.datasets.load_batch`).
     """
     from inspector.backends.onnxruntime import cpu_has_int8_dot_product
     from inspector.data.datasets import load_batch, none_readable
@@ -530,7 +540,7 @@ def check_against_fp32(int8_path: Path, fp32_path: Path, samples: Sequence, spec
     scores, p99s, map_scale, finite = ([], []), [], 0.0, True
     for start in range(0, len(samples), batch_size):
         images, kept, _ = load_batch(samples[start:start + batch_size], spec.height, spec.width, spec.resize,
-                                     spec.bit_depth, spec.downscale)
+                                     spec.bit_depth, spec.downscale, on_size=on_size)
         if not kept:
             continue
         (cand_s, cand_m), (ref_s, ref_m) = (s.run(list(OUTPUT_NAMES), {INPUT_NAME: images}) for s in sessions)

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from inspector.artifacts.frame_shapes import backend_frame_shapes, folder_watch
 from inspector.config import write_json
 from inspector.contract import DEFAULT_BATCH
 from inspector.errors import ConfigError
@@ -135,13 +136,16 @@ def describe_environment(backend) -> dict[str, Any]:
     return env
 
 
-def load_images(data: str | Path, spec, limit: int = 64) -> np.ndarray:
-    """Up to ``limit`` real images from a dataset folder, made into the model input ``spec`` describes."""
+def load_images(data: str | Path, spec, limit: int = 64, on_size=None) -> np.ndarray:
+    """Up to ``limit`` real images from a dataset folder, made into the model input ``spec`` describes.
+    ``on_size``: called with each image read and its own height and width
+    (:func:`inspector.data.datasets.load_batch`)."""
     from inspector.data.datasets import load_batch, load_dataset, none_readable
 
     dataset = load_dataset(data)
     samples = (list(dataset.test) or list(dataset.train))[:limit]
-    images, kept, _ = load_batch(samples, spec.height, spec.width, spec.resize, spec.bit_depth, spec.downscale)
+    images, kept, _ = load_batch(samples, spec.height, spec.width, spec.resize, spec.bit_depth, spec.downscale,
+                                 on_size=on_size)
     if not kept:  # an empty set was tiled into nothing: random frames were timed, reported as "images from DATA"
         raise none_readable(samples)
     return images
@@ -167,7 +171,10 @@ def run_benchmark(model: str | Path, batches: Sequence[int] = DEFAULT_BATCHES, d
         if too_big:
             raise ConfigError(f"{model}: batch size(s) {too_big} exceed the model's maximum {spec.max_batch}"
                               + ("; rebuild the engine with a larger --max-batch" if be.name == "tensorrt" else ""))
-        images = load_images(data, spec) if data else None
+        # timings on images unlike the model's training images are those of frames it should not be given
+        told: list[str] = []
+        watch = folder_watch(backend_frame_shapes(be, str(model), retell=False), told) if data else None
+        images = load_images(data, spec, on_size=watch) if data else None
         results = []
         for b in batches:
             log.info("benchmarking %s at batch %d for %.1f s", model, b, duration_s)
@@ -181,6 +188,7 @@ def run_benchmark(model: str | Path, batches: Sequence[int] = DEFAULT_BATCHES, d
                          "inputs": f"images from {data}" if data else "random uint8", "options": options or {}},
             "environment": describe_environment(be),
             "results": results,
+            "warnings": told,
         }
     if json_path:
         report["json_path"] = str(write_results(json_path, report))

@@ -442,7 +442,7 @@ def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, c
 
     Raises DataError when none can be read, or when their maps would not fit in memory
     (:func:`~inspector.data.memory.require_image_memory`)."""
-    from inspector.artifacts.frame_shapes import frame_shapes
+    from inspector.artifacts.frame_shapes import backend_frame_shapes, folder_watch
     from inspector.data.datasets import common_folder, load_batch, none_readable
     from inspector.evaluation.evaluate import backend_scorer, score_images
 
@@ -452,9 +452,8 @@ def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, c
                          advice="calibrate on fewer images (--good-dir with a subset)")
     batch_size = max(1, min(batch_size, spec.max_batch or batch_size))
     # each folder of images unlike the model's training images is told once: scored, they set a meaningless threshold
-    shapes = frame_shapes(model_sidecar(backend), str(getattr(backend, "path", "model")), retell=False)
     told: list[str] = []
-    seen = None if shapes is None else (lambda s, h, w: told.append(shapes.see(str(s.path.parent), h, w)))
+    seen = folder_watch(backend_frame_shapes(backend, str(getattr(backend, "path", "model")), retell=False), told)
     scores, maps, kept, skipped = [], [], [], []
     for start in range(0, len(samples), chunk):
         images, ok, bad = load_batch(samples[start:start + chunk], spec.height, spec.width, spec.resize,
@@ -469,7 +468,7 @@ def score_samples(backend, samples: Sequence, batch_size: int = DEFAULT_BATCH, c
             on_progress(min(start + chunk, len(samples)), len(samples))
     if not kept:
         raise none_readable(samples)
-    return ScoredSet(kept, np.concatenate(scores), np.concatenate(maps), skipped, [t for t in told if t])
+    return ScoredSet(kept, np.concatenate(scores), np.concatenate(maps), skipped, told)
 
 
 def batch_sizes_to_check(batch_size: int) -> list[int]:

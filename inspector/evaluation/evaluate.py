@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from inspector.artifacts.frame_shapes import folder_watch, run_frame_shapes
 from inspector.config import write_json
 from inspector.contract import DEFAULT_BATCH, DEFAULT_DOWNSCALE
 from inspector.data.datasets import is_ambiguous, load_batch, load_dataset, load_masks
@@ -77,7 +78,9 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     adds the per-level image AUROC to the diagnostics. ``downscale``: the model's
     method (:mod:`inspector.data.images`). ``trained``: the run's training data summary (its ``train_sha256`` and
     ``val_sha256``): test images the model was fitted on are warned of and counted in ``metrics["fitted_images"]``
-    (a test split that shares images with train/good makes every metric optimistic, without a word before).
+    (a test split that shares images with train/good makes every metric optimistic, without a word before); each
+    folder of test images unlike its training images (its ``image_sizes``: :mod:`inspector.artifacts.frame_shapes`)
+    is warned of once, and the lines kept in ``metrics["warnings"]``.
     """
     claim_evaluation_folder(out_dir)  # before any work: a user's file at one of its names is refused, kept
     dataset = load_dataset(data_root)
@@ -86,7 +89,9 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     h, w = image_size
     require_image_memory(len(dataset.test), h, w, str(dataset.root), bytes_per_pixel=EVALUATION_BYTES,
                          what="test image(s)", advice="evaluate on a smaller test set")
-    images, samples, skipped = load_batch(dataset.test, h, w, resize, bit_depth, downscale)
+    told: list[str] = []  # folders of images unlike the training images: their metrics mean little
+    watch = folder_watch(run_frame_shapes(trained, (h, w), "of the run", retell=False), told)
+    images, samples, skipped = load_batch(dataset.test, h, w, resize, bit_depth, downscale, on_size=watch)
     if not samples:  # every test image was skipped (each warned): there is nothing to score
         raise DataError(f"{dataset.root}: none of the {len(dataset.test)} test image(s) could be read "
                         f"(see the warnings above)")
@@ -101,6 +106,7 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
                                batch_size))
     metrics["skipped_images"] = [str(s.path) for s, _ in skipped]
     metrics["fitted_images"] = _tell_fitted(samples, trained)
+    metrics["warnings"] = told
     metrics["data"] = data_key(data_root)
     out_dir = Path(out_dir)
     earlier = evaluated_data(out_dir)

@@ -105,6 +105,8 @@ def metrics_section(metrics: dict, title: str = "Metrics", note: str = "") -> Se
     if any((metrics.get("fitted_images") or {}).values()):
         extra.append(("test images the model was fitted on", sum(metrics["fitted_images"].values())))
     body += key_values(extra)
+    # the lines evaluate warned of (test images unlike the training images): the console is gone by then
+    body += "".join(f'<p class="warn">⚠ {esc(w)}</p>' for w in metrics.get("warnings") or [])
     if note:
         body = f"<p>{esc(note)}</p>" + body
     return Section(title, body, "metrics")

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from inspector.artifacts.frame_shapes import backend_frame_shapes, folder_watch
 from inspector.artifacts.thresholds import recalibrate_hint
 from inspector.artifacts.engine_card import verify_report_path
 from inspector.config import json_safe
@@ -162,8 +163,10 @@ def _warn_batch_coverage(calibration, threshold_file: str | Path, graphs: dict[P
         log.warning("%s", line)
 
 
-def compare(cand_backend, ref_backend, samples, batch: int = DEFAULT_BATCH) -> tuple[_Accumulator, list]:
-    """Run both backends over ``samples`` batch by batch; returns the statistics and skipped images."""
+def compare(cand_backend, ref_backend, samples, batch: int = DEFAULT_BATCH,
+            on_size=None) -> tuple[_Accumulator, list]:
+    """Run both backends over ``samples`` batch by batch; returns the statistics and skipped images. ``on_size``:
+    called with each image read and its own height and width (:func:`inspector.data.datasets.load_batch`)."""
     from inspector.data.datasets import load_batch, none_readable
 
     spec, ref_spec = cand_backend.input_spec, ref_backend.input_spec
@@ -176,7 +179,7 @@ def compare(cand_backend, ref_backend, samples, batch: int = DEFAULT_BATCH) -> t
     acc, skipped = _Accumulator(), []
     for start in range(0, len(samples), step):
         images, kept, bad = load_batch(samples[start:start + step], spec.height, spec.width, prep.resize, prep.bit_depth,
-                                       prep.downscale)
+                                       prep.downscale, on_size=on_size)
         skipped += [(str(s.path), reason) for s, reason in bad]
         if not kept:
             continue
@@ -267,7 +270,10 @@ def verify(candidate: str | Path, reference: str | Path, data: str | Path, *,
             raise InspectorError(f"{reference}: the reference must be the FP32 graph, this one is {ref_backend.precision}")
         tolerances = Tolerances.for_precision(getattr(cand_backend, "precision", "int8"), score_tolerance,
                                               map_tolerance)
-        acc, skipped = compare(cand_backend, ref_backend, samples, batch)
+        # a gate passed on images unlike the model's training images says little of the frames it will see
+        told: list[str] = []
+        watch = folder_watch(backend_frame_shapes(ref_backend, str(reference), retell=False), told)
+        acc, skipped = compare(cand_backend, ref_backend, samples, batch, on_size=watch)
         verdict = judge(acc, tolerances, thr)
         report = {
             "schema_version": REPORT_SCHEMA_VERSION,
@@ -279,6 +285,7 @@ def verify(candidate: str | Path, reference: str | Path, data: str | Path, *,
             "data": {"path": str(data), "images": len(acc.names), "skipped": skipped},
             "threshold_source": thr_source,
             "tolerances": asdict(tolerances),
+            "warnings": told,
             **verdict,
         }
     if thr is None:

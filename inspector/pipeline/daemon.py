@@ -525,37 +525,41 @@ class Daemon:
         return queued_frames_at_most(cfg.batching.queue_size, cfg.publish.queue_size, recorder), settings
 
     def _check_first_frame(self, name: str, src: Source) -> None:
-        """``--check``: camera ``name``'s first frame, read only from sources that are no live camera (a file,
-        folder, video, synthetic: reading one frame there costs nothing and cannot wait on a camera), against
-        the recorder's size limit and the machine's memory; a frame that cannot be read here is the run's to
-        tell."""
+        """``--check``: tell what the run would tell of camera ``name``'s first frame: frames unlike the model's
+        training images (:mod:`inspector.artifacts.frame_shapes`, the line the run's preprocessing logs), queues
+        that would outgrow the machine's memory (:mod:`inspector.pipeline.queue_memory`, the line its capture
+        logs) and a recording larger than ``recorder.max_bytes`` (:meth:`_check_recording_size`). Only sources
+        that are no live camera are read (a file, folder, video, synthetic: reading one frame there costs nothing
+        and cannot wait on a camera; a live camera is told by the run, at its first frame); a frame that cannot
+        be read here is the run's to tell."""
         from inspector.pipeline.queue_memory import queue_memory_warning
 
         if src.live:
             return
         try:
             grabbed = src.read()
-        except Exception:  # noqa: BLE001 - the run tells a source that fails; these are size estimates only
+        except Exception:  # noqa: BLE001 - the run tells a source that fails; these are warnings only
             return
         if grabbed is None or grabbed.image is None:
             return
-        self._check_recording_size(name, grabbed.image)
+        if self.shapes is not None:
+            self.shapes.see(f"camera '{name}'", grabbed.image.shape[0], grabbed.image.shape[1])
         said = queue_memory_warning(name, grabbed.image.nbytes, *self._queued_frames())
         if said:
             log.warning("%s", said)
+        limit = self.cfg.recorder.max_bytes if self.cfg.recorder.enabled else 0
+        if limit:
+            self._check_recording_size(name, grabbed.image, limit)
 
-    def _check_recording_size(self, name: str, image: np.ndarray) -> None:
-        """Warn, in one line naming the setting (and, through the run's log, the file), when
-        ``recorder.max_bytes`` is less than one recording of camera ``name``'s first frame ``image``: the frame
-        as PNG (as the recorder encodes it) and the least event header, a lower bound of its size (the heat map
-        comes on top). Only the newest recording would ever be kept; told before only at run time, at the first
-        defect. A warning, not a refusal: another frame may compress better, and the run still keeps the newest
-        recording."""
+    def _check_recording_size(self, name: str, image: np.ndarray, limit: int) -> None:
+        """``--check``: warn, in one line naming the setting (and, through the run's log, the file), when
+        ``recorder.max_bytes`` (``limit``) is less than one recording of camera ``name``'s first frame
+        (``image``): the frame as PNG (as the recorder encodes it) and the least event header, a lower bound of
+        its size (the heat map comes on top). Only the newest recording would ever be kept; told before only at
+        run time, at the first defect. A warning, not a refusal: another frame may compress better, and the run
+        still keeps the newest recording."""
         from inspector.pipeline.config import SMALLEST_PNG_BYTES, smallest_recording_bytes
 
-        limit = self.cfg.recorder.max_bytes
-        if not self.cfg.recorder.enabled or not limit:
-            return
         ok, png = cv2.imencode(".png", image)
         least = len(png) + smallest_recording_bytes() - SMALLEST_PNG_BYTES if ok else 0
         if least > limit:

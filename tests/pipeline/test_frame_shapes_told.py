@@ -83,3 +83,18 @@ def test_a_card_without_the_training_range_checks_nothing(tiny_model, tmp_path, 
     model = _model_trained_on(tiny_model, tmp_path / "m", None)
     cameras = [{"name": "wide", "source": str(_folder(tmp_path / "wide", [(96, 260)] * 2))}]
     assert not [m for m in _run(tmp_path, model, cameras, caplog) if TOLD in m]
+
+
+def test_check_tells_each_camera_whose_first_frame_is_unlike_the_training_images(tiny_model, tmp_path, caplog,
+                                                                                 capsys):
+    # --check opened every source and said OK; the frames' shape was told only once the line ran
+    model = _model_trained_on(tiny_model, tmp_path / "m", TRAINED)
+    cameras = [{"name": "like", "source": str(write_video(tmp_path / "like.avi", [False] * 2))},  # 128x96
+               {"name": "wide", "source": str(_folder(tmp_path / "wide", [(96, 200)] * 2))}]
+    cfg = base_config(model, f"ipc://{tmp_path}/ev.sock", cameras)
+    (tmp_path / "inspector.yaml").write_text(yaml.safe_dump(cfg))
+    with caplog.at_level(logging.WARNING):
+        assert main(["run", "--config", str(tmp_path / "inspector.yaml"), "--check"]) == 0
+    told = [r.getMessage() for r in caplog.records if TOLD in r.getMessage()]
+    assert len(told) == 1 and "camera 'wide': frames of 200x96 px (aspect ratio 2.08 " in told[0], told
+    assert "128x96 px, aspect ratio 1.33" in told[0] and "configuration OK" in capsys.readouterr().out
