@@ -1206,6 +1206,15 @@ def _another_version(read: tuple[int, int, int] | None, path: Path) -> bool:
     return now[:2] != read[:2] or now[2] > read[2]
 
 
+
+def _why_gone(path: Path) -> str:
+    """Why a listed name could not be opened (FileNotFoundError): a symbolic link whose target is gone (a
+    producer's ``latest.png`` left dangling) or a file deleted between the listing and the read."""
+    try:
+        return f"a broken symbolic link (its target {os.readlink(path)} does not exist)"
+    except OSError:  # no link (EINVAL), or gone too
+        return "deleted before it was read"
+
 class FolderSource(Source):
     """Image files of a folder in name order, decoded like training images; rescanned on every pass.
 
@@ -1390,8 +1399,7 @@ class FolderSource(Source):
         t_ns, t_utc = _stamp()
         self._seen[path.name] = _version(path)
         if isinstance(exc, FileNotFoundError):
-            return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: deleted before it was read",
-                           reason="missing")
+            return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: {_why_gone(path)}", reason="missing")
         return Grabbed(None, t_ns, t_utc, meta, error=f"{path.name}: cannot read ({exc.strerror or exc})",
                        reason=self._once_per_version(path.name, self._seen[path.name], "corrupt"))
 

@@ -273,8 +273,11 @@ def test_a_broken_link_in_a_one_pass_folder_is_missing_once_and_the_run_ends(tmp
     os.symlink(tmp_path / "gone.png", folder / "latest.png")
     src = make_source(CameraSection(name="c", source=str(folder)))
     src.open()
-    reasons = [g.reason if g.image is None else "ok" for g in _read_all(src)]
+    grabbed = _read_all(src)
+    reasons = [g.reason if g.image is None else "ok" for g in grabbed]
     assert sorted(reasons) == ["missing", "ok"], reasons
+    (told,) = [g.error for g in grabbed if g.image is None]  # not "deleted before it was read": nothing was
+    assert told == f"latest.png: a broken symbolic link (its target {tmp_path / 'gone.png'} does not exist)", told
     data, _ = Producer(tmp_path, 9).picture()
     (tmp_path / "gone.png").write_bytes(data)  # the link's target arrives: another file stands there
     assert [g.image is not None for g in _read_all(src)] == [True]
