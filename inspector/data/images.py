@@ -767,7 +767,8 @@ def to_uint8(img: np.ndarray, where: str, bit_depth: int | None = None, warn_key
         # 2**32 - 1 made 16-bit data black, by the image's own maximum made two images of one scene differ)
         raise ImageRejected(f"{where}: {img.dtype} samples (32-bit integers) say nothing of their depth; set "
                             f"bit_depth to the camera's significant bits ({', '.join(map(str, BIT_DEPTHS))}) "
-                            f"to read them", "dtype")
+                            f"to read them: data.bit_depth when training (the model keeps it for evaluate, "
+                            f"calibrate and predict), a camera's bit_depth in the daemon's config", "dtype")
     if img.dtype not in (np.uint8, np.uint16, np.int8, np.int16, np.uint32, np.int32):
         raise ImageRejected(f"{where}: unsupported pixel type {img.dtype}", "dtype")
     top = int(white) if white is not None else white_level(img, bit_depth, full_scale)

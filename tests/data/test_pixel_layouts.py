@@ -414,7 +414,8 @@ def test_32_bit_integer_samples_are_read_by_the_bit_depth_setting_else_refused_i
         assert np.array_equal(pixels, np.dstack([_scaled(TWELVE, 4095)] * 3)), path_name
     path = tmp_path / "wide" / "u32.tif"
     with pytest.raises(DataError, match=rf"^{path}: {np.dtype(dtype).name} samples \(32-bit integers\) say nothing "
-                                        r"of their depth; set bit_depth to the camera's significant bits"):
+                                        r"of their depth; set bit_depth to the camera's significant bits .* to read "
+                                        r"them: data.bit_depth when training .*, a camera's bit_depth in the daemon"):
         read_image(path)
     os.utime(path, (time.time() - 600, time.time() - 600))  # settled: not a file still being written
     source = FolderSource(CameraSection(name="layouts", source=str(path.parent)))
