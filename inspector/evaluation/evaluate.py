@@ -26,7 +26,7 @@ from inspector.leftovers import remove_leftovers
 from inspector.outputs import named_as_outputs, new_folders_removed_on_failure, write_whole
 from inspector.evaluation.eval_folder import CARD, claim_evaluation_folder, data_key, evaluated_data, install_evaluation
 from inspector.evaluation.diagnostics import LevelScorer, level_aurocs, level_peaks, score_distribution
-from inspector.evaluation.metrics import evaluate_scores
+from inspector.evaluation.metrics import evaluate_scores, mask_coverage
 
 log = logging.getLogger(__name__)
 # the staging folder of a run of write_evaluation (pid of its process, then mkdtemp's random part)
@@ -219,6 +219,9 @@ def format_table(metrics: dict) -> str:
         lines.append(f"left out of 'all' (ambiguous label): "
                      + ", ".join(f"{name} {n}" for name, n in metrics["left_out"].items())
                      + (f"; image AUROC with them as defects {with_them:.3f}" if with_them is not None else ""))
+    coverage = mask_coverage(metrics)
+    if coverage:
+        lines.append(coverage)
     if metrics.get("f1_max") is None or metrics.get("threshold_f1") is None:
         # AUROC, AUPRO and F1 need both classes: with no defective (or no good) image they are undefined
         lines.append(f"F1-max undefined: the test set has {metrics.get('n_good', 0)} good and "

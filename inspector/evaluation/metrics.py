@@ -199,13 +199,18 @@ def _pixel_metrics(maps, masks, select: np.ndarray) -> tuple[float | None, float
     return _none_if_nan(pixel_auroc(sub_maps, sub_masks)), _none_if_nan(aupro(sub_maps, sub_masks))
 
 
+def _n_masked(masks, defects: np.ndarray) -> int:
+    """How many of the ``defects`` (bool (N,)) have a known, non-empty mask: those the pixel metrics score."""
+    return sum(1 for i in np.flatnonzero(defects) if masks[i] is not None and np.any(masks[i]))
+
+
 def evaluate_scores(scores, labels, defect_types: Sequence[str], maps=None, masks=None) -> dict:
     """All metrics for one test set as a JSON-friendly dict.
 
     ``masks[i]`` None means unknown (skipped by pixel metrics), except for good
     images (label 0), whose mask is taken as all False. Pixel metrics are None
-    when no image has a known defect region. ``per_defect_type`` compares each
-    type with the good images.
+    when no image has a known defect region; ``n_masked`` counts the defect images they cover (of ``n_defect``).
+    ``per_defect_type`` compares each type with the good images.
 
     Defect types whose label is ambiguous (``likely_*``, :func:`inspector.data.datasets.is_ambiguous`: ELPV's
     ``likely_defect``) are left out of the headline metrics, F1 and counts, as the benchmarks leave them out;
@@ -237,6 +242,9 @@ def evaluate_scores(scores, labels, defect_types: Sequence[str], maps=None, mask
         "n_images": int(headline.sum()),
         "n_good": int((~labels).sum()),
         "n_defect": int((labels & headline).sum()),
+        # defect images whose region is known: the pixel metrics cover these alone, which a headline over some
+        # defect types only (the others unmasked) did not say
+        "n_masked": _n_masked(masks, labels & headline) if have_pixels else 0,
         "per_defect_type": {},
     }
     if left_out.any():
@@ -250,3 +258,17 @@ def evaluate_scores(scores, labels, defect_types: Sequence[str], maps=None, mask
             entry["pixel_auroc"], entry["aupro"] = _pixel_metrics(maps, masks, select)
         result["per_defect_type"][name] = entry
     return result
+
+
+def mask_coverage(metrics: dict) -> str | None:
+    """One line saying which defect images the pixel metrics of ``metrics`` (:func:`evaluate_scores`) cover, when
+    not all: a pixel AUROC over the masked defect types alone, shown in the row "all", read as the whole set's.
+    None when every defect image has a mask, there is none, or ``metrics`` predate ``n_masked``."""
+    n_defect, n_masked = metrics.get("n_defect") or 0, metrics.get("n_masked")
+    if n_masked is None or n_masked >= n_defect:
+        return None
+    if n_masked == 0:
+        return (f"pixel AUROC and AUPRO undefined: none of the {n_defect} defective image(s) has a usable mask "
+                f"(ground_truth/<type>/<stem>_mask.png, not empty)")
+    return (f"pixel AUROC and AUPRO cover {n_masked} of the {n_defect} defective image(s): the other "
+            f"{n_defect - n_masked} have no usable mask (see per type)")

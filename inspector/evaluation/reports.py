@@ -87,6 +87,8 @@ def key_values(pairs: Iterable[tuple[str, Any]]) -> str:
 
 # ---------------------------------------------------------------------------------------- sections
 def metrics_section(metrics: dict, title: str = "Metrics", note: str = "") -> Section:
+    from inspector.evaluation.metrics import mask_coverage
+
     rows = [("all", metrics.get("image_auroc"), metrics.get("pixel_auroc"), metrics.get("aupro"),
              metrics.get("n_images"))]
     for name, m in sorted((metrics.get("per_defect_type") or {}).items()):
@@ -96,6 +98,9 @@ def metrics_section(metrics: dict, title: str = "Metrics", note: str = "") -> Se
     counts = f"{metrics.get('n_good', '—')} / {metrics.get('n_defect', '—')}"
     extra = [("good / defective test images", _Raw(esc(counts))),
              ("F1-max (image)", f1), ("at threshold", thr)]
+    coverage = mask_coverage(metrics)
+    if coverage:  # the row "all" of the pixel metrics may cover some defect types only
+        extra.append(("pixel metrics", _Raw(esc(coverage))))
     if metrics.get("skipped_images"):
         extra.append(("skipped images (unreadable, or refused as overlays)", len(metrics["skipped_images"])))
     if metrics.get("left_out"):  # ambiguous labels (ELPV's likely_defect): their own rows only, as on the console

@@ -122,7 +122,7 @@ def test_evaluate_scores_keys_and_per_type():
     types = ["good", "good", "good", "cut", "cut", "hole"]
     result = evaluate_scores(scores, labels, types)
     assert set(result) == {"image_auroc", "pixel_auroc", "aupro", "f1_max", "threshold_f1", "n_images",
-                           "n_good", "n_defect", "per_defect_type"}
+                           "n_good", "n_defect", "n_masked", "per_defect_type"}
     assert result["pixel_auroc"] is None and result["aupro"] is None
     assert (result["n_images"], result["n_good"], result["n_defect"]) == (6, 3, 3)
     assert result["image_auroc"] == pytest.approx(brute_auroc(scores, labels))
@@ -147,3 +147,27 @@ def test_f1_of_a_test_set_of_defects_alone_is_undefined_like_its_auroc():
     assert all(math.isnan(v) for v in (f1, thr, p, r))
     result = evaluate_scores(scores, np.array([1, 1, 1]), ["crack", "hole", "hole"])
     assert result["image_auroc"] is None and result["f1_max"] is None and result["threshold_f1"] is None
+
+
+def test_pixel_metrics_over_some_defect_types_say_which_images_they_cover():
+    """One defect type masked, another not: the headline pixel AUROC covers the masked one alone, and says so
+    (it was shown in the row "all" with no word that half the defect images were not in it)."""
+    from inspector.evaluation.evaluate import format_table
+    from inspector.evaluation.reports import metrics_section
+
+    scores, labels = np.array([0.1, 0.2, 0.9, 0.8, 0.7]), np.array([0, 0, 1, 1, 1])
+    maps = np.zeros((5, 4, 4), np.float32)
+    maps[2, 0, 0] = 1.0
+    masks = [None, None, maps[2] > 0, None, np.zeros((4, 4), bool)]  # cut masked; hole unmasked; one mask empty
+    result = evaluate_scores(scores, labels, ["good", "good", "cut", "hole", "hole"], maps=maps, masks=masks)
+    assert result["pixel_auroc"] == 1.0 and (result["n_masked"], result["n_defect"]) == (1, 3)
+    line = "pixel AUROC and AUPRO cover 1 of the 3 defective image(s): the other 2 have no usable mask"
+    assert line in format_table(result) and line in metrics_section(result).body
+
+    unmasked = evaluate_scores(scores, labels, ["good", "good", "cut", "hole", "hole"], maps=maps,
+                               masks=[None] * 5)
+    assert unmasked["pixel_auroc"] is None and unmasked["n_masked"] == 0
+    assert "pixel AUROC and AUPRO undefined: none of the 3 defective image(s) has a usable mask" in \
+        format_table(unmasked)
+    assert "pixel AUROC" not in format_table(evaluate_scores(scores, labels, ["good"] * 2 + ["cut"] * 3, maps=maps,
+                                                             masks=[None, None] + [maps[2] > 0] * 3))
