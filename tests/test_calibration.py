@@ -425,6 +425,23 @@ def test_use_defects_leaves_ambiguous_labels_out_of_the_f1_threshold(exported_mo
     assert c.thresholds.image_threshold == plain.thresholds.image_threshold
 
 
+def test_use_defects_with_only_ambiguous_defects_names_them(exported_model, tiny_dataset, tmp_path):
+    """test/ holding likely_defect alone: --use-defects said 'needs test/<defect type> images; found none' beside a
+    folder of defect images, which sent the user looking for a layout fault; it names the folder left out."""
+    import shutil
+
+    from inspector.evaluation.calibrate import calibrate
+
+    data = tmp_path / "likely_only"
+    shutil.copytree(tiny_dataset / "train", data / "train")
+    shutil.copytree(tiny_dataset / "test" / "good", data / "test" / "good")
+    shutil.copytree(tiny_dataset / "train" / "good", data / "test" / "likely_defect")
+    with pytest.raises(DataError) as err:
+        calibrate(exported_model, data, use_defects=True, split="test", allow_few_good=True)
+    assert "found only ambiguously labelled ones, likely_defect (12 image(s))" in str(err.value)
+    assert "found none" not in str(err.value)
+
+
 def test_good_images_the_model_was_fitted_on_are_told(exported_model, tiny_dataset, tmp_path):
     """calibrate --good-dir data/train/good (the images the model trained on, which score below new good parts)
     gave no word, while the validation split has warned since Session 35: the card now records the trained-on

@@ -560,10 +560,26 @@ def _load_defects(data: str | Path, backend, batch_size: int) -> tuple[ScoredSet
     # an ambiguous label (ELPV's likely_defect) must not pull the F1 threshold; evaluate leaves it out the same way
     samples = [s for s in dataset.test if s.label == 1 and not is_ambiguous(s.defect_type)]
     if not samples:
-        raise DataError(f"{dataset.root}: use_defects needs test/<defect type> images; found none", field="use_defects")
+        raise DataError(f"{dataset.root}: use_defects needs test/<defect type> images; found "
+                        f"{_ambiguous_only(dataset.test)}", field="use_defects")
     scored = score_samples(backend, samples, batch_size)
     h, w = scored.maps.shape[-2:]
     return scored, load_masks(scored.samples, h, w, backend.input_spec.resize)
+
+
+def _ambiguous_only(test: list) -> str:
+    """``none``, or the ambiguously labelled defect folders that were there (``likely_defect`` 6 images): "found none"
+    beside a folder of defect images sent the user looking for a layout fault."""
+    from inspector.data.datasets import is_ambiguous
+
+    counts: dict[str, int] = {}
+    for s in test:
+        if s.label == 1 and is_ambiguous(s.defect_type):
+            counts[s.defect_type] = counts.get(s.defect_type, 0) + 1
+    if not counts:
+        return "none"
+    named = ", ".join(f"{name} ({n} image(s))" for name, n in sorted(counts.items()))
+    return f"only ambiguously labelled ones, {named}, which never set a threshold (labels that are likely, not sure)"
 
 
 def _sha256(path: Path) -> str:
