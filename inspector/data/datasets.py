@@ -209,10 +209,32 @@ def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
     samples: list[Sample] = []
     for sub in sorted((d for d in test_dir.iterdir() if d.is_dir() and not _is_artefact(d)), key=lambda d: d.name):
         if sub.name.lower() in good_names:
-            samples += [Sample(p, 0, "good", None) for p in dataset_images(sub)]
+            samples += _good_samples(sub, subfolder(truth, sub.name) if truth is not None else None)
             continue
         samples += _defect_samples(sub, subfolder(truth, sub.name) if truth is not None else None)
     return samples
+
+
+def _good_samples(folder: Path, gt: Path | None) -> list[Sample]:
+    """The good images of ``test/good``; a mask marking a region on one (beside it, or in ``gt``:
+    ``ground_truth/good``) contradicts its label, and is told in one warning: the image is scored as a good part
+    with no defect pixel, so a defective part filed under good lowered every metric without a word."""
+    images, beside = split_beside_masks(listed_images(folder))
+    masks = {**beside, **(_mask_index(gt) if gt is not None else {})}
+    marked = sorted(path for p in images if (path := masks.get(p.stem)) is not None and _marks_a_region(path))
+    if marked:
+        _warn_once(f"{folder}: {len(marked)} good image(s) have a mask marking a defect region (e.g. {marked[0]}"
+                   f"{also_named(marked[1:])}): they are scored as good parts, their masks not used; a defective "
+                   f"part belongs in test/<defect type>")
+    return [Sample(p, 0, "good", None) for p in images]
+
+
+def _marks_a_region(mask: Path) -> bool:
+    """Whether the mask file marks any pixel (an unreadable one: no, its image stays a good part)."""
+    try:
+        return bool(read_mask(mask).any())
+    except DataError:
+        return False
 
 
 def _warn_once(message: str) -> None:

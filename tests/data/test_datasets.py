@@ -267,6 +267,25 @@ def test_masks_beside_good_images_are_masks_not_good_images(tmp_path):
     good, _, _ = select_good_images(None, {}, good_dir=root / "test" / "good")
     assert [s.path.name for s in good] == ["000.png", "001.png", "002.png"]
 
+def test_a_mask_marking_a_region_on_a_good_test_image_is_told(tmp_path, caplog):
+    """A defective part filed under test/good with its mask (beside it or in ground_truth/good) was scored as a
+    good part with no defect pixel, its mask dropped without a word; empty masks of good images stay silent."""
+    root = tmp_path / "part"
+    _img(root / "train" / "good" / "000.png")
+    for i in range(4):
+        _img(root / "test" / "good" / f"{i:03d}.png")
+    _img(root / "test" / "good" / "000_mask.png", 0, (16, 16))  # empty: a tool's mask for every image
+    _img(root / "test" / "good" / "001_mask.png", 255, (16, 16))
+    _img(root / "ground_truth" / "good" / "002_mask.png", 255, (16, 16))
+    with caplog.at_level(logging.WARNING, logger="inspector.data.datasets"):
+        ds = load_dataset(root)
+    assert [(s.path.name, s.label, s.mask_path) for s in ds.test] == [(f"{i:03d}.png", 0, None) for i in range(4)]
+    told = [r.getMessage() for r in caplog.records if "good image(s) have a mask marking a defect region" in
+            r.getMessage()]
+    assert len(told) == 1 and told[0].startswith(f"{root / 'test' / 'good'}: 2 good image(s)")
+    assert "001_mask.png" in told[0] and "002_mask.png" in told[0]
+
+
 def test_broken_symlinks_are_skipped_and_counted_not_dropped(tmp_path):
     """A link into an unmounted share is an unreadable image: warned and listed as skipped, like a corrupt file."""
     good = tmp_path / "part" / "train" / "good"
