@@ -2,6 +2,12 @@
 
 usage: s45_range_sweep.py MODEL.onnx WORK_DIR [FILTER]  — prints one line per case: ok / refused / traceback /
 hang / wrong (processed != 6 or 'error' decisions). Each case: a synthetic camera, 6 defective frames, threshold 0.
+SWEEP_CAMERA='{"source": "/pics", "type": "folder"}' (or '{"mode": "live", "fps": 50}') swaps the camera.
+
+Results 2026-12-07 (rs.onnx 64 px, 2 cores): 126 edges on synthetic, camera.* again on a folder and a live
+camera: every one ok or refused in one line; only camera.max_frames 0 / 1e12 on a synthetic or live camera run
+past 60 s, as they should (no frame limit). Training (s45_train_range_sweep.py, 63 edges + model edges by
+hand): all ok or refused except train.threads 4096 (past 120 s; fixed: inspector.cores.capped_threads).
 """
 import dataclasses, json, math, os, subprocess, sys, typing
 from concurrent.futures import ThreadPoolExecutor
