@@ -33,7 +33,8 @@ from inspector.artifacts import input_spec as card_input_spec
 from inspector.artifacts.model_card import (read_sidecar, sha256_file, sidecar_path_for,
                                split_graph_name, verify_graph)
 
-from inspector.backends.ort_replicas import ReplicaRunner, chunk_bounds, usable_cores
+from inspector.backends.ort_replicas import ReplicaRunner, chunk_bounds
+from inspector.cores import capped_threads, usable_cores
 from inspector.contract import INPUT_NAME, MAP_NAME, SCORE_NAME
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ class OnnxRuntimeBackend(Backend):
         if threads is not None:
             if threads < 0:
                 raise BackendError(f"{self.path}: threads must be ≥ 0 (0 = all cores), got {threads}")
-            opts.intra_op_num_threads = int(threads)
+            opts.intra_op_num_threads = capped_threads(int(threads), "threads")
         if spinning is not None:
             # Idle intra-op threads busy-wait for work by default: fastest alone, but on a machine whose
             # cores the pipeline's own threads also need, the spinning takes their CPU (issue 17).

@@ -16,20 +16,13 @@ thread i; it returns when every chunk has finished and re-raises the first error
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from typing import Any, Sequence
 
+from inspector.cores import usable_cores  # noqa: F401 (re-exported: the daemon and tests import it here)
+
 _STOP = object()
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, else ``os.cpu_count()``), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def default_replicas(threads: int | None, max_batch: int, cores: int | None = None) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from inspector.backends.base import Backend, InferenceResult, InputSpec
+from inspector.cores import capped_threads
 from inspector.errors import BackendError
 
 
@@ -57,7 +58,7 @@ class TorchEagerBackend(Backend):
         if threads is not None:
             if threads < 1:
                 raise BackendError(f"torch backend: threads must be ≥ 1, got {threads}")
-            torch.set_num_threads(int(threads))  # process-wide in torch; fine for a reference backend
+            torch.set_num_threads(capped_threads(int(threads), "threads"))  # process-wide in torch; fine for a reference backend
         self.model = model.eval()
         self.config = config
         self.resize = config.data.resize

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from inspector.cores import capped_threads
 from inspector.data.datasets import MIN_TRAIN_IMAGES, calibration_shortfall, load_batch, load_dataset, split_good
 from inspector.data.ood import ood_batch
 from inspector.errors import ConfigError, DataError, ModelError
@@ -560,7 +561,7 @@ def _settle(config: RunConfig, resume: bool) -> RunConfig:
         if config.data.input_size == "fixed":
             log.info("input size %dx%d (height x width)", *config.model.image_size)
     if config.train.threads:
-        torch.set_num_threads(config.train.threads)
+        torch.set_num_threads(capped_threads(config.train.threads, "train.threads"))
     seed_everything(config.train.seed)
     return config
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from inspector.cores import capped_threads
 from inspector.errors import ConfigError
 from inspector.models.meta_comparer.domains import Domain, load_domain
 from inspector.models.meta_comparer.model import MetaComparerModel
@@ -232,7 +233,7 @@ def train_meta_comparer(config, specs: list[str], run_dir: str | Path) -> dict:
         raise ConfigError("data: the meta-comparer learns to compare across surfaces; give at least two "
                           "source domains (dataset folders or synth:brick|grass|gravel)", field="data")
     if config.train.threads:
-        torch.set_num_threads(config.train.threads)
+        torch.set_num_threads(capped_threads(config.train.threads, "train.threads"))
     run_dir = Path(run_dir)
     with hold_run_folder(run_dir):
         return _train_held(config, list(specs), run_dir)

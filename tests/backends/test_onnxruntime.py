@@ -236,3 +236,14 @@ def test_the_default_split_never_runs_more_threads_than_the_budget():
     assert default_replicas(None, 8, cores=16) == 8
     assert default_replicas(4, 8, cores=16) == 4
     assert default_replicas(None, 1, cores=4) == 1
+
+
+def test_more_threads_than_cores_are_held_to_the_cores(model, caplog):
+    """``predict --threads 1024`` / ``calibrate --threads``: ONNX Runtime started 1024 spinning intra-op threads
+    on 2 cores, each operator's barrier waiting for descheduled ones (``run --check`` took 139 s); the backend
+    now uses the usable cores and says so, as the daemon does for model.threads."""
+    from inspector.cores import usable_cores
+
+    with OnnxRuntimeBackend(model, threads=1024) as backend:
+        assert backend._session.get_session_options().intra_op_num_threads == usable_cores()
+    assert f"threads: 1024 exceeds the {usable_cores()} usable core(s)" in caplog.text

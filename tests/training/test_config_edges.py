@@ -91,3 +91,24 @@ def test_the_largest_image_size_is_the_automatic_input_sizes_largest_side():
         f = next(f for f in dataclasses.fields(cls) if f.name == "image_size")
         assert field_range(f).le == MAX_SIDE == 2048, cls
     from_dict(ModelConfig, {"image_size": [2048, 2048]}, where="model")  # the edge itself is a valid size
+
+
+def test_train_threads_at_its_edge_is_held_to_the_usable_cores(caplog, tmp_path):
+    """``train.threads: 4096`` (the top of its range) on a 2-core machine: torch started 4096 OpenMP threads
+    that met on a barrier after every operator, and a 13 s one-epoch run did not end in 120 s. More threads
+    than cores never runs faster: the cores are used, with a warning naming the setting."""
+    from inspector.cores import usable_cores
+    from inspector.training.config import load_run_config
+    from inspector.training.loop import _settle
+
+    top = int(field_range(next(f for f in dataclasses.fields(TrainConfig) if f.name == "threads")).le)
+    config = load_run_config(base={"model": {"name": "reduced_student"}, "data": {"path": str(tmp_path)},
+                                   "train": {"threads": top}})
+    before = torch.get_num_threads()
+    try:
+        _settle(config, resume=True)
+        assert torch.get_num_threads() <= usable_cores()
+    finally:
+        torch.set_num_threads(before)
+    cores = usable_cores()
+    assert f"train.threads: {top} exceeds the {cores} usable core(s) of this machine; using {cores}" in caplog.text
