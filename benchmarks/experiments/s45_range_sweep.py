@@ -9,7 +9,7 @@ camera: every one ok or refused in one line; only camera.max_frames 0 / 1e12 on 
 past 60 s, as they should (no frame limit). Training (s45_train_range_sweep.py, 63 edges + model edges by
 hand): all ok or refused except train.threads 4096 (past 120 s; fixed: inspector.cores.capped_threads).
 """
-import dataclasses, json, math, os, subprocess, sys, typing
+import dataclasses, json, math, os, sys, typing
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -18,7 +18,7 @@ from inspector.pipeline import config as pc
 
 MODEL, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 FILTER = sys.argv[3] if len(sys.argv) > 3 else ""
-from s45_range_sweep_edges import TINY, edges  # noqa: E402
+from s45_range_sweep_edges import TINY, edges, judged  # noqa: E402
 
 
 def sections():
@@ -78,23 +78,16 @@ def run(indexed):
     p = os.path.join(d, "cfg.yaml")
     with open(p, "w") as fh:
         json.dump(cfg, fh)  # JSON is YAML
-    try:
-        r = subprocess.run(["inspector", "run", "--config", p], capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        return f"HANG      {name}"
-    text = r.stdout + r.stderr
-    if "Traceback" in text:
-        exc = [ln for ln in text.splitlines() if "Error" in ln or "Exception" in ln][-1:]
-        return f"TRACEBACK {name} rc={r.returncode} {exc}"
-    if r.returncode == 2:
-        return f"refused   {name}: {r.stderr.strip().splitlines()[-1][:140]}"
+    verdict, r = judged(name, ["inspector", "run", "--config", p], 60)
+    if verdict:
+        return verdict
     try:
         c = json.load(open(f"{d}/summary.json"))["cameras"]["syn"]
         proc, err = c.get("processed", 0), c.get("error", 0)
     except Exception:
         proc, err = None, None
     if r.returncode != 0 or proc != 6 or err:
-        return f"WRONG     {name} rc={r.returncode} processed={proc} error={err} {text.strip().splitlines()[-1:]}"
+        return f"WRONG     {name} rc={r.returncode} processed={proc} error={err} {(r.stdout + r.stderr).strip().splitlines()[-1:]}"
     return f"ok        {name}"
 
 

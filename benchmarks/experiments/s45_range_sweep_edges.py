@@ -1,4 +1,7 @@
-"""Declared-edge values of a bounded dataclass field (shared by the s45 range sweeps)."""
+"""Declared-edge values of a bounded dataclass field, and how a run at one was judged (shared by the s45 range
+sweeps)."""
+import subprocess
+
 from inspector.config import field_range
 
 TINY = 1e-320
@@ -20,3 +23,19 @@ def edges(f):
     if "tuple" in str(f.type):  # a pair (betas, image_size): both entries at the edge
         vals = [[v, v] for v in vals]
     return vals
+
+
+def judged(name: str, cmd: list[str], timeout: float) -> tuple[str | None, subprocess.CompletedProcess | None]:
+    """(the verdict when the run of ``cmd`` hung, raised a traceback or was refused, else None; the finished
+    process, None when it hung)."""
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"HANG      {name}", None
+    text = r.stdout + r.stderr
+    if "Traceback" in text:
+        exc = [ln for ln in text.splitlines() if "Error" in ln or "Exception" in ln][-1:]
+        return f"TRACEBACK {name} rc={r.returncode} {exc}", r
+    if r.returncode == 2:
+        return f"refused   {name}: {r.stderr.strip().splitlines()[-1][:140]}", r
+    return None, r
