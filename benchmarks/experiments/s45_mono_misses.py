@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
+from _common import claim_out_or_exit, write_out  # noqa: E402
 from bench_quality import LIKELY, bench_knn, score_with_levels  # noqa: E402
 
 from inspector.data.datasets import load_batch, load_dataset  # noqa: E402
@@ -31,6 +32,7 @@ from inspector.models.common import ImageNormalize  # noqa: E402
 from inspector.training.checkpoint import load_model  # noqa: E402
 
 TAPS = ("blocks.2", "blocks.4", "blocks.6")
+NAME = "s45_mono_misses"
 
 
 @torch.no_grad()
@@ -66,6 +68,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    claim_out_or_exit(args.out, NAME)  # before the minutes of work: a user's file at --out is kept
     torch.set_num_threads(1)
     model, config, _ = load_model(args.run)
     size, resize = tuple(config.model.image_size), config.data.resize
@@ -90,7 +93,7 @@ def main() -> None:
         "student_plus_global_gaussian": {str(w): auroc((z_student + w * np.maximum(z_gauss, 0))[keep], labels[keep])
                                          for w in (0.0, 0.25, 0.5, 1.0)},
     }
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_out(args.out, NAME, result)
     print(json.dumps(result, indent=1))
 
 
