@@ -67,38 +67,40 @@ def test_evaluate_of_images_like_the_training_ones_tells_nothing(trained_run, tm
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["warnings"] == []
 
 
+def _wide_then_like(tmp_path: Path, caplog, n: int, run) -> dict[str, tuple[Path, list[str], list[str]]]:
+    """``run(data, report)`` on a dataset of wide good images, then one like the training ones: per name ("wide",
+    "like"), (the dataset, the lines told, the ``warnings`` the command kept in its JSON ``report``)."""
+    out = {}
+    for name, size in (("wide", WIDE), ("like", LIKE)):
+        data, report = _dataset(tmp_path / name, size, kinds=("good",), n=n), tmp_path / f"{name}.json"
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            run(data, report)
+        out[name] = (data, _told(caplog), json.loads(report.read_text())["warnings"])
+    return out
+
+
 def test_verify_tells_a_folder_of_wide_images_once_and_keeps_it_in_its_report(exported_model, tmp_path, caplog):
-    data = _dataset(tmp_path / "wide", WIDE, kinds=("good",), n=5)
     fp16 = exported_model.with_name(exported_model.stem + ".fp16.onnx")
-    with caplog.at_level(logging.WARNING):
-        main(["verify", str(fp16), "--reference", str(exported_model), "--data", str(data),
-              "--report", str(tmp_path / "wide.json")])
-    told = _told(caplog)
+    got = _wide_then_like(tmp_path, caplog, 5, lambda data, report: main(
+        ["verify", str(fp16), "--reference", str(exported_model), "--data", str(data), "--report", str(report)]))
+    data, told, kept = got["wide"]
     assert len(told) == 1 and told[0].startswith(_wide_line(data / "test" / "good")), told
-    assert json.loads((tmp_path / "wide.json").read_text())["warnings"] == told
-    caplog.clear()
-    like = _dataset(tmp_path / "like", LIKE, kinds=("good",), n=5)
-    with caplog.at_level(logging.WARNING):
-        main(["verify", str(fp16), "--reference", str(exported_model), "--data", str(like),
-              "--report", str(tmp_path / "like.json")])
-    assert not _told(caplog)
-    assert json.loads((tmp_path / "like.json").read_text())["warnings"] == []
+    assert kept == told
+    assert got["like"][1:] == ([], [])
 
 
 def test_bench_on_wide_images_tells_them_once_and_keeps_it_in_its_json(exported_model, tmp_path, caplog):
-    data = _dataset(tmp_path / "wide", WIDE, kinds=("good",), n=4)
     args = ["bench", str(exported_model), "--batch", "1", "--duration", "0.05", "--warmup", "0"]
-    with caplog.at_level(logging.WARNING):
-        assert main(args + ["--data", str(data), "--json", str(tmp_path / "wide.json")]) == 0
-    told = _told(caplog)
+
+    def run(data: Path, report: Path) -> None:
+        assert main(args + ["--data", str(data), "--json", str(report)]) == 0
+
+    got = _wide_then_like(tmp_path, caplog, 4, run)
+    data, told, kept = got["wide"]
     assert len(told) == 1 and told[0].startswith(_wide_line(data / "test" / "good")), told
-    assert json.loads((tmp_path / "wide.json").read_text())["warnings"] == told
-    caplog.clear()
-    like = _dataset(tmp_path / "like", LIKE, kinds=("good",), n=4)
-    with caplog.at_level(logging.WARNING):
-        assert main(args + ["--data", str(like), "--json", str(tmp_path / "like.json")]) == 0
-    assert not _told(caplog)
-    assert json.loads((tmp_path / "like.json").read_text())["warnings"] == []
+    assert kept == told
+    assert got["like"][1:] == ([], [])
 
 
 def _copy_export(exported_model: Path, folder: Path) -> Path:
