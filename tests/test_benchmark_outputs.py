@@ -40,6 +40,7 @@ SCRIPTS = {
     "experiments/s37_knn_train_part.py": (FILE, None, ["x"]),
     "experiments/s37_residual_scale.py": (FILE, None, ["x", "y"]),
     "experiments/s45_mono_misses.py": (FILE, None, ["--data", "x", "--run", "y"]),
+    "experiments/s45_hot_path_checks.py": (FILE, None, []),
     "ast_student_retrain.py": (RESULTS, "ast-student-retrain", ["--run-root", "x", "--set", "a=1"]),
     "bench_cost.py": (RESULTS, "cost", []),
     "bench_feature_imitation.py": (RESULTS, "feature_imitation_pyramid", ["--run", "x", "--data", "y"]),
