@@ -61,6 +61,9 @@ TRACK_STREAMS = 4 * STATE_STREAMS
 # counted and printed as 4 503 599 627 370 495 events lost. It is told, and the stream counted anew from it.
 PLAUSIBLE_EVENTS = 10**9
 MAX_EVENTS_PER_S = 10_000
+# where the events of a stream a resumed state knew nothing of went (LossTracker._unsettled); {} its saved time
+_WHILE_DOWN = ("while this subscriber was not running (the state of {} knew none of them: they came after the "
+               "last stats it heard)")
 
 
 def _utc_seconds(text: object) -> float | None:
@@ -180,6 +183,10 @@ class LossTracker:
         # it published before (what stats tell of, however stale the one the daemon re-sends to a joiner) was
         # before joining, never a gap
         self._counted: set[str] = set()
+        # the runs of a resumed state of which this subscriber has heard no stats yet: a stream of them the state
+        # knew nothing of (no event, no stats count) first published after the state's last stats, so while no
+        # subscriber ran (or in the earlier one's last seconds): missed while down, not lost in gaps
+        self._unsettled: set[str] = set()
         self._streams: dict[tuple[str, str, str], _Stream] = {}
         self._notices: list[str] = []
         self._marks: list[str] = [""]  # what happened to the connection (mark()); a stream's epoch indexes it
@@ -267,8 +274,11 @@ class LossTracker:
         what = f"{event.type} event(s) of camera '{wire_text(camera)}'"
         if stream is None:
             stream = self._new_stream(key)
-            self._start(stream, event.seq, what, f"before this subscriber heard run {_run(run)}",
-                        event.run_started_utc, superseded=event.type in SUPERSEDED_TYPES)
+            covered = self._run_topics.get(run, self._topics)  # a stream the resumed state's topics left out joins now
+            down = run in self._unsettled and (covered is None or _covers(covered, f"v1/{event.type}/{camera}"))
+            when = _WHILE_DOWN.format(self.resumed_from) if down else f"before this subscriber heard run {_run(run)}"
+            self._start(stream, event.seq, what, when, event.run_started_utc,
+                        superseded=event.type in SUPERSEDED_TYPES, down=down)
         elif event.seq > stream.next and not _plausible(event.seq - stream.next, stream.heard_at):
             if stream.untold:  # what stats told of it is said first: the reset forgets it
                 self._say_one(run, event.type, camera, stream)
@@ -297,7 +307,9 @@ class LossTracker:
         if not self._new_stats(run, event):
             return False
         self._say_untold(run, event.data.get("sequences"))  # a newer count than the stats that found them
-        self._unheard_streams(run, event.data.get("sequences"), before_joining=run not in self._counted)
+        self._unheard_streams(run, event.data.get("sequences"), before_joining=run not in self._counted,
+                              down=run in self._unsettled)
+        self._unsettled.discard(run)
         if isinstance(event.data.get("sequences"), dict):  # every stream published so far is known now
             self._run_topics[run] = self._topics
         self._daemon_drops(run, event.data.get("daemon_dropped"))
@@ -326,6 +338,7 @@ class LossTracker:
             del self.runs[old]
             self._run_topics.pop(old, None)
             self._counted.discard(old)
+            self._unsettled.discard(old)
             self._closed.discard(old)
             self._last_stats.pop(old, None)
             for key in [k for k in self._streams if k[0] == old]:
@@ -374,18 +387,22 @@ class LossTracker:
         stream.next = seq
 
     def _start(self, stream: _Stream, seq: int, what: str, when: str, started: object = None,
-               since: int = 0, superseded: bool = False) -> None:
+               since: int = 0, superseded: bool = False, down: bool = False) -> None:
         """A stream's first event heard (or first after a reset): seqs ``since``.. below it were published unheard
         (``since`` > 0: the count stats told of it before), as many as the stream can have published since its
         run ``started`` (UTC text from the wire; see :func:`_plausible`); none of them missed when ``superseded``
-        (:data:`SUPERSEDED_TYPES`)."""
+        (:data:`SUPERSEDED_TYPES`). ``down``: they were published while this subscriber was not running
+        (``missed_while_down``), else before it joined (``missed_at_start``)."""
         if seq > since and not _plausible(seq, _utc_seconds(started)):
             self._notices.append(f"{what}: first seq {seq} is more than a daemon publishes since its run started "
                                  f"({wire_text(started or '?', 40)}; at most {MAX_EVENTS_PER_S}/s): not counted as missed "
                                  f"(a broken or rogue publisher)")
         elif seq > since and not superseded:
-            self.missed_at_start += seq - since
-            stream.miss(since, seq, "start")
+            if down:
+                self.missed_while_down += seq - since
+            else:
+                self.missed_at_start += seq - since
+            stream.miss(since, seq, "down" if down else "start")
             self._notices.append(f"missed {seq - since} {what} published {when} (first seq {seq})")
         stream.next = seq
 
@@ -466,13 +483,14 @@ class LossTracker:
         self._start(stream, seq, what, "before the reset")
         return True
 
-    def _unheard_streams(self, run: str, sequences: object, before_joining: bool) -> None:
+    def _unheard_streams(self, run: str, sequences: object, before_joining: bool, down: bool = False) -> None:
         """Streams of ``run`` that stats count as published, that this subscriber subscribes to, but never heard
         from: all their events so far were missed. Sound because a daemon sends events and stats in order on one
         socket; the count becomes the stream's next seq, so its next event is no gap. ``before_joining``: no stats
         of ``run`` told its counts before (the join point of a stream is its first event heard or the first stats
         heard, never another stream's first event: a run first heard by its re-sent status or a result counted
-        every defect published before the join as lost in gaps)."""
+        every defect published before the join as lost in gaps). ``down``: the first stats heard of a run of a
+        resumed state, whose streams unknown to it published after it was saved (``_unsettled``)."""
         if self._topics is None or not isinstance(sequences, dict):
             return
         for stream, published in list(sequences.items())[:STATE_STREAMS]:
@@ -494,6 +512,10 @@ class LossTracker:
                 self.missed_at_start += published
                 state.miss(0, published, "start")
                 what = f"published in run {_run(run)} before this subscriber subscribed to them"
+            elif down:
+                self.missed_while_down += published
+                state.miss(0, published, "down")
+                what = f"in run {_run(run)} {_WHILE_DOWN.format(self.resumed_from)}"
             else:
                 self.gaps += published
                 state.miss(0, published, "gap")
@@ -594,6 +616,7 @@ class LossTracker:
         for run, started in runs:
             self.runs[run] = started
             self._counted.add(run)  # heard by the subscriber whose state it is: one of its streams unheard is a gap
+            self._unsettled.add(run)  # … once this one has heard stats of it (before: see _unsettled)
             if run in covered:
                 self._run_topics[run] = _common(covered[run], self._topics)
         self._resumed_run = runs[-1][0] if runs else None

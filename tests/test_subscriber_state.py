@@ -427,3 +427,30 @@ def test_a_second_subscriber_on_a_state_in_use_keeps_none_or_is_refused_and_the_
     assert first.returncode == 0, first_err
     assert main(["subscribe", endpoint, "--state", str(state), "--timeout", "0.2"]) == 0
     assert "resumed the subscriber state" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("told_by", ["stats", "its first event"])
+def test_a_camera_the_resumed_state_never_heard_counts_as_missed_while_down(tmp_path, capsys, told_by):
+    """Camera 'd' of a run the earlier subscriber heard first published while that subscriber was not running.
+    Told by the next stats, its events were counted lost 'in gaps' (a network loss while it listened); told by
+    its first event, 'published before this subscriber heard run r1', which the earlier subscriber had heard.
+    A state that knows no event of a stream, nor stats counting one, was saved before the stream published (or
+    in the last seconds after the last stats it heard): missed while the subscriber was not running."""
+    endpoint, state = f"ipc://{tmp_path}/ev.sock", tmp_path / "state"
+    assert subscribe_session(endpoint, [_defect("r1", s) for s in range(3)], "--state", str(state)) == 0
+    capsys.readouterr()
+    later = [_in("d", _defect("r1", 4)), _defect("r1", 3)]
+    if told_by == "stats":
+        later.insert(0, _published("r1", 0, {"defect/c": 3, "defect/d": 4}))
+    assert subscribe_session(endpoint, later, "--state", str(state)) == 0
+    err = capsys.readouterr().err
+    assert "missed 4 defect event(s) of camera 'd'" in err and "while this subscriber was not running" in err, err
+    assert "4 event(s) missed (0 before joining a run, 0 in gaps, 4 while this subscriber was not running)" in err
+    # stats first heard after the resume settle the run: a camera unheard since was lost while this one listened
+    gap = [_published("r1", 1, {"defect/c": 4, "defect/d": 5}), _published("r1", 2, {"defect/c": 4, "defect/d": 5,
+                                                                                    "defect/e": 2}),
+           _defect("r1", 4)]
+    assert subscribe_session(endpoint, gap, "--state", str(state)) == 0
+    err = capsys.readouterr().err
+    assert "missed 2 defect event(s) of camera 'e' in run r1 (stats: 2 published, none received)" in err, err
+    assert "2 event(s) missed (0 before joining a run, 2 in gaps, 0 while this subscriber was not running)" in err
