@@ -26,7 +26,8 @@ link, a folder) and a camera folder replaced by a link are left as they are. The
 exception: what a process that died mid-write left (:data:`TEMPORARY_NAME` in a camera folder, whose writer is
 gone, and the half a recording it marks) is removed at start, else each crash left it for ever. A camera
 folder that cannot take recordings (a file, a link, chattr +i) costs that camera's recordings only
-(counted as ``recorder.unusable``); the others are recorded. Files it wrote that it cannot remove (an immutable file, an append-only
+(counted as ``recorder.unusable``); the others are recorded. So does a camera folder that was the mount
+point of a disk of its own and is no longer mounted (:meth:`RecorderWorker._camera_unmounted`). Files it wrote that it cannot remove (an immutable file, an append-only
 folder: chattr +i/+a stop root too) are named in one line, counted and left, and recording goes on. Write
 errors are counted and logged;
 a full or broken disk never stops inspection.
@@ -481,6 +482,7 @@ class RecorderWorker(Worker):
         self.root = Path(cfg.dir)
         self._mount = MountWatch(self.root)  # the file system recorder.dir lies on (:meth:`_unmounted`)
         self._off_mount = False  # that file system is no longer mounted (told)
+        self._camera_mounts: dict[str, MountWatch] = {}  # camera → its folder's own mount (:meth:`_camera_unmounted`)
         self.inbox: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
         # the books: one entry per recording, (its files with their identities, bytes), oldest first
         self._kept: collections.deque[tuple[dict[Path, FileId], int]] = collections.deque()
@@ -819,7 +821,7 @@ class RecorderWorker(Worker):
         Looked at for each defect (an lstat and an access(2), microseconds against a recording's milliseconds):
         looked at again only every 10 s, a folder put right (its permission given back, chattr -i, a share
         remounted writable) lost up to 10 s more of that camera's evidence (50 defects at 5 a second)."""
-        why = camera_folder_problem(self.root / camera)
+        why = self._camera_unmounted(camera) or camera_folder_problem(self.root / camera)
         if why is None:
             if camera in self._blocked:
                 self._blocked.discard(camera)
@@ -830,6 +832,27 @@ class RecorderWorker(Worker):
             log.error("recorder.dir: camera '%s' is not recorded: %s; it is still inspected, its defects counted "
                       "as recorder.unusable", camera, why)
         return True
+
+    def _camera_unmounted(self, camera: str) -> str | None:
+        """Why ``camera``'s folder cannot take recordings because it was the mount point of a file system of its
+        own (a disk or share per camera) that is no longer mounted; None otherwise. The folder is then the bare
+        mount-point directory on the disk beneath: recordings written there filled the system disk, said
+        nothing, and the next mount hid them from every reader (:meth:`_unmounted` watched recorder.dir's own
+        mount only). A folder on recorder.dir's file system is looked at again each time (two lstat calls), so a
+        mount made there mid-run is watched from the next defect on."""
+        watch = self._camera_mounts.get(camera)
+        if watch is None:
+            folder = self.root / camera
+            if not os.path.isdir(folder) or os.path.islink(folder):  # missing (made at the first defect), or refused
+                return None
+            watch = MountWatch(folder)
+            if watch.point == self._mount.point:  # recorder.dir's file system: :meth:`_unmounted` watches it
+                return None
+            self._camera_mounts[camera] = watch
+        if not watch.gone():
+            return None
+        return (f"{watch.point}, the mount point of its own file system, is no longer mounted (its disk unmounted or "
+                f"gone?); nothing is recorded in the folder beneath it until it is mounted again")
 
     def _unmounted(self) -> bool:
         """Whether the file system recorder.dir lay on when the run started is no longer mounted (a USB evidence

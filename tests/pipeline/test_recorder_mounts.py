@@ -1,0 +1,80 @@
+"""The recorder keeps evidence where readers find it: a camera folder that is a disk or share of its own (a real
+tmpfs mounted on it), unmounted mid-run, is not written beneath; the loss is counted and told, the other cameras
+are recorded, and recording resumes once it is mounted again. Real recorders on real mounts (root only)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inspector.pipeline.config import RecorderSection
+from inspector.pipeline.frame import Frame
+from inspector.pipeline.recorder import RecorderWorker, lock_recorder_dir
+from inspector.pipeline.telemetry import Counters
+
+
+def _mount_tmpfs(path: Path) -> bool:
+    """A 1 MiB tmpfs mounted at ``path`` (made if missing); False where this user cannot mount."""
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def _put(rec: RecorderWorker, counters: Counters, camera: str, i: int, counter: str) -> None:
+    """Defect ``i`` of ``camera`` into ``rec``; waits until its outcome ``counter`` went up by one."""
+    before = counters.get(counter)
+    frame = Frame(camera=camera, frame_id=i, image=np.zeros((8, 8, 3), np.uint8), capture_ns=i, capture_utc=0.0)
+    rec.put(frame, {"seq": i, "capture": {"monotonic_ns": i}})
+    deadline = time.monotonic() + 10
+    while counters.get(counter) <= before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert counters.get(counter) == before + 1, (counter, counters.snapshot())
+
+
+@pytest.mark.parametrize("cameras", [("c",), ("c", "d")])
+def test_a_camera_disk_unmounted_mid_run_is_not_written_beneath_and_recording_resumes(tmp_path, caplog, cameras):
+    """recorder.dir on the system disk, camera 'c''s folder a disk of its own, unmounted mid-run (umount -l, as a
+    pulled USB disk or a dropped share): the recorder went on writing into the bare mount-point directory, on the
+    system disk, exit 0 and not a word, and the next mount hid those recordings. Now nothing is written there, each
+    defect of 'c' is counted (recorder.unusable), told once when it goes and once when it is back, camera 'd' (on
+    recorder.dir's own disk) is recorded throughout, and 'c' is recorded again on its disk mounted again."""
+    root = tmp_path / "rec"
+    if not _mount_tmpfs(root / "c"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    mounted = True
+    counters, lock = Counters(), lock_recorder_dir(root)
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
+                         counters, "cccccccccccc", "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=cameras)
+    rec.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="inspector.recorder"):
+            _put(rec, counters, "c", 0, "recorder.written")
+            subprocess.run(["umount", "-l", str(root / "c")], check=True)
+            mounted = False
+            other = "recorder.written" if len(cameras) > 1 else "recorder.unusable"  # 'd', or 'c' again
+            for i in (1, 2):
+                _put(rec, counters, "c", i, "recorder.unusable")
+                _put(rec, counters, cameras[-1], 10 + i, other)
+            beneath = sorted(p.name for p in (root / "c").iterdir())
+            mounted = _mount_tmpfs(root / "c")
+            _put(rec, counters, "c", 3, "recorder.written")
+    finally:
+        rec.finish()
+        rec.join(30)
+        lock.release()
+        if mounted:
+            subprocess.run(["umount", str(root / "c")], check=True)
+    assert beneath == [], beneath
+    assert counters.get("recorder.unusable") == (2 if len(cameras) > 1 else 4), counters.snapshot()
+    told = [r.getMessage() for r in caplog.records]
+    gone = [m for m in told if "camera 'c' is not recorded" in m and "no longer mounted" in m]
+    assert len(gone) == 1 and str(root / "c") in gone[0], told
+    assert sum("camera 'c' is recorded again" in m for m in told) == 1, told
+    if len(cameras) > 1:
+        assert len(list((root / "d").glob("*.json"))) == 2 and not any("camera 'd'" in m for m in told), told
