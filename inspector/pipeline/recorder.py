@@ -647,7 +647,7 @@ class RecorderWorker(Worker):
             files = groups[stem]
             self._kept.append(({path: file_id for path, file_id, _ in files}, sum(n for *_, n in files)))
             self._bytes += self._kept[-1][1]
-        self._enforce_retention()
+        self._tell_deleted_at_start(len(self._kept), self._enforce_retention())
 
     def _scan_folder(self, folder: Path, groups: dict[Path, list[tuple[Path, FileId, int]]],
                      marks: dict[Path, Path]) -> None:
@@ -977,22 +977,37 @@ class RecorderWorker(Worker):
         self._kept, self._bytes = kept, total
         self._checked_at = time.monotonic()
 
-    def _enforce_retention(self) -> None:
+    def _enforce_retention(self) -> int:
+        """Delete the oldest recordings beyond recorder.max_events / max_bytes; returns how many were deleted."""
         # Checking every file costs a stat each: done when retention is about to delete, at most every
         # _RECHECK_S s (at max_events a recording is deleted for each one written).
         if self._over_limit() and time.monotonic() - self._checked_at >= _RECHECK_S:
             self._forget_removed()
         # The newest recording always stays: with max_bytes below one recording's size every recording was
         # deleted as soon as it was written, a run with 6 defects leaving none, and nothing said.
+        deleted = 0
         while len(self._kept) > 1 and self._over_limit():
             files, size = self._kept.popleft()
             self._bytes -= size  # off the books either way: one that cannot be deleted is not retried
             if self._delete_recording(files):
                 self.counters.add("recorder.deleted")
+                deleted += 1
         if self._over_limit() and not self._told_too_small:
             self._told_too_small = True
             log.warning("recorder.max_bytes: %d is less than one recording (%d bytes); only the newest is kept "
                         "(raise recorder.max_bytes)", self.cfg.max_bytes, self._bytes)
+        return deleted
+
+    def _tell_deleted_at_start(self, found: int, deleted: int) -> None:
+        """One line when retention deleted ``deleted`` of the ``found`` recordings of earlier runs as recorder.dir
+        was opened. A run keeps its folder within the limits, so this happens only when they were lowered (a
+        max_events of 10 meant as 10000) or recordings were put back: thousands of earlier runs' recordings went
+        before the first frame, counted in recorder.deleted only, and the log said nothing."""
+        if deleted:
+            cfg = self.cfg
+            log.warning("recorder: deleted the %d oldest of the %d recording(s) of earlier runs in %s as it was opened, "
+                        "to keep within recorder.max_events %d / recorder.max_bytes %d (0: no limit)", deleted, found,
+                        self.root, cfg.max_events, cfg.max_bytes)
 
     def _delete_recording(self, files: dict[Path, FileId]) -> bool:
         """Delete the files of one recording; False if one could not be (EACCES/EPERM/EROFS: an earlier run's
