@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from inspector.cli import main
 from inspector.pipeline.config import RecorderSection
 from inspector.pipeline.frame import Frame
 from inspector.pipeline.recorder import RecorderWorker, lock_recorder_dir
@@ -78,3 +80,53 @@ def test_a_camera_disk_unmounted_mid_run_is_not_written_beneath_and_recording_re
     assert sum("camera 'c' is recorded again" in m for m in told) == 1, told
     if len(cameras) > 1:
         assert len(list((root / "d").glob("*.json"))) == 2 and not any("camera 'd'" in m for m in told), told
+
+
+@pytest.mark.parametrize("made", [True, False])
+def test_a_recorder_dir_on_a_read_only_disk_is_refused_as_read_only_not_as_permission_denied(tiny_model, tmp_path,
+                                                                                            capsys, made):
+    """recorder.dir (made already, or to be made) on a disk mounted read-only (a real tmpfs, ro): ``inspector run``
+    refuses it in one line, exit 2, as it did; the line said "permission denied", and an operator changed
+    permissions, which cannot help there, instead of remounting the disk."""
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        if made:
+            (disk / "rec").mkdir()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        cfg = {"model": {"path": str(tiny_model)}, "cameras": [{"name": "c", "source": "synthetic", "max_frames": 1}],
+               "publish": {"endpoint": f"ipc://{tmp_path}/p.sock"},
+               "recorder": {"enabled": True, "dir": str(disk / "rec"), "min_free_bytes": 0}}
+        (tmp_path / "inspector.yaml").write_text(yaml.safe_dump(cfg))
+        code = main(["run", "--config", str(tmp_path / "inspector.yaml")])
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    err = capsys.readouterr().err
+    where = disk / "rec" if made else disk
+    assert code == 2 and f"recorder.dir: cannot write in {where} (read-only file system)" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_a_camera_disk_remounted_read_only_mid_run_is_told_as_read_only(tmp_path, caplog):
+    """A camera folder's disk remounted read-only mid-run (as the kernel does after disk errors): that camera's
+    defects are counted (recorder.unusable) and the line says why as it is, read-only, not "permission denied"."""
+    root = tmp_path / "rec"
+    if not _mount_tmpfs(root / "c"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    counters, lock = Counters(), lock_recorder_dir(root)
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
+                         counters, "cccccccccccc", "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=("c",))
+    rec.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="inspector.recorder"):
+            _put(rec, counters, "c", 0, "recorder.written")
+            subprocess.run(["mount", "-o", "remount,ro", str(root / "c")], check=True)
+            _put(rec, counters, "c", 1, "recorder.unusable")
+    finally:
+        rec.finish()
+        rec.join(30)
+        lock.release()
+        subprocess.run(["umount", str(root / "c")], check=True)
+    told = [r.getMessage() for r in caplog.records if "camera 'c' is not recorded" in r.getMessage()]
+    assert len(told) == 1 and f"cannot write in {root / 'c'} (read-only file system)" in told[0], told
