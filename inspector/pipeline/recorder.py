@@ -578,8 +578,9 @@ class RecorderWorker(Worker):
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self._scan_existing()
-            for camera in sorted(self._cameras):  # each camera that cannot be recorded is told at start
-                self._camera_unusable(camera)
+            if not self._unmounted():  # recorder.dir's disk not mounted yet: told at start, not at the first defect
+                for camera in sorted(self._cameras):  # each camera that cannot be recorded is told at start
+                    self._camera_unusable(camera)
         except OSError as exc:
             # No count here: each defect this costs is counted once as it comes (recorder.unusable); an
             # extra recorder.errors made the run's "lost" total one more than the defects lost
@@ -851,8 +852,10 @@ class RecorderWorker(Worker):
             self._camera_mounts[camera] = watch
         if not watch.gone():
             return None
-        return (f"{watch.point}, the mount point of its own file system, is no longer mounted (its disk unmounted or "
-                f"gone?); nothing is recorded in the folder beneath it until it is mounted again")
+        how = ("is not mounted (listed in /etc/fstab: its disk not there yet?)" if watch.listed
+               else "is no longer mounted (its disk unmounted or gone?)")
+        return (f"{watch.point}, the mount point of its own file system, {how}; nothing is recorded in the folder "
+                f"beneath it until it is mounted")
 
     def _unmounted(self) -> bool:
         """Whether the file system recorder.dir lay on when the run started is no longer mounted (a USB evidence
@@ -864,9 +867,11 @@ class RecorderWorker(Worker):
         removed'. Looked at for each defect (two lstat calls)."""
         gone = self._mount.gone()
         if gone and not self._off_mount:
-            log.error("recorder.dir: %s (holding recorder.dir %s) is no longer mounted (its disk unmounted or gone?); "
-                      "nothing is recorded in the folder beneath it (the system disk, hidden by the next mount) "
-                      "until it is mounted again; defects counted as recorder.unusable", self._mount.point, self.root)
+            how = ("is not mounted (listed in /etc/fstab: its disk not there yet?)" if self._mount.listed
+                   else "is no longer mounted (its disk unmounted or gone?)")
+            log.error("recorder.dir: %s (holding recorder.dir %s) %s; nothing is recorded in the folder beneath it "
+                      "(the system disk, hidden by the next mount) until it is mounted; defects counted as "
+                      "recorder.unusable", self._mount.point, self.root, how)
         elif self._off_mount and not gone:
             log.warning("recorder.dir: %s is mounted again; recording resumes in %s", self._mount.point, self.root)
         self._off_mount = gone
@@ -892,6 +897,9 @@ class RecorderWorker(Worker):
                     "recording goes on in the folder now at that path, locked for this run", self.root)
         self._kept.clear()
         self._bytes, self._checked_at = 0, -math.inf
+        # the folder now there may lie on another disk (one mounted since the start): that one is watched from now
+        # on, else pulling it later went unseen and recording went on in the bare mount-point directory beneath
+        self._mount, self._camera_mounts = MountWatch(self.root), {}
         self._scan_existing()
         return True
 

@@ -20,6 +20,8 @@ from inspector.pipeline.frame import Frame
 from inspector.pipeline.recorder import RecorderWorker, lock_recorder_dir
 from inspector.pipeline.telemetry import Counters
 
+from pipeline_support import write_video
+
 
 def _mount_tmpfs(path: Path) -> bool:
     """A 1 MiB tmpfs mounted at ``path`` (made if missing); False where this user cannot mount."""
@@ -130,3 +132,107 @@ def test_a_camera_disk_remounted_read_only_mid_run_is_told_as_read_only(tmp_path
         subprocess.run(["umount", str(root / "c")], check=True)
     told = [r.getMessage() for r in caplog.records if "camera 'c' is not recorded" in r.getMessage()]
     assert len(told) == 1 and f"cannot write in {root / 'c'} (read-only file system)" in told[0], told
+
+
+def _fstab(tmp_path: Path, monkeypatch, *points: Path) -> None:
+    """An fstab(5) listing ``points`` (a USB disk mounted nofail, a share), read in place of /etc/fstab."""
+    fstab = tmp_path / "fstab"
+    fstab.write_text("# <file system> <mount point> <type> <options> <dump> <pass>\n" + "".join(
+        f"LABEL=EVIDENCE {str(p).replace(' ', chr(92) + '040')} ext4 defaults,nofail 0 2\n" for p in points))
+    monkeypatch.setattr("inspector.mounts.FSTAB", str(fstab), raising=False)
+
+
+def _files_beneath(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
+
+
+@pytest.mark.parametrize("listed", ["disk", "disk/rec/c"])
+def test_a_disk_listed_in_fstab_but_not_mounted_yet_at_start_is_waited_for(tmp_path, caplog, monkeypatch, listed):
+    """The daemon started at boot before the evidence disk (listed in /etc/fstab, nofail) was mounted: the recorder
+    made recorder.dir (or the camera's folder) in the bare mount-point directory and recorded there, on the system
+    disk, as 'written'; the disk, mounted a moment later, hid them from every reader. Now nothing is written there,
+    told at start, each defect counted (recorder.unusable), and once the disk is mounted it is recorded on it."""
+    disk = tmp_path / listed
+    disk.mkdir(parents=True)
+    _fstab(tmp_path, monkeypatch, disk)
+    root = tmp_path / "disk" / "rec"
+    counters, lock = Counters(), lock_recorder_dir(root)
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
+                         counters, "cccccccccccc", "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=("c",))
+    mounted = False
+    with caplog.at_level(logging.WARNING, logger="inspector.recorder"):
+        rec.start()
+        try:
+            _put(rec, counters, "c", 0, "recorder.unusable")
+            beneath = _files_beneath(disk)
+            mounted = _mount_tmpfs(disk)
+            if not mounted:
+                pytest.skip("cannot mount a tmpfs here (needs root)")
+            _put(rec, counters, "c", 1, "recorder.written")
+        finally:
+            rec.finish()
+            rec.join(30)
+            lock.release()
+            on_disk = _files_beneath(disk)
+            if mounted:
+                subprocess.run(["umount", str(disk)], check=True)
+    assert beneath == [] and _files_beneath(disk) == [], (beneath, _files_beneath(disk))
+    assert len([n for n in on_disk if n.endswith(".json")]) == 1, on_disk
+    told = [r.getMessage() for r in caplog.records if "listed in /etc/fstab" in r.getMessage()]
+    assert len(told) == 1 and str(disk) in told[0], [r.getMessage() for r in caplog.records]
+
+
+def test_a_disk_mounted_over_recorder_dir_mid_run_is_watched_from_then_on(tmp_path, caplog):
+    """recorder.dir on the system disk at start, its evidence disk mounted over it mid-run (by hand, no fstab line):
+    the recorder goes on in the folder on that disk (as it did). Pulled later (umount -l), the disk went unseen, its
+    watch still that of the start: the recorder went back to the bare folder beneath and recorded there, hidden by
+    the next mount. Now that disk is watched from the moment it is recorded on: nothing more is written beneath."""
+    disk = tmp_path / "disk"
+    root = disk / "rec"
+    counters, lock = Counters(), lock_recorder_dir(root)
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
+                         counters, "cccccccccccc", "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=("c",))
+    mounted = False
+    rec.start()
+    try:
+        _put(rec, counters, "c", 0, "recorder.written")  # beneath: nothing could know
+        beneath = _files_beneath(disk)
+        mounted = _mount_tmpfs(disk)
+        if not mounted:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        _put(rec, counters, "c", 1, "recorder.written")
+        assert len(list((root / "c").glob("*.json"))) == 1  # on the disk
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+        mounted = False
+        with caplog.at_level(logging.WARNING, logger="inspector.recorder"):
+            _put(rec, counters, "c", 2, "recorder.unusable")
+    finally:
+        rec.finish()
+        rec.join(30)
+        lock.release()
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=True)
+    assert _files_beneath(disk) == beneath and len(beneath) == 2, (beneath, _files_beneath(disk))
+    assert any("no longer mounted" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_a_daemon_started_before_its_evidence_disk_is_mounted_records_nothing_beneath_and_says_so(
+        tiny_model, tmp_path, capsys, caplog, monkeypatch):
+    """``inspector run`` at boot, recorder.dir on a disk /etc/fstab lists (nofail) that is not mounted yet, a video
+    camera with 2 defects: both recordings are lost and told (start line, recorder.unusable, exit 1 and the closing
+    line), nothing is written in the bare mount-point directory. It ran 'OK' with exit 0 and both recordings on the
+    system disk, where the disk's mount would hide them."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    _fstab(tmp_path, monkeypatch, disk)
+    video = write_video(tmp_path / "cam.avi", [True, True])
+    cfg = {"model": {"path": str(tiny_model), "threads": 1}, "thresholds": {"image": 0.0},
+           "cameras": [{"name": "cam", "source": str(video)}], "publish": {"endpoint": f"ipc://{tmp_path}/p.sock"},
+           "recorder": {"enabled": True, "dir": str(disk / "rec"), "min_free_bytes": 0}}
+    (tmp_path / "inspector.yaml").write_text(yaml.safe_dump(cfg))
+    with caplog.at_level(logging.WARNING, logger="inspector.recorder"):
+        code = main(["run", "--config", str(tmp_path / "inspector.yaml")])
+    out = capsys.readouterr().out
+    assert code == 1 and "2 defect recording(s) lost (recorder folder unusable 2)" in out, out
+    assert _files_beneath(disk) == [], _files_beneath(disk)
+    assert sum("listed in /etc/fstab" in r.getMessage() for r in caplog.records) == 1
