@@ -47,6 +47,7 @@ from inspector.config import not_a_file
 from inspector.contract import InputSpec
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
+from inspector.mounts import MountWatch
 from inspector.outputs import claim_file, file_problem, folder_problem, write_whole
 from inspector.pipeline.batcher import END, BatchWorker, BufferPool
 from inspector.pipeline.capture import CaptureWorker, FrameHub
@@ -393,6 +394,10 @@ class Daemon:
         refuse_shared_sources(cfg, self.extensions.source_names)
         if cfg.recorder.enabled:  # before the model loads: a second daemon on the folder is told at once
             self._dir_lock = lock_recorder_dir(cfg.recorder.dir, create=not self._checking)
+        if cfg.recorder.enabled and self._checking and (watch := MountWatch(cfg.recorder.dir)).listed:
+            # a run tells it at start (the recorder waits for the disk); --check said OK and nothing more
+            log.warning("recorder.dir: %s (listed in /etc/fstab) is not mounted now; nothing will be recorded in "
+                        "%s until it is", watch.point, cfg.recorder.dir)
         try:
             self._setup_parts(cfg)
         except BaseException:

@@ -236,3 +236,22 @@ def test_a_daemon_started_before_its_evidence_disk_is_mounted_records_nothing_be
     assert code == 1 and "2 defect recording(s) lost (recorder folder unusable 2)" in out, out
     assert _files_beneath(disk) == [], _files_beneath(disk)
     assert sum("listed in /etc/fstab" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_run_check_says_the_evidence_disk_listed_in_fstab_is_not_mounted(tiny_model, tmp_path, capsys, caplog,
+                                                                         monkeypatch):
+    """``inspector run --check`` with recorder.dir on a disk /etc/fstab lists that is not mounted now said OK and
+    nothing more; the run then records nothing until it is mounted. It says so (a warning; the check passes: the
+    disk may be mounted before the daemon starts)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    _fstab(tmp_path, monkeypatch, disk)
+    cfg = {"model": {"path": str(tiny_model)}, "thresholds": {"image": 0.5}, "cameras": [{"name": "c", "source": "synthetic", "max_frames": 1}],
+           "publish": {"endpoint": f"ipc://{tmp_path}/p.sock"},
+           "recorder": {"enabled": True, "dir": str(disk / "rec"), "min_free_bytes": 0}}
+    (tmp_path / "inspector.yaml").write_text(yaml.safe_dump(cfg))
+    with caplog.at_level(logging.WARNING):
+        code = main(["run", "--config", str(tmp_path / "inspector.yaml"), "--check"])
+    told = [r.getMessage() for r in caplog.records if "listed in /etc/fstab" in r.getMessage()]
+    assert code == 0 and len(told) == 1 and str(disk) in told[0], (code, capsys.readouterr())
+    assert _files_beneath(disk) == [] and not (disk / "rec").exists()
