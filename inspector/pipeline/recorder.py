@@ -482,7 +482,8 @@ class RecorderWorker(Worker):
         self.root = Path(cfg.dir)
         self._mount = MountWatch(self.root)  # the file system recorder.dir lies on (:meth:`_unmounted`)
         self._off_mount = False  # that file system is no longer mounted (told)
-        self._camera_mounts: dict[str, MountWatch] = {}  # camera → its folder's own mount (:meth:`_camera_unmounted`)
+        # camera → (its folder's st_dev when looked at, its own mount or None): :meth:`_camera_unmounted`
+        self._camera_mounts: dict[str, tuple[int, MountWatch | None]] = {}
         self.inbox: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
         # the books: one entry per recording, (its files with their identities, bytes), oldest first
         self._kept: collections.deque[tuple[dict[Path, FileId], int]] = collections.deque()
@@ -836,20 +837,27 @@ class RecorderWorker(Worker):
 
     def _camera_unmounted(self, camera: str) -> str | None:
         """Why ``camera``'s folder cannot take recordings because it was the mount point of a file system of its
-        own (a disk or share per camera) that is no longer mounted; None otherwise. The folder is then the bare
-        mount-point directory on the disk beneath: recordings written there filled the system disk, said
-        nothing, and the next mount hid them from every reader (:meth:`_unmounted` watched recorder.dir's own
-        mount only). A folder on recorder.dir's file system is looked at again each time (two lstat calls), so a
-        mount made there mid-run is watched from the next defect on."""
-        watch = self._camera_mounts.get(camera)
-        if watch is None:
-            folder = self.root / camera
-            if not os.path.isdir(folder) or os.path.islink(folder):  # missing (made at the first defect), or refused
+        own (a disk or share per camera) that is no longer mounted, or one /etc/fstab lists that is not mounted
+        yet; None otherwise. The folder is then the bare mount-point directory on the disk beneath: recordings
+        written there filled the system disk, said nothing, and the next mount hid them from every reader
+        (:meth:`_unmounted` watched recorder.dir's own mount only).
+
+        A folder found on recorder.dir's file system costs one lstat per defect: its mount is looked for again
+        (:class:`MountWatch`, ~0.3 ms) only when its device changed, so a disk mounted there mid-run is watched
+        from the next defect on."""
+        seen = self._camera_mounts.get(camera)
+        if seen is None or seen[1] is None:
+            try:
+                st = os.lstat(self.root / camera)
+            except OSError:  # missing: made at the first defect
                 return None
-            watch = MountWatch(folder)
-            if watch.point == self._mount.point:  # recorder.dir's file system: :meth:`_unmounted` watches it
+            if not stat.S_ISDIR(st.st_mode) or (seen is not None and seen[0] == st.st_dev):
+                return None  # a link (refused: camera_folder_problem), or no mount since it was looked at
+            watch = MountWatch(self.root / camera)
+            seen = self._camera_mounts[camera] = (st.st_dev, None if watch.point == self._mount.point else watch)
+            if seen[1] is None:  # recorder.dir's own file system: :meth:`_unmounted` watches it
                 return None
-            self._camera_mounts[camera] = watch
+        watch = seen[1]
         if not watch.gone():
             return None
         how = ("is not mounted (listed in /etc/fstab: its disk not there yet?)" if watch.listed
@@ -1013,9 +1021,9 @@ class RecorderWorker(Worker):
         before the first frame, counted in recorder.deleted only, and the log said nothing."""
         if deleted:
             cfg = self.cfg
-            log.warning("recorder: deleted the %d oldest of the %d recording(s) of earlier runs in %s as it was opened, "
-                        "to keep within recorder.max_events %d / recorder.max_bytes %d (0: no limit)", deleted, found,
-                        self.root, cfg.max_events, cfg.max_bytes)
+            log.warning("recorder: deleted the %d oldest of the %d recording(s) of earlier runs in %s as it was "
+                        "opened, to keep within recorder.max_events %d / recorder.max_bytes %d (0: no limit)",
+                        deleted, found, self.root, cfg.max_events, cfg.max_bytes)
 
     def _delete_recording(self, files: dict[Path, FileId]) -> bool:
         """Delete the files of one recording; False if one could not be (EACCES/EPERM/EROFS: an earlier run's

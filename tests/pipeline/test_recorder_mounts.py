@@ -246,7 +246,8 @@ def test_run_check_says_the_evidence_disk_listed_in_fstab_is_not_mounted(tiny_mo
     disk = tmp_path / "disk"
     disk.mkdir()
     _fstab(tmp_path, monkeypatch, disk)
-    cfg = {"model": {"path": str(tiny_model)}, "thresholds": {"image": 0.5}, "cameras": [{"name": "c", "source": "synthetic", "max_frames": 1}],
+    cfg = {"model": {"path": str(tiny_model)}, "thresholds": {"image": 0.5},
+           "cameras": [{"name": "c", "source": "synthetic", "max_frames": 1}],
            "publish": {"endpoint": f"ipc://{tmp_path}/p.sock"},
            "recorder": {"enabled": True, "dir": str(disk / "rec"), "min_free_bytes": 0}}
     (tmp_path / "inspector.yaml").write_text(yaml.safe_dump(cfg))
