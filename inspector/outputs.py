@@ -37,16 +37,28 @@ def _kernel_file_system_problem(path: Path) -> str | None:
     return f"{path} is on a {kind} file system of the kernel, which keeps no files" if kind in KERNEL_TYPES else None
 
 
+def _on_read_only_file_system(path: str | Path) -> bool:
+    """Whether ``path`` lies on a file system mounted read-only (statvfs(3) ST_RDONLY); False when it cannot be
+    asked (missing)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def read_only_folder(path: str | Path) -> bool:
+    """Whether ``path`` is an existing folder that cannot be written in only because its file system is mounted
+    read-only: a state of the disk, which may be remounted writable while a daemon runs, not a wrong path (a kernel
+    file system, sysfs mounted ro in a container, is one: it never keeps files)."""
+    return os.path.isdir(path) and _on_read_only_file_system(path) and _kernel_file_system_problem(Path(path)) is None
+
+
 def _write_refused(path: Path) -> str:
     """Why access(2) refused writing at ``path``: ``read-only file system`` where the file system is mounted read-only
-    (statvfs(3) ST_RDONLY: a USB disk mounted ro after a bad eject, a share exported ro, a disk the kernel remounted
-    ro after errors), else ``permission denied``. Both were told as "permission denied", and the operator changed
-    permissions, which cannot help, instead of remounting the disk."""
-    try:
-        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        read_only = False
-    return "read-only file system" if read_only else "permission denied"
+    (a USB disk mounted ro after a bad eject, a share exported ro, a disk the kernel remounted ro after errors), else
+    ``permission denied``. Both were told as "permission denied", and the operator changed permissions, which cannot
+    help, instead of remounting the disk."""
+    return "read-only file system" if _on_read_only_file_system(path) else "permission denied"
 
 
 def _ancestor_problem(path: Path) -> str | None:

@@ -84,12 +84,9 @@ def test_a_camera_disk_unmounted_mid_run_is_not_written_beneath_and_recording_re
         assert len(list((root / "d").glob("*.json"))) == 2 and not any("camera 'd'" in m for m in told), told
 
 
-@pytest.mark.parametrize("made", [True, False])
-def test_a_recorder_dir_on_a_read_only_disk_is_refused_as_read_only_not_as_permission_denied(tiny_model, tmp_path,
-                                                                                            capsys, made):
-    """recorder.dir (made already, or to be made) on a disk mounted read-only (a real tmpfs, ro): ``inspector run``
-    refuses it in one line, exit 2, as it did; the line said "permission denied", and an operator changed
-    permissions, which cannot help there, instead of remounting the disk."""
+def _read_only_run(tiny_model, tmp_path: Path, made: bool) -> tuple[int, Path]:
+    """``inspector run`` of a video camera 'c' (2 NG frames), recorder.dir on a disk (a real tmpfs) mounted read-only,
+    with recorder.dir made on it before (``made``) or not: (exit code, the disk's mount point)."""
     disk = tmp_path / "disk"
     if not _mount_tmpfs(disk):
         pytest.skip("cannot mount a tmpfs here (needs root)")
@@ -97,16 +94,40 @@ def test_a_recorder_dir_on_a_read_only_disk_is_refused_as_read_only_not_as_permi
         if made:
             (disk / "rec").mkdir()
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        cfg = {"model": {"path": str(tiny_model)}, "cameras": [{"name": "c", "source": "synthetic", "max_frames": 1}],
-               "publish": {"endpoint": f"ipc://{tmp_path}/p.sock"},
+        video = write_video(tmp_path / "c.avi", [True, True])
+        cfg = {"model": {"path": str(tiny_model), "threads": 1}, "thresholds": {"image": 0.0},
+               "cameras": [{"name": "c", "source": str(video)}], "publish": {"endpoint": f"ipc://{tmp_path}/p.sock"},
                "recorder": {"enabled": True, "dir": str(disk / "rec"), "min_free_bytes": 0}}
         (tmp_path / "inspector.yaml").write_text(yaml.safe_dump(cfg))
         code = main(["run", "--config", str(tmp_path / "inspector.yaml")])
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+    return code, disk
+
+
+def test_a_recorder_dir_on_a_read_only_disk_costs_the_recordings_not_the_inspection(tiny_model, tmp_path, capsys,
+                                                                                    caplog):
+    """recorder.dir on a disk mounted read-only at start (a USB disk mounted ro after a power cut, a disk the kernel
+    remounted ro after errors): ``inspector run`` refused to start (exit 2, "permission denied"), so no camera was
+    inspected, and a service restarting it never inspected again. As when the disk goes read-only mid-run, the
+    cameras are inspected, the recordings lost are told (one line at start, naming the read-only file system; the
+    closing line) and counted (recorder.unusable), exit 1."""
+    with caplog.at_level(logging.WARNING):
+        code, disk = _read_only_run(tiny_model, tmp_path, made=True)
+    out = capsys.readouterr().out
+    assert code == 1 and "stopped: 2 frames inspected (NG 2, OK 0)" in out, out
+    assert "2 defect recording(s) lost (recorder folder unusable 2)" in out, out
+    told = [r.getMessage() for r in caplog.records if "read-only file system" in r.getMessage()]
+    assert told and f"cannot write in {disk / 'rec'} (read-only file system)" in told[0], told
+
+
+def test_a_recorder_dir_to_be_made_on_a_read_only_disk_is_refused_as_read_only(tiny_model, tmp_path, capsys):
+    """recorder.dir not made yet, on a disk mounted read-only: nothing can hold the run's lock there, refused in one
+    line, exit 2, as before; the line said "permission denied", and an operator changed permissions, which cannot
+    help there, instead of remounting the disk."""
+    code, disk = _read_only_run(tiny_model, tmp_path, made=False)
     err = capsys.readouterr().err
-    where = disk / "rec" if made else disk
-    assert code == 2 and f"recorder.dir: cannot write in {where} (read-only file system)" in err, err
+    assert code == 2 and f"recorder.dir: cannot write in {disk} (read-only file system)" in err, err
     assert len(err.strip().splitlines()) == 1, err
 
 
