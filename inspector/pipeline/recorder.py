@@ -849,13 +849,22 @@ class RecorderWorker(Worker):
         if seen is None or seen[1] is None:
             try:
                 st = os.lstat(self.root / camera)
-            except OSError:  # missing: made at the first defect
+            except OSError:  # missing: made at the first defect, on recorder.dir's file system
+                try:
+                    self._camera_mounts[camera] = (os.stat(self.root).st_dev, None)
+                except OSError:
+                    pass
                 return None
             if not stat.S_ISDIR(st.st_mode) or (seen is not None and seen[0] == st.st_dev):
                 return None  # a link (refused: camera_folder_problem), or no mount since it was looked at
             watch = MountWatch(self.root / camera)
-            seen = self._camera_mounts[camera] = (st.st_dev, None if watch.point == self._mount.point else watch)
-            if seen[1] is None:  # recorder.dir's own file system: :meth:`_unmounted` watches it
+            own = watch.point != self._mount.point
+            if own and seen is not None and self._booked_in(self.root / camera):  # hidden by a mount, not lost
+                log.warning("recorder.dir: a file system was mounted on camera '%s''s folder %s while recording; its "
+                            "recordings made before are beneath that mount, hidden until it is unmounted; recording "
+                            "goes on on the mounted one", camera, watch.point)
+            seen = self._camera_mounts[camera] = (st.st_dev, watch if own else None)
+            if not own:  # recorder.dir's own file system: :meth:`_unmounted` watches it
                 return None
         watch = seen[1]
         if not watch.gone():
@@ -864,6 +873,10 @@ class RecorderWorker(Worker):
                else "is no longer mounted (its disk unmounted or gone?)")
         return (f"{watch.point}, the mount point of its own file system, {how}; nothing is recorded in the folder "
                 f"beneath it until it is mounted")
+
+    def _booked_in(self, folder: Path) -> bool:
+        """Whether the books hold a recording in ``folder``."""
+        return any(next(iter(files)).parent == folder for files, _ in self._kept)
 
     def _unmounted(self) -> bool:
         """Whether the file system recorder.dir lay on when the run started is no longer mounted (a USB evidence

@@ -277,3 +277,36 @@ def test_run_check_says_the_evidence_disk_listed_in_fstab_is_not_mounted(tiny_mo
     told = [r.getMessage() for r in caplog.records if "listed in /etc/fstab" in r.getMessage()]
     assert code == 0 and len(told) == 1 and str(disk) in told[0], (code, capsys.readouterr())
     assert _files_beneath(disk) == [] and not (disk / "rec").exists()
+
+
+def test_a_disk_mounted_over_a_camera_folder_mid_run_is_told_and_watched(tmp_path, caplog):
+    """Camera 'c''s folder on recorder.dir's disk at start, a disk mounted over it mid-run (by hand): the recordings
+    made before are hidden beneath the mount, which is told (they are neither lost nor deleted: unmounting shows
+    them); the mounted disk is recorded on and watched, so pulling it later is not recorded beneath."""
+    root = tmp_path / "rec"
+    counters, lock = Counters(), lock_recorder_dir(root)
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
+                         counters, "cccccccccccc", "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=("c",))
+    mounted = False
+    rec.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="inspector.recorder"):
+            _put(rec, counters, "c", 0, "recorder.written")
+            beneath = _files_beneath(root / "c")
+            mounted = _mount_tmpfs(root / "c")
+            if not mounted:
+                pytest.skip("cannot mount a tmpfs here (needs root)")
+            _put(rec, counters, "c", 1, "recorder.written")
+            on_disk = _files_beneath(root / "c")
+            subprocess.run(["umount", "-l", str(root / "c")], check=True)
+            mounted = False
+            _put(rec, counters, "c", 2, "recorder.unusable")
+    finally:
+        rec.finish()
+        rec.join(30)
+        lock.release()
+        if mounted:
+            subprocess.run(["umount", str(root / "c")], check=True)
+    assert len(beneath) == 2 and _files_beneath(root / "c") == beneath and len(on_disk) == 2, (beneath, on_disk)
+    told = [r.getMessage() for r in caplog.records if "was mounted on camera 'c'" in r.getMessage()]
+    assert len(told) == 1 and "hidden" in told[0], [r.getMessage() for r in caplog.records]
