@@ -37,11 +37,36 @@ def _kernel_file_system_problem(path: Path) -> str | None:
     return f"{path} is on a {kind} file system of the kernel, which keeps no files" if kind in KERNEL_TYPES else None
 
 
+def _on_read_only_file_system(path: str | Path) -> bool:
+    """Whether ``path`` lies on a file system mounted read-only (statvfs(3) ST_RDONLY); False when it cannot be
+    asked (missing)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def read_only_folder(path: str | Path) -> bool:
+    """Whether ``path`` is an existing folder that cannot be written in only because its file system is mounted
+    read-only: a state of the disk, which may be remounted writable while a daemon runs, not a wrong path (a kernel
+    file system, sysfs mounted ro in a container, is one: it never keeps files)."""
+    return os.path.isdir(path) and _on_read_only_file_system(path) and _kernel_file_system_problem(Path(path)) is None
+
+
+def _write_refused(path: Path) -> str:
+    """Why access(2) refused writing at ``path``: ``read-only file system`` where the file system is mounted read-only
+    (a USB disk mounted ro after a bad eject, a share exported ro, a disk the kernel remounted ro after errors), else
+    ``permission denied``. Both were told as "permission denied", and the operator changed permissions, which cannot
+    help, instead of remounting the disk."""
+    return "read-only file system" if _on_read_only_file_system(path) else "permission denied"
+
+
 def _ancestor_problem(path: Path) -> str | None:
     """Why nothing can be created at ``path`` because of what is above it (None: nothing in the way)."""
     for parent in path.parents:
         if parent.is_dir():
-            return None if os.access(parent, os.W_OK | os.X_OK) else f"cannot write in {parent} (permission denied)"
+            writable = os.access(parent, os.W_OK | os.X_OK)
+            return None if writable else f"cannot write in {parent} ({_write_refused(parent)})"
         if parent.exists() or parent.is_symlink():
             return f"{parent} is a file, not a folder"
     return None
@@ -53,7 +78,7 @@ def folder_problem(path: str | Path) -> str | None:
     if (why := _kernel_file_system_problem(path)) is not None:
         return why
     if path.is_dir():
-        return None if os.access(path, os.W_OK | os.X_OK) else f"cannot write in {path} (permission denied)"
+        return None if os.access(path, os.W_OK | os.X_OK) else f"cannot write in {path} ({_write_refused(path)})"
     if path.exists() or path.is_symlink():
         return f"{path} exists and is not a folder"
     return _ancestor_problem(path)
@@ -75,7 +100,7 @@ def file_problem(path: str | Path) -> str | None:
     if path.exists() and not path.is_file():
         return f"{path} is not a regular file (a device, pipe or socket)"
     if path.exists():
-        return None if os.access(path, os.W_OK) else f"cannot write {path} (permission denied)"
+        return None if os.access(path, os.W_OK) else f"cannot write {path} ({_write_refused(path)})"
     if path.is_symlink():  # written in place, a dangling link makes its target (anywhere) or fails (ENOENT)
         return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist"
     return _ancestor_problem(path)

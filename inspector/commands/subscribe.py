@@ -672,9 +672,9 @@ class SaveTrouble:
         """OSError when the file system the folder lay on at start is no longer mounted (a USB disk pulled, a
         share dropped): each save made the folder again in the bare mount-point directory (save() makes a missing
         folder) and filled the system disk with events the next mount hid from every reader."""
-        if self.mount.gone():
-            raise OSError(errno.ENOENT, f"{self.mount.point} is no longer mounted (nothing is saved in the folder "
-                                        f"beneath it)")
+        if self.mount.gone():  # listed: in /etc/fstab, not mounted yet since the start (inspector.mounts.MountWatch)
+            how = "is not mounted (listed in /etc/fstab)" if self.mount.listed else "is no longer mounted"
+            raise OSError(errno.ENOENT, f"{self.mount.point} {how} (nothing is saved in the folder beneath it)")
 
     def saved(self) -> str | None:
         """A save worked: the line telling that saving works again and what it cost (None: it never stopped)."""

@@ -58,6 +58,14 @@ _GLOBAL_DROPS = {"publish_queue_dropped": "publish_queue_full", "dropped_shutdow
                  # ZeroMQ subscribers' loss, told in the stats (daemon_dropped) and nowhere a scrape could see
                  "publish_unsent": "publish_unsent", "publish_errors": "publish_error",
                  "tap_errors": "integration_handover_error"}
+# recorder counters → outcome label of inspector_recordings: what became of the recordings besides the defects lost
+# (those are inspector_drops): retention that cannot delete (delete_error) lets the folder grow until the disk is
+# full and defects go unrecorded, and a recorder that writes nothing (written flat while NG rises) showed nowhere a
+# scrape could see; both were in the log and v1/stats only
+_RECORDINGS = {"recorder.written": "written", "recorder.deleted": "deleted", "recorder.delete_errors": "delete_error",
+               "recorder.incomplete": "incomplete", "recorder.foreign": "foreign",
+               "recorder.leftovers_kept": "leftover_kept", "recorder.leftovers_removed": "leftover_removed",
+               "recorder.incomplete_removed": "incomplete_removed"}
 CAMERA_STATES = ("connecting", "online", "reconnecting", "stalled", "stale", "changed", "ended", "failed")
 
 
@@ -74,6 +82,7 @@ class DaemonCollector:
         cams = [c.name for c in d.cfg.cameras]
         yield from self._frames(m, snap, cams)
         yield from self._drops(m, snap, cams)
+        yield from self._recordings(m, snap)
         yield from self._decisions(m)
         yield from self._latency(m)
         yield from self._model_and_state(m)
@@ -146,6 +155,18 @@ class DaemonCollector:
         for cam in cams:
             rec.add_metric([cam], snap.get(f"{cam}.reconnects", 0))
         yield rec
+
+    def _recordings(self, m, snap: dict) -> Iterator:
+        """``inspector_recordings_total{outcome}`` when the recorder is enabled (:data:`_RECORDINGS`)."""
+        if not self.daemon.cfg.recorder.enabled:
+            return
+        fam = m.CounterMetricFamily("inspector_recordings", "defect recordings (recorder.dir) by outcome: written, "
+                                    "deleted by retention, delete_error (retention could not delete: the folder "
+                                    "grows), incomplete / foreign (kept, not under retention), temporary files",
+                                    labels=["outcome"])
+        for key, outcome in _RECORDINGS.items():
+            fam.add_metric([outcome], snap.get(key, 0))
+        yield fam
 
     def _decisions(self, m) -> Iterator:
         fam = m.CounterMetricFamily("inspector_decisions", "inspected frames per camera by decision",

@@ -47,7 +47,8 @@ from inspector.config import not_a_file
 from inspector.contract import InputSpec
 from inspector.errors import ConfigError, InspectorError
 from inspector.events import utc_iso
-from inspector.outputs import claim_file, file_problem, folder_problem, write_whole
+from inspector.mounts import MountWatch
+from inspector.outputs import claim_file, file_problem, folder_problem, read_only_folder, write_whole
 from inspector.pipeline.batcher import END, BatchWorker, BufferPool
 from inspector.pipeline.capture import CaptureWorker, FrameHub
 from inspector.pipeline.config import DaemonConfig, said_of_file
@@ -147,16 +148,24 @@ def check_outputs(cfg: DaemonConfig) -> None:
     lost the summary, while the run still ended "successfully". A summary path holding a file that is no run
     summary is refused too: every run replaces its summary, and that file was lost at shutdown
     (:func:`inspector.outputs.claim_file`, the rule of every command's output)."""
+    read_only = cfg.recorder.enabled and read_only_folder(cfg.recorder.dir)
     if cfg.recorder.enabled:
         why = folder_problem(cfg.recorder.dir)
-        if why:
+        if why and read_only:
+            # a state of the disk, not of the config (a USB disk mounted ro after a power cut, a disk the kernel
+            # remounted ro after errors): as when it happens mid-run, it costs the recordings only, told and counted,
+            # and recording starts once it is writable. Refused, it stopped every camera's inspection, and a
+            # service restarting the daemon never inspected again until someone remounted the disk.
+            log.warning("recorder.dir: %s; defects are inspected but not recorded (counted as recorder.unusable) "
+                        "until it is writable", why)
+        elif why:
             raise ConfigError(f"recorder.dir: {why}", field="recorder.dir")
     if cfg.recorder.enabled:
         _refuse_recording_into_a_source(cfg)
         _check_recorder_disk(cfg.recorder.dir, cfg.recorder.min_free_bytes)
         # A camera folder that is a file, a link or cannot be written in (chattr +i) costs that camera's evidence
         # only: told here, and by the recorder, which records the others (it stopped every camera before)
-        for cam in cfg.cameras:
+        for cam in cfg.cameras if not read_only else ():  # read-only: told once above, for all of them
             why = camera_folder_problem(Path(cfg.recorder.dir) / cam.name)
             if why:
                 log.warning("recorder.dir: %s; camera '%s' will be inspected but not recorded", why, cam.name)
@@ -393,6 +402,10 @@ class Daemon:
         refuse_shared_sources(cfg, self.extensions.source_names)
         if cfg.recorder.enabled:  # before the model loads: a second daemon on the folder is told at once
             self._dir_lock = lock_recorder_dir(cfg.recorder.dir, create=not self._checking)
+        if cfg.recorder.enabled and self._checking and (watch := MountWatch(cfg.recorder.dir)).listed:
+            # a run tells it at start (the recorder waits for the disk); --check said OK and nothing more
+            log.warning("recorder.dir: %s (listed in /etc/fstab) is not mounted now; nothing will be recorded in "
+                        "%s until it is", watch.point, cfg.recorder.dir)
         try:
             self._setup_parts(cfg)
         except BaseException:

@@ -26,7 +26,8 @@ link, a folder) and a camera folder replaced by a link are left as they are. The
 exception: what a process that died mid-write left (:data:`TEMPORARY_NAME` in a camera folder, whose writer is
 gone, and the half a recording it marks) is removed at start, else each crash left it for ever. A camera
 folder that cannot take recordings (a file, a link, chattr +i) costs that camera's recordings only
-(counted as ``recorder.unusable``); the others are recorded. Files it wrote that it cannot remove (an immutable file, an append-only
+(counted as ``recorder.unusable``); the others are recorded. So does a camera folder that was the mount
+point of a disk of its own and is no longer mounted (:meth:`RecorderWorker._camera_unmounted`). Files it wrote that it cannot remove (an immutable file, an append-only
 folder: chattr +i/+a stop root too) are named in one line, counted and left, and recording goes on. Write
 errors are counted and logged;
 a full or broken disk never stops inspection.
@@ -481,6 +482,8 @@ class RecorderWorker(Worker):
         self.root = Path(cfg.dir)
         self._mount = MountWatch(self.root)  # the file system recorder.dir lies on (:meth:`_unmounted`)
         self._off_mount = False  # that file system is no longer mounted (told)
+        # camera → (its folder's st_dev when looked at, its own mount or None): :meth:`_camera_unmounted`
+        self._camera_mounts: dict[str, tuple[int, MountWatch | None]] = {}
         self.inbox: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
         # the books: one entry per recording, (its files with their identities, bytes), oldest first
         self._kept: collections.deque[tuple[dict[Path, FileId], int]] = collections.deque()
@@ -576,8 +579,9 @@ class RecorderWorker(Worker):
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self._scan_existing()
-            for camera in sorted(self._cameras):  # each camera that cannot be recorded is told at start
-                self._camera_unusable(camera)
+            if not self._unmounted():  # recorder.dir's disk not mounted yet: told at start, not at the first defect
+                for camera in sorted(self._cameras):  # each camera that cannot be recorded is told at start
+                    self._camera_unusable(camera)
         except OSError as exc:
             # No count here: each defect this costs is counted once as it comes (recorder.unusable); an
             # extra recorder.errors made the run's "lost" total one more than the defects lost
@@ -645,7 +649,7 @@ class RecorderWorker(Worker):
             files = groups[stem]
             self._kept.append(({path: file_id for path, file_id, _ in files}, sum(n for *_, n in files)))
             self._bytes += self._kept[-1][1]
-        self._enforce_retention()
+        self._tell_deleted_at_start(len(self._kept), self._enforce_retention())
 
     def _scan_folder(self, folder: Path, groups: dict[Path, list[tuple[Path, FileId, int]]],
                      marks: dict[Path, Path]) -> None:
@@ -819,7 +823,7 @@ class RecorderWorker(Worker):
         Looked at for each defect (an lstat and an access(2), microseconds against a recording's milliseconds):
         looked at again only every 10 s, a folder put right (its permission given back, chattr -i, a share
         remounted writable) lost up to 10 s more of that camera's evidence (50 defects at 5 a second)."""
-        why = camera_folder_problem(self.root / camera)
+        why = self._camera_unmounted(camera) or camera_folder_problem(self.root / camera)
         if why is None:
             if camera in self._blocked:
                 self._blocked.discard(camera)
@@ -831,6 +835,49 @@ class RecorderWorker(Worker):
                       "as recorder.unusable", camera, why)
         return True
 
+    def _camera_unmounted(self, camera: str) -> str | None:
+        """Why ``camera``'s folder cannot take recordings because it was the mount point of a file system of its
+        own (a disk or share per camera) that is no longer mounted, or one /etc/fstab lists that is not mounted
+        yet; None otherwise. The folder is then the bare mount-point directory on the disk beneath: recordings
+        written there filled the system disk, said nothing, and the next mount hid them from every reader
+        (:meth:`_unmounted` watched recorder.dir's own mount only).
+
+        A folder found on recorder.dir's file system costs one lstat per defect: its mount is looked for again
+        (:class:`MountWatch`, ~0.3 ms) only when its device changed, so a disk mounted there mid-run is watched
+        from the next defect on."""
+        seen = self._camera_mounts.get(camera)
+        if seen is None or seen[1] is None:
+            try:
+                st = os.lstat(self.root / camera)
+            except OSError:  # missing: made at the first defect, on recorder.dir's file system
+                try:
+                    self._camera_mounts[camera] = (os.stat(self.root).st_dev, None)
+                except OSError:
+                    pass
+                return None
+            if not stat.S_ISDIR(st.st_mode) or (seen is not None and seen[0] == st.st_dev):
+                return None  # a link (refused: camera_folder_problem), or no mount since it was looked at
+            watch = MountWatch(self.root / camera)
+            own = watch.point != self._mount.point
+            if own and seen is not None and self._booked_in(self.root / camera):  # hidden by a mount, not lost
+                log.warning("recorder.dir: a file system was mounted on camera '%s''s folder %s while recording; its "
+                            "recordings made before are beneath that mount, hidden until it is unmounted; recording "
+                            "goes on on the mounted one", camera, watch.point)
+            seen = self._camera_mounts[camera] = (st.st_dev, watch if own else None)
+            if not own:  # recorder.dir's own file system: :meth:`_unmounted` watches it
+                return None
+        watch = seen[1]
+        if not watch.gone():
+            return None
+        how = ("is not mounted (listed in /etc/fstab: its disk not there yet?)" if watch.listed
+               else "is no longer mounted (its disk unmounted or gone?)")
+        return (f"{watch.point}, the mount point of its own file system, {how}; nothing is recorded in the folder "
+                f"beneath it until it is mounted")
+
+    def _booked_in(self, folder: Path) -> bool:
+        """Whether the books hold a recording in ``folder``."""
+        return any(next(iter(files)).parent == folder for files, _ in self._kept)
+
     def _unmounted(self) -> bool:
         """Whether the file system recorder.dir lay on when the run started is no longer mounted (a USB evidence
         disk pulled or unmounted, a network share dropped: :class:`inspector.mounts.MountWatch`). Nothing is
@@ -841,9 +888,11 @@ class RecorderWorker(Worker):
         removed'. Looked at for each defect (two lstat calls)."""
         gone = self._mount.gone()
         if gone and not self._off_mount:
-            log.error("recorder.dir: %s (holding recorder.dir %s) is no longer mounted (its disk unmounted or gone?); "
-                      "nothing is recorded in the folder beneath it (the system disk, hidden by the next mount) "
-                      "until it is mounted again; defects counted as recorder.unusable", self._mount.point, self.root)
+            how = ("is not mounted (listed in /etc/fstab: its disk not there yet?)" if self._mount.listed
+                   else "is no longer mounted (its disk unmounted or gone?)")
+            log.error("recorder.dir: %s (holding recorder.dir %s) %s; nothing is recorded in the folder beneath it "
+                      "(the system disk, hidden by the next mount) until it is mounted; defects counted as "
+                      "recorder.unusable", self._mount.point, self.root, how)
         elif self._off_mount and not gone:
             log.warning("recorder.dir: %s is mounted again; recording resumes in %s", self._mount.point, self.root)
         self._off_mount = gone
@@ -869,6 +918,9 @@ class RecorderWorker(Worker):
                     "recording goes on in the folder now at that path, locked for this run", self.root)
         self._kept.clear()
         self._bytes, self._checked_at = 0, -math.inf
+        # the folder now there may lie on another disk (one mounted since the start): that one is watched from now
+        # on, else pulling it later went unseen and recording went on in the bare mount-point directory beneath
+        self._mount, self._camera_mounts = MountWatch(self.root), {}
         self._scan_existing()
         return True
 
@@ -954,22 +1006,37 @@ class RecorderWorker(Worker):
         self._kept, self._bytes = kept, total
         self._checked_at = time.monotonic()
 
-    def _enforce_retention(self) -> None:
+    def _enforce_retention(self) -> int:
+        """Delete the oldest recordings beyond recorder.max_events / max_bytes; returns how many were deleted."""
         # Checking every file costs a stat each: done when retention is about to delete, at most every
         # _RECHECK_S s (at max_events a recording is deleted for each one written).
         if self._over_limit() and time.monotonic() - self._checked_at >= _RECHECK_S:
             self._forget_removed()
         # The newest recording always stays: with max_bytes below one recording's size every recording was
         # deleted as soon as it was written, a run with 6 defects leaving none, and nothing said.
+        deleted = 0
         while len(self._kept) > 1 and self._over_limit():
             files, size = self._kept.popleft()
             self._bytes -= size  # off the books either way: one that cannot be deleted is not retried
             if self._delete_recording(files):
                 self.counters.add("recorder.deleted")
+                deleted += 1
         if self._over_limit() and not self._told_too_small:
             self._told_too_small = True
             log.warning("recorder.max_bytes: %d is less than one recording (%d bytes); only the newest is kept "
                         "(raise recorder.max_bytes)", self.cfg.max_bytes, self._bytes)
+        return deleted
+
+    def _tell_deleted_at_start(self, found: int, deleted: int) -> None:
+        """One line when retention deleted ``deleted`` of the ``found`` recordings of earlier runs as recorder.dir
+        was opened. A run keeps its folder within the limits, so this happens only when they were lowered (a
+        max_events of 10 meant as 10000) or recordings were put back: thousands of earlier runs' recordings went
+        before the first frame, counted in recorder.deleted only, and the log said nothing."""
+        if deleted:
+            cfg = self.cfg
+            log.warning("recorder: deleted the %d oldest of the %d recording(s) of earlier runs in %s as it was "
+                        "opened, to keep within recorder.max_events %d / recorder.max_bytes %d (0: no limit)",
+                        deleted, found, self.root, cfg.max_events, cfg.max_bytes)
 
     def _delete_recording(self, files: dict[Path, FileId]) -> bool:
         """Delete the files of one recording; False if one could not be (EACCES/EPERM/EROFS: an earlier run's

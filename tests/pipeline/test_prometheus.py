@@ -200,3 +200,33 @@ def test_mqtt_messages_pending_is_a_gauge_and_the_bridge_books_add_up(tiny_model
     assert "pending" not in counter, text
     pending = value(families["inspector_mqtt_messages_pending"], "inspector_mqtt_messages_pending")
     assert pending >= 6 and counter["offered"] == counter["delivered"] + counter["dropped"] + pending, text
+
+
+def test_recordings_written_and_deleted_by_retention_are_scraped(tiny_model, endpoint, tmp_path):
+    """A real daemon recording 5 defects with recorder.max_events 2: inspector_recordings_total says 5 written and 3
+    deleted by retention, none it could not delete. What became of the recordings (written, deleted, retention
+    unable to delete while the folder grows) was in the log and v1/stats only: a scrape saw only the defects lost."""
+    from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.config import daemon_config
+
+    folder = write_folder(tmp_path / "frames", [True] * 5)
+    listen = f"127.0.0.1:{free_port()}"
+    cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(folder)}], metrics={"listen": listen},
+                      thresholds={"image": 0.0},
+                      recorder={"enabled": True, "dir": str(tmp_path / "rec"), "min_free_bytes": 0, "max_events": 2})
+    daemon = make_daemon(daemon_config(cfg))
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 30
+        while daemon.counters.snapshot().get("recorder.written", 0) < 5:
+            assert time.monotonic() < deadline, daemon.counters.snapshot()
+            time.sleep(0.1)
+        families, text = scrape(f"http://{listen}/metrics")
+    finally:
+        daemon.wait(timeout=20)
+    assert "inspector_recordings" in families, text
+    rec = families["inspector_recordings"]
+    assert value(rec, "inspector_recordings_total", outcome="written") == 5
+    assert value(rec, "inspector_recordings_total", outcome="deleted") == 3
+    assert value(rec, "inspector_recordings_total", outcome="delete_error") == 0
+    assert len(list((tmp_path / "rec" / "cam0").glob("*.json"))) == 2
