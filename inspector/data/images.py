@@ -138,7 +138,7 @@ from inspector.contract import (BIT_DEPTHS, DEFAULT_DOWNSCALE, DOWNSCALE_METHODS
                                 RESIZE_POLICIES)  # one home: the contract
 from inspector.errors import DataError
 from inspector.data.tiff_retag import RetagError, decode_retagged, decode_widened, needs_retag, needs_widening
-from inspector.data.jpeg_damage import jpeg_damage
+from inspector.data.jpeg_damage import jpeg_damage, jpeg_end
 
 log = logging.getLogger("inspector.images")
 
@@ -940,10 +940,11 @@ def _imdecode_raw(buf: np.ndarray, flags: int) -> np.ndarray | None:
 
 def _imdecode(buf: np.ndarray, where: str, flags: int) -> np.ndarray:
     """``buf`` decoded by OpenCV. Raises :class:`ImageRejected` ("corrupt") when it cannot be, and when it is a
-    complete JPEG whose compressed data is damaged (:func:`inspector.data.jpeg_damage.jpeg_damage`): OpenCV
+    complete JPEG (one with its end marker, bytes after it or not) whose compressed data is damaged
+    (:func:`inspector.data.jpeg_damage.jpeg_damage`): OpenCV
     decodes that to garbage without a word, and garbage scored as a part is a wrong decision."""
-    if bytes(buf[:3]) == _JPEG_SOI + b"\xff" and bytes(buf[-2:]) == _JPEG_EOI:
-        damage = jpeg_damage(buf.tobytes())
+    if bytes(buf[:3]) == _JPEG_SOI + b"\xff" and jpeg_end(data := buf.tobytes()) is not None:
+        damage = jpeg_damage(data)  # a complete file, bytes after its end marker or not
         if damage is not None:
             raise ImageRejected(f"{where}: damaged JPEG data ({damage})", "corrupt")
     img = cv2_imdecode(buf, flags) if buf.size else None

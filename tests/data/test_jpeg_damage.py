@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from inspector.data.images import ImageRejected, decode_image, read_image
-from inspector.data.jpeg_damage import jpeg_damage
+from inspector.data.jpeg_damage import jpeg_damage, jpeg_end
 
 
 def _part() -> tuple[np.ndarray, bytes]:
@@ -63,3 +63,70 @@ def test_layouts_libjpeg_turbo_cannot_judge_are_decoded_as_before():
     for data in (cmyk.getvalue(), progressive.getvalue(), cv2.imencode(".jpg", img[..., 0])[1].tobytes()):
         assert jpeg_damage(data) is None
         assert decode_image(data, "x.jpg").shape[:2] == (240, 320)
+
+
+def _stuffed_byte_flips(data: bytes, count: int = 6) -> list[bytes]:
+    """``data`` with one bit flipped in the 0x00 after an 0xFF of its scan (a stuffed data byte 0xFF), each bit of
+    such a byte in turn: the flip makes a marker (FF 01 … FF 80) the file never had."""
+    sos = data.index(b"\xff\xda")
+    start, out = sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big"), []
+    stuffed = [i for i in range(start, len(data) - 2) if data[i:i + 2] == b"\xff\x00"]
+    for n, i in enumerate(stuffed[:count]):
+        flipped = bytearray(data)
+        flipped[i + 1] ^= 1 << (n % 8)
+        out.append(bytes(flipped))
+    return out
+
+
+@pytest.mark.parametrize("layout", ["baseline", "restart markers", "progressive", "grey"])
+def test_a_flipped_bit_that_makes_a_marker_in_the_scan_is_refused_as_corrupt(layout):
+    """OpenCV decodes such a file with only "premature end of data segment" on stderr (the rows after the flip
+    filled), libjpeg-turbo's strict mode stops with a marker error ("Unsupported marker type 0x40", "two SOF
+    markers", …) that was not taken for damage: 7 of 8 flips of such a byte were scored as parts."""
+    img, _ = _part()
+    base = io.BytesIO()
+    Image.fromarray(img).save(base, "JPEG", quality=90, progressive=layout == "progressive")
+    data = {"baseline": base.getvalue(), "progressive": base.getvalue(),
+            "restart markers": cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_RST_INTERVAL, 4])[1].tobytes(),
+            "grey": cv2.imencode(".jpg", img[..., 1])[1].tobytes()}[layout]
+    whole = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    flips = _stuffed_byte_flips(data)
+    assert len(flips) == 6
+    for flipped in flips:
+        garbage = cv2.imdecode(np.frombuffer(flipped, np.uint8), cv2.IMREAD_UNCHANGED)
+        # what made it wrong: pixels unlike the part's, without a word (a progressive file may fail outright)
+        assert garbage is None or not np.array_equal(garbage, whole)
+        with pytest.raises(ImageRejected) as refused:
+            decode_image(flipped, "cam/0001.jpg")
+        assert refused.value.reason == "corrupt"
+        if garbage is not None:
+            assert str(refused.value).startswith("cam/0001.jpg: damaged JPEG data (")
+
+
+@pytest.mark.parametrize("tail", [b"\x00" * 512, b"\xff" * 7, "appended picture"])
+def test_a_jpeg_with_bytes_after_its_end_marker_is_judged_up_to_it(tail):
+    """Bytes after EOI (a camera padding its file to a block, a second picture appended) left the file unjudged:
+    a damaged scan in it was scored as a part. Whole, it decodes as before."""
+    img, data = _part()
+    tail = data if tail == "appended picture" else tail
+    reference = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert np.array_equal(decode_image(data + tail, "x.jpg", order="BGR"), reference)
+    for damaged in (*_damaged().values(), *_stuffed_byte_flips(data, 2)):
+        with pytest.raises(ImageRejected, match="damaged JPEG data"):
+            decode_image(damaged + tail, "x.jpg")
+
+
+def test_jpeg_end_skips_a_thumbnail_and_finds_the_end_marker_before_appended_bytes():
+    img, data = _part()
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    framed = io.BytesIO()
+    Image.fromarray(img).save(framed, "JPEG", exif=exif)
+    with_thumb = framed.getvalue()
+    # an APP1 segment holding a whole JPEG (a thumbnail) before the picture's own scan
+    thumb = cv2.imencode(".jpg", img[:16, :16])[1].tobytes()
+    segment = b"\xff\xe1" + (len(thumb) + 2).to_bytes(2, "big") + thumb
+    nested = data[:2] + segment + data[2:]
+    assert jpeg_end(nested + b"\0" * 9) == len(nested) - 2
+    assert jpeg_end(with_thumb + data) == len(with_thumb) - 2
+    assert jpeg_end(data[:len(data) // 2]) is None
