@@ -14,7 +14,7 @@ file gives the same pixels everywhere. The rules:
   :func:`frame_size` and a mask's alpha (:func:`_exif_orientation`: its value whatever the tag's type; a tag
   without a value in 2..8 is none);
 * **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded,
-  CMYK and YCCK converted, MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit
+  CMYK (at every depth and layout, by libtiff's rule) and YCCK converted, a CIELab TIFF refused in one line, MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit
   pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
   multi-page files use their first page, animated PNG (APNG) and WebP files their first frame (one warning
   per folder or source says how many pages or frames were left); interlaced (Adam7) PNG and progressive JPEG decode as their plain
@@ -1219,11 +1219,30 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
       reads 8-bit tiles exactly (L, RGB, RGBA, MinIsWhite; 16-bit and float tiles OpenCV reads):
       :func:`_decode_8_bit_tiles`.
 
+    * **CMYK** wider than 8 bits, with alpha or in planes, which OpenCV refused: read by
+      :mod:`inspector.data.tiff_retag` and converted by the rule OpenCV's 8-bit CMYK is read by.
+    * **CIELab** (PhotometricInterpretation 8, ICCLab 9, ITULab 10): refused in one line (:func:`_refuse_lab`).
+
     A MinIsWhite page wider than 8 bits is inverted by :func:`decode_image` (OpenCV inverts only 8-bit ones).
     """
+    _refuse_lab(tiff, where)
     if tiff.tiled and (tiff.bits or 8) <= 8:
         return _decode_8_bit_tiles(buf, where, tiff)
     return _decode_tiff_layout(buf, where, tiff)
+
+
+_LAB = (8, 9, 10)  # PhotometricInterpretation CIELab (TIFF 6.0 Section 23), ICCLab and ITULab (Technical Note 3)
+
+
+def _refuse_lab(tiff: TiffLayout, where: str) -> None:
+    """Raise :class:`ImageRejected` (reason ``unsupported``) for a page of L*a*b* samples. OpenCV read 8-bit CIELab
+    as if it were RGB (a neutral grey L* 50 came out (133, 123, 107)) and refused the others as "corrupt".
+    Converting them is not done: L*a*b* to a camera's RGB needs a white point and a colour transform the camera
+    never applied (the rule is no colour management), and a guessed conversion is pixels no camera produced."""
+    if tiff.photometric in _LAB:
+        raise ImageRejected(f"{where}: a CIELab TIFF (PhotometricInterpretation {tiff.photometric}: L*a*b* colour, "
+                            f"not a camera's RGB or grey samples) is not read; save it as RGB or grey",
+                            "unsupported")
 
 
 def _decode_8_bit_tiles(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:

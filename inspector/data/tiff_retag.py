@@ -27,6 +27,11 @@ refused in one line naming the file, as any undecodable image.
   page would take as the sample before); the floating-point Predictor (3) is refused in one line.
 * **16-bit grey + alpha** (uint16 / float16): OpenCV cut uint16 to 8 bits (12-bit data with ``bit_depth: 12``
   came out 16x too dark) and read float16's words as 8-bit levels (garbage): read as above.
+* **CMYK** (PhotometricInterpretation 5, four inks) wider than 8 bits, with extra samples, or in separate planes:
+  OpenCV reads only interleaved 8-bit CMYK (by libtiff's RGBA reader, ``R = (255 - C)(255 - K) / 255``); a 16-bit
+  page, one with alpha and 8- or 16-bit planes were refused. They are read as above (wide page or planes) and
+  converted by that same rule at their own depth (:func:`cmyk_to_bgr`), so one picture gives the same pixels as an
+  8-bit, 16-bit, planar or interleaved CMYK file.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ _INT_TYPES = {1: "B", 3: "H", 4: "I"}  # BYTE, SHORT, LONG: the types of the tag
 # rows per strip, orientation, predictor, tiles, sample format (JPEGTables for new-style JPEG strips)
 _KEPT = (256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 279, 284, 317, 322, 323, 324, 325, 339, 347)
 _GREY_OR_RGB = (0, 1, 2)  # photometric interpretations whose planes are grey samples each
+_CMYK = 5  # PhotometricInterpretation Separated (TIFF 6.0 Section 16), read as CMYK: its default InkSet 1
+_PLANES_READ = (*_GREY_OR_RGB, _CMYK)
 
 
 class RetagError(ValueError):
@@ -139,9 +146,9 @@ def decode_retagged(buf: bytes, where: str, imdecode: Callable[[np.ndarray], np.
         photometric = _one(tags, 262)
         float16 = _one(tags, 339, 1) == 3 and _one(tags, 258, 1) == 16
         planes = samples if planar == 2 and samples > 1 else 1
-        if planes > 1 and photometric not in _GREY_OR_RGB:
+        if planes > 1 and photometric not in _PLANES_READ:
             raise RetagError(f"separate planes of photometric interpretation {photometric} are not read")
-        used = (3 if photometric == 2 else 1) if planes > 1 else 1
+        used = {2: 3, _CMYK: 4}.get(photometric, 1) if planes > 1 else 1
         decoded = [imdecode(np.frombuffer(_with_ifd(buf, order, _plane_entries(tags, k, planes, float16)), np.uint8))
                    for k in range(used)]
     except (struct.error, IndexError) as exc:
@@ -152,6 +159,8 @@ def decode_retagged(buf: bytes, where: str, imdecode: Callable[[np.ndarray], np.
         return decoded[0]
     if any(d.shape != decoded[0].shape or d.ndim != 2 for d in decoded):
         raise RetagError("its planes decode to different sizes")
+    if used == 4:
+        return cmyk_to_bgr(np.dstack(decoded))
     return decoded[0] if used == 1 else np.dstack(decoded[::-1])  # R, G, B planes → OpenCV's BGR
 
 
@@ -159,8 +168,23 @@ def needs_widening(planar: int, samples: int, bits: int | None, photometric: int
     """Whether a page of these tags is read as one wide grey page (:func:`decode_widened`): interleaved samples
     with extra ones (alpha) that OpenCV refuses (32 or 64 bits) or cuts to 8 bits (16-bit grey + alpha)."""
     colour = 3 if photometric == 2 else 1
+    if photometric == _CMYK:  # OpenCV reads 8-bit CMYK without extra samples only
+        return planar != 2 and samples >= 4 and (samples > 4 or (bits or 8) > 8)
     return (planar != 2 and photometric in _GREY_OR_RGB and samples > colour
             and (bits in (32, 64) or (bits == 16 and colour == 1)))
+
+
+def cmyk_to_bgr(cmyk: np.ndarray) -> np.ndarray:
+    """CMYK samples (H, W, 4), unsigned integers of any width → BGR (H, W, 3) of the same dtype by the rule OpenCV's
+    8-bit CMYK TIFFs are read by (libtiff tif_getimage.c, putRGBcontig8bitCMYKtile: ``R = (W - C)(W - K) / W``,
+    rounded down), ``W`` the dtype's white: 65535 for 16-bit samples. Raises :class:`RetagError` for other
+    sample types (float or signed CMYK, which no reader here converts)."""
+    if cmyk.dtype.kind != "u":
+        raise RetagError(f"CMYK samples of type {cmyk.dtype} are not read")
+    white = int(np.iinfo(cmyk.dtype).max)
+    wide = cmyk.astype(np.uint64)
+    ink = white - wide[..., 3]
+    return np.dstack([(white - wide[..., i]) * ink // white for i in (2, 1, 0)]).astype(cmyk.dtype)
 
 
 def _undifferenced(diffs: np.ndarray, span: int) -> np.ndarray:
@@ -204,5 +228,7 @@ def decode_widened(buf: bytes, imdecode: Callable[[np.ndarray], np.ndarray]) -> 
     pixels = wide.reshape(wide.shape[0], -1, samples)
     pixels = _undifferenced(pixels, span) if predictor == 2 else pixels
     pixels = pixels.view(np.float16).astype(np.float32) if float16 else pixels
+    if photometric == _CMYK:
+        return cmyk_to_bgr(pixels[:, :, :4]), _one(tags, 274, 1)
     kept = pixels[:, :, 2::-1] if photometric == 2 else pixels[:, :, 0]  # R, G, B → OpenCV's BGR; grey
     return np.ascontiguousarray(kept), _one(tags, 274, 1)

@@ -203,10 +203,11 @@ def _strip(block: np.ndarray, compression: int, predictor: int) -> bytes:
 
 
 def _tiff_page(samples: np.ndarray, photometric: int, sample_format: int, planar: bool, compression: int = 1,
-               predictor: int = 1, rows: int = 8) -> bytes:
+               predictor: int = 1, rows: int = 8, extra: tuple[int, ...] | None = None) -> bytes:
     """A little-endian TIFF of ``samples`` (H, W, C) with strips of ``rows`` rows, interleaved or one plane per
     sample (PlanarConfiguration 2), uncompressed or Deflate, with or without Predictor 2; written here
-    because neither OpenCV nor Pillow writes planar or float16 pages."""
+    because neither OpenCV nor Pillow writes planar or float16 pages. ``extra``: its ExtraSamples values (default:
+    one unassociated alpha for 4 samples, none else)."""
     h, w, c = samples.shape
     planes = [samples[:, :, [k]] for k in range(c)] if planar else [samples]
     strips = [_strip(p[y:y + rows], compression, predictor) for p in planes for y in range(0, h, rows)]
@@ -214,8 +215,9 @@ def _tiff_page(samples: np.ndarray, photometric: int, sample_format: int, planar
               262: (3, [photometric]), 273: (4, [0] * len(strips)), 277: (3, [c]), 278: (4, [rows]),
               279: (4, [len(b) for b in strips]), 284: (3, [2 if planar else 1]), 317: (3, [predictor]),
               339: (3, [sample_format] * c)}
-    if c == 4:
-        values[338] = (3, [2])  # unassociated alpha
+    extra = ((2,) if c == 4 else ()) if extra is None else extra
+    if extra:
+        values[338] = (3, list(extra))  # 2: unassociated alpha
     extra_at = 8 + 2 + 12 * len(values) + 4
     out_of_line = {tag: v for tag, v in values.items() if len(v[1]) * (2 if v[0] == 3 else 4) > 4}
     data_at = extra_at + sum(len(v[1]) * (2 if v[0] == 3 else 4) for v in out_of_line.values())
