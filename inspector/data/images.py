@@ -14,8 +14,8 @@ file gives the same pixels everywhere. The rules:
   :func:`frame_size` and a mask's alpha (:func:`_exif_orientation`: its value whatever the tag's type; a tag
   without a value in 2..8 is none);
 * **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded,
-  CMYK (at every depth and layout, by libtiff's rule) and YCCK converted, a CIELab TIFF refused in one line, MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit
-  pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
+  CMYK (at every depth and layout, by libtiff's rule) and YCCK converted, a CIELab TIFF refused in one line,
+  MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
   multi-page files use their first page, animated PNG (APNG) and WebP files their first frame (one warning
   per folder or source says how many pages or frames were left); interlaced (Adam7) PNG and progressive JPEG decode as their plain
   copies;

@@ -35,21 +35,31 @@ _MARKER_ERRORS = ("Unsupported marker type", "Invalid JPEG file structure", "Uns
                   "Bogus DAC", "Huffman table 0x", "Quantization table 0x", "Arithmetic table 0x",
                   "Invalid component ID", "Invalid progressive parameters", "Didn't expect more than one scan")
 _STANDALONE = frozenset((0x01, *range(0xD0, 0xD8)))  # TEM and RST0-7: markers without a length (T.81 B.1.1.3)
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (T.81 Table B.1): not DHT, JPG, DAC
+_LOSSLESS = frozenset((0xC3, 0xC7, 0xCB, 0xCF))  # lossless frames: Huffman / arithmetic, sequential / differential
 
 
 def jpeg_damage(data: bytes) -> str | None:
     """libjpeg's warning (or marker error) when the JPEG file ``data`` (its whole bytes, SOI to EOI and any
     bytes after it) has damaged compressed data, else None.
 
-    None too when libjpeg-turbo cannot judge the file (CMYK, 12-bit, arithmetic or lossless coding: the caller's
-    decoder reads it as before) and when the only warning is padding before the end marker: bytes of one fill
-    value, 0x00 or 0xFF, or up to 4 stray bytes, between the last scan and EOI, which some cameras write and
-    which leave every pixel whole. Source: libjpeg-turbo jerror.h (the JWRN_* warnings); simplejpeg ``decode_jpeg(strict=True)``.
+    None too when libjpeg-turbo cannot judge the file (12- or 16-bit samples, which its 8-bit decoder refuses; a
+    colour conversion it lacks: the caller's decoder reads it as before) and when the only warning is padding
+    before the end marker: bytes of one fill value, 0x00 or 0xFF, or up to 4 stray bytes, between the last scan
+    and EOI, which some cameras write and which leave every pixel whole. A lossless JPEG (SOF3, 7, 11, 15) is
+    judged at full size: it has no DCT to scale, and simplejpeg 1.9 asked for 1/8 of it wrote the whole image
+    into a buffer sized for the eighth (the heap overflowed and the process, a daemon with it, died of a
+    segmentation fault a few files later). Source: libjpeg-turbo jerror.h (the JWRN_* warnings); simplejpeg
+    ``decode_jpeg(strict=True)``.
     """
     import simplejpeg
 
+    frame = jpeg_frame(data)
+    if frame is not None and frame[1] != 8:
+        return None
+    smallest = {} if frame is None or frame[0] in _LOSSLESS else {"min_height": 1, "min_width": 1}
     try:
-        simplejpeg.decode_jpeg(data, min_height=1, min_width=1, strict=True)
+        simplejpeg.decode_jpeg(data, strict=True, **smallest)
     except ValueError as exc:
         message = str(exc).strip()
         if message.startswith(_NOT_DAMAGE) or _padding_only(data, message):
@@ -68,28 +78,44 @@ def _header_reads(simplejpeg, data: bytes) -> bool:
     return True
 
 
-def jpeg_end(data: bytes) -> int | None:
-    """Where the EOI marker of the JPEG ``data`` (starting with SOI) lies: the first FF D9 after its first scan's
-    header, found by walking the marker segments before it by their lengths (T.81 B.1.1.4), so an EXIF thumbnail's
-    own end marker is skipped. None when there is none (a file cut short, or no scan). Bytes after it (padding, an
-    appended picture) are no part of the image: libjpeg stops reading at it. A header the walk loses its way in
-    (bytes between segments, which libjpeg skips with a warning) ends where the file ends in EOI, if it does."""
+def _header_segments(data: bytes):
+    """(marker, offset of its segment's first byte after the marker, offset just past the segment) of each marker
+    segment of the JPEG ``data`` (starting with SOI) up to and with its first SOS, walked by their lengths (T.81
+    B.1.1.4: an EXIF thumbnail inside APP1 is skipped whole); the walk stops early where a byte between segments
+    is no marker."""
     pos, size = 2, len(data)
-    while pos + 4 <= size:
-        if data[pos] != 0xFF:
-            break
+    while pos + 4 <= size and data[pos] == 0xFF:
         marker = data[pos + 1]
         if marker == 0xFF:  # fill bytes before a marker (T.81 B.1.1.2)
             pos += 1
             continue
-        if marker in _STANDALONE:
-            pos += 2
-            continue
-        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        start = pos + 2
+        pos = start if marker in _STANDALONE else start + int.from_bytes(data[start:start + 2], "big")
+        yield marker, start, pos
         if marker == 0xDA:
-            end = data.find(_EOI, pos)
-            return end if end >= 0 else None
-    return size - 2 if data[-2:] == _EOI else None
+            return
+
+
+def jpeg_frame(data: bytes) -> tuple[int, int] | None:
+    """(SOF marker: 0xC0 baseline … 0xC3 lossless …, sample precision P in bits) of the JPEG ``data``'s frame
+    header (T.81 B.2.2: length, P, …), None when its header holds none that can be read."""
+    for marker, start, end in _header_segments(data):
+        if marker in _SOF:
+            return (marker, data[start + 2]) if start + 2 < min(end, len(data)) else None
+    return None
+
+
+def jpeg_end(data: bytes) -> int | None:
+    """Where the EOI marker of the JPEG ``data`` (starting with SOI) lies: the first FF D9 after its first scan's
+    header (:func:`_header_segments`, so an EXIF thumbnail's own end marker is skipped). None when there is none
+    (a file cut short, or no scan). Bytes after it (padding, an appended picture) are no part of the image:
+    libjpeg stops reading at it. A header the walk loses its way in (bytes between segments, which libjpeg skips
+    with a warning) ends where the file ends in EOI, if it does."""
+    for marker, _, end in _header_segments(data):
+        if marker == 0xDA:
+            at = data.find(_EOI, end)
+            return at if at >= 0 else None
+    return len(data) - 2 if data[-2:] == _EOI else None
 
 
 def _padding_only(data: bytes, message: str) -> bool:

@@ -2,6 +2,11 @@
 before its end marker, and the layouts libjpeg-turbo cannot judge (CMYK) decode exactly as before."""
 
 import io
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -130,3 +135,71 @@ def test_jpeg_end_skips_a_thumbnail_and_finds_the_end_marker_before_appended_byt
     assert jpeg_end(nested + b"\0" * 9) == len(nested) - 2
     assert jpeg_end(with_thumb + data) == len(with_thumb) - 2
     assert jpeg_end(data[:len(data) // 2]) is None
+
+
+def _lossless_jpeg(samples: np.ndarray) -> bytes:
+    """A lossless JPEG (T.81 Annex H: SOF3, predictor 1, 8-bit) of ``samples`` (H, W) or (H, W, 3) uint8."""
+    samples = samples[:, :, None] if samples.ndim == 2 else samples
+    h, w, comps = samples.shape
+    ids = (1,) if comps == 1 else tuple(b"RGB")  # 'R', 'G', 'B': libjpeg reads them as RGB, not YCbCr
+    sof = struct.pack(">BHHB", 8, h, w, comps) + b"".join(struct.pack(">BBB", i, 0x11, 0) for i in ids)
+    # one DC table: categories 0..8 (an 8-bit difference), each a 4-bit code equal to the category
+    dht = bytes([0x00]) + bytes([0, 0, 0, 9] + [0] * 12) + bytes(range(9))
+    sos = bytes([comps]) + b"".join(bytes([i, 0x00]) for i in ids) + bytes([1, 0, 0])  # predictor 1, Pt 0
+    bits, x = [], samples.astype(np.int32)
+    for row in range(h):
+        for col in range(w):
+            for c in range(comps):
+                pred = 128 if row == col == 0 else x[row, col - 1, c] if col else x[row - 1, col, c]
+                diff = int(x[row, col, c] - pred)
+                size = abs(diff).bit_length()
+                bits.append(format(size, "04b"))
+                if size:
+                    bits.append(format(diff if diff > 0 else diff + (1 << size) - 1, f"0{size}b"))
+    stream = "".join(bits)
+    stream += "1" * (-len(stream) % 8)
+    data = int(stream, 2).to_bytes(len(stream) // 8, "big") if stream else b""
+    data = data.replace(b"\xff", b"\xff\x00")
+
+    def segment(marker: int, body: bytes) -> bytes:
+        return struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body
+    return b"\xff\xd8" + segment(0xC3, sof) + segment(0xC4, dht) + segment(0xDA, sos) + data + b"\xff\xd9"
+
+
+_DECODE_MANY = """
+import sys
+import numpy as np
+from inspector.data.images import ImageRejected, decode_image
+data, want = open(sys.argv[1], "rb").read(), np.load(sys.argv[2])
+for _ in range(60):
+    got = decode_image(data, "lossless.jpg")
+print(int(np.abs(got.astype(int) - want).max()))
+mid = len(data) // 2
+for damaged in (data[:mid] + b"\\x5a" * 32 + data[mid + 32:], data[:mid] + data[mid + 600:]):
+    try:
+        decode_image(damaged, "lossless.jpg")
+        print("read")
+    except ImageRejected as exc:
+        print(exc)
+import gc
+gc.collect()
+"""
+
+
+def test_a_lossless_jpeg_decodes_exactly_without_corrupting_the_process_and_its_damage_is_told(tmp_path):
+    """simplejpeg asked for 1/8 of a lossless JPEG (SOF3: no DCT to scale) wrote the whole image into a buffer sized
+    for the eighth: the heap overflowed and the process died of a segmentation fault a few files later (a daemon
+    on a folder of them, every offline command). It is judged at full size. In a child process, so a crash fails
+    this test, not the run."""
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), (5, 5), 2)
+    (tmp_path / "lossless.jpg").write_bytes(_lossless_jpeg(img))
+    np.save(tmp_path / "want.npy", img)
+    root = Path(__file__).resolve().parents[2]
+    args = [str(tmp_path / "lossless.jpg"), str(tmp_path / "want.npy")]
+    done = subprocess.run([sys.executable, "-c", _DECODE_MANY, *args], capture_output=True, text=True, timeout=120,
+                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-500:]}"
+    lines = done.stdout.splitlines()
+    assert lines[0] == "0"  # RGB component ids: the samples as stored, exactly
+    assert len(lines) == 3 and all(line.startswith("lossless.jpg: damaged JPEG data (") for line in lines[1:]), lines
