@@ -138,7 +138,7 @@ from inspector.contract import (BIT_DEPTHS, DEFAULT_DOWNSCALE, DOWNSCALE_METHODS
                                 RESIZE_POLICIES)  # one home: the contract
 from inspector.errors import DataError
 from inspector.data.tiff_retag import RetagError, decode_retagged, decode_widened, needs_retag, needs_widening
-from inspector.data.jpeg_damage import jpeg_damage, jpeg_end
+from inspector.data.jpeg_damage import jpeg_damage, jpeg_end, jpeg_frame
 
 log = logging.getLogger("inspector.images")
 
@@ -951,6 +951,10 @@ def _imdecode(buf: np.ndarray, where: str, flags: int) -> np.ndarray:
     if img is None and (size := _beyond_decoder_limits(buf)):
         raise ImageRejected(f"{where}: image of {size} pixels is larger than the decoder reads (at most "
                             f"{_DECODER_MAX_PIXELS} pixels, {_DECODER_MAX_SIDE} a side): not decoded", "too_large")
+    if img is None and bytes(buf[:2]) == _JPEG_SOI and (frame := jpeg_frame(buf.tobytes())) and frame[1] != 8:
+        # OpenCV's libjpeg decodes 8-bit samples only: a 12-bit JPEG is no damage, and "corrupt" sent users looking
+        raise ImageRejected(f"{where}: a JPEG of {frame[1]}-bit samples, which the decoder does not read (8-bit JPEG "
+                            f"only); save such pictures as 16-bit PNG or TIFF", "unsupported")
     if img is None:
         raise ImageRejected(f"{where}: cannot decode image (corrupt or unsupported format)", "corrupt")
     return img

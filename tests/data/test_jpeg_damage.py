@@ -137,20 +137,21 @@ def test_jpeg_end_skips_a_thumbnail_and_finds_the_end_marker_before_appended_byt
     assert jpeg_end(data[:len(data) // 2]) is None
 
 
-def _lossless_jpeg(samples: np.ndarray) -> bytes:
-    """A lossless JPEG (T.81 Annex H: SOF3, predictor 1, 8-bit) of ``samples`` (H, W) or (H, W, 3) uint8."""
+def _lossless_jpeg(samples: np.ndarray, precision: int = 8) -> bytes:
+    """A lossless JPEG (T.81 Annex H: SOF3, predictor 1) of ``samples`` (H, W) or (H, W, 3) of ``precision`` bits
+    (8 or 12)."""
     samples = samples[:, :, None] if samples.ndim == 2 else samples
     h, w, comps = samples.shape
     ids = (1,) if comps == 1 else tuple(b"RGB")  # 'R', 'G', 'B': libjpeg reads them as RGB, not YCbCr
-    sof = struct.pack(">BHHB", 8, h, w, comps) + b"".join(struct.pack(">BBB", i, 0x11, 0) for i in ids)
-    # one DC table: categories 0..8 (an 8-bit difference), each a 4-bit code equal to the category
-    dht = bytes([0x00]) + bytes([0, 0, 0, 9] + [0] * 12) + bytes(range(9))
+    sof = struct.pack(">BHHB", precision, h, w, comps) + b"".join(struct.pack(">BBB", i, 0x11, 0) for i in ids)
+    # one DC table: categories 0..precision (the size of a difference), each a 4-bit code equal to the category
+    dht = bytes([0x00]) + bytes([0, 0, 0, precision + 1] + [0] * 12) + bytes(range(precision + 1))
     sos = bytes([comps]) + b"".join(bytes([i, 0x00]) for i in ids) + bytes([1, 0, 0])  # predictor 1, Pt 0
     bits, x = [], samples.astype(np.int32)
     for row in range(h):
         for col in range(w):
             for c in range(comps):
-                pred = 128 if row == col == 0 else x[row, col - 1, c] if col else x[row - 1, col, c]
+                pred = 1 << (precision - 1) if row == col == 0 else x[row, col - 1, c] if col else x[row - 1, col, c]
                 diff = int(x[row, col, c] - pred)
                 size = abs(diff).bit_length()
                 bits.append(format(size, "04b"))
@@ -203,3 +204,17 @@ def test_a_lossless_jpeg_decodes_exactly_without_corrupting_the_process_and_its_
     lines = done.stdout.splitlines()
     assert lines[0] == "0"  # RGB component ids: the samples as stored, exactly
     assert len(lines) == 3 and all(line.startswith("lossless.jpg: damaged JPEG data (") for line in lines[1:]), lines
+
+
+def test_a_12_bit_jpeg_is_refused_naming_its_precision_not_as_corrupt(tmp_path):
+    """OpenCV reads 8-bit JPEG samples only: a 12-bit JPEG (medical and some industrial cameras write them) was
+    "cannot decode image (corrupt or unsupported format)", which sent the user looking for damage."""
+    rng = np.random.default_rng(0)
+    twelve = rng.integers(0, 4096, (24, 32), dtype=np.uint16)
+    path = tmp_path / "mono12.jpg"
+    path.write_bytes(_lossless_jpeg(twelve, 12))
+    with pytest.raises(ImageRejected) as refused:
+        read_image(path)
+    assert refused.value.reason == "unsupported"
+    assert str(refused.value) == (f"{path}: a JPEG of 12-bit samples, which the decoder does not read (8-bit "
+                                  f"JPEG only); save such pictures as 16-bit PNG or TIFF")
