@@ -137,7 +137,8 @@ import numpy as np
 from inspector.contract import (BIT_DEPTHS, DEFAULT_DOWNSCALE, DOWNSCALE_METHODS, LEGACY_DOWNSCALE,  # noqa: F401
                                 RESIZE_POLICIES)  # one home: the contract
 from inspector.errors import DataError
-from inspector.data.tiff_retag import RetagError, decode_retagged, decode_widened, needs_retag, needs_widening
+from inspector.data.tiff_retag import (RetagError, cmyk_to_bgr, decode_retagged, decode_widened, needs_retag,
+                                       needs_widening)
 from inspector.data.jpeg_damage import jpeg_damage, jpeg_end, jpeg_frame
 
 log = logging.getLogger("inspector.images")
@@ -1304,6 +1305,8 @@ def _pillow_stored_colour(buf: np.ndarray, where: str, what: str) -> np.ndarray:
         with warnings.catch_warnings(), Image.open(io.BytesIO(buf.tobytes())) as im:
             warnings.simplefilter("ignore")  # Pillow's warnings on a damaged file: the error below names it
             im = ImageOps.exif_transpose(im)
+            if im.mode == "CMYK":  # by the rule OpenCV reads 8-bit CMYK strips by: Pillow's own rounds, one level off
+                return cmyk_to_bgr(np.asarray(im))
             if im.mode in ("RGBA", "RGBa", "LA", "La"):  # the stored colour: converting would unpremultiply RGBa
                 pixels = np.asarray(im)[..., :-1]
                 pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels

@@ -99,3 +99,17 @@ def test_a_lab_tiff_is_refused_in_one_line_on_every_path(tmp_path, photometric, 
     grabbed = source.read()
     source.close()
     assert grabbed.image is None and grabbed.reason == "rejected.unsupported" and "CIELab" in grabbed.error
+
+
+@pytest.mark.parametrize("orientation", [1, 2, 6])
+def test_8_bit_cmyk_tiles_read_as_its_strips(tmp_path, orientation):
+    """8-bit tiles are read by Pillow (OpenCV's tile reader scrambles some), whose own CMYK conversion rounds where
+    libtiff's, that strips are read by, rounds down: half the pixels of one picture were one level apart."""
+    tifffile = pytest.importorskip("tifffile")
+    turned = {"extratags": [(274, 3, 1, orientation, False)]}
+    tifffile.imwrite(tmp_path / "strips.tif", _INKS8, photometric="separated", **turned)
+    tifffile.imwrite(tmp_path / "tiles.tif", _INKS8, photometric="separated", tile=(16, 16), **turned)
+    strips, tiles = read_image(tmp_path / "strips.tif"), read_image(tmp_path / "tiles.tif")
+    assert np.array_equal(tiles, strips)
+    if orientation == 1:
+        assert np.array_equal(strips, _cmyk_pixels(_INKS8))
