@@ -297,8 +297,8 @@ _PNG_IEND = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: every PNG file e
 
 
 def ends_cut_short(data: bytes | np.ndarray) -> bool:
-    """Whether ``data`` (a whole image file's bytes) stops before its format's end: a JPEG not ending in its EOI
-    marker (FF D9), a PNG not ending in its IEND chunk, a BMP or WebP shorter than the file size its header
+    """Whether ``data`` (a whole image file's bytes) stops before its format's end: a JPEG without its EOI marker
+    (FF D9) after its scans (:func:`inspector.data.jpeg_damage.jpeg_end`), a PNG not ending in its IEND chunk, a BMP or WebP shorter than the file size its header
     declares, a TIFF or BigTIFF whose first IFD or the strips/tiles it names lie past the end, a binary PNM
     (P4/P5/P6) or a PAM (P7) shorter than its header's width × height × samples. Such a file is still being
     written, or its writer died. False where the format cannot tell (a plain-text PNM, an empty or unknown file).
@@ -314,8 +314,8 @@ def ends_cut_short(data: bytes | np.ndarray) -> bool:
         return _pnm_cut_short(bytes(data[:_PNM_HEAD_MAX]), n)
     if head[:2] == _PAM_MAGIC:
         return _pam_cut_short(bytes(data[:4096]), n)
-    if head.startswith(_JPEG_SOI):
-        return bytes(data[-2:]) != _JPEG_EOI
+    if head.startswith(_JPEG_SOI):  # its EOI after its scans: bytes after it (a camera's padding) are no cut
+        return jpeg_end(bytes(data)) is None
     if head.startswith(_PNG_SIGNATURE):
         return bytes(data[-len(_PNG_IEND):]) != _PNG_IEND
     if head.startswith(b"BM") and n >= 6:
