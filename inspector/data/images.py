@@ -1292,7 +1292,21 @@ def _decode_tiff_layout(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.nda
         return _pillow_stored_colour(buf, where, "unassociated alpha")
     if tiff.bits in (2, 4) and tiff.samples == 1 and tiff.photometric in (0, 1):
         return _pillow_stored_colour(buf, where, f"{tiff.bits}-bit grey samples")
-    return _imdecode(buf, where, _DECODE_FLAGS)
+    try:
+        return _imdecode(buf, where, _DECODE_FLAGS)
+    except ImageRejected as exc:
+        name = _UNREAD_PHOTOMETRIC.get(tiff.photometric)
+        if exc.reason != "corrupt" or name is None:
+            raise
+    # a whole picture of a kind no reader here takes: "corrupt" sent the user looking for damage
+    raise ImageRejected(f"{where}: a TIFF of PhotometricInterpretation {tiff.photometric} ({name}), which the "
+                        f"decoder does not read; save it as RGB or grey", "unsupported") from None
+
+
+# PhotometricInterpretation values OpenCV's libtiff path refuses (TIFF 6.0 Section 8; TIFF/EP; Adobe DNG 1.4)
+_UNREAD_PHOTOMETRIC = {4: "transparency mask", 32803: "CFA: a Bayer mosaic not demosaiced",
+                       32844: "LogL: SGI log-encoded luminance", 32845: "LogLuv: SGI log-encoded colour",
+                       34892: "LinearRaw: camera raw samples"}
 
 
 def _pillow_stored_colour(buf: np.ndarray, where: str, what: str) -> np.ndarray:

@@ -113,3 +113,25 @@ def test_8_bit_cmyk_tiles_read_as_its_strips(tmp_path, orientation):
     assert np.array_equal(tiles, strips)
     if orientation == 1:
         assert np.array_equal(strips, _cmyk_pixels(_INKS8))
+
+
+@pytest.mark.parametrize("photometric,samples,name", [(32803, 1, "CFA"), (34892, 3, "LinearRaw"),
+                                                       (4, 1, "transparency mask")])
+def test_a_tiff_of_a_photometric_interpretation_no_reader_takes_is_refused_naming_it(tmp_path, photometric, samples,
+                                                                                     name):
+    """A whole Bayer mosaic (TIFF/EP CFA), DNG LinearRaw samples or a transparency mask were "cannot decode image
+    (corrupt or unsupported format)", which sent the user looking for damage in a whole file."""
+    rng = np.random.default_rng(1)
+    path = tmp_path / f"photometric{photometric}.tif"
+    path.write_bytes(_tiff_page(rng.integers(0, 256, (H, W, samples), dtype=np.uint8), photometric, 1, False,
+                                extra=()))
+    with pytest.raises(ImageRejected) as refused:
+        read_image(path)
+    assert refused.value.reason == "unsupported"
+    assert str(refused.value).startswith(f"{path}: a TIFF of PhotometricInterpretation {photometric} ({name}")
+    os.utime(path, (time.time() - 600, time.time() - 600))
+    source = FolderSource(CameraSection(name="raw", source=str(tmp_path)))
+    source.open()
+    grabbed = source.read()
+    source.close()
+    assert grabbed.image is None and grabbed.reason == "rejected.unsupported" and name in grabbed.error
