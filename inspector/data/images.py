@@ -139,7 +139,7 @@ from inspector.contract import (BIT_DEPTHS, DEFAULT_DOWNSCALE, DOWNSCALE_METHODS
 from inspector.errors import DataError
 from inspector.data.tiff_retag import (RetagError, cmyk_to_bgr, decode_retagged, decode_widened, needs_retag,
                                        needs_widening)
-from inspector.data.jpeg_damage import jpeg_damage, jpeg_end, jpeg_frame
+from inspector.data.jpeg_damage import jpeg_complete, jpeg_damage, jpeg_frame
 
 log = logging.getLogger("inspector.images")
 
@@ -298,7 +298,8 @@ _PNG_IEND = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: every PNG file e
 
 def ends_cut_short(data: bytes | np.ndarray) -> bool:
     """Whether ``data`` (a whole image file's bytes) stops before its format's end: a JPEG without its EOI marker
-    (FF D9) after its scans (:func:`inspector.data.jpeg_damage.jpeg_end`), a PNG not ending in its IEND chunk, a BMP or WebP shorter than the file size its header
+    (FF D9) after its scans (:func:`inspector.data.jpeg_damage.jpeg_complete`), a PNG not ending in its IEND
+    chunk, a BMP or WebP shorter than the file size its header
     declares, a TIFF or BigTIFF whose first IFD or the strips/tiles it names lie past the end, a binary PNM
     (P4/P5/P6) or a PAM (P7) shorter than its header's width × height × samples. Such a file is still being
     written, or its writer died. False where the format cannot tell (a plain-text PNM, an empty or unknown file).
@@ -315,7 +316,7 @@ def ends_cut_short(data: bytes | np.ndarray) -> bool:
     if head[:2] == _PAM_MAGIC:
         return _pam_cut_short(bytes(data[:4096]), n)
     if head.startswith(_JPEG_SOI):  # its EOI after its scans: bytes after it (a camera's padding) are no cut
-        return jpeg_end(bytes(data)) is None
+        return not jpeg_complete(bytes(data))
     if head.startswith(_PNG_SIGNATURE):
         return bytes(data[-len(_PNG_IEND):]) != _PNG_IEND
     if head.startswith(b"BM") and n >= 6:
@@ -944,7 +945,7 @@ def _imdecode(buf: np.ndarray, where: str, flags: int) -> np.ndarray:
     complete JPEG (one with its end marker, bytes after it or not) whose compressed data is damaged
     (:func:`inspector.data.jpeg_damage.jpeg_damage`): OpenCV
     decodes that to garbage without a word, and garbage scored as a part is a wrong decision."""
-    if bytes(buf[:3]) == _JPEG_SOI + b"\xff" and jpeg_end(data := buf.tobytes()) is not None:
+    if bytes(buf[:3]) == _JPEG_SOI + b"\xff" and jpeg_complete(data := buf.tobytes()):
         damage = jpeg_damage(data)  # a complete file, bytes after its end marker or not
         if damage is not None:
             raise ImageRejected(f"{where}: damaged JPEG data ({damage})", "corrupt")

@@ -105,6 +105,16 @@ def jpeg_frame(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def jpeg_complete(data: bytes) -> bool:
+    """Whether the JPEG ``data`` holds its EOI marker after its scans (:func:`jpeg_end`), bytes after it or not.
+    Cheap on the hot path: a file ending in EOI says so by its last two bytes, and a padded one is searched from
+    its end (a forward search through 350 kB of scan, 0xFF-stuffed, took 1.2 ms)."""
+    if data[-2:] == _EOI:
+        return True
+    scan = next((end for marker, _, end in _header_segments(data) if marker == 0xDA), None)
+    return scan is not None and data.rfind(_EOI, scan) >= 0
+
+
 def jpeg_end(data: bytes) -> int | None:
     """Where the EOI marker of the JPEG ``data`` (starting with SOI) lies: the first FF D9 after its first scan's
     header (:func:`_header_segments`, so an EXIF thumbnail's own end marker is skipped). None when there is none
