@@ -198,6 +198,13 @@ def _strip(block: np.ndarray, compression: int, predictor: int) -> bytes:
     if predictor == 2:
         block = block.copy()
         block[:, 1:] = block[:, 1:] - block[:, :-1]  # unsigned wrap-around, as TIFF 6.0 Section 14 says
+    if predictor == 3:  # floating point (Adobe TIFF Technical Note 3): byte planes, most significant first, differenced
+        rows, width, samples = block.shape
+        size = block.dtype.itemsize
+        words = block.astype(block.dtype.newbyteorder(">")).view(np.uint8).reshape(rows, width * samples, size)
+        planes = np.ascontiguousarray(words.transpose(0, 2, 1)).reshape(rows, -1)
+        planes[:, samples:] = planes[:, samples:] - planes[:, :-samples]  # from the original bytes, modulo 256
+        return zlib.compress(planes.tobytes()) if compression == 8 else planes.tobytes()
     data = block.astype(block.dtype.newbyteorder("<")).tobytes()
     return zlib.compress(data) if compression == 8 else data
 
@@ -235,6 +242,7 @@ def _tiff_page(samples: np.ndarray, photometric: int, sample_format: int, planar
 
 RGB16 = RGB.astype(np.uint16) * 256 + np.arange(W, dtype=np.uint16)[:, None]  # low bits that vary along rows
 RGB_FLOAT = RGB.astype(np.float32) / 255
+GREY_OF_RED = np.dstack([RGB[:, :, 0]] * 3)
 
 
 def _planar_cases() -> dict:
@@ -289,6 +297,18 @@ CASES = {
     "int16_miniswhite.tif": lambda: (_tiff(32767 - SIGNED, 0, 2), SIGNED_PIXELS, True),
 }
 CASES.update(_planar_cases())
+# the floating-point Predictor (3): what tifffile writes for float data with predictor=True. float16 pages with it
+# were refused as "corrupt or unsupported format" (their uint16 words take no floating-point predictor in libtiff),
+# and so were float32 pages with alpha ("Predictor 3 with 4 samples a pixel is not read")
+_RGB16F, _RGBA32F = RGB_FLOAT.astype(np.float16), np.dstack([RGB_FLOAT, RAMP / 255]).astype(np.float32)
+CASES.update({
+    "float16_rgb_fpredictor.tif": lambda: (_tiff_page(_RGB16F, 2, 3, False, 8, 3, extra=()), RGB, True),
+    "float16_grey_fpredictor.tif": lambda: (_tiff_page(_RGB16F[:, :, :1], 1, 3, False, 8, 3), GREY_OF_RED, True),
+    "planar_float16_fpredictor.tif": lambda: (_tiff_page(_RGB16F, 2, 3, True, 8, 3, extra=()), RGB, True),
+    "float32_rgba_fpredictor.tif": lambda: (_tiff_page(_RGBA32F, 2, 3, False, 8, 3), RGB, True),
+    "float16_grey_alpha_fpredictor.tif": lambda: (_tiff_page(_RGBA32F[:, :, ::3].astype(np.float16), 1, 3, False, 8, 3,
+                                                             extra=(2,)), GREY_OF_RED, True),
+})
 
 
 def _recording_backend():
