@@ -16,9 +16,10 @@ file gives the same pixels everywhere. The rules:
 * **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded,
   CMYK (at every depth and layout, by libtiff's rule) and YCCK converted, a CIELab TIFF refused in one line,
   MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
-  multi-page files use their first page, animated PNG (APNG) and WebP files their first frame (one warning
-  per folder or source says how many pages or frames were left); interlaced (Adam7) PNG and progressive JPEG decode as their plain
-  copies;
+  multi-page files use their first page (a TIFF its first picture: not a reduced-resolution preview or a
+  mask written before it, :mod:`inspector.data.tiff_pages`), animated PNG (APNG) and WebP files their first
+  frame (one warning per folder or source says how many pages or frames were left); interlaced (Adam7) PNG
+  and progressive JPEG decode as their plain copies;
 * **alpha is dropped, never composited**: the stored colour values are the pixels whatever the alpha
   (PNG RGBA / grey+alpha at 8 and 16 bits, palette tRNS, BMP and TIFF alpha: an 8-bit TIFF's unassociated
   alpha too, which OpenCV's reader premultiplied). A camera's sensor values live in the colour channels;
@@ -140,6 +141,7 @@ from inspector.errors import DataError
 from inspector.data.tiff_retag import (RetagError, cmyk_to_bgr, decode_retagged, decode_widened, needs_retag,
                                        needs_widening)
 from inspector.data.jpeg_damage import jpeg_complete, jpeg_damage, jpeg_frame
+from inspector.data.tiff_pages import picture_first, picture_pages
 
 log = logging.getLogger("inspector.images")
 
@@ -519,17 +521,9 @@ def _refuse_own_overlay(buf: np.ndarray, where: str) -> None:
 
 
 def _tiff_pages(buf: bytes) -> int:
-    """How many pages (IFDs) a TIFF holds, by Pillow's reader of the IFD chain (no pixel decoding); 1 when it
-    cannot tell (damage: the pixel decoder then decides)."""
-    from PIL import Image
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            with Image.open(io.BytesIO(buf)) as im:
-                return max(1, int(getattr(im, "n_frames", 1)))
-        except Exception:  # noqa: BLE001 - unreadable chain: say nothing rather than guess
-            return 1
+    """How many pages of a TIFF are pictures (:func:`inspector.data.tiff_pages.picture_pages`: not its
+    reduced-resolution previews nor masks), by its IFD chain (no pixel decoding); 1 when it cannot tell."""
+    return picture_pages(buf)
 
 
 _PAGE = {"a TIFF": "page", "an animated PNG": "frame", "an animated WebP": "frame"}
@@ -1062,7 +1056,12 @@ def _decode_samples(buf: np.ndarray, where: str, bit_depth: int | None = None, w
     decode; a mask's two levels are read relative to its largest). Raises :class:`ImageRejected`."""
     if not buf.size:  # said as it is: "corrupt or unsupported format" sent users looking for a codec
         raise ImageRejected(f"{where}: empty file (0 bytes), nothing to decode", "corrupt")
-    tiff = _tiff_layout(buf.tobytes()) if bytes(buf[:4]) in _TIFF_MAGICS else None
+    tiff = None
+    if bytes(buf[:4]) in _TIFF_MAGICS:
+        data = buf.tobytes()
+        picture = picture_first(data)  # a preview written before its picture is not the picture
+        buf = buf if picture is data else np.frombuffer(picture, np.uint8)
+        tiff = _tiff_layout(picture)
     with _memory_for(where):
         img = _decode_pixels(buf, where, tiff)
     # 8-bit samples are full range in every format but PGM/PPM (a PNG's sBIT then only says how they were made)
@@ -1423,11 +1422,15 @@ def frame_size(path: str | Path) -> tuple[int, int]:
     try:
         from PIL import Image
 
-        with warnings.catch_warnings():  # Pillow's bomb warning for > 89 Mpixel: only the size is read here
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow's bomb warning for > 89 Mpixel (only the size is read here), its "Corrupt EXIF data" of a tag it
+        # misreads (a big-endian BigTIFF's): the decoder tells what is wrong with the file, in one line
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             with Image.open(path) as im:
                 width, height = im.size
                 orientation = _pillow_orientation(im)
+                if im.format == "TIFF" and int(im.tag_v2.get(254, 0) or 0) & 5:
+                    orientation = None  # a preview or mask first: the picture is a later page (tiff_pages)
     except Exception:  # noqa: BLE001 - Pillow lacks a format or a limit: the real decoder decides
         orientation = None
     if orientation != 1:
