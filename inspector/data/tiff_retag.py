@@ -31,6 +31,8 @@ refused in one line naming the file, as any undecodable image.
   undone here (:func:`_float_samples`), the Orientation applied after.
 * **16-bit grey + alpha** (uint16 / float16): OpenCV cut uint16 to 8 bits (12-bit data with ``bit_depth: 12``
   came out 16x too dark) and read float16's words as 8-bit levels (garbage): read as above.
+* **RGB with two or more extra samples** (RGB + near infrared + alpha), which OpenCV refused at every depth ("corrupt
+  or unsupported format"): read as above, the extra samples dropped as alpha is.
 * **CMYK** (PhotometricInterpretation 5, four inks) wider than 8 bits, with extra samples, or in separate planes:
   OpenCV reads only interleaved 8-bit CMYK (by libtiff's RGBA reader, ``R = (255 - C)(255 - K) / 255``); a 16-bit
   page, one with alpha and 8- or 16-bit planes were refused. They are read as above (wide page or planes) and
@@ -229,8 +231,10 @@ def needs_widening(planar: int, samples: int, bits: int | None, photometric: int
     colour = 3 if photometric == 2 else 1
     if photometric == _CMYK:  # OpenCV reads 8-bit CMYK without extra samples only
         return planar != 2 and samples >= 4 and (samples > 4 or (bits or 8) > 8)
+    # RGB with more than one extra sample (RGB + near infrared + alpha: a multispectral camera's) OpenCV refuses
+    # at every depth (its reader takes 1, 3 or 4 channels)
     return (planar != 2 and photometric in _GREY_OR_RGB and samples > colour
-            and (bits in (32, 64) or (bits == 16 and colour == 1)))
+            and (bits in (32, 64) or (bits == 16 and colour == 1) or (colour == 3 and samples > 4)))
 
 
 def cmyk_to_bgr(cmyk: np.ndarray) -> np.ndarray:

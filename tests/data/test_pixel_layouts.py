@@ -301,6 +301,13 @@ CASES.update(_planar_cases())
 # were refused as "corrupt or unsupported format" (their uint16 words take no floating-point predictor in libtiff),
 # and so were float32 pages with alpha ("Predictor 3 with 4 samples a pixel is not read")
 _RGB16F, _RGBA32F = RGB_FLOAT.astype(np.float16), np.dstack([RGB_FLOAT, RAMP / 255]).astype(np.float32)
+# RGB + near infrared + alpha (a multispectral camera's): OpenCV refused every depth, "corrupt or unsupported format"
+_RGB_NIR_ALPHA = np.dstack([RGB, 255 - RAMP, RAMP])
+CASES.update({
+    "rgb_nir_alpha8.tif": lambda: (_tiff_page(_RGB_NIR_ALPHA, 2, 1, False, extra=(0, 2)), RGB, True),
+    "rgb_nir_alpha16_deflate_pred.tif": lambda: (_tiff_page(_RGB_NIR_ALPHA.astype(np.uint16) * 257, 2, 1, False, 8, 2,
+                                                            extra=(0, 2)), RGB, True),
+})
 CASES.update({
     "float16_rgb_fpredictor.tif": lambda: (_tiff_page(_RGB16F, 2, 3, False, 8, 3, extra=()), RGB, True),
     "float16_grey_fpredictor.tif": lambda: (_tiff_page(_RGB16F[:, :, :1], 1, 3, False, 8, 3), GREY_OF_RED, True),
