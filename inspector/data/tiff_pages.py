@@ -35,8 +35,9 @@ def _subfile(order: str, kind: int, value: bytes) -> int:
 
 
 def pages(buf: bytes) -> list[tuple[int, int]]:
-    """(IFD offset, NewSubfileType, OldSubfileType 2 read as bit 0) of each page of the TIFF ``buf``, in chain
-    order; [] when ``buf`` is no TIFF. The walk stops where the chain leaves the file or loops."""
+    """(IFD offset, kind) of each page of the TIFF ``buf``, in chain order, ``kind`` being its NewSubfileType
+    bits (an OldSubfileType 2 read as bit 0); [] when ``buf`` is no TIFF. The walk stops where the chain leaves
+    the file or loops."""
     form = _form(buf)
     if form is None:
         return []
