@@ -14,11 +14,12 @@ file gives the same pixels everywhere. The rules:
   :func:`frame_size` and a mask's alpha (:func:`_exif_orientation`: its value whatever the tag's type; a tag
   without a value in 2..8 is none);
 * **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded,
-  CMYK and YCCK converted, MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit
-  pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
-  multi-page files use their first page, animated PNG (APNG) and WebP files their first frame (one warning
-  per folder or source says how many pages or frames were left); interlaced (Adam7) PNG and progressive JPEG decode as their plain
-  copies;
+  CMYK (at every depth and layout, by libtiff's rule) and YCCK converted, a CIELab TIFF refused in one line,
+  MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
+  multi-page files use their first page (a TIFF its first picture: not a reduced-resolution preview or a
+  mask written before it, :mod:`inspector.data.tiff_pages`), animated PNG (APNG) and WebP files their first
+  frame (one warning per folder or source says how many pages or frames were left); interlaced (Adam7) PNG
+  and progressive JPEG decode as their plain copies;
 * **alpha is dropped, never composited**: the stored colour values are the pixels whatever the alpha
   (PNG RGBA / grey+alpha at 8 and 16 bits, palette tRNS, BMP and TIFF alpha: an 8-bit TIFF's unassociated
   alpha too, which OpenCV's reader premultiplied). A camera's sensor values live in the colour channels;
@@ -137,8 +138,10 @@ import numpy as np
 from inspector.contract import (BIT_DEPTHS, DEFAULT_DOWNSCALE, DOWNSCALE_METHODS, LEGACY_DOWNSCALE,  # noqa: F401
                                 RESIZE_POLICIES)  # one home: the contract
 from inspector.errors import DataError
-from inspector.data.tiff_retag import RetagError, decode_retagged, decode_widened, needs_retag, needs_widening
-from inspector.data.jpeg_damage import jpeg_damage
+from inspector.data.tiff_retag import (RetagError, cmyk_to_bgr, decode_retagged, decode_widened, needs_retag,
+                                       needs_widening)
+from inspector.data.jpeg_damage import jpeg_complete, jpeg_damage, jpeg_frame
+from inspector.data.tiff_pages import picture_first, picture_pages
 
 log = logging.getLogger("inspector.images")
 
@@ -296,8 +299,9 @@ _PNG_IEND = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: every PNG file e
 
 
 def ends_cut_short(data: bytes | np.ndarray) -> bool:
-    """Whether ``data`` (a whole image file's bytes) stops before its format's end: a JPEG not ending in its EOI
-    marker (FF D9), a PNG not ending in its IEND chunk, a BMP or WebP shorter than the file size its header
+    """Whether ``data`` (a whole image file's bytes) stops before its format's end: a JPEG without its EOI marker
+    (FF D9) after its scans (:func:`inspector.data.jpeg_damage.jpeg_complete`), a PNG not ending in its IEND
+    chunk, a BMP or WebP shorter than the file size its header
     declares, a TIFF or BigTIFF whose first IFD or the strips/tiles it names lie past the end, a binary PNM
     (P4/P5/P6) or a PAM (P7) shorter than its header's width × height × samples. Such a file is still being
     written, or its writer died. False where the format cannot tell (a plain-text PNM, an empty or unknown file).
@@ -313,8 +317,8 @@ def ends_cut_short(data: bytes | np.ndarray) -> bool:
         return _pnm_cut_short(bytes(data[:_PNM_HEAD_MAX]), n)
     if head[:2] == _PAM_MAGIC:
         return _pam_cut_short(bytes(data[:4096]), n)
-    if head.startswith(_JPEG_SOI):
-        return bytes(data[-2:]) != _JPEG_EOI
+    if head.startswith(_JPEG_SOI):  # its EOI after its scans: bytes after it (a camera's padding) are no cut
+        return not jpeg_complete(bytes(data))
     if head.startswith(_PNG_SIGNATURE):
         return bytes(data[-len(_PNG_IEND):]) != _PNG_IEND
     if head.startswith(b"BM") and n >= 6:
@@ -517,17 +521,9 @@ def _refuse_own_overlay(buf: np.ndarray, where: str) -> None:
 
 
 def _tiff_pages(buf: bytes) -> int:
-    """How many pages (IFDs) a TIFF holds, by Pillow's reader of the IFD chain (no pixel decoding); 1 when it
-    cannot tell (damage: the pixel decoder then decides)."""
-    from PIL import Image
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            with Image.open(io.BytesIO(buf)) as im:
-                return max(1, int(getattr(im, "n_frames", 1)))
-        except Exception:  # noqa: BLE001 - unreadable chain: say nothing rather than guess
-            return 1
+    """How many pages of a TIFF are pictures (:func:`inspector.data.tiff_pages.picture_pages`: not its
+    reduced-resolution previews nor masks), by its IFD chain (no pixel decoding); 1 when it cannot tell."""
+    return picture_pages(buf)
 
 
 _PAGE = {"a TIFF": "page", "an animated PNG": "frame", "an animated WebP": "frame"}
@@ -940,16 +936,21 @@ def _imdecode_raw(buf: np.ndarray, flags: int) -> np.ndarray | None:
 
 def _imdecode(buf: np.ndarray, where: str, flags: int) -> np.ndarray:
     """``buf`` decoded by OpenCV. Raises :class:`ImageRejected` ("corrupt") when it cannot be, and when it is a
-    complete JPEG whose compressed data is damaged (:func:`inspector.data.jpeg_damage.jpeg_damage`): OpenCV
+    complete JPEG (one with its end marker, bytes after it or not) whose compressed data is damaged
+    (:func:`inspector.data.jpeg_damage.jpeg_damage`): OpenCV
     decodes that to garbage without a word, and garbage scored as a part is a wrong decision."""
-    if bytes(buf[:3]) == _JPEG_SOI + b"\xff" and bytes(buf[-2:]) == _JPEG_EOI:
-        damage = jpeg_damage(buf.tobytes())
+    if bytes(buf[:3]) == _JPEG_SOI + b"\xff" and jpeg_complete(data := buf.tobytes()):
+        damage = jpeg_damage(data)  # a complete file, bytes after its end marker or not
         if damage is not None:
             raise ImageRejected(f"{where}: damaged JPEG data ({damage})", "corrupt")
     img = cv2_imdecode(buf, flags) if buf.size else None
     if img is None and (size := _beyond_decoder_limits(buf)):
         raise ImageRejected(f"{where}: image of {size} pixels is larger than the decoder reads (at most "
                             f"{_DECODER_MAX_PIXELS} pixels, {_DECODER_MAX_SIDE} a side): not decoded", "too_large")
+    if img is None and bytes(buf[:2]) == _JPEG_SOI and (frame := jpeg_frame(buf.tobytes())) and frame[1] != 8:
+        # OpenCV's libjpeg decodes 8-bit samples only: a 12-bit JPEG is no damage, and "corrupt" sent users looking
+        raise ImageRejected(f"{where}: a JPEG of {frame[1]}-bit samples, which the decoder does not read (8-bit JPEG "
+                            f"only); save such pictures as 16-bit PNG or TIFF", "unsupported")
     if img is None:
         raise ImageRejected(f"{where}: cannot decode image (corrupt or unsupported format)", "corrupt")
     return img
@@ -1055,7 +1056,12 @@ def _decode_samples(buf: np.ndarray, where: str, bit_depth: int | None = None, w
     decode; a mask's two levels are read relative to its largest). Raises :class:`ImageRejected`."""
     if not buf.size:  # said as it is: "corrupt or unsupported format" sent users looking for a codec
         raise ImageRejected(f"{where}: empty file (0 bytes), nothing to decode", "corrupt")
-    tiff = _tiff_layout(buf.tobytes()) if bytes(buf[:4]) in _TIFF_MAGICS else None
+    tiff = None
+    if bytes(buf[:4]) in _TIFF_MAGICS:
+        data = buf.tobytes()
+        picture = picture_first(data)  # a preview written before its picture is not the picture
+        buf = buf if picture is data else np.frombuffer(picture, np.uint8)
+        tiff = _tiff_layout(picture)
     with _memory_for(where):
         img = _decode_pixels(buf, where, tiff)
     # 8-bit samples are full range in every format but PGM/PPM (a PNG's sBIT then only says how they were made)
@@ -1218,11 +1224,30 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
       reads 8-bit tiles exactly (L, RGB, RGBA, MinIsWhite; 16-bit and float tiles OpenCV reads):
       :func:`_decode_8_bit_tiles`.
 
+    * **CMYK** wider than 8 bits, with alpha or in planes, which OpenCV refused: read by
+      :mod:`inspector.data.tiff_retag` and converted by the rule OpenCV's 8-bit CMYK is read by.
+    * **CIELab** (PhotometricInterpretation 8, ICCLab 9, ITULab 10): refused in one line (:func:`_refuse_lab`).
+
     A MinIsWhite page wider than 8 bits is inverted by :func:`decode_image` (OpenCV inverts only 8-bit ones).
     """
+    _refuse_lab(tiff, where)
     if tiff.tiled and (tiff.bits or 8) <= 8:
         return _decode_8_bit_tiles(buf, where, tiff)
     return _decode_tiff_layout(buf, where, tiff)
+
+
+_LAB = (8, 9, 10)  # PhotometricInterpretation CIELab (TIFF 6.0 Section 23), ICCLab and ITULab (Technical Note 3)
+
+
+def _refuse_lab(tiff: TiffLayout, where: str) -> None:
+    """Raise :class:`ImageRejected` (reason ``unsupported``) for a page of L*a*b* samples. OpenCV read 8-bit CIELab
+    as if it were RGB (a neutral grey L* 50 came out (133, 123, 107)) and refused the others as "corrupt".
+    Converting them is not done: L*a*b* to a camera's RGB needs a white point and a colour transform the camera
+    never applied (the rule is no colour management), and a guessed conversion is pixels no camera produced."""
+    if tiff.photometric in _LAB:
+        raise ImageRejected(f"{where}: a CIELab TIFF (PhotometricInterpretation {tiff.photometric}: L*a*b* colour, "
+                            f"not a camera's RGB or grey samples) is not read; save it as RGB or grey",
+                            "unsupported")
 
 
 def _decode_8_bit_tiles(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
@@ -1267,7 +1292,21 @@ def _decode_tiff_layout(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.nda
         return _pillow_stored_colour(buf, where, "unassociated alpha")
     if tiff.bits in (2, 4) and tiff.samples == 1 and tiff.photometric in (0, 1):
         return _pillow_stored_colour(buf, where, f"{tiff.bits}-bit grey samples")
-    return _imdecode(buf, where, _DECODE_FLAGS)
+    try:
+        return _imdecode(buf, where, _DECODE_FLAGS)
+    except ImageRejected as exc:
+        name = _UNREAD_PHOTOMETRIC.get(tiff.photometric)
+        if exc.reason != "corrupt" or name is None:
+            raise
+    # a whole picture of a kind no reader here takes: "corrupt" sent the user looking for damage
+    raise ImageRejected(f"{where}: a TIFF of PhotometricInterpretation {tiff.photometric} ({name}), which the "
+                        f"decoder does not read; save it as RGB or grey", "unsupported") from None
+
+
+# PhotometricInterpretation values OpenCV's libtiff path refuses (TIFF 6.0 Section 8; TIFF/EP; Adobe DNG 1.4)
+_UNREAD_PHOTOMETRIC = {4: "transparency mask", 32803: "CFA: a Bayer mosaic not demosaiced",
+                       32844: "LogL: SGI log-encoded luminance", 32845: "LogLuv: SGI log-encoded colour",
+                       34892: "LinearRaw: camera raw samples"}
 
 
 def _pillow_stored_colour(buf: np.ndarray, where: str, what: str) -> np.ndarray:
@@ -1280,6 +1319,8 @@ def _pillow_stored_colour(buf: np.ndarray, where: str, what: str) -> np.ndarray:
         with warnings.catch_warnings(), Image.open(io.BytesIO(buf.tobytes())) as im:
             warnings.simplefilter("ignore")  # Pillow's warnings on a damaged file: the error below names it
             im = ImageOps.exif_transpose(im)
+            if im.mode == "CMYK":  # by the rule OpenCV reads 8-bit CMYK strips by: Pillow's own rounds, one level off
+                return cmyk_to_bgr(np.asarray(im))
             if im.mode in ("RGBA", "RGBa", "LA", "La"):  # the stored colour: converting would unpremultiply RGBa
                 pixels = np.asarray(im)[..., :-1]
                 pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
@@ -1381,11 +1422,15 @@ def frame_size(path: str | Path) -> tuple[int, int]:
     try:
         from PIL import Image
 
-        with warnings.catch_warnings():  # Pillow's bomb warning for > 89 Mpixel: only the size is read here
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow's bomb warning for > 89 Mpixel (only the size is read here), its "Corrupt EXIF data" of a tag it
+        # misreads (a big-endian BigTIFF's): the decoder tells what is wrong with the file, in one line
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             with Image.open(path) as im:
                 width, height = im.size
                 orientation = _pillow_orientation(im)
+                if im.format == "TIFF" and int(im.tag_v2.get(254, 0) or 0) & 5:
+                    orientation = None  # a preview or mask first: the picture is a later page (tiff_pages)
     except Exception:  # noqa: BLE001 - Pillow lacks a format or a limit: the real decoder decides
         orientation = None
     if orientation != 1:

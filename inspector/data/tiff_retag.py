@@ -24,9 +24,20 @@ refused in one line naming the file, as any undecodable image.
   back into its pixels here and its alpha dropped, as the decoder drops an 8- or 16-bit RGBA page's. Its
   Orientation is applied after the split (a turn of the wide page would mix samples across pixels), and so is
   a horizontal Predictor (2: each sample differenced against the same sample a pixel before, which the wide
-  page would take as the sample before); the floating-point Predictor (3) is refused in one line.
+  page would take as the sample before).
+* **the floating-point Predictor (3)** (what tifffile writes for float data with ``predictor=True``) on float16
+  pages, planar or not, and on float pages with alpha: refused ("corrupt or unsupported format"; libtiff takes
+  no such predictor on the uint16 words float16 is read as). The strips are read as bytes and the predictor is
+  undone here (:func:`_float_samples`), the Orientation applied after.
 * **16-bit grey + alpha** (uint16 / float16): OpenCV cut uint16 to 8 bits (12-bit data with ``bit_depth: 12``
   came out 16x too dark) and read float16's words as 8-bit levels (garbage): read as above.
+* **RGB with two or more extra samples** (RGB + near infrared + alpha), which OpenCV refused at every depth ("corrupt
+  or unsupported format"): read as above, the extra samples dropped as alpha is.
+* **CMYK** (PhotometricInterpretation 5, four inks) wider than 8 bits, with extra samples, or in separate planes:
+  OpenCV reads only interleaved 8-bit CMYK (by libtiff's RGBA reader, ``R = (255 - C)(255 - K) / 255``); a 16-bit
+  page, one with alpha and 8- or 16-bit planes were refused. They are read as above (wide page or planes) and
+  converted by that same rule at their own depth (:func:`cmyk_to_bgr`), so one picture gives the same pixels as an
+  8-bit, 16-bit, planar or interleaved CMYK file.
 """
 
 from __future__ import annotations
@@ -41,6 +52,8 @@ _INT_TYPES = {1: "B", 3: "H", 4: "I"}  # BYTE, SHORT, LONG: the types of the tag
 # rows per strip, orientation, predictor, tiles, sample format (JPEGTables for new-style JPEG strips)
 _KEPT = (256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 279, 284, 317, 322, 323, 324, 325, 339, 347)
 _GREY_OR_RGB = (0, 1, 2)  # photometric interpretations whose planes are grey samples each
+_CMYK = 5  # PhotometricInterpretation Separated (TIFF 6.0 Section 16), read as CMYK: its default InkSet 1
+_PLANES_READ = (*_GREY_OR_RGB, _CMYK)
 
 
 class RetagError(ValueError):
@@ -139,11 +152,16 @@ def decode_retagged(buf: bytes, where: str, imdecode: Callable[[np.ndarray], np.
         photometric = _one(tags, 262)
         float16 = _one(tags, 339, 1) == 3 and _one(tags, 258, 1) == 16
         planes = samples if planar == 2 and samples > 1 else 1
-        if planes > 1 and photometric not in _GREY_OR_RGB:
+        if planes > 1 and photometric not in _PLANES_READ:
             raise RetagError(f"separate planes of photometric interpretation {photometric} are not read")
-        used = (3 if photometric == 2 else 1) if planes > 1 else 1
-        decoded = [imdecode(np.frombuffer(_with_ifd(buf, order, _plane_entries(tags, k, planes, float16)), np.uint8))
-                   for k in range(used)]
+        used = {2: 3, _CMYK: 4}.get(photometric, 1) if planes > 1 else 1
+        if _float_predicted(tags):  # read as bytes and undone here, then turned (the bytes' page must not be)
+            decoded = [_upright(_opencv_layout(_float_samples(buf, order, tags, _plane_entries(tags, k, planes, True),
+                                                              1 if planes > 1 else samples, imdecode)),
+                                _one(tags, 274, 1)) for k in range(used)]
+        else:
+            decoded = [imdecode(np.frombuffer(_with_ifd(buf, order, _plane_entries(tags, k, planes, float16)),
+                                              np.uint8)) for k in range(used)]
     except (struct.error, IndexError) as exc:
         raise RetagError(f"damaged first IFD ({exc})") from None
     if float16:
@@ -152,15 +170,84 @@ def decode_retagged(buf: bytes, where: str, imdecode: Callable[[np.ndarray], np.
         return decoded[0]
     if any(d.shape != decoded[0].shape or d.ndim != 2 for d in decoded):
         raise RetagError("its planes decode to different sizes")
+    if used == 4:
+        return cmyk_to_bgr(np.dstack(decoded))
     return decoded[0] if used == 1 else np.dstack(decoded[::-1])  # R, G, B planes → OpenCV's BGR
+
+
+def _float_predicted(tags: dict) -> bool:
+    """Whether a page's float samples are stored with the floating-point Predictor (3) on compressed strips."""
+    return _one(tags, 339, 1) == 3 and _one(tags, 317, 1) == 3 and _one(tags, 259, 1) != 1
+
+
+def _float_samples(buf: bytes, order: str, tags: dict, entries: dict, samples: int,
+                   imdecode: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The float samples (H, W, ``samples``) of a page (or one plane: ``entries``) stored with the floating-point
+    Predictor (3), as stored (not turned), float16 as float32. OpenCV reads float16 samples not at all, and the
+    uint16 words they are read as here elsewhere take no floating-point predictor (libtiff refuses it): the
+    strips are read as 8-bit bytes, a page ``samples * bytes`` times as wide, and the predictor undone here as
+    libtiff does (tif_predictor.c fpAcc; Adobe Photoshop TIFF Technical Note 3): each row's (or tile row's)
+    bytes summed with a stride of ``samples``, then its byte planes, most significant first, put back together
+    into words. Raises :class:`RetagError`."""
+    nbytes, width = _one(tags, 258) // 8, _one(tags, 256)
+    span = _one(tags, 322) if 322 in tags else width
+    if nbytes not in (2, 4, 8) or span <= 0 or width % span:
+        raise RetagError(f"{8 * nbytes}-bit samples or tiles past the page's edge with the floating-point Predictor")
+    wide = dict(entries)
+    wide.pop(274, None)  # the bytes' page must not be turned: the caller turns the samples
+    wide[256] = (4, (width * samples * nbytes,))
+    if 322 in tags:
+        wide[322] = (4, (span * samples * nbytes,))
+    wide[258], wide[277], wide[262], wide[339], wide[317] = (3, (8,)), (3, (1,)), (3, (1,)), (3, (1,)), (3, (1,))
+    raw = imdecode(np.frombuffer(_with_ifd(buf, order, wide), np.uint8))
+    if raw.ndim != 2 or raw.dtype != np.uint8 or raw.shape[1] != width * samples * nbytes:
+        raise RetagError(f"its bytes decoded to {raw.shape} {raw.dtype}, not {width * samples * nbytes} a row")
+    rows, runs = raw.shape[0], width // span
+    summed = np.cumsum(raw.reshape(rows, runs, span * nbytes, samples), axis=2, dtype=np.uint8)
+    planes = summed.reshape(rows, runs, nbytes, span * samples).transpose(0, 1, 3, 2)
+    words = np.ascontiguousarray(planes).view(f">f{nbytes}").reshape(rows, width, samples)
+    return words.astype(np.float64 if nbytes == 8 else np.float32)
+
+
+def _opencv_layout(samples: np.ndarray) -> np.ndarray:
+    """(H, W, C) samples as OpenCV lays them out: grey (H, W), colour BGR (alpha dropped, as the decoder drops it)."""
+    return samples[:, :, 0] if samples.shape[2] < 3 else np.ascontiguousarray(samples[:, :, 2::-1])
+
+
+# TIFF Orientation (274) → the array displayed upright (TIFF 6.0: 2 mirrored, 3 turned half, 4 flipped, 5-8 with
+# rows and columns swapped), for samples read here unturned
+_TURNS = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+          6: lambda a: np.rot90(a, -1), 7: lambda a: a.swapaxes(0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+
+
+def _upright(samples: np.ndarray, orientation: int) -> np.ndarray:
+    turn = _TURNS.get(orientation)
+    return np.ascontiguousarray(turn(samples)) if turn else samples
 
 
 def needs_widening(planar: int, samples: int, bits: int | None, photometric: int | None) -> bool:
     """Whether a page of these tags is read as one wide grey page (:func:`decode_widened`): interleaved samples
     with extra ones (alpha) that OpenCV refuses (32 or 64 bits) or cuts to 8 bits (16-bit grey + alpha)."""
     colour = 3 if photometric == 2 else 1
+    if photometric == _CMYK:  # OpenCV reads 8-bit CMYK without extra samples only
+        return planar != 2 and samples >= 4 and (samples > 4 or (bits or 8) > 8)
+    # RGB with more than one extra sample (RGB + near infrared + alpha: a multispectral camera's) OpenCV refuses
+    # at every depth (its reader takes 1, 3 or 4 channels)
     return (planar != 2 and photometric in _GREY_OR_RGB and samples > colour
-            and (bits in (32, 64) or (bits == 16 and colour == 1)))
+            and (bits in (32, 64) or (bits == 16 and colour == 1) or (colour == 3 and samples > 4)))
+
+
+def cmyk_to_bgr(cmyk: np.ndarray) -> np.ndarray:
+    """CMYK samples (H, W, 4), unsigned integers of any width → BGR (H, W, 3) of the same dtype by the rule OpenCV's
+    8-bit CMYK TIFFs are read by (libtiff tif_getimage.c, putRGBcontig8bitCMYKtile: ``R = (W - C)(W - K) / W``,
+    rounded down), ``W`` the dtype's white: 65535 for 16-bit samples. Raises :class:`RetagError` for other
+    sample types (float or signed CMYK, which no reader here converts)."""
+    if cmyk.dtype.kind != "u":
+        raise RetagError(f"CMYK samples of type {cmyk.dtype} are not read")
+    white = int(np.iinfo(cmyk.dtype).max)
+    wide = cmyk.astype(np.uint64)
+    ink = white - wide[..., 3]
+    return np.dstack([(white - wide[..., i]) * ink // white for i in (2, 1, 0)]).astype(cmyk.dtype)
 
 
 def _undifferenced(diffs: np.ndarray, span: int) -> np.ndarray:
@@ -184,6 +271,10 @@ def decode_widened(buf: bytes, imdecode: Callable[[np.ndarray], np.ndarray]) -> 
         samples, photometric, predictor = _one(tags, 277), _one(tags, 262), _one(tags, 317, 1)
         predictor = predictor if _one(tags, 259, 1) != 1 else 1  # libtiff ignores it on uncompressed strips
         float16 = _one(tags, 339, 1) == 3 and _one(tags, 258) == 16
+        if predictor == 3 and _float_predicted(tags):
+            pixels = _float_samples(buf, order, tags, _plane_entries(tags, 0, 1, True), samples, imdecode)
+            kept = pixels[:, :, 2::-1] if photometric == 2 else pixels[:, :, 0]
+            return np.ascontiguousarray(kept), _one(tags, 274, 1)
         if predictor not in (1, 2):
             raise RetagError(f"Predictor {predictor} with {samples} samples a pixel is not read")
         entries = _plane_entries(tags, 0, 1, float16)
@@ -204,5 +295,7 @@ def decode_widened(buf: bytes, imdecode: Callable[[np.ndarray], np.ndarray]) -> 
     pixels = wide.reshape(wide.shape[0], -1, samples)
     pixels = _undifferenced(pixels, span) if predictor == 2 else pixels
     pixels = pixels.view(np.float16).astype(np.float32) if float16 else pixels
+    if photometric == _CMYK:
+        return cmyk_to_bgr(pixels[:, :, :4]), _one(tags, 274, 1)
     kept = pixels[:, :, 2::-1] if photometric == 2 else pixels[:, :, 0]  # R, G, B → OpenCV's BGR; grey
     return np.ascontiguousarray(kept), _one(tags, 274, 1)

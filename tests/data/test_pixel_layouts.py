@@ -198,15 +198,23 @@ def _strip(block: np.ndarray, compression: int, predictor: int) -> bytes:
     if predictor == 2:
         block = block.copy()
         block[:, 1:] = block[:, 1:] - block[:, :-1]  # unsigned wrap-around, as TIFF 6.0 Section 14 says
+    if predictor == 3:  # floating point (Adobe TIFF Technical Note 3): byte planes, most significant first, differenced
+        rows, width, samples = block.shape
+        size = block.dtype.itemsize
+        words = block.astype(block.dtype.newbyteorder(">")).view(np.uint8).reshape(rows, width * samples, size)
+        planes = np.ascontiguousarray(words.transpose(0, 2, 1)).reshape(rows, -1)
+        planes[:, samples:] = planes[:, samples:] - planes[:, :-samples]  # from the original bytes, modulo 256
+        return zlib.compress(planes.tobytes()) if compression == 8 else planes.tobytes()
     data = block.astype(block.dtype.newbyteorder("<")).tobytes()
     return zlib.compress(data) if compression == 8 else data
 
 
 def _tiff_page(samples: np.ndarray, photometric: int, sample_format: int, planar: bool, compression: int = 1,
-               predictor: int = 1, rows: int = 8) -> bytes:
+               predictor: int = 1, rows: int = 8, extra: tuple[int, ...] | None = None) -> bytes:
     """A little-endian TIFF of ``samples`` (H, W, C) with strips of ``rows`` rows, interleaved or one plane per
     sample (PlanarConfiguration 2), uncompressed or Deflate, with or without Predictor 2; written here
-    because neither OpenCV nor Pillow writes planar or float16 pages."""
+    because neither OpenCV nor Pillow writes planar or float16 pages. ``extra``: its ExtraSamples values (default:
+    one unassociated alpha for 4 samples, none else)."""
     h, w, c = samples.shape
     planes = [samples[:, :, [k]] for k in range(c)] if planar else [samples]
     strips = [_strip(p[y:y + rows], compression, predictor) for p in planes for y in range(0, h, rows)]
@@ -214,8 +222,9 @@ def _tiff_page(samples: np.ndarray, photometric: int, sample_format: int, planar
               262: (3, [photometric]), 273: (4, [0] * len(strips)), 277: (3, [c]), 278: (4, [rows]),
               279: (4, [len(b) for b in strips]), 284: (3, [2 if planar else 1]), 317: (3, [predictor]),
               339: (3, [sample_format] * c)}
-    if c == 4:
-        values[338] = (3, [2])  # unassociated alpha
+    extra = ((2,) if c == 4 else ()) if extra is None else extra
+    if extra:
+        values[338] = (3, list(extra))  # 2: unassociated alpha
     extra_at = 8 + 2 + 12 * len(values) + 4
     out_of_line = {tag: v for tag, v in values.items() if len(v[1]) * (2 if v[0] == 3 else 4) > 4}
     data_at = extra_at + sum(len(v[1]) * (2 if v[0] == 3 else 4) for v in out_of_line.values())
@@ -233,6 +242,7 @@ def _tiff_page(samples: np.ndarray, photometric: int, sample_format: int, planar
 
 RGB16 = RGB.astype(np.uint16) * 256 + np.arange(W, dtype=np.uint16)[:, None]  # low bits that vary along rows
 RGB_FLOAT = RGB.astype(np.float32) / 255
+GREY_OF_RED = np.dstack([RGB[:, :, 0]] * 3)
 
 
 def _planar_cases() -> dict:
@@ -287,6 +297,25 @@ CASES = {
     "int16_miniswhite.tif": lambda: (_tiff(32767 - SIGNED, 0, 2), SIGNED_PIXELS, True),
 }
 CASES.update(_planar_cases())
+# the floating-point Predictor (3): what tifffile writes for float data with predictor=True. float16 pages with it
+# were refused as "corrupt or unsupported format" (their uint16 words take no floating-point predictor in libtiff),
+# and so were float32 pages with alpha ("Predictor 3 with 4 samples a pixel is not read")
+_RGB16F, _RGBA32F = RGB_FLOAT.astype(np.float16), np.dstack([RGB_FLOAT, RAMP / 255]).astype(np.float32)
+# RGB + near infrared + alpha (a multispectral camera's): OpenCV refused every depth, "corrupt or unsupported format"
+_RGB_NIR_ALPHA = np.dstack([RGB, 255 - RAMP, RAMP])
+CASES.update({
+    "rgb_nir_alpha8.tif": lambda: (_tiff_page(_RGB_NIR_ALPHA, 2, 1, False, extra=(0, 2)), RGB, True),
+    "rgb_nir_alpha16_deflate_pred.tif": lambda: (_tiff_page(_RGB_NIR_ALPHA.astype(np.uint16) * 257, 2, 1, False, 8, 2,
+                                                            extra=(0, 2)), RGB, True),
+})
+CASES.update({
+    "float16_rgb_fpredictor.tif": lambda: (_tiff_page(_RGB16F, 2, 3, False, 8, 3, extra=()), RGB, True),
+    "float16_grey_fpredictor.tif": lambda: (_tiff_page(_RGB16F[:, :, :1], 1, 3, False, 8, 3), GREY_OF_RED, True),
+    "planar_float16_fpredictor.tif": lambda: (_tiff_page(_RGB16F, 2, 3, True, 8, 3, extra=()), RGB, True),
+    "float32_rgba_fpredictor.tif": lambda: (_tiff_page(_RGBA32F, 2, 3, False, 8, 3), RGB, True),
+    "float16_grey_alpha_fpredictor.tif": lambda: (_tiff_page(_RGBA32F[:, :, ::3].astype(np.float16), 1, 3, False, 8, 3,
+                                                             extra=(2,)), GREY_OF_RED, True),
+})
 
 
 def _recording_backend():

@@ -265,3 +265,15 @@ def test_an_mp4_still_being_recorded_is_waited_for_and_read_whole(tmp_path):
     _behind(video, file_settle.STALLED_S + 30)
     frames, states = _run_camera(cam, 5.0)
     assert not frames and states[-1][0] == "failed" and "corrupt or unsupported video" in states[-1][1], states
+
+
+@pytest.mark.parametrize("tail", [b"\x00" * 300, b"\xff" * 3, "thumbnail JPEG appended"])
+def test_a_jpeg_with_bytes_after_its_end_marker_is_not_cut_short(tail):
+    """A camera padding its JPEGs to a block, or a second picture appended: the file ends after its EOI, not in it.
+    Told cut short, a damaged one waited STALLED_S (30 s) before it counted corrupt, where a whole one waits
+    SETTLE_S; cut before its EOI it still is cut short."""
+    whole = _picture(".jpg")
+    tail = _picture(".jpg") if isinstance(tail, str) else tail
+    assert not ends_cut_short(whole + tail)
+    for cut in (16, len(whole) // 2, len(whole) - 1):
+        assert ends_cut_short(whole[:cut]), cut
