@@ -380,6 +380,46 @@ def test_defects_without_masks_fall_back_to_good_pixels(exported_model, tiny_dat
     assert any("no ground-truth masks" in w for w in c.warnings)
 
 
+def _masks_made(root, kind: str) -> None:
+    """Every ground-truth mask of ``root`` made empty (all zero: 0 or 1 values, 8 or 16 bit), or one empty, one
+    of another aspect and one removed."""
+    import cv2
+
+    masks = sorted((root / "ground_truth").glob("*/*_mask.png"))
+    for i, path in enumerate(masks):
+        if kind == "empty" or i == 0:
+            assert cv2.imwrite(str(path), np.zeros((64, 64), np.uint16 if i % 2 else np.uint8))
+        elif i == 1:
+            assert cv2.imwrite(str(path), np.full((32, 64), 255, np.uint8))
+        else:
+            path.unlink()
+
+
+@pytest.mark.parametrize("kind, said", [
+    ("empty", "the ground-truth masks of all 6 defective image(s) are empty (no pixel marked, e.g. "),
+    ("mixed", "none of the 6 defective image(s) has a usable ground-truth mask: 4 with no mask file found, e.g. "),
+])
+def test_masks_that_exist_but_mark_nothing_are_not_said_to_be_missing(exported_model, tiny_dataset, tmp_path,
+                                                                      kind, said):
+    """A ground_truth folder whose masks were all empty (zero) was "no ground-truth masks for the defective
+    images", which sent the user looking for a naming fault; the warning now says what the masks are (all empty,
+    or how many of each kind: no file, empty, unusable), naming an example, in one line."""
+    import shutil
+
+    from inspector.evaluation.calibrate import calibrate
+
+    data = tmp_path / "part"
+    shutil.copytree(tiny_dataset, data)
+    _masks_made(data, kind)
+    c = calibrate(exported_model, data, use_defects=True, split="test")
+    assert c.pixel.rule.startswith("pixel_false_alarm_rate") and c.thresholds.data.defects.with_mask == 0
+    (told,) = [w for w in c.warnings if "pixel threshold comes from good-image pixels" in w]
+    assert told.startswith(said) and "no ground-truth masks" not in told, told
+    assert str(data / "ground_truth") in told, told
+    if kind == "mixed":
+        assert "1 with an empty mask" in told and "1 with a mask that could not be used" in told, told
+
+
 def test_no_readable_image_names_the_folder(exported_model, tmp_path):
     """Every good image corrupt: the one-line error says which folder, not just 'none of the N image(s)'."""
     from inspector.evaluation.calibrate import calibrate

@@ -555,6 +555,44 @@ def load_masks(samples: Sequence[Sample], height: int, width: int,
     return [mask for mask, _ in results]
 
 
+_NO_MASK, _EMPTY_MASK, _UNUSABLE_MASK = ("with no mask file found", "with an empty mask (no pixel marked)",
+                                         "with a mask that could not be used (see the warnings above)")
+
+
+def why_unmasked(samples: Sequence[Sample], masks: Sequence[np.ndarray | None]) -> str | None:
+    """Why none of the defect ``samples`` has a usable mask in ``masks`` (:func:`load_masks`), in one clause naming
+    how many of each kind and an example: no mask file found, an empty mask (no pixel marked), a mask that could
+    not be used (unreadable, another aspect: told by :func:`load_masks`). None when any defect sample has a usable
+    mask, or there is none. "No ground-truth masks" was said of a ground_truth folder whose masks were all empty,
+    which sent the user looking for a naming fault."""
+    defects = [(s, m) for s, m in zip(samples, masks) if s.label == 1]
+    if not defects or any(m is not None for _, m in defects):
+        return None
+    kinds: dict[str, list[Path]] = {_NO_MASK: [], _EMPTY_MASK: [], _UNUSABLE_MASK: []}
+    for sample, _ in defects:
+        kinds[_mask_kind(sample.mask_path)].append(sample.mask_path or sample.path)
+    told = [f"{len(paths)} {kind}, e.g. {min(paths)}" for kind, paths in kinds.items() if paths]
+    n = len(defects)
+    if len(told) == 1 and kinds[_NO_MASK]:
+        return (f"no ground-truth masks for the {n} defective image(s) (none found as ground_truth/<type>/"
+                f"<stem>_mask.png or beside them, e.g. for {min(kinds[_NO_MASK])})")
+    if len(told) == 1 and kinds[_EMPTY_MASK]:
+        return f"the ground-truth masks of all {n} defective image(s) are empty (no pixel marked, e.g. " \
+               f"{min(kinds[_EMPTY_MASK])})"
+    return f"none of the {n} defective image(s) has a usable ground-truth mask: {'; '.join(told)}"
+
+
+def _mask_kind(mask_path: Path | None) -> str:
+    """The kind :func:`why_unmasked` tells of a defect image whose mask :func:`load_masks` gave None."""
+    if mask_path is None:
+        return _NO_MASK
+    try:
+        empty = not read_mask(mask_path).any()
+    except DataError:
+        empty = False
+    return _EMPTY_MASK if empty else _UNUSABLE_MASK
+
+
 class MaskOfAnotherAspect(DataError):
     """A mask whose aspect is not its image's: it belongs to another picture (or is transposed)."""
 

@@ -760,9 +760,12 @@ def _choose_thresholds(good: ScoredSet, guarded: np.ndarray, defects: ScoredSet 
         pixel = pixel_threshold_f1(list(good.maps) + list(defects.maps), good_masks + list(masks))
     else:
         pixel = pixel_threshold_at_false_alarm_rate(good.maps, pixel_false_alarm_rate)
-        if defects is not None:  # defects without ground-truth masks (e.g. some BTAD folders): good pixels only
-            warnings.append("no ground-truth masks for the defective images: the pixel threshold comes from "
-                            f"good-image pixels at a rate of {pixel_false_alarm_rate:g}")
+        if defects is not None:  # defects without usable masks (e.g. some BTAD folders): good pixels only
+            from inspector.data.datasets import why_unmasked
+
+            why = why_unmasked(defects.samples, masks) or "no usable ground-truth masks for the defective images"
+            warnings.append(f"{why}: the pixel threshold comes from good-image pixels at a rate of "
+                            f"{pixel_false_alarm_rate:g}")
     warnings += [*image.warnings, *pixel.warnings]
     return image, pixel
 
