@@ -745,6 +745,38 @@ def test_calibrate_with_data_names_no_good_part_test_good_scores_as_high_but_sti
     assert f"{folder / 'mislabelled.png'} (score" in told, told
 
 
+def test_good_images_told_apart_by_the_gap_alone_are_not_called_defects_without_evidence(exported_model, tmp_path,
+                                                                                          capsys):
+    """Without other good parts to judge by (--good-dir alone), the gap rule tells healthy sets apart now and
+    then (4 of 12 sets of 24 new good parts on this model) and asked "a defective or mislabelled part among the
+    good images?" of a good part, advising to leave it out, which flags good parts like it. The warning now
+    says what it rests on (the gap alone, no other good parts scored, healthy sets told apart too) and what
+    leaving a good part out costs; the threshold and the rule are unchanged."""
+    import shutil
+
+    from inspector.cli import main
+    from inspector.data.synth import synthesize
+
+    for seed in (7, 10):
+        synthesize(tmp_path / f"s{seed}", texture="brick", size=64, n_train=24, n_test_good=0, n_test_defect=0,
+                   seed=seed)
+    pool = sorted(tmp_path.glob("s*/train/good/*.png"))
+    order = np.argsort(_scores(exported_model, pool, 8), kind="stable")
+    folder = tmp_path / "good"  # healthy: the pool's 23 lowest and its second highest, by this model's scores
+    folder.mkdir()
+    for i in [*order[:23], order[-2]]:
+        shutil.copy(pool[i], folder / f"{pool[i].parts[-4]}-{pool[i].name}")
+    for extra in ([], ["--exclude-outliers"]):
+        assert main(["calibrate", str(exported_model), "--good-dir", str(folder), "--out", str(tmp_path / "c.yaml"),
+                     *extra]) == 0
+        (told,) = [ln for ln in capsys.readouterr().out.splitlines() if "far above" in ln]
+        assert told.startswith("warning: 1 good image(s) score far above the other 23: "), told
+        assert "That gap is all this rests on: no other good parts were scored to compare them with" in told, told
+        assert "healthy sets with a long tail are told apart so too" in told, told
+        assert "a defective or mislabelled part among the good images?" not in told, told
+        assert ("leaving it out would flag them" if not extra else "the line will flag parts scoring like them") in told
+
+
 def test_a_dataset_given_as_the_good_image_folder_is_one_line_saying_to_give_it_as_data(exported_model,
                                                                                         tiny_dataset, tmp_path,
                                                                                         capsys, caplog):
