@@ -253,7 +253,7 @@ def _good_samples(folder: Path, gt: Path | None) -> list[Sample]:
     marked = sorted(path for p in images if (path := masks.get(p.stem)) is not None and _marks_a_region(path))
     if marked:
         _warn_once(f"{folder}: {len(marked)} good image(s) have a mask marking a defect region (e.g. {marked[0]}"
-                   f"{also_named(marked[1:])}): they are scored as good parts, their masks not used; a defective "
+                   f"{also_named(marked)}): they are scored as good parts, their masks not used; a defective "
                    f"part belongs in test/<defect type>")
     return [Sample(p, 0, "good", None) for p in images]
 
@@ -546,10 +546,10 @@ def _tell_skipped(skipped: list[tuple[Sample, DataError]], total: int) -> None:
     if overlays:
         log.warning("refused %d of %d image(s) as overlays written by 'inspector predict' (heat maps over a picture, "
                     "not parts' pictures; move them out of the data set): %s%s", len(overlays), total,
-                    overlays[0][0].path, also_named([s.path for s, _ in overlays[1:]]))
+                    overlays[0][0].path, also_named([s.path for s, _ in overlays]))
     if unread:
         log.warning("skipped %d of %d image(s) that could not be read: %s%s", len(unread), total, unread[0][1],
-                    also_named([s.path for s, _ in unread[1:]]))
+                    also_named([s.path for s, _ in unread]))
 
 
 def load_masks(samples: Sequence[Sample], height: int, width: int,
@@ -638,13 +638,17 @@ def _tell_ignored(problems: list[tuple[Path, DataError]]) -> None:
         group = [(path, exc) for path, exc in problems if isinstance(exc, MaskOfAnotherAspect) == aspect]
         if group:
             log.warning("%d mask(s) ignored (pixel metrics skip their images): %s%s", len(group), group[0][1],
-                        also_named([path for path, _ in group[1:]]))
+                        also_named([path for path, _ in group]))
 
 
 def also_named(paths: Sequence[Path], few: int = 3) -> str:
-    """``; also e.g. a.png, b.png, c.png`` naming the first ``few`` of ``paths`` after a summary's first example
-    ('' when there are none): a count with a few names, never a line per file."""
-    return f"; also e.g. {', '.join(p.name for p in paths[:few])}" if paths else ""
+    """``; also e.g. a.png, b.png, c.png`` naming ``paths[1:few + 1]`` after a summary's first example, ``paths[0]``
+    ('' when there is no other): a count with a few names, never a line per file. Each is named by its folder too
+    (``crack/000_mask.png``) when ``paths`` lie in more than one: masks of several defect types share their names,
+    and "also e.g. 000_mask.png, 000_mask.png, 000_mask.png" named none of them."""
+    rest = [Path(p) for p in paths[1:few + 1]]
+    several = len({Path(p).parent for p in paths}) > 1
+    return f"; also e.g. {', '.join(f'{p.parent.name}/{p.name}' if several else p.name for p in rest)}" if rest else ""
 
 
 def _mask_on_frame(sample: Sample) -> np.ndarray:

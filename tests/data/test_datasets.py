@@ -565,3 +565,23 @@ def test_a_ground_truth_folder_that_holds_no_mask_of_a_type_is_told_in_one_line(
     assert told[1] == (f"{root / 'ground_truth'}: no folder for defect type(s) crack: their 1 image(s) have no mask "
                        f"(pixel metrics skip them), e.g. {root / 'test' / 'crack' / '000.png'}; the folder holds "
                        f"cracks, dent, hole"), told
+
+
+def test_masks_of_the_same_name_in_several_defect_folders_are_told_apart_in_a_warning(tmp_path, caplog):
+    """Masks of several defect types share names (000_mask.png in each): a warning about them named the first in
+    full and then "also e.g. 000_mask.png, 000_mask.png, 000_mask.png", which named none. Each is named by its
+    folder too when they lie in several folders; those of one folder keep their bare names."""
+    root = tmp_path / "part"
+    _img(root / "train" / "good" / "0.png")
+    for kind in ("crack", "dent", "hole", "stain"):
+        _img(root / "test" / kind / "000.png")
+        _img(root / "ground_truth" / kind / "000_mask.png", 255, (8, 16))  # another aspect: ignored, told
+    ds = load_dataset(root)
+    with caplog.at_level(logging.WARNING):
+        assert load_masks(ds.test, 16, 16) == [None] * 4
+    (told,) = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
+    assert told.endswith("; also e.g. dent/000_mask.png, hole/000_mask.png, stain/000_mask.png"), told
+    from inspector.data.datasets import also_named
+
+    assert also_named([tmp_path / "a.png", tmp_path / "b.png"]) == "; also e.g. b.png"
+    assert also_named([tmp_path / "a.png"]) == ""
