@@ -420,6 +420,28 @@ def test_masks_that_exist_but_mark_nothing_are_not_said_to_be_missing(exported_m
         assert "1 with an empty mask" in told and "1 with a mask that could not be used" in told, told
 
 
+def test_a_pixel_f1_threshold_says_how_many_defective_images_it_rests_on(exported_model, tiny_dataset, tmp_path):
+    """With some defect images unmasked, the pixel-F1 threshold was chosen over the masked ones alone while the
+    summary said "[pixel_f1]" and the file "over the pixels of images with ground-truth masks", 1 or 6 of them.
+    The rule text (summary line and file) now counts them, and a warning says how many had none."""
+    import shutil
+
+    from inspector.artifacts.thresholds import read_thresholds
+    from inspector.evaluation.calibrate import calibrate
+
+    data = tmp_path / "part"
+    shutil.copytree(tiny_dataset, data)
+    for path in sorted((data / "ground_truth").glob("*/*_mask.png"))[:2]:
+        path.unlink()
+    c = calibrate(exported_model, data, use_defects=True, split="test", out=tmp_path / "c.yaml")
+    covers = ("pixel-F1-optimal over the pixels of 4 good image(s) and the 4 of 6 defective image(s) with a usable "
+              "ground-truth mask")
+    assert c.pixel.rule == "pixel_f1" and f"[pixel_f1: {covers}]" in "\n".join(c.summary_lines())
+    assert read_thresholds(tmp_path / "c.yaml").data.pixel_rule.rule_text == covers
+    assert [w for w in c.warnings if w.startswith("the pixel threshold rests on 4 of the 6 defective image(s): the "
+                                                  "other 2 have no usable ground-truth mask")], c.warnings
+
+
 def test_no_readable_image_names_the_folder(exported_model, tmp_path):
     """Every good image corrupt: the one-line error says which folder, not just 'none of the N image(s)'."""
     from inspector.evaluation.calibrate import calibrate

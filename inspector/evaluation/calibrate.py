@@ -545,7 +545,8 @@ class Calibration:
             lines.append(f"batches    the {check.images} good image(s) nearest the threshold scored again at "
                          f"batch size(s) {', '.join(map(str, check.batch_sizes))}: they moved by up to "
                          f"{check.spread:.3g}, which the threshold clears")
-        lines.append(f"pixel      threshold {t.pixel_threshold:.6g}  [{self.pixel.rule}]")
+        covers = f": {self.pixel.details['rule_text']}" if self.pixel.rule == "pixel_f1" else ""
+        lines.append(f"pixel      threshold {t.pixel_threshold:.6g}  [{self.pixel.rule}{covers}]")
         if t.uncertain_band:
             lines.append(f"uncertain  [{t.uncertain_band[0]:.6g}, {t.uncertain_band[1]:.6g})")
         s = t.score_stats
@@ -781,6 +782,7 @@ def _choose_thresholds(good: ScoredSet, guarded: np.ndarray, defects: ScoredSet 
     if defects is not None and any(m is not None and m.any() for m in masks):
         good_masks = [np.zeros(m.shape, bool) for m in good.maps]
         pixel = pixel_threshold_f1(list(good.maps) + list(defects.maps), good_masks + list(masks))
+        _say_pixel_f1_covers(pixel, len(good.maps), masks, warnings)
     else:
         pixel = pixel_threshold_at_false_alarm_rate(good.maps, pixel_false_alarm_rate)
         if defects is not None:  # defects without usable masks (e.g. some BTAD folders): good pixels only
@@ -791,6 +793,19 @@ def _choose_thresholds(good: ScoredSet, guarded: np.ndarray, defects: ScoredSet 
                             f"{pixel_false_alarm_rate:g}")
     warnings += [*image.warnings, *pixel.warnings]
     return image, pixel
+
+
+def _say_pixel_f1_covers(pixel: Choice, n_good: int, masks: list, warnings: list[str]) -> None:
+    """Name in the pixel-F1 rule's ``rule_text`` the images it was chosen over (the good ones and the defective ones
+    with a usable mask), and warn when some defective images had none: the summary line said "[pixel_f1]" and the
+    file "over the pixels of images with ground-truth masks" whether 1 or all of them had one."""
+    n_masked, n_defect = sum(m is not None for m in masks), len(masks)
+    pixel.details["rule_text"] = (f"pixel-F1-optimal over the pixels of {n_good} good image(s) and the {n_masked} "
+                                  f"of {n_defect} defective image(s) with a usable ground-truth mask")
+    if n_masked < n_defect:
+        warnings.append(f"the pixel threshold rests on {n_masked} of the {n_defect} defective image(s): the other "
+                        f"{n_defect - n_masked} have no usable ground-truth mask (none found, empty, or unusable: "
+                        f"see the warnings above)")
 
 
 def _data_summary(good: ScoredSet, s: _Scored, image: Choice, pixel: Choice, policy: str, band,
