@@ -36,9 +36,9 @@ Rules (predictions are ``score >= threshold``, as everywhere in inspector):
   are named in a warning with the threshold with and without them, and kept unless ``exclude_outliers`` (then
   left out of the image and the pixel threshold): the rule cannot tell a mislabelled part from a rare good
   one, and only a look at the images can; judged by the gap alone, the warning says so (that healthy sets are told
-  apart too, and what a good part left out costs: :func:`_apart_said`). Given a dataset with test/good besides the images calibrated on
-  (the calibration or validation split, or ``good_dir`` with ``data``), those other good parts are scored too,
-  and only an image scoring above all of them is named (:func:`apart_from_reference`): the README's
+  apart too, and what a good part left out costs: :func:`_apart_said`). Given a dataset with test/good besides
+  the images calibrated on (the calibration or validation split, or ``good_dir`` with ``data``), those other good
+  parts are scored too, and only an image scoring above all of them is named (:func:`apart_from_reference`): the README's
   walkthrough named 2 good parts that new good parts outscored, advising a threshold 10 of its 40 test/good
   parts score above. It clears only what a known good part matches: on the tests' model, with 48 new good parts
   (at most 2.23) as test/good, the 12 sets above are told as before, their healthy suspects (4.2-5.9) and the
@@ -767,8 +767,8 @@ def _apart_said(j: int, n_rest: int, ref: np.ndarray | None, named: str, ratio: 
                 f"(at most {ref.max():.6g}): {named}; {gap}: a defective or mislabelled part among the good images? ")
     return (f"{j} good image(s) score far above the other {n_rest}: {named}; {gap}. That gap is all this rests on: "
             f"no other good parts were scored to compare them with (calibrate on --good-dir or the model's "
-            f"calibration split, with --data whose test/good holds other good parts), and healthy sets with a long tail are told apart so too ({HEALTHY_TOLD_APART}), so it is no "
-            f"evidence of a defect by itself. ")
+            f"calibration split, with --data whose test/good holds other good parts), and healthy sets with a long "
+            f"tail are told apart so too ({HEALTHY_TOLD_APART}), so it is no evidence of a defect by itself. ")
 
 
 def _choose_thresholds(good: ScoredSet, guarded: np.ndarray, defects: ScoredSet | None, masks: list | None,

@@ -286,7 +286,7 @@ def one_class_line(metrics: dict) -> str | None:
     if not n_good:
         pixels = ("; the pixel AUROC and AUPRO rest on the defective images' own normal pixels alone, no good part's"
                   if metrics.get("pixel_auroc") is not None else "")
-        return (f"image AUROC and F1-max undefined: no good test images were scored (test/good missing or empty: "
-                f"{counts}); both need good and defective parts{pixels}")
+        return (f"image AUROC and F1-max undefined: no good test images were scored (test/good missing, empty or "
+                f"unreadable: {counts}); both need good and defective parts{pixels}")
     return (f"image AUROC, F1-max, pixel AUROC and AUPRO undefined: no defective test images were scored "
-            f"(no test/<defect type> images: {counts}); they need good and defective parts")
+            f"(no test/<defect type> images, or none readable: {counts}); they need good and defective parts")

@@ -50,9 +50,9 @@ def test_a_test_set_of_one_class_says_what_is_undefined_and_what_the_pixel_metri
     assert main(["evaluate", str(trained_run), "--data", str(data), "--out", str(out), "--no-per-level"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["image_auroc"] is None and metrics["f1_max"] is None
-    said = ("image AUROC and F1-max undefined: no good test images were scored (test/good missing or empty: the "
-            "test set has 0 good and 6 defective image(s)); both need good and defective parts; the pixel AUROC "
-            "and AUPRO rest on the defective images' own normal pixels alone" if left == "defects" else
+    said = ("image AUROC and F1-max undefined: no good test images were scored (test/good missing, empty or "
+            "unreadable: the test set has 0 good and 6 defective image(s)); both need good and defective parts; "
+            "the pixel AUROC and AUPRO rest on the defective images' own normal pixels alone" if left == "defects" else
             "image AUROC, F1-max, pixel AUROC and AUPRO undefined: no defective test images were scored")
     (line,) = [w for w in metrics["warnings"] if "undefined" in w]
     assert line.startswith(said), line
