@@ -307,7 +307,7 @@ def _defect_samples(folder: Path, gt: Path | None) -> list[Sample]:
     samples = [Sample(p, 1, folder.name, masks.get(p.stem)) for p in images]
     orphans = sorted(path.name for stem, path in masks.items() if stem not in stems)
     unmatched = sum(1 for s in samples if s.mask_path is None)
-    if gt is not None and unmatched and not orphans:
+    if gt is not None and unmatched and not orphans and not subfolders_note(gt):  # masks nested: told already
         first = next(s.path for s in samples if s.mask_path is None)
         _warn_once(f"{gt}: no mask for {unmatched} of the {len(samples)} image(s) of {folder} (pixel metrics skip "
                    f"them), e.g. {first.name}: a mask is named {MASK_NAMES}")

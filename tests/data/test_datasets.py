@@ -549,22 +549,23 @@ def test_a_ground_truth_folder_that_holds_no_mask_of_a_type_is_told_in_one_line(
     naming an example image (and the folders ground_truth does hold)."""
     root = tmp_path / "part"
     _img(root / "train" / "good" / "0.png")
-    for kind in ("crack", "dent", "hole"):
+    for kind in ("crack", "dent", "hole", "stain"):
         _img(root / "test" / kind / "000.png")
     _img(root / "ground_truth" / "cracks" / "000_mask.png", 255, (16, 16))
     (root / "ground_truth" / "dent").mkdir()
     _img(root / "ground_truth" / "hole" / "000_mask.png", 255, (16, 16))
+    _img(root / "ground_truth" / "stain" / "sub" / "000_mask.png", 255, (16, 16))  # nested: its own one line
     with caplog.at_level(logging.WARNING):
         ds = load_dataset(root)
-    assert [s.mask_path is not None for s in ds.test] == [False, False, True]
+    assert [s.mask_path is not None for s in ds.test] == [False, False, True, False]
     told = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(told) == 2, told
+    assert len(told) == 3 and "sub-folder(s) holding images are not read" in told.pop(1), told
     assert told[0].startswith(f"{root / 'ground_truth' / 'dent'}: no mask for 1 of the 1 image(s) of "
                               f"{root / 'test' / 'dent'} (pixel metrics skip them), e.g. 000.png: a mask is named "
                               f"<image stem>.<ext>, <image stem>{{_mask|"), told
     assert told[1] == (f"{root / 'ground_truth'}: no folder for defect type(s) crack: their 1 image(s) have no mask "
                        f"(pixel metrics skip them), e.g. {root / 'test' / 'crack' / '000.png'}; the folder holds "
-                       f"cracks, dent, hole"), told
+                       f"cracks, dent, hole, stain"), told
 
 
 def test_masks_of_the_same_name_in_several_defect_folders_are_told_apart_in_a_warning(tmp_path, caplog):
