@@ -380,6 +380,68 @@ def test_defects_without_masks_fall_back_to_good_pixels(exported_model, tiny_dat
     assert any("no ground-truth masks" in w for w in c.warnings)
 
 
+def _masks_made(root, kind: str) -> None:
+    """Every ground-truth mask of ``root`` made empty (all zero: 0 or 1 values, 8 or 16 bit), or one empty, one
+    of another aspect and one removed."""
+    import cv2
+
+    masks = sorted((root / "ground_truth").glob("*/*_mask.png"))
+    for i, path in enumerate(masks):
+        if kind == "empty" or i == 0:
+            assert cv2.imwrite(str(path), np.zeros((64, 64), np.uint16 if i % 2 else np.uint8))
+        elif i == 1:
+            assert cv2.imwrite(str(path), np.full((32, 64), 255, np.uint8))
+        else:
+            path.unlink()
+
+
+@pytest.mark.parametrize("kind, said", [
+    ("empty", "the ground-truth masks of all 6 defective image(s) are empty (no pixel marked, e.g. "),
+    ("mixed", "none of the 6 defective image(s) has a usable ground-truth mask: 4 with no mask file found, e.g. "),
+])
+def test_masks_that_exist_but_mark_nothing_are_not_said_to_be_missing(exported_model, tiny_dataset, tmp_path,
+                                                                      kind, said):
+    """A ground_truth folder whose masks were all empty (zero) was "no ground-truth masks for the defective
+    images", which sent the user looking for a naming fault; the warning now says what the masks are (all empty,
+    or how many of each kind: no file, empty, unusable), naming an example, in one line."""
+    import shutil
+
+    from inspector.evaluation.calibrate import calibrate
+
+    data = tmp_path / "part"
+    shutil.copytree(tiny_dataset, data)
+    _masks_made(data, kind)
+    c = calibrate(exported_model, data, use_defects=True, split="test")
+    assert c.pixel.rule.startswith("pixel_false_alarm_rate") and c.thresholds.data.defects.with_mask == 0
+    (told,) = [w for w in c.warnings if "pixel threshold comes from good-image pixels" in w]
+    assert told.startswith(said) and "no ground-truth masks" not in told, told
+    assert str(data / "ground_truth") in told, told
+    if kind == "mixed":
+        assert "1 with an empty mask" in told and "1 with a mask that could not be used" in told, told
+
+
+def test_a_pixel_f1_threshold_says_how_many_defective_images_it_rests_on(exported_model, tiny_dataset, tmp_path):
+    """With some defect images unmasked, the pixel-F1 threshold was chosen over the masked ones alone while the
+    summary said "[pixel_f1]" and the file "over the pixels of images with ground-truth masks", 1 or 6 of them.
+    The rule text (summary line and file) now counts them, and a warning says how many had none."""
+    import shutil
+
+    from inspector.artifacts.thresholds import read_thresholds
+    from inspector.evaluation.calibrate import calibrate
+
+    data = tmp_path / "part"
+    shutil.copytree(tiny_dataset, data)
+    for path in sorted((data / "ground_truth").glob("*/*_mask.png"))[:2]:
+        path.unlink()
+    c = calibrate(exported_model, data, use_defects=True, split="test", out=tmp_path / "c.yaml")
+    covers = ("pixel-F1-optimal over the pixels of 4 good image(s) and the 4 of 6 defective image(s) with a usable "
+              "ground-truth mask")
+    assert c.pixel.rule == "pixel_f1" and f"[pixel_f1: {covers}]" in "\n".join(c.summary_lines())
+    assert read_thresholds(tmp_path / "c.yaml").data.pixel_rule.rule_text == covers
+    assert [w for w in c.warnings if w.startswith("the pixel threshold rests on 4 of the 6 defective image(s): the "
+                                                  "other 2 have no usable ground-truth mask")], c.warnings
+
+
 def test_no_readable_image_names_the_folder(exported_model, tmp_path):
     """Every good image corrupt: the one-line error says which folder, not just 'none of the N image(s)'."""
     from inspector.evaluation.calibrate import calibrate
@@ -703,6 +765,38 @@ def test_calibrate_with_data_names_no_good_part_test_good_scores_as_high_but_sti
     assert told.startswith(said), told
     assert float(told[len(said):].split(")")[0]) == pytest.approx(highest, rel=1e-5), (told, highest)
     assert f"{folder / 'mislabelled.png'} (score" in told, told
+
+
+def test_good_images_told_apart_by_the_gap_alone_are_not_called_defects_without_evidence(exported_model, tmp_path,
+                                                                                          capsys):
+    """Without other good parts to judge by (--good-dir alone), the gap rule tells healthy sets apart now and
+    then (4 of 12 sets of 24 new good parts on this model) and asked "a defective or mislabelled part among the
+    good images?" of a good part, advising to leave it out, which flags good parts like it. The warning now
+    says what it rests on (the gap alone, no other good parts scored, healthy sets told apart too) and what
+    leaving a good part out costs; the threshold and the rule are unchanged."""
+    import shutil
+
+    from inspector.cli import main
+    from inspector.data.synth import synthesize
+
+    for seed in (7, 10):
+        synthesize(tmp_path / f"s{seed}", texture="brick", size=64, n_train=24, n_test_good=0, n_test_defect=0,
+                   seed=seed)
+    pool = sorted(tmp_path.glob("s*/train/good/*.png"))
+    order = np.argsort(_scores(exported_model, pool, 8), kind="stable")
+    folder = tmp_path / "good"  # healthy: the pool's 23 lowest and its second highest, by this model's scores
+    folder.mkdir()
+    for i in [*order[:23], order[-2]]:
+        shutil.copy(pool[i], folder / f"{pool[i].parts[-4]}-{pool[i].name}")
+    for extra in ([], ["--exclude-outliers"]):
+        assert main(["calibrate", str(exported_model), "--good-dir", str(folder), "--out", str(tmp_path / "c.yaml"),
+                     *extra]) == 0
+        (told,) = [ln for ln in capsys.readouterr().out.splitlines() if "far above" in ln]
+        assert told.startswith("warning: 1 good image(s) score far above the other 23: "), told
+        assert "That gap is all this rests on: no other good parts were scored to compare them with" in told, told
+        assert "healthy sets with a long tail are told apart so too" in told, told
+        assert "a defective or mislabelled part among the good images?" not in told, told
+        assert ("leaving it out would flag them" if not extra else "the line will flag parts scoring like them") in told
 
 
 def test_a_dataset_given_as_the_good_image_folder_is_one_line_saying_to_give_it_as_data(exported_model,

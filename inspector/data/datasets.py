@@ -6,7 +6,8 @@
   masks ``ground_truth/<defect type>/<stem>_mask.png`` (KolektorSDD as shipped
   in shared/data uses it too, with the type ``defect``), or beside the image as
   ``test/<defect type>/<stem>_mask.png`` (such a file beside a good image is its mask
-  too, never an image). ``<stem>_gt`` and ``<stem>_label`` are masks too (:data:`MASK_SUFFIXES`). Beside its
+  too, never an image). ``<stem>_gt``, ``<stem>_label``, ``<stem>-mask`` (``-gt``, ``-label``) and ``mask_<stem>``
+  (``mask-<stem>``) are masks too (:data:`MASK_SUFFIXES`, :data:`MASK_PREFIXES`). Beside its
   image such a file is a mask only when its content is mask-like (a photo named ``bottle_label.png`` stays an
   image, with one warning: :func:`split_beside_masks`).
 * **btad** — ``train/ok/*``, ``test/ok/*``, ``test/ko/*``, masks
@@ -93,15 +94,24 @@ class Dataset:
 
 
 # how datasets name a mask after its image <stem>: MVTec AD's <stem>_mask, and <stem>_gt / <stem>_label of other
-# public datasets (any letter case: tools on Windows write _MASK). The one list, beside an image and in ground_truth
-MASK_SUFFIXES = ("_mask", "_gt", "_label")
+# public datasets, with a hyphen as well (<stem>-mask), or mask_<stem> / mask-<stem> (any letter case: tools on
+# Windows write _MASK). The one list, beside an image and in ground_truth: masks named <stem>-mask or mask_<stem>
+# were not read, their images scored without them (one warning per folder said so)
+MASK_SUFFIXES = ("_mask", "_gt", "_label", "-mask", "-gt", "-label")
+MASK_PREFIXES = ("mask_", "mask-")
+MASK_LIKE = f"<stem>{{{'|'.join(MASK_SUFFIXES)}}}.<ext> or {{{'|'.join(MASK_PREFIXES)}}}<stem>.<ext>"
+MASK_NAMES = f"<image stem>.<ext>, {MASK_LIKE.replace('<stem>', '<image stem>')}"
 
 
 def _mask_of(path: Path) -> str | None:
-    """The image stem a ``<stem><mask suffix>.<ext>`` file (:data:`MASK_SUFFIXES`) belongs to, else None."""
+    """The image stem a ``<stem><mask suffix>.<ext>`` or ``<mask prefix><stem>.<ext>`` file
+    (:data:`MASK_SUFFIXES`, :data:`MASK_PREFIXES`, any letter case) belongs to, else None."""
     lower = path.stem.lower()
     suffix = next((s for s in MASK_SUFFIXES if lower.endswith(s) and len(lower) > len(s)), None)
-    return path.stem[:-len(suffix)] if suffix else None
+    if suffix:
+        return path.stem[:-len(suffix)]
+    prefix = next((p for p in MASK_PREFIXES if lower.startswith(p) and len(lower) > len(p)), None)
+    return path.stem[len(prefix):] if prefix else None
 
 
 def split_beside_masks(files: Sequence[Path]) -> tuple[list[Path], dict[str, Path]]:
@@ -120,8 +130,8 @@ def split_beside_masks(files: Sequence[Path]) -> tuple[list[Path], dict[str, Pat
     beside = {_mask_of(p): p for p in reversed(taken)}  # two masks of one image (a _gt and a _mask): the first
     lone = sorted(p.name for p in files if _mask_of(p) is not None and _mask_of(p) not in stems)
     if lone:
-        _warn_once(f"{files[0].parent}: {len(lone)} file(s) named like a mask (<stem>{'/'.join(MASK_SUFFIXES)}) "
-                   f"have no image of their stem beside them and are read as images, e.g. {', '.join(lone[:3])}")
+        _warn_once(f"{files[0].parent}: {len(lone)} file(s) named like a mask ({MASK_LIKE}) have no image of "
+                   f"their stem beside them and are read as images, e.g. {', '.join(lone[:3])}")
     if photos:
         names = sorted(p.name for p in photos)
         _warn_once(f"{files[0].parent}: {len(names)} file(s) named like the mask of the image beside them hold a "
@@ -212,7 +222,26 @@ def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
             samples += _good_samples(sub, subfolder(truth, sub.name) if truth is not None else None)
             continue
         samples += _defect_samples(sub, subfolder(truth, sub.name) if truth is not None else None)
+    if truth is not None:
+        _tell_types_without_truth(truth, [s for s in samples if s.label == 1])
     return samples
+
+
+def _tell_types_without_truth(truth: Path, defects: list[Sample]) -> None:
+    """One warning when ``truth`` (a dataset's ground_truth folder) has no folder for some defect types whose
+    images have no mask beside them either: their images are scored without masks (pixel metrics skip them), which
+    was said at INFO only, while a ground_truth folder promised masks (``ground_truth/cracks`` for ``test/crack``)."""
+    unmasked = [s for s in defects if s.mask_path is None and subfolder(truth, s.defect_type) is None]
+    if not unmasked:
+        return
+    types = sorted({s.defect_type for s in unmasked})
+    try:
+        held = sorted(d.name for d in truth.iterdir() if d.is_dir() and not _is_artefact(d))
+    except OSError:
+        held = []
+    _warn_once(f"{truth}: no folder for defect type(s) {', '.join(types)}: their {len(unmasked)} image(s) have no "
+               f"mask (pixel metrics skip them), e.g. {unmasked[0].path}; the folder holds "
+               f"{', '.join(held) if held else 'no folders'}")
 
 
 def _good_samples(folder: Path, gt: Path | None) -> list[Sample]:
@@ -224,7 +253,7 @@ def _good_samples(folder: Path, gt: Path | None) -> list[Sample]:
     marked = sorted(path for p in images if (path := masks.get(p.stem)) is not None and _marks_a_region(path))
     if marked:
         _warn_once(f"{folder}: {len(marked)} good image(s) have a mask marking a defect region (e.g. {marked[0]}"
-                   f"{also_named(marked[1:])}): they are scored as good parts, their masks not used; a defective "
+                   f"{also_named(marked)}): they are scored as good parts, their masks not used; a defective "
                    f"part belongs in test/<defect type>")
     return [Sample(p, 0, "good", None) for p in images]
 
@@ -278,10 +307,14 @@ def _defect_samples(folder: Path, gt: Path | None) -> list[Sample]:
     samples = [Sample(p, 1, folder.name, masks.get(p.stem)) for p in images]
     orphans = sorted(path.name for stem, path in masks.items() if stem not in stems)
     unmatched = sum(1 for s in samples if s.mask_path is None)
+    if gt is not None and unmatched and not orphans and not subfolders_note(gt):  # masks nested: told already
+        first = next(s.path for s in samples if s.mask_path is None)
+        _warn_once(f"{gt}: no mask for {unmatched} of the {len(samples)} image(s) of {folder} (pixel metrics skip "
+                   f"them), e.g. {first.name}: a mask is named {MASK_NAMES}")
     if orphans and unmatched:
         _warn_once(f"{gt}: {len(orphans)} mask file(s) match no image of {folder}, and {unmatched} image(s) there "
-                   f"have no mask: a mask is named <image stem>.<ext> or <image stem>{'|'.join(MASK_SUFFIXES)}.<ext> (e.g. "
-                   f"{images[0].stem}_mask.png for {images[0].name}); found e.g. {orphans[0]}")
+                   f"have no mask: a mask is named {MASK_NAMES} (e.g. {images[0].stem}_mask.png for "
+                   f"{images[0].name}); found e.g. {orphans[0]}")
     return samples
 
 
@@ -513,10 +546,10 @@ def _tell_skipped(skipped: list[tuple[Sample, DataError]], total: int) -> None:
     if overlays:
         log.warning("refused %d of %d image(s) as overlays written by 'inspector predict' (heat maps over a picture, "
                     "not parts' pictures; move them out of the data set): %s%s", len(overlays), total,
-                    overlays[0][0].path, also_named([s.path for s, _ in overlays[1:]]))
+                    overlays[0][0].path, also_named([s.path for s, _ in overlays]))
     if unread:
         log.warning("skipped %d of %d image(s) that could not be read: %s%s", len(unread), total, unread[0][1],
-                    also_named([s.path for s, _ in unread[1:]]))
+                    also_named([s.path for s, _ in unread]))
 
 
 def load_masks(samples: Sequence[Sample], height: int, width: int,
@@ -555,6 +588,44 @@ def load_masks(samples: Sequence[Sample], height: int, width: int,
     return [mask for mask, _ in results]
 
 
+_NO_MASK, _EMPTY_MASK, _UNUSABLE_MASK = ("with no mask file found", "with an empty mask (no pixel marked)",
+                                         "with a mask that could not be used (see the warnings above)")
+
+
+def why_unmasked(samples: Sequence[Sample], masks: Sequence[np.ndarray | None]) -> str | None:
+    """Why none of the defect ``samples`` has a usable mask in ``masks`` (:func:`load_masks`), in one clause naming
+    how many of each kind and an example: no mask file found, an empty mask (no pixel marked), a mask that could
+    not be used (unreadable, another aspect: told by :func:`load_masks`). None when any defect sample has a usable
+    mask, or there is none. "No ground-truth masks" was said of a ground_truth folder whose masks were all empty,
+    which sent the user looking for a naming fault."""
+    defects = [(s, m) for s, m in zip(samples, masks) if s.label == 1]
+    if not defects or any(m is not None for _, m in defects):
+        return None
+    kinds: dict[str, list[Path]] = {_NO_MASK: [], _EMPTY_MASK: [], _UNUSABLE_MASK: []}
+    for sample, _ in defects:
+        kinds[_mask_kind(sample.mask_path)].append(sample.mask_path or sample.path)
+    told = [f"{len(paths)} {kind}, e.g. {min(paths)}" for kind, paths in kinds.items() if paths]
+    n = len(defects)
+    if len(told) == 1 and kinds[_NO_MASK]:
+        return (f"no ground-truth masks for the {n} defective image(s) (none found as ground_truth/<type>/"
+                f"<stem>_mask.png or beside them, e.g. for {min(kinds[_NO_MASK])})")
+    if len(told) == 1 and kinds[_EMPTY_MASK]:
+        return f"the ground-truth masks of all {n} defective image(s) are empty (no pixel marked, e.g. " \
+               f"{min(kinds[_EMPTY_MASK])})"
+    return f"none of the {n} defective image(s) has a usable ground-truth mask: {'; '.join(told)}"
+
+
+def _mask_kind(mask_path: Path | None) -> str:
+    """The kind :func:`why_unmasked` tells of a defect image whose mask :func:`load_masks` gave None."""
+    if mask_path is None:
+        return _NO_MASK
+    try:
+        empty = not read_mask(mask_path).any()
+    except DataError:
+        empty = False
+    return _EMPTY_MASK if empty else _UNUSABLE_MASK
+
+
 class MaskOfAnotherAspect(DataError):
     """A mask whose aspect is not its image's: it belongs to another picture (or is transposed)."""
 
@@ -567,13 +638,17 @@ def _tell_ignored(problems: list[tuple[Path, DataError]]) -> None:
         group = [(path, exc) for path, exc in problems if isinstance(exc, MaskOfAnotherAspect) == aspect]
         if group:
             log.warning("%d mask(s) ignored (pixel metrics skip their images): %s%s", len(group), group[0][1],
-                        also_named([path for path, _ in group[1:]]))
+                        also_named([path for path, _ in group]))
 
 
 def also_named(paths: Sequence[Path], few: int = 3) -> str:
-    """``; also e.g. a.png, b.png, c.png`` naming the first ``few`` of ``paths`` after a summary's first example
-    ('' when there are none): a count with a few names, never a line per file."""
-    return f"; also e.g. {', '.join(p.name for p in paths[:few])}" if paths else ""
+    """``; also e.g. a.png, b.png, c.png`` naming ``paths[1:few + 1]`` after a summary's first example, ``paths[0]``
+    ('' when there is no other): a count with a few names, never a line per file. Each is named by its folder too
+    (``crack/000_mask.png``) when ``paths`` lie in more than one: masks of several defect types share their names,
+    and "also e.g. 000_mask.png, 000_mask.png, 000_mask.png" named none of them."""
+    rest = [Path(p) for p in paths[1:few + 1]]
+    several = len({Path(p).parent for p in paths}) > 1
+    return f"; also e.g. {', '.join(f'{p.parent.name}/{p.name}' if several else p.name for p in rest)}" if rest else ""
 
 
 def _mask_on_frame(sample: Sample) -> np.ndarray:

@@ -63,7 +63,9 @@ file gives the same pixels everywhere. The rules:
 
 **Masks** (:func:`read_mask`) use the same decoder without scaling; a pixel is
 defect when its largest channel is at least half of the mask's largest value
-(so 0/1, 0/255, 0/65535 masks and lossy JPEG copies of them all read right);
+(so 0/1, 0/255, 0/65535 masks and lossy JPEG copies of them all read right), and every non-zero pixel of a
+label map of class indices (largest value at most ``MASK_MAX_LEVELS``: 1, 2, 3 …), whose lower classes the
+half rule read as normal pixels, counted against the model in the pixel metrics;
 an all-zero mask is empty. A mask whose alpha channel varies (a transparent overlay
 exported by an annotation tool) is read from its alpha by the same rule, turned by the
 file's EXIF orientation as its colour is. Whether a file named like a mask is one is told by its content
@@ -1569,7 +1571,10 @@ def read_mask(path: str | Path, shape: tuple[int, ...] | None = None) -> np.ndar
     if img.dtype in (np.float32, np.float64):
         img = np.nan_to_num(img)
     top = img.max(initial=0)
-    mask = img.astype(np.float64) * 2 >= float(top) if top > 0 else np.zeros(img.shape, bool)
+    if 0 < top <= MASK_MAX_LEVELS and img.dtype.kind in "ui":  # a label map's class indices (1, 2, 3 …): all defect
+        mask = img > 0
+    else:
+        mask = img.astype(np.float64) * 2 >= float(top) if top > 0 else np.zeros(img.shape, bool)
     if shape is not None and tuple(shape[:2]) != mask.shape:
         mask = _resize_nearest(mask, int(shape[0]), int(shape[1]))
     return mask

@@ -35,9 +35,10 @@ Rules (predictions are ``score >= threshold``, as everywhere in inspector):
   worst test defect (score 16.5) added to each was told apart in 11 of them (at a gap of 4: 2 and 7). So they
   are named in a warning with the threshold with and without them, and kept unless ``exclude_outliers`` (then
   left out of the image and the pixel threshold): the rule cannot tell a mislabelled part from a rare good
-  one, and only a look at the images can. Given a dataset with test/good besides the images calibrated on
-  (the calibration or validation split, or ``good_dir`` with ``data``), those other good parts are scored too,
-  and only an image scoring above all of them is named (:func:`apart_from_reference`): the README's
+  one, and only a look at the images can; judged by the gap alone, the warning says so (that healthy sets are told
+  apart too, and what a good part left out costs: :func:`_apart_said`). Given a dataset with test/good besides
+  the images calibrated on (the calibration or validation split, or ``good_dir`` with ``data``), those other good
+  parts are scored too, and only an image scoring above all of them is named (:func:`apart_from_reference`): the README's
   walkthrough named 2 good parts that new good parts outscored, advising a threshold 10 of its 40 test/good
   parts score above. It clears only what a known good part matches: on the tests' model, with 48 new good parts
   (at most 2.23) as test/good, the 12 sets above are told as before, their healthy suspects (4.2-5.9) and the
@@ -544,7 +545,8 @@ class Calibration:
             lines.append(f"batches    the {check.images} good image(s) nearest the threshold scored again at "
                          f"batch size(s) {', '.join(map(str, check.batch_sizes))}: they moved by up to "
                          f"{check.spread:.3g}, which the threshold clears")
-        lines.append(f"pixel      threshold {t.pixel_threshold:.6g}  [{self.pixel.rule}]")
+        covers = f": {self.pixel.details['rule_text']}" if self.pixel.rule == "pixel_f1" else ""
+        lines.append(f"pixel      threshold {t.pixel_threshold:.6g}  [{self.pixel.rule}{covers}]")
         if t.uncertain_band:
             lines.append(f"uncertain  [{t.uncertain_band[0]:.6g}, {t.uncertain_band[1]:.6g})")
         s = t.score_stats
@@ -731,20 +733,42 @@ def _apart(s: _Scored, rate: float, exclude: bool) -> tuple[ScoredSet, np.ndarra
     without = _image_choice(s.guarded[keep], s.defects, rate).threshold
     named = ", ".join(f"{s.good.samples[i].path} (score {s.good.scores[i]:.6g})" for i in apart[:5])
     named += f" and {j - 5} more" if j > 5 else ""  # one line, however many
-    others = f"the other {len(keep)}" + ("" if ref is None else
-                                         f" and above all {ref.size} test/good image(s) (at most {ref.max():.6g})")
-    said = (f"{j} good image(s) score far above {others}: {named}; the gap below them is "
-            f"{ratio:.1f}x the others' spread above their median (over {OUTLIER_GAP:g}x counts): a defective or "
-            f"mislabelled part among the good images? ")
+    said = _apart_said(j, len(keep), ref, named, ratio)
     if not exclude:
-        s.warnings.append(said + f"The image threshold is {with_them:.6g} with them, {without:.6g} without: look at "
-                                 f"them, and move them out of the good images or give --exclude-outliers")
+        advice = ("look at them, and move them out of the good images or give --exclude-outliers" if ref is not None
+                  else "look at them: a defective part among them belongs out of the good images (or give "
+                       "--exclude-outliers); a good one means good parts score that high, and leaving it out would "
+                       "flag them")
+        s.warnings.append(said + f"The image threshold is {with_them:.6g} with them, {without:.6g} without: {advice}")
         return s.good, s.guarded
     s.warnings.append(said + f"Left out (--exclude-outliers): the image threshold is {without:.6g} "
-                             f"({with_them:.6g} with them)")
+                             f"({with_them:.6g} with them)" + ("" if ref is not None else
+                                                               "; if they are good parts, the line will flag parts "
+                                                               "scoring like them"))
     s.description["excluded"] = tuple(str(s.good.samples[i].path) for i in apart)
     good = ScoredSet([s.good.samples[i] for i in keep], s.good.scores[keep], s.good.maps[keep], s.good.skipped)
     return good, s.guarded[keep]
+
+
+# how often the gap rule alone tells a healthy set apart, on the tests' 2-epoch model (module docstring)
+HEALTHY_TOLD_APART = "4 of 12 sets of 24 new good parts on the tests' model"
+
+
+def _apart_said(j: int, n_rest: int, ref: np.ndarray | None, named: str, ratio: float) -> str:
+    """The first sentences of :func:`_apart`'s warning: which images stand apart, by what gap, and on what basis.
+    Judged by other good parts (``ref``: test/good scores) they score above every one, a defect's evidence; judged
+    by the gap alone, healthy sets with a long tail are told apart too (:data:`HEALTHY_TOLD_APART`), and the line
+    asked "a defective or mislabelled part among the good images?" of good parts a third of the time without
+    saying it had nothing else to go by."""
+    gap = (f"the gap below them is {ratio:.1f}x the others' spread above their median (over {OUTLIER_GAP:g}x "
+           f"counts)")
+    if ref is not None:
+        return (f"{j} good image(s) score far above the other {n_rest} and above all {ref.size} test/good image(s) "
+                f"(at most {ref.max():.6g}): {named}; {gap}: a defective or mislabelled part among the good images? ")
+    return (f"{j} good image(s) score far above the other {n_rest}: {named}; {gap}. That gap is all this rests on: "
+            f"no other good parts were scored to compare them with (calibrate on --good-dir or the model's "
+            f"calibration split, with --data whose test/good holds other good parts), and healthy sets with a long "
+            f"tail are told apart so too ({HEALTHY_TOLD_APART}), so it is no evidence of a defect by itself. ")
 
 
 def _choose_thresholds(good: ScoredSet, guarded: np.ndarray, defects: ScoredSet | None, masks: list | None,
@@ -758,13 +782,30 @@ def _choose_thresholds(good: ScoredSet, guarded: np.ndarray, defects: ScoredSet 
     if defects is not None and any(m is not None and m.any() for m in masks):
         good_masks = [np.zeros(m.shape, bool) for m in good.maps]
         pixel = pixel_threshold_f1(list(good.maps) + list(defects.maps), good_masks + list(masks))
+        _say_pixel_f1_covers(pixel, len(good.maps), masks, warnings)
     else:
         pixel = pixel_threshold_at_false_alarm_rate(good.maps, pixel_false_alarm_rate)
-        if defects is not None:  # defects without ground-truth masks (e.g. some BTAD folders): good pixels only
-            warnings.append("no ground-truth masks for the defective images: the pixel threshold comes from "
-                            f"good-image pixels at a rate of {pixel_false_alarm_rate:g}")
+        if defects is not None:  # defects without usable masks (e.g. some BTAD folders): good pixels only
+            from inspector.data.datasets import why_unmasked
+
+            why = why_unmasked(defects.samples, masks) or "no usable ground-truth masks for the defective images"
+            warnings.append(f"{why}: the pixel threshold comes from good-image pixels at a rate of "
+                            f"{pixel_false_alarm_rate:g}")
     warnings += [*image.warnings, *pixel.warnings]
     return image, pixel
+
+
+def _say_pixel_f1_covers(pixel: Choice, n_good: int, masks: list, warnings: list[str]) -> None:
+    """Name in the pixel-F1 rule's ``rule_text`` the images it was chosen over (the good ones and the defective ones
+    with a usable mask), and warn when some defective images had none: the summary line said "[pixel_f1]" and the
+    file "over the pixels of images with ground-truth masks" whether 1 or all of them had one."""
+    n_masked, n_defect = sum(m is not None for m in masks), len(masks)
+    pixel.details["rule_text"] = (f"pixel-F1-optimal over the pixels of {n_good} good image(s) and the {n_masked} "
+                                  f"of {n_defect} defective image(s) with a usable ground-truth mask")
+    if n_masked < n_defect:
+        warnings.append(f"the pixel threshold rests on {n_masked} of the {n_defect} defective image(s): the other "
+                        f"{n_defect - n_masked} have no usable ground-truth mask (none found, empty, or unusable: "
+                        f"see the warnings above)")
 
 
 def _data_summary(good: ScoredSet, s: _Scored, image: Choice, pixel: Choice, policy: str, band,

@@ -26,7 +26,7 @@ from inspector.leftovers import remove_leftovers
 from inspector.outputs import named_as_outputs, new_folders_removed_on_failure, write_whole
 from inspector.evaluation.eval_folder import CARD, claim_evaluation_folder, data_key, evaluated_data, install_evaluation
 from inspector.evaluation.diagnostics import LevelScorer, level_aurocs, level_peaks, score_distribution
-from inspector.evaluation.metrics import evaluate_scores, mask_coverage
+from inspector.evaluation.metrics import evaluate_scores, mask_coverage, one_class_line
 
 log = logging.getLogger(__name__)
 # the staging folder of a run of write_evaluation (pid of its process, then mkdtemp's random part)
@@ -100,6 +100,9 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     types = [s.defect_type for s in samples]
     masks = load_masks(samples, h, w, resize)
     metrics = evaluate_scores(scores, labels, types, maps=maps, masks=masks)
+    if one_class := one_class_line(metrics):  # the console's table says it too; the log and the files keep it
+        log.warning("%s: %s", dataset.root, one_class)
+        told.append(one_class)
     # the score distribution, level AUROCs and ROC plot describe the headline set (ambiguous labels left out)
     keep = np.array([not (s.label and is_ambiguous(s.defect_type)) for s in samples], dtype=bool)
     metrics.update(diagnostics(scores[keep], labels[keep], images[keep] if level_scorer else images, level_scorer,
@@ -222,8 +225,9 @@ def format_table(metrics: dict) -> str:
     coverage = mask_coverage(metrics)
     if coverage:
         lines.append(coverage)
-    if metrics.get("f1_max") is None or metrics.get("threshold_f1") is None:
-        # AUROC, AUPRO and F1 need both classes: with no defective (or no good) image they are undefined
+    if one_class := one_class_line(metrics):  # AUROC, AUPRO and F1 need both classes: undefined, and said so
+        lines.append(one_class)
+    elif metrics.get("f1_max") is None or metrics.get("threshold_f1") is None:
         lines.append(f"F1-max undefined: the test set has {metrics.get('n_good', 0)} good and "
                      f"{metrics.get('n_defect', 0)} defective image(s); image AUROC and F1 need both")
     else:

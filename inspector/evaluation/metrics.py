@@ -272,3 +272,21 @@ def mask_coverage(metrics: dict) -> str | None:
                 f"(ground_truth/<type>/<stem>_mask.png, not empty)")
     return (f"pixel AUROC and AUPRO cover {n_masked} of the {n_defect} defective image(s): the other "
             f"{n_defect - n_masked} have no usable mask (see per type)")
+
+
+def one_class_line(metrics: dict) -> str | None:
+    """One line saying which metrics of ``metrics`` (:func:`evaluate_scores`) are undefined because the headline
+    test set holds one class only, and what the pixel metrics then cover; None when it holds both. A test set of
+    defective images alone printed pixel metrics without a word that no good part was scored: the line, the
+    log and metrics.json's ``warnings`` say so now (``evaluate``), and the report shows them."""
+    n_good, n_defect = metrics.get("n_good", 0), metrics.get("n_defect", 0)
+    counts = f"the test set has {n_good} good and {n_defect} defective image(s)"
+    if n_good and n_defect:
+        return None
+    if not n_good:
+        pixels = ("; the pixel AUROC and AUPRO rest on the defective images' own normal pixels alone, no good part's"
+                  if metrics.get("pixel_auroc") is not None else "")
+        return (f"image AUROC and F1-max undefined: no good test images were scored (test/good missing, empty or "
+                f"unreadable: {counts}); both need good and defective parts{pixels}")
+    return (f"image AUROC, F1-max, pixel AUROC and AUPRO undefined: no defective test images were scored "
+            f"(no test/<defect type> images, or none readable: {counts}); they need good and defective parts")

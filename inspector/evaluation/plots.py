@@ -45,6 +45,9 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]], pat
     ax = fig.add_subplot()
     for name, (fpr, tpr, auc) in curves.items():
         label = name if auc is None else f"{name} (AUROC {auc:.3f})"
+        if not (np.isfinite(fpr).any() and np.isfinite(tpr).any()):
+            # one class only (no good or no defective image): an empty axes with the name alone read as a plot
+            label = f"{name}: undefined, the test set lacks good or defective images"
         ax.plot(fpr, tpr, label=label, linewidth=1.5)
     ax.plot([0, 1], [0, 1], color="0.7", linestyle="--", linewidth=1)
     ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate", title="ROC")

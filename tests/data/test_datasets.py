@@ -523,3 +523,66 @@ def test_images_directly_in_test_or_train_are_told_not_dropped_unseen(tmp_path, 
     assert len(told) == 2, told
     assert any(m.startswith(f"{root / 'test'}: 2 image(s)") and m.endswith("e.g. hole_000.png") for m in told), told
     assert any(m.startswith(f"{root / 'train'}: 1 image(s)") for m in told), told
+
+
+@pytest.mark.parametrize("name", ["{}-mask", "mask_{}", "MASK-{}", "{}-gt", "{}-Label"])
+def test_masks_named_by_other_datasets_conventions_are_read_in_ground_truth_and_beside(tmp_path, caplog, name):
+    """Masks named <stem>-mask.png or mask_<stem>.png (other datasets' layouts) were not read: every image of
+    the type was scored without its mask, the pixel metrics skipping it. They pair now, in ground_truth and
+    beside their image, and nothing is warned."""
+    root = tmp_path / "part"
+    _img(root / "train" / "good" / "0.png")
+    _img(root / "test" / "crack" / "000.png")
+    _img(root / "ground_truth" / "crack" / f"{name.format('000')}.png", 255, (16, 16))
+    _img(root / "test" / "dent" / "a b é.png")
+    _img(root / "test" / "dent" / f"{name.format('a b é')}.png", 255, (16, 16))
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(root)
+    assert [(s.path.name, s.mask_path.name if s.mask_path else None) for s in ds.test] == [
+        ("000.png", f"{name.format('000')}.png"), ("a b é.png", f"{name.format('a b é')}.png")]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
+
+
+def test_a_ground_truth_folder_that_holds_no_mask_of_a_type_is_told_in_one_line(tmp_path, caplog):
+    """A ground_truth folder promises masks; a defect type with no folder under it (ground_truth/cracks for
+    test/crack) or an empty one left its images without masks, said at INFO only. One warning line each now,
+    naming an example image (and the folders ground_truth does hold)."""
+    root = tmp_path / "part"
+    _img(root / "train" / "good" / "0.png")
+    for kind in ("crack", "dent", "hole", "stain"):
+        _img(root / "test" / kind / "000.png")
+    _img(root / "ground_truth" / "cracks" / "000_mask.png", 255, (16, 16))
+    (root / "ground_truth" / "dent").mkdir()
+    _img(root / "ground_truth" / "hole" / "000_mask.png", 255, (16, 16))
+    _img(root / "ground_truth" / "stain" / "sub" / "000_mask.png", 255, (16, 16))  # nested: its own one line
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(root)
+    assert [s.mask_path is not None for s in ds.test] == [False, False, True, False]
+    told = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(told) == 3 and "sub-folder(s) holding images are not read" in told.pop(1), told
+    assert told[0].startswith(f"{root / 'ground_truth' / 'dent'}: no mask for 1 of the 1 image(s) of "
+                              f"{root / 'test' / 'dent'} (pixel metrics skip them), e.g. 000.png: a mask is named "
+                              f"<image stem>.<ext>, <image stem>{{_mask|"), told
+    assert told[1] == (f"{root / 'ground_truth'}: no folder for defect type(s) crack: their 1 image(s) have no mask "
+                       f"(pixel metrics skip them), e.g. {root / 'test' / 'crack' / '000.png'}; the folder holds "
+                       f"cracks, dent, hole, stain"), told
+
+
+def test_masks_of_the_same_name_in_several_defect_folders_are_told_apart_in_a_warning(tmp_path, caplog):
+    """Masks of several defect types share names (000_mask.png in each): a warning about them named the first in
+    full and then "also e.g. 000_mask.png, 000_mask.png, 000_mask.png", which named none. Each is named by its
+    folder too when they lie in several folders; those of one folder keep their bare names."""
+    root = tmp_path / "part"
+    _img(root / "train" / "good" / "0.png")
+    for kind in ("crack", "dent", "hole", "stain"):
+        _img(root / "test" / kind / "000.png")
+        _img(root / "ground_truth" / kind / "000_mask.png", 255, (8, 16))  # another aspect: ignored, told
+    ds = load_dataset(root)
+    with caplog.at_level(logging.WARNING):
+        assert load_masks(ds.test, 16, 16) == [None] * 4
+    (told,) = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
+    assert told.endswith("; also e.g. dent/000_mask.png, hole/000_mask.png, stain/000_mask.png"), told
+    from inspector.data.datasets import also_named
+
+    assert also_named([tmp_path / "a.png", tmp_path / "b.png"]) == "; also e.g. b.png"
+    assert also_named([tmp_path / "a.png"]) == ""

@@ -139,6 +139,18 @@ def test_mask_values(tmp_path):
     assert read_mask(tmp_path / "m.png", shape=(8, 8, 3)).shape == (8, 8)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_label_map_of_class_indices_marks_every_class_as_defect(tmp_path, dtype):
+    """A label map of class indices (1 scratch, 2 dent, 3 hole) read by the half-of-the-largest rule for lossy
+    masks lost every class below the top one's half (1 of 3): its pixels counted as normal in the pixel
+    metrics. Every non-zero index is defect; a 0/255 mask keeps the rule (a value below half is not)."""
+    m = np.zeros((6, 6), dtype)
+    m[0, :2], m[2, :3], m[4, :1] = 1, 2, 3
+    assert read_mask(_write(tmp_path / "labels.png", m)).sum() == 6
+    m[4, :1] = 16
+    assert read_mask(_write(tmp_path / "sixteen.png", m)).sum() == 6
+
+
 def test_crop_box_geometry():
     assert crop_box(1250, 500, 256, 256, "square") == (0, 0, 1250, 500)
     assert crop_box(1250, 500, 256, 256, "shorter_side_crop") == (375, 0, 500, 500)

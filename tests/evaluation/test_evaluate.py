@@ -25,7 +25,42 @@ def test_format_table_with_undefined_metrics():
     metrics = {"image_auroc": None, "pixel_auroc": None, "aupro": None, "f1_max": None, "threshold_f1": None,
                "n_images": 8, "n_good": 8, "n_defect": 0, "per_defect_type": {}}
     table = format_table(metrics)
-    assert "—" in table.splitlines()[1] and "F1-max undefined" in table and "0 defective" in table
+    assert "—" in table.splitlines()[1] and "0 defective" in table
+    assert "image AUROC, F1-max, pixel AUROC and AUPRO undefined: no defective test images" in table
+
+
+@pytest.mark.parametrize("left", ["defects", "good"])
+def test_a_test_set_of_one_class_says_what_is_undefined_and_what_the_pixel_metrics_cover(trained_run, tiny_dataset,
+                                                                                         tmp_path, capsys, left):
+    """A test split of defective images alone (no test/good) printed "—" and pixel metrics over the defective
+    images' own pixels, with nothing in metrics.json or the report saying no good part was scored. One line
+    says so now, on the console (table and log) and in metrics.json's warnings, which the report shows; a split
+    of good images alone (the field check evaluate-no-defects) the same."""
+    import json
+    import shutil
+
+    from inspector.cli import main
+
+    data = tmp_path / "part"
+    shutil.copytree(tiny_dataset, data)
+    for folder in (data / "test").iterdir():
+        if (folder.name == "good") == (left == "defects"):
+            shutil.rmtree(folder)
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(trained_run), "--data", str(data), "--out", str(out), "--no-per-level"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["image_auroc"] is None and metrics["f1_max"] is None
+    said = ("image AUROC and F1-max undefined: no good test images were scored (test/good missing, empty or "
+            "unreadable: the test set has 0 good and 6 defective image(s)); both need good and defective parts; "
+            "the pixel AUROC and AUPRO rest on the defective images' own normal pixels alone" if left == "defects" else
+            "image AUROC, F1-max, pixel AUROC and AUPRO undefined: no defective test images were scored")
+    (line,) = [w for w in metrics["warnings"] if "undefined" in w]
+    assert line.startswith(said), line
+    if left == "defects":
+        assert metrics["pixel_auroc"] is not None  # defined, and said to cover the defective images alone
+    captured = capsys.readouterr()
+    assert [ln for ln in captured.out.splitlines() if ln.startswith(said)]  # the table's line
+    assert said.replace("'", "&#x27;") in (out / "report.html").read_text()
 
 
 def test_evaluate_dataset_with_no_readable_test_image_is_a_data_error(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from inspector.data.datasets import Sample
 from inspector.data.images import read_image
@@ -85,3 +86,20 @@ def test_overlays_of_files_whose_names_are_not_utf8(tmp_path):
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "top_defect_00_score0.9_crack_ü_caf__ü.png" in done.stdout
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_a_roc_of_one_class_says_it_is_undefined(tmp_path, label, monkeypatch):
+    """A test set of defective images alone wrote roc.png as empty axes with the legend "image": a plot that
+    looked drawn. Its legend says the curve is undefined now."""
+    from matplotlib.axes import Axes
+
+    from inspector.evaluation.metrics import roc_curve
+
+    labels = []
+    real = Axes.legend
+    monkeypatch.setattr(Axes, "legend", lambda ax, *a, **k: (labels.extend(ax.get_legend_handles_labels()[1]),
+                                                             real(ax, *a, **k))[1])
+    fpr, tpr, _ = roc_curve(np.array([0.1, 0.5, 0.9]), np.full(3, label))
+    assert plot_roc({"image": (fpr, tpr, None)}, tmp_path / "roc.png").is_file()
+    assert labels == ["image: undefined, the test set lacks good or defective images"], labels
