@@ -140,6 +140,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.time_budget is not None:
         base["train"]["time_budget_s"] = args.time_budget
     out = Path(args.out)
+    from inspector.training.run_lock import refuse_if_held
+
+    refuse_if_held(out)  # before anything about its files, which a training running there is writing
     if args.resume:
         return _resume(args, base, out)
     config = load_run_config(args.config, args.overrides, base={k: v for k, v in base.items() if v})
