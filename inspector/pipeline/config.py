@@ -51,6 +51,13 @@ def _malformed_url_start(source: str) -> str | None:
     return m.group(0) if m and m.group(1).lower() in _CAMERA_URL_SCHEMES else None
 
 
+# A run folder (no extension: runs/x, or an export's base name export/x) or a checkpoint given as model.path: the
+# daemon runs the exported graph, and the line said only what the path is not
+_RUN_SUFFIXES = ("", ".pt", ".pth", ".ckpt")
+_EXPORT_FIRST = ("; the daemon runs an exported graph: give export/NAME.onnx, made from a run by "
+                 "'inspector export RUN --out export/NAME'")
+
+
 @dataclass(frozen=True)
 class ModelSection:
     path: str = ""
@@ -92,7 +99,7 @@ class ModelSection:
         suffix = Path(self.path).suffix.lower()
         if suffix not in (".onnx", ".plan", ".engine"):  # its card is found by name: another file's was "not found"
             raise ConfigError(f"{where}.path: {self.path} is not an exported .onnx or a TensorRT .plan/.engine "
-                              f"('{suffix or 'no extension'}')")
+                              f"('{suffix or 'no extension'}'){_EXPORT_FIRST if suffix in _RUN_SUFFIXES else ''}")
 
 
 @dataclass(frozen=True)
