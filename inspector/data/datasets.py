@@ -335,6 +335,24 @@ def enclosing_hint(root: Path) -> str:
     return ""
 
 
+def not_good_images_problem(root: str | Path) -> str | None:
+    """Why the folder ``root``, given as the good images to train on, holds none: it is a defect folder
+    (``test/<type>`` other than good/ok) or a ground-truth folder of an MVTec/BTAD dataset at most two levels up;
+    None otherwise. ``train --data data/brick/test/hole`` trained on the defects as the normal look of the part,
+    and ``--data data/brick/ground_truth/hole`` on the masks, each with no word or a warning only."""
+    root = Path(root).expanduser()
+    for ancestor in list(root.parents)[:2]:
+        if detect_layout(ancestor) not in ("mvtec", "btad"):
+            continue
+        top, *rest = root.relative_to(ancestor).parts
+        if top.lower() == "ground_truth":
+            return f"{root}: the ground-truth masks of the dataset {ancestor}, no good images; pass {ancestor}"
+        if top.lower() == "test" and rest and rest[0].lower() not in GOOD_NAMES:
+            return (f"{root}: the defective images ({rest[0]}) of the dataset {ancestor}, no good images; "
+                    f"pass {ancestor} (its train/ good images are trained on)")
+    return None
+
+
 def load_dataset(root: str | Path) -> Dataset:
     """Read a dataset folder, detecting its layout (see the module docstring)."""
     root = Path(root).expanduser()
