@@ -121,3 +121,17 @@ def test_another_kind_of_file_for_a_graph_is_named_not_sent_to_re_export(tmp_pat
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(given) in err and "sidecar" not in err, err
     assert ("model file" if command != "run" else "is not an exported .onnx or a TensorRT .plan") in err, err
+
+
+@pytest.mark.parametrize("given", ["runs/rs-brick", "runs/rs-brick/best.pt", "export/rs-brick"])
+def test_a_run_or_checkpoint_as_the_daemons_model_says_to_export_it(tmp_path, capsys, given):
+    """A newcomer's ``model.path: runs/rs-brick`` (the run folder, its best.pt, or the export's base name without
+    .onnx) was told only "is not an exported .onnx or a TensorRT .plan/.engine ('no extension')": the line now says
+    what to give and how to make it, as ``calibrate RUN`` does."""
+    (tmp_path / "d.yaml").write_text(f"model: {{path: {given}}}\nthresholds: {{image: 0.5}}\n"
+                                     f"cameras: [{{name: a, source: synthetic}}]\n")
+    assert main(["run", "--config", str(tmp_path / "d.yaml"), "--check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith(
+        "; the daemon runs an exported graph: give export/NAME.onnx, made from a run by "
+        "'inspector export RUN --out export/NAME'"), err

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     reference_files(args.references)  # a wrong pattern or K > 50 fails before the model loads
     # and a name of the export's that holds a user's file (NAME.json: notes, a config) before the references are
     # enrolled: export_model refused it only after that work (README "Outputs"; export claims at once too)
-    check_out_base(args.out)
+    earlier = check_out_base(args.out)["sidecar"].is_file()  # accepted: an earlier enrolment's, replaced (said)
     check_comparer(read_checkpoint(args.model))
     model, config, payload = load_model(args.model)
     result = enroll(model, config, payload, args.references, args.out, version=args.model_version)
@@ -43,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
     for precision in ("fp32", "fp16"):
         entry = result["metadata"]["graphs"][precision]
         print(f"{precision:7s} {result[precision]}  ({entry['bytes'] / 1e6:.1f} MB, sha256 {entry['sha256'][:12]})")
-    print(f"model card {result['sidecar']}")
+    print(f"model card {result['sidecar']}" + (" (replaced the earlier enrolment)" if earlier else ""))
     return 0

@@ -48,8 +48,12 @@ def out_base(run: str | Path, out: str | None) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from inspector.deploy import export_run
+    from inspector.deploy.export import graph_paths
     out = out_base(args.run, args.out)
     _refuse_unenrolled(args.run)
+    # a sidecar there that export_run accepts is an earlier export's, which this one replaces: said, as every
+    # command that replaces its own output says (README "Outputs")
+    earlier = graph_paths(out)["sidecar"].is_file()
     result = export_run(args.run, out, opset=args.opset, version=args.model_version)
     sidecar = result["metadata"]
     for precision, entry in sidecar["graphs"].items():
@@ -59,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
               f"sha256 {entry['sha256'][:12]}{extra})")
     inp = sidecar["input"]
     print(f"sidecar {result['sidecar']}  (input uint8 [N, {inp['height']}, {inp['width']}, 3] RGB, "
-          f"resize '{inp['resize']}', downscale '{inp.get('downscale', 'area')}', opset {sidecar['opset']})")
+          f"resize '{inp['resize']}', downscale '{inp.get('downscale', 'area')}', opset {sidecar['opset']})"
+          + (" (replaced the earlier export)" if earlier else ""))
     return 0
 
 

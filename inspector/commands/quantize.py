@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         from inspector.data.datasets import load_dataset
 
         load_dataset(args.data)
+    # a card there that quantize accepts is an earlier INT8 graph's, which this one replaces: said (README "Outputs")
+    earlier = derived_card_path(args.out or default_int8_path(args.onnx)).is_file()
     entry = quantize_model(args.onnx, args.calibration, args.out, max_images=args.max_images,
                            batch_size=args.batch_size, method=args.method, exclude=args.exclude,
                            weight_bits=args.weight_bits, check_images=args.check_images, check_data=args.data)
@@ -68,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
                f"map {check['map_rel_diff']:.3f} of the scale" if check.get("checked") else "; not checked against FP32")
     print(f"wrote {out} and {derived_card_path(out)}: {q['quantized_nodes']} convolution(s) quantized, "
           f"{len(q['kept_fp32_nodes'])} kept FP32, {q['calibration_images']} calibration image(s), "
-          f"{q['calibration_method']}, {q['weight_bits']}-bit weights{checked}")
+          f"{q['calibration_method']}, {q['weight_bits']}-bit weights{checked}"
+          + (" (replaced the earlier INT8 graph)" if earlier else ""))
     if not args.data:
         return 0
     from inspector.evaluation.verify import format_report, verify

@@ -140,6 +140,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.time_budget is not None:
         base["train"]["time_budget_s"] = args.time_budget
     out = Path(args.out)
+    from inspector.training.run_lock import refuse_if_held
+
+    refuse_if_held(out)  # before anything about its files, which a training running there is writing
     if args.resume:
         return _resume(args, base, out)
     config = load_run_config(args.config, args.overrides, base={k: v for k, v in base.items() if v})
@@ -151,6 +154,10 @@ def _train(args: argparse.Namespace) -> int:
     if taken:  # e.g. --out the folder of the user's own config.yaml: it was replaced without a word
         raise ConfigError(f"{out}: holds {', '.join(taken)}, which a new run would overwrite, and no best.pt to "
                           f"resume; choose another --out or move them")
+    from inspector.data.datasets import not_good_images_problem
+
+    if config.model.name != "meta_comparer" and (why := not_good_images_problem(config.data.path)):
+        raise ConfigError(why)
     if len(args.data or []) > 1 and config.model.name != "meta_comparer":
         raise ConfigError(f"--data: given {len(args.data)} times; only --model meta_comparer trains on "
                           f"several domains")

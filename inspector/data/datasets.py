@@ -356,6 +356,36 @@ def _nested_hint(root: Path) -> str:
     return f"; its sub-folder(s) {', '.join(d.name for d in found[:3])}{more} hold such a dataset: pass one of them"
 
 
+def enclosing_hint(root: Path) -> str:
+    """``; it is the train folder of the dataset data/brick: pass data/brick`` when ``root`` is a folder inside an
+    MVTec/BTAD dataset (its ``train``, ``test``, ``test/hole``, ``ground_truth`` …, at most two levels down), else
+    ''. A newcomer's ``--data data/brick/train`` or ``data/brick/test`` was told "no images found" and nothing else,
+    although the folder holds the dataset's images one level further down."""
+    for ancestor in list(root.parents)[:2]:
+        if ancestor != root and detect_layout(ancestor) in ("mvtec", "btad"):
+            inside = root.relative_to(ancestor).as_posix()
+            return f"; it is the {inside} folder of the dataset {ancestor}: pass {ancestor}"
+    return ""
+
+
+def not_good_images_problem(root: str | Path) -> str | None:
+    """Why the folder ``root``, given as the good images to train on, holds none: it is a defect folder
+    (``test/<type>`` other than good/ok) or a ground-truth folder of an MVTec/BTAD dataset at most two levels up;
+    None otherwise. ``train --data data/brick/test/hole`` trained on the defects as the normal look of the part,
+    and ``--data data/brick/ground_truth/hole`` on the masks, each with no word or a warning only."""
+    root = Path(root).expanduser()
+    for ancestor in list(root.parents)[:2]:
+        if detect_layout(ancestor) not in ("mvtec", "btad"):
+            continue
+        top, *rest = root.relative_to(ancestor).parts
+        if top.lower() == "ground_truth":
+            return f"{root}: the ground-truth masks of the dataset {ancestor}, no good images; pass {ancestor}"
+        if top.lower() == "test" and rest and rest[0].lower() not in GOOD_NAMES:
+            return (f"{root}: the defective images ({rest[0]}) of the dataset {ancestor}, no good images; "
+                    f"pass {ancestor} (its train/ good images are trained on)")
+    return None
+
+
 def load_dataset(root: str | Path) -> Dataset:
     """Read a dataset folder, detecting its layout (see the module docstring)."""
     root = Path(root).expanduser()
@@ -366,7 +396,7 @@ def load_dataset(root: str | Path) -> Dataset:
     check_listable(root)  # else "no images found"
     layout = detect_layout(root)
     if layout is None:
-        raise DataError(f"{root}: no images found; {_EXPECTED}{_nested_hint(root)}")
+        raise DataError(f"{root}: no images found; {_EXPECTED}{_nested_hint(root) or enclosing_hint(root)}")
     if layout == "folder":
         train = [Sample(p, 0, "good", None) for p in dataset_images(root)]
         test: list[Sample] = []
@@ -382,7 +412,7 @@ def load_dataset(root: str | Path) -> Dataset:
         test = _test_samples(root, GOOD_NAMES)
         _warn_stray_images(root)
         if not train and not test:
-            raise DataError(f"{root}: no images found; {_EXPECTED}")
+            raise DataError(f"{root}: no images found; {_EXPECTED}{enclosing_hint(root)}")
     missing = sum(1 for s in test if s.label == 1 and s.mask_path is None)
     if missing:
         log.info("%s: %d defect image(s) without a ground-truth mask (pixel metrics skip them)", root, missing)

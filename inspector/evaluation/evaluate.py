@@ -19,7 +19,7 @@ import numpy as np
 from inspector.artifacts.frame_shapes import folder_watch, run_frame_shapes
 from inspector.config import write_json
 from inspector.contract import DEFAULT_BATCH, DEFAULT_DOWNSCALE
-from inspector.data.datasets import is_ambiguous, load_batch, load_dataset, load_masks
+from inspector.data.datasets import enclosing_hint, is_ambiguous, load_batch, load_dataset, load_masks
 from inspector.data.memory import EVALUATION_BYTES, require_image_memory
 from inspector.errors import DataError
 from inspector.leftovers import remove_leftovers
@@ -85,7 +85,8 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     claim_evaluation_folder(out_dir)  # before any work: a user's file at one of its names is refused, kept
     dataset = load_dataset(data_root)
     if not dataset.test:
-        raise DataError(f"{data_root}: no test images (expected test/good and test/<defect> folders)")
+        raise DataError(f"{data_root}: no test images (expected test/good and test/<defect> folders)"
+                        f"{enclosing_hint(Path(data_root).expanduser())}")
     h, w = image_size
     require_image_memory(len(dataset.test), h, w, str(dataset.root), bytes_per_pixel=EVALUATION_BYTES,
                          what="test image(s)", advice="evaluate on a smaller test set")

@@ -37,7 +37,25 @@ _LIVE_SCHEMES = frozenset("""icecast mms mmsh mmst prompeg rist rtmp rtmpe rtmps
 _LIVE_GST_ELEMENTS = re.compile(r"(^|[!\s])(rtspsrc|v4l2src|udpsrc|srtsrc|ristsrc|rtmpsrc|rtmp2src|libcamerasrc|"
                                 r"nvarguscamerasrc|nvv4l2camerasrc|aravissrc|pylonsrc|ksvideosrc|mfvideosrc|"
                                 r"avfvideosrc|souphttpsrc\b[^!]*is-live=(true|1))\b")
+# A scheme a camera URL starts with, then a separator that is not '://' ('rtsp//cam', 'http:/cam', 'rtsp:cam',
+# 'http:\\cam'): such a source was taken for a file path, and told "no such file or folder" with its '//' folded
+_MALFORMED_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)(?::/?(?!/)|//|\\\\)")
+_CAMERA_URL_SCHEMES = _LIVE_SCHEMES | {"http", "https", "tcp"}
 SOURCE_TYPES = ("auto", "file", "folder", "device", "url", "gstreamer", "synthetic", "genicam")
+
+
+def _malformed_url_start(source: str) -> str | None:
+    """The scheme and separator ``source`` starts with ('rtsp//') when it is a camera URL whose '://' is mistyped
+    (:data:`_MALFORMED_URL`), else None. Only that much is told: the rest may carry a password."""
+    m = _MALFORMED_URL.match(source)
+    return m.group(0) if m and m.group(1).lower() in _CAMERA_URL_SCHEMES else None
+
+
+# A run folder (no extension: runs/x, or an export's base name export/x) or a checkpoint given as model.path: the
+# daemon runs the exported graph, and the line said only what the path is not
+_RUN_SUFFIXES = ("", ".pt", ".pth", ".ckpt")
+_EXPORT_FIRST = ("; the daemon runs an exported graph: give export/NAME.onnx, made from a run by "
+                 "'inspector export RUN --out export/NAME'")
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,7 @@ class ModelSection:
         suffix = Path(self.path).suffix.lower()
         if suffix not in (".onnx", ".plan", ".engine"):  # its card is found by name: another file's was "not found"
             raise ConfigError(f"{where}.path: {self.path} is not an exported .onnx or a TensorRT .plan/.engine "
-                              f"('{suffix or 'no extension'}')")
+                              f"('{suffix or 'no extension'}'){_EXPORT_FIRST if suffix in _RUN_SUFFIXES else ''}")
 
 
 @dataclass(frozen=True)
@@ -207,6 +225,10 @@ class CameraSection:
         """A URL camera's scheme must be one FFmpeg opens ('htp://cam/x', 'rstp://…' never open). Only the
         scheme is named: the URL may carry a password."""
         src = self.source
+        if self.type in ("auto", "url") and isinstance(src, str) and (typed := _malformed_url_start(src)):
+            scheme = typed.rstrip(":/\\").lower()
+            raise ConfigError(f"{where}.source: '{typed}…' is a URL with a mistyped '://' (it was taken for a file "
+                              f"path); write {scheme}://host/…")
         if self.type not in ("auto", "url") or not isinstance(src, str) or "://" not in src or " ! " in src \
                 or src.startswith(("synthetic", "genicam://")):
             return

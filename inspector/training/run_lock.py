@@ -28,8 +28,7 @@ def hold_run_folder(run_dir: Path) -> Iterator[None]:
     try:
         fd = lock_folder(run_dir, create=True)
     except FolderBusy as busy:
-        raise ConfigError(f"{run_dir}: another training (pid {busy.holder}) is writing this run folder; "
-                          f"wait for it to end, or train into another --out") from None
+        raise _busy(run_dir, busy) from None
     if fd is None:
         log.warning("cannot lock run folder %s; make sure no other training writes there", run_dir)
     try:
@@ -41,6 +40,28 @@ def hold_run_folder(run_dir: Path) -> Iterator[None]:
     finally:
         if fd is not None:
             os.close(fd)  # the only descriptor of the open file: closing it releases the flock
+
+
+def refuse_if_held(run_dir: Path) -> None:
+    """ConfigError naming the holder's pid when another training holds ``run_dir`` now; nothing otherwise (no
+    folder, a free one, a file system that cannot lock). ``train`` asks this before it looks at what the folder
+    holds: a second ``train --out`` on a folder still being trained was told "holds config.yaml … move them" (and
+    ``--resume``, "nothing to resume") about files the running training was writing."""
+    if not run_dir.is_dir():
+        return
+    try:
+        fd = lock_folder(run_dir, create=False)
+    except FolderBusy as busy:
+        raise _busy(run_dir, busy) from None
+    except OSError:  # cannot be opened: the training's own lock, or its first write, says why
+        return
+    if fd is not None:
+        os.close(fd)
+
+
+def _busy(run_dir: Path, busy: FolderBusy) -> ConfigError:
+    return ConfigError(f"{run_dir}: another training (pid {busy.holder}) is writing this run folder; "
+                       f"wait for it to end, or train into another --out")
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -176,3 +176,35 @@ def test_the_mqtt_bridge_state_file_replaces_only_an_earlier_state(tmp_path, cap
     assert main(["run", "--config", str(config), "--check"]) == 0, capsys.readouterr().err
     _write_untold(state, [{"run_id": "r1", "offered": 1, "final": True}, {"run_id": "r2", "offered": 2, "final": True}])
     assert [c["run_id"] for c in _read_untold(state)] == ["r1", "r2"]
+
+
+# The file-set commands follow the same rule (README "Outputs": "A command replaces only what an earlier run of the
+# same command wrote, and says so"): export and quantize replaced an earlier set without a word, although calibrate,
+# bench, verify, predict --out and service install said so. enroll: tests/pipeline/test_meta_comparer_enroll.py.
+def _export_argv(tmp_path, trained_run, tiny_dataset):
+    return ["export", str(trained_run), "--out", str(tmp_path / "x" / "rs")]
+
+
+def _quantize_argv(tmp_path, trained_run, tiny_dataset):
+    from tiny_graphs import write_exported
+
+    model = tmp_path / "q" / "tiny.onnx"
+    if not model.exists():
+        write_exported(model.parent, height=32, width=32)
+    return ["quantize", str(model), "--calibration", str(tiny_dataset), "--batch-size", "4", "--max-images", "4",
+            "--check-images", "0"]
+
+
+SETS = {"export": (_export_argv, "(replaced the earlier export)"),
+        "quantize": (_quantize_argv, "(replaced the earlier INT8 graph)")}
+
+
+@pytest.mark.parametrize("command", list(SETS))
+def test_a_file_set_command_says_it_replaced_its_earlier_set(command, trained_run, tiny_dataset, tmp_path, capsys):
+    argv = SETS[command][0](tmp_path, trained_run, tiny_dataset)
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert "replaced" not in first, first
+    assert main(argv) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.endswith(SETS[command][1]), last

@@ -586,3 +586,30 @@ def test_masks_of_the_same_name_in_several_defect_folders_are_told_apart_in_a_wa
 
     assert also_named([tmp_path / "a.png", tmp_path / "b.png"]) == "; also e.g. b.png"
     assert also_named([tmp_path / "a.png"]) == ""
+
+
+@pytest.mark.parametrize("layout, inner", [("mvtec", "train"), ("mvtec", "test"), ("mvtec", "ground_truth"),
+                                           ("btad", "train"), ("btad", "test")])
+def test_a_folder_inside_a_dataset_points_at_the_dataset(layout, inner, tmp_path, monkeypatch):
+    """A newcomer's ``--data data/brick/train`` (or ``test``, ``ground_truth``): one level too deep, the images
+    one level further down. It was "no images found" alone; the line now names the dataset to pass, relative as
+    given (the one level too high case names the sub-folder: test_a_dataset_one_level_down_is_pointed_at)."""
+    good, bad = ("good", "crack") if layout == "mvtec" else ("ok", "ko")
+    root = tmp_path / "data" / "part"
+    _img(root / "train" / good / "0.png")
+    _img(root / "test" / good / "0.png")
+    _img(root / "test" / bad / "0.png")
+    _img(root / "ground_truth" / bad / "0_mask.png", 255, (16, 16))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as caught:
+        load_dataset(Path("data/part") / inner)
+    assert str(caught.value).startswith(f"data/part/{inner}: no images found; ")
+    assert str(caught.value).endswith(f"; it is the {inner} folder of the dataset data/part: pass data/part")
+
+
+def test_a_folder_beside_no_dataset_gets_no_such_hint(tmp_path):
+    (tmp_path / "data" / "empty" / "train").mkdir(parents=True)
+    _img(tmp_path / "data" / "other.png")  # a folder of images above: no MVTec/BTAD dataset
+    with pytest.raises(DataError) as caught:
+        load_dataset(tmp_path / "data" / "empty" / "train")
+    assert "pass" not in str(caught.value)

@@ -170,3 +170,15 @@ def test_test_images_the_model_was_fitted_on_are_told(trained_run, tiny_dataset,
                  "--no-plots"]) == 0
     assert json.loads((tmp_path / "f" / "metrics.json").read_text())["fitted_images"] == {"trained_on": 0,
                                                                                           "validated_on": 0}
+
+
+def test_evaluating_a_defect_folder_of_the_dataset_names_the_dataset(trained_run, tiny_dataset, tmp_path, capsys):
+    """``evaluate RUN --data data/brick/test/hole`` (a folder of images, so no test split) said "no test images
+    (expected test/good and test/<defect> folders)" without a word of the dataset around it: one line names it."""
+    from inspector.cli import main
+
+    defect = next(d for d in sorted((tiny_dataset / "test").iterdir()) if d.name != "good")
+    assert main(["evaluate", str(trained_run), "--data", str(defect), "--out", str(tmp_path / "e"), "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {defect}: no test images (expected test/good and test/<defect> folders); it is the "
+                   f"test/{defect.name} folder of the dataset {tiny_dataset}: pass {tiny_dataset}"]

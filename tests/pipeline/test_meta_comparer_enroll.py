@@ -57,6 +57,21 @@ def enrolled(comparer, gravel, tmp_path_factory) -> tuple[Path, float, str]:
     return base, time.perf_counter() - start, stdout.getvalue()
 
 
+def test_enrolling_again_says_it_replaced_the_earlier_enrolment(comparer, gravel, enrolled, tmp_path, capsys):
+    # README "Outputs": a command replaces only what an earlier run of it wrote, and says so; enroll did not say
+    import shutil
+
+    earlier, _, first = enrolled
+    assert "replaced" not in first
+    base = tmp_path / earlier.name  # a copy: the module's enrolment stays as the other tests read it
+    for suffix in (".onnx", ".fp16.onnx", ".json"):
+        shutil.copy2(f"{earlier}{suffix}", f"{base}{suffix}")
+    assert main(["enroll", "--model", str(comparer), "--references", str(gravel / "train" / "good" / "00[01].png"),
+                 "--out", str(base)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == f"model card {base}.json (replaced the earlier enrolment)", lines
+
+
 def test_enroll_calibrate_run_on_a_held_out_surface(enrolled, gravel, endpoint, tmp_path):
     base, wall, out = enrolled
     card = json.loads(base.with_suffix(".json").read_text())

@@ -522,6 +522,22 @@ def test_a_url_scheme_ffmpeg_never_opens_is_refused_at_start(source, said, tiny_
     assert code == 2 and "cameras[0].source" in line and said in line and "secret" not in err
 
 
+@pytest.mark.parametrize("source, typed", [("rtsp//192.0.2.1/stream", "'rtsp//…'"),
+                                           ("rtsp:/u:secret@cam/x", "'rtsp:/…'"),
+                                           ("http:/127.0.0.1:9/x.mjpg", "'http:/…'"),
+                                           ("https//cam/snap.jpg", "'https//…'"),
+                                           ("RTSP:cam/x", "'RTSP:…'")])
+def test_a_camera_url_with_a_mistyped_separator_is_told_as_a_url(source, typed, tiny_model, endpoint, tmp_path,
+                                                                  capsys):
+    # A newcomer's 'rtsp//cam' or 'http:/cam' was taken for a file path beside the config and told "cannot tell
+    # what source '<config folder>/rtsp/cam' is (no such file or folder …)", its '//' folded away: no word of a URL.
+    cfg = base_config(tiny_model, endpoint, [{"name": "c", "source": source}])
+    code, _, err = run_cli(tmp_path, cfg, capsys, "--check")
+    line = one_error_line(err)
+    assert code == 2 and "cameras[0].source" in line and typed in line and "://" in line, line
+    assert "secret" not in err and str(tmp_path) + "/rtsp" not in line
+
+
 def test_a_gstreamer_pipeline_naming_a_uri_is_a_pipeline(tiny_model, endpoint, tmp_path, capsys):
     # 'rtspsrc location=rtsp://… ! … ! appsink' was taken for an FFmpeg URL ('://' before '!'): never opened,
     # retried for ever. It is a pipeline (refused in one line where this OpenCV has no GStreamer).
