@@ -111,6 +111,12 @@ class AravisDriver:
             cam = A.Camera.new(device_id)
         except self.GLib.Error as exc:
             raise SourceError(f"GenICam camera '{device_id or 'first found'}' not found ({exc.message})") from None
+        if _held_elsewhere(cam):
+            name, held = device_id or cam.get_device_id(), [cam]
+            del cam  # releasing a camera we do not control waits out its own write timeouts (~2.5 s): not here
+            threading.Thread(target=held.clear, name="genicam-release", daemon=True).start()
+            raise SourceError(f"GenICam camera '{name}' is controlled by another application (GigE Vision "
+                              "control privilege: another daemon or a viewer has it open); retried until released")
         try:
             self._configure(cam, s)
             stream = cam.create_stream(None, None)
@@ -196,6 +202,18 @@ class AravisDriver:
         except self.GLib.Error:
             pass  # the camera may be gone already (that is why we are closing)
         del stream, cam  # dropping the last references disconnects
+
+
+def _held_elsewhere(cam) -> bool:
+    """True when a GigE Vision camera's control channel is held by another application.
+
+    GigE Vision (GVCP CCP register) gives one application write access; Aravis opens a camera held
+    elsewhere read-only (``arv_gv_device_is_controller`` False) and then every feature write times out:
+    a second daemon or a viewer on the same camera was told "cannot set TriggerMode: write_register timeout"
+    after ~8.5 s per attempt (measured with arv-fake-gv-camera-0.8), as if the camera were gone.
+    USB3 Vision has no such privilege (not a GV device: nothing to check).
+    """
+    return bool(cam.is_gv_device()) and not cam.get_device().is_controller()
 
 
 _STEP_TOLERANCE_NS = 20_000_000  # wall vs monotonic clock moving apart by more than this between reads: a step

@@ -382,3 +382,33 @@ def test_one_camera_named_two_ways_is_refused_as_two_cameras_on_one_source(fake_
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert "'left' and 'right' both read GenICam camera" in lines[0] and other.format(serial=fake_camera.serial) \
         in lines[0], lines[0]
+
+
+@pytest.mark.genicam
+@requires_aravis
+def test_a_camera_held_by_another_application_is_told_at_once_and_taken_when_released(fake_camera):
+    """GigE Vision gives one application control; a second daemon (or a viewer) asking for the same camera got
+    it read-only, and every feature write timed out: "cannot set TriggerMode: write_register timeout" after ~8 s
+    per attempt (capture blocked that long, shutdown too), as if the camera were gone. Now it is refused at once,
+    naming the cause, the holder streams on undisturbed, and the camera opens once the holder lets it go."""
+    from inspector.integrations.runtime import SOURCE_KINDS
+    from inspector.pipeline.sources import make_source
+
+    url = f"genicam://{fake_camera.device_id}"
+    holder = make_source(camera_section(url, pixel_format="Mono8", frame_rate=20.0), kinds=SOURCE_KINDS)
+    holder.open()
+    try:
+        for settings in ({}, {"pixel_format": "Mono8"}):  # with and without features of its own to write
+            second = make_source(camera_section(url, **settings), kinds=SOURCE_KINDS)
+            started = time.monotonic()
+            with pytest.raises(SourceError, match="is controlled by another application"):
+                second.open()
+            assert time.monotonic() - started < 5.0  # was ~8.5 s: discovery 1 s + open 2.5 s now
+            assert holder.read().image is not None
+    finally:
+        holder.close()
+    second.open()
+    try:
+        assert second.read().image is not None
+    finally:
+        second.close()
