@@ -37,7 +37,7 @@ from inspector.data.images import FrameLayout
 from inspector.errors import SourceError
 from inspector.integrations import require
 from inspector.pipeline.integration_config import GenicamSection
-from inspector.integrations.pixel_formats import align_bits, decode_pixels, declared_bits
+from inspector.integrations.pixel_formats import LAYOUT, align_bits, decode_pixels, declared_bits
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.sources import Grabbed, Source
 
@@ -111,12 +111,25 @@ class AravisDriver:
             cam = A.Camera.new(device_id)
         except self.GLib.Error as exc:
             raise SourceError(f"GenICam camera '{device_id or 'first found'}' not found ({exc.message})") from None
+        name = device_id or cam.get_device_id()
         if _held_elsewhere(cam):
-            name, held = device_id or cam.get_device_id(), [cam]
-            del cam  # releasing a camera we do not control waits out its own write timeouts (~2.5 s): not here
+            failure = SourceError(f"GenICam camera '{name}' is controlled by another application (GigE Vision "
+                                  "control privilege: another daemon or a viewer has it open); retried until released")
+        else:
+            failure = self._start(cam, s, name)
+        if failure is not None:
+            held = [cam]
+            del cam  # the failure holds no frame that holds it: dropped by the helper thread, control given back
+            # off this thread: releasing waits out the camera's own write timeouts (~2.5 s when not in control)
             threading.Thread(target=held.clear, name="genicam-release", daemon=True).start()
-            raise SourceError(f"GenICam camera '{name}' is controlled by another application (GigE Vision "
-                              "control privilege: another daemon or a viewer has it open); retried until released")
+            raise failure
+        _, _, width, height = self.cam.get_region()
+        return f"{self.cam.get_device_id()} {self.cam.get_pixel_format_as_string()} {width}x{height}"
+
+    def _start(self, cam, s: GenicamSection, name: str) -> SourceError | None:
+        """Write the settings, queue the buffers and start acquiring; the failure, if any (not raised: a raised
+        one's traceback would hold ``cam``, and with it the camera's control, until the error is dropped)."""
+        A = self.Aravis
         try:
             self._configure(cam, s)
             stream = cam.create_stream(None, None)
@@ -126,11 +139,12 @@ class AravisDriver:
             cam.set_acquisition_mode(A.AcquisitionMode.CONTINUOUS)
             cam.start_acquisition()
         except self.GLib.Error as exc:
-            raise SourceError(f"GenICam camera '{device_id}': {exc.message}") from None
+            return SourceError(f"GenICam camera '{name}': {exc.message}")
+        except SourceError as exc:
+            return SourceError(f"GenICam camera '{name}': {exc}", exc.permanent)
         self.cam, self.stream = cam, stream
         self._base_stats = A.Stream.get_statistics(stream)
-        _, _, width, height = cam.get_region()
-        return f"{cam.get_device_id()} {cam.get_pixel_format_as_string()} {width}x{height}"
+        return None
 
     def _configure(self, cam, s: GenicamSection) -> None:
         """Write the configured features; each failure names the feature."""
@@ -146,6 +160,7 @@ class AravisDriver:
             ("GevSCPSPacketSize", cam.is_gv_device(), lambda: cam.gv_set_packet_size(s.packet_size)
              if s.packet_size else cam.gv_auto_packet_size()),
         ]
+        _check_offered(cam, s.pixel_format)
         for feature, wanted, write in steps:
             if wanted is None or wanted == "" or wanted is False:
                 continue
@@ -202,6 +217,24 @@ class AravisDriver:
         except self.GLib.Error:
             pass  # the camera may be gone already (that is why we are closing)
         del stream, cam  # dropping the last references disconnects
+
+
+def _check_offered(cam, pixel_format: str) -> None:
+    """Raise a permanent SourceError when the camera does not offer the configured ``pixel_format``.
+
+    Writing it failed with "[PixelFormat] 'Mono12' not an entry" (measured with arv-fake-gv-camera-0.8, which
+    offers Mono8, Mono16, RGB8 and four Bayer8 layouts), retried with back-off for ever as if the camera might
+    gain the format; the camera fails at once instead, in one line naming the formats it does offer that the
+    daemon decodes (:data:`~inspector.integrations.pixel_formats.LAYOUT`).
+    """
+    if not pixel_format:
+        return
+    offered = list(cam.dup_available_pixel_formats_as_strings() or [])
+    if offered and pixel_format not in offered:
+        usable = [f for f in offered if f in LAYOUT]
+        raise SourceError(f"camera.genicam.pixel_format {pixel_format} is not offered by this camera (it offers "
+                          f"{', '.join(offered)}; of those the daemon decodes {', '.join(usable) or 'none'})",
+                          permanent=True)
 
 
 def _held_elsewhere(cam) -> bool:
@@ -282,7 +315,7 @@ class GenicamSource(Source):
             self._desc = self.driver.open(self.device_id, self.camera.genicam)
         except SourceError as exc:
             self.driver.close()
-            raise self._error(str(exc)) from None
+            raise self._error(str(exc), exc.permanent) from None
         self._open = True
 
     def read(self) -> Grabbed | None:
