@@ -160,7 +160,7 @@ class AravisDriver:
             ("GevSCPSPacketSize", cam.is_gv_device(), lambda: cam.gv_set_packet_size(s.packet_size)
              if s.packet_size else cam.gv_auto_packet_size()),
         ]
-        _check_offered(cam, s.pixel_format)
+        _check_offered(cam, s)
         for feature, wanted, write in steps:
             if wanted is None or wanted == "" or wanted is False:
                 continue
@@ -219,22 +219,26 @@ class AravisDriver:
         del stream, cam  # dropping the last references disconnects
 
 
-def _check_offered(cam, pixel_format: str) -> None:
-    """Raise a permanent SourceError when the camera does not offer the configured ``pixel_format``.
+def _check_offered(cam, s: GenicamSection) -> None:
+    """Raise a permanent SourceError when the camera does not offer a configured enumeration value.
 
-    Writing it failed with "[PixelFormat] 'Mono12' not an entry" (measured with arv-fake-gv-camera-0.8, which
-    offers Mono8, Mono16, RGB8 and four Bayer8 layouts), retried with back-off for ever as if the camera might
-    gain the format; the camera fails at once instead, in one line naming the formats it does offer that the
-    daemon decodes (:data:`~inspector.integrations.pixel_formats.LAYOUT`).
+    Writing one failed with "[PixelFormat] 'Mono12' not an entry" or "[TriggerSource] 'Line1' not an entry"
+    (measured with arv-fake-gv-camera-0.8: Mono8, Mono16, RGB8 and four Bayer8 layouts; triggers Line0, Software),
+    retried with back-off for ever as if the camera might gain the value; the camera fails at once instead, in
+    one line naming what it offers (pixel formats: those of them the daemon decodes, :data:`LAYOUT`).
     """
-    if not pixel_format:
-        return
-    offered = list(cam.dup_available_pixel_formats_as_strings() or [])
-    if offered and pixel_format not in offered:
-        usable = [f for f in offered if f in LAYOUT]
-        raise SourceError(f"camera.genicam.pixel_format {pixel_format} is not offered by this camera (it offers "
-                          f"{', '.join(offered)}; of those the daemon decodes {', '.join(usable) or 'none'})",
-                          permanent=True)
+    wanted = [("pixel_format", "PixelFormat", s.pixel_format),
+              ("trigger", "TriggerSource", _TRIGGER_SOURCES.get(s.trigger, ""))]
+    device = cam.get_device()
+    for key, feature, value in wanted:
+        if not value or not device.is_feature_available(feature):
+            continue
+        offered = list(device.dup_available_enumeration_feature_values_as_strings(feature) or [])
+        if offered and value not in offered:
+            usable = [f for f in offered if f in LAYOUT] if feature == "PixelFormat" else offered
+            raise SourceError(f"camera.genicam.{key}: {feature} {value} is not offered by this camera (it offers "
+                              f"{', '.join(offered)}" + (f"; of those the daemon decodes {', '.join(usable) or 'none'}"
+                                                         if feature == "PixelFormat" else "") + ")", permanent=True)
 
 
 def _held_elsewhere(cam) -> bool:

@@ -414,13 +414,18 @@ def test_a_camera_held_by_another_application_is_told_at_once_and_taken_when_rel
         second.close()
 
 
-@pytest.mark.parametrize("fmt", ["Mono12"])
+@pytest.mark.parametrize("setting, said", [
+    ({"pixel_format": "Mono12"}, r"pixel_format: PixelFormat Mono12 is not offered by this camera \(it offers .*Mono8.*"
+                                 r"of those the daemon decodes .*Mono16"),
+    ({"trigger": "line1"}, r"trigger: TriggerSource Line1 is not offered by this camera \(it offers Line0, Software\)"),
+])
 @pytest.mark.genicam
 @requires_aravis
-def test_a_pixel_format_the_camera_does_not_offer_fails_the_camera_in_one_line(fake_camera, fmt, tiny_model, endpoint):
-    """The fake camera offers Mono8, Mono16, RGB8 and the Bayer8 layouts, not Mono12 (a setting the daemon takes).
-    Writing it failed with "[PixelFormat] 'Mono12' not an entry", retried with back-off for ever as if the camera
-    could gain the format; now the camera fails at once, naming the formats it offers that the daemon decodes.
+def test_a_setting_the_camera_does_not_offer_fails_the_camera_in_one_line(fake_camera, setting, said, tiny_model,
+                                                                           endpoint):
+    """The fake camera offers Mono8, Mono16, RGB8 and the Bayer8 layouts, not Mono12, and triggers on Line0 and
+    Software, not Line1 (settings the daemon takes). Writing one failed ("[PixelFormat] 'Mono12' not an entry"),
+    retried with back-off for ever as if the camera could gain it; now the camera fails at once, naming what it offers.
     The failed open gives the camera's control back: the daemon below opens it while that error is still held
     (its traceback held the camera, so the daemon was refused as "another application")."""
     from pipeline_support import base_config
@@ -430,13 +435,12 @@ def test_a_pixel_format_the_camera_does_not_offer_fails_the_camera_in_one_line(f
     from inspector.pipeline.sources import make_source
 
     url = f"genicam://{fake_camera.device_id}"
-    source = make_source(camera_section(url, pixel_format=fmt), kinds=SOURCE_KINDS)
-    with pytest.raises(SourceError, match=rf"pixel_format {fmt} is not offered by this camera \(it offers .*Mono8.*"
-                                          rf"of those the daemon decodes .*Mono16") as caught:
+    source = make_source(camera_section(url, **setting), kinds=SOURCE_KINDS)
+    with pytest.raises(SourceError, match=said) as caught:
         source.open()
     assert caught.value.permanent and "\n" not in str(caught.value)
     cam = {"name": "gige", "source": url, "read_timeout_s": 1.0,
-           "reconnect": {"initial_s": 0.2, "max_s": 0.5, "jitter": 0.0}, "genicam": {"pixel_format": fmt}}
+           "reconnect": {"initial_s": 0.2, "max_s": 0.5, "jitter": 0.0}, "genicam": setting}
     daemon = make_daemon(daemon_config(base_config(tiny_model, endpoint, [cam])))
     daemon.start()
     capture = daemon.captures[0]
