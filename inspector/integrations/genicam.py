@@ -17,7 +17,10 @@ packets, timeouts inside the frame) come back as corrupt frames (counted as
 ``corrupt`` by the capture worker); frames the camera sent while no buffer was
 free are counted in :meth:`GenicamSource.stats` as ``lost``. A camera that stops
 answering (reboot, cable) makes ``read`` time out after ``read_timeout_s`` → the
-capture worker reconnects with back-off, and ``open`` rewrites the settings.
+capture worker reconnects with back-off, and ``open`` rewrites the settings. ``open`` waits
+``open_timeout_s`` for the first frame (not on a hardware trigger line), so a camera that answers but
+whose stream never arrives is not called online. A camera held by another application (GigE Vision
+control privilege) or lacking a configured setting is told so in one line (the latter fails the camera).
 
 Other GenTL producers (vendor ``.cti`` files through ``harvesters``) fit behind
 the same :class:`CameraDriver` protocol; only Aravis is implemented here.
@@ -310,6 +313,7 @@ class GenicamSource(Source):
         self._desc = ""
         self._totals = {"lost": 0, "incomplete": 0}
         self._open = False
+        self._first: Popped | None = None  # the frame open() waited for, given by the first read
         self._clock = ReceiveClock()
 
     def open(self) -> None:
@@ -321,13 +325,33 @@ class GenicamSource(Source):
             self.driver.close()
             raise self._error(str(exc), exc.permanent) from None
         self._open = True
+        if self.camera.genicam.trigger in ("off", "software"):
+            self._await_first_frame()
+
+    def _await_first_frame(self) -> None:
+        """Keep the camera's first frame for the first read; a transient SourceError if none comes within
+        ``open_timeout_s``: a camera that answers control but whose stream never arrives (acquisition stopped on
+        it, its packets dropped by a switch or firewall) stays 'reconnecting' with growing back-off, as a network
+        stream without a first frame does (pipeline.ffmpeg_live), instead of flapping 'online' → 'reconnecting'
+        at every attempt (measured with arv-fake-gv-camera-0.8 -r 1000). A camera on a hardware trigger line
+        sends its first frame with the first part, whenever that comes: not awaited."""
+        if self.camera.genicam.trigger == "software":
+            self.driver.trigger()
+        self._first = self.driver.pop(self.camera.open_timeout_s)
+        if self._first is None:
+            self.close()
+            raise self._error(f"{self.describe()} answers but sent no frame within {self.camera.open_timeout_s:g} s "
+                              f"(open_timeout_s): its stream does not arrive (acquisition stopped on the camera, "
+                              f"packets dropped on the way)")
 
     def read(self) -> Grabbed | None:
         if not self._open:
             raise self._error("source is not open")
-        if self.camera.genicam.trigger == "software":
-            self.driver.trigger()
-        got = self.driver.pop(self.camera.read_timeout_s, newest=self.camera.mode != "offline")
+        got, self._first = self._first, None
+        if got is None:
+            if self.camera.genicam.trigger == "software":
+                self.driver.trigger()
+            got = self.driver.pop(self.camera.read_timeout_s, newest=self.camera.mode != "offline")
         if got is None:
             raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
         t_ns, t_utc, known = self._clock.stamp(got.received_ns)
@@ -358,7 +382,7 @@ class GenicamSource(Source):
             now = self.driver.stats()
             for k in self._totals:
                 self._totals[k] += now.get(k, 0)
-        self._open = False
+        self._open, self._first = False, None
         self.driver.close()
 
     def describe(self) -> str:

@@ -147,8 +147,8 @@ def test_missing_library_names_the_extra_and_package():
 
 # -- the simulated camera -------------------------------------------------------------------------
 class FakeCamera:
-    def __init__(self, serial: str) -> None:
-        self.serial = serial
+    def __init__(self, serial: str, *args: str) -> None:
+        self.serial, self.args = serial, list(args)  # args: more of its options, e.g. "-r", "1000" (GVSP loss ‰)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -156,7 +156,7 @@ class FakeCamera:
         return f"Aravis-Fake-{self.serial}"
 
     def start(self) -> "FakeCamera":
-        self.proc = subprocess.Popen([FAKE, "-i", "127.0.0.1", "-s", self.serial],
+        self.proc = subprocess.Popen([FAKE, "-i", "127.0.0.1", "-s", self.serial, *self.args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -453,3 +453,45 @@ def test_a_setting_the_camera_does_not_offer_fails_the_camera_in_one_line(fake_c
     finally:
         daemon.request_stop()
         daemon.wait(timeout=20)
+
+
+@pytest.mark.genicam
+@requires_aravis
+def test_a_camera_whose_stream_never_arrives_is_not_called_online(fake_camera, tiny_model, endpoint):
+    """A camera that answers control but whose frames never arrive (``-r 1000``: the fake camera drops every
+    stream packet, as a switch or firewall can, or acquisition stopped on the camera) was 'online' at each
+    reconnect, then 'reconnecting' a read timeout later, two status events per attempt and a back-off that never
+    grew. Now open waits for the first frame (``open_timeout_s``) as a network stream's does: the camera stays
+    'reconnecting', saying why, with growing back-off, and comes online when its frames arrive."""
+    from pipeline_support import base_config
+
+    from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.config import daemon_config
+
+    fake_camera.stop()
+    lossy = FakeCamera(fake_camera.serial, "-r", "1000").start()
+    cam = {"name": "gige", "source": f"genicam://{fake_camera.device_id}", "read_timeout_s": 1.0,
+           "open_timeout_s": 1.0, "reconnect": {"initial_s": 0.2, "max_s": 2.0, "jitter": 0.0},
+           "genicam": {"pixel_format": "Mono8", "frame_rate": 20.0}}
+    daemon = make_daemon(daemon_config(base_config(tiny_model, endpoint, [cam])))
+    daemon.start()
+    capture, seen = daemon.captures[0], set()
+    try:
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            seen.add(capture.state)
+            time.sleep(0.02)
+        assert "online" not in seen and capture.frames == 0, seen
+        assert capture.state == "reconnecting" and "sent no frame within 1 s" in capture.reason, capture.reason
+        assert capture.backoff.attempt >= 2
+        lossy.stop()
+        fake_camera.start()  # its frames arrive again
+        deadline = time.monotonic() + 20
+        while capture.frames < 5:
+            assert time.monotonic() < deadline, f"state {capture.state}: {capture.reason}"
+            time.sleep(0.05)
+    finally:
+        lossy.stop()
+        daemon.request_stop()
+        code = daemon.wait(timeout=20)
+    assert code == 0, daemon.failures
