@@ -17,7 +17,8 @@ packets, timeouts inside the frame) come back as corrupt frames (counted as
 ``corrupt`` by the capture worker); frames the camera sent while no buffer was
 free are counted in :meth:`GenicamSource.stats` as ``lost``. A camera that stops
 answering (reboot, cable) makes ``read`` time out after ``read_timeout_s`` → the
-capture worker reconnects with back-off, and ``open`` rewrites the settings. ``open`` waits
+capture worker reconnects with back-off (one on a hardware trigger line that still answers is
+waiting for parts: kept open), and ``open`` rewrites the settings. ``open`` waits
 ``open_timeout_s`` for the first frame (not on a hardware trigger line), so a camera that answers but
 whose stream never arrives is not called online. A camera held by another application (GigE Vision
 control privilege) or lacking a configured setting is told so in one line (the latter fails the camera).
@@ -46,7 +47,8 @@ from inspector.pipeline.sources import Grabbed, Source
 
 log = logging.getLogger("inspector.genicam")
 _APT = "gir1.2-aravis-0.8 (Debian)"
-_TRIGGER_SOURCES = {"software": "Software", "line1": "Line1", "line2": "Line2"}
+_TRIGGER_SOURCES = {"software": "Software", "line0": "Line0", "line1": "Line1", "line2": "Line2",
+                    "line3": "Line3"}
 
 
 class Popped(NamedTuple):
@@ -75,6 +77,9 @@ class CameraDriver(Protocol):
 
     def trigger(self) -> None:
         """Fire a software trigger."""
+
+    def answers(self) -> bool:
+        """Whether the open camera still answers control (one feature read)."""
 
     def stats(self) -> dict[str, int]:
         """Cumulative {'lost': frames dropped for want of a buffer, 'incomplete': …} since open."""
@@ -195,6 +200,14 @@ class AravisDriver:
 
     def trigger(self) -> None:
         self.cam.software_trigger()
+
+    def answers(self) -> bool:
+        try:
+            self.cam.get_device().get_string_feature_value("TriggerMode")  # read from the camera (no cache)
+        except self.GLib.Error:
+            return False
+        self._lost = False  # only waiting: closing need not wait out a gone camera's timeouts
+        return True
 
     def stats(self) -> dict[str, int]:
         if self.stream is None:
@@ -353,7 +366,7 @@ class GenicamSource(Source):
                 self.driver.trigger()
             got = self.driver.pop(self.camera.read_timeout_s, newest=self.camera.mode != "offline")
         if got is None:
-            raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
+            return self._no_frame()
         t_ns, t_utc, known = self._clock.stamp(got.received_ns)
         data, fmt, width, height, complete = got[:5]
         meta = {"pixel_format": fmt} | ({"buffers_skipped": got.skipped} if got.skipped else {})
@@ -371,6 +384,17 @@ class GenicamSource(Source):
         if declared is not None:  # the format's own depth wins over the setting (as PNG sBIT does)
             image = align_bits(image, declared, self.bit_depth)
         return Grabbed(image, t_ns, t_utc, meta, layout=layout)
+
+    def _no_frame(self) -> Grabbed:
+        """No frame for ``read_timeout_s``: a camera on a hardware trigger line that still answers is waiting for
+        its next part (a Grabbed with no image, reason ``waiting``: not a fault, its acquisition kept going); else
+        a transient SourceError (reconnect). An idle line used to be reconnected every ``read_timeout_s``, each
+        reconnect stopping acquisition for ~2 s, so a part arriving then was never seen."""
+        if self.camera.genicam.trigger.startswith("line") and self.driver.answers():
+            now = time.monotonic_ns()
+            return Grabbed(None, now, time.time(), {}, error=f"waiting for a trigger on {self.camera.genicam.trigger}",
+                           reason="waiting")
+        raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
 
     def stats(self) -> dict[str, int]:
         """Cumulative over reconnects: {'lost', 'incomplete'} buffers reported by the driver."""

@@ -495,3 +495,41 @@ def test_a_camera_whose_stream_never_arrives_is_not_called_online(fake_camera, t
         daemon.request_stop()
         code = daemon.wait(timeout=20)
     assert code == 0, daemon.failures
+
+
+@pytest.mark.genicam
+@requires_aravis
+def test_a_camera_waiting_on_its_trigger_line_keeps_its_stream_until_it_stops_answering(fake_camera, tiny_model,
+                                                                                          endpoint):
+    """A camera on a hardware trigger line sends nothing while the line is idle (no parts; the fake camera's
+    Line0 never fires). Each read_timeout_s without a frame reconnected it, stopping acquisition for ~2 s each
+    time, so a part arriving then was never seen (and Line0, how FLIR/Teledyne number their first line, was
+    refused by the config). Now a camera that still answers is waiting, not gone: no reconnect; one that stops
+    answering is reconnected as before."""
+    from pipeline_support import base_config
+
+    from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.config import daemon_config
+
+    cam = {"name": "gige", "source": f"genicam://{fake_camera.device_id}", "read_timeout_s": 0.5,
+           "reconnect": {"initial_s": 0.2, "max_s": 0.5, "jitter": 0.0}, "genicam": {"trigger": "line0"}}
+    daemon = make_daemon(daemon_config(base_config(tiny_model, endpoint, [cam])))
+    daemon.start()
+    capture, seen = daemon.captures[0], set()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            seen.add(capture.state)
+            time.sleep(0.02)
+        assert seen == {"connecting", "online"} and capture.reconnects == 0, (seen, capture.reason)
+        check = Aravis.Camera.new(fake_camera.device_id).get_device()  # read-only: the daemon holds control
+        assert check.get_string_feature_value("TriggerSource") == "Line0"
+        fake_camera.stop()
+        deadline = time.monotonic() + 15
+        while capture.state != "reconnecting":
+            assert time.monotonic() < deadline, f"state {capture.state}"
+            time.sleep(0.05)
+    finally:
+        daemon.request_stop()
+        code = daemon.wait(timeout=20)
+    assert code == 0, daemon.failures
