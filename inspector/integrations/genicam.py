@@ -122,7 +122,7 @@ class AravisDriver:
         name = device_id or cam.get_device_id()
         if _held_elsewhere(cam):
             failure = SourceError(f"GenICam camera '{name}' is controlled by another application (GigE Vision "
-                                  "control privilege: another daemon or a viewer has it open); retried until released")
+                                  "control privilege: another daemon or a viewer has it open)")
         else:
             failure = self._start(cam, s, name)
         if failure is not None:
