@@ -17,7 +17,11 @@ packets, timeouts inside the frame) come back as corrupt frames (counted as
 ``corrupt`` by the capture worker); frames the camera sent while no buffer was
 free are counted in :meth:`GenicamSource.stats` as ``lost``. A camera that stops
 answering (reboot, cable) makes ``read`` time out after ``read_timeout_s`` → the
-capture worker reconnects with back-off, and ``open`` rewrites the settings.
+capture worker reconnects with back-off (one on a hardware trigger line that still answers is
+waiting for parts: kept open), and ``open`` rewrites the settings. ``open`` waits
+``open_timeout_s`` for the first frame (not on a hardware trigger line), so a camera that answers but
+whose stream never arrives is not called online. A camera held by another application (GigE Vision
+control privilege) or lacking a configured setting is told so in one line (the latter fails the camera).
 
 Other GenTL producers (vendor ``.cti`` files through ``harvesters``) fit behind
 the same :class:`CameraDriver` protocol; only Aravis is implemented here.
@@ -37,13 +41,14 @@ from inspector.data.images import FrameLayout
 from inspector.errors import SourceError
 from inspector.integrations import require
 from inspector.pipeline.integration_config import GenicamSection
-from inspector.integrations.pixel_formats import align_bits, decode_pixels, declared_bits
+from inspector.integrations.pixel_formats import LAYOUT, align_bits, decode_pixels, declared_bits
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.sources import Grabbed, Source
 
 log = logging.getLogger("inspector.genicam")
 _APT = "gir1.2-aravis-0.8 (Debian)"
-_TRIGGER_SOURCES = {"software": "Software", "line1": "Line1", "line2": "Line2"}
+_TRIGGER_SOURCES = {"software": "Software", "line0": "Line0", "line1": "Line1", "line2": "Line2",
+                    "line3": "Line3"}
 
 
 class Popped(NamedTuple):
@@ -72,6 +77,9 @@ class CameraDriver(Protocol):
 
     def trigger(self) -> None:
         """Fire a software trigger."""
+
+    def answers(self) -> bool:
+        """Whether the open camera still answers control (one feature read)."""
 
     def stats(self) -> dict[str, int]:
         """Cumulative {'lost': frames dropped for want of a buffer, 'incomplete': …} since open."""
@@ -111,6 +119,25 @@ class AravisDriver:
             cam = A.Camera.new(device_id)
         except self.GLib.Error as exc:
             raise SourceError(f"GenICam camera '{device_id or 'first found'}' not found ({exc.message})") from None
+        name = device_id or cam.get_device_id()
+        if _held_elsewhere(cam):
+            failure = SourceError(f"GenICam camera '{name}' is controlled by another application (GigE Vision "
+                                  "control privilege: another daemon or a viewer has it open)")
+        else:
+            failure = self._start(cam, s, name)
+        if failure is not None:
+            held = [cam]
+            del cam  # the failure holds no frame that holds it: dropped by the helper thread, control given back
+            # off this thread: releasing waits out the camera's own write timeouts (~2.5 s when not in control)
+            threading.Thread(target=held.clear, name="genicam-release", daemon=True).start()
+            raise failure
+        _, _, width, height = self.cam.get_region()
+        return f"{self.cam.get_device_id()} {self.cam.get_pixel_format_as_string()} {width}x{height}"
+
+    def _start(self, cam, s: GenicamSection, name: str) -> SourceError | None:
+        """Write the settings, queue the buffers and start acquiring; the failure, if any (not raised: a raised
+        one's traceback would hold ``cam``, and with it the camera's control, until the error is dropped)."""
+        A = self.Aravis
         try:
             self._configure(cam, s)
             stream = cam.create_stream(None, None)
@@ -120,11 +147,12 @@ class AravisDriver:
             cam.set_acquisition_mode(A.AcquisitionMode.CONTINUOUS)
             cam.start_acquisition()
         except self.GLib.Error as exc:
-            raise SourceError(f"GenICam camera '{device_id}': {exc.message}") from None
+            return SourceError(f"GenICam camera '{name}': {exc.message}")
+        except SourceError as exc:
+            return SourceError(f"GenICam camera '{name}': {exc}", exc.permanent)
         self.cam, self.stream = cam, stream
         self._base_stats = A.Stream.get_statistics(stream)
-        _, _, width, height = cam.get_region()
-        return f"{cam.get_device_id()} {cam.get_pixel_format_as_string()} {width}x{height}"
+        return None
 
     def _configure(self, cam, s: GenicamSection) -> None:
         """Write the configured features; each failure names the feature."""
@@ -140,6 +168,7 @@ class AravisDriver:
             ("GevSCPSPacketSize", cam.is_gv_device(), lambda: cam.gv_set_packet_size(s.packet_size)
              if s.packet_size else cam.gv_auto_packet_size()),
         ]
+        _check_offered(cam, s)
         for feature, wanted, write in steps:
             if wanted is None or wanted == "" or wanted is False:
                 continue
@@ -172,6 +201,14 @@ class AravisDriver:
     def trigger(self) -> None:
         self.cam.software_trigger()
 
+    def answers(self) -> bool:
+        try:
+            self.cam.get_device().get_string_feature_value("TriggerMode")  # read from the camera (no cache)
+        except self.GLib.Error:
+            return False
+        self._lost = False  # only waiting: closing need not wait out a gone camera's timeouts
+        return True
+
     def stats(self) -> dict[str, int]:
         if self.stream is None:
             return {"lost": 0, "incomplete": 0}
@@ -196,6 +233,40 @@ class AravisDriver:
         except self.GLib.Error:
             pass  # the camera may be gone already (that is why we are closing)
         del stream, cam  # dropping the last references disconnects
+
+
+def _check_offered(cam, s: GenicamSection) -> None:
+    """Raise a permanent SourceError when the camera does not offer a configured enumeration value.
+
+    Writing one failed with "[PixelFormat] 'Mono12' not an entry" or "[TriggerSource] 'Line1' not an entry"
+    (measured with arv-fake-gv-camera-0.8: Mono8, Mono16, RGB8 and four Bayer8 layouts; triggers Line0, Software),
+    retried with back-off for ever as if the camera might gain the value; the camera fails at once instead, in
+    one line naming what it offers (pixel formats: those of them the daemon decodes, :data:`LAYOUT`).
+    """
+    wanted = [("pixel_format", "PixelFormat", s.pixel_format),
+              ("trigger", "TriggerSource", _TRIGGER_SOURCES.get(s.trigger, ""))]
+    device = cam.get_device()
+    for key, feature, value in wanted:
+        if not value or not device.is_feature_available(feature):
+            continue
+        offered = list(device.dup_available_enumeration_feature_values_as_strings(feature) or [])
+        if offered and value not in offered:
+            usable = [f for f in offered if f in LAYOUT] if feature == "PixelFormat" else offered
+            raise SourceError(f"camera.genicam.{key}: {feature} {value} is not offered by this camera (it offers "
+                              f"{', '.join(offered)}" + (f"; of those the daemon decodes {', '.join(usable) or 'none'}"
+                                                         if feature == "PixelFormat" else "") + ")", permanent=True)
+
+
+def _held_elsewhere(cam) -> bool:
+    """True when a GigE Vision camera's control channel is held by another application.
+
+    GigE Vision (GVCP CCP register) gives one application write access; Aravis opens a camera held
+    elsewhere read-only (``arv_gv_device_is_controller`` False) and then every feature write times out:
+    a second daemon or a viewer on the same camera was told "cannot set TriggerMode: write_register timeout"
+    after ~8.5 s per attempt (measured with arv-fake-gv-camera-0.8), as if the camera were gone.
+    USB3 Vision has no such privilege (not a GV device: nothing to check).
+    """
+    return bool(cam.is_gv_device()) and not cam.get_device().is_controller()
 
 
 _STEP_TOLERANCE_NS = 20_000_000  # wall vs monotonic clock moving apart by more than this between reads: a step
@@ -255,6 +326,7 @@ class GenicamSource(Source):
         self._desc = ""
         self._totals = {"lost": 0, "incomplete": 0}
         self._open = False
+        self._first: Popped | None = None  # the frame open() waited for, given by the first read
         self._clock = ReceiveClock()
 
     def open(self) -> None:
@@ -264,17 +336,37 @@ class GenicamSource(Source):
             self._desc = self.driver.open(self.device_id, self.camera.genicam)
         except SourceError as exc:
             self.driver.close()
-            raise self._error(str(exc)) from None
+            raise self._error(str(exc), exc.permanent) from None
         self._open = True
+        if self.camera.genicam.trigger in ("off", "software"):
+            self._await_first_frame()
+
+    def _await_first_frame(self) -> None:
+        """Keep the camera's first frame for the first read; a transient SourceError if none comes within
+        ``open_timeout_s``: a camera that answers control but whose stream never arrives (acquisition stopped on
+        it, its packets dropped by a switch or firewall) stays 'reconnecting' with growing back-off, as a network
+        stream without a first frame does (pipeline.ffmpeg_live), instead of flapping 'online' → 'reconnecting'
+        at every attempt (measured with arv-fake-gv-camera-0.8 -r 1000). A camera on a hardware trigger line
+        sends its first frame with the first part, whenever that comes: not awaited."""
+        if self.camera.genicam.trigger == "software":
+            self.driver.trigger()
+        self._first = self.driver.pop(self.camera.open_timeout_s)
+        if self._first is None:
+            self.close()
+            raise self._error(f"{self.describe()} answers but sent no frame within {self.camera.open_timeout_s:g} s "
+                              f"(open_timeout_s): its stream does not arrive (acquisition stopped on the camera, "
+                              f"packets dropped on the way)")
 
     def read(self) -> Grabbed | None:
         if not self._open:
             raise self._error("source is not open")
-        if self.camera.genicam.trigger == "software":
-            self.driver.trigger()
-        got = self.driver.pop(self.camera.read_timeout_s, newest=self.camera.mode != "offline")
+        got, self._first = self._first, None
         if got is None:
-            raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
+            if self.camera.genicam.trigger == "software":
+                self.driver.trigger()
+            got = self.driver.pop(self.camera.read_timeout_s, newest=self.camera.mode != "offline")
+        if got is None:
+            return self._no_frame()
         t_ns, t_utc, known = self._clock.stamp(got.received_ns)
         data, fmt, width, height, complete = got[:5]
         meta = {"pixel_format": fmt} | ({"buffers_skipped": got.skipped} if got.skipped else {})
@@ -293,6 +385,17 @@ class GenicamSource(Source):
             image = align_bits(image, declared, self.bit_depth)
         return Grabbed(image, t_ns, t_utc, meta, layout=layout)
 
+    def _no_frame(self) -> Grabbed:
+        """No frame for ``read_timeout_s``: a camera on a hardware trigger line that still answers is waiting for
+        its next part (a Grabbed with no image, reason ``waiting``: not a fault, its acquisition kept going); else
+        a transient SourceError (reconnect). An idle line used to be reconnected every ``read_timeout_s``, each
+        reconnect stopping acquisition for ~2 s, so a part arriving then was never seen."""
+        if self.camera.genicam.trigger.startswith("line") and self.driver.answers():
+            now = time.monotonic_ns()
+            return Grabbed(None, now, time.time(), {}, error=f"waiting for a trigger on {self.camera.genicam.trigger}",
+                           reason="waiting")
+        raise self._error(f"no frame from {self.describe()} within {self.camera.read_timeout_s:g} s")
+
     def stats(self) -> dict[str, int]:
         """Cumulative over reconnects: {'lost', 'incomplete'} buffers reported by the driver."""
         now = self.driver.stats() if self._open else {}
@@ -303,7 +406,7 @@ class GenicamSource(Source):
             now = self.driver.stats()
             for k in self._totals:
                 self._totals[k] += now.get(k, 0)
-        self._open = False
+        self._open, self._first = False, None
         self.driver.close()
 
     def describe(self) -> str:

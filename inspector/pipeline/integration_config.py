@@ -314,7 +314,8 @@ class GenicamSection:
     exposure_us: float | None = bounded(None, ge=1, le=10**7)  # ExposureTime, [1, 1e7] µs
     gain_db: float | None = bounded(None, ge=0, le=48)  # Gain, [0, 48] dB
     frame_rate: float | None = bounded(None, ge=0.1, le=1000)  # AcquisitionFrameRate, [0.1, 1000] Hz
-    trigger: Literal["off", "software", "line1", "line2"] = "off"  # TriggerMode/TriggerSource
+    # TriggerMode/TriggerSource; lines as the camera numbers them (SFNC Line0..: FLIR/Teledyne from 0, Basler from 1)
+    trigger: Literal["off", "software", "line0", "line1", "line2", "line3"] = "off"
     buffers: int = bounded(8, ge=2, le=64)  # stream buffers queued, [2, 64]
     packet_size: int | None = bounded(None, ge=576, le=16000)  # GigE GevSCPSPacketSize, [576, 16000] bytes; None = negotiate
     # (significant bits of Mono16 pixels: the camera's bit_depth setting; Mono12 declares its own 12)

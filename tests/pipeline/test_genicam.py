@@ -147,8 +147,8 @@ def test_missing_library_names_the_extra_and_package():
 
 # -- the simulated camera -------------------------------------------------------------------------
 class FakeCamera:
-    def __init__(self, serial: str) -> None:
-        self.serial = serial
+    def __init__(self, serial: str, *args: str) -> None:
+        self.serial, self.args = serial, list(args)  # args: more of its options, e.g. "-r", "1000" (GVSP loss ‰)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -156,7 +156,7 @@ class FakeCamera:
         return f"Aravis-Fake-{self.serial}"
 
     def start(self) -> "FakeCamera":
-        self.proc = subprocess.Popen([FAKE, "-i", "127.0.0.1", "-s", self.serial],
+        self.proc = subprocess.Popen([FAKE, "-i", "127.0.0.1", "-s", self.serial, *self.args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -382,3 +382,154 @@ def test_one_camera_named_two_ways_is_refused_as_two_cameras_on_one_source(fake_
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert "'left' and 'right' both read GenICam camera" in lines[0] and other.format(serial=fake_camera.serial) \
         in lines[0], lines[0]
+
+
+@pytest.mark.genicam
+@requires_aravis
+def test_a_camera_held_by_another_application_is_told_at_once_and_taken_when_released(fake_camera):
+    """GigE Vision gives one application control; a second daemon (or a viewer) asking for the same camera got
+    it read-only, and every feature write timed out: "cannot set TriggerMode: write_register timeout" after ~8 s
+    per attempt (capture blocked that long, shutdown too), as if the camera were gone. Now it is refused at once,
+    naming the cause, the holder streams on undisturbed, and the camera opens once the holder lets it go."""
+    from inspector.integrations.runtime import SOURCE_KINDS
+    from inspector.pipeline.sources import make_source
+
+    url = f"genicam://{fake_camera.device_id}"
+    holder = make_source(camera_section(url, pixel_format="Mono8", frame_rate=20.0), kinds=SOURCE_KINDS)
+    holder.open()
+    try:
+        for settings in ({}, {"pixel_format": "Mono8"}):  # with and without features of its own to write
+            second = make_source(camera_section(url, **settings), kinds=SOURCE_KINDS)
+            started = time.monotonic()
+            with pytest.raises(SourceError, match="is controlled by another application"):
+                second.open()
+            assert time.monotonic() - started < 5.0  # was ~8.5 s: discovery 1 s + open 2.5 s now
+            assert holder.read().image is not None
+    finally:
+        holder.close()
+    second.open()
+    try:
+        assert second.read().image is not None
+    finally:
+        second.close()
+
+
+@pytest.mark.parametrize("setting, said", [
+    ({"pixel_format": "Mono12"}, r"pixel_format: PixelFormat Mono12 is not offered by this camera \(it offers .*Mono8.*"
+                                 r"of those the daemon decodes .*Mono16"),
+    ({"trigger": "line1"}, r"trigger: TriggerSource Line1 is not offered by this camera \(it offers Line0, Software\)"),
+])
+@pytest.mark.genicam
+@requires_aravis
+def test_a_setting_the_camera_does_not_offer_fails_the_camera_in_one_line(fake_camera, setting, said, tiny_model,
+                                                                           endpoint):
+    """The fake camera offers Mono8, Mono16, RGB8 and the Bayer8 layouts, not Mono12, and triggers on Line0 and
+    Software, not Line1 (settings the daemon takes). Writing one failed ("[PixelFormat] 'Mono12' not an entry"),
+    retried with back-off for ever as if the camera could gain it; now the camera fails at once, naming what it offers.
+    The failed open gives the camera's control back: the daemon below opens it while that error is still held
+    (its traceback held the camera, so the daemon was refused as "another application")."""
+    from pipeline_support import base_config
+
+    from inspector.integrations.runtime import SOURCE_KINDS, make_daemon
+    from inspector.pipeline.config import daemon_config
+    from inspector.pipeline.sources import make_source
+
+    url = f"genicam://{fake_camera.device_id}"
+    source = make_source(camera_section(url, **setting), kinds=SOURCE_KINDS)
+    with pytest.raises(SourceError, match=said) as caught:
+        source.open()
+    assert caught.value.permanent and "\n" not in str(caught.value)
+    cam = {"name": "gige", "source": url, "read_timeout_s": 1.0,
+           "reconnect": {"initial_s": 0.2, "max_s": 0.5, "jitter": 0.0}, "genicam": setting}
+    daemon = make_daemon(daemon_config(base_config(tiny_model, endpoint, [cam])))
+    daemon.start()
+    capture = daemon.captures[0]
+    try:
+        deadline = time.monotonic() + 15
+        while capture.state != "failed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert capture.state == "failed" and "not offered by this camera" in capture.reason, capture.reason
+        assert capture.reconnects == 0
+    finally:
+        daemon.request_stop()
+        daemon.wait(timeout=20)
+
+
+@pytest.mark.genicam
+@requires_aravis
+def test_a_camera_whose_stream_never_arrives_is_not_called_online(fake_camera, tiny_model, endpoint):
+    """A camera that answers control but whose frames never arrive (``-r 1000``: the fake camera drops every
+    stream packet, as a switch or firewall can, or acquisition stopped on the camera) was 'online' at each
+    reconnect, then 'reconnecting' a read timeout later, two status events per attempt and a back-off that never
+    grew. Now open waits for the first frame (``open_timeout_s``) as a network stream's does: the camera stays
+    'reconnecting', saying why, with growing back-off, and comes online when its frames arrive."""
+    from pipeline_support import base_config
+
+    from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.config import daemon_config
+
+    fake_camera.stop()
+    lossy = FakeCamera(fake_camera.serial, "-r", "1000").start()
+    cam = {"name": "gige", "source": f"genicam://{fake_camera.device_id}", "read_timeout_s": 1.0,
+           "open_timeout_s": 1.0, "reconnect": {"initial_s": 0.2, "max_s": 2.0, "jitter": 0.0},
+           "genicam": {"pixel_format": "Mono8", "frame_rate": 20.0}}
+    daemon = make_daemon(daemon_config(base_config(tiny_model, endpoint, [cam])))
+    daemon.start()
+    capture, seen = daemon.captures[0], set()
+    try:
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            seen.add(capture.state)
+            time.sleep(0.02)
+        assert "online" not in seen and capture.frames == 0, seen
+        assert capture.state == "reconnecting" and "sent no frame within 1 s" in capture.reason, capture.reason
+        assert capture.backoff.attempt >= 2
+        lossy.stop()
+        fake_camera.start()  # its frames arrive again
+        deadline = time.monotonic() + 20
+        while capture.frames < 5:
+            assert time.monotonic() < deadline, f"state {capture.state}: {capture.reason}"
+            time.sleep(0.05)
+    finally:
+        lossy.stop()
+        daemon.request_stop()
+        code = daemon.wait(timeout=20)
+    assert code == 0, daemon.failures
+
+
+@pytest.mark.genicam
+@requires_aravis
+def test_a_camera_waiting_on_its_trigger_line_keeps_its_stream_until_it_stops_answering(fake_camera, tiny_model,
+                                                                                          endpoint):
+    """A camera on a hardware trigger line sends nothing while the line is idle (no parts; the fake camera's
+    Line0 never fires). Each read_timeout_s without a frame reconnected it, stopping acquisition for ~2 s each
+    time, so a part arriving then was never seen (and Line0, how FLIR/Teledyne number their first line, was
+    refused by the config). Now a camera that still answers is waiting, not gone: no reconnect; one that stops
+    answering is reconnected as before."""
+    from pipeline_support import base_config
+
+    from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.config import daemon_config
+
+    cam = {"name": "gige", "source": f"genicam://{fake_camera.device_id}", "read_timeout_s": 0.5,
+           "reconnect": {"initial_s": 0.2, "max_s": 0.5, "jitter": 0.0}, "genicam": {"trigger": "line0"}}
+    daemon = make_daemon(daemon_config(base_config(tiny_model, endpoint, [cam])))
+    daemon.start()
+    capture, seen = daemon.captures[0], set()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            seen.add(capture.state)
+            time.sleep(0.02)
+        assert seen == {"connecting", "online"} and capture.reconnects == 0, (seen, capture.reason)
+        check = Aravis.Camera.new(fake_camera.device_id).get_device()  # read-only: the daemon holds control
+        assert check.get_string_feature_value("TriggerSource") == "Line0"
+        fake_camera.stop()
+        deadline = time.monotonic() + 15
+        while capture.state != "reconnecting":
+            assert time.monotonic() < deadline, f"state {capture.state}"
+            time.sleep(0.05)
+    finally:
+        daemon.request_stop()
+        code = daemon.wait(timeout=20)
+    assert code == 0, daemon.failures
