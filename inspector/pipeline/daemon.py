@@ -629,7 +629,8 @@ class Daemon:
             offline = []
         self.recorder = (RecorderWorker(cfg.recorder, threading.Event(), counters, self.run_id, self.started_utc,
                                         shared, dir_lock=self._dir_lock, cameras=[c.name for c in cfg.cameras],
-                                        offline_cameras=offline)
+                                        offline_cameras=offline,
+                                        bit_depths={name: src.bit_depth for name, src in self.sources.items()})
                          if cfg.recorder.enabled else None)
         self.inference = self._start_inference(to_post, shared)
         backend = self.inference.backend

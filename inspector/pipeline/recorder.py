@@ -59,8 +59,10 @@ import queue
 import re
 import shutil
 import stat
+import struct
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Iterable
 
@@ -96,6 +98,19 @@ _CAMERA_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # as pipeline.c
 # behind only when its process died mid-write, and is then removed at the next start (_is_leftover)
 TEMPORARY_NAME = re.compile(rf"^\.{_RECORDING}\.(\d{{1,10}})\.part\Z", re.ASCII)
 _writing: set[str] = set()  # names of the temporary files this process is writing now (any recorder)
+
+
+_SBIT_SAMPLES = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # PNG colour type → sBIT bytes (PNG spec §11.3.3.4)
+
+
+def png_with_sbit(data: bytes, bits: int) -> bytes:
+    """A PNG (bytes, as ``cv2.imencode`` writes it: IHDR first, no sBIT) with an sBIT chunk saying ``bits``
+    significant bits per sample (1..16), placed right after IHDR as the PNG spec (§11.3.3.4) requires of it:
+    before PLTE and IDAT. Every reader of the project takes a PNG's sBIT before any bit-depth setting."""
+    color_type = data[25]  # signature (8) + IHDR length and type (8) + width, height, depth (9)
+    body = b"sBIT" + bytes([bits]) * _SBIT_SAMPLES[color_type]
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    return data[:33] + chunk + data[33:]  # IHDR ends at 8 + 4 + 4 + 13 + 4
 
 
 def recording_prefix(run_id: str, started_utc: str) -> str:
@@ -462,13 +477,16 @@ class RecorderWorker(Worker):
     def __init__(self, cfg: RecorderSection, stop: threading.Event, counters: Counters, run_id: str,
                  started_utc: str, context: WorkerContext | None = None,
                  dir_lock: RecorderDirLock | None = None, *, cameras: Iterable[str],
-                 offline_cameras: Iterable[str] = ()) -> None:
+                 offline_cameras: Iterable[str] = (), bit_depths: dict[str, int | None] | None = None) -> None:
         """``cameras``: the names of the cameras it records, whose folders ``<dir>/<name>`` are the recorder's
         (:meth:`_scan_existing`). ``offline_cameras``: those of them whose source is offline (capture's
         ``is_live`` false) and may wait: put() waits for room for their defects instead of dropping, as capture
         does for their frames (nothing is lost to time). The daemon names them only when no camera is live
-        (:class:`Daemon`): put() runs on the publisher thread, which a live camera's events share."""
+        (:class:`Daemon`): put() runs on the publisher thread, which a live camera's events share.
+        ``bit_depths``: per camera, the significant bits of its 16-bit frames (the preprocessing's; None: the
+        container's), written into their recordings (:func:`png_with_sbit`)."""
         self._offline = frozenset(offline_cameras)
+        self._bit_depths = dict(bit_depths or {})
         super().__init__("recorder", stop, context)
         self._cameras = set(cameras)
         self._blocked: set[str] = set()  # cameras whose folder cannot take recordings (told; _camera_unusable)
@@ -961,7 +979,8 @@ class RecorderWorker(Worker):
         meta = stem.with_suffix(".json")
         marker = _stage(meta, json.dumps(header, indent=1).encode())
         try:
-            files.append(self._write_image(stem.with_suffix(".png"), frame.image, temporaries))
+            files.append(self._write_image(stem.with_suffix(".png"), frame.image, temporaries,
+                                           self._bit_depths.get(frame.camera)))
             if frame.amap is not None:
                 hi = max(float(frame.amap.max()), 1e-12)
                 heat = cv2.applyColorMap(np.clip(frame.amap * (255.0 / hi), 0, 255).astype(np.uint8),
@@ -977,11 +996,16 @@ class RecorderWorker(Worker):
         files.append(meta)
 
     @staticmethod
-    def _write_image(path: Path, image: np.ndarray, temporaries: list[tuple[Path, OSError]]) -> Path:
+    def _write_image(path: Path, image: np.ndarray, temporaries: list[tuple[Path, OSError]],
+                     bits: int | None = None) -> Path:
         ok, buf = cv2.imencode(".png", image)
         if not ok:
             raise OSError(f"cannot encode {path.name}")
-        _create(path, buf.tobytes(), temporaries)
+        data = buf.tobytes()
+        if image.dtype == np.uint16 and bits is not None and bits < 16:
+            # without it a reader scales by 65535, where the daemon inspected by the camera's 2**bits - 1
+            data = png_with_sbit(data, bits)
+        _create(path, data, temporaries)
         return path
 
     def _over_limit(self) -> bool:

@@ -450,3 +450,29 @@ def _put_unrecordable(rec, counters) -> None:
     deadline = time.monotonic() + 10
     while counters.get("recorder.unusable") < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+@pytest.mark.parametrize("bits, channels", [(12, 1), (10, 3), (16, 1), (None, 1)])
+def test_a_recording_of_wide_frames_reads_back_as_the_pixels_the_model_saw(tmp_path, bits, channels):
+    """A camera's 16-bit frames with bit_depth 12 (a Mono12 GigE camera, say) were recorded as 16-bit PNGs that
+    did not say so: `predict` on the recording read them by the container's 65535, 16x darker than the daemon
+    had inspected them (by 4095). The recording now carries the camera's significant bits (PNG sBIT), which
+    every reader takes before any setting, so it reads back as what the model saw."""
+    from inspector.data.images import read_image, to_uint8
+
+    rng = np.random.default_rng(0)
+    shape = (24, 32) + ((channels,) if channels > 1 else ())
+    image = rng.integers(0, 2 ** (bits or 16), shape).astype(np.uint16)
+    counters, lock = Counters(), lock_recorder_dir(tmp_path)
+    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(tmp_path), min_free_bytes=0), threading.Event(),
+                         counters, "aaaaaaaaaaaa", "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=("c",),
+                         bit_depths={"c": bits})
+    rec.start()
+    rec.put(Frame(camera="c", frame_id=1, image=image, capture_ns=1, capture_utc=0.0), {"seq": 1})
+    rec.finish()
+    rec.join(30)
+    lock.release()
+    (recording,) = [p for p in (tmp_path / "c").glob("*.png") if not p.name.endswith(".heat.png")]
+    seen = to_uint8(image, "the daemon's frame", bits)  # the preprocessing's conversion of the camera's frame
+    seen = np.repeat(seen[..., None], 3, axis=2) if channels == 1 else seen[..., ::-1]  # BGR → RGB
+    assert np.array_equal(read_image(recording), seen)
