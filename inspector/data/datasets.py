@@ -310,17 +310,36 @@ def _test_only_layout(root: Path) -> str | None:
 
 
 def _nested_hint(root: Path) -> str:
-    """``; pass one of its sub-folders …`` when datasets sit one level down (an archive unpacked into a
-    folder of its own, a folder of categories), else ''."""
+    """What to pass instead when ``root`` holds no dataset (a phrase), or '': its parent when ``root`` is one of a dataset's
+    fixed folders (``--data part/train``: one level too low), the sub-folders holding a dataset (an archive
+    unpacked into a folder of its own, a folder of categories: one level too high), else the sub-folders holding
+    images (a folder of ``day1/``, ``day2/``). ``part/train`` and ``part/test`` said "no images found" and what a
+    dataset looks like, leaving the user to find that the folder above was meant."""
+    above = _dataset_above(root)
+    if above is not None:
+        return f"it is the {root.name} folder of the dataset {above}: pass {above}"
     try:
         subs = sorted(d for d in root.iterdir() if d.is_dir() and not _is_artefact(d))
     except OSError:
         return ""
     found = [d for d in subs if detect_layout(d) in ("mvtec", "btad")]
-    if not found:
-        return ""
-    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
-    return f"; its sub-folder(s) {', '.join(d.name for d in found[:3])}{more} hold such a dataset: pass one of them"
+    if found:
+        more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+        return f"its sub-folder(s) {', '.join(d.name for d in found[:3])}{more} hold such a dataset: pass one of them"
+    nested = subfolders_note(root)
+    return f"{nested}: pass one of them" if nested else ""
+
+
+DATASET_FOLDERS = ("train", "test", "ground_truth")  # a dataset's fixed folders directly under its root
+
+
+def _dataset_above(root: Path) -> Path | None:
+    """``root``'s parent when ``root`` is one of its :data:`DATASET_FOLDERS` (any letter case) and the parent is an
+    MVTec/BTAD dataset, else None."""
+    parent = root.resolve().parent
+    if root.name.lower() not in DATASET_FOLDERS or parent == root.resolve():
+        return None
+    return Path(root).parent if detect_layout(parent) in ("mvtec", "btad") else None
 
 
 def load_dataset(root: str | Path) -> Dataset:
@@ -333,7 +352,8 @@ def load_dataset(root: str | Path) -> Dataset:
     check_listable(root)  # else "no images found"
     layout = detect_layout(root)
     if layout is None:
-        raise DataError(f"{root}: no images found; {_EXPECTED}{_nested_hint(root)}")
+        # the hint alone when there is one: after the layouts read it went past the message's length cap
+        raise DataError(f"{root}: no images found; {_nested_hint(root) or _EXPECTED}")
     if layout == "folder":
         train = [Sample(p, 0, "good", None) for p in dataset_images(root)]
         test: list[Sample] = []

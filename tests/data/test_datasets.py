@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import cv2
@@ -306,6 +307,29 @@ def test_a_dataset_one_level_down_is_pointed_at(tmp_path):
     with pytest.raises(DataError, match=r"data: no images found; .*its sub-folder\(s\) part hold such a dataset: "
                                         r"pass one of them$"):
         load_dataset(tmp_path / "data")
+
+
+@pytest.mark.parametrize("folder", ["train", "test", "ground_truth", "Train"])
+def test_a_dataset_folder_one_level_too_low_names_the_dataset_to_pass(tmp_path, folder):
+    """--data part/train (or test, ground_truth): one line naming the dataset folder above it to pass instead."""
+    root = tmp_path / "part"
+    _img(root / folder / "good" / "0.png")
+    _img(root / "test" / "crack" / "0.png")
+    _img(root / "ground_truth" / "crack" / "0_mask.png")
+    if folder != "train":
+        _img(root / "train" / "good" / "0.png")
+    with pytest.raises(DataError, match=rf"{folder}: no images found; it is the {folder} folder of the dataset "
+                                        rf"{re.escape(str(root))}: pass {re.escape(str(root))}$"):
+        load_dataset(root / folder)
+
+
+def test_a_folder_whose_images_are_in_sub_folders_names_them(tmp_path):
+    """A folder of day1/ day2/ image folders (or a train/good of them): the error names the sub-folders."""
+    for day in ("day1", "day2"):
+        _img(tmp_path / "shots" / day / "0.png")
+    with pytest.raises(DataError, match=r"shots: no images found; 2 sub-folder\(s\) holding images are not read "
+                                        r"\(only the images directly in it are\), e\.g\. day1, day2: pass one of them$"):
+        load_dataset(tmp_path / "shots")
 
 
 def test_good_and_ok_are_the_good_class_in_either_layout(tmp_path):
