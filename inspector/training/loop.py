@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from inspector.cores import capped_threads
-from inspector.data.datasets import MIN_TRAIN_IMAGES, calibration_shortfall, load_batch, load_dataset, split_good
+from inspector.data.datasets import (MIN_TRAIN_IMAGES, Dataset, calibration_shortfall, load_batch, load_dataset,
+                                     split_good)
 from inspector.data.ood import ood_batch
 from inspector.errors import ConfigError, DataError, ModelError
 from inspector.interrupts import held
@@ -70,11 +71,18 @@ def resolve_input(config: RunConfig) -> RunConfig:
     """``config`` with the input size it will train at (``data.input_size: auto`` resolved from the data)."""
     if config.data.input_size != "auto":
         return config
-    dataset = load_dataset(config.data.path)
+    return resolve_input_size(config, _training_set(config.data.path).train)
+
+
+def _training_set(path) -> "Dataset":
+    """The dataset at ``path``; DataError when it has no training images (a tree of ``test/`` alone), the same
+    line whether or not ``model.image_size`` was given: with it, the line was "need at least 3 good training images
+    …, found 0", which did not say that the tree had no ``train/good`` folder."""
+    dataset = load_dataset(path)
     if not dataset.train:
-        raise DataError(f"{config.data.path}: no good training images (train/good; a tree of test/ alone can "
+        raise DataError(f"{path}: no good training images (train/good; a tree of test/ alone can "
                         f"be evaluated, not trained on)")
-    return resolve_input_size(config, dataset.train)
+    return dataset
 
 
 # 2 images to train on (a training batch of one breaks BatchNorm, see batches(); with a single training image
@@ -94,7 +102,7 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
     (:func:`~inspector.data.datasets.calibration_shortfall`), or when they would not fit in the memory available
     (:func:`~inspector.data.memory.require_image_memory`).
     """
-    dataset = load_dataset(config.data.path)
+    dataset = _training_set(config.data.path)
     need = f"need at least {MIN_GOOD_IMAGES} good training images ({MIN_TRAIN_IMAGES} to train on, 1 to validate)"
     if len(dataset.train) < MIN_GOOD_IMAGES:
         raise DataError(f"{config.data.path}: {need}, found {len(dataset.train)}")

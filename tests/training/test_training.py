@@ -143,6 +143,23 @@ def test_corrupt_images_never_empty_the_validation_split(tmp_path):
     assert not set(summary["val_files"]) & {s.path.name for s in val}
 
 
+@pytest.mark.parametrize("size", [[], ["--set", "model.image_size=[64,64]"]])
+def test_a_tree_without_train_is_refused_in_the_same_line_with_or_without_a_size(tmp_path, capsys, size):
+    """test/ alone (no train/good): one line saying so, whether the input size comes from the data or is given."""
+    import cv2
+    import numpy as np
+
+    for folder in ("good", "crack"):
+        for i in range(3):
+            (tmp_path / "part" / "test" / folder).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "part" / "test" / folder / f"{i}.png"), np.full((64, 64), 9 * i, np.uint8))
+    code = main(["train", "--data", str(tmp_path / "part"), "--out", str(tmp_path / "run"), "--epochs", "1", *size])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"error: {tmp_path / 'part'}: no good training images (train/good; a tree of test/ "
+                                 f"alone can be evaluated, not trained on)"]
+    assert not (tmp_path / "run").exists()
+
+
 def test_an_incomplete_run_is_refused_in_one_line(tiny_dataset, tmp_path, capsys):
     """A run whose phase never finished (interrupted before its first validation, or before the last of
     several phases) has untrained weights: evaluate and export refuse it instead of scoring with them."""
