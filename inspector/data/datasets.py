@@ -45,8 +45,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from inspector.data.images import (ARTEFACT_FOLDERS, DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, list_images,
-                                   looks_like_mask, read_image, read_mask, resize_image, resize_mask, subfolders_note,
-                                   unread_image_names, warn_once)
+                                   looks_like_mask, other_file_names, read_image, read_mask, resize_image, resize_mask,
+                                   subfolders_note, unread_image_names, warn_once)
 from inspector.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -253,6 +253,10 @@ def listed_images(folder: Path) -> list[Path]:
     if unread:
         _warn_once(f"{folder}: {len(unread)} file(s) of an image format that is not read are left out, e.g. "
                    f"{unread[0]} (read: {', '.join(IMAGE_EXTENSIONS)})")
+    other = other_file_names(folder)
+    if other:
+        _warn_once(f"{folder}: {len(other)} file(s) not named as images are left out, e.g. {other[0]} "
+                   f"(read: {', '.join(IMAGE_EXTENSIONS)})")
     nested = subfolders_note(folder)
     if nested:
         _warn_once(f"{folder}: {nested}")

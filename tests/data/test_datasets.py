@@ -332,6 +332,26 @@ def test_a_folder_whose_images_are_in_sub_folders_names_them(tmp_path):
         load_dataset(tmp_path / "shots")
 
 
+def test_files_not_named_as_images_are_told_with_a_count_and_an_example(tmp_path, caplog):
+    """notes.txt, an image saved without an extension (predict FILE reads it by content), a .bak copy, a DICOM
+    file in train/good: left out with one warning; hidden files and Windows' Thumbs.db/desktop.ini silently."""
+    good = tmp_path / "part" / "train" / "good"
+    for i in range(3):
+        _img(good / f"{i}.png")
+    (good / "notes.txt").write_text("shift 2")
+    (good / "frame_0001").write_bytes((good / "0.png").read_bytes())
+    (good / "3.png.bak").write_bytes((good / "0.png").read_bytes())
+    (good / "scan.dcm").write_bytes(b"\0" * 132 + b"DICM")
+    for quiet in (".DS_Store", "._0.png", "Thumbs.db", "desktop.ini"):
+        (good / quiet).write_bytes(b"\0" * 64)
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(tmp_path / "part")
+    assert [s.path.name for s in ds.train] == ["0.png", "1.png", "2.png"]
+    told = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert told == [f"{good}: 4 file(s) not named as images are left out, e.g. 3.png.bak (read: .png, .jpg, .jpeg, "
+                    f".jpe, .jfif, .bmp, .dib, .tif, .tiff, .webp, .pgm, .ppm, .pbm, .pnm, .pam)"], told
+
+
 def test_good_and_ok_are_the_good_class_in_either_layout(tmp_path):
     """A hybrid tree (train/good with test/OK, or train/ok with test/good): good parts, not a defect type."""
     for train, test in (("good", "OK"), ("ok", "good")):
@@ -354,7 +374,9 @@ def test_images_of_formats_not_read_are_named_not_dropped_unseen(tmp_path, caplo
     assert len(ds.train) == 2
     lines = [r.getMessage() for r in caplog.records]
     assert any("good: 1 file(s) of an image format that is not read are left out, e.g. 2.GIF" in m for m in lines)
-    assert not any("notes.txt" in m for m in lines)
+    # notes.txt is no image format: told apart, in the line of files not named as images, never as this one
+    assert not any("notes.txt" in m and "image format" in m for m in lines)
+    assert any("good: 1 file(s) not named as images are left out, e.g. notes.txt" in m for m in lines)
 
 
 @pytest.mark.parametrize("suffix", ["_label", "_gt", "_GT", "_mask"])
