@@ -329,7 +329,8 @@ def _nested_hint(root: Path) -> str:
     found = [d for d in subs if detect_layout(d) in ("mvtec", "btad")]
     if found:
         more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
-        return f"its sub-folder(s) {', '.join(d.name for d in found[:3])}{more} hold such a dataset: pass one of them"
+        names = ", ".join(d.name for d in found[:3])
+        return f"its sub-folder(s) {names}{more} hold such a dataset: pass one of them"
     nested = subfolders_note(root)
     return f"{nested}: pass one of them" if nested else ""
 
@@ -441,6 +442,34 @@ def split_good(samples: Sequence[Sample], val_fraction: float = 0.2, calibration
     part[perm[:n_val]] = 1
     part[perm[n_val:n_val + n_cal]] = 2
     return GoodSplit(*(tuple(s for s, p in zip(ordered, part) if p == k) for k in range(3)))
+
+
+def keep_copies_together(split: GoodSplit, digests: dict[Path, str]) -> GoodSplit:
+    """``split`` with every copy (same ``digests`` value: a file's sha256) in the first part holding its content
+    (train, then validation, then calibration), told in one warning (a count and an example). A copy of a
+    training image validated on, or kept for calibrate, scored as a new good part although the student had fitted
+    it: a lower validation loss, a normalisation and a threshold fitted on seen images. DataError naming the folder
+    when no validation image would be left (every one a copy of a training image)."""
+    parts = [list(split.train), list(split.val), list(split.calibration)]
+    first: dict[str, int] = {}
+    for k, part in enumerate(parts):
+        for sample in part:
+            first.setdefault(digests[sample.path], k)
+    moved = [(s, k) for k in (1, 2) for s in parts[k] if first[digests[s.path]] < k]
+    if not moved:
+        return split
+    if all(first[digests[s.path]] < 1 for s in parts[1]):
+        raise DataError(f"{common_folder(parts[1])}: every validation image is a byte-identical copy of a training "
+                        f"image (e.g. {parts[1][0].path.name}): remove the copies or add other good images")
+    for sample, k in moved:
+        parts[k].remove(sample)
+        parts[first[digests[sample.path]]].append(sample)
+    twin = next(o for o in parts[first[digests[moved[0][0].path]]] if digests[o.path] == digests[moved[0][0].path]
+                and o is not moved[0][0])
+    log.warning("%d good image(s) are byte-identical copies of others (e.g. %s = %s): each is put with its "
+                "original, not validated on or kept for calibrate apart from it", len(moved), moved[0][0].path,
+                twin.path.name)
+    return GoodSplit(*(tuple(sorted(part, key=lambda s: str(s.path))) for part in parts))
 
 
 def calibration_fraction_for(n: int, n_val: int, min_train: int) -> float | None:

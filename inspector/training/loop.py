@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from inspector.cores import capped_threads
-from inspector.data.datasets import (MIN_TRAIN_IMAGES, Dataset, calibration_shortfall, load_batch, load_dataset,
-                                     split_good)
+from inspector.data.datasets import (MIN_TRAIN_IMAGES, Dataset, calibration_shortfall, keep_copies_together, load_batch,
+                                     load_dataset, split_good)
 from inspector.data.ood import ood_batch
 from inspector.errors import ConfigError, DataError, ModelError
 from inspector.interrupts import held
@@ -116,6 +116,8 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
                         f"(see the warnings above)")
     split = split_good(kept, config.data.val_fraction, config.data.calibration_fraction, config.data.split_seed,
                        MIN_TRAIN_IMAGES)
+    digests = {s.path: sha256_file(s.path) for s in kept}
+    split = keep_copies_together(split, digests)
     # refused before any epoch: a part asked for and silently not made surfaced only at calibrate time
     if shortfall := calibration_shortfall(len(kept), split, config.data.calibration_fraction, MIN_TRAIN_IMAGES):
         raise DataError(f"{config.data.path}: {shortfall}")
@@ -130,11 +132,11 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
         "skipped": [str(s.path) for s, _ in skipped],
         # calibrate and evaluate tell good images the model was fitted on by content (a threshold or a metric
         # on them is optimistic): a --good-dir of train/good gave no word
-        "train_sha256": [sha256_file(s.path) for s in train],
+        "train_sha256": [digests[s.path] for s in train],
         "val_files": [s.path.name for s in val],
-        "val_sha256": [sha256_file(s.path) for s in val],  # calibrate knows them by content, not a bare name
+        "val_sha256": [digests[s.path] for s in val],  # calibrate knows them by content, not a bare name
         "calibration_files": [s.path.name for s in calibration],
-        "calibration_sha256": [sha256_file(s.path) for s in calibration],
+        "calibration_sha256": [digests[s.path] for s in calibration],
         "image_size": list(config.model.image_size),
         "image_sizes": image_size_range(sizes[s.path] for s in kept),  # frames unlike them are told (run, predict)
         "resize": config.data.resize,
