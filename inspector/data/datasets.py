@@ -44,9 +44,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from inspector.data.images import (ARTEFACT_FOLDERS, DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, list_images,
-                                   looks_like_mask, other_file_names, read_image, read_mask, resize_image, resize_mask,
-                                   subfolders_note, unread_image_names, warn_once)
+from inspector.data.images import (ARTEFACT_FOLDERS, DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, image_subfolders,
+                                   list_images, looks_like_mask, other_file_names, read_image, read_mask, resize_image,
+                                   resize_mask, subfolders_note, unread_image_names, warn_once)
 from inspector.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -373,6 +373,7 @@ def load_dataset(root: str | Path) -> Dataset:
         # folder follows: a hybrid test/ok beside train/good is good parts, never a defect type
         test = _test_samples(root, GOOD_NAMES)
         _warn_stray_images(root)
+        _warn_unread_folders(root, good_dir, test)
         if not train and not test:
             raise DataError(f"{root}: no images found; {_EXPECTED}")
     missing = sum(1 for s in test if s.label == 1 and s.mask_path is None)
@@ -390,6 +391,29 @@ def _warn_stray_images(root: Path) -> None:
         if stray:
             _warn_once(f"{folder}: {len(stray)} image(s) directly in it are not read (images belong in its class "
                        f"folders: good, a defect type), e.g. {stray[0].name}")
+
+
+def _warn_unread_folders(root: Path, good_dir: Path | None, test: Sequence[Sample]) -> None:
+    """Sub-folders holding images that no class reads are told once each (a count and examples): those of ``train/``
+    beside its good folder (``train/bad``, ``train/good2``: training reads the good folder only) and those of
+    ``ground_truth/`` that name no ``test/<type>`` (their masks belong to no image). Both were left out without a
+    word: defective parts put under train/ were neither trained on nor scored."""
+    train_dir = subfolder(root, "train")
+    if train_dir is not None:
+        others = [n for n in image_subfolders(train_dir) if good_dir is None or n != good_dir.name]
+        if others:
+            _warn_once(f"{train_dir}: {len(others)} sub-folder(s) holding images are not read (training reads "
+                       f"train/{good_dir.name if good_dir is not None else 'good'} only; defective parts belong in "
+                       f"test/<defect type>), e.g. {', '.join(others[:3])}")
+    truth = subfolder(root, "ground_truth")
+    types = {s.defect_type.lower() for s in test}
+    test_dir = subfolder(root, "test")
+    if truth is not None and test_dir is not None:
+        types |= {d.name.lower() for d in test_dir.iterdir() if d.is_dir()}
+    lone = [n for n in (image_subfolders(truth) if truth is not None else []) if n.lower() not in types]
+    if lone:
+        _warn_once(f"{truth}: {len(lone)} mask folder(s) name no test/<defect type> and are not read, e.g. "
+                   f"{', '.join(lone[:3])}")
 
 
 MIN_TRAIN_IMAGES = 2  # the fewest a training run fits on (its split keeps them whatever the fractions ask)

@@ -352,6 +352,27 @@ def test_files_not_named_as_images_are_told_with_a_count_and_an_example(tmp_path
                     f".jpe, .jfif, .bmp, .dib, .tif, .tiff, .webp, .pgm, .ppm, .pbm, .pnm, .pam)"], told
 
 
+@pytest.mark.parametrize("good", ["good", "ok"])
+def test_folders_of_images_no_class_reads_are_told(tmp_path, caplog, good):
+    """train/bad, train/good2 beside the good folder and a ground_truth/<type> naming no test folder: each told in
+    one warning with a count and examples; the folders that are read give none."""
+    root = tmp_path / "part"
+    _img(root / "train" / good / "0.png")
+    _img(root / "train" / "bad" / "0.png")
+    _img(root / "train" / f"{good}2" / "0.png")
+    _img(root / "test" / "crack" / "0.png")
+    _img(root / "test" / "Good" / "0.png")
+    _img(root / "ground_truth" / "Crack" / "0_mask.png", 255)
+    _img(root / "ground_truth" / "scratch" / "0_mask.png", 255)
+    with caplog.at_level(logging.WARNING):
+        load_dataset(root)
+    told = sorted(r.getMessage() for r in caplog.records)
+    assert told == [f"{root / 'ground_truth'}: 1 mask folder(s) name no test/<defect type> and are not read, "
+                    f"e.g. scratch",
+                    f"{root / 'train'}: 2 sub-folder(s) holding images are not read (training reads train/{good} "
+                    f"only; defective parts belong in test/<defect type>), e.g. bad, {good}2"], told
+
+
 def test_good_and_ok_are_the_good_class_in_either_layout(tmp_path):
     """A hybrid tree (train/good with test/OK, or train/ok with test/good): good parts, not a defect type."""
     for train, test in (("good", "OK"), ("ok", "good")):
