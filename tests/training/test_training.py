@@ -143,6 +143,24 @@ def test_corrupt_images_never_empty_the_validation_split(tmp_path):
     assert not set(summary["val_files"]) & {s.path.name for s in val}
 
 
+def test_the_summary_counts_the_good_images_left_out_as_unreadable(tmp_path, capsys):
+    """Their warning scrolled away above the progress bars: the closing count line names them too."""
+    import cv2
+    import numpy as np
+
+    good = tmp_path / "part" / "train" / "good"
+    good.mkdir(parents=True)
+    for i in range(6):
+        assert cv2.imwrite(str(good / f"{i:03d}.png"), np.full((32, 32), 30 * i, np.uint8))
+    (good / "cut.png").write_bytes((good / "000.png").read_bytes()[:40])
+    (good / "empty.png").write_bytes(b"")
+    code = main(["train", "--data", str(tmp_path / "part"), "--out", str(tmp_path / "run"), "--epochs", "1",
+                 "--set", "model.image_size=[32,32]"])
+    assert code == 0
+    assert "good images: 5 trained on, 1 validated on, 2 left out as unreadable (e.g. cut.png)\n" in \
+        capsys.readouterr().out
+
+
 @pytest.mark.parametrize("size", [[], ["--set", "model.image_size=[64,64]"]])
 def test_a_tree_without_train_is_refused_in_the_same_line_with_or_without_a_size(tmp_path, capsys, size):
     """test/ alone (no train/good): one line saying so, whether the input size comes from the data or is given."""
