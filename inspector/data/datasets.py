@@ -314,14 +314,17 @@ def _test_only_layout(root: Path) -> str | None:
 
 
 def _nested_hint(root: Path) -> str:
-    """What to pass instead when ``root`` holds no dataset (a phrase), or '': its parent when ``root`` is one of a dataset's
-    fixed folders (``--data part/train``: one level too low), the sub-folders holding a dataset (an archive
+    """What to do when ``root`` holds no dataset (a phrase), or '': pass its parent when ``root`` is one of a
+    dataset's fixed folders (``--data part/train``: one level too low); name the good folder when ``train/`` has
+    none (:func:`no_good_folder`); pass the sub-folders holding a dataset (an archive
     unpacked into a folder of its own, a folder of categories: one level too high), else the sub-folders holding
     images (a folder of ``day1/``, ``day2/``). ``part/train`` and ``part/test`` said "no images found" and what a
     dataset looks like, leaving the user to find that the folder above was meant."""
     above = _dataset_above(root)
     if above is not None:
         return f"it is the {root.name} folder of the dataset {above}: pass {above}"
+    if no_good := no_good_folder(root):
+        return no_good
     try:
         subs = sorted(d for d in root.iterdir() if d.is_dir() and not _is_artefact(d))
     except OSError:
@@ -333,6 +336,20 @@ def _nested_hint(root: Path) -> str:
         return f"its sub-folder(s) {names}{more} hold such a dataset: pass one of them"
     nested = subfolders_note(root)
     return f"{nested}: pass one of them" if nested else ""
+
+
+def no_good_folder(root: Path) -> str:
+    """What to do (a phrase) when ``root/train`` holds images in sub-folders none of which is named good or ok
+    (``train/normal``, ``train/OK_parts``: other datasets' names), else ''. Such a tree said "no images found"
+    and to pass its sub-folder train, or, with a test/ beside it, that a test set alone cannot be trained on."""
+    train_dir = subfolder(root, "train")
+    if train_dir is None or any(subfolder(train_dir, name) is not None for name in GOOD_NAMES):
+        return ""
+    names = image_subfolders(train_dir)
+    if not names:
+        return ""
+    return (f"{train_dir} has no good (or ok) folder, and its sub-folder(s) {', '.join(names[:3])} hold images: "
+            f"name the folder of good parts {Path(train_dir.name) / 'good'}")
 
 
 DATASET_FOLDERS = ("train", "test", "ground_truth")  # a dataset's fixed folders directly under its root
@@ -399,12 +416,12 @@ def _warn_unread_folders(root: Path, good_dir: Path | None, test: Sequence[Sampl
     ``ground_truth/`` that name no ``test/<type>`` (their masks belong to no image). Both were left out without a
     word: defective parts put under train/ were neither trained on nor scored."""
     train_dir = subfolder(root, "train")
-    if train_dir is not None:
-        others = [n for n in image_subfolders(train_dir) if good_dir is None or n != good_dir.name]
+    if train_dir is not None and good_dir is not None:  # none: training says so (no_good_folder); evaluation needs none
+        others = [n for n in image_subfolders(train_dir) if n != good_dir.name]
         if others:
             _warn_once(f"{train_dir}: {len(others)} sub-folder(s) holding images are not read (training reads "
-                       f"train/{good_dir.name if good_dir is not None else 'good'} only; defective parts belong in "
-                       f"test/<defect type>), e.g. {', '.join(others[:3])}")
+                       f"train/{good_dir.name} only; defective parts belong in test/<defect type>), e.g. "
+                       f"{', '.join(others[:3])}")
     truth = subfolder(root, "ground_truth")
     types = {s.defect_type.lower() for s in test}
     test_dir = subfolder(root, "test")

@@ -22,7 +22,7 @@ import torch
 
 from inspector.cores import capped_threads
 from inspector.data.datasets import (MIN_TRAIN_IMAGES, Dataset, calibration_shortfall, keep_copies_together, load_batch,
-                                     load_dataset, split_good)
+                                     load_dataset, no_good_folder, split_good)
 from inspector.data.ood import ood_batch
 from inspector.errors import ConfigError, DataError, ModelError
 from inspector.interrupts import held
@@ -80,8 +80,8 @@ def _training_set(path) -> "Dataset":
     …, found 0", which did not say that the tree had no ``train/good`` folder."""
     dataset = load_dataset(path)
     if not dataset.train:
-        raise DataError(f"{path}: no good training images (train/good; a tree of test/ alone can "
-                        f"be evaluated, not trained on)")
+        why = no_good_folder(dataset.root) or "train/good; a tree of test/ alone can be evaluated, not trained on"
+        raise DataError(f"{path}: no good training images ({why})")
     return dataset
 
 

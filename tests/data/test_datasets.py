@@ -373,6 +373,17 @@ def test_folders_of_images_no_class_reads_are_told(tmp_path, caplog, good):
                     f"only; defective parts belong in test/<defect type>), e.g. bad, {good}2"], told
 
 
+@pytest.mark.parametrize("name", ["normal", "OK_parts", "Good images"])
+def test_a_train_folder_without_a_good_folder_says_to_name_it_good(tmp_path, name):
+    """train/normal (another dataset's name for good parts): not "no images found; pass train"."""
+    root = tmp_path / "part"
+    _img(root / "train" / name / "0.png")
+    with pytest.raises(DataError, match=rf"part: no images found; {re.escape(str(root / 'train'))} has no good \(or "
+                                        rf"ok\) folder, and its sub-folder\(s\) {name} hold images: name the folder "
+                                        rf"of good parts train/good$"):
+        load_dataset(root)
+
+
 def test_good_and_ok_are_the_good_class_in_either_layout(tmp_path):
     """A hybrid tree (train/good with test/OK, or train/ok with test/good): good parts, not a defect type."""
     for train, test in (("good", "OK"), ("ok", "good")):

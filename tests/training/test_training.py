@@ -143,6 +143,22 @@ def test_corrupt_images_never_empty_the_validation_split(tmp_path):
     assert not set(summary["val_files"]) & {s.path.name for s in val}
 
 
+def test_a_train_folder_without_a_good_folder_beside_a_test_set_is_one_line_saying_what_to_do(tmp_path, capsys):
+    """train/normal beside test/: it said that a tree of test/ alone cannot be trained on, and warned apart."""
+    import cv2
+    import numpy as np
+
+    for folder in ("train/normal", "test/good", "test/crack"):
+        (tmp_path / "part" / folder).mkdir(parents=True)
+        for i in range(3):
+            cv2.imwrite(str(tmp_path / "part" / folder / f"{i}.png"), np.full((32, 32), 40 * i, np.uint8))
+    code = main(["train", "--data", str(tmp_path / "part"), "--out", str(tmp_path / "run"), "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"error: {tmp_path / 'part'}: no good training images ({tmp_path / 'part' / 'train'} "
+                                 f"has no good (or ok) folder, and its sub-folder(s) normal hold images: name the "
+                                 f"folder of good parts train/good)"], err
+
+
 def test_the_summary_counts_the_good_images_left_out_as_unreadable(tmp_path, capsys):
     """Their warning scrolled away above the progress bars: the closing count line names them too."""
     import cv2
