@@ -499,7 +499,7 @@ def keep_copies_together(split: GoodSplit, digests: dict[Path, str]) -> GoodSpli
     moved = [(s, k) for k in (1, 2) for s in parts[k] if first[digests[s.path]] < k]
     if not moved:
         return split
-    if all(first[digests[s.path]] < 1 for s in parts[1]):
+    if parts[1] and all(first[digests[s.path]] < 1 for s in parts[1]):  # none asked for (val_fraction 0): none lost
         raise DataError(f"{common_folder(parts[1])}: every validation image is a byte-identical copy of a training "
                         f"image (e.g. {parts[1][0].path.name}): remove the copies or add other good images")
     for sample, k in moved:

@@ -384,6 +384,17 @@ def test_a_train_folder_without_a_good_folder_says_to_name_it_good(tmp_path, nam
         load_dataset(root)
 
 
+def test_copies_go_to_the_first_part_holding_their_content():
+    """train before validation before calibration; a split with no validation part (val_fraction 0) is no error."""
+    from inspector.data.datasets import GoodSplit, keep_copies_together
+
+    a, a2, b, b2, c = (Sample(Path(f"/d/{n}.png"), 0, "good") for n in ("a", "a2", "b", "b2", "c"))
+    digests = {a.path: "A", a2.path: "A", b.path: "B", b2.path: "B", c.path: "C"}
+    split = keep_copies_together(GoodSplit((a,), (b, a2), (b2, c)), digests)
+    assert split == GoodSplit((a, a2), (b, b2), (c,))
+    assert keep_copies_together(GoodSplit((a, b), (), (a2,)), digests) == GoodSplit((a, a2, b), (), ())
+
+
 def test_good_and_ok_are_the_good_class_in_either_layout(tmp_path):
     """A hybrid tree (train/good with test/OK, or train/ok with test/good): good parts, not a defect type."""
     for train, test in (("good", "OK"), ("ok", "good")):
