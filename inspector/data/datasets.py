@@ -383,6 +383,8 @@ def load_dataset(root: str | Path) -> Dataset:
         train_dir = subfolder(root, "train")
         good_dir = subfolder(train_dir, "good" if layout == "mvtec" else "ok") if train_dir is not None else None
         # no train folder: a test-only tree (_test_only_layout), which evaluation reads and training refuses
+        if good_dir is not None:
+            _refuse_images_in_sub_folders_only(good_dir)
         train = [Sample(p, 0, "good", None) for p in dataset_images(good_dir)] if good_dir is not None else []
         if good_dir is not None and not train:
             raise DataError(f"{good_dir}: no training images ({', '.join(IMAGE_EXTENSIONS)})")
@@ -397,6 +399,16 @@ def load_dataset(root: str | Path) -> Dataset:
     if missing:
         log.info("%s: %d defect image(s) without a ground-truth mask (pixel metrics skip them)", root, missing)
     return Dataset(root, layout, tuple(train), tuple(test))
+
+
+def _refuse_images_in_sub_folders_only(good_dir: Path) -> None:
+    """DataError, one line saying what to do, when ``good_dir`` holds no image file of its own but sub-folders
+    that do (``train/good/day1/``): it was a warning that they are not read and then "no training images"."""
+    if list_images(good_dir) or unread_image_names(good_dir) or other_file_names(good_dir):
+        return
+    nested = subfolders_note(good_dir)
+    if nested:
+        raise DataError(f"{good_dir}: no training images directly in it; {nested}: move their images into it")
 
 
 def _warn_stray_images(root: Path) -> None:

@@ -395,6 +395,18 @@ def test_copies_go_to_the_first_part_holding_their_content():
     assert keep_copies_together(GoodSplit((a, b), (), (a2,)), digests) == GoodSplit((a, a2, b), (), ())
 
 
+def test_a_good_folder_of_sub_folders_only_is_one_line_saying_what_to_do(tmp_path, caplog):
+    """train/good/day1, train/good/day2: one error line, no warning saying the same before it."""
+    for day in ("day1", "day2"):
+        _img(tmp_path / "part" / "train" / "good" / day / "0.png")
+    with caplog.at_level(logging.WARNING), pytest.raises(DataError) as err:
+        load_dataset(tmp_path / "part")
+    assert str(err.value) == (f"{tmp_path / 'part' / 'train' / 'good'}: no training images directly in it; 2 "
+                              f"sub-folder(s) holding images are not read (only the images directly in it are), e.g. "
+                              f"day1, day2: move their images into it")
+    assert not caplog.records
+
+
 def test_good_and_ok_are_the_good_class_in_either_layout(tmp_path):
     """A hybrid tree (train/good with test/OK, or train/ok with test/good): good parts, not a defect type."""
     for train, test in (("good", "OK"), ("ok", "good")):
