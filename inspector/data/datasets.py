@@ -26,6 +26,9 @@ Defect images without a mask get ``mask_path=None`` (pixel metrics skip them).
 A ``test/likely_<type>`` folder holds images whose label the annotators were unsure of (ELPV's ``likely_defect``:
 defect probability 2/3, ``../shared/data/elpv/README.md``): :func:`is_ambiguous` says so, and headline metrics,
 F1 thresholds and the meta-comparer's defects leave them out (each is still reported beside them).
+No file is left out silently: files of a read folder not named as images, sub-folders of images, and folders of
+images no class reads (``train/bad``, a ``ground_truth/<type>`` with no test folder) are each told in one warning
+line with a count and an example; ``--data`` one level too high or too low says what to pass instead.
 Corrupt images are skipped when loaded (:func:`load_batch`), told in one warning line
 (their count, the first reason, a few more names), and returned to the caller so they can be
 counted and reported.
