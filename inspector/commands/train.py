@@ -223,9 +223,11 @@ def _check_same_model(saved: dict, wanted: dict, out: Path) -> None:
 def _print_summary(summary: dict, out: Path) -> None:
     data = summary.get("data") or {}
     if "n_train" in data:  # which good images did what: calibrate takes the held-out ones by default
-        held = data.get("n_calibration", 0)
+        held, skipped = data.get("n_calibration", 0), data.get("skipped") or []
+        # the warning naming unreadable images scrolled away above the progress bars: the count stays in view
         print(f"good images: {data['n_train']} trained on, {data['n_val']} validated on"
-              + (f", {held} kept out of both for calibrate" if held else ""))
+              + (f", {held} kept out of both for calibrate" if held else "")
+              + (f", {len(skipped)} left out as unreadable (e.g. {Path(skipped[0]).name})" if skipped else ""))
     for phase in summary["phases"]:
         if not phase["best_epoch"]:  # stopped before its first validated epoch: there is no best to name
             print(f"{phase['name']}: no epoch finished in {phase['seconds']} s")

@@ -27,6 +27,9 @@ Defect images without a mask get ``mask_path=None`` (pixel metrics skip them).
 A ``test/likely_<type>`` folder holds images whose label the annotators were unsure of (ELPV's ``likely_defect``:
 defect probability 2/3, ``../shared/data/elpv/README.md``): :func:`is_ambiguous` says so, and headline metrics,
 F1 thresholds and the meta-comparer's defects leave them out (each is still reported beside them).
+No file is left out silently: files of a read folder not named as images, sub-folders of images, and folders of
+images no class reads (``train/bad``, a ``ground_truth/<type>`` with no test folder) are each told in one warning
+line with a count and an example; ``--data`` one level too high or too low says what to pass instead.
 Corrupt images are skipped when loaded (:func:`load_batch`), told in one warning line
 (their count, the first reason, a few more names), and returned to the caller so they can be
 counted and reported.
@@ -45,9 +48,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from inspector.data.images import (ARTEFACT_FOLDERS, DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, list_images,
-                                   looks_like_mask, read_image, read_mask, resize_image, resize_mask, subfolders_note,
-                                   unread_image_names, warn_once)
+from inspector.data.images import (ARTEFACT_FOLDERS, DEFAULT_DOWNSCALE, IMAGE_EXTENSIONS, frame_size, image_subfolders,
+                                   list_images, looks_like_mask, other_file_names, read_image, read_mask, resize_image,
+                                   resize_mask, subfolders_note, unread_image_names, warn_once)
 from inspector.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -282,6 +285,10 @@ def listed_images(folder: Path) -> list[Path]:
     if unread:
         _warn_once(f"{folder}: {len(unread)} file(s) of an image format that is not read are left out, e.g. "
                    f"{unread[0]} (read: {', '.join(IMAGE_EXTENSIONS)})")
+    other = other_file_names(folder)
+    if other:
+        _warn_once(f"{folder}: {len(other)} file(s) not named as images are left out, e.g. {other[0]} "
+                   f"(read: {', '.join(IMAGE_EXTENSIONS)})")
     nested = subfolders_note(folder)
     if nested:
         _warn_once(f"{folder}: {nested}")
@@ -343,17 +350,43 @@ def _test_only_layout(root: Path) -> str | None:
 
 
 def _nested_hint(root: Path) -> str:
-    """``; pass one of its sub-folders …`` when datasets sit one level down (an archive unpacked into a
-    folder of its own, a folder of categories), else ''."""
+    """What to do when ``root`` holds no dataset (a phrase), or '': pass its parent when ``root`` is one of a
+    dataset's fixed folders (``--data part/train``: one level too low); name the good folder when ``train/`` has
+    none (:func:`no_good_folder`); pass the sub-folders holding a dataset (an archive
+    unpacked into a folder of its own, a folder of categories: one level too high), else the sub-folders holding
+    images (a folder of ``day1/``, ``day2/``). ``part/train`` and ``part/test`` said "no images found" and what a
+    dataset looks like, leaving the user to find that the folder above was meant."""
+    if above := enclosing_hint(root):
+        return above.removeprefix("; ")
+    if no_good := no_good_folder(root):
+        return no_good
     try:
         subs = sorted(d for d in root.iterdir() if d.is_dir() and not _is_artefact(d))
     except OSError:
         return ""
     found = [d for d in subs if detect_layout(d) in ("mvtec", "btad")]
-    if not found:
+    if found:
+        more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+        names = ", ".join(d.name for d in found[:3])
+        return f"its sub-folder(s) {names}{more} hold such a dataset: pass one of them"
+    nested = subfolders_note(root)
+    return f"{nested}: pass one of them" if nested else ""
+
+
+def no_good_folder(root: Path) -> str:
+    """What to do (a phrase) when ``root/train`` holds images in sub-folders none of which is named good or ok
+    (``train/normal``, ``train/OK_parts``: other datasets' names), else ''. Such a tree said "no images found"
+    and to pass its sub-folder train, or, with a test/ beside it, that a test set alone cannot be trained on."""
+    train_dir = subfolder(root, "train")
+    if train_dir is None or any(subfolder(train_dir, name) is not None for name in GOOD_NAMES):
         return ""
-    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
-    return f"; its sub-folder(s) {', '.join(d.name for d in found[:3])}{more} hold such a dataset: pass one of them"
+    names = image_subfolders(train_dir)
+    if not names:
+        return ""
+    return (f"{train_dir} has no good (or ok) folder, and its sub-folder(s) {', '.join(names[:3])} hold images: "
+            f"name the folder of good parts {Path(train_dir.name) / 'good'}")
+
+
 
 
 def enclosing_hint(root: Path) -> str:
@@ -396,7 +429,8 @@ def load_dataset(root: str | Path) -> Dataset:
     check_listable(root)  # else "no images found"
     layout = detect_layout(root)
     if layout is None:
-        raise DataError(f"{root}: no images found; {_EXPECTED}{_nested_hint(root) or enclosing_hint(root)}")
+        # the hint alone when there is one: after the layouts read it went past the message's length cap
+        raise DataError(f"{root}: no images found; {_nested_hint(root) or _EXPECTED}")
     if layout == "folder":
         train = [Sample(p, 0, "good", None) for p in dataset_images(root)]
         test: list[Sample] = []
@@ -404,6 +438,8 @@ def load_dataset(root: str | Path) -> Dataset:
         train_dir = subfolder(root, "train")
         good_dir = subfolder(train_dir, "good" if layout == "mvtec" else "ok") if train_dir is not None else None
         # no train folder: a test-only tree (_test_only_layout), which evaluation reads and training refuses
+        if good_dir is not None:
+            _refuse_images_in_sub_folders_only(good_dir)
         train = [Sample(p, 0, "good", None) for p in dataset_images(good_dir)] if good_dir is not None else []
         if good_dir is not None and not train:
             raise DataError(f"{good_dir}: no training images ({', '.join(IMAGE_EXTENSIONS)})")
@@ -411,12 +447,23 @@ def load_dataset(root: str | Path) -> Dataset:
         # folder follows: a hybrid test/ok beside train/good is good parts, never a defect type
         test = _test_samples(root, GOOD_NAMES)
         _warn_stray_images(root)
+        _warn_unread_folders(root, good_dir, test)
         if not train and not test:
             raise DataError(f"{root}: no images found; {_EXPECTED}{enclosing_hint(root)}")
     missing = sum(1 for s in test if s.label == 1 and s.mask_path is None)
     if missing:
         log.info("%s: %d defect image(s) without a ground-truth mask (pixel metrics skip them)", root, missing)
     return Dataset(root, layout, tuple(train), tuple(test))
+
+
+def _refuse_images_in_sub_folders_only(good_dir: Path) -> None:
+    """DataError, one line saying what to do, when ``good_dir`` holds no image file of its own but sub-folders
+    that do (``train/good/day1/``): it was a warning that they are not read and then "no training images"."""
+    if list_images(good_dir) or unread_image_names(good_dir) or other_file_names(good_dir):
+        return
+    nested = subfolders_note(good_dir)
+    if nested:
+        raise DataError(f"{good_dir}: no training images directly in it; {nested}: move their images into it")
 
 
 def _warn_stray_images(root: Path) -> None:
@@ -428,6 +475,29 @@ def _warn_stray_images(root: Path) -> None:
         if stray:
             _warn_once(f"{folder}: {len(stray)} image(s) directly in it are not read (images belong in its class "
                        f"folders: good, a defect type), e.g. {stray[0].name}")
+
+
+def _warn_unread_folders(root: Path, good_dir: Path | None, test: Sequence[Sample]) -> None:
+    """Sub-folders holding images that no class reads are told once each (a count and examples): those of ``train/``
+    beside its good folder (``train/bad``, ``train/good2``: training reads the good folder only) and those of
+    ``ground_truth/`` that name no ``test/<type>`` (their masks belong to no image). Both were left out without a
+    word: defective parts put under train/ were neither trained on nor scored."""
+    train_dir = subfolder(root, "train")
+    if train_dir is not None and good_dir is not None:  # none: training says so (no_good_folder); evaluation needs none
+        others = [n for n in image_subfolders(train_dir) if n != good_dir.name]
+        if others:
+            _warn_once(f"{train_dir}: {len(others)} sub-folder(s) holding images are not read (training reads "
+                       f"train/{good_dir.name} only; defective parts belong in test/<defect type>), e.g. "
+                       f"{', '.join(others[:3])}")
+    truth = subfolder(root, "ground_truth")
+    types = {s.defect_type.lower() for s in test}
+    test_dir = subfolder(root, "test")
+    if truth is not None and test_dir is not None:
+        types |= {d.name.lower() for d in test_dir.iterdir() if d.is_dir()}
+    lone = [n for n in (image_subfolders(truth) if truth is not None else []) if n.lower() not in types]
+    if lone:
+        _warn_once(f"{truth}: {len(lone)} mask folder(s) name no test/<defect type> and are not read, e.g. "
+                   f"{', '.join(lone[:3])}")
 
 
 MIN_TRAIN_IMAGES = 2  # the fewest a training run fits on (its split keeps them whatever the fractions ask)
@@ -480,6 +550,34 @@ def split_good(samples: Sequence[Sample], val_fraction: float = 0.2, calibration
     part[perm[:n_val]] = 1
     part[perm[n_val:n_val + n_cal]] = 2
     return GoodSplit(*(tuple(s for s, p in zip(ordered, part) if p == k) for k in range(3)))
+
+
+def keep_copies_together(split: GoodSplit, digests: dict[Path, str]) -> GoodSplit:
+    """``split`` with every copy (same ``digests`` value: a file's sha256) in the first part holding its content
+    (train, then validation, then calibration), told in one warning (a count and an example). A copy of a
+    training image validated on, or kept for calibrate, scored as a new good part although the student had fitted
+    it: a lower validation loss, a normalisation and a threshold fitted on seen images. DataError naming the folder
+    when no validation image would be left (every one a copy of a training image)."""
+    parts = [list(split.train), list(split.val), list(split.calibration)]
+    first: dict[str, int] = {}
+    for k, part in enumerate(parts):
+        for sample in part:
+            first.setdefault(digests[sample.path], k)
+    moved = [(s, k) for k in (1, 2) for s in parts[k] if first[digests[s.path]] < k]
+    if not moved:
+        return split
+    if parts[1] and all(first[digests[s.path]] < 1 for s in parts[1]):  # none asked for (val_fraction 0): none lost
+        raise DataError(f"{common_folder(parts[1])}: every validation image is a byte-identical copy of a training "
+                        f"image (e.g. {parts[1][0].path.name}): remove the copies or add other good images")
+    for sample, k in moved:
+        parts[k].remove(sample)
+        parts[first[digests[sample.path]]].append(sample)
+    twin = next(o for o in parts[first[digests[moved[0][0].path]]] if digests[o.path] == digests[moved[0][0].path]
+                and o is not moved[0][0])
+    log.warning("%d good image(s) are byte-identical copies of others (e.g. %s = %s): each is put with its "
+                "original, not validated on or kept for calibrate apart from it", len(moved), moved[0][0].path,
+                twin.path.name)
+    return GoodSplit(*(tuple(sorted(part, key=lambda s: str(s.path))) for part in parts))
 
 
 def calibration_fraction_for(n: int, n_val: int, min_train: int) -> float | None:

@@ -244,6 +244,34 @@ def unread_image_names(folder: Path) -> list[str]:
         return []
 
 
+# what file managers write beside pictures, not dot-named on Linux (Windows marks them hidden): no file of the data
+SYSTEM_FILES = ("thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", "icon\r")
+
+
+def other_file_names(folder: Path) -> list[str]:
+    """Names of the files directly inside ``folder`` that a listing leaves out and :func:`unread_image_names` does
+    not name (``notes.txt``, ``frame_0001`` with no extension, ``part.png.bak``, ``scan.dcm``), sorted; hidden files
+    and :data:`SYSTEM_FILES` are none of them; [] if it cannot be listed. Such files were dropped without a word:
+    an image saved without an extension is scored by ``predict FILE`` (read by content) but never trained on."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    return sorted(e.name for e in entries if _is_other_file(e))
+
+
+def _is_other_file(entry: os.DirEntry) -> bool:
+    name = entry.name
+    if name.startswith(".") or name.lower() in SYSTEM_FILES or is_image_file(Path(name)):
+        return False
+    if Path(name).suffix.lower() in UNREAD_IMAGE_EXTENSIONS:
+        return False
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
 _SUBFOLDER_LOOK = 20000  # directory entries looked at, at most, to find images in a folder's sub-folders
 ARTEFACT_FOLDERS = ("__MACOSX",)  # what macOS's zip writes beside the data (AppleDouble ._ files)
 

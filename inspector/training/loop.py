@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from inspector.cores import capped_threads
-from inspector.data.datasets import MIN_TRAIN_IMAGES, calibration_shortfall, load_batch, load_dataset, split_good
+from inspector.data.datasets import (MIN_TRAIN_IMAGES, Dataset, calibration_shortfall, keep_copies_together, load_batch,
+                                     load_dataset, no_good_folder, split_good)
 from inspector.data.ood import ood_batch
 from inspector.errors import ConfigError, DataError, ModelError
 from inspector.interrupts import held
@@ -70,11 +71,18 @@ def resolve_input(config: RunConfig) -> RunConfig:
     """``config`` with the input size it will train at (``data.input_size: auto`` resolved from the data)."""
     if config.data.input_size != "auto":
         return config
-    dataset = load_dataset(config.data.path)
+    return resolve_input_size(config, _training_set(config.data.path).train)
+
+
+def _training_set(path) -> "Dataset":
+    """The dataset at ``path``; DataError when it has no training images (a tree of ``test/`` alone), the same
+    line whether or not ``model.image_size`` was given: with it, the line was "need at least 3 good training images
+    …, found 0", which did not say that the tree had no ``train/good`` folder."""
+    dataset = load_dataset(path)
     if not dataset.train:
-        raise DataError(f"{config.data.path}: no good training images (train/good; a tree of test/ alone can "
-                        f"be evaluated, not trained on)")
-    return resolve_input_size(config, dataset.train)
+        why = no_good_folder(dataset.root) or "train/good; a tree of test/ alone can be evaluated, not trained on"
+        raise DataError(f"{path}: no good training images ({why})")
+    return dataset
 
 
 # 2 images to train on (a training batch of one breaks BatchNorm, see batches(); with a single training image
@@ -94,7 +102,7 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
     (:func:`~inspector.data.datasets.calibration_shortfall`), or when they would not fit in the memory available
     (:func:`~inspector.data.memory.require_image_memory`).
     """
-    dataset = load_dataset(config.data.path)
+    dataset = _training_set(config.data.path)
     need = f"need at least {MIN_GOOD_IMAGES} good training images ({MIN_TRAIN_IMAGES} to train on, 1 to validate)"
     if len(dataset.train) < MIN_GOOD_IMAGES:
         raise DataError(f"{config.data.path}: {need}, found {len(dataset.train)}")
@@ -108,6 +116,8 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
                         f"(see the warnings above)")
     split = split_good(kept, config.data.val_fraction, config.data.calibration_fraction, config.data.split_seed,
                        MIN_TRAIN_IMAGES)
+    digests = {s.path: sha256_file(s.path) for s in kept}
+    split = keep_copies_together(split, digests)
     # refused before any epoch: a part asked for and silently not made surfaced only at calibrate time
     if shortfall := calibration_shortfall(len(kept), split, config.data.calibration_fraction, MIN_TRAIN_IMAGES):
         raise DataError(f"{config.data.path}: {shortfall}")
@@ -122,11 +132,11 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
         "skipped": [str(s.path) for s, _ in skipped],
         # calibrate and evaluate tell good images the model was fitted on by content (a threshold or a metric
         # on them is optimistic): a --good-dir of train/good gave no word
-        "train_sha256": [sha256_file(s.path) for s in train],
+        "train_sha256": [digests[s.path] for s in train],
         "val_files": [s.path.name for s in val],
-        "val_sha256": [sha256_file(s.path) for s in val],  # calibrate knows them by content, not a bare name
+        "val_sha256": [digests[s.path] for s in val],  # calibrate knows them by content, not a bare name
         "calibration_files": [s.path.name for s in calibration],
-        "calibration_sha256": [sha256_file(s.path) for s in calibration],
+        "calibration_sha256": [digests[s.path] for s in calibration],
         "image_size": list(config.model.image_size),
         "image_sizes": image_size_range(sizes[s.path] for s in kept),  # frames unlike them are told (run, predict)
         "resize": config.data.resize,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import cv2
@@ -308,6 +309,104 @@ def test_a_dataset_one_level_down_is_pointed_at(tmp_path):
         load_dataset(tmp_path / "data")
 
 
+@pytest.mark.parametrize("folder", ["train", "test", "ground_truth", "Train"])
+def test_a_dataset_folder_one_level_too_low_names_the_dataset_to_pass(tmp_path, folder):
+    """--data part/train (or test, ground_truth): one line naming the dataset folder above it to pass instead."""
+    root = tmp_path / "part"
+    _img(root / folder / "good" / "0.png")
+    _img(root / "test" / "crack" / "0.png")
+    _img(root / "ground_truth" / "crack" / "0_mask.png")
+    if folder != "train":
+        _img(root / "train" / "good" / "0.png")
+    with pytest.raises(DataError, match=rf"{folder}: no images found; it is the {folder} folder of the dataset "
+                                        rf"{re.escape(str(root))}: pass {re.escape(str(root))}$"):
+        load_dataset(root / folder)
+
+
+def test_a_folder_whose_images_are_in_sub_folders_names_them(tmp_path):
+    """A folder of day1/ day2/ image folders (or a train/good of them): the error names the sub-folders."""
+    for day in ("day1", "day2"):
+        _img(tmp_path / "shots" / day / "0.png")
+    with pytest.raises(DataError, match=r"shots: no images found; 2 sub-folder\(s\) holding images are not read "
+                                        r"\(only the images directly in it are\), e\.g\. day1, day2: pass one of them$"):
+        load_dataset(tmp_path / "shots")
+
+
+def test_files_not_named_as_images_are_told_with_a_count_and_an_example(tmp_path, caplog):
+    """notes.txt, an image saved without an extension (predict FILE reads it by content), a .bak copy, a DICOM
+    file in train/good: left out with one warning; hidden files and Windows' Thumbs.db/desktop.ini silently."""
+    good = tmp_path / "part" / "train" / "good"
+    for i in range(3):
+        _img(good / f"{i}.png")
+    (good / "notes.txt").write_text("shift 2")
+    (good / "frame_0001").write_bytes((good / "0.png").read_bytes())
+    (good / "3.png.bak").write_bytes((good / "0.png").read_bytes())
+    (good / "scan.dcm").write_bytes(b"\0" * 132 + b"DICM")
+    for quiet in (".DS_Store", "._0.png", "Thumbs.db", "desktop.ini"):
+        (good / quiet).write_bytes(b"\0" * 64)
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset(tmp_path / "part")
+    assert [s.path.name for s in ds.train] == ["0.png", "1.png", "2.png"]
+    told = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert told == [f"{good}: 4 file(s) not named as images are left out, e.g. 3.png.bak (read: .png, .jpg, .jpeg, "
+                    f".jpe, .jfif, .bmp, .dib, .tif, .tiff, .webp, .pgm, .ppm, .pbm, .pnm, .pam)"], told
+
+
+@pytest.mark.parametrize("good", ["good", "ok"])
+def test_folders_of_images_no_class_reads_are_told(tmp_path, caplog, good):
+    """train/bad, train/good2 beside the good folder and a ground_truth/<type> naming no test folder: each told in
+    one warning with a count and examples; the folders that are read give none."""
+    root = tmp_path / "part"
+    _img(root / "train" / good / "0.png")
+    _img(root / "train" / "bad" / "0.png")
+    _img(root / "train" / f"{good}2" / "0.png")
+    _img(root / "test" / "crack" / "0.png")
+    _img(root / "test" / "Good" / "0.png")
+    _img(root / "ground_truth" / "Crack" / "0_mask.png", 255)
+    _img(root / "ground_truth" / "scratch" / "0_mask.png", 255)
+    with caplog.at_level(logging.WARNING):
+        load_dataset(root)
+    told = sorted(r.getMessage() for r in caplog.records)
+    assert told == [f"{root / 'ground_truth'}: 1 mask folder(s) name no test/<defect type> and are not read, "
+                    f"e.g. scratch",
+                    f"{root / 'train'}: 2 sub-folder(s) holding images are not read (training reads train/{good} "
+                    f"only; defective parts belong in test/<defect type>), e.g. bad, {good}2"], told
+
+
+@pytest.mark.parametrize("name", ["normal", "OK_parts", "Good images"])
+def test_a_train_folder_without_a_good_folder_says_to_name_it_good(tmp_path, name):
+    """train/normal (another dataset's name for good parts): not "no images found; pass train"."""
+    root = tmp_path / "part"
+    _img(root / "train" / name / "0.png")
+    with pytest.raises(DataError, match=rf"part: no images found; {re.escape(str(root / 'train'))} has no good \(or "
+                                        rf"ok\) folder, and its sub-folder\(s\) {name} hold images: name the folder "
+                                        rf"of good parts train/good$"):
+        load_dataset(root)
+
+
+def test_copies_go_to_the_first_part_holding_their_content():
+    """train before validation before calibration; a split with no validation part (val_fraction 0) is no error."""
+    from inspector.data.datasets import GoodSplit, keep_copies_together
+
+    a, a2, b, b2, c = (Sample(Path(f"/d/{n}.png"), 0, "good") for n in ("a", "a2", "b", "b2", "c"))
+    digests = {a.path: "A", a2.path: "A", b.path: "B", b2.path: "B", c.path: "C"}
+    split = keep_copies_together(GoodSplit((a,), (b, a2), (b2, c)), digests)
+    assert split == GoodSplit((a, a2), (b, b2), (c,))
+    assert keep_copies_together(GoodSplit((a, b), (), (a2,)), digests) == GoodSplit((a, a2, b), (), ())
+
+
+def test_a_good_folder_of_sub_folders_only_is_one_line_saying_what_to_do(tmp_path, caplog):
+    """train/good/day1, train/good/day2: one error line, no warning saying the same before it."""
+    for day in ("day1", "day2"):
+        _img(tmp_path / "part" / "train" / "good" / day / "0.png")
+    with caplog.at_level(logging.WARNING), pytest.raises(DataError) as err:
+        load_dataset(tmp_path / "part")
+    assert str(err.value) == (f"{tmp_path / 'part' / 'train' / 'good'}: no training images directly in it; 2 "
+                              f"sub-folder(s) holding images are not read (only the images directly in it are), e.g. "
+                              f"day1, day2: move their images into it")
+    assert not caplog.records
+
+
 def test_good_and_ok_are_the_good_class_in_either_layout(tmp_path):
     """A hybrid tree (train/good with test/OK, or train/ok with test/good): good parts, not a defect type."""
     for train, test in (("good", "OK"), ("ok", "good")):
@@ -330,7 +429,9 @@ def test_images_of_formats_not_read_are_named_not_dropped_unseen(tmp_path, caplo
     assert len(ds.train) == 2
     lines = [r.getMessage() for r in caplog.records]
     assert any("good: 1 file(s) of an image format that is not read are left out, e.g. 2.GIF" in m for m in lines)
-    assert not any("notes.txt" in m for m in lines)
+    # notes.txt is no image format: told apart, in the line of files not named as images, never as this one
+    assert not any("notes.txt" in m and "image format" in m for m in lines)
+    assert any("good: 1 file(s) not named as images are left out, e.g. notes.txt" in m for m in lines)
 
 
 @pytest.mark.parametrize("suffix", ["_label", "_gt", "_GT", "_mask"])
@@ -559,7 +660,9 @@ def test_a_ground_truth_folder_that_holds_no_mask_of_a_type_is_told_in_one_line(
         ds = load_dataset(root)
     assert [s.mask_path is not None for s in ds.test] == [False, False, True, False]
     told = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(told) == 3 and "sub-folder(s) holding images are not read" in told.pop(1), told
+    assert len(told) == 4 and "sub-folder(s) holding images are not read" in told.pop(1), told
+    assert told.pop() == f"{root / 'ground_truth'}: 1 mask folder(s) name no test/<defect type> and are not read, " \
+                         f"e.g. cracks", told
     assert told[0].startswith(f"{root / 'ground_truth' / 'dent'}: no mask for 1 of the 1 image(s) of "
                               f"{root / 'test' / 'dent'} (pixel metrics skip them), e.g. 000.png: a mask is named "
                               f"<image stem>.<ext>, <image stem>{{_mask|"), told

@@ -143,6 +143,103 @@ def test_corrupt_images_never_empty_the_validation_split(tmp_path):
     assert not set(summary["val_files"]) & {s.path.name for s in val}
 
 
+def test_a_train_folder_without_a_good_folder_beside_a_test_set_is_one_line_saying_what_to_do(tmp_path, capsys):
+    """train/normal beside test/: it said that a tree of test/ alone cannot be trained on, and warned apart."""
+    import cv2
+    import numpy as np
+
+    for folder in ("train/normal", "test/good", "test/crack"):
+        (tmp_path / "part" / folder).mkdir(parents=True)
+        for i in range(3):
+            cv2.imwrite(str(tmp_path / "part" / folder / f"{i}.png"), np.full((32, 32), 40 * i, np.uint8))
+    code = main(["train", "--data", str(tmp_path / "part"), "--out", str(tmp_path / "run"), "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"error: {tmp_path / 'part'}: no good training images ({tmp_path / 'part' / 'train'} "
+                                 f"has no good (or ok) folder, and its sub-folder(s) normal hold images: name the "
+                                 f"folder of good parts train/good)"], err
+
+
+def test_the_summary_counts_the_good_images_left_out_as_unreadable(tmp_path, capsys):
+    """Their warning scrolled away above the progress bars: the closing count line names them too."""
+    import cv2
+    import numpy as np
+
+    good = tmp_path / "part" / "train" / "good"
+    good.mkdir(parents=True)
+    for i in range(6):
+        assert cv2.imwrite(str(good / f"{i:03d}.png"), np.full((32, 32), 30 * i, np.uint8))
+    (good / "cut.png").write_bytes((good / "000.png").read_bytes()[:40])
+    (good / "empty.png").write_bytes(b"")
+    code = main(["train", "--data", str(tmp_path / "part"), "--out", str(tmp_path / "run"), "--epochs", "1",
+                 "--set", "model.image_size=[32,32]"])
+    assert code == 0
+    assert "good images: 5 trained on, 1 validated on, 2 left out as unreadable (e.g. cut.png)\n" in \
+        capsys.readouterr().out
+
+
+@pytest.mark.parametrize("size", [[], ["--set", "model.image_size=[64,64]"]])
+def test_a_tree_without_train_is_refused_in_the_same_line_with_or_without_a_size(tmp_path, capsys, size):
+    """test/ alone (no train/good): one line saying so, whether the input size comes from the data or is given."""
+    import cv2
+    import numpy as np
+
+    for folder in ("good", "crack"):
+        for i in range(3):
+            (tmp_path / "part" / "test" / folder).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "part" / "test" / folder / f"{i}.png"), np.full((64, 64), 9 * i, np.uint8))
+    code = main(["train", "--data", str(tmp_path / "part"), "--out", str(tmp_path / "run"), "--epochs", "1", *size])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"error: {tmp_path / 'part'}: no good training images (train/good; a tree of test/ "
+                                 f"alone can be evaluated, not trained on)"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_copies_of_a_good_image_are_never_split_between_train_and_validation(tmp_path, caplog):
+    """Byte-identical copies (a file saved twice, a link to it) are put with their original, told in one warning:
+    one was validated on while its copies were trained on (a lower validation loss, a normalisation fitted on a
+    seen image). Several groups and sizes: no content is on both sides of any split."""
+    import logging
+
+    import cv2
+    import numpy as np
+
+    from inspector.training.config import load_run_config
+    from inspector.training.loop import load_training_images
+
+    good = tmp_path / "part" / "train" / "good"
+    good.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        cv2.imwrite(str(good / f"{i:02d}.png"), rng.integers(0, 255, (32, 32), np.uint8))
+    for i in range(6):  # copies of 00 and 05, and a link to 07
+        (good / f"copy{i}.png").write_bytes((good / f"{0 if i < 4 else 5:02d}.png").read_bytes())
+    (good / "link.png").symlink_to(good / "07.png")
+    for val_fraction in (0.2, 0.5):
+        config = load_run_config(base={"model": {"image_size": [32, 32]}, "data": {"path": str(tmp_path / "part"),
+                                                                                  "val_fraction": val_fraction}})
+        with caplog.at_level(logging.WARNING):
+            *_, summary = load_training_images(config)
+        assert not set(summary["train_sha256"]) & set(summary["val_sha256"]), val_fraction
+        assert summary["n_train"] + summary["n_val"] == 19 and summary["n_val"] >= 1
+    assert any("byte-identical copies of others" in r.getMessage() for r in caplog.records)
+
+
+def test_a_validation_part_of_copies_only_is_one_line(tmp_path, capsys):
+    """Every good image the same file: nothing unlike the training images is left to validate on."""
+    import cv2
+    import numpy as np
+
+    good = tmp_path / "part" / "train" / "good"
+    good.mkdir(parents=True)
+    cv2.imwrite(str(good / "0.png"), np.full((32, 32), 90, np.uint8))
+    for i in range(1, 5):
+        (good / f"{i}.png").write_bytes((good / "0.png").read_bytes())
+    code = main(["train", "--data", str(tmp_path / "part"), "--out", str(tmp_path / "run"), "--epochs", "1",
+                 "--set", "model.image_size=[32,32]"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "every validation image is a byte-identical copy" in err[0], err
+
+
 def test_an_incomplete_run_is_refused_in_one_line(tiny_dataset, tmp_path, capsys):
     """A run whose phase never finished (interrupted before its first validation, or before the last of
     several phases) has untrained weights: evaluate and export refuse it instead of scoring with them."""
