@@ -284,7 +284,7 @@ class MixedTeacherModel(AnomalyModel):
 
     def level_loss(self, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
         """One level's term of the loss: the mean distance, or the hard loss when configured."""
-        if self.config.hard_quantile > 0:  # validate() allows it with standardized_mse only
+        if self.hard_loss_applies():  # validate() allows hard_quantile with standardized_mse only
             return hard_mse(teacher, student, self.config.hard_quantile)
         return self.distance(teacher, student).mean()
 
