@@ -23,6 +23,14 @@ from inspector.pipeline.telemetry import Counters
 from pipeline_support import write_video
 
 
+def _close(rec, lock, mounted: Path | None = None) -> None:
+    """End a recorder as the daemon does, release its folder, and unmount ``mounted`` (None: nothing mounted)."""
+    rec.finish()
+    rec.join(30)
+    lock.release()
+    if mounted is not None:
+        subprocess.run(["umount", str(mounted)], check=True)
+
 def _mount_tmpfs(path: Path) -> bool:
     """A 1 MiB tmpfs mounted at ``path`` (made if missing); False where this user cannot mount."""
     path.mkdir(parents=True, exist_ok=True)
@@ -69,11 +77,7 @@ def test_a_camera_disk_unmounted_mid_run_is_not_written_beneath_and_recording_re
             mounted = _mount_tmpfs(root / "c")
             _put(rec, counters, "c", 3, "recorder.written")
     finally:
-        rec.finish()
-        rec.join(30)
-        lock.release()
-        if mounted:
-            subprocess.run(["umount", str(root / "c")], check=True)
+        _close(rec, lock, root / "c" if mounted else None)
     assert beneath == [], beneath
     assert counters.get("recorder.unusable") == (2 if len(cameras) > 1 else 4), counters.snapshot()
     told = [r.getMessage() for r in caplog.records]
@@ -147,10 +151,7 @@ def test_a_camera_disk_remounted_read_only_mid_run_is_told_as_read_only(tmp_path
             subprocess.run(["mount", "-o", "remount,ro", str(root / "c")], check=True)
             _put(rec, counters, "c", 1, "recorder.unusable")
     finally:
-        rec.finish()
-        rec.join(30)
-        lock.release()
-        subprocess.run(["umount", str(root / "c")], check=True)
+        _close(rec, lock, root / "c")
     told = [r.getMessage() for r in caplog.records if "camera 'c' is not recorded" in r.getMessage()]
     assert len(told) == 1 and f"cannot write in {root / 'c'} (read-only file system)" in told[0], told
 
@@ -228,11 +229,7 @@ def test_a_disk_mounted_over_recorder_dir_mid_run_is_watched_from_then_on(tmp_pa
         with caplog.at_level(logging.WARNING, logger="inspector.recorder"):
             _put(rec, counters, "c", 2, "recorder.unusable")
     finally:
-        rec.finish()
-        rec.join(30)
-        lock.release()
-        if mounted:
-            subprocess.run(["umount", str(disk)], check=True)
+        _close(rec, lock, disk if mounted else None)
     assert _files_beneath(disk) == beneath and len(beneath) == 2, (beneath, _files_beneath(disk))
     assert any("no longer mounted" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
 
@@ -302,11 +299,7 @@ def test_a_disk_mounted_over_a_camera_folder_mid_run_is_told_and_watched(tmp_pat
             mounted = False
             _put(rec, counters, "c", 2, "recorder.unusable")
     finally:
-        rec.finish()
-        rec.join(30)
-        lock.release()
-        if mounted:
-            subprocess.run(["umount", str(root / "c")], check=True)
+        _close(rec, lock, root / "c" if mounted else None)
     assert len(beneath) == 2 and _files_beneath(root / "c") == beneath and len(on_disk) == 2, (beneath, on_disk)
     told = [r.getMessage() for r in caplog.records if "was mounted on camera 'c'" in r.getMessage()]
     assert len(told) == 1 and "hidden" in told[0], [r.getMessage() for r in caplog.records]
