@@ -23,6 +23,14 @@ from inspector.pipeline.telemetry import Counters
 from pipeline_support import write_video
 
 
+def _recorder(root: Path) -> tuple[Counters, object, RecorderWorker]:
+    """A recorder of camera 'c' holding ``root`` as the daemon does (not started): its counters, lock and worker."""
+    counters, lock = Counters(), lock_recorder_dir(root)
+    return counters, lock, RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0),
+                                          threading.Event(), counters, "cccccccccccc", "2025-01-31T12:00:00.000Z",
+                                          dir_lock=lock, cameras=("c",))
+
+
 def _close(rec, lock, mounted: Path | None = None) -> None:
     """End a recorder as the daemon does, release its folder, and unmount ``mounted`` (None: nothing mounted)."""
     rec.finish()
@@ -141,9 +149,7 @@ def test_a_camera_disk_remounted_read_only_mid_run_is_told_as_read_only(tmp_path
     root = tmp_path / "rec"
     if not _mount_tmpfs(root / "c"):
         pytest.skip("cannot mount a tmpfs here (needs root)")
-    counters, lock = Counters(), lock_recorder_dir(root)
-    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
-                         counters, "cccccccccccc", "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=("c",))
+    counters, lock, rec = _recorder(root)
     rec.start()
     try:
         with caplog.at_level(logging.WARNING, logger="inspector.recorder"):
@@ -178,9 +184,7 @@ def test_a_disk_listed_in_fstab_but_not_mounted_yet_at_start_is_waited_for(tmp_p
     disk.mkdir(parents=True)
     _fstab(tmp_path, monkeypatch, disk)
     root = tmp_path / "disk" / "rec"
-    counters, lock = Counters(), lock_recorder_dir(root)
-    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
-                         counters, "cccccccccccc", "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=("c",))
+    counters, lock, rec = _recorder(root)
     mounted = False
     with caplog.at_level(logging.WARNING, logger="inspector.recorder"):
         rec.start()
@@ -211,9 +215,7 @@ def test_a_disk_mounted_over_recorder_dir_mid_run_is_watched_from_then_on(tmp_pa
     the next mount. Now that disk is watched from the moment it is recorded on: nothing more is written beneath."""
     disk = tmp_path / "disk"
     root = disk / "rec"
-    counters, lock = Counters(), lock_recorder_dir(root)
-    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
-                         counters, "cccccccccccc", "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=("c",))
+    counters, lock, rec = _recorder(root)
     mounted = False
     rec.start()
     try:
@@ -281,9 +283,7 @@ def test_a_disk_mounted_over_a_camera_folder_mid_run_is_told_and_watched(tmp_pat
     made before are hidden beneath the mount, which is told (they are neither lost nor deleted: unmounting shows
     them); the mounted disk is recorded on and watched, so pulling it later is not recorded beneath."""
     root = tmp_path / "rec"
-    counters, lock = Counters(), lock_recorder_dir(root)
-    rec = RecorderWorker(RecorderSection(enabled=True, dir=str(root), min_free_bytes=0), threading.Event(),
-                         counters, "cccccccccccc", "2025-01-31T12:00:00.000Z", dir_lock=lock, cameras=("c",))
+    counters, lock, rec = _recorder(root)
     mounted = False
     rec.start()
     try:
