@@ -177,24 +177,12 @@ def test_mqtt_messages_pending_is_a_gauge_and_the_bridge_books_add_up(tiny_model
     counter inspector_mqtt_messages_total: they fall once the broker is back, and Prometheus takes every fall of a
     counter for a reset (rate() and increase() then counted the backlog again). Now a gauge of its own; the counter
     keeps the outcomes that only grow, and offered = delivered + dropped + pending."""
-    from inspector.integrations.runtime import make_daemon
-    from inspector.pipeline.config import daemon_config
-
     listen = f"127.0.0.1:{free_port()}"
     cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(write_folder(tmp_path / "f", [True] * 6))}],
                       thresholds={"image": 0.0}, metrics={"listen": listen},
                       publish={"mqtt": {"url": f"mqtt://127.0.0.1:{free_port()}", "box": "b1", "reconnect_max_s": 1,
                                         "state_file": str(tmp_path / "s.json")}})
-    daemon = make_daemon(daemon_config(cfg))
-    daemon.start()
-    try:
-        deadline = time.monotonic() + 30
-        while daemon.counters.snapshot().get("published.defect", 0) < 6:
-            assert time.monotonic() < deadline, daemon.counters.snapshot()
-            time.sleep(0.1)
-        families, text = scrape(f"http://{listen}/metrics")
-    finally:
-        daemon.wait(timeout=60)
+    families, text = _scrape_once(cfg, listen, "published.defect", 6, wait_s=60)
     counter = {s.labels["outcome"]: s.value for s in families["inspector_mqtt_messages"]
                if s.name == "inspector_mqtt_messages_total"}
     assert "pending" not in counter, text
@@ -202,28 +190,34 @@ def test_mqtt_messages_pending_is_a_gauge_and_the_bridge_books_add_up(tiny_model
     assert pending >= 6 and counter["offered"] == counter["delivered"] + counter["dropped"] + pending, text
 
 
+def _scrape_once(cfg: dict, listen: str, counter: str, at_least: int, wait_s: float):
+    """Run a real daemon on ``cfg`` until its ``counter`` reaches ``at_least`` (30 s at most), scrape its metrics
+    at ``listen`` then, and wait up to ``wait_s`` for it to end; the scrape's (families, text)."""
+    from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.config import daemon_config
+
+    daemon = make_daemon(daemon_config(cfg))
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 30
+        while daemon.counters.snapshot().get(counter, 0) < at_least:
+            assert time.monotonic() < deadline, daemon.counters.snapshot()
+            time.sleep(0.1)
+        return scrape(f"http://{listen}/metrics")
+    finally:
+        daemon.wait(timeout=wait_s)
+
+
 def test_recordings_written_and_deleted_by_retention_are_scraped(tiny_model, endpoint, tmp_path):
     """A real daemon recording 5 defects with recorder.max_events 2: inspector_recordings_total says 5 written and 3
     deleted by retention, none it could not delete. What became of the recordings (written, deleted, retention
     unable to delete while the folder grows) was in the log and v1/stats only: a scrape saw only the defects lost."""
-    from inspector.integrations.runtime import make_daemon
-    from inspector.pipeline.config import daemon_config
-
     folder = write_folder(tmp_path / "frames", [True] * 5)
     listen = f"127.0.0.1:{free_port()}"
     cfg = base_config(tiny_model, endpoint, [{"name": "cam0", "source": str(folder)}], metrics={"listen": listen},
                       thresholds={"image": 0.0},
                       recorder={"enabled": True, "dir": str(tmp_path / "rec"), "min_free_bytes": 0, "max_events": 2})
-    daemon = make_daemon(daemon_config(cfg))
-    daemon.start()
-    try:
-        deadline = time.monotonic() + 30
-        while daemon.counters.snapshot().get("recorder.written", 0) < 5:
-            assert time.monotonic() < deadline, daemon.counters.snapshot()
-            time.sleep(0.1)
-        families, text = scrape(f"http://{listen}/metrics")
-    finally:
-        daemon.wait(timeout=20)
+    families, text = _scrape_once(cfg, listen, "recorder.written", 5, wait_s=20)
     assert "inspector_recordings" in families, text
     rec = families["inspector_recordings"]
     assert value(rec, "inspector_recordings_total", outcome="written") == 5
