@@ -22,8 +22,9 @@ import torch
 
 from inspector.cores import capped_threads
 from inspector.data.datasets import (MIN_TRAIN_IMAGES, Dataset, calibration_shortfall, keep_copies_together, load_batch,
-                                     load_dataset, no_good_folder, split_good)
+                                     GoodSplit, load_dataset, no_good_folder, split_good)
 from inspector.data.ood import ood_batch
+from inspector.data.recorded_split import recorded_split
 from inspector.errors import ConfigError, DataError, ModelError
 from inspector.interrupts import held
 from inspector.outputs import write_whole
@@ -90,14 +91,16 @@ def _training_set(path) -> "Dataset":
 MIN_GOOD_IMAGES = MIN_TRAIN_IMAGES + 1
 
 
-def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+def load_training_images(config: RunConfig, recorded: dict | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Decode the good images once and split the readable ones into train/validation uint8 (N, H, W, 3) arrays.
 
     Unreadable images are dropped before the split, so they can never empty the
     validation set while readable images remain; the split keeps :data:`MIN_TRAIN_IMAGES` to train on
     whatever ``data.val_fraction`` asks. The calibration part (``data.calibration_fraction``, off by
     default; :func:`~inspector.data.datasets.split_good`) is neither returned nor used: the summary records
-    it (names and sha256) for ``inspector calibrate``. Raises :class:`DataError` when fewer than
+    it (names and sha256) for ``inspector calibrate``. ``recorded``: the data summary of a run being resumed,
+    whose parts are found again by content (:func:`~inspector.data.recorded_split.recorded_split`); None or a
+    summary without digests: the seeded split. Raises :class:`DataError` when fewer than
     :data:`MIN_GOOD_IMAGES` good images can be read, when a calibration part asked for cannot be made
     (:func:`~inspector.data.datasets.calibration_shortfall`), or when they would not fit in the memory available
     (:func:`~inspector.data.memory.require_image_memory`).
@@ -114,13 +117,8 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
     if len(kept) < MIN_GOOD_IMAGES:
         raise DataError(f"{config.data.path}: {need}, found {len(kept)} readable of {len(dataset.train)} "
                         f"(see the warnings above)")
-    split = split_good(kept, config.data.val_fraction, config.data.calibration_fraction, config.data.split_seed,
-                       MIN_TRAIN_IMAGES)
     digests = {s.path: sha256_file(s.path) for s in kept}
-    split = keep_copies_together(split, digests)
-    # refused before any epoch: a part asked for and silently not made surfaced only at calibrate time
-    if shortfall := calibration_shortfall(len(kept), split, config.data.calibration_fraction, MIN_TRAIN_IMAGES):
-        raise DataError(f"{config.data.path}: {shortfall}")
+    split = recorded_split(kept, digests, recorded, MIN_TRAIN_IMAGES) or _draw_split(config, kept, digests)
     train, val, calibration = split.train, split.val, split.calibration
     row = {s.path: i for i, s in enumerate(kept)}
     summary = {
@@ -143,6 +141,17 @@ def load_training_images(config: RunConfig) -> tuple[np.ndarray, np.ndarray, dic
         "downscale": config.data.downscale,
     }
     return images[[row[s.path] for s in train]], images[[row[s.path] for s in val]], summary
+
+
+def _draw_split(config: RunConfig, kept: list, digests: dict) -> GoodSplit:
+    """The seeded split of a new run (or of a resumed one that recorded no digests), copies kept together."""
+    split = split_good(kept, config.data.val_fraction, config.data.calibration_fraction, config.data.split_seed,
+                       MIN_TRAIN_IMAGES)
+    split = keep_copies_together(split, digests)
+    # refused before any epoch: a part asked for and silently not made surfaced only at calibrate time
+    if shortfall := calibration_shortfall(len(kept), split, config.data.calibration_fraction, MIN_TRAIN_IMAGES):
+        raise DataError(f"{config.data.path}: {shortfall}")
+    return split
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -476,7 +485,8 @@ def _train_held(config: RunConfig, run_dir: Path, device: TrainingDevice, resume
     phases = default_phases(model, config.train)
     completed, resumed, history = _start_state(model, phases, run_dir, resume)
     device.prepare_model(model)
-    train_imgs, val_imgs, data_summary = load_training_images(config)  # first: a data error leaves no half run
+    # first: a data error leaves no half run; a resumed run keeps the split it recorded
+    train_imgs, val_imgs, data_summary = load_training_images(config, resumed.get("data"))
     save_run_config(config, run_dir / "config.yaml")  # paths relative to the run folder (file rule)
     fit_statistics = getattr(model, "fit_feature_statistics", None)
     if callable(fit_statistics) and not resume:
@@ -726,7 +736,8 @@ def _resume_state(model: AnomalyModel, run_dir: Path, phase_names: list[str]) ->
     completed = list(payload.get("completed_phases", phase_names[: phase_names.index(phase)]))
     history = _read_history(run_dir / "history.json")
     resumed = {"phase": phase, "epoch": payload.get("epoch") or 0, "val_loss": payload.get("val_loss"),
-               "schedule": _read_schedule(payload, path), "stop_reason": payload.get("stop_reason")}
+               "schedule": _read_schedule(payload, path), "stop_reason": payload.get("stop_reason"),
+               "data": payload.get("data")}
     return completed, resumed, history
 
 
