@@ -144,6 +144,7 @@ from inspector.errors import DataError
 from inspector.data.tiff_retag import (PALETTE, RetagError, cmyk_to_bgr, decode_palette, decode_retagged,
                                        decode_widened, needs_retag, needs_widening)
 from inspector.data.jpeg_damage import jpeg_complete, jpeg_damage, jpeg_frame
+from inspector.data.png_damage import png_damage
 from inspector.data.tiff_pages import picture_first, picture_pages
 from inspector.data.webp_damage import webp_damage
 
@@ -970,14 +971,17 @@ def _imdecode(buf: np.ndarray, where: str, flags: int) -> np.ndarray:
     """``buf`` decoded by OpenCV. Raises :class:`ImageRejected` ("corrupt") when it cannot be, and when it is a
     complete JPEG (one with its end marker, bytes after it or not) whose compressed data is damaged
     (:func:`inspector.data.jpeg_damage.jpeg_damage`) or a WebP whose container or lossy data is
-    (:func:`inspector.data.webp_damage.webp_damage`): OpenCV decodes those to garbage without a word, and
-    garbage scored as a part is a wrong decision."""
+    (:func:`inspector.data.webp_damage.webp_damage`), or a PNG whose sBIT or eXIf chunk is
+    (:func:`inspector.data.png_damage.png_damage`): OpenCV decodes those to garbage (or unscaled, unturned
+    pixels) without a word, and garbage scored as a part is a wrong decision."""
     if bytes(buf[:3]) == _JPEG_SOI + b"\xff" and jpeg_complete(data := buf.tobytes()):
         damage = jpeg_damage(data)  # a complete file, bytes after its end marker or not
         if damage is not None:
             raise ImageRejected(f"{where}: damaged JPEG data ({damage})", "corrupt")
     if bytes(buf[:4]) == b"RIFF" and bytes(buf[8:12]) == b"WEBP" and (damage := webp_damage(buf.tobytes())):
         raise ImageRejected(f"{where}: damaged WebP data ({damage})", "corrupt")
+    if bytes(buf[:8]) == _PNG_SIGNATURE and (damage := png_damage(buf.tobytes())):
+        raise ImageRejected(f"{where}: damaged PNG ({damage})", "corrupt")
     img = cv2_imdecode(buf, flags) if buf.size else None
     if img is None and (size := _beyond_decoder_limits(buf)):
         raise ImageRejected(f"{where}: image of {size} pixels is larger than the decoder reads (at most "
