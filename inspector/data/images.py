@@ -145,6 +145,7 @@ from inspector.data.tiff_retag import (PALETTE, RetagError, cmyk_to_bgr, decode_
                                        decode_widened, needs_retag, needs_widening)
 from inspector.data.jpeg_damage import jpeg_complete, jpeg_damage, jpeg_frame
 from inspector.data.png_damage import png_damage
+from inspector.data.tiff_damage import tiff_damage
 from inspector.data.tiff_pages import picture_first, picture_pages
 from inspector.data.webp_damage import webp_damage
 
@@ -1266,12 +1267,17 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
     * **CMYK** wider than 8 bits, with alpha or in planes, which OpenCV refused: read by
       :mod:`inspector.data.tiff_retag` and converted by the rule OpenCV's 8-bit CMYK is read by.
     * **CIELab** (PhotometricInterpretation 8, ICCLab 9, ITULab 10): refused in one line (:func:`_refuse_lab`).
+    * **damaged deflate strips**, which OpenCV decodes to wrong pixels without a word: refused in one line
+      (:mod:`inspector.data.tiff_damage`).
     * **palette** pages of 1, 2 or 16 bits, which OpenCV read without their colours (1-bit) or refused: read by
       :func:`_decode_palette`.
 
     A MinIsWhite page wider than 8 bits is inverted by :func:`decode_image` (OpenCV inverts only 8-bit ones).
     """
     _refuse_lab(tiff, where)
+    damage = tiff_damage(buf.tobytes())
+    if damage is not None:
+        raise ImageRejected(f"{where}: damaged TIFF data ({damage})", "corrupt")
     if tiff.tiled and (tiff.bits or 8) <= 8:
         return _decode_8_bit_tiles(buf, where, tiff)
     return _decode_tiff_layout(buf, where, tiff)

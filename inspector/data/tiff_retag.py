@@ -86,6 +86,12 @@ def _ifd(buf: bytes) -> tuple[str, dict[int, tuple[int, int, tuple[int, ...]]]]:
     return order, tags
 
 
+def first_ifd(buf: bytes) -> tuple[str, dict[int, tuple[int, int, tuple[int, ...]]]]:
+    """Byte order and the first IFD's integer tags {tag: (type, count, values)} of a classic TIFF, as the readers
+    here see them. Raises :class:`RetagError` (a BigTIFF, a damaged IFD)."""
+    return _ifd(buf)
+
+
 def _one(tags: dict, tag: int, default: int | None = None) -> int:
     if tag in tags and tags[tag][2]:
         return tags[tag][2][0]
