@@ -1,4 +1,4 @@
-"""A TIFF whose deflate strips or tiles are damaged is refused as corrupt, not decoded to wrong pixels; intact
+"""A TIFF whose deflate (or JPEG) strips or tiles are damaged is refused as corrupt, not decoded to wrong pixels; intact
 deflate pages of every layout decode as before. Uncompressed, PackBits and LZW strips carry no checksum: their
 damage cannot be told (inspector.data.tiff_damage)."""
 
@@ -90,3 +90,30 @@ def test_lzw_strips_carry_no_checksum_so_their_damage_is_not_told():
     at, size = _strip(bytes(data))
     data[at + size // 2] ^= 0x10
     assert tiff_damage(bytes(data)) is None  # the limit, said in tiff_damage's docstring
+
+
+def _jpeg_tiff() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(_picture((96, 128, 3))).save(buf, "TIFF", compression="jpeg", quality=90)
+    return buf.getvalue()
+
+
+def test_a_tiff_whose_jpeg_strip_is_damaged_is_refused_as_a_jpeg_file_would_be():
+    """A JPEG strip is judged by the JPEG rule (jpeg_damage), its JPEGTables put back in front: a bad copy of 32
+    bytes decoded with only a libjpeg warning, wrong pixels scored as a part."""
+    data = _jpeg_tiff()
+    at, size = _strip(data)
+    bad = bytearray(data)
+    bad[at + size // 2:at + size // 2 + 32] = b"\x5a" * 32
+    assert cv2.imdecode(np.frombuffer(bytes(bad), np.uint8), cv2.IMREAD_COLOR) is not None  # OpenCV: no word
+    with pytest.raises(ImageRejected, match=r"^p\.tif: damaged TIFF data \(strip 0 of its JPEG data is damaged "
+                                            r"\(Corrupt JPEG data") as err:
+        decode_image(bytes(bad), "p.tif")
+    assert err.value.reason == "corrupt"
+
+
+def test_an_intact_jpeg_tiff_is_not_called_damaged():
+    data = _jpeg_tiff()
+    assert tiff_damage(data) is None
+    want = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(decode_image(data, "p.tif"), want)
