@@ -56,6 +56,12 @@ file gives the same pixels everywhere. The rules:
   (:class:`ImageRejected`, reason ``too_small``); one that does not fit in the memory left to decode it is
   rejected in one line (reason ``memory``), never OpenCV's or numpy's allocation error, and one whose header
   declares more pixels than the decoder reads (a decompression bomb) by its size (reason ``too_large``);
+* **damage**: a file whose data fails a check its format has is refused (reason ``corrupt``), never decoded to
+  wrong pixels: a JPEG's libjpeg warnings (:mod:`inspector.data.jpeg_damage`), a WebP's RIFF chunks and lossy
+  data (:mod:`inspector.data.webp_damage`), a PNG's CRCs (libpng's, and here those of the sBIT and eXIf chunks it
+  drops: :mod:`inspector.data.png_damage`), a TIFF's deflate checksums and JPEG strips
+  (:mod:`inspector.data.tiff_damage`). A flip where the format has no check (BMP, PNM, uncompressed, LZW or
+  PackBits TIFF, lossless WebP, much of a JPEG's entropy-coded data) cannot be told by any decoder;
 * **own outputs**: an overlay PNG ``inspector predict`` wrote (known by its tag) is refused (reason ``overlay``),
   never scored as a part, wherever it lies;
 * **files**: a folder listing (:func:`list_images`) takes files by their image extension (any case) and
