@@ -13,7 +13,8 @@ file gives the same pixels everywhere. The rules:
 * **orientation**: EXIF Orientation is applied (JPEG, TIFF, WebP, PNG eXIf), read by one reader for the pixels,
   :func:`frame_size` and a mask's alpha (:func:`_exif_orientation`: its value whatever the tag's type; a tag
   without a value in 2..8 is none);
-* **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded,
+* **colour**: grey is replicated to 3 channels (1/2/4-bit grey widened to full range), palette expanded (a TIFF's at 1, 2,
+  4, 8 and 16 bits),
   CMYK (at every depth and layout, by libtiff's rule) and YCCK converted, a CIELab TIFF refused in one line,
   MinIsWhite inverted at every depth and sample type (OpenCV inverts only 8-bit pages); a TIFF's samples in separate planes and float16 samples are read (:mod:`inspector.data.tiff_retag`);
   multi-page files use their first page (a TIFF its first picture: not a reduced-resolution preview or a
@@ -55,6 +56,12 @@ file gives the same pixels everywhere. The rules:
   (:class:`ImageRejected`, reason ``too_small``); one that does not fit in the memory left to decode it is
   rejected in one line (reason ``memory``), never OpenCV's or numpy's allocation error, and one whose header
   declares more pixels than the decoder reads (a decompression bomb) by its size (reason ``too_large``);
+* **damage**: a file whose data fails a check its format has is refused (reason ``corrupt``), never decoded to
+  wrong pixels: a JPEG's libjpeg warnings (:mod:`inspector.data.jpeg_damage`), a WebP's RIFF chunks and lossy
+  data (:mod:`inspector.data.webp_damage`), a PNG's CRCs (libpng's, and here those of the sBIT and eXIf chunks it
+  drops: :mod:`inspector.data.png_damage`), a TIFF's deflate checksums and JPEG strips
+  (:mod:`inspector.data.tiff_damage`). A flip where the format has no check (BMP, PNM, uncompressed, LZW or
+  PackBits TIFF, lossless WebP, much of a JPEG's entropy-coded data) cannot be told by any decoder;
 * **own outputs**: an overlay PNG ``inspector predict`` wrote (known by its tag) is refused (reason ``overlay``),
   never scored as a part, wherever it lies;
 * **files**: a folder listing (:func:`list_images`) takes files by their image extension (any case) and
@@ -140,10 +147,13 @@ import numpy as np
 from inspector.contract import (BIT_DEPTHS, DEFAULT_DOWNSCALE, DOWNSCALE_METHODS, LEGACY_DOWNSCALE,  # noqa: F401
                                 RESIZE_POLICIES)  # one home: the contract
 from inspector.errors import DataError
-from inspector.data.tiff_retag import (RetagError, cmyk_to_bgr, decode_retagged, decode_widened, needs_retag,
-                                       needs_widening)
+from inspector.data.tiff_retag import (PALETTE, RetagError, cmyk_to_bgr, decode_palette, decode_retagged,
+                                       decode_widened, needs_retag, needs_widening)
 from inspector.data.jpeg_damage import jpeg_complete, jpeg_damage, jpeg_frame
+from inspector.data.png_damage import png_damage
+from inspector.data.tiff_damage import tiff_damage
 from inspector.data.tiff_pages import picture_first, picture_pages
+from inspector.data.webp_damage import webp_damage
 
 log = logging.getLogger("inspector.images")
 
@@ -967,12 +977,18 @@ def _imdecode_raw(buf: np.ndarray, flags: int) -> np.ndarray | None:
 def _imdecode(buf: np.ndarray, where: str, flags: int) -> np.ndarray:
     """``buf`` decoded by OpenCV. Raises :class:`ImageRejected` ("corrupt") when it cannot be, and when it is a
     complete JPEG (one with its end marker, bytes after it or not) whose compressed data is damaged
-    (:func:`inspector.data.jpeg_damage.jpeg_damage`): OpenCV
-    decodes that to garbage without a word, and garbage scored as a part is a wrong decision."""
+    (:func:`inspector.data.jpeg_damage.jpeg_damage`) or a WebP whose container or lossy data is
+    (:func:`inspector.data.webp_damage.webp_damage`), or a PNG whose sBIT or eXIf chunk is
+    (:func:`inspector.data.png_damage.png_damage`): OpenCV decodes those to garbage (or unscaled, unturned
+    pixels) without a word, and garbage scored as a part is a wrong decision."""
     if bytes(buf[:3]) == _JPEG_SOI + b"\xff" and jpeg_complete(data := buf.tobytes()):
         damage = jpeg_damage(data)  # a complete file, bytes after its end marker or not
         if damage is not None:
             raise ImageRejected(f"{where}: damaged JPEG data ({damage})", "corrupt")
+    if bytes(buf[:4]) == b"RIFF" and bytes(buf[8:12]) == b"WEBP" and (damage := webp_damage(buf.tobytes())):
+        raise ImageRejected(f"{where}: damaged WebP data ({damage})", "corrupt")
+    if bytes(buf[:8]) == _PNG_SIGNATURE and (damage := png_damage(buf.tobytes())):
+        raise ImageRejected(f"{where}: damaged PNG ({damage})", "corrupt")
     img = cv2_imdecode(buf, flags) if buf.size else None
     if img is None and (size := _beyond_decoder_limits(buf)):
         raise ImageRejected(f"{where}: image of {size} pixels is larger than the decoder reads (at most "
@@ -1257,10 +1273,17 @@ def _decode_tiff(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
     * **CMYK** wider than 8 bits, with alpha or in planes, which OpenCV refused: read by
       :mod:`inspector.data.tiff_retag` and converted by the rule OpenCV's 8-bit CMYK is read by.
     * **CIELab** (PhotometricInterpretation 8, ICCLab 9, ITULab 10): refused in one line (:func:`_refuse_lab`).
+    * **damaged deflate strips**, which OpenCV decodes to wrong pixels without a word: refused in one line
+      (:mod:`inspector.data.tiff_damage`).
+    * **palette** pages of 1, 2 or 16 bits, which OpenCV read without their colours (1-bit) or refused: read by
+      :func:`_decode_palette`.
 
     A MinIsWhite page wider than 8 bits is inverted by :func:`decode_image` (OpenCV inverts only 8-bit ones).
     """
     _refuse_lab(tiff, where)
+    damage = tiff_damage(buf.tobytes())
+    if damage is not None:
+        raise ImageRejected(f"{where}: damaged TIFF data ({damage})", "corrupt")
     if tiff.tiled and (tiff.bits or 8) <= 8:
         return _decode_8_bit_tiles(buf, where, tiff)
     return _decode_tiff_layout(buf, where, tiff)
@@ -1305,6 +1328,8 @@ def _decode_8_bit_tiles(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.nda
 
 def _decode_tiff_layout(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
     """:func:`_decode_tiff` but for its Pillow fallback. Raises :class:`ImageRejected`."""
+    if tiff.photometric == PALETTE and tiff.bits not in (4, 8):  # the two depths OpenCV reads right
+        return _decode_palette(buf, where, tiff)
     if needs_widening(tiff.planar, tiff.samples, tiff.bits, tiff.photometric):
         try:
             samples, orientation = decode_widened(buf.tobytes(), lambda b: _imdecode(b, where, _DECODE_FLAGS))
@@ -1331,6 +1356,24 @@ def _decode_tiff_layout(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.nda
     # a whole picture of a kind no reader here takes: "corrupt" sent the user looking for damage
     raise ImageRejected(f"{where}: a TIFF of PhotometricInterpretation {tiff.photometric} ({name}), which the "
                         f"decoder does not read; save it as RGB or grey", "unsupported") from None
+
+
+def _decode_palette(buf: np.ndarray, where: str, tiff: TiffLayout) -> np.ndarray:
+    """A palette page of other than 4- or 8-bit indices (TIFF 6.0 Section 5: Baseline palettes are 4 or 8 bits;
+    the ColorMap is defined for any): OpenCV read 1-bit ones as black and white, their ColorMap ignored, and
+    refused 2- and 16-bit ones as "corrupt". 1- and 2-bit pages are read by Pillow, which reads them exactly,
+    16-bit ones by :func:`tiff_retag.decode_palette`; any other depth is refused in one line naming it, as no
+    reader here takes it. Raises :class:`ImageRejected`."""
+    if tiff.bits in (1, 2):
+        return _pillow_stored_colour(buf, where, f"{tiff.bits}-bit palette indices")
+    if tiff.bits == 16 and tiff.samples == 1:
+        try:
+            return decode_palette(buf.tobytes(), lambda b: _imdecode(b, where, _DECODE_FLAGS))
+        except RetagError as exc:
+            raise ImageRejected(f"{where}: cannot read palette TIFF of 16-bit indices: {exc}", "corrupt") from None
+    what = f"{tiff.bits}-bit indices" + (f" in {tiff.samples} samples a pixel" if tiff.samples != 1 else "")
+    raise ImageRejected(f"{where}: a palette TIFF of {what}, which the decoder does not read (palettes of 1, 2, 4, "
+                        f"8 and 16 bits are read); save it as RGB", "unsupported")
 
 
 # PhotometricInterpretation values OpenCV's libtiff path refuses (TIFF 6.0 Section 8; TIFF/EP; Adobe DNG 1.4)

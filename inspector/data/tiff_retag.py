@@ -86,6 +86,12 @@ def _ifd(buf: bytes) -> tuple[str, dict[int, tuple[int, int, tuple[int, ...]]]]:
     return order, tags
 
 
+def first_ifd(buf: bytes) -> tuple[str, dict[int, tuple[int, int, tuple[int, ...]]]]:
+    """Byte order and the first IFD's integer tags {tag: (type, count, values)} of a classic TIFF, as the readers
+    here see them. Raises :class:`RetagError` (a BigTIFF, a damaged IFD)."""
+    return _ifd(buf)
+
+
 def _one(tags: dict, tag: int, default: int | None = None) -> int:
     if tag in tags and tags[tag][2]:
         return tags[tag][2][0]
@@ -173,6 +179,44 @@ def decode_retagged(buf: bytes, where: str, imdecode: Callable[[np.ndarray], np.
     if used == 4:
         return cmyk_to_bgr(np.dstack(decoded))
     return decoded[0] if used == 1 else np.dstack(decoded[::-1])  # R, G, B planes → OpenCV's BGR
+
+
+PALETTE = 3  # PhotometricInterpretation Palette (TIFF 6.0 Section 5): each sample indexes the ColorMap (tag 320)
+
+
+def decode_palette(buf: bytes, imdecode: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """A palette TIFF's first page of 16-bit indices → BGR uint8 (H, W, 3), orientation applied.
+
+    TIFF 6.0 Section 5 allows Baseline palette pages of 4 or 8 bits, and defines the ColorMap for any
+    BitsPerSample (``3 * 2**BitsPerSample`` SHORT values: all reds, all greens, all blues; 65535 full intensity);
+    a 16-bit palette page is a legal, non-Baseline TIFF (GDAL writes one for 16-bit classes with a colour table).
+    OpenCV's libtiff RGBA reader takes palettes up to 8 bits only and refused it as "corrupt". Its indices are
+    read here as 16-bit grey samples (the same strips, PhotometricInterpretation MinIsBlack, the Orientation
+    kept) and looked up in the ColorMap by libtiff's rule for the 8-bit pages OpenCV reads (tif_getimage.c: a
+    map whose values are all below 256 is an old 8-bit one, taken as is; else each value's high byte), so one
+    picture gives the same pixels at 8 or 16 bits a sample. ``imdecode``: the decoder's OpenCV call.
+    Raises :class:`RetagError` (a ColorMap missing or of the wrong length, a damaged IFD)."""
+    try:
+        order, tags = _ifd(buf)
+        bits = _one(tags, 258)
+        colours = tags[320][2] if 320 in tags else ()
+        if len(colours) != 3 << bits:
+            raise RetagError(f"its ColorMap holds {len(colours)} values, not 3 x 2**{bits} = {3 << bits}")
+        entries = _plane_entries(tags, 0, 1, False)
+        entries[262] = (3, (1,))  # the indices, read as grey samples
+        indices = imdecode(np.frombuffer(_with_ifd(buf, order, entries), np.uint8))
+    except (struct.error, IndexError) as exc:
+        raise RetagError(f"damaged first IFD ({exc})") from None
+    if indices.ndim != 2 or indices.dtype != np.uint16:
+        raise RetagError(f"its indices decoded to {indices.shape} {indices.dtype}, not 16-bit samples")
+    return palette_colours(indices, np.asarray(colours, np.uint16).reshape(3, -1))
+
+
+def palette_colours(indices: np.ndarray, colormap: np.ndarray) -> np.ndarray:
+    """``indices`` (H, W) looked up in a TIFF ColorMap (3, N) uint16 (red, green, blue rows) → BGR uint8 (H, W, 3),
+    by libtiff's rule (:func:`decode_palette`)."""
+    table = colormap if int(colormap.max(initial=0)) < 256 else colormap >> 8
+    return table[::-1].T.astype(np.uint8)[indices]
 
 
 def _float_predicted(tags: dict) -> bool:
