@@ -218,10 +218,17 @@ class Silence(SilenceClock):
             self.reached = True
         elif event == zmq.EVENT_CONNECT_RETRIED and self.link != "connected":
             first, self.link = self.link is None and not self.reached, "retrying"
-            if first and self.silence_s and not self.told:  # refused before ever connecting: said at once
+            # refused before ever connecting: said at once, unless the ipc path is no socket (its own line says so)
+            if first and self.silence_s and not self.told and ipc_path_problem(self.endpoint) is None:
                 self.told = True
                 return f"{self.endpoint}: {self._reason(False)}; still waiting (told once a publisher connects)"
         return None
+
+    def told_elsewhere(self) -> None:
+        """Why nothing is heard was just told by another rule (the ipc path is no socket: ``_check_ipc_path``):
+        that line stands for the silence, not told again in a second one (both said "is a regular file")."""
+        if self.silence_s:
+            self.told = True
 
     def check(self, handshake_failed: bool) -> str | None:
         """The line telling the silence, when it is due (once)."""
@@ -370,6 +377,7 @@ class Subscriber(KeepsState):
         elif now - self._ipc_told >= IPC_TELL_S:
             self._ipc_told = now
             self.loss.note(problem)
+            self._silence.told_elsewhere()
 
     # the state kept in a StateFile (KeepsState): the loss tracker's
     def state(self) -> dict:

@@ -250,3 +250,15 @@ def test_a_peer_that_accepts_and_is_no_publisher_is_not_told_as_refused():
         thread.join()
         server.close()
     assert not [n for n in told if "nothing is listening" in n], told
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_an_ipc_path_that_is_no_socket_is_told_in_one_line_not_again_as_a_silence(tmp_path, kind):
+    """The ipc path's own line ("is a regular file, not the socket of a running daemon") and the silence's ("heard
+    nothing for 0.3 s: ... is a regular file") told the one finding twice; and the first refusal, told at once,
+    made it three when the path turned bad as the subscriber connected."""
+    path = tmp_path / "ev.sock"
+    path.write_text("not a socket\n") if kind == "file" else path.mkdir()
+    with Subscriber(f"ipc://{path}", silence_s=0.3) as sub:
+        told = [n for n in _notices_after(sub, 1.2) if str(path) in n]
+    assert len(told) == 1 and "not the socket of a running daemon" in told[0], told
