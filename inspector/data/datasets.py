@@ -476,8 +476,8 @@ def _tell_unmasked(root: Path, test: Sequence[Sample]) -> None:
     for its type, no mask matching its name, masks nested in a sub-folder), and is not told again. Without one,
     a folder beside ``test`` that looks like it (:data:`MISNAMED_TRUTH`, or holding a folder named like a defect
     type) is named in a warning; else an INFO line says the count. Once per process (:func:`warn_once`): a
-    command reads its dataset more than once. A misnamed ``groundtruth`` folder was a WARNING about its types
-    and an INFO line about the same images, or only the INFO line, which did not name it."""
+    command reads its dataset more than once. ``ground_truth/cracks`` for ``test/crack`` was a warning and an INFO
+    line about the same images; a misnamed ``groundtruth`` folder only the INFO line, which did not name it."""
     missing = [s for s in test if s.label == 1 and s.mask_path is None]
     if not missing or subfolder(root, "ground_truth") is not None:
         return
