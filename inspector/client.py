@@ -192,13 +192,18 @@ class Silence(SilenceClock):
     the likely reason, taken from the socket monitor's connection events (libzmq zmq_socket_monitor(3):
     EVENT_CONNECT_RETRIED = refused or no peer, EVENT_HANDSHAKE_SUCCEEDED = a publisher answered,
     EVENT_DISCONNECTED = it went away) and, for ipc, from the path itself; then tells once when a publisher
-    connects (or a message comes) again, after which a new silence is told again. ``silence_s`` 0: never."""
+    connects (or a message comes) again, after which a new silence is told again. ``silence_s`` 0: never.
+
+    A connection refused before any was made (nothing listening at a tcp address, an ipc path missing or no one
+    accepting on it) is told at once, when ZeroMQ first retries, and stands for the silence (not told again): a
+    ``subscribe --timeout`` shorter than ``--silence-s`` exited "no event" without a word of why."""
 
     def __init__(self, endpoint: str, silence_s: float) -> None:
         super().__init__(endpoint, silence_s)
         self.endpoint = endpoint
         self.link: str | None = None  # the last connection outcome: None (none yet), retrying, connected, dropped
         self.dropped_utc: str | None = None  # when a connection last dropped
+        self.reached = False  # a TCP/ipc connection was made (a peer answered), whatever its handshake
 
     def monitor(self, event: int) -> str | None:
         """Follow a monitor event; the line telling a publisher connected after a silence told, if one was."""
@@ -209,9 +214,21 @@ class Silence(SilenceClock):
                 return f"{self.endpoint}: connected to a publisher (at {utc_iso()})"
         elif event == zmq.EVENT_DISCONNECTED:
             self.link, self.dropped_utc = "dropped", utc_iso()
+        elif event == zmq.EVENT_CONNECTED:
+            self.reached = True
         elif event == zmq.EVENT_CONNECT_RETRIED and self.link != "connected":
-            self.link = "retrying"
+            first, self.link = self.link is None and not self.reached, "retrying"
+            # refused before ever connecting: said at once, unless the ipc path is no socket (its own line says so)
+            if first and self.silence_s and not self.told and ipc_path_problem(self.endpoint) is None:
+                self.told = True
+                return f"{self.endpoint}: {self._reason(False)}; still waiting (told once a publisher connects)"
         return None
+
+    def told_elsewhere(self) -> None:
+        """Why nothing is heard was just told by another rule (the ipc path is no socket: ``_check_ipc_path``):
+        that line stands for the silence, not told again in a second one (both said "is a regular file")."""
+        if self.silence_s:
+            self.told = True
 
     def check(self, handshake_failed: bool) -> str | None:
         """The line telling the silence, when it is due (once)."""
@@ -360,6 +377,7 @@ class Subscriber(KeepsState):
         elif now - self._ipc_told >= IPC_TELL_S:
             self._ipc_told = now
             self.loss.note(problem)
+            self._silence.told_elsewhere()
 
     # the state kept in a StateFile (KeepsState): the loss tracker's
     def state(self) -> dict:

@@ -262,3 +262,45 @@ def test_an_engine_in_its_own_folder_keeps_the_short_names(graphs, engines):
     engine card records the export's sidecar it was built from."""
     card = read_engine_sidecar(engines / NAMES[0])
     assert sorted(_files(engines)) == sorted(NAMES) and card["onnx"]["card"] == "tiny.json"
+
+
+# README "Outputs": "A command replaces only what an earlier run of the same command wrote, and says so". Build
+# replaced an earlier engine and its card without a word, while export, quantize, calibrate and evaluate said so.
+def _built_line(argv: list[str], capsys) -> str:
+    assert main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("built "), out
+    return out[-1]
+
+
+def _mtime_text(path: Path) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@pytest.mark.parametrize("out", ["given", "default", "other suffix"])
+def test_a_build_says_it_replaced_an_earlier_engine_and_when_that_was_built(graphs, tmp_path, monkeypatch, capsys,
+                                                                              out):
+    """--out given, the default engines/<model>.<precision>.plan, and the same engine under the other suffix
+    (tiny.fp16.engine, which shares the card and log of tiny.fp16.plan): each is said in the built line."""
+    monkeypatch.chdir(tmp_path)
+    first = ["build", str(graphs[0]), "--timing-cache", ""]
+    if out != "default":
+        first += ["--out", str(Path("engines") / ("tiny.fp16.engine" if out == "other suffix" else NAMES[0]))]
+    assert "replaced" not in _built_line(first, capsys)
+    earlier = Path("engines") / ("tiny.fp16.engine" if out == "other suffix" else NAMES[0])
+    os.utime(earlier, (1.8e9, 1.8e9))  # 2027-01-15 08:00 UTC: told from now
+    when = _mtime_text(earlier)
+    again = ["build", str(graphs[1]), "--timing-cache", ""] + ([] if out == "default" else
+                                                              ["--out", str(Path("engines") / NAMES[0])])
+    line = _built_line(again, capsys)
+    name = " tiny.fp16.engine" if out == "other suffix" else ""
+    assert line.endswith(f" (replaced the earlier engine{name}, built {when})"), line
+    assert when == "2027-01-15 08:00 UTC"
+
+
+def test_the_build_help_states_the_rule(capsys):
+    assert main(["build", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "An earlier build at the same names is replaced, and the line saying what was built says so" in text

@@ -102,14 +102,15 @@ class Command:
 
 def _silence_told_then_connect_then_gone_then_back(endpoint: str, reason: str, gone_reason: str,
                                                    remove: Path | None = None) -> list[str]:
-    """Subscribe to ``endpoint`` before any daemon: a silence told with ``reason``; a daemon started: told
-    connected, its events printed; the daemon gone (and ``remove`` removed): a silence told again with
-    ``gone_reason``; a daemon started again: told connected again, its events printed."""
+    """Subscribe to ``endpoint`` before any daemon: ``reason`` told at once, as the connection is refused (not
+    after the silence); a daemon started: told connected, its events printed; the daemon gone (and ``remove``
+    removed): a silence told with ``gone_reason``; a daemon started again: told connected again, its events
+    printed."""
     cmd = Command(endpoint, "--topic", "v1/status", "--silence-s", "0.5")
     try:
         cmd.wait_for("err: subscribed to")
-        first = cmd.wait_for(f"{endpoint}: heard nothing for 0.5 s", reason, "still waiting")
-        assert "dropped" not in first
+        first = cmd.wait_for(f"{endpoint}: {reason}", "still waiting (told once a publisher connects)")
+        assert "dropped" not in first and "heard nothing" not in first
         daemon = Heartbeat(endpoint, "cam1")  # started late: still received
         cmd.wait_for(f"{endpoint}: connected to a publisher")
         cmd.wait_for("out:", "cam1")
@@ -139,15 +140,18 @@ def test_an_ipc_path_that_does_not_exist_is_told_once_and_a_daemon_started_later
     gone = f"{path} does not exist" if removed else f"{path} is a socket, but nothing accepts on it"
     lines = _silence_told_then_connect_then_gone_then_back(f"ipc://{path}", f"{path} does not exist", gone,
                                                            remove=path if removed else None)
-    # once per silence, once per connection after it: not repeated while it lasts, not told while heard
-    assert _told(lines, "heard nothing") == 2 and _told(lines, "connected to a publisher") == 2, lines
+    # the refusal at once and the silence after the drop, each once; once per connection after them: not repeated
+    # while it lasts (the refusal is not told again as a silence), not told while heard
+    assert _told(lines, "heard nothing") == 1 and _told(lines, "connected to a publisher") == 2, lines
+    assert _told(lines, f"{path} does not exist") == 1 + removed, lines
 
 
 def test_a_tcp_port_nobody_listens_on_is_told_once_and_a_daemon_started_later_is_heard():
     endpoint = f"tcp://127.0.0.1:{PORT}"
     nobody = f"nothing is listening at 127.0.0.1:{PORT}"
     lines = _silence_told_then_connect_then_gone_then_back(endpoint, nobody, nobody)
-    assert _told(lines, "heard nothing") == 2 and _told(lines, "connected to a publisher") == 2, lines
+    assert _told(lines, "heard nothing") == 1 and _told(lines, "connected to a publisher") == 2, lines
+    assert _told(lines, nobody) == 2, lines
 
 
 def _notices_after(sub: Subscriber, seconds: float) -> list[str]:
@@ -163,10 +167,9 @@ def test_a_socket_file_nobody_accepts_on_is_told(tmp_path):
     stale.close()  # the file stays, nothing listens
     with Subscriber(f"ipc://{path}", silence_s=0.3) as sub:
         told = _notices_after(sub, 1.0)
-    assert [n for n in told if "heard nothing" in n] == [
-        f"ipc://{path}: heard nothing for 0.3 s (no event, no v1/stats heartbeat): {path} is a socket, but "
-        f"nothing accepts on it: the daemon that bound it stopped or died (ZeroMQ leaves the file); still waiting "
-        f"(told once a publisher connects)"]
+    assert [n for n in told if str(path) in n] == [
+        f"ipc://{path}: {path} is a socket, but nothing accepts on it: the daemon that bound it stopped or died "
+        f"(ZeroMQ leaves the file); still waiting (told once a publisher connects)"]
 
 
 def test_a_connected_publisher_that_sends_nothing_is_told_as_such(tmp_path):
@@ -189,3 +192,73 @@ def test_the_default_delay_is_documented():
     args = build_parser(only="subscribe").parse_args(["subscribe", "ipc:///x"])
     assert args.silence_s == SILENCE_S == 5.0
     assert "--silence-s" in (REPO / "README.md").read_text()
+
+
+# `subscribe --timeout T` with T shorter than --silence-s against an address nothing listens on exited "no event for
+# T s" without saying that nothing answers there: ZeroMQ's connect to a dead tcp endpoint is silent. The socket
+# monitor's first EVENT_CONNECT_RETRIED (no EVENT_CONNECTED before it) is a refusal, told at once.
+REFUSED_PORTS = (5821, 5822)  # nobody listens on them (this work's port range)
+
+
+@pytest.mark.parametrize("port", REFUSED_PORTS)
+def test_a_refused_address_is_told_before_a_short_timeout_runs_out(port):
+    endpoint = f"tcp://127.0.0.1:{port}"
+    cmd = Command(endpoint, "--timeout", "1.5")  # the default --silence-s: 5 s
+    start = time.monotonic()
+    try:
+        told = cmd.wait_for(f"err: {endpoint}: nothing is listening at 127.0.0.1:{port} (connection refused",
+                            "still waiting", within=10.0)
+        assert "heard nothing" not in told, told
+        cmd.wait_for("err: no event for 1.5 s; exiting", within=10.0)
+        assert cmd.proc.wait(timeout=10) == 0
+        assert time.monotonic() - start < SILENCE_S  # both came before the silence would have been told
+    finally:
+        if cmd.proc.poll() is None:
+            cmd.stop()
+
+
+def test_a_refusal_is_not_told_when_silence_lines_are_off():
+    with Subscriber(f"tcp://127.0.0.1:{REFUSED_PORTS[0]}", silence_s=0) as sub:
+        assert not [n for n in _notices_after(sub, 1.0) if "listening" in n]
+
+
+def test_a_peer_that_accepts_and_is_no_publisher_is_not_told_as_refused():
+    """A TCP connection made (EVENT_CONNECTED) then dropped by a peer that is no ZeroMQ publisher: not "nothing is
+    listening"; its own line says what it is."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 5823))
+    server.listen(8)
+    stop = threading.Event()
+
+    def answer():  # a web server's greeting, then the connection closed
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + b"x" * 64)
+            conn.close()
+    thread = threading.Thread(target=answer)
+    thread.start()
+    try:
+        with Subscriber("tcp://127.0.0.1:5823", silence_s=0.5) as sub:
+            told = _notices_after(sub, 1.5)
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    assert not [n for n in told if "nothing is listening" in n], told
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_an_ipc_path_that_is_no_socket_is_told_in_one_line_not_again_as_a_silence(tmp_path, kind):
+    """The ipc path's own line ("is a regular file, not the socket of a running daemon") and the silence's ("heard
+    nothing for 0.3 s: ... is a regular file") told the one finding twice; and the first refusal, told at once,
+    made it three when the path turned bad as the subscriber connected."""
+    path = tmp_path / "ev.sock"
+    path.write_text("not a socket\n") if kind == "file" else path.mkdir()
+    with Subscriber(f"ipc://{path}", silence_s=0.3) as sub:
+        told = [n for n in _notices_after(sub, 1.2) if str(path) in n]
+    assert len(told) == 1 and "not the socket of a running daemon" in told[0], told

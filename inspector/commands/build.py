@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "build", help="build a TensorRT engine from an ONNX graph",
         description="Build a strongly typed TensorRT engine (TensorRT 10.x or 11.x) from an exported ONNX graph: "
                     "the FP16 graph (model.fp16.onnx) or the Q/DQ INT8 graph (model.int8.onnx). Writes the engine, "
-                    "its sidecar (.json) and build log; runs the precision gate when --reference-data is given.")
+                    "its sidecar (.json) and build log; runs the precision gate when --reference-data is given. An "
+                    "earlier build at the same names is replaced, and the line saying what was built says so, with "
+                    "when the earlier engine was built; any other file there is refused before any work.")
     p.add_argument("onnx", type=model_file(".onnx"), help="exported graph, e.g. export/rs-brick.fp16.onnx (its sidecar must be beside it)")
     p.add_argument("--out", type=out_file(), help="engine file (default: engines/<model>.<precision>.plan)")
     p.add_argument("--max-batch", type=int_range(1, 65536), default=default("max_batch"),
@@ -40,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.deploy.engine_build import BuildOptions, build_engine
+    from inspector.deploy.engine_build import BuildOptions, build
     from inspector.artifacts.model_card import split_graph_name
     from inspector.errors import ConfigError
 
@@ -50,13 +52,14 @@ def run(args: argparse.Namespace) -> int:
     options = BuildOptions(max_batch=args.max_batch, opt_batch=args.opt_batch, workspace_mb=args.workspace_mb,
                            optimization_level=args.optimization_level, timing_cache=args.timing_cache,
                            fp16_flag=args.fp16_flag, device=args.device)
-    sidecar = build_engine(args.onnx, args.out, options)
+    sidecar, replaced = build(args.onnx, args.out, options)
     engine = Path(args.out) if args.out else Path("engines") / sidecar["engine"]["file"]
     b = sidecar["build"]
     print(f"built {engine}: TensorRT {sidecar['tensorrt']['version']}, {sidecar['gpu']['name']} "
           f"(sm {sidecar['gpu']['compute_capability']}), {sidecar['precision']} ({sidecar['network']}), "
           f"batch 1..{sidecar['profile']['max_batch']}, {b['layers']} layers, {b['seconds']:.1f} s, "
-          f"{sidecar['engine']['bytes'] / 2**20:.1f} MiB, {len(b['log']['warnings'])} warning(s)")
+          f"{sidecar['engine']['bytes'] / 2**20:.1f} MiB, {len(b['log']['warnings'])} warning(s)"
+          + (f" (replaced {replaced})" if replaced else ""))  # README "Outputs": a replaced output is said
     if not args.reference_data:
         return 0
     from inspector.evaluation.verify import format_report, verify

@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="random seed; same seed, same bytes (default: %(default)s)")
     s.add_argument("--no-tint", action="store_true", help="keep built-in textures grey")
     s.add_argument("--force", dest="overwrite", action="store_true",
-                   help="replace a data set that synth wrote in --out (only its own files; any other "
-                        "non-empty folder is refused)")
+                   help="replace a data set that synth wrote in --out (only its own files, and the line says "
+                        "so; any other non-empty folder is refused)")
     s.set_defaults(func=run_synth)
 
     i = actions.add_parser("info", help="print a dataset's layout and counts",
@@ -55,9 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_synth(args: argparse.Namespace) -> int:
     import time
 
-    from inspector.data.synth import synthesize
+    from inspector.data.synth import earlier_synth, synthesize
 
     start = time.perf_counter()
+    replaced = earlier_synth(args.out) if args.overwrite else None  # refused by synthesize when not its own
     defects = tuple(k.strip() for k in args.defects.split(",") if k.strip())
     dataset = synthesize(args.out, texture=args.texture, size=args.size, n_train=args.n_train,
                          n_test_good=args.n_test_good, n_test_defect=args.n_test_defect, seed=args.seed,
@@ -65,7 +66,8 @@ def run_synth(args: argparse.Namespace) -> int:
     summary = dataset.summary()
     test = ", ".join(f"{k} {v}" for k, v in summary["test"].items())
     print(f"wrote {summary['root']} in {time.perf_counter() - start:.1f} s: "
-          f"train {summary['n_train']}, test {summary['n_test']} ({test})")
+          f"train {summary['n_train']}, test {summary['n_test']} ({test})"
+          + (f" (replaced {replaced})" if replaced else ""))
     return 0
 
 

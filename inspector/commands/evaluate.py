@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from inspector.evaluation.diagnostics import format_diagnostics
-    from inspector.evaluation.eval_folder import CARD, claim_evaluation_folder, default_eval_folder
+    from inspector.evaluation.eval_folder import CARD, claim_evaluation_folder, default_eval_folder, evaluated_data
     from inspector.evaluation.evaluate import evaluate_dataset, format_table
     from inspector.models.checkpoint import load_model
     from inspector.artifacts.run_config import run_data_path
@@ -47,16 +47,18 @@ def run(args: argparse.Namespace) -> int:
 
     refuse_folder_in_images("out", out, [str(data)])  # the data set from config.yaml is not on the command line
     replaced = CARD in claim_evaluation_folder(out)  # before any work: only an earlier evaluation is replaced
+    earlier = evaluated_data(out) if replaced else None  # which data set it scored: said in the last line alone
     levels = None if args.no_per_level else level_scorer(model)
     metrics = evaluate_dataset(scorer, data, config.model.image_size,
                                config.data.resize, out, plots=not args.no_plots, batch_size=args.batch_size,
                                bit_depth=config.data.bit_depth, level_scorer=levels,
-                               downscale=config.data.downscale, trained=payload.get("data"))
+                               downscale=config.data.downscale, trained=payload.get("data"), tell_replaced=False)
     print(format_table(metrics))
     print(format_diagnostics(metrics))
     written = [out / CARD] + ([] if args.no_plots else [out / "report.html"])
+    of = f", of {earlier}" if earlier not in (None, metrics["data"]) else ""  # another data set's: which
     for path in written:  # the last line says an earlier evaluation was replaced (the rule of every output)
-        print(f"wrote {path}" + (" (replaced the earlier evaluation)" if replaced and path == written[-1] else ""))
+        print(f"wrote {path}" + (f" (replaced the earlier evaluation{of})" if replaced and path == written[-1] else ""))
     return 0
 
 

@@ -233,8 +233,10 @@ def _test_samples(root: Path, good_names: tuple[str, ...]) -> list[Sample]:
 def _tell_types_without_truth(truth: Path, defects: list[Sample]) -> None:
     """One warning when ``truth`` (a dataset's ground_truth folder) has no folder for some defect types whose
     images have no mask beside them either: their images are scored without masks (pixel metrics skip them), which
-    was said at INFO only, while a ground_truth folder promised masks (``ground_truth/cracks`` for ``test/crack``)."""
-    unmasked = [s for s in defects if s.mask_path is None and subfolder(truth, s.defect_type) is None]
+    was said at INFO only, while a ground_truth folder promised masks (``ground_truth/cracks`` for ``test/crack``).
+    The line names the folders it holds, those naming no defect type as not read: a misnamed ``cracks`` was told
+    here and again by :func:`_warn_unread_folders`, one finding in two lines by two rules."""
+    unmasked = _types_without_truth(truth, defects)
     if not unmasked:
         return
     types = sorted({s.defect_type for s in unmasked})
@@ -242,9 +244,17 @@ def _tell_types_without_truth(truth: Path, defects: list[Sample]) -> None:
         held = sorted(d.name for d in truth.iterdir() if d.is_dir() and not _is_artefact(d))
     except OSError:
         held = []
+    known = {s.defect_type.lower() for s in defects}
+    lone = [n for n in held if n.lower() not in known and n.lower() not in GOOD_NAMES]
     _warn_once(f"{truth}: no folder for defect type(s) {', '.join(types)}: their {len(unmasked)} image(s) have no "
                f"mask (pixel metrics skip them), e.g. {unmasked[0].path}; the folder holds "
-               f"{', '.join(held) if held else 'no folders'}")
+               f"{', '.join(held) if held else 'no folders'}"
+               + (f" ({', '.join(lone)}: naming no test/<defect type>, not read)" if lone else ""))
+
+
+def _types_without_truth(truth: Path, defects: Sequence[Sample]) -> list[Sample]:
+    """The defect images with no mask whose type has no folder in ``truth`` (a dataset's ground_truth folder)."""
+    return [s for s in defects if s.label == 1 and s.mask_path is None and subfolder(truth, s.defect_type) is None]
 
 
 def _good_samples(folder: Path, gt: Path | None) -> list[Sample]:
@@ -450,10 +460,52 @@ def load_dataset(root: str | Path) -> Dataset:
         _warn_unread_folders(root, good_dir, test)
         if not train and not test:
             raise DataError(f"{root}: no images found; {_EXPECTED}{enclosing_hint(root)}")
-    missing = sum(1 for s in test if s.label == 1 and s.mask_path is None)
-    if missing:
-        log.info("%s: %d defect image(s) without a ground-truth mask (pixel metrics skip them)", root, missing)
+    _tell_unmasked(root, test)
     return Dataset(root, layout, tuple(train), tuple(test))
+
+
+# names people give the masks' folder (compared lower-case, letters and digits only): ground_truth is read
+MISNAMED_TRUTH = frozenset({"groundtruth", "groundtruths", "gt", "gts", "truth", "mask", "masks", "label", "labels",
+                            "annotation", "annotations"})
+
+
+def _tell_unmasked(root: Path, test: Sequence[Sample]) -> None:
+    """Tell the defect images with no mask once, in one line: each finding by one rule only.
+
+    With a ``ground_truth`` folder, every unmasked image was told already by the warning of its cause (no folder
+    for its type, no mask matching its name, masks nested in a sub-folder), and is not told again. Without one,
+    a folder beside ``test`` that looks like it (:data:`MISNAMED_TRUTH`, or holding a folder named like a defect
+    type) is named in a warning; else an INFO line says the count. Once per process (:func:`warn_once`): a
+    command reads its dataset more than once. ``ground_truth/cracks`` for ``test/crack`` was a warning and an INFO
+    line about the same images; a misnamed ``groundtruth`` folder only the INFO line, which did not name it."""
+    missing = [s for s in test if s.label == 1 and s.mask_path is None]
+    if not missing or subfolder(root, "ground_truth") is not None:
+        return
+    line = f"{len(missing)} defect image(s) without a ground-truth mask (pixel metrics skip them)"
+    if (misnamed := _misnamed_truth(root, {s.defect_type.lower() for s in missing})) is not None:
+        warn_once(f"{root}: {line}", "%s: not read (masks are read from ground_truth/<defect type>): rename it "
+                  "ground_truth; %s", misnamed, line, logger=log)
+    else:
+        warn_once(f"{root}: {line}", "%s: %s", root, line, logger=log, level=logging.INFO)
+
+
+def _misnamed_truth(root: Path, types: set[str]) -> Path | None:
+    """The folder of ``root`` that looks like its ground-truth folder under another name (``groundtruth``,
+    ``ground-truth``, ``GT``, ``masks``, or any holding a folder named like one of the defect ``types``), or
+    None."""
+    try:
+        folders = sorted(d for d in root.iterdir() if d.is_dir() and not _is_artefact(d))
+    except OSError:
+        return None
+    for folder in folders:
+        if folder.name.lower() in ("train", "test"):
+            continue
+        held = image_subfolders(folder)
+        if any(n.lower() in types for n in held):
+            return folder
+        if "".join(c for c in folder.name.lower() if c.isalnum()) in MISNAMED_TRUTH and (held or list_images(folder)):
+            return folder
+    return None
 
 
 def _refuse_images_in_sub_folders_only(good_dir: Path) -> None:
@@ -495,7 +547,7 @@ def _warn_unread_folders(root: Path, good_dir: Path | None, test: Sequence[Sampl
     if truth is not None and test_dir is not None:
         types |= {d.name.lower() for d in test_dir.iterdir() if d.is_dir()}
     lone = [n for n in (image_subfolders(truth) if truth is not None else []) if n.lower() not in types]
-    if lone:
+    if lone and not _types_without_truth(truth, test):  # else named in that line (_tell_types_without_truth)
         _warn_once(f"{truth}: {len(lone)} mask folder(s) name no test/<defect type> and are not read, e.g. "
                    f"{', '.join(lone[:3])}")
 

@@ -745,17 +745,19 @@ def declared_full_scale(buf: bytes) -> int | None:
     return (1 << bits) - 1 if bits and 1 <= bits < 16 else None
 
 
-def warn_once(key: str, msg: str, *args, logger: logging.Logger | None = None) -> None:
-    """Log ``msg % args`` as a warning the first time ``key`` is seen in this process (thread-safe).
+def warn_once(key: str, msg: str, *args, logger: logging.Logger | None = None, level: int = logging.WARNING) -> None:
+    """Log ``msg % args`` as a warning (or at ``level``) the first time ``key`` is seen in this process
+    (thread-safe).
 
-    A command lists and decodes the same files more than once (input size, split, evaluation), so a
-    per-source or per-folder warning would otherwise repeat. ``logger``: the caller's (default: this module's).
-    """
+    A command lists and decodes the same files more than once (input size, split, evaluation; ``calibrate
+    --use-defects`` reads its dataset for the good images and again for the defects), so a per-source or
+    per-folder line would otherwise repeat: INFO lines as well (calibrate told "N defect image(s) without a
+    ground-truth mask" twice). ``logger``: the caller's (default: this module's)."""
     with _warn_lock:
         if key in _warned:
             return
         _warned.add(key)
-    (logger or log).warning(msg, *args)
+    (logger or log).log(level, msg, *args)
 
 
 def white_level(samples: np.ndarray, bit_depth: int | None = None, full_scale: int | None = None) -> float:

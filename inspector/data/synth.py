@@ -349,6 +349,17 @@ def _write_marker(out: Path) -> None:
     write_whole(out / _MARKER, (json.dumps({"generator": _GENERATOR, "complete": False}) + "\n").encode("utf-8"))
 
 
+def earlier_synth(out: str | Path) -> str | None:
+    """What a ``--force`` run at ``out`` replaces: ``'the earlier data set'`` (its manifest), ``'the data set an
+    earlier run left unfinished'`` (only its in-progress marker), or None (nothing of synth's there). Said in the
+    command's line, as every command that replaces its own output says it (README "Outputs"): ``--force`` replaced
+    an earlier data set and said only "wrote"."""
+    out = Path(out)
+    if _names_synth(out / "manifest.json"):
+        return "the earlier data set"
+    return "the data set an earlier run left unfinished" if _names_synth(out / _MARKER) else None
+
+
 def _is_synth_output(out: Path) -> bool:
     """Whether ``out/manifest.json`` is the one :func:`_write_manifest` writes, or ``out`` holds the marker of a
     synth run stopped part-way (:data:`_MARKER`): a readable JSON object whose ``generator`` is this module."""

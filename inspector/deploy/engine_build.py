@@ -35,8 +35,9 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import onnx
 from onnx import TensorProto
@@ -458,9 +459,38 @@ def _files_of_build(card: Any, full: bool = False) -> set[str] | None:
     return {name, f"{prefix}.build.log", f"{prefix}.verify.json"}
 
 
+class Built(NamedTuple):
+    """What :func:`build` did: the engine card written, and what it replaced (:func:`earlier_build`: None when the
+    names were free)."""
+
+    sidecar: dict[str, Any]
+    replaced: str | None
+
+
+def earlier_build(paths: dict[str, Path]) -> str | None:
+    """``'the earlier engine, built 2026-12-07 07:20 UTC'`` when a build at ``paths`` (:func:`engine_paths`, once
+    :func:`check_engine_out` has accepted them: only an earlier build's files are there) replaces an earlier
+    one, None when the names are free. The time is its engine's (else its card's) modification time, which the
+    build that wrote it set. Build replaced an earlier engine without a word, while export, quantize, calibrate
+    and evaluate said so (README "Outputs")."""
+    nouns = {"engine": "the earlier engine", "other": "the earlier engine {}", "card": "the earlier build's card {}"}
+    there = [(noun, paths[key]) for key, noun in nouns.items() if key in paths and paths[key].is_file()]
+    if not there:
+        return None
+    noun, path = there[0]
+    when = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{noun.format(path.name)}, built {when}"
+
+
 def build_engine(onnx_path: str | Path, out: str | Path | None = None,
                  options: BuildOptions = BuildOptions()) -> dict[str, Any]:
-    """Build ``onnx_path`` into an engine; write the engine, its sidecar and build log; return the sidecar.
+    """:func:`build`'s engine card."""
+    return build(onnx_path, out, options).sidecar
+
+
+def build(onnx_path: str | Path, out: str | Path | None = None, options: BuildOptions = BuildOptions()) -> Built:
+    """Build ``onnx_path`` into an engine; write the engine, its sidecar and build log; return the sidecar and
+    what it replaced (:class:`Built`).
 
     All or none, as export: the three files are made under temporary names in the output folder and moved into
     place together, the card last (:func:`inspector.outputs.replace_together`); a failure or Ctrl-C anywhere
@@ -481,7 +511,7 @@ def build_engine(onnx_path: str | Path, out: str | Path | None = None,
     trt = import_tensorrt()
     mode, precision = plan_network(report.precision, tensorrt_major(trt), options.fp16_flag, onnx_path)
     paths = paths or check_engine_out(default_engine_path(onnx_path, precision))
-    out = paths["engine"]
+    out, replaced = paths["engine"], earlier_build(paths)
     size = int(model_sidecar["input"]["height"]), int(model_sidecar["input"]["width"])
     gpu = _gpu(options.device)
     logger = shared_logger(trt)
@@ -506,7 +536,7 @@ def build_engine(onnx_path: str | Path, out: str | Path | None = None,
     log.info("built %s in %.1f s: %d layers, %.1f MB, %d warning(s); sidecar %s", out, seconds,
              sidecar["build"]["layers"], out.stat().st_size / 2**20, len(sidecar["build"]["log"]["warnings"]),
              paths["card"])
-    return sidecar
+    return Built(sidecar, replaced)
 
 
 def _gpu(device: int):

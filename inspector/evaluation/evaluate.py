@@ -64,7 +64,8 @@ def write_metrics(out_dir: str | Path, metrics: dict) -> Path:
 def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[int, int], resize: str,
                      out_dir: str | Path, plots: bool = True, batch_size: int = DEFAULT_BATCH,
                      bit_depth: int | None = None, level_scorer: LevelScorer | None = None,
-                     downscale: str = DEFAULT_DOWNSCALE, trained: dict | None = None) -> dict:
+                     downscale: str = DEFAULT_DOWNSCALE, trained: dict | None = None, *,
+                     tell_replaced: bool = True) -> dict:
     """Score the test split, compute metrics, write metrics.json (+ plots, overlays, report.html); return metrics.
 
     Raises :class:`DataError` when the dataset has no test images, none of them can be read, or they would not fit
@@ -72,7 +73,8 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     holds a file at one of the evaluation's names that an earlier evaluation did not write
     (:func:`~inspector.evaluation.eval_folder.claim_evaluation_folder`). The earlier evaluation in ``out_dir`` is
     replaced as a whole, after scoring (:mod:`inspector.evaluation.eval_folder`); ``metrics["data"]`` records the
-    data set scored.
+    data set scored. An earlier evaluation of another data set replaced is warned of, unless ``tell_replaced`` is
+    False: the caller says it (``inspector evaluate``'s last line; it was told there and in this warning, twice).
 
     ``level_scorer`` (torch models only: deployed graphs output the combined map)
     adds the per-level image AUROC to the diagnostics. ``downscale``: the model's
@@ -115,7 +117,7 @@ def evaluate_dataset(scorer: Scorer, data_root: str | Path, image_size: tuple[in
     out_dir = Path(out_dir)
     earlier = evaluated_data(out_dir)
     write_evaluation(out_dir, metrics, scores, labels, samples, (images, maps) if plots else None, keep)
-    if earlier not in (None, metrics["data"]):
+    if tell_replaced and earlier not in (None, metrics["data"]):
         log.warning("%s: replaced the evaluation of %s there", out_dir, earlier)
     return metrics
 

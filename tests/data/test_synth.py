@@ -181,3 +181,22 @@ def test_a_run_stopped_by_a_full_disk_is_replaced_by_a_rerun_with_force(tmp_path
     with pytest.raises(DataError, match="not a data set written by 'inspector data synth'"):
         synthesize(out, size=64, n_train=3, overwrite=True)  # neither manifest nor marker: not synth's
     assert (out / "train" / "good" / "000.png").is_file()
+
+
+def test_force_says_it_replaced_the_earlier_data_set(tmp_path, capsys):
+    """README "Outputs": a command replaces only what an earlier run of it wrote, and says so. ``--force`` replaced
+    an earlier data set (or one a stopped run left) and said only "wrote"."""
+    from inspector.cli import main
+
+    out = tmp_path / "syn"
+    argv = ["data", "synth", "--out", str(out), "--size", "32", "--train", "2", "--test-good", "1",
+            "--test-defect", "1", "--force"]
+    lines = []
+    for _ in range(2):
+        assert main(argv) == 0
+        lines.append(capsys.readouterr().out.strip())
+    assert "(replaced" not in lines[0] and lines[1].endswith(" (replaced the earlier data set)"), lines
+    (out / "manifest.json").rename(out / "synth-in-progress.json")  # as a run stopped part-way leaves it
+    assert main(argv) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.endswith(" (replaced the data set an earlier run left unfinished)"), line
