@@ -125,6 +125,11 @@ class ModelConfig:
         if self.hard_quantile is None:
             object.__setattr__(self, "hard_quantile", 0.0)
 
+    def takes_hard_loss(self) -> bool:
+        """Whether the training loss applies ``hard_quantile``: a student-teacher model (``HARD_LOSS``) whose
+        distance is the squared error of standardised features (a cosine distance has no such quantile)."""
+        return self.HARD_LOSS and self.distance == "standardized_mse"
+
     def validate(self, where: str) -> None:
         h, w = self.image_size
         if h < 32 or w < 32 or h % 32 or w % 32:
@@ -135,7 +140,7 @@ class ModelConfig:
             raise ConfigError(f"{where}.score_topk: must be in (0, 1], got {self.score_topk}")
         if not 0 <= self.hard_quantile < 1:
             raise ConfigError(f"{where}.hard_quantile: must be in [0, 1), got {self.hard_quantile}")
-        if self.hard_quantile > 0 and not (self.HARD_LOSS and self.distance == "standardized_mse"):
+        if self.hard_quantile > 0 and not self.takes_hard_loss():
             raise ConfigError(f"{where}.hard_quantile: {self.hard_quantile} has no effect here: the hard loss "
                               f"needs a student-teacher model with distance standardized_mse "
                               f"(this is {self.preset!r} with distance {self.distance!r}); set it to 0")

@@ -57,6 +57,9 @@ class Phase:
     # A loss that is a negative log-likelihood over this many dimensions per position (a flow's) has no
     # natural zero, so an improvement counts in nats per dimension, not relative to the loss (stopping.py).
     nll_dims: int | None = None
+    # Whether the loss applies the model's hard_quantile (training/loop.py names it "train (hard loss)"); AST's
+    # flow phase does not, its student phase does.
+    hard_loss: bool = True
 
 
 def default_phases(model: AnomalyModel, cfg: Any) -> list[Phase]:

@@ -349,7 +349,7 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
             if on_epoch is not None:
                 on_epoch(epoch, val)
             gap = f" gap {rule.gap:+.1%}" if math.isfinite(rule.gap) else ""
-            progress.epoch_end(epoch, epochs_label, f"{_train_label(model)} {train_loss:.4f} val {val:.4f}{gap}"
+            progress.epoch_end(epoch, epochs_label, f"{_train_label(model, phase)} {train_loss:.4f} val {val:.4f}{gap}"
                                                     f"{' *' if improved else ''}")
             epoch += 1
     except KeyboardInterrupt:
@@ -359,12 +359,13 @@ def fit(model: AnomalyModel, phase: Phase, train_imgs: np.ndarray, val_imgs: np.
     return result
 
 
-def _train_label(model: AnomalyModel) -> str:
-    """The progress line's name of the training loss: 'train (hard loss)' where it is the hard loss and the
-    validation loss the plain mean (ModelConfig.validation_loss), whose values are an order of magnitude apart."""
+def _train_label(model: AnomalyModel, phase: Phase) -> str:
+    """The progress line's name of the training loss: 'train (hard loss)' where the phase's loss is the hard loss
+    and the validation loss the plain mean (ModelConfig.validation_loss), whose values are an order of magnitude
+    apart."""
     config = getattr(model, "config", None)
-    hard = getattr(config, "hard_quantile", 0) or 0
-    return "train (hard loss)" if hard > 0 and getattr(config, "validation_loss", "hard") == "mean" else "train"
+    hard = (getattr(config, "hard_quantile", 0) or 0) > 0 and phase.hard_loss
+    return "train (hard loss)" if hard and getattr(config, "validation_loss", "hard") == "mean" else "train"
 
 
 def _phase_clock(earlier: list[dict], start: float, cpu_start: float) -> tuple[float, float]:
