@@ -21,8 +21,8 @@ capture worker reconnects with back-off (one on a hardware trigger line that sti
 waiting for parts: kept open), and ``open`` rewrites the settings. ``open`` waits
 ``open_timeout_s`` for the first frame (not on a hardware trigger line), so a camera that answers but
 whose stream never arrives is not called online. A camera held by another application (GigE Vision
-control privilege) or lacking a configured setting, or left in a pixel format the daemon does not decode while
-``pixel_format`` is unset, is told so in one line (the latter two fail the camera).
+control privilege), lacking a configured setting or its range, or left in a pixel format the daemon does not
+decode while ``pixel_format`` is unset, is told so in one line (all but the first fail the camera).
 
 Other GenTL producers (vendor ``.cti`` files through ``harvesters``) fit behind
 the same :class:`CameraDriver` protocol; only Aravis is implemented here.
@@ -179,6 +179,7 @@ class AravisDriver:
         ]
         _check_offered(cam, s)
         self._check_decodable(cam, s)
+        _check_ranges(cam, s, self.GLib.Error)
         for feature, wanted, write in steps:
             if wanted is None or wanted == "" or wanted is False:
                 continue
@@ -292,6 +293,30 @@ def _check_offered(cam, s: GenicamSection) -> None:
             raise SourceError(f"camera.genicam.{key}: {feature} {value} is not offered by this camera (it offers "
                               f"{', '.join(offered)}" + (f"; of those the daemon decodes {', '.join(usable) or 'none'}"
                                                          if feature == "PixelFormat" else "") + ")", permanent=True)
+
+
+def _check_ranges(cam, s: GenicamSection, glib_error: type[Exception]) -> None:
+    """Raise a permanent SourceError when a configured ExposureTime, Gain or AcquisitionFrameRate lies outside the
+    range the camera declares (its feature's Min/Max; one it cannot read is left to the write to judge).
+
+    Such a value was written as it was: one the camera refused failed the write at every reconnect ("cannot set
+    Gain: …"), retried with back-off for ever, and one it took unchecked ran the camera outside its declared range
+    (gain_db 40 on arv-fake-gv-camera-0.8, which declares Gain 0-10 dB, read back 40: measured). No reconnect changes a
+    camera's range: the camera fails at once, in one line naming the key, the value and the range.
+    """
+    wanted = [("exposure_us", "ExposureTime", s.exposure_us, cam.get_exposure_time_bounds),
+              ("gain_db", "Gain", s.gain_db, cam.get_gain_bounds),
+              ("frame_rate", "AcquisitionFrameRate", s.frame_rate, cam.get_frame_rate_bounds)]
+    for key, feature, value, bounds in wanted:
+        if value is None:
+            continue
+        try:
+            low, high = bounds()
+        except glib_error:
+            continue
+        if low < high and not low <= value <= high:
+            raise SourceError(f"camera.genicam.{key}: {value:g} is outside this camera's {feature} range "
+                              f"[{low:g}, {high:g}]", permanent=True)
 
 
 def _held_elsewhere(cam) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import fcntl
+import re
 import shutil
 import subprocess
 import time
@@ -418,14 +419,20 @@ def test_a_camera_held_by_another_application_is_told_at_once_and_taken_when_rel
     ({"pixel_format": "Mono12"}, r"pixel_format: PixelFormat Mono12 is not offered by this camera \(it offers .*Mono8.*"
                                  r"of those the daemon decodes .*Mono16"),
     ({"trigger": "line1"}, r"trigger: TriggerSource Line1 is not offered by this camera \(it offers Line0, Software\)"),
+    # its declared ranges (Gain 0-10 dB, ExposureTime from 10 µs): the values were written as they were
+    ({"gain_db": 40.0}, r"camera\.genicam\.gain_db: 40 is outside this camera's Gain range \[0, 10\]"),
+    ({"exposure_us": 5.0},
+     r"camera\.genicam\.exposure_us: 5 is outside this camera's ExposureTime range \[10, 1e\+07\]"),
 ])
 @pytest.mark.genicam
 @requires_aravis
 def test_a_setting_the_camera_does_not_offer_fails_the_camera_in_one_line(fake_camera, setting, said, tiny_model,
                                                                            endpoint):
     """The fake camera offers Mono8, Mono16, RGB8 and the Bayer8 layouts, not Mono12, and triggers on Line0 and
-    Software, not Line1 (settings the daemon takes). Writing one failed ("[PixelFormat] 'Mono12' not an entry"),
-    retried with back-off for ever as if the camera could gain it; now the camera fails at once, naming what it offers.
+    Software, not Line1, and declares Gain 0-10 dB and ExposureTime from 10 µs (settings the daemon takes). Writing
+    one failed ("[PixelFormat] 'Mono12' not an entry"), retried with back-off for ever as if the camera could gain it;
+    a gain or exposure out of range was written as it was (the fake camera read back gain 40). Now the camera fails at
+    once, naming what it offers.
     The failed open gives the camera's control back: the daemon below opens it while that error is still held
     (its traceback held the camera, so the daemon was refused as "another application")."""
     from pipeline_support import base_config
@@ -448,7 +455,7 @@ def test_a_setting_the_camera_does_not_offer_fails_the_camera_in_one_line(fake_c
         deadline = time.monotonic() + 15
         while capture.state != "failed" and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert capture.state == "failed" and "not offered by this camera" in capture.reason, capture.reason
+        assert capture.state == "failed" and re.search(said, capture.reason), capture.reason
         assert capture.reconnects == 0
     finally:
         daemon.request_stop()
