@@ -53,7 +53,8 @@ The capture stamp is the grab time of the frame actually inspected.
 
 A source that fails transiently is reconnected with exponential back-off and jitter
 (saturating at ``max_s`` for any attempt count); a permanent error (a file that can
-never be decoded) fails the camera at once;
+never be decoded) fails the camera at once; reopens that cannot help (frames refused for one reason after
+each) are said once as a configuration error and retried at ``reconnect.max_s`` (:meth:`CaptureWorker._futile_reopen`);
 the state changes (connecting, online, reconnecting, stalled, ended, failed)
 go to ``on_status``. A watchdog (:meth:`CaptureWorker.check_watchdog`, called
 by the supervisor) flags a source that stopped delivering.
