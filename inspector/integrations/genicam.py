@@ -296,25 +296,27 @@ def _check_offered(cam, s: GenicamSection) -> None:
 
 
 def _check_ranges(cam, s: GenicamSection, glib_error: type[Exception]) -> None:
-    """Raise a permanent SourceError when a configured ExposureTime, Gain or AcquisitionFrameRate lies outside the
-    range the camera declares (its feature's Min/Max; one it cannot read is left to the write to judge).
+    """Raise a permanent SourceError when a configured Gain lies outside the range the camera declares, or an
+    ExposureTime below its minimum (the feature's Min/Max; one it cannot read is left to the write to judge).
 
     Such a value was written as it was: one the camera refused failed the write at every reconnect ("cannot set
     Gain: …"), retried with back-off for ever, and one it took unchecked ran the camera outside its declared range
     (gain_db 40 on arv-fake-gv-camera-0.8, which declares Gain 0-10 dB, read back 40: measured). No reconnect changes a
     camera's range: the camera fails at once, in one line naming the key, the value and the range.
     """
-    wanted = [("exposure_us", "ExposureTime", s.exposure_us, cam.get_exposure_time_bounds),
-              ("gain_db", "Gain", s.gain_db, cam.get_gain_bounds),
-              ("frame_rate", "AcquisitionFrameRate", s.frame_rate, cam.get_frame_rate_bounds)]
-    for key, feature, value, bounds in wanted:
+    # (key, feature, value, bounds, whether its maximum holds whatever else is written): ExposureTime's maximum
+    # follows the current frame period on some cameras, and AcquisitionFrameRate's the exposure and ROI about to be
+    # written, so read before the writes they could refuse a value the new settings allow (frame rate: not checked)
+    wanted = [("exposure_us", "ExposureTime", s.exposure_us, cam.get_exposure_time_bounds, False),
+              ("gain_db", "Gain", s.gain_db, cam.get_gain_bounds, True)]
+    for key, feature, value, bounds, fixed_max in wanted:
         if value is None:
             continue
         try:
             low, high = bounds()
         except glib_error:
             continue
-        if low < high and not low <= value <= high:
+        if low < high and (value < low or (fixed_max and value > high)):
             raise SourceError(f"camera.genicam.{key}: {value:g} is outside this camera's {feature} range "
                               f"[{low:g}, {high:g}]", permanent=True)
 
