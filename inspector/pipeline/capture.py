@@ -453,6 +453,8 @@ class CaptureWorker(Worker):
             self.set_state("failed", f"{reason}; gave up after {limit} attempts")
             return False
         delay = self.backoff.next_delay()
+        if self._quiet:  # reopens that cannot help (_futile_reopen): the slowest retry, attempts counted as ever
+            delay = self.camera.reconnect.max_s
         self.set_state("reconnecting", reason)
         log.log(logging.DEBUG if self._quiet else logging.INFO, "camera '%s': retrying in %.2f s (attempt %d)",
                 self.camera.name, delay, self.backoff.attempt)
@@ -606,8 +608,7 @@ class CaptureWorker(Worker):
         self._futile = (grabbed.reason, count)
         if count != _FUTILE_REOPENS:
             return
-        self.backoff.attempt = max(self.backoff.attempt, 10**6)  # saturated: max_s from here on (Backoff)
-        self._quiet = True
+        self._quiet = True  # _wait_retry: max_s from here on
         log.warning("camera '%s': configuration error, not a transient fault: %d reopens in a row gave only frames "
                     "refused (%s: %s); fix the camera's settings or this camera's entry in the config (e.g. "
                     "bit_depth); retrying every %g s (reconnect.max_s) without saying so again",

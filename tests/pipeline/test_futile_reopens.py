@@ -17,6 +17,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import tifffile
 
 from inspector.pipeline.capture import CaptureWorker, FrameHub
@@ -56,10 +57,13 @@ class Int32Camera:
         self.server.server_close()
 
 
-def test_reopens_that_cannot_help_are_said_once_as_a_configuration_error_and_retried_slowly(caplog):
+@pytest.mark.parametrize("max_attempts", [0, 50])
+def test_reopens_that_cannot_help_are_said_once_as_a_configuration_error_and_retried_slowly(caplog, max_attempts):
+    """``max_attempts`` still counts the reopens as they come (50: not reached in 4 s, the camera still retried)."""
     camera = Int32Camera()
     cam = CameraSection(name="snap", source=camera.url, fps=50.0, open_timeout_s=5, read_timeout_s=0.2,
-                        watchdog_s=60, reconnect=ReconnectSection(initial_s=0.05, max_s=0.4, jitter=0.0))
+                        watchdog_s=60, reconnect=ReconnectSection(initial_s=0.05, max_s=0.4, jitter=0.0,
+                                                                  max_attempts=max_attempts))
     counters, hub, stop, states = Counters(), FrameHub(Counters()), threading.Event(), []
     worker = CaptureWorker(cam, make_source(cam), hub, stop, counters, lambda _c, state, *a: states.append(state))
     with caplog.at_level(logging.INFO, logger="inspector.capture"):
@@ -77,4 +81,4 @@ def test_reopens_that_cannot_help_are_said_once_as_a_configuration_error_and_ret
     assert lines[lines.index(said[0]) + 1:] == [], lines  # was a 'reconnecting' warning per reopen (8 in 4 s)
     assert sum("reconnecting" in line for line in lines) == 1, lines
     assert worker.reconnects <= 8, worker.reconnects  # at max_s once said (every ~0.6 s: 0.2 s of frames + 0.4 s)
-    assert counters.get("snap.captured") == 0
+    assert counters.get("snap.captured") == 0 and "failed" not in states, states
