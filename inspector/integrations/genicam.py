@@ -21,7 +21,8 @@ capture worker reconnects with back-off (one on a hardware trigger line that sti
 waiting for parts: kept open), and ``open`` rewrites the settings. ``open`` waits
 ``open_timeout_s`` for the first frame (not on a hardware trigger line), so a camera that answers but
 whose stream never arrives is not called online. A camera held by another application (GigE Vision
-control privilege) or lacking a configured setting is told so in one line (the latter fails the camera).
+control privilege), lacking a configured setting or its range, or left in a pixel format the daemon does not
+decode while ``pixel_format`` is unset, is told so in one line (all but the first fail the camera).
 
 Other GenTL producers (vendor ``.cti`` files through ``harvesters``) fit behind
 the same :class:`CameraDriver` protocol; only Aravis is implemented here.
@@ -47,6 +48,11 @@ from inspector.pipeline.sources import Grabbed, Source
 
 log = logging.getLogger("inspector.genicam")
 _APT = "gir1.2-aravis-0.8 (Debian)"
+# Aravis constant suffix → PFNC name, for pixel formats cameras commonly offer that the daemon does not decode
+_UNDECODED_NAMES = {"MONO_10": "Mono10", "MONO_10_PACKED": "Mono10Packed", "MONO_12_PACKED": "Mono12Packed",
+                    "MONO_14": "Mono14", "BGR_8_PACKED": "BGR8", "RGBA_8_PACKED": "RGBa8", "BGRA_8_PACKED": "BGRa8",
+                    "YUV_422_PACKED": "YUV422Packed", "YUV_422_YUYV_PACKED": "YUV422_YUYVPacked",
+                    **{f"BAYER_{c}_{b}": f"Bayer{c}{b}" for c in ("RG", "BG", "GB", "GR") for b in (10, 12, 16)}}
 _TRIGGER_SOURCES = {"software": "Software", "line0": "Line0", "line1": "Line1", "line2": "Line2",
                     "line3": "Line3"}
 
@@ -108,6 +114,9 @@ class AravisDriver:
                         Aravis.PIXEL_FORMAT_BAYER_BG_8: "BayerBG8", Aravis.PIXEL_FORMAT_BAYER_GB_8: "BayerGB8",
                         Aravis.PIXEL_FORMAT_BAYER_GR_8: "BayerGR8",
                         Aravis.PIXEL_FORMAT_RGB_8_PACKED: "RGB8"}
+        # formats the daemon does not decode, by their PFNC names, so that a camera set to one is told by name
+        # (Aravis names only those the camera's own XML lists: it gave None, and frames said "0x01100003")
+        self.formats |= {getattr(Aravis, f"PIXEL_FORMAT_{a}"): name for a, name in _UNDECODED_NAMES.items()}
         self.cam = self.stream = None
         self._base_stats = (0, 0, 0)
         self._lost = False
@@ -132,7 +141,7 @@ class AravisDriver:
             threading.Thread(target=held.clear, name="genicam-release", daemon=True).start()
             raise failure
         _, _, width, height = self.cam.get_region()
-        return f"{self.cam.get_device_id()} {self.cam.get_pixel_format_as_string()} {width}x{height}"
+        return f"{self.cam.get_device_id()} {self.pixel_format(self.cam.get_pixel_format())} {width}x{height}"
 
     def _start(self, cam, s: GenicamSection, name: str) -> SourceError | None:
         """Write the settings, queue the buffers and start acquiring; the failure, if any (not raised: a raised
@@ -169,6 +178,8 @@ class AravisDriver:
              if s.packet_size else cam.gv_auto_packet_size()),
         ]
         _check_offered(cam, s)
+        self._check_decodable(cam, s)
+        _check_ranges(cam, s, self.GLib.Error)
         for feature, wanted, write in steps:
             if wanted is None or wanted == "" or wanted is False:
                 continue
@@ -176,6 +187,33 @@ class AravisDriver:
                 write()
             except self.GLib.Error as exc:
                 raise SourceError(f"cannot set {feature}: {exc.message}") from None
+
+    def pixel_format(self, value: int) -> str:
+        """The PFNC name of an Aravis pixel format value (hex where it has none here)."""
+        return self.formats.get(value, f"0x{value:08x}")
+
+    def _check_decodable(self, cam, s: GenicamSection) -> None:
+        """Raise a permanent SourceError when ``pixel_format`` is unset (the camera's own setting is kept) and the
+        camera is set to a pixel format the daemon does not decode (:data:`LAYOUT`).
+
+        Such a camera (left in Mono10 or YUV422Packed by its vendor's viewer) opened fine and sent only frames
+        counted ``corrupt``, reopened every ``read_timeout_s`` for ever (measured with arv-fake-gv-camera-0.8, its
+        PixelFormat register written): no reopen changes the camera's setting, only the configuration can.
+        """
+        if s.pixel_format:
+            return  # written below; the config takes decodable ones only, _check_offered those the camera has
+        current = self.pixel_format(cam.get_pixel_format())
+        if current in LAYOUT:
+            return
+        device = cam.get_device()
+        offered = list(device.dup_available_enumeration_feature_values_as_strings("PixelFormat") or []) \
+            if device.is_feature_available("PixelFormat") else []
+        usable = [f for f in offered if f in LAYOUT]
+        raise SourceError(f"camera.genicam.pixel_format: the camera is set to PixelFormat {current}, which the "
+                          f"daemon does not decode (it decodes {', '.join(LAYOUT)}"
+                          + (f"; this camera offers {', '.join(usable) or 'none of them'}" if offered else "")
+                          + "): set camera.genicam.pixel_format to one of them (the daemon writes it at every "
+                            "connect)", permanent=True)
 
     def pop(self, timeout_s: float, newest: bool = False) -> Popped | None:
         buf = self.stream.timeout_pop_buffer(int(timeout_s * 1e6))
@@ -191,7 +229,7 @@ class AravisDriver:
             buf, skipped = later, skipped + 1
         try:
             complete = buf.get_status() == self.Aravis.BufferStatus.SUCCESS
-            fmt = self.formats.get(buf.get_image_pixel_format(), f"0x{buf.get_image_pixel_format():08x}")
+            fmt = self.pixel_format(buf.get_image_pixel_format())
             data = buf.get_image_data() if complete else b""  # the one copy
             return Popped(data, fmt, buf.get_image_width(), buf.get_image_height(), complete,
                           buf.get_system_timestamp(), skipped)
@@ -255,6 +293,32 @@ def _check_offered(cam, s: GenicamSection) -> None:
             raise SourceError(f"camera.genicam.{key}: {feature} {value} is not offered by this camera (it offers "
                               f"{', '.join(offered)}" + (f"; of those the daemon decodes {', '.join(usable) or 'none'}"
                                                          if feature == "PixelFormat" else "") + ")", permanent=True)
+
+
+def _check_ranges(cam, s: GenicamSection, glib_error: type[Exception]) -> None:
+    """Raise a permanent SourceError when a configured Gain lies outside the range the camera declares, or an
+    ExposureTime below its minimum (the feature's Min/Max; one it cannot read is left to the write to judge).
+
+    Such a value was written as it was: one the camera refused failed the write at every reconnect ("cannot set
+    Gain: …"), retried with back-off for ever, and one it took unchecked ran the camera outside its declared range
+    (gain_db 40 on arv-fake-gv-camera-0.8, which declares Gain 0-10 dB, read back 40: measured). No reconnect changes a
+    camera's range: the camera fails at once, in one line naming the key, the value and the range.
+    """
+    # (key, feature, value, bounds, whether its maximum holds whatever else is written): ExposureTime's maximum
+    # follows the current frame period on some cameras, and AcquisitionFrameRate's the exposure and ROI about to be
+    # written, so read before the writes they could refuse a value the new settings allow (frame rate: not checked)
+    wanted = [("exposure_us", "ExposureTime", s.exposure_us, cam.get_exposure_time_bounds, False),
+              ("gain_db", "Gain", s.gain_db, cam.get_gain_bounds, True)]
+    for key, feature, value, bounds, fixed_max in wanted:
+        if value is None:
+            continue
+        try:
+            low, high = bounds()
+        except glib_error:
+            continue
+        if low < high and (value < low or (fixed_max and value > high)):
+            raise SourceError(f"camera.genicam.{key}: {value:g} is outside this camera's {feature} range "
+                              f"[{low:g}, {high:g}]", permanent=True)
 
 
 def _held_elsewhere(cam) -> bool:

@@ -53,7 +53,8 @@ The capture stamp is the grab time of the frame actually inspected.
 
 A source that fails transiently is reconnected with exponential back-off and jitter
 (saturating at ``max_s`` for any attempt count); a permanent error (a file that can
-never be decoded) fails the camera at once;
+never be decoded) fails the camera at once; reopens that cannot help (frames refused for one reason after
+each) are said once as a configuration error and retried at ``reconnect.max_s`` (:meth:`CaptureWorker._futile_reopen`);
 the state changes (connecting, online, reconnecting, stalled, ended, failed)
 go to ``on_status``. A watchdog (:meth:`CaptureWorker.check_watchdog`, called
 by the supervisor) flags a source that stopped delivering.
@@ -106,6 +107,9 @@ _UNDECODABLE_PAUSE_S = 0.01
 _NOT_STREAM_FAULTS = ("missing", "incomplete", "growing", "waiting", "same_file", "seen_bad", "before_key_frame",
                       "repeat")  # a frozen camera answers fine: a reopen would give its picture again (stale)
 _WRITTEN_POLL_S = 0.5  # a source whose file is still being written (SourceWaiting) is opened again after this
+# reopens in a row, no frame delivered, each ended by frames undecodable for the same reason: past the first (which may
+# clear a decoder stuck after a hiccup) they cannot help, and the camera is told to be misconfigured (_futile_reopen)
+_FUTILE_REOPENS = 2
 _STOP_BACKSTOP_S = 0.5  # longest a producer blocked on a full channel may take to see ``stop`` unwoken
 
 
@@ -361,6 +365,10 @@ class CaptureWorker(Worker):
         self._undecodable_since: float | None = None  # monotonic s of a live camera's first undecodable frame in a row
         self._repeats: tuple[float, int] | None = None  # (monotonic s of the first, count) of repeats in a row
         self._waiting_for: str | None = None  # what the source said while its file was still being written
+        # (reason, count) of reopens in a row ended by frames undecodable for that reason (_futile_reopen); quiet:
+        # told once that they cannot help, so the reopens' own state changes are logged at DEBUG only
+        self._futile: tuple[str, int] = ("", 0)
+        self._quiet = False
         self._throttle = Throttled(log)
         # (frames of this camera the daemon's queues hold at most, the settings that say so): checked against
         # the machine's memory at its first frame and each size change (_check_layout); None: not checked
@@ -377,6 +385,8 @@ class CaptureWorker(Worker):
                 return
             self.state, self.reason = state, reason
         level = logging.WARNING if state in ("reconnecting", "stalled", "stale", "failed", "changed") else logging.INFO
+        if self._quiet and state in ("online", "reconnecting"):
+            level = logging.DEBUG  # a futile reopen's flap, said once (_futile_reopen); the status event still goes
         log.log(level, "camera '%s': %s%s", self.camera.name, state, f" ({reason})" if reason else "")
         self.on_status(self.camera.name, state, previous, reason,
                        {"source": self.source.describe(), "live": self.live, "frames": self.frames,
@@ -443,8 +453,11 @@ class CaptureWorker(Worker):
             self.set_state("failed", f"{reason}; gave up after {limit} attempts")
             return False
         delay = self.backoff.next_delay()
+        if self._quiet:  # reopens that cannot help (_futile_reopen): the slowest retry, attempts counted as ever
+            delay = self.camera.reconnect.max_s
         self.set_state("reconnecting", reason)
-        log.info("camera '%s': retrying in %.2f s (attempt %d)", self.camera.name, delay, self.backoff.attempt)
+        log.log(logging.DEBUG if self._quiet else logging.INFO, "camera '%s': retrying in %.2f s (attempt %d)",
+                self.camera.name, delay, self.backoff.attempt)
         return sleep_until(self.stop_event, time.monotonic() + delay)
 
     def _pump(self) -> bool:
@@ -576,10 +589,30 @@ class CaptureWorker(Worker):
             self._undecodable_since = now
         elif now - self._undecodable_since >= self.camera.read_timeout_s:
             self._undecodable_since = None
+            self._futile_reopen(grabbed)
             raise SourceError(f"camera '{self.camera.name}': no decodable frame from {self.source.describe()} for "
                               f"{self.camera.read_timeout_s:g} s (read_timeout_s; last: {grabbed.error}); reopening")
         if now - started < _UNDECODABLE_PAUSE_S:
             sleep_until(self.stop_event, started + _UNDECODABLE_PAUSE_S)
+
+    def _futile_reopen(self, grabbed) -> None:
+        """Count a reopen forced by frames undecodable for ``grabbed.reason``; at the :data:`_FUTILE_REOPENS`-th in a
+        row for one reason (no frame delivered between), say once that it is the camera's configuration, not a
+        transient fault, and from then on retry at ``reconnect.max_s``, quietly (one line, not one per retry).
+
+        A camera whose every frame is refused for what it is (32-bit samples without ``bit_depth``, a pixel format
+        the daemon does not decode) was reopened at the back-off for ever, a 'reconnecting' warning and an 'online'
+        line each time, as if a reopen might help."""
+        reason, count = self._futile
+        count = count + 1 if reason == grabbed.reason else 1
+        self._futile = (grabbed.reason, count)
+        if count != _FUTILE_REOPENS:
+            return
+        self._quiet = True  # _wait_retry: max_s from here on
+        log.warning("camera '%s': configuration error, not a transient fault: %d reopens in a row gave only frames "
+                    "refused (%s: %s); fix the camera's settings or this camera's entry in the config (e.g. "
+                    "bit_depth); retrying every %g s (reconnect.max_s) without saying so again",
+                    self.camera.name, count, grabbed.reason, redact(str(grabbed.error)), self.camera.reconnect.max_s)
 
     def _source_failed(self, exc: SourceError) -> bool:
         """Count and react to a read error: True to end the camera, False after reconnect back-off."""
@@ -650,6 +683,9 @@ class CaptureWorker(Worker):
         self.frames += 1
         self.last_frame_ns = grabbed.t_ns
         self._undecodable_since = self._repeats = None
+        if self._quiet:
+            log.info("camera '%s': frames decodable again", cam)
+        self._futile, self._quiet = ("", 0), False
         self._check_layout(grabbed)
         if grabbed.meta.get("buffers_skipped"):  # a live camera's older queued frames, passed over for this one
             # while paced by fps the camera sends frames only to be passed over: those are the pace's drops

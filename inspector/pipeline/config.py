@@ -18,6 +18,7 @@ from typing import Literal
 from inspector.config import (apply_overrides, bounded, from_dict, from_file, from_file_dict, load_yaml,
                               refuse_empty, suggest, tcp_port_problem)
 from inspector.errors import ConfigError, InspectorError
+from inspector.pipeline.srt_options import srt_url_problem
 from inspector.pipeline.integration_config import (DashboardSection, GenicamSection, MetricsSection, MqttSection,
                                                    url_address_problem)
 
@@ -240,6 +241,8 @@ class CameraSection:
         why = url_address_problem(src)
         if why:
             raise ConfigError(f"{where}.source: the {scheme}:// address: {why}")
+        if scheme == "srt" and (why := srt_url_problem(src)):  # libsrt refuses it at every open: never retried
+            raise ConfigError(f"{where}.source: the srt:// address's {why}")
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,14 @@ The ``ffmpeg`` relay (:func:`inspector.pipeline.ffmpeg_live.relay_command`) take
 such a stream was read by the decoding program itself (its URL in a pipe), and every join of segments an MPEG-TS sender
 played one after another was counted a loss: the key-frame interval after it never inspected. This relay speaks SRT
 through libsrt, the library the ffmpeg program's own srt protocol is built on (loaded with ctypes: no package to
-install), setting the URL's options as FFmpeg's protocol does (:data:`OPTIONS`: FFmpeg's names and units). A URL with
-another option, another ``mode`` than caller, or where no libsrt can be loaded, is not relayed (:func:`can_relay`).
+install), setting the URL's options as FFmpeg's protocol does (:data:`OPTIONS`: FFmpeg's names and units), as a caller
+or, ``mode=listener``, waiting for the sender to call (``srt://:PORT?mode=listener``: any address, as FFmpeg binds). A
+URL with another option, a ``rendezvous``, or where no libsrt can be loaded, is not relayed (:func:`can_relay`).
 
 Run as ``python -m inspector.pipeline.srt_relay TIMEOUT_S`` with the URL and a line break on stdin; exit 0 when the
 sender closed the connection, 1 with one line on stderr (no secret) when it could not connect, a read waited more than
-``TIMEOUT_S`` (or the URL's ``timeout``), or stdout closed.
+``TIMEOUT_S`` (or the URL's ``timeout``), a listener was called by no sender within ``TIMEOUT_S`` (or its
+``listen_timeout``), or stdout closed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from inspector.redact import redact
 # FFmpeg's latencies and timeouts are in µs, libsrt's in ms.
 _RCVSYN, _RCVTIMEO = 2, 14
 _CONNECTION_LOST = 2001  # SRT_ECONNLOST: the sender closed the connection (or it broke): the stream's end
+_EPOLL_IN_ERR = 0x1 | 0x8  # SRT_EPOLL_IN | SRT_EPOLL_ERR: a listener's caller waiting to be accepted (or its failure)
 OPTIONS: dict[str, tuple[int, str, int]] = {
     "passphrase": (26, "str", 1), "pbkeylen": (27, "int", 1), "streamid": (46, "str", 1),
     "srt_streamid": (46, "str", 1), "latency": (23, "int", 1000), "rcvlatency": (43, "int", 1000),
@@ -39,8 +42,10 @@ OPTIONS: dict[str, tuple[int, str, int]] = {
     "maxbw": (16, "int64", 1), "oheadbw": (25, "int", 1), "lossmaxttl": (42, "int", 1),
     "enforced_encryption": (53, "bool", 1), "ipttl": (29, "int", 1), "iptos": (30, "int", 1),
 }
-# options this relay reads itself: the connection's mode (caller only) and each read's timeout (µs, as FFmpeg's)
-_OWN = frozenset({"mode", "timeout", "transtype"})
+# options this relay reads itself: the connection's mode (caller, listener), each read's timeout and a listener's
+# wait for its caller (µs, as FFmpeg's)
+_OWN = frozenset({"mode", "timeout", "transtype", "listen_timeout"})
+_MODES = ("caller", "listener")
 _CHUNK = 1500  # bytes: one SRT message at most (a live payload is at most 1456)
 _LIBRARIES = ("srt-gnutls", "srt-openssl", "srt", "srt-mbedtls")  # Debian's names first
 
@@ -73,7 +78,7 @@ def _query(query: str) -> dict[str, str]:
 
 
 def can_relay(url: str) -> bool:
-    """Whether this relay reads the srt:// ``url``: a caller (FFmpeg's default mode) whose every option it sets
+    """Whether this relay reads the srt:// ``url``: a caller (FFmpeg's default mode) or listener whose every option it sets
     (:data:`OPTIONS`, ``timeout``, ``transtype=live``), without a user part, on a system where libsrt loads."""
     try:
         parts = urllib.parse.urlsplit(url)
@@ -83,7 +88,7 @@ def can_relay(url: str) -> bool:
     said = _query(parts.query) if parts.query else {}
     return (parts.scheme.lower() == "srt" and "@" not in parts.netloc and not parts.fragment and port is not None
             and all(name in OPTIONS or name in _OWN for name in said)
-            and said.get("mode", "caller") == "caller" and said.get("transtype", "live") == "live"
+            and said.get("mode", "caller") in _MODES and said.get("transtype", "live") == "live"
             and _library_name() is not None)
 
 
@@ -139,6 +144,29 @@ class _Srt:
         if self.lib.srt_connect(self.sock, ctypes.c_char_p(address), len(address)) < 0:
             raise self._failed("connect")
 
+    def accept(self, host: str, port: int, timeout_ms: int) -> None:
+        """Listen on ``host``:``port`` (any address when empty) for one caller, waiting at most ``timeout_ms``; the
+        socket is then the caller's (the listener's options, set before, are its own). Raises SrtError.
+        ``srt_accept`` itself waits for ever whatever SRTO_RCVTIMEO says (measured, libsrt 1.5): an epoll waits."""
+        address = _address(host or "0.0.0.0", port)
+        lib = self.lib
+        if lib.srt_bind(self.sock, ctypes.c_char_p(address), len(address)) < 0 or lib.srt_listen(self.sock, 1) < 0:
+            raise self._failed("listen")
+        poll, events = lib.srt_epoll_create(), ctypes.c_int(_EPOLL_IN_ERR)
+        ready, count = (ctypes.c_int * 1)(), ctypes.c_int(1)
+        try:
+            lib.srt_epoll_add_usock(poll, self.sock, ctypes.byref(events))
+            if lib.srt_epoll_wait(poll, ready, ctypes.byref(count), None, None, ctypes.c_int64(timeout_ms),
+                                  None, None, None, None) < 1:
+                raise SrtError(f"no sender called within {timeout_ms / 1000:g} s")
+        finally:
+            lib.srt_epoll_release(poll)
+        caller = lib.srt_accept(self.sock, None, None)
+        if caller < 0:
+            raise self._failed("accept")
+        lib.srt_close(self.sock)
+        self.sock = caller
+
     def read(self) -> bytes:
         """The next message ("" when the sender closed). Raises SrtError (a timeout among them)."""
         buf = ctypes.create_string_buffer(_CHUNK)
@@ -169,7 +197,10 @@ def _opened(url: str, timeout_s: float) -> _Srt:
         for name, value in said.items():
             if name in OPTIONS:
                 srt.set(*OPTIONS[name][:2], value, OPTIONS[name][2])
-        srt.connect(parts.hostname or "", parts.port or 0)
+        if said.get("mode") == "listener":
+            srt.accept(parts.hostname or "", parts.port or 0, int(said.get("listen_timeout", timeout_s * 1e6)) // 1000)
+        else:
+            srt.connect(parts.hostname or "", parts.port or 0)
     except (OSError, ValueError):
         srt.close()
         raise

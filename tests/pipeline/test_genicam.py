@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import fcntl
+import re
 import shutil
 import subprocess
 import time
@@ -418,14 +419,20 @@ def test_a_camera_held_by_another_application_is_told_at_once_and_taken_when_rel
     ({"pixel_format": "Mono12"}, r"pixel_format: PixelFormat Mono12 is not offered by this camera \(it offers .*Mono8.*"
                                  r"of those the daemon decodes .*Mono16"),
     ({"trigger": "line1"}, r"trigger: TriggerSource Line1 is not offered by this camera \(it offers Line0, Software\)"),
+    # its declared ranges (Gain 0-10 dB, ExposureTime from 10 µs): the values were written as they were
+    ({"gain_db": 40.0}, r"camera\.genicam\.gain_db: 40 is outside this camera's Gain range \[0, 10\]"),
+    ({"exposure_us": 5.0},
+     r"camera\.genicam\.exposure_us: 5 is outside this camera's ExposureTime range \[10, 1e\+07\]"),
 ])
 @pytest.mark.genicam
 @requires_aravis
 def test_a_setting_the_camera_does_not_offer_fails_the_camera_in_one_line(fake_camera, setting, said, tiny_model,
                                                                            endpoint):
     """The fake camera offers Mono8, Mono16, RGB8 and the Bayer8 layouts, not Mono12, and triggers on Line0 and
-    Software, not Line1 (settings the daemon takes). Writing one failed ("[PixelFormat] 'Mono12' not an entry"),
-    retried with back-off for ever as if the camera could gain it; now the camera fails at once, naming what it offers.
+    Software, not Line1, and declares Gain 0-10 dB and ExposureTime from 10 µs (settings the daemon takes). Writing
+    one failed ("[PixelFormat] 'Mono12' not an entry"), retried with back-off for ever as if the camera could gain it;
+    a gain or exposure out of range was written as it was (the fake camera read back gain 40). Now the camera fails at
+    once, naming what it offers.
     The failed open gives the camera's control back: the daemon below opens it while that error is still held
     (its traceback held the camera, so the daemon was refused as "another application")."""
     from pipeline_support import base_config
@@ -448,7 +455,7 @@ def test_a_setting_the_camera_does_not_offer_fails_the_camera_in_one_line(fake_c
         deadline = time.monotonic() + 15
         while capture.state != "failed" and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert capture.state == "failed" and "not offered by this camera" in capture.reason, capture.reason
+        assert capture.state == "failed" and re.search(said, capture.reason), capture.reason
         assert capture.reconnects == 0
     finally:
         daemon.request_stop()
@@ -533,3 +540,42 @@ def test_a_camera_waiting_on_its_trigger_line_keeps_its_stream_until_it_stops_an
         daemon.request_stop()
         code = daemon.wait(timeout=20)
     assert code == 0, daemon.failures
+
+
+@pytest.mark.parametrize("value, name", [("MONO_10", "Mono10"), ("YUV_422_PACKED", "YUV422Packed"),
+                                         ("BGR_8_PACKED", "BGR8")])
+@pytest.mark.genicam
+@requires_aravis
+def test_a_camera_already_set_to_a_format_the_daemon_cannot_decode_fails_in_one_line(fake_camera, value, name,
+                                                                                     tiny_model, endpoint):
+    """A camera left (by its vendor's viewer, a previous application) in a pixel format the daemon does not decode,
+    with ``camera.genicam.pixel_format`` unset so the daemon leaves it, opened fine and sent only frames it
+    counted ``corrupt`` ("pixel format 0x01100003 is not supported"), was reopened after every ``read_timeout_s``
+    for ever, a 'reconnecting' warning each time, as if the camera were faulty. No reopen can change it: the
+    camera fails at once, in one line naming the format, what the daemon decodes and the key that sets it.
+    The fake camera's PixelFormat enumeration has no such entry, so its register is written directly."""
+    from pipeline_support import base_config
+
+    from inspector.integrations.runtime import make_daemon
+    from inspector.pipeline.config import daemon_config
+
+    setter = Aravis.Camera.new(fake_camera.device_id)
+    setter.get_device().set_integer_feature_value("PixelFormatRegister", getattr(Aravis, f"PIXEL_FORMAT_{value}"))
+    del setter  # control given back
+    cam = {"name": "gige", "source": f"genicam://{fake_camera.device_id}", "read_timeout_s": 0.5,
+           "reconnect": {"initial_s": 0.1, "max_s": 0.2, "jitter": 0.0}}
+    daemon = make_daemon(daemon_config(base_config(tiny_model, endpoint, [cam])))
+    daemon.start()
+    capture = daemon.captures[0]
+    try:
+        deadline = time.monotonic() + 15
+        while capture.state != "failed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert capture.state == "failed", (capture.state, capture.reason)
+        reason = capture.reason
+        assert f"PixelFormat {name}" in reason and "camera.genicam.pixel_format" in reason, reason
+        assert "Mono8" in reason and "\n" not in reason, reason
+        assert capture.reconnects == 0
+    finally:
+        daemon.request_stop()
+        daemon.wait(timeout=20)

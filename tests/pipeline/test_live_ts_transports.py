@@ -128,17 +128,18 @@ def _has_srt() -> bool:
 
 
 @contextlib.contextmanager
-def _srt_listening(segments: list[bytes], port: int, passphrase: str = ""):
+def _srt_listening(segments: list[bytes], port: int, passphrase: str = "", mode: str = "listener"):
     """An SRT camera: the ffmpeg program listening on 127.0.0.1:``port``, sending the bytes of ``segments`` over and
     over as they are (``-f data``: no remuxing, the segments' own continuity counts) at about :data:`FPS` frames a
     second to whoever connects, encrypted with ``passphrase`` when given; a new listener after each caller left (the
-    probe, then the reader)."""
+    probe, then the reader). ``mode="caller"``: the camera calls 127.0.0.1:``port`` instead, again and again until
+    a listener answers."""
     data, per_s = b"".join(segments), _paced(segments)
     secret = f"&passphrase={passphrase}" if passphrase else ""
 
     def one_caller(stop: threading.Event) -> None:
         proc = subprocess.Popen(["ffmpeg", "-v", "error", "-f", "data", "-i", "pipe:0", "-map", "0", "-c", "copy",
-                                 "-f", "data", f"srt://127.0.0.1:{port}?mode=listener&pkt_size=1316{secret}"],
+                                 "-f", "data", f"srt://127.0.0.1:{port}?mode={mode}&pkt_size=1316{secret}"],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started, sent = time.monotonic(), 0
         try:
@@ -158,6 +159,7 @@ def _srt_listening(segments: list[bytes], port: int, passphrase: str = ""):
     def serve(stop: threading.Event) -> None:
         while not stop.is_set():
             one_caller(stop)
+            stop.wait(0.1 if mode == "caller" else 0)  # no listener yet: call again shortly
 
     with in_background(serve, join_s=10):
         yield
@@ -187,6 +189,34 @@ def test_an_srt_stream_behind_a_passphrase_is_inspected_whole_at_each_join(tmp_p
     with _srt_listening([a, b], port, phrase):
         grabbed = _srt_frames(url, 160)
     _judged_whole_at_joins(grabbed)
+
+
+@pytest.mark.skipif(not _has_srt() or srt_relay._library_name() is None, reason="this ffmpeg or Python has no libsrt")
+def test_an_srt_listener_behind_a_passphrase_is_relayed_and_inspected_whole_at_each_join(tmp_path):
+    """The daemon listening (``srt://:PORT?mode=listener&passphrase=…``: any address) for a camera that calls it, the
+    same two segments encrypted, read for 160 frames: none counted concealed at a join, relayed by srt_relay. A
+    listener was never relayed (srt_relay spoke caller only): read by the decoding program itself, the key-frame
+    interval after every join counted concealed, as a caller's was before srt_relay."""
+    a, b, _ = _parts(tmp_path)
+    port, phrase = free_port(), "0123456789secret"
+    url = f"srt://:{port}?mode=listener&passphrase={phrase}&latency=120000"
+    assert ffmpeg_live.relayed(url)
+    with _srt_listening([a, b], port, phrase, mode="caller"):
+        grabbed = _srt_frames(url, 160)
+    _judged_whole_at_joins(grabbed)
+
+
+def test_an_srt_listener_no_sender_calls_ends_its_relay_within_its_timeout():
+    """A listener no camera calls: the relay says so in one line within its timeout (a transient failure, retried
+    with back-off by the capture worker), not a wait for ever (libsrt's own accept waits for ever)."""
+    if srt_relay._library_name() is None:
+        pytest.skip("no libsrt")
+    port = free_port()
+    started = time.monotonic()
+    done = subprocess.run(srt_relay.command(1.0), input=f"srt://:{port}?mode=listener&passphrase=0123456789ab\n",
+                          capture_output=True, text=True, timeout=20)
+    assert done.returncode == 1 and time.monotonic() - started < 10
+    assert "no sender called within 1 s" in done.stderr and "0123456789ab" not in done.stderr, done.stderr
 
 
 @pytest.mark.skipif(not _has_srt(), reason="this ffmpeg has no libsrt")
@@ -295,7 +325,9 @@ def test_a_url_holding_a_secret_is_never_relayed():
     # an http(s) URL holding a secret is relayed too, by http_relay (its URL on stdin)
     assert ffmpeg_live.relayed("http://user:pw@127.0.0.1/live.ts")
     assert ffmpeg_live.relayed("https://127.0.0.1/live.ts?token=abc")
-    for url in ("srt://127.0.0.1:9000?mode=listener&passphrase=0123456789abc", "http://127.0.0.1/a\nb.ts",
+    assert ffmpeg_live.relayed("srt://:9000?mode=listener&passphrase=0123456789abc") == \
+        (srt_relay._library_name() is not None)  # a listener too
+    for url in ("srt://127.0.0.1:9000?mode=rendezvous&passphrase=0123456789abc", "http://127.0.0.1/a\nb.ts",
                 "rtsp://127.0.0.1/cam", "rtmp://127.0.0.1/live/cam"):
         assert not ffmpeg_live.relayed(url), url
 

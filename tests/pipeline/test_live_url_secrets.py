@@ -44,11 +44,14 @@ def test_a_url_holding_anything_but_transport_options_is_on_no_relays_command_li
         if ffmpeg_live.relayed(url) and (scheme != "unix" or "/" + SECRET not in url):
             assert not [arg for arg in ffmpeg_live.relay_argv(url, 10) if SECRET in arg], url
     srt = "srt://127.0.0.1:9000?mode=caller"
-    for url in (f"{srt}&passphrase={SECRET}", f"{srt}&streamid={SECRET}&latency=120000"):
+    for url in (f"{srt}&passphrase={SECRET}", f"{srt}&streamid={SECRET}&latency=120000",
+                f"srt://:9000?mode=listener&passphrase={SECRET}"):
         assert ffmpeg_live.relayed(url) == (srt_relay._library_name() is not None), url
+        if ffmpeg_live.relayed(url):
+            assert not [arg for arg in ffmpeg_live.relay_argv(url, 10) if SECRET in arg], url
     # an option srt_relay does not set, or another mode: read by the decoding program (its joins counted as losses)
     for url in (f"{srt}&passphrase={SECRET}&packetfilter=fec",
-                f"srt://127.0.0.1:9000?mode=listener&passphrase={SECRET}"):
+                f"srt://127.0.0.1:9000?mode=rendezvous&passphrase={SECRET}"):
         assert not ffmpeg_live.relayed(url), url
 
 
