@@ -764,6 +764,23 @@ def suback_reason(code, v5: bool) -> str:
     return f"{code if v5 else 'Failure'}, 0x{code.value:02X}"
 
 
+# The keys of an event's ``source`` that the MQTT subscriber sets itself: the box and run id it took the event
+# under, and the payload descriptors it checked (_descriptor), which ``subscribe --save-dir`` reads to place the
+# payload messages. A header's own ``source`` is wire data: its 'payloads' were kept whenever the header listed none,
+# and read as checked ones (a list of numbers raised AttributeError out of the saver: a traceback).
+OWN_SOURCE_KEYS = ("box", "run_id", "payload_topics", "payloads")
+
+
+def own_source(wire: dict | None, box: str, run_id: str | None, descriptors: list[dict]) -> dict:
+    """An event's ``source``: the wire's, less :data:`OWN_SOURCE_KEYS`, then this subscriber's values for them
+    (``payload_topics`` and ``payloads`` only when ``descriptors``, checked, are there)."""
+    source = {k: v for k, v in (wire or {}).items() if k not in OWN_SOURCE_KEYS}
+    source.update(box=box, run_id=run_id)
+    if descriptors:
+        source.update(payload_topics=[d["topic"] for d in descriptors], payloads=descriptors)  # kind, encoding, topic
+    return source
+
+
 def _descriptor(desc: object) -> bool:
     """Whether a header's payload descriptor is one a bridge writes (event_messages): text kind, encoding, topic.
     A list as 'encoding' raised TypeError (unhashable) out of ``subscribe --save-dir``: a traceback."""
@@ -994,10 +1011,7 @@ class MqttSubscriber(KeepsState):
         event.run_id = event.run_id or str(header.get("event_id", "")).split("-")[0]
         if not self._account(box, event):  # a QoS 1 duplicate or a retained repeat
             return None
-        event.source = {**(getattr(event, "source", None) or {}), "box": box, "run_id": event.run_id}  # stats: none
-        if descriptors:
-            event.source["payload_topics"] = [d["topic"] for d in descriptors]
-            event.source["payloads"] = descriptors  # kind, encoding, topic
+        event.source = own_source(getattr(event, "source", None), box, event.run_id, descriptors)  # stats: none
         return box, event
 
     def _marker(self, marker: tuple) -> None:
