@@ -55,6 +55,7 @@ from inspector.events import (CAMERA_TYPES, MAX_PAYLOADS, SILENCE_S, STATS_TOPIC
 from inspector.integrations import require
 from inspector.integrations.mqtt_silence import BrokerSilence
 from inspector.loss import STATE_VERSION, KeepsState, LossTracker
+from inspector.throttle import Throttle
 from inspector.redact import redact
 from inspector.textline import wire_text
 from inspector.pipeline.integration_config import BOX_NAME, MqttSection, mqtt_string_problem, url_address_problem
@@ -854,6 +855,7 @@ class MqttSubscriber(KeepsState):
         self.messages = Arrivals(queue_bytes)  # (topic, payload) as they arrive, accounted by recv
         self.max_message_bytes = max_message_bytes
         self.malformed = 0  # messages taken that are no event, skipped (told, and in summary())
+        self._malformed_told = Throttle("malformed message(s) skipped")
         self.oversized = 0  # messages over max_message_bytes, dropped as they arrived
         self._drops_told, self._drops_told_at = 0, -float("inf")  # arrival drops told, and when (monotonic)
         self._lock = threading.Lock()  # recv accounts, any thread may read the counts
@@ -1039,7 +1041,8 @@ class MqttSubscriber(KeepsState):
     def _skip(self, topic: str, why: str) -> None:
         """Count and tell a message that is no event (it was only logged: a loss no summary showed)."""
         self.malformed += 1
-        self._tell(f"skipped a malformed message on {topic[:160]}: {why[:200]}")
+        with self._lock:  # a flood of them is no flood of lines (Throttle)
+            self._notices += self._malformed_told.take(f"skipped a malformed message on {topic[:160]}: {why[:200]}")
 
     def asked(self, event) -> bool:
         """Whether ``event`` is of the kinds asked for (False: a stats event heard for the accounting only)."""
@@ -1125,7 +1128,7 @@ class MqttSubscriber(KeepsState):
         self._tell(self.silence.check())
         self._tell_arrival_drops(final)
         with self._lock:
-            out, self._notices = self._notices, []
+            out, self._notices = self._notices + self._malformed_told.due(final), []
         return out
 
     def _tell_arrival_drops(self, final: bool) -> None:

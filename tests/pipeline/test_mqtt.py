@@ -842,3 +842,22 @@ def test_a_header_source_naming_payloads_is_wire_data_not_the_subscribers_descri
                            + ["b1-defect-cam1-r1-0000000.thumbnail.jpg"]), (names, err)
     assert [p for p in tmp_path.rglob("*") if p.is_file() and save not in p.parents and "broker" not in p.parts] == []
     assert "received 6 event(s)" in err and "0 event(s) and 0 payload(s) not saved" in err, err
+
+
+def test_a_flood_of_malformed_mqtt_headers_is_counted_and_told_in_a_few_lines(tmp_path):
+    """As the ZeroMQ subscriber (test_client): every malformed header was told in a line of its own, a publisher's
+    flood a flood of lines. A burst is told one by one, the rest in one line counting them; the summary counts all,
+    and the event after them is printed."""
+    from inspector.integrations.mqtt import Message
+    from inspector.throttle import BURST
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/defect", "--timeout", "3"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    header = _defect_messages("b1", 0)[0]
+    garbage = [Message(header.topic, body) for body in (b"{not json", b"[" * 5000, b'{"schema_version": 1}') * 20]
+    out, err = _publish_raw(broker, consumer, [garbage, [header]], subscribed_s=2.5)
+    assert consumer.returncode == 0 and "Traceback" not in err, err[-3000:]
+    assert err.count("skipped a malformed message on ") == BURST, err[-3000:]
+    assert f"{60 - BURST} more malformed message(s) skipped in " in err, err[-3000:]
+    assert "60 malformed message(s) skipped" in err.splitlines()[-1] and len(out.splitlines()) == 1, err[-2000:]
