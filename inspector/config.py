@@ -104,6 +104,7 @@ class Loader(yaml.SafeLoader):
     one mapping (PyYAML keeps the last one silently: a second ``cameras:`` dropped the first list), and
     aliases that expand to more than ``MAX_EXPANDED_NODES`` nodes (a "billion laughs" file of a few hundred
     bytes ran the config checks out of memory). Merge keys (``<<: *defaults``) and their overrides stay valid.
+    And numbers that YAML 1.1 and 1.2 read differently (``010``, ``1:30``) are refused: :func:`_refuse_ambiguous_number`.
     """
 
     MAX_EXPANDED_NODES = 100_000  # a config or calibration file holds a few hundred
@@ -123,6 +124,39 @@ class Loader(yaml.SafeLoader):
         if isinstance(node, yaml.MappingNode):
             _check_unique_keys(self, node)
         return super().construct_mapping(node, deep=deep)
+
+
+# Numbers YAML 1.1 (PyYAML) and YAML 1.2 read differently (https://yaml.org/spec/1.2.2/ext/changes/): a leading
+# zero is octal in 1.1 (010 = 8) and decimal in 1.2, colons are base 60 in 1.1 (1:30 = 90) and text in 1.2.
+_OCTAL_1_1 = re.compile(r"[-+]?0[0-7_]+")
+_BASE_60_1_1 = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+
+
+def _refuse_ambiguous_number(loader: yaml.SafeLoader, node: yaml.ScalarNode, value: Any) -> Any:
+    """``value``, PyYAML's reading of the plain scalar ``node``, unless YAML 1.2 reads its text otherwise: then a
+    YAMLError naming the line (taken silently, 'max_frames: 010' ran 8 frames, 'open_timeout_s: 1:30' was 90 s)."""
+    text = node.value
+    if node.style is None and _OCTAL_1_1.fullmatch(text):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{text} is {value} in YAML 1.1 (octal) but not in YAML 1.2; write {value} or "
+            f"{int(text.replace('_', ''), 10)}, or quote it for text", node.start_mark)
+    if node.style is None and _BASE_60_1_1.fullmatch(text):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{text} is {value} in YAML 1.1 (base 60) but text in YAML 1.2; write {value}, or quote it "
+            f"for text", node.start_mark)
+    return value
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    return _refuse_ambiguous_number(loader, node, yaml.SafeLoader.construct_yaml_int(loader, node))
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    return _refuse_ambiguous_number(loader, node, yaml.SafeLoader.construct_yaml_float(loader, node))
+
+
+Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 def _check_expansion(root: yaml.Node, limit: int) -> None:
