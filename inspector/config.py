@@ -331,8 +331,13 @@ def _convert_float(where: str, value: Any) -> float:
 
 
 def _convert_str(where: str, value: Any) -> str:
+    """A text setting. A NUL (YAML's double-quoted "\\0", a JSON "\\u0000", --set) is refused: no path, URL, name
+    or secret holds one, and the checks handed it to the operating system, which raised ValueError ('embedded null
+    byte'): a traceback out of ``run --check``."""
     if not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string, got {_short(value)}")
+    if "\0" in value:
+        raise ConfigError(f"{where}: contains a NUL character (\\0), which no path, URL or name can hold")
     return value
 
 
