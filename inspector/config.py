@@ -331,13 +331,20 @@ def _convert_float(where: str, value: Any) -> float:
 
 
 def _convert_str(where: str, value: Any) -> str:
-    """A text setting. A NUL (YAML's double-quoted "\\0", a JSON "\\u0000", --set) is refused: no path, URL, name
-    or secret holds one, and the checks handed it to the operating system, which raised ValueError ('embedded null
-    byte'): a traceback out of ``run --check``."""
+    """A text setting. A NUL (YAML's double-quoted "\\0", a JSON "\\u0000", --set) or a lone surrogate (a
+    "\\ud800" escape: half of a UTF-16 pair, no character; a --set of bytes that are not UTF-8) is refused: no path,
+    URL, name or secret holds one, and the checks handed it to the operating system or a library: ValueError
+    ('embedded null byte') and UnicodeEncodeError tracebacks out of ``run --check``, and a camera URL one crashed
+    the process (SIGSEGV in the video library)."""
     if not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string, got {_short(value)}")
     if "\0" in value:
         raise ConfigError(f"{where}: contains a NUL character (\\0), which no path, URL or name can hold")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigError(f"{where}: contains {ascii(value[exc.start])[1:-1]}, a lone surrogate (half of a UTF-16 "
+                          f"pair, from a \\u escape or bytes that are not UTF-8), not a character") from None
     return value
 
 

@@ -315,28 +315,35 @@ def test_an_engine_card_profile_out_of_order_is_refused(tmp_path, profile):
     read_engine_sidecar(tmp_path / "e.plan")
 
 
+@pytest.mark.parametrize("text, said", [("/tmp/a\x00b", "NUL"), ("/tmp/a\ud800b", "\\ud800"),
+                                        ("/tmp/a\udcffb", "\\udcff")], ids=["nul", "surrogate", "low-surrogate"])
 @pytest.mark.parametrize("key", ["summary_json", "recorder__dir", "publish__endpoint", "metrics__token_file",
                                  "model__path", "cameras__0__name", "cameras__0__source", "publish__mqtt__username"])
-def test_a_nul_character_in_a_text_setting_is_refused_at_load(key):
-    """A NUL (YAML's double-quoted "\\0", or --set) in a path or text: no file, URL or name can hold one, and the
-    checks of ``run --check`` passed it to the operating system, which raised ValueError ('embedded null byte'):
-    a traceback. Refused where every text setting is read, in one line naming the key."""
+def test_a_text_setting_no_path_can_hold_is_refused_at_load(key, text, said):
+    """A NUL (YAML's double-quoted "\\0", a JSON "\\u0000", --set) or a lone surrogate (a "\\ud800" escape: half
+    of a UTF-16 pair, no character) in a path or text: no file, URL or name can hold one, and the checks of
+    ``run --check`` handed it to the operating system or a library: ValueError ('embedded null byte') or
+    UnicodeEncodeError tracebacks, and a camera URL one crashed the process (SIGSEGV). Refused where every text
+    setting is read, in one line naming the key and the character, escaped."""
     with pytest.raises(ConfigError) as err:
-        daemon_config(_daemon(**{key: "/tmp/a\x00b"}))
+        daemon_config(_daemon(**{key: text}))
     message = str(err.value)
-    assert key.split("__")[-1] in message and "NUL" in message and "\n" not in message and "\x00" not in message
+    assert key.split("__")[-1] in message and said in message and "\n" not in message
+    assert message.encode("utf-8") and "\x00" not in message
 
 
-def test_a_nul_character_through_run_check_is_one_line(tmp_path):
+@pytest.mark.parametrize("line", ['summary_json: "/tmp/x\\0y.json"', 'recorder: {enabled: true, dir: "r\\0ec"}',
+                                  'summary_json: "/tmp/x\\ud800y.json"', 'publish: {endpoint: "tcp://\\ud800:5860"}',
+                                  'cameras: [{name: a, source: "rtsp://h\\ud800/x"}]'])
+def test_a_text_setting_no_path_can_hold_through_run_check_is_one_line(tmp_path, line):
     import subprocess
     import sys
 
-    for line in ['summary_json: "/tmp/x\\0y.json"', 'recorder: {enabled: true, dir: "r\\0ec"}']:
-        path = tmp_path / "cfg.yaml"
-        path.write_text("model: {path: m.onnx}\nthresholds: {image: 0.5}\n"
-                        "cameras: [{name: c, source: synthetic, max_frames: 4}]\n" + line + "\n")
-        res = subprocess.run([sys.executable, "-m", "inspector", "run", "--config", str(path), "--check"],
-                             capture_output=True, text=True, timeout=60)
-        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
-        assert [l for l in res.stderr.splitlines() if l.startswith("error:")] == res.stderr.strip().splitlines()[-1:]
-        assert "NUL" in res.stderr, res.stderr
+    path = tmp_path / "cfg.yaml"
+    cameras = "" if line.startswith("cameras") else "cameras: [{name: c, source: synthetic, max_frames: 4}]\n"
+    path.write_text("model: {path: m.onnx}\nthresholds: {image: 0.5}\n" + cameras + line + "\n")
+    res = subprocess.run([sys.executable, "-m", "inspector", "run", "--config", str(path), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, (res.returncode, res.stderr[-2000:])
+    assert [l for l in res.stderr.splitlines() if l.startswith("error:")] == res.stderr.strip().splitlines()[-1:]
+    assert "NUL" in res.stderr or "surrogate" in res.stderr, res.stderr
