@@ -69,8 +69,16 @@ class Range:
             raise ConfigError(f"{where}: {value} is not a finite number; allowed range {self.describe()}")
         if ((self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt)
                 or (self.le is not None and value > self.le) or (self.lt is not None and value >= self.lt)):
-            shown = value if abs(value) < 1e15 else f"{value:.3g}"
-            raise ConfigError(f"{where}: {shown} is out of range {self.describe()}")
+            raise ConfigError(f"{where}: {shown_number(value)} is out of range {self.describe()}")
+
+
+def shown_number(value: int | float) -> str:
+    """A number for a one-line message: as it is when short, a large float as ``1e+30``, an integer beyond the
+    float range by its digit count (formatted as a float, 10**400 raised OverflowError inside the message that
+    was to refuse it: a traceback out of ``run --check``)."""
+    if isinstance(value, int) and abs(value) >= 10**300:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    return f"{value:.3g}" if abs(value) >= 1e15 else str(value)
 
 
 def _num(x: float) -> str:
@@ -148,7 +156,12 @@ def _refuse_ambiguous_number(loader: yaml.SafeLoader, node: yaml.ScalarNode, val
 
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    return _refuse_ambiguous_number(loader, node, yaml.SafeLoader.construct_yaml_int(loader, node))
+    try:
+        value = yaml.SafeLoader.construct_yaml_int(loader, node)
+    except ValueError:  # Python's int() refuses more than sys.get_int_max_str_digits() (4300) digits
+        raise yaml.constructor.ConstructorError(None, None, f"an integer of {len(node.value)} characters, beyond any "
+                                                f"setting", node.start_mark) from None
+    return _refuse_ambiguous_number(loader, node, value)
 
 
 def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
@@ -324,7 +337,7 @@ def _convert_float(where: str, value: Any) -> float:
     try:
         number = float(value)
     except OverflowError:
-        raise ConfigError(f"{where}: {value:.3g} is too large") from None
+        raise ConfigError(f"{where}: {shown_number(value)} is too large") from None
     if not math.isfinite(number):
         raise ConfigError(f"{where}: {value} is not a finite number")
     return number

@@ -176,3 +176,25 @@ def test_numbers_and_quoted_texts_that_read_alike_everywhere_still_load(tmp_path
     path = tmp_path / "c.yaml"
     path.write_text(f"value: {text}\n")
     assert load_yaml(path) == {"value": value}
+
+
+@pytest.mark.parametrize("line, said", [
+    ("shutdown_timeout_s: 1" + "0" * 400, "shutdown_timeout_s: an integer of about 401 digits is too large"),
+    ("batching: {max_batch: 1" + "0" * 400 + "}", "batching.max_batch: an integer of about 401 digits is out of range"),
+    ("batching: {max_batch: -1" + "0" * 400 + "}", "batching.max_batch: an integer of about 401 digits is out of range"),
+    ("shutdown_timeout_s: 1" + "0" * 5000, "invalid YAML in this config file (an integer of 5001 characters"),
+])
+def test_an_integer_beyond_the_float_range_is_refused_in_one_line(tmp_path, line, said):
+    """An integer setting of 10**400: the message refusing it formatted it as a float (OverflowError), and a YAML
+    integer of more than 4300 digits made Python's int() raise ValueError: tracebacks out of ``run --check``."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text("model: {path: m.onnx}\nthresholds: {image: 0.5}\n"
+                    "cameras: [{name: c, source: synthetic, max_frames: 4}]\n" + line + "\n")
+    res = subprocess.run([sys.executable, "-m", "inspector", "run", "--config", str(path), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-1500:]
+    assert res.stderr.strip().splitlines() == [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert said in res.stderr, res.stderr

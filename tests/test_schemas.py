@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import math
+import random
 import typing
 
 import pytest
@@ -347,3 +349,100 @@ def test_a_text_setting_no_path_can_hold_through_run_check_is_one_line(tmp_path,
     assert res.returncode == 2 and "Traceback" not in res.stderr, (res.returncode, res.stderr[-2000:])
     assert [l for l in res.stderr.splitlines() if l.startswith("error:")] == res.stderr.strip().splitlines()[-1:]
     assert "NUL" in res.stderr or "surrogate" in res.stderr, res.stderr
+
+
+# -- a bounded, seeded fuzz over every setting of every config class ------------------------------------------
+FUZZ_SEED = 20261207
+FUZZ_VALUES_PER_SETTING = 12
+HOSTILE_SETTINGS = [math.nan, math.inf, -math.inf, 10**400, -10**400, 2**63, -1, 0, 1e308, -1e-308, True, False,
+                    None, [], {}, [1, 2], {"a": 1}, "", " ", "10ms", "1e3", "\x00", "\ud800", "\x1b[2J", "a\nb",
+                    "a" * 5000, "../../x", "~", "${HOME}/x", "yes", "0x10"]
+
+
+def _settings(cls, prefix: tuple = ()) -> list[tuple[tuple, dataclasses.Field]]:
+    """(path, field) of every leaf setting of ``cls`` and the dataclasses it nests (a tuple of them: item 0)."""
+    out, hints = [], typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        nested = [a for a in (tp, *typing.get_args(tp)) if dataclasses.is_dataclass(a)]
+        if nested:
+            many = typing.get_origin(tp) in (tuple, list)
+            out += _settings(nested[0], prefix + ((f.name, 0) if many else (f.name,)))
+        else:
+            out.append((prefix + (f.name,), f))
+    return out
+
+
+def _edges(rng, f: dataclasses.Field) -> list:
+    """Values at and just past a setting's declared bounds, and hostile ones of every type."""
+    rng_ = field_range(f)
+    near = []
+    for bound in ([] if rng_ is None else [rng_.ge, rng_.gt, rng_.le, rng_.lt]):
+        if bound is not None:
+            near += [bound, bound - 1, bound + 1, bound * (1 + 1e-12), -bound, float(bound)]
+    pool = near + HOSTILE_SETTINGS
+    return rng.sample(pool, min(FUZZ_VALUES_PER_SETTING, len(pool)))
+
+
+def _put(doc: dict, path: tuple, value) -> None:
+    for part in path[:-1]:
+        doc = doc[part] if isinstance(part, int) else doc.setdefault(part, {})
+        if isinstance(doc, list):  # a tuple of sections: the base has one
+            continue
+    doc[path[-1]] = value
+
+
+def _fuzz_loaders():
+    from inspector.config import to_dict
+    from inspector.models.registry import get_entry, model_names
+
+    yield "daemon", DaemonConfig, _daemon, daemon_config
+    for cls in (TrainConfig, DataConfig, *(get_entry(n).config_cls for n in model_names())):
+        yield cls.__name__, cls, (lambda c=cls: to_dict(c())), (lambda d, c=cls: from_dict(c, d))
+
+
+def _value_at(obj, path: tuple):
+    for part in path:
+        obj = obj[part] if isinstance(part, int) else getattr(obj, part)
+    return obj
+
+
+def test_fuzz_every_setting_of_every_config_is_loaded_in_range_or_refused_in_one_line():
+    """Each setting of the daemon, training, data and model configs set to values at and past its declared bounds
+    and to hostile values of every type (NaN, 10**400, bools, texts with units, NUL, lone surrogates, lists):
+    loading either takes it (a number then lies within its range and is finite) or refuses it with one ConfigError
+    line that names it; never another exception."""
+    import copy
+
+    rng = random.Random(FUZZ_SEED)
+    failures, counts = [], collections.Counter()
+    for name, cls, base, load in _fuzz_loaders():
+        for path, f in _settings(cls):
+            for value in _edges(rng, f):
+                doc = copy.deepcopy(base())
+                _put(doc, path, value)
+                try:
+                    loaded = _value_at(load(doc), path)
+                except ConfigError as exc:
+                    counts["refused"] += 1
+                    text = str(exc)
+                    if "\n" in text or "\x00" in text or "\x1b" in text or len(text) > 400 or f.name not in text:
+                        failures.append(f"{name} {path}={str(value)[:40]!r}: message {text[:200]!r}")
+                    continue
+                except Exception as exc:  # noqa: BLE001 - the finding
+                    failures.append(f"{name} {path}={str(value)[:40]!r}: {type(exc).__name__}: {str(exc)[:120]}")
+                    continue
+                counts["loaded"] += 1
+                numbers = [v for v in (loaded if isinstance(loaded, tuple) else (loaded,))
+                           if isinstance(v, (int, float)) and not isinstance(v, bool)]
+                for number in numbers:
+                    if isinstance(number, float) and not math.isfinite(number):
+                        failures.append(f"{name} {path}={value!r}: loaded as {number}")
+                    elif field_range(f) is not None:
+                        try:
+                            field_range(f).check("x", number)
+                        except ConfigError as exc:
+                            failures.append(f"{name} {path}={value!r}: loaded out of range ({exc})")
+    print(f"\nconfig fuzz (seed {FUZZ_SEED}): {dict(counts)}")
+    assert not failures, f"{len(failures)} failure(s):\n" + "\n".join(failures[:30])
+    assert counts["refused"] > 1000 and counts["loaded"] > 100, counts
