@@ -135,7 +135,8 @@ class Loader(yaml.SafeLoader):
 
 
 # Numbers YAML 1.1 (PyYAML) and YAML 1.2 read differently (https://yaml.org/spec/1.2.2/ext/changes/): a leading
-# zero is octal in 1.1 (010 = 8) and decimal in 1.2, colons are base 60 in 1.1 (1:30 = 90) and text in 1.2.
+# zero is octal in 1.1 (010 = 8; 007 = 7 either way) and decimal in 1.2, colons are base 60 in 1.1 (1:30 = 90) and
+# text in 1.2.
 _OCTAL_1_1 = re.compile(r"[-+]?0[0-7_]+")
 _BASE_60_1_1 = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
 
@@ -144,7 +145,7 @@ def _refuse_ambiguous_number(loader: yaml.SafeLoader, node: yaml.ScalarNode, val
     """``value``, PyYAML's reading of the plain scalar ``node``, unless YAML 1.2 reads its text otherwise: then a
     YAMLError naming the line (taken silently, 'max_frames: 010' ran 8 frames, 'open_timeout_s: 1:30' was 90 s)."""
     text = node.value
-    if node.style is None and _OCTAL_1_1.fullmatch(text):
+    if node.style is None and _OCTAL_1_1.fullmatch(text) and value != int(text.replace("_", ""), 10):  # 07 is 7
         raise yaml.constructor.ConstructorError(
             None, None, f"{text} is {value} in YAML 1.1 (octal) but not in YAML 1.2; write {value} or "
             f"{int(text.replace('_', ''), 10)}, or quote it for text", node.start_mark)

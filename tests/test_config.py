@@ -154,7 +154,7 @@ def test_a_folder_given_as_a_file_is_named_a_folder(tmp_path):
         read_sidecar(folder)
 
 
-@pytest.mark.parametrize("text", ["010", "-0100", "007", "1:30", "1:30:00", "-2:05", "1:30.5", "0_10"])
+@pytest.mark.parametrize("text", ["010", "-0100", "0777", "1:30", "1:30:00", "-2:05", "1:30.5", "0_10"])
 def test_a_number_yaml_1_1_and_1_2_read_differently_is_refused(tmp_path, text):
     """PyYAML reads YAML 1.1: a leading zero is octal ('max_frames: 010' was 8 frames) and colons are base 60
     ('open_timeout_s: 1:30' was 90); YAML 1.2, which this loader follows for floats, and most other tools read
@@ -170,6 +170,7 @@ def test_a_number_yaml_1_1_and_1_2_read_differently_is_refused(tmp_path, text):
 
 
 @pytest.mark.parametrize("text, value", [("10", 10), ("0", 0), ("-0", 0), ("0x1f", 31), ("1_000", 1000),
+                                         ("00", 0), ("007", 7), ("-05", -5),
                                          ("0.5", 0.5), ("00.5", 0.5), ("'010'", "010"), ('"1:30"', "1:30"),
                                          ("1:x", "1:x"), ("10:00 am", "10:00 am")])
 def test_numbers_and_quoted_texts_that_read_alike_everywhere_still_load(tmp_path, text, value):
