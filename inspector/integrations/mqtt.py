@@ -855,7 +855,8 @@ class MqttSubscriber(KeepsState):
         self.messages = Arrivals(queue_bytes)  # (topic, payload) as they arrive, accounted by recv
         self.max_message_bytes = max_message_bytes
         self.malformed = 0  # messages taken that are no event, skipped (told, and in summary())
-        self._malformed_told = Throttle("malformed message(s) skipped")
+        self._malformed_told = Throttle("malformed message(s) skipped")  # a flood of them is no flood of lines
+        self._oversized_told = Throttle("message(s) over --max-message-mib dropped")
         self.oversized = 0  # messages over max_message_bytes, dropped as they arrived
         self._drops_told, self._drops_told_at = 0, -float("inf")  # arrival drops told, and when (monotonic)
         self._lock = threading.Lock()  # recv accounts, any thread may read the counts
@@ -1027,9 +1028,10 @@ class MqttSubscriber(KeepsState):
             self._mark_disconnect(*marker[1:])
         elif marker[0] == "oversized":
             self.oversized += 1
-            self._tell(f"dropped a message of {marker[2]} bytes on {marker[1][:160]}: over the "
-                       f"{self.max_message_bytes} bytes a message may have (subscribe --max-message-mib)")
             with self._lock:
+                self._notices += self._oversized_told.take(
+                    f"dropped a message of {marker[2]} bytes on {marker[1][:160]}: over the {self.max_message_bytes} "
+                    f"bytes a message may have (subscribe --max-message-mib)")
                 for tracker in self.loss.values():  # if it was a header, its event shows as a gap: this is why
                     tracker.mark("a message over --max-message-mib, dropped")
         elif marker[0] == "refused":  # a SUBACK refusal (_on_subscribe): not an event, nothing left to handle
@@ -1128,7 +1130,8 @@ class MqttSubscriber(KeepsState):
         self._tell(self.silence.check())
         self._tell_arrival_drops(final)
         with self._lock:
-            out, self._notices = self._notices + self._malformed_told.due(final), []
+            out = self._notices + self._malformed_told.due(final) + self._oversized_told.due(final)
+            self._notices = []
         return out
 
     def _tell_arrival_drops(self, final: bool) -> None:

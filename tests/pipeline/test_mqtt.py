@@ -846,18 +846,21 @@ def test_a_header_source_naming_payloads_is_wire_data_not_the_subscribers_descri
 
 def test_a_flood_of_malformed_mqtt_headers_is_counted_and_told_in_a_few_lines(tmp_path):
     """As the ZeroMQ subscriber (test_client): every malformed header was told in a line of its own, a publisher's
-    flood a flood of lines. A burst is told one by one, the rest in one line counting them; the summary counts all,
-    and the event after them is printed."""
+    flood a flood of lines, and so was every message over --max-message-mib. A burst of each is told one by one, the
+    rest in one line counting them; the summary counts all, and the event after them is printed."""
     from inspector.integrations.mqtt import Message
     from inspector.throttle import BURST
 
     broker = Mosquitto(tmp_path / "broker").start()
-    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/defect", "--timeout", "3"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/defect", "--timeout", "3",
+                                 "--max-message-mib", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     header = _defect_messages("b1", 0)[0]
     garbage = [Message(header.topic, body) for body in (b"{not json", b"[" * 5000, b'{"schema_version": 1}') * 20]
+    garbage += [Message(header.topic, b" " * (2**20 + 1))] * 15  # over --max-message-mib: dropped, told likewise
     out, err = _publish_raw(broker, consumer, [garbage, [header]], subscribed_s=2.5)
     assert consumer.returncode == 0 and "Traceback" not in err, err[-3000:]
     assert err.count("skipped a malformed message on ") == BURST, err[-3000:]
     assert f"{60 - BURST} more malformed message(s) skipped in " in err, err[-3000:]
+    assert err.count("bytes a message may have (subscribe --max-message-mib)") == BURST, err[-3000:]
+    assert f"{15 - BURST} more message(s) over --max-message-mib dropped in " in err, err[-3000:]
     assert "60 malformed message(s) skipped" in err.splitlines()[-1] and len(out.splitlines()) == 1, err[-2000:]
