@@ -85,6 +85,7 @@ from inspector.events import (HEARTBEAT_S, MAX_PAYLOADS, SILENCE_S, STATS_TOPIC,
                               monitor_socket, set_heartbeat, subscription_topic, topic_matches, utc_iso)
 from inspector.loss import KeepsState, LossTracker
 from inspector.textline import wire_text
+from inspector.throttle import Throttle
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 ENDPOINT = re.compile(r"^(tcp|ipc|inproc|pgm|epgm|ws|wss|vmci)://.+")
@@ -345,6 +346,7 @@ class Subscriber(KeepsState):
             raise ConfigError(f"endpoint '{endpoint[:80]}': cannot connect ({exc.strerror})") from None
         self.received = 0
         self.malformed = 0
+        self._malformed_told = Throttle("malformed message(s) skipped")  # a flood of them is no flood of lines
         self.loss = LossTracker(topics)
         self.max_message_bytes = max_message_bytes
         self._handshake_failed = False  # told once until a handshake succeeds
@@ -420,8 +422,12 @@ class Subscriber(KeepsState):
     def lost(self) -> int:
         return self.loss.lost
 
-    def notices(self) -> list[str]:
-        """Lines about missed events, restarts and skipped malformed messages since the last call."""
+    def notices(self, final: bool = False) -> list[str]:
+        """Lines about missed events, restarts and skipped malformed messages since the last call (malformed ones
+        a few at a time, the rest counted in one line once its window ends: :class:`~inspector.throttle.Throttle`;
+        ``final``: now)."""
+        for line in self._malformed_told.due(final):
+            self.loss.note(line)
         return self.loss.notices()
 
     def _setup_curve(self, server_key, client_cert) -> None:
@@ -465,7 +471,8 @@ class Subscriber(KeepsState):
                 event = decode(frames)
             except ValueError as exc:
                 self.malformed += 1
-                self.loss.note(f"skipped a malformed message: {wire_text(exc, 160)}")  # it quotes wire bytes
+                for line in self._malformed_told.take(f"skipped a malformed message: {wire_text(exc, 160)}"):
+                    self.loss.note(line)  # it quotes wire bytes (note makes it one line)
                 continue
             if not self.covers(event):
                 continue  # a byte-prefix match across a name (cam10 for v1/defect/cam1): not asked, not accounted

@@ -69,8 +69,16 @@ class Range:
             raise ConfigError(f"{where}: {value} is not a finite number; allowed range {self.describe()}")
         if ((self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt)
                 or (self.le is not None and value > self.le) or (self.lt is not None and value >= self.lt)):
-            shown = value if abs(value) < 1e15 else f"{value:.3g}"
-            raise ConfigError(f"{where}: {shown} is out of range {self.describe()}")
+            raise ConfigError(f"{where}: {shown_number(value)} is out of range {self.describe()}")
+
+
+def shown_number(value: int | float) -> str:
+    """A number for a one-line message: as it is when short, a large float as ``1e+30``, an integer beyond the
+    float range by its digit count (formatted as a float, 10**400 raised OverflowError inside the message that
+    was to refuse it: a traceback out of ``run --check``)."""
+    if isinstance(value, int) and abs(value) >= 10**300:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    return f"{value:.3g}" if abs(value) >= 1e15 else str(value)
 
 
 def _num(x: float) -> str:
@@ -104,6 +112,7 @@ class Loader(yaml.SafeLoader):
     one mapping (PyYAML keeps the last one silently: a second ``cameras:`` dropped the first list), and
     aliases that expand to more than ``MAX_EXPANDED_NODES`` nodes (a "billion laughs" file of a few hundred
     bytes ran the config checks out of memory). Merge keys (``<<: *defaults``) and their overrides stay valid.
+    And numbers that YAML 1.1 and 1.2 read differently (``010``, ``1:30``) are refused: :func:`_refuse_ambiguous_number`.
     """
 
     MAX_EXPANDED_NODES = 100_000  # a config or calibration file holds a few hundred
@@ -123,6 +132,45 @@ class Loader(yaml.SafeLoader):
         if isinstance(node, yaml.MappingNode):
             _check_unique_keys(self, node)
         return super().construct_mapping(node, deep=deep)
+
+
+# Numbers YAML 1.1 (PyYAML) and YAML 1.2 read differently (https://yaml.org/spec/1.2.2/ext/changes/): a leading
+# zero is octal in 1.1 (010 = 8; 007 = 7 either way) and decimal in 1.2, colons are base 60 in 1.1 (1:30 = 90) and
+# text in 1.2.
+_OCTAL_1_1 = re.compile(r"[-+]?0[0-7_]+")
+_BASE_60_1_1 = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+
+
+def _refuse_ambiguous_number(loader: yaml.SafeLoader, node: yaml.ScalarNode, value: Any) -> Any:
+    """``value``, PyYAML's reading of the plain scalar ``node``, unless YAML 1.2 reads its text otherwise: then a
+    YAMLError naming the line (taken silently, 'max_frames: 010' ran 8 frames, 'open_timeout_s: 1:30' was 90 s)."""
+    text = node.value
+    if node.style is None and _OCTAL_1_1.fullmatch(text) and value != int(text.replace("_", ""), 10):  # 07 is 7
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{text} is {value} in YAML 1.1 (octal) but not in YAML 1.2; write {value} or "
+            f"{int(text.replace('_', ''), 10)}, or quote it for text", node.start_mark)
+    if node.style is None and _BASE_60_1_1.fullmatch(text):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{text} is {value} in YAML 1.1 (base 60) but text in YAML 1.2; write {value}, or quote it "
+            f"for text", node.start_mark)
+    return value
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    try:
+        value = yaml.SafeLoader.construct_yaml_int(loader, node)
+    except ValueError:  # Python's int() refuses more than sys.get_int_max_str_digits() (4300) digits
+        raise yaml.constructor.ConstructorError(None, None, f"an integer of {len(node.value)} characters, beyond any "
+                                                f"setting", node.start_mark) from None
+    return _refuse_ambiguous_number(loader, node, value)
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    return _refuse_ambiguous_number(loader, node, yaml.SafeLoader.construct_yaml_float(loader, node))
+
+
+Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 def _check_expansion(root: yaml.Node, limit: int) -> None:
@@ -290,15 +338,27 @@ def _convert_float(where: str, value: Any) -> float:
     try:
         number = float(value)
     except OverflowError:
-        raise ConfigError(f"{where}: {value:.3g} is too large") from None
+        raise ConfigError(f"{where}: {shown_number(value)} is too large") from None
     if not math.isfinite(number):
         raise ConfigError(f"{where}: {value} is not a finite number")
     return number
 
 
 def _convert_str(where: str, value: Any) -> str:
+    """A text setting. A NUL (YAML's double-quoted "\\0", a JSON "\\u0000", --set) or a lone surrogate (a
+    "\\ud800" escape: half of a UTF-16 pair, no character; a --set of bytes that are not UTF-8) is refused: no path,
+    URL, name or secret holds one, and the checks handed it to the operating system or a library: ValueError
+    ('embedded null byte') and UnicodeEncodeError tracebacks out of ``run --check``, and a camera URL one crashed
+    the process (SIGSEGV in the video library)."""
     if not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string, got {_short(value)}")
+    if "\0" in value:
+        raise ConfigError(f"{where}: contains a NUL character (\\0), which no path, URL or name can hold")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigError(f"{where}: contains {ascii(value[exc.start])[1:-1]}, a lone surrogate (half of a UTF-16 "
+                          f"pair, from a \\u escape or bytes that are not UTF-8), not a character") from None
     return value
 
 

@@ -1177,3 +1177,32 @@ def test_a_printed_score_reads_as_its_decision_against_the_printed_threshold(tmp
         score, threshold = re.search(r" score (\S+) \(thr (\S+)\)", line).groups()
         assert decision in line.split() and (float(score) >= float(threshold)) == (decision == "NG"), line
     assert " score 0.5 (thr 0.25) " in lines[-1]  # 4 significant digits where they suffice
+
+
+@pytest.mark.parametrize("garbage", [
+    [b"v1/status/c", b"not json"],
+    [b"v1/status/c", b"[" * 100000],
+    [b"v1/status/c", b'{"schema_version": 1, "type": "status", "seq": -1}'],
+    [b"v1/status/c"] + [b"x"] * 40,  # more parts than an event has
+], ids=["not-json", "deep", "negative-seq", "many-parts"])
+def test_a_flood_of_malformed_messages_is_counted_and_told_in_a_few_lines(tmp_path, garbage):
+    """A publisher sending hundreds of malformed messages made the subscriber tell one line each (a flood in the
+    terminal and the journal). All are counted (``malformed``, the summary); at most a burst of them is told one by
+    one, the rest in one line counting them; an event after them is returned."""
+    from inspector.throttle import BURST
+
+    pub = Publisher(PublishSection(endpoint=f"ipc://{tmp_path}/ev.sock"))
+    with Subscriber(pub.endpoint, ["v1/"]) as sub:
+        _connect(pub, sub)
+        for _ in range(300):
+            pub.socket.send_multipart(garbage)
+        pub.send(_status(0, camera="good"))
+        event = sub.recv(timeout=10)
+        lines = sub.notices() + sub.notices(final=True)
+    pub.close()
+    assert event is not None and event.camera == "good" and sub.malformed == 300
+    told = [line for line in lines if line.startswith("skipped a malformed message")]
+    assert len(told) == BURST, lines[:3]
+    assert [line for line in lines if "more malformed message(s) skipped" in line] == [
+        line for line in lines if line.startswith(f"{300 - BURST} more malformed message(s) skipped in ")], lines[-3:]
+    assert len(lines) == BURST + 1, lines[-3:]

@@ -152,3 +152,50 @@ def test_a_folder_given_as_a_file_is_named_a_folder(tmp_path):
         read_thresholds(folder)
     with pytest.raises(ExportError, match=f"^{folder}: is a folder, not a sidecar$"):
         read_sidecar(folder)
+
+
+@pytest.mark.parametrize("text", ["010", "-0100", "0777", "1:30", "1:30:00", "-2:05", "1:30.5", "0_10"])
+def test_a_number_yaml_1_1_and_1_2_read_differently_is_refused(tmp_path, text):
+    """PyYAML reads YAML 1.1: a leading zero is octal ('max_frames: 010' was 8 frames) and colons are base 60
+    ('open_timeout_s: 1:30' was 90); YAML 1.2, which this loader follows for floats, and most other tools read
+    them as 10 and as text. Taken silently, the run used another number than the one written: refused in one line
+    naming the line, with the way to write it."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"a: 1\nvalue: {text}\n")
+    with pytest.raises(ConfigError) as info:
+        load_yaml(path)
+    assert str(info.value).startswith(f"{path}: line 2 invalid YAML in this config file ({text} is ")
+    assert str(info.value).endswith("or quote it for text)")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text, value", [("10", 10), ("0", 0), ("-0", 0), ("0x1f", 31), ("1_000", 1000),
+                                         ("00", 0), ("007", 7), ("-05", -5),
+                                         ("0.5", 0.5), ("00.5", 0.5), ("'010'", "010"), ('"1:30"', "1:30"),
+                                         ("1:x", "1:x"), ("10:00 am", "10:00 am")])
+def test_numbers_and_quoted_texts_that_read_alike_everywhere_still_load(tmp_path, text, value):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"value: {text}\n")
+    assert load_yaml(path) == {"value": value}
+
+
+@pytest.mark.parametrize("line, said", [
+    ("shutdown_timeout_s: 1" + "0" * 400, "shutdown_timeout_s: an integer of about 401 digits is too large"),
+    ("batching: {max_batch: 1" + "0" * 400 + "}", "batching.max_batch: an integer of about 401 digits is out of range"),
+    ("batching: {max_batch: -1" + "0" * 400 + "}", "batching.max_batch: an integer of about 401 digits is out of range"),
+    ("shutdown_timeout_s: 1" + "0" * 5000, "invalid YAML in this config file (an integer of 5001 characters"),
+])
+def test_an_integer_beyond_the_float_range_is_refused_in_one_line(tmp_path, line, said):
+    """An integer setting of 10**400: the message refusing it formatted it as a float (OverflowError), and a YAML
+    integer of more than 4300 digits made Python's int() raise ValueError: tracebacks out of ``run --check``."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text("model: {path: m.onnx}\nthresholds: {image: 0.5}\n"
+                    "cameras: [{name: c, source: synthetic, max_frames: 4}]\n" + line + "\n")
+    res = subprocess.run([sys.executable, "-m", "inspector", "run", "--config", str(path), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-1500:]
+    assert res.stderr.strip().splitlines() == [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert said in res.stderr, res.stderr

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1] / "inspector"
 LAYERS = {
     "": 0, "contract": 0, "config": 0, "errors": 0, "data": 0, "visual": 0, "events": 0, "interrupts": 0,
     "lifecycle": 0, "testing": 0, "percentile": 0, "redact": 0, "native_output": 0, "textline": 0, "outputs": 0, "loss": 0,
-    "mounts": 0, "leftovers": 0, "folder_lock": 0, "silence": 0, "cores": 0,
+    "mounts": 0, "leftovers": 0, "folder_lock": 0, "silence": 0, "cores": 0, "throttle": 0,
     "artifacts": 1,
     "models": 2, "backends": 2,
     "training": 3, "deploy": 3, "evaluation": 3, "pipeline": 3, "integrations": 3, "client": 3,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import math
+import random
 import typing
 
 import pytest
@@ -313,3 +315,153 @@ def test_an_engine_card_profile_out_of_order_is_refused(tmp_path, profile):
     card["profile"] = {"min_batch": 1, "opt_batch": 2, "max_batch": 2}
     (tmp_path / "e.json").write_text(json.dumps(card))
     read_engine_sidecar(tmp_path / "e.plan")
+
+
+@pytest.mark.parametrize("text, said", [("/tmp/a\x00b", "NUL"), ("/tmp/a\ud800b", "\\ud800"),
+                                        ("/tmp/a\udcffb", "\\udcff")], ids=["nul", "surrogate", "low-surrogate"])
+@pytest.mark.parametrize("key", ["summary_json", "recorder__dir", "publish__endpoint", "metrics__token_file",
+                                 "model__path", "cameras__0__name", "cameras__0__source", "publish__mqtt__username"])
+def test_a_text_setting_no_path_can_hold_is_refused_at_load(key, text, said):
+    """A NUL (YAML's double-quoted "\\0", a JSON "\\u0000", --set) or a lone surrogate (a "\\ud800" escape: half
+    of a UTF-16 pair, no character) in a path or text: no file, URL or name can hold one, and the checks of
+    ``run --check`` handed it to the operating system or a library: ValueError ('embedded null byte') or
+    UnicodeEncodeError tracebacks, and a camera URL one crashed the process (SIGSEGV). Refused where every text
+    setting is read, in one line naming the key and the character, escaped."""
+    with pytest.raises(ConfigError) as err:
+        daemon_config(_daemon(**{key: text}))
+    message = str(err.value)
+    assert key.split("__")[-1] in message and said in message and "\n" not in message
+    assert message.encode("utf-8") and "\x00" not in message
+
+
+@pytest.mark.parametrize("line", ['summary_json: "/tmp/x\\0y.json"', 'recorder: {enabled: true, dir: "r\\0ec"}',
+                                  'summary_json: "/tmp/x\\ud800y.json"', 'publish: {endpoint: "tcp://\\ud800:5860"}',
+                                  'cameras: [{name: a, source: "rtsp://h\\ud800/x"}]'])
+def test_a_text_setting_no_path_can_hold_through_run_check_is_one_line(tmp_path, line):
+    import subprocess
+    import sys
+
+    path = tmp_path / "cfg.yaml"
+    cameras = "" if line.startswith("cameras") else "cameras: [{name: c, source: synthetic, max_frames: 4}]\n"
+    path.write_text("model: {path: m.onnx}\nthresholds: {image: 0.5}\n" + cameras + line + "\n")
+    res = subprocess.run([sys.executable, "-m", "inspector", "run", "--config", str(path), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, (res.returncode, res.stderr[-2000:])
+    assert [l for l in res.stderr.splitlines() if l.startswith("error:")] == res.stderr.strip().splitlines()[-1:]
+    assert "NUL" in res.stderr or "surrogate" in res.stderr, res.stderr
+
+
+# -- a bounded, seeded fuzz over every setting of every config class ------------------------------------------
+FUZZ_SEED = 20261207
+FUZZ_VALUES_PER_SETTING = 12
+HOSTILE_SETTINGS = [math.nan, math.inf, -math.inf, 10**400, -10**400, 2**63, -1, 0, 1e308, -1e-308, True, False,
+                    None, [], {}, [1, 2], {"a": 1}, "", " ", "10ms", "1e3", "\x00", "\ud800", "\x1b[2J", "a\nb",
+                    "a" * 5000, "../../x", "~", "${HOME}/x", "yes", "0x10"]
+
+
+def _settings(cls, prefix: tuple = ()) -> list[tuple[tuple, dataclasses.Field]]:
+    """(path, field) of every leaf setting of ``cls`` and the dataclasses it nests (a tuple of them: item 0)."""
+    out, hints = [], typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        nested = [a for a in (tp, *typing.get_args(tp)) if dataclasses.is_dataclass(a)]
+        if nested:
+            many = typing.get_origin(tp) in (tuple, list)
+            out += _settings(nested[0], prefix + ((f.name, 0) if many else (f.name,)))
+        else:
+            out.append((prefix + (f.name,), f))
+    return out
+
+
+def _edges(rng, f: dataclasses.Field) -> list:
+    """Values at and just past a setting's declared bounds, and hostile ones of every type."""
+    rng_ = field_range(f)
+    near = []
+    for bound in ([] if rng_ is None else [rng_.ge, rng_.gt, rng_.le, rng_.lt]):
+        if bound is not None:
+            near += [bound, bound - 1, bound + 1, bound * (1 + 1e-12), -bound, float(bound)]
+    pool = near + HOSTILE_SETTINGS
+    return rng.sample(pool, min(FUZZ_VALUES_PER_SETTING, len(pool)))
+
+
+def _put(doc: dict, path: tuple, value) -> bool:
+    """Set ``path`` in ``doc`` to ``value``; False (nothing set) when its section is not in ``doc``: an optional
+    section given in part is refused for the keys it lacks, whatever the value."""
+    for part in path[:-1]:
+        if isinstance(part, int) and isinstance(doc, list) and part < len(doc):
+            doc = doc[part]
+        elif isinstance(doc, dict) and isinstance(doc.get(part), (dict, list)):
+            doc = doc[part]
+        elif isinstance(doc, dict) and part not in doc and len(path) == 2:  # a top-level section left to defaults
+            doc = doc.setdefault(part, {})
+        else:
+            return False
+    doc[path[-1]] = value
+    return True
+
+
+def _fuzz_loaders():
+    from inspector.config import to_dict
+    from inspector.models.registry import get_entry, model_names
+
+    from pathlib import Path
+
+    from inspector.artifacts.model_card import parse_model_card
+    from test_fuzz_files import _sidecar
+
+    yield "daemon", DaemonConfig, _daemon, daemon_config
+    for cls in (TrainConfig, DataConfig, *(get_entry(n).config_cls for n in model_names())):
+        yield cls.__name__, cls, (lambda c=cls: to_dict(c())), (lambda d, c=cls: from_dict(c, d))
+    calibration = {"schema_version": 1, "model": {"name": "m", "sha256": "a" * 64}, "image_threshold": 0.5,
+                   "pixel_threshold": 0.4, "uncertain_band": [0.4, 0.6], "rule": "manual",
+                   "score_stats": {"mean": 0.1, "std": 0.01, "min": 0.0, "max": 0.2, "p50": 0.1, "p99": 0.2, "n": 9}}
+    yield "calibration", Thresholds, lambda: calibration, lambda d: from_dict(Thresholds, d)
+    yield "model card", ModelCard, lambda: _sidecar(Path("/x/m.onnx"), "a" * 64), lambda d: parse_model_card(d, "m.json")
+
+
+def _value_at(obj, path: tuple):
+    for part in path:
+        obj = obj[part] if isinstance(part, int) else getattr(obj, part)
+    return obj
+
+
+def test_fuzz_every_setting_of_every_config_is_loaded_in_range_or_refused_in_one_line():
+    """Each setting of the daemon, training, data and model configs, a calibration file and a model card set to values at and past its declared bounds
+    and to hostile values of every type (NaN, 10**400, bools, texts with units, NUL, lone surrogates, lists):
+    loading either takes it (a number then lies within its range and is finite) or refuses it with one ConfigError
+    line that names it; never another exception."""
+    import copy
+
+    rng = random.Random(FUZZ_SEED)
+    failures, counts = [], collections.Counter()
+    for name, cls, base, load in _fuzz_loaders():
+        for path, f in _settings(cls):
+            for value in _edges(rng, f):
+                doc = copy.deepcopy(base())
+                if not _put(doc, path, value):
+                    continue
+                try:
+                    loaded = _value_at(load(doc), path)
+                except InspectorError as exc:  # ConfigError; a model card's ExportError
+                    counts["refused"] += 1
+                    text = str(exc)
+                    if "\n" in text or "\x00" in text or "\x1b" in text or len(text) > 400 or f.name.split("_")[0] not in text:
+                        failures.append(f"{name} {path}={str(value)[:40]!r}: message {text[:200]!r}")
+                    continue
+                except Exception as exc:  # noqa: BLE001 - the finding
+                    failures.append(f"{name} {path}={str(value)[:40]!r}: {type(exc).__name__}: {str(exc)[:120]}")
+                    continue
+                counts["loaded"] += 1
+                numbers = [v for v in (loaded if isinstance(loaded, tuple) else (loaded,))
+                           if isinstance(v, (int, float)) and not isinstance(v, bool)]
+                for number in numbers:
+                    if isinstance(number, float) and not math.isfinite(number):
+                        failures.append(f"{name} {path}={value!r}: loaded as {number}")
+                    elif field_range(f) is not None:
+                        try:
+                            field_range(f).check("x", number)
+                        except ConfigError as exc:
+                            failures.append(f"{name} {path}={value!r}: loaded out of range ({exc})")
+    print(f"\nconfig fuzz (seed {FUZZ_SEED}): {dict(counts)}")
+    assert not failures, f"{len(failures)} failure(s):\n" + "\n".join(failures[:30])
+    assert counts["refused"] > 1000 and counts["loaded"] > 100, counts

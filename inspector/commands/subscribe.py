@@ -532,7 +532,7 @@ def _run_zmq(args: argparse.Namespace, stops: StopSignals) -> tuple[int, int]:
                 _receive(args, sub, tally, stops)
         except KeyboardInterrupt:
             pass
-    _tell(sub.notices())  # closing saved the state a last time
+    _tell(sub.notices(final=True))  # closing saved the state a last time; the malformed messages not told yet
     # the events of the topics asked for: the quiet v1/stats heartbeats are neither shown nor counted
     tail = f"; {tally['unsaved']} event(s) not saved to {args.save_dir}" if args.save_dir else ""
     print(f"received {tally['seen']} event(s); {sub.loss.summary()}; {sub.malformed} malformed message(s) "

@@ -55,6 +55,7 @@ from inspector.events import (CAMERA_TYPES, MAX_PAYLOADS, SILENCE_S, STATS_TOPIC
 from inspector.integrations import require
 from inspector.integrations.mqtt_silence import BrokerSilence
 from inspector.loss import STATE_VERSION, KeepsState, LossTracker
+from inspector.throttle import Throttle
 from inspector.redact import redact
 from inspector.textline import wire_text
 from inspector.pipeline.integration_config import BOX_NAME, MqttSection, mqtt_string_problem, url_address_problem
@@ -764,6 +765,23 @@ def suback_reason(code, v5: bool) -> str:
     return f"{code if v5 else 'Failure'}, 0x{code.value:02X}"
 
 
+# The keys of an event's ``source`` that the MQTT subscriber sets itself: the box and run id it took the event
+# under, and the payload descriptors it checked (_descriptor), which ``subscribe --save-dir`` reads to place the
+# payload messages. A header's own ``source`` is wire data: its 'payloads' were kept whenever the header listed none,
+# and read as checked ones (a list of numbers raised AttributeError out of the saver: a traceback).
+OWN_SOURCE_KEYS = ("box", "run_id", "payload_topics", "payloads")
+
+
+def own_source(wire: dict | None, box: str, run_id: str | None, descriptors: list[dict]) -> dict:
+    """An event's ``source``: the wire's, less :data:`OWN_SOURCE_KEYS`, then this subscriber's values for them
+    (``payload_topics`` and ``payloads`` only when ``descriptors``, checked, are there)."""
+    source = {k: v for k, v in (wire or {}).items() if k not in OWN_SOURCE_KEYS}
+    source.update(box=box, run_id=run_id)
+    if descriptors:
+        source.update(payload_topics=[d["topic"] for d in descriptors], payloads=descriptors)  # kind, encoding, topic
+    return source
+
+
 def _descriptor(desc: object) -> bool:
     """Whether a header's payload descriptor is one a bridge writes (event_messages): text kind, encoding, topic.
     A list as 'encoding' raised TypeError (unhashable) out of ``subscribe --save-dir``: a traceback."""
@@ -837,6 +855,8 @@ class MqttSubscriber(KeepsState):
         self.messages = Arrivals(queue_bytes)  # (topic, payload) as they arrive, accounted by recv
         self.max_message_bytes = max_message_bytes
         self.malformed = 0  # messages taken that are no event, skipped (told, and in summary())
+        self._malformed_told = Throttle("malformed message(s) skipped")  # a flood of them is no flood of lines
+        self._oversized_told = Throttle("message(s) over --max-message-mib dropped")
         self.oversized = 0  # messages over max_message_bytes, dropped as they arrived
         self._drops_told, self._drops_told_at = 0, -float("inf")  # arrival drops told, and when (monotonic)
         self._lock = threading.Lock()  # recv accounts, any thread may read the counts
@@ -994,10 +1014,7 @@ class MqttSubscriber(KeepsState):
         event.run_id = event.run_id or str(header.get("event_id", "")).split("-")[0]
         if not self._account(box, event):  # a QoS 1 duplicate or a retained repeat
             return None
-        event.source = {**(getattr(event, "source", None) or {}), "box": box, "run_id": event.run_id}  # stats: none
-        if descriptors:
-            event.source["payload_topics"] = [d["topic"] for d in descriptors]
-            event.source["payloads"] = descriptors  # kind, encoding, topic
+        event.source = own_source(getattr(event, "source", None), box, event.run_id, descriptors)  # stats: none
         return box, event
 
     def _marker(self, marker: tuple) -> None:
@@ -1011,9 +1028,10 @@ class MqttSubscriber(KeepsState):
             self._mark_disconnect(*marker[1:])
         elif marker[0] == "oversized":
             self.oversized += 1
-            self._tell(f"dropped a message of {marker[2]} bytes on {marker[1][:160]}: over the "
-                       f"{self.max_message_bytes} bytes a message may have (subscribe --max-message-mib)")
             with self._lock:
+                self._notices += self._oversized_told.take(
+                    f"dropped a message of {marker[2]} bytes on {marker[1][:160]}: over the {self.max_message_bytes} "
+                    f"bytes a message may have (subscribe --max-message-mib)")
                 for tracker in self.loss.values():  # if it was a header, its event shows as a gap: this is why
                     tracker.mark("a message over --max-message-mib, dropped")
         elif marker[0] == "refused":  # a SUBACK refusal (_on_subscribe): not an event, nothing left to handle
@@ -1025,7 +1043,8 @@ class MqttSubscriber(KeepsState):
     def _skip(self, topic: str, why: str) -> None:
         """Count and tell a message that is no event (it was only logged: a loss no summary showed)."""
         self.malformed += 1
-        self._tell(f"skipped a malformed message on {topic[:160]}: {why[:200]}")
+        with self._lock:  # a flood of them is no flood of lines (Throttle)
+            self._notices += self._malformed_told.take(f"skipped a malformed message on {topic[:160]}: {why[:200]}")
 
     def asked(self, event) -> bool:
         """Whether ``event`` is of the kinds asked for (False: a stats event heard for the accounting only)."""
@@ -1111,7 +1130,8 @@ class MqttSubscriber(KeepsState):
         self._tell(self.silence.check())
         self._tell_arrival_drops(final)
         with self._lock:
-            out, self._notices = self._notices, []
+            out = self._notices + self._malformed_told.due(final) + self._oversized_told.due(final)
+            self._notices = []
         return out
 
     def _tell_arrival_drops(self, final: bool) -> None:

@@ -814,3 +814,53 @@ def test_a_fuzzed_mqtt_publisher_is_printed_or_counted_never_a_crash_nor_a_file_
               (r"received (\d+) event", r"(\d+) duplicate\(s\)", r"(\d+) malformed message\(s\) skipped")]
     assert counts[0] == len(out.splitlines()) and sum(counts) == len(sent), (counts, summary)
     assert [f for d, _, files in os.walk(root) for f in files if not d.startswith(str(save))] == []
+
+
+def test_a_header_source_naming_payloads_is_wire_data_not_the_subscribers_descriptors(tmp_path):
+    """The MQTT subscriber keeps the payload descriptors it checked in the event's ``source`` ('payloads',
+    'payload_topics'), next to the wire's own ``source``; a header without descriptors left the wire's
+    'source.payloads' there, and ``--save-dir`` read it as checked: a list of numbers, a text, a mapping or a
+    descriptor whose encoding is a list ended the subscriber in a traceback. What the wire says under the
+    subscriber's own names is dropped: each such event is printed and saved (header alone), and the next one too."""
+    from inspector.integrations.mqtt import Message
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    save = tmp_path / "root" / "saved"
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/defect", "--save-dir", str(save),
+                                 "--timeout", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=tmp_path)
+    header, payload = _defect_messages("b1", 0)
+    hostile = [[1], "abc", {"topic": "t"}, [{"topic": "t", "kind": "k", "encoding": []}],
+               [{"topic": "inspector/b1/v1/defect/cam1/x/../../../../escaped", "kind": "/..", "encoding": "png"}]]
+    batch = [Message(header.topic, json.dumps({**json.loads(header.payload), "seq": seq, "payloads": [],
+                                               "source": {"payloads": value, "payload_topics": value}}).encode())
+             for seq, value in enumerate(hostile, start=1)]
+    out, err = _publish_raw(broker, consumer, [batch, [header, payload]], subscribed_s=2.5)
+    assert consumer.returncode == 0 and "Traceback" not in err, err[-3000:]
+    names = sorted(p.name for p in save.iterdir() if not p.name.startswith("."))
+    assert names == sorted([f"b1-defect-cam1-r1-{seq:07d}.json" for seq in range(len(hostile) + 1)]
+                           + ["b1-defect-cam1-r1-0000000.thumbnail.jpg"]), (names, err)
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and save not in p.parents and "broker" not in p.parts] == []
+    assert "received 6 event(s)" in err and "0 event(s) and 0 payload(s) not saved" in err, err
+
+
+def test_a_flood_of_malformed_mqtt_headers_is_counted_and_told_in_a_few_lines(tmp_path):
+    """As the ZeroMQ subscriber (test_client): every malformed header was told in a line of its own, a publisher's
+    flood a flood of lines, and so was every message over --max-message-mib. A burst of each is told one by one, the
+    rest in one line counting them; the summary counts all, and the event after them is printed."""
+    from inspector.integrations.mqtt import Message
+    from inspector.throttle import BURST
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    consumer = subprocess.Popen([*CLI, "subscribe", broker.url, "--topic", "v1/defect", "--timeout", "3",
+                                 "--max-message-mib", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    header = _defect_messages("b1", 0)[0]
+    garbage = [Message(header.topic, body) for body in (b"{not json", b"[" * 5000, b'{"schema_version": 1}') * 20]
+    garbage += [Message(header.topic, b" " * (2**20 + 1))] * 15  # over --max-message-mib: dropped, told likewise
+    out, err = _publish_raw(broker, consumer, [garbage, [header]], subscribed_s=2.5)
+    assert consumer.returncode == 0 and "Traceback" not in err, err[-3000:]
+    assert err.count("skipped a malformed message on ") == BURST, err[-3000:]
+    assert f"{60 - BURST} more malformed message(s) skipped in " in err, err[-3000:]
+    assert err.count("bytes a message may have (subscribe --max-message-mib)") == BURST, err[-3000:]
+    assert f"{15 - BURST} more message(s) over --max-message-mib dropped in " in err, err[-3000:]
+    assert "60 malformed message(s) skipped" in err.splitlines()[-1] and len(out.splitlines()) == 1, err[-2000:]
