@@ -448,15 +448,20 @@ def test_a_setting_the_camera_does_not_offer_fails_the_camera_in_one_line(fake_c
     assert caught.value.permanent and "\n" not in str(caught.value)
     cam = {"name": "gige", "source": url, "read_timeout_s": 1.0,
            "reconnect": {"initial_s": 0.2, "max_s": 0.5, "jitter": 0.0}, "genicam": setting}
-    daemon = make_daemon(daemon_config(base_config(tiny_model, endpoint, [cam])))
+    capture = _capture_once_failed(make_daemon(daemon_config(base_config(tiny_model, endpoint, [cam]))))
+    assert capture.state == "failed" and re.search(said, capture.reason), capture.reason
+    assert capture.reconnects == 0
+
+
+def _capture_once_failed(daemon):
+    """The daemon's first capture after it has failed (or 15 s), the daemon stopped again."""
     daemon.start()
     capture = daemon.captures[0]
     try:
         deadline = time.monotonic() + 15
         while capture.state != "failed" and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert capture.state == "failed" and re.search(said, capture.reason), capture.reason
-        assert capture.reconnects == 0
+        return capture
     finally:
         daemon.request_stop()
         daemon.wait(timeout=20)
@@ -564,18 +569,9 @@ def test_a_camera_already_set_to_a_format_the_daemon_cannot_decode_fails_in_one_
     del setter  # control given back
     cam = {"name": "gige", "source": f"genicam://{fake_camera.device_id}", "read_timeout_s": 0.5,
            "reconnect": {"initial_s": 0.1, "max_s": 0.2, "jitter": 0.0}}
-    daemon = make_daemon(daemon_config(base_config(tiny_model, endpoint, [cam])))
-    daemon.start()
-    capture = daemon.captures[0]
-    try:
-        deadline = time.monotonic() + 15
-        while capture.state != "failed" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert capture.state == "failed", (capture.state, capture.reason)
-        reason = capture.reason
-        assert f"PixelFormat {name}" in reason and "camera.genicam.pixel_format" in reason, reason
-        assert "Mono8" in reason and "\n" not in reason, reason
-        assert capture.reconnects == 0
-    finally:
-        daemon.request_stop()
-        daemon.wait(timeout=20)
+    capture = _capture_once_failed(make_daemon(daemon_config(base_config(tiny_model, endpoint, [cam]))))
+    assert capture.state == "failed", (capture.state, capture.reason)
+    reason = capture.reason
+    assert f"PixelFormat {name}" in reason and "camera.genicam.pixel_format" in reason, reason
+    assert "Mono8" in reason and "\n" not in reason, reason
+    assert capture.reconnects == 0
