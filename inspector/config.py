@@ -590,15 +590,33 @@ def load_json(path: str | Path, what: str, error: type[InspectorError] = ConfigE
     return data
 
 
-def resolve_path(value: str, base_dir: str | Path) -> str:
-    """A path written in a config file: ``~`` expanded, relative → joined to ``base_dir``.
+_ENV_REFERENCE = re.compile(r"\$([A-Za-z_]\w*|\{[^}]*\})")
+
+
+def expanded_path(value: str, key: str = "") -> Path:
+    """A path written in a config file with ``~`` and environment variables (``$NAME``, ``${NAME}``) expanded, as a
+    shell would. Only ``~`` was: ``summary_json: ${HOME}/x.json`` wrote into a folder literally named ``${HOME}``.
+    ConfigError naming the setting (``key``), the variable and the value when one is not set (a path with a hole
+    in it is no path to write to).
+    """
+    expanded = os.path.expandvars(os.path.expanduser(value))
+    if (unset := _ENV_REFERENCE.search(expanded)) is not None:
+        name = unset.group(1).strip("{}")
+        raise ConfigError(f"{key + ': ' if key else ''}environment variable {name} is not set in {value!r} (paths "
+                          f"expand ~ and $NAME)")
+    return Path(expanded)
+
+
+def resolve_path(value: str, base_dir: str | Path, key: str = "") -> str:
+    """A path written in a config file: ``~`` and environment variables expanded (:func:`expanded_path`), relative
+    → joined to ``base_dir``.
 
     ``base_dir`` is the folder of the file the value was read from, so a config file
     means the same thing whatever the working directory (README, "Paths"). The joined path is
     shortened (``runs/a/b/../../data`` → ``data``) where that names the same file, so messages show
     the path a user would type; where a symlink makes ``x/..`` somewhere else, it stays as joined.
     """
-    p = Path(value).expanduser()
+    p = expanded_path(value, key)
     return str(p) if p.is_absolute() else _shortened(str(Path(base_dir) / p))
 
 

@@ -191,7 +191,7 @@ def resolve_file_paths(raw: dict, base_dir: Path) -> dict:
         node = raw.get(section)
         value = node.get(key) if isinstance(node, dict) else None
         if isinstance(value, str) and value not in NOT_PATHS:
-            node[key] = resolve_path(value, base_dir)
+            node[key] = resolve_path(value, base_dir, f"{section}.{key}")
     return raw
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from inspector.config import (apply_overrides, bounded, from_dict, from_file, from_file_dict, load_yaml,
+from inspector.config import (apply_overrides, bounded, expanded_path, from_dict, from_file, from_file_dict, load_yaml,
                               refuse_empty, suggest, tcp_port_problem)
 from inspector.errors import ConfigError, InspectorError
 from inspector.pipeline.srt_options import srt_url_problem
@@ -558,10 +558,10 @@ def daemon_config(data: dict, base_dir: str | Path = ".", where: str = "config")
     return resolve_paths(from_dict(DaemonConfig, data, where=where), Path(base_dir))
 
 
-def _resolve(base: Path, value: str | None) -> str | None:
+def _resolve(base: Path, value: str | None, key: str) -> str | None:
     if value is None or value == "":
         return value
-    p = Path(value).expanduser()
+    p = expanded_path(value, key)
     return str(p if p.is_absolute() else base / p)
 
 
@@ -576,20 +576,25 @@ def _looks_like_path(cam: CameraSection) -> bool:
 
 def resolve_paths(cfg: DaemonConfig, base: Path) -> DaemonConfig:
     rep = dataclasses.replace
-    cams = tuple(rep(c, source=_resolve(base, c.source)) if _looks_like_path(c) else c for c in cfg.cameras)
-    curve = cfg.publish.curve
-    curve = rep(curve, server_secret_key=_resolve(base, curve.server_secret_key),
-                allowed_clients_dir=_resolve(base, curve.allowed_clients_dir))
-    mqtt = rep(cfg.publish.mqtt, password_file=_resolve(base, cfg.publish.mqtt.password_file),
-               ca_file=_resolve(base, cfg.publish.mqtt.ca_file), state_file=_resolve(base, cfg.publish.mqtt.state_file))
+
+    def at(value: str | None, key: str) -> str | None:
+        return _resolve(base, value, key)
+
+    cams = tuple(rep(c, source=at(c.source, f"camera {c.name!r} source")) if _looks_like_path(c) else c
+                 for c in cfg.cameras)
+    curve, mqtt = cfg.publish.curve, cfg.publish.mqtt
+    curve = rep(curve, server_secret_key=at(curve.server_secret_key, "publish.curve.server_secret_key"),
+                allowed_clients_dir=at(curve.allowed_clients_dir, "publish.curve.allowed_clients_dir"))
+    mqtt = rep(mqtt, password_file=at(mqtt.password_file, "publish.mqtt.password_file"),
+               ca_file=at(mqtt.ca_file, "publish.mqtt.ca_file"), state_file=at(mqtt.state_file, "publish.mqtt.state_file"))
     return rep(
         cfg,
-        model=rep(cfg.model, path=_resolve(base, cfg.model.path)),
-        thresholds=rep(cfg.thresholds, calibration=_resolve(base, cfg.thresholds.calibration)),
+        model=rep(cfg.model, path=at(cfg.model.path, "model.path")),
+        thresholds=rep(cfg.thresholds, calibration=at(cfg.thresholds.calibration, "thresholds.calibration")),
         cameras=cams,
         publish=rep(cfg.publish, curve=curve, mqtt=mqtt),
-        dashboard=rep(cfg.dashboard, token_file=_resolve(base, cfg.dashboard.token_file)),
-        metrics=rep(cfg.metrics, token_file=_resolve(base, cfg.metrics.token_file)),
-        recorder=rep(cfg.recorder, dir=_resolve(base, cfg.recorder.dir)),
-        summary_json=_resolve(base, cfg.summary_json),
+        dashboard=rep(cfg.dashboard, token_file=at(cfg.dashboard.token_file, "dashboard.token_file")),
+        metrics=rep(cfg.metrics, token_file=at(cfg.metrics.token_file, "metrics.token_file")),
+        recorder=rep(cfg.recorder, dir=at(cfg.recorder.dir, "recorder.dir")),
+        summary_json=at(cfg.summary_json, "summary_json"),
     )
