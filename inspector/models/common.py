@@ -106,8 +106,9 @@ def ensemble_maps(kind: str, teacher: torch.Tensor, students: list[torch.Tensor]
 # one run, at 12 epochs and two seeds (benchmarks/README.md, "Session 8"). 0.97 (the top 3 %), with
 # the validation loss the plain mean (ModelConfig.validation_loss), each set to its own stop: KolektorSDD
 # 0.951 → 0.956, ELPV mono 0.946 → 0.953, poly 0.910 → 0.911, unaligned tiles 0.968 → 0.966; 0.99 lost
-# KolektorSDD (0.949) ("Session 46"). mixed_teacher's offline default too since "Session 47" (every set up,
-# mono 0.947 → 0.953); stfpm and AST keep the plain mean (not measured to their stops).
+# KolektorSDD (0.949) ("Session 46"). mixed_teacher's and stfpm's offline default too since "Session 47"
+# (mixed_teacher every set up, mono 0.947 → 0.953; stfpm mono 0.941 → 0.951, KolektorSDD and poly level or up);
+# AST's student takes it as an option.
 OFFLINE_HARD_QUANTILE = 0.97
 
 
