@@ -3,6 +3,7 @@ running a daemon to the end with a subscriber attached. (Fixtures live in confte
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -157,3 +158,21 @@ def read_slowly(source, extra_s: float):
 
     source.read = slow_read
     return source
+
+
+def run_capture_worker(cam, seconds: float, counters, on_state=lambda *a: None):
+    """Run a real CaptureWorker on ``cam`` (its source made by make_source) for ``seconds``, then stop it and return
+    it; it counts into ``counters`` (a Counters), its state changes go to ``on_state(camera, state, *details)``. The caller closes what serves the camera."""
+    from inspector.pipeline.capture import CaptureWorker, FrameHub
+    from inspector.pipeline.sources import make_source
+    from inspector.pipeline.telemetry import Counters
+
+    stop = threading.Event()
+    worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), stop, counters, on_state)
+    worker.start()
+    try:
+        time.sleep(seconds)
+    finally:
+        stop.set()
+        worker.join(10)
+    return worker

@@ -25,7 +25,7 @@ from inspector.pipeline.config import CameraSection, ReconnectSection
 from inspector.pipeline.sources import make_source
 from inspector.pipeline.telemetry import Counters
 
-from pipeline_support import free_port
+from pipeline_support import free_port, run_capture_worker
 
 
 class Int32Camera:
@@ -64,15 +64,11 @@ def test_reopens_that_cannot_help_are_said_once_as_a_configuration_error_and_ret
     cam = CameraSection(name="snap", source=camera.url, fps=50.0, open_timeout_s=5, read_timeout_s=0.2,
                         watchdog_s=60, reconnect=ReconnectSection(initial_s=0.05, max_s=0.4, jitter=0.0,
                                                                   max_attempts=max_attempts))
-    counters, hub, stop, states = Counters(), FrameHub(Counters()), threading.Event(), []
-    worker = CaptureWorker(cam, make_source(cam), hub, stop, counters, lambda _c, state, *a: states.append(state))
+    states, counters = [], Counters()
     with caplog.at_level(logging.INFO, logger="inspector.capture"):
-        worker.start()
         try:
-            time.sleep(4.0)
+            worker = run_capture_worker(cam, 4.0, counters, lambda _c, state, *a: states.append(state))
         finally:
-            stop.set()
-            worker.join(10)
             camera.close()
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     said = [line for line in lines if "configuration" in line]

@@ -25,7 +25,7 @@ from inspector.pipeline.telemetry import Counters
 from inspector.testing.clock_stamp import read_stamp, stamp_frame
 from inspector.testing.mjpeg_camera import serve_stamped_mjpeg
 
-from pipeline_support import free_port, read_slowly
+from pipeline_support import free_port, read_slowly, run_capture_worker
 
 class ClockCamera:
     """An MJPEG-over-HTTP camera at ``fps`` in real time: a slow reader makes frames queue in the socket."""
@@ -526,15 +526,11 @@ def test_a_snapshot_camera_answering_a_login_page_backs_off_in_one_line(caplog):
     server = _serve_picture(b"<html><body><form>Password</form></body></html>", "text/html; charset=utf-8", served)
     cam = CameraSection(name="snap", source=f"http://127.0.0.1:{server.server_address[1]}/snapshot.jpg",
                         open_timeout_s=5, read_timeout_s=5, reconnect=ReconnectSection(initial_s=0.2, max_s=0.5))
-    counters, hub, stop = Counters(), FrameHub(Counters()), threading.Event()
-    worker = CaptureWorker(cam, make_source(cam), hub, stop, counters, lambda *a: None)
+    counters = Counters()
     with caplog.at_level(logging.WARNING, logger="inspector.capture"):
-        worker.start()
         try:
-            time.sleep(2.0)
+            worker = run_capture_worker(cam, 2.0, counters)
         finally:
-            stop.set()
-            worker.join(10)
             server.shutdown()
             server.server_close()
     assert len(served) <= 8, len(served)  # 0.2, 0.4, 0.5 s … apart, not as fast as the camera answers
