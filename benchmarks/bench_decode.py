@@ -5,10 +5,11 @@ and predict/train/calibrate share), against OpenCV's bare ``imdecode`` of the sa
     python benchmarks/bench_decode.py --against /path/to/old/tree  # and another checkout, in alternating rounds
 
 Frames: a 1920x1080 JPEG (quality 90) with and without an EXIF block (orientation 6: a quarter turn), and the
-same frame as a PNG. Each checkout runs in its own process (``--against`` sets its PYTHONPATH), one OpenCV thread,
+same frame as a PNG, a lossy WebP (quality 90) and two TIFFs, deflate and JPEG (Pillow's libtiff). Each checkout runs in its own process (``--against`` sets its PYTHONPATH), one OpenCV thread,
 ``--rounds`` alternating rounds of ``--per-round`` decodes; the median of the per-round medians is reported (ms).
 Why: Session 34 decodes JPEG/PNG/WebP as stored and turns them by one EXIF reader (Pillow) instead of OpenCV's
-own, a header parse added per frame on the hot path. JSON to ``benchmarks/results/<--name>.json``.
+own, a header parse added per frame on the hot path; Session 47 checks lossy WebP and deflate/JPEG TIFF strips
+for damage, one more decode or inflate per frame. JSON to ``benchmarks/results/<--name>.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import claim_result_or_exit, write_result  # noqa: E402
 
-FILES = ("plain.jpg", "exif6.jpg", "plain.png")
+FILES = ("plain.jpg", "exif6.jpg", "plain.png", "lossy.webp", "deflate.tif", "jpeg.tif")
 
 
 def write_frames(folder: Path) -> None:
@@ -42,6 +43,10 @@ def write_frames(folder: Path) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6
     Image.fromarray(frame).save(folder / "exif6.jpg", quality=90, exif=exif)
+    cv2.imwrite(str(folder / "lossy.webp"), frame, [cv2.IMWRITE_WEBP_QUALITY, 90])
+    rgb = Image.fromarray(np.ascontiguousarray(frame[..., ::-1]))
+    rgb.save(folder / "deflate.tif", compression="tiff_adobe_deflate")
+    rgb.save(folder / "jpeg.tif", compression="jpeg", quality=90)
 
 
 def time_round(folder: Path, per_round: int) -> dict:
