@@ -55,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"default {SILENCE_S:g})")
     p.add_argument("--max-message-mib", type=int_range(1, 4096), default=128,
                    help="largest message part taken from a daemon (MiB; a publisher sending more is disconnected; "
-                        "MQTT: a larger message is dropped, told and counted); "
+                        "a message whose payloads hold more than two such parts together is dropped, told and "
+                        "counted malformed; MQTT: a larger message is dropped, told and counted); "
                         "a daemon's largest is a thumbnail or heat map: < 1 MiB at the default sizes, ~64 MiB at "
                         "8192 pixels")
     p.add_argument("--queue-mib", type=int_range(1, 2**20), default=1024,
