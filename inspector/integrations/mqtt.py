@@ -890,6 +890,7 @@ class MqttSubscriber(KeepsState):
         try:
             self.client.connect(host, port, keepalive=30)
         except OSError as exc:
+            self._release_state()
             raise ConfigError(f"{redact(url)}: cannot connect to the broker ({exc.strerror or exc})") from None
         self.client.loop_start()
         self._first_connected()
@@ -901,7 +902,14 @@ class MqttSubscriber(KeepsState):
         if problem is not None:
             self.client.disconnect()
             self.client.loop_stop()
+            self._release_state()
             raise ConfigError(f"{self._url}: {problem}")
+
+    def _release_state(self) -> None:
+        """A subscriber that never connected: its state file stays as it was and is free for the next one (held,
+        a second try in this process was refused as 'in use by another running subscriber', itself)."""
+        if getattr(self, "state_file", None) is not None:
+            self.state_file.release()
 
     def _cannot_connect(self, problem: str | OSError) -> None:
         """Tell (a notice) why the broker cannot be used, once until connected or the reason changes: a refused

@@ -113,3 +113,28 @@ def test_only_a_server_unavailable_connack_of_mqtt_3_1_1_is_retried(code, passes
     from inspector.integrations.mqtt_first_connect import refusal_passes
 
     assert refusal_passes(convert_connack_rc_to_reason_code(code)) is passes
+
+
+@pytest.mark.parametrize("listening", [True, False])
+def test_a_subscriber_that_never_connected_leaves_its_state_file_free(tmp_path, listening):
+    """Its state file stayed held: a second try in the same process was refused as 'in use by another running
+    subscriber' (itself)."""
+    import socket
+
+    from inspector.errors import ConfigError
+    from inspector.integrations.mqtt import MqttSubscriber
+
+    server = socket.create_server(("127.0.0.1", 0))  # listening: it accepts and closes; else nothing listens
+    port = server.getsockname()[1]
+    if not listening:
+        server.close()
+    closer = threading.Thread(target=lambda: [server.accept()[0].close() for _ in range(2)], daemon=True)
+    if listening:
+        closer.start()
+    try:
+        for _ in range(2):
+            with pytest.raises(ConfigError, match=f"127.0.0.1:{port}") as err:
+                MqttSubscriber(f"mqtt://127.0.0.1:{port}", state=tmp_path / "state")
+            assert "in use" not in str(err.value), err.value
+    finally:
+        server.close()
