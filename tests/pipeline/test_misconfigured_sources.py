@@ -149,3 +149,29 @@ def test_run_check_reports_the_refusal_in_one_line_naming_the_url(tiny_model, tm
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert done.returncode == 2 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
     assert shown in errors[0] and why in errors[0] and "wr0ng" not in done.stderr + done.stdout, errors
+
+
+_QUIET_RETRIES = """
+import sys, time, threading
+sys.path[:0] = [sys.argv[2], sys.argv[2] + "/.."]  # pipeline_support, and the tests' helpers it imports
+from inspector.pipeline.config import CameraSection, ReconnectSection
+from inspector.pipeline.telemetry import Counters
+from pipeline_support import run_capture_worker
+cam = CameraSection(name="ipcam", source=sys.argv[1], open_timeout_s=2, read_timeout_s=1,
+                    reconnect=ReconnectSection(initial_s=0.05, max_s=0.5, jitter=0.0))
+worker = run_capture_worker(cam, 3.0, Counters())
+print("attempts", worker.backoff.attempt, flush=True)
+"""
+
+
+def test_quiet_retries_of_a_refused_rtsp_login_ask_the_camera_once_each_not_through_ffmpeg():
+    """Each retry was FFmpeg's failed login (and its error line on stderr) and then the probe's: two failed logins
+    per retry, where cameras lock an account after a few. Now FFmpeg tries once; the retries ask DESCRIBE by hand
+    and run FFmpeg only once the camera answers 200."""
+    with RtspCamera(codec="mjpeg", user="op", password="s3cret") as server:
+        done = subprocess.run([sys.executable, "-c", _QUIET_RETRIES, server.url("op:wr0ng"), str(Path(__file__).parent)],
+                              capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
+    assert "attempts" in done.stdout, done.stderr
+    attempts = int(done.stdout.split("attempts", 1)[1])
+    assert attempts >= 3, done.stdout
+    assert done.stderr.count("method DESCRIBE failed: 401") == 1, done.stderr
