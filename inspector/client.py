@@ -264,6 +264,16 @@ class Silence(SilenceClock):
 # (inspector.events.decode). ZeroMQ caps each part's size, not their number: a publisher sending a message of
 # thousands of parts made recv_multipart copy every one of them into Python (twice what libzmq already held).
 MAX_PARTS = 2 + MAX_PAYLOADS
+# Payloads a daemon's event carries at most (thumbnail, anomaly map: pipeline.postprocess), each one part of at most
+# max_message_bytes. ZMQ_MAXMSGSIZE caps each part alone: MAX_PARTS parts of 128 MiB (1.3 GiB) were copied into
+# Python as one message, and decode() took 8 payloads of 128 MiB each.
+DAEMON_PAYLOADS = 2
+
+
+def payload_bytes_at_most(max_message_bytes: int) -> int:
+    """What one message's payload parts (those after its topic and header) may hold together (bytes):
+    :data:`DAEMON_PAYLOADS` parts of ``max_message_bytes``. The header is bounded by events.decode."""
+    return DAEMON_PAYLOADS * max_message_bytes
 
 
 def queue_hwm(queue_bytes: int, max_message_bytes: int) -> int:
@@ -293,7 +303,9 @@ class Subscriber(KeepsState):
     the ``v1/stats`` always heard and for ``state``).
 
     ``max_message_bytes``: a publisher that sends a larger message part is disconnected by ZeroMQ
-    (ZMQ_MAXMSGSIZE, libzmq zmq_setsockopt(3)); a legitimate daemon reconnects. ``queue_bytes``: what the
+    (ZMQ_MAXMSGSIZE, libzmq zmq_setsockopt(3)); a legitimate daemon reconnects. ZeroMQ caps each part alone: a
+    message whose payloads hold more than :func:`payload_bytes_at_most` together, or of more than
+    :data:`MAX_PARTS` parts, is skipped as malformed (:meth:`_read_parts`). ``queue_bytes``: what the
     messages queued unread may hold (bytes); the queue's length (``rcvhwm``, messages) is derived from it
     (:func:`queue_hwm`) unless given, so a rogue publisher cannot make the subscriber hold more than about
     ``rcvhwm`` × ``max_message_bytes`` bytes; what the publisher drops meanwhile shows as gaps.
@@ -462,12 +474,10 @@ class Subscriber(KeepsState):
                 continue
             self._unhandled = True  # from here until handled: a stop now leaves it out of the state saved
             self._tell(self._silence.heard())  # any message, even a malformed one: a publisher is there
-            frames, dropped = self._read_parts()
+            frames, dropped, payload_bytes = self._read_parts()
             self._backlog_hint()
             try:
-                if dropped:
-                    raise ValueError(f"{len(frames) + dropped} parts, more than a daemon's {MAX_PARTS} "
-                                     f"(topic, header, {MAX_PAYLOADS} payloads); {dropped} dropped")
+                self._check_size(len(frames) + dropped, dropped, payload_bytes)
                 event = decode(frames)
             except ValueError as exc:
                 self.malformed += 1
@@ -494,20 +504,40 @@ class Subscriber(KeepsState):
         left = min((w for w in wakes if w is not None), default=None)
         return None if left is None else math.ceil(left * 1000)  # not 0 ms before it is due: no spin
 
-    def _read_parts(self) -> tuple[list[bytes], int]:
-        """The parts of the message ready on the socket: the first :data:`MAX_PARTS` kept, and how many more were
-        taken one by one and dropped (a multipart message is delivered whole or not at all, so every part must
-        be taken before the next message can be read). libzmq itself still holds the whole message in its
-        queue until it is read: the part count bounds what this subscriber copies, not what ZeroMQ queues."""
-        frames = [self.socket.recv(zmq.NOBLOCK)]
-        dropped = 0
-        while self.socket.getsockopt(zmq.RCVMORE):
-            if len(frames) < MAX_PARTS:
-                frames.append(self.socket.recv())
+    def _read_parts(self) -> tuple[list[bytes], int, int]:
+        """The parts of the message ready on the socket: (those kept, how many more were taken one by one and
+        dropped, the bytes of its payload parts). Parts are kept while they are at most :data:`MAX_PARTS` and
+        the payloads hold :func:`payload_bytes_at_most` together; every part is taken (a multipart message is delivered whole or
+        not at all, so all must be taken before the next message can be read), each looked at in libzmq's
+        buffer (copy=False) and copied into Python only when kept. libzmq itself holds the whole message in its
+        queue until it is read (it shows none of its parts before its last has arrived): these limits bound
+        what this subscriber copies and parses, not what ZeroMQ queues; only CURVE keeps unknown peers out."""
+        frames: list[bytes] = []
+        dropped = payload_bytes = 0
+        budget = payload_bytes_at_most(self.max_message_bytes)
+        more, flags = True, zmq.NOBLOCK  # the first part is there (polled); the rest of its message too
+        while more:
+            part = self.socket.recv(flags, copy=False)  # not copied into Python until kept
+            flags = 0
+            payload_bytes += len(part) if len(frames) + dropped >= 2 else 0  # past the topic and header
+            if not dropped and len(frames) < MAX_PARTS and payload_bytes <= budget:
+                frames.append(part.bytes)
             else:
-                self.socket.recv(copy=False)  # not copied into Python; libzmq frees it as the frame goes
-                dropped += 1
-        return frames, dropped
+                dropped += 1  # libzmq frees it as the frame goes
+            more = bool(self.socket.getsockopt(zmq.RCVMORE))
+        return frames, dropped, payload_bytes
+
+    def _check_size(self, parts: int, dropped: int, payload_bytes: int) -> None:
+        """ValueError (the message is skipped as malformed, told through the throttle) when :meth:`_read_parts`
+        dropped parts of it: more than :data:`MAX_PARTS`, or payloads over :func:`payload_bytes_at_most`."""
+        if not dropped:
+            return
+        if parts > MAX_PARTS:
+            raise ValueError(f"{parts} parts, more than a daemon's {MAX_PARTS} (topic, header, {MAX_PAYLOADS} "
+                             f"payloads); {dropped} dropped")
+        raise ValueError(f"{parts - 2} payloads of {payload_bytes:,} bytes in all, more than a daemon's "
+                         f"{payload_bytes_at_most(self.max_message_bytes):,} ({DAEMON_PAYLOADS} payloads of "
+                         f"--max-message-mib {self.max_message_bytes / 2**20:g}); dropped")
 
     def _backlog_hint(self) -> None:
         """Why a gap in the message just read happened, from how far behind this subscriber was (set as the

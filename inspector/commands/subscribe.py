@@ -49,11 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "which a daemon sends every publish.stats_interval_s) say once what is waited on and why "
                         "(ipc path missing, nothing listening, ...; MQTT: the broker not reached, or reached and "
                         "nothing published under the topic prefix), and keep waiting; a connection refused before "
-                        "any was made (nothing listening, ipc path missing) is said at once (0 = never say; "
+                        "any was made (nothing listening, ipc path missing) is said at once (MQTT: a broker that cannot be used at the "
+                        "start, refused, not answering CONNACK within 5 s or refusing this client, is one line and "
+                        "exit 2; 0 = never say; "
                         f"default {SILENCE_S:g})")
     p.add_argument("--max-message-mib", type=int_range(1, 4096), default=128,
                    help="largest message part taken from a daemon (MiB; a publisher sending more is disconnected; "
-                        "MQTT: a larger message is dropped, told and counted); "
+                        "a message whose payloads hold more than two such parts together is dropped, told and "
+                        "counted malformed; MQTT: a larger message is dropped, told and counted); "
                         "a daemon's largest is a thumbnail or heat map: < 1 MiB at the default sizes, ~64 MiB at "
                         "8192 pixels")
     p.add_argument("--queue-mib", type=int_range(1, 2**20), default=1024,

@@ -777,7 +777,9 @@ def why_unmasked(samples: Sequence[Sample], masks: Sequence[np.ndarray | None]) 
     how many of each kind and an example: no mask file found, an empty mask (no pixel marked), a mask that could
     not be used (unreadable, another aspect: told by :func:`load_masks`). None when any defect sample has a usable
     mask, or there is none. "No ground-truth masks" was said of a ground_truth folder whose masks were all empty,
-    which sent the user looking for a naming fault."""
+    which sent the user looking for a naming fault. Masks not found at all are said without count or example:
+    the dataset's reader told those already (:func:`_tell_unmasked`, the warnings of ground_truth's folders),
+    and calibrate's closing warning repeated its line."""
     defects = [(s, m) for s, m in zip(samples, masks) if s.label == 1]
     if not defects or any(m is not None for _, m in defects):
         return None
@@ -786,9 +788,8 @@ def why_unmasked(samples: Sequence[Sample], masks: Sequence[np.ndarray | None]) 
         kinds[_mask_kind(sample.mask_path)].append(sample.mask_path or sample.path)
     told = [f"{len(paths)} {kind}, e.g. {min(paths)}" for kind, paths in kinds.items() if paths]
     n = len(defects)
-    if len(told) == 1 and kinds[_NO_MASK]:
-        return (f"no ground-truth masks for the {n} defective image(s) (none found as ground_truth/<type>/"
-                f"<stem>_mask.png or beside them, e.g. for {min(kinds[_NO_MASK])})")
+    if len(told) == 1 and kinds[_NO_MASK]:  # how many and where: told by the dataset's reader (_tell_unmasked)
+        return "no defective image has a ground-truth mask"
     if len(told) == 1 and kinds[_EMPTY_MASK]:
         return f"the ground-truth masks of all {n} defective image(s) are empty (no pixel marked, e.g. " \
                f"{min(kinds[_EMPTY_MASK])})"

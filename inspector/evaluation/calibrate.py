@@ -203,6 +203,10 @@ def threshold_at_false_alarm_rate(good_scores, rate: float, what: str = "image")
     return Choice(float(threshold), f"false_alarm_rate={rate:g}", details, tuple(warnings))
 
 
+# Fewer defective samples than this behind an F1 threshold: a warning (each one moves the optimum by a whole step)
+MIN_F1_DEFECTS = 10
+
+
 def threshold_f1(good_scores, defect_scores, what: str = "image") -> Choice:
     """The F1-optimal threshold between good and defective scores, with its precision and recall."""
     from inspector.evaluation.metrics import f1_max
@@ -220,8 +224,9 @@ def threshold_f1(good_scores, defect_scores, what: str = "image") -> Choice:
                "missed": int((bad < threshold).sum()),
                "rule_text": f"F1-optimal over {good.size} good and {bad.size} defective"}
     warnings = []
-    if bad.size < 10:
-        warnings.append(f"{what}: F1 threshold chosen on only {bad.size} defective sample(s); it may not generalise")
+    if bad.size < MIN_F1_DEFECTS:  # how many is the summary's 'defects' line: said once, there
+        warnings.append(f"{what}: F1 threshold chosen on fewer than {MIN_F1_DEFECTS} defective samples; it may not "
+                        f"generalise")
     return Choice(float(threshold), "f1", details, tuple(warnings))
 
 
@@ -782,7 +787,7 @@ def _choose_thresholds(good: ScoredSet, guarded: np.ndarray, defects: ScoredSet 
     if defects is not None and any(m is not None and m.any() for m in masks):
         good_masks = [np.zeros(m.shape, bool) for m in good.maps]
         pixel = pixel_threshold_f1(list(good.maps) + list(defects.maps), good_masks + list(masks))
-        _say_pixel_f1_covers(pixel, len(good.maps), masks, warnings)
+        _say_pixel_f1_covers(pixel, len(good.maps), masks)
     else:
         pixel = pixel_threshold_at_false_alarm_rate(good.maps, pixel_false_alarm_rate)
         if defects is not None:  # defects without usable masks (e.g. some BTAD folders): good pixels only
@@ -795,17 +800,14 @@ def _choose_thresholds(good: ScoredSet, guarded: np.ndarray, defects: ScoredSet 
     return image, pixel
 
 
-def _say_pixel_f1_covers(pixel: Choice, n_good: int, masks: list, warnings: list[str]) -> None:
+def _say_pixel_f1_covers(pixel: Choice, n_good: int, masks: list) -> None:
     """Name in the pixel-F1 rule's ``rule_text`` the images it was chosen over (the good ones and the defective ones
-    with a usable mask), and warn when some defective images had none: the summary line said "[pixel_f1]" and the
-    file "over the pixels of images with ground-truth masks" whether 1 or all of them had one."""
+    with a usable mask): the summary line said "[pixel_f1]" and the file "over the pixels of images with
+    ground-truth masks" whether 1 or all of them had one. Said there alone: a closing warning repeating the count
+    printed it twice in a row (the masks missing are told by the dataset's own lines, by name)."""
     n_masked, n_defect = sum(m is not None for m in masks), len(masks)
     pixel.details["rule_text"] = (f"pixel-F1-optimal over the pixels of {n_good} good image(s) and the {n_masked} "
                                   f"of {n_defect} defective image(s) with a usable ground-truth mask")
-    if n_masked < n_defect:
-        warnings.append(f"the pixel threshold rests on {n_masked} of the {n_defect} defective image(s): the other "
-                        f"{n_defect - n_masked} have no usable ground-truth mask (none found, empty, or unusable: "
-                        f"see the warnings above)")
 
 
 def _data_summary(good: ScoredSet, s: _Scored, image: Choice, pixel: Choice, policy: str, band,

@@ -53,6 +53,7 @@ from inspector.errors import ConfigError
 from inspector.events import (CAMERA_TYPES, MAX_PAYLOADS, SILENCE_S, STATS_TOPIC, header_dict, subscription_topic,
                               topic_matches, wire_json)
 from inspector.integrations import require
+from inspector.integrations.mqtt_first_connect import FirstConnect
 from inspector.integrations.mqtt_silence import BrokerSilence
 from inspector.loss import STATE_VERSION, KeepsState, LossTracker
 from inspector.throttle import Throttle
@@ -885,11 +886,30 @@ class MqttSubscriber(KeepsState):
         self._connected_at: float | None = None  # monotonic s of the last CONNACK accepted
         self._short_lived = 0  # connections in a row the broker closed within SHORT_LIVED_S of accepting them
         self.client.on_message = self._on_message
+        self._first = FirstConnect(f"{host}:{port}")  # what the first connection gives: told at once
         try:
             self.client.connect(host, port, keepalive=30)
         except OSError as exc:
+            self._release_state()
             raise ConfigError(f"{redact(url)}: cannot connect to the broker ({exc.strerror or exc})") from None
         self.client.loop_start()
+        self._first_connected()
+
+    def _first_connected(self) -> None:
+        """Wait for the first connection's outcome (:class:`FirstConnect`): a broker that cannot be used is
+        ConfigError, one line naming it, as a refused address is, instead of a wait of ``--silence-s``."""
+        problem = self._first.problem()
+        if problem is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self._release_state()
+            raise ConfigError(f"{self._url}: {problem}")
+
+    def _release_state(self) -> None:
+        """A subscriber that never connected: its state file stays as it was and is free for the next one (held,
+        a second try in this process was refused as 'in use by another running subscriber', itself)."""
+        if getattr(self, "state_file", None) is not None:
+            self.state_file.release()
 
     def _cannot_connect(self, problem: str | OSError) -> None:
         """Tell (a notice) why the broker cannot be used, once until connected or the reason changes: a refused
@@ -903,8 +923,10 @@ class MqttSubscriber(KeepsState):
 
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if reason_code.is_failure:  # CONNACK refused (MQTT 3.1.1 §3.2.2.3)
+            self._first.refused(reason_code)
             self._cannot_connect(f"the broker refused the connection: {reason_code}")
             return
+        self._first.accepted()
         self._connect_problem = None
         self._connected_at = time.monotonic()
         self._tell(self.silence.connected())
@@ -949,6 +971,7 @@ class MqttSubscriber(KeepsState):
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         from inspector.events import utc_iso
 
+        self._first.closed(reason_code)
         if self._down_since is None:
             self._down_since = utc_iso()
         self.silence.down()

@@ -76,7 +76,7 @@ from inspector.data.images import FrameLayout
 from inspector.errors import SourceError
 from inspector.pipeline.config import CameraSection
 from inspector.pipeline.frame import Frame
-from inspector.pipeline.sources import Source, SourceChanged, SourceWaiting, is_live
+from inspector.pipeline.sources import Source, SourceChanged, SourceMisconfigured, SourceWaiting, is_live
 from inspector.pipeline.worker import Throttled, Worker, WorkerContext, sleep_until
 from inspector.pipeline.telemetry import Counters
 from inspector.redact import redact
@@ -369,6 +369,7 @@ class CaptureWorker(Worker):
         # told once that they cannot help, so the reopens' own state changes are logged at DEBUG only
         self._futile: tuple[str, int] = ("", 0)
         self._quiet = False
+        self._misconfigured_told = False  # a SourceMisconfigured said (_misconfigured), until the source opens
         self._throttle = Throttled(log)
         # (frames of this camera the daemon's queues hold at most, the settings that say so): checked against
         # the machine's memory at its first frame and each size change (_check_layout); None: not checked
@@ -424,6 +425,7 @@ class CaptureWorker(Worker):
                 self._in_source("open", self.source.open)
                 self.last_frame_ns = time.monotonic_ns()
                 self._undecodable_since = None
+                self._opened_again()
                 self.set_state("online", self.source.describe())
                 return True
             except SourceWaiting as exc:
@@ -433,6 +435,7 @@ class CaptureWorker(Worker):
                 if exc.permanent:
                     self.set_state("failed", str(exc))
                     return False
+                self._misconfigured(exc)
                 if not self._wait_retry(str(exc)):
                     return False
         return False
@@ -614,6 +617,27 @@ class CaptureWorker(Worker):
                     "bit_depth); retrying every %g s (reconnect.max_s) without saying so again",
                     self.camera.name, count, grabbed.reason, redact(str(grabbed.error)), self.camera.reconnect.max_s)
 
+    def _misconfigured(self, exc: SourceError) -> None:
+        """A camera that answered that this camera's settings are wrong (:class:`SourceMisconfigured`: a login
+        refused, a path it has not: RTSP or HTTP 401, 403, 404): said once as a configuration error naming its
+        address (password masked), then retried at ``reconnect.max_s``, quietly, as futile reopens are
+        (:meth:`_futile_reopen`); told again once it opens. Such a camera was retried at the back-off as if it had
+        hiccupped: a failed login each time (cameras lock an account after a few), ``reconnect.max_attempts``
+        spent in seconds, and never called a configuration error."""
+        if not isinstance(exc, SourceMisconfigured) or self._misconfigured_told:
+            return
+        self._misconfigured_told = self._quiet = True  # _wait_retry: max_s from here on
+        log.warning("camera '%s': configuration error, not a transient fault: %s; fix the camera's entry in the "
+                    "config (its URL, user, password or path) or the camera; retrying every %g s (reconnect.max_s) "
+                    "without saying so again", self.camera.name, redact(str(exc)).removeprefix(
+                        f"camera '{self.camera.name}': "), self.camera.reconnect.max_s)
+
+    def _opened_again(self) -> None:
+        """The source opened: a configuration error told (:meth:`_misconfigured`) is over, said once."""
+        if self._misconfigured_told:
+            log.info("camera '%s': opens again (%s)", self.camera.name, self.source.describe())
+            self._misconfigured_told = self._quiet = False
+
     def _source_failed(self, exc: SourceError) -> bool:
         """Count and react to a read error: True to end the camera, False after reconnect back-off."""
         cam = self.camera.name
@@ -628,6 +652,7 @@ class CaptureWorker(Worker):
             self.backoff.reset()
         else:
             self.counters.add(f"{cam}.source_errors")
+            self._misconfigured(exc)
         self.reconnects += 1
         self.counters.add(f"{cam}.reconnects")
         return not self._wait_retry(str(exc))

@@ -72,10 +72,11 @@ import cv2
 import numpy as np
 
 from inspector.data.images import FrameLayout, ImageRejected
-from inspector.pipeline import ffmpeg_frames, http_relay, keyframe_layouts, programs, srt_relay, ts_feed
+from inspector.pipeline import ffmpeg_frames, http_relay, keyframe_layouts, programs, rtsp_probe, srt_relay, ts_feed
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import _URL_SCHEMES, CameraSection
-from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, SourceChanged, stamp_now
+from inspector.pipeline.source_base import (ChosenAtOpen, Grabbed, Source, SourceChanged, SourceMisconfigured,
+                                            stamp_now)
 from inspector.redact import TRANSPORT_OPTIONS, redact
 
 _FOLLOW_PROBE_BYTES = 32768  # a recording read as it grows: the program's probe ends once it read this much …
@@ -931,12 +932,19 @@ class FullDepthUrl(ChosenAtOpen):
     def __init__(self, camera: CameraSection, bit_depth: int | None, opencv: Callable[[], Source]) -> None:
         super().__init__(camera, bit_depth)
         self._opencv = opencv
+        self._refused = False  # the camera's answer refused the last open (SourceMisconfigured): _ask_first
 
     def _choose(self) -> Source:
         if urllib.parse.urlsplit(str(self.camera.source)).scheme.lower() in PROGRAM_ONLY_SCHEMES:
             return self._program_alone()
+        if self._refused:
+            self._ask_first()
         source = self._opencv()
-        source.open()
+        try:
+            source.open()
+        except SourceMisconfigured:
+            self._refused = True
+            raise
         by_program = getattr(source, "by_program", None)
         if by_program is None:
             return source
@@ -947,6 +955,16 @@ class FullDepthUrl(ChosenAtOpen):
         stream.open()
         return stream
 
+
+    def _ask_first(self) -> None:
+        """After a refused open (a 401, 403 or 404): ask the camera by hand (:func:`rtsp_probe.diagnose`, one
+        DESCRIBE) before FFmpeg tries, and raise SourceMisconfigured while it still refuses. Each quiet retry was
+        FFmpeg's failed login and then the probe's (two per retry, where cameras lock an account after a few),
+        and an FFmpeg error line on stderr each time."""
+        found = rtsp_probe.diagnose(str(self.camera.source), self.camera.open_timeout_s)
+        if found is not None and found[1]:
+            raise self._error(f"cannot open {self.describe()}: {found[0]}", misconfigured=True)
+        self._refused = False
 
     def _program_alone(self) -> FullDepthStream:
         """A :data:`PROGRAM_ONLY_SCHEMES` URL read by the program, its stream probed by ffprobe: SourceError, transient

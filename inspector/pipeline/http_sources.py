@@ -24,7 +24,8 @@ from typing import Callable
 
 from inspector.data.images import IMAGE_EXTENSIONS, ImageRejected, decode_image_layout
 from inspector.pipeline.config import CameraSection
-from inspector.pipeline.source_base import ChosenAtOpen, Grabbed, Source, stamp_now, warn_if_ffmpeg_logs_secrets
+from inspector.pipeline.source_base import (MISCONFIGURED_CODES, ChosenAtOpen, Grabbed, Source, stamp_now,
+                                            warn_if_ffmpeg_logs_secrets)
 
 log = logging.getLogger("inspector.pipeline.sources")  # every source module logs as one
 
@@ -219,7 +220,8 @@ class _HttpPictures(Source):
         self._index = 0
 
     def answer(self, timeout_s: float, validators: dict[str, str] | None = None):
-        """The camera's answer (headers read, body not); SourceError (transient) naming the camera if none.
+        """The camera's answer (headers read, body not); SourceError (transient) naming the camera if none,
+        SourceMisconfigured for a 401, 403 or 404 (this camera's settings: said once, retried slowly).
         With ``validators`` (If-None-Match / If-Modified-Since, RFC 9110 §13.1) None when the camera answers
         304 Not Modified: the picture it gave last."""
         request = urllib.request.Request(self._url, headers=self._headers | (validators or {}))
@@ -229,7 +231,8 @@ class _HttpPictures(Source):
             if exc.code == 304 and validators:
                 exc.close()
                 return None
-            raise self._error(f"{self.describe()}: HTTP {exc.code} {exc.reason}") from None
+            raise self._error(f"{self.describe()}: HTTP {exc.code} {exc.reason}",
+                              misconfigured=exc.code in MISCONFIGURED_CODES) from None
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
             raise self._error(f"{self.describe()}: {getattr(exc, 'reason', exc)}") from None
 

@@ -6,9 +6,11 @@ and a server that never answers all read "cannot open", and FFmpeg's own line we
 without the camera's name. Standard library only; Basic and Digest (RFC 2617, MD5, qop auth) logins, as IP
 cameras ask. The user name is told, the password never.
 
-Both 401 and 404 are transient (retried with the camera's back-off, reconnect.max_s apart at most): a relay
-(an NVR, MediaMTX) answers 404 for a path until its camera publishes, a camera restarting or reset answers 404 or
-401 for a while, and a password changed on the camera can be changed back while the daemon runs.
+401, 403 and 404 name the camera's settings (:func:`diagnose`: the capture worker says them once as a
+configuration error) but are still retried, reconnect.max_s apart and quietly: a relay (an NVR, MediaMTX) answers
+404 for a path until its camera publishes, a camera restarting or reset answers 404 or 401 for a while, and a
+password changed on the camera can be changed back while the daemon runs. Other answers (5xx, silence, a refused
+connection) are transient, retried at the camera's back-off.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import socket
 import ssl
 import time
 import urllib.parse
+
+from inspector.pipeline.source_base import MISCONFIGURED_CODES
 
 _MAX_ANSWER = 65536  # an answer's head is read up to this many bytes
 _RTSP_PORT, _RTSPS_PORT = 554, 322  # the schemes' default ports (RFC 2326 §3.2; FFmpeg's rtsp.c for rtsps)
@@ -87,12 +91,25 @@ def _in_words(code: str | int, reason: str, user: str | None, path: str) -> str:
 
 
 def why_not_open(url: str, timeout_s: float) -> str | None:
-    """What an RTSP server at ``url`` says to DESCRIBE within ``timeout_s``, in words naming no password; None
+    """What :func:`diagnose` found, in words; None when nothing is wrong there."""
+    found = diagnose(url, timeout_s)
+    return None if found is None else found[0]
+
+
+def diagnose(url: str, timeout_s: float) -> tuple[str, bool] | None:
+    """(what was found, whether it is the camera's settings: a 401, 403 or 404, :data:`MISCONFIGURED_CODES`),
+    or None, as :func:`_answered`."""
+    code, why = _answered(url, timeout_s)
+    return None if why is None else (why, code in MISCONFIGURED_CODES)
+
+
+def _answered(url: str, timeout_s: float) -> tuple[int | None, str | None]:
+    """(the RTSP status code, None when none came; why it did not open, in words). What an RTSP server at ``url`` says to DESCRIBE within ``timeout_s``, in words naming no password; None
     when it answered 200 OK (the stream is there: the media is what failed) or the URL is not rtsp:// or rtsps://
     (asked over TLS, :func:`_over_tls`; port 322 unless given)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme.lower() not in ("rtsp", "rtsps") or not parts.hostname:
-        return None
+        return None, None
     tls = parts.scheme.lower() == "rtsps"
     host, port = parts.hostname, parts.port or (_RTSPS_PORT if tls else _RTSP_PORT)
     user = urllib.parse.unquote(parts.username) if parts.username is not None else None
@@ -102,11 +119,11 @@ def why_not_open(url: str, timeout_s: float) -> str | None:
     try:
         sock = socket.create_connection((host, port), timeout=timeout_s)
     except ConnectionRefusedError:
-        return f"nothing listens at {host}:{port} (connection refused)"
+        return None, f"nothing listens at {host}:{port} (connection refused)"
     except socket.timeout:  # no answer to the connection itself: not a server that hangs
-        return f"{host}:{port} cannot be reached (no answer to connecting within {timeout_s:.1f} s)"
+        return None, f"{host}:{port} cannot be reached (no answer to connecting within {timeout_s:.1f} s)"
     except OSError as exc:  # no route to host, a name that does not resolve
-        return f"{host}:{port}: {exc.strerror or exc}"
+        return None, f"{host}:{port}: {exc.strerror or exc}"
     try:
         with sock, (_over_tls(sock, host) if tls else sock) as conn:
             code, reason, headers = _describe(conn, uri, 1, deadline)
@@ -114,13 +131,13 @@ def why_not_open(url: str, timeout_s: float) -> str | None:
                 auth = _authorization(headers["www-authenticate"], user, password, uri)
                 code, reason, headers = _describe(conn, uri, 2, deadline, auth)
     except socket.timeout:
-        return (f"{host}:{port} gave no RTSP answer to DESCRIBE within {timeout_s:.1f} s (not an RTSP server, "
-                f"or it hangs)")
+        return None, (f"{host}:{port} gave no RTSP answer to DESCRIBE within {timeout_s:.1f} s (not an "
+                      f"RTSP server, or it hangs)")
     except ssl.SSLCertVerificationError as exc:
-        return (f"{host}:{port}: the camera's TLS certificate is not trusted ({exc.verify_message}): add the "
-                f"certificate (or its authority) to the system's trusted certificates")
+        return None, (f"{host}:{port}: the camera's TLS certificate is not trusted ({exc.verify_message}): add "
+                      f"the certificate (or its authority) to the system's trusted certificates")
     except ssl.SSLError as exc:
-        return f"{host}:{port} did not speak TLS as rtsps:// asks ({exc.reason or exc})"
+        return None, f"{host}:{port} did not speak TLS as rtsps:// asks ({exc.reason or exc})"
     except (OSError, ValueError) as exc:
-        return f"{host}:{port}: {exc}"
-    return None if code == 200 else _in_words(code, reason, user, parts.path or "/")
+        return None, f"{host}:{port}: {exc}"
+    return code, None if code == 200 else _in_words(code, reason, user, parts.path or "/")

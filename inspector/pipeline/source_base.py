@@ -47,6 +47,19 @@ class SourceWaiting(SourceError):
     spending a reconnect attempt (``reconnect.max_attempts``) or backing off (transient)."""
 
 
+class SourceMisconfigured(SourceError):
+    """The camera answered that this camera's settings are wrong: a login refused (401, 403), a path it does
+    not have (404). Transient (the camera's side may change: a relay answers 404 until its camera publishes, a
+    password changed back), but no reopen at the back-off can fix it: the capture worker says it once as a
+    configuration error and retries at ``reconnect.max_s``, quietly (:meth:`CaptureWorker._misconfigured`)."""
+
+
+# Answers of an RTSP (RFC 2326 §7.1.1) or HTTP (RFC 9110 §15.5) server that name the request, not the moment:
+# 401 Unauthorized, 403 Forbidden, 404 Not Found. 5xx, 453 Not Enough Bandwidth, 454 Session Not Found and the
+# like pass, and stay ordinary transient errors.
+MISCONFIGURED_CODES = frozenset({401, 403, 404})
+
+
 class Source:
     """Base class. ``live``: a real-time source (keep newest, reconnect); ``finite``: it can end;
     ``one_size``: its frames share one size unless the camera itself changed (a stream, not a folder)."""
@@ -79,8 +92,11 @@ class Source:
         """What the source is, for people (logs, status events, --check): passwords in its address masked."""
         return redact(f"{self.kind} {self.camera.source}")
 
-    def _error(self, what: str, permanent: bool = False) -> SourceError:
+    def _error(self, what: str, permanent: bool = False, misconfigured: bool = False) -> SourceError:
+        """SourceError naming the camera; :class:`SourceMisconfigured` with ``misconfigured``."""
         # the message reaches logs, status events and the error line: never the address's password
+        if misconfigured:
+            return SourceMisconfigured(redact(f"camera '{self.camera.name}': {what}"))
         return SourceError(redact(f"camera '{self.camera.name}': {what}"), permanent=permanent)
 
 

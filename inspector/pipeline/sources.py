@@ -89,7 +89,7 @@ from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snapshot_url  # noqa: F401 (re-exported)
 from inspector.pipeline.source_base import (ChosenAtOpen, Grabbed, Source, SourceChanged,  # noqa: F401 (re-exported)
-                                            SourceWaiting, warn_if_ffmpeg_logs_secrets)
+                                            SourceMisconfigured, SourceWaiting, warn_if_ffmpeg_logs_secrets)
 from inspector.pipeline.source_base import stamp_now as _stamp
 from inspector.redact import redact
 
@@ -479,14 +479,15 @@ class CvSource(Source):
     def _say_why_rtsp_failed(self, deadline: float) -> None:
         """After an rtsp:// camera's first open failed: ask its server DESCRIBE by hand (:mod:`rtsp_probe`) in
         what is left until ``deadline`` (at least :data:`_DIAGNOSE_MIN_S`), and raise a transient SourceError
-        saying what it answered (refused, 401, 404, silence) without a second FFmpeg try: that only repeated the
+        saying what it answered (refused, 401, 404, silence; :class:`SourceMisconfigured` for 401, 403 and 404)
+        without a second FFmpeg try: that only repeated the
         failure (a second failed login per attempt, where cameras lock an account after a few). Returns when
         the server answered 200 OK (the media failed: the full probe may still find it)."""
         if not str(self._target).lower().startswith(("rtsp://", "rtsps://")):
             return
-        why = rtsp_probe.why_not_open(str(self._target), max(_DIAGNOSE_MIN_S, deadline - time.monotonic()))
-        if why:
-            raise self._error(f"cannot open {self.describe()}: {why}")
+        found = rtsp_probe.diagnose(str(self._target), max(_DIAGNOSE_MIN_S, deadline - time.monotonic()))
+        if found:  # a login refused or a path the camera has not: this camera's settings (SourceMisconfigured)
+            raise self._error(f"cannot open {self.describe()}: {found[0]}", misconfigured=found[1])
 
     def _open_failure(self, tries: list[tuple[bool, str]]) -> str:
         """Why an URL did not open, from ``tries`` ((full probe, what it found) per open, in order)."""
