@@ -160,9 +160,11 @@ def read_slowly(source, extra_s: float):
     return source
 
 
-def run_capture_worker(cam, seconds: float, counters, on_state=lambda *a: None):
-    """Run a real CaptureWorker on ``cam`` (its source made by make_source) for ``seconds``, then stop it and return
-    it; it counts into ``counters`` (a Counters), its state changes go to ``on_state(camera, state, *details)``. The caller closes what serves the camera."""
+def run_capture_worker(cam, seconds: float, counters, on_state=lambda *a: None, until=None):
+    """Run a real CaptureWorker on ``cam`` (its source made by make_source) for ``seconds`` (or, given ``until``,
+    until ``until(worker)`` is true, at most ``seconds``: a count the test waits for, not a time a loaded machine
+    may not reach it in), then stop it and return it; it counts into ``counters`` (a Counters), its state changes
+    go to ``on_state(camera, state, *details)``. The caller closes what serves the camera."""
     from inspector.pipeline.capture import CaptureWorker, FrameHub
     from inspector.pipeline.sources import make_source
     from inspector.pipeline.telemetry import Counters
@@ -170,8 +172,10 @@ def run_capture_worker(cam, seconds: float, counters, on_state=lambda *a: None):
     stop = threading.Event()
     worker = CaptureWorker(cam, make_source(cam), FrameHub(Counters()), stop, counters, on_state)
     worker.start()
+    deadline = time.monotonic() + seconds
     try:
-        time.sleep(seconds)
+        while time.monotonic() < deadline and not (until is not None and until(worker)):
+            time.sleep(0.05 if until is not None else max(0.0, deadline - time.monotonic()))
     finally:
         stop.set()
         worker.join(10)

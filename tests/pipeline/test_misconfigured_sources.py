@@ -159,7 +159,7 @@ from inspector.pipeline.telemetry import Counters
 from pipeline_support import run_capture_worker
 cam = CameraSection(name="ipcam", source=sys.argv[1], open_timeout_s=2, read_timeout_s=1,
                     reconnect=ReconnectSection(initial_s=0.05, max_s=0.5, jitter=0.0))
-worker = run_capture_worker(cam, 3.0, Counters())
+worker = run_capture_worker(cam, 40.0, Counters(), until=lambda w: w.backoff.attempt >= 3)
 print("attempts", worker.backoff.attempt, flush=True)
 """
 
@@ -170,7 +170,7 @@ def test_quiet_retries_of_a_refused_rtsp_login_ask_the_camera_once_each_not_thro
     and run FFmpeg only once the camera answers 200."""
     with RtspCamera(codec="mjpeg", user="op", password="s3cret") as server:
         done = subprocess.run([sys.executable, "-c", _QUIET_RETRIES, server.url("op:wr0ng"), str(Path(__file__).parent)],
-                              capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
+                              capture_output=True, text=True, timeout=90, cwd=Path(__file__).parents[2])
     assert "attempts" in done.stdout, done.stderr
     attempts = int(done.stdout.split("attempts", 1)[1])
     assert attempts >= 3, done.stdout
