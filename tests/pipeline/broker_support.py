@@ -53,3 +53,13 @@ class Mosquitto:
             self.proc.wait(10)
         self.proc = None
 
+
+def password_broker(folder: Path, user: str = "op", password: str = "right") -> Mosquitto:
+    """A started Mosquitto that lets in ``user`` with ``password`` only (``allow_anonymous false``, a
+    mosquitto_passwd file under ``folder``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    users = folder / "users"
+    subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", "-c", str(users), user, password],
+                   check=True, capture_output=True)
+    users.chmod(0o600)
+    return Mosquitto(folder / "broker", options=("allow_anonymous false", f"password_file {users}")).start()

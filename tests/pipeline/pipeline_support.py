@@ -3,6 +3,7 @@ running a daemon to the end with a subscriber attached. (Fixtures live in confte
 
 from __future__ import annotations
 
+import http.server
 import threading
 import time
 from pathlib import Path
@@ -180,3 +181,32 @@ def run_capture_worker(cam, seconds: float, counters, on_state=lambda *a: None, 
         stop.set()
         worker.join(10)
     return worker
+
+
+class HttpCamera:
+    """An HTTP camera on 127.0.0.1 answering each GET with ``respond() -> (status, content type, body)``;
+    ``url(path)``, ``close()``."""
+
+    def __init__(self, respond) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                status, kind, body = respond()
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str, userinfo: str = "") -> str:
+        return f"http://{userinfo}127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -10,10 +10,8 @@ GET a new picture), which the one decoder refuses until ``bit_depth`` is set; th
 
 from __future__ import annotations
 
-import http.server
 import io
 import logging
-import threading
 import time
 
 import numpy as np
@@ -25,36 +23,22 @@ from inspector.pipeline.config import CameraSection, ReconnectSection
 from inspector.pipeline.sources import make_source
 from inspector.pipeline.telemetry import Counters
 
-from pipeline_support import free_port, run_capture_worker
+from pipeline_support import HttpCamera, run_capture_worker
 
 
-class Int32Camera:
+class Int32Camera(HttpCamera):
     """A snapshot camera on 127.0.0.1 answering every GET with a new 64x64 int32 TIFF."""
 
     def __init__(self) -> None:
         rng = np.random.default_rng(0)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                out = io.BytesIO()
-                tifffile.imwrite(out, rng.integers(0, 4096, (64, 64), dtype=np.int32))
-                body = out.getvalue()
-                self.send_response(200)
-                self.send_header("Content-Type", "image/tiff")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        def respond():
+            out = io.BytesIO()
+            tifffile.imwrite(out, rng.integers(0, 4096, (64, 64), dtype=np.int32))
+            return 200, "image/tiff", out.getvalue()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/snapshot.tif"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(respond)
+        self.url = super().url("/snapshot.tif")
 
 
 @pytest.mark.parametrize("max_attempts", [0, 50])

@@ -7,7 +7,6 @@ back-off. Real parts: a gst-rtsp-server camera, an HTTP snapshot camera, the rea
 
 from __future__ import annotations
 
-import http.server
 import logging
 import subprocess
 import sys
@@ -22,43 +21,24 @@ import yaml
 from inspector.pipeline.config import CameraSection, ReconnectSection
 from inspector.pipeline.telemetry import Counters
 
-from pipeline_support import base_config, free_port, run_capture_worker
+from pipeline_support import HttpCamera, base_config, free_port, run_capture_worker
 from rtsp_support import RtspCamera
 
 RUN_S, MAX_S = 3.0, 1.0  # at the back-off (0.05 s doubling to 1 s) 3 s held 7+ attempts; at max_s at most 4
 CLI = [sys.executable, "-c", "import sys; from inspector.cli import main; sys.exit(main())"]
 
 
-class SnapshotCamera:
+class SnapshotCamera(HttpCamera):
     """An HTTP snapshot camera on 127.0.0.1 answering each GET with ``self.status`` (200: a new JPEG)."""
 
     def __init__(self, status: int) -> None:
         self.status = status
-        owner = self
         picture = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))[1].tobytes()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = picture if owner.status == 200 else b"no\n"
-                self.send_response(owner.status)
-                self.send_header("Content-Type", "image/jpeg" if owner.status == 200 else "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(lambda: (self.status, "image/jpeg", picture) if self.status == 200
+                         else (self.status, "text/plain", b"no\n"))
 
     def url(self, userinfo: str = "op:wr0ng@") -> str:
-        return f"http://{userinfo}127.0.0.1:{self.port}/snapshot.jpg"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return super().url("/snapshot.jpg", userinfo)
 
 
 def _capture(url: str, caplog, seconds: float = RUN_S, on_state=lambda *a: None):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from broker_support import MOSQUITTO, Mosquitto
+from broker_support import MOSQUITTO, Mosquitto, password_broker
 from net_faults import free_port
 from pipeline_support import base_config, write_folder
 
@@ -121,11 +121,7 @@ def test_a_broker_certificate_not_accepted_is_told_once_with_why_and_events_stay
 
 def test_credentials_the_broker_refuses_are_told_once_not_at_every_retry(tmp_path, caplog):
     """A refused CONNACK was a warning at each reconnect (every second to reconnect_max_s, for ever)."""
-    users = tmp_path / "users"
-    subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", "-c", str(users), "op", "right"],
-                   check=True, capture_output=True)
-    users.chmod(0o600)
-    broker = Mosquitto(tmp_path / "broker", options=("allow_anonymous false", f"password_file {users}")).start()
+    broker = password_broker(tmp_path)
     (tmp_path / "password").write_text("wrong\n")
     caplog.set_level(logging.INFO, logger="inspector.mqtt")
     bridge = _bridge(broker.url, tmp_path, username="op", password_file=str(tmp_path / "password"))
@@ -255,11 +251,7 @@ def test_subscribe_to_a_broker_that_refuses_it_says_so_once(tmp_path):
     second and the command waited in silence for ever (no event, no notice); then it retried for ever with one
     line. No retry can change that answer: one line naming the broker and the refusal (its CONNACK code), exit 2
     (tests/pipeline/test_mqtt_first_connect.py has the other brokers that cannot be used)."""
-    users = tmp_path / "users"
-    subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", "-c", str(users), "op", "right"],
-                   check=True, capture_output=True)
-    users.chmod(0o600)
-    broker = Mosquitto(tmp_path / "broker", options=("allow_anonymous false", f"password_file {users}")).start()
+    broker = password_broker(tmp_path)
     try:
         done = subprocess.run([*CLI, "subscribe", broker.url, "--silence-s", "60"], capture_output=True, text=True,
                               timeout=30)
@@ -381,11 +373,7 @@ def test_credentials_in_the_broker_url_are_refused_without_showing_the_password(
 def test_subscribe_takes_the_user_and_password_of_its_url_and_never_prints_the_password(tmp_path):
     """'inspector subscribe mqtt://op:right@host' dropped the credentials (the broker refused it, retried for ever)
     and printed 'subscribed to … on mqtt://op:right@…'."""
-    users = tmp_path / "users"
-    subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", "-c", str(users), "op", "r%ght"],
-                   check=True, capture_output=True)
-    users.chmod(0o600)
-    broker = Mosquitto(tmp_path / "broker", options=("allow_anonymous false", f"password_file {users}")).start()
+    broker = password_broker(tmp_path, password="r%ght")
     url = broker.url.replace("mqtt://", "mqtt://op:r%25ght@")
     consumer = subprocess.Popen([*CLI, "subscribe", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -16,7 +16,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from broker_support import MOSQUITTO, Mosquitto
+from broker_support import MOSQUITTO, Mosquitto, password_broker
 from net_faults import free_port
 
 CLI = [sys.executable, "-c", "import sys; from inspector.cli import main; sys.exit(main())"]
@@ -76,10 +76,7 @@ def test_a_port_where_no_broker_answers_is_one_line_and_exit_2_at_once(tmp_path,
 @pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="needs mosquitto_passwd")
 @pytest.mark.parametrize("credentials", ["", "op:wrong@", "other:right@"])
 def test_credentials_the_broker_refuses_are_one_line_with_the_connack_code_and_exit_2(tmp_path, credentials):
-    users = tmp_path / "users"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(users), "op", "right"], check=True, capture_output=True)
-    users.chmod(0o600)
-    broker = Mosquitto(tmp_path / "broker", options=("allow_anonymous false", f"password_file {users}")).start()
+    broker = password_broker(tmp_path)
     try:
         done, took = _subscribe(broker.url.replace("mqtt://", f"mqtt://{credentials}"))
     finally:
@@ -92,11 +89,7 @@ def test_credentials_the_broker_refuses_are_one_line_with_the_connack_code_and_e
 
 
 def test_right_credentials_run_as_before(tmp_path):
-    users = tmp_path / "users"
-    subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", "-c", str(users), "op", "right"],
-                   check=True, capture_output=True)
-    users.chmod(0o600)
-    broker = Mosquitto(tmp_path / "broker", options=("allow_anonymous false", f"password_file {users}")).start()
+    broker = password_broker(tmp_path)
     try:
         done = subprocess.run([*CLI, "subscribe", broker.url.replace("mqtt://", "mqtt://op:right@"), "--timeout", "1"],
                               capture_output=True, text=True, timeout=40)

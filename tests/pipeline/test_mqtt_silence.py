@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from broker_support import MOSQUITTO, Mosquitto
+from broker_support import MOSQUITTO, Mosquitto, password_broker
 
 CLI = [sys.executable, "-c", "import sys; from inspector.cli import main; sys.exit(main())"]
 pytestmark = [pytest.mark.mqtt, pytest.mark.skipif(MOSQUITTO is None, reason="needs Debian's mosquitto"),
@@ -95,10 +95,7 @@ def test_a_broker_refusing_this_client_is_told_as_such(tmp_path):
     from inspector.errors import ConfigError
     from inspector.integrations.mqtt import MqttSubscriber
 
-    users = tmp_path / "users"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(users), "op", "right"], check=True, capture_output=True)
-    users.chmod(0o600)
-    broker = Mosquitto(tmp_path / "broker", options=("allow_anonymous false", f"password_file {users}")).start()
+    broker = password_broker(tmp_path)
     try:
         with pytest.raises(ConfigError, match="cannot use the broker at .*: the broker refused the connection: Not "
                                               "authorized"):
