@@ -110,3 +110,23 @@ def test_an_empty_calibration_file_is_told_empty(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ConfigError, match=f"^{path}: calibration file is empty; make one with 'inspector calibrate'$"):
         read_thresholds(path)
+
+
+def test_the_model_card_named_as_the_calibration_is_said_to_be_no_calibration_file(exported_model, tmp_path, capsys):
+    """``--calibration export/rs-brick.json`` (the model card beside the graph: it has a schema_version and a model,
+    as a calibration does) read "unknown key 'input'", which told a newcomer nothing; one line now says what the
+    file is not, in predict, verify and the daemon alike (all read it through read_thresholds)."""
+    from inspector.cli import main
+
+    card = exported_model.with_suffix(".json")
+    import cv2
+
+    image = tmp_path / "part.png"
+    assert cv2.imwrite(str(image), np.full((64, 64, 3), 128, np.uint8))
+    with pytest.raises(ConfigError) as err:
+        read_thresholds(card)
+    assert str(err.value).startswith(f"{card}: not a calibration file (no image_threshold; its keys: schema_version, "
+                                     f"model, ") and str(err.value).endswith("make one with 'inspector calibrate'")
+    assert main(["predict", str(exported_model), str(image), "--calibration", str(card)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0] == f"error: {err.value}", lines

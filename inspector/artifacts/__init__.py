@@ -55,6 +55,24 @@ def read_card(model_path: str | Path) -> dict[str, Any]:
     return read_sidecar(sidecar_path_for(model_path))
 
 
+def missing_model_hint(model_path: str | Path) -> str:
+    """``"; make it with: inspector …"`` for a model file that is not there at all (no file, folder or link), the
+    command that makes one of its kind, else ''. The daemon said "export a model with 'inspector export'" of a
+    missing TensorRT engine too (``run`` before ``build``), and predict, calibrate, verify and bench said only
+    "engine file not found"; an engine is built on the GPU box, an INT8 graph is quantized, the rest exported."""
+    from inspector.artifacts.model_card import split_graph_name
+
+    path = Path(model_path)
+    if path.name == "" or path.exists() or path.is_symlink():
+        return ""
+    if path.suffix.lower() in ENGINE_SUFFIXES:
+        return f"; make it with: inspector build GRAPH.onnx --out {path} (on the box with the GPU)"
+    base, precision = split_graph_name(path)
+    if precision == "int8":
+        return f"; make it with: inspector quantize {base}.onnx --calibration DIR --out {path}"
+    return f"; make it with: inspector export RUN --out {base}"
+
+
 def model_card_of(card: dict[str, Any]) -> dict[str, Any]:
     """The model card itself: an engine card's embedded ``model``, or ``card`` unchanged."""
     if isinstance(card, dict) and card.get("kind") == ENGINE_KIND:

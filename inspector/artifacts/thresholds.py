@@ -103,12 +103,18 @@ def read_thresholds(path: str | Path) -> Thresholds:
     data = load_yaml(path, "calibration file")
     if not data:  # an empty file (or '{}'), e.g. a copy cut short: "its keys: " named none
         raise ConfigError(f"{path}: calibration file is empty; make one with 'inspector calibrate'")
-    if isinstance(data, dict) and "image_threshold" not in data and "schema_version" not in data:
-        # another YAML (a run's config.yaml, a daemon config) was named: say that, not "unknown key 'train'"
+    if isinstance(data, dict) and not _CALIBRATION_KEYS & set(data):
+        # another file (a run's config.yaml, a daemon config, the model card export wrote, which has a
+        # schema_version and a model too) was named: say that, not "unknown key 'train'" or "unknown key 'input'"
         keys = ", ".join(map(str, list(data)[:4])) + (" …" if len(data) > 4 else "")
         raise ConfigError(f"{path}: not a calibration file (no image_threshold; its keys: {keys}); make one "
                           f"with 'inspector calibrate'")
     return from_file_dict(Thresholds, data, path)
+
+
+# keys only a calibration file has: one of them makes a file a calibration, told key by key what is wrong in it
+# (a typo'd image_threshold: "did you mean"); with none it is another file, told as one
+_CALIBRATION_KEYS = {"image_threshold", "pixel_threshold", "rule", "uncertain_band", "score_stats"}
 
 
 def is_calibration(raw: bytes) -> bool:

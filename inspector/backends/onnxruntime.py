@@ -29,7 +29,7 @@ import numpy as np
 from inspector.backends.base import Backend, InferenceResult, InputSpec
 from inspector.config import not_a_file
 from inspector.errors import BackendError
-from inspector.artifacts import input_spec as card_input_spec
+from inspector.artifacts import input_spec as card_input_spec, missing_model_hint
 from inspector.artifacts.model_card import (read_sidecar, sha256_file, sidecar_path_for,
                                split_graph_name, verify_graph)
 
@@ -113,7 +113,7 @@ class OnnxRuntimeBackend(Backend):
                  spin_after_run: bool | None = None, replicas: int | None = None) -> None:
         self.path = Path(path)
         if (why := not_a_file(self.path, "model file")) is not None:  # a folder is told as one, not "not found"
-            raise BackendError(why)
+            raise BackendError(why + missing_model_hint(self.path))
         self.sidecar = read_sidecar(sidecar_path_for(self.path))
         if verify:
             verify_graph(self.path, self.sidecar)

@@ -43,7 +43,7 @@ from inspector.backends.base import Backend, InferenceResult, InputSpec
 from inspector.backends.cuda import GraphCaptureError
 from inspector.config import not_a_file
 from inspector.errors import BackendError
-from inspector.artifacts import input_spec as card_input_spec
+from inspector.artifacts import input_spec as card_input_spec, missing_model_hint
 from inspector.artifacts.engine_card import ENGINE_SCHEMA_VERSION, read_engine_sidecar
 from inspector.artifacts.model_card import sha256_file
 from inspector.contract import INPUT_NAME, MAP_NAME, SCORE_NAME
@@ -271,7 +271,7 @@ class TensorRTBackend(Backend):
         self.path = Path(path)
         self._closed = True
         if (why := not_a_file(self.path, "engine file")) is not None:  # a folder is told as one, not "not found"
-            raise BackendError(why)
+            raise BackendError(why + missing_model_hint(self.path))
         if cuda_graphs and cuda == "pycuda":
             raise BackendError(f"{self.path}: CUDA graphs need the cuda-python wrapper (pycuda has no graph API)")
         self.sidecar = read_engine_sidecar(self.path)

@@ -411,21 +411,26 @@ def enclosing_hint(root: Path) -> str:
     return ""
 
 
-def not_good_images_problem(root: str | Path) -> str | None:
-    """Why the folder ``root``, given as the good images to train on, holds none: it is a defect folder
-    (``test/<type>`` other than good/ok) or a ground-truth folder of an MVTec/BTAD dataset at most two levels up;
-    None otherwise. ``train --data data/brick/test/hole`` trained on the defects as the normal look of the part,
-    and ``--data data/brick/ground_truth/hole`` on the masks, each with no word or a warning only."""
+def not_good_images_problem(root: str | Path, advice: str = "pass {dataset} (its train/ good images are trained on)"
+                            ) -> str | None:
+    """Why the folder ``root``, given as good images (to train on, to calibrate a threshold or INT8 ranges on),
+    holds none: it is a defect folder (``test/<type>`` other than good/ok) or a ground-truth folder of an MVTec/BTAD
+    dataset at most two levels up; None otherwise. ``advice`` ends the line: what to give instead, ``{dataset}``
+    replaced by the dataset's folder. ``train --data data/brick/test/hole`` trained on the defects as the normal
+    look of the part, ``calibrate --good-dir data/brick/test/hole`` set the threshold above every defect of the
+    folder, each with no word; ``--data data/brick/ground_truth/hole`` read the masks with a warning only."""
     root = Path(root).expanduser()
     for ancestor in list(root.parents)[:2]:
         if detect_layout(ancestor) not in ("mvtec", "btad"):
             continue
         top, *rest = root.relative_to(ancestor).parts
+        what = None
         if top.lower() == "ground_truth":
-            return f"{root}: the ground-truth masks of the dataset {ancestor}, no good images; pass {ancestor}"
-        if top.lower() == "test" and rest and rest[0].lower() not in GOOD_NAMES:
-            return (f"{root}: the defective images ({rest[0]}) of the dataset {ancestor}, no good images; "
-                    f"pass {ancestor} (its train/ good images are trained on)")
+            what = "the ground-truth masks"
+        elif top.lower() == "test" and rest and rest[0].lower() not in GOOD_NAMES:
+            what = f"the defective images ({rest[0]})"
+        if what:
+            return f"{root}: {what} of the dataset {ancestor}, no good images; {advice.format(dataset=ancestor)}"
     return None
 
 

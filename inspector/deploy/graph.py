@@ -57,6 +57,25 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
 
 
+# node metadata the exporter fills with the Python stack that made each node: absolute paths of the installed
+# package and line numbers (534 in the reduced student's graph)
+SOURCE_LOCATION_KEYS = ("pkg.torch.onnx.stack_trace",)
+
+
+def _drop_source_locations(model) -> None:
+    """Remove :data:`SOURCE_LOCATION_KEYS` from every node of ``model`` (an ``onnx_ir`` model, in place).
+
+    With them the graph's bytes, so its sha256, depended on where inspector was installed and on the line numbers
+    of its source: the same checkpoint exported from another checkout (or after an edit that changed no
+    computation) was another model, whose calibration and engine cards no longer matched it ("calibration was
+    made for another model"), and the deployed file carried the build machine's paths."""
+    functions = getattr(model, "functions", {}) or {}
+    for graph in [*model.graphs(), *functions.values()]:
+        for node in graph:
+            for key in SOURCE_LOCATION_KEYS:
+                node.metadata_props.pop(key, None)
+
+
 def export_graph(model: nn.Module, path: str | Path, height: int, width: int, opset: int) -> None:
     """Export ``model`` (eval mode, in whatever compute dtype it holds) to ``path``.
 
@@ -81,6 +100,7 @@ def export_graph(model: nn.Module, path: str | Path, height: int, width: int, op
         raise
     except Exception as exc:  # the exporter raises many types; the user needs one line
         raise ExportError(f"{path}: torch.onnx export failed ({_first_line(exc)})") from exc
+    _drop_source_locations(program.model)
     try:
         with _quiet_exporter():
             program.save(str(path), external_data=False)

@@ -216,8 +216,11 @@ def split_quantizable(model: onnx.ModelProto, op_types: Sequence[str] = QUANTIZE
 
 def calibration_images(folder: str | Path, max_images: int | None = None) -> list[Path]:
     """Good images for calibration: a dataset's train/good, or the images directly in ``folder``."""
-    from inspector.data.datasets import load_dataset
+    from inspector.data.datasets import load_dataset, not_good_images_problem
 
+    # a dataset's defect or mask folder read as good images: INT8 ranges fitted to defects, with no word
+    if why := not_good_images_problem(folder, "pass {dataset} (its train/ good images are used)"):
+        raise DataError(why)
     dataset = load_dataset(folder)
     paths = [s.path for s in dataset.train]
     if not paths:

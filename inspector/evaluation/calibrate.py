@@ -384,6 +384,30 @@ def _no_good_images(folder: Path) -> str:
     return line
 
 
+def _no_good_in_dataset(root: Path, split: str, recorded: dict[str, int]) -> str:
+    """The line for a ``--data`` with neither the model's held-out images nor test/good. It said "no validation
+    split recorded for this model" also of a model that recorded one, kept in another folder of the same dataset
+    (a newcomer's ``--data data/brick/test/good``), and named no folder to give instead."""
+    from inspector.data.datasets import enclosing_hint
+
+    held = " and ".join(f"{n} {PARTS[part]}" for part, n in recorded.items() if n)
+    why = ("" if split == "test" else f"none of the model's {held} image(s) is here and " if held
+           else "no validation split recorded for this model and ")
+    inside = enclosing_hint(Path(root))
+    return f"{root}: {why}no test/good images" + (inside or "; use --good-dir")
+
+
+def refuse_defect_folder(folder: Path) -> None:
+    """Raise DataError when ``folder`` (``--good-dir`` or ``--data``) is a defect or mask folder of a dataset
+    (:func:`inspector.data.datasets.not_good_images_problem`): calibrated on, the threshold went above every
+    defect in it, so the line passed them all, with no word."""
+    from inspector.data.datasets import not_good_images_problem
+
+    if why := not_good_images_problem(folder, "give --data {dataset} (the good images its model kept out, else "
+                                              "its test/good)"):
+        raise DataError(why)
+
+
 def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | Path | None = None,
                        split: str = "auto") -> tuple[list, dict, list[str]]:
     """(good samples, description, warnings) to calibrate on (see the module docstring)."""
@@ -397,6 +421,7 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
             raise ConfigError(f"split '{split}' chooses among the dataset's good images; with a good-image folder "
                               f"({good_dir}) it has no effect: leave it out", field="split")
         folder = Path(good_dir)
+        refuse_defect_folder(folder)
         if not folder.is_dir():  # a file is told as one, not "not found"
             raise DataError(f"{folder}: good-image folder " + ("is a file, not a folder" if folder.exists() else "not found"))
         check_listable(folder)
@@ -409,6 +434,7 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
         return samples, {"source": "folder", "root": str(folder.absolute())}, [fitted] if fitted else []
     if data is None:
         raise ConfigError("calibrate: give data (a dataset) or good_dir (a folder of good images)")
+    refuse_defect_folder(Path(data))
     dataset = load_dataset(data)
     warnings, recorded = [], {}
     for part in {"auto": ("calibration", "val"), "test": ()}.get(split, (split,)):
@@ -427,8 +453,7 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
                             f"(use --split test or --good-dir)")
     good = [s for s in dataset.test if s.label == 0]
     if not good:
-        why = "" if split == "test" else "no validation split recorded for this model and "
-        raise DataError(f"{dataset.root}: {why}no test/good images; use --good-dir")
+        raise DataError(_no_good_in_dataset(dataset.root, split, recorded))
     held = " and ".join(f"{n} {PARTS[part]}" for part, n in recorded.items() if n)
     if split == "auto" and held:  # e.g. another dataset whose files share the validation images' names
         warnings.append(f"none of the model's {held} image(s) is in {dataset.root} (known by "

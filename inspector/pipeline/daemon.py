@@ -66,7 +66,7 @@ from inspector.pipeline.recorder import (RecorderDirLock, RecorderWorker, camera
 from inspector.pipeline.sources import Source, is_live, make_source, source_type
 from inspector.pipeline.stats import DaemonStats
 from inspector.pipeline.worker import WorkerContext
-from inspector.artifacts import input_spec as card_input_spec, model_card_of, read_card
+from inspector.artifacts import input_spec as card_input_spec, missing_model_hint, model_card_of, read_card
 from inspector.artifacts.frame_shapes import frame_shapes
 from inspector.artifacts.model_card import sha256_file, split_graph_name, verify_graph
 from inspector.pipeline.telemetry import Counters, format_summary
@@ -416,7 +416,7 @@ class Daemon:
         """setup() past the cheap checks: model, thresholds, sources, socket, integrations."""
         model = Path(cfg.model.path)
         if not model.exists():
-            raise ConfigError(f"model.path: {model} not found (export a model with 'inspector export')")
+            raise ConfigError(f"model.path: {model} not found{missing_model_hint(model)}")
         if (why := not_a_file(model, "model file")) is not None:  # a folder is told as one, not "not found"
             raise ConfigError(f"model.path: {why}")
         self.sidecar = model_card_of(read_card(model))  # an engine card embeds the model card

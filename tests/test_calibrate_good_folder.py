@@ -1,0 +1,72 @@
+"""Every command that takes good images refuses a dataset's defect or mask folder given as them, in one line naming
+the dataset to give instead (exit 2), before anything is written; ``train`` did, the others did not.
+
+A newcomer's ``calibrate --good-dir data/brick/test/hole`` calibrated on the holes as good parts: the threshold went
+above every hole, so the line would pass them all, with no word. ``calibrate --data data/brick/test/hole`` said "no
+validation split recorded for this model" of a model that recorded one, and ``quantize --calibration`` fitted the
+INT8 ranges to defects. Real folders, real PNGs, the tests' really trained and exported model."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from inspector.cli import main
+
+
+@pytest.fixture()
+def brick(tiny_dataset, tmp_path, monkeypatch):
+    """A copy of the tests' synthetic brick dataset at data/brick under a fresh working directory."""
+    shutil.copytree(tiny_dataset, tmp_path / "data" / "brick")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "data" / "brick"
+
+
+def _defect_type(brick):
+    return next(p.name for p in sorted((brick / "test").iterdir()) if p.name != "good")
+
+
+@pytest.mark.parametrize("option", ["--good-dir", "--data"])
+@pytest.mark.parametrize("inner, said", [("test/{bad}", "the defective images ({bad}) of the dataset"),
+                                         ("ground_truth/{bad}", "the ground-truth masks of the dataset")])
+def test_calibrate_refuses_a_defect_or_mask_folder_as_good_images(option, inner, said, brick, exported_model,
+                                                                   capsys):
+    bad = _defect_type(brick)
+    folder = "data/brick/" + inner.format(bad=bad)
+    assert main(["calibrate", str(exported_model), option, folder, "--out", "cal.yaml"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0] == (f"error: {folder}: {said.format(bad=bad)} data/brick, no good images; "
+                                        f"give --data data/brick (the good images its model kept out, else its "
+                                        f"test/good)"), err
+    assert not (brick.parent.parent / "cal.yaml").exists()
+
+
+def test_calibrate_data_on_a_good_folder_of_the_dataset_names_the_dataset(brick, exported_model, capsys):
+    """The model recorded its validation images: "no validation split recorded" was false, and no folder was named."""
+    assert main(["calibrate", str(exported_model), "--data", "data/brick/test/good", "--out", "cal.yaml"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no validation split recorded" not in err[0], err
+    assert err[0].startswith("error: data/brick/test/good: none of the model's ") and err[0].endswith(
+        "validation image(s) is here and no test/good images; it is the test/good folder of the dataset "
+        "data/brick: pass data/brick"), err
+
+
+def test_calibrate_good_dir_on_the_good_folder_still_calibrates(brick, exported_model, capsys):
+    assert main(["calibrate", str(exported_model), "--good-dir", "data/brick/test/good", "--out", "cal.yaml",
+                 "--allow-few-good"]) == 0
+    assert (brick.parent.parent / "cal.yaml").is_file()
+
+
+@pytest.mark.parametrize("inner", ["test/{bad}", "ground_truth/{bad}"])
+def test_quantize_calibration_images_refuse_a_defect_or_mask_folder(inner, brick):
+    from inspector.deploy.quantize import calibration_images
+    from inspector.errors import DataError
+
+    folder = "data/brick/" + inner.format(bad=_defect_type(brick))
+    with pytest.raises(DataError) as caught:
+        calibration_images(folder)
+    assert str(caught.value).startswith(f"{folder}: ") and str(caught.value).endswith(
+        "no good images; pass data/brick (its train/ good images are used)")
+    for good in ("data/brick", "data/brick/train/good", "data/brick/test/good"):
+        assert calibration_images(good), good
