@@ -221,6 +221,8 @@ def _check_same_model(saved: dict, wanted: dict, out: Path) -> None:
 
 
 def _print_summary(summary: dict, out: Path) -> None:
+    from inspector.data.datasets import MIN_DEPENDABLE_VALIDATION
+
     data = summary.get("data") or {}
     if "n_train" in data:  # which good images did what: calibrate takes the held-out ones by default
         held, skipped = data.get("n_calibration", 0), data.get("skipped") or []
@@ -228,6 +230,10 @@ def _print_summary(summary: dict, out: Path) -> None:
         print(f"good images: {data['n_train']} trained on, {data['n_val']} validated on"
               + (f", {held} kept out of both for calibrate" if held else "")
               + (f", {len(skipped)} left out as unreadable (e.g. {Path(skipped[0]).name})" if skipped else ""))
+        if data["n_val"] < MIN_DEPENDABLE_VALIDATION:  # said beside the count, not as a warning that scrolls away
+            print(f"  few to validate on: the early stop and the maps' normalisation rest on {data['n_val']} "
+                  f"image(s); add good images ({MIN_DEPENDABLE_VALIDATION} or more to validate on) for a "
+                  f"dependable model")
     for phase in summary["phases"]:
         if not phase["best_epoch"]:  # stopped before its first validated epoch: there is no best to name
             print(f"{phase['name']}: no epoch finished in {phase['seconds']} s")

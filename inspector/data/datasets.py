@@ -559,6 +559,9 @@ def _warn_unread_folders(root: Path, good_dir: Path | None, test: Sequence[Sampl
 
 MIN_TRAIN_IMAGES = 2  # the fewest a training run fits on (its split keeps them whatever the fractions ask)
 MIN_CALIBRATION_IMAGES = 10  # fewer cannot place a threshold usefully (finest false-alarm rate ~1/n)
+# Fewer validation images than this: a run's early stop and the quantiles its maps are normalised by (EfficientAD's
+# 0.9/0.995 of the good validation maps) rest on too few parts to be dependable, the calibration part's rule
+MIN_DEPENDABLE_VALIDATION = MIN_CALIBRATION_IMAGES
 
 
 @dataclass(frozen=True)

@@ -365,6 +365,7 @@ def test_every_split_leaves_two_images_to_train_on(n_images, val_fraction, train
         assert rc == 0 and summary["data"]["n_train"] == 2 and summary["data"]["n_val"] == n_images - 2
         # too few for a calibration share (data.calibration_fraction): it validates, and the run says so
         assert f"good images: 2 trained on, {n_images - 2} validated on\n" in printed, printed
+        assert printed.count("few to validate on") == 1 and f"rest on {n_images - 2} image(s)" in printed, printed
     else:
         assert rc == 2 and "Traceback" not in err
         assert err.splitlines()[-1] == (f"error: {good}: need at least 3 good training images (2 to train on, "
@@ -586,3 +587,24 @@ def test_a_phase_stopped_before_its_first_epoch_says_so_not_best_epoch_0_val_los
     assert "student: no epoch finished in 3.2 s" in out and "inf" not in out and "best epoch" not in out, out
     _print_summary({"phases": [{**phase, "epochs_run": 2, "best_epoch": 2, "best_val_loss": 0.5}]}, tmp_path / "run")
     assert "student: 2 epochs in 3.2 s, best epoch 2 val loss 0.50000" in capsys.readouterr().out
+
+
+def test_a_run_with_enough_validation_images_says_nothing_of_few(tmp_path, capsys):
+    """The 'few to validate on' line (test above: 1 or 2 validation images) is for runs whose early stop and map
+    normalisation rest on fewer than MIN_DEPENDABLE_VALIDATION images: 12 good images at val_fraction 0.9 leave
+    10 to validate on, and no such line."""
+    import cv2
+    import numpy as np
+
+    from inspector.data.datasets import MIN_DEPENDABLE_VALIDATION
+
+    rng = np.random.default_rng(0)
+    good = tmp_path / "good"
+    good.mkdir()
+    for i in range(MIN_DEPENDABLE_VALIDATION + 2):
+        assert cv2.imwrite(str(good / f"{i}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    rc = main(["train", "--data", str(good), "--out", str(tmp_path / "run"), "--epochs", "1", "--set",
+               "model.image_size=[32,32]", "--set", "train.batch_size=2", "--set", "data.val_fraction=0.9"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and f"2 trained on, {MIN_DEPENDABLE_VALIDATION} validated on" in printed, printed
+    assert "few to validate on" not in printed, printed
