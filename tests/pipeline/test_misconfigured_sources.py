@@ -8,6 +8,7 @@ back-off. Real parts: a gst-rtsp-server camera, an HTTP snapshot camera, the rea
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -148,9 +149,12 @@ def test_quiet_retries_of_a_refused_rtsp_login_ask_the_camera_once_each_not_thro
     """Each retry was FFmpeg's failed login (and its error line on stderr) and then the probe's: two failed logins
     per retry, where cameras lock an account after a few. Now FFmpeg tries once; the retries ask DESCRIBE by hand
     and run FFmpeg only once the camera answers 200."""
+    # FFmpeg's own lines count its tries: at its default level, not the AV_LOG_QUIET that inspector.cli.main sets in
+    # this process's environment when a test before this one ran the CLI in-process
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENCV_FFMPEG_LOGLEVEL", "OPENCV_LOG_LEVEL")}
     with RtspCamera(codec="mjpeg", user="op", password="s3cret") as server:
         done = subprocess.run([sys.executable, "-c", _QUIET_RETRIES, server.url("op:wr0ng"), str(Path(__file__).parent)],
-                              capture_output=True, text=True, timeout=90, cwd=Path(__file__).parents[2])
+                              capture_output=True, text=True, timeout=90, cwd=Path(__file__).parents[2], env=env)
     assert "attempts" in done.stdout, done.stderr
     attempts = int(done.stdout.split("attempts", 1)[1])
     assert attempts >= 3, done.stdout
