@@ -516,15 +516,17 @@ class Subscriber(KeepsState):
         dropped = payload_bytes = 0
         budget = payload_bytes_at_most(self.max_message_bytes)
         more, flags = True, zmq.NOBLOCK  # the first part is there (polled); the rest of its message too
+        while more and len(frames) < 2:  # topic and header, always kept: copied as they come (a Frame costs more)
+            frames.append(self.socket.recv(flags))
+            flags, more = 0, bool(self.socket.getsockopt(zmq.RCVMORE))
         while more:
-            part = self.socket.recv(flags, copy=False)  # not copied into Python until kept
-            flags = 0
-            payload_bytes += len(part) if len(frames) + dropped >= 2 else 0  # past the topic and header
+            part = self.socket.recv(copy=False)  # a payload: not copied into Python until kept
+            payload_bytes += len(part)
             if not dropped and len(frames) < MAX_PARTS and payload_bytes <= budget:
                 frames.append(part.bytes)
             else:
                 dropped += 1  # libzmq frees it as the frame goes
-            more = bool(self.socket.getsockopt(zmq.RCVMORE))
+            more = part.more
         return frames, dropped, payload_bytes
 
     def _check_size(self, parts: int, dropped: int, payload_bytes: int) -> None:
