@@ -384,13 +384,18 @@ def _no_good_images(folder: Path) -> str:
     return line
 
 
+def _held_parts(recorded: dict[str, int]) -> str:
+    """The model's held-out parts with images, in words ("12 validation and 40 calibration"), '' for none."""
+    return " and ".join(f"{n} {PARTS[part]}" for part, n in recorded.items() if n)
+
+
 def _no_good_in_dataset(root: Path, split: str, recorded: dict[str, int]) -> str:
     """The line for a ``--data`` with neither the model's held-out images nor test/good. It said "no validation
     split recorded for this model" also of a model that recorded one, kept in another folder of the same dataset
     (a newcomer's ``--data data/brick/test/good``), and named no folder to give instead."""
     from inspector.data.datasets import enclosing_hint
 
-    held = " and ".join(f"{n} {PARTS[part]}" for part, n in recorded.items() if n)
+    held = _held_parts(recorded)
     why = ("" if split == "test" else f"none of the model's {held} image(s) is here and " if held
            else "no validation split recorded for this model and ")
     inside = enclosing_hint(Path(root))
@@ -454,7 +459,7 @@ def select_good_images(data: str | Path | None, sidecar: dict, good_dir: str | P
     good = [s for s in dataset.test if s.label == 0]
     if not good:
         raise DataError(_no_good_in_dataset(dataset.root, split, recorded))
-    held = " and ".join(f"{n} {PARTS[part]}" for part, n in recorded.items() if n)
+    held = _held_parts(recorded)
     if split == "auto" and held:  # e.g. another dataset whose files share the validation images' names
         warnings.append(f"none of the model's {held} image(s) is in {dataset.root} (known by "
                         f"content, not by name); calibrating on test/good (metrics on the same test images will "
