@@ -70,3 +70,25 @@ def test_quantize_calibration_images_refuse_a_defect_or_mask_folder(inner, brick
         "no good images; pass data/brick (its train/ good images are used)")
     for good in ("data/brick", "data/brick/train/good", "data/brick/test/good"):
         assert calibration_images(good), good
+
+
+@pytest.mark.parametrize("inner, said", [("test/{bad}", "the defective images ({bad}) of the dataset"),
+                                         ("ground_truth/{bad}", "the ground-truth masks of the dataset")])
+def test_enroll_refuses_references_from_a_defect_or_mask_folder(inner, said, brick, capsys):
+    """Enrolled, a dataset's defects became the new surface's normal look, so the same defects on the line scored
+    low. References are checked before the model is read, so no model is needed to show it."""
+    bad = _defect_type(brick)
+    folder = "data/brick/" + inner.format(bad=bad)
+    first = sorted((brick.parent.parent / folder).iterdir())[0].name
+    assert main(["enroll", "--model", "runs/none.pt", "--references", f"{folder}/*.png", "--out", "export/new"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0] == (f"error: references: {folder}/{first} is in {folder}: "
+                                        f"{said.format(bad=bad)} data/brick, no good images; enrol good images of "
+                                        f"the surface (e.g. data/brick/train/good)"), err
+    assert not (brick.parent.parent / "export").exists()
+
+
+def test_enroll_references_from_a_good_folder_pass_the_check(brick):
+    from inspector.deploy.enroll import reference_files
+
+    assert reference_files(["data/brick/train/good/*.png", "data/brick/test/good/*.png"])

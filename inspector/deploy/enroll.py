@@ -20,7 +20,7 @@ import torch
 
 from inspector.data.images import is_image_file, not_an_image, read_image, resize_image
 from inspector.config import not_a_file
-from inspector.errors import ConfigError, ModelError
+from inspector.errors import ConfigError, DataError, ModelError
 from inspector.textline import one_line
 from inspector.models.meta_comparer.model import MAX_REFERENCES
 from inspector.artifacts.model_card import sha256_file
@@ -53,6 +53,7 @@ def reference_files(patterns: Sequence[str]) -> list[Path]:
                 raise ConfigError(f"references: {why}", field="references")
             if not_an_image(path):  # the rule of a folder listing (images.is_image_file), for a named file too
                 raise ConfigError(f"references: {not_an_image(path)}", field="references")
+            refuse_defect_reference(path)
             if path not in found:
                 found.append(path)
     if not found:
@@ -62,6 +63,17 @@ def reference_files(patterns: Sequence[str]) -> list[Path]:
         raise ConfigError(f"references: {len(found)} images; the meta-comparer takes 1…{MAX_REFERENCES} "
                           f"(choose the {MAX_REFERENCES} most typical)", field="references")
     return found
+
+
+def refuse_defect_reference(path: Path) -> None:
+    """Raise DataError when the reference ``path`` lies in a dataset's defect or mask folder
+    (:func:`inspector.data.datasets.not_good_images_problem`, the rule ``train``, ``calibrate`` and ``quantize``
+    apply to good images): enrolled, the defects became the surface's normal look, so the same defects on the line
+    scored low, with no word."""
+    from inspector.data.datasets import not_good_images_problem
+
+    if why := not_good_images_problem(path.parent, "enrol good images of the surface (e.g. {dataset}/train/good)"):
+        raise DataError(f"references: {path} is in {why}")
 
 
 def load_references(paths: Sequence[Path], size: tuple[int, int], resize: str, downscale: str,
