@@ -129,6 +129,7 @@ Enlarging always uses ``INTER_LINEAR``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import logging
 import os
@@ -232,14 +233,16 @@ def not_an_image(path: str | Path) -> str | None:
 def list_images(folder: Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name (hidden files ignored); [] if it is gone.
 
-    A broken symbolic link with an image name is listed too: reading it then fails with a
-    message naming it, so it is skipped and counted like a corrupt file, never silently.
+    A broken symbolic link with an image name is listed too, and so is a FIFO, a device or a socket (or a link to
+    one): reading it then fails with a message naming it, so it is skipped and counted like a corrupt file, never
+    silently. ``predict`` on a folder holding ``b.png``, a FIFO, scored the other images and said nothing of it.
     """
     try:
         entries = list(Path(folder).iterdir())
     except OSError:  # missing, deleted meanwhile, not a folder, no permission
         return []
-    return sorted((p for p in entries if is_image_file(p) and (p.is_file() or _is_broken_link(p))),
+    return sorted((p for p in entries
+                   if is_image_file(p) and (p.is_file() or _is_broken_link(p) or special_file_kind(p))),
                   key=lambda p: p.name)
 
 
@@ -1424,13 +1427,22 @@ _SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a char
                   (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
+class SpecialFileError(OSError):
+    """A device or a socket where an image file was to be read: never read (``strerror`` says what it is)."""
+
+    def __init__(self, path: str | Path, kind: str) -> None:
+        super().__init__(errno.EINVAL, f"is {kind}, not an image file", str(path))
+
+
 def read_file_bytes(path: str | Path) -> np.ndarray:
     """The bytes of the file ``path`` as a uint8 array, without ever waiting for a writer.
 
     Opening a FIFO for reading blocks until something opens it for writing (open(2), fifo(7)): a FIFO with an
     image name made ``predict`` and any reader of image files hang for ever. It is opened non-blocking, and a
     FIFO with no writer then reads as empty (POSIX read(2): end of file); a pipe that has one (``/dev/stdin``,
-    ``<(…)``) is read to its end as before. Raises IsADirectoryError for a folder, OSError when unreadable.
+    ``<(…)``) is read to its end as before. A device (``/dev/zero``, ``/dev/sda``, a terminal) is not read: its
+    data never ends, and ``predict`` on a link to ``/dev/zero`` filled the memory. Raises IsADirectoryError for a
+    folder, :class:`SpecialFileError` for a device or socket, OSError when unreadable.
     """
     return read_file_and_stat(path)[0]
 
@@ -1440,11 +1452,18 @@ def read_file_and_stat(path: str | Path) -> tuple[np.ndarray, os.stat_result]:
     descriptor): what describes the bytes read. A status taken by name before the read described a copy still
     being written whose rest arrived meanwhile (or a file renamed over the name), so the folder camera took the
     finished picture it had inspected for another version and inspected it again."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        if (kind := special_file_kind(path)) == "a socket":  # open(2) of a socket fails with ENXIO
+            raise SpecialFileError(path, kind) from None
+        raise
     with open(fd, "rb") as fh:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):  # Linux opens a folder read-only without complaint
             raise IsADirectoryError(21, "Is a directory", str(path))
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            raise SpecialFileError(path, "a character device" if stat.S_ISCHR(st.st_mode) else "a block device")
         if stat.S_ISREG(st.st_mode):
             data = np.fromfile(fh, dtype=np.uint8)
             return data, os.fstat(fd)
@@ -1470,6 +1489,8 @@ def _read_bytes(path: Path) -> np.ndarray:
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, not an image") from None
+    except SpecialFileError as exc:
+        raise DataError(f"{path}: {exc.strerror}") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
     if not data.size and (kind := special_file_kind(path)):
@@ -1494,6 +1515,8 @@ def frame_size(path: str | Path) -> tuple[int, int]:
     open, is decoded instead, because Pillow reports a rotated TIFF's size already turned but
     a JPEG's as stored. Raises :class:`DataError` naming the file when it cannot be read.
     """
+    if special_file_kind(path):  # Pillow's open of a FIFO waits for a writer for ever; read_image says what it is
+        return read_image(path).shape[:2]
     try:
         from PIL import Image
 

@@ -76,7 +76,7 @@ from typing import Callable, Mapping
 import cv2
 import numpy as np
 
-from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameLayout, ImageRejected,
+from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameLayout, ImageRejected, SpecialFileError,
                                    decode_image_layout, ends_cut_short, is_still_image, list_images,
                                    read_file_and_stat, special_file_kind, subfolders_note, unread_image_names,
                                    warn_once)
@@ -1358,6 +1358,8 @@ class FolderSource(Source):
         self._pos += 1
         try:
             data, st = read_file_and_stat(path)  # never waits on a FIFO that took an image name meanwhile
+            if not data.size and (kind := special_file_kind(path)):  # not "an empty file": say what it is
+                raise SpecialFileError(path, kind)
         except OSError as exc:
             return self._unreadable(path, meta, exc)
         t_ns, t_utc = _stamp()  # the "grab": the encoded frame is in memory

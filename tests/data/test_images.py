@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from inspector.data.images import (RESIZE_POLICIES, crop_box, map_to_frame, placement, read_image, read_mask,
-                                   resize_image, resize_mask)
+from inspector.data.images import (RESIZE_POLICIES, crop_box, frame_size, list_images, map_to_frame, placement,
+                                   read_image, read_mask, resize_image, resize_mask)
 from inspector.errors import DataError
 
 
@@ -112,6 +112,50 @@ def test_a_fifo_with_an_image_name_is_one_line_not_a_hang(tmp_path):
     time.sleep(0.2)  # the writer is waiting in open(): the reader finds it there
     assert _in_thread(lambda: read_image(fifo)).shape == (8, 8, 3)
     writer.join(5)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
+def test_a_link_to_a_device_is_one_line_not_read_to_its_end(tmp_path):
+    """``predict x.png`` with x.png a link to /dev/zero read it to its end: a MemoryError traceback once the memory
+    was full (24 GiB here). A device's data never ends; it is refused unread, in one line naming it."""
+    link = tmp_path / "x.png"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(DataError) as caught:
+        _in_thread(lambda: read_image(link))
+    assert str(caught.value) == f"{link}: is a character device, not an image file"
+    with pytest.raises(DataError, match=r"is a character device"):
+        _in_thread(lambda: frame_size(link))
+
+
+def test_a_socket_with_an_image_name_is_named_for_what_it_is(tmp_path):
+    """open(2) of a socket fails with ENXIO: it was "cannot read file (No such device or address)"."""
+    import socket
+
+    path = tmp_path / "s.png"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        with pytest.raises(DataError) as caught:
+            read_image(path)
+    assert str(caught.value) == f"{path}: is a socket, not an image file"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_listing_names_special_files_with_image_names_instead_of_dropping_them(tmp_path):
+    """A FIFO, a socket or a link to a device named like an image was left out of a folder's listing without a
+    word, so predict, training and the folder camera never said it was there. Listed, reading it says what it is
+    (and never waits: the size of a FIFO is not asked of Pillow, whose open waits for a writer)."""
+    import socket
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    os.mkfifo(tmp_path / "b.png")
+    (tmp_path / "c.png").symlink_to("/dev/null")
+    (tmp_path / "folder.png").mkdir()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "d.png"))
+        assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.png", "c.png", "d.png"]
+    with pytest.raises(DataError, match=r"b\.png: is a FIFO \(named pipe\) with nothing written to it"):
+        _in_thread(lambda: frame_size(tmp_path / "b.png"))
+    assert frame_size(tmp_path / "a.png") == (8, 8)
 
 
 @pytest.mark.parametrize("ext", [".png", ".jpg"])

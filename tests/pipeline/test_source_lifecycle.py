@@ -280,6 +280,24 @@ def test_folder_rescans_each_pass_and_missing_files_are_not_corrupt(tmp_path):
     assert g.image is None and g.reason == "missing"
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"), reason="no FIFOs or /dev/zero")
+def test_a_folder_camera_names_a_fifo_and_a_device_link_with_image_names_as_corrupt_frames(tmp_path):
+    """A FIFO and a link to /dev/zero named like pictures were left out of the folder's listing without a word
+    (and read, the link's data never ends). Each is now a skipped frame naming what it is, the others inspected."""
+    folder = write_folder(tmp_path / "f", [False] * 2)
+    os.mkfifo(folder / "0000b.png")
+    (folder / "0000c.png").symlink_to("/dev/zero")
+    src = make_source(CameraSection(name="f", source=str(folder), loop=False))
+    src.open()
+    got = _read_all(src)
+    assert [(g.meta["file"], g.image is not None) for g in got] == [
+        ("0000.png", True), ("0000b.png", False), ("0000c.png", False), ("0001.png", True)]
+    assert [g.error for g in got if g.image is None] == [
+        "0000b.png: cannot read (is a FIFO (named pipe), not an image file)",
+        "0000c.png: cannot read (is a character device, not an image file)"]
+    assert {g.reason for g in got if g.image is None} == {"corrupt"}
+
+
 def test_an_emptied_or_recreated_folder_backs_off_then_resumes(tmp_path):
     folder = write_folder(tmp_path / "f", [False] * 2)
     cam = CameraSection(name="f", source=str(folder), loop=True)
