@@ -92,3 +92,42 @@ def test_enroll_references_from_a_good_folder_pass_the_check(brick):
     from inspector.deploy.enroll import reference_files
 
     assert reference_files(["data/brick/train/good/*.png", "data/brick/test/good/*.png"])
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo") or not __import__("os").path.exists("/dev/zero"),
+                    reason="no FIFOs or /dev/zero here")
+def test_calibrate_skips_a_fifo_and_a_device_link_among_the_good_images_instead_of_hashing_them(
+        brick, exported_model, capsys):
+    """A FIFO and a link to /dev/zero named like good images: calibrate hashed every good image to tell the ones
+    the model was fitted on, and the hash of /dev/zero never ends (a FIFO's open waits for a writer). They are
+    skipped as unreadable, counted, and the threshold is written. The hash refuses what is no regular file, unread.
+    (In a worker thread: the old hash would not return.)"""
+    import os
+    import threading
+
+    from inspector.artifacts.model_card import sha256_file
+
+    good = brick / "test" / "good"
+    os.mkfifo(good / "zz_fifo.png")
+    (good / "zz_zero.png").symlink_to("/dev/zero")
+    def within(limit_s, fn):
+        done = []
+        worker = threading.Thread(target=lambda: done.append(fn()), daemon=True)
+        worker.start()
+        worker.join(limit_s)
+        assert not worker.is_alive(), f"still running after {limit_s} s"
+        return done[0] if done else None
+
+    def refused(path, error):
+        with pytest.raises(error, match="not a regular file|Is a directory"):
+            sha256_file(path)
+        return True
+
+    for special in ("zz_fifo.png", "zz_zero.png"):
+        assert within(10, lambda: refused(good / special, OSError))
+    assert within(10, lambda: refused(good, IsADirectoryError))
+    assert within(120, lambda: main(["calibrate", str(exported_model), "--good-dir", "data/brick/test/good",
+                                     "--out", "cal.yaml", "--allow-few-good"])) == 0
+    said = capsys.readouterr()
+    assert "2 good image(s) were skipped" in said.out + said.err, said
+    assert (brick.parent.parent / "cal.yaml").is_file()

@@ -13,9 +13,11 @@ match its sidecar is refused. Thresholds never live here (see calibration).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,9 +36,18 @@ DERIVED_PRECISIONS = ("int8",)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, streamed."""
+    """Hex sha256 of a regular file, streamed.
+
+    Raises IsADirectoryError for a folder and OSError for anything else that is no regular file, unread: a FIFO
+    (opened without waiting for a writer, fifo(7)) or a device, whose data never ends. Listed among good images,
+    a link to /dev/zero held ``calibrate`` hashing it for ever."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)), "rb") as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
