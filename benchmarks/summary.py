@@ -360,9 +360,14 @@ def quality_section(res: Results) -> list[str]:
                          levels or "–",
                          ",".join(map(str, get(r, "train", "epochs") or [])) or "–", get(r, "train", "stop_reason"),
                          get(r, "train", "seconds")])
+    cap = data.get("time_cap_s")
+    stopped = any(not entry.get("complete", True) for entry in data.get("datasets", []))
     note = (f"Default recipes, one run (`bench_quality.py`{' --quick' if data.get('quick') else ''}); "
-            f"training capped at {fmt(data.get('time_cap_s'))} s per run for every model and dataset; "
-            f"ELPV `likely_defect` {data.get('likely_defect', '')}.")
+            + (f"training capped at {fmt(cap)} s per run for every model and dataset; " if cap
+               else "no time cap: every model trained to its own stop; ")
+            + (f"{data['jobs']} datasets at a time; " if data.get("jobs", 1) > 1 else "")
+            + ("an incomplete dataset lists the models measured before the run was stopped; " if stopped else "")
+            + f"ELPV `likely_defect` {data.get('likely_defect', '')}.")
     return [note, ""] + table(["dataset", "model", "input", "image AUROC", "img AUROC incl. likely", "pixel AUROC",
                                "AUPRO", "≥ kNN", "− kNN (95 % paired bootstrap)", "per-level image AUROC", "epochs",
                                "stop", "train s"], rows)
