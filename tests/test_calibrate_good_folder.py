@@ -126,7 +126,7 @@ def test_calibrate_skips_a_fifo_and_a_device_link_among_the_good_images_instead_
     for special in ("zz_fifo.png", "zz_zero.png"):
         assert within(10, lambda: refused(good / special, OSError))
     assert within(10, lambda: refused(good, IsADirectoryError))
-    assert within(120, lambda: main(["calibrate", str(exported_model), "--good-dir", "data/brick/test/good",
+    assert within(300, lambda: main(["calibrate", str(exported_model), "--good-dir", "data/brick/test/good",
                                      "--out", "cal.yaml", "--allow-few-good"])) == 0
     said = capsys.readouterr()
     assert "2 good image(s) were skipped" in said.out + said.err, said
