@@ -337,7 +337,7 @@ class Subscriber(KeepsState):
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.IPV6, needs_ipv6(endpoint))  # tcp://[::1]:… connects only with it
         set_heartbeat(self.socket, heartbeat_s)  # a connection gone dead without a word is found and replaced
-        if server_key is not None:
+        if server_key is not None or client_cert is not None:
             self._setup_curve(server_key, client_cert)
         self.topics = topics
         # stats not asked for are heard quietly: a user of other topics learns the daemon's drops too
@@ -443,6 +443,10 @@ class Subscriber(KeepsState):
         return self.loss.notices()
 
     def _setup_curve(self, server_key, client_cert) -> None:
+        if server_key is None:  # a certificate alone was ignored: the user believed the connection encrypted
+            self.socket.close()
+            raise ConfigError("CURVE: a client certificate without the server key (--server-key, the daemon's "
+                              "public key) encrypts nothing; give both, or neither")
         if client_cert is None:
             raise ConfigError("CURVE: a client certificate (secret key file) is needed along with the server key")
         server_public, _ = _load_key(server_key, "server key")

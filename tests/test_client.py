@@ -82,6 +82,25 @@ def test_curve_config_errors(tmp_path):
                                  curve=CurveSection(enabled=True, server_secret_key=str(tmp_path / "none"))))
 
 
+def test_curve_keys_that_would_be_ignored_are_refused_in_one_line(damaged_certificates, capsys):
+    """``--client-cert`` without ``--server-key``, and either on an ``mqtt://`` endpoint, were ignored without a
+    word: the events came in the clear while the user believed them encrypted and authenticated. Exit 2 now."""
+    from inspector.cli import main
+
+    keys, public, secret, _ = damaged_certificates
+    assert main(["subscribe", "tcp://127.0.0.1:1", "--timeout", "0.1", "--client-cert", str(secret)]) == 2
+    assert capsys.readouterr().err == ("error: CURVE: a client certificate without the server key (--server-key, "
+                                       "the daemon's public key) encrypts nothing; give both, or neither\n")
+    for argv in (["--server-key", str(public)], ["--client-cert", str(secret)],
+                 ["--server-key", str(public), "--client-cert", str(secret)]):
+        assert main(["subscribe", "mqtt://user:pw@127.0.0.1:1", "--timeout", "0.1", *argv]) == 2
+        assert capsys.readouterr().err == (
+            "error: mqtt://user:***@127.0.0.1:1: --server-key and --client-cert are ZeroMQ CURVE keys and do nothing "
+            "for an MQTT broker; secure it with mqtts:// (TLS) and leave them out\n")
+    with pytest.raises(ConfigError, match="encrypts nothing"):
+        Subscriber("tcp://127.0.0.1:1", client_cert=secret)
+
+
 @pytest.fixture
 def damaged_certificates(tmp_path):
     """A good server certificate pair and three damaged certificate files (empty, short key, non-z85 key)."""

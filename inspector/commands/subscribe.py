@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from inspector.commands.argtypes import float_range, identifier, int_range, out_file, out_folder
+from inspector.errors import ConfigError
 from inspector.events import SILENCE_S
 from inspector.interrupts import taken_over
 from inspector.outputs import link_new, safe_name
@@ -488,6 +489,9 @@ def state_path(args: argparse.Namespace) -> Path | None:
 
 def run(args: argparse.Namespace) -> int:
     if args.endpoint.startswith(("mqtt://", "mqtts://")):
+        if args.server_key is not None or args.client_cert is not None:  # ignored, the user believed it encrypted
+            raise ConfigError(f"{redact(args.endpoint)}: --server-key and --client-cert are ZeroMQ CURVE keys and "
+                              f"do nothing for an MQTT broker; secure it with mqtts:// (TLS) and leave them out")
         return run_mqtt(args)
     with StopSignals() as stops:  # from before connecting until the summary is printed
         seen, unsaved = _run_zmq(args, stops)
