@@ -101,6 +101,18 @@ def test_curve_keys_that_would_be_ignored_are_refused_in_one_line(damaged_certif
         Subscriber("tcp://127.0.0.1:1", client_cert=secret)
 
 
+@pytest.mark.parametrize("keys, named", [({"server_secret_key": "keys/server.key_secret"}, "server_secret_key"),
+                                         ({"allowed_clients_dir": "keys/clients"}, "allowed_clients_dir")])
+def test_curve_keys_with_curve_off_are_refused_not_ignored(keys, named):
+    """``publish.curve`` with a server key but no ``enabled: true`` published in the clear to anyone, with no word."""
+    with pytest.raises(ConfigError) as caught:
+        CurveSection(enabled=False, **keys).validate("publish.curve")
+    assert str(caught.value) == (f"publish.curve.{named} is set but publish.curve.enabled is false, so events would "
+                                 f"go out unencrypted to any subscriber; set enabled: true, or leave the keys out")
+    CurveSection().validate("publish.curve")  # off and keyless: fine
+    CurveSection(enabled=True, **keys).validate("publish.curve")
+
+
 @pytest.fixture
 def damaged_certificates(tmp_path):
     """A good server certificate pair and three damaged certificate files (empty, short key, non-z85 key)."""

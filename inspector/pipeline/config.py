@@ -283,6 +283,11 @@ class CurveSection:
 
     def validate(self, where: str) -> None:
         refuse_empty(where, self, ("allowed_clients_dir",))
+        if not self.enabled and (self.server_secret_key or self.allowed_clients_dir is not None):
+            # ignored without a word, the events went out in the clear to anyone while the user believed otherwise
+            set_ = "server_secret_key" if self.server_secret_key else "allowed_clients_dir"
+            raise ConfigError(f"{where}.{set_} is set but {where}.enabled is false, so events would go out "
+                              f"unencrypted to any subscriber; set enabled: true, or leave the keys out")
 
 
 @dataclass(frozen=True)
