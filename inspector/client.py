@@ -443,12 +443,15 @@ class Subscriber(KeepsState):
         return self.loss.notices()
 
     def _setup_curve(self, server_key, client_cert) -> None:
+        missing = None
         if server_key is None:  # a certificate alone was ignored: the user believed the connection encrypted
-            self.socket.close()
-            raise ConfigError("CURVE: a client certificate without the server key (--server-key, the daemon's "
-                              "public key) encrypts nothing; give both, or neither")
-        if client_cert is None:
-            raise ConfigError("CURVE: a client certificate (secret key file) is needed along with the server key")
+            missing = ("CURVE: a client certificate without the server key (--server-key, the daemon's public key) "
+                       "encrypts nothing; give both, or neither")
+        elif client_cert is None:
+            missing = "CURVE: a client certificate (secret key file) is needed along with the server key"
+        if missing:
+            self.socket.close()  # the Subscriber is never made: nothing else would close it
+            raise ConfigError(missing)
         server_public, _ = _load_key(server_key, "server key")
         public, secret = _load_key(client_cert, "client certificate", secret=True)
         self.socket.curve_serverkey = server_public
