@@ -406,7 +406,29 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "config
     validate = getattr(obj, "validate", None)
     if callable(validate):
         validate(where)
+    _refuse_switched_off(where, obj, data)
     return obj
+
+
+def _refuse_switched_off(where: str, section: Any, data: Mapping[str, Any]) -> None:
+    """ConfigError when ``data`` sets keys of a section that is off because its switch was left out.
+
+    A section that is off by default declares ``_switch = (key, how to turn it on)``: ``recorder`` is on with
+    ``enabled: true``, the MQTT bridge with a ``url``, the metrics and dashboard with a ``listen`` address. With
+    the switch left out, its other keys changed nothing (``recorder: {dir: /data/ng}`` recorded no defect, and
+    ``run --check`` said "configuration OK"). A switch written off (``enabled: false``, ``url: ""``) is the
+    user's choice, as a section kept for later, and is accepted."""
+    switch = getattr(type(section), "_switch", None)
+    if switch is None or switch[0] in data or section.enabled:
+        return
+    given = next((key for key in data if key != switch[0]), None)
+    value = data.get(given)
+    while isinstance(value, Mapping) and value:  # name the setting written, not its subsection
+        key, value = next(iter(value.items()))
+        given = f"{given}.{key}"
+    if given is not None:
+        raise ConfigError(f"{where}.{given}: does nothing while {where} is off ({where}.{switch[0]} is not set); "
+                          f"set {where}.{switch[1]}, or leave {where}.{given} out")
 
 
 def from_file_dict(cls: type[T], data: Mapping[str, Any] | None, path: str | Path, *, unknown: str = "reject",

@@ -109,7 +109,7 @@ def base_config(model: str, work: Path) -> dict:
                          "synthetic": {"texture": "procedural", "size": 64, "pool": 2, "defect_rate": 1.0}},
                         {"name": "dir", "source": str(work / "images"), "type": "folder"}],
             "publish": {"endpoint": "ipc://@inspector-sweep"},
-            "recorder": {"dir": str(work / "rec")},
+            "recorder": {"enabled": True, "dir": str(work / "rec")},
             "summary_json": "summary.json"}
 
 

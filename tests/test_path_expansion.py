@@ -22,7 +22,7 @@ def _daemon_config(tmp_path, line: str):
 @pytest.mark.parametrize("written", ["$INSPECTOR_T_DIR/s.json", "${INSPECTOR_T_DIR}/s.json"])
 def test_a_daemon_path_expands_environment_variables(tmp_path, monkeypatch, written):
     monkeypatch.setenv("INSPECTOR_T_DIR", str(tmp_path / "out"))
-    config = load_daemon_config(_daemon_config(tmp_path, f"summary_json: {written}\nrecorder: {{dir: $INSPECTOR_T_DIR}}"))
+    config = load_daemon_config(_daemon_config(tmp_path, f"summary_json: {written}\nrecorder: {{enabled: true, dir: $INSPECTOR_T_DIR}}"))
     assert config.summary_json == str(tmp_path / "out" / "s.json")
     assert config.recorder.dir == str(tmp_path / "out")
 
@@ -38,7 +38,7 @@ def test_a_run_config_path_expands_environment_variables(tmp_path, monkeypatch):
 
 def test_an_unset_variable_in_a_daemon_path_is_one_line_from_run_check(tmp_path, monkeypatch):
     monkeypatch.delenv("INSPECTOR_T_UNSET", raising=False)
-    path = _daemon_config(tmp_path, "recorder: {dir: \"${INSPECTOR_T_UNSET}/rec\"}")
+    path = _daemon_config(tmp_path, "recorder: {enabled: true, dir: \"${INSPECTOR_T_UNSET}/rec\"}")
     res = subprocess.run([sys.executable, "-m", "inspector", "run", "--config", str(path), "--check"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr

@@ -149,6 +149,13 @@ class SyntheticSection:
                               f"(at most 1024 MiB); lower pool or size")
 
 
+# camera settings read by some source types only: (the types, what they are said to be for)
+_KIND_ONLY_SETTINGS = {"synthetic": (("synthetic",), "source: synthetic"),
+                       "genicam": (("genicam",), "genicam:// cameras"),
+                       "live_decoder": (("url",), "live URL cameras"),
+                       "stale_after_s": (("url",), "http(s) snapshot URL cameras")}
+
+
 @dataclass(frozen=True)
 class CameraSection:
     name: str
@@ -190,9 +197,42 @@ class CameraSection:
             raise ConfigError(f"{where}: timeouts must be > 0")
         self._check_url_scheme(where)
         self._check_offline_live(where)
+        self._refuse_settings_of_other_kinds(where)
         if self.bit_depth is not None and self.bit_depth not in (8, 10, 12, 14, 16):
             raise ConfigError(f"{where}.bit_depth: must be one of 8, 10, 12, 14, 16 or null, got {self.bit_depth}")
 
+
+    def named_kind(self) -> str | None:
+        """The camera's type where its ``type`` or ``source`` names it without asking the file system ('synthetic',
+        'genicam', 'url', …, as :func:`inspector.pipeline.sources.source_type` guesses them), else None (a file,
+        folder or device, told apart at start)."""
+        src = str(self.source)
+        if self.type != "auto":
+            return self.type
+        if src == "synthetic" or src.startswith("synthetic:"):
+            return "synthetic"
+        if src.startswith("genicam://"):
+            return "genicam"
+        return "url" if "://" in src and " ! " not in src else None
+
+    def _refuse_settings_of_other_kinds(self, where: str) -> None:
+        """ConfigError for a setting changed from its default that this camera's kind never reads: a ``genicam``
+        exposure on a folder camera, a ``synthetic`` size on a video file, ``live_decoder: ffmpeg`` on a device.
+        Each was ignored without a word while ``run --check`` said "configuration OK"."""
+        kind = self.named_kind()
+        for name, (kinds, what) in _KIND_ONLY_SETTINGS.items():
+            value = getattr(self, name)
+            default = next(f for f in dataclasses.fields(self) if f.name == name)
+            default = default.default if default.default is not dataclasses.MISSING else default.default_factory()
+            if kind in kinds or value == default:
+                continue
+            key = name
+            if dataclasses.is_dataclass(value):  # name the setting changed, not its subsection
+                key += "." + next(f.name for f in dataclasses.fields(value)
+                                  if getattr(value, f.name) != getattr(default, f.name))
+            raise ConfigError(f"{where}.{key}: does nothing on camera '{self.name}', whose source is "
+                              f"{f'of type {kind}' if kind else 'a file, folder or device'}; it is for {what} "
+                              f"only; leave it out")
 
     def live_by_nature(self) -> str | None:
         """What makes this camera a live sender that never waits for its reader (a device, a live URL scheme,
@@ -322,6 +362,7 @@ class PublishSection:
 
 @dataclass(frozen=True)
 class RecorderSection:
+    _switch = ("enabled", "enabled: true")  # off by default: its keys alone turn nothing on (config._refuse_switched_off)
     enabled: bool = False
     dir: str = "runs/recordings"
     queue_size: int = bounded(32, ge=1, le=100_000)

@@ -189,6 +189,7 @@ def check_networks(where: str, entries: tuple[str, ...]) -> None:
 class MetricsSection:
     """Prometheus endpoint (``prometheus-client``): ``GET http://<listen>/metrics``."""
 
+    _switch = ("listen", "listen (host:port, e.g. 127.0.0.1:9108)")  # off by default (config._refuse_switched_off)
     listen: str = ""  # host:port, e.g. 127.0.0.1:9108; empty = off
     # file holding a bearer token scrapers must send (Authorization: Bearer …); off loopback without one: a warning
     token_file: str | None = None
@@ -208,6 +209,7 @@ class MetricsSection:
 class DashboardSection:
     """Live web page (Starlette + uvicorn, server-sent events) served by the daemon."""
 
+    _switch = ("listen", "listen (host:port, e.g. 127.0.0.1:8080)")  # off by default (config._refuse_switched_off)
     listen: str = ""  # host:port, e.g. 127.0.0.1:8080; empty = off
     token_file: str | None = None  # file holding the access token; required unless bound to loopback
     recent_defects: int = bounded(12, ge=1, le=500)  # defects kept and shown with their heat maps, [1, 500]
@@ -236,6 +238,7 @@ class DashboardSection:
 class MqttSection:
     """MQTT bridge (``paho-mqtt``): defect events, retained camera status and stats to the plant broker."""
 
+    _switch = ("url", "url (mqtt://host:1883 or mqtts://host:8883)")  # off by default (config._refuse_switched_off)
     url: str = ""  # mqtt://host:1883 or mqtts://host:8883; empty = off
     topic_prefix: str = "inspector"  # topics: <prefix>/<box>/v1/defect/<camera> …
     box: str = ""  # this daemon's name in topics (default: the host name)

@@ -18,7 +18,7 @@ def test_a_path_given_with_set_is_relative_to_the_working_directory(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "demo").mkdir(parents=True)
     (tmp_path / "runs" / "demo" / "daemon.yaml").write_text(FILE)
-    cfg = load_daemon_config("runs/demo/daemon.yaml", ["model.path=runs/demo/export/m.onnx", "recorder.dir=rec",
+    cfg = load_daemon_config("runs/demo/daemon.yaml", ["model.path=runs/demo/export/m.onnx", "recorder.enabled=true", "recorder.dir=rec",
                                                         "publish.endpoint=tcp://127.0.0.1:6000"])
     assert cfg.model.path == "runs/demo/export/m.onnx"  # was runs/demo/runs/demo/export/m.onnx
     assert cfg.recorder.dir == "rec"
