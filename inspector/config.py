@@ -247,6 +247,26 @@ def refuse_empty(where: str, section: Any, names: tuple[str, ...]) -> None:
             raise ConfigError(f"{where}.{name}: empty; give a path (or leave the key out for its default)")
 
 
+def refuse_unread(where: str, section: Any, unread: Mapping[str, str]) -> None:
+    """ConfigError ``<where>.<name>: does nothing <why>; leave it out`` for the first setting of ``section`` named
+    in ``unread`` (name → why the section's other settings leave it unread) whose value differs from its default.
+    Ignored, such a setting changed nothing while ``run --check`` said "configuration OK" (``cuda_graphs: true``
+    on an ONNX graph, ``genicam.exposure_us`` on a folder camera). A default written out, as a documented example
+    config does, is accepted."""
+    for f in dataclasses.fields(section):
+        if f.name not in unread:
+            continue
+        value = getattr(section, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if value == default:
+            continue
+        key = f.name
+        if dataclasses.is_dataclass(value):  # name the setting changed, not its subsection
+            key += "." + next(g.name for g in dataclasses.fields(value)
+                              if getattr(value, g.name) != getattr(default, g.name))
+        raise ConfigError(f"{where}.{key}: does nothing {unread[f.name]}; leave it out")
+
+
 def _check_choice(where: str, value: Any, choices) -> None:
     hashable = not isinstance(value, (list, dict, set))
     if isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) in choices:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from inspector.config import (apply_overrides, bounded, expanded_path, from_dict, from_file, from_file_dict, load_yaml,
-                              refuse_empty, suggest, tcp_port_problem)
+                              refuse_empty, refuse_unread, suggest, tcp_port_problem)
 from inspector.errors import ConfigError, InspectorError
 from inspector.pipeline.srt_options import srt_url_problem
 from inspector.pipeline.integration_config import (DashboardSection, GenicamSection, MetricsSection, MqttSection,
@@ -57,6 +57,9 @@ def _malformed_url_start(source: str) -> str | None:
 _RUN_SUFFIXES = ("", ".pt", ".pth", ".ckpt")
 _EXPORT_FIRST = ("; the daemon runs an exported graph: give export/NAME.onnx, made from a run by "
                  "'inspector export RUN --out export/NAME'")
+
+
+_ORT_SETTINGS = ("threads", "spinning", "spin_us", "spin_after_run", "replicas")  # read by ONNX Runtime only
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,22 @@ class ModelSection:
         if suffix not in (".onnx", ".plan", ".engine"):  # its card is found by name: another file's was "not found"
             raise ConfigError(f"{where}.path: {self.path} is not an exported .onnx or a TensorRT .plan/.engine "
                               f"('{suffix or 'no extension'}'){_EXPORT_FIRST if suffix in _RUN_SUFFIXES else ''}")
+        self._refuse_other_backends_settings(where, suffix)
+
+    def _refuse_other_backends_settings(self, where: str, suffix: str) -> None:
+        """ConfigError for a setting changed from its default that the backend running this model never reads
+        (the daemon hands ONNX Runtime its thread settings and TensorRT its CUDA ones, ``Daemon._default_backend``):
+        ``cuda_graphs: true`` on an .onnx graph, ``threads`` on a TensorRT engine, ``spin_us`` with spinning off."""
+        backend = self.backend if self.backend != "auto" else "onnxruntime" if suffix == ".onnx" else "tensorrt"
+        if backend == "tensorrt":
+            unread = {name: "on a TensorRT engine (an ONNX Runtime setting)" for name in _ORT_SETTINGS}
+        else:
+            unread = {name: "on ONNX Runtime (a TensorRT engine's setting; the model is an ONNX graph)"
+                      for name in ("cuda", "cuda_graphs", "device")}
+            if not self.spinning:
+                unread.update({name: "with spinning: false (it tunes the spinning)"
+                               for name in ("spin_us", "spin_after_run")})
+        refuse_unread(where, self, unread)
 
 
 @dataclass(frozen=True)
@@ -220,19 +239,9 @@ class CameraSection:
         exposure on a folder camera, a ``synthetic`` size on a video file, ``live_decoder: ffmpeg`` on a device.
         Each was ignored without a word while ``run --check`` said "configuration OK"."""
         kind = self.named_kind()
-        for name, (kinds, what) in _KIND_ONLY_SETTINGS.items():
-            value = getattr(self, name)
-            default = next(f for f in dataclasses.fields(self) if f.name == name)
-            default = default.default if default.default is not dataclasses.MISSING else default.default_factory()
-            if kind in kinds or value == default:
-                continue
-            key = name
-            if dataclasses.is_dataclass(value):  # name the setting changed, not its subsection
-                key += "." + next(f.name for f in dataclasses.fields(value)
-                                  if getattr(value, f.name) != getattr(default, f.name))
-            raise ConfigError(f"{where}.{key}: does nothing on camera '{self.name}', whose source is "
-                              f"{f'of type {kind}' if kind else 'a file, folder or device'}; it is for {what} "
-                              f"only; leave it out")
+        source = f"of type {kind}" if kind else "a file, folder or device"
+        refuse_unread(where, self, {name: f"on camera '{self.name}', whose source is {source}; it is for {what} only"
+                                    for name, (kinds, what) in _KIND_ONLY_SETTINGS.items() if kind not in kinds})
 
     def live_by_nature(self) -> str | None:
         """What makes this camera a live sender that never waits for its reader (a device, a live URL scheme,
@@ -358,6 +367,9 @@ class PublishSection:
             raise ConfigError(f"{where}.endpoint: '{self.endpoint}': {port_problem}")
         if self.sndhwm < 1 or self.queue_size < 1 or self.stats_interval_s <= 0:
             raise ConfigError(f"{where}: sndhwm and queue_size must be ≥ 1, stats_interval_s > 0")
+        if not self.wait_for_subscribers:
+            refuse_unread(where, self, {"wait_for_subscribers_timeout_s": "with wait_for_subscribers: 0 "
+                                                                          "(no subscriber is waited for)"})
 
 
 @dataclass(frozen=True)

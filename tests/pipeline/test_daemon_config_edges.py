@@ -459,16 +459,50 @@ def test_a_camera_setting_its_source_never_reads_is_refused_not_ignored(setting,
 
     def config(src, **extra):
         return {"model": {"path": "m.onnx"}, "thresholds": {"image": 0.5},
-                "cameras": [{"name": "c", "source": src, "type": "folder" if src == "line1/images" else "auto", **extra}]}
+                "cameras": [{"name": "c", "source": src, **extra,
+                             "type": "folder" if src == "line1/images" else "auto"}]}
 
     with pytest.raises(ConfigError) as err:
         daemon_config(config(source, **{setting: value}))
-    assert str(err.value).startswith(f"config.cameras[0].{said}: does nothing on camera 'c', whose source is "), err.value
+    said_first = f"config.cameras[0].{said}: does nothing on camera 'c', whose source is "
+    assert str(err.value).startswith(said_first), err.value
     assert str(err.value).endswith(" only; leave it out") and "\n" not in str(err.value)
     daemon_config(config(own_source, **{setting: value}))  # where it is read, it is taken
     defaults = {"genicam": {"trigger": "off"}, "synthetic": {"size": 256}, "live_decoder": "opencv",
                 "stale_after_s": 10.0}
     daemon_config(config(source, **{setting: defaults[setting]}))  # its default written, as the example does
+
+
+@pytest.mark.parametrize("model, said", [
+    ({"path": "m.onnx", "cuda_graphs": True}, "model.cuda_graphs: does nothing on ONNX Runtime"),
+    ({"path": "m.onnx", "device": 1}, "model.device: does nothing on ONNX Runtime"),
+    ({"path": "m.onnx", "backend": "onnxruntime", "cuda": "pycuda"}, "model.cuda: does nothing on ONNX Runtime"),
+    ({"path": "m.plan", "threads": 2}, "model.threads: does nothing on a TensorRT engine"),
+    ({"path": "m.onnx", "backend": "tensorrt", "replicas": 2}, "model.replicas: does nothing on a TensorRT engine"),
+    ({"path": "m.engine", "spinning": False}, "model.spinning: does nothing on a TensorRT engine"),
+    ({"path": "m.onnx", "spinning": False, "spin_us": 50}, "model.spin_us: does nothing with spinning: false"),
+    ({"path": "m.onnx", "spinning": False, "spin_after_run": True},
+     "model.spin_after_run: does nothing with spinning: false")])
+def test_a_model_setting_its_backend_never_reads_is_refused_not_ignored(model, said):
+    # cuda_graphs: true on an .onnx graph, threads on a TensorRT engine, spin_us with spinning off: each handed to
+    # no backend (Daemon._default_backend) while run --check said "configuration OK"
+    from inspector.errors import ConfigError
+    from inspector.pipeline.config import daemon_config
+
+    base = {"thresholds": {"image": 0.5}, "cameras": [{"name": "c", "source": "synthetic"}]}
+    with pytest.raises(ConfigError) as err:
+        daemon_config({**base, "model": model})
+    assert str(err.value).startswith(f"config.{said}") and str(err.value).endswith("; leave it out"), err.value
+    on_its_backend = {"path": "m.plan" if "ONNX Runtime" in said else "m.onnx",
+                      **{k: v for k, v in model.items() if k not in ("path", "backend")}}
+    if "spinning: false" not in said:  # read by the backend that runs it
+        daemon_config({**base, "model": on_its_backend})
+    defaults = {"path": model["path"], "spinning": True, "cuda_graphs": False, "threads": None}
+    daemon_config({**base, "model": defaults})  # defaults written out, as the example config does
+    with pytest.raises(ConfigError, match="wait_for_subscribers_timeout_s: does nothing with wait_for_subscribers: 0"):
+        daemon_config({**base, "model": {"path": "m.onnx"}, "publish": {"wait_for_subscribers_timeout_s": 60.0}})
+    daemon_config({**base, "model": {"path": "m.onnx"},
+                   "publish": {"wait_for_subscribers": 1, "wait_for_subscribers_timeout_s": 60.0}})
 
 
 def test_run_check_refuses_an_empty_camera_source_naming_the_config_file(tiny_model, tmp_path):
