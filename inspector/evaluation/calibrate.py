@@ -74,7 +74,7 @@ from inspector.data.memory import CALIBRATION_BYTES, require_image_memory
 from inspector.artifacts.calibration_data import (BatchCheck, CalibrationData, DefectImages, GoodImages, RuleDetails,
                                                   UncertainCount)
 from inspector.artifacts.thresholds import MIN_GOOD_IMAGES, ModelBinding, Thresholds, score_stats, write_thresholds
-from inspector.evaluation.fitted import fitted_counts, fitted_line
+from inspector.evaluation.fitted import fitted_counts, fitted_line, sha256_or_none
 
 log = logging.getLogger(__name__)
 
@@ -345,18 +345,9 @@ def _recorded_samples(dataset, sidecar: dict, part: str = "val") -> tuple[list, 
     names, hashes, root = recorded_validation(sidecar, part)
     candidates = [s for s in dataset.train if s.path.name in names]
     if hashes:
-        return [s for s in candidates if _sha256_or_none(s.path) in hashes], len(names)
+        return [s for s in candidates if sha256_or_none(s.path) in hashes], len(names)
     same = root is not None and Path(root).expanduser().resolve() == Path(dataset.root).resolve()
     return (candidates if same else []), len(names)
-
-
-def _sha256_or_none(path: Path) -> str | None:
-    from inspector.artifacts.model_card import sha256_file
-
-    try:
-        return sha256_file(path)
-    except OSError:  # unreadable: not provably one of them (loading it would skip it anyway)
-        return None
 
 
 # Source: benchmarks/README.md, Sessions 35-36 (images the model was fitted on score below new good parts)
@@ -746,8 +737,8 @@ def _reference_good(engine, data, good: ScoredSet, guarded: np.ndarray, descript
 
     if data is None or description["source"] == "test/good" or not apart_from_the_rest(guarded)[0]:
         return None
-    calibrated = {_sha256_or_none(s.path) for s in good.samples}
-    others = [s for s in load_dataset(data).test if s.label == 0 and _sha256_or_none(s.path) not in calibrated]
+    calibrated = {sha256_or_none(s.path) for s in good.samples}
+    others = [s for s in load_dataset(data).test if s.label == 0 and sha256_or_none(s.path) not in calibrated]
     return score_samples(engine, others, batch_size).scores if others else None
 
 

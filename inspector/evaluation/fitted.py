@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Sequence
 
 
-def _sha256_or_none(path: Path) -> str | None:
+def sha256_or_none(path: Path) -> str | None:
+    """Hex sha256 of the regular file ``path``, or None when it cannot be read (a folder, a FIFO, a device, gone)."""
     from inspector.artifacts.model_card import sha256_file
 
     try:
@@ -26,7 +27,7 @@ def fitted_counts(samples: Sequence, sidecar: dict) -> tuple[int, int]:
     trained, validated = set(data.get("train_sha256") or []), set(data.get("val_sha256") or [])
     if not trained and not validated:
         return 0, 0
-    digests = [_sha256_or_none(s.path) for s in samples]
+    digests = [sha256_or_none(s.path) for s in samples]
     return sum(d in trained for d in digests), sum(d in validated for d in digests)
 
 

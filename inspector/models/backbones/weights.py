@@ -17,7 +17,6 @@ sha256, or package and version, or ``random``) for the model's sidecar.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import socket
@@ -29,6 +28,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from inspector.artifacts.model_card import sha256_file
 from inspector.config import not_a_file
 from inspector.errors import ModelError
 
@@ -82,14 +82,6 @@ WEIGHTS: dict[str, WeightsSpec] = {
 def hub_checkpoint_dir() -> Path:
     """``$TORCH_HOME/hub/checkpoints`` (default ``~/.cache/torch/hub/checkpoints``)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def expected_hash_prefix(file_name: str) -> str | None:
