@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from inspector.commands.argtypes import default_of, float_range, int_list, int_range, out_file, out_folder
+from inspector.commands.backend_flags import DEFAULTS
 from inspector.errors import ConfigError
 
 
@@ -39,9 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="benchmark on these images (tiled to the batch) instead of random frames")
     p.add_argument("--backend", default="auto", help="auto (by file type), onnxruntime or tensorrt")
     p.add_argument("--threads", type=int_range(1, 1024), help="ONNX Runtime intra-op threads (default: ONNX Runtime's choice)")
-    p.add_argument("--cuda", default="cuda-python", choices=("cuda-python", "pycuda"), help="TensorRT's CUDA API (default cuda-python)")
+    p.add_argument("--cuda", default=DEFAULTS["cuda"], choices=("cuda-python", "pycuda"), help="TensorRT's CUDA API (default cuda-python)")
     p.add_argument("--cuda-graphs", action="store_true", help="TensorRT: replay a CUDA graph per batch size")
-    p.add_argument("--device", type=int_range(0, 63), default=0, help="TensorRT: CUDA device index (default 0)")
+    p.add_argument("--device", type=int_range(0, 63), default=DEFAULTS["device"], help="TensorRT: CUDA device index (default 0)")
     p.set_defaults(func=run)
 
 
@@ -55,20 +56,15 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--quick", args.quick), ("--out", args.out)):
         if value:
             raise ConfigError(f"{flag}: only used with --suite (for one MODEL: --duration, and --json to save)")
-    from inspector.backends import backend_for_path
+    from inspector.commands.backend_flags import backend_name, backend_options
     from inspector.evaluation.bench import format_results, is_bench_results, parse_batches, run_benchmark
     from inspector.outputs import claim_file
 
     # before any work: earlier results are replaced (said), anything else refused (outputs.claim_file)
     replaced = args.json and claim_file(args.json, is_bench_results, ConfigError, command="bench", option="--json",
                                         noun="benchmark results file")
-    name = backend_for_path(args.model) if args.backend == "auto" else args.backend
-    if name == "tensorrt":
-        options = {"cuda": args.cuda, "cuda_graphs": args.cuda_graphs, "device": args.device}
-    elif name == "onnxruntime":
-        options = {"threads": args.threads}
-    else:
-        options = {}
+    name = backend_name(args.model, args.backend)
+    options = backend_options(args, args.model, args.backend)  # a flag this backend does not read: refused
     report = run_benchmark(args.model, parse_batches(args.batches), args.duration_s, args.warmup, backend=name,
                            data=args.data, json_path=args.json, options=options)
     print(format_results(report))

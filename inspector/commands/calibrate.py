@@ -62,8 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-few-good", action="store_true", default=default("allow_few_good"),
                    help="calibrate on fewer than 4 good images, whose threshold says nothing about its "
                         "false-alarm rate (default: off: refused)")
-    p.add_argument("--threads", type=int_range(1, 1024), help="ONNX Runtime intra-op threads (default: all cores; ignored by "
-                                               "TensorRT)")
+    p.add_argument("--threads", type=int_range(1, 1024), help="ONNX Runtime intra-op threads (default: all cores; refused "
+                                               "for a TensorRT engine, which does not read it)")
     p.set_defaults(func=run)
 
 
@@ -76,10 +76,12 @@ def default_out(model: str | Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from inspector.artifacts.thresholds import is_calibration
+    from inspector.commands.backend_flags import backend_options
     from inspector.errors import ConfigError
     from inspector.evaluation.calibrate import calibrate
     from inspector.outputs import claim_file
 
+    backend_options(args, args.model, args.backend)  # --threads on a TensorRT engine: refused, not ignored
     if args.data is None and args.good_dir is None:
         raise ConfigError("calibrate: give --data DIR (a dataset) or --good-dir DIR (a folder of good images)")
     out = Path(args.out) if args.out else default_out(args.model)

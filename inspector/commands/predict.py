@@ -273,6 +273,7 @@ def _non_finite(path: Path, score: float, model: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from inspector.artifacts.frame_shapes import backend_frame_shapes
     from inspector.backends import load_backend
+    from inspector.commands.backend_flags import backend_options
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size: must be ≥ 1, got {args.batch_size}")
@@ -283,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         # an empty colour scale drew every overlay in one flat colour, silently
         raise ConfigError(f"--vmin {args.vmin:g} must be below --vmax {args.vmax:g}")
     decider, thresholds = load_decider(args.calibration, args.model) if args.calibration else (None, None)
-    options = {} if args.threads is None else {"threads": args.threads}
+    options = backend_options(args, args.model, args.backend)  # a flag this backend does not read: refused
     errors: list[str] = []
     bare: list[str] = []  # folders of sub-folders: told once, in the error or a warning (was: both)
     paths = expand_images(args.images, errors, bare)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from inspector.commands.argtypes import default_of, float_range, int_range, model_file, out_file, score_value
+from inspector.commands.backend_flags import DEFAULTS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,13 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="batch size (default %(default)s, capped at the engine's max)")
     p.add_argument("--limit", type=int_range(1, 10**9), help="use at most this many images (spread over the set)")
     p.add_argument("--report", type=out_file(), help="report path (default: <candidate>.verify.json)")
-    p.add_argument("--cuda", default="cuda-python", choices=("cuda-python", "pycuda"),
+    p.add_argument("--cuda", default=DEFAULTS["cuda"], choices=("cuda-python", "pycuda"),
                    help="CUDA API for a TensorRT candidate (default cuda-python)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.backends import backend_for_path
+    from inspector.commands.backend_flags import backend_options
     from inspector.artifacts.engine_card import verify_report_path
     from inspector.errors import ConfigError
     from inspector.evaluation.verify import format_report, is_verify_report, verify
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     # before any work: an earlier report is replaced (said), anything else refused (outputs.claim_file)
     replaced = claim_file(args.report or verify_report_path(args.candidate), is_verify_report, ConfigError,
                           command="verify", option="--report", noun="verify report")
-    options = {"cuda": args.cuda} if backend_for_path(args.candidate) == "tensorrt" else {}
+    options = backend_options(args, args.candidate)  # --cuda on an ONNX candidate: refused, not ignored
     report = verify(args.candidate, args.reference, args.data, threshold=args.threshold,
                     threshold_file=args.threshold_file, score_tolerance=args.score_tolerance,
                     map_tolerance=args.map_tolerance, batch=args.batch, limit=args.limit,
