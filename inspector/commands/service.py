@@ -12,6 +12,9 @@ from inspector.errors import ConfigError
 from inspector.outputs import write_whole
 
 
+UNIT_DIR = "/etc/systemd/system"  # where systemd looks for units the administrator installs (systemd.unit(5))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("service", help="install the daemon as a systemd service",
                        description="Write a systemd unit that runs 'inspector run --config X' (Type=notify, "
@@ -21,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--config", required=True, help="daemon config YAML (validated first)")
     i.add_argument("--name", default="inspector", help="unit name (default inspector → inspector.service)")
     i.add_argument("--user", type=identifier("user name"), help="run as this user (default: root)")
-    i.add_argument("--unit-dir", default="/etc/systemd/system", help="where to write the unit (default /etc/systemd/system)")
+    i.add_argument("--unit-dir", default=UNIT_DIR, help=f"where to write the unit (default {UNIT_DIR}; not with --print)")
     i.add_argument("--watchdog-s", type=int_range(0, 3600), default=30,
                    help="WatchdogSec: systemd restarts a daemon silent this long, [0 = off, 3600] (default 30)")
     i.add_argument("--print", action="store_true", help="print the unit instead of writing it")
@@ -46,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_daemon_config(config)  # a unit for a config that does not load would only crash-loop
     text = unit_file(config, args.name, args.user, args.watchdog_s, shutdown_timeout_s=cfg.shutdown_timeout_s)
     if args.print:
+        if args.unit_dir != UNIT_DIR:  # ignored, the user looked for the unit there and found none
+            raise ConfigError(f"--unit-dir: does nothing with --print (the unit is printed, not written); "
+                              f"leave one of them out")
         print(text, end="")
         return 0
     unit_dir = Path(args.unit_dir)

@@ -18,7 +18,8 @@ RUN_FILES = ("config.yaml", "history.json", "summary.json", "resume.pt")  # what
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an anomaly model on good images",
                        description="Train a student-teacher model on the good images of a dataset.")
-    p.add_argument("--config", help="run config YAML (sections: model, data, train)")
+    p.add_argument("--config", help="run config YAML (sections: model, data, train); not with --resume, which "
+                                    "goes on with the run's own config")
     from inspector.models import model_package_names  # no torch: --help stays fast
 
     p.add_argument("--model", metavar="NAME",
@@ -184,6 +185,9 @@ def _resume(args: argparse.Namespace, base: dict, out: Path) -> int:
 
     if args.model == "meta_comparer":
         raise ConfigError(NO_META_RESUME)
+    if args.config:  # a resumed run trains on as its checkpoint says; the file's settings changed nothing
+        raise ConfigError(f"--config: does nothing with --resume (the run in {out} goes on with its own "
+                          f"config); leave it out, and give a change with --set KEY=VALUE or a flag")
     if not (out / "best.pt").exists():
         raise ConfigError(f"{out}: nothing to resume (no best.pt)")
     # the run's own config, with settings added since it was saved filled in as it was trained (an old run
