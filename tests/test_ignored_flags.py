@@ -70,3 +70,11 @@ def test_service_unit_dir_with_print_is_refused(tmp_path, capsys):
     assert err.startswith("error: --unit-dir: does nothing with --print") and "\n" not in err, err
     assert main(argv + ["--unit-dir", "/etc/systemd/system"]) == 0  # the default written out
     assert "[Service]" in capsys.readouterr().out
+
+
+def test_subscribe_client_id_on_a_zeromq_endpoint_is_refused(tmp_path, capsys):
+    # an MQTT session id: a daemon's ZeroMQ endpoint keeps no events for a subscriber, whatever it is called
+    argv = ["subscribe", f"ipc://{tmp_path}/x.sock", "--client-id", "line1", "--timeout", "0.2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: ipc://{tmp_path}/x.sock: --client-id names an MQTT session") and "\n" not in err

@@ -493,6 +493,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{redact(args.endpoint)}: --server-key and --client-cert are ZeroMQ CURVE keys and "
                               f"do nothing for an MQTT broker; secure it with mqtts:// (TLS) and leave them out")
         return run_mqtt(args)
+    if args.client_id is not None:  # ignored, the user believed the broker kept events for this consumer
+        raise ConfigError(f"{redact(args.endpoint)}: --client-id names an MQTT session and does nothing for a "
+                          f"daemon's ZeroMQ endpoint (it keeps no events for a subscriber); leave it out")
     with StopSignals() as stops:  # from before connecting until the summary is printed
         seen, unsaved = _run_zmq(args, stops)
     return _exit_code(args, stops, seen, unsaved)
