@@ -87,7 +87,7 @@ def seeds(tmp_path_factory) -> dict[str, Any]:
               "cameras": [{"name": "c", "source": "synthetic", "max_frames": 2,
                            "synthetic": {"texture": "procedural", "size": 32, "pool": 1}}],
               "batching": {"max_batch": 2}, "postprocess": {"thumbnail": {"quality": 80}},
-              "publish": {"endpoint": f"ipc://{root}/p.sock", "sndhwm": 10}, "drift": {"window": 100, "min_samples": 10},
+              "publish": {"endpoint": f"ipc://{root}/p.sock", "sndhwm": 10}, "drift": {"enabled": False, "window": 100, "min_samples": 10},
               "recorder": {"enabled": False, "dir": str(root / "rec")}, "shutdown_timeout_s": 5.0}
     train = {"model": {"name": "reduced_student", "image_size": [64, 64]}, "data": {"path": str(root)},
              "train": {"epochs": 2, "batch_size": 4, "lr": 0.1, "threads": 1}}

@@ -449,6 +449,10 @@ class DaemonConfig:
         if dup:
             raise ConfigError(f"{where}.cameras: duplicate camera name(s) {dup}")
         _refuse_shared_folders(names, f"{where}.cameras")
+        if self.drift.enabled and self.thresholds.calibration is None:  # it compares with the calibration's
+            refuse_unread(f"{where}.drift", self.drift, {name: "without thresholds.calibration (drift compares "
+                                                                "the scores with its good-score statistics)"
+                                                         for name in ("window", "min_samples", "max_shift_std")})
 
 
 def camera_folder_key(name: str) -> str:

@@ -499,6 +499,9 @@ def test_a_model_setting_its_backend_never_reads_is_refused_not_ignored(model, s
         daemon_config({**base, "model": on_its_backend})
     defaults = {"path": model["path"], "spinning": True, "cuda_graphs": False, "threads": None}
     daemon_config({**base, "model": defaults})  # defaults written out, as the example config does
+    with pytest.raises(ConfigError, match=r"drift\.window: does nothing without thresholds\.calibration"):
+        daemon_config({**base, "model": {"path": "m.onnx"}, "drift": {"window": 100}})  # its image threshold alone
+    daemon_config({**base, "model": {"path": "m.onnx"}, "drift": {"enabled": False, "window": 100}})
     with pytest.raises(ConfigError, match="wait_for_subscribers_timeout_s: does nothing with wait_for_subscribers: 0"):
         daemon_config({**base, "model": {"path": "m.onnx"}, "publish": {"wait_for_subscribers_timeout_s": 60.0}})
     daemon_config({**base, "model": {"path": "m.onnx"},
