@@ -85,6 +85,9 @@ def test_subscribe_client_id_on_a_zeromq_endpoint_is_refused(tmp_path, capsys):
     (["--model", "meta_comparer", "--data", "synth:grass", "--device", "cuda"], "train.device", "for meta_comparer"),
     (["--model", "meta_comparer", "--data", "synth:grass", "--set", "train.augment=flip"], "train.augment",
      "for meta_comparer"),
+    # it splits each domain 80/20 by train.seed: a validation fraction changed nothing
+    (["--model", "meta_comparer", "--data", "synth:grass", "--set", "data.val_fraction=0.3"], "data.val_fraction",
+     "for meta_comparer"),
     # a forced epoch count: early stopping's settings ran N epochs without a word
     (["--epochs", "1", "--set", "train.patience=3"], "train.patience", "with train.epochs=1"),
     (["--epochs", "2", "--set", "train.max_epochs=50"], "train.max_epochs", "with train.epochs=2"),

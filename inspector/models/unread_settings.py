@@ -26,6 +26,9 @@ PLATEAU_ONLY = ("lr_decay_factor", "lr_decays", "lr_plateau")
 # FP32 on cached features, with its own episodes and a constant rate
 META_COMPARER_UNREAD = ("max_gap_growth", "gap_patience", "lr_decay", "lr_decay_factor", "lr_decays", "lr_plateau",
                         "lr_anneal", "augment", "device", "precision", "channels_last")
+# data settings the meta-comparer never reads: it splits each domain 80/20 by train.seed, at model.image_size
+META_COMPARER_DATA_UNREAD = ("input_size", "input_pixels", "val_fraction", "calibration_fraction", "split_seed",
+                             "bit_depth")
 # model settings the meta-comparer never reads: its map is its patch scores and its score their max (paper eqs. 5-6;
 # hard_quantile, ood_penalty and smoothing_sigma are refused by its config itself)
 META_COMPARER_MODEL_UNREAD = ("score", "score_topk", "map_normalization", "distance", "position_normalization",
@@ -37,7 +40,8 @@ def unread_train(config) -> dict[str, str]:
     train, unread = config.train, {}
     if config.model.name == "meta_comparer":
         unread |= {k: "for meta_comparer (its trainer runs on the CPU in FP32, unaugmented, at a constant rate, "
-                      "stopped by patience only)" for k in META_COMPARER_UNREAD}
+                      "stopped by patience only)"
+                   for k in META_COMPARER_UNREAD}
     if not train.early_stopping:
         kept = ("min_delta",) if config.model.name == "meta_comparer" else ()
         unread |= {k: f"with train.epochs={train.epochs} (exactly that many epochs, no early stop)"
@@ -46,6 +50,14 @@ def unread_train(config) -> dict[str, str]:
         unread |= {k: f"with train.lr_decay: {train.lr_decay} (a constant rate)" for k in PLATEAU_ONLY
                    if k not in unread}
     return unread
+
+
+def unread_data(config) -> dict[str, str]:
+    """``data.*`` name → why the training of ``config`` (a RunConfig) never reads it."""
+    if config.model.name != "meta_comparer":
+        return {}
+    return {k: "for meta_comparer (it splits each domain 80/20 by train.seed, at model.image_size)"
+            for k in META_COMPARER_DATA_UNREAD}
 
 
 def unread_model(model) -> dict[str, str]:
@@ -63,16 +75,18 @@ def unread_model(model) -> dict[str, str]:
 
 
 def refuse_unread_given(config, given: Mapping[str, Any], train_defaults: Mapping[str, Any]) -> None:
-    """ConfigError ``<section>.<name>: does nothing <why>; leave it out`` for the first setting of the model or
-    train section of ``given`` (the raw mapping the user wrote: file, flags, ``--set``) that ``config`` (the
+    """ConfigError ``<section>.<name>: does nothing <why>; leave it out`` for the first setting of the model,
+    data or train section of ``given`` (the raw mapping the user wrote: file, flags, ``--set``) that ``config`` (the
     RunConfig built from it) never reads and whose value differs from the model and preset's own (``model``: its
-    config class with that preset; ``train``: the TrainConfig defaults updated by ``train_defaults``)."""
-    from inspector.artifacts.run_config import TrainConfig
+    config class with that preset; ``data``: DataConfig's defaults; ``train``: TrainConfig's, updated by
+    ``train_defaults``)."""
+    from inspector.artifacts.run_config import DataConfig, TrainConfig
     from inspector.config import from_dict
 
-    own = {"model": type(config.model)(preset=config.model.preset),
+    own = {"model": type(config.model)(preset=config.model.preset), "data": DataConfig(),
            "train": from_dict(TrainConfig, dict(train_defaults), where="train")}
-    for section, unread in (("model", unread_model(config.model)), ("train", unread_train(config))):
+    for section, unread in (("model", unread_model(config.model)), ("data", unread_data(config)),
+                            ("train", unread_train(config))):
         written = given.get(section) or {}
         for key, why in unread.items():
             if key in written and getattr(getattr(config, section), key) != getattr(own[section], key):
