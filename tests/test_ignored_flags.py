@@ -78,3 +78,49 @@ def test_subscribe_client_id_on_a_zeromq_endpoint_is_refused(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: ipc://{tmp_path}/x.sock: --client-id names an MQTT session") and "\n" not in err
+
+
+@pytest.mark.parametrize("extra, key, why", [
+    # the meta-comparer's trainer runs on the CPU in FP32, unaugmented: --device cuda trained on the CPU
+    (["--model", "meta_comparer", "--data", "synth:grass", "--device", "cuda"], "train.device", "for meta_comparer"),
+    (["--model", "meta_comparer", "--data", "synth:grass", "--set", "train.augment=flip"], "train.augment",
+     "for meta_comparer"),
+    # it splits each domain 80/20 by train.seed: a validation fraction changed nothing
+    (["--model", "meta_comparer", "--data", "synth:grass", "--set", "data.val_fraction=0.3"], "data.val_fraction",
+     "for meta_comparer"),
+    # a forced epoch count: early stopping's settings ran N epochs without a word
+    (["--epochs", "1", "--set", "train.patience=3"], "train.patience", "with train.epochs=1"),
+    (["--epochs", "2", "--set", "train.max_epochs=50"], "train.max_epochs", "with train.epochs=2"),
+    (["--set", "train.lr_decay=none", "--set", "train.lr_plateau=4"], "train.lr_plateau",
+     "with train.lr_decay: none"),
+    # a model setting its scoring never reads
+    (["--set", "model.score=max", "--set", "model.score_topk=0.05"], "model.score_topk", "with score: max"),
+    (["--model", "meta_comparer", "--data", "synth:grass", "--set", "model.score=topk"], "model.score",
+     "for meta_comparer"),
+])
+def test_a_training_setting_the_chosen_model_never_reads_is_refused(tmp_path, extra, key, why, capsys):
+    # refused before any data is read: the data folder need not exist
+    argv = ["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "run")] + extra
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert key in err and f"does nothing {why}" in err and "\n" not in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_training_setting_at_the_models_own_value_is_accepted(tmp_path, capsys):
+    # written out at the model and preset's own value (a default), or read: accepted, on to the data check
+    for extra in (["--epochs", "1", "--set", "train.patience=10"], ["--set", "model.score_topk=0.05"],
+                  ["--model", "meta_comparer", "--data", "synth:grass", "--set", "model.score=max",
+                   "--device", "auto"]):
+        assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "run")] + extra) == 2
+        err = capsys.readouterr().err
+        assert "does nothing" not in err and "dataset folder not found" in err, err
+
+
+def test_a_setting_given_with_resume_the_run_never_reads_is_refused(trained_run, tmp_path, capsys):
+    # the fixture's run trained a forced epoch count: a patience given now would change nothing
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    assert main(["train", "--out", str(run), "--resume", "--set", "train.patience=2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "train.patience: does nothing with train.epochs=" in err and "\n" not in err, err

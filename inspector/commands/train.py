@@ -205,7 +205,8 @@ def _resume(args: argparse.Namespace, base: dict, out: Path) -> int:
     if saved_model.get("name") == "meta_comparer":  # --resume without --model: the run says what it is
         raise ConfigError(f"{out}: {NO_META_RESUME}")
     _check_same_model(saved_model, raw.get("model") or {}, out)
-    config = resolve_run_config(raw)
+    # only what this invocation gives is checked: the run's own settings went on as they were trained
+    config = resolve_run_config(raw, given=apply_overrides(base, args.overrides))
     from inspector.training.loop import train
 
     summary = train(config, out, resume=True)

@@ -16,10 +16,12 @@ from inspector.config import from_dict, suggest
 from inspector.errors import ConfigError
 
 
-def resolve_run_config(raw: dict) -> RunConfig:
+def resolve_run_config(raw: dict, given: dict | None = None) -> RunConfig:
     """Build a RunConfig from a raw mapping, filling model-specific train defaults.
 
-    Raises ConfigError (one line naming the section and key) for an unknown section, key, model or value.
+    Raises ConfigError (one line naming the section and key) for an unknown section, key, model or value,
+    and, when ``given`` (what the user wrote: the raw mapping of a new run, the flags and ``--set`` of a resumed
+    one) is passed, for a setting of it the training never reads (:mod:`inspector.models.unread_settings`).
     """
     data = check_sections(raw)
     _check_model_name(raw.get("model"))
@@ -30,7 +32,12 @@ def resolve_run_config(raw: dict) -> RunConfig:
     train = from_dict(TrainConfig, {**defaults, **(raw.get("train") or {})}, where="train")
     if "image_size" in (raw.get("model") or {}) or model.preset != "offline":
         data = replace(data, input_size="fixed")
-    return RunConfig(model=model, data=data, train=train)
+    config = RunConfig(model=model, data=data, train=train)
+    if given is not None:
+        from inspector.models.unread_settings import refuse_unread_given
+
+        refuse_unread_given(config, given, defaults)
+    return config
 
 
 def _check_model_name(model: object) -> None:

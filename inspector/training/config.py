@@ -24,7 +24,8 @@ __all__ = ["NOT_PATHS", "PATH_KEYS", "SECTIONS", "DataConfig", "RunConfig", "Tra
 
 def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None,
                     base: dict | None = None) -> RunConfig:
-    """YAML file (optional) → ``base`` values → ``--set`` overrides → RunConfig.
+    """YAML file (optional) → ``base`` values → ``--set`` overrides → RunConfig; a setting of them the
+    training never reads is refused (:mod:`inspector.models.unread_settings`).
 
     Relative paths in the file resolve against its folder; those in ``base`` and
     ``overrides`` (the command line) stay relative to the working directory.
@@ -37,7 +38,7 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | None 
         raw[section] = {**(current or {}), **values}
     raw = apply_overrides(raw, overrides or [])  # its own errors name the --set item
     try:
-        return resolve_run_config(raw)
+        return resolve_run_config(raw, given=raw)
     except ConfigError as exc:
         flags = [f"{section}.{name}" for section, values in (base or {}).items() for name in (values or {})]
         if message_is_about(str(exc), flags):
