@@ -220,7 +220,6 @@ class CameraSection:
         if self.bit_depth is not None and self.bit_depth not in (8, 10, 12, 14, 16):
             raise ConfigError(f"{where}.bit_depth: must be one of 8, 10, 12, 14, 16 or null, got {self.bit_depth}")
 
-
     def named_kind(self) -> str | None:
         """The camera's type where its ``type`` or ``source`` names it without asking the file system ('synthetic',
         'genicam', 'url', …, as :func:`inspector.pipeline.sources.source_type` guesses them), else None (a file,
@@ -374,7 +373,7 @@ class PublishSection:
 
 @dataclass(frozen=True)
 class RecorderSection:
-    _switch = ("enabled", "enabled: true")  # off by default: its keys alone turn nothing on (config._refuse_switched_off)
+    _switch = ("enabled", "enabled: true")  # off by default (config._refuse_switched_off)
     enabled: bool = False
     dir: str = "runs/recordings"
     queue_size: int = bounded(32, ge=1, le=100_000)
