@@ -86,7 +86,8 @@ def test_out_of_range_settings_are_refused(key, value):
 
 def test_in_range_settings_load():
     cfg = daemon_config(_daemon(postprocess__thumbnail__quality=100, model__threads=1, drift__window=1,
-                                drift__min_samples=1, publish__wait_for_subscribers=2))
+                                drift__min_samples=1, publish__wait_for_subscribers=2,
+                                thresholds__calibration="cal.yaml"))  # drift compares with its statistics
     assert cfg.postprocess.thumbnail.quality == 100 and cfg.publish.wait_for_subscribers == 2
 
 
