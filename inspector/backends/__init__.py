@@ -31,9 +31,25 @@ def backend_for_path(path: str | Path) -> str:
     raise BackendError(f"{path}: unknown model file type '{suffix}' (expected .onnx, .plan or a training run folder)")
 
 
+# setting (a daemon config's model.* key, a command's flag) → the backends whose constructor reads it
+# (OnnxRuntimeBackend, TorchEagerBackend, TensorRTBackend); given for another backend it does nothing
+READ_BY: dict[str, tuple[str, ...]] = {
+    "threads": ("onnxruntime", "torch"),
+    "spinning": ("onnxruntime",), "spin_us": ("onnxruntime",), "spin_after_run": ("onnxruntime",),
+    "replicas": ("onnxruntime",),
+    "cuda": ("tensorrt",), "cuda_graphs": ("tensorrt",), "device": ("tensorrt",),
+}
+
+
+def backend_name(path: str | Path, backend: str = "auto") -> str:
+    """The backend that loads ``path``: ``backend``, or the one its file type names when ``backend`` is 'auto'
+    (:func:`backend_for_path`; BackendError, one line, for an unknown file type)."""
+    return backend_for_path(path) if backend == "auto" else backend
+
+
 def load_backend(path: str | Path, backend: str = "auto", **options) -> Backend:
     """Load ``path`` on ``backend`` ('auto', 'onnxruntime', 'tensorrt' or 'torch')."""
-    name = backend_for_path(path) if backend == "auto" else backend
+    name = backend_name(path, backend)
     if name not in BACKENDS:
         raise BackendError(f"unknown backend '{name}'{suggest(name, BACKENDS)}; choose one of {list(BACKENDS)}")
     if name == "onnxruntime":

@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--quick", args.quick), ("--out", args.out)):
         if value:
             raise ConfigError(f"{flag}: only used with --suite (for one MODEL: --duration, and --json to save)")
-    from inspector.commands.backend_flags import backend_name, backend_options
+    from inspector.backends import backend_name
+    from inspector.commands.backend_flags import backend_options
     from inspector.evaluation.bench import format_results, is_bench_results, parse_batches, run_benchmark
     from inspector.outputs import claim_file
 

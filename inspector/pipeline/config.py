@@ -59,9 +59,6 @@ _EXPORT_FIRST = ("; the daemon runs an exported graph: give export/NAME.onnx, ma
                  "'inspector export RUN --out export/NAME'")
 
 
-_ORT_SETTINGS = ("threads", "spinning", "spin_us", "spin_after_run", "replicas")  # read by ONNX Runtime only
-
-
 @dataclass(frozen=True)
 class ModelSection:
     path: str = ""
@@ -104,21 +101,21 @@ class ModelSection:
         if suffix not in (".onnx", ".plan", ".engine"):  # its card is found by name: another file's was "not found"
             raise ConfigError(f"{where}.path: {self.path} is not an exported .onnx or a TensorRT .plan/.engine "
                               f"('{suffix or 'no extension'}'){_EXPORT_FIRST if suffix in _RUN_SUFFIXES else ''}")
-        self._refuse_other_backends_settings(where, suffix)
+        self._refuse_other_backends_settings(where)
 
-    def _refuse_other_backends_settings(self, where: str, suffix: str) -> None:
+    def _refuse_other_backends_settings(self, where: str) -> None:
         """ConfigError for a setting changed from its default that the backend running this model never reads
         (the daemon hands ONNX Runtime its thread settings and TensorRT its CUDA ones, ``Daemon._default_backend``):
         ``cuda_graphs: true`` on an .onnx graph, ``threads`` on a TensorRT engine, ``spin_us`` with spinning off."""
-        backend = self.backend if self.backend != "auto" else "onnxruntime" if suffix == ".onnx" else "tensorrt"
-        if backend == "tensorrt":
-            unread = {name: "on a TensorRT engine (an ONNX Runtime setting)" for name in _ORT_SETTINGS}
-        else:
-            unread = {name: "on ONNX Runtime (a TensorRT engine's setting; the model is an ONNX graph)"
-                      for name in ("cuda", "cuda_graphs", "device")}
-            if not self.spinning:
-                unread.update({name: "with spinning: false (it tunes the spinning)"
-                               for name in ("spin_us", "spin_after_run")})
+        from inspector.backends import READ_BY, backend_name
+
+        backend = backend_name(self.path, self.backend)  # the suffix is one of .onnx, .plan, .engine here
+        why = {"tensorrt": "on a TensorRT engine (an ONNX Runtime setting)",
+               "onnxruntime": "on ONNX Runtime (a TensorRT engine's setting; the model is an ONNX graph)"}[backend]
+        unread = {name: why for name, readers in READ_BY.items() if backend not in readers}
+        if backend == "onnxruntime" and not self.spinning:
+            unread.update({name: "with spinning: false (it tunes the spinning)"
+                           for name in ("spin_us", "spin_after_run")})
         refuse_unread(where, self, unread)
 
 

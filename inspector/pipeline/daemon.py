@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 import zmq
 
-from inspector.backends import backend_for_path, load_backend
+from inspector.backends import backend_name, load_backend
 from inspector.backends.base import Backend
 from inspector.backends.ort_replicas import default_replicas, usable_cores
 from inspector.config import not_a_file
@@ -426,7 +426,7 @@ class Daemon:
         self.shapes = frame_shapes(self.sidecar, str(model), retell=True)
         self.model_sha = sha256_file(model)
         m = cfg.model
-        if m.verify and (backend_for_path(m.path) if m.backend == "auto" else m.backend) == "onnxruntime":
+        if m.verify and backend_name(m.path, m.backend) == "onnxruntime":
             # before the calibration, which is bound to the graph's hash: a graph damaged since export was
             # blamed on the calibration ("made for another model: run calibrate again") on the broken file
             verify_graph(model, self.sidecar, sha256=self.model_sha)
@@ -450,7 +450,7 @@ class Daemon:
 
     def _default_backend(self) -> Backend:
         m = self.cfg.model
-        name = backend_for_path(m.path) if m.backend == "auto" else m.backend
+        name = backend_name(m.path, m.backend)
         if name == "tensorrt":
             opts = {"device": m.device, "cuda": m.cuda, "cuda_graphs": m.cuda_graphs}
         else:
