@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from inspector.mounts import fs_type
+from inspector.pipeline.recording_ends import being_recorded
 
 SETTLE_S = 2.0  # a file changed more recently than this is still being written
 # a picture whose data ends cut short (images.ends_cut_short) changed more recently than this is still being written:
@@ -65,43 +66,9 @@ class SettleWatch:
             self._seen[key] = seen = (signature, now)
         return now - seen[1] < within_s
 
+    def recording_still_written(self, path: str | Path) -> bool:
+        """:meth:`still_written` for a video file: within :data:`STALLED_S` where its bytes say its muxer has not
+        finished it (:func:`inspector.pipeline.recording_ends.being_recorded`: a writer paused longer than SETTLE_S),
+        :data:`SETTLE_S` otherwise."""
+        return self.still_written(path) or (self.still_written(path, STALLED_S) and being_recorded(path))
 
-
-# the top-level boxes an ISO base media file (MP4, MOV, 3GP) may begin with (ISO/IEC 14496-12 §4.3: ftyp first;
-# QuickTime files written before it begin with the others)
-_BMFF_FIRST = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
-_BMFF_MAX_BOXES = 4096  # top-level boxes walked at most (a fragmented recording has two per fragment)
-
-
-def bmff_being_recorded(path: str | Path) -> bool:
-    """Whether the file ``path`` is an ISO base media file (MP4, MOV …) as a muxer leaves it while recording: no
-    ``moov`` box (the index every MP4 needs, written last) and a last box of size 0 (ISO/IEC 14496-12 §4.2: it
-    runs to the end of the file; FFmpeg's, GStreamer's and OpenCV's writers put ``mdat`` so until they know its
-    size). A muxer buffers what it writes, so a low-bitrate recording may not change for longer than
-    :data:`SETTLE_S`: such a file is still being written while it changed within :data:`STALLED_S`. A finished
-    file cut short (its boxes' sizes run past its end) is not this. False for any other file, or one that cannot
-    be read."""
-    try:
-        with open(path, "rb") as fh:
-            return _open_ended_without_index(fh, os.fstat(fh.fileno()).st_size)
-    except OSError:
-        return False
-
-
-def _open_ended_without_index(fh, size: int) -> bool:
-    """:func:`bmff_being_recorded` of the open file ``fh`` of ``size`` bytes."""
-    pos = 0
-    for _ in range(_BMFF_MAX_BOXES):
-        fh.seek(pos)
-        head = fh.read(16)
-        if len(head) < 8 or (pos == 0 and head[4:8] not in _BMFF_FIRST) or head[4:8] == b"moov":
-            return False
-        n = int.from_bytes(head[:4], "big")
-        if n == 0:
-            return True  # the last box, to the end of the file, and no index before it
-        if n == 1:
-            n = int.from_bytes(head[8:16], "big") if len(head) == 16 else 0
-        if n < 8:
-            return False  # malformed: corrupt, not being written
-        pos += n
-    return False

@@ -13,8 +13,10 @@ decoded comes back as a ``Grabbed`` with ``image=None``, an ``error`` and a
 Error kinds: a :class:`SourceError` with ``permanent=True`` (a recording that
 can never be decoded, a one-pass folder without images) fails the camera at
 once; other errors are transient and the worker reconnects with back-off. A recording that does not open while it
-is still being written (changed within ``file_settle.SETTLE_S``; an MP4 as its muxer leaves it mid-recording, no index
-and an open-ended ``mdat``, within ``file_settle.STALLED_S``) is transient: waited for, then read whole.
+is still being written (changed within ``file_settle.SETTLE_S``; one its muxer has not finished by its own bytes, within
+``file_settle.STALLED_S``: an MP4 without its index, a TS ending in a cut packet, a Matroska file of unknown size,
+:mod:`inspector.pipeline.recording_ends`) is transient: waited for, then read whole; a one-pass one's end is judged
+so too.
 :class:`SourceChanged` reports a looping file that was replaced or truncated. A one-pass
 recording still being written (changed within the last 2 s) is read on as it grows: at the end of
 what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``). An MPEG-TS one is
@@ -84,7 +86,7 @@ from inspector.config import not_a_file
 from inspector.errors import DataError, SourceError
 from inspector.pipeline import (avi_raw, ffmpeg_frames, ffmpeg_live, file_verdicts, keyframe_layouts, rtsp_probe,
                                 ts_feed)
-from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch, bmff_being_recorded
+from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snapshot_url  # noqa: F401 (re-exported)
@@ -233,8 +235,7 @@ class CvSource(Source):
         permanent, self._written = False, False
         if self.kind == "file":
             self._signature = self._file_signature()
-            self._written = not _text_head(self._target) and self._settle.still_written(
-                self._target, STALLED_S if bmff_being_recorded(self._target) else SETTLE_S)
+            self._written = not _text_head(self._target) and self._settle.recording_still_written(self._target)
             permanent = self._delivered == 0 or (self._signature is not None
                                                  and self._signature == self._failed_signature)
             self._failed_signature = self._signature
@@ -334,7 +335,7 @@ class CvSource(Source):
         last frames OpenCV's decoder flushed there are held by the pass's until more is written. Where the program
         is missing it is read as before."""
         if self.kind != "file" or self.camera.loop or not ffmpeg_live.available() or \
-                not self._settle.still_written(self._target):
+                not self._settle.recording_still_written(self._target):
             return False
         codec = int(self._cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF if isinstance(self._cap, cv2.VideoCapture) \
             else 0
@@ -928,7 +929,8 @@ class CvSource(Source):
         if self.kind != "file" or self.camera.loop or self._follows:  # the program's frames are whole (ts_feed)
             return False
         signature = self._file_signature()
-        if signature is None or signature[0] != self._signature[0] or not self._settle.still_written(self._target):
+        if signature is None or signature[0] != self._signature[0] or \
+                not self._settle.recording_still_written(self._target):
             return False
         started = time.monotonic()
         if self._cap.grab():
@@ -1022,7 +1024,8 @@ class CvSource(Source):
     def _await_growth(self) -> Grabbed | None:
         """At the end of a one-pass recording: None at its real end; a frame-less Grabbed (reason
         ``growing``) after a short wait while the file is still being recorded or copied (changed within
-        the last file_settle.SETTLE_S s, or on a network share not yet seen settled), positioned to read on from
+        the last file_settle.SETTLE_S s, STALLED_S where its bytes say it is unfinished, or on a network share not yet
+        seen settled), positioned to read on from
         the next frame once more has been written.
 
         FFmpeg stops at the end of what was there when it got there; a batch run used to end there with
@@ -1047,7 +1050,7 @@ class CvSource(Source):
         # gone, or the name now stands for another file (rotated: ours was renamed, a new one begun): ours ended
         if not ours:
             return None
-        if not self._settle.still_written(self._target):
+        if not self._settle.recording_still_written(self._target):
             self._check_whole()
             return None
         time.sleep(_GROWTH_POLL_S)  # short: the capture loop checks its stop event between reads

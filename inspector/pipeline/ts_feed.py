@@ -46,23 +46,12 @@ import numpy as np
 
 from inspector.pipeline import programs
 from inspector.pipeline.file_settle import SettleWatch
+from inspector.pipeline.recording_ends import TS_PACKET, is_ts  # noqa: F401 - is_ts: this module's callers'
 
-TS_PACKET = 188  # bytes (ISO/IEC 13818-1 §2.4.3.2)
 _SYNC = 0x47
 _NULL_PID = 0x1FFF
 _CHUNK = 1 << 20  # bytes read and fed at a time
 FOLLOW_POLL_S = 0.05  # at the end of what is there of a file still being written: look again after this
-
-
-def is_ts(path: str) -> bool:
-    """Whether the file ``path`` is an MPEG-TS of 188-byte packets (its first three sync bytes); False when it
-    cannot be read."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(2 * TS_PACKET + 1)
-    except OSError:
-        return False
-    return len(head) > 2 * TS_PACKET and head[0] == head[TS_PACKET] == head[2 * TS_PACKET] == _SYNC
 
 
 def _timestamp(five: np.ndarray) -> int:
@@ -285,7 +274,7 @@ class FileFeed:
             same = os.stat(self.path).st_ino == self._inode
         except OSError:
             return False
-        return same and settle.still_written(self.path)
+        return same and settle.recording_still_written(self.path)
 
     def stop(self) -> None:
         self._stop.set()
