@@ -11,10 +11,13 @@ called damage). A file that says it is unfinished is waited for ``file_settle.ST
   recorder's or a copy's writes are buffered in power-of-two blocks, which 188 never divides (FFmpeg 5.1 recording
   a TS: 262144 bytes there after 12 s, the last packet cut 72 bytes in);
 - a Matroska / WebM file whose Segment size is still "unknown" (:func:`_segment_size_unknown`), as FFmpeg's muxer
-  writes it until it seeks back at the end (measured, FFmpeg 5.1: ``01ffffffffffffff`` while recording).
+  writes it until it seeks back at the end (measured, FFmpeg 5.1: ``01ffffffffffffff`` while recording);
+- an AVI whose RIFF size is still 0xFFFFFFFF (:func:`_riff_size_unset`), as FFmpeg's and OpenCV's AVI writers
+  leave it until they are closed (measured, FFmpeg 5.1 and OpenCV's ``VideoWriter``, MJPG).
 
-A finished file cut short (a copy cut off) is told apart for MP4 only (its boxes run past its end); a TS or a
-Matroska file cut short and changed within STALLED_S is waited for that long before its end is read as its end.
+A finished file cut short (a copy cut off) is told apart for MP4 and AVI (its boxes run past its end; its RIFF size
+is set); a TS or a Matroska file cut short and changed within STALLED_S is waited for that long before its end is
+read as its end.
 Standard library only.
 """
 
@@ -32,6 +35,7 @@ _BMFF_FIRST = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 _BMFF_MAX_BOXES = 4096  # top-level boxes walked at most (a fragmented recording has two per fragment)
 _EBML_ID = b"\x1a\x45\xdf\xa3"  # the EBML header's element ID (RFC 8794 §11.2.1)
 _SEGMENT_ID = b"\x18\x53\x80\x67"  # Matroska's Segment (RFC 9559 §5.1.4)
+_RIFF_UNSET = b"RIFF\xff\xff\xff\xffAVI "  # an AVI's RIFF header before its size is known
 
 
 def being_recorded(path: str | Path) -> bool:
@@ -40,7 +44,8 @@ def being_recorded(path: str | Path) -> bool:
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
-            return _open_ended_without_index(fh, size) or _ts_cut(fh, size) or _segment_size_unknown(fh)
+            return _open_ended_without_index(fh, size) or _ts_cut(fh, size) or _segment_size_unknown(fh) or \
+                _riff_size_unset(fh)
     except OSError:
         return False
 
@@ -109,3 +114,8 @@ def _segment_size_unknown(fh: BinaryIO) -> bool:
         return False
     segment = _vint(head, at + len(_SEGMENT_ID))
     return segment is not None and segment[2]
+
+
+def _riff_size_unset(fh: BinaryIO) -> bool:
+    fh.seek(0)
+    return fh.read(len(_RIFF_UNSET)) == _RIFF_UNSET
