@@ -445,6 +445,9 @@ class DaemonConfig:
         if dup:
             raise ConfigError(f"{where}.cameras: duplicate camera name(s) {dup}")
         _refuse_shared_folders(names, f"{where}.cameras")
+        if not self.publish.results:  # OK frames then send no event at all, on any transport
+            refuse_unread(f"{where}.postprocess", self.postprocess,
+                          {"payloads_on_results": "with publish.results: false (no v1/result event is sent)"})
         if self.drift.enabled and self.thresholds.calibration is None:  # it compares with the calibration's
             refuse_unread(f"{where}.drift", self.drift, {name: "without thresholds.calibration (drift compares "
                                                                 "the scores with its good-score statistics)"

@@ -508,6 +508,22 @@ def test_a_model_setting_its_backend_never_reads_is_refused_not_ignored(model, s
                    "publish": {"wait_for_subscribers": 1, "wait_for_subscribers_timeout_s": 60.0}})
 
 
+def test_payloads_on_results_without_result_events_is_refused_not_ignored():
+    """postprocess.payloads_on_results: true with publish.results left off (its default): no v1/result event is sent
+    on any transport (PublishWorker: an OK frame sends nothing), so the payloads the user asked for never came while
+    run --check said "configuration OK". With results on it is read; written out false it is accepted."""
+    from inspector.errors import ConfigError
+    from inspector.pipeline.config import daemon_config
+
+    base = {"model": {"path": "m.onnx"}, "thresholds": {"image": 0.5}, "cameras": [{"name": "c", "source": "synthetic"}]}
+    with pytest.raises(ConfigError, match=r"^config\.postprocess\.payloads_on_results: does nothing with "
+                                          r"publish\.results: false .*; leave it out$"):
+        daemon_config({**base, "postprocess": {"payloads_on_results": True}})
+    assert daemon_config({**base, "postprocess": {"payloads_on_results": True},
+                          "publish": {"results": True}}).postprocess.payloads_on_results
+    daemon_config({**base, "postprocess": {"payloads_on_results": False}, "publish": {"results": False}})
+
+
 def test_run_check_refuses_an_empty_camera_source_naming_the_config_file(tiny_model, tmp_path):
     # the folder camera on the config's own folder passed --check (it held the config: no images, still 'OK')
     cfg = base_config(tiny_model, f"ipc://{tmp_path}/p.sock", [{"name": "c", "source": ""}])
