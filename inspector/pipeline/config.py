@@ -169,7 +169,7 @@ class SyntheticSection:
 _KIND_ONLY_SETTINGS = {"synthetic": (("synthetic",), "source: synthetic"),
                        "genicam": (("genicam",), "genicam:// cameras"),
                        "live_decoder": (("url",), "live URL cameras"),
-                       "stale_after_s": (("url",), "http(s) snapshot URL cameras")}
+                       "stale_after_s": (("http",), "http(s) snapshot URL cameras")}  # http: an http(s):// url
 
 
 @dataclass(frozen=True)
@@ -235,9 +235,12 @@ class CameraSection:
         exposure on a folder camera, a ``synthetic`` size on a video file, ``live_decoder: ffmpeg`` on a device.
         Each was ignored without a word while ``run --check`` said "configuration OK"."""
         kind = self.named_kind()
-        source = f"of type {kind}" if kind else "a file, folder or device"
+        scheme = str(self.source).split("://", 1)[0].lower() if kind == "url" else ""
+        kinds = {kind, "http"} if scheme in ("http", "https") else {kind}  # a snapshot camera is an http(s) one
+        source = f"an {scheme}:// URL" if scheme else f"of type {kind}" if kind else "a file, folder or device"
         refuse_unread(where, self, {name: f"on camera '{self.name}', whose source is {source}; it is for {what} only"
-                                    for name, (kinds, what) in _KIND_ONLY_SETTINGS.items() if kind not in kinds})
+                                    for name, (read_by, what) in _KIND_ONLY_SETTINGS.items()
+                                    if not kinds & set(read_by)})
 
     def live_by_nature(self) -> str | None:
         """What makes this camera a live sender that never waits for its reader (a device, a live URL scheme,

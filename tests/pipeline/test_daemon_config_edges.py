@@ -473,6 +473,22 @@ def test_a_camera_setting_its_source_never_reads_is_refused_not_ignored(setting,
     daemon_config(config(source, **{setting: defaults[setting]}))  # its default written, as the example does
 
 
+@pytest.mark.parametrize("source", ["rtsp://10.0.0.5:554/s", "udp://0.0.0.0:5000", "srt://10.0.0.5:9000"])
+def test_stale_after_s_on_a_stream_url_is_refused_not_ignored(source):
+    """stale_after_s is read by http(s) snapshot cameras only (a picture answered again: http_sources); on an
+    rtsp/udp/srt stream it was taken without a word and never read."""
+    from inspector.errors import ConfigError
+    from inspector.pipeline.config import daemon_config
+
+    scheme = source.split(":")[0]
+    base = {"model": {"path": "m.onnx"}, "thresholds": {"image": 0.5}}
+    with pytest.raises(ConfigError, match=rf"^config\.cameras\[0\]\.stale_after_s: does nothing on camera 'c', "
+                                          rf"whose source is an {scheme}:// URL; it is for http\(s\) snapshot"):
+        daemon_config({**base, "cameras": [{"name": "c", "source": source, "stale_after_s": 3.0}]})
+    for own in ("http://10.0.0.5/snapshot.jpg", "HTTPS://10.0.0.5/snapshot.jpg"):
+        daemon_config({**base, "cameras": [{"name": "c", "source": own, "stale_after_s": 3.0}]})
+
+
 @pytest.mark.parametrize("model, said", [
     ({"path": "m.onnx", "cuda_graphs": True}, "model.cuda_graphs: does nothing on ONNX Runtime"),
     ({"path": "m.onnx", "device": 1}, "model.device: does nothing on ONNX Runtime"),
