@@ -89,6 +89,8 @@ def _open_ended_without_index(fh: BinaryIO, size: int) -> bool:
         if n < 8:
             return False  # malformed: corrupt, not being written
         pos += n
+        if pos >= size:  # a box runs to or past the end: finished (or cut short); a 64-bit size past any seek
+            return False
     return False
 
 

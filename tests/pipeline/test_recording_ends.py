@@ -104,3 +104,21 @@ def test_a_recording_whose_writer_pauses_past_settle_s_is_read_to_its_end(tmp_pa
     whole = [frame.tobytes() for frame in expected]
     read = sorted(whole.index(image.tobytes()) if image.tobytes() in whole else -1 for image in images)
     assert read == list(range(100)), (len(images), sorted(set(range(100)) - set(read)))
+
+
+def test_any_bytes_are_judged_without_an_error(tmp_path):
+    """Bounded fuzz: random bytes, and real TS, Matroska and AVI heads with random bytes flipped or cut, are judged
+    (True or False) and never raise: the judgement runs on every look at a file's end."""
+    import random
+
+    rng = random.Random(7)
+    heads = [b"", b"\x47" * 400, b"RIFF\xff\xff\xff\xffAVI ", b"\x1a\x45\xdf\xa3\x84\x42\x86\x81\x01\x18\x53\x80\x67",
+             b"\x00\x00\x00\x00ftyp", b"\x00\x00\x00\x01mdat" + b"\xff" * 8]
+    for i in range(300):
+        head = bytearray(rng.choice(heads) + rng.randbytes(rng.randrange(0, 600)))
+        for _ in range(rng.randrange(0, 4)):
+            if head:
+                head[rng.randrange(len(head))] = rng.randrange(256)
+        path = tmp_path / f"{i}.bin"
+        path.write_bytes(bytes(head[:rng.randrange(len(head) + 1)]))
+        assert being_recorded(path) in (True, False)
