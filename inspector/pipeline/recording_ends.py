@@ -17,8 +17,7 @@ called damage). A file that says it is unfinished is waited for ``file_settle.ST
 
 A finished file cut short (a copy cut off) is told apart for MP4 and AVI (its boxes run past its end; its RIFF size
 is set); a TS or a Matroska file cut short and changed within STALLED_S is waited for that long before its end is
-read as its end.
-Standard library only.
+read as its end. Standard library only.
 """
 
 from __future__ import annotations

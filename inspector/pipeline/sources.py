@@ -14,9 +14,9 @@ Error kinds: a :class:`SourceError` with ``permanent=True`` (a recording that
 can never be decoded, a one-pass folder without images) fails the camera at
 once; other errors are transient and the worker reconnects with back-off. A recording that does not open while it
 is still being written (changed within ``file_settle.SETTLE_S``; one its muxer has not finished by its own bytes, within
-``file_settle.STALLED_S``: an MP4 without its index, a TS ending in a cut packet, a Matroska file of unknown size,
-:mod:`inspector.pipeline.recording_ends`) is transient: waited for, then read whole; a one-pass one's end is judged
-so too.
+``file_settle.STALLED_S``: an MP4 without its index, an AVI of unset RIFF size, a TS ending in a cut packet, a Matroska
+file of unknown size, :mod:`inspector.pipeline.recording_ends`) is transient: waited for, then read whole; a one-pass
+one's end is judged so too.
 :class:`SourceChanged` reports a looping file that was replaced or truncated. A one-pass
 recording still being written (changed within the last 2 s) is read on as it grows: at the end of
 what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``). An MPEG-TS one is
@@ -1025,8 +1025,7 @@ class CvSource(Source):
         """At the end of a one-pass recording: None at its real end; a frame-less Grabbed (reason
         ``growing``) after a short wait while the file is still being recorded or copied (changed within
         the last file_settle.SETTLE_S s, STALLED_S where its bytes say it is unfinished, or on a network share not yet
-        seen settled), positioned to read on from
-        the next frame once more has been written.
+        seen settled), positioned to read on from the next frame once more has been written.
 
         FFmpeg stops at the end of what was there when it got there; a batch run used to end there with
         exit 0 and never inspect the rest of the recording. A file now shorter than when it was opened was
