@@ -8,8 +8,9 @@ called damage). A file that says it is unfinished is waited for ``file_settle.ST
 - an ISO base media file (MP4, MOV) without its index and with an open-ended last box
   (:func:`_open_ended_without_index`);
 - an MPEG-TS ending in a cut 188-byte packet (:func:`_ts_cut`): a finished TS is whole packets, and a
-  recorder's or a copy's writes are buffered in power-of-two blocks, which 188 never divides (FFmpeg 5.1 recording
-  a TS: 262144 bytes there after 12 s, the last packet cut 72 bytes in);
+  recorder's or a copy's writes are buffered in power-of-two blocks, so its file ends mid-packet at 46 of every 47
+  block ends (188 = 4 × 47; FFmpeg 5.1 recording a TS: 262144 bytes there after 12 s, the last packet cut 72 bytes
+  in). A pause at the 47th looks finished, as every pause did before;
 - a Matroska / WebM file whose Segment size is still "unknown" (:func:`_segment_size_unknown`), as FFmpeg's muxer
   writes it until it seeks back at the end (measured, FFmpeg 5.1: ``01ffffffffffffff`` while recording);
 - an AVI whose RIFF size is still 0xFFFFFFFF (:func:`_riff_size_unset`), as FFmpeg's and OpenCV's AVI writers
