@@ -6,7 +6,8 @@ MPEG-TS copied in 3 kB parts, paused 2.6 s once: 49 of 100 frames read, the last
 called damage). A file that says it is unfinished is waited for ``file_settle.STALLED_S`` instead:
 
 - an ISO base media file (MP4, MOV) without its index and with an open-ended last box
-  (:func:`_open_ended_without_index`);
+  (:func:`_bmff_unfinished`), or a fragmented one without the ``mfra`` box it ends with once finished
+  (:func:`_fragments_unfinished`);
 - an MPEG-TS ending in a cut 188-byte packet (:func:`_ts_cut`): a finished TS is whole packets, and a
   recorder's or a copy's writes are buffered in power-of-two blocks, so its file ends mid-packet at 46 of every 47
   block ends (188 = 4 × 47; FFmpeg 5.1 recording a TS: 262144 bytes there after 12 s, the last packet cut 72 bytes
@@ -33,6 +34,7 @@ _TS_SYNC = 0x47
 # QuickTime files written before it begin with the others)
 _BMFF_FIRST = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 _BMFF_MAX_BOXES = 4096  # top-level boxes walked at most (a fragmented recording has two per fragment)
+_MOOV_READ_MAX = 1 << 20  # bytes of a moov box searched for mvex (a fragmented file's moov is small: no samples)
 _EBML_ID = b"\x1a\x45\xdf\xa3"  # the EBML header's element ID (RFC 8794 §11.2.1)
 _SEGMENT_ID = b"\x18\x53\x80\x67"  # Matroska's Segment (RFC 9559 §5.1.4)
 _RIFF_UNSET = b"RIFF\xff\xff\xff\xffAVI "  # an AVI's RIFF header before its size is known
@@ -44,7 +46,7 @@ def being_recorded(path: str | Path) -> bool:
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
-            return _open_ended_without_index(fh, size) or _ts_cut(fh, size) or _segment_size_unknown(fh) or \
+            return _bmff_unfinished(fh, size) or _ts_cut(fh, size) or _segment_size_unknown(fh) or \
                 _riff_size_unset(fh)
     except OSError:
         return False
@@ -70,28 +72,45 @@ def _ts_cut(fh: BinaryIO, size: int) -> bool:
     return size % TS_PACKET != 0 and _starts_as_ts(fh)
 
 
-def _open_ended_without_index(fh: BinaryIO, size: int) -> bool:
+def _bmff_unfinished(fh: BinaryIO, size: int) -> bool:
     """Whether the open file ``fh`` of ``size`` bytes is an ISO base media file (MP4, MOV …) as a muxer leaves it
     while recording: no ``moov`` box (the index every MP4 needs, written last) and a last box of size 0 (ISO/IEC
     14496-12 §4.2: it runs to the end of the file; FFmpeg's, GStreamer's and OpenCV's writers put ``mdat`` so
-    until they know its size). A finished file cut short (its boxes' sizes run past its end) is not this."""
+    until they know its size), or a fragmented file not yet ended (:func:`_fragments_unfinished`). A finished
+    file cut short (its boxes' sizes run past its end) is not this."""
     pos = 0
     for _ in range(_BMFF_MAX_BOXES):
         fh.seek(pos)
         head = fh.read(16)
-        if len(head) < 8 or (pos == 0 and head[4:8] not in _BMFF_FIRST) or head[4:8] == b"moov":
+        if len(head) < 8 or (pos == 0 and head[4:8] not in _BMFF_FIRST):
             return False
         n = int.from_bytes(head[:4], "big")
-        if n == 0:
+        if n == 0 and head[4:8] != b"moov":
             return True  # the last box, to the end of the file, and no index before it
-        if n == 1:
-            n = int.from_bytes(head[8:16], "big") if len(head) == 16 else 0
+        if n <= 1:  # a 64-bit size; a moov to the end of the file
+            n = (int.from_bytes(head[8:16], "big") if len(head) == 16 else 0) if n == 1 else size - pos
+        if head[4:8] == b"moov":  # the index: a fragmented file's (empty, with mvex) is written first
+            return _fragments_unfinished(fh, pos, n, size)
         if n < 8:
             return False  # malformed: corrupt, not being written
         pos += n
         if pos >= size:  # a box runs to or past the end: finished (or cut short); a 64-bit size past any seek
             return False
     return False
+
+
+def _fragments_unfinished(fh: BinaryIO, moov_at: int, moov_size: int, size: int) -> bool:
+    """Whether an ISO BMFF file whose ``moov`` box (at ``moov_at``, ``moov_size`` bytes) declares movie fragments
+    (an ``mvex`` box, ISO/IEC 14496-12 §8.8.1) lacks the ``mfra`` box a fragmented file ends with once finished, whose
+    last 16 bytes are its ``mfro`` box (§8.8.11). A fragmented MP4 (FFmpeg's ``-movflags frag_keyframe``, crash-safe
+    recorders) is a sequence of moof/mdat pairs while recorded (measured, FFmpeg 5.1: no mfra while recording, or
+    when killed; an mfra at the end once finished). A file whose moov declares no fragments is finished."""
+    fh.seek(moov_at)
+    if b"mvex" not in fh.read(min(moov_size, _MOOV_READ_MAX)) or size < 16:
+        return False
+    fh.seek(size - 16)
+    tail = fh.read(16)
+    return not (tail[:4] == b"\x00\x00\x00\x10" and tail[4:8] == b"mfro")
 
 
 def _vint(data: bytes, at: int) -> tuple[int, int, bool] | None:

@@ -14,9 +14,9 @@ Error kinds: a :class:`SourceError` with ``permanent=True`` (a recording that
 can never be decoded, a one-pass folder without images) fails the camera at
 once; other errors are transient and the worker reconnects with back-off. A recording that does not open while it
 is still being written (changed within ``file_settle.SETTLE_S``; one its muxer has not finished by its own bytes, within
-``file_settle.STALLED_S``: an MP4 without its index, an AVI of unset RIFF size, a TS ending in a cut packet, a Matroska
-file of unknown size, :mod:`inspector.pipeline.recording_ends`) is transient: waited for, then read whole; a one-pass
-one's end is judged so too.
+``file_settle.STALLED_S``: an MP4 without its index or a fragmented one without its mfra box, an AVI of unset RIFF
+size, a TS ending in a cut packet, a Matroska file of unknown size, :mod:`inspector.pipeline.recording_ends`) is
+transient: waited for, then read whole; a one-pass one's end is judged so too.
 :class:`SourceChanged` reports a looping file that was replaced or truncated. A one-pass
 recording still being written (changed within the last 2 s) is read on as it grows: at the end of
 what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``). An MPEG-TS one is

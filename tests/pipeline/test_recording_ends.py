@@ -35,14 +35,18 @@ def _as_recorded(data: bytes) -> bytes:
 
 
 def test_what_a_muxer_leaves_unfinished_is_told_by_its_bytes(tmp_path):
-    """A TS is unfinished while its last packet is cut, a Matroska file while its Segment size is unknown; a
-    finished one of either, another file, a missing one and a malformed EBML head are not."""
+    """A TS is unfinished while its last packet is cut, a Matroska file while its Segment size is unknown, a
+    fragmented MP4 until its mfra box; a finished one of each, a plain MP4 (finished, or cut short), another file, a
+    missing one and a malformed EBML head are not."""
     ts = _encode(tmp_path / "full.ts", container=("-f", "mpegts"))
     mkv = _encode(tmp_path / "full.mkv")
+    fmp4, mp4 = _encode(tmp_path / "frag.mp4", container=_FRAGMENTED), _encode(tmp_path / "plain.mp4")
     cases = {"ts_cut": (ts[:100 * TS_PACKET + 72], True), "ts_whole": (ts[:100 * TS_PACKET], False),
              "mkv_recording": (_as_recorded(mkv)[:len(mkv) // 2], True), "mkv_finished": (mkv, False),
              "mkv_cut_finished": (mkv[:len(mkv) // 2], False), "text": (b"frame,score\n" * 100, False),
-             "bad_ebml": (b"\x1a\x45\xdf\xa3\x00" + bytes(100), False), "ebml_short": (b"\x1a\x45\xdf\xa3\x81", False)}
+             "bad_ebml": (b"\x1a\x45\xdf\xa3\x00" + bytes(100), False), "ebml_short": (b"\x1a\x45\xdf\xa3\x81", False),
+             "fmp4_recording": (_fmp4_as_recorded(fmp4), True), "fmp4_finished": (fmp4, False),
+             "mp4_finished": (mp4, False), "mp4_cut_finished": (mp4[:len(mp4) // 2], False)}
     for name, (data, unfinished) in cases.items():
         (tmp_path / name).write_bytes(data)
         assert being_recorded(tmp_path / name) is unfinished, name
@@ -70,20 +74,30 @@ def _avi_as_recorded(data: bytes) -> bytes:
     return bytes(data)
 
 
-@pytest.mark.parametrize("container", ["ts", "mkv", "avi"])
+def _fmp4_as_recorded(data: bytes) -> bytes:
+    """A finished fragmented MP4 as its muxer leaves it while recording: its fragments, not yet its mfra box."""
+    return data[:data.rfind(b"mfra") - 4]
+
+
+_FRAGMENTED = ("-movflags", "frag_keyframe+empty_moov", "-f", "mp4")
+_AS_RECORDED = {"ts": lambda data: data, "mkv": _as_recorded, "avi": _avi_as_recorded, "mp4": _fmp4_as_recorded}
+
+
+@pytest.mark.parametrize("container", ["ts", "mkv", "avi", "mp4"])
 def test_a_recording_whose_writer_pauses_past_settle_s_is_read_to_its_end(tmp_path, monkeypatch, container):
     """A recording copied in 3 kB parts whose writer paused once for longer than SETTLE_S (a slow share, a
     recorder's buffer): the one-pass camera ended at the end of what was there (an H.264 TS: 49 of 100 frames, the
     last 3 made up by the decoder and called damage; exit 0, the rest never inspected). Its bytes say it is
-    unfinished (a cut TS packet; a Matroska Segment of unknown size; an AVI's unset RIFF size), so it is waited for
+    unfinished (a cut TS packet; a Matroska Segment of unknown size; an AVI's unset RIFF size; a fragmented MP4
+    without its closing mfra box), so it is waited for
     STALLED_S: every frame once, in order, bitwise the finished file's, and none counted concealed."""
     from inspector.pipeline import sources
 
     monkeypatch.setattr(sources, "_GROWTH_POLL_S", 0.001)  # the wait between looks at the end: a pace only
     full = tmp_path / f"full.{container}"
     codec = "mpeg4" if container == "avi" else "libx264"
-    finished = _encode(full, codec, container=("-f", "mpegts") if container == "ts" else ())
-    recorded = {"ts": lambda data: data, "mkv": _as_recorded, "avi": _avi_as_recorded}[container](finished)
+    finished = _encode(full, codec, container={"ts": ("-f", "mpegts"), "mp4": _FRAGMENTED}.get(container, ()))
+    recorded = _AS_RECORDED[container](finished)
     video, copied, parts = tmp_path / f"copying.{container}", [len(recorded) // 4], [0]
     video.write_bytes(recorded[:copied[0]])
 
