@@ -21,7 +21,9 @@ so too.
 recording still being written (changed within the last 2 s) is read on as it grows: at the end of
 what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``). An MPEG-TS one is
 read by the ffmpeg program fed through a pipe as it grows (:mod:`inspector.pipeline.ts_feed`): its demuxer never
-meets an end of what is there, which made frames up out of the packet cut by it. So is any inter-coded one.
+meets an end of what is there, which made frames up out of the packet cut by it. So is any inter-coded one. An AVI
+whose muxer has not finished, read as packets (MJPG), is read no further than its frames whole on disk
+(:mod:`inspector.pipeline.avi_front`): FFmpeg cannot seek it back to a frame it read cut.
 
 A video file whose decoder can make frames up around a damaged part (an inter-coded stream: H.264, HEVC, MPEG-2/4 …)
 is never read by OpenCV alone, which hands such frames on unmarked: one read by OpenCV is judged frame by frame by a

@@ -197,3 +197,30 @@ def test_an_avi_read_while_opencv_writes_it_loses_no_frame_at_its_write_front(tm
     read = [int(np.argmin(np.abs(stack - image.astype(np.int16)).mean(axis=(1, 2, 3)))) for image in images]
     assert read == list(range(150)) and set(reasons) == {"growing"}, (sorted(set(range(150)) - set(read)),
                                                                       [r for r in reasons if r != "growing"])
+
+
+def test_an_avi_being_recorded_is_opened_once_its_first_frame_is_whole(tmp_path):
+    """An AVI OpenCV's VideoWriter is writing, found while its first frame is cut by the end of the file: FFmpeg's
+    probe took that frame cut, so the packet looked no picture, the file was read decoded by OpenCV and its first
+    frame came out made up (its pixels 93 levels off the frame written, on average; as read from the finished
+    file: 47, JPEG's loss on random pixels). It now waits (SourceWaiting: the capture worker tries again) and,
+    once that frame is whole, reads it as the finished file gives it."""
+    from inspector.pipeline.config import CameraSection
+    from inspector.pipeline.source_base import SourceWaiting
+    from inspector.pipeline.sources import make_source
+
+    rng = np.random.default_rng(2)
+    frames = [rng.integers(0, 256, (120, 160, 3), np.uint8) for _ in range(60)]
+    recording = _opencv_avi(tmp_path / "full.avi", frames, snapshot_after=40)
+    video = tmp_path / "recording.avi"
+    video.write_bytes(recording[:recording.find(b"\xff\xd8\xff") + 3000])  # inside the first frame's JPEG
+    source = make_source(CameraSection(name="cam", source=str(video)))
+    with pytest.raises(SourceWaiting, match="no whole frame yet"):
+        source.open()
+    video.write_bytes(recording)
+    source.open()
+    first = source.read().image
+    source.close()
+    os.utime(tmp_path / "full.avi", (time.time() - 60, time.time() - 60))  # written long ago: its end is its end
+    expected, _ = _read_recording(tmp_path / "full.avi")
+    assert first is not None and np.array_equal(first, expected[0])
