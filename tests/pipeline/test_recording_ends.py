@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import time
 
@@ -137,13 +138,60 @@ def _packets(path) -> list[bytes]:
     return packets
 
 
+def _assert_front_counts_what_opencv_reads_whole(tmp_path, data: bytes, cuts: list[int], finished: list[bytes]):
+    """At each cut of ``data`` (in growing order) the walker counts as many frames as OpenCV reads whole from the
+    cut file (bytewise the packets ``finished`` of the whole recording), scanned afresh and by one walker under
+    which the file grows through the cuts. Returns the last count."""
+    from inspector.pipeline.avi_front import AviFront
+
+    growing, front, whole = tmp_path / "growing.avi", None, 0
+    for cut in cuts:
+        (tmp_path / "cut.avi").write_bytes(data[:cut])
+        read = _packets(tmp_path / "cut.avi")
+        whole = next((i for i, (a, b) in enumerate(zip(read, finished)) if a != b), len(read))
+        growing.write_bytes(data[:cut])
+        front = front or AviFront(growing)
+        assert AviFront(tmp_path / "cut.avi").scan() == front.scan() == whole, (cut, whole, len(read))
+    return whole
+
+
+def _list(kind: bytes, body: bytes, size: int | None = None) -> bytes:
+    return b"LIST" + struct.pack("<I", len(body) + 4 if size is None else size) + kind + body
+
+
+def _opendml_parts(finished: bytes) -> tuple[bytes, list[int]]:
+    """A finished AVI's frame chunks laid out as OpenDML recorders leave them while recording (OpenDML AVI File
+    Format Extensions 1.02): a closed first part RIFF('AVI ' … LIST('movi' …)) whose chunks are grouped in
+    LIST('rec ' …) lists, with a JUNK chunk of odd size (padded) and an 'ix00' index chunk, then an open
+    RIFF('AVIX' LIST('movi' …)) part, its sizes unset (0xFFFFFFFF), holding an empty frame chunk (a dropped
+    frame). (bytes, offsets to cut them at)."""
+    movi = finished.find(b"movi") - 8
+    assert finished[movi:movi + 4] == b"LIST"
+    chunks, at = [], movi + 12
+    while finished[at:at + 4] == b"00dc":
+        size = struct.unpack_from("<I", finished, at + 4)[0]
+        chunks.append(finished[at:at + 8 + size + (size & 1)])
+        at += len(chunks[-1])
+    junk, index = b"JUNK" + struct.pack("<I", 5) + b"abcde\0", b"ix00" + struct.pack("<I", 24) + bytes(24)
+    empty = b"00dc" + bytes(4)  # a dropped frame: FFmpeg hands over no packet for it
+    first = bytearray(finished[:movi] + _list(b"movi", b"".join(_list(b"rec ", chunks[i] + chunks[i + 1])
+                                                              for i in range(0, 50, 2)) + junk + index))
+    first[4:8] = struct.pack("<I", len(first) - 8)
+    frames = b"".join(chunks[50:75]) + junk + empty + b"".join(chunks[75:])
+    second = b"RIFF\xff\xff\xff\xffAVIX" + _list(b"movi", frames, 0xFFFFFFFF)
+    rec = movi + 12 + 12 + len(chunks[0])  # inside the first 'rec ' list, between its two chunks
+    data_end = len(first) + 24 + 8 + struct.unpack_from("<I", chunks[50], 4)[0]  # of the first frame in 'AVIX'
+    cuts = [movi + 14, movi + 30, rec, rec + 5, len(first) - 40, len(first) - 30, len(first) + 6,
+            len(first) + 24, data_end - 1, data_end, len(first) + len(second) - 20]
+    return bytes(first) + second, cuts + [len(first) + len(second)]
+
+
 def test_the_avi_front_counts_the_frames_opencv_reads_whole(tmp_path):
     """An AVI as OpenCV's VideoWriter leaves it while recording (its bytes on disk after 60 of 100 frames, cut by
     the writer's flush inside a frame), cut again in its header, on a chunk boundary, inside a chunk's header and
-    inside a chunk: the walker counts as many frames as OpenCV reads whole (bytewise the finished file's packets)
-    from that cut, whether each cut is scanned afresh or the file grows through them under one walker."""
-    from inspector.pipeline.avi_front import AviFront
-
+    inside a chunk; and its frames laid out in OpenDML parts with 'rec ' lists, JUNK and index chunks
+    (:func:`_opendml_parts`), cut likewise and inside each of those: the walker counts as many frames as OpenCV
+    reads whole from each cut, whether each cut is scanned afresh or the file grows through them under one walker."""
     rng = np.random.default_rng(1)
     frames = [rng.integers(0, 256, (120, 160, 3), np.uint8) for _ in range(100)]
     recording = _opencv_avi(tmp_path / "full.avi", frames, snapshot_after=60)
@@ -152,15 +200,12 @@ def test_the_avi_front_counts_the_frames_opencv_reads_whole(tmp_path):
     chunks = [i - 8 for i in range(len(recording) - 2) if recording[i:i + 3] == b"\xff\xd8\xff"]  # '00dc' headers
     cuts = [100, 3000, chunks[0], chunks[0] + 5, chunks[1], chunks[20], chunks[20] + 4, chunks[20] + 3000,
             chunks[-1], len(recording)]
-    growing, front = tmp_path / "growing.avi", None
-    for cut in cuts:
-        (tmp_path / "cut.avi").write_bytes(recording[:cut])
-        read = _packets(tmp_path / "cut.avi")
-        whole = next((i for i, (a, b) in enumerate(zip(read, finished)) if a != b), len(read))
-        growing.write_bytes(recording[:cut])
-        front = front or AviFront(growing)
-        assert AviFront(tmp_path / "cut.avi").scan() == front.scan() == whole, (cut, whole, len(read))
+    whole = _assert_front_counts_what_opencv_reads_whole(tmp_path, recording, cuts, finished)
     assert whole == len(chunks) - 1 > 40  # the snapshot ends inside a frame: that one is not whole
+    parts, cuts = _opendml_parts((tmp_path / "full.avi").read_bytes())
+    (tmp_path / "parts.avi").write_bytes(parts)
+    assert _packets(tmp_path / "parts.avi") == finished  # OpenCV reads the parts as the file they were made from
+    assert _assert_front_counts_what_opencv_reads_whole(tmp_path, parts, cuts, finished) == 100
 
 
 def test_an_avi_read_while_opencv_writes_it_loses_no_frame_at_its_write_front(tmp_path, monkeypatch):
