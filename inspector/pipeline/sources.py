@@ -256,8 +256,8 @@ class CvSource(Source):
         self._cap = self._sized_capture(permanent and not self._written)
         self._follows = self._will_follow()
         self._choose_decoding(permanent)
-        if self._decode is None or not isinstance(self._cap, cv2.VideoCapture):
-            self._front = None  # decoded by OpenCV, or by avi_raw: read as before
+        if self._front is not None and (self._decode is None or not isinstance(self._cap, cv2.VideoCapture)):
+            self._front = None  # decoded by OpenCV, or read by avi_raw or the program: read as before
         self._held, self._probe_dropped = None, 0
         self._clock, self._catch_up = None, 0
         self._clock_state = (None, 0)  # (grab − pts of the first frame waited for, ms; drifting in a row)
