@@ -21,7 +21,9 @@ transient: waited for, then read whole; a one-pass one's end is judged so too.
 recording still being written (changed within the last 2 s) is read on as it grows: at the end of
 what is there, ``read`` waits briefly and returns a frame-less ``Grabbed`` (reason ``growing``). An MPEG-TS one is
 read by the ffmpeg program fed through a pipe as it grows (:mod:`inspector.pipeline.ts_feed`): its demuxer never
-meets an end of what is there, which made frames up out of the packet cut by it. So is any inter-coded one.
+meets an end of what is there, which made frames up out of the packet cut by it. So is any inter-coded one. An AVI
+whose muxer has not finished, read as packets (MJPG), is read no further than its frames whole on disk
+(:mod:`inspector.pipeline.avi_front`): FFmpeg cannot seek it back to a frame it read cut.
 
 A video file whose decoder can make frames up around a damaged part (an inter-coded stream: H.264, HEVC, MPEG-2/4 …)
 is never read by OpenCV alone, which hands such frames on unmarked: one read by OpenCV is judged frame by frame by a
@@ -84,9 +86,10 @@ from inspector.data.images import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameLayo
                                    warn_once)
 from inspector.config import not_a_file
 from inspector.errors import DataError, SourceError
-from inspector.pipeline import (avi_raw, ffmpeg_frames, ffmpeg_live, file_verdicts, keyframe_layouts, rtsp_probe,
-                                ts_feed)
+from inspector.pipeline import (avi_front, avi_raw, ffmpeg_frames, ffmpeg_live, file_verdicts, keyframe_layouts,
+                                rtsp_probe, ts_feed)
 from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
+from inspector.pipeline.recording_ends import being_recorded
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snapshot_url  # noqa: F401 (re-exported)
@@ -212,6 +215,8 @@ class CvSource(Source):
         # where the program cannot read the file on (_grab_vouched)
         self._verdicts: file_verdicts.VerdictPass | None = None
         self._pass_verdict = ""
+        # an AVI still being recorded, read as packets: how many of its frames are whole on disk (_front_holds)
+        self._front: avi_front.AviFront | None = None
 
     def _params(self, open_timeout_s: float | None = None) -> list[int]:
         if self.kind not in ("url", "device"):
@@ -243,6 +248,7 @@ class CvSource(Source):
                 raise SourceWaiting(self._error(f"{self._target}: video file is empty{self._written_note()}").args[0])
             if self._signature is None or self._signature[1] == 0:
                 raise self._error(f"{self._target}: video file is missing or empty", permanent)
+            self._front = self._recorded_avi_front()
         if self.kind == "device":
             self._follow_device()
             self._check_device_path()
@@ -250,6 +256,8 @@ class CvSource(Source):
         self._cap = self._sized_capture(permanent and not self._written)
         self._follows = self._will_follow()
         self._choose_decoding(permanent)
+        if self._front is not None and (self._decode is None or not isinstance(self._cap, cv2.VideoCapture)):
+            self._front = None  # decoded by OpenCV, or read by avi_raw or the program: read as before
         self._held, self._probe_dropped = None, 0
         self._clock, self._catch_up = None, 0
         self._clock_state = (None, 0)  # (grab − pts of the first frame waited for, ms; drifting in a row)
@@ -272,6 +280,18 @@ class CvSource(Source):
         # read as before
         self._follows = self._follows and isinstance(self._cap, ffmpeg_live.FileFrames)
         self._watch_concealment()
+
+    def _recorded_avi_front(self) -> avi_front.AviFront | None:
+        """The :class:`avi_front.AviFront` of a one-pass AVI file its muxer has not finished
+        (:func:`inspector.pipeline.recording_ends.being_recorded`), None for any other. While it is being written
+        it is not opened before its first frame is whole (SourceWaiting): FFmpeg's probe takes that frame's chunk
+        cut as it is, and the first packet read here would be it."""
+        if self.camera.loop or not avi_front.is_avi(self._target) or not being_recorded(self._target):
+            return None
+        front = avi_front.AviFront(self._target)
+        if front.scan() == 0 and self._written:
+            raise SourceWaiting(self._error(f"{self._target}: no whole frame yet{self._written_note()}").args[0])
+        return front
 
     def _watch_concealment(self) -> None:
         """Have the frames of a video file that OpenCV reads judged by a verdict pass of the ffmpeg program
@@ -849,6 +869,9 @@ class CvSource(Source):
         self._held = None
         if held is None and self._pending is None:
             self._cover_layouts()
+            if self._front_holds():
+                time.sleep(_GROWTH_POLL_S)  # short: the capture loop checks its stop event between reads
+                return self._growing()
             if not self._grab_vouched():
                 return self._await_growth()
         t_ns, t_utc, waited_s = held or (*_stamp(), time.monotonic() - started)
@@ -919,14 +942,43 @@ class CvSource(Source):
             dropped += 1
         return False
 
+    def _front_holds(self) -> bool:
+        """Whether frame ``_index`` of an AVI still being recorded, read as packets (:attr:`_front`), is not whole
+        on disk yet (:class:`avi_front.AviFront`): it is then not grabbed, and the read waits for it (``growing``)
+        while the file is still written (:meth:`file_settle.SettleWatch.recording_still_written`). Grabbed, its chunk
+        was handed over cut by the end of the file; FFmpeg cannot seek an AVI without its index (written last) to
+        read it again, so it was lost as corrupt (3 of 150 MJPG frames written 30 at a time by OpenCV's
+        VideoWriter). Not grabbed, nothing is cut and no seek is needed: FFmpeg's capture at the end of what is
+        there reads on once the file grows (measured, OpenCV 5.1 / libavformat 63: the chunks' exact sizes, the
+        end met on a chunk boundary or inside a chunk's header). A file gone, replaced or shorter than opened is
+        not held: its read tells (:meth:`_await_growth`)."""
+        front = self._front
+        if front is None or self._index < front.whole:
+            return False
+        signature = self._file_signature()
+        if signature is None or signature[0] != self._signature[0] or signature[1] < self._signature[1]:
+            return False
+        return self._index >= front.scan() and self._settle.recording_still_written(self._target)
+
+    def _growing(self) -> Grabbed:
+        """The frame-less Grabbed of a read that waits for more of a recording still being written."""
+        t_ns, t_utc = _stamp()
+        return Grabbed(None, t_ns, t_utc, {"index": self._index}, error=f"{self._target}: still being written",
+                       reason="growing")
+
     def _cut_short_by_its_writer(self) -> bool:
         """Whether a frame that failed to decode is the last one there of a one-pass recording still being
         written (file_settle.SettleWatch): its packet is only partly written yet. A frame followed by another
         is corrupt whatever the writer does; the next one is then held for the next read.
 
         AVI's demuxer hands over a packet cut by the end of the file as it is: a recording read while being
-        copied lost the frame at the copy's front as "1 corrupt skipped" whenever a read landed on it."""
+        copied lost the frame at the copy's front as "1 corrupt skipped" whenever a read landed on it. An AVI
+        whose muxer has not finished is not read past its whole frames (:meth:`_front_holds`): a frame of it that
+        fails was whole on disk, or read once the writer stopped, and the next one is not grabbed here (it may be
+        the one cut by the end of the file)."""
         if self.kind != "file" or self.camera.loop or self._follows:  # the program's frames are whole (ts_feed)
+            return False
+        if self._front is not None:
             return False
         signature = self._file_signature()
         if signature is None or signature[0] != self._signature[0] or \
@@ -950,9 +1002,7 @@ class CvSource(Source):
         self._end_size = -1  # the next end reached seeks again, whatever the size
         time.sleep(_GROWTH_POLL_S)
         self._seek_after_last_read()
-        t_ns, t_utc = _stamp()
-        return Grabbed(None, t_ns, t_utc, {"index": self._index}, error=f"{self._target}: still being written",
-                       reason="growing")
+        return self._growing()
 
     def _stamp_by_clock(self, t_ns: int, t_utc: float, meta: dict, waited_s: float) -> tuple[int, float]:
         """(monotonic ns, UTC s) of a live frame by the stream's own clock: a reader slower than the stream
@@ -1054,12 +1104,12 @@ class CvSource(Source):
             return None
         time.sleep(_GROWTH_POLL_S)  # short: the capture loop checks its stop event between reads
         size = signature[1]
-        if size != self._end_size:  # seek only when there is more: a seek may decode up to a key frame
+        # seek only when there is more: a seek may decode up to a key frame. Never in an AVI being recorded
+        # (_front_holds): FFmpeg cannot seek it without its index, and its capture reads on without one
+        if size != self._end_size and self._front is None:
             self._end_size = size
             self._seek_after_last_read()
-        t_ns, t_utc = _stamp()
-        return Grabbed(None, t_ns, t_utc, {"index": self._index}, error=f"{self._target}: still being written",
-                       reason="growing")
+        return self._growing()
 
     def _check_whole(self) -> None:
         """At the end of a one-pass recording no longer written, or of a looping one's pass: a permanent SourceError
@@ -1164,7 +1214,7 @@ class CvSource(Source):
         return True
 
     def close(self) -> None:
-        self._pending = self._held = None
+        self._pending = self._held = self._front = None
         self._stop_verdicts()
         if self._cap is not None:
             self._cap.release()
