@@ -74,6 +74,7 @@ import numpy as np
 from inspector.data.images import FrameLayout, ImageRejected
 from inspector.pipeline import ffmpeg_frames, http_relay, keyframe_layouts, programs, rtsp_probe, srt_relay, ts_feed
 from inspector.pipeline import pixel_formats as pf
+from inspector.pipeline.recording_ends import is_ts
 from inspector.pipeline.config import _URL_SCHEMES, CameraSection
 from inspector.pipeline.source_base import (ChosenAtOpen, Grabbed, Source, SourceChanged, SourceMisconfigured,
                                             stamp_now)
@@ -1020,7 +1021,7 @@ class FileFrames(ffmpeg_frames.FfmpegFrames):
         """Start the program on the file from byte ``offset`` (an MPEG-TS file is fed: :class:`ts_feed.FileFeed`,
         which stops before an MPEG-2 sequence of another format; :meth:`grab` goes on with a new program there)."""
         size = (int(self.props[cv2.CAP_PROP_FRAME_WIDTH]), int(self.props[cv2.CAP_PROP_FRAME_HEIGHT]))
-        ts = ts_feed.is_ts(self.path)
+        ts = is_ts(self.path)
         fed = self.follow or ts
         self._feed = ts_feed.FileFeed(self.path, self.follow, offset, ts=ts) if fed else None
         self._frames = LiveFrames(file_command(self.path, self.pix_fmt, fed, self.follow, ts), self._pixel_bytes,

@@ -33,6 +33,7 @@ import subprocess
 import threading
 
 from inspector.pipeline import ffmpeg_live, programs, ts_feed
+from inspector.pipeline.recording_ends import is_ts
 
 # the decoder alone, on one thread, without its loop filter (module docstring)
 DECODER_OPTIONS = [*ffmpeg_live.ONE_THREAD, "-skip_loop_filter", "all"]
@@ -53,7 +54,7 @@ class VerdictPass:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._ts = ts_feed.is_ts(path)
+        self._ts = is_ts(path)
         self._cond = threading.Condition()
         self._frames = 0  # frames the program output so far, counted from the file's start
         self._bad_starts: list[int] = []  # runs of frames not vouched for: first frame, end (exclusive), why

@@ -89,7 +89,7 @@ from inspector.errors import DataError, SourceError
 from inspector.pipeline import (avi_front, avi_raw, ffmpeg_frames, ffmpeg_live, file_verdicts, keyframe_layouts,
                                 rtsp_probe, ts_feed)
 from inspector.pipeline.file_settle import SETTLE_S, STALLED_S, SettleWatch
-from inspector.pipeline.recording_ends import being_recorded
+from inspector.pipeline.recording_ends import being_recorded, is_ts
 from inspector.pipeline import pixel_formats as pf
 from inspector.pipeline.config import CameraSection, SyntheticSection
 from inspector.pipeline.http_sources import MjpegStream, SnapshotSource, is_snapshot_url  # noqa: F401 (re-exported)
@@ -359,7 +359,7 @@ class CvSource(Source):
             return False
         codec = int(self._cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF if isinstance(self._cap, cv2.VideoCapture) \
             else 0
-        return ts_feed.is_ts(self._target) or (codec != 0 and codec not in ffmpeg_live.INTRA_ONLY_CODECS)
+        return is_ts(self._target) or (codec != 0 and codec not in ffmpeg_live.INTRA_ONLY_CODECS)
 
     def _cover_layouts(self) -> None:
         """Before a frame of a recording still being written is read past the end its key frames were listed to

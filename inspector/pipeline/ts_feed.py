@@ -46,7 +46,7 @@ import numpy as np
 
 from inspector.pipeline import programs
 from inspector.pipeline.file_settle import SettleWatch
-from inspector.pipeline.recording_ends import TS_PACKET, is_ts  # noqa: F401 - is_ts: this module's callers'
+from inspector.pipeline.recording_ends import TS_PACKET
 
 _SYNC = 0x47
 _NULL_PID = 0x1FFF
